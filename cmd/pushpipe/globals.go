@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// Globals are the settings every subcommand shares, by flag or environment.
+type Globals struct {
+	RedisAddr   string `name:"redis-addr" env:"PUSHPIPE_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis host:port, or several comma-separated for a cluster."`
+	DatabaseURL string `name:"database-url" env:"PUSHPIPE_DATABASE_URL" help:"PostgreSQL URL."`
+	Partitions  int    `env:"PUSHPIPE_PARTITIONS" default:"16" help:"Partitions per stream (deploy-time constant)."`
+	Prefix      string `env:"PUSHPIPE_PREFIX" default:"pp" help:"Redis key prefix."`
+	LogLevel    string `env:"PUSHPIPE_LOG_LEVEL" help:"debug, info, warn or error (default info)."`
+
+	ctx  context.Context
+	once sync.Once
+	log  zerolog.Logger
+	reg  *prometheus.Registry
+}
+
+// Logger is the process logger.
+func (g *Globals) Logger() zerolog.Logger {
+	g.once.Do(func() {
+		g.log = pipeline.NewLogger(os.Stderr, g.LogLevel)
+		g.reg = pipeline.NewRegistry()
+	})
+	return g.log
+}
+
+// Registry is the process's metrics registry.
+func (g *Globals) Registry() *prometheus.Registry {
+	g.Logger()
+	return g.reg
+}
+
+// Context is cancelled on SIGINT or SIGTERM.
+func (g *Globals) Context() context.Context {
+	if g.ctx == nil {
+		return context.Background()
+	}
+	return g.ctx
+}
+
+// Keys is the Redis key scheme.
+func (g *Globals) Keys() pipeline.Keys { return pipeline.NewKeys(g.Prefix, g.Partitions) }
+
+// Redis connects to Redis, retrying for a while so stages can start before it.
+func (g *Globals) Redis() (rueidis.Client, error) {
+	var err error
+	for i := 0; i < 30; i++ {
+		var c rueidis.Client
+		if c, err = pipeline.NewRedis(g.RedisAddr); err == nil {
+			return c, nil
+		}
+		if g.Context().Err() != nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	return nil, err
+}
+
+// DB opens the PostgreSQL pool.
+func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
+	if g.DatabaseURL == "" {
+		return nil, fmt.Errorf("no database: set PUSHPIPE_DATABASE_URL or --database-url")
+	}
+	cfg, err := pgxpool.ParseConfig(g.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database url: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(g.Context(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	return pool, nil
+}
+
+// StageFlags are the flags every stage takes.
+type StageFlags struct {
+	Consumer        string        `help:"Consumer name (default host-pid)."`
+	Concurrency     int           `default:"4" help:"Handlers running at once."`
+	Batch           int           `default:"100" help:"Entries read per XREADGROUP."`
+	ClaimIdle       time.Duration `default:"30s" help:"Take over another consumer's entries idle this long."`
+	MaxDeliveries   int64         `default:"10" help:"Dead-letter an entry delivered more often than this."`
+	HTTP            string        `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
+	ShutdownTimeout time.Duration `default:"10s" help:"On SIGTERM, let in-flight batches finish this long."`
+	Retention       time.Duration `default:"24h" help:"Keep acknowledged entries this long (for replay)."`
+}
+
+// options turns the flags into runner options for a stage.
+func (f StageFlags) options(stage, stream string) pipeline.Options {
+	return pipeline.Options{
+		Stage: stage, Stream: stream, Consumer: f.Consumer, Concurrency: f.Concurrency,
+		BatchSize: f.Batch, ClaimIdle: f.ClaimIdle, MaxDeliveries: f.MaxDeliveries,
+		ShutdownTimeout: f.ShutdownTimeout, Retention: f.Retention,
+	}
+}

@@ -1,0 +1,51 @@
+// Command pushpipe is one binary with a subcommand per role: each pipeline
+// stage, the API, operator tools, the fake provider, the dev launcher and the
+// benchmark. main only wires flags to packages.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// CLI is every subcommand. Each lives in its own file.
+type CLI struct {
+	Globals
+
+	Migrate      MigrateCmd      `cmd:"" help:"Apply the PostgreSQL schema migrations."`
+	API          APICmd          `cmd:"" name:"api" help:"Serve the HTTP API (devices, channels, preferences, campaigns)."`
+	Ingest       IngestCmd       `cmd:"" help:"Run the ingest stage: device events to bulk upserts."`
+	Split        SplitCmd        `cmd:"" help:"Run the split stage: campaigns to subscriber ranges."`
+	Resolve      ResolveCmd      `cmd:"" help:"Run the resolve stage: ranges to preference-filtered users."`
+	Dedupe       DedupeCmd       `cmd:"" help:"Run the dedupe stage: one notification per person."`
+	Deliver      DeliverCmd      `cmd:"" help:"Run the deliver stage: send to APNs and FCM."`
+	All          AllCmd          `cmd:"" help:"Run the API and every stage in one process."`
+	Send         SendCmd         `cmd:"" help:"Create a campaign."`
+	Status       StatusCmd       `cmd:"" help:"Show streams, lag, consumers and campaign progress."`
+	Replay       ReplayCmd       `cmd:"" help:"Re-inject retained stream entries into a stage's input."`
+	DLQ          DLQCmd          `cmd:"" name:"dlq" help:"Inspect, retry or drop dead letters."`
+	Fakeprovider FakeproviderCmd `cmd:"" help:"Serve a fake APNs + FCM endpoint over HTTP/2 TLS."`
+	Dev          DevCmd          `cmd:"" help:"Run the whole pipeline locally with a demo campaign."`
+	Bench        BenchCmd        `cmd:"" help:"Benchmark the pipeline as separate processes."`
+}
+
+func main() {
+	var cli CLI
+	kctx := kong.Parse(&cli,
+		kong.Name("pushpipe"),
+		kong.Description("Send one notification to millions of phones, exactly once per person."),
+		kong.UsageOnError(),
+	)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cli.Globals.ctx = ctx
+	if err := kctx.Run(&cli.Globals); err != nil {
+		fmt.Fprintln(os.Stderr, "pushpipe:", err)
+		os.Exit(1)
+	}
+}

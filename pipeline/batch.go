@@ -1,0 +1,103 @@
+package pipeline
+
+import "context"
+
+// Entry is one stream entry handed to a handler.
+type Entry struct {
+	ID     string
+	Fields map[string]string
+}
+
+// Message is one entry a handler emits downstream.
+type Message struct {
+	Stream string   // the full partition key, from Keys.Stream
+	Fields []string // field, value, field, value...
+}
+
+// Batch is what a handler works on: entries read from one partition of the
+// handler's input stream, in stream order. The handler records its effects on
+// the batch; the runner makes them durable and acks the input.
+type Batch struct {
+	Stream    string // the partition key the entries came from
+	Partition int
+	Entries   []Entry
+
+	emits   []Message
+	failed  map[int]error
+	dead    map[int]error
+	settled bool
+}
+
+// Emit queues a downstream entry. Emits are XADDed before the input is acked:
+// in one atomic script when every emitted stream shares the input's hash tag,
+// otherwise in order (emit, then ack), so a crash can only repeat, never lose.
+func (b *Batch) Emit(stream string, fields ...string) {
+	b.emits = append(b.emits, Message{Stream: stream, Fields: fields})
+}
+
+// Fail leaves entry i unacknowledged: it will be redelivered after the claim
+// idle time and dead-lettered once it was delivered too often.
+func (b *Batch) Fail(i int, err error) {
+	if b.failed == nil {
+		b.failed = map[int]error{}
+	}
+	b.failed[i] = err
+}
+
+// DeadLetter sends entry i to the dead-letter stream now, with the reason, and
+// acks it: for input that can never succeed (malformed fields).
+func (b *Batch) DeadLetter(i int, reason error) {
+	if b.dead == nil {
+		b.dead = map[int]error{}
+	}
+	b.dead[i] = reason
+}
+
+// Settled tells the runner the handler already acked the batch itself in its
+// own atomic script (dedupe: marks + XADD + XACK in one call). The runner then
+// emits nothing and acks nothing for it.
+func (b *Batch) Settled() { b.settled = true }
+
+// IDs returns the ids of the entries the runner would ack now.
+func (b *Batch) IDs() []string {
+	ids := make([]string, 0, len(b.Entries))
+	for i, e := range b.Entries {
+		if _, bad := b.failed[i]; !bad {
+			ids = append(ids, e.ID)
+		}
+	}
+	return ids
+}
+
+func (b *Batch) reset() {
+	b.emits, b.failed, b.dead, b.settled = nil, nil, nil, false
+}
+
+// Handler processes a batch. The contract:
+//   - nil: every entry not marked Fail is done; the runner emits what was
+//     queued and acks the rest (entries marked DeadLetter go to the DLQ first).
+//   - an error: the batch failed as a whole (a database or Redis outage); the
+//     runner discards what was queued, backs off and calls Handle again with
+//     the same batch, and gives up after a while, leaving the entries pending
+//     for a later claim. Wrap with Permanent to dead-letter the whole batch.
+//
+// A handler must not XACK or XADD itself, except through Settled. It must not
+// keep the batch after returning.
+type Handler interface {
+	Handle(ctx context.Context, b *Batch) error
+}
+
+// HandlerFunc adapts a function to a Handler.
+type HandlerFunc func(ctx context.Context, b *Batch) error
+
+// Handle calls f(ctx, b).
+func (f HandlerFunc) Handle(ctx context.Context, b *Batch) error { return f(ctx, b) }
+
+// PermanentError marks an error that retrying cannot fix.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err so the runner dead-letters the batch instead of retrying.
+func Permanent(err error) error { return &PermanentError{Err: err} }

@@ -1,0 +1,143 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// claimLoop takes over entries that sat in any consumer's pending list longer
+// than ClaimIdle (that consumer died or hung), dead-letters those delivered
+// more than MaxDeliveries times, and hands the rest to the workers.
+func (r *Runner) claimLoop(ctx context.Context, work chan<- *Batch) {
+	interval := max(r.opts.ClaimIdle/4, 100*time.Millisecond)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, p := range r.opts.Partitions {
+			if err := r.claimPartition(ctx, p, work); err != nil && ctx.Err() == nil {
+				r.log.Warn().Err(err).Int("partition", p).Msg("claim failed")
+			}
+		}
+	}
+}
+
+func (r *Runner) claimPartition(ctx context.Context, p int, work chan<- *Batch) error {
+	stream := r.keys.Stream(r.opts.Stream, p)
+	cursor := "0-0"
+	// Bounded: a partition with a huge backlog is finished on the next tick.
+	for range 100 {
+		entries, next, deleted, err := r.autoclaim(ctx, stream, cursor)
+		if err != nil {
+			return err
+		}
+		if len(deleted) > 0 {
+			// Trimmed or deleted while pending: XAUTOCLAIM already dropped
+			// them from the pending list; nothing is left to process.
+			r.log.Warn().Str("stream", stream).Int("count", len(deleted)).Msg("pending entries were deleted before processing")
+		}
+		if len(entries) > 0 {
+			r.metrics.claimed(r.opts.Stage, p, len(entries))
+			live, err := r.dropExhausted(ctx, stream, entries)
+			if err != nil {
+				return err
+			}
+			if len(live) > 0 {
+				select {
+				case work <- &Batch{Stream: stream, Partition: p, Entries: live}:
+				case <-ctx.Done():
+					return nil
+				}
+			}
+		}
+		if next == "0-0" {
+			return nil
+		}
+		cursor = next
+	}
+	return nil
+}
+
+// autoclaim runs one XAUTOCLAIM step. Redis 7 replies [cursor, entries, deleted ids].
+func (r *Runner) autoclaim(ctx context.Context, stream, cursor string) ([]Entry, string, []string, error) {
+	cmd := r.rdb.B().Xautoclaim().Key(stream).Group(r.opts.Group).Consumer(r.opts.Consumer).
+		MinIdleTime(strconv.FormatInt(r.opts.ClaimIdle.Milliseconds(), 10)).Start(cursor).
+		Count(int64(r.opts.BatchSize)).Build()
+	arr, err := r.rdb.Do(ctx, cmd).ToArray()
+	if err != nil {
+		if isNoGroup(err) {
+			return nil, "0-0", nil, CreateGroup(ctx, r.rdb, stream, r.opts.Group)
+		}
+		return nil, "", nil, fmt.Errorf("xautoclaim %s: %w", stream, err)
+	}
+	if len(arr) < 2 {
+		return nil, "", nil, fmt.Errorf("xautoclaim %s: unexpected reply of %d elements", stream, len(arr))
+	}
+	next, err := arr[0].ToString()
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("xautoclaim %s cursor: %w", stream, err)
+	}
+	xs, err := arr[1].AsXRange()
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("xautoclaim %s entries: %w", stream, err)
+	}
+	var deleted []string
+	if len(arr) > 2 {
+		deleted, _ = arr[2].AsStrSlice()
+	}
+	return toEntries(xs), next, deleted, nil
+}
+
+// dropExhausted dead-letters claimed entries delivered more than MaxDeliveries
+// times and returns the others. Delivery counts come from one XPENDING over
+// the claimed id span.
+func (r *Runner) dropExhausted(ctx context.Context, stream string, entries []Entry) ([]Entry, error) {
+	counts, err := r.deliveryCounts(ctx, stream, entries[0].ID, entries[len(entries)-1].ID, len(entries))
+	if err != nil {
+		return nil, err
+	}
+	var live []Entry
+	var dead []deadEntry
+	for _, e := range entries {
+		n := counts[e.ID]
+		if n > r.opts.MaxDeliveries {
+			reason := fmt.Sprintf("delivered %d times (max %d)", n, r.opts.MaxDeliveries)
+			if last, ok := r.lastErr.LoadAndDelete(e.ID); ok {
+				reason += "; last error: " + last.(string)
+			}
+			dead = append(dead, deadEntry{Entry: e, Reason: reason, Deliveries: n})
+			continue
+		}
+		live = append(live, e)
+	}
+	if err := r.deadLetter(ctx, stream, dead, ""); err != nil {
+		return nil, err
+	}
+	return live, nil
+}
+
+func (r *Runner) deliveryCounts(ctx context.Context, stream, from, to string, n int) (map[string]int64, error) {
+	cmd := r.rdb.B().Xpending().Key(stream).Group(r.opts.Group).Start(from).End(to).Count(int64(n) * 4).
+		Consumer(r.opts.Consumer).Build()
+	rows, err := r.rdb.Do(ctx, cmd).ToArray()
+	if err != nil {
+		return nil, fmt.Errorf("xpending %s: %w", stream, err)
+	}
+	counts := make(map[string]int64, len(rows))
+	for _, row := range rows {
+		f, err := row.ToArray()
+		if err != nil || len(f) < 4 {
+			continue
+		}
+		id, _ := f[0].ToString()
+		c, _ := f[3].AsInt64()
+		counts[id] = c
+	}
+	return counts, nil
+}

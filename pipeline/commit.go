@@ -1,0 +1,221 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/rueidis"
+)
+
+// ErrLostOwnership means another consumer claimed some of the batch's entries
+// while it was being handled; the runner then commits nothing, so the claimer's
+// work is the only one that counts.
+var ErrLostOwnership = errors.New("entries were claimed by another consumer")
+
+// commitScript emits and acks in one step, after checking that every input
+// entry is still pending for this consumer (a slow consumer whose entries were
+// claimed must not emit them a second time).
+//
+// KEYS[1] input stream, KEYS[2..] output streams (same hash tag).
+// ARGV: group, consumer, n, id1..idn, then per emit: key index, npairs, f, v...
+var commitScript = rueidis.NewLuaScript(`
+local group, consumer, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+for i = 4, 3 + n do
+  local p = redis.call('XPENDING', KEYS[1], group, ARGV[i], ARGV[i], 1)
+  if #p == 0 or p[1][2] ~= consumer then return -1 end
+end
+local i = 4 + n
+while i <= #ARGV do
+  local key, np = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1])
+  local args = {key, '*'}
+  for j = 1, np * 2 do args[#args + 1] = ARGV[i + 1 + j] end
+  redis.call('XADD', unpack(args))
+  i = i + 2 + np * 2
+end
+local acked = 0
+for s = 4, 3 + n, 1000 do
+  acked = acked + redis.call('XACK', KEYS[1], group, unpack(ARGV, s, math.min(s + 999, 3 + n)))
+end
+return acked
+`)
+
+// hashTag returns the {tag} part of a key, or the whole key when it has none.
+func hashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// commit makes a handled batch durable: dead letters first, then emits and acks
+// (atomically when every key shares the input's tag).
+func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) {
+	if b.settled {
+		return int64(len(b.IDs())), nil
+	}
+	if len(b.dead) > 0 {
+		if err := r.deadLetter(ctx, b.Stream, b.deadEntries(), r.opts.Consumer); err != nil {
+			return 0, err
+		}
+	}
+	ids := b.IDs()
+	if len(ids) == 0 && len(b.emits) == 0 {
+		return 0, nil
+	}
+	tag := hashTag(b.Stream)
+	atomic := true
+	for _, m := range b.emits {
+		if hashTag(m.Stream) != tag {
+			atomic = false
+			break
+		}
+	}
+	if atomic {
+		return r.commitAtomic(ctx, b.Stream, ids, b.emits)
+	}
+	return r.commitOrdered(ctx, b.Stream, ids, b.emits)
+}
+
+func (r *Runner) commitAtomic(ctx context.Context, stream string, ids []string, emits []Message) (int64, error) {
+	keys := []string{stream}
+	keyIdx := map[string]string{}
+	args := make([]string, 0, 3+len(ids)+len(emits)*4)
+	args = append(args, r.opts.Group, r.opts.Consumer, strconv.Itoa(len(ids)))
+	args = append(args, ids...)
+	for _, m := range emits {
+		idx, ok := keyIdx[m.Stream]
+		if !ok {
+			keys = append(keys, m.Stream)
+			idx = strconv.Itoa(len(keys))
+			keyIdx[m.Stream] = idx
+		}
+		args = append(args, idx, strconv.Itoa(len(m.Fields)/2))
+		args = append(args, m.Fields...)
+	}
+	n, err := commitScript.Exec(ctx, r.rdb, keys, args).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("commit %s: %w", stream, err)
+	}
+	if n < 0 {
+		return 0, ErrLostOwnership
+	}
+	return n, nil
+}
+
+// commitOrdered is for emits that cross hash tags (split → ranges of other
+// partitions): emit everything in one pipelined call, then ack. A crash in
+// between repeats the emits on redelivery; downstream stages are idempotent.
+func (r *Runner) commitOrdered(ctx context.Context, stream string, ids []string, emits []Message) (int64, error) {
+	if len(emits) > 0 {
+		cmds := make(rueidis.Commands, 0, len(emits))
+		for _, m := range emits {
+			cmds = append(cmds, xadd(r.rdb, m))
+		}
+		for _, res := range r.rdb.DoMulti(ctx, cmds...) {
+			if err := res.Error(); err != nil {
+				return 0, fmt.Errorf("emit from %s: %w", stream, err)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	n, err := r.rdb.Do(ctx, r.rdb.B().Xack().Key(stream).Group(r.opts.Group).Id(ids...).Build()).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("ack %s: %w", stream, err)
+	}
+	return n, nil
+}
+
+// xadd builds one XADD of a message. Never with MAXLEN: trimming is the
+// trimmer's job, and it only removes what every group acknowledged.
+func xadd(c rueidis.Client, m Message) rueidis.Completed {
+	cmd := c.B().Xadd().Key(m.Stream).Id("*").FieldValue()
+	for i := 0; i+1 < len(m.Fields); i += 2 {
+		cmd = cmd.FieldValue(m.Fields[i], m.Fields[i+1])
+	}
+	return cmd.Build()
+}
+
+// Emit XADDs messages outside any handler (the API, replay), in one pipelined
+// call. It returns the new entry ids in order.
+func Emit(ctx context.Context, c rueidis.Client, msgs ...Message) ([]string, error) {
+	cmds := make(rueidis.Commands, len(msgs))
+	for i, m := range msgs {
+		cmds[i] = xadd(c, m)
+	}
+	ids := make([]string, len(msgs))
+	for i, res := range c.DoMulti(ctx, cmds...) {
+		id, err := res.ToString()
+		if err != nil {
+			return ids[:i], fmt.Errorf("xadd %s: %w", msgs[i].Stream, err)
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+type deadEntry struct {
+	Entry
+	Reason       string
+	Deliveries   int64
+	FromConsumer string
+}
+
+func (b *Batch) deadEntries() []deadEntry {
+	out := make([]deadEntry, 0, len(b.dead))
+	for i, err := range b.dead {
+		out = append(out, deadEntry{Entry: b.Entries[i], Reason: err.Error(), Deliveries: 1})
+	}
+	return out
+}
+
+// DeadLetterFields are the fields of a DLQ entry.
+const (
+	DLQStream     = "stream"
+	DLQID         = "id"
+	DLQGroup      = "group"
+	DLQConsumer   = "consumer"
+	DLQDeliveries = "deliveries"
+	DLQError      = "error"
+	DLQFields     = "fields" // the original fields as a JSON object
+)
+
+// deadLetter writes entries to the DLQ with their origin, then acks them.
+func (r *Runner) deadLetter(ctx context.Context, stream string, entries []deadEntry, consumer string) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	msgs := make([]Message, len(entries))
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		fields, _ := json.Marshal(e.Fields)
+		if consumer == "" {
+			consumer = r.opts.Consumer
+		}
+		msgs[i] = Message{Stream: r.keys.DLQ(), Fields: []string{
+			DLQStream, stream, DLQID, e.ID, DLQGroup, r.opts.Group, DLQConsumer, consumer,
+			DLQDeliveries, strconv.FormatInt(e.Deliveries, 10), DLQError, e.Reason, DLQFields, string(fields),
+		}}
+		ids[i] = e.ID
+	}
+	if _, err := Emit(ctx, r.rdb, msgs...); err != nil {
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	if err := r.rdb.Do(ctx, r.rdb.B().Xack().Key(stream).Group(r.opts.Group).Id(ids...).Build()).Error(); err != nil {
+		return fmt.Errorf("ack dead letters on %s: %w", stream, err)
+	}
+	_, p, _ := r.keys.ParseStream(stream)
+	r.metrics.deadLettered(r.opts.Stage, p, len(entries))
+	for _, e := range entries {
+		r.log.Warn().Str("stream", stream).Str("id", e.ID).Int64("deliveries", e.Deliveries).
+			Str("reason", e.Reason).Msg("entry dead-lettered")
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package pipeline
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+)
+
+// Stream names. Every logical stream is split into Keys.Partitions keys, one per
+// hash tag {p<n>}, so that a partition's stream, its dedupe marks and its sent
+// marks live in one cluster slot and a single Lua script may touch them all.
+const (
+	StreamIngest    = "ingest"
+	StreamCampaigns = "campaigns"
+	StreamRanges    = "ranges"
+	StreamDedupe    = "dedupe"
+	StreamDeliver   = "deliver"
+	StreamResults   = "results"
+	StreamDLQ       = "dlq"
+)
+
+// DefaultPartitions is DESIGN's default P.
+const DefaultPartitions = 16
+
+// DefaultBucket keeps this many neighbouring user ids in one partition, so a
+// range of subscribers maps to few partitions and batches stay large.
+const DefaultBucket = 1024
+
+// Keys is the one place that knows every Redis key name. The prefix lets tests
+// (and several deployments) share one Redis.
+type Keys struct {
+	Prefix     string // default "pp"
+	Partitions int    // P, default 16
+	Bucket     int64  // user ids per bucket, default 1024
+}
+
+// NewKeys returns the key scheme with defaults filled in.
+func NewKeys(prefix string, partitions int) Keys {
+	if prefix == "" {
+		prefix = "pp"
+	}
+	if partitions <= 0 {
+		partitions = DefaultPartitions
+	}
+	return Keys{Prefix: prefix, Partitions: partitions, Bucket: DefaultBucket}
+}
+
+// Tag is the hash tag of partition p, e.g. "{p7}".
+func (k Keys) Tag(p int) string { return "{p" + strconv.Itoa(p) + "}" }
+
+// Stream is the key of partition p of a logical stream: "pp:{p7}:deliver".
+func (k Keys) Stream(name string, p int) string {
+	return k.Prefix + ":" + k.Tag(p) + ":" + name
+}
+
+// Streams lists every partition key of a logical stream.
+func (k Keys) Streams(name string) []string {
+	out := make([]string, k.Partitions)
+	for p := range out {
+		out[p] = k.Stream(name, p)
+	}
+	return out
+}
+
+// DLQ is the dead-letter stream. It has one key: dead letters are rare and an
+// operator wants them in one place.
+func (k Keys) DLQ() string { return k.Prefix + ":{dlq}:" + StreamDLQ }
+
+// Seen is the dedupe bitmap of a campaign in partition p: bit u is set once
+// user u's first sighting went to deliver.
+func (k Keys) Seen(p int, campaign string) string {
+	return k.Prefix + ":" + k.Tag(p) + ":seen:" + campaign
+}
+
+// Sent is the set of devices already sent for a campaign in partition p.
+func (k Keys) Sent(p int, campaign string) string {
+	return k.Prefix + ":" + k.Tag(p) + ":sent:" + campaign
+}
+
+// Retry is the delayed-retry sorted set of partition p (deliver).
+func (k Keys) Retry(p int) string { return k.Prefix + ":" + k.Tag(p) + ":retry" }
+
+// Campaign is the hash of a campaign's progress counters.
+func (k Keys) Campaign(id string) string { return k.Prefix + ":{c" + id + "}:campaign" }
+
+// CampaignKey is any other per-campaign key, sharing the campaign's tag.
+func (k Keys) CampaignKey(id, name string) string { return k.Prefix + ":{c" + id + "}:" + name }
+
+// Preferences is the hash holding a user's muted channels and categories.
+// Users are spread over the partitions' tags so a batch of lookups groups by slot.
+func (k Keys) Preferences(userID int64) string {
+	return k.Prefix + ":" + k.Tag(k.UserPartition(userID)) + ":prefs:" + strconv.FormatInt(userID, 10)
+}
+
+// RateLimit is the key of a cluster-wide send-rate window for a provider+app.
+func (k Keys) RateLimit(provider, app string) string {
+	return k.Prefix + ":{rl:" + provider + ":" + app + "}:window"
+}
+
+// UserPartition is DESIGN's p = (user_id / bucket) mod P.
+func (k Keys) UserPartition(userID int64) int {
+	b := k.Bucket
+	if b <= 0 {
+		b = DefaultBucket
+	}
+	if userID < 0 {
+		userID = -userID
+	}
+	return int((userID / b) % int64(k.Partitions))
+}
+
+// HashPartition spreads entries without a user (tokens, ranges, campaigns) over
+// the partitions by a stable hash of their key.
+func (k Keys) HashPartition(key string) int {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(k.Partitions))
+}
+
+// ParseStream splits a partition key back into its logical name and partition.
+func (k Keys) ParseStream(key string) (name string, p int, err error) {
+	var rest string
+	pre := k.Prefix + ":{p"
+	if len(key) <= len(pre) || key[:len(pre)] != pre {
+		return "", 0, fmt.Errorf("key %q is not a %s partition stream", key, k.Prefix)
+	}
+	rest = key[len(pre):]
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '}' {
+			p, err = strconv.Atoi(rest[:i])
+			if err != nil || i+2 > len(rest) {
+				return "", 0, fmt.Errorf("key %q: bad partition", key)
+			}
+			return rest[i+2:], p, nil
+		}
+	}
+	return "", 0, fmt.Errorf("key %q: no partition tag", key)
+}

@@ -1,0 +1,46 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+)
+
+// maintainLoop refreshes the lag and pending gauges and trims acknowledged
+// entries past the retention window, for the partitions this runner serves.
+func (r *Runner) maintainLoop(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	lastTrim := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		streams := make([]string, len(r.opts.Partitions))
+		for i, p := range r.opts.Partitions {
+			streams[i] = r.keys.Stream(r.opts.Stream, p)
+		}
+		if groups, err := StreamGroups(ctx, r.rdb, streams); err == nil {
+			for i, gs := range groups {
+				for _, g := range gs {
+					if g.Name == r.opts.Group {
+						r.metrics.Lag.WithLabelValues(r.opts.Stage, part(r.opts.Partitions[i])).Set(float64(max(g.Lag, 0)))
+						r.metrics.Pending.WithLabelValues(r.opts.Stage, part(r.opts.Partitions[i])).Set(float64(g.Pending))
+					}
+				}
+			}
+		}
+		if r.opts.Retention > 0 && time.Since(lastTrim) > time.Minute {
+			lastTrim = time.Now()
+			for i, s := range streams {
+				n, err := Trim(ctx, r.rdb, s, r.opts.Retention, time.Now())
+				if err != nil {
+					r.log.Warn().Err(err).Str("stream", s).Msg("trim failed")
+					continue
+				}
+				r.metrics.Trimmed.WithLabelValues(r.opts.Stage, part(r.opts.Partitions[i])).Add(float64(n))
+			}
+		}
+	}
+}

@@ -1,0 +1,326 @@
+package pipelinetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/rueidis"
+)
+
+// env is shared by the package's tests, as other packages will use it.
+var env *Env
+
+func TestMain(m *testing.M) {
+	Main(m, EnvOptions{Postgres: true}, &env)
+}
+
+func redisClient(t *testing.T, opt rueidis.ClientOption) rueidis.Client {
+	t.Helper()
+	opt.DisableCache = true
+	c, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatalf("rueidis client %v: %v", opt.InitAddress, err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func pgConn(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect %s: %v", url, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// gone reports whether pid has exited (a zombie counts as exited: PID 1
+// here does not reap orphans).
+func gone(pid int) bool {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	return i >= 0 && strings.HasPrefix(string(stat[i+1:]), " Z")
+}
+
+func TestRedisSetGet(t *testing.T) {
+	t.Parallel()
+	r, err := StartRedis(RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, dir := r.proc.pid(), r.Dir
+	c := redisClient(t, rueidis.ClientOption{InitAddress: []string{r.Addr}})
+	ctx := t.Context()
+	if err := c.Do(ctx, c.B().Set().Key("k").Value("v").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Do(ctx, c.B().Get().Key("k").Build()).ToString(); err != nil || got != "v" {
+		t.Fatalf("GET k = %q, %v; want v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "redis.log")); err != nil {
+		t.Errorf("server log: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(pid) {
+		t.Errorf("redis-server pid %d still running after Close", pid)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temp dir %s not removed: %v", dir, err)
+	}
+}
+
+func TestRedisAOFKillRestart(t *testing.T) {
+	t.Parallel()
+	r := RedisT(t, RedisOptions{AOF: true})
+	ctx := t.Context()
+	c := redisClient(t, rueidis.ClientOption{InitAddress: []string{r.Addr}})
+	if err := c.Do(ctx, c.B().Set().Key("durable").Value("yes").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1200 * time.Millisecond) // appendfsync everysec
+	pid, addr := r.proc.pid(), r.Addr
+	if err := r.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(pid) {
+		t.Fatalf("pid %d still running after Kill", pid)
+	}
+	if _, err := redisDo(addr, time.Second, "PING"); err == nil {
+		t.Fatal("PING answered after Kill")
+	}
+	if err := r.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Addr != addr {
+		t.Fatalf("Restart moved the server from %s to %s", addr, r.Addr)
+	}
+	// rueidis reconnects on its own; a retry covers the first broken read.
+	var got string
+	var err error
+	for range 50 {
+		if got, err = c.Do(ctx, c.B().Get().Key("durable").Build()).ToString(); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got != "yes" {
+		t.Fatalf("after restart GET durable = %q, %v; want yes", got, err)
+	}
+}
+
+// TestRedisPortInUse checks that a bind failure is recognised, which is
+// what makes the Start functions retry on another port.
+func TestRedisPortInUse(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	bin, err := lookBinary("redis-server", "redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Redis{
+		Addr: l.Addr().String(), Dir: dir, Port: port, bin: bin,
+		args: []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir, "--save", ""},
+	}
+	err = r.start(redisReadyTimeout)
+	if !errors.Is(err, errPortInUse) {
+		t.Fatalf("start on a taken port: got %v, want errPortInUse", err)
+	}
+}
+
+func TestMissingBinaryNamesInstallCommand(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := StartRedis(RedisOptions{})
+	if err == nil || !strings.Contains(err.Error(), `apt-get install -y redis-server`) {
+		t.Fatalf("StartRedis without redis-server: %v", err)
+	}
+	_, err = StartCluster(3)
+	if err == nil || !strings.Contains(err.Error(), `apt-get install -y redis-tools`) {
+		t.Fatalf("StartCluster without redis-cli: %v", err)
+	}
+}
+
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	c := ClusterT(t)
+	t.Logf("cluster of %d masters ready in %v", len(c.Addrs), time.Since(start).Round(time.Millisecond))
+	if len(c.Addrs) != 3 {
+		t.Fatalf("Addrs = %v, want 3", c.Addrs)
+	}
+	ctx := t.Context()
+	client := redisClient(t, rueidis.ClientOption{InitAddress: c.Addrs})
+
+	// Which master owns each slot, according to the cluster client's node.
+	slots, err := client.Do(ctx, client.B().ClusterSlots().Build()).ToArray()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := make(map[int64]string, clusterSlots)
+	owned := map[string]int64{}
+	for _, s := range slots {
+		r, _ := s.ToArray()
+		lo, _ := r[0].AsInt64()
+		hi, _ := r[1].AsInt64()
+		node, _ := r[2].ToArray()
+		port, _ := node[1].AsInt64()
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		for slot := lo; slot <= hi; slot++ {
+			owner[slot] = addr
+		}
+		owned[addr] += hi - lo + 1
+	}
+	for _, addr := range c.Addrs {
+		if owned[addr] == 0 {
+			t.Errorf("master %s owns no slots (%v)", addr, owned)
+		}
+	}
+
+	// Write one key per master through the cluster client, then read it
+	// back from that master directly: a key on the wrong node would MOVED.
+	keyFor := map[string]string{}
+	for i := 0; len(keyFor) < len(c.Addrs) && i < 1000; i++ {
+		key := fmt.Sprintf("k:{%d}", i)
+		slot, err := client.Do(ctx, client.B().ClusterKeyslot().Key(key).Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := keyFor[owner[slot]]; !ok {
+			keyFor[owner[slot]] = key
+		}
+	}
+	for _, addr := range c.Addrs {
+		key := keyFor[addr]
+		if err := client.Do(ctx, client.B().Set().Key(key).Value(addr).Build()).Error(); err != nil {
+			t.Fatalf("SET %s: %v", key, err)
+		}
+		node := redisClient(t, rueidis.ClientOption{InitAddress: []string{addr}, ForceSingleClient: true})
+		got, err := node.Do(ctx, node.B().Get().Key(key).Build()).ToString()
+		if err != nil || got != addr {
+			t.Errorf("GET %s on %s = %q, %v", key, addr, got, err)
+		}
+	}
+}
+
+func TestPostgresDatabasesAreIsolated(t *testing.T) {
+	t.Parallel()
+	p := env.Postgres
+	ctx := t.Context()
+	db1 := pgConn(t, DatabaseT(t, p))
+	db2 := pgConn(t, DatabaseT(t, p))
+
+	if _, err := db1.Exec(ctx, `CREATE TABLE items (id bigint PRIMARY KEY, name text)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db1.Exec(ctx, `INSERT INTO items VALUES (1, 'one'), (2, 'two')`); err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	if err := db1.QueryRow(ctx, `SELECT name FROM items WHERE id = $1`, 2).Scan(&name); err != nil || name != "two" {
+		t.Fatalf("SELECT = %q, %v; want two", name, err)
+	}
+	var exists bool
+	if err := db2.QueryRow(ctx, `SELECT to_regclass('items') IS NOT NULL`).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Fatal("table created in one NewDatabase database is visible in another")
+	}
+	var maxConns int
+	if err := db2.QueryRow(ctx, `SELECT current_setting('max_connections')::int`).Scan(&maxConns); err != nil || maxConns != 200 {
+		t.Fatalf("max_connections = %d, %v; want 200", maxConns, err)
+	}
+}
+
+func TestPostgresStopStartKill(t *testing.T) {
+	t.Parallel()
+	p := PostgresT(t)
+	ctx := t.Context()
+	url := DatabaseT(t, p)
+	exec := func(sql string) {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM kept`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	exec(`CREATE TABLE kept (id int)`)
+	exec(`INSERT INTO kept VALUES (1)`)
+
+	port := p.Port
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if conn, err := pgx.Connect(ctx, url); err == nil {
+		conn.Close(ctx)
+		t.Fatal("connected after Stop")
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if p.Port != port {
+		t.Fatalf("Start moved the server from port %d to %d", port, p.Port)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("after Stop+Start: %d rows, want 1", n)
+	}
+
+	// Crash drill: keep a backend open so Kill has children to reap.
+	held := pgConn(t, url)
+	var backend int
+	if err := held.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		t.Fatal(err)
+	}
+	postmaster := p.proc.pid()
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(postmaster) || !gone(backend) {
+		t.Fatalf("after Kill: postmaster %d gone=%v, backend %d gone=%v",
+			postmaster, gone(postmaster), backend, gone(backend))
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("after Kill+Start: %d rows, want 1", n)
+	}
+}

@@ -1,0 +1,319 @@
+package pipelinetest
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const (
+	postgresReadyTimeout = 30 * time.Second
+	postgresStopTimeout  = 30 * time.Second
+	postgresInstall      = `postgres not found: install it with "apt-get install -y postgresql"`
+)
+
+// PostgresOptions configures StartPostgres.
+type PostgresOptions struct {
+	// Durable keeps fsync, synchronous_commit and full_page_writes on. By
+	// default they are off: tests do not survive power loss anyway, and
+	// durability makes every commit wait for the disk.
+	Durable bool
+	// Settings are extra server settings passed as -c name=value; they
+	// override the defaults set here.
+	Settings map[string]string
+}
+
+// Postgres is a PostgreSQL server child process listening on 127.0.0.1,
+// with trust authentication for the superuser "postgres".
+type Postgres struct {
+	URL  string // postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable
+	Dir  string // temp dir: data/, postgres.log and the unix socket
+	Port int
+
+	dataDir  string
+	bin      string
+	cred     *syscall.Credential // non-nil when running as root
+	settings map[string]string
+	proc     *process
+	dbSeq    atomic.Int64 // NewDatabase may be called from parallel tests
+}
+
+// StartPostgres runs initdb in a new temporary directory and starts the
+// server on a free port. Each call costs about a second; tests in one
+// package should share a server and use NewDatabase for isolation.
+func StartPostgres(opts PostgresOptions) (*Postgres, error) {
+	p, err := startPostgres(opts)
+	if err != nil {
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	return p, nil
+}
+
+func startPostgres(opts PostgresOptions) (*Postgres, error) {
+	binDir, err := postgresBinDir()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := postgresCredential()
+	if err != nil {
+		return nil, err
+	}
+	// As root, the server runs as "postgres", which must be able to reach
+	// the directory: /tmp is world-searchable, $TMPDIR may not be.
+	parent := ""
+	if cred != nil {
+		parent = "/tmp"
+	}
+	dir, err := os.MkdirTemp(parent, "pipelinetest-pg-*")
+	if err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return nil, errors.Join(fmt.Errorf("chown %s: %w", dir, err), cleanupDir(dir, true))
+		}
+	}
+	p := &Postgres{
+		Dir:      dir,
+		dataDir:  filepath.Join(dir, "data"),
+		bin:      filepath.Join(binDir, "postgres"),
+		cred:     cred,
+		settings: postgresSettings(dir, opts),
+	}
+	if err := p.initdb(filepath.Join(binDir, "initdb"), opts.Durable); err != nil {
+		return nil, errors.Join(err, cleanupDir(dir, true))
+	}
+	for attempt := 1; ; attempt++ {
+		if p.Port, err = FreePort(); err != nil {
+			return nil, errors.Join(err, cleanupDir(dir, true))
+		}
+		p.URL = p.databaseURL("postgres")
+		err = p.start()
+		if err == nil {
+			return p, nil
+		}
+		if !errors.Is(err, errPortInUse) || attempt == startAttempts {
+			return nil, errors.Join(err, cleanupDir(dir, true))
+		}
+	}
+}
+
+// postgresBinDir returns the directory holding both postgres and initdb:
+// the one on PATH if any, else the highest /usr/lib/postgresql/*/bin
+// (Debian does not put them on PATH).
+func postgresBinDir() (string, error) {
+	var dirs []string
+	if path, err := exec.LookPath("postgres"); err == nil {
+		dirs = append(dirs, filepath.Dir(path))
+	}
+	versioned, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	version := func(d string) float64 {
+		v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(d)), 64)
+		return v
+	}
+	slices.SortFunc(versioned, func(a, b string) int { return cmp.Compare(version(b), version(a)) })
+	for _, d := range append(dirs, versioned...) {
+		if isFile(filepath.Join(d, "postgres")) && isFile(filepath.Join(d, "initdb")) {
+			return d, nil
+		}
+	}
+	return "", errors.New(postgresInstall)
+}
+
+func isFile(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// postgresCredential returns the postgres user's credentials when we run as
+// root (initdb and postgres refuse to run as root), else nil. Setting the
+// credentials on exec.Cmd rather than wrapping in runuser keeps the server
+// our direct child, so signals reach it and Wait tracks it.
+func postgresCredential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root needs the postgres user (%v): %s", err, postgresInstall)
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("postgres uid %q: %w", u.Uid, err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("postgres gid %q: %w", u.Gid, err)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// postgresSettings merges the defaults with opts.Settings. The port is not
+// included: it changes when a start attempt loses a port race.
+func postgresSettings(dir string, opts PostgresOptions) map[string]string {
+	s := map[string]string{
+		"listen_addresses":        "127.0.0.1",
+		"unix_socket_directories": dir,
+		"max_connections":         "200",
+	}
+	if !opts.Durable {
+		s["fsync"] = "off"
+		s["synchronous_commit"] = "off"
+		s["full_page_writes"] = "off"
+	}
+	for k, v := range opts.Settings {
+		s[k] = v
+	}
+	return s
+}
+
+func (p *Postgres) initdb(bin string, durable bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	args := []string{"-D", p.dataDir, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C"}
+	if !durable {
+		args = append(args, "--no-sync") // skip fsyncing ~40 MB of catalog files
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = p.Dir // the postgres user may not be able to enter our cwd
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	return nil
+}
+
+func (p *Postgres) databaseURL(name string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", p.Port, name)
+}
+
+// start launches the server on p.Port and waits until it accepts queries.
+func (p *Postgres) start() error {
+	args := []string{"-D", p.dataDir, "-c", "port=" + strconv.Itoa(p.Port)}
+	keys := make([]string, 0, len(p.settings))
+	for k := range p.settings {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		args = append(args, "-c", k+"="+p.settings[k])
+	}
+	proc, err := startProcess(p.Dir, filepath.Join(p.Dir, "postgres.log"), p.cred, p.bin, args...)
+	if err != nil {
+		return err
+	}
+	p.proc = proc
+	if err := p.waitReady(postgresReadyTimeout); err != nil {
+		return errors.Join(err, proc.kill())
+	}
+	return nil
+}
+
+// waitReady connects until the server accepts queries, and checks that it
+// serves our data directory: if another server took the port, ours is
+// about to exit with a bind error.
+func (p *Postgres) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if p.proc.exited() {
+			return p.proc.exitError("postgres")
+		}
+		err := p.checkDataDir()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres on port %d not ready after %v: %w; log tail:\n%s",
+				p.Port, timeout, err, logTail(p.proc.logPath, 2048))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *Postgres) checkDataDir() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.URL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var dataDir string
+	if err := conn.QueryRow(ctx, "SHOW data_directory").Scan(&dataDir); err != nil {
+		return err
+	}
+	if filepath.Clean(dataDir) != p.dataDir {
+		return fmt.Errorf("port %d is served by %s: %w", p.Port, dataDir, errPortInUse)
+	}
+	return nil
+}
+
+// NewDatabase creates an empty database with a unique name and returns its
+// URL, so tests sharing one server do not see each other's tables.
+func (p *Postgres) NewDatabase(ctx context.Context) (string, error) {
+	name := fmt.Sprintf("test_%d", p.dbSeq.Add(1))
+	conn, err := pgx.Connect(ctx, p.URL)
+	if err != nil {
+		return "", fmt.Errorf("new database: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("new database %s: %w", name, err)
+	}
+	return p.databaseURL(name), nil
+}
+
+// Stop shuts the server down cleanly (fast shutdown: open sessions are
+// terminated, a checkpoint is written) and waits for it to exit.
+func (p *Postgres) Stop() error {
+	if err := p.proc.stop(syscall.SIGINT, postgresStopTimeout); err != nil {
+		return fmt.Errorf("stop postgres: %w", err)
+	}
+	return nil
+}
+
+// Kill SIGKILLs the server and its backends (a crash drill); the next Start
+// runs crash recovery.
+func (p *Postgres) Kill() error {
+	if err := p.proc.kill(); err != nil {
+		return fmt.Errorf("kill postgres: %w", err)
+	}
+	return nil
+}
+
+// Start starts a stopped server again with the same port and data.
+func (p *Postgres) Start() error {
+	if !p.proc.exited() {
+		return errors.New("start postgres: already running")
+	}
+	var err error
+	for attempt := 1; attempt <= startAttempts; attempt++ {
+		if err = p.start(); !errors.Is(err, errPortInUse) {
+			break
+		}
+		// The port is fixed now, so all we can do is wait for it.
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	return nil
+}
+
+// Close stops the server and removes its directory.
+func (p *Postgres) Close() error {
+	err := p.Stop()
+	return errors.Join(err, cleanupDir(p.Dir, true))
+}

@@ -1,0 +1,66 @@
+package pipelinetest
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// RedisT starts a Redis server for one test and closes it at cleanup.
+func RedisT(t testing.TB, opts RedisOptions) *Redis {
+	t.Helper()
+	r, err := StartRedis(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return r
+}
+
+// ClusterT starts a 3-master Redis Cluster for one test and closes it at
+// cleanup.
+func ClusterT(t testing.TB) *Cluster {
+	t.Helper()
+	c, err := StartCluster(clusterMasters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
+// PostgresT starts a PostgreSQL server (non-durable defaults) for one test
+// and closes it at cleanup.
+func PostgresT(t testing.TB) *Postgres {
+	t.Helper()
+	p, err := StartPostgres(PostgresOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return p
+}
+
+// DatabaseT creates a fresh database on p for one test and returns its URL.
+func DatabaseT(t testing.TB, p *Postgres) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url, err := p.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
+}

@@ -1,0 +1,298 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+)
+
+// Options configure a stage's consumer-group runner.
+type Options struct {
+	Stage           string        // the stage's name: metrics label and default group
+	Stream          string        // the logical input stream (StreamDedupe...)
+	Group           string        // consumer group, default Stage
+	Consumer        string        // consumer name, default host-pid
+	Partitions      []int         // partitions to serve, default all
+	Concurrency     int           // handlers running at once, default 4
+	BatchSize       int           // XREADGROUP COUNT, default 100
+	Block           time.Duration // XREADGROUP BLOCK, default 2s
+	ClaimIdle       time.Duration // take over entries idle this long, default 30s
+	MaxDeliveries   int64         // dead-letter after this many deliveries, default 10
+	ShutdownTimeout time.Duration // finish in-flight batches within this, default 10s
+	Retention       time.Duration // trim acknowledged entries older than this, default 24h; <0 disables
+	RetryFor        time.Duration // retry a failing batch in-process this long before leaving it for a claim, default ClaimIdle/2
+}
+
+func (o *Options) defaults() {
+	if o.Group == "" {
+		o.Group = o.Stage
+	}
+	if o.Consumer == "" {
+		host, _ := os.Hostname()
+		o.Consumer = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 100
+	}
+	if o.BatchSize > 4000 {
+		o.BatchSize = 4000 // keeps Lua's unpack within its stack limit
+	}
+	if o.Block <= 0 {
+		o.Block = 2 * time.Second
+	}
+	if o.ClaimIdle <= 0 {
+		o.ClaimIdle = 30 * time.Second
+	}
+	if o.MaxDeliveries <= 0 {
+		o.MaxDeliveries = 10
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	if o.Retention == 0 {
+		o.Retention = 24 * time.Hour
+	}
+	if o.RetryFor <= 0 {
+		o.RetryFor = o.ClaimIdle / 2
+	}
+}
+
+// Runner reads a stage's input stream as one consumer of its group and feeds
+// batches to the handler. It owns every XREADGROUP, XACK, XAUTOCLAIM and DLQ
+// write of the stage.
+type Runner struct {
+	rdb     rueidis.Client
+	keys    Keys
+	opts    Options
+	h       Handler
+	log     zerolog.Logger
+	metrics *Metrics
+
+	ready   atomic.Bool
+	lastErr sync.Map // entry id → last handler error, for dead-letter reasons
+}
+
+// NewRunner builds a runner; Run starts it. metrics may be nil.
+func NewRunner(rdb rueidis.Client, keys Keys, opts Options, h Handler, log zerolog.Logger, metrics *Metrics) *Runner {
+	opts.defaults()
+	if len(opts.Partitions) == 0 {
+		for p := 0; p < keys.Partitions; p++ {
+			opts.Partitions = append(opts.Partitions, p)
+		}
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	return &Runner{rdb: rdb, keys: keys, opts: opts, h: h, metrics: metrics,
+		log: log.With().Str("stage", opts.Stage).Str("consumer", opts.Consumer).Logger()}
+}
+
+// Options returns the effective options (defaults filled in).
+func (r *Runner) Options() Options { return r.opts }
+
+// Ready reports whether the runner created its groups and is reading.
+func (r *Runner) Ready() bool { return r.ready.Load() }
+
+// Run serves until ctx is cancelled, then stops reading, gives in-flight
+// batches ShutdownTimeout to finish and returns nil. Unfinished batches stay
+// pending (never acked) and another consumer claims them.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := r.createGroups(ctx); err != nil {
+		return err
+	}
+	r.ready.Store(true)
+	defer r.ready.Store(false)
+
+	// Handlers get their own context: on shutdown they keep running for up to
+	// ShutdownTimeout after reading stopped, then are cancelled.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(r.opts.ShutdownTimeout, cancelWork)
+		context.AfterFunc(workCtx, func() { t.Stop() })
+	})
+	defer stop()
+
+	work := make(chan *Batch) // unbuffered: readers read only when a handler is free
+	var readers, workers sync.WaitGroup
+	for _, p := range r.opts.Partitions {
+		readers.Go(func() { r.readLoop(ctx, p, work) })
+	}
+	readers.Go(func() { r.claimLoop(ctx, work) })
+	readers.Go(func() { r.maintainLoop(ctx) })
+	for range r.opts.Concurrency {
+		workers.Go(func() {
+			for b := range work {
+				r.process(workCtx, b)
+			}
+		})
+	}
+	r.log.Info().Int("partitions", len(r.opts.Partitions)).Int("concurrency", r.opts.Concurrency).Msg("stage running")
+	readers.Wait()
+	close(work)
+	workers.Wait()
+	r.log.Info().Msg("stage stopped")
+	return nil
+}
+
+func (r *Runner) createGroups(ctx context.Context) error {
+	for _, p := range r.opts.Partitions {
+		if err := CreateGroup(ctx, r.rdb, r.keys.Stream(r.opts.Stream, p), r.opts.Group); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateGroup creates a consumer group at id 0 (never "$": entries written
+// before the first consumer started must not be skipped), with the stream.
+func CreateGroup(ctx context.Context, c rueidis.Client, stream, group string) error {
+	err := c.Do(ctx, c.B().XgroupCreate().Key(stream).Group(group).Id("0").Mkstream().Build()).Error()
+	if err != nil {
+		if re, ok := rueidis.IsRedisErr(err); ok && re.IsBusyGroup() {
+			return nil
+		}
+		return fmt.Errorf("create group %s on %s: %w", group, stream, err)
+	}
+	return nil
+}
+
+// readLoop reads new entries of one partition and hands them to the workers.
+func (r *Runner) readLoop(ctx context.Context, p int, work chan<- *Batch) {
+	stream := r.keys.Stream(r.opts.Stream, p)
+	backoff := newBackoff(50*time.Millisecond, 5*time.Second)
+	for ctx.Err() == nil {
+		cmd := r.rdb.B().Xreadgroup().Group(r.opts.Group, r.opts.Consumer).Count(int64(r.opts.BatchSize)).
+			Block(r.opts.Block.Milliseconds()).Streams().Key(stream).Id(">").Build()
+		res, err := r.rdb.Do(ctx, cmd).AsXRead()
+		if err != nil {
+			if rueidis.IsRedisNil(err) || ctx.Err() != nil {
+				continue
+			}
+			r.onReadError(ctx, stream, err, backoff)
+			continue
+		}
+		backoff.reset()
+		entries := toEntries(res[stream])
+		if len(entries) == 0 {
+			continue
+		}
+		r.metrics.read(r.opts.Stage, p, len(entries))
+		select {
+		case work <- &Batch{Stream: stream, Partition: p, Entries: entries}:
+		case <-ctx.Done():
+			return // read but never acked: they stay pending and are claimed later
+		}
+	}
+}
+
+func (r *Runner) onReadError(ctx context.Context, stream string, err error, b *backoff) {
+	if isNoGroup(err) {
+		// Redis lost the group (restart without persistence, or a deleted
+		// stream): recreate it rather than stall.
+		if cerr := CreateGroup(ctx, r.rdb, stream, r.opts.Group); cerr == nil {
+			r.log.Warn().Str("stream", stream).Msg("consumer group was missing, recreated")
+			return
+		}
+	}
+	r.log.Warn().Err(err).Str("stream", stream).Msg("read failed, retrying")
+	b.sleep(ctx)
+}
+
+func isNoGroup(err error) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(re.Error(), "NOGROUP")
+}
+
+func toEntries(xs []rueidis.XRangeEntry) []Entry {
+	out := make([]Entry, 0, len(xs))
+	for _, x := range xs {
+		if x.FieldValues == nil {
+			continue // deleted while pending
+		}
+		out = append(out, Entry{ID: x.ID, Fields: x.FieldValues})
+	}
+	return out
+}
+
+// process runs the handler on a batch, retrying whole-batch failures with
+// backoff for RetryFor, then commits.
+func (r *Runner) process(ctx context.Context, b *Batch) {
+	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	deadline := time.Now().Add(r.opts.RetryFor)
+	for attempt := 1; ctx.Err() == nil; attempt++ {
+		b.reset()
+		start := time.Now()
+		err := r.h.Handle(ctx, b)
+		r.metrics.handled(r.opts.Stage, b.Partition, time.Since(start), err)
+		var perm *PermanentError
+		if errors.As(err, &perm) {
+			for i := range b.Entries {
+				b.DeadLetter(i, err)
+			}
+			err = nil
+			b.emits, b.failed = nil, nil
+		}
+		if err == nil {
+			for i, ferr := range b.failed {
+				r.lastErr.Store(b.Entries[i].ID, ferr.Error())
+			}
+			acked, cerr := r.commit(ctx, b)
+			if cerr == nil {
+				r.metrics.acked(r.opts.Stage, b.Partition, int(acked))
+				for _, e := range b.Entries {
+					r.lastErr.Delete(e.ID)
+				}
+				return
+			}
+			if errors.Is(cerr, ErrLostOwnership) {
+				r.log.Warn().Str("stream", b.Stream).Msg("batch was claimed by another consumer while handled; dropped")
+				return
+			}
+			err = cerr
+		}
+		for _, e := range b.Entries {
+			r.lastErr.Store(e.ID, err.Error())
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			r.log.Error().Err(err).Str("stream", b.Stream).Int("entries", len(b.Entries)).Int("attempts", attempt).
+				Msg("batch failed; left pending for a later claim")
+			return
+		}
+		r.log.Warn().Err(err).Str("stream", b.Stream).Int("attempt", attempt).Msg("batch failed, retrying")
+		backoff.sleep(ctx)
+	}
+}
+
+// backoff is exponential with full jitter.
+type backoff struct {
+	base, max, cur time.Duration
+}
+
+func newBackoff(base, max time.Duration) *backoff { return &backoff{base: base, max: max, cur: base} }
+
+func (b *backoff) reset() { b.cur = b.base }
+
+func (b *backoff) sleep(ctx context.Context) {
+	d := time.Duration(rand.Int64N(int64(b.cur)) + 1)
+	b.cur = min(b.cur*2, b.max)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
