@@ -23,6 +23,7 @@ type Batch struct {
 	Entries   []Entry
 
 	emits   []Message
+	incrs   []incr
 	failed  map[int]error
 	dead    map[int]error
 	settled bool
@@ -33,6 +34,18 @@ type Batch struct {
 // otherwise in order (emit, then ack), so a crash can only repeat, never lose.
 func (b *Batch) Emit(stream string, fields ...string) {
 	b.emits = append(b.emits, Message{Stream: stream, Fields: fields})
+}
+
+type incr struct {
+	key, field string
+	delta      int64
+}
+
+// Incr adds delta to a hash field (a campaign's counters) in the same commit
+// that acks the batch: atomically when the key shares the input's hash tag,
+// so a redelivered batch never counts twice.
+func (b *Batch) Incr(key, field string, delta int64) {
+	b.incrs = append(b.incrs, incr{key, field, delta})
 }
 
 // Fail leaves entry i unacknowledged: it will be redelivered after the claim
@@ -70,7 +83,7 @@ func (b *Batch) IDs() []string {
 }
 
 func (b *Batch) reset() {
-	b.emits, b.failed, b.dead, b.settled = nil, nil, nil, false
+	b.emits, b.incrs, b.failed, b.dead, b.settled = nil, nil, nil, nil, false
 }
 
 // Handler processes a batch. The contract:

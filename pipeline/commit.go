@@ -21,7 +21,8 @@ var ErrLostOwnership = errors.New("entries were claimed by another consumer")
 // claimed must not emit them a second time).
 //
 // KEYS[1] input stream, KEYS[2..] output streams (same hash tag).
-// ARGV: group, consumer, n, id1..idn, then per emit: key index, npairs, f, v...
+// ARGV: group, consumer, n, id1..idn, nincr, (key index, field, delta)*nincr,
+// then per emit: key index, npairs, f, v...
 var commitScript = rueidis.NewLuaScript(`
 local group, consumer, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 for i = 4, 3 + n do
@@ -29,6 +30,12 @@ for i = 4, 3 + n do
   if #p == 0 or p[1][2] ~= consumer then return -1 end
 end
 local i = 4 + n
+local nincr = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, nincr do
+  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+  i = i + 3
+end
 while i <= #ARGV do
   local key, np = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1])
   local args = {key, '*'}
@@ -65,7 +72,7 @@ func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) 
 		}
 	}
 	ids := b.IDs()
-	if len(ids) == 0 && len(b.emits) == 0 {
+	if len(ids) == 0 && len(b.emits) == 0 && len(b.incrs) == 0 {
 		return 0, nil
 	}
 	tag := hashTag(b.Stream)
@@ -73,29 +80,40 @@ func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) 
 	for _, m := range b.emits {
 		if hashTag(m.Stream) != tag {
 			atomic = false
-			break
+		}
+	}
+	for _, in := range b.incrs {
+		if hashTag(in.key) != tag {
+			atomic = false
 		}
 	}
 	if atomic {
-		return r.commitAtomic(ctx, b.Stream, ids, b.emits)
+		return r.commitAtomic(ctx, b.Stream, ids, b.incrs, b.emits)
 	}
-	return r.commitOrdered(ctx, b.Stream, ids, b.emits)
+	return r.commitOrdered(ctx, b.Stream, ids, b.incrs, b.emits)
 }
 
-func (r *Runner) commitAtomic(ctx context.Context, stream string, ids []string, emits []Message) (int64, error) {
+func (r *Runner) commitAtomic(ctx context.Context, stream string, ids []string, incrs []incr, emits []Message) (int64, error) {
 	keys := []string{stream}
 	keyIdx := map[string]string{}
-	args := make([]string, 0, 3+len(ids)+len(emits)*4)
+	index := func(key string) string {
+		idx, ok := keyIdx[key]
+		if !ok {
+			keys = append(keys, key)
+			idx = strconv.Itoa(len(keys))
+			keyIdx[key] = idx
+		}
+		return idx
+	}
+	args := make([]string, 0, 4+len(ids)+len(incrs)*3+len(emits)*4)
 	args = append(args, r.opts.Group, r.opts.Consumer, strconv.Itoa(len(ids)))
 	args = append(args, ids...)
+	args = append(args, strconv.Itoa(len(incrs)))
+	for _, in := range incrs {
+		args = append(args, index(in.key), in.field, strconv.FormatInt(in.delta, 10))
+	}
 	for _, m := range emits {
-		idx, ok := keyIdx[m.Stream]
-		if !ok {
-			keys = append(keys, m.Stream)
-			idx = strconv.Itoa(len(keys))
-			keyIdx[m.Stream] = idx
-		}
-		args = append(args, idx, strconv.Itoa(len(m.Fields)/2))
+		args = append(args, index(m.Stream), strconv.Itoa(len(m.Fields)/2))
 		args = append(args, m.Fields...)
 	}
 	n, err := commitScript.Exec(ctx, r.rdb, keys, args).AsInt64()
@@ -111,11 +129,14 @@ func (r *Runner) commitAtomic(ctx context.Context, stream string, ids []string, 
 // commitOrdered is for emits that cross hash tags (split → ranges of other
 // partitions): emit everything in one pipelined call, then ack. A crash in
 // between repeats the emits on redelivery; downstream stages are idempotent.
-func (r *Runner) commitOrdered(ctx context.Context, stream string, ids []string, emits []Message) (int64, error) {
-	if len(emits) > 0 {
-		cmds := make(rueidis.Commands, 0, len(emits))
+func (r *Runner) commitOrdered(ctx context.Context, stream string, ids []string, incrs []incr, emits []Message) (int64, error) {
+	if len(emits)+len(incrs) > 0 {
+		cmds := make(rueidis.Commands, 0, len(emits)+len(incrs))
 		for _, m := range emits {
 			cmds = append(cmds, xadd(r.rdb, m))
+		}
+		for _, in := range incrs {
+			cmds = append(cmds, r.rdb.B().Hincrby().Key(in.key).Field(in.field).Increment(in.delta).Build())
 		}
 		for _, res := range r.rdb.DoMulti(ctx, cmds...) {
 			if err := res.Error(); err != nil {

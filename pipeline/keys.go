@@ -77,6 +77,13 @@ func (k Keys) Sent(p int, campaign string) string {
 	return k.Prefix + ":" + k.Tag(p) + ":sent:" + campaign
 }
 
+// Stats is a campaign's counter hash in partition p. Stages update it in the
+// same atomic script that acks their input, so counts never drift on
+// redelivery; readers sum it over the partitions.
+func (k Keys) Stats(p int, campaign string) string {
+	return k.Prefix + ":" + k.Tag(p) + ":stats:" + campaign
+}
+
 // Retry is the delayed-retry sorted set of partition p (deliver).
 func (k Keys) Retry(p int) string { return k.Prefix + ":" + k.Tag(p) + ":retry" }
 

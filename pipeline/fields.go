@@ -1,0 +1,55 @@
+package pipeline
+
+// Field names of the entries each stream carries: the contract between stages.
+//
+//	ingest     op, app, token, platform, user, locale, at     partition: HashPartition(app+"/"+token)
+//	campaigns  campaign                                       partition: HashPartition(campaign)
+//	ranges     campaign, channel, range, lo, hi              partition: HashPartition(campaign+"/"+range)
+//	dedupe     campaign, u (reached ids), m (muted ids), range  partition: UserPartition of every id
+//	deliver    campaign, u                                    partition: the same user partition
+//	results    campaign, sent, failed, invalid                (per deliver batch; for observers)
+//
+// u and m are EncodeIDs batches, sorted ascending.
+const (
+	FieldOp       = "op"       // ingest: put | delete | invalidate
+	FieldApp      = "app"      // ingest
+	FieldToken    = "token"    // ingest
+	FieldPlatform = "platform" // ingest: ios | android
+	FieldUser     = "user"     // ingest: decimal user id
+	FieldLocale   = "locale"   // ingest
+	FieldAt       = "at"       // ingest: event time, unix microseconds
+
+	FieldCampaign = "campaign" // campaigns, ranges, dedupe, deliver: campaign id
+	FieldChannel  = "channel"  // ranges
+	FieldRange    = "range"    // ranges, dedupe: deterministic range id
+	FieldLo       = "lo"       // ranges: first user id (inclusive)
+	FieldHi       = "hi"       // ranges: last user id (inclusive)
+	FieldUsers    = "u"        // dedupe, deliver: EncodeIDs of user ids
+	FieldMuted    = "m"        // dedupe: EncodeIDs of users muted on this channel/category
+)
+
+// Ingest operations.
+const (
+	OpPut        = "put"
+	OpDelete     = "delete"
+	OpInvalidate = "invalidate"
+)
+
+// Campaign counter fields. Per-partition counters live in Keys.Stats(p, c) and
+// are summed by readers; campaign-wide facts live in Keys.Campaign(c).
+const (
+	StatIn        = "in"         // dedupe: user ids read (reached + muted, repeats included)
+	StatTargets   = "targets"    // dedupe: people forwarded to deliver (first sightings)
+	StatMuted     = "muted"      // dedupe: people seen only as muted so far
+	StatDups      = "dups"       // dedupe: sightings suppressed as repeats
+	StatUsersDone = "users_done" // deliver: targets that reached a terminal state
+	StatSent      = "sent"       // deliver: devices accepted by the provider
+	StatFailed    = "failed"     // deliver: devices permanently failed
+	StatInvalid   = "invalid"    // deliver: devices whose token the provider rejected as invalid
+	StatFirstMs   = "first_ms"   // deliver: unix ms of the first send (min over partitions)
+	StatLastMs    = "last_ms"    // deliver: unix ms of the last send (max over partitions)
+
+	CampaignSplitDone   = "split_done"   // split: "1" once every range was emitted
+	CampaignRangesTotal = "ranges_total" // split: number of ranges
+	CampaignFailed      = "failed"       // deliver: reason, when a payload/auth error failed the campaign
+)
