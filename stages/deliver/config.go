@@ -1,0 +1,124 @@
+// Package deliver is the last stage: for each deliver entry (a campaign and a
+// batch of user ids of one partition) it loads the users' valid device
+// tokens, skips devices already done for the campaign, sends the rest to APNs
+// or FCM under a cluster-wide rate limit with bounded concurrency, turns dead
+// tokens into ingest invalidations, schedules transient failures into a
+// delayed retry set, and acks the entry once every user is terminal or
+// scheduled.
+package deliver
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
+)
+
+// Config is everything the stage needs. Group, Consumer, Partitions and
+// ClaimIdle must match the runner's options (Runner.Options()): the stage
+// acks its batches itself and keeps them claimed while it sends.
+type Config struct {
+	Redis rueidis.Client
+	DB    *pgxpool.Pool
+	Keys  pipeline.Keys
+
+	// Senders maps a platform to its provider; a device of a platform with
+	// no sender is counted failed.
+	Senders map[push.Platform]push.Sender
+
+	Group, Consumer string
+	Partitions      []int         // partitions whose retry sets this process polls; default all
+	ClaimIdle       time.Duration // the runner's claim idle; batches are kept claimed well within it
+
+	// TPS caps sends per provider and app per one-second window across every
+	// deliver process; 0 disables the limiter.
+	TPS int
+	// InFlight bounds provider requests (sent, not yet recorded) per process;
+	// default 256. It is also the most duplicates a crash can cause.
+	InFlight int
+	// MaxAttempts is the send budget of a device (first send included);
+	// default 8. A user whose devices exhaust it goes to the DLQ.
+	MaxAttempts int
+	// RetryBase and RetryMax shape the backoff: attempt n waits a random
+	// time in [0, min(RetryMax, RetryBase·2^(n-1))], but at least the
+	// provider's Retry-After. Defaults 500ms and 60s.
+	RetryBase, RetryMax time.Duration
+	// RetryLease is how long a retry taken by a poller stays hidden from
+	// the other pollers; if the process dies, the retry comes back after it.
+	// Default 60s.
+	RetryLease time.Duration
+	// RetryPoll is how often due retries are looked for; default 250ms.
+	RetryPoll time.Duration
+	// LimitMargin: permits of a one-second window are only used until this
+	// long before the window ends, so that a request never lands in the
+	// provider's next second. Default 100ms.
+	LimitMargin time.Duration
+
+	Log     zerolog.Logger
+	Metrics prometheus.Registerer // nil registers nothing
+}
+
+func (c *Config) defaults() {
+	if c.InFlight <= 0 {
+		c.InFlight = 256
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 8
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 500 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 60 * time.Second
+	}
+	if c.RetryLease <= 0 {
+		c.RetryLease = 60 * time.Second
+	}
+	if c.RetryPoll <= 0 {
+		c.RetryPoll = 250 * time.Millisecond
+	}
+	if c.LimitMargin <= 0 {
+		c.LimitMargin = 100 * time.Millisecond
+	}
+	if c.ClaimIdle <= 0 {
+		c.ClaimIdle = 30 * time.Second
+	}
+	if c.Group == "" {
+		c.Group = "deliver"
+	}
+	if len(c.Partitions) == 0 {
+		for p := 0; p < c.Keys.Partitions; p++ {
+			c.Partitions = append(c.Partitions, p)
+		}
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Redis == nil {
+		errs = append(errs, errors.New("no Redis client"))
+	}
+	if c.DB == nil {
+		errs = append(errs, errors.New("no database pool"))
+	}
+	if len(c.Senders) == 0 {
+		errs = append(errs, errors.New("no provider sender"))
+	}
+	if c.Consumer == "" {
+		errs = append(errs, errors.New("no consumer name (use the runner's)"))
+	}
+	if c.TPS < 0 {
+		errs = append(errs, fmt.Errorf("tps must not be negative, got %d", c.TPS))
+	}
+	if c.RetryLease <= c.LimitMargin {
+		errs = append(errs, errors.New("retry lease must be longer than the limiter margin"))
+	}
+	return errors.Join(errs...)
+}

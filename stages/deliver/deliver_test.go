@@ -1,0 +1,90 @@
+package deliver
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
+)
+
+// checkExactlyOnce asserts the delivery contract against the provider's
+// receipts: every device is either accepted exactly once with the
+// campaign's collapse id or was invalidated, never both, and the campaign's
+// counters agree.
+func checkExactlyOnce(t *testing.T, f *fixture, campaign string, devices []testDevice, fakes ...*fakeprovider.Server) {
+	t.Helper()
+	accepted := map[string]int{}
+	var sum fakeprovider.Summary
+	for _, fake := range fakes {
+		s := fake.Summary()
+		sum.Accepted += s.Accepted
+		sum.Duplicates += s.Duplicates
+		sum.RejectedOverTPS += s.RejectedOverTPS
+		sum.Unregistered += s.Unregistered
+		sum.BadToken += s.BadToken
+		for _, r := range fake.Receipts() {
+			accepted[r.Token]++
+			if r.CollapseID != collapseID(campaign) {
+				t.Fatalf("receipt for %s has collapse id %q, want %q", r.Token, r.CollapseID, campaign)
+			}
+		}
+	}
+	if sum.Duplicates != 0 {
+		t.Errorf("provider saw %d duplicates", sum.Duplicates)
+	}
+	if sum.RejectedOverTPS != 0 {
+		t.Errorf("provider rejected %d requests over its TPS", sum.RejectedOverTPS)
+	}
+	invalid := f.invalidations()
+	for _, d := range devices {
+		_, inv := invalid[d.token]
+		switch n := accepted[d.token]; {
+		case n > 1:
+			t.Errorf("device %s accepted %d times", d.token, n)
+		case n == 1 && inv:
+			t.Errorf("device %s accepted and invalidated", d.token)
+		case n == 0 && !inv:
+			t.Errorf("device %s neither accepted nor invalidated", d.token)
+		}
+	}
+	if got, want := uint64(len(invalid)), sum.Unregistered+sum.BadToken; got != want {
+		t.Errorf("%d invalidation events, provider refused %d tokens as invalid", got, want)
+	}
+	s := f.stats(campaign)
+	if s[pipeline.StatSent] != int64(sum.Accepted) || s[pipeline.StatInvalid] != int64(len(invalid)) || s[pipeline.StatFailed] != 0 {
+		t.Errorf("counters %v; provider accepted %d, %d invalidated", s, sum.Accepted, len(invalid))
+	}
+	if s[pipeline.StatFirstMs] == 0 || s[pipeline.StatLastMs] < s[pipeline.StatFirstMs] {
+		t.Errorf("first/last send times %d/%d", s[pipeline.StatFirstMs], s[pipeline.StatLastMs])
+	}
+	if n := f.retriesLeft(); n != 0 {
+		t.Errorf("%d retries left", n)
+	}
+	if n := f.pendingEntries(); n != 0 {
+		t.Errorf("%d deliver entries still pending", n)
+	}
+	t.Logf("accepted %d, invalid %d, counters %v", sum.Accepted, len(invalid), s)
+}
+
+// TestDeliverOnceDespiteErrorsAndDeadTokens: random 5xx are retried until
+// accepted, dead tokens become invalidations, and nobody gets a second copy.
+func TestDeliverOnceDespiteErrorsAndDeadTokens(t *testing.T) {
+	f := newFixture(t)
+	fake := startFake(t, fakeprovider.Options{TPS: 2000, UnregisteredRate: 0.01, BadTokenRate: 0.005, ErrorRate: 0.03})
+	const users = 3000
+	devices := f.seedDevices(users, false)
+	f.createCampaign("c1", `{"deep_link":"app://promo","n":3}`)
+	f.emitUsers("c1", userRange(users))
+
+	f.startStage(Config{
+		Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake)},
+		TPS:     2000, RetryBase: 20 * time.Millisecond,
+	}, "d1", 30*time.Second)
+	f.waitDone("c1", users, 60*time.Second)
+	checkExactlyOnce(t, f, "c1", devices, fake)
+	if fake.Summary().Errors == 0 {
+		t.Error("the provider answered no 5xx: retries were not exercised")
+	}
+}

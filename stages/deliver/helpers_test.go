@@ -1,0 +1,364 @@
+package deliver
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
+	"github.com/pushpipe/pushpipe/stages/deliver/apns"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
+)
+
+var env *pipelinetest.Env
+
+func TestMain(m *testing.M) {
+	pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true, Postgres: true}, &env)
+}
+
+const testApp = "app1"
+
+// fixture is one test's slice of the shared servers: its own key prefix and
+// its own database.
+type fixture struct {
+	t     testing.TB
+	ctx   context.Context
+	rdb   rueidis.Client
+	keys  pipeline.Keys
+	db    *pgxpool.Pool
+	dbURL string
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	ctx := t.Context()
+	var b [6]byte
+	rand.Read(b[:])
+	keys := pipeline.NewKeys("t"+hex.EncodeToString(b[:]), 8)
+	rdb, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	url := pipelinetest.DatabaseT(t, env.Postgres)
+	if err := schema.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return &fixture{t: t, ctx: ctx, rdb: rdb, keys: keys, db: db, dbURL: url}
+}
+
+// testDevice is a row of devices.
+type testDevice struct {
+	user     int64
+	platform push.Platform
+	token    string
+}
+
+// iosToken and androidToken are deterministic tokens per user and device
+// number; the fake provider's fate of a token is a hash of it.
+func iosToken(user int64, n int) string { return fmt.Sprintf("%062x%02x", user, n) }
+func androidToken(user int64, n int) string {
+	return fmt.Sprintf("fcm%d_%d:APA91b%040x", user, n, user)
+}
+
+// seedDevices gives users 1..n one device each, iOS for even ids and
+// Android for odd ones (iOS only when androidToo is false), and every
+// seventh user a second iOS device.
+func (f *fixture) seedDevices(n int, androidToo bool) []testDevice {
+	f.t.Helper()
+	var out []testDevice
+	for u := int64(1); u <= int64(n); u++ {
+		if u%2 == 0 || !androidToo {
+			out = append(out, testDevice{u, push.IOS, iosToken(u, 0)})
+		} else {
+			out = append(out, testDevice{u, push.Android, androidToken(u, 0)})
+		}
+		if u%7 == 0 {
+			out = append(out, testDevice{u, push.IOS, iosToken(u, 1)})
+		}
+	}
+	f.insertDevices(out)
+	return out
+}
+
+func (f *fixture) insertDevices(ds []testDevice) {
+	f.t.Helper()
+	now := time.Now()
+	rows := make([][]any, len(ds))
+	for i, d := range ds {
+		code := int16(platformIOS)
+		if d.platform == push.Android {
+			code = platformAndroid
+		}
+		rows[i] = []any{testApp, d.token, d.user, code, "en", int16(0), now}
+	}
+	_, err := f.db.CopyFrom(f.ctx, pgx.Identifier{"devices"},
+		[]string{"app", "token", "user_id", "platform", "locale", "state", "event_at"}, pgx.CopyFromRows(rows))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) createCampaign(id, data string) {
+	f.t.Helper()
+	_, err := f.db.Exec(f.ctx, `INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, state)
+		VALUES ($1, $2, '{news}', 'promo', 'Hello', 'World', $3, 3600, 'running')`, id, testApp, data)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// emitUsers writes deliver entries for users as dedupe would: grouped by
+// partition, sorted, up to 500 per entry.
+func (f *fixture) emitUsers(campaign string, users []int64) {
+	f.t.Helper()
+	byPart := map[int][]int64{}
+	for _, u := range users {
+		p := f.keys.UserPartition(u)
+		byPart[p] = append(byPart[p], u)
+	}
+	var msgs []pipeline.Message
+	for p, us := range byPart {
+		slices.Sort(us)
+		for chunk := range slices.Chunk(us, 500) {
+			msgs = append(msgs, pipeline.Message{Stream: f.keys.Stream(pipeline.StreamDeliver, p), Fields: []string{
+				pipeline.FieldCampaign, campaign, pipeline.FieldUsers, pipeline.EncodeIDs(chunk)}})
+		}
+	}
+	for chunk := range slices.Chunk(msgs, 200) {
+		if _, err := pipeline.Emit(f.ctx, f.rdb, chunk...); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+func userRange(n int) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = int64(i + 1)
+	}
+	return out
+}
+
+// stats sums a campaign's deliver counters over the partitions.
+func (f *fixture) stats(campaign string) map[string]int64 {
+	f.t.Helper()
+	cmds := make(rueidis.Commands, f.keys.Partitions)
+	for p := range cmds {
+		cmds[p] = f.rdb.B().Hgetall().Key(f.keys.Stats(p, campaign)).Build()
+	}
+	out := map[string]int64{}
+	for _, res := range f.rdb.DoMulti(f.ctx, cmds...) {
+		m, err := res.AsIntMap()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		for k, v := range m {
+			switch k {
+			case pipeline.StatFirstMs:
+				if out[k] == 0 || v < out[k] {
+					out[k] = v
+				}
+			case pipeline.StatLastMs:
+				out[k] = max(out[k], v)
+			default:
+				out[k] += v
+			}
+		}
+	}
+	return out
+}
+
+// waitDone polls until every user of the campaign is terminal.
+func (f *fixture) waitDone(campaign string, users int, timeout time.Duration) map[string]int64 {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		s := f.stats(campaign)
+		if s[pipeline.StatUsersDone] >= int64(users) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("campaign %s not done after %v: %v", campaign, timeout, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// retriesLeft counts members of every partition's retry set.
+func (f *fixture) retriesLeft() int64 {
+	f.t.Helper()
+	var n int64
+	for p := range f.keys.Partitions {
+		c, err := f.rdb.Do(f.ctx, f.rdb.B().Zcard().Key(f.keys.Retry(p)).Build()).AsInt64()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		n += c
+	}
+	return n
+}
+
+// pendingEntries counts deliver entries read but not acked.
+func (f *fixture) pendingEntries() int64 {
+	f.t.Helper()
+	groups, err := pipeline.StreamGroups(f.ctx, f.rdb, f.keys.Streams(pipeline.StreamDeliver))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var n int64
+	for _, gs := range groups {
+		for _, g := range gs {
+			n += g.Pending
+		}
+	}
+	return n
+}
+
+// invalidations reads every invalidation event deliver wrote to ingest.
+func (f *fixture) invalidations() map[string]map[string]string {
+	f.t.Helper()
+	out := map[string]map[string]string{}
+	for _, s := range f.keys.Streams(pipeline.StreamIngest) {
+		xs, err := f.rdb.Do(f.ctx, f.rdb.B().Xrange().Key(s).Start("-").End("+").Build()).AsXRange()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		for _, x := range xs {
+			if x.FieldValues[pipeline.FieldOp] != pipeline.OpInvalidate {
+				continue
+			}
+			if _, dup := out[x.FieldValues[pipeline.FieldToken]]; dup {
+				f.t.Logf("token invalidated twice: %s", x.FieldValues[pipeline.FieldToken])
+			}
+			out[x.FieldValues[pipeline.FieldToken]] = x.FieldValues
+		}
+	}
+	return out
+}
+
+// dlq reads the dead-letter stream.
+func (f *fixture) dlq() []map[string]string {
+	f.t.Helper()
+	xs, err := f.rdb.Do(f.ctx, f.rdb.B().Xrange().Key(f.keys.DLQ()).Start("-").End("+").Build()).AsXRange()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		f.t.Fatal(err)
+	}
+	out := make([]map[string]string, len(xs))
+	for i, x := range xs {
+		out[i] = x.FieldValues
+	}
+	return out
+}
+
+// writeP8 writes a throwaway APNs signing key: ECDSA P-256, PKCS#8 PEM.
+func writeP8(t testing.TB) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "AuthKey_TEST.p8")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startFake(t testing.TB, opts fakeprovider.Options) *fakeprovider.Server {
+	t.Helper()
+	fake, err := fakeprovider.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fake.Close() })
+	return fake
+}
+
+const testTopic = "com.example.app"
+
+// apnsSender is a token-auth APNs sender that trusts fake.
+func apnsSender(t testing.TB, fake *fakeprovider.Server) push.Sender {
+	t.Helper()
+	s, err := apns.New(apns.Config{
+		KeyFile: writeP8(t), KeyID: "KEYID12345", TeamID: "TEAMID1234",
+		Topic: testTopic, Host: fake.URL(), RootCAs: fake.CertPool(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// stage is an in-process deliver stage: the runner and the retry poller.
+type stage struct {
+	h      *Handler
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// startStage runs deliver in this process until the test ends (or stop).
+func (f *fixture) startStage(cfg Config, consumer string, claimIdle time.Duration) *stage {
+	f.t.Helper()
+	opts := pipeline.Options{
+		Stage: "deliver", Stream: pipeline.StreamDeliver, Consumer: consumer,
+		Concurrency: 4, BatchSize: 4, Block: 200 * time.Millisecond, ClaimIdle: claimIdle,
+		ShutdownTimeout: 5 * time.Second,
+	}
+	log := zerolog.New(zerolog.NewTestWriter(f.t)).Level(zerolog.WarnLevel)
+	r := pipeline.NewRunner(f.rdb, f.keys, opts, nil, log, nil)
+	cfg.Redis, cfg.DB, cfg.Keys = f.rdb, f.db, f.keys
+	cfg.Group, cfg.Consumer, cfg.ClaimIdle = r.Options().Group, r.Options().Consumer, r.Options().ClaimIdle
+	cfg.Log = log
+	h, err := New(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	r = pipeline.NewRunner(f.rdb, f.keys, opts, h, log, nil)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(f.ctx))
+	s := &stage{h: h, cancel: cancel}
+	s.done.Go(func() { r.Run(ctx) })
+	s.done.Go(func() { h.Run(ctx) })
+	f.t.Cleanup(s.stop)
+	return s
+}
+
+func (s *stage) stop() {
+	s.cancel()
+	s.done.Wait()
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,30 @@
+package deliver
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics count every way a device leaves deliver: sends by provider and
+// outcome (sent, invalid, failed, retry, failed_campaign), retries scheduled
+// and users given up on.
+type metrics struct {
+	sends     *prometheus.CounterVec
+	retries   prometheus.Counter
+	deadUsers prometheus.Counter
+	inFlight  prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		sends: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "deliver",
+			Name: "sends_total", Help: "Devices handled, by provider and outcome."}, []string{"provider", "outcome"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "deliver",
+			Name: "retries_scheduled_total", Help: "Users scheduled for another send round after a transient failure."}),
+		deadUsers: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "deliver",
+			Name: "users_dead_lettered_total", Help: "Users sent to the DLQ after their retry budget was spent."}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "pushpipe", Subsystem: "deliver",
+			Name: "in_flight", Help: "Provider requests in flight."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.sends, m.retries, m.deadUsers, m.inFlight)
+	}
+	return m
+}

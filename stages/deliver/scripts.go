@@ -1,0 +1,135 @@
+package deliver
+
+import "github.com/redis/rueidis"
+
+// Every script below touches keys of one partition's hash tag {p<n>} only:
+// the deliver stream, its retry set, and the campaign's sent marks and
+// counters in that partition. So each is atomic on a cluster too.
+
+// markScript records devices that reached a terminal state for a campaign
+// (sent, invalid or failed) and counts each one the first time only: a
+// redelivered entry skips marked devices, and a mark repeated after a crash
+// counts nothing.
+//
+// KEYS[1] sent marks (set), KEYS[2] stats (hash).
+// ARGV[1] marks TTL seconds, ARGV[2] now unix ms, then (member, counter)*.
+var markScript = rueidis.NewLuaScript(`
+local sent = false
+local new = 0
+for i = 3, #ARGV, 2 do
+  if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then
+    redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1)
+    new = new + 1
+    if ARGV[i + 1] == 'sent' then sent = true end
+  end
+end
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if sent then
+  local now = tonumber(ARGV[2])
+  local first = tonumber(redis.call('HGET', KEYS[2], 'first_ms'))
+  if not first or now < first then redis.call('HSET', KEYS[2], 'first_ms', ARGV[2]) end
+  local last = tonumber(redis.call('HGET', KEYS[2], 'last_ms'))
+  if not last or now > last then redis.call('HSET', KEYS[2], 'last_ms', ARGV[2]) end
+end
+return new
+`)
+
+// ackScript settles a batch of deliver entries in one step: it schedules the
+// users that need another attempt into the retry set, adds the batch's
+// counters and acks the entries, after checking that every entry is still
+// pending for this consumer (a batch claimed away while it was sending must
+// not be settled twice).
+//
+// KEYS[1] deliver stream, KEYS[2] retry set, KEYS[3..] stats hashes.
+// ARGV: group, consumer, n, id*n, nretry, (member, delay ms)*nretry,
+// nincr, (key index, field, delta)*nincr.
+// Returns the number acked, or -1 when an entry is no longer ours.
+var ackScript = rueidis.NewLuaScript(`
+local group, consumer, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+for i = 4, 3 + n do
+  local p = redis.call('XPENDING', KEYS[1], group, ARGV[i], ARGV[i], 1)
+  if #p == 0 or p[1][2] ~= consumer then return -1 end
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local i = 4 + n
+local nretry = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, nretry do
+  redis.call('ZADD', KEYS[2], string.format('%d', now + tonumber(ARGV[i + 1])), ARGV[i])
+  i = i + 2
+end
+local nincr = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, nincr do
+  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+  i = i + 3
+end
+local acked = 0
+for s = 4, 3 + n, 1000 do
+  acked = acked + redis.call('XACK', KEYS[1], group, unpack(ARGV, s, math.min(s + 999, 3 + n)))
+end
+return acked
+`)
+
+// keepScript keeps a batch claimed while it is being sent: it resets the
+// idle time of the entries still pending for this consumer (XCLAIM to
+// itself, JUSTID so the delivery count stays), so that no other consumer's
+// XAUTOCLAIM takes over a batch that is merely slow because of the rate
+// limit.
+//
+// KEYS[1] deliver stream. ARGV: group, consumer, id*.
+var keepScript = rueidis.NewLuaScript(`
+local kept = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p > 0 and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    kept = kept + 1
+  end
+end
+return kept
+`)
+
+// takeScript takes due retries without removing them: each taken member's
+// score moves a lease into the future, so if this process dies mid-send the
+// retry becomes due again for another poller instead of being lost.
+//
+// KEYS[1] retry set. ARGV[1] max members, ARGV[2] lease ms.
+var takeScript = rueidis.NewLuaScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGE', KEYS[1], '-inf', string.format('%d', now), 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[1]))
+local lease = string.format('%d', now + tonumber(ARGV[2]))
+for _, m in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', lease, m) end
+return due
+`)
+
+// settleScript records the end of retries taken by takeScript. Each one is
+// removed; only if it was still there (nobody settled it after our lease
+// ran out) is the next attempt scheduled and are its counters added, so a
+// retry settles exactly once.
+//
+// KEYS[1] retry set, KEYS[2..] stats hashes.
+// ARGV: per retry: member, next member or "", delay ms, nincr,
+// (key index, field, delta)*nincr.
+var settleScript = rueidis.NewLuaScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local settled = 0
+local i = 1
+while i <= #ARGV do
+  local member, nextm, delay, nincr = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  i = i + 4
+  local mine = redis.call('ZREM', KEYS[1], member) == 1
+  if mine then
+    settled = settled + 1
+    if nextm ~= '' then redis.call('ZADD', KEYS[1], string.format('%d', now + delay), nextm) end
+  end
+  for _ = 1, nincr do
+    if mine then redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2]) end
+    i = i + 3
+  end
+end
+return settled
+`)

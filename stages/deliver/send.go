@@ -1,0 +1,317 @@
+package deliver
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
+)
+
+// target is one user of a campaign to deliver to.
+type target struct {
+	c      *campaign
+	user   int64
+	rounds int    // send rounds already made for this user (0 from the stream)
+	member string // its retry-set member, when it came from there
+}
+
+// userResult is what became of a target's devices in one round.
+type userResult struct {
+	// retry counts devices that failed transiently: the user is not
+	// terminal yet. retryAfter is the longest Retry-After among them.
+	retry      int
+	retryAfter time.Duration
+	reason     string
+}
+
+// deliverTargets sends the campaign to every device of the targets that is
+// not done yet, at most InFlight at a time, and reports per target. Each
+// device that reaches a terminal state is marked (and counted) before its
+// in-flight slot is released, so a crash repeats at most InFlight requests.
+// An error means Redis or PostgreSQL failed; whatever was marked stays.
+func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) ([]userResult, error) {
+	devices, err := h.devicesOf(ctx, targets)
+	if err != nil {
+		return nil, err
+	}
+	pending, err := h.skipDone(ctx, p, targets, devices)
+	if err != nil {
+		return nil, err
+	}
+
+	results := make([]userResult, len(targets))
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		errOnce sync.Once
+		first   error
+	)
+	fail := func(err error) { errOnce.Do(func() { first = err }) }
+	// Devices of a failed campaign are not sent; they are marked failed in
+	// one call per campaign at the end.
+	skipped := map[*campaign][]string{}
+
+	for i, t := range targets {
+		for _, d := range pending[i] {
+			if h.campaignFailed(t.c.ID) != "" {
+				skipped[t.c] = append(skipped[t.c], d.mark)
+				continue
+			}
+			select {
+			case h.sem <- struct{}{}:
+			case <-ctx.Done():
+				wg.Wait()
+				return nil, ctx.Err()
+			}
+			h.metrics.inFlight.Inc()
+			wg.Go(func() {
+				defer func() { <-h.sem; h.metrics.inFlight.Dec() }()
+				res, err := h.sendOne(ctx, p, t.c, d)
+				if err != nil {
+					fail(err)
+					return
+				}
+				if res.Outcome == push.Retry {
+					mu.Lock()
+					r := &results[i]
+					r.retry++
+					r.retryAfter = max(r.retryAfter, res.RetryAfter)
+					r.reason = res.Reason
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	for c, marks := range skipped {
+		if err := h.mark(ctx, p, c, push.Failed, marks...); err != nil {
+			return nil, err
+		}
+		h.metrics.sends.WithLabelValues("none", "failed_campaign").Add(float64(len(marks)))
+	}
+	return results, nil
+}
+
+// devicesOf loads the valid tokens of every target, one query per app.
+func (h *Handler) devicesOf(ctx context.Context, targets []target) (map[string]map[int64][]device, error) {
+	users := map[string][]int64{}
+	for _, t := range targets {
+		users[t.c.App] = append(users[t.c.App], t.user)
+	}
+	out := make(map[string]map[int64][]device, len(users))
+	for app, ids := range users {
+		ds, err := loadDevices(ctx, h.db, app, ids)
+		if err != nil {
+			return nil, err
+		}
+		out[app] = ds
+	}
+	return out, nil
+}
+
+// skipDone drops devices already marked for their campaign, and refreshes
+// which campaigns have failed, in one pipelined call.
+func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devices map[string]map[int64][]device) ([][]device, error) {
+	byCampaign := map[*campaign][]string{}
+	for _, t := range targets {
+		for _, d := range devices[t.c.App][t.user] {
+			byCampaign[t.c] = append(byCampaign[t.c], d.mark)
+		}
+	}
+	order := make([]*campaign, 0, len(byCampaign))
+	cmds := make(rueidis.Commands, 0, 2*len(byCampaign))
+	for c, marks := range byCampaign {
+		order = append(order, c)
+		cmds = append(cmds,
+			h.rdb.B().Smismember().Key(h.keys.Sent(p, c.ID)).Member(marks...).Build(),
+			h.rdb.B().Hget().Key(h.keys.Campaign(c.ID)).Field(pipeline.CampaignFailed).Build())
+	}
+	done := map[*campaign]map[string]bool{}
+	for i, res := range h.rdb.DoMulti(ctx, cmds...) {
+		c := order[i/2]
+		if i%2 == 1 {
+			reason, err := res.ToString()
+			if err != nil && !rueidis.IsRedisNil(err) {
+				return nil, fmt.Errorf("read campaign %s state: %w", c.ID, err)
+			}
+			if reason != "" {
+				h.failed.Store(c.ID, reason)
+			}
+			continue
+		}
+		flags, err := res.AsIntSlice()
+		if err != nil {
+			return nil, fmt.Errorf("read sent marks of %s: %w", c.ID, err)
+		}
+		marks := byCampaign[c]
+		for j, f := range flags {
+			if f == 1 {
+				if done[c] == nil {
+					done[c] = map[string]bool{}
+				}
+				done[c][marks[j]] = true
+			}
+		}
+	}
+	out := make([][]device, len(targets))
+	for i, t := range targets {
+		for _, d := range devices[t.c.App][t.user] {
+			if !done[t.c][d.mark] {
+				out[i] = append(out[i], d)
+			}
+		}
+	}
+	return out, nil
+}
+
+// provider names, for the limiter and metrics.
+func providerOf(p push.Platform) string {
+	switch p {
+	case push.IOS:
+		return "apns"
+	case push.Android:
+		return "fcm"
+	default:
+		return "none"
+	}
+}
+
+// sendOne sends to one device under the rate limit and records a terminal
+// outcome. A Retry result is returned for the caller to schedule.
+func (h *Handler) sendOne(ctx context.Context, p int, c *campaign, d device) (push.Result, error) {
+	sender := h.senders[d.platform]
+	if sender == nil {
+		h.metrics.sends.WithLabelValues("none", "failed").Inc()
+		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, h.mark(ctx, p, c, push.Failed, d.mark)
+	}
+	provider := providerOf(d.platform)
+	if err := h.limiter.wait(ctx, provider, c.App); err != nil {
+		if ctx.Err() != nil {
+			return push.Result{}, ctx.Err()
+		}
+		return push.Result{}, err
+	}
+	res := sender.Send(ctx, c.notification(d))
+	h.metrics.sends.WithLabelValues(provider, res.Outcome.String()).Inc()
+	switch res.Outcome {
+	case push.Sent:
+		return res, h.mark(ctx, p, c, push.Sent, d.mark)
+	case push.Invalid:
+		// The invalidation goes to ingest first: a crash before the mark
+		// repeats the send and the (idempotent) event, never loses it.
+		if err := h.invalidate(ctx, c.App, d, res); err != nil {
+			return res, err
+		}
+		return res, h.mark(ctx, p, c, push.Invalid, d.mark)
+	case push.Failed:
+		if res.CampaignFatal {
+			if err := h.failCampaign(ctx, c, d.platform, res); err != nil {
+				return res, err
+			}
+		}
+		return res, h.mark(ctx, p, c, push.Failed, d.mark)
+	default:
+		if ctx.Err() != nil {
+			// Cut short by shutdown: the batch stays pending and is
+			// redone; do not spend a retry on it.
+			return res, ctx.Err()
+		}
+		res.Outcome = push.Retry
+		return res, nil
+	}
+}
+
+// counterOf is the campaign counter a terminal outcome adds to.
+func counterOf(o push.Outcome) string {
+	switch o {
+	case push.Sent:
+		return pipeline.StatSent
+	case push.Invalid:
+		return pipeline.StatInvalid
+	default:
+		return pipeline.StatFailed
+	}
+}
+
+// marksTTL keeps a campaign's sent marks for as long as its notifications
+// may still be delivered, and at least an hour, so a late replay or claim
+// still finds them.
+func marksTTL(c *campaign) time.Duration {
+	return max(c.ttl, 0) + time.Hour
+}
+
+// mark records terminal outcomes of devices of one campaign, counting each
+// device once.
+func (h *Handler) mark(ctx context.Context, p int, c *campaign, o push.Outcome, marks ...string) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	counter := counterOf(o)
+	args := make([]string, 0, 2+2*len(marks))
+	args = append(args, strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.FormatInt(time.Now().UnixMilli(), 10))
+	for _, m := range marks {
+		args = append(args, m, counter)
+	}
+	err := markScript.Exec(ctx, h.rdb, []string{h.keys.Sent(p, c.ID), h.keys.Stats(p, c.ID)}, args).Error()
+	if err != nil {
+		return fmt.Errorf("mark %d devices of %s %s: %w", len(marks), c.ID, counter, err)
+	}
+	return nil
+}
+
+// invalidate tells ingest that the provider rejected a token as dead, with
+// APNs's timestamp when it gave one: ingest applies it only if the device was
+// not registered again after that time.
+func (h *Handler) invalidate(ctx context.Context, app string, d device, res push.Result) error {
+	at := res.InvalidSince
+	if at.IsZero() {
+		at = time.Now()
+	}
+	msg := pipeline.Message{
+		Stream: h.keys.Stream(pipeline.StreamIngest, h.keys.HashPartition(app+"/"+d.token)),
+		Fields: []string{
+			pipeline.FieldOp, pipeline.OpInvalidate,
+			pipeline.FieldApp, app,
+			pipeline.FieldToken, d.token,
+			pipeline.FieldPlatform, string(d.platform),
+			pipeline.FieldAt, strconv.FormatInt(at.UnixMicro(), 10),
+		},
+	}
+	if _, err := pipeline.Emit(ctx, h.rdb, msg); err != nil {
+		return fmt.Errorf("emit invalidation: %w", err)
+	}
+	return nil
+}
+
+// failCampaign records that the provider refused what every device of the
+// campaign gets (credentials, payload, topic): the campaign fails with the
+// reason, its remaining devices are counted failed without being sent, and
+// no token is deleted. The first reason wins.
+func (h *Handler) failCampaign(ctx context.Context, c *campaign, platform push.Platform, res push.Result) error {
+	reason := fmt.Sprintf("%s %d %s", providerOf(platform), res.Status, res.Reason)
+	err := h.rdb.Do(ctx, h.rdb.B().Hsetnx().Key(h.keys.Campaign(c.ID)).Field(pipeline.CampaignFailed).Value(reason).Build()).Error()
+	if err != nil {
+		return fmt.Errorf("fail campaign %s: %w", c.ID, err)
+	}
+	if _, loaded := h.failed.LoadOrStore(c.ID, reason); !loaded {
+		h.log.Error().Str("campaign", c.ID).Str("reason", reason).Msg("campaign failed: the provider refuses its requests")
+	}
+	return nil
+}
+
+// campaignFailed returns the reason a campaign failed, or "".
+func (h *Handler) campaignFailed(id string) string {
+	if v, ok := h.failed.Load(id); ok {
+		return v.(string)
+	}
+	return ""
+}
