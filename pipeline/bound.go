@@ -1,0 +1,96 @@
+package pipeline
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Bound is one end of a replay window: a point in time or an exact entry id.
+// The zero Bound is open (the stream's start, or its end).
+type Bound struct {
+	id     streamID
+	isTime bool
+	set    bool
+}
+
+// TimeBound is the bound at t, to the millisecond (stream ids are unix ms).
+func TimeBound(t time.Time) Bound {
+	return Bound{id: streamID{ms: uint64(max(t.UnixMilli(), 0))}, isTime: true, set: true}
+}
+
+// IDBound is the bound at an exact entry id ("1700000000000-3").
+func IDBound(id string) (Bound, error) {
+	s, err := parseID(id)
+	if err != nil {
+		return Bound{}, err
+	}
+	if !strings.Contains(id, "-") {
+		return Bound{id: s, isTime: true, set: true}, nil // "ms" alone: the whole millisecond
+	}
+	return Bound{id: s, set: true}, nil
+}
+
+// ParseBound reads what an operator types for --from / --to:
+//
+//	1700000000000-3         an entry id, exact
+//	1700000000000           unix milliseconds, the whole millisecond
+//	2026-05-01T12:00:00Z    RFC 3339 time, to the millisecond
+//	15m, 2h30m              that long before now
+//
+// The empty string is an open bound.
+func ParseBound(s string, now time.Time) (Bound, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Bound{}, nil
+	}
+	if s[0] >= '0' && s[0] <= '9' {
+		if _, err := strconv.ParseUint(strings.ReplaceAll(s, "-", ""), 10, 64); err == nil && strings.Count(s, "-") <= 1 {
+			return IDBound(s)
+		}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return TimeBound(t), nil
+	}
+	if d, err := time.ParseDuration(strings.TrimPrefix(s, "-")); err == nil && d >= 0 {
+		return TimeBound(now.Add(-d)), nil
+	}
+	return Bound{}, fmt.Errorf("%q is neither an entry id (1700000000000-0), unix milliseconds, an RFC 3339 time nor a duration ago (15m)", s)
+}
+
+// IsZero reports whether the bound is open.
+func (b Bound) IsZero() bool { return !b.set }
+
+// start is the bound as an inclusive XRANGE start.
+func (b Bound) start() streamID {
+	if !b.set {
+		return streamID{}
+	}
+	return b.id // a time starts at ms-0
+}
+
+// end is the bound as an inclusive XRANGE end: a time covers its whole
+// millisecond.
+func (b Bound) end() streamID {
+	if !b.set {
+		return streamID{ms: math.MaxUint64, seq: math.MaxUint64}
+	}
+	if b.isTime {
+		return streamID{ms: b.id.ms, seq: math.MaxUint64}
+	}
+	return b.id
+}
+
+// String shows the bound as typed back: an id, or a time in UTC.
+func (b Bound) String() string {
+	switch {
+	case !b.set:
+		return "open"
+	case b.isTime:
+		return time.UnixMilli(int64(b.id.ms)).UTC().Format("2006-01-02T15:04:05.000Z")
+	default:
+		return b.id.String()
+	}
+}

@@ -1,0 +1,252 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// ErrNoDeadLetter is returned by DLQ.Show for an id that is not in the DLQ.
+var ErrNoDeadLetter = errors.New("no such dead letter")
+
+// DeadLetter is one entry of the dead-letter stream, decoded.
+type DeadLetter struct {
+	ID         string            `json:"id"`        // the dead letter's own id in the dlq stream
+	At         time.Time         `json:"at"`        // when it was dead-lettered
+	Stream     string            `json:"stream"`    // the partition key it came from
+	Name       string            `json:"name"`      // that stream's logical name
+	Partition  int               `json:"partition"` // and its partition
+	OrigID     string            `json:"orig_id"`   // its id there
+	Group      string            `json:"group"`
+	Consumer   string            `json:"consumer"`
+	Deliveries int64             `json:"deliveries"`
+	Error      string            `json:"error"`
+	Fields     map[string]string `json:"fields"`              // the original entry's fields
+	Malformed  string            `json:"malformed,omitempty"` // why it cannot be retried, if so
+}
+
+// Campaign is the campaign the original entry belonged to, if any.
+func (d DeadLetter) Campaign() string { return d.Fields[FieldCampaign] }
+
+// DLQFilter selects dead letters. IDs, when given, select exactly those;
+// otherwise every dead letter matching Stream and Campaign, oldest first.
+type DLQFilter struct {
+	IDs      []string
+	Stream   string // logical name of the original stream ("" = any)
+	Campaign string // the original entry's campaign ("" = any)
+	Limit    int    // at most this many (0 = all)
+}
+
+// DLQ inspects, retries and drops dead letters. The DLQ is one stream
+// (Keys.DLQ) written by the runner; its entries carry the original stream
+// key, id, fields, group, consumer, delivery count and error.
+type DLQ struct {
+	c    rueidis.Client
+	keys Keys
+}
+
+// NewDLQ returns the DLQ of a deployment.
+func NewDLQ(c rueidis.Client, keys Keys) *DLQ { return &DLQ{c: c, keys: keys} }
+
+// Len is the number of dead letters.
+func (q *DLQ) Len(ctx context.Context) (int64, error) {
+	n, err := q.c.Do(ctx, q.c.B().Xlen().Key(q.keys.DLQ()).Build()).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("dlq: xlen: %w", err)
+	}
+	return n, nil
+}
+
+// List returns the dead letters matching f, oldest first.
+func (q *DLQ) List(ctx context.Context, f DLQFilter) ([]DeadLetter, error) {
+	var out []DeadLetter
+	err := q.scan(ctx, f, func(d DeadLetter) bool {
+		out = append(out, d)
+		return f.Limit <= 0 || len(out) < f.Limit
+	})
+	return out, err
+}
+
+// Show returns one dead letter.
+func (q *DLQ) Show(ctx context.Context, id string) (DeadLetter, error) {
+	if _, err := parseID(id); err != nil {
+		return DeadLetter{}, fmt.Errorf("dlq: %w", err)
+	}
+	xs, err := q.c.Do(ctx, q.c.B().Xrange().Key(q.keys.DLQ()).Start(id).End(id).Build()).AsXRange()
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("dlq: xrange %s: %w", id, err)
+	}
+	if len(xs) == 0 {
+		return DeadLetter{}, fmt.Errorf("dlq %s: %w", id, ErrNoDeadLetter)
+	}
+	return q.decode(xs[0]), nil
+}
+
+// DLQResult is what Retry or Drop did.
+type DLQResult struct {
+	Done   []string          // dead-letter ids retried or dropped
+	NewIDs []string          // Retry: the re-injected entries' ids, in Done order
+	Failed map[string]string // dead-letter id → why it was left in place
+}
+
+// Retry re-XADDs each selected dead letter's original fields to its original
+// partition key (the same partition, so it stays next to its marks), and
+// deletes the dead letter only once that XADD succeeded: a crash in between
+// leaves the letter in place and a second retry repeats the entry, which the
+// stages suppress like any redelivery. The re-injected entry starts with a
+// fresh delivery count.
+func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
+	res := DLQResult{Failed: map[string]string{}}
+	letters, err := q.selectLetters(ctx, f, &res)
+	if err != nil {
+		return res, err
+	}
+	for chunk := range slices.Chunk(letters, 500) {
+		var cmds rueidis.Commands
+		var sent []DeadLetter
+		for _, d := range chunk {
+			if d.Malformed != "" {
+				res.Failed[d.ID] = d.Malformed
+				continue
+			}
+			cmds = append(cmds, xadd(q.c, Message{Stream: d.Stream, Fields: replayFields(d.Fields, d.Fields[FieldForce] == "1")}))
+			sent = append(sent, d)
+		}
+		var added, newIDs []string
+		for i, r := range q.c.DoMulti(ctx, cmds...) {
+			id, err := r.ToString()
+			if err != nil {
+				res.Failed[sent[i].ID] = "re-inject into " + sent[i].Stream + ": " + err.Error()
+				continue
+			}
+			added, newIDs = append(added, sent[i].ID), append(newIDs, id)
+		}
+		if len(added) == 0 {
+			continue
+		}
+		if err := q.c.Do(ctx, q.c.B().Xdel().Key(q.keys.DLQ()).Id(added...).Build()).Error(); err != nil {
+			// Re-injected but still listed: a later retry would repeat them,
+			// which is harmless; say so rather than hide it.
+			return res, fmt.Errorf("dlq: re-injected %d entries but could not delete their dead letters: %w", len(added), err)
+		}
+		res.Done = append(res.Done, added...)
+		res.NewIDs = append(res.NewIDs, newIDs...)
+	}
+	return res, nil
+}
+
+// Drop deletes the selected dead letters for good.
+func (q *DLQ) Drop(ctx context.Context, f DLQFilter) (DLQResult, error) {
+	res := DLQResult{Failed: map[string]string{}}
+	letters, err := q.selectLetters(ctx, f, &res)
+	if err != nil {
+		return res, err
+	}
+	for chunk := range slices.Chunk(letters, 1000) {
+		ids := make([]string, len(chunk))
+		for i, d := range chunk {
+			ids[i] = d.ID
+		}
+		if err := q.c.Do(ctx, q.c.B().Xdel().Key(q.keys.DLQ()).Id(ids...).Build()).Error(); err != nil {
+			return res, fmt.Errorf("dlq: xdel: %w", err)
+		}
+		res.Done = append(res.Done, ids...)
+	}
+	return res, nil
+}
+
+// selectLetters resolves a filter for Retry/Drop; ids that are not in the DLQ
+// are reported in res.Failed.
+func (q *DLQ) selectLetters(ctx context.Context, f DLQFilter, res *DLQResult) ([]DeadLetter, error) {
+	if len(f.IDs) == 0 {
+		return q.List(ctx, f)
+	}
+	var out []DeadLetter
+	for _, id := range f.IDs {
+		d, err := q.Show(ctx, id)
+		if errors.Is(err, ErrNoDeadLetter) {
+			res.Failed[id] = "not in the dlq"
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// scan walks the DLQ oldest first, calling fn for each match until it returns false.
+func (q *DLQ) scan(ctx context.Context, f DLQFilter, fn func(DeadLetter) bool) error {
+	if len(f.IDs) > 0 {
+		for _, id := range f.IDs {
+			d, err := q.Show(ctx, id)
+			if err != nil {
+				return err
+			}
+			if !fn(d) {
+				return nil
+			}
+		}
+		return nil
+	}
+	const page = 500
+	cursor := "-"
+	for {
+		xs, err := q.c.Do(ctx, q.c.B().Xrange().Key(q.keys.DLQ()).Start(cursor).End("+").Count(page).Build()).AsXRange()
+		if err != nil {
+			return fmt.Errorf("dlq: xrange: %w", err)
+		}
+		for _, x := range xs {
+			d := q.decode(x)
+			if f.Stream != "" && d.Name != f.Stream {
+				continue
+			}
+			if f.Campaign != "" && d.Campaign() != f.Campaign {
+				continue
+			}
+			if !fn(d) {
+				return nil
+			}
+		}
+		if len(xs) < page {
+			return nil
+		}
+		cursor = "(" + xs[len(xs)-1].ID
+	}
+}
+
+// decode turns a DLQ entry into a DeadLetter. A dead letter whose origin is
+// not a partition stream of this deployment is marked Malformed: anyone who
+// can write to Redis can write to the DLQ, and Retry must never XADD to an
+// arbitrary key.
+func (q *DLQ) decode(x rueidis.XRangeEntry) DeadLetter {
+	fv := x.FieldValues
+	d := DeadLetter{
+		ID: x.ID, Stream: fv[DLQStream], OrigID: fv[DLQID], Group: fv[DLQGroup],
+		Consumer: fv[DLQConsumer], Error: fv[DLQError], Partition: -1,
+	}
+	if id, err := parseID(x.ID); err == nil {
+		d.At = time.UnixMilli(int64(id.ms)).UTC()
+	}
+	d.Deliveries, _ = strconv.ParseInt(fv[DLQDeliveries], 10, 64)
+	if err := json.Unmarshal([]byte(fv[DLQFields]), &d.Fields); err != nil {
+		d.Malformed = "original fields are not a JSON object: " + err.Error()
+	}
+	name, p, err := q.keys.ParseStream(d.Stream)
+	switch {
+	case err != nil:
+		d.Malformed = "origin: " + err.Error()
+	case StageOf(name) == "" || p < 0 || p >= q.keys.Partitions:
+		d.Malformed = fmt.Sprintf("origin %q is not a stage input of this deployment", d.Stream)
+	default:
+		d.Name, d.Partition = name, p
+	}
+	return d
+}

@@ -1,0 +1,16 @@
+package pipeline
+
+// FieldForce = "1" on a dedupe or deliver entry asks the stage to bypass its
+// idempotency marks for that entry: `pushpipe replay --force` sets it on the
+// entries it re-injects, and nothing else ever does.
+//
+//	dedupe   forwards every reached user of the entry to deliver even if its
+//	         seen mark is set, and copies force=1 onto what it emits, so the
+//	         resend is not stopped one stage later;
+//	deliver  sends to the entry's users' devices even if their sent marks are
+//	         set (and sets them again).
+//
+// The other stages are idempotent by construction and have no marks to bypass
+// (ingest applies events by event time, split and resolve only re-emit what
+// dedupe will suppress), so replay refuses --force for their streams.
+const FieldForce = "force"

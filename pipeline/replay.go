@@ -1,0 +1,223 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/redis/rueidis"
+)
+
+// ReplayOptions select the retained entries Replay re-injects.
+//
+// The window is inclusive at both ends: an id bound includes that entry, a
+// time bound includes every entry of that millisecond. An open To stops at
+// each partition's last entry as of the start of the replay, so replaying a
+// stream into itself never reads its own re-injected entries.
+type ReplayOptions struct {
+	Stream     string // logical stream to read: ingest, campaigns, ranges, dedupe or deliver
+	From, To   Bound  // inclusive; zero = open
+	Campaign   string // only entries whose campaign field is this ("" = all)
+	Force      bool   // set FieldForce=1 so dedupe/deliver bypass their marks (see FieldForce)
+	Into       string // logical stream to write to, default Stream; an entry keeps its partition
+	Partitions []int  // partitions to replay, default all
+	DryRun     bool   // count what would be re-injected, write nothing
+	HighWater  int64  // wait while Into's stage has more than this outstanding (0 = never wait)
+	PageSize   int    // entries per XRANGE page and per pipelined XADD call, default 500
+}
+
+// ReplayResult counts what a replay did.
+type ReplayResult struct {
+	Scanned  int64         // entries read in the window
+	Injected int64         // entries re-injected (on a dry run: that would have been)
+	ByPart   map[int]int64 // injected per partition
+}
+
+// StageOf is the stage (and consumer group) that reads a logical stream, or ""
+// for streams no stage consumes (results, dlq).
+func StageOf(stream string) string {
+	switch stream {
+	case StreamIngest:
+		return "ingest"
+	case StreamCampaigns:
+		return "split"
+	case StreamRanges:
+		return "resolve"
+	case StreamDedupe:
+		return "dedupe"
+	case StreamDeliver:
+		return "deliver"
+	}
+	return ""
+}
+
+// userPartitioned streams place an entry by its users' partition, so an entry
+// may move between them and stay next to its seen and sent marks.
+func userPartitioned(stream string) bool { return stream == StreamDedupe || stream == StreamDeliver }
+
+func (o *ReplayOptions) check(keys Keys) error {
+	if StageOf(o.Stream) == "" {
+		return fmt.Errorf("cannot replay stream %q: replayable streams are ingest, campaigns, ranges, dedupe and deliver", o.Stream)
+	}
+	if o.Into == "" {
+		o.Into = o.Stream
+	}
+	if o.Into != o.Stream && !(userPartitioned(o.Stream) && userPartitioned(o.Into)) {
+		return fmt.Errorf("cannot replay %s into %s: only dedupe and deliver share a partitioning; replay a stream into itself", o.Stream, o.Into)
+	}
+	if o.Force && !userPartitioned(o.Into) {
+		return fmt.Errorf("--force applies to dedupe and deliver only: %s is idempotent by itself and has no marks to bypass", o.Into)
+	}
+	if o.Campaign != "" && o.Stream == StreamIngest {
+		return errors.New("ingest entries belong to no campaign: drop the campaign filter")
+	}
+	if !o.From.IsZero() && !o.To.IsZero() && o.To.end().less(o.From.start()) {
+		return fmt.Errorf("empty window: --to %s is before --from %s", o.To, o.From)
+	}
+	if len(o.Partitions) == 0 {
+		for p := range keys.Partitions {
+			o.Partitions = append(o.Partitions, p)
+		}
+	}
+	for _, p := range o.Partitions {
+		if p < 0 || p >= keys.Partitions {
+			return fmt.Errorf("partition %d out of range 0..%d", p, keys.Partitions-1)
+		}
+	}
+	if o.PageSize <= 0 {
+		o.PageSize = 500
+	}
+	return nil
+}
+
+// Replay re-XADDs the retained entries of a window of one stream into a
+// stage's input (by default the same stream), in id order per partition.
+// Every stage is idempotent, so a replay without Force sends nothing that
+// already went out; it re-drives what was lost or stuck. Entries keep their
+// fields, except FieldForce, which is set when Force and removed otherwise.
+//
+// A replay interrupted halfway can be run again: what was re-injected twice
+// is suppressed like any other repeat.
+func Replay(ctx context.Context, c rueidis.Client, keys Keys, opts ReplayOptions) (ReplayResult, error) {
+	res := ReplayResult{ByPart: map[int]int64{}}
+	if err := opts.check(keys); err != nil {
+		return res, err
+	}
+	var bp *Backpressure
+	if opts.HighWater > 0 && !opts.DryRun {
+		bp = &Backpressure{Client: c, Streams: keys.Streams(opts.Into), Group: StageOf(opts.Into), HighWater: opts.HighWater}
+	}
+	for _, p := range opts.Partitions {
+		if err := replayPartition(ctx, c, keys, p, &opts, bp, &res); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, opts *ReplayOptions, bp *Backpressure, res *ReplayResult) error {
+	src, dst := keys.Stream(opts.Stream, p), keys.Stream(opts.Into, p)
+	last, ok, err := lastID(ctx, c, src)
+	if err != nil || !ok {
+		return err
+	}
+	end := opts.To.end()
+	if last.less(end) {
+		end = last // snapshot: never chase entries written after the start
+	}
+	start := opts.From.start()
+	if end.less(start) {
+		return nil
+	}
+	cursor := start.String()
+	for {
+		page, err := c.Do(ctx, c.B().Xrange().Key(src).Start(cursor).End(end.String()).Count(int64(opts.PageSize)).Build()).AsXRange()
+		if err != nil {
+			return fmt.Errorf("replay: xrange %s: %w", src, err)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		res.Scanned += int64(len(page))
+		var msgs []Message
+		for _, e := range page {
+			if opts.Campaign != "" && e.FieldValues[FieldCampaign] != opts.Campaign {
+				continue
+			}
+			msgs = append(msgs, Message{Stream: dst, Fields: replayFields(e.FieldValues, opts.Force)})
+		}
+		if len(msgs) > 0 && !opts.DryRun {
+			if err := bp.Wait(ctx); err != nil {
+				return fmt.Errorf("replay: %w", err)
+			}
+			ids, err := Emit(ctx, c, msgs...)
+			res.Injected += int64(len(ids))
+			res.ByPart[p] += int64(len(ids))
+			if err != nil {
+				return fmt.Errorf("replay into %s: %w", dst, err)
+			}
+		} else if opts.DryRun {
+			res.Injected += int64(len(msgs))
+			res.ByPart[p] += int64(len(msgs))
+		}
+		if len(page) < opts.PageSize {
+			return nil
+		}
+		cursor = "(" + page[len(page)-1].ID // exclusive start (Redis ≥ 6.2)
+	}
+}
+
+// replayFields flattens an entry's fields in a stable order, with FieldForce
+// set or removed.
+func replayFields(fv map[string]string, force bool) []string {
+	names := make([]string, 0, len(fv)+1)
+	for f := range fv {
+		if f != FieldForce {
+			names = append(names, f)
+		}
+	}
+	slices.Sort(names)
+	out := make([]string, 0, 2*len(names)+2)
+	for _, f := range names {
+		out = append(out, f, fv[f])
+	}
+	if force {
+		out = append(out, FieldForce, "1")
+	}
+	return out
+}
+
+// lastID is the id of a stream's newest entry; ok is false when it has none.
+func lastID(ctx context.Context, c rueidis.Client, stream string) (streamID, bool, error) {
+	xs, err := c.Do(ctx, c.B().Xrevrange().Key(stream).End("+").Start("-").Count(1).Build()).AsXRange()
+	if err != nil {
+		return streamID{}, false, fmt.Errorf("replay: last entry of %s: %w", stream, err)
+	}
+	if len(xs) == 0 {
+		return streamID{}, false, nil
+	}
+	id, err := parseID(xs[0].ID)
+	return id, err == nil, err
+}
+
+// Resplit re-drives a campaign from its source after Redis lost data (a
+// restart without a synced AOF, a failover): it appends the campaign to the
+// campaigns stream, exactly as the API does when it is created, so split cuts
+// its ranges again from PostgreSQL. Split's range ids are deterministic and
+// dedupe's seen marks and deliver's sent marks suppress everyone already
+// reached, so only what was lost goes out. The caller checks that the
+// campaign exists.
+func Resplit(ctx context.Context, c rueidis.Client, keys Keys, campaign string) (string, error) {
+	if campaign == "" {
+		return "", errors.New("resplit: no campaign id")
+	}
+	ids, err := Emit(ctx, c, Message{
+		Stream: keys.Stream(StreamCampaigns, keys.HashPartition(campaign)),
+		Fields: []string{FieldCampaign, campaign},
+	})
+	if err != nil {
+		return "", fmt.Errorf("resplit %s: %w", campaign, err)
+	}
+	return ids[0], nil
+}
