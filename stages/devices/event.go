@@ -1,0 +1,178 @@
+// Package devices is what the API, the ingest stage and deliver share about
+// device tokens: the validation rules, the ingest stream entry (an Event), the
+// clock that stamps events, and the query that reads a batch of users' valid
+// tokens.
+package devices
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// Platform is a device's push platform, stored as a smallint.
+type Platform int16
+
+// Platforms. Zero is "unknown": tombstones of tokens deleted before they were
+// ever registered.
+const (
+	IOS     Platform = 1
+	Android Platform = 2
+)
+
+// String is the platform's name in the API and the stream: "ios", "android".
+func (p Platform) String() string {
+	switch p {
+	case IOS:
+		return "ios"
+	case Android:
+		return "android"
+	}
+	return ""
+}
+
+// ParsePlatform reads "ios" or "android".
+func ParsePlatform(s string) (Platform, error) {
+	switch s {
+	case "ios":
+		return IOS, nil
+	case "android":
+		return Android, nil
+	}
+	return 0, fieldErr("platform", "must be \"ios\" or \"android\", got %q", clip(s))
+}
+
+// State is a device row's state.
+type State int16
+
+// States of a device row. Deleted and invalidated rows are tombstones: they
+// keep the event time, so an older event replayed later cannot resurrect them.
+const (
+	Active      State = 0
+	Deleted     State = 1
+	Invalidated State = 2
+)
+
+// Event is one entry of the ingest stream: a registration (put), a deletion by
+// the app, or an invalidation reported by the provider through deliver.
+type Event struct {
+	Op       string // pipeline.OpPut, OpDelete, OpInvalidate
+	App      string
+	Token    string
+	Platform Platform // put: required; delete/invalidate: 0 if unknown
+	User     int64    // put: required; delete/invalidate: 0 if unknown
+	Locale   string
+	At       int64 // event time, unix microseconds
+}
+
+// State is the row state the event leads to.
+func (e Event) State() State {
+	switch e.Op {
+	case pipeline.OpDelete:
+		return Deleted
+	case pipeline.OpInvalidate:
+		return Invalidated
+	}
+	return Active
+}
+
+// Partition is the ingest partition of a token: every event of one token goes
+// to one partition, so the ingest stage sees them in the order they were added.
+func Partition(keys pipeline.Keys, app, token string) int {
+	return keys.HashPartition(app + "/" + token)
+}
+
+// Message is the event as an ingest stream entry (pipeline/fields.go).
+func (e Event) Message(keys pipeline.Keys) pipeline.Message {
+	f := make([]string, 0, 14)
+	f = append(f, pipeline.FieldOp, e.Op, pipeline.FieldApp, e.App, pipeline.FieldToken, e.Token)
+	if e.Platform != 0 {
+		f = append(f, pipeline.FieldPlatform, e.Platform.String())
+	}
+	if e.User != 0 {
+		f = append(f, pipeline.FieldUser, strconv.FormatInt(e.User, 10))
+	}
+	if e.Locale != "" {
+		f = append(f, pipeline.FieldLocale, e.Locale)
+	}
+	f = append(f, pipeline.FieldAt, strconv.FormatInt(e.At, 10))
+	return pipeline.Message{Stream: keys.Stream(pipeline.StreamIngest, Partition(keys, e.App, e.Token)), Fields: f}
+}
+
+// maxFuture bounds how far ahead of this machine's clock an event time may be:
+// an event from the far future would win against every later real event of
+// its token forever.
+const maxFuture = time.Hour
+
+// ParseEvent reads and validates an ingest stream entry with the same rules
+// the API applies, so a malformed entry (a bug in a producer, a hand-written
+// XADD) is dead-lettered instead of failing the batch in PostgreSQL.
+func ParseEvent(f map[string]string, now time.Time) (Event, error) {
+	e := Event{Op: f[pipeline.FieldOp], App: f[pipeline.FieldApp], Token: f[pipeline.FieldToken], Locale: f[pipeline.FieldLocale]}
+	switch e.Op {
+	case pipeline.OpPut, pipeline.OpDelete, pipeline.OpInvalidate:
+	default:
+		return Event{}, fieldErr(pipeline.FieldOp, "must be put, delete or invalidate, got %q", clip(e.Op))
+	}
+	if err := ValidateApp(e.App); err != nil {
+		return Event{}, err
+	}
+	if s, ok := f[pipeline.FieldPlatform]; ok || e.Op == pipeline.OpPut {
+		p, err := ParsePlatform(s)
+		if err != nil {
+			return Event{}, err
+		}
+		e.Platform = p
+	}
+	if e.Platform != 0 {
+		if err := ValidateToken(e.Platform, e.Token); err != nil {
+			return Event{}, err
+		}
+	} else if err := ValidateAnyToken(e.Token); err != nil {
+		return Event{}, err
+	}
+	if s, ok := f[pipeline.FieldUser]; ok || e.Op == pipeline.OpPut {
+		u, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return Event{}, fieldErr(pipeline.FieldUser, "must be a decimal user id, got %q", clip(s))
+		}
+		if err := ValidateUser(u); err != nil {
+			return Event{}, err
+		}
+		e.User = u
+	}
+	if err := ValidateLocale(e.Locale); err != nil {
+		return Event{}, err
+	}
+	at, err := strconv.ParseInt(f[pipeline.FieldAt], 10, 64)
+	if err != nil || at <= 0 {
+		return Event{}, fieldErr(pipeline.FieldAt, "must be the event time in unix microseconds, got %q", clip(f[pipeline.FieldAt]))
+	}
+	if limit := now.Add(maxFuture).UnixMicro(); at > limit {
+		return Event{}, fieldErr(pipeline.FieldAt, "event time %s is more than %s in the future", time.UnixMicro(at).UTC().Format(time.RFC3339), maxFuture)
+	}
+	e.At = at
+	return e, nil
+}
+
+// clip shortens a bad value quoted in an error message.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// FieldError names the field that is wrong and what is wrong with it.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)}
+}

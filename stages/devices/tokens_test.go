@@ -1,0 +1,129 @@
+package devices
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
+)
+
+var env *pipelinetest.Env
+
+func TestMain(m *testing.M) {
+	pipelinetest.Main(m, pipelinetest.EnvOptions{Postgres: true}, &env)
+}
+
+// testDB is a fresh migrated database.
+func testDB(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	url := pipelinetest.DatabaseT(t, env.Postgres)
+	if err := schema.Migrate(t.Context(), url); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
+
+func TestValidTokens(t *testing.T) {
+	db := testDB(t)
+	ctx := t.Context()
+	_, err := db.Exec(ctx, `INSERT INTO devices (app, token, user_id, platform, state, event_at) VALUES
+		('news', 'a1', 1, 1, 0, now()), ('news', 'a2', 1, 2, 0, now()),
+		('news', 'b1', 2, 2, 1, now()),          -- deleted
+		('news', 'c1', 3, 1, 2, now()),          -- invalidated
+		('news', 'd1', 4, 2, 0, now()),
+		('sport', 'e1', 1, 1, 0, now())          -- another app`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ValidTokens(ctx, db, "news", []int64{1, 2, 3, 4, 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(got, func(a, b Device) int { return strings.Compare(a.Token, b.Token) })
+	want := []Device{{1, IOS, "a1"}, {1, Android, "a2"}, {4, Android, "d1"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	if got, err := ValidTokens(ctx, db, "news", nil); err != nil || len(got) != 0 {
+		t.Fatalf("no users: got %v, %v", got, err)
+	}
+}
+
+// The query deliver runs per batch of users is answered from the covering
+// partial index alone: an index-only scan without heap fetches once the table
+// is vacuumed (autovacuum keeps the visibility map current in production).
+func TestValidTokensIsIndexOnlyScan(t *testing.T) {
+	db := testDB(t)
+	ctx := t.Context()
+	// 200k devices of 150k users in two apps, a tenth of them tombstones.
+	// Committed durably: VACUUM marks a page all-visible only once the hint
+	// bits of its rows are set, which waits for the commit record to be
+	// flushed (the test server runs with synchronous_commit off).
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO devices (app, token, user_id, platform, state, event_at)
+			SELECT CASE WHEN i % 5 = 0 THEN 'sport' ELSE 'news' END, md5(i::text) || md5((-i)::text),
+			       1 + (i * 7919) % 150000, 1 + i % 2, CASE WHEN i % 10 = 3 THEN 1 ELSE 0 END, now()
+			FROM generate_series(1, 200000) AS i`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `VACUUM ANALYZE devices`); err != nil {
+		t.Fatal(err)
+	}
+	users := make([]int64, 1000)
+	for i := range users {
+		users[i] = int64(1 + i*149 + i%7) // a mix of both apps and states
+	}
+	plan := explain(t, db, `EXPLAIN (ANALYZE, COSTS OFF) `+validTokensSQL, "news", users)
+	if !strings.Contains(plan, "Index Only Scan using devices_app_user_active") || !strings.Contains(plan, "Heap Fetches: 0") {
+		t.Fatalf("want an index-only scan of devices_app_user_active without heap fetches, got:\n%s", plan)
+	}
+	t.Logf("plan for 1000 users of 200k devices:\n%s", plan)
+	got, err := ValidTokens(ctx, db, "news", users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM devices WHERE app = 'news' AND state = 0 AND user_id = ANY($1)`, users).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != want || want < 500 {
+		t.Fatalf("got %d devices, want %d", len(got), want)
+	}
+}
+
+func explain(t *testing.T, db *pgxpool.Pool, sql string, args ...any) string {
+	t.Helper()
+	rows, err := db.Query(context.Background(), sql, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,129 @@
+package devices
+
+import (
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of the device fields (DESIGN's contract).
+const (
+	MaxApp         = 255
+	MinAPNsToken   = 64
+	MaxAPNsToken   = 200
+	MaxFCMToken    = 4096
+	MaxLocale      = 35
+	MaxChannelName = 128
+)
+
+// ValidateApp: non-empty, at most 255 bytes of printable UTF-8.
+func ValidateApp(app string) error {
+	switch {
+	case app == "":
+		return fieldErr("app", "is required (the app's id, e.g. \"com.example.news\")")
+	case len(app) > MaxApp:
+		return fieldErr("app", "is %d bytes long; at most %d are allowed", len(app), MaxApp)
+	case !utf8.ValidString(app):
+		return fieldErr("app", "is not valid UTF-8")
+	}
+	for _, r := range app {
+		if !unicode.IsPrint(r) {
+			return fieldErr("app", "contains a control or non-printable character (%U)", r)
+		}
+	}
+	return nil
+}
+
+// ValidateToken checks a token against its platform's format: APNs tokens are
+// 64–200 hex characters, FCM registration tokens 1–4096 characters of
+// [A-Za-z0-9_:.-].
+func ValidateToken(p Platform, token string) error {
+	switch p {
+	case IOS:
+		if len(token) < MinAPNsToken || len(token) > MaxAPNsToken {
+			return fieldErr("token", "an APNs (ios) token is %d–%d hex characters; got %d characters", MinAPNsToken, MaxAPNsToken, len(token))
+		}
+		for i := 0; i < len(token); i++ {
+			if !isHex(token[i]) {
+				return fieldErr("token", "an APNs (ios) token is hex; character %d is %q", i, rune(token[i]))
+			}
+		}
+		return nil
+	case Android:
+		if token == "" || len(token) > MaxFCMToken {
+			return fieldErr("token", "an FCM (android) token is 1–%d characters; got %d", MaxFCMToken, len(token))
+		}
+		if i := badFCMChar(token); i >= 0 {
+			return fieldErr("token", "an FCM (android) token has only A-Z a-z 0-9 _ : . - characters; character %d is %q", i, rune(token[i]))
+		}
+		return nil
+	}
+	return fieldErr("platform", "must be \"ios\" or \"android\"")
+}
+
+// ValidateAnyToken checks a token whose platform is not known (DELETE by
+// token): it must be well-formed for at least one platform.
+func ValidateAnyToken(token string) error {
+	if token == "" {
+		return fieldErr("token", "is required")
+	}
+	if ValidateToken(IOS, token) == nil {
+		return nil
+	}
+	return ValidateToken(Android, token)
+}
+
+// ValidateUser: user ids are positive.
+func ValidateUser(u int64) error {
+	if u <= 0 {
+		return fieldErr("user_id", "must be a positive integer, got %d", u)
+	}
+	return nil
+}
+
+// ValidateLocale: optional, at most 35 characters of a BCP 47 tag
+// (letters, digits, '-' and '_').
+func ValidateLocale(l string) error {
+	if len(l) > MaxLocale {
+		return fieldErr("locale", "is %d characters long; at most %d are allowed (a BCP 47 tag such as \"en-US\")", len(l), MaxLocale)
+	}
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		if !(isAlnum(c) || c == '-' || c == '_') {
+			return fieldErr("locale", "has only letters, digits, '-' and '_' (a BCP 47 tag such as \"en-US\"); character %d is %q", i, rune(c))
+		}
+	}
+	return nil
+}
+
+// ValidateName checks a channel or category name: 1–128 characters of
+// [A-Za-z0-9_.:-].
+func ValidateName(field, name string) error {
+	if name == "" || len(name) > MaxChannelName {
+		return fieldErr(field, "must be 1–%d characters; got %d", MaxChannelName, len(name))
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(isAlnum(c) || c == '_' || c == '.' || c == ':' || c == '-') {
+			return fieldErr(field, "has only A-Z a-z 0-9 _ . : - characters; character %d is %q", i, rune(c))
+		}
+	}
+	return nil
+}
+
+func badFCMChar(s string) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(isAlnum(c) || c == '_' || c == ':' || c == '-' || c == '.') {
+			return i
+		}
+	}
+	return -1
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func isAlnum(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}

@@ -1,0 +1,136 @@
+package devices
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+var (
+	apnsToken = strings.Repeat("ab12", 16) // 64 hex
+	fcmToken  = "dQw4w9WgXcQ:APA91bH-x_y.z"
+)
+
+func TestParseEvent(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	at := "1799999999000000"
+	put := func(kv ...string) map[string]string {
+		m := map[string]string{"op": "put", "app": "news", "token": apnsToken, "platform": "ios", "user": "42", "locale": "en-US", "at": at}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == "<absent>" {
+				delete(m, kv[i])
+				continue
+			}
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	tests := []struct {
+		name      string
+		give      map[string]string
+		wantField string // "" = valid
+	}{
+		{"put", put(), ""},
+		{"put android", put("platform", "android", "token", fcmToken), ""},
+		{"put without locale", put("locale", "<absent>"), ""},
+		{"delete needs no platform or user", map[string]string{"op": "delete", "app": "news", "token": fcmToken, "at": at}, ""},
+		{"invalidate with platform and user", put("op", "invalidate"), ""},
+		{"unknown op", put("op", "upsert"), "op"},
+		{"missing op", put("op", "<absent>"), "op"},
+		{"empty app", put("app", ""), "app"},
+		{"long app", put("app", strings.Repeat("a", 256)), "app"},
+		{"app with a newline", put("app", "a\nb"), "app"},
+		{"app not utf-8", put("app", "a\xffb"), "app"},
+		{"unknown platform", put("platform", "windows"), "platform"},
+		{"put without platform", put("platform", "<absent>"), "platform"},
+		{"short apns token", put("token", "abcd"), "token"},
+		{"apns token not hex", put("token", strings.Repeat("zz", 32)), "token"},
+		{"apns token too long", put("token", strings.Repeat("a", 201)), "token"},
+		{"fcm token with a space", put("platform", "android", "token", "a b"), "token"},
+		{"fcm token too long", put("platform", "android", "token", strings.Repeat("a", 4097)), "token"},
+		{"empty token", put("token", ""), "token"},
+		{"delete with a bad token", map[string]string{"op": "delete", "app": "news", "token": "a/b", "at": at}, "token"},
+		{"user zero", put("user", "0"), "user_id"},
+		{"user negative", put("user", "-5"), "user_id"},
+		{"user not a number", put("user", "x"), "user"},
+		{"put without user", put("user", "<absent>"), "user"},
+		{"long locale", put("locale", strings.Repeat("a", 36)), "locale"},
+		{"locale with a slash", put("locale", "en/US"), "locale"},
+		{"missing at", put("at", "<absent>"), "at"},
+		{"at zero", put("at", "0"), "at"},
+		{"at in the far future", put("at", "2800000000000000"), "at"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseEvent(tt.give, now)
+			if tt.wantField == "" {
+				if err != nil {
+					t.Fatalf("want valid, got %v", err)
+				}
+				return
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != tt.wantField {
+				t.Fatalf("want an error naming %q, got %v", tt.wantField, err)
+			}
+		})
+	}
+}
+
+func TestEventRoundTrip(t *testing.T) {
+	keys := pipeline.NewKeys("rt", 16)
+	tests := []Event{
+		{Op: pipeline.OpPut, App: "news", Token: apnsToken, Platform: IOS, User: 7, Locale: "de", At: 1_700_000_000_000_001},
+		{Op: pipeline.OpDelete, App: "news", Token: fcmToken, At: 1_700_000_000_000_002},
+		{Op: pipeline.OpInvalidate, App: "news", Token: fcmToken, Platform: Android, User: 9, At: 1_700_000_000_000_003},
+	}
+	for _, give := range tests {
+		m := give.Message(keys)
+		if want := keys.Stream(pipeline.StreamIngest, keys.HashPartition(give.App+"/"+give.Token)); m.Stream != want {
+			t.Errorf("stream %s, want %s", m.Stream, want)
+		}
+		fields := map[string]string{}
+		for i := 0; i < len(m.Fields); i += 2 {
+			fields[m.Fields[i]] = m.Fields[i+1]
+		}
+		got, err := ParseEvent(fields, time.UnixMicro(give.At))
+		if err != nil || got != give {
+			t.Errorf("round trip of %+v: got %+v, %v", give, got, err)
+		}
+	}
+}
+
+func TestClockStrictlyIncreases(t *testing.T) {
+	fixed := time.Unix(1_800_000_000, 0)
+	c := &Clock{now: func() time.Time { return fixed }}
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range 1000 {
+				n := 1 + i%3
+				first := c.Stamp(n)
+				mu.Lock()
+				for i := range int64(n) {
+					if seen[first+i] {
+						t.Errorf("stamp %d handed out twice", first+i)
+					}
+					seen[first+i] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	// The wall clock going back does not make stamps go back.
+	before := c.Stamp(1)
+	fixed = fixed.Add(-time.Hour)
+	if after := c.Stamp(1); after <= before {
+		t.Fatalf("stamp went back: %d then %d", before, after)
+	}
+}
