@@ -253,8 +253,10 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			acked, cerr := r.commit(ctx, b)
 			if cerr == nil {
 				r.metrics.acked(r.opts.Stage, b.Partition, int(acked))
-				for _, e := range b.Entries {
-					r.lastErr.Delete(e.ID)
+				for i, e := range b.Entries {
+					if _, failed := b.failed[i]; !failed {
+						r.lastErr.Delete(e.ID)
+					}
 				}
 				return
 			}

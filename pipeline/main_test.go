@@ -1,0 +1,160 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+var env *pipelinetest.Env
+
+// TestMain doubles as a stage process: with PIPELINE_WORKER set, the test
+// binary runs one hop of the test pipeline until SIGTERM, so tests can kill
+// real processes with SIGKILL and SIGTERM.
+func TestMain(m *testing.M) {
+	if role := os.Getenv("PIPELINE_WORKER"); role != "" {
+		os.Exit(runWorker(role))
+	}
+	pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true, Cluster: true}, &env)
+}
+
+// hop is the test pipeline's handler: it forwards each entry's "n" to the
+// same partition of the next stream, after a random pause that widens the
+// window in which a kill lands mid-batch.
+func hop(keys pipeline.Keys, out string, maxPause time.Duration) pipeline.HandlerFunc {
+	return func(ctx context.Context, b *pipeline.Batch) error {
+		if maxPause > 0 {
+			time.Sleep(rand.N(maxPause))
+		}
+		for _, e := range b.Entries {
+			b.Emit(keys.Stream(out, b.Partition), "n", e.Fields["n"])
+		}
+		return nil
+	}
+}
+
+// runWorker runs hop IN→OUT (from PIPELINE_WORKER="in:out") as a consumer.
+func runWorker(role string) int {
+	var in, out string
+	if _, err := fmt.Sscanf(role, "%s", &in); err != nil {
+		return 2
+	}
+	for i := range role {
+		if role[i] == ':' {
+			in, out = role[:i], role[i+1:]
+		}
+	}
+	keys := pipeline.NewKeys(os.Getenv("PIPELINE_PREFIX"), 16)
+	rdb, err := pipeline.NewRedis(os.Getenv("PIPELINE_REDIS"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer rdb.Close()
+	pause, _ := time.ParseDuration(os.Getenv("PIPELINE_PAUSE"))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	r := pipeline.NewRunner(rdb, keys, pipeline.Options{
+		Stage: in, Stream: in, Consumer: os.Getenv("PIPELINE_CONSUMER"), Concurrency: 4, BatchSize: 50,
+		ClaimIdle: time.Second, ShutdownTimeout: 5 * time.Second, Block: 200 * time.Millisecond,
+	}, hop(keys, out, pause), zerolog.New(os.Stderr).Level(zerolog.WarnLevel), nil)
+	if err := r.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func testKeys() pipeline.Keys {
+	return pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 16)
+}
+
+func client(t testing.TB, addrs ...string) rueidis.Client {
+	t.Helper()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// produce writes entries n=0..count-1 spread over the partitions of stream.
+func produce(t testing.TB, c rueidis.Client, keys pipeline.Keys, stream string, count int) {
+	t.Helper()
+	ctx := context.Background()
+	const chunk = 1000
+	for lo := 0; lo < count; lo += chunk {
+		msgs := make([]pipeline.Message, 0, chunk)
+		for n := lo; n < min(lo+chunk, count); n++ {
+			msgs = append(msgs, pipeline.Message{Stream: keys.Stream(stream, n%keys.Partitions), Fields: []string{"n", strconv.Itoa(n)}})
+		}
+		if _, err := pipeline.Emit(ctx, c, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// collect reads every entry of every partition of stream and counts each n.
+func collect(t testing.TB, c rueidis.Client, keys pipeline.Keys, stream string) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for p := 0; p < keys.Partitions; p++ {
+		start := "-"
+		for {
+			xs, err := c.Do(context.Background(), c.B().Xrange().Key(keys.Stream(stream, p)).Start(start).End("+").Count(5000).Build()).AsXRange()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range xs {
+				seen[x.FieldValues["n"]]++
+			}
+			if len(xs) < 5000 {
+				break
+			}
+			start = "(" + xs[len(xs)-1].ID
+		}
+	}
+	return seen
+}
+
+// exactlyOnce checks every n in [0,count) appears once and nothing else does.
+func exactlyOnce(t testing.TB, seen map[string]int, count int) {
+	t.Helper()
+	missing, dups := 0, 0
+	for n := 0; n < count; n++ {
+		switch c := seen[strconv.Itoa(n)]; {
+		case c == 0:
+			missing++
+		case c > 1:
+			dups += c - 1
+		}
+	}
+	if missing != 0 || dups != 0 || len(seen) != count {
+		t.Fatalf("want each of %d entries exactly once: missing %d, duplicates %d, distinct %d", count, missing, dups, len(seen))
+	}
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
