@@ -47,14 +47,7 @@ func pgConn(t *testing.T, url string) *pgx.Conn {
 
 // gone reports whether pid has exited (a zombie counts as exited: PID 1
 // here does not reap orphans).
-func gone(pid int) bool {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return true
-	}
-	i := strings.LastIndexByte(string(stat), ')')
-	return i >= 0 && strings.HasPrefix(string(stat[i+1:]), " Z")
-}
+func gone(pid int) bool { return processGone(pid) }
 
 func TestRedisSetGet(t *testing.T) {
 	t.Parallel()

@@ -60,7 +60,9 @@ func startProcess(dir, logPath string, cred *syscall.Credential, name string, ar
 		Credential: cred,
 		// If the test binary dies without closing the server (panic, test
 		// timeout, ^C), the kernel kills the server instead of leaving it
-		// running forever.
+		// running forever. (The signal is tied to the OS thread that
+		// forked; Go keeps its threads unless a goroutine exits while
+		// locked with runtime.LockOSThread.)
 		Pdeathsig: syscall.SIGKILL,
 	}
 	if err := cmd.Start(); err != nil {
@@ -118,17 +120,38 @@ func (p *process) kill() error {
 	pid := p.pid()
 	// Freeze the parent first so that it cannot fork a child we miss.
 	_ = syscall.Kill(pid, syscall.SIGSTOP)
-	for _, child := range childrenOf(pid) {
+	children := childrenOf(pid)
+	for _, child := range children {
 		_ = syscall.Kill(child, syscall.SIGKILL)
 	}
 	killGroup(pid)
 	_ = syscall.Kill(pid, syscall.SIGKILL)
+	deadline := time.After(10 * time.Second)
 	select {
 	case <-p.done:
-		return nil
-	case <-time.After(10 * time.Second):
+	case <-deadline:
 		return fmt.Errorf("pid %d did not exit after SIGKILL", pid)
 	}
+	// kill(2) returns before the target dies. Wait for the children too: a
+	// PostgreSQL backend that still exists keeps the old shared memory
+	// attached, and the next Start would refuse to run.
+	for _, child := range children {
+		for !processGone(child) {
+			select {
+			case <-deadline:
+				return fmt.Errorf("child pid %d did not exit after SIGKILL", child)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// processGone reports whether pid no longer runs. A zombie counts as gone:
+// the children we kill are reparented to PID 1, which may never reap them.
+func processGone(pid int) bool {
+	state, ok := procState(pid)
+	return !ok || state == "Z"
 }
 
 // killGroup SIGKILLs the process group led by pgid; ESRCH (group already
@@ -149,22 +172,37 @@ func childrenOf(pid int) []int {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// Format: "pid (comm) state ppid ..."; comm may contain spaces, so
-		// parse after the last ')'.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(stat[i+1:]))
-		if len(fields) >= 2 && fields[1] == strconv.Itoa(pid) {
+		if fields := procStat(child); len(fields) >= 2 && fields[1] == strconv.Itoa(pid) {
 			kids = append(kids, child)
 		}
 	}
 	return kids
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name:
+// state, ppid, ... It returns nil if the process does not exist.
+func procStat(pid int) []string {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return nil
+	}
+	// Format: "pid (comm) state ppid ..."; comm may contain spaces and
+	// parentheses, so parse after the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(stat[i+1:]))
+}
+
+// procState returns the process state letter ("R", "S", "Z", ...) and
+// whether the process exists.
+func procState(pid int) (string, bool) {
+	fields := procStat(pid)
+	if len(fields) == 0 {
+		return "", false
+	}
+	return fields[0], true
 }
 
 // exitError describes a process that stopped before becoming ready,
