@@ -1,11 +1,226 @@
 package main
 
-import "fmt"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
 
-// DLQCmd is a placeholder until issue #7 lands.
-type DLQCmd struct{}
+	"github.com/pushpipe/pushpipe/pipeline"
+)
 
-// Run says that this role is not built yet.
-func (c *DLQCmd) Run(g *Globals) error {
-	return fmt.Errorf("pushpipe dlq is not built yet (issue #7)")
+// DLQCmd inspects and requeues dead letters: entries a stage gave up on, with
+// the reason, their origin and their original fields.
+type DLQCmd struct {
+	List  DLQListCmd  `cmd:"" help:"List dead letters, oldest first, with their reasons."`
+	Show  DLQShowCmd  `cmd:"" help:"Show one dead letter in full, original fields included."`
+	Retry DLQRetryCmd `cmd:"" help:"Re-inject dead letters into their original stream partition, then delete them."`
+	Drop  DLQDropCmd  `cmd:"" help:"Delete dead letters for good."`
+}
+
+// dlqFilterFlags narrow a list, retry or drop.
+type dlqFilterFlags struct {
+	Stream   string `help:"Only dead letters from this stream (ingest, campaigns, ranges, dedupe, deliver)."`
+	Campaign string `help:"Only dead letters of this campaign."`
+}
+
+// DLQListCmd is `pushpipe dlq list`.
+type DLQListCmd struct {
+	dlqFilterFlags
+	Limit int  `default:"100" help:"Show at most this many (0: all)."`
+	JSON  bool `name:"json" help:"Print NDJSON, one dead letter a line."`
+}
+
+// Run lists.
+func (c *DLQListCmd) Run(g *Globals) error {
+	rdb, err := g.Redis()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	q := pipeline.NewDLQ(rdb, g.Keys())
+	letters, err := q.List(g.Context(), pipeline.DLQFilter{Stream: c.Stream, Campaign: c.Campaign, Limit: c.Limit})
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		enc := json.NewEncoder(os.Stdout)
+		for _, d := range letters {
+			if err := enc.Encode(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	total, err := q.Len(g.Context())
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAGE\tSTREAM\tORIGINAL ID\tDELIVERIES\tCAMPAIGN\tREASON")
+	now := time.Now()
+	for _, d := range letters {
+		origin := d.Stream
+		if d.Malformed == "" {
+			origin = fmt.Sprintf("%s/p%d", d.Name, d.Partition)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, now.Sub(d.At).Round(time.Second), origin, d.OrigID,
+			d.Deliveries, firstNonEmpty(d.Campaign(), "-"), clip(oneLine(firstNonEmpty(d.Malformed, d.Error)), 100))
+	}
+	tw.Flush()
+	fmt.Printf("%d shown, %d dead letters in total\n", len(letters), total)
+	return nil
+}
+
+// DLQShowCmd is `pushpipe dlq show ID`.
+type DLQShowCmd struct {
+	ID   string `arg:"" help:"The dead letter's id (from dlq list)."`
+	JSON bool   `name:"json" help:"Print JSON."`
+}
+
+// Run shows one dead letter; id batches (u, m) are decoded.
+func (c *DLQShowCmd) Run(g *Globals) error {
+	rdb, err := g.Redis()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	d, err := pipeline.NewDLQ(rdb, g.Keys()).Show(g.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return json.NewEncoder(os.Stdout).Encode(d)
+	}
+	printDeadLetter(os.Stdout, d)
+	return nil
+}
+
+func printDeadLetter(w io.Writer, d pipeline.DeadLetter) {
+	fmt.Fprintf(w, "id          %s (%s)\n", d.ID, d.At.Format(time.RFC3339Nano))
+	fmt.Fprintf(w, "from        %s entry %s (group %s, consumer %s)\n", d.Stream, d.OrigID, d.Group, d.Consumer)
+	fmt.Fprintf(w, "deliveries  %d\n", d.Deliveries)
+	fmt.Fprintf(w, "reason      %s\n", d.Error)
+	if d.Malformed != "" {
+		fmt.Fprintf(w, "MALFORMED   %s (cannot be retried; drop it)\n", d.Malformed)
+	}
+	fmt.Fprintln(w, "fields")
+	names := make([]string, 0, len(d.Fields))
+	for f := range d.Fields {
+		names = append(names, f)
+	}
+	slices.Sort(names)
+	for _, f := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", f, fieldValue(f, d.Fields[f]))
+	}
+}
+
+// fieldValue shows a field readably: id batches decoded, binary quoted.
+func fieldValue(name, v string) string {
+	if name == pipeline.FieldUsers || name == pipeline.FieldMuted {
+		if ids, err := pipeline.DecodeIDs(v); err == nil {
+			parts := make([]string, 0, 11)
+			for i, id := range ids {
+				if i == 10 {
+					parts = append(parts, "…")
+					break
+				}
+				parts = append(parts, strconv.FormatInt(id, 10))
+			}
+			return fmt.Sprintf("%d user ids: %s", len(ids), strings.Join(parts, " "))
+		}
+	}
+	if !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 }) {
+		return strconv.Quote(v)
+	}
+	return v
+}
+
+// dlqSelect is how retry and drop pick their letters: ids, or --all
+// (narrowed by the filters). Nothing is selected by default.
+type dlqSelect struct {
+	IDs []string `arg:"" optional:"" name:"id" help:"Dead letter ids."`
+	All bool     `help:"Every dead letter (narrowed by --stream/--campaign)."`
+	dlqFilterFlags
+}
+
+func (s dlqSelect) filter() (pipeline.DLQFilter, error) {
+	switch {
+	case len(s.IDs) > 0 && (s.All || s.Stream != "" || s.Campaign != ""):
+		return pipeline.DLQFilter{}, errors.New("give dead letter ids, or --all with optional --stream/--campaign, not both")
+	case len(s.IDs) == 0 && !s.All:
+		return pipeline.DLQFilter{}, errors.New("say which: dead letter ids, or --all (narrowed by --stream/--campaign)")
+	}
+	return pipeline.DLQFilter{IDs: s.IDs, Stream: s.Stream, Campaign: s.Campaign}, nil
+}
+
+// DLQRetryCmd is `pushpipe dlq retry`.
+type DLQRetryCmd struct{ dlqSelect }
+
+// Run retries: each letter's original fields go back to its original
+// partition (fresh delivery count), and the letter is deleted only after that
+// XADD succeeded. Stages are idempotent, so nobody gets a notification twice.
+func (c *DLQRetryCmd) Run(g *Globals) error {
+	f, err := c.filter()
+	if err != nil {
+		return err
+	}
+	rdb, err := g.Redis()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	res, err := pipeline.NewDLQ(rdb, g.Keys()).Retry(g.Context(), f)
+	fmt.Printf("retried %d dead letters\n", len(res.Done))
+	return errors.Join(err, reportFailed(res))
+}
+
+// DLQDropCmd is `pushpipe dlq drop`.
+type DLQDropCmd struct{ dlqSelect }
+
+// Run drops.
+func (c *DLQDropCmd) Run(g *Globals) error {
+	f, err := c.filter()
+	if err != nil {
+		return err
+	}
+	rdb, err := g.Redis()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	res, err := pipeline.NewDLQ(rdb, g.Keys()).Drop(g.Context(), f)
+	fmt.Printf("dropped %d dead letters\n", len(res.Done))
+	return errors.Join(err, reportFailed(res))
+}
+
+func reportFailed(res pipeline.DLQResult) error {
+	if len(res.Failed) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(res.Failed))
+	for id := range res.Failed {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		fmt.Fprintf(os.Stderr, "  %s left in place: %s\n", id, res.Failed[id])
+	}
+	return fmt.Errorf("%d dead letters were left in place", len(res.Failed))
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }

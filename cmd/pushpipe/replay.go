@@ -1,11 +1,128 @@
 package main
 
-import "fmt"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
 
-// ReplayCmd is a placeholder until issue #7 lands.
-type ReplayCmd struct{}
+	"github.com/pushpipe/pushpipe/pipeline"
+)
 
-// Run says that this role is not built yet.
+// ReplayCmd re-injects retained entries of a stream into a stage's input, or
+// re-splits a campaign from PostgreSQL after Redis lost data.
+type ReplayCmd struct {
+	Stream    string `help:"Stream to replay: ingest, campaigns, ranges, dedupe or deliver."`
+	From      string `help:"Window start, inclusive: an entry id (1700000000000-0), unix ms, an RFC 3339 time, or a duration ago (15m)."`
+	To        string `help:"Window end, inclusive (same forms; a time includes its whole millisecond). Default: the stream's last entry when the replay starts."`
+	Campaign  string `help:"Only entries of this campaign."`
+	Force     bool   `help:"Resend even what was already sent: marks the entries force=1, which dedupe and deliver honour by bypassing their seen/sent marks. Only for --stream/--into dedupe or deliver."`
+	Into      string `help:"Stream to write to (default: the replayed stream itself). dedupe and deliver may be replayed into each other; entries keep their partition."`
+	Partition []int  `help:"Only these partitions (repeatable; default all)."`
+	DryRun    bool   `help:"Count what would be re-injected; write nothing."`
+	HighWater int64  `default:"100000" help:"Pause while the target stage has more than this many entries outstanding (0: never)."`
+	Resplit   bool   `help:"Instead of a window: append --campaign to the campaigns stream again so split re-cuts it from PostgreSQL (after Redis lost data). Marks suppress everyone already reached."`
+	JSON      bool   `name:"json" help:"Print the result as JSON."`
+}
+
+// Run replays. Without --force nothing already sent is sent again: every
+// stage is idempotent (dedupe's seen marks, deliver's sent marks, ingest's
+// event times), so a replay re-drives only what was lost or stuck.
 func (c *ReplayCmd) Run(g *Globals) error {
-	return fmt.Errorf("pushpipe replay is not built yet (issue #7)")
+	if c.Resplit {
+		return c.resplit(g)
+	}
+	if c.Stream == "" || c.From == "" {
+		return errors.New("replay needs --stream and --from (a window start; use --from 0 for everything retained), or --resplit --campaign ID")
+	}
+	now := time.Now()
+	from, err := pipeline.ParseBound(c.From, now)
+	if err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	to, err := pipeline.ParseBound(c.To, now)
+	if err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	rdb, err := g.Redis()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	opts := pipeline.ReplayOptions{
+		Stream: c.Stream, From: from, To: to, Campaign: c.Campaign, Force: c.Force, Into: c.Into,
+		Partitions: c.Partition, DryRun: c.DryRun, HighWater: c.HighWater,
+	}
+	res, err := pipeline.Replay(g.Context(), rdb, g.Keys(), opts)
+	if c.JSON {
+		json.NewEncoder(os.Stdout).Encode(map[string]any{
+			"stream": c.Stream, "into": firstNonEmpty(c.Into, c.Stream), "from": from.String(), "to": to.String(),
+			"campaign": c.Campaign, "force": c.Force, "dry_run": c.DryRun,
+			"scanned": res.Scanned, "injected": res.Injected, "by_partition": res.ByPart,
+		})
+	} else {
+		verb := "re-injected"
+		if c.DryRun {
+			verb = "would re-inject"
+		}
+		mode := "idempotent: only what never went out will be sent"
+		if c.Force {
+			mode = "forced: dedupe/deliver bypass their marks, these entries are sent again"
+		}
+		fmt.Printf("%s %s of %s entries of %s [%s .. %s] into %s (%s)\n", verb, thousands(res.Injected), thousands(res.Scanned),
+			c.Stream, from, to, firstNonEmpty(c.Into, c.Stream), mode)
+	}
+	return err
+}
+
+func (c *ReplayCmd) resplit(g *Globals) error {
+	if c.Campaign == "" {
+		return errors.New("--resplit needs --campaign ID")
+	}
+	if c.Stream != "" || c.From != "" || c.To != "" || c.Force {
+		return errors.New("--resplit takes only --campaign: it re-runs the campaign from its source, not a window")
+	}
+	if err := campaignExists(g, c.Campaign); err != nil {
+		return err
+	}
+	rdb, err := g.Redis()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	id, err := pipeline.Resplit(g.Context(), rdb, g.Keys(), c.Campaign)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("campaign %s appended to campaigns as %s: split re-cuts it from PostgreSQL; dedupe and sent marks suppress everyone already reached\n", c.Campaign, id)
+	return nil
+}
+
+// campaignExists checks the campaign row, so a typo does not send split an
+// entry it can only dead-letter.
+func campaignExists(g *Globals, id string) error {
+	db, err := g.DB(1)
+	if err != nil {
+		return fmt.Errorf("resplit reads the campaign from PostgreSQL: %w", err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(g.Context(), 10*time.Second)
+	defer cancel()
+	var found bool
+	if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1)`, id).Scan(&found); err != nil {
+		return fmt.Errorf("look up campaign %s: %w", id, err)
+	}
+	if !found {
+		return fmt.Errorf("campaign %s does not exist", id)
+	}
+	return nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

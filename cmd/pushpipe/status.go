@@ -1,11 +1,288 @@
 package main
 
-import "fmt"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
 
-// StatusCmd is a placeholder until issue #7 lands.
-type StatusCmd struct{}
+	"github.com/mattn/go-isatty"
+	"github.com/redis/rueidis"
 
-// Run says that this role is not built yet.
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// StatusCmd shows every stage stream (length, lag and pending per group,
+// consumers and their idle time), the dead letters and, given a campaign id,
+// its progress.
+type StatusCmd struct {
+	Campaign   string        `arg:"" optional:"" help:"Also show this campaign's progress."`
+	JSON       bool          `name:"json" help:"Print JSON (one object per refresh with --watch) for scripts."`
+	Watch      bool          `help:"Refresh until Ctrl-C."`
+	Interval   time.Duration `default:"1s" help:"Refresh interval with --watch."`
+	Detail     bool          `short:"d" help:"Show every partition and its consumers, not only the per-stream totals."`
+	RemoveIdle time.Duration `name:"remove-idle" help:"First remove consumers idle this long that hold no pending entries (e.g. 1h)."`
+}
+
+// statusReport is what one refresh shows; it is also the --json output.
+type statusReport struct {
+	At       time.Time               `json:"at"`
+	Streams  []pipeline.StreamStatus `json:"streams"`
+	DLQ      int64                   `json:"dlq"`
+	Campaign *progressView           `json:"campaign,omitempty"`
+	Removed  []string                `json:"removed_consumers,omitempty"`
+}
+
+// Run prints the status once, or every --interval with --watch.
 func (c *StatusCmd) Run(g *Globals) error {
-	return fmt.Errorf("pushpipe status is not built yet (issue #7)")
+	rdb, err := g.Redis()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	ctx, keys := g.Context(), g.Keys()
+	out := os.Stdout
+	tty := isatty.IsTerminal(out.Fd())
+	src := newProgressSource(rdb, keys)
+	for {
+		rep, err := c.collect(ctx, rdb, keys, src)
+		if err != nil && !c.Watch {
+			return err
+		}
+		switch {
+		case err != nil:
+			fmt.Fprintf(out, "%s  status failed (retrying): %v\n", time.Now().Format(time.TimeOnly), err)
+		case c.JSON:
+			if err := json.NewEncoder(out).Encode(rep); err != nil {
+				return err
+			}
+		default:
+			if c.Watch && tty {
+				io.WriteString(out, "\x1b[H\x1b[2J") // home + clear: redraw in place
+			}
+			c.print(out, rep, tty)
+		}
+		if !c.Watch {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(c.Interval):
+		}
+		if !tty && !c.JSON {
+			fmt.Fprintln(out)
+		}
+	}
+}
+
+func (c *StatusCmd) collect(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, src progressSource) (statusReport, error) {
+	rep := statusReport{At: time.Now().UTC()}
+	if c.RemoveIdle > 0 {
+		removed, err := pipeline.RemoveIdleConsumers(ctx, rdb, keys, c.RemoveIdle, pipeline.StageStreams()...)
+		if err != nil {
+			return rep, err
+		}
+		for _, r := range removed {
+			rep.Removed = append(rep.Removed, fmt.Sprintf("%s %s %s (idle %s)", r.Stream, r.Group, r.Consumer, r.Idle.Round(time.Second)))
+		}
+	}
+	var err error
+	if rep.Streams, err = pipeline.Status(ctx, rdb, keys, pipeline.StageStreams()...); err != nil {
+		return rep, err
+	}
+	if rep.DLQ, err = pipeline.NewDLQ(rdb, keys).Len(ctx); err != nil {
+		return rep, err
+	}
+	if c.Campaign != "" {
+		p, err := src.Progress(ctx, c.Campaign)
+		if err != nil {
+			return rep, fmt.Errorf("campaign %s: %w", c.Campaign, err)
+		}
+		rep.Campaign = &p
+	}
+	return rep, nil
+}
+
+func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
+	for _, r := range rep.Removed {
+		fmt.Fprintln(w, "removed idle consumer", r)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STREAM\tLENGTH\tGROUP\tLAG\tPENDING\tCONSUMERS\tMOST IDLE\t")
+	for _, s := range rep.Streams {
+		if len(s.Groups) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t-\t\t\t\t\t\n", s.Name, thousands(s.Length))
+		}
+		for i, gt := range s.Groups {
+			name, length := s.Name, thousands(s.Length)
+			if i > 0 {
+				name, length = "", ""
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", name, length, gt.Name,
+				fmtLag(gt.Lag, gt.LagUnknown > 0), thousands(gt.Pending), gt.Consumers, fmtIdle(gt.MaxIdle, gt.Consumers))
+		}
+		if c.Detail {
+			for _, p := range s.Partitions {
+				for _, gs := range p.Groups {
+					fmt.Fprintf(tw, "  p%d\t%s\t%s\t%s\t%s\t%d\t\t\n", p.Partition, thousands(p.Length), gs.Name,
+						fmtLag(gs.Lag, gs.Lag < 0), thousands(gs.Pending), len(gs.Consumers))
+					for _, cs := range gs.Consumers {
+						fmt.Fprintf(tw, "\t\t  %s\t\t%s\t\t%s\t\n", cs.Name, thousands(cs.Pending), fmtIdle(cs.Idle, 1))
+					}
+				}
+			}
+		}
+	}
+	fmt.Fprintf(tw, "dlq\t%s\t\t\t\t\t\t\n", thousands(rep.DLQ))
+	tw.Flush()
+	if rep.Campaign != nil {
+		fmt.Fprintln(w)
+		printProgressView(w, *rep.Campaign, tty)
+	}
+}
+
+// progressView is DESIGN's progress object, as GET /v1/campaigns/{id}
+// returns it. targets, muted and duplicates count people; sent, failed and
+// invalid tokens count devices.
+type progressView struct {
+	ID                   string `json:"id"`
+	State                string `json:"state"`
+	Targets              int64  `json:"targets"`
+	Sent                 int64  `json:"sent"`
+	Failed               int64  `json:"failed"`
+	Muted                int64  `json:"muted"`
+	InvalidTokens        int64  `json:"invalid_tokens"`
+	DuplicatesSuppressed int64  `json:"duplicates_suppressed"`
+	FirstSendMs          int64  `json:"first_send_ms"`
+	LastSendMs           int64  `json:"last_send_ms"`
+	// Done counts targets that reached a terminal state: the bar's numerator.
+	Done int64 `json:"users_done"`
+}
+
+// progressSource yields a campaign's progress.
+type progressSource interface {
+	Progress(ctx context.Context, id string) (progressView, error)
+}
+
+// printProgressView draws the bar (people done of targets) and the counters.
+func printProgressView(w io.Writer, p progressView, tty bool) {
+	frac := 0.0
+	if p.Targets > 0 {
+		frac = min(float64(p.Done)/float64(p.Targets), 1)
+	}
+	fmt.Fprintf(w, "campaign %s  %s\n", p.ID, p.State)
+	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s people\n", progressBar(frac, 40, tty), 100*frac, thousands(p.Done), thousands(p.Targets))
+	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s  muted %s  duplicates suppressed %s\n",
+		thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), thousands(p.Muted), thousands(p.DuplicatesSuppressed))
+	if p.FirstSendMs > 0 {
+		first, last := time.UnixMilli(p.FirstSendMs), time.UnixMilli(p.LastSendMs)
+		rate := ""
+		if d := last.Sub(first); d > 0 {
+			rate = fmt.Sprintf("  %s sends/s", thousands(int64(float64(p.Sent)/d.Seconds())))
+		}
+		fmt.Fprintf(w, "  first send %s  last send %s (%s)%s\n", first.Format("15:04:05.000"),
+			last.Format("15:04:05.000"), last.Sub(first).Round(time.Millisecond), rate)
+	}
+}
+
+// bar is a fixed-width progress bar: block characters on a terminal,
+// ASCII otherwise so logs and pipes stay readable.
+func progressBar(frac float64, width int, tty bool) string {
+	full, empty := "#", "."
+	if tty {
+		full, empty = "█", "░"
+	}
+	n := int(frac*float64(width) + 0.5)
+	return "[" + strings.Repeat(full, n) + strings.Repeat(empty, width-n) + "]"
+}
+
+// num formats with thousands separators.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func fmtLag(n int64, unknown bool) string {
+	if unknown {
+		return thousands(max(n, 0)) + "+?" // Redis could not tell for some partition (XINFO GROUPS lag is nil)
+	}
+	return thousands(n)
+}
+
+func fmtIdle(d time.Duration, consumers int) string {
+	if consumers == 0 {
+		return "-"
+	}
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// newProgressSource is where status gets campaign progress from.
+//
+// TODO(wire): stages/campaign.Progress is the one definition of a campaign's
+// state; until it lands, counterProgress sums the counters of fields.go.
+func newProgressSource(rdb rueidis.Client, keys pipeline.Keys) progressSource {
+	return counterProgress{rdb: rdb, keys: keys}
+}
+
+// counterProgress reads the per-partition stats hashes and the campaign hash.
+// It never claims "done": only the campaign package knows when every range
+// was resolved.
+type counterProgress struct {
+	rdb  rueidis.Client
+	keys pipeline.Keys
+}
+
+func (s counterProgress) Progress(ctx context.Context, id string) (progressView, error) {
+	cmds := make(rueidis.Commands, 0, s.keys.Partitions+1)
+	for p := range s.keys.Partitions {
+		cmds = append(cmds, s.rdb.B().Hgetall().Key(s.keys.Stats(p, id)).Build())
+	}
+	cmds = append(cmds, s.rdb.B().Hgetall().Key(s.keys.Campaign(id)).Build())
+	p := progressView{ID: id, State: "splitting"}
+	for i, r := range s.rdb.DoMulti(ctx, cmds...) {
+		m, err := r.AsStrMap()
+		if err != nil {
+			return p, fmt.Errorf("progress: %w", err)
+		}
+		if i == len(cmds)-1 {
+			if m[pipeline.CampaignSplitDone] == "1" {
+				p.State = "running"
+			}
+			continue
+		}
+		get := func(f string) int64 { n, _ := strconv.ParseInt(m[f], 10, 64); return n }
+		p.Targets += get(pipeline.StatTargets)
+		p.Sent += get(pipeline.StatSent)
+		p.Failed += get(pipeline.StatFailed)
+		p.Muted += get(pipeline.StatMuted)
+		p.InvalidTokens += get(pipeline.StatInvalid)
+		p.DuplicatesSuppressed += get(pipeline.StatDups)
+		p.Done += get(pipeline.StatUsersDone)
+		if f := get(pipeline.StatFirstMs); f > 0 && (p.FirstSendMs == 0 || f < p.FirstSendMs) {
+			p.FirstSendMs = f
+		}
+		p.LastSendMs = max(p.LastSendMs, get(pipeline.StatLastMs))
+	}
+	return p, nil
 }
