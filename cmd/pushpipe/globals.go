@@ -94,7 +94,7 @@ func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
 type StageFlags struct {
 	Consumer        string        `help:"Consumer name (default host-pid)."`
 	Concurrency     int           `default:"4" help:"Handlers running at once."`
-	Batch           int           `default:"100" help:"Entries read per XREADGROUP."`
+	Batch           int           `default:"${batch_default=100}" help:"Entries read per XREADGROUP."`
 	ClaimIdle       time.Duration `default:"30s" help:"Take over another consumer's entries idle this long."`
 	MaxDeliveries   int64         `default:"10" help:"Dead-letter an entry delivered more often than this."`
 	HTTP            string        `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`

@@ -1,0 +1,57 @@
+package ingest
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pushpipe/pushpipe/stages/devices"
+)
+
+// upsertSQL applies a batch of collapsed events in one statement (one round
+// trip, one implicit transaction). A row changes only when the event is newer
+// than the row's event time, so replays and reordering never regress a
+// device, and the row then is exactly what its latest event says: a put
+// (state 0) sets owner, platform and locale, so a token moving to another
+// user is just a newer put; a delete or invalidation turns the row into a
+// tombstone (state 1 or 2, with whatever owner the event carries), inserted
+// even for an unknown token so that a late, older put cannot bring it back.
+// Because the latest event alone decides the row, the table does not depend
+// on the order or batching in which events arrive.
+const upsertSQL = `
+INSERT INTO devices AS d (app, token, user_id, platform, locale, state, event_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::smallint[], $5::text[], $6::smallint[], $7::timestamptz[])
+ON CONFLICT (app, token) DO UPDATE SET
+    user_id    = excluded.user_id,
+    platform   = excluded.platform,
+    locale     = excluded.locale,
+    state      = excluded.state,
+    event_at   = excluded.event_at,
+    updated_at = now()
+WHERE d.event_at < excluded.event_at`
+
+// apply writes events (unique per (app, token)) and returns how many rows it
+// inserted or changed; the others were older than their rows.
+func apply(ctx context.Context, db *pgxpool.Pool, events []devices.Event) (int64, error) {
+	if len(events) == 0 {
+		return 0, nil
+	}
+	n := len(events)
+	var (
+		apps, tokens, locales = make([]string, n), make([]string, n), make([]string, n)
+		users                 = make([]int64, n)
+		platforms, states     = make([]int16, n), make([]int16, n)
+		ats                   = make([]time.Time, n)
+	)
+	for i, e := range events {
+		apps[i], tokens[i], locales[i] = e.App, e.Token, e.Locale
+		users[i], platforms[i], states[i] = e.User, int16(e.Platform), int16(e.State())
+		ats[i] = time.UnixMicro(e.At)
+	}
+	tag, err := db.Exec(ctx, upsertSQL, apps, tokens, users, platforms, locales, states, ats)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}

@@ -1,0 +1,98 @@
+// Package ingest is the ingest stage: it reads device token events (register,
+// delete, provider invalidation) from the ingest stream and writes them to
+// PostgreSQL in bulk, one statement per batch, so an app-open storm costs a
+// few bulk upserts instead of one database write per request.
+package ingest
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/devices"
+)
+
+// Config is what the stage needs.
+type Config struct {
+	// DB is the pool the upserts run on. Its MaxConns bounds the stage's
+	// PostgreSQL connections whatever the runner's concurrency.
+	DB      *pgxpool.Pool
+	Log     zerolog.Logger
+	Metrics prometheus.Registerer // nil: no metrics
+	Now     func() time.Time      // nil: time.Now (checks event times are not in the future)
+}
+
+// Handler is the ingest stage's batch handler.
+type Handler struct {
+	db      *pgxpool.Pool
+	log     zerolog.Logger
+	now     func() time.Time
+	metrics *metrics
+}
+
+// New builds the handler; run it with pipeline.NewRunner on pipeline.StreamIngest.
+func New(cfg Config) *Handler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Handler{db: cfg.DB, log: cfg.Log, now: cfg.Now, metrics: newMetrics(cfg.Metrics)}
+}
+
+// Handle decodes the batch (malformed entries go to the dead-letter stream,
+// the rest carry on), keeps only the latest event of each token, and applies
+// them in one statement. Returning nil after the statement committed is what
+// lets the runner ack the batch: a crash before that redelivers it, and
+// applying an event again changes nothing (events older than or as old as the
+// row are ignored).
+func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
+	now := h.now()
+	events := make([]devices.Event, 0, len(b.Entries))
+	for i, e := range b.Entries {
+		ev, err := devices.ParseEvent(e.Fields, now)
+		if err != nil {
+			b.DeadLetter(i, fmt.Errorf("malformed ingest entry: %w", err))
+			continue
+		}
+		events = append(events, ev)
+	}
+	latest := collapse(events)
+	changed, err := apply(ctx, h.db, latest)
+	if err != nil {
+		return fmt.Errorf("apply %d device events of %s: %w", len(latest), b.Stream, err)
+	}
+	h.metrics.observe(len(b.Entries)-len(events), len(events)-len(latest), len(latest)-int(changed), int(changed))
+	return nil
+}
+
+// collapse keeps the latest event of each (app, token), so one statement
+// never touches a row twice; at equal event times the later entry in stream
+// order wins. The result is sorted by (app, token): every transaction locks
+// rows in the same order, so concurrent batches wait for each other instead of
+// deadlocking, and the primary key is walked in order.
+func collapse(events []devices.Event) []devices.Event {
+	type key struct{ app, token string }
+	at := make(map[key]int, len(events))
+	out := make([]devices.Event, 0, len(events))
+	for _, e := range events {
+		k := key{e.App, e.Token}
+		if i, ok := at[k]; ok {
+			if e.At >= out[i].At {
+				out[i] = e
+			}
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b devices.Event) int {
+		return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Token, b.Token))
+	})
+	return out
+}

@@ -1,0 +1,27 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics count where each ingest entry went.
+type metrics struct {
+	events *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{events: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "pushpipe", Subsystem: "ingest", Name: "events_total",
+		Help: "Ingest entries by outcome: written (row inserted or changed), stale (not newer than the row), " +
+			"collapsed (superseded by a later event of the same token in the batch), malformed (dead-lettered).",
+	}, []string{"outcome"})}
+	if reg != nil {
+		reg.MustRegister(m.events)
+	}
+	return m
+}
+
+func (m *metrics) observe(malformed, collapsed, stale, written int) {
+	m.events.WithLabelValues("malformed").Add(float64(malformed))
+	m.events.WithLabelValues("collapsed").Add(float64(collapsed))
+	m.events.WithLabelValues("stale").Add(float64(stale))
+	m.events.WithLabelValues("written").Add(float64(written))
+}
