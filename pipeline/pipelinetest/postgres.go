@@ -33,6 +33,10 @@ type PostgresOptions struct {
 	// Settings are extra server settings passed as -c name=value; they
 	// override the defaults set here.
 	Settings map[string]string
+	// Dir keeps the server's files (data/, postgres.log, the socket) in this
+	// directory instead of a temporary one: an existing cluster in it is
+	// started again with its data (`pushpipe dev`), and Close keeps it.
+	Dir string
 }
 
 // Postgres is a PostgreSQL server child process listening on 127.0.0.1,
@@ -47,6 +51,7 @@ type Postgres struct {
 	cred     *syscall.Credential // non-nil when running as root
 	settings map[string]string
 	proc     *process
+	ownsDir  bool
 	dbSeq    atomic.Int64 // NewDatabase may be called from parallel tests
 }
 
@@ -76,13 +81,18 @@ func startPostgres(opts PostgresOptions) (*Postgres, error) {
 	if cred != nil {
 		parent = "/tmp"
 	}
-	dir, err := os.MkdirTemp(parent, "pipelinetest-pg-*")
+	dir, owned := opts.Dir, opts.Dir == ""
+	if owned {
+		dir, err = os.MkdirTemp(parent, "pipelinetest-pg-*")
+	} else if dir, err = filepath.Abs(dir); err == nil {
+		err = os.MkdirAll(dir, 0o700)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("temp dir: %w", err)
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return nil, errors.Join(fmt.Errorf("chown %s: %w", dir, err), cleanupDir(dir, true))
+			return nil, errors.Join(fmt.Errorf("chown %s: %w", dir, err), cleanupDir(dir, owned))
 		}
 	}
 	p := &Postgres{
@@ -91,13 +101,16 @@ func startPostgres(opts PostgresOptions) (*Postgres, error) {
 		bin:      filepath.Join(binDir, "postgres"),
 		cred:     cred,
 		settings: postgresSettings(dir, opts),
+		ownsDir:  owned,
 	}
-	if err := p.initdb(filepath.Join(binDir, "initdb"), opts.Durable); err != nil {
-		return nil, errors.Join(err, cleanupDir(dir, true))
+	if !isFile(filepath.Join(p.dataDir, "PG_VERSION")) {
+		if err := p.initdb(filepath.Join(binDir, "initdb"), opts.Durable); err != nil {
+			return nil, errors.Join(err, cleanupDir(dir, owned))
+		}
 	}
 	for attempt := 1; ; attempt++ {
 		if p.Port, err = FreePort(); err != nil {
-			return nil, errors.Join(err, cleanupDir(dir, true))
+			return nil, errors.Join(err, cleanupDir(dir, owned))
 		}
 		p.URL = p.databaseURL("postgres")
 		err = p.start()
@@ -105,7 +118,7 @@ func startPostgres(opts PostgresOptions) (*Postgres, error) {
 			return p, nil
 		}
 		if !errors.Is(err, errPortInUse) || attempt == startAttempts {
-			return nil, errors.Join(err, cleanupDir(dir, true))
+			return nil, errors.Join(err, cleanupDir(dir, owned))
 		}
 	}
 }
@@ -312,8 +325,9 @@ func (p *Postgres) Start() error {
 	return nil
 }
 
-// Close stops the server and removes its directory.
+// Close stops the server and removes its directory (unless it was
+// PostgresOptions.Dir).
 func (p *Postgres) Close() error {
 	err := p.Stop()
-	return errors.Join(err, cleanupDir(p.Dir, true))
+	return errors.Join(err, cleanupDir(p.Dir, p.ownsDir))
 }
