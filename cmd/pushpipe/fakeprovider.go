@@ -1,11 +1,30 @@
 package main
 
-import "fmt"
+import (
+	"os"
+	"time"
 
-// FakeproviderCmd is a placeholder until issue #5 lands.
-type FakeproviderCmd struct{}
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+)
 
-// Run says that this role is not built yet.
+// FakeproviderCmd serves a fake APNs + FCM endpoint for tests, the bench and
+// local runs.
+type FakeproviderCmd struct {
+	Listen           string        `default:"127.0.0.1:8443" help:"TCP address to serve on."`
+	CertOut          string        `name:"cert-out" placeholder:"FILE" help:"Write the self-signed certificate here (clients: SSL_CERT_FILE=FILE)."`
+	TPS              int           `name:"tps" help:"Requests per second above which it answers 429 (0 = unlimited)."`
+	Latency          time.Duration `help:"Added to every request."`
+	UnregisteredRate float64       `name:"unregistered-rate" help:"Share of tokens answered 410 Unregistered / UNREGISTERED (by hash of the token)."`
+	BadTokenRate     float64       `name:"bad-token-rate" help:"Share of tokens answered 400 BadDeviceToken / INVALID_ARGUMENT (by hash of the token)."`
+	ErrorRate        float64       `name:"error-rate" help:"Share of requests answered 500 or 503 at random."`
+	Outage           time.Duration `help:"Answer 503 to everything for this long after start."`
+}
+
+// Run serves until SIGTERM.
 func (c *FakeproviderCmd) Run(g *Globals) error {
-	return fmt.Errorf("pushpipe fakeprovider is not built yet (issue #5)")
+	return fakeprovider.Run(g.Context(), fakeprovider.Options{
+		Listen: c.Listen, CertOut: c.CertOut, TPS: c.TPS, Latency: c.Latency,
+		UnregisteredRate: c.UnregisteredRate, BadTokenRate: c.BadTokenRate, ErrorRate: c.ErrorRate,
+		Outage: c.Outage,
+	}, os.Stderr)
 }

@@ -31,6 +31,8 @@ type Handler struct {
 	limiter   *limiter
 	sem       chan struct{} // one slot per provider request in flight
 	failed    sync.Map      // campaign id → reason, once a campaign failed
+
+	inProgress sync.Map // stream + "/" + entry id of the entries being handled here
 }
 
 var _ pipeline.Handler = (*Handler)(nil)
@@ -51,30 +53,39 @@ func New(cfg Config) (*Handler, error) {
 	}, nil
 }
 
-// Handle delivers a batch of deliver entries and settles it in one atomic
-// step: users with transient failures go to the retry set, users whose
-// retry budget is spent go to the DLQ, the campaign counters are added and
-// the entries acked. Malformed entries are dead-lettered and acked with it.
+// Handle delivers a batch of deliver entries and settles each entry in one
+// atomic step: users with transient failures go to the retry set, users
+// whose retry budget is spent go to the DLQ, the campaign counters are added
+// and the entry is acked. Malformed entries are dead-lettered and acked.
 func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
+	entries, release, err := h.own(ctx, b)
+	if err != nil {
+		return err
+	}
+	defer release()
+	b.Settled() // every outcome below is acked by ackScript, or left pending
+
 	var (
 		targets []target
 		bad     []deadEntry
+		badIdx  = map[int]bool{}
 	)
-	for _, e := range b.Entries {
-		c, users, err := h.parse(ctx, e)
+	for i, e := range entries {
+		c, users, force, err := h.parse(ctx, e)
 		switch {
 		case isPermanent(err):
 			bad = append(bad, deadEntry{id: e.ID, fields: e.Fields, err: err, deliveries: 1})
+			badIdx[i] = true
 			continue
 		case err != nil:
 			return err
 		}
 		for _, u := range users {
-			targets = append(targets, target{c: c, user: u})
+			targets = append(targets, target{c: c, user: u, force: force, entry: i})
 		}
 	}
 
-	stop := h.keepClaimed(ctx, b)
+	stop := h.keepClaimed(ctx, b.Stream, entries)
 	results, err := h.deliverTargets(ctx, b.Partition, targets)
 	stop()
 	if err != nil {
@@ -85,47 +96,71 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	if err := h.deadLetter(ctx, b.Stream, bad); err != nil {
 		return err
 	}
-	if err := h.ack(ctx, b, s); err != nil {
-		if errors.Is(err, pipeline.ErrLostOwnership) {
-			h.log.Warn().Str("stream", b.Stream).Msg("batch was claimed by another consumer while sending; left to it")
-			b.Settled()
-			return nil
+	return h.ack(ctx, b, entries, targets, s)
+}
+
+// own picks the entries of b this handler may work on: not already being
+// handled in this process (the runner's claim loop can hand out an entry
+// again while its first batch waits for a worker), and still pending for
+// this consumer (another one may have claimed it meanwhile). Their idle time
+// is reset on the way. release must be called when done.
+func (h *Handler) own(ctx context.Context, b *pipeline.Batch) (entries []pipeline.Entry, release func(), err error) {
+	var mine []pipeline.Entry
+	for _, e := range b.Entries {
+		if _, busy := h.inProgress.LoadOrStore(b.Stream+"/"+e.ID, true); !busy {
+			mine = append(mine, e)
 		}
-		return err
 	}
-	b.Settled()
-	return nil
+	release = func() {
+		for _, e := range mine {
+			h.inProgress.Delete(b.Stream + "/" + e.ID)
+		}
+	}
+	if len(mine) == 0 {
+		return nil, release, nil
+	}
+	kept, err := h.keep(ctx, b.Stream, mine)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	for _, e := range mine {
+		if kept[e.ID] {
+			entries = append(entries, e)
+		}
+	}
+	return entries, release, nil
 }
 
 // parse reads one deliver entry. Errors wrapped with permanent cannot be
 // fixed by a retry.
-func (h *Handler) parse(ctx context.Context, e pipeline.Entry) (*campaign, []int64, error) {
+func (h *Handler) parse(ctx context.Context, e pipeline.Entry) (c *campaign, users []int64, force bool, err error) {
 	id := e.Fields[pipeline.FieldCampaign]
 	if id == "" {
-		return nil, nil, permanent(errors.New("deliver entry without a campaign"))
+		return nil, nil, false, permanent(errors.New("deliver entry without a campaign"))
 	}
-	users, err := pipeline.DecodeIDs(e.Fields[pipeline.FieldUsers])
+	users, err = pipeline.DecodeIDs(e.Fields[pipeline.FieldUsers])
 	if err != nil {
-		return nil, nil, permanent(fmt.Errorf("deliver entry users: %w", err))
+		return nil, nil, false, permanent(fmt.Errorf("deliver entry users: %w", err))
 	}
-	c, err := h.campaigns.get(ctx, id)
+	c, err = h.campaigns.get(ctx, id)
 	if errors.Is(err, errNoCampaign) {
-		return nil, nil, permanent(err)
+		return nil, nil, false, permanent(err)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	return c, users, nil
+	return c, users, e.Fields[pipeline.FieldForce] == "1", nil
 }
 
-// settlement is how a round of targets ends: who is retried, who is dead,
-// what the counters get.
+// settlement is how a round of targets ends, per target: retried, done,
+// devices failed for good; and the dead letters of users whose budget is
+// spent.
 type settlement struct {
-	retries []retry     // users to try again
-	dead    []deadEntry // users whose budget is spent, per campaign
+	retries []retry     // per target: the next attempt, if any
 	done    []int64     // per target: users_done to add (0 or 1)
 	failed  []int64     // per target: devices failed for good
-	counts  map[string]*campaignCount
+	dead    []deadEntry // users whose budget is spent, per campaign
 }
 
 type retry struct {
@@ -133,15 +168,12 @@ type retry struct {
 	delay  time.Duration
 }
 
-type campaignCount struct{ usersDone, failed int64 }
-
 // settlement decides the end of a round for each target: terminal (done),
 // another attempt later (retry), or the budget is spent (failed devices, the
 // user to the DLQ).
 func (h *Handler) settlement(targets []target, results []userResult) settlement {
 	s := settlement{
-		done: make([]int64, len(targets)), failed: make([]int64, len(targets)),
-		retries: make([]retry, len(targets)), counts: map[string]*campaignCount{},
+		done: make([]int64, len(targets)), failed: make([]int64, len(targets)), retries: make([]retry, len(targets)),
 	}
 	exhausted := map[*campaign][]int64{}
 	reasons := map[*campaign]string{}
@@ -159,13 +191,6 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 			exhausted[t.c] = append(exhausted[t.c], t.user)
 			reasons[t.c] = r.reason
 		}
-		cc := s.counts[t.c.ID]
-		if cc == nil {
-			cc = &campaignCount{}
-			s.counts[t.c.ID] = cc
-		}
-		cc.usersDone += s.done[i]
-		cc.failed += s.failed[i]
 	}
 	for c, users := range exhausted {
 		s.dead = append(s.dead, deadEntry{
@@ -182,69 +207,101 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 	return s
 }
 
-// ack settles a batch of stream entries atomically (see ackScript).
-func (h *Handler) ack(ctx context.Context, b *pipeline.Batch, s settlement) error {
+// ack settles entries atomically, each on its own (see ackScript): its
+// retries and counters apply only if this call is what acks it.
+func (h *Handler) ack(ctx context.Context, b *pipeline.Batch, entries []pipeline.Entry, targets []target, s settlement) error {
+	if len(entries) == 0 {
+		return nil
+	}
 	keys := []string{b.Stream, h.keys.Retry(b.Partition)}
-	args := []string{h.cfg.Group, h.cfg.Consumer, strconv.Itoa(len(b.Entries))}
-	for _, e := range b.Entries {
-		args = append(args, e.ID)
+	keyIdx := map[string]string{}
+	index := func(campaign string) string {
+		k := h.keys.Stats(b.Partition, campaign)
+		idx, ok := keyIdx[k]
+		if !ok {
+			keys = append(keys, k)
+			idx = strconv.Itoa(len(keys))
+			keyIdx[k] = idx
+		}
+		return idx
 	}
-	nretry := 0
-	for _, r := range s.retries {
-		if r.member != "" {
-			nretry++
+	type entryCount struct {
+		retries      []string
+		done, failed int64
+		campaign     string
+	}
+	per := make([]entryCount, len(entries))
+	for i, t := range targets {
+		ec := &per[t.entry]
+		ec.campaign = t.c.ID
+		ec.done += s.done[i]
+		ec.failed += s.failed[i]
+		if r := s.retries[i]; r.member != "" {
+			ec.retries = append(ec.retries, r.member, strconv.FormatInt(r.delay.Milliseconds(), 10))
 		}
 	}
-	args = append(args, strconv.Itoa(nretry))
-	for _, r := range s.retries {
-		if r.member != "" {
-			args = append(args, r.member, strconv.FormatInt(r.delay.Milliseconds(), 10))
+	args := []string{h.cfg.Group, h.cfg.Consumer}
+	for i, e := range entries {
+		ec := per[i]
+		args = append(args, e.ID, strconv.Itoa(len(ec.retries)/2))
+		args = append(args, ec.retries...)
+		var incrs []string
+		if ec.done > 0 {
+			incrs = append(incrs, index(ec.campaign), pipeline.StatUsersDone, strconv.FormatInt(ec.done, 10))
 		}
+		if ec.failed > 0 {
+			incrs = append(incrs, index(ec.campaign), pipeline.StatFailed, strconv.FormatInt(ec.failed, 10))
+		}
+		args = append(args, strconv.Itoa(len(incrs)/3))
+		args = append(args, incrs...)
 	}
-	var incrs []string
-	for id, cc := range s.counts {
-		keys = append(keys, h.keys.Stats(b.Partition, id))
-		idx := strconv.Itoa(len(keys))
-		if cc.usersDone > 0 {
-			incrs = append(incrs, idx, pipeline.StatUsersDone, strconv.FormatInt(cc.usersDone, 10))
-		}
-		if cc.failed > 0 {
-			incrs = append(incrs, idx, pipeline.StatFailed, strconv.FormatInt(cc.failed, 10))
-		}
-	}
-	args = append(args, strconv.Itoa(len(incrs)/3))
-	args = append(args, incrs...)
 	n, err := ackScript.Exec(ctx, h.rdb, keys, args).AsInt64()
 	if err != nil {
 		return fmt.Errorf("settle %s: %w", b.Stream, err)
 	}
-	if n < 0 {
-		return pipeline.ErrLostOwnership
+	if int(n) < len(entries) {
+		h.log.Warn().Str("stream", b.Stream).Int("entries", len(entries)).Int64("acked", n).
+			Msg("some entries were claimed by another consumer while sending; left to it")
 	}
 	return nil
 }
 
-// keepClaimed resets the idle time of the batch's entries every third of the
-// claim idle time until stop is called, so a batch slowed down by the rate
-// limit is not taken over (and sent twice) by another consumer.
-func (h *Handler) keepClaimed(ctx context.Context, b *pipeline.Batch) (stop func()) {
+// keep resets the idle time of entries still pending for this consumer and
+// returns which they are.
+func (h *Handler) keep(ctx context.Context, stream string, entries []pipeline.Entry) (map[string]bool, error) {
+	args := make([]string, 0, 2+len(entries))
+	args = append(args, h.cfg.Group, h.cfg.Consumer)
+	for _, e := range entries {
+		args = append(args, e.ID)
+	}
+	ids, err := keepScript.Exec(ctx, h.rdb, []string{stream}, args).AsStrSlice()
+	if err != nil {
+		return nil, fmt.Errorf("keep %s claimed: %w", stream, err)
+	}
+	kept := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		kept[id] = true
+	}
+	return kept, nil
+}
+
+// keepClaimed keeps entries claimed (see keep) every third of the claim idle
+// time until stop is called, so a batch slowed down by the rate limit is not
+// taken over, and sent a second time, by another consumer.
+func (h *Handler) keepClaimed(ctx context.Context, stream string, entries []pipeline.Entry) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		t := time.NewTicker(h.cfg.ClaimIdle / 3)
 		defer t.Stop()
-		args := []string{h.cfg.Group, h.cfg.Consumer}
-		for _, e := range b.Entries {
-			args = append(args, e.ID)
-		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
-			if err := keepScript.Exec(ctx, h.rdb, []string{b.Stream}, args).Error(); err != nil && ctx.Err() == nil {
-				h.log.Warn().Err(err).Str("stream", b.Stream).Msg("could not keep the batch claimed")
+			if _, err := h.keep(ctx, stream, entries); err != nil && ctx.Err() == nil {
+				h.log.Warn().Err(err).Msg("could not keep the batch claimed")
 			}
 		}
 	})

@@ -27,6 +27,7 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/schema"
 	"github.com/pushpipe/pushpipe/stages/deliver/apns"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/fcm"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -323,6 +324,17 @@ func apnsSender(t testing.TB, fake *fakeprovider.Server) push.Sender {
 	return s
 }
 
+// fcmSender is an unauthenticated FCM sender for fake's endpoint.
+func fcmSender(t testing.TB, fake *fakeprovider.Server) push.Sender {
+	t.Helper()
+	s, err := fcm.New(t.Context(), fcm.Config{Project: "test-project", Endpoint: fake.URL() + "/v1", RootCAs: fake.CertPool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
 // stage is an in-process deliver stage: the runner and the retry poller.
 type stage struct {
 	h      *Handler
@@ -339,7 +351,9 @@ func (f *fixture) startStage(cfg Config, consumer string, claimIdle time.Duratio
 		ShutdownTimeout: 5 * time.Second,
 	}
 	log := zerolog.New(zerolog.NewTestWriter(f.t)).Level(zerolog.WarnLevel)
-	r := pipeline.NewRunner(f.rdb, f.keys, opts, nil, log, nil)
+	var h *Handler
+	r := pipeline.NewRunner(f.rdb, f.keys, opts,
+		pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error { return h.Handle(ctx, b) }), log, nil)
 	cfg.Redis, cfg.DB, cfg.Keys = f.rdb, f.db, f.keys
 	cfg.Group, cfg.Consumer, cfg.ClaimIdle = r.Options().Group, r.Options().Consumer, r.Options().ClaimIdle
 	cfg.Log = log
@@ -347,7 +361,6 @@ func (f *fixture) startStage(cfg Config, consumer string, claimIdle time.Duratio
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	r = pipeline.NewRunner(f.rdb, f.keys, opts, h, log, nil)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(f.ctx))
 	s := &stage{h: h, cancel: cancel}
 	s.done.Go(func() { r.Run(ctx) })

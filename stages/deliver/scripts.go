@@ -34,58 +34,57 @@ end
 return new
 `)
 
-// ackScript settles a batch of deliver entries in one step: it schedules the
-// users that need another attempt into the retry set, adds the batch's
-// counters and acks the entries, after checking that every entry is still
-// pending for this consumer (a batch claimed away while it was sending must
-// not be settled twice).
+// ackScript settles deliver entries, each in its own right: if the entry is
+// still pending for this consumer and this call acks it, its users that need
+// another attempt are scheduled into the retry set and its counters are
+// added. An entry claimed away meanwhile, or acked already, changes nothing:
+// its new owner settles it.
 //
 // KEYS[1] deliver stream, KEYS[2] retry set, KEYS[3..] stats hashes.
-// ARGV: group, consumer, n, id*n, nretry, (member, delay ms)*nretry,
+// ARGV: group, consumer, then per entry: id, nretry, (member, delay ms)*nretry,
 // nincr, (key index, field, delta)*nincr.
-// Returns the number acked, or -1 when an entry is no longer ours.
+// Returns the number of entries acked.
 var ackScript = rueidis.NewLuaScript(`
-local group, consumer, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
-for i = 4, 3 + n do
-  local p = redis.call('XPENDING', KEYS[1], group, ARGV[i], ARGV[i], 1)
-  if #p == 0 or p[1][2] ~= consumer then return -1 end
-end
+local group, consumer = ARGV[1], ARGV[2]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local i = 4 + n
-local nretry = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, nretry do
-  redis.call('ZADD', KEYS[2], string.format('%d', now + tonumber(ARGV[i + 1])), ARGV[i])
-  i = i + 2
-end
-local nincr = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, nincr do
-  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
-  i = i + 3
-end
 local acked = 0
-for s = 4, 3 + n, 1000 do
-  acked = acked + redis.call('XACK', KEYS[1], group, unpack(ARGV, s, math.min(s + 999, 3 + n)))
+local i = 3
+while i <= #ARGV do
+  local id = ARGV[i]
+  local p = redis.call('XPENDING', KEYS[1], group, id, id, 1)
+  local mine = #p > 0 and p[1][2] == consumer and redis.call('XACK', KEYS[1], group, id) == 1
+  if mine then acked = acked + 1 end
+  local nretry = tonumber(ARGV[i + 1])
+  i = i + 2
+  for _ = 1, nretry do
+    if mine then redis.call('ZADD', KEYS[2], string.format('%d', now + tonumber(ARGV[i + 1])), ARGV[i]) end
+    i = i + 2
+  end
+  local nincr = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, nincr do
+    if mine then redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2]) end
+    i = i + 3
+  end
 end
 return acked
 `)
 
-// keepScript keeps a batch claimed while it is being sent: it resets the
-// idle time of the entries still pending for this consumer (XCLAIM to
-// itself, JUSTID so the delivery count stays), so that no other consumer's
-// XAUTOCLAIM takes over a batch that is merely slow because of the rate
-// limit.
+// keepScript keeps entries claimed while they are being sent: it resets the
+// idle time of those still pending for this consumer (XCLAIM to itself,
+// JUSTID so the delivery count stays) and returns their ids, so that no
+// other consumer's XAUTOCLAIM takes over a batch that is merely slow because
+// of the rate limit, and the handler knows which entries are still its own.
 //
 // KEYS[1] deliver stream. ARGV: group, consumer, id*.
 var keepScript = rueidis.NewLuaScript(`
-local kept = 0
+local kept = {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if #p > 0 and p[1][2] == ARGV[2] then
     redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-    kept = kept + 1
+    kept[#kept + 1] = ARGV[i]
   end
 end
 return kept

@@ -19,6 +19,10 @@ type target struct {
 	user   int64
 	rounds int    // send rounds already made for this user (0 from the stream)
 	member string // its retry-set member, when it came from there
+	// force resends to devices already marked (replay --force); the marks
+	// still keep every device counted once.
+	force bool
+	entry int // index of its entry in the batch (stream targets)
 }
 
 // userResult is what became of a target's devices in one round.
@@ -165,7 +169,7 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devices
 	out := make([][]device, len(targets))
 	for i, t := range targets {
 		for _, d := range devices[t.c.App][t.user] {
-			if !done[t.c][d.mark] {
+			if t.force || !done[t.c][d.mark] {
 				out[i] = append(out[i], d)
 			}
 		}
