@@ -1,11 +1,63 @@
 package main
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
 
-// APICmd is a placeholder until issue #3 lands.
-type APICmd struct{}
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/api"
+)
 
-// Run says that this role is not built yet.
+// APICmd serves the HTTP API.
+type APICmd struct {
+	Listen         string `required:"" help:"Serve the API on this address (host:port)."`
+	HTTP           string `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
+	InsecureNoAuth bool   `name:"insecure-no-auth" help:"Serve without authentication (a closed test network only)."`
+	DBConns        int32  `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size)."`
+	MaxBodyBytes   int64  `name:"max-body-bytes" default:"8388608" help:"Largest request body accepted (413 past it)."`
+}
+
+// Run serves until SIGTERM. Credentials come only from the environment
+// (PUSHPIPE_ADMIN_TOKEN, PUSHPIPE_APP_KEYS), never from flags, so they do not
+// show up in process listings.
 func (c *APICmd) Run(g *Globals) error {
-	return fmt.Errorf("pushpipe api is not built yet (issue #3)")
+	appKeys, err := api.ParseAppKeys(os.Getenv("PUSHPIPE_APP_KEYS"))
+	if err != nil {
+		return err
+	}
+	auth := api.Auth{AdminToken: os.Getenv("PUSHPIPE_ADMIN_TOKEN"), AppKeys: appKeys, Insecure: c.InsecureNoAuth}
+	if err := auth.Validate(); err != nil {
+		return fmt.Errorf("pushpipe api: %w", err)
+	}
+	log := g.Logger()
+	if auth.Insecure {
+		log.Warn().Msg("serving WITHOUT authentication (--insecure-no-auth)")
+	}
+	rdb, err := g.Redis()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	db, err := g.DB(c.DBConns)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	srv := api.New(api.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: log, Auth: auth, MaxBodyBytes: c.MaxBodyBytes})
+	ready := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := rdb.Do(ctx, rdb.B().Ping().Build()).Error(); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		return nil
+	}
+	return pipeline.RunGroup(g.Context(),
+		func(ctx context.Context) error { return pipeline.Serve(ctx, c.Listen, srv, log) },
+		func(ctx context.Context) error {
+			return pipeline.Serve(ctx, c.HTTP, pipeline.OpsHandler(g.Registry(), ready), log)
+		},
+	)
 }

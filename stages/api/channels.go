@@ -1,11 +1,78 @@
 package api
 
-import "net/http"
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pushpipe/pushpipe/stages/devices"
+)
+
+// dbTimeout bounds a direct PostgreSQL write of the API (a subscription): past
+// it the client gets a 503 and retries.
+const dbTimeout = 2 * time.Second
+
+// putSubscriber subscribes a user to a channel. Idempotent: subscribing twice
+// is one subscription.
 func (s *Server) putSubscriber(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotImplemented, "not built yet")
+	s.writeSubscription(w, r,
+		`INSERT INTO subscriptions (channel, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`)
 }
 
+// deleteSubscriber unsubscribes a user from a channel. Idempotent: removing an
+// absent subscription is fine.
 func (s *Server) deleteSubscriber(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotImplemented, "not built yet")
+	s.writeSubscription(w, r, `DELETE FROM subscriptions WHERE channel = $1 AND user_id = $2`)
+}
+
+func (s *Server) writeSubscription(w http.ResponseWriter, r *http.Request, sql string) {
+	channel := r.PathValue("channel")
+	if err := devices.ValidateName("channel", channel); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	user, ok := pathUserID(w, r)
+	if !ok {
+		return
+	}
+	if s.cfg.DB == nil {
+		unavailable(w, "PostgreSQL (not configured)", time.Second)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), dbTimeout)
+	defer cancel()
+	if _, err := s.cfg.DB.Exec(ctx, sql, channel, user); err != nil {
+		s.dbError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// dbError answers a failed database write: 503 when PostgreSQL could not be
+// reached in time (retry), 500 when it answered with an error (a bug or a
+// missing migration: retrying will not help).
+func (s *Server) dbError(w http.ResponseWriter, err error) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		s.cfg.Log.Error().Err(err).Msg("database write failed")
+		writeError(w, http.StatusInternalServerError, "database error ("+pgErr.Code+"); is the schema migrated? (pushpipe migrate)")
+		return
+	}
+	s.deviceLog().Warn().Err(err).Msg("database write not done: PostgreSQL unavailable")
+	unavailable(w, "PostgreSQL", time.Second)
+}
+
+// pathUserID reads {user_id}: a positive integer.
+func pathUserID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	s := r.PathValue("user_id")
+	u, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || u <= 0 {
+		writeError(w, http.StatusBadRequest, "user_id: must be a positive integer, got "+strconv.Quote(s))
+		return 0, false
+	}
+	return u, true
 }

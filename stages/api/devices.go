@@ -1,15 +1,222 @@
 package api
 
-import "net/http"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/devices"
+)
+
+// MaxDeviceBatch is the most items POST /v1/devices/batch takes (413 past it).
+const MaxDeviceBatch = 10_000
+
+// emitTimeout bounds the XADD of a device write: past it the client gets a
+// 503 and retries, rather than holding a connection while Redis is away.
+const emitTimeout = 2 * time.Second
+
+// deviceEvents is the Server's state for device writes.
+type deviceEvents struct {
+	clock devices.Clock // stamps event times, strictly increasing in this process
+
+	logOnce sync.Once
+	log     zerolog.Logger // sampled: a Redis outage under a storm must not flood the log
+}
+
+func (s *Server) deviceLog() *zerolog.Logger {
+	s.dev.logOnce.Do(func() {
+		s.dev.log = s.cfg.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 5 * time.Second})
+	})
+	return &s.dev.log
+}
+
+// deviceRequest is one device registration (DESIGN's contract).
+type deviceRequest struct {
+	App      string `json:"app"`
+	Platform string `json:"platform"`
+	Token    string `json:"token"`
+	UserID   int64  `json:"user_id"`
+	Locale   string `json:"locale"`
+}
+
+// event validates the request field by field and returns it as a put event
+// (not yet stamped).
+func (d *deviceRequest) event() (devices.Event, error) {
+	if err := devices.ValidateApp(d.App); err != nil {
+		return devices.Event{}, err
+	}
+	p, err := devices.ParsePlatform(d.Platform)
+	if err != nil {
+		return devices.Event{}, err
+	}
+	if err := devices.ValidateToken(p, d.Token); err != nil {
+		return devices.Event{}, err
+	}
+	if err := devices.ValidateUser(d.UserID); err != nil {
+		return devices.Event{}, err
+	}
+	if err := devices.ValidateLocale(d.Locale); err != nil {
+		return devices.Event{}, err
+	}
+	return devices.Event{Op: pipeline.OpPut, App: d.App, Token: d.Token, Platform: p, User: d.UserID, Locale: d.Locale}, nil
+}
+
+// postDevice registers one device: POST /v1/devices → 202 once the event is
+// in the ingest stream.
 func (s *Server) postDevice(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotImplemented, "not built yet")
+	var req deviceRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	ev, err := req.event()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !allowedApp(r, ev.App) {
+		writeError(w, http.StatusForbidden, "this app key may only register devices of its own app, not "+strconv.Quote(ev.App))
+		return
+	}
+	ev.At = s.dev.clock.Stamp(1)
+	s.appendEvents(w, r, []devices.Event{ev})
 }
 
+// postDeviceBatch registers up to MaxDeviceBatch devices. The whole batch is
+// validated before anything is written: one bad item rejects the batch (400
+// naming the item and field) and nothing is appended.
 func (s *Server) postDeviceBatch(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotImplemented, "not built yet")
+	reqs, ok := decodeDeviceBatch(w, r)
+	if !ok {
+		return
+	}
+	events := make([]devices.Event, len(reqs))
+	for i := range reqs {
+		ev, err := reqs[i].event()
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("item %d: %v", i, err))
+			return
+		}
+		if !allowedApp(r, ev.App) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("item %d: this app key may only register devices of its own app, not %q", i, ev.App))
+			return
+		}
+		events[i] = ev
+	}
+	// Consecutive stamps: a token listed twice ends as its last item says.
+	first := s.dev.clock.Stamp(len(events))
+	for i := range events {
+		events[i].At = first + int64(i)
+	}
+	s.appendEvents(w, r, events)
 }
 
+// deleteDevice unregisters a token: DELETE /v1/devices/{app}/{token} → a
+// delete event (the row becomes a tombstone once ingested).
 func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotImplemented, "not built yet")
+	app, token := r.PathValue("app"), r.PathValue("token")
+	if err := devices.ValidateApp(app); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := devices.ValidateAnyToken(token); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !allowedApp(r, app) {
+		writeError(w, http.StatusForbidden, "this app key may only delete devices of its own app, not "+strconv.Quote(app))
+		return
+	}
+	ev := devices.Event{Op: pipeline.OpDelete, App: app, Token: token, At: s.dev.clock.Stamp(1)}
+	s.appendEvents(w, r, []devices.Event{ev})
+}
+
+// appendEvents XADDs the events to their ingest partitions in one pipelined
+// call and answers 202 only if every XADD succeeded; otherwise 503 with
+// Retry-After. (A batch cut short by Redis dying mid-call may have landed in
+// part: retrying the whole batch is safe, as applying an event twice leaves
+// the same row.)
+func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, events []devices.Event) {
+	msgs := make([]pipeline.Message, len(events))
+	for i, ev := range events {
+		msgs[i] = ev.Message(s.cfg.Keys)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), emitTimeout)
+	defer cancel()
+	if _, err := pipeline.Emit(ctx, s.cfg.Redis, msgs...); err != nil {
+		s.deviceLog().Warn().Err(err).Int("events", len(events)).Msg("device events not accepted: Redis unavailable")
+		unavailable(w, "Redis", time.Second)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, acceptedResponse{Accepted: len(events)})
+}
+
+type acceptedResponse struct {
+	Accepted int `json:"accepted"`
+}
+
+// decodeDeviceBatch reads a JSON array of devices item by item, so an
+// oversized batch is refused as soon as item MaxDeviceBatch+1 starts, and a
+// malformed item is reported by its index.
+func decodeDeviceBatch(w http.ResponseWriter, r *http.Request) ([]deviceRequest, bool) {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = errors.New("the body must be a JSON array of devices")
+		}
+		return nil, batchDecodeError(w, -1, err)
+	}
+	reqs := make([]deviceRequest, 0, 256)
+	for dec.More() {
+		if len(reqs) == MaxDeviceBatch {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("a batch holds at most %d devices; split it", MaxDeviceBatch))
+			return nil, false
+		}
+		reqs = append(reqs, deviceRequest{})
+		if err := dec.Decode(&reqs[len(reqs)-1]); err != nil {
+			return nil, batchDecodeError(w, len(reqs)-1, err)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing ']'
+		return nil, batchDecodeError(w, -1, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, batchDecodeError(w, -1, errors.New("unexpected data after the JSON array"))
+	}
+	if len(reqs) == 0 {
+		writeError(w, http.StatusBadRequest, "the batch is empty: send a JSON array of 1 to 10000 devices")
+		return nil, false
+	}
+	return reqs, true
+}
+
+// batchDecodeError answers a decoding failure of item i (or of the array
+// itself when i < 0) and returns false.
+func batchDecodeError(w http.ResponseWriter, i int, err error) bool {
+	where := "bad JSON"
+	if i >= 0 {
+		where = fmt.Sprintf("item %d", i)
+	}
+	var tooBig *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes; split the batch", tooBig.Limit))
+	case errors.As(err, &typeErr):
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: field %q: expected %s, got %s", where, typeErr.Field, typeErr.Type, typeErr.Value))
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		writeError(w, http.StatusBadRequest, where+": the JSON array is cut short")
+	default:
+		writeError(w, http.StatusBadRequest, where+": "+err.Error())
+	}
+	return false
 }

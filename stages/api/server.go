@@ -29,6 +29,7 @@ type Config struct {
 type Server struct {
 	cfg Config
 	mux *http.ServeMux
+	dev deviceEvents // devices.go: the event clock of device writes
 }
 
 // New builds the API server.

@@ -1,0 +1,101 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+func (a *deviceAPI) subscribers(channel string) []int64 {
+	a.t.Helper()
+	rows, err := a.db.Query(context.Background(), `SELECT user_id FROM subscriptions WHERE channel = $1 ORDER BY user_id`, channel)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	var out []int64
+	for rows.Next() {
+		var u int64
+		if err := rows.Scan(&u); err != nil {
+			a.t.Fatal(err)
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+func TestSubscriptionsAreIdempotent(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op"})
+	for range 2 {
+		for _, u := range []string{"42", "7"} {
+			if r := a.do("PUT", "/v1/channels/breaking.news:eu-1/subscribers/"+u, "", "op"); r.status != http.StatusNoContent {
+				t.Fatalf("subscribe: got %d %s", r.status, r.body)
+			}
+		}
+	}
+	if got := a.subscribers("breaking.news:eu-1"); len(got) != 2 || got[0] != 7 || got[1] != 42 {
+		t.Fatalf("subscribers: %v", got)
+	}
+	for range 2 {
+		if r := a.do("DELETE", "/v1/channels/breaking.news:eu-1/subscribers/42", "", "op"); r.status != http.StatusNoContent {
+			t.Fatalf("unsubscribe: got %d %s", r.status, r.body)
+		}
+	}
+	if got := a.subscribers("breaking.news:eu-1"); len(got) != 1 || got[0] != 7 {
+		t.Fatalf("subscribers after unsubscribe: %v", got)
+	}
+}
+
+func TestMalformedSubscription(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	tests := []struct{ path, want string }{
+		{"/v1/channels/a%20b/subscribers/1", "channel: has only A-Z a-z 0-9 _ . : - characters; character 1"},
+		{"/v1/channels/" + strings.Repeat("c", 129) + "/subscribers/1", "channel: must be 1–128 characters; got 129"},
+		{"/v1/channels/news/subscribers/abc", `user_id: must be a positive integer, got "abc"`},
+		{"/v1/channels/news/subscribers/0", "user_id: must be a positive integer"},
+		{"/v1/channels/news/subscribers/-4", "user_id: must be a positive integer"},
+		{"/v1/channels/news/subscribers/99999999999999999999", "user_id: must be a positive integer"},
+	}
+	for _, tt := range tests {
+		for _, method := range []string{"PUT", "DELETE"} {
+			if r := a.do(method, tt.path, "", ""); r.status != 400 || !strings.Contains(r.error(), tt.want) {
+				t.Errorf("%s %s: got %d %s, want 400 with %q", method, tt.path, r.status, r.body, tt.want)
+			}
+		}
+	}
+}
+
+// PostgreSQL unreachable: 503 + Retry-After, like Redis for device writes.
+func TestSubscriptionWithDatabaseDownIs503(t *testing.T) {
+	port, err := pipelinetest.FreePort() // nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:"+strconv.Itoa(port)+"/none?sslmode=disable&connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	rdb, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	srv := httptest.NewServer(New(Config{Redis: rdb, DB: db, Keys: pipeline.NewKeys("down", 16), Log: zerolog.Nop(), Auth: Auth{Insecure: true}}))
+	t.Cleanup(srv.Close)
+	a := &deviceAPI{t: t, url: srv.URL}
+	for _, method := range []string{"PUT", "DELETE"} {
+		r := a.do(method, "/v1/channels/news/subscribers/1", "", "")
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.error(), "PostgreSQL is unreachable") {
+			t.Fatalf("%s with PostgreSQL down: got %d (Retry-After %q) %s", method, r.status, r.header.Get("Retry-After"), r.body)
+		}
+	}
+}

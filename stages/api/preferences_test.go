@@ -1,0 +1,82 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+func (a *deviceAPI) prefs(user int64) map[string]string {
+	a.t.Helper()
+	m, err := a.rdb.Do(context.Background(), a.rdb.B().Hgetall().Key(a.keys.Preferences(user)).Build()).AsStrMap()
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return m
+}
+
+// Each PUT replaces the whole set, and resolve reads exactly the fields
+// pipeline.PrefChannel / PrefCategory name.
+func TestPreferencesReplaceTheWholeSet(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	steps := []struct {
+		give string
+		want map[string]string
+	}{
+		{`{"muted_channels":["promo","sport.eu"],"muted_categories":["marketing"]}`,
+			map[string]string{pipeline.PrefChannel("promo"): "1", pipeline.PrefChannel("sport.eu"): "1", pipeline.PrefCategory("marketing"): "1"}},
+		{`{"muted_channels":["weather"]}`, map[string]string{"c:weather": "1"}},
+		{`{"muted_channels":["weather"]}`, map[string]string{"c:weather": "1"}}, // idempotent
+		{`{"muted_channels":[],"muted_categories":[]}`, map[string]string{}},
+	}
+	for i, s := range steps {
+		if r := a.do("PUT", "/v1/users/77/preferences", s.give, ""); r.status != http.StatusNoContent {
+			t.Fatalf("step %d: got %d %s", i, r.status, r.body)
+		}
+		if got := a.prefs(77); !maps.Equal(got, s.want) {
+			t.Fatalf("step %d: hash %v, want %v", i, got, s.want)
+		}
+	}
+	// 1000 + 1000 entries: more arguments than one Lua unpack would take at once
+	many := map[string][]string{"muted_channels": make([]string, 1000), "muted_categories": make([]string, 1000)}
+	for i := range 1000 {
+		many["muted_channels"][i] = "ch" + strconv.Itoa(i)
+		many["muted_categories"][i] = "cat" + strconv.Itoa(i)
+	}
+	body, _ := json.Marshal(many)
+	if r := a.do("PUT", "/v1/users/78/preferences", string(body), ""); r.status != http.StatusNoContent {
+		t.Fatalf("2000 entries: got %d %s", r.status, r.body)
+	}
+	if got := a.prefs(78); len(got) != 2000 {
+		t.Fatalf("2000 entries: hash has %d fields", len(got))
+	}
+}
+
+func TestMalformedPreferences(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	tooMany, _ := json.Marshal(map[string][]string{"muted_categories": make([]string, 1001)})
+	tests := []struct{ path, give, want string }{
+		{"/v1/users/0/preferences", `{}`, "user_id: must be a positive integer"},
+		{"/v1/users/x/preferences", `{}`, "user_id: must be a positive integer"},
+		{"/v1/users/1/preferences", `{"muted_channels":["ok","bad name"]}`, "muted_channels[1]: has only A-Z a-z 0-9 _ . : - characters"},
+		{"/v1/users/1/preferences", `{"muted_categories":[""]}`, "muted_categories[0]: must be 1–128 characters"},
+		{"/v1/users/1/preferences", string(tooMany), "muted_categories: at most 1000 entries, got 1001"},
+		{"/v1/users/1/preferences", `{"muted":["a"]}`, `unknown field "muted"`},
+		{"/v1/users/1/preferences", `{"muted_channels":"a"}`, `field "muted_channels": expected []string`},
+		{"/v1/users/1/preferences", ``, "empty body"},
+	}
+	for _, tt := range tests {
+		if r := a.do("PUT", tt.path, tt.give, ""); r.status != 400 || !strings.Contains(r.error(), tt.want) {
+			t.Errorf("PUT %s %s: got %d %s, want 400 with %q", tt.path, tt.give, r.status, r.body, tt.want)
+		}
+	}
+	if got := a.prefs(1); len(got) != 0 {
+		t.Fatalf("rejected requests wrote %v", got)
+	}
+}
