@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -41,6 +42,7 @@ func OpsHandler(reg prometheus.Gatherer, ready func(context.Context) error) http
 		}
 		w.Write([]byte("ready\n"))
 	})
+	mountPprof(mux)
 	return mux
 }
 
@@ -58,14 +60,46 @@ func Serve(ctx context.Context, addr string, h http.Handler, log zerolog.Logger)
 	return ServeListener(ctx, ln, h, log)
 }
 
-// ServeListener is Serve on an open listener.
+// ServeListener is Serve on an open listener, with DefaultTimeouts.
 func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Logger) error {
+	return ServeListenerWith(ctx, ln, h, log, Timeouts{})
+}
+
+// Timeouts bound how long a client may hold a connection, so a slow or
+// stalled client (slowloris) cannot pin the server's connections. Zero fields
+// take DefaultTimeouts' values.
+type Timeouts struct {
+	ReadHeader time.Duration // to send the request headers
+	Read       time.Duration // to send the whole request, body included
+	Write      time.Duration // from the end of the headers to the end of the answer
+	Idle       time.Duration // a keep-alive connection waiting for its next request
+}
+
+// DefaultTimeouts are the production values: generous for a 10,000-device
+// batch on a slow mobile link, short enough that a stalled client lets go.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 120 * time.Second}
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	d := DefaultTimeouts()
+	t.ReadHeader = cmp.Or(t.ReadHeader, d.ReadHeader)
+	t.Read = cmp.Or(t.Read, d.Read)
+	t.Write = cmp.Or(t.Write, d.Write)
+	t.Idle = cmp.Or(t.Idle, d.Idle)
+	return t
+}
+
+// ServeListenerWith is ServeListener with the given timeouts (tests use short
+// ones to show a slow client is cut off).
+func ServeListenerWith(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Logger, t Timeouts) error {
+	t = t.withDefaults()
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
 	}
 	log.Info().Str("addr", ln.Addr().String()).Msg("http listening")
 	errc := make(chan error, 1)
