@@ -1,0 +1,348 @@
+// Command lint checks the Kubernetes manifests in deploy/k8s without a
+// cluster or network: every document is decoded strictly (unknown or
+// mistyped fields fail) into the official k8s.io/api types, or into the
+// subset of KEDA's ScaledObject we use, and then checked for what pushpipe
+// relies on: probes on /healthz and /readyz, a grace period longer than the
+// shutdown timeout, and one KEDA lag trigger per partition of the right
+// stream and group. It is its own module so the pushpipe module does not
+// depend on k8s.io/api.
+//
+//	cd deploy/lint && go run . ../k8s
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// scaledObject is the part of keda.sh/v1alpha1 ScaledObject the manifests use.
+type scaledObject struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace"`
+		Labels    map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		ScaleTargetRef struct {
+			Name string `json:"name"`
+		} `json:"scaleTargetRef"`
+		MinReplicaCount *int32 `json:"minReplicaCount"`
+		MaxReplicaCount *int32 `json:"maxReplicaCount"`
+		PollingInterval *int32 `json:"pollingInterval"`
+		CooldownPeriod  *int32 `json:"cooldownPeriod"`
+		Triggers        []struct {
+			Type     string            `json:"type"`
+			Metadata map[string]string `json:"metadata"`
+		} `json:"triggers"`
+	} `json:"spec"`
+}
+
+type kustomization struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Namespace  string   `json:"namespace"`
+	Resources  []string `json:"resources"`
+}
+
+// kedaStreamsKeys are the redis-cluster-streams trigger settings we allow.
+var kedaStreamsKeys = []string{"addressesFromEnv", "stream", "consumerGroup", "lagCount", "activationLagCount"}
+
+type manifests struct {
+	deployments map[string]*appsv1.Deployment
+	scaled      []*scaledObject
+	configMaps  map[string]*corev1.ConfigMap
+	services    []*corev1.Service
+	files       []string
+	kust        *kustomization
+}
+
+func main() {
+	dir := "../k8s"
+	if len(os.Args) > 1 {
+		dir = os.Args[1]
+	}
+	m, errs := load(dir)
+	errs = append(errs, m.check()...)
+	if len(errs) > 0 {
+		for _, err := range errs {
+			fmt.Fprintln(os.Stderr, "lint:", err)
+		}
+		os.Exit(1)
+	}
+	fmt.Printf("lint: %d files, %d deployments, %d scaled objects: ok\n", len(m.files), len(m.deployments), len(m.scaled))
+}
+
+func load(dir string) (*manifests, []error) {
+	m := &manifests{deployments: map[string]*appsv1.Deployment{}, configMaps: map[string]*corev1.ConfigMap{}}
+	var errs []error
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if len(files) == 0 {
+		return m, []error{fmt.Errorf("no manifests in %s", dir)}
+	}
+	for _, f := range files {
+		m.files = append(m.files, filepath.Base(f))
+		data, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for i, doc := range splitDocs(data) {
+			if err := m.decode(doc); err != nil {
+				errs = append(errs, fmt.Errorf("%s document %d: %w", filepath.Base(f), i+1, err))
+			}
+		}
+	}
+	return m, errs
+}
+
+// splitDocs splits a YAML stream on "---" lines and drops empty documents.
+func splitDocs(data []byte) [][]byte {
+	var out [][]byte
+	for _, d := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(data), -1) {
+		body := regexp.MustCompile(`(?m)^\s*#.*$`).ReplaceAllString(d, "")
+		if strings.TrimSpace(body) != "" {
+			out = append(out, []byte(d))
+		}
+	}
+	return out
+}
+
+func (m *manifests) decode(doc []byte) error {
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := yaml.Unmarshal(doc, &head); err != nil {
+		return err
+	}
+	strict := func(into any) error { return yaml.UnmarshalStrict(doc, into) }
+	switch head.APIVersion + " " + head.Kind {
+	case "v1 Namespace":
+		return strict(&corev1.Namespace{})
+	case "v1 ConfigMap":
+		var cm corev1.ConfigMap
+		err := strict(&cm)
+		m.configMaps[cm.Name] = &cm
+		return err
+	case "v1 Secret":
+		return strict(&corev1.Secret{})
+	case "v1 Service":
+		var s corev1.Service
+		err := strict(&s)
+		m.services = append(m.services, &s)
+		return err
+	case "apps/v1 Deployment":
+		var d appsv1.Deployment
+		err := strict(&d)
+		m.deployments[d.Name] = &d
+		return err
+	case "policy/v1 PodDisruptionBudget":
+		return strict(&policyv1.PodDisruptionBudget{})
+	case "batch/v1 Job":
+		return strict(&batchv1.Job{})
+	case "batch/v1 CronJob":
+		return strict(&batchv1.CronJob{})
+	case "keda.sh/v1alpha1 ScaledObject":
+		var s scaledObject
+		err := strict(&s)
+		m.scaled = append(m.scaled, &s)
+		return err
+	case "kustomize.config.k8s.io/v1beta1 Kustomization":
+		var k kustomization
+		err := strict(&k)
+		m.kust = &k
+		return err
+	}
+	return fmt.Errorf("unexpected kind %q %q", head.APIVersion, head.Kind)
+}
+
+func (m *manifests) check() []error {
+	var errs []error
+	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	partitions := 16
+	if cm := m.configMaps["pushpipe-config"]; cm == nil {
+		fail("no ConfigMap pushpipe-config")
+	} else if n, err := strconv.Atoi(cm.Data["PUSHPIPE_PARTITIONS"]); err != nil || n <= 0 {
+		fail("pushpipe-config: PUSHPIPE_PARTITIONS %q is not a positive number", cm.Data["PUSHPIPE_PARTITIONS"])
+	} else {
+		partitions = n
+	}
+
+	stages := map[string]string{"ingest": "ingest", "split": "campaigns", "resolve": "ranges", "dedupe": "dedupe", "deliver": "deliver"}
+	for stage := range stages {
+		if m.deployments["pushpipe-"+stage] == nil {
+			fail("no Deployment pushpipe-%s", stage)
+		}
+	}
+	if m.deployments["pushpipe-api"] == nil {
+		fail("no Deployment pushpipe-api")
+	}
+	for name, d := range m.deployments {
+		for _, err := range checkDeployment(d) {
+			fail("Deployment %s: %v", name, err)
+		}
+	}
+
+	apiService := false
+	for _, s := range m.services {
+		if s.Spec.Selector["app.kubernetes.io/name"] == "pushpipe-api" {
+			apiService = true
+		}
+		for _, p := range s.Spec.Ports {
+			if p.TargetPort.String() == "ops" || p.Port == 9090 {
+				fail("Service %s exposes the unauthenticated ops port", s.Name)
+			}
+		}
+	}
+	if !apiService {
+		fail("no Service selecting pushpipe-api")
+	}
+
+	scaled := map[string]bool{}
+	for _, s := range m.scaled {
+		target := s.Spec.ScaleTargetRef.Name
+		stage := strings.TrimPrefix(target, "pushpipe-")
+		stream, ok := stages[stage]
+		if !ok || m.deployments[target] == nil {
+			fail("ScaledObject %s targets %q, not a stage Deployment", s.Metadata.Name, target)
+			continue
+		}
+		scaled[stage] = true
+		if s.Spec.MinReplicaCount == nil || *s.Spec.MinReplicaCount < 1 {
+			fail("ScaledObject %s: minReplicaCount must be ≥ 1 (a cold start costs the first-send target)", s.Metadata.Name)
+		}
+		if s.Spec.MaxReplicaCount == nil || (s.Spec.MinReplicaCount != nil && *s.Spec.MaxReplicaCount < *s.Spec.MinReplicaCount) {
+			fail("ScaledObject %s: maxReplicaCount missing or below minReplicaCount", s.Metadata.Name)
+		}
+		seen := map[string]bool{}
+		for i, t := range s.Spec.Triggers {
+			if t.Type != "redis-cluster-streams" {
+				fail("ScaledObject %s trigger %d: type %q, want redis-cluster-streams", s.Metadata.Name, i, t.Type)
+			}
+			for k := range t.Metadata {
+				if !slices.Contains(kedaStreamsKeys, k) {
+					fail("ScaledObject %s trigger %d: unknown setting %q", s.Metadata.Name, i, k)
+				}
+			}
+			if t.Metadata["consumerGroup"] != stage {
+				fail("ScaledObject %s trigger %d: consumerGroup %q, want %q", s.Metadata.Name, i, t.Metadata["consumerGroup"], stage)
+			}
+			if n, err := strconv.Atoi(t.Metadata["lagCount"]); err != nil || n <= 0 {
+				fail("ScaledObject %s trigger %d: lagCount %q (the lag metric; pendingEntriesCount under-reports a batching consumer)", s.Metadata.Name, i, t.Metadata["lagCount"])
+			}
+			if t.Metadata["addressesFromEnv"] != "PUSHPIPE_REDIS_ADDR" {
+				fail("ScaledObject %s trigger %d: addressesFromEnv must be PUSHPIPE_REDIS_ADDR", s.Metadata.Name, i)
+			}
+			seen[t.Metadata["stream"]] = true
+		}
+		for p := range partitions {
+			if key := fmt.Sprintf("pp:{p%d}:%s", p, stream); !seen[key] {
+				fail("ScaledObject %s: no trigger for partition key %s", s.Metadata.Name, key)
+			}
+		}
+		if len(seen) != partitions {
+			fail("ScaledObject %s: %d distinct streams, want %d partitions", s.Metadata.Name, len(seen), partitions)
+		}
+	}
+	for stage := range stages {
+		if !scaled[stage] {
+			fail("no ScaledObject for stage %s", stage)
+		}
+	}
+
+	if m.kust == nil {
+		fail("no kustomization.yaml")
+	} else {
+		for _, f := range m.files {
+			if f != "kustomization.yaml" && !slices.Contains(m.kust.Resources, f) {
+				fail("kustomization.yaml does not list %s", f)
+			}
+		}
+		for _, r := range m.kust.Resources {
+			if !slices.Contains(m.files, r) {
+				fail("kustomization.yaml lists missing %s", r)
+			}
+		}
+	}
+	return errs
+}
+
+// checkDeployment: probes on the ops port, grace period past the shutdown
+// timeout, config from the shared ConfigMap, no root.
+func checkDeployment(d *appsv1.Deployment) []error {
+	var errs []error
+	pod := d.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		return []error{fmt.Errorf("want one container, have %d", len(pod.Containers))}
+	}
+	c := pod.Containers[0]
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
+		errs = append(errs, errors.New("readinessProbe must GET /readyz"))
+	}
+	if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+		errs = append(errs, errors.New("livenessProbe must GET /healthz"))
+	}
+	opsPort := false
+	for _, p := range c.Ports {
+		if p.Name == "ops" && p.ContainerPort == 9090 {
+			opsPort = true
+		}
+	}
+	if !opsPort || !slices.Contains(c.Args, ":9090") {
+		errs = append(errs, errors.New("must serve --http :9090 as port ops"))
+	}
+	shutdown := 10 * time.Second // StageFlags default
+	if i := slices.Index(c.Args, "--shutdown-timeout"); i >= 0 && i+1 < len(c.Args) {
+		var err error
+		if shutdown, err = time.ParseDuration(c.Args[i+1]); err != nil {
+			errs = append(errs, fmt.Errorf("--shutdown-timeout %q: %v", c.Args[i+1], err))
+		}
+	}
+	if c.Args[0] == "api" {
+		shutdown = 5 * time.Second // pipeline.Serve's drain
+	}
+	grace := 30 * time.Second
+	if pod.TerminationGracePeriodSeconds != nil {
+		grace = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
+	}
+	if grace <= shutdown {
+		errs = append(errs, fmt.Errorf("terminationGracePeriodSeconds %v must exceed the shutdown timeout %v", grace, shutdown))
+	}
+	fromConfig := false
+	for _, e := range c.EnvFrom {
+		if e.ConfigMapRef != nil && e.ConfigMapRef.Name == "pushpipe-config" {
+			fromConfig = true
+		}
+	}
+	if !fromConfig {
+		errs = append(errs, errors.New("must take its environment from ConfigMap pushpipe-config"))
+	}
+	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
+		errs = append(errs, errors.New("must set runAsNonRoot"))
+	}
+	if c.Resources.Limits.Memory().IsZero() {
+		errs = append(errs, errors.New("must set a memory limit"))
+	}
+	for _, env := range c.Env {
+		if strings.Contains(strings.ToUpper(env.Name), "TOKEN") && env.Value != "" {
+			errs = append(errs, fmt.Errorf("env %s holds a literal secret; use the Secret", env.Name))
+		}
+	}
+	return errs
+}
