@@ -4,13 +4,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 )
 
 // Auth holds the credentials: the operator's token (every endpoint) and the
 // per-app keys shipped inside apps (only their own app's /v1/devices*).
+//
+// Auth deliberately has no String method that shows the secrets: printing it
+// (%v, %+v) prints the redacted form below, so a stray log line or panic
+// message cannot leak a token.
 type Auth struct {
 	AdminToken string
 	AppKeys    map[string]string // app → key
@@ -18,33 +24,79 @@ type Auth struct {
 	Insecure bool
 }
 
-// ParseAppKeys parses PUSHPIPE_APP_KEYS: "app=key[,app=key...]".
+// ParseAppKeys parses PUSHPIPE_APP_KEYS: "app=key[,app=key...]". Errors never
+// quote the value: it is a list of secrets.
 func ParseAppKeys(s string) (map[string]string, error) {
 	keys := map[string]string{}
-	for _, kv := range strings.Split(s, ",") {
+	for i, kv := range strings.Split(s, ",") {
 		kv = strings.TrimSpace(kv)
 		if kv == "" {
 			continue
 		}
 		app, key, ok := strings.Cut(kv, "=")
+		app, key = strings.TrimSpace(app), strings.TrimSpace(key)
 		if !ok || app == "" || key == "" {
-			return nil, fmt.Errorf("PUSHPIPE_APP_KEYS: want app=key[,app=key...], got an item without '=' or with an empty side")
+			return nil, fmt.Errorf("PUSHPIPE_APP_KEYS: item %d: want app=key[,app=key...], got an item without '=' or with an empty side", i+1)
+		}
+		if _, dup := keys[app]; dup {
+			return nil, fmt.Errorf("PUSHPIPE_APP_KEYS: app %q is listed twice; give each app one key", app)
 		}
 		keys[app] = key
 	}
 	return keys, nil
 }
 
-// Validate refuses a configuration that would leave the API open by mistake.
+// Validate refuses a configuration that would leave the API open by mistake,
+// or that would make one secret mean two things.
 func (a Auth) Validate() error {
 	if a.Insecure {
 		return nil
 	}
 	if a.AdminToken == "" && len(a.AppKeys) == 0 {
-		return fmt.Errorf("no credentials configured: set PUSHPIPE_ADMIN_TOKEN and/or PUSHPIPE_APP_KEYS, or pass --insecure-no-auth for a closed test network")
+		return errors.New("no credentials configured: set PUSHPIPE_ADMIN_TOKEN and/or PUSHPIPE_APP_KEYS, or pass --insecure-no-auth for a closed test network")
+	}
+	owner := map[string]string{} // key → app, to find a key shared by two apps
+	for _, app := range a.apps() {
+		key := a.AppKeys[app]
+		if key == "" {
+			return fmt.Errorf("PUSHPIPE_APP_KEYS: app %q has an empty key", app)
+		}
+		if a.AdminToken != "" && equal(key, a.AdminToken) {
+			// The key shipped inside an app would be the operator token.
+			return fmt.Errorf("PUSHPIPE_APP_KEYS: the key of app %q is the admin token; give the operator a token of its own", app)
+		}
+		if other, dup := owner[key]; dup {
+			return fmt.Errorf("PUSHPIPE_APP_KEYS: apps %q and %q share a key; each app needs its own", other, app)
+		}
+		owner[key] = app
 	}
 	return nil
 }
+
+// apps lists the apps with a key, sorted (stable error messages).
+func (a Auth) apps() []string {
+	apps := make([]string, 0, len(a.AppKeys))
+	for app := range a.AppKeys {
+		apps = append(apps, app)
+	}
+	sort.Strings(apps)
+	return apps
+}
+
+// String describes the configuration without any secret.
+func (a Auth) String() string {
+	if a.Insecure {
+		return "auth{insecure: no authentication}"
+	}
+	admin := "unset"
+	if a.AdminToken != "" {
+		admin = "set"
+	}
+	return fmt.Sprintf("auth{admin token: %s, app keys for: %s}", admin, strings.Join(a.apps(), ","))
+}
+
+// GoString keeps %#v from printing the secrets too.
+func (a Auth) GoString() string { return a.String() }
 
 type scope int
 
@@ -68,13 +120,23 @@ func equal(a, b string) bool {
 	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }
 
+// bearer returns the token of an "Authorization: Bearer <token>" header. The
+// scheme is case-insensitive (RFC 9110 §11.1).
+func bearer(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
 func (a Auth) identify(r *http.Request) (principal, bool) {
 	if a.Insecure {
 		return principal{admin: true}, true
 	}
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || tok == "" {
+	tok, ok := bearer(r)
+	if !ok {
 		return principal{}, false
 	}
 	if a.AdminToken != "" && equal(tok, a.AdminToken) {
@@ -94,6 +156,9 @@ func (a Auth) identify(r *http.Request) (principal, bool) {
 	return principal{}, false
 }
 
+// authenticate answers 401 to a request without a known bearer token and 403
+// to an app key on an operator endpoint; otherwise it passes the request on
+// with its principal in the context.
 func (s *Server) authenticate(sc scope, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, ok := s.cfg.Auth.identify(r)
@@ -103,6 +168,7 @@ func (s *Server) authenticate(sc scope, h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if sc == scopeAdmin && !p.admin {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pushpipe", error="insufficient_scope"`)
 			writeError(w, http.StatusForbidden, "this endpoint needs the operator token; app keys may only register their own app's devices")
 			return
 		}
@@ -110,8 +176,15 @@ func (s *Server) authenticate(sc scope, h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// principalOf is who made r (zero for a request that did not pass
+// authenticate).
+func principalOf(r *http.Request) principal {
+	p, _ := r.Context().Value(principalKey{}).(principal)
+	return p
+}
+
 // allowedApp reports whether the request's principal may write devices of app.
 func allowedApp(r *http.Request, app string) bool {
-	p, _ := r.Context().Value(principalKey{}).(principal)
-	return p.admin || p.app == app
+	p := principalOf(r)
+	return p.admin || p.app != "" && p.app == app
 }

@@ -35,8 +35,13 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
+		// Only whitespace may follow; reading it may still hit the body
+		// cap (a value padded past it), which is a 413 like any other.
+		var tooBig *http.MaxBytesError
+		if _, terr := dec.Token(); terr != io.EOF && !errors.As(terr, &tooBig) {
 			err = errors.New("unexpected data after the JSON value")
+		} else if terr != io.EOF {
+			err = terr
 		}
 	}
 	if err == nil {
@@ -49,6 +54,10 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
+		if typeErr.Field == "" { // the body itself
+			writeError(w, http.StatusBadRequest, "the body: expected a JSON object, got "+typeErr.Value)
+			return false
+		}
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("field %q: expected %s, got %s", typeErr.Field, typeErr.Type, typeErr.Value))
 		return false
 	}

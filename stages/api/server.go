@@ -23,13 +23,22 @@ type Config struct {
 	// MaxBodyBytes caps request bodies (413 past it); default 8 MiB, enough
 	// for a 10,000-device batch.
 	MaxBodyBytes int64
+	// DeviceWriteRate limits device writes (registrations and deletions; a
+	// batch counts each device) per app key per second: past it, 429 with
+	// Retry-After. 0 is no limit; `pushpipe api` defaults to
+	// DefaultDeviceWriteRate. The operator token is never limited.
+	DeviceWriteRate float64
+	// DeviceWriteBurst is how many device writes an app key may make at once;
+	// default twice the rate, and at least one full batch.
+	DeviceWriteBurst int
 }
 
 // Server serves the API.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
-	dev deviceEvents // devices.go: the event clock of device writes
+	cfg    Config
+	mux    *http.ServeMux
+	limits deviceLimits // ratelimit.go: per app key device-write buckets
+	dev    deviceEvents // devices.go: the event clock of device writes
 }
 
 // New builds the API server.
@@ -38,33 +47,58 @@ func New(cfg Config) *Server {
 		cfg.MaxBodyBytes = 8 << 20
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
-	s.routes()
+	s.limits = newDeviceLimits(cfg.Auth, cfg.DeviceWriteRate, cfg.DeviceWriteBurst)
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.pattern, s.wrap(rt))
+	}
 	return s
 }
 
-// routes is the whole API surface in one place. Handlers live in one file per
-// resource; scope checks are in auth.go.
-func (s *Server) routes() {
-	// devices: app keys allowed, for their own app only (checked per item)
-	s.handle("POST /v1/devices", scopeApp, s.postDevice)
-	s.handle("POST /v1/devices/batch", scopeApp, s.postDeviceBatch)
-	s.handle("DELETE /v1/devices/{app}/{token}", scopeApp, s.deleteDevice)
-	// operator only
-	s.handle("PUT /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, s.putSubscriber)
-	s.handle("DELETE /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, s.deleteSubscriber)
-	s.handle("PUT /v1/users/{user_id}/preferences", scopeAdmin, s.putPreferences)
-	s.handle("POST /v1/campaigns", scopeAdmin, s.postCampaign)
-	s.handle("GET /v1/campaigns/{id}", scopeAdmin, s.getCampaign)
+// route is one endpoint: who may call it and, for device writes, how many
+// writes a request counts for in the app key's rate limit.
+type route struct {
+	pattern string
+	scope   scope
+	writes  writeCost // nil: not a device write
+	handler http.HandlerFunc
 }
 
-func (s *Server) handle(pattern string, scope scope, h http.HandlerFunc) {
-	s.mux.Handle(pattern, s.authenticate(scope, s.limitBody(h)))
+// routes is the whole API surface in one place; every endpoint is
+// authenticated (auth.go), body-capped, and device writes are rate-limited
+// per app key (ratelimit.go). Handlers live in one file per resource.
+func (s *Server) routes() []route {
+	return []route{
+		// devices: app keys allowed, for their own app only (checked per item)
+		{"POST /v1/devices", scopeApp, oneDevice, s.postDevice},
+		{"POST /v1/devices/batch", scopeApp, batchDevices, s.postDeviceBatch},
+		{"DELETE /v1/devices/{app}/{token}", scopeApp, oneDevice, s.deleteDevice},
+		// operator only
+		{"PUT /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, nil, s.putSubscriber},
+		{"DELETE /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, nil, s.deleteSubscriber},
+		{"PUT /v1/users/{user_id}/preferences", scopeAdmin, nil, s.putPreferences},
+		{"POST /v1/campaigns", scopeAdmin, nil, s.postCampaign},
+		{"GET /v1/campaigns/{id}", scopeAdmin, nil, s.getCampaign},
+	}
 }
 
-// ServeHTTP implements http.Handler. Unknown paths get a JSON 404.
+// wrap puts a route's handler behind authentication (401/403 first, before
+// anything is read), the body cap and, for device writes, the rate limit.
+func (s *Server) wrap(rt route) http.Handler {
+	h := rt.handler
+	if rt.writes != nil {
+		h = s.limitDeviceWrites(rt.writes, h)
+	}
+	return s.authenticate(rt.scope, s.limitBody(h))
+}
+
+// ServeHTTP implements http.Handler. Unknown paths get a JSON 404, but only
+// with a valid token: without one every request is a 401, so the API tells
+// an anonymous caller nothing, not even which paths exist.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := s.mux.Handler(r); pattern == "" {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		s.authenticate(scopeApp, func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		})(w, r)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
