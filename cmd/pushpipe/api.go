@@ -12,11 +12,12 @@ import (
 
 // APICmd serves the HTTP API.
 type APICmd struct {
-	Listen         string `required:"" help:"Serve the API on this address (host:port)."`
-	HTTP           string `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
-	InsecureNoAuth bool   `name:"insecure-no-auth" help:"Serve without authentication (a closed test network only)."`
-	DBConns        int32  `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size)."`
-	MaxBodyBytes   int64  `name:"max-body-bytes" default:"8388608" help:"Largest request body accepted (413 past it)."`
+	Listen          string  `required:"" help:"Serve the API on this address (host:port)."`
+	HTTP            string  `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
+	InsecureNoAuth  bool    `name:"insecure-no-auth" help:"Serve without authentication (a closed test network only)."`
+	DBConns         int32   `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size)."`
+	MaxBodyBytes    int64   `name:"max-body-bytes" default:"8388608" help:"Largest request body accepted (413 past it)."`
+	DeviceWriteRate float64 `name:"device-write-rate" default:"1000" help:"Device writes per second per app key (a batch counts each device; bursts of twice that, or one full batch); 429 with Retry-After past it. 0 disables. The operator token is not limited."`
 }
 
 // Run serves until SIGTERM. Credentials come only from the environment
@@ -45,7 +46,8 @@ func (c *APICmd) Run(g *Globals) error {
 		return err
 	}
 	defer db.Close()
-	srv := api.New(api.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: log, Auth: auth, MaxBodyBytes: c.MaxBodyBytes})
+	srv := api.New(api.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: log, Auth: auth, MaxBodyBytes: c.MaxBodyBytes,
+		DeviceWriteRate: c.DeviceWriteRate})
 	ready := func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
