@@ -1,11 +1,54 @@
 package main
 
-import "fmt"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
 
-// SendCmd is a placeholder until issue #4 lands.
-type SendCmd struct{}
+	"github.com/pushpipe/pushpipe/stages/campaign"
+)
 
-// Run says that this role is not built yet.
+// SendCmd creates a campaign, exactly as POST /v1/campaigns does.
+type SendCmd struct {
+	App      string        `required:"" help:"The app whose devices receive it."`
+	Channels []string      `name:"channel" required:"" sep:"none" help:"A channel whose subscribers receive it (repeat for several; each person gets it once)."`
+	Category string        `help:"The campaign's category: users who muted it are skipped."`
+	Title    string        `help:"Notification title."`
+	Body     string        `help:"Notification body."`
+	Data     string        `placeholder:"JSON" help:"Custom keys, a JSON object."`
+	ID       string        `name:"id" help:"Idempotency key: sending the same id again sends nothing new (default: a fresh id)."`
+	TTL      time.Duration `name:"ttl" default:"24h" help:"How long providers may hold the notification."`
+	DBConns  int32         `name:"db-conns" default:"2" help:"PostgreSQL connections."`
+}
+
+// Run creates the campaign and prints its id.
 func (c *SendCmd) Run(g *Globals) error {
-	return fmt.Errorf("pushpipe send is not built yet (issue #4)")
+	rdb, err := g.Redis()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	db, err := g.DB(c.DBConns)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	camp := campaign.Campaign{ID: c.ID, App: c.App, Channels: c.Channels, Category: c.Category,
+		Title: c.Title, Body: c.Body, TTL: c.TTL}
+	if c.Data != "" {
+		camp.Data = json.RawMessage(c.Data)
+	}
+	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
+	defer cancel()
+	camp, created, err := campaign.Create(ctx, rdb, db, g.Keys(), camp)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	if !created {
+		log := g.Logger()
+		log.Info().Str("campaign", camp.ID).Msg("campaign already exists; nothing new is sent")
+	}
+	fmt.Println(camp.ID)
+	return nil
 }

@@ -1,11 +1,107 @@
 package api
 
-import "net/http"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
 
-func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotImplemented, "not built yet")
+	"github.com/pushpipe/pushpipe/stages/campaign"
+)
+
+// campaignTimeout bounds a campaign request's PostgreSQL and Redis work.
+const campaignTimeout = 5 * time.Second
+
+type campaignRequest struct {
+	ID           string               `json:"id"`
+	App          string               `json:"app"`
+	Channels     []string             `json:"channels"`
+	Category     string               `json:"category"`
+	Notification *notificationRequest `json:"notification"`
+	TTLSeconds   int64                `json:"ttl_seconds"`
 }
 
+type notificationRequest struct {
+	Title string          `json:"title"`
+	Body  string          `json:"body"`
+	Data  json.RawMessage `json:"data"`
+}
+
+// postCampaign creates a campaign: POST /v1/campaigns → 201 {"id"}; the same
+// id again → 200 {"id"} and nothing new is sent; the same id with other
+// content → 409.
+func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request) {
+	var req campaignRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Notification == nil {
+		writeError(w, http.StatusBadRequest, `notification: is required, e.g. {"title": "...", "body": "..."}`)
+		return
+	}
+	if max := int64(campaign.MaxTTL / time.Second); req.TTLSeconds < 0 || req.TTLSeconds > max {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl_seconds: must be between 1 and %d (28 days), or left out for 24 hours; got %d", max, req.TTLSeconds))
+		return
+	}
+	data := req.Notification.Data
+	if string(data) == "null" {
+		data = nil
+	}
+	c := campaign.Campaign{
+		ID: req.ID, App: req.App, Channels: req.Channels, Category: req.Category,
+		Title: req.Notification.Title, Body: req.Notification.Body, Data: data,
+		TTL: time.Duration(req.TTLSeconds) * time.Second,
+	}
+	if err := c.Normalize(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.cfg.DB == nil {
+		unavailable(w, "PostgreSQL (not configured)", time.Second)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
+	defer cancel()
+	c, created, err := campaign.Create(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, c)
+	var verr *campaign.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		writeError(w, http.StatusBadRequest, verr.Error())
+	case errors.Is(err, campaign.ErrConflict):
+		writeError(w, http.StatusConflict, "campaign id "+c.ID+" is already used for a different campaign; choose another id")
+	case err != nil:
+		s.cfg.Log.Warn().Err(err).Str("campaign", c.ID).Msg("campaign not created")
+		unavailable(w, "PostgreSQL or Redis", time.Second)
+	case created:
+		writeJSON(w, http.StatusCreated, map[string]string{"id": c.ID})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"id": c.ID})
+	}
+}
+
+// getCampaign reports a campaign's progress: GET /v1/campaigns/{id}.
 func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotImplemented, "not built yet")
+	id := r.PathValue("id")
+	if err := campaign.ValidateID(id); err != nil {
+		writeError(w, http.StatusNotFound, "no campaign "+id+": "+err.Error())
+		return
+	}
+	if s.cfg.DB == nil {
+		unavailable(w, "PostgreSQL (not configured)", time.Second)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
+	defer cancel()
+	rep, err := campaign.Progress(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, id)
+	switch {
+	case errors.Is(err, campaign.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no campaign "+id)
+	case err != nil:
+		s.cfg.Log.Warn().Err(err).Str("campaign", id).Msg("campaign progress unavailable")
+		unavailable(w, "PostgreSQL or Redis", time.Second)
+	default:
+		writeJSON(w, http.StatusOK, rep)
+	}
 }

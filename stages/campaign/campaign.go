@@ -1,0 +1,166 @@
+// Package campaign is the campaign model every role shares: the API and
+// `pushpipe send` create campaigns with Create, split and resolve read them
+// with Load, and the API, status, dev and bench watch them with Progress.
+//
+// A campaign lives in PostgreSQL (the campaigns table, the source of truth for
+// its content) and in Redis (a hash of campaign-wide facts under the
+// campaign's own hash tag, per-partition counters, and the dedupe marks).
+package campaign
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Campaign is one notification sent to the union of some channels'
+// subscribers.
+type Campaign struct {
+	ID        string          // idempotency key; generated when empty
+	App       string          // the app whose devices receive it
+	Channels  []string        // whose subscribers it reaches (each person once)
+	Category  string          // users who muted it are skipped; "" = none
+	Title     string          //
+	Body      string          //
+	Data      json.RawMessage // a JSON object of custom keys, or nil
+	TTL       time.Duration   // how long providers may hold it; default DefaultTTL
+	CreatedAt time.Time       // set by Create
+}
+
+// Limits of a campaign request.
+const (
+	DefaultTTL  = 24 * time.Hour
+	MaxTTL      = 28 * 24 * time.Hour // FCM keeps a message at most 4 weeks
+	MaxID       = 128
+	MaxName     = 128 // app, channel, category
+	MaxChannels = 100
+	// MaxPayload bounds title+body+data: APNs takes 4 KB per notification
+	// and the rendering adds its own keys.
+	MaxPayload = 3500
+)
+
+// ErrNotFound is a campaign id that was never created.
+var ErrNotFound = errors.New("campaign not found")
+
+// ErrConflict is a campaign id reused for different content: an idempotency
+// key must always name the same campaign.
+var ErrConflict = errors.New("campaign id already used for a different campaign")
+
+// ValidationError is a request that can never succeed; its message names the
+// field and what is wrong.
+type ValidationError struct{ Msg string }
+
+func (e *ValidationError) Error() string { return e.Msg }
+
+func invalid(format string, args ...any) error {
+	return &ValidationError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// Normalize fills the defaults (id, TTL), drops repeated channels and
+// validates every field. It returns a *ValidationError naming the field.
+func (c *Campaign) Normalize() error {
+	if c.ID == "" {
+		c.ID = NewID()
+	}
+	if err := ValidateID(c.ID); err != nil {
+		return err
+	}
+	if err := validName("app", c.App, true); err != nil {
+		return err
+	}
+	if len(c.Channels) == 0 {
+		return invalid(`channels: at least one channel is required, e.g. ["breaking-news"]`)
+	}
+	if len(c.Channels) > MaxChannels {
+		return invalid("channels: at most %d channels per campaign, got %d", MaxChannels, len(c.Channels))
+	}
+	var uniq []string
+	for i, ch := range c.Channels {
+		if err := validName(fmt.Sprintf("channels[%d]", i), ch, true); err != nil {
+			return err
+		}
+		if !slices.Contains(uniq, ch) {
+			uniq = append(uniq, ch)
+		}
+	}
+	c.Channels = uniq
+	if err := validName("category", c.Category, false); err != nil {
+		return err
+	}
+	if c.Title == "" && c.Body == "" {
+		return invalid("notification: a title or a body is required")
+	}
+	if !utf8.ValidString(c.Title) || !utf8.ValidString(c.Body) {
+		return invalid("notification: title and body must be valid UTF-8")
+	}
+	if len(c.Data) > 0 {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(c.Data, &obj); err != nil || obj == nil {
+			return invalid("notification.data: must be a JSON object of custom keys")
+		}
+	}
+	if n := len(c.Title) + len(c.Body) + len(c.Data); n > MaxPayload {
+		return invalid("notification: title, body and data are %d bytes together; at most %d fit a push payload", n, MaxPayload)
+	}
+	switch {
+	case c.TTL == 0:
+		c.TTL = DefaultTTL
+	case c.TTL < time.Second || c.TTL > MaxTTL:
+		return invalid("ttl_seconds: must be between 1 and %d (28 days), got %d", int(MaxTTL.Seconds()), int64(c.TTL.Seconds()))
+	}
+	return nil
+}
+
+// ValidateID accepts 1–128 characters of [A-Za-z0-9._-]: ids become part of
+// Redis key names and hash tags, so braces, colons and spaces are out.
+func ValidateID(id string) error {
+	if id == "" || len(id) > MaxID {
+		return invalid("id: must be 1–%d characters, got %d", MaxID, len(id))
+	}
+	for i := 0; i < len(id); i++ {
+		if !idChar(id[i]) {
+			return invalid("id: only letters, digits, '.', '_' and '-' are allowed; character %d is %q", i, rune(id[i]))
+		}
+	}
+	return nil
+}
+
+func idChar(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-'
+}
+
+func validName(field, s string, required bool) error {
+	switch {
+	case s == "" && required:
+		return invalid("%s: is required", field)
+	case len(s) > MaxName:
+		return invalid("%s: is %d bytes long; at most %d are allowed", field, len(s), MaxName)
+	case !utf8.ValidString(s):
+		return invalid("%s: is not valid UTF-8", field)
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return invalid("%s: contains a control or non-printable character (%U)", field, r)
+		}
+	}
+	return nil
+}
+
+// NewID returns a fresh campaign id: the creation time in hex (ids sort by
+// age) and 64 random bits.
+func NewID() string {
+	var r [8]byte
+	rand.Read(r[:])
+	return strconv.FormatInt(time.Now().UnixMilli(), 16) + "-" + hex.EncodeToString(r[:])
+}
+
+// ExpiresAt is when the campaign's notification expires: providers drop it
+// then, and nothing is sent for it any more.
+func (c Campaign) ExpiresAt() time.Time { return c.CreatedAt.Add(c.TTL) }

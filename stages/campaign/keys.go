@@ -1,0 +1,44 @@
+package campaign
+
+import (
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// The fan-out's own Redis state of a campaign, beside the counters listed in
+// pipeline/fields.go.
+const (
+	// HashExpiresMs is a field of keys.Campaign(id): unix ms when the
+	// campaign expires. Create writes it before the campaign is emitted, so
+	// every stage finds it; dedupe reads it to expire its marks.
+	HashExpiresMs = "expires_ms"
+
+	// KeyRangeUsers (keys.CampaignKey(id, KeyRangeUsers)) maps each resolved
+	// range to the number of user ids resolve emitted for it.
+	KeyRangeUsers = "range_users"
+
+	// KeySplit (keys.CampaignKey(id, KeySplit)) is split's checkpoint: per
+	// channel, where to continue, so a redelivered or requeued campaign
+	// resumes instead of starting over.
+	KeySplit = "split"
+)
+
+// How long Redis keeps a campaign's state after the campaign expired. Marks
+// are the bulk of it and are useless once nothing may be sent; counters are
+// small and status still wants to show them.
+const (
+	MarkMargin   = time.Hour
+	KeepCounters = 7 * 24 * time.Hour
+)
+
+// MarksExpireMs is when the dedupe marks of a campaign expiring at
+// expiresMs (unix ms) are dropped.
+func MarksExpireMs(expiresMs int64) int64 { return expiresMs + MarkMargin.Milliseconds() }
+
+// CountersExpireMs is when a campaign's counters and bookkeeping are dropped.
+func CountersExpireMs(expiresMs int64) int64 { return expiresMs + KeepCounters.Milliseconds() }
+
+// MutedKey is the dedupe hash of partition p holding the users seen only as
+// muted so far (same layout as keys.Seen, same hash tag).
+func MutedKey(keys pipeline.Keys, p int, id string) string { return keys.Seen(p, id+":muted") }

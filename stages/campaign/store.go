@@ -1,0 +1,119 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// Create stores a campaign and appends it to the campaigns stream. It is
+// idempotent by id: creating an id that exists with the same content returns
+// the stored campaign and created=false without sending anything new; with
+// different content it returns ErrConflict. c is normalized first (a
+// *ValidationError if it is invalid).
+//
+// The row is written before the stream entry, and marked queued after it: a
+// crash in between leaves an unqueued row, and the retry that any client
+// makes after an error queues it then. Queuing twice is harmless (split
+// re-emits the same ranges, dedupe suppresses them).
+func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, c Campaign) (Campaign, bool, error) {
+	if err := c.Normalize(); err != nil {
+		return c, false, err
+	}
+	data := []byte(c.Data)
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	ttl := int64(c.TTL / time.Second)
+	created := true
+	err := db.QueryRow(ctx, `
+		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds)
+		VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+		ON CONFLICT (id) DO NOTHING
+		RETURNING created_at`,
+		c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl).Scan(&c.CreatedAt)
+	queued := false
+	if errors.Is(err, pgx.ErrNoRows) {
+		created = false
+		var same bool
+		err = db.QueryRow(ctx, `
+			SELECT created_at, queued_at IS NOT NULL,
+			       (app, channels, category, title, body, data, ttl_seconds) = ($2, $3, $4, $5, $6, $7::jsonb, $8)
+			FROM campaigns WHERE id = $1`,
+			c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl).Scan(&c.CreatedAt, &queued, &same)
+		if err == nil && !same {
+			return c, false, fmt.Errorf("campaign %q: %w", c.ID, ErrConflict)
+		}
+	}
+	if err != nil {
+		return c, false, fmt.Errorf("store campaign %q: %w", c.ID, err)
+	}
+	if queued {
+		return c, false, nil
+	}
+	if err := enqueue(ctx, rdb, db, keys, c); err != nil {
+		return c, created, err
+	}
+	return c, created, nil
+}
+
+// enqueue publishes the campaign's expiry (every stage reads it), then
+// appends the campaign to its partition of the campaigns stream, then marks
+// the row queued. Each step waits for the previous one: on a cluster they go
+// to different nodes.
+func enqueue(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, c Campaign) error {
+	exp := c.ExpiresAt().UnixMilli()
+	hash := keys.Campaign(c.ID)
+	for _, res := range rdb.DoMulti(ctx,
+		rdb.B().Hset().Key(hash).FieldValue().FieldValue(HashExpiresMs, strconv.FormatInt(exp, 10)).Build(),
+		rdb.B().Pexpireat().Key(hash).MillisecondsTimestamp(CountersExpireMs(exp)).Build(),
+	) {
+		if err := res.Error(); err != nil {
+			return fmt.Errorf("queue campaign %q: %w", c.ID, err)
+		}
+	}
+	msg := pipeline.Message{
+		Stream: keys.Stream(pipeline.StreamCampaigns, keys.HashPartition(c.ID)),
+		Fields: []string{pipeline.FieldCampaign, c.ID},
+	}
+	if _, err := pipeline.Emit(ctx, rdb, msg); err != nil {
+		return fmt.Errorf("queue campaign %q: %w", c.ID, err)
+	}
+	if _, err := db.Exec(ctx, `UPDATE campaigns SET queued_at = now() WHERE id = $1 AND queued_at IS NULL`, c.ID); err != nil {
+		return fmt.Errorf("mark campaign %q queued: %w", c.ID, err)
+	}
+	return nil
+}
+
+// Load reads a campaign from PostgreSQL; ErrNotFound if there is none.
+func Load(ctx context.Context, db *pgxpool.Pool, id string) (Campaign, error) {
+	c := Campaign{ID: id}
+	var (
+		data []byte
+		ttl  int64
+	)
+	err := db.QueryRow(ctx, `
+		SELECT app, channels, category, title, body, data, ttl_seconds, created_at
+		FROM campaigns WHERE id = $1`, id).
+		Scan(&c.App, &c.Channels, &c.Category, &c.Title, &c.Body, &data, &ttl, &c.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, fmt.Errorf("campaign %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return c, fmt.Errorf("load campaign %q: %w", id, err)
+	}
+	if string(data) != "{}" {
+		c.Data = json.RawMessage(data)
+	}
+	c.TTL = time.Duration(ttl) * time.Second
+	return c, nil
+}
