@@ -1,0 +1,231 @@
+// Package dedupe is the stage that makes "one notification per person" true
+// across channels: per partition, one atomic script marks each (campaign,
+// user), forwards only first sightings to the same partition's deliver
+// stream, counts targets, repeats and mutes, and acks its input.
+package dedupe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/campaign"
+)
+
+// Config is what the stage needs.
+type Config struct {
+	Redis rueidis.Client
+	Keys  pipeline.Keys
+	Log   zerolog.Logger
+}
+
+// Handler is the dedupe stage's batch handler. Bind it to its runner's
+// options before the runner starts: the script checks that the entries are
+// still pending for this consumer and acks them for this group.
+type Handler struct {
+	cfg             Config
+	group, consumer string
+	expiry          expiries
+}
+
+// New builds the handler.
+func New(cfg Config) *Handler { return &Handler{cfg: cfg} }
+
+// Bind tells the handler which group and consumer it acks for; call it with
+// the runner's Options() (defaults filled in).
+func (h *Handler) Bind(o pipeline.Options) { h.group, h.consumer = o.Group, o.Consumer }
+
+// entry is a parsed dedupe entry.
+type entry struct {
+	index        int // in the batch
+	id, campaign string
+	u            string // the encoded reached ids, forwarded as is when all are new
+	reached      []int64
+	muted        []int64
+	force        bool
+}
+
+// Handle dedupes one batch in one script call and settles it.
+func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
+	if h.consumer == "" {
+		return errors.New("dedupe handler is not bound to a runner (call Bind)")
+	}
+	var good []entry
+	var bad []int
+	for i, e := range b.Entries {
+		en, err := parse(i, e)
+		if err != nil {
+			b.DeadLetter(i, err)
+			bad = append(bad, i)
+			continue
+		}
+		good = append(good, en)
+	}
+	exps, err := h.expiry.get(ctx, h.cfg.Redis, h.cfg.Keys, good)
+	if err != nil {
+		return err
+	}
+	var known []entry
+	for _, en := range good {
+		if _, ok := exps[en.campaign]; ok {
+			known = append(known, en)
+			continue
+		}
+		// Create publishes the expiry before it emits anything; without it
+		// the campaign was never created here, or expired long ago.
+		b.DeadLetter(en.index, fmt.Errorf("campaign %q is unknown in Redis (never created, or expired)", en.campaign))
+		bad = append(bad, en.index)
+	}
+	if len(known) > 0 {
+		keys, args := h.scriptCall(b, known, exps)
+		n, err := dedupeScript.Exec(ctx, h.cfg.Redis, keys, args).AsInt64()
+		if err != nil {
+			return fmt.Errorf("dedupe %s: %w", b.Stream, err)
+		}
+		if n < 0 {
+			h.cfg.Log.Debug().Str("stream", b.Stream).Msg("batch claimed by another consumer while handled; dropped")
+		}
+	}
+	if len(bad) == 0 {
+		b.Settled()
+		return nil
+	}
+	// The runner dead-letters (and acks) the bad entries; the good ones are
+	// acked already, so it must not touch them.
+	for i := range b.Entries {
+		if !slices.Contains(bad, i) {
+			b.Fail(i, errSettled)
+		}
+	}
+	return nil
+}
+
+var errSettled = errors.New("acked by the dedupe script")
+
+// parse validates an entry: a campaign id, and id batches resolve could have
+// written (positive, strictly ascending).
+func parse(i int, e pipeline.Entry) (entry, error) {
+	en := entry{index: i, id: e.ID, campaign: e.Fields[pipeline.FieldCampaign], u: e.Fields[pipeline.FieldUsers],
+		force: e.Fields[pipeline.FieldForce] == "1"}
+	if err := campaign.ValidateID(en.campaign); err != nil {
+		return en, fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err)
+	}
+	var err error
+	if en.u != "" {
+		if en.reached, err = pipeline.DecodeIDs(en.u); err != nil {
+			return en, fmt.Errorf("field %s: %w", pipeline.FieldUsers, err)
+		}
+		if err := checkIDs(pipeline.FieldUsers, en.reached); err != nil {
+			return en, err
+		}
+	}
+	if m := e.Fields[pipeline.FieldMuted]; m != "" {
+		if en.muted, err = pipeline.DecodeIDs(m); err != nil {
+			return en, fmt.Errorf("field %s: %w", pipeline.FieldMuted, err)
+		}
+		if err := checkIDs(pipeline.FieldMuted, en.muted); err != nil {
+			return en, err
+		}
+	}
+	if len(en.reached) == 0 && len(en.muted) == 0 {
+		return en, fmt.Errorf("no user ids in %s or %s", pipeline.FieldUsers, pipeline.FieldMuted)
+	}
+	return en, nil
+}
+
+// scriptCall lays out the script's KEYS and ARGV for a batch (see
+// dedupeScript).
+func (h *Handler) scriptCall(b *pipeline.Batch, entries []entry, exps map[string]int64) ([]string, []string) {
+	k := h.cfg.Keys
+	p := b.Partition
+	keys := []string{b.Stream, k.Stream(pipeline.StreamDeliver, p)}
+	var camps []string
+	index := map[string]string{}
+	for _, en := range entries {
+		if _, ok := index[en.campaign]; ok {
+			continue
+		}
+		index[en.campaign] = strconv.Itoa(len(index) + 1)
+		exp := exps[en.campaign]
+		keys = append(keys, k.Seen(p, en.campaign), campaign.MutedKey(k, p, en.campaign), k.Stats(p, en.campaign))
+		camps = append(camps, en.campaign,
+			strconv.FormatInt(campaign.MarksExpireMs(exp), 10), strconv.FormatInt(campaign.CountersExpireMs(exp), 10))
+	}
+	args := make([]string, 0, 4+len(camps)+len(entries)*11)
+	args = append(args, h.group, h.consumer, strconv.Itoa(len(index)))
+	args = append(args, camps...)
+	args = append(args, strconv.Itoa(len(entries)))
+	for _, en := range entries {
+		force := "0"
+		if en.force {
+			force = "1"
+		}
+		args = append(args, en.id, index[en.campaign], force, strconv.Itoa(len(en.reached)+len(en.muted)), en.u, "", "")
+		head := len(args) - 2
+		var nr, nm int
+		args, nr = appendFragments(args, en.reached)
+		args, nm = appendFragments(args, en.muted)
+		args[head], args[head+1] = strconv.Itoa(nr), strconv.Itoa(nm)
+	}
+	return keys, args
+}
+
+// expiries caches each campaign's expiry (campaign.HashExpiresMs): it never
+// changes, and every batch of a campaign needs it.
+type expiries struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+const maxCachedCampaigns = 4096
+
+// get returns the expiry of every campaign of the entries that has one,
+// fetching the missing ones in one pipelined call.
+func (x *expiries) get(ctx context.Context, c rueidis.Client, keys pipeline.Keys, entries []entry) (map[string]int64, error) {
+	out := map[string]int64{}
+	var missing []string
+	x.mu.Lock()
+	for _, en := range entries {
+		if exp, ok := x.m[en.campaign]; ok {
+			out[en.campaign] = exp
+		} else if !slices.Contains(missing, en.campaign) {
+			missing = append(missing, en.campaign)
+		}
+	}
+	x.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	cmds := make(rueidis.Commands, len(missing))
+	for i, id := range missing {
+		cmds[i] = c.B().Hget().Key(keys.Campaign(id)).Field(campaign.HashExpiresMs).Build()
+	}
+	for i, res := range c.DoMulti(ctx, cmds...) {
+		exp, err := res.AsInt64()
+		if rueidis.IsRedisNil(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("campaign %q expiry: %w", missing[i], err)
+		}
+		out[missing[i]] = exp
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.m == nil || len(x.m) >= maxCachedCampaigns {
+		x.m = map[string]int64{}
+	}
+	for _, id := range missing {
+		if exp, ok := out[id]; ok {
+			x.m[id] = exp
+		}
+	}
+	return out, nil
+}

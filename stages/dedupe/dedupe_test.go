@@ -1,0 +1,507 @@
+package dedupe_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/stages/campaign"
+	"github.com/pushpipe/pushpipe/stages/dedupe"
+)
+
+var env *pipelinetest.Env
+
+func TestMain(m *testing.M) {
+	pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true, Cluster: true}, &env)
+}
+
+// servers runs a test against standalone Redis and the 3-master cluster.
+func servers(t *testing.T, fn func(t *testing.T, c rueidis.Client)) {
+	for _, s := range []struct {
+		name  string
+		addrs string
+	}{{"standalone", env.Redis.Addr}, {"cluster", joinAddrs(env.Cluster.Addrs)}} {
+		t.Run(s.name, func(t *testing.T) {
+			c, err := pipeline.NewRedis(s.addrs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			fn(t, c)
+		})
+	}
+}
+
+func joinAddrs(a []string) string {
+	s := ""
+	for i, x := range a {
+		if i > 0 {
+			s += ","
+		}
+		s += x
+	}
+	return s
+}
+
+func newKeys() pipeline.Keys {
+	return pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 16)
+}
+
+// register publishes a campaign's expiry the way campaign.Create does.
+func register(t testing.TB, c rueidis.Client, keys pipeline.Keys, id string) {
+	t.Helper()
+	exp := time.Now().Add(time.Hour).UnixMilli()
+	err := c.Do(context.Background(), c.B().Hset().Key(keys.Campaign(id)).FieldValue().
+		FieldValue(campaign.HashExpiresMs, strconv.FormatInt(exp, 10)).Build()).Error()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// model is what dedupe must compute, kept in Go.
+type model struct {
+	reached, muted map[int64]bool
+	in, sightings  int64
+}
+
+func newModel() *model { return &model{reached: map[int64]bool{}, muted: map[int64]bool{}} }
+
+func (m *model) add(u, mu []int64) {
+	m.in += int64(len(u) + len(mu))
+	m.sightings += int64(len(u))
+	for _, id := range u {
+		m.reached[id] = true
+	}
+	for _, id := range mu {
+		m.muted[id] = true
+	}
+}
+
+func (m *model) mutedOnly() int64 {
+	var n int64
+	for id := range m.muted {
+		if !m.reached[id] {
+			n++
+		}
+	}
+	return n
+}
+
+// emitEntries appends dedupe entries for ids (reached) and muted, cut per
+// user partition into entries of at most size ids, the way resolve does.
+func emitEntries(t testing.TB, c rueidis.Client, keys pipeline.Keys, id string, reached, muted []int64, size int) {
+	t.Helper()
+	byP := map[int][2][]int64{}
+	for _, u := range reached {
+		p := keys.UserPartition(u)
+		g := byP[p]
+		g[0] = append(g[0], u)
+		byP[p] = g
+	}
+	for _, u := range muted {
+		p := keys.UserPartition(u)
+		g := byP[p]
+		g[1] = append(g[1], u)
+		byP[p] = g
+	}
+	var msgs []pipeline.Message
+	for p, g := range byP {
+		slices.Sort(g[0])
+		slices.Sort(g[1])
+		for len(g[0])+len(g[1]) > 0 {
+			nu := min(len(g[0]), size)
+			nm := min(len(g[1]), size-nu)
+			f := []string{pipeline.FieldCampaign, id, pipeline.FieldRange, "test"}
+			if nu > 0 {
+				f = append(f, pipeline.FieldUsers, pipeline.EncodeIDs(g[0][:nu]))
+			}
+			if nm > 0 {
+				f = append(f, pipeline.FieldMuted, pipeline.EncodeIDs(g[1][:nm]))
+			}
+			msgs = append(msgs, pipeline.Message{Stream: keys.Stream(pipeline.StreamDedupe, p), Fields: f})
+			g[0], g[1] = g[0][nu:], g[1][nm:]
+		}
+	}
+	rand.Shuffle(len(msgs), func(i, j int) { msgs[i], msgs[j] = msgs[j], msgs[i] })
+	if _, err := pipeline.Emit(context.Background(), c, msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runStage runs the dedupe stage until stop is called or the test ends.
+func runStage(t testing.TB, c rueidis.Client, keys pipeline.Keys, consumer string) (stop func()) {
+	t.Helper()
+	h := dedupe.New(dedupe.Config{Redis: c, Keys: keys, Log: zerolog.Nop()})
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe,
+		Consumer: consumer, Block: 20 * time.Millisecond, BatchSize: 50}, h, zerolog.Nop(), nil)
+	h.Bind(r.Options())
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(stop)
+	poll(t, 10*time.Second, "dedupe runner ready", r.Ready)
+	return stop
+}
+
+// drained waits until the dedupe group has nothing outstanding.
+func drained(t testing.TB, c rueidis.Client, keys pipeline.Keys) {
+	t.Helper()
+	poll(t, 30*time.Second, "dedupe drained", func() bool {
+		n, err := pipeline.Outstanding(context.Background(), c, keys.Streams(pipeline.StreamDedupe), "dedupe")
+		return err == nil && n == 0
+	})
+}
+
+func poll(t testing.TB, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// delivered reads every deliver partition and returns how often each user
+// was forwarded for the campaign, checking each entry's partition.
+func delivered(t *testing.T, c rueidis.Client, keys pipeline.Keys, id string) (map[int64]int, int) {
+	t.Helper()
+	got := map[int64]int{}
+	entries := 0
+	for p := range keys.Partitions {
+		xs, err := c.Do(context.Background(), c.B().Xrange().Key(keys.Stream(pipeline.StreamDeliver, p)).
+			Start("-").End("+").Build()).AsXRange()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range xs {
+			if x.FieldValues[pipeline.FieldCampaign] != id {
+				continue
+			}
+			entries++
+			ids, err := pipeline.DecodeIDs(x.FieldValues[pipeline.FieldUsers])
+			if err != nil {
+				t.Fatalf("deliver entry %s: %v", x.ID, err)
+			}
+			if !slices.IsSorted(ids) || len(ids) == 0 {
+				t.Fatalf("deliver entry %s: ids not sorted or empty: %v", x.ID, ids)
+			}
+			for _, u := range ids {
+				if keys.UserPartition(u) != p {
+					t.Fatalf("user %d delivered on partition %d, belongs to %d", u, p, keys.UserPartition(u))
+				}
+				got[u]++
+			}
+		}
+	}
+	return got, entries
+}
+
+func stats(t *testing.T, c rueidis.Client, keys pipeline.Keys, id string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for p := range keys.Partitions {
+		m, err := c.Do(context.Background(), c.B().Hgetall().Key(keys.Stats(p, id)).Build()).AsIntMap()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range m {
+			out[k] += v
+		}
+	}
+	return out
+}
+
+// check compares what dedupe forwarded and counted with the model.
+func check(t *testing.T, c rueidis.Client, keys pipeline.Keys, id string, m *model) {
+	t.Helper()
+	got, _ := delivered(t, c, keys, id)
+	for u, n := range got {
+		if n != 1 {
+			t.Errorf("user %d forwarded %d times", u, n)
+		}
+		if !m.reached[u] {
+			t.Errorf("user %d forwarded but never reached", u)
+		}
+	}
+	for u := range m.reached {
+		if got[u] == 0 {
+			t.Errorf("user %d reached but never forwarded", u)
+		}
+	}
+	s := stats(t, c, keys, id)
+	want := map[string]int64{
+		pipeline.StatIn: m.in, pipeline.StatTargets: int64(len(m.reached)),
+		pipeline.StatDups: m.sightings - int64(len(m.reached)), pipeline.StatMuted: m.mutedOnly(),
+	}
+	for k, v := range want {
+		if s[k] != v {
+			t.Errorf("stat %s = %d, want %d", k, s[k], v)
+		}
+	}
+}
+
+func randomIDs(n int, from, span int64) []int64 {
+	set := map[int64]bool{}
+	for len(set) < n {
+		set[from+rand.Int64N(span)] = true
+	}
+	out := make([]int64, 0, n)
+	for id := range set {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestOverlapAndMutes feeds overlapping channels with mutes, dense and sparse
+// ids (up to 10^12, and near the int64 limit where Lua's doubles would lose
+// precision), in shuffled entries, and compares with the model.
+func TestOverlapAndMutes(t *testing.T) {
+	servers(t, func(t *testing.T, c rueidis.Client) {
+		keys := newKeys()
+		id := "c1"
+		register(t, c, keys, id)
+		runStage(t, c, keys, "d1")
+		m := newModel()
+		dense := randomIDs(20000, 1, 30000)
+		sparse := randomIDs(3000, 1, 1_000_000_000_000)
+		huge := randomIDs(500, 1<<62, 1<<60)
+		all := slices.Concat(dense, sparse, huge)
+		slices.Sort(all)
+		// three channels: each reaches a random half, mutes a random tenth
+		for range 3 {
+			var u, mu []int64
+			for _, x := range all {
+				switch r := rand.IntN(20); {
+				case r < 10:
+					u = append(u, x)
+				case r < 12:
+					mu = append(mu, x)
+				}
+			}
+			m.add(u, mu)
+			emitEntries(t, c, keys, id, u, mu, 1000)
+		}
+		drained(t, c, keys)
+		check(t, c, keys, id, m)
+	})
+}
+
+// TestRedeliveryForwardsNothingNew replays the same entries: the second pass
+// only counts repeats.
+func TestRedeliveryForwardsNothingNew(t *testing.T) {
+	servers(t, func(t *testing.T, c rueidis.Client) {
+		keys := newKeys()
+		id := "c2"
+		register(t, c, keys, id)
+		runStage(t, c, keys, "d1")
+		ids := randomIDs(5000, 1, 8000)
+		m := newModel()
+		var entries [2]int
+		for pass := range 2 {
+			m.add(ids, nil)
+			emitEntries(t, c, keys, id, ids, nil, 700)
+			drained(t, c, keys)
+			_, entries[pass] = delivered(t, c, keys, id)
+		}
+		check(t, c, keys, id, m)
+		if entries[0] == 0 || entries[1] != entries[0] {
+			t.Fatalf("deliver entries after each pass: %v; the replay must add none", entries)
+		}
+	})
+}
+
+// TestMarksMemory: dense marks cost about a bit per user, far under
+// DESIGN's 16 MB per 10M-user campaign.
+func TestMarksMemory(t *testing.T) {
+	c, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	keys := newKeys()
+	id := "mem"
+	register(t, c, keys, id)
+	runStage(t, c, keys, "d1")
+	const n = 1_000_000
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+	}
+	emitEntries(t, c, keys, id, ids, nil, 2000)
+	drained(t, c, keys)
+	var bytes int64
+	for p := range keys.Partitions {
+		b, err := c.Do(context.Background(), c.B().MemoryUsage().Key(keys.Seen(p, id)).Samples(0).Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bytes += b
+	}
+	perTenMillion := bytes * (10_000_000 / n)
+	t.Logf("marks of %d dense users: %d bytes (%.2f bits/user; %.1f MB per 10M)", n, bytes, float64(bytes*8)/n, float64(perTenMillion)/1e6)
+	if perTenMillion > 16<<20 {
+		t.Fatalf("marks would take %d bytes per 10M users, over 16 MB", perTenMillion)
+	}
+}
+
+func TestMalformedEntriesAreDeadLettered(t *testing.T) {
+	c, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	keys := newKeys()
+	register(t, c, keys, "ok")
+	ctx := context.Background()
+	p := 3
+	bucketInP := int64(p) * keys.Bucket // a user of partition p
+	stream := keys.Stream(pipeline.StreamDedupe, p)
+	bad := [][]string{
+		{pipeline.FieldCampaign, "ok", pipeline.FieldUsers, "\xff\xff"},
+		{pipeline.FieldCampaign, "ok", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{bucketInP + 5, bucketInP + 5})},
+		{pipeline.FieldCampaign, "ok", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{-4})},
+		{pipeline.FieldCampaign, "{bad}", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{bucketInP})},
+		{pipeline.FieldCampaign, "never-created", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{bucketInP})},
+		{pipeline.FieldCampaign, "ok"},
+	}
+	var msgs []pipeline.Message
+	for i, f := range bad {
+		msgs = append(msgs, pipeline.Message{Stream: stream, Fields: f})
+		if i == 2 {
+			msgs = append(msgs, pipeline.Message{Stream: stream, Fields: []string{
+				pipeline.FieldCampaign, "ok", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{bucketInP + 1, bucketInP + 2})}})
+		}
+	}
+	if _, err := pipeline.Emit(ctx, c, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	runStage(t, c, keys, "d1")
+	drained(t, c, keys)
+	got, _ := delivered(t, c, keys, "ok")
+	if len(got) != 2 || got[bucketInP+1] != 1 || got[bucketInP+2] != 1 {
+		t.Fatalf("delivered %v, want the two good users once", got)
+	}
+	dlq, err := c.Do(ctx, c.B().Xlen().Key(keys.DLQ()).Build()).AsInt64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dlq != int64(len(bad)) {
+		t.Fatalf("%d dead letters, want %d", dlq, len(bad))
+	}
+}
+
+// TestClaimedEntriesAreNotProcessed: a consumer whose entries were claimed
+// by another one must not mark or forward them.
+func TestClaimedEntriesAreNotProcessed(t *testing.T) {
+	c, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	keys := newKeys()
+	register(t, c, keys, "cl")
+	stream := keys.Stream(pipeline.StreamDedupe, 0)
+	if err := pipeline.CreateGroup(ctx, c, stream, "dedupe"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: stream, Fields: []string{
+		pipeline.FieldCampaign, "cl", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{1, 2, 3})}}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(consumer string) []pipeline.Entry {
+		res, err := c.Do(ctx, c.B().Xreadgroup().Group("dedupe", consumer).Count(10).Streams().Key(stream).Id(">").Build()).AsXRead()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []pipeline.Entry
+		for _, x := range res[stream] {
+			out = append(out, pipeline.Entry{ID: x.ID, Fields: x.FieldValues})
+		}
+		return out
+	}
+	entries := read("slow")
+	// another consumer takes it over
+	if err := c.Do(ctx, c.B().Xclaim().Key(stream).Group("dedupe").Consumer("fast").MinIdleTime("0").Id(entries[0].ID).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	h := dedupe.New(dedupe.Config{Redis: c, Keys: keys, Log: zerolog.Nop()})
+	h.Bind(pipeline.Options{Group: "dedupe", Consumer: "slow"})
+	b := &pipeline.Batch{Stream: stream, Partition: 0, Entries: entries}
+	if err := h.Handle(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := delivered(t, c, keys, "cl"); len(got) != 0 {
+		t.Fatalf("the slow consumer forwarded %v", got)
+	}
+	if s := stats(t, c, keys, "cl"); len(s) != 0 {
+		t.Fatalf("the slow consumer counted %v", s)
+	}
+	h.Bind(pipeline.Options{Group: "dedupe", Consumer: "fast"})
+	if err := h.Handle(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := delivered(t, c, keys, "cl"); len(got) != 3 {
+		t.Fatalf("the owner forwarded %v", got)
+	}
+}
+
+func TestForceForwardsAgain(t *testing.T) {
+	c, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	keys := newKeys()
+	register(t, c, keys, "f")
+	runStage(t, c, keys, "d1")
+	stream := keys.Stream(pipeline.StreamDedupe, 0)
+	u := pipeline.EncodeIDs([]int64{1, 2, 3})
+	for _, force := range []string{"", "1"} {
+		f := []string{pipeline.FieldCampaign, "f", pipeline.FieldUsers, u}
+		if force != "" {
+			f = append(f, pipeline.FieldForce, force)
+		}
+		for range 2 {
+			if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: stream, Fields: f}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	drained(t, c, keys)
+	xs, err := c.Do(ctx, c.B().Xrange().Key(keys.Stream(pipeline.StreamDeliver, 0)).Start("-").End("+").Build()).AsXRange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var forced, plain int
+	for _, x := range xs {
+		if x.FieldValues[pipeline.FieldUsers] != u {
+			t.Fatalf("entry %v", x.FieldValues)
+		}
+		if x.FieldValues[pipeline.FieldForce] == "1" {
+			forced++
+		} else {
+			plain++
+		}
+	}
+	if plain != 1 || forced != 2 {
+		t.Fatalf("plain %d forced %d, want 1 and 2", plain, forced)
+	}
+	if s := stats(t, c, keys, "f"); s[pipeline.StatTargets] != 3 || s[pipeline.StatDups] != 3 {
+		t.Fatalf("stats %v", s)
+	}
+}
