@@ -1,0 +1,83 @@
+package resolve
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// probeSize is how many users' preference hashes one EXISTS probes. A user's
+// hash exists only while they mute something (the API replaces it whole and
+// an empty update deletes it), so one EXISTS over a probe's keys answers
+// "does anyone here mute anything" at the cost of a hash lookup per key in
+// Redis, without a command per user. Only probes that find someone are read
+// field by field.
+const probeSize = 64
+
+// muted tells, for each user, whether they muted the channel or the category
+// (category "" mutes nothing). Two pipelined calls per range: the EXISTS
+// probes, then one HMGET per user of the probes that found someone. All keys
+// of a probe share a user partition's hash tag, so on a cluster each command
+// stays in one slot and rueidis sends each node its share.
+func (h *Handler) muted(ctx context.Context, users []int64, channel, category string) ([]bool, error) {
+	out := make([]bool, len(users))
+	if len(users) == 0 {
+		return out, nil
+	}
+	c, keys := h.cfg.Redis, h.cfg.Keys
+	// probes: runs of users of one partition (users are ascending, and a
+	// partition owns runs of keys.Bucket consecutive ids).
+	type probe struct{ from, to int }
+	var probes []probe
+	var cmds rueidis.Commands
+	names := make([]string, len(users))
+	for i := 0; i < len(users); {
+		p := keys.UserPartition(users[i])
+		j := i
+		for j < len(users) && j-i < probeSize && keys.UserPartition(users[j]) == p {
+			names[j] = keys.Preferences(users[j])
+			j++
+		}
+		probes = append(probes, probe{i, j})
+		cmds = append(cmds, c.B().Exists().Key(names[i:j]...).Build())
+		i = j
+	}
+	var read []int
+	for k, res := range c.DoMulti(ctx, cmds...) {
+		n, err := res.AsInt64()
+		if err != nil {
+			return nil, fmt.Errorf("preferences: %w", err)
+		}
+		if n > 0 {
+			for i := probes[k].from; i < probes[k].to; i++ {
+				read = append(read, i)
+			}
+		}
+	}
+	if len(read) == 0 {
+		return out, nil
+	}
+	fields := []string{pipeline.PrefChannel(channel)}
+	if category != "" {
+		fields = append(fields, pipeline.PrefCategory(category))
+	}
+	cmds = cmds[:0]
+	for _, i := range read {
+		cmds = append(cmds, c.B().Hmget().Key(names[i]).Field(fields...).Build())
+	}
+	for k, res := range c.DoMulti(ctx, cmds...) {
+		vals, err := res.ToArray()
+		if err != nil {
+			return nil, fmt.Errorf("preferences: %w", err)
+		}
+		for _, v := range vals {
+			if !v.IsNil() {
+				out[read[k]] = true
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,256 @@
+// Package resolve is the stage that turns a range of a channel's subscribers
+// into user ids for dedupe: it reads the range (a keyset scan of the
+// subscriptions primary key), drops users who muted the channel or the
+// campaign's category (preferences in Redis, one pipelined lookup per range),
+// groups the rest by user partition and emits compact id batches.
+package resolve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/campaign"
+)
+
+// Config is what the stage needs.
+type Config struct {
+	Redis rueidis.Client
+	DB    *pgxpool.Pool
+	Keys  pipeline.Keys
+	Log   zerolog.Logger
+	// Parallel is how many ranges of a batch are resolved at once (each
+	// holds a database connection while it reads); default 4.
+	Parallel int
+	// MaxEntryIDs caps the ids of one dedupe entry; default 2000.
+	MaxEntryIDs int
+	// PageSize is the keyset page read per query; default 10000.
+	PageSize int
+}
+
+// Handler is the resolve stage's batch handler.
+type Handler struct {
+	cfg       Config
+	campaigns *campaignCache
+}
+
+// New builds the handler.
+func New(cfg Config) *Handler {
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 4
+	}
+	if cfg.MaxEntryIDs <= 0 {
+		cfg.MaxEntryIDs = 2000
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 10000
+	}
+	return &Handler{cfg: cfg, campaigns: newCampaignCache(cfg.DB)}
+}
+
+// rangeEntry is a parsed ranges entry.
+type rangeEntry struct {
+	index                 int // in the batch
+	campaign, channel, id string
+	lo, hi                int64
+}
+
+// Handle resolves every range of the batch. Each range's dedupe entries are
+// emitted before the range is recorded as resolved, and the runner acks the
+// batch after that: a crash anywhere repeats work, which dedupe makes
+// harmless, and never loses a range. A range already recorded (a
+// redelivered batch) is not read again.
+func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
+	ranges := make([]rangeEntry, 0, len(b.Entries))
+	for i, e := range b.Entries {
+		r, err := parse(i, e)
+		if err != nil {
+			b.DeadLetter(i, err)
+			continue
+		}
+		ranges = append(ranges, r)
+	}
+	done, err := h.resolved(ctx, ranges)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(h.cfg.Parallel)
+	for i, r := range ranges {
+		if done[i] {
+			continue
+		}
+		g.Go(func() error {
+			err := h.resolve(ctx, r)
+			if errors.Is(err, campaign.ErrNotFound) {
+				// Campaign rows are written before anything is emitted
+				// for them: this range can never be resolved.
+				mu.Lock()
+				b.DeadLetter(r.index, err)
+				mu.Unlock()
+				return nil
+			}
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+func parse(i int, e pipeline.Entry) (rangeEntry, error) {
+	f := e.Fields
+	r := rangeEntry{index: i, campaign: f[pipeline.FieldCampaign], channel: f[pipeline.FieldChannel], id: f[pipeline.FieldRange]}
+	if err := campaign.ValidateID(r.campaign); err != nil {
+		return r, fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err)
+	}
+	if r.channel == "" || r.id == "" {
+		return r, fmt.Errorf("fields %s and %s are required", pipeline.FieldChannel, pipeline.FieldRange)
+	}
+	var err error
+	if r.lo, err = strconv.ParseInt(f[pipeline.FieldLo], 10, 64); err != nil {
+		return r, fmt.Errorf("field %s: %w", pipeline.FieldLo, err)
+	}
+	if r.hi, err = strconv.ParseInt(f[pipeline.FieldHi], 10, 64); err != nil {
+		return r, fmt.Errorf("field %s: %w", pipeline.FieldHi, err)
+	}
+	if r.lo > r.hi {
+		return r, fmt.Errorf("range %s: lo %d > hi %d", r.id, r.lo, r.hi)
+	}
+	return r, nil
+}
+
+// resolved tells which ranges are already recorded in their campaign's
+// range_users hash.
+func (h *Handler) resolved(ctx context.Context, ranges []rangeEntry) ([]bool, error) {
+	c := h.cfg.Redis
+	cmds := make(rueidis.Commands, len(ranges))
+	for i, r := range ranges {
+		cmds[i] = c.B().Hexists().Key(h.cfg.Keys.CampaignKey(r.campaign, campaign.KeyRangeUsers)).Field(r.id).Build()
+	}
+	done := make([]bool, len(ranges))
+	for i, res := range c.DoMulti(ctx, cmds...) {
+		ok, err := res.AsBool()
+		if err != nil {
+			return nil, fmt.Errorf("resolve: range bookkeeping: %w", err)
+		}
+		done[i] = ok
+	}
+	return done, nil
+}
+
+// resolve reads one range, filters it, emits it to dedupe and records it.
+func (h *Handler) resolve(ctx context.Context, r rangeEntry) error {
+	camp, err := h.campaigns.get(ctx, r.campaign)
+	if err != nil {
+		return err
+	}
+	users, err := h.subscribers(ctx, r)
+	if err != nil {
+		return err
+	}
+	muted, err := h.muted(ctx, users, r.channel, camp.Category)
+	if err != nil {
+		return err
+	}
+	msgs := h.entries(r, users, muted)
+	if _, err := pipeline.Emit(ctx, h.cfg.Redis, msgs...); err != nil {
+		return fmt.Errorf("resolve range %s of %s: %w", r.id, r.campaign, err)
+	}
+	c := h.cfg.Redis
+	key := h.cfg.Keys.CampaignKey(r.campaign, campaign.KeyRangeUsers)
+	for _, res := range c.DoMulti(ctx,
+		c.B().Hset().Key(key).FieldValue().FieldValue(r.id, strconv.Itoa(len(users))).Build(),
+		c.B().Pexpireat().Key(key).MillisecondsTimestamp(campaign.CountersExpireMs(camp.ExpiresAt().UnixMilli())).Build(),
+	) {
+		if err := res.Error(); err != nil {
+			return fmt.Errorf("record range %s of %s: %w", r.id, r.campaign, err)
+		}
+	}
+	return nil
+}
+
+// subscribers reads the range's user ids in ascending order, a keyset page at
+// a time (a range holds about --range-size users, but subscriptions added
+// since the split land in it too).
+func (h *Handler) subscribers(ctx context.Context, r rangeEntry) ([]int64, error) {
+	var users []int64
+	lo := r.lo
+	for {
+		rows, err := h.cfg.DB.Query(ctx, `
+			SELECT user_id FROM subscriptions
+			WHERE channel = $1 AND user_id >= $2 AND user_id <= $3 AND user_id > 0
+			ORDER BY user_id LIMIT $4`, r.channel, lo, r.hi, h.cfg.PageSize)
+		if err != nil {
+			return nil, fmt.Errorf("read range %s of %s: %w", r.id, r.campaign, err)
+		}
+		n := 0
+		var u int64
+		for rows.Next() {
+			if err := rows.Scan(&u); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read range %s of %s: %w", r.id, r.campaign, err)
+			}
+			users = append(users, u)
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read range %s of %s: %w", r.id, r.campaign, err)
+		}
+		if n < h.cfg.PageSize || u == math.MaxInt64 {
+			return users, nil
+		}
+		lo = u + 1
+	}
+}
+
+// entries groups users by partition, reached and muted apart, in entries of
+// at most MaxEntryIDs ids, each list ascending.
+func (h *Handler) entries(r rangeEntry, users []int64, muted []bool) []pipeline.Message {
+	type group struct{ reached, muted []int64 }
+	byP := map[int]*group{}
+	var order []int
+	for i, u := range users {
+		p := h.cfg.Keys.UserPartition(u)
+		g := byP[p]
+		if g == nil {
+			g = &group{}
+			byP[p] = g
+			order = append(order, p)
+		}
+		if muted[i] {
+			g.muted = append(g.muted, u)
+		} else {
+			g.reached = append(g.reached, u)
+		}
+	}
+	slices.Sort(order)
+	var msgs []pipeline.Message
+	for _, p := range order {
+		g := byP[p]
+		for len(g.reached)+len(g.muted) > 0 {
+			nu := min(len(g.reached), h.cfg.MaxEntryIDs)
+			nm := min(len(g.muted), h.cfg.MaxEntryIDs-nu)
+			f := []string{pipeline.FieldCampaign, r.campaign, pipeline.FieldRange, r.id}
+			if nu > 0 {
+				f = append(f, pipeline.FieldUsers, pipeline.EncodeIDs(g.reached[:nu]))
+			}
+			if nm > 0 {
+				f = append(f, pipeline.FieldMuted, pipeline.EncodeIDs(g.muted[:nm]))
+			}
+			msgs = append(msgs, pipeline.Message{Stream: h.cfg.Keys.Stream(pipeline.StreamDedupe, p), Fields: f})
+			g.reached, g.muted = g.reached[nu:], g.muted[nm:]
+		}
+	}
+	return msgs
+}
