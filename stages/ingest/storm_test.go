@@ -1,0 +1,560 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
+	"github.com/pushpipe/pushpipe/stages/api"
+	"github.com/pushpipe/pushpipe/stages/devices"
+	"github.com/pushpipe/pushpipe/stages/ingest"
+)
+
+// stormConfig sizes the app-open storm; every knob has an environment
+// variable so the 1M run is the same command:
+//
+//	go test ./stages/ingest -run XXX -bench Storm -benchtime 1x                      # 200k, ~1-2 min
+//	PUSHPIPE_STORM_N=1000000 go test ./stages/ingest -run XXX -bench Storm -benchtime 1x -timeout 30m
+type stormConfig struct {
+	N       int  // registrations (PUSHPIPE_STORM_N, default 200,000)
+	Clients int  // concurrent HTTP clients (PUSHPIPE_STORM_CLIENTS, default 200)
+	Batch   int  // devices per batch request (PUSHPIPE_STORM_BATCH, default 500)
+	DBConns int  // ingest pool size and floor workers (PUSHPIPE_STORM_DB_CONNS, default 4)
+	Durable bool // PostgreSQL fsync + synchronous_commit (PUSHPIPE_STORM_DURABLE, default 1)
+	AOF     bool // Redis appendonly everysec (PUSHPIPE_STORM_AOF, default 0)
+}
+
+func stormFromEnv() stormConfig {
+	num := func(k string, def int) int {
+		if n, err := strconv.Atoi(os.Getenv(k)); err == nil && n > 0 {
+			return n
+		}
+		return def
+	}
+	return stormConfig{
+		N: num("PUSHPIPE_STORM_N", 200_000), Clients: num("PUSHPIPE_STORM_CLIENTS", 200),
+		Batch: num("PUSHPIPE_STORM_BATCH", 500), DBConns: num("PUSHPIPE_STORM_DB_CONNS", 4),
+		Durable: os.Getenv("PUSHPIPE_STORM_DURABLE") != "0", AOF: os.Getenv("PUSHPIPE_STORM_AOF") == "1",
+	}
+}
+
+const stormApp = "storm"
+
+// stormEvent is one registration of the workload.
+type stormEvent struct {
+	token  int // index into the token universe
+	client int
+	req    deviceReq
+}
+
+type deviceReq struct {
+	App      string `json:"app"`
+	Platform string `json:"platform"`
+	Token    string `json:"token"`
+	UserID   int64  `json:"user_id"`
+	Locale   string `json:"locale"`
+}
+
+// stormWorkload is N registrations: 60% new tokens, 30% updates of a known
+// token (a new owner or locale), 10% exact repeats of a token's current
+// registration. Each token belongs to one client, which sends its events in
+// order and waits for each answer, so the last event sent per token is the
+// expected final row. The first half goes through POST /v1/devices, the second
+// half through POST /v1/devices/batch.
+type stormWorkload struct {
+	singles [][][]byte // per client, one body per request
+	batches [][][]byte // per client, one body per batch request
+	nSingle int
+	final   map[string]deviceReq // token → expected row
+}
+
+func newStormWorkload(cfg stormConfig) *stormWorkload {
+	rng := rand.New(rand.NewPCG(3, 14))
+	locales := []string{"en", "en-US", "de", "fr", "pt-BR", "ja"}
+	var current []deviceReq // by token index
+	evs := make([]stormEvent, cfg.N)
+	for i := range evs {
+		r := rng.Float64()
+		switch {
+		case r < 0.6 || len(current) == 0:
+			t := len(current)
+			d := deviceReq{App: stormApp, Platform: "ios", Token: fmt.Sprintf("%064x", uint64(t)*0x9e3779b97f4a7c15), UserID: 1 + rng.Int64N(int64(cfg.N)), Locale: locales[rng.IntN(len(locales))]}
+			if t%2 == 1 {
+				d.Platform, d.Token = "android", fmt.Sprintf("f%06x:APA91b%0140d", t, t)
+			}
+			current = append(current, d)
+			evs[i] = stormEvent{token: t, req: d}
+		case r < 0.9:
+			t := rng.IntN(len(current))
+			d := current[t]
+			if rng.IntN(2) == 0 {
+				d.UserID = 1 + rng.Int64N(int64(cfg.N)) // the phone changed hands
+			} else {
+				d.Locale = locales[(slicesIndex(locales, d.Locale)+1)%len(locales)]
+			}
+			current[t] = d
+			evs[i] = stormEvent{token: t, req: d}
+		default:
+			t := rng.IntN(len(current))
+			evs[i] = stormEvent{token: t, req: current[t]}
+		}
+		evs[i].client = evs[i].token % cfg.Clients
+	}
+	w := &stormWorkload{singles: make([][][]byte, cfg.Clients), batches: make([][][]byte, cfg.Clients), nSingle: cfg.N / 2, final: map[string]deviceReq{}}
+	pending := make([][]deviceReq, cfg.Clients)
+	flush := func(c int) {
+		if len(pending[c]) > 0 {
+			b, _ := json.Marshal(pending[c])
+			w.batches[c] = append(w.batches[c], b)
+			pending[c] = pending[c][:0]
+		}
+	}
+	for i, e := range evs {
+		if i < w.nSingle {
+			b, _ := json.Marshal(e.req)
+			w.singles[e.client] = append(w.singles[e.client], b)
+		} else {
+			pending[e.client] = append(pending[e.client], e.req)
+			if len(pending[e.client]) == cfg.Batch {
+				flush(e.client)
+			}
+		}
+	}
+	for c := range pending {
+		flush(c)
+	}
+	for _, d := range current {
+		w.final[d.Token] = d
+	}
+	return w
+}
+
+func slicesIndex(xs []string, x string) int {
+	for i, y := range xs {
+		if y == x {
+			return i
+		}
+	}
+	return 0
+}
+
+// hammer sends every client's bodies in order, one request at a time per
+// client, all clients at once, and counts answers by status.
+func hammer(url, bearer string, bodies [][][]byte) (time.Duration, map[int]int) {
+	tr := &http.Transport{MaxIdleConnsPerHost: len(bodies), DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: time.Minute}
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, mine := range bodies {
+		wg.Go(func() {
+			local := map[int]int{}
+			for _, body := range mine {
+				req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+bearer)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					local[-1]++
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				local[resp.StatusCode]++
+			}
+			mu.Lock()
+			for k, v := range local {
+				statuses[k] += v
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return time.Since(start), statuses
+}
+
+// chunk is round k of rounds of every client's bodies.
+func chunk(bodies [][][]byte, k, rounds int) [][][]byte {
+	out := make([][][]byte, len(bodies))
+	for c, mine := range bodies {
+		out[c] = mine[k*len(mine)/rounds : (k+1)*len(mine)/rounds]
+	}
+	return out
+}
+
+// bare202 is the floor of the API: read the body, answer 202.
+var bare202 = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	w.WriteHeader(http.StatusAccepted)
+})
+
+func BenchmarkStorm(b *testing.B) {
+	cfg := stormFromEnv()
+	for range b.N {
+		runStorm(b, cfg)
+	}
+}
+
+func runStorm(b *testing.B, cfg stormConfig) {
+	ctx := context.Background()
+	b.Logf("storm: %d registrations (30%% updates, 10%% exact repeats), %d clients, batches of %d, ingest pool %d, durable PostgreSQL %v, Redis AOF %v",
+		cfg.N, cfg.Clients, cfg.Batch, cfg.DBConns, cfg.Durable, cfg.AOF)
+	w := newStormWorkload(cfg)
+
+	rs, err := pipelinetest.StartRedis(pipelinetest.RedisOptions{AOF: cfg.AOF})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rs.Close()
+	pg, err := pipelinetest.StartPostgres(pipelinetest.PostgresOptions{Durable: cfg.Durable, Settings: map[string]string{
+		"shared_buffers": "1GB", "max_wal_size": "8GB", "checkpoint_timeout": "30min",
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg.Close()
+	rdb, err := pipeline.NewRedis(rs.Addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rdb.Close()
+	keys := pipeline.NewKeys("storm", pipeline.DefaultPartitions)
+	url := stormDB(b, pg)
+
+	// The API, with an app key as apps in the wild use.
+	const appKey = "storm-app-key"
+	apiSrv := httptest.NewServer(api.New(api.Config{Redis: rdb, Keys: keys, Log: zerolog.Nop(),
+		Auth: api.Auth{AdminToken: "op", AppKeys: map[string]string{stormApp: appKey}}}))
+	defer apiSrv.Close()
+	bareSrv := httptest.NewServer(bare202)
+	defer bareSrv.Close()
+
+	// Bare and real handlers take turns on the same chunks of the workload,
+	// so a burst of load from elsewhere on the box hits both alike. Each
+	// client's chunks stay in order, so every token's events arrive in order.
+	clock := cpuClock{rdb: rdb, pg: pg}
+	nBatches := 0
+	for _, c := range w.batches {
+		nBatches += len(c)
+	}
+	nBatchDevices := cfg.N - w.nSingle
+	type phase struct {
+		name     string
+		url      string
+		bodies   [][][]byte
+		requests int
+		took     time.Duration
+		cpu      cpuTimes
+		statuses map[int]int
+	}
+	bareSingle := &phase{name: "bare single", url: bareSrv.URL + "/v1/devices", bodies: w.singles, requests: w.nSingle, statuses: map[int]int{}}
+	apiSingle := &phase{name: "API single", url: apiSrv.URL + "/v1/devices", bodies: w.singles, requests: w.nSingle, statuses: map[int]int{}}
+	bareBatch := &phase{name: "bare batch", url: bareSrv.URL + "/v1/devices/batch", bodies: w.batches, requests: nBatches, statuses: map[int]int{}}
+	apiBatch := &phase{name: "API batch", url: apiSrv.URL + "/v1/devices/batch", bodies: w.batches, requests: nBatches, statuses: map[int]int{}}
+	const rounds = 4
+	for _, pair := range [][2]*phase{{bareSingle, apiSingle}, {bareBatch, apiBatch}} {
+		for k := range rounds {
+			for _, ph := range pair {
+				c0 := clock.now()
+				took, st := hammer(ph.url, appKey, chunk(ph.bodies, k, rounds))
+				c1 := clock.now().since(c0)
+				ph.took += took
+				ph.cpu = cpuTimes{ph.cpu.self + c1.self, ph.cpu.redis + c1.redis, ph.cpu.postgres + c1.postgres}
+				for code, n := range st {
+					ph.statuses[code] += n
+				}
+			}
+		}
+	}
+	for _, ph := range []*phase{bareSingle, apiSingle, bareBatch, apiBatch} {
+		if ph.statuses[http.StatusAccepted] != ph.requests || len(ph.statuses) != 1 {
+			b.Fatalf("%s: want %d × 202, got %v (status -1: transport error)", ph.name, ph.requests, ph.statuses)
+		}
+	}
+
+	// Ingest: drain the stream into PostgreSQL with a pool of DBConns.
+	db := stormPool(b, url, int32(cfg.DBConns), "storm-ingest")
+	monitor := stormPool(b, url, 1, "storm-monitor")
+	conns := sampleConns(b, monitor)
+	reg := prometheus.NewRegistry()
+	r := pipeline.NewRunner(rdb, keys, pipeline.Options{Stage: "ingest", Stream: pipeline.StreamIngest,
+		BatchSize: 5000, Concurrency: 4, Block: 100 * time.Millisecond},
+		ingest.New(ingest.Config{DB: db, Log: zerolog.Nop(), Metrics: reg}), zerolog.Nop(), nil)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c0 := clock.now()
+	start := time.Now()
+	go func() { r.Run(runCtx); close(done) }()
+	waitFor(b, 30*time.Minute, "ingest to drain the stream", func() bool { return r.Ready() && outstanding(b, rdb, keys) == 0 })
+	ingestTime := time.Since(start)
+	ingestCPU := clock.now().since(c0)
+	stop()
+	<-done
+	conns.stop()
+	maxConns := conns.max("storm-ingest")
+	db.Close()
+
+	// The table must be exactly what the last event of each token says.
+	verifyStorm(b, monitor, w.final)
+	tokensQuery := measureValidTokens(b, monitor)
+
+	// The floor: raw COPY into a temp table + INSERT ... ON CONFLICT of the
+	// same rows, 50,000 per batch, on a fresh database, DBConns workers each
+	// owning a share of the tokens (so they never deadlock).
+	c0 = clock.now()
+	floorTime := floorUpsert(b, pg, w, cfg)
+	floorCPU := clock.now().since(c0)
+
+	secs := func(d time.Duration) float64 { return d.Seconds() }
+	rate := func(n int, d time.Duration) float64 { return float64(n) / secs(d) }
+	b.ReportMetric(rate(w.nSingle, apiSingle.took), "api_single_req/s")
+	b.ReportMetric(rate(w.nSingle, bareSingle.took), "bare_single_req/s")
+	b.ReportMetric(rate(nBatchDevices, apiBatch.took), "api_batch_dev/s")
+	b.ReportMetric(rate(nBatchDevices, bareBatch.took), "bare_batch_dev/s")
+	b.ReportMetric(rate(cfg.N, ingestTime), "ingest_ev/s")
+	b.ReportMetric(rate(cfg.N, floorTime), "floor_ev/s")
+	b.ReportMetric(float64(maxConns), "max_pg_conns")
+	fmt.Fprintf(os.Stderr, `
+storm of %d registrations, %d clients (%d tokens in the final table)
+  API single  %8.0f req/s      bare 202 handler %8.0f req/s      ratio %.2f  (%d requests; API %v; bare %v)
+  API batch   %8.0f devices/s  bare 202 handler %8.0f devices/s  ratio %.2f  (%d requests of ≤%d; API %v)
+  ingest      %8.0f events/s   raw COPY+upsert  %8.0f events/s   ratio %.2f  (written %.0f, collapsed %.0f, stale %.0f)
+              ingest %v; floor %v
+  PostgreSQL connections of the ingest pool: at most %d (pool %d); 5xx: 0; final table: exact
+  ValidTokens(1000 users): %s
+`, cfg.N, cfg.Clients, len(w.final),
+		rate(w.nSingle, apiSingle.took), rate(w.nSingle, bareSingle.took), secs(bareSingle.took)/secs(apiSingle.took), w.nSingle, apiSingle.cpu, bareSingle.cpu,
+		rate(nBatchDevices, apiBatch.took), rate(nBatchDevices, bareBatch.took), secs(bareBatch.took)/secs(apiBatch.took), nBatches, cfg.Batch, apiBatch.cpu,
+		rate(cfg.N, ingestTime), rate(cfg.N, floorTime), secs(floorTime)/secs(ingestTime),
+		eventsCounted(b, reg, "written"), eventsCounted(b, reg, "collapsed"), eventsCounted(b, reg, "stale"),
+		ingestCPU, floorCPU,
+		maxConns, cfg.DBConns, tokensQuery)
+	if maxConns > cfg.DBConns {
+		b.Fatalf("the ingest stage held %d PostgreSQL connections; its pool allows %d", maxConns, cfg.DBConns)
+	}
+}
+
+func stormDB(b *testing.B, pg *pipelinetest.Postgres) string {
+	url, err := pg.NewDatabase(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := schema.Migrate(context.Background(), url); err != nil {
+		b.Fatal(err)
+	}
+	return url
+}
+
+func stormPool(b *testing.B, url string, conns int32, name string) *pgxpool.Pool {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxConns = conns
+	cfg.ConnConfig.RuntimeParams["application_name"] = name
+	db, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(db.Close)
+	return db
+}
+
+func verifyStorm(b *testing.B, db *pgxpool.Pool, final map[string]deviceReq) {
+	rows, err := db.Query(context.Background(), `SELECT app, token, user_id, platform, locale, state FROM devices`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var (
+		app, token, locale string
+		user               int64
+		platform           devices.Platform
+		state              devices.State
+		n, bad             int
+	)
+	_, err = pgx.ForEachRow(rows, []any{&app, &token, &user, &platform, &locale, &state}, func() error {
+		n++
+		want, ok := final[token]
+		if !ok || app != stormApp || user != want.UserID || platform.String() != want.Platform || locale != want.Locale || state != devices.Active {
+			if bad++; bad <= 5 {
+				b.Errorf("row %s: user %d platform %d locale %q state %d; want %+v", token, user, platform, locale, state, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if bad > 0 || n != len(final) {
+		b.Fatalf("devices table: %d rows, %d wrong; want exactly %d", n, bad, len(final))
+	}
+}
+
+// measureValidTokens times deliver's query for 1000 random users and checks
+// it is an index-only scan.
+func measureValidTokens(b *testing.B, db *pgxpool.Pool) string {
+	ctx := context.Background()
+	if _, err := db.Exec(ctx, `VACUUM ANALYZE devices`); err != nil {
+		b.Fatal(err)
+	}
+	var maxUser int64
+	db.QueryRow(ctx, `SELECT max(user_id) FROM devices`).Scan(&maxUser)
+	users := make([]int64, 1000)
+	for i := range users {
+		users[i] = 1 + rand.Int64N(maxUser)
+	}
+	var plan string
+	if err := db.QueryRow(ctx, `EXPLAIN (ANALYZE, COSTS OFF, FORMAT JSON) SELECT user_id, platform, token FROM devices
+		WHERE app = $1 AND state = 0 AND user_id IN (SELECT unnest($2::bigint[]))`, stormApp, users).Scan(&plan); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	const rounds = 20
+	found := 0
+	for range rounds {
+		ds, err := devices.ValidTokens(ctx, db, stormApp, users)
+		if err != nil {
+			b.Fatal(err)
+		}
+		found = len(ds)
+	}
+	per := time.Since(start) / rounds
+	indexOnly := bytes.Contains([]byte(plan), []byte(`"Index Only Scan"`))
+	return fmt.Sprintf("%d devices in %v per call (%.0f users/s on one connection); index-only scan: %v", found, per, 1000/per.Seconds(), indexOnly)
+}
+
+// floorUpsert is the issue's floor for ingest: the workload's rows, COPYed in
+// batches of 50,000 into a temp table and merged with one INSERT ... ON
+// CONFLICT per batch (repeats inside a batch removed, as ON CONFLICT needs).
+func floorUpsert(b *testing.B, pg *pipelinetest.Postgres, w *stormWorkload, cfg stormConfig) time.Duration {
+	ctx := context.Background()
+	url := stormDB(b, pg)
+	db := stormPool(b, url, int32(cfg.DBConns), "storm-floor")
+	// the same rows the API produced, in the same order, with event times
+	type floorRow struct {
+		token, platform, locale string
+		user                    int64
+	}
+	var rows []floorRow
+	add := func(body []byte, many bool) {
+		var ds []deviceReq
+		if many {
+			json.Unmarshal(body, &ds)
+		} else {
+			var d deviceReq
+			json.Unmarshal(body, &d)
+			ds = []deviceReq{d}
+		}
+		for _, d := range ds {
+			rows = append(rows, floorRow{d.Token, d.Platform, d.Locale, d.UserID})
+		}
+	}
+	for c := range w.singles {
+		for _, body := range w.singles[c] {
+			add(body, false)
+		}
+	}
+	for c := range w.batches {
+		for _, body := range w.batches[c] {
+			add(body, true)
+		}
+	}
+	workers := cfg.DBConns
+	shares := make([][][]any, workers)
+	at := time.Now().Add(-time.Hour)
+	for i, r := range rows {
+		p := int(uint32(keysHash(r.token)) % uint32(workers))
+		platform := devices.IOS
+		if r.platform == "android" {
+			platform = devices.Android
+		}
+		shares[p] = append(shares[p], []any{stormApp, r.token, r.user, int16(platform), r.locale, int16(0), at.Add(time.Duration(i) * time.Microsecond)})
+	}
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, share := range shares {
+		wg.Go(func() {
+			for lo := 0; lo < len(share); lo += 50_000 {
+				if err := copyMerge(ctx, db, dedupeLast(share[lo:min(lo+50_000, len(share))])); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	var n int
+	db.QueryRow(ctx, `SELECT count(*) FROM devices`).Scan(&n)
+	if n != len(w.final) {
+		b.Fatalf("floor wrote %d rows, want %d", n, len(w.final))
+	}
+	return elapsed
+}
+
+func keysHash(s string) uint32 {
+	var h uint32 = 2166136261
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
+}
+
+// dedupeLast keeps the last row of each token, in order.
+func dedupeLast(rows [][]any) [][]any {
+	last := make(map[string]int, len(rows))
+	for i, r := range rows {
+		last[r[1].(string)] = i
+	}
+	out := make([][]any, 0, len(last))
+	for i, r := range rows {
+		if last[r[1].(string)] == i {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func copyMerge(ctx context.Context, db *pgxpool.Pool, rows [][]any) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS dev_in (app text, token text, user_id bigint, platform smallint,
+			locale text, state smallint, event_at timestamptz) ON COMMIT DELETE ROWS`); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"dev_in"},
+			[]string{"app", "token", "user_id", "platform", "locale", "state", "event_at"}, pgx.CopyFromRows(rows)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO devices AS d (app, token, user_id, platform, locale, state, event_at)
+			SELECT * FROM dev_in
+			ON CONFLICT (app, token) DO UPDATE SET user_id = excluded.user_id, platform = excluded.platform,
+			    locale = excluded.locale, state = excluded.state, event_at = excluded.event_at, updated_at = now()
+			WHERE d.event_at < excluded.event_at`)
+		return err
+	})
+}
