@@ -2,12 +2,12 @@ package deliver
 
 import (
 	"context"
-	"fmt"
 	"hash/fnv"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
+	"github.com/pushpipe/pushpipe/stages/devices"
 )
 
 // device is one valid token of a user.
@@ -18,17 +18,11 @@ type device struct {
 	mark     string // the device's member in the campaign's sent marks
 }
 
-// Platform codes of the devices table.
-const (
-	platformIOS     = 1
-	platformAndroid = 2
-)
-
-func platformOf(code int16) push.Platform {
-	switch code {
-	case platformIOS:
+func platformOf(p devices.Platform) push.Platform {
+	switch p {
+	case devices.IOS:
 		return push.IOS
-	case platformAndroid:
+	case devices.Android:
 		return push.Android
 	default:
 		return ""
@@ -36,30 +30,17 @@ func platformOf(code int16) push.Platform {
 }
 
 // loadDevices returns the valid tokens of users of one app, by user, in one
-// query answered from the covering index devices_app_user_active.
+// query answered from the covering index (devices.ValidTokens).
 func loadDevices(ctx context.Context, db *pgxpool.Pool, app string, users []int64) (map[int64][]device, error) {
-	rows, err := db.Query(ctx,
-		`SELECT user_id, platform, token FROM devices WHERE app = $1 AND user_id = ANY($2) AND state = 0`,
-		app, users)
+	rows, err := devices.ValidTokens(ctx, db, app, users)
 	if err != nil {
-		return nil, fmt.Errorf("load devices of %d users: %w", len(users), err)
+		return nil, err
 	}
-	defer rows.Close()
 	out := make(map[int64][]device, len(users))
-	var (
-		d    device
-		code int16
-	)
-	for rows.Next() {
-		if err := rows.Scan(&d.user, &code, &d.token); err != nil {
-			return nil, fmt.Errorf("load devices: %w", err)
-		}
-		d.platform = platformOf(code)
-		d.mark = markOf(d.token)
-		out[d.user] = append(out[d.user], d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load devices of %d users: %w", len(users), err)
+	for _, r := range rows {
+		out[r.UserID] = append(out[r.UserID], device{
+			user: r.UserID, platform: platformOf(r.Platform), token: r.Token, mark: markOf(r.Token),
+		})
 	}
 	return out, nil
 }

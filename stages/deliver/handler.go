@@ -29,6 +29,7 @@ type Handler struct {
 
 	campaigns *campaigns
 	limiter   *limiter
+	marker    *marker
 	sem       chan struct{} // one slot per provider request in flight
 	failed    sync.Map      // campaign id → reason, once a campaign failed
 
@@ -43,14 +44,16 @@ func New(cfg Config) (*Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("deliver: %w", err)
 	}
-	return &Handler{
+	h := &Handler{
 		cfg: cfg, rdb: cfg.Redis, db: cfg.DB, keys: cfg.Keys, senders: cfg.Senders,
 		log:       cfg.Log.With().Str("stage", "deliver").Logger(),
 		metrics:   newMetrics(cfg.Metrics),
 		campaigns: newCampaigns(cfg.DB),
 		limiter:   newLimiter(cfg.Redis, cfg.Keys, cfg.TPS, cfg.LimitMargin),
 		sem:       make(chan struct{}, cfg.InFlight),
-	}, nil
+	}
+	h.marker = &marker{h: h}
+	return h, nil
 }
 
 // Handle delivers a batch of deliver entries and settles each entry in one

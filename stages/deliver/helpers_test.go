@@ -29,12 +29,25 @@ import (
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/fcm"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
+	"github.com/pushpipe/pushpipe/stages/devices"
 )
 
 var env *pipelinetest.Env
 
 func TestMain(m *testing.M) {
-	pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true, Postgres: true}, &env)
+	pipelinetest.Main(removeBinary{m}, pipelinetest.EnvOptions{Redis: true, Postgres: true}, &env)
+}
+
+// removeBinary runs the tests, then removes the pushpipe binary the process
+// tests built.
+type removeBinary struct{ m *testing.M }
+
+func (r removeBinary) Run() int {
+	code := r.m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	return code
 }
 
 const testApp = "app1"
@@ -49,6 +62,9 @@ type fixture struct {
 	db    *pgxpool.Pool
 	dbURL string
 }
+
+// testKeysOnly is a key scheme for tests that need no servers.
+func testKeysOnly() pipeline.Keys { return pipeline.NewKeys("t", 8) }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
@@ -112,9 +128,9 @@ func (f *fixture) insertDevices(ds []testDevice) {
 	now := time.Now()
 	rows := make([][]any, len(ds))
 	for i, d := range ds {
-		code := int16(platformIOS)
+		code := int16(devices.IOS)
 		if d.platform == push.Android {
-			code = platformAndroid
+			code = int16(devices.Android)
 		}
 		rows[i] = []any{testApp, d.token, d.user, code, "en", int16(0), now}
 	}

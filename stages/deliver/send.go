@@ -11,6 +11,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
+	"github.com/pushpipe/pushpipe/stages/devices"
 )
 
 // target is one user of a campaign to deliver to.
@@ -195,7 +196,7 @@ func (h *Handler) sendOne(ctx context.Context, p int, c *campaign, d device) (pu
 	sender := h.senders[d.platform]
 	if sender == nil {
 		h.metrics.sends.WithLabelValues("none", "failed").Inc()
-		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, h.mark(ctx, p, c, push.Failed, d.mark)
+		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, h.marker.mark(ctx, p, c, push.Failed, d.mark)
 	}
 	provider := providerOf(d.platform)
 	if err := h.limiter.wait(ctx, provider, c.App); err != nil {
@@ -208,21 +209,21 @@ func (h *Handler) sendOne(ctx context.Context, p int, c *campaign, d device) (pu
 	h.metrics.sends.WithLabelValues(provider, res.Outcome.String()).Inc()
 	switch res.Outcome {
 	case push.Sent:
-		return res, h.mark(ctx, p, c, push.Sent, d.mark)
+		return res, h.marker.mark(ctx, p, c, push.Sent, d.mark)
 	case push.Invalid:
 		// The invalidation goes to ingest first: a crash before the mark
 		// repeats the send and the (idempotent) event, never loses it.
 		if err := h.invalidate(ctx, c.App, d, res); err != nil {
 			return res, err
 		}
-		return res, h.mark(ctx, p, c, push.Invalid, d.mark)
+		return res, h.marker.mark(ctx, p, c, push.Invalid, d.mark)
 	case push.Failed:
 		if res.CampaignFatal {
 			if err := h.failCampaign(ctx, c, d.platform, res); err != nil {
 				return res, err
 			}
 		}
-		return res, h.mark(ctx, p, c, push.Failed, d.mark)
+		return res, h.marker.mark(ctx, p, c, push.Failed, d.mark)
 	default:
 		if ctx.Err() != nil {
 			// Cut short by shutdown: the batch stays pending and is
@@ -265,9 +266,14 @@ func (h *Handler) mark(ctx context.Context, p int, c *campaign, o push.Outcome, 
 	for _, m := range marks {
 		args = append(args, m, counter)
 	}
+	return h.execMarks(ctx, p, c, args)
+}
+
+// execMarks runs markScript with its arguments (TTL, now, (member, counter)*).
+func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, args []string) error {
 	err := markScript.Exec(ctx, h.rdb, []string{h.keys.Sent(p, c.ID), h.keys.Stats(p, c.ID)}, args).Error()
 	if err != nil {
-		return fmt.Errorf("mark %d devices of %s %s: %w", len(marks), c.ID, counter, err)
+		return fmt.Errorf("mark %d devices of %s: %w", (len(args)-2)/2, c.ID, err)
 	}
 	return nil
 }
@@ -280,17 +286,14 @@ func (h *Handler) invalidate(ctx context.Context, app string, d device, res push
 	if at.IsZero() {
 		at = time.Now()
 	}
-	msg := pipeline.Message{
-		Stream: h.keys.Stream(pipeline.StreamIngest, h.keys.HashPartition(app+"/"+d.token)),
-		Fields: []string{
-			pipeline.FieldOp, pipeline.OpInvalidate,
-			pipeline.FieldApp, app,
-			pipeline.FieldToken, d.token,
-			pipeline.FieldPlatform, string(d.platform),
-			pipeline.FieldAt, strconv.FormatInt(at.UnixMicro(), 10),
-		},
+	ev := devices.Event{Op: pipeline.OpInvalidate, App: app, Token: d.token, User: d.user, At: at.UnixMicro()}
+	switch d.platform {
+	case push.IOS:
+		ev.Platform = devices.IOS
+	case push.Android:
+		ev.Platform = devices.Android
 	}
-	if _, err := pipeline.Emit(ctx, h.rdb, msg); err != nil {
+	if _, err := pipeline.Emit(ctx, h.rdb, ev.Message(h.keys)); err != nil {
 		return fmt.Errorf("emit invalidation: %w", err)
 	}
 	return nil

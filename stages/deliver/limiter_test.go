@@ -1,0 +1,68 @@
+package deliver
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestLimiterCapsEveryWindow: two limiters (two processes) taking permits
+// as fast as they can never get more than tps in any wall-clock second
+// together, and never use a permit in the last margin of its second.
+func TestLimiterCapsEveryWindow(t *testing.T) {
+	f := newFixture(t)
+	const tps, margin = 500, 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(f.ctx, 3500*time.Millisecond)
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		perSec = map[int64]int{}
+		late   int
+		wg     sync.WaitGroup
+	)
+	for range 2 {
+		l := newLimiter(f.rdb, f.keys, tps, margin)
+		for range 8 {
+			wg.Go(func() {
+				for {
+					if err := l.wait(ctx, "apns", testApp); err != nil {
+						return
+					}
+					now := time.Now()
+					mu.Lock()
+					perSec[now.Unix()]++
+					if now.Sub(now.Truncate(time.Second)) > time.Second-margin {
+						late++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	total := 0
+	for sec, n := range perSec {
+		total += n
+		if n > tps {
+			t.Errorf("second %d: %d permits, cap %d", sec, n, tps)
+		}
+	}
+	if late > 0 {
+		t.Errorf("%d permits used in the last %v of their second", late, margin)
+	}
+	if total == 0 {
+		t.Fatal("no permits at all")
+	}
+	t.Logf("%d permits over %d seconds: %v", total, len(perSec), perSec)
+}
+
+// TestLimiterOff: tps 0 never waits and never calls Redis.
+func TestLimiterOff(t *testing.T) {
+	l := newLimiter(nil, testKeysOnly(), 0, time.Millisecond)
+	for range 1000 {
+		if err := l.wait(context.Background(), "apns", testApp); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
