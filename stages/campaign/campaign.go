@@ -16,8 +16,9 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/pushpipe/pushpipe/stages/devices"
 )
 
 // Campaign is one notification sent to the union of some channels'
@@ -39,7 +40,6 @@ const (
 	DefaultTTL  = 24 * time.Hour
 	MaxTTL      = 28 * 24 * time.Hour // FCM keeps a message at most 4 weeks
 	MaxID       = 128
-	MaxName     = 128 // app, channel, category
 	MaxChannels = 100
 	// MaxPayload bounds title+body+data: APNs takes 4 KB per notification
 	// and the rendering adds its own keys.
@@ -72,8 +72,8 @@ func (c *Campaign) Normalize() error {
 	if err := ValidateID(c.ID); err != nil {
 		return err
 	}
-	if err := validName("app", c.App, true); err != nil {
-		return err
+	if err := devices.ValidateApp(c.App); err != nil {
+		return &ValidationError{Msg: err.Error()}
 	}
 	if len(c.Channels) == 0 {
 		return invalid(`channels: at least one channel is required, e.g. ["breaking-news"]`)
@@ -83,16 +83,20 @@ func (c *Campaign) Normalize() error {
 	}
 	var uniq []string
 	for i, ch := range c.Channels {
-		if err := validName(fmt.Sprintf("channels[%d]", i), ch, true); err != nil {
-			return err
+		// The rules of channel names in subscriptions: a range id is
+		// channel/index, so a '/' can never be part of one.
+		if err := devices.ValidateName(fmt.Sprintf("channels[%d]", i), ch); err != nil {
+			return &ValidationError{Msg: err.Error()}
 		}
 		if !slices.Contains(uniq, ch) {
 			uniq = append(uniq, ch)
 		}
 	}
 	c.Channels = uniq
-	if err := validName("category", c.Category, false); err != nil {
-		return err
+	if c.Category != "" {
+		if err := devices.ValidateName("category", c.Category); err != nil {
+			return &ValidationError{Msg: err.Error()}
+		}
 	}
 	if c.Title == "" && c.Body == "" {
 		return invalid("notification: a title or a body is required")
@@ -134,23 +138,6 @@ func ValidateID(id string) error {
 
 func idChar(b byte) bool {
 	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-'
-}
-
-func validName(field, s string, required bool) error {
-	switch {
-	case s == "" && required:
-		return invalid("%s: is required", field)
-	case len(s) > MaxName:
-		return invalid("%s: is %d bytes long; at most %d are allowed", field, len(s), MaxName)
-	case !utf8.ValidString(s):
-		return invalid("%s: is not valid UTF-8", field)
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return invalid("%s: contains a control or non-printable character (%U)", field, r)
-		}
-	}
-	return nil
 }
 
 // NewID returns a fresh campaign id: the creation time in hex (ids sort by
