@@ -1,11 +1,133 @@
 package main
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
-// BenchCmd is a placeholder until issue #6 lands.
-type BenchCmd struct{}
+	"github.com/mattn/go-isatty"
 
-// Run says that this role is not built yet.
+	"github.com/pushpipe/pushpipe/bench"
+)
+
+// BenchCmd runs the whole pipeline as separate processes on a synthetic
+// population, sends one campaign, and measures and verifies it.
+type BenchCmd struct {
+	Users      int64   `default:"1000000" help:"People to seed (user ids 1..N)."`
+	Channels   int     `default:"3" help:"Channels; the campaign targets all of them."`
+	Overlap    float64 `default:"0.2" help:"Share of users subscribed to a second channel (dedupe must drop the repeat)."`
+	TwoDevices float64 `name:"two-devices" default:"0.2" help:"Share of users with a second device."`
+	IOS        float64 `name:"ios" default:"0.45" help:"Share of devices that are iOS (the rest Android)."`
+
+	Sink         string        `enum:"null,fake" default:"null" help:"null: deliver's in-process null sender (the pipeline alone); fake: the fake provider process over HTTP/2 TLS."`
+	RedisCluster int           `name:"redis-cluster" help:"Start a Redis Cluster of this many masters instead of one server."`
+	Replicas     string        `default:"split=1,resolve=2,dedupe=1,deliver=2,ingest=1" help:"Processes per stage, e.g. deliver=3,resolve=2."`
+	StageArgs    []string      `name:"stage-args" placeholder:"STAGE=FLAGS" help:"Extra flags for a stage's processes, e.g. --stage-args 'deliver=--in-flight 512'. Repeatable."`
+	ClaimIdle    time.Duration `name:"claim-idle" help:"Every stage's --claim-idle (default 10s, 3s with --chaos)."`
+	TPS          int           `name:"tps" help:"deliver's cluster-wide --tps (0: no cap)."`
+	Chaos        bool          `help:"SIGKILL a random stage process every --chaos-every and restart it."`
+	ChaosEvery   time.Duration `name:"chaos-every" default:"3s" help:"Time between chaos kills."`
+	Timeout      time.Duration `default:"10m" help:"Give up waiting for the campaign after this."`
+	SeedOnly     bool          `name:"seed-only" hidden:"" help:"Stop after seeding (to time it)."`
+	Pprof        time.Duration `name:"pprof" hidden:"" help:"CPU-profile every stage process this long after the trigger (files in --out)."`
+
+	Out      string `placeholder:"DIR" help:"Directory for process logs, profiles and the chart (default: a new temp dir)."`
+	JSON     string `name:"json" placeholder:"FILE" help:"Write the results as JSON."`
+	Chart    string `placeholder:"FILE.png" help:"Write the chart here (default: DIR/bench.png)."`
+	Markdown string `placeholder:"FILE" help:"Also write the Markdown table to this file."`
+}
+
+// Run benchmarks and exits non-zero when verification fails.
 func (c *BenchCmd) Run(g *Globals) error {
-	return fmt.Errorf("pushpipe bench is not built yet (issue #6)")
+	reps, err := parseReplicas(c.Replicas)
+	if err != nil {
+		return err
+	}
+	stageArgs := map[string][]string{}
+	for _, sa := range c.StageArgs {
+		stage, args, ok := strings.Cut(sa, "=")
+		if !ok {
+			return fmt.Errorf("--stage-args %q: want STAGE=FLAGS", sa)
+		}
+		stageArgs[stage] = append(stageArgs[stage], strings.Fields(args)...)
+	}
+	if c.Out != "" {
+		if err := os.MkdirAll(c.Out, 0o755); err != nil {
+			return err
+		}
+	}
+	tty := isatty.IsTerminal(os.Stderr.Fd())
+	cfg := bench.Config{
+		Servers: bench.ServerConfig{RedisAddr: givenRedis(g), DatabaseURL: g.DatabaseURL, RedisCluster: c.RedisCluster},
+		Seed: bench.SeedConfig{Users: c.Users, Channels: c.Channels, Overlap: c.Overlap, TwoDevices: c.TwoDevices,
+			IOSShare: c.IOS},
+		Sink: c.Sink, Replicas: reps, StageArgs: stageArgs, Partitions: g.Partitions, ClaimIdle: c.ClaimIdle,
+		TPS: c.TPS, SeedOnly: c.SeedOnly, Chaos: c.Chaos, ChaosEvery: c.ChaosEvery, Timeout: c.Timeout, Pprof: c.Pprof,
+		OutDir: c.Out, Chart: c.Chart, Log: os.Stderr,
+	}
+	if tty {
+		cfg.Progress = os.Stderr
+	}
+	res, err := bench.Run(g.Context(), cfg)
+	if err != nil || c.SeedOnly {
+		return err
+	}
+	res.WriteMarkdown(os.Stdout)
+	fmt.Fprintf(os.Stdout, "\nchart: %s\nlogs: %s\n", res.Chart, res.OutDir)
+	if c.Markdown != "" {
+		f, err := os.Create(c.Markdown)
+		if err != nil {
+			return err
+		}
+		res.WriteMarkdown(f)
+		f.Close()
+	}
+	if c.JSON != "" {
+		if dir := filepath.Dir(c.JSON); dir != "" {
+			os.MkdirAll(dir, 0o755)
+		}
+		if err := res.WriteJSON(c.JSON); err != nil {
+			return err
+		}
+	}
+	if !res.OK() {
+		return errors.New("bench: verification failed (see missing / duplicates / complete above)")
+	}
+	return nil
+}
+
+// parseReplicas reads "stage=n,stage=n".
+func parseReplicas(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, kv := range strings.Split(s, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || n < 0 {
+			return nil, fmt.Errorf("--replicas %q: want stage=count", kv)
+		}
+		out[k] = n
+	}
+	return out, nil
+}
+
+// givenRedis is the Redis address the user configured, or "" to start one:
+// Globals' default address is for the stages, not a reason for the bench
+// and dev to use whatever listens on 6379.
+func givenRedis(g *Globals) string {
+	if os.Getenv("PUSHPIPE_REDIS_ADDR") != "" {
+		return g.RedisAddr
+	}
+	for _, a := range os.Args[1:] {
+		if a == "--redis-addr" || strings.HasPrefix(a, "--redis-addr=") {
+			return g.RedisAddr
+		}
+	}
+	return ""
 }

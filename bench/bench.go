@@ -1,0 +1,453 @@
+// Package bench runs the whole pipeline as separate OS processes against real
+// Redis and PostgreSQL, sends one campaign to a synthetic population, and
+// measures and verifies it: the harness behind `pushpipe bench`, `pushpipe
+// dev` and the CI smoke test.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/campaign"
+)
+
+// Sinks.
+const (
+	SinkNull = "null" // deliver's in-process null sender: the pipeline alone
+	SinkFake = "fake" // the fake provider process over HTTP/2 TLS
+)
+
+// DefaultReplicas is how many processes each stage gets on a 2-core box.
+var DefaultReplicas = map[string]int{"split": 1, "resolve": 2, "dedupe": 1, "deliver": 2, "ingest": 1}
+
+// Config is one bench run.
+type Config struct {
+	Servers ServerConfig
+	Seed    SeedConfig
+	// Bin is the pushpipe binary the stage processes run; default
+	// os.Executable() (the bench is a pushpipe subcommand).
+	Bin        string
+	Sink       string
+	Replicas   map[string]int      // processes per stage; missing stages get DefaultReplicas
+	StageArgs  map[string][]string // extra flags per stage (e.g. deliver: --in-flight 512)
+	Partitions int                 // PUSHPIPE_PARTITIONS; default 16
+	ClaimIdle  time.Duration       // every stage's --claim-idle; default 10s (3s with Chaos)
+	TPS        int                 // deliver's cluster-wide --tps; 0 = no limit
+	Chaos      bool                // SIGKILL a random stage process every ChaosEvery and restart it
+	ChaosEvery time.Duration       // default 3s
+	Timeout    time.Duration       // give up waiting for the campaign after this; default 10m
+	Stall      time.Duration       // give up when nothing moved this long; default 2m
+	Pprof      time.Duration       // if > 0, CPU-profile every stage process this long after the trigger
+	OutDir     string              // logs, profiles, chart; default a temp dir
+	Chart      string              // PNG path; "" = OutDir/bench.png
+	SeedOnly   bool                // stop after seeding (to time it)
+	Progress   io.Writer           // live progress bar (a terminal); nil = quiet
+	Log        io.Writer           // one line per phase; nil = quiet
+}
+
+func (c *Config) defaults() error {
+	if c.Bin == "" {
+		bin, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find the pushpipe binary: %w", err)
+		}
+		c.Bin = bin
+	}
+	if c.Sink == "" {
+		c.Sink = SinkNull
+	}
+	if c.Sink != SinkNull && c.Sink != SinkFake {
+		return fmt.Errorf("sink must be %q or %q, got %q", SinkNull, SinkFake, c.Sink)
+	}
+	reps := map[string]int{}
+	for k, v := range DefaultReplicas {
+		reps[k] = v
+	}
+	for k, v := range c.Replicas {
+		if _, ok := DefaultReplicas[k]; !ok {
+			return fmt.Errorf("replicas: unknown stage %q", k)
+		}
+		reps[k] = v
+	}
+	c.Replicas = reps
+	if c.Partitions <= 0 {
+		c.Partitions = pipeline.DefaultPartitions
+	}
+	if c.ClaimIdle <= 0 {
+		c.ClaimIdle = 10 * time.Second
+		if c.Chaos {
+			c.ClaimIdle = 3 * time.Second
+		}
+	}
+	if c.ChaosEvery <= 0 {
+		c.ChaosEvery = 3 * time.Second
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Minute
+	}
+	if c.Stall <= 0 {
+		c.Stall = 2 * time.Minute
+	}
+	if c.OutDir == "" {
+		dir, err := os.MkdirTemp("", "pushpipe-bench-*")
+		if err != nil {
+			return err
+		}
+		c.OutDir = dir
+	}
+	if c.Chart == "" {
+		c.Chart = filepath.Join(c.OutDir, "bench.png")
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	c.Seed.defaults()
+	return nil
+}
+
+// Result is what a run measured. The JSON names are the bench's contract.
+type Result struct {
+	Users      int64  `json:"users"`
+	Channels   int    `json:"channels"`
+	Sink       string `json:"sink"`
+	Redis      string `json:"redis"`
+	Recipients int64  `json:"recipients"` // people the campaign must reach
+	Devices    int64  `json:"devices"`    // their devices: one provider request each
+	SeedMs     int64  `json:"seed_ms"`
+	// Send times are measured from the trigger (campaign.Create) to the
+	// deliver stage's first and last recorded send.
+	FirstSendMs int64   `json:"first_send_ms"`
+	LastSendMs  int64   `json:"last_send_ms"`
+	PerS        float64 `json:"per_s"` // devices sent per second, trigger to last send
+	// Duplicates are repeated deliveries the design does not allow: people
+	// dedupe forwarded twice, plus provider repeats beyond what the killed
+	// deliverers had in flight.
+	Duplicates int64 `json:"duplicates"`
+	Missing    int64 `json:"missing"` // expected devices never delivered
+	// FloorMs is one COPY of the recipients' tokens to /dev/null, in the
+	// same run; RatioToFloor = LastSendMs / FloorMs.
+	FloorMs      int64   `json:"floor_ms"`
+	RatioToFloor float64 `json:"ratio_to_floor"`
+	Kills        int     `json:"kills"`
+	// ProviderDuplicates are repeated deliveries of a device;
+	// ProviderDuplicatesAllowed is the in-flight cap of every killed
+	// deliverer (DESIGN guarantee 3).
+	ProviderDuplicates        int64 `json:"provider_duplicates"`
+	ProviderDuplicatesAllowed int64 `json:"provider_duplicates_allowed"`
+	Complete                  bool  `json:"complete"` // the campaign finished before the timeout
+
+	Replicas     map[string]int        `json:"replicas"`
+	Verification Verdict               `json:"verification"`
+	Campaign     Counters              `json:"campaign"`
+	Fake         *FakeSummary          `json:"fake,omitempty"`
+	Processes    map[string]RoleUsage  `json:"processes"` // by role: CPU seconds and peak RSS
+	KillLog      []Kill                `json:"kill_log,omitempty"`
+	Notes        []string              `json:"notes,omitempty"`
+	OutDir       string                `json:"out_dir"`
+	Chart        string                `json:"chart"`
+	Samples      []Sample              `json:"-"`
+	StageRates   map[string]StageTotal `json:"stages"`
+}
+
+// RoleUsage sums the processes of one role (all replicas, all restarts).
+type RoleUsage struct {
+	CPUSeconds float64 `json:"cpu_seconds"`
+	PeakRSSMB  float64 `json:"peak_rss_mb"`
+	Processes  int     `json:"processes"`
+}
+
+// StageTotal is a stage's input over the run.
+type StageTotal struct {
+	Entries    int64   `json:"entries"`
+	PeakLag    int64   `json:"peak_backlog"`
+	EntriesPer float64 `json:"entries_per_s"`
+}
+
+// Run seeds, launches, triggers, watches, verifies and reports one campaign.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Log, format+"\n", args...) }
+	res := &Result{Users: cfg.Seed.Users, Channels: cfg.Seed.Channels, Sink: cfg.Sink, Replicas: cfg.Replicas,
+		OutDir: cfg.OutDir, Chart: cfg.Chart, Redis: "standalone"}
+	if cfg.Servers.RedisCluster > 0 || strings.Contains(cfg.Servers.RedisAddr, ",") {
+		res.Redis = fmt.Sprintf("cluster-%d", max(cfg.Servers.RedisCluster, strings.Count(cfg.Servers.RedisAddr, ",")+1))
+	}
+
+	logf("starting Redis (%s) and PostgreSQL", res.Redis)
+	cfg.Servers.PostgresTuned = true
+	srv, err := StartServers(ctx, cfg.Servers)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+
+	logf("seeding %d users, %d channels (overlap %.0f%%), %.0f%% with two devices", cfg.Seed.Users, cfg.Seed.Channels,
+		100*cfg.Seed.Overlap, 100*cfg.Seed.TwoDevices)
+	seeded, err := Seed(ctx, srv.DatabaseURL, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	res.SeedMs = seeded.Took.Milliseconds()
+	logf("seeded %d subscriptions and %d devices in %v (copy %v, indexes %v, vacuum %v)", seeded.Subscriptions, seeded.Devices,
+		seeded.Took.Round(time.Millisecond), seeded.Copy.Round(time.Millisecond), seeded.Index.Round(time.Millisecond),
+		seeded.Vacuum.Round(time.Millisecond))
+	logf("index builds: %v", seeded.Indexes)
+	if cfg.SeedOnly {
+		return res, nil
+	}
+
+	conn, err := pgx.Connect(ctx, srv.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	channels := cfg.Seed.ChannelNames()
+	truth, err := countTruth(ctx, conn, cfg.Seed.App, channels)
+	if err != nil {
+		return nil, err
+	}
+	res.Recipients, res.Devices = truth.Recipients, truth.Devices
+
+	run, err := Launch(ctx, LaunchConfig{
+		Servers: srv, Bin: cfg.Bin, LogDir: cfg.OutDir, Prefix: "pp", Partitions: cfg.Partitions,
+		Replicas: cfg.Replicas, StageArgs: cfg.StageArgs, ClaimIdle: cfg.ClaimIdle, Sink: cfg.Sink,
+		TPS: cfg.TPS, App: cfg.Seed.App, Pprof: cfg.Pprof > 0,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer run.Stop()
+	logf("%d processes ready (logs in %s)", len(run.Fleet.Procs()), cfg.OutDir)
+
+	id := "bench-" + strconv.FormatInt(time.Now().Unix(), 36)
+	w := &Watch{Run: run, Campaign: id, Expected: truth, Progress: cfg.Progress, Timeout: cfg.Timeout, Stall: cfg.Stall}
+	if cfg.Chaos {
+		w.Chaos = &Chaos{Every: cfg.ChaosEvery, Roles: []string{"split", "resolve", "dedupe", "deliver"}}
+	}
+	if cfg.Pprof > 0 {
+		go run.Profile(ctx, cfg.Pprof, cfg.OutDir)
+	}
+	t0, err := run.Trigger(ctx, campaign.Campaign{ID: id, App: cfg.Seed.App, Channels: channels,
+		Title: "Benchmark", Body: "One notification to every subscriber"})
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Wait(ctx, t0); err != nil {
+		return nil, err
+	}
+	res.Complete = w.Complete
+	res.Samples = w.Samples
+	res.Kills = len(w.Kills())
+	res.KillLog = w.Kills()
+	if crashed := run.Fleet.Crashed(); len(crashed) > 0 {
+		res.Notes = append(res.Notes, "processes that exited on their own:\n"+strings.Join(crashed, "\n"))
+	}
+	// What the null sink sent is only in the deliverers' metrics: read them
+	// before the processes go.
+	sends := run.DeliverSends(ctx)
+	if run.Fake != nil {
+		s, err := run.Fake.Summary(ctx)
+		if err == nil {
+			res.Fake = &s
+		}
+	}
+	run.StopProcs()
+
+	logf("measuring the floor (one COPY of the recipients' tokens)")
+	floor, err := measureFloor(ctx, conn, cfg.Seed.App, channels)
+	if err != nil {
+		return nil, err
+	}
+	res.FloorMs = floor.Milliseconds()
+
+	logf("verifying against PostgreSQL")
+	if err := verify(ctx, res, run, conn, cfg, id, sends); err != nil {
+		return nil, err
+	}
+	res.summarize(w, t0)
+	if err := WriteChart(res.Chart, res.Samples, t0); err != nil {
+		res.Notes = append(res.Notes, "chart: "+err.Error())
+	}
+	return res, nil
+}
+
+// verify fills the missing/duplicate counts.
+func verify(ctx context.Context, res *Result, run *Running, conn *pgx.Conn, cfg Config, id string, sends sendCount) error {
+	expected, err := expectedMarks(ctx, conn, cfg.Seed.App, cfg.Seed.ChannelNames(), res.Devices)
+	if err != nil {
+		return err
+	}
+	var got []mark
+	if run.Fake != nil {
+		got, err = receiptMarks(ctx, run.Fake.client, run.Fake.URL, id)
+	} else {
+		got, err = sentMarks(ctx, run.rdb, run.Keys, id)
+	}
+	if err != nil {
+		return err
+	}
+	v := compare(expected, got)
+	if run.Fake == nil {
+		// Marks are a set: repeats show only in the deliverers' send counters.
+		v.Delivered = sends.sent
+		v.ProviderDuplicates = max(0, sends.sent-v.Unique)
+		note := "null sink: delivered = deliver's pushpipe_deliver_sends_total{outcome=\"sent\"} summed over the deliverers at the end, compared with the sent marks in Redis"
+		if sends.incomplete {
+			note += "; some deliverers were killed, so their counts are lost and repeats may be undercounted"
+		}
+		res.Notes = append(res.Notes, note)
+	}
+	v.DeliverEntries, v.DedupeDuplicates, err = deliverUsers(ctx, run.rdb, run.Keys, id)
+	if err != nil {
+		return err
+	}
+	res.Verification = v
+	res.Missing = v.Missing
+	res.ProviderDuplicates = v.ProviderDuplicates
+	for _, k := range res.KillLog {
+		if k.Role == "deliver" {
+			res.ProviderDuplicatesAllowed += int64(run.InFlight)
+		}
+	}
+	res.Duplicates = v.DedupeDuplicates + max(0, v.ProviderDuplicates-res.ProviderDuplicatesAllowed)
+	return nil
+}
+
+// summarize derives the timings and per-process figures from the samples.
+func (r *Result) summarize(w *Watch, t0 time.Time) {
+	if len(r.Samples) == 0 {
+		return
+	}
+	last := r.Samples[len(r.Samples)-1]
+	r.Campaign = last.Campaign
+	if c := last.Campaign; c.FirstMs > 0 {
+		r.FirstSendMs = c.FirstMs - t0.UnixMilli()
+		r.LastSendMs = c.LastMs - t0.UnixMilli()
+		if r.LastSendMs > 0 {
+			r.PerS = float64(c.Sent) / (float64(r.LastSendMs) / 1000)
+		}
+	}
+	if r.FloorMs > 0 {
+		r.RatioToFloor = float64(r.LastSendMs) / float64(r.FloorMs)
+	}
+	r.Processes = roleUsage(r.Samples, w.Run)
+	r.StageRates = map[string]StageTotal{}
+	for _, st := range StageStreams {
+		var t StageTotal
+		for _, s := range r.Samples {
+			ss := s.Streams[st.Stage]
+			t.PeakLag = max(t.PeakLag, ss.Lag+ss.Pending)
+		}
+		first := r.Samples[0].Streams[st.Stage]
+		t.Entries = last.Streams[st.Stage].Done() - first.Done()
+		if d := last.At.Sub(r.Samples[0].At).Seconds(); d > 0 {
+			t.EntriesPer = float64(t.Entries) / d
+		}
+		r.StageRates[st.Stage] = t
+	}
+}
+
+// roleUsage adds up CPU (the growth of each process's counter between its
+// first and last sample, over every incarnation) and the peak RSS per role.
+func roleUsage(samples []Sample, run *Running) map[string]RoleUsage {
+	role := map[string]string{}
+	for _, p := range run.Fleet.Procs() {
+		role[p.Name] = p.Role
+	}
+	type span struct{ first, last float64 }
+	spans := map[string]*span{} // by name+incarnation: a restart resets the counter
+	out := map[string]RoleUsage{}
+	for _, s := range samples {
+		for name, u := range s.Procs {
+			rname := role[name]
+			if rname == "" {
+				rname = name // servers: redis, postgres
+			}
+			sp := spans[name]
+			if sp == nil || u.CPUSeconds < sp.last {
+				if sp != nil {
+					ru := out[rname]
+					ru.CPUSeconds += sp.last - sp.first
+					out[rname] = ru
+				}
+				sp = &span{first: u.CPUSeconds, last: u.CPUSeconds}
+				spans[name] = sp
+			}
+			sp.last = u.CPUSeconds
+			ru := out[rname]
+			ru.PeakRSSMB = max(ru.PeakRSSMB, float64(u.RSSBytes)/(1<<20))
+			out[rname] = ru
+		}
+	}
+	counted := map[string]bool{}
+	for name, sp := range spans {
+		rname := role[name]
+		if rname == "" {
+			rname = name
+		}
+		ru := out[rname]
+		ru.CPUSeconds += sp.last - sp.first
+		if !counted[name] {
+			ru.Processes++
+			counted[name] = true
+		}
+		out[rname] = ru
+	}
+	return out
+}
+
+// Running is a launched pipeline: its processes and its clients.
+type Running struct {
+	Fleet    *Fleet
+	Fake     *FakeProvider
+	Keys     pipeline.Keys
+	InFlight int // deliver's --in-flight
+	rdb      rueidis.Client
+	db       *pgxpool.Pool
+	servers  *Servers
+}
+
+// StopProcs stops every process (idempotent).
+func (r *Running) StopProcs() {
+	if r.Fleet != nil {
+		r.Fleet.StopAll(15 * time.Second)
+	}
+}
+
+// Stop stops every process and closes the clients.
+func (r *Running) Stop() {
+	r.StopProcs()
+	if r.rdb != nil {
+		r.rdb.Close()
+		r.rdb = nil
+	}
+	if r.db != nil {
+		r.db.Close()
+		r.db = nil
+	}
+}
+
+// Trigger creates the campaign and returns the trigger time.
+func (r *Running) Trigger(ctx context.Context, c campaign.Campaign) (time.Time, error) {
+	t0 := time.Now()
+	if _, _, err := campaign.Create(ctx, r.rdb, r.db, r.Keys, c); err != nil {
+		return t0, fmt.Errorf("create campaign: %w", err)
+	}
+	return t0, nil
+}
+
+var errStopped = errors.New("stopped")

@@ -1,0 +1,88 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// WriteChart draws the run as a PNG: devices delivered per second on top,
+// each stage's backlog (entries appended but not yet acknowledged: lag +
+// pending) below, both over seconds since the trigger.
+func WriteChart(path string, samples []Sample, t0 time.Time) error {
+	if len(samples) < 2 {
+		return fmt.Errorf("too few samples (%d) for a chart", len(samples))
+	}
+	rate := plot.New()
+	rate.Title.Text = "devices delivered per second"
+	rate.X.Label.Text = "seconds since the campaign was created"
+	rate.Y.Label.Text = "sends/s"
+	var pts plotter.XYs
+	for i := 1; i < len(samples); i++ {
+		a, b := samples[i-1], samples[i]
+		dt := b.At.Sub(a.At).Seconds()
+		if dt <= 0 {
+			continue
+		}
+		pts = append(pts, plotter.XY{X: b.At.Sub(t0).Seconds(), Y: float64(b.Campaign.Sent-a.Campaign.Sent) / dt})
+	}
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return err
+	}
+	l.Color = plotutil.Color(0)
+	rate.Add(l, plotter.NewGrid())
+
+	lag := plot.New()
+	lag.Title.Text = "backlog per stage (lag + pending entries)"
+	lag.X.Label.Text = "seconds since the campaign was created"
+	lag.Y.Label.Text = "entries"
+	lag.Legend.Top = true
+	for i, st := range StageStreams[:4] {
+		var pts plotter.XYs
+		for _, s := range samples {
+			ss := s.Streams[st.Stage]
+			pts = append(pts, plotter.XY{X: s.At.Sub(t0).Seconds(), Y: float64(ss.Lag + ss.Pending)})
+		}
+		l, err := plotter.NewLine(pts)
+		if err != nil {
+			return err
+		}
+		l.Color = plotutil.Color(i + 1)
+		l.Dashes = plotutil.Dashes(i)
+		lag.Add(l)
+		lag.Legend.Add(st.Stage+" ("+st.Stream+")", l)
+	}
+	lag.Add(plotter.NewGrid())
+
+	end := samples[len(samples)-1].At.Sub(t0).Seconds()
+	for _, p := range []*plot.Plot{rate, lag} {
+		p.X.Min, p.X.Max = 0, end
+		p.Y.Min = 0
+	}
+	img := vgimg.New(vg.Points(900), vg.Points(700))
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 2, Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter,
+		PadTop: vg.Points(6), PadBottom: vg.Points(6), PadLeft: vg.Points(6), PadRight: vg.Points(10)}
+	plots := [][]*plot.Plot{{rate}, {lag}}
+	canvases := plot.Align(plots, tiles, dc)
+	rate.Draw(canvases[0][0])
+	lag.Draw(canvases[1][0])
+
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

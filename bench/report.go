@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+)
+
+// WriteJSON writes the result to path.
+func (r *Result) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// OK reports whether the run met the bench's correctness bar: complete,
+// nothing missing, nothing unexpected, no duplicate beyond what the design
+// allows.
+func (r *Result) OK() bool {
+	return r.Complete && r.Missing == 0 && r.Duplicates == 0 && r.Verification.Unexpected == 0
+}
+
+// WriteMarkdown writes the result as Markdown tables.
+func (r *Result) WriteMarkdown(w io.Writer) {
+	fmt.Fprintf(w, "| users | channels | redis | sink | recipients | devices | first send | last send | per s | floor | ratio to floor | missing | duplicates | kills |\n")
+	fmt.Fprintf(w, "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %d | %d | %d |\n\n",
+		comma(r.Users), r.Channels, r.Redis, r.Sink, comma(r.Recipients), comma(r.Devices),
+		ms(r.FirstSendMs), ms(r.LastSendMs), comma(int64(r.PerS)), ms(r.FloorMs), r.RatioToFloor,
+		r.Missing, r.Duplicates, r.Kills)
+
+	v := r.Verification
+	fmt.Fprintf(w, "| check | value |\n|---|---:|\n")
+	fmt.Fprintf(w, "| complete (every target terminal, pipeline quiet) | %v |\n", r.Complete)
+	fmt.Fprintf(w, "| seed (COPY, indexes rebuilt) | %s |\n", ms(r.SeedMs))
+	fmt.Fprintf(w, "| campaign targets / users done | %s / %s |\n", comma(r.Campaign.Targets), comma(r.Campaign.UsersDone))
+	fmt.Fprintf(w, "| sent / failed / invalid (devices) | %s / %s / %s |\n", comma(r.Campaign.Sent), comma(r.Campaign.Failed), comma(r.Campaign.Invalid))
+	fmt.Fprintf(w, "| duplicates suppressed by dedupe | %s |\n", comma(r.Campaign.Dups))
+	fmt.Fprintf(w, "| delivered (requests) / distinct devices | %s / %s |\n", comma(v.Delivered), comma(v.Unique))
+	fmt.Fprintf(w, "| missing / unexpected | %d / %d |\n", v.Missing, v.Unexpected)
+	fmt.Fprintf(w, "| people in the deliver stream / repeated (dedupe) | %s / %d |\n", comma(v.DeliverEntries), v.DedupeDuplicates)
+	fmt.Fprintf(w, "| provider duplicates / allowed (in-flight of killed deliverers) | %d / %d |\n", r.ProviderDuplicates, r.ProviderDuplicatesAllowed)
+	if r.Fake != nil {
+		fmt.Fprintf(w, "| fake provider: requests / accepted / peak req/s / connections | %s / %s / %s / %d |\n",
+			comma(int64(r.Fake.Requests)), comma(int64(r.Fake.Accepted)), comma(int64(r.Fake.PeakRPS)), r.Fake.Connections)
+	}
+	fmt.Fprintln(w)
+
+	fmt.Fprintf(w, "| stage | entries | entries/s | peak backlog |\n|---|---:|---:|---:|\n")
+	for _, st := range StageStreams {
+		t := r.StageRates[st.Stage]
+		if t.Entries == 0 && t.PeakLag == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", st.Stage, comma(t.Entries), comma(int64(t.EntriesPer)), comma(t.PeakLag))
+	}
+	fmt.Fprintln(w)
+
+	fmt.Fprintf(w, "| process | count | CPU s | peak RSS MB |\n|---|---:|---:|---:|\n")
+	names := make([]string, 0, len(r.Processes))
+	for n := range r.Processes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		u := r.Processes[n]
+		fmt.Fprintf(w, "| %s | %d | %.1f | %.0f |\n", n, u.Processes, u.CPUSeconds, u.PeakRSSMB)
+	}
+	if len(r.KillLog) > 0 {
+		fmt.Fprintf(w, "\nkills: ")
+		var ks []string
+		for _, k := range r.KillLog {
+			s := fmt.Sprintf("%s@%.1fs", k.Process, float64(k.AtMs)/1000)
+			if k.InFlight >= 0 {
+				s += fmt.Sprintf("(in flight %d)", k.InFlight)
+			}
+			ks = append(ks, s)
+		}
+		fmt.Fprintln(w, strings.Join(ks, ", "))
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "\nnote: %s\n", n)
+	}
+}
+
+func ms(v int64) string {
+	if v >= 10_000 {
+		return fmt.Sprintf("%.1f s", float64(v)/1000)
+	}
+	return fmt.Sprintf("%d ms", v)
+}
+
+// comma formats with thousands separators.
+func comma(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}

@@ -1,0 +1,153 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// StageStreams maps each stage to the stream it consumes, in pipeline order.
+var StageStreams = []struct{ Stage, Stream string }{
+	{"split", pipeline.StreamCampaigns},
+	{"resolve", pipeline.StreamRanges},
+	{"dedupe", pipeline.StreamDedupe},
+	{"deliver", pipeline.StreamDeliver},
+	{"ingest", pipeline.StreamIngest},
+}
+
+// StreamSample is a stage's input stream summed over its partitions: entries
+// appended (length), not yet read by the stage's group (lag), read but not
+// acknowledged (pending).
+type StreamSample struct {
+	Length  int64 `json:"length"`
+	Lag     int64 `json:"lag"`
+	Pending int64 `json:"pending"`
+}
+
+// Done is how many entries the stage finished (acked).
+func (s StreamSample) Done() int64 { return s.Length - s.Lag - s.Pending }
+
+// Counters are a campaign's counters summed over the partitions.
+type Counters struct {
+	Targets, Sent, Failed, Invalid, Muted, Dups, UsersDone int64
+	FirstMs, LastMs                                        int64
+	SplitDone                                              bool
+	Retries                                                int64 // users waiting in deliver's retry sets
+}
+
+// Sample is one look at the pipeline, every 250 ms.
+type Sample struct {
+	At       time.Time
+	Streams  map[string]StreamSample // by stage
+	Campaign Counters
+	Procs    map[string]ProcUsage // by process name
+}
+
+// sampler reads the streams, the campaign's counters and the processes.
+type sampler struct {
+	rdb      rueidis.Client
+	keys     pipeline.Keys
+	campaign string
+	pids     func() map[string]int
+	trees    map[string]bool // names whose children are summed (postgres)
+}
+
+func (s *sampler) sample(ctx context.Context) (Sample, error) {
+	out := Sample{At: time.Now(), Streams: map[string]StreamSample{}, Procs: map[string]ProcUsage{}}
+	var keys []string
+	for _, st := range StageStreams {
+		keys = append(keys, s.keys.Streams(st.Stream)...)
+	}
+	cmds := make(rueidis.Commands, 0, len(keys)+3*s.keys.Partitions+1)
+	for _, k := range keys {
+		cmds = append(cmds, s.rdb.B().Xlen().Key(k).Build())
+	}
+	for p := range s.keys.Partitions {
+		cmds = append(cmds, s.rdb.B().Hgetall().Key(s.keys.Stats(p, s.campaign)).Build(),
+			s.rdb.B().Zcard().Key(s.keys.Retry(p)).Build())
+	}
+	cmds = append(cmds, s.rdb.B().Hget().Key(s.keys.Campaign(s.campaign)).Field(pipeline.CampaignSplitDone).Build())
+	res := s.rdb.DoMulti(ctx, cmds...)
+	groups, err := pipeline.StreamGroups(ctx, s.rdb, keys)
+	if err != nil {
+		return out, err
+	}
+	i := 0
+	for _, st := range StageStreams {
+		var ss StreamSample
+		for range s.keys.Partitions {
+			n, err := res[i].AsInt64()
+			if err != nil && !rueidis.IsRedisNil(err) {
+				return out, fmt.Errorf("xlen %s: %w", keys[i], err)
+			}
+			ss.Length += n
+			for _, g := range groups[i] {
+				if g.Name == st.Stage {
+					ss.Lag += max(g.Lag, 0)
+					ss.Pending += g.Pending
+				}
+			}
+			i++
+		}
+		out.Streams[st.Stage] = ss
+	}
+	c := &out.Campaign
+	for range s.keys.Partitions {
+		m, err := res[i].AsStrMap()
+		if err != nil {
+			return out, fmt.Errorf("campaign stats: %w", err)
+		}
+		get := func(f string) int64 { n, _ := strconv.ParseInt(m[f], 10, 64); return n }
+		c.Targets += get(pipeline.StatTargets)
+		c.Sent += get(pipeline.StatSent)
+		c.Failed += get(pipeline.StatFailed)
+		c.Invalid += get(pipeline.StatInvalid)
+		c.Muted += get(pipeline.StatMuted)
+		c.Dups += get(pipeline.StatDups)
+		c.UsersDone += get(pipeline.StatUsersDone)
+		if f := get(pipeline.StatFirstMs); f > 0 && (c.FirstMs == 0 || f < c.FirstMs) {
+			c.FirstMs = f
+		}
+		c.LastMs = max(c.LastMs, get(pipeline.StatLastMs))
+		n, _ := res[i+1].AsInt64()
+		c.Retries += n
+		i += 2
+	}
+	done, _ := res[i].ToString()
+	c.SplitDone = done == "1"
+	for name, pid := range s.pids() {
+		if pid == 0 {
+			continue
+		}
+		var u ProcUsage
+		var ok bool
+		if s.trees[name] {
+			u, ok = treeUsage(pid)
+		} else {
+			u, ok = readUsage(pid)
+		}
+		if ok {
+			out.Procs[name] = u
+		}
+	}
+	return out, nil
+}
+
+// Quiet reports whether no stage has work left: every campaign stream read
+// and acknowledged and no retry waiting.
+func (s Sample) Quiet() bool {
+	for _, st := range StageStreams {
+		if st.Stage == "ingest" {
+			continue
+		}
+		if ss := s.Streams[st.Stage]; ss.Lag > 0 || ss.Pending > 0 {
+			return false
+		}
+	}
+	return s.Campaign.Retries == 0
+}
