@@ -41,6 +41,7 @@ type DeliverCmd struct {
 	RetryBase   time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter)."`
 	RetryMax    time.Duration `name:"retry-max" default:"60s" help:"Longest backoff."`
 	RetryLease  time.Duration `name:"retry-lease" default:"60s" help:"A retry taken by a process that dies comes back after this."`
+	LimitMargin time.Duration `name:"limit-margin" default:"100ms" help:"Send nothing in the last part of each one-second window, so a request started in one second cannot reach the provider in the next (raise it when requests take longer than this to arrive)."`
 }
 
 // Run serves until SIGTERM.
@@ -71,8 +72,9 @@ func (c *DeliverCmd) Run(g *Globals) error {
 	h, err = deliver.New(deliver.Config{
 		Redis: rdb, DB: db, Keys: g.Keys(), Senders: senders,
 		Group: eff.Group, Consumer: eff.Consumer, Partitions: eff.Partitions, ClaimIdle: eff.ClaimIdle,
-		TPS: c.TPS, InFlight: c.InFlight, MaxAttempts: c.MaxAttempts,
-		RetryBase: c.RetryBase, RetryMax: c.RetryMax, RetryLease: c.RetryLease,
+		ShutdownTimeout: eff.ShutdownTimeout,
+		TPS:             c.TPS, InFlight: c.InFlight, MaxAttempts: c.MaxAttempts,
+		RetryBase: c.RetryBase, RetryMax: c.RetryMax, RetryLease: c.RetryLease, LimitMargin: c.LimitMargin,
 		Log: g.Logger(), Metrics: g.Registry(),
 	})
 	if err != nil {

@@ -56,6 +56,9 @@ type Config struct {
 	RetryLease time.Duration
 	// RetryPoll is how often due retries are looked for; default 250ms.
 	RetryPoll time.Duration
+	// ShutdownTimeout is how long a retry round may go on after Run's
+	// context ended; use the runner's. Default 10s.
+	ShutdownTimeout time.Duration
 	// LimitMargin: permits of a one-second window are only used until this
 	// long before the window ends, so that a request never lands in the
 	// provider's next second. Default 100ms.
@@ -83,6 +86,9 @@ func (c *Config) defaults() {
 	}
 	if c.RetryPoll <= 0 {
 		c.RetryPoll = 250 * time.Millisecond
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
 	}
 	if c.LimitMargin <= 0 {
 		c.LimitMargin = 100 * time.Millisecond

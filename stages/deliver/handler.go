@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -33,7 +34,8 @@ type Handler struct {
 	sem       chan struct{} // one slot per provider request in flight
 	failed    sync.Map      // campaign id → reason, once a campaign failed
 
-	inProgress sync.Map // stream + "/" + entry id of the entries being handled here
+	inProgress sync.Map    // stream + "/" + entry id of the entries being handled here
+	stopping   atomic.Bool // set when Run's context ends: start no more sends
 }
 
 var _ pipeline.Handler = (*Handler)(nil)

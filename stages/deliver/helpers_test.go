@@ -372,6 +372,7 @@ func (f *fixture) startStage(cfg Config, consumer string, claimIdle time.Duratio
 		pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error { return h.Handle(ctx, b) }), log, nil)
 	cfg.Redis, cfg.DB, cfg.Keys = f.rdb, f.db, f.keys
 	cfg.Group, cfg.Consumer, cfg.ClaimIdle = r.Options().Group, r.Options().Consumer, r.Options().ClaimIdle
+	cfg.ShutdownTimeout = r.Options().ShutdownTimeout
 	cfg.Log = log
 	h, err := New(cfg)
 	if err != nil {

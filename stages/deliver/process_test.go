@@ -101,6 +101,11 @@ func (f *fixture) startDeliver(t *testing.T, p *providers, name string, extra ..
 		"--apns-topic", testTopic, "--apns-host", p.apns.URL(),
 		"--fcm-project", "test-project", "--fcm-endpoint", p.fcm.URL() + "/v1",
 	}
+	if raceEnabled {
+		// The fakes run under the race detector in this process: a request
+		// may take a few hundred ms to be counted after it was sent.
+		args = append(args, "--limit-margin", "300ms")
+	}
 	cmd := exec.Command(pushpipeBinary(t), append(args, extra...)...)
 	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+p.certFile)
 	cmd.Stderr = &prefixWriter{t: t, prefix: name + ": "}
@@ -326,5 +331,32 @@ func TestSIGKILLMidRun(t *testing.T) {
 	dups := p.apns.Summary().Duplicates + p.fcm.Summary().Duplicates
 	t.Logf("killed d1 with %d sent of %d devices; provider duplicates %d (bound %d); d2 sent %v",
 		s[pipeline.StatSent], len(devices), dups, killedInFlight, d2.sent(t))
+	d2.signal(syscall.SIGTERM)
+}
+
+// TestSIGTERMRepeatsNothing: a deliver process stopped gracefully in the
+// middle of a campaign finishes the requests it has in flight and starts no
+// more; the process that takes over its entries repeats none of them.
+func TestSIGTERMRepeatsNothing(t *testing.T) {
+	const users, tps = 3000, 500
+	f := newFixture(t)
+	p := startProviders(t, fakeprovider.Options{TPS: tps, Latency: 20 * time.Millisecond})
+	devices := f.seedDevices(users, true)
+	f.createCampaign("term", `{}`)
+	f.emitUsers("term", userRange(users))
+	flags := []string{"--tps", strconv.Itoa(tps), "--claim-idle", "2s"}
+	d1 := f.startDeliver(t, p, "d1", flags...)
+	waitFor(t, 60*time.Second, "a quarter of the campaign sent", func() bool {
+		return f.stats("term")[pipeline.StatSent] > int64(len(devices)/4)
+	})
+	d1.signal(syscall.SIGTERM)
+	if code := d1.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("d1 exited with %d after SIGTERM", code)
+	}
+	sent := f.stats("term")[pipeline.StatSent]
+	d2 := f.startDeliver(t, p, "d2", flags...)
+	f.waitDone("term", users, 60*time.Second)
+	checkExactlyOnce(t, f, "term", devices, p.apns, p.fcm)
+	t.Logf("d1 stopped after %d sends; d2 sent %v", sent, d2.sent(t))
 	d2.signal(syscall.SIGTERM)
 }

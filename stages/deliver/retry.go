@@ -53,9 +53,20 @@ func (h *Handler) backoff(rounds int, retryAfter time.Duration) time.Duration {
 
 // Run polls the retry sets of the configured partitions until ctx ends and
 // sends due retries, without ever blocking the stream: retries share the
-// in-flight slots and the rate limit with it. Retries taken when ctx ends
-// come back after their lease.
+// in-flight slots and the rate limit with it. Give it the context the runner
+// gets: when it ends, the stage starts no more sends (stream batches and
+// retry rounds alike) and lets those in flight finish, so that a graceful
+// stop repeats nothing; what was not sent stays pending, or in the retry set
+// until its lease ends.
 func (h *Handler) Run(ctx context.Context) error {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		h.stopping.Store(true)
+		t := time.AfterFunc(h.cfg.ShutdownTimeout, cancel)
+		context.AfterFunc(work, func() { t.Stop() })
+	})
+	defer stop()
 	t := time.NewTicker(h.cfg.RetryPoll)
 	defer t.Stop()
 	for {
@@ -64,8 +75,8 @@ func (h *Handler) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			n, err := h.retryPartition(ctx, p)
-			if err != nil && ctx.Err() == nil {
+			n, err := h.retryPartition(work, p)
+			if err != nil && work.Err() == nil {
 				h.log.Warn().Err(err).Int("partition", p).Msg("retry round failed; its retries come back after their lease")
 			}
 			busy = busy || n == h.takeSize()

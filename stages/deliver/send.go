@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -64,6 +65,13 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 
 	for i, t := range targets {
 		for _, d := range pending[i] {
+			if h.stopping.Load() {
+				// Shutting down: finish what is in flight, start nothing;
+				// the entries stay pending and their unmarked devices are
+				// sent by whoever takes them over.
+				wg.Wait()
+				return nil, errStopping
+			}
 			if h.campaignFailed(t.c.ID) != "" {
 				skipped[t.c] = append(skipped[t.c], d.mark)
 				continue
@@ -105,6 +113,9 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 	}
 	return results, nil
 }
+
+// errStopping ends a batch early when the process is shutting down.
+var errStopping = errors.New("deliver is shutting down; batch left pending")
 
 // devicesOf loads the valid tokens of every target, one query per app.
 func (h *Handler) devicesOf(ctx context.Context, targets []target) (map[string]map[int64][]device, error) {
