@@ -1,0 +1,201 @@
+package campaign_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// stageProc is one `pushpipe <stage>` child process.
+type stageProc struct {
+	stage, consumer string
+	cmd             *exec.Cmd
+	done            chan struct{}
+}
+
+// procs runs stage processes against a fixture's Redis, database and
+// prefix, with a short claim idle so the work of a killed process is taken
+// over quickly.
+type procs struct {
+	t    *testing.T
+	f    *fixture
+	dir  string
+	all  []*stageProc
+	runs int
+}
+
+func (ps *procs) start(stage string, slot int) *stageProc {
+	ps.t.Helper()
+	ps.runs++
+	consumer := fmt.Sprintf("%s-%d-run%d", stage, slot, ps.runs)
+	args := []string{stage, "--consumer", consumer, "--claim-idle", "1s", "--shutdown-timeout", "2s"}
+	switch stage {
+	case "split":
+		args = append(args, "--range-size", "500")
+	case "dedupe":
+		args = append(args, "--batch", "1", "--concurrency", "1")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(),
+		"PUSHPIPE_REDIS_ADDR="+ps.f.addrs, "PUSHPIPE_DATABASE_URL="+ps.f.dbURL,
+		"PUSHPIPE_PREFIX="+ps.f.keys.Prefix, "PUSHPIPE_PARTITIONS="+strconv.Itoa(ps.f.keys.Partitions),
+		"PUSHPIPE_LOG_LEVEL=warn")
+	logf, err := os.Create(filepath.Join(ps.dir, consumer+".log"))
+	if err != nil {
+		ps.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		ps.t.Fatal(err)
+	}
+	p := &stageProc{stage: stage, consumer: consumer, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	ps.all = append(ps.all, p)
+	return p
+}
+
+// stopAll ends every process still running: SIGTERM, then SIGKILL.
+func (ps *procs) stopAll() {
+	for _, p := range ps.all {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range ps.all {
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}
+
+// TestKilledStagesStillDeliverExactlyOnce runs the stages as processes, two
+// of each, and SIGKILLs them at random moments while they have work,
+// starting a replacement each time. The stages start one after the other so
+// that each has a backlog to be killed in: split while it cuts the campaign,
+// then resolve while it drains the ranges, then dedupe (one entry per read)
+// while it drains what resolve emitted. Whatever a kill interrupts (ranges
+// half emitted, a checkpoint not written, a range emitted but not recorded,
+// a batch read but not acked), the result is the same exact set, each user
+// once, and the counters count people exactly.
+func TestKilledStagesStillDeliverExactlyOnce(t *testing.T) {
+	servers(t, func(t *testing.T, f *fixture) {
+		au := threeChannels()
+		f.seed(au)
+		ps := &procs{t: t, f: f, dir: t.TempDir()}
+		defer ps.stopAll()
+		ctx := context.Background()
+		killed := map[string]int{}
+		var id string
+		phase := func(stage, stream string, busy func() bool, before func()) {
+			var slots []*stageProc
+			for slot := range 2 {
+				slots = append(slots, ps.start(stage, slot))
+			}
+			poll(t, 20*time.Second, stage+" processes consuming", func() bool { return groupOnEveryPartition(ctx, f, stream, stage) })
+			if before != nil {
+				before()
+			}
+			for kill := range 6 {
+				if kill == 0 {
+					time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+				} else {
+					time.Sleep(time.Duration(10+rand.IntN(150)) * time.Millisecond)
+				}
+				if !busy() {
+					break
+				}
+				slot := rand.IntN(2)
+				slots[slot].cmd.Process.Kill()
+				<-slots[slot].done
+				killed[stage]++
+				slots[slot] = ps.start(stage, slot)
+			}
+		}
+		phase("split", pipeline.StreamCampaigns, func() bool { return !splitDone(ctx, f, id) },
+			func() { c, _ := f.create(au.campaign("chaos")); id = c.ID })
+		poll(t, 30*time.Second, "split done", func() bool { return splitDone(ctx, f, id) })
+		phase("resolve", pipeline.StreamRanges, func() bool { return outstanding(ctx, f, pipeline.StreamRanges, "resolve") > 0 }, nil)
+		poll(t, 30*time.Second, "ranges resolved", func() bool { return outstanding(ctx, f, pipeline.StreamRanges, "resolve") == 0 })
+		phase("dedupe", pipeline.StreamDedupe, func() bool { return outstanding(ctx, f, pipeline.StreamDedupe, "dedupe") > 0 }, nil)
+		t.Logf("SIGKILLs while the stage had work: %v", killed)
+		for _, stage := range []string{"split", "resolve", "dedupe"} {
+			if killed[stage] == 0 {
+				t.Errorf("no %s process was killed while it had work", stage)
+			}
+		}
+		f.settledOrLogs(id, 90*time.Second, ps.dir)
+		expectExactly(t, f.delivered(id), au.want)
+		rep := f.progress(id)
+		if rep.Targets != int64(len(au.want)) || rep.Muted != au.muted || rep.DuplicatesSuppressed < au.dups {
+			t.Fatalf("progress %+v, want targets %d, muted %d, duplicates ≥ %d", rep, len(au.want), au.muted, au.dups)
+		}
+	})
+}
+
+func splitDone(ctx context.Context, f *fixture, id string) bool {
+	if id == "" {
+		return false
+	}
+	v, _ := f.rdb.Do(ctx, f.rdb.B().Hget().Key(f.keys.Campaign(id)).Field(pipeline.CampaignSplitDone).Build()).ToString()
+	return v == "1"
+}
+
+func outstanding(ctx context.Context, f *fixture, stream, group string) int64 {
+	n, err := pipeline.Outstanding(ctx, f.rdb, f.keys.Streams(stream), group)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// groupOnEveryPartition: a stage's processes created its group everywhere.
+func groupOnEveryPartition(ctx context.Context, f *fixture, stream, group string) bool {
+	all, err := pipeline.StreamGroups(ctx, f.rdb, f.keys.Streams(stream))
+	if err != nil {
+		return false
+	}
+	for _, gs := range all {
+		if !slices.ContainsFunc(gs, func(g pipeline.GroupInfo) bool { return g.Name == group }) {
+			return false
+		}
+	}
+	return true
+}
+
+// settledOrLogs is settled, printing the stage processes' logs on timeout.
+func (f *fixture) settledOrLogs(id string, timeout time.Duration, logDir string) {
+	f.t.Helper()
+	defer func() {
+		if f.t.Failed() {
+			files, _ := filepath.Glob(filepath.Join(logDir, "*.log"))
+			for _, fn := range files {
+				if b, _ := os.ReadFile(fn); len(b) > 0 {
+					f.t.Logf("%s:\n%s", filepath.Base(fn), tail(b, 2000))
+				}
+			}
+		}
+	}()
+	f.settled(id, timeout)
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
