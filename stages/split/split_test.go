@@ -1,0 +1,316 @@
+package split_test
+
+import (
+	"cmp"
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
+	"github.com/pushpipe/pushpipe/stages/campaign"
+	"github.com/pushpipe/pushpipe/stages/split"
+)
+
+var env *pipelinetest.Env
+
+func TestMain(m *testing.M) {
+	pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true, Postgres: true}, &env)
+}
+
+type fixture struct {
+	t    *testing.T
+	rdb  rueidis.Client
+	db   *pgxpool.Pool
+	keys pipeline.Keys
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	url := pipelinetest.DatabaseT(t, env.Postgres)
+	if err := schema.Migrate(context.Background(), url); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	rdb, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	return &fixture{t: t, rdb: rdb, db: db, keys: pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 16)}
+}
+
+func (f *fixture) subscribe(channel string, users []int64) {
+	f.t.Helper()
+	_, err := f.db.CopyFrom(context.Background(), pgx.Identifier{"subscriptions"}, []string{"channel", "user_id"},
+		pgx.CopyFromSlice(len(users), func(i int) ([]any, error) { return []any{channel, users[i]}, nil }))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// run runs a split runner until the test ends.
+func (f *fixture) run(cfg split.Config) {
+	f.t.Helper()
+	cfg.Redis, cfg.DB, cfg.Keys, cfg.Log = f.rdb, f.db, f.keys, zerolog.Nop()
+	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "split", Stream: pipeline.StreamCampaigns,
+		Consumer: "s1", BatchSize: 1, Block: 20 * time.Millisecond}, split.New(cfg), zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	f.t.Cleanup(func() { cancel(); wg.Wait() })
+	poll(f.t, 10*time.Second, "split ready", r.Ready)
+}
+
+func poll(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (f *fixture) create(id string, channels ...string) {
+	f.t.Helper()
+	_, _, err := campaign.Create(context.Background(), f.rdb, f.db, f.keys,
+		campaign.Campaign{ID: id, App: "a", Channels: channels, Title: "t"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) splitDone(id string) bool {
+	v, _ := f.rdb.Do(context.Background(), f.rdb.B().Hget().Key(f.keys.Campaign(id)).Field(pipeline.CampaignSplitDone).Build()).ToString()
+	return v == "1"
+}
+
+type rng struct {
+	id, channel string
+	lo, hi      int64
+}
+
+// ranges reads every ranges entry of a campaign.
+func (f *fixture) ranges(id string) []rng {
+	f.t.Helper()
+	var out []rng
+	for _, s := range f.keys.Streams(pipeline.StreamRanges) {
+		xs, err := f.rdb.Do(context.Background(), f.rdb.B().Xrange().Key(s).Start("-").End("+").Build()).AsXRange()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		for _, x := range xs {
+			v := x.FieldValues
+			if v[pipeline.FieldCampaign] != id {
+				continue
+			}
+			if want := f.keys.Stream(pipeline.StreamRanges, f.keys.HashPartition(id+"/"+v[pipeline.FieldRange])); s != want {
+				f.t.Fatalf("range %s on %s, want %s", v[pipeline.FieldRange], s, want)
+			}
+			lo, _ := strconv.ParseInt(v[pipeline.FieldLo], 10, 64)
+			hi, _ := strconv.ParseInt(v[pipeline.FieldHi], 10, 64)
+			out = append(out, rng{v[pipeline.FieldRange], v[pipeline.FieldChannel], lo, hi})
+		}
+	}
+	slices.SortFunc(out, func(a, b rng) int {
+		if a.channel != b.channel {
+			return strings.Compare(a.channel, b.channel)
+		}
+		return cmp.Compare(a.lo, b.lo)
+	})
+	return out
+}
+
+func (f *fixture) count(channel string, lo, hi int64) int {
+	f.t.Helper()
+	var n int
+	err := f.db.QueryRow(context.Background(), `SELECT count(*) FROM subscriptions WHERE channel=$1 AND user_id BETWEEN $2 AND $3`,
+		channel, lo, hi).Scan(&n)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+// TestRangesHoldRangeSizeSubscribers: whatever the ids' spread, every range
+// but a channel's last holds exactly RangeSize subscribers, the ranges of a
+// channel tile 1..MaxInt64 without gap or overlap, and their ids are
+// channel/0, channel/1, ...
+func TestRangesHoldRangeSizeSubscribers(t *testing.T) {
+	f := newFixture(t)
+	const size = 100
+	seq := func(n int) []int64 {
+		out := make([]int64, n)
+		for i := range out {
+			out[i] = int64(i + 1)
+		}
+		return out
+	}
+	sparse := func(n int) []int64 {
+		set := map[int64]bool{}
+		for len(set) < n {
+			set[1+rand.Int64N(1_000_000_000_000)] = true
+		}
+		out := make([]int64, 0, n)
+		for u := range set {
+			out = append(out, u)
+		}
+		return out
+	}
+	channels := map[string][]int64{
+		"empty": nil, "one": {42}, "under": seq(size - 1), "exact": seq(size), "over": seq(size + 1),
+		"many": seq(10*size + 37), "sparse": sparse(25 * size), "edge": {1, math.MaxInt64 - 1, math.MaxInt64},
+	}
+	var names []string
+	for ch, users := range channels {
+		f.subscribe(ch, users)
+		names = append(names, ch)
+	}
+	slices.Sort(names)
+	f.run(split.Config{RangeSize: size})
+	f.create("c", names...)
+	poll(t, 30*time.Second, "split done", func() bool { return f.splitDone("c") })
+	all := f.ranges("c")
+	total := 0
+	for _, ch := range names {
+		var rs []rng
+		for _, r := range all {
+			if r.channel == ch {
+				rs = append(rs, r)
+			}
+		}
+		n := len(channels[ch])
+		if want := n/size + 1; len(rs) != want {
+			t.Errorf("%s: %d ranges for %d subscribers, want %d", ch, len(rs), n, want)
+			continue
+		}
+		next := int64(1)
+		for i, r := range rs {
+			if r.id != ch+"/"+strconv.Itoa(i) || r.lo != next {
+				t.Errorf("%s: range %d is %+v, want id %s/%d from %d", ch, i, r, ch, i, next)
+			}
+			got := f.count(ch, r.lo, r.hi)
+			if last := i == len(rs)-1; last && (r.hi != math.MaxInt64 || got != n%size) || !last && got != size {
+				t.Errorf("%s: range %+v holds %d subscribers", ch, r, got)
+			}
+			next = r.hi + 1
+		}
+		total += len(rs)
+	}
+	v, _ := f.rdb.Do(context.Background(), f.rdb.B().Hget().Key(f.keys.Campaign("c")).Field(pipeline.CampaignRangesTotal).Build()).AsInt64()
+	if v != int64(total) || len(all) != total {
+		t.Fatalf("ranges_total %d, emitted %d, want %d", v, len(all), total)
+	}
+}
+
+// TestRedeliveredCampaignResumes: a campaign entry delivered again (a crash
+// before the ack, a replay) continues from the checkpoint; with the
+// checkpoint gone it re-emits exactly the same ranges.
+func TestRedeliveredCampaignResumes(t *testing.T) {
+	f := newFixture(t)
+	users := make([]int64, 1234)
+	for i := range users {
+		users[i] = int64(i*7 + 3)
+	}
+	f.subscribe("ch", users)
+	f.run(split.Config{RangeSize: 100})
+	f.create("c", "ch")
+	poll(t, 10*time.Second, "split done", func() bool { return f.splitDone("c") })
+	first := f.ranges("c")
+	requeue := func() {
+		if _, err := pipeline.Emit(context.Background(), f.rdb, pipeline.Message{
+			Stream: f.keys.Stream(pipeline.StreamCampaigns, f.keys.HashPartition("c")),
+			Fields: []string{pipeline.FieldCampaign, "c"}}); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, 10*time.Second, "requeued campaign handled", func() bool {
+			n, _ := pipeline.Outstanding(context.Background(), f.rdb, f.keys.Streams(pipeline.StreamCampaigns), "split")
+			return n == 0
+		})
+	}
+	requeue()
+	if again := f.ranges("c"); len(again) != len(first) {
+		t.Fatalf("a finished campaign delivered again emitted %d more ranges", len(again)-len(first))
+	}
+	if err := f.rdb.Do(context.Background(), f.rdb.B().Del().Key(f.keys.CampaignKey("c", campaign.KeySplit)).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	requeue()
+	again := f.ranges("c")
+	if len(again) != 2*len(first) {
+		t.Fatalf("%d ranges after a full re-split, want %d", len(again), 2*len(first))
+	}
+	for i, r := range first {
+		if again[2*i] != r || again[2*i+1] != r {
+			t.Fatalf("re-split range %d: %+v and %+v, first time %+v", i, again[2*i], again[2*i+1], r)
+		}
+	}
+}
+
+// TestDeliverBacklogPausesSplit: while the deliver group has more than
+// HighWater entries outstanding, split stops after MaxWait, requeues the
+// campaign and lets go of it; once deliver catches up it finishes from its
+// checkpoint, every range emitted once.
+func TestDeliverBacklogPausesSplit(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	users := make([]int64, 1000)
+	for i := range users {
+		users[i] = int64(i + 1)
+	}
+	f.subscribe("ch", users)
+	deliver := f.keys.Stream(pipeline.StreamDeliver, 0)
+	if err := pipeline.CreateGroup(ctx, f.rdb, deliver, "deliver"); err != nil {
+		t.Fatal(err)
+	}
+	var backlog []pipeline.Message
+	for range 20 {
+		backlog = append(backlog, pipeline.Message{Stream: deliver, Fields: []string{"x", "1"}})
+	}
+	if _, err := pipeline.Emit(ctx, f.rdb, backlog...); err != nil {
+		t.Fatal(err)
+	}
+	f.run(split.Config{RangeSize: 100, HighWater: 10, MaxWait: 100 * time.Millisecond})
+	f.create("c", "ch")
+	poll(t, 10*time.Second, "the campaign requeued", func() bool {
+		n, _ := f.rdb.Do(ctx, f.rdb.B().Xlen().Key(f.keys.Stream(pipeline.StreamCampaigns, f.keys.HashPartition("c"))).Build()).AsInt64()
+		return n >= 2
+	})
+	if f.splitDone("c") || len(f.ranges("c")) != 0 {
+		t.Fatalf("split went on with the deliver backlog above the mark: %d ranges", len(f.ranges("c")))
+	}
+	// deliver catches up
+	if err := f.rdb.Do(ctx, f.rdb.B().XgroupSetid().Key(deliver).Group("deliver").Id("$").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 10*time.Second, "split done", func() bool { return f.splitDone("c") })
+	rs := f.ranges("c")
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if seen[r.id] {
+			t.Fatalf("range %s emitted twice", r.id)
+		}
+		seen[r.id] = true
+	}
+	if len(rs) != 11 {
+		t.Fatalf("%d ranges, want 11", len(rs))
+	}
+}
