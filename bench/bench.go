@@ -256,9 +256,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if crashed := run.Fleet.Crashed(); len(crashed) > 0 {
 		res.Notes = append(res.Notes, "processes that exited on their own:\n"+strings.Join(crashed, "\n"))
 	}
-	// What the null sink sent is only in the deliverers' metrics: read them
-	// before the processes go.
-	sends := run.DeliverSends(ctx)
+	// What was delivered lives in the processes (the fake's receipts, the
+	// deliverers' send counters): read it before they go.
+	got, sends, err := delivered(ctx, run, id)
+	if err != nil {
+		return nil, err
+	}
 	if run.Fake != nil {
 		s, err := run.Fake.Summary(ctx)
 		if err == nil {
@@ -275,7 +278,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.FloorMs = floor.Milliseconds()
 
 	logf("verifying against PostgreSQL")
-	if err := verify(ctx, res, run, conn, cfg, id, sends); err != nil {
+	if err := verify(ctx, res, run, conn, cfg, id, got, sends); err != nil {
 		return nil, err
 	}
 	res.summarize(w, t0)
@@ -285,18 +288,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-// verify fills the missing/duplicate counts.
-func verify(ctx context.Context, res *Result, run *Running, conn *pgx.Conn, cfg Config, id string, sends sendCount) error {
-	expected, err := expectedMarks(ctx, conn, cfg.Seed.App, cfg.Seed.ChannelNames(), res.Devices)
-	if err != nil {
-		return err
-	}
-	var got []mark
+// delivered reads what reached the sink: the fake's receipts of the
+// campaign, or for the null sink the sent marks and the send counters.
+func delivered(ctx context.Context, run *Running, id string) ([]mark, sendCount, error) {
 	if run.Fake != nil {
-		got, err = receiptMarks(ctx, run.Fake.client, run.Fake.URL, id)
-	} else {
-		got, err = sentMarks(ctx, run.rdb, run.Keys, id)
+		got, err := receiptMarks(ctx, run.Fake.client, run.Fake.URL, id)
+		return got, sendCount{}, err
 	}
+	sends := run.DeliverSends(ctx)
+	got, err := sentMarks(ctx, run.rdb, run.Keys, id)
+	return got, sends, err
+}
+
+// verify fills the missing/duplicate counts.
+func verify(ctx context.Context, res *Result, run *Running, conn *pgx.Conn, cfg Config, id string, got []mark, sends sendCount) error {
+	expected, err := expectedMarks(ctx, conn, cfg.Seed.App, cfg.Seed.ChannelNames(), res.Devices)
 	if err != nil {
 		return err
 	}

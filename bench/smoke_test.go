@@ -1,0 +1,65 @@
+package bench
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke100k is CI's bench: 100k users in three overlapping channels, the
+// whole pipeline as separate processes against real Redis and PostgreSQL,
+// the fake provider over HTTP/2 TLS; every device gets exactly one
+// notification.
+func TestSmoke100k(t *testing.T) {
+	bin := buildPushpipe(t)
+	out := t.TempDir()
+	start := time.Now()
+	res, err := Run(t.Context(), Config{
+		Bin:     bin,
+		Seed:    SeedConfig{Users: 100_000, Channels: 3, Overlap: 0.2, TwoDevices: 0.2},
+		Sink:    SinkFake,
+		OutDir:  out,
+		Timeout: 2 * time.Minute,
+		Stall:   time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md strings.Builder
+	res.WriteMarkdown(&md)
+	t.Logf("in %v:\n%s", time.Since(start).Round(time.Second), md.String())
+	if !res.Complete {
+		t.Errorf("the campaign did not finish (logs in %s)", out)
+	}
+	if res.Recipients != 100_000 {
+		t.Errorf("recipients = %d, want 100000", res.Recipients)
+	}
+	if res.Missing != 0 || res.Duplicates != 0 || res.Verification.Unexpected != 0 {
+		t.Errorf("missing %d, duplicates %d, unexpected %d; want 0", res.Missing, res.Duplicates, res.Verification.Unexpected)
+	}
+	if res.Verification.Delivered != res.Devices || res.Verification.DeliverEntries != res.Recipients {
+		t.Errorf("delivered %d requests for %d devices, deliver stream held %d people for %d recipients",
+			res.Verification.Delivered, res.Devices, res.Verification.DeliverEntries, res.Recipients)
+	}
+	if res.Campaign.Dups == 0 {
+		t.Error("dedupe suppressed nobody, but the channels overlap")
+	}
+	if _, err := os.Stat(res.Chart); err != nil {
+		t.Errorf("chart: %v", err)
+	}
+}
+
+// buildPushpipe builds the binary the stage processes run.
+func buildPushpipe(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pushpipe")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/pushpipe")
+	cmd.Dir = ".." // the module root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
