@@ -10,8 +10,12 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/pushpipe
 
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# go vet, staticcheck (fetched through the module proxy, pinned) and gofmt.
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 
 # Every test, against real redis-server and PostgreSQL started on free ports.
@@ -29,8 +33,23 @@ bench: build
 dev: build
 	$(BIN) dev
 
+# Every decoder of untrusted input, FUZZTIME each. Their seed corpora run as
+# ordinary tests in `make test`.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := \
+	./pipeline/:FuzzDecodeIDs \
+	./stages/devices/:FuzzParseEvent \
+	./stages/dedupe/:FuzzParseEntry \
+	./stages/api/:FuzzDeviceBody ./stages/api/:FuzzDeviceBatchBody ./stages/api/:FuzzPreferencesBody \
+	./stages/api/:FuzzCampaignBody ./stages/api/:FuzzBearer \
+	./stages/deliver/apns/:FuzzProviderAnswer ./stages/deliver/apns/:FuzzParseRetryAfter \
+	./stages/deliver/fcm/:FuzzProviderAnswer ./stages/deliver/fcm/:FuzzParseRetryAfter
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeIDs -fuzztime 60s ./pipeline/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t#*:} in $${t%%:*}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 clean:
 	rm -rf $(BIN) .pushpipe bench/out

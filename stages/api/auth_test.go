@@ -41,28 +41,36 @@ type secAPI struct {
 
 func newSecAPI(t *testing.T, cfg Config, withDB bool) *secAPI {
 	t.Helper()
+	cfg = secConfig(t, cfg, withDB)
+	srv := httptest.NewServer(New(cfg))
+	t.Cleanup(srv.Close)
+	return &secAPI{t: t, url: srv.URL, keys: cfg.Keys, cfg: cfg}
+}
+
+// secConfig completes cfg with a Redis client, a fresh key prefix and, if
+// asked, a fresh migrated database.
+func secConfig(tb testing.TB, cfg Config, withDB bool) Config {
+	tb.Helper()
 	rdb, err := pipeline.NewRedis(env.Redis.Addr)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(rdb.Close)
+	tb.Cleanup(rdb.Close)
 	if withDB {
-		url := pipelinetest.DatabaseT(t, env.Postgres)
-		if err := schema.Migrate(t.Context(), url); err != nil {
-			t.Fatal(err)
+		url := pipelinetest.DatabaseT(tb, env.Postgres)
+		if err := schema.Migrate(context.Background(), url); err != nil {
+			tb.Fatal(err)
 		}
 		db, err := pgxpool.New(context.Background(), url)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		t.Cleanup(db.Close)
+		tb.Cleanup(db.Close)
 		cfg.DB = db
 	}
 	cfg.Redis, cfg.Log = rdb, zerolog.Nop()
 	cfg.Keys = pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 16)
-	srv := httptest.NewServer(New(cfg))
-	t.Cleanup(srv.Close)
-	return &secAPI{t: t, url: srv.URL, keys: cfg.Keys, cfg: cfg}
+	return cfg
 }
 
 // call sends one request with the raw Authorization header given (none if

@@ -1,0 +1,191 @@
+package secrettest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+var (
+	env *pipelinetest.Env
+	bin string // the pushpipe binary under test
+)
+
+// TestMain builds ./cmd/pushpipe once and starts Redis and PostgreSQL.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pushpipe-secrettest-*")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "pushpipe")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/pushpipe/pushpipe/cmd/pushpipe").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build pushpipe: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	pipelinetest.Main(cleanupAfter{m, dir}, pipelinetest.EnvOptions{Redis: true, Postgres: true}, &env)
+}
+
+type cleanupAfter struct {
+	m   *testing.M
+	dir string
+}
+
+func (c cleanupAfter) Run() int {
+	defer os.RemoveAll(c.dir)
+	return c.m.Run()
+}
+
+// secret is a fresh random token.
+func secret(prefix string) string {
+	var b [16]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	port, err := pipelinetest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(port)
+}
+
+// proc is a pushpipe process whose stdout and stderr are kept whole.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error // the exit status, once done is closed
+}
+
+// syncBuffer is a bytes.Buffer written by the process's two pipes at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs `pushpipe args...` with the given environment (and nothing
+// else from ours but PATH and HOME, so no stray credential leaks in).
+func start(t *testing.T, name string, environ []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, environ...)
+	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+// run is start, then waiting for the exit (at most a minute).
+func run(t *testing.T, name string, environ []string, args ...string) *proc {
+	t.Helper()
+	p := start(t, name, environ, args...)
+	select {
+	case <-p.done:
+	case <-time.After(time.Minute):
+		t.Fatalf("%s did not exit; output:\n%s", name, p.out)
+	}
+	return p
+}
+
+// stop sends SIGTERM, then SIGKILL after 10 s, and waits for the exit.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitFor polls cond until it holds; past the timeout the test fails.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool, procs ...*proc) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		for _, p := range procs {
+			if p.exited() {
+				t.Fatalf("waiting for %s: %s exited (%v):\n%s", what, p.name, p.err, p.out)
+			}
+		}
+		if time.Now().After(deadline) {
+			for _, p := range procs {
+				t.Logf("%s output:\n%s", p.name, p.out)
+			}
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ready is true once GET http://addr/readyz answers 200.
+func ready(addr string) func() bool {
+	return func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+}
+
+// listening is true once addr accepts TCP connections.
+func listening(addr string) func() bool {
+	return func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+}
