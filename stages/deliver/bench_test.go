@@ -3,8 +3,11 @@ package deliver
 import (
 	"context"
 	"crypto/tls"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,7 +43,7 @@ func BenchmarkDeliverVsBare(b *testing.B) {
 		var next, failed atomic.Int64
 		var wg sync.WaitGroup
 		b.ResetTimer()
-		start := time.Now()
+		start, cpu := time.Now(), processCPU()
 		for range benchInFlight {
 			wg.Go(func() {
 				for {
@@ -59,12 +62,13 @@ func BenchmarkDeliverVsBare(b *testing.B) {
 			})
 		}
 		wg.Wait()
-		elapsed := time.Since(start)
+		elapsed, cpu := time.Since(start), processCPU()-cpu
 		b.StopTimer()
 		if n := failed.Load(); n > 0 {
 			b.Fatalf("%d sends failed", n)
 		}
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "sends/s")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/send")
 	})
 	b.Run("deliver", func(b *testing.B) {
 		f := newFixture(b)
@@ -81,16 +85,43 @@ func BenchmarkDeliverVsBare(b *testing.B) {
 		}
 		sender := apnsSender(b, fake)
 		b.ResetTimer()
-		start := time.Now()
+		start, cpu, rcpu := time.Now(), processCPU(), f.redisCPU()
 		f.emitUsers("bench", userRange(b.N))
 		f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: sender}, InFlight: benchInFlight},
 			"bench", 30*time.Second)
 		f.waitDone("bench", b.N, 10*time.Minute)
-		elapsed := time.Since(start)
+		elapsed, cpu, rcpu := time.Since(start), processCPU()-cpu, f.redisCPU()-rcpu
 		b.StopTimer()
 		if s := fake.Summary(); s.Accepted != uint64(b.N) {
 			b.Fatalf("provider accepted %d of %d", s.Accepted, b.N)
 		}
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "sends/s")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/send")
+		b.ReportMetric(float64(rcpu.Microseconds())/float64(b.N), "redis-cpu-µs/send")
 	})
+}
+
+// processCPU is this process's user+system CPU time so far (the fake
+// provider and the client or stage together).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU is the Redis server's CPU time so far, from INFO cpu.
+func (f *fixture) redisCPU() time.Duration {
+	info, err := f.rdb.Do(f.ctx, f.rdb.B().Info().Section("cpu").Build()).ToString()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+			x, _ := strconv.ParseFloat(v, 64)
+			total += x
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }

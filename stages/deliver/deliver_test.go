@@ -1,10 +1,12 @@
 package deliver
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
@@ -97,4 +99,29 @@ func TestDeliverOnceDespiteErrorsAndDeadTokens(t *testing.T) {
 	if fake.Summary().Errors == 0 {
 		t.Error("the provider answered no 5xx: retries were not exercised")
 	}
+}
+
+// TestDeliverOnCluster runs the stage against a 3-master Redis Cluster: every
+// script and pipelined call must stay within one hash tag (CROSSSLOT
+// otherwise), including retries, invalidations, marks and the rate limit.
+func TestDeliverOnCluster(t *testing.T) {
+	cluster := pipelinetest.ClusterT(t)
+	f := newFixtureOn(t, strings.Join(cluster.Addrs, ","))
+	fake := startFake(t, fakeprovider.Options{TPS: 1000, UnregisteredRate: 0.02, ErrorRate: 0.05})
+	const users = 3000
+	// Ids spread over every partition (ids 1..1023 share one).
+	var ids []int64
+	var devices []testDevice
+	for i := int64(0); i < users; i++ {
+		u := 1 + i*331
+		ids = append(ids, u)
+		devices = append(devices, testDevice{u, push.IOS, iosToken(u, 0)})
+	}
+	f.insertDevices(devices)
+	f.createCampaign("ccl", `{}`)
+	f.emitUsers("ccl", ids)
+	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake)},
+		TPS: 1000, RetryBase: 20 * time.Millisecond}, "d1", 30*time.Second)
+	f.waitDone("ccl", users, 60*time.Second)
+	checkExactlyOnce(t, f, "ccl", devices, fake)
 }

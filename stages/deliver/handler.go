@@ -73,14 +73,12 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	var (
 		targets []target
 		bad     []deadEntry
-		badIdx  = map[int]bool{}
 	)
 	for i, e := range entries {
 		c, users, force, err := h.parse(ctx, e)
 		switch {
 		case isPermanent(err):
 			bad = append(bad, deadEntry{id: e.ID, fields: e.Fields, err: err, deliveries: 1})
-			badIdx[i] = true
 			continue
 		case err != nil:
 			return err

@@ -68,11 +68,17 @@ func testKeysOnly() pipeline.Keys { return pipeline.NewKeys("t", 8) }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureOn(t, env.Redis.Addr)
+}
+
+// newFixtureOn is newFixture on another Redis (a cluster: comma-separated).
+func newFixtureOn(t testing.TB, redisAddr string) *fixture {
+	t.Helper()
 	ctx := t.Context()
 	var b [6]byte
 	rand.Read(b[:])
 	keys := pipeline.NewKeys("t"+hex.EncodeToString(b[:]), 8)
-	rdb, err := pipeline.NewRedis(env.Redis.Addr)
+	rdb, err := pipeline.NewRedis(redisAddr)
 	if err != nil {
 		t.Fatal(err)
 	}

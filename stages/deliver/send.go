@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -42,11 +43,11 @@ type userResult struct {
 // in-flight slot is released, so a crash repeats at most InFlight requests.
 // An error means Redis or PostgreSQL failed; whatever was marked stays.
 func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) ([]userResult, error) {
-	devices, err := h.devicesOf(ctx, targets)
+	devs, err := h.devicesOf(ctx, targets)
 	if err != nil {
 		return nil, err
 	}
-	pending, err := h.skipDone(ctx, p, targets, devices)
+	pending, err := h.skipDone(ctx, p, targets, devs)
 	if err != nil {
 		return nil, err
 	}
@@ -57,14 +58,18 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 		mu      sync.Mutex
 		errOnce sync.Once
 		first   error
+		broken  atomic.Bool // a send could not be recorded: stop starting more
 	)
-	fail := func(err error) { errOnce.Do(func() { first = err }) }
+	fail := func(err error) { errOnce.Do(func() { first = err; broken.Store(true) }) }
 	// Devices of a failed campaign are not sent; they are marked failed in
 	// one call per campaign at the end.
 	skipped := map[*campaign][]string{}
 
 	for i, t := range targets {
 		for _, d := range pending[i] {
+			if broken.Load() {
+				break
+			}
 			if h.stopping.Load() {
 				// Shutting down: finish what is in flight, start nothing;
 				// the entries stay pending and their unmarked devices are
@@ -136,10 +141,10 @@ func (h *Handler) devicesOf(ctx context.Context, targets []target) (map[string]m
 
 // skipDone drops devices already marked for their campaign, and refreshes
 // which campaigns have failed, in one pipelined call.
-func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devices map[string]map[int64][]device) ([][]device, error) {
+func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs map[string]map[int64][]device) ([][]device, error) {
 	byCampaign := map[*campaign][]string{}
 	for _, t := range targets {
-		for _, d := range devices[t.c.App][t.user] {
+		for _, d := range devs[t.c.App][t.user] {
 			byCampaign[t.c] = append(byCampaign[t.c], d.mark)
 		}
 	}
@@ -180,7 +185,7 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devices
 	}
 	out := make([][]device, len(targets))
 	for i, t := range targets {
-		for _, d := range devices[t.c.App][t.user] {
+		for _, d := range devs[t.c.App][t.user] {
 			if t.force || !done[t.c][d.mark] {
 				out[i] = append(out[i], d)
 			}
