@@ -1,6 +1,9 @@
 -- +goose Up
--- One row per (app, token). Deletions and provider invalidations keep the row
--- as a tombstone (state <> 0) with its event time, so an older event replayed
+-- One row per (app, token), written only by the ingest stage: a row is what
+-- the latest event of its token says (event_at is that event's time; older
+-- events are ignored). Deletions and provider invalidations leave a tombstone
+-- (state <> 0, owner and platform as the event carried them, 0 if unknown),
+-- inserted even for a token never registered, so an older event replayed
 -- later can never resurrect or regress a device.
 CREATE TABLE devices (
     app        text        NOT NULL,
@@ -17,6 +20,8 @@ CREATE TABLE devices (
 -- a covering partial index answers it with an index-only scan.
 CREATE INDEX devices_app_user_active ON devices (app, user_id) INCLUDE (platform, token) WHERE state = 0;
 
+-- Who follows a channel. Written directly (idempotently) by the API; split
+-- and resolve read a channel's subscribers in user_id order from the key.
 CREATE TABLE subscriptions (
     channel    text   NOT NULL,
     user_id    bigint NOT NULL,
