@@ -40,6 +40,7 @@ func TestDeviceWriteRateLimit(t *testing.T) {
 		name, method, path, body, authz string
 		status                          int
 	}{
+		{"a batch larger than the burst", "POST", "/v1/devices/batch", devicesJSON("news", 11, 20), news, 413},
 		{"batch of 4 (6 left)", "POST", "/v1/devices/batch", devicesJSON("news", 4, 0), news, 202},
 		{"batch of 4 (2 left)", "POST", "/v1/devices/batch", devicesJSON("news", 4, 4), news, 202},
 		{"batch of 4 is over", "POST", "/v1/devices/batch", devicesJSON("news", 4, 8), news, 429},
@@ -47,7 +48,7 @@ func TestDeviceWriteRateLimit(t *testing.T) {
 		{"one delete (0 left)", "DELETE", "/v1/devices/news/" + iosToken, "", news, 202},
 		{"one device is over", "POST", "/v1/devices", deviceJSON("news", "ios", iosToken, 1, ""), news, 429},
 		{"one delete is over", "DELETE", "/v1/devices/news/" + iosToken, "", news, 429},
-		{"a batch larger than the burst", "POST", "/v1/devices/batch", devicesJSON("news", 11, 20), news, 413},
+		{"an empty bucket refuses before reading", "POST", "/v1/devices/batch", "[not even JSON", news, 429},
 		{"another key has its own bucket", "POST", "/v1/devices", deviceJSON("sport", "ios", iosToken, 1, ""), "Bearer " + secSport, 202},
 		{"the operator is not limited", "POST", "/v1/devices/batch", devicesJSON("news", 20, 100), "Bearer " + secAdmin, 202},
 	}

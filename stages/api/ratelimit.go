@@ -103,6 +103,11 @@ func (s *Server) limitDeviceWrites(cost writeCost, h http.HandlerFunc) http.Hand
 			h(w, r)
 			return
 		}
+		// A key already out of tokens is refused before its body is read.
+		if tokens := lim.TokensAt(time.Now()); tokens < 1 {
+			s.tooManyWrites(w, app, time.Duration((1-tokens)/float64(lim.Limit())*float64(time.Second)))
+			return
+		}
 		n, ok := cost(w, r)
 		if !ok {
 			return
@@ -116,13 +121,19 @@ func (s *Server) limitDeviceWrites(cost writeCost, h http.HandlerFunc) http.Hand
 		}
 		if wait := res.DelayFrom(now); wait > 0 {
 			res.CancelAt(now) // give the tokens back: this request does nothing
-			secs := int(math.Ceil(wait.Seconds()))
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			writeError(w, http.StatusTooManyRequests, fmt.Sprintf(
-				"the key of app %q is over its device write rate (%g/s, bursts of %d); retry after %d s",
-				app, s.limits.rate, s.limits.burst, secs))
+			s.tooManyWrites(w, app, wait)
 			return
 		}
 		h(w, r)
 	}
+}
+
+// tooManyWrites answers 429 with the whole seconds until the bucket holds
+// what the request needs.
+func (s *Server) tooManyWrites(w http.ResponseWriter, app string, wait time.Duration) {
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeError(w, http.StatusTooManyRequests, fmt.Sprintf(
+		"the key of app %q is over its device write rate (%g/s, bursts of %d); retry after %d s",
+		app, s.limits.rate, s.limits.burst, secs))
 }
