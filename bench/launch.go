@@ -34,6 +34,9 @@ type LaunchConfig struct {
 	App        string
 	FakeArgs   []string // extra fakeprovider flags
 	Pprof      bool     // serve /debug/pprof on every ops port
+	// AllInOne runs `pushpipe all` (API and every stage in one process)
+	// instead of a process per stage replica.
+	AllInOne bool
 	Env        []string // more environment for every process
 }
 
@@ -83,7 +86,20 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Running, error) {
 	if i := slices.Index(cfg.StageArgs["deliver"], "--in-flight"); i >= 0 && i+1 < len(cfg.StageArgs["deliver"]) {
 		r.InFlight, _ = strconv.Atoi(cfg.StageArgs["deliver"][i+1])
 	}
+	if cfg.AllInOne {
+		args := append([]string{"--listen", "127.0.0.1:0", "--insecure-no-auth", "--claim-idle", cfg.ClaimIdle.String()}, deliverArgs...)
+		var env []string
+		if r.Fake != nil {
+			env = r.Fake.Env()
+		}
+		if _, err := r.Fleet.Add("all", "all", true, env, args...); err != nil {
+			return fail(err)
+		}
+	}
 	for _, stage := range stageOrder {
+		if cfg.AllInOne {
+			break
+		}
 		n := cfg.Replicas[stage]
 		args := []string{"--claim-idle", cfg.ClaimIdle.String()}
 		if stage == "deliver" {

@@ -19,12 +19,17 @@ type Watch struct {
 	Campaign string
 	Expected Truth
 	Progress io.Writer // nil: no progress display
+	// Lines, if set, gets a plain progress line every LinesEvery (logs,
+	// pipes: no redrawing).
+	Lines      io.Writer
+	LinesEvery time.Duration
 	Timeout  time.Duration
 	Stall    time.Duration
 	Chaos    *Chaos
 
 	Samples  []Sample
 	Complete bool
+	lastLine time.Time
 }
 
 // SampleEvery is the sampling period.
@@ -108,10 +113,16 @@ func (w *Watch) Kills() []Kill {
 	return w.Chaos.Kills()
 }
 
-// draw redraws one status line in place (a terminal is assumed).
+// draw redraws one status line in place (a terminal is assumed), or
+// writes a plain line now and then.
 func (w *Watch) draw(s Sample, t0 time.Time, final bool) {
+	out, prefix, suffix := w.Progress, "\r\x1b[2K", ""
 	if w.Progress == nil {
-		return
+		if w.Lines == nil || (!final && s.At.Sub(w.lastLine) < w.LinesEvery) {
+			return
+		}
+		w.lastLine = s.At
+		out, prefix, suffix = w.Lines, "", "\n"
 	}
 	c := s.Campaign
 	frac := 0.0
@@ -120,21 +131,25 @@ func (w *Watch) draw(s Sample, t0 time.Time, final bool) {
 	}
 	const width = 30
 	n := int(frac*width + 0.5)
-	bar := strings.Repeat("█", n) + strings.Repeat("░", width-n)
+	full, empty := "█", "░"
+	if w.Progress == nil {
+		full, empty = "#", "."
+	}
+	bar := "[" + strings.Repeat(full, n) + strings.Repeat(empty, width-n) + "]"
 	var lags []string
 	for _, st := range StageStreams[:4] {
 		ss := s.Streams[st.Stage]
 		lags = append(lags, fmt.Sprintf("%s %d", st.Stage, ss.Lag+ss.Pending))
 	}
-	line := fmt.Sprintf("\r\x1b[2K%s %5.1f%%  %s/%s devices  %5.1fs  backlog: %s",
-		bar, 100*frac, human(c.Sent), human(w.Expected.Devices), s.At.Sub(t0).Seconds(), strings.Join(lags, ", "))
+	line := fmt.Sprintf("%s%s %5.1f%%  %s/%s devices  %5.1fs  backlog: %s",
+		prefix, bar, 100*frac, human(c.Sent), human(w.Expected.Devices), s.At.Sub(t0).Seconds(), strings.Join(lags, ", "))
 	if w.Chaos != nil {
 		line += fmt.Sprintf("  kills %d", len(w.Chaos.Kills()))
 	}
-	if final {
-		line += "\n"
+	if final && suffix == "" {
+		suffix = "\n"
 	}
-	io.WriteString(w.Progress, line)
+	io.WriteString(out, line+suffix)
 }
 
 // human formats a count briefly: 950, 12.3k, 4.56M.

@@ -1,11 +1,34 @@
 package main
 
-import "fmt"
+import (
+	"os"
+	"path/filepath"
 
-// DevCmd is a placeholder until issue #6 lands.
-type DevCmd struct{}
+	"github.com/mattn/go-isatty"
 
-// Run says that this role is not built yet.
+	"github.com/pushpipe/pushpipe/bench"
+)
+
+// DevCmd runs pushpipe locally: Redis and PostgreSQL (started from the system
+// packages unless PUSHPIPE_REDIS_ADDR / PUSHPIPE_DATABASE_URL are set), the
+// schema, demo users, the fake provider, the API and every stage as its own
+// process, like a deployment; then it sends a demo campaign.
+type DevCmd struct {
+	Listen string `default:"127.0.0.1:8080" help:"Serve the API on this address."`
+	Users  int64  `default:"100000" help:"Demo users seeded into an empty database."`
+	Data   string `default:".pushpipe" help:"Directory for the Redis and PostgreSQL started here, and the logs."`
+	Once   bool   `help:"Exit (status 0) after the demo campaign's summary instead of serving until Ctrl-C."`
+}
+
+// Run serves until Ctrl-C (or the summary with --once).
 func (c *DevCmd) Run(g *Globals) error {
-	return fmt.Errorf("pushpipe dev is not built yet (issue #6)")
+	data, err := filepath.Abs(c.Data)
+	if err != nil {
+		return err
+	}
+	return bench.Dev(g.Context(), bench.DevConfig{
+		Servers: bench.ServerConfig{RedisAddr: givenRedis(g), DatabaseURL: g.DatabaseURL, DataDir: data},
+		Users:   c.Users, Listen: c.Listen, Partitions: g.Partitions, Once: c.Once,
+		Out: os.Stdout, Progress: isatty.IsTerminal(os.Stdout.Fd()),
+	})
 }

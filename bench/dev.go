@@ -1,0 +1,206 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pushpipe/pushpipe/stages/campaign"
+)
+
+// DevConfig is `pushpipe dev`: the bench's launcher at demo size, kept
+// running as a local pushpipe.
+type DevConfig struct {
+	Servers    ServerConfig // RedisAddr/DatabaseURL empty: started here, data under DataDir
+	Bin        string       // default os.Executable()
+	Users      int64        // demo users seeded into an empty database
+	Listen     string       // the API's address
+	Partitions int
+	Once       bool      // exit after the demo campaign's summary
+	Out        io.Writer // what the user reads
+	Progress   bool      // redraw the progress line in place (a terminal)
+}
+
+// Dev starts everything, sends the demo campaign, prints its summary and
+// serves the API until ctx ends (or returns after the summary with Once).
+func Dev(ctx context.Context, cfg DevConfig) error {
+	if cfg.Bin == "" {
+		bin, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		cfg.Bin = bin
+	}
+	out := cfg.Out
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	logDir := filepath.Join(cfg.Servers.DataDir, "logs")
+	if cfg.Servers.DataDir == "" {
+		logDir = filepath.Join(os.TempDir(), "pushpipe-dev-logs")
+	}
+
+	say("starting Redis and PostgreSQL (data in %s)", cfg.Servers.DataDir)
+	srv, err := StartServers(ctx, cfg.Servers)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	seed := SeedConfig{App: "demo", Users: cfg.Users, Channels: 3, Overlap: 0.2, TwoDevices: 0.2}
+	if err := seedIfEmpty(ctx, srv.DatabaseURL, seed, say); err != nil {
+		return err
+	}
+
+	adminToken, appKey := secret(), secret()
+	run, err := Launch(ctx, LaunchConfig{
+		Servers: srv, Bin: cfg.Bin, LogDir: logDir, Prefix: "pp", Partitions: cfg.Partitions,
+		Replicas: DefaultReplicas, ClaimIdle: 10 * time.Second, Sink: SinkFake, TPS: 10000, App: seed.App,
+	})
+	if err != nil {
+		return err
+	}
+	defer run.Stop()
+	api, err := run.Fleet.Add("api", "api", true,
+		[]string{"PUSHPIPE_ADMIN_TOKEN=" + adminToken, "PUSHPIPE_APP_KEYS=" + seed.App + "=" + appKey},
+		"--listen", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	if err := run.Fleet.WaitReady(ctx, time.Minute); err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, "http://"+cfg.Listen+"/v1/campaigns/none", 30*time.Second); err != nil {
+		return fmt.Errorf("api: %w\n%s", err, api.LogTail(2000))
+	}
+	say("")
+	say("pushpipe is running: %d processes (logs in %s)", len(run.Fleet.Procs()), logDir)
+	say("  API            http://%s", cfg.Listen)
+	say("  admin token    %s", adminToken)
+	say("  app key        %s=%s  (for /v1/devices of app %q)", seed.App, appKey, seed.App)
+	say("  Redis          %s", srv.RedisAddr)
+	say("  PostgreSQL     %s", srv.DatabaseURL)
+	say("  fake provider  %s/_receipts/summary", run.Fake.URL)
+	say("")
+
+	conn, err := pgx.Connect(ctx, srv.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	truth, err := countTruth(ctx, conn, seed.App, seed.ChannelNames())
+	conn.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
+	id := "demo-" + time.Now().Format("20060102-150405")
+	say("sending demo campaign %s to channels %v: %d people, %d devices", id, seed.ChannelNames(), truth.Recipients, truth.Devices)
+	w := &Watch{Run: run, Campaign: id, Expected: truth, Timeout: 5 * time.Minute, Stall: time.Minute}
+	if cfg.Progress {
+		w.Progress = out
+	} else {
+		w.Lines, w.LinesEvery = out, 2*time.Second
+	}
+	t0, err := run.Trigger(ctx, campaign.Campaign{ID: id, App: seed.App, Channels: seed.ChannelNames(),
+		Title: "Hello from pushpipe", Body: "The demo campaign"})
+	if err != nil {
+		return err
+	}
+	if err := w.Wait(ctx, t0); err != nil {
+		return err
+	}
+	rep, err := campaign.Progress(ctx, run.rdb, run.db, run.Keys, id)
+	if err != nil {
+		return err
+	}
+	got, _, err := delivered(ctx, run, id)
+	if err != nil {
+		return err
+	}
+	say("")
+	say("campaign %s: %s", id, rep.State)
+	say("  targets %d people, %d duplicates suppressed, %d muted", rep.Targets, rep.DuplicatesSuppressed, rep.Muted)
+	say("  sent %d devices, failed %d, invalid tokens %d", rep.Sent, rep.Failed, rep.InvalidTokens)
+	if rep.FirstSendMs > 0 {
+		say("  first send after %d ms, last after %d ms", rep.FirstSendMs-t0.UnixMilli(), rep.LastSendMs-t0.UnixMilli())
+	}
+	say("  the fake provider accepted %d requests for %d distinct devices (expected %d)", len(got), countUnique(got), truth.Devices)
+	say("  GET http://%s/v1/campaigns/%s with the admin token shows it too", cfg.Listen, id)
+	if !w.Complete || rep.State != campaign.StateDone {
+		return fmt.Errorf("the demo campaign did not finish (logs in %s)", logDir)
+	}
+	if cfg.Once {
+		return nil
+	}
+	say("")
+	say("serving the API until Ctrl-C")
+	<-ctx.Done()
+	say("stopping")
+	return nil
+}
+
+// seedIfEmpty seeds the demo population into an empty database only: dev's
+// database persists, and devices registered through the API stay.
+func seedIfEmpty(ctx context.Context, url string, seed SeedConfig, say func(string, ...any)) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var any bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM devices) OR EXISTS (SELECT 1 FROM subscriptions)`).Scan(&any); err != nil {
+		return fmt.Errorf("look at the demo data: %w", err)
+	}
+	if any {
+		say("reusing the data already in PostgreSQL")
+		return nil
+	}
+	res, err := Seed(ctx, url, seed)
+	if err != nil {
+		return err
+	}
+	say("seeded %d demo users (%d devices) in %v", res.Users, res.Devices, res.Took.Round(time.Millisecond))
+	return nil
+}
+
+func countUnique(ms []mark) int {
+	n := 0
+	for i := range ms {
+		if i == 0 || ms[i] != ms[i-1] {
+			n++
+		}
+	}
+	return n
+}
+
+func secret() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// waitHTTP waits until url answers at all (any status).
+func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
