@@ -37,7 +37,7 @@ type LaunchConfig struct {
 	// AllInOne runs `pushpipe all` (API and every stage in one process)
 	// instead of a process per stage replica.
 	AllInOne bool
-	Env        []string // more environment for every process
+	Env      []string // more environment for every process
 }
 
 // stageOrder starts consumers downstream first, so no stage's output waits

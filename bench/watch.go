@@ -23,9 +23,9 @@ type Watch struct {
 	// pipes: no redrawing).
 	Lines      io.Writer
 	LinesEvery time.Duration
-	Timeout  time.Duration
-	Stall    time.Duration
-	Chaos    *Chaos
+	Timeout    time.Duration
+	Stall      time.Duration
+	Chaos      *Chaos
 
 	Samples  []Sample
 	Complete bool
