@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
@@ -227,4 +229,41 @@ func opsSplitID(id string) (uint64, uint64) {
 	var ms, seq uint64
 	fmt.Sscanf(id, "%d-%d", &ms, &seq)
 	return ms, seq
+}
+
+func TestDLQFieldsKeepBinaryValues(t *testing.T) {
+	u := pipeline.EncodeIDs([]int64{1_000_000, 1_000_173, 5_000_000_000}) // varint bytes ≥ 0x80: not UTF-8
+	if utf8.ValidString(u) {
+		t.Fatal("test ids encode to valid UTF-8; pick larger ones")
+	}
+	give := map[string]string{pipeline.FieldCampaign: "c-ü", pipeline.FieldUsers: u, "empty": ""}
+	got, err := pipeline.DecodeDLQFields(pipeline.EncodeDLQFields(give))
+	if err != nil || !maps.Equal(got, give) {
+		t.Fatalf("round trip: %q, %v; want %q", got, err, give)
+	}
+	// Dead letters of plain JSON strings (the old encoding) still decode.
+	if got, err := pipeline.DecodeDLQFields(`{"campaign":"c","n":"7"}`); err != nil || got["n"] != "7" {
+		t.Fatalf("plain JSON: %v, %v", got, err)
+	}
+
+	// A letter whose u went through json.Marshal lost its bytes: it must be
+	// reported, never retried with other users than it had.
+	c, keys := opsRedis(t)
+	ctx := t.Context()
+	mangled, _ := json.Marshal(map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldUsers: u})
+	good := pipeline.EncodeDLQFields(map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldUsers: u})
+	for _, f := range []string{string(mangled), good} {
+		if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: keys.DLQ(), Fields: []string{
+			pipeline.DLQStream, keys.Stream(pipeline.StreamDeliver, 2), pipeline.DLQID, "1-0", pipeline.DLQFields, f}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := pipeline.NewDLQ(c, keys).Retry(ctx, pipeline.DLQFilter{})
+	if err != nil || len(res.Done) != 1 || len(res.Failed) != 1 {
+		t.Fatalf("retry: %+v, %v; want 1 done, 1 failed", res, err)
+	}
+	xs := opsRange(t, c, keys.Stream(pipeline.StreamDeliver, 2), "-")
+	if len(xs) != 1 || xs[0].FieldValues[pipeline.FieldUsers] != u {
+		t.Fatalf("re-injected %+v, want the exact binary users field", xs)
+	}
 }

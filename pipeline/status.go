@@ -21,7 +21,7 @@ func StageStreams() []string {
 type ConsumerStatus struct {
 	Name    string        `json:"name"`
 	Pending int64         `json:"pending"`
-	Idle    time.Duration `json:"idle_ns"` // since its last read attempt
+	Idle    time.Duration `json:"idle_ns"` // since it last read or claimed (Redis 7.0; 7.2+: last attempt)
 }
 
 // GroupStatus is one consumer group on one partition.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,10 +12,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mattn/go-isatty"
 	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/campaign"
 )
 
 // StatusCmd shows every stage stream (length, lag and pending per group,
@@ -48,7 +51,13 @@ func (c *StatusCmd) Run(g *Globals) error {
 	ctx, keys := g.Context(), g.Keys()
 	out := os.Stdout
 	tty := isatty.IsTerminal(out.Fd())
-	src := newProgressSource(rdb, keys)
+	src := campaignSource{rdb: rdb, keys: keys}
+	if c.Campaign != "" && g.DatabaseURL != "" {
+		if src.db, err = g.DB(2); err != nil {
+			return err
+		}
+		defer src.db.Close()
+	}
 	for {
 		rep, err := c.collect(ctx, rdb, keys, src)
 		if err != nil && !c.Watch {
@@ -81,7 +90,7 @@ func (c *StatusCmd) Run(g *Globals) error {
 	}
 }
 
-func (c *StatusCmd) collect(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, src progressSource) (statusReport, error) {
+func (c *StatusCmd) collect(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, src campaignSource) (statusReport, error) {
 	rep := statusReport{At: time.Now().UTC()}
 	if c.RemoveIdle > 0 {
 		removed, err := pipeline.RemoveIdleConsumers(ctx, rdb, keys, c.RemoveIdle, pipeline.StageStreams()...)
@@ -161,13 +170,10 @@ type progressView struct {
 	DuplicatesSuppressed int64  `json:"duplicates_suppressed"`
 	FirstSendMs          int64  `json:"first_send_ms"`
 	LastSendMs           int64  `json:"last_send_ms"`
+	Error                string `json:"error,omitempty"` // why the campaign failed as a whole
 	// Done counts targets that reached a terminal state: the bar's numerator.
-	Done int64 `json:"users_done"`
-}
-
-// progressSource yields a campaign's progress.
-type progressSource interface {
-	Progress(ctx context.Context, id string) (progressView, error)
+	Done int64  `json:"users_done"`
+	Note string `json:"note,omitempty"` // what status could not read
 }
 
 // printProgressView draws the bar (people done of targets) and the counters.
@@ -177,6 +183,12 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 		frac = min(float64(p.Done)/float64(p.Targets), 1)
 	}
 	fmt.Fprintf(w, "campaign %s  %s\n", p.ID, p.State)
+	if p.Error != "" {
+		fmt.Fprintf(w, "  FAILED: %s\n", p.Error)
+	}
+	if p.Note != "" {
+		fmt.Fprintf(w, "  (%s)\n", p.Note)
+	}
 	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s people\n", progressBar(frac, 40, tty), 100*frac, thousands(p.Done), thousands(p.Targets))
 	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s  muted %s  duplicates suppressed %s\n",
 		thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), thousands(p.Muted), thousands(p.DuplicatesSuppressed))
@@ -237,17 +249,41 @@ func fmtIdle(d time.Duration, consumers int) string {
 	return d.Round(time.Second).String()
 }
 
-// newProgressSource is where status gets campaign progress from.
-//
-// TODO(wire): stages/campaign.Progress is the one definition of a campaign's
-// state; until it lands, counterProgress sums the counters of fields.go.
-func newProgressSource(rdb rueidis.Client, keys pipeline.Keys) progressSource {
-	return counterProgress{rdb: rdb, keys: keys}
+// campaignSource is the campaign's progress as stages/campaign defines it
+// (state, counters), plus the people done that the bar shows, summed from the
+// counters. Without a database, or while it is down, status still shows the
+// counters: an operator needs status most during an outage.
+type campaignSource struct {
+	rdb  rueidis.Client
+	keys pipeline.Keys
+	db   *pgxpool.Pool // nil: no database configured
 }
 
-// counterProgress reads the per-partition stats hashes and the campaign hash.
-// It never claims "done": only the campaign package knows when every range
-// was resolved.
+func (s campaignSource) Progress(ctx context.Context, id string) (progressView, error) {
+	v, err := counterProgress{rdb: s.rdb, keys: s.keys}.Progress(ctx, id)
+	if err != nil {
+		return v, err
+	}
+	if s.db == nil {
+		v.Note = "no PUSHPIPE_DATABASE_URL: counters only, state unknown"
+		return v, nil
+	}
+	rep, err := campaign.Progress(ctx, s.rdb, s.db, s.keys, id)
+	switch {
+	case errors.Is(err, campaign.ErrNotFound):
+		return v, err
+	case err != nil:
+		v.Note = "campaign state unavailable (" + err.Error() + "): counters only"
+		return v, nil
+	}
+	v.State, v.Targets, v.Sent, v.Failed, v.Muted = rep.State, rep.Targets, rep.Sent, rep.Failed, rep.Muted
+	v.InvalidTokens, v.DuplicatesSuppressed = rep.InvalidTokens, rep.DuplicatesSuppressed
+	v.FirstSendMs, v.LastSendMs, v.Error = rep.FirstSendMs, rep.LastSendMs, rep.Error
+	return v, nil
+}
+
+// counterProgress sums the per-partition stats hashes. Only stages/campaign
+// knows when every range was resolved, so it leaves the state unknown.
 type counterProgress struct {
 	rdb  rueidis.Client
 	keys pipeline.Keys
@@ -259,16 +295,14 @@ func (s counterProgress) Progress(ctx context.Context, id string) (progressView,
 		cmds = append(cmds, s.rdb.B().Hgetall().Key(s.keys.Stats(p, id)).Build())
 	}
 	cmds = append(cmds, s.rdb.B().Hgetall().Key(s.keys.Campaign(id)).Build())
-	p := progressView{ID: id, State: "splitting"}
+	p := progressView{ID: id, State: "unknown"}
 	for i, r := range s.rdb.DoMulti(ctx, cmds...) {
 		m, err := r.AsStrMap()
 		if err != nil {
 			return p, fmt.Errorf("progress: %w", err)
 		}
 		if i == len(cmds)-1 {
-			if m[pipeline.CampaignSplitDone] == "1" {
-				p.State = "running"
-			}
+			p.Error = m[pipeline.CampaignFailed]
 			continue
 		}
 		get := func(f string) int64 { n, _ := strconv.ParseInt(m[f], 10, 64); return n }

@@ -1,0 +1,541 @@
+package drills
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+var (
+	bin string            // pushpipe, built from this tree in TestMain
+	env *pipelinetest.Env // PostgreSQL shared by the drills that do not stop it
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "drills-bin-*")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		bin = filepath.Join(dir, "pushpipe")
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/pushpipe/pushpipe/cmd/pushpipe").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "drills: go build ./cmd/pushpipe: %v\n%s", err, out)
+			return 1
+		}
+		if env, err = pipelinetest.StartEnv(pipelinetest.EnvOptions{Postgres: true}); err != nil {
+			fmt.Fprintf(os.Stderr, "drills: %v\n", err)
+			return 1
+		}
+		code := m.Run()
+		if err := env.Close(); err != nil && code == 0 {
+			fmt.Fprintf(os.Stderr, "drills: %v\n", err)
+			code = 1
+		}
+		return code
+	}())
+}
+
+const (
+	drillApp       = "drill"
+	drillChannel   = "news"
+	drillPartition = 8
+)
+
+// rigOptions shape one drill's pipeline.
+type rigOptions struct {
+	// Users are ids 173·(1..Users): spread over every partition, one device
+	// each, half iOS and half Android, all subscribed to the drill channel.
+	Users       int
+	RangeSize   int      // split's subscribers per range (default 500: many entries per campaign)
+	OwnPostgres bool     // a PostgreSQL server of its own (the drill stops it)
+	TPS         int      // deliver's cluster-wide cap per provider and app
+	Fake        []string // extra fakeprovider flags
+	Deliver     []string // extra deliver flags
+}
+
+// rig is one pipeline: Redis (AOF everysec), PostgreSQL, the fake provider,
+// the API and every stage, each a `pushpipe` process.
+type rig struct {
+	t       *testing.T
+	dir     string
+	opts    rigOptions
+	redis   *pipelinetest.Redis
+	pg      *pipelinetest.Postgres
+	dbURL   string
+	keys    pipeline.Keys
+	rdb     rueidis.Client
+	env     []string
+	token   string // admin token
+	apiAddr string
+	fake    string // fake provider host:port
+	https   *http.Client
+	procs   []*proc
+	ops     map[string]string // process name → ops address
+	tokens  map[string]int64  // device token → user
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+func newRig(t *testing.T, opts rigOptions) *rig {
+	t.Helper()
+	r := &rig{t: t, dir: t.TempDir(), opts: opts, ops: map[string]string{}, token: "drill-admin-token-0123456789abcdef"}
+	var err error
+	r.redis = pipelinetest.RedisT(t, pipelinetest.RedisOptions{AOF: true})
+	if opts.OwnPostgres {
+		r.pg = pipelinetest.PostgresT(t)
+	} else {
+		r.pg = env.Postgres
+	}
+	r.dbURL = pipelinetest.DatabaseT(t, r.pg)
+	r.keys = pipeline.NewKeys("pp", drillPartition)
+	if r.rdb, err = pipeline.NewRedis(r.redis.Addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.rdb.Close)
+	r.env = append(os.Environ(),
+		"PUSHPIPE_REDIS_ADDR="+r.redis.Addr, "PUSHPIPE_DATABASE_URL="+r.dbURL,
+		"PUSHPIPE_PARTITIONS="+strconv.Itoa(drillPartition), "PUSHPIPE_PREFIX=pp",
+		"PUSHPIPE_LOG_LEVEL=warn", "PUSHPIPE_ADMIN_TOKEN="+r.token,
+		"SSL_CERT_FILE="+filepath.Join(r.dir, "fake.pem"))
+	t.Cleanup(r.stopAll) // registered after the servers: runs before they close
+
+	r.cli("migrate")
+	r.seed()
+	r.startFake()
+	r.startPipeline()
+	return r
+}
+
+// seed writes the users' devices and subscriptions straight into PostgreSQL.
+func (r *rig) seed() {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, r.dbURL)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		`INSERT INTO devices (app, token, user_id, platform, event_at)
+		 SELECT $2, CASE WHEN g % 2 = 0 THEN encode(sha256(('tok' || g)::bytea), 'hex') ELSE 'fcm_' || md5(g::text) END,
+		        g * 173, CASE WHEN g % 2 = 0 THEN 1 ELSE 2 END, now()
+		 FROM generate_series(1, $1::int) g`,
+		`INSERT INTO subscriptions (channel, user_id) SELECT $2, g * 173 FROM generate_series(1, $1::int) g`,
+	} {
+		arg := drillApp
+		if strings.Contains(q, "subscriptions") {
+			arg = drillChannel
+		}
+		if _, err := conn.Exec(ctx, q, r.opts.Users, arg); err != nil {
+			r.t.Fatalf("seed: %v", err)
+		}
+	}
+	rows, err := conn.Query(ctx, `SELECT token, user_id FROM devices WHERE app = $1`, drillApp)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.tokens = map[string]int64{}
+	for rows.Next() {
+		var tok string
+		var u int64
+		if err := rows.Scan(&tok, &u); err != nil {
+			r.t.Fatal(err)
+		}
+		r.tokens[tok] = u
+	}
+	if err := rows.Err(); err != nil || len(r.tokens) != r.opts.Users {
+		r.t.Fatalf("seeded %d devices, want %d: %v", len(r.tokens), r.opts.Users, err)
+	}
+}
+
+func (r *rig) freeAddr() string {
+	p, err := pipelinetest.FreePort()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(p)
+}
+
+func (r *rig) startFake() {
+	r.fake = r.freeAddr()
+	cert := filepath.Join(r.dir, "fake.pem")
+	r.start("fakeprovider", append([]string{"fakeprovider", "--listen", r.fake, "--cert-out", cert}, r.opts.Fake...)...)
+	r.poll(10*time.Second, "fake provider certificate", func() bool {
+		st, err := os.Stat(cert)
+		return err == nil && st.Size() > 0
+	})
+	pemBytes, err := os.ReadFile(cert)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemBytes)
+	r.https = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	r.poll(10*time.Second, "fake provider", func() bool {
+		_, err := r.summary()
+		return err == nil
+	})
+}
+
+// startPipeline starts the API and every stage, and waits until all are ready.
+func (r *rig) startPipeline() {
+	key := r.apnsKey()
+	r.apiAddr = r.freeAddr()
+	r.ops["api"] = r.freeAddr()
+	r.start("api", "api", "--listen", r.apiAddr, "--http", r.ops["api"])
+	stage := []string{"--claim-idle", "3s", "--shutdown-timeout", "5s"}
+	for _, name := range []string{"ingest", "split", "resolve", "dedupe", "deliver"} {
+		r.ops[name] = r.freeAddr()
+		args := append([]string{name, "--http", r.ops[name], "--consumer", name + "-1"}, stage...)
+		if name == "split" {
+			args = append(args, "--range-size", strconv.Itoa(cmp.Or(r.opts.RangeSize, 500)))
+		}
+		if name == "deliver" {
+			args = append(args, "--tps", strconv.Itoa(r.opts.TPS),
+				"--apns-key", key, "--apns-key-id", "DRILLKEY01", "--apns-team-id", "DRILLTEAM1", "--apns-topic", "com.example.drill",
+				"--apns-host", "https://"+r.fake, "--fcm-project", "drill", "--fcm-endpoint", "https://"+r.fake+"/v1")
+			args = append(args, r.opts.Deliver...)
+		}
+		r.start(name, args...)
+	}
+	for name, addr := range r.ops {
+		r.poll(30*time.Second, name+" /readyz", func() bool {
+			resp, err := http.Get("http://" + addr + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+	}
+}
+
+// apnsKey writes a throwaway ES256 signing key (.p8) for deliver's APNs client.
+func (r *rig) apnsKey() string {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	path := filepath.Join(r.dir, "apns.p8")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	return path
+}
+
+// start runs a pushpipe process in the background, its output in a log file.
+func (r *rig) start(name string, args ...string) *proc {
+	r.t.Helper()
+	p := &proc{name: name, log: filepath.Join(r.dir, name+".log"), done: make(chan struct{})}
+	f, err := os.Create(p.log)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = r.env
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	if err := p.cmd.Start(); err != nil {
+		f.Close()
+		r.t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	r.procs = append(r.procs, p)
+	return p
+}
+
+// stopAll sends SIGTERM to every process, newest first, and SIGKILL to any
+// still running after 15 s; a process that exited non-zero on SIGTERM fails
+// the test (DESIGN: SIGTERM → exit 0).
+func (r *rig) stopAll() {
+	for i := len(r.procs) - 1; i >= 0; i-- {
+		p := r.procs[i]
+		select {
+		case <-p.done:
+			continue // already gone; the drill reported it if it mattered
+		default:
+		}
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+			if p.err != nil {
+				r.t.Errorf("%s exited with %v on SIGTERM; log tail:\n%s", p.name, p.err, tail(p.log, 1500))
+			}
+		case <-time.After(15 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+			r.t.Errorf("%s ignored SIGTERM for 15 s", p.name)
+		}
+	}
+	r.procs = nil
+}
+
+// cli runs a pushpipe command to completion and returns its stdout.
+func (r *rig) cli(args ...string) string {
+	r.t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = r.env, &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		r.t.Fatalf("pushpipe %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// poll waits for cond, dumping every process's log tail on timeout.
+func (r *rig) poll(timeout time.Duration, what string, cond func() bool) {
+	r.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		for _, p := range r.procs {
+			select {
+			case <-p.done:
+				r.t.Fatalf("%s exited (%v) while waiting for %s; log tail:\n%s", p.name, p.err, what, tail(p.log, 3000))
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			r.diagnose()
+			r.t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *rig) diagnose() {
+	var b strings.Builder
+	if sum, err := r.summary(); err == nil {
+		fmt.Fprintf(&b, "provider: %+v\n", sum)
+	}
+	cmd := exec.Command(bin, "status", "-d")
+	cmd.Env = r.env
+	out, _ := cmd.CombinedOutput()
+	b.Write(out)
+	for _, p := range r.procs {
+		fmt.Fprintf(&b, "--- %s log tail:\n%s\n", p.name, tail(p.log, 1500))
+	}
+	r.t.Log(b.String())
+}
+
+func tail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	if st.Size() > n {
+		f.Seek(st.Size()-n, io.SeekStart)
+	}
+	b, _ := io.ReadAll(f)
+	return string(b)
+}
+
+// createCampaign posts a campaign to every subscriber of the drill channel.
+func (r *rig) createCampaign(id string) {
+	r.t.Helper()
+	body := fmt.Sprintf(`{"id":%q,"app":%q,"channels":[%q],"notification":{"title":"Drill","body":"%s"}}`, id, drillApp, drillChannel, id)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+r.apiAddr+"/v1/campaigns", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		r.t.Fatalf("POST /v1/campaigns: %s %s", resp.Status, b)
+	}
+}
+
+// progress is GET /v1/campaigns/{id}.
+type progress struct {
+	State                string `json:"state"`
+	Targets              int64  `json:"targets"`
+	Sent                 int64  `json:"sent"`
+	Failed               int64  `json:"failed"`
+	DuplicatesSuppressed int64  `json:"duplicates_suppressed"`
+}
+
+func (r *rig) progress(id string) (progress, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+r.apiAddr+"/v1/campaigns/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return progress{}, err
+	}
+	defer resp.Body.Close()
+	var p progress
+	if resp.StatusCode != http.StatusOK {
+		return p, fmt.Errorf("GET campaign: %s", resp.Status)
+	}
+	return p, json.NewDecoder(resp.Body).Decode(&p)
+}
+
+func (r *rig) waitDone(id string, timeout time.Duration) progress {
+	r.t.Helper()
+	var p progress
+	r.poll(timeout, "campaign "+id+" done", func() bool {
+		var err error
+		p, err = r.progress(id)
+		return err == nil && p.State == "done"
+	})
+	return p
+}
+
+// summary is the fake provider's receipt counters.
+type summary struct {
+	Accepted     uint64            `json:"accepted"`
+	Unique       uint64            `json:"unique"`
+	Duplicates   uint64            `json:"duplicates"`
+	OverTPS      uint64            `json:"rejected_over_tps"`
+	Errors       uint64            `json:"errors"`
+	ByCollapseID map[string]uint64 `json:"by_collapse_id"`
+}
+
+func (r *rig) summary() (summary, error) {
+	var s summary
+	resp, err := r.https.Get("https://" + r.fake + "/_receipts/summary")
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+type receipt struct {
+	Token      string `json:"token"`
+	CollapseID string `json:"collapse_id"`
+	AtMs       int64  `json:"at_ms"`
+}
+
+func (r *rig) receipts() []receipt {
+	r.t.Helper()
+	resp, err := r.https.Get("https://" + r.fake + "/_receipts")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []receipt
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var rc receipt
+		if err := json.Unmarshal(sc.Bytes(), &rc); err != nil {
+			r.t.Fatal(err)
+		}
+		out = append(out, rc)
+	}
+	if err := sc.Err(); err != nil {
+		r.t.Fatal(err)
+	}
+	return out
+}
+
+// pipelineIdle: no stage has anything unread or pending, and deliver's
+// delayed-retry sets are empty.
+func (r *rig) pipelineIdle() bool {
+	ctx := context.Background()
+	for stream, group := range map[string]string{
+		pipeline.StreamCampaigns: "split", pipeline.StreamRanges: "resolve",
+		pipeline.StreamDedupe: "dedupe", pipeline.StreamDeliver: "deliver",
+	} {
+		n, err := pipeline.Outstanding(ctx, r.rdb, r.keys.Streams(stream), group)
+		if err != nil || n != 0 {
+			return false
+		}
+	}
+	for p := range drillPartition {
+		n, err := r.rdb.Do(ctx, r.rdb.B().Zcard().Key(r.keys.Retry(p)).Build()).AsInt64()
+		if err != nil || n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// settle waits until the pipeline is idle and the provider has seen nothing
+// new for a while, and returns the provider's counters then.
+func (r *rig) settle() summary {
+	r.t.Helper()
+	var last summary
+	stable := time.Time{}
+	r.poll(60*time.Second, "pipeline idle", func() bool {
+		s, err := r.summary()
+		if err != nil || !r.pipelineIdle() {
+			stable = time.Time{}
+			return false
+		}
+		if s.Accepted != last.Accepted || stable.IsZero() {
+			last, stable = s, time.Now()
+			return false
+		}
+		return time.Since(stable) > 500*time.Millisecond
+	})
+	return last
+}
+
+// checkEveryoneOnce fails unless every seeded device was accepted exactly
+// once (want dups = 0) and every receipt carries the campaign's collapse id.
+func (r *rig) checkReached(recs []receipt, collapseID string) (perToken map[string]int) {
+	r.t.Helper()
+	perToken = map[string]int{}
+	for _, rc := range recs {
+		if _, ok := r.tokens[rc.Token]; !ok {
+			r.t.Errorf("provider accepted unknown token %q", rc.Token)
+		}
+		if rc.CollapseID != collapseID {
+			r.t.Errorf("token %s sent with collapse id %q, want %q", rc.Token, rc.CollapseID, collapseID)
+		}
+		perToken[rc.Token]++
+	}
+	missing := 0
+	for tok := range r.tokens {
+		if perToken[tok] == 0 {
+			missing++
+		}
+	}
+	if missing > 0 {
+		r.t.Errorf("%d of %d devices never reached", missing, len(r.tokens))
+	}
+	return perToken
+}
