@@ -58,6 +58,7 @@ type cleanupAfter struct {
 
 func (c cleanupAfter) Run() int {
 	defer os.RemoveAll(c.dir)
+	defer closeBenchData()
 	return c.m.Run()
 }
 

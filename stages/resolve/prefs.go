@@ -3,6 +3,8 @@ package resolve
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/redis/rueidis"
 
@@ -34,11 +36,18 @@ func (h *Handler) muted(ctx context.Context, users []int64, channel, category st
 	var probes []probe
 	var cmds rueidis.Commands
 	names := make([]string, len(users))
+	var buf []byte
 	for i := 0; i < len(users); {
 		p := keys.UserPartition(users[i])
+		prefix, fast := h.prefsPrefix(p, users[i])
 		j := i
 		for j < len(users) && j-i < probeSize && keys.UserPartition(users[j]) == p {
-			names[j] = keys.Preferences(users[j])
+			if fast {
+				buf = strconv.AppendInt(append(buf[:0], prefix...), users[j], 10)
+				names[j] = string(buf)
+			} else {
+				names[j] = keys.Preferences(users[j])
+			}
 			j++
 		}
 		probes = append(probes, probe{i, j})
@@ -80,4 +89,20 @@ func (h *Handler) muted(ctx context.Context, users []int64, channel, category st
 		}
 	}
 	return out, nil
+}
+
+// prefsPrefix is keys.Preferences(u) without u, for users of partition p:
+// building a million key names is the resolve stage's hottest loop. A key
+// scheme that does not end in the user id gets no shortcut (fast false).
+func (h *Handler) prefsPrefix(p int, u int64) (prefix string, fast bool) {
+	if pre := h.prefixes[p].Load(); pre != nil {
+		return *pre, *pre != ""
+	}
+	full := h.cfg.Keys.Preferences(u)
+	pre, ok := strings.CutSuffix(full, strconv.FormatInt(u, 10))
+	if !ok {
+		pre = ""
+	}
+	h.prefixes[p].Store(&pre)
+	return pre, pre != ""
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
@@ -42,6 +43,7 @@ type Config struct {
 type Handler struct {
 	cfg       Config
 	campaigns *campaignCache
+	prefixes  []atomic.Pointer[string] // per partition, see prefsPrefix
 }
 
 // New builds the handler.
@@ -55,7 +57,8 @@ func New(cfg Config) *Handler {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 10000
 	}
-	return &Handler{cfg: cfg, campaigns: newCampaignCache(cfg.DB)}
+	return &Handler{cfg: cfg, campaigns: newCampaignCache(cfg.DB),
+		prefixes: make([]atomic.Pointer[string], cfg.Keys.Partitions)}
 }
 
 // rangeEntry is a parsed ranges entry.
