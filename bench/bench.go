@@ -53,6 +53,7 @@ type Config struct {
 	OutDir     string              // logs, profiles, chart; default a temp dir
 	Chart      string              // PNG path; "" = OutDir/bench.png
 	SeedOnly   bool                // stop after seeding (to time it)
+	AllInOne   bool                // one `pushpipe all` process instead of a process per stage replica
 	Progress   io.Writer           // live progress bar (a terminal); nil = quiet
 	Log        io.Writer           // one line per phase; nil = quiet
 }
@@ -225,7 +226,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	run, err := Launch(ctx, LaunchConfig{
 		Servers: srv, Bin: cfg.Bin, LogDir: cfg.OutDir, Prefix: "pp", Partitions: cfg.Partitions,
 		Replicas: cfg.Replicas, StageArgs: cfg.StageArgs, ClaimIdle: cfg.ClaimIdle, Sink: cfg.Sink,
-		TPS: cfg.TPS, App: cfg.Seed.App, Pprof: cfg.Pprof > 0,
+		TPS: cfg.TPS, App: cfg.Seed.App, Pprof: cfg.Pprof > 0, AllInOne: cfg.AllInOne,
 	})
 	if err != nil {
 		return nil, err
@@ -236,7 +237,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	id := "bench-" + strconv.FormatInt(time.Now().Unix(), 36)
 	w := &Watch{Run: run, Campaign: id, Expected: truth, Progress: cfg.Progress, Timeout: cfg.Timeout, Stall: cfg.Stall}
 	if cfg.Chaos {
-		w.Chaos = &Chaos{Every: cfg.ChaosEvery, Roles: []string{"split", "resolve", "dedupe", "deliver"}}
+		w.Chaos = &Chaos{Every: cfg.ChaosEvery, Roles: []string{"split", "resolve", "dedupe", "deliver", "all"}}
 	}
 	if cfg.Pprof > 0 {
 		go run.Profile(ctx, cfg.Pprof, cfg.OutDir)
@@ -325,7 +326,7 @@ func verify(ctx context.Context, res *Result, run *Running, conn *pgx.Conn, cfg 
 	res.Missing = v.Missing
 	res.ProviderDuplicates = v.ProviderDuplicates
 	for _, k := range res.KillLog {
-		if k.Role == "deliver" {
+		if k.Role == "deliver" || k.Role == "all" {
 			res.ProviderDuplicatesAllowed += int64(run.InFlight)
 		}
 	}

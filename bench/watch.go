@@ -200,7 +200,7 @@ func (c *Chaos) run(ctx context.Context, r *Running) {
 		}
 		p := victims[rand.IntN(len(victims))]
 		k := Kill{AtMs: time.Since(start).Milliseconds(), Process: p.Name, Role: p.Role, PID: p.PID(), InFlight: -1}
-		if p.Role == "deliver" {
+		if p.Role == "deliver" || p.Role == "all" {
 			if n, err := InFlightOf(ctx, p); err == nil {
 				k.InFlight = n
 			}

@@ -29,6 +29,7 @@ type BenchCmd struct {
 	StageArgs    []string      `name:"stage-args" placeholder:"STAGE=FLAGS" help:"Extra flags for a stage's processes, e.g. --stage-args 'deliver=--in-flight 512'. Repeatable."`
 	ClaimIdle    time.Duration `name:"claim-idle" help:"Every stage's --claim-idle (default 10s, 3s with --chaos)."`
 	TPS          int           `name:"tps" help:"deliver's cluster-wide --tps (0: no cap)."`
+	AllInOne     bool          `name:"all-in-one" help:"Run one 'pushpipe all' process (API and every stage) instead of a process per stage replica."`
 	Chaos        bool          `help:"SIGKILL a random stage process every --chaos-every and restart it."`
 	ChaosEvery   time.Duration `name:"chaos-every" default:"3s" help:"Time between chaos kills."`
 	Timeout      time.Duration `default:"10m" help:"Give up waiting for the campaign after this."`
@@ -66,7 +67,7 @@ func (c *BenchCmd) Run(g *Globals) error {
 		Seed: bench.SeedConfig{Users: c.Users, Channels: c.Channels, Overlap: c.Overlap, TwoDevices: c.TwoDevices,
 			IOSShare: c.IOS},
 		Sink: c.Sink, Replicas: reps, StageArgs: stageArgs, Partitions: g.Partitions, ClaimIdle: c.ClaimIdle,
-		TPS: c.TPS, SeedOnly: c.SeedOnly, Chaos: c.Chaos, ChaosEvery: c.ChaosEvery, Timeout: c.Timeout, Pprof: c.Pprof,
+		TPS: c.TPS, SeedOnly: c.SeedOnly, AllInOne: c.AllInOne, Chaos: c.Chaos, ChaosEvery: c.ChaosEvery, Timeout: c.Timeout, Pprof: c.Pprof,
 		OutDir: c.Out, Chart: c.Chart, Log: os.Stderr,
 	}
 	if tty {
