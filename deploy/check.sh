@@ -66,6 +66,29 @@ for _ in $(seq 1200); do
 done
 grep -q "everything is up" "$TMP/local-cluster.log" || { cat "$TMP/local-cluster.log" >&2; exit 1; }
 
+# A small campaign first, so every stage's pushpipe_* series exist (a
+# labelled series appears only once its stage handled something).
+DB="postgres://postgres@127.0.0.1:$((base + 10))/postgres?sslmode=disable"
+psql -q "$DB" -v ON_ERROR_STOP=1 <<'SQL'
+INSERT INTO devices (app, token, user_id, platform, event_at)
+SELECT 'check', CASE WHEN g % 2 = 0 THEN encode(sha256(('tok' || g)::bytea), 'hex') ELSE 'fcm_' || md5(g::text) END,
+       g * 173, CASE WHEN g % 2 = 0 THEN 1 ELSE 2 END, now()
+FROM generate_series(1, 200) g;
+INSERT INTO subscriptions (channel, user_id) SELECT 'news', g * 173 FROM generate_series(1, 200) g;
+SQL
+token=$(sed -n 's/.*PUSHPIPE_ADMIN_TOKEN=\([0-9a-f]*\).*/\1/p' "$TMP/local-cluster.log" | head -1)
+curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+	-d '{"app":"check","platform":"android","token":"fcm_check_device","user_id":1,"locale":"en"}' \
+	"http://127.0.0.1:$((base + 20))/v1/devices" >/dev/null
+curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+	-d '{"id":"check","app":"check","channels":["news"],"notification":{"title":"t","body":"b"}}' \
+	"http://127.0.0.1:$((base + 20))/v1/campaigns" >/dev/null
+for _ in $(seq 300); do
+	curl -sfk "https://127.0.0.1:$((base + 30))/_receipts/summary" | grep -q '"accepted":200' && break
+	sleep 0.1
+done
+curl -sfk "https://127.0.0.1:$((base + 30))/_receipts/summary" | grep -q '"accepted":200' || { say "the check campaign did not complete"; exit 1; }
+
 fails=0
 port=$((base + 40))
 for name in api ingest split resolve dedupe deliver; do
@@ -76,7 +99,7 @@ for name in api ingest split resolve dedupe deliver; do
 		say "$name: promtool rejects its /metrics"
 		fails=$((fails + 1))
 	else
-		say "$name: $(grep -vc '^#' "$TMP/$name.prom") samples, promtool ok"
+		say "$name: $(grep -vc '^#' "$TMP/$name.prom") samples ($(grep -c '^pushpipe_' "$TMP/$name.prom") pushpipe_*), promtool ok"
 	fi
 	port=$((port + 1))
 done
