@@ -83,7 +83,8 @@ func BenchmarkDeliverVsBare(b *testing.B) {
 		if _, err := f.db.Exec(f.ctx, `VACUUM ANALYZE devices`); err != nil {
 			b.Fatal(err)
 		}
-		sender := apnsSender(b, fake)
+		// One connection, like the bare client.
+		sender := apnsSenderConns(b, fake, 1)
 		b.ResetTimer()
 		start, cpu, rcpu := time.Now(), processCPU(), f.redisCPU()
 		f.emitUsers("bench", userRange(b.N))

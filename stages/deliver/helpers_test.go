@@ -335,9 +335,15 @@ const testTopic = "com.example.app"
 // apnsSender is a token-auth APNs sender that trusts fake.
 func apnsSender(t testing.TB, fake *fakeprovider.Server) push.Sender {
 	t.Helper()
+	return apnsSenderConns(t, fake, 0)
+}
+
+// apnsSenderConns is apnsSender over conns HTTP/2 connections (0: default).
+func apnsSenderConns(t testing.TB, fake *fakeprovider.Server, conns int) push.Sender {
+	t.Helper()
 	s, err := apns.New(apns.Config{
 		KeyFile: writeP8(t), KeyID: "KEYID12345", TeamID: "TEAMID1234",
-		Topic: testTopic, Host: fake.URL(), RootCAs: fake.CertPool(),
+		Topic: testTopic, Host: fake.URL(), RootCAs: fake.CertPool(), Conns: conns,
 	})
 	if err != nil {
 		t.Fatal(err)
