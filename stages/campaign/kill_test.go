@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/campaign"
 )
 
 // stageProc is one `pushpipe <stage>` child process.
@@ -198,4 +200,54 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
+}
+
+// TestSendCommand: `pushpipe send` creates the campaign through the same
+// Create as the API and prints its id; the same --id again prints it again
+// and queues nothing new.
+func TestSendCommand(t *testing.T) {
+	f := newFixture(t, env.Redis.Addr)
+	send := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"send", "--app", "com.example", "--channel", "a",
+			"--channel", "b:c", "--category", "news", "--title", "T", "--body", "B", "--ttl", "1h"}, args...)...)
+		cmd.Env = append(os.Environ(), "PUSHPIPE_REDIS_ADDR="+f.addrs, "PUSHPIPE_DATABASE_URL="+f.dbURL,
+			"PUSHPIPE_PREFIX="+f.keys.Prefix, "PUSHPIPE_LOG_LEVEL=warn")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("pushpipe send: %v", err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	id := send()
+	c, err := campaign.Load(context.Background(), f.db, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.App != "com.example" || !slices.Equal(c.Channels, []string{"a", "b:c"}) || c.Category != "news" ||
+		c.Title != "T" || c.Body != "B" || c.TTL != time.Hour {
+		t.Fatalf("stored %+v", c)
+	}
+	if got := send("--id", "fixed-1"); got != "fixed-1" {
+		t.Fatalf("send --id fixed-1 printed %q", got)
+	}
+	if got := send("--id", "fixed-1"); got != "fixed-1" {
+		t.Fatalf("send --id fixed-1 again printed %q", got)
+	}
+	var entries int64
+	for _, s := range f.keys.Streams(pipeline.StreamCampaigns) {
+		n, err := f.rdb.Do(context.Background(), f.rdb.B().Xlen().Key(s).Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries += n
+	}
+	if entries != 2 {
+		t.Fatalf("%d campaign entries, want 2 (the fresh id and fixed-1 once)", entries)
+	}
+	cmd := exec.Command(bin, "send", "--app", "a", "--channel", "bad channel", "--title", "t")
+	cmd.Env = append(os.Environ(), "PUSHPIPE_REDIS_ADDR="+f.addrs, "PUSHPIPE_DATABASE_URL="+f.dbURL)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "channels[0]") {
+		t.Fatalf("a bad channel: err %v, output %s", err, out)
+	}
 }
