@@ -14,6 +14,7 @@ import (
 // from the stage packages' constructors in one process) and checks that a
 // campaign reaches every device exactly once.
 func TestAllInOneProcess(t *testing.T) {
+	t.Parallel()
 	bin := buildPushpipe(t)
 	ctx := t.Context()
 	srv, err := StartServers(ctx, ServerConfig{})
@@ -21,7 +22,7 @@ func TestAllInOneProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	seed := SeedConfig{App: "a", Users: 20_000, Channels: 2, Overlap: 0.3, TwoDevices: 0.2}
+	seed := SeedConfig{App: "a", Users: 10_000, Channels: 2, Overlap: 0.3, TwoDevices: 0.2}
 	if _, err := Seed(ctx, srv.DatabaseURL, seed); err != nil {
 		t.Fatal(err)
 	}

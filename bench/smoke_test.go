@@ -14,6 +14,7 @@ import (
 // the fake provider over HTTP/2 TLS; every device gets exactly one
 // notification.
 func TestSmoke100k(t *testing.T) {
+	t.Parallel()
 	bin := buildPushpipe(t)
 	out := t.TempDir()
 	start := time.Now()
