@@ -1,0 +1,152 @@
+// Package apns sends notifications to Apple Push Notification service with
+// github.com/sideshow/apns2, over a few long-lived HTTP/2 connections, and
+// classifies every answer into a push.Result.
+package apns
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sideshow/apns2"
+	"github.com/sideshow/apns2/certificate"
+	"github.com/sideshow/apns2/payload"
+	"github.com/sideshow/apns2/token"
+
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
+)
+
+// Sender is a push.Sender for APNs. It is safe for concurrent use; the
+// deliver stage decides the concurrency.
+type Sender struct {
+	clients []*apns2.Client
+	next    atomic.Uint64
+	topic   string
+	timeout time.Duration
+}
+
+var _ push.Sender = (*Sender)(nil)
+
+// New loads the credentials and prepares cfg.Conns clients. It does not
+// connect: the first send does.
+func New(cfg Config) (*Sender, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("apns: %w", err)
+	}
+	var (
+		tok  *token.Token
+		cert *tls.Certificate
+	)
+	if cfg.KeyFile != "" {
+		key, err := token.AuthKeyFromFile(cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("apns: load key file %s: %w", cfg.KeyFile, err)
+		}
+		// One token for all clients: it has its own lock, and regenerating
+		// it per connection would trip TooManyProviderTokenUpdates.
+		tok = &token.Token{AuthKey: key, KeyID: cfg.KeyID, TeamID: cfg.TeamID}
+		// apns2 ignores signing errors later (an empty bearer, then 403 on
+		// every send); fail here instead.
+		if _, err := tok.Generate(); err != nil {
+			return nil, fmt.Errorf("apns: sign provider token with key %s: %w", cfg.KeyFile, err)
+		}
+	} else {
+		c, err := loadCertificate(cfg.CertFile, cfg.CertPassword)
+		if err != nil {
+			return nil, fmt.Errorf("apns: load certificate %s: %w", cfg.CertFile, err)
+		}
+		cert = &c
+	}
+	s := &Sender{topic: cfg.Topic, timeout: cfg.Timeout}
+	for range cfg.Conns {
+		c := &apns2.Client{Host: cfg.Host, Token: tok, HTTPClient: newHTTPClient(cfg.RootCAs, cert)}
+		if cert != nil {
+			c.Certificate = *cert
+		}
+		s.clients = append(s.clients, c)
+	}
+	return s, nil
+}
+
+func loadCertificate(file, password string) (tls.Certificate, error) {
+	switch strings.ToLower(filepath.Ext(file)) {
+	case ".p12", ".pfx":
+		return certificate.FromP12File(file, password)
+	default:
+		return certificate.FromPemFile(file, password)
+	}
+}
+
+// Send pushes one notification and classifies the answer. It never returns
+// an error: transport failures are push.Retry with the cause in Reason.
+func (s *Sender) Send(ctx context.Context, n push.Notification) push.Result {
+	if !plausibleToken(n.Token) {
+		// Never let a token with '/', '?' or '#' reshape the request URL.
+		return push.Result{Outcome: push.Invalid, Reason: "malformed device token"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var retryAfter time.Duration
+	ctx = withRetryAfter(ctx, &retryAfter)
+	c := s.clients[s.next.Add(1)%uint64(len(s.clients))]
+	resp, err := c.PushWithContext(ctx, s.notification(n, time.Now()))
+	return classify(resp, err, retryAfter)
+}
+
+// Close drops idle connections.
+func (s *Sender) Close() {
+	for _, c := range s.clients {
+		c.CloseIdleConnections()
+	}
+}
+
+// notification renders n for APNs: an alert with title and body, the
+// campaign's data as top-level custom keys, and the campaign's collapse id,
+// expiry and priority as headers.
+func (s *Sender) notification(n push.Notification, now time.Time) *apns2.Notification {
+	p := payload.NewPayload().AlertTitle(n.Title).AlertBody(n.Body)
+	if n.Category != "" {
+		p.Category(n.Category)
+	}
+	for k, v := range n.Data {
+		if k == "aps" {
+			continue // would replace the alert itself
+		}
+		p.Custom(k, v)
+	}
+	note := &apns2.Notification{
+		DeviceToken: n.Token,
+		Topic:       s.topic,
+		CollapseID:  n.CollapseID,
+		Payload:     p,
+		PushType:    apns2.PushTypeAlert,
+		Priority:    apns2.PriorityLow,
+	}
+	if n.HighPriority {
+		note.Priority = apns2.PriorityHigh
+	}
+	if n.TTL > 0 {
+		note.Expiration = now.Add(n.TTL)
+	}
+	return note
+}
+
+// plausibleToken accepts what APNs tokens are made of (hex, in practice)
+// and leaves the real judgement to APNs.
+func plausibleToken(t string) bool {
+	if t == "" {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}

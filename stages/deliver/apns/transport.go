@@ -1,0 +1,77 @@
+package apns
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"strconv"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// newHTTPClient builds what apns2.NewClient builds (an HTTP/2-only
+// transport, one TLS connection per client until the stream limit), but
+// without apns2's package-level knobs and with our roots, so that RootCAs nil
+// means the system pool (and SSL_CERT_FILE). It has no http.Client.Timeout:
+// behind a wrapping transport that costs a goroutine per request, so Send
+// puts the timeout on the context instead.
+func newHTTPClient(roots *x509.CertPool, cert *tls.Certificate) *http.Client {
+	tlsCfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		tlsCfg.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{
+		Transport: retryAfterTransport{&http2.Transport{
+			TLSClientConfig: tlsCfg,
+			// Ping an idle connection so a dead one (APNs drops them
+			// silently) is noticed before a send hangs on it.
+			ReadIdleTimeout: 15 * time.Second,
+			PingTimeout:     15 * time.Second,
+		}},
+	}
+}
+
+// retryAfterTransport hands the Retry-After header of a refused request to
+// Send: apns2.Response has no headers, so without this it would be lost.
+type retryAfterTransport struct {
+	base *http2.Transport
+}
+
+type retryAfterKey struct{}
+
+// withRetryAfter returns a context under which a refused request's
+// Retry-After is stored in *d.
+func withRetryAfter(ctx context.Context, d *time.Duration) context.Context {
+	return context.WithValue(ctx, retryAfterKey{}, d)
+}
+
+func (t retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		if d, ok := req.Context().Value(retryAfterKey{}).(*time.Duration); ok {
+			*d = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		}
+	}
+	return resp, err
+}
+
+// CloseIdleConnections lets apns2.Client.CloseIdleConnections reach the
+// HTTP/2 transport through the wrapper.
+func (t retryAfterTransport) CloseIdleConnections() { t.base.CloseIdleConnections() }
+
+// parseRetryAfter reads delay-seconds or an HTTP date; 0 if absent or
+// unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil && at.After(now) {
+		return at.Sub(now)
+	}
+	return 0
+}

@@ -1,0 +1,120 @@
+// Package fcm sends notifications through Firebase Cloud Messaging (HTTP v1)
+// with firebase.google.com/go/v4/messaging, one request per notification,
+// and classifies every answer into a push.Result.
+package fcm
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"cloud.google.com/go/auth/httptransport"
+	firebase "firebase.google.com/go/v4"
+	"firebase.google.com/go/v4/messaging"
+	"google.golang.org/api/option"
+
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
+)
+
+// scopes lets a service-account token send FCM messages.
+var scopes = []string{"https://www.googleapis.com/auth/firebase.messaging"}
+
+// Sender is a push.Sender for FCM. It is safe for concurrent use; the
+// deliver stage decides the concurrency (Send, not SendEach: SendEach would
+// add its own 50-goroutine pool per call).
+type Sender struct {
+	client  *messaging.Client
+	http    *http.Client
+	timeout time.Duration
+}
+
+var _ push.Sender = (*Sender)(nil)
+
+// New builds the HTTP client (roots, credentials, one request per send) and
+// the messaging client. It makes no request; ctx only scopes the set-up.
+func New(ctx context.Context, cfg Config) (*Sender, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("fcm: %w", err)
+	}
+	base := newBaseTransport(cfg.RootCAs)
+	// No http.Client.Timeout: behind a wrapping transport it costs a
+	// goroutine per request; Send puts the timeout on the context instead.
+	hc := &http.Client{Transport: base}
+	project := cfg.Project
+	if cfg.CredentialsFile != "" {
+		// Token requests share the base transport (and its roots).
+		tokenClient := &http.Client{Transport: base, Timeout: cfg.Timeout}
+		creds, p, err := loadServiceAccount(cfg.CredentialsFile, project, tokenClient)
+		if err != nil {
+			return nil, fmt.Errorf("fcm: service account %s: %w", cfg.CredentialsFile, err)
+		}
+		project = p
+		if err := httptransport.AddAuthorizationMiddleware(hc, creds); err != nil {
+			return nil, fmt.Errorf("fcm: credentials: %w", err)
+		}
+	}
+	// Outermost, so that it also sees token-fetch failures as the attempt.
+	hc.Transport = oneShotTransport{base: hc.Transport}
+
+	// WithHTTPClient: the SDK uses hc as is, so without credentials nothing
+	// authenticates (what option.WithoutAuthentication would give).
+	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: project},
+		option.WithHTTPClient(hc), option.WithEndpoint(cfg.Endpoint))
+	if err != nil {
+		return nil, fmt.Errorf("fcm: firebase app: %w", err)
+	}
+	client, err := app.Messaging(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fcm: messaging client: %w", err)
+	}
+	return &Sender{client: client, http: hc, timeout: cfg.Timeout}, nil
+}
+
+// Send sends one notification with exactly one request and classifies the
+// answer. It never returns an error: transport failures are push.Retry.
+func (s *Sender) Send(ctx context.Context, n push.Notification) push.Result {
+	if n.Token == "" {
+		return push.Result{Outcome: push.Invalid, Reason: "empty registration token"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	a := &attempt{cancel: cancel}
+	_, err := s.client.Send(context.WithValue(ctx, attemptKey{}, a), message(n))
+	return classify(err, a)
+}
+
+// Close drops idle connections.
+func (s *Sender) Close() { s.http.CloseIdleConnections() }
+
+// message renders n for FCM: notification title and body, the data, and
+// the campaign's collapse id, TTL and priority for Android (and for iOS
+// devices reached through FCM, the matching APNs headers).
+func message(n push.Notification) *messaging.Message {
+	android := &messaging.AndroidConfig{CollapseKey: n.CollapseID, Priority: "normal"}
+	apnsHeaders := map[string]string{"apns-priority": "5"}
+	if n.HighPriority {
+		android.Priority = "high"
+		apnsHeaders["apns-priority"] = "10"
+	}
+	if n.TTL > 0 {
+		ttl := n.TTL
+		android.TTL = &ttl
+		apnsHeaders["apns-expiration"] = fmt.Sprint(time.Now().Add(n.TTL).Unix())
+	}
+	if n.CollapseID != "" {
+		apnsHeaders["apns-collapse-id"] = n.CollapseID
+	}
+	m := &messaging.Message{
+		Token:        n.Token,
+		Notification: &messaging.Notification{Title: n.Title, Body: n.Body},
+		Data:         n.Data,
+		Android:      android,
+		APNS:         &messaging.APNSConfig{Headers: apnsHeaders},
+	}
+	if n.Category != "" {
+		m.APNS.Payload = &messaging.APNSPayload{Aps: &messaging.Aps{Category: n.Category}}
+	}
+	return m
+}

@@ -1,0 +1,100 @@
+package fcm
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// newBaseTransport is an HTTP/2-first transport trusting roots (nil: the
+// system pool, which honours SSL_CERT_FILE).
+func newBaseTransport(roots *x509.CertPool) *http.Transport {
+	return &http.Transport{
+		Proxy:             http.ProxyFromEnvironment,
+		DialContext:       (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2: true,
+		TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		// Over HTTP/2 one connection carries many streams; these matter
+		// only if the endpoint speaks HTTP/1.1.
+		MaxIdleConns:          1000,
+		MaxIdleConnsPerHost:   1000,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		HTTP2: &http.HTTP2Config{
+			// Ping a quiet connection so a dead one is noticed before a
+			// send hangs on it.
+			SendPingTimeout: 15 * time.Second,
+			PingTimeout:     15 * time.Second,
+		},
+	}
+}
+
+// oneShotTransport makes every Send exactly one HTTP request.
+//
+// firebase's messaging client retries network errors and 503 itself, up to
+// four times with backoff of up to two minutes (internal.RetryConfig, not
+// configurable from outside the module). The deliver stage has its own
+// retries, rate limit and backoff; hidden retries underneath would multiply
+// requests during an outage and hold a worker for minutes. So after the
+// first attempt this transport buffers the answer, records it and cancels
+// the send's context: a retry the SDK then wants ends at once with the
+// context error, and Send classifies the recorded answer instead.
+type oneShotTransport struct {
+	base http.RoundTripper
+}
+
+// attempt is the one request of a Send, as the transport saw it.
+type attempt struct {
+	cancel context.CancelFunc
+	done   bool
+	status int
+	header http.Header
+	err    error // transport error
+}
+
+type attemptKey struct{}
+
+// maxAnswer bounds a buffered answer; FCM's are a few hundred bytes.
+const maxAnswer = 1 << 20
+
+func (t oneShotTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	a, _ := req.Context().Value(attemptKey{}).(*attempt)
+	if a == nil || a.done {
+		// Not a Send (or a retry sneaking past the canceled context).
+		if a != nil {
+			return nil, context.Canceled
+		}
+		return t.base.RoundTrip(req)
+	}
+	resp, err := t.base.RoundTrip(req)
+	a.done = true
+	defer a.cancel()
+	if err != nil {
+		a.err = err
+		return nil, err
+	}
+	// Read the body before canceling: an HTTP/2 body read after its
+	// context ends fails.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	resp.Body.Close()
+	if err != nil {
+		a.err = err
+		return nil, err
+	}
+	a.status, a.header = resp.StatusCode, resp.Header
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
+// CloseIdleConnections reaches the base transport through the wrapper.
+func (t oneShotTransport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}

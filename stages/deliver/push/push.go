@@ -1,0 +1,98 @@
+// Package push holds the provider-neutral types shared by the deliver stage and
+// its provider senders (apns, fcm): what to send, and what became of it.
+package push
+
+import (
+	"context"
+	"time"
+)
+
+// Platform is the device platform a token belongs to.
+type Platform string
+
+// Platforms a device can register with.
+const (
+	IOS     Platform = "ios"
+	Android Platform = "android"
+)
+
+// Notification is one provider request: one device token, already rendered
+// from the campaign.
+type Notification struct {
+	Token    string
+	Platform Platform
+
+	Title, Body string
+	Data        map[string]string
+
+	// CollapseID is the campaign's collapse id. It becomes apns-collapse-id
+	// (APNs, also in the FCM apns block) and collapse_key (FCM android), so a
+	// request that is repeated after a crash shows as one notification.
+	CollapseID string
+	// TTL becomes apns-expiration (now+TTL) and the FCM android ttl.
+	// Zero leaves the provider default.
+	TTL time.Duration
+	// HighPriority selects apns-priority 10 (else 5) and FCM android
+	// priority "high" (else "normal").
+	HighPriority bool
+	Category     string
+}
+
+// Outcome is what the deliver stage must do with a device after a send.
+type Outcome int
+
+// Outcomes. They start at 1 so that a zero Result is never read as "sent".
+const (
+	// Sent: the provider accepted the request.
+	Sent Outcome = iota + 1
+	// Retry: transient (429, 5xx, network, timeout); send again later,
+	// after Result.RetryAfter when it is set.
+	Retry
+	// Invalid: the token is dead (APNs 410 Unregistered, 400 BadDeviceToken,
+	// FCM UNREGISTERED, INVALID_ARGUMENT about the token); delete it.
+	Invalid
+	// Failed: permanent for this request, but the token must be kept
+	// (auth, payload, topic or project errors). See Result.CampaignFatal.
+	Failed
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Sent:
+		return "sent"
+	case Retry:
+		return "retry"
+	case Invalid:
+		return "invalid"
+	case Failed:
+		return "failed"
+	default:
+		return "unknown"
+	}
+}
+
+// Result is the classified answer of one send.
+type Result struct {
+	Outcome Outcome
+	// Status is the provider's HTTP status; 0 when no response arrived.
+	Status int
+	// Reason is the provider's reason or error code (e.g. "Unregistered",
+	// "QUOTA_EXCEEDED") or a short transport error. It never contains key
+	// material.
+	Reason string
+	// RetryAfter is the provider's Retry-After, if it sent one.
+	RetryAfter time.Duration
+	// InvalidSince is when APNs last saw the token valid (410 timestamp);
+	// a token re-registered after it must not be deleted.
+	InvalidSince time.Time
+	// CampaignFatal means the error is not about this device but about the
+	// request every device gets (auth, payload too large, bad topic): the
+	// whole campaign must fail and no token may be deleted because of it.
+	CampaignFatal bool
+}
+
+// Sender sends one notification. Implementations are safe for concurrent use,
+// never panic, and report transport errors as Retry rather than as an error.
+type Sender interface {
+	Send(ctx context.Context, n Notification) Result
+}
