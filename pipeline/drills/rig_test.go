@@ -83,7 +83,7 @@ type rigOptions struct {
 // rig is one pipeline: Redis (AOF everysec), PostgreSQL, the fake provider,
 // the API and every stage, each a `pushpipe` process.
 type rig struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	opts    rigOptions
 	redis   *pipelinetest.Redis
@@ -109,7 +109,7 @@ type proc struct {
 	err  error
 }
 
-func newRig(t *testing.T, opts rigOptions) *rig {
+func newRig(t testing.TB, opts rigOptions) *rig {
 	t.Helper()
 	r := &rig{t: t, dir: t.TempDir(), opts: opts, ops: map[string]string{}, token: "drill-admin-token-0123456789abcdef"}
 	var err error
