@@ -13,20 +13,22 @@ PREFIX=${PREFIX:-pp}
 IMAGE=${IMAGE:-pushpipe:0.1.0}
 OUT=${OUT:-.}
 
+# Sizes from deploy/CAPACITY.md (peak RSS 57-99 MiB per stage process measured;
+# minimum 2 of each for availability, deliver 4 for in-flight concurrency).
 # stage  stream     shutdown grace cpu   mem    memlimit min max lag-per-partition
 STAGES="
-ingest   ingest     30s      45    500m  128Mi  512Mi    1   8   20000
-split    campaigns  30s      45    250m  64Mi   256Mi    1   2   1
-resolve  ranges     30s      45    1000m 256Mi  1Gi      1   16  4
-dedupe   dedupe     30s      45    500m  128Mi  512Mi    1   8   20
-deliver  deliver    30s      45    1000m 256Mi  1Gi      1   16  20
+ingest   ingest     30s      45    500m  128Mi  512Mi    2   8   20000
+split    campaigns  30s      45    250m  128Mi  512Mi    2   4   1
+resolve  ranges     30s      45    500m  128Mi  512Mi    2   16  4
+dedupe   dedupe     30s      45    500m  128Mi  512Mi    2   8   20
+deliver  deliver    30s      45    1000m 256Mi  1Gi      4   16  20
 "
 
 extra_args() { # flags beyond the common stage flags
 	case $1 in
 	ingest) printf '%s\n' '"--db-conns", "4"' ;;
 	deliver)
-		printf '%s\n' '"--tps", "$(DELIVER_TPS)", "--in-flight", "256",' \
+		printf '%s\n' '"--tps", "$(DELIVER_TPS)", "--in-flight", "512",' \
 			'            "--apns-key", "/etc/pushpipe/providers/apns.p8", "--apns-key-id", "$(APNS_KEY_ID)",' \
 			'            "--apns-team-id", "$(APNS_TEAM_ID)", "--apns-topic", "$(APNS_TOPIC)",' \
 			'            "--fcm-credentials", "/etc/pushpipe/providers/fcm.json", "--fcm-project", "$(FCM_PROJECT)"'
