@@ -15,14 +15,21 @@ import (
 // receipts: every device is either accepted exactly once with the
 // campaign's collapse id or was invalidated, never both, and the campaign's
 // counters agree.
-func checkExactlyOnce(t *testing.T, f *fixture, campaign string, devices []testDevice, fakes ...*fakeprovider.Server) {
+// receipts is what a test reads from a fake provider: in this process
+// (*fakeprovider.Server) or in another one (remoteFake).
+type receipts interface {
+	Summary() fakeprovider.Summary
+	Receipts() []fakeprovider.Receipt
+}
+
+func checkExactlyOnce(t *testing.T, f *fixture, campaign string, devices []testDevice, fakes ...receipts) {
 	t.Helper()
 	checkDelivered(t, f, campaign, devices, 0, fakes...)
 }
 
 // checkDelivered is checkExactlyOnce allowing up to maxDup repeated
 // requests (those in flight in a process that was killed).
-func checkDelivered(t *testing.T, f *fixture, campaign string, devices []testDevice, maxDup uint64, fakes ...*fakeprovider.Server) {
+func checkDelivered(t *testing.T, f *fixture, campaign string, devices []testDevice, maxDup uint64, fakes ...receipts) {
 	t.Helper()
 	accepted := map[string]int{}
 	var sum fakeprovider.Summary

@@ -16,8 +16,7 @@ import (
 // window of Redis's clock, never more than ARGV[1] per window in total over
 // every caller. The last ARGV[3] ms of a window grant nothing: a request
 // started then could reach the provider in its next second. It returns
-// {granted, ms}: with permits, how long they may still be used; without,
-// how long until the next window.
+// {granted, ms left in the window}.
 var limitScript = rueidis.NewLuaScript(`
 local tps, want, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
@@ -31,13 +30,19 @@ local grant = math.min(want, tps - n)
 if grant <= 0 then return {0, left} end
 redis.call('HSET', KEYS[1], 's', sec, 'n', n + grant)
 redis.call('PEXPIRE', KEYS[1], 10000)
-return {grant, left - margin}
+return {grant, left}
 `)
 
 // limiter is the cluster-wide send-rate cap: at most tps sends per provider
 // and app in every one-second window, summed over every deliver process.
 // Permits are fetched from Redis in chunks, so a send costs a Redis call only
 // once per chunk.
+//
+// A permit of a window is only used while the window has more than a margin
+// left: the fixed margin, or the longest recent send if that is longer (up
+// to maxMargin). A send slower than that could reach the provider in its
+// next second, where other permits are already granted; on an overloaded
+// machine sends get slow, and the cutoff moves earlier with them.
 type limiter struct {
 	rdb    rueidis.Client
 	keys   pipeline.Keys
@@ -47,14 +52,22 @@ type limiter struct {
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
+
+	latMu  sync.Mutex
+	latSec int64            // the second lat[0] is about
+	lat    [2]time.Duration // longest send this second, and the one before
 }
+
+// maxMargin bounds the adaptive margin: with sends slower than this, half
+// of each second still sends.
+const maxMargin = 500 * time.Millisecond
 
 // bucket holds one process's unused permits of one provider+app.
 type bucket struct {
 	key       string
 	mu        sync.Mutex
 	n         int           // permits left
-	until     time.Time     // they expire then (end of their window less the margin)
+	end       time.Time     // end of their window (no later than Redis's)
 	notBefore time.Time     // the window is used up: ask again then
 	fetching  chan struct{} // closed when the fetch in progress ends
 }
@@ -78,22 +91,57 @@ func (l *limiter) bucket(provider, app string) *bucket {
 	return b
 }
 
+// observe records how long a send took, from its permit to its answer.
+func (l *limiter) observe(d time.Duration) {
+	if l == nil || l.tps <= 0 {
+		return
+	}
+	sec := time.Now().Unix()
+	l.latMu.Lock()
+	switch {
+	case sec == l.latSec:
+	case sec == l.latSec+1:
+		l.lat = [2]time.Duration{0, l.lat[0]}
+	default:
+		l.lat = [2]time.Duration{}
+	}
+	l.latSec = sec
+	l.lat[0] = max(l.lat[0], d)
+	l.latMu.Unlock()
+}
+
+// cutoff is how long before its window's end a permit stops being usable.
+func (l *limiter) cutoff() time.Duration {
+	l.latMu.Lock()
+	defer l.latMu.Unlock()
+	recent := l.lat[0]
+	if time.Now().Unix() == l.latSec {
+		recent = max(recent, l.lat[1])
+	}
+	return max(l.margin, min(recent, maxMargin))
+}
+
 // wait blocks until one send to provider for app is allowed. Call it right
-// before the send: a permit is only valid until shortly before its window
-// ends.
+// before the send, and observe the send's duration afterwards.
 func (l *limiter) wait(ctx context.Context, provider, app string) error {
 	if l == nil || l.tps <= 0 {
 		return nil
 	}
 	b := l.bucket(provider, app)
 	for {
+		cutoff := l.cutoff()
 		b.mu.Lock()
 		now := time.Now()
 		switch {
-		case b.n > 0 && now.Before(b.until):
+		case b.n > 0 && now.Add(cutoff).Before(b.end):
 			b.n--
 			b.mu.Unlock()
 			return nil
+		case b.n > 0:
+			// Too late in the window for what is left: drop it.
+			b.n, b.notBefore = 0, b.end.Add(time.Millisecond)
+			b.mu.Unlock()
+			continue
 		case b.fetching != nil:
 			ch := b.fetching
 			b.mu.Unlock()
@@ -113,15 +161,18 @@ func (l *limiter) wait(ctx context.Context, provider, app string) error {
 		}
 		ch := make(chan struct{})
 		b.fetching = ch
-		b.n = 0
 		b.mu.Unlock()
 
-		granted, until, notBefore, err := l.fetch(ctx, b.key)
+		granted, end, err := l.fetch(ctx, b.key, cutoff)
 		b.mu.Lock()
 		b.fetching = nil
 		close(ch)
 		if err == nil {
-			b.n, b.until, b.notBefore = granted, until, notBefore
+			b.n, b.end = granted, end
+			if granted == 0 {
+				// +1ms: land inside the next window, not on its edge.
+				b.notBefore = end.Add(time.Millisecond)
+			}
 		}
 		b.mu.Unlock()
 		if err != nil {
@@ -130,25 +181,21 @@ func (l *limiter) wait(ctx context.Context, provider, app string) error {
 	}
 }
 
-// fetch asks Redis for a chunk of permits.
-func (l *limiter) fetch(ctx context.Context, key string) (granted int, until, notBefore time.Time, err error) {
+// fetch asks Redis for a chunk of permits of the current window; end is
+// when the window ends, measured from before the call so never later than
+// Redis's own.
+func (l *limiter) fetch(ctx context.Context, key string, cutoff time.Duration) (granted int, end time.Time, err error) {
 	start := time.Now()
 	res, err := limitScript.Exec(ctx, l.rdb, []string{key}, []string{
-		strconv.Itoa(l.tps), strconv.Itoa(l.chunk), strconv.FormatInt(l.margin.Milliseconds(), 10),
+		strconv.Itoa(l.tps), strconv.Itoa(l.chunk), strconv.FormatInt(cutoff.Milliseconds(), 10),
 	}).AsIntSlice()
 	if err != nil {
-		return 0, time.Time{}, time.Time{}, fmt.Errorf("rate limit %s: %w", key, err)
+		return 0, time.Time{}, fmt.Errorf("rate limit %s: %w", key, err)
 	}
 	if len(res) != 2 {
-		return 0, time.Time{}, time.Time{}, fmt.Errorf("rate limit %s: unexpected reply %v", key, res)
+		return 0, time.Time{}, fmt.Errorf("rate limit %s: unexpected reply %v", key, res)
 	}
-	d := time.Duration(res[1]) * time.Millisecond
-	if res[0] == 0 {
-		// +1ms: land inside the next window, not on its edge.
-		return 0, time.Time{}, start.Add(d + time.Millisecond), nil
-	}
-	// Measured from before the call: the window's end is no later than that.
-	return int(res[0]), start.Add(d), time.Time{}, nil
+	return int(res[0]), start.Add(time.Duration(res[1]) * time.Millisecond), nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -66,3 +66,33 @@ func TestLimiterOff(t *testing.T) {
 		}
 	}
 }
+
+// TestLimiterCutoffFollowsSlowSends: when sends take long, permits stop
+// being used that long before their window ends, so that a slow request
+// still reaches the provider in the second it was counted in.
+func TestLimiterCutoffFollowsSlowSends(t *testing.T) {
+	f := newFixture(t)
+	l := newLimiter(f.rdb, f.keys, 10000, 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(f.ctx, 2500*time.Millisecond)
+	defer cancel()
+	const slow = 300 * time.Millisecond
+	var used, late int
+	for {
+		l.observe(slow)
+		if err := l.wait(ctx, "fcm", testApp); err != nil {
+			break
+		}
+		now := time.Now()
+		used++
+		if now.Sub(now.Truncate(time.Second)) > time.Second-slow {
+			late++
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if late > 0 {
+		t.Errorf("%d of %d permits used within %v of their window's end", late, used, slow)
+	}
+	if used == 0 {
+		t.Fatal("no permits at all")
+	}
+}

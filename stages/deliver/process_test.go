@@ -3,7 +3,11 @@ package deliver
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,10 +28,10 @@ import (
 	"github.com/pushpipe/pushpipe/stages/ingest"
 )
 
-// The process tests run `pushpipe deliver` as real processes (built once per
-// test binary, without the race detector), against two fake providers (one
-// APNs, one FCM, each with its own TPS cap) that this test process serves
-// and counts.
+// The process tests run `pushpipe deliver` and `pushpipe fakeprovider` as
+// real processes (built once per test binary, without the race detector):
+// two deliver processes against two fake providers, one APNs and one FCM,
+// each with its own TPS cap.
 
 var (
 	buildOnce sync.Once
@@ -61,23 +65,120 @@ func pushpipeBinary(t testing.TB) string {
 	return binPath
 }
 
-// providers is an APNs fake and an FCM fake, and a certificate file that
-// trusts both (SSL_CERT_FILE of the deliver processes).
+// providers is an APNs fake and an FCM fake, each a `pushpipe fakeprovider`
+// process (so that neither runs under this test's race detector), and a
+// certificate file that trusts both (SSL_CERT_FILE of the deliver
+// processes).
 type providers struct {
-	apns, fcm *fakeprovider.Server
+	apns, fcm *remoteFake
 	certFile  string
 	keyFile   string
 }
 
-func startProviders(t *testing.T, opts fakeprovider.Options) *providers {
+// fakeFlags are `pushpipe fakeprovider` flags.
+type fakeFlags struct {
+	tps                     int
+	unregistered, errorRate float64
+	latency                 time.Duration
+}
+
+func startProviders(t *testing.T, opts fakeFlags) *providers {
 	t.Helper()
-	p := &providers{apns: startFake(t, opts), fcm: startFake(t, opts), keyFile: writeP8(t)}
+	p := &providers{apns: startRemoteFake(t, "apns", opts), fcm: startRemoteFake(t, "fcm", opts), keyFile: writeP8(t)}
 	p.certFile = filepath.Join(t.TempDir(), "fakes.pem")
-	pem := append(p.apns.CertPEM(), p.fcm.CertPEM()...)
+	pem := append(p.apns.certPEM(t), p.fcm.certPEM(t)...)
 	if err := os.WriteFile(p.certFile, pem, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// remoteFake is a `pushpipe fakeprovider` process.
+type remoteFake struct {
+	t        *testing.T
+	proc     *proc
+	url      string
+	certFile string
+	client   *http.Client
+}
+
+func startRemoteFake(t *testing.T, name string, o fakeFlags) *remoteFake {
+	t.Helper()
+	addr := freeAddr(t)
+	certFile := filepath.Join(t.TempDir(), name+".pem")
+	cmd := exec.Command(pushpipeBinary(t), "fakeprovider", "--listen", addr, "--cert-out", certFile,
+		"--tps", strconv.Itoa(o.tps), "--latency", o.latency.String(),
+		"--unregistered-rate", strconv.FormatFloat(o.unregistered, 'f', -1, 64),
+		"--error-rate", strconv.FormatFloat(o.errorRate, 'f', -1, 64))
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pr := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(pr.done) }()
+	t.Cleanup(func() { pr.signal(syscall.SIGKILL) })
+	f := &remoteFake{t: t, proc: pr, url: "https://" + addr, certFile: certFile}
+	waitFor(t, 30*time.Second, name+" fake provider up", func() bool {
+		if _, err := os.Stat(certFile); err != nil {
+			return false
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(f.certPEM(t))
+		f.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		resp, err := f.client.Get(f.url + "/_receipts/summary")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
+	return f
+}
+
+func (f *remoteFake) URL() string { return f.url }
+
+func (f *remoteFake) certPEM(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile(f.certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Summary fetches GET /_receipts/summary.
+func (f *remoteFake) Summary() fakeprovider.Summary {
+	f.t.Helper()
+	var s fakeprovider.Summary
+	resp, err := f.client.Get(f.url + "/_receipts/summary")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		f.t.Fatal(err)
+	}
+	return s
+}
+
+// Receipts fetches GET /_receipts (NDJSON).
+func (f *remoteFake) Receipts() []fakeprovider.Receipt {
+	f.t.Helper()
+	resp, err := f.client.Get(f.url + "/_receipts")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []fakeprovider.Receipt
+	dec := json.NewDecoder(resp.Body)
+	for dec.More() {
+		var r fakeprovider.Receipt
+		if err := dec.Decode(&r); err != nil {
+			f.t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // proc is a running `pushpipe deliver`.
@@ -100,11 +201,6 @@ func (f *fixture) startDeliver(t *testing.T, p *providers, name string, extra ..
 		"--apns-key", p.keyFile, "--apns-key-id", "KEYID12345", "--apns-team-id", "TEAMID1234",
 		"--apns-topic", testTopic, "--apns-host", p.apns.URL(),
 		"--fcm-project", "test-project", "--fcm-endpoint", p.fcm.URL() + "/v1",
-	}
-	if raceEnabled {
-		// The fakes run under the race detector in this process: a request
-		// may take a few hundred ms to be counted after it was sent.
-		args = append(args, "--limit-margin", "300ms")
 	}
 	cmd := exec.Command(pushpipeBinary(t), append(args, extra...)...)
 	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+p.certFile)
@@ -257,10 +353,10 @@ func envInt(t *testing.T, name string, def int) int {
 func TestSeed004Scenario(t *testing.T) {
 	users, tps := envInt(t, "PUSHPIPE_TEST_USERS", 50000), envInt(t, "PUSHPIPE_TEST_TPS", 5000)
 	if raceEnabled && os.Getenv("PUSHPIPE_TEST_USERS") == "" {
-		users, tps = 10000, 2000 // the fakes run under the race detector here
+		users, tps = 20000, 3000 // the ingest stage runs under the race detector here
 	}
 	f := newFixture(t)
-	p := startProviders(t, fakeprovider.Options{TPS: tps, UnregisteredRate: 0.01, ErrorRate: 0.02})
+	p := startProviders(t, fakeFlags{tps: tps, unregistered: 0.01, errorRate: 0.02})
 	devices := f.seedDevices(users, true)
 	f.createCampaign("seed004", `{"deep_link":"app://sale"}`)
 	f.startIngest(t)
@@ -290,7 +386,7 @@ func TestSeed004Scenario(t *testing.T) {
 	if len(inDB) != len(invalid) {
 		t.Errorf("%d tokens invalidated in PostgreSQL, %d by the provider", len(inDB), len(invalid))
 	}
-	for _, fake := range []*fakeprovider.Server{p.apns, p.fcm} {
+	for _, fake := range []*remoteFake{p.apns, p.fcm} {
 		s := fake.Summary()
 		t.Logf("provider: accepted %d, refused over TPS %d, unregistered %d, errors %d, peak %d/s (cap %d)",
 			s.Accepted, s.RejectedOverTPS, s.Unregistered, s.Errors, s.PeakRPS, tps)
@@ -307,13 +403,10 @@ func TestSeed004Scenario(t *testing.T) {
 // repeated requests, each with the campaign's collapse id.
 func TestSIGKILLMidRun(t *testing.T) {
 	users, tps := envInt(t, "PUSHPIPE_TEST_KILL_USERS", 20000), 3000
-	if raceEnabled && os.Getenv("PUSHPIPE_TEST_KILL_USERS") == "" {
-		users, tps = 6000, 1000
-	}
 	const killedInFlight = 64
 	f := newFixture(t)
 	// Latency keeps requests in flight at the moment of the kill.
-	p := startProviders(t, fakeprovider.Options{TPS: tps, UnregisteredRate: 0.01, ErrorRate: 0.02, Latency: 20 * time.Millisecond})
+	p := startProviders(t, fakeFlags{tps: tps, unregistered: 0.01, errorRate: 0.02, latency: 20 * time.Millisecond})
 	devices := f.seedDevices(users, true)
 	f.createCampaign("kill", `{}`)
 	f.emitUsers("kill", userRange(users))
@@ -340,7 +433,7 @@ func TestSIGKILLMidRun(t *testing.T) {
 func TestSIGTERMRepeatsNothing(t *testing.T) {
 	const users, tps = 3000, 500
 	f := newFixture(t)
-	p := startProviders(t, fakeprovider.Options{TPS: tps, Latency: 20 * time.Millisecond})
+	p := startProviders(t, fakeFlags{tps: tps, latency: 20 * time.Millisecond})
 	devices := f.seedDevices(users, true)
 	f.createCampaign("term", `{}`)
 	f.emitUsers("term", userRange(users))

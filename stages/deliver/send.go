@@ -221,7 +221,9 @@ func (h *Handler) sendOne(ctx context.Context, p int, c *campaign, d device) (pu
 		}
 		return push.Result{}, err
 	}
+	start := time.Now()
 	res := sender.Send(ctx, c.notification(d))
+	h.limiter.observe(time.Since(start))
 	h.metrics.sends.WithLabelValues(provider, res.Outcome.String()).Inc()
 	switch res.Outcome {
 	case push.Sent:
