@@ -21,12 +21,19 @@ func WriteChart(path string, samples []Sample, t0 time.Time) error {
 		return fmt.Errorf("too few samples (%d) for a chart", len(samples))
 	}
 	rate := plot.New()
-	rate.Title.Text = "devices delivered per second"
+	rate.Title.Text = "devices delivered per second (over the last second)"
 	rate.X.Label.Text = "seconds since the campaign was created"
 	rate.Y.Label.Text = "sends/s"
+	// The rate is taken over the last second of samples: per 250 ms it is
+	// too jumpy to read.
 	var pts plotter.XYs
+	j := 0
 	for i := 1; i < len(samples); i++ {
-		a, b := samples[i-1], samples[i]
+		b := samples[i]
+		for j < i-1 && b.At.Sub(samples[j+1].At) >= time.Second {
+			j++
+		}
+		a := samples[j]
 		dt := b.At.Sub(a.At).Seconds()
 		if dt <= 0 {
 			continue
