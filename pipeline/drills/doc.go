@@ -7,6 +7,8 @@
 //	(b) PostgreSQL stopped and started again
 //	(c) the provider down past deliver's retry budget, then `pushpipe dlq retry`
 //	(d) `pushpipe replay` of a delivered window, without and with --force
+//	(e) a campaign's entry lost by Redis, then `pushpipe replay --resplit`
+//	(f) Redis losing everything mid-campaign, then `pushpipe replay --resplit`
 //
 // and counts the provider's receipts: everyone reached, and nobody twice
 // beyond what the drill's fault allows. The package has no code of its own.

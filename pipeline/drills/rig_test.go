@@ -103,6 +103,7 @@ type rig struct {
 
 type proc struct {
 	name string
+	args []string
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
@@ -262,8 +263,8 @@ func (r *rig) apnsKey() string {
 // start runs a pushpipe process in the background, its output in a log file.
 func (r *rig) start(name string, args ...string) *proc {
 	r.t.Helper()
-	p := &proc{name: name, log: filepath.Join(r.dir, name+".log"), done: make(chan struct{})}
-	f, err := os.Create(p.log)
+	p := &proc{name: name, args: args, log: filepath.Join(r.dir, name+".log"), done: make(chan struct{})}
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -307,6 +308,40 @@ func (r *rig) stopAll() {
 		}
 	}
 	r.procs = nil
+}
+
+// stop sends SIGTERM to a running process and waits for it (exit 0 expected).
+func (r *rig) stop(name string) *proc {
+	r.t.Helper()
+	for i, p := range r.procs {
+		if p.name != name {
+			continue
+		}
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.done
+		if p.err != nil {
+			r.t.Fatalf("%s exited with %v on SIGTERM", name, p.err)
+		}
+		r.procs = append(r.procs[:i], r.procs[i+1:]...)
+		return p
+	}
+	r.t.Fatalf("no process %s", name)
+	return nil
+}
+
+// restart starts a stopped process again with its arguments and waits until
+// it is ready.
+func (r *rig) restart(p *proc) {
+	r.t.Helper()
+	r.start(p.name, p.args...)
+	r.poll(30*time.Second, p.name+" /readyz", func() bool {
+		resp, err := http.Get("http://" + r.ops[p.name] + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 // cli runs a pushpipe command to completion and returns its stdout.
