@@ -2,7 +2,10 @@ package pipeline_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +173,66 @@ func TestRemoveIdleConsumersKeepsThoseWithPending(t *testing.T) {
 	}
 	if ok, err := pipeline.RemoveConsumerIfIdle(ctx, c, p0, "audit", "fresh", 0); err != nil || !ok {
 		t.Fatalf("kept an idle consumer without pending: %v, %v", ok, err)
+	}
+}
+
+// The operator tools on a 3-master cluster with 16 partitions: status reads
+// every partition in pipelined calls across nodes, replay writes each entry
+// back to its own partition (never CROSSSLOT), the consumer cleanup script
+// runs on the key's node, and the DLQ round-trips.
+func TestOpsOnCluster(t *testing.T) {
+	c, err := pipeline.NewRedis(strings.Join(env.Cluster.Addrs, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := t.Context()
+	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 16)
+	for i := range 64 {
+		p := i % keys.Partitions
+		if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: keys.Stream(pipeline.StreamDeliver, p),
+			Fields: []string{pipeline.FieldCampaign, "c", "n", strconv.Itoa(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range keys.Streams(pipeline.StreamDeliver) {
+		if err := pipeline.CreateGroup(ctx, c, k, "deliver"); err != nil {
+			t.Fatal(err)
+		}
+		opsRead(t, c, k, "deliver", "w1", 1)
+	}
+	st, err := pipeline.Status(ctx, c, keys, pipeline.StreamDeliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := st[0].Groups[0]; st[0].Length != 64 || g.Lag != 48 || g.Pending != 16 || g.Consumers != 1 {
+		t.Fatalf("status: length %d, %+v; want 64, lag 48, pending 16, 1 consumer", st[0].Length, g)
+	}
+	res, err := pipeline.Replay(ctx, c, keys, pipeline.ReplayOptions{Stream: pipeline.StreamDeliver, Force: true})
+	if err != nil || res.Injected != 64 {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	for p, n := range res.ByPart {
+		if n != 4 {
+			t.Errorf("partition %d got %d re-injected, want 4", p, n)
+		}
+	}
+	// w1 holds one pending entry per partition: cleanup must keep it.
+	if removed, err := pipeline.RemoveIdleConsumers(ctx, c, keys, 0, pipeline.StreamDeliver); err != nil || len(removed) != 0 {
+		t.Fatalf("cleanup removed %v, %v", removed, err)
+	}
+	q := pipeline.NewDLQ(c, keys)
+	u := pipeline.EncodeIDs([]int64{1 << 40})
+	if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: keys.DLQ(), Fields: []string{
+		pipeline.DLQStream, keys.Stream(pipeline.StreamDeliver, 9), pipeline.DLQID, "1-0",
+		pipeline.DLQFields, pipeline.EncodeDLQFields(map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldUsers: u})}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := q.Retry(ctx, pipeline.DLQFilter{}); err != nil || len(r.Done) != 1 {
+		t.Fatalf("dlq retry on a cluster: %+v, %v", r, err)
+	}
+	xs := opsRange(t, c, keys.Stream(pipeline.StreamDeliver, 9), "-")
+	if last := xs[len(xs)-1]; last.FieldValues[pipeline.FieldUsers] != u {
+		t.Fatalf("retried entry %+v", last)
 	}
 }
