@@ -7,6 +7,7 @@ package resolve
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
@@ -186,7 +188,7 @@ func (h *Handler) resolve(ctx context.Context, r rangeEntry) error {
 // a time (a range holds about --range-size users, but subscriptions added
 // since the split land in it too).
 func (h *Handler) subscribers(ctx context.Context, r rangeEntry) ([]int64, error) {
-	var users []int64
+	users := make([]int64, 0, min(h.cfg.PageSize, 8192))
 	lo := r.lo
 	for {
 		rows, err := h.cfg.DB.Query(ctx, `
@@ -196,10 +198,15 @@ func (h *Handler) subscribers(ctx context.Context, r rangeEntry) ([]int64, error
 		if err != nil {
 			return nil, fmt.Errorf("read range %s of %s: %w", r.id, r.campaign, err)
 		}
+		binaryInt8 := rows.FieldDescriptions()[0].Format == pgx.BinaryFormatCode
 		n := 0
 		var u int64
 		for rows.Next() {
-			if err := rows.Scan(&u); err != nil {
+			// A few million rows per campaign: decode the 8-byte binary
+			// value directly rather than through Scan's machinery.
+			if raw := rows.RawValues()[0]; binaryInt8 && len(raw) == 8 {
+				u = int64(binary.BigEndian.Uint64(raw))
+			} else if err := rows.Scan(&u); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("read range %s of %s: %w", r.id, r.campaign, err)
 			}
