@@ -13,8 +13,9 @@ import (
 )
 
 // dbTimeout bounds a direct PostgreSQL write of the API (a subscription): past
-// it the client gets a 503 and retries.
-const dbTimeout = 2 * time.Second
+// it the client gets a 503 and retries. A server that is down fails at once;
+// like emitTimeout, this only bounds a slow one.
+const dbTimeout = 5 * time.Second
 
 // putSubscriber subscribes a user to a channel. Idempotent: subscribing twice
 // is one subscription.
