@@ -6,7 +6,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -456,5 +455,3 @@ func (r *Running) Trigger(ctx context.Context, c campaign.Campaign) (time.Time, 
 	}
 	return t0, nil
 }
-
-var errStopped = errors.New("stopped")

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -402,5 +401,3 @@ func (s *stage) stop() {
 	s.cancel()
 	s.done.Wait()
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
