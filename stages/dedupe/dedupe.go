@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
@@ -153,7 +154,10 @@ func (h *Handler) scriptCall(b *pipeline.Batch, entries []entry, exps map[string
 			continue
 		}
 		index[en.campaign] = strconv.Itoa(len(index) + 1)
-		exp := exps[en.campaign]
+		// Marks go with the campaign's expiry, but never while entries of
+		// it still flow: a mark expired mid-campaign would let a repeat
+		// through.
+		exp := max(exps[en.campaign], time.Now().UnixMilli())
 		keys = append(keys, k.Seen(p, en.campaign), campaign.MutedKey(k, p, en.campaign), k.Stats(p, en.campaign))
 		camps = append(camps, en.campaign,
 			strconv.FormatInt(campaign.MarksExpireMs(exp), 10), strconv.FormatInt(campaign.CountersExpireMs(exp), 10))

@@ -350,6 +350,20 @@ func TestMarksMemory(t *testing.T) {
 		}
 		bytes += b
 	}
+	// register set the campaign to expire in an hour: marks go an hour
+	// after that (campaign.MarkMargin), counters a week after.
+	for _, k := range []struct {
+		key      string
+		from, to time.Duration
+	}{{keys.Seen(0, id), time.Hour, 2 * time.Hour}, {keys.Stats(0, id), 7 * 24 * time.Hour, 8 * 24 * time.Hour}} {
+		ttl, err := c.Do(context.Background(), c.B().Pttl().Key(k.key).Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Duration(ttl) * time.Millisecond; d <= k.from || d > k.to {
+			t.Errorf("%s expires in %s, want between %s and %s", k.key, d, k.from, k.to)
+		}
+	}
 	perTenMillion := bytes * (10_000_000 / n)
 	t.Logf("marks of %d dense users: %d bytes (%.2f bits/user; %.1f MB per 10M)", n, bytes, float64(bytes*8)/n, float64(perTenMillion)/1e6)
 	if perTenMillion > 16<<20 {
