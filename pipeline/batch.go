@@ -75,7 +75,9 @@ func (b *Batch) Settled() { b.settled = true }
 func (b *Batch) IDs() []string {
 	ids := make([]string, 0, len(b.Entries))
 	for i, e := range b.Entries {
-		if _, bad := b.failed[i]; !bad {
+		_, bad := b.failed[i]
+		_, dead := b.dead[i] // acked by the dead-letter write already
+		if !bad && !dead {
 			ids = append(ids, e.ID)
 		}
 	}

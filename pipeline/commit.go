@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -227,13 +226,13 @@ func (r *Runner) deadLetter(ctx context.Context, stream string, entries []deadEn
 	msgs := make([]Message, len(entries))
 	ids := make([]string, len(entries))
 	for i, e := range entries {
-		fields, _ := json.Marshal(e.Fields)
+		fields := EncodeDLQFields(e.Fields)
 		if consumer == "" {
 			consumer = r.opts.Consumer
 		}
 		msgs[i] = Message{Stream: r.keys.DLQ(), Fields: []string{
 			DLQStream, stream, DLQID, e.ID, DLQGroup, r.opts.Group, DLQConsumer, consumer,
-			DLQDeliveries, strconv.FormatInt(e.Deliveries, 10), DLQError, e.Reason, DLQFields, string(fields),
+			DLQDeliveries, strconv.FormatInt(e.Deliveries, 10), DLQError, e.Reason, DLQFields, fields,
 		}}
 		ids[i] = e.ID
 	}

@@ -188,3 +188,47 @@ func TestSIGTERMMidBatchLosesNothing(t *testing.T) {
 	exactlyOnce(t, collect(t, c, keys, "dst"), count)
 	t.Logf("SIGTERM after %d of %d: exit 0; successor finished the rest exactly once", partial, count)
 }
+
+// A batch mixing a malformed entry (dead-lettered at once) with good ones:
+// the good ones are emitted and acked, the bad one is in the DLQ, nothing is
+// left pending.
+func TestDeadLetterBesideGoodEntries(t *testing.T) {
+	ctx := context.Background()
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	s := keys.Stream("src", 0)
+	var msgs []pipeline.Message
+	for i := range 10 {
+		n := strconv.Itoa(i)
+		if i == 4 {
+			n = "malformed"
+		}
+		msgs = append(msgs, pipeline.Message{Stream: s, Fields: []string{"n", n}})
+	}
+	if _, err := pipeline.Emit(ctx, c, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+		for i, e := range b.Entries {
+			if _, err := strconv.Atoi(e.Fields["n"]); err != nil {
+				b.DeadLetter(i, err)
+				continue
+			}
+			b.Emit(keys.Stream("dst", b.Partition), "n", e.Fields["n"])
+		}
+		return nil
+	})
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "src", Stream: "src", Partitions: []int{0},
+		Block: 50 * time.Millisecond}, h, zerolog.Nop(), nil)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- r.Run(rctx) }()
+	waitFor(t, 10*time.Second, "9 outputs", func() bool { return len(collect(t, c, keys, "dst")) == 9 })
+	cancel()
+	<-done
+	groups, _ := pipeline.StreamGroups(ctx, c, []string{s})
+	dlq, _ := c.Do(ctx, c.B().Xlen().Key(keys.DLQ()).Build()).AsInt64()
+	if groups[0][0].Pending != 0 || dlq != 1 {
+		t.Fatalf("pending %d, dead letters %d; want 0 and 1", groups[0][0].Pending, dlq)
+	}
+}

@@ -2,7 +2,6 @@ package deliver
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -28,14 +27,11 @@ func (h *Handler) deadLetter(ctx context.Context, stream string, entries []deadE
 	}
 	msgs := make([]pipeline.Message, len(entries))
 	for i, e := range entries {
-		fields, err := json.Marshal(e.fields)
-		if err != nil {
-			return fmt.Errorf("dead-letter %s: %w", e.id, err)
-		}
+		fields := pipeline.EncodeDLQFields(e.fields)
 		msgs[i] = pipeline.Message{Stream: h.keys.DLQ(), Fields: []string{
 			pipeline.DLQStream, stream, pipeline.DLQID, e.id, pipeline.DLQGroup, h.cfg.Group,
 			pipeline.DLQConsumer, h.cfg.Consumer, pipeline.DLQDeliveries, strconv.FormatInt(e.deliveries, 10),
-			pipeline.DLQError, e.err.Error(), pipeline.DLQFields, string(fields),
+			pipeline.DLQError, e.err.Error(), pipeline.DLQFields, fields,
 		}}
 	}
 	if _, err := pipeline.Emit(ctx, h.rdb, msgs...); err != nil {
