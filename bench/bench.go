@@ -159,6 +159,7 @@ type Result struct {
 	Chart        string                `json:"chart"`
 	Samples      []Sample              `json:"-"`
 	StageRates   map[string]StageTotal `json:"stages"`
+	ServerTime   ServerTime            `json:"server_time"`
 }
 
 // RoleUsage sums the processes of one role (all replicas, all restarts).
@@ -241,6 +242,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Pprof > 0 {
 		go run.Profile(ctx, cfg.Pprof, cfg.OutDir)
 	}
+	resetServerStats(ctx, run.rdb, conn)
 	t0, err := run.Trigger(ctx, campaign.Campaign{ID: id, App: cfg.Seed.App, Channels: channels,
 		Title: "Benchmark", Body: "One notification to every subscriber"})
 	if err != nil {
@@ -256,6 +258,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if crashed := run.Fleet.Crashed(); len(crashed) > 0 {
 		res.Notes = append(res.Notes, "processes that exited on their own:\n"+strings.Join(crashed, "\n"))
 	}
+	res.ServerTime = readServerTime(ctx, run.rdb, conn, 8)
 	// What was delivered lives in the processes (the fake's receipts, the
 	// deliverers' send counters): read it before they go.
 	got, sends, err := delivered(ctx, run, id)

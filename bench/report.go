@@ -71,6 +71,18 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 		u := r.Processes[n]
 		fmt.Fprintf(w, "| %s | %d | %.1f | %.0f |\n", n, u.Processes, u.CPUSeconds, u.PeakRSSMB)
 	}
+	if len(r.ServerTime.Redis) > 0 {
+		fmt.Fprintf(w, "\n| Redis command (during the campaign) | calls | total ms |\n|---|---:|---:|\n")
+		for _, c := range r.ServerTime.Redis {
+			fmt.Fprintf(w, "| %s | %s | %.0f |\n", c.Name, comma(c.Calls), c.TotalMs)
+		}
+	}
+	if len(r.ServerTime.Postgres) > 0 {
+		fmt.Fprintf(w, "\n| PostgreSQL statement (during the campaign) | calls | total ms |\n|---|---:|---:|\n")
+		for _, c := range r.ServerTime.Postgres {
+			fmt.Fprintf(w, "| `%s` | %s | %.0f |\n", strings.ReplaceAll(c.Name, "|", "\\|"), comma(c.Calls), c.TotalMs)
+		}
+	}
 	if len(r.KillLog) > 0 {
 		fmt.Fprintf(w, "\nkills: ")
 		var ks []string
