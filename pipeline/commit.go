@@ -73,13 +73,13 @@ func hashTag(key string) string {
 // commit makes a handled batch durable: dead letters first, then emits and acks
 // (atomically when every key shares the input's tag).
 func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) {
-	if b.settled {
-		return int64(len(b.IDs())), nil
-	}
 	if len(b.dead) > 0 {
 		if err := r.deadLetter(ctx, b.Stream, b.deadEntries(), r.opts.Consumer); err != nil {
 			return 0, err
 		}
+	}
+	if b.settled {
+		return int64(len(b.IDs())), nil
 	}
 	ids := b.IDs()
 	if len(ids) == 0 && len(b.emits) == 0 && len(b.incrs) == 0 {
