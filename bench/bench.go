@@ -147,6 +147,9 @@ type Result struct {
 	ProviderDuplicates        int64 `json:"provider_duplicates"`
 	ProviderDuplicatesAllowed int64 `json:"provider_duplicates_allowed"`
 	Complete                  bool  `json:"complete"` // the campaign finished before the timeout
+	// LoadAvg is the machine's 1-minute load average at the trigger and at
+	// the end: on a shared box, other work slows the pipeline and the floor.
+	LoadAvg [2]float64 `json:"load_avg"`
 
 	Replicas     map[string]int        `json:"replicas"`
 	Verification Verdict               `json:"verification"`
@@ -243,6 +246,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		go run.Profile(ctx, cfg.Pprof, cfg.OutDir)
 	}
 	resetServerStats(ctx, run.rdb, conn)
+	res.LoadAvg[0] = loadAvg()
 	t0, err := run.Trigger(ctx, campaign.Campaign{ID: id, App: cfg.Seed.App, Channels: channels,
 		Title: "Benchmark", Body: "One notification to every subscriber"})
 	if err != nil {
@@ -258,6 +262,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if crashed := run.Fleet.Crashed(); len(crashed) > 0 {
 		res.Notes = append(res.Notes, "processes that exited on their own:\n"+strings.Join(crashed, "\n"))
 	}
+	res.LoadAvg[1] = loadAvg()
 	res.ServerTime = readServerTime(ctx, run.rdb, conn, 8)
 	// What was delivered lives in the processes (the fake's receipts, the
 	// deliverers' send counters): read it before they go.
@@ -457,4 +462,18 @@ func (r *Running) Trigger(ctx context.Context, c campaign.Campaign) (time.Time, 
 		return t0, fmt.Errorf("create campaign: %w", err)
 	}
 	return t0, nil
+}
+
+// loadAvg is the 1-minute load average (0 if unknown).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }

@@ -38,6 +38,7 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| check | value |\n|---|---:|\n")
 	fmt.Fprintf(w, "| complete (every target terminal, pipeline quiet) | %v |\n", r.Complete)
 	fmt.Fprintf(w, "| seed (COPY, indexes rebuilt) | %s |\n", ms(r.SeedMs))
+	fmt.Fprintf(w, "| machine load average at trigger / end (2 cores) | %.1f / %.1f |\n", r.LoadAvg[0], r.LoadAvg[1])
 	fmt.Fprintf(w, "| campaign targets / users done | %s / %s |\n", comma(r.Campaign.Targets), comma(r.Campaign.UsersDone))
 	fmt.Fprintf(w, "| sent / failed / invalid (devices) | %s / %s / %s |\n", comma(r.Campaign.Sent), comma(r.Campaign.Failed), comma(r.Campaign.Invalid))
 	fmt.Fprintf(w, "| duplicates suppressed by dedupe | %s |\n", comma(r.Campaign.Dups))
