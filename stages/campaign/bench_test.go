@@ -36,6 +36,7 @@ import (
 //	floor_ms  in the same run, one COPY (SELECT user_id ...) TO STDOUT of the
 //	          channel: reading the ids once, with nothing else done
 //	last/floor
+//	last_range_ms  when split emitted its last range
 //
 // and checks that every subscriber came out exactly once.
 func BenchmarkFanout(b *testing.B) {
@@ -55,7 +56,7 @@ func BenchmarkFanout(b *testing.B) {
 	defer rdb.Close()
 	floor := copyFloor(b, db)
 
-	var first, last time.Duration
+	var first, last, splitLast time.Duration
 	var cpuGo, cpuRedis, cpuPG time.Duration
 	b.ResetTimer()
 	for i := range b.N {
@@ -76,9 +77,11 @@ func BenchmarkFanout(b *testing.B) {
 		cpuRedis += redisCPUTime(b, f) - redisCPU
 		cpuPG += treeCPU(postmasterPID(b)) - pgCPU
 		stop()
-		lo, hi := deliverSpan(b, f)
+		lo, hi := streamSpan(b, f, pipeline.StreamDeliver)
 		first += time.UnixMilli(lo).Sub(trigger)
 		last += time.UnixMilli(hi).Sub(trigger)
+		_, cut := streamSpan(b, f, pipeline.StreamRanges)
+		splitLast += time.UnixMilli(cut).Sub(trigger)
 		checkEveryoneOnce(b, f, c.ID, n)
 	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
@@ -87,6 +90,7 @@ func BenchmarkFanout(b *testing.B) {
 	b.ReportMetric(ms(last), "last_ms")
 	b.ReportMetric(float64(floor.Microseconds())/1000, "floor_ms")
 	b.ReportMetric(ms(last)/(float64(floor.Microseconds())/1000), "last/floor")
+	b.ReportMetric(ms(splitLast), "last_range_ms")
 	// Where the CPU went, per campaign: this process (the three stages and
 	// their clients), redis-server, PostgreSQL (every backend).
 	b.ReportMetric(ms(cpuGo), "stages_cpu_ms")
@@ -297,13 +301,13 @@ func benchStages(b *testing.B, f *fixture) (stop func()) {
 	return func() { cancel(); wg.Wait() }
 }
 
-// deliverSpan is the unix ms of the first and the last deliver entry, from
-// their stream ids (Redis's clock, this machine's).
-func deliverSpan(b *testing.B, f *fixture) (first, last int64) {
+// streamSpan is the unix ms of the first and the last entry of a stream's
+// partitions, from their ids (Redis's clock, this machine's).
+func streamSpan(b *testing.B, f *fixture, stream string) (first, last int64) {
 	b.Helper()
 	ctx := context.Background()
 	first = 1<<63 - 1
-	for _, s := range f.keys.Streams(pipeline.StreamDeliver) {
+	for _, s := range f.keys.Streams(stream) {
 		for _, cmd := range []bool{true, false} {
 			q := f.rdb.B().Xrange().Key(s).Start("-").End("+").Count(1).Build()
 			if !cmd {

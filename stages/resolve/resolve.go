@@ -73,8 +73,11 @@ type rangeEntry struct {
 // Handle resolves every range of the batch. Each range's dedupe entries are
 // emitted before the range is recorded as resolved, and the runner acks the
 // batch after that: a crash anywhere repeats work, which dedupe makes
-// harmless, and never loses a range. A range already recorded (a
-// redelivered batch) is not read again.
+// harmless, and never loses a range.
+//
+// A range delivered again is read again, even if it is recorded: its id may
+// come back with other bounds (split re-cut it after a crash while
+// subscriptions changed), and only reading it again covers them.
 func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	ranges := make([]rangeEntry, 0, len(b.Entries))
 	for i, e := range b.Entries {
@@ -85,17 +88,10 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		}
 		ranges = append(ranges, r)
 	}
-	done, err := h.resolved(ctx, ranges)
-	if err != nil {
-		return err
-	}
 	var mu sync.Mutex
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(h.cfg.Parallel)
-	for i, r := range ranges {
-		if done[i] {
-			continue
-		}
+	for _, r := range ranges {
 		g.Go(func() error {
 			err := h.resolve(ctx, r)
 			if errors.Is(err, campaign.ErrNotFound) {
@@ -132,25 +128,6 @@ func parse(i int, e pipeline.Entry) (rangeEntry, error) {
 		return r, fmt.Errorf("range %s: lo %d > hi %d", r.id, r.lo, r.hi)
 	}
 	return r, nil
-}
-
-// resolved tells which ranges are already recorded in their campaign's
-// range_users hash.
-func (h *Handler) resolved(ctx context.Context, ranges []rangeEntry) ([]bool, error) {
-	c := h.cfg.Redis
-	cmds := make(rueidis.Commands, len(ranges))
-	for i, r := range ranges {
-		cmds[i] = c.B().Hexists().Key(h.cfg.Keys.CampaignKey(r.campaign, campaign.KeyRangeUsers)).Field(r.id).Build()
-	}
-	done := make([]bool, len(ranges))
-	for i, res := range c.DoMulti(ctx, cmds...) {
-		ok, err := res.AsBool()
-		if err != nil {
-			return nil, fmt.Errorf("resolve: range bookkeeping: %w", err)
-		}
-		done[i] = ok
-	}
-	return done, nil
 }
 
 // resolve reads one range, filters it, emits it to dedupe and records it.
