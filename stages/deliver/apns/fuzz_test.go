@@ -42,6 +42,7 @@ func FuzzProviderAnswer(f *testing.F) {
 	f.Add(500, []byte(`not json`), "-5")
 	f.Add(410, []byte(`{"reason":"Unregistered","timestamp":-99999999999999999}`), "")
 	f.Add(410, []byte(`{"timestamp":"x"}`), "")
+	f.Add(429, []byte(`{"reason":"TooManyRequests"}`), "10000000000") // past time.Duration's range
 
 	var next atomic.Pointer[fuzzAnswer]
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +132,8 @@ func checkResult(t *testing.T, r push.Result, status int) {
 // FuzzParseRetryAfter: any header value gives a non-negative delay, and
 // delay-seconds are read exactly.
 func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"", "0", "1", "120", "-3", "Wed, 21 Oct 2037 07:28:00 GMT", "soon"} {
+	for _, s := range []string{"", "0", "1", "120", "-3", "Wed, 21 Oct 2037 07:28:00 GMT", "soon",
+		"10000000000", "9223372036854775807"} { // past time.Duration's range: must not wrap negative
 		f.Add(s)
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -68,7 +69,9 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs > 0 {
-		return time.Duration(secs) * time.Second
+		// Passed on as given (the deliver stage applies its own bounds),
+		// only kept from overflowing.
+		return time.Duration(min(secs, math.MaxInt64/int64(time.Second))) * time.Second
 	}
 	if at, err := http.ParseTime(v); err == nil && at.After(now) {
 		return at.Sub(now)

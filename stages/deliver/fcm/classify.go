@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -26,7 +27,14 @@ import (
 // and keeps the tokens; quota, 5xx and the network are retried.
 func classify(err error, a *attempt) push.Result {
 	if err == nil {
-		return push.Result{Outcome: push.Sent, Status: http.StatusOK}
+		if !a.done {
+			return push.Result{Outcome: push.Sent, Status: http.StatusOK}
+		}
+		if a.status < 200 || a.status >= 300 {
+			// firebase counts 300-303 as success too; nothing was accepted.
+			return statusOnly(a.status, a.header)
+		}
+		return push.Result{Outcome: push.Sent, Status: a.status}
 	}
 	if resp := errorutils.HTTPResponse(err); resp != nil {
 		return classifyAnswer(err, resp)
@@ -34,10 +42,10 @@ func classify(err error, a *attempt) push.Result {
 	switch {
 	case a.done && a.err != nil:
 		return transportFailure(a.err)
-	case a.done && a.status == http.StatusOK:
+	case a.done && a.status >= 200 && a.status < 300:
 		// Accepted, but the SDK could not read the answer: sending again
 		// would duplicate the notification.
-		return push.Result{Outcome: push.Sent, Status: http.StatusOK}
+		return push.Result{Outcome: push.Sent, Status: a.status}
 	case a.done:
 		// The SDK wanted to retry this answer (a 503) and oneShotTransport
 		// stopped it.
@@ -62,8 +70,12 @@ func classifyAnswer(err error, resp *http.Response) push.Result {
 		Reason:     ge.reason(resp.StatusCode),
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
-	switch s := resp.StatusCode; {
-	case messaging.IsUnregistered(err):
+	// Only a 4xx answer is about the request; an error code in any other
+	// answer never deletes a token.
+	s := resp.StatusCode
+	clientError := s >= 400 && s < 500
+	switch {
+	case messaging.IsUnregistered(err) && clientError:
 		r.Outcome = push.Invalid
 	case messaging.IsSenderIDMismatch(err):
 		// A token of another project, or credentials for the wrong
@@ -77,7 +89,7 @@ func classifyAnswer(err error, resp *http.Response) push.Result {
 	case messaging.IsQuotaExceeded(err), messaging.IsUnavailable(err), messaging.IsInternal(err),
 		s == http.StatusTooManyRequests, s >= 500:
 		r.Outcome = push.Retry
-	case messaging.IsInvalidArgument(err), s == http.StatusBadRequest:
+	case (messaging.IsInvalidArgument(err) || s == http.StatusBadRequest) && clientError:
 		r.Outcome, r.CampaignFatal = ge.invalidArgument()
 		r.Reason += ": " + clip(ge.Error.Message)
 	case s == http.StatusUnauthorized, s == http.StatusForbidden:
@@ -109,8 +121,8 @@ type googleError struct {
 func parseGoogleError(resp *http.Response) googleError {
 	var ge googleError
 	if resp.Body != nil {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-		json.Unmarshal(b, &ge) // an unreadable body leaves the HTTP status to decide
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20)) // FCM errors are a few hundred bytes
+		json.Unmarshal(b, &ge)                               // an unreadable body leaves the HTTP status to decide
 	}
 	return ge
 }
@@ -207,7 +219,9 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs > 0 {
-		return time.Duration(secs) * time.Second
+		// Passed on as given (the deliver stage applies its own bounds),
+		// only kept from overflowing.
+		return time.Duration(min(secs, math.MaxInt64/int64(time.Second))) * time.Second
 	}
 	if at, err := http.ParseTime(v); err == nil && at.After(now) {
 		return at.Sub(now)

@@ -41,6 +41,14 @@ func FuzzProviderAnswer(f *testing.F) {
 	f.Add(503, []byte(`{"error":{"code":503,"status":"UNAVAILABLE"}}`), "Wed, 21 Oct 2037 07:28:00 GMT", js)
 	f.Add(500, []byte(`<html>oops</html>`), "-1", "text/html")
 	f.Add(418, []byte(`{"error":null}`), "", js)
+	// Found by this target: firebase took 300-303 as success (counted as
+	// sent), an error code in a non-4xx answer deleted the token, and a
+	// Retry-After past time.Duration's range wrapped negative.
+	f.Add(303, []byte(`{}`), "0", "0")
+	f.Add(399, []byte(`{"error":{"messAge":"registrAtion token","detAils":[{"@tYpe":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"INVALID_ARGUMENT"}]}}`), "", "0")
+	f.Add(503, []byte(`{"error":{"details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"UNREGISTERED"}]}}`), "", js)
+	f.Add(205, []byte(`0`), "", "0")
+	f.Add(429, []byte(`{}`), "10000000000", js)
 
 	var next atomic.Pointer[fuzzAnswer]
 	var requests atomic.Int64
@@ -113,7 +121,8 @@ func abs(i int) int {
 // FuzzParseRetryAfter: any header value gives a non-negative delay, and
 // delay-seconds are read exactly.
 func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"", "0", "1", "120", "-3", "Wed, 21 Oct 2037 07:28:00 GMT", "soon"} {
+	for _, s := range []string{"", "0", "1", "120", "-3", "Wed, 21 Oct 2037 07:28:00 GMT", "soon",
+		"10000000000", "9223372036854775807"} { // past time.Duration's range: must not wrap negative
 		f.Add(s)
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -1,10 +1,10 @@
 package fcm
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -41,10 +41,12 @@ func newBaseTransport(roots *x509.CertPool) *http.Transport {
 // four times with backoff of up to two minutes (internal.RetryConfig, not
 // configurable from outside the module). The deliver stage has its own
 // retries, rate limit and backoff; hidden retries underneath would multiply
-// requests during an outage and hold a worker for minutes. So after the
-// first attempt this transport buffers the answer, records it and cancels
-// the send's context: a retry the SDK then wants ends at once with the
-// context error, and Send classifies the recorded answer instead.
+// requests during an outage and hold a worker for minutes. So once the
+// first attempt is over (its answer read and closed, or its transport
+// error returned) this transport records it and cancels the send's
+// context: a retry the SDK then wants ends at once with the context error,
+// and Send classifies the recorded attempt instead. A further attempt that
+// got past that anyway is refused here without a request.
 type oneShotTransport struct {
 	base http.RoundTripper
 }
@@ -60,35 +62,28 @@ type attempt struct {
 
 type attemptKey struct{}
 
-// maxAnswer bounds a buffered answer; FCM's are a few hundred bytes.
-const maxAnswer = 1 << 20
+var errSecondAttempt = errors.New("fcm: request already made for this send")
 
 func (t oneShotTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	a, _ := req.Context().Value(attemptKey{}).(*attempt)
-	if a == nil || a.done {
-		// Not a Send (or a retry sneaking past the canceled context).
-		if a != nil {
-			return nil, context.Canceled
-		}
+	switch {
+	case a == nil: // not a Send
 		return t.base.RoundTrip(req)
+	case a.done:
+		a.cancel()
+		return nil, errSecondAttempt
 	}
-	resp, err := t.base.RoundTrip(req)
 	a.done = true
-	defer a.cancel()
+	resp, err := t.base.RoundTrip(req)
 	if err != nil {
 		a.err = err
-		return nil, err
-	}
-	// Read the body before canceling: an HTTP/2 body read after its
-	// context ends fails.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	resp.Body.Close()
-	if err != nil {
-		a.err = err
+		a.cancel()
 		return nil, err
 	}
 	a.status, a.header = resp.StatusCode, resp.Header
-	resp.Body = io.NopCloser(bytes.NewReader(body))
+	// Cancel only when the SDK has read and closed the answer: an HTTP/2
+	// body read after its context ends fails.
+	resp.Body = cancelOnClose{resp.Body, a.cancel}
 	return resp, nil
 }
 
@@ -97,4 +92,15 @@ func (t oneShotTransport) CloseIdleConnections() {
 	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
