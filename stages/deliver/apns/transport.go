@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // newHTTPClient builds what apns2.NewClient builds (an HTTP/2-only
@@ -23,13 +21,20 @@ func newHTTPClient(roots *x509.CertPool, cert *tls.Certificate) *http.Client {
 	if cert != nil {
 		tlsCfg.Certificates = []tls.Certificate{*cert}
 	}
+	// HTTP/2 only: APNs speaks nothing else.
+	var protocols http.Protocols
+	protocols.SetHTTP2(true)
 	return &http.Client{
-		Transport: retryAfterTransport{&http2.Transport{
-			TLSClientConfig: tlsCfg,
-			// Ping an idle connection so a dead one (APNs drops them
-			// silently) is noticed before a send hangs on it.
-			ReadIdleTimeout: 15 * time.Second,
-			PingTimeout:     15 * time.Second,
+		Transport: retryAfterTransport{&http.Transport{
+			TLSClientConfig:     tlsCfg,
+			Protocols:           &protocols,
+			TLSHandshakeTimeout: 10 * time.Second,
+			HTTP2: &http.HTTP2Config{
+				// Ping an idle connection so a dead one (APNs drops them
+				// silently) is noticed before a send hangs on it.
+				SendPingTimeout: 15 * time.Second,
+				PingTimeout:     15 * time.Second,
+			},
 		}},
 	}
 }
@@ -37,7 +42,7 @@ func newHTTPClient(roots *x509.CertPool, cert *tls.Certificate) *http.Client {
 // retryAfterTransport hands the Retry-After header of a refused request to
 // Send: apns2.Response has no headers, so without this it would be lost.
 type retryAfterTransport struct {
-	base *http2.Transport
+	base *http.Transport
 }
 
 type retryAfterKey struct{}
