@@ -60,8 +60,9 @@ type Config struct {
 	// context ended; use the runner's. Default 10s.
 	ShutdownTimeout time.Duration
 	// LimitMargin: permits of a one-second window are only used until this
-	// long before the window ends, so that a request never lands in the
-	// provider's next second. Default 100ms.
+	// long (or as long as recent sends took, if longer) before the window
+	// ends, so that a request never lands in the provider's next second.
+	// Default 100ms.
 	LimitMargin time.Duration
 
 	Log     zerolog.Logger
@@ -123,8 +124,8 @@ func (c *Config) validate() error {
 	if c.TPS < 0 {
 		errs = append(errs, fmt.Errorf("tps must not be negative, got %d", c.TPS))
 	}
-	if c.RetryLease <= c.LimitMargin {
-		errs = append(errs, errors.New("retry lease must be longer than the limiter margin"))
+	if c.LimitMargin >= time.Second {
+		errs = append(errs, fmt.Errorf("limit margin must be under a second, got %v", c.LimitMargin))
 	}
 	return errors.Join(errs...)
 }

@@ -8,41 +8,51 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"golang.org/x/time/rate"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
 // limitScript grants up to ARGV[2] send permits in the current one-second
 // window of Redis's clock, never more than ARGV[1] per window in total over
-// every caller. The last ARGV[3] ms of a window grant nothing: a request
-// started then could reach the provider in its next second. It returns
-// {granted, ms left in the window}.
+// every caller.
+//
+// A request reaches the provider a little after its permit, so one started
+// late in a window may be counted by the provider in the next one. Hence:
+// the last ARGV[3] ms (the margin) grant nothing, and permits granted in the
+// ARGV[4] ms before that (the tail) are charged to the next window as well,
+// so that whichever second the provider counts them in, they fit its cap.
+//
+// It returns {granted, ms left in the window, 1 if they were tail permits}.
 var limitScript = rueidis.NewLuaScript(`
-local tps, want, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tps, want, margin, tail = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local t = redis.call('TIME')
 local sec, us = tonumber(t[1]), tonumber(t[2])
 local left = math.floor((1000000 - us) / 1000)
-if left <= margin then return {0, left} end
-local cur = redis.call('HMGET', KEYS[1], 's', 'n')
-local n = 0
-if tonumber(cur[1]) == sec then n = tonumber(cur[2]) end
-local grant = math.min(want, tps - n)
-if grant <= 0 then return {0, left} end
-redis.call('HSET', KEYS[1], 's', sec, 'n', n + grant)
+if left <= margin then return {0, left, 0} end
+local cur, nxt = tostring(sec), tostring(sec + 1)
+local counts = redis.call('HMGET', KEYS[1], cur, nxt)
+local grant = math.min(want, tps - (tonumber(counts[1]) or 0))
+local inTail = left <= margin + tail
+if inTail then grant = math.min(grant, tps - (tonumber(counts[2]) or 0)) end
+if grant <= 0 then return {0, left, 0} end
+redis.call('HINCRBY', KEYS[1], cur, grant)
+if inTail then redis.call('HINCRBY', KEYS[1], nxt, grant) end
+redis.call('HDEL', KEYS[1], tostring(sec - 1))
 redis.call('PEXPIRE', KEYS[1], 10000)
-return {grant, left}
+if inTail then return {grant, left, 1} end
+return {grant, left, 0}
 `)
 
 // limiter is the cluster-wide send-rate cap: at most tps sends per provider
 // and app in every one-second window, summed over every deliver process.
 // Permits are fetched from Redis in chunks, so a send costs a Redis call only
-// once per chunk.
+// once per chunk, and each process paces its own sends over the second.
 //
-// A permit of a window is only used while the window has more than a margin
-// left: the fixed margin, or the longest recent send if that is longer (up
-// to maxMargin). A send slower than that could reach the provider in its
-// next second, where other permits are already granted; on an overloaded
-// machine sends get slow, and the cutoff moves earlier with them.
+// The tail of a window (see limitScript) is at least minTail, or as long as
+// the slowest recent send took, up to maxTail: a send that slow may reach the
+// provider that late. On an overloaded machine sends get slow and the tail
+// grows with them.
 type limiter struct {
 	rdb    rueidis.Client
 	keys   pipeline.Keys
@@ -55,19 +65,26 @@ type limiter struct {
 
 	latMu  sync.Mutex
 	latSec int64            // the second lat[0] is about
-	lat    [2]time.Duration // longest send this second, and the one before
+	lat    [2]time.Duration // slowest send this second, and the one before
 }
 
-// maxMargin bounds the adaptive margin: with sends slower than this, half
-// of each second still sends.
-const maxMargin = 500 * time.Millisecond
+// Bounds of the tail.
+const (
+	minTail = 200 * time.Millisecond
+	maxTail = 500 * time.Millisecond
+)
 
 // bucket holds one process's unused permits of one provider+app.
 type bucket struct {
-	key       string
+	key string
+	// pace spreads this process's sends over the second instead of
+	// starting a window's worth at once: a burst of hundreds of requests
+	// queues up at the provider and makes every send of it slow.
+	pace *rate.Limiter
+
 	mu        sync.Mutex
 	n         int           // permits left
-	end       time.Time     // end of their window (no later than Redis's)
+	until     time.Time     // they may be used until then
 	notBefore time.Time     // the window is used up: ask again then
 	fetching  chan struct{} // closed when the fetch in progress ends
 }
@@ -85,7 +102,9 @@ func (l *limiter) bucket(provider, app string) *bucket {
 	defer l.mu.Unlock()
 	b := l.buckets[id]
 	if b == nil {
-		b = &bucket{key: l.keys.RateLimit(provider, app)}
+		// Fast enough to use a whole window before its margin.
+		r := float64(l.tps) / (1 - l.margin.Seconds())
+		b = &bucket{key: l.keys.RateLimit(provider, app), pace: rate.NewLimiter(rate.Limit(r), max(l.chunk/4, 1))}
 		l.buckets[id] = b
 	}
 	return b
@@ -110,15 +129,17 @@ func (l *limiter) observe(d time.Duration) {
 	l.latMu.Unlock()
 }
 
-// cutoff is how long before its window's end a permit stops being usable.
-func (l *limiter) cutoff() time.Duration {
+// tail is the current length of a window's double-charged tail.
+func (l *limiter) tail() time.Duration {
 	l.latMu.Lock()
 	defer l.latMu.Unlock()
-	recent := l.lat[0]
-	if time.Now().Unix() == l.latSec {
-		recent = max(recent, l.lat[1])
+	recent := time.Duration(0)
+	if now := time.Now().Unix(); now == l.latSec {
+		recent = max(l.lat[0], l.lat[1])
+	} else if now == l.latSec+1 {
+		recent = l.lat[0]
 	}
-	return max(l.margin, min(recent, maxMargin))
+	return max(minTail, min(recent, maxTail))
 }
 
 // wait blocks until one send to provider for app is allowed. Call it right
@@ -128,20 +149,17 @@ func (l *limiter) wait(ctx context.Context, provider, app string) error {
 		return nil
 	}
 	b := l.bucket(provider, app)
+	if err := b.pace.Wait(ctx); err != nil {
+		return err
+	}
 	for {
-		cutoff := l.cutoff()
 		b.mu.Lock()
 		now := time.Now()
 		switch {
-		case b.n > 0 && now.Add(cutoff).Before(b.end):
+		case b.n > 0 && now.Before(b.until):
 			b.n--
 			b.mu.Unlock()
 			return nil
-		case b.n > 0:
-			// Too late in the window for what is left: drop it.
-			b.n, b.notBefore = 0, b.end.Add(time.Millisecond)
-			b.mu.Unlock()
-			continue
 		case b.fetching != nil:
 			ch := b.fetching
 			b.mu.Unlock()
@@ -159,20 +177,17 @@ func (l *limiter) wait(ctx context.Context, provider, app string) error {
 			}
 			continue
 		}
+		// Out of permits, or the ones left may not be used this late.
 		ch := make(chan struct{})
-		b.fetching = ch
+		b.n, b.fetching = 0, ch
 		b.mu.Unlock()
 
-		granted, end, err := l.fetch(ctx, b.key, cutoff)
+		granted, until, notBefore, err := l.fetch(ctx, b.key, l.tail())
 		b.mu.Lock()
 		b.fetching = nil
 		close(ch)
 		if err == nil {
-			b.n, b.end = granted, end
-			if granted == 0 {
-				// +1ms: land inside the next window, not on its edge.
-				b.notBefore = end.Add(time.Millisecond)
-			}
+			b.n, b.until, b.notBefore = granted, until, notBefore
 		}
 		b.mu.Unlock()
 		if err != nil {
@@ -181,21 +196,32 @@ func (l *limiter) wait(ctx context.Context, provider, app string) error {
 	}
 }
 
-// fetch asks Redis for a chunk of permits of the current window; end is
-// when the window ends, measured from before the call so never later than
-// Redis's own.
-func (l *limiter) fetch(ctx context.Context, key string, cutoff time.Duration) (granted int, end time.Time, err error) {
+// fetch asks Redis for a chunk of permits. Times are measured from before
+// the call, so they are never later than Redis's own. Permits granted before
+// the tail may only be used until the tail starts (after that a send must be
+// charged to the next window too); tail permits until the margin.
+func (l *limiter) fetch(ctx context.Context, key string, tail time.Duration) (granted int, until, notBefore time.Time, err error) {
 	start := time.Now()
 	res, err := limitScript.Exec(ctx, l.rdb, []string{key}, []string{
-		strconv.Itoa(l.tps), strconv.Itoa(l.chunk), strconv.FormatInt(cutoff.Milliseconds(), 10),
+		strconv.Itoa(l.tps), strconv.Itoa(l.chunk),
+		strconv.FormatInt(l.margin.Milliseconds(), 10), strconv.FormatInt(tail.Milliseconds(), 10),
 	}).AsIntSlice()
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("rate limit %s: %w", key, err)
+		return 0, time.Time{}, time.Time{}, fmt.Errorf("rate limit %s: %w", key, err)
 	}
-	if len(res) != 2 {
-		return 0, time.Time{}, fmt.Errorf("rate limit %s: unexpected reply %v", key, res)
+	if len(res) != 3 {
+		return 0, time.Time{}, time.Time{}, fmt.Errorf("rate limit %s: unexpected reply %v", key, res)
 	}
-	return int(res[0]), start.Add(time.Duration(res[1]) * time.Millisecond), nil
+	end := start.Add(time.Duration(res[1]) * time.Millisecond)
+	if res[0] == 0 {
+		// +1ms: land inside the next window, not on its edge.
+		return 0, time.Time{}, end.Add(time.Millisecond), nil
+	}
+	until = end.Add(-l.margin)
+	if res[2] == 0 {
+		until = until.Add(-tail)
+	}
+	return int(res[0]), until, time.Time{}, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

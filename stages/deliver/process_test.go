@@ -347,13 +347,15 @@ func envInt(t *testing.T, name string, def int) int {
 // TestSeed004Scenario is seed 004 scaled down: recipients (PUSHPIPE_TEST_USERS,
 // default 50k; 420k for the full run) sent by two deliver processes
 // that share the provider's TPS cap (PUSHPIPE_TEST_TPS per provider, default
-// 5k; 20k in full), 1% of tokens unregistered, 2% random 5xx. Nobody gets two
+// 2k; 20k in full), 1% of tokens unregistered, 2% random 5xx. Nobody gets two
 // copies, nothing is refused for going over the cap, every unregistered
 // token ends up invalidated in PostgreSQL, everyone else is accepted once.
 func TestSeed004Scenario(t *testing.T) {
-	users, tps := envInt(t, "PUSHPIPE_TEST_USERS", 50000), envInt(t, "PUSHPIPE_TEST_TPS", 5000)
+	// The default cap is low enough to bind on this 2-core machine, so the
+	// two processes really have to share it.
+	users, tps := envInt(t, "PUSHPIPE_TEST_USERS", 50000), envInt(t, "PUSHPIPE_TEST_TPS", 2000)
 	if raceEnabled && os.Getenv("PUSHPIPE_TEST_USERS") == "" {
-		users, tps = 20000, 3000 // the ingest stage runs under the race detector here
+		users = 20000 // the ingest stage runs under the race detector here
 	}
 	f := newFixture(t)
 	p := startProviders(t, fakeFlags{tps: tps, unregistered: 0.01, errorRate: 0.02})
@@ -365,7 +367,7 @@ func TestSeed004Scenario(t *testing.T) {
 	flags := []string{"--tps", strconv.Itoa(tps), "--retry-base", "200ms"}
 	d1 := f.startDeliver(t, p, "d1", flags...)
 	d2 := f.startDeliver(t, p, "d2", flags...)
-	f.waitDone("seed004", users, time.Duration(2*users/tps+60)*time.Second)
+	f.waitDone("seed004", users, time.Duration(max(2*users/tps, users/1000)+60)*time.Second)
 	elapsed := time.Since(start)
 
 	checkExactlyOnce(t, f, "seed004", devices, p.apns, p.fcm)
@@ -374,9 +376,15 @@ func TestSeed004Scenario(t *testing.T) {
 		t.Errorf("sends per process %v and %v: both should have sent", sent1, sent2)
 	}
 	invalid := f.invalidations()
-	waitFor(t, 30*time.Second, "invalidations applied in PostgreSQL", func() bool {
-		return len(f.invalidatedInDB(t)) >= len(invalid)
-	})
+	deadline := time.Now().Add(60 * time.Second)
+	for len(f.invalidatedInDB(t)) < len(invalid) {
+		if time.Now().After(deadline) {
+			groups, err := pipeline.StreamGroups(f.ctx, f.rdb, f.keys.Streams(pipeline.StreamIngest))
+			t.Fatalf("after 60s, %d of %d invalidations applied in PostgreSQL; ingest groups %v (%v)",
+				len(f.invalidatedInDB(t)), len(invalid), groups, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	inDB := f.invalidatedInDB(t)
 	for tok := range invalid {
 		if !inDB[tok] {
@@ -418,7 +426,7 @@ func TestSIGKILLMidRun(t *testing.T) {
 	})
 	d1.signal(syscall.SIGKILL)
 	s := f.stats("kill")
-	f.waitDone("kill", users, time.Duration(2*users/tps+60)*time.Second)
+	f.waitDone("kill", users, time.Duration(max(2*users/tps, users/1000)+60)*time.Second)
 
 	checkDelivered(t, f, "kill", devices, killedInFlight, p.apns, p.fcm)
 	dups := p.apns.Summary().Duplicates + p.fcm.Summary().Duplicates

@@ -38,7 +38,8 @@ type userResult struct {
 }
 
 // deliverTargets sends the campaign to every device of the targets that is
-// not done yet, at most InFlight at a time, and reports per target. Each
+// not done yet, at most InFlight at a time and under each provider's rate
+// limit, and reports per target. Each
 // device that reaches a terminal state is marked (and counted) before its
 // in-flight slot is released, so a crash repeats at most InFlight requests.
 // An error means Redis or PostgreSQL failed; whatever was marked stays.
@@ -54,61 +55,96 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 
 	results := make([]userResult, len(targets))
 	var (
-		wg      sync.WaitGroup
 		mu      sync.Mutex
 		errOnce sync.Once
 		first   error
 		broken  atomic.Bool // a send could not be recorded: stop starting more
+		stopped atomic.Bool
+		sends   sync.WaitGroup
+		feeders sync.WaitGroup
 	)
 	fail := func(err error) { errOnce.Do(func() { first = err; broken.Store(true) }) }
 	// Devices of a failed campaign are not sent; they are marked failed in
 	// one call per campaign at the end.
 	skipped := map[*campaign][]string{}
 
+	// One feeder per provider and app, each taking an in-flight slot and
+	// then a permit of its own rate limit: a provider that is at its cap
+	// holds one slot waiting, not all of them.
+	type job struct {
+		i int
+		c *campaign
+		d device
+	}
+	queues := map[string][]job{}
 	for i, t := range targets {
 		for _, d := range pending[i] {
-			if broken.Load() {
-				break
-			}
-			if h.stopping.Load() {
-				// Shutting down: finish what is in flight, start nothing;
-				// the entries stay pending and their unmarked devices are
-				// sent by whoever takes them over.
-				wg.Wait()
-				return nil, errStopping
-			}
-			if h.campaignFailed(t.c.ID) != "" {
-				skipped[t.c] = append(skipped[t.c], d.mark)
-				continue
-			}
-			select {
-			case h.sem <- struct{}{}:
-			case <-ctx.Done():
-				wg.Wait()
-				return nil, ctx.Err()
-			}
-			h.metrics.inFlight.Inc()
-			wg.Go(func() {
-				defer func() { <-h.sem; h.metrics.inFlight.Dec() }()
-				res, err := h.sendOne(ctx, p, t.c, d)
-				if err != nil {
-					fail(err)
-					return
-				}
-				if res.Outcome == push.Retry {
-					mu.Lock()
-					r := &results[i]
-					r.retry++
-					r.retryAfter = max(r.retryAfter, res.RetryAfter)
-					r.reason = res.Reason
-					mu.Unlock()
-				}
-			})
+			k := providerOf(d.platform) + "\x00" + t.c.App
+			queues[k] = append(queues[k], job{i, t.c, d})
 		}
 	}
-	wg.Wait()
-	if first != nil {
+	for _, jobs := range queues {
+		feeders.Go(func() {
+			for _, j := range jobs {
+				if broken.Load() || ctx.Err() != nil {
+					return
+				}
+				if h.stopping.Load() {
+					// Shutting down: finish what is in flight, start
+					// nothing; the entries stay pending and their unmarked
+					// devices are sent by whoever takes them over.
+					stopped.Store(true)
+					return
+				}
+				if h.campaignFailed(j.c.ID) != "" {
+					mu.Lock()
+					skipped[j.c] = append(skipped[j.c], j.d.mark)
+					mu.Unlock()
+					continue
+				}
+				select {
+				case h.sem <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				if h.senders[j.d.platform] != nil {
+					if err := h.limiter.wait(ctx, providerOf(j.d.platform), j.c.App); err != nil {
+						<-h.sem
+						if ctx.Err() == nil {
+							fail(err)
+						}
+						return
+					}
+				}
+				h.metrics.inFlight.Inc()
+				sends.Go(func() {
+					defer func() { <-h.sem; h.metrics.inFlight.Dec() }()
+					res, err := h.sendOne(ctx, p, j.c, j.d)
+					if err != nil {
+						fail(err)
+						return
+					}
+					if res.Outcome == push.Retry {
+						mu.Lock()
+						r := &results[j.i]
+						r.retry++
+						r.retryAfter = max(r.retryAfter, res.RetryAfter)
+						r.reason = res.Reason
+						mu.Unlock()
+					}
+				})
+			}
+		})
+	}
+	feeders.Wait()
+	sends.Wait()
+	switch {
+	case first != nil:
 		return nil, first
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case stopped.Load():
+		return nil, errStopping
 	}
 	for c, marks := range skipped {
 		if err := h.mark(ctx, p, c, push.Failed, marks...); err != nil {
@@ -206,8 +242,9 @@ func providerOf(p push.Platform) string {
 	}
 }
 
-// sendOne sends to one device under the rate limit and records a terminal
-// outcome. A Retry result is returned for the caller to schedule.
+// sendOne sends to one device (its caller took the in-flight slot and the
+// rate-limit permit) and records a terminal outcome. A Retry result is
+// returned for the caller to schedule.
 func (h *Handler) sendOne(ctx context.Context, p int, c *campaign, d device) (push.Result, error) {
 	sender := h.senders[d.platform]
 	if sender == nil {
@@ -215,12 +252,6 @@ func (h *Handler) sendOne(ctx context.Context, p int, c *campaign, d device) (pu
 		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, h.marker.mark(ctx, p, c, push.Failed, d.mark)
 	}
 	provider := providerOf(d.platform)
-	if err := h.limiter.wait(ctx, provider, c.App); err != nil {
-		if ctx.Err() != nil {
-			return push.Result{}, ctx.Err()
-		}
-		return push.Result{}, err
-	}
 	start := time.Now()
 	res := sender.Send(ctx, c.notification(d))
 	h.limiter.observe(time.Since(start))
