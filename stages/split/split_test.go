@@ -3,6 +3,7 @@ package split_test
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -150,12 +151,12 @@ func (f *fixture) count(channel string, lo, hi int64) int {
 	return n
 }
 
-// TestRangesHoldRangeSizeSubscribers: whatever the ids' spread, every range
-// but a channel's last holds exactly RangeSize subscribers, the ranges of a
-// channel tile 1..MaxInt64 without gap or overlap, and their ids are
-// channel/0, channel/1, ...
+// TestRangesHoldRangeSizeSubscribers: whatever the ids' spread, the ranges
+// of a channel tile 1..MaxInt64 without gap or overlap; within each segment
+// every range but the last holds exactly RangeSize subscribers; range ids
+// are channel/segment.index from 0. One segment per channel gives exactly
+// n/size+1 ranges, four at most three more.
 func TestRangesHoldRangeSizeSubscribers(t *testing.T) {
-	f := newFixture(t)
 	const size = 100
 	seq := func(n int) []int64 {
 		out := make([]int64, n)
@@ -178,46 +179,70 @@ func TestRangesHoldRangeSizeSubscribers(t *testing.T) {
 	channels := map[string][]int64{
 		"empty": nil, "one": {42}, "under": seq(size - 1), "exact": seq(size), "over": seq(size + 1),
 		"many": seq(10*size + 37), "sparse": sparse(25 * size), "edge": {1, math.MaxInt64 - 1, math.MaxInt64},
+		"clustered": append(seq(5*size), 1_000_000_000+int64(rand.IntN(1000))),
 	}
 	var names []string
-	for ch, users := range channels {
-		f.subscribe(ch, users)
+	for ch := range channels {
 		names = append(names, ch)
 	}
 	slices.Sort(names)
-	f.run(split.Config{RangeSize: size})
-	f.create("c", names...)
-	poll(t, 30*time.Second, "split done", func() bool { return f.splitDone("c") })
-	all := f.ranges("c")
-	total := 0
-	for _, ch := range names {
-		var rs []rng
-		for _, r := range all {
-			if r.channel == ch {
-				rs = append(rs, r)
+	for _, segments := range []int{1, 4} {
+		t.Run("segments="+strconv.Itoa(segments), func(t *testing.T) {
+			f := newFixture(t)
+			for ch, users := range channels {
+				f.subscribe(ch, users)
 			}
-		}
-		n := len(channels[ch])
-		if want := n/size + 1; len(rs) != want {
-			t.Errorf("%s: %d ranges for %d subscribers, want %d", ch, len(rs), n, want)
-			continue
-		}
-		next := int64(1)
-		for i, r := range rs {
-			if r.id != ch+"/"+strconv.Itoa(i) || r.lo != next {
-				t.Errorf("%s: range %d is %+v, want id %s/%d from %d", ch, i, r, ch, i, next)
+			f.run(split.Config{RangeSize: size, Segments: segments})
+			f.create("c", names...)
+			poll(t, 30*time.Second, "split done", func() bool { return f.splitDone("c") })
+			all := f.ranges("c")
+			for _, ch := range names {
+				var rs []rng
+				for _, r := range all {
+					if r.channel == ch {
+						rs = append(rs, r)
+					}
+				}
+				n := len(channels[ch])
+				if most := n/size + segments; len(rs) < n/size+1 || len(rs) > most || segments == 1 && len(rs) != n/size+1 {
+					t.Errorf("%s: %d ranges for %d subscribers in %d segments", ch, len(rs), n, segments)
+					continue
+				}
+				next := int64(1)
+				seg, idx := 0, 0
+				for i, r := range rs {
+					if r.lo != next {
+						t.Errorf("%s: range %+v, want it to start at %d", ch, r, next)
+					}
+					if r.id != fmt.Sprintf("%s/%d.%d", ch, seg, idx) {
+						if r.id != fmt.Sprintf("%s/%d.0", ch, seg+1) {
+							t.Errorf("%s: range %d has id %s after %s/%d.%d", ch, i, r.id, ch, seg, idx-1)
+						}
+						seg, idx = seg+1, 0
+					}
+					lastOfSegment := i == len(rs)-1 || rs[i+1].id == fmt.Sprintf("%s/%d.0", ch, seg+1)
+					if got := f.count(ch, r.lo, r.hi); !lastOfSegment && got != size || got > size {
+						t.Errorf("%s: range %+v holds %d subscribers", ch, r, got)
+					}
+					idx++
+					next = r.hi + 1
+				}
+				if rs[len(rs)-1].hi != math.MaxInt64 {
+					t.Errorf("%s: the last range ends at %d", ch, rs[len(rs)-1].hi)
+				}
 			}
-			got := f.count(ch, r.lo, r.hi)
-			if last := i == len(rs)-1; last && (r.hi != math.MaxInt64 || got != n%size) || !last && got != size {
-				t.Errorf("%s: range %+v holds %d subscribers", ch, r, got)
+			v, _ := f.rdb.Do(context.Background(), f.rdb.B().Hget().Key(f.keys.Campaign("c")).Field(pipeline.CampaignRangesTotal).Build()).AsInt64()
+			if v != int64(len(all)) {
+				t.Fatalf("ranges_total %d, emitted %d", v, len(all))
 			}
-			next = r.hi + 1
-		}
-		total += len(rs)
-	}
-	v, _ := f.rdb.Do(context.Background(), f.rdb.B().Hget().Key(f.keys.Campaign("c")).Field(pipeline.CampaignRangesTotal).Build()).AsInt64()
-	if v != int64(total) || len(all) != total {
-		t.Fatalf("ranges_total %d, emitted %d, want %d", v, len(all), total)
+			ids := map[string]bool{}
+			for _, r := range all {
+				if ids[r.id] {
+					t.Fatalf("range id %s emitted twice", r.id)
+				}
+				ids[r.id] = true
+			}
+		})
 	}
 }
 
@@ -231,7 +256,7 @@ func TestRedeliveredCampaignResumes(t *testing.T) {
 		users[i] = int64(i*7 + 3)
 	}
 	f.subscribe("ch", users)
-	f.run(split.Config{RangeSize: 100})
+	f.run(split.Config{RangeSize: 100, Segments: 3})
 	f.create("c", "ch")
 	poll(t, 10*time.Second, "split done", func() bool { return f.splitDone("c") })
 	first := f.ranges("c")
@@ -288,7 +313,7 @@ func TestDeliverBacklogPausesSplit(t *testing.T) {
 	if _, err := pipeline.Emit(ctx, f.rdb, backlog...); err != nil {
 		t.Fatal(err)
 	}
-	f.run(split.Config{RangeSize: 100, HighWater: 10, MaxWait: 100 * time.Millisecond})
+	f.run(split.Config{RangeSize: 100, Segments: 1, HighWater: 10, MaxWait: 100 * time.Millisecond})
 	f.create("c", "ch")
 	poll(t, 10*time.Second, "the campaign requeued", func() bool {
 		n, _ := f.rdb.Do(ctx, f.rdb.B().Xlen().Key(f.keys.Stream(pipeline.StreamCampaigns, f.keys.HashPartition("c"))).Build()).AsInt64()
