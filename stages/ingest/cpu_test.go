@@ -18,8 +18,9 @@ import (
 // and the PostgreSQL server (postmaster, live backends and exited ones), so a
 // benchmark phase can say where its time went on this shared 2-core box.
 type cpuClock struct {
-	rdb rueidis.Client
-	pg  *pipelinetest.Postgres
+	rdb  rueidis.Client
+	pg   *pipelinetest.Postgres
+	kids []*child // child processes counted with this one as "go"
 }
 
 type cpuTimes struct{ self, redis, postgres time.Duration }
@@ -28,11 +29,18 @@ func (c cpuClock) now() cpuTimes {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	self := time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
+	for _, k := range c.kids {
+		self += procCPU(k.cmd.Process.Pid)
+	}
 	return cpuTimes{self: self, redis: c.redisCPU(), postgres: c.postgresCPU()}
 }
 
 func (a cpuTimes) since(b cpuTimes) cpuTimes {
 	return cpuTimes{a.self - b.self, a.redis - b.redis, a.postgres - b.postgres}
+}
+
+func (a cpuTimes) plus(b cpuTimes) cpuTimes {
+	return cpuTimes{a.self + b.self, a.redis + b.redis, a.postgres + b.postgres}
 }
 
 func (a cpuTimes) String() string {
@@ -41,6 +49,9 @@ func (a cpuTimes) String() string {
 }
 
 func (c cpuClock) redisCPU() time.Duration {
+	if c.rdb == nil {
+		return 0
+	}
 	info, err := c.rdb.Do(context.Background(), c.rdb.B().Info().Section("cpu").Build()).ToString()
 	if err != nil {
 		return 0
@@ -59,12 +70,14 @@ func (c cpuClock) redisCPU() time.Duration {
 // postgresCPU sums the postmaster's own and reaped children's time with the
 // time of its live children, from /proc (Linux).
 func (c cpuClock) postgresCPU() time.Duration {
+	if c.pg == nil {
+		return 0
+	}
 	b, err := os.ReadFile(filepath.Join(c.pg.Dir, "data", "postmaster.pid"))
 	if err != nil {
 		return 0
 	}
 	master, _ := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
-	const tick = 10 * time.Millisecond // USER_HZ = 100
 	var total time.Duration
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
@@ -72,23 +85,46 @@ func (c cpuClock) postgresCPU() time.Duration {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(stat)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
-		if len(f) < 15 {
+		f := procStat(pid)
+		if f == nil {
 			continue
 		}
 		ppid, _ := strconv.Atoi(f[1])
-		num := func(i int) time.Duration { n, _ := strconv.ParseInt(f[i], 10, 64); return time.Duration(n) * tick }
 		switch {
-		case pid == master: // utime, stime, cutime, cstime are fields 14-17
-			total += num(11) + num(12) + num(13) + num(14)
+		case pid == master: // utime, stime, cutime, cstime
+			total += ticks(f[11]) + ticks(f[12]) + ticks(f[13]) + ticks(f[14])
 		case ppid == master:
-			total += num(11) + num(12)
+			total += ticks(f[11]) + ticks(f[12])
 		}
 	}
 	return total
+}
+
+// procCPU is the user+system time of a live process.
+func procCPU(pid int) time.Duration {
+	f := procStat(pid)
+	if f == nil {
+		return 0
+	}
+	return ticks(f[11]) + ticks(f[12])
+}
+
+// procStat returns /proc/PID/stat from field 3 (state) on, so f[1] is the
+// parent pid and f[11], f[12], f[13], f[14] are utime, stime, cutime, cstime.
+func procStat(pid int) []string {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	s := string(stat)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 15 {
+		return nil
+	}
+	return f
+}
+
+func ticks(s string) time.Duration {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return time.Duration(n) * 10 * time.Millisecond // USER_HZ = 100
 }

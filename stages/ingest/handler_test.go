@@ -86,23 +86,7 @@ func (h *handler) batch(evs ...devices.Event) {
 // eventsCounted reads pushpipe_ingest_events_total{outcome}.
 func eventsCounted(t testing.TB, reg *prometheus.Registry, outcome string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "pushpipe_ingest_events_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && l.GetValue() == outcome {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return ingestCounts(reg)[outcome]
 }
 
 func (h *handler) check() { h.t.Helper(); sameTable(h.t, h.db, h.want) }
