@@ -24,9 +24,8 @@ func (h *Handler) cut(ctx context.Context, c campaign.Campaign, s *segment) erro
 	rdb, keys := h.cfg.Redis, h.cfg.Keys
 	ckKey := keys.CampaignKey(c.ID, campaign.KeySplit)
 	exp := campaign.CountersExpireMs(c.ExpiresAt().UnixMilli())
-	bp := h.backpressure()
 	for k := 1; !s.done; k = min(2*k, maxPerQuery) {
-		if err := h.wait(ctx, bp); err != nil {
+		if err := h.wait(ctx); err != nil {
 			if errors.Is(err, errBackedUp) {
 				return nil
 			}

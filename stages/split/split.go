@@ -49,7 +49,10 @@ type Config struct {
 }
 
 // Handler is the split stage's batch handler.
-type Handler struct{ cfg Config }
+type Handler struct {
+	cfg     Config
+	backlog backlog
+}
 
 // New builds the handler.
 func New(cfg Config) *Handler {
