@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -37,6 +38,7 @@ import (
 //	          STDOUT of the channel: reading the ids once, nothing else done
 //	last/floor
 //	last_range_ms  when split emitted its last range
+//	marks_MB  Redis memory of the campaign's dedupe marks
 //
 // and checks that every subscriber came out exactly once.
 func BenchmarkFanout(b *testing.B) {
@@ -56,6 +58,7 @@ func BenchmarkFanout(b *testing.B) {
 	defer rdb.Close()
 
 	var first, last, splitLast, floor time.Duration
+	var marks int64
 	var cpuGo, cpuRedis, cpuPG time.Duration
 	b.ResetTimer()
 	for i := range b.N {
@@ -85,6 +88,7 @@ func BenchmarkFanout(b *testing.B) {
 		_, cut := streamSpan(b, f, pipeline.StreamRanges)
 		splitLast += time.UnixMilli(cut).Sub(trigger)
 		checkEveryoneOnce(b, f, c.ID, n)
+		marks += marksBytes(b, f, c.ID)
 	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
 	b.ReportMetric(0, "ns/op")
@@ -93,11 +97,27 @@ func BenchmarkFanout(b *testing.B) {
 	b.ReportMetric(ms(floor), "floor_ms")
 	b.ReportMetric(ms(last)/ms(floor), "last/floor")
 	b.ReportMetric(ms(splitLast), "last_range_ms")
+	b.ReportMetric(float64(marks)/float64(b.N)/1e6, "marks_MB")
 	// Where the CPU went, per campaign: this process (the three stages and
 	// their clients), redis-server, PostgreSQL (every backend).
 	b.ReportMetric(ms(cpuGo), "stages_cpu_ms")
 	b.ReportMetric(ms(cpuRedis), "redis_cpu_ms")
 	b.ReportMetric(ms(cpuPG), "pg_cpu_ms")
+}
+
+// marksBytes is MEMORY USAGE of the campaign's marks in every partition.
+func marksBytes(b *testing.B, f *fixture, id string) int64 {
+	var total int64
+	for p := range f.keys.Partitions {
+		for _, k := range []string{f.keys.Seen(p, id), campaign.MutedKey(f.keys, p, id)} {
+			n, err := f.rdb.Do(context.Background(), f.rdb.B().MemoryUsage().Key(k).Samples(0).Build()).AsInt64()
+			if err != nil && !rueidis.IsRedisNil(err) {
+				b.Fatal(err)
+			}
+			total += n
+		}
+	}
+	return total
 }
 
 // selfCPU is this process's user+system CPU time.
