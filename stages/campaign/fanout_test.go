@@ -199,3 +199,39 @@ func countEntries(t *testing.T, f *fixture) int64 {
 	}
 	return n
 }
+
+// TestMutesByChannelAndCategory names each case: muting one channel still
+// reaches a user through another; muting every channel of theirs, or the
+// campaign's category, does not; muting something unrelated changes nothing.
+func TestMutesByChannelAndCategory(t *testing.T) {
+	servers(t, func(t *testing.T, f *fixture) {
+		const (
+			plain       = 10   // in A
+			mutedAinB   = 2048 // in A and B, muted A: reached through B
+			mutedA      = 4100 // in A only, muted A
+			mutedAB     = 7000 // in A and B, muted both
+			mutedCat    = 9000 // in A and B, muted the category
+			mutedOther  = 9999 // in B, muted channel Z and category sport
+			mutedInC    = 12345
+			onlyInC     = 20000 // in C only
+			catElsewise = 30000 // in C, muted category "sport" (not the campaign's)
+		)
+		f.subscribe("A", []int64{plain, mutedAinB, mutedA, mutedAB, mutedCat})
+		f.subscribe("B", []int64{mutedAinB, mutedAB, mutedCat, mutedOther})
+		f.subscribe("C", []int64{mutedInC, onlyInC, catElsewise})
+		f.mute(map[int64][]string{
+			mutedAinB: {"c:A"}, mutedA: {"c:A"}, mutedAB: {"c:A", "c:B"}, mutedCat: {"k:news"},
+			mutedOther: {"c:Z", "k:sport"}, mutedInC: {"c:C"}, catElsewise: {"k:sport"},
+		})
+		f.stages(5000)
+		c, _ := f.create(campaign.Campaign{App: "a", Channels: []string{"A", "B", "C"}, Category: "news", Title: "t"})
+		f.settled(c.ID, 30*time.Second)
+		want := map[int64]bool{plain: true, mutedAinB: true, mutedOther: true, onlyInC: true, catElsewise: true}
+		expectExactly(t, f.delivered(c.ID), want)
+		rep := f.progress(c.ID)
+		// muted people: mutedA, mutedAB, mutedCat, mutedInC
+		if rep.Targets != 5 || rep.Muted != 4 || rep.DuplicatesSuppressed != 0 {
+			t.Fatalf("progress %+v, want 5 targets, 4 muted, 0 duplicates", rep)
+		}
+	})
+}
