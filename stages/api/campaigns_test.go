@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/campaign"
 )
 
@@ -123,5 +125,38 @@ func TestMalformedCampaign(t *testing.T) {
 	}
 	if n := a.campaignEntries(); n != 0 {
 		t.Fatalf("%d campaign entries after only malformed requests", n)
+	}
+}
+
+// TestCampaignWithRedisDown: the row is stored but nothing can be queued, so
+// the answer is 503 + Retry-After; the client's retry once Redis is back
+// queues it (201: that retry started it), and the next one is a 200.
+func TestCampaignWithRedisDown(t *testing.T) {
+	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	a := newDeviceAPI(t, r.Addr, Auth{Insecure: true})
+	body := `{"id":"storm","app":"a","channels":["x"],"notification":{"title":"t"}}`
+	if err := r.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	resp := a.do("POST", "/v1/campaigns", body, "")
+	if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") == "" {
+		t.Fatalf("with Redis down: %d (Retry-After %q) %s", resp.status, resp.header.Get("Retry-After"), resp.body)
+	}
+	if err := r.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for resp = a.do("POST", "/v1/campaigns", body, ""); resp.status == http.StatusServiceUnavailable && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		resp = a.do("POST", "/v1/campaigns", body, "")
+	}
+	if resp.status != http.StatusCreated {
+		t.Fatalf("the retry after the outage: %d %s, want 201", resp.status, resp.body)
+	}
+	if resp = a.do("POST", "/v1/campaigns", body, ""); resp.status != http.StatusOK {
+		t.Fatalf("once more: %d %s, want 200", resp.status, resp.body)
+	}
+	if n := a.campaignEntries(); n != 1 {
+		t.Fatalf("%d campaign entries, want 1", n)
 	}
 }

@@ -163,8 +163,8 @@ func TestSameIDTwice(t *testing.T) {
 		if _, err := f.db.Exec(context.Background(), `UPDATE campaigns SET queued_at = NULL WHERE id = $1`, c.ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, created := f.create(c); created {
-			t.Fatal("re-queued create reported as created")
+		if _, created := f.create(c); !created {
+			t.Fatal("the create that queued an unqueued row reported it as existing")
 		}
 		f.settled(c.ID, 30*time.Second)
 		poll(t, 10*time.Second, "the re-queued campaign split again", func() bool {

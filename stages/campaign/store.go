@@ -22,9 +22,11 @@ import (
 // *ValidationError if it is invalid).
 //
 // The row is written before the stream entry, and marked queued after it: a
-// crash in between leaves an unqueued row, and the retry that any client
-// makes after an error queues it then. Queuing twice is harmless (split
-// re-emits the same ranges, dedupe suppresses them).
+// crash or a Redis outage in between leaves an unqueued row, and the retry
+// that any client makes after an error queues it then, and reports
+// created=true: that retry is what started the campaign. Queuing twice (two
+// such retries at once) is harmless: split re-emits the same ranges, dedupe
+// suppresses them.
 func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, c Campaign) (Campaign, bool, error) {
 	if err := c.Normalize(); err != nil {
 		return c, false, err
@@ -34,7 +36,6 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 		data = []byte("{}")
 	}
 	ttl := int64(c.TTL / time.Second)
-	created := true
 	err := db.QueryRow(ctx, `
 		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds)
 		VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
@@ -43,7 +44,6 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 		c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl).Scan(&c.CreatedAt)
 	queued := false
 	if errors.Is(err, pgx.ErrNoRows) {
-		created = false
 		var same bool
 		err = db.QueryRow(ctx, `
 			SELECT created_at, queued_at IS NOT NULL,
@@ -61,9 +61,9 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 		return c, false, nil
 	}
 	if err := enqueue(ctx, rdb, db, keys, c); err != nil {
-		return c, created, err
+		return c, false, err
 	}
-	return c, created, nil
+	return c, true, nil
 }
 
 // enqueue publishes the campaign's expiry (every stage reads it), then
