@@ -73,7 +73,9 @@ func (s *Servers) startRedis(cfg ServerConfig) error {
 	}
 	opts := pipelinetest.RedisOptions{}
 	if cfg.DataDir != "" {
-		opts.Dir = filepath.Join(cfg.DataDir, "redis")
+		// dev keeps its data: with the AOF, streams, counters and marks
+		// survive a restart like the PostgreSQL rows they go with.
+		opts.Dir, opts.AOF = filepath.Join(cfg.DataDir, "redis"), true
 	}
 	r, err := pipelinetest.StartRedis(opts)
 	if err != nil {
