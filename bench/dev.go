@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,7 +56,7 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 		return err
 	}
 
-	adminToken, appKey := secret(), secret()
+	adminToken, appKey := randomHex(24), randomHex(24)
 	run, err := Launch(ctx, LaunchConfig{
 		Servers: srv, Bin: cfg.Bin, LogDir: logDir, Prefix: "pp", Partitions: cfg.Partitions,
 		Replicas: DefaultReplicas, ClaimIdle: 10 * time.Second, Sink: SinkFake, TPS: 10000, App: seed.App,
@@ -176,12 +174,6 @@ func countUnique(ms []mark) int {
 		}
 	}
 	return n
-}
-
-func secret() string {
-	b := make([]byte, 24)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // waitHTTP waits until url answers at all (any status).

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -80,7 +81,7 @@ func TestSeed(t *testing.T) {
 			t.Fatalf("seeded token %q (%v): %v", tok, p, err)
 		}
 	}
-	if after := indexDefs(t, conn); !equalSets(before, after) {
+	if after := indexDefs(t, conn); !slices.Equal(before, after) {
 		t.Errorf("indexes after seeding:\n%v\nwant as migrated:\n%v", after, before)
 	}
 
@@ -114,18 +115,6 @@ func indexDefs(t *testing.T, conn *pgx.Conn) []string {
 		t.Fatal(err)
 	}
 	return defs
-}
-
-func equalSets(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestCompare(t *testing.T) {
