@@ -130,7 +130,10 @@ func (f *fixture) seedDevices(n int, androidToo bool) []testDevice {
 
 func (f *fixture) insertDevices(ds []testDevice) {
 	f.t.Helper()
-	now := time.Now()
+	// Registered a while before the campaign: APNs's 410 timestamp has
+	// whole seconds (apns2 truncates it), and ingest applies an
+	// invalidation only to a device registered before it.
+	now := time.Now().Add(-time.Hour)
 	rows := make([][]any, len(ds))
 	for i, d := range ds {
 		code := int16(devices.IOS)

@@ -63,9 +63,11 @@ type limiter struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
 
-	latMu  sync.Mutex
-	latSec int64            // the second lat[0] is about
-	lat    [2]time.Duration // slowest send this second, and the one before
+	latMu    sync.Mutex
+	latSec   int64            // the second lat[0] is about
+	lat      [2]time.Duration // slowest send this second, and the one before
+	inFlight map[uint64]time.Time
+	nextID   uint64
 }
 
 // Bounds of the tail.
@@ -93,7 +95,8 @@ func newLimiter(rdb rueidis.Client, keys pipeline.Keys, tps int, margin time.Dur
 	// About 50 fetches per window over all processes: small enough that a
 	// process never sits on much of a window another one could use.
 	chunk := min(max(tps/50, 1), 100)
-	return &limiter{rdb: rdb, keys: keys, tps: tps, chunk: chunk, margin: margin, buckets: map[string]*bucket{}}
+	return &limiter{rdb: rdb, keys: keys, tps: tps, chunk: chunk, margin: margin,
+		buckets: map[string]*bucket{}, inFlight: map[uint64]time.Time{}}
 }
 
 func (l *limiter) bucket(provider, app string) *bucket {
@@ -110,13 +113,33 @@ func (l *limiter) bucket(provider, app string) *bucket {
 	return b
 }
 
-// observe records how long a send took, from its permit to its answer.
-func (l *limiter) observe(d time.Duration) {
+// begin records that a send started (right after its permit); done must be
+// called with its id when the answer is in.
+func (l *limiter) begin() uint64 {
+	if l == nil || l.tps <= 0 {
+		return 0
+	}
+	l.latMu.Lock()
+	defer l.latMu.Unlock()
+	l.nextID++
+	l.inFlight[l.nextID] = time.Now()
+	return l.nextID
+}
+
+// done records the end of a send begun with id.
+func (l *limiter) done(id uint64) {
 	if l == nil || l.tps <= 0 {
 		return
 	}
-	sec := time.Now().Unix()
+	now := time.Now()
+	sec := now.Unix()
 	l.latMu.Lock()
+	defer l.latMu.Unlock()
+	start, ok := l.inFlight[id]
+	if !ok {
+		return
+	}
+	delete(l.inFlight, id)
 	switch {
 	case sec == l.latSec:
 	case sec == l.latSec+1:
@@ -125,25 +148,31 @@ func (l *limiter) observe(d time.Duration) {
 		l.lat = [2]time.Duration{}
 	}
 	l.latSec = sec
-	l.lat[0] = max(l.lat[0], d)
-	l.latMu.Unlock()
+	l.lat[0] = max(l.lat[0], now.Sub(start))
 }
 
-// tail is the current length of a window's double-charged tail.
+// tail is the current length of a window's double-charged tail: as long as
+// the slowest send of the last second or two took, or the oldest one still
+// in flight has been going (a provider that stalls right now shows there
+// first), within [minTail, maxTail].
 func (l *limiter) tail() time.Duration {
+	now := time.Now()
 	l.latMu.Lock()
 	defer l.latMu.Unlock()
 	recent := time.Duration(0)
-	if now := time.Now().Unix(); now == l.latSec {
+	if sec := now.Unix(); sec == l.latSec {
 		recent = max(l.lat[0], l.lat[1])
-	} else if now == l.latSec+1 {
+	} else if sec == l.latSec+1 {
 		recent = l.lat[0]
+	}
+	for _, start := range l.inFlight {
+		recent = max(recent, now.Sub(start))
 	}
 	return max(minTail, min(recent, maxTail))
 }
 
 // wait blocks until one send to provider for app is allowed. Call it right
-// before the send, and observe the send's duration afterwards.
+// before the send, and begin and done around the send.
 func (l *limiter) wait(ctx context.Context, provider, app string) error {
 	if l == nil || l.tps <= 0 {
 		return nil

@@ -252,9 +252,9 @@ func (h *Handler) sendOne(ctx context.Context, p int, c *campaign, d device) (pu
 		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, h.marker.mark(ctx, p, c, push.Failed, d.mark)
 	}
 	provider := providerOf(d.platform)
-	start := time.Now()
+	id := h.limiter.begin()
 	res := sender.Send(ctx, c.notification(d))
-	h.limiter.observe(time.Since(start))
+	h.limiter.done(id)
 	h.metrics.sends.WithLabelValues(provider, res.Outcome.String()).Inc()
 	switch res.Outcome {
 	case push.Sent:
