@@ -126,6 +126,7 @@ func TestRetryBudgetEndsInTheDLQ(t *testing.T) {
 // keeps reading, schedules retries that honour Retry-After, and afterwards
 // everyone gets exactly one notification.
 func TestOutageIsRiddenOut(t *testing.T) {
+	t.Parallel() // mostly waiting (outage, rate limit, lease)
 	outage := 5 * time.Second
 	if v := os.Getenv("PUSHPIPE_TEST_OUTAGE"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -163,6 +164,7 @@ func TestOutageIsRiddenOut(t *testing.T) {
 // idle time (a low rate limit) stays with its consumer instead of being
 // taken over and sent a second time by the other one.
 func TestSlowBatchIsKeptClaimed(t *testing.T) {
+	t.Parallel() // mostly waiting (outage, rate limit, lease)
 	f := newFixture(t)
 	fake := startFake(t, fakeprovider.Options{})
 	const users = 300 // one entry: ids 1..1023 share a partition
@@ -181,6 +183,7 @@ func TestSlowBatchIsKeptClaimed(t *testing.T) {
 // settled, because its process died, become due again after the lease and
 // are delivered by another process.
 func TestRetryOfDeadPollerComesBack(t *testing.T) {
+	t.Parallel() // mostly waiting (outage, rate limit, lease)
 	f := newFixture(t)
 	fake := startFake(t, fakeprovider.Options{})
 	const users = 20

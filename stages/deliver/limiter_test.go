@@ -55,6 +55,7 @@ func (p *permitLog) checkFrom(t *testing.T, tps int, delay time.Duration, since 
 // counting the requests of the previous second's end that may arrive late
 // (up to the margin and the minimum tail).
 func TestLimiterCapsEveryWindow(t *testing.T) {
+	t.Parallel() // mostly waiting (outage, rate limit, lease)
 	f := newFixture(t)
 	const tps, margin = 500, 100 * time.Millisecond
 	ctx, cancel := context.WithTimeout(f.ctx, 3500*time.Millisecond)
@@ -82,6 +83,7 @@ func TestLimiterCapsEveryWindow(t *testing.T) {
 // so that a slow request counted in the next second still fits its cap
 // (once the limiter has seen a slow send: the first second cannot know).
 func TestLimiterTailFollowsSlowSends(t *testing.T) {
+	t.Parallel() // mostly waiting (outage, rate limit, lease)
 	f := newFixture(t)
 	const tps, margin, slow = 300, 50 * time.Millisecond, 400 * time.Millisecond
 	ctx, cancel := context.WithTimeout(f.ctx, 3500*time.Millisecond)
