@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/deliver"
 	"github.com/pushpipe/pushpipe/stages/deliver/apns"
@@ -41,7 +44,7 @@ type DeliverCmd struct {
 	RetryBase   time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter)."`
 	RetryMax    time.Duration `name:"retry-max" default:"60s" help:"Longest backoff."`
 	RetryLease  time.Duration `name:"retry-lease" default:"60s" help:"A retry taken by a process that dies comes back after this."`
-	LimitMargin time.Duration `name:"limit-margin" default:"100ms" help:"Send nothing in the last part of each one-second window, so a request started in one second cannot reach the provider in the next (raise it when requests take longer than this to arrive)."`
+	LimitMargin time.Duration `name:"limit-margin" default:"100ms" help:"Start no send in the last part of each one-second window (sends just before it also count against the next window), so that a request counted by the provider in the next second still fits the cap."`
 }
 
 // Run serves until SIGTERM.
@@ -68,15 +71,7 @@ func (c *DeliverCmd) Run(g *Globals) error {
 	r := pipeline.NewRunner(rdb, g.Keys(), c.StageFlags.options("deliver", pipeline.StreamDeliver),
 		pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error { return h.Handle(ctx, b) }),
 		g.Logger(), pipeline.NewMetrics(g.Registry()))
-	eff := r.Options()
-	h, err = deliver.New(deliver.Config{
-		Redis: rdb, DB: db, Keys: g.Keys(), Senders: senders,
-		Group: eff.Group, Consumer: eff.Consumer, Partitions: eff.Partitions, ClaimIdle: eff.ClaimIdle,
-		ShutdownTimeout: eff.ShutdownTimeout,
-		TPS:             c.TPS, InFlight: c.InFlight, MaxAttempts: c.MaxAttempts,
-		RetryBase: c.RetryBase, RetryMax: c.RetryMax, RetryLease: c.RetryLease, LimitMargin: c.LimitMargin,
-		Log: g.Logger(), Metrics: g.Registry(),
-	})
+	h, err = deliver.New(c.stageConfig(g, rdb, db, senders, r.Options()))
 	if err != nil {
 		return err
 	}
@@ -93,6 +88,21 @@ func (c *DeliverCmd) Run(g *Globals) error {
 		r.Run,
 		h.Run, // the retry poller
 	)
+}
+
+// stageConfig is the deliver stage the flags describe, bound to the
+// effective options of the runner that feeds it (the stage acks its own
+// batches, so it must agree with the runner on group, consumer, partitions,
+// claim idle and shutdown timeout). `pushpipe all` builds it the same way.
+func (c *DeliverCmd) stageConfig(g *Globals, rdb rueidis.Client, db *pgxpool.Pool, senders map[push.Platform]push.Sender, eff pipeline.Options) deliver.Config {
+	return deliver.Config{
+		Redis: rdb, DB: db, Keys: g.Keys(), Senders: senders,
+		Group: eff.Group, Consumer: eff.Consumer, Partitions: eff.Partitions,
+		ClaimIdle: eff.ClaimIdle, ShutdownTimeout: eff.ShutdownTimeout,
+		TPS: c.TPS, InFlight: c.InFlight, MaxAttempts: c.MaxAttempts,
+		RetryBase: c.RetryBase, RetryMax: c.RetryMax, RetryLease: c.RetryLease, LimitMargin: c.LimitMargin,
+		Log: g.Logger(), Metrics: g.Registry(),
+	}
 }
 
 // senders builds a sender per platform from the flags: APNs when a key or a

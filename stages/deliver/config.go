@@ -59,9 +59,10 @@ type Config struct {
 	// ShutdownTimeout is how long a retry round may go on after Run's
 	// context ended; use the runner's. Default 10s.
 	ShutdownTimeout time.Duration
-	// LimitMargin: permits of a one-second window are only used until this
-	// long (or as long as recent sends took, if longer) before the window
-	// ends, so that a request never lands in the provider's next second.
+	// LimitMargin: no send starts in the last LimitMargin of a one-second
+	// window, and sends in the stretch before it (at least 200ms, longer
+	// when sends are slow) count against the next window too, so that a
+	// request the provider counts in its next second still fits its cap.
 	// Default 100ms.
 	LimitMargin time.Duration
 
