@@ -102,7 +102,8 @@ func (c *AllCmd) Run(g *Globals) error {
 		return err
 	}
 
-	srv := api.New(api.Config{Redis: rdb, DB: db, Keys: keys, Log: log, Auth: auth})
+	srv := api.New(api.Config{Redis: rdb, DB: db, Keys: keys, Log: log, Auth: auth, Metrics: g.Registry(),
+		DeviceWriteRate: api.DefaultDeviceWriteRate})
 	ready := func(context.Context) error {
 		for _, r := range runners {
 			if !r.Ready() {

@@ -47,7 +47,7 @@ func (c *APICmd) Run(g *Globals) error {
 	}
 	defer db.Close()
 	srv := api.New(api.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: log, Auth: auth, MaxBodyBytes: c.MaxBodyBytes,
-		DeviceWriteRate: c.DeviceWriteRate})
+		DeviceWriteRate: c.DeviceWriteRate, Metrics: g.Registry()})
 	ready := func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
@@ -28,6 +29,8 @@ type Config struct {
 	// Retry-After. 0 is no limit; `pushpipe api` defaults to
 	// DefaultDeviceWriteRate. The operator token is never limited.
 	DeviceWriteRate float64
+	// Metrics registers the API's request metrics (none when nil).
+	Metrics prometheus.Registerer
 	// DeviceWriteBurst is how many device writes an app key may make at once;
 	// default twice the rate, and at least one full batch.
 	DeviceWriteBurst int
@@ -48,8 +51,9 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.limits = newDeviceLimits(cfg.Auth, cfg.DeviceWriteRate, cfg.DeviceWriteBurst)
+	metrics := newAPIMetrics(cfg.Metrics)
 	for _, rt := range s.routes() {
-		s.mux.Handle(rt.pattern, s.wrap(rt))
+		s.mux.Handle(rt.pattern, metrics.instrument(rt.pattern, s.wrap(rt)))
 	}
 	return s
 }
