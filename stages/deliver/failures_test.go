@@ -1,11 +1,11 @@
 package deliver
 
 import (
-	"encoding/json"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,16 +77,33 @@ func TestFCMPayloadErrorFailsTheCampaign(t *testing.T) {
 	t.Logf("reason %q, counters %v", reason, s)
 }
 
-// TestRetryBudgetEndsInTheDLQ: a provider that always fails makes every
+// TestRetryBudgetEndsInTheDLQ: a provider that keeps failing makes every
 // user go through MaxAttempts rounds and then to the DLQ, with its devices
-// counted failed and the users terminal.
+// counted failed and the users terminal; once the provider is back,
+// `pushpipe dlq retry` (pipeline.DLQ.Retry) re-injects them and each device
+// gets exactly one notification. User ids are large so that the binary id
+// batch must survive the dead letter.
 func TestRetryBudgetEndsInTheDLQ(t *testing.T) {
 	f := newFixture(t)
-	fake := startFake(t, fakeprovider.Options{ErrorRate: 1})
+	var failing atomic.Bool
+	failing.Store(true)
+	fake := startFake(t, fakeprovider.Options{ForceStatus: func(string) (int, string) {
+		if failing.Load() {
+			return 503, "ServiceUnavailable"
+		}
+		return 0, ""
+	}})
 	const users, attempts = 60, 3
-	devices := f.seedDevices(users, false)
+	var ids []int64
+	var devices []testDevice
+	for i := int64(0); i < users; i++ {
+		u := 1_000_003 + i*977
+		ids = append(ids, u)
+		devices = append(devices, testDevice{u, push.IOS, iosToken(u, 0)})
+	}
+	f.insertDevices(devices)
 	f.createCampaign("cdlq", `{}`)
-	f.emitUsers("cdlq", userRange(users))
+	f.emitUsers("cdlq", ids)
 	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake)},
 		MaxAttempts: attempts, RetryBase: 10 * time.Millisecond, RetryPoll: 20 * time.Millisecond}, "d1", 30*time.Second)
 	s := f.waitDone("cdlq", users, 30*time.Second)
@@ -102,22 +119,40 @@ func TestRetryBudgetEndsInTheDLQ(t *testing.T) {
 		if d[pipeline.DLQDeliveries] != strconv.Itoa(attempts) || !strings.Contains(d[pipeline.DLQError], "after 3 attempts") {
 			t.Errorf("dead letter %v", d)
 		}
-		var fields map[string]string
-		if err := json.Unmarshal([]byte(d[pipeline.DLQFields]), &fields); err != nil || fields[pipeline.FieldCampaign] != "cdlq" {
+		fields, err := pipeline.DecodeDLQFields(d[pipeline.DLQFields])
+		if err != nil || fields[pipeline.FieldCampaign] != "cdlq" {
 			t.Fatalf("dead letter fields %q: %v", d[pipeline.DLQFields], err)
 		}
-		ids, err := pipeline.DecodeIDs(fields[pipeline.FieldUsers])
+		us, err := pipeline.DecodeIDs(fields[pipeline.FieldUsers])
 		if err != nil {
 			t.Fatalf("dead letter users: %v", err)
 		}
-		dead = append(dead, ids...)
+		dead = append(dead, us...)
 	}
 	slices.Sort(dead)
-	if !slices.Equal(dead, userRange(users)) {
-		t.Errorf("dead-lettered users %v, want 1..%d", dead, users)
+	if !slices.Equal(dead, ids) {
+		t.Errorf("dead-lettered users %v, want %v", dead, ids)
 	}
 	if n := f.retriesLeft(); n != 0 {
 		t.Errorf("%d retries left", n)
+	}
+
+	failing.Store(false)
+	res, err := pipeline.NewDLQ(f.rdb, f.keys).Retry(f.ctx, pipeline.DLQFilter{Campaign: "cdlq"})
+	if err != nil || len(res.Failed) != 0 || len(res.Done) == 0 {
+		t.Fatalf("dlq retry: %+v, %v", res, err)
+	}
+	waitFor(t, 30*time.Second, "the re-injected users sent", func() bool {
+		return f.stats("cdlq")[pipeline.StatSent] == int64(len(devices))
+	})
+	accepted := map[string]int{}
+	for _, r := range fake.Receipts() {
+		accepted[r.Token]++
+	}
+	for _, d := range devices {
+		if accepted[d.token] != 1 {
+			t.Errorf("device %s accepted %d times after the DLQ retry", d.token, accepted[d.token])
+		}
 	}
 }
 
