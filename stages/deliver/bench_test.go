@@ -24,12 +24,17 @@ import (
 // bare loop's goroutines and deliver's --in-flight.
 const benchInFlight = 256
 
-// BenchmarkDeliverVsBare sends b.N notifications to one fake APNs over
+// minBenchSends is the fewest sends a run measures.
+const minBenchSends = 20000
+
+// BenchmarkDeliverVsBare sends n notifications to one fake APNs over
 // HTTP/2 twice in the same run: from a bare apns2 client loop (the floor),
 // then through the whole deliver stage (Redis stream, PostgreSQL tokens,
-// sent marks, settle and ack, no rate limit). Compare the sends/s; run with
-// a fixed count, e.g. -benchtime 50000x.
+// sent marks, settle and ack, no rate limit). Compare the sends/s; n is b.N
+// but at least minBenchSends, so that -benchtime 1x still measures a rate
+// (e.g. -benchtime 50000x for a longer run).
 func BenchmarkDeliverVsBare(b *testing.B) {
+	n := max(b.N, minBenchSends)
 	b.Run("bare", func(b *testing.B) {
 		fake := startFake(b, fakeprovider.Options{})
 		key, err := token.AuthKeyFromFile(writeP8(b))
@@ -49,7 +54,7 @@ func BenchmarkDeliverVsBare(b *testing.B) {
 			wg.Go(func() {
 				for {
 					i := next.Add(1)
-					if i > int64(b.N) {
+					if i > int64(n) {
 						return
 					}
 					resp, err := c.PushWithContext(ctx, &apns2.Notification{
@@ -65,16 +70,16 @@ func BenchmarkDeliverVsBare(b *testing.B) {
 		wg.Wait()
 		elapsed, cpu := time.Since(start), processCPU()-cpu
 		b.StopTimer()
-		if n := failed.Load(); n > 0 {
-			b.Fatalf("%d sends failed", n)
+		if bad := failed.Load(); bad > 0 {
+			b.Fatalf("%d sends failed", bad)
 		}
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "sends/s")
-		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/send")
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "sends/s")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/send")
 	})
 	b.Run("deliver", func(b *testing.B) {
 		f := newFixture(b)
 		fake := startFake(b, fakeprovider.Options{})
-		devs := make([]testDevice, b.N)
+		devs := make([]testDevice, n)
 		for i := range devs {
 			u := int64(i + 1)
 			devs[i] = testDevice{u, push.IOS, iosToken(u, 0)}
@@ -92,18 +97,18 @@ func BenchmarkDeliverVsBare(b *testing.B) {
 		sender := apnsSenderConns(b, fake, 1)
 		b.ResetTimer()
 		start, cpu, rcpu := time.Now(), processCPU(), f.redisCPU()
-		f.emitUsers("bench", userRange(b.N))
+		f.emitUsers("bench", userRange(n))
 		f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: sender}, InFlight: benchInFlight},
 			"bench", 30*time.Second)
-		f.waitDone("bench", b.N, 10*time.Minute)
+		f.waitDone("bench", n, 10*time.Minute)
 		elapsed, cpu, rcpu := time.Since(start), processCPU()-cpu, f.redisCPU()-rcpu
 		b.StopTimer()
-		if s := fake.Summary(); s.Accepted != uint64(b.N) {
-			b.Fatalf("provider accepted %d of %d", s.Accepted, b.N)
+		if s := fake.Summary(); s.Accepted != uint64(n) {
+			b.Fatalf("provider accepted %d of %d", s.Accepted, n)
 		}
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "sends/s")
-		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/send")
-		b.ReportMetric(float64(rcpu.Microseconds())/float64(b.N), "redis-cpu-µs/send")
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "sends/s")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/send")
+		b.ReportMetric(float64(rcpu.Microseconds())/float64(n), "redis-cpu-µs/send")
 	})
 }
 
