@@ -99,7 +99,7 @@ func (s *Servers) startPostgres(ctx context.Context, cfg ServerConfig) error {
 			// truncated tables skip WAL; the buffers hold a 10M-user data set.
 			opts.Settings = map[string]string{
 				"wal_level": "minimal", "max_wal_senders": "0",
-				"shared_buffers": "1GB", "work_mem": "64MB", "maintenance_work_mem": "1GB",
+				"shared_buffers": "1GB", "work_mem": "64MB", "maintenance_work_mem": "2GB",
 				"max_wal_size": "8GB", "checkpoint_timeout": "30min",
 				// per-statement times for the report's "where the time goes"
 				"shared_preload_libraries": "pg_stat_statements",
