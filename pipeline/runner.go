@@ -47,8 +47,8 @@ func (o *Options) defaults() {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 100
 	}
-	if o.BatchSize > 4000 {
-		o.BatchSize = 4000 // keeps Lua's unpack within its stack limit
+	if o.BatchSize > 10_000 {
+		o.BatchSize = 10_000 // one commit script's arguments stay a few MB at most
 	}
 	if o.Block <= 0 {
 		o.Block = 2 * time.Second

@@ -15,10 +15,12 @@ import (
 )
 
 // DefaultDeviceWriteRate is what `pushpipe api --device-write-rate` starts
-// with: device writes per second per app key. A real app registers a token
-// when it starts; a thousand a second per key is a storm of app opens, well
-// above what one leaked key should be allowed to push into the pipeline.
-const DefaultDeviceWriteRate = 1000
+// with: device writes per second per app key. Every install of an app shares
+// its key, so the limit must carry the app-open storm after a big push (tens
+// of thousands of registrations a second, which the ingest stage absorbs in
+// bulk) while still bounding what one leaked key can push into the pipeline.
+// Operators size it to their fleet with --device-write-rate.
+const DefaultDeviceWriteRate = 50_000
 
 // deviceLimits holds one token bucket per app key for device writes (a
 // leaked key must not be able to flood the ingest stream). The operator token
