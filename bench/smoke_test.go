@@ -2,11 +2,11 @@ package bench
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // TestSmoke100k is CI's bench: 100k users in three overlapping channels, the
@@ -56,11 +56,9 @@ func TestSmoke100k(t *testing.T) {
 // buildPushpipe builds the binary the stage processes run.
 func buildPushpipe(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pushpipe")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/pushpipe")
-	cmd.Dir = ".." // the module root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := pipelinetest.BuildPushpipe(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -44,9 +44,8 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		bin = filepath.Join(dir, "pushpipe")
-		if out, err := exec.Command("go", "build", "-o", bin, "github.com/pushpipe/pushpipe/cmd/pushpipe").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "drills: go build ./cmd/pushpipe: %v\n%s", err, out)
+		if bin, err = pipelinetest.BuildPushpipe(dir); err != nil {
+			fmt.Fprintf(os.Stderr, "drills: %v\n", err)
 			return 1
 		}
 		if env, err = pipelinetest.StartEnv(pipelinetest.EnvOptions{Postgres: true}); err != nil {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -31,9 +30,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin = filepath.Join(dir, "pushpipe")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/pushpipe/pushpipe/cmd/pushpipe").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build pushpipe: %v\n%s", err, out)
+	if bin, err = pipelinetest.BuildPushpipe(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,9 +40,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin = filepath.Join(dir, "pushpipe")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/pushpipe/pushpipe/cmd/pushpipe").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build pushpipe: %v\n%s", err, out)
+	if bin, err = pipelinetest.BuildPushpipe(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -23,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/ingest"
 )
@@ -48,16 +48,7 @@ func pushpipeBinary(t testing.TB) string {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(binDir, "pushpipe")
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		out, err := exec.Command(gobin, "build", "-o", binPath, "github.com/pushpipe/pushpipe/cmd/pushpipe").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build cmd/pushpipe: %v\n%s", err, out)
-		}
+		binPath, buildErr = pipelinetest.BuildPushpipe(binDir)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
