@@ -26,7 +26,7 @@ test: vet
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./pipeline/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./stages/...
-	$(BIN) bench --users 1000000 --sink null --json bench/out/bench-null.json
+	$(BIN) bench --users 1000000 --sink null --out bench/out --json bench/out/bench-null.json
 
 # The whole pipeline on this machine: starts Redis and PostgreSQL itself when
 # PUSHPIPE_REDIS_ADDR / PUSHPIPE_DATABASE_URL are unset, and sends a demo campaign.
