@@ -154,6 +154,43 @@ func TestRetryBudgetEndsInTheDLQ(t *testing.T) {
 			t.Errorf("device %s accepted %d times after the DLQ retry", d.token, accepted[d.token])
 		}
 	}
+	// The devices moved from failed to sent, and the users were counted
+	// done once: when their budget ran out, not again when they succeeded.
+	waitFor(t, 10*time.Second, "the DLQ retry acked", func() bool { return f.pendingEntries() == 0 })
+	s = f.stats("cdlq")
+	if s[pipeline.StatFailed] != 0 || s[pipeline.StatSent] != int64(len(devices)) || s[pipeline.StatUsersDone] != users {
+		t.Errorf("counters after the DLQ retry %v, want 0 failed, %d sent, %d users done", s, len(devices), users)
+	}
+
+	// A replay with force resends to every device, and counts nothing again.
+	before := fake.Summary().Requests
+	f.emitForced("cdlq", ids)
+	waitFor(t, 30*time.Second, "the forced replay sent and acked", func() bool {
+		return fake.Summary().Requests >= before+uint64(len(devices)) && f.pendingEntries() == 0
+	})
+	s = f.stats("cdlq")
+	if s[pipeline.StatFailed] != 0 || s[pipeline.StatSent] != int64(len(devices)) || s[pipeline.StatUsersDone] != users {
+		t.Errorf("counters after a forced replay %v, want 0 failed, %d sent, %d users done", s, len(devices), users)
+	}
+}
+
+// emitForced writes deliver entries for users with FieldForce=1, as
+// `pushpipe replay --force` does.
+func (f *fixture) emitForced(campaign string, users []int64) {
+	f.t.Helper()
+	byPart := map[int][]int64{}
+	for _, u := range users {
+		byPart[f.keys.UserPartition(u)] = append(byPart[f.keys.UserPartition(u)], u)
+	}
+	var msgs []pipeline.Message
+	for p, us := range byPart {
+		slices.Sort(us)
+		msgs = append(msgs, pipeline.Message{Stream: f.keys.Stream(pipeline.StreamDeliver, p), Fields: []string{
+			pipeline.FieldCampaign, campaign, pipeline.FieldUsers, pipeline.EncodeIDs(us), pipeline.FieldForce, "1"}})
+	}
+	if _, err := pipeline.Emit(f.ctx, f.rdb, msgs...); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 // TestOutageIsRiddenOut: the provider answers 503 to everything for a while

@@ -99,6 +99,9 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	if err := h.deadLetter(ctx, b.Stream, bad); err != nil {
 		return err
 	}
+	if err := h.countSettled(ctx, b.Partition, targets, s); err != nil {
+		return err
+	}
 	return h.ack(ctx, b, entries, targets, s)
 }
 
@@ -161,8 +164,8 @@ func (h *Handler) parse(ctx context.Context, e pipeline.Entry) (c *campaign, use
 // spent.
 type settlement struct {
 	retries []retry     // per target: the next attempt, if any
-	done    []int64     // per target: users_done to add (0 or 1)
-	failed  []int64     // per target: devices failed for good
+	done    []int64     // per target: 1 if the user is terminal now
+	failed  [][]string  // per target: marks of devices failed for good
 	dead    []deadEntry // users whose budget is spent, per campaign
 }
 
@@ -176,7 +179,7 @@ type retry struct {
 // user to the DLQ).
 func (h *Handler) settlement(targets []target, results []userResult) settlement {
 	s := settlement{
-		done: make([]int64, len(targets)), failed: make([]int64, len(targets)), retries: make([]retry, len(targets)),
+		done: make([]int64, len(targets)), failed: make([][]string, len(targets)), retries: make([]retry, len(targets)),
 	}
 	exhausted := map[*campaign][]int64{}
 	reasons := map[*campaign]string{}
@@ -190,7 +193,7 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 			s.retries[i] = retry{member: retryMember(t.c.ID, t.user, rounds), delay: h.backoff(rounds, r.retryAfter)}
 			h.metrics.retries.Inc()
 		default:
-			s.done[i], s.failed[i] = 1, int64(r.retry)
+			s.done[i], s.failed[i] = 1, r.retried
 			exhausted[t.c] = append(exhausted[t.c], t.user)
 			reasons[t.c] = r.reason
 		}
@@ -216,47 +219,20 @@ func (h *Handler) ack(ctx context.Context, b *pipeline.Batch, entries []pipeline
 	if len(entries) == 0 {
 		return nil
 	}
+	// Counters were added by countSettled, once per user and device; the
+	// script's counter arguments stay unused here.
 	keys := []string{b.Stream, h.keys.Retry(b.Partition)}
-	keyIdx := map[string]string{}
-	index := func(campaign string) string {
-		k := h.keys.Stats(b.Partition, campaign)
-		idx, ok := keyIdx[k]
-		if !ok {
-			keys = append(keys, k)
-			idx = strconv.Itoa(len(keys))
-			keyIdx[k] = idx
-		}
-		return idx
-	}
-	type entryCount struct {
-		retries      []string
-		done, failed int64
-		campaign     string
-	}
-	per := make([]entryCount, len(entries))
+	retries := make([][]string, len(entries))
 	for i, t := range targets {
-		ec := &per[t.entry]
-		ec.campaign = t.c.ID
-		ec.done += s.done[i]
-		ec.failed += s.failed[i]
 		if r := s.retries[i]; r.member != "" {
-			ec.retries = append(ec.retries, r.member, strconv.FormatInt(r.delay.Milliseconds(), 10))
+			retries[t.entry] = append(retries[t.entry], r.member, strconv.FormatInt(r.delay.Milliseconds(), 10))
 		}
 	}
 	args := []string{h.cfg.Group, h.cfg.Consumer}
 	for i, e := range entries {
-		ec := per[i]
-		args = append(args, e.ID, strconv.Itoa(len(ec.retries)/2))
-		args = append(args, ec.retries...)
-		var incrs []string
-		if ec.done > 0 {
-			incrs = append(incrs, index(ec.campaign), pipeline.StatUsersDone, strconv.FormatInt(ec.done, 10))
-		}
-		if ec.failed > 0 {
-			incrs = append(incrs, index(ec.campaign), pipeline.StatFailed, strconv.FormatInt(ec.failed, 10))
-		}
-		args = append(args, strconv.Itoa(len(incrs)/3))
-		args = append(args, incrs...)
+		args = append(args, e.ID, strconv.Itoa(len(retries[i])/2))
+		args = append(args, retries[i]...)
+		args = append(args, "0")
 	}
 	n, err := ackScript.Exec(ctx, h.rdb, keys, args).AsInt64()
 	if err != nil {

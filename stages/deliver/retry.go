@@ -138,36 +138,20 @@ func (h *Handler) retryPartition(ctx context.Context, p int) (int, error) {
 	if err := h.deadLetter(ctx, h.keys.Stream(pipeline.StreamDeliver, p), s.dead); err != nil {
 		return len(members), err
 	}
+	if err := h.countSettled(ctx, p, targets, s); err != nil {
+		return len(members), err
+	}
 	return len(members), h.settleRetries(ctx, p, targets, s, dropped)
 }
 
 // settleRetries ends taken retries atomically (see settleScript).
 func (h *Handler) settleRetries(ctx context.Context, p int, targets []target, s settlement, dropped []string) error {
+	// Counters were added by countSettled, once per user and device.
 	keys := []string{h.keys.Retry(p)}
-	keyIdx := map[string]string{}
-	index := func(campaign string) string {
-		k := h.keys.Stats(p, campaign)
-		idx, ok := keyIdx[k]
-		if !ok {
-			keys = append(keys, k)
-			idx = strconv.Itoa(len(keys))
-			keyIdx[k] = idx
-		}
-		return idx
-	}
 	var args []string
 	for i, t := range targets {
 		r := s.retries[i]
-		args = append(args, t.member, r.member, strconv.FormatInt(r.delay.Milliseconds(), 10))
-		var incrs []string
-		if s.done[i] > 0 {
-			incrs = append(incrs, index(t.c.ID), pipeline.StatUsersDone, "1")
-		}
-		if s.failed[i] > 0 {
-			incrs = append(incrs, index(t.c.ID), pipeline.StatFailed, strconv.FormatInt(s.failed[i], 10))
-		}
-		args = append(args, strconv.Itoa(len(incrs)/3))
-		args = append(args, incrs...)
+		args = append(args, t.member, r.member, strconv.FormatInt(r.delay.Milliseconds(), 10), "0")
 	}
 	for _, m := range dropped {
 		args = append(args, m, "", "0", "0")

@@ -1,6 +1,10 @@
 package deliver
 
-import "github.com/redis/rueidis"
+import (
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
 
 // Every script below touches keys of one partition's hash tag {p<n>} only:
 // the deliver stream, its retry set, and the campaign's sent marks and
@@ -9,9 +13,10 @@ import "github.com/redis/rueidis"
 // markScript records devices that reached a terminal state for a campaign
 // (sent, invalid or failed) and counts each one the first time only: a
 // redelivered entry skips marked devices, and a mark repeated after a crash
-// counts nothing.
+// counts nothing. A device counted failed when its user ran out of retries
+// (settledScript) and marked now, after a DLQ retry, moves out of failed.
 //
-// KEYS[1] sent marks (set), KEYS[2] stats (hash).
+// KEYS[1] sent marks (set), KEYS[2] stats (hash), KEYS[3] settled set.
 // ARGV[1] marks TTL seconds, ARGV[2] now unix ms, then (member, counter)*.
 var markScript = rueidis.NewLuaScript(`
 local sent = false
@@ -19,6 +24,7 @@ local new = 0
 for i = 3, #ARGV, 2 do
   if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then
     redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1)
+    if redis.call('SREM', KEYS[3], 'f' .. ARGV[i]) == 1 then redis.call('HINCRBY', KEYS[2], '` + pipeline.StatFailed + `', -1) end
     new = new + 1
     if ARGV[i + 1] == 'sent' then sent = true end
   end
@@ -32,6 +38,29 @@ if sent then
   if not last or now > last then redis.call('HSET', KEYS[2], 'last_ms', ARGV[2]) end
 end
 return new
+`)
+
+// settledScript counts how rounds of users ended, once per user and device
+// whatever is replayed or redelivered: a user that became terminal adds to
+// users_done the first time only ('u' members), and a device whose user ran
+// out of retries adds to failed the first time only ('f' members), unless
+// it is marked terminal already. The settled set lives apart from the sent
+// marks, which hold device marks only.
+//
+// KEYS[1] sent marks, KEYS[2] stats, KEYS[3] settled set.
+// ARGV[1] TTL seconds, then (kind, member)* with kind 'u' (user id) or 'f'
+// (device mark).
+var settledScript = rueidis.NewLuaScript(`
+for i = 2, #ARGV, 2 do
+  local kind, m = ARGV[i], ARGV[i + 1]
+  if kind == 'u' then
+    if redis.call('SADD', KEYS[3], 'u' .. m) == 1 then redis.call('HINCRBY', KEYS[2], '` + pipeline.StatUsersDone + `', 1) end
+  elseif redis.call('SISMEMBER', KEYS[1], m) == 0 and redis.call('SADD', KEYS[3], 'f' .. m) == 1 then
+    redis.call('HINCRBY', KEYS[2], '` + pipeline.StatFailed + `', 1)
+  end
+end
+if redis.call('TTL', KEYS[3]) < 0 then redis.call('EXPIRE', KEYS[3], ARGV[1]) end
+return 0
 `)
 
 // ackScript settles deliver entries, each in its own right: if the entry is

@@ -35,6 +35,7 @@ type userResult struct {
 	retry      int
 	retryAfter time.Duration
 	reason     string
+	retried    []string // marks of those devices
 }
 
 // deliverTargets sends the campaign to every device of the targets that is
@@ -128,6 +129,7 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 						mu.Lock()
 						r := &results[j.i]
 						r.retry++
+						r.retried = append(r.retried, j.d.mark)
 						r.retryAfter = max(r.retryAfter, res.RetryAfter)
 						r.reason = res.Reason
 						mu.Unlock()
@@ -320,9 +322,45 @@ func (h *Handler) mark(ctx context.Context, p int, c *campaign, o push.Outcome, 
 
 // execMarks runs markScript with its arguments (TTL, now, (member, counter)*).
 func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, args []string) error {
-	err := markScript.Exec(ctx, h.rdb, []string{h.keys.Sent(p, c.ID), h.keys.Stats(p, c.ID)}, args).Error()
+	err := markScript.Exec(ctx, h.rdb, []string{h.keys.Sent(p, c.ID), h.keys.Stats(p, c.ID), h.settledKey(p, c.ID)}, args).Error()
 	if err != nil {
 		return fmt.Errorf("mark %d devices of %s: %w", (len(args)-2)/2, c.ID, err)
+	}
+	return nil
+}
+
+// settledKey is a campaign's set, in partition p, of the users counted done
+// and the devices counted failed after their user's last retry (see
+// settledScript). It shares the partition's hash tag with the sent marks.
+func (h *Handler) settledKey(p int, campaign string) string {
+	return h.keys.Prefix + ":" + h.keys.Tag(p) + ":settled:" + campaign
+}
+
+// countSettled adds users that became terminal to users_done and the
+// devices of users out of retries to failed, each once ever (see
+// settledScript). It runs before the round is acked: a crash in between
+// redoes the round, which then counts nothing twice.
+func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s settlement) error {
+	args := map[*campaign][]string{}
+	for i, t := range targets {
+		if s.done[i] == 0 {
+			continue
+		}
+		a := args[t.c]
+		if a == nil {
+			a = []string{strconv.FormatInt(int64(marksTTL(t.c)/time.Second), 10)}
+		}
+		a = append(a, "u", strconv.FormatInt(t.user, 10))
+		for _, m := range s.failed[i] {
+			a = append(a, "f", m)
+		}
+		args[t.c] = a
+	}
+	for c, a := range args {
+		keys := []string{h.keys.Sent(p, c.ID), h.keys.Stats(p, c.ID), h.settledKey(p, c.ID)}
+		if err := settledScript.Exec(ctx, h.rdb, keys, a).Error(); err != nil {
+			return fmt.Errorf("count settled users of %s: %w", c.ID, err)
+		}
 	}
 	return nil
 }
