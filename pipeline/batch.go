@@ -27,6 +27,7 @@ type Batch struct {
 	failed  map[int]error
 	dead    map[int]error
 	settled bool
+	release func() // stops the runner keeping the batch claimed (heartbeat.go)
 }
 
 // Emit queues a downstream entry. Emits are XADDed before the input is acked:

@@ -49,9 +49,7 @@ func (r *Runner) claimPartition(ctx context.Context, p int, work chan<- *Batch) 
 				return err
 			}
 			if len(live) > 0 {
-				select {
-				case work <- &Batch{Stream: stream, Partition: p, Entries: live}:
-				case <-ctx.Done():
+				if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Entries: live}) {
 					return nil
 				}
 			}

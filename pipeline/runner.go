@@ -191,9 +191,7 @@ func (r *Runner) readLoop(ctx context.Context, p int, work chan<- *Batch) {
 			continue
 		}
 		r.metrics.read(r.opts.Stage, p, len(entries))
-		select {
-		case work <- &Batch{Stream: stream, Partition: p, Entries: entries}:
-		case <-ctx.Done():
+		if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Entries: entries}) {
 			return // read but never acked: they stay pending and are claimed later
 		}
 	}
@@ -229,8 +227,13 @@ func toEntries(xs []rueidis.XRangeEntry) []Entry {
 }
 
 // process runs the handler on a batch, retrying whole-batch failures with
-// backoff for RetryFor, then commits.
+// backoff for RetryFor, then commits. The batch stays claimed (handOff) until
+// process returns, and no longer: a batch left pending must go idle so that
+// it is claimed again and, if poison, dead-lettered.
 func (r *Runner) process(ctx context.Context, b *Batch) {
+	if b.release != nil {
+		defer b.release()
+	}
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	deadline := time.Now().Add(r.opts.RetryFor)
 	for attempt := 1; ctx.Err() == nil; attempt++ {

@@ -1,0 +1,109 @@
+package pipeline_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// A handler several times slower than ClaimIdle keeps its batch: the second
+// runner of the group never claims it away, so every entry is handled exactly
+// once. Entries left pending by a consumer that died are still claimed.
+func TestSlowBatchStaysClaimedDeadConsumersDoNot(t *testing.T) {
+	c := client(t, env.Redis.Addr)
+	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4)
+	ctx := context.Background()
+	const count, idle = 40, 300 * time.Millisecond
+	produce(t, c, keys, "slow", count)
+
+	// A consumer reads 3 entries of every partition, then dies.
+	dead := 0
+	for p := range keys.Partitions {
+		stream := keys.Stream("slow", p)
+		if err := pipeline.CreateGroup(ctx, c, stream, "slow"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.Do(ctx, c.B().Xreadgroup().Group("slow", "dead").Count(3).Streams().Key(stream).Id(">").Build()).AsXRead()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead += len(res[stream])
+	}
+	if dead != 3*keys.Partitions {
+		t.Fatalf("dead consumer read %d entries, want %d", dead, 3*keys.Partitions)
+	}
+
+	var mu sync.Mutex
+	handled := map[string]int{}
+	slow := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+		mu.Lock()
+		for _, e := range b.Entries {
+			handled[e.Fields["n"]]++
+		}
+		mu.Unlock()
+		select { // 3×ClaimIdle: without the heartbeat the other runner claims it
+		case <-time.After(3 * idle):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		for _, e := range b.Entries {
+			b.Emit(keys.Stream("done", b.Partition), "n", e.Fields["n"])
+		}
+		return nil
+	})
+	runCtx, cancel := context.WithCancel(ctx)
+	var runners sync.WaitGroup
+	for _, consumer := range []string{"a", "b"} {
+		// Concurrency 1 and small batches: batches also wait for a free
+		// worker longer than ClaimIdle, and must stay claimed meanwhile.
+		r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "slow", Stream: "slow", Consumer: consumer,
+			Concurrency: 1, BatchSize: 4, ClaimIdle: idle, Block: 100 * time.Millisecond}, slow, zerolog.Nop(), nil)
+		runners.Go(func() {
+			if err := r.Run(runCtx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	waitFor(t, 30*time.Second, "every entry handled", func() bool {
+		return len(collect(t, c, keys, "done")) == count
+	})
+	waitFor(t, 10*time.Second, "nothing pending", func() bool {
+		streams := make([]string, keys.Partitions)
+		for p := range streams {
+			streams[p] = keys.Stream("slow", p)
+		}
+		groups, err := pipeline.StreamGroups(ctx, c, streams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, gs := range groups {
+			for _, g := range gs {
+				if g.Pending != 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	cancel()
+	runners.Wait()
+
+	exactlyOnce(t, collect(t, c, keys, "done"), count)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(handled) != count {
+		t.Fatalf("handled %d distinct entries, want %d", len(handled), count)
+	}
+	for n, times := range handled {
+		if times != 1 {
+			t.Errorf("entry %s handled %d times, want 1 (claimed away from a live consumer)", n, times)
+		}
+	}
+}
