@@ -88,9 +88,9 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		}
 	}
 
-	stop := h.keepClaimed(ctx, b.Stream, entries)
+	// The runner keeps the batch claimed while it is handled, so a batch
+	// slowed down by the rate limit is not taken over by another consumer.
 	results, err := h.deliverTargets(ctx, b.Partition, targets)
-	stop()
 	if err != nil {
 		return err
 	}
@@ -262,29 +262,6 @@ func (h *Handler) keep(ctx context.Context, stream string, entries []pipeline.En
 		kept[id] = true
 	}
 	return kept, nil
-}
-
-// keepClaimed keeps entries claimed (see keep) every third of the claim idle
-// time until stop is called, so a batch slowed down by the rate limit is not
-// taken over, and sent a second time, by another consumer.
-func (h *Handler) keepClaimed(ctx context.Context, stream string, entries []pipeline.Entry) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(h.cfg.ClaimIdle / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if _, err := h.keep(ctx, stream, entries); err != nil && ctx.Err() == nil {
-				h.log.Warn().Err(err).Msg("could not keep the batch claimed")
-			}
-		}
-	})
-	return func() { cancel(); wg.Wait() }
 }
 
 // permanentError marks input that no retry can fix.
