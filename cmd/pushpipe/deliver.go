@@ -35,7 +35,7 @@ type DeliverCmd struct {
 
 	FCMCredentials string `name:"fcm-credentials" placeholder:"FILE" help:"Firebase service-account JSON; without it only a non-Google endpoint is allowed, unauthenticated."`
 	FCMProject     string `name:"fcm-project" help:"Firebase project id (default: the credentials' project)."`
-	FCMEndpoint    string `name:"fcm-endpoint" placeholder:"URL" default:"https://fcm.googleapis.com/v1" help:"FCM v1 API base URL."`
+	FCMEndpoint    string `name:"fcm-endpoint" placeholder:"URL" default:"https://fcm.googleapis.com/v1" help:"FCM v1 API base URL; it must speak HTTP/2 (over HTTP/1.1 sends go one at a time)."`
 
 	Sink        string        `enum:"providers,null" default:"providers" help:"providers sends to APNs and FCM; null accepts every notification without network (to benchmark the pipeline alone)."`
 	TPS         int           `name:"tps" default:"10000" help:"Cluster-wide cap on sends per provider and app per second, over every deliver process; 0 disables it."`

@@ -112,6 +112,7 @@ func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
 	c.ttl = time.Duration(ttlSecond) * time.Second
 	c.note = push.Notification{
 		Title: title, Body: body, Data: fields, Category: category,
+		Key:          id,
 		CollapseID:   collapseID(id),
 		TTL:          c.ttl,
 		HighPriority: true, // a campaign is an alert someone should see now

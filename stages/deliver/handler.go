@@ -32,6 +32,7 @@ type Handler struct {
 	limiter   *limiter
 	marker    *marker
 	sem       chan struct{} // one slot per provider request in flight
+	workers   *workers      // run the sends holding a slot
 	failed    sync.Map      // campaign id → reason, once a campaign failed
 
 	inProgress sync.Map    // stream + "/" + entry id of the entries being handled here
@@ -53,6 +54,7 @@ func New(cfg Config) (*Handler, error) {
 		campaigns: newCampaigns(cfg.DB),
 		limiter:   newLimiter(cfg.Redis, cfg.Keys, cfg.TPS, cfg.LimitMargin),
 		sem:       make(chan struct{}, cfg.InFlight),
+		workers:   newWorkers(),
 	}
 	h.marker = &marker{h: h}
 	return h, nil

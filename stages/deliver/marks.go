@@ -2,7 +2,6 @@ package deliver
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"time"
 
@@ -88,26 +87,26 @@ func (m *marker) flush(reqs []markReq) error {
 		id string
 	}
 	type group struct {
-		p    int
-		c    *campaign
-		args []string
+		p         int
+		c         *campaign
+		byCounter map[string][]string
 	}
-	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	groups := map[gkey]*group{}
 	for _, r := range reqs {
 		k := gkey{r.p, r.c.ID}
 		g := groups[k]
 		if g == nil {
-			g = &group{p: r.p, c: r.c, args: []string{strconv.FormatInt(int64(marksTTL(r.c)/time.Second), 10), now}}
+			g = &group{p: r.p, c: r.c, byCounter: map[string][]string{}}
 			groups[k] = g
 		}
-		g.args = append(g.args, r.member, counterOf(r.outcome))
+		counter := counterOf(r.outcome)
+		g.byCounter[counter] = append(g.byCounter[counter], r.member)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if len(groups) == 1 {
 		for _, g := range groups {
-			return m.h.execMarks(ctx, g.p, g.c, g.args)
+			return m.h.execMarks(ctx, g.p, g.c, g.byCounter)
 		}
 	}
 	var (
@@ -117,7 +116,7 @@ func (m *marker) flush(reqs []markReq) error {
 	)
 	for _, g := range groups {
 		wg.Go(func() {
-			if err := m.h.execMarks(ctx, g.p, g.c, g.args); err != nil {
+			if err := m.h.execMarks(ctx, g.p, g.c, g.byCounter); err != nil {
 				once.Do(func() { first = err })
 			}
 		})

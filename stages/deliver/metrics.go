@@ -1,6 +1,10 @@
 package deliver
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
+)
 
 // metrics count every way a device leaves deliver: sends by provider and
 // outcome (sent, invalid, failed, retry, failed_campaign), retries scheduled
@@ -10,6 +14,15 @@ type metrics struct {
 	retries   prometheus.Counter
 	deadUsers prometheus.Counter
 	inFlight  prometheus.Gauge
+
+	// byOutcome caches the sends counters of every provider and terminal
+	// outcome: a label lookup per send is a hash of both labels.
+	byOutcome map[sendLabels]prometheus.Counter
+}
+
+type sendLabels struct {
+	provider string
+	outcome  push.Outcome
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -23,8 +36,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "pushpipe", Subsystem: "deliver",
 			Name: "in_flight", Help: "Provider requests in flight."}),
 	}
+	m.byOutcome = map[sendLabels]prometheus.Counter{}
+	for _, p := range []string{"apns", "fcm", "none"} {
+		for _, o := range []push.Outcome{push.Sent, push.Retry, push.Invalid, push.Failed} {
+			m.byOutcome[sendLabels{p, o}] = m.sends.WithLabelValues(p, o.String())
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(m.sends, m.retries, m.deadUsers, m.inFlight)
 	}
 	return m
+}
+
+// sent is the sends counter of provider and outcome.
+func (m *metrics) sent(provider string, o push.Outcome) prometheus.Counter {
+	if c, ok := m.byOutcome[sendLabels{provider, o}]; ok {
+		return c
+	}
+	return m.sends.WithLabelValues(provider, o.String())
 }

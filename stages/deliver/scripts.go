@@ -14,19 +14,40 @@ import (
 // (sent, invalid or failed) and counts each one the first time only: a
 // redelivered entry skips marked devices, and a mark repeated after a crash
 // counts nothing. A device counted failed when its user ran out of retries
-// (settledScript) and marked now, after a DLQ retry, moves out of failed.
+// (settledScript) and marked now, after a DLQ retry, moves out of failed;
+// only then (the partition has failures at all) is it checked one by one,
+// otherwise the marks go in with one SADD per chunk and one HINCRBY per
+// counter.
 //
 // KEYS[1] sent marks (set), KEYS[2] stats (hash), KEYS[3] settled set.
-// ARGV[1] marks TTL seconds, ARGV[2] now unix ms, then (member, counter)*.
+// ARGV[1] marks TTL seconds, ARGV[2] now unix ms, then per counter:
+// counter, n, n members.
 var markScript = rueidis.NewLuaScript(`
-local sent = false
-local new = 0
-for i = 3, #ARGV, 2 do
-  if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then
-    redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1)
-    if redis.call('SREM', KEYS[3], 'f' .. ARGV[i]) == 1 then redis.call('HINCRBY', KEYS[2], '` + pipeline.StatFailed + `', -1) end
-    new = new + 1
-    if ARGV[i + 1] == 'sent' then sent = true end
+local failedBefore = tonumber(redis.call('HGET', KEYS[2], '` + pipeline.StatFailed + `')) or 0
+local sent, new = false, 0
+local i = 3
+while i <= #ARGV do
+  local counter, first, last = ARGV[i], i + 2, i + 1 + tonumber(ARGV[i + 1])
+  i = last + 1
+  local added = 0
+  if failedBefore > 0 then
+    local unfailed = 0
+    for j = first, last do
+      if redis.call('SADD', KEYS[1], ARGV[j]) == 1 then
+        added = added + 1
+        if redis.call('SREM', KEYS[3], 'f' .. ARGV[j]) == 1 then unfailed = unfailed + 1 end
+      end
+    end
+    if unfailed > 0 then redis.call('HINCRBY', KEYS[2], '` + pipeline.StatFailed + `', -unfailed) end
+  else
+    for j = first, last, 512 do
+      added = added + redis.call('SADD', KEYS[1], unpack(ARGV, j, math.min(j + 511, last)))
+    end
+  end
+  if added > 0 then
+    redis.call('HINCRBY', KEYS[2], counter, added)
+    new = new + added
+    if counter == 'sent' then sent = true end
   end
 end
 if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
@@ -48,17 +69,22 @@ return new
 // marks, which hold device marks only.
 //
 // KEYS[1] sent marks, KEYS[2] stats, KEYS[3] settled set.
-// ARGV[1] TTL seconds, then (kind, member)* with kind 'u' (user id) or 'f'
-// (device mark).
+// ARGV[1] TTL seconds, ARGV[2] n, then n user members ('u' .. id), then
+// the marks of failed devices.
 var settledScript = rueidis.NewLuaScript(`
-for i = 2, #ARGV, 2 do
-  local kind, m = ARGV[i], ARGV[i + 1]
-  if kind == 'u' then
-    if redis.call('SADD', KEYS[3], 'u' .. m) == 1 then redis.call('HINCRBY', KEYS[2], '` + pipeline.StatUsersDone + `', 1) end
-  elseif redis.call('SISMEMBER', KEYS[1], m) == 0 and redis.call('SADD', KEYS[3], 'f' .. m) == 1 then
-    redis.call('HINCRBY', KEYS[2], '` + pipeline.StatFailed + `', 1)
+local last = 2 + tonumber(ARGV[2])
+local done = 0
+for j = 3, last, 512 do
+  done = done + redis.call('SADD', KEYS[3], unpack(ARGV, j, math.min(j + 511, last)))
+end
+if done > 0 then redis.call('HINCRBY', KEYS[2], '` + pipeline.StatUsersDone + `', done) end
+local failed = 0
+for j = last + 1, #ARGV do
+  if redis.call('SISMEMBER', KEYS[1], ARGV[j]) == 0 and redis.call('SADD', KEYS[3], 'f' .. ARGV[j]) == 1 then
+    failed = failed + 1
   end
 end
+if failed > 0 then redis.call('HINCRBY', KEYS[2], '` + pipeline.StatFailed + `', failed) end
 if redis.call('TTL', KEYS[3]) < 0 then redis.call('EXPIRE', KEYS[3], ARGV[1]) end
 return 0
 `)

@@ -118,8 +118,9 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 					}
 				}
 				h.metrics.inFlight.Inc()
-				sends.Go(func() {
-					defer func() { <-h.sem; h.metrics.inFlight.Dec() }()
+				sends.Add(1)
+				h.workers.run(func() {
+					defer func() { <-h.sem; h.metrics.inFlight.Dec(); sends.Done() }()
 					res, err := h.sendOne(ctx, p, j.c, j.d)
 					if err != nil {
 						fail(err)
@@ -250,14 +251,14 @@ func providerOf(p push.Platform) string {
 func (h *Handler) sendOne(ctx context.Context, p int, c *campaign, d device) (push.Result, error) {
 	sender := h.senders[d.platform]
 	if sender == nil {
-		h.metrics.sends.WithLabelValues("none", "failed").Inc()
+		h.metrics.sent("none", push.Failed).Inc()
 		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, h.marker.mark(ctx, p, c, push.Failed, d.mark)
 	}
 	provider := providerOf(d.platform)
 	id := h.limiter.begin()
 	res := sender.Send(ctx, c.notification(d))
 	h.limiter.done(id)
-	h.metrics.sends.WithLabelValues(provider, res.Outcome.String()).Inc()
+	h.metrics.sent(provider, res.Outcome).Inc()
 	switch res.Outcome {
 	case push.Sent:
 		return res, h.marker.mark(ctx, p, c, push.Sent, d.mark)
@@ -311,20 +312,21 @@ func (h *Handler) mark(ctx context.Context, p int, c *campaign, o push.Outcome, 
 	if len(marks) == 0 {
 		return nil
 	}
-	counter := counterOf(o)
-	args := make([]string, 0, 2+2*len(marks))
-	args = append(args, strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.FormatInt(time.Now().UnixMilli(), 10))
-	for _, m := range marks {
-		args = append(args, m, counter)
-	}
-	return h.execMarks(ctx, p, c, args)
+	return h.execMarks(ctx, p, c, map[string][]string{counterOf(o): marks})
 }
 
-// execMarks runs markScript with its arguments (TTL, now, (member, counter)*).
-func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, args []string) error {
+// execMarks runs markScript for marks of one campaign, by counter.
+func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, byCounter map[string][]string) error {
+	args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.FormatInt(time.Now().UnixMilli(), 10)}
+	n := 0
+	for counter, marks := range byCounter {
+		args = append(args, counter, strconv.Itoa(len(marks)))
+		args = append(args, marks...)
+		n += len(marks)
+	}
 	err := markScript.Exec(ctx, h.rdb, []string{h.keys.Sent(p, c.ID), h.keys.Stats(p, c.ID), h.settledKey(p, c.ID)}, args).Error()
 	if err != nil {
-		return fmt.Errorf("mark %d devices of %s: %w", (len(args)-2)/2, c.ID, err)
+		return fmt.Errorf("mark %d devices of %s: %w", n, c.ID, err)
 	}
 	return nil
 }
@@ -341,24 +343,26 @@ func (h *Handler) settledKey(p int, campaign string) string {
 // settledScript). It runs before the round is acked: a crash in between
 // redoes the round, which then counts nothing twice.
 func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s settlement) error {
-	args := map[*campaign][]string{}
+	type settled struct{ users, failed []string }
+	byCampaign := map[*campaign]*settled{}
 	for i, t := range targets {
 		if s.done[i] == 0 {
 			continue
 		}
-		a := args[t.c]
-		if a == nil {
-			a = []string{strconv.FormatInt(int64(marksTTL(t.c)/time.Second), 10)}
+		c := byCampaign[t.c]
+		if c == nil {
+			c = &settled{}
+			byCampaign[t.c] = c
 		}
-		a = append(a, "u", strconv.FormatInt(t.user, 10))
-		for _, m := range s.failed[i] {
-			a = append(a, "f", m)
-		}
-		args[t.c] = a
+		c.users = append(c.users, "u"+strconv.FormatInt(t.user, 10))
+		c.failed = append(c.failed, s.failed[i]...)
 	}
-	for c, a := range args {
+	for c, set := range byCampaign {
 		keys := []string{h.keys.Sent(p, c.ID), h.keys.Stats(p, c.ID), h.settledKey(p, c.ID)}
-		if err := settledScript.Exec(ctx, h.rdb, keys, a).Error(); err != nil {
+		args := make([]string, 0, 2+len(set.users)+len(set.failed))
+		args = append(args, strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.Itoa(len(set.users)))
+		args = append(append(args, set.users...), set.failed...)
+		if err := settledScript.Exec(ctx, h.rdb, keys, args).Error(); err != nil {
 			return fmt.Errorf("count settled users of %s: %w", c.ID, err)
 		}
 	}

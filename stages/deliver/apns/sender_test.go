@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -217,35 +218,58 @@ func TestSpreadsOverConns(t *testing.T) {
 	}
 }
 
+// A burst of concurrent first sends shares the one connection instead of
+// dialing a TLS connection per request.
+func TestBurstDialsOnce(t *testing.T) {
+	fake := startFake(t, fakeprovider.Options{})
+	s := newSender(t, fake, func(c *Config) { c.Conns = 1 })
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			if r := s.Send(context.Background(), push.Notification{Token: hexToken(i)}); r.Outcome != push.Sent {
+				t.Errorf("Send = %+v", r)
+			}
+		})
+	}
+	wg.Wait()
+	if n := fake.Summary().Connections; n != 1 {
+		t.Errorf("fake saw %d connections for 200 concurrent sends, want 1", n)
+	}
+}
+
 func TestRender(t *testing.T) {
 	s := &Sender{topic: "com.example.app"}
 	now := time.Unix(1_700_000_000, 0)
-	n := push.Notification{
-		Token: hexToken(1), Title: "Hello", Body: "World", Category: "NEWS",
-		Data:       map[string]string{"deep_link": "app://x", "aps": "must not replace aps"},
-		CollapseID: "camp-1", TTL: time.Hour, HighPriority: true,
-	}
-	note := s.notification(n, now)
-	if note.Topic != "com.example.app" || note.CollapseID != "camp-1" || note.PushType != apns2.PushTypeAlert ||
-		note.Priority != apns2.PriorityHigh || !note.Expiration.Equal(now.Add(time.Hour)) || note.DeviceToken != n.Token {
-		t.Errorf("notification = %+v", note)
-	}
-	raw, err := json.Marshal(note.Payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got struct {
-		APS struct {
-			Alert    struct{ Title, Body string } `json:"alert"`
-			Category string                       `json:"category"`
-		} `json:"aps"`
-		DeepLink string `json:"deep_link"`
-	}
-	if err := json.Unmarshal(raw, &got); err != nil {
-		t.Fatalf("payload %s: %v", raw, err)
-	}
-	if got.APS.Alert.Title != "Hello" || got.APS.Alert.Body != "World" || got.APS.Category != "NEWS" || got.DeepLink != "app://x" {
-		t.Errorf("payload = %s", raw)
+	// Without a Key the payload is rendered per send; with one it is
+	// rendered once and reused for every token of the campaign.
+	for _, key := range []string{"", "camp-1", "camp-1"} {
+		n := push.Notification{
+			Token: hexToken(len(key)), Key: key, Title: "Hello", Body: "World", Category: "NEWS",
+			Data:       map[string]string{"deep_link": "app://x", "aps": "must not replace aps"},
+			CollapseID: "camp-1", TTL: time.Hour, HighPriority: true,
+		}
+		note := s.notification(n, now)
+		if note.Topic != "com.example.app" || note.CollapseID != "camp-1" || note.PushType != apns2.PushTypeAlert ||
+			note.Priority != apns2.PriorityHigh || !note.Expiration.Equal(now.Add(time.Hour)) || note.DeviceToken != n.Token {
+			t.Errorf("notification = %+v", note)
+		}
+		raw, err := note.MarshalJSON() // what apns2 sends
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			APS struct {
+				Alert    struct{ Title, Body string } `json:"alert"`
+				Category string                       `json:"category"`
+			} `json:"aps"`
+			DeepLink string `json:"deep_link"`
+		}
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatalf("key %q: payload %s: %v", key, raw, err)
+		}
+		if got.APS.Alert.Title != "Hello" || got.APS.Alert.Body != "World" || got.APS.Category != "NEWS" || got.DeepLink != "app://x" {
+			t.Errorf("key %q: payload = %s", key, raw)
+		}
 	}
 
 	low := s.notification(push.Notification{Token: hexToken(1)}, now)

@@ -3,8 +3,10 @@ package fcm
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -259,5 +261,24 @@ func TestMessage(t *testing.T) {
 	low, _ := json.Marshal(message(push.Notification{Token: token(1)}))
 	if !strings.Contains(string(low), `"priority":"normal"`) || strings.Contains(string(low), "ttl") || strings.Contains(string(low), "collapse") {
 		t.Errorf("default message = %s, want normal priority, no ttl, no collapse key", low)
+	}
+}
+
+// A burst of concurrent first sends shares one HTTP/2 connection instead of
+// dialing a TLS connection per request.
+func TestBurstDialsOnce(t *testing.T) {
+	fake := startFake(t, fakeprovider.Options{})
+	s := newSender(t, fake)
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			if r := s.Send(context.Background(), push.Notification{Token: fmt.Sprintf("fcm-token-%d", i)}); r.Outcome != push.Sent {
+				t.Errorf("Send = %+v", r)
+			}
+		})
+	}
+	wg.Wait()
+	if n := fake.Summary().Connections; n != 1 {
+		t.Errorf("fake saw %d connections for 200 concurrent sends, want 1", n)
 	}
 }

@@ -22,6 +22,11 @@ type Notification struct {
 	Token    string
 	Platform Platform
 
+	// Key names the content (the campaign id): notifications with the same
+	// Key differ in Token and Platform only, so a sender may render the rest
+	// once and reuse it. Empty means render every time.
+	Key string
+
 	Title, Body string
 	Data        map[string]string
 
