@@ -10,9 +10,10 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// ErrLostOwnership means another consumer claimed some of the batch's entries
-// while it was being handled; the runner then commits nothing, so the claimer's
-// work is the only one that counts.
+// ErrLostOwnership means another consumer claimed some of the entries of a
+// batch with emits or counters while it was being handled; the runner then
+// commits nothing, so the claimer's work is the only one that counts. (A batch
+// without either is simply acked: see commit.)
 var ErrLostOwnership = errors.New("entries were claimed by another consumer")
 
 // commitScript emits and acks in one step, after checking that every input
@@ -82,8 +83,15 @@ func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) 
 		return int64(len(b.IDs())), nil
 	}
 	ids := b.IDs()
-	if len(ids) == 0 && len(b.emits) == 0 && len(b.incrs) == 0 {
-		return 0, nil
+	if len(b.emits) == 0 && len(b.incrs) == 0 {
+		// Nothing to emit: the batch's effects are already durable outside
+		// Redis (ingest's upsert), so a plain XACK is the whole commit. The
+		// ownership check of the script only keeps a claimed batch from being
+		// emitted twice; without emits, acking entries another consumer
+		// claimed meanwhile is right (their effects are done, and the
+		// claimer's redo is idempotent), and it saves Redis an XPENDING over
+		// the batch's span.
+		return r.ack(ctx, b.Stream, ids)
 	}
 	tag := hashTag(b.Stream)
 	atomic := true
@@ -154,6 +162,11 @@ func (r *Runner) commitOrdered(ctx context.Context, stream string, ids []string,
 			}
 		}
 	}
+	return r.ack(ctx, stream, ids)
+}
+
+// ack XACKs ids of stream.
+func (r *Runner) ack(ctx context.Context, stream string, ids []string) (int64, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
