@@ -81,7 +81,11 @@ func (r *Runner) autoclaim(ctx context.Context, stream, cursor string) ([]Entry,
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("xautoclaim %s cursor: %w", stream, err)
 	}
-	xs, err := arr[1].AsXRange()
+	xs, err := arr[1].ToArray()
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("xautoclaim %s entries: %w", stream, err)
+	}
+	entries, err := rangeEntries(xs)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("xautoclaim %s entries: %w", stream, err)
 	}
@@ -89,7 +93,7 @@ func (r *Runner) autoclaim(ctx context.Context, stream, cursor string) ([]Entry,
 	if len(arr) > 2 {
 		deleted, _ = arr[2].AsStrSlice()
 	}
-	return toEntries(xs), next, deleted, nil
+	return entries, next, deleted, nil
 }
 
 // dropExhausted dead-letters claimed entries delivered more than MaxDeliveries

@@ -177,7 +177,7 @@ func (r *Runner) readLoop(ctx context.Context, p int, work chan<- *Batch) {
 	for ctx.Err() == nil {
 		cmd := r.rdb.B().Xreadgroup().Group(r.opts.Group, r.opts.Consumer).Count(int64(r.opts.BatchSize)).
 			Block(r.opts.Block.Milliseconds()).Streams().Key(stream).Id(">").Build()
-		res, err := r.rdb.Do(ctx, cmd).AsXRead()
+		entries, err := xreadEntries(r.rdb.Do(ctx, cmd))
 		if err != nil {
 			if rueidis.IsRedisNil(err) || ctx.Err() != nil {
 				continue
@@ -186,7 +186,6 @@ func (r *Runner) readLoop(ctx context.Context, p int, work chan<- *Batch) {
 			continue
 		}
 		backoff.reset()
-		entries := toEntries(res[stream])
 		if len(entries) == 0 {
 			continue
 		}
@@ -215,15 +214,72 @@ func isNoGroup(err error) bool {
 	return ok && strings.HasPrefix(re.Error(), "NOGROUP")
 }
 
-func toEntries(xs []rueidis.XRangeEntry) []Entry {
+// xreadEntries decodes the reply of an XREADGROUP of one stream straight
+// into entries: a map of streams (RESP3) or an array of [stream, entries]
+// pairs (RESP2), holding one stream here.
+func xreadEntries(res rueidis.RedisResult) ([]Entry, error) {
+	msg, err := res.ToMessage()
+	if err != nil {
+		return nil, err
+	}
+	var xs []rueidis.RedisMessage
+	if msg.IsMap() {
+		m, err := msg.ToMap()
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range m {
+			if xs, err = v.ToArray(); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		streams, err := msg.ToArray()
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range streams {
+			pair, err := s.ToArray()
+			if err != nil || len(pair) != 2 {
+				return nil, fmt.Errorf("xreadgroup reply: a stream is not a [name, entries] pair")
+			}
+			if xs, err = pair[1].ToArray(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return rangeEntries(xs)
+}
+
+// rangeEntries decodes [id, [field, value...]] pairs (XRANGE, XREADGROUP,
+// XAUTOCLAIM), skipping entries deleted while pending (nil fields).
+func rangeEntries(xs []rueidis.RedisMessage) ([]Entry, error) {
 	out := make([]Entry, 0, len(xs))
-	for _, x := range xs {
-		if x.FieldValues == nil {
+	for i := range xs {
+		pair, err := xs[i].ToArray()
+		if err != nil || len(pair) != 2 {
+			return nil, fmt.Errorf("stream entry is not an [id, fields] pair")
+		}
+		id, err := pair[0].ToString()
+		if err != nil {
+			return nil, fmt.Errorf("stream entry id: %w", err)
+		}
+		if pair[1].IsNil() {
 			continue // deleted while pending
 		}
-		out = append(out, Entry{ID: x.ID, Fields: x.FieldValues})
+		fv, err := pair[1].ToArray()
+		if err != nil || len(fv)%2 != 0 {
+			return nil, fmt.Errorf("stream entry %s: fields are not field/value pairs", id)
+		}
+		fields := make(map[string]string, len(fv)/2)
+		for j := 0; j < len(fv); j += 2 {
+			k, _ := fv[j].ToString()
+			v, _ := fv[j+1].ToString()
+			fields[k] = v
+		}
+		out = append(out, Entry{ID: id, Fields: fields})
 	}
-	return out
+	return out, nil
 }
 
 // process runs the handler on a batch, retrying whole-batch failures with
