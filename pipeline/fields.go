@@ -2,15 +2,18 @@ package pipeline
 
 // Field names of the entries each stream carries: the contract between stages.
 //
-//	ingest     op, app, token, platform, user, locale, at     partition: HashPartition(app+"/"+token)
+//	ingest     ev, or op, app, token, platform, user, locale, at  partition: HashPartition(app+"/"+token)
 //	campaigns  campaign                                       partition: HashPartition(campaign)
 //	ranges     campaign, channel, range, lo, hi              partition: HashPartition(campaign+"/"+range)
 //	dedupe     campaign, u (reached ids), m (muted ids), range  partition: UserPartition of every id
 //	deliver    campaign, u                                    partition: the same user partition
 //	results    campaign, sent, failed, invalid                (per deliver batch; for observers)
 //
-// u and m are EncodeIDs batches, sorted ascending.
+// u and m are EncodeIDs batches, sorted ascending. An ingest entry is either
+// one ev field (devices.Event.Message writes registrations so) or one field
+// per part (deletions, invalidations, and entries written before ev existed).
 const (
+	FieldEvent    = "ev"       // ingest: op, app, token, platform, user, locale, at joined by tabs (absent platform/user empty)
 	FieldOp       = "op"       // ingest: put | delete | invalidate
 	FieldApp      = "app"      // ingest
 	FieldToken    = "token"    // ingest

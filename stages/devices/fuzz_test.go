@@ -79,3 +79,38 @@ func FuzzParseEvent(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParsePackedEvent feeds arbitrary FieldEvent values (the one-field form
+// Message writes for a put): never a panic, an error names a field, and an
+// accepted event survives Message and ParseEvent unchanged.
+func FuzzParsePackedEvent(f *testing.F) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ios := strings.Repeat("ab", 32)
+	f.Add("put\tnews\t" + ios + "\tios\t42\ten-GB\t1767323045000000")
+	f.Add("put\tnews app\tcZ3x-_:APA91bHun4\tandroid\t7\t\t1767323045000000")
+	f.Add("delete\tnews\t" + ios + "\t\t\t\t1767323045000000")
+	f.Add("put\tnews\t" + ios + "\tios\t42\ten\t1\t")
+	f.Add("\t\t\t\t\t\t")
+	keys := pipeline.NewKeys("fz", 16)
+	f.Fuzz(func(t *testing.T, packed string) {
+		ev, err := ParseEvent(map[string]string{pipeline.FieldEvent: packed}, now)
+		if err != nil {
+			if _, ok := err.(*FieldError); !ok {
+				t.Fatalf("error %v is not a *FieldError naming the field", err)
+			}
+			if len(err.Error()) > 300 {
+				t.Fatalf("error message of %d bytes: bad values must be clipped", len(err.Error()))
+			}
+			return
+		}
+		msg := ev.Message(keys)
+		again := map[string]string{}
+		for i := 0; i+1 < len(msg.Fields); i += 2 {
+			again[msg.Fields[i]] = msg.Fields[i+1]
+		}
+		ev2, err := ParseEvent(again, now)
+		if err != nil || ev2 != ev {
+			t.Fatalf("round trip: %+v -> %v -> %+v, %v", ev, again, ev2, err)
+		}
+	})
+}

@@ -15,6 +15,11 @@ var (
 	fcmToken  = "dQw4w9WgXcQ:APA91bH-x_y.z"
 )
 
+// packed is an entry of one FieldEvent field made of parts.
+func packed(parts ...string) map[string]string {
+	return map[string]string{pipeline.FieldEvent: strings.Join(parts, "\t")}
+}
+
 func TestParseEvent(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	at := "1799999999000000"
@@ -63,6 +68,18 @@ func TestParseEvent(t *testing.T) {
 		{"missing at", put("at", "<absent>"), "at"},
 		{"at zero", put("at", "0"), "at"},
 		{"at in the far future", put("at", "2800000000000000"), "at"},
+		// one packed field (what Message writes for a put)
+		{"packed put", packed("put", "news", apnsToken, "ios", "42", "en-US", at), ""},
+		{"packed put of an app with spaces", packed("put", "News app | EU", fcmToken, "android", "42", "", at), ""},
+		{"packed delete", packed("delete", "news", fcmToken, "", "", "", at), ""},
+		{"packed, too few parts", map[string]string{"ev": "put\tnews\t" + apnsToken + "\tios\t42\t" + at}, "ev"},
+		{"packed, too many parts", packed("put", "news", apnsToken, "ios", "42", "en", at+"\tx"), "ev"},
+		{"packed put without platform", packed("put", "news", apnsToken, "", "42", "", at), "platform"},
+		{"packed put without user", packed("put", "news", apnsToken, "ios", "", "", at), "user"},
+		{"packed, bad token", packed("put", "news", "xyz", "ios", "42", "", at), "token"},
+		{"packed, unknown op", packed("upsert", "news", apnsToken, "ios", "42", "", at), "op"},
+		{"packed, bad at", packed("put", "news", apnsToken, "ios", "42", "", "soon"), "at"},
+		{"packed wins over separate fields", map[string]string{"ev": packed("put", "news", apnsToken, "ios", "42", "", at)["ev"], "op": "upsert"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

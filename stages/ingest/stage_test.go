@@ -125,6 +125,7 @@ func TestStageFromAPIToTable(t *testing.T) {
 		"platform": {"op", "put", "app", "news", "token", apnsToken(1), "platform", "web", "user", "1", "at", "1"},
 		"user":     {"op", "put", "app", "news", "token", apnsToken(1), "platform", "ios", "user", "-1", "at", "1"},
 		"at":       {"op", "put", "app", "news", "token", apnsToken(1), "platform", "ios", "user", "1", "at", "9999999999999999"},
+		"ev":       {pipeline.FieldEvent, "put\tnews\t" + apnsToken(1) + "\tios\t1\t1"}, // a part short
 	}
 	for field, f := range malformed {
 		// "case" is not an ingest field: it only tells the test which field is bad.
