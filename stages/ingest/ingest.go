@@ -76,23 +76,28 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 // order wins. The result is sorted by (app, token): every transaction locks
 // rows in the same order, so concurrent batches wait for each other instead of
 // deadlocking, and the primary key is walked in order.
+//
+// It sorts positions, not events (an Event is 88 bytes to move), by (app,
+// token, event time, stream order), and keeps the last of each token's run:
+// no map of keys, which cost as much as the sort.
 func collapse(events []devices.Event) []devices.Event {
-	type key struct{ app, token string }
-	at := make(map[key]int, len(events))
-	out := make([]devices.Event, 0, len(events))
-	for _, e := range events {
-		k := key{e.App, e.Token}
-		if i, ok := at[k]; ok {
-			if e.At >= out[i].At {
-				out[i] = e
-			}
-			continue
-		}
-		at[k] = len(out)
-		out = append(out, e)
+	order := make([]int32, len(events))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	slices.SortFunc(out, func(a, b devices.Event) int {
-		return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Token, b.Token))
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := &events[i], &events[j]
+		return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Token, b.Token), cmp.Compare(a.At, b.At), cmp.Compare(i, j))
 	})
+	out := make([]devices.Event, 0, len(events))
+	for k, i := range order {
+		if k+1 < len(order) {
+			next := &events[order[k+1]]
+			if next.Token == events[i].Token && next.App == events[i].App {
+				continue // a later event of the same token follows
+			}
+		}
+		out = append(out, events[i])
+	}
 	return out
 }
