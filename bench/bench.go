@@ -304,13 +304,17 @@ func delivered(ctx context.Context, run *Running, id string) ([]mark, sendCount,
 		return got, sendCount{}, err
 	}
 	sends := run.DeliverSends(ctx)
-	got, err := sentMarks(ctx, run.rdb, run.Keys, id)
+	maxID, err := maxDeviceID(ctx, run.db)
+	if err != nil {
+		return nil, sends, err
+	}
+	got, err := sentMarks(ctx, run.rdb, run.Keys, id, maxID)
 	return got, sends, err
 }
 
 // verify fills the missing/duplicate counts.
 func verify(ctx context.Context, res *Result, run *Running, conn *pgx.Conn, cfg Config, id string, got []mark, sends sendCount) error {
-	expected, err := expectedMarks(ctx, conn, cfg.Seed.App, cfg.Seed.ChannelNames(), res.Devices)
+	expected, err := expectedMarks(ctx, conn, cfg.Seed.App, cfg.Seed.ChannelNames(), res.Devices, run.Fake == nil)
 	if err != nil {
 		return err
 	}

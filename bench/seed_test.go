@@ -92,12 +92,14 @@ func TestSeed(t *testing.T) {
 	if truth.Recipients != cfg.Users || truth.Devices != devs {
 		t.Errorf("truth = %+v, want %d recipients, %d devices", truth, cfg.Users, devs)
 	}
-	marks, err := expectedMarks(ctx, conn, "a", cfg.ChannelNames(), truth.Devices)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := compare(marks, marks); int64(len(marks)) != devs || v.Missing != 0 || v.Unique != devs || v.ProviderDuplicates != 0 {
-		t.Errorf("%d marks, self-compare %+v", len(marks), v)
+	for _, byID := range []bool{false, true} {
+		marks, err := expectedMarks(ctx, conn, "a", cfg.ChannelNames(), truth.Devices, byID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := compare(marks, marks); int64(len(marks)) != devs || v.Missing != 0 || v.Unique != devs || v.ProviderDuplicates != 0 {
+			t.Errorf("by id %v: %d marks, self-compare %+v", byID, len(marks), v)
+		}
 	}
 	if _, err := measureFloor(ctx, conn, "a", cfg.ChannelNames()); err != nil {
 		t.Fatal(err)

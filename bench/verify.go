@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -89,27 +91,54 @@ func measureFloor(ctx context.Context, conn *pgx.Conn, app string, channels []st
 	return time.Since(start), nil
 }
 
-// expectedMarks reads the recipients' tokens and returns their marks, sorted.
-func expectedMarks(ctx context.Context, conn *pgx.Conn, app string, channels []string, sizeHint int64) ([]mark, error) {
+// idMark is a device's identity by its id: what deliver's sent marks hold
+// (a bit per device id). Big-endian, so marks sort as the ids do.
+func idMark(id int64) mark {
+	var m mark
+	binary.BigEndian.PutUint64(m[:8], uint64(id))
+	return m
+}
+
+// expectedMarks reads the recipients' devices and returns their marks,
+// sorted: token digests (markOf, what the fake provider's receipts give), or
+// with byID the device ids (idMark, what the null sink's sent marks give).
+func expectedMarks(ctx context.Context, conn *pgx.Conn, app string, channels []string, sizeHint int64, byID bool) ([]mark, error) {
 	pr, pw := io.Pipe()
 	out := make([]mark, 0, sizeHint)
 	errc := make(chan error, 1)
+	col := "d.token"
+	if byID {
+		col = "d.id"
+	}
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		var err error
 		for sc.Scan() {
-			out = append(out, markOf(sc.Bytes()))
+			if !byID {
+				out = append(out, markOf(sc.Bytes()))
+				continue
+			}
+			id, perr := strconv.ParseInt(sc.Text(), 10, 64)
+			if perr != nil {
+				err = fmt.Errorf("device id %q: %w", sc.Text(), perr)
+				break
+			}
+			out = append(out, idMark(id))
 		}
-		pr.CloseWithError(sc.Err())
-		errc <- sc.Err()
+		if err == nil {
+			err = sc.Err()
+		}
+		pr.CloseWithError(err)
+		errc <- err
 	}()
-	_, err := conn.PgConn().CopyTo(ctx, pw, "COPY ("+recipientsSQL(app, channels, "d.token")+") TO STDOUT")
+	_, err := conn.PgConn().CopyTo(ctx, pw, "COPY ("+recipientsSQL(app, channels, col)+") TO STDOUT")
 	pw.CloseWithError(err)
 	if serr := <-errc; err == nil {
 		err = serr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read expected tokens: %w", err)
+		return nil, fmt.Errorf("read expected devices: %w", err)
 	}
 	slices.SortFunc(out, compareMarks)
 	return out, nil
@@ -201,29 +230,52 @@ func receiptMarks(ctx context.Context, client *http.Client, base, collapseID str
 }
 
 // sentMarks reads deliver's sent marks of the campaign from every partition
-// (the null sink's only durable record of what it "sent"). A set holds each
-// device once, so they cannot show a repeated send.
-func sentMarks(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, campaign string) ([]mark, error) {
-	var out []mark
+// (the null sink's only durable record of what it "sent"): bitmaps of 2^16
+// device ids per key (stages/deliver/bitmaps.go), read for every chunk up to
+// maxID's. A bitmap holds each device once, so they cannot show a repeated
+// send.
+func sentMarks(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, campaign string, maxID int64) ([]mark, error) {
+	const chunkBits = 16
+	var (
+		cmds   rueidis.Commands
+		chunks []int64
+	)
 	for p := range keys.Partitions {
-		cursor := uint64(0)
-		for {
-			e, err := rdb.Do(ctx, rdb.B().Sscan().Key(keys.Sent(p, campaign)).Cursor(cursor).Count(10000).Build()).AsScanEntry()
-			if err != nil {
-				return nil, fmt.Errorf("sent marks: %w", err)
-			}
-			for _, m := range e.Elements {
-				var k mark
-				copy(k[:], m)
-				out = append(out, k)
-			}
-			if cursor = e.Cursor; cursor == 0 {
-				break
+		for c := int64(0); c <= maxID>>chunkBits; c++ {
+			cmds = append(cmds, rdb.B().Get().Key(keys.Sent(p, campaign)+":"+strconv.FormatInt(c, 10)).Build())
+			chunks = append(chunks, c)
+		}
+	}
+	var out []mark
+	for i, res := range rdb.DoMulti(ctx, cmds...) {
+		b, err := res.AsBytes()
+		if rueidis.IsRedisNil(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sent marks: %w", err)
+		}
+		for j, x := range b {
+			for bit := range 8 {
+				if x&(0x80>>bit) != 0 {
+					out = append(out, idMark(chunks[i]<<chunkBits+int64(j*8+bit)))
+				}
 			}
 		}
 	}
 	slices.SortFunc(out, compareMarks)
 	return out, nil
+}
+
+// maxDeviceID is the highest device id, to know which sent-mark chunks exist.
+func maxDeviceID(ctx context.Context, db interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (int64, error) {
+	var id int64
+	if err := db.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM devices`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("max device id: %w", err)
+	}
+	return id, nil
 }
 
 // deliverUsers reads every deliver entry of the campaign still retained and

@@ -72,7 +72,8 @@ func (k Keys) Seen(p int, campaign string) string {
 	return k.Prefix + ":" + k.Tag(p) + ":seen:" + campaign
 }
 
-// Sent is the set of devices already sent for a campaign in partition p.
+// Sent is the prefix of a campaign's sent marks in partition p: deliver
+// keeps them as bitmaps of device ids, one key per chunk ("<Sent>:<chunk>").
 func (k Keys) Sent(p int, campaign string) string {
 	return k.Prefix + ":" + k.Tag(p) + ":sent:" + campaign
 }
@@ -114,6 +115,21 @@ func (k Keys) UserPartition(userID int64) int {
 		userID = -userID
 	}
 	return int((userID / b) % int64(k.Partitions))
+}
+
+// UserOffset is a user's index among the ids of its partition: user ids of
+// one partition come in buckets every Partitions buckets, and this packs them
+// together, so a per-partition bitmap over user ids (deliver's done users)
+// has no gaps between its partition's buckets.
+func (k Keys) UserOffset(userID int64) int64 {
+	b := k.Bucket
+	if b <= 0 {
+		b = DefaultBucket
+	}
+	if userID < 0 {
+		userID = -userID
+	}
+	return userID/(b*int64(k.Partitions))*b + userID%b
 }
 
 // HashPartition spreads entries without a user (tokens, ranges, campaigns) over

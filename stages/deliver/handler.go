@@ -167,7 +167,7 @@ func (h *Handler) parse(ctx context.Context, e pipeline.Entry) (c *campaign, use
 type settlement struct {
 	retries []retry     // per target: the next attempt, if any
 	done    []int64     // per target: 1 if the user is terminal now
-	failed  [][]string  // per target: marks of devices failed for good
+	failed  [][]int64   // per target: ids of devices failed for good
 	dead    []deadEntry // users whose budget is spent, per campaign
 }
 
@@ -181,7 +181,7 @@ type retry struct {
 // user to the DLQ).
 func (h *Handler) settlement(targets []target, results []userResult) settlement {
 	s := settlement{
-		done: make([]int64, len(targets)), failed: make([][]string, len(targets)), retries: make([]retry, len(targets)),
+		done: make([]int64, len(targets)), failed: make([][]int64, len(targets)), retries: make([]retry, len(targets)),
 	}
 	exhausted := map[*campaign][]int64{}
 	reasons := map[*campaign]string{}

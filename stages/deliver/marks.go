@@ -12,13 +12,15 @@ import (
 // its answer, but the marks of devices answered while an earlier write was
 // on its way go together, in one script call per partition and campaign. At
 // tens of thousands of sends per second that is a few hundred Redis calls
-// instead of one per send; each sender still waits until its own mark is
-// durable before it frees its in-flight slot.
+// instead of one per send. A sender does not wait for its mark: the marker
+// calls the send's settle once the mark is durable, and that is what frees
+// its in-flight slot, so a crash still repeats at most InFlight sends while
+// the worker goes on to the next one.
 type marker struct {
 	h *Handler
 
 	mu       sync.Mutex
-	cur      *markBatch // collecting; nil when nothing waits
+	cur      []markReq // collecting; nil when nothing waits
 	flushers int
 }
 
@@ -26,55 +28,42 @@ type marker struct {
 // mark's wait near one round trip while batches stay large.
 const maxFlushers = 2
 
-// markBatch is the marks written together; done is closed once they are.
-type markBatch struct {
-	reqs []markReq
-	done chan struct{}
-	err  error
-}
-
 type markReq struct {
 	p       int
 	c       *campaign
-	member  string
+	id      int64
 	outcome push.Outcome
+	settle  func(error) // called once the mark is written (or failed)
 }
 
-// mark queues one device's terminal outcome and waits until it is written.
-func (m *marker) mark(ctx context.Context, p int, c *campaign, o push.Outcome, member string) error {
+// mark queues one device's terminal outcome; settle is called when it is
+// written, with the error if it could not be.
+func (m *marker) mark(p int, c *campaign, o push.Outcome, id int64, settle func(error)) {
 	m.mu.Lock()
-	if m.cur == nil {
-		m.cur = &markBatch{done: make(chan struct{})}
-	}
-	b := m.cur
-	b.reqs = append(b.reqs, markReq{p: p, c: c, member: member, outcome: o})
+	m.cur = append(m.cur, markReq{p: p, c: c, id: id, outcome: o, settle: settle})
 	if m.flushers < maxFlushers {
 		m.flushers++
 		go m.flushLoop()
 	}
 	m.mu.Unlock()
-	select {
-	case <-b.done:
-		return b.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // flushLoop writes batches until none is waiting.
 func (m *marker) flushLoop() {
 	for {
 		m.mu.Lock()
-		b := m.cur
+		reqs := m.cur
 		m.cur = nil
-		if b == nil {
+		if reqs == nil {
 			m.flushers--
 			m.mu.Unlock()
 			return
 		}
 		m.mu.Unlock()
-		b.err = m.flush(b.reqs)
-		close(b.done)
+		err := m.flush(reqs)
+		for _, r := range reqs {
+			r.settle(err)
+		}
 	}
 }
 
@@ -89,18 +78,18 @@ func (m *marker) flush(reqs []markReq) error {
 	type group struct {
 		p         int
 		c         *campaign
-		byCounter map[string][]string
+		byCounter map[string][]int64
 	}
 	groups := map[gkey]*group{}
 	for _, r := range reqs {
 		k := gkey{r.p, r.c.ID}
 		g := groups[k]
 		if g == nil {
-			g = &group{p: r.p, c: r.c, byCounter: map[string][]string{}}
+			g = &group{p: r.p, c: r.c, byCounter: map[string][]int64{}}
 			groups[k] = g
 		}
 		counter := counterOf(r.outcome)
-		g.byCounter[counter] = append(g.byCounter[counter], r.member)
+		g.byCounter[counter] = append(g.byCounter[counter], r.id)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -1,6 +1,8 @@
 package deliver
 
 import (
+	"strconv"
+
 	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -10,82 +12,109 @@ import (
 // the deliver stream, its retry set, and the campaign's sent marks and
 // counters in that partition. So each is atomic on a cluster too.
 
+// setBits is the Lua both mark scripts share: setBits(key, first, last)
+// sets the bits of ids ARGV[first..last] in the chunk bitmap key with one
+// BITFIELD per thousand ids and returns the old bits, one per id.
+var setBits = `
+local function setBits(key, first, last)
+  local old = {}
+  for j = first, last, 1000 do
+    local ops = {}
+    for x = j, math.min(j + 999, last) do
+      local o = #ops
+      ops[o + 1], ops[o + 2], ops[o + 3], ops[o + 4] = 'SET', 'u1', math.fmod(tonumber(ARGV[x]), ` + chunkSize + `), 1
+    end
+    for _, v in ipairs(redis.call('BITFIELD', key, unpack(ops))) do old[#old + 1] = v end
+  end
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[1]) end
+  return old
+end
+`
+
+// chunkSize is 2^chunkBits, for the scripts.
+var chunkSize = strconv.Itoa(1 << chunkBits)
+
 // markScript records devices that reached a terminal state for a campaign
 // (sent, invalid or failed) and counts each one the first time only: a
 // redelivered entry skips marked devices, and a mark repeated after a crash
 // counts nothing. A device counted failed when its user ran out of retries
-// (settledScript) and marked now, after a DLQ retry, moves out of failed;
-// only then (the partition has failures at all) is it checked one by one,
-// otherwise the marks go in with one SADD per chunk and one HINCRBY per
-// counter.
+// (settledScript) and marked now, after a DLQ retry, moves out of failed
+// (looked up only when the partition has failures at all).
 //
-// KEYS[1] sent marks (set), KEYS[2] stats (hash), KEYS[3] settled set.
-// ARGV[1] marks TTL seconds, ARGV[2] now unix ms, then per counter:
-// counter, n, n members.
-var markScript = rueidis.NewLuaScript(`
-local failedBefore = tonumber(redis.call('HGET', KEYS[2], '` + pipeline.StatFailed + `')) or 0
-local sent, new = false, 0
+// KEYS[1] stats (hash), KEYS[2] settled set, KEYS[3..] sent chunk bitmaps.
+// ARGV[1] TTL seconds, ARGV[2] now unix ms, then per counter: counter,
+// ngroups, then per group (a chunk): key index, n, n device ids.
+var markScript = rueidis.NewLuaScript(setBits + `
+local failedBefore = tonumber(redis.call('HGET', KEYS[1], '` + pipeline.StatFailed + `')) or 0
+local sent, new, unfailed = false, 0, 0
 local i = 3
 while i <= #ARGV do
-  local counter, first, last = ARGV[i], i + 2, i + 1 + tonumber(ARGV[i + 1])
-  i = last + 1
+  local counter, ngroups = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
   local added = 0
-  if failedBefore > 0 then
-    local unfailed = 0
-    for j = first, last do
-      if redis.call('SADD', KEYS[1], ARGV[j]) == 1 then
+  for _ = 1, ngroups do
+    local first, last = i + 2, i + 1 + tonumber(ARGV[i + 1])
+    for y, v in ipairs(setBits(KEYS[tonumber(ARGV[i])], first, last)) do
+      if v == 0 then
         added = added + 1
-        if redis.call('SREM', KEYS[3], 'f' .. ARGV[j]) == 1 then unfailed = unfailed + 1 end
+        if failedBefore > 0 and redis.call('SREM', KEYS[2], 'f' .. ARGV[first + y - 1]) == 1 then unfailed = unfailed + 1 end
       end
     end
-    if unfailed > 0 then redis.call('HINCRBY', KEYS[2], '` + pipeline.StatFailed + `', -unfailed) end
-  else
-    for j = first, last, 512 do
-      added = added + redis.call('SADD', KEYS[1], unpack(ARGV, j, math.min(j + 511, last)))
-    end
+    i = last + 1
   end
   if added > 0 then
-    redis.call('HINCRBY', KEYS[2], counter, added)
+    redis.call('HINCRBY', KEYS[1], counter, added)
     new = new + added
-    if counter == 'sent' then sent = true end
+    if counter == '` + pipeline.StatSent + `' then sent = true end
   end
 end
-if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if unfailed > 0 then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', -unfailed) end
 if sent then
   local now = tonumber(ARGV[2])
-  local first = tonumber(redis.call('HGET', KEYS[2], 'first_ms'))
-  if not first or now < first then redis.call('HSET', KEYS[2], 'first_ms', ARGV[2]) end
-  local last = tonumber(redis.call('HGET', KEYS[2], 'last_ms'))
-  if not last or now > last then redis.call('HSET', KEYS[2], 'last_ms', ARGV[2]) end
+  local first = tonumber(redis.call('HGET', KEYS[1], 'first_ms'))
+  if not first or now < first then redis.call('HSET', KEYS[1], 'first_ms', ARGV[2]) end
+  local last = tonumber(redis.call('HGET', KEYS[1], 'last_ms'))
+  if not last or now > last then redis.call('HSET', KEYS[1], 'last_ms', ARGV[2]) end
 end
 return new
 `)
 
 // settledScript counts how rounds of users ended, once per user and device
 // whatever is replayed or redelivered: a user that became terminal adds to
-// users_done the first time only ('u' members), and a device whose user ran
-// out of retries adds to failed the first time only ('f' members), unless
-// it is marked terminal already. The settled set lives apart from the sent
-// marks, which hold device marks only.
+// users_done the first time only (its bit in the done bitmaps), and a device
+// whose user ran out of retries adds to failed the first time only ('f'
+// members of the settled set), unless it is marked terminal already.
 //
-// KEYS[1] sent marks, KEYS[2] stats, KEYS[3] settled set.
-// ARGV[1] TTL seconds, ARGV[2] n, then n user members ('u' .. id), then
-// the marks of failed devices.
-var settledScript = rueidis.NewLuaScript(`
-local last = 2 + tonumber(ARGV[2])
+// KEYS[1] stats, KEYS[2] settled set, KEYS[3..] chunk bitmaps (done users,
+// sent marks). ARGV[1] TTL seconds, ARGV[2] number of user groups, then the
+// user groups (key index, n, n user offsets), then the failed devices'
+// groups (key index of their sent chunk, n, n device ids).
+var settledScript = rueidis.NewLuaScript(setBits + `
+local i = 3
 local done = 0
-for j = 3, last, 512 do
-  done = done + redis.call('SADD', KEYS[3], unpack(ARGV, j, math.min(j + 511, last)))
-end
-if done > 0 then redis.call('HINCRBY', KEYS[2], '` + pipeline.StatUsersDone + `', done) end
-local failed = 0
-for j = last + 1, #ARGV do
-  if redis.call('SISMEMBER', KEYS[1], ARGV[j]) == 0 and redis.call('SADD', KEYS[3], 'f' .. ARGV[j]) == 1 then
-    failed = failed + 1
+for _ = 1, tonumber(ARGV[2]) do
+  local first, last = i + 2, i + 1 + tonumber(ARGV[i + 1])
+  for _, v in ipairs(setBits(KEYS[tonumber(ARGV[i])], first, last)) do
+    if v == 0 then done = done + 1 end
   end
+  i = last + 1
 end
-if failed > 0 then redis.call('HINCRBY', KEYS[2], '` + pipeline.StatFailed + `', failed) end
-if redis.call('TTL', KEYS[3]) < 0 then redis.call('EXPIRE', KEYS[3], ARGV[1]) end
+if done > 0 then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatUsersDone + `', done) end
+local failed = 0
+while i <= #ARGV do
+  local key, last = KEYS[tonumber(ARGV[i])], i + 1 + tonumber(ARGV[i + 1])
+  for x = i + 2, last do
+    local off = math.fmod(tonumber(ARGV[x]), ` + chunkSize + `)
+    if redis.call('GETBIT', key, off) == 0 and redis.call('SADD', KEYS[2], 'f' .. ARGV[x]) == 1 then
+      failed = failed + 1
+    end
+  end
+  i = last + 1
+end
+if failed > 0 then
+  redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', failed)
+  if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+end
 return 0
 `)
 

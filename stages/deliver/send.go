@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,7 +36,7 @@ type userResult struct {
 	retry      int
 	retryAfter time.Duration
 	reason     string
-	retried    []string // marks of those devices
+	retried    []int64 // ids of those devices
 }
 
 // deliverTargets sends the campaign to every device of the targets that is
@@ -67,7 +68,7 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 	fail := func(err error) { errOnce.Do(func() { first = err; broken.Store(true) }) }
 	// Devices of a failed campaign are not sent; they are marked failed in
 	// one call per campaign at the end.
-	skipped := map[*campaign][]string{}
+	skipped := map[*campaign][]int64{}
 
 	// One feeder per provider and app, each taking an in-flight slot and
 	// then a permit of its own rate limit: a provider that is at its cap
@@ -99,7 +100,7 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 				}
 				if h.campaignFailed(j.c.ID) != "" {
 					mu.Lock()
-					skipped[j.c] = append(skipped[j.c], j.d.mark)
+					skipped[j.c] = append(skipped[j.c], j.d.id)
 					mu.Unlock()
 					continue
 				}
@@ -119,22 +120,30 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 				}
 				h.metrics.inFlight.Inc()
 				sends.Add(1)
-				h.workers.run(func() {
-					defer func() { <-h.sem; h.metrics.inFlight.Dec(); sends.Done() }()
-					res, err := h.sendOne(ctx, p, j.c, j.d)
+				// settle frees the slot once the send's outcome is recorded.
+				settle := func(err error) {
 					if err != nil {
 						fail(err)
-						return
 					}
-					if res.Outcome == push.Retry {
+					<-h.sem
+					h.metrics.inFlight.Dec()
+					sends.Done()
+				}
+				h.workers.run(func() {
+					res, marking, err := h.sendOne(ctx, p, j.c, j.d, settle)
+					if marking {
+						return // the marker settles it
+					}
+					if err == nil && res.Outcome == push.Retry {
 						mu.Lock()
 						r := &results[j.i]
 						r.retry++
-						r.retried = append(r.retried, j.d.mark)
+						r.retried = append(r.retried, j.d.id)
 						r.retryAfter = max(r.retryAfter, res.RetryAfter)
 						r.reason = res.Reason
 						mu.Unlock()
 					}
+					settle(err)
 				})
 			}
 		})
@@ -179,26 +188,49 @@ func (h *Handler) devicesOf(ctx context.Context, targets []target) (map[string]m
 }
 
 // skipDone drops devices already marked for their campaign, and refreshes
-// which campaigns have failed, in one pipelined call.
+// which campaigns have failed, in one pipelined call: a GETRANGE of the
+// bytes of each sent-marks chunk the devices' bits fall in.
 func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs map[string]map[int64][]device) ([][]device, error) {
-	byCampaign := map[*campaign][]string{}
+	type span struct {
+		c           *campaign
+		chunk       int64
+		first, last int64 // byte range of the chunk read
+	}
+	type spanKey struct {
+		c     *campaign
+		chunk int64
+	}
+	spans := map[spanKey]*span{}
+	var campaigns []*campaign
 	for _, t := range targets {
 		for _, d := range devs[t.c.App][t.user] {
-			byCampaign[t.c] = append(byCampaign[t.c], d.mark)
+			k := spanKey{t.c, chunkOf(d.id)}
+			b := d.id & (1<<chunkBits - 1) / 8
+			s := spans[k]
+			if s == nil {
+				s = &span{c: t.c, chunk: k.chunk, first: b, last: b}
+				spans[k] = s
+				if !slices.Contains(campaigns, t.c) {
+					campaigns = append(campaigns, t.c)
+				}
+				continue
+			}
+			s.first, s.last = min(s.first, b), max(s.last, b)
 		}
 	}
-	order := make([]*campaign, 0, len(byCampaign))
-	cmds := make(rueidis.Commands, 0, 2*len(byCampaign))
-	for c, marks := range byCampaign {
-		order = append(order, c)
-		cmds = append(cmds,
-			h.rdb.B().Smismember().Key(h.keys.Sent(p, c.ID)).Member(marks...).Build(),
-			h.rdb.B().Hget().Key(h.keys.Campaign(c.ID)).Field(pipeline.CampaignFailed).Build())
+	order := make([]*span, 0, len(spans))
+	cmds := make(rueidis.Commands, 0, len(spans)+len(campaigns))
+	for _, s := range spans {
+		order = append(order, s)
+		cmds = append(cmds, h.rdb.B().Getrange().Key(h.sentChunk(p, s.c.ID, s.chunk)).Start(s.first).End(s.last).Build())
 	}
-	done := map[*campaign]map[string]bool{}
+	for _, c := range campaigns {
+		cmds = append(cmds, h.rdb.B().Hget().Key(h.keys.Campaign(c.ID)).Field(pipeline.CampaignFailed).Build())
+	}
+	bits := make(map[spanKey]string, len(spans))
 	for i, res := range h.rdb.DoMulti(ctx, cmds...) {
-		c := order[i/2]
-		if i%2 == 1 {
+		if i >= len(order) {
+			c := campaigns[i-len(order)]
 			reason, err := res.ToString()
 			if err != nil && !rueidis.IsRedisNil(err) {
 				return nil, fmt.Errorf("read campaign %s state: %w", c.ID, err)
@@ -208,24 +240,19 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs ma
 			}
 			continue
 		}
-		flags, err := res.AsIntSlice()
-		if err != nil {
-			return nil, fmt.Errorf("read sent marks of %s: %w", c.ID, err)
+		s := order[i]
+		b, err := res.ToString()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			return nil, fmt.Errorf("read sent marks of %s: %w", s.c.ID, err)
 		}
-		marks := byCampaign[c]
-		for j, f := range flags {
-			if f == 1 {
-				if done[c] == nil {
-					done[c] = map[string]bool{}
-				}
-				done[c][marks[j]] = true
-			}
-		}
+		bits[spanKey{s.c, s.chunk}] = b
 	}
 	out := make([][]device, len(targets))
 	for i, t := range targets {
 		for _, d := range devs[t.c.App][t.user] {
-			if t.force || !done[t.c][d.mark] {
+			k := spanKey{t.c, chunkOf(d.id)}
+			marked := bitSet(bits[k], spans[k].first, d.id&(1<<chunkBits-1))
+			if t.force || !marked {
 				out[i] = append(out[i], d)
 			}
 		}
@@ -246,45 +273,46 @@ func providerOf(p push.Platform) string {
 }
 
 // sendOne sends to one device (its caller took the in-flight slot and the
-// rate-limit permit) and records a terminal outcome. A Retry result is
-// returned for the caller to schedule.
-func (h *Handler) sendOne(ctx context.Context, p int, c *campaign, d device) (push.Result, error) {
+// rate-limit permit). A terminal outcome is handed to the marker, which
+// calls settle once it is recorded (marking true); otherwise (a Retry
+// result for the caller to schedule, or an error) the caller settles.
+func (h *Handler) sendOne(ctx context.Context, p int, c *campaign, d device, settle func(error)) (res push.Result, marking bool, err error) {
 	sender := h.senders[d.platform]
 	if sender == nil {
 		h.metrics.sent("none", push.Failed).Inc()
-		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, h.marker.mark(ctx, p, c, push.Failed, d.mark)
+		h.marker.mark(p, c, push.Failed, d.id, settle)
+		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, true, nil
 	}
 	provider := providerOf(d.platform)
 	id := h.limiter.begin()
-	res := sender.Send(ctx, c.notification(d))
+	res = sender.Send(ctx, c.notification(d))
 	h.limiter.done(id)
 	h.metrics.sent(provider, res.Outcome).Inc()
 	switch res.Outcome {
 	case push.Sent:
-		return res, h.marker.mark(ctx, p, c, push.Sent, d.mark)
 	case push.Invalid:
 		// The invalidation goes to ingest first: a crash before the mark
 		// repeats the send and the (idempotent) event, never loses it.
 		if err := h.invalidate(ctx, c.App, d, res); err != nil {
-			return res, err
+			return res, false, err
 		}
-		return res, h.marker.mark(ctx, p, c, push.Invalid, d.mark)
 	case push.Failed:
 		if res.CampaignFatal {
 			if err := h.failCampaign(ctx, c, d.platform, res); err != nil {
-				return res, err
+				return res, false, err
 			}
 		}
-		return res, h.marker.mark(ctx, p, c, push.Failed, d.mark)
 	default:
 		if ctx.Err() != nil {
 			// Cut short by shutdown: the batch stays pending and is
 			// redone; do not spend a retry on it.
-			return res, ctx.Err()
+			return res, false, ctx.Err()
 		}
 		res.Outcome = push.Retry
-		return res, nil
+		return res, false, nil
 	}
+	h.marker.mark(p, c, res.Outcome, d.id, settle)
+	return res, true, nil
 }
 
 // counterOf is the campaign counter a terminal outcome adds to.
@@ -308,24 +336,30 @@ func marksTTL(c *campaign) time.Duration {
 
 // mark records terminal outcomes of devices of one campaign, counting each
 // device once.
-func (h *Handler) mark(ctx context.Context, p int, c *campaign, o push.Outcome, marks ...string) error {
-	if len(marks) == 0 {
+func (h *Handler) mark(ctx context.Context, p int, c *campaign, o push.Outcome, ids ...int64) error {
+	if len(ids) == 0 {
 		return nil
 	}
-	return h.execMarks(ctx, p, c, map[string][]string{counterOf(o): marks})
+	return h.execMarks(ctx, p, c, map[string][]int64{counterOf(o): ids})
 }
 
-// execMarks runs markScript for marks of one campaign, by counter.
-func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, byCounter map[string][]string) error {
+// execMarks runs markScript for device ids of one campaign, by counter. It
+// sorts the slices.
+func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, byCounter map[string][]int64) error {
+	keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID))
+	chunkKey := func(chunk int64) string { return keys.index(h.sentChunk(p, c.ID, chunk)) }
 	args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.FormatInt(time.Now().UnixMilli(), 10)}
 	n := 0
-	for counter, marks := range byCounter {
-		args = append(args, counter, strconv.Itoa(len(marks)))
-		args = append(args, marks...)
-		n += len(marks)
+	for counter, ids := range byCounter {
+		slices.Sort(ids)
+		args = append(args, counter, "")
+		at := len(args) - 1
+		var groups int
+		args, groups = appendGroups(args, ids, chunkKey)
+		args[at] = strconv.Itoa(groups)
+		n += len(ids)
 	}
-	err := markScript.Exec(ctx, h.rdb, []string{h.keys.Sent(p, c.ID), h.keys.Stats(p, c.ID), h.settledKey(p, c.ID)}, args).Error()
-	if err != nil {
+	if err := markScript.Exec(ctx, h.rdb, keys.keys, args).Error(); err != nil {
 		return fmt.Errorf("mark %d devices of %s: %w", n, c.ID, err)
 	}
 	return nil
@@ -343,7 +377,7 @@ func (h *Handler) settledKey(p int, campaign string) string {
 // settledScript). It runs before the round is acked: a crash in between
 // redoes the round, which then counts nothing twice.
 func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s settlement) error {
-	type settled struct{ users, failed []string }
+	type settled struct{ users, failed []int64 }
 	byCampaign := map[*campaign]*settled{}
 	for i, t := range targets {
 		if s.done[i] == 0 {
@@ -354,15 +388,19 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 			c = &settled{}
 			byCampaign[t.c] = c
 		}
-		c.users = append(c.users, "u"+strconv.FormatInt(t.user, 10))
+		c.users = append(c.users, h.keys.UserOffset(t.user))
 		c.failed = append(c.failed, s.failed[i]...)
 	}
 	for c, set := range byCampaign {
-		keys := []string{h.keys.Sent(p, c.ID), h.keys.Stats(p, c.ID), h.settledKey(p, c.ID)}
-		args := make([]string, 0, 2+len(set.users)+len(set.failed))
-		args = append(args, strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.Itoa(len(set.users)))
-		args = append(append(args, set.users...), set.failed...)
-		if err := settledScript.Exec(ctx, h.rdb, keys, args).Error(); err != nil {
+		keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID))
+		slices.Sort(set.users)
+		slices.Sort(set.failed)
+		args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), ""}
+		var groups int
+		args, groups = appendGroups(args, set.users, func(chunk int64) string { return keys.index(h.doneChunk(p, c.ID, chunk)) })
+		args[1] = strconv.Itoa(groups)
+		args, _ = appendGroups(args, set.failed, func(chunk int64) string { return keys.index(h.sentChunk(p, c.ID, chunk)) })
+		if err := settledScript.Exec(ctx, h.rdb, keys.keys, args).Error(); err != nil {
 			return fmt.Errorf("count settled users of %s: %w", c.ID, err)
 		}
 	}

@@ -46,14 +46,34 @@ func TestValidTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ValidTokens(ctx, db, "news", []int64{1, 2, 3, 4, 5})
+	ids := map[string]int64{}
+	rows, err := db.Query(ctx, `SELECT token, id FROM devices`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.SortFunc(got, func(a, b Device) int { return strings.Compare(a.Token, b.Token) })
-	want := []Device{{1, IOS, "a1"}, {1, Android, "a2"}, {4, Android, "d1"}}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %+v, want %+v", got, want)
+	for rows.Next() {
+		var tok string
+		var id int64
+		if err := rows.Scan(&tok, &id); err != nil {
+			t.Fatal(err)
+		}
+		ids[tok] = id
+	}
+	want := []Device{{1, IOS, "a1", ids["a1"]}, {1, Android, "a2", ids["a2"]}, {4, Android, "d1", ids["d1"]}}
+	// Dense users are read as one span of the index, sparse ones by a probe
+	// per user; repeats and disorder in the input change nothing.
+	for _, users := range [][]int64{{1, 2, 3, 4, 5}, {5, 4, 1, 1, 3, 2}, {1, 4, 1000, 2000, 1 << 40}, {4, 1}} {
+		got, err := ValidTokens(ctx, db, "news", users)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, func(a, b Device) int { return strings.Compare(a.Token, b.Token) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("users %v: got %+v, want %+v", users, got, want)
+		}
+	}
+	if ids["a1"] == 0 || ids["a1"] == ids["a2"] {
+		t.Fatalf("device ids %v: want distinct and set", ids)
 	}
 	if got, err := ValidTokens(ctx, db, "news", nil); err != nil || len(got) != 0 {
 		t.Fatalf("no users: got %v, %v", got, err)
@@ -95,6 +115,10 @@ func TestValidTokensIsIndexOnlyScan(t *testing.T) {
 		t.Fatalf("want an index-only scan of devices_app_user_active without heap fetches, got:\n%s", plan)
 	}
 	t.Logf("plan for 1000 users of 200k devices:\n%s", plan)
+	plan = explain(t, db, `EXPLAIN (ANALYZE, COSTS OFF) `+validTokensRangesSQL, "news", []int64{1000, 30000}, []int64{2000, 31000})
+	if !strings.Contains(plan, "Index Only Scan using devices_app_user_active") || !strings.Contains(plan, "Heap Fetches: 0") {
+		t.Fatalf("want the span read as an index-only scan of devices_app_user_active without heap fetches, got:\n%s", plan)
+	}
 	got, err := ValidTokens(ctx, db, "news", users)
 	if err != nil {
 		t.Fatal(err)
@@ -105,6 +129,26 @@ func TestValidTokensIsIndexOnlyScan(t *testing.T) {
 	}
 	if len(got) != want || want < 500 {
 		t.Fatalf("got %d devices, want %d", len(got), want)
+	}
+	// Every other user of two spans: read as the spans, the rest skipped.
+	dense := make([]int64, 0, 1000)
+	for u := int64(5000); u < 6000; u += 2 {
+		dense = append(dense, u, u+20000)
+	}
+	got, err = ValidTokens(ctx, db, "news", dense)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM devices WHERE app = 'news' AND state = 0 AND user_id = ANY($1)`, dense).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range got {
+		if d.UserID%2 != 0 || d.UserID < 5000 || d.UserID >= 6000 && d.UserID < 25000 || d.UserID >= 26000 {
+			t.Fatalf("device of user %d was not asked for", d.UserID)
+		}
+	}
+	if len(got) != want || want < 500 {
+		t.Fatalf("dense users: got %d devices, want %d", len(got), want)
 	}
 }
 
@@ -126,4 +170,23 @@ func explain(t *testing.T, db *pgxpool.Pool, sql string, args ...any) string {
 		t.Fatal(err)
 	}
 	return strings.Join(lines, "\n")
+}
+
+func TestSpans(t *testing.T) {
+	tests := []struct {
+		give     []int64
+		lo, hi   []int64
+		wantGaps bool
+	}{
+		{[]int64{1, 2, 3}, []int64{1}, []int64{3}, false},
+		{[]int64{1, 3, 11}, []int64{1}, []int64{11}, true},
+		{[]int64{1, 2, 20, 21, 40}, []int64{1, 20, 40}, []int64{2, 21, 40}, false},
+		{[]int64{5}, []int64{5}, []int64{5}, false},
+	}
+	for _, tt := range tests {
+		lo, hi, gaps := spans(tt.give)
+		if !slices.Equal(lo, tt.lo) || !slices.Equal(hi, tt.hi) || gaps != tt.wantGaps {
+			t.Errorf("spans(%v) = %v %v %v, want %v %v %v", tt.give, lo, hi, gaps, tt.lo, tt.hi, tt.wantGaps)
+		}
+	}
 }
