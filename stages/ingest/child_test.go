@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -112,6 +113,20 @@ func runChild() int {
 		}
 		fmt.Println("ready")
 		bufio.NewReader(os.Stdin).ReadString('\n')
+	}
+	if f := os.Getenv("PUSHPIPE_STORM_CPUPROFILE"); f != "" {
+		// the storm's ingest child profiles itself while it drains the stream
+		out, err := os.Create(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	r := pipeline.NewRunner(rdb, keys, pipeline.Options{
 		Stage: "ingest", Stream: pipeline.StreamIngest, Consumer: os.Getenv("CHILD_CONSUMER"),

@@ -37,6 +37,9 @@ type stormConfig struct {
 	DBConns int  // ingest pool size and floor workers (PUSHPIPE_STORM_DB_CONNS, default 4)
 	Durable bool // PostgreSQL fsync + synchronous_commit (PUSHPIPE_STORM_DURABLE, default 1)
 	AOF     bool // Redis appendonly everysec (PUSHPIPE_STORM_AOF, default 0)
+
+	IngestBatch int // the ingest stage's --batch (PUSHPIPE_STORM_INGEST_BATCH, default 5000 as pushpipe ingest)
+	IngestConc  int // the ingest stage's --concurrency (PUSHPIPE_STORM_INGEST_CONCURRENCY, default 4 as pushpipe ingest)
 }
 
 func stormFromEnv() stormConfig {
@@ -50,6 +53,7 @@ func stormFromEnv() stormConfig {
 		N: num("PUSHPIPE_STORM_N", 200_000), Clients: num("PUSHPIPE_STORM_CLIENTS", 200),
 		Batch: num("PUSHPIPE_STORM_BATCH", 100), DBConns: num("PUSHPIPE_STORM_DB_CONNS", 4),
 		Durable: os.Getenv("PUSHPIPE_STORM_DURABLE") != "0", AOF: os.Getenv("PUSHPIPE_STORM_AOF") == "1",
+		IngestBatch: num("PUSHPIPE_STORM_INGEST_BATCH", 5000), IngestConc: num("PUSHPIPE_STORM_INGEST_CONCURRENCY", 4),
 	}
 }
 
@@ -217,8 +221,8 @@ func BenchmarkStorm(b *testing.B) {
 
 func runStorm(b *testing.B, cfg stormConfig) {
 	ctx := context.Background()
-	b.Logf("storm: %d registrations (30%% updates, 10%% exact repeats), %d clients, batches of %d, ingest pool %d, durable PostgreSQL %v, Redis AOF %v",
-		cfg.N, cfg.Clients, cfg.Batch, cfg.DBConns, cfg.Durable, cfg.AOF)
+	b.Logf("storm: %d registrations (30%% updates, 10%% exact repeats), %d clients, batches of %d, ingest pool %d, batch %d, concurrency %d, durable PostgreSQL %v, Redis AOF %v",
+		cfg.N, cfg.Clients, cfg.Batch, cfg.DBConns, cfg.IngestBatch, cfg.IngestConc, cfg.Durable, cfg.AOF)
 	w := newStormWorkload(cfg)
 
 	rs, err := pipelinetest.StartRedis(pipelinetest.RedisOptions{AOF: cfg.AOF})
@@ -302,27 +306,48 @@ func runStorm(b *testing.B, cfg stormConfig) {
 	}
 
 	// Ingest: a stage process drains the stream into PostgreSQL with a pool
-	// of DBConns, reading batches of 5000 (`pushpipe ingest`'s default).
+	// of DBConns, reading batches of IngestBatch with IngestConc handlers.
 	for _, s := range keys.Streams(pipeline.StreamIngest) {
 		if err := pipeline.CreateGroup(ctx, rdb, s, "ingest"); err != nil {
 			b.Fatal(err)
 		}
 	}
 	monitor := stormPool(b, url, 1, "storm-monitor")
-	conns := sampleConns(b, monitor)
 	ingestProc := startChild(b, childConfig{Redis: rs.Addr, DB: url, Prefix: keys.Prefix, Consumer: "storm", AppName: "storm-ingest",
-		DBConns: cfg.DBConns, Batch: 5000, Concurrency: 4, ClaimIdle: 30 * time.Second, WaitGo: true})
+		DBConns: cfg.DBConns, Batch: cfg.IngestBatch, Concurrency: cfg.IngestConc, ClaimIdle: 30 * time.Second, WaitGo: true})
 	clock.kids = []*child{ingestProc}
+	diag := os.Getenv("PUSHPIPE_STORM_DIAG") != "" // print Redis command stats of the ingest phase
+	if diag {
+		rdb.Do(ctx, rdb.B().ConfigResetstat().Build())
+	}
+	// The stage opened its pool's connections before the timed run (WaitGo),
+	// so every connection it holds during the run is either open at its start
+	// or a session established since, which pg_stat_database.sessions counts:
+	// their sum bounds the most it held at once, exactly and at no cost during
+	// the run. (Sampling pg_stat_activity every few ms instead cost ~0.2 s of
+	// CPU per 1.5 s on a 2-core machine, charged to the ingest but not the
+	// floor.)
+	openAtStart := appConns(b, monitor, "storm-ingest")
+	sessionsAtStart := dbSessions(b, monitor)
 	c0 := clock.now()
 	start := time.Now()
 	ingestProc.start()
 	waitFor(b, 30*time.Minute, "ingest to drain the stream", func() bool { return outstanding(b, rdb, keys) == 0 })
 	ingestTime := time.Since(start)
 	ingestCPU := clock.now().since(c0)
+	if diag {
+		st, _ := rdb.Do(ctx, rdb.B().Info().Section("commandstats").Build()).ToString()
+		fmt.Fprintln(os.Stderr, st)
+	}
 	ingestProc.signal(syscall.SIGTERM)
 	clock.kids = nil
-	conns.stop()
-	maxConns := conns.max("storm-ingest")
+	// Once the stage's backends are gone, their session counts are flushed.
+	waitFor(b, time.Minute, "the ingest stage's backends to exit", func() bool { return appConns(b, monitor, "storm-ingest") == 0 })
+	opened := dbSessions(b, monitor) - sessionsAtStart
+	maxConns := openAtStart + opened
+	if diag {
+		fmt.Fprintf(os.Stderr, "ingest connections open at start %d, sessions opened during the run %d\n", openAtStart, opened)
+	}
 	counts := ingestProc.counts()
 
 	// The table must be exactly what the last event of each token says.
@@ -374,6 +399,25 @@ func stormDB(b *testing.B, pg *pipelinetest.Postgres) string {
 		b.Fatal(err)
 	}
 	return url
+}
+
+// appConns is how many backends of the application are connected now.
+func appConns(b *testing.B, db *pgxpool.Pool, app string) int {
+	var n int
+	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// dbSessions is how many sessions were ever established to the current
+// database (PostgreSQL ≥ 14).
+func dbSessions(b *testing.B, db *pgxpool.Pool) int {
+	var n int
+	if err := db.QueryRow(context.Background(), `SELECT sessions FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 func stormPool(b *testing.B, url string, conns int32, name string) *pgxpool.Pool {
