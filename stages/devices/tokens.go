@@ -90,9 +90,11 @@ func ValidTokens(ctx context.Context, db Querier, app string, users []int64) ([]
 		return nil, fmt.Errorf("valid tokens of %d users: %w", len(users), err)
 	}
 	defer rows.Close()
+	// The numbers come in binary when pgx prepared the statement (a text
+	// column reads the same in either format); otherwise Scan parses text.
 	binaryRows := true
-	for _, f := range rows.FieldDescriptions() {
-		binaryRows = binaryRows && f.Format == pgx.BinaryFormatCode
+	for i, f := range rows.FieldDescriptions() {
+		binaryRows = binaryRows && (i == 2 || f.Format == pgx.BinaryFormatCode)
 	}
 	out := make([]Device, 0, len(sorted)+len(sorted)/4)
 	for rows.Next() {

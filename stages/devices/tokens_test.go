@@ -72,6 +72,24 @@ func TestValidTokens(t *testing.T) {
 			t.Fatalf("users %v: got %+v, want %+v", users, got, want)
 		}
 	}
+	// Over the simple protocol the numbers come as text: same answer.
+	cfg := db.Config().Copy()
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	simple, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer simple.Close()
+	for _, users := range [][]int64{{1, 2, 3, 4, 5}, {1, 4, 1000, 2000, 1 << 40}} {
+		got, err := ValidTokens(ctx, simple, "news", users)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, func(a, b Device) int { return strings.Compare(a.Token, b.Token) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("simple protocol, users %v: got %+v, want %+v", users, got, want)
+		}
+	}
 	if ids["a1"] == 0 || ids["a1"] == ids["a2"] {
 		t.Fatalf("device ids %v: want distinct and set", ids)
 	}
