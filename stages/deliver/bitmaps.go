@@ -68,6 +68,43 @@ func appendGroups(args []string, ids []int64, key func(chunk int64) string) ([]s
 	return args, n
 }
 
+// Mask groups cut a chunk's ids into runs of bytes: a run ends where the
+// next id is more than maskGap bytes on, or the run reaches maskMax bytes.
+const (
+	maskGap = 32
+	maskMax = 1024
+)
+
+// appendMasks appends ids (sorted ascending) as the scripts' mask groups:
+// per run of bytes of a chunk, its key's index (key(chunk)), the chunk, the
+// run's first byte, and the run as a mask with the ids' bits set (most
+// significant bit first, as Redis numbers bits). A script ORs the mask in
+// with one GETRANGE and one SETRANGE, a byte per 8 ids instead of a command
+// argument per id. It returns args and the number of groups.
+func appendMasks(args []string, ids []int64, key func(chunk int64) string) ([]string, int) {
+	n := 0
+	var mask []byte
+	for i := 0; i < len(ids); {
+		chunk := chunkOf(ids[i])
+		first := ids[i] & (1<<chunkBits - 1) / 8
+		mask = mask[:0]
+		for ; i < len(ids) && chunkOf(ids[i]) == chunk; i++ {
+			off := ids[i] & (1<<chunkBits - 1)
+			b := off/8 - first
+			if b >= maskMax || b >= int64(len(mask))+maskGap {
+				break
+			}
+			for int64(len(mask)) <= b {
+				mask = append(mask, 0)
+			}
+			mask[b] |= 0x80 >> (off % 8)
+		}
+		args = append(args, key(chunk), strconv.FormatInt(chunk, 10), strconv.FormatInt(first, 10), string(mask))
+		n++
+	}
+	return args, n
+}
+
 // bitSet reports whether bit off of a chunk is set, given the chunk's bytes
 // from byte first on (GETRANGE); Redis numbers bits from the most
 // significant bit of byte 0.

@@ -12,22 +12,33 @@ import (
 // the deliver stream, its retry set, and the campaign's sent marks and
 // counters in that partition. So each is atomic on a cluster too.
 
-// setBits is the Lua both mark scripts share: setBits(key, first, last)
-// sets the bits of ids ARGV[first..last] in the chunk bitmap key with one
-// BITFIELD per thousand ids and returns the old bits, one per id.
-var setBits = `
-local function setBits(key, first, last)
-  local old = {}
-  for j = first, last, 1000 do
-    local ops = {}
-    for x = j, math.min(j + 999, last) do
-      local o = #ops
-      ops[o + 1], ops[o + 2], ops[o + 3], ops[o + 4] = 'SET', 'u1', math.fmod(tonumber(ARGV[x]), ` + chunkSize + `), 1
+// orMask is the Lua both mark scripts share: orMask(key, first, mask, want)
+// ORs mask into the bitmap key from byte first (one GETRANGE, one SETRANGE
+// if anything changed, a byte per 8 ids) and returns how many bits it set
+// and, when want is true, per byte of the mask the bits it set. It gives the
+// key the TTL ARGV[1] if it has none.
+var orMask = `
+local band, bor, bxor, rshift = bit.band, bit.bor, bit.bxor, bit.rshift
+local byte, char = string.byte, string.char
+local function orMask(key, first, mask, want)
+  local old = redis.call('GETRANGE', key, first, first + #mask - 1)
+  local out, added, news = {}, 0, nil
+  if want then news = {} end
+  for i = 1, #mask do
+    local ob = byte(old, i) or 0
+    local nb = bor(ob, byte(mask, i))
+    out[i] = nb
+    local x = bxor(nb, ob)
+    if x ~= 0 then
+      if want then news[i] = x end
+      while x ~= 0 do x = band(x, x - 1); added = added + 1 end
     end
-    for _, v in ipairs(redis.call('BITFIELD', key, unpack(ops))) do old[#old + 1] = v end
   end
-  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[1]) end
-  return old
+  if added > 0 then
+    redis.call('SETRANGE', key, first, char(unpack(out)))
+    if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[1]) end
+  end
+  return added, news
 end
 `
 
@@ -43,8 +54,8 @@ var chunkSize = strconv.Itoa(1 << chunkBits)
 //
 // KEYS[1] stats (hash), KEYS[2] settled set, KEYS[3..] sent chunk bitmaps.
 // ARGV[1] TTL seconds, ARGV[2] now unix ms, then per counter: counter,
-// ngroups, then per group (a chunk): key index, n, n device ids.
-var markScript = rueidis.NewLuaScript(setBits + `
+// ngroups, then per group (appendMasks): key index, chunk, first byte, mask.
+var markScript = rueidis.NewLuaScript(orMask + `
 local failedBefore = tonumber(redis.call('HGET', KEYS[1], '` + pipeline.StatFailed + `')) or 0
 local sent, new, unfailed = false, 0, 0
 local i = 3
@@ -53,14 +64,20 @@ while i <= #ARGV do
   i = i + 2
   local added = 0
   for _ = 1, ngroups do
-    local first, last = i + 2, i + 1 + tonumber(ARGV[i + 1])
-    for y, v in ipairs(setBits(KEYS[tonumber(ARGV[i])], first, last)) do
-      if v == 0 then
-        added = added + 1
-        if failedBefore > 0 and redis.call('SREM', KEYS[2], 'f' .. ARGV[first + y - 1]) == 1 then unfailed = unfailed + 1 end
+    local key, chunk, first, mask = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
+    i = i + 4
+    local n, news = orMask(key, first, mask, failedBefore > 0)
+    added = added + n
+    if news then
+      for b, x in pairs(news) do
+        for pos = 0, 7 do
+          if band(x, rshift(128, pos)) ~= 0 then
+            local id = string.format('%.0f', chunk * ` + chunkSize + ` + (first + b - 1) * 8 + pos)
+            if redis.call('SREM', KEYS[2], 'f' .. id) == 1 then unfailed = unfailed + 1 end
+          end
+        end
       end
     end
-    i = last + 1
   end
   if added > 0 then
     redis.call('HINCRBY', KEYS[1], counter, added)
@@ -71,9 +88,9 @@ end
 if unfailed > 0 then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', -unfailed) end
 if sent then
   local now = tonumber(ARGV[2])
-  local first = tonumber(redis.call('HGET', KEYS[1], 'first_ms'))
+  local t = redis.call('HMGET', KEYS[1], 'first_ms', 'last_ms')
+  local first, last = tonumber(t[1]), tonumber(t[2])
   if not first or now < first then redis.call('HSET', KEYS[1], 'first_ms', ARGV[2]) end
-  local last = tonumber(redis.call('HGET', KEYS[1], 'last_ms'))
   if not last or now > last then redis.call('HSET', KEYS[1], 'last_ms', ARGV[2]) end
 end
 return new
@@ -87,17 +104,15 @@ return new
 //
 // KEYS[1] stats, KEYS[2] settled set, KEYS[3..] chunk bitmaps (done users,
 // sent marks). ARGV[1] TTL seconds, ARGV[2] number of user groups, then the
-// user groups (key index, n, n user offsets), then the failed devices'
-// groups (key index of their sent chunk, n, n device ids).
-var settledScript = rueidis.NewLuaScript(setBits + `
+// user groups (appendMasks: key index, chunk, first byte, mask), then the
+// failed devices' groups (appendGroups: key index of their sent chunk, n,
+// n device ids).
+var settledScript = rueidis.NewLuaScript(orMask + `
 local i = 3
 local done = 0
 for _ = 1, tonumber(ARGV[2]) do
-  local first, last = i + 2, i + 1 + tonumber(ARGV[i + 1])
-  for _, v in ipairs(setBits(KEYS[tonumber(ARGV[i])], first, last)) do
-    if v == 0 then done = done + 1 end
-  end
-  i = last + 1
+  done = done + orMask(KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 2]), ARGV[i + 3], false)
+  i = i + 4
 end
 if done > 0 then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatUsersDone + `', done) end
 local failed = 0

@@ -355,7 +355,7 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, byCounter m
 		args = append(args, counter, "")
 		at := len(args) - 1
 		var groups int
-		args, groups = appendGroups(args, ids, chunkKey)
+		args, groups = appendMasks(args, ids, chunkKey)
 		args[at] = strconv.Itoa(groups)
 		n += len(ids)
 	}
@@ -397,7 +397,7 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 		slices.Sort(set.failed)
 		args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), ""}
 		var groups int
-		args, groups = appendGroups(args, set.users, func(chunk int64) string { return keys.index(h.doneChunk(p, c.ID, chunk)) })
+		args, groups = appendMasks(args, set.users, func(chunk int64) string { return keys.index(h.doneChunk(p, c.ID, chunk)) })
 		args[1] = strconv.Itoa(groups)
 		args, _ = appendGroups(args, set.failed, func(chunk int64) string { return keys.index(h.sentChunk(p, c.ID, chunk)) })
 		if err := settledScript.Exec(ctx, h.rdb, keys.keys, args).Error(); err != nil {
