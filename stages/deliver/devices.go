@@ -1,7 +1,9 @@
 package deliver
 
 import (
+	"cmp"
 	"context"
+	"slices"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -29,17 +31,29 @@ func platformOf(p devices.Platform) push.Platform {
 }
 
 // loadDevices returns the valid tokens of users of one app, by user, in one
-// query answered from the covering index (devices.ValidTokens).
+// query answered from the covering index (devices.ValidTokens). A user's
+// devices are a window of one slice: rows come grouped by user when the
+// lookup walks spans of users, and are sorted otherwise.
 func loadDevices(ctx context.Context, db *pgxpool.Pool, app string, users []int64) (map[int64][]device, error) {
 	rows, err := devices.ValidTokens(ctx, db, app, users)
 	if err != nil {
 		return nil, err
 	}
+	if !slices.IsSortedFunc(rows, byUser) {
+		slices.SortFunc(rows, byUser)
+	}
+	all := make([]device, len(rows))
 	out := make(map[int64][]device, len(users))
-	for _, r := range rows {
-		out[r.UserID] = append(out[r.UserID], device{
-			user: r.UserID, platform: platformOf(r.Platform), token: r.Token, id: r.ID,
-		})
+	for i := 0; i < len(rows); {
+		j := i
+		for ; j < len(rows) && rows[j].UserID == rows[i].UserID; j++ {
+			r := rows[j]
+			all[j] = device{user: r.UserID, platform: platformOf(r.Platform), token: r.Token, id: r.ID}
+		}
+		out[rows[i].UserID] = all[i:j:j]
+		i = j
 	}
 	return out, nil
 }
+
+func byUser(a, b devices.Device) int { return cmp.Compare(a.UserID, b.UserID) }
