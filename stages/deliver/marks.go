@@ -26,7 +26,7 @@ type marker struct {
 
 // maxFlushers bounds the mark writes on their way at once: two keep a
 // mark's wait near one round trip while batches stay large.
-const maxFlushers = 2
+const maxFlushers = 1
 
 type markReq struct {
 	p       int
