@@ -38,7 +38,7 @@ dev: build
 FUZZTIME ?= 60s
 FUZZ_TARGETS := \
 	./pipeline/:FuzzDecodeIDs \
-	./stages/devices/:FuzzParseEvent \
+	./stages/devices/:FuzzParseEvent ./stages/devices/:FuzzParsePackedEvent \
 	./stages/dedupe/:FuzzParseEntry \
 	./stages/api/:FuzzDeviceBody ./stages/api/:FuzzDeviceBatchBody ./stages/api/:FuzzPreferencesBody \
 	./stages/api/:FuzzCampaignBody ./stages/api/:FuzzBearer \
