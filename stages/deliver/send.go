@@ -80,6 +80,9 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 	}
 	queues := map[string][]job{}
 	for i, t := range targets {
+		if len(pending[i]) == 0 {
+			continue
+		}
 		for _, d := range pending[i] {
 			k := providerOf(d.platform) + "\x00" + t.c.App
 			queues[k] = append(queues[k], job{i, t.c, d})
@@ -202,14 +205,21 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs ma
 	}
 	spans := map[spanKey]*span{}
 	var campaigns []*campaign
+	var last *span // devices of neighbouring users share a span: look it up once
 	for _, t := range targets {
 		for _, d := range devs[t.c.App][t.user] {
 			k := spanKey{t.c, chunkOf(d.id)}
 			b := d.id & (1<<chunkBits - 1) / 8
+			if last != nil && last.c == k.c && last.chunk == k.chunk {
+				last.first, last.last = min(last.first, b), max(last.last, b)
+				continue
+			}
 			s := spans[k]
+			last = s
 			if s == nil {
 				s = &span{c: t.c, chunk: k.chunk, first: b, last: b}
 				spans[k] = s
+				last = s
 				if !slices.Contains(campaigns, t.c) {
 					campaigns = append(campaigns, t.c)
 				}
@@ -249,13 +259,19 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs ma
 	}
 	out := make([][]device, len(targets))
 	for i, t := range targets {
-		for _, d := range devs[t.c.App][t.user] {
+		ds := devs[t.c.App][t.user]
+		keep := ds[:0:0]
+		for j, d := range ds {
 			k := spanKey{t.c, chunkOf(d.id)}
-			marked := bitSet(bits[k], spans[k].first, d.id&(1<<chunkBits-1))
-			if t.force || !marked {
-				out[i] = append(out[i], d)
+			if t.force || !bitSet(bits[k], spans[k].first, d.id&(1<<chunkBits-1)) {
+				if len(keep) == j {
+					keep = ds[:j+1:j+1] // all kept so far: share the slice
+				} else {
+					keep = append(keep, d) // copies on its first growth, ds stays as it is
+				}
 			}
 		}
+		out[i] = keep
 	}
 	return out, nil
 }
