@@ -83,13 +83,6 @@ func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
-	// Every query here is short, but some are costed high (deliver's token
-	// lookup over spans of users is estimated at a million rows and reads a
-	// few thousand): JIT-compiling those cost more than running them (4 ms
-	// per batch, 8x the query itself). The URL may still turn it on.
-	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
-		cfg.ConnConfig.RuntimeParams["jit"] = "off"
-	}
 	pool, err := pgxpool.NewWithConfig(g.Context(), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)

@@ -265,7 +265,7 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs ma
 			k := spanKey{t.c, chunkOf(d.id)}
 			if t.force || !bitSet(bits[k], spans[k].first, d.id&(1<<chunkBits-1)) {
 				if len(keep) == j {
-					keep = ds[:j+1:j+1] // all kept so far: share the slice
+					keep = ds[: j+1 : j+1] // all kept so far: share the slice
 				} else {
 					keep = append(keep, d) // copies on its first growth, ds stays as it is
 				}

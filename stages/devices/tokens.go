@@ -20,6 +20,7 @@ type Device struct {
 // Querier is what ValidTokens needs: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // validTokensSQL is answered by index-only scans of the partial covering
@@ -34,15 +35,20 @@ type Querier interface {
 const validTokensSQL = `SELECT user_id, platform, token, id FROM devices
 WHERE app = $1 AND state = 0 AND user_id IN (SELECT unnest($2::bigint[]))`
 
-// validTokensRangesSQL reads every valid device of some spans of user ids:
-// one descent of the covering index per span and a walk along its leaves,
-// instead of a descent per user. A batch of deliver is a few runs of
-// neighbouring users (a partition holds buckets of consecutive ids), so the
-// users of a whole batch are a few spans.
-const validTokensRangesSQL = `SELECT d.user_id, d.platform, d.token, d.id
-FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-CROSS JOIN LATERAL (SELECT user_id, platform, token, id FROM devices
-  WHERE app = $1 AND state = 0 AND user_id BETWEEN r.lo AND r.hi) d`
+// validTokensRangeSQL reads every valid device of a span of user ids: one
+// descent of the covering index and a walk along its leaves, instead of a
+// descent per user. A batch of deliver is a few runs of neighbouring users
+// (a partition holds buckets of consecutive ids), so a batch's users are a
+// few spans, each one query of a pipelined pgx.Batch. (One query over an
+// array of spans, a LATERAL join, is costed at a million rows whatever the
+// spans, and PostgreSQL then JIT-compiles it on every call: 4 ms, 8x the
+// query. Per span, the planner sees the bounds.)
+const validTokensRangeSQL = `SELECT user_id, platform, token, id FROM devices
+WHERE app = $1 AND state = 0 AND user_id BETWEEN $2 AND $3`
+
+// maxSpans is the most spans read as spans; more scattered users are
+// probed one by one.
+const maxSpans = 32
 
 // maxGap is the widest run of unwanted user ids a span walks through rather
 // than starting a new span: reading a few index entries costs less than
@@ -73,22 +79,43 @@ func ValidTokens(ctx context.Context, db Querier, app string, users []int64) ([]
 	sorted := slices.Clone(users)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
-	var (
-		rows pgx.Rows
-		err  error
-		want func(int64) bool
-	)
-	if lo, hi, gaps := spans(sorted); len(lo) <= len(sorted)/2 {
-		rows, err = db.Query(ctx, validTokensRangesSQL, app, lo, hi)
-		if gaps {
-			want = func(u int64) bool { _, ok := slices.BinarySearch(sorted, u); return ok }
+	lo, hi, gaps := spans(sorted)
+	if len(lo) > maxSpans || len(lo) > len(sorted)/2 {
+		rows, err := db.Query(ctx, validTokensSQL, app, sorted)
+		if err != nil {
+			return nil, fmt.Errorf("valid tokens of %d users: %w", len(users), err)
 		}
-	} else {
-		rows, err = db.Query(ctx, validTokensSQL, app, sorted)
+		return appendDevices(make([]Device, 0, len(sorted)+len(sorted)/4), rows, nil)
 	}
-	if err != nil {
+	var want func(int64) bool
+	if gaps {
+		want = func(u int64) bool { _, ok := slices.BinarySearch(sorted, u); return ok }
+	}
+	b := &pgx.Batch{}
+	for i := range lo {
+		b.Queue(validTokensRangeSQL, app, lo[i], hi[i])
+	}
+	br := db.SendBatch(ctx, b)
+	defer br.Close()
+	out := make([]Device, 0, len(sorted)+len(sorted)/4)
+	for range lo {
+		rows, err := br.Query()
+		if err != nil {
+			return nil, fmt.Errorf("valid tokens of %d users: %w", len(users), err)
+		}
+		if out, err = appendDevices(out, rows, want); err != nil {
+			return nil, fmt.Errorf("valid tokens of %d users: %w", len(users), err)
+		}
+	}
+	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("valid tokens of %d users: %w", len(users), err)
 	}
+	return out, nil
+}
+
+// appendDevices appends the devices of rows (user_id, platform, token, id)
+// whose user want accepts (nil: all) and closes rows.
+func appendDevices(out []Device, rows pgx.Rows, want func(int64) bool) ([]Device, error) {
 	defer rows.Close()
 	// The numbers come in binary when pgx prepared the statement (a text
 	// column reads the same in either format); otherwise Scan parses text.
@@ -96,11 +123,11 @@ func ValidTokens(ctx context.Context, db Querier, app string, users []int64) ([]
 	for i, f := range rows.FieldDescriptions() {
 		binaryRows = binaryRows && (i == 2 || f.Format == pgx.BinaryFormatCode)
 	}
-	out := make([]Device, 0, len(sorted)+len(sorted)/4)
 	for rows.Next() {
 		var (
-			d  Device
-			ok = true
+			d   Device
+			ok  bool
+			err error
 		)
 		if binaryRows {
 			d, ok, err = scanDevice(rows.RawValues(), want)
@@ -109,16 +136,13 @@ func ValidTokens(ctx context.Context, db Querier, app string, users []int64) ([]
 			ok = err == nil && (want == nil || want(d.UserID))
 		}
 		if err != nil {
-			return nil, fmt.Errorf("valid tokens of %d users: %w", len(users), err)
+			return out, err
 		}
 		if ok {
 			out = append(out, d)
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("valid tokens of %d users: %w", len(users), err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // scanDevice decodes one row (binary format: int8, int2, text, int8),
