@@ -33,6 +33,7 @@ type Handler struct {
 	marker    *marker
 	sem       chan struct{} // one slot per provider request in flight
 	workers   *workers      // run the sends holding a slot
+	sendTimes sendTimes     // how long each provider's sends take, to size chunks
 	failed    sync.Map      // campaign id → reason, once a campaign failed
 
 	inProgress sync.Map    // stream + "/" + entry id of the entries being handled here
@@ -55,6 +56,7 @@ func New(cfg Config) (*Handler, error) {
 		limiter:   newLimiter(cfg.Redis, cfg.Keys, cfg.TPS, cfg.LimitMargin),
 		sem:       make(chan struct{}, cfg.InFlight),
 		workers:   newWorkers(),
+		sendTimes: newSendTimes(cfg.Senders),
 	}
 	h.marker = &marker{h: h}
 	return h, nil

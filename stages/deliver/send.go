@@ -88,9 +88,61 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 			queues[k] = append(queues[k], job{i, t.c, d})
 		}
 	}
+	// sendJob sends one job; its slot is freed (settle) once the outcome is
+	// recorded.
+	sendJob := func(j job) {
+		settle := func(err error) {
+			if err != nil {
+				fail(err)
+			}
+			<-h.sem
+			h.metrics.inFlight.Dec()
+			sends.Done()
+		}
+		res, marking, err := h.sendOne(ctx, p, j.c, j.d, settle)
+		if marking {
+			return // the marker settles it
+		}
+		if err == nil && res.Outcome == push.Retry {
+			mu.Lock()
+			r := &results[j.i]
+			r.retry++
+			r.retried = append(r.retried, j.d.id)
+			r.retryAfter = max(r.retryAfter, res.RetryAfter)
+			r.reason = res.Reason
+			mu.Unlock()
+		}
+		settle(err)
+	}
+	// dispatch runs a chunk of jobs, each holding its slot, on a worker,
+	// one after the other; if one turns out slow, the rest go to workers of
+	// their own.
+	dispatch := func(chunk []job) {
+		if len(chunk) == 0 {
+			return
+		}
+		h.workers.run(func() {
+			for i, j := range chunk {
+				start := time.Now()
+				sendJob(j)
+				if i < len(chunk)-1 && time.Since(start) > slowSend {
+					for _, j := range chunk[i+1:] {
+						h.workers.run(func() { sendJob(j) })
+					}
+					return
+				}
+			}
+		})
+	}
 	for _, jobs := range queues {
 		feeders.Go(func() {
-			for _, j := range jobs {
+			var chunk []job
+			defer func() { dispatch(chunk) }()
+			for n, j := range jobs {
+				if len(chunk) > 0 && len(chunk) >= h.chunkSize(j.d.platform) {
+					dispatch(chunk)
+					chunk = nil
+				}
 				if broken.Load() || ctx.Err() != nil {
 					return
 				}
@@ -109,8 +161,15 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 				}
 				select {
 				case h.sem <- struct{}{}:
-				case <-ctx.Done():
-					return
+				default:
+					// No slot free: send what is gathered before waiting.
+					dispatch(chunk)
+					chunk = nil
+					select {
+					case h.sem <- struct{}{}:
+					case <-ctx.Done():
+						return
+					}
 				}
 				if h.senders[j.d.platform] != nil {
 					if err := h.limiter.wait(ctx, providerOf(j.d.platform), j.c.App); err != nil {
@@ -123,31 +182,10 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 				}
 				h.metrics.inFlight.Inc()
 				sends.Add(1)
-				// settle frees the slot once the send's outcome is recorded.
-				settle := func(err error) {
-					if err != nil {
-						fail(err)
-					}
-					<-h.sem
-					h.metrics.inFlight.Dec()
-					sends.Done()
+				if chunk == nil {
+					chunk = make([]job, 0, min(h.chunkSize(j.d.platform), len(jobs)-n))
 				}
-				h.workers.run(func() {
-					res, marking, err := h.sendOne(ctx, p, j.c, j.d, settle)
-					if marking {
-						return // the marker settles it
-					}
-					if err == nil && res.Outcome == push.Retry {
-						mu.Lock()
-						r := &results[j.i]
-						r.retry++
-						r.retried = append(r.retried, j.d.id)
-						r.retryAfter = max(r.retryAfter, res.RetryAfter)
-						r.reason = res.Reason
-						mu.Unlock()
-					}
-					settle(err)
-				})
+				chunk = append(chunk, j)
 			}
 		})
 	}
@@ -168,6 +206,49 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 		h.metrics.sends.WithLabelValues("none", "failed_campaign").Add(float64(len(marks)))
 	}
 	return results, nil
+}
+
+// A feeder hands a worker a chunk of sends that run one after the other
+// when the provider answers within a fraction of chunkTarget (an in-process
+// sink): then a goroutine hand-off per send would cost more than the send.
+// Over the network the chunk is one send, and each send has its worker.
+const (
+	chunkTarget = 50 * time.Microsecond
+	maxChunk    = 64
+	slowSend    = time.Millisecond // a chunk whose send took this long hands out its rest
+	// firstSend is what a provider is assumed to take before it answered:
+	// slow, so that chunks only form once sends are seen to be quick.
+	firstSend = 10 * time.Millisecond
+)
+
+// sendTimes is a moving average of how long each provider's sends take.
+type sendTimes map[push.Platform]*atomic.Int64
+
+func newSendTimes(senders map[push.Platform]push.Sender) sendTimes {
+	t := sendTimes{}
+	for p := range senders {
+		t[p] = &atomic.Int64{}
+		t[p].Store(int64(firstSend))
+	}
+	return t
+}
+
+// observeSend adds a send's duration to its platform's average (1/8 weight;
+// concurrent updates may drop one, which an average can afford).
+func (h *Handler) observeSend(p push.Platform, d time.Duration) {
+	if avg := h.sendTimes[p]; avg != nil {
+		old := avg.Load()
+		avg.Store(old + (int64(d)-old)/8)
+	}
+}
+
+// chunkSize is how many sends of platform p a worker gets at once.
+func (h *Handler) chunkSize(p push.Platform) int {
+	avg := h.sendTimes[p]
+	if avg == nil {
+		return maxChunk // no sender: marked failed at once
+	}
+	return int(min(max(int64(chunkTarget)/max(avg.Load(), 1), 1), maxChunk))
 }
 
 // errStopping ends a batch early when the process is shutting down.
@@ -301,7 +382,9 @@ func (h *Handler) sendOne(ctx context.Context, p int, c *campaign, d device, set
 	}
 	provider := providerOf(d.platform)
 	id := h.limiter.begin()
+	start := time.Now()
 	res = sender.Send(ctx, c.notification(d))
+	h.observeSend(d.platform, time.Since(start))
 	h.limiter.done(id)
 	h.metrics.sent(provider, res.Outcome).Inc()
 	switch res.Outcome {
