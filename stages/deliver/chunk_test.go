@@ -1,9 +1,12 @@
 package deliver
 
 import (
+	"context"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -28,5 +31,57 @@ func TestChunkSizeFollowsSendTimes(t *testing.T) {
 	}
 	if n := h.chunkSize(push.Android); n != maxChunk {
 		t.Fatalf("no sender: chunk %d, want %d (marked failed at once)", n, maxChunk)
+	}
+}
+
+// countingSender answers at once, except every 50th send, which takes
+// 3 ms: chunks form, and a chunk that meets a slow send hands out its rest.
+type countingSender struct {
+	mu    sync.Mutex
+	n     int
+	sends map[string]int
+}
+
+func (s *countingSender) Send(ctx context.Context, n push.Notification) push.Result {
+	s.mu.Lock()
+	s.n++
+	slow := s.n%50 == 0
+	s.sends[n.Token]++
+	s.mu.Unlock()
+	if slow {
+		time.Sleep(3 * time.Millisecond)
+	}
+	return push.Result{Outcome: push.Sent, Status: 200}
+}
+
+// Chunked sends reach every device exactly once and count each once.
+func TestChunkedSendsReachEveryoneOnce(t *testing.T) {
+	f := newFixture(t)
+	const users = 6000
+	devs := make([]testDevice, 0, users+users/3)
+	for u := int64(1); u <= users; u++ {
+		devs = append(devs, testDevice{u, push.IOS, iosToken(u, 0)})
+		if u%3 == 0 {
+			devs = append(devs, testDevice{u, push.IOS, iosToken(u, 1)})
+		}
+	}
+	f.insertDevices(devs)
+	f.createCampaign("chunks", `{}`)
+	sender := &countingSender{sends: map[string]int{}}
+	f.emitUsers("chunks", userRange(users))
+	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: sender}, InFlight: 512}, "chunks", 30*time.Second)
+	stats := f.waitDone("chunks", users, time.Minute)
+	if stats[pipeline.StatSent] != int64(len(devs)) {
+		t.Fatalf("sent %d, want %d", stats[pipeline.StatSent], len(devs))
+	}
+	sender.mu.Lock()
+	defer sender.mu.Unlock()
+	if len(sender.sends) != len(devs) {
+		t.Fatalf("%d distinct tokens sent, want %d", len(sender.sends), len(devs))
+	}
+	for tok, n := range sender.sends {
+		if n != 1 {
+			t.Fatalf("token %s sent %d times", tok, n)
+		}
 	}
 }
