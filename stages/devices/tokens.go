@@ -114,7 +114,8 @@ func ValidTokens(ctx context.Context, db Querier, app string, users []int64) ([]
 }
 
 // appendDevices appends the devices of rows (user_id, platform, token, id)
-// whose user want accepts (nil: all) and closes rows.
+// whose user want accepts (nil: all) and closes rows. The tokens of one
+// call share one string (one allocation instead of one per device).
 func appendDevices(out []Device, rows pgx.Rows, want func(int64) bool) ([]Device, error) {
 	defer rows.Close()
 	// The numbers come in binary when pgx prepared the statement (a text
@@ -123,43 +124,55 @@ func appendDevices(out []Device, rows pgx.Rows, want func(int64) bool) ([]Device
 	for i, f := range rows.FieldDescriptions() {
 		binaryRows = binaryRows && (i == 2 || f.Format == pgx.BinaryFormatCode)
 	}
-	for rows.Next() {
-		var (
-			d   Device
-			ok  bool
-			err error
-		)
-		if binaryRows {
-			d, ok, err = scanDevice(rows.RawValues(), want)
-		} else { // the simple protocol answers in text
-			err = rows.Scan(&d.UserID, &d.Platform, &d.Token, &d.ID)
-			ok = err == nil && (want == nil || want(d.UserID))
+	if !binaryRows { // the simple protocol answers in text
+		for rows.Next() {
+			var d Device
+			if err := rows.Scan(&d.UserID, &d.Platform, &d.Token, &d.ID); err != nil {
+				return out, err
+			}
+			if want == nil || want(d.UserID) {
+				out = append(out, d)
+			}
 		}
+		return out, rows.Err()
+	}
+	base := len(out)
+	var (
+		tokens []byte
+		ends   []int
+	)
+	for rows.Next() {
+		d, tok, ok, err := scanDevice(rows.RawValues(), want)
 		if err != nil {
 			return out, err
 		}
 		if ok {
+			tokens = append(tokens, tok...)
+			ends = append(ends, len(tokens))
 			out = append(out, d)
 		}
+	}
+	all, start := string(tokens), 0
+	for i, end := range ends {
+		out[base+i].Token, start = all[start:end], end
 	}
 	return out, rows.Err()
 }
 
-// scanDevice decodes one row (binary format: int8, int2, text, int8),
-// skipping it before its token is copied when want says its user is not
-// asked for.
-func scanDevice(vals [][]byte, want func(int64) bool) (Device, bool, error) {
+// scanDevice decodes one row (binary format: int8, int2, text, int8) but
+// its token, which it returns as the row's bytes (valid until the next row),
+// skipping the row when want says its user is not asked for.
+func scanDevice(vals [][]byte, want func(int64) bool) (Device, []byte, bool, error) {
 	if len(vals) != 4 || len(vals[0]) != 8 || len(vals[1]) != 2 || len(vals[3]) != 8 {
-		return Device{}, false, fmt.Errorf("unexpected row shape %d columns", len(vals))
+		return Device{}, nil, false, fmt.Errorf("unexpected row shape %d columns", len(vals))
 	}
 	user := int64(binary.BigEndian.Uint64(vals[0]))
 	if want != nil && !want(user) {
-		return Device{}, false, nil
+		return Device{}, nil, false, nil
 	}
 	return Device{
 		UserID:   user,
 		Platform: Platform(int16(binary.BigEndian.Uint16(vals[1]))),
-		Token:    string(vals[2]),
 		ID:       int64(binary.BigEndian.Uint64(vals[3])),
-	}, true, nil
+	}, vals[2], true, nil
 }
