@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -55,200 +54,33 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 		return nil, err
 	}
 
-	results := make([]userResult, len(targets))
-	var (
-		mu      sync.Mutex
-		errOnce sync.Once
-		first   error
-		broken  atomic.Bool // a send could not be recorded: stop starting more
-		stopped atomic.Bool
-		sends   sync.WaitGroup
-		feeders sync.WaitGroup
-	)
-	fail := func(err error) { errOnce.Do(func() { first = err; broken.Store(true) }) }
-	// Devices of a failed campaign are not sent; they are marked failed in
-	// one call per campaign at the end.
-	skipped := map[*campaign][]int64{}
-
-	// One feeder per provider and app, each taking an in-flight slot and
-	// then a permit of its own rate limit: a provider that is at its cap
-	// holds one slot waiting, not all of them.
-	type job struct {
-		i int
-		c *campaign
-		d device
-	}
+	// One feeder per provider and app.
+	r := h.newRound(ctx, p, len(targets))
 	queues := map[string][]job{}
 	for i, t := range targets {
-		if len(pending[i]) == 0 {
-			continue
-		}
 		for _, d := range pending[i] {
 			k := providerOf(d.platform) + "\x00" + t.c.App
 			queues[k] = append(queues[k], job{i, t.c, d})
 		}
 	}
-	// sendJob sends one job; its slot is freed (settle) once the outcome is
-	// recorded.
-	sendJob := func(j job) {
-		settle := func(err error) {
-			if err != nil {
-				fail(err)
-			}
-			<-h.sem
-			h.metrics.inFlight.Dec()
-			sends.Done()
-		}
-		res, marking, err := h.sendOne(ctx, p, j.c, j.d, settle)
-		if marking {
-			return // the marker settles it
-		}
-		if err == nil && res.Outcome == push.Retry {
-			mu.Lock()
-			r := &results[j.i]
-			r.retry++
-			r.retried = append(r.retried, j.d.id)
-			r.retryAfter = max(r.retryAfter, res.RetryAfter)
-			r.reason = res.Reason
-			mu.Unlock()
-		}
-		settle(err)
-	}
-	// dispatch runs a chunk of jobs, each holding its slot, on a worker,
-	// one after the other; if one turns out slow, the rest go to workers of
-	// their own.
-	dispatch := func(chunk []job) {
-		if len(chunk) == 0 {
-			return
-		}
-		h.workers.run(func() {
-			for i, j := range chunk {
-				start := time.Now()
-				sendJob(j)
-				if i < len(chunk)-1 && time.Since(start) > slowSend {
-					for _, j := range chunk[i+1:] {
-						h.workers.run(func() { sendJob(j) })
-					}
-					return
-				}
-			}
-		})
-	}
+	var feeders sync.WaitGroup
 	for _, jobs := range queues {
-		feeders.Go(func() {
-			var chunk []job
-			defer func() { dispatch(chunk) }()
-			for n, j := range jobs {
-				if len(chunk) > 0 && len(chunk) >= h.chunkSize(j.d.platform) {
-					dispatch(chunk)
-					chunk = nil
-				}
-				if broken.Load() || ctx.Err() != nil {
-					return
-				}
-				if h.stopping.Load() {
-					// Shutting down: finish what is in flight, start
-					// nothing; the entries stay pending and their unmarked
-					// devices are sent by whoever takes them over.
-					stopped.Store(true)
-					return
-				}
-				if h.campaignFailed(j.c.ID) != "" {
-					mu.Lock()
-					skipped[j.c] = append(skipped[j.c], j.d.id)
-					mu.Unlock()
-					continue
-				}
-				select {
-				case h.sem <- struct{}{}:
-				default:
-					// No slot free: send what is gathered before waiting.
-					dispatch(chunk)
-					chunk = nil
-					select {
-					case h.sem <- struct{}{}:
-					case <-ctx.Done():
-						return
-					}
-				}
-				if h.senders[j.d.platform] != nil {
-					if err := h.limiter.wait(ctx, providerOf(j.d.platform), j.c.App); err != nil {
-						<-h.sem
-						if ctx.Err() == nil {
-							fail(err)
-						}
-						return
-					}
-				}
-				h.metrics.inFlight.Inc()
-				sends.Add(1)
-				if chunk == nil {
-					chunk = make([]job, 0, min(h.chunkSize(j.d.platform), len(jobs)-n))
-				}
-				chunk = append(chunk, j)
-			}
-		})
+		feeders.Go(func() { r.feed(jobs) })
 	}
 	feeders.Wait()
-	sends.Wait()
-	switch {
-	case first != nil:
-		return nil, first
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case stopped.Load():
-		return nil, errStopping
+	r.sends.Wait()
+	if err := r.err(); err != nil {
+		return nil, err
 	}
-	for c, marks := range skipped {
-		if err := h.mark(ctx, p, c, push.Failed, marks...); err != nil {
+	// Devices of a campaign that failed meanwhile were not sent: they are
+	// marked failed, in one call per campaign.
+	for c, ids := range r.skipped {
+		if err := h.mark(ctx, p, c, push.Failed, ids...); err != nil {
 			return nil, err
 		}
-		h.metrics.sends.WithLabelValues("none", "failed_campaign").Add(float64(len(marks)))
+		h.metrics.sends.WithLabelValues("none", "failed_campaign").Add(float64(len(ids)))
 	}
-	return results, nil
-}
-
-// A feeder hands a worker a chunk of sends that run one after the other
-// when the provider answers within a fraction of chunkTarget (an in-process
-// sink): then a goroutine hand-off per send would cost more than the send.
-// Over the network the chunk is one send, and each send has its worker.
-const (
-	chunkTarget = 50 * time.Microsecond
-	maxChunk    = 64
-	slowSend    = time.Millisecond // a chunk whose send took this long hands out its rest
-	// firstSend is what a provider is assumed to take before it answered:
-	// slow, so that chunks only form once sends are seen to be quick.
-	firstSend = 10 * time.Millisecond
-)
-
-// sendTimes is a moving average of how long each provider's sends take.
-type sendTimes map[push.Platform]*atomic.Int64
-
-func newSendTimes(senders map[push.Platform]push.Sender) sendTimes {
-	t := sendTimes{}
-	for p := range senders {
-		t[p] = &atomic.Int64{}
-		t[p].Store(int64(firstSend))
-	}
-	return t
-}
-
-// observeSend adds a send's duration to its platform's average (1/8 weight;
-// concurrent updates may drop one, which an average can afford).
-func (h *Handler) observeSend(p push.Platform, d time.Duration) {
-	if avg := h.sendTimes[p]; avg != nil {
-		old := avg.Load()
-		avg.Store(old + (int64(d)-old)/8)
-	}
-}
-
-// chunkSize is how many sends of platform p a worker gets at once.
-func (h *Handler) chunkSize(p push.Platform) int {
-	avg := h.sendTimes[p]
-	if avg == nil {
-		return maxChunk // no sender: marked failed at once
-	}
-	return int(min(max(int64(chunkTarget)/max(avg.Load(), 1), 1), maxChunk))
+	return r.results, nil
 }
 
 // errStopping ends a batch early when the process is shutting down.
