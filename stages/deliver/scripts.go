@@ -42,8 +42,8 @@ local function orMask(key, first, mask, want)
 end
 `
 
-// chunkSize is 2^chunkBits, for the scripts.
-var chunkSize = strconv.Itoa(1 << chunkBits)
+// bitsPerChunk is 2^chunkBits (a bitmap chunk), for the scripts.
+var bitsPerChunk = strconv.Itoa(1 << chunkBits)
 
 // markScript records devices that reached a terminal state for a campaign
 // (sent, invalid or failed) and counts each one the first time only: a
@@ -72,7 +72,7 @@ while i <= #ARGV do
       for b, x in pairs(news) do
         for pos = 0, 7 do
           if band(x, rshift(128, pos)) ~= 0 then
-            local id = string.format('%.0f', chunk * ` + chunkSize + ` + (first + b - 1) * 8 + pos)
+            local id = string.format('%.0f', chunk * ` + bitsPerChunk + ` + (first + b - 1) * 8 + pos)
             if redis.call('SREM', KEYS[2], 'f' .. id) == 1 then unfailed = unfailed + 1 end
           end
         end
@@ -119,7 +119,7 @@ local failed = 0
 while i <= #ARGV do
   local key, last = KEYS[tonumber(ARGV[i])], i + 1 + tonumber(ARGV[i + 1])
   for x = i + 2, last do
-    local off = math.fmod(tonumber(ARGV[x]), ` + chunkSize + `)
+    local off = math.fmod(tonumber(ARGV[x]), ` + bitsPerChunk + `)
     if redis.call('GETBIT', key, off) == 0 and redis.call('SADD', KEYS[2], 'f' .. ARGV[x]) == 1 then
       failed = failed + 1
     end
