@@ -18,6 +18,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -37,8 +38,8 @@ const minBenchSends = 20000
 func BenchmarkDeliverVsBare(b *testing.B) {
 	n := max(b.N, minBenchSends)
 	b.Run("bare", func(b *testing.B) {
-		fake := startFake(b, fakeprovider.Options{})
-		key, err := token.AuthKeyFromFile(writeP8(b))
+		fake := providertest.Start(b, fakeprovider.Options{})
+		key, err := token.AuthKeyFromFile(providertest.WriteP8(b))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -79,7 +80,7 @@ func BenchmarkDeliverVsBare(b *testing.B) {
 	})
 	b.Run("deliver", func(b *testing.B) {
 		f := newFixture(b)
-		fake := startFake(b, fakeprovider.Options{})
+		fake := providertest.Start(b, fakeprovider.Options{})
 		devs := make([]testDevice, n)
 		for i := range devs {
 			u := int64(i + 1)

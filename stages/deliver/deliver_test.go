@@ -8,6 +8,7 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -91,7 +92,7 @@ func checkDelivered(t *testing.T, f *fixture, campaign string, devices []testDev
 // accepted, dead tokens become invalidations, and nobody gets a second copy.
 func TestDeliverOnceDespiteErrorsAndDeadTokens(t *testing.T) {
 	f := newFixture(t)
-	fake := startFake(t, fakeprovider.Options{TPS: 2000, UnregisteredRate: 0.01, BadTokenRate: 0.005, ErrorRate: 0.03})
+	fake := providertest.Start(t, fakeprovider.Options{TPS: 2000, UnregisteredRate: 0.01, BadTokenRate: 0.005, ErrorRate: 0.03})
 	const users = 3000
 	devices := f.seedDevices(users, false)
 	f.createCampaign("c1", `{"deep_link":"app://promo","n":3}`)
@@ -114,7 +115,7 @@ func TestDeliverOnceDespiteErrorsAndDeadTokens(t *testing.T) {
 func TestDeliverOnCluster(t *testing.T) {
 	cluster := pipelinetest.ClusterT(t)
 	f := newFixtureOn(t, strings.Join(cluster.Addrs, ","))
-	fake := startFake(t, fakeprovider.Options{TPS: 1000, UnregisteredRate: 0.02, ErrorRate: 0.05})
+	fake := providertest.Start(t, fakeprovider.Options{TPS: 1000, UnregisteredRate: 0.02, ErrorRate: 0.05})
 	const users = 3000
 	// Ids spread over every partition (ids 1..1023 share one).
 	var ids []int64

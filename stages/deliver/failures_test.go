@@ -11,6 +11,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -20,7 +21,7 @@ import (
 // sent, and no token is invalidated.
 func TestAPNs403FailsTheCampaign(t *testing.T) {
 	f := newFixture(t)
-	fake := startFake(t, fakeprovider.Options{ForceStatus: func(string) (int, string) {
+	fake := providertest.Start(t, fakeprovider.Options{ForceStatus: func(string) (int, string) {
 		return 403, "InvalidProviderToken"
 	}})
 	const users, inFlight = 2000, 16
@@ -54,7 +55,7 @@ func TestAPNs403FailsTheCampaign(t *testing.T) {
 // provider is still invalidated.
 func TestFCMPayloadErrorFailsTheCampaign(t *testing.T) {
 	f := newFixture(t)
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	const users = 400
 	f.seedDevices(users, true)
 	f.createCampaign("cpay", `{"from":"reserved by FCM"}`)
@@ -87,7 +88,7 @@ func TestRetryBudgetEndsInTheDLQ(t *testing.T) {
 	f := newFixture(t)
 	var failing atomic.Bool
 	failing.Store(true)
-	fake := startFake(t, fakeprovider.Options{ForceStatus: func(string) (int, string) {
+	fake := providertest.Start(t, fakeprovider.Options{ForceStatus: func(string) (int, string) {
 		if failing.Load() {
 			return 503, "ServiceUnavailable"
 		}
@@ -211,7 +212,7 @@ func TestOutageIsRiddenOut(t *testing.T) {
 	const users = 2000
 	devices := f.seedDevices(users, true)
 	f.createCampaign("cout", `{}`)
-	fake := startFake(t, fakeprovider.Options{Outage: outage, TPS: 1000})
+	fake := providertest.Start(t, fakeprovider.Options{Outage: outage, TPS: 1000})
 	start := time.Now()
 	f.emitUsers("cout", userRange(users))
 	f.startStage(Config{
@@ -238,7 +239,7 @@ func TestOutageIsRiddenOut(t *testing.T) {
 func TestSlowBatchIsKeptClaimed(t *testing.T) {
 	t.Parallel() // mostly waiting (outage, rate limit, lease)
 	f := newFixture(t)
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	const users = 300 // one entry: ids 1..1023 share a partition
 	devices := f.seedDevices(users, false)
 	f.createCampaign("cslow", `{}`)
@@ -257,7 +258,7 @@ func TestSlowBatchIsKeptClaimed(t *testing.T) {
 func TestRetryOfDeadPollerComesBack(t *testing.T) {
 	t.Parallel() // mostly waiting (outage, rate limit, lease)
 	f := newFixture(t)
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	const users = 20
 	devices := f.seedDevices(users, false)
 	f.createCampaign("clease", `{}`)
@@ -285,7 +286,7 @@ func TestRetryOfDeadPollerComesBack(t *testing.T) {
 // good entry next to it.
 func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 	f := newFixture(t)
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	devices := f.seedDevices(10, false)
 	f.createCampaign("cok", `{}`)
 	stream := f.keys.Stream(pipeline.StreamDeliver, 0)

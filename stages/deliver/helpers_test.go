@@ -2,15 +2,10 @@ package deliver
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -26,6 +21,7 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/schema"
 	"github.com/pushpipe/pushpipe/stages/deliver/apns"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
 	"github.com/pushpipe/pushpipe/stages/deliver/fcm"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 	"github.com/pushpipe/pushpipe/stages/devices"
@@ -301,37 +297,6 @@ func (f *fixture) dlq() []map[string]string {
 	return out
 }
 
-// writeP8 writes a throwaway APNs signing key: ECDSA P-256, PKCS#8 PEM.
-func writeP8(t testing.TB) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "AuthKey_TEST.p8")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func startFake(t testing.TB, opts fakeprovider.Options) *fakeprovider.Server {
-	t.Helper()
-	fake, err := fakeprovider.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fake.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fake.Close() })
-	return fake
-}
-
 const testTopic = "com.example.app"
 
 // apnsSender is a token-auth APNs sender that trusts fake.
@@ -344,7 +309,7 @@ func apnsSender(t testing.TB, fake *fakeprovider.Server) push.Sender {
 func apnsSenderConns(t testing.TB, fake *fakeprovider.Server, conns int) push.Sender {
 	t.Helper()
 	s, err := apns.New(apns.Config{
-		KeyFile: writeP8(t), KeyID: "KEYID12345", TeamID: "TEAMID1234",
+		KeyFile: providertest.WriteP8(t), KeyID: "KEYID12345", TeamID: "TEAMID1234",
 		Topic: testTopic, Host: fake.URL(), RootCAs: fake.CertPool(), Conns: conns,
 	})
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
 	"github.com/pushpipe/pushpipe/stages/ingest"
 )
 
@@ -75,7 +76,7 @@ type fakeFlags struct {
 
 func startProviders(t *testing.T, opts fakeFlags) *providers {
 	t.Helper()
-	p := &providers{apns: startRemoteFake(t, "apns", opts), fcm: startRemoteFake(t, "fcm", opts), keyFile: writeP8(t)}
+	p := &providers{apns: startRemoteFake(t, "apns", opts), fcm: startRemoteFake(t, "fcm", opts), keyFile: providertest.WriteP8(t)}
 	p.certFile = filepath.Join(t.TempDir(), "fakes.pem")
 	pem := append(p.apns.certPEM(t), p.fcm.certPEM(t)...)
 	if err := os.WriteFile(p.certFile, pem, 0o600); err != nil {

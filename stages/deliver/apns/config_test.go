@@ -14,10 +14,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
 )
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	key := writeP8(t)
+	key := providertest.WriteP8(t)
 	garbage := filepath.Join(t.TempDir(), "garbage.p8")
 	const secret = "SECRET-KEY-MATERIAL-0123456789"
 	os.WriteFile(garbage, []byte("-----BEGIN PRIVATE KEY-----\n"+secret+"\n-----END PRIVATE KEY-----\n"), 0o600)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sideshow/apns2"
 
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -60,7 +61,7 @@ func FuzzProviderAnswer(f *testing.F) {
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
 	s, err := New(Config{
-		KeyFile: writeP8(f), KeyID: "KEYID12345", TeamID: "TEAMID1234",
+		KeyFile: providertest.WriteP8(f), KeyID: "KEYID12345", TeamID: "TEAMID1234",
 		Topic: "com.example.app", Host: srv.URL, RootCAs: roots, Timeout: 5 * time.Second,
 	})
 	if err != nil {

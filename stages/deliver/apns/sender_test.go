@@ -12,11 +12,12 @@ import (
 	"github.com/sideshow/apns2"
 
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 func TestSendAcceptedWithCollapseID(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	ctx := context.Background()
 	sends := []push.Notification{
@@ -76,7 +77,7 @@ func TestSendClassifiesProviderAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newSender(t, startFake(t, tt.give))
+			s := newSender(t, providertest.Start(t, tt.give))
 			n := tt.n
 			n.Token = hexToken(7)
 			before := time.Now().Truncate(time.Second)
@@ -92,7 +93,7 @@ func TestSendClassifiesProviderAnswers(t *testing.T) {
 }
 
 func TestRandomErrorsAreRetried(t *testing.T) {
-	s := newSender(t, startFake(t, fakeprovider.Options{ErrorRate: 1}))
+	s := newSender(t, providertest.Start(t, fakeprovider.Options{ErrorRate: 1}))
 	for i := range 20 {
 		r := s.Send(context.Background(), push.Notification{Token: hexToken(i)})
 		if r.Outcome != push.Retry || (r.Status != 500 && r.Status != 503) {
@@ -102,7 +103,7 @@ func TestRandomErrorsAreRetried(t *testing.T) {
 }
 
 func TestOverTPSIsRetriedWithRetryAfter(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{TPS: 1})
+	fake := providertest.Start(t, fakeprovider.Options{TPS: 1})
 	s := newSender(t, fake)
 	var refused int
 	// Three sends in well under a second cross at most one second boundary,
@@ -127,7 +128,7 @@ func TestOverTPSIsRetriedWithRetryAfter(t *testing.T) {
 
 func TestOutageIsRetriedThenRecovers(t *testing.T) {
 	const outage = 500 * time.Millisecond
-	fake := startFake(t, fakeprovider.Options{Outage: outage})
+	fake := providertest.Start(t, fakeprovider.Options{Outage: outage})
 	start := time.Now()
 	s := newSender(t, fake)
 	r := s.Send(context.Background(), push.Notification{Token: hexToken(1)})
@@ -154,7 +155,7 @@ func TestOutageIsRetriedThenRecovers(t *testing.T) {
 }
 
 func TestNetworkErrorIsRetry(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	fake.Close()
 	tok := hexToken(42)
@@ -168,7 +169,7 @@ func TestNetworkErrorIsRetry(t *testing.T) {
 }
 
 func TestCanceledContextIsRetry(t *testing.T) {
-	s := newSender(t, startFake(t, fakeprovider.Options{Latency: time.Second}))
+	s := newSender(t, providertest.Start(t, fakeprovider.Options{Latency: time.Second}))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if r := s.Send(ctx, push.Notification{Token: hexToken(1)}); r.Outcome != push.Retry || !strings.HasPrefix(r.Reason, "timeout") {
@@ -177,7 +178,7 @@ func TestCanceledContextIsRetry(t *testing.T) {
 }
 
 func TestMalformedTokenIsInvalidWithoutARequest(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	for _, tok := range []string{"", "../../_receipts", "abc?x=1", "ab#c", "ab/cd"} {
 		if r := s.Send(context.Background(), push.Notification{Token: tok}); r.Outcome != push.Invalid {
@@ -190,7 +191,7 @@ func TestMalformedTokenIsInvalidWithoutARequest(t *testing.T) {
 }
 
 func TestCertificateAuth(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake, func(c *Config) {
 		c.KeyFile, c.KeyID, c.TeamID = "", "", ""
 		c.CertFile = writeClientPEM(t)
@@ -206,7 +207,7 @@ func TestCertificateAuth(t *testing.T) {
 }
 
 func TestSpreadsOverConns(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake, func(c *Config) { c.Conns = 3 })
 	for i := range 9 {
 		if r := s.Send(context.Background(), push.Notification{Token: hexToken(i)}); r.Outcome != push.Sent {
@@ -221,7 +222,7 @@ func TestSpreadsOverConns(t *testing.T) {
 // A burst of concurrent first sends shares the one connection instead of
 // dialing a TLS connection per request.
 func TestBurstDialsOnce(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake, func(c *Config) { c.Conns = 1 })
 	var wg sync.WaitGroup
 	for i := range 200 {

@@ -15,19 +15,6 @@ import (
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 )
 
-func startFake(t testing.TB, opts fakeprovider.Options) *fakeprovider.Server {
-	t.Helper()
-	fake, err := fakeprovider.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fake.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fake.Close() })
-	return fake
-}
-
 // newSender makes an unauthenticated Sender for project "test-project"
 // that trusts fake.
 func newSender(t testing.TB, fake *fakeprovider.Server, mutate ...func(*Config)) *Sender {

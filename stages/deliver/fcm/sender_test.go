@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 func TestSendAcceptedWithCollapseKey(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	ctx := context.Background()
 	sends := []push.Notification{
@@ -78,7 +79,7 @@ func TestSendClassifiesProviderAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := startFake(t, tt.give)
+			fake := providertest.Start(t, tt.give)
 			s := newSender(t, fake)
 			n := tt.n
 			n.Token = token(7)
@@ -94,7 +95,7 @@ func TestSendClassifiesProviderAnswers(t *testing.T) {
 }
 
 func TestOverTPSIsRetriedWithRetryAfter(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{TPS: 1})
+	fake := providertest.Start(t, fakeprovider.Options{TPS: 1})
 	s := newSender(t, fake)
 	var refused int
 	for i := range 3 {
@@ -119,7 +120,7 @@ func TestOverTPSIsRetriedWithRetryAfter(t *testing.T) {
 // are off: it would wait out Retry-After and ask again up to four times.
 func TestOutageIsOneRequestThenRecovers(t *testing.T) {
 	const outage = 500 * time.Millisecond
-	fake := startFake(t, fakeprovider.Options{Outage: outage})
+	fake := providertest.Start(t, fakeprovider.Options{Outage: outage})
 	start := time.Now()
 	s := newSender(t, fake)
 	r := s.Send(context.Background(), push.Notification{Token: token(1)})
@@ -146,7 +147,7 @@ func TestOutageIsOneRequestThenRecovers(t *testing.T) {
 }
 
 func TestRandomErrorsAreOneRequestEach(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{ErrorRate: 1})
+	fake := providertest.Start(t, fakeprovider.Options{ErrorRate: 1})
 	s := newSender(t, fake)
 	const sends = 20
 	for i := range sends {
@@ -161,7 +162,7 @@ func TestRandomErrorsAreOneRequestEach(t *testing.T) {
 }
 
 func TestNetworkErrorIsRetryWithoutBackoff(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	fake.Close()
 	start := time.Now()
@@ -176,7 +177,7 @@ func TestNetworkErrorIsRetryWithoutBackoff(t *testing.T) {
 }
 
 func TestCanceledContextIsRetry(t *testing.T) {
-	s := newSender(t, startFake(t, fakeprovider.Options{Latency: time.Second}))
+	s := newSender(t, providertest.Start(t, fakeprovider.Options{Latency: time.Second}))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if r := s.Send(ctx, push.Notification{Token: token(1)}); r.Outcome != push.Retry || !strings.HasPrefix(r.Reason, "timeout") {
@@ -185,7 +186,7 @@ func TestCanceledContextIsRetry(t *testing.T) {
 }
 
 func TestEmptyTokenIsInvalidWithoutARequest(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	if r := s.Send(context.Background(), push.Notification{}); r.Outcome != push.Invalid {
 		t.Errorf("Send without a token = %+v, want invalid", r)
@@ -196,7 +197,7 @@ func TestEmptyTokenIsInvalidWithoutARequest(t *testing.T) {
 }
 
 func TestServiceAccountCredentials(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{RequireAuth: true})
+	fake := providertest.Start(t, fakeprovider.Options{RequireAuth: true})
 	sa := writeServiceAccount(t, "sa-project", fake.URL()+"/token")
 	s := newSender(t, fake, func(c *Config) { c.CredentialsFile, c.Project = sa, "" })
 	// RequireAuth refuses requests without a bearer token, so "sent" means
@@ -207,7 +208,7 @@ func TestServiceAccountCredentials(t *testing.T) {
 }
 
 func TestRefusedCredentialsFailCampaign(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	sa := writeServiceAccount(t, "sa-project", fake.URL()+"/no-such-token-endpoint")
 	s := newSender(t, fake, func(c *Config) { c.CredentialsFile = sa })
 	r := s.Send(context.Background(), push.Notification{Token: token(1)})
@@ -267,7 +268,7 @@ func TestMessage(t *testing.T) {
 // A burst of concurrent first sends shares one HTTP/2 connection instead of
 // dialing a TLS connection per request.
 func TestBurstDialsOnce(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{})
+	fake := providertest.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	var wg sync.WaitGroup
 	for i := range 200 {

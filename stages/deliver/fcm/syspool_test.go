@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -28,7 +29,7 @@ func TestSystemPoolHonoursSSLCertFile(t *testing.T) {
 		return
 	}
 	certFile := filepath.Join(t.TempDir(), "fake.pem")
-	fake := startFake(t, fakeprovider.Options{CertOut: certFile})
+	fake := providertest.Start(t, fakeprovider.Options{CertOut: certFile})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSystemPoolHonoursSSLCertFile$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+certFile, childEndpointEnv+"="+fake.URL()+"/v1")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
 )
 
 func TestOneShotTransportAllowsOneRequestPerSend(t *testing.T) {
-	fake := startFake(t, fakeprovider.Options{Outage: time.Minute})
+	fake := providertest.Start(t, fakeprovider.Options{Outage: time.Minute})
 	hc := &http.Client{Transport: oneShotTransport{base: newBaseTransport(fake.CertPool())}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
