@@ -30,30 +30,32 @@ func platformOf(p devices.Platform) push.Platform {
 	}
 }
 
-// loadDevices returns the valid tokens of users of one app, by user, in one
-// query answered from the covering index (devices.ValidTokens). A user's
-// devices are a window of one slice: rows come grouped by user when the
-// lookup walks spans of users, and are sorted otherwise.
-func loadDevices(ctx context.Context, db *pgxpool.Pool, app string, users []int64) (map[int64][]device, error) {
+// loadDevices returns the valid tokens of users of one app, sorted by user,
+// in one query answered from the covering index (devices.ValidTokens).
+func loadDevices(ctx context.Context, db *pgxpool.Pool, app string, users []int64) ([]device, error) {
 	rows, err := devices.ValidTokens(ctx, db, app, users)
 	if err != nil {
 		return nil, err
 	}
+	// Rows come grouped by user when the lookup walks spans of users.
 	if !slices.IsSortedFunc(rows, byUser) {
 		slices.SortFunc(rows, byUser)
 	}
-	all := make([]device, len(rows))
-	out := make(map[int64][]device, len(users))
-	for i := 0; i < len(rows); {
-		j := i
-		for ; j < len(rows) && rows[j].UserID == rows[i].UserID; j++ {
-			r := rows[j]
-			all[j] = device{user: r.UserID, platform: platformOf(r.Platform), token: r.Token, id: r.ID}
-		}
-		out[rows[i].UserID] = all[i:j:j]
-		i = j
+	out := make([]device, len(rows))
+	for i, r := range rows {
+		out[i] = device{user: r.UserID, platform: platformOf(r.Platform), token: r.Token, id: r.ID}
 	}
 	return out, nil
 }
 
 func byUser(a, b devices.Device) int { return cmp.Compare(a.UserID, b.UserID) }
+
+// devicesOfUser is the window of sorted that holds user's devices.
+func devicesOfUser(sorted []device, user int64) []device {
+	i, _ := slices.BinarySearchFunc(sorted, user, func(d device, u int64) int { return cmp.Compare(d.user, u) })
+	j := i
+	for j < len(sorted) && sorted[j].user == user {
+		j++
+	}
+	return sorted[i:j:j]
+}

@@ -31,10 +31,10 @@ type Handler struct {
 	campaigns *campaigns
 	limiter   *limiter
 	marker    *marker
-	sem       chan struct{} // one slot per provider request in flight
-	workers   *workers      // run the sends holding a slot
-	sendTimes sendTimes     // how long each provider's sends take, to size chunks
-	failed    sync.Map      // campaign id → reason, once a campaign failed
+	slots     *slots    // one per provider request in flight
+	workers   *workers  // run the sends holding a slot
+	sendTimes sendTimes // how long each provider's sends take, to size chunks
+	failed    sync.Map  // campaign id → reason, once a campaign failed
 
 	inProgress sync.Map    // stream + "/" + entry id of the entries being handled here
 	stopping   atomic.Bool // set when Run's context ends: start no more sends
@@ -54,7 +54,7 @@ func New(cfg Config) (*Handler, error) {
 		metrics:   newMetrics(cfg.Metrics),
 		campaigns: newCampaigns(cfg.DB),
 		limiter:   newLimiter(cfg.Redis, cfg.Keys, cfg.TPS, cfg.LimitMargin),
-		sem:       make(chan struct{}, cfg.InFlight),
+		slots:     newSlots(cfg.InFlight),
 		workers:   newWorkers(),
 		sendTimes: newSendTimes(cfg.Senders),
 	}
@@ -74,9 +74,15 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	defer release()
 	b.Settled() // every outcome below is acked by ackScript, or left pending
 
+	type parsed struct {
+		c     *campaign
+		users []int64
+		force bool
+	}
 	var (
-		targets []target
-		bad     []deadEntry
+		ok  = make([]parsed, len(entries))
+		n   int
+		bad []deadEntry
 	)
 	for i, e := range entries {
 		c, users, force, err := h.parse(ctx, e)
@@ -87,8 +93,13 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		case err != nil:
 			return err
 		}
-		for _, u := range users {
-			targets = append(targets, target{c: c, user: u, force: force, entry: i})
+		ok[i] = parsed{c, users, force}
+		n += len(users)
+	}
+	targets := make([]target, 0, n)
+	for i, e := range ok {
+		for _, u := range e.users {
+			targets = append(targets, target{c: e.c, user: u, force: e.force, entry: i})
 		}
 	}
 

@@ -33,14 +33,17 @@ type markReq struct {
 	c       *campaign
 	id      int64
 	outcome push.Outcome
-	settle  func(error) // called once the mark is written (or failed)
+	r       *round // settled once the mark is written (or failed)
 }
 
-// mark queues one device's terminal outcome; settle is called when it is
-// written, with the error if it could not be.
-func (m *marker) mark(p int, c *campaign, o push.Outcome, id int64, settle func(error)) {
+// markAll queues terminal outcomes of devices; their rounds are settled
+// when the marks are written, with the error if they could not be.
+func (m *marker) markAll(reqs []markReq) {
+	if len(reqs) == 0 {
+		return
+	}
 	m.mu.Lock()
-	m.cur = append(m.cur, markReq{p: p, c: c, id: id, outcome: o, settle: settle})
+	m.cur = append(m.cur, reqs...)
 	if m.flushers < maxFlushers {
 		m.flushers++
 		go m.flushLoop()
@@ -48,22 +51,31 @@ func (m *marker) mark(p int, c *campaign, o push.Outcome, id int64, settle func(
 	m.mu.Unlock()
 }
 
-// flushLoop writes batches until none is waiting.
+// flushLoop writes batches until none is waiting. The requests of one
+// chunk of sends come in a run: each run's round is settled at once.
 func (m *marker) flushLoop() {
+	var spare []markReq
 	for {
 		m.mu.Lock()
 		reqs := m.cur
-		m.cur = nil
-		if reqs == nil {
+		if len(reqs) == 0 {
 			m.flushers--
 			m.mu.Unlock()
 			return
 		}
+		m.cur = spare[:0]
 		m.mu.Unlock()
 		err := m.flush(reqs)
-		for _, r := range reqs {
-			r.settle(err)
+		for i := 0; i < len(reqs); {
+			j := i + 1
+			for j < len(reqs) && reqs[j].r == reqs[i].r {
+				j++
+			}
+			reqs[i].r.settled(err, j-i)
+			i = j
 		}
+		clear(reqs) // let campaigns and rounds go
+		spare = reqs
 	}
 }
 

@@ -17,8 +17,8 @@ type job struct {
 }
 
 // round is one deliverTargets call: its feeders take in-flight slots and
-// rate-limit permits and hand sends to workers; each send's slot is freed
-// (settle) once its outcome is recorded.
+// rate-limit permits and hand chunks of sends to workers; the slots of
+// sends are freed (settled) once their outcomes are recorded.
 type round struct {
 	h       *Handler
 	ctx     context.Context
@@ -32,13 +32,10 @@ type round struct {
 	first   error
 	broken  atomic.Bool // a send could not be recorded: start no more
 	stopped atomic.Bool // the process is shutting down
-	settle  func(error) // r.free, made once
 }
 
 func (h *Handler) newRound(ctx context.Context, p, targets int) *round {
-	r := &round{h: h, ctx: ctx, p: p, results: make([]userResult, targets), skipped: map[*campaign][]int64{}}
-	r.settle = r.free
-	return r
+	return &round{h: h, ctx: ctx, p: p, results: make([]userResult, targets), skipped: map[*campaign][]int64{}}
 }
 
 func (r *round) fail(err error) {
@@ -58,29 +55,32 @@ func (r *round) err() error {
 	return nil
 }
 
-// free settles one send: its outcome is recorded (or recording failed).
-func (r *round) free(err error) {
+// started counts n sends that hold slots.
+func (r *round) started(n int) {
+	r.h.metrics.inFlight.Add(float64(n))
+	r.sends.Add(n)
+}
+
+// settled frees the slots of n sends whose outcomes are recorded (or could
+// not be: err).
+func (r *round) settled(err error, n int) {
 	if err != nil {
 		r.fail(err)
 	}
-	<-r.h.sem
-	r.h.metrics.inFlight.Dec()
-	r.sends.Done()
+	r.h.slots.give(n)
+	r.h.metrics.inFlight.Sub(float64(n))
+	r.sends.Add(-n)
 }
 
-// feed starts the sends of one provider and app: it takes an in-flight slot
-// and then a permit of their rate limit per job, so a provider at its cap
-// holds one slot waiting, not all of them. Jobs go to workers in chunks
-// sized by how fast the provider answers (chunkSize).
+// feed starts the sends of one provider and app: it takes as many
+// in-flight slots as a chunk holds (at least one, when one is free), then a
+// permit of their rate limit per job, and hands the chunk to a worker.
+// Chunks are sized by how fast the provider answers (chunkSize): one job
+// over the network, so a provider at its cap holds one slot waiting, not
+// all of them.
 func (r *round) feed(jobs []job) {
 	h := r.h
-	var chunk []job
-	defer func() { r.dispatch(chunk) }()
-	for n, j := range jobs {
-		if len(chunk) > 0 && len(chunk) >= h.chunkSize(j.d.platform) {
-			r.dispatch(chunk)
-			chunk = nil
-		}
+	for len(jobs) > 0 {
 		if r.broken.Load() || r.ctx.Err() != nil {
 			return
 		}
@@ -91,69 +91,78 @@ func (r *round) feed(jobs []job) {
 			r.stopped.Store(true)
 			return
 		}
-		if h.campaignFailed(j.c.ID) != "" {
-			r.mu.Lock()
-			r.skipped[j.c] = append(r.skipped[j.c], j.d.id)
-			r.mu.Unlock()
-			continue
+		n, err := h.slots.take(r.ctx, min(h.chunkSize(jobs[0].d.platform), len(jobs)))
+		if err != nil {
+			return
 		}
-		select {
-		case h.sem <- struct{}{}:
-		default:
-			// No slot free: send what is gathered before waiting.
-			r.dispatch(chunk)
-			chunk = nil
-			select {
-			case h.sem <- struct{}{}:
-			case <-r.ctx.Done():
-				return
+		chunk := make([]job, 0, n)
+		var stop error
+		for _, j := range jobs[:n] {
+			if h.campaignFailed(j.c.ID) != "" {
+				r.mu.Lock()
+				r.skipped[j.c] = append(r.skipped[j.c], j.d.id)
+				r.mu.Unlock()
+				continue
 			}
-		}
-		if h.senders[j.d.platform] != nil {
-			if err := h.limiter.wait(r.ctx, providerOf(j.d.platform), j.c.App); err != nil {
-				<-h.sem
-				if r.ctx.Err() == nil {
-					r.fail(err)
+			if h.senders[j.d.platform] != nil {
+				if stop = h.limiter.wait(r.ctx, providerOf(j.d.platform), j.c.App); stop != nil {
+					break
 				}
-				return
 			}
+			chunk = append(chunk, j)
 		}
-		h.metrics.inFlight.Inc()
-		r.sends.Add(1)
-		if chunk == nil {
-			chunk = make([]job, 0, min(h.chunkSize(j.d.platform), len(jobs)-n))
+		jobs = jobs[n:]
+		h.slots.give(n - len(chunk))
+		r.started(len(chunk))
+		r.dispatch(chunk)
+		if stop != nil {
+			if r.ctx.Err() == nil {
+				r.fail(stop)
+			}
+			return
 		}
-		chunk = append(chunk, j)
 	}
 }
 
-// dispatch runs a chunk of jobs, each holding its slot, on a worker, one
-// after the other; if one turns out slow, the rest go to workers of their
-// own.
+// dispatch runs a chunk of jobs, each holding its slot, on a worker.
 func (r *round) dispatch(chunk []job) {
-	if len(chunk) == 0 {
-		return
+	if len(chunk) > 0 {
+		r.h.workers.run(func() { r.sendChunk(chunk) })
 	}
-	r.h.workers.run(func() {
-		for i, j := range chunk {
-			start := time.Now()
-			r.send(j)
-			if i < len(chunk)-1 && time.Since(start) > slowSend {
-				for _, j := range chunk[i+1:] {
-					r.h.workers.run(func() { r.send(j) })
-				}
-				return
-			}
-		}
-	})
 }
 
-// send sends one job. A terminal outcome is settled by the marker once
-// marked; a transient one is recorded for the caller to schedule.
-func (r *round) send(j job) {
-	res, marking, err := r.h.sendOne(r.ctx, r.p, j.c, j.d, r.settle)
-	if marking {
-		return
+// sendChunk sends a chunk's jobs one after the other and hands their
+// terminal outcomes to the marker together. If a send turns out slow, the
+// rest go to workers of their own.
+func (r *round) sendChunk(chunk []job) {
+	var one [1]markReq
+	marks := one[:0]
+	t0 := time.Now()
+	for i, j := range chunk {
+		if m, ok := r.send(j); ok {
+			marks = append(marks, m)
+		}
+		t1 := time.Now()
+		took := t1.Sub(t0)
+		t0 = t1
+		r.h.observeSend(j.d.platform, took)
+		if took > slowSend && i < len(chunk)-1 {
+			r.h.marker.markAll(marks)
+			for _, j := range chunk[i+1:] {
+				r.dispatch([]job{j})
+			}
+			return
+		}
+	}
+	r.h.marker.markAll(marks)
+}
+
+// send sends one job. A terminal outcome comes back to be marked (ok); a
+// transient one is recorded for the caller to schedule and its slot freed.
+func (r *round) send(j job) (markReq, bool) {
+	res, mark, err := r.h.sendOne(r.ctx, j.c, j.d)
+	if mark {
+		return markReq{p: r.p, c: j.c, id: j.d.id, outcome: res.Outcome, r: r}, true
 	}
 	if err == nil && res.Outcome == push.Retry {
 		r.mu.Lock()
@@ -164,7 +173,8 @@ func (r *round) send(j job) {
 		u.reason = res.Reason
 		r.mu.Unlock()
 	}
-	r.settle(err)
+	r.settled(err, 1)
+	return markReq{}, false
 }
 
 // A feeder hands a worker a chunk of sends that run one after the other

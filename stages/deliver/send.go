@@ -56,10 +56,19 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 
 	// One feeder per provider and app.
 	r := h.newRound(ctx, p, len(targets))
-	queues := map[string][]job{}
+	sizes := map[queueKey]int{}
 	for i, t := range targets {
 		for _, d := range pending[i] {
-			k := providerOf(d.platform) + "\x00" + t.c.App
+			sizes[queueKey{d.platform, t.c.App}]++
+		}
+	}
+	queues := make(map[queueKey][]job, len(sizes))
+	for k, n := range sizes {
+		queues[k] = make([]job, 0, n)
+	}
+	for i, t := range targets {
+		for _, d := range pending[i] {
+			k := queueKey{d.platform, t.c.App}
 			queues[k] = append(queues[k], job{i, t.c, d})
 		}
 	}
@@ -83,22 +92,34 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 	return r.results, nil
 }
 
+// queueKey is a feeder's queue: a provider and app (a platform has one
+// provider).
+type queueKey struct {
+	platform push.Platform
+	app      string
+}
+
 // errStopping ends a batch early when the process is shutting down.
 var errStopping = errors.New("deliver is shutting down; batch left pending")
 
-// devicesOf loads the valid tokens of every target, one query per app.
-func (h *Handler) devicesOf(ctx context.Context, targets []target) (map[string]map[int64][]device, error) {
+// devicesOf loads the valid tokens of every target, one query per app: the
+// devices of targets[i] are the window out[i].
+func (h *Handler) devicesOf(ctx context.Context, targets []target) ([][]device, error) {
 	users := map[string][]int64{}
 	for _, t := range targets {
 		users[t.c.App] = append(users[t.c.App], t.user)
 	}
-	out := make(map[string]map[int64][]device, len(users))
+	out := make([][]device, len(targets))
 	for app, ids := range users {
 		ds, err := loadDevices(ctx, h.db, app, ids)
 		if err != nil {
 			return nil, err
 		}
-		out[app] = ds
+		for i, t := range targets {
+			if t.c.App == app {
+				out[i] = devicesOfUser(ds, t.user)
+			}
+		}
 	}
 	return out, nil
 }
@@ -106,7 +127,7 @@ func (h *Handler) devicesOf(ctx context.Context, targets []target) (map[string]m
 // skipDone drops devices already marked for their campaign, and refreshes
 // which campaigns have failed, in one pipelined call: a GETRANGE of the
 // bytes of each sent-marks chunk the devices' bits fall in.
-func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs map[string]map[int64][]device) ([][]device, error) {
+func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs [][]device) ([][]device, error) {
 	type span struct {
 		c           *campaign
 		chunk       int64
@@ -119,8 +140,8 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs ma
 	spans := map[spanKey]*span{}
 	var campaigns []*campaign
 	var last *span // devices of neighbouring users share a span: look it up once
-	for _, t := range targets {
-		for _, d := range devs[t.c.App][t.user] {
+	for i, t := range targets {
+		for _, d := range devs[i] {
 			k := spanKey{t.c, chunkOf(d.id)}
 			b := d.id & (1<<chunkBits - 1) / 8
 			if last != nil && last.c == k.c && last.chunk == k.chunk {
@@ -172,7 +193,7 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs ma
 	}
 	out := make([][]device, len(targets))
 	for i, t := range targets {
-		ds := devs[t.c.App][t.user]
+		ds := devs[i]
 		keep := ds[:0:0]
 		for j, d := range ds {
 			k := spanKey{t.c, chunkOf(d.id)}
@@ -202,21 +223,18 @@ func providerOf(p push.Platform) string {
 }
 
 // sendOne sends to one device (its caller took the in-flight slot and the
-// rate-limit permit). A terminal outcome is handed to the marker, which
-// calls settle once it is recorded (marking true); otherwise (a Retry
-// result for the caller to schedule, or an error) the caller settles.
-func (h *Handler) sendOne(ctx context.Context, p int, c *campaign, d device, settle func(error)) (res push.Result, marking bool, err error) {
+// rate-limit permit). mark says the outcome is terminal and is to be marked
+// (the caller hands it to the marker); otherwise it is a Retry result for
+// the caller to schedule, or an error.
+func (h *Handler) sendOne(ctx context.Context, c *campaign, d device) (res push.Result, mark bool, err error) {
 	sender := h.senders[d.platform]
 	if sender == nil {
 		h.metrics.sent("none", push.Failed).Inc()
-		h.marker.mark(p, c, push.Failed, d.id, settle)
 		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, true, nil
 	}
 	provider := providerOf(d.platform)
 	id := h.limiter.begin()
-	start := time.Now()
 	res = sender.Send(ctx, c.notification(d))
-	h.observeSend(d.platform, time.Since(start))
 	h.limiter.done(id)
 	h.metrics.sent(provider, res.Outcome).Inc()
 	switch res.Outcome {
@@ -242,7 +260,6 @@ func (h *Handler) sendOne(ctx context.Context, p int, c *campaign, d device, set
 		res.Outcome = push.Retry
 		return res, false, nil
 	}
-	h.marker.mark(p, c, res.Outcome, d.id, settle)
 	return res, true, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -79,13 +80,17 @@ func ValidTokens(ctx context.Context, db Querier, app string, users []int64) ([]
 	sorted := slices.Clone(users)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
+	c := newCollector(len(sorted) + len(sorted)/4)
 	lo, hi, gaps := spans(sorted)
 	if len(lo) > maxSpans || len(lo) > len(sorted)/2 {
 		rows, err := db.Query(ctx, validTokensSQL, app, sorted)
 		if err != nil {
 			return nil, fmt.Errorf("valid tokens of %d users: %w", len(users), err)
 		}
-		return appendDevices(make([]Device, 0, len(sorted)+len(sorted)/4), rows, nil)
+		if err := c.add(rows, nil); err != nil {
+			return nil, fmt.Errorf("valid tokens of %d users: %w", len(users), err)
+		}
+		return c.devices(), nil
 	}
 	var want func(int64) bool
 	if gaps {
@@ -97,26 +102,48 @@ func ValidTokens(ctx context.Context, db Querier, app string, users []int64) ([]
 	}
 	br := db.SendBatch(ctx, b)
 	defer br.Close()
-	out := make([]Device, 0, len(sorted)+len(sorted)/4)
 	for range lo {
 		rows, err := br.Query()
 		if err != nil {
 			return nil, fmt.Errorf("valid tokens of %d users: %w", len(users), err)
 		}
-		if out, err = appendDevices(out, rows, want); err != nil {
+		if err := c.add(rows, want); err != nil {
 			return nil, fmt.Errorf("valid tokens of %d users: %w", len(users), err)
 		}
 	}
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("valid tokens of %d users: %w", len(users), err)
 	}
-	return out, nil
+	return c.devices(), nil
 }
 
-// appendDevices appends the devices of rows (user_id, platform, token, id)
-// whose user want accepts (nil: all) and closes rows. The tokens of one
-// call share one string (one allocation instead of one per device).
-func appendDevices(out []Device, rows pgx.Rows, want func(int64) bool) ([]Device, error) {
+// collector gathers the devices of one ValidTokens call. Their tokens share
+// one string: one allocation instead of one per device.
+type collector struct {
+	out    []Device
+	tokens strings.Builder // its String does not copy
+	ends   []int           // where each device's token ends in tokens
+}
+
+// newCollector makes room for about n devices.
+func newCollector(n int) *collector {
+	c := &collector{out: make([]Device, 0, n), ends: make([]int, 0, n)}
+	c.tokens.Grow(tokenBytes * n)
+	return c
+}
+
+// devices are the devices added, their tokens set.
+func (c *collector) devices() []Device {
+	all, start := c.tokens.String(), 0
+	for i, end := range c.ends {
+		c.out[i].Token, start = all[start:end], end
+	}
+	return c.out
+}
+
+// add adds the devices of rows (user_id, platform, token, id) whose user
+// want accepts (nil: all) and closes rows.
+func (c *collector) add(rows pgx.Rows, want func(int64) bool) error {
 	defer rows.Close()
 	// The numbers come in binary when pgx prepared the statement (a text
 	// column reads the same in either format); otherwise Scan parses text.
@@ -124,39 +151,34 @@ func appendDevices(out []Device, rows pgx.Rows, want func(int64) bool) ([]Device
 	for i, f := range rows.FieldDescriptions() {
 		binaryRows = binaryRows && (i == 2 || f.Format == pgx.BinaryFormatCode)
 	}
+	scan := scanDevice
 	if !binaryRows { // the simple protocol answers in text
-		for rows.Next() {
-			var d Device
-			if err := rows.Scan(&d.UserID, &d.Platform, &d.Token, &d.ID); err != nil {
-				return out, err
-			}
-			if want == nil || want(d.UserID) {
-				out = append(out, d)
-			}
-		}
-		return out, rows.Err()
+		scan = scanText(rows)
 	}
-	base := len(out)
-	var (
-		tokens []byte
-		ends   []int
-	)
 	for rows.Next() {
-		d, tok, ok, err := scanDevice(rows.RawValues(), want)
+		d, tok, ok, err := scan(rows.RawValues(), want)
 		if err != nil {
-			return out, err
+			return err
 		}
 		if ok {
-			tokens = append(tokens, tok...)
-			ends = append(ends, len(tokens))
-			out = append(out, d)
+			c.tokens.Write(tok)
+			c.ends = append(c.ends, c.tokens.Len())
+			c.out = append(c.out, d)
 		}
 	}
-	all, start := string(tokens), 0
-	for i, end := range ends {
-		out[base+i].Token, start = all[start:end], end
+	return rows.Err()
+}
+
+// tokenBytes is the room reserved per expected device for its token: an
+// APNs token is 64 characters, an FCM token about 150.
+const tokenBytes = 128
+
+// scanText is scanDevice for rows in text format.
+func scanText(rows pgx.Rows) func([][]byte, func(int64) bool) (Device, []byte, bool, error) {
+	return func(_ [][]byte, want func(int64) bool) (d Device, tok []byte, ok bool, err error) {
+		err = rows.Scan(&d.UserID, &d.Platform, &tok, &d.ID)
+		return d, tok, err == nil && (want == nil || want(d.UserID)), err
 	}
-	return out, rows.Err()
 }
 
 // scanDevice decodes one row (binary format: int8, int2, text, int8) but
