@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
 // LaunchConfig is how to start the pipeline's processes.
@@ -62,7 +63,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Running, error) {
 	if cfg.Pprof {
 		env = append(env, "PUSHPIPE_PPROF=1")
 	}
-	r := &Running{Fleet: &Fleet{Bin: cfg.Bin, LogDir: cfg.LogDir, Env: env}, Keys: keys, servers: cfg.Servers, InFlight: 256}
+	r := &Running{Fleet: &Fleet{Bin: cfg.Bin, LogDir: cfg.LogDir, Env: env}, Keys: keys, servers: cfg.Servers, InFlight: deliver.DefaultInFlight}
 	fail := func(err error) (*Running, error) {
 		r.Stop()
 		return nil, err

@@ -39,7 +39,7 @@ type DeliverCmd struct {
 
 	Sink        string        `enum:"providers,null" default:"providers" help:"providers sends to APNs and FCM; null accepts every notification without network (to benchmark the pipeline alone)."`
 	TPS         int           `name:"tps" default:"10000" help:"Cluster-wide cap on sends per provider and app per second, over every deliver process; 0 disables it."`
-	InFlight    int           `name:"in-flight" default:"256" help:"Provider requests in flight per process (also the most a crash can repeat)."`
+	InFlight    int           `name:"in-flight" default:"${in_flight}" help:"Provider requests in flight per process: enough to cover --tps at the provider's latency (rate × latency); also the most a crash can repeat."`
 	MaxAttempts int           `name:"max-attempts" default:"8" help:"Sends per device before its user goes to the DLQ."`
 	RetryBase   time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter)."`
 	RetryMax    time.Duration `name:"retry-max" default:"60s" help:"Longest backoff."`

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
 // CLI is every subcommand. Each lives in its own file.
@@ -40,6 +42,7 @@ func main() {
 		kong.Name("pushpipe"),
 		kong.Description("Send one notification to millions of phones, exactly once per person."),
 		kong.UsageOnError(),
+		kong.Vars{"in_flight": strconv.Itoa(deliver.DefaultInFlight)},
 	)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -169,11 +169,11 @@ func BenchmarkDeliverNull(b *testing.B) {
 	f.emitUsers("bench", userRange(n))
 	null := &NullSender{}
 	b.ResetTimer()
-	start, cpu, rcpu := time.Now(), processCPU(), f.redisCPU()
+	start, cpu, rcpu, pcpu := time.Now(), processCPU(), f.redisCPU(), postgresCPU()
 	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: null, push.Android: null}, InFlight: inFlight},
 		"bench", 30*time.Second)
 	stats := f.waitDone("bench", n, 10*time.Minute)
-	cpu, rcpu = processCPU()-cpu, f.redisCPU()-rcpu
+	cpu, rcpu, pcpu = processCPU()-cpu, f.redisCPU()-rcpu, postgresCPU()-pcpu
 	elapsed := time.UnixMilli(stats[pipeline.StatLastMs]).Sub(start)
 	b.StopTimer()
 	if got := null.Sent(); got != int64(n) {
@@ -182,4 +182,35 @@ func BenchmarkDeliverNull(b *testing.B) {
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "sends/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/send")
 	b.ReportMetric(float64(rcpu.Microseconds())/float64(n), "redis-cpu-µs/send")
+	b.ReportMetric(float64(pcpu.Microseconds())/float64(n), "pg-cpu-µs/send")
+}
+
+// postgresCPU is the CPU time so far of every postgres process on this
+// machine (the test server's; a machine running another PostgreSQL would
+// count it too), from /proc/<pid>/stat.
+func postgresCPU() time.Duration {
+	var total time.Duration
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ... utime stime are fields 14 and 15.
+		open, close := strings.IndexByte(string(stat), '('), strings.LastIndexByte(string(stat), ')')
+		if open < 0 || close < open || string(stat[open+1:close]) != "postgres" {
+			continue
+		}
+		f := strings.Fields(string(stat[close+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * time.Second / 100 // clock ticks (USER_HZ 100)
+	}
+	return total
 }

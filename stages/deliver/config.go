@@ -41,7 +41,8 @@ type Config struct {
 	// deliver process; 0 disables the limiter.
 	TPS int
 	// InFlight bounds provider requests (sent, not yet recorded) per process;
-	// default 256. It is also the most duplicates a crash can cause.
+	// default DefaultInFlight. It is also the most duplicates a crash can
+	// cause.
 	InFlight int
 	// MaxAttempts is the send budget of a device (first send included);
 	// default 8. A user whose devices exhaust it goes to the DLQ.
@@ -70,9 +71,17 @@ type Config struct {
 	Metrics prometheus.Registerer // nil registers nothing
 }
 
+// DefaultInFlight is enough provider requests in flight for one process to
+// reach the default cap of 10,000 sends/s (pushpipe deliver --tps) at the
+// ~100 ms a send takes to APNs or FCM from a cloud region (Little's law:
+// 10,000/s × 0.1 s = 1,000), and about what one APNs connection carries
+// (up to 1,000 concurrent streams). A crash repeats at most this many sends,
+// each with the campaign's collapse id.
+const DefaultInFlight = 1024
+
 func (c *Config) defaults() {
 	if c.InFlight <= 0 {
-		c.InFlight = 256
+		c.InFlight = DefaultInFlight
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 8
