@@ -31,10 +31,10 @@ type Handler struct {
 	campaigns *campaigns
 	limiter   *limiter
 	marker    *marker
-	slots     *slots    // one per provider request in flight
-	workers   *workers  // run the sends holding a slot
-	sendTimes sendTimes // how long each provider's sends take, to size chunks
-	failed    sync.Map  // campaign id → reason, once a campaign failed
+	slots     *slots   // one per provider request in flight
+	workers   *workers // run the sends holding a slot
+	lanes     lanes    // per platform: sender, counters, send times
+	failed    sync.Map // campaign id → reason, once a campaign failed
 
 	inProgress sync.Map    // stream + "/" + entry id of the entries being handled here
 	stopping   atomic.Bool // set when Run's context ends: start no more sends
@@ -56,7 +56,6 @@ func New(cfg Config) (*Handler, error) {
 		limiter:   newLimiter(cfg.Redis, cfg.Keys, cfg.TPS, cfg.LimitMargin),
 		slots:     newSlots(cfg.InFlight),
 		workers:   newWorkers(),
-		sendTimes: newSendTimes(cfg.Senders),
 	}
 	h.marker = &marker{h: h}
 	return h, nil

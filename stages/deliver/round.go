@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -78,7 +80,7 @@ func (r *round) settled(err error, n int) {
 // Chunks are sized by how fast the provider answers (chunkSize): one job
 // over the network, so a provider at its cap holds one slot waiting, not
 // all of them.
-func (r *round) feed(jobs []job) {
+func (r *round) feed(l *lane, jobs []job) {
 	h := r.h
 	for len(jobs) > 0 {
 		if r.broken.Load() || r.ctx.Err() != nil {
@@ -91,30 +93,41 @@ func (r *round) feed(jobs []job) {
 			r.stopped.Store(true)
 			return
 		}
-		n, err := h.slots.take(r.ctx, min(h.chunkSize(jobs[0].d.platform), len(jobs)))
+		n, err := h.slots.take(r.ctx, min(l.chunkSize(), len(jobs)))
 		if err != nil {
 			return
 		}
-		chunk := make([]job, 0, n)
-		var stop error
-		for _, j := range jobs[:n] {
-			if h.campaignFailed(j.c.ID) != "" {
+		// The chunk is the window jobs[:n] less skipped jobs, compacted in
+		// place: this feeder never looks at the window again.
+		window, k := jobs[:n:n], 0
+		var (
+			stop   error
+			c      *campaign // the last job's, and whether it failed
+			failed bool
+		)
+		for _, j := range window {
+			if j.c != c {
+				c, failed = j.c, h.campaignFailed(j.c.ID) != ""
+			}
+			if failed {
 				r.mu.Lock()
 				r.skipped[j.c] = append(r.skipped[j.c], j.d.id)
 				r.mu.Unlock()
 				continue
 			}
-			if h.senders[j.d.platform] != nil {
-				if stop = h.limiter.wait(r.ctx, providerOf(j.d.platform), j.c.App); stop != nil {
+			if l.sender != nil {
+				if stop = h.limiter.wait(r.ctx, l.provider, j.c.App); stop != nil {
 					break
 				}
 			}
-			chunk = append(chunk, j)
+			window[k] = j
+			k++
 		}
+		chunk := window[:k]
 		jobs = jobs[n:]
 		h.slots.give(n - len(chunk))
 		r.started(len(chunk))
-		r.dispatch(chunk)
+		r.dispatch(l, chunk)
 		if stop != nil {
 			if r.ctx.Err() == nil {
 				r.fail(stop)
@@ -125,31 +138,31 @@ func (r *round) feed(jobs []job) {
 }
 
 // dispatch runs a chunk of jobs, each holding its slot, on a worker.
-func (r *round) dispatch(chunk []job) {
+func (r *round) dispatch(l *lane, chunk []job) {
 	if len(chunk) > 0 {
-		r.h.workers.run(func() { r.sendChunk(chunk) })
+		r.h.workers.run(func() { r.sendChunk(l, chunk) })
 	}
 }
 
 // sendChunk sends a chunk's jobs one after the other and hands their
 // terminal outcomes to the marker together. If a send turns out slow, the
 // rest go to workers of their own.
-func (r *round) sendChunk(chunk []job) {
-	var one [1]markReq
-	marks := one[:0]
+func (r *round) sendChunk(l *lane, chunk []job) {
+	var buf [maxChunk]markReq // on the stack: the marker copies them
+	marks := buf[:0]
 	t0 := time.Now()
 	for i, j := range chunk {
-		if m, ok := r.send(j); ok {
+		if m, ok := r.send(l, j); ok {
 			marks = append(marks, m)
 		}
 		t1 := time.Now()
 		took := t1.Sub(t0)
 		t0 = t1
-		r.h.observeSend(j.d.platform, took)
+		l.observe(took)
 		if took > slowSend && i < len(chunk)-1 {
 			r.h.marker.markAll(marks)
 			for _, j := range chunk[i+1:] {
-				r.dispatch([]job{j})
+				r.dispatch(l, []job{j})
 			}
 			return
 		}
@@ -159,8 +172,8 @@ func (r *round) sendChunk(chunk []job) {
 
 // send sends one job. A terminal outcome comes back to be marked (ok); a
 // transient one is recorded for the caller to schedule and its slot freed.
-func (r *round) send(j job) (markReq, bool) {
-	res, mark, err := r.h.sendOne(r.ctx, j.c, j.d)
+func (r *round) send(l *lane, j job) (markReq, bool) {
+	res, mark, err := r.h.sendOne(r.ctx, l, j.c, j.d)
 	if mark {
 		return markReq{p: r.p, c: j.c, id: j.d.id, outcome: res.Outcome, r: r}, true
 	}
@@ -190,32 +203,62 @@ const (
 	firstSend = 10 * time.Millisecond
 )
 
-// sendTimes is a moving average of how long each provider's sends take.
-type sendTimes map[push.Platform]*atomic.Int64
-
-func newSendTimes(senders map[push.Platform]push.Sender) sendTimes {
-	t := sendTimes{}
-	for p := range senders {
-		t[p] = &atomic.Int64{}
-		t[p].Store(int64(firstSend))
-	}
-	return t
+// lane is what the sends of one platform share, looked up once per queue
+// of jobs instead of in maps per send: its sender (nil when none is
+// configured: its devices are marked failed), provider name, sends
+// counters, and the moving average of how long its sends take.
+type lane struct {
+	platform push.Platform
+	sender   push.Sender
+	provider string
+	sent     [push.Failed + 1]prometheus.Counter // by outcome
+	avg      atomic.Int64                        // ns, 1/8 weight per send
 }
 
-// observeSend adds a send's duration to its platform's average (1/8 weight;
-// concurrent updates may drop one, which an average can afford).
-func (h *Handler) observeSend(p push.Platform, d time.Duration) {
-	if avg := h.sendTimes[p]; avg != nil {
-		old := avg.Load()
-		avg.Store(old + (int64(d)-old)/8)
+func newLane(p push.Platform, sender push.Sender, m *metrics) *lane {
+	l := &lane{platform: p, sender: sender, provider: providerOf(p)}
+	if sender == nil {
+		l.provider = "none"
 	}
+	for o := push.Sent; o <= push.Failed; o++ {
+		l.sent[o] = m.sent(l.provider, o)
+	}
+	l.avg.Store(int64(firstSend))
+	return l
 }
 
-// chunkSize is how many sends of platform p a worker gets at once.
-func (h *Handler) chunkSize(p push.Platform) int {
-	avg := h.sendTimes[p]
-	if avg == nil {
-		return maxChunk // no sender: marked failed at once
+// lanes are the Handler's lanes by platform; a platform without a sender
+// gets one on first use.
+type lanes struct {
+	mu sync.Mutex
+	m  map[push.Platform]*lane
+}
+
+func (h *Handler) lane(p push.Platform) *lane {
+	h.lanes.mu.Lock()
+	defer h.lanes.mu.Unlock()
+	if h.lanes.m == nil {
+		h.lanes.m = map[push.Platform]*lane{}
 	}
-	return int(min(max(int64(chunkTarget)/max(avg.Load(), 1), 1), maxChunk))
+	l := h.lanes.m[p]
+	if l == nil {
+		l = newLane(p, h.senders[p], h.metrics)
+		h.lanes.m[p] = l
+	}
+	return l
+}
+
+// observe adds a send's duration to the lane's average (concurrent updates
+// may drop one, which an average can afford).
+func (l *lane) observe(d time.Duration) {
+	old := l.avg.Load()
+	l.avg.Store(old + (int64(d)-old)/8)
+}
+
+// chunkSize is how many of the lane's sends a worker gets at once.
+func (l *lane) chunkSize() int {
+	if l.sender == nil {
+		return maxChunk // marked failed at once
+	}
+	return int(min(max(int64(chunkTarget)/max(l.avg.Load(), 1), 1), maxChunk))
 }

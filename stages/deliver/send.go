@@ -73,8 +73,9 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 		}
 	}
 	var feeders sync.WaitGroup
-	for _, jobs := range queues {
-		feeders.Go(func() { r.feed(jobs) })
+	for k, jobs := range queues {
+		l := h.lane(k.platform)
+		feeders.Go(func() { r.feed(l, jobs) })
 	}
 	feeders.Wait()
 	r.sends.Wait()
@@ -226,17 +227,19 @@ func providerOf(p push.Platform) string {
 // rate-limit permit). mark says the outcome is terminal and is to be marked
 // (the caller hands it to the marker); otherwise it is a Retry result for
 // the caller to schedule, or an error.
-func (h *Handler) sendOne(ctx context.Context, c *campaign, d device) (res push.Result, mark bool, err error) {
-	sender := h.senders[d.platform]
-	if sender == nil {
-		h.metrics.sent("none", push.Failed).Inc()
+func (h *Handler) sendOne(ctx context.Context, l *lane, c *campaign, d device) (res push.Result, mark bool, err error) {
+	if l.sender == nil {
+		l.sent[push.Failed].Inc()
 		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, true, nil
 	}
-	provider := providerOf(d.platform)
 	id := h.limiter.begin()
-	res = sender.Send(ctx, c.notification(d))
+	res = l.sender.Send(ctx, c.notification(d))
 	h.limiter.done(id)
-	h.metrics.sent(provider, res.Outcome).Inc()
+	if res.Outcome >= push.Sent && res.Outcome <= push.Failed {
+		l.sent[res.Outcome].Inc()
+	} else {
+		h.metrics.sent(l.provider, res.Outcome).Inc()
+	}
 	switch res.Outcome {
 	case push.Sent:
 	case push.Invalid:
