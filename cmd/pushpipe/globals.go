@@ -93,7 +93,7 @@ func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
 // StageFlags are the flags every stage takes.
 type StageFlags struct {
 	Consumer        string        `help:"Consumer name (default host-pid)."`
-	Concurrency     int           `default:"4" help:"Handlers running at once."`
+	Concurrency     int           `default:"${concurrency_default=4}" help:"Handlers running at once."`
 	Batch           int           `default:"${batch_default=100}" help:"Entries read per XREADGROUP."`
 	ClaimIdle       time.Duration `default:"30s" help:"Take over another consumer's entries idle this long."`
 	MaxDeliveries   int64         `default:"10" help:"Dead-letter an entry delivered more often than this."`
