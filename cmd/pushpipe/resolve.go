@@ -11,6 +11,7 @@ type ResolveCmd struct {
 	// A range is a few thousand users: a couple per read spread a campaign
 	// over every resolve process. A range's work is mostly waiting for
 	// PostgreSQL and Redis, so more handlers than cores keep both busy.
+	//lint:ignore SA5008 kong reads every set tag (Tag.GetAll)
 	StageFlags `embed:"" set:"batch_default=2" set:"concurrency_default=8"`
 	Parallel   int   `default:"2" help:"Ranges of one read resolved at once."`
 	DBConns    int32 `name:"db-conns" default:"8" help:"PostgreSQL connections (the pool size)."`
