@@ -69,6 +69,20 @@ func runChild() int {
 	}
 	defer rdb.Close()
 	keys := pipeline.NewKeys(os.Getenv("CHILD_PREFIX"), 16)
+	if f := os.Getenv("PUSHPIPE_STORM_API_CPUPROFILE"); f != "" && mode == "api" {
+		// the storm's API child profiles itself while it serves
+		out, err := os.Create(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if mode == "api" {
 		return serveChild(ctx, api.New(api.Config{Redis: rdb, Keys: keys, Log: log,
 			Auth: api.Auth{AdminToken: "op", AppKeys: map[string]string{stormApp: os.Getenv("CHILD_APP_KEY")}}}))
