@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"fmt"
-	"hash/fnv"
 	"strconv"
 )
 
@@ -133,11 +132,31 @@ func (k Keys) UserOffset(userID int64) int64 {
 }
 
 // HashPartition spreads entries without a user (tokens, ranges, campaigns) over
-// the partitions by a stable hash of their key.
+// the partitions by a stable hash of their key (32-bit FNV-1a).
 func (k Keys) HashPartition(key string) int {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return int(h.Sum32() % uint32(k.Partitions))
+	return int(fnv1a(fnvOffset, key) % uint32(k.Partitions))
+}
+
+// HashPartition2 is HashPartition(a + "/" + b) without building the string:
+// the API computes it for every device write.
+func (k Keys) HashPartition2(a, b string) int {
+	h := fnv1a(fnvOffset, a)
+	h = (h ^ '/') * fnvPrime
+	return int(fnv1a(h, b) % uint32(k.Partitions))
+}
+
+const (
+	fnvOffset = 2166136261
+	fnvPrime  = 16777619
+)
+
+// fnv1a folds s into the FNV-1a hash h (hash/fnv's New32a, without its
+// allocation).
+func fnv1a(h uint32, s string) uint32 {
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * fnvPrime
+	}
+	return h
 }
 
 // ParseStream splits a partition key back into its logical name and partition.

@@ -61,7 +61,7 @@ func (a Auth) Validate() error {
 		if key == "" {
 			return fmt.Errorf("PUSHPIPE_APP_KEYS: app %q has an empty key", app)
 		}
-		if a.AdminToken != "" && equal(key, a.AdminToken) {
+		if a.AdminToken != "" && hashSecret(key).equal(hashSecret(a.AdminToken)) {
 			// The key shipped inside an app would be the operator token.
 			return fmt.Errorf("PUSHPIPE_APP_KEYS: the key of app %q is the admin token; give the operator a token of its own", app)
 		}
@@ -113,11 +113,37 @@ type principal struct {
 	app   string
 }
 
-// equal compares secrets in constant time (hashing first so the length of the
-// secret does not leak either).
-func equal(a, b string) bool {
-	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
-	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+// secret is a token or key kept as its SHA-256: a presented token is hashed
+// once and compared in constant time with each (hashing first so the length
+// of the secret does not leak either).
+type secret [sha256.Size]byte
+
+func hashSecret(s string) secret { return sha256.Sum256([]byte(s)) }
+
+func (a secret) equal(b secret) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }
+
+// verifier is Auth with its secrets hashed once, at startup.
+type verifier struct {
+	insecure bool
+	admin    *secret // nil: no operator token
+	keys     []appSecret
+}
+
+type appSecret struct {
+	app string
+	key secret
+}
+
+func (a Auth) verifier() verifier {
+	v := verifier{insecure: a.Insecure}
+	if a.AdminToken != "" {
+		h := hashSecret(a.AdminToken)
+		v.admin = &h
+	}
+	for app, key := range a.AppKeys {
+		v.keys = append(v.keys, appSecret{app, hashSecret(key)})
+	}
+	return v
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header. The
@@ -131,23 +157,24 @@ func bearer(r *http.Request) (string, bool) {
 	return tok, tok != ""
 }
 
-func (a Auth) identify(r *http.Request) (principal, bool) {
-	if a.Insecure {
+func (v verifier) identify(r *http.Request) (principal, bool) {
+	if v.insecure {
 		return principal{admin: true}, true
 	}
 	tok, ok := bearer(r)
 	if !ok {
 		return principal{}, false
 	}
-	if a.AdminToken != "" && equal(tok, a.AdminToken) {
+	h := hashSecret(tok)
+	if v.admin != nil && v.admin.equal(h) {
 		return principal{admin: true}, true
 	}
 	// Check every key, without stopping early, so timing does not say which
 	// app a guess came close to.
 	found := ""
-	for app, key := range a.AppKeys {
-		if equal(tok, key) {
-			found = app
+	for _, k := range v.keys {
+		if k.key.equal(h) {
+			found = k.app
 		}
 	}
 	if found != "" {
@@ -161,7 +188,7 @@ func (a Auth) identify(r *http.Request) (principal, bool) {
 // with its principal in the context.
 func (s *Server) authenticate(sc scope, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := s.cfg.Auth.identify(r)
+		p, ok := s.auth.identify(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pushpipe"`)
 			writeError(w, http.StatusUnauthorized, "missing or unknown bearer token: send Authorization: Bearer <admin token or app key>")

@@ -174,7 +174,7 @@ func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) {
 func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, events []devices.Event) {
 	msgs := make([]pipeline.Message, len(events))
 	for i, ev := range events {
-		msgs[i] = ev.Message(s.cfg.Keys)
+		msgs[i] = ev.MessageOn(s.streams[devices.Partition(s.cfg.Keys, ev.App, ev.Token)])
 	}
 	if _, err := pipeline.Emit(s.dev.emitContext(), s.cfg.Redis, msgs...); err != nil {
 		s.deviceLog().Warn().Err(err).Int("events", len(events)).Msg("device events not accepted: Redis unavailable")

@@ -227,7 +227,8 @@ func FuzzBearer(f *testing.F) {
 		"Basic " + secAdmin, secAdmin, "Bearer " + secAdmin + "\x00", "Bearer\t" + secAdmin} {
 		f.Add(s)
 	}
-	a := secAuth()
+	auth := secAuth()
+	a := auth.verifier()
 	f.Fuzz(func(t *testing.T, header string) {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.Header["Authorization"] = []string{header}
@@ -238,7 +239,7 @@ func FuzzBearer(f *testing.F) {
 		if ok != wantOK {
 			t.Fatalf("%q: let in %v", header, ok)
 		}
-		if ok && (p.admin != (tok == secAdmin) || !p.admin && a.AppKeys[p.app] != tok) {
+		if ok && (p.admin != (tok == secAdmin) || !p.admin && auth.AppKeys[p.app] != tok) {
 			t.Fatalf("%q: principal %+v", header, p)
 		}
 	})

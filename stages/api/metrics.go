@@ -2,9 +2,11 @@ package api
 
 import (
 	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // apiMetrics count requests per route and status code, and time them, so an
@@ -29,8 +31,61 @@ func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
 
 // instrument wraps one route's handler; the route label is the pattern, never
 // the raw path (which would carry tokens and ids and explode cardinality).
+// It does what promhttp's InstrumentHandlerCounter and Duration do, with
+// each code's counter looked up once, on its first request: the two
+// promhttp wrappers, a label hash per request each, were ~7% of a
+// single-device write's CPU.
 func (m *apiMetrics) instrument(pattern string, h http.Handler) http.Handler {
-	labels := prometheus.Labels{"route": pattern}
-	return promhttp.InstrumentHandlerCounter(m.requests.MustCurryWith(labels),
-		promhttp.InstrumentHandlerDuration(m.seconds.MustCurryWith(labels), h))
+	seconds := m.seconds.WithLabelValues(pattern)
+	var byCode [600]atomic.Pointer[counter]
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(&rec, r)
+		seconds.Observe(time.Since(start).Seconds())
+		code := rec.status()
+		if code < 0 || code >= len(byCode) {
+			m.requests.WithLabelValues(pattern, strconv.Itoa(code)).Inc()
+			return
+		}
+		c := byCode[code].Load()
+		if c == nil {
+			c = &counter{m.requests.WithLabelValues(pattern, strconv.Itoa(code))}
+			byCode[code].Store(c)
+		}
+		c.Inc()
+	})
+}
+
+type counter struct{ prometheus.Counter }
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// status is the code written; a handler that wrote nothing answered 200.
+func (r *statusRecorder) status() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
 }

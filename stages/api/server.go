@@ -38,10 +38,12 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	cfg    Config
-	mux    *http.ServeMux
-	limits deviceLimits // ratelimit.go: per app key device-write buckets
-	dev    deviceEvents // devices.go: the event clock of device writes
+	cfg     Config
+	mux     *http.ServeMux
+	auth    verifier     // auth.go: the operator token and app keys, hashed
+	limits  deviceLimits // ratelimit.go: per app key device-write buckets
+	dev     deviceEvents // devices.go: the event clock of device writes
+	streams []string     // the ingest stream of each partition
 }
 
 // New builds the API server.
@@ -49,7 +51,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 8 << 20
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), auth: cfg.Auth.verifier(), streams: cfg.Keys.Streams(pipeline.StreamIngest)}
 	s.limits = newDeviceLimits(cfg.Auth, cfg.DeviceWriteRate, cfg.DeviceWriteBurst)
 	metrics := newAPIMetrics(cfg.Metrics)
 	for _, rt := range s.routes() {

@@ -82,7 +82,7 @@ func (e Event) State() State {
 // Partition is the ingest partition of a token: every event of one token goes
 // to one partition, so the ingest stage sees them in the order they were added.
 func Partition(keys pipeline.Keys, app, token string) int {
-	return keys.HashPartition(app + "/" + token)
+	return keys.HashPartition2(app, token)
 }
 
 // Message is the event as an ingest stream entry (pipeline/fields.go).
@@ -99,7 +99,12 @@ func Partition(keys pipeline.Keys, app, token string) int {
 // before FieldEvent, so readers of the stream's raw fields (deliver's tests)
 // still see them. ParseEvent reads both encodings.
 func (e Event) Message(keys pipeline.Keys) pipeline.Message {
-	stream := keys.Stream(pipeline.StreamIngest, Partition(keys, e.App, e.Token))
+	return e.MessageOn(keys.Stream(pipeline.StreamIngest, Partition(keys, e.App, e.Token)))
+}
+
+// MessageOn is Message with its stream, the ingest partition of the event's
+// token, already known (a caller may keep the partitions' names).
+func (e Event) MessageOn(stream string) pipeline.Message {
 	if e.Op != pipeline.OpPut {
 		return pipeline.Message{Stream: stream, Fields: e.fields()}
 	}
