@@ -301,6 +301,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 func delivered(ctx context.Context, run *Running, id string) ([]mark, sendCount, error) {
 	if run.Fake != nil {
 		got, err := receiptMarks(ctx, run.Fake.client, run.Fake.URL, id)
+		if err == nil {
+			// A token the provider got twice: keep its receipts for a look.
+			err = writeRepeats(ctx, run.Fake.client, run.Fake.URL, id, got, filepath.Join(run.Fleet.LogDir, "repeats.ndjson"))
+		}
 		return got, sendCount{}, err
 	}
 	sends := run.DeliverSends(ctx)

@@ -229,6 +229,57 @@ func receiptMarks(ctx context.Context, client *http.Client, base, collapseID str
 	return out, nil
 }
 
+// writeRepeats writes the receipts (NDJSON, as the fake serves them) of the
+// tokens that got more than one request for the campaign to file, when
+// there are any: when and through which provider each repeat arrived tells
+// a crash's repeats (within one in-flight window) from anything else.
+func writeRepeats(ctx context.Context, client *http.Client, base, collapseID string, got []mark, file string) error {
+	repeated := map[mark]bool{}
+	for i := 1; i < len(got); i++ {
+		if got[i] == got[i-1] {
+			repeated[got[i]] = true
+		}
+	}
+	if len(repeated) == 0 {
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/_receipts", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("receipts: %w", err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("repeats: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var r struct {
+		Token      string `json:"token"`
+		CollapseID string `json:"collapse_id"`
+	}
+	for sc.Scan() {
+		r.Token, r.CollapseID = "", ""
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return fmt.Errorf("receipt %q: %w", sc.Text(), err)
+		}
+		if r.CollapseID == collapseID && repeated[markOf([]byte(r.Token))] {
+			if _, err := fmt.Fprintf(f, "%s\n", sc.Bytes()); err != nil {
+				return fmt.Errorf("repeats: %w", err)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("receipts: %w", err)
+	}
+	return f.Close()
+}
+
 // sentMarks reads deliver's sent marks of the campaign from every partition
 // (the null sink's only durable record of what it "sent"): bitmaps of 2^16
 // device ids per key (stages/deliver/bitmaps.go), read for every chunk up to
