@@ -26,6 +26,7 @@ import (
 // deliver stage decides the concurrency.
 type Sender struct {
 	clients []*apns2.Client
+	warmups []*push.Warmup // per client: its first send goes alone
 	next    atomic.Uint64
 	topic   string
 	timeout time.Duration
@@ -79,6 +80,7 @@ func New(cfg Config) (*Sender, error) {
 			c.Certificate = *cert
 		}
 		s.clients = append(s.clients, c)
+		s.warmups = append(s.warmups, push.NewWarmup())
 	}
 	return s, nil
 }
@@ -103,9 +105,17 @@ func (s *Sender) Send(ctx context.Context, n push.Notification) push.Result {
 	defer cancel()
 	var retryAfter time.Duration
 	ctx = withRetryAfter(ctx, &retryAfter)
-	c := s.clients[s.next.Add(1)%uint64(len(s.clients))]
-	resp, err := c.PushWithContext(ctx, s.notification(n, time.Now()))
-	return classify(resp, err, retryAfter)
+	i := s.next.Add(1) % uint64(len(s.clients))
+	var res push.Result
+	err := s.warmups[i].Do(ctx, func() bool {
+		resp, err := s.clients[i].PushWithContext(ctx, s.notification(n, time.Now()))
+		res = classify(resp, err, retryAfter)
+		return err == nil // APNs answered
+	})
+	if err != nil {
+		return classify(nil, err, 0)
+	}
+	return res
 }
 
 // Close drops idle connections.

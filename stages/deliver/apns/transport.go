@@ -29,17 +29,17 @@ func newHTTPClient(roots *x509.CertPool, cert *tls.Certificate) *http.Client {
 			TLSClientConfig:     tlsCfg,
 			Protocols:           &protocols,
 			TLSHandshakeTimeout: 10 * time.Second,
-			// One dial at a time (over HTTP/2 this bounds dials, not
-			// streams): without it the first burst of sends dials a TLS
-			// connection per request and throws all but one away, which
-			// cost ~12% of deliver's CPU in the benchmark, and APNs counts
-			// connections.
-			MaxConnsPerHost: 1,
+			// A connection carries up to APNs's stream limit (1,000, and
+			// fewer until the first request of a connection succeeds); a
+			// full one makes the transport dial another. Not
+			// StrictMaxConcurrentRequests with a MaxConnsPerHost of 1, which
+			// queued requests over the limit on the one connection: they
+			// hung until their timeout (golang/go#34941 is the
+			// MaxConnsPerHost side of it). The bound only caps the dials of
+			// a burst; the first send of a client goes alone
+			// (push.Warmup), so a cold burst dials once.
+			MaxConnsPerHost: maxConnsPerClient,
 			HTTP2: &http.HTTP2Config{
-				// Queue on the connection at APNs's stream limit rather than
-				// opening more: Conns decides the connection count, and
-				// the deliver stage bounds what is in flight anyway.
-				StrictMaxConcurrentRequests: true,
 				// Ping an idle connection so a dead one (APNs drops them
 				// silently) is noticed before a send hangs on it.
 				SendPingTimeout: 15 * time.Second,
@@ -48,6 +48,9 @@ func newHTTPClient(roots *x509.CertPool, cert *tls.Certificate) *http.Client {
 		}},
 	}
 }
+
+// maxConnsPerClient bounds one client's connections to APNs.
+const maxConnsPerClient = 16
 
 // retryAfterTransport hands the Retry-After header of a refused request to
 // Send: apns2.Response has no headers, so without this it would be lost.

@@ -27,6 +27,7 @@ type Sender struct {
 	client  *messaging.Client
 	http    *http.Client
 	timeout time.Duration
+	warmup  *push.Warmup // the first send goes alone
 }
 
 var _ push.Sender = (*Sender)(nil)
@@ -69,7 +70,7 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fcm: messaging client: %w", err)
 	}
-	return &Sender{client: client, http: hc, timeout: cfg.Timeout}, nil
+	return &Sender{client: client, http: hc, timeout: cfg.Timeout, warmup: push.NewWarmup()}, nil
 }
 
 // Send sends one notification with exactly one request and classifies the
@@ -80,9 +81,17 @@ func (s *Sender) Send(ctx context.Context, n push.Notification) push.Result {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	a := &attempt{cancel: cancel}
-	_, err := s.client.Send(context.WithValue(ctx, attemptKey{}, a), message(n))
-	return classify(err, a)
+	var res push.Result
+	err := s.warmup.Do(ctx, func() bool {
+		a := &attempt{cancel: cancel}
+		_, err := s.client.Send(context.WithValue(ctx, attemptKey{}, a), message(n))
+		res = classify(err, a)
+		return a.done && a.err == nil // the endpoint answered
+	})
+	if err != nil {
+		return push.Result{Outcome: push.Retry, Reason: transportReason(err)}
+	}
+	return res
 }
 
 // Close drops idle connections.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -281,5 +282,31 @@ func TestBurstDialsOnce(t *testing.T) {
 	wg.Wait()
 	if n := fake.Summary().Connections; n != 1 {
 		t.Errorf("fake saw %d connections for 200 concurrent sends, want 1", n)
+	}
+}
+
+// More sends at once than the endpoint's stream limit per connection (FCM's
+// is about 100; deliver's --in-flight is 1024): they go out on more
+// connections, each once. Queued on one connection they hung until their
+// timeout, and some that the provider had taken were sent again.
+func TestMoreSendsThanStreamsGoOutOnce(t *testing.T) {
+	fake := providertest.Start(t, fakeprovider.Options{MaxConcurrentStreams: 20})
+	s := newSender(t, fake, func(c *Config) { c.Timeout = 5 * time.Second })
+	const sends, workers = 3000, 100
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := next.Add(1); i <= sends; i = next.Add(1) {
+				if r := s.Send(context.Background(), push.Notification{Token: token(int(i)), CollapseID: "c"}); r.Outcome != push.Sent {
+					t.Errorf("send %d: %+v", i, r)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if sum := fake.Summary(); sum.Requests != sends || sum.Duplicates != 0 {
+		t.Errorf("fake saw %d requests, %d duplicates; want %d, 0", sum.Requests, sum.Duplicates, sends)
 	}
 }

@@ -19,21 +19,23 @@ func newBaseTransport(roots *x509.CertPool) *http.Transport {
 		DialContext:       (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2: true,
 		TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		// FCM speaks HTTP/2: one connection carries every stream, and over
-		// HTTP/2 this bounds dials at a time, not streams. Without it a
-		// burst of first sends dials a TLS connection per request (279
-		// for 200 sends, most thrown away). An endpoint that speaks only
-		// HTTP/1.1 would get one request at a time: give it HTTP/2.
-		MaxConnsPerHost:       1,
+		// FCM speaks HTTP/2: a connection carries up to the endpoint's
+		// stream limit (about 100 at Google), and a full one makes the
+		// transport dial another. Not StrictMaxConcurrentRequests with a
+		// MaxConnsPerHost of 1, which queued the requests over the limit
+		// on the one connection: they hung until their timeout, some after
+		// the provider had taken them, and were sent again (golang/go#34941
+		// is the MaxConnsPerHost side of it). The bound only caps the dials
+		// of a burst; the first send goes alone (push.Warmup), so a cold
+		// burst dials once. An endpoint that speaks only HTTP/1.1 would get
+		// 16 requests at a time: give it HTTP/2.
+		MaxConnsPerHost:       maxConns,
 		MaxIdleConns:          1000,
 		MaxIdleConnsPerHost:   1000,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		HTTP2: &http.HTTP2Config{
-			// Queue at the endpoint's stream limit rather than dial more:
-			// the deliver stage bounds what is in flight.
-			StrictMaxConcurrentRequests: true,
 			// Ping a quiet connection so a dead one is noticed before a
 			// send hangs on it.
 			SendPingTimeout: 15 * time.Second,
@@ -41,6 +43,10 @@ func newBaseTransport(roots *x509.CertPool) *http.Transport {
 		},
 	}
 }
+
+// maxConns bounds the connections to the endpoint: ×100 streams (Google's
+// limit) it carries more than any --in-flight a process is likely to use.
+const maxConns = 16
 
 // oneShotTransport makes every Send exactly one HTTP request.
 //
