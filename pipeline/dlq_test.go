@@ -56,9 +56,13 @@ func opsDeadLetters(t *testing.T, c rueidis.Client, keys pipeline.Keys, count in
 	wg.Go(func() { r.Run(rctx) })
 	defer wg.Wait()
 	defer cancel()
+	// Every bad entry in the DLQ, then nothing outstanding (the group's lag
+	// alone can read 0 before the runner has read anything).
+	dlq := pipeline.NewDLQ(c, keys)
 	opsPoll(t, 10*time.Second, "every entry acked", func() bool {
+		letters, lerr := dlq.Len(ctx)
 		n, err := pipeline.Outstanding(ctx, c, keys.Streams(pipeline.StreamDeliver), "deliver")
-		return err == nil && n == 0 && r.Ready()
+		return lerr == nil && letters >= int64(len(bad)) && err == nil && n == 0 && r.Ready()
 	})
 	return bad
 }

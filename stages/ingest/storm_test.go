@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
@@ -355,10 +358,9 @@ func runStorm(b *testing.B, cfg stormConfig) {
 	tokensQuery := measureValidTokens(b, monitor)
 
 	// The floor: raw COPY into a temp table + INSERT ... ON CONFLICT of the
-	// same rows, 50,000 per batch, on a fresh database, DBConns workers each
-	// owning a share of the tokens (so they never deadlock).
+	// same rows, 50,000 per batch, on a fresh database (floorUpsert).
 	c0 = clock.now()
-	floorTime := floorUpsert(b, pg, w, cfg)
+	floorTime, floorRows := floorUpsert(b, pg, rdb, keys, w, cfg)
 	floorCPU := clock.now().since(c0)
 
 	secs := func(d time.Duration) float64 { return d.Seconds() }
@@ -374,7 +376,7 @@ func runStorm(b *testing.B, cfg stormConfig) {
 storm of %d registrations, %d clients (%d tokens in the final table)
   API single  %8.0f req/s      bare 202 handler %8.0f req/s      ratio %.2f  (%d requests; API %v; bare %v)
   API batch   %8.0f devices/s  bare 202 handler %8.0f devices/s  ratio %.2f  (%d requests of ≤%d; API %v)
-  ingest      %8.0f events/s   raw COPY+upsert  %8.0f events/s   ratio %.2f  (written %.0f, collapsed %.0f, stale %.0f)
+  ingest      %8.0f events/s   raw COPY+upsert  %8.0f events/s   ratio %.2f  (written %.0f, collapsed %.0f, stale %.0f; floor wrote %d)
               ingest %v; floor %v
   PostgreSQL connections of the ingest pool: at most %d (pool %d); 5xx: %d; final table exact: %v
   ValidTokens(1000 users): %s
@@ -382,7 +384,7 @@ storm of %d registrations, %d clients (%d tokens in the final table)
 		rate(w.nSingle, apiSingle.took), rate(w.nSingle, bareSingle.took), secs(bareSingle.took)/secs(apiSingle.took), w.nSingle, apiSingle.cpu, bareSingle.cpu,
 		rate(nBatchDevices, apiBatch.took), rate(nBatchDevices, bareBatch.took), secs(bareBatch.took)/secs(apiBatch.took), nBatches, cfg.Batch, apiBatch.cpu,
 		rate(cfg.N, ingestTime), rate(cfg.N, floorTime), secs(floorTime)/secs(ingestTime),
-		counts["written"], counts["collapsed"], counts["stale"],
+		counts["written"], counts["collapsed"], counts["stale"], floorRows,
 		ingestCPU, floorCPU,
 		maxConns, cfg.DBConns, fivexx, exact, tokensQuery)
 	if maxConns > cfg.DBConns {
@@ -512,67 +514,51 @@ func measureValidTokens(b *testing.B, db *pgxpool.Pool) string {
 		found, per.Round(10*time.Microsecond), 1000/per.Seconds(), indexOnly, perAny.Round(10*time.Microsecond))
 }
 
-// floorUpsert is the floor for ingest: the workload's rows, COPYed in
-// batches of 50,000 into a temp table and merged with one INSERT ... ON
-// CONFLICT per batch (repeats inside a batch removed, as ON CONFLICT needs).
-func floorUpsert(b *testing.B, pg *pipelinetest.Postgres, w *stormWorkload, cfg stormConfig) time.Duration {
+// floorUpsert is the floor for ingest: the same rows as the ingest
+// stage got, COPYed into a temp table and merged with one INSERT ... ON
+// CONFLICT per batch (repeats inside a batch removed, as ON CONFLICT needs),
+// in batches of 50,000 consecutive rows in the order the API accepted them
+// (event time; the stream holds them), each batch split over DBConns
+// workers by token so that they never deadlock. (The floor used to read the
+// rows grouped by client, so every batch held a token's whole history and
+// collapsed repeats no order of arrival allows: 121k rows written of 200k
+// where the arrival order leaves ~150k.)
+func floorUpsert(b *testing.B, pg *pipelinetest.Postgres, rdb rueidis.Client, keys pipeline.Keys, w *stormWorkload, cfg stormConfig) (took time.Duration, written int64) {
 	ctx := context.Background()
 	url := stormDB(b, pg)
 	db := stormPool(b, url, int32(cfg.DBConns), "storm-floor")
-	// the same rows the API produced, in the same order, with event times
-	type floorRow struct {
-		token, platform, locale string
-		user                    int64
-	}
-	var rows []floorRow
-	add := func(body []byte, many bool) {
-		var ds []deviceReq
-		if many {
-			json.Unmarshal(body, &ds)
-		} else {
-			var d deviceReq
-			json.Unmarshal(body, &d)
-			ds = []deviceReq{d}
-		}
-		for _, d := range ds {
-			rows = append(rows, floorRow{d.Token, d.Platform, d.Locale, d.UserID})
-		}
-	}
-	for c := range w.singles {
-		for _, body := range w.singles[c] {
-			add(body, false)
-		}
-	}
-	for c := range w.batches {
-		for _, body := range w.batches[c] {
-			add(body, true)
-		}
+	events := arrivalOrder(b, rdb, keys)
+	if len(events) != cfg.N {
+		b.Fatalf("the ingest stream holds %d events, want %d", len(events), cfg.N)
 	}
 	workers := cfg.DBConns
-	shares := make([][][]any, workers)
-	at := time.Now().Add(-time.Hour)
-	for i, r := range rows {
-		p := int(uint32(keysHash(r.token)) % uint32(workers))
-		platform := devices.IOS
-		if r.platform == "android" {
-			platform = devices.Android
+	var batches [][][][]any // per window of 50,000: per worker, rows
+	for lo := 0; lo < len(events); lo += 50_000 {
+		shares := make([][][]any, workers)
+		for _, e := range events[lo:min(lo+50_000, len(events))] {
+			p := int(keysHash(e.Token) % uint32(workers))
+			shares[p] = append(shares[p], []any{e.App, e.Token, e.User, int16(e.Platform), e.Locale, int16(e.State()), time.UnixMicro(e.At)})
 		}
-		shares[p] = append(shares[p], []any{stormApp, r.token, r.user, int16(platform), r.locale, int16(0), at.Add(time.Duration(i) * time.Microsecond)})
+		batches = append(batches, shares)
 	}
-	var failed atomic.Value
-	var wg sync.WaitGroup
+	var (
+		failed atomic.Value
+		rows   atomic.Int64
+	)
 	start := time.Now()
-	for _, share := range shares {
-		wg.Go(func() {
-			for lo := 0; lo < len(share); lo += 50_000 {
-				if err := copyMerge(ctx, db, dedupeLast(share[lo:min(lo+50_000, len(share))])); err != nil {
+	for _, shares := range batches {
+		var wg sync.WaitGroup
+		for _, share := range shares {
+			wg.Go(func() {
+				merged := dedupeLast(share)
+				rows.Add(int64(len(merged)))
+				if err := copyMerge(ctx, db, merged); err != nil {
 					failed.Store(err)
-					return
 				}
-			}
-		})
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	elapsed := time.Since(start)
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
@@ -582,7 +568,36 @@ func floorUpsert(b *testing.B, pg *pipelinetest.Postgres, w *stormWorkload, cfg 
 	if n != len(w.final) {
 		b.Fatalf("floor wrote %d rows, want %d", n, len(w.final))
 	}
-	return elapsed
+	return elapsed, rows.Load()
+}
+
+// arrivalOrder reads every event of the ingest stream, in the order the API
+// stamped them (paged: a storm's partition holds tens of thousands).
+func arrivalOrder(b *testing.B, rdb rueidis.Client, keys pipeline.Keys) []devices.Event {
+	ctx := context.Background()
+	var out []devices.Event
+	for _, stream := range keys.Streams(pipeline.StreamIngest) {
+		from := "-"
+		for {
+			entries, err := rdb.Do(ctx, rdb.B().Xrange().Key(stream).Start(from).End("+").Count(10_000).Build()).AsXRange()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, e := range entries {
+				ev, err := devices.ParseEvent(e.FieldValues, time.Now())
+				if err != nil {
+					b.Fatal(err)
+				}
+				out = append(out, ev)
+			}
+			if len(entries) < 10_000 {
+				break
+			}
+			from = "(" + entries[len(entries)-1].ID
+		}
+	}
+	slices.SortFunc(out, func(a, b devices.Event) int { return cmp.Compare(a.At, b.At) })
+	return out
 }
 
 func keysHash(s string) uint32 {
