@@ -194,36 +194,13 @@ func skipSame(got []mark, j int) int {
 // receiptMarks reads the fake provider's receipts of one collapse id (the
 // campaign's) and returns the marks of their tokens, sorted, repeats kept.
 func receiptMarks(ctx context.Context, client *http.Client, base, collapseID string) ([]mark, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/_receipts", nil)
+	var out []mark
+	err := eachReceipt(ctx, client, base, collapseID, func(token string, _ []byte) error {
+		out = append(out, markOf([]byte(token)))
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("receipts: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("receipts: %s", resp.Status)
-	}
-	var out []mark
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var r struct {
-		Token      string `json:"token"`
-		CollapseID string `json:"collapse_id"`
-	}
-	for sc.Scan() {
-		r.Token, r.CollapseID = "", ""
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("receipt %q: %w", sc.Text(), err)
-		}
-		if r.CollapseID == collapseID {
-			out = append(out, markOf([]byte(r.Token)))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("receipts: %w", err)
 	}
 	slices.SortFunc(out, compareMarks)
 	return out, nil
@@ -243,6 +220,28 @@ func writeRepeats(ctx context.Context, client *http.Client, base, collapseID str
 	if len(repeated) == 0 {
 		return nil
 	}
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("repeats: %w", err)
+	}
+	defer f.Close()
+	err = eachReceipt(ctx, client, base, collapseID, func(token string, line []byte) error {
+		if repeated[markOf([]byte(token))] {
+			if _, err := fmt.Fprintf(f, "%s\n", line); err != nil {
+				return fmt.Errorf("repeats: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// eachReceipt calls f with the token and the NDJSON line of each of the
+// fake provider's receipts of one collapse id.
+func eachReceipt(ctx context.Context, client *http.Client, base, collapseID string, f func(token string, line []byte) error) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/_receipts", nil)
 	if err != nil {
 		return err
@@ -252,11 +251,9 @@ func writeRepeats(ctx context.Context, client *http.Client, base, collapseID str
 		return fmt.Errorf("receipts: %w", err)
 	}
 	defer resp.Body.Close()
-	f, err := os.Create(file)
-	if err != nil {
-		return fmt.Errorf("repeats: %w", err)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("receipts: %s", resp.Status)
 	}
-	defer f.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var r struct {
@@ -268,16 +265,16 @@ func writeRepeats(ctx context.Context, client *http.Client, base, collapseID str
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			return fmt.Errorf("receipt %q: %w", sc.Text(), err)
 		}
-		if r.CollapseID == collapseID && repeated[markOf([]byte(r.Token))] {
-			if _, err := fmt.Fprintf(f, "%s\n", sc.Bytes()); err != nil {
-				return fmt.Errorf("repeats: %w", err)
+		if r.CollapseID == collapseID {
+			if err := f(r.Token, sc.Bytes()); err != nil {
+				return err
 			}
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("receipts: %w", err)
 	}
-	return f.Close()
+	return nil
 }
 
 // sentMarks reads deliver's sent marks of the campaign from every partition

@@ -69,21 +69,14 @@ func runChild() int {
 	}
 	defer rdb.Close()
 	keys := pipeline.NewKeys(os.Getenv("CHILD_PREFIX"), 16)
-	if f := os.Getenv("PUSHPIPE_STORM_API_CPUPROFILE"); f != "" && mode == "api" {
+	if mode == "api" {
 		// the storm's API child profiles itself while it serves
-		out, err := os.Create(f)
+		stop, err := profileTo(os.Getenv("PUSHPIPE_STORM_API_CPUPROFILE"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer out.Close()
-		if err := pprof.StartCPUProfile(out); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if mode == "api" {
+		defer stop()
 		return serveChild(ctx, api.New(api.Config{Redis: rdb, Keys: keys, Log: log,
 			Auth: api.Auth{AdminToken: "op", AppKeys: map[string]string{stormApp: os.Getenv("CHILD_APP_KEY")}}}))
 	}
@@ -128,20 +121,13 @@ func runChild() int {
 		fmt.Println("ready")
 		bufio.NewReader(os.Stdin).ReadString('\n')
 	}
-	if f := os.Getenv("PUSHPIPE_STORM_CPUPROFILE"); f != "" {
-		// the storm's ingest child profiles itself while it drains the stream
-		out, err := os.Create(f)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer out.Close()
-		if err := pprof.StartCPUProfile(out); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
+	// the storm's ingest child profiles itself while it drains the stream
+	stopProfile, err := profileTo(os.Getenv("PUSHPIPE_STORM_CPUPROFILE"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
+	defer stopProfile()
 	r := pipeline.NewRunner(rdb, keys, pipeline.Options{
 		Stage: "ingest", Stream: pipeline.StreamIngest, Consumer: os.Getenv("CHILD_CONSUMER"),
 		Concurrency: atoi("CHILD_CONCURRENCY"), BatchSize: atoi("CHILD_BATCH"), Block: 200 * time.Millisecond,
@@ -174,6 +160,23 @@ func ingestCounts(reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// profileTo starts a CPU profile into file (none when file is ""); stop
+// ends it.
+func profileTo(file string) (stop func(), err error) {
+	if file == "" {
+		return func() {}, nil
+	}
+	out, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); out.Close() }, nil
 }
 
 // serveChild serves h on a free loopback port, tells the parent the address
