@@ -13,19 +13,20 @@ import (
 // on its way go together, in one script call per partition and campaign. At
 // tens of thousands of sends per second that is a few hundred Redis calls
 // instead of one per send. A sender does not wait for its mark: the marker
-// calls the send's settle once the mark is durable, and that is what frees
+// settles the send's round once the mark is durable, and that is what frees
 // its in-flight slot, so a crash still repeats at most InFlight sends while
 // the worker goes on to the next one.
 type marker struct {
 	h *Handler
 
 	mu       sync.Mutex
-	cur      []markReq // collecting; nil when nothing waits
+	cur      []markReq // collecting; empty when nothing waits
 	flushers int
 }
 
-// maxFlushers bounds the mark writes on their way at once: two keep a
-// mark's wait near one round trip while batches stay large.
+// maxFlushers bounds the mark writes on their way at once. One: a write
+// carries everything that came in while the previous one was on its way,
+// so batches stay large, and the wait for a mark is at most two writes.
 const maxFlushers = 1
 
 type markReq struct {
