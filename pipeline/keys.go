@@ -106,14 +106,8 @@ func (k Keys) RateLimit(provider, app string) string {
 
 // UserPartition is DESIGN's p = (user_id / bucket) mod P.
 func (k Keys) UserPartition(userID int64) int {
-	b := k.Bucket
-	if b <= 0 {
-		b = DefaultBucket
-	}
-	if userID < 0 {
-		userID = -userID
-	}
-	return int((userID / b) % int64(k.Partitions))
+	b, u := k.bucketOf(userID)
+	return int((u / b) % int64(k.Partitions))
 }
 
 // UserOffset is a user's index among the ids of its partition: user ids of
@@ -121,14 +115,18 @@ func (k Keys) UserPartition(userID int64) int {
 // together, so a per-partition bitmap over user ids (deliver's done users)
 // has no gaps between its partition's buckets.
 func (k Keys) UserOffset(userID int64) int64 {
-	b := k.Bucket
-	if b <= 0 {
-		b = DefaultBucket
+	b, u := k.bucketOf(userID)
+	return u/(b*int64(k.Partitions))*b + u%b
+}
+
+// bucketOf is the bucket size (DefaultBucket when unset) and the id the
+// user mapping works on (its absolute value).
+func (k Keys) bucketOf(userID int64) (bucket, id int64) {
+	bucket = k.Bucket
+	if bucket <= 0 {
+		bucket = DefaultBucket
 	}
-	if userID < 0 {
-		userID = -userID
-	}
-	return userID/(b*int64(k.Partitions))*b + userID%b
+	return bucket, max(userID, -userID)
 }
 
 // HashPartition spreads entries without a user (tokens, ranges, campaigns) over

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,21 +285,7 @@ func TestRender(t *testing.T) {
 func TestMoreSendsThanStreamsGoOutOnce(t *testing.T) {
 	fake := providertest.Start(t, fakeprovider.Options{MaxConcurrentStreams: 20})
 	s := newSender(t, fake, func(c *Config) { c.Conns = 1; c.Timeout = 5 * time.Second })
-	const sends, workers = 3000, 100
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := next.Add(1); i <= sends; i = next.Add(1) {
-				if r := s.Send(context.Background(), push.Notification{Token: hexToken(int(i)), CollapseID: "c"}); r.Outcome != push.Sent {
-					t.Errorf("send %d: %+v", i, r)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if sum := fake.Summary(); sum.Requests != sends || sum.Duplicates != 0 {
-		t.Errorf("fake saw %d requests, %d duplicates; want %d, 0", sum.Requests, sum.Duplicates, sends)
-	}
+	providertest.SendAll(t, fake, 3000, 100, func(i int) push.Result {
+		return s.Send(context.Background(), push.Notification{Token: hexToken(i), CollapseID: "c"})
+	})
 }

@@ -10,9 +10,12 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // Start runs a fake provider with opts until the test ends.
@@ -46,4 +49,28 @@ func WriteP8(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// SendAll calls send for 1..n from workers goroutines at once and fails the
+// test on the first send (per worker) that is not push.Sent, then checks
+// that fake got n requests and no duplicate: a sender's concurrency test
+// against a fake with few streams per connection.
+func SendAll(t testing.TB, fake *fakeprovider.Server, n, workers int, send func(i int) push.Result) {
+	t.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				if r := send(int(i)); r.Outcome != push.Sent {
+					t.Errorf("send %d: %+v", i, r)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if sum := fake.Summary(); sum.Requests != uint64(n) || sum.Duplicates != 0 {
+		t.Errorf("fake saw %d requests, %d duplicates; want %d, 0", sum.Requests, sum.Duplicates, n)
+	}
 }
