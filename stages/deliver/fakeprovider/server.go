@@ -40,6 +40,7 @@ type Server struct {
 	started atomic.Int64
 	nextID  atomic.Uint64
 	window  window
+	rate    rateGate // nil: no TPS cap
 	stats   stats
 	rec     *receipts
 	handler http.Handler
@@ -70,7 +71,8 @@ func New(opts Options) (*Server, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert.Leaf)
-	s := &Server{opts: opts, cert: cert, certPEM: certPEM, pool: pool, rec: newReceipts(now)}
+	s := &Server{opts: opts, cert: cert, certPEM: certPEM, pool: pool, rec: newReceipts(now),
+		rate: newRateGate(opts.TPSWindow, opts.TPS)}
 	s.started.Store(now.UnixNano())
 	s.handler = s.routes()
 	return s, nil
