@@ -19,6 +19,7 @@ type FakeproviderCmd struct {
 	BadTokenRate     float64       `name:"bad-token-rate" help:"Share of tokens answered 400 BadDeviceToken / INVALID_ARGUMENT (by hash of the token)."`
 	ErrorRate        float64       `name:"error-rate" help:"Share of requests answered 500 or 503 at random."`
 	Outage           time.Duration `help:"Answer 503 to everything for this long after start."`
+	KeepRequests     bool          `name:"keep-requests" help:"Keep each accepted request's headers and body for GET /_receipts?full=1 (about half a kilobyte a request)."`
 }
 
 // Run serves until SIGTERM.
@@ -26,6 +27,6 @@ func (c *FakeproviderCmd) Run(g *Globals) error {
 	return fakeprovider.Run(g.Context(), fakeprovider.Options{
 		Listen: c.Listen, CertOut: c.CertOut, TPS: c.TPS, TPSWindow: fakeprovider.Window(c.TPSWindow), Latency: c.Latency,
 		UnregisteredRate: c.UnregisteredRate, BadTokenRate: c.BadTokenRate, ErrorRate: c.ErrorRate,
-		Outage: c.Outage,
+		Outage: c.Outage, KeepRequests: c.KeepRequests,
 	}, os.Stderr)
 }

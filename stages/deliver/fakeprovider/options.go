@@ -39,6 +39,10 @@ type Options struct {
 	// MaxConcurrentStreams per HTTP/2 connection; default 1000 (what APNs
 	// advertises).
 	MaxConcurrentStreams uint32
+	// KeepRequests keeps every accepted request's headers and body for
+	// full receipts (GET /_receipts?full=1, FullReceipts): about half a
+	// kilobyte a request, so it is off unless a test wants to look.
+	KeepRequests bool
 	// RequireAuth makes FCM requests without "Authorization: Bearer" fail
 	// with 401. APNs always requires a bearer token or a client certificate.
 	RequireAuth bool

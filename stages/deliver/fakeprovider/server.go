@@ -12,6 +12,8 @@
 //	                                        account whose token_uri points here
 //	GET  /_receipts/summary                 Summary as JSON
 //	GET  /_receipts                         accepted requests, NDJSON
+//	GET  /_receipts?full=1                  the same with each request's headers
+//	                                        and body (Options.KeepRequests)
 package fakeprovider
 
 import (
@@ -172,4 +174,12 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /_receipts/summary", s.handleSummary)
 	mux.HandleFunc("GET /_receipts", s.handleReceipts)
 	return mux
+}
+
+// keep copies what a full receipt of r shows, when requests are kept.
+func (s *Server) keep(r *http.Request, body []byte) *request {
+	if !s.opts.KeepRequests {
+		return nil
+	}
+	return &request{headers: r.Header.Clone(), body: string(body)}
 }
