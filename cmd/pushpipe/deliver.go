@@ -38,13 +38,12 @@ type DeliverCmd struct {
 	FCMEndpoint    string `name:"fcm-endpoint" placeholder:"URL" default:"https://fcm.googleapis.com/v1" help:"FCM v1 API base URL; it must speak HTTP/2 (over HTTP/1.1 sends go one at a time)."`
 
 	Sink        string        `enum:"providers,null" default:"providers" help:"providers sends to APNs and FCM; null accepts every notification without network (to benchmark the pipeline alone)."`
-	TPS         int           `name:"tps" default:"10000" help:"Cluster-wide cap on sends per provider and app per second, over every deliver process; 0 disables it."`
+	TPS         int           `name:"tps" default:"10000" help:"Cluster-wide cap on the sends per provider and app that reach the provider in any one-second window, over every deliver process; 0 disables it. A provider that answers 429 lowers it for a while."`
 	InFlight    int           `name:"in-flight" default:"${in_flight}" help:"Provider requests in flight per process: enough to cover --tps at the provider's latency (rate × latency); also the most a crash can repeat."`
 	MaxAttempts int           `name:"max-attempts" default:"8" help:"Sends per device before its user goes to the DLQ."`
 	RetryBase   time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter)."`
 	RetryMax    time.Duration `name:"retry-max" default:"60s" help:"Longest backoff."`
 	RetryLease  time.Duration `name:"retry-lease" default:"60s" help:"A retry taken by a process that dies comes back after this."`
-	LimitMargin time.Duration `name:"limit-margin" default:"100ms" help:"Start no send in the last part of each one-second window (sends just before it also count against the next window), so that a request counted by the provider in the next second still fits the cap."`
 }
 
 // Run serves until SIGTERM.
@@ -100,7 +99,7 @@ func (c *DeliverCmd) stageConfig(g *Globals, rdb rueidis.Client, db *pgxpool.Poo
 		Group: eff.Group, Consumer: eff.Consumer, Partitions: eff.Partitions,
 		ClaimIdle: eff.ClaimIdle, ShutdownTimeout: eff.ShutdownTimeout,
 		TPS: c.TPS, InFlight: c.InFlight, MaxAttempts: c.MaxAttempts,
-		RetryBase: c.RetryBase, RetryMax: c.RetryMax, RetryLease: c.RetryLease, LimitMargin: c.LimitMargin,
+		RetryBase: c.RetryBase, RetryMax: c.RetryMax, RetryLease: c.RetryLease,
 		Log: g.Logger(), Metrics: g.Registry(),
 	}
 }

@@ -37,8 +37,10 @@ type Config struct {
 	Partitions      []int         // partitions whose retry sets this process polls; default all
 	ClaimIdle       time.Duration // the runner's claim idle; batches are kept claimed well within it
 
-	// TPS caps sends per provider and app per one-second window across every
-	// deliver process; 0 disables the limiter.
+	// TPS caps the sends per provider and app that reach the provider in
+	// any one-second window, across every deliver process; 0 disables the
+	// limiter. A provider that refuses sends for its rate lowers it for a
+	// while (see limiter).
 	TPS int
 	// InFlight bounds provider requests (sent, not yet recorded) per process;
 	// default DefaultInFlight. It is also the most duplicates a crash can
@@ -60,12 +62,6 @@ type Config struct {
 	// ShutdownTimeout is how long a retry round may go on after Run's
 	// context ended; use the runner's. Default 10s.
 	ShutdownTimeout time.Duration
-	// LimitMargin: no send starts in the last LimitMargin of a one-second
-	// window, and sends in the stretch before it (at least 200ms, longer
-	// when sends are slow) count against the next window too, so that a
-	// request the provider counts in its next second still fits its cap.
-	// Default 100ms.
-	LimitMargin time.Duration
 
 	Log     zerolog.Logger
 	Metrics prometheus.Registerer // nil registers nothing
@@ -101,9 +97,6 @@ func (c *Config) defaults() {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
-	if c.LimitMargin <= 0 {
-		c.LimitMargin = 100 * time.Millisecond
-	}
 	if c.ClaimIdle <= 0 {
 		c.ClaimIdle = 30 * time.Second
 	}
@@ -133,9 +126,6 @@ func (c *Config) validate() error {
 	}
 	if c.TPS < 0 {
 		errs = append(errs, fmt.Errorf("tps must not be negative, got %d", c.TPS))
-	}
-	if c.LimitMargin >= time.Second {
-		errs = append(errs, fmt.Errorf("limit margin must be under a second, got %v", c.LimitMargin))
 	}
 	return errors.Join(errs...)
 }

@@ -48,12 +48,13 @@ func New(cfg Config) (*Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("deliver: %w", err)
 	}
+	log := cfg.Log.With().Str("stage", "deliver").Logger()
 	h := &Handler{
 		cfg: cfg, rdb: cfg.Redis, db: cfg.DB, keys: cfg.Keys, senders: cfg.Senders,
-		log:       cfg.Log.With().Str("stage", "deliver").Logger(),
+		log:       log,
 		metrics:   newMetrics(cfg.Metrics),
 		campaigns: newCampaigns(cfg.DB),
-		limiter:   newLimiter(cfg.Redis, cfg.Keys, cfg.TPS, cfg.LimitMargin),
+		limiter:   newLimiter(cfg.Redis, cfg.Keys, cfg.TPS, log),
 		slots:     newSlots(cfg.InFlight),
 		workers:   newWorkers(),
 	}

@@ -2,9 +2,18 @@ package deliver
 
 import (
 	"context"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // permitLog records when permits were used.
@@ -19,107 +28,251 @@ func (p *permitLog) add(t time.Time) {
 	p.mu.Unlock()
 }
 
-// worstSeconds checks what a provider counting per wall-clock second would
-// see if every request arrived up to delay after its permit was used: for
-// each second, the permits used in it plus those used in the last delay of
-// the second before must fit tps.
-func (p *permitLog) check(t *testing.T, tps int, delay time.Duration) {
-	t.Helper()
-	p.checkFrom(t, tps, delay, 0)
+// sorted returns the times in order.
+func (p *permitLog) sorted() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := slices.Clone(p.times)
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	return out
 }
 
-// checkFrom is check for the seconds from since on.
-func (p *permitLog) checkFrom(t *testing.T, tps int, delay time.Duration, since int64) {
-	t.Helper()
-	used, late := map[int64]int{}, map[int64]int{}
-	for _, u := range p.times {
-		sec := u.Unix()
-		used[sec]++
-		if u.Sub(u.Truncate(time.Second)) > time.Second-delay {
-			late[sec+1]++
+// maxInWindow is the most times within any window [t, t+w), whatever its
+// phase (times sorted).
+func maxInWindow(times []time.Time, w time.Duration) int {
+	most, j := 0, 0
+	for i := range times {
+		for times[i].Sub(times[j]) >= w {
+			j++
 		}
+		most = max(most, i-j+1)
 	}
-	for sec, n := range used {
-		if sec >= since && n+late[sec] > tps {
-			t.Errorf("second %d: %d permits + %d from the end of the second before, cap %d", sec, n, late[sec], tps)
-		}
-	}
-	if len(p.times) == 0 {
-		t.Fatal("no permits at all")
-	}
-	t.Logf("%d permits over %d seconds: %v (late %v)", len(p.times), len(used), used, late)
+	return most
 }
 
-// TestLimiterCapsEveryWindow: two limiters (two processes) taking permits as
-// fast as they can never get more than tps in any second together, even
-// counting the requests of the previous second's end that may arrive late
-// (up to the margin and the minimum tail).
-func TestLimiterCapsEveryWindow(t *testing.T) {
-	t.Parallel() // mostly waiting (outage, rate limit, lease)
+// send takes a permit and reports an accepted send, as sendOne does.
+func (l *limiter) send(ctx context.Context, provider string) error {
+	if err := l.wait(ctx, provider, testApp); err != nil {
+		return err
+	}
+	l.done(ctx, provider, testApp, push.Result{Outcome: push.Sent, Status: http.StatusOK})
+	return nil
+}
+
+func testLimiter(f *fixture, tps int) *limiter {
+	return newLimiter(f.rdb, f.keys, tps, zerolog.New(zerolog.NewTestWriter(f.t)).Level(zerolog.WarnLevel))
+}
+
+// TestLimiterCapsEverySlidingWindow: three limiters (three processes)
+// taking permits as fast as they can get no more than tps together in any
+// one-second window, whatever its phase, and still most of tps.
+func TestLimiterCapsEverySlidingWindow(t *testing.T) {
+	t.Parallel() // mostly waiting
 	f := newFixture(t)
-	const tps, margin = 500, 100 * time.Millisecond
-	ctx, cancel := context.WithTimeout(f.ctx, 3500*time.Millisecond)
+	const tps, run = 1000, 3 * time.Second
+	ctx, cancel := context.WithTimeout(f.ctx, run)
 	defer cancel()
 	var (
 		log permitLog
 		wg  sync.WaitGroup
 	)
-	for range 2 {
-		l := newLimiter(f.rdb, f.keys, tps, margin)
-		for range 8 {
-			wg.Go(func() {
-				for l.wait(ctx, "apns", testApp) == nil {
-					log.add(time.Now())
-				}
-			})
-		}
-	}
-	wg.Wait()
-	log.check(t, tps, margin+minTail)
-}
-
-// TestLimiterTailFollowsSlowSends: when sends take long, the part of the
-// window whose permits also count against the next window grows with them,
-// so that a slow request counted in the next second still fits its cap
-// (once the limiter has seen a slow send: the first second cannot know).
-func TestLimiterTailFollowsSlowSends(t *testing.T) {
-	t.Parallel() // mostly waiting (outage, rate limit, lease)
-	f := newFixture(t)
-	const tps, margin, slow = 300, 50 * time.Millisecond, 400 * time.Millisecond
-	ctx, cancel := context.WithTimeout(f.ctx, 3500*time.Millisecond)
-	defer cancel()
-	var (
-		log permitLog
-		wg  sync.WaitGroup
-	)
-	for range 2 {
-		l := newLimiter(f.rdb, f.keys, tps, margin)
+	var ls []*limiter
+	for range 3 {
+		l := testLimiter(f, tps)
+		ls = append(ls, l)
 		for range 4 {
 			wg.Go(func() {
-				for {
-					if l.wait(ctx, "fcm", testApp) != nil {
-						return
-					}
+				for l.send(ctx, "apns") == nil {
 					log.add(time.Now())
-					// A send that takes slow: its permit's successors see it
-					// in flight, and later its duration.
-					id := l.begin()
-					go func() { time.Sleep(slow); l.done(id) }()
 				}
 			})
 		}
 	}
 	wg.Wait()
-	// The first second has no slow sends to learn from yet.
-	log.checkFrom(t, tps, margin+slow, log.times[0].Unix()+2)
+	times := log.sorted()
+	most := maxInWindow(times, time.Second)
+	rate := float64(len(times)-1) / times[len(times)-1].Sub(times[0]).Seconds()
+	t.Logf("%d permits, %.0f/s; at most %d in a one-second window (cap %d); dropped late %d %d %d", len(times), rate, most, tps, ls[0].late.Load(), ls[1].late.Load(), ls[2].late.Load())
+	if most > tps {
+		t.Errorf("%d permits in a one-second window, cap %d", most, tps)
+	}
+	// 97% of tps at steady state (see limiter); the margin is for a busy
+	// machine (strict figures: BenchmarkLimiter).
+	if rate < 0.85*tps {
+		t.Errorf("%.0f permits/s, want at least 85%% of %d", rate, tps)
+	}
+}
+
+// TestLimiterBacksOffOnRefusal: a refusal for the provider's rate reported
+// by one process lowers the cap of every process and pauses them all for
+// the provider's Retry-After; a second refusal right after it is the same
+// event and changes nothing; the cap then comes back by itself.
+func TestLimiterBacksOffOnRefusal(t *testing.T) {
+	t.Parallel() // mostly waiting
+	f := newFixture(t)
+	const tps, pause = 1000, 400 * time.Millisecond
+	a, b := testLimiter(f, tps), testLimiter(f, tps)
+	key := f.keys.RateLimit("fcm", testApp)
+	for range 50 { // both have started
+		if err := a.send(f.ctx, "fcm"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.send(f.ctx, "fcm"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	refused := push.Result{Outcome: push.Retry, Status: http.StatusTooManyRequests, Reason: "QUOTA_EXCEEDED", RetryAfter: pause}
+	at := time.Now()
+	a.done(f.ctx, "fcm", testApp, refused)
+	a.done(f.ctx, "fcm", testApp, refused) // same event, same process
+	b.done(f.ctx, "fcm", testApp, refused) // same event, another process
+	if got := f.limitField(key, "cap"); math.Abs(got-0.7*tps) > 5 {
+		t.Errorf("cap %.1f after a refusal, want about %v", got, 0.7*tps)
+	}
+	if got := f.limitField(key, "ceil"); math.Abs(got-tps) > 1 {
+		t.Errorf("ceil %.1f, want the cap that was refused (%d)", got, tps)
+	}
+	// b still holds permits granted before the refusal: count from its next
+	// Redis fetch on.
+	var log permitLog
+	ctx, cancel := context.WithTimeout(f.ctx, pause+time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range []*limiter{a, b} {
+		wg.Go(func() {
+			for l.send(ctx, "fcm") == nil {
+				log.add(time.Now())
+			}
+		})
+	}
+	wg.Wait()
+	times := log.sorted()
+	held := 0
+	for _, tm := range times {
+		if tm.Sub(at) < pause-5*time.Millisecond {
+			held++
+		}
+	}
+	// Only what b had in hand (at most a chunk) goes out during the pause.
+	if held > b.chunk {
+		t.Errorf("%d permits used during the provider's Retry-After; b held at most %d", held, b.chunk)
+	}
+	// The cap climbs back from when the pause ended (TestCapRecovery has
+	// the figures).
+	pauseEnd, upd, cp := f.limitField(key, "pause"), f.limitField(key, "upd"), f.limitField(key, "cap")
+	if upd <= pauseEnd || cp <= 0.7*tps+1 || cp > tps {
+		t.Errorf("cap %.1f %.0f ms after the pause, want it climbing from %v", cp, (upd-pauseEnd)/1000, 0.7*tps)
+	}
+	t.Logf("%d permits during the pause; cap %.1f %.0f ms after it", held, cp, (upd-pauseEnd)/1000)
+}
+
+// limitField reads a number from a limiter hash.
+func (f *fixture) limitField(key, field string) float64 {
+	f.t.Helper()
+	s, err := f.rdb.Do(f.ctx, f.rdb.B().Hget().Key(key).Field(field).Build()).ToString()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return v
+}
+
+// TestCapRecovery checks the scripts' recover function: fast up to the
+// knee below the refused cap, slowly above it, never past tps.
+func TestCapRecovery(t *testing.T) {
+	f := newFixture(t)
+	recoverScript := rueidis.NewLuaScript(limitLib + `
+return tostring(recover(tonumber(ARGV[1]), tonumber(ARGV[2]), 0, tonumber(ARGV[3]) * 1000000, 1000, 0.85, 0.1, 0.005))`)
+	tests := []struct {
+		name            string
+		cap, ceil, secs float64
+		want            float64
+	}{
+		{"at tps it stays", 1000, 0, 10, 1000},
+		{"never refused: tps (changed since)", 500, 0, 0, 1000},
+		{"fast below the knee", 700, 1000, 1, 800},
+		{"fast up to the knee, then slow", 700, 1000, 2, 850 + 0.5*5},
+		{"slow above the knee", 900, 1000, 10, 950},
+		{"slow past the old ceil", 990, 1000, 4, 1000},
+		{"no time, no change", 700, 1000, 0, 700},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := recoverScript.Exec(f.ctx, f.rdb, []string{f.keys.RateLimit("x", "y")}, []string{
+				strconv.FormatFloat(tt.cap, 'f', -1, 64), strconv.FormatFloat(tt.ceil, 'f', -1, 64), strconv.FormatFloat(tt.secs, 'f', -1, 64),
+			}).ToString()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := strconv.ParseFloat(s, 64); math.Abs(got-tt.want) > 1e-6 {
+				t.Errorf("recover = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLimiterLetsOneOutUntilAnswered: while a process has had no answer
+// from a provider (its connection is being set up), one send at a time gets
+// a permit; a send that got no answer lets the next one out; the first
+// answer lets everyone through.
+func TestLimiterLetsOneOutUntilAnswered(t *testing.T) {
+	f := newFixture(t)
+	l := testLimiter(f, 1000)
+	if err := l.wait(f.ctx, "apns", testApp); err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() { second <- l.wait(f.ctx, "apns", testApp) }()
+	select {
+	case err := <-second:
+		t.Fatalf("a second permit (%v) before the first send was answered", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	l.done(f.ctx, "apns", testApp, push.Result{Outcome: push.Retry, Reason: "network: connection refused"})
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	third := make(chan error, 1)
+	go func() { third <- l.wait(f.ctx, "apns", testApp) }()
+	select {
+	case err := <-third:
+		t.Fatalf("a third permit (%v) while the second send is out and none was answered", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	l.done(f.ctx, "apns", testApp, push.Result{Outcome: push.Sent, Status: http.StatusOK})
+	if err := <-third; err != nil {
+		t.Fatal(err)
+	}
+	for range 20 { // warm: no done needed between permits
+		if err := l.wait(f.ctx, "apns", testApp); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// One caller asking for several permits before it sends any waits for
+	// itself: coldWait ends that, once.
+	start := time.Now()
+	for range 20 {
+		if err := l.wait(f.ctx, "fcm", testApp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < coldWait || d > coldWait+time.Second {
+		t.Errorf("20 permits without a send took %v, want coldWait (%v) and the rate", d, coldWait)
+	}
 }
 
 // TestLimiterOff: tps 0 never waits and never calls Redis.
 func TestLimiterOff(t *testing.T) {
-	l := newLimiter(nil, testKeysOnly(), 0, time.Millisecond)
+	l := newLimiter(nil, testKeysOnly(), 0, zerolog.Nop())
 	for range 1000 {
 		if err := l.wait(context.Background(), "apns", testApp); err != nil {
 			t.Fatal(err)
 		}
 	}
+	l.done(context.Background(), "apns", testApp, push.Result{Status: http.StatusTooManyRequests})
 }

@@ -232,9 +232,8 @@ func (h *Handler) sendOne(ctx context.Context, l *lane, c *campaign, d device) (
 		l.sent[push.Failed].Inc()
 		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, true, nil
 	}
-	id := h.limiter.begin()
 	res = l.sender.Send(ctx, c.notification(d))
-	h.limiter.done(id)
+	h.limiter.done(ctx, l.provider, c.App, res)
 	if res.Outcome >= push.Sent && res.Outcome <= push.Failed {
 		l.sent[res.Outcome].Inc()
 	} else {

@@ -1,0 +1,79 @@
+package deliver
+
+import (
+	"context"
+	"strconv"
+	"time"
+)
+
+// When the provider refuses a send for its rate (429: APNs TooManyRequests,
+// FCM QUOTA_EXCEEDED), its own limit is lower than --tps, or counted in a
+// way the allowance does not cover. Sending on at the same rate would have a
+// share of every second refused and retried (hammering it); instead the cap
+// of that provider+app backs off cluster-wide, AIMD-style as TCP does with
+// its window:
+//
+//   - a refusal lowers the cap to refusedBeta of what it was, and no slot
+//     is granted before the provider's Retry-After (at most maxPause);
+//     refusals within refusedHold after that are of sends made before it
+//     and change nothing;
+//   - then the cap comes back by itself: quickly (recoverFast × tps a
+//     second) up to recoverKnee of the cap that was refused, then slowly
+//     (recoverSlow × tps a second) up to --tps, so that it settles just
+//     under the provider's limit and only probes above it now and then.
+//
+// APNs also answers 429 for one device token that gets too many
+// notifications; one such refusal costs a dip of the cap that recovers in
+// seconds, which is cheaper than telling the two apart.
+const (
+	refusedBeta = "0.7"
+	refusedHold = 500 * time.Millisecond // longer than ahead plus a send
+	maxPause    = time.Minute
+	recoverKnee = "0.85"
+	recoverFast = "0.1"
+	recoverSlow = "0.005"
+)
+
+// refused backs the cap of b off after a 429 with retryAfter.
+func (l *limiter) refused(ctx context.Context, b *bucket, retryAfter time.Duration) {
+	now := time.Now()
+	b.mu.Lock()
+	if now.Before(b.holdUntil) {
+		b.mu.Unlock()
+		return
+	}
+	// The permits in hand were granted at the rate the provider refuses.
+	// The other refusals of this process in the meantime are the same event:
+	// one Redis call for all of them.
+	b.grants = nil
+	b.holdUntil = now.Add(refusedHold)
+	b.mu.Unlock()
+
+	res, err := refusedScript.Exec(ctx, l.rdb, []string{b.key}, []string{
+		strconv.Itoa(l.tps), strconv.FormatInt(retryAfter.Microseconds(), 10),
+		strconv.FormatInt(maxPause.Microseconds(), 10), refusedBeta,
+		strconv.FormatInt(refusedHold.Microseconds(), 10), recoverKnee, recoverFast, recoverSlow,
+	}).AsIntSlice()
+	if err != nil || len(res) != 3 {
+		if ctx.Err() == nil {
+			l.log.Warn().Err(err).Str("key", b.key).Msg("could not lower the rate cap after a refusal")
+		}
+		return
+	}
+	pause := time.Duration(res[2]) * time.Microsecond
+	b.mu.Lock()
+	b.notBefore = later(b.notBefore, now.Add(pause))
+	b.holdUntil = later(b.holdUntil, now.Add(pause+refusedHold))
+	b.mu.Unlock()
+	if res[0] == 1 {
+		l.log.Warn().Str("key", b.key).Int64("cap", res[1]).Dur("pause", pause).
+			Msg("the provider refused sends over its rate: cap lowered for every deliver process")
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
