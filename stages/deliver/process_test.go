@@ -70,11 +70,12 @@ type providers struct {
 // fakeFlags are `pushpipe fakeprovider` flags.
 type fakeFlags struct {
 	tps                     int
+	window                  string // --tps-window; "" for the default
 	unregistered, errorRate float64
 	latency                 time.Duration
 }
 
-func startProviders(t *testing.T, opts fakeFlags) *providers {
+func startProviders(t testing.TB, opts fakeFlags) *providers {
 	t.Helper()
 	p := &providers{apns: startRemoteFake(t, "apns", opts), fcm: startRemoteFake(t, "fcm", opts), keyFile: providertest.WriteP8(t)}
 	p.certFile = filepath.Join(t.TempDir(), "fakes.pem")
@@ -87,14 +88,14 @@ func startProviders(t *testing.T, opts fakeFlags) *providers {
 
 // remoteFake is a `pushpipe fakeprovider` process.
 type remoteFake struct {
-	t        *testing.T
+	t        testing.TB
 	proc     *proc
 	url      string
 	certFile string
 	client   *http.Client
 }
 
-func startRemoteFake(t *testing.T, name string, o fakeFlags) *remoteFake {
+func startRemoteFake(t testing.TB, name string, o fakeFlags) *remoteFake {
 	t.Helper()
 	addr := freeAddr(t)
 	certFile := filepath.Join(t.TempDir(), name+".pem")
@@ -102,6 +103,9 @@ func startRemoteFake(t *testing.T, name string, o fakeFlags) *remoteFake {
 		"--tps", strconv.Itoa(o.tps), "--latency", o.latency.String(),
 		"--unregistered-rate", strconv.FormatFloat(o.unregistered, 'f', -1, 64),
 		"--error-rate", strconv.FormatFloat(o.errorRate, 'f', -1, 64))
+	if o.window != "" {
+		cmd.Args = append(cmd.Args, "--tps-window", o.window)
+	}
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -129,7 +133,7 @@ func startRemoteFake(t *testing.T, name string, o fakeFlags) *remoteFake {
 
 func (f *remoteFake) URL() string { return f.url }
 
-func (f *remoteFake) certPEM(t *testing.T) []byte {
+func (f *remoteFake) certPEM(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile(f.certFile)
 	if err != nil {
@@ -183,7 +187,7 @@ type proc struct {
 
 // startDeliver starts `pushpipe deliver` with every provider flag pointing
 // at the fakes, plus extra flags.
-func (f *fixture) startDeliver(t *testing.T, p *providers, name string, extra ...string) *proc {
+func (f *fixture) startDeliver(t testing.TB, p *providers, name string, extra ...string) *proc {
 	t.Helper()
 	httpAddr := freeAddr(t)
 	args := []string{"deliver",
@@ -245,7 +249,7 @@ func (p *proc) sent(t *testing.T) float64 {
 	return n
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -257,7 +261,7 @@ func freeAddr(t *testing.T) string {
 
 // prefixWriter forwards a child's log lines to the test log.
 type prefixWriter struct {
-	t      *testing.T
+	t      testing.TB
 	prefix string
 	mu     sync.Mutex
 	buf    []byte
@@ -323,7 +327,7 @@ func (f *fixture) invalidatedInDB(t *testing.T) map[string]bool {
 	return out
 }
 
-func envInt(t *testing.T, name string, def int) int {
+func envInt(t testing.TB, name string, def int) int {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
