@@ -95,12 +95,7 @@ type Runner struct {
 
 // NewRunner builds a runner; Run starts it. metrics may be nil.
 func NewRunner(rdb rueidis.Client, keys Keys, opts Options, h Handler, log zerolog.Logger, metrics *Metrics) *Runner {
-	opts.defaults()
-	if len(opts.Partitions) == 0 {
-		for p := 0; p < keys.Partitions; p++ {
-			opts.Partitions = append(opts.Partitions, p)
-		}
-	}
+	opts = opts.Effective(keys)
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
