@@ -326,7 +326,7 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, byCounter m
 // and the devices counted failed after their user's last retry (see
 // settledScript). It shares the partition's hash tag with the sent marks.
 func (h *Handler) settledKey(p int, campaign string) string {
-	return h.keys.Prefix + ":" + h.keys.Tag(p) + ":settled:" + campaign
+	return h.keys.Settled(p, campaign)
 }
 
 // countSettled adds users that became terminal to users_done and the
