@@ -60,7 +60,7 @@ func (s *Server) handleAPNs(w http.ResponseWriter, r *http.Request) {
 		writeAPNs(w, http.StatusBadRequest, "BadDeviceToken", 0, 0)
 		return
 	}
-	s.rec.add(providerAPNs, token, r.Header.Get("apns-collapse-id"), time.Now())
+	s.rec.add(providerAPNs, token, r.Header.Get("apns-collapse-id"), time.Now(), s.keep(r, body))
 	w.WriteHeader(http.StatusOK)
 }
 

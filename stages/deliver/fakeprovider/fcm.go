@@ -100,7 +100,7 @@ func (s *Server) handleFCM(w http.ResponseWriter, r *http.Request) {
 	}
 	name := "projects/" + r.PathValue("project") + "/messages/" + strconv.FormatUint(s.nextID.Add(1), 10)
 	if !req.ValidateOnly {
-		s.rec.add(providerFCM, token, req.collapseID(), time.Now())
+		s.rec.add(providerFCM, token, req.collapseID(), time.Now(), s.keep(r, body))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write([]byte(`{"name":"` + name + `"}`))

@@ -22,19 +22,21 @@ const (
 )
 
 // admit applies what a provider does before it reads a request, in this
-// order: the outage window (503 to everything), the per-second rate limit,
-// the configured latency and random errors. Every arrival counts in its
-// second, refused or not, as it would at a real front end. retryAfter is
-// set when the refusal has a natural end.
+// order: the outage window (503 to everything), the rate limit, the
+// configured latency and random errors. Only requests the rate limit lets
+// through count against it. retryAfter is set when the refusal has a
+// natural end.
 func (s *Server) admit(r *http.Request) (ref refusal, retryAfter time.Duration) {
 	now := time.Now()
 	s.stats.requests.Add(1)
-	n := s.window.arrive(now)
+	s.window.arrive(now)
 	if end := time.Unix(0, s.started.Load()).Add(s.opts.Outage); now.Before(end) {
 		return refusedOutage, end.Sub(now)
 	}
-	if s.opts.TPS > 0 && n > uint64(s.opts.TPS) {
-		return refusedOverTPS, now.Truncate(time.Second).Add(time.Second).Sub(now)
+	if s.rate != nil {
+		if ok, after := s.rate.admit(now); !ok {
+			return refusedOverTPS, after
+		}
 	}
 	if d := s.opts.Latency; d > 0 {
 		t := time.NewTimer(d)
@@ -53,7 +55,8 @@ func (s *Server) admit(r *http.Request) (ref refusal, retryAfter time.Duration) 
 	return admitted, 0
 }
 
-// window counts arrivals per wall-clock (Unix) second.
+// window counts arrivals per wall-clock (Unix) second, for the peak the
+// summary reports (the rate limit counts in rateGate).
 type window struct {
 	mu   sync.Mutex
 	sec  int64
@@ -61,9 +64,8 @@ type window struct {
 	peak uint64
 }
 
-// arrive counts one request and returns how many arrived in its second so
-// far, this one included.
-func (w *window) arrive(now time.Time) uint64 {
+// arrive counts one request in its second.
+func (w *window) arrive(now time.Time) {
 	sec := now.Unix()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -72,7 +74,6 @@ func (w *window) arrive(now time.Time) uint64 {
 	}
 	w.n++
 	w.peak = max(w.peak, w.n)
-	return w.n
 }
 
 func (w *window) peakPerSecond() uint64 {

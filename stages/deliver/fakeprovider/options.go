@@ -16,11 +16,12 @@ type Options struct {
 	// client process can trust it with SSL_CERT_FILE=CertOut.
 	CertOut string
 
-	// TPS caps requests per wall-clock second (0 = unlimited). Requests above
-	// it get 429 (APNs TooManyRequests, FCM QUOTA_EXCEEDED) and count as
-	// rejected_over_tps. Windows are aligned to Unix seconds, so a limiter
-	// that counts per Unix second on the same host never trips it.
+	// TPS caps accepted requests per one-second window (0 = unlimited).
+	// Requests above it get 429 (APNs TooManyRequests, FCM QUOTA_EXCEEDED)
+	// with a Retry-After, and count as rejected_over_tps.
 	TPS int
+	// TPSWindow is how the windows are laid out; default WindowSliding.
+	TPSWindow Window
 	// Latency is added to every request that passes the outage and TPS
 	// checks.
 	Latency time.Duration
@@ -38,6 +39,10 @@ type Options struct {
 	// MaxConcurrentStreams per HTTP/2 connection; default 1000 (what APNs
 	// advertises).
 	MaxConcurrentStreams uint32
+	// KeepRequests keeps every accepted request's headers and body for
+	// full receipts (GET /_receipts?full=1, FullReceipts): about half a
+	// kilobyte a request, so it is off unless a test wants to look.
+	KeepRequests bool
 	// RequireAuth makes FCM requests without "Authorization: Bearer" fail
 	// with 401. APNs always requires a bearer token or a client certificate.
 	RequireAuth bool
@@ -56,6 +61,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:0"
+	}
+	if o.TPSWindow == "" {
+		o.TPSWindow = WindowSliding
 	}
 	if o.MaxConcurrentStreams == 0 {
 		o.MaxConcurrentStreams = 1000
@@ -81,6 +89,9 @@ func (o Options) validate() error {
 	}
 	if o.TPS < 0 {
 		errs = append(errs, fmt.Errorf("tps must not be negative, got %d", o.TPS))
+	}
+	if !o.TPSWindow.valid() {
+		errs = append(errs, fmt.Errorf("tps window must be %q or %q, got %q", WindowSliding, WindowFixed, o.TPSWindow))
 	}
 	if o.Latency < 0 || o.Outage < 0 {
 		errs = append(errs, fmt.Errorf("latency and outage must not be negative"))

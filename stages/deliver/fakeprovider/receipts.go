@@ -3,6 +3,7 @@ package fakeprovider
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -40,12 +41,21 @@ type Summary struct {
 	ByCollapseID map[string]uint64 `json:"by_collapse_id"`
 }
 
-// Receipt is one accepted request.
+// Receipt is one accepted request. Headers and Body are the request's, in
+// full receipts of a fake that keeps them (Options.KeepRequests).
 type Receipt struct {
-	Provider   string `json:"provider"`
-	Token      string `json:"token"`
-	CollapseID string `json:"collapse_id"`
-	AtMs       int64  `json:"at_ms"`
+	Provider   string              `json:"provider"`
+	Token      string              `json:"token"`
+	CollapseID string              `json:"collapse_id"`
+	AtMs       int64               `json:"at_ms"`
+	Headers    map[string][]string `json:"headers,omitempty"`
+	Body       string              `json:"body,omitempty"`
+}
+
+// request is what a full receipt adds.
+type request struct {
+	headers map[string][]string
+	body    string
 }
 
 const receiptChunk = 1 << 16
@@ -60,6 +70,7 @@ type receipts struct {
 	mu         sync.Mutex
 	seen       map[string]uint32 // token "\x00" collapse id -> times accepted
 	chunks     [][]receipt
+	requests   [][]*request // parallel to chunks, when requests are kept
 	accepted   uint64
 	duplicates uint64
 	byCollapse map[string]uint64
@@ -76,7 +87,9 @@ func newReceipts(base time.Time) *receipts {
 	return &receipts{base: base, seen: make(map[string]uint32), byCollapse: make(map[string]uint64)}
 }
 
-func (rs *receipts) add(provider uint8, token, collapseID string, now time.Time) {
+// add records an accepted request; req is its copy when requests are kept,
+// else nil.
+func (rs *receipts) add(provider uint8, token, collapseID string, now time.Time, req *request) {
 	key := token + "\x00" + collapseID
 	at := uint32(max(now.Sub(rs.base).Milliseconds(), 0))
 	rs.mu.Lock()
@@ -93,23 +106,36 @@ func (rs *receipts) add(provider uint8, token, collapseID string, now time.Time)
 	}
 	last := &rs.chunks[len(rs.chunks)-1]
 	*last = append(*last, receipt{key: key, tokenLen: uint32(len(token)), atMs: at, provider: provider})
+	if req != nil {
+		if len(rs.requests) < len(rs.chunks) {
+			rs.requests = append(rs.requests, make([]*request, 0, receiptChunk))
+		}
+		rs.requests[len(rs.requests)-1] = append(rs.requests[len(rs.requests)-1], req)
+	}
 }
 
-// snapshot returns the chunks as they are now. Receipts are never changed
-// once written, so the caller may read them without the lock.
-func (rs *receipts) snapshot() [][]receipt {
+// snapshot returns the chunks (and the kept requests, nil when none are)
+// as they are now. Receipts are never changed once written, so the caller
+// may read them without the lock.
+func (rs *receipts) snapshot() ([][]receipt, [][]*request) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	return append([][]receipt(nil), rs.chunks...)
+	return append([][]receipt(nil), rs.chunks...), append([][]*request(nil), rs.requests...)
 }
 
-func (rs *receipts) expand(r receipt) Receipt {
-	return Receipt{
+// expand is receipt i of chunk c; a full one when reqs holds requests.
+func (rs *receipts) expand(chunks [][]receipt, reqs [][]*request, c, i int) Receipt {
+	r := chunks[c][i]
+	out := Receipt{
 		Provider:   providerName(r.provider),
 		Token:      r.key[:r.tokenLen],
 		CollapseID: r.key[r.tokenLen+1:],
 		AtMs:       rs.base.UnixMilli() + int64(r.atMs),
 	}
+	if reqs != nil {
+		out.Headers, out.Body = reqs[c][i].headers, reqs[c][i].body
+	}
+	return out
 }
 
 func providerName(p uint8) string {
@@ -149,16 +175,32 @@ func (s *Server) Summary() Summary {
 }
 
 // Receipts returns every accepted request in arrival order.
-func (s *Server) Receipts() []Receipt {
-	chunks := s.rec.snapshot()
+func (s *Server) Receipts() []Receipt { return s.receipts(false) }
+
+// FullReceipts is Receipts with each request's headers and body; it needs
+// Options.KeepRequests.
+func (s *Server) FullReceipts() ([]Receipt, error) {
+	if !s.opts.KeepRequests {
+		return nil, errNotKept
+	}
+	return s.receipts(true), nil
+}
+
+var errNotKept = errors.New("fakeprovider: requests are not kept (Options.KeepRequests, --keep-requests)")
+
+func (s *Server) receipts(full bool) []Receipt {
+	chunks, reqs := s.rec.snapshot()
+	if !full {
+		reqs = nil
+	}
 	n := 0
 	for _, chunk := range chunks {
 		n += len(chunk)
 	}
 	out := make([]Receipt, 0, n)
-	for _, chunk := range chunks {
-		for _, r := range chunk {
-			out = append(out, s.rec.expand(r))
+	for c, chunk := range chunks {
+		for i := range chunk {
+			out = append(out, s.rec.expand(chunks, reqs, c, i))
 		}
 	}
 	return out
@@ -170,14 +212,24 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleReceipts streams NDJSON, one accepted request a line, without
-// building the whole list in memory.
+// building the whole list in memory; with ?full=1 each line also has the
+// request's headers and body.
 func (s *Server) handleReceipts(w http.ResponseWriter, r *http.Request) {
+	full := r.URL.Query().Get("full") == "1"
+	if full && !s.opts.KeepRequests {
+		http.Error(w, "full receipts need a fake started with --keep-requests", http.StatusBadRequest)
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	bw := bufio.NewWriterSize(w, 64<<10)
+	chunks, reqs := s.rec.snapshot()
+	if !full {
+		reqs = nil
+	}
 	var line []byte
-	for _, chunk := range s.rec.snapshot() {
-		for _, rc := range chunk {
-			line = appendReceipt(line[:0], s.rec.expand(rc))
+	for c, chunk := range chunks {
+		for i := range chunk {
+			line = appendReceipt(line[:0], s.rec.expand(chunks, reqs, c, i))
 			if _, err := bw.Write(line); err != nil {
 				return // client went away
 			}
@@ -195,6 +247,14 @@ func appendReceipt(b []byte, r Receipt) []byte {
 	b = appendJSONString(b, r.CollapseID)
 	b = append(b, `,"at_ms":`...)
 	b = strconv.AppendInt(b, r.AtMs, 10)
+	if r.Headers != nil {
+		// Rare (tests): encoding/json is fast enough.
+		h, _ := json.Marshal(r.Headers)
+		b = append(b, `,"headers":`...)
+		b = append(b, h...)
+		b = append(b, `,"body":`...)
+		b = appendJSONString(b, r.Body)
+	}
 	return append(b, "}\n"...)
 }
 

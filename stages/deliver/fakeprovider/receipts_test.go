@@ -21,7 +21,7 @@ func BenchmarkReceiptsAdd(b *testing.B) {
 	rs := newReceipts(now)
 	b.ResetTimer()
 	for i := range b.N {
-		rs.add(providerAPNs, tokens[i], "campaign-42", now)
+		rs.add(providerAPNs, tokens[i], "campaign-42", now, nil)
 	}
 	b.StopTimer()
 	runtime.GC()

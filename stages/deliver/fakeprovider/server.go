@@ -12,6 +12,8 @@
 //	                                        account whose token_uri points here
 //	GET  /_receipts/summary                 Summary as JSON
 //	GET  /_receipts                         accepted requests, NDJSON
+//	GET  /_receipts?full=1                  the same with each request's headers
+//	                                        and body (Options.KeepRequests)
 package fakeprovider
 
 import (
@@ -40,6 +42,7 @@ type Server struct {
 	started atomic.Int64
 	nextID  atomic.Uint64
 	window  window
+	rate    rateGate // nil: no TPS cap
 	stats   stats
 	rec     *receipts
 	handler http.Handler
@@ -70,7 +73,8 @@ func New(opts Options) (*Server, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert.Leaf)
-	s := &Server{opts: opts, cert: cert, certPEM: certPEM, pool: pool, rec: newReceipts(now)}
+	s := &Server{opts: opts, cert: cert, certPEM: certPEM, pool: pool, rec: newReceipts(now),
+		rate: newRateGate(opts.TPSWindow, opts.TPS)}
 	s.started.Store(now.UnixNano())
 	s.handler = s.routes()
 	return s, nil
@@ -170,4 +174,12 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /_receipts/summary", s.handleSummary)
 	mux.HandleFunc("GET /_receipts", s.handleReceipts)
 	return mux
+}
+
+// keep copies what a full receipt of r shows, when requests are kept.
+func (s *Server) keep(r *http.Request, body []byte) *request {
+	if !s.opts.KeepRequests {
+		return nil
+	}
+	return &request{headers: r.Header.Clone(), body: string(body)}
 }
