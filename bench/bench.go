@@ -28,8 +28,15 @@ const (
 	SinkFake = "fake" // the fake provider process over HTTP/2 TLS
 )
 
-// DefaultReplicas is how many processes each stage gets on a 2-core box.
-var DefaultReplicas = map[string]int{"split": 1, "resolve": 2, "dedupe": 1, "deliver": 2, "ingest": 1}
+// DefaultReplicas is how many processes each stage gets on a 2-core box
+// (the stage table's Replicas).
+var DefaultReplicas = func() map[string]int {
+	m := map[string]int{}
+	for _, s := range pipeline.Stages {
+		m[s.Name] = s.Replicas
+	}
+	return m
+}()
 
 // Config is one bench run.
 type Config struct {

@@ -52,7 +52,7 @@ func WriteChart(path string, samples []Sample, t0 time.Time) error {
 	lag.X.Label.Text = "seconds since the campaign was created"
 	lag.Y.Label.Text = "entries"
 	lag.Legend.Top = true
-	for i, st := range StageStreams[:4] {
+	for i, st := range StageStreams[:campaignStages] {
 		var pts plotter.XYs
 		for _, s := range samples {
 			ss := s.Streams[st.Stage]

@@ -41,9 +41,15 @@ type LaunchConfig struct {
 	Env      []string // more environment for every process
 }
 
-// stageOrder starts consumers downstream first, so no stage's output waits
-// for its reader's group to exist.
-var stageOrder = []string{"deliver", "dedupe", "resolve", "split", "ingest"}
+// stageOrder starts consumers downstream first (the stage table
+// backwards), so no stage's output waits for its reader's group to exist.
+var stageOrder = func() []string {
+	out := make([]string, 0, len(pipeline.Stages))
+	for i := len(pipeline.Stages) - 1; i >= 0; i-- {
+		out = append(out, pipeline.Stages[i].Name)
+	}
+	return out
+}()
 
 // Launch starts the fake provider (for the fake sink) and every stage's
 // replicas as separate `pushpipe <stage>` processes, and waits until each

@@ -11,14 +11,31 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
-// StageStreams maps each stage to the stream it consumes, in pipeline order.
-var StageStreams = []struct{ Stage, Stream string }{
-	{"split", pipeline.StreamCampaigns},
-	{"resolve", pipeline.StreamRanges},
-	{"dedupe", pipeline.StreamDedupe},
-	{"deliver", pipeline.StreamDeliver},
-	{"ingest", pipeline.StreamIngest},
-}
+// StageStreams maps each stage to the stream it consumes: the stages a
+// campaign passes through first, in pipeline order (charts take those),
+// then the others.
+var StageStreams = func() []struct{ Stage, Stream string } {
+	var out, rest []struct{ Stage, Stream string }
+	for _, s := range pipeline.Stages {
+		row := struct{ Stage, Stream string }{s.Name, s.Stream}
+		if s.Campaign {
+			out = append(out, row)
+		} else {
+			rest = append(rest, row)
+		}
+	}
+	return append(out, rest...)
+}()
+
+// campaignStages is how many of StageStreams a campaign passes through.
+var campaignStages = func() (n int) {
+	for _, s := range pipeline.Stages {
+		if s.Campaign {
+			n++
+		}
+	}
+	return n
+}()
 
 // StreamSample is a stage's input stream summed over its partitions: entries
 // appended (length), not yet read by the stage's group (lag), read but not

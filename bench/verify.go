@@ -283,14 +283,14 @@ func eachReceipt(ctx context.Context, client *http.Client, base, collapseID stri
 // maxID's. A bitmap holds each device once, so they cannot show a repeated
 // send.
 func sentMarks(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, campaign string, maxID int64) ([]mark, error) {
-	const chunkBits = 16
+	const chunkBits = pipeline.MarkChunkBits
 	var (
 		cmds   rueidis.Commands
 		chunks []int64
 	)
 	for p := range keys.Partitions {
 		for c := int64(0); c <= maxID>>chunkBits; c++ {
-			cmds = append(cmds, rdb.B().Get().Key(keys.Sent(p, campaign)+":"+strconv.FormatInt(c, 10)).Build())
+			cmds = append(cmds, rdb.B().Get().Key(keys.SentChunk(p, campaign, c)).Build())
 			chunks = append(chunks, c)
 		}
 	}

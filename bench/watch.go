@@ -137,7 +137,7 @@ func (w *Watch) draw(s Sample, t0 time.Time, final bool) {
 	}
 	bar := "[" + strings.Repeat(full, n) + strings.Repeat(empty, width-n) + "]"
 	var lags []string
-	for _, st := range StageStreams[:4] {
+	for _, st := range StageStreams[:campaignStages] {
 		ss := s.Streams[st.Stage]
 		lags = append(lags, fmt.Sprintf("%s %d", st.Stage, ss.Lag+ss.Pending))
 	}

@@ -27,7 +27,28 @@ type Batch struct {
 	failed  map[int]error
 	dead    map[int]error
 	settled bool
-	release func() // stops the runner keeping the batch claimed (heartbeat.go)
+	release func()        // stops the runner keeping the batch claimed (heartbeat.go)
+	lost    chan struct{} // closed once some entry is no longer this consumer's (heartbeat.go)
+}
+
+// Lost is closed when the runner finds, while the batch is being handled,
+// that this consumer no longer owns some of its entries: another consumer
+// claimed them, or Redis lost the stream or group (a restart without
+// persistence, a failover). Whoever owns them now will do their work, so a
+// handler with side effects that cannot be undone (a provider request)
+// starts no more of them once Lost is closed, lets the ones in flight finish
+// and returns; the runner then drops the batch without acking it. A nil
+// channel (a batch built by hand, in tests) is never closed.
+func (b *Batch) Lost() <-chan struct{} { return b.lost }
+
+// IsLost reports whether Lost is closed.
+func (b *Batch) IsLost() bool {
+	select {
+	case <-b.lost:
+		return true
+	default:
+		return false
+	}
 }
 
 // Emit queues a downstream entry. Emits are XADDed before the input is acked:

@@ -13,14 +13,15 @@ import (
 // consumer (XCLAIM to itself with min-idle 0, JUSTID so the delivery count
 // stays), so no other consumer's XAUTOCLAIM takes over a batch that is merely
 // slow. Entries another consumer already claimed are left alone: a plain
-// XCLAIM would steal them back and both would handle them. Returns how many
-// were kept.
+// XCLAIM would steal them back and both would handle them. Returns {kept,
+// taken}: how many were kept, and how many are pending for another consumer
+// now or that the stream lost (the rest were acked already).
 //
 // KEYS[1] input stream. ARGV: group, consumer, id1..idn in stream order.
 var keepScript = rueidis.NewLuaScript(`
 local group, consumer, n = ARGV[1], ARGV[2], #ARGV - 2
-if n <= 0 then return 0 end
-local want, owned = {}, {}
+if n <= 0 then return {0, 0} end
+local want, owned, taken = {}, {}, 0
 for i = 3, #ARGV do want[ARGV[i]] = true end
 -- one XPENDING over the span, filtered to this consumer, usually finds all
 for _, e in ipairs(redis.call('XPENDING', KEYS[1], group, ARGV[3], ARGV[#ARGV], 2 * n + 64, consumer)) do
@@ -31,7 +32,14 @@ if #owned < n then
   for i = 3, #ARGV do
     if want[ARGV[i]] then
       local p = redis.call('XPENDING', KEYS[1], group, ARGV[i], ARGV[i], 1)
-      if #p > 0 and p[1][2] == consumer then owned[#owned + 1] = ARGV[i] end
+      if #p > 0 then
+        if p[1][2] == consumer then owned[#owned + 1] = ARGV[i] else taken = taken + 1 end
+      elseif #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) == 0 then
+        -- neither pending nor in the stream: not acked (acked entries stay
+        -- until trimmed, long after), but lost with the stream, which was
+        -- recreated empty since
+        taken = taken + 1
+      end
     end
   end
 end
@@ -41,24 +49,30 @@ for s = 1, #owned, 1000 do
   args[#args + 1] = 'JUSTID'
   redis.call('XCLAIM', unpack(args))
 end
-return #owned
+return {#owned, taken}
 `)
 
-// keepClaimed keeps b's entries claimed by this consumer every third of
-// ClaimIdle from the moment the batch is read until the returned stop is
-// called (process is done with it, or it is never handed to a worker). A
-// live consumer keeps its work, however slow a handler or however long the
-// batch waited for a free worker; only a dead or hung process's entries go
-// idle and are claimed by another consumer.
+// keepClaimed keeps b's entries claimed by this consumer every KeepEvery
+// from the moment the batch is read until the returned stop is called
+// (process is done with it, or it is never handed to a worker). A live
+// consumer keeps its work, however slow a handler or however long the batch
+// waited for a free worker; only a dead or hung process's entries go idle
+// and are claimed by another consumer.
+//
+// Each keep also checks that the entries are still this consumer's: when
+// one is not (claimed by another consumer, or Redis lost the stream or the
+// group), b.Lost is closed, so a slow handler stops working for entries
+// someone else now owns within KeepEvery, instead of racing them.
 func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 	ids := make([]string, len(b.Entries))
 	for i, e := range b.Entries {
 		ids[i] = e.ID
 	}
+	b.lost = make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(r.opts.ClaimIdle / 3)
+		t := time.NewTicker(r.opts.KeepEvery)
 		defer t.Stop()
 		for {
 			select {
@@ -66,7 +80,18 @@ func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 				return
 			case <-t.C:
 			}
-			if err := r.keep(ctx, b.Stream, ids); err != nil && ctx.Err() == nil {
+			taken, err := r.keep(ctx, b.Stream, ids)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case isNoGroup(err) || err == nil && taken > 0:
+				// Entries merely acked (a handler that settles its own, or
+				// the commit racing this tick) are not lost.
+				r.log.Warn().Str("stream", b.Stream).Int("entries", len(ids)).Int("taken", taken).
+					Msg("batch no longer ours (claimed by another consumer, or Redis lost the stream); stopping it")
+				close(b.lost)
+				return
+			case err != nil:
 				r.log.Warn().Err(err).Str("stream", b.Stream).Msg("could not keep the batch claimed")
 			}
 		}
@@ -75,17 +100,23 @@ func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 	return func() { once.Do(func() { cancel(); wg.Wait() }) }
 }
 
-func (r *Runner) keep(ctx context.Context, stream string, ids []string) error {
+// keep resets the idle time of ids still pending for this consumer and
+// returns how many of ids another consumer holds now.
+func (r *Runner) keep(ctx context.Context, stream string, ids []string) (taken int, err error) {
 	if len(ids) == 0 {
-		return nil
+		return 0, nil
 	}
 	args := make([]string, 0, 2+len(ids))
 	args = append(args, r.opts.Group, r.opts.Consumer)
 	args = append(args, ids...)
-	if err := keepScript.Exec(ctx, r.rdb, []string{stream}, args).Error(); err != nil {
-		return fmt.Errorf("keep %s claimed: %w", stream, err)
+	res, err := keepScript.Exec(ctx, r.rdb, []string{stream}, args).AsIntSlice()
+	if err != nil {
+		return 0, fmt.Errorf("keep %s claimed: %w", stream, err)
 	}
-	return nil
+	if len(res) != 2 {
+		return 0, fmt.Errorf("keep %s claimed: unexpected reply %v", stream, res)
+	}
+	return int(res[1]), nil
 }
 
 // handOff gives a read or claimed batch to a free worker, keeping it claimed

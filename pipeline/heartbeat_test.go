@@ -107,3 +107,75 @@ func TestSlowBatchStaysClaimedDeadConsumersDoNot(t *testing.T) {
 		}
 	}
 }
+
+// A batch in progress is Lost within a few keep intervals once it stops
+// being its consumer's: another consumer claimed its entries, or Redis lost
+// the stream and group. A batch whose entries were only acked is not lost.
+func TestBatchLost(t *testing.T) {
+	tests := []struct {
+		name     string
+		take     func(t *testing.T, stream string, ids []string) // what happens to the batch meanwhile
+		wantLost bool
+	}{
+		{"claimed by another consumer", func(t *testing.T, stream string, ids []string) {
+			c := client(t, env.Redis.Addr)
+			cmd := c.B().Xclaim().Key(stream).Group("lost").Consumer("thief").MinIdleTime("0").Id(ids...).Justid().Build()
+			if err := c.Do(context.Background(), cmd).Error(); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"stream and group gone", func(t *testing.T, stream string, _ []string) {
+			c := client(t, env.Redis.Addr)
+			if err := c.Do(context.Background(), c.B().Del().Key(stream).Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"acked", func(t *testing.T, stream string, ids []string) {
+			c := client(t, env.Redis.Addr)
+			if err := c.Do(context.Background(), c.B().Xack().Key(stream).Group("lost").Id(ids...).Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := client(t, env.Redis.Addr)
+			keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 1)
+			produce(t, c, keys, "lost", 5)
+			const every = 50 * time.Millisecond
+			lost := make(chan bool, 1)
+			h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+				ids := make([]string, len(b.Entries))
+				for i, e := range b.Entries {
+					ids[i] = e.ID
+				}
+				tt.take(t, b.Stream, ids)
+				select {
+				case <-b.Lost():
+					lost <- true
+				case <-time.After(20 * every):
+					lost <- false
+				}
+				return nil
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "lost", Stream: "lost", Consumer: "owner",
+				Concurrency: 1, BatchSize: 10, KeepEvery: every, Block: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			select {
+			case got := <-lost:
+				if got != tt.wantLost {
+					t.Errorf("Lost closed: %v, want %v", got, tt.wantLost)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the handler never saw the batch")
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

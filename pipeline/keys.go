@@ -65,16 +65,39 @@ func (k Keys) Streams(name string) []string {
 // operator wants them in one place.
 func (k Keys) DLQ() string { return k.Prefix + ":{dlq}:" + StreamDLQ }
 
-// Seen is the dedupe bitmap of a campaign in partition p: bit u is set once
-// user u's first sighting went to deliver.
+// Seen is the dedupe hash of a campaign in partition p: the users whose
+// first sighting went to deliver (stages/dedupe/script.go has its layout).
 func (k Keys) Seen(p int, campaign string) string {
 	return k.Prefix + ":" + k.Tag(p) + ":seen:" + campaign
 }
 
-// Sent is the prefix of a campaign's sent marks in partition p: deliver
-// keeps them as bitmaps of device ids, one key per chunk ("<Sent>:<chunk>").
-func (k Keys) Sent(p int, campaign string) string {
-	return k.Prefix + ":" + k.Tag(p) + ":sent:" + campaign
+// Muted is the dedupe hash of a campaign in partition p holding the users
+// seen only as muted so far (Seen's layout and hash tag).
+func (k Keys) Muted(p int, campaign string) string {
+	return k.Prefix + ":" + k.Tag(p) + ":seen:" + campaign + ":muted"
+}
+
+// MarkChunkBits sizes deliver's bitmaps: a campaign's sent marks (a bit per
+// device id) and done users (a bit per user offset, UserOffset) are kept in
+// chunks of 2^MarkChunkBits bits, one key each, so a chunk is at most 8 KB.
+const MarkChunkBits = 16
+
+// SentChunk is the key of chunk (id >> MarkChunkBits) of a campaign's sent
+// marks in partition p: a bit per device that reached a terminal state.
+func (k Keys) SentChunk(p int, campaign string, chunk int64) string {
+	return k.Prefix + ":" + k.Tag(p) + ":sent:" + campaign + ":" + strconv.FormatInt(chunk, 10)
+}
+
+// DoneChunk is the key of a chunk of a campaign's done users in partition
+// p: a bit per user (by UserOffset) counted terminal.
+func (k Keys) DoneChunk(p int, campaign string, chunk int64) string {
+	return k.Prefix + ":" + k.Tag(p) + ":done:" + campaign + ":" + strconv.FormatInt(chunk, 10)
+}
+
+// Settled is a campaign's set, in partition p, of the devices counted failed
+// after their user's last retry (deliver's settledScript).
+func (k Keys) Settled(p int, campaign string) string {
+	return k.Prefix + ":" + k.Tag(p) + ":settled:" + campaign
 }
 
 // Stats is a campaign's counter hash in partition p. Stages update it in the
@@ -90,8 +113,14 @@ func (k Keys) Retry(p int) string { return k.Prefix + ":" + k.Tag(p) + ":retry" 
 // Campaign is the hash of a campaign's progress counters.
 func (k Keys) Campaign(id string) string { return k.Prefix + ":{c" + id + "}:campaign" }
 
-// CampaignKey is any other per-campaign key, sharing the campaign's tag.
-func (k Keys) CampaignKey(id, name string) string { return k.Prefix + ":{c" + id + "}:" + name }
+// RangeUsers is a campaign's hash mapping each resolved range to the number
+// of user ids resolve emitted for it (the campaign's tag).
+func (k Keys) RangeUsers(id string) string { return k.Prefix + ":{c" + id + "}:range_users" }
+
+// SplitCheckpoint is split's checkpoint of a campaign: per channel, where to
+// continue, so a redelivered or requeued campaign resumes instead of
+// starting over (the campaign's tag).
+func (k Keys) SplitCheckpoint(id string) string { return k.Prefix + ":{c" + id + "}:split" }
 
 // Preferences is the hash holding a user's muted channels and categories.
 // Users are spread over the partitions' tags so a batch of lookups groups by slot.

@@ -34,24 +34,6 @@ type ReplayResult struct {
 	ByPart   map[int]int64 // injected per partition
 }
 
-// StageOf is the stage (and consumer group) that reads a logical stream, or ""
-// for streams no stage consumes (results, dlq).
-func StageOf(stream string) string {
-	switch stream {
-	case StreamIngest:
-		return "ingest"
-	case StreamCampaigns:
-		return "split"
-	case StreamRanges:
-		return "resolve"
-	case StreamDedupe:
-		return "dedupe"
-	case StreamDeliver:
-		return "deliver"
-	}
-	return ""
-}
-
 // userPartitioned streams place an entry by its users' partition, so an entry
 // may move between them and stay next to its seen and sent marks.
 func userPartitioned(stream string) bool { return stream == StreamDedupe || stream == StreamDeliver }

@@ -31,6 +31,11 @@ type Options struct {
 	ShutdownTimeout time.Duration // finish in-flight batches within this, default 10s
 	Retention       time.Duration // trim acknowledged entries older than this, default 24h; <0 disables
 	RetryFor        time.Duration // retry a failing batch in-process this long before leaving it for a claim, default ClaimIdle/2
+	// KeepEvery is how often a batch in progress is kept claimed and checked
+	// to be still ours (Batch.Lost), default ClaimIdle/3 but at most 250ms:
+	// it bounds how long a handler goes on working for entries another
+	// consumer took, or that Redis lost.
+	KeepEvery time.Duration
 }
 
 func (o *Options) defaults() {
@@ -68,6 +73,9 @@ func (o *Options) defaults() {
 	if o.RetryFor <= 0 {
 		o.RetryFor = o.ClaimIdle / 2
 	}
+	if o.KeepEvery <= 0 {
+		o.KeepEvery = min(o.ClaimIdle/3, 250*time.Millisecond)
+	}
 }
 
 // Runner reads a stage's input stream as one consumer of its group and feeds
@@ -87,12 +95,7 @@ type Runner struct {
 
 // NewRunner builds a runner; Run starts it. metrics may be nil.
 func NewRunner(rdb rueidis.Client, keys Keys, opts Options, h Handler, log zerolog.Logger, metrics *Metrics) *Runner {
-	opts.defaults()
-	if len(opts.Partitions) == 0 {
-		for p := 0; p < keys.Partitions; p++ {
-			opts.Partitions = append(opts.Partitions, p)
-		}
-	}
+	opts = opts.Effective(keys)
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
@@ -324,6 +327,12 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 				return
 			}
 			err = cerr
+		}
+		if b.IsLost() {
+			// Someone else owns (some of) these entries now, or Redis lost
+			// them: retrying here would race the new owner.
+			r.log.Warn().Err(err).Str("stream", b.Stream).Msg("batch no longer ours; dropped")
+			return
 		}
 		for _, e := range b.Entries {
 			r.lastErr.Store(e.ID, err.Error())

@@ -11,12 +11,6 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// StageStreams lists the streams a stage reads, in pipeline order: what
-// `pushpipe status` shows.
-func StageStreams() []string {
-	return []string{StreamIngest, StreamCampaigns, StreamRanges, StreamDedupe, StreamDeliver}
-}
-
 // ConsumerStatus is one consumer of a group on one partition.
 type ConsumerStatus struct {
 	Name    string        `json:"name"`

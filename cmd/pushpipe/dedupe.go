@@ -1,26 +1,28 @@
 package main
 
 import (
+	"context"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/dedupe"
 )
 
 // DedupeCmd runs the dedupe stage: one notification per person.
 type DedupeCmd struct {
-	// Entries carry up to ~2000 users each; one script call marks a read.
-	StageFlags `embed:"" set:"batch_default=50"`
+	StageFlags  `embed:""`
+	DedupeFlags `embed:""`
 }
 
+// DedupeFlags are dedupe's own flags: none yet.
+type DedupeFlags struct{}
+
 // Run serves until SIGTERM.
-func (c *DedupeCmd) Run(g *Globals) error {
-	rdb, err := g.Redis()
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	h := dedupe.New(dedupe.Config{Redis: rdb, Keys: g.Keys(), Log: g.Logger()})
-	r := pipeline.NewRunner(rdb, g.Keys(), c.StageFlags.options("dedupe", pipeline.StreamDedupe), h,
-		g.Logger(), pipeline.NewMetrics(g.Registry()))
-	h.Bind(r.Options())
-	return runRunners(g, c.HTTP, r)
+func (c *DedupeCmd) Run(g *Globals) error { return runStage(g, c.StageFlags, "dedupe", c.DedupeFlags) }
+
+func (DedupeFlags) dbConns() int32 { return 0 }
+
+func (DedupeFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
+	h := dedupe.New(dedupe.Config{Redis: d.rdb, Keys: d.keys, Log: d.log})
+	h.Bind(eff) // its script acks, as the runner's group and consumer
+	return h, nil, nil
 }

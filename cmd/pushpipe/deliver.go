@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/deliver"
@@ -19,11 +15,14 @@ import (
 // DeliverCmd runs the deliver stage: deliver entries to APNs and FCM under a
 // cluster-wide rate limit, with delayed retries.
 type DeliverCmd struct {
-	// Entries carry up to ~1000 users each: a few per read keep a process's
-	// share of work small enough to hand over quickly.
-	StageFlags `embed:"" set:"batch_default=8"`
-	DBConns    int32 `name:"db-conns" default:"8" help:"PostgreSQL connections (the pool size)."`
+	StageFlags   `embed:""`
+	DeliverFlags `embed:""`
+}
 
+// DeliverFlags are deliver's own flags (under `all` too, unprefixed: the
+// provider settings are what `all` is mostly given).
+type DeliverFlags struct {
+	DBConns          int32  `name:"db-conns" default:"8" help:"PostgreSQL connections (the pool size)."`
 	APNsKey          string `name:"apns-key" placeholder:"FILE.p8" help:"APNs signing key for token auth."`
 	APNsKeyID        string `name:"apns-key-id" help:"Key id of --apns-key."`
 	APNsTeamID       string `name:"apns-team-id" help:"Apple developer team id of --apns-key."`
@@ -48,66 +47,39 @@ type DeliverCmd struct {
 
 // Run serves until SIGTERM.
 func (c *DeliverCmd) Run(g *Globals) error {
-	senders, closeSenders, err := c.senders(g.Context())
-	if err != nil {
-		return err
-	}
-	defer closeSenders()
-	rdb, err := g.Redis()
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	db, err := g.DB(c.DBConns)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-
-	// The runner fills in the consumer name and the defaults the handler
-	// must agree with (it acks its batches itself), so build it first.
-	var h *deliver.Handler
-	r := pipeline.NewRunner(rdb, g.Keys(), c.StageFlags.options("deliver", pipeline.StreamDeliver),
-		pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error { return h.Handle(ctx, b) }),
-		g.Logger(), pipeline.NewMetrics(g.Registry()))
-	h, err = deliver.New(c.stageConfig(g, rdb, db, senders, r.Options()))
-	if err != nil {
-		return err
-	}
-	ready := func(context.Context) error {
-		if !r.Ready() {
-			return errors.New("deliver is not consuming yet")
-		}
-		return nil
-	}
-	return pipeline.RunGroup(g.Context(),
-		func(ctx context.Context) error {
-			return pipeline.Serve(ctx, c.HTTP, pipeline.OpsHandler(g.Registry(), ready), g.Logger())
-		},
-		r.Run,
-		h.Run, // the retry poller
-	)
+	return runStage(g, c.StageFlags, "deliver", c.DeliverFlags)
 }
 
-// stageConfig is the deliver stage the flags describe, bound to the
-// effective options of the runner that feeds it (the stage acks its own
-// batches, so it must agree with the runner on group, consumer, partitions,
-// claim idle and shutdown timeout). `pushpipe all` builds it the same way.
-func (c *DeliverCmd) stageConfig(g *Globals, rdb rueidis.Client, db *pgxpool.Pool, senders map[push.Platform]push.Sender, eff pipeline.Options) deliver.Config {
-	return deliver.Config{
-		Redis: rdb, DB: db, Keys: g.Keys(), Senders: senders,
+func (c DeliverFlags) dbConns() int32 { return c.DBConns }
+
+// build makes the deliver stage bound to the effective options of the
+// runner that feeds it (the stage acks its own batches, so it must agree
+// with the runner on group, consumer, partitions, claim idle and shutdown
+// timeout), and its retry poller.
+func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
+	senders, closeSenders, err := c.senders(d.ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.closers = append(d.closers, closeSenders)
+	h, err := deliver.New(deliver.Config{
+		Redis: d.rdb, DB: d.db, Keys: d.keys, Senders: senders,
 		Group: eff.Group, Consumer: eff.Consumer, Partitions: eff.Partitions,
 		ClaimIdle: eff.ClaimIdle, ShutdownTimeout: eff.ShutdownTimeout,
 		TPS: c.TPS, InFlight: c.InFlight, MaxAttempts: c.MaxAttempts,
 		RetryBase: c.RetryBase, RetryMax: c.RetryMax, RetryLease: c.RetryLease,
-		Log: g.Logger(), Metrics: g.Registry(),
+		Log: d.log, Metrics: d.reg,
+	})
+	if err != nil {
+		return nil, nil, err
 	}
+	return h, []func(context.Context) error{h.Run}, nil
 }
 
 // senders builds a sender per platform from the flags: APNs when a key or a
 // certificate is given, FCM when a project, credentials or a non-Google
 // endpoint is given, or the null sink for both.
-func (c *DeliverCmd) senders(ctx context.Context) (map[push.Platform]push.Sender, func(), error) {
+func (c DeliverFlags) senders(ctx context.Context) (map[push.Platform]push.Sender, func(), error) {
 	if c.Sink == "null" {
 		null := &deliver.NullSender{}
 		return map[push.Platform]push.Sender{push.IOS: null, push.Android: null}, func() {}, nil

@@ -90,11 +90,13 @@ func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// StageFlags are the flags every stage takes.
+// StageFlags are the flags every stage takes. Batch and concurrency default
+// to the stage's own (pipeline.Stages); under `pushpipe all` a value given
+// applies to every stage.
 type StageFlags struct {
 	Consumer        string        `help:"Consumer name (default host-pid)."`
-	Concurrency     int           `default:"${concurrency_default=4}" help:"Handlers running at once."`
-	Batch           int           `default:"${batch_default=100}" help:"Entries read per XREADGROUP."`
+	Concurrency     int           `help:"Handlers running at once (default: the stage's own, see pipeline.Stages)."`
+	Batch           int           `help:"Entries read per XREADGROUP (default: the stage's own, see pipeline.Stages)."`
 	ClaimIdle       time.Duration `default:"30s" help:"Take over another consumer's entries idle this long."`
 	MaxDeliveries   int64         `default:"10" help:"Dead-letter an entry delivered more often than this."`
 	HTTP            string        `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
@@ -102,11 +104,16 @@ type StageFlags struct {
 	Retention       time.Duration `default:"24h" help:"Keep acknowledged entries this long (for replay)."`
 }
 
-// options turns the flags into runner options for a stage.
-func (f StageFlags) options(stage, stream string) pipeline.Options {
-	return pipeline.Options{
-		Stage: stage, Stream: stream, Consumer: f.Consumer, Concurrency: f.Concurrency,
-		BatchSize: f.Batch, ClaimIdle: f.ClaimIdle, MaxDeliveries: f.MaxDeliveries,
-		ShutdownTimeout: f.ShutdownTimeout, Retention: f.Retention,
+// options turns the flags into runner options for a stage of the table.
+func (f StageFlags) options(def pipeline.StageDef) pipeline.Options {
+	o := def.Options()
+	o.Consumer, o.ClaimIdle, o.MaxDeliveries = f.Consumer, f.ClaimIdle, f.MaxDeliveries
+	o.ShutdownTimeout, o.Retention = f.ShutdownTimeout, f.Retention
+	if f.Concurrency > 0 {
+		o.Concurrency = f.Concurrency
 	}
+	if f.Batch > 0 {
+		o.BatchSize = f.Batch
+	}
+	return o
 }

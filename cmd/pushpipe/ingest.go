@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/ingest"
 )
@@ -8,24 +10,20 @@ import (
 // IngestCmd runs the ingest stage: device events from the ingest stream,
 // collapsed per batch and bulk-upserted into PostgreSQL.
 type IngestCmd struct {
-	StageFlags `embed:"" set:"batch_default=5000"`
-	DBConns    int32 `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size); the stage never opens more."`
+	StageFlags  `embed:""`
+	IngestFlags `embed:""`
+}
+
+// IngestFlags are ingest's own flags (under `all`: --ingest-...).
+type IngestFlags struct {
+	DBConns int32 `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size); the stage never opens more."`
 }
 
 // Run serves until SIGTERM.
-func (c *IngestCmd) Run(g *Globals) error {
-	rdb, err := g.Redis()
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	db, err := g.DB(c.DBConns)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	h := ingest.New(ingest.Config{DB: db, Log: g.Logger(), Metrics: g.Registry()})
-	r := pipeline.NewRunner(rdb, g.Keys(), c.StageFlags.options("ingest", pipeline.StreamIngest), h,
-		g.Logger(), pipeline.NewMetrics(g.Registry()))
-	return runRunners(g, c.HTTP, r)
+func (c *IngestCmd) Run(g *Globals) error { return runStage(g, c.StageFlags, "ingest", c.IngestFlags) }
+
+func (f IngestFlags) dbConns() int32 { return f.DBConns }
+
+func (f IngestFlags) build(d *deps, _ pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
+	return ingest.New(ingest.Config{DB: d.db, Log: d.log, Metrics: d.reg}), nil, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/campaign"
 )
 
 // ReplayCmd re-injects retained entries of a stream into a stage's input, or
@@ -110,14 +111,11 @@ func campaignExists(g *Globals, id string) error {
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(g.Context(), 10*time.Second)
 	defer cancel()
-	var found bool
-	if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1)`, id).Scan(&found); err != nil {
-		return fmt.Errorf("look up campaign %s: %w", id, err)
-	}
-	if !found {
+	_, err = campaign.Load(ctx, db, id)
+	if errors.Is(err, campaign.ErrNotFound) {
 		return fmt.Errorf("campaign %s does not exist", id)
 	}
-	return nil
+	return err
 }
 
 func firstNonEmpty(a, b string) string {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/resolve"
 )
@@ -8,29 +10,23 @@ import (
 // ResolveCmd runs the resolve stage: ranges into preference-filtered user
 // ids per partition.
 type ResolveCmd struct {
-	// A range is a few thousand users: a couple per read spread a campaign
-	// over every resolve process. A range's work is mostly waiting for
-	// PostgreSQL and Redis, so more handlers than cores keep both busy.
-	//lint:ignore SA5008 kong reads every set tag (Tag.GetAll)
-	StageFlags `embed:"" set:"batch_default=2" set:"concurrency_default=8"`
-	Parallel   int   `default:"2" help:"Ranges of one read resolved at once."`
-	DBConns    int32 `name:"db-conns" default:"8" help:"PostgreSQL connections (the pool size)."`
+	StageFlags   `embed:""`
+	ResolveFlags `embed:""`
+}
+
+// ResolveFlags are resolve's own flags (under `all`: --resolve-...).
+type ResolveFlags struct {
+	Parallel int   `default:"2" help:"Ranges of one read resolved at once."`
+	DBConns  int32 `name:"db-conns" default:"8" help:"PostgreSQL connections (the pool size)."`
 }
 
 // Run serves until SIGTERM.
 func (c *ResolveCmd) Run(g *Globals) error {
-	rdb, err := g.Redis()
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	db, err := g.DB(c.DBConns)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	h := resolve.New(resolve.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: g.Logger(), Parallel: c.Parallel})
-	r := pipeline.NewRunner(rdb, g.Keys(), c.StageFlags.options("resolve", pipeline.StreamRanges), h,
-		g.Logger(), pipeline.NewMetrics(g.Registry()))
-	return runRunners(g, c.HTTP, r)
+	return runStage(g, c.StageFlags, "resolve", c.ResolveFlags)
+}
+
+func (f ResolveFlags) dbConns() int32 { return f.DBConns }
+
+func (f ResolveFlags) build(d *deps, _ pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
+	return resolve.New(resolve.Config{Redis: d.rdb, DB: d.db, Keys: d.keys, Log: d.log, Parallel: f.Parallel}), nil, nil
 }

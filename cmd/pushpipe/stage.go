@@ -3,14 +3,103 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
-// runRunners runs stage runners plus the ops HTTP server (metrics, health,
-// readiness) until SIGTERM, then lets them drain.
-func runRunners(g *Globals, httpAddr string, runners ...*pipeline.Runner) error {
-	log := g.Logger()
+// deps are what stage handlers are built from: connected once per process
+// and shared by every stage it runs (one under `pushpipe <stage>`, all of
+// them under `pushpipe all`).
+type deps struct {
+	ctx     context.Context
+	rdb     rueidis.Client
+	db      *pgxpool.Pool // nil when no stage of the process needs PostgreSQL
+	keys    pipeline.Keys
+	log     zerolog.Logger
+	reg     *prometheus.Registry
+	closers []func() // run when the process stops, last first
+}
+
+// stage is a stage's own flags: how many PostgreSQL connections it wants,
+// and how to build its handler for the effective options of the runner that
+// will feed it, with anything else it runs beside the runner (deliver's
+// retry poller).
+type stage interface {
+	dbConns() int32
+	build(d *deps, eff pipeline.Options) (pipeline.Handler, []func(context.Context) error, error)
+}
+
+// sidecar is something a process runs beside its stages, built from the
+// same deps: the API under `pushpipe all`.
+type sidecar struct {
+	dbConns int32
+	build   func(d *deps) func(context.Context) error
+}
+
+// runStages runs the given stages of the stage table, in one process: one
+// Redis client, one PostgreSQL pool sized for all of them, one metrics
+// registry, one ops server; a runner per stage built from the same flags
+// whether the process runs one stage or every one; plus the sidecars. It
+// serves until SIGTERM, then lets them drain.
+func runStages(g *Globals, flags StageFlags, stages map[string]stage, sidecars ...sidecar) error {
+	d := &deps{ctx: g.Context(), keys: g.Keys(), log: g.Logger(), reg: g.Registry()}
+	defer func() {
+		for i := len(d.closers) - 1; i >= 0; i-- {
+			d.closers[i]()
+		}
+	}()
+	var err error
+	if d.rdb, err = g.Redis(); err != nil {
+		return err
+	}
+	d.closers = append(d.closers, d.rdb.Close)
+	var conns int32
+	for _, sc := range sidecars {
+		conns += sc.dbConns
+	}
+	for _, def := range pipeline.Stages {
+		if s, ok := stages[def.Name]; ok && def.DB {
+			conns += s.dbConns()
+		}
+	}
+	if conns > 0 {
+		if d.db, err = g.DB(conns); err != nil {
+			return err
+		}
+		d.closers = append(d.closers, d.db.Close)
+	}
+
+	metrics := pipeline.NewMetrics(d.reg)
+	var runners []*pipeline.Runner
+	var fns []func(context.Context) error
+	for _, sc := range sidecars {
+		fns = append(fns, sc.build(d))
+	}
+	for _, def := range pipeline.Stages {
+		s, ok := stages[def.Name]
+		if !ok {
+			continue
+		}
+		opts := flags.options(def)
+		if len(stages) > 1 && opts.Consumer != "" {
+			opts.Consumer += "-" + def.Name // one process, one consumer name per group
+		}
+		eff := opts.Effective(d.keys)
+		h, runs, err := s.build(d, eff)
+		if err != nil {
+			return fmt.Errorf("%s: %w", def.Name, err)
+		}
+		r := pipeline.NewRunner(d.rdb, d.keys, eff, h, d.log, metrics)
+		runners = append(runners, r)
+		fns = append(fns, r.Run)
+		fns = append(fns, runs...)
+	}
 	ready := func(context.Context) error {
 		for _, r := range runners {
 			if !r.Ready() {
@@ -19,13 +108,13 @@ func runRunners(g *Globals, httpAddr string, runners ...*pipeline.Runner) error 
 		}
 		return nil
 	}
-	fns := []func(context.Context) error{
-		func(ctx context.Context) error {
-			return pipeline.Serve(ctx, httpAddr, pipeline.OpsHandler(g.Registry(), ready), log)
-		},
-	}
-	for _, r := range runners {
-		fns = append(fns, r.Run)
-	}
-	return pipeline.RunGroup(g.Context(), fns...)
+	fns = append(fns, func(ctx context.Context) error {
+		return pipeline.Serve(ctx, flags.HTTP, pipeline.OpsHandler(d.reg, ready), d.log)
+	})
+	return pipeline.RunGroup(d.ctx, fns...)
+}
+
+// runStage runs one stage of the table as its own process.
+func runStage(g *Globals, flags StageFlags, name string, s stage) error {
+	return runStages(g, flags, map[string]stage{name: s})
 }

@@ -109,7 +109,7 @@ func BenchmarkFanout(b *testing.B) {
 func marksBytes(b *testing.B, f *fixture, id string) int64 {
 	var total int64
 	for p := range f.keys.Partitions {
-		for _, k := range []string{f.keys.Seen(p, id), campaign.MutedKey(f.keys, p, id)} {
+		for _, k := range []string{f.keys.Seen(p, id), f.keys.Muted(p, id)} {
 			n, err := f.rdb.Do(context.Background(), f.rdb.B().MemoryUsage().Key(k).Samples(0).Build()).AsInt64()
 			if err != nil && !rueidis.IsRedisNil(err) {
 				b.Fatal(err)

@@ -1,10 +1,6 @@
 package campaign
 
-import (
-	"time"
-
-	"github.com/pushpipe/pushpipe/pipeline"
-)
+import "time"
 
 // The fan-out's own Redis state of a campaign, beside the counters listed in
 // pipeline/fields.go.
@@ -13,15 +9,6 @@ const (
 	// campaign expires. Create writes it before the campaign is emitted, so
 	// every stage finds it; dedupe reads it to expire its marks.
 	HashExpiresMs = "expires_ms"
-
-	// KeyRangeUsers (keys.CampaignKey(id, KeyRangeUsers)) maps each resolved
-	// range to the number of user ids resolve emitted for it.
-	KeyRangeUsers = "range_users"
-
-	// KeySplit (keys.CampaignKey(id, KeySplit)) is split's checkpoint: per
-	// channel, where to continue, so a redelivered or requeued campaign
-	// resumes instead of starting over.
-	KeySplit = "split"
 )
 
 // How long Redis keeps a campaign's state after the campaign expired. Marks
@@ -38,7 +25,3 @@ func MarksExpireMs(expiresMs int64) int64 { return expiresMs + MarkMargin.Millis
 
 // CountersExpireMs is when a campaign's counters and bookkeeping are dropped.
 func CountersExpireMs(expiresMs int64) int64 { return expiresMs + KeepCounters.Milliseconds() }
-
-// MutedKey is the dedupe hash of partition p holding the users seen only as
-// muted so far (same layout as keys.Seen, same hash tag).
-func MutedKey(keys pipeline.Keys, p int, id string) string { return keys.Seen(p, id+":muted") }

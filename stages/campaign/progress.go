@@ -61,7 +61,7 @@ func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pi
 	cmds = append(cmds,
 		rdb.B().Hmget().Key(keys.Campaign(id)).
 			Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal, pipeline.CampaignFailed).Build(),
-		rdb.B().Hvals().Key(keys.CampaignKey(id, KeyRangeUsers)).Build(),
+		rdb.B().Hvals().Key(keys.RangeUsers(id)).Build(),
 	)
 	for p := range keys.Partitions {
 		cmds = append(cmds, rdb.B().Hmget().Key(keys.Stats(p, id)).Field(statFields...).Build())

@@ -158,7 +158,7 @@ func (h *Handler) scriptCall(b *pipeline.Batch, entries []entry, exps map[string
 		// it still flow: a mark expired mid-campaign would let a repeat
 		// through.
 		exp := max(exps[en.campaign], time.Now().UnixMilli())
-		keys = append(keys, k.Seen(p, en.campaign), campaign.MutedKey(k, p, en.campaign), k.Stats(p, en.campaign))
+		keys = append(keys, k.Seen(p, en.campaign), k.Muted(p, en.campaign), k.Stats(p, en.campaign))
 		camps = append(camps, en.campaign,
 			strconv.FormatInt(campaign.MarksExpireMs(exp), 10), strconv.FormatInt(campaign.CountersExpireMs(exp), 10))
 	}

@@ -10,7 +10,7 @@ import (
 // mark the entries' users, forward first sightings to deliver, count, ack. A
 // crash at any instant leaves all of it or none of it.
 //
-// Marks are hashes (keys.Seen for reached users, campaign.MutedKey for users
+// Marks are hashes (keys.Seen for reached users, keys.Muted for users
 // seen only as muted) whose field is a user's bucket (id >> 10, decimal) and
 // whose value is the bucket's set of 1024 possible users in one of two forms:
 // a bitmap of exactly 128 bytes (bit id%8 of byte id%1024/8, least

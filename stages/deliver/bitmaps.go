@@ -2,26 +2,29 @@ package deliver
 
 import (
 	"strconv"
+
+	"github.com/pushpipe/pushpipe/pipeline"
 )
 
 // A campaign's sent marks (a bit per device id) and done users (a bit per
 // user, by its offset within the partition, pipeline.Keys.UserOffset) are
-// Redis bitmaps in chunks of 2^chunkBits bits, one key each, all under the
-// partition's hash tag. A bit costs an eighth of a byte where a set member
-// cost ~60 bytes and a hash-table insert; a chunk is at most 8 KB.
-const chunkBits = 16
+// Redis bitmaps in chunks of 2^chunkBits bits, one key each
+// (Keys.SentChunk, Keys.DoneChunk), all under the partition's hash tag. A
+// bit costs an eighth of a byte where a set member cost ~60 bytes and a
+// hash-table insert.
+const chunkBits = pipeline.MarkChunkBits
 
 // chunkOf is the chunk an id's bit lives in.
 func chunkOf(id int64) int64 { return id >> chunkBits }
 
 // sentChunk is the key of a chunk of a campaign's sent marks in partition p.
 func (h *Handler) sentChunk(p int, campaign string, chunk int64) string {
-	return h.keys.Sent(p, campaign) + ":" + strconv.FormatInt(chunk, 10)
+	return h.keys.SentChunk(p, campaign, chunk)
 }
 
 // doneChunk is the key of a chunk of a campaign's done users in partition p.
 func (h *Handler) doneChunk(p int, campaign string, chunk int64) string {
-	return h.keys.Prefix + ":" + h.keys.Tag(p) + ":done:" + campaign + ":" + strconv.FormatInt(chunk, 10)
+	return h.keys.DoneChunk(p, campaign, chunk)
 }
 
 // scriptKeys collects a script's KEYS and hands out their 1-based indexes

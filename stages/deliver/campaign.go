@@ -10,9 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	campaignrow "github.com/pushpipe/pushpipe/stages/campaign"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -87,31 +87,23 @@ func (cs *campaigns) get(ctx context.Context, id string) (*campaign, error) {
 	return c, nil
 }
 
+// load reads the campaign's row through the campaign package (the one
+// reader of the campaigns table) and renders it for the senders.
 func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
-	var (
-		c         = &campaign{ID: id}
-		category  string
-		title     string
-		body      string
-		data      []byte
-		ttlSecond int32
-	)
-	err := cs.db.QueryRow(ctx,
-		`SELECT app, category, title, body, data, ttl_seconds FROM campaigns WHERE id = $1`, id).
-		Scan(&c.App, &category, &title, &body, &data, &ttlSecond)
-	if errors.Is(err, pgx.ErrNoRows) {
+	row, err := campaignrow.Load(ctx, cs.db, id)
+	if errors.Is(err, campaignrow.ErrNotFound) {
 		return nil, fmt.Errorf("campaign %q: %w", id, errNoCampaign)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load campaign %q: %w", id, err)
+		return nil, err
 	}
-	fields, err := dataFields(data)
+	fields, err := dataFields(row.Data)
 	if err != nil {
 		return nil, fmt.Errorf("campaign %q: %w", id, err)
 	}
-	c.ttl = time.Duration(ttlSecond) * time.Second
+	c := &campaign{ID: id, App: row.App, ttl: row.TTL}
 	c.note = push.Notification{
-		Title: title, Body: body, Data: fields, Category: category,
+		Title: row.Title, Body: row.Body, Data: fields, Category: row.Category,
 		Key:          id,
 		CollapseID:   collapseID(id),
 		TTL:          c.ttl,

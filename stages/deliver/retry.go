@@ -129,7 +129,7 @@ func (h *Handler) retryPartition(ctx context.Context, p int) (int, error) {
 		targets = append(targets, target{c: c, user: user, rounds: rounds, member: m})
 	}
 	stop := h.keepLeased(ctx, p, members)
-	results, err := h.deliverTargets(ctx, p, targets)
+	results, err := h.deliverTargets(ctx, p, targets, nil)
 	stop()
 	if err != nil {
 		return len(members), err

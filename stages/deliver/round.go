@@ -27,6 +27,13 @@ type round struct {
 	p       int
 	results []userResult
 
+	// wait is ctx, also cancelled once the batch is lost (pipeline.Batch.Lost):
+	// feeders wait for slots and permits under it, so a lost batch starts no
+	// more sends, while sends in flight (under ctx) finish and are marked.
+	wait       context.Context
+	cancelWait context.CancelFunc
+	lost       <-chan struct{}
+
 	mu      sync.Mutex // results and skipped
 	skipped map[*campaign][]int64
 	sends   sync.WaitGroup // from a send's slot to its settle
@@ -36,8 +43,33 @@ type round struct {
 	stopped atomic.Bool // the process is shutting down
 }
 
-func (h *Handler) newRound(ctx context.Context, p, targets int) *round {
-	return &round{h: h, ctx: ctx, p: p, results: make([]userResult, targets), skipped: map[*campaign][]int64{}}
+// newRound starts a round; lost (may be nil) is the batch's Lost channel.
+// end must be called when the round is over.
+func (h *Handler) newRound(ctx context.Context, p, targets int, lost <-chan struct{}) *round {
+	r := &round{h: h, ctx: ctx, p: p, lost: lost, results: make([]userResult, targets), skipped: map[*campaign][]int64{}}
+	r.wait, r.cancelWait = context.WithCancel(ctx)
+	if lost != nil {
+		go func() {
+			select {
+			case <-lost:
+				r.cancelWait()
+			case <-r.wait.Done():
+			}
+		}()
+	}
+	return r
+}
+
+func (r *round) end() { r.cancelWait() }
+
+// isLost reports whether the batch of the round was lost.
+func (r *round) isLost() bool {
+	select {
+	case <-r.lost:
+		return true
+	default:
+		return false
+	}
 }
 
 func (r *round) fail(err error) {
@@ -51,6 +83,8 @@ func (r *round) err() error {
 		return r.first
 	case r.ctx.Err() != nil:
 		return r.ctx.Err()
+	case r.isLost():
+		return errBatchLost
 	case r.stopped.Load():
 		return errStopping
 	}
@@ -83,8 +117,8 @@ func (r *round) settled(err error, n int) {
 func (r *round) feed(l *lane, jobs []job) {
 	h := r.h
 	for len(jobs) > 0 {
-		if r.broken.Load() || r.ctx.Err() != nil {
-			return
+		if r.broken.Load() || r.wait.Err() != nil {
+			return // broken, cancelled, or the batch is lost
 		}
 		if h.stopping.Load() {
 			// Shutting down: finish what is in flight, start nothing; the
@@ -93,7 +127,7 @@ func (r *round) feed(l *lane, jobs []job) {
 			r.stopped.Store(true)
 			return
 		}
-		n, err := h.slots.take(r.ctx, min(l.chunkSize(), len(jobs)))
+		n, err := h.slots.take(r.wait, min(l.chunkSize(), len(jobs)))
 		if err != nil {
 			return
 		}
@@ -116,7 +150,7 @@ func (r *round) feed(l *lane, jobs []job) {
 				continue
 			}
 			if l.sender != nil {
-				if stop = h.limiter.wait(r.ctx, l.provider, j.c.App); stop != nil {
+				if stop = h.limiter.wait(r.wait, l.provider, j.c.App); stop != nil {
 					break
 				}
 			}
@@ -129,7 +163,7 @@ func (r *round) feed(l *lane, jobs []job) {
 		r.started(len(chunk))
 		r.dispatch(l, chunk)
 		if stop != nil {
-			if r.ctx.Err() == nil {
+			if r.wait.Err() == nil {
 				r.fail(stop)
 			}
 			return

@@ -43,8 +43,9 @@ type userResult struct {
 // limit, and reports per target. Each
 // device that reaches a terminal state is marked (and counted) before its
 // in-flight slot is released, so a crash repeats at most InFlight requests.
-// An error means Redis or PostgreSQL failed; whatever was marked stays.
-func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) ([]userResult, error) {
+// An error means Redis or PostgreSQL failed, or the batch was lost (lost is
+// closed: it starts no more sends then); whatever was marked stays.
+func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target, lost <-chan struct{}) ([]userResult, error) {
 	devs, err := h.devicesOf(ctx, targets)
 	if err != nil {
 		return nil, err
@@ -55,7 +56,8 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target) (
 	}
 
 	// One feeder per provider and app.
-	r := h.newRound(ctx, p, len(targets))
+	r := h.newRound(ctx, p, len(targets), lost)
+	defer r.end()
 	sizes := map[queueKey]int{}
 	for i, t := range targets {
 		for _, d := range pending[i] {
@@ -102,6 +104,10 @@ type queueKey struct {
 
 // errStopping ends a batch early when the process is shutting down.
 var errStopping = errors.New("deliver is shutting down; batch left pending")
+
+// errBatchLost ends a batch early once its entries are no longer this
+// consumer's (pipeline.Batch.Lost): their new owner sends what is unsent.
+var errBatchLost = errors.New("batch no longer ours; left to its new owner")
 
 // devicesOf loads the valid tokens of every target, one query per app: the
 // devices of targets[i] are the window out[i].
@@ -319,7 +325,7 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, byCounter m
 // and the devices counted failed after their user's last retry (see
 // settledScript). It shares the partition's hash tag with the sent marks.
 func (h *Handler) settledKey(p int, campaign string) string {
-	return h.keys.Prefix + ":" + h.keys.Tag(p) + ":settled:" + campaign
+	return h.keys.Settled(p, campaign)
 }
 
 // countSettled adds users that became terminal to users_done and the

@@ -149,7 +149,7 @@ func (h *Handler) resolve(ctx context.Context, r rangeEntry) error {
 		return fmt.Errorf("resolve range %s of %s: %w", r.id, r.campaign, err)
 	}
 	c := h.cfg.Redis
-	key := h.cfg.Keys.CampaignKey(r.campaign, campaign.KeyRangeUsers)
+	key := h.cfg.Keys.RangeUsers(r.campaign)
 	for _, res := range c.DoMulti(ctx,
 		c.B().Hset().Key(key).FieldValue().FieldValue(r.id, strconv.Itoa(len(users))).Build(),
 		c.B().Pexpireat().Key(key).MillisecondsTimestamp(campaign.CountersExpireMs(camp.ExpiresAt().UnixMilli())).Build(),

@@ -19,7 +19,6 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/pipeline/schema"
-	"github.com/pushpipe/pushpipe/stages/campaign"
 	"github.com/pushpipe/pushpipe/stages/resolve"
 )
 
@@ -214,7 +213,7 @@ func TestResolveFiltersAndGroups(t *testing.T) {
 				t.Fatalf("reached %d muted %d, want %d and %d", len(reached), len(muted), len(wantReached), len(wantMuted))
 			}
 			counts, err := f.rdb.Do(context.Background(), f.rdb.B().Hgetall().
-				Key(f.keys.CampaignKey("c", campaign.KeyRangeUsers)).Build()).AsIntMap()
+				Key(f.keys.RangeUsers("c")).Build()).AsIntMap()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -247,7 +246,7 @@ func TestRedeliveredRangeIsReadAgain(t *testing.T) {
 	if !slices.Equal(reached, []int64{1, 1, 2, 2, 3, 3, 5000}) {
 		t.Fatalf("emitted %v: the range read with both bounds", reached)
 	}
-	n, err := f.rdb.Do(context.Background(), f.rdb.B().Hget().Key(f.keys.CampaignKey("c", campaign.KeyRangeUsers)).Field("ch/0").Build()).AsInt64()
+	n, err := f.rdb.Do(context.Background(), f.rdb.B().Hget().Key(f.keys.RangeUsers("c")).Field("ch/0").Build()).AsInt64()
 	if err != nil || n != 4 {
 		t.Fatalf("range_users ch/0 = %d (%v), want 4", n, err)
 	}

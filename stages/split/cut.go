@@ -22,7 +22,7 @@ const maxPerQuery = 64
 // backlog stays above the mark for MaxWait.
 func (h *Handler) cut(ctx context.Context, c campaign.Campaign, s *segment) error {
 	rdb, keys := h.cfg.Redis, h.cfg.Keys
-	ckKey := keys.CampaignKey(c.ID, campaign.KeySplit)
+	ckKey := keys.SplitCheckpoint(c.ID)
 	exp := campaign.CountersExpireMs(c.ExpiresAt().UnixMilli())
 	for k := 1; !s.done; k = min(2*k, maxPerQuery) {
 		if err := h.wait(ctx); err != nil {

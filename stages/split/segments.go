@@ -14,7 +14,7 @@ import (
 	"github.com/pushpipe/pushpipe/stages/campaign"
 )
 
-// A campaign's split checkpoint (keys.CampaignKey(id, campaign.KeySplit))
+// A campaign's split checkpoint (keys.SplitCheckpoint(id))
 // holds, per channel, the segment starts ("<channel>" → "s0 s1 ..."), and
 // per segment where its cut stands ("<channel>#<i>" → "<next index> <next
 // lo>" or "done <ranges>"). Segments are fixed once recorded, so a campaign
@@ -67,7 +67,7 @@ func (s *segment) rangeID(i int) string {
 // are done; then it records ranges_total and split_done.
 func (h *Handler) split(ctx context.Context, c campaign.Campaign) (bool, error) {
 	rdb, keys := h.cfg.Redis, h.cfg.Keys
-	ckKey := keys.CampaignKey(c.ID, campaign.KeySplit)
+	ckKey := keys.SplitCheckpoint(c.ID)
 	saved, err := rdb.Do(ctx, rdb.B().Hgetall().Key(ckKey).Build()).AsStrMap()
 	if err != nil {
 		return false, fmt.Errorf("split %s: checkpoint: %w", c.ID, err)
@@ -175,7 +175,7 @@ func (h *Handler) plan(ctx context.Context, c campaign.Campaign, channel string,
 			v[i] = strconv.FormatInt(s, 10)
 		}
 		rdb := h.cfg.Redis
-		ckKey := h.cfg.Keys.CampaignKey(c.ID, campaign.KeySplit)
+		ckKey := h.cfg.Keys.SplitCheckpoint(c.ID)
 		for _, res := range rdb.DoMulti(ctx,
 			rdb.B().Hset().Key(ckKey).FieldValue().FieldValue(channel, strings.Join(v, " ")).Build(),
 			rdb.B().Pexpireat().Key(ckKey).MillisecondsTimestamp(campaign.CountersExpireMs(c.ExpiresAt().UnixMilli())).Build(),

@@ -275,7 +275,7 @@ func TestRedeliveredCampaignResumes(t *testing.T) {
 	if again := f.ranges("c"); len(again) != len(first) {
 		t.Fatalf("a finished campaign delivered again emitted %d more ranges", len(again)-len(first))
 	}
-	if err := f.rdb.Do(context.Background(), f.rdb.B().Del().Key(f.keys.CampaignKey("c", campaign.KeySplit)).Build()).Error(); err != nil {
+	if err := f.rdb.Do(context.Background(), f.rdb.B().Del().Key(f.keys.SplitCheckpoint("c")).Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
 	requeue()

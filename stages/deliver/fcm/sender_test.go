@@ -289,8 +289,12 @@ func TestBurstDialsOnce(t *testing.T) {
 // connections, each once. Queued on one connection they hung until their
 // timeout, and some that the provider had taken were sent again.
 func TestMoreSendsThanStreamsGoOutOnce(t *testing.T) {
+	// A hung send waits forever; a slow one on a loaded 2-core CI box under
+	// -race has taken over 5 s. Long enough for the second, short enough to
+	// fail on the first.
+	const hang = 30 * time.Second
 	fake := providertest.Start(t, fakeprovider.Options{MaxConcurrentStreams: 20})
-	s := newSender(t, fake, func(c *Config) { c.Timeout = 5 * time.Second })
+	s := newSender(t, fake, func(c *Config) { c.Timeout = hang })
 	providertest.SendAll(t, fake, 3000, 100, func(i int) push.Result {
 		return s.Send(context.Background(), push.Notification{Token: token(i), CollapseID: "c"})
 	})

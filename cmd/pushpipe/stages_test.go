@@ -1,0 +1,89 @@
+package main
+
+import (
+	"reflect"
+	"strconv"
+	"testing"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/deliver"
+)
+
+// parse reads args as main does, without running anything.
+func parse(t *testing.T, args ...string) *CLI {
+	t.Helper()
+	var cli CLI
+	p, err := kong.New(&cli, kong.Vars{"in_flight": strconv.Itoa(deliver.DefaultInFlight)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Parse(args); err != nil {
+		t.Fatalf("parse %v: %v", args, err)
+	}
+	return &cli
+}
+
+// standalone returns the flags of `pushpipe <stage>` as parsed.
+func (c *CLI) standalone(name string) (StageFlags, stage) {
+	switch name {
+	case "ingest":
+		return c.Ingest.StageFlags, c.Ingest.IngestFlags
+	case "split":
+		return c.Split.StageFlags, c.Split.SplitFlags
+	case "resolve":
+		return c.Resolve.StageFlags, c.Resolve.ResolveFlags
+	case "dedupe":
+		return c.Dedupe.StageFlags, c.Dedupe.DedupeFlags
+	case "deliver":
+		return c.Deliver.StageFlags, c.Deliver.DeliverFlags
+	}
+	return StageFlags{}, nil
+}
+
+// Every stage flag has the same effect standalone and under `all`: the same
+// defaults, and a value given to either (prefixed with the stage's name
+// under all, but for deliver's) gives the same runner options and the same
+// stage flags.
+func TestStageFlagsSameUnderAll(t *testing.T) {
+	tests := []struct {
+		stage string
+		own   []string // the stage's own flags, standalone spelling
+		all   []string // the same under all
+	}{
+		{"ingest", []string{"--db-conns", "3"}, []string{"--ingest-db-conns", "3"}},
+		{"split", []string{"--range-size", "77", "--segments", "2", "--parallel", "3", "--max-deliver-backlog", "9", "--db-conns", "5"},
+			[]string{"--split-range-size", "77", "--split-segments", "2", "--split-parallel", "3", "--split-max-deliver-backlog", "9", "--split-db-conns", "5"}},
+		{"resolve", []string{"--parallel", "5", "--db-conns", "6"}, []string{"--resolve-parallel", "5", "--resolve-db-conns", "6"}},
+		{"dedupe", nil, nil},
+		{"deliver", []string{"--tps", "123", "--in-flight", "7", "--max-attempts", "5", "--sink", "null", "--db-conns", "2"},
+			[]string{"--tps", "123", "--in-flight", "7", "--max-attempts", "5", "--sink", "null", "--db-conns", "2"}},
+	}
+	if len(tests) != len(pipeline.Stages) {
+		t.Fatalf("%d stages tested, the stage table has %d", len(tests), len(pipeline.Stages))
+	}
+	shared := []string{"--claim-idle", "7s", "--shutdown-timeout", "3s", "--max-deliveries", "4", "--retention", "1h", "--consumer", "c1"}
+	for _, tt := range tests {
+		t.Run(tt.stage, func(t *testing.T) {
+			def, ok := pipeline.StageNamed(tt.stage)
+			if !ok {
+				t.Fatalf("%s is not in the stage table", tt.stage)
+			}
+			for _, give := range [][2][]string{{nil, nil}, {append(append([]string{}, shared...), tt.own...), append(append([]string{}, shared...), tt.all...)}} {
+				sf, own := parse(t, append([]string{tt.stage}, give[0]...)...).standalone(tt.stage)
+				all := parse(t, append([]string{"all"}, give[1]...)...)
+				allOwn := all.All.stages()[tt.stage]
+				if !reflect.DeepEqual(own, allOwn) {
+					t.Errorf("flags %v: standalone %+v, under all %+v", give[0], own, allOwn)
+				}
+				if a, b := sf.options(def), all.All.StageFlags.options(def); !reflect.DeepEqual(a, b) {
+					t.Errorf("flags %v: runner options standalone %+v, under all %+v", give[0], a, b)
+				}
+				if o := sf.options(def); len(give[0]) == 0 && (o.BatchSize != def.Batch || o.Concurrency != def.Concurrency) {
+					t.Errorf("defaults: batch %d concurrency %d, the stage table says %d and %d", o.BatchSize, o.Concurrency, def.Batch, def.Concurrency)
+				}
+			}
+		})
+	}
+}

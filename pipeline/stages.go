@@ -1,0 +1,90 @@
+package pipeline
+
+// StageDef is one row of the stage table: everything about a stage that is
+// not its handler. Subcommands, `pushpipe all`, status, replay, the DLQ
+// tools, the benchmark and the deploy manifests all derive from Stages, so a
+// new stage is one row here plus its package (and its handler's wiring in
+// cmd/pushpipe).
+type StageDef struct {
+	Name   string // subcommand, consumer group and metrics label
+	Stream string // the logical stream it reads
+	// Batch is the default XREADGROUP COUNT: how much one handler call takes.
+	Batch int
+	// Concurrency is the default number of handlers at once.
+	Concurrency int
+	// Campaign is true for the stages a campaign passes through (the
+	// benchmark charts their backlogs).
+	Campaign bool
+	// DB is true when the stage needs PostgreSQL.
+	DB bool
+	// Replicas is how many processes the benchmark gives it on a 2-core box.
+	Replicas int
+}
+
+// Stages is the stage table, in pipeline order. Why each default is what it
+// is, is said at its row.
+var Stages = []StageDef{
+	// A batch is collapsed per token and upserted in one statement: large
+	// batches are what make an app-open storm cheap.
+	{Name: "ingest", Stream: StreamIngest, Batch: 5000, Concurrency: 4, DB: true, Replicas: 1},
+	// A campaign entry is a whole campaign's split: one at a time per read.
+	{Name: "split", Stream: StreamCampaigns, Batch: 1, Concurrency: 4, Campaign: true, DB: true, Replicas: 1},
+	// A range is a few thousand users: a couple per read spread a campaign
+	// over every resolve process. A range's work is mostly waiting for
+	// PostgreSQL and Redis, so more handlers than cores keep both busy.
+	{Name: "resolve", Stream: StreamRanges, Batch: 2, Concurrency: 8, Campaign: true, DB: true, Replicas: 2},
+	// Entries carry up to ~2000 users each; one script call marks a read.
+	{Name: "dedupe", Stream: StreamDedupe, Batch: 50, Concurrency: 4, Campaign: true, Replicas: 1},
+	// Entries carry up to ~1000 users each: a few per read keep a process's
+	// share of work small enough to hand over quickly.
+	{Name: "deliver", Stream: StreamDeliver, Batch: 8, Concurrency: 4, Campaign: true, DB: true, Replicas: 2},
+}
+
+// StageNamed returns the row of the stage called name.
+func StageNamed(name string) (StageDef, bool) {
+	for _, s := range Stages {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return StageDef{}, false
+}
+
+// StageOf is the stage (and consumer group) that reads a logical stream, or ""
+// for streams no stage consumes (results, dlq).
+func StageOf(stream string) string {
+	for _, s := range Stages {
+		if s.Stream == stream {
+			return s.Name
+		}
+	}
+	return ""
+}
+
+// StageStreams lists the streams a stage reads, in pipeline order: what
+// `pushpipe status` shows.
+func StageStreams() []string {
+	out := make([]string, len(Stages))
+	for i, s := range Stages {
+		out[i] = s.Stream
+	}
+	return out
+}
+
+// Options are the runner options of the stage's row, for its defaults.
+func (s StageDef) Options() Options {
+	return Options{Stage: s.Name, Stream: s.Stream, BatchSize: s.Batch, Concurrency: s.Concurrency}
+}
+
+// Effective returns o with every default filled in, as NewRunner would: what
+// a handler that must agree with its runner (group, consumer, claim idle)
+// is built with.
+func (o Options) Effective(keys Keys) Options {
+	o.defaults()
+	if len(o.Partitions) == 0 {
+		for p := 0; p < keys.Partitions; p++ {
+			o.Partitions = append(o.Partitions, p)
+		}
+	}
+	return o
+}
