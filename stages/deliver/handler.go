@@ -49,12 +49,13 @@ func New(cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("deliver: %w", err)
 	}
 	log := cfg.Log.With().Str("stage", "deliver").Logger()
+	m := newMetrics(cfg.Metrics)
 	h := &Handler{
 		cfg: cfg, rdb: cfg.Redis, db: cfg.DB, keys: cfg.Keys, senders: cfg.Senders,
 		log:       log,
-		metrics:   newMetrics(cfg.Metrics),
+		metrics:   m,
 		campaigns: newCampaigns(cfg.DB),
-		limiter:   newLimiter(cfg.Redis, cfg.Keys, cfg.TPS, log),
+		limiter:   newLimiter(cfg.Redis, cfg.Keys, cfg.TPS, log, m.permitsLate),
 		slots:     newSlots(cfg.InFlight),
 		workers:   newWorkers(),
 	}

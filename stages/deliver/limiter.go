@@ -2,18 +2,15 @@ package deliver
 
 import (
 	"context"
-	"fmt"
-	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
-	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // limiter is the cluster-wide send-rate cap: no more than tps sends per
@@ -30,23 +27,33 @@ import (
 //
 // A permit is used from limitEarly before its slot to late after it (a
 // permit found later than that is dropped), and its request reaches the
-// provider some time after that, a time that varies by up to late +
-// limitJitter (network, queues, a busy machine: assumed as noisy as the
-// wake-ups). So a request reaches the provider within
+// provider some time after that, a time that varies by up to jitter
+// (network, queues, a busy machine). So a request reaches the provider
+// within
 //
-//	allowance = limitEarly + 2 × late + limitJitter
+//	allowance = limitEarly + late + jitter
 //
 // of where its slot puts it, and a one-second window at the provider holds
 // requests of at most 1 s + allowance of slots. The interval is (1 s +
 // allowance) / tps, so those are fewer than tps. That is the burst the
 // provider can see: what the allowance packs together, tps × allowance /
 // (1 s + allowance) requests above the steady rate, which is tps × 1 s /
-// (1 s + allowance). On a quiet machine late is limitLate: the allowance is
-// 31 ms, the burst 60 requests at 2000/s and the steady rate 97% of tps. On
-// a busy one, late follows how late this process's permits were used in
-// the last second or two (up to maxLate), and the widest allowance any
-// process asks for holds for all: the rate gives way to the noise instead
-// of the provider seeing it.
+// (1 s + allowance).
+//
+// On a quiet machine late is limitLate and jitter limitJitter: the
+// allowance is 31 ms, the burst 60 requests at 2000/s and the steady rate
+// 97% of tps. On a busy one, late follows how late this process's permits
+// were used in the last second or two, and jitter how much its sends'
+// durations spread (limiter_noise.go), up to maxLate and maxJitter; the
+// widest allowance any process asks for holds for all. The rate gives way
+// to the noise instead of the provider seeing it.
+//
+// The allowance covers delays the limiter has seen. When the path or the
+// provider stalls, what is sent meanwhile queues up and arrives together
+// once it resumes, and only later do the durations tell: so a process
+// stops using permits while stallCount of its unanswered sends (see
+// outstanding) are overdue by more than the jitter, and goes on when
+// answers come back.
 //
 // A process's first send to a provider opens the connection, and sends made
 // meanwhile would reach the provider together once it is up: until one has
@@ -64,8 +71,8 @@ type limiter struct {
 	ahead time.Duration // how far ahead of now slots may be granted
 	log   zerolog.Logger
 
-	buckets sync.Map     // provider "\x00" app → *bucket
-	late    atomic.Int64 // permits dropped for being late
+	buckets sync.Map // provider "\x00" app → *bucket
+	late    prometheus.Counter
 }
 
 // The allowance, see limiter.
@@ -73,16 +80,17 @@ const (
 	limitEarly  = time.Millisecond
 	limitLate   = 10 * time.Millisecond
 	maxLate     = 100 * time.Millisecond
-	limitJitter = 10 * time.Millisecond
+	limitJitter = 20 * time.Millisecond
+	maxJitter   = 200 * time.Millisecond
+
+	// stallCount overdue sends make a stall: one slow request alone is
+	// not, and a handful bunched up at the provider fit the allowance.
+	stallCount = 3
+	stallPoll  = 2 * time.Millisecond // how often a stalled process looks again
+	// stallMax: a send unanswered this long is forgotten, so that a
+	// permit whose send never reports (a bug) cannot stop sending for good.
+	stallMax = 5 * time.Second
 )
-
-func allowanceFor(late time.Duration) time.Duration { return limitEarly + 2*late + limitJitter }
-
-// lateFor inverts allowanceFor: how late a permit granted for allowance a
-// may be used.
-func lateFor(a time.Duration) time.Duration {
-	return max((a-limitEarly-limitJitter)/2, limitLate)
-}
 
 // bucket is one process's view of one provider+app's schedule.
 type bucket struct {
@@ -96,23 +104,20 @@ type bucket struct {
 	fetching  chan struct{} // closed when the fetch in progress ends
 	holdUntil time.Time     // refusals before then are already reported
 	lateness  lateness
+	durations durations
+	noise     noise // from lateness and durations, refreshed every noiseEvery
+	out       outstanding
 }
 
-// grant is a chunk of permits: n slots, every apart, from next on (this
-// process's clock), each to be used no later than late after its slot.
-type grant struct {
-	next        time.Time
-	n           int
-	every, late time.Duration
-}
-
-func newLimiter(rdb rueidis.Client, keys pipeline.Keys, tps int, log zerolog.Logger) *limiter {
+// newLimiter makes the limiter of tps; late counts the permits dropped for
+// being late.
+func newLimiter(rdb rueidis.Client, keys pipeline.Keys, tps int, log zerolog.Logger, late prometheus.Counter) *limiter {
 	// About 50 chunks a second over all processes: a process never holds
 	// much of the schedule another could use, and a Redis call buys 20 ms
 	// of sends.
 	chunk := min(max(tps/50, 1), 100)
 	every := time.Second / time.Duration(max(tps, 1))
-	return &limiter{rdb: rdb, keys: keys, tps: tps, chunk: chunk, ahead: 3 * time.Duration(chunk) * every, log: log}
+	return &limiter{rdb: rdb, keys: keys, tps: tps, chunk: chunk, ahead: 3 * time.Duration(chunk) * every, log: log, late: late}
 }
 
 func (l *limiter) bucket(provider, app string) *bucket {
@@ -146,74 +151,27 @@ func (l *limiter) wait(ctx context.Context, provider, app string) error {
 	return nil
 }
 
-// done takes the result of a send wait let out. The first answer warms the
-// bucket up; a refusal for the provider's rate backs the cap off.
-func (l *limiter) done(ctx context.Context, provider, app string, res push.Result) {
-	if l == nil || l.tps <= 0 {
-		return
-	}
-	b := l.bucket(provider, app)
-	if !b.warm.Load() {
-		if res.Status != 0 { // an answer: the connection is up
-			b.warm.Store(true)
-		}
-		b.release()
-	}
-	if res.Status == http.StatusTooManyRequests {
-		l.refused(ctx, b, res.RetryAfter)
-	}
-}
-
-// coldWait bounds the wait for a first answer: longer than a TLS handshake
-// with a provider across the world.
-const coldWait = time.Second
-
-// letOut waits, while the bucket is cold, for the token of the one send let
-// out; holding says this send has it (done gives it back).
-func (b *bucket) letOut(ctx context.Context) (holding bool, err error) {
-	if b.warm.Load() {
-		return false, nil
-	}
-	t := time.NewTimer(coldWait)
-	defer t.Stop()
-	select {
-	case <-b.cold:
-	case <-t.C:
-		b.warm.Store(true)
-		return false, nil
-	case <-ctx.Done():
-		return false, ctx.Err()
-	}
-	if b.warm.Load() { // warmed up while this one waited
-		b.release()
-		return false, nil
-	}
-	return true, nil
-}
-
-func (b *bucket) release() {
-	select {
-	case b.cold <- struct{}{}:
-	default:
-	}
-}
-
 // permit takes the next permit and waits for its slot.
 func (l *limiter) permit(ctx context.Context, b *bucket) error {
 	for {
 		b.mu.Lock()
 		now := time.Now()
-		l.late.Add(int64(b.dropLate(now)))
+		l.late.Add(float64(b.dropLate(now)))
+		n := b.noiseAt(now)
 		left := b.left()
 		switch {
+		case b.stalled(now, n):
+			b.mu.Unlock()
+			if err := sleep(ctx, stallPoll); err != nil {
+				return err
+			}
 		case left <= l.chunk && b.fetching == nil && !now.Before(b.notBefore):
 			// Running low: fetch the next chunk while what is left (if
 			// anything) covers the Redis call.
 			ch := make(chan struct{})
 			b.fetching = ch
-			late := min(max(b.lateness.recent(now), limitLate), maxLate)
 			b.mu.Unlock()
-			if err := l.fetch(ctx, b, ch, allowanceFor(late)); err != nil {
+			if err := l.fetch(ctx, b, ch, n.late, limitEarly+n.late+n.jitter); err != nil {
 				return err
 			}
 		case left > 0:
@@ -233,7 +191,7 @@ func (l *limiter) permit(ctx context.Context, b *bucket) error {
 			// Woke up too late (a busy machine): sent now, it could bunch up
 			// with later ones at the provider. The next fetch leaves more
 			// room for lateness.
-			l.late.Add(1)
+			l.late.Inc()
 		case b.fetching != nil:
 			ch := b.fetching
 			b.mu.Unlock()
@@ -250,106 +208,6 @@ func (l *limiter) permit(ctx context.Context, b *bucket) error {
 			}
 		}
 	}
-}
-
-// dropLate drops the permits that nobody took until more than their late
-// past their slots, and returns how many.
-func (b *bucket) dropLate(now time.Time) int {
-	dropped := 0
-	for len(b.grants) > 0 {
-		g := &b.grants[0]
-		if over := now.Sub(g.next) - g.late; over > 0 {
-			skip := min(int(over/g.every)+1, g.n)
-			g.n -= skip
-			g.next = g.next.Add(time.Duration(skip) * g.every)
-			dropped += skip
-		}
-		if g.n > 0 {
-			return dropped
-		}
-		b.grants = b.grants[1:]
-	}
-	return dropped
-}
-
-func (b *bucket) left() int {
-	n := 0
-	for _, g := range b.grants {
-		n += g.n
-	}
-	return n
-}
-
-// take hands out the earliest permit's slot and how late it may be used;
-// there must be one.
-func (b *bucket) take() (slot time.Time, late time.Duration) {
-	g := &b.grants[0]
-	slot, late = g.next, g.late
-	g.next = g.next.Add(g.every)
-	if g.n--; g.n == 0 {
-		b.grants = b.grants[1:]
-	}
-	return slot, late
-}
-
-// fetch asks Redis for a chunk of permits spaced for allowance (or wider,
-// if another process asked for more) and ends the fetch ch stands for.
-// Slots come back relative to Redis's now, which lies between the start and
-// the end of the call: they are placed from the end, so that none is early
-// (the call's duration adds to lateness).
-func (l *limiter) fetch(ctx context.Context, b *bucket, ch chan struct{}, allowance time.Duration) error {
-	res, err := grantScript.Exec(ctx, l.rdb, []string{b.key}, []string{
-		strconv.Itoa(l.tps), strconv.Itoa(l.chunk),
-		strconv.FormatInt(l.ahead.Microseconds(), 10), strconv.FormatInt(allowance.Microseconds(), 10),
-		recoverKnee, recoverFast, recoverSlow,
-	}).AsIntSlice()
-	end := time.Now()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.fetching = nil
-	close(ch)
-	switch {
-	case err != nil:
-		return fmt.Errorf("rate limit %s: %w", b.key, err)
-	case len(res) != 4:
-		return fmt.Errorf("rate limit %s: unexpected reply %v", b.key, res)
-	case res[0] == 0:
-		b.notBefore = end.Add(time.Duration(res[1]) * time.Microsecond)
-		return nil
-	}
-	b.grants = append(b.grants, grant{
-		next: end.Add(time.Duration(res[1]) * time.Microsecond), n: int(res[0]),
-		every: time.Duration(res[2]), late: lateFor(time.Duration(res[3]) * time.Microsecond),
-	})
-	return nil
-}
-
-// lateness keeps the most a permit was used after its slot in this second
-// and the one before.
-type lateness struct {
-	sec int64
-	max [2]time.Duration
-}
-
-func (x *lateness) add(now time.Time, d time.Duration) {
-	switch sec := now.Unix(); {
-	case sec == x.sec:
-	case sec == x.sec+1:
-		x.sec, x.max = sec, [2]time.Duration{0, x.max[0]}
-	default:
-		x.sec, x.max = sec, [2]time.Duration{}
-	}
-	x.max[0] = max(x.max[0], d)
-}
-
-func (x *lateness) recent(now time.Time) time.Duration {
-	switch now.Unix() {
-	case x.sec:
-		return max(x.max[0], x.max[1])
-	case x.sec + 1:
-		return x.max[0]
-	}
-	return 0
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

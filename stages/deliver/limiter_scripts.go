@@ -61,9 +61,8 @@ end
 //
 // ARGV: tps, want, ahead (µs: how far past now slots may be granted),
 // allowance (µs, see limiter), knee, fast, slow.
-// It returns {granted, first slot in µs after now, interval in ns, the
-// allowance in µs the interval is for}, or {0, µs to wait before asking
-// again, 0, 0}.
+// It returns {granted, first slot in µs after now, interval in ns}, or {0,
+// µs to wait before asking again, 0}.
 var grantScript = rueidis.NewLuaScript(limitLib + `
 local tps, want, ahead, allow = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = clock()
@@ -71,14 +70,14 @@ local f = redis.call('HMGET', KEYS[1], 'tat', 'cap', 'ceil', 'upd', 'pause', 'al
 local ceil = num(f[3], 0)
 local cap = recover(num(f[2], tps), ceil, num(f[4], now), now, tps, tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
 local pause = num(f[5], 0)
--- The widest allowance any process asked for in the last two seconds
--- holds for all: one process seeing slow sends makes everyone leave room.
+-- The widest allowance any process asked for in the last three seconds
+-- holds for all: one process seeing a noisy path makes everyone leave room.
 local a, aAt = num(f[6], 0), num(f[7], 0)
-if allow >= a or now - aAt > 2000000 then a, aAt = allow, now end
+if allow >= a or now - aAt > 3000000 then a, aAt = allow, now end
 local st = {cap = cap, upd = now, allow = a, allow_at = aAt}
 if now < pause then
   put(KEYS[1], st)
-  return {0, math.ceil(pause - now), 0, 0}
+  return {0, math.ceil(pause - now), 0}
 end
 -- Slots every (1 s + allowance) / cap: however they shift within the
 -- allowance, no one-second window holds cap of them (see limiter).
@@ -87,12 +86,12 @@ local s = math.max(num(f[1], now), now)
 local n = math.floor((now + ahead - s) / every) + 1
 if n < 1 then
   put(KEYS[1], st)
-  return {0, math.ceil(s - ahead - now), 0, 0}
+  return {0, math.ceil(s - ahead - now), 0}
 end
 n = math.min(n, want)
 st.tat = math.ceil(s + n * every)
 put(KEYS[1], st)
-return {n, math.floor(s - now), math.ceil(every * 1000), a}
+return {n, math.floor(s - now), math.ceil(every * 1000)}
 `)
 
 // refusedScript records that the provider refused a send of KEYS[1] for

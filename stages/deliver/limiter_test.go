@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
@@ -55,28 +56,25 @@ func (l *limiter) send(ctx context.Context, provider string) error {
 	if err := l.wait(ctx, provider, testApp); err != nil {
 		return err
 	}
-	l.done(ctx, provider, testApp, push.Result{Outcome: push.Sent, Status: http.StatusOK})
+	l.done(ctx, l.begin(provider, testApp), provider, testApp, push.Result{Outcome: push.Sent, Status: http.StatusOK})
 	return nil
 }
 
 func testLimiter(f *fixture, tps int) *limiter {
-	return newLimiter(f.rdb, f.keys, tps, zerolog.New(zerolog.NewTestWriter(f.t)).Level(zerolog.WarnLevel))
+	return newLimiter(f.rdb, f.keys, tps, zerolog.New(zerolog.NewTestWriter(f.t)).Level(zerolog.WarnLevel), newMetrics(nil).permitsLate)
 }
 
-// TestLimiterCapsEverySlidingWindow: three limiters (three processes)
-// taking permits as fast as they can get no more than tps together in any
-// one-second window, whatever its phase, and still most of tps.
-func TestLimiterCapsEverySlidingWindow(t *testing.T) {
-	t.Parallel() // mostly waiting
-	f := newFixture(t)
-	const tps, run = 1000, 3 * time.Second
+// takeAll has three limiters (three processes) of tps take permits as fast
+// as they can (four callers each) for run, and returns when each permit
+// was used, in order, and how many were dropped for being late.
+func takeAll(f *fixture, tps int, run time.Duration) (times []time.Time, late int64) {
 	ctx, cancel := context.WithTimeout(f.ctx, run)
 	defer cancel()
 	var (
 		log permitLog
 		wg  sync.WaitGroup
+		ls  []*limiter
 	)
-	var ls []*limiter
 	for range 3 {
 		l := testLimiter(f, tps)
 		ls = append(ls, l)
@@ -89,17 +87,50 @@ func TestLimiterCapsEverySlidingWindow(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	times := log.sorted()
-	most := maxInWindow(times, time.Second)
-	rate := float64(len(times)-1) / times[len(times)-1].Sub(times[0]).Seconds()
-	t.Logf("%d permits, %.0f/s; at most %d in a one-second window (cap %d); dropped late %d %d %d", len(times), rate, most, tps, ls[0].late.Load(), ls[1].late.Load(), ls[2].late.Load())
+	for _, l := range ls {
+		late += int64(testutil.ToFloat64(l.late))
+	}
+	return log.sorted(), late
+}
+
+func permitRate(times []time.Time) float64 {
+	return float64(len(times)-1) / times[len(times)-1].Sub(times[0]).Seconds()
+}
+
+// TestLimiterCapsEverySlidingWindow: three limiters (three processes)
+// taking permits as fast as they can get no more than tps together in any
+// one-second window, whatever its phase, and still most of tps.
+func TestLimiterCapsEverySlidingWindow(t *testing.T) {
+	f := newFixture(t)
+	const tps = 1000
+	times, late := takeAll(f, tps, 3*time.Second)
+	most, rate := maxInWindow(times, time.Second), permitRate(times)
+	t.Logf("%d permits, %.0f/s; at most %d in a one-second window (cap %d); %d dropped late", len(times), rate, most, tps, late)
 	if most > tps {
 		t.Errorf("%d permits in a one-second window, cap %d", most, tps)
 	}
-	// 97% of tps at steady state (see limiter); the margin is for a busy
-	// machine (strict figures: BenchmarkLimiter).
-	if rate < 0.85*tps {
-		t.Errorf("%.0f permits/s, want at least 85%% of %d", rate, tps)
+	// 97% of tps on a quiet machine (see limiter), less as the machine gets
+	// busier: the margin is for that (BenchmarkLimiter holds it to 90%).
+	if rate < 0.7*tps {
+		t.Errorf("%.0f permits/s, want at least 70%% of %d", rate, tps)
+	}
+}
+
+// BenchmarkLimiter is TestLimiterCapsEverySlidingWindow at 2000/s for 5 s,
+// held to the target: no window over the cap, at least 90% of it used.
+func BenchmarkLimiter(b *testing.B) {
+	const tps = 2000
+	for range b.N {
+		f := newFixture(b)
+		times, late := takeAll(f, tps, 5*time.Second)
+		most, rate := maxInWindow(times, time.Second), permitRate(times)
+		b.ReportMetric(rate, "permits/s")
+		b.ReportMetric(rate/tps, "of-cap")
+		b.ReportMetric(float64(most), "most-in-1s")
+		b.ReportMetric(float64(late), "late")
+		if most > tps || rate < 0.9*tps {
+			b.Errorf("%.0f permits/s, at most %d in a one-second window: want at least %v and at most %d", rate, most, 0.9*tps, tps)
+		}
 	}
 }
 
@@ -124,10 +155,10 @@ func TestLimiterBacksOffOnRefusal(t *testing.T) {
 
 	refused := push.Result{Outcome: push.Retry, Status: http.StatusTooManyRequests, Reason: "QUOTA_EXCEEDED", RetryAfter: pause}
 	at := time.Now()
-	a.done(f.ctx, "fcm", testApp, refused)
-	a.done(f.ctx, "fcm", testApp, refused) // same event, same process
-	b.done(f.ctx, "fcm", testApp, refused) // same event, another process
-	if got := f.limitField(key, "cap"); math.Abs(got-0.7*tps) > 5 {
+	a.done(f.ctx, time.Now(), "fcm", testApp, refused)
+	a.done(f.ctx, time.Now(), "fcm", testApp, refused) // same event, same process
+	b.done(f.ctx, time.Now(), "fcm", testApp, refused) // same event, another process
+	if got := f.limitField(key, "cap"); math.Abs(got-0.7*tps) > 1 {
 		t.Errorf("cap %.1f after a refusal, want about %v", got, 0.7*tps)
 	}
 	if got := f.limitField(key, "ceil"); math.Abs(got-tps) > 1 {
@@ -232,7 +263,7 @@ func TestLimiterLetsOneOutUntilAnswered(t *testing.T) {
 		t.Fatalf("a second permit (%v) before the first send was answered", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	l.done(f.ctx, "apns", testApp, push.Result{Outcome: push.Retry, Reason: "network: connection refused"})
+	l.done(f.ctx, time.Now(), "apns", testApp, push.Result{Outcome: push.Retry, Reason: "network: connection refused"})
 	if err := <-second; err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +274,7 @@ func TestLimiterLetsOneOutUntilAnswered(t *testing.T) {
 		t.Fatalf("a third permit (%v) while the second send is out and none was answered", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	l.done(f.ctx, "apns", testApp, push.Result{Outcome: push.Sent, Status: http.StatusOK})
+	l.done(f.ctx, time.Now(), "apns", testApp, push.Result{Outcome: push.Sent, Status: http.StatusOK})
 	if err := <-third; err != nil {
 		t.Fatal(err)
 	}
@@ -266,13 +297,67 @@ func TestLimiterLetsOneOutUntilAnswered(t *testing.T) {
 	}
 }
 
+// TestLimiterHoldsWhileAnswersStop: when sends stop being answered (a
+// stalled provider), a process uses no more permits than it has until
+// answers come back; a slow send among answered ones holds nothing.
+func TestLimiterHoldsWhileAnswersStop(t *testing.T) {
+	f := newFixture(t)
+	l := testLimiter(f, 1000)
+	for range 300 { // under 1% slow ones below, as with any traffic
+		if err := l.send(f.ctx, "apns"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := push.Result{Outcome: push.Sent, Status: http.StatusOK}
+	// One slow send while the others are answered: no hold.
+	slow := l.begin("apns", testApp)
+	for range 30 {
+		if err := l.send(f.ctx, "apns"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(limitJitter + 30*time.Millisecond)
+	if err := l.send(f.ctx, "apns"); err != nil {
+		t.Fatal(err)
+	}
+	l.done(f.ctx, slow, "apns", testApp, ok)
+
+	// Stalled: three sends out, no answer.
+	var started []time.Time
+	for range 3 {
+		if err := l.wait(f.ctx, "apns", testApp); err != nil {
+			t.Fatal(err)
+		}
+		started = append(started, l.begin("apns", testApp))
+	}
+	time.Sleep(limitJitter + 30*time.Millisecond)
+	got := make(chan error, 1)
+	go func() { got <- l.wait(f.ctx, "apns", testApp) }()
+	select {
+	case err := <-got:
+		t.Fatalf("a permit (%v) while no send was answered for %v", err, time.Since(started[0]))
+	case <-time.After(100 * time.Millisecond):
+	}
+	for _, at := range started {
+		l.done(f.ctx, at, "apns", testApp, ok)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("no permit after the answers came back")
+	}
+}
+
 // TestLimiterOff: tps 0 never waits and never calls Redis.
 func TestLimiterOff(t *testing.T) {
-	l := newLimiter(nil, testKeysOnly(), 0, zerolog.Nop())
+	l := newLimiter(nil, testKeysOnly(), 0, zerolog.Nop(), newMetrics(nil).permitsLate)
 	for range 1000 {
 		if err := l.wait(context.Background(), "apns", testApp); err != nil {
 			t.Fatal(err)
 		}
 	}
-	l.done(context.Background(), "apns", testApp, push.Result{Status: http.StatusTooManyRequests})
+	l.done(context.Background(), time.Time{}, "apns", testApp, push.Result{Status: http.StatusTooManyRequests})
 }

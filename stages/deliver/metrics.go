@@ -14,6 +14,9 @@ type metrics struct {
 	retries   prometheus.Counter
 	deadUsers prometheus.Counter
 	inFlight  prometheus.Gauge
+	// permitsLate counts rate-limit permits dropped because this process
+	// could not use them in time (a busy machine; see limiter).
+	permitsLate prometheus.Counter
 
 	// byOutcome caches the sends counters of every provider and terminal
 	// outcome: a label lookup per send is a hash of both labels.
@@ -35,6 +38,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "users_dead_lettered_total", Help: "Users sent to the DLQ after their retry budget was spent."}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "pushpipe", Subsystem: "deliver",
 			Name: "in_flight", Help: "Provider requests in flight."}),
+		permitsLate: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "deliver",
+			Name: "rate_permits_late_total", Help: "Rate-limit permits dropped because they could not be used in time (a busy machine)."}),
 	}
 	m.byOutcome = map[sendLabels]prometheus.Counter{}
 	for _, p := range []string{"apns", "fcm", "none"} {
@@ -43,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.sends, m.retries, m.deadUsers, m.inFlight)
+		reg.MustRegister(m.sends, m.retries, m.deadUsers, m.inFlight, m.permitsLate)
 	}
 	return m
 }

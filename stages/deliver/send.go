@@ -238,8 +238,9 @@ func (h *Handler) sendOne(ctx context.Context, l *lane, c *campaign, d device) (
 		l.sent[push.Failed].Inc()
 		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, true, nil
 	}
+	id := h.limiter.begin(l.provider, c.App)
 	res = l.sender.Send(ctx, c.notification(d))
-	h.limiter.done(ctx, l.provider, c.App, res)
+	h.limiter.done(ctx, id, l.provider, c.App, res)
 	if res.Outcome >= push.Sent && res.Outcome <= push.Failed {
 		l.sent[res.Outcome].Inc()
 	} else {
