@@ -51,9 +51,9 @@ import (
 // The allowance covers delays the limiter has seen. When the path or the
 // provider stalls, what is sent meanwhile queues up and arrives together
 // once it resumes, and only later do the durations tell: so a process
-// stops using permits while stallCount of its unanswered sends (see
-// outstanding) are overdue by more than the jitter, and goes on when
-// answers come back.
+// stops using permits while sends wait and answers have stopped coming
+// back for longer than the jitter (see stalled), and goes on when they
+// come back.
 //
 // A process's first send to a provider opens the connection, and sends made
 // meanwhile would reach the provider together once it is up: until one has
@@ -98,15 +98,16 @@ type bucket struct {
 	warm atomic.Bool
 	cold chan struct{} // while cold, a token for the one send let out
 
-	mu        sync.Mutex
-	grants    []grant       // unused permits, by slot
-	notBefore time.Time     // nothing was granted: ask again then
-	fetching  chan struct{} // closed when the fetch in progress ends
-	holdUntil time.Time     // refusals before then are already reported
-	lateness  lateness
-	durations durations
-	noise     noise // from lateness and durations, refreshed every noiseEvery
-	out       outstanding
+	mu         sync.Mutex
+	grants     []grant       // unused permits, by slot
+	notBefore  time.Time     // nothing was granted: ask again then
+	fetching   chan struct{} // closed when the fetch in progress ends
+	holdUntil  time.Time     // refusals before then are already reported
+	lateness   lateness
+	durations  durations
+	noise      noise // from lateness and durations, refreshed every noiseEvery
+	out        outstanding
+	lastAnswer time.Time
 }
 
 // newLimiter makes the limiter of tps; late counts the permits dropped for

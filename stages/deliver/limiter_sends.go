@@ -37,6 +37,7 @@ func (l *limiter) done(ctx context.Context, start time.Time, provider, app strin
 	now := time.Now()
 	b.mu.Lock()
 	b.out.answered()
+	b.lastAnswer = now
 	if b.warm.Load() && !start.IsZero() {
 		// (The send that set up the connection took longer than any other
 		// will: it says nothing of the noise.)
@@ -88,17 +89,28 @@ func (b *bucket) release() {
 	}
 }
 
-// stalled reports whether stallCount unanswered sends are overdue: older
-// than a typical send by more than the jitter (or than maxJitter before any
-// send was timed). It forgets sends unanswered for stallMax. b.mu is held.
+// stalled reports whether the provider (or the way to it) stopped
+// answering while stallCount sends wait for it: no answer for longer than
+// the jitter (so that what is sent meanwhile, which will arrive together,
+// fits the allowance), or answers that come back while the oldest sends
+// are overdue (older than a typical send by more than the jitter; than
+// maxJitter before any send was timed). It forgets sends unanswered for
+// stallMax. b.mu is held.
 func (b *bucket) stalled(now time.Time, n noise) bool {
 	for o := b.out.oldest(0); !o.IsZero() && now.Sub(o) > stallMax; o = b.out.oldest(0) {
 		b.out.answered()
+	}
+	o := b.out.oldest(stallCount - 1) // FIFO: the older ones are older still
+	if o.IsZero() {
+		return false
+	}
+	waiting := now.Sub(o)
+	if waiting > n.jitter && now.Sub(b.lastAnswer) > n.jitter {
+		return true
 	}
 	overdue := maxJitter
 	if n.typicalKnown {
 		overdue = n.typical + n.jitter
 	}
-	o := b.out.oldest(stallCount - 1) // FIFO: the older ones are older still
-	return !o.IsZero() && now.Sub(o) > overdue
+	return waiting > overdue
 }
