@@ -170,6 +170,38 @@ func TestRedisFilesArePrivate(t *testing.T) {
 	}
 }
 
+// TestPostgresClosedParentSaysWhatToDo: as root, PostgreSQL runs as user
+// postgres; a directory under a parent closed to that user (a clone in a
+// 0700 mktemp -d dir) must fail at once with a message naming the user and
+// the parent, not initdb's "fork/exec .../initdb: permission denied".
+func TestPostgresClosedParentSaysWhatToDo(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs PostgreSQL as another user")
+	}
+	// Not t.TempDir(): its parent is 0700 as well, and /tmp is open.
+	closed, err := os.MkdirTemp("/tmp", "pipelinetest-closed-*") // 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(closed) })
+	dir := filepath.Join(closed, "clone", ".pushpipe", "postgres")
+	start := time.Now()
+	p, err := StartPostgres(PostgresOptions{Dir: dir})
+	if err == nil {
+		p.Close()
+		t.Fatalf("started in %s, under the 0700 %s", dir, closed)
+	}
+	for _, want := range []string{"user postgres", "cannot enter " + closed + " (mode 0700", dir, "chmod o+x " + closed} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v to refuse; want no initdb run", took)
+	}
+}
+
 // TestRedisPortInUse checks that a bind failure is recognised, which is
 // what makes the Start functions retry on another port.
 func TestRedisPortInUse(t *testing.T) {
