@@ -39,8 +39,10 @@ bench: build
 # postgres, which may not reach this checkout): /var/tmp/pushpipe-dev-HASH,
 # linked from .pushpipe/postgres. Both listen on 127.0.0.1 only, without
 # passwords; their files are readable by their owner only.
+# DEV_FLAGS=--once exits (status 0) after the demo campaign, for scripts.
+DEV_FLAGS ?=
 dev: build
-	cd "$(ROOT)" && $(BIN) dev
+	cd "$(ROOT)" && $(BIN) dev $(DEV_FLAGS)
 
 # Every decoder of untrusted input, FUZZTIME each. Their seed corpora run as
 # ordinary tests in `make test`.
