@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -25,6 +26,7 @@ type ServerConfig struct {
 	DatabaseURL   string
 	RedisCluster  int    // start a cluster of this many masters instead of one server (0: standalone)
 	DataDir       string // keep the started servers' data here (dev); "" = temporary
+	PostgresDir   string // with DataDir: PostgreSQL's directory, default DataDir/postgres (see DevPostgresDir)
 	PostgresTuned bool   // start PostgreSQL with settings for bulk loads (bench)
 }
 
@@ -92,7 +94,7 @@ func (s *Servers) startPostgres(ctx context.Context, cfg ServerConfig) error {
 	if base == "" {
 		opts := pipelinetest.PostgresOptions{}
 		if cfg.DataDir != "" {
-			opts.Dir = filepath.Join(cfg.DataDir, "postgres")
+			opts.Dir = cmp.Or(cfg.PostgresDir, filepath.Join(cfg.DataDir, "postgres"))
 		}
 		if cfg.PostgresTuned {
 			// wal_level=minimal lets the seed's COPY FREEZE into freshly

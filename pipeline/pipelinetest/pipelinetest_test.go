@@ -117,6 +117,91 @@ func TestRedisAOFKillRestart(t *testing.T) {
 	}
 }
 
+// TestRedisFilesArePrivate checks what `pushpipe dev` relies on for its
+// AOF, which holds device tokens: loopback only, protected mode, a 0700
+// directory and 0600 files, including those an older version left 0644.
+func TestRedisFilesArePrivate(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "redis")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "old.aof"), []byte("*1\r\n$4\r\nPING\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := RedisT(t, RedisOptions{AOF: true, Dir: dir})
+	for _, kv := range [][2]string{{"bind", "127.0.0.1"}, {"protected-mode", "yes"}} {
+		reply, err := redisDo(r.Addr, time.Second, "CONFIG", "GET", kv[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(reply); !strings.Contains(got, kv[1]) {
+			t.Errorf("CONFIG GET %s = %s, want %s", kv[0], got, kv[1])
+		}
+	}
+	if _, err := redisDo(r.Addr, time.Second, "SET", "token", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		} else {
+			files++
+		}
+		if info.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", path, info.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 3 { // old.aof, redis.log, and the AOF's base and manifest
+		t.Errorf("only %d files in %s: did the AOF go elsewhere?", files, dir)
+	}
+}
+
+// TestPostgresClosedParentSaysWhatToDo: as root, PostgreSQL runs as user
+// postgres; a directory under a parent closed to that user (a clone in a
+// 0700 mktemp -d dir) must fail at once with a message naming the user and
+// the parent, not initdb's "fork/exec .../initdb: permission denied".
+func TestPostgresClosedParentSaysWhatToDo(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs PostgreSQL as another user")
+	}
+	// Not t.TempDir(): its parent is 0700 as well, and /tmp is open.
+	closed, err := os.MkdirTemp("/tmp", "pipelinetest-closed-*") // 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(closed) })
+	dir := filepath.Join(closed, "clone", ".pushpipe", "postgres")
+	start := time.Now()
+	p, err := StartPostgres(PostgresOptions{Dir: dir})
+	if err == nil {
+		p.Close()
+		t.Fatalf("started in %s, under the 0700 %s", dir, closed)
+	}
+	for _, want := range []string{"user postgres", "cannot enter " + closed + " (mode 0700", dir, "chmod o+x " + closed} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v to refuse; want no initdb run", took)
+	}
+}
+
 // TestRedisPortInUse checks that a bind failure is recognised, which is
 // what makes the Start functions retry on another port.
 func TestRedisPortInUse(t *testing.T) {
