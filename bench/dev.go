@@ -112,8 +112,8 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 	say("  PostgreSQL     %s", srv.DatabaseURL)
 	say("  fake provider  %s/_receipts/summary", run.Fake.URL)
 	if startRedis || startPostgres {
-		// Both are for this machine only: see pipelinetest.Redis and
-		// pipelinetest.Postgres.
+		// Both are for this machine only: see localserver.Redis and
+		// localserver.Postgres.
 		say("")
 		say("Redis and PostgreSQL started here listen on 127.0.0.1 only, without passwords (Redis has no auth,")
 		say("PostgreSQL trusts user postgres): any user of this machine can connect to them. Their files,")

@@ -15,7 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/bench/localserver"
 	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
@@ -62,7 +62,7 @@ func (s *Servers) startRedis(cfg ServerConfig) error {
 		return nil
 	}
 	if cfg.RedisCluster > 0 {
-		c, err := pipelinetest.StartCluster(cfg.RedisCluster)
+		c, err := localserver.StartCluster(cfg.RedisCluster)
 		if err != nil {
 			return err
 		}
@@ -73,13 +73,13 @@ func (s *Servers) startRedis(cfg ServerConfig) error {
 		}
 		return nil
 	}
-	opts := pipelinetest.RedisOptions{}
+	opts := localserver.RedisOptions{}
 	if cfg.DataDir != "" {
 		// dev keeps its data: with the AOF, streams, counters and marks
 		// survive a restart like the PostgreSQL rows they go with.
 		opts.Dir, opts.AOF = filepath.Join(cfg.DataDir, "redis"), true
 	}
-	r, err := pipelinetest.StartRedis(opts)
+	r, err := localserver.StartRedis(opts)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (s *Servers) startRedis(cfg ServerConfig) error {
 func (s *Servers) startPostgres(ctx context.Context, cfg ServerConfig) error {
 	base := cfg.DatabaseURL
 	if base == "" {
-		opts := pipelinetest.PostgresOptions{}
+		opts := localserver.PostgresOptions{}
 		if cfg.DataDir != "" {
 			opts.Dir = cmp.Or(cfg.PostgresDir, filepath.Join(cfg.DataDir, "postgres"))
 		}
@@ -107,7 +107,7 @@ func (s *Servers) startPostgres(ctx context.Context, cfg ServerConfig) error {
 				"shared_preload_libraries": "pg_stat_statements",
 			}
 		}
-		p, err := pipelinetest.StartPostgres(opts)
+		p, err := localserver.StartPostgres(opts)
 		if err != nil {
 			return err
 		}

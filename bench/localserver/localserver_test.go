@@ -1,4 +1,4 @@
-package pipelinetest
+package localserver
 
 import (
 	"context"
@@ -80,7 +80,7 @@ func TestRedisSetGet(t *testing.T) {
 
 func TestRedisAOFKillRestart(t *testing.T) {
 	t.Parallel()
-	r := RedisT(t, RedisOptions{AOF: true})
+	r := started[*Redis](t)(StartRedis(RedisOptions{AOF: true}))
 	ctx := t.Context()
 	c := redisClient(t, rueidis.ClientOption{InitAddress: []string{r.Addr}})
 	if err := c.Do(ctx, c.B().Set().Key("durable").Value("yes").Build()).Error(); err != nil {
@@ -129,7 +129,7 @@ func TestRedisFilesArePrivate(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "old.aof"), []byte("*1\r\n$4\r\nPING\r\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := RedisT(t, RedisOptions{AOF: true, Dir: dir})
+	r := started[*Redis](t)(StartRedis(RedisOptions{AOF: true, Dir: dir}))
 	for _, kv := range [][2]string{{"bind", "127.0.0.1"}, {"protected-mode", "yes"}} {
 		reply, err := redisDo(r.Addr, time.Second, "CONFIG", "GET", kv[0])
 		if err != nil {
@@ -242,7 +242,7 @@ func TestMissingBinaryNamesInstallCommand(t *testing.T) {
 func TestCluster(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	c := ClusterT(t)
+	c := started[*Cluster](t)(StartCluster(ClusterMasters))
 	t.Logf("cluster of %d masters ready in %v", len(c.Addrs), time.Since(start).Round(time.Millisecond))
 	if len(c.Addrs) != 3 {
 		t.Fatalf("Addrs = %v, want 3", c.Addrs)
@@ -305,8 +305,8 @@ func TestPostgresDatabasesAreIsolated(t *testing.T) {
 	t.Parallel()
 	p := env.Postgres
 	ctx := t.Context()
-	db1 := pgConn(t, DatabaseT(t, p))
-	db2 := pgConn(t, DatabaseT(t, p))
+	db1 := pgConn(t, database(t, p))
+	db2 := pgConn(t, database(t, p))
 
 	if _, err := db1.Exec(ctx, `CREATE TABLE items (id bigint PRIMARY KEY, name text)`); err != nil {
 		t.Fatal(err)
@@ -333,9 +333,9 @@ func TestPostgresDatabasesAreIsolated(t *testing.T) {
 
 func TestPostgresStopStartKill(t *testing.T) {
 	t.Parallel()
-	p := PostgresT(t)
+	p := started[*Postgres](t)(StartPostgres(PostgresOptions{}))
 	ctx := t.Context()
-	url := DatabaseT(t, p)
+	url := database(t, p)
 	exec := func(sql string) {
 		t.Helper()
 		conn, err := pgx.Connect(ctx, url)
@@ -401,4 +401,34 @@ func TestPostgresStopStartKill(t *testing.T) {
 	if n := count(); n != 1 {
 		t.Fatalf("after Kill+Start: %d rows, want 1", n)
 	}
+}
+
+// started fails the test if a server did not start, and closes it at the
+// test's cleanup (pipelinetest's RedisT and friends, which this package
+// cannot import: pipelinetest imports it).
+func started[S interface{ Close() error }](t testing.TB) func(S, error) S {
+	return func(s S, err error) S {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+		return s
+	}
+}
+
+// database creates a fresh database on p and returns its URL.
+func database(t testing.TB, p *Postgres) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url, err := p.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
 }
