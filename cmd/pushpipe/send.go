@@ -24,7 +24,7 @@ type SendCmd struct {
 
 // Run creates the campaign and prints its id.
 func (c *SendCmd) Run(g *Globals) error {
-	rdb, err := g.Redis()
+	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
 	}
