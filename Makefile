@@ -13,7 +13,7 @@ PKGS := ./...
 all: build
 
 build:
-	cd "$(ROOT)" && $(GO) build -o $(BIN) ./cmd/pushpipe
+	cd "$(ROOT)" && $(GO) build -buildvcs=auto -o $(BIN) ./cmd/pushpipe
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

@@ -18,6 +18,7 @@ import (
 // CLI is every subcommand. Each lives in its own file.
 type CLI struct {
 	Globals
+	Version kong.VersionFlag `help:"Print the version (from the build info) and exit."`
 
 	Migrate      MigrateCmd      `cmd:"" help:"Apply the PostgreSQL schema migrations."`
 	API          APICmd          `cmd:"" name:"api" help:"Serve the HTTP API (devices, channels, preferences, campaigns)."`
@@ -42,7 +43,7 @@ func main() {
 		kong.Name("pushpipe"),
 		kong.Description("Send one notification to millions of phones, exactly once per person."),
 		kong.UsageOnError(),
-		kong.Vars{"in_flight": strconv.Itoa(deliver.DefaultInFlight)},
+		kong.Vars{"in_flight": strconv.Itoa(deliver.DefaultInFlight), "version": version()},
 	)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

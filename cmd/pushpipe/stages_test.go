@@ -3,6 +3,7 @@ package main
 import (
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/alecthomas/kong"
@@ -85,5 +86,12 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// --version prints the build's version, never an empty string.
+func TestVersion(t *testing.T) {
+	if v := version(); !strings.HasPrefix(v, "pushpipe ") || len(v) <= len("pushpipe ") {
+		t.Errorf("version() = %q", v)
 	}
 }
