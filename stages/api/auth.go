@@ -46,8 +46,15 @@ func ParseAppKeys(s string) (map[string]string, error) {
 	return keys, nil
 }
 
+// MinSecret is the shortest operator token or app key accepted: a short
+// secret can be guessed by trying, and nothing slows a guesser down but its
+// length. (pushpipe dev generates 48 hex characters; `openssl rand -hex 24`
+// does the same.)
+const MinSecret = 16
+
 // Validate refuses a configuration that would leave the API open by mistake,
-// or that would make one secret mean two things.
+// that would make one secret mean two things, or whose secrets are short
+// enough to guess.
 func (a Auth) Validate() error {
 	if a.Insecure {
 		return nil
@@ -55,11 +62,17 @@ func (a Auth) Validate() error {
 	if a.AdminToken == "" && len(a.AppKeys) == 0 {
 		return errors.New("no credentials configured: set PUSHPIPE_ADMIN_TOKEN and/or PUSHPIPE_APP_KEYS, or pass --insecure-no-auth for a closed test network")
 	}
+	if a.AdminToken != "" && len(a.AdminToken) < MinSecret {
+		return fmt.Errorf("PUSHPIPE_ADMIN_TOKEN: %d characters is too short to resist guessing; use at least %d (e.g. openssl rand -hex 24)", len(a.AdminToken), MinSecret)
+	}
 	owner := map[string]string{} // key → app, to find a key shared by two apps
 	for _, app := range a.apps() {
 		key := a.AppKeys[app]
 		if key == "" {
 			return fmt.Errorf("PUSHPIPE_APP_KEYS: app %q has an empty key", app)
+		}
+		if len(key) < MinSecret {
+			return fmt.Errorf("PUSHPIPE_APP_KEYS: the key of app %q is %d characters, too short to resist guessing; use at least %d (e.g. openssl rand -hex 24)", app, len(key), MinSecret)
 		}
 		if a.AdminToken != "" && hashSecret(key).equal(hashSecret(a.AdminToken)) {
 			// The key shipped inside an app would be the operator token.

@@ -21,9 +21,9 @@ import (
 
 // The credentials of the auth and limits tests.
 const (
-	secAdmin = "op-4f1c2e9a7b"
-	secNews  = "app-news-93b1d0"
-	secSport = "app-sport-5e7a42"
+	secAdmin = "op-4f1c2e9a7b0d3c58"
+	secNews  = "app-news-93b1d0e6a2f4"
+	secSport = "app-sport-5e7a42c9b1d8"
 )
 
 func secAuth() Auth {
@@ -238,6 +238,10 @@ func TestValidateRefusesAnOpenAPI(t *testing.T) {
 		{"app key is the admin token", Auth{AdminToken: secAdmin, AppKeys: map[string]string{"news": secAdmin}}, "is the admin token"},
 		{"two apps share a key", Auth{AppKeys: map[string]string{"news": secNews, "sport": secNews}}, "share a key"},
 		{"empty key", Auth{AppKeys: map[string]string{"news": ""}}, "empty key"},
+		{"short admin token", Auth{AdminToken: "x"}, "PUSHPIPE_ADMIN_TOKEN: 1 characters is too short"},
+		{"admin token one short", Auth{AdminToken: secAdmin[:MinSecret-1]}, "at least 16"},
+		{"admin token just long enough", Auth{AdminToken: secAdmin[:MinSecret]}, ""},
+		{"short app key", Auth{AdminToken: secAdmin, AppKeys: map[string]string{"news": "k-news"}}, `key of app "news" is 6 characters`},
 	} {
 		err := tt.auth.Validate()
 		switch {
