@@ -17,7 +17,7 @@ type APICmd struct {
 	InsecureNoAuth  bool    `name:"insecure-no-auth" help:"Serve without authentication (a closed test network only)."`
 	DBConns         int32   `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size)."`
 	MaxBodyBytes    int64   `name:"max-body-bytes" default:"8388608" help:"Largest request body accepted (413 past it)."`
-	DeviceWriteRate float64 `name:"device-write-rate" default:"1000" help:"Device writes per second per app key (a batch counts each device; bursts of twice that, or one full batch); 429 with Retry-After past it. 0 disables. The operator token is not limited."`
+	DeviceWriteRate float64 `name:"device-write-rate" default:"${device_write_rate}" help:"Device writes per second per app key (a batch counts each device; bursts of twice that, or one full batch); 429 with Retry-After past it. 0 disables. The operator token is not limited."`
 }
 
 // Run serves until SIGTERM. Credentials come only from the environment
