@@ -2,11 +2,12 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/pushpipe/pushpipe/stages/campaign"
 )
@@ -24,17 +25,17 @@ type campaignRequest struct {
 }
 
 type notificationRequest struct {
-	Title string          `json:"title"`
-	Body  string          `json:"body"`
-	Data  json.RawMessage `json:"data"`
+	Title string         `json:"title"`
+	Body  string         `json:"body"`
+	Data  jsontext.Value `json:"data"`
 }
 
 // postCampaign creates a campaign: POST /v1/campaigns → 201 {"id"}; the same
 // id again → 200 {"id"} and nothing new is sent; the same id with other
 // content → 409.
-func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request) {
+func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req campaignRequest
-	if !decode(w, r, &req) {
+	if !decode(w, body, &req) {
 		return
 	}
 	if req.Notification == nil {
@@ -51,7 +52,7 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request) {
 	}
 	c := campaign.Campaign{
 		ID: req.ID, App: req.App, Channels: req.Channels, Category: req.Category,
-		Title: req.Notification.Title, Body: req.Notification.Body, Data: data,
+		Title: req.Notification.Title, Body: req.Notification.Body, Data: []byte(data),
 		TTL: time.Duration(req.TTLSeconds) * time.Second,
 	}
 	if err := c.Normalize(); err != nil {
@@ -82,7 +83,7 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request) {
 }
 
 // getCampaign reports a campaign's progress: GET /v1/campaigns/{id}.
-func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request, _ []byte) {
 	id := r.PathValue("id")
 	if err := campaign.ValidateID(id); err != nil {
 		writeError(w, http.StatusNotFound, "no campaign "+id+": "+err.Error())

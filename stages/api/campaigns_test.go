@@ -115,7 +115,7 @@ func TestMalformedCampaign(t *testing.T) {
 		{`{` + ok + `,"ttl_seconds":"1h"}`, `field "ttl_seconds"`},
 		{`{"id":"{tag}",` + ok + `}`, "id: only letters, digits"},
 		{`{"id":"` + strings.Repeat("i", 129) + `",` + ok + `}`, "id: must be 1–128 characters"},
-		{`{"app":"a","channels":["x"],"notification":{"title":"t","sound":"x"}}`, `unknown field "sound"`},
+		{`{"app":"a","channels":["x"],"notification":{"title":"t","sound":"x"}}`, `unknown field "notification.sound"`},
 	}
 	for _, tt := range tests {
 		r := a.do("POST", "/v1/campaigns", tt.body, "")

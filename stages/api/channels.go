@@ -19,14 +19,14 @@ const dbTimeout = 5 * time.Second
 
 // putSubscriber subscribes a user to a channel. Idempotent: subscribing twice
 // is one subscription.
-func (s *Server) putSubscriber(w http.ResponseWriter, r *http.Request) {
+func (s *Server) putSubscriber(w http.ResponseWriter, r *http.Request, _ []byte) {
 	s.writeSubscription(w, r,
 		`INSERT INTO subscriptions (channel, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`)
 }
 
 // deleteSubscriber unsubscribes a user from a channel. Idempotent: removing an
 // absent subscription is fine.
-func (s *Server) deleteSubscriber(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteSubscriber(w http.ResponseWriter, r *http.Request, _ []byte) {
 	s.writeSubscription(w, r, `DELETE FROM subscriptions WHERE channel = $1 AND user_id = $2`)
 }
 

@@ -75,6 +75,7 @@ func (a *deviceAPI) do(method, path, body, bearer string) response {
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
@@ -254,7 +255,7 @@ func TestBadDeviceBatchWritesNothing(t *testing.T) {
 		{"bad user in item 57", batchJSON(bad), 400, "item 57: user_id: must be a positive integer"},
 		{"bad token in the last item", batchJSON(badToken), 400, "item 99: token:"},
 		{"wrong type in item 3", typed, 400, `item 3: field "user_id": expected int64`},
-		{"unknown field", `[{"app":"news","tokn":"x"}]`, 400, `item 0: json: unknown field "tokn"`},
+		{"unknown field", `[{"app":"news","tokn":"x"}]`, 400, `item 0: unknown field "tokn"`},
 		{"not an array", `{"app":"news"}`, 400, "must be a JSON array"},
 		{"empty array", `[]`, 400, "the batch is empty"},
 		{"cut short", `[` + deviceJSON("news", "ios", iosToken, 1, "") + `,`, 400, "cut short"},
