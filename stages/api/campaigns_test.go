@@ -82,7 +82,7 @@ func TestCampaignProgressAndUnknown(t *testing.T) {
 	if rep["state"] != "splitting" || rep["id"] != "p1" {
 		t.Errorf("progress of a campaign nobody split yet: %s", r.body)
 	}
-	for _, id := range []string{"nope", "bad%7Bid%7D"} {
+	for _, id := range []string{"nope", "bad%7Bid%7D", "%2e%2e"} {
 		if r := a.do("GET", "/v1/campaigns/"+id, "", "op"); r.status != 404 || r.error() == "" {
 			t.Errorf("GET %s: %d %s, want 404 with a message", id, r.status, r.body)
 		}
@@ -115,6 +115,10 @@ func TestMalformedCampaign(t *testing.T) {
 		{`{` + ok + `,"ttl_seconds":"1h"}`, `field "ttl_seconds"`},
 		{`{"id":"{tag}",` + ok + `}`, "id: only letters, digits"},
 		{`{"id":"` + strings.Repeat("i", 129) + `",` + ok + `}`, "id: must be 1–128 characters"},
+		// "." and ".." are path steps: GET /v1/campaigns/.. could never
+		// fetch them.
+		{`{"id":".",` + ok + `}`, `id: "." is a path step`},
+		{`{"id":"..",` + ok + `}`, `id: ".." is a path step`},
 		{`{"app":"a","channels":["x"],"notification":{"title":"t","sound":"x"}}`, `unknown field "notification.sound"`},
 	}
 	for _, tt := range tests {

@@ -122,11 +122,16 @@ func (c *Campaign) Normalize() error {
 	return nil
 }
 
-// ValidateID accepts 1–128 characters of [A-Za-z0-9._-]: ids become part of
-// Redis key names and hash tags, so braces, colons and spaces are out.
+// ValidateID accepts 1–128 characters of [A-Za-z0-9._-], but not "." or
+// "..": ids become part of Redis key names and hash tags, so braces, colons
+// and spaces are out, and of the URL GET /v1/campaigns/{id}, where "." and
+// ".." are path steps that name no campaign.
 func ValidateID(id string) error {
 	if id == "" || len(id) > MaxID {
 		return invalid("id: must be 1–%d characters, got %d", MaxID, len(id))
+	}
+	if id == "." || id == ".." {
+		return invalid("id: %q is a path step, not an id: use letters or digits too", id)
 	}
 	for i := 0; i < len(id); i++ {
 		if !idChar(id[i]) {
