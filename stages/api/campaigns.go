@@ -10,6 +10,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/pushpipe/pushpipe/stages/campaign"
+	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
 // campaignTimeout bounds a campaign request's PostgreSQL and Redis work.
@@ -65,7 +66,11 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
 	defer cancel()
-	c, created, err := campaign.Create(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, c)
+	err := deliver.CheckCampaign(ctx, s.cfg.DB, c)
+	created := false
+	if err == nil {
+		c, created, err = campaign.Create(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, c)
+	}
 	var verr *campaign.ValidationError
 	switch {
 	case errors.As(err, &verr):

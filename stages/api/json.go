@@ -16,11 +16,14 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// writeJSON writes v with status.
+// writeJSON writes v with status. '<', '>' and '&' stay as they are: the
+// answer is JSON, not HTML, and error messages quote them.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
 }
 
 // writeError writes {"error": msg}: what is wrong and what to do.

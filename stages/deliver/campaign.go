@@ -105,19 +105,28 @@ func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load campaign %q: %w", id, err)
 	}
-	fields, err := dataFields(data)
-	if err != nil {
+	c.ttl = time.Duration(ttlSecond) * time.Second
+	if c.note, err = Note(id, title, body, category, data, c.ttl); err != nil {
 		return nil, fmt.Errorf("campaign %q: %w", id, err)
 	}
-	c.ttl = time.Duration(ttlSecond) * time.Second
-	c.note = push.Notification{
+	return c, nil
+}
+
+// Note is the provider-neutral notification every device of a campaign
+// gets (Token and Platform aside), from the campaign's row: data is the data
+// column as PostgreSQL returns it.
+func Note(id, title, body, category string, data []byte, ttl time.Duration) (push.Notification, error) {
+	fields, err := dataFields(data)
+	if err != nil {
+		return push.Notification{}, err
+	}
+	return push.Notification{
 		Title: title, Body: body, Data: fields, Category: category,
 		Key:          id,
 		CollapseID:   collapseID(id),
-		TTL:          c.ttl,
+		TTL:          ttl,
 		HighPriority: true, // a campaign is an alert someone should see now
-	}
-	return c, nil
+	}, nil
 }
 
 // dataFields flattens the campaign's JSON object into the string map both
