@@ -77,9 +77,19 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 		writeError(w, http.StatusBadRequest, verr.Error())
 	case errors.Is(err, campaign.ErrConflict):
 		writeError(w, http.StatusConflict, "campaign id "+c.ID+" is already used for a different campaign; choose another id")
+	case errors.Is(err, campaign.ErrNotQueued):
+		// The row exists: the same id again starts it (campaign.Create
+		// queues a stored, unqueued row). A client that sent no id learns
+		// it here, or its retry would be a new campaign and this one would
+		// stay "splitting" forever.
+		s.cfg.Log.Warn().Err(err).Str("campaign", c.ID).Msg("campaign stored but not queued")
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": c.ID, "error": fmt.Sprintf(
+			"campaign %s is stored but could not be queued for sending (Redis or PostgreSQL failed); POST the same request with \"id\":%q again to start it: it is sent once however often it is posted",
+			c.ID, c.ID)})
 	case err != nil:
 		s.cfg.Log.Warn().Err(err).Str("campaign", c.ID).Msg("campaign not created")
-		unavailable(w, "PostgreSQL or Redis", time.Second)
+		unavailable(w, "PostgreSQL", time.Second)
 	case created:
 		writeJSON(w, http.StatusCreated, map[string]string{"id": c.ID})
 	default:

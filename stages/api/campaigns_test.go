@@ -138,19 +138,25 @@ func TestMalformedCampaign(t *testing.T) {
 }
 
 // TestCampaignWithRedisDown: the row is stored but nothing can be queued, so
-// the answer is 503 + Retry-After; the client's retry once Redis is back
-// queues it (201: that retry started it), and the next one is a 200.
+// the answer is 503 + Retry-After saying so, with the campaign's id (a
+// client that sent none learns it); the client's retry with that id once
+// Redis is back queues it (201: that retry started it), and the next one is
+// a 200.
 func TestCampaignWithRedisDown(t *testing.T) {
 	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
 	a := newDeviceAPI(t, r.Addr, Auth{Insecure: true})
-	body := `{"id":"storm","app":"a","channels":["x"],"notification":{"title":"t"}}`
 	if err := r.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	resp := a.do("POST", "/v1/campaigns", body, "")
-	if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") == "" {
-		t.Fatalf("with Redis down: %d (Retry-After %q) %s", resp.status, resp.header.Get("Retry-After"), resp.body)
+	resp := a.do("POST", "/v1/campaigns", `{"app":"a","channels":["x"],"notification":{"title":"t"}}`, "")
+	var answer struct{ ID, Error string }
+	json.Unmarshal([]byte(resp.body), &answer)
+	if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") == "" || answer.ID == "" ||
+		!strings.Contains(answer.Error, "campaign "+answer.ID+" is stored but could not be queued") ||
+		!strings.Contains(answer.Error, `"id":"`+answer.ID+`"`) {
+		t.Fatalf("with Redis down: %d (Retry-After %q) %s, want 503 naming the stored campaign's id", resp.status, resp.header.Get("Retry-After"), resp.body)
 	}
+	body := `{"id":"` + answer.ID + `","app":"a","channels":["x"],"notification":{"title":"t"}}`
 	if err := r.Restart(); err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ import (
 // that any client makes after an error queues it then, and reports
 // created=true: that retry is what started the campaign. Queuing twice (two
 // such retries at once) is harmless: split re-emits the same ranges, dedupe
-// suppresses them.
+// suppresses them. A failure after the row was written is ErrNotQueued.
 func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, c Campaign) (Campaign, bool, error) {
 	if err := c.Normalize(); err != nil {
 		return c, false, err
@@ -66,10 +66,16 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 		return c, false, nil
 	}
 	if err := enqueue(ctx, rdb, db, keys, c); err != nil {
-		return c, false, err
+		return c, false, fmt.Errorf("%w: %w", ErrNotQueued, err)
 	}
 	return c, true, nil
 }
+
+// ErrNotQueued is a campaign stored but not (or not surely) queued for
+// sending: Redis or PostgreSQL failed after the row was written. Creating it
+// again with the same id queues it; it is sent once however often that is
+// done.
+var ErrNotQueued = errors.New("campaign stored but not queued")
 
 // StoredData is data as PostgreSQL's jsonb gives it back, which is what
 // deliver renders: jsonb spells numbers out ({"n":1e999} comes back a
