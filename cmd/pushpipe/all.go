@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 
@@ -26,6 +25,8 @@ type AllCmd struct {
 	// The deliver flags (providers, sink, rate, retries) and the stage flags
 	// (consumer, concurrency, claim idle...), which apply to every stage.
 	Deliver DeliverCmd `embed:""`
+	// The API's connection and body memory caps.
+	ListenFlags `embed:""`
 }
 
 // Per-stage batch sizes, as each stage's own subcommand sets them.
@@ -103,19 +104,11 @@ func (c *AllCmd) Run(g *Globals) error {
 	}
 
 	srv := api.New(api.Config{Redis: rdb, DB: db, Keys: keys, Log: log, Auth: auth, Metrics: g.Registry(),
-		DeviceWriteRate: api.DefaultDeviceWriteRate})
-	ready := func(context.Context) error {
-		for _, r := range runners {
-			if !r.Ready() {
-				return errors.New(r.Options().Stage + " is not consuming yet")
-			}
-		}
-		return nil
-	}
+		MaxBodyMemory: c.MaxBodyMemory, DeviceWriteRate: api.DefaultDeviceWriteRate})
 	fns := []func(context.Context) error{
-		func(ctx context.Context) error { return pipeline.Serve(ctx, c.Listen, srv, log) },
+		func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, srv, log) },
 		func(ctx context.Context) error {
-			return pipeline.Serve(ctx, c.Deliver.HTTP, pipeline.OpsHandler(g.Registry(), ready), log)
+			return pipeline.Serve(ctx, c.Deliver.HTTP, pipeline.OpsHandler(g.Registry(), stagesReady(rdb, runners)), log)
 		},
 		dh.Run, // deliver's retry poller
 	}

@@ -22,5 +22,5 @@ func (c *DedupeCmd) Run(g *Globals) error {
 	r := pipeline.NewRunner(rdb, g.Keys(), c.StageFlags.options("dedupe", pipeline.StreamDedupe), h,
 		g.Logger(), pipeline.NewMetrics(g.Registry()))
 	h.Bind(r.Options())
-	return runRunners(g, c.HTTP, r)
+	return runRunners(g, c.HTTP, rdb, r)
 }

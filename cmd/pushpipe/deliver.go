@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -75,15 +74,9 @@ func (c *DeliverCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	ready := func(context.Context) error {
-		if !r.Ready() {
-			return errors.New("deliver is not consuming yet")
-		}
-		return nil
-	}
 	return pipeline.RunGroup(g.Context(),
 		func(ctx context.Context) error {
-			return pipeline.Serve(ctx, c.HTTP, pipeline.OpsHandler(g.Registry(), ready), g.Logger())
+			return pipeline.Serve(ctx, c.HTTP, pipeline.OpsHandler(g.Registry(), stagesReady(rdb, []*pipeline.Runner{r})), g.Logger())
 		},
 		r.Run,
 		h.Run, // the retry poller

@@ -27,5 +27,5 @@ func (c *IngestCmd) Run(g *Globals) error {
 	h := ingest.New(ingest.Config{DB: db, Log: g.Logger(), Metrics: g.Registry()})
 	r := pipeline.NewRunner(rdb, g.Keys(), c.StageFlags.options("ingest", pipeline.StreamIngest), h,
 		g.Logger(), pipeline.NewMetrics(g.Registry()))
-	return runRunners(g, c.HTTP, r)
+	return runRunners(g, c.HTTP, rdb, r)
 }

@@ -48,6 +48,10 @@ func options() []kong.Option {
 		kong.Vars{
 			"in_flight":         strconv.Itoa(deliver.DefaultInFlight),
 			"device_write_rate": strconv.Itoa(api.DefaultDeviceWriteRate),
+			"max_body_bytes":    strconv.Itoa(api.DefaultMaxBodyBytes),
+			"max_body_memory":   strconv.Itoa(api.DefaultMaxBodyMemory),
+			"fd_reserve":        strconv.Itoa(fdReserve),
+			"operator_conns":    strconv.Itoa(operatorConns),
 		},
 	}
 }

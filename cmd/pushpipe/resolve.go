@@ -32,5 +32,5 @@ func (c *ResolveCmd) Run(g *Globals) error {
 	h := resolve.New(resolve.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: g.Logger(), Parallel: c.Parallel})
 	r := pipeline.NewRunner(rdb, g.Keys(), c.StageFlags.options("resolve", pipeline.StreamRanges), h,
 		g.Logger(), pipeline.NewMetrics(g.Registry()))
-	return runRunners(g, c.HTTP, r)
+	return runRunners(g, c.HTTP, rdb, r)
 }

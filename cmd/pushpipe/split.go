@@ -32,5 +32,5 @@ func (c *SplitCmd) Run(g *Globals) error {
 	h := split.New(split.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: g.Logger(),
 		RangeSize: c.RangeSize, Segments: c.Segments, Parallel: c.Parallel, HighWater: c.HighWater, MaxWait: opts.ClaimIdle / 3})
 	r := pipeline.NewRunner(rdb, g.Keys(), opts, h, g.Logger(), pipeline.NewMetrics(g.Registry()))
-	return runRunners(g, c.HTTP, r)
+	return runRunners(g, c.HTTP, rdb, r)
 }
