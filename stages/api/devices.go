@@ -196,7 +196,7 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, events []d
 // oversized batch is refused as soon as item MaxDeviceBatch+1 starts, and a
 // malformed item is reported by its index.
 func decodeDeviceBatch(w http.ResponseWriter, body []byte) ([]deviceRequest, bool) {
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body)) // reads body in place
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = errNotArray
