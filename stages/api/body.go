@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -45,16 +46,24 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 		return nil, nil, false
 	}
 	release = func() { s.bodies.Release(size) }
-	var buf bytes.Buffer
-	buf.Grow(int(min(size, 64<<10))) // a chunked batch grows as it arrives
 	// MaxBytesReader also closes the connection after a 413, so the rest of
 	// an oversized body is never read.
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	var err error
+	if r.ContentLength >= 0 {
+		body = make([]byte, size) // what the budget counts, not twice that
+		_, err = io.ReadFull(rd, body)
+	} else {
+		var buf bytes.Buffer
+		_, err = buf.ReadFrom(rd)
+		body = buf.Bytes()
+	}
+	if err != nil {
 		release()
 		bodyReadError(w, err)
 		return nil, nil, false
 	}
-	return buf.Bytes(), release, true
+	return body, release, true
 }
 
 // bodyReadError answers a body that could not be read. The error's text is
