@@ -13,28 +13,29 @@ import (
 func TestConnectFailsFastAndSaysWhatToSet(t *testing.T) {
 	tests := []struct {
 		name    string
-		g       Globals
+		redis   string
+		db      string
 		connect func(g *Globals) error
 		within  time.Duration
 		want    []string
 	}{
-		{"redis refused", Globals{RedisAddr: "127.0.0.1:1"},
+		{"redis refused", "127.0.0.1:1", "",
 			func(g *Globals) error { _, err := g.RedisNow(); return err },
 			3 * time.Second, []string{"PUSHPIPE_REDIS_ADDR", "127.0.0.1:1"}},
-		{"redis unparsable", Globals{RedisAddr: "localhost"},
+		{"redis unparsable", "localhost", "",
 			func(g *Globals) error { _, err := g.RedisNow(); return err },
 			time.Second, []string{"PUSHPIPE_REDIS_ADDR", "not host:port"}},
-		{"postgres refused", Globals{DatabaseURL: "postgres://bob:s3cret@127.0.0.1:1/x"},
+		{"postgres refused", "", "postgres://bob:s3cret@127.0.0.1:1/x",
 			func(g *Globals) error { _, err := g.DB(1); return err },
 			6 * time.Second, []string{"PUSHPIPE_DATABASE_URL", "127.0.0.1:1", `"bob"`}},
-		{"postgres unparsable", Globals{DatabaseURL: "postgres://bob:s3cret@127.0.0.1:notaport/x"},
+		{"postgres unparsable", "", "postgres://bob:s3cret@127.0.0.1:notaport/x",
 			func(g *Globals) error { _, err := g.DB(1); return err },
 			time.Second, []string{"PUSHPIPE_DATABASE_URL"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			err := tt.connect(&tt.g)
+			err := tt.connect(&Globals{RedisAddr: tt.redis, DatabaseURL: tt.db})
 			took := time.Since(start)
 			if err == nil {
 				t.Fatal("connected; want an error")
