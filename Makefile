@@ -1,4 +1,9 @@
 # pushpipe — the two front-door commands are `make dev` and `make test`.
+#
+# Every recipe starts with `cd $(ROOT)`, the directory of this Makefile, so
+# that `make -C clone dev` and `make -f clone/Makefile dev` work from any
+# directory.
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 GO ?= go
 BIN := ./pushpipe
 PKGS := ./...
@@ -8,30 +13,36 @@ PKGS := ./...
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/pushpipe
+	cd "$(ROOT)" && $(GO) build -buildvcs=auto -o $(BIN) ./cmd/pushpipe
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # go vet, staticcheck (fetched through the module proxy, pinned) and gofmt.
 vet:
-	$(GO) vet $(PKGS)
-	$(GO) run $(STATICCHECK) $(PKGS)
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+	cd "$(ROOT)" && $(GO) vet $(PKGS)
+	cd "$(ROOT)" && $(GO) run $(STATICCHECK) $(PKGS)
+	@cd "$(ROOT)" && test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 
 # Every test, against real redis-server and PostgreSQL started on free ports.
 test: vet
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	cd "$(ROOT)" && $(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 # Benchmarks report ratios against floors measured in the same run.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./pipeline/
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./stages/...
-	$(BIN) bench --users 1000000 --sink null --out bench/out --json bench/out/bench-null.json
+	cd "$(ROOT)" && $(GO) test -run '^$$' -bench . -benchtime 3x ./pipeline/
+	cd "$(ROOT)" && $(GO) test -run '^$$' -bench . -benchtime 1x ./stages/...
+	cd "$(ROOT)" && $(BIN) bench --users 1000000 --sink null --out bench/out --json bench/out/bench-null.json
 
 # The whole pipeline on this machine: starts Redis and PostgreSQL itself when
 # PUSHPIPE_REDIS_ADDR / PUSHPIPE_DATABASE_URL are unset, and sends a demo campaign.
+# Their data is in .pushpipe/, except PostgreSQL's as root (it then runs as user
+# postgres, which may not reach this checkout): /var/tmp/pushpipe-dev-HASH,
+# linked from .pushpipe/postgres. Both listen on 127.0.0.1 only, without
+# passwords; their files are readable by their owner only.
+# DEV_FLAGS=--once exits (status 0) after the demo campaign, for scripts.
+DEV_FLAGS ?=
 dev: build
-	$(BIN) dev
+	cd "$(ROOT)" && $(BIN) dev $(DEV_FLAGS)
 
 # Every decoder of untrusted input, FUZZTIME each. Their seed corpora run as
 # ordinary tests in `make test`.
@@ -46,10 +57,14 @@ FUZZ_TARGETS := \
 	./stages/deliver/fcm/:FuzzProviderAnswer ./stages/deliver/fcm/:FuzzParseRetryAfter
 
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do \
+	@set -e; cd "$(ROOT)"; for t in $(FUZZ_TARGETS); do \
 		echo "== $${t#*:} in $${t%%:*}"; \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
 	done
 
+# As root, .pushpipe/postgres links to PostgreSQL's directory in /var/tmp.
 clean:
-	rm -rf $(BIN) .pushpipe bench/out
+	cd "$(ROOT)" && if [ -L .pushpipe/postgres ]; then \
+		t=$$(readlink .pushpipe/postgres); case "$$t" in */pushpipe-dev-*) rm -rf "$$t";; esac; \
+	fi
+	cd "$(ROOT)" && rm -rf $(BIN) .pushpipe bench/out

@@ -44,7 +44,33 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 		logDir = filepath.Join(os.TempDir(), "pushpipe-dev-logs")
 	}
 
-	say("starting Redis and PostgreSQL (data in %s)", cfg.Servers.DataDir)
+	startRedis, startPostgres := cfg.Servers.RedisAddr == "", cfg.Servers.DatabaseURL == ""
+	if dir := cfg.Servers.DataDir; dir != "" {
+		// The data dir holds the Redis AOF (device tokens), the logs and,
+		// for a normal user, PostgreSQL's files: its owner's only.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return err
+		}
+		if startPostgres && cfg.Servers.PostgresDir == "" {
+			pg, note, err := DevPostgresDir(dir)
+			if err != nil {
+				return fmt.Errorf("start postgres: %w", err)
+			}
+			cfg.Servers.PostgresDir = pg
+			if note != "" {
+				say("%s", note)
+			}
+		}
+		if startRedis {
+			say("starting Redis, data in %s", filepath.Join(dir, "redis"))
+		}
+		if startPostgres {
+			say("starting PostgreSQL, data in %s", cfg.Servers.PostgresDir)
+		}
+	}
 	srv, err := StartServers(ctx, cfg.Servers)
 	if err != nil {
 		return err
@@ -85,6 +111,14 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 	say("  Redis          %s", srv.RedisAddr)
 	say("  PostgreSQL     %s", srv.DatabaseURL)
 	say("  fake provider  %s/_receipts/summary", run.Fake.URL)
+	if startRedis || startPostgres {
+		// Both are for this machine only: see localserver.Redis and
+		// localserver.Postgres.
+		say("")
+		say("Redis and PostgreSQL started here listen on 127.0.0.1 only, without passwords (Redis has no auth,")
+		say("PostgreSQL trusts user postgres): any user of this machine can connect to them. Their files,")
+		say("device tokens included, are readable by their owner only (directories 0700, files 0600).")
+	}
 	say("")
 
 	conn, err := pgx.Connect(ctx, srv.DatabaseURL)

@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/bench/localserver"
 )
 
 // FakeProvider is a `pushpipe fakeprovider` process and what deliver needs
@@ -29,7 +29,7 @@ type FakeProvider struct {
 
 // StartFake starts the fake provider and waits until it answers.
 func StartFake(ctx context.Context, f *Fleet, dir string, extra ...string) (*FakeProvider, error) {
-	port, err := pipelinetest.FreePort()
+	port, err := localserver.FreePort()
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/bench/localserver"
 )
 
 // Proc is one pushpipe child process: a stage replica, the API or the fake
@@ -51,7 +51,7 @@ func (f *Fleet) Add(name, role string, withHTTP bool, env []string, args ...stri
 	p := &Proc{Name: name, Role: role, bin: f.Bin, logTo: filepath.Join(f.LogDir, name+".log")}
 	p.args = append([]string{role}, args...)
 	if withHTTP {
-		port, err := pipelinetest.FreePort()
+		port, err := localserver.FreePort()
 		if err != nil {
 			return nil, err
 		}

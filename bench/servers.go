@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,7 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/bench/localserver"
 	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
@@ -25,6 +26,7 @@ type ServerConfig struct {
 	DatabaseURL   string
 	RedisCluster  int    // start a cluster of this many masters instead of one server (0: standalone)
 	DataDir       string // keep the started servers' data here (dev); "" = temporary
+	PostgresDir   string // with DataDir: PostgreSQL's directory, default DataDir/postgres (see DevPostgresDir)
 	PostgresTuned bool   // start PostgreSQL with settings for bulk loads (bench)
 }
 
@@ -60,7 +62,7 @@ func (s *Servers) startRedis(cfg ServerConfig) error {
 		return nil
 	}
 	if cfg.RedisCluster > 0 {
-		c, err := pipelinetest.StartCluster(cfg.RedisCluster)
+		c, err := localserver.StartCluster(cfg.RedisCluster)
 		if err != nil {
 			return err
 		}
@@ -71,13 +73,13 @@ func (s *Servers) startRedis(cfg ServerConfig) error {
 		}
 		return nil
 	}
-	opts := pipelinetest.RedisOptions{}
+	opts := localserver.RedisOptions{}
 	if cfg.DataDir != "" {
 		// dev keeps its data: with the AOF, streams, counters and marks
 		// survive a restart like the PostgreSQL rows they go with.
 		opts.Dir, opts.AOF = filepath.Join(cfg.DataDir, "redis"), true
 	}
-	r, err := pipelinetest.StartRedis(opts)
+	r, err := localserver.StartRedis(opts)
 	if err != nil {
 		return err
 	}
@@ -90,9 +92,9 @@ func (s *Servers) startRedis(cfg ServerConfig) error {
 func (s *Servers) startPostgres(ctx context.Context, cfg ServerConfig) error {
 	base := cfg.DatabaseURL
 	if base == "" {
-		opts := pipelinetest.PostgresOptions{}
+		opts := localserver.PostgresOptions{}
 		if cfg.DataDir != "" {
-			opts.Dir = filepath.Join(cfg.DataDir, "postgres")
+			opts.Dir = cmp.Or(cfg.PostgresDir, filepath.Join(cfg.DataDir, "postgres"))
 		}
 		if cfg.PostgresTuned {
 			// wal_level=minimal lets the seed's COPY FREEZE into freshly
@@ -105,7 +107,7 @@ func (s *Servers) startPostgres(ctx context.Context, cfg ServerConfig) error {
 				"shared_preload_libraries": "pg_stat_statements",
 			}
 		}
-		p, err := pipelinetest.StartPostgres(opts)
+		p, err := localserver.StartPostgres(opts)
 		if err != nil {
 			return err
 		}

@@ -4,13 +4,16 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 )
 
@@ -22,9 +25,18 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// OpsHandler serves /metrics, /healthz (the process is alive) and /readyz
-// (ready() returns nil: connected and consuming). These are unauthenticated
-// by contract; deployments keep the port internal.
+// OpsHandler serves /metrics, /healthz and /readyz, unauthenticated by
+// contract (deployments keep the port internal).
+//
+// /healthz says the process is alive: it answers, nothing more, so an
+// orchestrator restarts only a process that hangs. /readyz says the process
+// can do its work now: ready returns nil. For the API that means Redis
+// answered a PING within the last second (RedisReady), so a device write
+// would be accepted; for a stage, Redis answers and its runners consume.
+// PostgreSQL is left out on purpose: device writes, the API's bulk, do not
+// need it, and requests that do answer 503 themselves. Not ready is a 503
+// with the reason: a load balancer sends the process no traffic meanwhile,
+// and nothing restarts it.
 func OpsHandler(reg prometheus.Gatherer, ready func(context.Context) error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -44,6 +56,34 @@ func OpsHandler(reg prometheus.Gatherer, ready func(context.Context) error) http
 	})
 	mountPprof(mux)
 	return mux
+}
+
+// RedisReady is a readiness check (for OpsHandler): Redis answers a PING
+// within half a second. The answer is kept for a second, so Redis sees at
+// most one PING a second however often /readyz is probed, and a stopped
+// Redis shows within a second and a half.
+func RedisReady(rdb rueidis.Client) func(context.Context) error {
+	var (
+		mu   sync.Mutex
+		at   time.Time
+		last error
+	)
+	return func(ctx context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !at.IsZero() && time.Since(at) < time.Second {
+			return last
+		}
+		// Not cut short by the prober going away: the answer is shared.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
+		defer cancel()
+		last = rdb.Do(ctx, rdb.B().Ping().Build()).Error()
+		if last != nil {
+			last = fmt.Errorf("redis: %w", last)
+		}
+		at = time.Now()
+		return last
+	}
 }
 
 // Serve runs an HTTP server on addr until ctx is cancelled, then shuts it

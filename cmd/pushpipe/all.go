@@ -27,6 +27,8 @@ type AllCmd struct {
 	Split        SplitFlags   `embed:"" prefix:"split-"`
 	Resolve      ResolveFlags `embed:"" prefix:"resolve-"`
 	Dedupe       DedupeFlags  `embed:"" prefix:"dedupe-"`
+	// The API's connection and body memory caps.
+	ListenFlags `embed:""`
 }
 
 // stages is every row of the stage table with its flags.
@@ -57,8 +59,8 @@ func (c *AllCmd) Run(g *Globals) error {
 	// The API shares the stages' clients and pool.
 	srv := sidecar{dbConns: c.APIDBConns, build: func(d *deps) func(context.Context) error {
 		h := api.New(api.Config{Redis: d.rdb, DB: d.db, Keys: d.keys, Log: d.log, Auth: auth, Metrics: d.reg,
-			DeviceWriteRate: api.DefaultDeviceWriteRate})
-		return func(ctx context.Context) error { return pipeline.Serve(ctx, c.Listen, h, d.log) }
+			MaxBodyMemory: c.MaxBodyMemory, DeviceWriteRate: api.DefaultDeviceWriteRate})
+		return func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, h, d.log) }
 	}}
 	log := g.Logger()
 	log.Info().Str("api", c.Listen).Dur("claim_idle", c.ClaimIdle).Msg("pushpipe all: API and every stage in one process")

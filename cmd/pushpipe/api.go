@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/api"
@@ -16,8 +15,9 @@ type APICmd struct {
 	HTTP            string  `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
 	InsecureNoAuth  bool    `name:"insecure-no-auth" help:"Serve without authentication (a closed test network only)."`
 	DBConns         int32   `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size)."`
-	MaxBodyBytes    int64   `name:"max-body-bytes" default:"8388608" help:"Largest request body accepted (413 past it)."`
-	DeviceWriteRate float64 `name:"device-write-rate" default:"1000" help:"Device writes per second per app key (a batch counts each device; bursts of twice that, or one full batch); 429 with Retry-After past it. 0 disables. The operator token is not limited."`
+	MaxBodyBytes    int64   `name:"max-body-bytes" default:"${max_body_bytes}" help:"Largest device batch body accepted (413 past it); every other route has its own, smaller cap."`
+	DeviceWriteRate float64 `name:"device-write-rate" default:"${device_write_rate}" help:"Device writes per second per app key (a batch counts each device; bursts of twice that, or one full batch); 429 with Retry-After past it. 0 disables. The operator token is not limited."`
+	ListenFlags     `embed:""`
 }
 
 // Run serves until SIGTERM. Credentials come only from the environment
@@ -47,17 +47,10 @@ func (c *APICmd) Run(g *Globals) error {
 	}
 	defer db.Close()
 	srv := api.New(api.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: log, Auth: auth, MaxBodyBytes: c.MaxBodyBytes,
-		DeviceWriteRate: c.DeviceWriteRate, Metrics: g.Registry()})
-	ready := func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		if err := rdb.Do(ctx, rdb.B().Ping().Build()).Error(); err != nil {
-			return fmt.Errorf("redis: %w", err)
-		}
-		return nil
-	}
+		MaxBodyMemory: c.MaxBodyMemory, DeviceWriteRate: c.DeviceWriteRate, Metrics: g.Registry()})
+	ready := pipeline.RedisReady(rdb)
 	return pipeline.RunGroup(g.Context(),
-		func(ctx context.Context) error { return pipeline.Serve(ctx, c.Listen, srv, log) },
+		func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, srv, log) },
 		func(ctx context.Context) error {
 			return pipeline.Serve(ctx, c.HTTP, pipeline.OpsHandler(g.Registry(), ready), log)
 		},

@@ -13,10 +13,14 @@ import (
 // packages unless PUSHPIPE_REDIS_ADDR / PUSHPIPE_DATABASE_URL are set), the
 // schema, demo users, the fake provider, the API and every stage as its own
 // process, like a deployment; then it sends a demo campaign.
+//
+// The servers it starts are for this machine only: they listen on
+// 127.0.0.1 without passwords, and their files are their owner's only
+// (0700 directories, 0600 files).
 type DevCmd struct {
 	Listen string `default:"127.0.0.1:8080" help:"Serve the API on this address."`
 	Users  int64  `default:"100000" help:"Demo users seeded into an empty database."`
-	Data   string `default:".pushpipe" help:"Directory for the Redis and PostgreSQL started here, and the logs."`
+	Data   string `default:".pushpipe" help:"Directory for the Redis and PostgreSQL started here, and the logs (as root, PostgreSQL's files go to /var/tmp/pushpipe-dev-HASH, where user postgres can reach them, linked from DATA/postgres)."`
 	Once   bool   `help:"Exit (status 0) after the demo campaign's summary instead of serving until Ctrl-C."`
 }
 

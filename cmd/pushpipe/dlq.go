@@ -40,7 +40,7 @@ type DLQListCmd struct {
 
 // Run lists.
 func (c *DLQListCmd) Run(g *Globals) error {
-	rdb, err := g.Redis()
+	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ type DLQShowCmd struct {
 
 // Run shows one dead letter; id batches (u, m) are decoded.
 func (c *DLQShowCmd) Run(g *Globals) error {
-	rdb, err := g.Redis()
+	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func (c *DLQRetryCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	rdb, err := g.Redis()
+	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,7 @@ func (c *DLQDropCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	rdb, err := g.Redis()
+	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,37 +58,66 @@ func (g *Globals) Context() context.Context {
 // Keys is the Redis key scheme.
 func (g *Globals) Keys() pipeline.Keys { return pipeline.NewKeys(g.Prefix, g.Partitions) }
 
-// Redis connects to Redis, retrying for a while so stages can start before it.
-func (g *Globals) Redis() (rueidis.Client, error) {
-	var err error
-	for i := 0; i < 30; i++ {
-		var c rueidis.Client
-		if c, err = pipeline.NewRedis(g.RedisAddr); err == nil {
+// Redis connects to Redis, retrying for up to 30 s so that servers (the
+// API, stages) can start before it.
+func (g *Globals) Redis() (rueidis.Client, error) { return g.connectRedis(30 * time.Second) }
+
+// RedisNow connects to Redis for a short-lived command: an operator at a
+// terminal wants to hear within 2 s that the address is wrong.
+func (g *Globals) RedisNow() (rueidis.Client, error) { return g.connectRedis(2 * time.Second) }
+
+func (g *Globals) connectRedis(patience time.Duration) (rueidis.Client, error) {
+	for _, a := range strings.Split(g.RedisAddr, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			return nil, fmt.Errorf("Redis address %q is not host:port: set PUSHPIPE_REDIS_ADDR or --redis-addr "+
+				"(host:port, or several comma-separated for a cluster)", a)
+		}
+	}
+	deadline := time.Now().Add(patience)
+	for {
+		c, err := pipeline.NewRedis(g.RedisAddr)
+		if err == nil {
 			return c, nil
 		}
-		if g.Context().Err() != nil {
-			break
+		if time.Now().After(deadline) || g.Context().Err() != nil {
+			return nil, fmt.Errorf("no Redis at %s after %s (set PUSHPIPE_REDIS_ADDR or --redis-addr): %w",
+				g.RedisAddr, patience, err)
 		}
-		time.Sleep(time.Second)
+		select {
+		case <-time.After(min(time.Second, patience/4)):
+		case <-g.Context().Done():
+		}
 	}
-	return nil, err
 }
 
-// DB opens the PostgreSQL pool.
+// DB opens the PostgreSQL pool and checks, within 5 s, that the server
+// answers: a wrong URL fails the process at start with the host, port and
+// user it tried (never the password), not at its first query.
 func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
 	if g.DatabaseURL == "" {
 		return nil, fmt.Errorf("no database: set PUSHPIPE_DATABASE_URL or --database-url")
 	}
 	cfg, err := pgxpool.ParseConfig(g.DatabaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("database url: %w", err)
+		// pgx's message may quote the URL, password included.
+		return nil, errors.New("PUSHPIPE_DATABASE_URL is not a PostgreSQL URL (postgres://user:password@host:port/db)")
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
+	where := fmt.Sprintf("PostgreSQL at %s:%d as user %q", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.User)
 	pool, err := pgxpool.NewWithConfig(g.Context(), cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+		return nil, fmt.Errorf("%s (PUSHPIPE_DATABASE_URL): %w", where, err)
+	}
+	ctx, cancel := context.WithTimeout(g.Context(), 5*time.Second)
+	defer cancel()
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%s does not answer (check PUSHPIPE_DATABASE_URL): %w", where, err)
 	}
 	return pool, nil
 }

@@ -12,12 +12,15 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/pushpipe/pushpipe/stages/api"
 	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
 // CLI is every subcommand. Each lives in its own file.
 type CLI struct {
 	Globals
+	Version kong.VersionFlag `help:"Print the version (from the build info) and exit."`
 
 	Migrate      MigrateCmd      `cmd:"" help:"Apply the PostgreSQL schema migrations."`
 	API          APICmd          `cmd:"" name:"api" help:"Serve the HTTP API (devices, channels, preferences, campaigns)."`
@@ -36,14 +39,28 @@ type CLI struct {
 	Bench        BenchCmd        `cmd:"" help:"Benchmark the pipeline as separate processes."`
 }
 
-func main() {
-	var cli CLI
-	kctx := kong.Parse(&cli,
+// options configure the CLI's parser. Defaults that a package owns come in
+// as variables, so the flag and the package cannot disagree.
+func options() []kong.Option {
+	return []kong.Option{
 		kong.Name("pushpipe"),
 		kong.Description("Send one notification to millions of phones, exactly once per person."),
 		kong.UsageOnError(),
-		kong.Vars{"in_flight": strconv.Itoa(deliver.DefaultInFlight)},
-	)
+		kong.Vars{
+			"in_flight":         strconv.Itoa(deliver.DefaultInFlight),
+			"version":           version(),
+			"device_write_rate": strconv.Itoa(api.DefaultDeviceWriteRate),
+			"max_body_bytes":    strconv.Itoa(api.DefaultMaxBodyBytes),
+			"max_body_memory":   strconv.Itoa(api.DefaultMaxBodyMemory),
+			"fd_reserve":        strconv.Itoa(fdReserve),
+			"operator_conns":    strconv.Itoa(operatorConns),
+		},
+	}
+}
+
+func main() {
+	var cli CLI
+	kctx := kong.Parse(&cli, options()...)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cli.Globals.ctx = ctx

@@ -47,7 +47,7 @@ func (c *ReplayCmd) Run(g *Globals) error {
 	if err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}
-	rdb, err := g.Redis()
+	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func (c *ReplayCmd) resplit(g *Globals) error {
 	if err := campaignExists(g, c.Campaign); err != nil {
 		return err
 	}
-	rdb, err := g.Redis()
+	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/stages/campaign"
+	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
 // SendCmd creates a campaign, exactly as POST /v1/campaigns does.
@@ -24,7 +25,7 @@ type SendCmd struct {
 
 // Run creates the campaign and prints its id.
 func (c *SendCmd) Run(g *Globals) error {
-	rdb, err := g.Redis()
+	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
 	}
@@ -39,8 +40,15 @@ func (c *SendCmd) Run(g *Globals) error {
 	if c.Data != "" {
 		camp.Data = json.RawMessage(c.Data)
 	}
+	if err := camp.Normalize(); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
 	defer cancel()
+	// The API's check: a campaign no device could receive is refused.
+	if err := deliver.CheckCampaign(ctx, db, camp); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
 	camp, created, err := campaign.Create(ctx, rdb, db, g.Keys(), camp)
 	if err != nil {
 		return fmt.Errorf("send: %w", err)

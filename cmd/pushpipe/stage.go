@@ -100,16 +100,8 @@ func runStages(g *Globals, flags StageFlags, stages map[string]stage, sidecars .
 		fns = append(fns, r.Run)
 		fns = append(fns, runs...)
 	}
-	ready := func(context.Context) error {
-		for _, r := range runners {
-			if !r.Ready() {
-				return errors.New(r.Options().Stage + " is not consuming yet")
-			}
-		}
-		return nil
-	}
 	fns = append(fns, func(ctx context.Context) error {
-		return pipeline.Serve(ctx, flags.HTTP, pipeline.OpsHandler(d.reg, ready), d.log)
+		return pipeline.Serve(ctx, flags.HTTP, pipeline.OpsHandler(d.reg, stagesReady(d.rdb, runners)), d.log)
 	})
 	return pipeline.RunGroup(d.ctx, fns...)
 }
@@ -117,4 +109,19 @@ func runStages(g *Globals, flags StageFlags, stages map[string]stage, sidecars .
 // runStage runs one stage of the table as its own process.
 func runStage(g *Globals, flags StageFlags, name string, s stage) error {
 	return runStages(g, flags, map[string]stage{name: s})
+}
+
+// stagesReady is a stage process's readiness: Redis answers (a runner keeps
+// "consuming" through an outage, its reads failing) and every runner has
+// started consuming.
+func stagesReady(rdb rueidis.Client, runners []*pipeline.Runner) func(context.Context) error {
+	redis := pipeline.RedisReady(rdb)
+	return func(ctx context.Context) error {
+		for _, r := range runners {
+			if !r.Ready() {
+				return errors.New(r.Options().Stage + " is not consuming yet")
+			}
+		}
+		return redis(ctx)
+	}
 }

@@ -2,28 +2,11 @@ package main
 
 import (
 	"reflect"
-	"strconv"
+	"strings"
 	"testing"
 
-	"github.com/alecthomas/kong"
-
 	"github.com/pushpipe/pushpipe/pipeline"
-	"github.com/pushpipe/pushpipe/stages/deliver"
 )
-
-// parse reads args as main does, without running anything.
-func parse(t *testing.T, args ...string) *CLI {
-	t.Helper()
-	var cli CLI
-	p, err := kong.New(&cli, kong.Vars{"in_flight": strconv.Itoa(deliver.DefaultInFlight)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Parse(args); err != nil {
-		t.Fatalf("parse %v: %v", args, err)
-	}
-	return &cli
-}
 
 // standalone returns the flags of `pushpipe <stage>` as parsed.
 func (c *CLI) standalone(name string) (StageFlags, stage) {
@@ -85,5 +68,12 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// --version prints the build's version, never an empty string.
+func TestVersion(t *testing.T) {
+	if v := version(); !strings.HasPrefix(v, "pushpipe ") || len(v) <= len("pushpipe ") {
+		t.Errorf("version() = %q", v)
 	}
 }

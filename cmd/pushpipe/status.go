@@ -43,7 +43,7 @@ type statusReport struct {
 
 // Run prints the status once, or every --interval with --watch.
 func (c *StatusCmd) Run(g *Globals) error {
-	rdb, err := g.Redis()
+	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
 	}

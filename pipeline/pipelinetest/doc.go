@@ -1,15 +1,6 @@
-// Package pipelinetest starts real redis-server, Redis Cluster and
-// PostgreSQL processes for tests, benchmarks and the bench harness.
-//
-// Every server runs as a child process of the caller (never daemonized):
-// PID 1 on the target machines does not reap orphans, so a daemon that we
-// do not wait on would linger as a zombie. Each server gets its own free
-// port and its own temporary directory, so several test binaries can run
-// in parallel (`go test ./...`).
-//
-// The main files do not import "testing", so a non-test binary can use the
-// package; the testing.TB conveniences live in tb.go.
-//
-// The types are not safe for concurrent use: start, kill, restart and
-// close a server from one goroutine.
+// Package pipelinetest is the test bed: real redis-server, Redis Cluster and
+// PostgreSQL for tests (started by bench/localserver, which the pushpipe
+// binary also uses), with testing.TB conveniences that close them at
+// cleanup, and a build of the pushpipe binary for tests that SIGKILL it.
+// Production code never imports it: it imports "testing".
 package pipelinetest

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/pushpipe/pushpipe/bench/localserver"
 )
 
 // RedisT starts a Redis server for one test and closes it at cleanup.
@@ -25,7 +27,7 @@ func RedisT(t testing.TB, opts RedisOptions) *Redis {
 // cleanup.
 func ClusterT(t testing.TB) *Cluster {
 	t.Helper()
-	c, err := StartCluster(clusterMasters)
+	c, err := StartCluster(localserver.ClusterMasters)
 	if err != nil {
 		t.Fatal(err)
 	}

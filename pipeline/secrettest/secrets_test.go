@@ -143,6 +143,7 @@ func (a api) do(method, path, bearer, body string) (int, string) {
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -46,8 +45,15 @@ func ParseAppKeys(s string) (map[string]string, error) {
 	return keys, nil
 }
 
+// MinSecret is the shortest operator token or app key accepted: a short
+// secret can be guessed by trying, and nothing slows a guesser down but its
+// length. (pushpipe dev generates 48 hex characters; `openssl rand -hex 24`
+// does the same.)
+const MinSecret = 16
+
 // Validate refuses a configuration that would leave the API open by mistake,
-// or that would make one secret mean two things.
+// that would make one secret mean two things, or whose secrets are short
+// enough to guess.
 func (a Auth) Validate() error {
 	if a.Insecure {
 		return nil
@@ -55,11 +61,17 @@ func (a Auth) Validate() error {
 	if a.AdminToken == "" && len(a.AppKeys) == 0 {
 		return errors.New("no credentials configured: set PUSHPIPE_ADMIN_TOKEN and/or PUSHPIPE_APP_KEYS, or pass --insecure-no-auth for a closed test network")
 	}
+	if a.AdminToken != "" && len(a.AdminToken) < MinSecret {
+		return fmt.Errorf("PUSHPIPE_ADMIN_TOKEN: %d characters is too short to resist guessing; use at least %d (e.g. openssl rand -hex 24)", len(a.AdminToken), MinSecret)
+	}
 	owner := map[string]string{} // key → app, to find a key shared by two apps
 	for _, app := range a.apps() {
 		key := a.AppKeys[app]
 		if key == "" {
 			return fmt.Errorf("PUSHPIPE_APP_KEYS: app %q has an empty key", app)
+		}
+		if len(key) < MinSecret {
+			return fmt.Errorf("PUSHPIPE_APP_KEYS: the key of app %q is %d characters, too short to resist guessing; use at least %d (e.g. openssl rand -hex 24)", app, len(key), MinSecret)
 		}
 		if a.AdminToken != "" && hashSecret(key).equal(hashSecret(a.AdminToken)) {
 			// The key shipped inside an app would be the operator token.
@@ -147,9 +159,15 @@ func (a Auth) verifier() verifier {
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header. The
-// scheme is case-insensitive (RFC 9110 §11.1).
+// scheme is case-insensitive (RFC 9110 §11.1). Two Authorization headers are
+// refused, not resolved: a proxy in front may read the other one, and then
+// the two disagree on who is calling.
 func bearer(r *http.Request) (string, bool) {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	h := r.Header["Authorization"]
+	if len(h) != 1 {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(h[0], " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}
@@ -183,28 +201,14 @@ func (v verifier) identify(r *http.Request) (principal, bool) {
 	return principal{}, false
 }
 
-// authenticate answers 401 to a request without a known bearer token and 403
-// to an app key on an operator endpoint; otherwise it passes the request on
-// with its principal in the context.
-func (s *Server) authenticate(sc scope, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := s.auth.identify(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="pushpipe"`)
-			writeError(w, http.StatusUnauthorized, "missing or unknown bearer token: send Authorization: Bearer <admin token or app key>")
-			return
-		}
-		if sc == scopeAdmin && !p.admin {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="pushpipe", error="insufficient_scope"`)
-			writeError(w, http.StatusForbidden, "this endpoint needs the operator token; app keys may only register their own app's devices")
-			return
-		}
-		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
-	}
+// unauthorized answers 401 with the Bearer challenge.
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="pushpipe"`)
+	writeError(w, http.StatusUnauthorized, "missing, repeated or unknown bearer token: send one header Authorization: Bearer <admin token or app key>")
 }
 
-// principalOf is who made r (zero for a request that did not pass
-// authenticate).
+// principalOf is who made r (zero for a request that was not
+// authenticated).
 func principalOf(r *http.Request) principal {
 	p, _ := r.Context().Value(principalKey{}).(principal)
 	return p

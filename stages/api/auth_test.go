@@ -21,9 +21,9 @@ import (
 
 // The credentials of the auth and limits tests.
 const (
-	secAdmin = "op-4f1c2e9a7b"
-	secNews  = "app-news-93b1d0"
-	secSport = "app-sport-5e7a42"
+	secAdmin = "op-4f1c2e9a7b0d3c58"
+	secNews  = "app-news-93b1d0e6a2f4"
+	secSport = "app-sport-5e7a42c9b1d8"
 )
 
 func secAuth() Auth {
@@ -81,6 +81,7 @@ func (a *secAPI) call(method, path, body, authorization string) response {
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
 	}
@@ -162,11 +163,61 @@ func TestEveryEndpointNeedsAToken(t *testing.T) {
 	if r := a.call("GET", "/v1/secrets", "", ""); r.status != http.StatusUnauthorized {
 		t.Errorf("unknown path without a token: got %d, want 401", r.status)
 	}
+	// Two Authorization headers are refused, even if both hold the token.
+	req, _ := http.NewRequest("GET", a.url+"/v1/campaigns/c-auth-test", nil)
+	req.Header.Add("Authorization", "Bearer "+secAdmin)
+	req.Header.Add("Authorization", "Bearer "+secAdmin)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("two Authorization headers: got %v %v, want 401", resp.Status, err)
+	} else {
+		resp.Body.Close()
+	}
 	if r := a.call("GET", "/v1/secrets", "", "Bearer "+secAdmin); r.status != http.StatusNotFound {
 		t.Errorf("unknown path with the admin token: got %d, want 404", r.status)
 	}
 	if n := a.ingested(); n != 0 {
 		t.Fatalf("unauthenticated requests wrote %d events", n)
+	}
+}
+
+// Authentication comes before routing: without a token, a canonical path, a
+// non-canonical one the mux would redirect, an unknown one and a known path
+// with the wrong method all get the very same 401, so paths cannot be
+// enumerated.
+func TestAuthenticationBeforeRouting(t *testing.T) {
+	a := newSecAPI(t, Config{Auth: secAuth()}, false)
+	// Go's client would clean none of these paths, but would follow a
+	// redirect: refuse to, so a 307 shows.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var first string
+	for _, tt := range []struct{ method, path string }{
+		{"GET", "/v1/campaigns/x"},
+		{"GET", "//v1/campaigns/x"},
+		{"GET", "/v1/campaigns/./x"},
+		{"GET", "/v1/campaigns/.."},
+		{"POST", "/v1//devices"},
+		{"GET", "/v1/secrets"},
+		{"GET", "/"},
+		{"DELETE", "/v1/campaigns/x"},
+		{"PATCH", "/v1/devices"},
+	} {
+		req, err := http.NewRequest(tt.method, a.url+tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if first == "" {
+			first = string(b)
+		}
+		if resp.StatusCode != http.StatusUnauthorized || string(b) != first || resp.Header.Get("Location") != "" {
+			t.Errorf("%s %s without a token: got %d %q (Location %q), want the same 401 as every other path",
+				tt.method, tt.path, resp.StatusCode, b, resp.Header.Get("Location"))
+		}
 	}
 }
 
@@ -238,6 +289,10 @@ func TestValidateRefusesAnOpenAPI(t *testing.T) {
 		{"app key is the admin token", Auth{AdminToken: secAdmin, AppKeys: map[string]string{"news": secAdmin}}, "is the admin token"},
 		{"two apps share a key", Auth{AppKeys: map[string]string{"news": secNews, "sport": secNews}}, "share a key"},
 		{"empty key", Auth{AppKeys: map[string]string{"news": ""}}, "empty key"},
+		{"short admin token", Auth{AdminToken: "x"}, "PUSHPIPE_ADMIN_TOKEN: 1 characters is too short"},
+		{"admin token one short", Auth{AdminToken: secAdmin[:MinSecret-1]}, "at least 16"},
+		{"admin token just long enough", Auth{AdminToken: secAdmin[:MinSecret]}, ""},
+		{"short app key", Auth{AdminToken: secAdmin, AppKeys: map[string]string{"news": "k-news"}}, `key of app "news" is 6 characters`},
 	} {
 		err := tt.auth.Validate()
 		switch {

@@ -2,13 +2,15 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/pushpipe/pushpipe/stages/campaign"
+	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
 // campaignTimeout bounds a campaign request's PostgreSQL and Redis work.
@@ -24,17 +26,17 @@ type campaignRequest struct {
 }
 
 type notificationRequest struct {
-	Title string          `json:"title"`
-	Body  string          `json:"body"`
-	Data  json.RawMessage `json:"data"`
+	Title string         `json:"title"`
+	Body  string         `json:"body"`
+	Data  jsontext.Value `json:"data"`
 }
 
 // postCampaign creates a campaign: POST /v1/campaigns → 201 {"id"}; the same
 // id again → 200 {"id"} and nothing new is sent; the same id with other
 // content → 409.
-func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request) {
+func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req campaignRequest
-	if !decode(w, r, &req) {
+	if !decode(w, body, &req) {
 		return
 	}
 	if req.Notification == nil {
@@ -51,7 +53,7 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request) {
 	}
 	c := campaign.Campaign{
 		ID: req.ID, App: req.App, Channels: req.Channels, Category: req.Category,
-		Title: req.Notification.Title, Body: req.Notification.Body, Data: data,
+		Title: req.Notification.Title, Body: req.Notification.Body, Data: []byte(data),
 		TTL: time.Duration(req.TTLSeconds) * time.Second,
 	}
 	if err := c.Normalize(); err != nil {
@@ -64,16 +66,30 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
 	defer cancel()
-	c, created, err := campaign.Create(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, c)
+	err := deliver.CheckCampaign(ctx, s.cfg.DB, c)
+	created := false
+	if err == nil {
+		c, created, err = campaign.Create(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, c)
+	}
 	var verr *campaign.ValidationError
 	switch {
 	case errors.As(err, &verr):
 		writeError(w, http.StatusBadRequest, verr.Error())
 	case errors.Is(err, campaign.ErrConflict):
 		writeError(w, http.StatusConflict, "campaign id "+c.ID+" is already used for a different campaign; choose another id")
+	case errors.Is(err, campaign.ErrNotQueued):
+		// The row exists: the same id again starts it (campaign.Create
+		// queues a stored, unqueued row). A client that sent no id learns
+		// it here, or its retry would be a new campaign and this one would
+		// stay "splitting" forever.
+		s.cfg.Log.Warn().Err(err).Str("campaign", c.ID).Msg("campaign stored but not queued")
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": c.ID, "error": fmt.Sprintf(
+			"campaign %s is stored but could not be queued for sending (Redis or PostgreSQL failed); POST the same request with \"id\":%q again to start it: it is sent once however often it is posted",
+			c.ID, c.ID)})
 	case err != nil:
 		s.cfg.Log.Warn().Err(err).Str("campaign", c.ID).Msg("campaign not created")
-		unavailable(w, "PostgreSQL or Redis", time.Second)
+		unavailable(w, "PostgreSQL", time.Second)
 	case created:
 		writeJSON(w, http.StatusCreated, map[string]string{"id": c.ID})
 	default:
@@ -82,7 +98,7 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request) {
 }
 
 // getCampaign reports a campaign's progress: GET /v1/campaigns/{id}.
-func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request, _ []byte) {
 	id := r.PathValue("id")
 	if err := campaign.ValidateID(id); err != nil {
 		writeError(w, http.StatusNotFound, "no campaign "+id+": "+err.Error())

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +12,10 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/campaign"
+	"github.com/pushpipe/pushpipe/stages/deliver"
+	"github.com/pushpipe/pushpipe/stages/deliver/apns"
+	"github.com/pushpipe/pushpipe/stages/deliver/fcm"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 func (a *deviceAPI) campaignEntries() int64 {
@@ -82,7 +87,7 @@ func TestCampaignProgressAndUnknown(t *testing.T) {
 	if rep["state"] != "splitting" || rep["id"] != "p1" {
 		t.Errorf("progress of a campaign nobody split yet: %s", r.body)
 	}
-	for _, id := range []string{"nope", "bad%7Bid%7D"} {
+	for _, id := range []string{"nope", "bad%7Bid%7D", "%2e%2e"} {
 		if r := a.do("GET", "/v1/campaigns/"+id, "", "op"); r.status != 404 || r.error() == "" {
 			t.Errorf("GET %s: %d %s, want 404 with a message", id, r.status, r.body)
 		}
@@ -109,13 +114,17 @@ func TestMalformedCampaign(t *testing.T) {
 		{`{"app":"a","channels":["x"]}`, "notification: is required"},
 		{`{"app":"a","channels":["x"],"notification":{}}`, "notification: a title or a body is required"},
 		{`{"app":"a","channels":["x"],"notification":{"title":"t","data":[1]}}`, "notification.data: must be a JSON object"},
-		{`{"app":"a","channels":["x"],"notification":{"title":"` + strings.Repeat("x", 4000) + `"}}`, "at most 3500 fit a push payload"},
+		{`{"app":"a","channels":["x"],"notification":{"title":"` + strings.Repeat("x", 4097) + `"}}`, "title and body are 4097 bytes together; at most 4096"},
 		{`{` + ok + `,"ttl_seconds":-1}`, "ttl_seconds: must be between 1 and 2419200"},
 		{`{` + ok + `,"ttl_seconds":99999999999}`, "ttl_seconds: must be between 1 and 2419200"},
 		{`{` + ok + `,"ttl_seconds":"1h"}`, `field "ttl_seconds"`},
 		{`{"id":"{tag}",` + ok + `}`, "id: only letters, digits"},
 		{`{"id":"` + strings.Repeat("i", 129) + `",` + ok + `}`, "id: must be 1–128 characters"},
-		{`{"app":"a","channels":["x"],"notification":{"title":"t","sound":"x"}}`, `unknown field "sound"`},
+		// "." and ".." are path steps: GET /v1/campaigns/.. could never
+		// fetch them.
+		{`{"id":".",` + ok + `}`, `id: "." is a path step`},
+		{`{"id":"..",` + ok + `}`, `id: ".." is a path step`},
+		{`{"app":"a","channels":["x"],"notification":{"title":"t","sound":"x"}}`, `unknown field "notification.sound"`},
 	}
 	for _, tt := range tests {
 		r := a.do("POST", "/v1/campaigns", tt.body, "")
@@ -129,19 +138,25 @@ func TestMalformedCampaign(t *testing.T) {
 }
 
 // TestCampaignWithRedisDown: the row is stored but nothing can be queued, so
-// the answer is 503 + Retry-After; the client's retry once Redis is back
-// queues it (201: that retry started it), and the next one is a 200.
+// the answer is 503 + Retry-After saying so, with the campaign's id (a
+// client that sent none learns it); the client's retry with that id once
+// Redis is back queues it (201: that retry started it), and the next one is
+// a 200.
 func TestCampaignWithRedisDown(t *testing.T) {
 	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
 	a := newDeviceAPI(t, r.Addr, Auth{Insecure: true})
-	body := `{"id":"storm","app":"a","channels":["x"],"notification":{"title":"t"}}`
 	if err := r.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	resp := a.do("POST", "/v1/campaigns", body, "")
-	if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") == "" {
-		t.Fatalf("with Redis down: %d (Retry-After %q) %s", resp.status, resp.header.Get("Retry-After"), resp.body)
+	resp := a.do("POST", "/v1/campaigns", `{"app":"a","channels":["x"],"notification":{"title":"t"}}`, "")
+	var answer struct{ ID, Error string }
+	json.Unmarshal([]byte(resp.body), &answer)
+	if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") == "" || answer.ID == "" ||
+		!strings.Contains(answer.Error, "campaign "+answer.ID+" is stored but could not be queued") ||
+		!strings.Contains(answer.Error, `"id":"`+answer.ID+`"`) {
+		t.Fatalf("with Redis down: %d (Retry-After %q) %s, want 503 naming the stored campaign's id", resp.status, resp.header.Get("Retry-After"), resp.body)
 	}
+	body := `{"id":"` + answer.ID + `","app":"a","channels":["x"],"notification":{"title":"t"}}`
 	if err := r.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -158,5 +173,106 @@ func TestCampaignWithRedisDown(t *testing.T) {
 	}
 	if n := a.campaignEntries(); n != 1 {
 		t.Fatalf("%d campaign entries, want 1", n)
+	}
+}
+
+// A campaign is measured as each provider receives it: the APNs payload and
+// FCM's notification and data, rendered by deliver's own senders from the
+// data as PostgreSQL gives it back. Escapes count ('<' is six bytes), and
+// so do the digits jsonb writes out for an exponent; the answer names the
+// size. What is accepted renders within 4096 bytes for both.
+func TestCampaignPayloadAsRendered(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	many := make([]string, 14)
+	for i := range many {
+		many[i] = fmt.Sprintf(`"n%d":1e300`, i) // 14 × 301 digits once stored
+	}
+	tests := []struct {
+		name, notification string
+		status             int
+		want               string
+	}{
+		{"700 '<' in the title", `{"title":"` + strings.Repeat("<", 700) + `"}`, 400, "renders to 4230 bytes for APNs"},
+		{"700 '&' in the body", `{"body":"` + strings.Repeat("&", 700) + `"}`, 400, "bytes for APNs, over the 4096"},
+		{"exponents spelled out", `{"title":"t","data":{` + strings.Join(many, ",") + `}}`, 400, "bytes for APNs"},
+		{"a number past numeric's range", `{"title":"t","data":{"n":1e200000}}`, 400, "PostgreSQL cannot store"},
+		{"600 '<' in the title", `{"title":"` + strings.Repeat("<", 600) + `"}`, 201, ""},
+		{"4000 plain bytes", `{"title":"` + strings.Repeat("a", 4000) + `"}`, 201, ""},
+		{"data of every JSON type", `{"title":"t","data":{"s":"<&>","n":1e3,"b":true,"z":null,"a":[1,"x"],"o":{"k":"v"}}}`, 201, ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("size-%d", i)
+			r := a.do("POST", "/v1/campaigns", `{"id":"`+id+`","app":"a","channels":["x"],"notification":`+tt.notification+`}`, "")
+			if r.status != tt.status || !strings.Contains(r.error(), tt.want) {
+				t.Fatalf("got %d %.300s, want %d with %q", r.status, r.body, tt.status, tt.want)
+			}
+			if r.status != http.StatusCreated {
+				return
+			}
+			c, err := campaign.Load(t.Context(), a.db, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := deliver.Note(c.ID, c.Title, c.Body, c.Category, c.Data, c.TTL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, render := range map[string]func(push.Notification) ([]byte, error){"APNs": apns.Payload, "FCM": fcm.Payload} {
+				if b, err := render(n); err != nil || len(b) > campaign.MaxPayload {
+					t.Errorf("accepted, but renders to %d bytes for %s (%v)", len(b), name, err)
+				}
+			}
+		})
+	}
+}
+
+// Values PostgreSQL cannot store (a NUL in text or jsonb, a lone surrogate)
+// are the client's mistake: 400 naming the field, never 503.
+func TestCampaignValuesThatCannotBeStored(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	tests := []struct{ name, notification, want string }{
+		{"NUL in the title", `{"title":"a\u0000b"}`, "notification.title: contains a NUL"},
+		{"NUL in the body", `{"title":"t","body":"\u0000"}`, "notification.body: contains a NUL"},
+		{"NUL in a data value", `{"title":"t","data":{"k":"\u0000"}}`, "notification.data/k: contains a NUL"},
+		{"NUL in a data key", `{"title":"t","data":{"k\u0000":"v"}}`, "contains a NUL"},
+		{"NUL deep in data", `{"title":"t","data":{"k":[{"x":["y","\u0000"]}]}}`, "notification.data/k/0/x/1: contains a NUL"},
+		{"lone surrogate in data", `{"title":"t","data":{"k":"\ud800"}}`, "invalid surrogate"},
+		{"lone low surrogate in the title", `{"title":"\udc00"}`, "invalid surrogate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := a.do("POST", "/v1/campaigns", `{"app":"a","channels":["x"],"notification":`+tt.notification+`}`, "")
+			if r.status != http.StatusBadRequest || !strings.Contains(r.error(), tt.want) || r.header.Get("Retry-After") != "" {
+				t.Fatalf("got %d %s, want 400 with %q", r.status, r.body, tt.want)
+			}
+		})
+	}
+	if n := a.campaignEntries(); n != 0 {
+		t.Fatalf("%d campaign entries after only refused campaigns", n)
+	}
+}
+
+// Data keys a provider keeps for itself are refused at creation: FCM fails
+// every send that carries one, and APNs's "aps" would replace the alert.
+func TestReservedDataKeys(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	tests := []struct {
+		give   string
+		status int
+	}{
+		{"from", 400}, {"message_type", 400}, {"collapse_key", 400}, {"notification", 400},
+		{"google.c.a.e", 400}, {"google", 400}, {"googleAnalytics", 400}, {"Google.x", 400},
+		{"gcm.notification.title", 400}, {"GCM_x", 400}, {"aps", 400},
+		{"fromage", 201}, {"my_google", 201}, {"url", 201}, {"Aps", 201},
+	}
+	for i, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			body := fmt.Sprintf(`{"id":"key-%d","app":"a","channels":["x"],"notification":{"title":"t","data":{%q:"v"}}}`, i, tt.give)
+			r := a.do("POST", "/v1/campaigns", body, "")
+			if r.status != tt.status || tt.status == 400 && !strings.Contains(r.error(), fmt.Sprintf("key %q is", tt.give)) {
+				t.Fatalf("got %d %s, want %d", r.status, r.body, tt.status)
+			}
+		})
 	}
 }

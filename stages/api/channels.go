@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -19,14 +20,14 @@ const dbTimeout = 5 * time.Second
 
 // putSubscriber subscribes a user to a channel. Idempotent: subscribing twice
 // is one subscription.
-func (s *Server) putSubscriber(w http.ResponseWriter, r *http.Request) {
+func (s *Server) putSubscriber(w http.ResponseWriter, r *http.Request, _ []byte) {
 	s.writeSubscription(w, r,
 		`INSERT INTO subscriptions (channel, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`)
 }
 
 // deleteSubscriber unsubscribes a user from a channel. Idempotent: removing an
 // absent subscription is fine.
-func (s *Server) deleteSubscriber(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteSubscriber(w http.ResponseWriter, r *http.Request, _ []byte) {
 	s.writeSubscription(w, r, `DELETE FROM subscriptions WHERE channel = $1 AND user_id = $2`)
 }
 
@@ -54,10 +55,15 @@ func (s *Server) writeSubscription(w http.ResponseWriter, r *http.Request, sql s
 }
 
 // dbError answers a failed database write: 503 when PostgreSQL could not be
-// reached in time (retry), 500 when it answered with an error (a bug or a
-// missing migration: retrying will not help).
+// reached in time (retry), 400 when it refused a value (SQLSTATE class 22:
+// the request's fault, never an outage), 500 when it answered with another
+// error (a bug or a missing migration: retrying will not help).
 func (s *Server) dbError(w http.ResponseWriter, err error) {
 	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+		writeError(w, http.StatusBadRequest, "PostgreSQL cannot store a value of this request ("+pgErr.Code+": "+pgErr.Message+"); correct it")
+		return
+	}
 	if errors.As(err, &pgErr) {
 		s.cfg.Log.Error().Err(err).Msg("database write failed")
 		writeError(w, http.StatusInternalServerError, "database error ("+pgErr.Code+"); is the schema migrated? (pushpipe migrate)")

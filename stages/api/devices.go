@@ -1,8 +1,8 @@
 package api
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -99,9 +101,9 @@ func (d *deviceRequest) event() (devices.Event, error) {
 
 // postDevice registers one device: POST /v1/devices → 202 once the event is
 // in the ingest stream.
-func (s *Server) postDevice(w http.ResponseWriter, r *http.Request) {
+func (s *Server) postDevice(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req deviceRequest
-	if !decode(w, r, &req) {
+	if !decode(w, body, &req) {
 		return
 	}
 	ev, err := req.event()
@@ -120,8 +122,8 @@ func (s *Server) postDevice(w http.ResponseWriter, r *http.Request) {
 // postDeviceBatch registers up to MaxDeviceBatch devices. The whole batch is
 // validated before anything is written: one bad item rejects the batch (400
 // naming the item and field) and nothing is appended.
-func (s *Server) postDeviceBatch(w http.ResponseWriter, r *http.Request) {
-	reqs, ok := decodeDeviceBatch(w, r)
+func (s *Server) postDeviceBatch(w http.ResponseWriter, r *http.Request, body []byte) {
+	reqs, ok := decodeDeviceBatch(w, body)
 	if !ok {
 		return
 	}
@@ -148,7 +150,7 @@ func (s *Server) postDeviceBatch(w http.ResponseWriter, r *http.Request) {
 
 // deleteDevice unregisters a token: DELETE /v1/devices/{app}/{token} → a
 // delete event (the row becomes a tombstone once ingested).
-func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request, _ []byte) {
 	app, token := r.PathValue("app"), r.PathValue("token")
 	if err := devices.ValidateApp(app); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -193,57 +195,55 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, events []d
 // decodeDeviceBatch reads a JSON array of devices item by item, so an
 // oversized batch is refused as soon as item MaxDeviceBatch+1 starts, and a
 // malformed item is reported by its index.
-func decodeDeviceBatch(w http.ResponseWriter, r *http.Request) ([]deviceRequest, bool) {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+func decodeDeviceBatch(w http.ResponseWriter, body []byte) ([]deviceRequest, bool) {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body)) // reads body in place
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
 		if err == nil || errors.Is(err, io.EOF) {
-			err = errors.New("the body must be a JSON array of devices")
+			err = errNotArray
 		}
 		return nil, batchDecodeError(w, -1, err)
 	}
 	reqs := make([]deviceRequest, 0, 256)
-	for dec.More() {
+	for dec.PeekKind() != ']' {
 		if len(reqs) == MaxDeviceBatch {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("a batch holds at most %d devices; split it", MaxDeviceBatch))
 			return nil, false
 		}
 		reqs = append(reqs, deviceRequest{})
-		if err := dec.Decode(&reqs[len(reqs)-1]); err != nil {
+		if err := jsonv2.UnmarshalDecode(dec, &reqs[len(reqs)-1], strict); err != nil {
 			return nil, batchDecodeError(w, len(reqs)-1, err)
 		}
 	}
-	if _, err := dec.Token(); err != nil { // the closing ']'
+	if _, err := dec.ReadToken(); err != nil { // the closing ']'
 		return nil, batchDecodeError(w, -1, err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, batchDecodeError(w, -1, errors.New("unexpected data after the JSON array"))
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, batchDecodeError(w, -1, errTrailingArray)
 	}
 	if len(reqs) == 0 {
-		writeError(w, http.StatusBadRequest, "the batch is empty: send a JSON array of 1 to 10000 devices")
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the batch is empty: send a JSON array of 1 to %d devices", MaxDeviceBatch))
 		return nil, false
 	}
 	return reqs, true
 }
 
+var (
+	errNotArray      = errors.New("the body must be a JSON array of devices")
+	errTrailingArray = errors.New("unexpected data after the JSON array: send exactly one")
+)
+
 // batchDecodeError answers a decoding failure of item i (or of the array
 // itself when i < 0) and returns false.
 func batchDecodeError(w http.ResponseWriter, i int, err error) bool {
-	where := "bad JSON"
-	if i >= 0 {
-		where = fmt.Sprintf("item %d", i)
-	}
-	var tooBig *http.MaxBytesError
-	var typeErr *json.UnmarshalTypeError
 	switch {
-	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes; split the batch", tooBig.Limit))
-	case errors.As(err, &typeErr):
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: field %q: expected %s, got %s", where, typeErr.Field, typeErr.Type, typeErr.Value))
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		writeError(w, http.StatusBadRequest, where+": the JSON array is cut short")
+	case errors.Is(err, errNotArray):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		writeError(w, http.StatusBadRequest, "the JSON array is cut short: send the whole batch")
+	case i >= 0:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("item %d: %s", i, jsonProblem(err, 1)))
 	default:
-		writeError(w, http.StatusBadRequest, where+": "+err.Error())
+		writeError(w, http.StatusBadRequest, jsonProblem(err, 0))
 	}
 	return false
 }

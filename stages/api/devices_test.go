@@ -75,6 +75,7 @@ func (a *deviceAPI) do(method, path, body, bearer string) response {
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
@@ -169,8 +170,8 @@ func TestMalformedDeviceIsRejectedNamingTheField(t *testing.T) {
 		{"long APNs token", ok(set("token", strings.Repeat("a", 201))), "got 201 characters"},
 		{"APNs token not hex", ok(set("token", strings.Repeat("g", 64))), "token: an APNs (ios) token is hex; character 0"},
 		{"FCM token with a slash", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = "a/b" }), "token: an FCM (android) token has only"},
-		{"long FCM token", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = strings.Repeat("a", 4097) }), "token: an FCM (android) token is 1–4096 characters; got 4097"},
-		{"empty FCM token", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = "" }), "token: an FCM (android) token is 1–4096"},
+		{"long FCM token", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = strings.Repeat("a", 513) }), "token: an FCM (android) token is 1–512 characters; got 513"},
+		{"empty FCM token", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = "" }), "token: an FCM (android) token is 1–512"},
 		{"missing user_id", ok(drop("user_id")), "user_id: must be a positive integer, got 0"},
 		{"negative user_id", ok(set("user_id", -3)), "user_id: must be a positive integer, got -3"},
 		{"user_id as a string", ok(set("user_id", "42")), `field "user_id": expected int64, got string`},
@@ -254,7 +255,7 @@ func TestBadDeviceBatchWritesNothing(t *testing.T) {
 		{"bad user in item 57", batchJSON(bad), 400, "item 57: user_id: must be a positive integer"},
 		{"bad token in the last item", batchJSON(badToken), 400, "item 99: token:"},
 		{"wrong type in item 3", typed, 400, `item 3: field "user_id": expected int64`},
-		{"unknown field", `[{"app":"news","tokn":"x"}]`, 400, `item 0: json: unknown field "tokn"`},
+		{"unknown field", `[{"app":"news","tokn":"x"}]`, 400, `item 0: unknown field "tokn"`},
 		{"not an array", `{"app":"news"}`, 400, "must be a JSON array"},
 		{"empty array", `[]`, 400, "the batch is empty"},
 		{"cut short", `[` + deviceJSON("news", "ios", iosToken, 1, "") + `,`, 400, "cut short"},

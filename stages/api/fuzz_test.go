@@ -3,13 +3,13 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/pushpipe/pushpipe/stages/devices"
 )
@@ -25,6 +25,7 @@ func fuzzCall(t *testing.T, h http.Handler, method, path string, body []byte, be
 	t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+bearer)
+	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code >= 500 && rec.Code != http.StatusNotImplemented { // 501: a handler not built yet
@@ -46,15 +47,11 @@ func fuzzCall(t *testing.T, h http.Handler, method, path string, body []byte, be
 }
 
 // strictDecode is the contract's reading of a body: exactly one JSON value of
-// v's shape, no unknown field, nothing after it.
+// v's shape, valid UTF-8, field names matched case-sensitively, no field
+// twice, no unknown field, nothing after it. It is encoding/json/v2's
+// one-shot Unmarshal; the server decodes through its own decoder loop.
 func strictDecode(body []byte, v any) bool {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if dec.Decode(v) != nil {
-		return false
-	}
-	_, err := dec.Token()
-	return errors.Is(err, io.EOF)
+	return jsonv2.Unmarshal(body, v, jsonv2.RejectUnknownMembers(true)) == nil
 }
 
 func fuzzDeviceSeeds() []string {
@@ -68,6 +65,9 @@ func fuzzDeviceSeeds() []string {
 		`{"app":"news","platform":"ios","token":"` + iosToken + `","user_id":-1}`,
 		`{"app":"news","platform":"ios","token":"` + iosToken + `","user_id":9223372036854775808}`,
 		`{"app":"\u0000","platform":"web","token":"","user_id":"1"}`,
+		`{"app":"news","app":"sport","platform":"ios","token":"` + iosToken + `","user_id":42}`,
+		`{"app":"news","platform":"ios","token":"` + iosToken + `","user_id":42,"locale":"\udc00"}`,
+		"{\"app\":\"news\xc0\",\"platform\":\"ios\",\"token\":\"" + iosToken + "\",\"user_id\":42}",
 		`null`, `[]`, `"x"`, ``, `{`, "\xff",
 	}
 }
@@ -92,6 +92,8 @@ func FuzzDeviceBody(f *testing.F) {
 		}
 		want := http.StatusBadRequest
 		switch {
+		case len(body) > deviceBody:
+			want = http.StatusRequestEntityTooLarge
 		case valid && asApp && req.App != "news":
 			want = http.StatusForbidden
 		case valid:

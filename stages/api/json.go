@@ -1,20 +1,29 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
-// writeJSON writes v with status.
+// writeJSON writes v with status. '<', '>' and '&' stay as they are: the
+// answer is JSON, not HTML, and error messages quote them.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
 }
 
 // writeError writes {"error": msg}: what is wrong and what to do.
@@ -28,43 +37,127 @@ func unavailable(w http.ResponseWriter, what string, retryAfter time.Duration) {
 	writeError(w, http.StatusServiceUnavailable, what+" is unreachable; nothing was accepted, retry later")
 }
 
-// decode reads exactly one JSON value into v, rejecting unknown fields and
-// trailing data. It writes the 400/413 itself and returns false on failure.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		// Only whitespace may follow; reading it may still hit the body
-		// cap (a value padded past it), which is a 413 like any other.
-		var tooBig *http.MaxBytesError
-		if _, terr := dec.Token(); terr != io.EOF && !errors.As(terr, &tooBig) {
-			err = errors.New("unexpected data after the JSON value")
-		} else if terr != io.EOF {
-			err = terr
-		}
-	}
-	if err == nil {
+// strict is how every request body is decoded: encoding/json/v2's rules
+// (github.com/go-json-experiment/json is that package, which Go 1.27 ships
+// as encoding/json/v2) match member names case-sensitively and refuse
+// duplicate names and invalid UTF-8, where encoding/json let "APP" set
+// "app", kept the last of two "app"s and turned bad bytes into U+FFFD; and
+// unknown members are refused too. Each of those silently stored something
+// the client did not mean.
+var strict = jsonv2.RejectUnknownMembers(true)
+
+// errTrailing is data after the body's one JSON value.
+var errTrailing = errors.New("unexpected data after the JSON value: send exactly one")
+
+// decode reads body, exactly one JSON value, into v. It writes the 400
+// itself and returns false on failure. (Unmarshal, not a Decoder: a
+// Decoder costs a single-device write 11 µs and 5 KB more.)
+func decode(w http.ResponseWriter, body []byte, v any) bool {
+	err := jsonv2.Unmarshal(body, v, strict)
+	switch {
+	case err == nil:
 		return true
-	}
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes; split it", tooBig.Limit))
-		return false
-	}
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		if typeErr.Field == "" { // the body itself
-			writeError(w, http.StatusBadRequest, "the body: expected a JSON object, got "+typeErr.Value)
-			return false
-		}
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("field %q: expected %s, got %s", typeErr.Field, typeErr.Type, typeErr.Value))
-		return false
-	}
-	if errors.Is(err, io.EOF) {
+	case len(bytes.TrimSpace(body)) == 0:
 		writeError(w, http.StatusBadRequest, "empty body: send a JSON object")
-		return false
+	case trailing(body, err):
+		writeError(w, http.StatusBadRequest, errTrailing.Error())
+	default:
+		writeError(w, http.StatusBadRequest, jsonProblem(err, 0))
 	}
-	writeError(w, http.StatusBadRequest, "bad JSON: "+err.Error())
 	return false
+}
+
+// trailing reports whether err is Unmarshal's refusal of data after one
+// complete JSON value.
+func trailing(body []byte, err error) bool {
+	var syn *jsontext.SyntacticError
+	return errors.As(err, &syn) && syn.JSONPointer == "" && syn.ByteOffset > 0 &&
+		syn.ByteOffset < int64(len(body)) && jsontext.Value(body[:syn.ByteOffset]).IsValid()
+}
+
+// jsonProblem says what is wrong with a body that failed to decode, naming
+// the field. skip drops leading elements of the error's JSON pointer (1 for
+// a batch item, whose pointer starts with its index).
+func jsonProblem(err error, skip int) string {
+	var sem *jsonv2.SemanticError
+	var syn *jsontext.SyntacticError
+	switch {
+	case errors.Is(err, errTrailing), errors.Is(err, errTrailingArray):
+		return err.Error()
+	case errors.As(err, &sem) && errors.Is(sem.Err, jsonv2.ErrUnknownName):
+		return fmt.Sprintf("unknown field %q (field names are case-sensitive)", fieldName(sem.JSONPointer, skip))
+	case errors.As(err, &sem):
+		where := "the body"
+		if f := fieldName(sem.JSONPointer, skip); f != "" {
+			where = "field " + strconv.Quote(f)
+		}
+		return fmt.Sprintf("%s: expected %s, got %s", where, expected(sem.GoType), got(sem.JSONKind, sem.JSONValue))
+	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
+		return fmt.Sprintf("duplicate field %q: give each field once", fieldName(syn.JSONPointer, skip))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "bad JSON: the body ends before its value does"
+	case errors.As(err, &syn):
+		return "bad JSON: " + strings.TrimPrefix(syn.Error(), "jsontext: ")
+	}
+	return "bad JSON: " + err.Error()
+}
+
+// fieldName writes a JSON pointer as the field it names:
+// /notification/data → notification.data, /channels/1 → channels[1].
+func fieldName(p jsontext.Pointer, skip int) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if skip > 0 {
+			skip--
+			continue
+		}
+		if _, err := strconv.ParseUint(tok, 10, 64); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// expected names a Go type as the JSON a client should send.
+func expected(t reflect.Type) string {
+	if t == nil {
+		return "another JSON type"
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "a JSON object"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.String {
+			return "a JSON array of strings"
+		}
+		return "a JSON array"
+	}
+	return t.String()
+}
+
+// got names the JSON a client sent.
+func got(k jsontext.Kind, v jsontext.Value) string {
+	switch k {
+	case '"':
+		return "string"
+	case '0':
+		if len(v) > 0 && len(v) <= 32 {
+			return "number " + string(v)
+		}
+		return "number"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "another JSON type"
 }

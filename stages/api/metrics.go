@@ -57,6 +57,14 @@ func (m *apiMetrics) instrument(pattern string, h http.Handler) http.Handler {
 	})
 }
 
+// count counts a request answered before reaching its route (a 401).
+func (m *apiMetrics) count(pattern string, code int) {
+	m.requests.WithLabelValues(pattern, strconv.Itoa(code)).Inc()
+}
+
+// unmatched is the route label of requests no route matches.
+const unmatched = "unmatched"
+
 type counter struct{ prometheus.Counter }
 
 // statusRecorder remembers the status code a handler wrote.

@@ -31,13 +31,13 @@ return 0`)
 
 // putPreferences replaces a user's muted channels and categories:
 // PUT /v1/users/{user_id}/preferences → 204. Idempotent.
-func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request) {
+func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, body []byte) {
 	user, ok := pathUserID(w, r)
 	if !ok {
 		return
 	}
 	var req preferencesRequest
-	if !decode(w, r, &req) {
+	if !decode(w, body, &req) {
 		return
 	}
 	args := make([]string, 0, 2*(len(req.MutedChannels)+len(req.MutedCategories)))

@@ -68,7 +68,7 @@ func TestMalformedPreferences(t *testing.T) {
 		{"/v1/users/1/preferences", `{"muted_categories":[""]}`, "muted_categories[0]: must be 1–128 characters"},
 		{"/v1/users/1/preferences", string(tooMany), "muted_categories: at most 1000 entries, got 1001"},
 		{"/v1/users/1/preferences", `{"muted":["a"]}`, `unknown field "muted"`},
-		{"/v1/users/1/preferences", `{"muted_channels":"a"}`, `field "muted_channels": expected []string`},
+		{"/v1/users/1/preferences", `{"muted_channels":"a"}`, `field "muted_channels": expected a JSON array of strings, got string`},
 		{"/v1/users/1/preferences", ``, "empty body"},
 	}
 	for _, tt := range tests {

@@ -2,15 +2,13 @@ package api
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"golang.org/x/time/rate"
 )
 
@@ -49,44 +47,26 @@ func newDeviceLimits(auth Auth, perSecond float64, burst int) deviceLimits {
 	return l
 }
 
-// writeCost is how many device writes a request makes (one token each); on
-// failure it has answered the request itself and returns false.
-type writeCost func(w http.ResponseWriter, r *http.Request) (int, bool)
+// writeCost is how many device writes a request makes (one token each),
+// given its body (nil for a route that reads none).
+type writeCost func(body []byte) int
 
 // oneDevice is a single register or delete.
-func oneDevice(http.ResponseWriter, *http.Request) (int, bool) { return 1, true }
+func oneDevice([]byte) int { return 1 }
 
-// batchDevices counts the items of POST /v1/devices/batch before the handler
-// decodes them, so the bucket is charged one token per device and an
-// over-limit batch costs no validation. The body (already capped by
-// limitBody) is kept in memory and handed on unchanged.
-func batchDevices(w http.ResponseWriter, r *http.Request) (int, bool) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes; split the batch", tooBig.Limit))
-		} else {
-			writeError(w, http.StatusBadRequest, "reading the request body failed: "+err.Error())
-		}
-		return 0, false
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	return countItems(body), true
-}
-
-// countItems counts the elements of a JSON array, up to MaxDeviceBatch+1. A
-// body that is not an array counts as one write: the handler refuses it with
-// the precise 400.
+// countItems counts the elements of a batch's JSON array, up to
+// MaxDeviceBatch+1, so the bucket is charged one token per device before the
+// handler decodes them and an over-limit batch costs no validation. A body
+// that is not an array counts as one write: the handler refuses it with the
+// precise 400.
 func countItems(body []byte) int {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body)) // reads body in place
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
 		return 1
 	}
 	n := 0
-	for n <= MaxDeviceBatch && dec.More() {
-		var skip json.RawMessage
-		if dec.Decode(&skip) != nil {
+	for n <= MaxDeviceBatch && dec.PeekKind() != ']' {
+		if dec.SkipValue() != nil {
 			break
 		}
 		n++
@@ -94,48 +74,50 @@ func countItems(body []byte) int {
 	return max(n, 1)
 }
 
-// limitDeviceWrites charges a device-write request to its app key's bucket:
-// past the limit it answers 429 with Retry-After (when the bucket will hold
-// enough tokens) and the request is not handled; nothing is charged for it.
-func (s *Server) limitDeviceWrites(cost writeCost, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		app := principalOf(r).app
-		lim := s.limits.byApp[app]
-		if lim == nil { // the operator, or no limit configured
-			h(w, r)
-			return
-		}
-		// A key already out of tokens is refused before its body is read.
-		if tokens := lim.TokensAt(time.Now()); tokens < 1 {
-			s.tooManyWrites(w, app, time.Duration((1-tokens)/float64(lim.Limit())*float64(time.Second)))
-			return
-		}
-		n, ok := cost(w, r)
-		if !ok {
-			return
-		}
-		now := time.Now()
-		res := lim.ReserveN(now, n)
-		if !res.OK() {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
-				"a batch of %d devices is more than this app key may write at once (%d); split it", n, s.limits.burst))
-			return
-		}
-		if wait := res.DelayFrom(now); wait > 0 {
-			res.CancelAt(now) // give the tokens back: this request does nothing
-			s.tooManyWrites(w, app, wait)
-			return
-		}
-		h(w, r)
+// bucket is the token bucket a request of principal p is charged to: nil
+// for the operator, for a route that writes no devices, or with no limit.
+func (l deviceLimits) bucket(p principal, writes writeCost) *rate.Limiter {
+	if p.admin || writes == nil {
+		return nil
 	}
+	return l.byApp[p.app]
+}
+
+// hasToken refuses a key already out of tokens (429), before anything of its
+// request is read; it reports whether the request may go on.
+func (l deviceLimits) hasToken(w http.ResponseWriter, lim *rate.Limiter, app string) bool {
+	if tokens := lim.TokensAt(time.Now()); tokens < 1 {
+		l.tooManyWrites(w, app, time.Duration((1-tokens)/float64(lim.Limit())*float64(time.Second)))
+		return false
+	}
+	return true
+}
+
+// charge takes n tokens from the bucket. Past the limit it answers 429 with
+// Retry-After (when the bucket will hold enough tokens), or 413 for more
+// than a bucket ever holds, charges nothing and reports false.
+func (l deviceLimits) charge(w http.ResponseWriter, lim *rate.Limiter, app string, n int) bool {
+	now := time.Now()
+	res := lim.ReserveN(now, n)
+	if !res.OK() {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+			"a batch of %d devices is more than this app key may write at once (%d); split it", n, l.burst))
+		return false
+	}
+	if wait := res.DelayFrom(now); wait > 0 {
+		res.CancelAt(now) // give the tokens back: this request does nothing
+		l.tooManyWrites(w, app, wait)
+		return false
+	}
+	return true
 }
 
 // tooManyWrites answers 429 with the whole seconds until the bucket holds
 // what the request needs.
-func (s *Server) tooManyWrites(w http.ResponseWriter, app string, wait time.Duration) {
+func (l deviceLimits) tooManyWrites(w http.ResponseWriter, app string, wait time.Duration) {
 	secs := max(1, int(math.Ceil(wait.Seconds())))
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	writeError(w, http.StatusTooManyRequests, fmt.Sprintf(
 		"the key of app %q is over its device write rate (%g/s, bursts of %d); retry after %d s",
-		app, s.limits.rate, s.limits.burst, secs))
+		app, l.rate, l.burst, secs))
 }

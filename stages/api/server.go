@@ -4,12 +4,15 @@
 package api
 
 import (
+	"cmp"
+	"context"
 	"net/http"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 )
@@ -21,9 +24,14 @@ type Config struct {
 	Keys  pipeline.Keys
 	Log   zerolog.Logger
 	Auth  Auth
-	// MaxBodyBytes caps request bodies (413 past it); default 8 MiB, enough
-	// for a 10,000-device batch.
+	// MaxBodyBytes caps the device batch's body (413 past it) and is the
+	// ceiling of every other route's own, smaller cap (routes); default
+	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxBodyMemory bounds the request body bytes held at once, across all
+	// requests: past it a request is answered 503 + Retry-After before its
+	// body is read. Default DefaultMaxBodyMemory; never below MaxBodyBytes.
+	MaxBodyMemory int64
 	// DeviceWriteRate limits device writes (registrations and deletions; a
 	// batch counts each device) per app key per second: past it, 429 with
 	// Retry-After. 0 is no limit; `pushpipe api` defaults to
@@ -40,79 +48,130 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
-	auth    verifier     // auth.go: the operator token and app keys, hashed
-	limits  deviceLimits // ratelimit.go: per app key device-write buckets
-	dev     deviceEvents // devices.go: the event clock of device writes
-	streams []string     // the ingest stream of each partition
+	metrics *apiMetrics
+	auth    verifier            // auth.go: the operator token and app keys, hashed
+	limits  deviceLimits        // ratelimit.go: per app key device-write buckets
+	bodies  *semaphore.Weighted // body.go: request body bytes held at once
+	dev     deviceEvents        // devices.go: the event clock of device writes
+	streams []string            // the ingest stream of each partition
 }
 
 // New builds the API server.
 func New(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 8 << 20
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), auth: cfg.Auth.verifier(), streams: cfg.Keys.Streams(pipeline.StreamIngest)}
+	if cfg.MaxBodyMemory <= 0 {
+		cfg.MaxBodyMemory = DefaultMaxBodyMemory
+	}
+	// A budget smaller than the largest body would refuse that body forever.
+	cfg.MaxBodyMemory = max(cfg.MaxBodyMemory, cfg.MaxBodyBytes)
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Metrics), auth: cfg.Auth.verifier(),
+		bodies: semaphore.NewWeighted(cfg.MaxBodyMemory), streams: cfg.Keys.Streams(pipeline.StreamIngest)}
 	s.limits = newDeviceLimits(cfg.Auth, cfg.DeviceWriteRate, cfg.DeviceWriteBurst)
-	metrics := newAPIMetrics(cfg.Metrics)
 	for _, rt := range s.routes() {
-		s.mux.Handle(rt.pattern, metrics.instrument(rt.pattern, s.wrap(rt)))
+		s.mux.Handle(rt.pattern, s.metrics.instrument(rt.pattern, s.wrap(rt)))
 	}
+	// Everything else, once authenticated: a JSON 404 (the mux's own is
+	// text), wrong methods on known paths included.
+	s.mux.Handle("/", s.metrics.instrument(unmatched, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})))
 	return s
 }
 
-// route is one endpoint: who may call it and, for device writes, how many
-// writes a request counts for in the app key's rate limit.
+// route is one endpoint: who may call it, the largest body it reads and,
+// for device writes, how many writes a request counts for in the app key's
+// rate limit.
 type route struct {
 	pattern string
 	scope   scope
+	body    int64     // the body cap (at most Config.MaxBodyBytes); 0: the route reads no body
 	writes  writeCost // nil: not a device write
-	handler http.HandlerFunc
+	handler handler
 }
 
+// handler serves a route's request once it is authorized, rate-limited and
+// its body read (nil for a route that reads none).
+type handler func(w http.ResponseWriter, r *http.Request, body []byte)
+
+// Body caps of the routes other than the batch: each is what the largest
+// valid request takes, with room for whitespace and escapes, so no route
+// holds more memory than its requests can need.
+const (
+	deviceBody      = 8 << 10   // one device: under 1 KB at every field's limit
+	preferencesBody = 512 << 10 // 2 × 1000 names of up to 128 characters
+	campaignBody    = 64 << 10  // a notification rendering to at most 4 KB, 100 channels
+)
+
 // routes is the whole API surface in one place; every endpoint is
-// authenticated (auth.go), body-capped, and device writes are rate-limited
-// per app key (ratelimit.go). Handlers live in one file per resource.
+// authenticated first (ServeHTTP), then authorized for its scope, its body
+// capped and read, and device writes are rate-limited per app key
+// (ratelimit.go). Handlers live in one file per resource.
 func (s *Server) routes() []route {
 	return []route{
 		// devices: app keys allowed, for their own app only (checked per item)
-		{"POST /v1/devices", scopeApp, oneDevice, s.postDevice},
-		{"POST /v1/devices/batch", scopeApp, batchDevices, s.postDeviceBatch},
-		{"DELETE /v1/devices/{app}/{token}", scopeApp, oneDevice, s.deleteDevice},
+		{"POST /v1/devices", scopeApp, deviceBody, oneDevice, s.postDevice},
+		{"POST /v1/devices/batch", scopeApp, s.cfg.MaxBodyBytes, countItems, s.postDeviceBatch},
+		{"DELETE /v1/devices/{app}/{token}", scopeApp, 0, oneDevice, s.deleteDevice},
 		// operator only
-		{"PUT /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, nil, s.putSubscriber},
-		{"DELETE /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, nil, s.deleteSubscriber},
-		{"PUT /v1/users/{user_id}/preferences", scopeAdmin, nil, s.putPreferences},
-		{"POST /v1/campaigns", scopeAdmin, nil, s.postCampaign},
-		{"GET /v1/campaigns/{id}", scopeAdmin, nil, s.getCampaign},
+		{"PUT /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.putSubscriber},
+		{"DELETE /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.deleteSubscriber},
+		{"PUT /v1/users/{user_id}/preferences", scopeAdmin, preferencesBody, nil, s.putPreferences},
+		{"POST /v1/campaigns", scopeAdmin, campaignBody, nil, s.postCampaign},
+		{"GET /v1/campaigns/{id}", scopeAdmin, 0, nil, s.getCampaign},
 	}
 }
 
-// wrap puts a route's handler behind authentication (401/403 first, before
-// anything is read), the body cap and, for device writes, the rate limit.
-func (s *Server) wrap(rt route) http.Handler {
-	h := rt.handler
-	if rt.writes != nil {
-		h = s.limitDeviceWrites(rt.writes, h)
-	}
-	return s.authenticate(rt.scope, s.limitBody(h))
-}
-
-// ServeHTTP implements http.Handler. Unknown paths get a JSON 404, but only
-// with a valid token: without one every request is a 401, so the API tells
-// an anonymous caller nothing, not even which paths exist.
+// ServeHTTP authenticates before anything else, routing included: without a
+// known bearer token every request gets the same 401 whatever its method and
+// path (the mux would answer a non-canonical path such as //v1/campaigns/x
+// with a redirect, telling an anonymous caller which paths exist).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := s.mux.Handler(r); pattern == "" {
-		s.authenticate(scopeApp, func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-		})(w, r)
+	p, ok := s.auth.identify(r)
+	if !ok {
+		_, pattern := s.mux.Handler(r) // only to count the refusal on its route
+		s.metrics.count(cmp.Or(pattern, unmatched), http.StatusUnauthorized)
+		unauthorized(w)
 		return
 	}
-	s.mux.ServeHTTP(w, r)
+	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 }
 
-func (s *Server) limitBody(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-		h(w, r)
-	}
+// wrap puts a route's handler behind, in this order: its scope (403), the
+// Content-Type of its body (415), the app key's rate limit when the key is
+// already out of tokens (429, before any body is read), the body cap and
+// body memory budget (413, 503), and for device writes the rate limit for
+// what the request actually writes.
+func (s *Server) wrap(rt route) http.Handler {
+	limit := min(rt.body, s.cfg.MaxBodyBytes)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := principalOf(r)
+		if rt.scope == scopeAdmin && !p.admin {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pushpipe", error="insufficient_scope"`)
+			writeError(w, http.StatusForbidden, "this endpoint needs the operator token; app keys may only register their own app's devices")
+			return
+		}
+		if limit > 0 && !jsonContentType(r) {
+			writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (UTF-8), got "+quoteHeader(r.Header.Get("Content-Type")))
+			return
+		}
+		lim := s.limits.bucket(p, rt.writes)
+		if lim != nil && !s.limits.hasToken(w, lim, p.app) {
+			return
+		}
+		var body []byte
+		if limit > 0 {
+			b, release, ok := s.readBody(w, r, limit)
+			if !ok {
+				return
+			}
+			defer release()
+			body = b
+		}
+		if lim != nil && !s.limits.charge(w, lim, p.app, rt.writes(body)) {
+			return
+		}
+		rt.handler(w, r, body)
+	})
 }

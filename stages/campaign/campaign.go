@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/pushpipe/pushpipe/stages/devices"
 )
@@ -41,9 +40,10 @@ const (
 	MaxTTL      = 28 * 24 * time.Hour // FCM keeps a message at most 4 weeks
 	MaxID       = 128
 	MaxChannels = 100
-	// MaxPayload bounds title+body+data: APNs takes 4 KB per notification
-	// and the rendering adds its own keys.
-	MaxPayload = 3500
+	// MaxPayload is what either provider takes per notification. Title and
+	// body alone over it can never fit; the payload as rendered for each
+	// provider is measured by deliver.CheckCampaign.
+	MaxPayload = 4096
 )
 
 // ErrNotFound is a campaign id that was never created.
@@ -101,17 +101,18 @@ func (c *Campaign) Normalize() error {
 	if c.Title == "" && c.Body == "" {
 		return invalid("notification: a title or a body is required")
 	}
-	if !utf8.ValidString(c.Title) || !utf8.ValidString(c.Body) {
-		return invalid("notification: title and body must be valid UTF-8")
-	}
-	if len(c.Data) > 0 {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(c.Data, &obj); err != nil || obj == nil {
-			return invalid("notification.data: must be a JSON object of custom keys")
+	for _, f := range []struct{ name, text string }{{"notification.title", c.Title}, {"notification.body", c.Body}} {
+		if err := validText(f.name, f.text); err != nil {
+			return err
 		}
 	}
-	if n := len(c.Title) + len(c.Body) + len(c.Data); n > MaxPayload {
-		return invalid("notification: title, body and data are %d bytes together; at most %d fit a push payload", n, MaxPayload)
+	if n := len(c.Title) + len(c.Body); n > MaxPayload {
+		return invalid("notification: title and body are %d bytes together; at most %d fit a push payload", n, MaxPayload)
+	}
+	if len(c.Data) > 0 {
+		if err := validData(c.Data); err != nil {
+			return err
+		}
 	}
 	switch {
 	case c.TTL == 0:
@@ -122,11 +123,16 @@ func (c *Campaign) Normalize() error {
 	return nil
 }
 
-// ValidateID accepts 1–128 characters of [A-Za-z0-9._-]: ids become part of
-// Redis key names and hash tags, so braces, colons and spaces are out.
+// ValidateID accepts 1–128 characters of [A-Za-z0-9._-], but not "." or
+// "..": ids become part of Redis key names and hash tags, so braces, colons
+// and spaces are out, and of the URL GET /v1/campaigns/{id}, where "." and
+// ".." are path steps that name no campaign.
 func ValidateID(id string) error {
 	if id == "" || len(id) > MaxID {
 		return invalid("id: must be 1–%d characters, got %d", MaxID, len(id))
+	}
+	if id == "." || id == ".." {
+		return invalid("id: %q is a path step, not an id: use letters or digits too", id)
 	}
 	for i := 0; i < len(id); i++ {
 		if !idChar(id[i]) {

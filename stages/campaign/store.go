@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 
@@ -26,7 +28,7 @@ import (
 // that any client makes after an error queues it then, and reports
 // created=true: that retry is what started the campaign. Queuing twice (two
 // such retries at once) is harmless: split re-emits the same ranges, dedupe
-// suppresses them.
+// suppresses them. A failure after the row was written is ErrNotQueued.
 func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, c Campaign) (Campaign, bool, error) {
 	if err := c.Normalize(); err != nil {
 		return c, false, err
@@ -55,15 +57,54 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 		}
 	}
 	if err != nil {
+		if verr := refused(err); verr != nil {
+			return c, false, verr
+		}
 		return c, false, fmt.Errorf("store campaign %q: %w", c.ID, err)
 	}
 	if queued {
 		return c, false, nil
 	}
 	if err := enqueue(ctx, rdb, db, keys, c); err != nil {
-		return c, false, err
+		return c, false, fmt.Errorf("%w: %w", ErrNotQueued, err)
 	}
 	return c, true, nil
+}
+
+// ErrNotQueued is a campaign stored but not (or not surely) queued for
+// sending: Redis or PostgreSQL failed after the row was written. Creating it
+// again with the same id queues it; it is sent once however often that is
+// done.
+var ErrNotQueued = errors.New("campaign stored but not queued")
+
+// StoredData is data as PostgreSQL's jsonb gives it back, which is what
+// deliver renders: jsonb spells numbers out ({"n":1e999} comes back a
+// thousand digits long) and adds a space after each ':' and ','. A value
+// jsonb refuses is a *ValidationError.
+func StoredData(ctx context.Context, db *pgxpool.Pool, data json.RawMessage) (json.RawMessage, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	var out []byte
+	if err := db.QueryRow(ctx, `SELECT $1::jsonb::text`, []byte(data)).Scan(&out); err != nil {
+		if verr := refused(err); verr != nil {
+			return nil, verr
+		}
+		return nil, fmt.Errorf("read back campaign data: %w", err)
+	}
+	return out, nil
+}
+
+// refused turns PostgreSQL's refusal of a value (SQLSTATE class 22, data
+// exception: a NUL in text, a number past numeric's range) into the
+// *ValidationError it is: the same request will never succeed, so it is not
+// an outage to retry. nil for any other error.
+func refused(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || !strings.HasPrefix(pgErr.Code, "22") {
+		return nil
+	}
+	return invalid("notification: PostgreSQL cannot store a value of this campaign (%s: %s); correct it", pgErr.Code, pgErr.Message)
 }
 
 // enqueue publishes the campaign's expiry (every stage reads it), then

@@ -97,19 +97,28 @@ func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
 	if err != nil {
 		return nil, err
 	}
-	fields, err := dataFields(row.Data)
-	if err != nil {
+	c := &campaign{ID: id, App: row.App, ttl: row.TTL}
+	if c.note, err = Note(id, row.Title, row.Body, row.Category, row.Data, c.ttl); err != nil {
 		return nil, fmt.Errorf("campaign %q: %w", id, err)
 	}
-	c := &campaign{ID: id, App: row.App, ttl: row.TTL}
-	c.note = push.Notification{
-		Title: row.Title, Body: row.Body, Data: fields, Category: row.Category,
+	return c, nil
+}
+
+// Note is the provider-neutral notification every device of a campaign
+// gets (Token and Platform aside), from the campaign's row: data is the data
+// column as PostgreSQL returns it.
+func Note(id, title, body, category string, data []byte, ttl time.Duration) (push.Notification, error) {
+	fields, err := dataFields(data)
+	if err != nil {
+		return push.Notification{}, err
+	}
+	return push.Notification{
+		Title: title, Body: body, Data: fields, Category: category,
 		Key:          id,
 		CollapseID:   collapseID(id),
-		TTL:          c.ttl,
+		TTL:          ttl,
 		HighPriority: true, // a campaign is an alert someone should see now
-	}
-	return c, nil
+	}, nil
 }
 
 // dataFields flattens the campaign's JSON object into the string map both

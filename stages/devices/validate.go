@@ -7,10 +7,17 @@ import (
 
 // Limits of the device fields (DESIGN's contract).
 const (
-	MaxApp         = 255
-	MinAPNsToken   = 64
-	MaxAPNsToken   = 200
-	MaxFCMToken    = 4096
+	MaxApp       = 255
+	MinAPNsToken = 64 // 32 bytes in hex, what APNs issues today
+	// MaxAPNsToken leaves room for Apple to lengthen tokens (it says not to
+	// assume a length) without letting a token grow unbounded.
+	MaxAPNsToken = 200
+	// MaxFCMToken: FCM registration tokens are 140–200 characters in
+	// practice, and Google documents no maximum (only that its old
+	// registration ids fit 4 KB). 512 is more than twice the longest seen,
+	// and keeps the largest valid batch item under 1 KB, so a full batch of
+	// 10,000 fits the default 8 MiB body.
+	MaxFCMToken    = 512
 	MaxLocale      = 35
 	MaxChannelName = 128
 )
@@ -34,7 +41,7 @@ func ValidateApp(app string) error {
 }
 
 // ValidateToken checks a token against its platform's format: APNs tokens are
-// 64–200 hex characters, FCM registration tokens 1–4096 characters of
+// 64–200 hex characters, FCM registration tokens 1–512 characters of
 // [A-Za-z0-9_:.-].
 func ValidateToken(p Platform, token string) error {
 	switch p {

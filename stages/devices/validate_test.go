@@ -56,7 +56,7 @@ func TestParseEvent(t *testing.T) {
 		{"apns token not hex", put("token", strings.Repeat("zz", 32)), "token"},
 		{"apns token too long", put("token", strings.Repeat("a", 201)), "token"},
 		{"fcm token with a space", put("platform", "android", "token", "a b"), "token"},
-		{"fcm token too long", put("platform", "android", "token", strings.Repeat("a", 4097)), "token"},
+		{"fcm token too long", put("platform", "android", "token", strings.Repeat("a", MaxFCMToken+1)), "token"},
 		{"empty token", put("token", ""), "token"},
 		{"delete with a bad token", map[string]string{"op": "delete", "app": "news", "token": "a/b", "at": at}, "token"},
 		{"user zero", put("user", "0"), "user_id"},

@@ -61,6 +61,7 @@ func send(t testing.TB, method, url string, body any) {
 		json.NewEncoder(&buf).Encode(body)
 	}
 	req, _ := http.NewRequest(method, url, &buf)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -155,7 +155,7 @@ func (s *Sender) payload(n push.Notification) any {
 	if b, ok := s.payloads.Load(n.Key); ok {
 		return b
 	}
-	b, err := json.Marshal(render(n))
+	b, err := Payload(n)
 	if err != nil {
 		return render(n) // apns2 reports the error on send
 	}
@@ -167,6 +167,15 @@ func (s *Sender) payload(n push.Notification) any {
 	return b
 }
 
+// Payload is n's JSON payload exactly as it is sent: the body of the APNs
+// request, which APNs refuses over 4096 bytes (413 PayloadTooLarge). The
+// API measures campaigns with it before accepting them.
+func Payload(n push.Notification) ([]byte, error) { return json.Marshal(render(n)) }
+
+// ReservedKey reports a data key the payload cannot carry: "aps" is
+// Apple's own dictionary (the alert itself).
+func ReservedKey(k string) bool { return k == "aps" }
+
 // render builds n's payload: an alert with title and body, the data as
 // top-level custom keys.
 func render(n push.Notification) *payload.Payload {
@@ -175,8 +184,8 @@ func render(n push.Notification) *payload.Payload {
 		p.Category(n.Category)
 	}
 	for k, v := range n.Data {
-		if k == "aps" {
-			continue // would replace the alert itself
+		if ReservedKey(k) {
+			continue // would replace the alert itself; the API refuses it
 		}
 		p.Custom(k, v)
 	}

@@ -30,7 +30,7 @@ func (s *Server) admit(r *http.Request) (ref refusal, retryAfter time.Duration) 
 	now := time.Now()
 	s.stats.requests.Add(1)
 	s.window.arrive(now)
-	if end := time.Unix(0, s.started.Load()).Add(s.opts.Outage); now.Before(end) {
+	if end := time.Unix(0, s.outageEnd.Load()); now.Before(end) {
 		return refusedOutage, end.Sub(now)
 	}
 	if s.rate != nil {

@@ -38,8 +38,9 @@ type Server struct {
 	certPEM []byte
 	pool    *x509.CertPool
 
-	// started is the Unix-nanosecond start of the outage window.
-	started atomic.Int64
+	// outageEnd is the Unix-nanosecond end of the outage window: Outage
+	// after the start, or what POST /_outage set.
+	outageEnd atomic.Int64
 	nextID  atomic.Uint64
 	window  window
 	rate    rateGate // nil: no TPS cap
@@ -75,7 +76,7 @@ func New(opts Options) (*Server, error) {
 	pool.AddCert(cert.Leaf)
 	s := &Server{opts: opts, cert: cert, certPEM: certPEM, pool: pool, rec: newReceipts(now),
 		rate: newRateGate(opts.TPSWindow, opts.TPS)}
-	s.started.Store(now.UnixNano())
+	s.outageEnd.Store(now.Add(opts.Outage).UnixNano())
 	s.handler = s.routes()
 	return s, nil
 }
@@ -109,7 +110,7 @@ func (s *Server) Start() error {
 	}
 	s.ln = ln
 	s.serveErr = make(chan error, 1)
-	s.started.Store(time.Now().UnixNano())
+	s.outageEnd.Store(time.Now().Add(s.opts.Outage).UnixNano())
 	go func() { s.serveErr <- s.srv.ServeTLS(ln, "", "") }()
 	return nil
 }
@@ -173,6 +174,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /token", s.handleToken)
 	mux.HandleFunc("GET /_receipts/summary", s.handleSummary)
 	mux.HandleFunc("GET /_receipts", s.handleReceipts)
+	mux.HandleFunc("POST /_outage", s.handleOutage)
 	return mux
 }
 

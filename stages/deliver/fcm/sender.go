@@ -5,8 +5,10 @@ package fcm
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/auth/httptransport"
@@ -96,6 +98,32 @@ func (s *Sender) Send(ctx context.Context, n push.Notification) push.Result {
 
 // Close drops idle connections.
 func (s *Sender) Close() { s.http.CloseIdleConnections() }
+
+// Payload is the part of the message n becomes that FCM holds against its
+// 4096-byte limit: the notification and the data, as the SDK writes them
+// (escapes included: at most what FCM counts), without the delivery options
+// (android, apns) and the token.
+func Payload(n push.Notification) ([]byte, error) {
+	m := message(n)
+	return json.Marshal(struct {
+		Notification *messaging.Notification `json:"notification,omitempty"`
+		Data         map[string]string       `json:"data,omitempty"`
+	}{m.Notification, m.Data})
+}
+
+// ReservedDataKey reports a data key FCM refuses (the HTTP v1 reference of
+// Message.data: "from", "message_type", or any word starting with "google"
+// or "gcm"), or that its legacy protocol and the Android SDK read as their
+// own ("collapse_key", "notification"). The prefixes are matched whatever
+// their case: Google does not say, and a refused key fails every send.
+func ReservedDataKey(k string) bool {
+	switch k {
+	case "from", "message_type", "collapse_key", "notification":
+		return true
+	}
+	l := strings.ToLower(k)
+	return strings.HasPrefix(l, "google") || strings.HasPrefix(l, "gcm")
+}
 
 // message renders n for FCM: notification title and body, the data, and
 // the campaign's collapse id, TTL and priority for Android (and for iOS

@@ -1,4 +1,4 @@
-package pipelinetest
+package localserver
 
 import (
 	"errors"
@@ -7,8 +7,8 @@ import (
 	"sync"
 )
 
-// clusterMasters is the cluster size used by Env and ClusterT.
-const clusterMasters = 3
+// ClusterMasters is the cluster size Env (and localserver.ClusterT) use.
+const ClusterMasters = 3
 
 // Env holds the servers shared by all tests of one package.
 type Env struct {
@@ -33,7 +33,7 @@ func StartEnv(opts EnvOptions) (*Env, error) {
 		wg.Go(func() { env.Redis, redisErr = StartRedis(RedisOptions{}) })
 	}
 	if opts.Cluster {
-		wg.Go(func() { env.Cluster, clusterErr = StartCluster(clusterMasters) })
+		wg.Go(func() { env.Cluster, clusterErr = StartCluster(ClusterMasters) })
 	}
 	if opts.Postgres {
 		wg.Go(func() { env.Postgres, postgresErr = StartPostgres(PostgresOptions{}) })
@@ -65,12 +65,12 @@ func (e *Env) Close() error {
 // code. If a server cannot start, it prints why and exits 1: a missing
 // server is a broken setup, never a reason to skip.
 //
-//	var env *pipelinetest.Env
-//	func TestMain(m *testing.M) { pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true}, &env) }
+//	var env *localserver.Env
+//	func TestMain(m *testing.M) { localserver.Main(m, localserver.EnvOptions{Redis: true}, &env) }
 func Main(m interface{ Run() int }, opts EnvOptions, env **Env) {
 	e, err := StartEnv(opts)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "pipelinetest: %v\n", err)
+		fmt.Fprintf(os.Stderr, "localserver: %v\n", err)
 		os.Exit(1)
 	}
 	if env != nil {
@@ -78,7 +78,7 @@ func Main(m interface{ Run() int }, opts EnvOptions, env **Env) {
 	}
 	code := m.Run()
 	if err := e.Close(); err != nil {
-		fmt.Fprintf(os.Stderr, "pipelinetest: %v\n", err)
+		fmt.Fprintf(os.Stderr, "localserver: %v\n", err)
 		if code == 0 {
 			code = 1
 		}

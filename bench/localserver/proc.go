@@ -1,4 +1,4 @@
-package pipelinetest
+package localserver
 
 import (
 	"bytes"
@@ -47,7 +47,7 @@ type process struct {
 // run as root). The child gets its own process group so that kill can reach
 // everything it forked.
 func startProcess(dir, logPath string, cred *syscall.Credential, name string, args ...string) (*process, error) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}

@@ -1,4 +1,4 @@
-package pipelinetest
+package localserver
 
 import (
 	"context"
@@ -80,7 +80,7 @@ func TestRedisSetGet(t *testing.T) {
 
 func TestRedisAOFKillRestart(t *testing.T) {
 	t.Parallel()
-	r := RedisT(t, RedisOptions{AOF: true})
+	r := started[*Redis](t)(StartRedis(RedisOptions{AOF: true}))
 	ctx := t.Context()
 	c := redisClient(t, rueidis.ClientOption{InitAddress: []string{r.Addr}})
 	if err := c.Do(ctx, c.B().Set().Key("durable").Value("yes").Build()).Error(); err != nil {
@@ -114,6 +114,91 @@ func TestRedisAOFKillRestart(t *testing.T) {
 	}
 	if got != "yes" {
 		t.Fatalf("after restart GET durable = %q, %v; want yes", got, err)
+	}
+}
+
+// TestRedisFilesArePrivate checks what `pushpipe dev` relies on for its
+// AOF, which holds device tokens: loopback only, protected mode, a 0700
+// directory and 0600 files, including those an older version left 0644.
+func TestRedisFilesArePrivate(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "redis")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "old.aof"), []byte("*1\r\n$4\r\nPING\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := started[*Redis](t)(StartRedis(RedisOptions{AOF: true, Dir: dir}))
+	for _, kv := range [][2]string{{"bind", "127.0.0.1"}, {"protected-mode", "yes"}} {
+		reply, err := redisDo(r.Addr, time.Second, "CONFIG", "GET", kv[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(reply); !strings.Contains(got, kv[1]) {
+			t.Errorf("CONFIG GET %s = %s, want %s", kv[0], got, kv[1])
+		}
+	}
+	if _, err := redisDo(r.Addr, time.Second, "SET", "token", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		} else {
+			files++
+		}
+		if info.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", path, info.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 3 { // old.aof, redis.log, and the AOF's base and manifest
+		t.Errorf("only %d files in %s: did the AOF go elsewhere?", files, dir)
+	}
+}
+
+// TestPostgresClosedParentSaysWhatToDo: as root, PostgreSQL runs as user
+// postgres; a directory under a parent closed to that user (a clone in a
+// 0700 mktemp -d dir) must fail at once with a message naming the user and
+// the parent, not initdb's "fork/exec .../initdb: permission denied".
+func TestPostgresClosedParentSaysWhatToDo(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs PostgreSQL as another user")
+	}
+	// Not t.TempDir(): its parent is 0700 as well, and /tmp is open.
+	closed, err := os.MkdirTemp("/tmp", "pipelinetest-closed-*") // 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(closed) })
+	dir := filepath.Join(closed, "clone", ".pushpipe", "postgres")
+	start := time.Now()
+	p, err := StartPostgres(PostgresOptions{Dir: dir})
+	if err == nil {
+		p.Close()
+		t.Fatalf("started in %s, under the 0700 %s", dir, closed)
+	}
+	for _, want := range []string{"user postgres", "cannot enter " + closed + " (mode 0700", dir, "chmod o+x " + closed} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v to refuse; want no initdb run", took)
 	}
 }
 
@@ -157,7 +242,7 @@ func TestMissingBinaryNamesInstallCommand(t *testing.T) {
 func TestCluster(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	c := ClusterT(t)
+	c := started[*Cluster](t)(StartCluster(ClusterMasters))
 	t.Logf("cluster of %d masters ready in %v", len(c.Addrs), time.Since(start).Round(time.Millisecond))
 	if len(c.Addrs) != 3 {
 		t.Fatalf("Addrs = %v, want 3", c.Addrs)
@@ -220,8 +305,8 @@ func TestPostgresDatabasesAreIsolated(t *testing.T) {
 	t.Parallel()
 	p := env.Postgres
 	ctx := t.Context()
-	db1 := pgConn(t, DatabaseT(t, p))
-	db2 := pgConn(t, DatabaseT(t, p))
+	db1 := pgConn(t, database(t, p))
+	db2 := pgConn(t, database(t, p))
 
 	if _, err := db1.Exec(ctx, `CREATE TABLE items (id bigint PRIMARY KEY, name text)`); err != nil {
 		t.Fatal(err)
@@ -248,9 +333,9 @@ func TestPostgresDatabasesAreIsolated(t *testing.T) {
 
 func TestPostgresStopStartKill(t *testing.T) {
 	t.Parallel()
-	p := PostgresT(t)
+	p := started[*Postgres](t)(StartPostgres(PostgresOptions{}))
 	ctx := t.Context()
-	url := DatabaseT(t, p)
+	url := database(t, p)
 	exec := func(sql string) {
 		t.Helper()
 		conn, err := pgx.Connect(ctx, url)
@@ -316,4 +401,34 @@ func TestPostgresStopStartKill(t *testing.T) {
 	if n := count(); n != 1 {
 		t.Fatalf("after Kill+Start: %d rows, want 1", n)
 	}
+}
+
+// started fails the test if a server did not start, and closes it at the
+// test's cleanup (pipelinetest's RedisT and friends, which this package
+// cannot import: pipelinetest imports it).
+func started[S interface{ Close() error }](t testing.TB) func(S, error) S {
+	return func(s S, err error) S {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+		return s
+	}
+}
+
+// database creates a fresh database on p and returns its URL.
+func database(t testing.TB, p *Postgres) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url, err := p.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
 }

@@ -1,6 +1,7 @@
-package pipelinetest
+package localserver
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -36,11 +37,17 @@ type PostgresOptions struct {
 	// Dir keeps the server's files (data/, postgres.log, the socket) in this
 	// directory instead of a temporary one: an existing cluster in it is
 	// started again with its data (`pushpipe dev`), and Close keeps it.
+	// As root the server runs as user postgres, which must be able to
+	// enter every parent of Dir (so not under /root or a 0700 mktemp -d
+	// dir); Dir itself is given to that user, 0700.
 	Dir string
 }
 
-// Postgres is a PostgreSQL server child process listening on 127.0.0.1,
-// with trust authentication for the superuser "postgres".
+// Postgres is a PostgreSQL server child process listening on 127.0.0.1
+// only, with trust authentication for the superuser "postgres": any local
+// user can connect as superuser (fine for tests and `pushpipe dev`, not for
+// anything shared). Its files are its owner's only: the directory is 0700,
+// the data files 0600 (PostgreSQL's own umask), the log 0600.
 type Postgres struct {
 	URL  string // postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable
 	Dir  string // temp dir: data/, postgres.log and the unix socket
@@ -76,7 +83,8 @@ func startPostgres(opts PostgresOptions) (*Postgres, error) {
 		return nil, err
 	}
 	// As root, the server runs as "postgres", which must be able to reach
-	// the directory: /tmp is world-searchable, $TMPDIR may not be.
+	// the directory: /tmp is world-searchable, $TMPDIR may not be (and the
+	// checkout we run from may be under /root or a 0700 mktemp dir).
 	parent := ""
 	if cred != nil {
 		parent = "/tmp"
@@ -91,9 +99,17 @@ func startPostgres(opts PostgresOptions) (*Postgres, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	if cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return nil, errors.Join(fmt.Errorf("chown %s: %w", dir, err), cleanupDir(dir, owned))
+		err := os.Chown(dir, int(cred.Uid), int(cred.Gid))
+		if err == nil {
+			err = os.Chmod(dir, 0o700)
 		}
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("give %s to user postgres: %w", dir, err), cleanupDir(dir, owned))
+		}
+	}
+	initdb := filepath.Join(binDir, "initdb")
+	if err := reachable(dir, initdb, cred); err != nil {
+		return nil, errors.Join(err, cleanupDir(dir, owned))
 	}
 	p := &Postgres{
 		Dir:      dir,
@@ -104,8 +120,8 @@ func startPostgres(opts PostgresOptions) (*Postgres, error) {
 		ownsDir:  owned,
 	}
 	if !isFile(filepath.Join(p.dataDir, "PG_VERSION")) {
-		if err := p.initdb(filepath.Join(binDir, "initdb"), opts.Durable); err != nil {
-			return nil, errors.Join(err, cleanupDir(dir, owned))
+		if err := p.initdb(initdb, opts.Durable); err != nil {
+			return nil, errors.Join(p.explain(err, false), cleanupDir(dir, owned))
 		}
 	}
 	for attempt := 1; ; attempt++ {
@@ -118,9 +134,96 @@ func startPostgres(opts PostgresOptions) (*Postgres, error) {
 			return p, nil
 		}
 		if !errors.Is(err, errPortInUse) || attempt == startAttempts {
-			return nil, errors.Join(err, cleanupDir(dir, owned))
+			return nil, errors.Join(p.explain(err, true), cleanupDir(dir, owned))
 		}
 	}
+}
+
+// runsAs names the user initdb and postgres run as, for messages.
+func runsAs(cred *syscall.Credential) string {
+	if cred != nil {
+		return fmt.Sprintf("user postgres (uid %d; we are root, and PostgreSQL refuses to run as root)", cred.Uid)
+	}
+	if u, err := user.Current(); err == nil {
+		return "user " + u.Username
+	}
+	return fmt.Sprintf("uid %d", os.Geteuid())
+}
+
+// explain adds to a failed initdb or server start what the user can do
+// about it: who ran it where, and, for a directory that persists, how to
+// start over. The error itself carries the output or log tail.
+func (p *Postgres) explain(err error, started bool) error {
+	what := "initdb"
+	if started {
+		what = "postgres"
+	}
+	hint := fmt.Sprintf("%s ran as %s in %s", what, runsAs(p.cred), p.Dir)
+	if started {
+		hint += fmt.Sprintf("; its log is %s", filepath.Join(p.Dir, "postgres.log"))
+	}
+	if !p.ownsDir && started {
+		hint += fmt.Sprintf(". If the data in %s is from another PostgreSQL version or damaged, remove %s to start over (its data is lost)", p.dataDir, p.Dir)
+	}
+	return fmt.Errorf("%w\n%s", err, hint)
+}
+
+// reachable checks, when we are root, that user postgres can enter dir:
+// initdb and postgres run there as that user, and a parent closed to it (a
+// checkout under /root, or under a 0700 mktemp -d dir) otherwise shows up as
+// "fork/exec .../initdb: permission denied", which names the binary instead
+// of the directory.
+func reachable(dir, initdb string, cred *syscall.Credential) error {
+	if cred == nil {
+		return nil // the directory is ours: MkdirAll would have failed
+	}
+	closed, st := closedAncestor(dir, cred)
+	if closed == "" {
+		return nil
+	}
+	// The mode bits say no; an ACL may still say yes: ask the kernel.
+	probe := exec.Command(initdb, "--version")
+	probe.Dir = dir
+	probe.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if probe.Run() == nil {
+		return nil
+	}
+	return fmt.Errorf("PostgreSQL runs as %s, which cannot enter %s (mode %04o, owner uid %d), a parent of its directory %s: "+
+		"put that directory where user postgres can reach it (under /tmp or /var/tmp, say), or let it through with \"chmod o+x %s\"",
+		runsAs(cred), closed, st.Mode&0o7777, st.Uid, dir, closed)
+}
+
+// closedAncestor returns the first directory on the way from / to dir
+// (dir included) that the user cred cannot search, going by the mode bits
+// and cred's uid and primary gid: exec.Cmd with a Credential clears the
+// supplementary groups. "" means every one lets it through.
+func closedAncestor(dir string, cred *syscall.Credential) (string, *syscall.Stat_t) {
+	var path []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		path = append(path, d)
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	for i := len(path) - 1; i >= 0; i-- {
+		var st syscall.Stat_t
+		if err := syscall.Stat(path[i], &st); err != nil {
+			continue // gone or unreadable: let initdb report it
+		}
+		var bit uint32
+		switch {
+		case st.Uid == cred.Uid:
+			bit = 0o100
+		case st.Gid == cred.Gid:
+			bit = 0o010
+		default:
+			bit = 0o001
+		}
+		if st.Mode&bit == 0 {
+			return path[i], &st
+		}
+	}
+	return "", nil
 }
 
 // postgresBinDir returns the directory holding both postgres and initdb:
@@ -202,10 +305,20 @@ func (p *Postgres) initdb(bin string, durable bool) error {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = p.Dir // the postgres user may not be able to enter our cwd
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("initdb: %w\n%s", err, out)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return nil
 	}
-	return nil
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		// It never ran: fork/exec reports a chdir it could not do as the
+		// binary's "permission denied".
+		return fmt.Errorf("initdb could not be started as %s with %s as working directory: %w", runsAs(p.cred), p.Dir, err)
+	}
+	if len(out) > 2048 {
+		out = out[len(out)-2048:]
+	}
+	return fmt.Errorf("initdb: %w; output tail:\n%s", err, bytes.TrimSpace(out))
 }
 
 func (p *Postgres) databaseURL(name string) string {

@@ -1,8 +1,9 @@
-package pipelinetest
+package localserver
 
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,11 +26,15 @@ type RedisOptions struct {
 	// older than about a second survive Kill+Restart.
 	AOF bool
 	// Dir is the data directory. If empty, a temporary directory is
-	// created and removed by Close; a caller-provided Dir is kept.
+	// created and removed by Close; a caller-provided Dir is kept. Either
+	// way it is made 0700 and its files 0600.
 	Dir string
 }
 
-// Redis is a redis-server child process on 127.0.0.1.
+// Redis is a redis-server child process listening on 127.0.0.1 only,
+// without a password: any local user can connect to it (fine for tests and
+// `pushpipe dev`, not for anything shared). Its files are its owner's only:
+// the directory is 0700, the AOF, RDB and log 0600.
 type Redis struct {
 	Addr string // "127.0.0.1:PORT"
 	Dir  string
@@ -64,7 +69,7 @@ func startRedis(opts RedisOptions, extra func(port int) ([]string, error)) (*Red
 		if dir, err = os.MkdirTemp("", "pipelinetest-redis-*"); err != nil {
 			return nil, fmt.Errorf("temp dir: %w", err)
 		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	} else if err := privateDir(dir); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	for attempt := 1; ; attempt++ {
@@ -72,9 +77,11 @@ func startRedis(opts RedisOptions, extra func(port int) ([]string, error)) (*Red
 		if err != nil {
 			return nil, errors.Join(err, cleanupDir(dir, ownsDir))
 		}
+		// No password: loopback only, and protected mode on as well,
+		// which refuses any non-loopback client of a passwordless server.
 		args := []string{
 			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--dir", dir, "--save", "", "--protected-mode", "no",
+			"--dir", dir, "--save", "", "--protected-mode", "yes",
 		}
 		if opts.AOF {
 			args = append(args, "--appendonly", "yes", "--appendfsync", "everysec")
@@ -103,9 +110,16 @@ func startRedis(opts RedisOptions, extra func(port int) ([]string, error)) (*Red
 	}
 }
 
+// redisUmask is how redis-server is started: through sh, which sets umask
+// 077 and execs it (same pid), so that the AOF and RDB files it creates,
+// which hold device tokens, are 0600. redis-server has no umask setting,
+// and changing ours would race with every other goroutine's files.
+const redisUmask = `umask 077 && exec "$0" "$@"`
+
 // start launches the server with r.args and waits for it to be ready.
 func (r *Redis) start(timeout time.Duration) error {
-	p, err := startProcess(r.Dir, filepath.Join(r.Dir, "redis.log"), nil, r.bin, r.args...)
+	args := append([]string{"-c", redisUmask, r.bin}, r.args...)
+	p, err := startProcess(r.Dir, filepath.Join(r.Dir, "redis.log"), nil, "/bin/sh", args...)
 	if err != nil {
 		return err
 	}
@@ -192,6 +206,27 @@ func (r *Redis) Close() error {
 		err = fmt.Errorf("close redis %s: %w", r.Addr, err)
 	}
 	return errors.Join(err, cleanupDir(r.Dir, r.ownsDir))
+}
+
+// privateDir creates dir, or takes an existing one, readable by its owner
+// only (0700), and makes the files already in it 0600: they may be an AOF
+// written with a laxer umask by an older version.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.Chmod(path, 0o700)
+		case d.Type().IsRegular():
+			return os.Chmod(path, 0o600)
+		}
+		return nil
+	})
 }
 
 // cleanupDir removes dir if we created it.

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Short-lived commands fail within 2 s on a refused or unparsable Redis
+// address, and any process within 5 s on a database that does not answer,
+// naming what to set and (for PostgreSQL) the host and user, never the
+// password.
+func TestConnectFailsFastAndSaysWhatToSet(t *testing.T) {
+	tests := []struct {
+		name    string
+		redis   string
+		db      string
+		connect func(g *Globals) error
+		within  time.Duration
+		want    []string
+	}{
+		{"redis refused", "127.0.0.1:1", "",
+			func(g *Globals) error { _, err := g.RedisNow(); return err },
+			3 * time.Second, []string{"PUSHPIPE_REDIS_ADDR", "127.0.0.1:1"}},
+		{"redis unparsable", "localhost", "",
+			func(g *Globals) error { _, err := g.RedisNow(); return err },
+			time.Second, []string{"PUSHPIPE_REDIS_ADDR", "not host:port"}},
+		{"postgres refused", "", "postgres://bob:s3cret@127.0.0.1:1/x",
+			func(g *Globals) error { _, err := g.DB(1); return err },
+			6 * time.Second, []string{"PUSHPIPE_DATABASE_URL", "127.0.0.1:1", `"bob"`}},
+		{"postgres unparsable", "", "postgres://bob:s3cret@127.0.0.1:notaport/x",
+			func(g *Globals) error { _, err := g.DB(1); return err },
+			time.Second, []string{"PUSHPIPE_DATABASE_URL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			err := tt.connect(&Globals{RedisAddr: tt.redis, DatabaseURL: tt.db})
+			took := time.Since(start)
+			if err == nil {
+				t.Fatal("connected; want an error")
+			}
+			if took > tt.within {
+				t.Errorf("failed after %s, want within %s", took, tt.within)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error %q shows the password", err)
+			}
+		})
+	}
+}

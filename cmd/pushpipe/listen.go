@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/net/netutil"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// ListenFlags bound what clients can hold of the API process: connections
+// and the time an idle one is kept. pushpipe api and pushpipe all share them.
+type ListenFlags struct {
+	MaxConns       int           `name:"max-conns" default:"10000" help:"Client connections served at once on the API address; more wait in the kernel's accept queue. Lowered to fit the open-file limit, less ${fd_reserve} descriptors kept for Redis, PostgreSQL and the other ports."`
+	IdleTimeout    time.Duration `name:"idle-timeout" default:"30s" help:"Close a keep-alive connection idle this long."`
+	OperatorListen string        `name:"operator-listen" placeholder:"ADDR" help:"Also serve the API on this address, outside --max-conns (its own ${operator_conns} connections), so the operator's tools get in when clients hold every connection. Keep it internal, like --http."`
+	MaxBodyMemory  int64         `name:"max-body-memory" default:"${max_body_memory}" help:"Request body bytes held at once over all requests; past it, 503 + Retry-After before a body is read."`
+}
+
+// Descriptors kept out of --max-conns: Redis and PostgreSQL connections, the
+// --http port, the operator's connections, files.
+const (
+	fdReserve     = 512
+	operatorConns = 64
+)
+
+// serve serves h until ctx ends: on listen at most MaxConns connections at
+// once (fewer if the open-file limit says so), and on OperatorListen, if
+// set, up to operatorConns more.
+func (f ListenFlags) serve(ctx context.Context, listen string, h http.Handler, log zerolog.Logger) error {
+	conns := f.MaxConns
+	if limit := openFileLimit(); limit > 0 && conns > limit-fdReserve {
+		conns = max(limit-fdReserve, 1)
+		log.Warn().Int("max_conns", conns).Int("open_file_limit", limit).
+			Msg("--max-conns lowered to fit the open-file limit; raise the limit (ulimit -n) to serve more")
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	var op net.Listener
+	if f.OperatorListen != "" {
+		if op, err = net.Listen("tcp", f.OperatorListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("--operator-listen: %w", err)
+		}
+	}
+	return serveCapped(ctx, ln, op, conns, f.IdleTimeout, h, log)
+}
+
+// serveCapped serves h on ln, at most conns connections at once, and on op
+// (when not nil) at most operatorConns, both closing connections idle for
+// idle. The cap counts open connections, idle keep-alives included: idle
+// bounds how long one that sends nothing holds its place.
+func serveCapped(ctx context.Context, ln, op net.Listener, conns int, idle time.Duration, h http.Handler, log zerolog.Logger) error {
+	t := pipeline.Timeouts{Idle: idle}
+	fns := []func(context.Context) error{func(ctx context.Context) error {
+		return pipeline.ServeListenerWith(ctx, netutil.LimitListener(ln, conns), h, log, t)
+	}}
+	if op != nil {
+		fns = append(fns, func(ctx context.Context) error {
+			return pipeline.ServeListenerWith(ctx, netutil.LimitListener(op, operatorConns), h, log, t)
+		})
+	}
+	return pipeline.RunGroup(ctx, fns...)
+}
+
+// openFileLimit is the process's open-file limit (Go raises the soft limit
+// to the hard one at start), 0 if unknown.
+func openFileLimit() int {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil || r.Cur > 1<<30 {
+		return 0
+	}
+	return int(r.Cur)
+}

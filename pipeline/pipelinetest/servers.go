@@ -1,0 +1,29 @@
+package pipelinetest
+
+import "github.com/pushpipe/pushpipe/bench/localserver"
+
+// The servers are bench/localserver's; these names keep tests short.
+type (
+	Redis           = localserver.Redis
+	RedisOptions    = localserver.RedisOptions
+	Cluster         = localserver.Cluster
+	Postgres        = localserver.Postgres
+	PostgresOptions = localserver.PostgresOptions
+	Env             = localserver.Env
+	EnvOptions      = localserver.EnvOptions
+)
+
+var (
+	StartRedis    = localserver.StartRedis
+	StartCluster  = localserver.StartCluster
+	StartPostgres = localserver.StartPostgres
+	StartEnv      = localserver.StartEnv
+	FreePort      = localserver.FreePort
+)
+
+// Main is localserver.Main: for TestMain, starts the servers opts asks for,
+// runs the tests, closes the servers and exits with the tests' code.
+//
+//	var env *pipelinetest.Env
+//	func TestMain(m *testing.M) { pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true}, &env) }
+func Main(m interface{ Run() int }, opts EnvOptions, env **Env) { localserver.Main(m, opts, env) }

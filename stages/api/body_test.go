@@ -1,0 +1,142 @@
+package api
+
+import (
+	"bufio"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// callAs is call with the given Content-Type header (none if empty).
+func (a *secAPI) callAs(method, path, body, contentType string) response {
+	a.t.Helper()
+	req, err := http.NewRequest(method, a.url+path, strings.NewReader(body))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+secAdmin)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	bufio.NewReader(resp.Body).WriteTo(&b)
+	return response{status: resp.StatusCode, header: resp.Header, body: b.String()}
+}
+
+// Every route that reads a JSON body says so in its Content-Type: anything
+// else is 415 and nothing is written; a UTF-8 charset parameter is fine.
+func TestContentTypeMustBeJSON(t *testing.T) {
+	a := newSecAPI(t, Config{Auth: secAuth()}, false)
+	dev := deviceJSON("news", "ios", iosToken, 1, "")
+	tests := []struct {
+		name, give string
+		want       int
+	}{
+		{"none", "", http.StatusUnsupportedMediaType},
+		{"text/plain", "text/plain", http.StatusUnsupportedMediaType},
+		{"a form", "application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
+		{"another charset", "application/json; charset=latin1", http.StatusUnsupportedMediaType},
+		{"malformed", "application/json;;", http.StatusUnsupportedMediaType},
+		{"json", "application/json", http.StatusAccepted},
+		{"json, UTF-8", "application/json; charset=UTF-8", http.StatusAccepted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := a.callAs("POST", "/v1/devices", dev, tt.give)
+			if r.status != tt.want {
+				t.Fatalf("got %d %s, want %d", r.status, r.body, tt.want)
+			}
+			if tt.want == http.StatusUnsupportedMediaType && !strings.Contains(r.error(), "Content-Type must be application/json") {
+				t.Fatalf("415 without saying what to send: %s", r.body)
+			}
+		})
+	}
+	for _, rt := range []struct{ method, path, body string }{
+		{"POST", "/v1/devices/batch", "[" + dev + "]"},
+		{"PUT", "/v1/users/7/preferences", `{}`},
+		{"POST", "/v1/campaigns", `{"app":"news","channels":["x"],"notification":{"title":"t"}}`},
+	} {
+		if r := a.callAs(rt.method, rt.path, rt.body, "text/plain"); r.status != http.StatusUnsupportedMediaType {
+			t.Errorf("%s %s as text/plain: got %d %s, want 415", rt.method, rt.path, r.status, r.body)
+		}
+	}
+	// Routes that read no body do not care.
+	if r := a.callAs("DELETE", "/v1/devices/news/"+iosToken, "", ""); r.status != http.StatusAccepted {
+		t.Errorf("DELETE without a Content-Type: got %d %s", r.status, r.body)
+	}
+	if n := a.ingested(); n != 3 {
+		t.Fatalf("want the 2 JSON registrations and the delete, got %d events", n)
+	}
+}
+
+// Each route caps its body at what its largest valid request needs: an app
+// key cannot make the single-device route buffer megabytes.
+func TestBodyCapPerRoute(t *testing.T) {
+	a := newSecAPI(t, Config{Auth: secAuth()}, true)
+	pad := func(v string, n int) string { return v + strings.Repeat(" ", n) } // valid JSON
+	dev := deviceJSON("news", "ios", iosToken, 1, "")
+	tests := []struct {
+		name, method, path, body, key string
+		status                        int
+	}{
+		{"one device, padded to its cap", "POST", "/v1/devices", pad(dev, deviceBody-len(dev)), secNews, 202},
+		{"one device, a byte past its cap", "POST", "/v1/devices", pad(dev, deviceBody-len(dev)+1), secNews, 413},
+		{"preferences past their cap", "PUT", "/v1/users/7/preferences", pad(`{}`, preferencesBody), secAdmin, 413},
+		{"campaign past its cap", "POST", "/v1/campaigns", pad(`{}`, campaignBody), secAdmin, 413},
+		{"a batch of a megabyte", "POST", "/v1/devices/batch", pad("["+dev+"]", 1<<20), secNews, 202},
+	}
+	for _, tt := range tests {
+		r := a.call(tt.method, tt.path, tt.body, "Bearer "+tt.key)
+		if r.status != tt.status {
+			t.Errorf("%s: got %d %.200s, want %d", tt.name, r.status, r.body, tt.status)
+		}
+		if tt.status == 413 && !strings.Contains(r.error(), "request body is larger than") {
+			t.Errorf("%s: 413 without the cap: %s", tt.name, r.body)
+		}
+	}
+}
+
+// The bodies held at once are bounded: while one request holds the whole
+// budget (its body still arriving), another with a body is answered 503 +
+// Retry-After at once, unread; a request without a body is served; once the
+// first lets go, bodies are read again.
+func TestBodyMemoryBudget(t *testing.T) {
+	const budget = 64 << 10
+	a := newSecAPI(t, Config{Auth: secAuth(), MaxBodyBytes: budget, MaxBodyMemory: budget}, false)
+	c := dial(t, strings.TrimPrefix(a.url, "http://"))
+	write(t, c, "POST /v1/devices/batch HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer "+secAdmin+
+		"\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(budget)+"\r\n\r\n[")
+	dev := deviceJSON("news", "ios", iosToken, 1, "")
+	deadline := time.Now().Add(10 * time.Second)
+	var r response
+	for { // until the server has taken the first request's share
+		if r = a.call("POST", "/v1/devices", dev, "Bearer "+secAdmin); r.status != http.StatusAccepted || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" || !strings.Contains(r.error(), "request bodies") {
+		t.Fatalf("with the budget held: got %d (Retry-After %q) %s, want 503", r.status, r.header.Get("Retry-After"), r.body)
+	}
+	if r := a.call("DELETE", "/v1/devices/news/"+iosToken, "", "Bearer "+secAdmin); r.status != http.StatusAccepted {
+		t.Fatalf("a request without a body: got %d %s", r.status, r.body)
+	}
+	c.Close() // the held body ends early: its share comes back
+	for {
+		r = a.call("POST", "/v1/devices", dev, "Bearer "+secAdmin)
+		if r.status == http.StatusAccepted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the budget never came back: %d %s", r.status, r.body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
