@@ -41,12 +41,12 @@ type Server struct {
 	// outageEnd is the Unix-nanosecond end of the outage window: Outage
 	// after the start, or what POST /_outage set.
 	outageEnd atomic.Int64
-	nextID  atomic.Uint64
-	window  window
-	rate    rateGate // nil: no TPS cap
-	stats   stats
-	rec     *receipts
-	handler http.Handler
+	nextID    atomic.Uint64
+	window    window
+	rate      rateGate // nil: no TPS cap
+	stats     stats
+	rec       *receipts
+	handler   http.Handler
 
 	srv       *http.Server
 	ln        net.Listener
