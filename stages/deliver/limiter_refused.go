@@ -21,7 +21,8 @@ import (
 //     (recoverFast × tps a second) up to recoverKnee of the cap that was
 //     refused, then slowly (recoverSlow × tps a second) up to --tps, so
 //     that it settles just under the provider's limit and probes above it
-//     only every minute or two (a few refusals and a pause each time).
+//     only every minute or two (a few dozen refusals and a pause each
+//     time).
 //
 // The first refusal only tells that the provider's limit is under --tps,
 // maybe far under: the quick climb then usually meets it again within a
@@ -29,7 +30,7 @@ import (
 // (a provider counting in one-second windows refuses about a second after
 // the rate went over: the slower the climb, the closer the ceiling). A
 // refusal that was not about the rate costs a cap that is back at 85% of
-// --tps within seconds and whole again within minutes.
+// --tps within seconds and whole again within five minutes.
 //
 // APNs also answers 429 for one device token that gets too many
 // notifications; one such refusal costs a dip of the cap that recovers in
@@ -40,7 +41,7 @@ const (
 	maxPause    = time.Minute
 	recoverKnee = "0.85"
 	recoverFast = "0.1"
-	recoverSlow = "0.001"
+	recoverSlow = "0.0005"
 )
 
 // refused backs the cap of b off after a 429 with retryAfter.
