@@ -99,7 +99,10 @@ func checkDeliveries(t testing.TB, f *fixture, campaign string, devices []testDe
 // accepted, dead tokens become invalidations, and nobody gets a second copy.
 func TestDeliverOnceDespiteErrorsAndDeadTokens(t *testing.T) {
 	f := newFixture(t)
-	fake := providertest.Start(t, fakeprovider.Options{TPS: 2000, UnregisteredRate: 0.01, BadTokenRate: 0.005, ErrorRate: 0.03})
+	// The fake runs in this process, under the race detector: a provider
+	// that stalls whenever the stage does. It gets room above deliver's
+	// cap; keeping a provider's cap exactly is TestThreeProcessesKeepTheProviderCap's.
+	fake := providertest.Start(t, fakeprovider.Options{TPS: 2500, UnregisteredRate: 0.01, BadTokenRate: 0.005, ErrorRate: 0.03})
 	const users = 3000
 	devices := f.seedDevices(users, false)
 	f.createCampaign("c1", `{"deep_link":"app://promo","n":3}`)
@@ -122,7 +125,8 @@ func TestDeliverOnceDespiteErrorsAndDeadTokens(t *testing.T) {
 func TestDeliverOnCluster(t *testing.T) {
 	cluster := pipelinetest.ClusterT(t)
 	f := newFixtureOn(t, strings.Join(cluster.Addrs, ","))
-	fake := providertest.Start(t, fakeprovider.Options{TPS: 1000, UnregisteredRate: 0.02, ErrorRate: 0.05})
+	// Room above deliver's cap, as in TestDeliverOnceDespiteErrorsAndDeadTokens.
+	fake := providertest.Start(t, fakeprovider.Options{TPS: 1250, UnregisteredRate: 0.02, ErrorRate: 0.05})
 	const users = 3000
 	// Ids spread over every partition (ids 1..1023 share one).
 	var ids []int64
