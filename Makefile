@@ -49,12 +49,12 @@ dev: build
 FUZZTIME ?= 60s
 FUZZ_TARGETS := \
 	./pipeline/:FuzzDecodeIDs \
-	./stages/devices/:FuzzParseEvent ./stages/devices/:FuzzParsePackedEvent \
+	./devices/:FuzzParseEvent ./devices/:FuzzParsePackedEvent \
 	./stages/dedupe/:FuzzParseEntry \
 	./stages/api/:FuzzDeviceBody ./stages/api/:FuzzDeviceBatchBody ./stages/api/:FuzzPreferencesBody \
 	./stages/api/:FuzzCampaignBody ./stages/api/:FuzzBearer \
-	./stages/deliver/apns/:FuzzProviderAnswer ./stages/deliver/apns/:FuzzParseRetryAfter \
-	./stages/deliver/fcm/:FuzzProviderAnswer ./stages/deliver/fcm/:FuzzParseRetryAfter
+	./stages/deliver/apns/:FuzzProviderAnswer ./stages/deliver/push/:FuzzParseRetryAfter \
+	./stages/deliver/fcm/:FuzzProviderAnswer
 
 fuzz:
 	@set -e; cd "$(ROOT)"; for t in $(FUZZ_TARGETS); do \

@@ -16,8 +16,8 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/redis/rueidis"
 
+	"github.com/pushpipe/pushpipe/campaign"
 	"github.com/pushpipe/pushpipe/pipeline"
-	"github.com/pushpipe/pushpipe/stages/campaign"
 )
 
 // StatusCmd shows every stage stream (length, lag and pending per group,
@@ -249,7 +249,7 @@ func fmtIdle(d time.Duration, consumers int) string {
 	return d.Round(time.Second).String()
 }
 
-// campaignSource is the campaign's progress as stages/campaign defines it
+// campaignSource is the campaign's progress as campaign defines it
 // (state, counters), plus the people done that the bar shows, summed from the
 // counters. Without a database, or while it is down, status still shows the
 // counters: an operator needs status most during an outage.
@@ -282,7 +282,7 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 	return v, nil
 }
 
-// counterProgress sums the per-partition stats hashes. Only stages/campaign
+// counterProgress sums the per-partition stats hashes. Only campaign
 // knows when every range was resolved, so it leaves the state unknown.
 type counterProgress struct {
 	rdb  rueidis.Client

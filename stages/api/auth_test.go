@@ -273,7 +273,7 @@ func TestInsecureServesEveryone(t *testing.T) {
 
 // pushpipe api refuses to start without credentials unless
 // --insecure-no-auth; a configuration where one secret means two things is
-// refused too. (pipeline/secrettest runs the built binary.)
+// refused too. (bench/secrettest runs the built binary.)
 func TestValidateRefusesAnOpenAPI(t *testing.T) {
 	for _, tt := range []struct {
 		name string

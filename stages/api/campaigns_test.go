@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpipe/pushpipe/campaign"
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/stages/campaign"
 	"github.com/pushpipe/pushpipe/stages/deliver"
 	"github.com/pushpipe/pushpipe/stages/deliver/apns"
 	"github.com/pushpipe/pushpipe/stages/deliver/fcm"

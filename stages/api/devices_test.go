@@ -17,10 +17,10 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
+	"github.com/pushpipe/pushpipe/devices"
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/pipeline/schema"
-	"github.com/pushpipe/pushpipe/stages/devices"
 )
 
 // deviceAPI is an API server on real Redis and PostgreSQL, with its own key

@@ -18,9 +18,8 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/pushpipe/pushpipe/pipeline"
-	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
-	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
+	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 // benchInFlight is the concurrency both sides of the comparison get: the
@@ -39,8 +38,8 @@ const minBenchSends = 20000
 func BenchmarkDeliverVsBare(b *testing.B) {
 	n := max(b.N, minBenchSends)
 	b.Run("bare", func(b *testing.B) {
-		fake := providertest.Start(b, fakeprovider.Options{})
-		key, err := token.AuthKeyFromFile(providertest.WriteP8(b))
+		fake := pushtest.Start(b, pushtest.Options{})
+		key, err := token.AuthKeyFromFile(pushtest.WriteP8(b))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -81,7 +80,7 @@ func BenchmarkDeliverVsBare(b *testing.B) {
 	})
 	b.Run("deliver", func(b *testing.B) {
 		f := newFixture(b)
-		fake := providertest.Start(b, fakeprovider.Options{})
+		fake := pushtest.Start(b, pushtest.Options{})
 		devs := make([]testDevice, n)
 		for i := range devs {
 			u := int64(i + 1)

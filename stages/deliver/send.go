@@ -11,9 +11,9 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/pushpipe/pushpipe/devices"
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
-	"github.com/pushpipe/pushpipe/stages/devices"
 )
 
 // target is one user of a campaign to deliver to.

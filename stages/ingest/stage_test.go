@@ -14,9 +14,9 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
+	"github.com/pushpipe/pushpipe/devices"
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/api"
-	"github.com/pushpipe/pushpipe/stages/devices"
 	"github.com/pushpipe/pushpipe/stages/ingest"
 )
 

@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pushpipe/pushpipe/stages/campaign"
+	"github.com/pushpipe/pushpipe/campaign"
 )
 
 // campaignCache keeps the campaigns being resolved: every range of a

@@ -3,7 +3,6 @@ package apns
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/url"
 	"testing"
 	"time"
@@ -82,23 +81,6 @@ func TestClassifyTransportErrors(t *testing.T) {
 		got := classify(nil, tt.give, 0)
 		if got.Outcome != push.Retry || got.Status != 0 || got.Reason != tt.want {
 			t.Errorf("classify(%v) = %+v, want retry %q", tt.give, got, tt.want)
-		}
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		give string
-		want time.Duration
-	}{
-		{"", 0}, {"3", 3 * time.Second}, {"0", 0}, {"-1", 0}, {"soon", 0},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
-	}
-	for _, tt := range tests {
-		if got := parseRetryAfter(tt.give, now); got != tt.want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.give, got, tt.want)
 		}
 	}
 }

@@ -5,15 +5,14 @@ import (
 	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sideshow/apns2"
 
-	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
+	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 // fuzzAnswer is what the fuzzed APNs endpoint answers next.
@@ -61,7 +60,7 @@ func FuzzProviderAnswer(f *testing.F) {
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
 	s, err := New(Config{
-		KeyFile: providertest.WriteP8(f), KeyID: "KEYID12345", TeamID: "TEAMID1234",
+		KeyFile: pushtest.WriteP8(f), KeyID: "KEYID12345", TeamID: "TEAMID1234",
 		Topic: "com.example.app", Host: srv.URL, RootCAs: roots, Timeout: 5 * time.Second,
 	})
 	if err != nil {
@@ -128,23 +127,4 @@ func checkResult(t *testing.T, r push.Result, status int) {
 		status == http.StatusBadRequest && r.Reason == apns2.ReasonIdleTimeout) {
 		t.Fatalf("retried %d %q", status, r.Reason)
 	}
-}
-
-// FuzzParseRetryAfter: any header value gives a non-negative delay, and
-// delay-seconds are read exactly.
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"", "0", "1", "120", "-3", "Wed, 21 Oct 2037 07:28:00 GMT", "soon",
-		"10000000000", "9223372036854775807"} { // past time.Duration's range: must not wrap negative
-		f.Add(s)
-	}
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, v string) {
-		d := parseRetryAfter(v, now)
-		if d < 0 {
-			t.Fatalf("%q: negative delay %v", v, d)
-		}
-		if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs > 0 && secs < 1<<32 && d != time.Duration(secs)*time.Second {
-			t.Fatalf("%q: got %v", v, d)
-		}
-	})
 }

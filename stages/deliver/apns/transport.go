@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"math"
 	"net/http"
-	"strconv"
 	"time"
+
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // newHTTPClient builds what apns2.NewClient builds (an HTTP/2-only
@@ -70,7 +70,7 @@ func (t retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error
 	resp, err := t.base.RoundTrip(req)
 	if err == nil && resp.StatusCode != http.StatusOK {
 		if d, ok := req.Context().Value(retryAfterKey{}).(*time.Duration); ok {
-			*d = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+			*d = push.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		}
 	}
 	return resp, err
@@ -79,20 +79,3 @@ func (t retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error
 // CloseIdleConnections lets apns2.Client.CloseIdleConnections reach the
 // HTTP/2 transport through the wrapper.
 func (t retryAfterTransport) CloseIdleConnections() { t.base.CloseIdleConnections() }
-
-// parseRetryAfter reads delay-seconds or an HTTP date; 0 if absent or
-// unreadable.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs > 0 {
-		// Passed on as given (the deliver stage applies its own bounds),
-		// only kept from overflowing.
-		return time.Duration(min(secs, math.MaxInt64/int64(time.Second))) * time.Second
-	}
-	if at, err := http.ParseTime(v); err == nil && at.After(now) {
-		return at.Sub(now)
-	}
-	return 0
-}

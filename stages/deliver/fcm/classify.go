@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -68,7 +66,7 @@ func classifyAnswer(err error, resp *http.Response) push.Result {
 	r := push.Result{
 		Status:     resp.StatusCode,
 		Reason:     ge.reason(resp.StatusCode),
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		RetryAfter: push.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
 	// Only a 4xx answer is about the request; an error code in any other
 	// answer never deletes a token.
@@ -180,7 +178,7 @@ func transportFailure(err error) push.Result {
 
 // statusOnly classifies an answer the SDK never turned into an error.
 func statusOnly(status int, h http.Header) push.Result {
-	r := push.Result{Status: status, Reason: http.StatusText(status), RetryAfter: parseRetryAfter(h.Get("Retry-After"), time.Now())}
+	r := push.Result{Status: status, Reason: http.StatusText(status), RetryAfter: push.ParseRetryAfter(h.Get("Retry-After"), time.Now())}
 	if status == http.StatusTooManyRequests || status >= 500 {
 		r.Outcome = push.Retry
 	} else {
@@ -210,23 +208,6 @@ func transportReason(err error) string {
 		return "timeout: " + msg
 	}
 	return "network: " + msg
-}
-
-// parseRetryAfter reads delay-seconds or an HTTP date; 0 if absent or
-// unreadable.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs > 0 {
-		// Passed on as given (the deliver stage applies its own bounds),
-		// only kept from overflowing.
-		return time.Duration(min(secs, math.MaxInt64/int64(time.Second))) * time.Second
-	}
-	if at, err := http.ParseTime(v); err == nil && at.After(now) {
-		return at.Sub(now)
-	}
-	return 0
 }
 
 func clip(s string) string {

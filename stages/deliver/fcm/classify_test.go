@@ -112,19 +112,3 @@ func TestClassifyWithoutAnAnswer(t *testing.T) {
 		})
 	}
 }
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		give string
-		want time.Duration
-	}{
-		{"", 0}, {"3", 3 * time.Second}, {"0", 0}, {"soon", 0},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-	}
-	for _, tt := range tests {
-		if got := parseRetryAfter(tt.give, now); got != tt.want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.give, got, tt.want)
-		}
-	}
-}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,23 +115,4 @@ func abs(i int) int {
 		return -i
 	}
 	return i
-}
-
-// FuzzParseRetryAfter: any header value gives a non-negative delay, and
-// delay-seconds are read exactly.
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"", "0", "1", "120", "-3", "Wed, 21 Oct 2037 07:28:00 GMT", "soon",
-		"10000000000", "9223372036854775807"} { // past time.Duration's range: must not wrap negative
-		f.Add(s)
-	}
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, v string) {
-		d := parseRetryAfter(v, now)
-		if d < 0 {
-			t.Fatalf("%q: negative delay %v", v, d)
-		}
-		if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs > 0 && secs < 1<<32 && d != time.Duration(secs)*time.Second {
-			t.Fatalf("%q: got %v", v, d)
-		}
-	})
 }

@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
-	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider/providertest"
+	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 func TestOneShotTransportAllowsOneRequestPerSend(t *testing.T) {
-	fake := providertest.Start(t, fakeprovider.Options{Outage: time.Minute})
+	fake := pushtest.Start(t, pushtest.Options{Outage: time.Minute})
 	hc := &http.Client{Transport: oneShotTransport{base: newBaseTransport(fake.CertPool())}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

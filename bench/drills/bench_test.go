@@ -16,7 +16,7 @@ import (
 // Every process (and the fake provider, and the servers) shares this
 // machine's cores, so the end-to-end rate is a floor, the CPU cost is not.
 //
-//	go test -run '^$' -bench CampaignPerProcess -benchtime 1x ./pipeline/drills/
+//	go test -run '^$' -bench CampaignPerProcess -benchtime 1x ./bench/drills/
 func BenchmarkCampaignPerProcess(b *testing.B) {
 	for _, sink := range []string{"fake", "null"} {
 		b.Run("sink="+sink, func(b *testing.B) {

@@ -1,6 +1,7 @@
-// Package providertest starts the fake provider for tests and makes the
+package pushtest
+
+// The test bed half of the package: starting the fake for a test and the
 // credentials the real APNs client needs to talk to it.
-package providertest
 
 import (
 	"crypto/ecdsa"
@@ -12,16 +13,14 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"testing"
 
-	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // Start runs a fake provider with opts until the test ends.
-func Start(t testing.TB, opts fakeprovider.Options) *fakeprovider.Server {
+func Start(t TB, opts Options) *Server {
 	t.Helper()
-	fake, err := fakeprovider.New(opts)
+	fake, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +33,7 @@ func Start(t testing.TB, opts fakeprovider.Options) *fakeprovider.Server {
 
 // WriteP8 writes a throwaway APNs signing key (ECDSA P-256, PKCS#8 PEM)
 // into the test's temporary directory and returns its path.
-func WriteP8(t testing.TB) string {
+func WriteP8(t TB) string {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -55,7 +54,7 @@ func WriteP8(t testing.TB) string {
 // test on the first send (per worker) that is not push.Sent, then checks
 // that fake got n requests and no duplicate: a sender's concurrency test
 // against a fake with few streams per connection.
-func SendAll(t testing.TB, fake *fakeprovider.Server, n, workers int, send func(i int) push.Result) {
+func SendAll(t TB, fake *Server, n, workers int, send func(i int) push.Result) {
 	t.Helper()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -73,4 +72,14 @@ func SendAll(t testing.TB, fake *fakeprovider.Server, n, workers int, send func(
 	if sum := fake.Summary(); sum.Requests != uint64(n) || sum.Duplicates != 0 {
 		t.Errorf("fake saw %d requests, %d duplicates; want %d, 0", sum.Requests, sum.Duplicates, n)
 	}
+}
+
+// TB is the part of testing.TB the helpers use: the fake is also served by
+// the pushpipe binary, which must not link the testing package.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Errorf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
 }

@@ -1,4 +1,4 @@
-package campaign_test
+package fanout
 
 import (
 	"context"
@@ -17,10 +17,10 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
+	"github.com/pushpipe/pushpipe/campaign"
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/pipeline/schema"
-	"github.com/pushpipe/pushpipe/stages/campaign"
 	"github.com/pushpipe/pushpipe/stages/dedupe"
 	"github.com/pushpipe/pushpipe/stages/resolve"
 	"github.com/pushpipe/pushpipe/stages/split"

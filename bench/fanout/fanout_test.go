@@ -1,4 +1,4 @@
-package campaign_test
+package fanout
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpipe/pushpipe/campaign"
 	"github.com/pushpipe/pushpipe/pipeline"
-	"github.com/pushpipe/pushpipe/stages/campaign"
 )
 
 // audience is a campaign's channels, its users' mutes and what must come

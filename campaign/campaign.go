@@ -17,7 +17,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/pushpipe/pushpipe/stages/devices"
+	"github.com/pushpipe/pushpipe/devices"
 )
 
 // Campaign is one notification sent to the union of some channels'

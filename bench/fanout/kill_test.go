@@ -1,4 +1,4 @@
-package campaign_test
+package fanout
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpipe/pushpipe/campaign"
 	"github.com/pushpipe/pushpipe/pipeline"
-	"github.com/pushpipe/pushpipe/stages/campaign"
 )
 
 // stageProc is one `pushpipe <stage>` child process.
