@@ -49,7 +49,7 @@ dev: build
 FUZZTIME ?= 60s
 FUZZ_TARGETS := \
 	./pipeline/:FuzzDecodeIDs \
-	./devices/:FuzzParseEvent ./devices/:FuzzParsePackedEvent \
+	./pipeline/devices/:FuzzParseEvent ./pipeline/devices/:FuzzParsePackedEvent \
 	./stages/dedupe/:FuzzParseEntry \
 	./stages/api/:FuzzDeviceBody ./stages/api/:FuzzDeviceBatchBody ./stages/api/:FuzzPreferencesBody \
 	./stages/api/:FuzzCampaignBody ./stages/api/:FuzzBearer \

@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pushpipe/pushpipe/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // TestAllInOneProcess runs `pushpipe all` (the API and every stage built

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pushpipe/pushpipe/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // Watch samples a running campaign every 250 ms until it is done, draws the

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushpipe/pushpipe/campaign"
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // audience is a campaign's channels, its users' mutes and what must come

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushpipe/pushpipe/campaign"
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // stageProc is one `pushpipe <stage>` child process.

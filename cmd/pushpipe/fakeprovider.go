@@ -4,7 +4,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 )
 
 // FakeproviderCmd serves a fake APNs + FCM endpoint for tests, the bench and
@@ -24,8 +24,8 @@ type FakeproviderCmd struct {
 
 // Run serves until SIGTERM.
 func (c *FakeproviderCmd) Run(g *Globals) error {
-	return pushtest.Run(g.Context(), pushtest.Options{
-		Listen: c.Listen, CertOut: c.CertOut, TPS: c.TPS, TPSWindow: pushtest.Window(c.TPSWindow), Latency: c.Latency,
+	return fakeprovider.Run(g.Context(), fakeprovider.Options{
+		Listen: c.Listen, CertOut: c.CertOut, TPS: c.TPS, TPSWindow: fakeprovider.Window(c.TPSWindow), Latency: c.Latency,
 		UnregisteredRate: c.UnregisteredRate, BadTokenRate: c.BadTokenRate, ErrorRate: c.ErrorRate,
 		Outage: c.Outage, KeepRequests: c.KeepRequests,
 	}, os.Stderr)

@@ -8,8 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/pushpipe/pushpipe/campaign"
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // ReplayCmd re-injects retained entries of a stream into a stage's input, or

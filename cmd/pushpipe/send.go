@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pushpipe/pushpipe/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 

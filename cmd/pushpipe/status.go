@@ -16,8 +16,8 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/redis/rueidis"
 
-	"github.com/pushpipe/pushpipe/campaign"
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // StatusCmd shows every stage stream (length, lag and pending per group,

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushpipe/pushpipe/campaign"
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/deliver"
 	"github.com/pushpipe/pushpipe/stages/deliver/apns"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pushpipe/pushpipe/devices"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // dbTimeout bounds a direct PostgreSQL write of the API (a subscription): past

@@ -16,8 +16,8 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/rs/zerolog"
 
-	"github.com/pushpipe/pushpipe/devices"
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // MaxDeviceBatch is the most items POST /v1/devices/batch takes (413 past it).

@@ -11,7 +11,7 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 
-	"github.com/pushpipe/pushpipe/devices"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // The HTTP fuzz targets send arbitrary bodies through the real Server (auth,

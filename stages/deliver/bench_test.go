@@ -18,8 +18,8 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 // benchInFlight is the concurrency both sides of the comparison get: the
@@ -38,8 +38,8 @@ const minBenchSends = 20000
 func BenchmarkDeliverVsBare(b *testing.B) {
 	n := max(b.N, minBenchSends)
 	b.Run("bare", func(b *testing.B) {
-		fake := pushtest.Start(b, pushtest.Options{})
-		key, err := token.AuthKeyFromFile(pushtest.WriteP8(b))
+		fake := fakeprovider.Start(b, fakeprovider.Options{})
+		key, err := token.AuthKeyFromFile(fakeprovider.WriteP8(b))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -80,7 +80,7 @@ func BenchmarkDeliverVsBare(b *testing.B) {
 	})
 	b.Run("deliver", func(b *testing.B) {
 		f := newFixture(b)
-		fake := pushtest.Start(b, pushtest.Options{})
+		fake := fakeprovider.Start(b, fakeprovider.Options{})
 		devs := make([]testDevice, n)
 		for i := range devs {
 			u := int64(i + 1)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	campaignrow "github.com/pushpipe/pushpipe/campaign"
+	campaignrow "github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 

@@ -7,8 +7,8 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 // checkExactlyOnce asserts the delivery contract against the provider's
@@ -16,10 +16,10 @@ import (
 // campaign's collapse id or was invalidated, never both, and the campaign's
 // counters agree.
 // receipts is what a test reads from a fake provider: in this process
-// (*pushtest.Server) or in another one (remoteFake).
+// (*fakeprovider.Server) or in another one (remoteFake).
 type receipts interface {
-	Summary() pushtest.Summary
-	Receipts() []pushtest.Receipt
+	Summary() fakeprovider.Summary
+	Receipts() []fakeprovider.Receipt
 }
 
 func checkExactlyOnce(t *testing.T, f *fixture, campaign string, devices []testDevice, fakes ...receipts) {
@@ -39,7 +39,7 @@ func checkDelivered(t *testing.T, f *fixture, campaign string, devices []testDev
 func checkDeliveries(t testing.TB, f *fixture, campaign string, devices []testDevice, maxDup uint64, overTPSOK bool, fakes ...receipts) {
 	t.Helper()
 	accepted := map[string]int{}
-	var sum pushtest.Summary
+	var sum fakeprovider.Summary
 	for _, fake := range fakes {
 		s := fake.Summary()
 		sum.Accepted += s.Accepted
@@ -101,7 +101,7 @@ func TestDeliverOnceDespiteErrorsAndDeadTokens(t *testing.T) {
 	// The fake runs in this process, under the race detector: a provider
 	// that stalls whenever the stage does. It gets room above deliver's
 	// cap; keeping a provider's cap exactly is TestThreeProcessesKeepTheProviderCap's.
-	fake := pushtest.Start(t, pushtest.Options{TPS: 2500, UnregisteredRate: 0.01, BadTokenRate: 0.005, ErrorRate: 0.03})
+	fake := fakeprovider.Start(t, fakeprovider.Options{TPS: 2500, UnregisteredRate: 0.01, BadTokenRate: 0.005, ErrorRate: 0.03})
 	const users = 3000
 	devices := f.seedDevices(users, false)
 	f.createCampaign("c1", `{"deep_link":"app://promo","n":3}`)
@@ -125,7 +125,7 @@ func TestDeliverOnCluster(t *testing.T) {
 	cluster := pipelinetest.ClusterT(t)
 	f := newFixtureOn(t, strings.Join(cluster.Addrs, ","))
 	// Room above deliver's cap, as in TestDeliverOnceDespiteErrorsAndDeadTokens.
-	fake := pushtest.Start(t, pushtest.Options{TPS: 1250, UnregisteredRate: 0.02, ErrorRate: 0.05})
+	fake := fakeprovider.Start(t, fakeprovider.Options{TPS: 1250, UnregisteredRate: 0.02, ErrorRate: 0.05})
 	const users = 3000
 	// Ids spread over every partition (ids 1..1023 share one).
 	var ids []int64

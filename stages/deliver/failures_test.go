@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 // TestAPNs403FailsTheCampaign: an answer every device would get (bad
@@ -20,7 +20,7 @@ import (
 // sent, and no token is invalidated.
 func TestAPNs403FailsTheCampaign(t *testing.T) {
 	f := newFixture(t)
-	fake := pushtest.Start(t, pushtest.Options{ForceStatus: func(string) (int, string) {
+	fake := fakeprovider.Start(t, fakeprovider.Options{ForceStatus: func(string) (int, string) {
 		return 403, "InvalidProviderToken"
 	}})
 	const users, inFlight = 2000, 16
@@ -54,7 +54,7 @@ func TestAPNs403FailsTheCampaign(t *testing.T) {
 // provider is still invalidated.
 func TestFCMPayloadErrorFailsTheCampaign(t *testing.T) {
 	f := newFixture(t)
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	const users = 400
 	f.seedDevices(users, true)
 	f.createCampaign("cpay", `{"from":"reserved by FCM"}`)
@@ -87,7 +87,7 @@ func TestRetryBudgetEndsInTheDLQ(t *testing.T) {
 	f := newFixture(t)
 	var failing atomic.Bool
 	failing.Store(true)
-	fake := pushtest.Start(t, pushtest.Options{ForceStatus: func(string) (int, string) {
+	fake := fakeprovider.Start(t, fakeprovider.Options{ForceStatus: func(string) (int, string) {
 		if failing.Load() {
 			return 503, "ServiceUnavailable"
 		}
@@ -211,7 +211,7 @@ func TestOutageIsRiddenOut(t *testing.T) {
 	const users = 2000
 	devices := f.seedDevices(users, true)
 	f.createCampaign("cout", `{}`)
-	fake := pushtest.Start(t, pushtest.Options{Outage: outage, TPS: 1000})
+	fake := fakeprovider.Start(t, fakeprovider.Options{Outage: outage, TPS: 1000})
 	start := time.Now()
 	f.emitUsers("cout", userRange(users))
 	f.startStage(Config{
@@ -238,7 +238,7 @@ func TestOutageIsRiddenOut(t *testing.T) {
 func TestSlowBatchIsKeptClaimed(t *testing.T) {
 	t.Parallel() // mostly waiting (outage, rate limit, lease)
 	f := newFixture(t)
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	const users = 300 // one entry: ids 1..1023 share a partition
 	devices := f.seedDevices(users, false)
 	f.createCampaign("cslow", `{}`)
@@ -257,7 +257,7 @@ func TestSlowBatchIsKeptClaimed(t *testing.T) {
 func TestRetryOfDeadPollerComesBack(t *testing.T) {
 	t.Parallel() // mostly waiting (outage, rate limit, lease)
 	f := newFixture(t)
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	const users = 20
 	devices := f.seedDevices(users, false)
 	f.createCampaign("clease", `{}`)
@@ -285,7 +285,7 @@ func TestRetryOfDeadPollerComesBack(t *testing.T) {
 // good entry next to it.
 func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 	f := newFixture(t)
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	devices := f.seedDevices(10, false)
 	f.createCampaign("cok", `{}`)
 	stream := f.keys.Stream(pipeline.StreamDeliver, 0)

@@ -16,14 +16,14 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
-	"github.com/pushpipe/pushpipe/devices"
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/pipeline/schema"
 	"github.com/pushpipe/pushpipe/stages/deliver/apns"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/fcm"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 var env *pipelinetest.Env
@@ -299,16 +299,16 @@ func (f *fixture) dlq() []map[string]string {
 const testTopic = "com.example.app"
 
 // apnsSender is a token-auth APNs sender that trusts fake.
-func apnsSender(t testing.TB, fake *pushtest.Server) push.Sender {
+func apnsSender(t testing.TB, fake *fakeprovider.Server) push.Sender {
 	t.Helper()
 	return apnsSenderConns(t, fake, 0)
 }
 
 // apnsSenderConns is apnsSender over conns HTTP/2 connections (0: default).
-func apnsSenderConns(t testing.TB, fake *pushtest.Server, conns int) push.Sender {
+func apnsSenderConns(t testing.TB, fake *fakeprovider.Server, conns int) push.Sender {
 	t.Helper()
 	s, err := apns.New(apns.Config{
-		KeyFile: pushtest.WriteP8(t), KeyID: "KEYID12345", TeamID: "TEAMID1234",
+		KeyFile: fakeprovider.WriteP8(t), KeyID: "KEYID12345", TeamID: "TEAMID1234",
 		Topic: testTopic, Host: fake.URL(), RootCAs: fake.CertPool(), Conns: conns,
 	})
 	if err != nil {
@@ -319,7 +319,7 @@ func apnsSenderConns(t testing.TB, fake *pushtest.Server, conns int) push.Sender
 }
 
 // fcmSender is an unauthenticated FCM sender for fake's endpoint.
-func fcmSender(t testing.TB, fake *pushtest.Server) push.Sender {
+func fcmSender(t testing.TB, fake *fakeprovider.Server) push.Sender {
 	t.Helper()
 	s, err := fcm.New(t.Context(), fcm.Config{Project: "test-project", Endpoint: fake.URL() + "/v1", RootCAs: fake.CertPool()})
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 )
 
 // The cap tests run three `pushpipe deliver` processes against the fake
@@ -114,7 +114,7 @@ func watchRefusals(fake *remoteFake, stop <-chan struct{}) (at []time.Time, tota
 			return 0, false
 		}
 		defer resp.Body.Close()
-		var s pushtest.Summary
+		var s fakeprovider.Summary
 		if json.NewDecoder(resp.Body).Decode(&s) != nil {
 			return 0, false
 		}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	camp "github.com/pushpipe/pushpipe/campaign"
+	camp "github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/deliver/apns"
 	"github.com/pushpipe/pushpipe/stages/deliver/fcm"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"

@@ -23,7 +23,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/ingest"
 )
 
@@ -76,7 +76,7 @@ type fakeFlags struct {
 
 func startProviders(t testing.TB, opts fakeFlags) *providers {
 	t.Helper()
-	p := &providers{apns: startRemoteFake(t, "apns", opts), fcm: startRemoteFake(t, "fcm", opts), keyFile: pushtest.WriteP8(t)}
+	p := &providers{apns: startRemoteFake(t, "apns", opts), fcm: startRemoteFake(t, "fcm", opts), keyFile: fakeprovider.WriteP8(t)}
 	p.certFile = filepath.Join(t.TempDir(), "fakes.pem")
 	pem := append(p.apns.certPEM(t), p.fcm.certPEM(t)...)
 	if err := os.WriteFile(p.certFile, pem, 0o600); err != nil {
@@ -142,9 +142,9 @@ func (f *remoteFake) certPEM(t testing.TB) []byte {
 }
 
 // Summary fetches GET /_receipts/summary.
-func (f *remoteFake) Summary() pushtest.Summary {
+func (f *remoteFake) Summary() fakeprovider.Summary {
 	f.t.Helper()
-	var s pushtest.Summary
+	var s fakeprovider.Summary
 	resp, err := f.client.Get(f.url + "/_receipts/summary")
 	if err != nil {
 		f.t.Fatal(err)
@@ -157,17 +157,17 @@ func (f *remoteFake) Summary() pushtest.Summary {
 }
 
 // Receipts fetches GET /_receipts (NDJSON).
-func (f *remoteFake) Receipts() []pushtest.Receipt {
+func (f *remoteFake) Receipts() []fakeprovider.Receipt {
 	f.t.Helper()
 	resp, err := f.client.Get(f.url + "/_receipts")
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out []pushtest.Receipt
+	var out []fakeprovider.Receipt
 	dec := json.NewDecoder(resp.Body)
 	for dec.More() {
-		var r pushtest.Receipt
+		var r fakeprovider.Receipt
 		if err := dec.Decode(&r); err != nil {
 			f.t.Fatal(err)
 		}

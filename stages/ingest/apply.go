@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pushpipe/pushpipe/devices"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // upsertSQL applies a batch of collapsed events in one statement (one round

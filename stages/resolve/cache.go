@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pushpipe/pushpipe/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // campaignCache keeps the campaigns being resolved: every range of a

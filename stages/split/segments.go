@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/pushpipe/pushpipe/campaign"
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // A campaign's split checkpoint (keys.SplitCheckpoint(id))

@@ -13,8 +13,8 @@ import (
 	"github.com/sideshow/apns2/token"
 	"golang.org/x/net/http2"
 
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 // benchWorkers is the in-flight request count the deliver stage is compared
@@ -58,8 +58,8 @@ func runWorkers(b *testing.B, send func(i int) bool) {
 // BenchmarkBareAPNs is the floor: one apns2 token client, as its README
 // recommends, pushing to the fakeprovider from 500 goroutines.
 func BenchmarkBareAPNs(b *testing.B) {
-	fake := pushtest.Start(b, pushtest.Options{})
-	key, err := token.AuthKeyFromFile(pushtest.WriteP8(b))
+	fake := fakeprovider.Start(b, fakeprovider.Options{})
+	key, err := token.AuthKeyFromFile(fakeprovider.WriteP8(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func BenchmarkBareAPNs(b *testing.B) {
 func BenchmarkSenderAPNs(b *testing.B) {
 	for _, conns := range []int{1, 2, 4} {
 		b.Run(map[int]string{1: "conns=1", 2: "conns=2", 4: "conns=4"}[conns], func(b *testing.B) {
-			fake := pushtest.Start(b, pushtest.Options{})
+			fake := fakeprovider.Start(b, fakeprovider.Options{})
 			s := newSender(b, fake, func(c *Config) { c.Conns = conns })
 			ctx := context.Background()
 			runWorkers(b, func(i int) bool {

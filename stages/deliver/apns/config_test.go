@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 )
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	key := pushtest.WriteP8(t)
+	key := fakeprovider.WriteP8(t)
 	garbage := filepath.Join(t.TempDir(), "garbage.p8")
 	const secret = "SECRET-KEY-MATERIAL-0123456789"
 	os.WriteFile(garbage, []byte("-----BEGIN PRIVATE KEY-----\n"+secret+"\n-----END PRIVATE KEY-----\n"), 0o600)

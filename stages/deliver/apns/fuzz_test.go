@@ -11,8 +11,8 @@ import (
 
 	"github.com/sideshow/apns2"
 
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 // fuzzAnswer is what the fuzzed APNs endpoint answers next.
@@ -60,7 +60,7 @@ func FuzzProviderAnswer(f *testing.F) {
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
 	s, err := New(Config{
-		KeyFile: pushtest.WriteP8(f), KeyID: "KEYID12345", TeamID: "TEAMID1234",
+		KeyFile: fakeprovider.WriteP8(f), KeyID: "KEYID12345", TeamID: "TEAMID1234",
 		Topic: "com.example.app", Host: srv.URL, RootCAs: roots, Timeout: 5 * time.Second,
 	})
 	if err != nil {

@@ -4,14 +4,14 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 )
 
 // newSender makes a token-auth Sender that trusts fake.
-func newSender(t testing.TB, fake *pushtest.Server, mutate ...func(*Config)) *Sender {
+func newSender(t testing.TB, fake *fakeprovider.Server, mutate ...func(*Config)) *Sender {
 	t.Helper()
 	cfg := Config{
-		KeyFile: pushtest.WriteP8(t), KeyID: "KEYID12345", TeamID: "TEAMID1234",
+		KeyFile: fakeprovider.WriteP8(t), KeyID: "KEYID12345", TeamID: "TEAMID1234",
 		Topic: "com.example.app", Host: fake.URL(), RootCAs: fake.CertPool(),
 	}
 	for _, m := range mutate {

@@ -11,12 +11,12 @@ import (
 
 	"github.com/sideshow/apns2"
 
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 func TestSendAcceptedWithCollapseID(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	ctx := context.Background()
 	sends := []push.Notification{
@@ -49,7 +49,7 @@ func TestSendClassifiesProviderAnswers(t *testing.T) {
 	}
 	tests := []struct {
 		name      string
-		give      pushtest.Options
+		give      fakeprovider.Options
 		n         push.Notification
 		want      push.Outcome
 		status    int
@@ -57,26 +57,26 @@ func TestSendClassifiesProviderAnswers(t *testing.T) {
 		fatal     bool
 		sinceTime bool
 	}{
-		{name: "unregistered", give: pushtest.Options{UnregisteredRate: 1},
+		{name: "unregistered", give: fakeprovider.Options{UnregisteredRate: 1},
 			want: push.Invalid, status: 410, reason: "Unregistered", sinceTime: true},
-		{name: "bad device token", give: pushtest.Options{BadTokenRate: 1},
+		{name: "bad device token", give: fakeprovider.Options{BadTokenRate: 1},
 			want: push.Invalid, status: 400, reason: "BadDeviceToken"},
-		{name: "provider token rejected", give: pushtest.Options{ForceStatus: force(403, "InvalidProviderToken")},
+		{name: "provider token rejected", give: fakeprovider.Options{ForceStatus: force(403, "InvalidProviderToken")},
 			want: push.Failed, status: 403, reason: "InvalidProviderToken", fatal: true},
-		{name: "token of another app", give: pushtest.Options{ForceStatus: force(400, "DeviceTokenNotForTopic")},
+		{name: "token of another app", give: fakeprovider.Options{ForceStatus: force(400, "DeviceTokenNotForTopic")},
 			want: push.Failed, status: 400, reason: "DeviceTokenNotForTopic"},
-		{name: "payload too large", give: pushtest.Options{},
+		{name: "payload too large", give: fakeprovider.Options{},
 			n:    push.Notification{Data: map[string]string{"blob": strings.Repeat("x", 5000)}},
 			want: push.Failed, status: 413, reason: "PayloadTooLarge", fatal: true},
-		{name: "collapse id too long", give: pushtest.Options{},
+		{name: "collapse id too long", give: fakeprovider.Options{},
 			n:    push.Notification{CollapseID: strings.Repeat("c", 65)},
 			want: push.Failed, status: 400, reason: "BadCollapseId", fatal: true},
-		{name: "provider error", give: pushtest.Options{ForceStatus: force(500, "InternalServerError")},
+		{name: "provider error", give: fakeprovider.Options{ForceStatus: force(500, "InternalServerError")},
 			want: push.Retry, status: 500, reason: "InternalServerError"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newSender(t, pushtest.Start(t, tt.give))
+			s := newSender(t, fakeprovider.Start(t, tt.give))
 			n := tt.n
 			n.Token = hexToken(7)
 			before := time.Now().Truncate(time.Second)
@@ -92,7 +92,7 @@ func TestSendClassifiesProviderAnswers(t *testing.T) {
 }
 
 func TestRandomErrorsAreRetried(t *testing.T) {
-	s := newSender(t, pushtest.Start(t, pushtest.Options{ErrorRate: 1}))
+	s := newSender(t, fakeprovider.Start(t, fakeprovider.Options{ErrorRate: 1}))
 	for i := range 20 {
 		r := s.Send(context.Background(), push.Notification{Token: hexToken(i)})
 		if r.Outcome != push.Retry || (r.Status != 500 && r.Status != 503) {
@@ -102,7 +102,7 @@ func TestRandomErrorsAreRetried(t *testing.T) {
 }
 
 func TestOverTPSIsRetriedWithRetryAfter(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{TPS: 1})
+	fake := fakeprovider.Start(t, fakeprovider.Options{TPS: 1})
 	s := newSender(t, fake)
 	var refused int
 	// Three sends in well under a second cross at most one second boundary,
@@ -127,7 +127,7 @@ func TestOverTPSIsRetriedWithRetryAfter(t *testing.T) {
 
 func TestOutageIsRetriedThenRecovers(t *testing.T) {
 	const outage = 500 * time.Millisecond
-	fake := pushtest.Start(t, pushtest.Options{Outage: outage})
+	fake := fakeprovider.Start(t, fakeprovider.Options{Outage: outage})
 	start := time.Now()
 	s := newSender(t, fake)
 	r := s.Send(context.Background(), push.Notification{Token: hexToken(1)})
@@ -154,7 +154,7 @@ func TestOutageIsRetriedThenRecovers(t *testing.T) {
 }
 
 func TestNetworkErrorIsRetry(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	fake.Close()
 	tok := hexToken(42)
@@ -168,7 +168,7 @@ func TestNetworkErrorIsRetry(t *testing.T) {
 }
 
 func TestCanceledContextIsRetry(t *testing.T) {
-	s := newSender(t, pushtest.Start(t, pushtest.Options{Latency: time.Second}))
+	s := newSender(t, fakeprovider.Start(t, fakeprovider.Options{Latency: time.Second}))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if r := s.Send(ctx, push.Notification{Token: hexToken(1)}); r.Outcome != push.Retry || !strings.HasPrefix(r.Reason, "timeout") {
@@ -177,7 +177,7 @@ func TestCanceledContextIsRetry(t *testing.T) {
 }
 
 func TestMalformedTokenIsInvalidWithoutARequest(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	for _, tok := range []string{"", "../../_receipts", "abc?x=1", "ab#c", "ab/cd"} {
 		if r := s.Send(context.Background(), push.Notification{Token: tok}); r.Outcome != push.Invalid {
@@ -190,7 +190,7 @@ func TestMalformedTokenIsInvalidWithoutARequest(t *testing.T) {
 }
 
 func TestCertificateAuth(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake, func(c *Config) {
 		c.KeyFile, c.KeyID, c.TeamID = "", "", ""
 		c.CertFile = writeClientPEM(t)
@@ -206,7 +206,7 @@ func TestCertificateAuth(t *testing.T) {
 }
 
 func TestSpreadsOverConns(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake, func(c *Config) { c.Conns = 3 })
 	for i := range 9 {
 		if r := s.Send(context.Background(), push.Notification{Token: hexToken(i)}); r.Outcome != push.Sent {
@@ -221,7 +221,7 @@ func TestSpreadsOverConns(t *testing.T) {
 // A burst of concurrent first sends shares the one connection instead of
 // dialing a TLS connection per request.
 func TestBurstDialsOnce(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake, func(c *Config) { c.Conns = 1 })
 	var wg sync.WaitGroup
 	for i := range 200 {
@@ -286,9 +286,9 @@ func TestMoreSendsThanStreamsGoOutOnce(t *testing.T) {
 	// -race has taken over 5 s. Long enough for the second, short enough to
 	// fail on the first.
 	const hang = 30 * time.Second
-	fake := pushtest.Start(t, pushtest.Options{MaxConcurrentStreams: 20})
+	fake := fakeprovider.Start(t, fakeprovider.Options{MaxConcurrentStreams: 20})
 	s := newSender(t, fake, func(c *Config) { c.Conns = 1; c.Timeout = hang })
-	pushtest.SendAll(t, fake, 3000, 100, func(i int) push.Result {
+	fakeprovider.SendAll(t, fake, 3000, 100, func(i int) push.Result {
 		return s.Send(context.Background(), push.Notification{Token: hexToken(i), CollapseID: "c"})
 	})
 }

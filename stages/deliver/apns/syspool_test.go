@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 const childHostEnv = "PUSHPIPE_APNS_TEST_CHILD_HOST"
@@ -20,7 +20,7 @@ const childHostEnv = "PUSHPIPE_APNS_TEST_CHILD_HOST"
 // variable once per process, so the send runs in a child test process.
 func TestSystemPoolHonoursSSLCertFile(t *testing.T) {
 	if host := os.Getenv(childHostEnv); host != "" {
-		s, err := New(Config{KeyFile: pushtest.WriteP8(t), KeyID: "KEYID12345", TeamID: "TEAMID1234", Topic: "com.example.app", Host: host})
+		s, err := New(Config{KeyFile: fakeprovider.WriteP8(t), KeyID: "KEYID12345", TeamID: "TEAMID1234", Topic: "com.example.app", Host: host})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,7 +30,7 @@ func TestSystemPoolHonoursSSLCertFile(t *testing.T) {
 		return
 	}
 	certFile := filepath.Join(t.TempDir(), "fake.pem")
-	fake := pushtest.Start(t, pushtest.Options{CertOut: certFile})
+	fake := fakeprovider.Start(t, fakeprovider.Options{CertOut: certFile})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSystemPoolHonoursSSLCertFile$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+certFile, childHostEnv+"="+fake.URL())
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -42,7 +42,7 @@ func TestSystemPoolHonoursSSLCertFile(t *testing.T) {
 }
 
 func TestUntrustedServerIsRetry(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake, func(c *Config) { c.RootCAs = x509.NewCertPool() })
 	r := s.Send(context.Background(), push.Notification{Token: hexToken(1)})
 	if r.Outcome != push.Retry || !strings.Contains(r.Reason, "certificate") {

@@ -12,8 +12,8 @@ import (
 	"firebase.google.com/go/v4/messaging"
 	"google.golang.org/api/option"
 
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 // benchWorkers is the in-flight request count the deliver stage is compared
@@ -57,7 +57,7 @@ func runWorkers(b *testing.B, send func(i int) bool) {
 // BenchmarkBareFCM is the floor: the firebase messaging client with a plain
 // HTTP/2 client, calling Send from 500 goroutines against the fakeprovider.
 func BenchmarkBareFCM(b *testing.B) {
-	fake := pushtest.Start(b, pushtest.Options{})
+	fake := fakeprovider.Start(b, fakeprovider.Options{})
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig.RootCAs = fake.CertPool()
 	tr.ForceAttemptHTTP2 = true
@@ -84,7 +84,7 @@ func BenchmarkBareFCM(b *testing.B) {
 // BenchmarkSenderFCM is the same loop through our Sender, to show its
 // overhead (rendering, one-shot transport, classification).
 func BenchmarkSenderFCM(b *testing.B) {
-	fake := pushtest.Start(b, pushtest.Options{})
+	fake := fakeprovider.Start(b, fakeprovider.Options{})
 	s := newSender(b, fake)
 	ctx := context.Background()
 	runWorkers(b, func(i int) bool {

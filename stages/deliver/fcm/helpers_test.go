@@ -12,12 +12,12 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 )
 
 // newSender makes an unauthenticated Sender for project "test-project"
 // that trusts fake.
-func newSender(t testing.TB, fake *pushtest.Server, mutate ...func(*Config)) *Sender {
+func newSender(t testing.TB, fake *fakeprovider.Server, mutate ...func(*Config)) *Sender {
 	t.Helper()
 	cfg := Config{Project: "test-project", Endpoint: fake.URL() + "/v1", RootCAs: fake.CertPool()}
 	for _, m := range mutate {

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 func TestSendAcceptedWithCollapseKey(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	ctx := context.Background()
 	sends := []push.Notification{
@@ -48,37 +48,37 @@ func TestSendClassifiesProviderAnswers(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		give   pushtest.Options
+		give   fakeprovider.Options
 		n      push.Notification
 		want   push.Outcome
 		status int
 		reason string // prefix
 		fatal  bool
 	}{
-		{name: "unregistered", give: pushtest.Options{UnregisteredRate: 1},
+		{name: "unregistered", give: fakeprovider.Options{UnregisteredRate: 1},
 			want: push.Invalid, status: 404, reason: "UNREGISTERED"},
-		{name: "malformed token", give: pushtest.Options{BadTokenRate: 1},
+		{name: "malformed token", give: fakeprovider.Options{BadTokenRate: 1},
 			want: push.Invalid, status: 400, reason: "INVALID_ARGUMENT: The registration token"},
 		{name: "reserved data key", n: push.Notification{Data: map[string]string{"from": "x"}},
 			want: push.Failed, status: 400, reason: "INVALID_ARGUMENT: Invalid data payload key", fatal: true},
 		{name: "payload too big", n: push.Notification{Data: map[string]string{"blob": strings.Repeat("x", 5000)}},
 			want: push.Failed, status: 400, reason: "INVALID_ARGUMENT: Message is too big", fatal: true},
-		{name: "invalid argument of unknown cause", give: pushtest.Options{ForceStatus: force(400, "INVALID_ARGUMENT")},
+		{name: "invalid argument of unknown cause", give: fakeprovider.Options{ForceStatus: force(400, "INVALID_ARGUMENT")},
 			want: push.Failed, status: 400, reason: "INVALID_ARGUMENT"},
-		{name: "sender id mismatch", give: pushtest.Options{ForceStatus: force(403, "SENDER_ID_MISMATCH")},
+		{name: "sender id mismatch", give: fakeprovider.Options{ForceStatus: force(403, "SENDER_ID_MISMATCH")},
 			want: push.Failed, status: 403, reason: "SENDER_ID_MISMATCH"},
-		{name: "apns auth error", give: pushtest.Options{ForceStatus: force(401, "THIRD_PARTY_AUTH_ERROR")},
+		{name: "apns auth error", give: fakeprovider.Options{ForceStatus: force(401, "THIRD_PARTY_AUTH_ERROR")},
 			want: push.Failed, status: 401, reason: "THIRD_PARTY_AUTH_ERROR", fatal: true},
-		{name: "unauthenticated", give: pushtest.Options{RequireAuth: true},
+		{name: "unauthenticated", give: fakeprovider.Options{RequireAuth: true},
 			want: push.Failed, status: 401, reason: "UNAUTHENTICATED", fatal: true},
-		{name: "permission denied", give: pushtest.Options{ForceStatus: force(403, "")},
+		{name: "permission denied", give: fakeprovider.Options{ForceStatus: force(403, "")},
 			want: push.Failed, status: 403, reason: "PERMISSION_DENIED", fatal: true},
-		{name: "internal", give: pushtest.Options{ForceStatus: force(500, "INTERNAL")},
+		{name: "internal", give: fakeprovider.Options{ForceStatus: force(500, "INTERNAL")},
 			want: push.Retry, status: 500, reason: "INTERNAL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := pushtest.Start(t, tt.give)
+			fake := fakeprovider.Start(t, tt.give)
 			s := newSender(t, fake)
 			n := tt.n
 			n.Token = token(7)
@@ -94,7 +94,7 @@ func TestSendClassifiesProviderAnswers(t *testing.T) {
 }
 
 func TestOverTPSIsRetriedWithRetryAfter(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{TPS: 1})
+	fake := fakeprovider.Start(t, fakeprovider.Options{TPS: 1})
 	s := newSender(t, fake)
 	var refused int
 	for i := range 3 {
@@ -119,7 +119,7 @@ func TestOverTPSIsRetriedWithRetryAfter(t *testing.T) {
 // are off: it would wait out Retry-After and ask again up to four times.
 func TestOutageIsOneRequestThenRecovers(t *testing.T) {
 	const outage = 500 * time.Millisecond
-	fake := pushtest.Start(t, pushtest.Options{Outage: outage})
+	fake := fakeprovider.Start(t, fakeprovider.Options{Outage: outage})
 	start := time.Now()
 	s := newSender(t, fake)
 	r := s.Send(context.Background(), push.Notification{Token: token(1)})
@@ -146,7 +146,7 @@ func TestOutageIsOneRequestThenRecovers(t *testing.T) {
 }
 
 func TestRandomErrorsAreOneRequestEach(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{ErrorRate: 1})
+	fake := fakeprovider.Start(t, fakeprovider.Options{ErrorRate: 1})
 	s := newSender(t, fake)
 	const sends = 20
 	for i := range sends {
@@ -161,7 +161,7 @@ func TestRandomErrorsAreOneRequestEach(t *testing.T) {
 }
 
 func TestNetworkErrorIsRetryWithoutBackoff(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	fake.Close()
 	start := time.Now()
@@ -176,7 +176,7 @@ func TestNetworkErrorIsRetryWithoutBackoff(t *testing.T) {
 }
 
 func TestCanceledContextIsRetry(t *testing.T) {
-	s := newSender(t, pushtest.Start(t, pushtest.Options{Latency: time.Second}))
+	s := newSender(t, fakeprovider.Start(t, fakeprovider.Options{Latency: time.Second}))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if r := s.Send(ctx, push.Notification{Token: token(1)}); r.Outcome != push.Retry || !strings.HasPrefix(r.Reason, "timeout") {
@@ -185,7 +185,7 @@ func TestCanceledContextIsRetry(t *testing.T) {
 }
 
 func TestEmptyTokenIsInvalidWithoutARequest(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	if r := s.Send(context.Background(), push.Notification{}); r.Outcome != push.Invalid {
 		t.Errorf("Send without a token = %+v, want invalid", r)
@@ -196,7 +196,7 @@ func TestEmptyTokenIsInvalidWithoutARequest(t *testing.T) {
 }
 
 func TestServiceAccountCredentials(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{RequireAuth: true})
+	fake := fakeprovider.Start(t, fakeprovider.Options{RequireAuth: true})
 	sa := writeServiceAccount(t, "sa-project", fake.URL()+"/token")
 	s := newSender(t, fake, func(c *Config) { c.CredentialsFile, c.Project = sa, "" })
 	// RequireAuth refuses requests without a bearer token, so "sent" means
@@ -207,7 +207,7 @@ func TestServiceAccountCredentials(t *testing.T) {
 }
 
 func TestRefusedCredentialsFailCampaign(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	sa := writeServiceAccount(t, "sa-project", fake.URL()+"/no-such-token-endpoint")
 	s := newSender(t, fake, func(c *Config) { c.CredentialsFile = sa })
 	r := s.Send(context.Background(), push.Notification{Token: token(1)})
@@ -267,7 +267,7 @@ func TestMessage(t *testing.T) {
 // A burst of concurrent first sends shares one HTTP/2 connection instead of
 // dialing a TLS connection per request.
 func TestBurstDialsOnce(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{})
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	s := newSender(t, fake)
 	var wg sync.WaitGroup
 	for i := range 200 {
@@ -292,9 +292,9 @@ func TestMoreSendsThanStreamsGoOutOnce(t *testing.T) {
 	// -race has taken over 5 s. Long enough for the second, short enough to
 	// fail on the first.
 	const hang = 30 * time.Second
-	fake := pushtest.Start(t, pushtest.Options{MaxConcurrentStreams: 20})
+	fake := fakeprovider.Start(t, fakeprovider.Options{MaxConcurrentStreams: 20})
 	s := newSender(t, fake, func(c *Config) { c.Timeout = hang })
-	pushtest.SendAll(t, fake, 3000, 100, func(i int) push.Result {
+	fakeprovider.SendAll(t, fake, 3000, 100, func(i int) push.Result {
 		return s.Send(context.Background(), push.Notification{Token: token(i), CollapseID: "c"})
 	})
 }

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
 )
 
 const childEndpointEnv = "PUSHPIPE_FCM_TEST_CHILD_ENDPOINT"
@@ -28,7 +28,7 @@ func TestSystemPoolHonoursSSLCertFile(t *testing.T) {
 		return
 	}
 	certFile := filepath.Join(t.TempDir(), "fake.pem")
-	fake := pushtest.Start(t, pushtest.Options{CertOut: certFile})
+	fake := fakeprovider.Start(t, fakeprovider.Options{CertOut: certFile})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSystemPoolHonoursSSLCertFile$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+certFile, childEndpointEnv+"="+fake.URL()+"/v1")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushpipe/pushpipe/stages/deliver/pushtest"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 )
 
 func TestOneShotTransportAllowsOneRequestPerSend(t *testing.T) {
-	fake := pushtest.Start(t, pushtest.Options{Outage: time.Minute})
+	fake := fakeprovider.Start(t, fakeprovider.Options{Outage: time.Minute})
 	hc := &http.Client{Transport: oneShotTransport{base: newBaseTransport(fake.CertPool())}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

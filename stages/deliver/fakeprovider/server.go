@@ -1,4 +1,4 @@
-// Package pushtest is an APNs- and FCM-compatible push provider for tests
+// Package fakeprovider is an APNs- and FCM-compatible push provider for tests
 // and benchmarks: one TLS HTTP/2 server that the real apns2 and firebase
 // clients talk to, with a provider's rate limit, latency, invalid tokens,
 // errors and outages on demand, and receipts of every accepted request so a
@@ -14,7 +14,7 @@
 //	GET  /_receipts                         accepted requests, NDJSON
 //	GET  /_receipts?full=1                  the same with each request's headers
 //	                                        and body (Options.KeepRequests)
-package pushtest
+package fakeprovider
 
 import (
 	"context"

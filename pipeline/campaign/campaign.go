@@ -17,7 +17,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/pushpipe/pushpipe/devices"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // Campaign is one notification sent to the union of some channels'

@@ -1,4 +1,4 @@
-package pushtest
+package fakeprovider
 
 // The test bed half of the package: starting the fake for a test and the
 // credentials the real APNs client needs to talk to it.

@@ -1,4 +1,4 @@
-package pushtest
+package fakeprovider
 
 import (
 	"crypto/ecdsa"

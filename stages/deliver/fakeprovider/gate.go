@@ -1,4 +1,4 @@
-package pushtest
+package fakeprovider
 
 import (
 	"math/rand/v2"
