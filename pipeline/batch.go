@@ -29,8 +29,8 @@ type Batch struct {
 	dead    map[int]error
 	parts   []deadEntry // parts of entries dead-lettered (DeadLetterPart)
 	settled bool
-	release func()        // stops the runner keeping the batch claimed (heartbeat.go)
-	lost    chan struct{} // closed once some entry is no longer this consumer's (heartbeat.go)
+	release func()          // stops the runner keeping the batch claimed (heartbeat.go)
+	lost    chan struct{}   // closed once some entry is no longer this consumer's (heartbeat.go)
 	stop    <-chan struct{} // closed when the runner stops reading (Stopping)
 }
 

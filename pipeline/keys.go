@@ -112,7 +112,6 @@ func (k Keys) Stats(p int, campaign string) string {
 	return k.Prefix + ":" + k.Tag(p) + ":stats:" + campaign
 }
 
-
 // Campaign is the hash of a campaign's progress counters.
 func (k Keys) Campaign(id string) string { return k.Prefix + ":{c" + id + "}:campaign" }
 
