@@ -66,15 +66,6 @@ func invalid(format string, args ...any) error {
 // Normalize fills the defaults (id, TTL), drops repeated channels and
 // validates every field. It returns a *ValidationError naming the field.
 func (c *Campaign) Normalize() error {
-	if c.ID == "" {
-		c.ID = NewID()
-	}
-	if err := ValidateID(c.ID); err != nil {
-		return err
-	}
-	if err := devices.ValidateApp(c.App); err != nil {
-		return &ValidationError{Msg: err.Error()}
-	}
 	if len(c.Channels) == 0 {
 		return invalid(`channels: at least one channel is required, e.g. ["breaking-news"]`)
 	}
@@ -93,6 +84,21 @@ func (c *Campaign) Normalize() error {
 		}
 	}
 	c.Channels = uniq
+	return c.normalizeContent()
+}
+
+// normalizeContent fills the defaults and validates what a campaign and a
+// message share: id, app, category, notification and TTL.
+func (c *Campaign) normalizeContent() error {
+	if c.ID == "" {
+		c.ID = NewID()
+	}
+	if err := ValidateID(c.ID); err != nil {
+		return err
+	}
+	if err := devices.ValidateApp(c.App); err != nil {
+		return &ValidationError{Msg: err.Error()}
+	}
 	if c.Category != "" {
 		if err := devices.ValidateName("category", c.Category); err != nil {
 			return &ValidationError{Msg: err.Error()}
