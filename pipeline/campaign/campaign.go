@@ -17,21 +17,26 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // Campaign is one notification sent to the union of some channels'
 // subscribers.
 type Campaign struct {
-	ID        string          // idempotency key; generated when empty
-	App       string          // the app whose devices receive it
-	Channels  []string        // whose subscribers it reaches (each person once)
-	Category  string          // users who muted it are skipped; "" = none
-	Title     string          //
-	Body      string          //
-	Data      json.RawMessage // a JSON object of custom keys, or nil
-	TTL       time.Duration   // how long providers may hold it; default DefaultTTL
-	CreatedAt time.Time       // set by Create
+	ID       string          // idempotency key; generated when empty
+	App      string          // the app whose devices receive it
+	Channels []string        // whose subscribers it reaches (each person once)
+	Category string          // users who muted it are skipped; "" = none
+	Title    string          //
+	Body     string          //
+	Data     json.RawMessage // a JSON object of custom keys, or nil
+	TTL      time.Duration   // how long providers may hold it; default DefaultTTL
+	// Priority is PriorityHigh (the express lane) or PriorityNormal (bulk,
+	// a campaign's default; "" reads as it). Read from the row by Load;
+	// resolve puts the campaign's users into dedupe's stream of its lane.
+	Priority  string
+	CreatedAt time.Time // set by Create
 }
 
 // Limits of a campaign request.
@@ -158,6 +163,12 @@ func NewID() string {
 	var r [8]byte
 	rand.Read(r[:])
 	return strconv.FormatInt(time.Now().UnixMilli(), 16) + "-" + hex.EncodeToString(r[:])
+}
+
+// Lane is the lane the campaign's users ride from dedupe on.
+func (c Campaign) Lane() pipeline.Lane {
+	l, _ := pipeline.LaneOf(c.Priority, pipeline.PriorityNormal)
+	return l
 }
 
 // ExpiresAt is when the campaign's notification expires: providers drop it

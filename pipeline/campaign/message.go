@@ -25,9 +25,8 @@ import (
 // grouped by partition, to dedupe's stream of its lane, so the dedupe and
 // sent marks make it exactly-once per (message, user) as for campaigns.
 type Message struct {
-	Campaign         // content; Channels is always empty
+	Campaign         // content and Priority (high by default); Channels is always empty
 	Users    []int64 // ascending, each once (Normalize)
-	Priority string  // PriorityHigh (default) or PriorityNormal
 }
 
 // Kinds of campaign rows.
@@ -73,12 +72,6 @@ func (m *Message) Normalize() error {
 	}
 	m.Channels = []string{}
 	return m.normalizeContent()
-}
-
-// Lane is the lane the message rides.
-func (m Message) Lane() pipeline.Lane {
-	l, _ := pipeline.LaneOf(m.Priority, pipeline.PriorityHigh)
-	return l
 }
 
 // CreateMessage stores a message and appends its users to dedupe, with

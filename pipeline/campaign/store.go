@@ -143,9 +143,9 @@ func Load(ctx context.Context, db *pgxpool.Pool, id string) (Campaign, error) {
 		ttl  int64
 	)
 	err := db.QueryRow(ctx, `
-		SELECT app, channels, category, title, body, data, ttl_seconds, created_at
+		SELECT app, channels, category, title, body, data, ttl_seconds, created_at, priority
 		FROM campaigns WHERE id = $1`, id).
-		Scan(&c.App, &c.Channels, &c.Category, &c.Title, &c.Body, &data, &ttl, &c.CreatedAt)
+		Scan(&c.App, &c.Channels, &c.Category, &c.Title, &c.Body, &data, &ttl, &c.CreatedAt, &c.Priority)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, fmt.Errorf("campaign %q: %w", id, ErrNotFound)
 	}

@@ -61,9 +61,9 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 		Campaign: campaign.Campaign{
 			ID: req.ID, App: req.App, Category: req.Category,
 			Title: req.Notification.Title, Body: req.Notification.Body, Data: []byte(data),
-			TTL: time.Duration(req.TTLSeconds) * time.Second,
+			TTL: time.Duration(req.TTLSeconds) * time.Second, Priority: req.Priority,
 		},
-		Users: req.Users, Priority: req.Priority,
+		Users: req.Users,
 	}
 	if err := m.Normalize(); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())

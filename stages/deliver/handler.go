@@ -37,9 +37,9 @@ type Handler struct {
 		limiter *limiter
 		slots   *slots
 	}
-	workers   *workers // run the sends holding a slot
-	lanes     lanes    // per platform: sender, counters, send times
-	failed    sync.Map // campaign id → reason, once a campaign failed
+	workers *workers // run the sends holding a slot
+	lanes   lanes    // per platform: sender, counters, send times
+	failed  sync.Map // campaign id → reason, once a campaign failed
 
 }
 

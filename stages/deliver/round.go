@@ -45,7 +45,10 @@ type round struct {
 	errOnce sync.Once
 	first   error
 	broken  atomic.Bool // a send could not be recorded: start no more
-	stopped atomic.Bool // the process is shutting down
+	// firstSent is when a provider first accepted a send of the round, unix
+	// ns (0 before): the accept → first send histogram's end.
+	firstSent atomic.Int64
+	stopped   atomic.Bool // the process is shutting down
 }
 
 // newRound starts a round of batch b. end must be called when the round is
@@ -225,6 +228,9 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 // transient one is recorded for the caller to schedule and its slot freed.
 func (r *round) send(l *lane, j job) (markReq, bool) {
 	res, mark, err := r.h.sendOne(r.ctx, l, r.limiter, j.c, j.d, r.emit)
+	if res.Outcome == push.Sent && r.firstSent.Load() == 0 {
+		r.firstSent.CompareAndSwap(0, time.Now().UnixNano())
+	}
 	if mark {
 		return markReq{p: r.p, c: j.c, id: j.d.id, outcome: res.Outcome, r: r}, true
 	}

@@ -85,6 +85,7 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	if err := r.err(); err != nil {
 		return nil, err
 	}
+	h.metrics.observeSpan(b.Lane, r.firstSent.Load(), targets)
 	// Devices of a campaign that failed meanwhile were not sent: they are
 	// marked failed, in one call per campaign.
 	for c, ids := range r.skipped {
