@@ -45,7 +45,8 @@ type Config struct {
 	// ExpressInFlight is the provider requests in flight reserved for the
 	// express lane (messages, high-priority campaigns), on top of InFlight:
 	// a bulk campaign holding every one of its slots never delays an
-	// express send. Default max(1, InFlight/4).
+	// express send. Default max(1, InFlight/4). A crash repeats at most
+	// InFlight + ExpressInFlight sends.
 	ExpressInFlight int
 	// ExpressShare is the share of TPS reserved for the express lane, in
 	// (0, 1); default DefaultExpressShare. The bulk lane is capped at the
