@@ -34,10 +34,13 @@ type Handler struct {
 	cfg             Config
 	group, consumer string
 	expiry          expiries
+	cancels         *campaign.Cancels
 }
 
 // New builds the handler.
-func New(cfg Config) *Handler { return &Handler{cfg: cfg} }
+func New(cfg Config) *Handler {
+	return &Handler{cfg: cfg, cancels: campaign.NewCancels(cfg.Redis, cfg.Keys)}
+}
 
 // Bind tells the handler which group and consumer it acks for; call it with
 // the runner's Options() (defaults filled in).
@@ -75,6 +78,14 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	}
 	var known []entry
 	for _, en := range good {
+		canceled, err := h.cancels.Canceled(ctx, en.campaign)
+		if err != nil {
+			return err
+		}
+		if canceled {
+			bad = append(bad, en.index) // acked by the runner, nothing forwarded
+			continue
+		}
 		if _, ok := exps[en.campaign]; ok {
 			known = append(known, en)
 			continue

@@ -31,10 +31,11 @@ type Handler struct {
 	campaigns *campaigns
 	limiter   *limiter
 	marker    *marker
-	slots     *slots   // one per provider request in flight
-	workers   *workers // run the sends holding a slot
-	lanes     lanes    // per platform: sender, counters, send times
-	failed    sync.Map // campaign id → reason, once a campaign failed
+	slots     *slots     // one per provider request in flight
+	workers   *workers   // run the sends holding a slot
+	lanes     lanes      // per platform: sender, counters, send times
+	failed    sync.Map   // campaign id → reason, once a campaign failed
+	life      *lifecycle // lifecycle.go: cancels, campaign caps
 
 	inProgress sync.Map    // stream + "/" + entry id of the entries being handled here
 	stopping   atomic.Bool // set when Run's context ends: start no more sends
@@ -60,6 +61,7 @@ func New(cfg Config) (*Handler, error) {
 		workers:   newWorkers(),
 	}
 	h.marker = &marker{h: h}
+	h.life = newLifecycle(cfg.Redis, cfg.Keys, log, m.permitsLate)
 	return h, nil
 }
 
