@@ -31,14 +31,15 @@ type Handler struct {
 	campaigns *campaigns
 	limiter   *limiter
 	marker    *marker
-	slots     *slots     // one per provider request in flight
-	workers   *workers   // run the sends holding a slot
-	lanes     lanes      // per platform: sender, counters, send times
-	failed    sync.Map   // campaign id → reason, once a campaign failed
-	life      *lifecycle // lifecycle.go: cancels, campaign caps
+	slots     *slots   // one per provider request in flight
+	workers   *workers // run the sends holding a slot
+	lanes     lanes    // per platform: sender, counters, send times
+	failed    sync.Map // campaign id → reason, once a campaign failed
 
 	inProgress sync.Map    // stream + "/" + entry id of the entries being handled here
 	stopping   atomic.Bool // set when Run's context ends: start no more sends
+
+	life *lifecycle // lifecycle.go: cancels, campaign caps
 }
 
 var _ pipeline.Handler = (*Handler)(nil)
