@@ -168,7 +168,7 @@ func Cancel(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 		return rep, fmt.Errorf("cancel campaign %q: %w", id, err)
 	}
 	if rep.State == StateScheduled {
-		if err := unschedule(ctx, rdb, startMessage(keys, id)); err != nil {
+		if _, err := pipeline.Unschedule(ctx, rdb, startMessage(keys, id)); err != nil {
 			return rep, fmt.Errorf("cancel campaign %q: %w", id, err)
 		}
 	}

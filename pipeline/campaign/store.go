@@ -140,7 +140,7 @@ func enqueue(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pip
 	if c.State == StateScheduled {
 		// Released into the campaigns stream at send_at by split's runner;
 		// scheduling again (a retry) only sets the same time again.
-		if err := emitAt(ctx, rdb, c.SendAt, msg); err != nil {
+		if err := pipeline.EmitAt(ctx, rdb, c.SendAt, msg); err != nil {
 			return fmt.Errorf("schedule campaign %q: %w", c.ID, err)
 		}
 	} else if _, err := pipeline.Emit(ctx, rdb, msg); err != nil {
