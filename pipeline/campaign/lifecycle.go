@@ -85,18 +85,18 @@ func (r row) progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool,
 	if r.c.State == StateScheduled {
 		return rep, nil
 	}
-	l, err := counters(ctx, rdb, keys, r.c.ID)
+	l, err := Counters(ctx, rdb, keys, r.c.ID)
 	if err != nil {
 		return rep, err
 	}
-	if !l.known {
+	if !l.Known {
 		return rep, nil // Redis lost it: PostgreSQL's word
 	}
-	rep.Counts, rep.Error, rep.Done = l.Counts, l.failReason, l.usersDone
+	rep.Counts, rep.Error, rep.Done = l.Counts, l.FailReason, l.UsersDone
 	next := r.c.State
 	if !Final(next) {
-		next = l.state
-		if next == StateDone && l.failReason != "" {
+		next = l.State
+		if next == StateDone && l.FailReason != "" {
 			next = StateFailed
 		}
 	}

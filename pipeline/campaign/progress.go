@@ -79,19 +79,22 @@ func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pi
 	return r.progress(ctx, rdb, db, keys)
 }
 
-// live is what Redis knows of a campaign's progress.
-type live struct {
+// Live is what Redis holds of a campaign's progress.
+type Live struct {
 	Counts
-	known      bool   // Redis holds the campaign (its hash has expires_ms)
-	state      string // splitting, running or done, by the counters
-	usersDone  int64
-	failReason string
+	Known      bool   // Redis holds the campaign (its hash has expires_ms)
+	State      string // splitting, running or done, by the counters alone
+	SplitDone  bool   // split emitted every range
+	UsersDone  int64  // targets that reached a terminal state
+	FailReason string // why deliver failed the campaign as a whole, if it did
 }
 
-// counters sums a campaign's counters over the partitions, in one pipelined
-// call.
-func counters(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string) (live, error) {
-	var l live
+// Counters sums a campaign's counters over the partitions, in one pipelined
+// call, without PostgreSQL: for the readers that must work while it is
+// down (status) or that sample often (the benchmark). Progress is the full
+// report.
+func Counters(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string) (Live, error) {
+	var l Live
 	cmds := make(rueidis.Commands, 0, 2+keys.Partitions)
 	cmds = append(cmds,
 		rdb.B().Hmget().Key(keys.Campaign(id)).
@@ -108,12 +111,12 @@ func counters(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id st
 		}
 	}
 	head, _ := res[0].ToArray()
-	splitDone := intAt(head, 0) == 1
+	l.SplitDone = intAt(head, 0) == 1
 	rangesTotal := intAt(head, 1)
 	if len(head) > 2 {
-		l.failReason, _ = head[2].ToString()
+		l.FailReason, _ = head[2].ToString()
 	}
-	l.known = intAt(head, 3) > 0
+	l.Known = intAt(head, 3) > 0
 	resolved, _ := res[1].AsStrSlice()
 	var emitted int64
 	for _, v := range resolved {
@@ -127,7 +130,7 @@ func counters(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id st
 		l.Targets += intAt(vals, 1)
 		l.Muted += intAt(vals, 2)
 		l.DuplicatesSuppressed += intAt(vals, 3)
-		l.usersDone += intAt(vals, 4)
+		l.UsersDone += intAt(vals, 4)
 		l.Sent += intAt(vals, 5)
 		l.Failed += intAt(vals, 6)
 		l.InvalidTokens += intAt(vals, 7)
@@ -137,12 +140,12 @@ func counters(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id st
 		l.LastSendMs = max(l.LastSendMs, intAt(vals, 9))
 	}
 	switch {
-	case !splitDone:
-		l.state = StateSplitting
-	case int64(len(resolved)) >= rangesTotal && in >= emitted && l.usersDone >= l.Targets:
-		l.state = StateDone
+	case !l.SplitDone:
+		l.State = StateSplitting
+	case int64(len(resolved)) >= rangesTotal && in >= emitted && l.UsersDone >= l.Targets:
+		l.State = StateDone
 	default:
-		l.state = StateRunning
+		l.State = StateRunning
 	}
 	return l, nil
 }
