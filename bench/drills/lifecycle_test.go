@@ -5,11 +5,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Campaign lifecycle drills (DESIGN guarantee 7): a schedule survives
@@ -225,4 +230,54 @@ func TestDrillCampaignRate(t *testing.T) {
 		t.Errorf("slow campaign took %v, at %d/s it takes at least %v", span, rate, min)
 	}
 	t.Logf("slow: %d sends over %v, at most %d in any second", len(slow), span, most)
+}
+
+// The operator's commands: `pushpipe campaigns list|cancel` over the same
+// campaigns as the API, and `pushpipe import subscribers` naming the lines
+// it skipped.
+func TestDrillCampaignCommands(t *testing.T) {
+	r := newRig(t, rigOptions{Users: 300, TPS: 5000})
+	r.createCampaign("first")
+	r.waitDone("first", 60*time.Second)
+	sendAt := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	if code, b := r.call("POST", "/v1/campaigns", campaignBody("second", `,"send_at":"`+sendAt+`"`)); code != 201 {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	table := r.cli("campaigns", "list")
+	for _, want := range []string{"second  scheduled", "first   done", "[####################] 100.0%"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("campaigns list has no %q:\n%s", want, table)
+		}
+	}
+	var page struct {
+		Campaigns []struct{ ID, State string }
+		Next      string
+	}
+	if err := json.Unmarshal([]byte(r.cli("campaigns", "list", "--json", "--limit", "1")), &page); err != nil ||
+		len(page.Campaigns) != 1 || page.Campaigns[0].ID != "second" || page.Next != "second" {
+		t.Fatalf("campaigns list --json --limit 1: %+v %v", page, err)
+	}
+	if out := r.cli("campaigns", "cancel", "second", "--json"); !strings.Contains(out, `"state":"canceled"`) {
+		t.Errorf("campaigns cancel: %s", out)
+	}
+
+	file := filepath.Join(r.dir, "ids.txt")
+	if err := os.WriteFile(file, []byte("5\n6\nseven\n8\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "import", "subscribers", "--channel", "imported", file)
+	cmd.Env = r.env
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "line 3: ") || !strings.Contains(string(out), "imported 3 subscribers") {
+		t.Fatalf("import with a bad line: %v\n%s", err, out)
+	}
+	var n int
+	conn, err := pgx.Connect(t.Context(), r.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM subscriptions WHERE channel = 'imported'`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("%d subscribers imported (%v), want 3", n, err)
+	}
 }
