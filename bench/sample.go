@@ -85,7 +85,7 @@ func (s *sampler) sample(ctx context.Context) (Sample, error) {
 		cmds = append(cmds, s.rdb.B().Xlen().Key(k).Build())
 	}
 	for p := range s.keys.Partitions {
-		cmds = append(cmds, s.rdb.B().Zcard().Key(s.keys.Retry(p)).Build())
+		cmds = append(cmds, s.rdb.B().Zcard().Key(pipeline.DelayedKey(s.keys.Stream(pipeline.StreamDeliver, p))).Build())
 	}
 	res := s.rdb.DoMulti(ctx, cmds...)
 	live, err := campaign.Counters(ctx, s.rdb, s.keys, s.campaign)
