@@ -62,7 +62,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		return errors.New("dedupe handler is not bound to a runner (call Bind)")
 	}
 	var good []entry
-	var bad []int
+	var bad []int // entries the runner acks: malformed (dead-lettered) or of a canceled campaign
 	for i, e := range b.Entries {
 		en, err := parse(i, e)
 		if err != nil {
@@ -109,8 +109,9 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		b.Settled()
 		return nil
 	}
-	// The runner dead-letters (and acks) the bad entries; the good ones are
-	// acked already, so it must not touch them.
+	// The runner dead-letters (and acks) the bad entries, and acks those of
+	// canceled campaigns; the others are acked already, so it must not
+	// touch them.
 	for i := range b.Entries {
 		if !slices.Contains(bad, i) {
 			b.Fail(i, errSettled)
