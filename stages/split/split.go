@@ -101,7 +101,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			}
 			continue // canceled: dropped (acked) unsplit
 		}
-		finished, err := h.split(ctx, c)
+		finished, err := h.split(ctx, c, b.EmitNow)
 		if err != nil {
 			return err
 		}
