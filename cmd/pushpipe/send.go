@@ -19,7 +19,6 @@ type SendCmd struct {
 	App      string        `required:"" help:"The app whose devices receive it."`
 	Channels []string      `name:"channel" xor:"to" required:"" sep:"none" help:"A channel whose subscribers receive it (repeat for several; each person gets it once)."`
 	Users    []int64       `name:"user" xor:"to" required:"" help:"A user who receives it as a direct message (repeat or comma-separate for several, up to 10,000)."`
-	Priority string        `enum:",high,normal" default:"" help:"high rides the express lane, normal the bulk one (default: high for a message, normal for a campaign)."`
 	Category string        `help:"The campaign's category: users who muted it are skipped."`
 	Title    string        `help:"Notification title."`
 	Body     string        `help:"Notification body."`
@@ -27,6 +26,10 @@ type SendCmd struct {
 	ID       string        `name:"id" help:"Idempotency key: sending the same id again sends nothing new (default: a fresh id)."`
 	TTL      time.Duration `name:"ttl" default:"24h" help:"How long providers may hold the notification."`
 	DBConns  int32         `name:"db-conns" default:"2" help:"PostgreSQL connections."`
+
+	SendAt   time.Time `name:"send-at" format:"2006-01-02T15:04:05Z07:00" help:"Start then (RFC 3339, at most 90 days ahead) instead of now."`
+	Rate     int       `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none)."`
+	Priority string    `enum:",normal,high" default:"" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
 }
 
 // Run creates the campaign and prints its id.
@@ -44,13 +47,8 @@ func (c *SendCmd) Run(g *Globals) error {
 	if len(c.Users) > 0 {
 		return c.message(g, rdb, db)
 	}
-	if c.Priority != "" {
-		// Campaigns get a stored priority with the lifecycle work (POST
-		// /v1/campaigns "priority"); until then they ride the bulk lane.
-		return fmt.Errorf("send: --priority applies to messages (--user); a campaign's priority is not stored yet")
-	}
 	camp := campaign.Campaign{ID: c.ID, App: c.App, Channels: c.Channels, Category: c.Category,
-		Title: c.Title, Body: c.Body, TTL: c.TTL}
+		Title: c.Title, Body: c.Body, TTL: c.TTL, SendAt: c.SendAt, RatePerSecond: c.Rate, Priority: c.Priority}
 	if c.Data != "" {
 		camp.Data = json.RawMessage(c.Data)
 	}

@@ -41,6 +41,7 @@ type Handler struct {
 	lanes   lanes    // per platform: sender, counters, send times
 	failed  sync.Map // campaign id → reason, once a campaign failed
 
+	life *lifecycle // lifecycle.go: cancels, campaign caps
 }
 
 var _ pipeline.Handler = (*Handler)(nil)
@@ -66,6 +67,7 @@ func New(cfg Config) (*Handler, error) {
 	h.express.limiter = newLimiter(cfg.Redis, cfg.Keys, pipeline.Express, expressTPS, log, m.permitsLate)
 	h.express.slots = newSlots(cfg.ExpressInFlight)
 	h.marker = &marker{h: h}
+	h.life = newLifecycle(cfg.Redis, cfg.Keys, log, m.permitsLate)
 	return h, nil
 }
 
