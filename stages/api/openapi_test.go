@@ -5,9 +5,9 @@ import (
 	"cmp"
 	"context"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -329,4 +329,3 @@ func (o *openapiServer) do(t *testing.T, c apiCall) (int, http.Header, []byte) {
 	}
 	return resp.StatusCode, resp.Header, b
 }
-
