@@ -1,5 +1,6 @@
-// Package readme runs the README: every block fenced ```sh is run, in
-// order, in a shell that sourced .pushpipe/env of a running `pushpipe dev`,
+// Package readme runs the README and docs/API.md: every block fenced ```sh
+// is run, in order, in a shell that sourced .pushpipe/env of a running
+// `pushpipe dev`,
 // so a README command that stops working fails a test. Blocks fenced
 // otherwise (```console, ```text, ...) are illustrations and are not run.
 package readme
@@ -8,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -113,13 +115,16 @@ func (d *devProc) stop(t *testing.T) {
 // within 2 s naming PUSHPIPE_REDIS_ADDR, and a new run keeps the same
 // ports and tokens.
 func TestReadmeCommands(t *testing.T) {
-	readme, err := filepath.Abs("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks, lines := shBlocks(t, readme)
-	if len(blocks) < 3 {
-		t.Fatalf("README.md has %d ```sh blocks; the README test expects its commands in them", len(blocks))
+	var blocks, where []string
+	for _, doc := range []string{"README.md", "docs/API.md"} {
+		bs, lines := shBlocks(t, filepath.Join("..", "..", doc))
+		if len(bs) < 1 {
+			t.Fatalf("%s has no ```sh blocks; the README test expects its commands in them", doc)
+		}
+		for i := range bs {
+			blocks = append(blocks, bs[i])
+			where = append(where, fmt.Sprintf("%s:%d", doc, lines[i]))
+		}
 	}
 	work := t.TempDir()
 	bin, err := pipelinetest.BuildPushpipe(work)
@@ -154,11 +159,11 @@ func TestReadmeCommands(t *testing.T) {
 		t0 := time.Now()
 		out, err := runShell(t, work, block, time.Minute)
 		if err != nil {
-			t.Errorf("README.md:%d: the ```sh block failed (%v) after %v:\n%s\noutput:\n%s", lines[i], err,
+			t.Errorf("%s: the ```sh block failed (%v) after %v:\n%s\noutput:\n%s", where[i], err,
 				time.Since(t0).Round(time.Millisecond), block, out)
 			continue
 		}
-		t.Logf("README.md:%d ran in %v", lines[i], time.Since(t0).Round(time.Millisecond))
+		t.Logf("%s ran in %v", where[i], time.Since(t0).Round(time.Millisecond))
 	}
 
 	dev.stop(t)
