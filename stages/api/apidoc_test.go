@@ -218,7 +218,6 @@ func ptrStr(p *uint64) string {
 	return strconv.FormatUint(*p, 10)
 }
 
-
 // cell makes text safe in a Markdown table cell.
 func cell(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "|", "\\|"), "\n", " ")
