@@ -5,9 +5,12 @@ import (
 	"cmp"
 	"context"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
@@ -66,6 +70,41 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 	for op := range documented {
 		if !routed[op] {
 			t.Errorf("stages/api/openapi.json documents %q, which routes() does not serve: remove it or add the route", op)
+		}
+	}
+}
+
+// TestOpenAPISchemasMatchTheCode: each documented body has exactly the
+// fields of the Go type the server decodes it into (or encodes it from),
+// so a field added to a request or answer without its documentation fails
+// here.
+func TestOpenAPISchemasMatchTheCode(t *testing.T) {
+	doc, _ := loadOpenAPI(t)
+	for name, v := range map[string]any{
+		"Device":          deviceRequest{},
+		"Preferences":     preferencesRequest{},
+		"CampaignRequest": campaignRequest{},
+		"Notification":    notificationRequest{},
+		"CampaignStatus":  campaign.Report{},
+	} {
+		ref := doc.Components.Schemas[name]
+		if ref == nil {
+			t.Errorf("stages/api/openapi.json has no schema %s", name)
+			continue
+		}
+		documented := slices.Sorted(maps.Keys(ref.Value.Properties))
+		var fields []string
+		typ := reflect.TypeOf(v)
+		for i := range typ.NumField() {
+			tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			if tag != "" && tag != "-" {
+				fields = append(fields, tag)
+			}
+		}
+		slices.Sort(fields)
+		if !slices.Equal(documented, fields) {
+			t.Errorf("schema %s in stages/api/openapi.json has fields %v, the Go type %s has %v: document every field (type, limits, meaning), then go generate ./stages/api",
+				name, documented, typ, fields)
 		}
 	}
 }
