@@ -59,11 +59,11 @@ type devProc struct {
 	done chan error
 }
 
-func startDev(t *testing.T, bin, work, listen string, extra ...string) *devProc {
+func startDev(t *testing.T, bin, work, listen string, env []string, extra ...string) *devProc {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"dev", "--users", "2000", "--listen", listen}, extra...)...)
 	cmd.Dir = work
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -135,7 +135,7 @@ func TestReadmeCommands(t *testing.T) {
 	t.Cleanup(func() { removeDevPostgres(data) })
 	listen := freeAddr(t)
 
-	dev := startDev(t, bin, work, listen)
+	dev := startDev(t, bin, work, listen, nil)
 	dev.waitFor(t, "serving the API until Ctrl-C", 3*time.Minute)
 	if !strings.Contains(dev.out.String(), "source .pushpipe/env") {
 		t.Errorf("pushpipe dev does not say `source .pushpipe/env`:\n%s", dev.out.String())
@@ -173,9 +173,10 @@ func TestReadmeCommands(t *testing.T) {
 		t.Errorf("pushpipe status with dev stopped: %v after %v, want a failure within 2 s naming PUSHPIPE_REDIS_ADDR:\n%s", err, took, out)
 	}
 
-	// The same directory again: the same ports and tokens, so the shell
-	// that sourced the file keeps working.
-	dev = startDev(t, bin, work, listen, "--once")
+	// The same directory again, from the shell that sourced the file (its
+	// addresses are dev's own servers, to start again, not to wait for):
+	// the same ports and tokens, so that shell keeps working.
+	dev = startDev(t, bin, work, listen, exports(t, env1), "--once")
 	select {
 	case err := <-dev.done:
 		dev.done <- err
@@ -189,6 +190,27 @@ func TestReadmeCommands(t *testing.T) {
 	if !bytes.Equal(env1, env2) {
 		t.Errorf("a second run changed .pushpipe/env (ports or tokens):\nfirst:\n%s\nsecond:\n%s", env1, env2)
 	}
+}
+
+// exports reads the `export K=V` lines of an env file as the shell would.
+func exports(t *testing.T, file []byte) []string {
+	t.Helper()
+	var env []string
+	for _, line := range strings.Split(string(file), "\n") {
+		kv, ok := strings.CutPrefix(line, "export ")
+		if !ok {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if unq, ok := strings.CutPrefix(v, "'"); ok {
+			v = strings.ReplaceAll(strings.TrimSuffix(unq, "'"), `'\''`, "'")
+		}
+		env = append(env, k+"="+v)
+	}
+	if len(env) == 0 {
+		t.Fatalf("no export lines in:\n%s", file)
+	}
+	return env
 }
 
 // runShell runs script in bash (errexit, pipefail) after sourcing
