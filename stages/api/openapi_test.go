@@ -238,7 +238,7 @@ var openapiCalls = []apiCall{
 var notCalled = map[int]string{
 	408: "needs a client slower than the read timeout: limits_test.go",
 	500: "needs a PostgreSQL that refuses a write for another reason than a bad value",
-	503: "for Redis: needs Redis to go away mid-test (the e2e drills); the body budget: limits_test.go",
+	503: "for Redis: needs Redis to go away mid-test (devices_test.go, the drills); the body budget: body_test.go",
 }
 
 // TestOpenAPIConformance calls every route against real servers (Redis,
