@@ -23,15 +23,20 @@ import (
 // Campaign is one notification sent to the union of some channels'
 // subscribers.
 type Campaign struct {
-	ID        string          // idempotency key; generated when empty
-	App       string          // the app whose devices receive it
-	Channels  []string        // whose subscribers it reaches (each person once)
-	Category  string          // users who muted it are skipped; "" = none
-	Title     string          //
-	Body      string          //
-	Data      json.RawMessage // a JSON object of custom keys, or nil
-	TTL       time.Duration   // how long providers may hold it; default DefaultTTL
-	CreatedAt time.Time       // set by Create
+	ID       string          // idempotency key; generated when empty
+	App      string          // the app whose devices receive it
+	Channels []string        // whose subscribers it reaches (each person once)
+	Category string          // users who muted it are skipped; "" = none
+	Title    string          //
+	Body     string          //
+	Data     json.RawMessage // a JSON object of custom keys, or nil
+	TTL      time.Duration   // how long providers may hold it; default DefaultTTL
+	// Notification is the whole notification object (a push.Content as
+	// JSON, validated by the API: api.parseNotification), or nil for a
+	// campaign of Title, Body and Data only. Title, Body and Data are its
+	// default text and data all the same.
+	Notification json.RawMessage
+	CreatedAt    time.Time // set by Create
 }
 
 // Limits of a campaign request.
@@ -98,7 +103,7 @@ func (c *Campaign) Normalize() error {
 			return &ValidationError{Msg: err.Error()}
 		}
 	}
-	if c.Title == "" && c.Body == "" {
+	if c.Title == "" && c.Body == "" && len(c.Notification) == 0 { // a silent push has neither
 		return invalid("notification: a title or a body is required")
 	}
 	for _, f := range []struct{ name, text string }{{"notification.title", c.Title}, {"notification.body", c.Body}} {

@@ -38,20 +38,25 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 		data = []byte("{}")
 	}
 	ttl := int64(c.TTL / time.Second)
+	var note []byte // NULL without a notification object
+	if len(c.Notification) > 0 {
+		note = c.Notification
+	}
 	err := db.QueryRow(ctx, `
-		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds)
-		VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, notification)
+		VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb)
 		ON CONFLICT (id) DO NOTHING
 		RETURNING created_at`,
-		c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl).Scan(&c.CreatedAt)
+		c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl, note).Scan(&c.CreatedAt)
 	queued := false
 	if errors.Is(err, pgx.ErrNoRows) {
 		var same bool
 		err = db.QueryRow(ctx, `
 			SELECT created_at, queued_at IS NOT NULL,
 			       (app, channels, category, title, body, data, ttl_seconds) = ($2, $3, $4, $5, $6, $7::jsonb, $8)
+			       AND notification IS NOT DISTINCT FROM $9::jsonb
 			FROM campaigns WHERE id = $1`,
-			c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl).Scan(&c.CreatedAt, &queued, &same)
+			c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl, note).Scan(&c.CreatedAt, &queued, &same)
 		if err == nil && !same {
 			return c, false, fmt.Errorf("campaign %q: %w", c.ID, ErrConflict)
 		}
@@ -143,9 +148,9 @@ func Load(ctx context.Context, db *pgxpool.Pool, id string) (Campaign, error) {
 		ttl  int64
 	)
 	err := db.QueryRow(ctx, `
-		SELECT app, channels, category, title, body, data, ttl_seconds, created_at
+		SELECT app, channels, category, title, body, data, ttl_seconds, created_at, notification
 		FROM campaigns WHERE id = $1`, id).
-		Scan(&c.App, &c.Channels, &c.Category, &c.Title, &c.Body, &data, &ttl, &c.CreatedAt)
+		Scan(&c.App, &c.Channels, &c.Category, &c.Title, &c.Body, &data, &ttl, &c.CreatedAt, &c.Notification)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, fmt.Errorf("campaign %q: %w", id, ErrNotFound)
 	}
