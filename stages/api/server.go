@@ -24,6 +24,9 @@ type Config struct {
 	Keys  pipeline.Keys
 	Log   zerolog.Logger
 	Auth  Auth
+	// KnownApp, if set, says which apps campaigns and messages may name
+	// (the --apps file, reloaded on SIGHUP); nil: those of Auth.AppKeys.
+	KnownApp func(app string) bool
 	// MaxBodyBytes caps the device batch's body (413 past it) and is the
 	// ceiling of every other route's own, smaller cap (routes); default
 	// DefaultMaxBodyBytes.
