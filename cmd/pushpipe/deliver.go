@@ -23,6 +23,7 @@ type DeliverCmd struct {
 // provider settings are what `all` is mostly given).
 type DeliverFlags struct {
 	DBConns          int32  `name:"db-conns" default:"8" help:"PostgreSQL connections (the pool size)."`
+	Apps             string `name:"apps" placeholder:"FILE" help:"Apps file (TOML): every app's APNs and FCM credentials, instead of the single-app provider flags; SIGHUP reloads it."`
 	APNsKey          string `name:"apns-key" placeholder:"FILE.p8" help:"APNs signing key for token auth."`
 	APNsKeyID        string `name:"apns-key-id" help:"Key id of --apns-key."`
 	APNsTeamID       string `name:"apns-team-id" help:"Apple developer team id of --apns-key."`
@@ -57,7 +58,11 @@ func (c DeliverFlags) dbConns() int32 { return c.DBConns }
 // with the runner on group, consumer, partitions, claim idle and shutdown
 // timeout), and its retry poller.
 func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
+	var runners []func(context.Context) error
 	senders, closeSenders, err := c.senders(d.ctx)
+	if c.Apps != "" && c.Sink != "null" {
+		senders, closeSenders, runners, err = c.appSenders(d)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -73,7 +78,24 @@ func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []
 	if err != nil {
 		return nil, nil, err
 	}
-	return h, []func(context.Context) error{h.Run}, nil
+	return h, append(runners, h.Run), nil
+}
+
+// appSenders builds the senders of every app of the --apps file, and the
+// SIGHUP reloader that swaps them.
+func (c DeliverFlags) appSenders(d *deps) (map[push.Platform]push.Sender, func(), []func(context.Context) error, error) {
+	if c.APNsKey != "" || c.APNsCert != "" || c.FCMCredentials != "" || c.FCMProject != "" {
+		return nil, nil, nil, fmt.Errorf("give --apps or the single-app provider flags (--apns-key, --apns-cert, --fcm-*), not both")
+	}
+	apps, err := deliver.LoadApps(c.Apps)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	as, err := deliver.NewAppSenders(d.ctx, apps, deliver.SenderOptions{APNsConns: c.APNsConns}, d.log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return as.Senders(), as.Close, []func(context.Context) error{reloadAppsOnHUP(c.Apps, d.log, as.Reload)}, nil
 }
 
 // senders builds a sender per platform from the flags: APNs when a key or a
