@@ -55,10 +55,13 @@ func (c DeliverFlags) dbConns() int32 { return c.DBConns }
 // build makes the deliver stage; the runner does the rest (its retries are
 // the runner's delayed entries).
 func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
-	var runners []func(context.Context) error
+	var (
+		runners []func(context.Context) error
+		appTPS  func(string) int
+	)
 	senders, closeSenders, err := c.senders(d.ctx)
 	if c.Apps != "" && c.Sink != "null" {
-		senders, closeSenders, runners, err = c.appSenders(d)
+		senders, closeSenders, appTPS, runners, err = c.appSenders(d)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -66,7 +69,7 @@ func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []
 	d.closers = append(d.closers, closeSenders)
 	h, err := deliver.New(deliver.Config{
 		Redis: d.rdb, DB: d.db, Keys: d.keys, Senders: senders,
-		TPS: c.TPS, InFlight: c.InFlight, MaxAttempts: c.MaxAttempts,
+		TPS: c.TPS, AppTPS: appTPS, InFlight: c.InFlight, MaxAttempts: c.MaxAttempts,
 		RetryBase: c.RetryBase, RetryMax: c.RetryMax,
 		Log: d.log, Metrics: d.reg,
 	})
@@ -78,19 +81,19 @@ func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []
 
 // appSenders builds the senders of every app of the --apps file, and the
 // SIGHUP reloader that swaps them.
-func (c DeliverFlags) appSenders(d *deps) (map[push.Platform]push.Sender, func(), []func(context.Context) error, error) {
+func (c DeliverFlags) appSenders(d *deps) (map[push.Platform]push.Sender, func(), func(string) int, []func(context.Context) error, error) {
 	if c.APNsKey != "" || c.APNsCert != "" || c.FCMCredentials != "" || c.FCMProject != "" {
-		return nil, nil, nil, fmt.Errorf("give --apps or the single-app provider flags (--apns-key, --apns-cert, --fcm-*), not both")
+		return nil, nil, nil, nil, fmt.Errorf("give --apps or the single-app provider flags (--apns-key, --apns-cert, --fcm-*), not both")
 	}
 	apps, err := deliver.LoadApps(c.Apps)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	as, err := deliver.NewAppSenders(d.ctx, apps, deliver.SenderOptions{APNsConns: c.APNsConns}, d.log)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	return as.Senders(), as.Close, []func(context.Context) error{reloadAppsOnHUP(c.Apps, d.log, as.Reload)}, nil
+	return as.Senders(), as.Close, as.TPS, []func(context.Context) error{reloadAppsOnHUP(c.Apps, d.log, as.Reload)}, nil
 }
 
 // senders builds a sender per platform from the flags: APNs when a key or a

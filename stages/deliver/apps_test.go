@@ -1,13 +1,16 @@
 package deliver
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -322,4 +325,39 @@ keys = ["s3cr3t-app-key-value"`, "not valid TOML at line"},
 			}
 		})
 	}
+}
+
+// An app's own tps (the apps file's) caps its sends below the process's
+// --tps; another app keeps the process's cap.
+func TestLimiterAppTPS(t *testing.T) {
+	f := newFixture(t)
+	l := testLimiter(f, 2000)
+	l.appTPS = func(app string) int { return map[string]int{"slow": 40}[app] }
+	const run = 1500 * time.Millisecond
+	counts := map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(f.ctx, run)
+	defer cancel()
+	for _, app := range []string{"slow", "fast"} {
+		for range 4 {
+			wg.Go(func() {
+				for l.wait(ctx, "apns", app) == nil {
+					l.done(ctx, l.begin("apns", app), "apns", app, push.Result{Outcome: push.Sent, Status: http.StatusOK})
+					mu.Lock()
+					counts[app]++
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	// 1.5 s at 40/s is 60, and a chunk of 1 ahead: never 100.
+	if counts["slow"] > 80 || counts["slow"] == 0 {
+		t.Errorf("slow app: %d permits in %v at tps 40", counts["slow"], run)
+	}
+	if counts["fast"] < 4*counts["slow"] {
+		t.Errorf("fast app: %d permits, slow %d: the app cap leaked to the other app", counts["fast"], counts["slow"])
+	}
+	t.Logf("permits in %v: %v", run, counts)
 }

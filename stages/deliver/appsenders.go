@@ -146,6 +146,14 @@ func (a *AppSenders) Senders() map[push.Platform]push.Sender {
 	return map[push.Platform]push.Sender{push.IOS: appRouter{a, push.IOS}, push.Android: appRouter{a, push.Android}}
 }
 
+// TPS is app's own cap per provider (0: none), as the apps file says now.
+func (a *AppSenders) TPS(app string) int {
+	if s := (*a.cur.Load())[app]; s != nil {
+		return s.cfg.TPS
+	}
+	return 0
+}
+
 // Close closes every app's senders.
 func (a *AppSenders) Close() {
 	a.mu.Lock()

@@ -57,6 +57,7 @@ func New(cfg Config) (*Handler, error) {
 		workers:   newWorkers(),
 	}
 	h.marker = &marker{h: h}
+	h.limiter.appTPS = cfg.AppTPS
 	return h, nil
 }
 
