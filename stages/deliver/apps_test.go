@@ -176,7 +176,8 @@ func TestAppsEachWithItsOwnCredentials(t *testing.T) {
 	for i, a := range apps {
 		// The first app's provider is slow, so its campaign is in flight
 		// when the fourth app is added.
-		opts := fakeprovider.Options{KeepRequests: true}
+		// Each provider knows its app's key only, as APNs knows a team's.
+		opts := fakeprovider.Options{KeepRequests: true, APNsKeys: []string{a.teamID + "/" + a.keyID}}
 		if i == 0 {
 			opts.Latency = 20 * time.Millisecond
 		}
