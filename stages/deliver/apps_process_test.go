@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 )
 
@@ -89,7 +90,7 @@ func TestDeliverProcessAppsFileAndSIGHUP(t *testing.T) {
 	p := &proc{name: "d1", cmd: cmd, http: httpAddr, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.signal(syscall.SIGKILL) })
-	waitFor(t, 30*time.Second, "deliver ready", func() bool {
+	pipelinetest.Eventually(t, 30*time.Second, "deliver ready", func() bool {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
 		if err != nil {
 			return false
@@ -100,12 +101,12 @@ func TestDeliverProcessAppsFileAndSIGHUP(t *testing.T) {
 
 	f.emitUsers("c-news", userRange(users))
 	f.emitUsers("c-sport", userRange(users))
-	waitFor(t, 30*time.Second, "news sending", func() bool { return apps[0].fake.Summary().Accepted > 0 })
+	pipelinetest.Eventually(t, 30*time.Second, "news sending", func() bool { return apps[0].fake.Summary().Accepted > 0 })
 	write(apps...)
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "apps file reloaded", func() bool { return stderr.count("SIGHUP: apps file reloaded") == 1 })
+	pipelinetest.Eventually(t, 30*time.Second, "apps file reloaded", func() bool { return stderr.count("SIGHUP: apps file reloaded") == 1 })
 	if s := f.stats("c-news"); s[pipeline.StatUsersDone] >= users {
 		t.Log("news was done before the reload: the in-flight case was not exercised")
 	}

@@ -31,9 +31,6 @@ type campaign struct {
 	ttl time.Duration
 }
 
-// collapseID is the campaign's default collapse id (push.CollapseID).
-func collapseID(campaignID string) string { return push.CollapseID(campaignID) }
-
 // campaigns caches campaign rows: every batch of a campaign needs the same
 // row, and a row never changes once its campaign is sending.
 type campaigns struct {

@@ -114,3 +114,6 @@ func TestRenderOncePerLocale(t *testing.T) {
 		t.Errorf("%d rendering keys, want 3 (one per locale)", len(keys))
 	}
 }
+
+// collapseID is a campaign's default collapse id, as its receipts carry it.
+func collapseID(campaignID string) string { return push.CollapseID(campaignID) }
