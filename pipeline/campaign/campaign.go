@@ -23,21 +23,38 @@ import (
 // Campaign is one notification sent to the union of some channels'
 // subscribers.
 type Campaign struct {
-	ID       string          // idempotency key; generated when empty
-	App      string          // the app whose devices receive it
-	Channels []string        // whose subscribers it reaches (each person once)
-	Category string          // users who muted it are skipped; "" = none
-	Title    string          //
-	Body     string          //
-	Data     json.RawMessage // a JSON object of custom keys, or nil
-	TTL      time.Duration   // how long providers may hold it; default DefaultTTL
+	ID        string          // idempotency key; generated when empty
+	App       string          // the app whose devices receive it
+	Channels  []string        // whose subscribers it reaches (each person once)
+	Category  string          // users who muted it are skipped; "" = none
+	Title     string          //
+	Body      string          //
+	Data      json.RawMessage // a JSON object of custom keys, or nil
+	TTL       time.Duration   // how long providers may hold it; default DefaultTTL
+	CreatedAt time.Time       // set by Create
 	// Notification is the whole notification object (a push.Content as
 	// JSON, validated by the API: api.parseNotification), or nil for a
 	// campaign of Title, Body and Data only. Title, Body and Data are its
 	// default text and data all the same.
 	Notification json.RawMessage
-	CreatedAt    time.Time // set by Create
+
+	// SendAt is when a scheduled campaign starts; zero (or a time already
+	// past) starts it now. At most MaxSchedule ahead.
+	SendAt time.Time
+	// RatePerSecond caps this campaign's sends, cluster-wide, under the
+	// provider's cap; 0 is the provider's cap alone.
+	RatePerSecond int
+	// Priority is PriorityNormal (default) or PriorityHigh.
+	Priority string
+	// State is the lifecycle state kept in PostgreSQL (Load reads it).
+	State string
 }
+
+// Priorities of a campaign.
+const (
+	PriorityNormal = "normal"
+	PriorityHigh   = "high"
+)
 
 // Limits of a campaign request.
 const (
@@ -49,6 +66,8 @@ const (
 	// body alone over it can never fit; the payload as rendered for each
 	// provider is measured by deliver.CheckCampaign.
 	MaxPayload = 4096
+	// MaxSchedule is how far ahead send_at may be.
+	MaxSchedule = 90 * 24 * time.Hour
 )
 
 // ErrNotFound is a campaign id that was never created.
@@ -125,7 +144,7 @@ func (c *Campaign) Normalize() error {
 	case c.TTL < time.Second || c.TTL > MaxTTL:
 		return invalid("ttl_seconds: must be between 1 and %d (28 days), got %d", int(MaxTTL.Seconds()), int64(c.TTL.Seconds()))
 	}
-	return nil
+	return c.normalizeLifecycle(time.Now())
 }
 
 // ValidateID accepts 1–128 characters of [A-Za-z0-9._-], but not "." or
@@ -161,4 +180,11 @@ func NewID() string {
 
 // ExpiresAt is when the campaign's notification expires: providers drop it
 // then, and nothing is sent for it any more.
-func (c Campaign) ExpiresAt() time.Time { return c.CreatedAt.Add(c.TTL) }
+// The TTL counts from the start: a scheduled campaign's from its send_at.
+func (c Campaign) ExpiresAt() time.Time {
+	start := c.CreatedAt
+	if c.SendAt.After(start) {
+		start = c.SendAt
+	}
+	return start.Add(c.TTL)
+}

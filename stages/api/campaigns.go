@@ -19,11 +19,12 @@ const campaignTimeout = 5 * time.Second
 type campaignRequest struct {
 	ID           string               `json:"id"`
 	App          string               `json:"app"`
-	Channels     []string             `json:"channels"`
+	Channels     channelNames         `json:"channels"`
 	Category     string               `json:"category"`
 	Notification *notificationRequest `json:"notification"`
-	Priority     string               `json:"priority"`
 	TTLSeconds   int64                `json:"ttl_seconds"`
+
+	campaignSchedule `json:",inline"` // campaigns_lifecycle.go: send_at, rate_per_second, priority
 }
 
 // postCampaign creates a campaign: POST /v1/campaigns → 201 {"id"}; the same
@@ -51,6 +52,10 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 		ID: req.ID, App: req.App, Channels: req.Channels, Category: req.Category,
 		Title: content.Title, Body: content.Body, Data: content.Data,
 		TTL: time.Duration(req.TTLSeconds) * time.Second,
+	}
+	if err := req.apply(&c); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	if c.Notification, err = json.Marshal(content); err != nil {
 		writeError(w, http.StatusBadRequest, "notification: "+err.Error())

@@ -29,6 +29,8 @@ type campaign struct {
 	picked sync.Map                   // device locale → key of notes, as picked
 	// ttl is how long the campaign's sent marks are kept.
 	ttl time.Duration
+	// rate is the campaign's own cap (rate_per_second), 0 for none.
+	rate int
 }
 
 // campaigns caches campaign rows: every batch of a campaign needs the same
@@ -88,7 +90,7 @@ func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
 	if err != nil {
 		return nil, fmt.Errorf("campaign %q: %w", id, err)
 	}
-	return &campaign{ID: id, App: row.App, ttl: row.TTL, notes: notes, pick: content.Locale}, nil
+	return &campaign{ID: id, App: row.App, ttl: row.TTL, rate: row.RatePerSecond, notes: notes, pick: content.Locale}, nil
 }
 
 // notification is the campaign's notification for one device, in its

@@ -32,6 +32,9 @@ func Render(c camp.Campaign) (push.Content, map[string]push.Notification, error)
 	if err != nil {
 		return content, nil, err
 	}
+	if c.Priority != "" { // the campaign's own column decides (campaign lifecycle)
+		content.Priority = c.Priority
+	}
 	notes := make(map[string]push.Notification, len(content.Localized)+1)
 	for _, locale := range content.Locales() {
 		n, err := content.Render(c.ID, locale, c.Category, c.TTL)
