@@ -72,7 +72,7 @@ func parseNotification(n *notificationRequest, priority, def string) (push.Conte
 		c.Priority = def
 	case push.PriorityHigh, push.PriorityNormal:
 	default:
-		return c, fmt.Errorf(`priority: must be "high" or "normal", got %q`, priority)
+		return c, fmt.Errorf(`priority: must be "normal" or "high", got %q`, priority)
 	}
 	var errs []error
 	check := func(field, format string, args ...any) {

@@ -49,7 +49,7 @@ func TestNotificationFieldsRefused(t *testing.T) {
 		{"localized unknown field", `"notification":{"title":"t","localized":{"ko":{"titel":"x"}}}`, `unknown field "notification.localized.ko.titel"`},
 		{"data reserved by FCM", `"notification":{"title":"t","data":{"google.x":"1"}}`, `notification.data: key "google.x" is reserved by FCM`},
 		{"data reserved by APNs", `"notification":{"title":"t","data":{"aps":"1"}}`, `notification.data: key "aps"`},
-		{"priority", `"notification":{"title":"t"},"priority":"urgent"`, `priority: must be "high" or "normal"`},
+		{"priority", `"notification":{"title":"t"},"priority":"urgent"`, `priority: must be "normal" or "high"`},
 		{"priority type", `"notification":{"title":"t"},"priority":10`, `field "priority"`},
 		{"ttl type", `"notification":{"title":"t"},"ttl_seconds":"1"`, `field "ttl_seconds"`},
 	}
