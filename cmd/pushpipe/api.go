@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -20,6 +19,17 @@ type APICmd struct {
 	MaxBodyBytes    int64   `name:"max-body-bytes" default:"${max_body_bytes}" help:"Largest device batch body accepted (413 past it); every other route has its own, smaller cap."`
 	DeviceWriteRate float64 `name:"device-write-rate" default:"${device_write_rate}" help:"Device writes per second per app key (a batch counts each device; bursts of twice that, or one full batch); 429 with Retry-After past it. 0 disables. The operator token is not limited."`
 	ListenFlags     `embed:""`
+}
+
+// Help is shown by `pushpipe api --help`: the settings that come only from
+// the environment are listed nowhere else.
+func (c *APICmd) Help() string {
+	return `Environment (credentials come only from it, so they never show in process listings):
+  PUSHPIPE_ADMIN_TOKEN   the operator's bearer token: every endpoint (at least 16 characters)
+  PUSHPIPE_APP_KEYS      app=key[,app=key...]: keys shipped inside apps, good for /v1/devices* of their app
+  PUSHPIPE_REDIS_ADDR, PUSHPIPE_DATABASE_URL, PUSHPIPE_PARTITIONS, PUSHPIPE_PREFIX, PUSHPIPE_LOG_LEVEL
+                         the same as --redis-addr, --database-url, --partitions, --prefix, --log-level
+The API's reference: GET /v1/openapi.json (any valid token); docs/API.md in the repository.`
 }
 
 // Run serves until SIGTERM. Credentials come only from the environment
@@ -40,7 +50,7 @@ func (c *APICmd) Run(g *Globals) error {
 		auth.FileKeys, known = apps.AppKeys(), apps.Known
 	}
 	if err := auth.Validate(); err != nil {
-		return fmt.Errorf("pushpipe api: %w", err)
+		return err
 	}
 	log := g.Logger()
 	if auth.Insecure {
