@@ -31,6 +31,8 @@ type campaign struct {
 	ttl time.Duration
 	// rate is the campaign's own cap (rate_per_second), 0 for none.
 	rate int
+	// accepted is when the API accepted it (the row's created_at).
+	accepted time.Time
 }
 
 // campaigns caches campaign rows: every batch of a campaign needs the same
@@ -90,7 +92,8 @@ func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
 	if err != nil {
 		return nil, fmt.Errorf("campaign %q: %w", id, err)
 	}
-	return &campaign{ID: id, App: row.App, ttl: row.TTL, rate: row.RatePerSecond, notes: notes, pick: content.Locale}, nil
+	return &campaign{ID: id, App: row.App, ttl: row.TTL, rate: row.RatePerSecond, accepted: row.CreatedAt,
+		notes: notes, pick: content.Locale}, nil
 }
 
 // notification is the campaign's notification for one device, in its
