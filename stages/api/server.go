@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,9 @@ type Config struct {
 	Keys  pipeline.Keys
 	Log   zerolog.Logger
 	Auth  Auth
+	// KnownApp, if set, says which apps campaigns and messages may name
+	// (the --apps file, reloaded on SIGHUP); nil: those of Auth.AppKeys.
+	KnownApp func(app string) bool
 	// MaxBodyBytes caps the device batch's body (413 past it) and is the
 	// ceiling of every other route's own, smaller cap (routes); default
 	// DefaultMaxBodyBytes.
@@ -49,11 +53,10 @@ type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
 	metrics *apiMetrics
-	auth    verifier            // auth.go: the operator token and app keys, hashed
-	limits  deviceLimits        // ratelimit.go: per app key device-write buckets
-	bodies  *semaphore.Weighted // body.go: request body bytes held at once
-	dev     deviceEvents        // devices.go: the event clock of device writes
-	streams []string            // the ingest stream of each partition
+	apps    atomic.Pointer[appsState] // apps.go: keys, their limits, known apps; swapped by ReloadApps
+	bodies  *semaphore.Weighted       // body.go: request body bytes held at once
+	dev     deviceEvents              // devices.go: the event clock of device writes
+	streams []string                  // the ingest stream of each partition
 }
 
 // New builds the API server.
@@ -66,9 +69,9 @@ func New(cfg Config) *Server {
 	}
 	// A budget smaller than the largest body would refuse that body forever.
 	cfg.MaxBodyMemory = max(cfg.MaxBodyMemory, cfg.MaxBodyBytes)
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Metrics), auth: cfg.Auth.verifier(),
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Metrics),
 		bodies: semaphore.NewWeighted(cfg.MaxBodyMemory), streams: cfg.Keys.Streams(pipeline.StreamIngest)}
-	s.limits = newDeviceLimits(cfg.Auth, cfg.DeviceWriteRate, cfg.DeviceWriteBurst)
+	s.apps.Store(s.newAppsState(cfg.Auth, cfg.KnownApp))
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.metrics.instrument(rt.pattern, s.wrap(rt)))
 	}
@@ -137,7 +140,7 @@ func (s *Server) routes() []route {
 // path (the mux would answer a non-canonical path such as //v1/campaigns/x
 // with a redirect, telling an anonymous caller which paths exist).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.auth.identify(r)
+	p, ok := s.apps.Load().auth.identify(r)
 	if !ok {
 		_, pattern := s.mux.Handler(r) // only to count the refusal on its route
 		s.metrics.count(cmp.Or(pattern, unmatched), http.StatusUnauthorized)
@@ -165,8 +168,9 @@ func (s *Server) wrap(rt route) http.Handler {
 			writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (UTF-8), got "+quoteHeader(r.Header.Get("Content-Type")))
 			return
 		}
-		lim := s.limits.bucket(p, rt.writes)
-		if lim != nil && !s.limits.hasToken(w, lim, p.app) {
+		limits := &s.apps.Load().limits
+		lim := limits.bucket(p, rt.writes)
+		if lim != nil && !limits.hasToken(w, lim, p.app) {
 			return
 		}
 		var body []byte
@@ -178,7 +182,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			defer release()
 			body = b
 		}
-		if lim != nil && !s.limits.charge(w, lim, p.app, rt.writes(body)) {
+		if lim != nil && !limits.charge(w, lim, p.app, rt.writes(body)) {
 			return
 		}
 		rt.handler(w, r, body)
