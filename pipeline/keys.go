@@ -65,6 +65,11 @@ func (k Keys) Streams(name string) []string {
 // operator wants them in one place.
 func (k Keys) DLQ() string { return k.Prefix + ":{dlq}:" + StreamDLQ }
 
+// ConsoleSession is the operator console's session whose id hashes to hash
+// (stages/api/console): a string holding its CSRF token, expiring with the
+// session.
+func (k Keys) ConsoleSession(hash string) string { return k.Prefix + ":{console}:session:" + hash }
+
 // Seen is the dedupe hash of a campaign in partition p: the users whose
 // first sighting went to deliver (stages/dedupe/script.go has its layout).
 func (k Keys) Seen(p int, campaign string) string {
