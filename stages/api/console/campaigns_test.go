@@ -1,0 +1,148 @@
+package console_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/pushpipe/pushpipe/bench"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+// The pushpipe binary, built once for the package's tests that run stages.
+var (
+	buildOnce sync.Once
+	binPath   string
+	binErr    error
+)
+
+func pushpipeBin(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() { binPath, binErr = pipelinetest.BuildPushpipe(binDir) })
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// startStages seeds users devices of app in channel ch0 and runs every stage
+// (`pushpipe all`, null sink) at tps sends per second on the bed's Redis
+// prefix and database.
+func (b *bed) startStages(users int64, tps int) {
+	b.t.Helper()
+	if _, err := bench.Seed(b.t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: users, Channels: 1}); err != nil {
+		b.t.Fatal(err)
+	}
+	r, err := bench.Launch(b.t.Context(), bench.LaunchConfig{
+		Servers: &bench.Servers{RedisAddr: env.Redis.Addr, DatabaseURL: b.dbURL},
+		Bin:     pushpipeBin(b.t), LogDir: filepath.Join(b.t.TempDir(), "logs"),
+		Prefix: b.keys.Prefix, Partitions: b.keys.Partitions,
+		ClaimIdle: 5 * time.Second, Sink: bench.SinkNull, TPS: tps, App: app, AllInOne: true,
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(r.Stop)
+}
+
+// TestNewCampaignRunsToDone: a campaign created from the form, with every
+// stage running, shows its progress bar move and reach done, on the list
+// and on its own page; the pipeline page shows the stages' consumers.
+func TestNewCampaignRunsToDone(t *testing.T) {
+	b := newBed(t)
+	// 2,000 users at 200 sends/s per provider: several seconds of
+	// sending, so the one-second refreshes see it under way.
+	b.startStages(2000, 200)
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+		chromedp.SendKeys(chromedp.ID("app"), app),
+		chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
+		chromedp.SendKeys(chromedp.ID("title"), "Launch day"),
+		chromedp.SendKeys(chromedp.ID("body"), "It is out"),
+		chromedp.SendKeys(chromedp.ID("cid"), "launch-1"),
+		// the preview follows the fields
+		waitJS(`document.querySelector('.ios [data-preview="title"]').textContent === "Launch day" &&
+			JSON.parse(document.querySelector('[data-preview="fcm"]').textContent).message.notification.body === "It is out"`),
+		chromedp.Click(chromedp.ID("create")),
+		waitJS(`location.pathname === "/ui/campaigns/launch-1" && document.querySelector("p.notice") !== null`),
+	)
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns"),
+		waitJS(`(() => { const c = document.querySelector('[data-campaign="launch-1"]');
+			return c && c.dataset.state === "running" && c.querySelector("progress").value > 0 && c.querySelector("progress").value < 1000 })()`),
+		waitJS(`(() => { const c = document.querySelector('[data-campaign="launch-1"]');
+			return c && c.dataset.state === "done" && c.querySelector("progress").value === 1000 })()`),
+	)
+	if got := b.text(`[data-campaign="launch-1"] .sent`); got != "2,000" {
+		t.Errorf("sent on the list: %q, want 2,000", got)
+	}
+	b.run(chromedp.Navigate(b.url+"/ui/pipeline"),
+		waitJS(`document.querySelectorAll('section[data-stage]').length === 5 &&
+			document.querySelector('section[data-stage="deliver"] .consumer') !== null`))
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/launch-1"), waitJS(`document.getElementById("state").textContent === "done"`),
+		waitJS(`document.querySelector("#chart canvas") !== null`))
+	rep, err := campaign.Progress(context.Background(), b.rdb, b.db, b.keys, "launch-1")
+	if err != nil || rep.Sent != 2000 {
+		t.Fatalf("progress %+v, %v", rep, err)
+	}
+}
+
+// TestTitleIsText: a campaign titled with markup shows the markup as text:
+// no element made of it, no dialog, no request for its image.
+func TestTitleIsText(t *testing.T) {
+	b := newBed(t)
+	const evil = `<img src=x onerror=alert(1)>`
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+		chromedp.SendKeys(chromedp.ID("app"), app),
+		chromedp.SendKeys(chromedp.ID("channels"), "nobody"),
+		chromedp.SendKeys(chromedp.ID("title"), evil),
+		chromedp.SendKeys(chromedp.ID("cid"), "xss"),
+		chromedp.Click(chromedp.ID("create")),
+		waitJS(`location.pathname === "/ui/campaigns/xss"`),
+		chromedp.Navigate(b.url+"/ui/campaigns"),
+		waitJS(`document.querySelector('[data-campaign="xss"] .title') !== null`),
+	)
+	if got := b.text(`[data-campaign="xss"] .title`); got != evil {
+		t.Errorf("title shown as %q, want the text %q", got, evil)
+	}
+	if n := js[int](b, `document.querySelectorAll("main img").length`); n != 0 {
+		t.Errorf("%d img elements in the page", n)
+	}
+	// One refresh of the live rows, which renders the list again.
+	b.run(chromedp.Evaluate[chromedp.Void](`document.body.addEventListener("htmx:afterSettle", () => { window.settled = true })`),
+		waitJS(`window.settled === true && document.querySelector('[data-campaign="xss"] .title').textContent === `+"`"+evil+"`"+``))
+	if n := js[int](b, `document.querySelectorAll("main img").length`); n != 0 {
+		t.Errorf("%d img elements in the page after a refresh", n)
+	}
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/xss"), waitJS(`document.querySelector(".n-title") !== null`))
+	if got := b.text(".n-title"); got != evil {
+		t.Errorf("campaign page title %q", got)
+	}
+	for _, u := range func() []string { r, _, _ := b.rec.snapshot(); return r }() {
+		if strings.HasSuffix(u, "/x") {
+			t.Errorf("the page requested the title's image: %s", u)
+		}
+	}
+}
+
+// TestCancelAsksFirst: Cancel opens a confirmation; "keep sending" leaves
+// the campaign alone.
+func TestCancelAsksFirst(t *testing.T) {
+	b := newBed(t)
+	b.signIn()
+	if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "c1", App: app, Channels: []string{"nobody"}, Title: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"),
+		chromedp.Click(chromedp.ID("cancel")),
+		waitJS(`location.pathname === "/ui/campaigns/c1/cancel" && document.getElementById("confirm-cancel") !== null`),
+		chromedp.Click(chromedp.CSS("form.row a.button")),
+		waitJS(`location.pathname === "/ui/campaigns/c1" && document.getElementById("state") !== null`),
+	)
+}
