@@ -23,6 +23,7 @@ type Batch struct {
 	Entries   []Entry
 
 	emits   []Message
+	delays  []delayed
 	incrs   []incr
 	failed  map[int]error
 	dead    map[int]error
@@ -107,7 +108,7 @@ func (b *Batch) IDs() []string {
 }
 
 func (b *Batch) reset() {
-	b.emits, b.incrs, b.failed, b.dead, b.settled = nil, nil, nil, nil, false
+	b.emits, b.delays, b.incrs, b.failed, b.dead, b.settled = nil, nil, nil, nil, nil, false
 }
 
 // Handler processes a batch. The contract:

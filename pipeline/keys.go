@@ -70,6 +70,11 @@ func (k Keys) DLQ() string { return k.Prefix + ":{dlq}:" + StreamDLQ }
 // session.
 func (k Keys) ConsoleSession(hash string) string { return k.Prefix + ":{console}:session:" + hash }
 
+// DelayedKey is the sorted set of entries waiting to be XADDed to stream (a
+// partition key from Stream) at a later time (delay.go): it shares the
+// stream's hash tag, so releasing an entry is one atomic step.
+func DelayedKey(stream string) string { return stream + ":delayed" }
+
 // Seen is the dedupe hash of a campaign in partition p: the users whose
 // first sighting went to deliver (stages/dedupe/script.go has its layout).
 func (k Keys) Seen(p int, campaign string) string {

@@ -36,6 +36,10 @@ type Options struct {
 	// it bounds how long a handler goes on working for entries another
 	// consumer took, or that Redis lost.
 	KeepEvery time.Duration
+	// DelayPoll is how often due delayed entries (Batch.EmitAt, EmitAt) are
+	// moved into the stream, default 100ms: a retry's or a schedule's
+	// lateness at most.
+	DelayPoll time.Duration
 }
 
 func (o *Options) defaults() {
@@ -72,6 +76,9 @@ func (o *Options) defaults() {
 	}
 	if o.RetryFor <= 0 {
 		o.RetryFor = o.ClaimIdle / 2
+	}
+	if o.DelayPoll <= 0 {
+		o.DelayPoll = 100 * time.Millisecond
 	}
 	if o.KeepEvery <= 0 {
 		o.KeepEvery = min(o.ClaimIdle/3, 250*time.Millisecond)
@@ -136,6 +143,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	readers.Go(func() { r.claimLoop(ctx, work) })
 	readers.Go(func() { r.maintainLoop(ctx) })
+	readers.Go(func() { r.delayLoop(ctx) })
 	for range r.opts.Concurrency {
 		workers.Go(func() {
 			for b := range work {
