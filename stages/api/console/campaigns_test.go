@@ -72,20 +72,25 @@ func TestNewCampaignRunsToDone(t *testing.T) {
 		chromedp.Click(chromedp.ID("create")),
 		waitJS(`location.pathname === "/ui/campaigns/launch-1" && document.querySelector("p.notice") !== null`),
 	)
-	b.run(chromedp.Navigate(b.url+"/ui/campaigns"),
-		waitJS(`(() => { const c = document.querySelector('[data-campaign="launch-1"]');
-			return c && c.dataset.state === "running" && c.querySelector("progress").value > 0 && c.querySelector("progress").value < 1000 })()`),
-		waitJS(`(() => { const c = document.querySelector('[data-campaign="launch-1"]');
-			return c && c.dataset.state === "done" && c.querySelector("progress").value === 1000 })()`),
-	)
-	if got := b.text(`[data-campaign="launch-1"] .sent`); got != "2,000" {
-		t.Errorf("sent on the list: %q, want 2,000", got)
+	// The list in a second tab while this one stays on the campaign's page
+	// (its chart samples every refresh).
+	list := b.secondTab()
+	inList := func(actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(list, actions...); err != nil {
+			t.Fatal(err)
+		}
 	}
-	b.run(chromedp.Navigate(b.url+"/ui/pipeline"),
+	inList(chromedp.Navigate(b.url+"/ui/campaigns"),
+		waitJS(`(() => { const c = document.querySelector('[data-campaign="launch-1"]');
+			return c && c.dataset.state === "running" && c.querySelector("progress").value > 0 && c.querySelector("progress").value < 1000 })()`))
+	b.run(waitJS(`document.getElementById("state").textContent === "done" && document.querySelector("#chart canvas") !== null`))
+	inList(waitJS(`(() => { const c = document.querySelector('[data-campaign="launch-1"]');
+			return c && c.dataset.state === "done" && c.querySelector("progress").value === 1000 &&
+				c.querySelector(".sent").textContent === "2,000" })()`))
+	inList(chromedp.Navigate(b.url+"/ui/pipeline"),
 		waitJS(`document.querySelectorAll('section[data-stage]').length === 5 &&
 			document.querySelector('section[data-stage="deliver"] .consumer') !== null`))
-	b.run(chromedp.Navigate(b.url+"/ui/campaigns/launch-1"), waitJS(`document.getElementById("state").textContent === "done"`),
-		waitJS(`document.querySelector("#chart canvas") !== null`))
 	rep, err := campaign.Progress(context.Background(), b.rdb, b.db, b.keys, "launch-1")
 	if err != nil || rep.Sent != 2000 {
 		t.Fatalf("progress %+v, %v", rep, err)
@@ -114,11 +119,16 @@ func TestTitleIsText(t *testing.T) {
 	if n := js[int](b, `document.querySelectorAll("main img").length`); n != 0 {
 		t.Errorf("%d img elements in the page", n)
 	}
-	// One refresh of the live rows, which renders the list again.
-	b.run(chromedp.Evaluate[chromedp.Void](`document.body.addEventListener("htmx:afterSettle", () => { window.settled = true })`),
+	// One refresh of the live rows, which renders the list again; the
+	// keyboard's focus stays on the campaign's link through it.
+	b.run(chromedp.Focus(chromedp.ID("open-xss")),
+		chromedp.Evaluate[chromedp.Void](`document.body.addEventListener("htmx:afterSettle", () => { window.settled = true })`),
 		waitJS(`window.settled === true && document.querySelector('[data-campaign="xss"] .title').textContent === `+"`"+evil+"`"+``))
 	if n := js[int](b, `document.querySelectorAll("main img").length`); n != 0 {
 		t.Errorf("%d img elements in the page after a refresh", n)
+	}
+	if id := js[string](b, `document.activeElement.id`); id != "open-xss" {
+		t.Errorf("after a refresh the focus is on %q, want the campaign's link", id)
 	}
 	b.run(chromedp.Navigate(b.url+"/ui/campaigns/xss"), waitJS(`document.querySelector(".n-title") !== null`))
 	if got := b.text(".n-title"); got != evil {

@@ -111,43 +111,17 @@ func newBed(t *testing.T) *bed {
 	t.Cleanup(srv.Close)
 
 	b := &bed{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db, dbURL: url, rec: &recorder{}}
-	var tab context.Context
 	// A browser context of its own: no cookie is shared with another test.
-	tab, closeTab := chromedp.NewContext(browser, chromedp.WithNewBrowserContext(),
-		chromedp.WithListener(func(ev any) {
-			// The tab's loop calls this: record and return, no command.
-			switch ev := ev.(type) {
-			case *network.EventRequestWillBeSent:
-				b.rec.add(&b.rec.requests, ev.Request.URL)
-			case *runtime.EventExceptionThrown:
-				b.rec.add(&b.rec.errors, "exception: "+ev.ExceptionDetails.Text)
-			case *runtime.EventConsoleAPICalled:
-				if ev.Type == runtime.ConsoleAPICalledTypeError {
-					b.rec.add(&b.rec.errors, "console.error")
-				}
-			case *cdplog.EventEntryAdded:
-				if ev.Entry.Level == cdplog.EntryLevelError {
-					b.rec.add(&b.rec.errors, string(ev.Entry.Source)+": "+ev.Entry.Text)
-				}
-			case *page.EventJavascriptDialogOpening:
-				b.rec.add(&b.rec.dialogs, string(ev.Type)+": "+ev.Message)
-				go chromedp.Call(tab, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
-			}
-		}))
+	tab, closeTab := chromedp.NewContext(browser, chromedp.WithNewBrowserContext(), chromedp.WithListener(b.record))
 	tab, cancel := context.WithTimeout(tab, 4*time.Minute)
 	b.tab = tab
-	if _, err := chromedp.Call(tab, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Call(tab, cdplog.Enable, cdp.Empty{}); err != nil {
-		t.Fatal(err)
-	}
+	b.enable(tab)
 	t.Cleanup(func() {
 		defer closeTab()
 		defer cancel()
-		if png, err := chromedp.Run(tab, chromedp.FullScreenshot(80)); err != nil {
+		if png, err := chromedp.Run(tab, chromedp.FullScreenshot(100)); err != nil {
 			t.Errorf("screenshot: %v", err)
-		} else if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "screenshot.jpg"), png, 0o644); err != nil {
+		} else if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "screenshot.png"), png, 0o644); err != nil {
 			t.Error(err)
 		}
 		requests, errs, dialogs := b.rec.snapshot()
@@ -164,6 +138,49 @@ func newBed(t *testing.T) *bed {
 		}
 	})
 	return b
+}
+
+// record is every tab's listener: the tab's loop calls it, so it records
+// and returns, and runs no command (a dialog is closed from a goroutine).
+func (b *bed) record(ev any) {
+	switch ev := ev.(type) {
+	case *network.EventRequestWillBeSent:
+		b.rec.add(&b.rec.requests, ev.Request.URL)
+	case *runtime.EventExceptionThrown:
+		b.rec.add(&b.rec.errors, "exception: "+ev.ExceptionDetails.Text)
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type == runtime.ConsoleAPICalledTypeError {
+			b.rec.add(&b.rec.errors, "console.error")
+		}
+	case *cdplog.EventEntryAdded:
+		if ev.Entry.Level == cdplog.EntryLevelError {
+			b.rec.add(&b.rec.errors, string(ev.Entry.Source)+": "+ev.Entry.Text)
+		}
+	case *page.EventJavascriptDialogOpening:
+		b.rec.add(&b.rec.dialogs, string(ev.Type)+": "+ev.Message)
+		go chromedp.Call(b.tab, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+	}
+}
+
+// enable turns on the network and log events record needs.
+func (b *bed) enable(tab context.Context) {
+	b.t.Helper()
+	if _, err := chromedp.Call(tab, network.Enable, network.EnableParams{}); err != nil {
+		b.t.Fatal(err)
+	}
+	if _, err := chromedp.Call(tab, cdplog.Enable, cdp.Empty{}); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// secondTab opens another tab in the test's browser context (the same
+// session), recorded like the first.
+func (b *bed) secondTab() context.Context {
+	b.t.Helper()
+	tab, closeTab := chromedp.NewContext(b.tab, chromedp.WithListener(b.record))
+	b.t.Cleanup(closeTab)
+	b.enable(tab)
+	return tab
 }
 
 // run runs browser actions in the tab, failing the test on error.

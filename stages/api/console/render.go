@@ -173,7 +173,7 @@ func perSecond(r campaign.Report) (float64, bool) {
 // eta is when, at its average rate, a running campaign will be done.
 func eta(r campaign.Report) string {
 	if r.State == campaign.StateDone {
-		return "done " + msTime(r.LastSendMs)
+		return "done"
 	}
 	v, ok := perSecond(r)
 	left := r.Targets - settled(r)
