@@ -86,10 +86,18 @@ func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) 
 			return 0, err
 		}
 	}
-	if b.settled {
-		return int64(len(b.IDs())), nil
+	if len(b.parts) > 0 {
+		// Written before the entry is acked: a crash in between repeats a
+		// dead letter, never loses one.
+		if _, err := Emit(ctx, r.rdb, r.dlqMessages(b.Stream, b.parts, r.opts.Consumer)...); err != nil {
+			return 0, fmt.Errorf("dead-letter: %w", err)
+		}
+		r.logDead(b.Stream, b.parts)
 	}
 	ids := b.IDs()
+	if b.script != nil {
+		return r.commitScript(ctx, b, ids)
+	}
 	if len(b.emits) == 0 && len(b.incrs) == 0 && len(b.delays) == 0 {
 		// Nothing to emit: the batch's effects are already durable outside
 		// Redis (ingest's upsert), so a plain XACK is the whole commit. The
@@ -257,30 +265,40 @@ func (r *Runner) deadLetter(ctx context.Context, stream string, entries []deadEn
 	if len(entries) == 0 {
 		return nil
 	}
-	msgs := make([]Message, len(entries))
 	ids := make([]string, len(entries))
 	for i, e := range entries {
-		fields := EncodeDLQFields(e.Fields)
-		if consumer == "" {
-			consumer = r.opts.Consumer
-		}
-		msgs[i] = Message{Stream: r.keys.DLQ(), Fields: []string{
-			DLQStream, stream, DLQID, e.ID, DLQGroup, r.opts.Group, DLQConsumer, consumer,
-			DLQDeliveries, strconv.FormatInt(e.Deliveries, 10), DLQError, e.Reason, DLQFields, fields,
-		}}
 		ids[i] = e.ID
 	}
-	if _, err := Emit(ctx, r.rdb, msgs...); err != nil {
+	if _, err := Emit(ctx, r.rdb, r.dlqMessages(stream, entries, consumer)...); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
 	if err := r.rdb.Do(ctx, r.rdb.B().Xack().Key(stream).Group(r.opts.Group).Id(ids...).Build()).Error(); err != nil {
 		return fmt.Errorf("ack dead letters on %s: %w", stream, err)
 	}
+	r.logDead(stream, entries)
+	return nil
+}
+
+// dlqMessages are the DLQ entries of entries of stream, with their origin.
+func (r *Runner) dlqMessages(stream string, entries []deadEntry, consumer string) []Message {
+	if consumer == "" {
+		consumer = r.opts.Consumer
+	}
+	msgs := make([]Message, len(entries))
+	for i, e := range entries {
+		msgs[i] = Message{Stream: r.keys.DLQ(), Fields: []string{
+			DLQStream, stream, DLQID, e.ID, DLQGroup, r.opts.Group, DLQConsumer, consumer,
+			DLQDeliveries, strconv.FormatInt(e.Deliveries, 10), DLQError, e.Reason, DLQFields, EncodeDLQFields(e.Fields),
+		}}
+	}
+	return msgs
+}
+
+func (r *Runner) logDead(stream string, entries []deadEntry) {
 	_, p, _ := r.keys.ParseStream(stream)
 	r.metrics.deadLettered(r.opts.Stage, p, len(entries))
 	for _, e := range entries {
 		r.log.Warn().Str("stream", stream).Str("id", e.ID).Int64("deliveries", e.Deliveries).
 			Str("reason", e.Reason).Msg("entry dead-lettered")
 	}
-	return nil
 }

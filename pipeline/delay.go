@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -15,7 +14,8 @@ import (
 // scored by the unix ms at which it is due. The runner that reads the stream
 // moves due members into it (releaseScript), atomically: each is XADDed once
 // and removed in the same step, so a crash never loses or doubles one. A
-// member is the entry's fields as a JSON array; two identical entries due at
+// member is the entry's fields as netstrings ("5:hello", binary-safe: user
+// id batches are binary); two identical entries due at
 // different times are one member at the later time, which is what a repeated
 // commit (a redelivered batch) or a repeated schedule needs.
 
@@ -60,7 +60,16 @@ func Unschedule(ctx context.Context, c rueidis.Client, m Message) (bool, error) 
 }
 
 func delayMember(fields []string) string {
-	b, _ := json.Marshal(fields) // []string always marshals
+	n := 0
+	for _, f := range fields {
+		n += len(f) + 8
+	}
+	b := make([]byte, 0, n)
+	for _, f := range fields {
+		b = strconv.AppendInt(b, int64(len(f)), 10)
+		b = append(b, ':')
+		b = append(b, f...)
+	}
 	return string(b)
 }
 
@@ -73,8 +82,15 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGE', KEYS[1], '-inf', string.format('%d', now), 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[1]))
 for _, m in ipairs(due) do
-  local ok, f = pcall(cjson.decode, m)
-  if ok and type(f) == 'table' and #f >= 2 and #f % 2 == 0 then
+  local f, pos = {}, 1
+  while pos <= #m do
+    local colon = string.find(m, ':', pos, true)
+    local n = colon and tonumber(string.sub(m, pos, colon - 1))
+    if not n then f = {}; break end -- not ours: dropped below
+    f[#f + 1] = string.sub(m, colon + 1, colon + n)
+    pos = colon + n + 1
+  end
+  if #f >= 2 and #f % 2 == 0 then
     redis.call('XADD', KEYS[2], '*', unpack(f))
   end
   redis.call('ZREM', KEYS[1], m)

@@ -28,8 +28,11 @@ func TestDelayedEntriesComeBackOnceWhenDue(t *testing.T) {
 			due, _ := strconv.ParseInt(e.Fields["due"], 10, 64)
 			if due == 0 {
 				at := time.Now().Add(delay)
-				b.EmitAt(at, b.Stream, "n", e.Fields["n"], "due", strconv.FormatInt(at.UnixMilli(), 10))
+				b.EmitAt(at, b.Stream, "n", e.Fields["n"], "due", strconv.FormatInt(at.UnixMilli(), 10), "bin", "\xff\x00:9:")
 				continue
+			}
+			if e.Fields["n"] != "sched" && e.Fields["bin"] != "\xff\x00:9:" {
+				t.Errorf("binary field came back as %q", e.Fields["bin"])
 			}
 			mu.Lock()
 			seen[e.Fields["n"]]++

@@ -117,9 +117,6 @@ func (k Keys) Stats(p int, campaign string) string {
 	return k.Prefix + ":" + k.Tag(p) + ":stats:" + campaign
 }
 
-// Retry is the delayed-retry sorted set of partition p (deliver).
-func (k Keys) Retry(p int) string { return k.Prefix + ":" + k.Tag(p) + ":retry" }
-
 // Campaign is the hash of a campaign's progress counters.
 func (k Keys) Campaign(id string) string { return k.Prefix + ":{c" + id + "}:campaign" }
 

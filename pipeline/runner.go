@@ -98,6 +98,7 @@ type Runner struct {
 
 	ready   atomic.Bool
 	lastErr sync.Map // entry id → last handler error, for dead-letter reasons
+	inHand  sync.Map // stream + "/" + id of the entries handed to a worker and not done
 }
 
 // NewRunner builds a runner; Run starts it. metrics may be nil.
@@ -345,6 +346,11 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 		for _, e := range b.Entries {
 			r.lastErr.Store(e.ID, err.Error())
 		}
+		if stopping(b) {
+			r.log.Info().Err(err).Str("stream", b.Stream).Int("entries", len(b.Entries)).
+				Msg("shutting down: batch left pending for whoever claims it")
+			return
+		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			r.log.Error().Err(err).Str("stream", b.Stream).Int("entries", len(b.Entries)).Int("attempts", attempt).
 				Msg("batch failed; left pending for a later claim")
@@ -352,6 +358,15 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 		}
 		r.log.Warn().Err(err).Str("stream", b.Stream).Int("attempt", attempt).Msg("batch failed, retrying")
 		backoff.sleep(ctx)
+	}
+}
+
+func stopping(b *Batch) bool {
+	select {
+	case <-b.stop:
+		return true
+	default:
+		return false
 	}
 }
 
