@@ -75,10 +75,12 @@ func (c *Console) signedIn(h sessionHandler) http.Handler {
 				Error: "Redis did not answer; reload in a moment."})
 			return
 		case !ok && r.Header.Get("HX-Request") == "true":
-			// A live fragment whose session expired: take the whole
-			// page to the sign-in form, not just the fragment.
+			// A live fragment whose session ended: htmx takes the whole
+			// page to the sign-in form (not just the fragment). 204, not
+			// 401: htmx reads the header first whatever the status, and
+			// the browser would log a 401 as an error every time.
 			w.Header().Set("HX-Redirect", "/ui/signin")
-			w.WriteHeader(http.StatusUnauthorized)
+			w.WriteHeader(http.StatusNoContent)
 			return
 		case !ok && r.Method == http.MethodGet:
 			http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)
