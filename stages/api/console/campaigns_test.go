@@ -2,6 +2,9 @@ package console_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"syscall"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -91,6 +94,7 @@ func TestNewCampaignRunsToDone(t *testing.T) {
 	inList(chromedp.Navigate(b.url+"/ui/pipeline"),
 		waitJS(`document.querySelectorAll('section[data-stage]').length === 5 &&
 			document.querySelector('section[data-stage="deliver"] .consumer') !== null`))
+	b.measure(list)
 	rep, err := campaign.Progress(context.Background(), b.rdb, b.db, b.keys, "launch-1")
 	if err != nil || rep.Sent != 2000 {
 		t.Fatalf("progress %+v, %v", rep, err)
@@ -155,4 +159,56 @@ func TestCancelAsksFirst(t *testing.T) {
 		chromedp.Click(chromedp.CSS("form.row a.button")),
 		waitJS(`location.pathname === "/ui/campaigns/c1" && document.getElementById("state") !== null`),
 	)
+}
+
+// measure logs what the console costs the API: each page's time to answer,
+// and the CPU of this process (the API, the test and chromedp's client)
+// while three pages refresh.
+func (b *bed) measure(list context.Context) {
+	b.t.Helper()
+	var cookie string
+	for _, c := range b.cookies() {
+		cookie = c.Name + "=" + c.Value
+	}
+	for _, path := range []string{"/ui/campaigns", "/ui/campaigns/rows", "/ui/campaigns/launch-1", "/ui/campaigns/launch-1/live",
+		"/ui/pipeline", "/ui/pipeline/live", "/ui/deadletters"} {
+		req, _ := http.NewRequest("GET", b.url+path, nil)
+		req.Header.Set("Cookie", cookie)
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.t.Errorf("%s: %d", path, resp.StatusCode)
+		}
+		b.t.Logf("GET %s: %v", path, time.Since(start).Round(100*time.Microsecond))
+	}
+	third := b.secondTab()
+	count := `document.body.addEventListener("htmx:afterSettle", () => { window.refreshes = (window.refreshes || 0) + 1 })`
+	for _, tab := range []struct {
+		ctx  context.Context
+		path string
+	}{{b.tab, "/ui/campaigns/launch-1"}, {list, "/ui/campaigns"}, {third, "/ui/pipeline"}} {
+		if err := chromedp.Do(tab.ctx, chromedp.Navigate(b.url+tab.path), waitJS(`document.readyState === "complete"`),
+			chromedp.Evaluate[chromedp.Void](count)); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	var before, after syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	start := time.Now()
+	for _, tab := range []context.Context{b.tab, list, third} {
+		if err := chromedp.Do(tab, waitJS(`window.refreshes >= 10`)); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	wall := time.Since(start)
+	cpu := time.Duration(syscall.TimevalToNsec(after.Utime) + syscall.TimevalToNsec(after.Stime) -
+		syscall.TimevalToNsec(before.Utime) - syscall.TimevalToNsec(before.Stime))
+	b.t.Logf("three pages open, 10 refreshes each: %v CPU in %v (%.2f%% of one core), API, test and chromedp client together",
+		cpu.Round(time.Millisecond), wall.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds())
 }
