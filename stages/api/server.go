@@ -142,7 +142,8 @@ func (s *Server) routes() []route {
 // token, so they check their own session (stages/api/console).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, prefix := range s.ownAuth {
-		if strings.HasPrefix(r.URL.Path, prefix) {
+		// "/ui" too: the mux redirects it to "/ui/".
+		if strings.HasPrefix(r.URL.Path+"/", prefix) {
 			s.mux.ServeHTTP(w, r)
 			return
 		}
