@@ -4,10 +4,10 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"syscall"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
