@@ -121,11 +121,15 @@ func newBed(t *testing.T) *bed {
 	t.Cleanup(func() {
 		defer closeTab()
 		defer cancel()
-		png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
+		// A screenshot of its own time budget: one that hangs (a page
+		// caught mid-navigation) must not take the test's.
+		shot, cancelShot := context.WithTimeout(tab, 30*time.Second)
+		defer cancelShot()
+		png, err := chromedp.Run(shot, chromedp.FullScreenshot(100))
 		if err != nil {
 			// Chromium now and then measures a page mid-refresh at zero
 			// width: the viewport alone then.
-			png, err = chromedp.Run(tab, chromedp.CaptureScreenshot())
+			png, err = chromedp.Run(shot, chromedp.CaptureScreenshot())
 		}
 		if err != nil {
 			t.Errorf("screenshot: %v", err)

@@ -112,6 +112,8 @@ func TestSecurityHeadersAndCSRF(t *testing.T) {
 	if status != http.StatusSeeOther {
 		t.Errorf("POST with the CSRF token: %d, want 303", status)
 	}
+	// Signed out: the page's next refresh takes it to the sign-in form.
+	b.run(waitJS(`location.pathname === "/ui/signin" && document.readyState === "complete"`))
 }
 
 // TestPhoneWidth: at 375 px no page scrolls sideways, and the navigation
