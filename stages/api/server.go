@@ -83,7 +83,8 @@ func New(cfg Config) *Server {
 	// Everything else, once authenticated: a JSON 404 (the mux's own is
 	// text), wrong methods on known paths included.
 	s.mux.Handle("/", s.metrics.instrument(unmatched, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+
+			"; the routes are listed in GET "+OpenAPIPath+" (docs/API.md in the repository)")
 	})))
 	return s
 }
@@ -123,11 +124,16 @@ func (s *Server) routes() []route {
 		{"POST /v1/devices/batch", scopeApp, s.cfg.MaxBodyBytes, countItems, s.postDeviceBatch},
 		{"DELETE /v1/devices/{app}/{token}", scopeApp, 0, oneDevice, s.deleteDevice},
 		// operator only
+		{"POST /v1/channels/{channel}/subscribers", scopeAdmin, subscribersBody, nil, s.postSubscribers},
 		{"PUT /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.putSubscriber},
 		{"DELETE /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.deleteSubscriber},
 		{"PUT /v1/users/{user_id}/preferences", scopeAdmin, preferencesBody, nil, s.putPreferences},
 		{"POST /v1/campaigns", scopeAdmin, campaignBody, nil, s.postCampaign},
+		{"GET /v1/campaigns", scopeAdmin, 0, nil, s.listCampaigns},
 		{"GET /v1/campaigns/{id}", scopeAdmin, 0, nil, s.getCampaign},
+		{"POST /v1/campaigns/{id}/cancel", scopeAdmin, 0, nil, s.cancelCampaign},
+		// the reference of this table (openapi.go): any valid token
+		{"GET " + OpenAPIPath, scopeAny, 0, nil, s.getOpenAPI},
 		// the operator console: its own sign-in (the operator token) and session cookie
 		{"/ui/", scopeConsole, 0, nil, s.serveConsole},
 	}

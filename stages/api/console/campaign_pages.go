@@ -76,7 +76,7 @@ func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s session) (c
 		c.render(w, r, status, "error", page{Title: "Campaign", Nav: "campaigns", Session: s, Error: msg})
 		return campaignData{}, false
 	}
-	d := campaignData{Summary: sum, CanCancel: sum.Progress.State != campaign.StateDone}
+	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State)}
 	d.Failures, err = c.cfg.Campaigns.Failures(ctx, id)
 	if err != nil {
 		d.NoReasons = err.Error()
@@ -131,7 +131,7 @@ func notice(r *http.Request) string {
 // form is the new-campaign form's fields, kept to fill the form again
 // after a refusal.
 type form struct {
-	ID, App, Channels, Category, Title, Body, Data, TTL, When, SendAt string
+	ID, App, Channels, Category, Title, Body, Data, TTL, Rate, When, SendAt string
 }
 
 func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s session) {
@@ -145,7 +145,8 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	f := form{ID: r.PostFormValue("id"), App: r.PostFormValue("app"), Channels: r.PostFormValue("channels"),
 		Category: r.PostFormValue("category"), Title: r.PostFormValue("title"), Body: r.PostFormValue("body"),
-		Data: r.PostFormValue("data"), TTL: r.PostFormValue("ttl_seconds"), When: r.PostFormValue("when"),
+		Data: r.PostFormValue("data"), TTL: r.PostFormValue("ttl_seconds"), Rate: r.PostFormValue("rate_per_second"),
+		When:   r.PostFormValue("when"),
 		SendAt: r.PostFormValue("send_at")}
 	refuse := func(msg string) {
 		c.render(w, r, http.StatusBadRequest, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f, Error: msg})
@@ -171,6 +172,14 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 			return
 		}
 		camp.TTL = time.Duration(n) * time.Second
+	}
+	if v := strings.TrimSpace(f.Rate); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			refuse("Rate: a whole number of sends per second, or empty for the provider's cap alone.")
+			return
+		}
+		camp.RatePerSecond = n
 	}
 	var sendAt time.Time
 	if f.When == "later" {

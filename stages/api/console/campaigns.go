@@ -58,13 +58,14 @@ func (s sharedCampaigns) List(ctx context.Context, before string, limit int) ([]
 	if s.db == nil {
 		return nil, errNoDB
 	}
-	cs, err := campaign.Recent(ctx, s.db, before, limit)
+	reps, _, err := campaign.List(ctx, s.rdb, s.db, s.keys, campaign.ListQuery{Before: before, Limit: limit})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Summary, 0, len(cs))
-	for _, c := range cs {
-		rep, err := campaign.Progress(ctx, s.rdb, s.db, s.keys, c.ID)
+	out := make([]Summary, 0, len(reps))
+	for _, rep := range reps {
+		// The list's reports carry no content: the title is the row's.
+		c, err := campaign.Load(ctx, s.db, rep.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -89,14 +90,13 @@ func (s sharedCampaigns) Get(ctx context.Context, id string) (Summary, error) {
 }
 
 // Create is what POST /v1/campaigns does: the payload checked as each
-// provider renders it, then stored and queued.
+// provider renders it, then stored and queued (or scheduled, for a sendAt
+// ahead).
 func (s sharedCampaigns) Create(ctx context.Context, c campaign.Campaign, sendAt time.Time) (campaign.Campaign, error) {
 	if s.db == nil {
 		return c, errNoDB
 	}
-	if !sendAt.IsZero() {
-		return c, fmt.Errorf("sending at a time arrives with the campaign lifecycle (issue #17): %w", errNotBuilt)
-	}
+	c.SendAt = sendAt
 	if err := c.Normalize(); err != nil {
 		return c, err
 	}
@@ -107,8 +107,15 @@ func (s sharedCampaigns) Create(ctx context.Context, c campaign.Campaign, sendAt
 	return c, err
 }
 
-func (s sharedCampaigns) Cancel(context.Context, string) error {
-	return fmt.Errorf("canceling a campaign arrives with the campaign lifecycle (issue #17): %w", errNotBuilt)
+func (s sharedCampaigns) Cancel(ctx context.Context, id string) error {
+	if s.db == nil {
+		return errNoDB
+	}
+	rep, err := campaign.Cancel(ctx, s.rdb, s.db, s.keys, id)
+	if errors.Is(err, campaign.ErrFinished) {
+		return fmt.Errorf("campaign %s is already %s: there is nothing left to cancel", id, rep.State)
+	}
+	return err
 }
 
 func (s sharedCampaigns) Failures(context.Context, string) ([]Reason, error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/pushpipe/pushpipe/bench"
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
@@ -145,20 +146,53 @@ func TestTitleIsText(t *testing.T) {
 	}
 }
 
-// TestCancelAsksFirst: Cancel opens a confirmation; "keep sending" leaves
-// the campaign alone.
-func TestCancelAsksFirst(t *testing.T) {
+// TestScheduleAndCancel: a campaign scheduled from the form waits; Cancel
+// asks first ("keep sending" leaves it alone), then cancels it: its start
+// entry is taken back and nothing was sent.
+func TestScheduleAndCancel(t *testing.T) {
 	b := newBed(t)
 	b.signIn()
-	if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "c1", App: app, Channels: []string{"nobody"}, Title: "t"}); err != nil {
-		t.Fatal(err)
+	at := time.Now().UTC().Add(time.Hour).Format("2006-01-02T15:04")
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+		chromedp.SendKeys(chromedp.ID("app"), app),
+		chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
+		chromedp.SendKeys(chromedp.ID("title"), "Later"),
+		chromedp.SendKeys(chromedp.ID("cid"), "c1"),
+		chromedp.Click(chromedp.CSS(`input[name="when"][value="later"]`)),
+		chromedp.SetValue(chromedp.CSS(`input[name="send_at"]`), at),
+		chromedp.Click(chromedp.ID("create")),
+		waitJS(`location.pathname === "/ui/campaigns/c1" && document.getElementById("state").textContent === "scheduled"`),
+	)
+	if d := b.delayedStarts(); d != 1 {
+		t.Fatalf("%d delayed campaign starts, want the scheduled one", d)
 	}
-	b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"),
-		chromedp.Click(chromedp.ID("cancel")),
+	b.run(chromedp.Click(chromedp.ID("cancel")),
 		waitJS(`location.pathname === "/ui/campaigns/c1/cancel" && document.getElementById("confirm-cancel") !== null`),
 		chromedp.Click(chromedp.CSS("form.row a.button")),
-		waitJS(`location.pathname === "/ui/campaigns/c1" && document.getElementById("state") !== null`),
+		waitJS(`location.pathname === "/ui/campaigns/c1" && document.getElementById("state").textContent === "scheduled"`),
+		chromedp.Click(chromedp.ID("cancel")),
+		waitJS(`document.getElementById("confirm-cancel") !== null`),
+		chromedp.Click(chromedp.ID("confirm-cancel")),
+		waitJS(`location.pathname === "/ui/campaigns/c1" && document.getElementById("state").textContent === "canceled" &&
+			document.querySelector("p.notice") !== null && document.getElementById("cancel") === null`),
 	)
+	rep, err := campaign.Progress(t.Context(), b.rdb, b.db, b.keys, "c1")
+	if err != nil || rep.State != campaign.StateCanceled || rep.Sent != 0 {
+		t.Errorf("after cancel: %+v, %v", rep, err)
+	}
+	if d := b.delayedStarts(); d != 0 {
+		t.Errorf("%d delayed campaign starts after the cancel, want 0", d)
+	}
+}
+
+// delayedStarts counts the campaign entries waiting for their time.
+func (b *bed) delayedStarts() int64 {
+	b.t.Helper()
+	st, err := pipeline.Status(b.t.Context(), b.rdb, b.keys, pipeline.StreamCampaigns)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return st[0].Delayed
 }
 
 // measure logs what the console costs the API: each page's time to answer,

@@ -98,7 +98,6 @@ var funcs = template.FuncMap{
 	"fraction": fraction,
 	"rate":     rate,
 	"eta":      eta,
-	"finished": func(r campaign.Report) bool { return r.State == campaign.StateDone },
 }
 
 // num writes 1234567 as 1,234,567.
@@ -135,13 +134,8 @@ func ago(ms int64) string {
 	return time.Since(time.UnixMilli(ms)).Round(time.Second).String() + " ago"
 }
 
-// settled is how many of a campaign's targets reached an end: devices sent,
-// failed or invalid, and people muted. Targets counts people and a person
-// may have several devices, so this is an estimate, capped short of 100%
-// until the campaign is done.
-func settled(r campaign.Report) int64 { return r.Sent + r.Failed + r.InvalidTokens + r.Muted }
-
-// fraction is the progress bar's value in thousandths.
+// fraction is the progress bar's value in thousandths: the targets that
+// reached an end (campaign.Report.Done) of all targets.
 func fraction(r campaign.Report) int64 {
 	switch {
 	case r.State == campaign.StateDone:
@@ -149,37 +143,27 @@ func fraction(r campaign.Report) int64 {
 	case r.Targets <= 0:
 		return 0
 	}
-	return min(999, settled(r)*1000/r.Targets)
+	return min(1000, r.Done*1000/r.Targets)
 }
 
-// rate is the campaign's average sends per second between its first and
-// last send.
+// rate is the campaign's sends per second between its first and last send.
 func rate(r campaign.Report) string {
-	v, ok := perSecond(r)
-	if !ok {
+	if r.SendRate <= 0 {
 		return "—"
 	}
-	return strconv.FormatFloat(v, 'f', 0, 64) + "/s"
+	return strconv.FormatFloat(r.SendRate, 'f', 0, 64) + "/s"
 }
 
-func perSecond(r campaign.Report) (float64, bool) {
-	span := r.LastSendMs - r.FirstSendMs
-	if r.FirstSendMs == 0 || span <= 0 {
-		return 0, false
-	}
-	return float64(r.Sent) / (float64(span) / 1000), true
-}
-
-// eta is when, at its average rate, a running campaign will be done.
+// eta is when a running campaign will be done at its rate, or what else it
+// is waiting for.
 func eta(r campaign.Report) string {
-	if r.State == campaign.StateDone {
-		return "done"
-	}
-	v, ok := perSecond(r)
-	left := r.Targets - settled(r)
-	if !ok || v <= 0 || left <= 0 {
+	switch {
+	case r.State == campaign.StateScheduled && r.SendAt != nil:
+		return "starts " + r.SendAt.UTC().Format("2006-01-02 15:04 UTC")
+	case campaign.Final(r.State):
+		return r.State
+	case r.ExpectedFinishMs == 0:
 		return "—"
 	}
-	at := time.UnixMilli(r.LastSendMs).Add(time.Duration(float64(left) / v * float64(time.Second)))
-	return at.UTC().Format("15:04:05 UTC")
+	return time.UnixMilli(r.ExpectedFinishMs).UTC().Format("15:04:05 UTC")
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
@@ -18,8 +19,6 @@ func TestNum(t *testing.T) {
 	}
 }
 
-// The progress bar never shows done before the campaign is: people with
-// several devices can make the settled count pass the targets.
 func TestFraction(t *testing.T) {
 	tests := []struct {
 		name string
@@ -27,9 +26,9 @@ func TestFraction(t *testing.T) {
 		want int64
 	}{
 		{"nothing yet", campaign.Report{State: campaign.StateSplitting}, 0},
-		{"half", campaign.Report{State: campaign.StateRunning, Targets: 100, Sent: 40, Muted: 10}, 500},
-		{"more devices than people", campaign.Report{State: campaign.StateRunning, Targets: 100, Sent: 150}, 999},
-		{"done", campaign.Report{State: campaign.StateDone, Targets: 100, Sent: 90}, 1000},
+		{"half", campaign.Report{State: campaign.StateRunning, Counts: campaign.Counts{Targets: 100}, Done: 50}, 500},
+		{"canceled part way", campaign.Report{State: campaign.StateCanceled, Counts: campaign.Counts{Targets: 100}, Done: 20}, 200},
+		{"done", campaign.Report{State: campaign.StateDone, Counts: campaign.Counts{Targets: 100}, Done: 90}, 1000},
 	}
 	for _, tt := range tests {
 		if got := fraction(tt.give); got != tt.want {
@@ -39,15 +38,23 @@ func TestFraction(t *testing.T) {
 }
 
 func TestRateAndETA(t *testing.T) {
-	r := campaign.Report{State: campaign.StateRunning, Targets: 3000, Sent: 1000, FirstSendMs: 1_000_000, LastSendMs: 1_010_000}
-	if got := rate(r); got != "100/s" {
-		t.Errorf("rate = %q, want 100/s", got)
+	at := time.Date(2026, 12, 2, 23, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		give       campaign.Report
+		rate, when string
+	}{
+		{"running", campaign.Report{State: campaign.StateRunning, SendRate: 99.6, ExpectedFinishMs: 1_030_000}, "100/s", "00:17:10 UTC"},
+		{"before the first send", campaign.Report{State: campaign.StateSplitting}, "—", "—"},
+		{"scheduled", campaign.Report{State: campaign.StateScheduled, SendAt: &at}, "—", "starts 2026-12-02 23:00 UTC"},
+		{"canceled", campaign.Report{State: campaign.StateCanceled, SendRate: 5}, "5/s", "canceled"},
 	}
-	// 2,000 left at 100/s: 20 s after the last send.
-	if got := eta(r); got != "00:17:10 UTC" {
-		t.Errorf("eta = %q, want 00:17:10 UTC", got)
-	}
-	if got := rate(campaign.Report{}); got != "—" {
-		t.Errorf("rate before any send = %q", got)
+	for _, tt := range tests {
+		if got := rate(tt.give); got != tt.rate {
+			t.Errorf("%s: rate = %q, want %q", tt.name, got, tt.rate)
+		}
+		if got := eta(tt.give); got != tt.when {
+			t.Errorf("%s: eta = %q, want %q", tt.name, got, tt.when)
+		}
 	}
 }
