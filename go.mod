@@ -6,6 +6,8 @@ require (
 	cloud.google.com/go/auth v0.20.0
 	firebase.google.com/go/v4 v4.19.0
 	github.com/alecthomas/kong v1.17.0
+	github.com/chromedp/cdproto v0.160.1
+	github.com/chromedp/chromedp v0.23.1
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/go-json-experiment/json v1.27.2
 	github.com/jackc/pgx/v5 v5.12.0

@@ -141,6 +141,9 @@ const (
 	scopeAdmin scope = iota // operator token only
 	scopeApp                // operator token, or the key of the app concerned
 	scopeAny                // any valid token: the API's reference, which every client may read
+	// scopeConsole: no bearer token; the console signs in with the operator
+	// token and checks its own session cookie on every request.
+	scopeConsole
 )
 
 type principalKey struct{}
@@ -225,6 +228,15 @@ func (v verifier) identify(r *http.Request) (principal, bool) {
 		return principal{app: found}, true
 	}
 	return principal{}, false
+}
+
+// operator reports whether tok is the operator token: the only credential
+// that signs in to the console (app keys ship inside apps).
+func (v verifier) operator(tok string) bool {
+	if v.insecure {
+		return true
+	}
+	return v.admin != nil && v.admin.equal(hashSecret(tok))
 }
 
 // unauthorized answers 401 with the Bearer challenge.

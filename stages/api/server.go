@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"net/http"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/api/console"
 )
 
 // Config is what the API needs.
@@ -57,6 +59,8 @@ type Server struct {
 	bodies  *semaphore.Weighted       // body.go: request body bytes held at once
 	dev     deviceEvents              // devices.go: the event clock of device writes
 	streams []string                  // the ingest stream of each partition
+	console *console.Console          // the operator console (/ui/)
+	ownAuth []string                  // path prefixes of routes that authenticate themselves (scopeConsole)
 }
 
 // New builds the API server.
@@ -72,7 +76,13 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Metrics),
 		bodies: semaphore.NewWeighted(cfg.MaxBodyMemory), streams: cfg.Keys.Streams(pipeline.StreamIngest)}
 	s.apps.Store(s.newAppsState(cfg.Auth, cfg.KnownApp))
+	// The operator token is not in the apps file: a reload never changes it.
+	s.console = console.New(console.Config{Redis: cfg.Redis, DB: cfg.DB, Keys: cfg.Keys, Log: cfg.Log,
+		Operator: func(tok string) bool { return s.apps.Load().auth.operator(tok) }})
 	for _, rt := range s.routes() {
+		if rt.scope == scopeConsole {
+			s.ownAuth = append(s.ownAuth, rt.pattern)
+		}
 		s.mux.Handle(rt.pattern, s.metrics.instrument(rt.pattern, s.wrap(rt)))
 	}
 	// Everything else, once authenticated: a JSON 404 (the mux's own is
@@ -132,6 +142,8 @@ func (s *Server) routes() []route {
 		{"GET /v1/messages/{id}", scopeAdmin, 0, nil, s.getMessage},
 		// the reference of this table (openapi.go): any valid token
 		{"GET " + OpenAPIPath, scopeAny, 0, nil, s.getOpenAPI},
+		// the operator console: its own sign-in (the operator token) and session cookie
+		{"/ui/", scopeConsole, 0, nil, s.serveConsole},
 	}
 }
 
@@ -139,7 +151,17 @@ func (s *Server) routes() []route {
 // known bearer token every request gets the same 401 whatever its method and
 // path (the mux would answer a non-canonical path such as //v1/campaigns/x
 // with a redirect, telling an anonymous caller which paths exist).
+//
+// The console's pages are the exception: a browser does not send a bearer
+// token, so they check their own session (stages/api/console).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	for _, prefix := range s.ownAuth {
+		// "/ui" too: the mux redirects it to "/ui/".
+		if strings.HasPrefix(r.URL.Path+"/", prefix) {
+			s.mux.ServeHTTP(w, r)
+			return
+		}
+	}
 	p, ok := s.apps.Load().auth.identify(r)
 	if !ok {
 		_, pattern := s.mux.Handler(r) // only to count the refusal on its route
@@ -148,6 +170,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+}
+
+// serveConsole hands a /ui/ request to the console.
+func (s *Server) serveConsole(w http.ResponseWriter, r *http.Request, _ []byte) {
+	s.console.ServeHTTP(w, r)
 }
 
 // wrap puts a route's handler behind, in this order: its scope (403), the
