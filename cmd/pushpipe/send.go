@@ -21,6 +21,8 @@ type SendCmd struct {
 	ID       string        `name:"id" help:"Idempotency key: sending the same id again sends nothing new (default: a fresh id)."`
 	TTL      time.Duration `name:"ttl" default:"24h" help:"How long providers may hold the notification."`
 	DBConns  int32         `name:"db-conns" default:"2" help:"PostgreSQL connections."`
+	// The API's "allow_empty".
+	AllowEmpty bool `name:"allow-empty" help:"Create it even if the app has no devices or a channel no subscribers."`
 }
 
 // Run creates the campaign and prints its id.
@@ -48,6 +50,11 @@ func (c *SendCmd) Run(g *Globals) error {
 	// The API's check: a campaign no device could receive is refused.
 	if err := deliver.CheckCampaign(ctx, db, camp); err != nil {
 		return fmt.Errorf("send: %w", err)
+	}
+	if !c.AllowEmpty {
+		if err := campaign.CheckAudience(ctx, db, camp); err != nil {
+			return fmt.Errorf("send: %w (or --allow-empty)", err)
+		}
 	}
 	camp, created, err := campaign.Create(ctx, rdb, db, g.Keys(), camp)
 	if err != nil {
