@@ -123,6 +123,3 @@ func (m *manifests) checkAlertsAndPolicies() []error {
 	}
 	return errs
 }
-
-
-
