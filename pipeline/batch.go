@@ -1,6 +1,11 @@
 package pipeline
 
-import "context"
+import (
+	"context"
+	"errors"
+
+	"github.com/redis/rueidis"
+)
 
 // Entry is one stream entry handed to a handler.
 type Entry struct {
@@ -23,13 +28,25 @@ type Batch struct {
 	Entries   []Entry
 
 	emits   []Message
+	delays  []delayed
 	incrs   []incr
 	failed  map[int]error
 	dead    map[int]error
-	settled bool
-	release func()        // stops the runner keeping the batch claimed (heartbeat.go)
-	lost    chan struct{} // closed once some entry is no longer this consumer's (heartbeat.go)
+	parts   []deadEntry     // parts of entries dead-lettered (DeadLetterPart)
+	script  *scriptCall     // the handler's part of the commit (Commit)
+	rdb     rueidis.Client  // the runner's, for EmitNow
+	release func()          // stops the runner keeping the batch claimed (heartbeat.go)
+	lost    chan struct{}   // closed once some entry is no longer this consumer's (heartbeat.go)
+	stop    <-chan struct{} // closed when the runner stops reading (Stopping)
 }
+
+// Stopping is closed when the process is shutting down: the runner stopped
+// reading and gives the batches in hand ShutdownTimeout to finish. A handler
+// whose work is long and repeatable (deliver's sends) starts no more of it,
+// lets what is in flight finish and returns an error: the entries stay
+// pending and whoever claims them redoes only what was not done. A nil
+// channel (a batch built by hand) is never closed.
+func (b *Batch) Stopping() <-chan struct{} { return b.stop }
 
 // Lost is closed when the runner finds, while the batch is being handled,
 // that this consumer no longer owns some of its entries: another consumer
@@ -57,6 +74,21 @@ func (b *Batch) IsLost() bool {
 func (b *Batch) Emit(stream string, fields ...string) {
 	b.emits = append(b.emits, Message{Stream: stream, Fields: fields})
 }
+
+// EmitNow XADDs msgs at once, before the batch is committed: for a handler
+// whose work on one entry is long and checkpointed (split cutting a campaign
+// into ranges under backpressure), so what it emitted so far is durable
+// whatever becomes of the batch. A crash then repeats them on redelivery, as
+// any emit before an ack does; downstream stages are idempotent.
+func (b *Batch) EmitNow(ctx context.Context, msgs ...Message) error {
+	if b.rdb == nil {
+		return errNoRunner
+	}
+	_, err := Emit(ctx, b.rdb, msgs...)
+	return err
+}
+
+var errNoRunner = errors.New("EmitNow on a batch no runner handed out")
 
 type incr struct {
 	key, field string
@@ -88,10 +120,14 @@ func (b *Batch) DeadLetter(i int, reason error) {
 	b.dead[i] = reason
 }
 
-// Settled tells the runner the handler already acked the batch itself in its
-// own atomic script (dedupe: marks + XADD + XACK in one call). The runner then
-// emits nothing and acks nothing for it.
-func (b *Batch) Settled() { b.settled = true }
+// DeadLetterPart sends part of entry i to the dead-letter stream with the
+// given fields in its place (deliver: the users of an entry whose retry
+// budget is spent), while the entry itself is acked as done. attempts is
+// what the DLQ shows as its deliveries. `pushpipe dlq retry` puts the part
+// back into the entry's stream.
+func (b *Batch) DeadLetterPart(i int, reason error, attempts int, fields map[string]string) {
+	b.parts = append(b.parts, deadEntry{Entry: Entry{ID: b.Entries[i].ID, Fields: fields}, Reason: reason.Error(), Deliveries: int64(attempts)})
+}
 
 // IDs returns the ids of the entries the runner would ack now.
 func (b *Batch) IDs() []string {
@@ -107,7 +143,7 @@ func (b *Batch) IDs() []string {
 }
 
 func (b *Batch) reset() {
-	b.emits, b.incrs, b.failed, b.dead, b.settled = nil, nil, nil, nil, false
+	b.emits, b.delays, b.incrs, b.failed, b.dead, b.parts, b.script = nil, nil, nil, nil, nil, nil, nil
 }
 
 // Handler processes a batch. The contract:
@@ -118,8 +154,10 @@ func (b *Batch) reset() {
 //     the same batch, and gives up after a while, leaving the entries pending
 //     for a later claim. Wrap with Permanent to dead-letter the whole batch.
 //
-// A handler must not XACK or XADD itself, except through Settled. It must not
-// keep the batch after returning.
+// A handler never XACKs, XADDs or claims itself: it records its effects on
+// the batch (Emit, EmitAt, EmitNow, Incr, Fail, DeadLetter, DeadLetterPart,
+// Commit) and the runner makes them durable with the ack. It must not keep
+// the batch after returning.
 type Handler interface {
 	Handle(ctx context.Context, b *Batch) error
 }

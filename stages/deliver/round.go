@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -33,6 +34,8 @@ type round struct {
 	wait       context.Context
 	cancelWait context.CancelFunc
 	lost       <-chan struct{}
+	stop       <-chan struct{} // pipeline.Batch.Stopping
+	emit       emitFunc
 
 	mu      sync.Mutex // results and skipped
 	skipped map[*campaign][]int64
@@ -43,10 +46,12 @@ type round struct {
 	stopped atomic.Bool // the process is shutting down
 }
 
-// newRound starts a round; lost (may be nil) is the batch's Lost channel.
-// end must be called when the round is over.
-func (h *Handler) newRound(ctx context.Context, p, targets int, lost <-chan struct{}) *round {
-	r := &round{h: h, ctx: ctx, p: p, lost: lost, results: make([]userResult, targets), skipped: map[*campaign][]int64{}}
+// newRound starts a round of batch b. end must be called when the round is
+// over.
+func (h *Handler) newRound(ctx context.Context, b *pipeline.Batch, targets int) *round {
+	lost := b.Lost()
+	r := &round{h: h, ctx: ctx, p: b.Partition, lost: lost, stop: b.Stopping(), emit: b.EmitNow,
+		results: make([]userResult, targets), skipped: map[*campaign][]int64{}}
 	r.wait, r.cancelWait = context.WithCancel(ctx)
 	if lost != nil {
 		go func() {
@@ -63,9 +68,12 @@ func (h *Handler) newRound(ctx context.Context, p, targets int, lost <-chan stru
 func (r *round) end() { r.cancelWait() }
 
 // isLost reports whether the batch of the round was lost.
-func (r *round) isLost() bool {
+func (r *round) isLost() bool { return closed(r.lost) }
+
+// closed reports whether c is closed (never, for nil).
+func closed(c <-chan struct{}) bool {
 	select {
-	case <-r.lost:
+	case <-c:
 		return true
 	default:
 		return false
@@ -120,7 +128,7 @@ func (r *round) feed(l *lane, jobs []job) {
 		if r.broken.Load() || r.wait.Err() != nil {
 			return // broken, cancelled, or the batch is lost
 		}
-		if h.stopping.Load() {
+		if closed(r.stop) {
 			// Shutting down: finish what is in flight, start nothing; the
 			// entries stay pending and their unmarked devices are sent by
 			// whoever takes them over.
@@ -207,7 +215,7 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 // send sends one job. A terminal outcome comes back to be marked (ok); a
 // transient one is recorded for the caller to schedule and its slot freed.
 func (r *round) send(l *lane, j job) (markReq, bool) {
-	res, mark, err := r.h.sendOne(r.ctx, l, j.c, j.d)
+	res, mark, err := r.h.sendOne(r.ctx, l, j.c, j.d, r.emit)
 	if mark {
 		return markReq{p: r.p, c: j.c, id: j.d.id, outcome: res.Outcome, r: r}, true
 	}

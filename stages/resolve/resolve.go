@@ -93,7 +93,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	g.SetLimit(h.cfg.Parallel)
 	for _, r := range ranges {
 		g.Go(func() error {
-			err := h.resolve(ctx, r)
+			err := h.resolve(ctx, r, b.EmitNow)
 			if errors.Is(err, campaign.ErrNotFound) {
 				// Campaign rows are written before anything is emitted
 				// for them: this range can never be resolved.
@@ -131,7 +131,7 @@ func parse(i int, e pipeline.Entry) (rangeEntry, error) {
 }
 
 // resolve reads one range, filters it, emits it to dedupe and records it.
-func (h *Handler) resolve(ctx context.Context, r rangeEntry) error {
+func (h *Handler) resolve(ctx context.Context, r rangeEntry, emitNow func(context.Context, ...pipeline.Message) error) error {
 	camp, err := h.campaigns.get(ctx, r.campaign)
 	if err != nil {
 		return err
@@ -145,7 +145,9 @@ func (h *Handler) resolve(ctx context.Context, r rangeEntry) error {
 		return err
 	}
 	msgs := h.entries(r, users, muted)
-	if _, err := pipeline.Emit(ctx, h.cfg.Redis, msgs...); err != nil {
+	// Emitted before the range's count is recorded (progress reads the
+	// count as "this range's users are on their way").
+	if err := emitNow(ctx, msgs...); err != nil {
 		return fmt.Errorf("resolve range %s of %s: %w", r.id, r.campaign, err)
 	}
 	c := h.cfg.Redis
