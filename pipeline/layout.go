@@ -47,8 +47,8 @@ func CheckLayout(ctx context.Context, rdb rueidis.Client, k Keys, record bool, w
 					list = append(list, fmt.Sprintf("%q (%s)", p, l))
 				}
 				slices.Sort(list)
-				return fmt.Errorf("Redis at %s has no pushpipe deployment with key prefix %q, only %s: set PUSHPIPE_PREFIX (or --prefix) to one of those",
-					where, k.Prefix, strings.Join(list, ", "))
+				return fmt.Errorf("no pushpipe deployment with key prefix %q at Redis %s, only %s: set PUSHPIPE_PREFIX (or --prefix) to one of those",
+					k.Prefix, where, strings.Join(list, ", "))
 			}
 		case err != nil:
 			return fmt.Errorf("read the deployment layout at %s: %w", where, err)
@@ -74,7 +74,7 @@ func layoutMismatch(k Keys, got, where string) error {
 	var parts int
 	var bucket int64
 	if _, err := fmt.Sscanf(got, "partitions=%d bucket=%d", &parts, &bucket); err != nil {
-		return fmt.Errorf("Redis at %s: key %s holds %q, not a pushpipe layout", where, k.Layout(), got)
+		return fmt.Errorf("key %s at Redis %s holds %q, not a pushpipe layout", k.Layout(), where, got)
 	}
 	if parts != k.Partitions {
 		return fmt.Errorf("the deployment with key prefix %q at %s has %d partitions, this process was started with %d: "+

@@ -101,21 +101,21 @@ func (cfg RedisConfig) loadTLS(c *tls.Config) error {
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
-			return fmt.Errorf("Redis TLS CA (PUSHPIPE_REDIS_TLS_CA_FILE): %w", err)
+			return fmt.Errorf("the Redis TLS CA (PUSHPIPE_REDIS_TLS_CA_FILE): %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("Redis TLS CA %s (PUSHPIPE_REDIS_TLS_CA_FILE): no PEM certificate in it", cfg.CAFile)
+			return fmt.Errorf("the Redis TLS CA %s (PUSHPIPE_REDIS_TLS_CA_FILE): no PEM certificate in it", cfg.CAFile)
 		}
 		c.RootCAs = pool
 	}
 	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
-		return errors.New("Redis TLS client certificate: set both PUSHPIPE_REDIS_TLS_CERT_FILE and PUSHPIPE_REDIS_TLS_KEY_FILE, or neither")
+		return errors.New("the Redis TLS client certificate: set both PUSHPIPE_REDIS_TLS_CERT_FILE and PUSHPIPE_REDIS_TLS_KEY_FILE, or neither")
 	}
 	if cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
 		if err != nil {
-			return fmt.Errorf("Redis TLS client certificate (PUSHPIPE_REDIS_TLS_CERT_FILE, PUSHPIPE_REDIS_TLS_KEY_FILE): %w", err)
+			return fmt.Errorf("the Redis TLS client certificate (PUSHPIPE_REDIS_TLS_CERT_FILE, PUSHPIPE_REDIS_TLS_KEY_FILE): %w", err)
 		}
 		c.Certificates = []tls.Certificate{cert}
 	}

@@ -15,9 +15,9 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
-// run runs the real binary with env added to ours and returns its exit
-// error, its stderr and how long it took.
-func run(t *testing.T, bin string, env []string, args ...string) (error, string, time.Duration) {
+// run runs the real binary with env added to ours and returns its stderr,
+// how long it took and its exit error.
+func run(t *testing.T, bin string, env []string, args ...string) (string, time.Duration, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -27,7 +27,7 @@ func run(t *testing.T, bin string, env []string, args ...string) (error, string,
 	cmd.Stderr = &stderr
 	start := time.Now()
 	err := cmd.Run()
-	return err, stderr.String(), time.Since(start)
+	return stderr.String(), time.Since(start), err
 }
 
 // Every process checks at start what it needs and says what to fix: a
@@ -47,7 +47,7 @@ func TestStartupChecksWithTheBinary(t *testing.T) {
 	base := []string{"PUSHPIPE_REDIS_ADDR=" + plain.Addr, "PUSHPIPE_PARTITIONS=16", "PUSHPIPE_PREFIX=pp", "PUSHPIPE_LOG_LEVEL=warn",
 		"PUSHPIPE_DATABASE_URL=postgres://bob:s3cret@127.0.0.1:1/x"}
 	// The deployment's first process records 16 partitions.
-	if err, out, _ := run(t, bin, base, "status"); err != nil {
+	if out, _, err := run(t, bin, base, "status"); err != nil {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
 	tests := []struct {
@@ -82,7 +82,7 @@ func TestStartupChecksWithTheBinary(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err, out, took := run(t, bin, append(append([]string{}, base...), tt.env...), tt.args...)
+			out, took, err := run(t, bin, append(append([]string{}, base...), tt.env...), tt.args...)
 			if took > tt.within {
 				t.Errorf("took %v, want at most %v", took, tt.within)
 			}
