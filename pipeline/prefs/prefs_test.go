@@ -64,7 +64,7 @@ func TestLoadRebuildsFromPostgres(t *testing.T) {
 		put(prefs.Prefs{User: u, Channels: []string{"news"}})
 	}
 	put(prefs.Prefs{User: 7, Channels: []string{"sport"}, Categories: []string{"promo"}}) // a second version
-	put(prefs.Prefs{User: 8})                                                              // unmuted everything
+	put(prefs.Prefs{User: 8})                                                             // unmuted everything
 	want := map[int64]map[string]string{
 		1: {"c:news": "1"}, 7: {"c:sport": "1", "k:promo": "1"}, 8: {}, 4000: {"c:news": "1"},
 	}
