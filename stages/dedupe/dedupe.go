@@ -78,33 +78,15 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	return nil
 }
 
-// parse validates an entry: a campaign id, and id batches resolve could have
-// written (positive, strictly ascending).
+// parse reads an entry with its codec and checks its campaign id.
 func parse(i int, e pipeline.Entry) (entry, error) {
-	en := entry{index: i, id: e.ID, campaign: e.Fields[pipeline.FieldCampaign], u: e.Fields[pipeline.FieldUsers],
-		force: e.Fields[pipeline.FieldForce] == "1"}
+	de, err := pipeline.ParseDedupeEntry(e.Fields)
+	en := entry{index: i, id: e.ID, campaign: de.Campaign, u: de.UsersRaw, reached: de.Users, muted: de.Muted, force: de.Force}
+	if err != nil {
+		return en, err
+	}
 	if err := campaign.ValidateID(en.campaign); err != nil {
 		return en, fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err)
-	}
-	var err error
-	if en.u != "" {
-		if en.reached, err = pipeline.DecodeIDs(en.u); err != nil {
-			return en, fmt.Errorf("field %s: %w", pipeline.FieldUsers, err)
-		}
-		if err := checkIDs(pipeline.FieldUsers, en.reached); err != nil {
-			return en, err
-		}
-	}
-	if m := e.Fields[pipeline.FieldMuted]; m != "" {
-		if en.muted, err = pipeline.DecodeIDs(m); err != nil {
-			return en, fmt.Errorf("field %s: %w", pipeline.FieldMuted, err)
-		}
-		if err := checkIDs(pipeline.FieldMuted, en.muted); err != nil {
-			return en, err
-		}
-	}
-	if len(en.reached) == 0 && len(en.muted) == 0 {
-		return en, fmt.Errorf("no user ids in %s or %s", pipeline.FieldUsers, pipeline.FieldMuted)
 	}
 	return en, nil
 }

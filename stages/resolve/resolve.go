@@ -109,23 +109,13 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 }
 
 func parse(i int, e pipeline.Entry) (rangeEntry, error) {
-	f := e.Fields
-	r := rangeEntry{index: i, campaign: f[pipeline.FieldCampaign], channel: f[pipeline.FieldChannel], id: f[pipeline.FieldRange]}
+	re, err := pipeline.ParseRangeEntry(e.Fields)
+	r := rangeEntry{index: i, campaign: re.Campaign, channel: re.Channel, id: re.Range, lo: re.Lo, hi: re.Hi}
+	if err != nil {
+		return r, err
+	}
 	if err := campaign.ValidateID(r.campaign); err != nil {
 		return r, fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err)
-	}
-	if r.channel == "" || r.id == "" {
-		return r, fmt.Errorf("fields %s and %s are required", pipeline.FieldChannel, pipeline.FieldRange)
-	}
-	var err error
-	if r.lo, err = strconv.ParseInt(f[pipeline.FieldLo], 10, 64); err != nil {
-		return r, fmt.Errorf("field %s: %w", pipeline.FieldLo, err)
-	}
-	if r.hi, err = strconv.ParseInt(f[pipeline.FieldHi], 10, 64); err != nil {
-		return r, fmt.Errorf("field %s: %w", pipeline.FieldHi, err)
-	}
-	if r.lo > r.hi {
-		return r, fmt.Errorf("range %s: lo %d > hi %d", r.id, r.lo, r.hi)
 	}
 	return r, nil
 }
@@ -270,14 +260,8 @@ func (h *Handler) entries(r rangeEntry, users []int64, muted []bool) []pipeline.
 		for len(g.reached)+len(g.muted) > 0 {
 			nu := min(len(g.reached), h.cfg.MaxEntryIDs)
 			nm := min(len(g.muted), h.cfg.MaxEntryIDs-nu)
-			f := []string{pipeline.FieldCampaign, r.campaign, pipeline.FieldRange, r.id}
-			if nu > 0 {
-				f = append(f, pipeline.FieldUsers, pipeline.EncodeIDs(g.reached[:nu]))
-			}
-			if nm > 0 {
-				f = append(f, pipeline.FieldMuted, pipeline.EncodeIDs(g.muted[:nm]))
-			}
-			msgs = append(msgs, pipeline.Message{Stream: h.cfg.Keys.Stream(pipeline.StreamDedupe, p), Fields: f})
+			e := pipeline.DedupeEntry{Campaign: r.campaign, Range: r.id, Users: g.reached[:nu], Muted: g.muted[:nm]}
+			msgs = append(msgs, pipeline.Message{Stream: h.cfg.Keys.Stream(pipeline.StreamDedupe, p), Fields: e.Fields()})
 			g.reached, g.muted = g.reached[nu:], g.muted[nm:]
 		}
 	}

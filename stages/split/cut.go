@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -78,10 +77,7 @@ func (h *Handler) rangeMsg(id string, s *segment, hi int64) pipeline.Message {
 	s.next++
 	return pipeline.Message{
 		Stream: h.cfg.Keys.Stream(pipeline.StreamRanges, h.cfg.Keys.HashPartition(id+"/"+rid)),
-		Fields: []string{
-			pipeline.FieldCampaign, id, pipeline.FieldChannel, s.channel, pipeline.FieldRange, rid,
-			pipeline.FieldLo, strconv.FormatInt(s.lo, 10), pipeline.FieldHi, strconv.FormatInt(hi, 10),
-		},
+		Fields: pipeline.RangeEntry{Campaign: id, Channel: s.channel, Range: rid, Lo: s.lo, Hi: hi}.Fields(),
 	}
 }
 
