@@ -14,9 +14,9 @@ import (
 )
 
 // probeSize is how many users' preference hashes one EXISTS probes. A user's
-// hash exists only while they mute something (the API replaces it whole and
-// an empty update deletes it), so one EXISTS over a probe's keys answers
-// "does anyone here mute anything" at the cost of a hash lookup per key in
+// hash exists only once they set preferences (pipeline/prefs; one who
+// unmuted everything keeps a hash with only its version), so one EXISTS over
+// a probe's keys answers "may anyone here mute anything" at the cost of a hash lookup per key in
 // Redis, without a command per user. Only probes that find someone are read
 // field by field.
 const probeSize = 64
