@@ -32,6 +32,10 @@ type RedisOptions struct {
 	// Security is "" (no password, loopback only), SecurityAuth or
 	// SecurityTLS; Redis.Client then says how to connect.
 	Security string
+	// Port is tried first (pushpipe dev keeps its ports across runs, so a
+	// shell that sourced its addresses still reaches it); when it is taken
+	// or 0, a free port.
+	Port int
 }
 
 // Redis is a redis-server child process listening on 127.0.0.1 only,
@@ -80,7 +84,10 @@ func startRedis(opts RedisOptions, extra func(port int) ([]string, error)) (*Red
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	for attempt := 1; ; attempt++ {
-		port, err := FreePort()
+		port, err := opts.Port, error(nil)
+		if attempt > 1 || port == 0 {
+			port, err = FreePort()
+		}
 		if err != nil {
 			return nil, errors.Join(err, cleanupDir(dir, ownsDir))
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -37,6 +38,11 @@ func (c *AllCmd) stages() map[string]stage {
 		"deliver": c.DeliverFlags}
 }
 
+// Validate checks the stage flags and deliver's, which every stage here shares.
+func (c *AllCmd) Validate() error {
+	return errors.Join(c.StageFlags.Validate(), c.DeliverFlags.check())
+}
+
 // Run serves until SIGTERM.
 func (c *AllCmd) Run(g *Globals) error {
 	appKeys, err := api.ParseAppKeys(os.Getenv("PUSHPIPE_APP_KEYS"))
@@ -45,16 +51,16 @@ func (c *AllCmd) Run(g *Globals) error {
 	}
 	auth := api.Auth{AdminToken: os.Getenv("PUSHPIPE_ADMIN_TOKEN"), AppKeys: appKeys, Insecure: c.InsecureNoAuth}
 	if err := auth.Validate(); err != nil {
-		return fmt.Errorf("pushpipe all: %w", err)
+		return fmt.Errorf("all: %w", err)
 	}
 	stages := c.stages()
 	for name := range stages {
 		if _, ok := pipeline.StageNamed(name); !ok {
-			return fmt.Errorf("pushpipe all: %q is not in the stage table", name)
+			return fmt.Errorf("all: %q is not in the stage table", name)
 		}
 	}
 	if len(stages) != len(pipeline.Stages) {
-		return fmt.Errorf("pushpipe all: %d stages wired, the stage table has %d", len(stages), len(pipeline.Stages))
+		return fmt.Errorf("all: %d stages wired, the stage table has %d", len(stages), len(pipeline.Stages))
 	}
 	// The API shares the stages' clients and pool.
 	srv := sidecar{dbConns: c.APIDBConns, build: func(d *deps) func(context.Context) error {
