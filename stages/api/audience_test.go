@@ -16,7 +16,7 @@ func seedAudience(tb testing.TB, db *pgxpool.Pool) {
 	tb.Helper()
 	_, err := db.Exec(context.Background(), `
 		INSERT INTO devices (app, token, user_id, platform, event_at)
-		SELECT app, 'seed-' || app, 1, 1, now() FROM unnest(ARRAY['a', 'com.example.news', 'news']) AS app;
+		SELECT app, 'seed-' || app, 1, 1, now() FROM unnest(ARRAY['a', 'com.example.news', 'news', 'com.example.chat']) AS app;
 		INSERT INTO subscriptions (channel, user_id)
 		SELECT c, 1 FROM unnest(ARRAY['x', 'breaking', 'sport', 'news', '101']) AS c`)
 	if err != nil {
