@@ -36,6 +36,10 @@ type Options struct {
 	// it bounds how long a handler goes on working for entries another
 	// consumer took, or that Redis lost.
 	KeepEvery time.Duration
+	// Outputs are streams the stage writes (per partition) that may have
+	// no reader (results): the runner trims them for the partitions it
+	// serves, with TrimOutput.
+	Outputs []string
 }
 
 func (o *Options) defaults() {

@@ -19,6 +19,12 @@ type StageDef struct {
 	DB bool
 	// Replicas is how many processes the benchmark gives it on a 2-core box.
 	Replicas int
+	// Outputs are the streams it writes that no stage may read (results
+	// without a webhook): its runner trims them (TrimOutput).
+	Outputs []string
+	// Optional stages run only where configured: `pushpipe all` leaves
+	// them out unless their flags are given (the webhook needs a URL).
+	Optional bool
 }
 
 // Stages is the stage table, in pipeline order. Why each default is what it
@@ -37,7 +43,12 @@ var Stages = []StageDef{
 	{Name: "dedupe", Stream: StreamDedupe, Batch: 50, Concurrency: 4, Campaign: true, Replicas: 1},
 	// Entries carry up to ~1000 users each: a few per read keep a process's
 	// share of work small enough to hand over quickly.
-	{Name: "deliver", Stream: StreamDeliver, Batch: 8, Concurrency: 4, Campaign: true, DB: true, Replicas: 2},
+	{Name: "deliver", Stream: StreamDeliver, Batch: 8, Concurrency: 4, Campaign: true, DB: true, Replicas: 2,
+		Outputs: []string{StreamResults}},
+	// Result events are small: a read is one POST to the operator's URL
+	// (--batch), and a few POSTs in flight keep a slow receiver busy. No
+	// replicas: the benchmark has no receiver.
+	{Name: "webhook", Stream: StreamResults, Batch: 500, Concurrency: 4, Optional: true},
 }
 
 // StageNamed returns the row of the stage called name.
@@ -51,7 +62,7 @@ func StageNamed(name string) (StageDef, bool) {
 }
 
 // StageOf is the stage (and consumer group) that reads a logical stream, or ""
-// for streams no stage consumes (results, dlq).
+// for streams no stage consumes (dlq).
 func StageOf(stream string) string {
 	for _, s := range Stages {
 		if s.Stream == stream {
@@ -73,7 +84,7 @@ func StageStreams() []string {
 
 // Options are the runner options of the stage's row, for its defaults.
 func (s StageDef) Options() Options {
-	return Options{Stage: s.Name, Stream: s.Stream, BatchSize: s.Batch, Concurrency: s.Concurrency}
+	return Options{Stage: s.Name, Stream: s.Stream, BatchSize: s.Batch, Concurrency: s.Concurrency, Outputs: s.Outputs}
 }
 
 // Effective returns o with every default filled in, as NewRunner would: what

@@ -62,6 +62,9 @@ type Config struct {
 	// ShutdownTimeout is how long a retry round may go on after Run's
 	// context ended; use the runner's. Default 10s.
 	ShutdownTimeout time.Duration
+	// NoResults turns off the results stream: no result event per device
+	// (DESIGN: results are on unless a deployment turns them off).
+	NoResults bool
 
 	Log     zerolog.Logger
 	Metrics prometheus.Registerer // nil registers nothing

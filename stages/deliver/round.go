@@ -35,7 +35,7 @@ type round struct {
 	lost       <-chan struct{}
 
 	mu      sync.Mutex // results and skipped
-	skipped map[*campaign][]int64
+	skipped map[*campaign][]device
 	sends   sync.WaitGroup // from a send's slot to its settle
 	errOnce sync.Once
 	first   error
@@ -46,7 +46,7 @@ type round struct {
 // newRound starts a round; lost (may be nil) is the batch's Lost channel.
 // end must be called when the round is over.
 func (h *Handler) newRound(ctx context.Context, p, targets int, lost <-chan struct{}) *round {
-	r := &round{h: h, ctx: ctx, p: p, lost: lost, results: make([]userResult, targets), skipped: map[*campaign][]int64{}}
+	r := &round{h: h, ctx: ctx, p: p, lost: lost, results: make([]userResult, targets), skipped: map[*campaign][]device{}}
 	r.wait, r.cancelWait = context.WithCancel(ctx)
 	if lost != nil {
 		go func() {
@@ -145,7 +145,7 @@ func (r *round) feed(l *lane, jobs []job) {
 			}
 			if failed {
 				r.mu.Lock()
-				r.skipped[j.c] = append(r.skipped[j.c], j.d.id)
+				r.skipped[j.c] = append(r.skipped[j.c], j.d)
 				r.mu.Unlock()
 				continue
 			}
@@ -209,7 +209,7 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 func (r *round) send(l *lane, j job) (markReq, bool) {
 	res, mark, err := r.h.sendOne(r.ctx, l, j.c, j.d)
 	if mark {
-		return markReq{p: r.p, c: j.c, id: j.d.id, outcome: res.Outcome, r: r}, true
+		return markReq{p: r.p, c: j.c, d: j.d, outcome: res.Outcome, reason: res.Reason, r: r}, true
 	}
 	if err == nil && res.Outcome == push.Retry {
 		r.mu.Lock()

@@ -52,28 +52,51 @@ var bitsPerChunk = strconv.Itoa(1 << chunkBits)
 // (settledScript) and marked now, after a DLQ retry, moves out of failed
 // (looked up only when the partition has failures at all).
 //
-// KEYS[1] stats (hash), KEYS[2] settled set, KEYS[3..] sent chunk bitmaps.
-// ARGV[1] TTL seconds, ARGV[2] now unix ms, then per counter: counter,
-// ngroups, then per group (appendMasks): key index, chunk, first byte, mask.
-var markScript = rueidis.NewLuaScript(orMask + `
+// With results on, it also appends a result event (pipeline.ResultEvent) to
+// the partition's results stream for each bit it newly sets, and for no
+// other: the event is written exactly when the outcome becomes durable, and
+// a repeat after a crash finds the bit set and writes none. The counters are
+// named as the outcomes (pipeline.StatSent is pipeline.OutcomeSent...).
+//
+// KEYS[1] stats (hash), KEYS[2] settled set, KEYS[3] results stream, KEYS[4..]
+// sent chunk bitmaps. ARGV[1] TTL seconds, ARGV[2] now unix ms, ARGV[3] "1"
+// to write results, ARGV[4] event id prefix (pipeline.ResultIDPrefix),
+// ARGV[5] campaign or message field, ARGV[6] its id, ARGV[7] app; then per
+// counter: counter, ngroups, the groups (appendMasks: key index, chunk,
+// first byte, mask), ndevices, then per device: id, user, platform, token,
+// reason (ndevices is 0 with results off).
+var markScript = rueidis.NewLuaScript(orMask + pipeline.LuaXAdd + `
 local failedBefore = tonumber(redis.call('HGET', KEYS[1], '` + pipeline.StatFailed + `')) or 0
+local results = ARGV[3] == '1'
 local sent, new, unfailed = false, 0, 0
-local i = 3
+local i = 8
 while i <= #ARGV do
   local counter, ngroups = ARGV[i], tonumber(ARGV[i + 1])
-  i = i + 2
+  local g = i + 2
+  i = g + 4 * ngroups
+  local ndevs, devs = tonumber(ARGV[i]), {}
+  for d = i + 1, i + 5 * ndevs, 5 do devs[ARGV[d]] = d end
+  i = i + 1 + 5 * ndevs
   local added = 0
   for _ = 1, ngroups do
-    local key, chunk, first, mask = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
-    i = i + 4
-    local n, news = orMask(key, first, mask, failedBefore > 0)
+    local key, chunk, first, mask = KEYS[tonumber(ARGV[g])], tonumber(ARGV[g + 1]), tonumber(ARGV[g + 2]), ARGV[g + 3]
+    g = g + 4
+    local n, news = orMask(key, first, mask, failedBefore > 0 or results)
     added = added + n
     if news then
       for b, x in pairs(news) do
         for pos = 0, 7 do
           if band(x, rshift(128, pos)) ~= 0 then
             local id = string.format('%.0f', chunk * ` + bitsPerChunk + ` + (first + b - 1) * 8 + pos)
-            if redis.call('SREM', KEYS[2], 'f' .. id) == 1 then unfailed = unfailed + 1 end
+            if failedBefore > 0 and redis.call('SREM', KEYS[2], 'f' .. id) == 1 then unfailed = unfailed + 1 end
+            local d = devs[id]
+            if results and d then
+              local ev = {'` + pipeline.FieldID + `', ARGV[4] .. id, ARGV[5], ARGV[6], '` + pipeline.FieldApp + `', ARGV[7],
+                '` + pipeline.FieldUser + `', ARGV[d + 1], '` + pipeline.FieldPlatform + `', ARGV[d + 2],
+                '` + pipeline.FieldToken + `', ARGV[d + 3], '` + pipeline.FieldOutcome + `', counter, '` + pipeline.FieldAtMs + `', ARGV[2]}
+              if ARGV[d + 4] ~= '' then ev[#ev + 1] = '` + pipeline.FieldReason + `'; ev[#ev + 1] = ARGV[d + 4] end
+              xadd(KEYS[3], ev)
+            end
           end
         end
       end
