@@ -43,6 +43,7 @@ type DeliverFlags struct {
 	RetryBase   time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter)."`
 	RetryMax    time.Duration `name:"retry-max" default:"60s" help:"Longest backoff."`
 	RetryLease  time.Duration `name:"retry-lease" default:"60s" help:"A retry taken by a process that dies comes back after this."`
+	Results     bool          `name:"results" default:"true" negatable:"" help:"Append a result event per device to the results stream (read by pushpipe webhook and results tail); --no-results turns it off."`
 }
 
 // Run serves until SIGTERM.
@@ -68,7 +69,7 @@ func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []
 		ClaimIdle: eff.ClaimIdle, ShutdownTimeout: eff.ShutdownTimeout,
 		TPS: c.TPS, InFlight: c.InFlight, MaxAttempts: c.MaxAttempts,
 		RetryBase: c.RetryBase, RetryMax: c.RetryMax, RetryLease: c.RetryLease,
-		Log: d.log, Metrics: d.reg,
+		NoResults: !c.Results, Log: d.log, Metrics: d.reg,
 	})
 	if err != nil {
 		return nil, nil, err
