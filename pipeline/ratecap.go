@@ -11,7 +11,10 @@ import (
 )
 
 // RateCap caps events per second across every process that shares its key:
-// no sliding one-second window (Redis's clock) holds more than Rate events.
+// no sliding window of one second plus RateCapSlack (Redis's clock) holds
+// more than Rate events, so no one-second window at the receiving end does
+// either, unless some events take RateCapSlack longer than others to get
+// there (a POST's connection, a loaded machine).
 // A caller takes n events at once (a webhook POST) and, if they do not fit,
 // waits until enough of the last second has passed. x/time/rate is
 // per-process; this is the same promise for a cluster, at one script call
@@ -33,29 +36,35 @@ func NewRateCap(rdb rueidis.Client, key string, rate int) *RateCap {
 	return &RateCap{rdb: rdb, key: key, rate: rate}
 }
 
+// RateCapSlack widens the cap's window beyond a second: the room left for
+// events taken at one time to arrive later than others. It costs the cap
+// 1/6 of its rate when it is saturated.
+const RateCapSlack = 200 * time.Millisecond
+
 // capScript takes ARGV[1] events of the window KEYS[1] if they fit under
-// ARGV[2] in the last second: it returns 0, or the µs to wait before asking
+// ARGV[2] in the last ARGV[4] µs: it returns 0, or the µs to wait before asking
 // again. Members are "time:n:nonce" (ARGV[3], the caller's random nonce);
 // the set expires when idle.
 var capScript = rueidis.NewLuaScript(`
 local want, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - 1000000))
+local window = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - window))
 local takes = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local used = 0
 for i = 1, #takes, 2 do used = used + tonumber(string.match(takes[i], ':(%d+):')) end
 if used + want <= cap then
   redis.call('ZADD', KEYS[1], string.format('%d', now), string.format('%d:%d:%s', now, want, ARGV[3]))
-  redis.call('PEXPIRE', KEYS[1], 2000)
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
   return 0
 end
 -- Wait until the oldest takes leave the window and make room.
 for i = 1, #takes, 2 do
   used = used - tonumber(string.match(takes[i], ':(%d+):'))
-  if used + want <= cap then return tonumber(takes[i + 1]) + 1000000 - now + 1 end
+  if used + want <= cap then return tonumber(takes[i + 1]) + window - now + 1 end
 end
-return 1000000
+return window
 `)
 
 // Take waits until n events fit under the cap and takes them. n above the
@@ -68,7 +77,8 @@ func (c *RateCap) Take(ctx context.Context, n int) error {
 		return fmt.Errorf("take %d events: more than the cap of %d/s", n, c.rate)
 	}
 	for {
-		wait, err := capScript.Exec(ctx, c.rdb, []string{c.key}, []string{strconv.Itoa(n), strconv.Itoa(c.rate), strconv.FormatUint(rand.Uint64(), 36)}).AsInt64()
+		wait, err := capScript.Exec(ctx, c.rdb, []string{c.key}, []string{strconv.Itoa(n), strconv.Itoa(c.rate), strconv.FormatUint(rand.Uint64(), 36),
+			strconv.FormatInt((time.Second + RateCapSlack).Microseconds(), 10)}).AsInt64()
 		if err != nil {
 			return fmt.Errorf("rate cap %s: %w", c.key, err)
 		}

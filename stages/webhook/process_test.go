@@ -214,7 +214,7 @@ func TestDeadLettersAndRetry(t *testing.T) {
 	rcv.p.kill()
 	rcv.restart("-down=false")
 	bin, _ := binaries(t)
-	out, err := exec.Command(bin, f.stageArgs("dlq", "retry", "--stream", pipeline.StreamResults)...).CombinedOutput()
+	out, err := exec.Command(bin, f.stageArgs("dlq", "retry", "--all", "--stream", pipeline.StreamResults)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("dlq retry: %v\n%s", err, out)
 	}
