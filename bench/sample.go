@@ -86,7 +86,7 @@ func (s *sampler) sample(ctx context.Context) (Sample, error) {
 	}
 	for p := range s.keys.Partitions {
 		cmds = append(cmds, s.rdb.B().Hgetall().Key(s.keys.Stats(p, s.campaign)).Build(),
-			s.rdb.B().Zcard().Key(s.keys.Retry(p)).Build())
+			s.rdb.B().Zcard().Key(pipeline.DelayedKey(s.keys.Stream(pipeline.StreamDeliver, p))).Build())
 	}
 	cmds = append(cmds, s.rdb.B().Hget().Key(s.keys.Campaign(s.campaign)).Field(pipeline.CampaignSplitDone).Build())
 	res := s.rdb.DoMulti(ctx, cmds...)

@@ -23,13 +23,24 @@ type Batch struct {
 	Entries   []Entry
 
 	emits   []Message
+	delays  []delayed
 	incrs   []incr
 	failed  map[int]error
 	dead    map[int]error
+	parts   []deadEntry // parts of entries dead-lettered (DeadLetterPart)
 	settled bool
-	release func()        // stops the runner keeping the batch claimed (heartbeat.go)
-	lost    chan struct{} // closed once some entry is no longer this consumer's (heartbeat.go)
+	release func()          // stops the runner keeping the batch claimed (heartbeat.go)
+	lost    chan struct{}   // closed once some entry is no longer this consumer's (heartbeat.go)
+	stop    <-chan struct{} // closed when the runner stops reading (Stopping)
 }
+
+// Stopping is closed when the process is shutting down: the runner stopped
+// reading and gives the batches in hand ShutdownTimeout to finish. A handler
+// whose work is long and repeatable (deliver's sends) starts no more of it,
+// lets what is in flight finish and returns an error: the entries stay
+// pending and whoever claims them redoes only what was not done. A nil
+// channel (a batch built by hand) is never closed.
+func (b *Batch) Stopping() <-chan struct{} { return b.stop }
 
 // Lost is closed when the runner finds, while the batch is being handled,
 // that this consumer no longer owns some of its entries: another consumer
@@ -88,6 +99,15 @@ func (b *Batch) DeadLetter(i int, reason error) {
 	b.dead[i] = reason
 }
 
+// DeadLetterPart sends part of entry i to the dead-letter stream with the
+// given fields in its place (deliver: the users of an entry whose retry
+// budget is spent), while the entry itself is acked as done. attempts is
+// what the DLQ shows as its deliveries. `pushpipe dlq retry` puts the part
+// back into the entry's stream.
+func (b *Batch) DeadLetterPart(i int, reason error, attempts int, fields map[string]string) {
+	b.parts = append(b.parts, deadEntry{Entry: Entry{ID: b.Entries[i].ID, Fields: fields}, Reason: reason.Error(), Deliveries: int64(attempts)})
+}
+
 // Settled tells the runner the handler already acked the batch itself in its
 // own atomic script (dedupe: marks + XADD + XACK in one call). The runner then
 // emits nothing and acks nothing for it.
@@ -107,7 +127,7 @@ func (b *Batch) IDs() []string {
 }
 
 func (b *Batch) reset() {
-	b.emits, b.incrs, b.failed, b.dead, b.settled = nil, nil, nil, nil, false
+	b.emits, b.delays, b.incrs, b.failed, b.dead, b.parts, b.settled = nil, nil, nil, nil, nil, nil, false
 }
 
 // Handler processes a batch. The contract:

@@ -22,7 +22,8 @@ var ErrLostOwnership = errors.New("entries were claimed by another consumer")
 //
 // KEYS[1] input stream, KEYS[2..] output streams (same hash tag).
 // ARGV: group, consumer, n, id1..idn, nincr, (key index, field, delta)*nincr,
-// then per emit: key index, npairs, f, v...
+// ndelay, (key index, due ms, member)*ndelay, then per emit: key index,
+// npairs, f, v...
 var commitScript = rueidis.NewLuaScript(`
 local group, consumer, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if n > 0 then
@@ -45,6 +46,12 @@ local nincr = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, nincr do
   redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+  i = i + 3
+end
+local ndelay = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, ndelay do
+  redis.call('ZADD', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
   i = i + 3
 end
 while i <= #ARGV do
@@ -79,11 +86,19 @@ func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) 
 			return 0, err
 		}
 	}
+	if len(b.parts) > 0 {
+		// Written before the entry is acked: a crash in between repeats a
+		// dead letter, never loses one.
+		if _, err := Emit(ctx, r.rdb, r.dlqMessages(b.Stream, b.parts, r.opts.Consumer)...); err != nil {
+			return 0, fmt.Errorf("dead-letter: %w", err)
+		}
+		r.logDead(b.Stream, b.parts)
+	}
 	if b.settled {
 		return int64(len(b.IDs())), nil
 	}
 	ids := b.IDs()
-	if len(b.emits) == 0 && len(b.incrs) == 0 {
+	if len(b.emits) == 0 && len(b.incrs) == 0 && len(b.delays) == 0 {
 		// Nothing to emit: the batch's effects are already durable outside
 		// Redis (ingest's upsert), so a plain XACK is the whole commit. The
 		// ownership check of the script only keeps a claimed batch from being
@@ -105,13 +120,19 @@ func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) 
 			atomic = false
 		}
 	}
-	if atomic {
-		return r.commitAtomic(ctx, b.Stream, ids, b.incrs, b.emits)
+	for _, d := range b.delays {
+		if hashTag(d.key) != tag {
+			atomic = false
+		}
 	}
-	return r.commitOrdered(ctx, b.Stream, ids, b.incrs, b.emits)
+	if atomic {
+		return r.commitAtomic(ctx, b.Stream, ids, b)
+	}
+	return r.commitOrdered(ctx, b.Stream, ids, b)
 }
 
-func (r *Runner) commitAtomic(ctx context.Context, stream string, ids []string, incrs []incr, emits []Message) (int64, error) {
+func (r *Runner) commitAtomic(ctx context.Context, stream string, ids []string, b *Batch) (int64, error) {
+	incrs, emits := b.incrs, b.emits
 	keys := []string{stream}
 	keyIdx := map[string]string{}
 	index := func(key string) string {
@@ -123,12 +144,16 @@ func (r *Runner) commitAtomic(ctx context.Context, stream string, ids []string, 
 		}
 		return idx
 	}
-	args := make([]string, 0, 4+len(ids)+len(incrs)*3+len(emits)*4)
+	args := make([]string, 0, 5+len(ids)+len(incrs)*3+len(b.delays)*3+len(emits)*4)
 	args = append(args, r.opts.Group, r.opts.Consumer, strconv.Itoa(len(ids)))
 	args = append(args, ids...)
 	args = append(args, strconv.Itoa(len(incrs)))
 	for _, in := range incrs {
 		args = append(args, index(in.key), in.field, strconv.FormatInt(in.delta, 10))
+	}
+	args = append(args, strconv.Itoa(len(b.delays)))
+	for _, d := range b.delays {
+		args = append(args, index(d.key), strconv.FormatInt(d.at, 10), d.member)
 	}
 	for _, m := range emits {
 		args = append(args, index(m.Stream), strconv.Itoa(len(m.Fields)/2))
@@ -147,14 +172,18 @@ func (r *Runner) commitAtomic(ctx context.Context, stream string, ids []string, 
 // commitOrdered is for emits that cross hash tags (split → ranges of other
 // partitions): emit everything in one pipelined call, then ack. A crash in
 // between repeats the emits on redelivery; downstream stages are idempotent.
-func (r *Runner) commitOrdered(ctx context.Context, stream string, ids []string, incrs []incr, emits []Message) (int64, error) {
-	if len(emits)+len(incrs) > 0 {
-		cmds := make(rueidis.Commands, 0, len(emits)+len(incrs))
+func (r *Runner) commitOrdered(ctx context.Context, stream string, ids []string, b *Batch) (int64, error) {
+	incrs, emits := b.incrs, b.emits
+	if len(emits)+len(incrs)+len(b.delays) > 0 {
+		cmds := make(rueidis.Commands, 0, len(emits)+len(incrs)+len(b.delays))
 		for _, m := range emits {
 			cmds = append(cmds, xadd(r.rdb, m))
 		}
 		for _, in := range incrs {
 			cmds = append(cmds, r.rdb.B().Hincrby().Key(in.key).Field(in.field).Increment(in.delta).Build())
+		}
+		for _, d := range b.delays {
+			cmds = append(cmds, r.rdb.B().Zadd().Key(d.key).ScoreMember().ScoreMember(float64(d.at), d.member).Build())
 		}
 		for _, res := range r.rdb.DoMulti(ctx, cmds...) {
 			if err := res.Error(); err != nil {
@@ -236,30 +265,40 @@ func (r *Runner) deadLetter(ctx context.Context, stream string, entries []deadEn
 	if len(entries) == 0 {
 		return nil
 	}
-	msgs := make([]Message, len(entries))
 	ids := make([]string, len(entries))
 	for i, e := range entries {
-		fields := EncodeDLQFields(e.Fields)
-		if consumer == "" {
-			consumer = r.opts.Consumer
-		}
-		msgs[i] = Message{Stream: r.keys.DLQ(), Fields: []string{
-			DLQStream, stream, DLQID, e.ID, DLQGroup, r.opts.Group, DLQConsumer, consumer,
-			DLQDeliveries, strconv.FormatInt(e.Deliveries, 10), DLQError, e.Reason, DLQFields, fields,
-		}}
 		ids[i] = e.ID
 	}
-	if _, err := Emit(ctx, r.rdb, msgs...); err != nil {
+	if _, err := Emit(ctx, r.rdb, r.dlqMessages(stream, entries, consumer)...); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
 	if err := r.rdb.Do(ctx, r.rdb.B().Xack().Key(stream).Group(r.opts.Group).Id(ids...).Build()).Error(); err != nil {
 		return fmt.Errorf("ack dead letters on %s: %w", stream, err)
 	}
+	r.logDead(stream, entries)
+	return nil
+}
+
+// dlqMessages are the DLQ entries of entries of stream, with their origin.
+func (r *Runner) dlqMessages(stream string, entries []deadEntry, consumer string) []Message {
+	if consumer == "" {
+		consumer = r.opts.Consumer
+	}
+	msgs := make([]Message, len(entries))
+	for i, e := range entries {
+		msgs[i] = Message{Stream: r.keys.DLQ(), Fields: []string{
+			DLQStream, stream, DLQID, e.ID, DLQGroup, r.opts.Group, DLQConsumer, consumer,
+			DLQDeliveries, strconv.FormatInt(e.Deliveries, 10), DLQError, e.Reason, DLQFields, EncodeDLQFields(e.Fields),
+		}}
+	}
+	return msgs
+}
+
+func (r *Runner) logDead(stream string, entries []deadEntry) {
 	_, p, _ := r.keys.ParseStream(stream)
 	r.metrics.deadLettered(r.opts.Stage, p, len(entries))
 	for _, e := range entries {
 		r.log.Warn().Str("stream", stream).Str("id", e.ID).Int64("deliveries", e.Deliveries).
 			Str("reason", e.Reason).Msg("entry dead-lettered")
 	}
-	return nil
 }

@@ -122,8 +122,30 @@ func (r *Runner) keep(ctx context.Context, stream string, ids []string) (taken i
 // handOff gives a read or claimed batch to a free worker, keeping it claimed
 // while it waits and while it is processed. False if ctx ended first; the
 // entries then stay pending, go idle and are claimed later.
+//
+// An entry already in hand in this process (its first batch still waits for
+// a worker or is being handled, and the claim loop took it again because a
+// keep failed) is left out: one process never works on an entry twice at
+// once. The stage's handler sees each entry once per delivery.
 func (r *Runner) handOff(ctx context.Context, work chan<- *Batch, b *Batch) bool {
-	b.release = r.keepClaimed(b)
+	mine := b.Entries[:0:0]
+	for _, e := range b.Entries {
+		if _, busy := r.inHand.LoadOrStore(b.Stream+"/"+e.ID, struct{}{}); !busy {
+			mine = append(mine, e)
+		}
+	}
+	if len(mine) == 0 {
+		return true
+	}
+	b.Entries = mine
+	b.stop = ctx.Done()
+	keep := r.keepClaimed(b)
+	b.release = func() {
+		keep()
+		for _, e := range mine {
+			r.inHand.Delete(b.Stream + "/" + e.ID)
+		}
+	}
 	select {
 	case work <- b:
 		return true

@@ -65,6 +65,11 @@ func (k Keys) Streams(name string) []string {
 // operator wants them in one place.
 func (k Keys) DLQ() string { return k.Prefix + ":{dlq}:" + StreamDLQ }
 
+// DelayedKey is the sorted set of entries waiting to be XADDed to stream (a
+// partition key from Stream) at a later time (delay.go): it shares the
+// stream's hash tag, so releasing an entry is one atomic step.
+func DelayedKey(stream string) string { return stream + ":delayed" }
+
 // Seen is the dedupe hash of a campaign in partition p: the users whose
 // first sighting went to deliver (stages/dedupe/script.go has its layout).
 func (k Keys) Seen(p int, campaign string) string {
@@ -106,9 +111,6 @@ func (k Keys) Settled(p int, campaign string) string {
 func (k Keys) Stats(p int, campaign string) string {
 	return k.Prefix + ":" + k.Tag(p) + ":stats:" + campaign
 }
-
-// Retry is the delayed-retry sorted set of partition p (deliver).
-func (k Keys) Retry(p int) string { return k.Prefix + ":" + k.Tag(p) + ":retry" }
 
 // Campaign is the hash of a campaign's progress counters.
 func (k Keys) Campaign(id string) string { return k.Prefix + ":{c" + id + "}:campaign" }

@@ -18,6 +18,7 @@ type Metrics struct {
 	Lag          *prometheus.GaugeVec
 	Pending      *prometheus.GaugeVec
 	Trimmed      *prometheus.CounterVec
+	Released     *prometheus.CounterVec
 }
 
 // NewMetrics registers the runner's metrics on reg (none when reg is nil).
@@ -42,9 +43,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Entries read but not yet acknowledged by the stage's group."}, labels),
 		Trimmed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "pushpipe", Name: "entries_trimmed_total",
 			Help: "Acknowledged entries removed after the retention window."}, labels),
+		Released: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "pushpipe", Name: "entries_released_total",
+			Help: "Delayed entries (retries, scheduled campaigns) moved into their stream when due."}, labels),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Read, m.Acked, m.Claimed, m.DeadLettered, m.Errors, m.HandlerSecs, m.Lag, m.Pending, m.Trimmed)
+		reg.MustRegister(m.Read, m.Acked, m.Claimed, m.DeadLettered, m.Errors, m.HandlerSecs, m.Lag, m.Pending, m.Trimmed, m.Released)
 	}
 	return m
 }
@@ -56,6 +59,9 @@ func (m *Metrics) read(stage string, p, n int) {
 }
 func (m *Metrics) acked(stage string, p, n int) {
 	m.Acked.WithLabelValues(stage, part(p)).Add(float64(n))
+}
+func (m *Metrics) released(stage string, p, n int) {
+	m.Released.WithLabelValues(stage, part(p)).Add(float64(n))
 }
 func (m *Metrics) claimed(stage string, p, n int) {
 	m.Claimed.WithLabelValues(stage, part(p)).Add(float64(n))

@@ -40,6 +40,10 @@ type Options struct {
 	// no reader (results): the runner trims them for the partitions it
 	// serves, with TrimOutput.
 	Outputs []string
+	// DelayPoll is how often due delayed entries (Batch.EmitAt, EmitAt) are
+	// moved into the stream, default 100ms: a retry's or a schedule's
+	// lateness at most.
+	DelayPoll time.Duration
 }
 
 func (o *Options) defaults() {
@@ -77,6 +81,9 @@ func (o *Options) defaults() {
 	if o.RetryFor <= 0 {
 		o.RetryFor = o.ClaimIdle / 2
 	}
+	if o.DelayPoll <= 0 {
+		o.DelayPoll = 100 * time.Millisecond
+	}
 	if o.KeepEvery <= 0 {
 		o.KeepEvery = min(o.ClaimIdle/3, 250*time.Millisecond)
 	}
@@ -95,6 +102,7 @@ type Runner struct {
 
 	ready   atomic.Bool
 	lastErr sync.Map // entry id → last handler error, for dead-letter reasons
+	inHand  sync.Map // stream + "/" + id of the entries handed to a worker and not done
 }
 
 // NewRunner builds a runner; Run starts it. metrics may be nil.
@@ -140,6 +148,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	readers.Go(func() { r.claimLoop(ctx, work) })
 	readers.Go(func() { r.maintainLoop(ctx) })
+	readers.Go(func() { r.delayLoop(ctx) })
 	for range r.opts.Concurrency {
 		workers.Go(func() {
 			for b := range work {
@@ -341,6 +350,11 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 		for _, e := range b.Entries {
 			r.lastErr.Store(e.ID, err.Error())
 		}
+		if stopping(b) {
+			r.log.Info().Err(err).Str("stream", b.Stream).Int("entries", len(b.Entries)).
+				Msg("shutting down: batch left pending for whoever claims it")
+			return
+		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			r.log.Error().Err(err).Str("stream", b.Stream).Int("entries", len(b.Entries)).Int("attempts", attempt).
 				Msg("batch failed; left pending for a later claim")
@@ -348,6 +362,15 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 		}
 		r.log.Warn().Err(err).Str("stream", b.Stream).Int("attempt", attempt).Msg("batch failed, retrying")
 		backoff.sleep(ctx)
+	}
+}
+
+func stopping(b *Batch) bool {
+	select {
+	case <-b.stop:
+		return true
+	default:
+		return false
 	}
 }
 

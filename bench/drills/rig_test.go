@@ -519,7 +519,7 @@ func (r *rig) pipelineIdle() bool {
 		}
 	}
 	for p := range drillPartition {
-		n, err := r.rdb.Do(ctx, r.rdb.B().Zcard().Key(r.keys.Retry(p)).Build()).AsInt64()
+		n, err := r.rdb.Do(ctx, r.rdb.B().Zcard().Key(pipeline.DelayedKey(r.keys.Stream(pipeline.StreamDeliver, p))).Build()).AsInt64()
 		if err != nil || n != 0 {
 			return false
 		}

@@ -42,7 +42,6 @@ type DeliverFlags struct {
 	MaxAttempts int           `name:"max-attempts" default:"8" help:"Sends per device before its user goes to the DLQ."`
 	RetryBase   time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter)."`
 	RetryMax    time.Duration `name:"retry-max" default:"60s" help:"Longest backoff."`
-	RetryLease  time.Duration `name:"retry-lease" default:"60s" help:"A retry taken by a process that dies comes back after this."`
 	Results     bool          `name:"results" default:"true" negatable:"" help:"Append a result event per device to the results stream (read by pushpipe webhook and results tail); --no-results turns it off."`
 }
 
@@ -53,10 +52,8 @@ func (c *DeliverCmd) Run(g *Globals) error {
 
 func (c DeliverFlags) dbConns() int32 { return c.DBConns }
 
-// build makes the deliver stage bound to the effective options of the
-// runner that feeds it (the stage acks its own batches, so it must agree
-// with the runner on group, consumer, partitions, claim idle and shutdown
-// timeout), and its retry poller.
+// build makes the deliver stage; the runner does the rest (its retries are
+// the runner's delayed entries).
 func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
 	senders, closeSenders, err := c.senders(d.ctx)
 	if err != nil {
@@ -65,16 +62,14 @@ func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []
 	d.closers = append(d.closers, closeSenders)
 	h, err := deliver.New(deliver.Config{
 		Redis: d.rdb, DB: d.db, Keys: d.keys, Senders: senders,
-		Group: eff.Group, Consumer: eff.Consumer, Partitions: eff.Partitions,
-		ClaimIdle: eff.ClaimIdle, ShutdownTimeout: eff.ShutdownTimeout,
 		TPS: c.TPS, InFlight: c.InFlight, MaxAttempts: c.MaxAttempts,
-		RetryBase: c.RetryBase, RetryMax: c.RetryMax, RetryLease: c.RetryLease,
+		RetryBase: c.RetryBase, RetryMax: c.RetryMax,
 		NoResults: !c.Results, Log: d.log, Metrics: d.reg,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	return h, []func(context.Context) error{h.Run}, nil
+	return h, nil, nil
 }
 
 // senders builds a sender per platform from the flags: APNs when a key or a

@@ -21,9 +21,9 @@ import (
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
-// Config is everything the stage needs. Group, Consumer, Partitions and
-// ClaimIdle must match the runner's options (Runner.Options()): the stage
-// acks its batches itself and keeps them claimed while it sends.
+// Config is everything the stage needs. Reading, acking, keeping batches
+// claimed, retries' timing and dead letters are the runner's: nothing here
+// repeats its options.
 type Config struct {
 	Redis rueidis.Client
 	DB    *pgxpool.Pool
@@ -32,10 +32,6 @@ type Config struct {
 	// Senders maps a platform to its provider; a device of a platform with
 	// no sender is counted failed.
 	Senders map[push.Platform]push.Sender
-
-	Group, Consumer string
-	Partitions      []int         // partitions whose retry sets this process polls; default all
-	ClaimIdle       time.Duration // the runner's claim idle; batches are kept claimed well within it
 
 	// TPS caps the sends per provider and app that reach the provider in
 	// any one-second window, across every deliver process; 0 disables the
@@ -53,15 +49,6 @@ type Config struct {
 	// time in [0, min(RetryMax, RetryBase·2^(n-1))], but at least the
 	// provider's Retry-After. Defaults 500ms and 60s.
 	RetryBase, RetryMax time.Duration
-	// RetryLease is how long a retry taken by a poller stays hidden from
-	// the other pollers; if the process dies, the retry comes back after it.
-	// Default 60s.
-	RetryLease time.Duration
-	// RetryPoll is how often due retries are looked for; default 250ms.
-	RetryPoll time.Duration
-	// ShutdownTimeout is how long a retry round may go on after Run's
-	// context ended; use the runner's. Default 10s.
-	ShutdownTimeout time.Duration
 	// NoResults turns off the results stream: no result event per device
 	// (DESIGN: results are on unless a deployment turns them off).
 	NoResults bool
@@ -91,26 +78,6 @@ func (c *Config) defaults() {
 	if c.RetryMax <= 0 {
 		c.RetryMax = 60 * time.Second
 	}
-	if c.RetryLease <= 0 {
-		c.RetryLease = 60 * time.Second
-	}
-	if c.RetryPoll <= 0 {
-		c.RetryPoll = 250 * time.Millisecond
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 10 * time.Second
-	}
-	if c.ClaimIdle <= 0 {
-		c.ClaimIdle = 30 * time.Second
-	}
-	if c.Group == "" {
-		c.Group = "deliver"
-	}
-	if len(c.Partitions) == 0 {
-		for p := 0; p < c.Keys.Partitions; p++ {
-			c.Partitions = append(c.Partitions, p)
-		}
-	}
 }
 
 func (c *Config) validate() error {
@@ -123,9 +90,6 @@ func (c *Config) validate() error {
 	}
 	if len(c.Senders) == 0 {
 		errs = append(errs, errors.New("no provider sender"))
-	}
-	if c.Consumer == "" {
-		errs = append(errs, errors.New("no consumer name (use the runner's)"))
 	}
 	if c.TPS < 0 {
 		errs = append(errs, fmt.Errorf("tps must not be negative, got %d", c.TPS))

@@ -105,7 +105,7 @@ func TestRetryBudgetEndsInTheDLQ(t *testing.T) {
 	f.createCampaign("cdlq", `{}`)
 	f.emitUsers("cdlq", ids)
 	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake)},
-		MaxAttempts: attempts, RetryBase: 10 * time.Millisecond, RetryPoll: 20 * time.Millisecond}, "d1", 30*time.Second)
+		MaxAttempts: attempts, RetryBase: 10 * time.Millisecond}, "d1", 30*time.Second)
 	s := f.waitDone("cdlq", users, 30*time.Second)
 
 	if s[pipeline.StatFailed] != int64(len(devices)) || s[pipeline.StatSent] != 0 {
@@ -251,33 +251,35 @@ func TestSlowBatchIsKeptClaimed(t *testing.T) {
 	checkExactlyOnce(t, f, "cslow", devices, fake)
 }
 
-// TestRetryOfDeadPollerComesBack: retries a poller took (leased) and never
-// settled, because its process died, become due again after the lease and
-// are delivered by another process.
-func TestRetryOfDeadPollerComesBack(t *testing.T) {
-	t.Parallel() // mostly waiting (outage, rate limit, lease)
+// TestRetryEntriesAreDelivered: a retry is a deliver entry with its rounds,
+// waiting in the stream's delayed set (a process that emitted it may be gone
+// since): it is released when due and delivered once, and its rounds count
+// toward the budget (one attempt left here: the user is dead-lettered after
+// one failing send).
+func TestRetryEntriesAreDelivered(t *testing.T) {
 	f := newFixture(t)
 	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	const users = 20
 	devices := f.seedDevices(users, false)
-	f.createCampaign("clease", `{}`)
-	p := f.keys.UserPartition(1)
-	cmd := f.rdb.B().Zadd().Key(f.keys.Retry(p)).ScoreMember()
+	f.createCampaign("cretry", `{}`)
+	byPartition := map[int][]int64{}
 	for u := int64(1); u <= users; u++ {
-		cmd = cmd.ScoreMember(0, retryMember("clease", u, 1))
+		p := f.keys.UserPartition(u)
+		byPartition[p] = append(byPartition[p], u)
 	}
-	if err := f.rdb.Do(f.ctx, cmd.Build()).Error(); err != nil {
-		t.Fatal(err)
+	for p, us := range byPartition {
+		e := pipeline.DeliverEntry{Campaign: "cretry", Users: us, Rounds: 2}
+		m := pipeline.Message{Stream: f.keys.Stream(pipeline.StreamDeliver, p), Fields: e.Fields()}
+		if err := pipeline.EmitAt(f.ctx, f.rdb, time.Now().Add(300*time.Millisecond), m); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// The dead poller's take: leased for a second, never settled.
-	taken, err := takeScript.Exec(f.ctx, f.rdb, []string{f.keys.Retry(p)}, []string{"100", "1000"}).AsStrSlice()
-	if err != nil || len(taken) != users {
-		t.Fatalf("took %d retries: %v", len(taken), err)
+	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake)}, MaxAttempts: 3}, "d1", 30*time.Second)
+	f.waitDone("cretry", users, 30*time.Second)
+	checkExactlyOnce(t, f, "cretry", devices, fake)
+	if n := f.retriesLeft(); n != 0 {
+		t.Errorf("%d retries left", n)
 	}
-	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake)},
-		RetryLease: time.Second, RetryPoll: 50 * time.Millisecond}, "d1", 30*time.Second)
-	f.waitDone("clease", users, 30*time.Second)
-	checkExactlyOnce(t, f, "clease", devices, fake)
 }
 
 // TestMalformedEntriesAreDeadLettered: an entry without users or for an

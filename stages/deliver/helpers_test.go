@@ -230,12 +230,12 @@ func (f *fixture) waitDone(campaign string, users int, timeout time.Duration) ma
 	}
 }
 
-// retriesLeft counts members of every partition's retry set.
+// retriesLeft counts the retries waiting in every partition's delayed set.
 func (f *fixture) retriesLeft() int64 {
 	f.t.Helper()
 	var n int64
 	for p := range f.keys.Partitions {
-		c, err := f.rdb.Do(f.ctx, f.rdb.B().Zcard().Key(f.keys.Retry(p)).Build()).AsInt64()
+		c, err := f.rdb.Do(f.ctx, f.rdb.B().Zcard().Key(pipeline.DelayedKey(f.keys.Stream(pipeline.StreamDeliver, p))).Build()).AsInt64()
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -329,7 +329,7 @@ func fcmSender(t testing.TB, fake *fakeprovider.Server) push.Sender {
 	return s
 }
 
-// stage is an in-process deliver stage: the runner and the retry poller.
+// stage is an in-process deliver stage: its runner and handler.
 type stage struct {
 	h      *Handler
 	cancel context.CancelFunc
@@ -349,8 +349,6 @@ func (f *fixture) startStage(cfg Config, consumer string, claimIdle time.Duratio
 	r := pipeline.NewRunner(f.rdb, f.keys, opts,
 		pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error { return h.Handle(ctx, b) }), log, nil)
 	cfg.Redis, cfg.DB, cfg.Keys = f.rdb, f.db, f.keys
-	cfg.Group, cfg.Consumer, cfg.ClaimIdle = r.Options().Group, r.Options().Consumer, r.Options().ClaimIdle
-	cfg.ShutdownTimeout = r.Options().ShutdownTimeout
 	cfg.Log = log
 	h, err := New(cfg)
 	if err != nil {
@@ -359,7 +357,6 @@ func (f *fixture) startStage(cfg Config, consumer string, claimIdle time.Duratio
 	ctx, cancel := context.WithCancel(context.WithoutCancel(f.ctx))
 	s := &stage{h: h, cancel: cancel}
 	s.done.Go(func() { r.Run(ctx) })
-	s.done.Go(func() { h.Run(ctx) })
 	f.t.Cleanup(s.stop)
 	return s
 }

@@ -422,7 +422,7 @@ func TestSIGKILLMidRun(t *testing.T) {
 	devices := f.seedDevices(users, true)
 	f.createCampaign("kill", `{}`)
 	f.emitUsers("kill", userRange(users))
-	flags := []string{"--tps", strconv.Itoa(tps), "--retry-base", "200ms", "--claim-idle", "3s", "--retry-lease", "5s"}
+	flags := []string{"--tps", strconv.Itoa(tps), "--retry-base", "200ms", "--claim-idle", "3s"}
 	d1 := f.startDeliver(t, p, "d1", append(flags, "--in-flight", strconv.Itoa(killedInFlight))...)
 	d2 := f.startDeliver(t, p, "d2", flags...)
 	waitFor(t, 60*time.Second, "a third of the campaign sent", func() bool {

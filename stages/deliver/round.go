@@ -33,6 +33,7 @@ type round struct {
 	wait       context.Context
 	cancelWait context.CancelFunc
 	lost       <-chan struct{}
+	stop       <-chan struct{} // pipeline.Batch.Stopping
 
 	mu      sync.Mutex // results and skipped
 	skipped map[*campaign][]device
@@ -43,10 +44,10 @@ type round struct {
 	stopped atomic.Bool // the process is shutting down
 }
 
-// newRound starts a round; lost (may be nil) is the batch's Lost channel.
-// end must be called when the round is over.
-func (h *Handler) newRound(ctx context.Context, p, targets int, lost <-chan struct{}) *round {
-	r := &round{h: h, ctx: ctx, p: p, lost: lost, results: make([]userResult, targets), skipped: map[*campaign][]device{}}
+// newRound starts a round; lost and stop (may be nil) are the batch's Lost
+// and Stopping channels. end must be called when the round is over.
+func (h *Handler) newRound(ctx context.Context, p, targets int, lost, stop <-chan struct{}) *round {
+	r := &round{h: h, ctx: ctx, p: p, lost: lost, stop: stop, results: make([]userResult, targets), skipped: map[*campaign][]device{}}
 	r.wait, r.cancelWait = context.WithCancel(ctx)
 	if lost != nil {
 		go func() {
@@ -63,9 +64,12 @@ func (h *Handler) newRound(ctx context.Context, p, targets int, lost <-chan stru
 func (r *round) end() { r.cancelWait() }
 
 // isLost reports whether the batch of the round was lost.
-func (r *round) isLost() bool {
+func (r *round) isLost() bool { return closed(r.lost) }
+
+// closed reports whether c is closed (never, for nil).
+func closed(c <-chan struct{}) bool {
 	select {
-	case <-r.lost:
+	case <-c:
 		return true
 	default:
 		return false
@@ -120,7 +124,7 @@ func (r *round) feed(l *lane, jobs []job) {
 		if r.broken.Load() || r.wait.Err() != nil {
 			return // broken, cancelled, or the batch is lost
 		}
-		if h.stopping.Load() {
+		if closed(r.stop) {
 			// Shutting down: finish what is in flight, start nothing; the
 			// entries stay pending and their unmarked devices are sent by
 			// whoever takes them over.

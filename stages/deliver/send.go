@@ -21,8 +21,7 @@ import (
 type target struct {
 	c      *campaign
 	user   int64
-	rounds int    // send rounds already made for this user (0 from the stream)
-	member string // its retry-set member, when it came from there
+	rounds int // send rounds already made for this user (pipeline.FieldRounds)
 	// force resends to devices already marked (replay --force); the marks
 	// still keep every device counted once.
 	force bool
@@ -44,9 +43,10 @@ type userResult struct {
 // limit, and reports per target. Each
 // device that reaches a terminal state is marked (and counted) before its
 // in-flight slot is released, so a crash repeats at most InFlight requests.
-// An error means Redis or PostgreSQL failed, or the batch was lost (lost is
-// closed: it starts no more sends then); whatever was marked stays.
-func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target, lost <-chan struct{}) ([]userResult, error) {
+// An error means Redis or PostgreSQL failed, the batch was lost (lost is
+// closed) or the process is stopping (stop is closed): it starts no more
+// sends then; whatever was marked stays.
+func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target, lost, stop <-chan struct{}) ([]userResult, error) {
 	devs, err := h.devicesOf(ctx, targets)
 	if err != nil {
 		return nil, err
@@ -57,7 +57,7 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target, l
 	}
 
 	// One feeder per provider and app.
-	r := h.newRound(ctx, p, len(targets), lost)
+	r := h.newRound(ctx, p, len(targets), lost, stop)
 	defer r.end()
 	sizes := map[queueKey]int{}
 	for i, t := range targets {

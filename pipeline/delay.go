@@ -1,0 +1,145 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Delayed work (a deliver retry after its backoff, a campaign scheduled for
+// later) waits in a sorted set beside the stream it is for, Keys.Delayed,
+// scored by the unix ms at which it is due. The runner that reads the stream
+// moves due members into it (releaseScript), atomically: each is XADDed once
+// and removed in the same step, so a crash never loses or doubles one. A
+// member is the entry's fields as netstrings ("5:hello", binary-safe: user
+// id batches are binary); two identical entries due at
+// different times are one member at the later time, which is what a repeated
+// commit (a redelivered batch) or a repeated schedule needs.
+
+type delayed struct {
+	key    string // Keys.Delayed of the target stream
+	at     int64  // due, unix ms
+	member string
+}
+
+// EmitAt queues a downstream entry to be XADDed to stream at at (at once if at
+// is not in the future), in the same commit as the rest of the batch: a
+// retry's next attempt, a follow-up that must wait.
+func (b *Batch) EmitAt(at time.Time, stream string, fields ...string) {
+	b.delays = append(b.delays, delayed{key: DelayedKey(stream), at: at.UnixMilli(), member: delayMember(fields)})
+}
+
+// EmitAt schedules messages outside any handler (the API scheduling a
+// campaign): each is XADDed to its stream at at by the runner reading that
+// stream. Idempotent: scheduling the same message again only moves its time.
+func EmitAt(ctx context.Context, c rueidis.Client, at time.Time, msgs ...Message) error {
+	cmds := make(rueidis.Commands, len(msgs))
+	for i, m := range msgs {
+		cmds[i] = c.B().Zadd().Key(DelayedKey(m.Stream)).ScoreMember().
+			ScoreMember(float64(at.UnixMilli()), delayMember(m.Fields)).Build()
+	}
+	for i, res := range c.DoMulti(ctx, cmds...) {
+		if err := res.Error(); err != nil {
+			return fmt.Errorf("schedule on %s: %w", msgs[i].Stream, err)
+		}
+	}
+	return nil
+}
+
+// Unschedule removes a message queued by EmitAt before it is due (a canceled
+// scheduled campaign). It reports whether the message was still waiting.
+func Unschedule(ctx context.Context, c rueidis.Client, m Message) (bool, error) {
+	n, err := c.Do(ctx, c.B().Zrem().Key(DelayedKey(m.Stream)).Member(delayMember(m.Fields)).Build()).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("unschedule on %s: %w", m.Stream, err)
+	}
+	return n == 1, nil
+}
+
+func delayMember(fields []string) string {
+	n := 0
+	for _, f := range fields {
+		n += len(f) + 8
+	}
+	b := make([]byte, 0, n)
+	for _, f := range fields {
+		b = strconv.AppendInt(b, int64(len(f)), 10)
+		b = append(b, ':')
+		b = append(b, f...)
+	}
+	return string(b)
+}
+
+// releaseScript moves due members of a delayed set into their stream.
+//
+// KEYS[1] delayed set, KEYS[2] stream (same hash tag). ARGV[1] max members.
+// Returns how many were released.
+var releaseScript = rueidis.NewLuaScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGE', KEYS[1], '-inf', string.format('%d', now), 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[1]))
+for _, m in ipairs(due) do
+  local f, pos = {}, 1
+  while pos <= #m do
+    local colon = string.find(m, ':', pos, true)
+    local n = colon and tonumber(string.sub(m, pos, colon - 1))
+    if not n then f = {}; break end -- not ours: dropped below
+    f[#f + 1] = string.sub(m, colon + 1, colon + n)
+    pos = colon + n + 1
+  end
+  if #f >= 2 and #f % 2 == 0 then
+    redis.call('XADD', KEYS[2], '*', unpack(f))
+  end
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due
+`)
+
+// releaseBatch bounds one release call: a backlog of due work (a long outage
+// ending) is moved a slice at a time, between reads.
+const releaseBatch = 1000
+
+// delayLoop releases due delayed entries of the partitions this runner serves
+// into its input stream every DelayPoll.
+func (r *Runner) delayLoop(ctx context.Context) {
+	t := time.NewTicker(r.opts.DelayPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, p := range r.opts.Partitions {
+			for ctx.Err() == nil {
+				n, err := r.release(ctx, p)
+				if err != nil {
+					if ctx.Err() == nil {
+						r.log.Warn().Err(err).Int("partition", p).Msg("releasing delayed entries failed; retrying")
+					}
+					break
+				}
+				if n < releaseBatch {
+					break
+				}
+			}
+		}
+	}
+}
+
+// release moves the due delayed entries of partition p into the stream.
+func (r *Runner) release(ctx context.Context, p int) (int, error) {
+	stream := r.keys.Stream(r.opts.Stream, p)
+	n, err := releaseScript.Exec(ctx, r.rdb, []string{DelayedKey(stream), stream},
+		[]string{strconv.Itoa(releaseBatch)}).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("release delayed entries of %s: %w", stream, err)
+	}
+	if n > 0 {
+		r.metrics.released(r.opts.Stage, p, int(n))
+	}
+	return int(n), nil
+}
