@@ -68,14 +68,14 @@ func (e *buildError) Error() string { return "go build receiver: " + e.err.Error
 
 // fixture is one test's key prefix on the shared Redis.
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	rdb  rueidis.Client
 	keys pipeline.Keys
 	dir  string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	var b [6]byte
 	rand.Read(b[:])
