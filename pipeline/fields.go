@@ -7,8 +7,7 @@ package pipeline
 //	ranges     campaign, channel, range, lo, hi              partition: HashPartition(campaign+"/"+range)
 //	dedupe     campaign, u (reached ids), m (muted ids), range  partition: UserPartition of every id
 //	deliver    campaign, u                                    partition: the same user partition
-//	results    id, campaign or message, app, user, platform, token, outcome, reason, at_ms
-//	           (one per device that reached a terminal state: ResultEvent)  partition: the user partition
+//	results    events (a JSON array of ResultEvent: the devices one deliver mark recorded)  partition: the user partition
 //
 // u and m are EncodeIDs batches, sorted ascending. An ingest entry is either
 // one ev field (devices.Event.Message writes registrations so) or one field
@@ -31,11 +30,7 @@ const (
 	FieldUsers    = "u"        // dedupe, deliver: EncodeIDs of user ids
 	FieldMuted    = "m"        // dedupe: EncodeIDs of users muted on this channel/category
 
-	FieldID      = "id"      // results: event id (ResultID)
-	FieldMessage = "message" // results: direct message id (instead of campaign)
-	FieldOutcome = "outcome" // results: sent | failed | invalid
-	FieldReason  = "reason"  // results: the provider's reason, when not sent
-	FieldAtMs    = "at_ms"   // results: unix ms the outcome was recorded
+	FieldEvents = "events" // results: JSON array of ResultEvent
 )
 
 // Ingest operations.

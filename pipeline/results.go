@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Outcomes of a result event: a device's terminal state.
@@ -13,10 +15,15 @@ const (
 	OutcomeInvalid = "invalid"
 )
 
-// ResultEvent is one entry of the results stream: what became of one device
-// of a campaign or direct message. deliver writes it (in the Lua of its mark
-// script, by these field names); the webhook stage and `pushpipe results
-// tail` read it. Its JSON is DESIGN's event object.
+// ResultEvent is what became of one device of a campaign or direct message:
+// DESIGN's event object, as JSON. deliver writes events to the results
+// stream (in the Lua of its mark script); the webhook stage and `pushpipe
+// results tail` read them.
+//
+// A results entry carries the events of the devices one mark call recorded
+// (one partition, one campaign) as a JSON array in its FieldEvents: one
+// XADD per group of devices instead of one per device keeps results cheap
+// for deliver (an event costs Redis a few bytes of an entry, not an entry).
 type ResultEvent struct {
 	// ID is unique per (campaign or message, device) and the same on every
 	// write of that outcome (ResultID), so receivers dedupe by it.
@@ -39,7 +46,7 @@ func ResultID(campaign, message string, device int64) string {
 	return ResultIDPrefix(campaign, message) + strconv.FormatInt(device, 10)
 }
 
-// ResultIDPrefix is ResultID less the device id, for scripts that append it.
+// ResultIDPrefix is ResultID less the device id.
 func ResultIDPrefix(campaign, message string) string {
 	if message != "" {
 		return "m:" + message + ":"
@@ -47,51 +54,124 @@ func ResultIDPrefix(campaign, message string) string {
 	return "c:" + campaign + ":"
 }
 
-// Fields is the event as stream fields (field, value, ...), for Batch.Emit
-// or XADD.
-func (e ResultEvent) Fields() []string {
-	f := []string{FieldID, e.ID}
-	if e.Message != "" {
-		f = append(f, FieldMessage, e.Message)
-	} else {
-		f = append(f, FieldCampaign, e.Campaign)
+// ResultFields is a results entry carrying evs (Batch.Emit or Emit fields).
+func ResultFields(evs ...ResultEvent) []string {
+	b := []byte{'['}
+	for i, e := range evs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = e.AppendJSON(b)
 	}
-	f = append(f, FieldApp, e.App, FieldUser, strconv.FormatInt(e.UserID, 10), FieldPlatform, e.Platform,
-		FieldToken, e.Token, FieldOutcome, e.Outcome, FieldAtMs, strconv.FormatInt(e.AtMs, 10))
-	if e.Reason != "" {
-		f = append(f, FieldReason, e.Reason)
-	}
-	return f
+	return []string{FieldEvents, string(append(b, ']'))}
 }
 
-// ParseResultEvent reads a results entry; an error says which field is wrong
-// (the reader dead-letters the entry with it).
-func ParseResultEvent(f map[string]string) (ResultEvent, error) {
-	e := ResultEvent{ID: f[FieldID], Campaign: f[FieldCampaign], Message: f[FieldMessage], App: f[FieldApp],
-		Platform: f[FieldPlatform], Token: f[FieldToken], Outcome: f[FieldOutcome], Reason: f[FieldReason]}
+// AppendJSON appends the event's JSON as encoding/json writes it (less its
+// HTML escaping), without reflection: deliver builds one for every device
+// it marks.
+func (e ResultEvent) AppendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, e.ID)
+	if e.Campaign != "" {
+		b = append(b, `,"campaign":`...)
+		b = appendJSONString(b, e.Campaign)
+	}
+	if e.Message != "" {
+		b = append(b, `,"message":`...)
+		b = appendJSONString(b, e.Message)
+	}
+	b = append(b, `,"app":`...)
+	b = appendJSONString(b, e.App)
+	b = append(b, `,"user_id":`...)
+	b = strconv.AppendInt(b, e.UserID, 10)
+	b = append(b, `,"platform":`...)
+	b = appendJSONString(b, e.Platform)
+	b = append(b, `,"token":`...)
+	b = appendJSONString(b, e.Token)
+	b = append(b, `,"outcome":`...)
+	b = appendJSONString(b, e.Outcome)
+	if e.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendJSONString(b, e.Reason)
+	}
+	b = append(b, `,"at_ms":`...)
+	b = strconv.AppendInt(b, e.AtMs, 10)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 as U+FFFD (as encoding/json).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+// ParseResults reads a results entry; an error says what is wrong (the
+// reader dead-letters the entry with it).
+func ParseResults(f map[string]string) ([]ResultEvent, error) {
+	raw, ok := f[FieldEvents]
+	if !ok {
+		return nil, fmt.Errorf("results entry: no %s field", FieldEvents)
+	}
+	var evs []ResultEvent
+	if err := json.Unmarshal([]byte(raw), &evs); err != nil {
+		return nil, fmt.Errorf("results entry: %s is not a JSON array of events: %w", FieldEvents, err)
+	}
+	for i, e := range evs {
+		if err := e.Validate(); err != nil {
+			return nil, fmt.Errorf("results entry: event %d: %w", i, err)
+		}
+	}
+	return evs, nil
+}
+
+// Validate says what is wrong with an event, if anything.
+func (e ResultEvent) Validate() error {
 	var errs []error
 	if e.ID == "" {
-		errs = append(errs, errors.New("no "+FieldID))
+		errs = append(errs, errors.New("no id"))
 	}
 	if (e.Campaign == "") == (e.Message == "") {
-		errs = append(errs, fmt.Errorf("want exactly one of %s and %s", FieldCampaign, FieldMessage))
+		errs = append(errs, errors.New("want exactly one of campaign and message"))
 	}
 	switch e.Outcome {
 	case OutcomeSent, OutcomeFailed, OutcomeInvalid:
 	default:
-		errs = append(errs, fmt.Errorf("%s %q is not sent, failed or invalid", FieldOutcome, e.Outcome))
+		errs = append(errs, fmt.Errorf("outcome %q is not sent, failed or invalid", e.Outcome))
 	}
-	var err error
-	if e.UserID, err = strconv.ParseInt(f[FieldUser], 10, 64); err != nil {
-		errs = append(errs, fmt.Errorf("%s %q is not a user id", FieldUser, f[FieldUser]))
+	if e.AtMs <= 0 {
+		errs = append(errs, errors.New("no at_ms"))
 	}
-	if e.AtMs, err = strconv.ParseInt(f[FieldAtMs], 10, 64); err != nil {
-		errs = append(errs, fmt.Errorf("%s %q is not unix ms", FieldAtMs, f[FieldAtMs]))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return ResultEvent{}, fmt.Errorf("results entry: %w", err)
-	}
-	return e, nil
+	return errors.Join(errs...)
 }
 
 // LuaXAdd is the Lua function a script includes to append to a stream as

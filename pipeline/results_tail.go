@@ -42,12 +42,14 @@ func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from string, 
 			for _, e := range m[streams[i]] {
 				last[i] = e.ID
 				got++
-				ev, err := ParseResultEvent(e.FieldValues)
+				evs, err := ParseResults(e.FieldValues)
 				if err != nil {
 					continue
 				}
-				if err := fn(ev); err != nil {
-					return err
+				for _, ev := range evs {
+					if err := fn(ev); err != nil {
+						return err
+					}
 				}
 			}
 		}

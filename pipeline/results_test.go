@@ -2,6 +2,8 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -9,47 +11,47 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
-// A result event survives its stream fields; a malformed entry is refused
-// with what is wrong.
-func TestResultEventFields(t *testing.T) {
-	give := pipeline.ResultEvent{ID: pipeline.ResultID("c9", "", 42), Campaign: "c9", App: "a", UserID: 7,
-		Platform: "ios", Token: "tok", Outcome: pipeline.OutcomeInvalid, Reason: "Unregistered", AtMs: 1700000000000}
-	f := give.Fields()
-	m := map[string]string{}
-	for i := 0; i < len(f); i += 2 {
-		m[f[i]] = f[i+1]
+// Result events survive their entry, their JSON is encoding/json's, and a
+// malformed entry is refused with what is wrong.
+func TestResultFields(t *testing.T) {
+	give := []pipeline.ResultEvent{
+		{ID: pipeline.ResultID("c9", "", 42), Campaign: "c9", App: "a", UserID: 7, Platform: "ios", Token: "tok",
+			Outcome: pipeline.OutcomeInvalid, Reason: "Unregistered \"quoted\"\n\x01 é \xff", AtMs: 1700000000000},
+		{ID: pipeline.ResultID("", "m1", 43), Message: "m1", App: "a", UserID: 8, Platform: "android", Token: "t2",
+			Outcome: pipeline.OutcomeSent, AtMs: 1700000000001},
 	}
-	got, err := pipeline.ParseResultEvent(m)
-	if err != nil || got != give {
-		t.Fatalf("round trip: %+v, %v; want %+v", got, err, give)
+	f := pipeline.ResultFields(give...)
+	got, err := pipeline.ParseResults(map[string]string{f[0]: f[1]})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if give.ID != "c:c9:42" || pipeline.ResultID("", "m1", 42) != "m:m1:42" {
-		t.Errorf("ids %q, %q", give.ID, pipeline.ResultID("", "m1", 42))
+	want, _ := json.Marshal(give)
+	var wantBack []pipeline.ResultEvent
+	json.Unmarshal(want, &wantBack)
+	if !reflect.DeepEqual(got, wantBack) {
+		t.Errorf("round trip:\n%+v\nwant\n%+v", got, wantBack)
+	}
+	if f[1] != string(want) {
+		t.Errorf("JSON\n%s\nwant encoding/json's\n%s", f[1], want)
+	}
+	if give[0].ID != "c:c9:42" || give[1].ID != "m:m1:43" {
+		t.Errorf("ids %q, %q", give[0].ID, give[1].ID)
 	}
 	tests := []struct {
 		name string
-		drop string
-		set  [2]string
+		give map[string]string
 		want string
 	}{
-		{name: "no id", drop: pipeline.FieldID, want: "no id"},
-		{name: "bad outcome", set: [2]string{pipeline.FieldOutcome, "lost"}, want: `outcome "lost"`},
-		{name: "bad user", set: [2]string{pipeline.FieldUser, "x"}, want: "user"},
-		{name: "no campaign", drop: pipeline.FieldCampaign, want: "exactly one of campaign and message"},
-		{name: "both", set: [2]string{pipeline.FieldMessage, "m"}, want: "exactly one"},
-		{name: "bad time", set: [2]string{pipeline.FieldAtMs, ""}, want: "at_ms"},
+		{"no field", map[string]string{"x": "1"}, "no events field"},
+		{"not json", map[string]string{pipeline.FieldEvents: "[{"}, "not a JSON array"},
+		{"no id", map[string]string{pipeline.FieldEvents: `[{"campaign":"c","outcome":"sent","at_ms":1}]`}, "event 0: no id"},
+		{"bad outcome", map[string]string{pipeline.FieldEvents: `[{"id":"x","campaign":"c","outcome":"lost","at_ms":1}]`}, `outcome "lost"`},
+		{"both", map[string]string{pipeline.FieldEvents: `[{"id":"x","campaign":"c","message":"m","outcome":"sent","at_ms":1}]`}, "exactly one"},
+		{"no time", map[string]string{pipeline.FieldEvents: `[{"id":"x","campaign":"c","outcome":"sent"}]`}, "at_ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bad := map[string]string{}
-			for k, v := range m {
-				bad[k] = v
-			}
-			delete(bad, tt.drop)
-			if tt.set[0] != "" {
-				bad[tt.set[0]] = tt.set[1]
-			}
-			_, err := pipeline.ParseResultEvent(bad)
+			_, err := pipeline.ParseResults(tt.give)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want it to say %q", err, tt.want)
 			}

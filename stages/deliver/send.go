@@ -314,8 +314,8 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 	if !h.cfg.NoResults {
 		results = "1"
 	}
-	args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.FormatInt(time.Now().UnixMilli(), 10),
-		results, pipeline.ResultIDPrefix(c.ID, ""), pipeline.FieldCampaign, c.ID, c.App}
+	now := time.Now().UnixMilli()
+	args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.FormatInt(now, 10), results}
 	slices.SortFunc(marks, func(a, b markReq) int { return cmp.Or(cmp.Compare(a.outcome, b.outcome), cmp.Compare(a.d.id, b.d.id)) })
 	ids := make([]int64, 0, len(marks))
 	for i := 0; i < len(marks); {
@@ -335,7 +335,7 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 		if results == "" {
 			args = append(args, "0")
 		} else {
-			args = appendResults(args, marks[i:j])
+			args = appendResults(args, c, now, marks[i:j])
 		}
 		i = j
 	}

@@ -95,14 +95,21 @@ func BenchmarkWebhookVsBare(b *testing.B) {
 	b.Run("webhook", func(b *testing.B) {
 		received.Store(0)
 		f := newFixture(b)
-		var msgs []pipeline.Message
+		// As deliver writes them: per partition, entries of the devices
+		// one mark call recorded (here 100).
+		byPart := map[int][]pipeline.ResultEvent{}
 		for _, e := range events {
-			msgs = append(msgs, pipeline.Message{Stream: f.keys.Stream(pipeline.StreamResults, f.keys.UserPartition(e.UserID)), Fields: e.Fields()})
+			p := f.keys.UserPartition(e.UserID)
+			byPart[p] = append(byPart[p], e)
 		}
-		for i := 0; i < len(msgs); i += 5000 {
-			if _, err := pipeline.Emit(b.Context(), f.rdb, msgs[i:min(i+5000, len(msgs))]...); err != nil {
-				b.Fatal(err)
+		var msgs []pipeline.Message
+		for p, evs := range byPart {
+			for i := 0; i < len(evs); i += 100 {
+				msgs = append(msgs, pipeline.Message{Stream: f.keys.Stream(pipeline.StreamResults, p), Fields: pipeline.ResultFields(evs[i:min(i+100, len(evs))]...)})
 			}
+		}
+		if _, err := pipeline.Emit(b.Context(), f.rdb, msgs...); err != nil {
+			b.Fatal(err)
 		}
 		h, err := webhook.New(webhook.Config{Redis: f.rdb, Keys: f.keys, URL: srv.URL, Secrets: [][]byte{secret}, Batch: benchBatch})
 		if err != nil {
@@ -110,7 +117,7 @@ func BenchmarkWebhookVsBare(b *testing.B) {
 		}
 		def, _ := pipeline.StageNamed("webhook")
 		opts := def.Options()
-		opts.BatchSize, opts.Concurrency = benchBatch, benchConcurrency
+		opts.BatchSize, opts.Concurrency = benchBatch/100, benchConcurrency
 		r := pipeline.NewRunner(f.rdb, f.keys, opts, h, zerolog.Nop(), nil)
 		b.ResetTimer()
 		start, cpu, rcpu := time.Now(), processCPU(), redisCPU(b, f)

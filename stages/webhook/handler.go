@@ -12,10 +12,11 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
-// Handler POSTs the result events of a batch: it parses them (a malformed
-// entry is dead-lettered with its reason), drops the outcomes the filter
-// leaves out, and POSTs the rest in requests of at most Batch events (and
-// the rate cap), each under the cap. A request that fails after Attempts
+// Handler POSTs the result events of a batch of results entries (each holds
+// the events of a group of devices): it parses them (a malformed entry is
+// dead-lettered with its reason), drops the outcomes the filter leaves out,
+// and POSTs the rest in requests of at most Batch events (and the rate
+// cap), each under the cap. A request that fails after Attempts
 // leaves its events and the rest of the batch unacknowledged: the runner
 // redelivers them after --claim-idle and dead-letters them after
 // --max-deliveries. Delivery is at least once: a batch is POSTed again whole
@@ -50,19 +51,21 @@ func New(cfg Config) (*Handler, error) {
 // Handle implements pipeline.Handler.
 func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	var events []pipeline.ResultEvent
-	var idx []int
+	var idx []int // the entry of each event
 	for i, e := range b.Entries {
-		ev, err := pipeline.ParseResultEvent(e.Fields)
+		evs, err := pipeline.ParseResults(e.Fields)
 		if err != nil {
 			b.DeadLetter(i, err)
 			continue
 		}
-		if len(h.cfg.Outcomes) > 0 && !slices.Contains(h.cfg.Outcomes, ev.Outcome) {
-			h.metrics.events.WithLabelValues("filtered").Inc()
-			continue // acked: the receiver does not want it
+		for _, ev := range evs {
+			if len(h.cfg.Outcomes) > 0 && !slices.Contains(h.cfg.Outcomes, ev.Outcome) {
+				h.metrics.events.WithLabelValues("filtered").Inc()
+				continue // the receiver does not want it
+			}
+			events = append(events, ev)
+			idx = append(idx, i)
 		}
-		events = append(events, ev)
-		idx = append(idx, i)
 	}
 	per := h.cfg.Batch
 	if m := h.cap.Max(); m > 0 {
@@ -78,8 +81,9 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		if ctx.Err() != nil || b.IsLost() {
 			return err // shutting down or no longer ours: left pending, nothing acked
 		}
-		// Out of attempts: the rest waits for its next delivery, which
-		// POSTs it again (the events delivered already are acked).
+		// Out of attempts: the entries not wholly delivered wait for their
+		// next delivery, which POSTs their events again (the receiver
+		// dedupes by id); the entries delivered already are acked.
 		h.log.Warn().Err(err).Int("events", len(events)-start).Msg("webhook delivery failed; left for redelivery")
 		for _, i := range idx[start:] {
 			b.Fail(i, err)

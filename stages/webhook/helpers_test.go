@@ -276,8 +276,8 @@ func (f *fixture) writeSecrets(secrets ...string) string {
 	return fh.Name()
 }
 
-// emitEvents writes result events straight to the results stream, as
-// deliver's script would, n per outcome cycle.
+// emitEvents writes n result events straight to the results stream, an
+// entry each, their outcomes cycling through outcomes.
 func (f *fixture) emitEvents(campaign string, n int, outcomes ...string) []pipeline.ResultEvent {
 	f.t.Helper()
 	var evs []pipeline.ResultEvent
@@ -290,7 +290,7 @@ func (f *fixture) emitEvents(campaign string, n int, outcomes ...string) []pipel
 			ev.Reason = "BadDeviceToken"
 		}
 		evs = append(evs, ev)
-		msgs = append(msgs, pipeline.Message{Stream: f.keys.Stream(pipeline.StreamResults, f.keys.UserPartition(user)), Fields: ev.Fields()})
+		msgs = append(msgs, pipeline.Message{Stream: f.keys.Stream(pipeline.StreamResults, f.keys.UserPartition(user)), Fields: pipeline.ResultFields(ev)})
 	}
 	if _, err := pipeline.Emit(f.ctx, f.rdb, msgs...); err != nil {
 		f.t.Fatal(err)

@@ -181,7 +181,7 @@ func TestDeadLettersAndRetry(t *testing.T) {
 	f := newFixture(t)
 	evs := f.emitEvents("c1", n, pipeline.OutcomeSent, pipeline.OutcomeFailed)
 	bad := f.keys.Stream(pipeline.StreamResults, 0)
-	if err := f.rdb.Do(f.ctx, f.rdb.B().Xadd().Key(bad).Id("*").FieldValue().FieldValue(pipeline.FieldID, "x").Build()).Error(); err != nil {
+	if err := f.rdb.Do(f.ctx, f.rdb.B().Xadd().Key(bad).Id("*").FieldValue().FieldValue(pipeline.FieldEvents, `[{"id":"x"}]`).Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
 	secrets := f.writeSecrets("s1")
