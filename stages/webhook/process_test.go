@@ -90,7 +90,7 @@ func TestEveryEventArrivesThroughChaos(t *testing.T) {
 	rcv.restart()
 	waitFor(t, 3*time.Minute, "half of the events", func() bool { return got() >= n/2 })
 	hook.kill()
-	hook = f.startStage("webhook", hookArgs...)
+	f.startStage("webhook", hookArgs...) // the restart: killed by the cleanup
 	waitFor(t, 3*time.Minute, "70% of the events", func() bool { return got() >= n*7/10 })
 	rcv.p.kill()
 	time.Sleep(time.Second)
