@@ -1,6 +1,11 @@
 package pipeline
 
-import "context"
+import (
+	"context"
+	"errors"
+
+	"github.com/redis/rueidis"
+)
 
 // Entry is one stream entry handed to a handler.
 type Entry struct {
@@ -27,8 +32,9 @@ type Batch struct {
 	incrs   []incr
 	failed  map[int]error
 	dead    map[int]error
-	parts   []deadEntry // parts of entries dead-lettered (DeadLetterPart)
-	settled bool
+	parts   []deadEntry     // parts of entries dead-lettered (DeadLetterPart)
+	script  *scriptCall     // the handler's part of the commit (Commit)
+	rdb     rueidis.Client  // the runner's, for EmitNow
 	release func()          // stops the runner keeping the batch claimed (heartbeat.go)
 	lost    chan struct{}   // closed once some entry is no longer this consumer's (heartbeat.go)
 	stop    <-chan struct{} // closed when the runner stops reading (Stopping)
@@ -69,6 +75,21 @@ func (b *Batch) Emit(stream string, fields ...string) {
 	b.emits = append(b.emits, Message{Stream: stream, Fields: fields})
 }
 
+// EmitNow XADDs msgs at once, before the batch is committed: for a handler
+// whose work on one entry is long and checkpointed (split cutting a campaign
+// into ranges under backpressure), so what it emitted so far is durable
+// whatever becomes of the batch. A crash then repeats them on redelivery, as
+// any emit before an ack does; downstream stages are idempotent.
+func (b *Batch) EmitNow(ctx context.Context, msgs ...Message) error {
+	if b.rdb == nil {
+		return errNoRunner
+	}
+	_, err := Emit(ctx, b.rdb, msgs...)
+	return err
+}
+
+var errNoRunner = errors.New("EmitNow on a batch no runner handed out")
+
 type incr struct {
 	key, field string
 	delta      int64
@@ -108,11 +129,6 @@ func (b *Batch) DeadLetterPart(i int, reason error, attempts int, fields map[str
 	b.parts = append(b.parts, deadEntry{Entry: Entry{ID: b.Entries[i].ID, Fields: fields}, Reason: reason.Error(), Deliveries: int64(attempts)})
 }
 
-// Settled tells the runner the handler already acked the batch itself in its
-// own atomic script (dedupe: marks + XADD + XACK in one call). The runner then
-// emits nothing and acks nothing for it.
-func (b *Batch) Settled() { b.settled = true }
-
 // IDs returns the ids of the entries the runner would ack now.
 func (b *Batch) IDs() []string {
 	ids := make([]string, 0, len(b.Entries))
@@ -127,7 +143,7 @@ func (b *Batch) IDs() []string {
 }
 
 func (b *Batch) reset() {
-	b.emits, b.delays, b.incrs, b.failed, b.dead, b.parts, b.settled = nil, nil, nil, nil, nil, nil, false
+	b.emits, b.delays, b.incrs, b.failed, b.dead, b.parts, b.script = nil, nil, nil, nil, nil, nil, nil
 }
 
 // Handler processes a batch. The contract:
@@ -138,8 +154,10 @@ func (b *Batch) reset() {
 //     the same batch, and gives up after a while, leaving the entries pending
 //     for a later claim. Wrap with Permanent to dead-letter the whole batch.
 //
-// A handler must not XACK or XADD itself, except through Settled. It must not
-// keep the batch after returning.
+// A handler never XACKs, XADDs or claims itself: it records its effects on
+// the batch (Emit, EmitAt, EmitNow, Incr, Fail, DeadLetter, DeadLetterPart,
+// Commit) and the runner makes them durable with the ack. It must not keep
+// the batch after returning.
 type Handler interface {
 	Handle(ctx context.Context, b *Batch) error
 }

@@ -111,7 +111,7 @@ func (r *Runner) dropExhausted(ctx context.Context, stream string, entries []Ent
 		if n > r.opts.MaxDeliveries {
 			reason := fmt.Sprintf("delivered %d times (max %d)", n, r.opts.MaxDeliveries)
 			if last, ok := r.lastErr.LoadAndDelete(e.ID); ok {
-				reason += "; last error: " + last.(string)
+				reason += "; last error: " + last.(lastError).msg
 			}
 			dead = append(dead, deadEntry{Entry: e, Reason: reason, Deliveries: n})
 			continue

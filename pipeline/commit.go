@@ -94,10 +94,10 @@ func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) 
 		}
 		r.logDead(b.Stream, b.parts)
 	}
-	if b.settled {
-		return int64(len(b.IDs())), nil
-	}
 	ids := b.IDs()
+	if b.script != nil {
+		return r.commitScript(ctx, b, ids)
+	}
 	if len(b.emits) == 0 && len(b.incrs) == 0 && len(b.delays) == 0 {
 		// Nothing to emit: the batch's effects are already durable outside
 		// Redis (ingest's upsert), so a plain XACK is the whole commit. The

@@ -12,13 +12,21 @@
 //     stream is split into P partitions, each under its own hash tag {p<n>},
 //     and everything one step touches atomically shares that tag, so the same
 //     Lua scripts run on a Redis Cluster.
-//   - The runner (runner.go, commit.go, heartbeat.go, claim.go): reads
+//   - The runner (runner.go, commit.go, heartbeat.go, claim.go): the only
+//     code that reads, writes, acks or claims a stream entry. It reads
 //     batches with XREADGROUP, hands them to a Handler, makes what the handler
-//     recorded on the Batch durable (emits, counters) and acks in one commit;
-//     keeps a batch in progress claimed and tells the handler when it is no
-//     longer its own (Batch.Lost); takes over idle entries of dead consumers
+//     recorded on the Batch durable and acks in one commit: emits (Emit),
+//     delayed emits (EmitAt: a sorted set beside each stream that the runner
+//     releases when due, delay.go; deliver's retries and scheduled
+//     campaigns), counters (Incr), dead letters (DeadLetter, DeadLetterPart),
+//     or the handler's own Lua run inside the commit (Commit, commitscript.go:
+//     dedupe's marks). It keeps a batch in progress claimed and tells the
+//     handler when it is no longer its own (Batch.Lost) or the process is
+//     stopping (Batch.Stopping); takes over idle entries of dead consumers
 //     with XAUTOCLAIM; dead-letters entries delivered too often (dlq.go).
 //     Handler (batch.go) is the one-method contract a stage implements.
+//   - Entry codecs (entries.go, devices.Event): one type per stream's entries,
+//     used by the stage that writes them and the one that reads them.
 //   - Trimming (trim.go, bound.go): nothing is trimmed before every group
 //     acknowledged it and the retention window passed. Backpressure
 //     (backpressure.go) slows producers when a downstream group lags.
@@ -27,6 +35,9 @@
 //   - Process plumbing: the Redis client (redis.go), logs, metrics and the ops
 //     HTTP server (/metrics, /healthz, /readyz).
 //
-// Stage packages live in stages/; cmd/pushpipe wires flags to them; the
-// test bed that starts real redis-server and PostgreSQL is pipelinetest.
+// The shared models are pipeline/campaign (the one owner of the campaigns
+// table and of the campaign counters' reading) and pipeline/devices (the
+// devices table and the ingest event). Stage packages live in stages/;
+// cmd/pushpipe wires flags to them; the test bed that starts real
+// redis-server and PostgreSQL is pipelinetest (tests only).
 package pipeline

@@ -53,3 +53,105 @@ func ParseDeliverEntry(f map[string]string) (DeliverEntry, error) {
 	}
 	return e, nil
 }
+
+// RangeEntry is one entry of the ranges stream: subscribers of one channel
+// with ids in [Lo, Hi], a range split cut for resolve. Range is its
+// deterministic id within the campaign.
+type RangeEntry struct {
+	Campaign, Channel, Range string
+	Lo, Hi                   int64
+}
+
+// Fields encodes e for Emit.
+func (e RangeEntry) Fields() []string {
+	return []string{
+		FieldCampaign, e.Campaign, FieldChannel, e.Channel, FieldRange, e.Range,
+		FieldLo, strconv.FormatInt(e.Lo, 10), FieldHi, strconv.FormatInt(e.Hi, 10),
+	}
+}
+
+// ParseRangeEntry decodes a ranges entry; errors mean it can never be
+// handled. The campaign id is checked by its owner (campaign.ValidateID).
+func ParseRangeEntry(f map[string]string) (RangeEntry, error) {
+	e := RangeEntry{Campaign: f[FieldCampaign], Channel: f[FieldChannel], Range: f[FieldRange]}
+	if e.Channel == "" || e.Range == "" {
+		return e, fmt.Errorf("fields %s and %s are required", FieldChannel, FieldRange)
+	}
+	var err error
+	if e.Lo, err = strconv.ParseInt(f[FieldLo], 10, 64); err != nil {
+		return e, fmt.Errorf("field %s: %w", FieldLo, err)
+	}
+	if e.Hi, err = strconv.ParseInt(f[FieldHi], 10, 64); err != nil {
+		return e, fmt.Errorf("field %s: %w", FieldHi, err)
+	}
+	if e.Lo > e.Hi {
+		return e, fmt.Errorf("range %s: lo %d > hi %d", e.Range, e.Lo, e.Hi)
+	}
+	return e, nil
+}
+
+// DedupeEntry is one entry of the dedupe stream: users of one campaign in the
+// entry's partition, reached (Users) or muted for the campaign's category
+// (Muted), both ascending. Resolve writes it; dedupe reads it and forwards
+// the encoded Users as they came (UsersRaw) when all of them are new.
+type DedupeEntry struct {
+	Campaign, Range string
+	Users, Muted    []int64
+	UsersRaw        string // FieldUsers as read (ParseDedupeEntry)
+	Force           bool
+}
+
+// Fields encodes e for Emit.
+func (e DedupeEntry) Fields() []string {
+	f := []string{FieldCampaign, e.Campaign, FieldRange, e.Range}
+	if len(e.Users) > 0 {
+		f = append(f, FieldUsers, EncodeIDs(e.Users))
+	}
+	if len(e.Muted) > 0 {
+		f = append(f, FieldMuted, EncodeIDs(e.Muted))
+	}
+	if e.Force {
+		f = append(f, FieldForce, "1")
+	}
+	return f
+}
+
+// ParseDedupeEntry decodes a dedupe entry and checks what dedupe's script
+// relies on: positive, strictly ascending ids, and at least one.
+func ParseDedupeEntry(f map[string]string) (DedupeEntry, error) {
+	e := DedupeEntry{Campaign: f[FieldCampaign], Range: f[FieldRange], UsersRaw: f[FieldUsers], Force: f[FieldForce] == "1"}
+	var err error
+	if e.UsersRaw != "" {
+		if e.Users, err = ascendingIDs(FieldUsers, e.UsersRaw); err != nil {
+			return e, err
+		}
+	}
+	if m := f[FieldMuted]; m != "" {
+		if e.Muted, err = ascendingIDs(FieldMuted, m); err != nil {
+			return e, err
+		}
+	}
+	if len(e.Users) == 0 && len(e.Muted) == 0 {
+		return e, fmt.Errorf("no user ids in %s or %s", FieldUsers, FieldMuted)
+	}
+	return e, nil
+}
+
+// ErrIDOrder is why a batch of ids that no stage writes is refused: zero or
+// negative ids, repeats, disorder (dedupe's script relies on all three).
+var ErrIDOrder = errors.New("user ids must be positive and strictly ascending")
+
+func ascendingIDs(field, s string) ([]int64, error) {
+	ids, err := DecodeIDs(s)
+	if err != nil {
+		return nil, fmt.Errorf("field %s: %w", field, err)
+	}
+	var prev int64
+	for i, id := range ids {
+		if id <= prev {
+			return nil, fmt.Errorf("field %s: id %d (%d) after %d: %w", field, i, id, prev, ErrIDOrder)
+		}
+		prev = id
+	}
+	return ids, nil
+}

@@ -138,7 +138,7 @@ func (r *Runner) handOff(ctx context.Context, work chan<- *Batch, b *Batch) bool
 		return true
 	}
 	b.Entries = mine
-	b.stop = ctx.Done()
+	b.stop, b.rdb = ctx.Done(), r.rdb
 	keep := r.keepClaimed(b)
 	b.release = func() {
 		keep()

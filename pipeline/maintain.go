@@ -31,8 +31,12 @@ func (r *Runner) maintainLoop(ctx context.Context) {
 				}
 			}
 		}
-		if r.opts.Retention > 0 && time.Since(lastTrim) > time.Minute {
-			lastTrim = time.Now()
+		if time.Since(lastTrim) < time.Minute {
+			continue
+		}
+		lastTrim = time.Now()
+		r.forgetErrors(lastTrim)
+		if r.opts.Retention > 0 {
 			for i, s := range streams {
 				n, err := Trim(ctx, r.rdb, s, r.opts.Retention, time.Now())
 				if err != nil {

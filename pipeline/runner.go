@@ -101,7 +101,7 @@ type Runner struct {
 	metrics *Metrics
 
 	ready   atomic.Bool
-	lastErr sync.Map // entry id → last handler error, for dead-letter reasons
+	lastErr sync.Map // entry id → lastError, for dead-letter reasons
 	inHand  sync.Map // stream + "/" + id of the entries handed to a worker and not done
 }
 
@@ -323,7 +323,7 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 		}
 		if err == nil {
 			for i, ferr := range b.failed {
-				r.lastErr.Store(b.Entries[i].ID, ferr.Error())
+				r.noteError(b.Entries[i].ID, ferr)
 			}
 			acked, cerr := r.commit(ctx, b)
 			if cerr == nil {
@@ -348,7 +348,7 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			return
 		}
 		for _, e := range b.Entries {
-			r.lastErr.Store(e.ID, err.Error())
+			r.noteError(e.ID, err)
 		}
 		if stopping(b) {
 			r.log.Info().Err(err).Str("stream", b.Stream).Int("entries", len(b.Entries)).
@@ -363,6 +363,31 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 		r.log.Warn().Err(err).Str("stream", b.Stream).Int("attempt", attempt).Msg("batch failed, retrying")
 		backoff.sleep(ctx)
 	}
+}
+
+// lastError is the last handler error of an entry, kept to say why it was
+// dead-lettered if it comes back too often.
+type lastError struct {
+	msg string
+	at  time.Time
+}
+
+func (r *Runner) noteError(id string, err error) {
+	r.lastErr.Store(id, lastError{err.Error(), time.Now()})
+}
+
+// forgetErrors drops notes no claim will need: the entry was acked since by
+// another consumer (or this one in a later batch), or it would have been
+// dead-lettered long ago. Without it, entries another consumer finished
+// would stay here for the life of the process.
+func (r *Runner) forgetErrors(now time.Time) {
+	horizon := max(r.opts.ClaimIdle*time.Duration(r.opts.MaxDeliveries+1), 10*time.Minute)
+	r.lastErr.Range(func(id, v any) bool {
+		if now.Sub(v.(lastError).at) > horizon {
+			r.lastErr.Delete(id)
+		}
+		return true
+	})
 }
 
 func stopping(b *Batch) bool {

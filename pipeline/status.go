@@ -32,6 +32,7 @@ type PartitionStatus struct {
 	Partition int           `json:"partition"`
 	Key       string        `json:"key"`
 	Length    int64         `json:"length"`
+	Delayed   int64         `json:"delayed"` // entries waiting to be released into it (DelayedKey)
 	Groups    []GroupStatus `json:"groups"`
 }
 
@@ -49,6 +50,7 @@ type GroupTotal struct {
 type StreamStatus struct {
 	Name       string            `json:"name"`
 	Length     int64             `json:"length"`
+	Delayed    int64             `json:"delayed"` // retries and schedules waiting (delay.go)
 	Groups     []GroupTotal      `json:"groups"`
 	Partitions []PartitionStatus `json:"partitions"`
 }
@@ -61,18 +63,22 @@ func Status(ctx context.Context, c rueidis.Client, keys Keys, streams ...string)
 	for _, s := range streams {
 		all = append(all, keys.Streams(s)...)
 	}
-	lengths := make(rueidis.Commands, len(all))
-	for i, k := range all {
-		lengths[i] = c.B().Xlen().Key(k).Build()
+	lengths := make(rueidis.Commands, 0, 2*len(all))
+	for _, k := range all {
+		lengths = append(lengths, c.B().Xlen().Key(k).Build(), c.B().Zcard().Key(DelayedKey(k)).Build())
 	}
 	groups, err := StreamGroups(ctx, c, all)
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
-	lens := make([]int64, len(all))
-	for i, r := range c.DoMulti(ctx, lengths...) {
-		if lens[i], err = r.AsInt64(); err != nil {
-			return nil, fmt.Errorf("status: xlen %s: %w", all[i], err)
+	lens, delayed := make([]int64, len(all)), make([]int64, len(all))
+	for n, r := range c.DoMulti(ctx, lengths...) {
+		i, into := n/2, lens
+		if n%2 == 1 {
+			into = delayed
+		}
+		if into[i], err = r.AsInt64(); err != nil {
+			return nil, fmt.Errorf("status: length of %s: %w", all[i], err)
 		}
 	}
 	type ref struct{ key, group int }
@@ -101,12 +107,13 @@ func Status(ctx context.Context, c rueidis.Client, keys Keys, streams ...string)
 	for s, name := range streams {
 		st := StreamStatus{Name: name}
 		for p := range keys.Partitions {
-			ps := PartitionStatus{Partition: p, Key: all[i], Length: lens[i]}
+			ps := PartitionStatus{Partition: p, Key: all[i], Length: lens[i], Delayed: delayed[i]}
 			for j, g := range groups[i] {
 				ps.Groups = append(ps.Groups, GroupStatus{Name: g.Name, Lag: g.Lag, Pending: g.Pending,
 					LastDelivered: g.LastDelivered, Consumers: consumers[i][j]})
 			}
 			st.Length += ps.Length
+			st.Delayed += ps.Delayed
 			st.Partitions = append(st.Partitions, ps)
 			i++
 		}

@@ -308,7 +308,6 @@ func benchStages(b *testing.B, f *fixture) (stop func()) {
 		pipeline.NewRunner(f.rdb, f.keys, opts("resolve", pipeline.StreamRanges, 2), rs, log, nil),
 		pipeline.NewRunner(f.rdb, f.keys, opts("dedupe", pipeline.StreamDedupe, 50), dd, log, nil),
 	}
-	dd.Bind(runners[2].Options())
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, r := range runners {

@@ -23,6 +23,6 @@ func (DedupeFlags) dbConns() int32 { return 0 }
 
 func (DedupeFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
 	h := dedupe.New(dedupe.Config{Redis: d.rdb, Keys: d.keys, Log: d.log})
-	h.Bind(eff) // its script acks, as the runner's group and consumer
+
 	return h, nil, nil
 }

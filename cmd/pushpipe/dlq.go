@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -168,18 +169,7 @@ type DLQRetryCmd struct{ dlqSelect }
 // partition (fresh delivery count), and the letter is deleted only after that
 // XADD succeeded. Stages are idempotent, so nobody gets a notification twice.
 func (c *DLQRetryCmd) Run(g *Globals) error {
-	f, err := c.filter()
-	if err != nil {
-		return err
-	}
-	rdb, err := g.RedisNow()
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	res, err := pipeline.NewDLQ(rdb, g.Keys()).Retry(g.Context(), f)
-	fmt.Printf("retried %d dead letters\n", len(res.Done))
-	return errors.Join(err, reportFailed(res))
+	return c.apply(g, "retried", (*pipeline.DLQ).Retry)
 }
 
 // DLQDropCmd is `pushpipe dlq drop`.
@@ -187,7 +177,12 @@ type DLQDropCmd struct{ dlqSelect }
 
 // Run drops.
 func (c *DLQDropCmd) Run(g *Globals) error {
-	f, err := c.filter()
+	return c.apply(g, "dropped", (*pipeline.DLQ).Drop)
+}
+
+// apply runs op (Retry or Drop) on the selected dead letters.
+func (s dlqSelect) apply(g *Globals, did string, op func(*pipeline.DLQ, context.Context, pipeline.DLQFilter) (pipeline.DLQResult, error)) error {
+	f, err := s.filter()
 	if err != nil {
 		return err
 	}
@@ -196,8 +191,8 @@ func (c *DLQDropCmd) Run(g *Globals) error {
 		return err
 	}
 	defer rdb.Close()
-	res, err := pipeline.NewDLQ(rdb, g.Keys()).Drop(g.Context(), f)
-	fmt.Printf("dropped %d dead letters\n", len(res.Done))
+	res, err := op(pipeline.NewDLQ(rdb, g.Keys()), g.Context(), f)
+	fmt.Printf("%s %d dead letters\n", did, len(res.Done))
 	return errors.Join(err, reportFailed(res))
 }
 

@@ -123,32 +123,33 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 		fmt.Fprintln(w, "removed idle consumer", r)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STREAM\tLENGTH\tGROUP\tLAG\tPENDING\tCONSUMERS\tMOST IDLE\t")
+	// DELAYED: retries and scheduled campaigns waiting to enter the stream.
+	fmt.Fprintln(tw, "STREAM\tLENGTH\tDELAYED\tGROUP\tLAG\tPENDING\tCONSUMERS\tMOST IDLE\t")
 	for _, s := range rep.Streams {
 		if len(s.Groups) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t-\t\t\t\t\t\n", s.Name, thousands(s.Length))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t\t\t\t\t\n", s.Name, thousands(s.Length), thousands(s.Delayed))
 		}
 		for i, gt := range s.Groups {
-			name, length := s.Name, thousands(s.Length)
+			name, length, delayed := s.Name, thousands(s.Length), thousands(s.Delayed)
 			if i > 0 {
-				name, length = "", ""
+				name, length, delayed = "", "", ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", name, length, gt.Name,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", name, length, delayed, gt.Name,
 				fmtLag(gt.Lag, gt.LagUnknown > 0), thousands(gt.Pending), gt.Consumers, fmtIdle(gt.MaxIdle, gt.Consumers))
 		}
 		if c.Detail {
 			for _, p := range s.Partitions {
 				for _, gs := range p.Groups {
-					fmt.Fprintf(tw, "  p%d\t%s\t%s\t%s\t%s\t%d\t\t\n", p.Partition, thousands(p.Length), gs.Name,
+					fmt.Fprintf(tw, "  p%d\t%s\t%s\t%s\t%s\t%s\t%d\t\t\n", p.Partition, thousands(p.Length), thousands(p.Delayed), gs.Name,
 						fmtLag(gs.Lag, gs.Lag < 0), thousands(gs.Pending), len(gs.Consumers))
 					for _, cs := range gs.Consumers {
-						fmt.Fprintf(tw, "\t\t  %s\t\t%s\t\t%s\t\n", cs.Name, thousands(cs.Pending), fmtIdle(cs.Idle, 1))
+						fmt.Fprintf(tw, "\t\t\t  %s\t\t%s\t\t%s\t\n", cs.Name, thousands(cs.Pending), fmtIdle(cs.Idle, 1))
 					}
 				}
 			}
 		}
 	}
-	fmt.Fprintf(tw, "dlq\t%s\t\t\t\t\t\t\n", thousands(rep.DLQ))
+	fmt.Fprintf(tw, "dlq\t%s\t\t\t\t\t\t\t\n", thousands(rep.DLQ))
 	tw.Flush()
 	if rep.Campaign != nil {
 		fmt.Fprintln(w)

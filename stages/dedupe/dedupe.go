@@ -6,7 +6,6 @@ package dedupe
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -27,21 +26,14 @@ type Config struct {
 	Log   zerolog.Logger
 }
 
-// Handler is the dedupe stage's batch handler. Bind it to its runner's
-// options before the runner starts: the script checks that the entries are
-// still pending for this consumer and acks them for this group.
+// Handler is the dedupe stage's batch handler.
 type Handler struct {
-	cfg             Config
-	group, consumer string
-	expiry          expiries
+	cfg    Config
+	expiry expiries
 }
 
 // New builds the handler.
 func New(cfg Config) *Handler { return &Handler{cfg: cfg} }
-
-// Bind tells the handler which group and consumer it acks for; call it with
-// the runner's Options() (defaults filled in).
-func (h *Handler) Bind(o pipeline.Options) { h.group, h.consumer = o.Group, o.Consumer }
 
 // entry is a parsed dedupe entry.
 type entry struct {
@@ -53,18 +45,14 @@ type entry struct {
 	force        bool
 }
 
-// Handle dedupes one batch in one script call and settles it.
+// Handle dedupes one batch: one script, run by the runner as the batch's
+// commit (pipeline.Batch.Commit), atomic with the ack.
 func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
-	if h.consumer == "" {
-		return errors.New("dedupe handler is not bound to a runner (call Bind)")
-	}
 	var good []entry
-	var bad []int
 	for i, e := range b.Entries {
 		en, err := parse(i, e)
 		if err != nil {
 			b.DeadLetter(i, err)
-			bad = append(bad, i)
 			continue
 		}
 		good = append(good, en)
@@ -82,61 +70,23 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		// Create publishes the expiry before it emits anything; without it
 		// the campaign was never created here, or expired long ago.
 		b.DeadLetter(en.index, fmt.Errorf("campaign %q is unknown in Redis (never created, or expired)", en.campaign))
-		bad = append(bad, en.index)
 	}
 	if len(known) > 0 {
 		keys, args := h.scriptCall(b, known, exps)
-		n, err := dedupeScript.Exec(ctx, h.cfg.Redis, keys, args).AsInt64()
-		if err != nil {
-			return fmt.Errorf("dedupe %s: %w", b.Stream, err)
-		}
-		if n < 0 {
-			h.cfg.Log.Debug().Str("stream", b.Stream).Msg("batch claimed by another consumer while handled; dropped")
-		}
-	}
-	if len(bad) == 0 {
-		b.Settled()
-		return nil
-	}
-	// The runner dead-letters (and acks) the bad entries; the good ones are
-	// acked already, so it must not touch them.
-	for i := range b.Entries {
-		if !slices.Contains(bad, i) {
-			b.Fail(i, errSettled)
-		}
+		b.Commit(dedupeScript, keys, args)
 	}
 	return nil
 }
 
-var errSettled = errors.New("acked by the dedupe script")
-
-// parse validates an entry: a campaign id, and id batches resolve could have
-// written (positive, strictly ascending).
+// parse reads an entry with its codec and checks its campaign id.
 func parse(i int, e pipeline.Entry) (entry, error) {
-	en := entry{index: i, id: e.ID, campaign: e.Fields[pipeline.FieldCampaign], u: e.Fields[pipeline.FieldUsers],
-		force: e.Fields[pipeline.FieldForce] == "1"}
+	de, err := pipeline.ParseDedupeEntry(e.Fields)
+	en := entry{index: i, id: e.ID, campaign: de.Campaign, u: de.UsersRaw, reached: de.Users, muted: de.Muted, force: de.Force}
+	if err != nil {
+		return en, err
+	}
 	if err := campaign.ValidateID(en.campaign); err != nil {
 		return en, fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err)
-	}
-	var err error
-	if en.u != "" {
-		if en.reached, err = pipeline.DecodeIDs(en.u); err != nil {
-			return en, fmt.Errorf("field %s: %w", pipeline.FieldUsers, err)
-		}
-		if err := checkIDs(pipeline.FieldUsers, en.reached); err != nil {
-			return en, err
-		}
-	}
-	if m := e.Fields[pipeline.FieldMuted]; m != "" {
-		if en.muted, err = pipeline.DecodeIDs(m); err != nil {
-			return en, fmt.Errorf("field %s: %w", pipeline.FieldMuted, err)
-		}
-		if err := checkIDs(pipeline.FieldMuted, en.muted); err != nil {
-			return en, err
-		}
-	}
-	if len(en.reached) == 0 && len(en.muted) == 0 {
-		return en, fmt.Errorf("no user ids in %s or %s", pipeline.FieldUsers, pipeline.FieldMuted)
 	}
 	return en, nil
 }
@@ -146,7 +96,7 @@ func parse(i int, e pipeline.Entry) (entry, error) {
 func (h *Handler) scriptCall(b *pipeline.Batch, entries []entry, exps map[string]int64) ([]string, []string) {
 	k := h.cfg.Keys
 	p := b.Partition
-	keys := []string{b.Stream, k.Stream(pipeline.StreamDeliver, p)}
+	keys := []string{k.Stream(pipeline.StreamDeliver, p)}
 	var camps []string
 	index := map[string]string{}
 	for _, en := range entries {
@@ -163,7 +113,7 @@ func (h *Handler) scriptCall(b *pipeline.Batch, entries []entry, exps map[string
 			strconv.FormatInt(campaign.MarksExpireMs(exp), 10), strconv.FormatInt(campaign.CountersExpireMs(exp), 10))
 	}
 	args := make([]string, 0, 4+len(camps)+len(entries)*11)
-	args = append(args, h.group, h.consumer, strconv.Itoa(len(index)))
+	args = append(args, strconv.Itoa(len(index)))
 	args = append(args, camps...)
 	args = append(args, strconv.Itoa(len(entries)))
 	for _, en := range entries {
@@ -171,7 +121,7 @@ func (h *Handler) scriptCall(b *pipeline.Batch, entries []entry, exps map[string
 		if en.force {
 			force = "1"
 		}
-		args = append(args, en.id, index[en.campaign], force, strconv.Itoa(len(en.reached)+len(en.muted)), en.u, "", "")
+		args = append(args, index[en.campaign], force, strconv.Itoa(len(en.reached)+len(en.muted)), en.u, "", "")
 		head := len(args) - 2
 		var nr, nm int
 		args, nr = appendFragments(args, en.reached)

@@ -143,7 +143,6 @@ func runStage(t testing.TB, c rueidis.Client, keys pipeline.Keys, consumer strin
 	h := dedupe.New(dedupe.Config{Redis: c, Keys: keys, Log: zerolog.Nop()})
 	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe,
 		Consumer: consumer, Block: 20 * time.Millisecond, BatchSize: 50}, h, zerolog.Nop(), nil)
-	h.Bind(r.Options())
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
@@ -416,63 +415,6 @@ func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 		t.Fatalf("%d dead letters, want %d", dlq, len(bad))
 	}
 }
-
-// TestClaimedEntriesAreNotProcessed: a consumer whose entries were claimed
-// by another one must not mark or forward them.
-func TestClaimedEntriesAreNotProcessed(t *testing.T) {
-	c, err := pipeline.NewRedis(env.Redis.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx := context.Background()
-	keys := newKeys()
-	register(t, c, keys, "cl")
-	stream := keys.Stream(pipeline.StreamDedupe, 0)
-	if err := pipeline.CreateGroup(ctx, c, stream, "dedupe"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: stream, Fields: []string{
-		pipeline.FieldCampaign, "cl", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{1, 2, 3})}}); err != nil {
-		t.Fatal(err)
-	}
-	read := func(consumer string) []pipeline.Entry {
-		res, err := c.Do(ctx, c.B().Xreadgroup().Group("dedupe", consumer).Count(10).Streams().Key(stream).Id(">").Build()).AsXRead()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []pipeline.Entry
-		for _, x := range res[stream] {
-			out = append(out, pipeline.Entry{ID: x.ID, Fields: x.FieldValues})
-		}
-		return out
-	}
-	entries := read("slow")
-	// another consumer takes it over
-	if err := c.Do(ctx, c.B().Xclaim().Key(stream).Group("dedupe").Consumer("fast").MinIdleTime("0").Id(entries[0].ID).Build()).Error(); err != nil {
-		t.Fatal(err)
-	}
-	h := dedupe.New(dedupe.Config{Redis: c, Keys: keys, Log: zerolog.Nop()})
-	h.Bind(pipeline.Options{Group: "dedupe", Consumer: "slow"})
-	b := &pipeline.Batch{Stream: stream, Partition: 0, Entries: entries}
-	if err := h.Handle(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := delivered(t, c, keys, "cl"); len(got) != 0 {
-		t.Fatalf("the slow consumer forwarded %v", got)
-	}
-	if s := stats(t, c, keys, "cl"); len(s) != 0 {
-		t.Fatalf("the slow consumer counted %v", s)
-	}
-	h.Bind(pipeline.Options{Group: "dedupe", Consumer: "fast"})
-	if err := h.Handle(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := delivered(t, c, keys, "cl"); len(got) != 3 {
-		t.Fatalf("the owner forwarded %v", got)
-	}
-}
-
 func TestForceForwardsAgain(t *testing.T) {
 	c, err := pipeline.NewRedis(env.Redis.Addr)
 	if err != nil {

@@ -1,8 +1,6 @@
 package dedupe
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 )
 
@@ -16,8 +14,6 @@ const (
 	// at 64 the list would be as long as the bitmap.
 	listMax = bitmapBytes/2 - 1
 )
-
-var errIDs = errors.New("user ids must be positive and strictly ascending")
 
 // appendFragments appends, per bucket of ids, the script's (field, fragment)
 // pairs to args and returns them with the number of buckets. ids must be
@@ -53,17 +49,4 @@ func fragment(ids []int64) string {
 		b[off/8] |= 1 << (off % 8)
 	}
 	return string(b[:])
-}
-
-// checkIDs rejects what resolve never emits: zero or negative ids, repeats,
-// disorder. The script relies on all three.
-func checkIDs(field string, ids []int64) error {
-	var prev int64
-	for i, id := range ids {
-		if id <= prev {
-			return fmt.Errorf("field %s: id %d (%d) after %d: %w", field, i, id, prev, errIDs)
-		}
-		prev = id
-	}
-	return nil
 }

@@ -1,14 +1,14 @@
 package dedupe
 
 import (
-	"github.com/redis/rueidis"
-
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
-// dedupeScript is the whole dedupe step for a batch of one partition, atomic:
-// mark the entries' users, forward first sightings to deliver, count, ack. A
-// crash at any instant leaves all of it or none of it.
+// dedupeScript is the whole dedupe step for a batch of one partition, run by
+// the runner as the batch's commit (pipeline.CommitScript), so it is atomic
+// with the ack: mark the entries' users, forward first sightings to deliver,
+// count. A crash at any instant leaves all of it or none of it, and a batch
+// claimed by another consumer meanwhile writes nothing.
 //
 // Marks are hashes (keys.Seen for reached users, keys.Muted for users
 // seen only as muted) whose field is a user's bucket (id >> 10, decimal) and
@@ -30,16 +30,13 @@ import (
 // varint deltas) here, with ids split as bucket*2048+2*offset so that Lua's
 // doubles stay exact for any positive int64 id.
 //
-// KEYS: input stream, deliver stream, then per campaign: seen, muted, stats.
-// ARGV: group, consumer, ncampaigns, per campaign (id, marks expire ms,
-// counters expire ms), nentries, per entry (entry id, campaign index, force,
-// ids in, u, nreached, nmuted, then nreached+nmuted (field, fragment) pairs).
-// Returns the number of entries acked, or -1 (and does nothing) when an entry
-// is no longer pending for this consumer: another consumer claimed it.
-var dedupeScript = rueidis.NewLuaScript(`
+// KEYS: deliver stream, then per campaign: seen, muted, stats.
+// ARGV: ncampaigns, per campaign (id, marks expire ms, counters expire ms),
+// nentries, per entry (campaign index, force, ids in, u, nreached, nmuted,
+// then nreached+nmuted (field, fragment) pairs).
+var dedupeScript = pipeline.NewCommitScript(`
 local band, bor, bnot = bit.band, bit.bor, bit.bnot
 local byte, char, floor = string.byte, string.char, math.floor
-local group, consumer = ARGV[1], ARGV[2]
 
 local BIT = {1, 2, 4, 8, 16, 32, 64, 128}
 local POP = {[0] = 0}
@@ -226,11 +223,11 @@ local function encode(survivors)
   return table.concat(head) .. table.concat(parts)
 end
 
-local nc = tonumber(ARGV[3])
+local nc = tonumber(ARGV[1])
 local camps = {}
-local a = 4
+local a = 2
 for j = 1, nc do
-  local k = 3 * j
+  local k = 3 * j - 1
   camps[j] = {id = ARGV[a], marks = ARGV[a + 1], counters = ARGV[a + 2],
     seen = KEYS[k], muted = KEYS[k + 1], stats = KEYS[k + 2],
     hasMuted = redis.call('EXISTS', KEYS[k + 1]) == 1,
@@ -240,21 +237,12 @@ end
 local ne = tonumber(ARGV[a])
 a = a + 1
 
--- Every entry must still be ours before anything is written.
-local ids, p = {}, a
+local p = a
 for e = 1, ne do
-  ids[e] = ARGV[p]
-  local pend = redis.call('XPENDING', KEYS[1], group, ARGV[p], ARGV[p], 1)
-  if #pend == 0 or pend[1][2] ~= consumer then return -1 end
-  p = p + 7 + 2 * (tonumber(ARGV[p + 5]) + tonumber(ARGV[p + 6]))
-end
-
-p = a
-for e = 1, ne do
-  local c, force, u = camps[tonumber(ARGV[p + 1])], ARGV[p + 2] == '1', ARGV[p + 4]
-  local nr, nm = tonumber(ARGV[p + 5]), tonumber(ARGV[p + 6])
-  c.inn = c.inn + tonumber(ARGV[p + 3])
-  p = p + 7
+  local c, force, u = camps[tonumber(ARGV[p])], ARGV[p + 1] == '1', ARGV[p + 3]
+  local nr, nm = tonumber(ARGV[p + 4]), tonumber(ARGV[p + 5])
+  c.inn = c.inn + tonumber(ARGV[p + 2])
+  p = p + 6
   local nnew, ndup, survivors = 0, 0, {}
   if nr > 0 then
     local fields, frags, sets = {}, {}, {}
@@ -292,12 +280,12 @@ for e = 1, ne do
   end
   c.targets = c.targets + nnew
   if force then
-    if nr > 0 then redis.call('XADD', KEYS[2], '*', '` + pipeline.FieldCampaign + `', c.id, '` + pipeline.FieldUsers + `', u, '` + pipeline.FieldForce + `', '1') end
+    if nr > 0 then emit(KEYS[1], '` + pipeline.FieldCampaign + `', c.id, '` + pipeline.FieldUsers + `', u, '` + pipeline.FieldForce + `', '1') end
   else
     c.dups = c.dups + ndup
     if nnew > 0 then
       if ndup > 0 then u = encode(survivors) end
-      redis.call('XADD', KEYS[2], '*', '` + pipeline.FieldCampaign + `', c.id, '` + pipeline.FieldUsers + `', u)
+      emit(KEYS[1], '` + pipeline.FieldCampaign + `', c.id, '` + pipeline.FieldUsers + `', u)
     end
   end
 end
@@ -312,9 +300,4 @@ for _, c in ipairs(camps) do
   if c.hasMuted then redis.call('PEXPIREAT', c.muted, c.marks) end
 end
 
-local acked = 0
-for s = 1, ne, 1000 do
-  acked = acked + redis.call('XACK', KEYS[1], group, unpack(ids, s, math.min(s + 999, ne)))
-end
-return acked
 `)

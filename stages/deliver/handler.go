@@ -98,7 +98,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 
 	// The runner keeps the batch claimed while it is handled, so a batch
 	// slowed down by the rate limit is not taken over by another consumer.
-	results, err := h.deliverTargets(ctx, b.Partition, targets, b.Lost(), b.Stopping())
+	results, err := h.deliverTargets(ctx, b, targets)
 	if err != nil {
 		return err
 	}

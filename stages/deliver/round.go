@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -34,6 +35,7 @@ type round struct {
 	cancelWait context.CancelFunc
 	lost       <-chan struct{}
 	stop       <-chan struct{} // pipeline.Batch.Stopping
+	emit       emitFunc
 
 	mu      sync.Mutex // results and skipped
 	skipped map[*campaign][]device
@@ -44,10 +46,12 @@ type round struct {
 	stopped atomic.Bool // the process is shutting down
 }
 
-// newRound starts a round; lost and stop (may be nil) are the batch's Lost
-// and Stopping channels. end must be called when the round is over.
-func (h *Handler) newRound(ctx context.Context, p, targets int, lost, stop <-chan struct{}) *round {
-	r := &round{h: h, ctx: ctx, p: p, lost: lost, stop: stop, results: make([]userResult, targets), skipped: map[*campaign][]device{}}
+// newRound starts a round of batch b. end must be called when the round is
+// over.
+func (h *Handler) newRound(ctx context.Context, b *pipeline.Batch, targets int) *round {
+	lost := b.Lost()
+	r := &round{h: h, ctx: ctx, p: b.Partition, lost: lost, stop: b.Stopping(), emit: b.EmitNow,
+		results: make([]userResult, targets), skipped: map[*campaign][]device{}}
 	r.wait, r.cancelWait = context.WithCancel(ctx)
 	if lost != nil {
 		go func() {
@@ -211,7 +215,7 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 // send sends one job. A terminal outcome comes back to be marked (ok); a
 // transient one is recorded for the caller to schedule and its slot freed.
 func (r *round) send(l *lane, j job) (markReq, bool) {
-	res, mark, err := r.h.sendOne(r.ctx, l, j.c, j.d)
+	res, mark, err := r.h.sendOne(r.ctx, l, j.c, j.d, r.emit)
 	if mark {
 		return markReq{p: r.p, c: j.c, d: j.d, outcome: res.Outcome, reason: res.Reason, r: r}, true
 	}

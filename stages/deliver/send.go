@@ -43,10 +43,11 @@ type userResult struct {
 // limit, and reports per target. Each
 // device that reaches a terminal state is marked (and counted) before its
 // in-flight slot is released, so a crash repeats at most InFlight requests.
-// An error means Redis or PostgreSQL failed, the batch was lost (lost is
-// closed) or the process is stopping (stop is closed): it starts no more
-// sends then; whatever was marked stays.
-func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target, lost, stop <-chan struct{}) ([]userResult, error) {
+// An error means Redis or PostgreSQL failed, the batch was lost (b.Lost) or
+// the process is stopping (b.Stopping): it starts no more sends then;
+// whatever was marked stays.
+func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets []target) ([]userResult, error) {
+	p := b.Partition
 	devs, err := h.devicesOf(ctx, targets)
 	if err != nil {
 		return nil, err
@@ -57,7 +58,7 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target, l
 	}
 
 	// One feeder per provider and app.
-	r := h.newRound(ctx, p, len(targets), lost, stop)
+	r := h.newRound(ctx, b, len(targets))
 	defer r.end()
 	sizes := map[queueKey]int{}
 	for i, t := range targets {
@@ -95,6 +96,10 @@ func (h *Handler) deliverTargets(ctx context.Context, p int, targets []target, l
 	}
 	return r.results, nil
 }
+
+// emitFunc is pipeline.Batch.EmitNow: an invalidation goes to ingest as soon
+// as the provider said so, before the device is marked.
+type emitFunc func(ctx context.Context, msgs ...pipeline.Message) error
 
 // queueKey is a feeder's queue: a provider and app (a platform has one
 // provider).
@@ -234,7 +239,7 @@ func providerOf(p push.Platform) string {
 // rate-limit permit). mark says the outcome is terminal and is to be marked
 // (the caller hands it to the marker); otherwise it is a Retry result for
 // the caller to schedule, or an error.
-func (h *Handler) sendOne(ctx context.Context, l *lane, c *campaign, d device) (res push.Result, mark bool, err error) {
+func (h *Handler) sendOne(ctx context.Context, l *lane, c *campaign, d device, emit emitFunc) (res push.Result, mark bool, err error) {
 	if l.sender == nil {
 		l.sent[push.Failed].Inc()
 		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, true, nil
@@ -252,7 +257,7 @@ func (h *Handler) sendOne(ctx context.Context, l *lane, c *campaign, d device) (
 	case push.Invalid:
 		// The invalidation goes to ingest first: a crash before the mark
 		// repeats the send and the (idempotent) event, never loses it.
-		if err := h.invalidate(ctx, c.App, d, res); err != nil {
+		if err := h.invalidate(ctx, c.App, d, res, emit); err != nil {
 			return res, false, err
 		}
 	case push.Failed:
@@ -390,7 +395,7 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 // invalidate tells ingest that the provider rejected a token as dead, with
 // APNs's timestamp when it gave one: ingest applies it only if the device was
 // not registered again after that time.
-func (h *Handler) invalidate(ctx context.Context, app string, d device, res push.Result) error {
+func (h *Handler) invalidate(ctx context.Context, app string, d device, res push.Result, emit emitFunc) error {
 	at := res.InvalidSince
 	if at.IsZero() {
 		at = time.Now()
@@ -402,7 +407,7 @@ func (h *Handler) invalidate(ctx context.Context, app string, d device, res push
 	case push.Android:
 		ev.Platform = devices.Android
 	}
-	if _, err := pipeline.Emit(ctx, h.rdb, ev.Message(h.keys)); err != nil {
+	if err := emit(ctx, ev.Message(h.keys)); err != nil {
 		return fmt.Errorf("emit invalidation: %w", err)
 	}
 	return nil

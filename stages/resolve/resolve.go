@@ -93,7 +93,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	g.SetLimit(h.cfg.Parallel)
 	for _, r := range ranges {
 		g.Go(func() error {
-			err := h.resolve(ctx, r)
+			err := h.resolve(ctx, r, b.EmitNow)
 			if errors.Is(err, campaign.ErrNotFound) {
 				// Campaign rows are written before anything is emitted
 				// for them: this range can never be resolved.
@@ -109,29 +109,19 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 }
 
 func parse(i int, e pipeline.Entry) (rangeEntry, error) {
-	f := e.Fields
-	r := rangeEntry{index: i, campaign: f[pipeline.FieldCampaign], channel: f[pipeline.FieldChannel], id: f[pipeline.FieldRange]}
+	re, err := pipeline.ParseRangeEntry(e.Fields)
+	r := rangeEntry{index: i, campaign: re.Campaign, channel: re.Channel, id: re.Range, lo: re.Lo, hi: re.Hi}
+	if err != nil {
+		return r, err
+	}
 	if err := campaign.ValidateID(r.campaign); err != nil {
 		return r, fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err)
-	}
-	if r.channel == "" || r.id == "" {
-		return r, fmt.Errorf("fields %s and %s are required", pipeline.FieldChannel, pipeline.FieldRange)
-	}
-	var err error
-	if r.lo, err = strconv.ParseInt(f[pipeline.FieldLo], 10, 64); err != nil {
-		return r, fmt.Errorf("field %s: %w", pipeline.FieldLo, err)
-	}
-	if r.hi, err = strconv.ParseInt(f[pipeline.FieldHi], 10, 64); err != nil {
-		return r, fmt.Errorf("field %s: %w", pipeline.FieldHi, err)
-	}
-	if r.lo > r.hi {
-		return r, fmt.Errorf("range %s: lo %d > hi %d", r.id, r.lo, r.hi)
 	}
 	return r, nil
 }
 
 // resolve reads one range, filters it, emits it to dedupe and records it.
-func (h *Handler) resolve(ctx context.Context, r rangeEntry) error {
+func (h *Handler) resolve(ctx context.Context, r rangeEntry, emitNow func(context.Context, ...pipeline.Message) error) error {
 	camp, err := h.campaigns.get(ctx, r.campaign)
 	if err != nil {
 		return err
@@ -145,7 +135,9 @@ func (h *Handler) resolve(ctx context.Context, r rangeEntry) error {
 		return err
 	}
 	msgs := h.entries(r, users, muted)
-	if _, err := pipeline.Emit(ctx, h.cfg.Redis, msgs...); err != nil {
+	// Emitted before the range's count is recorded (progress reads the
+	// count as "this range's users are on their way").
+	if err := emitNow(ctx, msgs...); err != nil {
 		return fmt.Errorf("resolve range %s of %s: %w", r.id, r.campaign, err)
 	}
 	c := h.cfg.Redis
@@ -268,14 +260,8 @@ func (h *Handler) entries(r rangeEntry, users []int64, muted []bool) []pipeline.
 		for len(g.reached)+len(g.muted) > 0 {
 			nu := min(len(g.reached), h.cfg.MaxEntryIDs)
 			nm := min(len(g.muted), h.cfg.MaxEntryIDs-nu)
-			f := []string{pipeline.FieldCampaign, r.campaign, pipeline.FieldRange, r.id}
-			if nu > 0 {
-				f = append(f, pipeline.FieldUsers, pipeline.EncodeIDs(g.reached[:nu]))
-			}
-			if nm > 0 {
-				f = append(f, pipeline.FieldMuted, pipeline.EncodeIDs(g.muted[:nm]))
-			}
-			msgs = append(msgs, pipeline.Message{Stream: h.cfg.Keys.Stream(pipeline.StreamDedupe, p), Fields: f})
+			e := pipeline.DedupeEntry{Campaign: r.campaign, Range: r.id, Users: g.reached[:nu], Muted: g.muted[:nm]}
+			msgs = append(msgs, pipeline.Message{Stream: h.cfg.Keys.Stream(pipeline.StreamDedupe, p), Fields: e.Fields()})
 			g.reached, g.muted = g.reached[nu:], g.muted[nm:]
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -17,10 +16,15 @@ import (
 // doubles from there.
 const maxPerQuery = 64
 
+// emitFunc is pipeline.Batch.EmitNow: ranges are emitted as they are cut,
+// before the campaign's entry is done, so that each checkpoint follows what
+// it records.
+type emitFunc func(ctx context.Context, msgs ...pipeline.Message) error
+
 // cut emits a segment's ranges from where it stands, recording its progress
 // after each batch of ranges, until the segment is done or the deliver
 // backlog stays above the mark for MaxWait.
-func (h *Handler) cut(ctx context.Context, c campaign.Campaign, s *segment) error {
+func (h *Handler) cut(ctx context.Context, c campaign.Campaign, s *segment, emit emitFunc) error {
 	rdb, keys := h.cfg.Redis, h.cfg.Keys
 	ckKey := keys.SplitCheckpoint(c.ID)
 	exp := campaign.CountersExpireMs(c.ExpiresAt().UnixMilli())
@@ -51,7 +55,7 @@ func (h *Handler) cut(ctx context.Context, c campaign.Campaign, s *segment) erro
 			msgs = append(msgs, h.rangeMsg(c.ID, &next, next.end))
 			next.done = true
 		}
-		if _, err := pipeline.Emit(ctx, rdb, msgs...); err != nil {
+		if err := emit(ctx, msgs...); err != nil {
 			return fmt.Errorf("split %s channel %q: %w", c.ID, s.channel, err)
 		}
 		for _, res := range rdb.DoMulti(ctx,
@@ -73,10 +77,7 @@ func (h *Handler) rangeMsg(id string, s *segment, hi int64) pipeline.Message {
 	s.next++
 	return pipeline.Message{
 		Stream: h.cfg.Keys.Stream(pipeline.StreamRanges, h.cfg.Keys.HashPartition(id+"/"+rid)),
-		Fields: []string{
-			pipeline.FieldCampaign, id, pipeline.FieldChannel, s.channel, pipeline.FieldRange, rid,
-			pipeline.FieldLo, strconv.FormatInt(s.lo, 10), pipeline.FieldHi, strconv.FormatInt(hi, 10),
-		},
+		Fields: pipeline.RangeEntry{Campaign: id, Channel: s.channel, Range: rid, Lo: s.lo, Hi: hi}.Fields(),
 	}
 }
 

@@ -65,7 +65,7 @@ func (s *segment) rangeID(i int) string {
 
 // split cuts every channel of c from its checkpoint. It reports whether all
 // are done; then it records ranges_total and split_done.
-func (h *Handler) split(ctx context.Context, c campaign.Campaign) (bool, error) {
+func (h *Handler) split(ctx context.Context, c campaign.Campaign, emit emitFunc) (bool, error) {
 	rdb, keys := h.cfg.Redis, h.cfg.Keys
 	ckKey := keys.SplitCheckpoint(c.ID)
 	saved, err := rdb.Do(ctx, rdb.B().Hgetall().Key(ckKey).Build()).AsStrMap()
@@ -103,7 +103,7 @@ func (h *Handler) split(ctx context.Context, c campaign.Campaign) (bool, error) 
 			more = true
 			s := segs[round]
 			g.Go(func() error {
-				err := h.cut(gctx, c, s)
+				err := h.cut(gctx, c, s, emit)
 				mu.Lock()
 				defer mu.Unlock()
 				total += s.next

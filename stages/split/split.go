@@ -94,7 +94,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		if err != nil {
 			return err
 		}
-		finished, err := h.split(ctx, c)
+		finished, err := h.split(ctx, c, b.EmitNow)
 		if err != nil {
 			return err
 		}
