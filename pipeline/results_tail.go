@@ -37,6 +37,9 @@ func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from string, 
 				continue
 			}
 			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return fmt.Errorf("xread %s: %w", streams[i], err)
 			}
 			for _, e := range m[streams[i]] {

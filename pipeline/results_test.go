@@ -90,3 +90,35 @@ func TestTrimOutputWithoutReader(t *testing.T) {
 		t.Fatalf("TrimOutput with a group that read nothing: %d, %v; want 0", n, err)
 	}
 }
+
+// TailResults reads the events of every partition after from, one by one,
+// and passes a malformed entry over.
+func TestTailResults(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	ev := func(dev int64) pipeline.ResultEvent {
+		return pipeline.ResultEvent{ID: pipeline.ResultID("c", "", dev), Campaign: "c", App: "a", UserID: dev * 5000,
+			Platform: "ios", Token: "t", Outcome: pipeline.OutcomeSent, AtMs: 1}
+	}
+	var msgs []pipeline.Message
+	for p := range keys.Partitions {
+		msgs = append(msgs, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, p), Fields: pipeline.ResultFields(ev(int64(2*p)), ev(int64(2*p+1)))})
+	}
+	msgs = append(msgs, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, 0), Fields: []string{"x", "y"}})
+	if _, err := pipeline.Emit(ctx, c, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	err := pipeline.TailResults(ctx, c, keys, "0", func(e pipeline.ResultEvent) error {
+		got[e.ID] = true
+		if len(got) == 2*keys.Partitions {
+			cancel()
+		}
+		return nil
+	})
+	if err != nil || len(got) != 2*keys.Partitions {
+		t.Errorf("tail: %d events, %v; want %d", len(got), err, 2*keys.Partitions)
+	}
+}
