@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // (d) The same runner on a 3-master cluster with 16 partitions: partitions
@@ -43,7 +44,7 @@ func TestRunnerOnCluster(t *testing.T) {
 			hop(keys, hopSpec[1], 0), log, nil)
 		go func() { done <- r.Run(rctx) }()
 	}
-	waitFor(t, 60*time.Second, "all outputs", func() bool { return len(collect(t, c, keys, "dst")) >= count })
+	pipelinetest.Eventually(t, 60*time.Second, "all outputs", func() bool { return len(collect(t, c, keys, "dst")) >= count })
 	cancel()
 	for range 2 {
 		if err := <-done; err != nil {

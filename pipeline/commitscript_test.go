@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // countScript is a handler's commit: it counts the batch and forwards a copy
@@ -79,7 +80,7 @@ func TestCommitScriptIsTheBatchCommit(t *testing.T) {
 	fast := pipeline.NewRunner(c, keys, opts, h(false), zerolog.Nop(), nil)
 	runCtx, cancel = context.WithCancel(ctx)
 	go func() { done <- fast.Run(runCtx) }()
-	waitFor(t, 10*time.Second, "the claimer's commit", func() bool { return len(collect(t, c, keys, "dst")) == 2 })
+	pipelinetest.Eventually(t, 10*time.Second, "the claimer's commit", func() bool { return len(collect(t, c, keys, "dst")) == 2 })
 	cancel()
 	<-done
 	if seen := collect(t, c, keys, "dst"); seen["1"] != 1 || seen["2"] != 1 {

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // A handler's EmitAt comes back through the stream once, not before it is
@@ -57,7 +58,7 @@ func TestDelayedEntriesComeBackOnceWhenDue(t *testing.T) {
 	if ok, err := pipeline.Unschedule(ctx, c, drop); err != nil || !ok {
 		t.Fatalf("unschedule: %v, %v", ok, err)
 	}
-	waitFor(t, 30*time.Second, "every delayed copy", func() bool {
+	pipelinetest.Eventually(t, 30*time.Second, "every delayed copy", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen) >= count+1

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // A handler several times slower than ClaimIdle keeps its batch: the second
@@ -71,10 +72,10 @@ func TestSlowBatchStaysClaimedDeadConsumersDoNot(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 30*time.Second, "every entry handled", func() bool {
+	pipelinetest.Eventually(t, 30*time.Second, "every entry handled", func() bool {
 		return len(collect(t, c, keys, "done")) == count
 	})
-	waitFor(t, 10*time.Second, "nothing pending", func() bool {
+	pipelinetest.Eventually(t, 10*time.Second, "nothing pending", func() bool {
 		streams := make([]string, keys.Partitions)
 		for p := range streams {
 			streams[p] = keys.Stream("slow", p)

@@ -146,15 +146,3 @@ func exactlyOnce(t testing.TB, seen map[string]int, count int) {
 		t.Fatalf("want each of %d entries exactly once: missing %d, duplicates %d, distinct %d", count, missing, dups, len(seen))
 	}
 }
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // worker is one hop of the test pipeline running as its own OS process.
@@ -79,7 +80,7 @@ func TestTwoHopsExactlyOnceUnderKills(t *testing.T) {
 			spawn(role) // a new consumer name: the dead one's entries must be claimed
 		}
 	}
-	waitFor(t, 60*time.Second, "all outputs", func() bool { return len(collect(t, c, keys, "dst")) >= count })
+	pipelinetest.Eventually(t, 60*time.Second, "all outputs", func() bool { return len(collect(t, c, keys, "dst")) >= count })
 	time.Sleep(1500 * time.Millisecond) // past the claim idle: a late duplicate would show up now
 	exactlyOnce(t, collect(t, c, keys, "dst"), count)
 	exactlyOnce(t, collect(t, c, keys, "mid"), count)
@@ -117,7 +118,7 @@ func TestPoisonEntryGoesToDLQ(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()
 	var dlq []rueidis.XRangeEntry
-	waitFor(t, 20*time.Second, "a dead letter", func() bool {
+	pipelinetest.Eventually(t, 20*time.Second, "a dead letter", func() bool {
 		dlq, _ = c.Do(ctx, c.B().Xrange().Key(keys.DLQ()).Start("-").End("+").Build()).AsXRange()
 		return len(dlq) > 0
 	})
@@ -167,7 +168,7 @@ func TestSIGTERMMidBatchLosesNothing(t *testing.T) {
 	const count = 5000
 	produce(t, c, keys, "src", count)
 	w := startWorker(t, env.Redis.Addr, keys, "src:dst", "slow", 300*time.Millisecond)
-	waitFor(t, 20*time.Second, "the worker to be mid-run", func() bool {
+	pipelinetest.Eventually(t, 20*time.Second, "the worker to be mid-run", func() bool {
 		n := len(collect(t, c, keys, "dst"))
 		return n > 0 && n < count
 	})
@@ -183,7 +184,7 @@ func TestSIGTERMMidBatchLosesNothing(t *testing.T) {
 	}
 	partial := len(collect(t, c, keys, "dst"))
 	startWorker(t, env.Redis.Addr, keys, "src:dst", "successor", 0)
-	waitFor(t, 30*time.Second, "all outputs", func() bool { return len(collect(t, c, keys, "dst")) >= count })
+	pipelinetest.Eventually(t, 30*time.Second, "all outputs", func() bool { return len(collect(t, c, keys, "dst")) >= count })
 	time.Sleep(1500 * time.Millisecond)
 	exactlyOnce(t, collect(t, c, keys, "dst"), count)
 	t.Logf("SIGTERM after %d of %d: exit 0; successor finished the rest exactly once", partial, count)
@@ -223,7 +224,7 @@ func TestDeadLetterBesideGoodEntries(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error)
 	go func() { done <- r.Run(rctx) }()
-	waitFor(t, 10*time.Second, "9 outputs", func() bool { return len(collect(t, c, keys, "dst")) == 9 })
+	pipelinetest.Eventually(t, 10*time.Second, "9 outputs", func() bool { return len(collect(t, c, keys, "dst")) == 9 })
 	cancel()
 	<-done
 	groups, _ := pipeline.StreamGroups(ctx, c, []string{s})

@@ -313,7 +313,7 @@ func benchStages(b *testing.B, f *fixture) (stop func()) {
 	for _, r := range runners {
 		wg.Go(func() { r.Run(ctx) })
 	}
-	poll(b, 10*time.Second, "stages ready", func() bool {
+	pipelinetest.Eventually(b, 10*time.Second, "stages ready", func() bool {
 		for _, r := range runners {
 			if !r.Ready() {
 				return false

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // audience is a campaign's channels, its users' mutes and what must come
@@ -167,7 +168,7 @@ func TestSameIDTwice(t *testing.T) {
 			t.Fatal("the create that queued an unqueued row reported it as existing")
 		}
 		f.settled(c.ID, 30*time.Second)
-		poll(t, 10*time.Second, "the re-queued campaign split again", func() bool {
+		pipelinetest.Eventually(t, 10*time.Second, "the re-queued campaign split again", func() bool {
 			n, _ := pipeline.Outstanding(context.Background(), f.rdb, f.keys.Streams(pipeline.StreamCampaigns), "split")
 			return n == 0
 		})

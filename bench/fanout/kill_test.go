@@ -16,6 +16,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // stageProc is one `pushpipe <stage>` child process.
@@ -108,7 +109,7 @@ func TestKilledStagesStillDeliverExactlyOnce(t *testing.T) {
 			for slot := range 2 {
 				slots = append(slots, ps.start(stage, slot))
 			}
-			poll(t, 20*time.Second, stage+" processes consuming", func() bool { return groupOnEveryPartition(ctx, f, stream, stage) })
+			pipelinetest.Eventually(t, 20*time.Second, stage+" processes consuming", func() bool { return groupOnEveryPartition(ctx, f, stream, stage) })
 			if before != nil {
 				before()
 			}
@@ -130,9 +131,9 @@ func TestKilledStagesStillDeliverExactlyOnce(t *testing.T) {
 		}
 		phase("split", pipeline.StreamCampaigns, func() bool { return !splitDone(ctx, f, id) },
 			func() { c, _ := f.create(au.campaign("chaos")); id = c.ID })
-		poll(t, 30*time.Second, "split done", func() bool { return splitDone(ctx, f, id) })
+		pipelinetest.Eventually(t, 30*time.Second, "split done", func() bool { return splitDone(ctx, f, id) })
 		phase("resolve", pipeline.StreamRanges, func() bool { return outstanding(ctx, f, pipeline.StreamRanges, "resolve") > 0 }, nil)
-		poll(t, 30*time.Second, "ranges resolved", func() bool { return outstanding(ctx, f, pipeline.StreamRanges, "resolve") == 0 })
+		pipelinetest.Eventually(t, 30*time.Second, "ranges resolved", func() bool { return outstanding(ctx, f, pipeline.StreamRanges, "resolve") == 0 })
 		phase("dedupe", pipeline.StreamDedupe, func() bool { return outstanding(ctx, f, pipeline.StreamDedupe, "dedupe") > 0 }, nil)
 		t.Logf("SIGKILLs while the stage had work: %v", killed)
 		for _, stage := range []string{"split", "resolve", "dedupe"} {

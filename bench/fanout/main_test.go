@@ -163,7 +163,7 @@ func (f *fixture) stages(rangeSize int) (stop func()) {
 	var once sync.Once
 	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
 	f.t.Cleanup(stop)
-	poll(f.t, 10*time.Second, "stages ready", func() bool {
+	pipelinetest.Eventually(f.t, 10*time.Second, "stages ready", func() bool {
 		for _, r := range runners {
 			if !r.Ready() {
 				return false
@@ -174,23 +174,12 @@ func (f *fixture) stages(rangeSize int) (stop func()) {
 	return stop
 }
 
-func poll(t testing.TB, timeout time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // settled waits until split finished the campaign and every stage's input
 // is drained (nothing unread, nothing pending).
 func (f *fixture) settled(id string, timeout time.Duration) {
 	f.t.Helper()
 	ctx := context.Background()
-	poll(f.t, timeout, "campaign "+id+" split, resolved and deduped", func() bool {
+	pipelinetest.Eventually(f.t, timeout, "campaign "+id+" split, resolved and deduped", func() bool {
 		done, err := f.rdb.Do(ctx, f.rdb.B().Hget().Key(f.keys.Campaign(id)).Field(pipeline.CampaignSplitDone).Build()).ToString()
 		if err != nil || done != "1" {
 			return false

@@ -66,3 +66,17 @@ func DatabaseT(t testing.TB, p *Postgres) string {
 	}
 	return url
 }
+
+// Eventually polls cond every 20 ms until it holds, and fails the test
+// naming what it waited for if it does not within timeout. Tests wait on
+// conditions, never on sleeps.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

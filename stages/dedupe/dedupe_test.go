@@ -147,29 +147,21 @@ func runStage(t testing.TB, c rueidis.Client, keys pipeline.Keys, consumer strin
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
 	stop = func() { cancel(); wg.Wait() }
+	// Until its groups exist, "drained" (nothing lagging or pending) would
+	// hold before anything was read.
+	pipelinetest.Eventually(t, 10*time.Second, "the stage ready", r.Ready)
 	t.Cleanup(stop)
-	poll(t, 10*time.Second, "dedupe runner ready", r.Ready)
+	pipelinetest.Eventually(t, 10*time.Second, "dedupe runner ready", r.Ready)
 	return stop
 }
 
 // drained waits until the dedupe group has nothing outstanding.
 func drained(t testing.TB, c rueidis.Client, keys pipeline.Keys) {
 	t.Helper()
-	poll(t, 30*time.Second, "dedupe drained", func() bool {
+	pipelinetest.Eventually(t, 30*time.Second, "dedupe drained", func() bool {
 		n, err := pipeline.Outstanding(context.Background(), c, keys.Streams(pipeline.StreamDedupe), "dedupe")
 		return err == nil && n == 0
 	})
-}
-
-func poll(t testing.TB, timeout time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // delivered reads every deliver partition and returns how often each user

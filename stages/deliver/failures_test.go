@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
@@ -142,7 +143,7 @@ func TestRetryBudgetEndsInTheDLQ(t *testing.T) {
 	if err != nil || len(res.Failed) != 0 || len(res.Done) == 0 {
 		t.Fatalf("dlq retry: %+v, %v", res, err)
 	}
-	waitFor(t, 30*time.Second, "the re-injected users sent", func() bool {
+	pipelinetest.Eventually(t, 30*time.Second, "the re-injected users sent", func() bool {
 		return f.stats("cdlq")[pipeline.StatSent] == int64(len(devices))
 	})
 	accepted := map[string]int{}
@@ -156,7 +157,7 @@ func TestRetryBudgetEndsInTheDLQ(t *testing.T) {
 	}
 	// The devices moved from failed to sent, and the users were counted
 	// done once: when their budget ran out, not again when they succeeded.
-	waitFor(t, 10*time.Second, "the DLQ retry acked", func() bool { return f.pendingEntries() == 0 })
+	pipelinetest.Eventually(t, 10*time.Second, "the DLQ retry acked", func() bool { return f.pendingEntries() == 0 })
 	s = f.stats("cdlq")
 	if s[pipeline.StatFailed] != 0 || s[pipeline.StatSent] != int64(len(devices)) || s[pipeline.StatUsersDone] != users {
 		t.Errorf("counters after the DLQ retry %v, want 0 failed, %d sent, %d users done", s, len(devices), users)
@@ -165,7 +166,7 @@ func TestRetryBudgetEndsInTheDLQ(t *testing.T) {
 	// A replay with force resends to every device, and counts nothing again.
 	before := fake.Summary().Requests
 	f.emitForced("cdlq", ids)
-	waitFor(t, 30*time.Second, "the forced replay sent and acked", func() bool {
+	pipelinetest.Eventually(t, 30*time.Second, "the forced replay sent and acked", func() bool {
 		return fake.Summary().Requests >= before+uint64(len(devices)) && f.pendingEntries() == 0
 	})
 	s = f.stats("cdlq")

@@ -113,7 +113,7 @@ func startRemoteFake(t testing.TB, name string, o fakeFlags) *remoteFake {
 	go func() { cmd.Wait(); close(pr.done) }()
 	t.Cleanup(func() { pr.signal(syscall.SIGKILL) })
 	f := &remoteFake{t: t, proc: pr, url: "https://" + addr, certFile: certFile}
-	waitFor(t, 30*time.Second, name+" fake provider up", func() bool {
+	pipelinetest.Eventually(t, 30*time.Second, name+" fake provider up", func() bool {
 		if _, err := os.Stat(certFile); err != nil {
 			return false
 		}
@@ -206,7 +206,7 @@ func (f *fixture) startDeliver(t testing.TB, p *providers, name string, extra ..
 	pr := &proc{name: name, cmd: cmd, http: httpAddr, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(pr.done) }()
 	t.Cleanup(func() { pr.signal(syscall.SIGKILL) })
-	waitFor(t, 30*time.Second, name+" ready", func() bool {
+	pipelinetest.Eventually(t, 30*time.Second, name+" ready", func() bool {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
 		if err != nil {
 			return false
@@ -279,17 +279,6 @@ func (w *prefixWriter) Write(b []byte) (int, error) {
 		w.buf = w.buf[i+1:]
 	}
 	return len(b), nil
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // startIngest runs the ingest stage in this process, so invalidations reach
@@ -425,7 +414,7 @@ func TestSIGKILLMidRun(t *testing.T) {
 	flags := []string{"--tps", strconv.Itoa(tps), "--retry-base", "200ms", "--claim-idle", "3s"}
 	d1 := f.startDeliver(t, p, "d1", append(flags, "--in-flight", strconv.Itoa(killedInFlight))...)
 	d2 := f.startDeliver(t, p, "d2", flags...)
-	waitFor(t, 60*time.Second, "a third of the campaign sent", func() bool {
+	pipelinetest.Eventually(t, 60*time.Second, "a third of the campaign sent", func() bool {
 		return f.stats("kill")[pipeline.StatSent] > int64(len(devices)/3)
 	})
 	d1.signal(syscall.SIGKILL)
@@ -451,7 +440,7 @@ func TestSIGTERMRepeatsNothing(t *testing.T) {
 	f.emitUsers("term", userRange(users))
 	flags := []string{"--tps", strconv.Itoa(tps), "--claim-idle", "2s"}
 	d1 := f.startDeliver(t, p, "d1", flags...)
-	waitFor(t, 60*time.Second, "a quarter of the campaign sent", func() bool {
+	pipelinetest.Eventually(t, 60*time.Second, "a quarter of the campaign sent", func() bool {
 		return f.stats("term")[pipeline.StatSent] > int64(len(devices)/4)
 	})
 	d1.signal(syscall.SIGTERM)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // storyEvents is a random history of tokens: registrations, updates, moves
@@ -136,7 +137,7 @@ func TestSIGKILLMidBatchAppliesEveryEventOnce(t *testing.T) {
 		cfg.Consumer, cfg.AppName = "victim"+strconv.Itoa(k), "ingest-"+strconv.Itoa(k)
 		before := rowCount()
 		p := startChild(t, cfg)
-		waitFor(t, 30*time.Second, "the stage to make progress", func() bool { return rowCount() >= before+1500 })
+		pipelinetest.Eventually(t, 30*time.Second, "the stage to make progress", func() bool { return rowCount() >= before+1500 })
 		p.signal(syscall.SIGKILL)
 		inFlight := pending(t, c, keys)
 		if inFlight == 0 {
@@ -147,7 +148,7 @@ func TestSIGKILLMidBatchAppliesEveryEventOnce(t *testing.T) {
 	}
 	cfg.Consumer, cfg.AppName, cfg.Pause = "survivor", "ingest-survivor", 0
 	p := startChild(t, cfg)
-	waitFor(t, 60*time.Second, "every entry to be acknowledged", func() bool { return outstanding(t, c, keys) == 0 })
+	pipelinetest.Eventually(t, 60*time.Second, "every entry to be acknowledged", func() bool { return outstanding(t, c, keys) == 0 })
 	p.signal(syscall.SIGTERM)
 	conns.stop()
 	// Entries the victims committed but never acked come back to the

@@ -177,18 +177,6 @@ func sameTable(t testing.TB, db *pgxpool.Pool, want model) {
 	}
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // outstanding is the ingest group's unread + unacked entries.
 func outstanding(t testing.TB, c rueidis.Client, keys pipeline.Keys) int64 {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/api"
 	"github.com/pushpipe/pushpipe/stages/ingest"
 )
@@ -31,7 +32,7 @@ func runStage(t testing.TB, c rueidis.Client, db *pgxpool.Pool, keys pipeline.Ke
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, 10*time.Second, "the stage to start", r.Ready)
+	pipelinetest.Eventually(t, 10*time.Second, "the stage to start", r.Ready)
 	return r
 }
 
@@ -136,7 +137,7 @@ func TestStageFromAPIToTable(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitFor(t, 30*time.Second, "the stage to finish", func() bool { return outstanding(t, c, keys) == 0 })
+	pipelinetest.Eventually(t, 30*time.Second, "the stage to finish", func() bool { return outstanding(t, c, keys) == 0 })
 	want := model{}
 	want.apply(streamEvents(t, c, keys)...) // distinct event times: order does not matter
 	sameTable(t, db, want)

@@ -335,7 +335,7 @@ func runStorm(b *testing.B, cfg stormConfig) {
 	c0 := clock.now()
 	start := time.Now()
 	ingestProc.start()
-	waitFor(b, 30*time.Minute, "ingest to drain the stream", func() bool { return outstanding(b, rdb, keys) == 0 })
+	pipelinetest.Eventually(b, 30*time.Minute, "ingest to drain the stream", func() bool { return outstanding(b, rdb, keys) == 0 })
 	ingestTime := time.Since(start)
 	ingestCPU := clock.now().since(c0)
 	if diag {
@@ -345,7 +345,7 @@ func runStorm(b *testing.B, cfg stormConfig) {
 	ingestProc.signal(syscall.SIGTERM)
 	clock.kids = nil
 	// Once the stage's backends are gone, their session counts are flushed.
-	waitFor(b, time.Minute, "the ingest stage's backends to exit", func() bool { return appConns(b, monitor, "storm-ingest") == 0 })
+	pipelinetest.Eventually(b, time.Minute, "the ingest stage's backends to exit", func() bool { return appConns(b, monitor, "storm-ingest") == 0 })
 	opened := dbSessions(b, monitor) - sessionsAtStart
 	maxConns := openAtStart + opened
 	if diag {

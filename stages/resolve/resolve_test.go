@@ -93,26 +93,15 @@ func (f *fixture) run(cfg resolve.Config) {
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
 	f.t.Cleanup(func() { cancel(); wg.Wait() })
-	poll(f.t, 10*time.Second, "resolve ready", r.Ready)
+	pipelinetest.Eventually(f.t, 10*time.Second, "resolve ready", r.Ready)
 }
 
 func (f *fixture) drained() {
 	f.t.Helper()
-	poll(f.t, 30*time.Second, "ranges drained", func() bool {
+	pipelinetest.Eventually(f.t, 30*time.Second, "ranges drained", func() bool {
 		n, err := pipeline.Outstanding(context.Background(), f.rdb, f.keys.Streams(pipeline.StreamRanges), "resolve")
 		return err == nil && n == 0
 	})
-}
-
-func poll(t *testing.T, timeout time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // emitted reads every dedupe entry: reached and muted users, and the number
@@ -237,7 +226,7 @@ func TestRedeliveredRangeIsReadAgain(t *testing.T) {
 	f.drained()
 	f.rangeEntry("c", "ch/0", 1, math.MaxInt64)
 	f.rangeEntry("nope", "ch/0", 1, math.MaxInt64)
-	poll(t, 30*time.Second, "dead letter", func() bool {
+	pipelinetest.Eventually(t, 30*time.Second, "dead letter", func() bool {
 		n, _ := f.rdb.Do(context.Background(), f.rdb.B().Xlen().Key(f.keys.DLQ()).Build()).AsInt64()
 		return n == 1
 	})

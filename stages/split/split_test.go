@@ -76,18 +76,7 @@ func (f *fixture) run(cfg split.Config) {
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
 	f.t.Cleanup(func() { cancel(); wg.Wait() })
-	poll(f.t, 10*time.Second, "split ready", r.Ready)
-}
-
-func poll(t *testing.T, timeout time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	pipelinetest.Eventually(f.t, 10*time.Second, "split ready", r.Ready)
 }
 
 func (f *fixture) create(id string, channels ...string) {
@@ -194,7 +183,7 @@ func TestRangesHoldRangeSizeSubscribers(t *testing.T) {
 			}
 			f.run(split.Config{RangeSize: size, Segments: segments})
 			f.create("c", names...)
-			poll(t, 30*time.Second, "split done", func() bool { return f.splitDone("c") })
+			pipelinetest.Eventually(t, 30*time.Second, "split done", func() bool { return f.splitDone("c") })
 			all := f.ranges("c")
 			for _, ch := range names {
 				var rs []rng
@@ -258,7 +247,7 @@ func TestRedeliveredCampaignResumes(t *testing.T) {
 	f.subscribe("ch", users)
 	f.run(split.Config{RangeSize: 100, Segments: 3})
 	f.create("c", "ch")
-	poll(t, 10*time.Second, "split done", func() bool { return f.splitDone("c") })
+	pipelinetest.Eventually(t, 10*time.Second, "split done", func() bool { return f.splitDone("c") })
 	first := f.ranges("c")
 	requeue := func() {
 		if _, err := pipeline.Emit(context.Background(), f.rdb, pipeline.Message{
@@ -266,7 +255,7 @@ func TestRedeliveredCampaignResumes(t *testing.T) {
 			Fields: []string{pipeline.FieldCampaign, "c"}}); err != nil {
 			t.Fatal(err)
 		}
-		poll(t, 10*time.Second, "requeued campaign handled", func() bool {
+		pipelinetest.Eventually(t, 10*time.Second, "requeued campaign handled", func() bool {
 			n, _ := pipeline.Outstanding(context.Background(), f.rdb, f.keys.Streams(pipeline.StreamCampaigns), "split")
 			return n == 0
 		})
@@ -315,7 +304,7 @@ func TestDeliverBacklogPausesSplit(t *testing.T) {
 	}
 	f.run(split.Config{RangeSize: 100, Segments: 1, HighWater: 10, MaxWait: 100 * time.Millisecond})
 	f.create("c", "ch")
-	poll(t, 10*time.Second, "the campaign requeued", func() bool {
+	pipelinetest.Eventually(t, 10*time.Second, "the campaign requeued", func() bool {
 		n, _ := f.rdb.Do(ctx, f.rdb.B().Xlen().Key(f.keys.Stream(pipeline.StreamCampaigns, f.keys.HashPartition("c"))).Build()).AsInt64()
 		return n >= 2
 	})
@@ -326,7 +315,7 @@ func TestDeliverBacklogPausesSplit(t *testing.T) {
 	if err := f.rdb.Do(ctx, f.rdb.B().XgroupSetid().Key(deliver).Group("deliver").Id("$").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 10*time.Second, "split done", func() bool { return f.splitDone("c") })
+	pipelinetest.Eventually(t, 10*time.Second, "split done", func() bool { return f.splitDone("c") })
 	rs := f.ranges("c")
 	seen := map[string]bool{}
 	for _, r := range rs {
