@@ -1,7 +1,7 @@
 package webhook_test
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -129,7 +129,7 @@ func (f *fixture) startStage(name string, args ...string) *proc {
 	bin, _ := binaries(f.t)
 	httpAddr := freeAddr(f.t)
 	p := f.start(name, bin, append(args, "--http", httpAddr, "--consumer", name))
-	waitFor(f.t, 60*time.Second, name+" ready", func() bool {
+	pipelinetest.Eventually(f.t, 60*time.Second, name+" ready", func() bool {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
 		if err != nil {
 			return false
@@ -147,6 +147,8 @@ type receiverProc struct {
 	out  string
 	args []string
 	p    *proc
+	read int    // bytes of the log read so far
+	seen []post // the posts they held
 }
 
 func (f *fixture) startReceiver(secret string, args ...string) *receiverProc {
@@ -164,7 +166,7 @@ func (r *receiverProc) restart(extra ...string) {
 	_, bin := binaries(r.f.t)
 	args := append([]string{"-listen", r.addr, "-out", r.out}, r.args...)
 	r.p = r.f.start("receiver", bin, append(args, extra...))
-	waitFor(r.f.t, 20*time.Second, "receiver listening", func() bool {
+	pipelinetest.Eventually(r.f.t, 20*time.Second, "receiver listening", func() bool {
 		c, err := net.Dial("tcp", r.addr)
 		if err == nil {
 			c.Close()
@@ -182,27 +184,28 @@ type post struct {
 	Events []pipeline.ResultEvent `json:"events"`
 }
 
-// posts reads the receiver's log (a line cut by a SIGKILL is skipped).
+// posts reads the receiver's log: what it read before, plus the complete
+// lines written since (a line cut by a SIGKILL is skipped).
 func (r *receiverProc) posts() []post {
 	r.f.t.Helper()
-	fh, err := os.Open(r.out)
+	b, err := os.ReadFile(r.out)
 	if os.IsNotExist(err) {
 		return nil
 	}
 	if err != nil {
 		r.f.t.Fatal(err)
 	}
-	defer fh.Close()
-	var out []post
-	sc := bufio.NewScanner(fh)
-	sc.Buffer(nil, 64<<20)
-	for sc.Scan() {
-		var p post
-		if json.Unmarshal(sc.Bytes(), &p) == nil {
-			out = append(out, p)
+	for {
+		i := bytes.IndexByte(b[r.read:], '\n')
+		if i < 0 {
+			return r.seen
 		}
+		var p post
+		if json.Unmarshal(b[r.read:r.read+i], &p) == nil {
+			r.seen = append(r.seen, p)
+		}
+		r.read += i + 1
 	}
-	return out
 }
 
 // accepted maps every event id answered 2xx with a valid signature to its
@@ -227,17 +230,6 @@ func freeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // prefixWriter forwards a child's log lines to the test log.

@@ -84,18 +84,18 @@ func TestEveryEventArrivesThroughChaos(t *testing.T) {
 	hook := f.startStage("webhook", hookArgs...)
 
 	got := func() int { return len(accepted(rcv.posts())) }
-	waitFor(t, 3*time.Minute, "a fifth of the events", func() bool { return got() >= n/5 })
+	pipelinetest.Eventually(t, 3*time.Minute, "a fifth of the events", func() bool { return got() >= n/5 })
 	rcv.p.kill()
 	time.Sleep(time.Second)
 	rcv.restart()
-	waitFor(t, 3*time.Minute, "half of the events", func() bool { return got() >= n/2 })
+	pipelinetest.Eventually(t, 3*time.Minute, "half of the events", func() bool { return got() >= n/2 })
 	hook.kill()
 	f.startStage("webhook", hookArgs...) // the restart: killed by the cleanup
-	waitFor(t, 3*time.Minute, "70% of the events", func() bool { return got() >= n*7/10 })
+	pipelinetest.Eventually(t, 3*time.Minute, "70% of the events", func() bool { return got() >= n*7/10 })
 	rcv.p.kill()
 	time.Sleep(time.Second)
 	rcv.restart()
-	waitFor(t, 5*time.Minute, "every event", func() bool { return got() >= n })
+	pipelinetest.Eventually(t, 5*time.Minute, "every event", func() bool { return got() >= n })
 	took := time.Since(start)
 
 	posts := rcv.posts()
@@ -152,7 +152,7 @@ func TestRateCap(t *testing.T) {
 		f.startStage(name, f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets,
 			"--rate", strconv.Itoa(rate), "--batch", strconv.Itoa(batch), "--retry-base", "20ms")...)
 	}
-	waitFor(t, 2*time.Minute, "every event", func() bool { return len(accepted(rcv.posts())) >= n })
+	pipelinetest.Eventually(t, 2*time.Minute, "every event", func() bool { return len(accepted(rcv.posts())) >= n })
 	posts := rcv.posts()
 	worst, total := 0, 0
 	for i, p := range posts {
@@ -192,7 +192,7 @@ func TestDeadLettersAndRetry(t *testing.T) {
 		"--max-deliveries", "2", "--attempts", "2", "--retry-base", "10ms", "--retry-max", "50ms")...)
 	q := pipeline.NewDLQ(f.rdb, f.keys)
 	var letters []pipeline.DeadLetter
-	waitFor(t, 2*time.Minute, "every entry in the DLQ", func() bool {
+	pipelinetest.Eventually(t, 2*time.Minute, "every entry in the DLQ", func() bool {
 		var err error
 		letters, err = q.List(f.ctx, pipeline.DLQFilter{Stream: pipeline.StreamResults})
 		return err == nil && len(letters) >= n+1
@@ -220,7 +220,7 @@ func TestDeadLettersAndRetry(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dlq retry: %v\n%s", err, out)
 	}
-	waitFor(t, time.Minute, "every retried event", func() bool { return len(accepted(rcv.posts())) >= n })
+	pipelinetest.Eventually(t, time.Minute, "every retried event", func() bool { return len(accepted(rcv.posts())) >= n })
 	got := accepted(rcv.posts())
 	for _, e := range evs {
 		if got[e.ID] != e {
@@ -238,7 +238,7 @@ func TestFilter(t *testing.T) {
 	secrets := f.writeSecrets("s1")
 	rcv := f.startReceiver("s1")
 	f.startStage("webhook", f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets, "--filter", "outcome=failed,invalid")...)
-	waitFor(t, time.Minute, "the group to read and ack everything", func() bool {
+	pipelinetest.Eventually(t, time.Minute, "the group to read and ack everything", func() bool {
 		st, err := pipeline.Status(f.ctx, f.rdb, f.keys, pipeline.StreamResults)
 		if err != nil || len(st) == 0 {
 			return false
