@@ -138,20 +138,31 @@ func appendJSONString(b []byte, s string) []byte {
 // ParseResults reads a results entry; an error says what is wrong (the
 // reader dead-letters the entry with it).
 func ParseResults(f map[string]string) ([]ResultEvent, error) {
+	evs, _, err := ParseResultsRaw(f)
+	return evs, err
+}
+
+// ParseResultsRaw is ParseResults that also returns each event's JSON as
+// written, for a reader that passes it on (the webhook's POST body).
+func ParseResultsRaw(f map[string]string) ([]ResultEvent, []json.RawMessage, error) {
 	raw, ok := f[FieldEvents]
 	if !ok {
-		return nil, fmt.Errorf("results entry: no %s field", FieldEvents)
+		return nil, nil, fmt.Errorf("results entry: no %s field", FieldEvents)
 	}
-	var evs []ResultEvent
-	if err := json.Unmarshal([]byte(raw), &evs); err != nil {
-		return nil, fmt.Errorf("results entry: %s is not a JSON array of events: %w", FieldEvents, err)
+	var raws []json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &raws); err != nil {
+		return nil, nil, fmt.Errorf("results entry: %s is not a JSON array of events: %w", FieldEvents, err)
 	}
-	for i, e := range evs {
-		if err := e.Validate(); err != nil {
-			return nil, fmt.Errorf("results entry: event %d: %w", i, err)
+	evs := make([]ResultEvent, len(raws))
+	for i, r := range raws {
+		if err := json.Unmarshal(r, &evs[i]); err != nil {
+			return nil, nil, fmt.Errorf("results entry: event %d: %w", i, err)
+		}
+		if err := evs[i].Validate(); err != nil {
+			return nil, nil, fmt.Errorf("results entry: event %d: %w", i, err)
 		}
 	}
-	return evs, nil
+	return evs, raws, nil
 }
 
 // Validate says what is wrong with an event, if anything.

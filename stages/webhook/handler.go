@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -50,20 +51,20 @@ func New(cfg Config) (*Handler, error) {
 
 // Handle implements pipeline.Handler.
 func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
-	var events []pipeline.ResultEvent
-	var idx []int // the entry of each event
+	var events []json.RawMessage // as deliver wrote them: passed on, not re-encoded
+	var idx []int                // the entry of each event
 	for i, e := range b.Entries {
-		evs, err := pipeline.ParseResults(e.Fields)
+		evs, raws, err := pipeline.ParseResultsRaw(e.Fields)
 		if err != nil {
 			b.DeadLetter(i, err)
 			continue
 		}
-		for _, ev := range evs {
+		for j, ev := range evs {
 			if len(h.cfg.Outcomes) > 0 && !slices.Contains(h.cfg.Outcomes, ev.Outcome) {
 				h.metrics.events.WithLabelValues("filtered").Inc()
 				continue // the receiver does not want it
 			}
-			events = append(events, ev)
+			events = append(events, raws[j])
 			idx = append(idx, i)
 		}
 	}

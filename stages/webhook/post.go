@@ -17,20 +17,19 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/httpx"
 )
 
-// body is what a POST carries.
-type body struct {
-	Events []pipeline.ResultEvent `json:"events"`
-}
-
 // post delivers events in one request, signed afresh per attempt, retried
 // up to Attempts times with exponential backoff and jitter, waiting at least
 // a Retry-After. Every attempt takes its events from the rate cap: the
 // receiver sees them whether it answers 2xx or not.
-func (h *Handler) post(ctx context.Context, b *pipeline.Batch, events []pipeline.ResultEvent) error {
-	payload, err := json.Marshal(body{Events: events})
-	if err != nil {
-		return fmt.Errorf("encode events: %w", err)
+func (h *Handler) post(ctx context.Context, b *pipeline.Batch, events []json.RawMessage) error {
+	payload := []byte(`{"events":[`)
+	for i, e := range events {
+		if i > 0 {
+			payload = append(payload, ',')
+		}
+		payload = append(payload, e...)
 	}
+	payload = append(payload, "]}"...)
 	var last error
 	for attempt := 1; ; attempt++ {
 		if err := h.cap.Take(ctx, len(events)); err != nil {
