@@ -3,12 +3,12 @@ package bench
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // StageStreams maps each stage to the stream it consumes: the stages a
@@ -80,16 +80,18 @@ func (s *sampler) sample(ctx context.Context) (Sample, error) {
 	for _, st := range StageStreams {
 		keys = append(keys, s.keys.Streams(st.Stream)...)
 	}
-	cmds := make(rueidis.Commands, 0, len(keys)+3*s.keys.Partitions+1)
+	cmds := make(rueidis.Commands, 0, len(keys)+s.keys.Partitions)
 	for _, k := range keys {
 		cmds = append(cmds, s.rdb.B().Xlen().Key(k).Build())
 	}
 	for p := range s.keys.Partitions {
-		cmds = append(cmds, s.rdb.B().Hgetall().Key(s.keys.Stats(p, s.campaign)).Build(),
-			s.rdb.B().Zcard().Key(pipeline.DelayedKey(s.keys.Stream(pipeline.StreamDeliver, p))).Build())
+		cmds = append(cmds, s.rdb.B().Zcard().Key(pipeline.DelayedKey(s.keys.Stream(pipeline.StreamDeliver, p))).Build())
 	}
-	cmds = append(cmds, s.rdb.B().Hget().Key(s.keys.Campaign(s.campaign)).Field(pipeline.CampaignSplitDone).Build())
 	res := s.rdb.DoMulti(ctx, cmds...)
+	live, err := campaign.Counters(ctx, s.rdb, s.keys, s.campaign)
+	if err != nil {
+		return out, err
+	}
 	groups, err := pipeline.StreamGroups(ctx, s.rdb, keys)
 	if err != nil {
 		return out, err
@@ -113,30 +115,16 @@ func (s *sampler) sample(ctx context.Context) (Sample, error) {
 		}
 		out.Streams[st.Stage] = ss
 	}
-	c := &out.Campaign
-	for range s.keys.Partitions {
-		m, err := res[i].AsStrMap()
-		if err != nil {
-			return out, fmt.Errorf("campaign stats: %w", err)
-		}
-		get := func(f string) int64 { n, _ := strconv.ParseInt(m[f], 10, 64); return n }
-		c.Targets += get(pipeline.StatTargets)
-		c.Sent += get(pipeline.StatSent)
-		c.Failed += get(pipeline.StatFailed)
-		c.Invalid += get(pipeline.StatInvalid)
-		c.Muted += get(pipeline.StatMuted)
-		c.Dups += get(pipeline.StatDups)
-		c.UsersDone += get(pipeline.StatUsersDone)
-		if f := get(pipeline.StatFirstMs); f > 0 && (c.FirstMs == 0 || f < c.FirstMs) {
-			c.FirstMs = f
-		}
-		c.LastMs = max(c.LastMs, get(pipeline.StatLastMs))
-		n, _ := res[i+1].AsInt64()
-		c.Retries += n
-		i += 2
+	out.Campaign = Counters{
+		Targets: live.Targets, Sent: live.Sent, Failed: live.Failed, Invalid: live.InvalidTokens,
+		Muted: live.Muted, Dups: live.DuplicatesSuppressed, UsersDone: live.UsersDone,
+		FirstMs: live.FirstSendMs, LastMs: live.LastSendMs, SplitDone: live.SplitDone,
 	}
-	done, _ := res[i].ToString()
-	c.SplitDone = done == "1"
+	for range s.keys.Partitions {
+		n, _ := res[i].AsInt64()
+		out.Campaign.Retries += n
+		i++
+	}
 	for name, pid := range s.pids() {
 		if pid == 0 {
 			continue

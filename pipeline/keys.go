@@ -115,6 +115,10 @@ func (k Keys) Stats(p int, campaign string) string {
 // Campaign is the hash of a campaign's progress counters.
 func (k Keys) Campaign(id string) string { return k.Prefix + ":{c" + id + "}:campaign" }
 
+// Canceled is a campaign's cancel flag: set by campaign.Cancel, checked by
+// every stage before it works for the campaign (the campaign's tag).
+func (k Keys) Canceled(id string) string { return k.Prefix + ":{c" + id + "}:canceled" }
+
 // RangeUsers is a campaign's hash mapping each resolved range to the number
 // of user ids resolve emitted for it (the campaign's tag).
 func (k Keys) RangeUsers(id string) string { return k.Prefix + ":{c" + id + "}:range_users" }

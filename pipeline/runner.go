@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,8 +42,9 @@ type Options struct {
 	// serves, with TrimOutput.
 	Outputs []string
 	// DelayPoll is how often due delayed entries (Batch.EmitAt, EmitAt) are
-	// moved into the stream, default 100ms: a retry's or a schedule's
-	// lateness at most.
+	// moved into the stream, default 100ms (a retry's or a schedule's
+	// lateness at most) for a stage whose row says Delays or that is not in
+	// the stage table; negative (the default of the other stages) disables.
 	DelayPoll time.Duration
 }
 
@@ -69,8 +71,9 @@ func (o *Options) defaults() {
 	if o.ClaimIdle <= 0 {
 		o.ClaimIdle = 30 * time.Second
 	}
+	def, inTable := StageNamed(o.Stage)
 	if o.MaxDeliveries <= 0 {
-		o.MaxDeliveries = 10
+		o.MaxDeliveries = cmp.Or(def.MaxDeliveries, 10)
 	}
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 10 * time.Second
@@ -81,8 +84,11 @@ func (o *Options) defaults() {
 	if o.RetryFor <= 0 {
 		o.RetryFor = o.ClaimIdle / 2
 	}
-	if o.DelayPoll <= 0 {
+	if o.DelayPoll == 0 {
 		o.DelayPoll = 100 * time.Millisecond
+		if inTable && !def.Delays {
+			o.DelayPoll = -1
+		}
 	}
 	if o.KeepEvery <= 0 {
 		o.KeepEvery = min(o.ClaimIdle/3, 250*time.Millisecond)
@@ -148,7 +154,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	readers.Go(func() { r.claimLoop(ctx, work) })
 	readers.Go(func() { r.maintainLoop(ctx) })
-	readers.Go(func() { r.delayLoop(ctx) })
+	if r.opts.DelayPoll > 0 {
+		readers.Go(func() { r.delayLoop(ctx) })
+	}
 	for range r.opts.Concurrency {
 		workers.Go(func() {
 			for b := range work {

@@ -17,6 +17,13 @@ type StageDef struct {
 	Campaign bool
 	// DB is true when the stage needs PostgreSQL.
 	DB bool
+	// Delays is true when entries of its stream may wait in the stream's
+	// delayed set (Batch.EmitAt, EmitAt): its runners poll that set. The
+	// others never do, so a fleet does not spend Redis calls on empty sets.
+	Delays bool
+	// MaxDeliveries overrides the runner's default (10) where an entry
+	// delivered many times is not a sign of poison.
+	MaxDeliveries int64
 	// Replicas is how many processes the benchmark gives it on a 2-core box.
 	Replicas int
 	// Outputs are the streams it writes that no stage may read (results
@@ -34,7 +41,8 @@ var Stages = []StageDef{
 	// batches are what make an app-open storm cheap.
 	{Name: "ingest", Stream: StreamIngest, Batch: 5000, Concurrency: 4, DB: true, Replicas: 1},
 	// A campaign entry is a whole campaign's split: one at a time per read.
-	{Name: "split", Stream: StreamCampaigns, Batch: 1, Concurrency: 4, Campaign: true, DB: true, Replicas: 1},
+	// Scheduled campaigns wait in its delayed set (send_at).
+	{Name: "split", Stream: StreamCampaigns, Batch: 1, Concurrency: 4, Campaign: true, DB: true, Delays: true, Replicas: 1},
 	// A range is a few thousand users: a couple per read spread a campaign
 	// over every resolve process. A range's work is mostly waiting for
 	// PostgreSQL and Redis, so more handlers than cores keep both busy.
@@ -43,8 +51,13 @@ var Stages = []StageDef{
 	{Name: "dedupe", Stream: StreamDedupe, Batch: 50, Concurrency: 4, Campaign: true, Replicas: 1},
 	// Entries carry up to ~1000 users each: a few per read keep a process's
 	// share of work small enough to hand over quickly.
-	{Name: "deliver", Stream: StreamDeliver, Batch: 8, Concurrency: 4, Campaign: true, DB: true, Replicas: 2,
-		Outputs: []string{StreamResults}},
+	// Retries wait in its delayed set. Its entries are long in flight (a
+	// rate-limited provider), so a fleet that crash-loops redelivers them
+	// many times; that is not poison (malformed entries are dead-lettered
+	// at once), hence more deliveries before the DLQ. It writes results,
+	// which may have no reader: it trims them.
+	{Name: "deliver", Stream: StreamDeliver, Batch: 8, Concurrency: 4, Campaign: true, DB: true, Delays: true,
+		MaxDeliveries: 100, Replicas: 2, Outputs: []string{StreamResults}},
 	// Result events are small: a read is one POST to the operator's URL
 	// (--batch), and a few POSTs in flight keep a slow receiver busy. No
 	// replicas: the benchmark has no receiver.

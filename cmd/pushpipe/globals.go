@@ -130,7 +130,7 @@ type StageFlags struct {
 	Concurrency     int           `help:"Handlers running at once (default: the stage's own, see pipeline.Stages)."`
 	Batch           int           `help:"Entries read per XREADGROUP (default: the stage's own, see pipeline.Stages)."`
 	ClaimIdle       time.Duration `default:"30s" help:"Take over another consumer's entries idle this long."`
-	MaxDeliveries   int64         `default:"10" help:"Dead-letter an entry delivered more often than this."`
+	MaxDeliveries   int64         `help:"Dead-letter an entry delivered more often than this (default: the stage's own, 10; deliver's 100)."`
 	HTTP            string        `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
 	ShutdownTimeout time.Duration `default:"10s" help:"On SIGTERM, let in-flight batches finish this long."`
 	Retention       time.Duration `default:"24h" help:"Keep acknowledged entries this long (for replay)."`
@@ -139,7 +139,10 @@ type StageFlags struct {
 // options turns the flags into runner options for a stage of the table.
 func (f StageFlags) options(def pipeline.StageDef) pipeline.Options {
 	o := def.Options()
-	o.Consumer, o.ClaimIdle, o.MaxDeliveries = f.Consumer, f.ClaimIdle, f.MaxDeliveries
+	o.Consumer, o.ClaimIdle = f.Consumer, f.ClaimIdle
+	if f.MaxDeliveries > 0 {
+		o.MaxDeliveries = f.MaxDeliveries
+	}
 	o.ShutdownTimeout, o.Retention = f.ShutdownTimeout, f.Retention
 	if f.Concurrency > 0 {
 		o.Concurrency = f.Concurrency

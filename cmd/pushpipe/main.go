@@ -33,6 +33,8 @@ type CLI struct {
 	Results      ResultsCmd      `cmd:"" help:"Read the results stream (tail)."`
 	All          AllCmd          `cmd:"" help:"Run the API and every stage in one process."`
 	Send         SendCmd         `cmd:"" help:"Create a campaign."`
+	Campaigns    CampaignsCmd    `cmd:"" help:"List or cancel campaigns."`
+	Import       ImportCmd       `cmd:"" help:"Load subscribers in bulk."`
 	Status       StatusCmd       `cmd:"" help:"Show streams, lag, consumers and campaign progress."`
 	Replay       ReplayCmd       `cmd:"" help:"Re-inject retained stream entries into a stage's input."`
 	DLQ          DLQCmd          `cmd:"" name:"dlq" help:"Inspect, retry or drop dead letters."`

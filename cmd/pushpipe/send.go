@@ -21,6 +21,10 @@ type SendCmd struct {
 	ID       string        `name:"id" help:"Idempotency key: sending the same id again sends nothing new (default: a fresh id)."`
 	TTL      time.Duration `name:"ttl" default:"24h" help:"How long providers may hold the notification."`
 	DBConns  int32         `name:"db-conns" default:"2" help:"PostgreSQL connections."`
+
+	SendAt   time.Time `name:"send-at" format:"2006-01-02T15:04:05Z07:00" help:"Start then (RFC 3339, at most 90 days ahead) instead of now."`
+	Rate     int       `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none)."`
+	Priority string    `enum:"normal,high" default:"normal" help:"normal or high."`
 }
 
 // Run creates the campaign and prints its id.
@@ -36,7 +40,7 @@ func (c *SendCmd) Run(g *Globals) error {
 	}
 	defer db.Close()
 	camp := campaign.Campaign{ID: c.ID, App: c.App, Channels: c.Channels, Category: c.Category,
-		Title: c.Title, Body: c.Body, TTL: c.TTL}
+		Title: c.Title, Body: c.Body, TTL: c.TTL, SendAt: c.SendAt, RatePerSecond: c.Rate, Priority: c.Priority}
 	if c.Data != "" {
 		camp.Data = json.RawMessage(c.Data)
 	}

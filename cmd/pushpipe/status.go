@@ -261,63 +261,39 @@ type campaignSource struct {
 }
 
 func (s campaignSource) Progress(ctx context.Context, id string) (progressView, error) {
-	v, err := counterProgress{rdb: s.rdb, keys: s.keys}.Progress(ctx, id)
-	if err != nil {
-		return v, err
-	}
+	counters := counterProgress{rdb: s.rdb, keys: s.keys}
 	if s.db == nil {
+		v, err := counters.Progress(ctx, id)
 		v.Note = "no PUSHPIPE_DATABASE_URL: counters only, state unknown"
-		return v, nil
+		return v, err
 	}
 	rep, err := campaign.Progress(ctx, s.rdb, s.db, s.keys, id)
 	switch {
 	case errors.Is(err, campaign.ErrNotFound):
-		return v, err
+		return progressView{ID: id}, err
 	case err != nil:
+		v, cerr := counters.Progress(ctx, id)
 		v.Note = "campaign state unavailable (" + err.Error() + "): counters only"
-		return v, nil
+		return v, cerr
 	}
-	v.State, v.Targets, v.Sent, v.Failed, v.Muted = rep.State, rep.Targets, rep.Sent, rep.Failed, rep.Muted
-	v.InvalidTokens, v.DuplicatesSuppressed = rep.InvalidTokens, rep.DuplicatesSuppressed
-	v.FirstSendMs, v.LastSendMs, v.Error = rep.FirstSendMs, rep.LastSendMs, rep.Error
-	return v, nil
+	return progressView{ID: id, State: rep.State, Targets: rep.Targets, Sent: rep.Sent, Failed: rep.Failed, Muted: rep.Muted,
+		InvalidTokens: rep.InvalidTokens, DuplicatesSuppressed: rep.DuplicatesSuppressed,
+		FirstSendMs: rep.FirstSendMs, LastSendMs: rep.LastSendMs, Error: rep.Error, Done: rep.Done}, nil
 }
 
-// counterProgress sums the per-partition stats hashes. Only campaign
-// knows when every range was resolved, so it leaves the state unknown.
+// counterProgress is the counters alone (campaign.Counters): the state
+// needs PostgreSQL, so it is left unknown.
 type counterProgress struct {
 	rdb  rueidis.Client
 	keys pipeline.Keys
 }
 
 func (s counterProgress) Progress(ctx context.Context, id string) (progressView, error) {
-	cmds := make(rueidis.Commands, 0, s.keys.Partitions+1)
-	for p := range s.keys.Partitions {
-		cmds = append(cmds, s.rdb.B().Hgetall().Key(s.keys.Stats(p, id)).Build())
+	l, err := campaign.Counters(ctx, s.rdb, s.keys, id)
+	if err != nil {
+		return progressView{ID: id, State: "unknown"}, err
 	}
-	cmds = append(cmds, s.rdb.B().Hgetall().Key(s.keys.Campaign(id)).Build())
-	p := progressView{ID: id, State: "unknown"}
-	for i, r := range s.rdb.DoMulti(ctx, cmds...) {
-		m, err := r.AsStrMap()
-		if err != nil {
-			return p, fmt.Errorf("progress: %w", err)
-		}
-		if i == len(cmds)-1 {
-			p.Error = m[pipeline.CampaignFailed]
-			continue
-		}
-		get := func(f string) int64 { n, _ := strconv.ParseInt(m[f], 10, 64); return n }
-		p.Targets += get(pipeline.StatTargets)
-		p.Sent += get(pipeline.StatSent)
-		p.Failed += get(pipeline.StatFailed)
-		p.Muted += get(pipeline.StatMuted)
-		p.InvalidTokens += get(pipeline.StatInvalid)
-		p.DuplicatesSuppressed += get(pipeline.StatDups)
-		p.Done += get(pipeline.StatUsersDone)
-		if f := get(pipeline.StatFirstMs); f > 0 && (p.FirstSendMs == 0 || f < p.FirstSendMs) {
-			p.FirstSendMs = f
-		}
-		p.LastSendMs = max(p.LastSendMs, get(pipeline.StatLastMs))
-	}
-	return p, nil
+	return progressView{ID: id, State: "unknown", Targets: l.Targets, Sent: l.Sent, Failed: l.Failed, Muted: l.Muted,
+		InvalidTokens: l.InvalidTokens, DuplicatesSuppressed: l.DuplicatesSuppressed,
+		FirstSendMs: l.FirstSendMs, LastSendMs: l.LastSendMs, Error: l.FailReason, Done: l.UsersDone}, nil
 }

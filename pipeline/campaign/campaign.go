@@ -32,7 +32,24 @@ type Campaign struct {
 	Data      json.RawMessage // a JSON object of custom keys, or nil
 	TTL       time.Duration   // how long providers may hold it; default DefaultTTL
 	CreatedAt time.Time       // set by Create
+
+	// SendAt is when a scheduled campaign starts; zero (or a time already
+	// past) starts it now. At most MaxSchedule ahead.
+	SendAt time.Time
+	// RatePerSecond caps this campaign's sends, cluster-wide, under the
+	// provider's cap; 0 is the provider's cap alone.
+	RatePerSecond int
+	// Priority is PriorityNormal (default) or PriorityHigh.
+	Priority string
+	// State is the lifecycle state kept in PostgreSQL (Load reads it).
+	State string
 }
+
+// Priorities of a campaign.
+const (
+	PriorityNormal = "normal"
+	PriorityHigh   = "high"
+)
 
 // Limits of a campaign request.
 const (
@@ -44,6 +61,8 @@ const (
 	// body alone over it can never fit; the payload as rendered for each
 	// provider is measured by deliver.CheckCampaign.
 	MaxPayload = 4096
+	// MaxSchedule is how far ahead send_at may be.
+	MaxSchedule = 90 * 24 * time.Hour
 )
 
 // ErrNotFound is a campaign id that was never created.
@@ -120,7 +139,7 @@ func (c *Campaign) Normalize() error {
 	case c.TTL < time.Second || c.TTL > MaxTTL:
 		return invalid("ttl_seconds: must be between 1 and %d (28 days), got %d", int(MaxTTL.Seconds()), int64(c.TTL.Seconds()))
 	}
-	return nil
+	return c.normalizeLifecycle(time.Now())
 }
 
 // ValidateID accepts 1–128 characters of [A-Za-z0-9._-], but not "." or
@@ -156,4 +175,11 @@ func NewID() string {
 
 // ExpiresAt is when the campaign's notification expires: providers drop it
 // then, and nothing is sent for it any more.
-func (c Campaign) ExpiresAt() time.Time { return c.CreatedAt.Add(c.TTL) }
+// The TTL counts from the start: a scheduled campaign's from its send_at.
+func (c Campaign) ExpiresAt() time.Time {
+	start := c.CreatedAt
+	if c.SendAt.After(start) {
+		start = c.SendAt
+	}
+	return start.Add(c.TTL)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
@@ -11,30 +12,44 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
-// States of a campaign.
-const (
-	StateSplitting = "splitting" // split has not emitted every range yet
-	StateRunning   = "running"
-	StateDone      = "done" // every target reached a terminal state
-)
-
 // Report is DESIGN's progress object. Targets, Muted and
 // DuplicatesSuppressed count people; Sent, Failed and InvalidTokens count
 // devices. The send times are unix ms, 0 before the first send.
 type Report struct {
-	ID                   string `json:"id"`
-	State                string `json:"state"`
-	Targets              int64  `json:"targets"`
-	Sent                 int64  `json:"sent"`
-	Failed               int64  `json:"failed"`
-	Muted                int64  `json:"muted"`
-	InvalidTokens        int64  `json:"invalid_tokens"`
-	DuplicatesSuppressed int64  `json:"duplicates_suppressed"`
-	FirstSendMs          int64  `json:"first_send_ms"`
-	LastSendMs           int64  `json:"last_send_ms"`
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Counts
 	// Error is why the campaign failed as a whole (deliver could not render
 	// or authenticate it), if it did.
 	Error string `json:"error,omitempty"`
+
+	CreatedAt  time.Time  `json:"created_at"`
+	SendAt     *time.Time `json:"send_at,omitempty"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// RatePerSecond is the campaign's own cap (0: the provider's alone);
+	// SendRate the sends per second it made between its first and last
+	// send; ExpectedFinishMs when, at that rate, its last target is done
+	// (unix ms; 0 when not running or not yet known).
+	RatePerSecond    int     `json:"rate_per_second,omitempty"`
+	SendRate         float64 `json:"send_rate"`
+	ExpectedFinishMs int64   `json:"expected_finish_ms,omitempty"`
+	// Done is the targets that reached a terminal state (expected finish
+	// and progress bars are computed from it).
+	Done int64 `json:"-"`
+}
+
+// Counts are the campaign's counters: live from Redis, and the snapshot
+// PostgreSQL keeps once the campaign ended.
+type Counts struct {
+	Targets              int64 `json:"targets"`
+	Sent                 int64 `json:"sent"`
+	Failed               int64 `json:"failed"`
+	Muted                int64 `json:"muted"`
+	InvalidTokens        int64 `json:"invalid_tokens"`
+	DuplicatesSuppressed int64 `json:"duplicates_suppressed"`
+	FirstSendMs          int64 `json:"first_send_ms"`
+	LastSendMs           int64 `json:"last_send_ms"`
 }
 
 // statFields are read from every partition's keys.Stats hash, in this order.
@@ -44,23 +59,46 @@ var statFields = []string{
 	pipeline.StatFirstMs, pipeline.StatLastMs,
 }
 
-// Progress reports a campaign's state and counters: ErrNotFound for an id that
-// was never created. Counters are summed over the partitions in one pipelined
-// call.
+// Progress reports a campaign's state and counters: ErrNotFound for an id
+// that was never created. It is the one reader of the campaign counters
+// (status, dev and bench call it too).
 //
-// A campaign is done when split emitted every range, resolve recorded every
-// range, dedupe read at least as many ids as resolve emitted (it counts
-// repeats too, so redeliveries can only make it larger), and deliver brought
-// every target to a terminal state.
+// The state comes from PostgreSQL, the record of truth, and moves on from
+// what the counters show: a splitting or running campaign is done when split
+// emitted every range, resolve recorded every range, dedupe read at least as
+// many ids as resolve emitted (it counts repeats too, so redeliveries can
+// only make it larger), and deliver brought every target to a terminal
+// state. The first reader to see that records it (state, finished_at and
+// the counts snapshot). Without Redis state (a flushed Redis), the report is
+// PostgreSQL's: the state and the counts snapshot.
 func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (Report, error) {
-	rep := Report{ID: id, State: StateSplitting}
-	if _, err := Load(ctx, db, id); err != nil {
-		return rep, err
+	r, err := loadRow(ctx, db, id)
+	if err != nil {
+		return Report{ID: id}, err
 	}
+	return r.progress(ctx, rdb, db, keys)
+}
+
+// Live is what Redis holds of a campaign's progress.
+type Live struct {
+	Counts
+	Known      bool   // Redis holds the campaign (its hash has expires_ms)
+	State      string // splitting, running or done, by the counters alone
+	SplitDone  bool   // split emitted every range
+	UsersDone  int64  // targets that reached a terminal state
+	FailReason string // why deliver failed the campaign as a whole, if it did
+}
+
+// Counters sums a campaign's counters over the partitions, in one pipelined
+// call, without PostgreSQL: for the readers that must work while it is
+// down (status) or that sample often (the benchmark). Progress is the full
+// report.
+func Counters(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string) (Live, error) {
+	var l Live
 	cmds := make(rueidis.Commands, 0, 2+keys.Partitions)
 	cmds = append(cmds,
 		rdb.B().Hmget().Key(keys.Campaign(id)).
-			Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal, pipeline.CampaignFailed).Build(),
+			Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal, pipeline.CampaignFailed, HashExpiresMs).Build(),
 		rdb.B().Hvals().Key(keys.RangeUsers(id)).Build(),
 	)
 	for p := range keys.Partitions {
@@ -69,46 +107,47 @@ func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pi
 	res := rdb.DoMulti(ctx, cmds...)
 	for _, r := range res {
 		if err := r.Error(); err != nil {
-			return rep, fmt.Errorf("progress of campaign %q: %w", id, err)
+			return l, fmt.Errorf("progress of campaign %q: %w", id, err)
 		}
 	}
 	head, _ := res[0].ToArray()
-	splitDone := intAt(head, 0) == 1
+	l.SplitDone = intAt(head, 0) == 1
 	rangesTotal := intAt(head, 1)
 	if len(head) > 2 {
-		rep.Error, _ = head[2].ToString()
+		l.FailReason, _ = head[2].ToString()
 	}
+	l.Known = intAt(head, 3) > 0
 	resolved, _ := res[1].AsStrSlice()
 	var emitted int64
 	for _, v := range resolved {
 		n, _ := strconv.ParseInt(v, 10, 64)
 		emitted += n
 	}
-	var in, usersDone int64
+	var in int64
 	for _, r := range res[2:] {
 		vals, _ := r.ToArray()
 		in += intAt(vals, 0)
-		rep.Targets += intAt(vals, 1)
-		rep.Muted += intAt(vals, 2)
-		rep.DuplicatesSuppressed += intAt(vals, 3)
-		usersDone += intAt(vals, 4)
-		rep.Sent += intAt(vals, 5)
-		rep.Failed += intAt(vals, 6)
-		rep.InvalidTokens += intAt(vals, 7)
-		if first := intAt(vals, 8); first > 0 && (rep.FirstSendMs == 0 || first < rep.FirstSendMs) {
-			rep.FirstSendMs = first
+		l.Targets += intAt(vals, 1)
+		l.Muted += intAt(vals, 2)
+		l.DuplicatesSuppressed += intAt(vals, 3)
+		l.UsersDone += intAt(vals, 4)
+		l.Sent += intAt(vals, 5)
+		l.Failed += intAt(vals, 6)
+		l.InvalidTokens += intAt(vals, 7)
+		if first := intAt(vals, 8); first > 0 && (l.FirstSendMs == 0 || first < l.FirstSendMs) {
+			l.FirstSendMs = first
 		}
-		rep.LastSendMs = max(rep.LastSendMs, intAt(vals, 9))
+		l.LastSendMs = max(l.LastSendMs, intAt(vals, 9))
 	}
 	switch {
-	case !splitDone:
-		rep.State = StateSplitting
-	case int64(len(resolved)) >= rangesTotal && in >= emitted && usersDone >= rep.Targets:
-		rep.State = StateDone
+	case !l.SplitDone:
+		l.State = StateSplitting
+	case int64(len(resolved)) >= rangesTotal && in >= emitted && l.UsersDone >= l.Targets:
+		l.State = StateDone
 	default:
-		rep.State = StateRunning
+		l.State = StateRunning
 	}
-	return rep, nil
+	return l, nil
 }
 
 // intAt is the integer at i of an HMGET reply, 0 when absent.
@@ -122,4 +161,18 @@ func intAt(vals []rueidis.RedisMessage, i int) int64 {
 	}
 	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
+}
+
+// rates fills the send rate and, for a running campaign, the expected
+// finish: the targets left at the rate targets were done so far.
+func (rep *Report) rates(now time.Time) {
+	if rep.LastSendMs > rep.FirstSendMs && rep.FirstSendMs > 0 {
+		secs := float64(rep.LastSendMs-rep.FirstSendMs) / 1000
+		rep.SendRate = float64(rep.Sent+rep.Failed) / secs
+		if rep.State == StateRunning && rep.Done > 0 && rep.Targets > rep.Done {
+			perUser := secs / float64(rep.Done)
+			left := time.Duration(perUser * float64(rep.Targets-rep.Done) * float64(time.Second))
+			rep.ExpectedFinishMs = now.Add(left).UnixMilli()
+		}
+	}
 }

@@ -38,20 +38,33 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 		data = []byte("{}")
 	}
 	ttl := int64(c.TTL / time.Second)
+	var sendAt *time.Time
+	if !c.SendAt.IsZero() {
+		sendAt = &c.SendAt
+	}
+	// A send_at already past starts the campaign now; the row still keeps
+	// it, so a retry of the same request compares equal.
 	err := db.QueryRow(ctx, `
-		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds)
-		VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds,
+		                       send_at, rate_per_second, priority, state, started_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11,
+		        CASE WHEN $9 > now() THEN 'scheduled' ELSE 'splitting' END,
+		        CASE WHEN $9 > now() THEN NULL ELSE now() END)
 		ON CONFLICT (id) DO NOTHING
-		RETURNING created_at`,
-		c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl).Scan(&c.CreatedAt)
+		RETURNING created_at, state`,
+		c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl, sendAt, c.RatePerSecond, c.Priority).
+		Scan(&c.CreatedAt, &c.State)
 	queued := false
 	if errors.Is(err, pgx.ErrNoRows) {
 		var same bool
 		err = db.QueryRow(ctx, `
-			SELECT created_at, queued_at IS NOT NULL,
-			       (app, channels, category, title, body, data, ttl_seconds) = ($2, $3, $4, $5, $6, $7::jsonb, $8)
+			SELECT created_at, state, queued_at IS NOT NULL,
+			       (app, channels, category, title, body, data, ttl_seconds, rate_per_second, priority) =
+			       ($2, $3, $4, $5, $6, $7::jsonb, $8, $10, $11)
+			       AND send_at IS NOT DISTINCT FROM $9
 			FROM campaigns WHERE id = $1`,
-			c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl).Scan(&c.CreatedAt, &queued, &same)
+			c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl, sendAt, c.RatePerSecond, c.Priority).
+			Scan(&c.CreatedAt, &c.State, &queued, &same)
 		if err == nil && !same {
 			return c, false, fmt.Errorf("campaign %q: %w", c.ID, ErrConflict)
 		}
@@ -108,7 +121,8 @@ func refused(err error) error {
 }
 
 // enqueue publishes the campaign's expiry (every stage reads it), then
-// appends the campaign to its partition of the campaigns stream, then marks
+// appends the campaign to its partition of the campaigns stream (or, when it
+// is scheduled, to the stream's delayed set, due at send_at), then marks
 // the row queued. Each step waits for the previous one: on a cluster they go
 // to different nodes.
 func enqueue(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, c Campaign) error {
@@ -122,11 +136,14 @@ func enqueue(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pip
 			return fmt.Errorf("queue campaign %q: %w", c.ID, err)
 		}
 	}
-	msg := pipeline.Message{
-		Stream: keys.Stream(pipeline.StreamCampaigns, keys.HashPartition(c.ID)),
-		Fields: []string{pipeline.FieldCampaign, c.ID},
-	}
-	if _, err := pipeline.Emit(ctx, rdb, msg); err != nil {
+	msg := startMessage(keys, c.ID)
+	if c.State == StateScheduled {
+		// Released into the campaigns stream at send_at by split's runner;
+		// scheduling again (a retry) only sets the same time again.
+		if err := pipeline.EmitAt(ctx, rdb, c.SendAt, msg); err != nil {
+			return fmt.Errorf("schedule campaign %q: %w", c.ID, err)
+		}
+	} else if _, err := pipeline.Emit(ctx, rdb, msg); err != nil {
 		return fmt.Errorf("queue campaign %q: %w", c.ID, err)
 	}
 	if _, err := db.Exec(ctx, `UPDATE campaigns SET queued_at = now() WHERE id = $1 AND queued_at IS NULL`, c.ID); err != nil {
@@ -142,10 +159,16 @@ func Load(ctx context.Context, db *pgxpool.Pool, id string) (Campaign, error) {
 		data []byte
 		ttl  int64
 	)
+	var sendAt *time.Time
 	err := db.QueryRow(ctx, `
-		SELECT app, channels, category, title, body, data, ttl_seconds, created_at
+		SELECT app, channels, category, title, body, data, ttl_seconds, created_at,
+		       send_at, rate_per_second, priority, state
 		FROM campaigns WHERE id = $1`, id).
-		Scan(&c.App, &c.Channels, &c.Category, &c.Title, &c.Body, &data, &ttl, &c.CreatedAt)
+		Scan(&c.App, &c.Channels, &c.Category, &c.Title, &c.Body, &data, &ttl, &c.CreatedAt,
+			&sendAt, &c.RatePerSecond, &c.Priority, &c.State)
+	if sendAt != nil {
+		c.SendAt = *sendAt
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, fmt.Errorf("campaign %q: %w", id, ErrNotFound)
 	}

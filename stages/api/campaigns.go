@@ -19,10 +19,12 @@ const campaignTimeout = 5 * time.Second
 type campaignRequest struct {
 	ID           string               `json:"id"`
 	App          string               `json:"app"`
-	Channels     []string             `json:"channels"`
+	Channels     channelNames         `json:"channels"`
 	Category     string               `json:"category"`
 	Notification *notificationRequest `json:"notification"`
 	TTLSeconds   int64                `json:"ttl_seconds"`
+
+	campaignSchedule `json:",inline"` // campaigns_lifecycle.go: send_at, rate_per_second, priority
 }
 
 type notificationRequest struct {
@@ -55,6 +57,10 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 		ID: req.ID, App: req.App, Channels: req.Channels, Category: req.Category,
 		Title: req.Notification.Title, Body: req.Notification.Body, Data: []byte(data),
 		TTL: time.Duration(req.TTLSeconds) * time.Second,
+	}
+	if err := req.apply(&c); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	if err := c.Normalize(); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())

@@ -115,11 +115,14 @@ func (s *Server) routes() []route {
 		{"POST /v1/devices/batch", scopeApp, s.cfg.MaxBodyBytes, countItems, s.postDeviceBatch},
 		{"DELETE /v1/devices/{app}/{token}", scopeApp, 0, oneDevice, s.deleteDevice},
 		// operator only
+		{"POST /v1/channels/{channel}/subscribers", scopeAdmin, subscribersBody, nil, s.postSubscribers},
 		{"PUT /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.putSubscriber},
 		{"DELETE /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.deleteSubscriber},
 		{"PUT /v1/users/{user_id}/preferences", scopeAdmin, preferencesBody, nil, s.putPreferences},
 		{"POST /v1/campaigns", scopeAdmin, campaignBody, nil, s.postCampaign},
+		{"GET /v1/campaigns", scopeAdmin, 0, nil, s.listCampaigns},
 		{"GET /v1/campaigns/{id}", scopeAdmin, 0, nil, s.getCampaign},
+		{"POST /v1/campaigns/{id}/cancel", scopeAdmin, 0, nil, s.cancelCampaign},
 	}
 }
 

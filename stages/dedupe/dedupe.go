@@ -28,12 +28,15 @@ type Config struct {
 
 // Handler is the dedupe stage's batch handler.
 type Handler struct {
-	cfg    Config
-	expiry expiries
+	cfg     Config
+	expiry  expiries
+	cancels *campaign.Cancels
 }
 
 // New builds the handler.
-func New(cfg Config) *Handler { return &Handler{cfg: cfg} }
+func New(cfg Config) *Handler {
+	return &Handler{cfg: cfg, cancels: campaign.NewCancels(cfg.Redis, cfg.Keys)}
+}
 
 // entry is a parsed dedupe entry.
 type entry struct {
@@ -63,6 +66,13 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	}
 	var known []entry
 	for _, en := range good {
+		canceled, err := h.cancels.Canceled(ctx, en.campaign)
+		if err != nil {
+			return err
+		}
+		if canceled {
+			continue // acked with the commit, nothing forwarded
+		}
 		if _, ok := exps[en.campaign]; ok {
 			known = append(known, en)
 			continue

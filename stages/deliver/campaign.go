@@ -29,6 +29,8 @@ type campaign struct {
 	note push.Notification
 	// ttl is how long the campaign's sent marks are kept.
 	ttl time.Duration
+	// rate is the campaign's own cap (rate_per_second), 0 for none.
+	rate int
 }
 
 // maxCollapseID is APNs's limit on apns-collapse-id.
@@ -97,7 +99,7 @@ func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &campaign{ID: id, App: row.App, ttl: row.TTL}
+	c := &campaign{ID: id, App: row.App, ttl: row.TTL, rate: row.RatePerSecond}
 	if c.note, err = Note(id, row.Title, row.Body, row.Category, row.Data, c.ttl); err != nil {
 		return nil, fmt.Errorf("campaign %q: %w", id, err)
 	}

@@ -35,6 +35,7 @@ type Handler struct {
 	lanes     lanes    // per platform: sender, counters, send times
 	failed    sync.Map // campaign id → reason, once a campaign failed
 
+	life *lifecycle // lifecycle.go: cancels, campaign caps
 }
 
 var _ pipeline.Handler = (*Handler)(nil)
@@ -57,6 +58,7 @@ func New(cfg Config) (*Handler, error) {
 		workers:   newWorkers(),
 	}
 	h.marker = &marker{h: h}
+	h.life = newLifecycle(cfg.Redis, cfg.Keys, log, m.permitsLate)
 	return h, nil
 }
 

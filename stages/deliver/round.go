@@ -143,13 +143,19 @@ func (r *round) feed(l *lane, jobs []job) {
 		// place: this feeder never looks at the window again.
 		window, k := jobs[:n:n], 0
 		var (
-			stop   error
-			c      *campaign // the last job's, and whether it failed
-			failed bool
+			stop             error
+			c                *campaign // the last job's, and whether it failed or was canceled
+			failed, canceled bool
 		)
 		for _, j := range window {
 			if j.c != c {
 				c, failed = j.c, h.campaignFailed(j.c.ID) != ""
+				if canceled, stop = h.life.canceled(r.wait, c); stop != nil {
+					break
+				}
+			}
+			if canceled {
+				continue // not sent, not counted: the campaign's counts stay as they are
 			}
 			if failed {
 				r.mu.Lock()
@@ -158,6 +164,9 @@ func (r *round) feed(l *lane, jobs []job) {
 				continue
 			}
 			if l.sender != nil {
+				if stop = h.life.rates.wait(r.wait, j.c); stop != nil {
+					break
+				}
 				if stop = h.limiter.wait(r.wait, l.provider, j.c.App); stop != nil {
 					break
 				}
@@ -194,6 +203,10 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 	marks := buf[:0]
 	t0 := time.Now()
 	for i, j := range chunk {
+		if r.h.life.cancels.Is(j.c.ID) {
+			r.settled(nil, 1) // canceled while it waited for its permits
+			continue
+		}
 		if m, ok := r.send(l, j); ok {
 			marks = append(marks, m)
 		}

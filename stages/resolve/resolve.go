@@ -45,6 +45,7 @@ type Config struct {
 type Handler struct {
 	cfg       Config
 	campaigns *campaignCache
+	cancels   *campaign.Cancels
 	prefixes  []atomic.Pointer[string] // per partition, see prefsPrefix
 }
 
@@ -59,7 +60,7 @@ func New(cfg Config) *Handler {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 10000
 	}
-	return &Handler{cfg: cfg, campaigns: newCampaignCache(cfg.DB),
+	return &Handler{cfg: cfg, campaigns: newCampaignCache(cfg.DB), cancels: campaign.NewCancels(cfg.Redis, cfg.Keys),
 		prefixes: make([]atomic.Pointer[string], cfg.Keys.Partitions)}
 }
 
@@ -93,6 +94,9 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	g.SetLimit(h.cfg.Parallel)
 	for _, r := range ranges {
 		g.Go(func() error {
+			if canceled, err := h.cancels.Canceled(ctx, r.campaign); err != nil || canceled {
+				return err // canceled: the range is acked unread
+			}
 			err := h.resolve(ctx, r, b.EmitNow)
 			if errors.Is(err, campaign.ErrNotFound) {
 				// Campaign rows are written before anything is emitted

@@ -35,6 +35,9 @@ func (h *Handler) cut(ctx context.Context, c campaign.Campaign, s *segment, emit
 			}
 			return err
 		}
+		if canceled, err := h.cancels.Canceled(ctx, c.ID); err != nil || canceled {
+			return err // canceled: no more ranges (Handle drops the campaign)
+		}
 		his, err := boundaries(ctx, h.cfg.DB, s.channel, s.lo, s.end, h.cfg.RangeSize, k)
 		if err != nil {
 			return fmt.Errorf("split %s channel %q: %w", c.ID, s.channel, err)

@@ -52,6 +52,7 @@ type Config struct {
 type Handler struct {
 	cfg     Config
 	backlog backlog
+	cancels *campaign.Cancels
 }
 
 // New builds the handler.
@@ -69,7 +70,7 @@ func New(cfg Config) *Handler {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 10 * time.Second
 	}
-	return &Handler{cfg: cfg}
+	return &Handler{cfg: cfg, cancels: campaign.NewCancels(cfg.Redis, cfg.Keys)}
 }
 
 // Handle splits every campaign of the batch.
@@ -94,9 +95,21 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		if err != nil {
 			return err
 		}
+		if ok, err := h.starts(ctx, c); err != nil || !ok {
+			if err != nil {
+				return err
+			}
+			continue // canceled: dropped (acked) unsplit
+		}
 		finished, err := h.split(ctx, c, b.EmitNow)
 		if err != nil {
 			return err
+		}
+		if canceled, err := h.cancels.Canceled(ctx, id); err != nil || canceled {
+			if err != nil {
+				return err
+			}
+			continue
 		}
 		if !finished {
 			// Downstream is full: continue later from the checkpoint.
@@ -104,4 +117,17 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		}
 	}
 	return nil
+}
+
+// starts reports whether campaign c is to be split, and records that it
+// started (a scheduled campaign released by its delayed entry): not when it
+// was canceled, by PostgreSQL's state or by its flag.
+func (h *Handler) starts(ctx context.Context, c campaign.Campaign) (bool, error) {
+	if campaign.Final(c.State) {
+		return false, nil
+	}
+	if canceled, err := h.cancels.Canceled(ctx, c.ID); err != nil || canceled {
+		return false, err
+	}
+	return campaign.Start(ctx, h.cfg.DB, c.ID)
 }

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mattn/go-isatty"
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+)
+
+// CampaignsCmd lists and cancels campaigns, as GET /v1/campaigns and POST
+// /v1/campaigns/{id}/cancel do.
+type CampaignsCmd struct {
+	List   CampaignsListCmd   `cmd:"" help:"List campaigns, newest first, with their progress."`
+	Cancel CampaignsCancelCmd `cmd:"" help:"Cancel a campaign: no provider request of it starts a second after this returns."`
+}
+
+// CampaignsListCmd is `pushpipe campaigns list`.
+type CampaignsListCmd struct {
+	State  string `help:"Only campaigns in this state (scheduled, splitting, running, done, canceled, failed)."`
+	Limit  int    `default:"20" help:"At most this many (1–100)."`
+	Before string `help:"Campaigns created before this one: the next page (printed at the end of a page)."`
+	JSON   bool   `name:"json" help:"Print {\"campaigns\":[...],\"next\":ID} as the API does."`
+}
+
+// Run prints one page.
+func (c *CampaignsListCmd) Run(g *Globals) error {
+	q := campaign.ListQuery{State: c.State, Limit: c.Limit, Before: c.Before}
+	if err := q.Validate(); err != nil {
+		return err
+	}
+	var (
+		reps []campaign.Report
+		next string
+	)
+	err := withCampaigns(g, func(ctx context.Context, tools campaignTools) (err error) {
+		reps, next, err = campaign.List(ctx, tools.rdb, tools.db, g.Keys(), q)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return json.NewEncoder(os.Stdout).Encode(struct {
+			Campaigns []campaign.Report `json:"campaigns"`
+			Next      string            `json:"next,omitempty"`
+		}{reps, next})
+	}
+	printCampaigns(os.Stdout, reps, time.Now(), isatty.IsTerminal(os.Stdout.Fd()))
+	if next != "" {
+		fmt.Printf("more: pushpipe campaigns list --before %s\n", next)
+	}
+	return nil
+}
+
+// CampaignsCancelCmd is `pushpipe campaigns cancel ID`.
+type CampaignsCancelCmd struct {
+	ID   string `arg:"" help:"The campaign to cancel."`
+	JSON bool   `name:"json" help:"Print the campaign's status as JSON."`
+}
+
+// Run cancels the campaign and prints its status.
+func (c *CampaignsCancelCmd) Run(g *Globals) error {
+	var rep campaign.Report
+	err := withCampaigns(g, func(ctx context.Context, tools campaignTools) (err error) {
+		rep, err = campaign.Cancel(ctx, tools.rdb, tools.db, g.Keys(), c.ID)
+		return err
+	})
+	if errors.Is(err, campaign.ErrFinished) {
+		return fmt.Errorf("campaign %s is already %s: there is nothing left to cancel", c.ID, rep.State)
+	}
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return json.NewEncoder(os.Stdout).Encode(rep)
+	}
+	printCampaigns(os.Stdout, []campaign.Report{rep}, time.Now(), isatty.IsTerminal(os.Stdout.Fd()))
+	return nil
+}
+
+// printCampaigns is the campaigns table: a progress bar of the people done
+// of the targets, the counts, the rate and, for a running campaign, when
+// it should finish.
+func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tTARGETS\tSENT\tFAILED\tRATE\tCREATED\tFINISH\t")
+	for _, r := range reps {
+		frac := 0.0
+		if r.Targets > 0 {
+			frac = min(float64(r.Done)/float64(r.Targets), 1)
+		}
+		if r.State == campaign.StateDone {
+			frac = 1
+		}
+		bar := fmt.Sprintf("%s %5.1f%%", progressBar(frac, 20, tty), 100*frac)
+		if r.State == campaign.StateScheduled {
+			bar = "starts " + r.SendAt.Local().Format(time.DateTime)
+		}
+		rate := "-"
+		if r.SendRate > 0 {
+			rate = thousands(int64(r.SendRate)) + "/s"
+		}
+		if r.RatePerSecond > 0 {
+			rate += " (cap " + thousands(int64(r.RatePerSecond)) + ")"
+		}
+		finish := "-"
+		switch {
+		case r.FinishedAt != nil:
+			finish = r.FinishedAt.Local().Format(time.DateTime)
+		case r.ExpectedFinishMs > 0:
+			finish = "~" + time.UnixMilli(r.ExpectedFinishMs).Sub(now).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.ID, r.State,
+			bar, thousands(r.Targets), thousands(r.Sent), thousands(r.Failed), rate,
+			r.CreatedAt.Local().Format(time.DateTime), finish)
+	}
+	tw.Flush()
+}
+
+// campaignTools are the connections the campaign commands use.
+type campaignTools struct {
+	rdb rueidis.Client
+	db  *pgxpool.Pool
+}
+
+// withCampaigns connects to Redis and PostgreSQL and runs fn with a 30 s
+// deadline.
+func withCampaigns(g *Globals, fn func(context.Context, campaignTools) error) error {
+	rdb, err := g.RedisNow()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	db, err := g.DB(2)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
+	defer cancel()
+	return fn(ctx, campaignTools{rdb: rdb, db: db})
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/mattn/go-isatty"
+
+	"github.com/pushpipe/pushpipe/pipeline/devices"
+)
+
+// ImportCmd loads data in bulk.
+type ImportCmd struct {
+	Subscribers ImportSubscribersCmd `cmd:"" help:"Subscribe every user id of a file to a channel (COPY; idempotent)."`
+}
+
+// ImportSubscribersCmd is `pushpipe import subscribers --channel C FILE|-`.
+type ImportSubscribersCmd struct {
+	Channel string `required:"" help:"The channel to subscribe them to."`
+	File    string `arg:"" help:"One user id a line, or CSV with a user_id column; - reads standard input."`
+}
+
+// Run imports the file with a progress bar (bytes and rows) on standard
+// error, and names the malformed lines it skipped.
+func (c *ImportSubscribersCmd) Run(g *Globals) error {
+	in, size := io.Reader(os.Stdin), int64(0)
+	if c.File != "-" {
+		f, err := os.Open(c.File)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil {
+			size = st.Size()
+		}
+		in = f
+	}
+	db, err := g.DB(2)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tty := isatty.IsTerminal(os.Stderr.Fd())
+	start, last := time.Now(), time.Time{}
+	show := func(read, rows int64, final bool) {
+		if !final && time.Since(last) < 200*time.Millisecond && tty || !final && !tty && time.Since(last) < 5*time.Second {
+			return
+		}
+		last = time.Now()
+		rate := float64(rows) / max(time.Since(start).Seconds(), 0.001)
+		line := fmt.Sprintf("%s rows  %s  %s rows/s", thousands(rows), mib(read), thousands(int64(rate)))
+		if size > 0 {
+			frac := min(float64(read)/float64(size), 1)
+			line = fmt.Sprintf("%s %5.1f%%  %s / %s", progressBar(frac, 30, tty), 100*frac, mib(read), mib(size)) +
+				fmt.Sprintf("  %s rows  %s rows/s", thousands(rows), thousands(int64(rate)))
+		}
+		if tty {
+			fmt.Fprint(os.Stderr, "\r\x1b[K"+line)
+			if final {
+				fmt.Fprintln(os.Stderr)
+			}
+			return
+		}
+		fmt.Fprintln(os.Stderr, line)
+	}
+	var read int64
+	res, err := devices.ImportSubscribers(g.Context(), db, c.Channel, in, func(n, rows int64) {
+		read = n
+		show(n, rows, false)
+	})
+	show(read, res.Rows, true)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "imported %s subscribers of %s from %s lines in %s\n", thousands(res.Rows), c.Channel,
+		thousands(res.Lines), time.Since(start).Round(time.Millisecond))
+	if res.Bad == 0 {
+		return nil
+	}
+	for _, b := range res.BadList {
+		fmt.Fprintf(os.Stderr, "line %d: %s\n", b.Line, b.Reason)
+	}
+	if int64(len(res.BadList)) < res.Bad {
+		fmt.Fprintf(os.Stderr, "... and %d more\n", res.Bad-int64(len(res.BadList)))
+	}
+	return fmt.Errorf("%d malformed lines were skipped (the rest is imported): correct them and import the file again", res.Bad)
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

@@ -1,0 +1,131 @@
+package campaign
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// CancelPoll is how often a process reads the cancel flags of the campaigns
+// it works for: a stage starts no work for a campaign later than this after
+// its cancel returned.
+const CancelPoll = 200 * time.Millisecond
+
+// cancelForget: a campaign not asked about for this long is no longer
+// watched; the watcher stops when it watches none.
+const cancelForget = time.Minute
+
+// Cancels tells the stages of a process which campaigns were canceled,
+// without a Redis call per question: the first question about a campaign
+// reads its flag, and from then on one pipelined read every CancelPoll
+// refreshes the flags of every campaign asked about in the last minute.
+// The zero value is not usable; build it with NewCancels. It needs no
+// closing: its poller ends when nothing is asked about for a minute.
+type Cancels struct {
+	rdb  rueidis.Client
+	keys pipeline.Keys
+
+	mu      sync.Mutex
+	watched map[string]*watch
+	polling bool
+}
+
+type watch struct {
+	canceled atomic.Bool
+	asked    atomic.Int64 // unix ns of the last question
+}
+
+// NewCancels builds the watcher of one process.
+func NewCancels(rdb rueidis.Client, keys pipeline.Keys) *Cancels {
+	return &Cancels{rdb: rdb, keys: keys, watched: map[string]*watch{}}
+}
+
+// Canceled reports whether campaign id was canceled, as of at most
+// CancelPoll ago. Only the first question about a campaign waits for Redis;
+// an error then is returned (the caller retries its batch).
+func (cs *Cancels) Canceled(ctx context.Context, id string) (bool, error) {
+	cs.mu.Lock()
+	w := cs.watched[id]
+	cs.mu.Unlock()
+	if w == nil {
+		n, err := cs.rdb.Do(ctx, cs.rdb.B().Exists().Key(cs.keys.Canceled(id)).Build()).AsInt64()
+		if err != nil {
+			return false, err
+		}
+		w = &watch{}
+		w.canceled.Store(n == 1)
+		cs.mu.Lock()
+		if prev := cs.watched[id]; prev != nil {
+			w = prev
+		} else {
+			cs.watched[id] = w
+		}
+		if !cs.polling {
+			cs.polling = true
+			go cs.poll()
+		}
+		cs.mu.Unlock()
+	}
+	w.asked.Store(time.Now().UnixNano())
+	return w.canceled.Load(), nil
+}
+
+// Is is Canceled for a campaign already asked about (the hot path of a
+// send): false for one never asked about.
+func (cs *Cancels) Is(id string) bool {
+	cs.mu.Lock()
+	w := cs.watched[id]
+	cs.mu.Unlock()
+	if w == nil {
+		return false
+	}
+	w.asked.Store(time.Now().UnixNano())
+	return w.canceled.Load()
+}
+
+// poll refreshes the watched flags every CancelPoll, forgetting campaigns
+// not asked about for cancelForget, until none is left. A failed read keeps
+// the flags as they were (a canceled flag is never unset).
+func (cs *Cancels) poll() {
+	t := time.NewTicker(CancelPoll)
+	defer t.Stop()
+	for range t.C {
+		forget := time.Now().Add(-cancelForget).UnixNano()
+		cs.mu.Lock()
+		ids := make([]string, 0, len(cs.watched))
+		ws := make([]*watch, 0, len(cs.watched))
+		for id, w := range cs.watched {
+			switch {
+			case w.asked.Load() < forget:
+				delete(cs.watched, id)
+			case !w.canceled.Load():
+				ids, ws = append(ids, id), append(ws, w)
+			}
+		}
+		if len(cs.watched) == 0 {
+			cs.polling = false
+			cs.mu.Unlock()
+			return
+		}
+		cs.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		cmds := make(rueidis.Commands, len(ids))
+		for i, id := range ids {
+			cmds[i] = cs.rdb.B().Exists().Key(cs.keys.Canceled(id)).Build()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), CancelPoll)
+		for i, res := range cs.rdb.DoMulti(ctx, cmds...) {
+			if n, err := res.AsInt64(); err == nil && n == 1 {
+				ws[i].canceled.Store(true)
+			}
+		}
+		cancel()
+	}
+}

@@ -1,0 +1,186 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// States of a campaign, kept in the campaigns table. scheduled → splitting
+// (split took it) → running (every range emitted) → done; canceled and
+// failed end it early. done, canceled and failed are final.
+const (
+	StateScheduled = "scheduled"
+	StateSplitting = "splitting"
+	StateRunning   = "running"
+	StateDone      = "done" // every target reached a terminal state
+	StateCanceled  = "canceled"
+	StateFailed    = "failed" // deliver could not render or authenticate it
+)
+
+// States lists every state, in lifecycle order.
+var States = []string{StateScheduled, StateSplitting, StateRunning, StateDone, StateCanceled, StateFailed}
+
+// Final reports whether nothing more happens to a campaign in state s.
+func Final(s string) bool { return s == StateDone || s == StateCanceled || s == StateFailed }
+
+// ErrFinished is a cancel of a campaign that is already done (or failed):
+// there is nothing left to stop.
+var ErrFinished = errors.New("campaign already finished")
+
+// row is a campaign's lifecycle as PostgreSQL keeps it.
+type row struct {
+	c        Campaign
+	started  *time.Time
+	finished *time.Time
+	snapshot []byte // Counts as JSON, or nil
+}
+
+const rowColumns = `id, state, created_at, send_at, started_at, finished_at, rate_per_second, ttl_seconds, counts`
+
+func scanRow(s pgx.Row) (row, error) {
+	var (
+		r      row
+		sendAt *time.Time
+		ttl    int64
+	)
+	err := s.Scan(&r.c.ID, &r.c.State, &r.c.CreatedAt, &sendAt, &r.started, &r.finished, &r.c.RatePerSecond, &ttl, &r.snapshot)
+	if sendAt != nil {
+		r.c.SendAt = *sendAt
+	}
+	r.c.TTL = time.Duration(ttl) * time.Second
+	return r, err
+}
+
+func loadRow(ctx context.Context, db *pgxpool.Pool, id string) (row, error) {
+	r, err := scanRow(db.QueryRow(ctx, `SELECT `+rowColumns+` FROM campaigns WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, fmt.Errorf("campaign %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return r, fmt.Errorf("load campaign %q: %w", id, err)
+	}
+	return r, nil
+}
+
+// progress is the row's report, with Redis's counters when Redis has them;
+// it records in PostgreSQL what the counters say happened since.
+func (r row) progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) (Report, error) {
+	rep := Report{ID: r.c.ID, State: r.c.State, CreatedAt: r.c.CreatedAt, StartedAt: r.started,
+		FinishedAt: r.finished, RatePerSecond: r.c.RatePerSecond}
+	if !r.c.SendAt.IsZero() {
+		rep.SendAt = &r.c.SendAt
+	}
+	if r.snapshot != nil {
+		_ = json.Unmarshal(r.snapshot, &rep.Counts) // written by record below
+	}
+	if r.c.State == StateScheduled {
+		return rep, nil
+	}
+	l, err := Counters(ctx, rdb, keys, r.c.ID)
+	if err != nil {
+		return rep, err
+	}
+	if !l.Known {
+		return rep, nil // Redis lost it: PostgreSQL's word
+	}
+	rep.Counts, rep.Error, rep.Done = l.Counts, l.FailReason, l.UsersDone
+	next := r.c.State
+	if !Final(next) {
+		next = l.State
+		if next == StateDone && l.FailReason != "" {
+			next = StateFailed
+		}
+	}
+	snap, _ := json.Marshal(rep.Counts)
+	if next != r.c.State || (Final(next) && string(snap) != string(r.snapshot)) {
+		// The state moved on, or a final campaign's counts did (sends in
+		// flight at a cancel are counted after it).
+		var fin *time.Time
+		err := db.QueryRow(ctx, `
+			UPDATE campaigns SET state = $2,
+			       finished_at = CASE WHEN $2 IN ('done', 'failed', 'canceled') THEN coalesce(finished_at, now()) END,
+			       counts = CASE WHEN $2 IN ('done', 'failed', 'canceled') THEN $3::jsonb END
+			WHERE id = $1 AND (state = $4 OR state = $2)
+			RETURNING finished_at`, r.c.ID, next, snap, r.c.State).Scan(&fin)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			// Someone moved it meanwhile (a cancel): report what is stored.
+			return Progress(ctx, rdb, db, keys, r.c.ID)
+		case err != nil:
+			return rep, fmt.Errorf("record state of campaign %q: %w", r.c.ID, err)
+		}
+		rep.FinishedAt = fin
+	}
+	rep.State = next
+	rep.rates(time.Now())
+	return rep, nil
+}
+
+// Start records that split took a scheduled campaign: it reports false
+// when the campaign is no longer to be sent (canceled, or already final).
+func Start(ctx context.Context, db *pgxpool.Pool, id string) (bool, error) {
+	var state string
+	err := db.QueryRow(ctx, `
+		UPDATE campaigns SET state = CASE WHEN state = 'scheduled' THEN 'splitting' ELSE state END,
+		       started_at = coalesce(started_at, now())
+		WHERE id = $1 RETURNING state`, id).Scan(&state)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("campaign %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("start campaign %q: %w", id, err)
+	}
+	return state == StateSplitting || state == StateRunning, nil
+}
+
+// Cancel stops a campaign: ErrNotFound, ErrFinished for a done or failed
+// one, and for a canceled one its report again (idempotent). The Redis flag
+// (Keys.Canceled) is set before PostgreSQL's state: every stage checks it
+// before working for the campaign (Cancels), so no provider request of the
+// campaign starts later than CancelPoll after Cancel returns. A scheduled
+// campaign's start entry is taken back as well (split would drop it).
+func Cancel(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (Report, error) {
+	rep, err := Progress(ctx, rdb, db, keys, id)
+	switch {
+	case err != nil:
+		return rep, err
+	case rep.State == StateCanceled:
+		return rep, nil
+	case Final(rep.State):
+		return rep, fmt.Errorf("campaign %q is %s: %w", id, rep.State, ErrFinished)
+	}
+	r, err := loadRow(ctx, db, id)
+	if err != nil {
+		return rep, err
+	}
+	exp := CountersExpireMs(r.c.ExpiresAt().UnixMilli())
+	err = rdb.Do(ctx, rdb.B().Set().Key(keys.Canceled(id)).Value("1").PxatMillisecondsTimestamp(exp).Build()).Error()
+	if err != nil {
+		return rep, fmt.Errorf("cancel campaign %q: %w", id, err)
+	}
+	if rep.State == StateScheduled {
+		if _, err := pipeline.Unschedule(ctx, rdb, startMessage(keys, id)); err != nil {
+			return rep, fmt.Errorf("cancel campaign %q: %w", id, err)
+		}
+	}
+	if _, err := db.Exec(ctx, `
+		UPDATE campaigns SET state = 'canceled', finished_at = now()
+		WHERE id = $1 AND state IN ('scheduled', 'splitting', 'running')`, id); err != nil {
+		return rep, fmt.Errorf("cancel campaign %q: %w", id, err)
+	}
+	rep, err = Progress(ctx, rdb, db, keys, id)
+	if err == nil && rep.State != StateCanceled {
+		// It finished between the two reads: nothing was stopped.
+		return rep, fmt.Errorf("campaign %q is %s: %w", id, rep.State, ErrFinished)
+	}
+	return rep, err
+}

@@ -1,0 +1,148 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
+)
+
+var env *pipelinetest.Env
+
+func TestMain(m *testing.M) {
+	pipelinetest.Main(m, pipelinetest.EnvOptions{Postgres: true}, &env)
+}
+
+// world is a private Redis (the test flushes it) and a fresh database.
+func world(t *testing.T) (rueidis.Client, *pgxpool.Pool, pipeline.Keys) {
+	t.Helper()
+	redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	rdb, err := pipeline.NewRedis(redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	url := pipelinetest.DatabaseT(t, env.Postgres)
+	if err := schema.Migrate(t.Context(), url); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return rdb, db, pipeline.NewKeys("t", 4)
+}
+
+func do(t *testing.T, rdb rueidis.Client, cmds ...rueidis.Completed) {
+	t.Helper()
+	for _, r := range rdb.DoMulti(context.Background(), cmds...) {
+		if err := r.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDoneIsRecorded: the first reader that sees a campaign done by its
+// counters records it in PostgreSQL with its counts, and the report stays
+// after Redis lost everything.
+func TestDoneIsRecorded(t *testing.T) {
+	rdb, db, keys := world(t)
+	ctx := t.Context()
+	c, created, err := Create(ctx, rdb, db, keys, Campaign{ID: "c1", App: "a", Channels: []string{"x"}, Title: "t"})
+	if err != nil || !created {
+		t.Fatal(created, err)
+	}
+	rep, err := Progress(ctx, rdb, db, keys, c.ID)
+	if err != nil || rep.State != StateSplitting || rep.StartedAt == nil {
+		t.Fatalf("fresh campaign: %+v %v", rep, err)
+	}
+	// What the stages leave once every target is done: one range of two
+	// users resolved, both sent.
+	do(t, rdb,
+		rdb.B().Hset().Key(keys.Campaign("c1")).FieldValue().FieldValue(pipeline.CampaignSplitDone, "1").
+			FieldValue(pipeline.CampaignRangesTotal, "1").Build(),
+		rdb.B().Hset().Key(keys.RangeUsers("c1")).FieldValue().FieldValue("x/0.0", "2").Build(),
+		rdb.B().Hset().Key(keys.Stats(1, "c1")).FieldValue().FieldValue(pipeline.StatIn, "2").
+			FieldValue(pipeline.StatTargets, "2").FieldValue(pipeline.StatUsersDone, "2").FieldValue(pipeline.StatSent, "3").
+			FieldValue(pipeline.StatFirstMs, "1000").FieldValue(pipeline.StatLastMs, "2000").Build())
+	rep, err = Progress(ctx, rdb, db, keys, "c1")
+	if err != nil || rep.State != StateDone || rep.Sent != 3 || rep.FinishedAt == nil || rep.SendRate != 3 {
+		t.Fatalf("done campaign: %+v %v", rep, err)
+	}
+	if _, err := Cancel(ctx, rdb, db, keys, "c1"); !errors.Is(err, ErrFinished) {
+		t.Fatalf("cancel of a done campaign: %v, want ErrFinished", err)
+	}
+	do(t, rdb, rdb.B().Flushall().Build())
+	rep, err = Progress(ctx, rdb, db, keys, "c1")
+	if err != nil || rep.State != StateDone || rep.Sent != 3 || rep.Targets != 2 || rep.FinishedAt == nil {
+		t.Fatalf("after FLUSHALL: %+v %v", rep, err)
+	}
+}
+
+// TestCancelsSeeTheFlag: a process that already asked about a campaign
+// learns of its cancel within CancelPoll, without asking Redis itself.
+func TestCancelsSeeTheFlag(t *testing.T) {
+	rdb, db, keys := world(t)
+	ctx := t.Context()
+	if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c2", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	cs := NewCancels(rdb, keys)
+	if canceled, err := cs.Canceled(ctx, "c2"); err != nil || canceled || cs.Is("c2") {
+		t.Fatalf("before the cancel: %v %v", canceled, err)
+	}
+	rep, err := Cancel(ctx, rdb, db, keys, "c2")
+	if err != nil || rep.State != StateCanceled || rep.FinishedAt == nil {
+		t.Fatalf("cancel: %+v %v", rep, err)
+	}
+	returned := time.Now()
+	for !cs.Is("c2") {
+		if time.Since(returned) > 5*CancelPoll { // generous: a loaded machine
+			t.Fatalf("not seen canceled %v after the cancel returned", time.Since(returned))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ok, err := Start(ctx, db, "c2"); ok || err != nil {
+		t.Fatalf("a canceled campaign started: %v %v", ok, err)
+	}
+	if _, err := Cancel(ctx, rdb, db, keys, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("cancel of an unknown campaign: %v", err)
+	}
+}
+
+// TestScheduleRules: send_at at most 90 days ahead; a past one starts now.
+func TestScheduleRules(t *testing.T) {
+	rdb, db, keys := world(t)
+	ctx := t.Context()
+	base := Campaign{App: "a", Channels: []string{"x"}, Title: "t"}
+	tests := []struct {
+		name   string
+		sendAt time.Time
+		want   string // state, or "" for a validation error
+	}{
+		{"past", time.Now().Add(-time.Hour), StateSplitting},
+		{"soon", time.Now().Add(time.Minute), StateScheduled},
+		{"89 days", time.Now().Add(89 * 24 * time.Hour), StateScheduled},
+		{"91 days", time.Now().Add(91 * 24 * time.Hour), ""},
+	}
+	for _, tt := range tests {
+		c := base
+		c.ID, c.SendAt = "s-"+tt.name[:2], tt.sendAt
+		c, _, err := Create(ctx, rdb, db, keys, c)
+		var verr *ValidationError
+		switch {
+		case tt.want == "" && !errors.As(err, &verr):
+			t.Errorf("%s: %v, want a validation error", tt.name, err)
+		case tt.want != "" && (err != nil || c.State != tt.want):
+			t.Errorf("%s: state %q, %v; want %s", tt.name, c.State, err, tt.want)
+		}
+	}
+}

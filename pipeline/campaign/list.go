@@ -1,0 +1,108 @@
+package campaign
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// List limits.
+const (
+	DefaultListLimit = 20
+	MaxListLimit     = 100
+)
+
+// ListQuery selects campaigns: those in State ("" for all), newest first,
+// created before the campaign Before (a page's Next), at most Limit.
+type ListQuery struct {
+	State  string
+	Limit  int
+	Before string
+}
+
+// Validate fills the default limit and checks the rest.
+func (q *ListQuery) Validate() error {
+	if q.State != "" && !slices.Contains(States, q.State) {
+		return invalid("state: must be one of %v, got %q", States, q.State)
+	}
+	switch {
+	case q.Limit == 0:
+		q.Limit = DefaultListLimit
+	case q.Limit < 0 || q.Limit > MaxListLimit:
+		return invalid("limit: must be between 1 and %d, got %d", MaxListLimit, q.Limit)
+	}
+	if q.Before != "" {
+		return ValidateID(q.Before)
+	}
+	return nil
+}
+
+// List reports the campaigns q selects, newest first (by creation time,
+// then id), and the id to pass as Before for the next page ("" after the
+// last). States come from PostgreSQL, so the list survives the loss of
+// Redis. A campaign whose state the counters have moved on (running in the
+// table, done by the counters) is reported, and filtered, by its new state.
+// ErrNotFound when Before names no campaign.
+func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, q ListQuery) ([]Report, string, error) {
+	if err := q.Validate(); err != nil {
+		return nil, "", err
+	}
+	// A filter on a state that reading the counters can reach also takes
+	// the campaigns that may have reached it without the table knowing yet.
+	states := []string{q.State}
+	if q.State != "" && q.State != StateScheduled && q.State != StateCanceled {
+		states = append(states, StateSplitting, StateRunning)
+	}
+	out := make([]Report, 0, q.Limit)
+	before := q.Before
+	for len(out) < q.Limit {
+		rows, err := db.Query(ctx, `
+			SELECT `+rowColumns+` FROM campaigns
+			WHERE ($1 = '' OR state = ANY($2))
+			  AND ($3 = '' OR (created_at, id) < (SELECT created_at, id FROM campaigns WHERE id = $3))
+			ORDER BY created_at DESC, id DESC LIMIT $4`, q.State, states, before, q.Limit+1)
+		if err != nil {
+			return nil, "", fmt.Errorf("list campaigns: %w", err)
+		}
+		var page []row
+		for rows.Next() {
+			r, err := scanRow(rows)
+			if err != nil {
+				rows.Close()
+				return nil, "", fmt.Errorf("list campaigns: %w", err)
+			}
+			page = append(page, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, "", fmt.Errorf("list campaigns: %w", err)
+		}
+		if before != "" && len(page) == 0 && len(out) == 0 {
+			if _, err := loadRow(ctx, db, before); err != nil {
+				return nil, "", err
+			}
+		}
+		for _, r := range page {
+			if len(out) == q.Limit { // r and maybe more are left for the next page
+				return out, out[len(out)-1].ID, nil
+			}
+			before = r.c.ID
+			rep, err := r.progress(ctx, rdb, db, keys)
+			if err != nil {
+				return nil, "", err
+			}
+			if q.State == "" || rep.State == q.State {
+				out = append(out, rep)
+			}
+		}
+		if len(page) <= q.Limit {
+			return out, "", nil
+		}
+	}
+	return out, out[len(out)-1].ID, nil
+}

@@ -1,0 +1,41 @@
+package campaign
+
+import (
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// startMessage is the campaigns entry that starts campaign id: appended at
+// once, or scheduled for send_at (the same entry, so scheduling is
+// idempotent and a cancel can take it back).
+func startMessage(keys pipeline.Keys, id string) pipeline.Message {
+	return pipeline.Message{
+		Stream: keys.Stream(pipeline.StreamCampaigns, keys.HashPartition(id)),
+		Fields: []string{pipeline.FieldCampaign, id},
+	}
+}
+
+// normalizeLifecycle validates and defaults the lifecycle fields: priority,
+// rate and send_at (at most MaxSchedule after now; a past one starts now).
+func (c *Campaign) normalizeLifecycle(now time.Time) error {
+	switch c.Priority {
+	case "":
+		c.Priority = PriorityNormal
+	case PriorityNormal, PriorityHigh:
+	default:
+		return invalid(`priority: must be "normal" or "high", got %q`, c.Priority)
+	}
+	if c.RatePerSecond < 0 {
+		return invalid("rate_per_second: must be a positive number of sends per second, got %d", c.RatePerSecond)
+	}
+	if c.SendAt.After(now.Add(MaxSchedule)) {
+		return invalid("send_at: at most 90 days ahead (until %s), got %s",
+			now.Add(MaxSchedule).UTC().Format(time.RFC3339), c.SendAt.UTC().Format(time.RFC3339))
+	}
+	if !c.SendAt.IsZero() {
+		// PostgreSQL keeps microseconds: a retry must compare equal.
+		c.SendAt = c.SendAt.Truncate(time.Microsecond)
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package devices
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ImportChunk is how many subscriptions one transaction of an import
+// writes: a crash keeps the chunks before it, and a re-run finds them
+// there (imports are idempotent).
+const ImportChunk = 200_000
+
+// maxBadLines is how many malformed lines an import names; it counts all.
+const maxBadLines = 100
+
+// BadLine is a line an import skipped, and why.
+type BadLine struct {
+	Line   int64
+	Reason string
+}
+
+// ImportResult is what an import did.
+type ImportResult struct {
+	Rows    int64     // subscriptions written or already there
+	Lines   int64     // lines read (a CSV header included)
+	Bad     int64     // malformed lines, skipped
+	BadList []BadLine // the first maxBadLines of them
+}
+
+// ImportProgress is told, after each chunk, the bytes and good rows read so
+// far.
+type ImportProgress func(bytes, rows int64)
+
+// ImportSubscribers subscribes every user id of r to channel: one id a
+// line, or CSV with a user_id column (a first line with a comma or
+// "user_id" in it is a CSV header).
+// Malformed lines are skipped and reported, the rest imported. Each chunk
+// goes in with COPY, straight into subscriptions; a chunk that meets
+// subscriptions already there (a re-run) is copied into a temporary table
+// and merged, so importing the same file twice is one import.
+func ImportSubscribers(ctx context.Context, db *pgxpool.Pool, channel string, r io.Reader, progress ImportProgress) (ImportResult, error) {
+	var res ImportResult
+	if err := ValidateName("channel", channel); err != nil {
+		return res, err
+	}
+	cr := &countingReader{r: r}
+	br := bufio.NewReaderSize(cr, 1<<20)
+	parse, err := lineParser(br, &res)
+	if err != nil {
+		return res, err
+	}
+	ids := make([]int64, 0, ImportChunk)
+	for {
+		ids = ids[:0]
+		eof := false
+		for len(ids) < ImportChunk {
+			id, ok, err := parse()
+			if err == io.EOF {
+				eof = true
+				break
+			}
+			if err != nil {
+				return res, fmt.Errorf("import line %d: %w", res.Lines, err)
+			}
+			if ok {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) > 0 {
+			if err := copyChunk(ctx, db, channel, ids); err != nil {
+				return res, fmt.Errorf("import subscribers of %s (after %d rows): %w", channel, res.Rows, err)
+			}
+			res.Rows += int64(len(ids))
+		}
+		if progress != nil {
+			progress(cr.n, res.Rows)
+		}
+		if eof {
+			return res, nil
+		}
+	}
+}
+
+// lineParser reads the first line to tell the format, and returns the
+// parser of every line: a user id (ok), a malformed line (recorded in res,
+// not ok), or io.EOF.
+func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error), error) {
+	first, err := br.Peek(1)
+	if err == io.EOF || len(first) == 0 {
+		return func() (int64, bool, error) { return 0, false, io.EOF }, nil
+	}
+	head, _ := br.Peek(min(br.Buffered(), 4096))
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		head = head[:i]
+	}
+	bad := func(reason string) (int64, bool, error) {
+		res.Bad++
+		if len(res.BadList) < maxBadLines {
+			res.BadList = append(res.BadList, BadLine{Line: res.Lines, Reason: reason})
+		}
+		return 0, false, nil
+	}
+	if !bytes.Contains(head, []byte("user_id")) && !bytes.ContainsRune(head, ',') {
+		// One id a line: the fast path.
+		return func() (int64, bool, error) {
+			line, err := br.ReadSlice('\n')
+			if err == io.EOF && len(line) == 0 {
+				return 0, false, io.EOF
+			}
+			if err != nil && err != io.EOF {
+				return 0, false, err
+			}
+			res.Lines++
+			line = bytes.TrimSpace(line)
+			if len(line) == 0 {
+				return bad("empty line")
+			}
+			id, perr := strconv.ParseInt(string(line), 10, 64)
+			if perr != nil || id <= 0 {
+				return bad(fmt.Sprintf("%.40q is not a user id (a positive integer)", line))
+			}
+			return id, true, nil
+		}, nil
+	}
+	cr := csv.NewReader(br)
+	cr.ReuseRecord, cr.FieldsPerRecord = true, -1
+	header, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("import: CSV header: %w", err)
+	}
+	res.Lines++
+	col := -1
+	for i, h := range header {
+		if string(bytes.TrimSpace([]byte(h))) == "user_id" {
+			col = i
+		}
+	}
+	if col < 0 {
+		return nil, errors.New("import: the CSV header has no user_id column")
+	}
+	return func() (int64, bool, error) {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return 0, false, io.EOF
+		}
+		res.Lines++
+		var perr *csv.ParseError
+		if errors.As(err, &perr) {
+			return bad(perr.Err.Error())
+		} else if err != nil {
+			return 0, false, err
+		}
+		if col >= len(rec) {
+			return bad(fmt.Sprintf("no user_id: %d fields, user_id is field %d", len(rec), col+1))
+		}
+		id, pe := strconv.ParseInt(string(bytes.TrimSpace([]byte(rec[col]))), 10, 64)
+		if pe != nil || id <= 0 {
+			return bad(fmt.Sprintf("user_id %.40q is not a positive integer", rec[col]))
+		}
+		return id, true, nil
+	}, nil
+}
+
+// copyChunk writes one chunk in its own transaction: COPY into
+// subscriptions, or, when some are there already, COPY into a temporary
+// table merged with ON CONFLICT DO NOTHING.
+func copyChunk(ctx context.Context, db *pgxpool.Pool, channel string, ids []int64) error {
+	rows := func(i int) ([]any, error) { return []any{channel, ids[i]}, nil }
+	_, err := db.CopyFrom(ctx, pgx.Identifier{"subscriptions"}, []string{"channel", "user_id"}, pgx.CopyFromSlice(len(ids), rows))
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" { // unique_violation
+		return err
+	}
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE import_subscriptions (user_id bigint) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"import_subscriptions"}, []string{"user_id"},
+			pgx.CopyFromSlice(len(ids), func(i int) ([]any, error) { return []any{ids[i]}, nil })); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO subscriptions (channel, user_id)
+			SELECT $1, user_id FROM import_subscriptions ON CONFLICT DO NOTHING`, channel)
+		return err
+	})
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

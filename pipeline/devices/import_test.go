@@ -1,0 +1,171 @@
+package devices
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
+)
+
+func importDB(tb testing.TB) *pgxpool.Pool {
+	tb.Helper()
+	url := pipelinetest.DatabaseT(tb, env.Postgres)
+	if err := schema.Migrate(context.Background(), url); err != nil {
+		tb.Fatal(err)
+	}
+	db, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(db.Close)
+	return db
+}
+
+func subscribers(t *testing.T, db *pgxpool.Pool, channel string) (n, sum int64) {
+	t.Helper()
+	if err := db.QueryRow(t.Context(), `SELECT count(*), coalesce(sum(user_id), 0) FROM subscriptions WHERE channel = $1`, channel).Scan(&n, &sum); err != nil {
+		t.Fatal(err)
+	}
+	return n, sum
+}
+
+// TestImportSkipsBadLines: three malformed lines are named by number, the
+// rest imported; a re-run (and an overlapping file) imports nothing twice.
+func TestImportSkipsBadLines(t *testing.T) {
+	db := importDB(t)
+	file := "1\n2\nx3\n4\n\n5\n-6\n7\n"
+	var calls int
+	res, err := ImportSubscribers(t.Context(), db, "news", strings.NewReader(file), func(b, rows int64) { calls++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows != 5 || res.Bad != 3 || res.Lines != 8 || calls == 0 {
+		t.Fatalf("result %+v (progress called %d times), want 5 rows, 3 bad of 8 lines", res, calls)
+	}
+	var lines []int64
+	for _, b := range res.BadList {
+		lines = append(lines, b.Line)
+	}
+	if fmt.Sprint(lines) != "[3 5 7]" || !strings.Contains(res.BadList[0].Reason, `"x3"`) {
+		t.Fatalf("bad lines %+v, want lines 3, 5 and 7 with their reasons", res.BadList)
+	}
+	for _, again := range []string{file, "7\n8\n1\n8\n"} {
+		if _, err := ImportSubscribers(t.Context(), db, "news", strings.NewReader(again), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, sum := subscribers(t, db, "news"); n != 6 || sum != 1+2+4+5+7+8 {
+		t.Fatalf("%d subscribers (sum %d) after three imports, want 6", n, sum)
+	}
+}
+
+func TestImportCSV(t *testing.T) {
+	db := importDB(t)
+	file := "name,user_id,plan\n\"Kim, J\",10,pro\nLee,eleven,free\nPark,12\nshort\n"
+	res, err := ImportSubscribers(t.Context(), db, "101", strings.NewReader(file), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows != 2 || res.Bad != 2 || res.BadList[0].Line != 3 || res.BadList[1].Line != 5 {
+		t.Fatalf("result %+v, want 2 rows and lines 3 and 5 bad", res)
+	}
+	if _, err := ImportSubscribers(t.Context(), db, "101", strings.NewReader("name,plan\nx,y\n"), nil); err == nil ||
+		!strings.Contains(err.Error(), "user_id column") {
+		t.Fatalf("CSV without user_id: %v", err)
+	}
+	if n, sum := subscribers(t, db, "101"); n != 2 || sum != 22 {
+		t.Fatalf("%d subscribers (sum %d), want 10 and 12", n, sum)
+	}
+}
+
+// BenchmarkImportSubscribers imports a file of 1M user ids (PUSHPIPE_IMPORT_IDS
+// for another size) and, in the same run, COPYs the same file raw into a
+// table of the same shape and index (psql's \copy: PostgreSQL parses the
+// text itself, nothing is checked), and reports the import's speed as a
+// fraction of that (copy_ratio; DESIGN asks ≥ 0.8).
+func BenchmarkImportSubscribers(b *testing.B) {
+	n := 1_000_000
+	if v := os.Getenv("PUSHPIPE_IMPORT_IDS"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	path := filepath.Join(b.TempDir(), "ids.txt")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	for i := range n {
+		fmt.Fprintln(w, int64(i)*7+1)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	db := importDB(b)
+	ctx := context.Background()
+	if _, err := db.Exec(ctx, `CREATE TABLE raw_subscriptions (channel text NOT NULL DEFAULT 'bench', user_id bigint NOT NULL,
+		created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (channel, user_id))`); err != nil {
+		b.Fatal(err)
+	}
+	var raw, imp time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, t := range []string{"raw_subscriptions", "subscriptions"} {
+			if _, err := db.Exec(ctx, "TRUNCATE "+t); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// Alternate which goes first, so that a machine getting busier or
+		// quieter during the run weighs on both alike (run -benchtime 2x+).
+		steps := []func(){
+			func() { raw += rawCopy(b, db, path) },
+			func() {
+				in, _ := os.Open(path)
+				defer in.Close()
+				t0 := time.Now()
+				res, err := ImportSubscribers(ctx, db, "bench", in, nil)
+				imp += time.Since(t0)
+				if err != nil || res.Rows != int64(n) {
+					b.Fatalf("import: %+v %v", res, err)
+				}
+			},
+		}
+		if i%2 == 1 {
+			steps[0], steps[1] = steps[1], steps[0]
+		}
+		steps[0]()
+		steps[1]()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n)*float64(b.N)/imp.Seconds(), "ids/s")
+	b.ReportMetric(float64(n)*float64(b.N)/raw.Seconds(), "raw_copy_ids/s")
+	b.ReportMetric(raw.Seconds()/imp.Seconds(), "copy_ratio")
+}
+
+// rawCopy is psql's \copy of the file: its bytes as they are into COPY.
+func rawCopy(b *testing.B, db *pgxpool.Pool, path string) time.Duration {
+	in, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	conn, err := db.Acquire(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Release()
+	t0 := time.Now()
+	if _, err := conn.Conn().PgConn().CopyFrom(context.Background(), in, `COPY raw_subscriptions (user_id) FROM STDIN`); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(t0)
+}

@@ -1,0 +1,146 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+)
+
+// campaignSchedule is the lifecycle part of POST /v1/campaigns: when it
+// starts, how fast it may go, and its priority.
+type campaignSchedule struct {
+	SendAt        string `json:"send_at"`         // RFC 3339; past or absent: now
+	RatePerSecond *int64 `json:"rate_per_second"` // this campaign's own cap; absent: none
+	Priority      string `json:"priority"`        // normal (default) or high
+}
+
+// apply validates the members and sets them on c.
+func (cs campaignSchedule) apply(c *campaign.Campaign) error {
+	if cs.SendAt != "" {
+		at, err := time.Parse(time.RFC3339Nano, cs.SendAt)
+		if err != nil {
+			return fmt.Errorf(`send_at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z", got %q`, cs.SendAt)
+		}
+		c.SendAt = at
+	}
+	if cs.RatePerSecond != nil {
+		if *cs.RatePerSecond <= 0 || *cs.RatePerSecond > 1_000_000 {
+			return fmt.Errorf("rate_per_second: must be a whole number of sends per second from 1 to 1000000, got %d (leave it out for no cap of its own)", *cs.RatePerSecond)
+		}
+		c.RatePerSecond = int(*cs.RatePerSecond)
+	}
+	c.Priority = cs.Priority
+	return nil
+}
+
+// channelNames reads a campaign's channels: strings, and JSON numbers read
+// as their decimal text (channel 101 is the channel "101" of the path
+// /v1/channels/101/subscribers).
+type channelNames []string
+
+// UnmarshalJSON accepts an array of strings and integers.
+func (cn *channelNames) UnmarshalJSON(b []byte) error {
+	var raw []jsontext.Value
+	if err := jsonv2.Unmarshal(b, &raw, strict); err != nil {
+		return err
+	}
+	out := make([]string, len(raw))
+	for i, v := range raw {
+		switch {
+		case len(v) > 0 && v[0] == '"':
+			if err := jsonv2.Unmarshal(v, &out[i], strict); err != nil {
+				return err
+			}
+		case isInteger(v):
+			out[i] = string(v)
+		default:
+			return fmt.Errorf("channels[%d]: must be a string or an integer, got %s", i, v)
+		}
+	}
+	*cn = out
+	return nil
+}
+
+func isInteger(v []byte) bool {
+	_, err := strconv.ParseUint(string(bytes.TrimPrefix(v, []byte("-"))), 10, 64)
+	return err == nil
+}
+
+// cancelCampaign stops a campaign: POST /v1/campaigns/{id}/cancel → 200 with
+// its status (state canceled; again: the same), 404 unknown, 409 when it
+// is already done. Once it returns, no provider request of the campaign
+// starts later than campaign.CancelPoll.
+func (s *Server) cancelCampaign(w http.ResponseWriter, r *http.Request, _ []byte) {
+	id := r.PathValue("id")
+	if err := campaign.ValidateID(id); err != nil {
+		writeError(w, http.StatusNotFound, "no campaign "+id+": "+err.Error())
+		return
+	}
+	if s.cfg.DB == nil {
+		unavailable(w, "PostgreSQL (not configured)", time.Second)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
+	defer cancel()
+	rep, err := campaign.Cancel(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, id)
+	switch {
+	case errors.Is(err, campaign.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no campaign "+id)
+	case errors.Is(err, campaign.ErrFinished):
+		writeError(w, http.StatusConflict, "campaign "+id+" is already "+rep.State+": there is nothing left to cancel")
+	case err != nil:
+		s.cfg.Log.Warn().Err(err).Str("campaign", id).Msg("cancel not done")
+		unavailable(w, "PostgreSQL or Redis", time.Second)
+	default:
+		s.cfg.Log.Info().Str("campaign", id).Int64("sent", rep.Sent).Msg("campaign canceled")
+		writeJSON(w, http.StatusOK, rep)
+	}
+}
+
+// listCampaigns pages through campaigns, newest first:
+// GET /v1/campaigns?state=S&limit=N&before=ID → {"campaigns":[...],"next":ID}
+// ("next" is absent after the last page).
+func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request, _ []byte) {
+	q := campaign.ListQuery{State: r.URL.Query().Get("state"), Before: r.URL.Query().Get("before")}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: must be a number from 1 to %d, got %q", campaign.MaxListLimit, v))
+			return
+		}
+		q.Limit = n
+	}
+	if err := q.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.cfg.DB == nil {
+		unavailable(w, "PostgreSQL (not configured)", time.Second)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
+	defer cancel()
+	reps, next, err := campaign.List(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, q)
+	switch {
+	case errors.Is(err, campaign.ErrNotFound):
+		writeError(w, http.StatusBadRequest, "before: no campaign "+q.Before+"; pass the \"next\" of the previous page")
+	case err != nil:
+		s.cfg.Log.Warn().Err(err).Msg("campaign list unavailable")
+		unavailable(w, "PostgreSQL or Redis", time.Second)
+	default:
+		page := struct {
+			Campaigns []campaign.Report `json:"campaigns"`
+			Next      string            `json:"next,omitempty"`
+		}{reps, next}
+		writeJSON(w, http.StatusOK, page)
+	}
+}

@@ -1,0 +1,177 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+func TestMalformedLifecycle(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	ok := `"app":"a","channels":["x"],"notification":{"title":"t"}`
+	far := time.Now().Add(91 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	tests := []struct{ body, want string }{
+		{`{` + ok + `,"send_at":"tomorrow"}`, "send_at: must be an RFC 3339 time"},
+		{`{` + ok + `,"send_at":"` + far + `"}`, "send_at: at most 90 days ahead"},
+		{`{` + ok + `,"rate_per_second":0}`, "rate_per_second: must be a whole number"},
+		{`{` + ok + `,"rate_per_second":-5}`, "rate_per_second: must be a whole number"},
+		{`{` + ok + `,"rate_per_second":2.5}`, `field "rate_per_second"`},
+		{`{` + ok + `,"priority":"urgent"}`, `priority: must be "normal" or "high"`},
+		{`{"app":"a","channels":[1.5],"notification":{"title":"t"}}`, "channels"},
+	}
+	for _, tt := range tests {
+		r := a.do("POST", "/v1/campaigns", tt.body, "")
+		if r.status != http.StatusBadRequest || !strings.Contains(r.error(), tt.want) {
+			t.Errorf("POST %.80s: got %d %s, want 400 with %q", tt.body, r.status, r.body, tt.want)
+		}
+	}
+	if r := a.do("POST", "/v1/campaigns/nope/cancel", "", ""); r.status != http.StatusNotFound || r.error() == "" {
+		t.Errorf("cancel of an unknown campaign: %d %s, want 404", r.status, r.body)
+	}
+	for _, q := range []string{"state=sleeping", "limit=0", "limit=101", "limit=x", "before=nope"} {
+		if r := a.do("GET", "/v1/campaigns?"+q, "", ""); r.status != http.StatusBadRequest || r.error() == "" {
+			t.Errorf("list ?%s: %d %s, want 400", q, r.status, r.body)
+		}
+	}
+}
+
+// TestNumericChannels: [101] is the channel "101", as the path reads it.
+func TestNumericChannels(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	r := a.do("POST", "/v1/campaigns", `{"id":"n1","app":"a","channels":[101,"news"],"notification":{"title":"t"}}`, "")
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var chans []string
+	if err := a.db.QueryRow(t.Context(), `SELECT channels FROM campaigns WHERE id = 'n1'`).Scan(&chans); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(chans) != "[101 news]" {
+		t.Fatalf("channels stored as %q", chans)
+	}
+}
+
+func TestBulkSubscribers(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	count := func() (n int, sum int64) {
+		t.Helper()
+		if err := a.db.QueryRow(t.Context(), `SELECT count(*), coalesce(sum(user_id), 0) FROM subscriptions WHERE channel = '7'`).Scan(&n, &sum); err != nil {
+			t.Fatal(err)
+		}
+		return n, sum
+	}
+	ids := make([]string, 10_000)
+	for i := range ids {
+		ids[i] = fmt.Sprint(i + 1)
+	}
+	r := a.do("POST", "/v1/channels/7/subscribers", `{"add":[`+strings.Join(ids, ",")+`]}`, "")
+	if r.status != http.StatusNoContent {
+		t.Fatalf("add 10,000: %d %s", r.status, r.body)
+	}
+	if n, _ := count(); n != 10_000 {
+		t.Fatalf("%d subscribers after adding 10,000", n)
+	}
+	// again with a removal: idempotent adds, removals in the same statement
+	r = a.do("POST", "/v1/channels/7/subscribers", `{"add":[1,2,10001],"remove":[3,4,999999]}`, "")
+	if r.status != http.StatusNoContent {
+		t.Fatalf("add and remove: %d %s", r.status, r.body)
+	}
+	if n, sum := count(); n != 9_999 || sum != 10_000*10_001/2+10_001-3-4 {
+		t.Fatalf("%d subscribers (sum %d) after adding 1, 2, 10001 and removing 3, 4", n, sum)
+	}
+	tests := []struct {
+		body   string
+		status int
+		want   string
+	}{
+		{`{"add":[` + strings.Join(ids, ",") + `],"remove":[1]}`, http.StatusRequestEntityTooLarge, "10001 user ids"},
+		{`{"add":[1],"remove":[1]}`, http.StatusBadRequest, "user 1 is in add too"},
+		{`{"add":[0]}`, http.StatusBadRequest, "add[0]: user ids are positive"},
+		{`{"add":["x"]}`, http.StatusBadRequest, `field "add[0]"`},
+		{`{}`, http.StatusBadRequest, "at least one user id"},
+		{`{"add":[1],"extra":1}`, http.StatusBadRequest, `unknown field "extra"`},
+	}
+	for _, tt := range tests {
+		r := a.do("POST", "/v1/channels/7/subscribers", tt.body, "")
+		if r.status != tt.status || !strings.Contains(r.error(), tt.want) {
+			t.Errorf("POST %.60s: got %d %s, want %d with %q", tt.body, r.status, r.body, tt.status, tt.want)
+		}
+	}
+	if n, _ := count(); n != 9_999 {
+		t.Fatalf("%d subscribers after refused requests, want 9999", n)
+	}
+}
+
+// TestListPagesAndSurvivesFlush: newest first, pages joined by next, a
+// state filter; after FLUSHALL the list comes from PostgreSQL.
+func TestListPagesAndSurvivesFlush(t *testing.T) {
+	redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	a := newDeviceAPI(t, redis.Addr, Auth{Insecure: true})
+	var want []string
+	for i := range 7 {
+		id := fmt.Sprintf("c%d", i)
+		if r := a.do("POST", "/v1/campaigns", `{"id":"`+id+`","app":"a","channels":["x"],"notification":{"title":"t"}}`, ""); r.status != 201 {
+			t.Fatalf("create %s: %d %s", id, r.status, r.body)
+		}
+		want = append([]string{id}, want...)
+	}
+	if r := a.do("POST", "/v1/campaigns/c2/cancel", "", ""); r.status != 200 || !strings.Contains(r.body, `"state":"canceled"`) {
+		t.Fatalf("cancel c2: %d %s", r.status, r.body)
+	}
+	if r := a.do("POST", "/v1/campaigns/c2/cancel", "", ""); r.status != 200 || !strings.Contains(r.body, `"state":"canceled"`) {
+		t.Fatalf("cancel c2 again: %d %s", r.status, r.body)
+	}
+	list := func(query string) (ids, states []string) {
+		t.Helper()
+		next := ""
+		for page := 0; ; page++ {
+			q := query
+			if next != "" {
+				q += "&before=" + next
+			}
+			r := a.do("GET", "/v1/campaigns?"+q, "", "")
+			var p struct {
+				Campaigns []struct{ ID, State string }
+				Next      string
+			}
+			if err := json.Unmarshal([]byte(r.body), &p); r.status != 200 || err != nil {
+				t.Fatalf("list ?%s: %d %s", q, r.status, r.body)
+			}
+			for _, c := range p.Campaigns {
+				ids, states = append(ids, c.ID), append(states, c.State)
+			}
+			if next = p.Next; next == "" || page > 10 {
+				return ids, states
+			}
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		ids, states := list("limit=3")
+		if fmt.Sprint(ids) != fmt.Sprint(want) {
+			t.Errorf("%s: pages of 3 list %v, want %v", when, ids, want)
+		}
+		for i, id := range ids {
+			if s := states[i]; (id == "c2") != (s == "canceled") || s == "" {
+				t.Errorf("%s: %s is %q", when, id, s)
+			}
+		}
+		if ids, _ := list("state=canceled&limit=2"); fmt.Sprint(ids) != "[c2]" {
+			t.Errorf("%s: canceled campaigns %v, want [c2]", when, ids)
+		}
+		if ids, _ := list("state=splitting&limit=4"); len(ids) != 6 {
+			t.Errorf("%s: splitting campaigns %v, want 6", when, ids)
+		}
+	}
+	check("before FLUSHALL")
+	if err := a.rdb.Do(context.Background(), a.rdb.B().Flushall().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	check("after FLUSHALL")
+}
