@@ -7,12 +7,22 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
+
+// The demo's app and channels: the README's commands use them.
+const DemoApp = "demo"
+
+var DemoChannels = []string{"news", "sports", "weather"}
+
+// devPrefix is dev's Redis key prefix: the CLI's default, so `pushpipe
+// status` in another shell sees it.
+const devPrefix = "pp"
 
 // DevConfig is `pushpipe dev`: the bench's launcher at demo size, kept
 // running as a local pushpipe.
@@ -44,6 +54,19 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 		logDir = filepath.Join(os.TempDir(), "pushpipe-dev-logs")
 	}
 
+	st, err := loadDevState(cfg.Servers.DataDir)
+	if err != nil {
+		return err
+	}
+	// A shell that sourced DATA/env hands dev its own earlier servers back:
+	// start them again (on the same ports) rather than wait for them.
+	if cfg.Servers.RedisAddr != "" && cfg.Servers.RedisAddr == st.redisAddr() {
+		cfg.Servers.RedisAddr = ""
+	}
+	if st.ownsDatabase(cfg.Servers.DatabaseURL) {
+		cfg.Servers.DatabaseURL = ""
+	}
+	cfg.Servers.RedisPort, cfg.Servers.PostgresPort = st.RedisPort, st.PostgresPort
 	startRedis, startPostgres := cfg.Servers.RedisAddr == "", cfg.Servers.DatabaseURL == ""
 	if dir := cfg.Servers.DataDir; dir != "" {
 		// The data dir holds the Redis AOF (device tokens), the logs and,
@@ -77,14 +100,14 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 	}
 	defer srv.Close()
 
-	seed := SeedConfig{App: "demo", Users: cfg.Users, Channels: 3, Overlap: 0.2, TwoDevices: 0.2}
+	seed := SeedConfig{App: DemoApp, Users: cfg.Users, Names: DemoChannels, Overlap: 0.2, TwoDevices: 0.2}
 	if err := seedIfEmpty(ctx, srv.DatabaseURL, seed, say); err != nil {
 		return err
 	}
 
-	adminToken, appKey := randomHex(24), randomHex(24)
+	adminToken, appKey := st.AdminToken, st.AppKey
 	run, err := Launch(ctx, LaunchConfig{
-		Servers: srv, Bin: cfg.Bin, LogDir: logDir, Prefix: "pp", Partitions: cfg.Partitions,
+		Servers: srv, Bin: cfg.Bin, LogDir: logDir, Prefix: devPrefix, Partitions: cfg.Partitions,
 		Replicas: DefaultReplicas, ClaimIdle: 10 * time.Second, Sink: SinkFake, TPS: 10000, App: seed.App,
 	})
 	if err != nil {
@@ -103,6 +126,23 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 	if err := waitHTTP(ctx, "http://"+cfg.Listen+"/v1/campaigns/none", 30*time.Second); err != nil {
 		return fmt.Errorf("api: %w\n%s", err, api.LogTail(2000))
 	}
+	envFile := ""
+	if dir := cfg.Servers.DataDir; dir != "" {
+		if startRedis {
+			st.RedisPort = portOf(srv.RedisAddr)
+		}
+		if startPostgres {
+			st.PostgresPort = urlPort(srv.DatabaseURL)
+		}
+		if err := st.save(dir); err != nil {
+			return err
+		}
+		env := devEnv{RedisAddr: srv.RedisAddr, DatabaseURL: srv.DatabaseURL, API: "http://" + cfg.Listen,
+			Prefix: devPrefix, App: seed.App, Partitions: run.Keys.Partitions, State: st}
+		if envFile, err = env.write(dir); err != nil {
+			return err
+		}
+	}
 	say("")
 	say("pushpipe is running: %d processes (logs in %s)", len(run.Fleet.Procs()), logDir)
 	say("  API            http://%s", cfg.Listen)
@@ -111,6 +151,13 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 	say("  Redis          %s", srv.RedisAddr)
 	say("  PostgreSQL     %s", srv.DatabaseURL)
 	say("  fake provider  %s/_receipts/summary", run.Fake.URL)
+	if envFile != "" {
+		say("")
+		say("In another shell, to use the CLI and curl against it (the same ports and tokens every run):")
+		say("  source %s", relPath(envFile))
+		say(`  ./pushpipe send --app %s --channel sports --title "Goal!"; ./pushpipe status`, seed.App)
+		say(`  curl -H "Authorization: Bearer $PUSHPIPE_ADMIN_TOKEN" $PUSHPIPE_API/v1/campaigns/ID   (docs/API.md: every call)`)
+	}
 	if startRedis || startPostgres {
 		// Both are for this machine only: see localserver.Redis and
 		// localserver.Postgres.
@@ -174,6 +221,18 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 	<-ctx.Done()
 	say("stopping")
 	return nil
+}
+
+// relPath is path relative to the working directory when it is under it.
+func relPath(path string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return path
+	}
+	if rel, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return path
 }
 
 // seedIfEmpty seeds the demo population into an empty database only: dev's

@@ -16,7 +16,7 @@ import (
 )
 
 // SeedConfig describes the synthetic population: Users people with ids
-// 1..Users, Channels channels named ch0..chK-1, each user subscribed to one
+// 1..Users, Channels channels named ch0..chK-1 (or Names), each user subscribed to one
 // home channel and, with probability Overlap, to a second one; every user
 // has one device, a share TwoDevices has a second one; each device is iOS
 // with probability IOSShare, else Android. The same config always produces
@@ -25,6 +25,7 @@ type SeedConfig struct {
 	App        string
 	Users      int64
 	Channels   int
+	Names      []string // the channels' names when set (Channels is then their count)
 	Overlap    float64
 	TwoDevices float64
 	IOSShare   float64
@@ -33,6 +34,9 @@ type SeedConfig struct {
 func (c *SeedConfig) defaults() {
 	if c.App == "" {
 		c.App = "bench"
+	}
+	if len(c.Names) > 0 {
+		c.Channels = len(c.Names)
 	}
 	if c.Channels <= 0 {
 		c.Channels = 1
@@ -45,6 +49,9 @@ func (c *SeedConfig) defaults() {
 // ChannelNames are the channels the seed creates.
 func (c SeedConfig) ChannelNames() []string {
 	c.defaults()
+	if len(c.Names) > 0 {
+		return c.Names
+	}
 	out := make([]string, c.Channels)
 	for i := range out {
 		out[i] = fmt.Sprintf("ch%d", i)

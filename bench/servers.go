@@ -28,6 +28,9 @@ type ServerConfig struct {
 	DataDir       string // keep the started servers' data here (dev); "" = temporary
 	PostgresDir   string // with DataDir: PostgreSQL's directory, default DataDir/postgres (see DevPostgresDir)
 	PostgresTuned bool   // start PostgreSQL with settings for bulk loads (bench)
+	// Ports to try first for the servers started here (dev keeps them
+	// across runs); 0 or taken: a free one.
+	RedisPort, PostgresPort int
 }
 
 // Servers are the Redis and PostgreSQL a run uses.
@@ -73,7 +76,7 @@ func (s *Servers) startRedis(cfg ServerConfig) error {
 		}
 		return nil
 	}
-	opts := localserver.RedisOptions{}
+	opts := localserver.RedisOptions{Port: cfg.RedisPort}
 	if cfg.DataDir != "" {
 		// dev keeps its data: with the AOF, streams, counters and marks
 		// survive a restart like the PostgreSQL rows they go with.
@@ -92,7 +95,7 @@ func (s *Servers) startRedis(cfg ServerConfig) error {
 func (s *Servers) startPostgres(ctx context.Context, cfg ServerConfig) error {
 	base := cfg.DatabaseURL
 	if base == "" {
-		opts := localserver.PostgresOptions{}
+		opts := localserver.PostgresOptions{Port: cfg.PostgresPort}
 		if cfg.DataDir != "" {
 			opts.Dir = cmp.Or(cfg.PostgresDir, filepath.Join(cfg.DataDir, "postgres"))
 		}

@@ -38,7 +38,7 @@ func IDBound(id string) (Bound, error) {
 //	1700000000000-3         an entry id, exact
 //	1700000000000           unix milliseconds, the whole millisecond
 //	2026-05-01T12:00:00Z    RFC 3339 time, to the millisecond
-//	15m, 2h30m              that long before now
+//	15m, 2h30m, "15m ago"   that long before now
 //
 // The empty string is an open bound.
 func ParseBound(s string, now time.Time) (Bound, error) {
@@ -54,7 +54,9 @@ func ParseBound(s string, now time.Time) (Bound, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return TimeBound(t), nil
 	}
-	if d, err := time.ParseDuration(strings.TrimPrefix(s, "-")); err == nil && d >= 0 {
+	// "15m ago" is how people say it (and how the README once wrote it).
+	ago := strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(s, "-"), "ago"))
+	if d, err := time.ParseDuration(ago); err == nil && d >= 0 {
 		return TimeBound(now.Add(-d)), nil
 	}
 	return Bound{}, fmt.Errorf("%q is neither an entry id (1700000000000-0), unix milliseconds, an RFC 3339 time nor a duration ago (15m)", s)

@@ -41,6 +41,9 @@ type PostgresOptions struct {
 	// enter every parent of Dir (so not under /root or a 0700 mktemp -d
 	// dir); Dir itself is given to that user, 0700.
 	Dir string
+	// Port is tried first (see RedisOptions.Port); when it is taken or 0,
+	// a free port.
+	Port int
 }
 
 // Postgres is a PostgreSQL server child process listening on 127.0.0.1
@@ -125,7 +128,11 @@ func startPostgres(opts PostgresOptions) (*Postgres, error) {
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		if p.Port, err = FreePort(); err != nil {
+		p.Port = opts.Port
+		if attempt > 1 || p.Port == 0 {
+			p.Port, err = FreePort()
+		}
+		if err != nil {
 			return nil, errors.Join(err, cleanupDir(dir, owned))
 		}
 		p.URL = p.databaseURL("postgres")

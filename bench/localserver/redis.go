@@ -29,6 +29,10 @@ type RedisOptions struct {
 	// created and removed by Close; a caller-provided Dir is kept. Either
 	// way it is made 0700 and its files 0600.
 	Dir string
+	// Port is tried first (pushpipe dev keeps its ports across runs, so a
+	// shell that sourced its addresses still reaches it); when it is taken
+	// or 0, a free port.
+	Port int
 }
 
 // Redis is a redis-server child process listening on 127.0.0.1 only,
@@ -73,7 +77,10 @@ func startRedis(opts RedisOptions, extra func(port int) ([]string, error)) (*Red
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	for attempt := 1; ; attempt++ {
-		port, err := FreePort()
+		port, err := opts.Port, error(nil)
+		if attempt > 1 || port == 0 {
+			port, err = FreePort()
+		}
 		if err != nil {
 			return nil, errors.Join(err, cleanupDir(dir, ownsDir))
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -44,6 +45,18 @@ func (c *AllCmd) stages() map[string]stage {
 	return m
 }
 
+// Validate checks the stage flags and deliver's, which every stage here
+// shares, and the webhook's when it is to run.
+func (c *AllCmd) Validate() error {
+	var hook error
+	if c.Webhook.URL != "" {
+		if err := c.Webhook.check(); err != nil {
+			hook = fmt.Errorf("webhook: %w", err)
+		}
+	}
+	return errors.Join(c.StageFlags.Validate(), c.DeliverFlags.check(), hook)
+}
+
 // Run serves until SIGTERM.
 func (c *AllCmd) Run(g *Globals) error {
 	appKeys, err := api.ParseAppKeys(os.Getenv("PUSHPIPE_APP_KEYS"))
@@ -52,22 +65,17 @@ func (c *AllCmd) Run(g *Globals) error {
 	}
 	auth := api.Auth{AdminToken: os.Getenv("PUSHPIPE_ADMIN_TOKEN"), AppKeys: appKeys, Insecure: c.InsecureNoAuth}
 	if err := auth.Validate(); err != nil {
-		return fmt.Errorf("pushpipe all: %w", err)
+		return fmt.Errorf("all: %w", err)
 	}
 	stages := c.stages()
 	for name := range stages {
 		if _, ok := pipeline.StageNamed(name); !ok {
-			return fmt.Errorf("pushpipe all: %q is not in the stage table", name)
+			return fmt.Errorf("all: %q is not in the stage table", name)
 		}
 	}
 	for _, def := range pipeline.Stages {
 		if _, ok := stages[def.Name]; !ok && !def.Optional {
-			return fmt.Errorf("pushpipe all: stage %s of the stage table is not wired", def.Name)
-		}
-	}
-	if _, ok := stages["webhook"]; ok {
-		if err := c.Webhook.check(); err != nil {
-			return fmt.Errorf("pushpipe all: webhook: %w", err)
+			return fmt.Errorf("all: stage %s of the stage table is not wired", def.Name)
 		}
 	}
 	// The API shares the stages' clients and pool.

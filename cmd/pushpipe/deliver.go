@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,12 +30,12 @@ type DeliverFlags struct {
 	APNsCert         string `name:"apns-cert" placeholder:"FILE" help:"APNs certificate (.p12 or .pem) for certificate auth, instead of --apns-key."`
 	APNsCertPassword string `name:"apns-cert-password" env:"PUSHPIPE_APNS_CERT_PASSWORD" help:"Password of --apns-cert (prefer the environment variable)."`
 	APNsTopic        string `name:"apns-topic" placeholder:"BUNDLE" help:"The app's bundle id (apns-topic)."`
-	APNsHost         string `name:"apns-host" placeholder:"URL" default:"https://api.push.apple.com" help:"APNs base URL."`
+	APNsHost         string `name:"apns-host" placeholder:"URL" default:"https://api.push.apple.com" help:"APNs base URL (default ${default}; development builds' tokens: https://api.sandbox.push.apple.com)."`
 	APNsConns        int    `name:"apns-conns" default:"2" help:"HTTP/2 connections to APNs."`
 
 	FCMCredentials string `name:"fcm-credentials" placeholder:"FILE" help:"Firebase service-account JSON; without it only a non-Google endpoint is allowed, unauthenticated."`
 	FCMProject     string `name:"fcm-project" help:"Firebase project id (default: the credentials' project)."`
-	FCMEndpoint    string `name:"fcm-endpoint" placeholder:"URL" default:"https://fcm.googleapis.com/v1" help:"FCM v1 API base URL; it must speak HTTP/2 (over HTTP/1.1 sends go one at a time)."`
+	FCMEndpoint    string `name:"fcm-endpoint" placeholder:"URL" default:"https://fcm.googleapis.com/v1" help:"FCM v1 API base URL (default ${default}); it must speak HTTP/2 (over HTTP/1.1 sends go one at a time)."`
 
 	Sink        string        `enum:"providers,null" default:"providers" help:"providers sends to APNs and FCM; null accepts every notification without network (to benchmark the pipeline alone)."`
 	TPS         int           `name:"tps" default:"10000" help:"Cluster-wide cap on the sends per provider and app that reach the provider in any one-second window, over every deliver process; 0 disables it. A provider that answers 429 lowers it for a while."`
@@ -43,6 +44,31 @@ type DeliverFlags struct {
 	RetryBase   time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter)."`
 	RetryMax    time.Duration `name:"retry-max" default:"60s" help:"Longest backoff."`
 	Results     bool          `name:"results" default:"true" negatable:"" help:"Append a result event per device to the results stream (read by pushpipe webhook and results tail); --no-results turns it off."`
+}
+
+// Validate checks the stage's flags and deliver's own.
+func (c *DeliverCmd) Validate() error {
+	return errors.Join(c.StageFlags.Validate(), c.DeliverFlags.check())
+}
+
+// check refuses retry settings deliver would quietly replace by defaults.
+func (c DeliverFlags) check() error {
+	var errs []error
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--retry-base", c.RetryBase}, {"--retry-max", c.RetryMax}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be a positive duration, got %v", d.flag, d.v))
+		}
+	}
+	if c.RetryMax > 0 && c.RetryMax < c.RetryBase {
+		errs = append(errs, fmt.Errorf("--retry-max (%v) is shorter than --retry-base (%v)", c.RetryMax, c.RetryBase))
+	}
+	if c.InFlight <= 0 || c.TPS < 0 || c.MaxAttempts <= 0 {
+		errs = append(errs, errors.New("--in-flight and --max-attempts must be at least 1, --tps at least 0"))
+	}
+	return errors.Join(errs...)
 }
 
 // Run serves until SIGTERM.

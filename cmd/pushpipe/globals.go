@@ -32,6 +32,16 @@ type Globals struct {
 	reg  *prometheus.Registry
 }
 
+// Validate refuses a log level the logger would not know (it would log at
+// info and say nothing).
+func (g *Globals) Validate() error {
+	switch g.LogLevel {
+	case "", "debug", "info", "warn", "error":
+		return nil
+	}
+	return fmt.Errorf("--log-level / PUSHPIPE_LOG_LEVEL: %q is not debug, info, warn or error", g.LogLevel)
+}
+
 // Logger is the process logger.
 func (g *Globals) Logger() zerolog.Logger {
 	g.once.Do(func() {
@@ -134,6 +144,27 @@ type StageFlags struct {
 	HTTP            string        `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
 	ShutdownTimeout time.Duration `default:"10s" help:"On SIGTERM, let in-flight batches finish this long."`
 	Retention       time.Duration `default:"24h" help:"Keep acknowledged entries this long (for replay)."`
+}
+
+// Validate refuses settings the runner would quietly replace by its defaults
+// (a zero --claim-idle would become 30s).
+func (f StageFlags) Validate() error {
+	var errs []error
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--claim-idle", f.ClaimIdle}, {"--shutdown-timeout", f.ShutdownTimeout}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 30s, got %v", d.flag, d.v))
+		}
+	}
+	if f.MaxDeliveries <= 0 {
+		errs = append(errs, fmt.Errorf("--max-deliveries must be at least 1, got %d", f.MaxDeliveries))
+	}
+	if f.Concurrency < 0 || f.Batch < 0 {
+		errs = append(errs, errors.New("--concurrency and --batch must be positive (or left out for the stage's own)"))
+	}
+	return errors.Join(errs...)
 }
 
 // options turns the flags into runner options for a stage of the table.

@@ -48,8 +48,8 @@ type CLI struct {
 func options() []kong.Option {
 	return []kong.Option{
 		kong.Name("pushpipe"),
-		kong.Description("Send one notification to millions of phones, exactly once per person."),
-		kong.UsageOnError(),
+		kong.Description("Send one notification to millions of phones: at most one visible notification per person."),
+		kong.Help(helpPrinter),
 		kong.Vars{
 			"in_flight":         strconv.Itoa(deliver.DefaultInFlight),
 			"version":           version(),
@@ -64,7 +64,15 @@ func options() []kong.Option {
 
 func main() {
 	var cli CLI
-	kctx := kong.Parse(&cli, options()...)
+	parser, err := kong.New(&cli, options()...)
+	if err != nil {
+		panic(err) // the CLI struct itself is wrong
+	}
+	kctx, err := parser.Parse(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, usageError(err))
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cli.Globals.ctx = ctx

@@ -5,12 +5,16 @@ import "github.com/pushpipe/pushpipe/pipeline/schema"
 // MigrateCmd applies the schema.
 type MigrateCmd struct{}
 
-// Run applies every pending migration.
+// Run applies every pending migration, logging each one it applies.
 func (c *MigrateCmd) Run(g *Globals) error {
-	if err := schema.Migrate(g.Context(), g.DatabaseURL); err != nil {
+	applied, err := schema.Apply(g.Context(), g.DatabaseURL)
+	if err != nil {
 		return err
 	}
 	log := g.Logger()
-	log.Info().Msg("schema is up to date")
+	for _, m := range applied {
+		log.Info().Int64("version", m.Version).Str("file", m.File).Dur("took", m.Took).Msg("migration applied")
+	}
+	log.Info().Int("applied", len(applied)).Msg("schema is up to date")
 	return nil
 }

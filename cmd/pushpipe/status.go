@@ -41,6 +41,14 @@ type statusReport struct {
 	Removed  []string                `json:"removed_consumers,omitempty"`
 }
 
+// Validate refuses a refresh interval that would spin or never come.
+func (c *StatusCmd) Validate() error {
+	if c.Interval <= 0 {
+		return fmt.Errorf("--interval must be a positive duration such as 1s, got %v", c.Interval)
+	}
+	return nil
+}
+
 // Run prints the status once, or every --interval with --watch.
 func (c *StatusCmd) Run(g *Globals) error {
 	rdb, err := g.RedisNow()

@@ -8,6 +8,8 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"path"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -21,9 +23,23 @@ var migrations embed.FS
 // Migrate applies every pending migration. It is safe to run from several
 // processes at once: goose takes a session advisory lock.
 func Migrate(ctx context.Context, databaseURL string) error {
+	_, err := Apply(ctx, databaseURL)
+	return err
+}
+
+// Applied is one migration that Apply ran.
+type Applied struct {
+	Version int64
+	File    string // e.g. 00003_devices_id.sql
+	Took    time.Duration
+}
+
+// Apply is Migrate, reporting the migrations it ran (none when the schema
+// was up to date), so that `pushpipe migrate` can say what it changed.
+func Apply(ctx context.Context, databaseURL string) ([]Applied, error) {
 	pool, err := pgxpool.New(ctx, databaseURL)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	defer pool.Close()
 	db := stdlib.OpenDBFromPool(pool)
@@ -31,21 +47,26 @@ func Migrate(ctx context.Context, databaseURL string) error {
 	return migrate(ctx, db)
 }
 
-func migrate(ctx context.Context, db *sql.DB) error {
+func migrate(ctx context.Context, db *sql.DB) ([]Applied, error) {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithSessionLocker(locker))
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	results, err := p.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	return nil
+	applied := make([]Applied, 0, len(results))
+	for _, r := range results {
+		applied = append(applied, Applied{Version: r.Source.Version, File: path.Base(r.Source.Path), Took: r.Duration})
+	}
+	return applied, nil
 }

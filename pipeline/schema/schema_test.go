@@ -2,6 +2,7 @@ package schema_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -43,5 +44,32 @@ func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
 		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 			t.Fatalf("table %s: %v", table, err)
 		}
+	}
+}
+
+// Apply reports each migration it runs (what `pushpipe migrate` logs), in
+// order, and none once the schema is up to date.
+func TestApplyReportsEachMigration(t *testing.T) {
+	ctx := context.Background()
+	url := pipelinetest.DatabaseT(t, env.Postgres)
+	applied, err := schema.Apply(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != len(files) || len(files) == 0 {
+		t.Fatalf("applied %d migrations on an empty database, the package has %d", len(applied), len(files))
+	}
+	for i, m := range applied {
+		if m.File != filepath.Base(files[i]) || m.Version <= 0 || (i > 0 && m.Version <= applied[i-1].Version) {
+			t.Errorf("migration %d: %+v, want %s in order", i, m, filepath.Base(files[i]))
+		}
+	}
+	again, err := schema.Apply(ctx, url)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second Apply: %v, %+v; want nothing applied", err, again)
 	}
 }

@@ -115,6 +115,7 @@ type scope int
 const (
 	scopeAdmin scope = iota // operator token only
 	scopeApp                // operator token, or the key of the app concerned
+	scopeAny                // any valid token: the API's reference, which every client may read
 )
 
 type principalKey struct{}

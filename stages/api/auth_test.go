@@ -249,6 +249,10 @@ func TestScopes(t *testing.T) {
 			if other.status != http.StatusForbidden || !strings.Contains(other.error(), `not "sport"`) {
 				t.Errorf("%s %s with another app's key: got %d %s, want 403", m, p, other.status, other.body)
 			}
+		case scopeAny:
+			if own.status != http.StatusOK {
+				t.Errorf("%s %s with an app key: got %d %s, want 200", method, path, own.status, own.body)
+			}
 		}
 	}
 	// One foreign item poisons the whole batch: nothing of it is written.

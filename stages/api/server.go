@@ -75,7 +75,8 @@ func New(cfg Config) *Server {
 	// Everything else, once authenticated: a JSON 404 (the mux's own is
 	// text), wrong methods on known paths included.
 	s.mux.Handle("/", s.metrics.instrument(unmatched, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+
+			"; the routes are listed in GET "+OpenAPIPath+" (docs/API.md in the repository)")
 	})))
 	return s
 }
@@ -123,6 +124,8 @@ func (s *Server) routes() []route {
 		{"GET /v1/campaigns", scopeAdmin, 0, nil, s.listCampaigns},
 		{"GET /v1/campaigns/{id}", scopeAdmin, 0, nil, s.getCampaign},
 		{"POST /v1/campaigns/{id}/cancel", scopeAdmin, 0, nil, s.cancelCampaign},
+		// the reference of this table (openapi.go): any valid token
+		{"GET " + OpenAPIPath, scopeAny, 0, nil, s.getOpenAPI},
 	}
 }
 

@@ -1,0 +1,71 @@
+package bench
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// dev's state survives a run: the tokens and ports come back as written,
+// and a first run makes tokens of its own.
+func TestDevStateKeepsPortsAndTokens(t *testing.T) {
+	dir := t.TempDir()
+	st, err := loadDevState(dir)
+	if err != nil || len(st.AdminToken) != 48 || len(st.AppKey) != 48 || st.AdminToken == st.AppKey {
+		t.Fatalf("first run: %+v, %v", st, err)
+	}
+	st.RedisPort, st.PostgresPort = 6390, 5440
+	if err := st.save(dir); err != nil {
+		t.Fatal(err)
+	}
+	again, err := loadDevState(dir)
+	if err != nil || again != st {
+		t.Fatalf("second run: %+v, %v; want %+v", again, err, st)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, devStateFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v %v, want 0600", devStateFile, fi.Mode(), err)
+	}
+	tests := []struct {
+		give string
+		want bool
+	}{
+		{"postgres://postgres@127.0.0.1:5440/pushpipe?sslmode=disable", true},
+		{"postgres://postgres@127.0.0.1:5441/pushpipe?sslmode=disable", false},
+		{"postgres://app@127.0.0.1:5440/pushpipe", false},
+		{"postgres://postgres@db.example.com:5440/pushpipe", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := again.ownsDatabase(tt.give); got != tt.want {
+			t.Errorf("ownsDatabase(%q) = %v, want %v", tt.give, got, tt.want)
+		}
+	}
+	if again.redisAddr() != "127.0.0.1:6390" {
+		t.Errorf("redisAddr = %q", again.redisAddr())
+	}
+}
+
+// The env file is what sh reads back: every value, quoted where needed.
+func TestDevEnvIsWhatTheShellReads(t *testing.T) {
+	dir := t.TempDir()
+	e := devEnv{RedisAddr: "127.0.0.1:6390", DatabaseURL: "postgres://postgres@127.0.0.1:5440/pushpipe?sslmode=disable&x=it's",
+		API: "http://127.0.0.1:8080", Prefix: "pp", App: "demo", Partitions: 16,
+		State: devState{AdminToken: "adm1n", AppKey: "k3y"}}
+	path, err := e.write(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("env file: %v %v, want 0600", fi.Mode(), err)
+	}
+	out, err := exec.Command("sh", "-c", `. "$0" && printf '%s|%s|%s|%s|%s|%s' "$PUSHPIPE_REDIS_ADDR" "$PUSHPIPE_DATABASE_URL" "$PUSHPIPE_ADMIN_TOKEN" "$PUSHPIPE_APP_KEYS" "$PUSHPIPE_PARTITIONS" "$PUSHPIPE_API"`, path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Join([]string{e.RedisAddr, e.DatabaseURL, "adm1n", "demo=k3y", "16", e.API}, "|")
+	if string(out) != want {
+		t.Fatalf("sourced:\n%s\nwant:\n%s", out, want)
+	}
+}

@@ -1,0 +1,275 @@
+// Package readme runs the README and docs/API.md: every block fenced ```sh
+// is run, in order, in a shell that sourced .pushpipe/env of a running
+// `pushpipe dev`,
+// so a README command that stops working fails a test. Blocks fenced
+// otherwise (```console, ```text, ...) are illustrations and are not run.
+package readme
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+// shBlocks returns the README's ```sh blocks with the line each starts on.
+func shBlocks(t *testing.T, readme string) (blocks []string, lines []int) {
+	t.Helper()
+	b, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur *strings.Builder
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		switch {
+		case cur == nil && strings.TrimSpace(line) == "```sh":
+			cur = &strings.Builder{}
+			lines = append(lines, n)
+		case cur != nil && strings.TrimSpace(line) == "```":
+			blocks = append(blocks, cur.String())
+			cur = nil
+		case cur != nil:
+			cur.WriteString(line + "\n")
+		}
+	}
+	if cur != nil {
+		t.Fatalf("%s: the ```sh block at line %d is never closed", readme, lines[len(lines)-1])
+	}
+	return blocks, lines
+}
+
+// devProc is a running `pushpipe dev`.
+type devProc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+}
+
+func startDev(t *testing.T, bin, work, listen string, env []string, extra ...string) *devProc {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"dev", "--users", "2000", "--listen", listen}, extra...)...)
+	cmd.Dir = work
+	cmd.Env = append(cleanEnv(), env...)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &devProc{cmd: cmd, out: out, done: make(chan error, 1)}
+	go func() { d.done <- cmd.Wait() }()
+	t.Cleanup(func() { d.stop(t) })
+	return d
+}
+
+// waitFor waits until dev prints s (or exits, or the time is up).
+func (d *devProc) waitFor(t *testing.T, s string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(d.out.String(), s) {
+		select {
+		case err := <-d.done:
+			d.done <- err
+			t.Fatalf("pushpipe dev exited (%v) before printing %q:\n%s", err, s, d.out.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pushpipe dev did not print %q within %v:\n%s", s, timeout, d.out.String())
+		}
+	}
+}
+
+// stop interrupts dev, as Ctrl-C does, and waits for it to stop its
+// servers.
+func (d *devProc) stop(t *testing.T) {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-d.done:
+		d.done <- err
+	case <-time.After(30 * time.Second):
+		d.cmd.Process.Kill()
+		t.Errorf("pushpipe dev did not stop within 30 s of SIGINT:\n%s", d.out.String())
+	}
+}
+
+// TestReadmeCommands starts `pushpipe dev` from a directory holding the
+// binary as ./pushpipe (as after `make dev`), then runs every ```sh block
+// of the README in a new shell that sourced .pushpipe/env. Then it stops
+// dev and checks the second-shell promises: without dev the CLI fails
+// within 2 s naming PUSHPIPE_REDIS_ADDR, and a new run keeps the same
+// ports and tokens.
+func TestReadmeCommands(t *testing.T) {
+	var blocks, where []string
+	for _, doc := range []string{"README.md", "docs/API.md"} {
+		bs, lines := shBlocks(t, filepath.Join("..", "..", doc))
+		if len(bs) < 1 {
+			t.Fatalf("%s has no ```sh blocks; the README test expects its commands in them", doc)
+		}
+		for i := range bs {
+			blocks = append(blocks, bs[i])
+			where = append(where, fmt.Sprintf("%s:%d", doc, lines[i]))
+		}
+	}
+	work := t.TempDir()
+	bin, err := pipelinetest.BuildPushpipe(work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(work, ".pushpipe")
+	t.Cleanup(func() { removeDevPostgres(data) })
+	listen := freeAddr(t)
+
+	dev := startDev(t, bin, work, listen, nil)
+	dev.waitFor(t, "serving the API until Ctrl-C", 3*time.Minute)
+	if !strings.Contains(dev.out.String(), "source .pushpipe/env") {
+		t.Errorf("pushpipe dev does not say `source .pushpipe/env`:\n%s", dev.out.String())
+	}
+	envFile := filepath.Join(data, "env")
+	st, err := os.Stat(envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("%s is %v, want 0600 (it holds the tokens)", envFile, st.Mode().Perm())
+	}
+	env1, _ := os.ReadFile(envFile)
+	for _, v := range []string{"PUSHPIPE_REDIS_ADDR", "PUSHPIPE_DATABASE_URL", "PUSHPIPE_ADMIN_TOKEN", "PUSHPIPE_APP_KEY", "PUSHPIPE_API"} {
+		if !bytes.Contains(env1, []byte("export "+v+"=")) {
+			t.Errorf("%s exports no %s:\n%s", envFile, v, env1)
+		}
+	}
+
+	for i, block := range blocks {
+		t0 := time.Now()
+		out, err := runShell(t, work, block, time.Minute)
+		if err != nil {
+			t.Errorf("%s: the ```sh block failed (%v) after %v:\n%s\noutput:\n%s", where[i], err,
+				time.Since(t0).Round(time.Millisecond), block, out)
+			continue
+		}
+		t.Logf("%s ran in %v", where[i], time.Since(t0).Round(time.Millisecond))
+	}
+
+	dev.stop(t)
+	t0 := time.Now()
+	out, err := runShell(t, work, "./pushpipe status", 10*time.Second)
+	if took := time.Since(t0); err == nil || took > 4*time.Second || !strings.Contains(out, "PUSHPIPE_REDIS_ADDR") {
+		t.Errorf("pushpipe status with dev stopped: %v after %v, want a failure within 2 s naming PUSHPIPE_REDIS_ADDR:\n%s", err, took, out)
+	}
+
+	// The same directory again, from the shell that sourced the file (its
+	// addresses are dev's own servers, to start again, not to wait for):
+	// the same ports and tokens, so that shell keeps working.
+	dev = startDev(t, bin, work, listen, exports(t, env1), "--once")
+	select {
+	case err := <-dev.done:
+		dev.done <- err
+		if err != nil {
+			t.Fatalf("second pushpipe dev --once: %v\n%s", err, dev.out.String())
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("second pushpipe dev --once did not finish:\n%s", dev.out.String())
+	}
+	env2, _ := os.ReadFile(envFile)
+	if !bytes.Equal(env1, env2) {
+		t.Errorf("a second run changed .pushpipe/env (ports or tokens):\nfirst:\n%s\nsecond:\n%s", env1, env2)
+	}
+}
+
+// exports reads the `export K=V` lines of an env file as the shell would.
+func exports(t *testing.T, file []byte) []string {
+	t.Helper()
+	var env []string
+	for _, line := range strings.Split(string(file), "\n") {
+		kv, ok := strings.CutPrefix(line, "export ")
+		if !ok {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if unq, ok := strings.CutPrefix(v, "'"); ok {
+			v = strings.ReplaceAll(strings.TrimSuffix(unq, "'"), `'\''`, "'")
+		}
+		env = append(env, k+"="+v)
+	}
+	if len(env) == 0 {
+		t.Fatalf("no export lines in:\n%s", file)
+	}
+	return env
+}
+
+// runShell runs script in bash (errexit, pipefail) after sourcing
+// .pushpipe/env, in dir.
+func runShell(t *testing.T, dir, script string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", "set -euo pipefail\nsource .pushpipe/env\n"+script)
+	cmd.Dir = dir
+	cmd.Env = cleanEnv()
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// cleanEnv is this process's environment without PUSHPIPE_ settings, as in
+// a fresh shell.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PUSHPIPE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// removeDevPostgres removes, as `make clean` does, the directory in
+// /var/tmp that dev uses for PostgreSQL when run as root.
+func removeDevPostgres(data string) {
+	target, err := os.Readlink(filepath.Join(data, "postgres"))
+	if err == nil && regexp.MustCompile(`/pushpipe-dev-[0-9a-f]+$`).MatchString(target) {
+		os.RemoveAll(target)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

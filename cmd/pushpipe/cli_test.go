@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/alecthomas/kong"
+)
+
+// help renders `pushpipe ARGS --help` as main does.
+func help(t *testing.T, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	k, err := kong.New(&CLI{}, append(options(), kong.Writers(&out, &out), kong.Exit(func(int) {}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Parse(append(args, "--help"))
+	return out.String()
+}
+
+// Each subcommand's help offers the global flags it reads, and no others;
+// --version only at the top.
+func TestHelpShowsTheGlobalsUsed(t *testing.T) {
+	tests := []struct {
+		give      []string
+		want, not []string
+	}{
+		{[]string{"fakeprovider"}, []string{"--listen"}, []string{"--redis-addr", "--database-url", "--version"}},
+		{[]string{"migrate"}, []string{"--database-url", "--log-level"}, []string{"--redis-addr", "--partitions", "--prefix"}},
+		{[]string{"dlq", "list"}, []string{"--redis-addr", "--prefix"}, []string{"--database-url"}},
+		{[]string{"status"}, []string{"--redis-addr", "--database-url", "--partitions", "--prefix"}, []string{"--version"}},
+		{[]string{"split"}, []string{"--redis-addr", "--database-url", "--claim-idle"}, nil},
+		{[]string{"deliver"}, []string{"(default\n", "https://api.push.apple.com", "https://api.sandbox.push.apple.com", "https://fcm.googleapis.com/v1"}, nil},
+		{[]string{"api"}, []string{"PUSHPIPE_ADMIN_TOKEN", "PUSHPIPE_APP_KEYS", "PUSHPIPE_REDIS_ADDR", "PUSHPIPE_DATABASE_URL", "/v1/openapi.json"}, nil},
+		{nil, []string{"--version", "--redis-addr"}, nil},
+	}
+	for _, tt := range tests {
+		out := help(t, tt.give...)
+		for _, w := range tt.want {
+			if w == "(default\n" {
+				w = "(default" // kong wraps the line after it
+			}
+			if !strings.Contains(out, w) {
+				t.Errorf("pushpipe %s --help lacks %q:\n%s", strings.Join(tt.give, " "), w, out)
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(out, n) {
+				t.Errorf("pushpipe %s --help shows %s, which it does not use:\n%s", strings.Join(tt.give, " "), n, out)
+			}
+		}
+	}
+	// Hiding is per help: the flags stay accepted everywhere.
+	if cli := parse(t, "fakeprovider", "--redis-addr", "10.0.0.1:6379"); cli.RedisAddr != "10.0.0.1:6379" {
+		t.Fatalf("--redis-addr on fakeprovider: %q", cli.RedisAddr)
+	}
+}
+
+// A refused command line is one line, with the one prefix, naming the help
+// to read; settings the code would quietly replace are refused.
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		give []string
+		want string
+	}{
+		{[]string{"sendd"}, `pushpipe: unexpected argument sendd, did you mean "send"? (see pushpipe --help)`},
+		{[]string{"send", "--app", "a"}, "pushpipe: missing flags: --channel=CHANNEL (see pushpipe send --help)"},
+		{[]string{"dlq", "list", "--bogus"}, "pushpipe: unknown flag --bogus (see pushpipe dlq list --help)"},
+		{[]string{"--log-level", "verbose", "status"}, `"verbose" is not debug, info, warn or error`},
+		{[]string{"split", "--claim-idle", "0s"}, "--claim-idle must be a positive duration"},
+		{[]string{"ingest", "--shutdown-timeout=-1s"}, "--shutdown-timeout must be a positive duration"},
+		{[]string{"status", "--interval", "0s"}, "--interval must be a positive duration"},
+		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
+		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},
+	}
+	for _, tt := range tests {
+		k, err := kong.New(&CLI{}, options()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = k.Parse(tt.give)
+		if err == nil {
+			t.Errorf("pushpipe %s: accepted", strings.Join(tt.give, " "))
+			continue
+		}
+		msg := usageError(err)
+		if !strings.Contains(msg, tt.want) || strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "pushpipe: ") ||
+			strings.Contains(msg, "pushpipe: error") || !strings.HasSuffix(msg, "--help)") {
+			t.Errorf("pushpipe %s: %q, want one line with %q and the help to read", strings.Join(tt.give, " "), msg, tt.want)
+		}
+	}
+	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"--log-level", "debug", "migrate"}} {
+		parse(t, ok...)
+	}
+}

@@ -1,0 +1,387 @@
+package api
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
+)
+
+// loadOpenAPI parses and validates the embedded document.
+func loadOpenAPI(t *testing.T) (*openapi3.T, routers.Router) {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(openAPI)
+	if err != nil {
+		t.Fatalf("stages/api/openapi.json does not parse: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("stages/api/openapi.json is not a valid OpenAPI 3 document: %v", err)
+	}
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc, router
+}
+
+// TestOpenAPIListsEveryRoute: the route table and the document name the same
+// operations, so a route added to routes() without its reference (or a
+// reference left behind by a removed route) fails here, saying what to add.
+func TestOpenAPIListsEveryRoute(t *testing.T) {
+	doc, _ := loadOpenAPI(t)
+	documented := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			documented[method+" "+path] = true
+		}
+	}
+	s := New(Config{Log: zerolog.Nop(), Auth: Auth{Insecure: true}})
+	routed := map[string]bool{}
+	for _, rt := range s.routes() {
+		if notAPI[rt.pattern] != "" {
+			continue
+		}
+		routed[rt.pattern] = true
+		if !strings.Contains(rt.pattern, " ") {
+			t.Errorf("route %q (stages/api/server.go routes()) answers every method: give it its method (\"GET %s\") and document it in stages/api/openapi.json, "+
+				"or, if it is not part of the JSON API, list it in notAPI (openapi_test.go) with the reason", rt.pattern, rt.pattern)
+			continue
+		}
+		if !documented[rt.pattern] {
+			method, path, _ := strings.Cut(rt.pattern, " ")
+			t.Errorf("route %q (stages/api/server.go routes()) has no operation in stages/api/openapi.json: add "+
+				`paths[%q].%s with its parameters, request body and every status it answers, then a call for each `+
+				"status to openapiCalls (openapi_test.go) and the route to docs/API.md", rt.pattern, path, strings.ToLower(method))
+		}
+	}
+	for op := range documented {
+		if !routed[op] {
+			t.Errorf("stages/api/openapi.json documents %q, which routes() does not serve: remove it or add the route", op)
+		}
+	}
+}
+
+// TestOpenAPISchemasMatchTheCode: each documented body has exactly the
+// fields of the Go type the server decodes it into (or encodes it from),
+// so a field added to a request or answer without its documentation fails
+// here.
+func TestOpenAPISchemasMatchTheCode(t *testing.T) {
+	doc, _ := loadOpenAPI(t)
+	for name, v := range map[string]any{
+		"Device":          deviceRequest{},
+		"Preferences":     preferencesRequest{},
+		"CampaignRequest": campaignRequest{},
+		"Notification":    notificationRequest{},
+		"CampaignStatus":  campaign.Report{},
+	} {
+		ref := doc.Components.Schemas[name]
+		if ref == nil {
+			t.Errorf("stages/api/openapi.json has no schema %s", name)
+			continue
+		}
+		documented := slices.Sorted(maps.Keys(ref.Value.Properties))
+		var fields []string
+		typ := reflect.TypeOf(v)
+		for i := range typ.NumField() {
+			tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			if tag != "" && tag != "-" {
+				fields = append(fields, tag)
+			}
+		}
+		slices.Sort(fields)
+		if !slices.Equal(documented, fields) {
+			t.Errorf("schema %s in stages/api/openapi.json has fields %v, the Go type %s has %v: document every field (type, limits, meaning), then go generate ./stages/api",
+				name, documented, typ, fields)
+		}
+	}
+}
+
+// notAPI are the routes that are not part of the JSON API, and why: the
+// OpenAPI document leaves them out.
+var notAPI = map[string]string{
+	"/ui/": "the operator console: HTML pages and their assets for a browser, under one prefix",
+}
+
+// apiCall is one request of the conformance test and the status it must
+// get. req says what the document must think of the request: valid (it
+// conforms), invalid (the document refuses it too: the constraint the
+// server enforces is written down), or unchecked (the server's refusal is
+// not a schema matter: a size, a Content-Type, a rule across fields).
+type apiCall struct {
+	name        string
+	server      string // "" the main server; "limited": app keys at 1 write/1000 s, burst 2; "nodb": no PostgreSQL
+	method      string
+	path        string
+	body        string
+	token       string // "" sends none
+	contentType string // default application/json
+	req         reqKind
+	status      int
+}
+
+type reqKind int
+
+const (
+	valid reqKind = iota
+	invalid
+	unchecked
+)
+
+const (
+	oaToken  = "operator-token-0123456789"
+	oaKey    = "news-app-key-0123456789"
+	oaApp    = "com.example.news"
+	oaIOS    = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
+	oaDevice = `{"app":"com.example.news","platform":"ios","token":"` + oaIOS + `","user_id":42,"locale":"en-US"}`
+	oaOther  = `{"app":"com.example.other","platform":"android","token":"fcm:tok-1","user_id":43}`
+	oaCamp   = `{"id":"oa-1","app":"com.example.news","channels":["breaking"],"category":"alerts",` +
+		`"notification":{"title":"Hi","body":"There","data":{"url":"https://example.com"}},"ttl_seconds":600}`
+)
+
+// openapiCalls calls every route for its success and each error status it
+// documents, in order (later calls rely on earlier ones: the campaign
+// exists, the limited key's burst is spent).
+var openapiCalls = []apiCall{
+	// POST /v1/devices
+	{name: "register", method: "POST", path: "/v1/devices", body: oaDevice, token: oaKey, status: 202},
+	{name: "register as operator", method: "POST", path: "/v1/devices", body: oaOther, token: oaToken, status: 202},
+	{name: "register no token", method: "POST", path: "/v1/devices", body: oaDevice, req: unchecked, status: 401},
+	{name: "register bad platform", method: "POST", path: "/v1/devices", body: strings.Replace(oaDevice, `"ios"`, `"web"`, 1), token: oaKey, req: invalid, status: 400},
+	{name: "register unknown field", method: "POST", path: "/v1/devices", body: strings.Replace(oaDevice, `"locale"`, `"Locale"`, 1), token: oaKey, req: invalid, status: 400},
+	{name: "register user 0", method: "POST", path: "/v1/devices", body: strings.Replace(oaDevice, `42`, `0`, 1), token: oaKey, req: invalid, status: 400},
+	{name: "register other app", method: "POST", path: "/v1/devices", body: oaOther, token: oaKey, status: 403},
+	{name: "register too large", method: "POST", path: "/v1/devices", body: strings.Repeat(" ", deviceBody+1), token: oaKey, req: unchecked, status: 413},
+	{name: "register text", method: "POST", path: "/v1/devices", body: oaDevice, token: oaKey, contentType: "text/plain", req: unchecked, status: 415},
+	{name: "batch over burst", server: "limited", method: "POST", path: "/v1/devices/batch", body: "[" + oaDevice + "," + oaDevice + "," + oaDevice + "]", token: oaKey, req: unchecked, status: 413},
+	{name: "spend the burst", server: "limited", method: "POST", path: "/v1/devices/batch", body: "[" + oaDevice + "," + oaDevice + "]", token: oaKey, status: 202},
+	{name: "register limited", server: "limited", method: "POST", path: "/v1/devices", body: oaDevice, token: oaKey, status: 429},
+	// POST /v1/devices/batch
+	{name: "batch", method: "POST", path: "/v1/devices/batch", body: "[" + oaDevice + "," + oaDevice + "]", token: oaKey, status: 202},
+	{name: "batch no token", method: "POST", path: "/v1/devices/batch", body: "[" + oaDevice + "]", req: unchecked, status: 401},
+	{name: "batch empty", method: "POST", path: "/v1/devices/batch", body: "[]", token: oaKey, req: invalid, status: 400},
+	{name: "batch not an array", method: "POST", path: "/v1/devices/batch", body: oaDevice, token: oaKey, req: invalid, status: 400},
+	{name: "batch other app", method: "POST", path: "/v1/devices/batch", body: "[" + oaDevice + "," + oaOther + "]", token: oaKey, status: 403},
+	{name: "batch text", method: "POST", path: "/v1/devices/batch", body: "[" + oaDevice + "]", token: oaKey, contentType: "text/plain", req: unchecked, status: 415},
+	{name: "batch limited", server: "limited", method: "POST", path: "/v1/devices/batch", body: "[" + oaDevice + "]", token: oaKey, status: 429},
+	// DELETE /v1/devices/{app}/{token}
+	{name: "delete", method: "DELETE", path: "/v1/devices/" + oaApp + "/" + oaIOS, token: oaKey, status: 202},
+	{name: "delete no token", method: "DELETE", path: "/v1/devices/" + oaApp + "/" + oaIOS, req: unchecked, status: 401},
+	{name: "delete bad token", method: "DELETE", path: "/v1/devices/" + oaApp + "/bad%20token", token: oaKey, req: unchecked, status: 400},
+	{name: "delete other app", method: "DELETE", path: "/v1/devices/com.example.other/fcm:tok-1", token: oaKey, status: 403},
+	{name: "delete limited", server: "limited", method: "DELETE", path: "/v1/devices/" + oaApp + "/" + oaIOS, token: oaKey, status: 429},
+	// PUT and DELETE /v1/channels/{channel}/subscribers/{user_id}
+	{name: "subscribe", method: "PUT", path: "/v1/channels/breaking/subscribers/42", token: oaToken, status: 204},
+	{name: "subscribe no token", method: "PUT", path: "/v1/channels/breaking/subscribers/42", req: unchecked, status: 401},
+	{name: "subscribe bad user", method: "PUT", path: "/v1/channels/breaking/subscribers/x42", token: oaToken, req: invalid, status: 400},
+	{name: "subscribe bad channel", method: "PUT", path: "/v1/channels/a%20b/subscribers/42", token: oaToken, req: invalid, status: 400},
+	{name: "subscribe as app", method: "PUT", path: "/v1/channels/breaking/subscribers/42", token: oaKey, status: 403},
+	{name: "subscribe no database", server: "nodb", method: "PUT", path: "/v1/channels/breaking/subscribers/42", token: oaToken, status: 503},
+	{name: "unsubscribe", method: "DELETE", path: "/v1/channels/breaking/subscribers/42", token: oaToken, status: 204},
+	{name: "unsubscribe no token", method: "DELETE", path: "/v1/channels/breaking/subscribers/42", req: unchecked, status: 401},
+	{name: "unsubscribe bad user", method: "DELETE", path: "/v1/channels/breaking/subscribers/-1", token: oaToken, req: invalid, status: 400},
+	{name: "unsubscribe as app", method: "DELETE", path: "/v1/channels/breaking/subscribers/42", token: oaKey, status: 403},
+	{name: "unsubscribe no database", server: "nodb", method: "DELETE", path: "/v1/channels/breaking/subscribers/42", token: oaToken, status: 503},
+	// PUT /v1/users/{user_id}/preferences
+	{name: "mute", method: "PUT", path: "/v1/users/42/preferences", body: `{"muted_channels":["sport"],"muted_categories":["promo"]}`, token: oaToken, status: 204},
+	{name: "mute no token", method: "PUT", path: "/v1/users/42/preferences", body: `{}`, req: unchecked, status: 401},
+	{name: "mute bad name", method: "PUT", path: "/v1/users/42/preferences", body: `{"muted_channels":["a b"]}`, token: oaToken, req: invalid, status: 400},
+	{name: "mute bad user", method: "PUT", path: "/v1/users/0/preferences", body: `{}`, token: oaToken, req: invalid, status: 400},
+	{name: "mute as app", method: "PUT", path: "/v1/users/42/preferences", body: `{}`, token: oaKey, status: 403},
+	{name: "mute too large", method: "PUT", path: "/v1/users/42/preferences", body: strings.Repeat(" ", preferencesBody+1), token: oaToken, req: unchecked, status: 413},
+	{name: "mute text", method: "PUT", path: "/v1/users/42/preferences", body: `{}`, token: oaToken, contentType: "text/plain", req: unchecked, status: 415},
+	// POST /v1/campaigns
+	{name: "campaign", method: "POST", path: "/v1/campaigns", body: oaCamp, token: oaToken, status: 201},
+	{name: "campaign again", method: "POST", path: "/v1/campaigns", body: oaCamp, token: oaToken, status: 200},
+	{name: "campaign other content", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"Hi"`, `"Hello"`, 1), token: oaToken, status: 409},
+	{name: "campaign no token", method: "POST", path: "/v1/campaigns", body: oaCamp, req: unchecked, status: 401},
+	{name: "campaign no channels", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `["breaking"]`, `[]`, 1), token: oaToken, req: invalid, status: 400},
+	{name: "campaign no notification", method: "POST", path: "/v1/campaigns", body: `{"app":"a","channels":["x"]}`, token: oaToken, req: invalid, status: 400},
+	{name: "campaign empty notification", method: "POST", path: "/v1/campaigns", body: `{"app":"a","channels":["x"],"notification":{}}`, token: oaToken, req: unchecked, status: 400},
+	{name: "campaign as app", method: "POST", path: "/v1/campaigns", body: oaCamp, token: oaKey, status: 403},
+	{name: "campaign too large", method: "POST", path: "/v1/campaigns", body: strings.Repeat(" ", campaignBody+1), token: oaToken, req: unchecked, status: 413},
+	{name: "campaign text", method: "POST", path: "/v1/campaigns", body: oaCamp, token: oaToken, contentType: "text/plain", req: unchecked, status: 415},
+	{name: "campaign no database", server: "nodb", method: "POST", path: "/v1/campaigns", body: oaCamp, token: oaToken, status: 503},
+	// GET /v1/campaigns/{id}
+	{name: "progress", method: "GET", path: "/v1/campaigns/oa-1", token: oaToken, status: 200},
+	{name: "progress no token", method: "GET", path: "/v1/campaigns/oa-1", req: unchecked, status: 401},
+	{name: "progress as app", method: "GET", path: "/v1/campaigns/oa-1", token: oaKey, status: 403},
+	{name: "progress unknown", method: "GET", path: "/v1/campaigns/nope", token: oaToken, status: 404},
+	{name: "progress no database", server: "nodb", method: "GET", path: "/v1/campaigns/oa-1", token: oaToken, status: 503},
+	// GET /v1/openapi.json
+	{name: "reference", method: "GET", path: "/v1/openapi.json", token: oaKey, status: 200},
+	{name: "reference no token", method: "GET", path: "/v1/openapi.json", req: unchecked, status: 401},
+}
+
+// notCalled are the statuses a route may document without a call here, and
+// where they are tested instead.
+var notCalled = map[int]string{
+	408: "needs a client slower than the read timeout: limits_test.go",
+	500: "needs a PostgreSQL that refuses a write for another reason than a bad value",
+	503: "for Redis: needs Redis to go away mid-test (devices_test.go, the drills); the body budget: body_test.go",
+}
+
+// TestOpenAPIConformance calls every route against real servers (Redis,
+// PostgreSQL) and validates each request and answer against the document
+// with kin-openapi's openapi3filter; then it checks that every route had a
+// call for each status it documents.
+func TestOpenAPIConformance(t *testing.T) {
+	doc, router := loadOpenAPI(t)
+	auth := Auth{AdminToken: oaToken, AppKeys: map[string]string{oaApp: oaKey, "com.example.other": "other-app-key-0123456789"}}
+	servers := map[string]*openapiServer{
+		"":        newOpenAPIServer(t, Config{Auth: auth}, true),
+		"limited": newOpenAPIServer(t, Config{Auth: auth, DeviceWriteRate: 0.001, DeviceWriteBurst: 2}, true),
+		"nodb":    newOpenAPIServer(t, Config{Auth: auth}, false),
+	}
+	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true, MultiError: true}
+	called := map[string]map[int]bool{} // route pattern → statuses seen
+	for _, c := range openapiCalls {
+		srv := servers[c.server]
+		req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+		req.Header.Set("Content-Type", cmp.Or(c.contentType, "application/json"))
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		_, pattern := srv.s.mux.Handler(req)
+		route, params, err := router.FindRoute(req)
+		if err != nil {
+			t.Errorf("%s: %s %s has no operation in stages/api/openapi.json: %v", c.name, c.method, c.path, err)
+			continue
+		}
+		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
+		reqErr := openapi3filter.ValidateRequest(context.Background(), in)
+		switch {
+		case c.req == valid && reqErr != nil:
+			t.Errorf("%s: the request does not conform to stages/api/openapi.json: %v", c.name, reqErr)
+		case c.req == invalid && reqErr == nil:
+			t.Errorf("%s: the server refuses this request (%d) but stages/api/openapi.json allows it: document the constraint", c.name, c.status)
+		}
+		status, header, body := srv.do(t, c)
+		if status != c.status {
+			t.Errorf("%s: %s %s answered %d %s, want %d", c.name, c.method, c.path, status, body, c.status)
+		}
+		if called[pattern] == nil {
+			called[pattern] = map[int]bool{}
+		}
+		called[pattern][status] = true
+		in.Request = httptest.NewRequest(c.method, c.path, nil) // the body was read by validation
+		resp := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: status, Header: header, Options: opts}
+		resp.SetBodyBytes(body)
+		if err := openapi3filter.ValidateResponse(context.Background(), resp); err != nil {
+			t.Errorf("%s: the %d answer does not conform to stages/api/openapi.json: %v\n%s", c.name, status, err, body)
+		}
+	}
+	for _, rt := range servers[""].s.routes() {
+		if notAPI[rt.pattern] != "" {
+			continue
+		}
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		op := doc.Paths.Find(path)
+		if op == nil || op.GetOperation(method) == nil {
+			continue // TestOpenAPIListsEveryRoute says what to add
+		}
+		seen := called[rt.pattern]
+		if len(seen) == 0 {
+			t.Errorf("route %q has no call in openapiCalls (stages/api/openapi_test.go): add one for its success and one for each error status it documents", rt.pattern)
+			continue
+		}
+		for code := range op.GetOperation(method).Responses.Map() {
+			n, err := strconv.Atoi(code)
+			if err != nil || seen[n] || notCalled[n] != "" {
+				continue
+			}
+			t.Errorf("route %q documents %d but no call in openapiCalls (stages/api/openapi_test.go) gets it: add one (or remove the status from the document)", rt.pattern, n)
+		}
+	}
+}
+
+// TestUnknownRouteNamesTheReference: an authenticated request to a path or
+// method the API does not serve is told where the routes are listed.
+func TestUnknownRouteNamesTheReference(t *testing.T) {
+	srv := newOpenAPIServer(t, Config{Auth: Auth{AdminToken: oaToken}}, false)
+	for _, c := range []apiCall{
+		{method: "PUT", path: "/v1/channels/breaking/subscribers", token: oaToken},
+		{method: "POST", path: "/v1/subscribe", token: oaToken},
+		{method: "GET", path: "/v1/devices", token: oaToken},
+	} {
+		status, _, body := srv.do(t, c)
+		if status != http.StatusNotFound || !bytes.Contains(body, []byte("GET /v1/openapi.json")) {
+			t.Errorf("%s %s: %d %s, want 404 naming GET /v1/openapi.json", c.method, c.path, status, body)
+		}
+	}
+}
+
+type openapiServer struct {
+	s   *Server
+	url string
+}
+
+// newOpenAPIServer serves the API with cfg's auth and limits on real Redis
+// and, withDB, a migrated PostgreSQL database of its own.
+func newOpenAPIServer(t *testing.T, cfg Config, withDB bool) *openapiServer {
+	t.Helper()
+	rdb, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	var db *pgxpool.Pool
+	if withDB {
+		url := pipelinetest.DatabaseT(t, env.Postgres)
+		if err := schema.Migrate(t.Context(), url); err != nil {
+			t.Fatal(err)
+		}
+		if db, err = pgxpool.New(context.Background(), url); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
+	}
+	cfg.Redis, cfg.DB, cfg.Log = rdb, db, zerolog.Nop()
+	cfg.Keys = pipeline.NewKeys("oa"+strconv.FormatUint(rand.Uint64(), 36), 16)
+	s := New(cfg)
+	hs := httptest.NewServer(s)
+	t.Cleanup(hs.Close)
+	return &openapiServer{s: s, url: hs.URL}
+}
+
+func (o *openapiServer) do(t *testing.T, c apiCall) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(c.method, o.url+c.path, strings.NewReader(c.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", cmp.Or(c.contentType, "application/json"))
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
+}
