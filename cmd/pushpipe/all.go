@@ -46,15 +46,9 @@ func (c *AllCmd) stages() map[string]stage {
 }
 
 // Validate checks the stage flags and deliver's, which every stage here
-// shares, and the webhook's when it is to run.
+// shares.
 func (c *AllCmd) Validate() error {
-	var hook error
-	if c.Webhook.URL != "" {
-		if err := c.Webhook.check(); err != nil {
-			hook = fmt.Errorf("webhook: %w", err)
-		}
-	}
-	return errors.Join(c.StageFlags.Validate(), c.DeliverFlags.check(), hook)
+	return errors.Join(c.StageFlags.Validate(), c.DeliverFlags.check())
 }
 
 // Run serves until SIGTERM.
@@ -76,6 +70,12 @@ func (c *AllCmd) Run(g *Globals) error {
 	for _, def := range pipeline.Stages {
 		if _, ok := stages[def.Name]; !ok && !def.Optional {
 			return fmt.Errorf("all: stage %s of the stage table is not wired", def.Name)
+		}
+	}
+	if _, ok := stages["webhook"]; ok {
+		// Its URL and secret file, before anything connects.
+		if err := c.Webhook.check(); err != nil {
+			return fmt.Errorf("all: webhook: %w", err)
 		}
 	}
 	// The API shares the stages' clients and pool.
