@@ -144,6 +144,10 @@ func (k Keys) RateLimit(provider, app string) string {
 	return k.Prefix + ":{rl:" + provider + ":" + app + "}:window"
 }
 
+// RateCap is the key of a cluster-wide cap on events per second shared by
+// every process of a stage (RateCap in ratecap.go): the webhook's --rate.
+func (k Keys) RateCap(name string) string { return k.Prefix + ":{cap:" + name + "}:window" }
+
 // UserPartition is DESIGN's p = (user_id / bucket) mod P.
 func (k Keys) UserPartition(userID int64) int {
 	b, u := k.bucketOf(userID)
