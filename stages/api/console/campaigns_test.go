@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -60,10 +61,22 @@ func (b *bed) startStages(users int64, tps int) {
 // and on its own page; the pipeline page shows the stages' consumers.
 func TestNewCampaignRunsToDone(t *testing.T) {
 	b := newBed(t)
-	// 2,000 users at 200 sends/s per provider: several seconds of
+	// 2,000 users at 100 sends/s per provider: over ten seconds of
 	// sending, so the one-second refreshes see it under way.
-	b.startStages(2000, 200)
+	b.startStages(2000, 100)
 	b.signIn()
+	// The list in a second tab, open before the campaign exists (opening a
+	// tab on a loaded machine can take longer than the campaign), while
+	// this one creates it and stays on its page (its chart samples every
+	// refresh).
+	list := b.secondTab()
+	inList := func(actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(list, actions...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inList(chromedp.Navigate(b.url + "/ui/campaigns"))
 	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
 		chromedp.SendKeys(chromedp.ID("app"), app),
 		chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
@@ -76,25 +89,15 @@ func TestNewCampaignRunsToDone(t *testing.T) {
 		chromedp.Click(chromedp.ID("create")),
 		waitJS(`location.pathname === "/ui/campaigns/launch-1" && document.querySelector("p.notice") !== null`),
 	)
-	// The list in a second tab while this one stays on the campaign's page
-	// (its chart samples every refresh).
-	list := b.secondTab()
-	inList := func(actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(list, actions...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	inList(chromedp.Navigate(b.url+"/ui/campaigns"),
-		waitJS(`(() => { const c = document.querySelector('[data-campaign="launch-1"]');
+	inList(waitJS(`(() => { const c = document.querySelector('[data-campaign="launch-1"]');
 			return c && c.dataset.state === "running" && c.querySelector("progress").value > 0 && c.querySelector("progress").value < 1000 })()`))
 	b.run(waitJS(`document.getElementById("state").textContent === "done" && document.querySelector("#chart canvas") !== null`))
 	inList(waitJS(`(() => { const c = document.querySelector('[data-campaign="launch-1"]');
 			return c && c.dataset.state === "done" && c.querySelector("progress").value === 1000 &&
 				c.querySelector(".sent").textContent === "2,000" })()`))
 	inList(chromedp.Navigate(b.url+"/ui/pipeline"),
-		waitJS(`document.querySelectorAll('section[data-stage]').length === 5 &&
-			document.querySelector('section[data-stage="deliver"] .consumer') !== null`))
+		waitJS(fmt.Sprintf(`document.querySelectorAll('section[data-stage]').length === %d &&
+			document.querySelector('section[data-stage="deliver"] .consumer') !== null`, len(pipeline.Stages))))
 	b.measure(list)
 	rep, err := campaign.Progress(context.Background(), b.rdb, b.db, b.keys, "launch-1")
 	if err != nil || rep.Sent != 2000 {
