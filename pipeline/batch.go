@@ -25,6 +25,7 @@ type Message struct {
 type Batch struct {
 	Stream    string // the partition key the entries came from
 	Partition int
+	Lane      Lane // the lane of Stream: a stage emits into the same lane downstream
 	Entries   []Entry
 
 	emits   []Message

@@ -10,7 +10,7 @@ import (
 // claimLoop takes over entries that sat in any consumer's pending list longer
 // than ClaimIdle (that consumer died or hung), dead-letters those delivered
 // more than MaxDeliveries times, and hands the rest to the workers.
-func (r *Runner) claimLoop(ctx context.Context, work chan<- *Batch) {
+func (r *Runner) claimLoop(ctx context.Context, work queues) {
 	interval := max(r.opts.ClaimIdle/4, 100*time.Millisecond)
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -20,16 +20,18 @@ func (r *Runner) claimLoop(ctx context.Context, work chan<- *Batch) {
 			return
 		case <-t.C:
 		}
-		for _, p := range r.opts.Partitions {
-			if err := r.claimPartition(ctx, p, work); err != nil && ctx.Err() == nil {
-				r.log.Warn().Err(err).Int("partition", p).Msg("claim failed")
+		for _, l := range r.lanes() {
+			for _, p := range r.opts.Partitions {
+				if err := r.claimPartition(ctx, l, p, work.of(l)); err != nil && ctx.Err() == nil {
+					r.log.Warn().Err(err).Str("lane", l.String()).Int("partition", p).Msg("claim failed")
+				}
 			}
 		}
 	}
 }
 
-func (r *Runner) claimPartition(ctx context.Context, p int, work chan<- *Batch) error {
-	stream := r.keys.Stream(r.opts.Stream, p)
+func (r *Runner) claimPartition(ctx context.Context, l Lane, p int, work chan<- *Batch) error {
+	stream := r.stream(l, p)
 	cursor := "0-0"
 	// Bounded: a partition with a huge backlog is finished on the next tick.
 	for range 100 {
@@ -43,13 +45,13 @@ func (r *Runner) claimPartition(ctx context.Context, p int, work chan<- *Batch) 
 			r.log.Warn().Str("stream", stream).Int("count", len(deleted)).Msg("pending entries were deleted before processing")
 		}
 		if len(entries) > 0 {
-			r.metrics.claimed(r.opts.Stage, p, len(entries))
+			r.metrics.claimed(r.label(l), p, len(entries))
 			live, err := r.dropExhausted(ctx, stream, entries)
 			if err != nil {
 				return err
 			}
 			if len(live) > 0 {
-				if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Entries: live}) {
+				if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: live}) {
 					return nil
 				}
 			}

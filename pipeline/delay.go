@@ -113,33 +113,41 @@ func (r *Runner) delayLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, p := range r.opts.Partitions {
-			for ctx.Err() == nil {
-				n, err := r.release(ctx, p)
-				if err != nil {
-					if ctx.Err() == nil {
-						r.log.Warn().Err(err).Int("partition", p).Msg("releasing delayed entries failed; retrying")
-					}
-					break
-				}
-				if n < releaseBatch {
-					break
-				}
+		for _, l := range r.lanes() {
+			for _, p := range r.opts.Partitions {
+				r.releaseAll(ctx, l, p)
 			}
 		}
 	}
 }
 
-// release moves the due delayed entries of partition p into the stream.
-func (r *Runner) release(ctx context.Context, p int) (int, error) {
-	stream := r.keys.Stream(r.opts.Stream, p)
+// releaseAll moves every due delayed entry of lane l in partition p, a
+// releaseBatch at a time.
+func (r *Runner) releaseAll(ctx context.Context, l Lane, p int) {
+	for ctx.Err() == nil {
+		n, err := r.release(ctx, l, p)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn().Err(err).Int("partition", p).Msg("releasing delayed entries failed; retrying")
+			}
+			return
+		}
+		if n < releaseBatch {
+			return
+		}
+	}
+}
+
+// release moves the due delayed entries of lane l in partition p into its stream.
+func (r *Runner) release(ctx context.Context, l Lane, p int) (int, error) {
+	stream := r.stream(l, p)
 	n, err := releaseScript.Exec(ctx, r.rdb, []string{DelayedKey(stream), stream},
 		[]string{strconv.Itoa(releaseBatch)}).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("release delayed entries of %s: %w", stream, err)
 	}
 	if n > 0 {
-		r.metrics.released(r.opts.Stage, p, int(n))
+		r.metrics.released(r.label(l), p, int(n))
 	}
 	return int(n), nil
 }

@@ -25,6 +25,12 @@
 //     stopping (Batch.Stopping); takes over idle entries of dead consumers
 //     with XAUTOCLAIM; dead-letters entries delivered too often (dlq.go).
 //     Handler (batch.go) is the one-method contract a stage implements.
+//   - Lanes (lanes.go): a row with Express (dedupe, deliver) also reads an
+//     express stream per partition (dedupe-express, deliver-express) with
+//     read loops and handlers of its own, so a message (priority "high")
+//     never waits behind a bulk campaign's batches; Batch.Lane tells a
+//     handler which lane to emit into (dedupe) or to reserve for (deliver).
+//     Claims, trims, delayed entries, status, replay and the DLQ cover both.
 //   - Entry codecs (entries.go, devices.Event): one type per stream's entries,
 //     used by the stage that writes them and the one that reads them.
 //   - Trimming (trim.go, bound.go): nothing is trimmed before every group

@@ -17,16 +17,21 @@ func (r *Runner) maintainLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		streams := make([]string, len(r.opts.Partitions))
-		for i, p := range r.opts.Partitions {
-			streams[i] = r.keys.Stream(r.opts.Stream, p)
+		var streams, labels []string
+		var parts []int
+		for _, l := range r.lanes() {
+			for _, p := range r.opts.Partitions {
+				streams = append(streams, r.stream(l, p))
+				labels = append(labels, r.label(l))
+				parts = append(parts, p)
+			}
 		}
 		if groups, err := StreamGroups(ctx, r.rdb, streams); err == nil {
 			for i, gs := range groups {
 				for _, g := range gs {
 					if g.Name == r.opts.Group {
-						r.metrics.Lag.WithLabelValues(r.opts.Stage, part(r.opts.Partitions[i])).Set(float64(max(g.Lag, 0)))
-						r.metrics.Pending.WithLabelValues(r.opts.Stage, part(r.opts.Partitions[i])).Set(float64(g.Pending))
+						r.metrics.Lag.WithLabelValues(labels[i], part(parts[i])).Set(float64(max(g.Lag, 0)))
+						r.metrics.Pending.WithLabelValues(labels[i], part(parts[i])).Set(float64(g.Pending))
 					}
 				}
 			}
@@ -43,7 +48,7 @@ func (r *Runner) maintainLoop(ctx context.Context) {
 					r.log.Warn().Err(err).Str("stream", s).Msg("trim failed")
 					continue
 				}
-				r.metrics.Trimmed.WithLabelValues(r.opts.Stage, part(r.opts.Partitions[i])).Add(float64(n))
+				r.metrics.Trimmed.WithLabelValues(labels[i], part(parts[i])).Add(float64(n))
 			}
 		}
 	}

@@ -19,19 +19,24 @@ import (
 
 // Options configure a stage's consumer-group runner.
 type Options struct {
-	Stage           string        // the stage's name: metrics label and default group
-	Stream          string        // the logical input stream (StreamDedupe...)
-	Group           string        // consumer group, default Stage
-	Consumer        string        // consumer name, default host-pid
-	Partitions      []int         // partitions to serve, default all
-	Concurrency     int           // handlers running at once, default 4
-	BatchSize       int           // XREADGROUP COUNT, default 100
-	Block           time.Duration // XREADGROUP BLOCK, default 2s
-	ClaimIdle       time.Duration // take over entries idle this long, default 30s
-	MaxDeliveries   int64         // dead-letter after this many deliveries, default 10
-	ShutdownTimeout time.Duration // finish in-flight batches within this, default 10s
-	Retention       time.Duration // trim acknowledged entries older than this, default 24h; <0 disables
-	RetryFor        time.Duration // retry a failing batch in-process this long before leaving it for a claim, default ClaimIdle/2
+	Stage   string // the stage's name: metrics label and default group
+	Stream  string // the logical input stream (StreamDedupe...): its bulk lane
+	Express bool   // also read the express lane, Express.Stream(Stream), first
+	// ExpressConcurrency is how many handlers take express batches only, on
+	// top of Concurrency (whose handlers take an express batch before a bulk
+	// one), default max(1, Concurrency/2). Only with Express.
+	ExpressConcurrency int
+	Group              string        // consumer group, default Stage
+	Consumer           string        // consumer name, default host-pid
+	Partitions         []int         // partitions to serve, default all
+	Concurrency        int           // handlers running at once, default 4
+	BatchSize          int           // XREADGROUP COUNT, default 100
+	Block              time.Duration // XREADGROUP BLOCK, default 2s
+	ClaimIdle          time.Duration // take over entries idle this long, default 30s
+	MaxDeliveries      int64         // dead-letter after this many deliveries, default 10
+	ShutdownTimeout    time.Duration // finish in-flight batches within this, default 10s
+	Retention          time.Duration // trim acknowledged entries older than this, default 24h; <0 disables
+	RetryFor           time.Duration // retry a failing batch in-process this long before leaving it for a claim, default ClaimIdle/2
 	// KeepEvery is how often a batch in progress is kept claimed and checked
 	// to be still ours (Batch.Lost), default ClaimIdle/3 but at most 250ms:
 	// it bounds how long a handler goes on working for entries another
@@ -54,6 +59,9 @@ func (o *Options) defaults() {
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
+	}
+	if o.ExpressConcurrency <= 0 {
+		o.ExpressConcurrency = max(1, o.Concurrency/2)
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 100
@@ -143,10 +151,19 @@ func (r *Runner) Run(ctx context.Context) error {
 	})
 	defer stop()
 
-	work := make(chan *Batch) // unbuffered: readers read only when a handler is free
+	// Unbuffered: readers read only when a handler is free, so nothing read
+	// waits in the process for a handler. Each lane has its own queue and
+	// read loops: a bulk batch read (or waiting to be handed over) never
+	// stands in front of an express one. Express batches also have handlers
+	// of their own (ExpressConcurrency): with every shared handler busy on a
+	// long bulk batch (deliver under its rate cap), an express entry is still
+	// read and handled at once. Shared handlers take express first.
+	work := queues{bulk: make(chan *Batch), express: make(chan *Batch)}
 	var readers, workers sync.WaitGroup
-	for _, p := range r.opts.Partitions {
-		readers.Go(func() { r.readLoop(ctx, p, work) })
+	for _, l := range r.lanes() {
+		for _, p := range r.opts.Partitions {
+			readers.Go(func() { r.readLoop(ctx, l, p, work.of(l)) })
+		}
 	}
 	readers.Go(func() { r.claimLoop(ctx, work) })
 	readers.Go(func() { r.maintainLoop(ctx) })
@@ -155,26 +172,93 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	for range r.opts.Concurrency {
 		workers.Go(func() {
-			for b := range work {
+			for b := range work.next() {
 				r.process(workCtx, b)
 			}
 		})
 	}
+	if r.opts.Express {
+		for range r.opts.ExpressConcurrency {
+			workers.Go(func() {
+				for b := range work.express {
+					r.process(workCtx, b)
+				}
+			})
+		}
+	}
 	r.log.Info().Int("partitions", len(r.opts.Partitions)).Int("concurrency", r.opts.Concurrency).Msg("stage running")
 	readers.Wait()
-	close(work)
+	close(work.bulk)
+	close(work.express)
 	workers.Wait()
 	r.log.Info().Msg("stage stopped")
 	return nil
 }
 
 func (r *Runner) createGroups(ctx context.Context) error {
-	for _, p := range r.opts.Partitions {
-		if err := CreateGroup(ctx, r.rdb, r.keys.Stream(r.opts.Stream, p), r.opts.Group); err != nil {
-			return err
+	for _, l := range r.lanes() {
+		for _, p := range r.opts.Partitions {
+			if err := CreateGroup(ctx, r.rdb, r.stream(l, p), r.opts.Group); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// lanes are the lanes the runner reads, express first.
+func (r *Runner) lanes() []Lane {
+	if r.opts.Express {
+		return []Lane{Express, Bulk}
+	}
+	return []Lane{Bulk}
+}
+
+// stream is the partition key of lane l of the input in partition p.
+func (r *Runner) stream(l Lane, p int) string { return r.keys.Stream(l.Stream(r.opts.Stream), p) }
+
+// label is the metrics' stage label of lane l: the stage, or stage-express.
+func (r *Runner) label(l Lane) string { return l.Stream(r.opts.Stage) }
+
+// queues hand read batches to handlers, one per lane.
+type queues struct{ bulk, express chan *Batch }
+
+func (q queues) of(l Lane) chan *Batch {
+	if l == Express {
+		return q.express
+	}
+	return q.bulk
+}
+
+// next yields batches to a shared handler, an express one whenever one is
+// waiting, until both queues are closed.
+func (q queues) next() func(yield func(*Batch) bool) {
+	return func(yield func(*Batch) bool) {
+		bulk, express := q.bulk, q.express
+		for bulk != nil || express != nil {
+			var b *Batch
+			var ok bool
+			select {
+			case b, ok = <-express:
+			default:
+				select {
+				case b, ok = <-express:
+				case b, ok = <-bulk:
+					if !ok {
+						bulk = nil
+						continue
+					}
+				}
+			}
+			if !ok {
+				express = nil
+				continue
+			}
+			if !yield(b) {
+				return
+			}
+		}
+	}
 }
 
 // CreateGroup creates a consumer group at id 0 (never "$": entries written
@@ -191,8 +275,8 @@ func CreateGroup(ctx context.Context, c rueidis.Client, stream, group string) er
 }
 
 // readLoop reads new entries of one partition and hands them to the workers.
-func (r *Runner) readLoop(ctx context.Context, p int, work chan<- *Batch) {
-	stream := r.keys.Stream(r.opts.Stream, p)
+func (r *Runner) readLoop(ctx context.Context, l Lane, p int, work chan<- *Batch) {
+	stream := r.stream(l, p)
 	backoff := newBackoff(50*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
 		cmd := r.rdb.B().Xreadgroup().Group(r.opts.Group, r.opts.Consumer).Count(int64(r.opts.BatchSize)).
@@ -209,8 +293,8 @@ func (r *Runner) readLoop(ctx context.Context, p int, work chan<- *Batch) {
 		if len(entries) == 0 {
 			continue
 		}
-		r.metrics.read(r.opts.Stage, p, len(entries))
-		if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Entries: entries}) {
+		r.metrics.read(r.label(l), p, len(entries))
+		if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: entries}) {
 			return // read but never acked: they stay pending and are claimed later
 		}
 	}
@@ -316,7 +400,7 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 		b.reset()
 		start := time.Now()
 		err := r.h.Handle(ctx, b)
-		r.metrics.handled(r.opts.Stage, b.Partition, time.Since(start), err)
+		r.metrics.handled(r.label(b.Lane), b.Partition, time.Since(start), err)
 		var perm *PermanentError
 		if errors.As(err, &perm) {
 			for i := range b.Entries {
@@ -331,7 +415,7 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			}
 			acked, cerr := r.commit(ctx, b)
 			if cerr == nil {
-				r.metrics.acked(r.opts.Stage, b.Partition, int(acked))
+				r.metrics.acked(r.label(b.Lane), b.Partition, int(acked))
 				for i, e := range b.Entries {
 					if _, failed := b.failed[i]; !failed {
 						r.lastErr.Delete(e.ID)

@@ -26,6 +26,9 @@ type StageDef struct {
 	MaxDeliveries int64
 	// Replicas is how many processes the benchmark gives it on a 2-core box.
 	Replicas int
+	// Express is true for the stages with an express lane (lanes.go): they
+	// read Express.Stream(Stream) of a partition before Stream.
+	Express bool
 }
 
 // Stages is the stage table, in pipeline order. Why each default is what it
@@ -42,7 +45,7 @@ var Stages = []StageDef{
 	// PostgreSQL and Redis, so more handlers than cores keep both busy.
 	{Name: "resolve", Stream: StreamRanges, Batch: 2, Concurrency: 8, Campaign: true, DB: true, Replicas: 2},
 	// Entries carry up to ~2000 users each; one script call marks a read.
-	{Name: "dedupe", Stream: StreamDedupe, Batch: 50, Concurrency: 4, Campaign: true, Replicas: 1},
+	{Name: "dedupe", Stream: StreamDedupe, Batch: 50, Concurrency: 4, Campaign: true, Replicas: 1, Express: true},
 	// Entries carry up to ~1000 users each: a few per read keep a process's
 	// share of work small enough to hand over quickly.
 	// Retries wait in its delayed set. Its entries are long in flight (a
@@ -50,7 +53,7 @@ var Stages = []StageDef{
 	// many times; that is not poison (malformed entries are dead-lettered
 	// at once), hence more deliveries before the DLQ.
 	{Name: "deliver", Stream: StreamDeliver, Batch: 8, Concurrency: 4, Campaign: true, DB: true, Delays: true,
-		MaxDeliveries: 100, Replicas: 2},
+		MaxDeliveries: 100, Replicas: 2, Express: true},
 }
 
 // StageNamed returns the row of the stage called name.
@@ -63,30 +66,41 @@ func StageNamed(name string) (StageDef, bool) {
 	return StageDef{}, false
 }
 
-// StageOf is the stage (and consumer group) that reads a logical stream, or ""
-// for streams no stage consumes (results, dlq).
+// StageOf is the stage (and consumer group) that reads a logical stream,
+// either of its lanes, or "" for streams no stage consumes (results, dlq).
 func StageOf(stream string) string {
 	for _, s := range Stages {
-		if s.Stream == stream {
-			return s.Name
+		for _, in := range s.Inputs() {
+			if in == stream {
+				return s.Name
+			}
 		}
 	}
 	return ""
 }
 
-// StageStreams lists the streams a stage reads, in pipeline order: what
-// `pushpipe status` shows.
+// Inputs are the logical streams the stage reads, express lane first.
+func (s StageDef) Inputs() []string {
+	if s.Express {
+		return []string{Express.Stream(s.Stream), s.Stream}
+	}
+	return []string{s.Stream}
+}
+
+// StageStreams lists the streams the stages read, in pipeline order (a
+// stage's express lane before its bulk one): what `pushpipe status` shows
+// and claims, trims and replays cover.
 func StageStreams() []string {
-	out := make([]string, len(Stages))
-	for i, s := range Stages {
-		out[i] = s.Stream
+	var out []string
+	for _, s := range Stages {
+		out = append(out, s.Inputs()...)
 	}
 	return out
 }
 
 // Options are the runner options of the stage's row, for its defaults.
 func (s StageDef) Options() Options {
-	return Options{Stage: s.Name, Stream: s.Stream, BatchSize: s.Batch, Concurrency: s.Concurrency}
+	return Options{Stage: s.Name, Stream: s.Stream, Express: s.Express, BatchSize: s.Batch, Concurrency: s.Concurrency}
 }
 
 // Effective returns o with every default filled in, as NewRunner would: what

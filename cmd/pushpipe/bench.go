@@ -36,6 +36,12 @@ type BenchCmd struct {
 	SeedOnly     bool          `name:"seed-only" hidden:"" help:"Stop after seeding (to time it)."`
 	Pprof        time.Duration `name:"pprof" hidden:"" help:"CPU-profile every stage process this long after the trigger (files in --out)."`
 
+	Messages     bool          `help:"Benchmark direct messages instead: --rate messages/s of --recipients users each for --messages-for, latency from acceptance to the fake provider's receipt (implies --sink fake)."`
+	Rate         int           `default:"200" help:"With --messages: messages a second."`
+	Recipients   int           `default:"50" help:"With --messages: users per message."`
+	MessagesFor  time.Duration `name:"messages-for" default:"60s" help:"With --messages: how long to send them."`
+	WithCampaign int64         `name:"with-campaign" placeholder:"USERS" help:"With --messages: seed USERS users and send them a campaign beside the messages; its sends/s are measured alone for 10 s first."`
+
 	Out      string `placeholder:"DIR" help:"Directory for process logs, profiles and the chart (default: a new temp dir)."`
 	JSON     string `name:"json" placeholder:"FILE" help:"Write the results as JSON."`
 	Chart    string `placeholder:"FILE.png" help:"Write the chart here (default: DIR/bench.png)."`
@@ -72,6 +78,18 @@ func (c *BenchCmd) Run(g *Globals) error {
 	}
 	if tty {
 		cfg.Progress = os.Stderr
+	}
+	if c.Messages {
+		if c.WithCampaign > 0 {
+			cfg.Seed.Users = c.WithCampaign
+		}
+		mres, err := bench.RunMessages(g.Context(), cfg, bench.MessagesConfig{Rate: c.Rate, Recipients: c.Recipients,
+			Duration: c.MessagesFor, WithCampaign: c.WithCampaign > 0, Baseline: 10 * time.Second})
+		if err != nil {
+			return err
+		}
+		mres.WriteMarkdown(os.Stdout)
+		return nil
 	}
 	res, err := bench.Run(g.Context(), cfg)
 	if err != nil || c.SeedOnly {

@@ -37,12 +37,14 @@ type DeliverFlags struct {
 	FCMProject     string `name:"fcm-project" help:"Firebase project id (default: the credentials' project)."`
 	FCMEndpoint    string `name:"fcm-endpoint" placeholder:"URL" default:"https://fcm.googleapis.com/v1" help:"FCM v1 API base URL (default ${default}); it must speak HTTP/2 (over HTTP/1.1 sends go one at a time)."`
 
-	Sink        string        `enum:"providers,null" default:"providers" help:"providers sends to APNs and FCM; null accepts every notification without network (to benchmark the pipeline alone)."`
-	TPS         int           `name:"tps" default:"10000" help:"Cluster-wide cap on the sends per provider and app that reach the provider in any one-second window, over every deliver process; 0 disables it. A provider that answers 429 lowers it for a while."`
-	InFlight    int           `name:"in-flight" default:"${in_flight}" help:"Provider requests in flight per process: enough to cover --tps at the provider's latency (rate × latency); also the most a crash can repeat."`
-	MaxAttempts int           `name:"max-attempts" default:"8" help:"Sends per device before its user goes to the DLQ."`
-	RetryBase   time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter)."`
-	RetryMax    time.Duration `name:"retry-max" default:"60s" help:"Longest backoff."`
+	Sink            string        `enum:"providers,null" default:"providers" help:"providers sends to APNs and FCM; null accepts every notification without network (to benchmark the pipeline alone)."`
+	TPS             int           `name:"tps" default:"10000" help:"Cluster-wide cap on the sends per provider and app that reach the provider in any one-second window, over every deliver process; 0 disables it. A provider that answers 429 lowers it for a while."`
+	InFlight        int           `name:"in-flight" default:"${in_flight}" help:"Provider requests in flight per process: enough to cover --tps at the provider's latency (rate × latency); also the most a crash can repeat."`
+	ExpressInFlight int           `name:"express-in-flight" help:"Provider requests in flight per process reserved for the express lane (messages, high-priority campaigns), on top of --in-flight (default: a quarter of --in-flight)."`
+	ExpressShare    float64       `name:"express-share" default:"0.2" help:"Share of --tps reserved for the express lane; bulk campaigns get the rest, so messages never queue behind a campaign running at the cap."`
+	MaxAttempts     int           `name:"max-attempts" default:"8" help:"Sends per device before its user goes to the DLQ."`
+	RetryBase       time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter)."`
+	RetryMax        time.Duration `name:"retry-max" default:"60s" help:"Longest backoff."`
 }
 
 // Validate checks the stage's flags and deliver's own.
@@ -87,8 +89,9 @@ func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []
 	d.closers = append(d.closers, closeSenders)
 	h, err := deliver.New(deliver.Config{
 		Redis: d.rdb, DB: d.db, Keys: d.keys, Senders: senders,
-		TPS: c.TPS, InFlight: c.InFlight, MaxAttempts: c.MaxAttempts,
-		RetryBase: c.RetryBase, RetryMax: c.RetryMax,
+		TPS: c.TPS, InFlight: c.InFlight, ExpressInFlight: c.ExpressInFlight, ExpressShare: c.ExpressShare,
+		MaxAttempts: c.MaxAttempts,
+		RetryBase:   c.RetryBase, RetryMax: c.RetryMax,
 		Log: d.log, Metrics: d.reg,
 	})
 	if err != nil {

@@ -158,8 +158,8 @@ func (f StageFlags) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 30s, got %v", d.flag, d.v))
 		}
 	}
-	if f.MaxDeliveries <= 0 {
-		errs = append(errs, fmt.Errorf("--max-deliveries must be at least 1, got %d", f.MaxDeliveries))
+	if f.MaxDeliveries < 0 {
+		errs = append(errs, fmt.Errorf("--max-deliveries must be at least 1 (or left out for the stage's own), got %d", f.MaxDeliveries))
 	}
 	if f.Concurrency < 0 || f.Batch < 0 {
 		errs = append(errs, errors.New("--concurrency and --batch must be positive (or left out for the stage's own)"))

@@ -6,14 +6,19 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
-// SendCmd creates a campaign, exactly as POST /v1/campaigns does.
+// SendCmd creates a campaign, exactly as POST /v1/campaigns does, or with
+// --user a direct message, exactly as POST /v1/messages does.
 type SendCmd struct {
 	App      string        `required:"" help:"The app whose devices receive it."`
-	Channels []string      `name:"channel" required:"" sep:"none" help:"A channel whose subscribers receive it (repeat for several; each person gets it once)."`
+	Channels []string      `name:"channel" xor:"to" required:"" sep:"none" help:"A channel whose subscribers receive it (repeat for several; each person gets it once)."`
+	Users    []int64       `name:"user" xor:"to" required:"" help:"A user who receives it as a direct message (repeat or comma-separate for several, up to 10,000)."`
 	Category string        `help:"The campaign's category: users who muted it are skipped."`
 	Title    string        `help:"Notification title."`
 	Body     string        `help:"Notification body."`
@@ -24,7 +29,7 @@ type SendCmd struct {
 
 	SendAt   time.Time `name:"send-at" format:"2006-01-02T15:04:05Z07:00" help:"Start then (RFC 3339, at most 90 days ahead) instead of now."`
 	Rate     int       `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none)."`
-	Priority string    `enum:"normal,high" default:"normal" help:"normal or high."`
+	Priority string    `enum:",normal,high" default:"" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
 }
 
 // Run creates the campaign and prints its id.
@@ -39,6 +44,9 @@ func (c *SendCmd) Run(g *Globals) error {
 		return err
 	}
 	defer db.Close()
+	if len(c.Users) > 0 {
+		return c.message(g, rdb, db)
+	}
 	camp := campaign.Campaign{ID: c.ID, App: c.App, Channels: c.Channels, Category: c.Category,
 		Title: c.Title, Body: c.Body, TTL: c.TTL, SendAt: c.SendAt, RatePerSecond: c.Rate, Priority: c.Priority}
 	if c.Data != "" {
@@ -62,5 +70,32 @@ func (c *SendCmd) Run(g *Globals) error {
 		log.Info().Str("campaign", camp.ID).Msg("campaign already exists; nothing new is sent")
 	}
 	fmt.Println(camp.ID)
+	return nil
+}
+
+// message sends a direct message to c.Users and prints its id.
+func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) error {
+	m := campaign.Message{Campaign: campaign.Campaign{ID: c.ID, App: c.App, Category: c.Category,
+		Title: c.Title, Body: c.Body, TTL: c.TTL, Priority: c.Priority}, Users: c.Users}
+	if c.Data != "" {
+		m.Data = json.RawMessage(c.Data)
+	}
+	if err := m.Normalize(); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
+	defer cancel()
+	if err := deliver.CheckCampaign(ctx, db, m.Campaign); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	m, created, err := campaign.CreateMessage(ctx, rdb, db, g.Keys(), m)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	if !created {
+		log := g.Logger()
+		log.Info().Str("message", m.ID).Msg("message already exists; nothing new is sent")
+	}
+	fmt.Println(m.ID)
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
@@ -85,15 +86,6 @@ func invalid(format string, args ...any) error {
 // Normalize fills the defaults (id, TTL), drops repeated channels and
 // validates every field. It returns a *ValidationError naming the field.
 func (c *Campaign) Normalize() error {
-	if c.ID == "" {
-		c.ID = NewID()
-	}
-	if err := ValidateID(c.ID); err != nil {
-		return err
-	}
-	if err := devices.ValidateApp(c.App); err != nil {
-		return &ValidationError{Msg: err.Error()}
-	}
 	if len(c.Channels) == 0 {
 		return invalid(`channels: at least one channel is required, e.g. ["breaking-news"]`)
 	}
@@ -112,6 +104,21 @@ func (c *Campaign) Normalize() error {
 		}
 	}
 	c.Channels = uniq
+	return c.normalizeContent()
+}
+
+// normalizeContent fills the defaults and validates what a campaign and a
+// message share: id, app, category, notification and TTL.
+func (c *Campaign) normalizeContent() error {
+	if c.ID == "" {
+		c.ID = NewID()
+	}
+	if err := ValidateID(c.ID); err != nil {
+		return err
+	}
+	if err := devices.ValidateApp(c.App); err != nil {
+		return &ValidationError{Msg: err.Error()}
+	}
 	if c.Category != "" {
 		if err := devices.ValidateName("category", c.Category); err != nil {
 			return &ValidationError{Msg: err.Error()}
@@ -171,6 +178,12 @@ func NewID() string {
 	var r [8]byte
 	rand.Read(r[:])
 	return strconv.FormatInt(time.Now().UnixMilli(), 16) + "-" + hex.EncodeToString(r[:])
+}
+
+// Lane is the lane the campaign's users ride from dedupe on.
+func (c Campaign) Lane() pipeline.Lane {
+	l, _ := pipeline.LaneOf(c.Priority, pipeline.PriorityNormal)
+	return l
 }
 
 // ExpiresAt is when the campaign's notification expires: providers drop it

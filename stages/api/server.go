@@ -103,6 +103,7 @@ const (
 	deviceBody      = 8 << 10   // one device: under 1 KB at every field's limit
 	preferencesBody = 512 << 10 // 2 × 1000 names of up to 128 characters
 	campaignBody    = 64 << 10  // a notification rendering to at most 4 KB, 100 channels
+	messageBody     = 512 << 10 // the notification and 10,000 user ids of up to 20 digits
 )
 
 // routes is the whole API surface in one place; every endpoint is
@@ -124,6 +125,8 @@ func (s *Server) routes() []route {
 		{"GET /v1/campaigns", scopeAdmin, 0, nil, s.listCampaigns},
 		{"GET /v1/campaigns/{id}", scopeAdmin, 0, nil, s.getCampaign},
 		{"POST /v1/campaigns/{id}/cancel", scopeAdmin, 0, nil, s.cancelCampaign},
+		{"POST /v1/messages", scopeAdmin, messageBody, nil, s.postMessage},
+		{"GET /v1/messages/{id}", scopeAdmin, 0, nil, s.getMessage},
 		// the reference of this table (openapi.go): any valid token
 		{"GET " + OpenAPIPath, scopeAny, 0, nil, s.getOpenAPI},
 	}

@@ -106,7 +106,7 @@ func parse(i int, e pipeline.Entry) (entry, error) {
 func (h *Handler) scriptCall(b *pipeline.Batch, entries []entry, exps map[string]int64) ([]string, []string) {
 	k := h.cfg.Keys
 	p := b.Partition
-	keys := []string{k.Stream(pipeline.StreamDeliver, p)}
+	keys := []string{k.Stream(b.Lane.Stream(pipeline.StreamDeliver), p)} // the lane of the input
 	var camps []string
 	index := map[string]string{}
 	for _, en := range entries {

@@ -31,6 +31,8 @@ type campaign struct {
 	ttl time.Duration
 	// rate is the campaign's own cap (rate_per_second), 0 for none.
 	rate int
+	// accepted is when the API accepted it (the row's created_at).
+	accepted time.Time
 }
 
 // maxCollapseID is APNs's limit on apns-collapse-id.
@@ -99,7 +101,7 @@ func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &campaign{ID: id, App: row.App, ttl: row.TTL, rate: row.RatePerSecond}
+	c := &campaign{ID: id, App: row.App, ttl: row.TTL, rate: row.RatePerSecond, accepted: row.CreatedAt}
 	if c.note, err = Note(id, row.Title, row.Body, row.Category, row.Data, c.ttl); err != nil {
 		return nil, fmt.Errorf("campaign %q: %w", id, err)
 	}

@@ -28,12 +28,18 @@ type Handler struct {
 	metrics *metrics
 
 	campaigns *campaigns
-	limiter   *limiter
+	limiter   *limiter // the bulk lane's share of the cap
 	marker    *marker
-	slots     *slots   // one per provider request in flight
-	workers   *workers // run the sends holding a slot
-	lanes     lanes    // per platform: sender, counters, send times
-	failed    sync.Map // campaign id → reason, once a campaign failed
+	slots     *slots // one per provider request in flight, bulk lane
+	// The express lane's own share of the cap and in-flight slots: its sends
+	// never wait for a bulk send's permit or slot (Config.ExpressInFlight).
+	express struct {
+		limiter *limiter
+		slots   *slots
+	}
+	workers *workers // run the sends holding a slot
+	lanes   lanes    // per platform: sender, counters, send times
+	failed  sync.Map // campaign id → reason, once a campaign failed
 
 	life *lifecycle // lifecycle.go: cancels, campaign caps
 }
@@ -48,15 +54,18 @@ func New(cfg Config) (*Handler, error) {
 	}
 	log := cfg.Log.With().Str("stage", "deliver").Logger()
 	m := newMetrics(cfg.Metrics)
+	bulkTPS, expressTPS := cfg.laneTPS()
 	h := &Handler{
 		cfg: cfg, rdb: cfg.Redis, db: cfg.DB, keys: cfg.Keys, senders: cfg.Senders,
 		log:       log,
 		metrics:   m,
 		campaigns: newCampaigns(cfg.DB),
-		limiter:   newLimiter(cfg.Redis, cfg.Keys, cfg.TPS, log, m.permitsLate),
+		limiter:   newLimiter(cfg.Redis, cfg.Keys, pipeline.Bulk, bulkTPS, log, m.permitsLate),
 		slots:     newSlots(cfg.InFlight),
 		workers:   newWorkers(),
 	}
+	h.express.limiter = newLimiter(cfg.Redis, cfg.Keys, pipeline.Express, expressTPS, log, m.permitsLate)
+	h.express.slots = newSlots(cfg.ExpressInFlight)
 	h.marker = &marker{h: h}
 	h.life = newLifecycle(cfg.Redis, cfg.Keys, log, m.permitsLate)
 	return h, nil

@@ -60,7 +60,7 @@ func (cr *campaignRates) wait(ctx context.Context, c *campaign) error {
 	cr.mu.Lock()
 	l := cr.byRate[c.rate]
 	if l == nil {
-		l = newLimiter(cr.rdb, cr.keys, c.rate, cr.log, cr.late)
+		l = newLimiter(cr.rdb, cr.keys, pipeline.Bulk, c.rate, cr.log, cr.late)
 		cr.byRate[c.rate] = l
 	}
 	cr.mu.Unlock()

@@ -66,6 +66,7 @@ import (
 type limiter struct {
 	rdb   rueidis.Client
 	keys  pipeline.Keys
+	lane  pipeline.Lane // whose share of the cap this is: a bucket per lane
 	tps   int
 	chunk int
 	ahead time.Duration // how far ahead of now slots may be granted
@@ -112,13 +113,13 @@ type bucket struct {
 
 // newLimiter makes the limiter of tps; late counts the permits dropped for
 // being late.
-func newLimiter(rdb rueidis.Client, keys pipeline.Keys, tps int, log zerolog.Logger, late prometheus.Counter) *limiter {
+func newLimiter(rdb rueidis.Client, keys pipeline.Keys, lane pipeline.Lane, tps int, log zerolog.Logger, late prometheus.Counter) *limiter {
 	// About 50 chunks a second over all processes: a process never holds
 	// much of the schedule another could use, and a Redis call buys 20 ms
 	// of sends.
 	chunk := min(max(tps/50, 1), 100)
 	every := time.Second / time.Duration(max(tps, 1))
-	return &limiter{rdb: rdb, keys: keys, tps: tps, chunk: chunk, ahead: 3 * time.Duration(chunk) * every, log: log, late: late}
+	return &limiter{rdb: rdb, keys: keys, lane: lane, tps: tps, chunk: chunk, ahead: 3 * time.Duration(chunk) * every, log: log, late: late}
 }
 
 func (l *limiter) bucket(provider, app string) *bucket {
@@ -126,7 +127,9 @@ func (l *limiter) bucket(provider, app string) *bucket {
 	if b, ok := l.buckets.Load(id); ok {
 		return b.(*bucket)
 	}
-	nb := &bucket{key: l.keys.RateLimit(provider, app), cold: make(chan struct{}, 1)}
+	// The bulk lane keeps the key it always had; the express lane's share is
+	// a window of its own.
+	nb := &bucket{key: l.keys.RateLimit(l.lane.Stream(provider), app), cold: make(chan struct{}, 1)}
 	nb.cold <- struct{}{}
 	b, _ := l.buckets.LoadOrStore(id, nb)
 	return b.(*bucket)

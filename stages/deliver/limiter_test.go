@@ -14,6 +14,7 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -61,7 +62,7 @@ func (l *limiter) send(ctx context.Context, provider string) error {
 }
 
 func testLimiter(f *fixture, tps int) *limiter {
-	return newLimiter(f.rdb, f.keys, tps, zerolog.New(zerolog.NewTestWriter(f.t)).Level(zerolog.WarnLevel), newMetrics(nil).permitsLate)
+	return newLimiter(f.rdb, f.keys, pipeline.Bulk, tps, zerolog.New(zerolog.NewTestWriter(f.t)).Level(zerolog.WarnLevel), newMetrics(nil).permitsLate)
 }
 
 // takeAll has three limiters (three processes) of tps take permits as fast
@@ -353,7 +354,7 @@ func TestLimiterHoldsWhileAnswersStop(t *testing.T) {
 
 // TestLimiterOff: tps 0 never waits and never calls Redis.
 func TestLimiterOff(t *testing.T) {
-	l := newLimiter(nil, testKeysOnly(), 0, zerolog.Nop(), newMetrics(nil).permitsLate)
+	l := newLimiter(nil, testKeysOnly(), pipeline.Bulk, 0, zerolog.Nop(), newMetrics(nil).permitsLate)
 	for range 1000 {
 		if err := l.wait(context.Background(), "apns", testApp); err != nil {
 			t.Fatal(err)

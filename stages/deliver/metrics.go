@@ -1,7 +1,11 @@
 package deliver
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushpipe/pushpipe/pipeline"
 
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
@@ -17,6 +21,11 @@ type metrics struct {
 	// permitsLate counts rate-limit permits dropped because this process
 	// could not use them in time (a busy machine; see limiter).
 	permitsLate prometheus.Counter
+	// acceptToSend times, per lane, a campaign's or message's acceptance by
+	// the API to its first and its last provider acceptance in each deliver
+	// batch (edge first|last): a message's own first and last sends are the
+	// smallest and the largest of its batches'.
+	acceptToSend *prometheus.HistogramVec
 
 	// byOutcome caches the sends counters of every provider and terminal
 	// outcome: a label lookup per send is a hash of both labels.
@@ -40,6 +49,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "in_flight", Help: "Provider requests in flight."}),
 		permitsLate: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "deliver",
 			Name: "rate_permits_late_total", Help: "Rate-limit permits dropped because they could not be used in time (a busy machine)."}),
+		acceptToSend: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "pushpipe", Subsystem: "deliver",
+			Name: "accept_to_send_seconds", Help: "From the API's acceptance of a message or campaign to a deliver batch's first and last send of it, by lane.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}, []string{"lane", "edge"}),
 	}
 	m.byOutcome = map[sendLabels]prometheus.Counter{}
 	for _, p := range []string{"apns", "fcm", "none"} {
@@ -48,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.sends, m.retries, m.deadUsers, m.inFlight, m.permitsLate)
+		reg.MustRegister(m.sends, m.retries, m.deadUsers, m.inFlight, m.permitsLate, m.acceptToSend)
 	}
 	return m
 }
@@ -59,4 +71,23 @@ func (m *metrics) sent(provider string, o push.Outcome) prometheus.Counter {
 		return c
 	}
 	return m.sends.WithLabelValues(provider, o.String())
+}
+
+// observeSpan records, for each campaign of a batch's targets, the time from
+// its acceptance to the batch's first send (firstNs, unix ns; 0 when nothing
+// was sent) and to now, when its sends are over.
+func (m *metrics) observeSpan(lane pipeline.Lane, firstNs int64, targets []target) {
+	if firstNs == 0 {
+		return
+	}
+	now := time.Now()
+	var last *campaign
+	for _, t := range targets {
+		if t.c == last || t.c.accepted.IsZero() {
+			continue
+		}
+		last = t.c
+		m.acceptToSend.WithLabelValues(lane.String(), "first").Observe(time.Unix(0, firstNs).Sub(t.c.accepted).Seconds())
+		m.acceptToSend.WithLabelValues(lane.String(), "last").Observe(now.Sub(t.c.accepted).Seconds())
+	}
 }

@@ -36,6 +36,8 @@ type round struct {
 	lost       <-chan struct{}
 	stop       <-chan struct{} // pipeline.Batch.Stopping
 	emit       emitFunc
+	slots      *slots   // the batch's lane's
+	limiter    *limiter // the batch's lane's
 
 	mu      sync.Mutex // results and skipped
 	skipped map[*campaign][]int64
@@ -43,7 +45,10 @@ type round struct {
 	errOnce sync.Once
 	first   error
 	broken  atomic.Bool // a send could not be recorded: start no more
-	stopped atomic.Bool // the process is shutting down
+	// firstSent is when a provider first accepted a send of the round, unix
+	// ns (0 before): the accept → first send histogram's end.
+	firstSent atomic.Int64
+	stopped   atomic.Bool // the process is shutting down
 }
 
 // newRound starts a round of batch b. end must be called when the round is
@@ -51,7 +56,14 @@ type round struct {
 func (h *Handler) newRound(ctx context.Context, b *pipeline.Batch, targets int) *round {
 	lost := b.Lost()
 	r := &round{h: h, ctx: ctx, p: b.Partition, lost: lost, stop: b.Stopping(), emit: b.EmitNow,
+		slots: h.slots, limiter: h.limiter,
 		results: make([]userResult, targets), skipped: map[*campaign][]int64{}}
+	if b.Lane == pipeline.Express {
+		// Slots and permits of its own: an express round's feeders never
+		// queue behind a bulk round's, which may hold every bulk slot for
+		// as long as the cap makes a campaign's chunk take.
+		r.slots, r.limiter = h.express.slots, h.express.limiter
+	}
 	r.wait, r.cancelWait = context.WithCancel(ctx)
 	if lost != nil {
 		go func() {
@@ -111,7 +123,7 @@ func (r *round) settled(err error, n int) {
 	if err != nil {
 		r.fail(err)
 	}
-	r.h.slots.give(n)
+	r.slots.give(n)
 	r.h.metrics.inFlight.Sub(float64(n))
 	r.sends.Add(-n)
 }
@@ -135,7 +147,7 @@ func (r *round) feed(l *lane, jobs []job) {
 			r.stopped.Store(true)
 			return
 		}
-		n, err := h.slots.take(r.wait, min(l.chunkSize(), len(jobs)))
+		n, err := r.slots.take(r.wait, min(l.chunkSize(), len(jobs)))
 		if err != nil {
 			return
 		}
@@ -167,7 +179,7 @@ func (r *round) feed(l *lane, jobs []job) {
 				if stop = h.life.rates.wait(r.wait, j.c); stop != nil {
 					break
 				}
-				if stop = h.limiter.wait(r.wait, l.provider, j.c.App); stop != nil {
+				if stop = r.limiter.wait(r.wait, l.provider, j.c.App); stop != nil {
 					break
 				}
 			}
@@ -176,7 +188,7 @@ func (r *round) feed(l *lane, jobs []job) {
 		}
 		chunk := window[:k]
 		jobs = jobs[n:]
-		h.slots.give(n - len(chunk))
+		r.slots.give(n - len(chunk))
 		r.started(len(chunk))
 		r.dispatch(l, chunk)
 		if stop != nil {
@@ -228,7 +240,10 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 // send sends one job. A terminal outcome comes back to be marked (ok); a
 // transient one is recorded for the caller to schedule and its slot freed.
 func (r *round) send(l *lane, j job) (markReq, bool) {
-	res, mark, err := r.h.sendOne(r.ctx, l, j.c, j.d, r.emit)
+	res, mark, err := r.h.sendOne(r.ctx, l, r.limiter, j.c, j.d, r.emit)
+	if res.Outcome == push.Sent && r.firstSent.Load() == 0 {
+		r.firstSent.CompareAndSwap(0, time.Now().UnixNano())
+	}
 	if mark {
 		return markReq{p: r.p, c: j.c, id: j.d.id, outcome: res.Outcome, r: r}, true
 	}

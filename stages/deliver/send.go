@@ -85,6 +85,7 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	if err := r.err(); err != nil {
 		return nil, err
 	}
+	h.metrics.observeSpan(b.Lane, r.firstSent.Load(), targets)
 	// Devices of a campaign that failed meanwhile were not sent: they are
 	// marked failed, in one call per campaign.
 	for c, ids := range r.skipped {
@@ -238,14 +239,14 @@ func providerOf(p push.Platform) string {
 // rate-limit permit). mark says the outcome is terminal and is to be marked
 // (the caller hands it to the marker); otherwise it is a Retry result for
 // the caller to schedule, or an error.
-func (h *Handler) sendOne(ctx context.Context, l *lane, c *campaign, d device, emit emitFunc) (res push.Result, mark bool, err error) {
+func (h *Handler) sendOne(ctx context.Context, l *lane, lim *limiter, c *campaign, d device, emit emitFunc) (res push.Result, mark bool, err error) {
 	if l.sender == nil {
 		l.sent[push.Failed].Inc()
 		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, true, nil
 	}
-	id := h.limiter.begin(l.provider, c.App)
+	id := lim.begin(l.provider, c.App)
 	res = l.sender.Send(ctx, c.notification(d))
-	h.limiter.done(ctx, id, l.provider, c.App, res)
+	lim.done(ctx, id, l.provider, c.App, res)
 	if res.Outcome >= push.Sent && res.Outcome <= push.Failed {
 		l.sent[res.Outcome].Inc()
 	} else {

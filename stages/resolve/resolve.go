@@ -138,7 +138,7 @@ func (h *Handler) resolve(ctx context.Context, r rangeEntry, emitNow func(contex
 	if err != nil {
 		return err
 	}
-	msgs := h.entries(r, users, muted)
+	msgs := h.entries(r, camp.Lane(), users, muted)
 	// Emitted before the range's count is recorded (progress reads the
 	// count as "this range's users are on their way").
 	if err := emitNow(ctx, msgs...); err != nil {
@@ -238,8 +238,9 @@ func appendInt8Array(dst []int64, raw []byte) ([]int64, bool) {
 }
 
 // entries groups users by partition, reached and muted apart, in entries of
-// at most MaxEntryIDs ids, each list ascending.
-func (h *Handler) entries(r rangeEntry, users []int64, muted []bool) []pipeline.Message {
+// at most MaxEntryIDs ids, each list ascending, into dedupe's stream of the
+// campaign's lane (its priority).
+func (h *Handler) entries(r rangeEntry, lane pipeline.Lane, users []int64, muted []bool) []pipeline.Message {
 	type group struct{ reached, muted []int64 }
 	byP := map[int]*group{}
 	var order []int
@@ -265,7 +266,7 @@ func (h *Handler) entries(r rangeEntry, users []int64, muted []bool) []pipeline.
 			nu := min(len(g.reached), h.cfg.MaxEntryIDs)
 			nm := min(len(g.muted), h.cfg.MaxEntryIDs-nu)
 			e := pipeline.DedupeEntry{Campaign: r.campaign, Range: r.id, Users: g.reached[:nu], Muted: g.muted[:nm]}
-			msgs = append(msgs, pipeline.Message{Stream: h.cfg.Keys.Stream(pipeline.StreamDedupe, p), Fields: e.Fields()})
+			msgs = append(msgs, pipeline.Message{Stream: h.cfg.Keys.Stream(lane.Stream(pipeline.StreamDedupe), p), Fields: e.Fields()})
 			g.reached, g.muted = g.reached[nu:], g.muted[nm:]
 		}
 	}

@@ -1,0 +1,182 @@
+package drills
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// postMessage sends a direct message to the given drill users and returns
+// the status code.
+func (r *rig) postMessage(id, category string, users []int64) int {
+	r.t.Helper()
+	ids := make([]string, len(users))
+	for i, u := range users {
+		ids[i] = fmt.Sprint(u)
+	}
+	body := fmt.Sprintf(`{"id":%q,"app":%q,"users":[%s],"category":%q,"notification":{"title":"Chat","body":"%s"}}`,
+		id, drillApp, strings.Join(ids, ","), category, id)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+r.apiAddr+"/v1/messages", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+type messageProgress struct {
+	State   string `json:"state"`
+	Targets int64  `json:"targets"`
+	Sent    int64  `json:"sent"`
+	Failed  int64  `json:"failed"`
+	Muted   int64  `json:"muted"`
+}
+
+func (r *rig) messageProgress(id string) (messageProgress, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+r.apiAddr+"/v1/messages/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return messageProgress{}, err
+	}
+	defer resp.Body.Close()
+	var p messageProgress
+	if resp.StatusCode != http.StatusOK {
+		return p, fmt.Errorf("GET message: %s", resp.Status)
+	}
+	return p, json.NewDecoder(resp.Body).Decode(&p)
+}
+
+// drillUsers are the seeded users with index in [from, to): ids 173·g.
+func drillUsers(from, to int) []int64 {
+	var out []int64
+	for g := from; g < to; g++ {
+		out = append(out, int64(g)*173)
+	}
+	return out
+}
+
+// checkOnce checks the receipts of one collapse id: each of want's devices
+// reached, none other, and at most maxDups repeats in all.
+func (r *rig) checkOnce(id string, want []int64, maxDups int) {
+	r.t.Helper()
+	wanted := map[int64]bool{}
+	for _, u := range want {
+		wanted[u] = true
+	}
+	per := map[int64]int{}
+	for _, rc := range r.receipts() {
+		if rc.CollapseID != id {
+			continue
+		}
+		u, ok := r.tokens[rc.Token]
+		if !ok || !wanted[u] {
+			r.t.Errorf("%s reached user %d (token %s), who was not listed", id, u, rc.Token)
+		}
+		per[u]++
+	}
+	dups := 0
+	for _, u := range want {
+		switch n := per[u]; {
+		case n == 0:
+			r.t.Errorf("%s never reached user %d", id, u)
+		case n > 2:
+			r.t.Errorf("%s reached user %d %d times", id, u, n)
+		default:
+			dups += n - 1
+		}
+	}
+	if dups > maxDups {
+		r.t.Errorf("%s: %d repeated sends, at most %d expected", id, dups, maxDups)
+	}
+}
+
+// A message sent while a campaign's backlog fills dedupe and deliver rides
+// the express lane and finishes while the campaign is still sending; its
+// listed users (repeats and an unknown id among them) are reached once
+// each, a user who muted its category is counted muted and not reached.
+func TestDrillMessageOvertakesCampaign(t *testing.T) {
+	r := newRig(t, rigOptions{Users: 4000, TPS: 500})
+	r.createCampaign("bulk")
+	r.poll(60*time.Second, "the campaign sending", func() bool {
+		s, err := r.summary()
+		return err == nil && s.Accepted >= uint64(r.opts.Users)/8
+	})
+	req, _ := http.NewRequest(http.MethodPut, "http://"+r.apiAddr+"/v1/users/173/preferences", strings.NewReader(`{"muted_categories":["chat"]}`))
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("preferences: %v %v", resp, err)
+	}
+	listed := drillUsers(1, 60)
+	users := append(append([]int64{7}, listed...), listed[:10]...) // an unknown id, repeats
+	if code := r.postMessage("chat-1", "chat", users); code != http.StatusAccepted {
+		t.Fatalf("POST /v1/messages: %d", code)
+	}
+	var mp messageProgress
+	r.poll(60*time.Second, "message chat-1 done", func() bool {
+		var err error
+		mp, err = r.messageProgress("chat-1")
+		return err == nil && mp.State == "done"
+	})
+	cp, err := r.progress("bulk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sent at a quarter of the campaign and done within a few hundred sends
+	// of it: waiting behind the bulk backlog it would finish near its end.
+	if cp.State == "done" || cp.Sent >= int64(r.opts.Users)*3/4 {
+		t.Errorf("the campaign was at %+v when the message finished: the express lane waited behind it", cp)
+	}
+	if mp.Targets != 59 || mp.Muted != 1 || mp.Sent != 58 || mp.Failed != 0 {
+		t.Errorf("message progress %+v, want 59 targets (58 with a device, 1 unknown), 1 muted, 58 sent", mp)
+	}
+	if code := r.postMessage("chat-1", "chat", users); code != http.StatusOK {
+		t.Errorf("same message again: %d, want 200", code)
+	}
+	r.waitDone("bulk", 120*time.Second)
+	r.settle()
+	r.checkOnce("chat-1", listed[1:], 0)
+	t.Logf("message done %+v while the campaign was at %+v", mp, cp)
+}
+
+// deliver is SIGKILLed while it sends a message: after its restart the
+// message completes, every listed device reached once, except the sends in
+// flight at the kill, each repeated with the message's collapse id.
+func TestDrillMessageDeliverKilled(t *testing.T) {
+	r := newRig(t, rigOptions{Users: 3000, TPS: 400, Deliver: []string{"--express-share", "0.5", "--express-in-flight", "64"}})
+	listed := drillUsers(1, 2001)
+	if code := r.postMessage("kill-1", "", listed); code != http.StatusAccepted {
+		t.Fatalf("POST /v1/messages: %d", code)
+	}
+	r.poll(60*time.Second, "a quarter of the message sent", func() bool {
+		s, err := r.summary()
+		return err == nil && s.ByCollapseID["kill-1"] >= 500
+	})
+	var victim *proc
+	for i, p := range r.procs {
+		if p.name == "deliver" {
+			victim = p
+			p.cmd.Process.Signal(syscall.SIGKILL)
+			<-p.done
+			r.procs = append(r.procs[:i], r.procs[i+1:]...)
+			break
+		}
+	}
+	r.restart(victim)
+	r.poll(120*time.Second, "message kill-1 done", func() bool {
+		mp, err := r.messageProgress("kill-1")
+		return err == nil && mp.State == "done"
+	})
+	r.settle()
+	r.checkOnce("kill-1", listed, 64)
+}

@@ -1,0 +1,188 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+)
+
+// MessagesConfig shapes `pushpipe bench --messages`: Rate messages a second
+// of Recipients users each for Duration, optionally while a campaign to
+// WithCampaign users is being sent.
+type MessagesConfig struct {
+	Rate         int
+	Recipients   int
+	Duration     time.Duration
+	WithCampaign bool          // send a campaign to every seeded user first
+	Baseline     time.Duration // measure the campaign alone this long before the messages
+}
+
+// MessagesResult is what the messages benchmark reports. Latencies are per
+// device, from CreateMessage's return (the API's 202) to the fake
+// provider's receipt, in ms.
+type MessagesResult struct {
+	Messages    int     `json:"messages"`
+	Failed      int     `json:"failed_to_create"`
+	Receipts    int     `json:"receipts"`
+	P50, P90    int64   `json:"-"`
+	P99, Max    int64   `json:"-"`
+	CampaignOff float64 `json:"campaign_sends_per_s_without"`
+	CampaignOn  float64 `json:"campaign_sends_per_s_with"`
+}
+
+// RunMessages seeds cfg.Seed, starts the pipeline with the fake provider,
+// optionally starts a campaign to every subscriber, and sends messages.
+func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesResult, error) {
+	cfg.Sink = SinkFake
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Log, format+"\n", args...) }
+	srv, err := StartServers(ctx, cfg.Servers)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	if _, err := Seed(ctx, srv.DatabaseURL, cfg.Seed); err != nil {
+		return nil, err
+	}
+	run, err := Launch(ctx, LaunchConfig{
+		Servers: srv, Bin: cfg.Bin, LogDir: cfg.OutDir, Prefix: "pp", Partitions: cfg.Partitions,
+		Replicas: cfg.Replicas, StageArgs: cfg.StageArgs, ClaimIdle: cfg.ClaimIdle, Sink: cfg.Sink,
+		TPS: cfg.TPS, App: cfg.Seed.App,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer run.Stop()
+	res := &MessagesResult{}
+	bulk := "bench-bulk"
+	if m.WithCampaign {
+		if _, err := run.Trigger(ctx, campaign.Campaign{ID: bulk, App: cfg.Seed.App, Channels: cfg.Seed.ChannelNames(),
+			Title: "Benchmark", Body: "bulk"}); err != nil {
+			return nil, err
+		}
+		time.Sleep(5 * time.Second) // past split's start
+		n0 := run.campaignSent(ctx, bulk)
+		time.Sleep(m.Baseline)
+		res.CampaignOff = float64(run.campaignSent(ctx, bulk)-n0) / m.Baseline.Seconds()
+	}
+	logf("sending %d messages/s of %d recipients for %v", m.Rate, m.Recipients, m.Duration)
+	var (
+		mu       sync.Mutex
+		accepted = map[string]int64{} // message id → unix ms of its 202
+		wg       sync.WaitGroup
+	)
+	n0 := run.campaignSent(ctx, bulk)
+	start := time.Now()
+	tick := time.NewTicker(time.Second / time.Duration(m.Rate))
+	for i := 0; time.Since(start) < m.Duration; i++ {
+		<-tick.C
+		wg.Go(func() {
+			msg := campaign.Message{Campaign: campaign.Campaign{ID: "bm-" + strconv.Itoa(i), App: cfg.Seed.App, Title: "Chat", Body: "hi"}}
+			for range m.Recipients {
+				msg.Users = append(msg.Users, 1+rand.Int64N(cfg.Seed.Users))
+			}
+			_, _, err := campaign.CreateMessage(ctx, run.rdb, run.db, run.Keys, msg)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				res.Failed++
+				return
+			}
+			accepted[msg.ID] = time.Now().UnixMilli()
+		})
+	}
+	tick.Stop()
+	wg.Wait()
+	if m.WithCampaign {
+		res.CampaignOn = float64(run.campaignSent(ctx, bulk)-n0) / time.Since(start).Seconds()
+	}
+	res.Messages = len(accepted)
+	pending := map[string]bool{}
+	for id := range accepted {
+		pending[id] = true
+	}
+	for deadline := time.Now().Add(time.Minute); len(pending) > 0 && time.Now().Before(deadline); time.Sleep(time.Second) {
+		for id := range pending {
+			if p, err := campaign.MessageProgress(ctx, run.rdb, run.db, run.Keys, id); err == nil && p.State == campaign.MessageDone {
+				delete(pending, id)
+			}
+		}
+	}
+	if len(pending) > 0 {
+		logf("%d messages not done after a minute", len(pending))
+	}
+	lat, err := receiptLatencies(ctx, run.Fake.client, run.Fake.URL, accepted)
+	if err != nil {
+		return nil, err
+	}
+	res.Receipts = len(lat)
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		at := func(q float64) int64 { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+		res.P50, res.P90, res.P99, res.Max = at(0.5), at(0.9), at(0.99), lat[len(lat)-1]
+	}
+	return res, nil
+}
+
+// campaignSent is the campaign's sent counter (0 when there is none).
+func (r *Running) campaignSent(ctx context.Context, id string) int64 {
+	p, err := campaign.Progress(ctx, r.rdb, r.db, r.Keys, id)
+	if err != nil {
+		return 0
+	}
+	return p.Sent
+}
+
+// receiptLatencies is, per receipt of a message in accepted, the ms from
+// the message's acceptance to the receipt.
+func receiptLatencies(ctx context.Context, client *http.Client, base string, accepted map[string]int64) ([]int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/_receipts", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("receipts: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("receipts: %s", resp.Status)
+	}
+	var out []int64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var r struct {
+			CollapseID string `json:"collapse_id"`
+			AtMs       int64  `json:"at_ms"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, fmt.Errorf("receipt %q: %w", sc.Text(), err)
+		}
+		if t, ok := accepted[r.CollapseID]; ok {
+			out = append(out, r.AtMs-t)
+		}
+	}
+	return out, sc.Err()
+}
+
+// WriteMarkdown writes the result as a table.
+func (r *MessagesResult) WriteMarkdown(w io.Writer) {
+	fmt.Fprintf(w, "| messages | receipts | p50 ms | p90 ms | p99 ms | max ms | campaign sends/s without | with |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| %d (%d failed) | %d | %d | %d | %d | %d | %.0f | %.0f |\n", r.Messages, r.Failed, r.Receipts,
+		r.P50, r.P90, r.P99, r.Max, r.CampaignOff, r.CampaignOn)
+}

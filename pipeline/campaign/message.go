@@ -1,0 +1,198 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// Message is a direct message: one notification to listed users, every
+// active device of each, each user once. It is stored as a campaign row of
+// kind "message" (one owner for the table, and deliver reads its content by
+// id as any campaign's), so message and campaign ids share one namespace: a
+// message id that names a campaign is a conflict.
+//
+// A message skips split and resolve: CreateMessage appends its users,
+// grouped by partition, to dedupe's stream of its lane, so the dedupe and
+// sent marks make it exactly-once per (message, user) as for campaigns.
+type Message struct {
+	Campaign         // content and Priority (high by default); Channels is always empty
+	Users    []int64 // ascending, each once (Normalize)
+}
+
+// Kinds of campaign rows.
+const (
+	KindCampaign = "campaign"
+	KindMessage  = "message"
+)
+
+// MaxMessageUsers is the most users one message lists.
+const MaxMessageUsers = 10_000
+
+// ErrTooManyUsers is a message listing more than MaxMessageUsers users.
+var ErrTooManyUsers = errors.New("too many users")
+
+// HashMessageUsers is a field of keys.Campaign(id) for a message: how many
+// users it lists. Dedupe has read every one of them once its "in" counter
+// reaches it.
+const HashMessageUsers = "message_users"
+
+// Normalize fills the defaults (id, TTL, priority), sorts the users and
+// drops repeats, and validates every field: a *ValidationError naming the
+// field, or ErrTooManyUsers.
+func (m *Message) Normalize() error {
+	if len(m.Users) == 0 {
+		return invalid("users: at least one user id is required, e.g. [42, 1001]")
+	}
+	if len(m.Users) > MaxMessageUsers {
+		return fmt.Errorf("users: at most %d per message, got %d: %w", MaxMessageUsers, len(m.Users), ErrTooManyUsers)
+	}
+	for i, u := range m.Users {
+		if u <= 0 {
+			return invalid("users[%d]: user ids are positive, got %d", i, u)
+		}
+	}
+	m.Users = slices.Clone(m.Users)
+	slices.Sort(m.Users)
+	m.Users = slices.Compact(m.Users)
+	if m.Priority == "" {
+		m.Priority = pipeline.PriorityHigh
+	}
+	if _, err := pipeline.LaneOf(m.Priority, pipeline.PriorityHigh); err != nil {
+		return &ValidationError{Msg: err.Error()}
+	}
+	m.Channels = []string{}
+	return m.normalizeContent()
+}
+
+// CreateMessage stores a message and appends its users to dedupe, with
+// Create's idempotency: the same id and content again returns created=false
+// and sends nothing new, other content ErrConflict, and a failure after the
+// row was written ErrNotQueued (the same request again queues it).
+func CreateMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, m Message) (Message, bool, error) {
+	if err := m.Normalize(); err != nil {
+		return m, false, err
+	}
+	data := []byte(m.Data)
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	ttl := int64(m.TTL / time.Second)
+	err := db.QueryRow(ctx, `
+		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, kind, users, priority)
+		VALUES ($1, $2, '{}', $3, $4, $5, $6::jsonb, $7, 'message', $8, $9)
+		ON CONFLICT (id) DO NOTHING
+		RETURNING created_at`,
+		m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority).Scan(&m.CreatedAt)
+	queued := false
+	if errors.Is(err, pgx.ErrNoRows) {
+		var same bool
+		err = db.QueryRow(ctx, `
+			SELECT created_at, queued_at IS NOT NULL,
+			       (kind, app, category, title, body, data, ttl_seconds, users, priority) =
+			       ('message', $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
+			FROM campaigns WHERE id = $1`,
+			m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority).Scan(&m.CreatedAt, &queued, &same)
+		if err == nil && !same {
+			return m, false, fmt.Errorf("message %q: %w", m.ID, ErrConflict)
+		}
+	}
+	if err != nil {
+		if verr := refused(err); verr != nil {
+			return m, false, verr
+		}
+		return m, false, fmt.Errorf("store message %q: %w", m.ID, err)
+	}
+	if queued {
+		return m, false, nil
+	}
+	if err := enqueueMessage(ctx, rdb, db, keys, m); err != nil {
+		return m, false, fmt.Errorf("%w: %w", ErrNotQueued, err)
+	}
+	return m, true, nil
+}
+
+// enqueueMessage publishes the message's expiry and user count, reads its
+// users' mutes of its category, then appends one dedupe entry per partition
+// to the lane's stream, all partitions in one pipelined call, and marks the
+// row queued. Appending twice (a retry after a failure) is harmless: dedupe
+// forwards each user once.
+func enqueueMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, m Message) error {
+	exp := m.ExpiresAt().UnixMilli()
+	hash := keys.Campaign(m.ID)
+	for _, res := range rdb.DoMulti(ctx,
+		rdb.B().Hset().Key(hash).FieldValue().FieldValue(HashExpiresMs, strconv.FormatInt(exp, 10)).
+			FieldValue(HashMessageUsers, strconv.Itoa(len(m.Users))).Build(),
+		rdb.B().Pexpireat().Key(hash).MillisecondsTimestamp(CountersExpireMs(exp)).Build(),
+	) {
+		if err := res.Error(); err != nil {
+			return fmt.Errorf("queue message %q: %w", m.ID, err)
+		}
+	}
+	muted, err := mutedUsers(ctx, rdb, keys, m.Users, m.Category)
+	if err != nil {
+		return fmt.Errorf("queue message %q: %w", m.ID, err)
+	}
+	// Users are ascending, so each partition's share stays ascending.
+	byPart := map[int]*pipeline.DedupeEntry{}
+	var parts []int
+	for i, u := range m.Users {
+		p := keys.UserPartition(u)
+		e := byPart[p]
+		if e == nil {
+			e = &pipeline.DedupeEntry{Campaign: m.ID, Range: "message"}
+			byPart[p] = e
+			parts = append(parts, p)
+		}
+		if muted[i] {
+			e.Muted = append(e.Muted, u)
+		} else {
+			e.Users = append(e.Users, u)
+		}
+	}
+	msgs := make([]pipeline.Message, len(parts))
+	for i, p := range parts {
+		msgs[i] = pipeline.Message{Stream: keys.Stream(m.Lane().Stream(pipeline.StreamDedupe), p), Fields: byPart[p].Fields()}
+	}
+	if _, err := pipeline.Emit(ctx, rdb, msgs...); err != nil {
+		return fmt.Errorf("queue message %q: %w", m.ID, err)
+	}
+	if _, err := db.Exec(ctx, `UPDATE campaigns SET queued_at = now() WHERE id = $1 AND queued_at IS NULL`, m.ID); err != nil {
+		return fmt.Errorf("mark message %q queued: %w", m.ID, err)
+	}
+	return nil
+}
+
+// mutedUsers tells, per user, whether they muted the category ("" mutes
+// nobody): one pipelined HGET per user.
+func mutedUsers(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, users []int64, category string) ([]bool, error) {
+	out := make([]bool, len(users))
+	if category == "" {
+		return out, nil
+	}
+	cmds := make(rueidis.Commands, len(users))
+	field := pipeline.PrefCategory(category)
+	for i, u := range users {
+		cmds[i] = rdb.B().Hget().Key(keys.Preferences(u)).Field(field).Build()
+	}
+	for i, res := range rdb.DoMulti(ctx, cmds...) {
+		v, err := res.ToString()
+		switch {
+		case rueidis.IsRedisNil(err):
+		case err != nil:
+			return nil, fmt.Errorf("mutes of user %d: %w", users[i], err)
+		default:
+			out[i] = v == "1"
+		}
+	}
+	return out, nil
+}

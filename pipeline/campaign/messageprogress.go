@@ -1,0 +1,82 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// States of a message.
+const (
+	MessageSending = "sending"
+	MessageDone    = "done"
+)
+
+// MessageReport is DESIGN's GET /v1/messages/{id}: Targets and Muted count
+// people, Sent, Failed and InvalidTokens devices; send times are unix ms, 0
+// before the first send.
+type MessageReport struct {
+	ID            string `json:"id"`
+	State         string `json:"state"`
+	Targets       int64  `json:"targets"`
+	Sent          int64  `json:"sent"`
+	Failed        int64  `json:"failed"`
+	InvalidTokens int64  `json:"invalid_tokens"`
+	Muted         int64  `json:"muted"`
+	FirstSendMs   int64  `json:"first_send_ms"`
+	LastSendMs    int64  `json:"last_send_ms"`
+}
+
+// MessageProgress reports a message's state and counters, read from the
+// same per-partition counters as a campaign's (Progress): ErrNotFound for an
+// id that names no message. It is done once dedupe read every listed user
+// and deliver brought every target to a terminal state.
+func MessageProgress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (MessageReport, error) {
+	rep := MessageReport{ID: id, State: MessageSending}
+	var kind string
+	err := db.QueryRow(ctx, `SELECT kind FROM campaigns WHERE id = $1`, id).Scan(&kind)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && kind != KindMessage {
+		return rep, fmt.Errorf("message %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return rep, fmt.Errorf("load message %q: %w", id, err)
+	}
+	cmds := make(rueidis.Commands, 0, 1+keys.Partitions)
+	cmds = append(cmds, rdb.B().Hget().Key(keys.Campaign(id)).Field(HashMessageUsers).Build())
+	for p := range keys.Partitions {
+		cmds = append(cmds, rdb.B().Hmget().Key(keys.Stats(p, id)).Field(statFields...).Build())
+	}
+	res := rdb.DoMulti(ctx, cmds...)
+	listed, err := res[0].AsInt64()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return rep, fmt.Errorf("progress of message %q: %w", id, err)
+	}
+	var in, usersDone int64
+	for _, r := range res[1:] {
+		vals, err := r.ToArray()
+		if err != nil {
+			return rep, fmt.Errorf("progress of message %q: %w", id, err)
+		}
+		in += intAt(vals, 0)
+		rep.Targets += intAt(vals, 1)
+		rep.Muted += intAt(vals, 2)
+		usersDone += intAt(vals, 4)
+		rep.Sent += intAt(vals, 5)
+		rep.Failed += intAt(vals, 6)
+		rep.InvalidTokens += intAt(vals, 7)
+		if first := intAt(vals, 8); first > 0 && (rep.FirstSendMs == 0 || first < rep.FirstSendMs) {
+			rep.FirstSendMs = first
+		}
+		rep.LastSendMs = max(rep.LastSendMs, intAt(vals, 9))
+	}
+	if listed > 0 && in >= listed && usersDone >= rep.Targets {
+		rep.State = MessageDone
+	}
+	return rep, nil
+}

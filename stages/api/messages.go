@@ -1,0 +1,128 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/stages/deliver"
+)
+
+type messageRequest struct {
+	ID           string               `json:"id"`
+	App          string               `json:"app"`
+	Users        []int64              `json:"users"`
+	Tokens       []tokenRequest       `json:"tokens"`
+	Category     string               `json:"category"`
+	Priority     string               `json:"priority"`
+	Notification *notificationRequest `json:"notification"`
+	TTLSeconds   int64                `json:"ttl_seconds"`
+}
+
+type tokenRequest struct {
+	Platform string `json:"platform"`
+	Token    string `json:"token"`
+}
+
+// postMessage sends a direct message: POST /v1/messages → 202 {"id"}; the
+// same id and content again → 200 {"id"} and nothing new is sent; the same
+// id with other content → 409. The message rides the express lane unless
+// its priority is "normal".
+func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req messageRequest
+	if !decode(w, body, &req) {
+		return
+	}
+	switch {
+	case req.Notification == nil:
+		writeError(w, http.StatusBadRequest, `notification: is required, e.g. {"title": "...", "body": "..."}`)
+		return
+	case len(req.Tokens) > 0:
+		// Raw tokens need deliver entries that carry tokens instead of
+		// users: not built yet. Said plainly rather than accepted and lost.
+		writeError(w, http.StatusNotImplemented, "tokens: messages to raw tokens are not supported yet; register the devices with a user id and send to users")
+		return
+	case len(req.Users) > campaign.MaxMessageUsers:
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("users: a message lists at most %d users, got %d; split it", campaign.MaxMessageUsers, len(req.Users)))
+		return
+	}
+	if max := int64(campaign.MaxTTL / time.Second); req.TTLSeconds < 0 || req.TTLSeconds > max {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl_seconds: must be between 1 and %d (28 days), or left out for 24 hours; got %d", max, req.TTLSeconds))
+		return
+	}
+	data := req.Notification.Data
+	if string(data) == "null" {
+		data = nil
+	}
+	m := campaign.Message{
+		Campaign: campaign.Campaign{
+			ID: req.ID, App: req.App, Category: req.Category,
+			Title: req.Notification.Title, Body: req.Notification.Body, Data: []byte(data),
+			TTL: time.Duration(req.TTLSeconds) * time.Second, Priority: req.Priority,
+		},
+		Users: req.Users,
+	}
+	if err := m.Normalize(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.cfg.DB == nil {
+		unavailable(w, "PostgreSQL (not configured)", time.Second)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
+	defer cancel()
+	err := deliver.CheckCampaign(ctx, s.cfg.DB, m.Campaign)
+	created := false
+	if err == nil {
+		m, created, err = campaign.CreateMessage(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, m)
+	}
+	var verr *campaign.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		writeError(w, http.StatusBadRequest, verr.Error())
+	case errors.Is(err, campaign.ErrConflict):
+		writeError(w, http.StatusConflict, "id "+m.ID+" is already used for a different message or campaign; choose another id")
+	case errors.Is(err, campaign.ErrNotQueued):
+		s.cfg.Log.Warn().Err(err).Str("message", m.ID).Msg("message stored but not queued")
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": m.ID, "error": fmt.Sprintf(
+			"message %s is stored but could not be queued for sending; POST the same request with \"id\":%q again to send it: each user gets it once however often it is posted",
+			m.ID, m.ID)})
+	case err != nil:
+		s.cfg.Log.Warn().Err(err).Str("message", m.ID).Msg("message not created")
+		unavailable(w, "PostgreSQL or Redis", time.Second)
+	case created:
+		writeJSON(w, http.StatusAccepted, map[string]string{"id": m.ID})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"id": m.ID})
+	}
+}
+
+// getMessage reports a message's progress: GET /v1/messages/{id}.
+func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, _ []byte) {
+	id := r.PathValue("id")
+	if err := campaign.ValidateID(id); err != nil {
+		writeError(w, http.StatusNotFound, "no message "+id+": "+err.Error())
+		return
+	}
+	if s.cfg.DB == nil {
+		unavailable(w, "PostgreSQL (not configured)", time.Second)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
+	defer cancel()
+	rep, err := campaign.MessageProgress(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, id)
+	switch {
+	case errors.Is(err, campaign.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no message "+id)
+	case err != nil:
+		s.cfg.Log.Warn().Err(err).Str("message", id).Msg("message progress unavailable")
+		unavailable(w, "PostgreSQL or Redis", time.Second)
+	default:
+		writeJSON(w, http.StatusOK, rep)
+	}
+}

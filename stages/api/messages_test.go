@@ -1,0 +1,145 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// dedupeEntries counts the entries in a lane of dedupe's input.
+func (a *deviceAPI) dedupeEntries(l pipeline.Lane) (entries, users int) {
+	a.t.Helper()
+	for _, s := range a.keys.Streams(l.Stream(pipeline.StreamDedupe)) {
+		xs, err := a.rdb.Do(context.Background(), a.rdb.B().Xrange().Key(s).Start("-").End("+").Build()).AsXRange()
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		for _, x := range xs {
+			e, err := pipeline.ParseDedupeEntry(x.FieldValues)
+			if err != nil {
+				a.t.Fatalf("entry %s of %s: %v", x.ID, s, err)
+			}
+			for _, u := range append(e.Users, e.Muted...) {
+				if p := a.keys.UserPartition(u); s != a.keys.Stream(l.Stream(pipeline.StreamDedupe), p) {
+					a.t.Errorf("user %d of partition %d in %s", u, p, s)
+				}
+			}
+			entries++
+			users += len(e.Users) + len(e.Muted)
+		}
+	}
+	return entries, users
+}
+
+// TestMessageIsIdempotentByID: 202, then 200 for the same id and content
+// with nothing new appended, 409 for other content; users are appended once
+// each, by partition, to dedupe's express lane ("normal" to the bulk lane);
+// a user who muted the category is appended as muted.
+func TestMessageIsIdempotentByID(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op"})
+	if r := a.do("PUT", "/v1/users/5000/preferences", `{"muted_categories":["chat"]}`, "op"); r.status != http.StatusNoContent {
+		t.Fatalf("preferences: %d %s", r.status, r.body)
+	}
+	body := `{"id":"room-1-msg-9","app":"com.example.chat","users":[3000,1,5000,2,1,70000],"category":"chat",
+		"notification":{"title":"Ann","body":"hi all"}}`
+	if r := a.do("POST", "/v1/messages", body, "op"); r.status != http.StatusAccepted || !strings.Contains(r.body, `"id":"room-1-msg-9"`) {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	entries, users := a.dedupeEntries(pipeline.Express)
+	if users != 5 {
+		t.Fatalf("%d users appended to dedupe's express lane, want 5 (each once)", users)
+	}
+	if r := a.do("POST", "/v1/messages", body, "op"); r.status != http.StatusOK {
+		t.Fatalf("same id again: %d %s", r.status, r.body)
+	}
+	if e2, _ := a.dedupeEntries(pipeline.Express); e2 != entries {
+		t.Fatalf("the same message again appended %d entries", e2-entries)
+	}
+	if r := a.do("POST", "/v1/messages", strings.Replace(body, "hi all", "bye", 1), "op"); r.status != http.StatusConflict {
+		t.Fatalf("same id, other content: %d %s", r.status, r.body)
+	}
+	if r := a.do("POST", "/v1/messages", strings.Replace(body, "3000,", "", 1), "op"); r.status != http.StatusConflict {
+		t.Fatalf("same id, other users: %d %s", r.status, r.body)
+	}
+	muted := 0
+	for _, s := range a.keys.Streams(pipeline.StreamDedupeExpress) {
+		xs, _ := a.rdb.Do(context.Background(), a.rdb.B().Xrange().Key(s).Start("-").End("+").Build()).AsXRange()
+		for _, x := range xs {
+			e, _ := pipeline.ParseDedupeEntry(x.FieldValues)
+			muted += len(e.Muted)
+			if len(e.Muted) == 1 && e.Muted[0] != 5000 {
+				t.Errorf("user %d appended as muted", e.Muted[0])
+			}
+		}
+	}
+	if muted != 1 {
+		t.Errorf("%d users appended as muted, want 1 (user 5000 muted chat)", muted)
+	}
+
+	normal := `{"id":"digest-1","app":"com.example.chat","users":[7],"priority":"normal","notification":{"body":"x"}}`
+	if r := a.do("POST", "/v1/messages", normal, "op"); r.status != http.StatusAccepted {
+		t.Fatalf("normal priority: %d %s", r.status, r.body)
+	}
+	if _, n := a.dedupeEntries(pipeline.Bulk); n != 1 {
+		t.Errorf("a normal-priority message put %d users in the bulk lane, want 1", n)
+	}
+
+	r := a.do("GET", "/v1/messages/room-1-msg-9", "", "op")
+	if r.status != http.StatusOK || !strings.Contains(r.body, `"state":"sending"`) {
+		t.Errorf("GET: %d %s", r.status, r.body)
+	}
+	if r := a.do("GET", "/v1/messages/nope", "", "op"); r.status != http.StatusNotFound {
+		t.Errorf("GET unknown: %d %s", r.status, r.body)
+	}
+	if r := a.do("POST", "/v1/campaigns", `{"id":"c1","app":"com.example.chat","channels":["x"],"notification":{"body":"x"}}`, "op"); r.status != http.StatusCreated {
+		t.Fatalf("campaign: %d %s", r.status, r.body)
+	}
+	if r := a.do("GET", "/v1/messages/c1", "", "op"); r.status != http.StatusNotFound {
+		t.Errorf("GET a campaign's id as a message: %d %s", r.status, r.body)
+	}
+}
+
+// TestMessageValidation: what can never be sent is refused before anything
+// is stored, with the field named; an app key may not send.
+func TestMessageValidation(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op", AppKeys: map[string]string{"com.example.chat": "app-key-0123456789abcdef"}})
+	many := make([]string, 10_001)
+	for i := range many {
+		many[i] = fmt.Sprint(i + 1)
+	}
+	note := `"notification":{"body":"x"}`
+	tests := []struct {
+		name, body string
+		want       int
+		say        string
+	}{
+		{"empty users", `{"app":"com.example.chat","users":[],` + note + `}`, 400, "users"},
+		{"no users", `{"app":"com.example.chat",` + note + `}`, 400, "users"},
+		{"zero id", `{"app":"com.example.chat","users":[0],` + note + `}`, 400, "users[0]"},
+		{"10,001 users", `{"app":"com.example.chat","users":[` + strings.Join(many, ",") + `],` + note + `}`, 413, "10000"},
+		{"bad priority", `{"app":"com.example.chat","users":[1],"priority":"urgent",` + note + `}`, 400, "priority"},
+		{"no notification", `{"app":"com.example.chat","users":[1]}`, 400, "notification"},
+		{"no app", `{"users":[1],` + note + `}`, 400, "app"},
+		{"bad id", `{"id":"a b","app":"com.example.chat","users":[1],` + note + `}`, 400, "id"},
+		{"unknown field", `{"app":"com.example.chat","users":[1],"channels":["x"],` + note + `}`, 400, "channels"},
+		{"raw tokens", `{"app":"com.example.chat","tokens":[{"platform":"ios","token":"ab"}],` + note + `}`, 501, "tokens"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := a.do("POST", "/v1/messages", tt.body, "op")
+			if r.status != tt.want || !strings.Contains(r.body, tt.say) {
+				t.Errorf("got %d %s, want %d naming %q", r.status, r.body, tt.want, tt.say)
+			}
+		})
+	}
+	if e, _ := a.dedupeEntries(pipeline.Express); e != 0 {
+		t.Errorf("refused messages appended %d entries", e)
+	}
+	if r := a.do("POST", "/v1/messages", `{"app":"com.example.chat","users":[1],`+note+`}`, "app-key-0123456789abcdef"); r.status != http.StatusForbidden {
+		t.Errorf("app key: %d %s", r.status, r.body)
+	}
+}
