@@ -96,6 +96,9 @@ func TestOpenAPISchemasMatchTheCode(t *testing.T) {
 		"Notification":    notificationRequest{},
 		"CampaignStatus":  campaign.Report{},
 		"Subscribers":     subscribersRequest{},
+		"MessageRequest":  messageRequest{},
+		"MessageToken":    tokenRequest{},
+		"MessageStatus":   campaign.MessageReport{},
 	} {
 		ref := doc.Components.Schemas[name]
 		if ref == nil {
@@ -180,6 +183,14 @@ const (
 // priority, and a channel given as a number.
 var oaLater = `{"id":"oa-2","app":"com.example.news","channels":["breaking",101],"notification":{"title":"Later"},` +
 	`"send_at":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `","rate_per_second":50,"priority":"high"}`
+
+// oaMsg is message oa-m1.
+const oaMsg = `{"id":"oa-m1","app":"com.example.news","users":[42,43,42],"category":"alerts","notification":{"title":"Hi"}}`
+
+// oaUsers is a message to n users.
+func oaUsers(n int) string {
+	return strings.Replace(strings.Replace(oaIDs(n), `"add"`, `"users"`, 1), `{`, `{"app":"com.example.news","notification":{"title":"Hi"},`, 1)
+}
 
 // oaIDs is a bulk subscription of n user ids.
 func oaIDs(n int) string {
@@ -313,6 +324,29 @@ var openapiCalls = []apiCall{
 	{name: "cancel unknown", method: "POST", path: "/v1/campaigns/nope/cancel", token: oaToken, status: 404},
 	{name: "cancel done", method: "POST", path: "/v1/campaigns/oa-1/cancel", token: oaToken, status: 409, before: finish("oa-1")},
 	{name: "cancel no database", server: "nodb", method: "POST", path: "/v1/campaigns/oa-2/cancel", token: oaToken, status: 503},
+	// POST /v1/messages
+	{name: "message", method: "POST", path: "/v1/messages", body: oaMsg, token: oaToken, status: 202},
+	{name: "message again", method: "POST", path: "/v1/messages", body: oaMsg, token: oaToken, status: 200},
+	{name: "message other content", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `"Hi"`, `"Hello"`, 1), token: oaToken, status: 409},
+	{name: "message a campaign's id", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `oa-m1`, `oa-1`, 1), token: oaToken, status: 409},
+	{name: "message normal", method: "POST", path: "/v1/messages", body: strings.Replace(oaUsers(3), `{`, `{"priority":"normal",`, 1), token: oaToken, status: 202},
+	{name: "message no token", method: "POST", path: "/v1/messages", body: oaMsg, req: unchecked, status: 401},
+	{name: "message as app", method: "POST", path: "/v1/messages", body: oaMsg, token: oaKey, status: 403},
+	{name: "message no users", method: "POST", path: "/v1/messages", body: `{"app":"com.example.news","notification":{"title":"Hi"}}`, token: oaToken, req: unchecked, status: 400},
+	{name: "message user 0", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `[42,43,42]`, `[0]`, 1), token: oaToken, req: invalid, status: 400},
+	{name: "message bad priority", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `"category"`, `"priority":"urgent","category"`, 1), token: oaToken, req: invalid, status: 400},
+	{name: "message too many users", method: "POST", path: "/v1/messages", body: oaUsers(campaign.MaxMessageUsers + 1), token: oaToken, req: invalid, status: 413},
+	{name: "message too large", method: "POST", path: "/v1/messages", body: strings.Repeat(" ", messageBody+1), token: oaToken, req: unchecked, status: 413},
+	{name: "message to tokens", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `"users":[42,43,42]`, `"tokens":[{"platform":"android","token":"fcm:tok-1"}]`, 1), token: oaToken, status: 501},
+	{name: "message text", method: "POST", path: "/v1/messages", body: oaMsg, token: oaToken, contentType: "text/plain", req: unchecked, status: 415},
+	{name: "message no database", server: "nodb", method: "POST", path: "/v1/messages", body: oaMsg, token: oaToken, status: 503},
+	// GET /v1/messages/{id}
+	{name: "message progress", method: "GET", path: "/v1/messages/oa-m1", token: oaToken, status: 200},
+	{name: "message progress no token", method: "GET", path: "/v1/messages/oa-m1", req: unchecked, status: 401},
+	{name: "message progress as app", method: "GET", path: "/v1/messages/oa-m1", token: oaKey, status: 403},
+	{name: "message progress unknown", method: "GET", path: "/v1/messages/nope", token: oaToken, status: 404},
+	{name: "message progress of a campaign", method: "GET", path: "/v1/messages/oa-1", token: oaToken, status: 404},
+	{name: "message progress no database", server: "nodb", method: "GET", path: "/v1/messages/oa-m1", token: oaToken, status: 503},
 	// GET /v1/openapi.json
 	{name: "reference", method: "GET", path: "/v1/openapi.json", token: oaKey, status: 200},
 	{name: "reference no token", method: "GET", path: "/v1/openapi.json", req: unchecked, status: 401},
