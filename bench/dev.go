@@ -147,6 +147,7 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 	say("pushpipe is running: %d processes (logs in %s)", len(run.Fleet.Procs()), logDir)
 	say("  API            http://%s", cfg.Listen)
 	say("  admin token    %s", adminToken)
+	say("  console        http://%s/ui/  (sign in with the admin token)", cfg.Listen)
 	say("  app key        %s=%s  (for /v1/devices of app %q)", seed.App, appKey, seed.App)
 	say("  Redis          %s", srv.RedisAddr)
 	say("  PostgreSQL     %s", srv.DatabaseURL)

@@ -65,6 +65,11 @@ func (k Keys) Streams(name string) []string {
 // operator wants them in one place.
 func (k Keys) DLQ() string { return k.Prefix + ":{dlq}:" + StreamDLQ }
 
+// ConsoleSession is the operator console's session whose id hashes to hash
+// (stages/api/console): a string holding its CSRF token, expiring with the
+// session.
+func (k Keys) ConsoleSession(hash string) string { return k.Prefix + ":{console}:session:" + hash }
+
 // DelayedKey is the sorted set of entries waiting to be XADDed to stream (a
 // partition key from Stream) at a later time (delay.go): it shares the
 // stream's hash tag, so releasing an entry is one atomic step.

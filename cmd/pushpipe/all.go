@@ -8,6 +8,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/api"
+	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
 // AllCmd runs the API and every stage in one process: a small deployment, or
@@ -50,6 +51,14 @@ func (c *AllCmd) Run(g *Globals) error {
 		return err
 	}
 	auth := api.Auth{AdminToken: os.Getenv("PUSHPIPE_ADMIN_TOKEN"), AppKeys: appKeys, Insecure: c.InsecureNoAuth}
+	var known func(string) bool
+	if c.Apps != "" {
+		apps, err := deliver.LoadApps(c.Apps)
+		if err != nil {
+			return err
+		}
+		auth.FileKeys, known = apps.AppKeys(), apps.Known
+	}
 	if err := auth.Validate(); err != nil {
 		return fmt.Errorf("all: %w", err)
 	}
@@ -64,9 +73,16 @@ func (c *AllCmd) Run(g *Globals) error {
 	}
 	// The API shares the stages' clients and pool.
 	srv := sidecar{dbConns: c.APIDBConns, build: func(d *deps) func(context.Context) error {
-		h := api.New(api.Config{Redis: d.rdb, DB: d.db, Keys: d.keys, Log: d.log, Auth: auth, Metrics: d.reg,
+		h := api.New(api.Config{Redis: d.rdb, DB: d.db, Keys: d.keys, Log: d.log, Auth: auth, KnownApp: known, Metrics: d.reg,
 			MaxBodyMemory: c.MaxBodyMemory, DeviceWriteRate: api.DefaultDeviceWriteRate})
-		return func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, h, d.log) }
+		serve := func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, h, d.log) }
+		if c.Apps == "" {
+			return serve
+		}
+		reload := reloadAppsOnHUP(c.Apps, d.log, func(_ context.Context, apps deliver.Apps) error {
+			return h.ReloadApps(apps.Known, apps.AppKeys())
+		})
+		return func(ctx context.Context) error { return pipeline.RunGroup(ctx, serve, reload) }
 	}}
 	log := g.Logger()
 	log.Info().Str("api", c.Listen).Dur("claim_idle", c.ClaimIdle).Msg("pushpipe all: API and every stage in one process")

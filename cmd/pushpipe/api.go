@@ -6,6 +6,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/api"
+	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
 // APICmd serves the HTTP API.
@@ -14,6 +15,7 @@ type APICmd struct {
 	HTTP            string  `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
 	InsecureNoAuth  bool    `name:"insecure-no-auth" help:"Serve without authentication (a closed test network only)."`
 	DBConns         int32   `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size)."`
+	Apps            string  `name:"apps" placeholder:"FILE" help:"Apps file (TOML): the apps campaigns may name and their app keys (beside PUSHPIPE_APP_KEYS); SIGHUP reloads it."`
 	MaxBodyBytes    int64   `name:"max-body-bytes" default:"${max_body_bytes}" help:"Largest device batch body accepted (413 past it); every other route has its own, smaller cap."`
 	DeviceWriteRate float64 `name:"device-write-rate" default:"${device_write_rate}" help:"Device writes per second per app key (a batch counts each device; bursts of twice that, or one full batch); 429 with Retry-After past it. 0 disables. The operator token is not limited."`
 	ListenFlags     `embed:""`
@@ -39,6 +41,14 @@ func (c *APICmd) Run(g *Globals) error {
 		return err
 	}
 	auth := api.Auth{AdminToken: os.Getenv("PUSHPIPE_ADMIN_TOKEN"), AppKeys: appKeys, Insecure: c.InsecureNoAuth}
+	var known func(string) bool
+	if c.Apps != "" {
+		apps, err := deliver.LoadApps(c.Apps)
+		if err != nil {
+			return err
+		}
+		auth.FileKeys, known = apps.AppKeys(), apps.Known
+	}
 	if err := auth.Validate(); err != nil {
 		return err
 	}
@@ -56,13 +66,19 @@ func (c *APICmd) Run(g *Globals) error {
 		return err
 	}
 	defer db.Close()
-	srv := api.New(api.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: log, Auth: auth, MaxBodyBytes: c.MaxBodyBytes,
+	srv := api.New(api.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: log, Auth: auth, KnownApp: known, MaxBodyBytes: c.MaxBodyBytes,
 		MaxBodyMemory: c.MaxBodyMemory, DeviceWriteRate: c.DeviceWriteRate, Metrics: g.Registry()})
 	ready := pipeline.RedisReady(rdb)
-	return pipeline.RunGroup(g.Context(),
+	runners := []func(context.Context) error{}
+	if c.Apps != "" {
+		runners = append(runners, reloadAppsOnHUP(c.Apps, log, func(_ context.Context, apps deliver.Apps) error {
+			return srv.ReloadApps(apps.Known, apps.AppKeys())
+		}))
+	}
+	return pipeline.RunGroup(g.Context(), append(runners,
 		func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, srv, log) },
 		func(ctx context.Context) error {
 			return pipeline.Serve(ctx, c.HTTP, pipeline.OpsHandler(g.Registry(), ready), log)
-		},
+		})...,
 	)
 }

@@ -66,7 +66,7 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"sendd"}, `pushpipe: unexpected argument sendd, did you mean "send"? (see pushpipe --help)`},
-		{[]string{"send", "--app", "a"}, "pushpipe: missing flags: --channel=CHANNEL (see pushpipe send --help)"},
+		{[]string{"send", "--app", "a"}, "pushpipe: missing flags: --channel=CHANNEL or --user=USER,... (see pushpipe send --help)"},
 		{[]string{"dlq", "list", "--bogus"}, "pushpipe: unknown flag --bogus (see pushpipe dlq list --help)"},
 		{[]string{"--log-level", "verbose", "status"}, `"verbose" is not debug, info, warn or error`},
 		{[]string{"split", "--claim-idle", "0s"}, "--claim-idle must be a positive duration"},

@@ -24,6 +24,7 @@ type DeliverCmd struct {
 // provider settings are what `all` is mostly given).
 type DeliverFlags struct {
 	DBConns          int32  `name:"db-conns" default:"8" help:"PostgreSQL connections (the pool size)."`
+	Apps             string `name:"apps" placeholder:"FILE" help:"Apps file (TOML): every app's APNs and FCM credentials, instead of the single-app provider flags; SIGHUP reloads it."`
 	APNsKey          string `name:"apns-key" placeholder:"FILE.p8" help:"APNs signing key for token auth."`
 	APNsKeyID        string `name:"apns-key-id" help:"Key id of --apns-key."`
 	APNsTeamID       string `name:"apns-team-id" help:"Apple developer team id of --apns-key."`
@@ -82,14 +83,21 @@ func (c DeliverFlags) dbConns() int32 { return c.DBConns }
 // build makes the deliver stage; the runner does the rest (its retries are
 // the runner's delayed entries).
 func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
+	var (
+		runners []func(context.Context) error
+		appTPS  func(string) int
+	)
 	senders, closeSenders, err := c.senders(d.ctx)
+	if c.Apps != "" && c.Sink != "null" {
+		senders, closeSenders, appTPS, runners, err = c.appSenders(d)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	d.closers = append(d.closers, closeSenders)
 	h, err := deliver.New(deliver.Config{
 		Redis: d.rdb, DB: d.db, Keys: d.keys, Senders: senders,
-		TPS: c.TPS, InFlight: c.InFlight, ExpressInFlight: c.ExpressInFlight, ExpressShare: c.ExpressShare,
+		TPS: c.TPS, AppTPS: appTPS, InFlight: c.InFlight, ExpressInFlight: c.ExpressInFlight, ExpressShare: c.ExpressShare,
 		MaxAttempts: c.MaxAttempts,
 		RetryBase:   c.RetryBase, RetryMax: c.RetryMax,
 		Log: d.log, Metrics: d.reg,
@@ -97,7 +105,24 @@ func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []
 	if err != nil {
 		return nil, nil, err
 	}
-	return h, nil, nil
+	return h, runners, nil
+}
+
+// appSenders builds the senders of every app of the --apps file, and the
+// SIGHUP reloader that swaps them.
+func (c DeliverFlags) appSenders(d *deps) (map[push.Platform]push.Sender, func(), func(string) int, []func(context.Context) error, error) {
+	if c.APNsKey != "" || c.APNsCert != "" || c.FCMCredentials != "" || c.FCMProject != "" {
+		return nil, nil, nil, nil, fmt.Errorf("give --apps or the single-app provider flags (--apns-key, --apns-cert, --fcm-*), not both")
+	}
+	apps, err := deliver.LoadApps(c.Apps)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	as, err := deliver.NewAppSenders(d.ctx, apps, deliver.SenderOptions{APNsConns: c.APNsConns}, d.log)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return as.Senders(), as.Close, as.TPS, []func(context.Context) error{reloadAppsOnHUP(c.Apps, d.log, as.Reload)}, nil
 }
 
 // senders builds a sender per platform from the flags: APNs when a key or a

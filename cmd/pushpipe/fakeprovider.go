@@ -20,6 +20,7 @@ type FakeproviderCmd struct {
 	ErrorRate        float64       `name:"error-rate" help:"Share of requests answered 500 or 503 at random."`
 	Outage           time.Duration `help:"Answer 503 to everything for this long after start."`
 	KeepRequests     bool          `name:"keep-requests" help:"Keep each accepted request's headers and body for GET /_receipts?full=1 (about half a kilobyte a request)."`
+	APNsKeys         []string      `name:"apns-keys" placeholder:"TEAM/KEY,..." help:"Accept APNs provider tokens of these team id / key id pairs only (403 InvalidProviderToken for others)."`
 }
 
 // Run serves until SIGTERM.
@@ -27,6 +28,6 @@ func (c *FakeproviderCmd) Run(g *Globals) error {
 	return fakeprovider.Run(g.Context(), fakeprovider.Options{
 		Listen: c.Listen, CertOut: c.CertOut, TPS: c.TPS, TPSWindow: fakeprovider.Window(c.TPSWindow), Latency: c.Latency,
 		UnregisteredRate: c.UnregisteredRate, BadTokenRate: c.BadTokenRate, ErrorRate: c.ErrorRate,
-		Outage: c.Outage, KeepRequests: c.KeepRequests,
+		Outage: c.Outage, KeepRequests: c.KeepRequests, APNsKeys: c.APNsKeys,
 	}, os.Stderr)
 }

@@ -33,6 +33,11 @@ type Campaign struct {
 	Data      json.RawMessage // a JSON object of custom keys, or nil
 	TTL       time.Duration   // how long providers may hold it; default DefaultTTL
 	CreatedAt time.Time       // set by Create
+	// Notification is the whole notification object (a push.Content as
+	// JSON, validated by the API: api.parseNotification), or nil for a
+	// campaign of Title, Body and Data only. Title, Body and Data are its
+	// default text and data all the same.
+	Notification json.RawMessage
 
 	// SendAt is when a scheduled campaign starts; zero (or a time already
 	// past) starts it now. At most MaxSchedule ahead.
@@ -124,7 +129,7 @@ func (c *Campaign) normalizeContent() error {
 			return &ValidationError{Msg: err.Error()}
 		}
 	}
-	if c.Title == "" && c.Body == "" {
+	if c.Title == "" && c.Body == "" && len(c.Notification) == 0 { // a silent push has neither
 		return invalid("notification: a title or a body is required")
 	}
 	for _, f := range []struct{ name, text string }{{"notification.title", c.Title}, {"notification.body", c.Body}} {

@@ -42,17 +42,21 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 	if !c.SendAt.IsZero() {
 		sendAt = &c.SendAt
 	}
+	var note []byte // NULL without a notification object
+	if len(c.Notification) > 0 {
+		note = c.Notification
+	}
 	// A send_at already past starts the campaign now; the row still keeps
 	// it, so a retry of the same request compares equal.
 	err := db.QueryRow(ctx, `
 		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds,
-		                       send_at, rate_per_second, priority, state, started_at)
+		                       send_at, rate_per_second, priority, state, started_at, notification)
 		VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11,
 		        CASE WHEN $9 > now() THEN 'scheduled' ELSE 'splitting' END,
-		        CASE WHEN $9 > now() THEN NULL ELSE now() END)
+		        CASE WHEN $9 > now() THEN NULL ELSE now() END, $12::jsonb)
 		ON CONFLICT (id) DO NOTHING
 		RETURNING created_at, state`,
-		c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl, sendAt, c.RatePerSecond, c.Priority).
+		c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl, sendAt, c.RatePerSecond, c.Priority, note).
 		Scan(&c.CreatedAt, &c.State)
 	queued := false
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -62,8 +66,9 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 			       (app, channels, category, title, body, data, ttl_seconds, rate_per_second, priority) =
 			       ($2, $3, $4, $5, $6, $7::jsonb, $8, $10, $11)
 			       AND send_at IS NOT DISTINCT FROM $9
+			       AND notification IS NOT DISTINCT FROM $12::jsonb
 			FROM campaigns WHERE id = $1`,
-			c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl, sendAt, c.RatePerSecond, c.Priority).
+			c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl, sendAt, c.RatePerSecond, c.Priority, note).
 			Scan(&c.CreatedAt, &c.State, &queued, &same)
 		if err == nil && !same {
 			return c, false, fmt.Errorf("campaign %q: %w", c.ID, ErrConflict)
@@ -162,10 +167,10 @@ func Load(ctx context.Context, db *pgxpool.Pool, id string) (Campaign, error) {
 	var sendAt *time.Time
 	err := db.QueryRow(ctx, `
 		SELECT app, channels, category, title, body, data, ttl_seconds, created_at,
-		       send_at, rate_per_second, priority, state
+		       send_at, rate_per_second, priority, state, notification
 		FROM campaigns WHERE id = $1`, id).
 		Scan(&c.App, &c.Channels, &c.Category, &c.Title, &c.Body, &data, &ttl, &c.CreatedAt,
-			&sendAt, &c.RatePerSecond, &c.Priority, &c.State)
+			&sendAt, &c.RatePerSecond, &c.Priority, &c.State, &c.Notification)
 	if sendAt != nil {
 		c.SendAt = *sendAt
 	}

@@ -15,7 +15,8 @@ type Device struct {
 	UserID   int64
 	Platform Platform
 	Token    string
-	ID       int64 // the row's id: stable for an (app, token), see migration 00003
+	ID       int64  // the row's id: stable for an (app, token), see migration 00003
+	Locale   string // as the app registered it ("ko-KR", "pt_BR"), or ""
 }
 
 // Querier is what ValidTokens needs: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
@@ -25,7 +26,7 @@ type Querier interface {
 }
 
 // validTokensSQL is answered by index-only scans of the partial covering
-// index devices_app_user_active (app, user_id) INCLUDE (platform, token, id)
+// index devices_app_user_active (app, user_id) INCLUDE (platform, token, id, locale)
 // WHERE state = 0, one probe per user (see the test that checks the plan).
 // It is written as a semi-join on unnest rather than "user_id = ANY($2)": on
 // PostgreSQL 15 the planner costs ANY over a 1000-element array as 1000 random
@@ -33,7 +34,7 @@ type Querier interface {
 // thousand rows (measured: 17-35 ms instead of 3-5 ms at 200k rows); the
 // semi-join keeps the nested loop of index probes at every table size, and
 // repeated user ids in the input do not repeat devices.
-const validTokensSQL = `SELECT user_id, platform, token, id FROM devices
+const validTokensSQL = `SELECT user_id, platform, token, id, locale FROM devices
 WHERE app = $1 AND state = 0 AND user_id IN (SELECT unnest($2::bigint[]))`
 
 // validTokensRangeSQL reads every valid device of a span of user ids: one
@@ -44,7 +45,7 @@ WHERE app = $1 AND state = 0 AND user_id IN (SELECT unnest($2::bigint[]))`
 // array of spans, a LATERAL join, is costed at a million rows whatever the
 // spans, and PostgreSQL then JIT-compiles it on every call: 4 ms, 8x the
 // query. Per span, the planner sees the bounds.)
-const validTokensRangeSQL = `SELECT user_id, platform, token, id FROM devices
+const validTokensRangeSQL = `SELECT user_id, platform, token, id, locale FROM devices
 WHERE app = $1 AND state = 0 AND user_id BETWEEN $2 AND $3`
 
 // maxSpans is the most spans read as spans; more scattered users are
@@ -123,11 +124,14 @@ type collector struct {
 	out    []Device
 	tokens strings.Builder // its String does not copy
 	ends   []int           // where each device's token ends in tokens
+	// locales interns the locales: a campaign's devices have a few dozen
+	// between them, so a string per device would be waste.
+	locales map[string]string
 }
 
 // newCollector makes room for about n devices.
 func newCollector(n int) *collector {
-	c := &collector{out: make([]Device, 0, n), ends: make([]int, 0, n)}
+	c := &collector{out: make([]Device, 0, n), ends: make([]int, 0, n), locales: map[string]string{}}
 	c.tokens.Grow(tokenBytes * n)
 	return c
 }
@@ -141,7 +145,20 @@ func (c *collector) devices() []Device {
 	return c.out
 }
 
-// add adds the devices of rows (user_id, platform, token, id) whose user
+// locale is raw as an interned string.
+func (c *collector) locale(raw []byte) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	if l, ok := c.locales[string(raw)]; ok { // no allocation
+		return l
+	}
+	l := string(raw)
+	c.locales[l] = l
+	return l
+}
+
+// add adds the devices of rows (user_id, platform, token, id, locale) whose user
 // want accepts (nil: all) and closes rows.
 func (c *collector) add(rows pgx.Rows, want func(int64) bool) error {
 	defer rows.Close()
@@ -149,18 +166,19 @@ func (c *collector) add(rows pgx.Rows, want func(int64) bool) error {
 	// column reads the same in either format); otherwise Scan parses text.
 	binaryRows := true
 	for i, f := range rows.FieldDescriptions() {
-		binaryRows = binaryRows && (i == 2 || f.Format == pgx.BinaryFormatCode)
+		binaryRows = binaryRows && (i == 2 || i == 4 || f.Format == pgx.BinaryFormatCode)
 	}
 	scan := scanDevice
 	if !binaryRows { // the simple protocol answers in text
 		scan = scanText(rows)
 	}
 	for rows.Next() {
-		d, tok, ok, err := scan(rows.RawValues(), want)
+		d, tok, locale, ok, err := scan(rows.RawValues(), want)
 		if err != nil {
 			return err
 		}
 		if ok {
+			d.Locale = c.locale(locale)
 			c.tokens.Write(tok)
 			c.ends = append(c.ends, c.tokens.Len())
 			c.out = append(c.out, d)
@@ -174,27 +192,28 @@ func (c *collector) add(rows pgx.Rows, want func(int64) bool) error {
 const tokenBytes = 128
 
 // scanText is scanDevice for rows in text format.
-func scanText(rows pgx.Rows) func([][]byte, func(int64) bool) (Device, []byte, bool, error) {
-	return func(_ [][]byte, want func(int64) bool) (d Device, tok []byte, ok bool, err error) {
-		err = rows.Scan(&d.UserID, &d.Platform, &tok, &d.ID)
-		return d, tok, err == nil && (want == nil || want(d.UserID)), err
+func scanText(rows pgx.Rows) func([][]byte, func(int64) bool) (Device, []byte, []byte, bool, error) {
+	return func(_ [][]byte, want func(int64) bool) (d Device, tok, locale []byte, ok bool, err error) {
+		err = rows.Scan(&d.UserID, &d.Platform, &tok, &d.ID, &locale)
+		return d, tok, locale, err == nil && (want == nil || want(d.UserID)), err
 	}
 }
 
-// scanDevice decodes one row (binary format: int8, int2, text, int8) but
-// its token, which it returns as the row's bytes (valid until the next row),
-// skipping the row when want says its user is not asked for.
-func scanDevice(vals [][]byte, want func(int64) bool) (Device, []byte, bool, error) {
-	if len(vals) != 4 || len(vals[0]) != 8 || len(vals[1]) != 2 || len(vals[3]) != 8 {
-		return Device{}, nil, false, fmt.Errorf("unexpected row shape %d columns", len(vals))
+// scanDevice decodes one row (binary format: int8, int2, text, int8, text)
+// but its token and locale, which it returns as the row's bytes (valid
+// until the next row), skipping the row when want says its user is not
+// asked for.
+func scanDevice(vals [][]byte, want func(int64) bool) (Device, []byte, []byte, bool, error) {
+	if len(vals) != 5 || len(vals[0]) != 8 || len(vals[1]) != 2 || len(vals[3]) != 8 {
+		return Device{}, nil, nil, false, fmt.Errorf("unexpected row shape %d columns", len(vals))
 	}
 	user := int64(binary.BigEndian.Uint64(vals[0]))
 	if want != nil && !want(user) {
-		return Device{}, nil, false, nil
+		return Device{}, nil, nil, false, nil
 	}
 	return Device{
 		UserID:   user,
 		Platform: Platform(int16(binary.BigEndian.Uint16(vals[1]))),
 		ID:       int64(binary.BigEndian.Uint64(vals[3])),
-	}, vals[2], true, nil
+	}, vals[2], vals[4], true, nil
 }

@@ -37,12 +37,12 @@ func testDB(t *testing.T) *pgxpool.Pool {
 func TestValidTokens(t *testing.T) {
 	db := testDB(t)
 	ctx := t.Context()
-	_, err := db.Exec(ctx, `INSERT INTO devices (app, token, user_id, platform, state, event_at) VALUES
-		('news', 'a1', 1, 1, 0, now()), ('news', 'a2', 1, 2, 0, now()),
-		('news', 'b1', 2, 2, 1, now()),          -- deleted
-		('news', 'c1', 3, 1, 2, now()),          -- invalidated
-		('news', 'd1', 4, 2, 0, now()),
-		('sport', 'e1', 1, 1, 0, now())          -- another app`)
+	_, err := db.Exec(ctx, `INSERT INTO devices (app, token, user_id, platform, state, event_at, locale) VALUES
+		('news', 'a1', 1, 1, 0, now(), 'ko-KR'), ('news', 'a2', 1, 2, 0, now(), 'pt_BR'),
+		('news', 'b1', 2, 2, 1, now(), ''),          -- deleted
+		('news', 'c1', 3, 1, 2, now(), ''),          -- invalidated
+		('news', 'd1', 4, 2, 0, now(), ''),
+		('sport', 'e1', 1, 1, 0, now(), '')          -- another app`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestValidTokens(t *testing.T) {
 		}
 		ids[tok] = id
 	}
-	want := []Device{{1, IOS, "a1", ids["a1"]}, {1, Android, "a2", ids["a2"]}, {4, Android, "d1", ids["d1"]}}
+	want := []Device{{1, IOS, "a1", ids["a1"], "ko-KR"}, {1, Android, "a2", ids["a2"], "pt_BR"}, {4, Android, "d1", ids["d1"], ""}}
 	// Dense users are read as one span of the index, sparse ones by a probe
 	// per user; repeats and disorder in the input change nothing.
 	for _, users := range [][]int64{{1, 2, 3, 4, 5}, {5, 4, 1, 1, 3, 2}, {1, 4, 1000, 2000, 1 << 40}, {4, 1}} {

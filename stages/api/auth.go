@@ -19,6 +19,8 @@ import (
 type Auth struct {
 	AdminToken string
 	AppKeys    map[string]string // app → key
+	// FileKeys are the app keys of the --apps file: app → its keys.
+	FileKeys map[string][]string
 	// Insecure disables authentication (pushpipe api --insecure-no-auth).
 	Insecure bool
 }
@@ -58,15 +60,15 @@ func (a Auth) Validate() error {
 	if a.Insecure {
 		return nil
 	}
-	if a.AdminToken == "" && len(a.AppKeys) == 0 {
+	if a.AdminToken == "" && len(a.AppKeys) == 0 && len(a.FileKeys) == 0 {
 		return errors.New("no credentials configured: set PUSHPIPE_ADMIN_TOKEN and/or PUSHPIPE_APP_KEYS, or pass --insecure-no-auth for a closed test network")
 	}
 	if a.AdminToken != "" && len(a.AdminToken) < MinSecret {
 		return fmt.Errorf("PUSHPIPE_ADMIN_TOKEN: %d characters is too short to resist guessing; use at least %d (e.g. openssl rand -hex 24)", len(a.AdminToken), MinSecret)
 	}
 	owner := map[string]string{} // key → app, to find a key shared by two apps
-	for _, app := range a.apps() {
-		key := a.AppKeys[app]
+	for _, k := range a.keys() {
+		app, key := k.app, k.key
 		if key == "" {
 			return fmt.Errorf("PUSHPIPE_APP_KEYS: app %q has an empty key", app)
 		}
@@ -87,12 +89,35 @@ func (a Auth) Validate() error {
 
 // apps lists the apps with a key, sorted (stable error messages).
 func (a Auth) apps() []string {
-	apps := make([]string, 0, len(a.AppKeys))
+	apps := make([]string, 0, len(a.AppKeys)+len(a.FileKeys))
 	for app := range a.AppKeys {
 		apps = append(apps, app)
 	}
+	for app := range a.FileKeys {
+		if _, dup := a.AppKeys[app]; !dup {
+			apps = append(apps, app)
+		}
+	}
 	sort.Strings(apps)
 	return apps
+}
+
+// appKey is one app key, in the clear.
+type appKey struct{ app, key string }
+
+// keys lists every app key, of PUSHPIPE_APP_KEYS and of the apps file, by
+// app.
+func (a Auth) keys() []appKey {
+	var out []appKey
+	for _, app := range a.apps() {
+		if key, ok := a.AppKeys[app]; ok {
+			out = append(out, appKey{app, key})
+		}
+		for _, key := range a.FileKeys[app] {
+			out = append(out, appKey{app, key})
+		}
+	}
+	return out
 }
 
 // String describes the configuration without any secret.
@@ -116,6 +141,9 @@ const (
 	scopeAdmin scope = iota // operator token only
 	scopeApp                // operator token, or the key of the app concerned
 	scopeAny                // any valid token: the API's reference, which every client may read
+	// scopeConsole: no bearer token; the console signs in with the operator
+	// token and checks its own session cookie on every request.
+	scopeConsole
 )
 
 type principalKey struct{}
@@ -153,8 +181,8 @@ func (a Auth) verifier() verifier {
 		h := hashSecret(a.AdminToken)
 		v.admin = &h
 	}
-	for app, key := range a.AppKeys {
-		v.keys = append(v.keys, appSecret{app, hashSecret(key)})
+	for _, k := range a.keys() {
+		v.keys = append(v.keys, appSecret{k.app, hashSecret(k.key)})
 	}
 	return v
 }
@@ -200,6 +228,15 @@ func (v verifier) identify(r *http.Request) (principal, bool) {
 		return principal{app: found}, true
 	}
 	return principal{}, false
+}
+
+// operator reports whether tok is the operator token: the only credential
+// that signs in to the console (app keys ship inside apps).
+func (v verifier) operator(tok string) bool {
+	if v.insecure {
+		return true
+	}
+	return v.admin != nil && v.admin.equal(hashSecret(tok))
 }
 
 // unauthorized answers 401 with the Bearer challenge.

@@ -2,15 +2,15 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
-	"github.com/go-json-experiment/json/jsontext"
-
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/deliver"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // campaignTimeout bounds a campaign request's PostgreSQL and Redis work.
@@ -27,12 +27,6 @@ type campaignRequest struct {
 	campaignSchedule `json:",inline"` // campaigns_lifecycle.go: send_at, rate_per_second, priority
 }
 
-type notificationRequest struct {
-	Title string         `json:"title"`
-	Body  string         `json:"body"`
-	Data  jsontext.Value `json:"data"`
-}
-
 // postCampaign creates a campaign: POST /v1/campaigns → 201 {"id"}; the same
 // id again → 200 {"id"} and nothing new is sent; the same id with other
 // content → 409.
@@ -41,25 +35,30 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 	if !decode(w, body, &req) {
 		return
 	}
-	if req.Notification == nil {
-		writeError(w, http.StatusBadRequest, `notification: is required, e.g. {"title": "...", "body": "..."}`)
+	content, err := parseNotification(req.Notification, req.Priority, push.PriorityNormal)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !s.knownApp(req.App) {
+		writeError(w, http.StatusUnprocessableEntity, unknownApp(req.App))
 		return
 	}
 	if max := int64(campaign.MaxTTL / time.Second); req.TTLSeconds < 0 || req.TTLSeconds > max {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl_seconds: must be between 1 and %d (28 days), or left out for 24 hours; got %d", max, req.TTLSeconds))
 		return
 	}
-	data := req.Notification.Data
-	if string(data) == "null" {
-		data = nil
-	}
 	c := campaign.Campaign{
 		ID: req.ID, App: req.App, Channels: req.Channels, Category: req.Category,
-		Title: req.Notification.Title, Body: req.Notification.Body, Data: []byte(data),
+		Title: content.Title, Body: content.Body, Data: content.Data,
 		TTL: time.Duration(req.TTLSeconds) * time.Second,
 	}
 	if err := req.apply(&c); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if c.Notification, err = json.Marshal(content); err != nil {
+		writeError(w, http.StatusBadRequest, "notification: "+err.Error())
 		return
 	}
 	if err := c.Normalize(); err != nil {
@@ -72,7 +71,7 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
 	defer cancel()
-	err := deliver.CheckCampaign(ctx, s.cfg.DB, c)
+	err = deliver.CheckCampaign(ctx, s.cfg.DB, c)
 	created := false
 	if err == nil {
 		c, created, err = campaign.Create(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, c)

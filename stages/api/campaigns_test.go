@@ -124,7 +124,7 @@ func TestMalformedCampaign(t *testing.T) {
 		// fetch them.
 		{`{"id":".",` + ok + `}`, `id: "." is a path step`},
 		{`{"id":"..",` + ok + `}`, `id: ".." is a path step`},
-		{`{"app":"a","channels":["x"],"notification":{"title":"t","sound":"x"}}`, `unknown field "notification.sound"`},
+		{`{"app":"a","channels":["x"],"notification":{"title":"t","sounds":"x"}}`, `unknown field "notification.sounds"`},
 	}
 	for _, tt := range tests {
 		r := a.do("POST", "/v1/campaigns", tt.body, "")

@@ -208,6 +208,13 @@ func FuzzCampaignBody(f *testing.F) {
 		`{"id":"{x}","app":"news","channels":["x"],"notification":{"title":"t"},"ttl_seconds":-1}`,
 		`{"app":"news","channels":["x"],"notification":{"title":"t"},"extra":1}`,
 		`{"app":"news"}{}`, `[]`, ``, `{"ttl_seconds":1e400}`,
+		// The whole notification object (subtitle, badge, sound, image,
+		// thread, collapse id, silent, localized) and its priority.
+		`{"app":"news","channels":["x"],"priority":"high","notification":{"title":"t","subtitle":"s","body":"b","badge":0,"sound":"default","image":"https://i.example/a.png","category":"c","thread_id":"th","collapse_id":"k","localized":{"ko":{"title":"한"},"pt-BR":{"body":"ó"}}}}`,
+		`{"app":"news","channels":["x"],"notification":{"silent":true,"data":{"sync":1}}}`,
+		`{"app":"news","channels":["x"],"notification":{"silent":true,"title":"t","badge":-1,"image":"http://x","localized":{"x y":{}}}}`,
+		`{"app":"sport","channels":["x"],"priority":"urgent","notification":{"title":"t","localized":{"ko":{"title":"a"},"KO":{"title":"b"}}}}`,
+		`{"app":"unknown","channels":["x"],"notification":{"title":"t"}}`,
 	} {
 		f.Add([]byte(s))
 	}

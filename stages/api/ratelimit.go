@@ -34,14 +34,15 @@ type deviceLimits struct {
 // is twice the rate, but at least one full batch (MaxDeviceBatch), so the
 // largest batch the API accepts can always pass when the bucket is full.
 func newDeviceLimits(auth Auth, perSecond float64, burst int) deviceLimits {
-	if perSecond <= 0 || auth.Insecure || len(auth.AppKeys) == 0 {
+	apps := auth.apps()
+	if perSecond <= 0 || auth.Insecure || len(apps) == 0 {
 		return deviceLimits{}
 	}
 	if burst <= 0 {
 		burst = max(int(math.Ceil(2*perSecond)), MaxDeviceBatch)
 	}
-	l := deviceLimits{byApp: make(map[string]*rate.Limiter, len(auth.AppKeys)), rate: perSecond, burst: burst}
-	for app := range auth.AppKeys {
+	l := deviceLimits{byApp: make(map[string]*rate.Limiter, len(apps)), rate: perSecond, burst: burst}
+	for _, app := range apps {
 		l.byApp[app] = rate.NewLimiter(rate.Limit(perSecond), burst)
 	}
 	return l

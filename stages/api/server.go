@@ -7,6 +7,8 @@ import (
 	"cmp"
 	"context"
 	"net/http"
+	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +17,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/api/console"
 )
 
 // Config is what the API needs.
@@ -24,6 +27,9 @@ type Config struct {
 	Keys  pipeline.Keys
 	Log   zerolog.Logger
 	Auth  Auth
+	// KnownApp, if set, says which apps campaigns and messages may name
+	// (the --apps file, reloaded on SIGHUP); nil: those of Auth.AppKeys.
+	KnownApp func(app string) bool
 	// MaxBodyBytes caps the device batch's body (413 past it) and is the
 	// ceiling of every other route's own, smaller cap (routes); default
 	// DefaultMaxBodyBytes.
@@ -49,11 +55,12 @@ type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
 	metrics *apiMetrics
-	auth    verifier            // auth.go: the operator token and app keys, hashed
-	limits  deviceLimits        // ratelimit.go: per app key device-write buckets
-	bodies  *semaphore.Weighted // body.go: request body bytes held at once
-	dev     deviceEvents        // devices.go: the event clock of device writes
-	streams []string            // the ingest stream of each partition
+	apps    atomic.Pointer[appsState] // apps.go: keys, their limits, known apps; swapped by ReloadApps
+	bodies  *semaphore.Weighted       // body.go: request body bytes held at once
+	dev     deviceEvents              // devices.go: the event clock of device writes
+	streams []string                  // the ingest stream of each partition
+	console *console.Console          // the operator console (/ui/)
+	ownAuth []string                  // path prefixes of routes that authenticate themselves (scopeConsole)
 }
 
 // New builds the API server.
@@ -66,10 +73,16 @@ func New(cfg Config) *Server {
 	}
 	// A budget smaller than the largest body would refuse that body forever.
 	cfg.MaxBodyMemory = max(cfg.MaxBodyMemory, cfg.MaxBodyBytes)
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Metrics), auth: cfg.Auth.verifier(),
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Metrics),
 		bodies: semaphore.NewWeighted(cfg.MaxBodyMemory), streams: cfg.Keys.Streams(pipeline.StreamIngest)}
-	s.limits = newDeviceLimits(cfg.Auth, cfg.DeviceWriteRate, cfg.DeviceWriteBurst)
+	s.apps.Store(s.newAppsState(cfg.Auth, cfg.KnownApp))
+	// The operator token is not in the apps file: a reload never changes it.
+	s.console = console.New(console.Config{Redis: cfg.Redis, DB: cfg.DB, Keys: cfg.Keys, Log: cfg.Log,
+		Operator: func(tok string) bool { return s.apps.Load().auth.operator(tok) }})
 	for _, rt := range s.routes() {
+		if rt.scope == scopeConsole {
+			s.ownAuth = append(s.ownAuth, rt.pattern)
+		}
 		s.mux.Handle(rt.pattern, s.metrics.instrument(rt.pattern, s.wrap(rt)))
 	}
 	// Everything else, once authenticated: a JSON 404 (the mux's own is
@@ -129,6 +142,8 @@ func (s *Server) routes() []route {
 		{"GET /v1/messages/{id}", scopeAdmin, 0, nil, s.getMessage},
 		// the reference of this table (openapi.go): any valid token
 		{"GET " + OpenAPIPath, scopeAny, 0, nil, s.getOpenAPI},
+		// the operator console: its own sign-in (the operator token) and session cookie
+		{"/ui/", scopeConsole, 0, nil, s.serveConsole},
 	}
 }
 
@@ -136,8 +151,18 @@ func (s *Server) routes() []route {
 // known bearer token every request gets the same 401 whatever its method and
 // path (the mux would answer a non-canonical path such as //v1/campaigns/x
 // with a redirect, telling an anonymous caller which paths exist).
+//
+// The console's pages are the exception: a browser does not send a bearer
+// token, so they check their own session (stages/api/console).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.auth.identify(r)
+	for _, prefix := range s.ownAuth {
+		// "/ui" too: the mux redirects it to "/ui/".
+		if strings.HasPrefix(r.URL.Path+"/", prefix) {
+			s.mux.ServeHTTP(w, r)
+			return
+		}
+	}
+	p, ok := s.apps.Load().auth.identify(r)
 	if !ok {
 		_, pattern := s.mux.Handler(r) // only to count the refusal on its route
 		s.metrics.count(cmp.Or(pattern, unmatched), http.StatusUnauthorized)
@@ -145,6 +170,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+}
+
+// serveConsole hands a /ui/ request to the console.
+func (s *Server) serveConsole(w http.ResponseWriter, r *http.Request, _ []byte) {
+	s.console.ServeHTTP(w, r)
 }
 
 // wrap puts a route's handler behind, in this order: its scope (403), the
@@ -165,8 +195,9 @@ func (s *Server) wrap(rt route) http.Handler {
 			writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (UTF-8), got "+quoteHeader(r.Header.Get("Content-Type")))
 			return
 		}
-		lim := s.limits.bucket(p, rt.writes)
-		if lim != nil && !s.limits.hasToken(w, lim, p.app) {
+		limits := &s.apps.Load().limits
+		lim := limits.bucket(p, rt.writes)
+		if lim != nil && !limits.hasToken(w, lim, p.app) {
 			return
 		}
 		var body []byte
@@ -178,7 +209,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			defer release()
 			body = b
 		}
-		if lim != nil && !s.limits.charge(w, lim, p.app, rt.writes(body)) {
+		if lim != nil && !limits.charge(w, lim, p.app, rt.writes(body)) {
 			return
 		}
 		rt.handler(w, r, body)

@@ -2,9 +2,6 @@ package deliver
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -24,28 +21,18 @@ var errNoCampaign = errors.New("campaign not found")
 type campaign struct {
 	ID  string
 	App string
-	// note is the provider-neutral notification; Token and Platform are
-	// filled per device.
-	note push.Notification
+	// notes are its provider-neutral notifications, one per locale of its
+	// notification object ("" the default text); Token, Platform and App
+	// are filled per device.
+	notes  map[string]push.Notification
+	pick   func(device string) string // a device locale's key of notes
+	picked sync.Map                   // device locale → key of notes, as picked
 	// ttl is how long the campaign's sent marks are kept.
 	ttl time.Duration
 	// rate is the campaign's own cap (rate_per_second), 0 for none.
 	rate int
 	// accepted is when the API accepted it (the row's created_at).
 	accepted time.Time
-}
-
-// maxCollapseID is APNs's limit on apns-collapse-id.
-const maxCollapseID = 64
-
-// collapseID is the campaign id, or a digest of it when it is longer than
-// APNs accepts: a repeated request must carry the same id every time.
-func collapseID(campaignID string) string {
-	if len(campaignID) <= maxCollapseID {
-		return campaignID
-	}
-	sum := sha256.Sum256([]byte(campaignID))
-	return hex.EncodeToString(sum[:])
 }
 
 // campaigns caches campaign rows: every batch of a campaign needs the same
@@ -101,59 +88,27 @@ func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &campaign{ID: id, App: row.App, ttl: row.TTL, rate: row.RatePerSecond, accepted: row.CreatedAt}
-	if c.note, err = Note(id, row.Title, row.Body, row.Category, row.Data, c.ttl); err != nil {
+	content, notes, err := Render(row)
+	if err != nil {
 		return nil, fmt.Errorf("campaign %q: %w", id, err)
 	}
-	return c, nil
+	return &campaign{ID: id, App: row.App, ttl: row.TTL, rate: row.RatePerSecond, accepted: row.CreatedAt,
+		notes: notes, pick: content.Locale}, nil
 }
 
-// Note is the provider-neutral notification every device of a campaign
-// gets (Token and Platform aside), from the campaign's row: data is the data
-// column as PostgreSQL returns it.
-func Note(id, title, body, category string, data []byte, ttl time.Duration) (push.Notification, error) {
-	fields, err := dataFields(data)
-	if err != nil {
-		return push.Notification{}, err
-	}
-	return push.Notification{
-		Title: title, Body: body, Data: fields, Category: category,
-		Key:          id,
-		CollapseID:   collapseID(id),
-		TTL:          ttl,
-		HighPriority: true, // a campaign is an alert someone should see now
-	}, nil
-}
-
-// dataFields flattens the campaign's JSON object into the string map both
-// providers carry (FCM data values must be strings): strings stay as they
-// are, anything else becomes its JSON text.
-func dataFields(raw []byte) (map[string]string, error) {
-	if len(raw) == 0 {
-		return nil, nil
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, fmt.Errorf("data is not a JSON object: %w", err)
-	}
-	if len(obj) == 0 {
-		return nil, nil
-	}
-	out := make(map[string]string, len(obj))
-	for k, v := range obj {
-		var s string
-		if json.Unmarshal(v, &s) == nil {
-			out[k] = s
+// notification is the campaign's notification for one device, in its
+// locale: rendered per locale once, picked per distinct device locale once.
+func (c *campaign) notification(d device) push.Notification {
+	key := ""
+	if len(c.notes) > 1 && d.locale != "" {
+		if k, ok := c.picked.Load(d.locale); ok {
+			key = k.(string)
 		} else {
-			out[k] = string(v)
+			key = c.pick(d.locale)
+			c.picked.Store(d.locale, key)
 		}
 	}
-	return out, nil
-}
-
-// notification is the campaign's notification for one device.
-func (c *campaign) notification(d device) push.Notification {
-	n := c.note
-	n.Token, n.Platform = d.token, d.platform
+	n := c.notes[key]
+	n.Token, n.Platform, n.App = d.token, d.platform, c.App
 	return n
 }

@@ -38,6 +38,9 @@ type Config struct {
 	// limiter. A provider that refuses sends for its rate lowers it for a
 	// while (see limiter).
 	TPS int
+	// AppTPS, if set, is an app's own cap per provider (the apps file's
+	// tps: AppSenders.TPS); it applies when lower than TPS.
+	AppTPS func(app string) int
 	// InFlight bounds provider requests (sent, not yet recorded) per process;
 	// default DefaultInFlight. It is also the most duplicates a crash can
 	// cause.

@@ -16,7 +16,8 @@ type device struct {
 	user     int64
 	platform push.Platform // "" for a platform code deliver does not know
 	token    string
-	id       int64 // its bit in the campaign's sent marks (see bitmaps.go)
+	id       int64  // its bit in the campaign's sent marks (see bitmaps.go)
+	locale   string // picks the campaign's text (campaign.notification)
 }
 
 func platformOf(p devices.Platform) push.Platform {
@@ -43,7 +44,7 @@ func loadDevices(ctx context.Context, db *pgxpool.Pool, app string, users []int6
 	}
 	out := make([]device, len(rows))
 	for i, r := range rows {
-		out[i] = device{user: r.UserID, platform: platformOf(r.Platform), token: r.Token, id: r.ID}
+		out[i] = device{user: r.UserID, platform: platformOf(r.Platform), token: r.Token, id: r.ID, locale: r.Locale}
 	}
 	return out, nil
 }

@@ -68,6 +68,7 @@ func New(cfg Config) (*Handler, error) {
 	h.express.slots = newSlots(cfg.ExpressInFlight)
 	h.marker = &marker{h: h}
 	h.life = newLifecycle(cfg.Redis, cfg.Keys, log, m.permitsLate)
+	h.limiter.appTPS = cfg.AppTPS
 	return h, nil
 }
 

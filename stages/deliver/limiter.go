@@ -74,6 +74,26 @@ type limiter struct {
 
 	buckets sync.Map // provider "\x00" app → *bucket
 	late    prometheus.Counter
+
+	// appTPS, if set, is an app's own cap (the apps file's tps, which a
+	// reload may change); 0 or above tps: tps.
+	appTPS func(app string) int
+}
+
+// rate is b's cap, its chunk and how far ahead it is granted: the
+// process's, or its app's when that is lower.
+func (l *limiter) rate(b *bucket) (tps, chunk int, ahead time.Duration) {
+	tps = l.tps
+	if l.appTPS != nil {
+		if t := l.appTPS(b.app); t > 0 && t < tps {
+			tps = t
+		}
+	}
+	if tps == l.tps {
+		return l.tps, l.chunk, l.ahead
+	}
+	chunk = min(max(tps/50, 1), 100)
+	return tps, chunk, 3 * time.Duration(chunk) * (time.Second / time.Duration(max(tps, 1)))
 }
 
 // The allowance, see limiter.
@@ -96,6 +116,7 @@ const (
 // bucket is one process's view of one provider+app's schedule.
 type bucket struct {
 	key  string
+	app  string
 	warm atomic.Bool
 	cold chan struct{} // while cold, a token for the one send let out
 
@@ -122,6 +143,15 @@ func newLimiter(rdb rueidis.Client, keys pipeline.Keys, lane pipeline.Lane, tps 
 	return &limiter{rdb: rdb, keys: keys, lane: lane, tps: tps, chunk: chunk, ahead: 3 * time.Duration(chunk) * every, log: log, late: late}
 }
 
+// chunkOf is how many permits b asks for at once.
+func (l *limiter) chunkOf(b *bucket) int {
+	if l.appTPS == nil {
+		return l.chunk
+	}
+	_, chunk, _ := l.rate(b)
+	return chunk
+}
+
 func (l *limiter) bucket(provider, app string) *bucket {
 	id := provider + "\x00" + app
 	if b, ok := l.buckets.Load(id); ok {
@@ -129,7 +159,7 @@ func (l *limiter) bucket(provider, app string) *bucket {
 	}
 	// The bulk lane keeps the key it always had; the express lane's share is
 	// a window of its own.
-	nb := &bucket{key: l.keys.RateLimit(l.lane.Stream(provider), app), cold: make(chan struct{}, 1)}
+	nb := &bucket{key: l.keys.RateLimit(l.lane.Stream(provider), app), app: app, cold: make(chan struct{}, 1)}
 	nb.cold <- struct{}{}
 	b, _ := l.buckets.LoadOrStore(id, nb)
 	return b.(*bucket)
@@ -169,7 +199,7 @@ func (l *limiter) permit(ctx context.Context, b *bucket) error {
 			if err := sleep(ctx, stallPoll); err != nil {
 				return err
 			}
-		case left <= l.chunk && b.fetching == nil && !now.Before(b.notBefore):
+		case left <= l.chunkOf(b) && b.fetching == nil && !now.Before(b.notBefore):
 			// Running low: fetch the next chunk while what is left (if
 			// anything) covers the Redis call.
 			ch := make(chan struct{})

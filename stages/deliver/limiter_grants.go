@@ -64,9 +64,10 @@ func (b *bucket) take() (slot time.Time, late time.Duration) {
 // call: they are placed from the end, so that none is early (the call's
 // duration adds to lateness).
 func (l *limiter) fetch(ctx context.Context, b *bucket, ch chan struct{}, late, allowance time.Duration) error {
+	tps, chunk, ahead := l.rate(b)
 	res, err := grantScript.Exec(ctx, l.rdb, []string{b.key}, []string{
-		strconv.Itoa(l.tps), strconv.Itoa(l.chunk),
-		strconv.FormatInt(l.ahead.Microseconds(), 10), strconv.FormatInt(allowance.Microseconds(), 10),
+		strconv.Itoa(tps), strconv.Itoa(chunk),
+		strconv.FormatInt(ahead.Microseconds(), 10), strconv.FormatInt(allowance.Microseconds(), 10),
 		recoverKnee, recoverFast, recoverSlow,
 	}).AsIntSlice()
 	end := time.Now()

@@ -59,8 +59,9 @@ func (l *limiter) refused(ctx context.Context, b *bucket, retryAfter time.Durati
 	b.holdUntil = now.Add(refusedHold)
 	b.mu.Unlock()
 
+	tps, _, _ := l.rate(b)
 	res, err := refusedScript.Exec(ctx, l.rdb, []string{b.key}, []string{
-		strconv.Itoa(l.tps), strconv.FormatInt(retryAfter.Microseconds(), 10),
+		strconv.Itoa(tps), strconv.FormatInt(retryAfter.Microseconds(), 10),
 		strconv.FormatInt(maxPause.Microseconds(), 10), refusedBeta,
 		strconv.FormatInt(refusedHold.Microseconds(), 10), recoverKnee, recoverFast, recoverSlow,
 	}).AsIntSlice()

@@ -17,7 +17,7 @@ import (
 
 // CheckCampaign refuses, before it is stored, a campaign that no device
 // could receive: a data key a provider reserves, or a payload that renders
-// over campaign.MaxPayload bytes for APNs or FCM (every send of it would
+// over campaign.MaxPayload bytes for APNs or FCM in any of its locales (every send of it would
 // fail: APNs 413, FCM INVALID_ARGUMENT). It renders the campaign as this
 // stage will: from its data as PostgreSQL gives it back, through the APNs
 // and FCM senders' own renderers, so escapes count (encoding/json writes
@@ -39,26 +39,41 @@ func CheckCampaign(ctx context.Context, db *pgxpool.Pool, c camp.Campaign) error
 			}
 		}
 	}
+	// What deliver will read: jsonb's spelling of the data (and of the
+	// whole notification object, which holds them too).
 	data, err := camp.StoredData(ctx, db, c.Data)
 	if err != nil {
 		return err
 	}
-	n, err := Note(c.ID, c.Title, c.Body, c.Category, data, c.TTL)
+	c.Data = data
+	if len(c.Notification) > 0 {
+		if c.Notification, err = camp.StoredData(ctx, db, c.Notification); err != nil {
+			return err
+		}
+	}
+	_, notes, err := Render(c)
 	if err != nil {
 		return &camp.ValidationError{Msg: "notification.data: " + err.Error()}
 	}
-	for _, p := range []struct {
-		name   string
-		render func(push.Notification) ([]byte, error)
-	}{{"APNs", apns.Payload}, {"FCM", fcm.Payload}} {
-		b, err := p.render(n)
-		if err != nil {
-			return &camp.ValidationError{Msg: fmt.Sprintf("notification: cannot be rendered for %s: %v", p.name, err)}
-		}
-		if len(b) > camp.MaxPayload {
-			return &camp.ValidationError{Msg: fmt.Sprintf(
-				"notification: renders to %d bytes for %s, over the %d it accepts (JSON escapes '<', '>' and '&' to 6 bytes each, and data numbers are written out in full); shorten the title, body or data",
-				len(b), p.name, camp.MaxPayload)}
+	// Every locale's rendering must fit: the largest decides.
+	for _, locale := range slices.Sorted(maps.Keys(notes)) {
+		for _, p := range []struct {
+			name   string
+			render func(push.Notification) ([]byte, error)
+		}{{"APNs", apns.Payload}, {"FCM", fcm.Payload}} {
+			b, err := p.render(notes[locale])
+			if err != nil {
+				return &camp.ValidationError{Msg: fmt.Sprintf("notification: cannot be rendered for %s: %v", p.name, err)}
+			}
+			if len(b) > camp.MaxPayload {
+				field := "notification"
+				if locale != "" {
+					field = "notification.localized." + locale
+				}
+				return &camp.ValidationError{Msg: fmt.Sprintf(
+					"%s: renders to %d bytes for %s, over the %d it accepts (JSON escapes '<', '>' and '&' to 6 bytes each, and data numbers are written out in full); shorten the title, body or data",
+					field, len(b), p.name, camp.MaxPayload)}
+			}
 		}
 	}
 	return nil

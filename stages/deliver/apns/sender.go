@@ -125,19 +125,28 @@ func (s *Sender) Close() {
 	}
 }
 
-// notification renders n for APNs: an alert with title and body, the
-// campaign's data as top-level custom keys, and the campaign's collapse id,
-// expiry and priority as headers.
+// notification renders n for APNs (DESIGN, "The notification object"):
+// the payload, and as headers the collapse id, the expiry from the TTL, the
+// push type (background when silent) and the priority (10 for high, else 5;
+// Apple refuses 10 on a background push).
 func (s *Sender) notification(n push.Notification, now time.Time) *apns2.Notification {
+	return header(n, s.topic, s.payload(n), now)
+}
+
+// header is the request n becomes, its payload already rendered.
+func header(n push.Notification, topic string, payload any, now time.Time) *apns2.Notification {
 	note := &apns2.Notification{
 		DeviceToken: n.Token,
-		Topic:       s.topic,
+		Topic:       topic,
 		CollapseID:  n.CollapseID,
-		Payload:     s.payload(n),
+		Payload:     payload,
 		PushType:    apns2.PushTypeAlert,
 		Priority:    apns2.PriorityLow,
 	}
-	if n.HighPriority {
+	switch {
+	case n.Silent:
+		note.PushType = apns2.PushTypeBackground
+	case n.HighPriority:
 		note.Priority = apns2.PriorityHigh
 	}
 	if n.TTL > 0 {
@@ -176,12 +185,34 @@ func Payload(n push.Notification) ([]byte, error) { return json.Marshal(render(n
 // Apple's own dictionary (the alert itself).
 func ReservedKey(k string) bool { return k == "aps" }
 
-// render builds n's payload: an alert with title and body, the data as
-// top-level custom keys.
+// render builds n's payload: aps.alert with title, subtitle and body, badge,
+// sound, category, thread-id, and with an image mutable-content (the app's
+// notification service extension fetches the custom key "image"); a silent
+// push is aps.content-available alone. The data are top-level custom keys.
 func render(n push.Notification) *payload.Payload {
-	p := payload.NewPayload().AlertTitle(n.Title).AlertBody(n.Body)
+	p := payload.NewPayload()
+	if n.Silent {
+		p.ContentAvailable()
+	} else {
+		p.AlertTitle(n.Title).AlertBody(n.Body)
+		if n.Subtitle != "" {
+			p.AlertSubtitle(n.Subtitle)
+		}
+		if n.Badge != nil {
+			p.Badge(*n.Badge)
+		}
+		if n.Sound != "" {
+			p.Sound(n.Sound)
+		}
+		if n.Image != "" {
+			p.MutableContent().Custom("image", n.Image)
+		}
+	}
 	if n.Category != "" {
 		p.Category(n.Category)
+	}
+	if n.ThreadID != "" {
+		p.ThreadID(n.ThreadID)
 	}
 	for k, v := range n.Data {
 		if ReservedKey(k) {

@@ -1,11 +1,13 @@
 package fakeprovider
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -77,6 +79,8 @@ func (s *Server) apnsRefusal(r *http.Request, token string, body []byte, tooLarg
 			return http.StatusForbidden, "MissingProviderToken"
 		case !ok || strings.Count(bearer, ".") != 2:
 			return http.StatusForbidden, "InvalidProviderToken"
+		case len(s.opts.APNsKeys) > 0 && !slices.Contains(s.opts.APNsKeys, jwtTeamKey(bearer)):
+			return http.StatusForbidden, "InvalidProviderToken"
 		}
 	}
 	if s.opts.ForceStatus != nil {
@@ -97,6 +101,25 @@ func (s *Server) apnsRefusal(r *http.Request, token string, body []byte, tooLarg
 		return http.StatusBadRequest, "PayloadEmpty"
 	}
 	return 0, ""
+}
+
+// jwtTeamKey is "iss/kid" of a provider token (team id / key id), or ""
+// when it cannot be read.
+func jwtTeamKey(jwt string) string {
+	parts := strings.SplitN(jwt, ".", 3)
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	for i, v := range []any{&h, &c} {
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil || json.Unmarshal(b, v) != nil {
+			return ""
+		}
+	}
+	return c.Iss + "/" + h.Kid
 }
 
 func writeAPNs(w http.ResponseWriter, status int, reason string, timestampMs int64, retryAfter time.Duration) {

@@ -43,6 +43,11 @@ type Options struct {
 	// full receipts (GET /_receipts?full=1, FullReceipts): about half a
 	// kilobyte a request, so it is off unless a test wants to look.
 	KeepRequests bool
+	// APNsKeys, if set, lists the "TEAMID/KEYID" pairs whose provider
+	// tokens are accepted: a JWT of another team (iss) or key (kid) gets 403
+	// InvalidProviderToken, as from APNs for a key it does not know. (The
+	// signature is still not checked: the fake has no team keys.)
+	APNsKeys []string
 	// RequireAuth makes FCM requests without "Authorization: Bearer" fail
 	// with 401. APNs always requires a bearer token or a client certificate.
 	RequireAuth bool

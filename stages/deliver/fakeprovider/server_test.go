@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -495,3 +496,29 @@ func TestRunWritesCertificateAndServesUntilCanceled(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// With APNsKeys, only provider tokens of a listed team/key pass.
+func TestAPNsKeysCheckTheJWT(t *testing.T) {
+	s := start(t, Options{APNsKeys: []string{"TEAM1/KEY1"}})
+	c := client(s)
+	jwt := func(iss, kid string) string {
+		enc := func(v string) string { return base64.RawURLEncoding.EncodeToString([]byte(v)) }
+		return "bearer " + enc(`{"alg":"ES256","kid":"`+kid+`"}`) + "." + enc(`{"iss":"`+iss+`","iat":1}`) + ".sig"
+	}
+	tests := []struct {
+		name, auth string
+		status     int
+	}{
+		{"listed", jwt("TEAM1", "KEY1"), 200},
+		{"other team", jwt("TEAM2", "KEY1"), 403},
+		{"other key", jwt("TEAM1", "KEY2"), 403},
+		{"unreadable", "bearer aaa.bbb.ccc", 403},
+	}
+	for _, tt := range tests {
+		h := apnsHeaders("c")
+		h["authorization"] = tt.auth
+		if a := do(t, c, "POST", s.URL()+"/3/device/aa01", h, alert); a.status != tt.status {
+			t.Errorf("%s: answer %d %s, want %d", tt.name, a.status, a.body, tt.status)
+		}
+	}
+}

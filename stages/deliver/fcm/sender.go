@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/auth/httptransport"
@@ -30,7 +32,15 @@ type Sender struct {
 	http    *http.Client
 	timeout time.Duration
 	warmup  *push.Warmup // the first send goes alone
+
+	// messages caches the rendered message per Notification.Key (the
+	// campaign and locale): a send copies it and sets the token.
+	messages sync.Map // key → *messaging.Message
+	cached   atomic.Int64
 }
+
+// maxCachedMessages bounds the message cache; past it, it starts over.
+const maxCachedMessages = 1024
 
 var _ push.Sender = (*Sender)(nil)
 
@@ -86,7 +96,7 @@ func (s *Sender) Send(ctx context.Context, n push.Notification) push.Result {
 	var res push.Result
 	err := s.warmup.Do(ctx, func() bool {
 		a := &attempt{cancel: cancel}
-		_, err := s.client.Send(context.WithValue(ctx, attemptKey{}, a), message(n))
+		_, err := s.client.Send(context.WithValue(ctx, attemptKey{}, a), s.message(n))
 		res = classify(err, a)
 		return a.done && a.err == nil // the endpoint answered
 	})
@@ -98,6 +108,27 @@ func (s *Sender) Send(ctx context.Context, n push.Notification) push.Result {
 
 // Close drops idle connections.
 func (s *Sender) Close() { s.http.CloseIdleConnections() }
+
+// message is n's message: the campaign's, rendered once per Key, with n's
+// token. The SDK only reads it, so the copies share their parts.
+func (s *Sender) message(n push.Notification) *messaging.Message {
+	if n.Key == "" {
+		return message(n)
+	}
+	if m, ok := s.messages.Load(n.Key); ok {
+		c := *m.(*messaging.Message)
+		c.Token = n.Token
+		return &c
+	}
+	m := message(n)
+	if s.cached.Add(1) > maxCachedMessages {
+		s.messages.Clear()
+		s.cached.Store(1)
+	}
+	s.messages.Store(n.Key, m)
+	c := *m
+	return &c
+}
 
 // Payload is the part of the message n becomes that FCM holds against its
 // 4096-byte limit: the notification and the data, as the SDK writes them
@@ -125,15 +156,20 @@ func ReservedDataKey(k string) bool {
 	return strings.HasPrefix(l, "google") || strings.HasPrefix(l, "gcm")
 }
 
-// message renders n for FCM: notification title and body, the data, and
-// the campaign's collapse id, TTL and priority for Android (and for iOS
-// devices reached through FCM, the matching APNs headers).
+// message renders n for FCM (DESIGN, "The notification object"):
+// notification title, body and image (none when silent: a data-only
+// message), the data, and for Android the priority, TTL, collapse key and
+// the notification's tag (the collapse id), sound and count (the badge).
+// iOS devices reached through FCM get the matching APNs headers and aps.
 func message(n push.Notification) *messaging.Message {
 	android := &messaging.AndroidConfig{CollapseKey: n.CollapseID, Priority: "normal"}
 	apnsHeaders := map[string]string{"apns-priority": "5"}
+	aps := &messaging.Aps{Category: n.Category, ThreadID: n.ThreadID}
 	if n.HighPriority {
 		android.Priority = "high"
-		apnsHeaders["apns-priority"] = "10"
+		if !n.Silent {
+			apnsHeaders["apns-priority"] = "10"
+		}
 	}
 	if n.TTL > 0 {
 		ttl := n.TTL
@@ -144,14 +180,24 @@ func message(n push.Notification) *messaging.Message {
 		apnsHeaders["apns-collapse-id"] = n.CollapseID
 	}
 	m := &messaging.Message{
-		Token:        n.Token,
-		Notification: &messaging.Notification{Title: n.Title, Body: n.Body},
-		Data:         n.Data,
-		Android:      android,
-		APNS:         &messaging.APNSConfig{Headers: apnsHeaders},
+		Token:   n.Token,
+		Data:    n.Data,
+		Android: android,
+		APNS:    &messaging.APNSConfig{Headers: apnsHeaders},
 	}
-	if n.Category != "" {
-		m.APNS.Payload = &messaging.APNSPayload{Aps: &messaging.Aps{Category: n.Category}}
+	if n.Silent {
+		apnsHeaders["apns-push-type"] = "background"
+		aps.ContentAvailable = true
+	} else {
+		m.Notification = &messaging.Notification{Title: n.Title, Body: n.Body, ImageURL: n.Image}
+		android.Notification = &messaging.AndroidNotification{Tag: n.CollapseID, Sound: n.Sound, NotificationCount: n.Badge}
+		aps.Sound, aps.Badge = n.Sound, n.Badge
+		if n.Image != "" {
+			aps.MutableContent = true
+		}
+	}
+	if aps.Category != "" || aps.ThreadID != "" || aps.Sound != "" || aps.Badge != nil || aps.ContentAvailable || aps.MutableContent {
+		m.APNS.Payload = &messaging.APNSPayload{Aps: aps}
 	}
 	return m
 }

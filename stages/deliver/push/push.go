@@ -27,8 +27,25 @@ type Notification struct {
 	// once and reuse it. Empty means render every time.
 	Key string
 
-	Title, Body string
-	Data        map[string]string
+	// App is the app the device belongs to: a sender that serves several
+	// apps (deliver's apps) picks that app's credentials and topic by it.
+	App string
+
+	// The text, already in the device's language (Content.Render).
+	Title, Subtitle, Body string
+	Data                  map[string]string
+
+	// Badge sets the app icon's count (0 clears it); nil leaves it.
+	Badge *int
+	// Sound is a sound file of the app, or "default"; "" plays none.
+	Sound string
+	// Image is an https URL shown with the notification (APNs: through
+	// the app's notification service extension, mutable-content).
+	Image    string
+	ThreadID string // groups notifications on iOS (aps.thread-id)
+	// Silent is a background push: no alert, no sound, no badge; it wakes
+	// the app (APNs content-available, FCM data-only).
+	Silent bool
 
 	// CollapseID is the campaign's collapse id. It becomes apns-collapse-id
 	// (APNs, also in the FCM apns block) and collapse_key (FCM android), so a
@@ -37,10 +54,11 @@ type Notification struct {
 	// TTL becomes apns-expiration (now+TTL) and the FCM android ttl.
 	// Zero leaves the provider default.
 	TTL time.Duration
-	// HighPriority selects apns-priority 10 (else 5) and FCM android
-	// priority "high" (else "normal").
+	// HighPriority selects apns-priority 10 (else 5; always 5 when Silent,
+	// which Apple requires of background pushes) and FCM android priority
+	// "high" (else "normal").
 	HighPriority bool
-	Category     string
+	Category     string // the actions the app offers (aps.category)
 }
 
 // Outcome is what the deliver stage must do with a device after a send.

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/stages/deliver"
+)
+
+// SIGHUP reads the apps file again and applies it; a file that does not
+// load is not applied (the running apps stay), and the next good one is.
+func TestReloadAppsOnHUP(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "apps.toml")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	applied := make(chan deliver.Apps, 4)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	run := reloadAppsOnHUP(path, zerolog.Nop(), func(_ context.Context, a deliver.Apps) error { applied <- a; return nil })
+	go func() { done <- run(ctx) }()
+	hup := func() {
+		// The reloader registers for SIGHUP as it starts; until it has, the
+		// signal would end the test binary.
+		time.Sleep(200 * time.Millisecond)
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, file string
+		want       []string // apps applied; nil: nothing applied
+	}{
+		{"two apps", "[apps.a]\nfcm = { project = \"p\" }\n[apps.b]\nfcm = { project = \"p\" }\n", []string{"a", "b"}},
+		{"broken file", "[apps.a\n", nil},
+		{"a third app", "[apps.a]\nfcm = { project = \"p\" }\n[apps.b]\nfcm = { project = \"p\" }\n[apps.c]\nfcm = { project = \"p\" }\n", []string{"a", "b", "c"}},
+	}
+	for _, tt := range tests {
+		write(tt.file)
+		hup()
+		select {
+		case a := <-applied:
+			if tt.want == nil {
+				t.Fatalf("%s: applied %v", tt.name, a.Apps)
+			}
+			for _, id := range tt.want {
+				if !a.Known(id) || len(a.Apps) != len(tt.want) {
+					t.Fatalf("%s: applied %v, want %v", tt.name, a.Apps, tt.want)
+				}
+			}
+		case <-time.After(5 * time.Second):
+			if tt.want != nil {
+				t.Fatalf("%s: not applied after SIGHUP", tt.name)
+			}
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

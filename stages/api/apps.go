@@ -1,0 +1,52 @@
+package api
+
+import (
+	"fmt"
+	"slices"
+)
+
+// appsState is what the apps file decides, swapped whole by ReloadApps:
+// who may call (the app keys, hashed), their device-write buckets, and
+// which apps campaigns and messages may name.
+type appsState struct {
+	auth   verifier
+	limits deviceLimits
+	known  func(app string) bool // nil: the apps with a key, or any without keys
+	keyed  Auth
+}
+
+func (s *Server) newAppsState(auth Auth, known func(string) bool) *appsState {
+	return &appsState{auth: auth.verifier(), limits: newDeviceLimits(auth, s.cfg.DeviceWriteRate, s.cfg.DeviceWriteBurst),
+		known: known, keyed: auth}
+}
+
+// ReloadApps swaps in the apps of a reloaded apps file: known says which
+// apps exist, keys are their app keys (beside PUSHPIPE_APP_KEYS). Requests
+// in progress finish under the old set. Keys that Auth.Validate refuses
+// change nothing. The device-write buckets start full again.
+func (s *Server) ReloadApps(known func(string) bool, keys map[string][]string) error {
+	auth := s.cfg.Auth
+	auth.FileKeys = keys
+	if err := auth.Validate(); err != nil {
+		return err
+	}
+	s.apps.Store(s.newAppsState(auth, known))
+	return nil
+}
+
+// knownApp reports whether campaigns and messages may name app: one of
+// the apps file's, else of the app keys; with neither (a development API
+// without app keys), any app.
+func (s *Server) knownApp(app string) bool {
+	st := s.apps.Load()
+	if st.known != nil {
+		return st.known(app)
+	}
+	apps := st.keyed.apps()
+	return len(apps) == 0 || slices.Contains(apps, app)
+}
+
+// unknownApp is the 422's message.
+func unknownApp(app string) string {
+	return fmt.Sprintf("app %q is not known to this API: add it to the --apps file (and send SIGHUP) or to PUSHPIPE_APP_KEYS", app)
+}

@@ -1,0 +1,213 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+)
+
+// listLimit is how many campaigns the list shows at once.
+const listLimit = 20
+
+func (c *Console) home(w http.ResponseWriter, r *http.Request, _ session) {
+	http.Redirect(w, r, "/ui/campaigns", http.StatusSeeOther)
+}
+
+type listData struct {
+	Campaigns []Summary
+	Before    string // this page's cursor, for the live rows
+	Next      string // the next page's cursor, "" on the last page
+}
+
+func (c *Console) list(r *http.Request) (listData, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	before := r.URL.Query().Get("before")
+	cs, err := c.cfg.Campaigns.List(ctx, before, listLimit)
+	d := listData{Campaigns: cs, Before: before}
+	if len(cs) == listLimit {
+		d.Next = cs[len(cs)-1].Campaign.ID
+	}
+	return d, err
+}
+
+func (c *Console) campaignsPage(w http.ResponseWriter, r *http.Request, s session) {
+	d, err := c.list(r)
+	p := page{Title: "Campaigns", Nav: "campaigns", Session: s, Data: d, Notice: notice(r)}
+	if err != nil {
+		c.cfg.Log.Warn().Err(err).Msg("console: campaign list")
+		p.Error = "The campaign list is unavailable: " + err.Error()
+	}
+	c.render(w, r, http.StatusOK, "campaigns", p)
+}
+
+func (c *Console) campaignRows(w http.ResponseWriter, r *http.Request, s session) {
+	d, err := c.list(r)
+	p := page{Session: s, Data: d}
+	if err != nil {
+		p.Error = "The campaign list is unavailable: " + err.Error()
+	}
+	c.fragment(w, "campaigns", "rows", p)
+}
+
+type campaignData struct {
+	Summary
+	Failures  []Reason
+	NoReasons string // why failures by reason are not shown
+	CanCancel bool
+}
+
+func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s session) (campaignData, bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	id := r.PathValue("id")
+	sum, err := c.cfg.Campaigns.Get(ctx, id)
+	if err != nil {
+		status, msg := http.StatusServiceUnavailable, "Campaign "+id+" is unavailable: "+err.Error()
+		if errors.Is(err, campaign.ErrNotFound) {
+			status, msg = http.StatusNotFound, "There is no campaign "+id+"."
+		}
+		c.render(w, r, status, "error", page{Title: "Campaign", Nav: "campaigns", Session: s, Error: msg})
+		return campaignData{}, false
+	}
+	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State)}
+	d.Failures, err = c.cfg.Campaigns.Failures(ctx, id)
+	if err != nil {
+		d.NoReasons = err.Error()
+	}
+	return d, true
+}
+
+func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, s session) {
+	if d, ok := c.campaign(w, r, s); ok {
+		c.render(w, r, http.StatusOK, "campaign", page{Title: "Campaign " + d.Campaign.ID, Nav: "campaigns", Session: s, Data: d, Notice: notice(r)})
+	}
+}
+
+func (c *Console) campaignLive(w http.ResponseWriter, r *http.Request, s session) {
+	if d, ok := c.campaign(w, r, s); ok {
+		c.fragment(w, "campaign", "live", page{Session: s, Data: d})
+	}
+}
+
+func (c *Console) cancelPage(w http.ResponseWriter, r *http.Request, s session) {
+	if d, ok := c.campaign(w, r, s); ok {
+		c.render(w, r, http.StatusOK, "cancel", page{Title: "Cancel " + d.Campaign.ID, Nav: "campaigns", Session: s, Data: d})
+	}
+}
+
+func (c *Console) cancelCampaign(w http.ResponseWriter, r *http.Request, s session) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	id := r.PathValue("id")
+	if err := c.cfg.Campaigns.Cancel(ctx, id); err != nil {
+		d, ok := c.campaign(w, r, s)
+		if ok {
+			c.render(w, r, http.StatusConflict, "cancel", page{Title: "Cancel " + id, Nav: "campaigns", Session: s, Data: d,
+				Error: "Not canceled: " + err.Error()})
+		}
+		return
+	}
+	http.Redirect(w, r, "/ui/campaigns/"+id+"?done=canceled", http.StatusSeeOther)
+}
+
+// notice turns a redirect's ?done= into its sentence: fixed texts only, so
+// a crafted link cannot make the console say anything else.
+func notice(r *http.Request) string {
+	return map[string]string{
+		"created":  "Campaign created.",
+		"canceled": "Campaign canceled.",
+		"retried":  "Dead letter retried: its entry is back in its stream.",
+		"dropped":  "Dead letter dropped.",
+	}[r.URL.Query().Get("done")]
+}
+
+// form is the new-campaign form's fields, kept to fill the form again
+// after a refusal.
+type form struct {
+	ID, App, Channels, Category, Title, Body, Data, TTL, Rate, When, SendAt string
+}
+
+func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s session) {
+	c.render(w, r, http.StatusOK, "new", page{Title: "New campaign", Nav: "new", Session: s,
+		Data: form{When: "now", TTL: "86400"}})
+}
+
+// createCampaign reads the form into the same campaign.Campaign that POST
+// /v1/campaigns builds, with the same checks.
+func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s session) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	f := form{ID: r.PostFormValue("id"), App: r.PostFormValue("app"), Channels: r.PostFormValue("channels"),
+		Category: r.PostFormValue("category"), Title: r.PostFormValue("title"), Body: r.PostFormValue("body"),
+		Data: r.PostFormValue("data"), TTL: r.PostFormValue("ttl_seconds"), Rate: r.PostFormValue("rate_per_second"),
+		When:   r.PostFormValue("when"),
+		SendAt: r.PostFormValue("send_at")}
+	refuse := func(msg string) {
+		c.render(w, r, http.StatusBadRequest, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f, Error: msg})
+	}
+	camp := campaign.Campaign{ID: strings.TrimSpace(f.ID), App: strings.TrimSpace(f.App), Category: strings.TrimSpace(f.Category),
+		Title: f.Title, Body: f.Body}
+	for ch := range strings.SplitSeq(f.Channels, ",") {
+		if ch = strings.TrimSpace(ch); ch != "" {
+			camp.Channels = append(camp.Channels, ch)
+		}
+	}
+	if d := strings.TrimSpace(f.Data); d != "" {
+		if !json.Valid([]byte(d)) {
+			refuse(`Data: must be a JSON object, e.g. {"url": "https://example.com"}`)
+			return
+		}
+		camp.Data = json.RawMessage(d)
+	}
+	if t := strings.TrimSpace(f.TTL); t != "" {
+		n, err := strconv.ParseInt(t, 10, 64)
+		if err != nil {
+			refuse("Time to live: a whole number of seconds, e.g. 86400 for a day.")
+			return
+		}
+		camp.TTL = time.Duration(n) * time.Second
+	}
+	if v := strings.TrimSpace(f.Rate); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			refuse("Rate: a whole number of sends per second, or empty for the provider's cap alone.")
+			return
+		}
+		camp.RatePerSecond = n
+	}
+	var sendAt time.Time
+	if f.When == "later" {
+		// datetime-local has no zone: the form says it is UTC.
+		t, err := time.ParseInLocation("2006-01-02T15:04", f.SendAt, time.UTC)
+		if err != nil {
+			refuse("Send at: pick a date and time (UTC).")
+			return
+		}
+		sendAt = t
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	created, err := c.cfg.Campaigns.Create(ctx, camp, sendAt)
+	var verr *campaign.ValidationError
+	switch {
+	case errors.As(err, &verr), errors.Is(err, errNotBuilt):
+		refuse(err.Error())
+	case errors.Is(err, campaign.ErrConflict):
+		refuse("Campaign id " + camp.ID + " is already used for a different campaign; choose another id or leave it empty.")
+	case err != nil:
+		c.cfg.Log.Warn().Err(err).Msg("console: campaign not created")
+		refuse("Not created: " + err.Error() + ". Submitting again with the same id is safe: it is sent once.")
+	default:
+		http.Redirect(w, r, "/ui/campaigns/"+created.ID+"?done=created", http.StatusSeeOther)
+	}
+}
+
+func (c *Console) messagesPage(w http.ResponseWriter, r *http.Request, s session) {
+	c.render(w, r, http.StatusOK, "messages", page{Title: "Direct messages", Nav: "messages", Session: s})
+}

@@ -1,0 +1,125 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/stages/deliver"
+)
+
+// Campaigns is what the console reads and does with campaigns. It is the
+// seam where the shared campaign model plugs in: the console never reads a
+// campaign's keys or rows itself.
+//
+// Rules: List is newest first; Get of an unknown id wraps
+// campaign.ErrNotFound; Create follows campaign.Create (idempotent by id, a
+// *campaign.ValidationError for a request that can never succeed); a
+// capability the pipeline does not have yet wraps errNotBuilt, and the
+// page says so instead of pretending.
+type Campaigns interface {
+	List(ctx context.Context, before string, limit int) ([]Summary, error)
+	Get(ctx context.Context, id string) (Summary, error)
+	Create(ctx context.Context, c campaign.Campaign, sendAt time.Time) (campaign.Campaign, error)
+	Cancel(ctx context.Context, id string) error
+	Failures(ctx context.Context, id string) ([]Reason, error)
+}
+
+// Summary is a campaign and its progress.
+type Summary struct {
+	Campaign campaign.Campaign
+	Progress campaign.Report
+}
+
+// Reason is how many devices of a campaign failed for one reason.
+type Reason struct {
+	Reason string
+	Count  int64
+}
+
+// NewCampaigns is Campaigns over pipeline/campaign as it is today.
+func NewCampaigns(rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) Campaigns {
+	return sharedCampaigns{rdb: rdb, db: db, keys: keys}
+}
+
+type sharedCampaigns struct {
+	rdb  rueidis.Client
+	db   *pgxpool.Pool
+	keys pipeline.Keys
+}
+
+func (s sharedCampaigns) List(ctx context.Context, before string, limit int) ([]Summary, error) {
+	if s.db == nil {
+		return nil, errNoDB
+	}
+	reps, _, err := campaign.List(ctx, s.rdb, s.db, s.keys, campaign.ListQuery{Before: before, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Summary, 0, len(reps))
+	for _, rep := range reps {
+		// The list's reports carry no content: the title is the row's.
+		c, err := campaign.Load(ctx, s.db, rep.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Summary{Campaign: c, Progress: rep})
+	}
+	return out, nil
+}
+
+func (s sharedCampaigns) Get(ctx context.Context, id string) (Summary, error) {
+	if s.db == nil {
+		return Summary{}, errNoDB
+	}
+	if err := campaign.ValidateID(id); err != nil {
+		return Summary{}, fmt.Errorf("%w: %w", campaign.ErrNotFound, err)
+	}
+	c, err := campaign.Load(ctx, s.db, id)
+	if err != nil {
+		return Summary{}, err
+	}
+	rep, err := campaign.Progress(ctx, s.rdb, s.db, s.keys, id)
+	return Summary{Campaign: c, Progress: rep}, err
+}
+
+// Create is what POST /v1/campaigns does: the payload checked as each
+// provider renders it, then stored and queued (or scheduled, for a sendAt
+// ahead).
+func (s sharedCampaigns) Create(ctx context.Context, c campaign.Campaign, sendAt time.Time) (campaign.Campaign, error) {
+	if s.db == nil {
+		return c, errNoDB
+	}
+	c.SendAt = sendAt
+	if err := c.Normalize(); err != nil {
+		return c, err
+	}
+	if err := deliver.CheckCampaign(ctx, s.db, c); err != nil {
+		return c, err
+	}
+	c, _, err := campaign.Create(ctx, s.rdb, s.db, s.keys, c)
+	return c, err
+}
+
+func (s sharedCampaigns) Cancel(ctx context.Context, id string) error {
+	if s.db == nil {
+		return errNoDB
+	}
+	rep, err := campaign.Cancel(ctx, s.rdb, s.db, s.keys, id)
+	if errors.Is(err, campaign.ErrFinished) {
+		return fmt.Errorf("campaign %s is already %s: there is nothing left to cancel", id, rep.State)
+	}
+	return err
+}
+
+func (s sharedCampaigns) Failures(context.Context, string) ([]Reason, error) {
+	return nil, fmt.Errorf("failures by reason arrive with the results stream (issue #18): %w", errNotBuilt)
+}
+
+var errNoDB = errors.New("PostgreSQL is not configured for this API")

@@ -1,0 +1,248 @@
+package console_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/pushpipe/pushpipe/bench"
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+// The pushpipe binary, built once for the package's tests that run stages.
+var (
+	buildOnce sync.Once
+	binPath   string
+	binErr    error
+)
+
+func pushpipeBin(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() { binPath, binErr = pipelinetest.BuildPushpipe(binDir) })
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// startStages seeds users devices of app in channel ch0 and runs every stage
+// (`pushpipe all`, null sink) at tps sends per second on the bed's Redis
+// prefix and database.
+func (b *bed) startStages(users int64, tps int) {
+	b.t.Helper()
+	if _, err := bench.Seed(b.t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: users, Channels: 1}); err != nil {
+		b.t.Fatal(err)
+	}
+	r, err := bench.Launch(b.t.Context(), bench.LaunchConfig{
+		Servers: &bench.Servers{RedisAddr: env.Redis.Addr, DatabaseURL: b.dbURL},
+		Bin:     pushpipeBin(b.t), LogDir: filepath.Join(b.t.TempDir(), "logs"),
+		Prefix: b.keys.Prefix, Partitions: b.keys.Partitions,
+		ClaimIdle: 5 * time.Second, Sink: bench.SinkNull, TPS: tps, App: app, AllInOne: true,
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(r.Stop)
+}
+
+// TestNewCampaignRunsToDone: a campaign created from the form, with every
+// stage running, shows its progress bar move and reach done, on the list
+// and on its own page; the pipeline page shows the stages' consumers.
+func TestNewCampaignRunsToDone(t *testing.T) {
+	b := newBed(t)
+	// 2,000 users at 200 sends/s per provider: several seconds of
+	// sending, so the one-second refreshes see it under way.
+	b.startStages(2000, 200)
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+		chromedp.SendKeys(chromedp.ID("app"), app),
+		chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
+		chromedp.SendKeys(chromedp.ID("title"), "Launch day"),
+		chromedp.SendKeys(chromedp.ID("body"), "It is out"),
+		chromedp.SendKeys(chromedp.ID("cid"), "launch-1"),
+		// the preview follows the fields
+		waitJS(`document.querySelector('.ios [data-preview="title"]').textContent === "Launch day" &&
+			JSON.parse(document.querySelector('[data-preview="fcm"]').textContent).message.notification.body === "It is out"`),
+		chromedp.Click(chromedp.ID("create")),
+		waitJS(`location.pathname === "/ui/campaigns/launch-1" && document.querySelector("p.notice") !== null`),
+	)
+	// The list in a second tab while this one stays on the campaign's page
+	// (its chart samples every refresh).
+	list := b.secondTab()
+	inList := func(actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(list, actions...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inList(chromedp.Navigate(b.url+"/ui/campaigns"),
+		waitJS(`(() => { const c = document.querySelector('[data-campaign="launch-1"]');
+			return c && c.dataset.state === "running" && c.querySelector("progress").value > 0 && c.querySelector("progress").value < 1000 })()`))
+	b.run(waitJS(`document.getElementById("state").textContent === "done" && document.querySelector("#chart canvas") !== null`))
+	inList(waitJS(`(() => { const c = document.querySelector('[data-campaign="launch-1"]');
+			return c && c.dataset.state === "done" && c.querySelector("progress").value === 1000 &&
+				c.querySelector(".sent").textContent === "2,000" })()`))
+	inList(chromedp.Navigate(b.url+"/ui/pipeline"),
+		waitJS(`document.querySelectorAll('section[data-stage]').length === 5 &&
+			document.querySelector('section[data-stage="deliver"] .consumer') !== null`))
+	b.measure(list)
+	rep, err := campaign.Progress(context.Background(), b.rdb, b.db, b.keys, "launch-1")
+	if err != nil || rep.Sent != 2000 {
+		t.Fatalf("progress %+v, %v", rep, err)
+	}
+}
+
+// TestTitleIsText: a campaign titled with markup shows the markup as text:
+// no element made of it, no dialog, no request for its image.
+func TestTitleIsText(t *testing.T) {
+	b := newBed(t)
+	const evil = `<img src=x onerror=alert(1)>`
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+		chromedp.SendKeys(chromedp.ID("app"), app),
+		chromedp.SendKeys(chromedp.ID("channels"), "nobody"),
+		chromedp.SendKeys(chromedp.ID("title"), evil),
+		chromedp.SendKeys(chromedp.ID("cid"), "xss"),
+		chromedp.Click(chromedp.ID("create")),
+		waitJS(`location.pathname === "/ui/campaigns/xss"`),
+		chromedp.Navigate(b.url+"/ui/campaigns"),
+		waitJS(`document.querySelector('[data-campaign="xss"] .title') !== null`),
+	)
+	if got := b.text(`[data-campaign="xss"] .title`); got != evil {
+		t.Errorf("title shown as %q, want the text %q", got, evil)
+	}
+	if n := js[int](b, `document.querySelectorAll("main img").length`); n != 0 {
+		t.Errorf("%d img elements in the page", n)
+	}
+	// One refresh of the live rows, which renders the list again; the
+	// keyboard's focus stays on the campaign's link through it.
+	b.run(chromedp.Focus(chromedp.ID("open-xss")),
+		chromedp.Evaluate[chromedp.Void](`document.body.addEventListener("htmx:afterSettle", () => { window.settled = true })`),
+		waitJS(`window.settled === true && document.querySelector('[data-campaign="xss"] .title').textContent === `+"`"+evil+"`"+``))
+	if n := js[int](b, `document.querySelectorAll("main img").length`); n != 0 {
+		t.Errorf("%d img elements in the page after a refresh", n)
+	}
+	if id := js[string](b, `document.activeElement.id`); id != "open-xss" {
+		t.Errorf("after a refresh the focus is on %q, want the campaign's link", id)
+	}
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/xss"), waitJS(`document.querySelector(".n-title") !== null`))
+	if got := b.text(".n-title"); got != evil {
+		t.Errorf("campaign page title %q", got)
+	}
+	for _, u := range func() []string { r, _, _ := b.rec.snapshot(); return r }() {
+		if strings.HasSuffix(u, "/x") {
+			t.Errorf("the page requested the title's image: %s", u)
+		}
+	}
+}
+
+// TestScheduleAndCancel: a campaign scheduled from the form waits; Cancel
+// asks first ("keep sending" leaves it alone), then cancels it: its start
+// entry is taken back and nothing was sent.
+func TestScheduleAndCancel(t *testing.T) {
+	b := newBed(t)
+	b.signIn()
+	at := time.Now().UTC().Add(time.Hour).Format("2006-01-02T15:04")
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+		chromedp.SendKeys(chromedp.ID("app"), app),
+		chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
+		chromedp.SendKeys(chromedp.ID("title"), "Later"),
+		chromedp.SendKeys(chromedp.ID("cid"), "c1"),
+		chromedp.Click(chromedp.CSS(`input[name="when"][value="later"]`)),
+		chromedp.SetValue(chromedp.CSS(`input[name="send_at"]`), at),
+		chromedp.Click(chromedp.ID("create")),
+		waitJS(`location.pathname === "/ui/campaigns/c1" && document.getElementById("state").textContent === "scheduled"`),
+	)
+	if d := b.delayedStarts(); d != 1 {
+		t.Fatalf("%d delayed campaign starts, want the scheduled one", d)
+	}
+	b.run(chromedp.Click(chromedp.ID("cancel")),
+		waitJS(`location.pathname === "/ui/campaigns/c1/cancel" && document.getElementById("confirm-cancel") !== null`),
+		chromedp.Click(chromedp.CSS("form.row a.button")),
+		waitJS(`location.pathname === "/ui/campaigns/c1" && document.getElementById("state").textContent === "scheduled"`),
+		chromedp.Click(chromedp.ID("cancel")),
+		waitJS(`document.getElementById("confirm-cancel") !== null`),
+		chromedp.Click(chromedp.ID("confirm-cancel")),
+		waitJS(`location.pathname === "/ui/campaigns/c1" && document.getElementById("state").textContent === "canceled" &&
+			document.querySelector("p.notice") !== null && document.getElementById("cancel") === null`),
+	)
+	rep, err := campaign.Progress(t.Context(), b.rdb, b.db, b.keys, "c1")
+	if err != nil || rep.State != campaign.StateCanceled || rep.Sent != 0 {
+		t.Errorf("after cancel: %+v, %v", rep, err)
+	}
+	if d := b.delayedStarts(); d != 0 {
+		t.Errorf("%d delayed campaign starts after the cancel, want 0", d)
+	}
+}
+
+// delayedStarts counts the campaign entries waiting for their time.
+func (b *bed) delayedStarts() int64 {
+	b.t.Helper()
+	st, err := pipeline.Status(b.t.Context(), b.rdb, b.keys, pipeline.StreamCampaigns)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return st[0].Delayed
+}
+
+// measure logs what the console costs the API: each page's time to answer,
+// and the CPU of this process (the API, the test and chromedp's client)
+// while three pages refresh.
+func (b *bed) measure(list context.Context) {
+	b.t.Helper()
+	var cookie string
+	for _, c := range b.cookies() {
+		cookie = c.Name + "=" + c.Value
+	}
+	for _, path := range []string{"/ui/campaigns", "/ui/campaigns/rows", "/ui/campaigns/launch-1", "/ui/campaigns/launch-1/live",
+		"/ui/pipeline", "/ui/pipeline/live", "/ui/deadletters"} {
+		req, _ := http.NewRequest("GET", b.url+path, nil)
+		req.Header.Set("Cookie", cookie)
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.t.Errorf("%s: %d", path, resp.StatusCode)
+		}
+		b.t.Logf("GET %s: %v", path, time.Since(start).Round(100*time.Microsecond))
+	}
+	third := b.secondTab()
+	count := `document.body.addEventListener("htmx:afterSettle", () => { window.refreshes = (window.refreshes || 0) + 1 })`
+	for _, tab := range []struct {
+		ctx  context.Context
+		path string
+	}{{b.tab, "/ui/campaigns/launch-1"}, {list, "/ui/campaigns"}, {third, "/ui/pipeline"}} {
+		if err := chromedp.Do(tab.ctx, chromedp.Navigate(b.url+tab.path), waitJS(`document.readyState === "complete"`),
+			chromedp.Evaluate[chromedp.Void](count)); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	var before, after syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	start := time.Now()
+	for _, tab := range []context.Context{b.tab, list, third} {
+		if err := chromedp.Do(tab, waitJS(`window.refreshes >= 10`)); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	wall := time.Since(start)
+	cpu := time.Duration(syscall.TimevalToNsec(after.Utime) + syscall.TimevalToNsec(after.Stime) -
+		syscall.TimevalToNsec(before.Utime) - syscall.TimevalToNsec(before.Stime))
+	b.t.Logf("three pages open, 10 refreshes each: %v CPU in %v (%.2f%% of one core), API, test and chromedp client together",
+		cpu.Round(time.Millisecond), wall.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds())
+}

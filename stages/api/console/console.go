@@ -1,0 +1,140 @@
+// Package console is the operator console the API serves under /ui/: server
+// rendered html/template pages (escaping by construction) that htmx refreshes
+// in place, at most once a second per open page. It reads the same shared
+// code the HTTP API and the CLI read (pipeline.Status, pipeline.DLQ,
+// campaign.Progress), never Redis or PostgreSQL by hand.
+//
+// Everything it serves is embedded: no request of a console page leaves the
+// machine, and the Content-Security-Policy (securityHeaders) says so to the
+// browser too.
+package console
+
+import (
+	"cmp"
+	"embed"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static
+var staticFiles embed.FS
+
+// Config is what the console needs; the API passes its own clients.
+type Config struct {
+	Redis rueidis.Client
+	DB    *pgxpool.Pool
+	Keys  pipeline.Keys
+	Log   zerolog.Logger
+	// Operator reports whether token is the operator (admin) token. It is
+	// the only credential that signs in: an app key ships inside apps, and
+	// whoever unpacks one must not get the console.
+	Operator func(token string) bool
+	// Campaigns is where campaigns are listed, created and canceled; nil:
+	// the shared campaign model (NewCampaigns).
+	Campaigns Campaigns
+	// SessionTTL is how long a sign-in lasts; default DefaultSessionTTL.
+	SessionTTL time.Duration
+}
+
+// DefaultSessionTTL is a working day: long enough for a launch, short
+// enough that a forgotten browser does not stay signed in for good.
+const DefaultSessionTTL = 8 * time.Hour
+
+// Refresh is how often a live page polls: the "at most one request a
+// second per open page" of the console's contract.
+const Refresh = time.Second
+
+// requestTimeout bounds the Redis and PostgreSQL work of one page.
+const requestTimeout = 5 * time.Second
+
+// Console serves /ui/.
+type Console struct {
+	cfg   Config
+	mux   *http.ServeMux
+	pages pages
+	cop   *http.CrossOriginProtection
+}
+
+// New builds the console; Redis and Operator are required.
+func New(cfg Config) *Console {
+	cfg.SessionTTL = cmp.Or(cfg.SessionTTL, DefaultSessionTTL)
+	if cfg.Campaigns == nil {
+		cfg.Campaigns = NewCampaigns(cfg.Redis, cfg.DB, cfg.Keys)
+	}
+	// Go's own CSRF defence (Go 1.25): refuses a state-changing request
+	// that Sec-Fetch-Site or Origin shows came from another origin. The
+	// per-session token (session.go) is the second lock, for browsers too
+	// old to send either header.
+	c := &Console{cfg: cfg, mux: http.NewServeMux(), pages: templates, cop: http.NewCrossOriginProtection()}
+	c.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "cross-origin request refused: use the console's own pages", http.StatusForbidden)
+	}))
+	c.routes()
+	return c
+}
+
+// routes is the console's surface. Pages need a session; every POST needs
+// the session's CSRF token too (signedIn).
+func (c *Console) routes() {
+	c.mux.Handle("GET /ui/static/", http.StripPrefix("/ui/", http.FileServerFS(staticFiles)))
+	c.mux.HandleFunc("GET /ui/signin", c.signInPage)
+	c.mux.HandleFunc("POST /ui/signin", c.signIn)
+	for pattern, h := range map[string]sessionHandler{
+		"POST /ui/signout":                c.signOut,
+		"GET /ui/{$}":                     c.home,
+		"GET /ui/campaigns":               c.campaignsPage,
+		"GET /ui/campaigns/rows":          c.campaignRows,
+		"GET /ui/campaigns/new":           c.newCampaignPage,
+		"POST /ui/campaigns":              c.createCampaign,
+		"GET /ui/campaigns/{id}":          c.campaignPage,
+		"GET /ui/campaigns/{id}/live":     c.campaignLive,
+		"GET /ui/campaigns/{id}/cancel":   c.cancelPage,
+		"POST /ui/campaigns/{id}/cancel":  c.cancelCampaign,
+		"GET /ui/messages":                c.messagesPage,
+		"GET /ui/pipeline":                c.pipelinePage,
+		"GET /ui/pipeline/live":           c.pipelineLive,
+		"GET /ui/deadletters":             c.deadLettersPage,
+		"GET /ui/deadletters/{id}":        c.deadLetterPage,
+		"POST /ui/deadletters/{id}/retry": c.retryDeadLetter,
+		"GET /ui/deadletters/{id}/drop":   c.dropPage,
+		"POST /ui/deadletters/{id}/drop":  c.dropDeadLetter,
+	} {
+		c.mux.Handle(pattern, c.signedIn(h))
+	}
+	c.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
+		c.render(w, r, http.StatusNotFound, "error", page{Title: "Not found", Error: "No such page: " + r.URL.Path})
+	})
+}
+
+// ServeHTTP sets the security headers on every answer and refuses
+// cross-origin POSTs before any handler runs.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w.Header())
+	c.cop.Handler(c.mux).ServeHTTP(w, r)
+}
+
+// csp allows the console's own scripts, styles, images and requests and
+// nothing else: no inline script or style (htmx reads its configuration from
+// a meta tag, progress bars are <progress>, the chart's sizes are set
+// through the CSSOM, which CSP does not govern), no frames, no other
+// origin. A page that tried to reach outside the machine is refused by the
+// browser, and the browser tests record every request to prove it.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+func securityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cache-Control", "no-store")
+}

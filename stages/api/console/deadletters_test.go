@@ -1,0 +1,104 @@
+package console_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// deadLetters makes n dead letters the way production does: a real deliver
+// runner whose handler dead-letters every entry it reads.
+func (b *bed) deadLetters(n int) {
+	b.t.Helper()
+	ctx := b.t.Context()
+	for i := range n {
+		if _, err := pipeline.Emit(ctx, b.rdb, pipeline.Message{Stream: b.keys.Stream(pipeline.StreamDeliver, 0),
+			Fields: []string{pipeline.FieldCampaign, "bad", "n", strconv.Itoa(i), pipeline.FieldUsers, pipeline.EncodeIDs([]int64{int64(i)})}}); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	h := pipeline.HandlerFunc(func(_ context.Context, batch *pipeline.Batch) error {
+		for i := range batch.Entries {
+			batch.DeadLetter(i, errors.New("payload rejected by the provider"))
+		}
+		return nil
+	})
+	r := pipeline.NewRunner(b.rdb, b.keys, pipeline.Options{Stage: "deliver", Stream: pipeline.StreamDeliver,
+		Consumer: "d1", Block: 50 * time.Millisecond, BatchSize: 1}, h, zerolog.Nop(), nil)
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(rctx) })
+	defer wg.Wait()
+	defer cancel()
+	q := pipeline.NewDLQ(b.rdb, b.keys)
+	for deadline := time.Now().Add(time.Minute); ; {
+		l, err := q.Len(ctx)
+		if err == nil && l == int64(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%d dead letters after a minute, want %d (%v)", l, n, err)
+		}
+		select { // the runner is another goroutine: wait for its commits
+		case <-ctx.Done():
+			b.t.Fatal(ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (b *bed) deliverLen() int64 {
+	b.t.Helper()
+	n, err := b.rdb.Do(b.t.Context(), b.rdb.B().Xlen().Key(b.keys.Stream(pipeline.StreamDeliver, 0)).Build()).AsInt64()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return n
+}
+
+// TestDeadLetterRetryAndDrop: the pipeline page counts the dead letters,
+// the list shows them, Retry puts one back into its stream, Drop asks
+// first and deletes the other.
+func TestDeadLetterRetryAndDrop(t *testing.T) {
+	b := newBed(t)
+	b.deadLetters(2)
+	before := b.deliverLen()
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/pipeline"),
+		waitJS(`document.getElementById("dlq-depth").textContent === "2" && document.querySelector('section[data-stage="deliver"]') !== null`))
+	letters, err := pipeline.NewDLQ(b.rdb, b.keys).List(t.Context(), pipeline.DLQFilter{})
+	if err != nil || len(letters) != 2 {
+		t.Fatalf("dead letters %v, %v", letters, err)
+	}
+	first, second := letters[0].ID, letters[1].ID
+	b.run(chromedp.Navigate(b.url+"/ui/deadletters"),
+		waitJS(`document.querySelectorAll("#dead-letters tr[data-letter]").length === 2`),
+		chromedp.Click(chromedp.CSS(`a[href="/ui/deadletters/`+first+`"]`)),
+		waitJS(`document.getElementById("retry") !== null`),
+		chromedp.Click(chromedp.ID("retry")),
+		waitJS(`location.pathname === "/ui/deadletters" && document.querySelector("p.notice") !== null &&
+			document.querySelectorAll("#dead-letters tr[data-letter]").length === 1`),
+	)
+	if got := b.deliverLen(); got != before+1 {
+		t.Errorf("deliver stream holds %d entries after the retry, want %d", got, before+1)
+	}
+	b.run(chromedp.Click(chromedp.CSS(`tr[data-letter="`+second+`"] a.button`)),
+		waitJS(`document.getElementById("confirm-drop") !== null`),
+		chromedp.Click(chromedp.ID("confirm-drop")),
+		waitJS(`location.pathname === "/ui/deadletters" && document.querySelectorAll("#dead-letters tr[data-letter]").length === 0`),
+	)
+	if n, err := pipeline.NewDLQ(b.rdb, b.keys).Len(t.Context()); err != nil || n != 0 {
+		t.Errorf("%d dead letters left (%v), want 0", n, err)
+	}
+	if got := b.deliverLen(); got != before+1 {
+		t.Errorf("the drop re-injected an entry: %d, want %d", got, before+1)
+	}
+}

@@ -1,0 +1,282 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
+	"github.com/pushpipe/pushpipe/stages/api"
+)
+
+const (
+	adminToken = "operator-token-0123456789"
+	appKey     = "app-key-of-news-0123456789"
+	app        = "com.example.news"
+)
+
+// bed is one test's API server (console included) on real Redis and
+// PostgreSQL, and a browser tab of its own that records what the page does.
+type bed struct {
+	t     *testing.T
+	url   string
+	keys  pipeline.Keys
+	rdb   rueidis.Client
+	db    *pgxpool.Pool
+	dbURL string
+	tab   context.Context
+	rec   *recorder
+}
+
+// recorder keeps what a tab did that a test must see: every request it
+// made, every console error or exception, every dialog.
+type recorder struct {
+	mu       sync.Mutex
+	requests []string
+	errors   []string
+	dialogs  []string
+	expected []string // console errors a test causes on purpose (a refused request)
+}
+
+// expect allows browser console errors containing text: the browser logs
+// every 4xx answer, and a test that is refused on purpose sees one.
+func (b *bed) expect(text string) {
+	b.rec.mu.Lock()
+	defer b.rec.mu.Unlock()
+	b.rec.expected = append(b.rec.expected, text)
+}
+
+func (r *recorder) add(list *[]string, s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	*list = append(*list, s)
+}
+
+func (r *recorder) snapshot() (requests, errors, dialogs []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.errors {
+		if !slices.ContainsFunc(r.expected, func(x string) bool { return strings.Contains(e, x) }) {
+			errors = append(errors, e)
+		}
+	}
+	return append([]string(nil), r.requests...), errors, append([]string(nil), r.dialogs...)
+}
+
+// newBed starts the API on a fresh key prefix and database and opens a tab.
+// At cleanup it saves a screenshot of the tab under the test's artifact
+// directory and fails the test if the page logged an error, opened a dialog
+// or made a request anywhere but the API.
+func newBed(t *testing.T) *bed {
+	t.Helper()
+	rdb, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	url := pipelinetest.DatabaseT(t, env.Postgres)
+	if err := schema.Migrate(t.Context(), url); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4)
+	srv := httptest.NewServer(api.New(api.Config{Redis: rdb, DB: db, Keys: keys, Log: zerolog.Nop(),
+		Auth: api.Auth{AdminToken: adminToken, AppKeys: map[string]string{app: appKey}}}))
+	t.Cleanup(srv.Close)
+
+	b := &bed{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db, dbURL: url, rec: &recorder{}}
+	// A browser context of its own: no cookie is shared with another test.
+	tab, closeTab := chromedp.NewContext(browser, chromedp.WithNewBrowserContext(), chromedp.WithListener(b.record))
+	tab, cancel := context.WithTimeout(tab, 4*time.Minute)
+	b.tab = tab
+	b.enable(tab)
+	// A laptop's viewport, the same for every test's screenshot.
+	b.run(chromedp.EmulateViewport(1024, 768))
+	t.Cleanup(func() {
+		defer closeTab()
+		defer cancel()
+		// A screenshot of its own time budget: one that hangs (a page
+		// caught mid-navigation) must not take the test's.
+		shot, cancelShot := context.WithTimeout(tab, 30*time.Second)
+		defer cancelShot()
+		png, err := chromedp.Run(shot, chromedp.FullScreenshot(100))
+		if err != nil {
+			// Chromium now and then measures a page mid-refresh at zero
+			// width: the viewport alone then.
+			png, err = chromedp.Run(shot, chromedp.CaptureScreenshot())
+		}
+		if err != nil {
+			t.Errorf("screenshot: %v", err)
+		} else if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "screenshot.png"), png, 0o644); err != nil {
+			t.Error(err)
+		}
+		requests, errs, dialogs := b.rec.snapshot()
+		for _, u := range requests {
+			if !strings.HasPrefix(u, b.url+"/") && !strings.HasPrefix(u, "data:") {
+				t.Errorf("the page requested %s, outside the API", u)
+			}
+		}
+		for _, e := range errs {
+			t.Errorf("browser console: %s", e)
+		}
+		for _, d := range dialogs {
+			t.Errorf("a dialog opened: %s", d)
+		}
+	})
+	return b
+}
+
+// record is every tab's listener: the tab's loop calls it, so it records
+// and returns, and runs no command (a dialog is closed from a goroutine).
+func (b *bed) record(ev any) {
+	switch ev := ev.(type) {
+	case *network.EventRequestWillBeSent:
+		b.rec.add(&b.rec.requests, ev.Request.URL)
+	case *runtime.EventExceptionThrown:
+		b.rec.add(&b.rec.errors, "exception: "+ev.ExceptionDetails.Text)
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type == runtime.ConsoleAPICalledTypeError {
+			b.rec.add(&b.rec.errors, "console.error")
+		}
+	case *cdplog.EventEntryAdded:
+		if ev.Entry.Level == cdplog.EntryLevelError {
+			b.rec.add(&b.rec.errors, string(ev.Entry.Source)+": "+ev.Entry.Text)
+		}
+	case *page.EventJavascriptDialogOpening:
+		b.rec.add(&b.rec.dialogs, string(ev.Type)+": "+ev.Message)
+		go chromedp.Call(b.tab, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+	}
+}
+
+// enable turns on the network and log events record needs.
+func (b *bed) enable(tab context.Context) {
+	b.t.Helper()
+	if _, err := chromedp.Call(tab, network.Enable, network.EnableParams{}); err != nil {
+		b.t.Fatal(err)
+	}
+	if _, err := chromedp.Call(tab, cdplog.Enable, cdp.Empty{}); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// secondTab opens another tab in the test's browser context (the same
+// session), recorded like the first.
+func (b *bed) secondTab() context.Context {
+	b.t.Helper()
+	tab, closeTab := chromedp.NewContext(b.tab, chromedp.WithListener(b.record))
+	b.t.Cleanup(closeTab)
+	b.enable(tab)
+	return tab
+}
+
+// run runs browser actions in the tab, failing the test on error.
+func (b *bed) run(actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.tab, actions...); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// waitJS waits until a JavaScript expression is true in the page: DOM
+// conditions, never sleeps. A navigation while it waits (a form posted, a
+// redirect) destroys the page's JavaScript context under the poll; it then
+// polls again in the new page.
+func waitJS(expr string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			_, err := chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond),
+				chromedp.WithPollingTimeout(time.Until(deadline)))(ctx, t)
+			if err == nil || ctx.Err() != nil || time.Now().After(deadline) || !contextGone(err) {
+				if err != nil {
+					err = fmt.Errorf("waiting for %s: %w", expr, err)
+				}
+				return chromedp.Void{}, err
+			}
+		}
+	}
+}
+
+// contextGone is the error of an evaluation whose page went away.
+func contextGone(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "context with specified id") || strings.Contains(msg, "Execution context was destroyed") ||
+		strings.Contains(msg, "Inspected target navigated")
+}
+
+// typeToken opens a console page signed out, which leads to the sign-in
+// form, and signs in with the keyboard: the token field has the focus,
+// Enter submits. The caller waits for the outcome.
+func (b *bed) typeToken(token string) {
+	b.t.Helper()
+	b.run(
+		chromedp.Navigate(b.url+"/ui/campaigns"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		waitJS(`location.pathname === "/ui/signin" && document.activeElement && document.activeElement.id === "token"`),
+		chromedp.KeyEvent(token),
+		chromedp.KeyEvent(kb.Enter),
+	)
+}
+
+// signIn signs in as the operator and waits for the campaigns page.
+func (b *bed) signIn() {
+	b.t.Helper()
+	b.typeToken(adminToken)
+	b.run(waitJS(`location.pathname === "/ui/campaigns" && document.getElementById("campaign-list") !== null`))
+}
+
+// js evaluates an expression in the page.
+func js[T any](b *bed, expr string) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.tab, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// text is an element's text.
+func (b *bed) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.tab, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// cookies are the tab's cookies for the console.
+func (b *bed) cookies() []*network.Cookie {
+	b.t.Helper()
+	res, err := chromedp.Call(b.tab, network.GetCookies, network.GetCookiesParams{URLs: []string{b.url + "/ui/"}})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return res.Cookies
+}

@@ -1,0 +1,167 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// dlqCountCap bounds how many dead letters the pipeline page reads to count
+// them per stage: the page refreshes every second, and a DLQ of millions
+// is counted in total only.
+const dlqCountCap = 1000
+
+type stageRow struct {
+	Stage  string
+	Stream pipeline.StreamStatus
+	Dead   int64 // dead letters from this stage's stream (of the first dlqCountCap)
+}
+
+type pipelineData struct {
+	Stages     []stageRow
+	DLQ        int64
+	DeadCapped bool // more than dlqCountCap dead letters: per-stage counts are of the oldest
+}
+
+func (c *Console) pipelineData(ctx context.Context) (pipelineData, error) {
+	var d pipelineData
+	names := make([]string, len(pipeline.Stages))
+	for i, st := range pipeline.Stages {
+		names[i] = st.Stream
+	}
+	streams, err := pipeline.Status(ctx, c.cfg.Redis, c.cfg.Keys, names...)
+	if err != nil {
+		return d, err
+	}
+	q := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys)
+	if d.DLQ, err = q.Len(ctx); err != nil {
+		return d, err
+	}
+	dead, err := q.List(ctx, pipeline.DLQFilter{Limit: dlqCountCap})
+	if err != nil {
+		return d, err
+	}
+	d.DeadCapped = d.DLQ > int64(len(dead))
+	perStream := map[string]int64{}
+	for _, l := range dead {
+		perStream[l.Name]++
+	}
+	for i, st := range pipeline.Stages {
+		d.Stages = append(d.Stages, stageRow{Stage: st.Name, Stream: streams[i], Dead: perStream[st.Stream]})
+	}
+	return d, nil
+}
+
+func (c *Console) pipelinePage(w http.ResponseWriter, r *http.Request, s session) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	d, err := c.pipelineData(ctx)
+	p := page{Title: "Pipeline", Nav: "pipeline", Session: s, Data: d}
+	if err != nil {
+		p.Error = "Pipeline status is unavailable: " + err.Error()
+	}
+	c.render(w, r, http.StatusOK, "pipeline", p)
+}
+
+func (c *Console) pipelineLive(w http.ResponseWriter, r *http.Request, s session) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	d, err := c.pipelineData(ctx)
+	p := page{Session: s, Data: d}
+	if err != nil {
+		p.Error = "Pipeline status is unavailable: " + err.Error()
+	}
+	c.fragment(w, "pipeline", "live", p)
+}
+
+// deadLetterPage is how many dead letters the list shows.
+const deadLetterPage = 100
+
+type deadLettersData struct {
+	Letters []pipeline.DeadLetter
+	Total   int64
+	Stream  string
+	Streams []string
+}
+
+func (c *Console) deadLettersPage(w http.ResponseWriter, r *http.Request, s session) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	q := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys)
+	d := deadLettersData{Stream: r.URL.Query().Get("stream")}
+	for _, st := range pipeline.Stages {
+		d.Streams = append(d.Streams, st.Stream)
+	}
+	p := page{Title: "Dead letters", Nav: "deadletters", Session: s, Notice: notice(r)}
+	var err error
+	if d.Total, err = q.Len(ctx); err == nil {
+		d.Letters, err = q.List(ctx, pipeline.DLQFilter{Stream: d.Stream, Limit: deadLetterPage})
+	}
+	if err != nil {
+		p.Error = "The dead letters are unavailable: " + err.Error()
+	}
+	p.Data = d
+	c.render(w, r, http.StatusOK, "deadletters", p)
+}
+
+// letter loads the dead letter of the path, or renders why not.
+func (c *Console) letter(w http.ResponseWriter, r *http.Request, s session) (pipeline.DeadLetter, bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	id := r.PathValue("id")
+	d, err := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys).Show(ctx, id)
+	if err != nil {
+		status := http.StatusServiceUnavailable
+		msg := "Dead letter " + id + " is unavailable: " + err.Error()
+		if errors.Is(err, pipeline.ErrNoDeadLetter) {
+			status, msg = http.StatusNotFound, "There is no dead letter "+id+" (retried or dropped already?)."
+		}
+		c.render(w, r, status, "error", page{Title: "Dead letter", Nav: "deadletters", Session: s, Error: msg})
+		return d, false
+	}
+	return d, true
+}
+
+func (c *Console) deadLetterPage(w http.ResponseWriter, r *http.Request, s session) {
+	if d, ok := c.letter(w, r, s); ok {
+		c.render(w, r, http.StatusOK, "deadletter", page{Title: "Dead letter " + d.ID, Nav: "deadletters", Session: s, Data: d})
+	}
+}
+
+func (c *Console) dropPage(w http.ResponseWriter, r *http.Request, s session) {
+	if d, ok := c.letter(w, r, s); ok {
+		c.render(w, r, http.StatusOK, "drop", page{Title: "Drop " + d.ID, Nav: "deadletters", Session: s, Data: d})
+	}
+}
+
+func (c *Console) retryDeadLetter(w http.ResponseWriter, r *http.Request, s session) {
+	c.dlqAction(w, r, s, "retried", (*pipeline.DLQ).Retry)
+}
+
+func (c *Console) dropDeadLetter(w http.ResponseWriter, r *http.Request, s session) {
+	c.dlqAction(w, r, s, "dropped", (*pipeline.DLQ).Drop)
+}
+
+// dlqAction retries or drops one dead letter through pipeline.DLQ, the code
+// behind `pushpipe dlq retry|drop`.
+func (c *Console) dlqAction(w http.ResponseWriter, r *http.Request, s session, done string,
+	act func(*pipeline.DLQ, context.Context, pipeline.DLQFilter) (pipeline.DLQResult, error)) {
+	d, ok := c.letter(w, r, s)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	res, err := act(pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys), ctx, pipeline.DLQFilter{IDs: []string{d.ID}})
+	if err == nil && res.Failed[d.ID] != "" {
+		err = errors.New(res.Failed[d.ID])
+	}
+	if err != nil {
+		c.render(w, r, http.StatusConflict, "deadletter", page{Title: "Dead letter " + d.ID, Nav: "deadletters", Session: s, Data: d,
+			Error: "Not " + done + ": " + err.Error()})
+		return
+	}
+	http.Redirect(w, r, "/ui/deadletters?done="+done, http.StatusSeeOther)
+}

@@ -1,0 +1,169 @@
+package console
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+)
+
+// page is what every page template gets: the layout's parts and the page's
+// own Data.
+type page struct {
+	Title   string
+	Nav     string // the current section, marked in the navigation
+	Session session
+	Error   string
+	Notice  string
+	Refresh int // the live fragments' polling interval, in seconds
+	Data    any
+}
+
+// CSRF is the session's token, for the hidden field of every form.
+func (p page) CSRF() string { return p.Session.csrf }
+
+// HXHeaders is the hx-headers value that sends the token with every htmx
+// request: JSON, which htmx parses without eval (CSP-compatible).
+func (p page) HXHeaders() string {
+	b, _ := json.Marshal(map[string]string{csrfHeader: p.Session.csrf})
+	return string(b)
+}
+
+// SignedIn is whether to show the navigation and sign-out.
+func (p page) SignedIn() bool { return p.Session.csrf != "" }
+
+// pageNames are the templates under templates/, each rendered inside
+// layout.html.
+var pageNames = []string{"signin", "error", "campaigns", "campaign", "cancel", "new", "messages", "pipeline", "deadletters", "deadletter", "drop"}
+
+type pages map[string]*template.Template
+
+// templates are parsed once: they are embedded, so an error is the
+// build's, and every test that renders a page finds it.
+var templates = func() pages {
+	p, err := parsePages()
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
+func parsePages() (pages, error) {
+	p := pages{}
+	for _, name := range pageNames {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("console: template %s: %w", name, err)
+		}
+		p[name] = t
+	}
+	return p, nil
+}
+
+// render writes a whole page. Templates execute into a buffer first, so a
+// template error is a clean 500, never half a page.
+func (c *Console) render(w http.ResponseWriter, _ *http.Request, status int, name string, p page) {
+	p.Refresh = int(Refresh / time.Second)
+	c.write(w, status, name, "layout", p)
+}
+
+// fragment writes one named block of a page: what a live region polls.
+func (c *Console) fragment(w http.ResponseWriter, name, block string, p page) {
+	c.write(w, http.StatusOK, name, block, p)
+}
+
+func (c *Console) write(w http.ResponseWriter, status int, name, block string, p page) {
+	var buf bytes.Buffer
+	if err := c.pages[name].ExecuteTemplate(&buf, block, p); err != nil {
+		c.cfg.Log.Error().Err(err).Str("template", name).Msg("console: render failed")
+		http.Error(w, "the console could not render this page; the API's log says why", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+var funcs = template.FuncMap{
+	"num":      num,
+	"ms":       msTime,
+	"ago":      ago,
+	"since":    func(t time.Time) string { return ago(t.UnixMilli()) },
+	"dur":      func(d time.Duration) string { return d.Round(time.Millisecond).String() },
+	"fraction": fraction,
+	"rate":     rate,
+	"eta":      eta,
+}
+
+// num writes 1234567 as 1,234,567.
+func num(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := n < 0
+	if neg {
+		s = s[1:]
+	}
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	if neg {
+		return "-" + string(out)
+	}
+	return string(out)
+}
+
+func msTime(ms int64) string {
+	if ms == 0 {
+		return "—"
+	}
+	return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func ago(ms int64) string {
+	if ms == 0 {
+		return "—"
+	}
+	return time.Since(time.UnixMilli(ms)).Round(time.Second).String() + " ago"
+}
+
+// fraction is the progress bar's value in thousandths: the targets that
+// reached an end (campaign.Report.Done) of all targets.
+func fraction(r campaign.Report) int64 {
+	switch {
+	case r.State == campaign.StateDone:
+		return 1000
+	case r.Targets <= 0:
+		return 0
+	}
+	return min(1000, r.Done*1000/r.Targets)
+}
+
+// rate is the campaign's sends per second between its first and last send.
+func rate(r campaign.Report) string {
+	if r.SendRate <= 0 {
+		return "—"
+	}
+	return strconv.FormatFloat(r.SendRate, 'f', 0, 64) + "/s"
+}
+
+// eta is when a running campaign will be done at its rate, or what else it
+// is waiting for.
+func eta(r campaign.Report) string {
+	switch {
+	case r.State == campaign.StateScheduled && r.SendAt != nil:
+		return "starts " + r.SendAt.UTC().Format("2006-01-02 15:04 UTC")
+	case campaign.Final(r.State):
+		return r.State
+	case r.ExpectedFinishMs == 0:
+		return "—"
+	}
+	return time.UnixMilli(r.ExpectedFinishMs).UTC().Format("15:04:05 UTC")
+}

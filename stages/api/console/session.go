@@ -1,0 +1,155 @@
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"net/http"
+
+	"github.com/redis/rueidis"
+)
+
+// cookieName is the session cookie. Its value is a random 256-bit id;
+// Redis keeps only the id's SHA-256 (someone who can read Redis cannot sign
+// in with what they read), with the session's CSRF token as value and the
+// session's lifetime as expiry, so every API replica knows every session
+// and sign-out ends it everywhere.
+const cookieName = "pushpipe_console"
+
+// csrfField is the form field, csrfHeader the header (htmx requests) that
+// carry the session's CSRF token on every POST.
+const (
+	csrfField  = "csrf"
+	csrfHeader = "X-CSRF-Token"
+)
+
+// session is a signed-in browser.
+type session struct {
+	csrf string
+}
+
+// sessionHandler serves a request of a signed-in browser.
+type sessionHandler func(w http.ResponseWriter, r *http.Request, s session)
+
+func randomHex() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (c *Console) sessionKey(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return c.cfg.Keys.ConsoleSession(hex.EncodeToString(h[:]))
+}
+
+// lookup finds the request's session; ok is false without a live one.
+func (c *Console) lookup(ctx context.Context, r *http.Request) (session, bool, error) {
+	ck, err := r.Cookie(cookieName)
+	if err != nil || len(ck.Value) != 64 {
+		return session{}, false, nil
+	}
+	tok, err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Get().Key(c.sessionKey(ck.Value)).Build()).ToString()
+	if rueidis.IsRedisNil(err) {
+		return session{}, false, nil
+	}
+	if err != nil {
+		return session{}, false, err
+	}
+	return session{csrf: tok}, true, nil
+}
+
+// signedIn sends a browser without a session to the sign-in page and
+// refuses a POST without its session's CSRF token.
+func (c *Console) signedIn(h sessionHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		s, ok, err := c.lookup(ctx, r)
+		switch {
+		case err != nil:
+			c.cfg.Log.Warn().Err(err).Msg("console: session lookup failed")
+			c.render(w, r, http.StatusServiceUnavailable, "error", page{Title: "Unavailable",
+				Error: "Redis did not answer; reload in a moment."})
+			return
+		case !ok && r.Header.Get("HX-Request") == "true":
+			// A live fragment whose session ended: htmx takes the whole
+			// page to the sign-in form (not just the fragment). 204, not
+			// 401: htmx reads the header first whatever the status, and
+			// the browser would log a 401 as an error every time.
+			w.Header().Set("HX-Redirect", "/ui/signin")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case !ok && r.Method == http.MethodGet:
+			http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)
+			return
+		case !ok:
+			c.render(w, r, http.StatusUnauthorized, "error", page{Title: "Signed out", Error: "Your session ended; sign in again."})
+			return
+		}
+		if r.Method == http.MethodPost && !validCSRF(r, s) {
+			c.render(w, r, http.StatusForbidden, "error", page{Title: "Refused", Session: s,
+				Error: "This form is missing its CSRF token or it is stale: reload the page and try again."})
+			return
+		}
+		h(w, r, s)
+	})
+}
+
+func validCSRF(r *http.Request, s session) bool {
+	got := r.Header.Get(csrfHeader)
+	if got == "" {
+		got = r.PostFormValue(csrfField)
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.csrf)) == 1
+}
+
+func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
+	c.render(w, r, http.StatusOK, "signin", page{Title: "Sign in"})
+}
+
+// signIn exchanges the operator token for a session cookie. An app key, a
+// wrong token and an empty one get the same answer.
+func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	tok := r.PostFormValue("token")
+	if tok == "" || !c.cfg.Operator(tok) {
+		c.render(w, r, http.StatusUnauthorized, "signin", page{Title: "Sign in",
+			Error: "That is not the operator token. App keys cannot sign in; use PUSHPIPE_ADMIN_TOKEN."})
+		return
+	}
+	id, csrf := randomHex(), randomHex()
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Set().Key(c.sessionKey(id)).Value(csrf).
+		Px(c.cfg.SessionTTL).Build()).Error()
+	if err != nil {
+		c.cfg.Log.Warn().Err(err).Msg("console: session not stored")
+		c.render(w, r, http.StatusServiceUnavailable, "signin", page{Title: "Sign in", Error: "Redis did not answer; try again in a moment."})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: cookieName, Value: id, Path: "/ui/", MaxAge: int(c.cfg.SessionTTL.Seconds()),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+	})
+	http.Redirect(w, r, "/ui/campaigns", http.StatusSeeOther)
+}
+
+// signOut ends the session everywhere (its Redis key) and clears the cookie.
+func (c *Console) signOut(w http.ResponseWriter, r *http.Request, _ session) {
+	if ck, err := r.Cookie(cookieName); err == nil {
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		if err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Del().Key(c.sessionKey(ck.Value)).Build()).Error(); err != nil {
+			c.cfg.Log.Warn().Err(err).Msg("console: session not deleted")
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/ui/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)
+}
+
+// errNotBuilt marks what the console shows but the pipeline cannot do yet.
+var errNotBuilt = errors.New("not built yet")

@@ -1,0 +1,71 @@
+// The console's own script: the sends/s chart and the new-campaign preview.
+// Loaded from /ui/static (CSP: script-src 'self'); it writes text only
+// (textContent), never HTML.
+(function () {
+  "use strict";
+
+  // Sends per second, from the campaign page's live refreshes: each refresh
+  // carries the sent count, and the rate is its change over the time between
+  // two refreshes.
+  function chart() {
+    var el = document.getElementById("chart");
+    if (!el || typeof uPlot === "undefined") return;
+    var xs = [], ys = [], last = null, max = 600;
+    var plot = new uPlot({
+      width: Math.max(200, el.clientWidth),
+      height: 220,
+      series: [{}, { label: "sends/s", stroke: "#0b57d0", fill: "rgba(11,87,208,0.12)" }],
+      axes: [{}, { size: 60 }],
+      legend: { show: true }
+    }, [xs, ys], el);
+    function sample() {
+      var s = document.getElementById("sample");
+      if (!s) return;
+      var sent = Number(s.dataset.sent), now = Date.now() / 1000;
+      if (last && now > last.t) {
+        xs.push(now);
+        ys.push(Math.max(0, (sent - last.sent) / (now - last.t)));
+        if (xs.length > max) { xs.shift(); ys.shift(); }
+        plot.setData([xs, ys]);
+      }
+      last = { sent: sent, t: now };
+    }
+    sample();
+    document.body.addEventListener("htmx:afterSettle", sample);
+    window.addEventListener("resize", function () {
+      plot.setSize({ width: Math.max(200, el.clientWidth), height: 220 });
+    });
+  }
+
+  // The notification as each platform will show it, and the payload shapes
+  // deliver renders (DESIGN: the notification object).
+  function preview() {
+    var form = document.getElementById("new-campaign");
+    if (!form) return;
+    function val(name) { return (form.elements[name] && form.elements[name].value) || ""; }
+    function set(key, text) {
+      document.querySelectorAll('[data-preview="' + key + '"]').forEach(function (e) { e.textContent = text; });
+    }
+    function update() {
+      var title = val("title"), body = val("body"), data = {};
+      try { data = val("data").trim() ? JSON.parse(val("data")) : {}; } catch (e) { data = { "(invalid JSON)": val("data") }; }
+      set("app", val("app") || "app");
+      set("title", title);
+      set("body", body);
+      var aps = { aps: { alert: { title: title, body: body } } };
+      Object.keys(data).forEach(function (k) { aps[k] = data[k]; });
+      var strData = {};
+      Object.keys(data).forEach(function (k) { strData[k] = typeof data[k] === "string" ? data[k] : JSON.stringify(data[k]); });
+      var fcm = { message: { notification: { title: title, body: body }, data: strData,
+        android: { ttl: (val("ttl_seconds") || "86400") + "s" } } };
+      set("apns", JSON.stringify(aps, null, 2));
+      set("fcm", JSON.stringify(fcm, null, 2));
+    }
+    form.addEventListener("input", update);
+    update();
+  }
+
+  function start() { chart(); preview(); }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

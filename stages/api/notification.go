@@ -1,0 +1,195 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
+	"golang.org/x/text/language"
+
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
+)
+
+// notificationRequest is the notification object of a campaign or a
+// message (DESIGN, "The notification object"). Wrong JSON types are refused
+// by the strict decoder, naming the field; parseNotification checks the
+// values.
+type notificationRequest struct {
+	Title      string                 `json:"title"`
+	Subtitle   string                 `json:"subtitle"`
+	Body       string                 `json:"body"`
+	Data       jsontext.Value         `json:"data"`
+	Badge      *int                   `json:"badge"`
+	Sound      string                 `json:"sound"`
+	Image      string                 `json:"image"`
+	Category   string                 `json:"category"`
+	ThreadID   string                 `json:"thread_id"`
+	CollapseID string                 `json:"collapse_id"`
+	Silent     bool                   `json:"silent"`
+	Localized  map[string]textRequest `json:"localized"`
+}
+
+// textRequest is one language's text in "localized".
+type textRequest struct {
+	Title    string `json:"title"`
+	Subtitle string `json:"subtitle"`
+	Body     string `json:"body"`
+}
+
+// Limits of the notification object's fields.
+const (
+	maxSound      = 64   // a sound file name of the app bundle, or "default"
+	maxImageURL   = 2048 // what a phone fetches; longer URLs are trouble anywhere
+	maxTag        = 64   // category and thread_id
+	maxCollapseID = 64   // APNs's limit on apns-collapse-id
+	maxLocales    = 100
+	maxBadge      = 1<<31 - 1
+)
+
+// parseNotification checks a notification object and returns it as it is
+// stored and rendered. priority is the request's top-level priority, "" for
+// def. The error names the field and what to do; the rendered size is
+// checked later (deliver.CheckCampaign), against the stored data.
+func parseNotification(n *notificationRequest, priority, def string) (push.Content, error) {
+	if n == nil {
+		return push.Content{}, errors.New(`notification: is required, e.g. {"title": "...", "body": "..."}`)
+	}
+	c := push.Content{
+		Text:  push.Text{Title: n.Title, Subtitle: n.Subtitle, Body: n.Body},
+		Badge: n.Badge, Sound: n.Sound, Image: n.Image, Category: n.Category,
+		ThreadID: n.ThreadID, CollapseID: n.CollapseID, Silent: n.Silent, Priority: priority,
+	}
+	if string(n.Data) != "null" && len(n.Data) > 0 {
+		c.Data = []byte(n.Data)
+	}
+	switch priority {
+	case "":
+		c.Priority = def
+	case push.PriorityHigh, push.PriorityNormal:
+	default:
+		return c, fmt.Errorf(`priority: must be "normal" or "high", got %q`, priority)
+	}
+	var errs []error
+	check := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+	}
+	if err := checkText("notification", c.Text, !c.Silent); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Silent {
+		// A background push shows nothing: Apple drops one that carries an
+		// alert, sound or badge, and FCM's data-only message has no text.
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"title", c.Title != ""}, {"subtitle", c.Subtitle != ""}, {"body", c.Body != ""}, {"badge", c.Badge != nil},
+			{"sound", c.Sound != ""}, {"image", c.Image != ""}, {"localized", len(n.Localized) > 0}} {
+			if f.set {
+				check("notification."+f.name, "a silent push shows nothing; remove it or set \"silent\": false")
+			}
+		}
+	}
+	if c.Badge != nil && (*c.Badge < 0 || *c.Badge > maxBadge) {
+		check("notification.badge", "must be between 0 (clears the badge) and %d, got %d", maxBadge, *c.Badge)
+	}
+	if len(c.Sound) > maxSound || strings.ContainsAny(c.Sound, "/\\\x00") {
+		check("notification.sound", "must be a sound file name of the app (at most %d bytes, no '/'), or \"default\"", maxSound)
+	}
+	if c.Image != "" {
+		if u, err := url.Parse(c.Image); err != nil || u.Scheme != "https" || u.Host == "" || len(c.Image) > maxImageURL {
+			check("notification.image", "must be an https:// URL of at most %d bytes", maxImageURL)
+		}
+	}
+	for _, f := range []struct{ name, v string }{{"category", c.Category}, {"thread_id", c.ThreadID}, {"collapse_id", c.CollapseID}} {
+		if len(f.v) > maxTag || !printable(f.v) {
+			check("notification."+f.name, "must be at most %d printable bytes", maxTag)
+		}
+	}
+	if len(n.Localized) > maxLocales {
+		check("notification.localized", "at most %d locales, got %d", maxLocales, len(n.Localized))
+	}
+	for _, tag := range slices.Sorted(maps.Keys(n.Localized)) {
+		field := "notification.localized." + tag
+		if _, err := language.Parse(tag); err != nil || strings.Contains(tag, "_") {
+			check(field, "the key must be a BCP 47 language tag such as \"ko\" or \"pt-BR\"")
+			continue
+		}
+		for other := range n.Localized {
+			if other != tag && strings.EqualFold(other, tag) {
+				check(field, "is given twice (tags ignore case): keep one of %q and %q", tag, other)
+			}
+		}
+		t := n.Localized[tag]
+		if err := checkText(field, push.Text(t), true); err != nil {
+			errs = append(errs, err)
+		}
+		if c.Localized == nil {
+			c.Localized = map[string]push.Text{}
+		}
+		c.Localized[tag] = push.Text(t)
+	}
+	if keys, err := dataKeys(c.Data); err == nil && c.Image != "" && slices.Contains(keys, "image") {
+		check("notification.data", "key \"image\" is where APNs carries the notification's image; rename it")
+	}
+	if len(errs) > 0 {
+		return c, errs[0] // the first, as every 400 names one field
+	}
+	return c, nil
+}
+
+// checkText checks a title, subtitle and body: valid UTF-8 without NUL
+// (PostgreSQL's text and jsonb hold none), and a title or a body when the
+// notification is shown.
+func checkText(field string, t push.Text, shown bool) error {
+	if shown && t.Title == "" && t.Body == "" {
+		return fmt.Errorf("%s: a title or a body is required", field)
+	}
+	for _, f := range []struct{ name, v string }{{"title", t.Title}, {"subtitle", t.Subtitle}, {"body", t.Body}} {
+		if !utf8.ValidString(f.v) {
+			return fmt.Errorf("%s.%s: must be valid UTF-8", field, f.name)
+		}
+		if i := strings.IndexByte(f.v, 0); i >= 0 {
+			return fmt.Errorf("%s.%s: contains a NUL character (\\u0000) at byte %d, which cannot be stored; remove it", field, f.name, i)
+		}
+	}
+	return nil
+}
+
+// printable reports s is free of control characters (they end up in
+// HTTP headers: apns-collapse-id).
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// dataKeys are the top-level keys of a data object.
+func dataKeys(data []byte) ([]string, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	dec := jsontext.NewDecoder(strings.NewReader(string(data)))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil, errors.New("not an object")
+	}
+	var keys []string
+	for dec.PeekKind() != '}' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, tok.String())
+		if err := dec.SkipValue(); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}

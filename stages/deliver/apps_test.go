@@ -1,0 +1,364 @@
+package deliver
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
+)
+
+// appUnderTest is one app of the multi-app tests: its own fake provider,
+// APNs key, topic and (unless noFCM) FCM project.
+type appUnderTest struct {
+	id, topic, keyID, teamID string
+	noFCM                    bool
+	fake                     *fakeprovider.Server
+	devices                  []testDevice
+}
+
+// entry is the app's [apps."id"] table of an apps file.
+func (a *appUnderTest) entry(t *testing.T) string {
+	s := fmt.Sprintf("[apps.%q]\napns = { key = %q, key_id = %q, team_id = %q, topic = %q, host = %q }\n",
+		a.id, fakeprovider.WriteP8(t), a.keyID, a.teamID, a.topic, a.fake.URL())
+	if !a.noFCM {
+		s += fmt.Sprintf("fcm = { project = %q, endpoint = %q }\n", "proj-"+a.id, a.fake.URL()+"/v1")
+	}
+	return s + "keys = [\"key-of-" + a.id + "-0123456789\"]\n"
+}
+
+// writeApps writes an apps file of apps and loads it.
+func writeApps(t *testing.T, apps ...*appUnderTest) Apps {
+	t.Helper()
+	var b strings.Builder
+	for _, a := range apps {
+		b.WriteString(a.entry(t))
+	}
+	path := filepath.Join(t.TempDir(), "apps.toml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := LoadApps(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loaded
+}
+
+// insertAppDevices gives users 1..n of app an iOS and an Android device
+// each, with tokens that name the app (n ≤ 9999, app index < 100).
+func (f *fixture) insertAppDevices(app string, index, n int) []testDevice {
+	f.t.Helper()
+	var ds []testDevice
+	var rows [][]any
+	for u := int64(1); u <= int64(n); u++ {
+		ios := fmt.Sprintf("%02x%062x", index, u)
+		android := fmt.Sprintf("fcm-%s-%d:APA91b", app, u)
+		ds = append(ds, testDevice{u, push.IOS, ios}, testDevice{u, push.Android, android})
+		at := time.Now().Add(-time.Hour)
+		rows = append(rows, []any{app, ios, u, int16(devices.IOS), "", int16(0), at},
+			[]any{app, android, u, int16(devices.Android), "", int16(0), at})
+	}
+	if _, err := f.db.CopyFrom(f.ctx, pgx.Identifier{"devices"},
+		[]string{"app", "token", "user_id", "platform", "locale", "state", "event_at"}, pgx.CopyFromRows(rows)); err != nil {
+		f.t.Fatal(err)
+	}
+	return ds
+}
+
+// createAppCampaign stores a campaign of app with a notification object.
+func (f *fixture) createAppCampaign(id, app, notification string) {
+	f.t.Helper()
+	_, err := f.db.Exec(f.ctx, `INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, state, notification)
+		VALUES ($1, $2, '{news}', '', 'Hello', 'World', '{}', 3600, 'running', $3)`, id, app, notification)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// jwtIDs are the key id (header kid) and team id (claim iss) of a bearer
+// provider token.
+func jwtIDs(t *testing.T, authorization string) (kid, iss string) {
+	t.Helper()
+	parts := strings.Split(strings.TrimPrefix(authorization, "bearer "), ".")
+	if len(parts) != 3 {
+		t.Fatalf("authorization %q is not a bearer JWT", authorization)
+	}
+	var h struct{ Kid string }
+	var c struct{ Iss string }
+	for i, v := range []any{&h, &c} {
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil || json.Unmarshal(b, v) != nil {
+			t.Fatalf("JWT part %d of %q: %v", i, authorization, err)
+		}
+	}
+	return h.Kid, c.Iss
+}
+
+// checkApp asserts that app's fake got exactly one request per device of
+// app that has credentials (each app has its own endpoint), APNs ones with
+// the app's topic and provider token, and nothing of another app.
+func checkApp(t *testing.T, a *appUnderTest) {
+	t.Helper()
+	rs, err := a.fake.FullReceipts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := map[string]bool{}
+	for _, d := range a.devices {
+		mine[d.token] = true
+	}
+	got := map[string]int{}
+	for _, r := range rs {
+		if !mine[r.Token] {
+			t.Fatalf("app %s's provider got token %s of another app", a.id, r.Token)
+		}
+		got[r.Token]++
+		if r.Provider == "apns" {
+			if topic := first(r.Headers, "Apns-Topic"); topic != a.topic {
+				t.Fatalf("app %s: apns-topic %q, want %q", a.id, topic, a.topic)
+			}
+			if kid, iss := jwtIDs(t, first(r.Headers, "Authorization")); kid != a.keyID || iss != a.teamID {
+				t.Fatalf("app %s: JWT kid/iss %s/%s, want %s/%s", a.id, kid, iss, a.keyID, a.teamID)
+			}
+		}
+	}
+	for _, d := range a.devices {
+		want := 1
+		if d.platform == push.Android && a.noFCM {
+			want = 0
+		}
+		if got[d.token] != want {
+			t.Errorf("app %s: device %s (%s) got %d requests, want %d", a.id, d.token, d.platform, got[d.token], want)
+		}
+	}
+}
+
+func first(h map[string][]string, k string) string {
+	if v := h[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Three apps in one apps file, each with its own provider endpoint and keys,
+// one campaign each at once through one deliver stage: every device gets
+// its own app's topic and provider token, no request crosses apps, and the
+// app without FCM credentials fails its Android devices with "no
+// credentials", tokens intact. Then a fourth app is added by Reload (what
+// SIGHUP does) while a campaign is in flight: its campaign goes out, and
+// nothing in flight is lost.
+func TestAppsEachWithItsOwnCredentials(t *testing.T) {
+	f := newFixture(t)
+	const users = 300
+	apps := []*appUnderTest{
+		{id: "news", topic: "com.example.news", keyID: "KEYNEWS001", teamID: "TEAMNEWS01"},
+		{id: "sport", topic: "com.example.sport", keyID: "KEYSPORT01", teamID: "TEAMSPORT1"},
+		{id: "weather", topic: "com.example.weather", keyID: "KEYWEATHR1", teamID: "TEAMWEATH1", noFCM: true},
+		{id: "games", topic: "com.example.games", keyID: "KEYGAMES01", teamID: "TEAMGAMES1"},
+	}
+	roots := x509.NewCertPool()
+	for i, a := range apps {
+		// The first app's provider is slow, so its campaign is in flight
+		// when the fourth app is added.
+		// Each provider knows its app's key only, as APNs knows a team's.
+		opts := fakeprovider.Options{KeepRequests: true, APNsKeys: []string{a.teamID + "/" + a.keyID}}
+		if i == 0 {
+			opts.Latency = 20 * time.Millisecond
+		}
+		a.fake = fakeprovider.Start(t, opts)
+		roots.AppendCertsFromPEM(a.fake.CertPEM())
+		a.devices = f.insertAppDevices(a.id, i, users)
+	}
+	as, err := NewAppSenders(f.ctx, writeApps(t, apps[:3]...), SenderOptions{RootCAs: roots}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(as.Close)
+	for _, a := range apps {
+		f.createAppCampaign("c-"+a.id, a.id, `{"title":"for `+a.id+`","priority":"high"}`)
+	}
+	for _, a := range apps[:3] {
+		f.emitUsers("c-"+a.id, userRange(users))
+	}
+	f.startStage(Config{Senders: as.Senders(), TPS: 0, InFlight: 16, RetryBase: 20 * time.Millisecond}, "d1", 30*time.Second)
+
+	// The fourth app arrives while the first app's campaign is sending.
+	deadline := time.Now().Add(30 * time.Second)
+	for apps[0].fake.Summary().Accepted == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := as.Reload(f.ctx, writeApps(t, apps...)); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.stats("c-news"); s[pipeline.StatUsersDone] >= users {
+		t.Log("the first campaign was done before the reload: the in-flight case was not exercised")
+	}
+	f.emitUsers("c-games", userRange(users))
+
+	for _, a := range apps {
+		s := f.waitDone("c-"+a.id, users, 90*time.Second)
+		wantFailed := int64(0)
+		if a.noFCM {
+			wantFailed = users
+		}
+		if s[pipeline.StatSent] != int64(len(a.devices))-wantFailed || s[pipeline.StatFailed] != wantFailed {
+			t.Errorf("app %s: counters %v, want %d sent and %d failed", a.id, s, int64(len(a.devices))-wantFailed, wantFailed)
+		}
+		checkApp(t, a)
+		if d := a.fake.Summary().Duplicates; d != 0 {
+			t.Errorf("app %s: %d duplicates", a.id, d)
+		}
+	}
+	if inv := f.invalidations(); len(inv) != 0 {
+		t.Errorf("%d tokens invalidated, want none", len(inv))
+	}
+	var kept int
+	if err := f.db.QueryRow(f.ctx, `SELECT count(*) FROM devices WHERE app = 'weather' AND platform = $1 AND state = 0`,
+		int16(devices.Android)).Scan(&kept); err != nil || kept != users {
+		t.Errorf("weather's Android tokens still valid: %d (%v), want %d", kept, err, users)
+	}
+	if n := f.pendingEntries(); n != 0 {
+		t.Errorf("%d deliver entries still pending", n)
+	}
+}
+
+// An app removed by Reload gets no new sends: its devices fail with "no
+// credentials"; a file that does not build changes nothing.
+func TestAppsReloadRemovesAndKeeps(t *testing.T) {
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
+	a := &appUnderTest{id: "news", topic: "com.example.news", keyID: "KEYNEWS001", teamID: "TEAMNEWS01", fake: fake}
+	b := &appUnderTest{id: "sport", topic: "com.example.sport", keyID: "KEYSPORT01", teamID: "TEAMSPORT1", fake: fake}
+	as, err := NewAppSenders(t.Context(), writeApps(t, a, b), SenderOptions{RootCAs: fake.CertPool()}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(as.Close)
+	ios := as.Senders()[push.IOS]
+	send := func(app string) push.Result {
+		return ios.Send(t.Context(), push.Notification{App: app, Token: fmt.Sprintf("%064x", 1), Title: "t"})
+	}
+	if r := send("sport"); r.Outcome != push.Sent {
+		t.Fatalf("sport before reload: %+v", r)
+	}
+	if err := as.Reload(t.Context(), writeApps(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		app  string
+		want push.Outcome
+	}{{"news", push.Sent}, {"sport", push.Failed}, {"unknown", push.Failed}}
+	for _, tt := range tests {
+		if r := send(tt.app); r.Outcome != tt.want || (tt.want == push.Failed && r.Reason != ReasonNoCredentials) {
+			t.Errorf("app %s after reload: %+v, want %v", tt.app, r, tt.want)
+		}
+	}
+	broken := Apps{Apps: map[string]App{"news": {APNS: &AppAPNS{Key: "/nonexistent.p8", KeyID: "K", TeamID: "T"}}}}
+	if err := as.Reload(t.Context(), broken); err == nil {
+		t.Fatal("reload with a missing key file succeeded")
+	}
+	if r := send("news"); r.Outcome != push.Sent {
+		t.Errorf("news after a failed reload: %+v", r)
+	}
+}
+
+// The apps file: each mistake named by app and field, never a secret.
+func TestLoadApps(t *testing.T) {
+	t.Setenv("PP_TEST_KEYS", "k1-0123456789abcdef, k2-0123456789abcdef")
+	tests := []struct{ name, give, want string }{
+		{"ok", `[apps."com.a"]
+apns = { key = "/k.p8", key_id = "K", team_id = "T", topic = "com.a" }
+fcm = { project = "p" }
+tps = 100
+keys_env = "PP_TEST_KEYS"`, ""},
+		{"no apps", ``, "no app"},
+		{"unknown key", `[apps.a]
+apns = { key = "/k.p8", key_id = "K", team_id = "T", tpoic = "x" }`, "unknown key apps.a.apns.tpoic"},
+		{"key and cert", `[apps.a]
+apns = { key = "/k.p8", key_id = "K", team_id = "T", cert = "/c.p12" }`, `app "a": apns takes key or cert`},
+		{"no key id", `[apps.a]
+apns = { key = "/k.p8" }`, `app "a": apns token auth needs key_id and team_id`},
+		{"fcm empty", `[apps.a]
+fcm = { endpoint = "https://x" }`, `app "a": fcm needs credentials`},
+		{"negative tps", `[apps.a]
+tps = -1`, `app "a": tps must not be negative`},
+		{"unset env", `[apps.a]
+keys_env = "PP_TEST_UNSET_VAR"`, "keys_env names PP_TEST_UNSET_VAR, which is not set"},
+		{"wrong type", `[apps.a]
+tps = "many"`, "wrong type"},
+		{"syntax, secret not quoted", `[apps.a]
+keys = ["s3cr3t-app-key-value"`, "not valid TOML at line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "apps.toml")
+			if err := os.WriteFile(path, []byte(tt.give), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			apps, err := LoadApps(path)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatal(err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("err %v, want %q", err, tt.want)
+			case err != nil && strings.Contains(err.Error(), "s3cr3t"):
+				t.Fatalf("error quotes a secret: %v", err)
+			}
+			if tt.want == "" {
+				if keys := apps.AppKeys()["com.a"]; len(keys) != 2 || !apps.Known("com.a") || apps.Known("com.b") {
+					t.Errorf("keys %v, known %v", keys, apps.Known("com.a"))
+				}
+			}
+		})
+	}
+}
+
+// An app's own tps (the apps file's) caps its sends below the process's
+// --tps; another app keeps the process's cap.
+func TestLimiterAppTPS(t *testing.T) {
+	f := newFixture(t)
+	l := testLimiter(f, 2000)
+	l.appTPS = func(app string) int { return map[string]int{"slow": 40}[app] }
+	const run = 1500 * time.Millisecond
+	counts := map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(f.ctx, run)
+	defer cancel()
+	for _, app := range []string{"slow", "fast"} {
+		for range 4 {
+			wg.Go(func() {
+				for l.wait(ctx, "apns", app) == nil {
+					l.done(ctx, l.begin("apns", app), "apns", app, push.Result{Outcome: push.Sent, Status: http.StatusOK})
+					mu.Lock()
+					counts[app]++
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	// 1.5 s at 40/s is 60, and a chunk of 1 ahead: never 100.
+	if counts["slow"] > 80 || counts["slow"] == 0 {
+		t.Errorf("slow app: %d permits in %v at tps 40", counts["slow"], run)
+	}
+	if counts["fast"] < 4*counts["slow"] {
+		t.Errorf("fast app: %d permits, slow %d: the app cap leaked to the other app", counts["fast"], counts["slow"])
+	}
+	t.Logf("permits in %v: %v", run, counts)
+}

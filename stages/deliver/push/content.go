@@ -1,0 +1,154 @@
+package push
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Text is the translatable part of a notification.
+type Text struct {
+	Title    string `json:"title,omitempty"`
+	Subtitle string `json:"subtitle,omitempty"`
+	Body     string `json:"body,omitempty"`
+}
+
+// Content is the notification object of a campaign or a message (DESIGN,
+// "The notification object") as it is stored: validated by the API, then
+// rendered by deliver once per locale and platform, never per device.
+type Content struct {
+	Text
+	// Data is a JSON object of custom keys; non-string values are sent as
+	// their JSON text (FCM data values are strings).
+	Data       json.RawMessage `json:"data,omitempty"`
+	Badge      *int            `json:"badge,omitempty"`
+	Sound      string          `json:"sound,omitempty"`
+	Image      string          `json:"image,omitempty"`
+	Category   string          `json:"category,omitempty"`
+	ThreadID   string          `json:"thread_id,omitempty"`
+	CollapseID string          `json:"collapse_id,omitempty"` // default: the campaign or message id
+	Silent     bool            `json:"silent,omitempty"`
+	// Localized maps a BCP 47 tag ("ko", "pt-BR") to its text; a device
+	// whose locale matches none gets the default Text.
+	Localized map[string]Text `json:"localized,omitempty"`
+	// Priority is "high" or "normal" (the request's top-level priority).
+	Priority string `json:"priority,omitempty"`
+}
+
+// Priorities of a notification.
+const (
+	PriorityHigh   = "high"
+	PriorityNormal = "normal"
+)
+
+// Locales are the keys of Localized, and "" for the default text: every
+// text a device can get, each rendered once.
+func (c *Content) Locales() []string {
+	out := []string{""}
+	for tag := range c.Localized {
+		out = append(out, tag)
+	}
+	return out
+}
+
+// Locale picks the key of Localized a device whose locale is device gets:
+// the exact tag, then its language ("pt-BR" → "pt"), else "" (the default
+// text). Tags compare case-insensitively and "_" counts as "-" (Android
+// reports "pt_BR").
+func (c *Content) Locale(device string) string {
+	if device == "" || len(c.Localized) == 0 {
+		return ""
+	}
+	want := strings.ReplaceAll(device, "_", "-")
+	lang, _, _ := strings.Cut(want, "-")
+	fallback := ""
+	for tag := range c.Localized {
+		if strings.EqualFold(tag, want) {
+			return tag
+		}
+		if strings.EqualFold(tag, lang) {
+			fallback = tag
+		}
+	}
+	return fallback
+}
+
+// Render is the provider-neutral notification for devices getting locale
+// (a key of Localized, or "" for the default text), Token, Platform and App
+// left for the sender. id is the campaign or message id: the default
+// collapse id, and with the locale the Key senders cache renderings by.
+// category is the request's category when the object names none.
+func (c *Content) Render(id, locale, category string, ttl time.Duration) (Notification, error) {
+	data, err := DataFields(c.Data)
+	if err != nil {
+		return Notification{}, err
+	}
+	text := c.Text
+	if t, ok := c.Localized[locale]; ok && locale != "" {
+		text = t
+	}
+	if c.Category != "" {
+		category = c.Category
+	}
+	collapse := c.CollapseID
+	if collapse == "" {
+		collapse = CollapseID(id)
+	}
+	key := id
+	if locale != "" {
+		key = id + "\x00" + locale // no id holds a NUL
+	}
+	n := Notification{
+		Key:   key,
+		Title: text.Title, Subtitle: text.Subtitle, Body: text.Body, Data: data,
+		Badge: c.Badge, Sound: c.Sound, Image: c.Image, ThreadID: c.ThreadID, Category: category,
+		Silent: c.Silent, CollapseID: collapse, TTL: ttl,
+		HighPriority: c.Priority == PriorityHigh,
+	}
+	if n.Silent { // nothing is shown: the text and its trimmings go
+		n.Title, n.Subtitle, n.Body, n.Sound, n.Badge, n.Image = "", "", "", "", nil, ""
+	}
+	return n, nil
+}
+
+// DataFields flattens a JSON object into the string map both providers
+// carry (FCM data values must be strings): strings stay as they are,
+// anything else becomes its JSON text.
+func DataFields(raw []byte) (map[string]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("data is not a JSON object: %w", err)
+	}
+	if len(obj) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(obj))
+	for k, v := range obj {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			out[k] = s
+		} else {
+			out[k] = string(v)
+		}
+	}
+	return out, nil
+}
+
+// maxCollapseID is APNs's limit on apns-collapse-id.
+const maxCollapseID = 64
+
+// CollapseID is id, or a digest of it when it is longer than APNs accepts:
+// a repeated request must carry the same collapse id every time.
+func CollapseID(id string) string {
+	if len(id) <= maxCollapseID {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
