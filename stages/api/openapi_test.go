@@ -99,6 +99,7 @@ func TestOpenAPISchemasMatchTheCode(t *testing.T) {
 		"MessageRequest":  messageRequest{},
 		"MessageToken":    tokenRequest{},
 		"MessageStatus":   campaign.MessageReport{},
+		"LocalizedText":   textRequest{},
 	} {
 		ref := doc.Components.Schemas[name]
 		if ref == nil {
@@ -183,6 +184,11 @@ const (
 // priority, and a channel given as a number.
 var oaLater = `{"id":"oa-2","app":"com.example.news","channels":["breaking",101],"notification":{"title":"Later"},` +
 	`"send_at":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `","rate_per_second":50,"priority":"high"}`
+
+// oaRich is campaign oa-3: every member of the notification object.
+const oaRich = `{"id":"oa-3","app":"com.example.news","channels":["breaking"],"priority":"normal","notification":{"title":"Hi","subtitle":"Sub","body":"There",` +
+	`"badge":3,"sound":"default","image":"https://example.com/a.png","category":"NEWS","thread_id":"t1","collapse_id":"c1",` +
+	`"localized":{"ko":{"title":"안녕"},"pt-BR":{"body":"Olá"}}}}`
 
 // oaMsg is message oa-m1.
 const oaMsg = `{"id":"oa-m1","app":"com.example.news","users":[42,43,42],"category":"alerts","notification":{"title":"Hi"}}`
@@ -295,6 +301,11 @@ var openapiCalls = []apiCall{
 	{name: "campaign rate 0", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"ttl_seconds"`, `"rate_per_second":0,"ttl_seconds"`, 1), token: oaToken, req: invalid, status: 400},
 	{name: "campaign bad priority", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"ttl_seconds"`, `"priority":"urgent","ttl_seconds"`, 1), token: oaToken, req: invalid, status: 400},
 	{name: "campaign fractional channel", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `["breaking"]`, `[1.5]`, 1), token: oaToken, req: invalid, status: 400},
+	{name: "campaign unknown app", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, oaApp, "com.example.unknown", 1), token: oaToken, status: 422},
+	{name: "campaign rich", method: "POST", path: "/v1/campaigns", body: oaRich, token: oaToken, status: 201},
+	{name: "campaign silent with a title", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"data"`, `"silent":true,"data"`, 1), token: oaToken, req: unchecked, status: 400},
+	{name: "campaign image not https", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaRich, `https://example.com/a.png`, `http://example.com/a.png`, 1), token: oaToken, req: invalid, status: 400},
+	{name: "campaign bad badge", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaRich, `"badge":3`, `"badge":-1`, 1), token: oaToken, req: invalid, status: 400},
 	{name: "campaign no database", server: "nodb", method: "POST", path: "/v1/campaigns", body: oaCamp, token: oaToken, status: 503},
 	// GET /v1/campaigns/{id}
 	{name: "progress", method: "GET", path: "/v1/campaigns/oa-1", token: oaToken, status: 200},
