@@ -8,7 +8,7 @@ GO ?= go
 BIN := ./pushpipe
 PKGS := ./...
 
-.PHONY: all build test vet bench dev fuzz clean
+.PHONY: all build test vet bench dev fuzz clean test-secure-redis
 
 all: build
 
@@ -26,6 +26,14 @@ vet:
 # Every test, against real redis-server and PostgreSQL started on free ports.
 test: vet
 	cd "$(ROOT)" && $(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# The end-to-end drills (every process a real binary) against a Redis with
+# requirepass + an ACL user, then against a Redis that speaks only TLS and
+# wants client certificates. `make test` runs TestDrillSecuredRedis, a
+# campaign with Redis killed mid-way under each; this runs every drill.
+test-secure-redis:
+	cd "$(ROOT)" && PUSHPIPE_TEST_REDIS=auth $(GO) test -count=1 -timeout 15m ./bench/drills/
+	cd "$(ROOT)" && PUSHPIPE_TEST_REDIS=tls $(GO) test -count=1 -timeout 15m ./bench/drills/
 
 # Benchmarks report ratios against floors measured in the same run.
 bench: build

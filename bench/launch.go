@@ -59,13 +59,13 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Running, error) {
 		return nil, err
 	}
 	keys := pipeline.NewKeys(cfg.Prefix, cfg.Partitions)
-	env := append([]string{
-		"PUSHPIPE_REDIS_ADDR=" + cfg.Servers.RedisAddr,
-		"PUSHPIPE_DATABASE_URL=" + cfg.Servers.DatabaseURL,
-		"PUSHPIPE_PARTITIONS=" + strconv.Itoa(cfg.Partitions),
-		"PUSHPIPE_PREFIX=" + keys.Prefix,
+	env := append(cfg.Servers.RedisEnv(),
+		"PUSHPIPE_DATABASE_URL="+cfg.Servers.DatabaseURL,
+		"PUSHPIPE_PARTITIONS="+strconv.Itoa(cfg.Partitions),
+		"PUSHPIPE_PREFIX="+keys.Prefix,
 		"PUSHPIPE_LOG_LEVEL=warn",
-	}, cfg.Env...)
+	)
+	env = append(env, cfg.Env...)
 	if cfg.Pprof {
 		env = append(env, "PUSHPIPE_PPROF=1")
 	}
@@ -75,7 +75,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Running, error) {
 		return nil, err
 	}
 	var err error
-	if r.rdb, err = pipeline.NewRedis(cfg.Servers.RedisAddr); err != nil {
+	if r.rdb, err = pipeline.NewRedisConfig(cfg.Servers.RedisConfig()); err != nil {
 		return fail(err)
 	}
 	if r.db, err = pgxpool.New(ctx, cfg.Servers.DatabaseURL); err != nil {

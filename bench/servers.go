@@ -16,13 +16,16 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pushpipe/pushpipe/bench/localserver"
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 // ServerConfig says which Redis and PostgreSQL to use: the given addresses,
 // or servers started here (pipelinetest) when they are empty.
 type ServerConfig struct {
-	RedisAddr     string // host:port, or several comma-separated for a cluster
+	RedisAddr string // host:port, several comma-separated for a cluster, or a redis:// or rediss:// URL
+	// RedisAuth are the credentials of the given Redis (its Addr unused).
+	RedisAuth     pipeline.RedisConfig
 	DatabaseURL   string
 	RedisCluster  int    // start a cluster of this many masters instead of one server (0: standalone)
 	DataDir       string // keep the started servers' data here (dev); "" = temporary
@@ -33,10 +36,34 @@ type ServerConfig struct {
 	RedisPort, PostgresPort int
 }
 
+// RedisConfig is how to reach the run's Redis.
+func (s *Servers) RedisConfig() pipeline.RedisConfig {
+	c := s.RedisAuth
+	c.Addr = s.RedisAddr
+	return c
+}
+
+// RedisEnv is the environment a pushpipe process reaches the run's Redis
+// with.
+func (s *Servers) RedisEnv() []string {
+	c := s.RedisConfig()
+	env := []string{"PUSHPIPE_REDIS_ADDR=" + c.Addr}
+	for _, kv := range [][2]string{
+		{"PUSHPIPE_REDIS_USERNAME", c.Username}, {"PUSHPIPE_REDIS_PASSWORD", c.Password},
+		{"PUSHPIPE_REDIS_TLS_CA_FILE", c.CAFile}, {"PUSHPIPE_REDIS_TLS_CERT_FILE", c.CertFile}, {"PUSHPIPE_REDIS_TLS_KEY_FILE", c.KeyFile},
+	} {
+		if kv[1] != "" {
+			env = append(env, kv[0]+"="+kv[1])
+		}
+	}
+	return env
+}
+
 // Servers are the Redis and PostgreSQL a run uses.
 type Servers struct {
 	RedisAddr   string
-	DatabaseURL string // a database of its own, migrated
+	RedisAuth   pipeline.RedisConfig // credentials, Addr unused (RedisConfig)
+	DatabaseURL string               // a database of its own, migrated
 	// PIDs of the servers started here, by name, for CPU and RSS sampling.
 	PIDs map[string]int
 
@@ -47,7 +74,7 @@ type Servers struct {
 // never touches an existing one's tables) and applies the migrations. With
 // DataDir set (dev), the database "pushpipe" is reused instead.
 func StartServers(ctx context.Context, cfg ServerConfig) (*Servers, error) {
-	s := &Servers{RedisAddr: cfg.RedisAddr, PIDs: map[string]int{}}
+	s := &Servers{RedisAddr: cfg.RedisAddr, RedisAuth: cfg.RedisAuth, PIDs: map[string]int{}}
 	if err := s.startRedis(cfg); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
@@ -76,7 +103,12 @@ func (s *Servers) startRedis(cfg ServerConfig) error {
 		}
 		return nil
 	}
-	opts := localserver.RedisOptions{Port: cfg.RedisPort}
+	// PUSHPIPE_TEST_REDIS secures the Redis a test starts (auth or tls).
+	security, err := localserver.TestRedisSecurity()
+	if err != nil {
+		return err
+	}
+	opts := localserver.RedisOptions{Port: cfg.RedisPort, Security: security}
 	if cfg.DataDir != "" {
 		// dev keeps its data: with the AOF, streams, counters and marks
 		// survive a restart like the PostgreSQL rows they go with.
@@ -88,6 +120,8 @@ func (s *Servers) startRedis(cfg ServerConfig) error {
 	}
 	s.closers = append(s.closers, r.Close)
 	s.RedisAddr = r.Addr
+	c := r.Client
+	s.RedisAuth = pipeline.RedisConfig{Username: c.Username, Password: c.Password, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
 	s.PIDs["redis"] = redisPID(r.Addr)
 	return nil
 }

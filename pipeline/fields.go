@@ -7,7 +7,7 @@ package pipeline
 //	ranges     campaign, channel, range, lo, hi              partition: HashPartition(campaign+"/"+range)
 //	dedupe     campaign, u (reached ids), m (muted ids), range  partition: UserPartition of every id
 //	deliver    campaign, u                                    partition: the same user partition
-//	results    campaign, sent, failed, invalid                (per deliver batch; for observers)
+//	results    events (a JSON array of ResultEvent: the devices one deliver mark recorded)  partition: the user partition
 //
 // u and m are EncodeIDs batches, sorted ascending. An ingest entry is either
 // one ev field (devices.Event.Message writes registrations so) or one field
@@ -29,6 +29,8 @@ const (
 	FieldHi       = "hi"       // ranges: last user id (inclusive)
 	FieldUsers    = "u"        // dedupe, deliver: EncodeIDs of user ids
 	FieldMuted    = "m"        // dedupe: EncodeIDs of users muted on this channel/category
+
+	FieldEvents = "events" // results: JSON array of ResultEvent
 )
 
 // Ingest operations.

@@ -32,9 +32,10 @@ func NewRegistry() *prometheus.Registry {
 // orchestrator restarts only a process that hangs. /readyz says the process
 // can do its work now: ready returns nil. For the API that means Redis
 // answered a PING within the last second (RedisReady), so a device write
-// would be accepted; for a stage, Redis answers and its runners consume.
-// PostgreSQL is left out on purpose: device writes, the API's bulk, do not
-// need it, and requests that do answer 503 themselves. Not ready is a 503
+// would be accepted; for a stage, Redis answers, PostgreSQL too if the
+// stage queries it (PostgresReady), and its runners consume. The API leaves
+// PostgreSQL out on purpose: device writes, its bulk, do not need it, and
+// requests that do answer 503 themselves. Not ready is a 503
 // with the reason: a load balancer sends the process no traffic meanwhile,
 // and nothing restarts it.
 func OpsHandler(reg prometheus.Gatherer, ready func(context.Context) error) http.Handler {
@@ -63,6 +64,19 @@ func OpsHandler(reg prometheus.Gatherer, ready func(context.Context) error) http
 // most one PING a second however often /readyz is probed, and a stopped
 // Redis shows within a second and a half.
 func RedisReady(rdb rueidis.Client) func(context.Context) error {
+	return cachedCheck("redis", func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() })
+}
+
+// PostgresReady is RedisReady for PostgreSQL, for the stages that query it
+// (pipeline.Stages' DB): the pool hands out a connection that answers a
+// ping. ping is (*pgxpool.Pool).Ping.
+func PostgresReady(ping func(context.Context) error) func(context.Context) error {
+	return cachedCheck("postgresql", ping)
+}
+
+// cachedCheck runs check at most once a second, within half a second, and
+// shares its answer with every prober meanwhile.
+func cachedCheck(name string, check func(context.Context) error) func(context.Context) error {
 	var (
 		mu   sync.Mutex
 		at   time.Time
@@ -77,9 +91,9 @@ func RedisReady(rdb rueidis.Client) func(context.Context) error {
 		// Not cut short by the prober going away: the answer is shared.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
 		defer cancel()
-		last = rdb.Do(ctx, rdb.B().Ping().Build()).Error()
+		last = check(ctx)
 		if last != nil {
-			last = fmt.Errorf("redis: %w", last)
+			last = fmt.Errorf("%s: %w", name, last)
 		}
 		at = time.Now()
 		return last

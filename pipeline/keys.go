@@ -144,6 +144,10 @@ func (k Keys) RateLimit(provider, app string) string {
 	return k.Prefix + ":{rl:" + provider + ":" + app + "}:window"
 }
 
+// RateCap is the key of a cluster-wide cap on events per second shared by
+// every process of a stage (RateCap in ratecap.go): the webhook's --rate.
+func (k Keys) RateCap(name string) string { return k.Prefix + ":{cap:" + name + "}:window" }
+
 // UserPartition is DESIGN's p = (user_id / bucket) mod P.
 func (k Keys) UserPartition(userID int64) int {
 	b, u := k.bucketOf(userID)
@@ -216,3 +220,16 @@ func (k Keys) ParseStream(key string) (name string, p int, err error) {
 	}
 	return "", 0, fmt.Errorf("key %q: no partition tag", key)
 }
+
+// Layout is the deployment's recorded partition count and bucket size
+// (CheckLayout), under its prefix.
+func (k Keys) Layout() string { return k.Prefix + ":{meta}:layout" }
+
+// Layouts is the one key shared by every prefix on a Redis: a hash of
+// prefix → layout, so a command with a wrong prefix can list the right ones.
+func (k Keys) Layouts() string { return "pushpipe:{meta}:layouts" }
+
+// PrefsLoaded is partition p's marker that its users' preferences were
+// copied from PostgreSQL (pipeline/prefs): gone with the data when Redis
+// loses it, which tells readers to load them again.
+func (k Keys) PrefsLoaded(p int) string { return k.Prefix + ":" + k.Tag(p) + ":prefs_loaded" }

@@ -50,6 +50,16 @@ func (r *Runner) maintainLoop(ctx context.Context) {
 				}
 				r.metrics.Trimmed.WithLabelValues(labels[i], part(parts[i])).Add(float64(n))
 			}
+			// The streams the stage writes that may have no reader: their
+			// writer keeps them bounded.
+			for _, out := range r.opts.Outputs {
+				for _, p := range r.opts.Partitions {
+					s := r.keys.Stream(out, p)
+					if _, err := TrimOutput(ctx, r.rdb, s, r.opts.Retention, time.Now()); err != nil {
+						r.log.Warn().Err(err).Str("stream", s).Msg("trim failed")
+					}
+				}
+			}
 		}
 	}
 }

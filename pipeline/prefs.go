@@ -2,7 +2,8 @@ package pipeline
 
 // Fields of a user's preferences hash (Keys.Preferences): "c:<channel>" = "1"
 // when the user muted that channel, "k:<category>" = "1" when they muted that
-// category. The API replaces the whole hash on every update; resolve reads
+// category. pipeline/prefs replaces the whole hash on every update (plus its
+// version field) after storing the record in PostgreSQL; resolve reads
 // exactly the two fields a campaign cares about per user with one HMGET.
 const (
 	prefChannelPrefix  = "c:"

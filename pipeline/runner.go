@@ -42,6 +42,10 @@ type Options struct {
 	// it bounds how long a handler goes on working for entries another
 	// consumer took, or that Redis lost.
 	KeepEvery time.Duration
+	// Outputs are streams the stage writes (per partition) that may have
+	// no reader (results): the runner trims them for the partitions it
+	// serves, with TrimOutput.
+	Outputs []string
 	// DelayPoll is how often due delayed entries (Batch.EmitAt, EmitAt) are
 	// moved into the stream, default 100ms (a retry's or a schedule's
 	// lateness at most) for a stage whose row says Delays or that is not in

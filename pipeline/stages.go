@@ -26,6 +26,12 @@ type StageDef struct {
 	MaxDeliveries int64
 	// Replicas is how many processes the benchmark gives it on a 2-core box.
 	Replicas int
+	// Outputs are the streams it writes that no stage may read (results
+	// without a webhook): its runner trims them (TrimOutput).
+	Outputs []string
+	// Optional stages run only where configured: `pushpipe all` leaves
+	// them out unless their flags are given (the webhook needs a URL).
+	Optional bool
 	// Express is true for the stages with an express lane (lanes.go): they
 	// read Express.Stream(Stream) of a partition before Stream.
 	Express bool
@@ -51,9 +57,14 @@ var Stages = []StageDef{
 	// Retries wait in its delayed set. Its entries are long in flight (a
 	// rate-limited provider), so a fleet that crash-loops redelivers them
 	// many times; that is not poison (malformed entries are dead-lettered
-	// at once), hence more deliveries before the DLQ.
+	// at once), hence more deliveries before the DLQ. It writes results,
+	// which may have no reader: it trims them.
 	{Name: "deliver", Stream: StreamDeliver, Batch: 8, Concurrency: 4, Campaign: true, DB: true, Delays: true,
-		MaxDeliveries: 100, Replicas: 2, Express: true},
+		MaxDeliveries: 100, Replicas: 2, Express: true, Outputs: []string{StreamResults}},
+	// Result events are small: a read is one POST to the operator's URL
+	// (--batch), and a few POSTs in flight keep a slow receiver busy. No
+	// replicas: the benchmark has no receiver.
+	{Name: "webhook", Stream: StreamResults, Batch: 500, Concurrency: 4, Optional: true},
 }
 
 // StageNamed returns the row of the stage called name.
@@ -67,7 +78,7 @@ func StageNamed(name string) (StageDef, bool) {
 }
 
 // StageOf is the stage (and consumer group) that reads a logical stream,
-// either of its lanes, or "" for streams no stage consumes (results, dlq).
+// either of its lanes, or "" for streams no stage consumes (dlq).
 func StageOf(stream string) string {
 	for _, s := range Stages {
 		for _, in := range s.Inputs() {
@@ -100,7 +111,7 @@ func StageStreams() []string {
 
 // Options are the runner options of the stage's row, for its defaults.
 func (s StageDef) Options() Options {
-	return Options{Stage: s.Name, Stream: s.Stream, Express: s.Express, BatchSize: s.Batch, Concurrency: s.Concurrency}
+	return Options{Stage: s.Name, Stream: s.Stream, Express: s.Express, BatchSize: s.Batch, Concurrency: s.Concurrency, Outputs: s.Outputs}
 }
 
 // Effective returns o with every default filled in, as NewRunner would: what

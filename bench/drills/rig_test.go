@@ -77,6 +77,10 @@ type rigOptions struct {
 	TPS         int      // deliver's cluster-wide cap per provider and app
 	Fake        []string // extra fakeprovider flags
 	Deliver     []string // extra deliver flags
+	// Security is how Redis is secured (pipelinetest.SecurityAuth or
+	// SecurityTLS); default PUSHPIPE_TEST_REDIS, so the whole suite runs
+	// against a Redis with a password or over TLS with it set.
+	Security string
 }
 
 // rig is one pipeline: Redis (AOF everysec), PostgreSQL, the fake provider,
@@ -113,7 +117,12 @@ func newRig(t testing.TB, opts rigOptions) *rig {
 	t.Helper()
 	r := &rig{t: t, dir: t.TempDir(), opts: opts, ops: map[string]string{}, token: "drill-admin-token-0123456789abcdef"}
 	var err error
-	r.redis = pipelinetest.RedisT(t, pipelinetest.RedisOptions{AOF: true})
+	if opts.Security == "" {
+		if opts.Security, err = pipelinetest.TestRedisSecurity(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.redis = pipelinetest.RedisT(t, pipelinetest.RedisOptions{AOF: true, Security: opts.Security})
 	if opts.OwnPostgres {
 		r.pg = pipelinetest.PostgresT(t)
 	} else {
@@ -121,12 +130,14 @@ func newRig(t testing.TB, opts rigOptions) *rig {
 	}
 	r.dbURL = pipelinetest.DatabaseT(t, r.pg)
 	r.keys = pipeline.NewKeys("pp", drillPartition)
-	if r.rdb, err = pipeline.NewRedis(r.redis.Addr); err != nil {
+	c := r.redis.Client
+	if r.rdb, err = pipeline.NewRedisConfig(pipeline.RedisConfig{Addr: r.redis.Addr, Username: c.Username, Password: c.Password,
+		CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.rdb.Close)
-	r.env = append(os.Environ(),
-		"PUSHPIPE_REDIS_ADDR="+r.redis.Addr, "PUSHPIPE_DATABASE_URL="+r.dbURL,
+	r.env = append(append(os.Environ(), r.redis.Env()...),
+		"PUSHPIPE_DATABASE_URL="+r.dbURL,
 		"PUSHPIPE_PARTITIONS="+strconv.Itoa(drillPartition), "PUSHPIPE_PREFIX=pp",
 		"PUSHPIPE_LOG_LEVEL=warn", "PUSHPIPE_ADMIN_TOKEN="+r.token,
 		"SSL_CERT_FILE="+filepath.Join(r.dir, "fake.pem"))
@@ -429,6 +440,7 @@ type progress struct {
 	Sent                 int64  `json:"sent"`
 	Failed               int64  `json:"failed"`
 	DuplicatesSuppressed int64  `json:"duplicates_suppressed"`
+	Muted                int64  `json:"muted"`
 }
 
 func (r *rig) progress(id string) (progress, error) {

@@ -210,13 +210,17 @@ func TestSendCommand(t *testing.T) {
 	f := newFixture(t, env.Redis.Addr)
 	send := func(args ...string) string {
 		t.Helper()
+		// --allow-empty: the fixture has no devices or subscribers; this
+		// test is about what send stores.
 		cmd := exec.Command(bin, append([]string{"send", "--app", "com.example", "--channel", "a",
-			"--channel", "b:c", "--category", "news", "--title", "T", "--body", "B", "--ttl", "1h"}, args...)...)
+			"--channel", "b:c", "--category", "news", "--title", "T", "--body", "B", "--ttl", "1h", "--allow-empty"}, args...)...)
 		cmd.Env = append(os.Environ(), "PUSHPIPE_REDIS_ADDR="+f.addrs, "PUSHPIPE_DATABASE_URL="+f.dbURL,
 			"PUSHPIPE_PREFIX="+f.keys.Prefix, "PUSHPIPE_LOG_LEVEL=warn")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("pushpipe send: %v", err)
+			t.Fatalf("pushpipe send: %v\n%s", err, stderr.String())
 		}
 		return strings.TrimSpace(string(out))
 	}
@@ -247,7 +251,7 @@ func TestSendCommand(t *testing.T) {
 		t.Fatalf("%d campaign entries, want 2 (the fresh id and fixed-1 once)", entries)
 	}
 	cmd := exec.Command(bin, "send", "--app", "a", "--channel", "bad channel", "--title", "t")
-	cmd.Env = append(os.Environ(), "PUSHPIPE_REDIS_ADDR="+f.addrs, "PUSHPIPE_DATABASE_URL="+f.dbURL)
+	cmd.Env = append(os.Environ(), "PUSHPIPE_REDIS_ADDR="+f.addrs, "PUSHPIPE_DATABASE_URL="+f.dbURL, "PUSHPIPE_PREFIX="+f.keys.Prefix)
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "channels[0]") {
 		t.Fatalf("a bad channel: err %v, output %s", err, out)
 	}

@@ -29,6 +29,9 @@ type RedisOptions struct {
 	// created and removed by Close; a caller-provided Dir is kept. Either
 	// way it is made 0700 and its files 0600.
 	Dir string
+	// Security is "" (no password, loopback only), SecurityAuth or
+	// SecurityTLS; Redis.Client then says how to connect.
+	Security string
 	// Port is tried first (pushpipe dev keeps its ports across runs, so a
 	// shell that sourced its addresses still reaches it); when it is taken
 	// or 0, a free port.
@@ -43,6 +46,10 @@ type Redis struct {
 	Addr string // "127.0.0.1:PORT"
 	Dir  string
 	Port int
+	// Client is what a client needs besides Addr (Security; empty without).
+	Client ClientAuth
+
+	admin ClientAuth // how the readiness checks connect
 
 	bin     string
 	args    []string // the full command line, reused by Restart
@@ -86,10 +93,19 @@ func startRedis(opts RedisOptions, extra func(port int) ([]string, error)) (*Red
 		}
 		// No password: loopback only, and protected mode on as well,
 		// which refuses any non-loopback client of a passwordless server.
-		args := []string{
-			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--dir", dir, "--save", "", "--protected-mode", "yes",
+		r := &Redis{
+			Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+			Dir:  dir, Port: port,
+			bin: bin, ownsDir: ownsDir,
 		}
+		ports, err := r.secureArgs(opts.Security, port)
+		if err != nil {
+			return nil, errors.Join(err, cleanupDir(dir, ownsDir))
+		}
+		args := append([]string{
+			"--bind", "127.0.0.1",
+			"--dir", dir, "--save", "", "--protected-mode", "yes",
+		}, ports...)
 		if opts.AOF {
 			args = append(args, "--appendonly", "yes", "--appendfsync", "everysec")
 		} else {
@@ -102,11 +118,7 @@ func startRedis(opts RedisOptions, extra func(port int) ([]string, error)) (*Red
 			}
 			args = append(args, more...)
 		}
-		r := &Redis{
-			Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-			Dir:  dir, Port: port,
-			bin: bin, args: args, ownsDir: ownsDir,
-		}
+		r.args = args
 		err = r.start(redisReadyTimeout)
 		if err == nil {
 			return r, nil
@@ -147,7 +159,7 @@ func (r *Redis) waitReady(timeout time.Duration) error {
 		if r.proc.exited() {
 			return r.proc.exitError("redis-server")
 		}
-		_, err := redisDo(r.Addr, time.Second, "PING")
+		_, err := r.dial().do(r.Addr, time.Second, "PING")
 		if err == nil {
 			err = r.checkPID()
 			if err == nil {
@@ -163,7 +175,7 @@ func (r *Redis) waitReady(timeout time.Duration) error {
 }
 
 func (r *Redis) checkPID() error {
-	reply, err := redisDo(r.Addr, time.Second, "INFO", "server")
+	reply, err := r.dial().do(r.Addr, time.Second, "INFO", "server")
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package localserver
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +22,28 @@ func (e redisError) Error() string { return string(e) }
 // is enough for readiness checks and avoids the full client's handshake and
 // cluster discovery against servers that are still starting.
 func redisDo(addr string, timeout time.Duration, args ...string) (any, error) {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
+	return redisDial{}.do(addr, timeout, args...)
+}
+
+// redisDial is how redisDo reaches a secured server: over TLS, and with
+// AUTH first when password is set.
+type redisDial struct {
+	tls      *tls.Config
+	password string
+	err      error // the TLS files could not be read
+}
+
+func (d redisDial) do(addr string, timeout time.Duration, args ...string) (any, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	var conn net.Conn
+	var err error
+	if d.tls != nil {
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", addr, d.tls)
+	} else {
+		conn, err = net.DialTimeout("tcp", addr, timeout)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -29,6 +51,16 @@ func redisDo(addr string, timeout time.Duration, args ...string) (any, error) {
 	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, err
 	}
+	br := bufio.NewReader(conn)
+	if d.password != "" {
+		if _, err := roundTrip(conn, br, "AUTH", d.password); err != nil {
+			return nil, err
+		}
+	}
+	return roundTrip(conn, br, args...)
+}
+
+func roundTrip(conn net.Conn, br *bufio.Reader, args ...string) (any, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "*%d\r\n", len(args))
 	for _, a := range args {
@@ -37,7 +69,7 @@ func redisDo(addr string, timeout time.Duration, args ...string) (any, error) {
 	if _, err := io.WriteString(conn, b.String()); err != nil {
 		return nil, err
 	}
-	reply, err := readReply(bufio.NewReader(conn))
+	reply, err := readReply(br)
 	if err != nil {
 		return nil, err
 	}

@@ -29,17 +29,25 @@ type AllCmd struct {
 	Split        SplitFlags   `embed:"" prefix:"split-"`
 	Resolve      ResolveFlags `embed:"" prefix:"resolve-"`
 	Dedupe       DedupeFlags  `embed:"" prefix:"dedupe-"`
+	// The webhook runs only when --webhook-url is given (optional stage).
+	Webhook WebhookFlags `embed:"" prefix:"webhook-"`
 	// The API's connection and body memory caps.
 	ListenFlags `embed:""`
 }
 
-// stages is every row of the stage table with its flags.
+// stages is every row of the stage table with its flags, less the optional
+// stages not configured (the webhook without --webhook-url).
 func (c *AllCmd) stages() map[string]stage {
-	return map[string]stage{"ingest": c.Ingest, "split": c.Split, "resolve": c.Resolve, "dedupe": c.Dedupe,
+	m := map[string]stage{"ingest": c.Ingest, "split": c.Split, "resolve": c.Resolve, "dedupe": c.Dedupe,
 		"deliver": c.DeliverFlags}
+	if c.Webhook.URL != "" {
+		m["webhook"] = c.Webhook
+	}
+	return m
 }
 
-// Validate checks the stage flags and deliver's, which every stage here shares.
+// Validate checks the stage flags and deliver's, which every stage here
+// shares.
 func (c *AllCmd) Validate() error {
 	return errors.Join(c.StageFlags.Validate(), c.DeliverFlags.check())
 }
@@ -68,8 +76,16 @@ func (c *AllCmd) Run(g *Globals) error {
 			return fmt.Errorf("all: %q is not in the stage table", name)
 		}
 	}
-	if len(stages) != len(pipeline.Stages) {
-		return fmt.Errorf("all: %d stages wired, the stage table has %d", len(stages), len(pipeline.Stages))
+	for _, def := range pipeline.Stages {
+		if _, ok := stages[def.Name]; !ok && !def.Optional {
+			return fmt.Errorf("all: stage %s of the stage table is not wired", def.Name)
+		}
+	}
+	if _, ok := stages["webhook"]; ok {
+		// Its URL and secret file, before anything connects.
+		if err := c.Webhook.check(); err != nil {
+			return fmt.Errorf("all: webhook: %w", err)
+		}
 	}
 	// The API shares the stages' clients and pool.
 	srv := sidecar{dbConns: c.APIDBConns, build: func(d *deps) func(context.Context) error {

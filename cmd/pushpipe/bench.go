@@ -54,6 +54,10 @@ func (c *BenchCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	redisAuth, err := g.RedisConfig()
+	if err != nil {
+		return err
+	}
 	stageArgs := map[string][]string{}
 	for _, sa := range c.StageArgs {
 		stage, args, ok := strings.Cut(sa, "=")
@@ -69,7 +73,7 @@ func (c *BenchCmd) Run(g *Globals) error {
 	}
 	tty := isatty.IsTerminal(os.Stderr.Fd())
 	cfg := bench.Config{
-		Servers: bench.ServerConfig{RedisAddr: givenRedis(g), DatabaseURL: g.DatabaseURL, RedisCluster: c.RedisCluster},
+		Servers: bench.ServerConfig{RedisAddr: givenRedis(g), RedisAuth: redisAuth, DatabaseURL: g.DatabaseURL, RedisCluster: c.RedisCluster},
 		Seed: bench.SeedConfig{Users: c.Users, Channels: c.Channels, Overlap: c.Overlap, TwoDevices: c.TwoDevices,
 			IOSShare: c.IOS},
 		Sink: c.Sink, Replicas: reps, StageArgs: stageArgs, Partitions: g.Partitions, ClaimIdle: c.ClaimIdle,

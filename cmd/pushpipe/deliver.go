@@ -46,6 +46,7 @@ type DeliverFlags struct {
 	MaxAttempts     int           `name:"max-attempts" default:"8" help:"Sends per device before its user goes to the DLQ."`
 	RetryBase       time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter)."`
 	RetryMax        time.Duration `name:"retry-max" default:"60s" help:"Longest backoff."`
+	Results         bool          `name:"results" default:"true" negatable:"" help:"Append a result event per device to the results stream (read by pushpipe webhook and results tail); --no-results turns it off."`
 }
 
 // Validate checks the stage's flags and deliver's own.
@@ -100,7 +101,7 @@ func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []
 		TPS: c.TPS, AppTPS: appTPS, InFlight: c.InFlight, ExpressInFlight: c.ExpressInFlight, ExpressShare: c.ExpressShare,
 		MaxAttempts: c.MaxAttempts,
 		RetryBase:   c.RetryBase, RetryMax: c.RetryMax,
-		Log: d.log, Metrics: d.reg,
+		NoResults: !c.Results, Log: d.log, Metrics: d.reg,
 	})
 	if err != nil {
 		return nil, nil, err

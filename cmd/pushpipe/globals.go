@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -20,7 +21,8 @@ import (
 
 // Globals are the settings every subcommand shares, by flag or environment.
 type Globals struct {
-	RedisAddr   string `name:"redis-addr" env:"PUSHPIPE_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis host:port, or several comma-separated for a cluster."`
+	RedisAddr   string `name:"redis-addr" env:"PUSHPIPE_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis host:port, several comma-separated for a cluster, or a URL: redis://user:password@host:port, rediss:// for TLS."`
+	RedisAuth   `embed:"" prefix:"redis-"`
 	DatabaseURL string `name:"database-url" env:"PUSHPIPE_DATABASE_URL" help:"PostgreSQL URL."`
 	Partitions  int    `env:"PUSHPIPE_PARTITIONS" default:"16" help:"Partitions per stream (deploy-time constant)."`
 	Prefix      string `env:"PUSHPIPE_PREFIX" default:"pp" help:"Redis key prefix."`
@@ -30,6 +32,31 @@ type Globals struct {
 	once sync.Once
 	log  zerolog.Logger
 	reg  *prometheus.Registry
+}
+
+// RedisAuth are Redis's credentials beyond the address. The password comes
+// from the environment or a file, never a flag, so it stays out of process
+// listings.
+type RedisAuth struct {
+	Username     string `env:"PUSHPIPE_REDIS_USERNAME" help:"Redis ACL user (the password is PUSHPIPE_REDIS_PASSWORD or the file of --redis-password-file)."`
+	PasswordFile string `type:"path" env:"PUSHPIPE_REDIS_PASSWORD_FILE" help:"File holding the Redis password (instead of PUSHPIPE_REDIS_PASSWORD)."`
+	TLSCAFile    string `name:"tls-ca-file" type:"path" env:"PUSHPIPE_REDIS_TLS_CA_FILE" help:"PEM CA that signed Redis's certificate; turns TLS on (default CAs: the system's, with a rediss:// address)."`
+	TLSCertFile  string `name:"tls-cert-file" type:"path" env:"PUSHPIPE_REDIS_TLS_CERT_FILE" help:"PEM client certificate, for a Redis with tls-auth-clients."`
+	TLSKeyFile   string `name:"tls-key-file" type:"path" env:"PUSHPIPE_REDIS_TLS_KEY_FILE" help:"PEM key of the client certificate."`
+}
+
+// RedisConfig is where Redis is and how to sign in.
+func (g *Globals) RedisConfig() (pipeline.RedisConfig, error) {
+	cfg := pipeline.RedisConfig{Addr: g.RedisAddr, Username: g.Username, Password: os.Getenv("PUSHPIPE_REDIS_PASSWORD"),
+		CAFile: g.TLSCAFile, CertFile: g.TLSCertFile, KeyFile: g.TLSKeyFile}
+	if g.PasswordFile != "" {
+		b, err := os.ReadFile(g.PasswordFile)
+		if err != nil {
+			return cfg, fmt.Errorf("Redis password (PUSHPIPE_REDIS_PASSWORD_FILE): %w", err)
+		}
+		cfg.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	return cfg, nil
 }
 
 // Validate refuses a log level the logger would not know (it would log at
@@ -69,38 +96,68 @@ func (g *Globals) Context() context.Context {
 func (g *Globals) Keys() pipeline.Keys { return pipeline.NewKeys(g.Prefix, g.Partitions) }
 
 // Redis connects to Redis, retrying for up to 30 s so that servers (the
-// API, stages) can start before it.
-func (g *Globals) Redis() (rueidis.Client, error) { return g.connectRedis(30 * time.Second) }
+// API, stages) can start before it, and records the deployment's layout
+// (partitions, bucket) or refuses to run with another (pipeline.CheckLayout).
+func (g *Globals) Redis() (rueidis.Client, error) { return g.connectRedis(30*time.Second, true) }
 
 // RedisNow connects to Redis for a short-lived command: an operator at a
-// terminal wants to hear within 2 s that the address is wrong.
-func (g *Globals) RedisNow() (rueidis.Client, error) { return g.connectRedis(2 * time.Second) }
+// terminal wants to hear within 2 s that the address is wrong. It refuses a
+// layout or prefix that is not the deployment's.
+func (g *Globals) RedisNow() (rueidis.Client, error) { return g.connectRedis(2*time.Second, false) }
 
-func (g *Globals) connectRedis(patience time.Duration) (rueidis.Client, error) {
-	for _, a := range strings.Split(g.RedisAddr, ",") {
-		if a = strings.TrimSpace(a); a == "" {
-			continue
+func (g *Globals) connectRedis(patience time.Duration, long bool) (rueidis.Client, error) {
+	if !strings.Contains(g.RedisAddr, "://") {
+		for _, a := range strings.Split(g.RedisAddr, ",") {
+			if a = strings.TrimSpace(a); a == "" {
+				continue
+			}
+			if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+				return nil, fmt.Errorf("Redis address %q is not host:port: set PUSHPIPE_REDIS_ADDR or --redis-addr "+
+					"(host:port, several comma-separated for a cluster, or a redis:// or rediss:// URL)", a)
+			}
 		}
-		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
-			return nil, fmt.Errorf("Redis address %q is not host:port: set PUSHPIPE_REDIS_ADDR or --redis-addr "+
-				"(host:port, or several comma-separated for a cluster)", a)
-		}
+	}
+	cfg, err := g.RedisConfig()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cfg.Options(); err != nil {
+		return nil, err // a bad URL or TLS file: waiting will not fix it
 	}
 	deadline := time.Now().Add(patience)
 	for {
-		c, err := pipeline.NewRedis(g.RedisAddr)
+		c, err := pipeline.NewRedisConfig(cfg)
 		if err == nil {
+			ctx, cancel := context.WithTimeout(g.Context(), 5*time.Second)
+			err = pipeline.CheckLayout(ctx, c, g.Keys(), long, cfg.Where())
+			cancel()
+			if err != nil {
+				c.Close()
+				return nil, err
+			}
 			return c, nil
 		}
-		if time.Now().After(deadline) || g.Context().Err() != nil {
-			return nil, fmt.Errorf("no Redis at %s after %s (set PUSHPIPE_REDIS_ADDR or --redis-addr): %w",
-				g.RedisAddr, patience, err)
+		if isAuthError(err) || time.Now().After(deadline) || g.Context().Err() != nil {
+			return nil, fmt.Errorf("no Redis at %s after %s (set PUSHPIPE_REDIS_ADDR or --redis-addr, and the PUSHPIPE_REDIS_* credentials): %w",
+				cfg.Where(), patience, err)
 		}
 		select {
 		case <-time.After(min(time.Second, patience/4)):
 		case <-g.Context().Done():
 		}
 	}
+}
+
+// isAuthError is a refusal retrying will not change: a wrong password, user
+// or certificate.
+func isAuthError(err error) bool {
+	var re *rueidis.RedisError
+	if errors.As(err, &re) {
+		msg := re.Error()
+		return strings.HasPrefix(msg, "WRONGPASS") || strings.HasPrefix(msg, "NOAUTH") || strings.HasPrefix(msg, "NOPERM")
+	}
+	var ce *tls.CertificateVerificationError
+	return errors.As(err, &ce)
 }
 
 // DB opens the PostgreSQL pool and checks, within 5 s, that the server

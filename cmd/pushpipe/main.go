@@ -29,6 +29,8 @@ type CLI struct {
 	Resolve      ResolveCmd      `cmd:"" help:"Run the resolve stage: ranges to preference-filtered users."`
 	Dedupe       DedupeCmd       `cmd:"" help:"Run the dedupe stage: one notification per person."`
 	Deliver      DeliverCmd      `cmd:"" help:"Run the deliver stage: send to APNs and FCM."`
+	Webhook      WebhookCmd      `cmd:"" help:"Run the webhook stage: result events POSTed in signed batches to your URL."`
+	Results      ResultsCmd      `cmd:"" help:"Read the results stream (tail)."`
 	All          AllCmd          `cmd:"" help:"Run the API and every stage in one process."`
 	Send         SendCmd         `cmd:"" help:"Create a campaign."`
 	Campaigns    CampaignsCmd    `cmd:"" help:"List or cancel campaigns."`

@@ -26,6 +26,8 @@ type SendCmd struct {
 	ID       string        `name:"id" help:"Idempotency key: sending the same id again sends nothing new (default: a fresh id)."`
 	TTL      time.Duration `name:"ttl" default:"24h" help:"How long providers may hold the notification."`
 	DBConns  int32         `name:"db-conns" default:"2" help:"PostgreSQL connections."`
+	// The API's "allow_empty".
+	AllowEmpty bool `name:"allow-empty" help:"Create it even if the app has no devices or a channel no subscribers."`
 
 	SendAt   time.Time `name:"send-at" format:"2006-01-02T15:04:05Z07:00" help:"Start then (RFC 3339, at most 90 days ahead) instead of now."`
 	Rate     int       `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none)."`
@@ -60,6 +62,11 @@ func (c *SendCmd) Run(g *Globals) error {
 	// The API's check: a campaign no device could receive is refused.
 	if err := deliver.CheckCampaign(ctx, db, camp); err != nil {
 		return fmt.Errorf("send: %w", err)
+	}
+	if !c.AllowEmpty {
+		if err := campaign.CheckAudience(ctx, db, camp); err != nil {
+			return fmt.Errorf("send: %w (or --allow-empty)", err)
+		}
 	}
 	camp, created, err := campaign.Create(ctx, rdb, db, g.Keys(), camp)
 	if err != nil {

@@ -101,7 +101,7 @@ func runStages(g *Globals, flags StageFlags, stages map[string]stage, sidecars .
 		fns = append(fns, runs...)
 	}
 	fns = append(fns, func(ctx context.Context) error {
-		return pipeline.Serve(ctx, flags.HTTP, pipeline.OpsHandler(d.reg, stagesReady(d.rdb, runners)), d.log)
+		return pipeline.Serve(ctx, flags.HTTP, pipeline.OpsHandler(d.reg, stagesReady(d, runners)), d.log)
 	})
 	return pipeline.RunGroup(d.ctx, fns...)
 }
@@ -112,16 +112,25 @@ func runStage(g *Globals, flags StageFlags, name string, s stage) error {
 }
 
 // stagesReady is a stage process's readiness: Redis answers (a runner keeps
-// "consuming" through an outage, its reads failing) and every runner has
-// started consuming.
-func stagesReady(rdb rueidis.Client, runners []*pipeline.Runner) func(context.Context) error {
-	redis := pipeline.RedisReady(rdb)
+// "consuming" through an outage, its reads failing), PostgreSQL answers if
+// a stage of the process queries it, and every runner has started
+// consuming.
+func stagesReady(d *deps, runners []*pipeline.Runner) func(context.Context) error {
+	checks := []func(context.Context) error{pipeline.RedisReady(d.rdb)}
+	if d.db != nil {
+		checks = append(checks, pipeline.PostgresReady(d.db.Ping))
+	}
 	return func(ctx context.Context) error {
 		for _, r := range runners {
 			if !r.Ready() {
 				return errors.New(r.Options().Stage + " is not consuming yet")
 			}
 		}
-		return redis(ctx)
+		for _, check := range checks {
+			if err := check(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 }

@@ -21,6 +21,8 @@ func (c *CLI) standalone(name string) (StageFlags, stage) {
 		return c.Dedupe.StageFlags, c.Dedupe.DedupeFlags
 	case "deliver":
 		return c.Deliver.StageFlags, c.Deliver.DeliverFlags
+	case "webhook":
+		return c.Webhook.StageFlags, c.Webhook.WebhookFlags
 	}
 	return StageFlags{}, nil
 }
@@ -42,6 +44,10 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 		{"dedupe", nil, nil},
 		{"deliver", []string{"--tps", "123", "--in-flight", "7", "--max-attempts", "5", "--sink", "null", "--db-conns", "2"},
 			[]string{"--tps", "123", "--in-flight", "7", "--max-attempts", "5", "--sink", "null", "--db-conns", "2"}},
+		// Optional: under all it is wired only with --webhook-url, so both
+		// spellings give it.
+		{"webhook", []string{"--url", "https://h.example/x", "--secret-file", "s", "--rate", "9", "--filter", "outcome=failed", "--attempts", "3"},
+			[]string{"--webhook-url", "https://h.example/x", "--webhook-secret-file", "s", "--webhook-rate", "9", "--webhook-filter", "outcome=failed", "--webhook-attempts", "3"}},
 	}
 	if len(tests) != len(pipeline.Stages) {
 		t.Fatalf("%d stages tested, the stage table has %d", len(tests), len(pipeline.Stages))
@@ -56,7 +62,14 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 			for _, give := range [][2][]string{{nil, nil}, {append(append([]string{}, shared...), tt.own...), append(append([]string{}, shared...), tt.all...)}} {
 				sf, own := parse(t, append([]string{tt.stage}, give[0]...)...).standalone(tt.stage)
 				all := parse(t, append([]string{"all"}, give[1]...)...)
-				allOwn := all.All.stages()[tt.stage]
+				allOwn, wired := all.All.stages()[tt.stage]
+				if def.Optional && len(tt.all) > 0 && len(give[1]) == 0 {
+					// all runs an optional stage only when configured.
+					if wired {
+						t.Errorf("all runs %s without its flags", tt.stage)
+					}
+					continue
+				}
 				if !reflect.DeepEqual(own, allOwn) {
 					t.Errorf("flags %v: standalone %+v, under all %+v", give[0], own, allOwn)
 				}

@@ -15,20 +15,25 @@ OUT=${OUT:-.}
 
 # Sizes from deploy/CAPACITY.md (peak RSS 57-99 MiB per stage process measured;
 # minimum 2 of each for availability, deliver 4 for in-flight concurrency).
-# stage  stream     shutdown grace cpu   mem    memlimit min max lag-per-partition
+# db: the stage queries PostgreSQL (pipeline.Stages' DB; deploy/lint checks
+# it), so it gets the pushpipe-db Secret; a stage without gets no database URL.
+# stage  stream     db  shutdown grace cpu   mem    memlimit min max lag-per-partition
 STAGES="
-ingest   ingest     30s      45    500m  128Mi  512Mi    2   8   20000
-split    campaigns  30s      45    250m  128Mi  512Mi    2   4   1
-resolve  ranges     30s      45    500m  128Mi  512Mi    2   16  4
-dedupe   dedupe     30s      45    500m  128Mi  512Mi    2   8   20
-deliver  deliver    30s      45    1000m 256Mi  1Gi      4   16  20
+ingest   ingest     yes 30s      45    500m  128Mi  512Mi    2   8   20000
+split    campaigns  yes 30s      45    250m  128Mi  512Mi    2   4   1
+resolve  ranges     yes 30s      45    500m  128Mi  512Mi    2   16  4
+dedupe   dedupe     no  30s      45    500m  128Mi  512Mi    2   8   20
+deliver  deliver    yes 30s      45    1000m 256Mi  1Gi      4   16  20
 "
 
 extra_args() { # flags beyond the common stage flags
 	case $1 in
-	ingest) printf '%s\n' '"--db-conns", "4"' ;;
+	# --db-conns always given, so deploy/README.md's connection budget is
+	# read off the manifests (deploy/lint checks it).
+	ingest | split) printf '%s\n' '"--db-conns", "4"' ;;
+	resolve) printf '%s\n' '"--db-conns", "8"' ;;
 	deliver)
-		printf '%s\n' '"--tps", "$(DELIVER_TPS)", "--in-flight", "512",' \
+		printf '%s\n' '"--db-conns", "8", "--tps", "$(DELIVER_TPS)", "--in-flight", "512",' \
 			'            "--apns-key", "/etc/pushpipe/providers/apns.p8", "--apns-key-id", "$(APNS_KEY_ID)",' \
 			'            "--apns-team-id", "$(APNS_TEAM_ID)", "--apns-topic", "$(APNS_TOPIC)",' \
 			'            "--fcm-credentials", "/etc/pushpipe/providers/fcm.json", "--fcm-project", "$(FCM_PROJECT)"'
@@ -43,9 +48,13 @@ extra_args() { # flags beyond the common stage flags
 	echo "# its stage's group on every partition. terminationGracePeriodSeconds is the"
 	echo "# shutdown timeout plus 15 s, so in-flight batches finish (or are left pending"
 	echo "# for another pod to claim) before the kubelet sends SIGKILL."
-	while read -r stage stream shutdown grace cpu mem memlimit min max lag; do
+	while read -r stage stream db shutdown grace cpu mem memlimit min max lag; do
 		[[ -z $stage ]] && continue
 		extra=$(extra_args "$stage")
+		dbsecret=
+		if [[ $db == yes ]]; then
+			dbsecret=$'\n            - secretRef:\n                name: pushpipe-db'
+		fi
 		cat <<EOF
 ---
 apiVersion: apps/v1
@@ -93,7 +102,7 @@ spec:
             - configMapRef:
                 name: pushpipe-config
             - secretRef:
-                name: pushpipe-secrets
+                name: pushpipe-redis$dbsecret
           ports:
             - name: ops
               containerPort: 9090
@@ -159,7 +168,28 @@ EOF
 	echo "# per-partition target: entries one pod should have waiting in one partition."
 	echo "# Lag stays computable because the trimmer never removes unread entries"
 	echo "# (a trim inside the unread range would make Redis report lag as nil)."
-	while read -r stage stream shutdown grace cpu mem memlimit min max lag; do
+	cat <<EOF
+---
+# KEDA signs in to Redis as the processes do (Secret pushpipe-redis). For a
+# Redis over TLS, also set the parameters tls ("enable"), ca, and cert + key
+# for client certificates, from a Secret holding them (deploy/README.md).
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata:
+  name: pushpipe-redis
+  namespace: pushpipe
+  labels:
+    app.kubernetes.io/part-of: pushpipe
+spec:
+  secretTargetRef:
+    - parameter: username
+      name: pushpipe-redis
+      key: PUSHPIPE_REDIS_USERNAME
+    - parameter: password
+      name: pushpipe-redis
+      key: PUSHPIPE_REDIS_PASSWORD
+EOF
+	while read -r stage stream db shutdown grace cpu mem memlimit min max lag; do
 		[[ -z $stage ]] && continue
 		cat <<EOF
 ---
@@ -183,6 +213,8 @@ EOF
 		for ((p = 0; p < PARTITIONS; p++)); do
 			cat <<EOF
     - type: redis-cluster-streams
+      authenticationRef:
+        name: pushpipe-redis
       metadata:
         addressesFromEnv: PUSHPIPE_REDIS_ADDR
         stream: "$PREFIX:{p$p}:$stream"

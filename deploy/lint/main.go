@@ -3,9 +3,12 @@
 // mistyped fields fail) into the official k8s.io/api types, or into the
 // subset of KEDA's ScaledObject we use, and then checked for what pushpipe
 // relies on: probes on /healthz and /readyz, a grace period longer than the
-// shutdown timeout, and one KEDA lag trigger per partition of the right
-// stream and group. It is its own module so the pushpipe module does not
-// depend on k8s.io/api.
+// shutdown timeout, one KEDA lag trigger per partition of the right stream
+// and group, each Secret only where its role needs it (roles.go), the
+// alerts and network policies deploy/README.md names, and the README's
+// tables against the manifests (docs.go). The stages, their streams and
+// which need PostgreSQL come from pipeline.Stages, the one stage table. It
+// is its own module so the pushpipe module does not depend on k8s.io/api.
 //
 //	cd deploy/lint && go run . ../k8s
 package main
@@ -24,8 +27,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/pushpipe/pushpipe/pipeline"
 )
 
 // scaledObject is the part of keda.sh/v1alpha1 ScaledObject the manifests use.
@@ -46,8 +52,11 @@ type scaledObject struct {
 		PollingInterval *int32 `json:"pollingInterval"`
 		CooldownPeriod  *int32 `json:"cooldownPeriod"`
 		Triggers        []struct {
-			Type     string            `json:"type"`
-			Metadata map[string]string `json:"metadata"`
+			Type              string            `json:"type"`
+			Metadata          map[string]string `json:"metadata"`
+			AuthenticationRef *struct {
+				Name string `json:"name"`
+			} `json:"authenticationRef"`
 		} `json:"triggers"`
 	} `json:"spec"`
 }
@@ -63,7 +72,13 @@ type kustomization struct {
 var kedaStreamsKeys = []string{"addressesFromEnv", "stream", "consumerGroup", "lagCount", "activationLagCount"}
 
 type manifests struct {
+	dir         string
 	deployments map[string]*appsv1.Deployment
+	jobs        map[string]*corev1.PodSpec // Jobs and CronJobs by name
+	secrets     map[string]*corev1.Secret
+	rules       *prometheusRule
+	policies    []*networkingv1.NetworkPolicy
+	triggerAuth []string // TriggerAuthentication names
 	scaled      []*scaledObject
 	configMaps  map[string]*corev1.ConfigMap
 	services    []*corev1.Service
@@ -88,7 +103,8 @@ func main() {
 }
 
 func load(dir string) (*manifests, []error) {
-	m := &manifests{deployments: map[string]*appsv1.Deployment{}, configMaps: map[string]*corev1.ConfigMap{}}
+	m := &manifests{dir: dir, deployments: map[string]*appsv1.Deployment{}, configMaps: map[string]*corev1.ConfigMap{},
+		jobs: map[string]*corev1.PodSpec{}, secrets: map[string]*corev1.Secret{}}
 	var errs []error
 	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if len(files) == 0 {
@@ -140,7 +156,10 @@ func (m *manifests) decode(doc []byte) error {
 		m.configMaps[cm.Name] = &cm
 		return err
 	case "v1 Secret":
-		return strict(&corev1.Secret{})
+		var sec corev1.Secret
+		err := strict(&sec)
+		m.secrets[sec.Name] = &sec
+		return err
 	case "v1 Service":
 		var s corev1.Service
 		err := strict(&s)
@@ -154,9 +173,30 @@ func (m *manifests) decode(doc []byte) error {
 	case "policy/v1 PodDisruptionBudget":
 		return strict(&policyv1.PodDisruptionBudget{})
 	case "batch/v1 Job":
-		return strict(&batchv1.Job{})
+		var j batchv1.Job
+		err := strict(&j)
+		m.jobs[j.Name] = &j.Spec.Template.Spec
+		return err
 	case "batch/v1 CronJob":
-		return strict(&batchv1.CronJob{})
+		var j batchv1.CronJob
+		err := strict(&j)
+		m.jobs[j.Name] = &j.Spec.JobTemplate.Spec.Template.Spec
+		return err
+	case "networking.k8s.io/v1 NetworkPolicy":
+		var np networkingv1.NetworkPolicy
+		err := strict(&np)
+		m.policies = append(m.policies, &np)
+		return err
+	case "monitoring.coreos.com/v1 PrometheusRule":
+		var r prometheusRule
+		err := strict(&r)
+		m.rules = &r
+		return err
+	case "keda.sh/v1alpha1 TriggerAuthentication":
+		var a triggerAuthentication
+		err := strict(&a)
+		m.triggerAuth = append(m.triggerAuth, a.Metadata.Name)
+		return err
 	case "keda.sh/v1alpha1 ScaledObject":
 		var s scaledObject
 		err := strict(&s)
@@ -184,7 +224,10 @@ func (m *manifests) check() []error {
 		partitions = n
 	}
 
-	stages := map[string]string{"ingest": "ingest", "split": "campaigns", "resolve": "ranges", "dedupe": "dedupe", "deliver": "deliver"}
+	stages := map[string]string{} // stage → the stream it reads
+	for _, s := range pipeline.Stages {
+		stages[s.Name] = s.Stream
+	}
 	for stage := range stages {
 		if m.deployments["pushpipe-"+stage] == nil {
 			fail("no Deployment pushpipe-%s", stage)
@@ -249,6 +292,9 @@ func (m *manifests) check() []error {
 			if t.Metadata["addressesFromEnv"] != "PUSHPIPE_REDIS_ADDR" {
 				fail("ScaledObject %s trigger %d: addressesFromEnv must be PUSHPIPE_REDIS_ADDR", s.Metadata.Name, i)
 			}
+			if t.AuthenticationRef == nil || !slices.Contains(m.triggerAuth, t.AuthenticationRef.Name) {
+				fail("ScaledObject %s trigger %d: authenticationRef must name a TriggerAuthentication (KEDA signs in to Redis like the processes)", s.Metadata.Name, i)
+			}
 			seen[t.Metadata["stream"]] = true
 		}
 		for p := range partitions {
@@ -265,6 +311,10 @@ func (m *manifests) check() []error {
 			fail("no ScaledObject for stage %s", stage)
 		}
 	}
+
+	errs = append(errs, m.checkRoles()...)
+	errs = append(errs, m.checkAlertsAndPolicies()...)
+	errs = append(errs, m.checkDocs()...)
 
 	if m.kust == nil {
 		fail("no kustomization.yaml")

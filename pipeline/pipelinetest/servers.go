@@ -19,6 +19,15 @@ var (
 	StartPostgres = localserver.StartPostgres
 	StartEnv      = localserver.StartEnv
 	FreePort      = localserver.FreePort
+	// TestRedisSecurity is PUSHPIPE_TEST_REDIS (auth, tls or ""): how the
+	// end-to-end suites secure their Redis.
+	TestRedisSecurity = localserver.TestRedisSecurity
+)
+
+// Redis security modes (RedisOptions.Security).
+const (
+	SecurityAuth = localserver.SecurityAuth
+	SecurityTLS  = localserver.SecurityTLS
 )
 
 // Main is localserver.Main: for TestMain, starts the servers opts asks for,

@@ -23,6 +23,7 @@ type campaignRequest struct {
 	Category     string               `json:"category"`
 	Notification *notificationRequest `json:"notification"`
 	TTLSeconds   int64                `json:"ttl_seconds"`
+	AllowEmpty   bool                 `json:"allow_empty"` // campaign.CheckAudience
 
 	campaignSchedule `json:",inline"` // campaigns_lifecycle.go: send_at, rate_per_second, priority
 }
@@ -72,6 +73,9 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
 	defer cancel()
 	err = deliver.CheckCampaign(ctx, s.cfg.DB, c)
+	if err == nil && !req.AllowEmpty {
+		err = campaign.CheckAudience(ctx, s.cfg.DB, c)
+	}
 	created := false
 	if err == nil {
 		c, created, err = campaign.Create(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, c)

@@ -49,6 +49,7 @@ func newDeviceAPI(t *testing.T, redisAddr string, auth Auth) *deviceAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
+	seedAudience(t, db)
 	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 16)
 	srv := httptest.NewServer(New(Config{Redis: rdb, DB: db, Keys: keys, Log: zerolog.Nop(), Auth: auth}))
 	t.Cleanup(srv.Close)

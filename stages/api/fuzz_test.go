@@ -176,7 +176,7 @@ func FuzzPreferencesBody(f *testing.F) {
 		f.Add([]byte(s), int64(7))
 	}
 	f.Add([]byte(`{}`), int64(-1))
-	h := New(secConfig(f, Config{Auth: secAuth()}, false))
+	h := New(secConfig(f, Config{Auth: secAuth()}, true)) // preferences are stored in PostgreSQL
 	f.Fuzz(func(t *testing.T, body []byte, user int64) {
 		status, out := fuzzCall(t, h, "PUT", "/v1/users/"+strconv.FormatInt(user, 10)+"/preferences", body, secAdmin)
 		var req preferencesRequest

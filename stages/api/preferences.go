@@ -6,10 +6,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/redis/rueidis"
-
-	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
+	"github.com/pushpipe/pushpipe/pipeline/prefs"
 )
 
 // maxMuted bounds each list of a preferences update.
@@ -20,17 +18,10 @@ type preferencesRequest struct {
 	MutedCategories []string `json:"muted_categories"`
 }
 
-// replacePrefs swaps a user's whole preferences hash in one atomic step, so
-// resolve never reads a half-updated set. KEYS[1] the hash; ARGV field, "1"...
-var replacePrefs = rueidis.NewLuaScript(`
-redis.call('DEL', KEYS[1])
-for i = 1, #ARGV, 1000 do
-  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
-return 0`)
-
 // putPreferences replaces a user's muted channels and categories:
-// PUT /v1/users/{user_id}/preferences → 204. Idempotent.
+// PUT /v1/users/{user_id}/preferences → 204, once PostgreSQL (the record
+// of truth) and Redis (resolve's copy) both hold them (pipeline/prefs).
+// Idempotent.
 func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, body []byte) {
 	user, ok := pathUserID(w, r)
 	if !ok {
@@ -40,14 +31,12 @@ func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, body []b
 	if !decode(w, body, &req) {
 		return
 	}
-	args := make([]string, 0, 2*(len(req.MutedChannels)+len(req.MutedCategories)))
 	for _, l := range []struct {
 		field string
 		names []string
-		key   func(string) string
 	}{
-		{"muted_channels", req.MutedChannels, pipeline.PrefChannel},
-		{"muted_categories", req.MutedCategories, pipeline.PrefCategory},
+		{"muted_channels", req.MutedChannels},
+		{"muted_categories", req.MutedCategories},
 	} {
 		if len(l.names) > maxMuted {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: at most %d entries, got %d", l.field, maxMuted, len(l.names)))
@@ -58,15 +47,18 @@ func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, body []b
 				writeError(w, http.StatusBadRequest, err.Error())
 				return
 			}
-			args = append(args, l.key(name), "1")
 		}
+	}
+	if s.cfg.DB == nil {
+		unavailable(w, "PostgreSQL (not configured)", time.Second)
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), emitTimeout)
 	defer cancel()
-	err := replacePrefs.Exec(ctx, s.cfg.Redis, []string{s.cfg.Keys.Preferences(user)}, args).Error()
-	if err != nil {
-		s.deviceLog().Warn().Err(err).Msg("preferences not stored: Redis unavailable")
-		unavailable(w, "Redis", time.Second)
+	p := prefs.Prefs{User: user, Channels: req.MutedChannels, Categories: req.MutedCategories}
+	if err := prefs.Put(ctx, s.cfg.DB, s.cfg.Redis, s.cfg.Keys, p); err != nil {
+		s.deviceLog().Warn().Err(err).Msg("preferences not stored")
+		unavailable(w, "PostgreSQL or Redis", time.Second)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/prefs"
 )
 
 func (a *deviceAPI) prefs(user int64) map[string]string {
@@ -18,6 +19,7 @@ func (a *deviceAPI) prefs(user int64) map[string]string {
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	delete(m, prefs.VersionField)
 	return m
 }
 

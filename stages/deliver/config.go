@@ -63,6 +63,9 @@ type Config struct {
 	// time in [0, min(RetryMax, RetryBase·2^(n-1))], but at least the
 	// provider's Retry-After. Defaults 500ms and 60s.
 	RetryBase, RetryMax time.Duration
+	// NoResults turns off the results stream: no result event per device
+	// (DESIGN: results are on unless a deployment turns them off).
+	NoResults bool
 
 	Log     zerolog.Logger
 	Metrics prometheus.Registerer // nil registers nothing

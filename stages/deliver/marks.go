@@ -32,9 +32,10 @@ const maxFlushers = 1
 type markReq struct {
 	p       int
 	c       *campaign
-	id      int64
+	d       device
 	outcome push.Outcome
-	r       *round // settled once the mark is written (or failed)
+	reason  string // the provider's, for the result event
+	r       *round // settled once the mark is written (or failed); nil outside the marker
 }
 
 // markAll queues terminal outcomes of devices; their rounds are settled
@@ -89,26 +90,25 @@ func (m *marker) flush(reqs []markReq) error {
 		id string
 	}
 	type group struct {
-		p         int
-		c         *campaign
-		byCounter map[string][]int64
+		p     int
+		c     *campaign
+		marks []markReq
 	}
 	groups := map[gkey]*group{}
 	for _, r := range reqs {
 		k := gkey{r.p, r.c.ID}
 		g := groups[k]
 		if g == nil {
-			g = &group{p: r.p, c: r.c, byCounter: map[string][]int64{}}
+			g = &group{p: r.p, c: r.c}
 			groups[k] = g
 		}
-		counter := counterOf(r.outcome)
-		g.byCounter[counter] = append(g.byCounter[counter], r.id)
+		g.marks = append(g.marks, r)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if len(groups) == 1 {
 		for _, g := range groups {
-			return m.h.execMarks(ctx, g.p, g.c, g.byCounter)
+			return m.h.execMarks(ctx, g.p, g.c, g.marks)
 		}
 	}
 	var (
@@ -118,7 +118,7 @@ func (m *marker) flush(reqs []markReq) error {
 	)
 	for _, g := range groups {
 		wg.Go(func() {
-			if err := m.h.execMarks(ctx, g.p, g.c, g.byCounter); err != nil {
+			if err := m.h.execMarks(ctx, g.p, g.c, g.marks); err != nil {
 				once.Do(func() { first = err })
 			}
 		})

@@ -40,7 +40,7 @@ type round struct {
 	limiter    *limiter // the batch's lane's
 
 	mu      sync.Mutex // results and skipped
-	skipped map[*campaign][]int64
+	skipped map[*campaign][]device
 	sends   sync.WaitGroup // from a send's slot to its settle
 	errOnce sync.Once
 	first   error
@@ -57,7 +57,7 @@ func (h *Handler) newRound(ctx context.Context, b *pipeline.Batch, targets int) 
 	lost := b.Lost()
 	r := &round{h: h, ctx: ctx, p: b.Partition, lost: lost, stop: b.Stopping(), emit: b.EmitNow,
 		slots: h.slots, limiter: h.limiter,
-		results: make([]userResult, targets), skipped: map[*campaign][]int64{}}
+		results: make([]userResult, targets), skipped: map[*campaign][]device{}}
 	if b.Lane == pipeline.Express {
 		// Slots and permits of its own: an express round's feeders never
 		// queue behind a bulk round's, which may hold every bulk slot for
@@ -171,7 +171,7 @@ func (r *round) feed(l *lane, jobs []job) {
 			}
 			if failed {
 				r.mu.Lock()
-				r.skipped[j.c] = append(r.skipped[j.c], j.d.id)
+				r.skipped[j.c] = append(r.skipped[j.c], j.d)
 				r.mu.Unlock()
 				continue
 			}
@@ -245,7 +245,7 @@ func (r *round) send(l *lane, j job) (markReq, bool) {
 		r.firstSent.CompareAndSwap(0, time.Now().UnixNano())
 	}
 	if mark {
-		return markReq{p: r.p, c: j.c, id: j.d.id, outcome: res.Outcome, r: r}, true
+		return markReq{p: r.p, c: j.c, d: j.d, outcome: res.Outcome, reason: res.Reason, r: r}, true
 	}
 	if err == nil && res.Outcome == push.Retry {
 		r.mu.Lock()

@@ -52,28 +52,56 @@ var bitsPerChunk = strconv.Itoa(1 << chunkBits)
 // (settledScript) and marked now, after a DLQ retry, moves out of failed
 // (looked up only when the partition has failures at all).
 //
-// KEYS[1] stats (hash), KEYS[2] settled set, KEYS[3..] sent chunk bitmaps.
-// ARGV[1] TTL seconds, ARGV[2] now unix ms, then per counter: counter,
-// ngroups, then per group (appendMasks): key index, chunk, first byte, mask.
-var markScript = rueidis.NewLuaScript(orMask + `
+// With results on, it also appends the result events (pipeline.ResultEvent,
+// as JSON, built by the caller) of the devices whose bit it newly set, and
+// of no other, to the partition's results stream, in one entry: an event
+// is written exactly when its outcome becomes durable, and a repeat after a
+// crash finds the bit set and writes none.
+//
+// KEYS[1] stats (hash), KEYS[2] settled set, KEYS[3] results stream, KEYS[4..]
+// sent chunk bitmaps. ARGV[1] TTL seconds, ARGV[2] now unix ms, ARGV[3] "1"
+// to write results; then per counter: counter, ngroups, the groups
+// (appendMasks: key index, chunk, first byte, mask), ndevices, then per
+// device its id and its event's JSON (ndevices is 0 with results off).
+var markScript = rueidis.NewLuaScript(orMask + pipeline.LuaXAdd + `
 local failedBefore = tonumber(redis.call('HGET', KEYS[1], '` + pipeline.StatFailed + `')) or 0
-local sent, new, unfailed = false, 0, 0
-local i = 3
+local results = ARGV[3] == '1'
+local sent, new, unfailed, events = false, 0, 0, {}
+local i = 4
 while i <= #ARGV do
   local counter, ngroups = ARGV[i], tonumber(ARGV[i + 1])
-  i = i + 2
-  local added = 0
+  local g = i + 2
+  i = g + 4 * ngroups
+  local ndevs, devsAt = tonumber(ARGV[i]), i + 1
+  i = i + 1 + 2 * ndevs
+  local added, groups = 0, {}
   for _ = 1, ngroups do
-    local key, chunk, first, mask = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
-    i = i + 4
-    local n, news = orMask(key, first, mask, failedBefore > 0)
+    local key, chunk, first, mask = KEYS[tonumber(ARGV[g])], tonumber(ARGV[g + 1]), tonumber(ARGV[g + 2]), ARGV[g + 3]
+    g = g + 4
+    local n, news = orMask(key, first, mask, failedBefore > 0 or results)
     added = added + n
-    if news then
-      for b, x in pairs(news) do
+    if news then groups[#groups + 1] = {chunk, first, news} end
+  end
+  -- Every device new (the usual case): all their events, in order.
+  local all = results and added == ndevs
+  if all then
+    for d = devsAt + 1, devsAt + 2 * ndevs - 1, 2 do events[#events + 1] = ARGV[d] end
+  end
+  -- Otherwise (a repeat), or to move devices out of failed: bit by bit.
+  if failedBefore > 0 or (results and not all and added > 0) then
+    local devs = {}
+    if results and not all then
+      for d = devsAt, devsAt + 2 * ndevs - 2, 2 do devs[ARGV[d]] = d + 1 end
+    end
+    for _, gr in ipairs(groups) do
+      local chunk, first = gr[1], gr[2]
+      for b, x in pairs(gr[3]) do
         for pos = 0, 7 do
           if band(x, rshift(128, pos)) ~= 0 then
             local id = string.format('%.0f', chunk * ` + bitsPerChunk + ` + (first + b - 1) * 8 + pos)
-            if redis.call('SREM', KEYS[2], 'f' .. id) == 1 then unfailed = unfailed + 1 end
+            if failedBefore > 0 and redis.call('SREM', KEYS[2], 'f' .. id) == 1 then unfailed = unfailed + 1 end
+            local d = devs[id]
+            if d then events[#events + 1] = ARGV[d] end
           end
         end
       end
@@ -84,6 +112,9 @@ while i <= #ARGV do
     new = new + added
     if counter == '` + pipeline.StatSent + `' then sent = true end
   end
+end
+if #events > 0 then
+  xadd(KEYS[3], {'` + pipeline.FieldEvents + `', '[' .. table.concat(events, ',') .. ']'})
 end
 if unfailed > 0 then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', -unfailed) end
 if sent then

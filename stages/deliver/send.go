@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -88,11 +89,11 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	h.metrics.observeSpan(b.Lane, r.firstSent.Load(), targets)
 	// Devices of a campaign that failed meanwhile were not sent: they are
 	// marked failed, in one call per campaign.
-	for c, ids := range r.skipped {
-		if err := h.mark(ctx, p, c, push.Failed, ids...); err != nil {
+	for c, devs := range r.skipped {
+		if err := h.mark(ctx, p, c, push.Failed, h.campaignFailed(c.ID), devs...); err != nil {
 			return nil, err
 		}
-		h.metrics.sends.WithLabelValues("none", "failed_campaign").Add(float64(len(ids)))
+		h.metrics.sends.WithLabelValues("none", "failed_campaign").Add(float64(len(devs)))
 	}
 	return r.results, nil
 }
@@ -299,31 +300,53 @@ func marksTTL(c *campaign) time.Duration {
 
 // mark records terminal outcomes of devices of one campaign, counting each
 // device once.
-func (h *Handler) mark(ctx context.Context, p int, c *campaign, o push.Outcome, ids ...int64) error {
-	if len(ids) == 0 {
+func (h *Handler) mark(ctx context.Context, p int, c *campaign, o push.Outcome, reason string, devs ...device) error {
+	if len(devs) == 0 {
 		return nil
 	}
-	return h.execMarks(ctx, p, c, map[string][]int64{counterOf(o): ids})
+	marks := make([]markReq, len(devs))
+	for i, d := range devs {
+		marks[i] = markReq{p: p, c: c, d: d, outcome: o, reason: reason}
+	}
+	return h.execMarks(ctx, p, c, marks)
 }
 
-// execMarks runs markScript for device ids of one campaign, by counter. It
-// sorts the slices.
-func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, byCounter map[string][]int64) error {
-	keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID))
+// execMarks runs markScript for devices of one campaign, grouped by counter,
+// with their result events when results are on. It sorts marks.
+func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []markReq) error {
+	keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID), h.keys.Stream(pipeline.StreamResults, p))
 	chunkKey := func(chunk int64) string { return keys.index(h.sentChunk(p, c.ID, chunk)) }
-	args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.FormatInt(time.Now().UnixMilli(), 10)}
-	n := 0
-	for counter, ids := range byCounter {
-		slices.Sort(ids)
-		args = append(args, counter, "")
+	results := ""
+	if !h.cfg.NoResults {
+		results = "1"
+	}
+	now := time.Now().UnixMilli()
+	args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.FormatInt(now, 10), results}
+	slices.SortFunc(marks, func(a, b markReq) int { return cmp.Or(cmp.Compare(a.outcome, b.outcome), cmp.Compare(a.d.id, b.d.id)) })
+	ids := make([]int64, 0, len(marks))
+	for i := 0; i < len(marks); {
+		j := i
+		for j < len(marks) && marks[j].outcome == marks[i].outcome {
+			j++
+		}
+		ids = ids[:0]
+		for _, m := range marks[i:j] {
+			ids = append(ids, m.d.id)
+		}
+		args = append(args, counterOf(marks[i].outcome), "")
 		at := len(args) - 1
 		var groups int
 		args, groups = appendMasks(args, ids, chunkKey)
 		args[at] = strconv.Itoa(groups)
-		n += len(ids)
+		if results == "" {
+			args = append(args, "0")
+		} else {
+			args = appendResults(args, c, now, marks[i:j])
+		}
+		i = j
 	}
 	if err := markScript.Exec(ctx, h.rdb, keys.keys, args).Error(); err != nil {
-		return fmt.Errorf("mark %d devices of %s: %w", n, c.ID, err)
+		return fmt.Errorf("mark %d devices of %s: %w", len(marks), c.ID, err)
 	}
 	return nil
 }

@@ -3,18 +3,20 @@ package resolve
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/prefs"
 )
 
 // probeSize is how many users' preference hashes one EXISTS probes. A user's
-// hash exists only while they mute something (the API replaces it whole and
-// an empty update deletes it), so one EXISTS over a probe's keys answers
-// "does anyone here mute anything" at the cost of a hash lookup per key in
+// hash exists only once they set preferences (pipeline/prefs; one who
+// unmuted everything keeps a hash with only its version), so one EXISTS over
+// a probe's keys answers "may anyone here mute anything" at the cost of a hash lookup per key in
 // Redis, without a command per user. Only probes that find someone are read
 // field by field.
 const probeSize = 64
@@ -24,16 +26,43 @@ const probeSize = 64
 // probes, then one HMGET per user of the probes that found someone. All keys
 // of a probe share a user partition's hash tag, so on a cluster each command
 // stays in one slot and rueidis sends each node its share.
+//
+// The first call also asks whether each partition's preferences are in
+// Redis at all (prefs.Loaded): after Redis lost its data they are not, and
+// the partitions missing are loaded from PostgreSQL before reading again,
+// so a muted user stays muted whatever happened to Redis.
 func (h *Handler) muted(ctx context.Context, users []int64, channel, category string) ([]bool, error) {
-	out := make([]bool, len(users))
+	out, missing, err := h.readMuted(ctx, users, channel, category)
+	if err != nil || len(missing) == 0 {
+		return out, err
+	}
+	for _, p := range missing {
+		n, err := prefs.Load(ctx, h.cfg.DB, h.cfg.Redis, h.cfg.Keys, p)
+		if err != nil {
+			return nil, err
+		}
+		h.cfg.Log.Info().Int("partition", p).Int("users", n).Msg("preferences loaded from PostgreSQL into Redis")
+	}
+	out, missing, err = h.readMuted(ctx, users, channel, category)
+	if err == nil && len(missing) > 0 {
+		err = fmt.Errorf("preferences of partitions %v not in Redis right after loading them", missing)
+	}
+	return out, err
+}
+
+// readMuted is muted from Redis alone, and the partitions whose
+// preferences Redis does not hold (their answers are not to be trusted).
+func (h *Handler) readMuted(ctx context.Context, users []int64, channel, category string) (out []bool, missing []int, err error) {
+	out = make([]bool, len(users))
 	if len(users) == 0 {
-		return out, nil
+		return out, nil, nil
 	}
 	c, keys := h.cfg.Redis, h.cfg.Keys
 	// probes: runs of users of one partition (users are ascending, and a
 	// partition owns runs of keys.Bucket consecutive ids).
 	type probe struct{ from, to int }
 	var probes []probe
+	var parts []int // the partitions of the probes
 	var cmds rueidis.Commands
 	names := make([]string, len(users))
 	var buf []byte
@@ -52,13 +81,27 @@ func (h *Handler) muted(ctx context.Context, users []int64, channel, category st
 		}
 		probes = append(probes, probe{i, j})
 		cmds = append(cmds, c.B().Exists().Key(names[i:j]...).Build())
+		if len(parts) == 0 || parts[len(parts)-1] != p {
+			parts = append(parts, p)
+		}
 		i = j
+	}
+	slices.Sort(parts)
+	parts = slices.Compact(parts)
+	for _, p := range parts {
+		cmds = append(cmds, prefs.Loaded(c, keys, p))
 	}
 	var read []int
 	for k, res := range c.DoMulti(ctx, cmds...) {
 		n, err := res.AsInt64()
 		if err != nil {
-			return nil, fmt.Errorf("preferences: %w", err)
+			return nil, nil, fmt.Errorf("preferences: %w", err)
+		}
+		if k >= len(probes) {
+			if n == 0 {
+				missing = append(missing, parts[k-len(probes)])
+			}
+			continue
 		}
 		if n > 0 {
 			for i := probes[k].from; i < probes[k].to; i++ {
@@ -66,8 +109,8 @@ func (h *Handler) muted(ctx context.Context, users []int64, channel, category st
 			}
 		}
 	}
-	if len(read) == 0 {
-		return out, nil
+	if len(read) == 0 || len(missing) > 0 {
+		return out, missing, nil
 	}
 	fields := []string{pipeline.PrefChannel(channel)}
 	if category != "" {
@@ -80,7 +123,7 @@ func (h *Handler) muted(ctx context.Context, users []int64, channel, category st
 	for k, res := range c.DoMulti(ctx, cmds...) {
 		vals, err := res.ToArray()
 		if err != nil {
-			return nil, fmt.Errorf("preferences: %w", err)
+			return nil, nil, fmt.Errorf("preferences: %w", err)
 		}
 		for _, v := range vals {
 			if !v.IsNil() {
@@ -88,7 +131,7 @@ func (h *Handler) muted(ctx context.Context, users []int64, channel, category st
 			}
 		}
 	}
-	return out, nil
+	return out, nil, nil
 }
 
 // prefsPrefix is keys.Preferences(u) without u, for users of partition p:

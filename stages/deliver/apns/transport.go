@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/pushpipe/pushpipe/stages/deliver/push"
+	"github.com/pushpipe/pushpipe/pipeline/httpx"
 )
 
 // newHTTPClient builds what apns2.NewClient builds (an HTTP/2-only
@@ -70,7 +70,7 @@ func (t retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error
 	resp, err := t.base.RoundTrip(req)
 	if err == nil && resp.StatusCode != http.StatusOK {
 		if d, ok := req.Context().Value(retryAfterKey{}).(*time.Duration); ok {
-			*d = push.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+			*d = httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		}
 	}
 	return resp, err

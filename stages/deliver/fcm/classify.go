@@ -15,6 +15,7 @@ import (
 	"firebase.google.com/go/v4/errorutils"
 	"firebase.google.com/go/v4/messaging"
 
+	"github.com/pushpipe/pushpipe/pipeline/httpx"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -66,7 +67,7 @@ func classifyAnswer(err error, resp *http.Response) push.Result {
 	r := push.Result{
 		Status:     resp.StatusCode,
 		Reason:     ge.reason(resp.StatusCode),
-		RetryAfter: push.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		RetryAfter: httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
 	// Only a 4xx answer is about the request; an error code in any other
 	// answer never deletes a token.
@@ -178,7 +179,7 @@ func transportFailure(err error) push.Result {
 
 // statusOnly classifies an answer the SDK never turned into an error.
 func statusOnly(status int, h http.Header) push.Result {
-	r := push.Result{Status: status, Reason: http.StatusText(status), RetryAfter: push.ParseRetryAfter(h.Get("Retry-After"), time.Now())}
+	r := push.Result{Status: status, Reason: http.StatusText(status), RetryAfter: httpx.ParseRetryAfter(h.Get("Retry-After"), time.Now())}
 	if status == http.StatusTooManyRequests || status >= 500 {
 		r.Outcome = push.Retry
 	} else {

@@ -1,4 +1,4 @@
-package push
+package httpx
 
 import (
 	"net/http"

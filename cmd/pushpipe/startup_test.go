@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
+)
+
+// run runs the real binary with env added to ours and returns its stderr,
+// how long it took and its exit error.
+func run(t *testing.T, bin string, env []string, args ...string) (string, time.Duration, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	return stderr.String(), time.Since(start), err
+}
+
+// Every process checks at start what it needs and says what to fix: a
+// stage with a wrong database URL exits within 5 s naming host, port and
+// user; a process or command with another partition count than the
+// deployment's, or an unknown key prefix, is refused; a Redis with a
+// password or TLS is reached with the PUSHPIPE_REDIS_* settings, and
+// refused clearly without them.
+func TestStartupChecksWithTheBinary(t *testing.T) {
+	bin, err := pipelinetest.BuildPushpipe(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	auth := pipelinetest.RedisT(t, pipelinetest.RedisOptions{Security: "auth"})
+	tlsr := pipelinetest.RedisT(t, pipelinetest.RedisOptions{Security: "tls"})
+	base := []string{"PUSHPIPE_REDIS_ADDR=" + plain.Addr, "PUSHPIPE_PARTITIONS=16", "PUSHPIPE_PREFIX=pp", "PUSHPIPE_LOG_LEVEL=warn",
+		"PUSHPIPE_DATABASE_URL=postgres://bob:s3cret@127.0.0.1:1/x"}
+	// The deployment's first process records 16 partitions.
+	if out, _, err := run(t, bin, base, "status"); err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	tests := []struct {
+		name   string
+		env    []string
+		args   []string
+		within time.Duration
+		want   []string // "" in want: must succeed
+	}{
+		{"stage, wrong database URL", nil, []string{"resolve"}, 5 * time.Second,
+			[]string{"127.0.0.1:1", `"bob"`, "PUSHPIPE_DATABASE_URL"}},
+		{"send, other partition count", nil, []string{"send", "--partitions", "32", "--app", "a", "--channel", "x"}, 3 * time.Second,
+			[]string{"16 partitions", "started with 32", "PUSHPIPE_PARTITIONS=16"}},
+		{"stage, other partition count", []string{"PUSHPIPE_PARTITIONS=32"}, []string{"dedupe"}, 5 * time.Second,
+			[]string{"16 partitions", "PUSHPIPE_PARTITIONS=16"}},
+		{"dlq, other partition count", []string{"PUSHPIPE_PARTITIONS=8"}, []string{"dlq", "list"}, 3 * time.Second,
+			[]string{"16 partitions"}},
+		{"status, unknown prefix", []string{"PUSHPIPE_PREFIX=qq"}, []string{"status"}, 3 * time.Second,
+			[]string{`no pushpipe deployment with key prefix "qq"`, `"pp" (partitions=16`, "PUSHPIPE_PREFIX"}},
+		{"replay, unknown prefix", []string{"PUSHPIPE_PREFIX=qq"}, []string{"replay", "--stream", "deliver", "--from", "1m"}, 3 * time.Second,
+			[]string{`key prefix "qq"`}},
+		{"password Redis, ACL user", append(auth.Env(), "PUSHPIPE_PREFIX=auth"), []string{"status"}, 3 * time.Second, []string{""}},
+		{"password Redis, no password", []string{"PUSHPIPE_REDIS_ADDR=" + auth.Addr}, []string{"status"}, 3 * time.Second,
+			[]string{auth.Addr, "NOAUTH"}},
+		{"password Redis, wrong password", []string{"PUSHPIPE_REDIS_ADDR=" + auth.Addr, "PUSHPIPE_REDIS_USERNAME=pushpipe", "PUSHPIPE_REDIS_PASSWORD=s3cret"},
+			[]string{"status"}, 3 * time.Second, []string{auth.Addr, `as user "pushpipe"`, "WRONGPASS"}},
+		{"password Redis by URL", []string{"PUSHPIPE_REDIS_ADDR=redis://pushpipe:" + auth.Client.Password + "@" + auth.Addr, "PUSHPIPE_PREFIX=auth"},
+			[]string{"status"}, 3 * time.Second, []string{""}},
+		{"TLS Redis with client certificate", append(tlsr.Env(), "PUSHPIPE_PREFIX=tls"), []string{"status"}, 3 * time.Second, []string{""}},
+		{"TLS Redis, no certificates", []string{"PUSHPIPE_REDIS_ADDR=rediss://" + tlsr.Addr}, []string{"status"}, 3 * time.Second,
+			[]string{tlsr.Addr + " (TLS)", "certificate"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, took, err := run(t, bin, append(append([]string{}, base...), tt.env...), tt.args...)
+			if took > tt.within {
+				t.Errorf("took %v, want at most %v", took, tt.within)
+			}
+			if tt.want[0] == "" {
+				if err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("exited 0, want a refusal; stderr:\n%s", out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("stderr does not say %q:\n%s", w, out)
+				}
+			}
+			for _, secret := range []string{"s3cret", auth.Client.Password} {
+				if strings.Contains(out, secret) {
+					t.Errorf("stderr shows a password:\n%s", out)
+				}
+			}
+		})
+	}
+}
+
+// A stage that queries PostgreSQL is ready only while PostgreSQL answers.
+func TestDBStageReadyzFollowsPostgres(t *testing.T) {
+	bin, err := pipelinetest.BuildPushpipe(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	pg := pipelinetest.PostgresT(t)
+	url := pipelinetest.DatabaseT(t, pg)
+	if err := schema.Migrate(t.Context(), url); err != nil {
+		t.Fatal(err)
+	}
+	ops, err := pipelinetest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(ops)
+	cmd := exec.Command(bin, "split", "--http", addr)
+	cmd.Env = append(os.Environ(), "PUSHPIPE_REDIS_ADDR="+r.Addr, "PUSHPIPE_DATABASE_URL="+url, "PUSHPIPE_LOG_LEVEL=warn")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	until := func(want int, within time.Duration) string {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			code, body := readyz()
+			if code == want {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz never answered %d within %v; last %d %s", want, within, code, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	until(http.StatusOK, 20*time.Second)
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if body := until(http.StatusServiceUnavailable, 10*time.Second); !strings.Contains(body, "postgresql") {
+		t.Fatalf("not ready, but the reason %q does not name PostgreSQL", body)
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	until(http.StatusOK, 20*time.Second)
+}

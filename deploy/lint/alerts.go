@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+// prometheusRule is the part of monitoring.coreos.com/v1 PrometheusRule the
+// manifests use.
+type prometheusRule struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace"`
+		Labels    map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		Groups []struct {
+			Name  string `json:"name"`
+			Rules []struct {
+				Alert       string            `json:"alert"`
+				Expr        string            `json:"expr"`
+				For         string            `json:"for"`
+				Labels      map[string]string `json:"labels"`
+				Annotations map[string]string `json:"annotations"`
+			} `json:"rules"`
+		} `json:"groups"`
+	} `json:"spec"`
+}
+
+// triggerAuthentication is the part of KEDA's TriggerAuthentication used.
+type triggerAuthentication struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace"`
+		Labels    map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		SecretTargetRef []struct {
+			Parameter string `json:"parameter"`
+			Name      string `json:"name"`
+			Key       string `json:"key"`
+		} `json:"secretTargetRef"`
+	} `json:"spec"`
+}
+
+// alerts are the alerts deploy/README.md tells operators to have, each
+// with the series it watches.
+var alerts = map[string]string{
+	"PushpipeGroupLagHigh":            "pushpipe_group_lag",
+	"PushpipeDLQGrowing":              "pushpipe_entries_dead_lettered_total",
+	"PushpipeRedisMemoryHigh":         "redis_memory_used_bytes",
+	"PushpipeDeliverFailureRateHigh":  "pushpipe_deliver_sends_total",
+	"PushpipeInvalidTokenRateHigh":    "pushpipe_deliver_sends_total",
+	"PushpipeCampaignsStuckSplitting": `pushpipe_group_lag{stage="split"}`,
+}
+
+func (m *manifests) checkAlertsAndPolicies() []error {
+	var errs []error
+	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if m.rules == nil {
+		fail("no PrometheusRule")
+	} else {
+		have := map[string]string{}
+		for _, g := range m.rules.Spec.Groups {
+			for _, r := range g.Rules {
+				have[r.Alert] = r.Expr
+				if r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
+					fail("alert %s: needs a summary and a description saying what to do", r.Alert)
+				}
+			}
+		}
+		for name, series := range alerts {
+			expr, ok := have[name]
+			switch {
+			case !ok:
+				fail("PrometheusRule has no alert %s", name)
+			case !strings.Contains(expr, series):
+				fail("alert %s does not watch %s: %s", name, series, expr)
+			}
+		}
+	}
+	var defaultDeny, apiOpen, opsFromMonitoring bool
+	for _, p := range m.policies {
+		sel := p.Spec.PodSelector
+		if len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 && len(p.Spec.Ingress) == 0 &&
+			slices.Contains(p.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+			defaultDeny = true
+		}
+		for _, in := range p.Spec.Ingress {
+			for _, port := range in.Ports {
+				if port.Port == nil {
+					continue
+				}
+				switch port.Port.String() {
+				case "http":
+					apiOpen = apiOpen || sel.MatchLabels["app.kubernetes.io/name"] == "pushpipe-api"
+				case "ops", "9090":
+					for _, from := range in.From {
+						if from.NamespaceSelector == nil || from.PodSelector != nil || from.IPBlock != nil {
+							fail("NetworkPolicy %s opens the ops port to more than a monitoring namespace", p.Name)
+						}
+					}
+					opsFromMonitoring = opsFromMonitoring || len(in.From) > 0
+				}
+			}
+		}
+	}
+	if !defaultDeny {
+		fail("no default-deny ingress NetworkPolicy")
+	}
+	if !apiOpen {
+		fail("no NetworkPolicy lets clients reach the API's http port")
+	}
+	if !opsFromMonitoring {
+		fail("no NetworkPolicy lets the monitoring namespace scrape the ops port")
+	}
+	return errs
+}

@@ -1,0 +1,36 @@
+package campaign
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pushpipe/pushpipe/pipeline/devices"
+)
+
+// CheckAudience refuses a campaign nobody could receive: its app has no
+// active device, or one of its channels has no subscriber. Such a campaign
+// is almost always a typo (a wrong app id, "sport" for "sports") that would
+// otherwise be reported done 0/0 as if it had worked. The caller skips the
+// check when the request says "allow_empty": true (a campaign created
+// before its audience, on purpose). The error is a *ValidationError.
+func CheckAudience(ctx context.Context, db *pgxpool.Pool, c Campaign) error {
+	hasDevices, empty, err := devices.Audience(ctx, db, c.App, c.Channels)
+	if err != nil {
+		return err
+	}
+	var parts []string
+	if !hasDevices {
+		parts = append(parts, fmt.Sprintf("app %q has no registered devices", c.App))
+	}
+	if len(empty) > 0 {
+		parts = append(parts, fmt.Sprintf("channels %q have no subscribers", empty))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return invalid(`%s: nobody would receive this campaign; check the names, or send "allow_empty": true to create it anyway`,
+		strings.Join(parts, " and "))
+}

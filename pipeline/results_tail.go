@@ -1,0 +1,67 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// TailResults calls fn with every result event appended to the results
+// stream after from (a stream id; "" means now), over every partition, until
+// ctx ends or fn returns an error. It reads each partition with its own XREAD
+// (partitions may live on different cluster nodes), pipelined, and polls
+// every 200ms when nothing came. A malformed entry is passed over: a reader
+// for operators has no DLQ to send it to (the webhook stage does). Events
+// of different partitions come in no particular order.
+func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from string, fn func(ResultEvent) error) error {
+	if from == "" {
+		from = strconv.FormatInt(time.Now().UnixMilli(), 10) + "-0"
+	}
+	streams := keys.Streams(StreamResults)
+	last := make([]string, len(streams))
+	for i := range last {
+		last[i] = from
+	}
+	for {
+		cmds := make(rueidis.Commands, len(streams))
+		for i, s := range streams {
+			cmds[i] = c.B().Xread().Count(1000).Streams().Key(s).Id(last[i]).Build()
+		}
+		got := 0
+		for i, res := range c.DoMulti(ctx, cmds...) {
+			m, err := res.AsXRead()
+			if rueidis.IsRedisNil(err) {
+				continue
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("xread %s: %w", streams[i], err)
+			}
+			for _, e := range m[streams[i]] {
+				last[i] = e.ID
+				got++
+				evs, err := ParseResults(e.FieldValues)
+				if err != nil {
+					continue
+				}
+				for _, ev := range evs {
+					if err := fn(ev); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if got == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}

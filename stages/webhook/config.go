@@ -1,0 +1,135 @@
+// Package webhook is the results stage: it reads the results stream (a
+// result event per device that reached a terminal state, written by
+// deliver) and POSTs the events in signed batches to the operator's URL,
+// at least once, no faster than a cluster-wide cap in events/s.
+package webhook
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// Config is everything the stage needs.
+type Config struct {
+	Redis rueidis.Client
+	Keys  pipeline.Keys
+
+	URL     string   // http(s); credentials in it go as Basic auth and are never logged
+	Secrets [][]byte // every secret signs every POST (LoadSecrets)
+	// Batch is the most events per POST (the runner reads up to this many).
+	Batch int
+	// Rate caps the events POSTed per second across every webhook process;
+	// 0 caps nothing.
+	Rate int
+	// Outcomes, when set, are the only outcomes POSTed; the others are
+	// acked unsent (--filter outcome=failed,invalid).
+	Outcomes []string
+	// Timeout bounds one POST; default 10s.
+	Timeout time.Duration
+	// Attempts is how many POSTs one delivery of a batch makes before it is
+	// left for redelivery (and, after --max-deliveries, the DLQ); default 5.
+	Attempts int
+	// RetryBase and RetryMax shape the backoff: attempt n waits a random
+	// time in [d/2, d], d = min(RetryMax, RetryBase·2^(n-1)), but at least
+	// the receiver's Retry-After (up to RetryMax). Defaults 250ms and 30s.
+	RetryBase, RetryMax time.Duration
+
+	Log     zerolog.Logger
+	Metrics prometheus.Registerer // nil registers nothing
+}
+
+func (c *Config) defaults() {
+	if c.Batch <= 0 {
+		c.Batch = 500
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.Attempts <= 0 {
+		c.Attempts = 5
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 250 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 30 * time.Second
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Redis == nil {
+		errs = append(errs, errors.New("no Redis client"))
+	}
+	if err := CheckURL(c.URL); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.Secrets) == 0 {
+		errs = append(errs, errors.New("no secret: give --secret-file, a file with one secret a line"))
+	}
+	if c.Rate < 0 {
+		errs = append(errs, fmt.Errorf("--rate must not be negative, got %d", c.Rate))
+	}
+	for _, o := range c.Outcomes {
+		switch o {
+		case pipeline.OutcomeSent, pipeline.OutcomeFailed, pipeline.OutcomeInvalid:
+		default:
+			errs = append(errs, fmt.Errorf("filter: outcome %q is not sent, failed or invalid", o))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckURL refuses a webhook URL that is not absolute http(s); the error
+// never repeats the URL (it may hold credentials).
+func CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("webhook URL must be http:// or https:// with a host (give --url)")
+	}
+	return nil
+}
+
+// SafeURL is the URL as logs may show it: scheme, host and path, without
+// credentials or query.
+func SafeURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}
+
+// LoadSecrets reads a secret file: one secret a line, blank lines ignored.
+// Several lines are the secrets of a rotation: every one signs each POST.
+func LoadSecrets(path string) ([][]byte, error) {
+	if path == "" {
+		return nil, errors.New("no secret file: give --secret-file")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read secret file: %w", err)
+	}
+	var out [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
+			out = append(out, bytes.Clone(line))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("secret file %s holds no secret: write one a line", path)
+	}
+	return out, nil
+}

@@ -1,0 +1,95 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/httpx"
+)
+
+// post delivers events in one request, signed afresh per attempt, retried
+// up to Attempts times with exponential backoff and jitter, waiting at least
+// a Retry-After. Every attempt takes its events from the rate cap: the
+// receiver sees them whether it answers 2xx or not.
+func (h *Handler) post(ctx context.Context, b *pipeline.Batch, events []json.RawMessage) error {
+	payload := []byte(`{"events":[`)
+	for i, e := range events {
+		if i > 0 {
+			payload = append(payload, ',')
+		}
+		payload = append(payload, e...)
+	}
+	payload = append(payload, "]}"...)
+	var last error
+	for attempt := 1; ; attempt++ {
+		if err := h.cap.Take(ctx, len(events)); err != nil {
+			return err
+		}
+		code, retryAfter, err := h.postOnce(ctx, payload)
+		h.metrics.posts.WithLabelValues(strconv.Itoa(code)).Inc()
+		if err == nil {
+			return nil
+		}
+		last = err
+		if attempt >= h.cfg.Attempts {
+			return fmt.Errorf("POST %s: %d attempts, last: %w", h.safeURL, attempt, last)
+		}
+		wait := h.backoff(attempt)
+		if retryAfter > wait {
+			wait = min(retryAfter, h.cfg.RetryMax)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-b.Lost():
+			return errLost
+		case <-time.After(wait):
+		}
+	}
+}
+
+// postOnce makes one request; an error says what the receiver answered
+// (never the URL's credentials).
+func (h *Handler) postOnce(ctx context.Context, payload []byte) (code int, retryAfter time.Duration, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.cfg.URL, bytes.NewReader(payload))
+	if err != nil {
+		return 0, 0, errors.New("cannot build a request for the webhook URL")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(SignatureHeader, Sign(h.cfg.Secrets, time.Now(), payload))
+	resp, err := h.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its URL may hold credentials
+		}
+		return 0, 0, fmt.Errorf("no answer: %w", err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp.StatusCode, 0, nil
+	}
+	return resp.StatusCode, httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		fmt.Errorf("answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+}
+
+// backoff is the wait after attempt n: a random time in [d/2, d], d =
+// min(RetryMax, RetryBase·2^(n-1)), so retries of many handlers spread out.
+func (h *Handler) backoff(n int) time.Duration {
+	d := h.cfg.RetryMax
+	if n < 30 {
+		d = min(d, h.cfg.RetryBase<<(n-1))
+	}
+	return d/2 + rand.N(d/2+1)
+}

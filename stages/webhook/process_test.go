@@ -1,0 +1,296 @@
+package webhook_test
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
+)
+
+// seedCampaign gives users 1..n one iOS device each in a fresh database,
+// creates a running campaign and writes its deliver entries as dedupe
+// would; it returns the database URL.
+func (f *fixture) seedCampaign(campaign string, n int) string {
+	f.t.Helper()
+	url := pipelinetest.DatabaseT(f.t, env.Postgres)
+	if err := schema.Migrate(f.ctx, url); err != nil {
+		f.t.Fatal(err)
+	}
+	db, err := pgxpool.New(f.ctx, url)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer db.Close()
+	rows := make([][]any, n)
+	for i := range rows {
+		rows[i] = []any{"app1", "tok" + strconv.Itoa(i+1), int64(i + 1), int16(devices.IOS), "en", int16(0), time.Now().Add(-time.Hour)}
+	}
+	if _, err := db.CopyFrom(f.ctx, pgx.Identifier{"devices"},
+		[]string{"app", "token", "user_id", "platform", "locale", "state", "event_at"}, pgx.CopyFromRows(rows)); err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := db.Exec(f.ctx, `INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, state)
+		VALUES ($1, 'app1', '{news}', 'promo', 'Hello', 'World', '{}', 3600, 'running')`, campaign); err != nil {
+		f.t.Fatal(err)
+	}
+	byPart := map[int][]int64{}
+	for u := int64(1); u <= int64(n); u++ {
+		p := f.keys.UserPartition(u)
+		byPart[p] = append(byPart[p], u)
+	}
+	var msgs []pipeline.Message
+	for p, us := range byPart {
+		for i := 0; i < len(us); i += 500 {
+			msgs = append(msgs, pipeline.Message{Stream: f.keys.Stream(pipeline.StreamDeliver, p),
+				Fields: []string{pipeline.FieldCampaign, campaign, pipeline.FieldUsers, pipeline.EncodeIDs(us[i:min(i+500, len(us))])}})
+		}
+	}
+	if _, err := pipeline.Emit(f.ctx, f.rdb, msgs...); err != nil {
+		f.t.Fatal(err)
+	}
+	return url
+}
+
+// Every event of a campaign delivered by a real deliver process reaches a
+// receiver process that answers 500 to 20% of POSTs and 429 + Retry-After
+// to 5%, is SIGKILLed and restarted twice, while the webhook process is
+// SIGKILLed and restarted once: each event arrives with a valid signature,
+// and an event that arrives twice is the same event (same id, same
+// content). WEBHOOK_N sets the campaign's size (default 20,000; the issue's
+// figure is 100,000).
+func TestEveryEventArrivesThroughChaos(t *testing.T) {
+	n := 20_000
+	if v := os.Getenv("WEBHOOK_N"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	f := newFixture(t)
+	dbURL := f.seedCampaign("c1", n)
+	secrets := f.writeSecrets("old-secret", "new-secret") // the receiver has rotated to the new one
+	rcv := f.startReceiver("new-secret", "-fail", "0.2", "-throttle", "0.05")
+	start := time.Now()
+	f.startStage("deliver", f.stageArgs("deliver", "--database-url", dbURL, "--sink", "null", "--tps", "0")...)
+	hookArgs := f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets, "--claim-idle", "2s",
+		"--max-deliveries", "1000", "--attempts", "3", "--retry-base", "50ms", "--retry-max", "2s", "--batch", "200")
+	hook := f.startStage("webhook", hookArgs...)
+
+	got := func() int { return len(accepted(rcv.posts())) }
+	pipelinetest.Eventually(t, 3*time.Minute, "a fifth of the events", func() bool { return got() >= n/5 })
+	rcv.p.kill()
+	time.Sleep(time.Second)
+	rcv.restart()
+	pipelinetest.Eventually(t, 3*time.Minute, "half of the events", func() bool { return got() >= n/2 })
+	hook.kill()
+	f.startStage("webhook", hookArgs...) // the restart: killed by the cleanup
+	pipelinetest.Eventually(t, 3*time.Minute, "70% of the events", func() bool { return got() >= n*7/10 })
+	rcv.p.kill()
+	time.Sleep(time.Second)
+	rcv.restart()
+	pipelinetest.Eventually(t, 5*time.Minute, "every event", func() bool { return got() >= n })
+	took := time.Since(start)
+
+	posts := rcv.posts()
+	byID := map[string]pipeline.ResultEvent{}
+	var statuses = map[int]int{}
+	dups := 0
+	for _, p := range posts {
+		statuses[p.Status]++
+		if !p.Valid {
+			t.Errorf("a POST of %d events had no valid signature", p.N)
+		}
+		if p.Status/100 != 2 {
+			continue
+		}
+		for _, e := range p.Events {
+			if old, ok := byID[e.ID]; ok {
+				dups++
+				if old != e {
+					t.Errorf("event %s arrived twice with different content:\n%+v\n%+v", e.ID, old, e)
+				}
+			}
+			byID[e.ID] = e
+		}
+	}
+	users := map[int64]bool{}
+	for _, e := range byID {
+		if e.Campaign != "c1" || e.Outcome != pipeline.OutcomeSent || e.App != "app1" || e.Token != "tok"+strconv.FormatInt(e.UserID, 10) {
+			t.Errorf("unexpected event %+v", e)
+		}
+		users[e.UserID] = true
+	}
+	if len(byID) != n || len(users) != n {
+		t.Errorf("%d distinct events for %d users, want %d", len(byID), len(users), n)
+	}
+	if statuses[500] == 0 || statuses[429] == 0 {
+		t.Errorf("the receiver answered %v: the test did not exercise failures", statuses)
+	}
+	t.Logf("%d events in %v through %d POSTs (by status %v), %d events accepted twice", n, took.Round(time.Millisecond), len(posts), statuses, dups)
+}
+
+// --rate 2000: no one-second window at the receiver holds more than 2000
+// events, counted over every POST whatever its answer. The cap holds on
+// Redis's clock, with RateCapSlack (200ms) left for POSTs taken together
+// to arrive apart; a machine at load 30 can hold a process back longer, so
+// the test allows a quarter more (at load 15 the busiest second is 2000).
+func TestRateCap(t *testing.T) {
+	const n, rate, batch = 8000, 2000, 100
+	f := newFixture(t)
+	f.emitEvents("c1", n, pipeline.OutcomeSent)
+	secrets := f.writeSecrets("s1")
+	rcv := f.startReceiver("s1", "-fail", "0.1")
+	// Two processes share the cap.
+	for _, name := range []string{"webhook-a", "webhook-b"} {
+		f.startStage(name, f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets,
+			"--rate", strconv.Itoa(rate), "--batch", strconv.Itoa(batch), "--retry-base", "20ms")...)
+	}
+	pipelinetest.Eventually(t, 2*time.Minute, "every event", func() bool { return len(accepted(rcv.posts())) >= n })
+	posts := rcv.posts()
+	worst, total := 0, 0
+	for i, p := range posts {
+		total += p.N
+		in := 0
+		for _, q := range posts[i:] { // the window [p.Ms, p.Ms+1000)
+			if q.Ms >= p.Ms && q.Ms < p.Ms+1000 {
+				in += q.N
+			}
+		}
+		worst = max(worst, in)
+	}
+	if worst > rate*5/4 {
+		t.Errorf("a one-second window at the receiver held %d events, cap %d", worst, rate)
+	}
+	span := time.Duration(posts[len(posts)-1].Ms-posts[0].Ms) * time.Millisecond
+	if min := time.Duration(total/rate-1) * time.Second; span < min {
+		t.Errorf("%d events arrived within %v: faster than %d/s allows (%v)", total, span, rate, min)
+	}
+	t.Logf("%d events POSTed (%d accepted) in %v, busiest second %d", total, n, span, worst)
+}
+
+// A receiver down past the retry budget: the batches go to the DLQ with the
+// receiver's answer, a malformed entry with what is wrong with it; once the
+// receiver is back, `pushpipe dlq retry` delivers them.
+func TestDeadLettersAndRetry(t *testing.T) {
+	const n = 40
+	f := newFixture(t)
+	evs := f.emitEvents("c1", n, pipeline.OutcomeSent, pipeline.OutcomeFailed)
+	bad := f.keys.Stream(pipeline.StreamResults, 0)
+	if err := f.rdb.Do(f.ctx, f.rdb.B().Xadd().Key(bad).Id("*").FieldValue().FieldValue(pipeline.FieldEvents, `[{"id":"x"}]`).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	secrets := f.writeSecrets("s1")
+	rcv := f.startReceiver("s1", "-down")
+	f.startStage("webhook", f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets, "--claim-idle", "1s",
+		"--max-deliveries", "2", "--attempts", "2", "--retry-base", "10ms", "--retry-max", "50ms")...)
+	q := pipeline.NewDLQ(f.rdb, f.keys)
+	var letters []pipeline.DeadLetter
+	pipelinetest.Eventually(t, 2*time.Minute, "every entry in the DLQ", func() bool {
+		var err error
+		letters, err = q.List(f.ctx, pipeline.DLQFilter{Stream: pipeline.StreamResults})
+		return err == nil && len(letters) >= n+1
+	})
+	malformed := 0
+	for _, d := range letters {
+		switch {
+		case strings.Contains(d.Error, "results entry"):
+			malformed++
+		case !strings.Contains(d.Error, "503"):
+			t.Errorf("dead letter %s: reason %q does not give the receiver's answer", d.OrigID, d.Error)
+		}
+	}
+	if malformed != 1 {
+		t.Errorf("%d dead letters name a malformed entry, want 1", malformed)
+	}
+	if got := len(accepted(rcv.posts())); got != 0 {
+		t.Fatalf("%d events accepted by a receiver that is down", got)
+	}
+
+	rcv.p.kill()
+	rcv.restart("-down=false")
+	bin, _ := binaries(t)
+	out, err := exec.Command(bin, f.stageArgs("dlq", "retry", "--all", "--stream", pipeline.StreamResults)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dlq retry: %v\n%s", err, out)
+	}
+	pipelinetest.Eventually(t, time.Minute, "every retried event", func() bool { return len(accepted(rcv.posts())) >= n })
+	got := accepted(rcv.posts())
+	for _, e := range evs {
+		if got[e.ID] != e {
+			t.Errorf("event %s: got %+v, want %+v", e.ID, got[e.ID], e)
+		}
+	}
+}
+
+// --filter outcome=failed,invalid: only bad news is POSTed; the rest is
+// acked unsent.
+func TestFilter(t *testing.T) {
+	const n = 60
+	f := newFixture(t)
+	f.emitEvents("c1", n, pipeline.OutcomeSent, pipeline.OutcomeFailed, pipeline.OutcomeInvalid)
+	secrets := f.writeSecrets("s1")
+	rcv := f.startReceiver("s1")
+	f.startStage("webhook", f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets, "--filter", "outcome=failed,invalid")...)
+	pipelinetest.Eventually(t, time.Minute, "the group to read and ack everything", func() bool {
+		st, err := pipeline.Status(f.ctx, f.rdb, f.keys, pipeline.StreamResults)
+		if err != nil || len(st) == 0 {
+			return false
+		}
+		for _, p := range st[0].Partitions {
+			for _, g := range p.Groups {
+				if g.Lag != 0 || g.Pending != 0 {
+					return false
+				}
+			}
+		}
+		return len(accepted(rcv.posts())) > 0
+	})
+	got := accepted(rcv.posts())
+	for _, e := range got {
+		if e.Outcome == pipeline.OutcomeSent {
+			t.Errorf("event %s with outcome sent was POSTed", e.ID)
+		}
+	}
+	if len(got) != n*2/3 {
+		t.Errorf("%d events POSTed, want %d (failed and invalid)", len(got), n*2/3)
+	}
+}
+
+// The process refuses to start, saying why, with a URL that is not http(s)
+// or without its secret file, and never prints the URL's password.
+func TestRefusesToStart(t *testing.T) {
+	f := newFixture(t)
+	secrets := f.writeSecrets("s1")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"not http", []string{"--url", "ftp://user:hunter2@example.com/", "--secret-file", secrets}, "http:// or https://"},
+		{"no secret file", []string{"--url", "https://user:hunter2@example.com/hook", "--secret-file", f.dir + "/missing"}, "secret file"},
+		{"empty secret file", []string{"--url", "https://user:hunter2@example.com/hook", "--secret-file", f.writeSecrets("")}, "no secret"},
+		{"bad filter", []string{"--url", "https://example.com/hook", "--secret-file", secrets, "--filter", "failed"}, "outcome="},
+	}
+	bin, _ := binaries(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := exec.Command(bin, f.stageArgs(append([]string{"webhook"}, tt.args...)...)...).CombinedOutput()
+			if err == nil {
+				t.Fatalf("started; output:\n%s", out)
+			}
+			if !strings.Contains(string(out), tt.want) {
+				t.Errorf("output %q does not say %q", out, tt.want)
+			}
+			if strings.Contains(string(out), "hunter2") {
+				t.Errorf("output %q shows the URL's password", out)
+			}
+		})
+	}
+}

@@ -1,0 +1,106 @@
+package webhook_test
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/stages/webhook"
+)
+
+// The README's receiver example, verbatim between the markers (the test
+// below checks the README shows exactly this).
+
+// README-EXAMPLE-START
+// verify returns the body of a pushpipe webhook POST if its
+// Pushpipe-Signature holds for secret and is less than 5 minutes old.
+func verify(r *http.Request, secret []byte) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 10<<20))
+	if err != nil {
+		return nil, err
+	}
+	var ts string
+	var sigs []string
+	for _, kv := range strings.Split(r.Header.Get("Pushpipe-Signature"), ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "t" {
+			ts = v
+		} else if k == "v1" {
+			sigs = append(sigs, v)
+		}
+	}
+	t, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || time.Since(time.Unix(t, 0)).Abs() > 5*time.Minute {
+		return nil, errors.New("stale or missing timestamp")
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	want := hex.EncodeToString(mac.Sum(nil))
+	for _, s := range sigs {
+		if hmac.Equal([]byte(s), []byte(want)) {
+			return body, nil // then dedupe the events by "id"
+		}
+	}
+	return nil, errors.New("bad signature")
+}
+
+// README-EXAMPLE-END
+
+// The example accepts what Sign signs, with any secret of a rotation, and
+// refuses a wrong secret, a changed body and an old timestamp; the README
+// shows it verbatim.
+func TestReceiverExample(t *testing.T) {
+	body := []byte(`{"events":[{"id":"c:1:2"}]}`)
+	secrets := [][]byte{[]byte("old"), []byte("new")}
+	tests := []struct {
+		name   string
+		secret string
+		at     time.Time
+		body   []byte
+		ok     bool
+	}{
+		{"new secret", "new", time.Now(), body, true},
+		{"old secret", "old", time.Now(), body, true},
+		{"wrong secret", "other", time.Now(), body, false},
+		{"changed body", "new", time.Now(), []byte(`{"events":[]}`), false},
+		{"replayed", "new", time.Now().Add(-10 * time.Minute), body, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/hook", bytes.NewReader(tt.body))
+			r.Header.Set(webhook.SignatureHeader, webhook.Sign(secrets, tt.at, body))
+			got, err := verify(r, []byte(tt.secret))
+			if (err == nil) != tt.ok || (tt.ok && !bytes.Equal(got, body)) {
+				t.Errorf("verify: %q, %v; want ok %v", got, err, tt.ok)
+			}
+			if err := webhook.Verify(r.Header.Get(webhook.SignatureHeader), []byte(tt.secret), tt.body, time.Now(), 5*time.Minute); (err == nil) != tt.ok {
+				t.Errorf("webhook.Verify: %v; want ok %v", err, tt.ok)
+			}
+		})
+	}
+
+	src, err := os.ReadFile("receiver_example_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(src), "// README-EXAMPLE-START\n")
+	example, _, _ := strings.Cut(rest, "\n// README-EXAMPLE-END")
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```go\n"+example+"```") {
+		t.Errorf("the README's receiver example is not the code tested here; paste it:\n%s", example)
+	}
+}
