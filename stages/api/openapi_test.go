@@ -177,16 +177,16 @@ const (
 	oaDevice = `{"app":"com.example.news","platform":"ios","token":"` + oaIOS + `","user_id":42,"locale":"en-US"}`
 	oaOther  = `{"app":"com.example.other","platform":"android","token":"fcm:tok-1","user_id":43}`
 	oaCamp   = `{"id":"oa-1","app":"com.example.news","channels":["breaking"],"category":"alerts",` +
-		`"notification":{"title":"Hi","body":"There","data":{"url":"https://example.com"}},"ttl_seconds":600}`
+		`"notification":{"title":"Hi","body":"There","data":{"url":"https://example.com"}},"ttl_seconds":600,"allow_empty":true}`
 )
 
 // oaLater is campaign oa-2: scheduled an hour ahead, its own rate, high
 // priority, and a channel given as a number.
 var oaLater = `{"id":"oa-2","app":"com.example.news","channels":["breaking",101],"notification":{"title":"Later"},` +
-	`"send_at":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `","rate_per_second":50,"priority":"high"}`
+	`"send_at":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `","rate_per_second":50,"priority":"high","allow_empty":true}`
 
 // oaRich is campaign oa-3: every member of the notification object.
-const oaRich = `{"id":"oa-3","app":"com.example.news","channels":["breaking"],"priority":"normal","notification":{"title":"Hi","subtitle":"Sub","body":"There",` +
+const oaRich = `{"id":"oa-3","app":"com.example.news","channels":["breaking"],"priority":"normal","allow_empty":true,"notification":{"title":"Hi","subtitle":"Sub","body":"There",` +
 	`"badge":3,"sound":"default","image":"https://example.com/a.png","category":"NEWS","thread_id":"t1","collapse_id":"c1",` +
 	`"localized":{"ko":{"title":"안녕"},"pt-BR":{"body":"Olá"}}}}`
 
@@ -301,6 +301,7 @@ var openapiCalls = []apiCall{
 	{name: "campaign rate 0", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"ttl_seconds"`, `"rate_per_second":0,"ttl_seconds"`, 1), token: oaToken, req: invalid, status: 400},
 	{name: "campaign bad priority", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"ttl_seconds"`, `"priority":"urgent","ttl_seconds"`, 1), token: oaToken, req: invalid, status: 400},
 	{name: "campaign fractional channel", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `["breaking"]`, `[1.5]`, 1), token: oaToken, req: invalid, status: 400},
+	{name: "campaign nobody", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `,"allow_empty":true`, ``, 1), token: oaToken, req: unchecked, status: 400},
 	{name: "campaign unknown app", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, oaApp, "com.example.unknown", 1), token: oaToken, status: 422},
 	{name: "campaign rich", method: "POST", path: "/v1/campaigns", body: oaRich, token: oaToken, status: 201},
 	{name: "campaign silent with a title", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"data"`, `"silent":true,"data"`, 1), token: oaToken, req: unchecked, status: 400},
