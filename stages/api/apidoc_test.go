@@ -171,12 +171,20 @@ func schemaType(ref *openapi3.SchemaRef) string {
 	switch {
 	case s.Type.Is("array"):
 		return "array of " + schemaType(s.Items)
+	case len(s.OneOf) > 0:
+		var ts []string
+		for _, o := range s.OneOf {
+			ts = append(ts, schemaType(o))
+		}
+		return strings.Join(ts, " or ")
 	case len(s.Enum) > 0:
 		var vs []string
 		for _, e := range s.Enum {
 			vs = append(vs, fmt.Sprintf("`%v`", e))
 		}
 		return strings.Join(vs, " \\| ")
+	case s.Type != nil && len(*s.Type) > 0 && s.Format != "" && s.Format != "int64":
+		return (*s.Type)[0] + " (" + s.Format + ")"
 	case s.Type != nil && len(*s.Type) > 0:
 		return (*s.Type)[0]
 	}
@@ -192,15 +200,14 @@ func constraints(s *openapi3.Schema) string {
 	if s.MinItems > 0 || s.MaxItems != nil {
 		c = append(c, fmt.Sprintf("%d–%s items", s.MinItems, ptrStr(s.MaxItems)))
 	}
-	if s.Min != nil || s.Max != nil {
-		lo, hi := "", ""
-		if s.Min != nil {
-			lo = strconv.FormatFloat(*s.Min, 'f', -1, 64)
-		}
-		if s.Max != nil {
-			hi = strconv.FormatFloat(*s.Max, 'f', -1, 64)
-		}
-		c = append(c, fmt.Sprintf("%s–%s", lo, hi))
+	num := func(f *float64) string { return strconv.FormatFloat(*f, 'f', -1, 64) }
+	switch {
+	case s.Min != nil && s.Max != nil:
+		c = append(c, num(s.Min)+"–"+num(s.Max))
+	case s.Min != nil:
+		c = append(c, "≥ "+num(s.Min))
+	case s.Max != nil:
+		c = append(c, "≤ "+num(s.Max))
 	}
 	if s.Pattern != "" {
 		c = append(c, "`"+s.Pattern+"`")

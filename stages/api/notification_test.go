@@ -104,7 +104,7 @@ func TestCampaignUnknownApp(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newSecAPI(t, Config{Auth: tt.auth, KnownApp: tt.known}, true)
-			r := a.call("POST", "/v1/campaigns", fmt.Sprintf(`{"id":"u%d","app":%q,"channels":["x"],"notification":{"title":"t"}}`, i, tt.app), "Bearer "+secAdmin)
+			r := a.call("POST", "/v1/campaigns", fmt.Sprintf(`{"id":"u%d","app":%q,"channels":["x"],"notification":{"title":"t"},"allow_empty":true}`, i, tt.app), "Bearer "+secAdmin)
 			if r.status != tt.status {
 				t.Fatalf("got %d %s, want %d", r.status, r.body, tt.status)
 			}

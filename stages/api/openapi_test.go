@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -94,6 +95,11 @@ func TestOpenAPISchemasMatchTheCode(t *testing.T) {
 		"CampaignRequest": campaignRequest{},
 		"Notification":    notificationRequest{},
 		"CampaignStatus":  campaign.Report{},
+		"Subscribers":     subscribersRequest{},
+		"MessageRequest":  messageRequest{},
+		"MessageToken":    tokenRequest{},
+		"MessageStatus":   campaign.MessageReport{},
+		"LocalizedText":   textRequest{},
 	} {
 		ref := doc.Components.Schemas[name]
 		if ref == nil {
@@ -101,20 +107,32 @@ func TestOpenAPISchemasMatchTheCode(t *testing.T) {
 			continue
 		}
 		documented := slices.Sorted(maps.Keys(ref.Value.Properties))
-		var fields []string
 		typ := reflect.TypeOf(v)
-		for i := range typ.NumField() {
-			tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
-			if tag != "" && tag != "-" {
-				fields = append(fields, tag)
-			}
-		}
-		slices.Sort(fields)
+		fields := slices.Sorted(slices.Values(jsonFields(typ)))
 		if !slices.Equal(documented, fields) {
 			t.Errorf("schema %s in stages/api/openapi.json has fields %v, the Go type %s has %v: document every field (type, limits, meaning), then go generate ./stages/api",
 				name, documented, typ, fields)
 		}
 	}
+}
+
+// jsonFields are the member names of struct type typ, with those of its
+// embedded structs (campaign.Report's Counts) and inline members
+// (campaignRequest's campaignSchedule), which the encoders flatten into it.
+func jsonFields(typ reflect.Type) []string {
+	var fields []string
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-":
+		case name == "" && f.Type.Kind() == reflect.Struct && (f.Anonymous || strings.Contains(opts, "inline")):
+			fields = append(fields, jsonFields(f.Type)...)
+		case name != "":
+			fields = append(fields, name)
+		}
+	}
+	return fields
 }
 
 // notAPI are the routes that are not part of the JSON API, and why: the
@@ -138,6 +156,9 @@ type apiCall struct {
 	contentType string // default application/json
 	req         reqKind
 	status      int
+	// before, if set, runs first: it brings about what the API cannot
+	// (a campaign the stages finished).
+	before func(t *testing.T, o *openapiServer)
 }
 
 type reqKind int
@@ -156,8 +177,46 @@ const (
 	oaDevice = `{"app":"com.example.news","platform":"ios","token":"` + oaIOS + `","user_id":42,"locale":"en-US"}`
 	oaOther  = `{"app":"com.example.other","platform":"android","token":"fcm:tok-1","user_id":43}`
 	oaCamp   = `{"id":"oa-1","app":"com.example.news","channels":["breaking"],"category":"alerts",` +
-		`"notification":{"title":"Hi","body":"There","data":{"url":"https://example.com"}},"ttl_seconds":600}`
+		`"notification":{"title":"Hi","body":"There","data":{"url":"https://example.com"}},"ttl_seconds":600,"allow_empty":true}`
 )
+
+// oaLater is campaign oa-2: scheduled an hour ahead, its own rate, high
+// priority, and a channel given as a number.
+var oaLater = `{"id":"oa-2","app":"com.example.news","channels":["breaking",101],"notification":{"title":"Later"},` +
+	`"send_at":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `","rate_per_second":50,"priority":"high","allow_empty":true}`
+
+// oaRich is campaign oa-3: every member of the notification object.
+const oaRich = `{"id":"oa-3","app":"com.example.news","channels":["breaking"],"priority":"normal","allow_empty":true,"notification":{"title":"Hi","subtitle":"Sub","body":"There",` +
+	`"badge":3,"sound":"default","image":"https://example.com/a.png","category":"NEWS","thread_id":"t1","collapse_id":"c1",` +
+	`"localized":{"ko":{"title":"안녕"},"pt-BR":{"body":"Olá"}}}}`
+
+// oaMsg is message oa-m1.
+const oaMsg = `{"id":"oa-m1","app":"com.example.news","users":[42,43,42],"category":"alerts","notification":{"title":"Hi"}}`
+
+// oaUsers is a message to n users.
+func oaUsers(n int) string {
+	return strings.Replace(strings.Replace(oaIDs(n), `"add"`, `"users"`, 1), `{`, `{"app":"com.example.news","notification":{"title":"Hi"},`, 1)
+}
+
+// oaIDs is a bulk subscription of n user ids.
+func oaIDs(n int) string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = strconv.Itoa(i + 1)
+	}
+	return `{"add":[` + strings.Join(ids, ",") + `]}`
+}
+
+// finish leaves what the stages leave once campaign id reached every
+// target: split emitted its (no) ranges, so its counters say done.
+func finish(id string) func(*testing.T, *openapiServer) {
+	return func(t *testing.T, o *openapiServer) {
+		rdb, keys := o.s.cfg.Redis, o.s.cfg.Keys
+		if err := rdb.Do(t.Context(), rdb.B().Hset().Key(keys.Campaign(id)).FieldValue().FieldValue(pipeline.CampaignSplitDone, "1").Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
 // openapiCalls calls every route for its success and each error status it
 // documents, in order (later calls rely on earlier ones: the campaign
@@ -190,6 +249,21 @@ var openapiCalls = []apiCall{
 	{name: "delete bad token", method: "DELETE", path: "/v1/devices/" + oaApp + "/bad%20token", token: oaKey, req: unchecked, status: 400},
 	{name: "delete other app", method: "DELETE", path: "/v1/devices/com.example.other/fcm:tok-1", token: oaKey, status: 403},
 	{name: "delete limited", server: "limited", method: "DELETE", path: "/v1/devices/" + oaApp + "/" + oaIOS, token: oaKey, status: 429},
+	// POST /v1/channels/{channel}/subscribers
+	{name: "bulk", method: "POST", path: "/v1/channels/breaking/subscribers", body: `{"add":[42,43],"remove":[44]}`, token: oaToken, status: 204},
+	{name: "bulk numeric channel", method: "POST", path: "/v1/channels/101/subscribers", body: `{"remove":[42]}`, token: oaToken, status: 204},
+	{name: "bulk no token", method: "POST", path: "/v1/channels/breaking/subscribers", body: `{"add":[42]}`, req: unchecked, status: 401},
+	{name: "bulk as app", method: "POST", path: "/v1/channels/breaking/subscribers", body: `{"add":[42]}`, token: oaKey, status: 403},
+	{name: "bulk bad channel", method: "POST", path: "/v1/channels/a%20b/subscribers", body: `{"add":[42]}`, token: oaToken, req: invalid, status: 400},
+	{name: "bulk user 0", method: "POST", path: "/v1/channels/breaking/subscribers", body: `{"add":[0]}`, token: oaToken, req: invalid, status: 400},
+	{name: "bulk unknown field", method: "POST", path: "/v1/channels/breaking/subscribers", body: `{"Add":[42]}`, token: oaToken, req: invalid, status: 400},
+	{name: "bulk no ids", method: "POST", path: "/v1/channels/breaking/subscribers", body: `{"add":[]}`, token: oaToken, req: unchecked, status: 400},
+	{name: "bulk in both", method: "POST", path: "/v1/channels/breaking/subscribers", body: `{"add":[42],"remove":[42]}`, token: oaToken, req: unchecked, status: 400},
+	{name: "bulk over the batch", method: "POST", path: "/v1/channels/breaking/subscribers", body: oaIDs(MaxSubscriberBatch + 1), token: oaToken, req: invalid, status: 413},
+	{name: "bulk over the batch together", method: "POST", path: "/v1/channels/breaking/subscribers", body: strings.Replace(oaIDs(MaxSubscriberBatch), `{`, `{"remove":[20000],`, 1), token: oaToken, req: unchecked, status: 413},
+	{name: "bulk too large", method: "POST", path: "/v1/channels/breaking/subscribers", body: strings.Repeat(" ", subscribersBody+1), token: oaToken, req: unchecked, status: 413},
+	{name: "bulk text", method: "POST", path: "/v1/channels/breaking/subscribers", body: `{"add":[42]}`, token: oaToken, contentType: "text/plain", req: unchecked, status: 415},
+	{name: "bulk no database", server: "nodb", method: "POST", path: "/v1/channels/breaking/subscribers", body: `{"add":[42]}`, token: oaToken, status: 503},
 	// PUT and DELETE /v1/channels/{channel}/subscribers/{user_id}
 	{name: "subscribe", method: "PUT", path: "/v1/channels/breaking/subscribers/42", token: oaToken, status: 204},
 	{name: "subscribe no token", method: "PUT", path: "/v1/channels/breaking/subscribers/42", req: unchecked, status: 401},
@@ -221,6 +295,18 @@ var openapiCalls = []apiCall{
 	{name: "campaign as app", method: "POST", path: "/v1/campaigns", body: oaCamp, token: oaKey, status: 403},
 	{name: "campaign too large", method: "POST", path: "/v1/campaigns", body: strings.Repeat(" ", campaignBody+1), token: oaToken, req: unchecked, status: 413},
 	{name: "campaign text", method: "POST", path: "/v1/campaigns", body: oaCamp, token: oaToken, contentType: "text/plain", req: unchecked, status: 415},
+	{name: "campaign scheduled", method: "POST", path: "/v1/campaigns", body: oaLater, token: oaToken, status: 201},
+	{name: "campaign bad send_at", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"ttl_seconds"`, `"send_at":"tomorrow","ttl_seconds"`, 1), token: oaToken, req: invalid, status: 400},
+	{name: "campaign send_at too far", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"ttl_seconds"`, `"send_at":"2999-01-01T00:00:00Z","ttl_seconds"`, 1), token: oaToken, req: unchecked, status: 400},
+	{name: "campaign rate 0", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"ttl_seconds"`, `"rate_per_second":0,"ttl_seconds"`, 1), token: oaToken, req: invalid, status: 400},
+	{name: "campaign bad priority", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"ttl_seconds"`, `"priority":"urgent","ttl_seconds"`, 1), token: oaToken, req: invalid, status: 400},
+	{name: "campaign fractional channel", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `["breaking"]`, `[1.5]`, 1), token: oaToken, req: invalid, status: 400},
+	{name: "campaign nobody", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `,"allow_empty":true`, ``, 1), token: oaToken, req: unchecked, status: 400},
+	{name: "campaign unknown app", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, oaApp, "com.example.unknown", 1), token: oaToken, status: 422},
+	{name: "campaign rich", method: "POST", path: "/v1/campaigns", body: oaRich, token: oaToken, status: 201},
+	{name: "campaign silent with a title", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"data"`, `"silent":true,"data"`, 1), token: oaToken, req: unchecked, status: 400},
+	{name: "campaign image not https", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaRich, `https://example.com/a.png`, `http://example.com/a.png`, 1), token: oaToken, req: invalid, status: 400},
+	{name: "campaign bad badge", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaRich, `"badge":3`, `"badge":-1`, 1), token: oaToken, req: invalid, status: 400},
 	{name: "campaign no database", server: "nodb", method: "POST", path: "/v1/campaigns", body: oaCamp, token: oaToken, status: 503},
 	// GET /v1/campaigns/{id}
 	{name: "progress", method: "GET", path: "/v1/campaigns/oa-1", token: oaToken, status: 200},
@@ -228,6 +314,51 @@ var openapiCalls = []apiCall{
 	{name: "progress as app", method: "GET", path: "/v1/campaigns/oa-1", token: oaKey, status: 403},
 	{name: "progress unknown", method: "GET", path: "/v1/campaigns/nope", token: oaToken, status: 404},
 	{name: "progress no database", server: "nodb", method: "GET", path: "/v1/campaigns/oa-1", token: oaToken, status: 503},
+	// GET /v1/campaigns
+	{name: "list", method: "GET", path: "/v1/campaigns", token: oaToken, status: 200},
+	{name: "list a page", method: "GET", path: "/v1/campaigns?limit=1", token: oaToken, status: 200},
+	{name: "list scheduled", method: "GET", path: "/v1/campaigns?state=scheduled", token: oaToken, status: 200},
+	{name: "list before", method: "GET", path: "/v1/campaigns?before=oa-2", token: oaToken, status: 200},
+	{name: "list no token", method: "GET", path: "/v1/campaigns", req: unchecked, status: 401},
+	{name: "list as app", method: "GET", path: "/v1/campaigns", token: oaKey, status: 403},
+	{name: "list bad state", method: "GET", path: "/v1/campaigns?state=sleeping", token: oaToken, req: invalid, status: 400},
+	{name: "list limit 0", method: "GET", path: "/v1/campaigns?limit=0", token: oaToken, req: invalid, status: 400},
+	{name: "list limit 101", method: "GET", path: "/v1/campaigns?limit=101", token: oaToken, req: invalid, status: 400},
+	{name: "list limit x", method: "GET", path: "/v1/campaigns?limit=x", token: oaToken, req: invalid, status: 400},
+	{name: "list bad before", method: "GET", path: "/v1/campaigns?before=a%20b", token: oaToken, req: invalid, status: 400},
+	{name: "list unknown before", method: "GET", path: "/v1/campaigns?before=nope", token: oaToken, req: unchecked, status: 400},
+	{name: "list no database", server: "nodb", method: "GET", path: "/v1/campaigns", token: oaToken, status: 503},
+	// POST /v1/campaigns/{id}/cancel
+	{name: "cancel", method: "POST", path: "/v1/campaigns/oa-2/cancel", token: oaToken, status: 200},
+	{name: "cancel again", method: "POST", path: "/v1/campaigns/oa-2/cancel", token: oaToken, status: 200},
+	{name: "cancel no token", method: "POST", path: "/v1/campaigns/oa-2/cancel", req: unchecked, status: 401},
+	{name: "cancel as app", method: "POST", path: "/v1/campaigns/oa-2/cancel", token: oaKey, status: 403},
+	{name: "cancel unknown", method: "POST", path: "/v1/campaigns/nope/cancel", token: oaToken, status: 404},
+	{name: "cancel done", method: "POST", path: "/v1/campaigns/oa-1/cancel", token: oaToken, status: 409, before: finish("oa-1")},
+	{name: "cancel no database", server: "nodb", method: "POST", path: "/v1/campaigns/oa-2/cancel", token: oaToken, status: 503},
+	// POST /v1/messages
+	{name: "message", method: "POST", path: "/v1/messages", body: oaMsg, token: oaToken, status: 202},
+	{name: "message again", method: "POST", path: "/v1/messages", body: oaMsg, token: oaToken, status: 200},
+	{name: "message other content", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `"Hi"`, `"Hello"`, 1), token: oaToken, status: 409},
+	{name: "message a campaign's id", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `oa-m1`, `oa-1`, 1), token: oaToken, status: 409},
+	{name: "message normal", method: "POST", path: "/v1/messages", body: strings.Replace(oaUsers(3), `{`, `{"priority":"normal",`, 1), token: oaToken, status: 202},
+	{name: "message no token", method: "POST", path: "/v1/messages", body: oaMsg, req: unchecked, status: 401},
+	{name: "message as app", method: "POST", path: "/v1/messages", body: oaMsg, token: oaKey, status: 403},
+	{name: "message no users", method: "POST", path: "/v1/messages", body: `{"app":"com.example.news","notification":{"title":"Hi"}}`, token: oaToken, req: unchecked, status: 400},
+	{name: "message user 0", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `[42,43,42]`, `[0]`, 1), token: oaToken, req: invalid, status: 400},
+	{name: "message bad priority", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `"category"`, `"priority":"urgent","category"`, 1), token: oaToken, req: invalid, status: 400},
+	{name: "message too many users", method: "POST", path: "/v1/messages", body: oaUsers(campaign.MaxMessageUsers + 1), token: oaToken, req: invalid, status: 413},
+	{name: "message too large", method: "POST", path: "/v1/messages", body: strings.Repeat(" ", messageBody+1), token: oaToken, req: unchecked, status: 413},
+	{name: "message to tokens", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `"users":[42,43,42]`, `"tokens":[{"platform":"android","token":"fcm:tok-1"}]`, 1), token: oaToken, status: 501},
+	{name: "message text", method: "POST", path: "/v1/messages", body: oaMsg, token: oaToken, contentType: "text/plain", req: unchecked, status: 415},
+	{name: "message no database", server: "nodb", method: "POST", path: "/v1/messages", body: oaMsg, token: oaToken, status: 503},
+	// GET /v1/messages/{id}
+	{name: "message progress", method: "GET", path: "/v1/messages/oa-m1", token: oaToken, status: 200},
+	{name: "message progress no token", method: "GET", path: "/v1/messages/oa-m1", req: unchecked, status: 401},
+	{name: "message progress as app", method: "GET", path: "/v1/messages/oa-m1", token: oaKey, status: 403},
+	{name: "message progress unknown", method: "GET", path: "/v1/messages/nope", token: oaToken, status: 404},
+	{name: "message progress of a campaign", method: "GET", path: "/v1/messages/oa-1", token: oaToken, status: 404},
+	{name: "message progress no database", server: "nodb", method: "GET", path: "/v1/messages/oa-m1", token: oaToken, status: 503},
 	// GET /v1/openapi.json
 	{name: "reference", method: "GET", path: "/v1/openapi.json", token: oaKey, status: 200},
 	{name: "reference no token", method: "GET", path: "/v1/openapi.json", req: unchecked, status: 401},
@@ -275,6 +406,9 @@ func TestOpenAPIConformance(t *testing.T) {
 			t.Errorf("%s: the request does not conform to stages/api/openapi.json: %v", c.name, reqErr)
 		case c.req == invalid && reqErr == nil:
 			t.Errorf("%s: the server refuses this request (%d) but stages/api/openapi.json allows it: document the constraint", c.name, c.status)
+		}
+		if c.before != nil {
+			c.before(t, srv)
 		}
 		status, header, body := srv.do(t, c)
 		if status != c.status {
