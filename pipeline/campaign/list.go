@@ -63,7 +63,8 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 	for len(out) < q.Limit {
 		rows, err := db.Query(ctx, `
 			SELECT `+rowColumns+` FROM campaigns
-			WHERE ($1 = '' OR state = ANY($2))
+			WHERE kind = 'campaign' -- direct messages have their own route
+			  AND ($1 = '' OR state = ANY($2))
 			  AND ($3 = '' OR (created_at, id) < (SELECT created_at, id FROM campaigns WHERE id = $3))
 			ORDER BY created_at DESC, id DESC LIMIT $4`, q.State, states, before, q.Limit+1)
 		if err != nil {
