@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -80,53 +79,12 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 	if err == nil {
 		c, created, err = campaign.Create(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, c)
 	}
-	var verr *campaign.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		writeError(w, http.StatusBadRequest, verr.Error())
-	case errors.Is(err, campaign.ErrConflict):
-		writeError(w, http.StatusConflict, "campaign id "+c.ID+" is already used for a different campaign; choose another id")
-	case errors.Is(err, campaign.ErrNotQueued):
-		// The row exists: the same id again starts it (campaign.Create
-		// queues a stored, unqueued row). A client that sent no id learns
-		// it here, or its retry would be a new campaign and this one would
-		// stay "splitting" forever.
-		s.cfg.Log.Warn().Err(err).Str("campaign", c.ID).Msg("campaign stored but not queued")
-		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": c.ID, "error": fmt.Sprintf(
-			"campaign %s is stored but could not be queued for sending (Redis or PostgreSQL failed); POST the same request with \"id\":%q again to start it: it is sent once however often it is posted",
-			c.ID, c.ID)})
-	case err != nil:
-		s.cfg.Log.Warn().Err(err).Str("campaign", c.ID).Msg("campaign not created")
-		unavailable(w, "PostgreSQL", time.Second)
-	case created:
-		writeJSON(w, http.StatusCreated, map[string]string{"id": c.ID})
-	default:
-		writeJSON(w, http.StatusOK, map[string]string{"id": c.ID})
-	}
+	s.answerCreated(w, "campaign", c.ID, http.StatusCreated, created, err)
 }
 
 // getCampaign reports a campaign's progress: GET /v1/campaigns/{id}.
 func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request, _ []byte) {
-	id := r.PathValue("id")
-	if err := campaign.ValidateID(id); err != nil {
-		writeError(w, http.StatusNotFound, "no campaign "+id+": "+err.Error())
-		return
-	}
-	if s.cfg.DB == nil {
-		unavailable(w, "PostgreSQL (not configured)", time.Second)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
-	defer cancel()
-	rep, err := campaign.Progress(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, id)
-	switch {
-	case errors.Is(err, campaign.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no campaign "+id)
-	case err != nil:
-		s.cfg.Log.Warn().Err(err).Str("campaign", id).Msg("campaign progress unavailable")
-		unavailable(w, "PostgreSQL or Redis", time.Second)
-	default:
-		writeJSON(w, http.StatusOK, rep)
-	}
+	s.withRecord(w, r, "campaign", func(ctx context.Context, id string) (any, error) {
+		return campaign.Progress(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, id)
+	})
 }

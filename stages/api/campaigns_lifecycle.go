@@ -80,30 +80,16 @@ func isInteger(v []byte) bool {
 // is already done. Once it returns, no provider request of the campaign
 // starts later than campaign.CancelPoll.
 func (s *Server) cancelCampaign(w http.ResponseWriter, r *http.Request, _ []byte) {
-	id := r.PathValue("id")
-	if err := campaign.ValidateID(id); err != nil {
-		writeError(w, http.StatusNotFound, "no campaign "+id+": "+err.Error())
-		return
-	}
-	if s.cfg.DB == nil {
-		unavailable(w, "PostgreSQL (not configured)", time.Second)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
-	defer cancel()
-	rep, err := campaign.Cancel(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, id)
-	switch {
-	case errors.Is(err, campaign.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no campaign "+id)
-	case errors.Is(err, campaign.ErrFinished):
-		writeError(w, http.StatusConflict, "campaign "+id+" is already "+rep.State+": there is nothing left to cancel")
-	case err != nil:
-		s.cfg.Log.Warn().Err(err).Str("campaign", id).Msg("cancel not done")
-		unavailable(w, "PostgreSQL or Redis", time.Second)
-	default:
-		s.cfg.Log.Info().Str("campaign", id).Int64("sent", rep.Sent).Msg("campaign canceled")
-		writeJSON(w, http.StatusOK, rep)
-	}
+	s.withRecord(w, r, "campaign", func(ctx context.Context, id string) (any, error) {
+		rep, err := campaign.Cancel(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, id)
+		switch {
+		case errors.Is(err, campaign.ErrFinished):
+			return nil, conflictError{"campaign " + id + " is already " + rep.State + ": there is nothing left to cancel"}
+		case err == nil:
+			s.cfg.Log.Info().Str("campaign", id).Int64("sent", rep.Sent).Msg("campaign canceled")
+		}
+		return rep, err
+	})
 }
 
 // listCampaigns pages through campaigns, newest first:

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -80,49 +79,12 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 	if err == nil {
 		m, created, err = campaign.CreateMessage(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, m)
 	}
-	var verr *campaign.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		writeError(w, http.StatusBadRequest, verr.Error())
-	case errors.Is(err, campaign.ErrConflict):
-		writeError(w, http.StatusConflict, "id "+m.ID+" is already used for a different message or campaign; choose another id")
-	case errors.Is(err, campaign.ErrNotQueued):
-		s.cfg.Log.Warn().Err(err).Str("message", m.ID).Msg("message stored but not queued")
-		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": m.ID, "error": fmt.Sprintf(
-			"message %s is stored but could not be queued for sending; POST the same request with \"id\":%q again to send it: each user gets it once however often it is posted",
-			m.ID, m.ID)})
-	case err != nil:
-		s.cfg.Log.Warn().Err(err).Str("message", m.ID).Msg("message not created")
-		unavailable(w, "PostgreSQL or Redis", time.Second)
-	case created:
-		writeJSON(w, http.StatusAccepted, map[string]string{"id": m.ID})
-	default:
-		writeJSON(w, http.StatusOK, map[string]string{"id": m.ID})
-	}
+	s.answerCreated(w, "message", m.ID, http.StatusAccepted, created, err)
 }
 
 // getMessage reports a message's progress: GET /v1/messages/{id}.
 func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, _ []byte) {
-	id := r.PathValue("id")
-	if err := campaign.ValidateID(id); err != nil {
-		writeError(w, http.StatusNotFound, "no message "+id+": "+err.Error())
-		return
-	}
-	if s.cfg.DB == nil {
-		unavailable(w, "PostgreSQL (not configured)", time.Second)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
-	defer cancel()
-	rep, err := campaign.MessageProgress(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, id)
-	switch {
-	case errors.Is(err, campaign.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no message "+id)
-	case err != nil:
-		s.cfg.Log.Warn().Err(err).Str("message", id).Msg("message progress unavailable")
-		unavailable(w, "PostgreSQL or Redis", time.Second)
-	default:
-		writeJSON(w, http.StatusOK, rep)
-	}
+	s.withRecord(w, r, "message", func(ctx context.Context, id string) (any, error) {
+		return campaign.MessageProgress(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, id)
+	})
 }

@@ -1,0 +1,81 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+)
+
+// Campaigns and direct messages are both rows of pipeline/campaign; their
+// routes answer the same way. kind ("campaign", "message") names the record
+// in what the client reads and in the logs.
+
+// answerCreated answers a create of a record: 400 for invalid content, 409
+// for an id used by other content, 503 (with the id to post again) when the
+// row is stored but not queued, createdCode when created, 200 when the same
+// request was made before.
+func (s *Server) answerCreated(w http.ResponseWriter, kind, id string, createdCode int, created bool, err error) {
+	var verr *campaign.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		writeError(w, http.StatusBadRequest, verr.Error())
+	case errors.Is(err, campaign.ErrConflict):
+		writeError(w, http.StatusConflict, kind+" id "+id+" is already used for a different campaign or message; choose another id")
+	case errors.Is(err, campaign.ErrNotQueued):
+		// The row exists: the same id again queues it (Create queues a
+		// stored, unqueued row). A client that sent no id learns it here, or
+		// its retry would be a new record and this one would never start.
+		s.cfg.Log.Warn().Err(err).Str(kind, id).Msg(kind + " stored but not queued")
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": id, "error": fmt.Sprintf(
+			"%s %s is stored but could not be queued for sending (Redis or PostgreSQL failed); POST the same request with \"id\":%q again to start it: it is sent once however often it is posted",
+			kind, id, id)})
+	case err != nil:
+		s.cfg.Log.Warn().Err(err).Str(kind, id).Msg(kind + " not created")
+		unavailable(w, "PostgreSQL or Redis", time.Second)
+	case created:
+		writeJSON(w, createdCode, map[string]string{"id": id})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"id": id})
+	}
+}
+
+// withRecord runs fn for the record named by the path's {id}: 404 for an id
+// that cannot exist or does not, 503 when PostgreSQL or Redis fails, else
+// fn's answer as JSON with 200. conflict, when fn returns it, is answered
+// 409 with the error's text.
+func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string, fn func(ctx context.Context, id string) (any, error)) {
+	id := r.PathValue("id")
+	if err := campaign.ValidateID(id); err != nil {
+		writeError(w, http.StatusNotFound, "no "+kind+" "+id+": "+err.Error())
+		return
+	}
+	if s.cfg.DB == nil {
+		unavailable(w, "PostgreSQL (not configured)", time.Second)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
+	defer cancel()
+	rep, err := fn(ctx, id)
+	var conflict conflictError
+	switch {
+	case errors.Is(err, campaign.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no "+kind+" "+id)
+	case errors.As(err, &conflict):
+		writeError(w, http.StatusConflict, conflict.msg)
+	case err != nil:
+		s.cfg.Log.Warn().Err(err).Str(kind, id).Msg(kind + " unavailable")
+		unavailable(w, "PostgreSQL or Redis", time.Second)
+	default:
+		writeJSON(w, http.StatusOK, rep)
+	}
+}
+
+// conflictError is a request the record's state refuses (409).
+type conflictError struct{ msg string }
+
+func (e conflictError) Error() string { return e.msg }
