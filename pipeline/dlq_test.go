@@ -185,7 +185,7 @@ func TestDLQDropAndMalformedLetters(t *testing.T) {
 	q := pipeline.NewDLQ(c, keys)
 	// A dead letter pointing outside the deployment must never be retried.
 	evil := "not-ours:{p0}:deliver"
-	for _, origin := range []string{evil, keys.Stream("results", 0), keys.Stream(pipeline.StreamDeliver, 99)} {
+	for _, origin := range []string{evil, keys.Stream("nope", 0), keys.Stream(pipeline.StreamDeliver, 99)} {
 		if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: keys.DLQ(), Fields: []string{
 			pipeline.DLQStream, origin, pipeline.DLQID, "1-0", pipeline.DLQFields, `{"campaign":"bad","n":"x"}`}}); err != nil {
 			t.Fatal(err)

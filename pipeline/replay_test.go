@@ -262,7 +262,7 @@ func TestReplayRefusesWhatItCannotDo(t *testing.T) {
 		name string
 		give pipeline.ReplayOptions
 	}{
-		{"unknown stream", pipeline.ReplayOptions{Stream: "results"}},
+		{"unknown stream", pipeline.ReplayOptions{Stream: "nope"}},
 		{"dlq", pipeline.ReplayOptions{Stream: pipeline.StreamDLQ}},
 		{"force on ingest", pipeline.ReplayOptions{Stream: pipeline.StreamIngest, Force: true}},
 		{"force on campaigns", pipeline.ReplayOptions{Stream: pipeline.StreamCampaigns, Force: true}},

@@ -212,6 +212,12 @@ func TestSendCommand(t *testing.T) {
 		t.Helper()
 		// --allow-empty: the fixture has no devices or subscribers; this
 		// test is about what send stores.
+		// The stages here run in this process, which records no layout as
+		// a `pushpipe <stage>` does: record it, or send refuses the prefix
+		// once another test's layout is on this Redis.
+		if err := pipeline.CheckLayout(context.Background(), f.rdb, f.keys, true, "test"); err != nil {
+			t.Fatal(err)
+		}
 		cmd := exec.Command(bin, append([]string{"send", "--app", "com.example", "--channel", "a",
 			"--channel", "b:c", "--category", "news", "--title", "T", "--body", "B", "--ttl", "1h", "--allow-empty"}, args...)...)
 		cmd.Env = append(os.Environ(), "PUSHPIPE_REDIS_ADDR="+f.addrs, "PUSHPIPE_DATABASE_URL="+f.dbURL,
