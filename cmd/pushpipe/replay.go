@@ -85,37 +85,28 @@ func (c *ReplayCmd) resplit(g *Globals) error {
 	if c.Stream != "" || c.From != "" || c.To != "" || c.Force {
 		return errors.New("--resplit takes only --campaign: it re-runs the campaign from its source, not a window")
 	}
-	if err := campaignExists(g, c.Campaign); err != nil {
-		return err
-	}
-	rdb, err := g.RedisNow()
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	id, err := pipeline.Resplit(g.Context(), rdb, g.Keys(), c.Campaign)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("campaign %s appended to campaigns as %s: split re-cuts it from PostgreSQL; dedupe and sent marks suppress everyone already reached\n", c.Campaign, id)
-	return nil
-}
-
-// campaignExists checks the campaign row, so a typo does not send split an
-// entry it can only dead-letter.
-func campaignExists(g *Globals, id string) error {
 	db, err := g.DB(1)
 	if err != nil {
 		return fmt.Errorf("resplit reads the campaign from PostgreSQL: %w", err)
 	}
 	defer db.Close()
+	rdb, err := g.RedisNow()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(g.Context(), 10*time.Second)
 	defer cancel()
-	_, err = campaign.Load(ctx, db, id)
+	id, err := campaign.Resplit(ctx, rdb, db, g.Keys(), c.Campaign)
 	if errors.Is(err, campaign.ErrNotFound) {
-		return fmt.Errorf("campaign %s does not exist", id)
+		// A typo must not send split an entry it can only dead-letter.
+		return fmt.Errorf("campaign %s does not exist", c.Campaign)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	fmt.Printf("campaign %s appended to campaigns as %s: split re-cuts it from PostgreSQL; dedupe and sent marks suppress everyone already reached\n", c.Campaign, id)
+	return nil
 }
 
 func firstNonEmpty(a, b string) string {

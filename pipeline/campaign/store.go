@@ -131,15 +131,8 @@ func refused(err error) error {
 // the row queued. Each step waits for the previous one: on a cluster they go
 // to different nodes.
 func enqueue(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, c Campaign) error {
-	exp := c.ExpiresAt().UnixMilli()
-	hash := keys.Campaign(c.ID)
-	for _, res := range rdb.DoMulti(ctx,
-		rdb.B().Hset().Key(hash).FieldValue().FieldValue(HashExpiresMs, strconv.FormatInt(exp, 10)).Build(),
-		rdb.B().Pexpireat().Key(hash).MillisecondsTimestamp(CountersExpireMs(exp)).Build(),
-	) {
-		if err := res.Error(); err != nil {
-			return fmt.Errorf("queue campaign %q: %w", c.ID, err)
-		}
+	if err := publishExpiry(ctx, rdb, keys, c); err != nil {
+		return fmt.Errorf("queue campaign %q: %w", c.ID, err)
 	}
 	msg := startMessage(keys, c.ID)
 	if c.State == StateScheduled {
@@ -155,6 +148,39 @@ func enqueue(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pip
 		return fmt.Errorf("mark campaign %q queued: %w", c.ID, err)
 	}
 	return nil
+}
+
+// publishExpiry writes the campaign's expiry into its hash: dedupe refuses
+// entries of a campaign without it, and Progress takes a campaign without it
+// for one Redis lost.
+func publishExpiry(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, c Campaign) error {
+	exp := c.ExpiresAt().UnixMilli()
+	hash := keys.Campaign(c.ID)
+	for _, res := range rdb.DoMulti(ctx,
+		rdb.B().Hset().Key(hash).FieldValue().FieldValue(HashExpiresMs, strconv.FormatInt(exp, 10)).Build(),
+		rdb.B().Pexpireat().Key(hash).MillisecondsTimestamp(CountersExpireMs(exp)).Build(),
+	) {
+		if err := res.Error(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Resplit re-runs a campaign from PostgreSQL (after Redis lost its entries,
+// or everything): its expiry is published again, as at creation, then it is
+// appended to the campaigns stream (pipeline.Resplit). Split re-cuts it;
+// dedupe and the sent marks suppress everyone already reached. It returns
+// the new entry's id.
+func Resplit(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (string, error) {
+	c, err := Load(ctx, db, id)
+	if err != nil {
+		return "", err
+	}
+	if err := publishExpiry(ctx, rdb, keys, c); err != nil {
+		return "", fmt.Errorf("resplit %s: %w", id, err)
+	}
+	return pipeline.Resplit(ctx, rdb, keys, id)
 }
 
 // Load reads a campaign from PostgreSQL; ErrNotFound if there is none.
