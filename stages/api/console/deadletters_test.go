@@ -81,18 +81,18 @@ func TestDeadLetterRetryAndDrop(t *testing.T) {
 	first, second := letters[0].ID, letters[1].ID
 	b.run(chromedp.Navigate(b.url+"/ui/deadletters"),
 		waitJS(`document.querySelectorAll("#dead-letters tr[data-letter]").length === 2`),
-		chromedp.Click(chromedp.CSS(`a[href="/ui/deadletters/`+first+`"]`)),
+		clickJS(`a[href="/ui/deadletters/`+first+`"]`),
 		waitJS(`document.getElementById("retry") !== null`),
-		chromedp.Click(chromedp.ID("retry")),
+		clickJS("#retry"),
 		waitJS(`location.pathname === "/ui/deadletters" && document.querySelector("p.notice") !== null &&
 			document.querySelectorAll("#dead-letters tr[data-letter]").length === 1`),
 	)
 	if got := b.deliverLen(); got != before+1 {
 		t.Errorf("deliver stream holds %d entries after the retry, want %d", got, before+1)
 	}
-	b.run(chromedp.Click(chromedp.CSS(`tr[data-letter="`+second+`"] a.button`)),
+	b.run(clickJS(`tr[data-letter="`+second+`"] a.button`),
 		waitJS(`document.getElementById("confirm-drop") !== null`),
-		chromedp.Click(chromedp.ID("confirm-drop")),
+		clickJS("#confirm-drop"),
 		waitJS(`location.pathname === "/ui/deadletters" && document.querySelectorAll("#dead-letters tr[data-letter]").length === 0`),
 	)
 	if n, err := pipeline.NewDLQ(b.rdb, b.keys).Len(t.Context()); err != nil || n != 0 {

@@ -207,11 +207,15 @@ func (b *bed) run(actions ...chromedp.Action[chromedp.Void]) {
 // conditions, never sleeps. A navigation while it waits (a form posted, a
 // redirect) destroys the page's JavaScript context under the poll; it then
 // polls again in the new page.
+//
+// An expression that throws counts as false: between a click and the page
+// it leads to, the old page is still there, without the new one's elements.
 func waitJS(expr string) chromedp.Action[chromedp.Void] {
+	safe := "(() => { try { return (" + expr + "); } catch (e) { return false; } })()"
 	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 		deadline := time.Now().Add(3 * time.Minute)
 		for {
-			_, err := chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond),
+			_, err := chromedp.Poll[chromedp.Void](safe, chromedp.WithPollingInterval(50*time.Millisecond),
 				chromedp.WithPollingTimeout(time.Until(deadline)))(ctx, t)
 			if err == nil || ctx.Err() != nil || time.Now().After(deadline) || !contextGone(err) {
 				if err != nil {
@@ -264,11 +268,9 @@ func js[T any](b *bed, expr string) T {
 // text is an element's text.
 func (b *bed) text(sel string) string {
 	b.t.Helper()
-	s, err := chromedp.Run(b.tab, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		b.t.Fatalf("text of %s: %v", sel, err)
-	}
-	return s
+	// Read in the page in one evaluation: a node id chromedp resolved can
+	// be gone by the time it asks for its text (the page swaps parts).
+	return js[string](b, fmt.Sprintf(`(document.querySelector(%q) || {innerText: ""}).innerText`, sel))
 }
 
 // cookies are the tab's cookies for the console.
@@ -279,4 +281,13 @@ func (b *bed) cookies() []*network.Cookie {
 		b.t.Fatal(err)
 	}
 	return res.Cookies
+}
+
+// clickJS clicks the first element matching the CSS selector sel, found and
+// clicked in one evaluation in the page: the live pages swap parts of
+// themselves every second (htmx), so a node chromedp found can be gone by the
+// time it clicks it ("Could not find node with given id"). The click runs
+// after the evaluation returns, so a click that navigates is not repeated.
+func clickJS(sel string) chromedp.Action[chromedp.Void] {
+	return waitJS(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; setTimeout(() => e.click(), 0); return true })()`, sel))
 }

@@ -42,7 +42,7 @@ func TestSignIn(t *testing.T) {
 	// The console's API data needs the session: the API's bearer routes
 	// do not accept the cookie, and the console does not accept a bearer.
 	old := c.Value
-	b.run(chromedp.Click(chromedp.CSS(".signout button")),
+	b.run(clickJS(".signout button"),
 		waitJS(`location.pathname === "/ui/signin"`))
 	if n := len(b.cookies()); n != 0 {
 		t.Errorf("%d cookies after sign-out", n)
