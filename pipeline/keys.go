@@ -117,6 +117,15 @@ func (k Keys) Stats(p int, campaign string) string {
 	return k.Prefix + ":" + k.Tag(p) + ":stats:" + campaign
 }
 
+// Reasons is a campaign's hash, in partition p, of why its devices ended
+// failed or invalid: field the reason (the provider's, or deliver's own such
+// as "no credentials"), value how many devices. deliver counts a device in
+// the same script that marks it, once; readers sum it over the partitions
+// (campaign.Reasons).
+func (k Keys) Reasons(p int, campaign string) string {
+	return k.Prefix + ":" + k.Tag(p) + ":reasons:" + campaign
+}
+
 // Campaign is the hash of a campaign's progress counters.
 func (k Keys) Campaign(id string) string { return k.Prefix + ":{c" + id + "}:campaign" }
 
