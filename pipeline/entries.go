@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // FieldRounds on a deliver entry is the number of send rounds its users had
@@ -11,19 +12,46 @@ import (
 // (Batch.EmitAt), so a user's attempts are counted across them.
 const FieldRounds = "rounds"
 
+// FieldTokens on a deliver entry carries a message's raw tokens instead of
+// users (EncodeTokens).
+const FieldTokens = "tokens"
+
 // DeliverEntry is one entry of the deliver stream: users of one campaign, all
-// in the entry's partition. Dedupe's script writes the same fields in Lua
-// (stages/dedupe/script.go), deliver writes retries with Fields and reads
+// in the entry's partition, or the raw tokens of a message (Tokens, then
+// Users is empty). Dedupe's script writes the same fields in Lua
+// (stages/dedupe/script.go), the API writes raw-token entries
+// (campaign.CreateMessage), deliver writes retries with Fields and reads
 // every entry with ParseDeliverEntry.
 type DeliverEntry struct {
 	Campaign string
-	Users    []int64 // ascending
-	Force    bool    // FieldForce: send even to devices marked done
-	Rounds   int     // FieldRounds
+	Users    []int64    // ascending
+	Tokens   []RawToken // ascending by ID; a raw-token entry has no Users
+	Force    bool       // FieldForce: send even to devices marked done
+	Rounds   int        // FieldRounds
+}
+
+// RawToken is a device a message names by its token rather than by its
+// user: it has no row in the registry, so ID stands in for the device id
+// that keys its sent mark. IDs are unique within the message (its 1-based
+// position in the message's token list) and positive.
+type RawToken struct {
+	ID       int64
+	Platform string // "ios" or "android"
+	Token    string
 }
 
 // Fields encodes e for Emit.
 func (e DeliverEntry) Fields() []string {
+	if len(e.Tokens) > 0 {
+		f := []string{FieldCampaign, e.Campaign, FieldTokens, EncodeTokens(e.Tokens)}
+		if e.Force {
+			f = append(f, FieldForce, "1")
+		}
+		if e.Rounds > 0 {
+			f = append(f, FieldRounds, strconv.Itoa(e.Rounds))
+		}
+		return f
+	}
 	f := []string{FieldCampaign, e.Campaign, FieldUsers, EncodeIDs(e.Users)}
 	if e.Force {
 		f = append(f, FieldForce, "1")
@@ -41,17 +69,63 @@ func ParseDeliverEntry(f map[string]string) (DeliverEntry, error) {
 	if e.Campaign == "" {
 		return e, errors.New("deliver entry without a campaign")
 	}
-	users, err := DecodeIDs(f[FieldUsers])
-	if err != nil {
+	var err error
+	if raw, ok := f[FieldTokens]; ok {
+		if e.Tokens, err = DecodeTokens(raw); err != nil {
+			return e, fmt.Errorf("deliver entry tokens: %w", err)
+		}
+	} else if e.Users, err = DecodeIDs(f[FieldUsers]); err != nil {
 		return e, fmt.Errorf("deliver entry users: %w", err)
 	}
-	e.Users = users
 	if r, ok := f[FieldRounds]; ok {
 		if e.Rounds, err = strconv.Atoi(r); err != nil || e.Rounds < 0 {
 			return e, fmt.Errorf("deliver entry rounds %q: not a count", r)
 		}
 	}
 	return e, nil
+}
+
+// EncodeTokens packs raw tokens as lines of "id platform token": neither a
+// platform nor a valid token (hex, or FCM's [A-Za-z0-9_:.-]) holds a space
+// or a newline.
+func EncodeTokens(ts []RawToken) string {
+	var b strings.Builder
+	for i, t := range ts {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(strconv.FormatInt(t.ID, 10))
+		b.WriteByte(' ')
+		b.WriteString(t.Platform)
+		b.WriteByte(' ')
+		b.WriteString(t.Token)
+	}
+	return b.String()
+}
+
+// DecodeTokens reverses EncodeTokens, checking what deliver relies on: at
+// least one token, ids positive and strictly ascending, a platform and a
+// token on every line. The token's format is the provider's to judge.
+func DecodeTokens(s string) ([]RawToken, error) {
+	if s == "" {
+		return nil, errors.New("no tokens")
+	}
+	lines := strings.Split(s, "\n")
+	out := make([]RawToken, len(lines))
+	var prev int64
+	for i, line := range lines {
+		id, rest, ok1 := strings.Cut(line, " ")
+		platform, token, ok2 := strings.Cut(rest, " ")
+		n, err := strconv.ParseInt(id, 10, 64)
+		switch {
+		case !ok1 || !ok2 || platform == "" || token == "":
+			return nil, fmt.Errorf("token %d: want \"id platform token\", got %q", i, line)
+		case err != nil || n <= prev:
+			return nil, fmt.Errorf("token %d: id %q: %w", i, id, ErrIDOrder)
+		}
+		out[i], prev = RawToken{ID: n, Platform: platform, Token: token}, n
+	}
+	return out, nil
 }
 
 // RangeEntry is one entry of the ranges stream: subscribers of one channel

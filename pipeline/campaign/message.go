@@ -16,17 +16,20 @@ import (
 )
 
 // Message is a direct message: one notification to listed users, every
-// active device of each, each user once. It is stored as a campaign row of
-// kind "message" (one owner for the table, and deliver reads its content by
-// id as any campaign's), so message and campaign ids share one namespace: a
-// message id that names a campaign is a conflict.
+// active device of each, each user once; or to listed raw tokens, each once.
+// It is stored as a campaign row of kind "message" (one owner for the table,
+// and deliver reads its content by id as any campaign's), so message and
+// campaign ids share one namespace: a message id that names a campaign is a
+// conflict.
 //
 // A message skips split and resolve: CreateMessage appends its users,
 // grouped by partition, to dedupe's stream of its lane, so the dedupe and
-// sent marks make it exactly-once per (message, user) as for campaigns.
+// sent marks make it exactly-once per (message, user) as for campaigns. A
+// message to raw tokens goes straight to deliver (enqueueTokens).
 type Message struct {
 	Campaign         // content and Priority (high by default); Channels is always empty
 	Users    []int64 // ascending, each once (Normalize)
+	Tokens   []Token // or these, each once, in the order given (Normalize)
 }
 
 // Kinds of campaign rows.
@@ -42,16 +45,27 @@ const MaxMessageUsers = 10_000
 var ErrTooManyUsers = errors.New("too many users")
 
 // HashMessageUsers is a field of keys.Campaign(id) for a message: how many
-// users it lists. Dedupe has read every one of them once its "in" counter
-// reaches it.
+// users (or raw tokens) it lists. Dedupe has read every one of them once its
+// "in" counter reaches it (for tokens, enqueueTokens sets "in" itself).
 const HashMessageUsers = "message_users"
 
 // Normalize fills the defaults (id, TTL, priority), sorts the users and
 // drops repeats, and validates every field: a *ValidationError naming the
-// field, or ErrTooManyUsers.
+// field, ErrTooManyUsers or ErrTooManyTokens.
 func (m *Message) Normalize() error {
-	if len(m.Users) == 0 {
-		return invalid("users: at least one user id is required, e.g. [42, 1001]")
+	switch {
+	case len(m.Users) > 0 && len(m.Tokens) > 0:
+		return invalid("users, tokens: a message lists users or raw tokens, not both; send two messages")
+	case len(m.Tokens) > 0:
+		m.Users = nil
+		if err := m.normalizeTokens(); err != nil {
+			return err
+		}
+		return m.normalizeRest()
+	case len(m.Users) == 0 && m.Tokens != nil:
+		return invalid(`tokens: at least one token is required, e.g. [{"platform": "ios", "token": "..."}]`)
+	case len(m.Users) == 0:
+		return invalid(`users: at least one user id is required, e.g. [42, 1001]; or "tokens" to send to raw device tokens`)
 	}
 	if len(m.Users) > MaxMessageUsers {
 		return fmt.Errorf("users: at most %d per message, got %d: %w", MaxMessageUsers, len(m.Users), ErrTooManyUsers)
@@ -64,6 +78,12 @@ func (m *Message) Normalize() error {
 	m.Users = slices.Clone(m.Users)
 	slices.Sort(m.Users)
 	m.Users = slices.Compact(m.Users)
+	m.Tokens = nil
+	return m.normalizeRest()
+}
+
+// normalizeRest fills and checks what users and tokens messages share.
+func (m *Message) normalizeRest() error {
 	if m.Priority == "" {
 		m.Priority = pipeline.PriorityHigh
 	}
@@ -87,21 +107,22 @@ func CreateMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, ke
 		data = []byte("{}")
 	}
 	ttl := int64(m.TTL / time.Second)
+	tokens := storedTokens(m.Tokens)
 	err := db.QueryRow(ctx, `
-		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, kind, users, priority)
-		VALUES ($1, $2, '{}', $3, $4, $5, $6::jsonb, $7, 'message', $8, $9)
+		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, kind, users, priority, tokens)
+		VALUES ($1, $2, '{}', $3, $4, $5, $6::jsonb, $7, 'message', $8, $9, $10)
 		ON CONFLICT (id) DO NOTHING
 		RETURNING created_at`,
-		m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority).Scan(&m.CreatedAt)
+		m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority, tokens).Scan(&m.CreatedAt)
 	queued := false
 	if errors.Is(err, pgx.ErrNoRows) {
 		var same bool
 		err = db.QueryRow(ctx, `
 			SELECT created_at, queued_at IS NOT NULL,
-			       (kind, app, category, title, body, data, ttl_seconds, users, priority) =
-			       ('message', $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
+			       (kind, app, category, title, body, data, ttl_seconds, users, priority, tokens) IS NOT DISTINCT FROM
+			       ('message', $2, $3, $4, $5, $6::jsonb, $7, $8::bigint[], $9, $10::text[])
 			FROM campaigns WHERE id = $1`,
-			m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority).Scan(&m.CreatedAt, &queued, &same)
+			m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority, tokens).Scan(&m.CreatedAt, &queued, &same)
 		if err == nil && !same {
 			return m, false, fmt.Errorf("message %q: %w", m.ID, ErrConflict)
 		}
@@ -131,12 +152,18 @@ func enqueueMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, k
 	hash := keys.Campaign(m.ID)
 	for _, res := range rdb.DoMulti(ctx,
 		rdb.B().Hset().Key(hash).FieldValue().FieldValue(HashExpiresMs, strconv.FormatInt(exp, 10)).
-			FieldValue(HashMessageUsers, strconv.Itoa(len(m.Users))).Build(),
+			FieldValue(HashMessageUsers, strconv.Itoa(len(m.Users)+len(m.Tokens))).Build(),
 		rdb.B().Pexpireat().Key(hash).MillisecondsTimestamp(CountersExpireMs(exp)).Build(),
 	) {
 		if err := res.Error(); err != nil {
 			return fmt.Errorf("queue message %q: %w", m.ID, err)
 		}
+	}
+	if len(m.Tokens) > 0 {
+		if err := enqueueTokens(ctx, rdb, keys, m); err != nil {
+			return err
+		}
+		return markQueued(ctx, db, m.ID)
 	}
 	muted, err := mutedUsers(ctx, rdb, keys, m.Users, m.Category)
 	if err != nil {
@@ -166,8 +193,14 @@ func enqueueMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, k
 	if _, err := pipeline.Emit(ctx, rdb, msgs...); err != nil {
 		return fmt.Errorf("queue message %q: %w", m.ID, err)
 	}
-	if _, err := db.Exec(ctx, `UPDATE campaigns SET queued_at = now() WHERE id = $1 AND queued_at IS NULL`, m.ID); err != nil {
-		return fmt.Errorf("mark message %q queued: %w", m.ID, err)
+	return markQueued(ctx, db, m.ID)
+}
+
+// markQueued records that a message's entries are appended: the same
+// request again sends nothing new.
+func markQueued(ctx context.Context, db *pgxpool.Pool, id string) error {
+	if _, err := db.Exec(ctx, `UPDATE campaigns SET queued_at = now() WHERE id = $1 AND queued_at IS NULL`, id); err != nil {
+		return fmt.Errorf("mark message %q queued: %w", id, err)
 	}
 	return nil
 }

@@ -29,7 +29,9 @@ type tokenRequest struct {
 // postMessage sends a direct message: POST /v1/messages → 202 {"id"}; the
 // same id and content again → 200 {"id"} and nothing new is sent; the same
 // id with other content → 409. The message rides the express lane unless
-// its priority is "normal".
+// its priority is "normal". It lists users (1–10,000) or raw tokens
+// (1–1,000), never both: too many is 413, none, both or a malformed one 400
+// naming it; an app the API does not know is 422.
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req messageRequest
 	if !decode(w, body, &req) {
@@ -39,13 +41,11 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 	case req.Notification == nil:
 		writeError(w, http.StatusBadRequest, `notification: is required, e.g. {"title": "...", "body": "..."}`)
 		return
-	case len(req.Tokens) > 0:
-		// Raw tokens need deliver entries that carry tokens instead of
-		// users: not built yet. Said plainly rather than accepted and lost.
-		writeError(w, http.StatusNotImplemented, "tokens: messages to raw tokens are not supported yet; register the devices with a user id and send to users")
-		return
 	case len(req.Users) > campaign.MaxMessageUsers:
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("users: a message lists at most %d users, got %d; split it", campaign.MaxMessageUsers, len(req.Users)))
+		return
+	case len(req.Tokens) > campaign.MaxMessageTokens:
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("tokens: a message lists at most %d raw tokens, got %d; split it", campaign.MaxMessageTokens, len(req.Tokens)))
 		return
 	}
 	if max := int64(campaign.MaxTTL / time.Second); req.TTLSeconds < 0 || req.TTLSeconds > max {
@@ -64,8 +64,20 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 		},
 		Users: req.Users,
 	}
+	if req.Tokens != nil {
+		m.Tokens = make([]campaign.Token, len(req.Tokens))
+		for i, t := range req.Tokens {
+			m.Tokens[i] = campaign.Token{Platform: t.Platform, Token: t.Token}
+		}
+	}
 	if err := m.Normalize(); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	// After the request's own checks, as for campaigns: a malformed
+	// request is 400 whatever its app.
+	if !s.knownApp(m.App) {
+		writeError(w, http.StatusUnprocessableEntity, unknownApp(m.App))
 		return
 	}
 	if s.cfg.DB == nil {

@@ -126,7 +126,8 @@ func TestMessageValidation(t *testing.T) {
 		{"no app", `{"users":[1],` + note + `}`, 400, "app"},
 		{"bad id", `{"id":"a b","app":"com.example.chat","users":[1],` + note + `}`, 400, "id"},
 		{"unknown field", `{"app":"com.example.chat","users":[1],"channels":["x"],` + note + `}`, 400, "channels"},
-		{"raw tokens", `{"app":"com.example.chat","tokens":[{"platform":"ios","token":"ab"}],` + note + `}`, 501, "tokens"},
+		{"short ios token", `{"app":"com.example.chat","tokens":[{"platform":"ios","token":"ab"}],` + note + `}`, 400, "tokens[0].token"},
+		{"users and tokens", `{"app":"com.example.chat","users":[1],"tokens":[{"platform":"android","token":"ab"}],` + note + `}`, 400, "not both"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

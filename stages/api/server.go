@@ -116,7 +116,7 @@ const (
 	deviceBody      = 8 << 10   // one device: under 1 KB at every field's limit
 	preferencesBody = 512 << 10 // 2 × 1000 names of up to 128 characters
 	campaignBody    = 64 << 10  // a notification rendering to at most 4 KB, 100 channels
-	messageBody     = 512 << 10 // the notification and 10,000 user ids of up to 20 digits
+	messageBody     = 640 << 10 // the notification and 10,000 user ids of up to 20 digits, or 1,000 tokens of up to 512 characters
 )
 
 // routes is the whole API surface in one place; every endpoint is

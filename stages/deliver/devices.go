@@ -18,6 +18,7 @@ type device struct {
 	token    string
 	id       int64  // its bit in the campaign's sent marks (see bitmaps.go)
 	locale   string // picks the campaign's text (campaign.notification)
+	raw      bool   // a message's raw token: no registry row, user 0 (rawtokens.go)
 }
 
 func platformOf(p devices.Platform) push.Platform {

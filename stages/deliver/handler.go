@@ -99,10 +99,14 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			return err
 		}
 		ok[i] = parsed{c, de}
-		n += len(de.Users)
+		n += len(de.Users) + len(de.Tokens)
 	}
 	targets := make([]target, 0, n)
 	for i, p := range ok {
+		if len(p.e.Tokens) > 0 {
+			targets = append(targets, rawTargets(p.c, p.e, i)...)
+			continue
+		}
 		for _, u := range p.e.Users {
 			targets = append(targets, target{c: p.c, user: u, force: p.e.Force, rounds: p.e.Rounds, entry: i})
 		}
@@ -158,11 +162,13 @@ type retryGroup struct {
 	delay time.Duration
 }
 
-// deadUsers are users of one entry and campaign out of attempts.
+// deadUsers are users (or raw tokens) of one entry and campaign out of
+// attempts.
 type deadUsers struct {
 	entry    int
 	c        *campaign
 	users    []int64
+	tokens   []pipeline.RawToken
 	reason   string
 	attempts int
 }
@@ -192,7 +198,11 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 				rg = &retryGroup{entry: t.entry, e: pipeline.DeliverEntry{Campaign: t.c.ID, Force: t.force, Rounds: rounds}}
 				retries[g] = rg
 			}
-			rg.e.Users = append(rg.e.Users, t.user)
+			if t.raw != nil {
+				rg.e.Tokens = append(rg.e.Tokens, t.rawToken())
+			} else {
+				rg.e.Users = append(rg.e.Users, t.user)
+			}
 			rg.delay = max(rg.delay, h.backoff(rounds, r.retryAfter))
 			h.metrics.retries.Inc()
 		default:
@@ -202,12 +212,17 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 				du = &deadUsers{entry: t.entry, c: t.c}
 				dead[g] = du
 			}
-			du.users = append(du.users, t.user)
+			if t.raw != nil {
+				du.tokens = append(du.tokens, t.rawToken())
+			} else {
+				du.users = append(du.users, t.user)
+			}
 			du.reason, du.attempts = r.reason, rounds
 		}
 	}
 	for _, rg := range retries {
 		slices.Sort(rg.e.Users)
+		slices.SortFunc(rg.e.Tokens, byTokenID)
 		s.retries = append(s.retries, *rg)
 	}
 	for _, du := range dead {
@@ -225,9 +240,18 @@ func (s settlement) record(b *pipeline.Batch) {
 		b.EmitAt(now.Add(rg.delay), b.Stream, rg.e.Fields()...)
 	}
 	for _, du := range s.dead {
-		slices.Sort(du.users)
-		b.DeadLetterPart(du.entry, fmt.Errorf("%d users still failing after %d attempts: %s", len(du.users), du.attempts, du.reason),
-			du.attempts, map[string]string{pipeline.FieldCampaign: du.c.ID, pipeline.FieldUsers: pipeline.EncodeIDs(du.users)})
+		fields := map[string]string{pipeline.FieldCampaign: du.c.ID}
+		n, what := len(du.users), "users"
+		if len(du.tokens) > 0 {
+			slices.SortFunc(du.tokens, byTokenID)
+			fields[pipeline.FieldTokens] = pipeline.EncodeTokens(du.tokens)
+			n, what = len(du.tokens), "raw tokens"
+		} else {
+			slices.Sort(du.users)
+			fields[pipeline.FieldUsers] = pipeline.EncodeIDs(du.users)
+		}
+		b.DeadLetterPart(du.entry, fmt.Errorf("%d %s still failing after %d attempts: %s", n, what, du.attempts, du.reason),
+			du.attempts, fields)
 	}
 }
 

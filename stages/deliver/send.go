@@ -26,6 +26,9 @@ type target struct {
 	// still keep every device counted once.
 	force bool
 	entry int // index of its entry in the batch (stream targets)
+	// raw is a message's raw token (rawtokens.go): the target's one device,
+	// not looked up; user is then its id within the message.
+	raw *device
 }
 
 // userResult is what became of a target's devices in one round.
@@ -120,17 +123,21 @@ var errBatchLost = errors.New("batch no longer ours; left to its new owner")
 // devices of targets[i] are the window out[i].
 func (h *Handler) devicesOf(ctx context.Context, targets []target) ([][]device, error) {
 	users := map[string][]int64{}
-	for _, t := range targets {
+	out := make([][]device, len(targets))
+	for i, t := range targets {
+		if t.raw != nil {
+			out[i] = []device{*t.raw}
+			continue
+		}
 		users[t.c.App] = append(users[t.c.App], t.user)
 	}
-	out := make([][]device, len(targets))
 	for app, ids := range users {
 		ds, err := loadDevices(ctx, h.db, app, ids)
 		if err != nil {
 			return nil, err
 		}
 		for i, t := range targets {
-			if t.c.App == app {
+			if t.c.App == app && t.raw == nil {
 				out[i] = devicesOfUser(ds, t.user)
 			}
 		}
@@ -421,6 +428,9 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 // APNs's timestamp when it gave one: ingest applies it only if the device was
 // not registered again after that time.
 func (h *Handler) invalidate(ctx context.Context, app string, d device, res push.Result, emit emitFunc) error {
+	if d.raw {
+		return nil // a raw token is not the registry's: rawtokens.go says why
+	}
 	at := res.InvalidSince
 	if at.IsZero() {
 		at = time.Now()

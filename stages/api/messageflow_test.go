@@ -1,0 +1,242 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
+	"github.com/pushpipe/pushpipe/stages/dedupe"
+	"github.com/pushpipe/pushpipe/stages/deliver"
+	"github.com/pushpipe/pushpipe/stages/deliver/apns"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/fcm"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
+)
+
+// flowApp is the one app the message flow's API knows.
+const flowApp = "com.example.chat"
+
+// messageFlow is a direct message's whole path in this process: the API,
+// dedupe and deliver (their runners, both lanes) on one Redis (standalone
+// or cluster) and PostgreSQL, sending through the real APNs and FCM clients
+// to a fake provider.
+type messageFlow struct {
+	*deviceAPI
+	fake *fakeprovider.Server
+}
+
+func newMessageFlow(t *testing.T, redisAddr string) *messageFlow {
+	t.Helper()
+	rdb, err := pipeline.NewRedis(redisAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	url := pipelinetest.DatabaseT(t, env.Postgres)
+	if err := schema.Migrate(t.Context(), url); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 8)
+	srv := httptest.NewServer(New(Config{Redis: rdb, DB: db, Keys: keys, Log: zerolog.Nop(), Auth: Auth{AdminToken: "op"},
+		KnownApp: func(app string) bool { return app == flowApp }}))
+	t.Cleanup(srv.Close)
+	f := &messageFlow{deviceAPI: &deviceAPI{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db},
+		fake: fakeprovider.Start(t, fakeprovider.Options{})}
+
+	ios, err := apns.New(apns.Config{KeyFile: fakeprovider.WriteP8(t), KeyID: "KEYID12345", TeamID: "TEAMID1234",
+		Topic: flowApp, Host: f.fake.URL(), RootCAs: f.fake.CertPool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ios.Close)
+	android, err := fcm.New(t.Context(), fcm.Config{Project: "test-project", Endpoint: f.fake.URL() + "/v1", RootCAs: f.fake.CertPool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(android.Close)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	dh, err := deliver.New(deliver.Config{Redis: rdb, DB: db, Keys: keys, Log: log, TPS: 1000, RetryBase: 20 * time.Millisecond,
+		Senders: map[push.Platform]push.Sender{push.IOS: ios, push.Android: android}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.run("dedupe", pipeline.StreamDedupe, dedupe.New(dedupe.Config{Redis: rdb, Keys: keys, Log: log}), log)
+	f.run("deliver", pipeline.StreamDeliver, dh, log)
+	return f
+}
+
+// run serves a stage's stream, both lanes, until the test ends.
+func (f *messageFlow) run(name, stream string, h pipeline.Handler, log zerolog.Logger) {
+	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: name, Stream: stream, Express: true,
+		Concurrency: 2, BatchSize: 20, Block: 100 * time.Millisecond, ClaimIdle: 10 * time.Second, ShutdownTimeout: 5 * time.Second}, h, log, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	f.t.Cleanup(func() { cancel(); <-done })
+}
+
+// seed writes devices straight into PostgreSQL: (user, platform, token,
+// state), state 1 a deleted device.
+func (f *messageFlow) seed(rows [][4]any) {
+	f.t.Helper()
+	for _, r := range rows {
+		if _, err := f.db.Exec(context.Background(), `INSERT INTO devices (app, user_id, platform, token, state, event_at)
+			VALUES ($1, $2, $3, $4, $5, now())`, flowApp, r[0], r[1], r[2], r[3]); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+// reached is how many times each token received the message (receipts with
+// its collapse id).
+func (f *messageFlow) reached(id string) map[string]int {
+	out := map[string]int{}
+	for _, r := range f.fake.Receipts() {
+		if r.CollapseID == id {
+			out[r.Token]++
+		}
+	}
+	return out
+}
+
+func flowIOS(n int) string     { return fmt.Sprintf("%064x", 0xf10e000+n) }
+func flowAndroid(n int) string { return fmt.Sprintf("fcm%d:APA91bflow-%d", n, n) }
+
+// TestMessagesEndToEnd sends direct messages through the API, dedupe and
+// deliver, on standalone Redis and a 3-master cluster: each listed user
+// once, every active device of each once, with the message's collapse id;
+// muted users skipped, unknown ones counted and harmless; raw tokens of
+// both platforms once each; the same id again is 200 and sends nothing,
+// other content 409; what can never be sent is refused before anything
+// is stored.
+func TestMessagesEndToEnd(t *testing.T) {
+	redis := map[string]func(t *testing.T) string{
+		"standalone": func(*testing.T) string { return env.Redis.Addr },
+		"cluster":    func(t *testing.T) string { return strings.Join(pipelinetest.ClusterT(t).Addrs, ",") },
+	}
+	for _, name := range []string{"standalone", "cluster"} {
+		t.Run(name, func(t *testing.T) { testMessages(t, redis[name](t)) })
+	}
+}
+
+func testMessages(t *testing.T, redisAddr string) {
+	f := newMessageFlow(t, redisAddr)
+	// 2001: one device; 2002: three, both platforms; 2003: none active (a
+	// deleted one); 2004: one, muted "chat"; 999999: unknown.
+	f.seed([][4]any{
+		{2001, 1, flowIOS(1), 0},
+		{2002, 1, flowIOS(2), 0}, {2002, 1, flowIOS(3), 0}, {2002, 2, flowAndroid(4), 0},
+		{2003, 2, flowAndroid(5), 1},
+		{2004, 2, flowAndroid(6), 0},
+	})
+	if r := f.do("PUT", "/v1/users/2004/preferences", `{"muted_categories":["chat"]}`, "op"); r.status != http.StatusNoContent {
+		t.Fatalf("preferences: %d %s", r.status, r.body)
+	}
+	users := `"users":[2002,2001,999999,2003,2004,2002,2001]`
+	tokens := fmt.Sprintf(`"tokens":[{"platform":"ios","token":%q},{"platform":"android","token":%q},{"platform":"ios","token":%q}]`,
+		flowIOS(90), flowAndroid(91), flowIOS(90))
+	msg := func(id, list, text string) string {
+		return fmt.Sprintf(`{"id":%q,"app":%q,%s,"category":"chat","notification":{"title":"Ann","body":%q}}`, id, flowApp, list, text)
+	}
+	many := func(n int, item func(i int) string) string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = item(i)
+		}
+		return strings.Join(out, ",")
+	}
+	note := `"notification":{"body":"x"}`
+	tests := []struct {
+		name, body string
+		status     int
+		say        string                 // in the error, when refused
+		want       map[string]int         // tokens reached, when accepted: each once
+		report     campaign.MessageReport // targets, muted, sent
+	}{
+		{name: "users: repeats, 0, 1 and 3 devices, muted, unknown", body: msg("m-users", users, "hi"), status: http.StatusAccepted,
+			want:   map[string]int{flowIOS(1): 1, flowIOS(2): 1, flowIOS(3): 1, flowAndroid(4): 1},
+			report: campaign.MessageReport{Targets: 4, Muted: 1, Sent: 4}},
+		{name: "raw tokens of both platforms, one repeated", body: msg("m-tokens", tokens, "hi"), status: http.StatusAccepted,
+			want:   map[string]int{flowIOS(90): 1, flowAndroid(91): 1},
+			report: campaign.MessageReport{Targets: 2, Sent: 2}},
+		{name: "same id, same content", body: msg("m-users", users, "hi"), status: http.StatusOK},
+		{name: "same id, same tokens", body: msg("m-tokens", tokens, "hi"), status: http.StatusOK},
+		{name: "same id, other text", body: msg("m-users", users, "bye"), status: http.StatusConflict, say: "m-users"},
+		{name: "same id, other users", body: msg("m-users", `"users":[2001]`, "hi"), status: http.StatusConflict, say: "m-users"},
+		{name: "same id, tokens instead of users", body: msg("m-users", tokens, "hi"), status: http.StatusConflict, say: "m-users"},
+		{name: "same id, other tokens", body: msg("m-tokens", `"tokens":[{"platform":"ios","token":"`+flowIOS(90)+`"}]`, "hi"), status: http.StatusConflict, say: "m-tokens"},
+		{name: "10,001 users", body: msg("m-big", `"users":[`+many(10_001, func(i int) string { return strconv.Itoa(i + 1) })+`]`, "x"),
+			status: http.StatusRequestEntityTooLarge, say: "at most 10000 users"},
+		{name: "1,001 tokens", body: msg("m-big", `"tokens":[`+many(1001, func(i int) string { return fmt.Sprintf(`{"platform":"ios","token":%q}`, flowIOS(i)) })+`]`, "x"),
+			status: http.StatusRequestEntityTooLarge, say: "at most 1000 raw tokens"},
+		{name: "empty users", body: `{"app":"` + flowApp + `","users":[],` + note + `}`, status: http.StatusBadRequest, say: "users: at least one"},
+		{name: "empty tokens", body: `{"app":"` + flowApp + `","tokens":[],` + note + `}`, status: http.StatusBadRequest, say: "tokens: at least one"},
+		{name: "neither users nor tokens", body: `{"app":"` + flowApp + `",` + note + `}`, status: http.StatusBadRequest, say: "users: at least one"},
+		{name: "users and tokens", body: msg("m-both", `"users":[1],`+tokens, "x"), status: http.StatusBadRequest, say: "not both"},
+		{name: "bad platform", body: msg("m-bad", `"tokens":[{"platform":"ios","token":"`+flowIOS(1)+`"},{"platform":"web","token":"abc"}]`, "x"),
+			status: http.StatusBadRequest, say: "tokens[1].platform"},
+		{name: "bad ios token", body: msg("m-bad", `"tokens":[{"platform":"ios","token":"xyz"}]`, "x"), status: http.StatusBadRequest, say: "tokens[0].token"},
+		{name: "bad android token", body: msg("m-bad", `"tokens":[{"platform":"android","token":"a b"}]`, "x"), status: http.StatusBadRequest, say: "tokens[0].token"},
+		{name: "unknown app", body: `{"app":"com.example.other","users":[2001],` + note + `}`, status: http.StatusUnprocessableEntity, say: "com.example.other"},
+		{name: "unknown app, raw tokens", body: `{"app":"com.example.other",` + tokens + `,` + note + `}`, status: http.StatusUnprocessableEntity, say: "com.example.other"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.do("POST", "/v1/messages", tt.body, "op")
+			if r.status != tt.status || tt.say != "" && !strings.Contains(r.error(), tt.say) {
+				t.Fatalf("got %d %s, want %d naming %q", r.status, r.body, tt.status, tt.say)
+			}
+			if tt.want == nil {
+				return
+			}
+			var id struct{ ID string }
+			json.Unmarshal([]byte(r.body), &id)
+			var rep campaign.MessageReport
+			pipelinetest.Eventually(t, 30*time.Second, "message "+id.ID+" done", func() bool {
+				g := f.do("GET", "/v1/messages/"+id.ID, "", "op")
+				return json.Unmarshal([]byte(g.body), &rep) == nil && rep.State == campaign.MessageDone
+			})
+			if rep.Targets != tt.report.Targets || rep.Muted != tt.report.Muted || rep.Sent != tt.report.Sent ||
+				rep.Failed != 0 || rep.InvalidTokens != 0 || rep.FirstSendMs == 0 {
+				t.Errorf("report %+v, want targets %d, muted %d, sent %d", rep, tt.report.Targets, tt.report.Muted, tt.report.Sent)
+			}
+			if got := f.reached(id.ID); !maps.Equal(got, tt.want) {
+				t.Errorf("reached %v, want each of %v once", got, slices.Sorted(maps.Keys(tt.want)))
+			}
+		})
+	}
+	// Nothing more reached anyone once the repeats were answered, and no
+	// refused message left an entry behind.
+	pipelinetest.Eventually(t, 10*time.Second, "deliver idle", func() bool {
+		n, err := pipeline.Outstanding(t.Context(), f.rdb, f.keys.Streams(pipeline.StreamDeliverExpress), "deliver")
+		return err == nil && n == 0
+	})
+	if got := f.fake.Summary().Accepted; got != 6 {
+		t.Errorf("provider accepted %d requests, want 6 (4 devices of users, 2 raw tokens)", got)
+	}
+	var rows int
+	if err := f.db.QueryRow(t.Context(), `SELECT count(*) FROM campaigns`).Scan(&rows); err != nil || rows != 2 {
+		t.Errorf("%d message rows stored (%v), want 2", rows, err)
+	}
+}
