@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -193,6 +194,15 @@ const oaRich = `{"id":"oa-3","app":"com.example.news","channels":["breaking"],"p
 // oaMsg is message oa-m1.
 const oaMsg = `{"id":"oa-m1","app":"com.example.news","users":[42,43,42],"category":"alerts","notification":{"title":"Hi"}}`
 
+// oaTokens is a message to n distinct Android tokens.
+func oaTokens(n int) string {
+	ts := make([]string, n)
+	for i := range ts {
+		ts[i] = fmt.Sprintf(`{"platform":"android","token":"fcm:tok-%d"}`, i)
+	}
+	return `{"app":"com.example.news","tokens":[` + strings.Join(ts, ",") + `],"notification":{"title":"Hi"}}`
+}
+
 // oaUsers is a message to n users.
 func oaUsers(n int) string {
 	return strings.Replace(strings.Replace(oaIDs(n), `"add"`, `"users"`, 1), `{`, `{"app":"com.example.news","notification":{"title":"Hi"},`, 1)
@@ -349,7 +359,12 @@ var openapiCalls = []apiCall{
 	{name: "message bad priority", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `"category"`, `"priority":"urgent","category"`, 1), token: oaToken, req: invalid, status: 400},
 	{name: "message too many users", method: "POST", path: "/v1/messages", body: oaUsers(campaign.MaxMessageUsers + 1), token: oaToken, req: invalid, status: 413},
 	{name: "message too large", method: "POST", path: "/v1/messages", body: strings.Repeat(" ", messageBody+1), token: oaToken, req: unchecked, status: 413},
-	{name: "message to tokens", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `"users":[42,43,42]`, `"tokens":[{"platform":"android","token":"fcm:tok-1"}]`, 1), token: oaToken, status: 501},
+	{name: "message to tokens", method: "POST", path: "/v1/messages", body: strings.Replace(strings.Replace(oaMsg, `"users":[42,43,42]`, `"tokens":[{"platform":"android","token":"fcm:tok-1"},{"platform":"android","token":"fcm:tok-1"}]`, 1), "oa-m1", "oa-t1", 1), token: oaToken, status: 202},
+	{name: "message to tokens again", method: "POST", path: "/v1/messages", body: strings.Replace(strings.Replace(oaMsg, `"users":[42,43,42]`, `"tokens":[{"platform":"android","token":"fcm:tok-1"}]`, 1), "oa-m1", "oa-t1", 1), token: oaToken, status: 200},
+	{name: "message users and tokens", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `"users"`, `"tokens":[{"platform":"android","token":"fcm:tok-1"}],"users"`, 1), token: oaToken, req: unchecked, status: 400},
+	{name: "message bad token", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `"users":[42,43,42]`, `"tokens":[{"platform":"ios","token":"abc"}]`, 1), token: oaToken, req: unchecked, status: 400},
+	{name: "message too many tokens", method: "POST", path: "/v1/messages", body: oaTokens(campaign.MaxMessageTokens + 1), token: oaToken, req: invalid, status: 413},
+	{name: "message unknown app", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, oaApp, "com.example.unknown", 1), token: oaToken, status: 422},
 	{name: "message text", method: "POST", path: "/v1/messages", body: oaMsg, token: oaToken, contentType: "text/plain", req: unchecked, status: 415},
 	{name: "message no database", server: "nodb", method: "POST", path: "/v1/messages", body: oaMsg, token: oaToken, status: 503},
 	// GET /v1/messages/{id}
