@@ -1,0 +1,50 @@
+package pipeline
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestDeliverEntryTokens: a raw-token deliver entry survives Fields and
+// ParseDeliverEntry as it was (force and rounds too), and what deliver
+// could never send is refused.
+func TestDeliverEntryTokens(t *testing.T) {
+	e := DeliverEntry{Campaign: "m1", Force: true, Rounds: 2, Tokens: []RawToken{
+		{ID: 1, Platform: "ios", Token: strings.Repeat("ab", 32)},
+		{ID: 7, Platform: "android", Token: "fcm1:APA91b-x_y.z"},
+	}}
+	fields := func(kv []string) map[string]string {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	got, err := ParseDeliverEntry(fields(e.Fields()))
+	if err != nil || !reflect.DeepEqual(got, e) {
+		t.Fatalf("round trip: %+v, %v; want %+v", got, err, e)
+	}
+	tests := []struct {
+		name, tokens string
+		order        bool // refused as ErrIDOrder
+	}{
+		{"empty", "", false},
+		{"no token", "1 ios", false},
+		{"empty platform", "1  abc", false},
+		{"no id", "ios abc", false},
+		{"id not a number", "x ios abc", true},
+		{"id 0", "0 ios abc", true},
+		{"ids out of order", "2 ios abc\n1 ios abd", true},
+		{"id repeated", "2 ios abc\n2 android abd", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseDeliverEntry(map[string]string{FieldCampaign: "m1", FieldTokens: tt.tokens})
+			if err == nil || errors.Is(err, ErrIDOrder) != tt.order {
+				t.Errorf("got %v, want an error (id order: %v)", err, tt.order)
+			}
+		})
+	}
+}
