@@ -21,6 +21,12 @@ func (r *rig) postMessage(id, category string, users []int64) int {
 	}
 	body := fmt.Sprintf(`{"id":%q,"app":%q,"users":[%s],"category":%q,"notification":{"title":"Chat","body":"%s"}}`,
 		id, drillApp, strings.Join(ids, ","), category, id)
+	return r.sendMessage(body)
+}
+
+// sendMessage POSTs a message's body and returns the status code.
+func (r *rig) sendMessage(body string) int {
+	r.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, "http://"+r.apiAddr+"/v1/messages", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+r.token)
 	req.Header.Set("Content-Type", "application/json")
@@ -162,17 +168,7 @@ func TestDrillMessageDeliverKilled(t *testing.T) {
 		s, err := r.summary()
 		return err == nil && s.ByCollapseID["kill-1"] >= 500
 	})
-	var victim *proc
-	for i, p := range r.procs {
-		if p.name == "deliver" {
-			victim = p
-			p.cmd.Process.Signal(syscall.SIGKILL)
-			<-p.done
-			r.procs = append(r.procs[:i], r.procs[i+1:]...)
-			break
-		}
-	}
-	r.restart(victim)
+	r.restart(r.kill("deliver"))
 	r.poll(120*time.Second, "message kill-1 done", func() bool {
 		mp, err := r.messageProgress("kill-1")
 		return err == nil && mp.State == "done"
@@ -196,16 +192,7 @@ func (r *rig) postTokens(id string, tokens []string) int {
 	}
 	body := fmt.Sprintf(`{"id":%q,"app":%q,"tokens":[%s],"notification":{"title":"Raw","body":"%s"}}`,
 		id, drillApp, strings.Join(items, ","), id)
-	req, _ := http.NewRequest(http.MethodPost, "http://"+r.apiAddr+"/v1/messages", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+r.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
+	return r.sendMessage(body)
 }
 
 // kill SIGKILLs a stage process and returns it, for restart.
