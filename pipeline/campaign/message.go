@@ -49,15 +49,14 @@ var ErrTooManyUsers = errors.New("too many users")
 // "in" counter reaches it (for tokens, enqueueTokens sets "in" itself).
 const HashMessageUsers = "message_users"
 
-// Normalize fills the defaults (id, TTL, priority), sorts the users and
-// drops repeats, and validates every field: a *ValidationError naming the
-// field, ErrTooManyUsers or ErrTooManyTokens.
+// Normalize fills the defaults (id, TTL, priority), sorts the users, drops
+// repeated users and tokens, and validates every field: a *ValidationError
+// naming the field, ErrTooManyUsers or ErrTooManyTokens.
 func (m *Message) Normalize() error {
 	switch {
-	case len(m.Users) > 0 && len(m.Tokens) > 0:
+	case m.Users != nil && m.Tokens != nil: // both given, even if one is empty
 		return invalid("users, tokens: a message lists users or raw tokens, not both; send two messages")
 	case len(m.Tokens) > 0:
-		m.Users = nil
 		if err := m.normalizeTokens(); err != nil {
 			return err
 		}
@@ -78,7 +77,6 @@ func (m *Message) Normalize() error {
 	m.Users = slices.Clone(m.Users)
 	slices.Sort(m.Users)
 	m.Users = slices.Compact(m.Users)
-	m.Tokens = nil
 	return m.normalizeRest()
 }
 

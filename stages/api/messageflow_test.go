@@ -194,6 +194,7 @@ func testMessages(t *testing.T, redisAddr string) {
 		{name: "empty tokens", body: `{"app":"` + flowApp + `","tokens":[],` + note + `}`, status: http.StatusBadRequest, say: "tokens: at least one"},
 		{name: "neither users nor tokens", body: `{"app":"` + flowApp + `",` + note + `}`, status: http.StatusBadRequest, say: "users: at least one"},
 		{name: "users and tokens", body: msg("m-both", `"users":[1],`+tokens, "x"), status: http.StatusBadRequest, say: "not both"},
+		{name: "users and empty tokens", body: msg("m-both", `"users":[1],"tokens":[]`, "x"), status: http.StatusBadRequest, say: "not both"},
 		{name: "bad platform", body: msg("m-bad", `"tokens":[{"platform":"ios","token":"`+flowIOS(1)+`"},{"platform":"web","token":"abc"}]`, "x"),
 			status: http.StatusBadRequest, say: "tokens[1].platform"},
 		{name: "bad ios token", body: msg("m-bad", `"tokens":[{"platform":"ios","token":"xyz"}]`, "x"), status: http.StatusBadRequest, say: "tokens[0].token"},
