@@ -42,17 +42,12 @@ type RawToken struct {
 
 // Fields encodes e for Emit.
 func (e DeliverEntry) Fields() []string {
+	f := []string{FieldCampaign, e.Campaign, FieldUsers, ""}
 	if len(e.Tokens) > 0 {
-		f := []string{FieldCampaign, e.Campaign, FieldTokens, EncodeTokens(e.Tokens)}
-		if e.Force {
-			f = append(f, FieldForce, "1")
-		}
-		if e.Rounds > 0 {
-			f = append(f, FieldRounds, strconv.Itoa(e.Rounds))
-		}
-		return f
+		f[2], f[3] = FieldTokens, EncodeTokens(e.Tokens)
+	} else {
+		f[3] = EncodeIDs(e.Users)
 	}
-	f := []string{FieldCampaign, e.Campaign, FieldUsers, EncodeIDs(e.Users)}
 	if e.Force {
 		f = append(f, FieldForce, "1")
 	}

@@ -35,6 +35,13 @@ type deviceAPI struct {
 
 func newDeviceAPI(t *testing.T, redisAddr string, auth Auth) *deviceAPI {
 	t.Helper()
+	return newDeviceAPIConfig(t, redisAddr, Config{Auth: auth})
+}
+
+// newDeviceAPIConfig is newDeviceAPI with more of the server's Config
+// (its Redis, DB, keys and log are the test's).
+func newDeviceAPIConfig(t *testing.T, redisAddr string, cfg Config) *deviceAPI {
+	t.Helper()
 	rdb, err := pipeline.NewRedis(redisAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +58,8 @@ func newDeviceAPI(t *testing.T, redisAddr string, auth Auth) *deviceAPI {
 	t.Cleanup(db.Close)
 	seedAudience(t, db)
 	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 16)
-	srv := httptest.NewServer(New(Config{Redis: rdb, DB: db, Keys: keys, Log: zerolog.Nop(), Auth: auth}))
+	cfg.Redis, cfg.DB, cfg.Keys, cfg.Log = rdb, db, keys, zerolog.Nop()
+	srv := httptest.NewServer(New(cfg))
 	t.Cleanup(srv.Close)
 	return &deviceAPI{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db}
 }

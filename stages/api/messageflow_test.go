@@ -5,22 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 	"github.com/pushpipe/pushpipe/stages/dedupe"
 	"github.com/pushpipe/pushpipe/stages/deliver"
 	"github.com/pushpipe/pushpipe/stages/deliver/apns"
@@ -43,27 +39,11 @@ type messageFlow struct {
 
 func newMessageFlow(t *testing.T, redisAddr string) *messageFlow {
 	t.Helper()
-	rdb, err := pipeline.NewRedis(redisAddr)
-	if err != nil {
-		t.Fatal(err)
+	f := &messageFlow{
+		deviceAPI: newDeviceAPIConfig(t, redisAddr, Config{Auth: Auth{AdminToken: "op"}, KnownApp: func(app string) bool { return app == flowApp }}),
+		fake:      fakeprovider.Start(t, fakeprovider.Options{}),
 	}
-	t.Cleanup(rdb.Close)
-	url := pipelinetest.DatabaseT(t, env.Postgres)
-	if err := schema.Migrate(t.Context(), url); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 8)
-	srv := httptest.NewServer(New(Config{Redis: rdb, DB: db, Keys: keys, Log: zerolog.Nop(), Auth: Auth{AdminToken: "op"},
-		KnownApp: func(app string) bool { return app == flowApp }}))
-	t.Cleanup(srv.Close)
-	f := &messageFlow{deviceAPI: &deviceAPI{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db},
-		fake: fakeprovider.Start(t, fakeprovider.Options{})}
-
+	rdb, db, keys := f.rdb, f.db, f.keys
 	ios, err := apns.New(apns.Config{KeyFile: fakeprovider.WriteP8(t), KeyID: "KEYID12345", TeamID: "TEAMID1234",
 		Topic: flowApp, Host: f.fake.URL(), RootCAs: f.fake.CertPool()})
 	if err != nil {
