@@ -117,6 +117,36 @@ func TestRawTokens(t *testing.T) {
 				int64(len(accepted))+refused != int64(len(tokens)) {
 				t.Errorf("counters %v; provider accepted %d tokens, refused %d as invalid, of %d", s, len(accepted), refused, len(tokens))
 			}
+			// One result event per token, of no user, with its outcome.
+			events := map[string]pipeline.ResultEvent{}
+			for _, stream := range f.keys.Streams(pipeline.StreamResults) {
+				xs, err := f.rdb.Do(f.ctx, f.rdb.B().Xrange().Key(stream).Start("-").End("+").Build()).AsXRange()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, x := range xs {
+					evs, err := pipeline.ParseResults(x.FieldValues)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, ev := range evs {
+						if _, dup := events[ev.Token]; dup {
+							t.Errorf("two result events for token %s", ev.Token)
+						}
+						events[ev.Token] = ev
+					}
+				}
+			}
+			for _, tok := range tokens {
+				ev := events[tok.Token]
+				want := pipeline.OutcomeInvalid
+				if accepted[tok.Token] > 0 {
+					want = pipeline.OutcomeSent
+				}
+				if ev.UserID != 0 || ev.Outcome != want || ev.Platform != tok.Platform {
+					t.Errorf("token %d: result event %+v, want user 0, %s, %s", tok.ID, ev, want, tok.Platform)
+				}
+			}
 			if refused == 0 || sum.Errors == 0 {
 				t.Errorf("provider refused %d tokens and answered %d 5xx: the paths were not exercised", refused, sum.Errors)
 			}
