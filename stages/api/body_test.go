@@ -114,7 +114,9 @@ func TestBodyMemoryBudget(t *testing.T) {
 	write(t, c, "POST /v1/devices/batch HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer "+secAdmin+
 		"\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(budget)+"\r\n\r\n[")
 	dev := deviceJSON("news", "ios", iosToken, 1, "")
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous deadlines: they only bound a wait that ends at once on a
+	// quiet machine, and CI runs packages side by side under -race.
+	deadline := time.Now().Add(30 * time.Second)
 	var r response
 	for { // until the server has taken the first request's share
 		if r = a.call("POST", "/v1/devices", dev, "Bearer "+secAdmin); r.status != http.StatusAccepted || time.Now().After(deadline) {
@@ -129,6 +131,7 @@ func TestBodyMemoryBudget(t *testing.T) {
 		t.Fatalf("a request without a body: got %d %s", r.status, r.body)
 	}
 	c.Close() // the held body ends early: its share comes back
+	deadline = time.Now().Add(30 * time.Second)
 	for {
 		r = a.call("POST", "/v1/devices", dev, "Bearer "+secAdmin)
 		if r.status == http.StatusAccepted {
