@@ -7,17 +7,8 @@ import (
 	"github.com/pushpipe/pushpipe/stages/dedupe"
 )
 
-// DedupeCmd runs the dedupe stage: one notification per person.
-type DedupeCmd struct {
-	StageFlags  `embed:""`
-	DedupeFlags `embed:""`
-}
-
 // DedupeFlags are dedupe's own flags: none yet.
 type DedupeFlags struct{}
-
-// Run serves until SIGTERM.
-func (c *DedupeCmd) Run(g *Globals) error { return runStage(g, c.StageFlags, "dedupe", c.DedupeFlags) }
 
 func (DedupeFlags) dbConns() int32 { return 0 }
 
