@@ -28,7 +28,7 @@ type DLQCmd struct {
 
 // dlqFilterFlags narrow a list, retry or drop.
 type dlqFilterFlags struct {
-	Stream   string `help:"Only dead letters from this stream (ingest, campaigns, ranges, dedupe, deliver, results)."`
+	Stream   string `help:"Only dead letters from this stream (${stage_streams})."`
 	Campaign string `help:"Only dead letters of this campaign."`
 }
 

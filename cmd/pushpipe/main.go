@@ -9,10 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/api"
 	"github.com/pushpipe/pushpipe/stages/deliver"
 )
@@ -51,6 +53,7 @@ func options() []kong.Option {
 			"max_body_memory":   strconv.Itoa(api.DefaultMaxBodyMemory),
 			"fd_reserve":        strconv.Itoa(fdReserve),
 			"operator_conns":    strconv.Itoa(operatorConns),
+			"stage_streams":     strings.Join(pipeline.StageStreams(), ", "),
 		},
 	}, stageCommands()...)
 }
