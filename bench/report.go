@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -63,12 +64,7 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	fmt.Fprintln(w)
 
 	fmt.Fprintf(w, "| process | count | CPU s | peak RSS MB |\n|---|---:|---:|---:|\n")
-	names := make([]string, 0, len(r.Processes))
-	for n := range r.Processes {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(r.Processes)) {
 		u := r.Processes[n]
 		fmt.Fprintf(w, "| %s | %d | %.1f | %.0f |\n", n, u.Processes, u.CPUSeconds, u.PeakRSSMB)
 	}

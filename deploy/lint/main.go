@@ -34,8 +34,9 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
-// scaledObject is the part of keda.sh/v1alpha1 ScaledObject the manifests use.
-type scaledObject struct {
+// customHead is the type and metadata of a custom resource (KEDA's,
+// Prometheus Operator's), which k8s.io/api does not define.
+type customHead struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
 	Metadata   struct {
@@ -43,6 +44,11 @@ type scaledObject struct {
 		Namespace string            `json:"namespace"`
 		Labels    map[string]string `json:"labels"`
 	} `json:"metadata"`
+}
+
+// scaledObject is the part of keda.sh/v1alpha1 ScaledObject the manifests use.
+type scaledObject struct {
+	customHead
 	Spec struct {
 		ScaleTargetRef struct {
 			Name string `json:"name"`
