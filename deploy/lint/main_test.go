@@ -29,11 +29,11 @@ func TestEveryRowCovered(t *testing.T) {
 		optional bool
 		want     []string // errors the lint must report
 	}{
-		{"toy", false, []string{"no Deployment pushpipe-toy", "no Deployment pushpipe-toy"}},
-		{"toy", true, nil},
+		{"lintprobe", false, []string{"no Deployment pushpipe-lintprobe", "no Deployment pushpipe-lintprobe"}},
+		{"lintprobe", true, nil},
 	}
 	for _, tt := range tests {
-		pipeline.Stages = append(slices.Clip(saved), pipeline.StageDef{Name: tt.name, Stream: "toys", Optional: tt.optional})
+		pipeline.Stages = append(slices.Clip(saved), pipeline.StageDef{Name: tt.name, Stream: "lintprobes", Optional: tt.optional})
 		m, errs := load("../k8s")
 		errs = append(errs, m.check()...)
 		var got []string
@@ -49,7 +49,7 @@ func TestEveryRowCovered(t *testing.T) {
 		if err := printStages(&out, []string{"-partitions", "2", "-prefix", "x"}); err != nil {
 			t.Fatal(err)
 		}
-		line := "toy no x:{p0}:toys x:{p1}:toys"
+		line := "lintprobe no x:{p0}:lintprobes x:{p1}:lintprobes"
 		if listed := slices.Contains(strings.Split(out.String(), "\n"), line); listed == tt.optional {
 			t.Errorf("optional %v: -stages listed it: %v\n%s", tt.optional, listed, out.String())
 		}
