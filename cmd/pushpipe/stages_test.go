@@ -55,8 +55,9 @@ func TestRegistryCoversStageTable(t *testing.T) {
 			continue
 		}
 		i := slices.IndexFunc(k.Model.Children, func(n *kong.Node) bool { return n.Name == def.Name })
-		if i < 0 || k.Model.Children[i].Help == "" {
-			t.Errorf("no `pushpipe %s --help`", def.Name)
+		if out := help(t, def.Name); i < 0 || k.Model.Children[i].Help == "" ||
+			!strings.Contains(out, "Usage: pushpipe "+def.Name) || !strings.Contains(out, "--claim-idle") {
+			t.Errorf("`pushpipe %s --help` has no help of its own or lacks the stage flags:\n%s", def.Name, out)
 		}
 		if _, ok := w.flags().(configurable); def.Optional && !ok {
 			t.Errorf("stage %s is Optional but its flags have no configured()", def.Name)
