@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -9,19 +10,23 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/dedupe"
 )
 
 // registry wires each row of the stage table (pipeline.Stages) to its own
 // flags, and through them to its handler (stage.build). It is the one place
 // cmd names the stages: `pushpipe <stage>` and `pushpipe all` are both made
-// from it, so a new stage is its row, its package and one line here (and
-// its flags' file beside this one). TestRegistryCoversStageTable holds the
-// two in step.
+// from it, so a new stage is its row, its package and one line here: its
+// constructor (plain), or, for a stage with flags of its own, their type
+// (wire) in a file beside this one, as ingest.go. TestRegistryCoversStageTable
+// holds the two in step.
 var registry = map[string]wiring{
 	"ingest":  wire[IngestFlags]("Run the ingest stage: device events to bulk upserts."),
 	"split":   wire[SplitFlags]("Run the split stage: campaigns to subscriber ranges."),
 	"resolve": wire[ResolveFlags]("Run the resolve stage: ranges to preference-filtered users."),
-	"dedupe":  wire[DedupeFlags]("Run the dedupe stage: one notification per person."),
+	"dedupe": plain("Run the dedupe stage: one notification per person.", func(d *deps) pipeline.Handler {
+		return dedupe.New(dedupe.Config{Redis: d.rdb, Keys: d.keys, Log: d.log})
+	}),
 	// Under all its flags keep their names: the providers, sink and rate
 	// are what `all` is mostly given.
 	"deliver": wire[DeliverFlags]("Run the deliver stage: send to APNs and FCM.").unprefixed(),
@@ -44,6 +49,24 @@ func wire[F any, P interface {
 }
 
 func (w wiring) unprefixed() wiring { w.bare = true; return w }
+
+// plain is the registry entry of a stage with no flags of its own (beyond
+// every stage's) and no PostgreSQL: its handler's constructor is the whole
+// of its wiring.
+func plain(help string, build func(d *deps) pipeline.Handler) wiring {
+	return wiring{help: help, flags: func() stage { return &plainStage{build} }}
+}
+
+// plainStage is a plain stage's (empty) set of flags.
+type plainStage struct {
+	handler func(d *deps) pipeline.Handler
+}
+
+func (plainStage) dbConns() int32 { return 0 }
+
+func (s plainStage) build(d *deps, _ pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
+	return s.handler(d), nil, nil
+}
 
 // checker is a stage's flags that can be refused before anything connects
 // (a retry setting deliver would replace, the webhook's unreadable secret
@@ -128,6 +151,7 @@ func ownFlags() (kong.Plugins, map[string]stage) {
 		}
 		t := reflect.StructOf([]reflect.StructField{{Name: "Flags", Type: reflect.TypeOf(w.flags()).Elem(), Tag: reflect.StructTag(tag)}})
 		p := reflect.New(t)
+		p.Elem().Field(0).Set(reflect.ValueOf(w.flags()).Elem()) // a plain stage's constructor
 		plugins = append(plugins, p.Interface())
 		own[def.Name] = p.Elem().Field(0).Addr().Interface().(stage)
 	}

@@ -44,6 +44,7 @@ func standalone(t *testing.T, args ...string) (StageFlags, stage) {
 // subcommand with its help, and every registry entry is a row. An Optional
 // row's flags say when it is configured (all runs it only then).
 func TestRegistryCoversStageTable(t *testing.T) {
+	parsedAll := command(t, "all").(*AllCmd) // the flags at their defaults
 	k, err := kong.New(&CLI{}, options()...)
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +59,9 @@ func TestRegistryCoversStageTable(t *testing.T) {
 		if out := help(t, def.Name); i < 0 || k.Model.Children[i].Help == "" ||
 			!strings.Contains(out, "Usage: pushpipe "+def.Name) || !strings.Contains(out, "--claim-idle") {
 			t.Errorf("`pushpipe %s --help` has no help of its own or lacks the stage flags:\n%s", def.Name, out)
+		}
+		if def.DB && parsedAll.own[def.Name].dbConns() <= 0 {
+			t.Errorf("stage %s needs PostgreSQL (its row's DB) but its flags ask for no connections", def.Name)
 		}
 		if _, ok := w.flags().(configurable); def.Optional && !ok {
 			t.Errorf("stage %s is Optional but its flags have no configured()", def.Name)
@@ -170,7 +174,12 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 					continue
 				}
 				sf, own := standalone(t, append([]string{tt.stage}, give[0]...)...)
-				if !reflect.DeepEqual(own, allOwn) {
+				if _, ok := own.(*plainStage); ok {
+					// No flags of its own: the same constructor both ways.
+					if reflect.ValueOf(own.(*plainStage).handler).Pointer() != reflect.ValueOf(allOwn.(*plainStage).handler).Pointer() {
+						t.Errorf("%s: standalone and all build different handlers", tt.stage)
+					}
+				} else if !reflect.DeepEqual(own, allOwn) {
 					t.Errorf("flags %v: standalone %+v, under all %+v", give[0], own, allOwn)
 				}
 				if a, b := sf.options(def), all.StageFlags.options(def); !reflect.DeepEqual(a, b) {
