@@ -26,6 +26,7 @@ vet:
 # Every test, against real redis-server and PostgreSQL started on free ports.
 test: vet
 	cd "$(ROOT)" && $(GO) test -race -count=1 -timeout 15m $(PKGS)
+	cd "$(ROOT)/deploy/lint" && $(GO) test -count=1 ./... # its own module: ./... above does not reach it
 
 # The end-to-end drills (every process a real binary) against a Redis with
 # requirepass + an ACL user, then against a Redis that speaks only TLS and

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -30,8 +31,8 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| users | channels | redis | sink | recipients | devices | first send | last send | per s | floor | ratio to floor | missing | duplicates | kills |\n")
 	fmt.Fprintf(w, "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %d | %d | %d |\n\n",
-		comma(r.Users), r.Channels, r.Redis, r.Sink, comma(r.Recipients), comma(r.Devices),
-		ms(r.FirstSendMs), ms(r.LastSendMs), comma(int64(r.PerS)), ms(r.FloorMs), r.RatioToFloor,
+		Thousands(r.Users), r.Channels, r.Redis, r.Sink, Thousands(r.Recipients), Thousands(r.Devices),
+		ms(r.FirstSendMs), ms(r.LastSendMs), Thousands(int64(r.PerS)), ms(r.FloorMs), r.RatioToFloor,
 		r.Missing, r.Duplicates, r.Kills)
 
 	v := r.Verification
@@ -39,16 +40,16 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| complete (every target terminal, pipeline quiet) | %v |\n", r.Complete)
 	fmt.Fprintf(w, "| seed (COPY, indexes rebuilt) | %s |\n", ms(r.SeedMs))
 	fmt.Fprintf(w, "| machine load average at trigger / end (2 cores) | %.1f / %.1f |\n", r.LoadAvg[0], r.LoadAvg[1])
-	fmt.Fprintf(w, "| campaign targets / users done | %s / %s |\n", comma(r.Campaign.Targets), comma(r.Campaign.UsersDone))
-	fmt.Fprintf(w, "| sent / failed / invalid (devices) | %s / %s / %s |\n", comma(r.Campaign.Sent), comma(r.Campaign.Failed), comma(r.Campaign.Invalid))
-	fmt.Fprintf(w, "| duplicates suppressed by dedupe | %s |\n", comma(r.Campaign.Dups))
-	fmt.Fprintf(w, "| delivered (requests) / distinct devices | %s / %s |\n", comma(v.Delivered), comma(v.Unique))
+	fmt.Fprintf(w, "| campaign targets / users done | %s / %s |\n", Thousands(r.Campaign.Targets), Thousands(r.Campaign.UsersDone))
+	fmt.Fprintf(w, "| sent / failed / invalid (devices) | %s / %s / %s |\n", Thousands(r.Campaign.Sent), Thousands(r.Campaign.Failed), Thousands(r.Campaign.Invalid))
+	fmt.Fprintf(w, "| duplicates suppressed by dedupe | %s |\n", Thousands(r.Campaign.Dups))
+	fmt.Fprintf(w, "| delivered (requests) / distinct devices | %s / %s |\n", Thousands(v.Delivered), Thousands(v.Unique))
 	fmt.Fprintf(w, "| missing / unexpected | %d / %d |\n", v.Missing, v.Unexpected)
-	fmt.Fprintf(w, "| people in the deliver stream / repeated (dedupe) | %s / %d |\n", comma(v.DeliverEntries), v.DedupeDuplicates)
+	fmt.Fprintf(w, "| people in the deliver stream / repeated (dedupe) | %s / %d |\n", Thousands(v.DeliverEntries), v.DedupeDuplicates)
 	fmt.Fprintf(w, "| provider duplicates / allowed (in-flight of killed deliverers) | %d / %d |\n", r.ProviderDuplicates, r.ProviderDuplicatesAllowed)
 	if r.Fake != nil {
 		fmt.Fprintf(w, "| fake provider: requests / accepted / peak req/s / connections | %s / %s / %s / %d |\n",
-			comma(int64(r.Fake.Requests)), comma(int64(r.Fake.Accepted)), comma(int64(r.Fake.PeakRPS)), r.Fake.Connections)
+			Thousands(int64(r.Fake.Requests)), Thousands(int64(r.Fake.Accepted)), Thousands(int64(r.Fake.PeakRPS)), r.Fake.Connections)
 	}
 	fmt.Fprintln(w)
 
@@ -58,30 +59,25 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 		if t.Entries == 0 && t.PeakLag == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", st.Stage, comma(t.Entries), comma(int64(t.EntriesPer)), comma(t.PeakLag))
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", st.Stage, Thousands(t.Entries), Thousands(int64(t.EntriesPer)), Thousands(t.PeakLag))
 	}
 	fmt.Fprintln(w)
 
 	fmt.Fprintf(w, "| process | count | CPU s | peak RSS MB |\n|---|---:|---:|---:|\n")
-	names := make([]string, 0, len(r.Processes))
-	for n := range r.Processes {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(r.Processes)) {
 		u := r.Processes[n]
 		fmt.Fprintf(w, "| %s | %d | %.1f | %.0f |\n", n, u.Processes, u.CPUSeconds, u.PeakRSSMB)
 	}
 	if len(r.ServerTime.Redis) > 0 {
 		fmt.Fprintf(w, "\n| Redis command (during the campaign) | calls | total ms |\n|---|---:|---:|\n")
 		for _, c := range r.ServerTime.Redis {
-			fmt.Fprintf(w, "| %s | %s | %.0f |\n", c.Name, comma(c.Calls), c.TotalMs)
+			fmt.Fprintf(w, "| %s | %s | %.0f |\n", c.Name, Thousands(c.Calls), c.TotalMs)
 		}
 	}
 	if len(r.ServerTime.Postgres) > 0 {
 		fmt.Fprintf(w, "\n| PostgreSQL statement (during the campaign) | calls | total ms |\n|---|---:|---:|\n")
 		for _, c := range r.ServerTime.Postgres {
-			fmt.Fprintf(w, "| `%s` | %s | %.0f |\n", strings.ReplaceAll(c.Name, "|", "\\|"), comma(c.Calls), c.TotalMs)
+			fmt.Fprintf(w, "| `%s` | %s | %.0f |\n", strings.ReplaceAll(c.Name, "|", "\\|"), Thousands(c.Calls), c.TotalMs)
 		}
 	}
 	if len(r.KillLog) > 0 {
@@ -108,8 +104,8 @@ func ms(v int64) string {
 	return fmt.Sprintf("%d ms", v)
 }
 
-// comma formats with thousands separators.
-func comma(n int64) string {
+// Thousands formats n with thousands separators: 1,234,567.
+func Thousands(n int64) string {
 	s := fmt.Sprint(n)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")

@@ -8,7 +8,7 @@
 #      a local schema directory (it cannot download schemas here);
 #   3. the shell scripts parse (and pass shellcheck, if installed);
 #   4. promtool check metrics accepts the /metrics of every pushpipe process
-#      (api, ingest, split, resolve, dedupe, deliver), scraped from a running
+#      (api and every stage deploy/lint -stages lists), scraped from a running
 #      deploy/local-cluster.sh. Needs promtool (apt-get install -y
 #      --no-install-recommends prometheus); METRICS=0 skips this step.
 set -euo pipefail
@@ -91,7 +91,9 @@ curl -sfk "https://127.0.0.1:$((base + 30))/_receipts/summary" | grep -q '"accep
 
 fails=0
 port=$((base + 40))
-for name in api ingest split resolve dedupe deliver; do
+# api, then the stages local-cluster.sh started, on the ports after its.
+mapfile -t STAGES < <(cd deploy/lint && go run . -stages -partitions 1 | cut -d' ' -f1)
+for name in api "${STAGES[@]}"; do
 	if ! curl -sf "http://127.0.0.1:$port/metrics" -o "$TMP/$name.prom"; then
 		say "$name: GET /metrics on :$port failed"
 		fails=$((fails + 1))

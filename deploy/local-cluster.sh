@@ -118,15 +118,23 @@ start fakeprovider "$PP" fakeprovider --listen "127.0.0.1:$FAKE_PORT" --cert-out
 wait_until "fake provider certificate" test -s "$DIR/fake.pem"
 openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 -nocrypt -out "$DIR/apns.p8"
 
+# The stages are the stage table's (pipeline.Stages, less the Optional
+# ones), in pipeline order, on ops ports after the API's.
+mapfile -t STAGES < <(cd "$ROOT/deploy/lint" && go run . -stages -partitions 1 | cut -d' ' -f1)
 STAGE=(--shutdown-timeout "$SHUTDOWN_TIMEOUT")
 start api "$PP" api --listen "127.0.0.1:$API_PORT" --http "127.0.0.1:$OPS_PORT"
-start ingest "$PP" ingest --http "127.0.0.1:$((OPS_PORT + 1))" "${STAGE[@]}"
-start split "$PP" split --http "127.0.0.1:$((OPS_PORT + 2))" "${STAGE[@]}"
-start resolve "$PP" resolve --http "127.0.0.1:$((OPS_PORT + 3))" "${STAGE[@]}"
-start dedupe "$PP" dedupe --http "127.0.0.1:$((OPS_PORT + 4))" "${STAGE[@]}"
-start deliver env SSL_CERT_FILE="$DIR/fake.pem" "$PP" deliver --http "127.0.0.1:$((OPS_PORT + 5))" "${STAGE[@]}" \
-	--apns-key "$DIR/apns.p8" --apns-key-id LOCALKEY01 --apns-team-id LOCALTEAM1 --apns-topic com.example.pushpipe \
-	--apns-host "https://127.0.0.1:$FAKE_PORT" --fcm-project local --fcm-endpoint "https://127.0.0.1:$FAKE_PORT/v1"
+port=$OPS_PORT
+for name in "${STAGES[@]}"; do
+	port=$((port + 1))
+	case $name in
+	deliver)
+		start deliver env SSL_CERT_FILE="$DIR/fake.pem" "$PP" deliver --http "127.0.0.1:$port" "${STAGE[@]}" \
+			--apns-key "$DIR/apns.p8" --apns-key-id LOCALKEY01 --apns-team-id LOCALTEAM1 --apns-topic com.example.pushpipe \
+			--apns-host "https://127.0.0.1:$FAKE_PORT" --fcm-project local --fcm-endpoint "https://127.0.0.1:$FAKE_PORT/v1"
+		;;
+	*) start "$name" "$PP" "$name" --http "127.0.0.1:$port" "${STAGE[@]}" ;;
+	esac
+done
 
 # ready NAME PORT: wait for 200 on /readyz, failing fast if the process died.
 ready() {
@@ -147,7 +155,7 @@ ready() {
 	exit 1
 }
 port=$OPS_PORT
-for name in api ingest split resolve dedupe deliver; do
+for name in api "${STAGES[@]}"; do
 	ready "$name" "$port"
 	port=$((port + 1))
 done

@@ -11,7 +11,16 @@ import (
 // than ClaimIdle (that consumer died or hung), dead-letters those delivered
 // more than MaxDeliveries times, and hands the rest to the workers.
 func (r *Runner) claimLoop(ctx context.Context, work queues) {
-	interval := max(r.opts.ClaimIdle/4, 100*time.Millisecond)
+	r.everyPartition(ctx, max(r.opts.ClaimIdle/4, 100*time.Millisecond), func(l Lane, p int) {
+		if err := r.claimPartition(ctx, l, p, work.of(l)); err != nil && ctx.Err() == nil {
+			r.log.Warn().Err(err).Str("lane", l.String()).Int("partition", p).Msg("claim failed")
+		}
+	})
+}
+
+// everyPartition calls fn for each lane and partition the runner serves,
+// every interval, until ctx ends: the claim and delay pollers.
+func (r *Runner) everyPartition(ctx context.Context, interval time.Duration, fn func(l Lane, p int)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -22,9 +31,7 @@ func (r *Runner) claimLoop(ctx context.Context, work queues) {
 		}
 		for _, l := range r.lanes() {
 			for _, p := range r.opts.Partitions {
-				if err := r.claimPartition(ctx, l, p, work.of(l)); err != nil && ctx.Err() == nil {
-					r.log.Warn().Err(err).Str("lane", l.String()).Int("partition", p).Msg("claim failed")
-				}
+				fn(l, p)
 			}
 		}
 	}

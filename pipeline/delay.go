@@ -105,20 +105,7 @@ const releaseBatch = 1000
 // delayLoop releases due delayed entries of the partitions this runner serves
 // into its input stream every DelayPoll.
 func (r *Runner) delayLoop(ctx context.Context) {
-	t := time.NewTicker(r.opts.DelayPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, l := range r.lanes() {
-			for _, p := range r.opts.Partitions {
-				r.releaseAll(ctx, l, p)
-			}
-		}
-	}
+	r.everyPartition(ctx, r.opts.DelayPoll, func(l Lane, p int) { r.releaseAll(ctx, l, p) })
 }
 
 // releaseAll moves every due delayed entry of lane l in partition p, a

@@ -7,7 +7,10 @@
 //
 //   - The stage table (stages.go): each stage declared once, with its input
 //     stream and defaults. Subcommands, `pushpipe all`, status, replay, the
-//     DLQ tools and the benchmark derive from it.
+//     DLQ tools, the benchmark and the deploy manifests derive from it. A new
+//     stage is its row, its package, and one line in cmd/pushpipe's registry
+//     (registry.go; a stage with flags of its own adds their file beside
+//     it); tests fail until they agree.
 //   - Keys (keys.go): the one place that knows Redis key names. Every logical
 //     stream is split into P partitions, each under its own hash tag {p<n>},
 //     and everything one step touches atomically shares that tag, so the same

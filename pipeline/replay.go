@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/redis/rueidis"
 )
@@ -40,7 +41,7 @@ func userPartitioned(stream string) bool { return stream == StreamDedupe || stre
 
 func (o *ReplayOptions) check(keys Keys) error {
 	if StageOf(o.Stream) == "" {
-		return fmt.Errorf("cannot replay stream %q: replayable streams are ingest, campaigns, ranges, dedupe and deliver", o.Stream)
+		return fmt.Errorf("cannot replay stream %q: replayable streams are the stages' inputs (%s)", o.Stream, strings.Join(StageStreams(), ", "))
 	}
 	if o.Into == "" {
 		o.Into = o.Stream

@@ -3,8 +3,8 @@ package pipeline
 // StageDef is one row of the stage table: everything about a stage that is
 // not its handler. Subcommands, `pushpipe all`, status, replay, the DLQ
 // tools, the benchmark and the deploy manifests all derive from Stages, so a
-// new stage is one row here plus its package (and its handler's wiring in
-// cmd/pushpipe).
+// new stage is one row here plus its package (and its line in cmd/pushpipe's
+// registry, with its flags).
 type StageDef struct {
 	Name   string // subcommand, consumer group and metrics label
 	Stream string // the logical stream it reads

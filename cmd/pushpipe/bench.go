@@ -26,7 +26,7 @@ type BenchCmd struct {
 
 	Sink         string        `enum:"null,fake" default:"null" help:"null: deliver's in-process null sender (the pipeline alone); fake: the fake provider process over HTTP/2 TLS."`
 	RedisCluster int           `name:"redis-cluster" help:"Start a Redis Cluster of this many masters instead of one server."`
-	Replicas     string        `default:"split=1,resolve=2,dedupe=1,deliver=2,ingest=1" help:"Processes per stage, e.g. deliver=3,resolve=2."`
+	Replicas     string        `help:"Processes per stage, e.g. deliver=3,resolve=2 (default: each row's Replicas in pipeline.Stages)."`
 	StageArgs    []string      `name:"stage-args" placeholder:"STAGE=FLAGS" help:"Extra flags for a stage's processes, e.g. --stage-args 'deliver=--in-flight 512'. Repeatable."`
 	ClaimIdle    time.Duration `name:"claim-idle" help:"Every stage's --claim-idle (default 10s, 3s with --chaos)."`
 	TPS          int           `name:"tps" help:"deliver's cluster-wide --tps (0: no cap)."`

@@ -13,13 +13,6 @@ import (
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
-// DeliverCmd runs the deliver stage: deliver entries to APNs and FCM under a
-// cluster-wide rate limit, with delayed retries.
-type DeliverCmd struct {
-	StageFlags   `embed:""`
-	DeliverFlags `embed:""`
-}
-
 // DeliverFlags are deliver's own flags (under `all` too, unprefixed: the
 // provider settings are what `all` is mostly given).
 type DeliverFlags struct {
@@ -49,11 +42,6 @@ type DeliverFlags struct {
 	Results         bool          `name:"results" default:"true" negatable:"" help:"Append a result event per device to the results stream (read by pushpipe webhook and results tail); --no-results turns it off."`
 }
 
-// Validate checks the stage's flags and deliver's own.
-func (c *DeliverCmd) Validate() error {
-	return errors.Join(c.StageFlags.Validate(), c.DeliverFlags.check())
-}
-
 // check refuses retry settings deliver would quietly replace by defaults.
 func (c DeliverFlags) check() error {
 	var errs []error
@@ -72,11 +60,6 @@ func (c DeliverFlags) check() error {
 		errs = append(errs, errors.New("--in-flight and --max-attempts must be at least 1, --tps at least 0"))
 	}
 	return errors.Join(errs...)
-}
-
-// Run serves until SIGTERM.
-func (c *DeliverCmd) Run(g *Globals) error {
-	return runStage(g, c.StageFlags, "deliver", c.DeliverFlags)
 }
 
 func (c DeliverFlags) dbConns() int32 { return c.DBConns }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -28,7 +29,7 @@ type DLQCmd struct {
 
 // dlqFilterFlags narrow a list, retry or drop.
 type dlqFilterFlags struct {
-	Stream   string `help:"Only dead letters from this stream (ingest, campaigns, ranges, dedupe, deliver, results)."`
+	Stream   string `help:"Only dead letters from this stream (${stage_streams})."`
 	Campaign string `help:"Only dead letters of this campaign."`
 }
 
@@ -113,12 +114,7 @@ func printDeadLetter(w io.Writer, d pipeline.DeadLetter) {
 		fmt.Fprintf(w, "MALFORMED   %s (cannot be retried; drop it)\n", d.Malformed)
 	}
 	fmt.Fprintln(w, "fields")
-	names := make([]string, 0, len(d.Fields))
-	for f := range d.Fields {
-		names = append(names, f)
-	}
-	slices.Sort(names)
-	for _, f := range names {
+	for _, f := range slices.Sorted(maps.Keys(d.Fields)) {
 		fmt.Fprintf(w, "  %-10s %s\n", f, fieldValue(f, d.Fields[f]))
 	}
 }

@@ -9,10 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/api"
 	"github.com/pushpipe/pushpipe/stages/deliver"
 )
@@ -24,14 +26,7 @@ type CLI struct {
 
 	Migrate      MigrateCmd      `cmd:"" help:"Apply the PostgreSQL schema migrations."`
 	API          APICmd          `cmd:"" name:"api" help:"Serve the HTTP API (devices, channels, preferences, campaigns)."`
-	Ingest       IngestCmd       `cmd:"" help:"Run the ingest stage: device events to bulk upserts."`
-	Split        SplitCmd        `cmd:"" help:"Run the split stage: campaigns to subscriber ranges."`
-	Resolve      ResolveCmd      `cmd:"" help:"Run the resolve stage: ranges to preference-filtered users."`
-	Dedupe       DedupeCmd       `cmd:"" help:"Run the dedupe stage: one notification per person."`
-	Deliver      DeliverCmd      `cmd:"" help:"Run the deliver stage: send to APNs and FCM."`
-	Webhook      WebhookCmd      `cmd:"" help:"Run the webhook stage: result events POSTed in signed batches to your URL."`
 	Results      ResultsCmd      `cmd:"" help:"Read the results stream (tail)."`
-	All          AllCmd          `cmd:"" help:"Run the API and every stage in one process."`
 	Send         SendCmd         `cmd:"" help:"Create a campaign."`
 	Campaigns    CampaignsCmd    `cmd:"" help:"List or cancel campaigns."`
 	Import       ImportCmd       `cmd:"" help:"Load subscribers in bulk."`
@@ -46,7 +41,7 @@ type CLI struct {
 // options configure the CLI's parser. Defaults that a package owns come in
 // as variables, so the flag and the package cannot disagree.
 func options() []kong.Option {
-	return []kong.Option{
+	return append([]kong.Option{
 		kong.Name("pushpipe"),
 		kong.Description("Send one notification to millions of phones: at most one visible notification per person."),
 		kong.Help(helpPrinter),
@@ -58,8 +53,9 @@ func options() []kong.Option {
 			"max_body_memory":   strconv.Itoa(api.DefaultMaxBodyMemory),
 			"fd_reserve":        strconv.Itoa(fdReserve),
 			"operator_conns":    strconv.Itoa(operatorConns),
+			"stage_streams":     strings.Join(pipeline.StageStreams(), ", "),
 		},
-	}
+	}, stageCommands()...)
 }
 
 func main() {

@@ -15,7 +15,7 @@ import (
 // ReplayCmd re-injects retained entries of a stream into a stage's input, or
 // re-splits a campaign from PostgreSQL after Redis lost data.
 type ReplayCmd struct {
-	Stream    string `help:"Stream to replay: ingest, campaigns, ranges, dedupe or deliver."`
+	Stream    string `help:"Stream to replay, one a stage reads: ${stage_streams}."`
 	From      string `help:"Window start, inclusive: an entry id (1700000000000-0), unix ms, an RFC 3339 time, or a duration ago (15m)."`
 	To        string `help:"Window end, inclusive (same forms; a time includes its whole millisecond). Default: the stream's last entry when the replay starts."`
 	Campaign  string `help:"Only entries of this campaign."`

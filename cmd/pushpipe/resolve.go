@@ -7,22 +7,10 @@ import (
 	"github.com/pushpipe/pushpipe/stages/resolve"
 )
 
-// ResolveCmd runs the resolve stage: ranges into preference-filtered user
-// ids per partition.
-type ResolveCmd struct {
-	StageFlags   `embed:""`
-	ResolveFlags `embed:""`
-}
-
 // ResolveFlags are resolve's own flags (under `all`: --resolve-...).
 type ResolveFlags struct {
 	Parallel int   `default:"2" help:"Ranges of one read resolved at once."`
 	DBConns  int32 `name:"db-conns" default:"8" help:"PostgreSQL connections (the pool size)."`
-}
-
-// Run serves until SIGTERM.
-func (c *ResolveCmd) Run(g *Globals) error {
-	return runStage(g, c.StageFlags, "resolve", c.ResolveFlags)
 }
 
 func (f ResolveFlags) dbConns() int32 { return f.DBConns }

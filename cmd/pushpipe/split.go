@@ -7,12 +7,6 @@ import (
 	"github.com/pushpipe/pushpipe/stages/split"
 )
 
-// SplitCmd runs the split stage: campaigns into ranges of subscribers.
-type SplitCmd struct {
-	StageFlags `embed:""`
-	SplitFlags `embed:""`
-}
-
 // SplitFlags are split's own flags (under `all`: --split-...).
 type SplitFlags struct {
 	RangeSize int   `name:"range-size" default:"5000" help:"Subscribers per range."`
@@ -21,9 +15,6 @@ type SplitFlags struct {
 	HighWater int64 `name:"max-deliver-backlog" default:"10000" help:"Stop emitting ranges while the deliver group has more entries outstanding (each up to ~2000 users); 0 disables."`
 	DBConns   int32 `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size)."`
 }
-
-// Run serves until SIGTERM.
-func (c *SplitCmd) Run(g *Globals) error { return runStage(g, c.StageFlags, "split", c.SplitFlags) }
 
 func (f SplitFlags) dbConns() int32 { return f.DBConns }
 

@@ -106,11 +106,6 @@ func runStages(g *Globals, flags StageFlags, stages map[string]stage, sidecars .
 	return pipeline.RunGroup(d.ctx, fns...)
 }
 
-// runStage runs one stage of the table as its own process.
-func runStage(g *Globals, flags StageFlags, name string, s stage) error {
-	return runStages(g, flags, map[string]stage{name: s})
-}
-
 // stagesReady is a stage process's readiness: Redis answers (a runner keeps
 // "consuming" through an outage, its reads failing), PostgreSQL answers if
 // a stage of the process queries it, and every runner has started

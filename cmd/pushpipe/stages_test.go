@@ -1,30 +1,129 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/alecthomas/kong"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
-// standalone returns the flags of `pushpipe <stage>` as parsed.
-func (c *CLI) standalone(name string) (StageFlags, stage) {
-	switch name {
-	case "ingest":
-		return c.Ingest.StageFlags, c.Ingest.IngestFlags
-	case "split":
-		return c.Split.StageFlags, c.Split.SplitFlags
-	case "resolve":
-		return c.Resolve.StageFlags, c.Resolve.ResolveFlags
-	case "dedupe":
-		return c.Dedupe.StageFlags, c.Dedupe.DedupeFlags
-	case "deliver":
-		return c.Deliver.StageFlags, c.Deliver.DeliverFlags
-	case "webhook":
-		return c.Webhook.StageFlags, c.Webhook.WebhookFlags
+// command parses args as main does and returns the selected subcommand's
+// flags, as kong filled them.
+func command(t *testing.T, args ...string) any {
+	t.Helper()
+	kctx, err := kongParse(args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return StageFlags{}, nil
+	return kctx.Selected().Target.Addr().Interface()
+}
+
+// kongParse parses args as main does.
+func kongParse(args ...string) (*kong.Context, error) {
+	k, err := kong.New(&CLI{}, options()...)
+	if err != nil {
+		return nil, err
+	}
+	return k.Parse(args)
+}
+
+// standalone returns the flags of `pushpipe <stage>` as parsed.
+func standalone(t *testing.T, args ...string) (StageFlags, stage) {
+	t.Helper()
+	c := command(t, args...).(*stageCmd)
+	return c.StageFlags, c.Own
+}
+
+// The registry and the stage table name the same stages: every row has a
+// subcommand with its help, and every registry entry is a row. An Optional
+// row's flags say when it is configured (all runs it only then).
+func TestRegistryCoversStageTable(t *testing.T) {
+	parsedAll := command(t, "all").(*AllCmd) // the flags at their defaults
+	k, err := kong.New(&CLI{}, options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, def := range pipeline.Stages {
+		w, ok := registry[def.Name]
+		if !ok {
+			t.Errorf("stage %s has no entry in the registry", def.Name)
+			continue
+		}
+		i := slices.IndexFunc(k.Model.Children, func(n *kong.Node) bool { return n.Name == def.Name })
+		if out := help(t, def.Name); i < 0 || k.Model.Children[i].Help == "" ||
+			!strings.Contains(out, "Usage: pushpipe "+def.Name) || !strings.Contains(out, "--claim-idle") {
+			t.Errorf("`pushpipe %s --help` has no help of its own or lacks the stage flags:\n%s", def.Name, out)
+		}
+		if def.DB && parsedAll.own[def.Name].dbConns() <= 0 {
+			t.Errorf("stage %s needs PostgreSQL (its row's DB) but its flags ask for no connections", def.Name)
+		}
+		if _, ok := w.flags().(configurable); def.Optional && !ok {
+			t.Errorf("stage %s is Optional but its flags have no configured()", def.Name)
+		}
+	}
+	for name := range registry {
+		if _, ok := pipeline.StageNamed(name); !ok {
+			t.Errorf("registry entry %s is not a row of the stage table", name)
+		}
+	}
+}
+
+// `pushpipe all` runs every row of the table but the Optional ones, the
+// same stage value kong filled; and each stage's own flags are offered under
+// all with the same type, default and help, prefixed with its name (but
+// deliver's).
+func TestAllRunsEveryRow(t *testing.T) {
+	all := command(t, "all").(*AllCmd)
+	k, err := kong.New(&CLI{}, options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagsOf := func(name string) map[string]*kong.Flag {
+		out := map[string]*kong.Flag{}
+		for _, n := range k.Model.Children {
+			if n.Name == name {
+				for _, f := range n.Flags {
+					out[f.Name] = f
+				}
+			}
+		}
+		return out
+	}
+	allFlags := flagsOf("all")
+	common, err := kong.New(&struct {
+		StageFlags `embed:""`
+	}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, def := range pipeline.Stages {
+		if _, ok := all.stages()[def.Name]; ok == def.Optional {
+			t.Errorf("stage %s (Optional %v): run by all without flags: %v", def.Name, def.Optional, ok)
+		}
+		prefix := def.Name + "-"
+		if registry[def.Name].bare {
+			prefix = ""
+		}
+		for name, f := range flagsOf(def.Name) {
+			if slices.ContainsFunc(common.Model.Flags, func(c *kong.Flag) bool { return c.Name == name }) {
+				continue // StageFlags, and help
+			}
+			g, ok := allFlags[prefix+name]
+			if !ok {
+				t.Errorf("pushpipe %s --%s has no --%s%s under all", def.Name, name, prefix, name)
+				continue
+			}
+			if g.Default != f.Default || g.Help != f.Help || g.Target.Type() != f.Target.Type() {
+				t.Errorf("--%s%s under all (%q, %q) differs from pushpipe %s --%s (%q, %q)", prefix, name, g.Default, g.Help, def.Name, name, f.Default, f.Help)
+			}
+		}
+	}
 }
 
 // Every stage flag has the same effect standalone and under `all`: the same
@@ -32,6 +131,10 @@ func (c *CLI) standalone(name string) (StageFlags, stage) {
 // under all, but for deliver's) gives the same runner options and the same
 // stage flags.
 func TestStageFlagsSameUnderAll(t *testing.T) {
+	secrets := filepath.Join(t.TempDir(), "secrets")
+	if err := os.WriteFile(secrets, []byte("s1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		stage string
 		own   []string // the stage's own flags, standalone spelling
@@ -46,11 +149,8 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 			[]string{"--tps", "123", "--in-flight", "7", "--max-attempts", "5", "--sink", "null", "--db-conns", "2"}},
 		// Optional: under all it is wired only with --webhook-url, so both
 		// spellings give it.
-		{"webhook", []string{"--url", "https://h.example/x", "--secret-file", "s", "--rate", "9", "--filter", "outcome=failed", "--attempts", "3"},
-			[]string{"--webhook-url", "https://h.example/x", "--webhook-secret-file", "s", "--webhook-rate", "9", "--webhook-filter", "outcome=failed", "--webhook-attempts", "3"}},
-	}
-	if len(tests) != len(pipeline.Stages) {
-		t.Fatalf("%d stages tested, the stage table has %d", len(tests), len(pipeline.Stages))
+		{"webhook", []string{"--url", "https://h.example/x", "--secret-file", secrets, "--rate", "9", "--filter", "outcome=failed", "--attempts", "3"},
+			[]string{"--webhook-url", "https://h.example/x", "--webhook-secret-file", secrets, "--webhook-rate", "9", "--webhook-filter", "outcome=failed", "--webhook-attempts", "3"}},
 	}
 	shared := []string{"--claim-idle", "7s", "--shutdown-timeout", "3s", "--max-deliveries", "4", "--retention", "1h", "--consumer", "c1"}
 	for _, tt := range tests {
@@ -60,20 +160,29 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 				t.Fatalf("%s is not in the stage table", tt.stage)
 			}
 			for _, give := range [][2][]string{{nil, nil}, {append(append([]string{}, shared...), tt.own...), append(append([]string{}, shared...), tt.all...)}} {
-				sf, own := parse(t, append([]string{tt.stage}, give[0]...)...).standalone(tt.stage)
-				all := parse(t, append([]string{"all"}, give[1]...)...)
-				allOwn, wired := all.All.stages()[tt.stage]
+				all := command(t, append([]string{"all"}, give[1]...)...).(*AllCmd)
+				allOwn, wired := all.stages()[tt.stage]
 				if def.Optional && len(tt.all) > 0 && len(give[1]) == 0 {
-					// all runs an optional stage only when configured.
+					// all runs an optional stage only when configured;
+					// on its own it refuses to start unconfigured.
 					if wired {
 						t.Errorf("all runs %s without its flags", tt.stage)
 					}
+					if _, err := kongParse(tt.stage); err == nil {
+						t.Errorf("pushpipe %s without its flags: accepted", tt.stage)
+					}
 					continue
 				}
-				if !reflect.DeepEqual(own, allOwn) {
+				sf, own := standalone(t, append([]string{tt.stage}, give[0]...)...)
+				if _, ok := own.(*plainStage); ok {
+					// No flags of its own: the same constructor both ways.
+					if reflect.ValueOf(own.(*plainStage).handler).Pointer() != reflect.ValueOf(allOwn.(*plainStage).handler).Pointer() {
+						t.Errorf("%s: standalone and all build different handlers", tt.stage)
+					}
+				} else if !reflect.DeepEqual(own, allOwn) {
 					t.Errorf("flags %v: standalone %+v, under all %+v", give[0], own, allOwn)
 				}
-				if a, b := sf.options(def), all.All.StageFlags.options(def); !reflect.DeepEqual(a, b) {
+				if a, b := sf.options(def), all.StageFlags.options(def); !reflect.DeepEqual(a, b) {
 					t.Errorf("flags %v: runner options standalone %+v, under all %+v", give[0], a, b)
 				}
 				if o := sf.options(def); len(give[0]) == 0 && (o.BatchSize != def.Batch || o.Concurrency != def.Concurrency) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/redis/rueidis"
 
+	"github.com/pushpipe/pushpipe/bench"
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
@@ -169,17 +169,10 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 // returns it. targets, muted and duplicates count people; sent, failed and
 // invalid tokens count devices.
 type progressView struct {
-	ID                   string `json:"id"`
-	State                string `json:"state"`
-	Targets              int64  `json:"targets"`
-	Sent                 int64  `json:"sent"`
-	Failed               int64  `json:"failed"`
-	Muted                int64  `json:"muted"`
-	InvalidTokens        int64  `json:"invalid_tokens"`
-	DuplicatesSuppressed int64  `json:"duplicates_suppressed"`
-	FirstSendMs          int64  `json:"first_send_ms"`
-	LastSendMs           int64  `json:"last_send_ms"`
-	Error                string `json:"error,omitempty"` // why the campaign failed as a whole
+	ID    string `json:"id"`
+	State string `json:"state"`
+	campaign.Counts
+	Error string `json:"error,omitempty"` // why the campaign failed as a whole
 	// Done counts targets that reached a terminal state: the bar's numerator.
 	Done int64  `json:"users_done"`
 	Note string `json:"note,omitempty"` // what status could not read
@@ -223,23 +216,8 @@ func progressBar(frac float64, width int, tty bool) string {
 	return "[" + strings.Repeat(full, n) + strings.Repeat(empty, width-n) + "]"
 }
 
-// num formats with thousands separators.
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+// thousands formats with thousands separators, as the benchmark's report.
+func thousands(n int64) string { return bench.Thousands(n) }
 
 func fmtLag(n int64, unknown bool) string {
 	if unknown {
@@ -284,9 +262,7 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 		v.Note = "campaign state unavailable (" + err.Error() + "): counters only"
 		return v, cerr
 	}
-	return progressView{ID: id, State: rep.State, Targets: rep.Targets, Sent: rep.Sent, Failed: rep.Failed, Muted: rep.Muted,
-		InvalidTokens: rep.InvalidTokens, DuplicatesSuppressed: rep.DuplicatesSuppressed,
-		FirstSendMs: rep.FirstSendMs, LastSendMs: rep.LastSendMs, Error: rep.Error, Done: rep.Done}, nil
+	return progressView{ID: id, State: rep.State, Counts: rep.Counts, Error: rep.Error, Done: rep.Done}, nil
 }
 
 // counterProgress is the counters alone (campaign.Counters): the state
@@ -301,7 +277,5 @@ func (s counterProgress) Progress(ctx context.Context, id string) (progressView,
 	if err != nil {
 		return progressView{ID: id, State: "unknown"}, err
 	}
-	return progressView{ID: id, State: "unknown", Targets: l.Targets, Sent: l.Sent, Failed: l.Failed, Muted: l.Muted,
-		InvalidTokens: l.InvalidTokens, DuplicatesSuppressed: l.DuplicatesSuppressed,
-		FirstSendMs: l.FirstSendMs, LastSendMs: l.LastSendMs, Error: l.FailReason, Done: l.UsersDone}, nil
+	return progressView{ID: id, State: "unknown", Counts: l.Counts, Error: l.FailReason, Done: l.UsersDone}, nil
 }

@@ -10,13 +10,6 @@ import (
 	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
-// WebhookCmd runs the webhook stage: result events POSTed in signed batches
-// to the operator's URL.
-type WebhookCmd struct {
-	StageFlags   `embed:""`
-	WebhookFlags `embed:""`
-}
-
 // WebhookFlags are the webhook's own flags; under `all` they are prefixed
 // webhook- and the stage runs only when --webhook-url is given.
 type WebhookFlags struct {
@@ -28,14 +21,6 @@ type WebhookFlags struct {
 	Attempts   int           `name:"attempts" default:"5" help:"POSTs per delivery of a batch (exponential backoff with jitter, Retry-After honoured); then it waits for redelivery, and the DLQ after --max-deliveries."`
 	RetryBase  time.Duration `name:"retry-base" default:"250ms" help:"Backoff after the first failed POST (doubles each attempt)."`
 	RetryMax   time.Duration `name:"retry-max" default:"30s" help:"Longest backoff, and longest Retry-After honoured."`
-}
-
-// Run serves until SIGTERM.
-func (c *WebhookCmd) Run(g *Globals) error {
-	if err := c.check(); err != nil {
-		return fmt.Errorf("pushpipe webhook: %w", err)
-	}
-	return runStage(g, c.StageFlags, "webhook", c.WebhookFlags)
 }
 
 // check refuses to start without a usable URL or secret file, before
@@ -62,6 +47,9 @@ func (c WebhookFlags) outcomes() ([]string, error) {
 	}
 	return strings.Split(list, ","), nil
 }
+
+// configured: under all the webhook runs only with --webhook-url.
+func (c WebhookFlags) configured() bool { return c.URL != "" }
 
 func (WebhookFlags) dbConns() int32 { return 0 }
 

@@ -2,8 +2,12 @@
 # gen.sh writes stages.yaml (a Deployment and a PodDisruptionBudget per stage)
 # and keda.yaml (a ScaledObject per stage with one redis-cluster-streams
 # trigger per partition: KEDA reads one stream per trigger, and each logical
-# stream is PARTITIONS keys). Edit the table below, run it, commit both
-# files; deploy/check.sh fails when they are stale.
+# stream is PARTITIONS keys). The stages, whether they need PostgreSQL and
+# their stream keys come from pipeline.Stages and pipeline.Keys (deploy/lint
+# -stages): every row but the Optional ones, which run only where an
+# operator configures them. Sizes are the table below, a stage without a
+# line of its own taking the * line's. Run it, commit both files;
+# deploy/check.sh fails when they are stale.
 #
 #   deploy/k8s/gen.sh            # PARTITIONS=16 PREFIX=pp by default
 set -euo pipefail
@@ -15,21 +19,33 @@ OUT=${OUT:-.}
 
 # Sizes from deploy/CAPACITY.md (peak RSS 57-99 MiB per stage process measured;
 # minimum 2 of each for availability, deliver 4 for in-flight concurrency).
-# db: the stage queries PostgreSQL (pipeline.Stages' DB; deploy/lint checks
-# it), so it gets the pushpipe-db Secret; a stage without gets no database URL.
-# stage  stream     db  shutdown grace cpu   mem    memlimit min max lag-per-partition
-STAGES="
-ingest   ingest     yes 30s      45    500m  128Mi  512Mi    2   8   20000
-split    campaigns  yes 30s      45    250m  128Mi  512Mi    2   4   1
-resolve  ranges     yes 30s      45    500m  128Mi  512Mi    2   16  4
-dedupe   dedupe     no  30s      45    500m  128Mi  512Mi    2   8   20
-deliver  deliver    yes 30s      45    1000m 256Mi  1Gi      4   16  20
+# stage  shutdown grace cpu   mem    memlimit min max lag-per-partition
+SIZES="
+*        30s      45    500m  128Mi  512Mi    2   8   20
+ingest   30s      45    500m  128Mi  512Mi    2   8   20000
+split    30s      45    250m  128Mi  512Mi    2   4   1
+resolve  30s      45    500m  128Mi  512Mi    2   16  4
+dedupe   30s      45    500m  128Mi  512Mi    2   8   20
+deliver  30s      45    1000m 256Mi  1Gi      4   16  20
 "
+# name db(yes/no) key... per stage, in pipeline order. db: the stage queries
+# PostgreSQL, so it gets the pushpipe-db Secret; a stage without gets no
+# database URL.
+STAGES=$(cd ../lint && go run . -stages -partitions "$PARTITIONS" -prefix "$PREFIX")
 
-extra_args() { # flags beyond the common stage flags
+# sizes prints a stage's sizes: its SIZES line, or the * line.
+sizes() {
+	local line
+	line=$(awk -v s="$1" '$1 == s' <<<"$SIZES")
+	[[ -n $line ]] || line=$(awk '$1 == "*"' <<<"$SIZES")
+	cut -d' ' -f2- <<<"$(tr -s ' ' <<<"$line")"
+}
+
+extra_args() { # stage db: flags beyond the common stage flags
 	case $1 in
-	# --db-conns always given, so deploy/README.md's connection budget is
-	# read off the manifests (deploy/lint checks it).
+	# --db-conns always given to a stage that queries PostgreSQL, so
+	# deploy/README.md's connection budget is read off the manifests
+	# (deploy/lint checks it).
 	ingest | split) printf '%s\n' '"--db-conns", "4"' ;;
 	resolve) printf '%s\n' '"--db-conns", "8"' ;;
 	deliver)
@@ -38,6 +54,7 @@ extra_args() { # flags beyond the common stage flags
 			'            "--apns-team-id", "$(APNS_TEAM_ID)", "--apns-topic", "$(APNS_TOPIC)",' \
 			'            "--fcm-credentials", "/etc/pushpipe/providers/fcm.json", "--fcm-project", "$(FCM_PROJECT)"'
 		;;
+	*) if [[ $2 == yes ]]; then printf '%s\n' '"--db-conns", "4"'; fi ;;
 	esac
 }
 
@@ -48,9 +65,10 @@ extra_args() { # flags beyond the common stage flags
 	echo "# its stage's group on every partition. terminationGracePeriodSeconds is the"
 	echo "# shutdown timeout plus 15 s, so in-flight batches finish (or are left pending"
 	echo "# for another pod to claim) before the kubelet sends SIGKILL."
-	while read -r stage stream db shutdown grace cpu mem memlimit min max lag; do
+	while read -r stage db _; do
 		[[ -z $stage ]] && continue
-		extra=$(extra_args "$stage")
+		read -r shutdown grace cpu mem memlimit min max lag <<<"$(sizes "$stage")"
+		extra=$(extra_args "$stage" "$db")
 		dbsecret=
 		if [[ $db == yes ]]; then
 			dbsecret=$'\n            - secretRef:\n                name: pushpipe-db'
@@ -189,8 +207,9 @@ spec:
       name: pushpipe-redis
       key: PUSHPIPE_REDIS_PASSWORD
 EOF
-	while read -r stage stream db shutdown grace cpu mem memlimit min max lag; do
+	while read -r stage db keys; do
 		[[ -z $stage ]] && continue
+		read -r _ _ _ _ _ min max lag <<<"$(sizes "$stage")"
 		cat <<EOF
 ---
 apiVersion: keda.sh/v1alpha1
@@ -210,14 +229,14 @@ spec:
   cooldownPeriod: 120
   triggers:
 EOF
-		for ((p = 0; p < PARTITIONS; p++)); do
+		for key in $keys; do
 			cat <<EOF
     - type: redis-cluster-streams
       authenticationRef:
         name: pushpipe-redis
       metadata:
         addressesFromEnv: PUSHPIPE_REDIS_ADDR
-        stream: "$PREFIX:{p$p}:$stream"
+        stream: "$key"
         consumerGroup: $stage
         lagCount: "$lag"
         activationLagCount: "0"

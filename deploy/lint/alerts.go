@@ -11,13 +11,7 @@ import (
 // prometheusRule is the part of monitoring.coreos.com/v1 PrometheusRule the
 // manifests use.
 type prometheusRule struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	Metadata   struct {
-		Name      string            `json:"name"`
-		Namespace string            `json:"namespace"`
-		Labels    map[string]string `json:"labels"`
-	} `json:"metadata"`
+	customHead
 	Spec struct {
 		Groups []struct {
 			Name  string `json:"name"`
@@ -34,13 +28,7 @@ type prometheusRule struct {
 
 // triggerAuthentication is the part of KEDA's TriggerAuthentication used.
 type triggerAuthentication struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	Metadata   struct {
-		Name      string            `json:"name"`
-		Namespace string            `json:"namespace"`
-		Labels    map[string]string `json:"labels"`
-	} `json:"metadata"`
+	customHead
 	Spec struct {
 		SecretTargetRef []struct {
 			Parameter string `json:"parameter"`

@@ -34,8 +34,9 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
-// scaledObject is the part of keda.sh/v1alpha1 ScaledObject the manifests use.
-type scaledObject struct {
+// customHead is the type and metadata of a custom resource (KEDA's,
+// Prometheus Operator's), which k8s.io/api does not define.
+type customHead struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
 	Metadata   struct {
@@ -43,6 +44,11 @@ type scaledObject struct {
 		Namespace string            `json:"namespace"`
 		Labels    map[string]string `json:"labels"`
 	} `json:"metadata"`
+}
+
+// scaledObject is the part of keda.sh/v1alpha1 ScaledObject the manifests use.
+type scaledObject struct {
+	customHead
 	Spec struct {
 		ScaleTargetRef struct {
 			Name string `json:"name"`
@@ -87,6 +93,13 @@ type manifests struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "-stages" {
+		if err := printStages(os.Stdout, os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "lint -stages:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	dir := "../k8s"
 	if len(os.Args) > 1 {
 		dir = os.Args[1]
@@ -215,22 +228,23 @@ func (m *manifests) check() []error {
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 
-	partitions := 16
+	partitions, prefix := pipeline.DefaultPartitions, ""
 	if cm := m.configMaps["pushpipe-config"]; cm == nil {
 		fail("no ConfigMap pushpipe-config")
 	} else if n, err := strconv.Atoi(cm.Data["PUSHPIPE_PARTITIONS"]); err != nil || n <= 0 {
 		fail("pushpipe-config: PUSHPIPE_PARTITIONS %q is not a positive number", cm.Data["PUSHPIPE_PARTITIONS"])
 	} else {
-		partitions = n
+		partitions, prefix = n, cm.Data["PUSHPIPE_PREFIX"]
 	}
+	keys := pipeline.NewKeys(prefix, partitions)
 
 	stages := map[string]string{} // stage → the stream it reads
 	for _, s := range pipeline.Stages {
 		stages[s.Name] = s.Stream
-	}
-	for stage := range stages {
-		if m.deployments["pushpipe-"+stage] == nil {
-			fail("no Deployment pushpipe-%s", stage)
+		// An Optional stage runs only where an operator configures it
+		// (the webhook's URL and secret): checked when deployed.
+		if !s.Optional && m.deployments["pushpipe-"+s.Name] == nil {
+			fail("no Deployment pushpipe-%s", s.Name)
 		}
 	}
 	if m.deployments["pushpipe-api"] == nil {
@@ -297,8 +311,8 @@ func (m *manifests) check() []error {
 			}
 			seen[t.Metadata["stream"]] = true
 		}
-		for p := range partitions {
-			if key := fmt.Sprintf("pp:{p%d}:%s", p, stream); !seen[key] {
+		for _, key := range keys.Streams(stream) {
+			if !seen[key] {
 				fail("ScaledObject %s: no trigger for partition key %s", s.Metadata.Name, key)
 			}
 		}
@@ -307,7 +321,7 @@ func (m *manifests) check() []error {
 		}
 	}
 	for stage := range stages {
-		if !scaled[stage] {
+		if !scaled[stage] && m.deployments["pushpipe-"+stage] != nil {
 			fail("no ScaledObject for stage %s", stage)
 		}
 	}

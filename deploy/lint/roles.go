@@ -56,6 +56,9 @@ func (m *manifests) checkRoles() []error {
 		"Job pushpipe-migrate":    {secretMigrateDB},
 	}
 	for _, s := range pipeline.Stages {
+		if s.Optional && m.deployments["pushpipe-"+s.Name] == nil {
+			continue // runs only where an operator configures it
+		}
 		w := []string{secretRedis}
 		if s.DB {
 			w = append(w, secretDB)

@@ -1,11 +1,7 @@
 package apns
 
 import (
-	"context"
-	"errors"
-	"net"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/sideshow/apns2"
@@ -20,7 +16,7 @@ import (
 // 429, 5xx and the network are retried.
 func classify(resp *apns2.Response, err error, retryAfter time.Duration) push.Result {
 	if err != nil {
-		return push.Result{Outcome: push.Retry, Reason: transportReason(err)}
+		return push.Result{Outcome: push.Retry, Reason: push.TransportReason(err)}
 	}
 	r := push.Result{Status: resp.StatusCode, Reason: resp.Reason, RetryAfter: retryAfter}
 	if r.Reason == "" && r.Status != http.StatusOK {
@@ -66,25 +62,4 @@ func classifyBadRequest(r *push.Result) {
 		r.Outcome = push.Failed
 		r.CampaignFatal = true
 	}
-}
-
-// transportReason is a short cause without the request URL (which carries
-// the device token and adds nothing).
-func transportReason(err error) string {
-	if errors.Is(err, context.Canceled) {
-		return "canceled"
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	msg := err.Error()
-	if len(msg) > 200 {
-		msg = msg[:200]
-	}
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-		return "timeout: " + msg
-	}
-	return "network: " + msg
 }

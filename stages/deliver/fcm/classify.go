@@ -50,9 +50,9 @@ func classify(err error, a *attempt) push.Result {
 		// stopped it.
 		return statusOnly(a.status, a.header)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		return push.Result{Outcome: push.Retry, Reason: transportReason(err)}
+		return push.Result{Outcome: push.Retry, Reason: push.TransportReason(err)}
 	case isTransportError(err):
-		return push.Result{Outcome: push.Retry, Reason: transportReason(err)}
+		return push.Result{Outcome: push.Retry, Reason: push.TransportReason(err)}
 	default:
 		// No request was made: the SDK refused the message (bad TTL,
 		// priority...), which every token of the campaign would share.
@@ -174,7 +174,7 @@ func transportFailure(err error) push.Result {
 	if errors.As(err, &ae) && ae.Response != nil && ae.Response.StatusCode >= 400 && ae.Response.StatusCode < 500 {
 		return push.Result{Outcome: push.Failed, CampaignFatal: true, Reason: "credentials refused: " + clip(ae.Error())}
 	}
-	return push.Result{Outcome: push.Retry, Reason: transportReason(err)}
+	return push.Result{Outcome: push.Retry, Reason: push.TransportReason(err)}
 }
 
 // statusOnly classifies an answer the SDK never turned into an error.
@@ -192,23 +192,6 @@ func isTransportError(err error) bool {
 	var ue *url.Error
 	var ne net.Error
 	return errors.As(err, &ue) || errors.As(err, &ne)
-}
-
-// transportReason is a short cause without the request URL.
-func transportReason(err error) string {
-	if errors.Is(err, context.Canceled) {
-		return "canceled"
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	msg := clip(err.Error())
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-		return "timeout: " + msg
-	}
-	return "network: " + msg
 }
 
 func clip(s string) string {

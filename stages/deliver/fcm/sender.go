@@ -101,7 +101,7 @@ func (s *Sender) Send(ctx context.Context, n push.Notification) push.Result {
 		return a.done && a.err == nil // the endpoint answered
 	})
 	if err != nil {
-		return push.Result{Outcome: push.Retry, Reason: transportReason(err)}
+		return push.Result{Outcome: push.Retry, Reason: push.TransportReason(err)}
 	}
 	return res
 }

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/dedupe"
+)
+
+// registry wires each row of the stage table (pipeline.Stages) to its own
+// flags, and through them to its handler (stage.build). It is the one place
+// cmd names the stages: `pushpipe <stage>` and `pushpipe all` are both made
+// from it, so a new stage is its row, its package and one line here: its
+// constructor (plain), or, for a stage with flags of its own, their type
+// (wire) in a file beside this one, as ingest.go. TestRegistryCoversStageTable
+// holds the two in step.
+var registry = map[string]wiring{
+	"ingest":  wire[IngestFlags]("Run the ingest stage: device events to bulk upserts."),
+	"split":   wire[SplitFlags]("Run the split stage: campaigns to subscriber ranges."),
+	"resolve": wire[ResolveFlags]("Run the resolve stage: ranges to preference-filtered users."),
+	"dedupe": plain("Run the dedupe stage: one notification per person.", func(d *deps) pipeline.Handler {
+		return dedupe.New(dedupe.Config{Redis: d.rdb, Keys: d.keys, Log: d.log})
+	}),
+	// Under all its flags keep their names: the providers, sink and rate
+	// are what `all` is mostly given.
+	"deliver": wire[DeliverFlags]("Run the deliver stage: send to APNs and FCM.").unprefixed(),
+	"webhook": wire[WebhookFlags]("Run the webhook stage: result events POSTed in signed batches to your URL."),
+}
+
+// wiring is a stage's entry in the registry.
+type wiring struct {
+	help  string
+	flags func() stage // a new set of the stage's own flags at their zero values, for kong to fill
+	bare  bool         // under all, its flags are not prefixed with the stage's name
+}
+
+// wire is the registry entry of a stage whose own flags are F.
+func wire[F any, P interface {
+	*F
+	stage
+}](help string) wiring {
+	return wiring{help: help, flags: func() stage { return P(new(F)) }}
+}
+
+func (w wiring) unprefixed() wiring { w.bare = true; return w }
+
+// plain is the registry entry of a stage with no flags of its own (beyond
+// every stage's) and no PostgreSQL: its handler's constructor is the whole
+// of its wiring.
+func plain(help string, build func(d *deps) pipeline.Handler) wiring {
+	return wiring{help: help, flags: func() stage { return &plainStage{build} }}
+}
+
+// plainStage is a plain stage's (empty) set of flags.
+type plainStage struct {
+	handler func(d *deps) pipeline.Handler
+}
+
+func (plainStage) dbConns() int32 { return 0 }
+
+func (s plainStage) build(d *deps, _ pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
+	return s.handler(d), nil, nil
+}
+
+// checker is a stage's flags that can be refused before anything connects
+// (a retry setting deliver would replace, the webhook's unreadable secret
+// file): kong's validation runs it, standalone and under all.
+type checker interface{ check() error }
+
+// configurable is an Optional row's flags: `pushpipe all` runs the stage
+// only when they say it is configured.
+type configurable interface{ configured() bool }
+
+func check(s stage) error {
+	if c, ok := s.(checker); ok {
+		return c.check()
+	}
+	return nil
+}
+
+// stageCmd is `pushpipe <stage>`: the flags every stage takes and the
+// stage's own, run by runStages like every stage under all.
+type stageCmd struct {
+	StageFlags `embed:""`
+	Own        stage `embed:""`
+	name       string
+}
+
+// Validate checks the stage's own flags (kong checks StageFlags itself).
+func (c *stageCmd) Validate() error { return check(c.Own) }
+
+// Run serves until SIGTERM.
+func (c *stageCmd) Run(g *Globals) error {
+	return runStages(g, c.StageFlags, map[string]stage{c.name: c.Own})
+}
+
+// stageCommands are the subcommands made from the stage table: one per row,
+// and all. They are built anew for each parser (they hold its flags).
+func stageCommands() []kong.Option {
+	var opts []kong.Option
+	for _, def := range pipeline.Stages {
+		w := registry[def.Name]
+		if w.flags == nil {
+			continue // TestRegistryCoversStageTable says which
+		}
+		opts = append(opts, kong.DynamicCommand(def.Name, w.help, "", &stageCmd{name: def.Name, Own: w.flags()}))
+	}
+	opts = append(opts, kong.DynamicCommand("all", "Run the API and every stage in one process.", "", newAllCmd()),
+		kong.PostBuild(orderCommands))
+	return opts
+}
+
+// orderCommands lists the stage subcommands and all after api in the help,
+// in pipeline order, where a reader looks for them (kong adds dynamic
+// commands last).
+func orderCommands(k *kong.Kong) error {
+	root := k.Model.Node
+	var stages, rest []*kong.Node
+	for _, n := range root.Children {
+		if _, ok := pipeline.StageNamed(n.Name); ok || n.Name == "all" {
+			stages = append(stages, n)
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	at := slices.IndexFunc(rest, func(n *kong.Node) bool { return n.Name == "api" }) + 1
+	root.Children = slices.Concat(rest[:at], stages, rest[at:])
+	return nil
+}
+
+// ownFlags are the stages' own flags under all, each in a struct of its own
+// so kong prefixes it with the stage's name (a tag is per type, hence
+// reflect.StructOf).
+func ownFlags() (kong.Plugins, map[string]stage) {
+	var plugins kong.Plugins
+	own := map[string]stage{}
+	for _, def := range pipeline.Stages {
+		w := registry[def.Name]
+		if w.flags == nil {
+			continue
+		}
+		tag := `embed:"" prefix:"` + def.Name + `-"`
+		if w.bare {
+			tag = `embed:""`
+		}
+		t := reflect.StructOf([]reflect.StructField{{Name: "Flags", Type: reflect.TypeOf(w.flags()).Elem(), Tag: reflect.StructTag(tag)}})
+		p := reflect.New(t)
+		p.Elem().Field(0).Set(reflect.ValueOf(w.flags()).Elem()) // a plain stage's constructor
+		plugins = append(plugins, p.Interface())
+		own[def.Name] = p.Elem().Field(0).Addr().Interface().(stage)
+	}
+	return plugins, own
+}
+
+// wired are the stages of own that a process runs: every row, less the
+// Optional ones not configured.
+func wired(own map[string]stage) (map[string]stage, error) {
+	out := map[string]stage{}
+	var errs []error
+	for _, def := range pipeline.Stages {
+		s, ok := own[def.Name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("stage %s of the stage table has no entry in cmd/pushpipe's registry", def.Name))
+			continue
+		}
+		if c, ok := s.(configurable); def.Optional && (!ok || !c.configured()) {
+			continue
+		}
+		out[def.Name] = s
+	}
+	return out, errors.Join(errs...)
+}
