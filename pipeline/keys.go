@@ -117,6 +117,13 @@ func (k Keys) Stats(p int, campaign string) string {
 	return k.Prefix + ":" + k.Tag(p) + ":stats:" + campaign
 }
 
+// Reasons is a campaign's hash, in partition p, of why its devices ended
+// failed or invalid: field the reason text, value the devices (deliver
+// writes it with the counters; campaign.Reasons sums it).
+func (k Keys) Reasons(p int, campaign string) string {
+	return k.Prefix + ":" + k.Tag(p) + ":reasons:" + campaign
+}
+
 // Campaign is the hash of a campaign's progress counters.
 func (k Keys) Campaign(id string) string { return k.Prefix + ":{c" + id + "}:campaign" }
 
