@@ -6,6 +6,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -255,7 +256,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	resetServerStats(ctx, run.rdb, conn)
 	res.LoadAvg[0] = loadAvg()
 	t0, err := run.Trigger(ctx, campaign.Campaign{ID: id, App: cfg.Seed.App, Channels: channels,
-		Title: "Benchmark", Body: "One notification to every subscriber"})
+		Title: "Benchmark", Body: "One notification to every subscriber", Notification: localized(cfg.Seed.Locales)})
 	if err != nil {
 		return nil, err
 	}
@@ -491,4 +492,25 @@ func loadAvg() float64 {
 	}
 	v, _ := strconv.ParseFloat(f[0], 64)
 	return v
+}
+
+// localized is the bench campaign's notification object with a text per
+// locale (nil without locales: a campaign of title and body alone).
+func localized(locales []string) json.RawMessage {
+	if len(locales) == 0 {
+		return nil
+	}
+	type text struct {
+		Title string `json:"title"`
+		Body  string `json:"body"`
+	}
+	n := struct {
+		text
+		Localized map[string]text `json:"localized"`
+	}{text: text{"Benchmark", "One notification to every subscriber"}, Localized: map[string]text{}}
+	for _, l := range locales {
+		n.Localized[l] = text{"Benchmark (" + l + ")", "One notification to every subscriber, in " + l}
+	}
+	b, _ := json.Marshal(n)
+	return b
 }

@@ -93,3 +93,30 @@ func WriteChart(path string, samples []Sample, t0 time.Time) error {
 	}
 	return f.Close()
 }
+
+// WriteLatencyChart draws the messages benchmark's latencies (ms from the
+// API's 202 to the provider's receipt, one per device) as a histogram, with
+// the p50 and p99 in the title.
+func WriteLatencyChart(path string, sorted []int64, m MessagesConfig) error {
+	vals := make(plotter.Values, len(sorted))
+	for i, v := range sorted {
+		vals[i] = float64(v)
+	}
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("direct messages: %d/s × %d recipients, latency from 202 to receipt (p50 %d ms, p99 %d ms)",
+		m.Rate, m.Recipients, quantile(sorted, 0.5), quantile(sorted, 0.99))
+	if m.WithCampaign {
+		p.Title.Text += ", beside a campaign"
+	}
+	p.X.Label.Text = "ms"
+	p.Y.Label.Text = "receipts"
+	bins := max(10, min(100, int(sorted[len(sorted)-1]-sorted[0])+1))
+	h, err := plotter.NewHist(vals, bins)
+	if err != nil {
+		return err
+	}
+	h.FillColor = plotutil.Color(0)
+	p.Add(h, plotter.NewGrid())
+	p.X.Min, p.Y.Min = 0, 0
+	return p.Save(9*vg.Inch, 4*vg.Inch, path)
+}

@@ -2,17 +2,21 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
@@ -38,6 +42,19 @@ type MessagesResult struct {
 	P99, Max    int64   `json:"-"`
 	CampaignOff float64 `json:"campaign_sends_per_s_without"`
 	CampaignOn  float64 `json:"campaign_sends_per_s_with"`
+	// Hops is where the milliseconds go, per receipt: acceptance → its
+	// express dedupe entry, → its express deliver entry (dedupe's hop),
+	// → the provider's receipt (deliver's: tokens, permit, send). Entry
+	// times are their stream ids' milliseconds.
+	Hops []Hop `json:"hops"`
+	// Latencies are every receipt's, sorted (the chart's histogram).
+	Latencies []int64 `json:"-"`
+}
+
+// Hop is one hop's share of the latency, over the receipts.
+type Hop struct {
+	Name     string `json:"name"`
+	P50, P99 int64
 }
 
 // RunMessages seeds cfg.Seed, starts the pipeline with the fake provider,
@@ -123,17 +140,85 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 	if len(pending) > 0 {
 		logf("%d messages not done after a minute", len(pending))
 	}
-	lat, err := receiptLatencies(ctx, run.Fake.client, run.Fake.URL, accepted)
+	receipts, err := messageReceipts(ctx, run.Fake.client, run.Fake.URL, accepted)
 	if err != nil {
 		return nil, err
+	}
+	dedupe, err := firstEntries(ctx, run, pipeline.StreamDedupeExpress)
+	if err != nil {
+		return nil, err
+	}
+	deliver, err := firstEntries(ctx, run, pipeline.StreamDeliverExpress)
+	if err != nil {
+		return nil, err
+	}
+	var lat, toDedupe, inDedupe, inDeliver []int64
+	for _, r := range receipts {
+		at := accepted[r.id]
+		lat = append(lat, r.atMs-at)
+		d, ok1 := dedupe[r.id]
+		v, ok2 := deliver[r.id]
+		if ok1 && ok2 {
+			toDedupe = append(toDedupe, max(0, d-at))
+			inDedupe = append(inDedupe, v-d)
+			inDeliver = append(inDeliver, r.atMs-v)
+		}
 	}
 	res.Receipts = len(lat)
 	if len(lat) > 0 {
 		slices.Sort(lat)
-		at := func(q float64) int64 { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
-		res.P50, res.P90, res.P99, res.Max = at(0.5), at(0.9), at(0.99), lat[len(lat)-1]
+		res.P50, res.P90, res.P99, res.Max = quantile(lat, 0.5), quantile(lat, 0.9), quantile(lat, 0.99), lat[len(lat)-1]
+		res.Latencies = lat
+	}
+	for _, h := range []struct {
+		name string
+		ms   []int64
+	}{{"accepted → express dedupe entry", toDedupe}, {"dedupe → express deliver entry", inDedupe}, {"deliver entry → provider receipt", inDeliver}} {
+		if len(h.ms) > 0 {
+			slices.Sort(h.ms)
+			res.Hops = append(res.Hops, Hop{Name: h.name, P50: quantile(h.ms, 0.5), P99: quantile(h.ms, 0.99)})
+		}
+	}
+	if len(lat) > 0 && cfg.OutDir != "" {
+		path := cmp.Or(cfg.Chart, filepath.Join(cfg.OutDir, "messages.png"))
+		if err := WriteLatencyChart(path, lat, m); err != nil {
+			return nil, err
+		}
+		logf("chart: %s", path)
 	}
 	return res, nil
+}
+
+// quantile is q of sorted.
+func quantile(sorted []int64, q float64) int64 {
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
+}
+
+// firstEntries maps each message to the unix ms of its first entry in the
+// express lane stream (every partition), from the entries' ids.
+func firstEntries(ctx context.Context, run *Running, stream string) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, key := range run.Keys.Streams(stream) {
+		for start := "-"; ; {
+			entries, err := run.rdb.Do(ctx, run.rdb.B().Xrange().Key(key).Start(start).End("+").Count(10000).Build()).AsXRange()
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", key, err)
+			}
+			for _, e := range entries {
+				ms, _, _ := strings.Cut(e.ID, "-")
+				at, _ := strconv.ParseInt(ms, 10, 64)
+				id := e.FieldValues[pipeline.FieldCampaign]
+				if first, ok := out[id]; !ok || at < first {
+					out[id] = at
+				}
+			}
+			if len(entries) < 10000 {
+				break
+			}
+			start = "(" + entries[len(entries)-1].ID
+		}
+	}
+	return out, nil
 }
 
 // campaignSent is the campaign's sent counter (0 when there is none).
@@ -145,9 +230,16 @@ func (r *Running) campaignSent(ctx context.Context, id string) int64 {
 	return p.Sent
 }
 
-// receiptLatencies is, per receipt of a message in accepted, the ms from
-// the message's acceptance to the receipt.
-func receiptLatencies(ctx context.Context, client *http.Client, base string, accepted map[string]int64) ([]int64, error) {
+// receipt is a provider receipt of a message: its id (the collapse id)
+// and when the provider got it.
+type receipt struct {
+	id   string
+	atMs int64
+}
+
+// messageReceipts are the fake provider's receipts of the messages in
+// accepted.
+func messageReceipts(ctx context.Context, client *http.Client, base string, accepted map[string]int64) ([]receipt, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/_receipts", nil)
 	if err != nil {
 		return nil, err
@@ -161,7 +253,7 @@ func receiptLatencies(ctx context.Context, client *http.Client, base string, acc
 		io.Copy(io.Discard, resp.Body)
 		return nil, fmt.Errorf("receipts: %s", resp.Status)
 	}
-	var out []int64
+	var out []receipt
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -172,8 +264,8 @@ func receiptLatencies(ctx context.Context, client *http.Client, base string, acc
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			return nil, fmt.Errorf("receipt %q: %w", sc.Text(), err)
 		}
-		if t, ok := accepted[r.CollapseID]; ok {
-			out = append(out, r.AtMs-t)
+		if _, ok := accepted[r.CollapseID]; ok {
+			out = append(out, receipt{r.CollapseID, r.AtMs})
 		}
 	}
 	return out, sc.Err()
@@ -185,4 +277,10 @@ func (r *MessagesResult) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
 	fmt.Fprintf(w, "| %d (%d failed) | %d | %d | %d | %d | %d | %.0f | %.0f |\n", r.Messages, r.Failed, r.Receipts,
 		r.P50, r.P90, r.P99, r.Max, r.CampaignOff, r.CampaignOn)
+	if len(r.Hops) > 0 {
+		fmt.Fprintf(w, "\n| hop | p50 ms | p99 ms |\n|---|---|---|\n")
+		for _, h := range r.Hops {
+			fmt.Fprintf(w, "| %s | %d | %d |\n", h.Name, h.P50, h.P99)
+		}
+	}
 }

@@ -29,6 +29,9 @@ type SeedConfig struct {
 	Overlap    float64
 	TwoDevices float64
 	IOSShare   float64
+	// Locales, when set, are spread evenly over the devices (by a hash of
+	// the device), so a localized campaign renders a text per locale.
+	Locales []string
 }
 
 func (c *SeedConfig) defaults() {
@@ -104,7 +107,11 @@ func Seed(ctx context.Context, url string, cfg SeedConfig) (SeedResult, error) {
 		return err
 	})
 	g.Go(func() error {
-		n, err := copyTable(gctx, url, "devices", []string{"app", "token", "user_id", "platform", "event_at"}, deviceRows(cfg))
+		cols := []string{"app", "token", "user_id", "platform", "event_at"}
+		if len(cfg.Locales) > 0 {
+			cols = append(cols, "locale")
+		}
+		n, err := copyTable(gctx, url, "devices", cols, deviceRows(cfg))
 		res.Devices = n
 		return err
 	})
@@ -263,12 +270,19 @@ func deviceRows(cfg SeedConfig) func(*copyWriter) error {
 			for j := range userDevices(cfg, u) {
 				var platform int16
 				platform, tok = deviceToken(cfg, u, j, tok[:0])
-				w.tuple(5)
+				if len(cfg.Locales) == 0 {
+					w.tuple(5)
+				} else {
+					w.tuple(6)
+				}
 				w.text(cfg.App)
 				w.bytes(tok)
 				w.int64(u)
 				w.int16(platform)
 				w.int64(at)
+				if len(cfg.Locales) > 0 {
+					w.text(cfg.Locales[mix(uint64(u)*4+uint64(j)+0x10ca1e)%uint64(len(cfg.Locales))])
+				}
 				if err := w.err; err != nil {
 					return err
 				}

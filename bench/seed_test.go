@@ -104,6 +104,22 @@ func TestSeed(t *testing.T) {
 	if _, err := measureFloor(ctx, conn, "a", cfg.ChannelNames()); err != nil {
 		t.Fatal(err)
 	}
+
+	// With locales, every device gets one of them, each about as often.
+	cfg.Locales = []string{"ko-KR", "pt-BR", "en-US"}
+	if _, err := Seed(ctx, url, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range append(cfg.Locales, "") {
+		var n int64
+		q(`SELECT count(*) FROM devices WHERE locale = '`+l+`'`, &n)
+		if l == "" && n != 0 {
+			t.Errorf("%d devices without a locale, want none", n)
+		}
+		if l != "" {
+			near("devices in "+l, n, 1.0/3, devs)
+		}
+	}
 }
 
 func indexDefs(t *testing.T, conn *pgx.Conn) []string {

@@ -7,7 +7,7 @@ package pipeline
 //	ranges     campaign, channel, range, lo, hi              partition: HashPartition(campaign+"/"+range)
 //	dedupe     campaign, u (reached ids), m (muted ids), range  partition: UserPartition of every id
 //	deliver    campaign, u                                    partition: the same user partition
-//	results    events (a JSON array of ResultEvent: the devices one deliver mark recorded)  partition: the user partition
+//	results    campaign or message, app, at_ms, events, skip (ResultHeader, AppendResultLine)  partition: the user partition
 //
 // u and m are EncodeIDs batches, sorted ascending. An ingest entry is either
 // one ev field (devices.Event.Message writes registrations so) or one field
@@ -30,7 +30,10 @@ const (
 	FieldUsers    = "u"        // dedupe, deliver: EncodeIDs of user ids
 	FieldMuted    = "m"        // dedupe: EncodeIDs of users muted on this channel/category
 
-	FieldEvents = "events" // results: JSON array of ResultEvent
+	FieldMessage = "message" // results: direct message id (instead of campaign)
+	FieldAtMs    = "at_ms"   // results: when the outcomes were recorded, unix ms
+	FieldEvents  = "events"  // results: a line per device (AppendResultLine)
+	FieldSkip    = "skip"    // results: comma-separated ids of devices whose lines are repeats
 )
 
 // Ingest operations.

@@ -118,8 +118,10 @@ func (k Keys) Stats(p int, campaign string) string {
 }
 
 // Reasons is a campaign's hash, in partition p, of why its devices ended
-// failed or invalid: field the reason text, value the devices (deliver
-// writes it with the counters; campaign.Reasons sums it).
+// failed or invalid: field the reason (the provider's, or deliver's own such
+// as "no credentials"), value how many devices. deliver counts a device in
+// the same script that marks it, once; readers sum it over the partitions
+// (campaign.Reasons).
 func (k Keys) Reasons(p int, campaign string) string {
 	return k.Prefix + ":" + k.Tag(p) + ":reasons:" + campaign
 }

@@ -1,10 +1,10 @@
 package pipeline
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -16,14 +16,21 @@ const (
 )
 
 // ResultEvent is what became of one device of a campaign or direct message:
-// DESIGN's event object, as JSON. deliver writes events to the results
-// stream (in the Lua of its mark script); the webhook stage and `pushpipe
-// results tail` read them.
+// DESIGN's event object. deliver records events in the results stream (in
+// the Lua of its mark script); the webhook stage and `pushpipe results
+// tail` read them (ParseResults) and hand them on as JSON (AppendJSON).
 //
 // A results entry carries the events of the devices one mark call recorded
-// (one partition, one campaign) as a JSON array in its FieldEvents: one
-// XADD per group of devices instead of one per device keeps results cheap
-// for deliver (an event costs Redis a few bytes of an entry, not an entry).
+// (one partition, one campaign or message, one time): a header (the
+// campaign or message, app, at) and one line per device (AppendResultLine),
+// tab-separated, with no JSON. deliver writes it for tens of thousands of
+// devices a second, so an event costs it a line appended in Go and Redis a
+// few bytes copied, not a JSON object per device passed through Lua; the
+// JSON is built by the one reader that needs it, the webhook. When a mark
+// call finds some devices marked already (a repeat after a crash), the
+// script lists them in FieldSkip instead of rewriting the lines, and
+// readers drop them: an event is read exactly when its outcome became
+// durable.
 type ResultEvent struct {
 	// ID is unique per (campaign or message, device) and the same on every
 	// write of that outcome (ResultID), so receivers dedupe by it.
@@ -54,16 +61,60 @@ func ResultIDPrefix(campaign, message string) string {
 	return "c:" + campaign + ":"
 }
 
-// ResultFields is a results entry carrying evs (Batch.Emit or Emit fields).
-func ResultFields(evs ...ResultEvent) []string {
-	b := []byte{'['}
-	for i, e := range evs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = e.AppendJSON(b)
+// ResultHeader is the header fields of a results entry: the campaign (or,
+// with message set, the message), the app and when the outcomes were
+// recorded. FieldEvents (the lines) follows, then FieldSkip if any.
+func ResultHeader(campaign, message, app string, atMs int64) []string {
+	subject, id := FieldCampaign, campaign
+	if message != "" {
+		subject, id = FieldMessage, message
 	}
-	return []string{FieldEvents, string(append(b, ']'))}
+	return []string{subject, id, FieldApp, app, FieldAtMs, strconv.FormatInt(atMs, 10)}
+}
+
+// AppendResultLine appends a device's line of a results entry: device id,
+// user id, platform, outcome, token and reason, tab-separated, ending in a
+// newline. Tokens never hold tabs or newlines (devices.ValidToken); a
+// reason, the provider's text, has its control characters made spaces.
+func AppendResultLine(b []byte, device, user int64, platform, outcome, token, reason string) []byte {
+	b = strconv.AppendInt(b, device, 10)
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, user, 10)
+	b = append(b, '\t')
+	b = append(b, platform...)
+	b = append(b, '\t')
+	b = append(b, outcome...)
+	b = append(b, '\t')
+	b = append(b, token...)
+	b = append(b, '\t')
+	for i := 0; i < len(reason); i++ {
+		c := reason[i]
+		if c < 0x20 || c == 0x7f {
+			c = ' '
+		}
+		b = append(b, c)
+	}
+	return append(b, '\n')
+}
+
+// ResultFields is a results entry of evs, for writers other than deliver's
+// script (tests, tools): the header is the first event's (evs are of one
+// campaign or message, app and time); event ids are derived (ResultID).
+func ResultFields(evs ...ResultEvent) []string {
+	if len(evs) == 0 {
+		return nil
+	}
+	var lines []byte
+	for _, e := range evs {
+		lines = AppendResultLine(lines, e.device(), e.UserID, e.Platform, e.Outcome, e.Token, e.Reason)
+	}
+	return append(ResultHeader(evs[0].Campaign, evs[0].Message, evs[0].App, evs[0].AtMs), FieldEvents, string(lines))
+}
+
+// device is the device id at the end of the event's ID, 0 if none.
+func (e ResultEvent) device() int64 {
+	n, _ := strconv.ParseInt(e.ID[strings.LastIndexByte(e.ID, ':')+1:], 10, 64)
+	return n
 }
 
 // AppendJSON appends the event's JSON as encoding/json writes it (less its
@@ -135,34 +186,62 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// ParseResults reads a results entry; an error says what is wrong (the
-// reader dead-letters the entry with it).
+// ParseResults reads a results entry: its events, less those listed in
+// FieldSkip. An error says what is wrong (the reader dead-letters the entry
+// with it).
 func ParseResults(f map[string]string) ([]ResultEvent, error) {
-	evs, _, err := ParseResultsRaw(f)
-	return evs, err
-}
-
-// ParseResultsRaw is ParseResults that also returns each event's JSON as
-// written, for a reader that passes it on (the webhook's POST body).
-func ParseResultsRaw(f map[string]string) ([]ResultEvent, []json.RawMessage, error) {
-	raw, ok := f[FieldEvents]
+	lines, ok := f[FieldEvents]
 	if !ok {
-		return nil, nil, fmt.Errorf("results entry: no %s field", FieldEvents)
+		return nil, fmt.Errorf("results entry: no %s field", FieldEvents)
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal([]byte(raw), &raws); err != nil {
-		return nil, nil, fmt.Errorf("results entry: %s is not a JSON array of events: %w", FieldEvents, err)
-	}
-	evs := make([]ResultEvent, len(raws))
-	for i, r := range raws {
-		if err := json.Unmarshal(r, &evs[i]); err != nil {
-			return nil, nil, fmt.Errorf("results entry: event %d: %w", i, err)
+	head := ResultEvent{Campaign: f[FieldCampaign], Message: f[FieldMessage], App: f[FieldApp]}
+	head.AtMs, _ = strconv.ParseInt(f[FieldAtMs], 10, 64)
+	var skip map[int64]bool
+	if s := f[FieldSkip]; s != "" {
+		skip = map[int64]bool{}
+		for v := range strings.SplitSeq(s, ",") {
+			id, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("results entry: %s holds %q, not a device id", FieldSkip, v)
+			}
+			skip[id] = true
 		}
-		if err := evs[i].Validate(); err != nil {
-			return nil, nil, fmt.Errorf("results entry: event %d: %w", i, err)
-		}
 	}
-	return evs, raws, nil
+	prefix := ResultIDPrefix(head.Campaign, head.Message)
+	evs := make([]ResultEvent, 0, strings.Count(lines, "\n"))
+	for n := 0; lines != ""; n++ {
+		line, rest, ok := strings.Cut(lines, "\n")
+		if !ok {
+			return nil, fmt.Errorf("results entry: line %d does not end in a newline", n)
+		}
+		lines = rest
+		var part [6]string
+		for i := range 5 {
+			var found bool
+			if part[i], line, found = strings.Cut(line, "\t"); !found {
+				return nil, fmt.Errorf("results entry: line %d has %d fields, want 6", n, i+1)
+			}
+		}
+		part[5] = line
+		device, err := strconv.ParseInt(part[0], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("results entry: line %d: device id %q", n, part[0])
+		}
+		if skip[device] {
+			continue
+		}
+		e := head
+		e.ID = prefix + part[0]
+		if e.UserID, err = strconv.ParseInt(part[1], 10, 64); err != nil {
+			return nil, fmt.Errorf("results entry: line %d: user id %q", n, part[1])
+		}
+		e.Platform, e.Outcome, e.Token, e.Reason = part[2], part[3], part[4], part[5]
+		if err := e.Validate(); err != nil {
+			return nil, fmt.Errorf("results entry: line %d: %w", n, err)
+		}
+		evs = append(evs, e)
+	}
+	return evs, nil
 }
 
 // Validate says what is wrong with an event, if anything.

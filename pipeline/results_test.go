@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"reflect"
@@ -11,43 +12,93 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
-// Result events survive their entry, their JSON is encoding/json's, and a
-// malformed entry is refused with what is wrong.
+// Result events survive their entry (less those it lists as skipped), their
+// JSON is encoding/json's, and a malformed entry is refused with what is
+// wrong.
 func TestResultFields(t *testing.T) {
-	give := []pipeline.ResultEvent{
-		{ID: pipeline.ResultID("c9", "", 42), Campaign: "c9", App: "a", UserID: 7, Platform: "ios", Token: "tok",
-			Outcome: pipeline.OutcomeInvalid, Reason: "Unregistered \"quoted\"\n\x01 é \xff", AtMs: 1700000000000},
-		{ID: pipeline.ResultID("", "m1", 43), Message: "m1", App: "a", UserID: 8, Platform: "android", Token: "t2",
-			Outcome: pipeline.OutcomeSent, AtMs: 1700000000001},
+	tests := []struct {
+		name string
+		give []pipeline.ResultEvent
+	}{
+		{"campaign", []pipeline.ResultEvent{
+			{ID: pipeline.ResultID("c9", "", 42), Campaign: "c9", App: "a", UserID: 7, Platform: "ios", Token: "tok",
+				Outcome: pipeline.OutcomeInvalid, Reason: "Unregistered \"quoted\" é \xff", AtMs: 1700000000000},
+			{ID: pipeline.ResultID("c9", "", 43), Campaign: "c9", App: "a", UserID: 8, Platform: "android", Token: "t2",
+				Outcome: pipeline.OutcomeSent, AtMs: 1700000000000},
+		}},
+		{"message", []pipeline.ResultEvent{
+			{ID: pipeline.ResultID("", "m1", 1), Message: "m1", App: "a", Platform: "android", Token: "t3",
+				Outcome: pipeline.OutcomeFailed, Reason: "no credentials", AtMs: 1},
+		}},
 	}
-	f := pipeline.ResultFields(give...)
-	got, err := pipeline.ParseResults(map[string]string{f[0]: f[1]})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := pipeline.ParseResults(fieldMap(pipeline.ResultFields(tt.give...)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.give) {
+				t.Errorf("round trip:\n%+v\nwant\n%+v", got, tt.give)
+			}
+			for _, e := range got {
+				want, _ := json.Marshal(e)
+				want = bytes.ReplaceAll(want, []byte(`\u0026`), []byte("&"))
+				if j := e.AppendJSON(nil); string(j) != string(want) {
+					t.Errorf("JSON\n%s\nwant encoding/json's\n%s", j, want)
+				}
+			}
+		})
+	}
+	if id := pipeline.ResultID("c9", "", 42); id != "c:c9:42" {
+		t.Errorf("campaign event id %q", id)
+	}
+	if id := pipeline.ResultID("", "m1", 43); id != "m:m1:43" {
+		t.Errorf("message event id %q", id)
+	}
+}
+
+// A reason's control characters become spaces (lines stay lines); the
+// skip field drops the repeats of a redone mark.
+func TestResultLines(t *testing.T) {
+	f := fieldMap(pipeline.ResultFields(
+		pipeline.ResultEvent{ID: "c:c:1", Campaign: "c", App: "a", Platform: "ios", Token: "t", Outcome: "failed", Reason: "a\tb\nc\x01", AtMs: 5},
+		pipeline.ResultEvent{ID: "c:c:2", Campaign: "c", App: "a", Platform: "ios", Token: "t", Outcome: "sent", AtMs: 5},
+		pipeline.ResultEvent{ID: "c:c:3", Campaign: "c", App: "a", Platform: "ios", Token: "t", Outcome: "sent", AtMs: 5},
+	))
+	f[pipeline.FieldSkip] = "1,3"
+	got, err := pipeline.ParseResults(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := json.Marshal(give)
-	var wantBack []pipeline.ResultEvent
-	json.Unmarshal(want, &wantBack)
-	if !reflect.DeepEqual(got, wantBack) {
-		t.Errorf("round trip:\n%+v\nwant\n%+v", got, wantBack)
+	if len(got) != 1 || got[0].ID != "c:c:2" {
+		t.Errorf("with 1 and 3 skipped: %+v, want device 2 alone", got)
 	}
-	if f[1] != string(want) {
-		t.Errorf("JSON\n%s\nwant encoding/json's\n%s", f[1], want)
+	delete(f, pipeline.FieldSkip)
+	got, err = pipeline.ParseResults(f)
+	if err != nil || len(got) != 3 || got[0].Reason != "a b c " {
+		t.Errorf("%+v, %v; want 3 events, the first with reason %q", got, err, "a b c ")
 	}
-	if give[0].ID != "c:c9:42" || give[1].ID != "m:m1:43" {
-		t.Errorf("ids %q, %q", give[0].ID, give[1].ID)
-	}
+}
+
+// A malformed results entry is refused with what is wrong: the webhook
+// dead-letters it with that reason.
+func TestResultsMalformed(t *testing.T) {
+	ok := "5\t7\tios\tsent\ttok\t\n"
 	tests := []struct {
 		name string
 		give map[string]string
 		want string
 	}{
 		{"no field", map[string]string{"x": "1"}, "no events field"},
-		{"not json", map[string]string{pipeline.FieldEvents: "[{"}, "not a JSON array"},
-		{"no id", map[string]string{pipeline.FieldEvents: `[{"campaign":"c","outcome":"sent","at_ms":1}]`}, "event 0: no id"},
-		{"bad outcome", map[string]string{pipeline.FieldEvents: `[{"id":"x","campaign":"c","outcome":"lost","at_ms":1}]`}, `outcome "lost"`},
-		{"both", map[string]string{pipeline.FieldEvents: `[{"id":"x","campaign":"c","message":"m","outcome":"sent","at_ms":1}]`}, "exactly one"},
-		{"no time", map[string]string{pipeline.FieldEvents: `[{"id":"x","campaign":"c","outcome":"sent"}]`}, "at_ms"},
+		{"no newline", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldAtMs: "1", pipeline.FieldEvents: "5\t7\tios\tsent\ttok\t"}, "line 0 does not end"},
+		{"few fields", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldAtMs: "1", pipeline.FieldEvents: ok + "5\t7\tios\n"}, "line 1 has 3 fields"},
+		{"bad device", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldAtMs: "1", pipeline.FieldEvents: "x\t7\tios\tsent\ttok\t\n"}, `device id "x"`},
+		{"bad user", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldAtMs: "1", pipeline.FieldEvents: "5\ty\tios\tsent\ttok\t\n"}, `user id "y"`},
+		{"bad outcome", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldAtMs: "1", pipeline.FieldEvents: "5\t7\tios\tlost\ttok\t\n"}, `outcome "lost"`},
+		{"both", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldMessage: "m", pipeline.FieldAtMs: "1", pipeline.FieldEvents: ok}, "exactly one"},
+		{"neither", map[string]string{pipeline.FieldAtMs: "1", pipeline.FieldEvents: ok}, "exactly one"},
+		{"no time", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldEvents: ok}, "at_ms"},
+		{"bad skip", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldAtMs: "1", pipeline.FieldEvents: ok, pipeline.FieldSkip: "5,x"}, `skip holds "x"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,6 +108,15 @@ func TestResultFields(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fieldMap is an entry's fields as readers get them.
+func fieldMap(f []string) map[string]string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(f); i += 2 {
+		m[f[i]] = f[i+1]
+	}
+	return m
 }
 
 // A stream no group reads is trimmed by age by TrimOutput (Trim keeps it

@@ -17,11 +17,12 @@ import (
 // BenchCmd runs the whole pipeline as separate processes on a synthetic
 // population, sends one campaign, and measures and verifies it.
 type BenchCmd struct {
-	Users      int64   `default:"1000000" help:"People to seed (user ids 1..N)."`
-	Channels   int     `default:"3" help:"Channels; the campaign targets all of them."`
-	Overlap    float64 `default:"0.2" help:"Share of users subscribed to a second channel (dedupe must drop the repeat)."`
-	TwoDevices float64 `name:"two-devices" default:"0.2" help:"Share of users with a second device."`
-	IOS        float64 `name:"ios" default:"0.45" help:"Share of devices that are iOS (the rest Android)."`
+	Users      int64    `default:"1000000" help:"People to seed (user ids 1..N)."`
+	Channels   int      `default:"3" help:"Channels; the campaign targets all of them."`
+	Overlap    float64  `default:"0.2" help:"Share of users subscribed to a second channel (dedupe must drop the repeat)."`
+	TwoDevices float64  `name:"two-devices" default:"0.2" help:"Share of users with a second device."`
+	IOS        float64  `name:"ios" default:"0.45" help:"Share of devices that are iOS (the rest Android)."`
+	Locales    []string `name:"locales" help:"Spread these locales over the devices and send the campaign a text per locale, e.g. ko-KR,pt-BR,en-US (the localized-campaign benchmark)."`
 
 	Sink         string        `enum:"null,fake" default:"null" help:"null: deliver's in-process null sender (the pipeline alone); fake: the fake provider process over HTTP/2 TLS."`
 	RedisCluster int           `name:"redis-cluster" help:"Start a Redis Cluster of this many masters instead of one server."`
@@ -75,7 +76,7 @@ func (c *BenchCmd) Run(g *Globals) error {
 	cfg := bench.Config{
 		Servers: bench.ServerConfig{RedisAddr: givenRedis(g), RedisAuth: redisAuth, DatabaseURL: g.DatabaseURL, RedisCluster: c.RedisCluster},
 		Seed: bench.SeedConfig{Users: c.Users, Channels: c.Channels, Overlap: c.Overlap, TwoDevices: c.TwoDevices,
-			IOSShare: c.IOS},
+			IOSShare: c.IOS, Locales: c.Locales},
 		Sink: c.Sink, Replicas: reps, StageArgs: stageArgs, Partitions: g.Partitions, ClaimIdle: c.ClaimIdle,
 		TPS: c.TPS, SeedOnly: c.SeedOnly, AllInOne: c.AllInOne, Chaos: c.Chaos, ChaosEvery: c.ChaosEvery, Timeout: c.Timeout, Pprof: c.Pprof,
 		OutDir: c.Out, Chart: c.Chart, Log: os.Stderr,

@@ -49,6 +49,8 @@ type Campaign struct {
 	Priority string
 	// State is the lifecycle state kept in PostgreSQL (Load reads it).
 	State string
+	// Kind is KindCampaign or KindMessage (Load reads it).
+	Kind string
 }
 
 // Priorities of a campaign.

@@ -193,10 +193,10 @@ func Load(ctx context.Context, db *pgxpool.Pool, id string) (Campaign, error) {
 	var sendAt *time.Time
 	err := db.QueryRow(ctx, `
 		SELECT app, channels, category, title, body, data, ttl_seconds, created_at,
-		       send_at, rate_per_second, priority, state, notification
+		       send_at, rate_per_second, priority, state, notification, kind
 		FROM campaigns WHERE id = $1`, id).
 		Scan(&c.App, &c.Channels, &c.Category, &c.Title, &c.Body, &data, &ttl, &c.CreatedAt,
-			&sendAt, &c.RatePerSecond, &c.Priority, &c.State, &c.Notification)
+			&sendAt, &c.RatePerSecond, &c.Priority, &c.State, &c.Notification, &c.Kind)
 	if sendAt != nil {
 		c.SendAt = *sendAt
 	}

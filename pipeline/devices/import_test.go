@@ -3,11 +3,14 @@ package devices
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -168,4 +171,32 @@ func rawCopy(b *testing.B, db *pgxpool.Pool, path string) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Since(t0)
+}
+
+// A file that fails to read past its first chunks ends the import with the
+// error and the line it reached, the chunks before it kept; a database that
+// refuses a chunk ends it with that error, the parser stopped with it.
+func TestImportStopsOnErrors(t *testing.T) {
+	db := importDB(t)
+	var file strings.Builder
+	for i := range ImportChunk + 10 {
+		fmt.Fprintln(&file, i+1)
+	}
+	broken := io.MultiReader(strings.NewReader(file.String()), iotest.ErrReader(errors.New("disk gone")))
+	res, err := ImportSubscribers(t.Context(), db, "big", broken, nil)
+	if err == nil || !strings.Contains(err.Error(), "disk gone") || !strings.Contains(err.Error(), "line") {
+		t.Fatalf("error %v, want the read error with its line", err)
+	}
+	if n, _ := subscribers(t, db, "big"); n != ImportChunk || res.Rows != ImportChunk {
+		t.Fatalf("%d subscribers kept (result %+v), want the first chunk's %d", n, res, ImportChunk)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := ImportSubscribers(ctx, db, "late", strings.NewReader(file.String()), nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("import under a canceled context: %v, want context.Canceled", err)
+	}
+	if n, _ := subscribers(t, db, "late"); n != 0 {
+		t.Fatalf("%d subscribers written under a canceled context", n)
+	}
 }

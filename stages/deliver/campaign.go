@@ -21,6 +21,9 @@ var errNoCampaign = errors.New("campaign not found")
 type campaign struct {
 	ID  string
 	App string
+	// message is true for a direct message (a campaign row of kind
+	// message): its result events name it as a message.
+	message bool
 	// notes are its provider-neutral notifications, one per locale of its
 	// notification object ("" the default text); Token, Platform and App
 	// are filled per device.
@@ -92,7 +95,7 @@ func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
 	if err != nil {
 		return nil, fmt.Errorf("campaign %q: %w", id, err)
 	}
-	return &campaign{ID: id, App: row.App, ttl: row.TTL, rate: row.RatePerSecond, accepted: row.CreatedAt,
+	return &campaign{ID: id, App: row.App, message: row.Kind == campaignrow.KindMessage, ttl: row.TTL, rate: row.RatePerSecond, accepted: row.CreatedAt,
 		notes: notes, pick: content.Locale}, nil
 }
 

@@ -143,8 +143,9 @@ func (h *Handler) parse(ctx context.Context, e pipeline.Entry) (*campaign, pipel
 // is terminal now (done) and the devices failed for good; per entry, the
 // retries to emit and the users whose budget is spent.
 type settlement struct {
-	done    []int64   // per target: 1 if the user is terminal now
-	failed  [][]int64 // per target: ids of devices failed for good
+	done    []int64    // per target: 1 if the user is terminal now
+	failed  [][]device // per target: devices failed for good
+	reasons []string   // per target: why they failed (the last round's)
 	retries []retryGroup
 	dead    []deadUsers
 }
@@ -170,7 +171,7 @@ type deadUsers struct {
 // another attempt later (retry), or the budget is spent (failed devices, the
 // user to the DLQ).
 func (h *Handler) settlement(targets []target, results []userResult) settlement {
-	s := settlement{done: make([]int64, len(targets)), failed: make([][]int64, len(targets))}
+	s := settlement{done: make([]int64, len(targets)), failed: make([][]device, len(targets)), reasons: make([]string, len(targets))}
 	type group struct {
 		entry  int
 		c      *campaign
@@ -195,7 +196,7 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 			rg.delay = max(rg.delay, h.backoff(rounds, r.retryAfter))
 			h.metrics.retries.Inc()
 		default:
-			s.done[i], s.failed[i] = 1, r.retried
+			s.done[i], s.failed[i], s.reasons[i] = 1, r.retried, r.reason
 			du := dead[g]
 			if du == nil {
 				du = &deadUsers{entry: t.entry, c: t.c}

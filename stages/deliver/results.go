@@ -1,26 +1,24 @@
 package deliver
 
 import (
-	"strconv"
-
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
-// appendResults appends the device part of markScript's arguments for marks
-// of one outcome: how many, then per device its id and its result event's
-// JSON (pipeline.ResultEvent), which the script writes if it marks the
-// device for the first time.
-func appendResults(args []string, c *campaign, atMs int64, marks []markReq) []string {
-	args = append(args, strconv.Itoa(len(marks)))
-	ev := pipeline.ResultEvent{Campaign: c.ID, App: c.App, AtMs: atMs}
-	prefix := pipeline.ResultIDPrefix(c.ID, "")
-	var buf []byte
+// appendResults appends the lines of the marks' result events
+// (pipeline.AppendResultLine) to b: markScript writes them, under the
+// campaign's header, if it marks the devices for the first time.
+func appendResults(b []byte, c *campaign, marks []markReq) []byte {
 	for _, m := range marks {
-		id := strconv.FormatInt(m.d.id, 10)
-		ev.ID, ev.UserID, ev.Platform, ev.Token, ev.Reason = prefix+id, m.d.user, string(m.d.platform), m.d.token, m.reason
-		ev.Outcome = counterOf(m.outcome) // the counters are named as the outcomes
-		buf = ev.AppendJSON(buf[:0])
-		args = append(args, id, string(buf))
+		b = pipeline.AppendResultLine(b, m.d.id, m.d.user, string(m.d.platform), counterOf(m.outcome), m.d.token, m.reason)
 	}
-	return args
+	return b
+}
+
+// resultHeader is the header of the campaign's results entries recorded at
+// atMs: direct messages' events name the message, not a campaign.
+func (c *campaign) resultHeader(atMs int64) []string {
+	if c.message {
+		return pipeline.ResultHeader("", c.ID, c.App, atMs)
+	}
+	return pipeline.ResultHeader(c.ID, "", c.App, atMs)
 }

@@ -1,10 +1,12 @@
 package deliver
 
 import (
+	"maps"
 	"testing"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	campaignrow "github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -72,6 +74,14 @@ func TestMarksWriteResultsOnce(t *testing.T) {
 		}
 	}
 
+	reasons, err := campaignrow.Reasons(f.ctx, f.rdb, f.keys, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int64{"Unregistered": 1, "BadTopic": 1}; !maps.Equal(reasons, want) {
+		t.Errorf("reasons after three mark calls: %v, want each counted once: %v", reasons, want)
+	}
+
 	h.cfg.NoResults = true
 	c2 := &campaign{ID: "c2", App: testApp, ttl: time.Hour}
 	if err := h.execMarks(f.ctx, p, c2, []markReq{{p: p, c: c2, d: device{user: 1, token: "x", id: 9}, outcome: push.Sent}}); err != nil {
@@ -79,5 +89,67 @@ func TestMarksWriteResultsOnce(t *testing.T) {
 	}
 	if n, _ := f.rdb.Do(f.ctx, f.rdb.B().Xlen().Key(f.keys.Stream(pipeline.StreamResults, p)).Build()).AsInt64(); n != 2 {
 		t.Errorf("results off: the stream holds %d entries, want the 2 written with results on", n)
+	}
+}
+
+// A direct message's events name the message; devices failed after their
+// user's last retry get a failed event with the reason, once, and count
+// under it once, however often the round is redone.
+func TestSettledFailuresWriteResultsOnce(t *testing.T) {
+	f := newFixture(t)
+	h, err := New(Config{Redis: f.rdb, DB: f.db, Keys: f.keys, Senders: map[push.Platform]push.Sender{push.IOS: &NullSender{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &campaign{ID: "m1", App: testApp, ttl: time.Hour, message: true}
+	const p = 2
+	targets := []target{{c: m, user: 20}, {c: m, user: 21}}
+	s := settlement{
+		done:    []int64{1, 1},
+		failed:  [][]device{{{user: 20, platform: push.IOS, token: "t20", id: 40}}, {{user: 21, platform: push.Android, token: "t21", id: 41}, {user: 21, platform: push.IOS, token: "t21b", id: 42}}},
+		reasons: []string{"ServiceUnavailable", "InternalServerError"},
+	}
+	// Device 42 was marked sent meanwhile (a DLQ retry): not failed, no event.
+	if err := h.execMarks(f.ctx, p, m, []markReq{{p: p, c: m, d: s.failed[1][1], outcome: push.Sent}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := h.countSettled(f.ctx, p, targets, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := f.rdb.Do(f.ctx, f.rdb.B().Xrange().Key(f.keys.Stream(pipeline.StreamResults, p)).Start("-").End("+").Build()).AsXRange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []pipeline.ResultEvent
+	for _, e := range entries {
+		got, err := pipeline.ParseResults(e.FieldValues)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, got...)
+	}
+	want := map[string]string{"m:m1:42": pipeline.OutcomeSent, "m:m1:40": pipeline.OutcomeFailed, "m:m1:41": pipeline.OutcomeFailed}
+	if len(entries) != 2 || len(evs) != len(want) {
+		t.Fatalf("%d entries, %d events: %+v; want 2 entries (the mark, the first settle) and %d events", len(entries), len(evs), evs, len(want))
+	}
+	for _, e := range evs {
+		if want[e.ID] != e.Outcome || e.Message != "m1" || e.Campaign != "" {
+			t.Errorf("event %+v: want outcome %q of message m1", e, want[e.ID])
+		}
+		if e.ID == "m:m1:40" && (e.Reason != "ServiceUnavailable" || e.Token != "t20" || e.UserID != 20) {
+			t.Errorf("event %+v: want reason ServiceUnavailable, token t20, user 20", e)
+		}
+	}
+	reasons, err := campaignrow.Reasons(f.ctx, f.rdb, f.keys, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := map[string]int64{"ServiceUnavailable": 1, "InternalServerError": 1}; !maps.Equal(reasons, w) {
+		t.Errorf("reasons %v, want %v", reasons, w)
+	}
+	if n, _ := f.rdb.Do(f.ctx, f.rdb.B().Hget().Key(f.keys.Stats(p, "m1")).Field(pipeline.StatFailed).Build()).AsInt64(); n != 2 {
+		t.Errorf("failed counter %d, want 2", n)
 	}
 }

@@ -251,7 +251,7 @@ func (r *round) send(l *lane, j job) (markReq, bool) {
 		r.mu.Lock()
 		u := &r.results[j.i]
 		u.retry++
-		u.retried = append(u.retried, j.d.id)
+		u.retried = append(u.retried, j.d)
 		u.retryAfter = max(u.retryAfter, res.RetryAfter)
 		u.reason = res.Reason
 		r.mu.Unlock()

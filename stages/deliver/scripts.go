@@ -50,58 +50,58 @@ var bitsPerChunk = strconv.Itoa(1 << chunkBits)
 // redelivered entry skips marked devices, and a mark repeated after a crash
 // counts nothing. A device counted failed when its user ran out of retries
 // (settledScript) and marked now, after a DLQ retry, moves out of failed
-// (looked up only when the partition has failures at all).
+// (looked up only when the partition has failures at all). Failed and
+// invalid devices also count under their reason (Keys.Reasons), once.
 //
-// With results on, it also appends the result events (pipeline.ResultEvent,
-// as JSON, built by the caller) of the devices whose bit it newly set, and
-// of no other, to the partition's results stream, in one entry: an event
-// is written exactly when its outcome becomes durable, and a repeat after a
-// crash finds the bit set and writes none.
+// With results on, it appends the devices' result events to the
+// partition's results stream in one entry (pipeline.ResultHeader, lines
+// built by the caller): an event is written exactly when its outcome
+// becomes durable. In the usual call every device is new and the entry is
+// written as given, with no work per device here; when some were marked
+// already (a repeat after a crash), their ids go in the entry's skip field,
+// computed from the bits that were set before; when none is new, nothing is
+// written.
 //
-// KEYS[1] stats (hash), KEYS[2] settled set, KEYS[3] results stream, KEYS[4..]
-// sent chunk bitmaps. ARGV[1] TTL seconds, ARGV[2] now unix ms, ARGV[3] "1"
-// to write results; then per counter: counter, ngroups, the groups
-// (appendMasks: key index, chunk, first byte, mask), ndevices, then per
-// device its id and its event's JSON (ndevices is 0 with results off).
+// KEYS[1] stats (hash), KEYS[2] settled set, KEYS[3] results stream, KEYS[4]
+// reasons (hash), KEYS[5..] sent chunk bitmaps. ARGV[1] TTL seconds, ARGV[2]
+// now unix ms, ARGV[3] n, the number of results entry fields and values that
+// follow (0: results off), then per group of devices of one counter and
+// reason: counter, reason ("" to count none), ndevices, ngroups, the groups
+// (appendMasks: key index, chunk, first byte, mask).
 var markScript = rueidis.NewLuaScript(orMask + pipeline.LuaXAdd + `
 local failedBefore = tonumber(redis.call('HGET', KEYS[1], '` + pipeline.StatFailed + `')) or 0
-local results = ARGV[3] == '1'
-local sent, new, unfailed, events = false, 0, 0, {}
-local i = 4
+local nres = tonumber(ARGV[3])
+local results = nres > 0
+local sent, new, unfailed, skip = false, 0, 0, {}
+local i = 4 + nres
 while i <= #ARGV do
-  local counter, ngroups = ARGV[i], tonumber(ARGV[i + 1])
-  local g = i + 2
+  local counter, reason, ndevs, ngroups = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local g = i + 4
   i = g + 4 * ngroups
-  local ndevs, devsAt = tonumber(ARGV[i]), i + 1
-  i = i + 1 + 2 * ndevs
   local added, groups = 0, {}
   for _ = 1, ngroups do
     local key, chunk, first, mask = KEYS[tonumber(ARGV[g])], tonumber(ARGV[g + 1]), tonumber(ARGV[g + 2]), ARGV[g + 3]
     g = g + 4
     local n, news = orMask(key, first, mask, failedBefore > 0 or results)
     added = added + n
-    if news then groups[#groups + 1] = {chunk, first, news} end
+    if news then groups[#groups + 1] = {chunk, first, news, mask} end
   end
-  -- Every device new (the usual case): all their events, in order.
-  local all = results and added == ndevs
-  if all then
-    for d = devsAt + 1, devsAt + 2 * ndevs - 1, 2 do events[#events + 1] = ARGV[d] end
-  end
-  -- Otherwise (a repeat), or to move devices out of failed: bit by bit.
-  if failedBefore > 0 or (results and not all and added > 0) then
-    local devs = {}
-    if results and not all then
-      for d = devsAt, devsAt + 2 * ndevs - 2, 2 do devs[ARGV[d]] = d + 1 end
-    end
+  -- Bit by bit only when some device was marked before (its event is a
+  -- repeat: skipped) or a device may move out of failed.
+  local repeats = results and added < ndevs
+  if failedBefore > 0 or repeats then
     for _, gr in ipairs(groups) do
-      local chunk, first = gr[1], gr[2]
-      for b, x in pairs(gr[3]) do
+      local chunk, first, news, mask = gr[1], gr[2], gr[3], gr[4]
+      for b = 1, #mask do
+        local m, x = byte(mask, b), news[b] or 0
+        local old = band(m, bxor(x, 255))
         for pos = 0, 7 do
-          if band(x, rshift(128, pos)) ~= 0 then
+          local bit = rshift(128, pos)
+          local isNew, isOld = band(x, bit) ~= 0, repeats and band(old, bit) ~= 0
+          if isNew or isOld then
             local id = string.format('%.0f', chunk * ` + bitsPerChunk + ` + (first + b - 1) * 8 + pos)
-            if failedBefore > 0 and redis.call('SREM', KEYS[2], 'f' .. id) == 1 then unfailed = unfailed + 1 end
-            local d = devs[id]
-            if d then events[#events + 1] = ARGV[d] end
+            if isOld then skip[#skip + 1] = id end
+            if isNew and failedBefore > 0 and redis.call('SREM', KEYS[2], 'f' .. id) == 1 then unfailed = unfailed + 1 end
           end
         end
       end
@@ -111,10 +111,20 @@ while i <= #ARGV do
     redis.call('HINCRBY', KEYS[1], counter, added)
     new = new + added
     if counter == '` + pipeline.StatSent + `' then sent = true end
+    if reason ~= '' then
+      redis.call('HINCRBY', KEYS[4], reason, added)
+      if redis.call('TTL', KEYS[4]) < 0 then redis.call('EXPIRE', KEYS[4], ARGV[1]) end
+    end
   end
 end
-if #events > 0 then
-  xadd(KEYS[3], {'` + pipeline.FieldEvents + `', '[' .. table.concat(events, ',') .. ']'})
+if results and new > 0 then
+  local fields = {}
+  for f = 4, 3 + nres do fields[#fields + 1] = ARGV[f] end
+  if #skip > 0 then
+    fields[#fields + 1] = '` + pipeline.FieldSkip + `'
+    fields[#fields + 1] = table.concat(skip, ',')
+  end
+  xadd(KEYS[3], fields)
 end
 if unfailed > 0 then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', -unfailed) end
 if sent then
@@ -130,36 +140,62 @@ return new
 // settledScript counts how rounds of users ended, once per user and device
 // whatever is replayed or redelivered: a user that became terminal adds to
 // users_done the first time only (its bit in the done bitmaps), and a device
-// whose user ran out of retries adds to failed the first time only ('f'
-// members of the settled set), unless it is marked terminal already.
+// whose user ran out of retries adds to failed, and to its reason
+// (Keys.Reasons), the first time only ('f' members of the settled set),
+// unless it is marked terminal already. With results on, those devices'
+// failed events are appended as markScript appends its own: one entry, the
+// devices not counted now listed as skipped, none when no device is new.
 //
-// KEYS[1] stats, KEYS[2] settled set, KEYS[3..] chunk bitmaps (done users,
-// sent marks). ARGV[1] TTL seconds, ARGV[2] number of user groups, then the
-// user groups (appendMasks: key index, chunk, first byte, mask), then the
-// failed devices' groups (appendGroups: key index of their sent chunk, n,
-// n device ids).
-var settledScript = rueidis.NewLuaScript(orMask + `
-local i = 3
+// KEYS[1] stats, KEYS[2] settled set, KEYS[3] results stream, KEYS[4]
+// reasons, KEYS[5..] chunk bitmaps (done users, sent marks). ARGV[1] TTL
+// seconds, ARGV[2] number of user groups, ARGV[3] n, the number of results
+// entry fields and values that follow (0: results off), then the user
+// groups (appendMasks: key index, chunk, first byte, mask), then per reason
+// of failed devices: the reason, its number of groups, the groups
+// (appendGroups: key index of their sent chunk, n, n device ids).
+var settledScript = rueidis.NewLuaScript(orMask + pipeline.LuaXAdd + `
+local nres = tonumber(ARGV[3])
+local i = 4 + nres
 local done = 0
 for _ = 1, tonumber(ARGV[2]) do
   done = done + orMask(KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 2]), ARGV[i + 3], false)
   i = i + 4
 end
 if done > 0 then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatUsersDone + `', done) end
-local failed = 0
+local failed, skip = 0, {}
 while i <= #ARGV do
-  local key, last = KEYS[tonumber(ARGV[i])], i + 1 + tonumber(ARGV[i + 1])
-  for x = i + 2, last do
-    local off = math.fmod(tonumber(ARGV[x]), ` + bitsPerChunk + `)
-    if redis.call('GETBIT', key, off) == 0 and redis.call('SADD', KEYS[2], 'f' .. ARGV[x]) == 1 then
-      failed = failed + 1
+  local reason, ngroups, counted = ARGV[i], tonumber(ARGV[i + 1]), 0
+  i = i + 2
+  for _ = 1, ngroups do
+    local key, last = KEYS[tonumber(ARGV[i])], i + 1 + tonumber(ARGV[i + 1])
+    for x = i + 2, last do
+      local off = math.fmod(tonumber(ARGV[x]), ` + bitsPerChunk + `)
+      if redis.call('GETBIT', key, off) == 0 and redis.call('SADD', KEYS[2], 'f' .. ARGV[x]) == 1 then
+        counted = counted + 1
+      elseif nres > 0 then
+        skip[#skip + 1] = ARGV[x]
+      end
     end
+    i = last + 1
   end
-  i = last + 1
+  if counted > 0 then
+    failed = failed + counted
+    redis.call('HINCRBY', KEYS[4], reason, counted)
+    if redis.call('TTL', KEYS[4]) < 0 then redis.call('EXPIRE', KEYS[4], ARGV[1]) end
+  end
 end
 if failed > 0 then
   redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', failed)
   if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+  if nres > 0 then
+    local fields = {}
+    for f = 4, 3 + nres do fields[#fields + 1] = ARGV[f] end
+    if #skip > 0 then
+      fields[#fields + 1] = '` + pipeline.FieldSkip + `'
+      fields[#fields + 1] = table.concat(skip, ',')
+    end
+    xadd(KEYS[3], fields)
+  end
 end
 return 0
 `)

@@ -35,7 +35,7 @@ type userResult struct {
 	retry      int
 	retryAfter time.Duration
 	reason     string
-	retried    []int64 // ids of those devices
+	retried    []device // those devices
 }
 
 // deliverTargets sends the campaign to every device of the targets that is
@@ -311,38 +311,40 @@ func (h *Handler) mark(ctx context.Context, p int, c *campaign, o push.Outcome, 
 	return h.execMarks(ctx, p, c, marks)
 }
 
-// execMarks runs markScript for devices of one campaign, grouped by counter,
-// with their result events when results are on. It sorts marks.
+// execMarks runs markScript for devices of one campaign, grouped by counter
+// and reason, with their result events when results are on. It sorts marks.
 func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []markReq) error {
-	keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID), h.keys.Stream(pipeline.StreamResults, p))
+	keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID), h.keys.Stream(pipeline.StreamResults, p), h.keys.Reasons(p, c.ID))
 	chunkKey := func(chunk int64) string { return keys.index(h.sentChunk(p, c.ID, chunk)) }
-	results := ""
-	if !h.cfg.NoResults {
-		results = "1"
-	}
 	now := time.Now().UnixMilli()
-	args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.FormatInt(now, 10), results}
-	slices.SortFunc(marks, func(a, b markReq) int { return cmp.Or(cmp.Compare(a.outcome, b.outcome), cmp.Compare(a.d.id, b.d.id)) })
+	args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.FormatInt(now, 10), "0"}
+	if !h.cfg.NoResults {
+		args = append(args, c.resultHeader(now)...)
+		args = append(args, pipeline.FieldEvents, string(appendResults(nil, c, marks)))
+		args[2] = strconv.Itoa(len(args) - 3)
+	}
+	slices.SortFunc(marks, func(a, b markReq) int {
+		return cmp.Or(cmp.Compare(a.outcome, b.outcome), cmp.Compare(a.reason, b.reason), cmp.Compare(a.d.id, b.d.id))
+	})
 	ids := make([]int64, 0, len(marks))
 	for i := 0; i < len(marks); {
 		j := i
-		for j < len(marks) && marks[j].outcome == marks[i].outcome {
+		for j < len(marks) && marks[j].outcome == marks[i].outcome && marks[j].reason == marks[i].reason {
 			j++
 		}
 		ids = ids[:0]
 		for _, m := range marks[i:j] {
 			ids = append(ids, m.d.id)
 		}
-		args = append(args, counterOf(marks[i].outcome), "")
+		reason := ""
+		if marks[i].outcome != push.Sent {
+			reason = cmp.Or(marks[i].reason, "unknown")
+		}
+		args = append(args, counterOf(marks[i].outcome), reason, strconv.Itoa(j-i), "")
 		at := len(args) - 1
 		var groups int
 		args, groups = appendMasks(args, ids, chunkKey)
 		args[at] = strconv.Itoa(groups)
-		if results == "" {
-			args = append(args, "0")
-		} else {
-			args = appendResults(args, c, now, marks[i:j])
-		}
 		i = j
 	}
 	if err := markScript.Exec(ctx, h.rdb, keys.keys, args).Error(); err != nil {
@@ -363,7 +365,10 @@ func (h *Handler) settledKey(p int, campaign string) string {
 // settledScript). It runs before the round is acked: a crash in between
 // redoes the round, which then counts nothing twice.
 func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s settlement) error {
-	type settled struct{ users, failed []int64 }
+	type settled struct {
+		users  []int64
+		failed []markReq
+	}
 	byCampaign := map[*campaign]*settled{}
 	for i, t := range targets {
 		if s.done[i] == 0 {
@@ -375,17 +380,36 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 			byCampaign[t.c] = c
 		}
 		c.users = append(c.users, h.keys.UserOffset(t.user))
-		c.failed = append(c.failed, s.failed[i]...)
+		for _, d := range s.failed[i] {
+			c.failed = append(c.failed, markReq{d: d, outcome: push.Failed, reason: cmp.Or(s.reasons[i], "unknown")})
+		}
 	}
 	for c, set := range byCampaign {
-		keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID))
+		keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID), h.keys.Stream(pipeline.StreamResults, p), h.keys.Reasons(p, c.ID))
 		slices.Sort(set.users)
-		slices.Sort(set.failed)
-		args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), ""}
+		slices.SortFunc(set.failed, func(a, b markReq) int { return cmp.Or(cmp.Compare(a.reason, b.reason), cmp.Compare(a.d.id, b.d.id)) })
+		args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), "", "0"}
+		if !h.cfg.NoResults && len(set.failed) > 0 {
+			args = append(args, c.resultHeader(time.Now().UnixMilli())...)
+			args = append(args, pipeline.FieldEvents, string(appendResults(nil, c, set.failed)))
+			args[2] = strconv.Itoa(len(args) - 3)
+		}
 		var groups int
 		args, groups = appendMasks(args, set.users, func(chunk int64) string { return keys.index(h.doneChunk(p, c.ID, chunk)) })
 		args[1] = strconv.Itoa(groups)
-		args, _ = appendGroups(args, set.failed, func(chunk int64) string { return keys.index(h.sentChunk(p, c.ID, chunk)) })
+		ids := make([]int64, 0, len(set.failed))
+		for i := 0; i < len(set.failed); {
+			j := i
+			ids = ids[:0]
+			for ; j < len(set.failed) && set.failed[j].reason == set.failed[i].reason; j++ {
+				ids = append(ids, set.failed[j].d.id)
+			}
+			args = append(args, set.failed[i].reason, "")
+			at := len(args) - 1
+			args, groups = appendGroups(args, ids, func(chunk int64) string { return keys.index(h.sentChunk(p, c.ID, chunk)) })
+			args[at] = strconv.Itoa(groups)
+			i = j
+		}
 		if err := settledScript.Exec(ctx, h.rdb, keys.keys, args).Error(); err != nil {
 			return fmt.Errorf("count settled users of %s: %w", c.ID, err)
 		}

@@ -51,22 +51,37 @@ func New(cfg Config) (*Handler, error) {
 
 // Handle implements pipeline.Handler.
 func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
-	var events []json.RawMessage // as deliver wrote them: passed on, not re-encoded
-	var idx []int                // the entry of each event
+	var (
+		events []json.RawMessage // each event's JSON, cut from buf
+		idx    []int             // the entry of each event
+		buf    []byte
+		ends   []int
+	)
 	for i, e := range b.Entries {
-		evs, raws, err := pipeline.ParseResultsRaw(e.Fields)
+		evs, err := pipeline.ParseResults(e.Fields)
 		if err != nil {
 			b.DeadLetter(i, err)
 			continue
 		}
-		for j, ev := range evs {
+		for _, ev := range evs {
 			if len(h.cfg.Outcomes) > 0 && !slices.Contains(h.cfg.Outcomes, ev.Outcome) {
 				h.metrics.events.WithLabelValues("filtered").Inc()
 				continue // the receiver does not want it
 			}
-			events = append(events, raws[j])
+			// One buffer for the batch's JSON: an allocation per batch,
+			// not per event.
+			buf = ev.AppendJSON(buf)
+			ends = append(ends, len(buf))
 			idx = append(idx, i)
 		}
+	}
+	events = make([]json.RawMessage, len(ends))
+	for k, end := range ends {
+		start := 0
+		if k > 0 {
+			start = ends[k-1]
+		}
+		events[k] = buf[start:end:end]
 	}
 	per := h.cfg.Batch
 	if m := h.cap.Max(); m > 0 {
