@@ -41,6 +41,13 @@ func pushpipeBin(t *testing.T) string {
 // prefix and database.
 func (b *bed) startStages(users int64, tps int) {
 	b.t.Helper()
+	b.launch(users, tps, bench.SinkNull)
+}
+
+// launch is startStages with deliver sending to sink: bench.SinkFake starts
+// the fake provider with fakeArgs.
+func (b *bed) launch(users int64, tps int, sink string, fakeArgs ...string) {
+	b.t.Helper()
 	if _, err := bench.Seed(b.t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: users, Channels: 1}); err != nil {
 		b.t.Fatal(err)
 	}
@@ -48,7 +55,7 @@ func (b *bed) startStages(users int64, tps int) {
 		Servers: &bench.Servers{RedisAddr: env.Redis.Addr, DatabaseURL: b.dbURL},
 		Bin:     pushpipeBin(b.t), LogDir: filepath.Join(b.t.TempDir(), "logs"),
 		Prefix: b.keys.Prefix, Partitions: b.keys.Partitions,
-		ClaimIdle: 5 * time.Second, Sink: bench.SinkNull, TPS: tps, App: app, AllInOne: true,
+		ClaimIdle: 5 * time.Second, Sink: sink, FakeArgs: fakeArgs, TPS: tps, App: app, AllInOne: true,
 	})
 	if err != nil {
 		b.t.Fatal(err)

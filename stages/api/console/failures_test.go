@@ -1,12 +1,16 @@
 package console_test
 
 import (
+	"cmp"
 	"encoding/json"
+	"maps"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/pushpipe/pushpipe/bench"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
@@ -61,5 +65,52 @@ func TestFailuresByReason(t *testing.T) {
 	}
 	if page.Bold != 0 {
 		t.Errorf("a reason's markup made %d elements", page.Bold)
+	}
+}
+
+// TestFailuresAtProvider: a campaign whose devices the fake provider
+// refuses (unregistered and malformed tokens, by token) shows, once done,
+// the reasons deliver recorded: the same table campaign.Reasons reads, and
+// its devices add up to the campaign's failed and invalid ones.
+func TestFailuresAtProvider(t *testing.T) {
+	b := newBed(t)
+	b.launch(300, 1000, bench.SinkFake, "--unregistered-rate", "0.2", "--bad-token-rate", "0.1")
+	if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "bad-1", App: app, Channels: []string{"ch0"}, Title: "Refused"}); err != nil {
+		t.Fatal(err)
+	}
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/bad-1"),
+		waitJS(`document.getElementById("state").textContent === "done" && document.querySelector("#failures tr[data-reason]") !== null`))
+	got := js[string](b, `JSON.stringify([...document.querySelectorAll("#failures tr[data-reason]")].map(r =>
+		[r.querySelector(".reason").textContent, r.querySelector(".count").textContent.replaceAll(",", "")]))`)
+	var rows [][]string
+	if err := json.Unmarshal([]byte(got), &rows); err != nil {
+		t.Fatal(err)
+	}
+	reasons, err := campaign.Reasons(t.Context(), b.rdb, b.keys, "bad-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := campaign.Progress(t.Context(), b.rdb, b.db, b.keys, "bad-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, n := range reasons {
+		sum += n
+	}
+	shown := map[string]int64{}
+	for _, r := range rows {
+		n, _ := strconv.ParseInt(r[1], 10, 64)
+		shown[r[0]] = n
+	}
+	if !maps.Equal(shown, reasons) || len(rows) != len(reasons) {
+		t.Errorf("page shows %q, campaign.Reasons %v", rows, reasons)
+	}
+	if rep.InvalidTokens == 0 || sum != rep.Failed+rep.InvalidTokens {
+		t.Errorf("reasons add up to %d devices; the campaign has %d failed and %d invalid", sum, rep.Failed, rep.InvalidTokens)
+	}
+	if !slices.IsSortedFunc(rows, func(a, b []string) int { return cmp.Compare(shown[b[0]], shown[a[0]]) }) {
+		t.Errorf("reasons not most first: %q", rows)
 	}
 }
