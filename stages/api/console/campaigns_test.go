@@ -64,16 +64,19 @@ func (b *bed) launch(users int64, tps int, sink string, fakeArgs ...string) {
 }
 
 // TestNewCampaignRunsToDone: a campaign created from the form, with every
-// stage running, shows its progress bar move and reach done, on the list
-// and on its own page; the pipeline page shows the stages' consumers.
+// stage running, shows on the list while it is sending, then done with its
+// bar full, on the list and on its own page with its failures by reason;
+// the pipeline page shows the stages' consumers.
 func TestNewCampaignRunsToDone(t *testing.T) {
 	b := newBed(t)
 	// 600 users under the campaign's own cap of 20 sends/s (the form's
 	// rate, one cluster-wide schedule in Redis): at least 30 s between the
 	// first send and the last, whatever the machine's load, so the list's
-	// one-second refreshes see it under way for certain.
+	// one-second refreshes see it under way for certain. The fake provider
+	// refuses a twentieth of the tokens as unregistered: the page shows
+	// why, by reason.
 	const users, rate = 600, 20
-	b.startStages(users, 1000)
+	b.launch(users, 1000, bench.SinkFake, "--unregistered-rate", "0.05")
 	b.signIn()
 	// The list in a second tab, open before the campaign exists (opening a
 	// tab on a loaded machine can take longer than the campaign), while
@@ -117,17 +120,24 @@ func TestNewCampaignRunsToDone(t *testing.T) {
 		t.Fatal(err)
 	}
 	inList(waitJS(midSend(first)))
-	b.run(waitJS(`document.getElementById("state").textContent === "done" && document.querySelector("#chart canvas") !== null`))
+	b.run(waitJS(`document.getElementById("state").textContent === "done" && document.querySelector("#chart canvas") !== null &&
+		document.querySelector("#failures tr[data-reason]") !== null`))
 	inList(waitJS(fmt.Sprintf(`(() => { const c = %s;
-			return c && c.dataset.state === "done" && c.querySelector("progress").value === 1000 &&
-				c.querySelector(".sent").textContent === "600" })()`, card)))
+			return c && c.dataset.state === "done" && c.querySelector("progress").value === 1000 })()`, card)))
+	listSent, err := chromedp.Run(list, chromedp.Evaluate[string](card+`.querySelector(".sent").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	inList(chromedp.Navigate(b.url+"/ui/pipeline"),
 		waitJS(fmt.Sprintf(`document.querySelectorAll('section[data-stage]').length === %d &&
 			document.querySelector('section[data-stage="deliver"] .consumer') !== null`, len(pipeline.Stages))))
 	b.measure(list)
 	rep, err := campaign.Progress(context.Background(), b.rdb, b.db, b.keys, "launch-1")
-	if err != nil || rep.Sent != users || rep.RatePerSecond != rate {
+	if err != nil || rep.Sent+rep.Failed+rep.InvalidTokens != users || rep.InvalidTokens == 0 || rep.RatePerSecond != rate {
 		t.Fatalf("progress %+v, %v", rep, err)
+	}
+	if listSent != fmt.Sprint(rep.Sent) {
+		t.Errorf("the list shows %s sent, the campaign has %d", listSent, rep.Sent)
 	}
 }
 
