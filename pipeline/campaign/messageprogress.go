@@ -47,12 +47,43 @@ func MessageProgress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, 
 	if err != nil {
 		return rep, fmt.Errorf("load message %q: %w", id, err)
 	}
-	cmds := make(rueidis.Commands, 0, 1+keys.Partitions)
-	cmds = append(cmds, rdb.B().Hget().Key(keys.Campaign(id)).Field(HashMessageUsers).Build())
-	for p := range keys.Partitions {
-		cmds = append(cmds, rdb.B().Hmget().Key(keys.Stats(p, id)).Field(statFields...).Build())
+	reps, err := messageCounters(ctx, rdb, keys, []string{id})
+	if err != nil {
+		return rep, err
+	}
+	return reps[0], nil
+}
+
+// messageCounters reads the counters of messages in one pipelined call: per
+// message its listed users and every partition's keys.Stats hash.
+func messageCounters(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids []string) ([]MessageReport, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	per := 1 + keys.Partitions
+	cmds := make(rueidis.Commands, 0, per*len(ids))
+	for _, id := range ids {
+		cmds = append(cmds, rdb.B().Hget().Key(keys.Campaign(id)).Field(HashMessageUsers).Build())
+		for p := range keys.Partitions {
+			cmds = append(cmds, rdb.B().Hmget().Key(keys.Stats(p, id)).Field(statFields...).Build())
+		}
 	}
 	res := rdb.DoMulti(ctx, cmds...)
+	out := make([]MessageReport, len(ids))
+	for i, id := range ids {
+		rep, err := messageReport(id, res[i*per:(i+1)*per])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = rep
+	}
+	return out, nil
+}
+
+// messageReport sums one message's replies: its listed users, then its
+// partitions' counters.
+func messageReport(id string, res []rueidis.RedisResult) (MessageReport, error) {
+	rep := MessageReport{ID: id, State: MessageSending}
 	listed, err := res[0].AsInt64()
 	if err != nil && !rueidis.IsRedisNil(err) {
 		return rep, fmt.Errorf("progress of message %q: %w", id, err)

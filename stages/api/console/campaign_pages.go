@@ -59,7 +59,8 @@ func (c *Console) campaignRows(w http.ResponseWriter, r *http.Request, s session
 type campaignData struct {
 	Summary
 	Failures  []Reason
-	NoReasons string // why failures by reason are not shown
+	MostFails int64  // the top reason's devices: the bars' full length
+	NoReasons string // why failures by reason could not be read
 	CanCancel bool
 }
 
@@ -79,7 +80,10 @@ func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s session) (c
 	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State)}
 	d.Failures, err = c.cfg.Campaigns.Failures(ctx, id)
 	if err != nil {
-		d.NoReasons = err.Error()
+		d.NoReasons = "Failures by reason are unavailable: " + err.Error()
+	}
+	for _, f := range d.Failures {
+		d.MostFails = max(d.MostFails, f.Count)
 	}
 	return d, true
 }
@@ -196,7 +200,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	created, err := c.cfg.Campaigns.Create(ctx, camp, sendAt)
 	var verr *campaign.ValidationError
 	switch {
-	case errors.As(err, &verr), errors.Is(err, errNotBuilt):
+	case errors.As(err, &verr):
 		refuse(err.Error())
 	case errors.Is(err, campaign.ErrConflict):
 		refuse("Campaign id " + camp.ID + " is already used for a different campaign; choose another id or leave it empty.")
@@ -206,8 +210,4 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	default:
 		http.Redirect(w, r, "/ui/campaigns/"+created.ID+"?done=created", http.StatusSeeOther)
 	}
-}
-
-func (c *Console) messagesPage(w http.ResponseWriter, r *http.Request, s session) {
-	c.render(w, r, http.StatusOK, "messages", page{Title: "Direct messages", Nav: "messages", Session: s})
 }

@@ -1,9 +1,12 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,17 +21,18 @@ import (
 // seam where the shared campaign model plugs in: the console never reads a
 // campaign's keys or rows itself.
 //
-// Rules: List is newest first; Get of an unknown id wraps
-// campaign.ErrNotFound; Create follows campaign.Create (idempotent by id, a
-// *campaign.ValidationError for a request that can never succeed); a
-// capability the pipeline does not have yet wraps errNotBuilt, and the
-// page says so instead of pretending.
+// Rules: List and Messages are newest first; Get and Message of an unknown
+// id wrap campaign.ErrNotFound; Create follows campaign.Create (idempotent by
+// id, a *campaign.ValidationError for a request that can never succeed);
+// Failures is most devices first, empty when none failed.
 type Campaigns interface {
 	List(ctx context.Context, before string, limit int) ([]Summary, error)
 	Get(ctx context.Context, id string) (Summary, error)
 	Create(ctx context.Context, c campaign.Campaign, sendAt time.Time) (campaign.Campaign, error)
 	Cancel(ctx context.Context, id string) error
 	Failures(ctx context.Context, id string) ([]Reason, error)
+	Messages(ctx context.Context, before string, limit int) ([]campaign.MessageSummary, error)
+	Message(ctx context.Context, id string) (campaign.MessageSummary, error)
 }
 
 // Summary is a campaign and its progress.
@@ -118,8 +122,46 @@ func (s sharedCampaigns) Cancel(ctx context.Context, id string) error {
 	return err
 }
 
-func (s sharedCampaigns) Failures(context.Context, string) ([]Reason, error) {
-	return nil, fmt.Errorf("failures by reason arrive with the results stream (issue #18): %w", errNotBuilt)
+// Failures are the campaign's failure reasons (campaign.Reasons), most
+// devices first, then by reason so equal counts keep their order between
+// refreshes.
+func (s sharedCampaigns) Failures(ctx context.Context, id string) ([]Reason, error) {
+	m, err := campaign.Reasons(ctx, s.rdb, s.keys, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Reason, 0, len(m))
+	for reason, n := range m {
+		out = append(out, Reason{Reason: reason, Count: n})
+	}
+	slices.SortFunc(out, func(a, b Reason) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Reason, b.Reason))
+	})
+	return out, nil
+}
+
+func (s sharedCampaigns) Messages(ctx context.Context, before string, limit int) ([]campaign.MessageSummary, error) {
+	if s.db == nil {
+		return nil, errNoDB
+	}
+	ms, _, err := campaign.ListMessages(ctx, s.rdb, s.db, s.keys, before, limit)
+	return ms, err
+}
+
+// Message is a message's report (GET /v1/messages/{id}'s) and its content.
+func (s sharedCampaigns) Message(ctx context.Context, id string) (campaign.MessageSummary, error) {
+	if s.db == nil {
+		return campaign.MessageSummary{}, errNoDB
+	}
+	if err := campaign.ValidateID(id); err != nil {
+		return campaign.MessageSummary{}, fmt.Errorf("%w: %w", campaign.ErrNotFound, err)
+	}
+	rep, err := campaign.MessageProgress(ctx, s.rdb, s.db, s.keys, id)
+	if err != nil {
+		return campaign.MessageSummary{}, err
+	}
+	c, err := campaign.Load(ctx, s.db, id)
+	return campaign.MessageSummary{Report: rep, App: c.App, Title: c.Title, Body: c.Body, Priority: c.Priority, CreatedAt: c.CreatedAt}, err
 }
 
 var errNoDB = errors.New("PostgreSQL is not configured for this API")

@@ -13,10 +13,19 @@ import (
 // is counted in total only.
 const dlqCountCap = 1000
 
+// stageRow is a stage and the lanes it reads, express first
+// (pipeline.StageDef.Inputs).
 type stageRow struct {
-	Stage  string
+	Stage string
+	Lanes []laneRow
+	Dead  int64 // dead letters from the stage's streams (of the first dlqCountCap)
+}
+
+// laneRow is one stream a stage reads: "express" or "bulk" for a stage with
+// an express lane, "" for a stage with one stream.
+type laneRow struct {
+	Lane   string
 	Stream pipeline.StreamStatus
-	Dead   int64 // dead letters from this stage's stream (of the first dlqCountCap)
 }
 
 type pipelineData struct {
@@ -27,11 +36,7 @@ type pipelineData struct {
 
 func (c *Console) pipelineData(ctx context.Context) (pipelineData, error) {
 	var d pipelineData
-	names := make([]string, len(pipeline.Stages))
-	for i, st := range pipeline.Stages {
-		names[i] = st.Stream
-	}
-	streams, err := pipeline.Status(ctx, c.cfg.Redis, c.cfg.Keys, names...)
+	streams, err := pipeline.Status(ctx, c.cfg.Redis, c.cfg.Keys, pipeline.StageStreams()...)
 	if err != nil {
 		return d, err
 	}
@@ -48,8 +53,19 @@ func (c *Console) pipelineData(ctx context.Context) (pipelineData, error) {
 	for _, l := range dead {
 		perStream[l.Name]++
 	}
-	for i, st := range pipeline.Stages {
-		d.Stages = append(d.Stages, stageRow{Stage: st.Name, Stream: streams[i], Dead: perStream[st.Stream]})
+	next := 0 // Status answers in StageStreams' order: stage by stage, express first
+	for _, st := range pipeline.Stages {
+		row := stageRow{Stage: st.Name}
+		for i, in := range st.Inputs() {
+			lane := ""
+			if st.Express {
+				lane = [...]string{"express", "bulk"}[i]
+			}
+			row.Lanes = append(row.Lanes, laneRow{Lane: lane, Stream: streams[next]})
+			row.Dead += perStream[in]
+			next++
+		}
+		d.Stages = append(d.Stages, row)
 	}
 	return d, nil
 }
@@ -91,9 +107,7 @@ func (c *Console) deadLettersPage(w http.ResponseWriter, r *http.Request, s sess
 	defer cancel()
 	q := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys)
 	d := deadLettersData{Stream: r.URL.Query().Get("stream")}
-	for _, st := range pipeline.Stages {
-		d.Streams = append(d.Streams, st.Stream)
-	}
+	d.Streams = pipeline.StageStreams()
 	p := page{Title: "Dead letters", Nav: "deadletters", Session: s, Notice: notice(r)}
 	var err error
 	if d.Total, err = q.Len(ctx); err == nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
 	"net/http"
 
 	"github.com/redis/rueidis"
@@ -150,6 +149,3 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request, _ session) {
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)
 }
-
-// errNotBuilt marks what the console shows but the pipeline cannot do yet.
-var errNotBuilt = errors.New("not built yet")

@@ -1,0 +1,89 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// MessageSummary is a direct message as a list shows it: its report and
+// what it said.
+type MessageSummary struct {
+	Report    MessageReport
+	App       string
+	Title     string
+	Body      string
+	Priority  string
+	CreatedAt time.Time
+}
+
+// ListMessages reports the direct messages newest first (by creation time,
+// then id), created before the message before ("" for the newest), at most
+// limit (0: DefaultListLimit; at most MaxListLimit), and the id to pass as
+// before for the next page ("" after the last). The counters of all of them
+// are read in one pipelined call, as MessageProgress reads one's: a message
+// Redis no longer holds shows zeros. ErrNotFound when before names no
+// message.
+func ListMessages(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, before string, limit int) ([]MessageSummary, string, error) {
+	switch {
+	case limit == 0:
+		limit = DefaultListLimit
+	case limit < 0 || limit > MaxListLimit:
+		return nil, "", invalid("limit: must be between 1 and %d, got %d", MaxListLimit, limit)
+	}
+	if before != "" {
+		if err := ValidateID(before); err != nil {
+			return nil, "", err
+		}
+	}
+	rows, err := db.Query(ctx, `
+		SELECT id, app, title, body, priority, created_at FROM campaigns
+		WHERE kind = 'message'
+		  AND ($1 = '' OR (created_at, id) < (SELECT created_at, id FROM campaigns WHERE id = $1 AND kind = 'message'))
+		ORDER BY created_at DESC, id DESC LIMIT $2`, before, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list messages: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (MessageSummary, error) {
+		var m MessageSummary
+		err := r.Scan(&m.Report.ID, &m.App, &m.Title, &m.Body, &m.Priority, &m.CreatedAt)
+		return m, err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list messages: %w", err)
+	}
+	if before != "" && len(out) == 0 {
+		var kind string
+		err := db.QueryRow(ctx, `SELECT kind FROM campaigns WHERE id = $1`, before).Scan(&kind)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && kind != KindMessage {
+			return nil, "", fmt.Errorf("message %q: %w", before, ErrNotFound)
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("list messages: %w", err)
+		}
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = out[limit-1].Report.ID
+	}
+	ids := make([]string, len(out))
+	for i, m := range out {
+		ids[i] = m.Report.ID
+	}
+	reps, err := messageCounters(ctx, rdb, keys, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	for i := range out {
+		out[i].Report = reps[i]
+	}
+	return out, next, nil
+}

@@ -1,0 +1,75 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+)
+
+type messagesData struct {
+	Messages []campaign.MessageSummary
+	Before   string // this page's cursor, for the live rows
+	Next     string // the next page's cursor, "" on the last page
+}
+
+func (c *Console) messages(r *http.Request) (messagesData, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	before := r.URL.Query().Get("before")
+	ms, err := c.cfg.Campaigns.Messages(ctx, before, listLimit)
+	d := messagesData{Messages: ms, Before: before}
+	if len(ms) == listLimit {
+		d.Next = ms[len(ms)-1].Report.ID
+	}
+	return d, err
+}
+
+func (c *Console) messagesPage(w http.ResponseWriter, r *http.Request, s session) {
+	d, err := c.messages(r)
+	p := page{Title: "Direct messages", Nav: "messages", Session: s, Data: d}
+	if err != nil {
+		c.cfg.Log.Warn().Err(err).Msg("console: message list")
+		p.Error = "The message list is unavailable: " + err.Error()
+	}
+	c.render(w, r, http.StatusOK, "messages", p)
+}
+
+func (c *Console) messageRows(w http.ResponseWriter, r *http.Request, s session) {
+	d, err := c.messages(r)
+	p := page{Session: s, Data: d}
+	if err != nil {
+		p.Error = "The message list is unavailable: " + err.Error()
+	}
+	c.fragment(w, "messages", "rows", p)
+}
+
+// message loads the message of the path, or renders why not.
+func (c *Console) message(w http.ResponseWriter, r *http.Request, s session) (campaign.MessageSummary, bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	id := r.PathValue("id")
+	m, err := c.cfg.Campaigns.Message(ctx, id)
+	if err != nil {
+		status, msg := http.StatusServiceUnavailable, "Message "+id+" is unavailable: "+err.Error()
+		if errors.Is(err, campaign.ErrNotFound) {
+			status, msg = http.StatusNotFound, "There is no direct message "+id+"."
+		}
+		c.render(w, r, status, "error", page{Title: "Direct message", Nav: "messages", Session: s, Error: msg})
+		return m, false
+	}
+	return m, true
+}
+
+func (c *Console) messagePage(w http.ResponseWriter, r *http.Request, s session) {
+	if m, ok := c.message(w, r, s); ok {
+		c.render(w, r, http.StatusOK, "message", page{Title: "Message " + m.Report.ID, Nav: "messages", Session: s, Data: m})
+	}
+}
+
+func (c *Console) messageLive(w http.ResponseWriter, r *http.Request, s session) {
+	if m, ok := c.message(w, r, s); ok {
+		c.fragment(w, "message", "live", page{Session: s, Data: m})
+	}
+}

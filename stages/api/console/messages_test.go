@@ -1,0 +1,137 @@
+package console_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+)
+
+// sendMessage is POST /v1/messages as the operator.
+func (b *bed) sendMessage(id, title string, users []int64) {
+	b.t.Helper()
+	body, _ := json.Marshal(map[string]any{"id": id, "app": app, "users": users,
+		"notification": map[string]string{"title": title, "body": "for " + id}})
+	req, _ := http.NewRequestWithContext(b.t.Context(), http.MethodPost, b.url+"/v1/messages", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		b.t.Fatalf("POST /v1/messages %s: %d", id, resp.StatusCode)
+	}
+}
+
+// messageReport is GET /v1/messages/{id}.
+func (b *bed) messageReport(id string) campaign.MessageReport {
+	b.t.Helper()
+	req, _ := http.NewRequestWithContext(b.t.Context(), http.MethodGet, b.url+"/v1/messages/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep campaign.MessageReport
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil || resp.StatusCode != http.StatusOK {
+		b.t.Fatalf("GET /v1/messages/%s: %d, %v", id, resp.StatusCode, err)
+	}
+	return rep
+}
+
+// TestDirectMessages: messages sent through the API show on the messages
+// page newest first with their outcome, the same figures GET
+// /v1/messages/{id} reports; a message's own page follows it to done; the
+// pipeline page shows the express lanes the messages went through, per
+// partition.
+func TestDirectMessages(t *testing.T) {
+	b := newBed(t)
+	b.startStages(20, 1000)
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/messages"), waitJS(`document.getElementById("message-list") !== null`))
+	if got := b.text("#message-list"); !strings.Contains(got, "No direct messages yet") {
+		t.Errorf("empty message list says %q", got)
+	}
+	users := func(from, to int64) []int64 {
+		var out []int64
+		for u := from; u <= to; u++ {
+			out = append(out, u)
+		}
+		return out
+	}
+	b.sendMessage("dm-1", "Your order shipped", users(1, 10))
+	b.sendMessage("dm-2", "Your table is ready", users(11, 12))
+	// The live rows pick both up and follow them to done.
+	b.run(waitJS(`[...document.querySelectorAll("#message-list tr[data-message]")].map(r => r.dataset.message + ":" + r.dataset.state).join(",") === "dm-2:done,dm-1:done"`))
+	got := js[string](b, `JSON.stringify([...document.querySelectorAll("#message-list tr[data-message]")].map(r =>
+		[r.dataset.message, r.querySelector(".title").textContent, r.querySelector(".targets").textContent, r.querySelector(".sent").textContent,
+		 r.querySelector(".failed").textContent, r.querySelector(".invalid").textContent]))`)
+	var rows [][]string
+	if err := json.Unmarshal([]byte(got), &rows); err != nil {
+		t.Fatal(err)
+	}
+	var want [][]string
+	for _, m := range []struct{ id, title string }{{"dm-2", "Your table is ready"}, {"dm-1", "Your order shipped"}} {
+		rep := b.messageReport(m.id)
+		want = append(want, []string{m.id, m.title, fmt.Sprint(rep.Targets), fmt.Sprint(rep.Sent), fmt.Sprint(rep.Failed), fmt.Sprint(rep.InvalidTokens)})
+	}
+	if !slices.EqualFunc(rows, want, slices.Equal) {
+		t.Errorf("message list %q, want the API's %q", rows, want)
+	}
+	if want[1][3] != "10" {
+		t.Errorf("dm-1 sent %s, want one device for each of its 10 users", want[1][3])
+	}
+
+	b.run(clickJS("#open-dm-1"),
+		waitJS(`location.pathname === "/ui/messages/dm-1" && document.getElementById("state").textContent === "done"`))
+	page := js[string](b, `JSON.stringify([document.querySelector(".n-title").textContent, document.querySelector("#outcome .sent").textContent,
+		document.querySelector("#outcome .targets").textContent, document.querySelector("#outcome div:nth-child(6) dd").textContent])`)
+	var facts []string
+	if err := json.Unmarshal([]byte(page), &facts); err != nil {
+		t.Fatal(err)
+	}
+	if facts[0] != "Your order shipped" || facts[1] != "10" || facts[2] != "10" || !strings.HasSuffix(facts[3], "UTC") {
+		t.Errorf("message page shows %q", facts)
+	}
+	b.expect("status of 404")
+	b.run(chromedp.Navigate(b.url+"/ui/messages/nope"), waitJS(`document.querySelector("p.error") !== null`))
+
+	// The express lanes: each stage that has one shows both, express
+	// first, each with its partitions; the consumer that read the
+	// messages shows in the express lanes.
+	b.run(chromedp.Navigate(b.url+"/ui/pipeline"), waitJS(`document.querySelector('section[data-stage="deliver"] .lane') !== null`))
+	lanes := js[string](b, `JSON.stringify([...document.querySelectorAll("section[data-stage]")].map(s =>
+		[s.dataset.stage, ...[...s.querySelectorAll(".lane")].map(l =>
+			l.dataset.lane + ":" + l.dataset.stream + ":" + l.querySelectorAll("tr[data-partition]").length +
+			(l.dataset.lane === "express" ? ":" + (l.querySelector(".consumer") !== null) : ""))]))`)
+	var stages [][]string
+	if err := json.Unmarshal([]byte(lanes), &stages); err != nil {
+		t.Fatal(err)
+	}
+	var wantStages [][]string
+	for _, st := range pipeline.Stages {
+		row := []string{st.Name}
+		for i, in := range st.Inputs() {
+			lane := fmt.Sprintf("bulk:%s:%d", in, b.keys.Partitions)
+			if st.Express && i == 0 { // the messages went through it
+				lane = fmt.Sprintf("express:%s:%d:true", in, b.keys.Partitions)
+			}
+			row = append(row, lane)
+		}
+		wantStages = append(wantStages, row)
+	}
+	if !slices.EqualFunc(stages, wantStages, slices.Equal) {
+		t.Errorf("pipeline lanes %q, want %q", stages, wantStages)
+	}
+}
