@@ -155,6 +155,16 @@ func (e ResultEvent) AppendJSON(b []byte) []byte {
 func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
+	// Ids, tokens, platforms and outcomes need no escaping: one scan, one
+	// copy (the webhook writes a few of them per event).
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\'
+	}
+	if plain {
+		return append(append(b, s...), '"')
+	}
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {

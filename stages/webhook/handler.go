@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -52,10 +51,9 @@ func New(cfg Config) (*Handler, error) {
 // Handle implements pipeline.Handler.
 func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	var (
-		events []json.RawMessage // each event's JSON, cut from buf
-		idx    []int             // the entry of each event
-		buf    []byte
-		ends   []int
+		events []pipeline.ResultEvent
+		idx    []int // the entry of each event
+		size   int   // of the entries' lines: the JSON is about twice that
 	)
 	for i, e := range b.Entries {
 		evs, err := pipeline.ParseResults(e.Fields)
@@ -63,33 +61,35 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			b.DeadLetter(i, err)
 			continue
 		}
+		size += len(e.Fields[pipeline.FieldEvents])
 		for _, ev := range evs {
 			if len(h.cfg.Outcomes) > 0 && !slices.Contains(h.cfg.Outcomes, ev.Outcome) {
 				h.metrics.events.WithLabelValues("filtered").Inc()
 				continue // the receiver does not want it
 			}
-			// One buffer for the batch's JSON: an allocation per batch,
-			// not per event.
-			buf = ev.AppendJSON(buf)
-			ends = append(ends, len(buf))
+			events = append(events, ev)
 			idx = append(idx, i)
 		}
-	}
-	events = make([]json.RawMessage, len(ends))
-	for k, end := range ends {
-		start := 0
-		if k > 0 {
-			start = ends[k-1]
-		}
-		events[k] = buf[start:end:end]
 	}
 	per := h.cfg.Batch
 	if m := h.cap.Max(); m > 0 {
 		per = min(per, m)
 	}
+	// One buffer for every request's body, each written once, in place:
+	// the webhook's work per event is its JSON, nothing copied after.
+	buf := make([]byte, 0, 2*size+64*len(events)/max(per, 1)+64)
 	for start := 0; start < len(events); start += per {
 		end := min(start+per, len(events))
-		err := h.post(ctx, b, events[start:end])
+		body := len(buf)
+		buf = append(buf, `{"events":[`...)
+		for k, ev := range events[start:end] {
+			if k > 0 {
+				buf = append(buf, ',')
+			}
+			buf = ev.AppendJSON(buf)
+		}
+		buf = append(buf, "]}"...)
+		err := h.post(ctx, b, buf[body:len(buf):len(buf)], end-start)
 		if err == nil {
 			h.metrics.events.WithLabelValues("delivered").Add(float64(end - start))
 			continue

@@ -3,7 +3,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,22 +16,14 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/httpx"
 )
 
-// post delivers events in one request, signed afresh per attempt, retried
-// up to Attempts times with exponential backoff and jitter, waiting at least
-// a Retry-After. Every attempt takes its events from the rate cap: the
-// receiver sees them whether it answers 2xx or not.
-func (h *Handler) post(ctx context.Context, b *pipeline.Batch, events []json.RawMessage) error {
-	payload := []byte(`{"events":[`)
-	for i, e := range events {
-		if i > 0 {
-			payload = append(payload, ',')
-		}
-		payload = append(payload, e...)
-	}
-	payload = append(payload, "]}"...)
+// post delivers payload, a request body of n events, signed afresh per
+// attempt, retried up to Attempts times with exponential backoff and
+// jitter, waiting at least a Retry-After. Every attempt takes its events
+// from the rate cap: the receiver sees them whether it answers 2xx or not.
+func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n int) error {
 	var last error
 	for attempt := 1; ; attempt++ {
-		if err := h.cap.Take(ctx, len(events)); err != nil {
+		if err := h.cap.Take(ctx, n); err != nil {
 			return err
 		}
 		code, retryAfter, err := h.postOnce(ctx, payload)
