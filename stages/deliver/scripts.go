@@ -42,6 +42,22 @@ local function orMask(key, first, mask, want)
 end
 `
 
+// writeResults is the Lua both mark scripts share to append their results
+// entry: writeResults(n, skip) XADDs to KEYS[3] the n fields and values at
+// ARGV[4..3+n] (pipeline.ResultHeader, the lines), and skip, the ids of
+// devices whose lines are repeats, when there are any.
+var writeResults = pipeline.LuaXAdd + `
+local function writeResults(n, skip)
+  local fields = {}
+  for f = 4, 3 + n do fields[#fields + 1] = ARGV[f] end
+  if #skip > 0 then
+    fields[#fields + 1] = '` + pipeline.FieldSkip + `'
+    fields[#fields + 1] = table.concat(skip, ',')
+  end
+  xadd(KEYS[3], fields)
+end
+`
+
 // bitsPerChunk is 2^chunkBits (a bitmap chunk), for the scripts.
 var bitsPerChunk = strconv.Itoa(1 << chunkBits)
 
@@ -68,7 +84,7 @@ var bitsPerChunk = strconv.Itoa(1 << chunkBits)
 // follow (0: results off), then per group of devices of one counter and
 // reason: counter, reason ("" to count none), ndevices, ngroups, the groups
 // (appendMasks: key index, chunk, first byte, mask).
-var markScript = rueidis.NewLuaScript(orMask + pipeline.LuaXAdd + `
+var markScript = rueidis.NewLuaScript(orMask + writeResults + `
 local failedBefore = tonumber(redis.call('HGET', KEYS[1], '` + pipeline.StatFailed + `')) or 0
 local nres = tonumber(ARGV[3])
 local results = nres > 0
@@ -117,15 +133,7 @@ while i <= #ARGV do
     end
   end
 end
-if results and new > 0 then
-  local fields = {}
-  for f = 4, 3 + nres do fields[#fields + 1] = ARGV[f] end
-  if #skip > 0 then
-    fields[#fields + 1] = '` + pipeline.FieldSkip + `'
-    fields[#fields + 1] = table.concat(skip, ',')
-  end
-  xadd(KEYS[3], fields)
-end
+if results and new > 0 then writeResults(nres, skip) end
 if unfailed > 0 then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', -unfailed) end
 if sent then
   local now = tonumber(ARGV[2])
@@ -153,7 +161,7 @@ return new
 // groups (appendMasks: key index, chunk, first byte, mask), then per reason
 // of failed devices: the reason, its number of groups, the groups
 // (appendGroups: key index of their sent chunk, n, n device ids).
-var settledScript = rueidis.NewLuaScript(orMask + pipeline.LuaXAdd + `
+var settledScript = rueidis.NewLuaScript(orMask + writeResults + `
 local nres = tonumber(ARGV[3])
 local i = 4 + nres
 local done = 0
@@ -187,15 +195,7 @@ end
 if failed > 0 then
   redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', failed)
   if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
-  if nres > 0 then
-    local fields = {}
-    for f = 4, 3 + nres do fields[#fields + 1] = ARGV[f] end
-    if #skip > 0 then
-      fields[#fields + 1] = '` + pipeline.FieldSkip + `'
-      fields[#fields + 1] = table.concat(skip, ',')
-    end
-    xadd(KEYS[3], fields)
-  end
+  if nres > 0 then writeResults(nres, skip) end
 end
 return 0
 `)
