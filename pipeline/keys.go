@@ -104,6 +104,27 @@ func (k Keys) DoneChunk(p int, campaign string, chunk int64) string {
 	return k.Prefix + ":" + k.Tag(p) + ":done:" + campaign + ":" + strconv.FormatInt(chunk, 10)
 }
 
+// MessageMarkBits sizes a direct message's marks, which are not bitmap
+// keys: a message reaches a few scattered users and devices (ids spread over
+// the whole registry), and a bitmap chunk padded up to each id's bit would
+// cost kilobytes per device. Its sent marks and done users (a bit per user
+// id) are fields of one hash per partition (SentMarks, DoneMarks): field
+// id >> MessageMarkBits, value the chunk's bytes up to the highest bit set
+// (at most 32), a few dozen bytes per device.
+const MessageMarkBits = 8
+
+// SentMarks is the hash of a message's sent marks in partition p (see
+// MessageMarkBits).
+func (k Keys) SentMarks(p int, message string) string {
+	return k.Prefix + ":" + k.Tag(p) + ":sent:" + message
+}
+
+// DoneMarks is the hash of a message's done users in partition p (see
+// MessageMarkBits).
+func (k Keys) DoneMarks(p int, message string) string {
+	return k.Prefix + ":" + k.Tag(p) + ":done:" + message
+}
+
 // Settled is a campaign's set, in partition p, of the devices counted failed
 // after their user's last retry (deliver's settledScript).
 func (k Keys) Settled(p int, campaign string) string {

@@ -221,3 +221,57 @@ func testMessages(t *testing.T, redisAddr string) {
 		t.Errorf("%d message rows stored (%v), want 2", rows, err)
 	}
 }
+
+// A direct message's marks cost bytes per device, not a bitmap chunk padded
+// up to each device's bit: a chat message reaches a few users scattered over
+// the registry, and at hundreds of messages a second the padding (kilobytes
+// per device, kept for the message's TTL) filled Redis within minutes.
+func TestMessageMarksStaySmall(t *testing.T) {
+	f := newMessageFlow(t, env.Redis.Addr)
+	const n = 40
+	users := make([]string, n)
+	for i := range n {
+		u, id := 3000+i*250_001, 1_000_000+i*70_001 // spread out: every id in its own 8 KB bitmap chunk
+		users[i] = strconv.Itoa(u)
+		if _, err := f.db.Exec(t.Context(), `INSERT INTO devices (app, user_id, platform, token, state, event_at, id)
+			OVERRIDING SYSTEM VALUE VALUES ($1, $2, 1, $3, 0, now(), $4)`, flowApp, u, flowIOS(500+i), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body := fmt.Sprintf(`{"id":"m-spread","app":%q,"users":[%s],"notification":{"body":"hi"}}`, flowApp, strings.Join(users, ","))
+	if r := f.do("POST", "/v1/messages", body, "op"); r.status != http.StatusAccepted {
+		t.Fatalf("got %d %s", r.status, r.body)
+	}
+	pipelinetest.Eventually(t, 30*time.Second, "message sent to every device", func() bool { return len(f.reached("m-spread")) == n })
+	pipelinetest.Eventually(t, 10*time.Second, "deliver idle", func() bool {
+		n, err := pipeline.Outstanding(t.Context(), f.rdb, f.keys.Streams(pipeline.StreamDeliverExpress), "deliver")
+		return err == nil && n == 0
+	})
+	var keys int
+	var bytes, marks int64
+	for _, node := range f.rdb.Nodes() {
+		for cursor := uint64(0); ; {
+			e, err := node.Do(t.Context(), node.B().Scan().Cursor(cursor).Match("*m-spread*").Count(1000).Build()).AsScanEntry()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range e.Elements {
+				size, err := node.Do(t.Context(), node.B().MemoryUsage().Key(k).Build()).AsInt64()
+				if err != nil {
+					t.Fatal(err)
+				}
+				keys, bytes = keys+1, bytes+size
+				if strings.Contains(k, ":sent:") || strings.Contains(k, ":done:") {
+					marks += size
+				}
+			}
+			if cursor = e.Cursor; cursor == 0 {
+				break
+			}
+		}
+	}
+	t.Logf("message of %d users: %d keys, %d bytes (marks %d)", n, keys, bytes, marks)
+	if marks == 0 || bytes > 400*n {
+		t.Errorf("%d keys of %d bytes (marks %d) for %d devices: want marks, and at most %d bytes in all", keys, bytes, marks, n, 400*n)
+	}
+}

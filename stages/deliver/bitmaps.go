@@ -11,20 +11,54 @@ import (
 // Redis bitmaps in chunks of 2^chunkBits bits, one key each
 // (Keys.SentChunk, Keys.DoneChunk), all under the partition's hash tag. A
 // bit costs an eighth of a byte where a set member cost ~60 bytes and a
-// hash-table insert.
+// hash-table insert. A direct message's marks are fields of one hash
+// instead (pipeline.MessageMarkBits says why), its done users by user id.
 const chunkBits = pipeline.MarkChunkBits
 
-// chunkOf is the chunk an id's bit lives in.
-func chunkOf(id int64) int64 { return id >> chunkBits }
-
-// sentChunk is the key of a chunk of a campaign's sent marks in partition p.
-func (h *Handler) sentChunk(p int, campaign string, chunk int64) string {
-	return h.keys.SentChunk(p, campaign, chunk)
+// markSet is where one kind of marks (sent devices, done users) of one
+// campaign lives in a partition: chunk keys, or fields of one hash.
+type markSet struct {
+	bits uint
+	key  func(chunk int64) string // a campaign's: the chunk's bitmap key
+	hash string                   // a message's: the hash; fields are chunks
 }
 
-// doneChunk is the key of a chunk of a campaign's done users in partition p.
-func (h *Handler) doneChunk(p int, campaign string, chunk int64) string {
-	return h.keys.DoneChunk(p, campaign, chunk)
+func (m markSet) chunk(id int64) int64  { return id >> m.bits }
+func (m markSet) offset(id int64) int64 { return id & (1<<m.bits - 1) }
+
+// ref is where a chunk's bits are: a bitmap key and "", or a hash and its
+// field.
+func (m markSet) ref(chunk int64) (key, field string) {
+	if m.hash != "" {
+		return m.hash, strconv.FormatInt(chunk, 10)
+	}
+	return m.key(chunk), ""
+}
+
+// sentMarks are c's sent marks in partition p.
+func (h *Handler) sentMarks(p int, c *campaign) markSet {
+	if c.message {
+		return markSet{bits: pipeline.MessageMarkBits, hash: h.keys.SentMarks(p, c.ID)}
+	}
+	return markSet{bits: chunkBits, key: func(chunk int64) string { return h.keys.SentChunk(p, c.ID, chunk) }}
+}
+
+// doneMarks are c's done users in partition p, indexed by doneIndex.
+func (h *Handler) doneMarks(p int, c *campaign) markSet {
+	if c.message {
+		return markSet{bits: pipeline.MessageMarkBits, hash: h.keys.DoneMarks(p, c.ID)}
+	}
+	return markSet{bits: chunkBits, key: func(chunk int64) string { return h.keys.DoneChunk(p, c.ID, chunk) }}
+}
+
+// doneIndex is a user's bit among c's done users: a campaign's users of a
+// partition are packed (UserOffset); a message's are its own (few, spread
+// out, and not necessarily of the partition's buckets).
+func (h *Handler) doneIndex(c *campaign, user int64) int64 {
+	if c.message {
+		return user
+	}
+	return h.keys.UserOffset(user)
 }
 
 // scriptKeys collects a script's KEYS and hands out their 1-based indexes
@@ -50,18 +84,19 @@ func (s *scriptKeys) index(key string) string {
 }
 
 // appendGroups appends ids (sorted ascending) as the scripts' groups: per
-// chunk, its key's index (key(chunk)), the count, then the ids; a script
-// finds an id's bit at id mod 2^chunkBits. It returns args and the number
-// of groups.
-func appendGroups(args []string, ids []int64, key func(chunk int64) string) ([]string, int) {
+// chunk, its key's index (index(key)), its field ("" for a bitmap key), the
+// chunk's first id, the count, then the ids; a script finds an id's bit at
+// id minus the first id. It returns args and the number of groups.
+func appendGroups(args []string, ids []int64, m markSet, index func(key string) string) ([]string, int) {
 	n := 0
 	for i := 0; i < len(ids); {
-		chunk := chunkOf(ids[i])
+		chunk := m.chunk(ids[i])
 		j := i
-		for j < len(ids) && chunkOf(ids[j]) == chunk {
+		for j < len(ids) && m.chunk(ids[j]) == chunk {
 			j++
 		}
-		args = append(args, key(chunk), strconv.Itoa(j-i))
+		key, field := m.ref(chunk)
+		args = append(args, index(key), field, strconv.FormatInt(chunk<<m.bits, 10), strconv.Itoa(j-i))
 		for _, id := range ids[i:j] {
 			args = append(args, strconv.FormatInt(id, 10))
 		}
@@ -79,20 +114,21 @@ const (
 )
 
 // appendMasks appends ids (sorted ascending) as the scripts' mask groups:
-// per run of bytes of a chunk, its key's index (key(chunk)), the chunk, the
-// run's first byte, and the run as a mask with the ids' bits set (most
-// significant bit first, as Redis numbers bits). A script ORs the mask in
-// with one GETRANGE and one SETRANGE, a byte per 8 ids instead of a command
-// argument per id. It returns args and the number of groups.
-func appendMasks(args []string, ids []int64, key func(chunk int64) string) ([]string, int) {
+// per run of bytes of a chunk, its key's index (index(key)), its field (""
+// for a bitmap key), the chunk's first id, the run's first byte, and the run
+// as a mask with the ids' bits set (most significant bit first, as Redis
+// numbers bits). A script ORs the mask in with one read and one write, a
+// byte per 8 ids instead of a command argument per id. It returns args and
+// the number of groups.
+func appendMasks(args []string, ids []int64, m markSet, index func(key string) string) ([]string, int) {
 	n := 0
 	var mask []byte
 	for i := 0; i < len(ids); {
-		chunk := chunkOf(ids[i])
-		first := ids[i] & (1<<chunkBits - 1) / 8
+		chunk := m.chunk(ids[i])
+		first := m.offset(ids[i]) / 8
 		mask = mask[:0]
-		for ; i < len(ids) && chunkOf(ids[i]) == chunk; i++ {
-			off := ids[i] & (1<<chunkBits - 1)
+		for ; i < len(ids) && m.chunk(ids[i]) == chunk; i++ {
+			off := m.offset(ids[i])
 			b := off/8 - first
 			if b >= maskMax || b >= int64(len(mask))+maskGap {
 				break
@@ -102,7 +138,8 @@ func appendMasks(args []string, ids []int64, key func(chunk int64) string) ([]st
 			}
 			mask[b] |= 0x80 >> (off % 8)
 		}
-		args = append(args, key(chunk), strconv.FormatInt(chunk, 10), strconv.FormatInt(first, 10), string(mask))
+		key, field := m.ref(chunk)
+		args = append(args, index(key), field, strconv.FormatInt(chunk<<m.bits, 10), strconv.FormatInt(first, 10), string(mask))
 		n++
 	}
 	return args, n

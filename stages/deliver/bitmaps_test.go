@@ -4,9 +4,12 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/pushpipe/pushpipe/pipeline"
 )
 
-// appendMasks sets exactly the ids' bits, in runs that bitSet reads back.
+// appendMasks and appendGroups cover exactly the ids, in chunks that name
+// their key (or hash field) and first id, in runs that bitSet reads back.
 func TestAppendMasks(t *testing.T) {
 	ids := []int64{0, 1, 7, 8, 100, 101, 5000, 65535, 65536, 65537, 3 << 16, 3<<16 + 9000}
 	for i := int64(0); i < 9000; i += 3 {
@@ -14,25 +17,65 @@ func TestAppendMasks(t *testing.T) {
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	args, n := appendMasks(nil, ids, func(chunk int64) string { return "k" + strconv.FormatInt(chunk, 10) })
-	if len(args) != 4*n {
-		t.Fatalf("%d args for %d groups", len(args), n)
+	tests := []struct {
+		name string
+		m    markSet
+	}{
+		{"bitmap keys", markSet{bits: chunkBits, key: func(chunk int64) string { return "k" + strconv.FormatInt(chunk, 10) }}},
+		{"hash fields", markSet{bits: pipeline.MessageMarkBits, hash: "h"}},
 	}
-	var got []int64
-	for g := 0; g < n; g++ {
-		key, chunkArg, firstArg, mask := args[4*g], args[4*g+1], args[4*g+2], args[4*g+3]
-		chunk, _ := strconv.ParseInt(chunkArg, 10, 64)
-		first, _ := strconv.ParseInt(firstArg, 10, 64)
-		if key != "k"+chunkArg || len(mask) == 0 || len(mask) > maskMax {
-			t.Fatalf("group %d: key %q chunk %d mask %d bytes", g, key, chunk, len(mask))
-		}
-		for off := first * 8; off < (first+int64(len(mask)))*8; off++ {
-			if bitSet(mask, first, off) {
-				got = append(got, chunk<<chunkBits+off)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantRef := func(chunk int64) (string, string) {
+				if tt.m.hash != "" {
+					return "h", strconv.FormatInt(chunk, 10)
+				}
+				return "k" + strconv.FormatInt(chunk, 10), ""
 			}
-		}
-	}
-	if !slices.Equal(got, ids) {
-		t.Fatalf("masks hold %d ids, want %d: %v", len(got), len(ids), got[:min(len(got), 20)])
+			args, n := appendMasks(nil, ids, tt.m, func(key string) string { return key })
+			if len(args) != 5*n {
+				t.Fatalf("%d args for %d groups", len(args), n)
+			}
+			var got []int64
+			for g := 0; g < n; g++ {
+				key, field, baseArg, firstArg, mask := args[5*g], args[5*g+1], args[5*g+2], args[5*g+3], args[5*g+4]
+				base, _ := strconv.ParseInt(baseArg, 10, 64)
+				first, _ := strconv.ParseInt(firstArg, 10, 64)
+				wk, wf := wantRef(base >> tt.m.bits)
+				if key != wk || field != wf || base%(1<<tt.m.bits) != 0 || len(mask) == 0 || len(mask) > maskMax {
+					t.Fatalf("group %d: key %q field %q base %d mask %d bytes", g, key, field, base, len(mask))
+				}
+				for off := first * 8; off < (first+int64(len(mask)))*8; off++ {
+					if bitSet(mask, first, off) {
+						got = append(got, base+off)
+					}
+				}
+			}
+			if !slices.Equal(got, ids) {
+				t.Fatalf("masks hold %d ids, want %d: %v", len(got), len(ids), got[:min(len(got), 20)])
+			}
+
+			args, n = appendGroups(nil, ids, tt.m, func(key string) string { return key })
+			got = got[:0]
+			for i, g := 0, 0; g < n; g++ {
+				key, field, baseArg, countArg := args[i], args[i+1], args[i+2], args[i+3]
+				base, _ := strconv.ParseInt(baseArg, 10, 64)
+				count, _ := strconv.Atoi(countArg)
+				if wk, wf := wantRef(base >> tt.m.bits); key != wk || field != wf {
+					t.Fatalf("group %d: key %q field %q, want %q %q", g, key, field, wk, wf)
+				}
+				for _, a := range args[i+4 : i+4+count] {
+					id, _ := strconv.ParseInt(a, 10, 64)
+					if id-base < 0 || id-base >= 1<<tt.m.bits {
+						t.Fatalf("id %d outside its chunk at %d", id, base)
+					}
+					got = append(got, id)
+				}
+				i += 4 + count
+			}
+			if !slices.Equal(got, ids) {
+				t.Fatalf("groups hold %d ids, want %d", len(got), len(ids))
+			}
+		})
 	}
 }

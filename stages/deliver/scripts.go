@@ -1,8 +1,6 @@
 package deliver
 
 import (
-	"strconv"
-
 	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -12,16 +10,24 @@ import (
 // the deliver stream, its retry set, and the campaign's sent marks and
 // counters in that partition. So each is atomic on a cluster too.
 
-// orMask is the Lua both mark scripts share: orMask(key, first, mask, want)
-// ORs mask into the bitmap key from byte first (one GETRANGE, one SETRANGE
-// if anything changed, a byte per 8 ids) and returns how many bits it set
-// and, when want is true, per byte of the mask the bits it set. It gives the
-// key the TTL ARGV[1] if it has none.
+// orMask is the Lua both mark scripts share: orMask(key, field, first,
+// mask, want) ORs mask into a chunk of marks from byte first: the bitmap key
+// when field is "" (one GETRANGE, one SETRANGE if anything changed), else
+// the field of the hash key (a message's, pipeline.MessageMarkBits: one
+// HGET, one HSET). It returns how many bits it set and, when want is true,
+// per byte of the mask the bits it set. It gives the key the TTL ARGV[1] if
+// it has none. bitAt(key, field, off) reads one bit of such a chunk.
 var orMask = `
 local band, bor, bxor, rshift = bit.band, bit.bor, bit.bxor, bit.rshift
-local byte, char = string.byte, string.char
-local function orMask(key, first, mask, want)
-  local old = redis.call('GETRANGE', key, first, first + #mask - 1)
+local byte, char, sub, rep = string.byte, string.char, string.sub, string.rep
+local function orMask(key, field, first, mask, want)
+  local old, whole
+  if field == '' then
+    old = redis.call('GETRANGE', key, first, first + #mask - 1)
+  else
+    whole = redis.call('HGET', key, field) or ''
+    old = sub(whole, first + 1, first + #mask)
+  end
   local out, added, news = {}, 0, nil
   if want then news = {} end
   for i = 1, #mask do
@@ -35,10 +41,21 @@ local function orMask(key, first, mask, want)
     end
   end
   if added > 0 then
-    redis.call('SETRANGE', key, first, char(unpack(out)))
+    if field == '' then
+      redis.call('SETRANGE', key, first, char(unpack(out)))
+    else
+      if #whole < first then whole = whole .. rep('\0', first - #whole) end
+      redis.call('HSET', key, field, sub(whole, 1, first) .. char(unpack(out)) .. sub(whole, first + #mask + 1))
+    end
     if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[1]) end
   end
   return added, news
+end
+local function bitAt(key, field, off)
+  if field == '' then return redis.call('GETBIT', key, off) end
+  local b = byte(redis.call('HGET', key, field) or '', math.floor(off / 8) + 1) or 0
+  if band(b, rshift(128, off % 8)) ~= 0 then return 1 end
+  return 0
 end
 `
 
@@ -57,9 +74,6 @@ local function writeResults(n, skip)
   xadd(KEYS[3], fields)
 end
 `
-
-// bitsPerChunk is 2^chunkBits (a bitmap chunk), for the scripts.
-var bitsPerChunk = strconv.Itoa(1 << chunkBits)
 
 // markScript records devices that reached a terminal state for a campaign
 // (sent, invalid or failed) and counts each one the first time only: a
@@ -83,7 +97,7 @@ var bitsPerChunk = strconv.Itoa(1 << chunkBits)
 // now unix ms, ARGV[3] n, the number of results entry fields and values that
 // follow (0: results off), then per group of devices of one counter and
 // reason: counter, reason ("" to count none), ndevices, ngroups, the groups
-// (appendMasks: key index, chunk, first byte, mask).
+// (appendMasks: key index, field, first id, first byte, mask).
 var markScript = rueidis.NewLuaScript(orMask + writeResults + `
 local failedBefore = tonumber(redis.call('HGET', KEYS[1], '` + pipeline.StatFailed + `')) or 0
 local nres = tonumber(ARGV[3])
@@ -93,21 +107,21 @@ local i = 4 + nres
 while i <= #ARGV do
   local counter, reason, ndevs, ngroups = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local g = i + 4
-  i = g + 4 * ngroups
+  i = g + 5 * ngroups
   local added, groups = 0, {}
   for _ = 1, ngroups do
-    local key, chunk, first, mask = KEYS[tonumber(ARGV[g])], tonumber(ARGV[g + 1]), tonumber(ARGV[g + 2]), ARGV[g + 3]
-    g = g + 4
-    local n, news = orMask(key, first, mask, failedBefore > 0 or results)
+    local key, field, base, first, mask = KEYS[tonumber(ARGV[g])], ARGV[g + 1], tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), ARGV[g + 4]
+    g = g + 5
+    local n, news = orMask(key, field, first, mask, failedBefore > 0 or results)
     added = added + n
-    if news then groups[#groups + 1] = {chunk, first, news, mask} end
+    if news then groups[#groups + 1] = {base, first, news, mask} end
   end
   -- Bit by bit only when some device was marked before (its event is a
   -- repeat: skipped) or a device may move out of failed.
   local repeats = results and added < ndevs
   if failedBefore > 0 or repeats then
     for _, gr in ipairs(groups) do
-      local chunk, first, news, mask = gr[1], gr[2], gr[3], gr[4]
+      local base, first, news, mask = gr[1], gr[2], gr[3], gr[4]
       for b = 1, #mask do
         local m, x = byte(mask, b), news[b] or 0
         local old = band(m, bxor(x, 255))
@@ -115,7 +129,7 @@ while i <= #ARGV do
           local bit = rshift(128, pos)
           local isNew, isOld = band(x, bit) ~= 0, repeats and band(old, bit) ~= 0
           if isNew or isOld then
-            local id = string.format('%.0f', chunk * ` + bitsPerChunk + ` + (first + b - 1) * 8 + pos)
+            local id = string.format('%.0f', base + (first + b - 1) * 8 + pos)
             if isOld then skip[#skip + 1] = id end
             if isNew and failedBefore > 0 and redis.call('SREM', KEYS[2], 'f' .. id) == 1 then unfailed = unfailed + 1 end
           end
@@ -158,16 +172,17 @@ return new
 // reasons, KEYS[5..] chunk bitmaps (done users, sent marks). ARGV[1] TTL
 // seconds, ARGV[2] number of user groups, ARGV[3] n, the number of results
 // entry fields and values that follow (0: results off), then the user
-// groups (appendMasks: key index, chunk, first byte, mask), then per reason
-// of failed devices: the reason, its number of groups, the groups
-// (appendGroups: key index of their sent chunk, n, n device ids).
+// groups (appendMasks: key index, field, first id, first byte, mask), then
+// per reason of failed devices: the reason, its number of groups, the groups
+// (appendGroups: key index and field of their sent chunk, its first id, n,
+// n device ids).
 var settledScript = rueidis.NewLuaScript(orMask + writeResults + `
 local nres = tonumber(ARGV[3])
 local i = 4 + nres
 local done = 0
 for _ = 1, tonumber(ARGV[2]) do
-  done = done + orMask(KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 2]), ARGV[i + 3], false)
-  i = i + 4
+  done = done + orMask(KEYS[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 3]), ARGV[i + 4], false)
+  i = i + 5
 end
 if done > 0 then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatUsersDone + `', done) end
 local failed, skip = 0, {}
@@ -175,10 +190,9 @@ while i <= #ARGV do
   local reason, ngroups, counted = ARGV[i], tonumber(ARGV[i + 1]), 0
   i = i + 2
   for _ = 1, ngroups do
-    local key, last = KEYS[tonumber(ARGV[i])], i + 1 + tonumber(ARGV[i + 1])
-    for x = i + 2, last do
-      local off = math.fmod(tonumber(ARGV[x]), ` + bitsPerChunk + `)
-      if redis.call('GETBIT', key, off) == 0 and redis.call('SADD', KEYS[2], 'f' .. ARGV[x]) == 1 then
+    local key, field, base, last = KEYS[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 2]), i + 3 + tonumber(ARGV[i + 3])
+    for x = i + 4, last do
+      if bitAt(key, field, tonumber(ARGV[x]) - base) == 0 and redis.call('SADD', KEYS[2], 'f' .. ARGV[x]) == 1 then
         counted = counted + 1
       elseif nres > 0 then
         skip[#skip + 1] = ARGV[x]

@@ -147,10 +147,12 @@ func (h *Handler) devicesOf(ctx context.Context, targets []target) ([][]device, 
 
 // skipDone drops devices already marked for their campaign, and refreshes
 // which campaigns have failed, in one pipelined call: a GETRANGE of the
-// bytes of each sent-marks chunk the devices' bits fall in.
+// bytes of each sent-marks chunk the devices' bits fall in (an HGET of the
+// chunk's field for a message's).
 func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs [][]device) ([][]device, error) {
 	type span struct {
 		c           *campaign
+		m           markSet
 		chunk       int64
 		first, last int64 // byte range of the chunk read
 	}
@@ -160,11 +162,17 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 	}
 	spans := map[spanKey]*span{}
 	var campaigns []*campaign
+	marks := map[*campaign]markSet{}
 	var last *span // devices of neighbouring users share a span: look it up once
 	for i, t := range targets {
+		m, ok := marks[t.c]
+		if !ok {
+			m = h.sentMarks(p, t.c)
+			marks[t.c] = m
+		}
 		for _, d := range devs[i] {
-			k := spanKey{t.c, chunkOf(d.id)}
-			b := d.id & (1<<chunkBits - 1) / 8
+			k := spanKey{t.c, m.chunk(d.id)}
+			b := m.offset(d.id) / 8
 			if last != nil && last.c == k.c && last.chunk == k.chunk {
 				last.first, last.last = min(last.first, b), max(last.last, b)
 				continue
@@ -172,7 +180,7 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 			s := spans[k]
 			last = s
 			if s == nil {
-				s = &span{c: t.c, chunk: k.chunk, first: b, last: b}
+				s = &span{c: t.c, m: m, chunk: k.chunk, first: b, last: b}
 				spans[k] = s
 				last = s
 				if !slices.Contains(campaigns, t.c) {
@@ -187,7 +195,13 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 	cmds := make(rueidis.Commands, 0, len(spans)+len(campaigns))
 	for _, s := range spans {
 		order = append(order, s)
-		cmds = append(cmds, h.rdb.B().Getrange().Key(h.sentChunk(p, s.c.ID, s.chunk)).Start(s.first).End(s.last).Build())
+		key, field := s.m.ref(s.chunk)
+		if field != "" {
+			s.first = 0 // a hash field is read whole: a few bytes
+			cmds = append(cmds, h.rdb.B().Hget().Key(key).Field(field).Build())
+			continue
+		}
+		cmds = append(cmds, h.rdb.B().Getrange().Key(key).Start(s.first).End(s.last).Build())
 	}
 	for _, c := range campaigns {
 		cmds = append(cmds, h.rdb.B().Hget().Key(h.keys.Campaign(c.ID)).Field(pipeline.CampaignFailed).Build())
@@ -216,9 +230,10 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 	for i, t := range targets {
 		ds := devs[i]
 		keep := ds[:0:0]
+		m := marks[t.c]
 		for j, d := range ds {
-			k := spanKey{t.c, chunkOf(d.id)}
-			if t.force || !bitSet(bits[k], spans[k].first, d.id&(1<<chunkBits-1)) {
+			k := spanKey{t.c, m.chunk(d.id)}
+			if t.force || !bitSet(bits[k], spans[k].first, m.offset(d.id)) {
 				if len(keep) == j {
 					keep = ds[: j+1 : j+1] // all kept so far: share the slice
 				} else {
@@ -322,7 +337,7 @@ func (h *Handler) mark(ctx context.Context, p int, c *campaign, o push.Outcome, 
 // and reason, with their result events when results are on. It sorts marks.
 func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []markReq) error {
 	keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID), h.keys.Stream(pipeline.StreamResults, p), h.keys.Reasons(p, c.ID))
-	chunkKey := func(chunk int64) string { return keys.index(h.sentChunk(p, c.ID, chunk)) }
+	sent := h.sentMarks(p, c)
 	now := time.Now().UnixMilli()
 	args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.FormatInt(now, 10), "0"}
 	if !h.cfg.NoResults {
@@ -350,7 +365,7 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 		args = append(args, counterOf(marks[i].outcome), reason, strconv.Itoa(j-i), "")
 		at := len(args) - 1
 		var groups int
-		args, groups = appendMasks(args, ids, chunkKey)
+		args, groups = appendMasks(args, ids, sent, keys.index)
 		args[at] = strconv.Itoa(groups)
 		i = j
 	}
@@ -386,12 +401,13 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 			c = &settled{}
 			byCampaign[t.c] = c
 		}
-		c.users = append(c.users, h.keys.UserOffset(t.user))
+		c.users = append(c.users, h.doneIndex(t.c, t.user))
 		for _, d := range s.failed[i] {
 			c.failed = append(c.failed, markReq{d: d, outcome: push.Failed, reason: cmp.Or(s.reasons[i], "unknown")})
 		}
 	}
 	for c, set := range byCampaign {
+		sent := h.sentMarks(p, c)
 		keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID), h.keys.Stream(pipeline.StreamResults, p), h.keys.Reasons(p, c.ID))
 		slices.Sort(set.users)
 		slices.SortFunc(set.failed, func(a, b markReq) int { return cmp.Or(cmp.Compare(a.reason, b.reason), cmp.Compare(a.d.id, b.d.id)) })
@@ -402,7 +418,7 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 			args[2] = strconv.Itoa(len(args) - 3)
 		}
 		var groups int
-		args, groups = appendMasks(args, set.users, func(chunk int64) string { return keys.index(h.doneChunk(p, c.ID, chunk)) })
+		args, groups = appendMasks(args, set.users, h.doneMarks(p, c), keys.index)
 		args[1] = strconv.Itoa(groups)
 		ids := make([]int64, 0, len(set.failed))
 		for i := 0; i < len(set.failed); {
@@ -413,7 +429,7 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 			}
 			args = append(args, set.failed[i].reason, "")
 			at := len(args) - 1
-			args, groups = appendGroups(args, ids, func(chunk int64) string { return keys.index(h.sentChunk(p, c.ID, chunk)) })
+			args, groups = appendGroups(args, ids, sent, keys.index)
 			args[at] = strconv.Itoa(groups)
 			i = j
 		}
