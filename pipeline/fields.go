@@ -5,9 +5,9 @@ package pipeline
 //	ingest     ev, or op, app, token, platform, user, locale, at  partition: HashPartition(app+"/"+token)
 //	campaigns  campaign                                       partition: HashPartition(campaign)
 //	ranges     campaign, channel, range, lo, hi              partition: HashPartition(campaign+"/"+range)
-//	dedupe     campaign, u (reached ids), m (muted ids), range  partition: UserPartition of every id
-//	deliver    campaign, u                                    partition: the same user partition
-//	results    campaign or message, app, at_ms, events, skip (ResultHeader, AppendResultLine)  partition: the user partition
+//	dedupe     campaign, u (reached ids), m (muted ids), range  partition: UserPartition of every id (a message of at most campaign.WholeMessageUsers: HashPartition(message))
+//	deliver    campaign, u                                    partition: dedupe's
+//	results    campaign or message, app, at_ms, events, skip (ResultHeader, AppendResultLine)  partition: deliver's
 //
 // u and m are EncodeIDs batches, sorted ascending. An ingest entry is either
 // one ev field (devices.Event.Message writes registrations so) or one field

@@ -140,10 +140,22 @@ func CreateMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, ke
 	return m, true, nil
 }
 
+// WholeMessageUsers is the most users a message may have to go through
+// dedupe and deliver as one entry, in the partition of its id: a chat
+// message's 49 users spread over every partition would be 16 entries of 3
+// users each, and per entry costs (a token query, the mark scripts, the
+// ack) would dominate its sends. A larger message is cut by user partition,
+// so its sends are shared by every deliverer, as a campaign's are. Either
+// way a (message, user) always lands in the same partition, which is all
+// exactly-once needs: dedupe's marks are by user id, and so are deliver's
+// for a message (deliver's doneIndex).
+const WholeMessageUsers = 1000
+
 // enqueueMessage publishes the message's expiry and user count, reads its
-// users' mutes of its category, then appends one dedupe entry per partition
-// to the lane's stream, all partitions in one pipelined call, and marks the
-// row queued. Appending twice (a retry after a failure) is harmless: dedupe
+// users' mutes of its category, then appends its dedupe entries (one, or one
+// per user partition: WholeMessageUsers) to the lane's stream in one
+// pipelined call, and marks the row queued. Appending twice (a retry after
+// a failure) is harmless: the entries land where they did, and dedupe
 // forwards each user once.
 func enqueueMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, m Message) error {
 	exp := m.ExpiresAt().UnixMilli()
@@ -170,8 +182,12 @@ func enqueueMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, k
 	// Users are ascending, so each partition's share stays ascending.
 	byPart := map[int]*pipeline.DedupeEntry{}
 	var parts []int
+	whole := len(m.Users) <= WholeMessageUsers
 	for i, u := range m.Users {
 		p := keys.UserPartition(u)
+		if whole {
+			p = keys.HashPartition(m.ID)
+		}
 		e := byPart[p]
 		if e == nil {
 			e = &pipeline.DedupeEntry{Campaign: m.ID, Range: "message"}

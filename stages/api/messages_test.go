@@ -4,15 +4,25 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
-// dedupeEntries counts the entries in a lane of dedupe's input.
+// dedupeEntries counts the entries in a lane of dedupe's input, and checks
+// each is where it belongs: a message of at most campaign.WholeMessageUsers
+// in the partition of its id, a larger one's users in theirs.
 func (a *deviceAPI) dedupeEntries(l pipeline.Lane) (entries, users int) {
 	a.t.Helper()
+	type read struct {
+		stream string
+		e      pipeline.DedupeEntry
+	}
+	var all []read
+	total := map[string]int{}
 	for _, s := range a.keys.Streams(l.Stream(pipeline.StreamDedupe)) {
 		xs, err := a.rdb.Do(context.Background(), a.rdb.B().Xrange().Key(s).Start("-").End("+").Build()).AsXRange()
 		if err != nil {
@@ -23,14 +33,22 @@ func (a *deviceAPI) dedupeEntries(l pipeline.Lane) (entries, users int) {
 			if err != nil {
 				a.t.Fatalf("entry %s of %s: %v", x.ID, s, err)
 			}
-			for _, u := range append(e.Users, e.Muted...) {
-				if p := a.keys.UserPartition(u); s != a.keys.Stream(l.Stream(pipeline.StreamDedupe), p) {
-					a.t.Errorf("user %d of partition %d in %s", u, p, s)
-				}
-			}
-			entries++
-			users += len(e.Users) + len(e.Muted)
+			all = append(all, read{s, e})
+			total[e.Campaign] += len(e.Users) + len(e.Muted)
 		}
+	}
+	for _, r := range all {
+		for _, u := range append(r.e.Users, r.e.Muted...) {
+			p, why := a.keys.HashPartition(r.e.Campaign), "its message's"
+			if total[r.e.Campaign] > campaign.WholeMessageUsers {
+				p, why = a.keys.UserPartition(u), "its own"
+			}
+			if want := a.keys.Stream(l.Stream(pipeline.StreamDedupe), p); r.stream != want {
+				a.t.Errorf("user %d of message %s in %s, want %s (%s partition)", u, r.e.Campaign, r.stream, want, why)
+			}
+		}
+		entries++
+		users += len(r.e.Users) + len(r.e.Muted)
 	}
 	return entries, users
 }
@@ -78,6 +96,19 @@ func TestMessageIsIdempotentByID(t *testing.T) {
 	}
 	if muted != 1 {
 		t.Errorf("%d users appended as muted, want 1 (user 5000 muted chat)", muted)
+	}
+
+	// More users than one entry takes: grouped by user partition, so every
+	// deliverer shares the sends.
+	big := make([]string, campaign.WholeMessageUsers+1)
+	for i := range big {
+		big[i] = strconv.Itoa(10_000 + i*37)
+	}
+	if r := a.do("POST", "/v1/messages", `{"id":"all-hands","app":"com.example.chat","users":[`+strings.Join(big, ",")+`],"notification":{"body":"x"}}`, "op"); r.status != http.StatusAccepted {
+		t.Fatalf("large message: %d %s", r.status, r.body)
+	}
+	if e3, n := a.dedupeEntries(pipeline.Express); e3-entries < 2 || n != 5+len(big) {
+		t.Errorf("a message of %d users appended %d entries of %d users in all, want one per user partition", len(big), e3-entries, n-5)
 	}
 
 	normal := `{"id":"digest-1","app":"com.example.chat","users":[7],"priority":"normal","notification":{"body":"x"}}`
