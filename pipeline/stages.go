@@ -35,6 +35,9 @@ type StageDef struct {
 	// Express is true for the stages with an express lane (lanes.go): they
 	// read Express.Stream(Stream) of a partition before Stream.
 	Express bool
+	// ExpressConcurrency is the default number of handlers that take
+	// express batches only (Options.ExpressConcurrency); 0: the runner's.
+	ExpressConcurrency int
 }
 
 // Stages is the stage table, in pipeline order. Why each default is what it
@@ -59,8 +62,13 @@ var Stages = []StageDef{
 	// many times; that is not poison (malformed entries are dead-lettered
 	// at once), hence more deliveries before the DLQ. It writes results,
 	// which may have no reader: it trims them.
+	// Its express handlers wait on the provider for most of a batch (every
+	// send's answer): beside a campaign that fills the provider's queue that
+	// is 100-400 ms, and with the runner's 2 a process, messages at 40/s
+	// waited ~500 ms for a handler. Idle ones cost a parked goroutine; the
+	// sends stay bounded by --express-in-flight.
 	{Name: "deliver", Stream: StreamDeliver, Batch: 8, Concurrency: 4, Campaign: true, DB: true, Delays: true,
-		MaxDeliveries: 100, Replicas: 2, Express: true, Outputs: []string{StreamResults}},
+		MaxDeliveries: 100, Replicas: 2, Express: true, ExpressConcurrency: 16, Outputs: []string{StreamResults}},
 	// Result events are small: a read is one POST to the operator's URL
 	// (--batch), and a few POSTs in flight keep a slow receiver busy. No
 	// replicas: the benchmark has no receiver.
@@ -111,7 +119,8 @@ func StageStreams() []string {
 
 // Options are the runner options of the stage's row, for its defaults.
 func (s StageDef) Options() Options {
-	return Options{Stage: s.Name, Stream: s.Stream, Express: s.Express, BatchSize: s.Batch, Concurrency: s.Concurrency, Outputs: s.Outputs}
+	return Options{Stage: s.Name, Stream: s.Stream, Express: s.Express, ExpressConcurrency: s.ExpressConcurrency,
+		BatchSize: s.Batch, Concurrency: s.Concurrency, Outputs: s.Outputs}
 }
 
 // Effective returns o with every default filled in, as NewRunner would: what

@@ -193,14 +193,15 @@ func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
 // to the stage's own (pipeline.Stages); under `pushpipe all` a value given
 // applies to every stage.
 type StageFlags struct {
-	Consumer        string        `help:"Consumer name (default host-pid)."`
-	Concurrency     int           `help:"Handlers running at once (default: the stage's own, see pipeline.Stages)."`
-	Batch           int           `help:"Entries read per XREADGROUP (default: the stage's own, see pipeline.Stages)."`
-	ClaimIdle       time.Duration `default:"30s" help:"Take over another consumer's entries idle this long."`
-	MaxDeliveries   int64         `help:"Dead-letter an entry delivered more often than this (default: the stage's own, 10; deliver's 100)."`
-	HTTP            string        `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
-	ShutdownTimeout time.Duration `default:"10s" help:"On SIGTERM, let in-flight batches finish this long."`
-	Retention       time.Duration `default:"24h" help:"Keep acknowledged entries this long (for replay)."`
+	Consumer           string        `help:"Consumer name (default host-pid)."`
+	Concurrency        int           `help:"Handlers running at once (default: the stage's own, see pipeline.Stages)."`
+	ExpressConcurrency int           `name:"express-concurrency" help:"Handlers that take express batches only, on top of --concurrency, in the stages with an express lane (default: the stage's own, see pipeline.Stages)."`
+	Batch              int           `help:"Entries read per XREADGROUP (default: the stage's own, see pipeline.Stages)."`
+	ClaimIdle          time.Duration `default:"30s" help:"Take over another consumer's entries idle this long."`
+	MaxDeliveries      int64         `help:"Dead-letter an entry delivered more often than this (default: the stage's own, 10; deliver's 100)."`
+	HTTP               string        `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
+	ShutdownTimeout    time.Duration `default:"10s" help:"On SIGTERM, let in-flight batches finish this long."`
+	Retention          time.Duration `default:"24h" help:"Keep acknowledged entries this long (for replay)."`
 }
 
 // Validate refuses settings the runner would quietly replace by its defaults
@@ -218,8 +219,8 @@ func (f StageFlags) Validate() error {
 	if f.MaxDeliveries < 0 {
 		errs = append(errs, fmt.Errorf("--max-deliveries must be at least 1 (or left out for the stage's own), got %d", f.MaxDeliveries))
 	}
-	if f.Concurrency < 0 || f.Batch < 0 {
-		errs = append(errs, errors.New("--concurrency and --batch must be positive (or left out for the stage's own)"))
+	if f.Concurrency < 0 || f.ExpressConcurrency < 0 || f.Batch < 0 {
+		errs = append(errs, errors.New("--concurrency, --express-concurrency and --batch must be positive (or left out for the stage's own)"))
 	}
 	return errors.Join(errs...)
 }
@@ -234,6 +235,9 @@ func (f StageFlags) options(def pipeline.StageDef) pipeline.Options {
 	o.ShutdownTimeout, o.Retention = f.ShutdownTimeout, f.Retention
 	if f.Concurrency > 0 {
 		o.Concurrency = f.Concurrency
+	}
+	if f.ExpressConcurrency > 0 {
+		o.ExpressConcurrency = f.ExpressConcurrency
 	}
 	if f.Batch > 0 {
 		o.BatchSize = f.Batch

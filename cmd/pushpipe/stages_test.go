@@ -152,7 +152,7 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 		{"webhook", []string{"--url", "https://h.example/x", "--secret-file", secrets, "--rate", "9", "--filter", "outcome=failed", "--attempts", "3"},
 			[]string{"--webhook-url", "https://h.example/x", "--webhook-secret-file", secrets, "--webhook-rate", "9", "--webhook-filter", "outcome=failed", "--webhook-attempts", "3"}},
 	}
-	shared := []string{"--claim-idle", "7s", "--shutdown-timeout", "3s", "--max-deliveries", "4", "--retention", "1h", "--consumer", "c1"}
+	shared := []string{"--claim-idle", "7s", "--shutdown-timeout", "3s", "--max-deliveries", "4", "--retention", "1h", "--consumer", "c1", "--express-concurrency", "5"}
 	for _, tt := range tests {
 		t.Run(tt.stage, func(t *testing.T) {
 			def, ok := pipeline.StageNamed(tt.stage)
@@ -185,8 +185,12 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 				if a, b := sf.options(def), all.StageFlags.options(def); !reflect.DeepEqual(a, b) {
 					t.Errorf("flags %v: runner options standalone %+v, under all %+v", give[0], a, b)
 				}
-				if o := sf.options(def); len(give[0]) == 0 && (o.BatchSize != def.Batch || o.Concurrency != def.Concurrency) {
-					t.Errorf("defaults: batch %d concurrency %d, the stage table says %d and %d", o.BatchSize, o.Concurrency, def.Batch, def.Concurrency)
+				if o := sf.options(def); len(give[0]) == 0 && (o.BatchSize != def.Batch || o.Concurrency != def.Concurrency || o.ExpressConcurrency != def.ExpressConcurrency) {
+					t.Errorf("defaults: batch %d concurrency %d express %d, the stage table says %d, %d and %d",
+						o.BatchSize, o.Concurrency, o.ExpressConcurrency, def.Batch, def.Concurrency, def.ExpressConcurrency)
+				}
+				if o := sf.options(def); len(give[0]) > 0 && o.ExpressConcurrency != 5 {
+					t.Errorf("--express-concurrency 5: the runner gets %d", o.ExpressConcurrency)
 				}
 			}
 		})
