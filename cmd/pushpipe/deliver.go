@@ -67,20 +67,13 @@ func (c DeliverFlags) dbConns() int32 { return c.DBConns }
 // build makes the deliver stage; the runner does the rest (its retries are
 // the runner's delayed entries).
 func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
-	var (
-		runners []func(context.Context) error
-		appTPS  func(string) int
-	)
-	senders, closeSenders, err := c.senders(d.ctx)
-	if c.Apps != "" && c.Sink != "null" {
-		senders, closeSenders, appTPS, runners, err = c.appSenders(d)
-	}
+	senders, express, closeSenders, appTPS, runners, err := c.providers(d)
 	if err != nil {
 		return nil, nil, err
 	}
 	d.closers = append(d.closers, closeSenders)
 	h, err := deliver.New(deliver.Config{
-		Redis: d.rdb, DB: d.db, Keys: d.keys, Senders: senders,
+		Redis: d.rdb, DB: d.db, Keys: d.keys, Senders: senders, ExpressSenders: express,
 		TPS: c.TPS, AppTPS: appTPS, InFlight: c.InFlight, ExpressInFlight: c.ExpressInFlight, ExpressShare: c.ExpressShare,
 		MaxAttempts: c.MaxAttempts,
 		RetryBase:   c.RetryBase, RetryMax: c.RetryMax,
@@ -92,21 +85,54 @@ func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []
 	return h, runners, nil
 }
 
-// appSenders builds the senders of every app of the --apps file, and the
-// SIGHUP reloader that swaps them.
-func (c DeliverFlags) appSenders(d *deps) (map[push.Platform]push.Sender, func(), func(string) int, []func(context.Context) error, error) {
+// providers builds the bulk lane's senders and the express lane's own
+// (deliver.Config.ExpressSenders: the same providers over connections of
+// their own; none for the null sink, which has no connections), from the
+// --apps file or the single-app flags, with what closes them and, for an
+// apps file, its per-app caps and the SIGHUP reloader of both sets.
+func (c DeliverFlags) providers(d *deps) (bulk, express map[push.Platform]push.Sender, closeAll func(), appTPS func(string) int,
+	runners []func(context.Context) error, err error) {
+	if c.Sink == "null" || c.Apps == "" {
+		var closeBulk, closeExpress func()
+		if bulk, closeBulk, err = c.senders(d.ctx); err != nil {
+			return nil, nil, nil, nil, nil, err
+		}
+		if c.Sink == "null" {
+			return bulk, nil, closeBulk, nil, nil, nil
+		}
+		if express, closeExpress, err = c.senders(d.ctx); err != nil {
+			closeBulk()
+			return nil, nil, nil, nil, nil, err
+		}
+		return bulk, express, func() { closeBulk(); closeExpress() }, nil, nil, nil
+	}
 	if c.APNsKey != "" || c.APNsCert != "" || c.FCMCredentials != "" || c.FCMProject != "" {
-		return nil, nil, nil, nil, fmt.Errorf("give --apps or the single-app provider flags (--apns-key, --apns-cert, --fcm-*), not both")
+		return nil, nil, nil, nil, nil, fmt.Errorf("give --apps or the single-app provider flags (--apns-key, --apns-cert, --fcm-*), not both")
 	}
 	apps, err := deliver.LoadApps(c.Apps)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
-	as, err := deliver.NewAppSenders(d.ctx, apps, deliver.SenderOptions{APNsConns: c.APNsConns}, d.log)
+	opts := deliver.SenderOptions{APNsConns: c.APNsConns}
+	b, err := deliver.NewAppSenders(d.ctx, apps, opts, d.log)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
-	return as.Senders(), as.Close, as.TPS, []func(context.Context) error{reloadAppsOnHUP(c.Apps, d.log, as.Reload)}, nil
+	x, err := deliver.NewAppSenders(d.ctx, apps, opts, d.log)
+	if err != nil {
+		b.Close()
+		return nil, nil, nil, nil, nil, err
+	}
+	// The express set is built from what the bulk set just built from, so
+	// it fails only where the bulk reload would have.
+	reload := func(ctx context.Context, apps deliver.Apps) error {
+		if err := b.Reload(ctx, apps); err != nil {
+			return err
+		}
+		return x.Reload(ctx, apps)
+	}
+	return b.Senders(), x.Senders(), func() { b.Close(); x.Close() }, b.TPS,
+		[]func(context.Context) error{reloadAppsOnHUP(c.Apps, d.log, reload)}, nil
 }
 
 // senders builds a sender per platform from the flags: APNs when a key or a

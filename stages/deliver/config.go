@@ -32,6 +32,13 @@ type Config struct {
 	// Senders maps a platform to its provider; a device of a platform with
 	// no sender is counted failed.
 	Senders map[push.Platform]push.Sender
+	// ExpressSenders, when set, are the express lane's own senders (their
+	// own provider connections): an express request then never waits in a
+	// connection behind the bulk lane's requests in flight (1,024 a
+	// process; beside a campaign at full speed that took a message's p50
+	// from 345 to 147 ms). A platform missing here sends with its Senders
+	// entry.
+	ExpressSenders map[push.Platform]push.Sender
 
 	// TPS caps the sends per provider and app that reach the provider in
 	// any one-second window, across every deliver process; 0 disables the

@@ -297,23 +297,34 @@ func newLane(p push.Platform, sender push.Sender, m *metrics) *lane {
 	return l
 }
 
-// lanes are the Handler's lanes by platform; a platform without a sender
-// gets one on first use.
+// lanes are the Handler's lanes by pipeline lane and platform, each made
+// on first use: the express lane's send with Config.ExpressSenders when it
+// has one for the platform.
 type lanes struct {
 	mu sync.Mutex
-	m  map[push.Platform]*lane
+	m  map[laneKey]*lane
 }
 
-func (h *Handler) lane(p push.Platform) *lane {
+type laneKey struct {
+	lane     pipeline.Lane
+	platform push.Platform
+}
+
+func (h *Handler) lane(pl pipeline.Lane, p push.Platform) *lane {
 	h.lanes.mu.Lock()
 	defer h.lanes.mu.Unlock()
 	if h.lanes.m == nil {
-		h.lanes.m = map[push.Platform]*lane{}
+		h.lanes.m = map[laneKey]*lane{}
 	}
-	l := h.lanes.m[p]
+	k := laneKey{pl, p}
+	l := h.lanes.m[k]
 	if l == nil {
-		l = newLane(p, h.senders[p], h.metrics)
-		h.lanes.m[p] = l
+		sender := h.senders[p]
+		if s := h.cfg.ExpressSenders[p]; pl == pipeline.Express && s != nil {
+			sender = s
+		}
+		l = newLane(p, sender, h.metrics)
+		h.lanes.m[k] = l
 	}
 	return l
 }

@@ -81,7 +81,7 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	}
 	var feeders sync.WaitGroup
 	for k, jobs := range queues {
-		l := h.lane(k.platform)
+		l := h.lane(b.Lane, k.platform)
 		feeders.Go(func() { r.feed(l, jobs) })
 	}
 	feeders.Wait()
