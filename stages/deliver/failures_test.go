@@ -115,21 +115,27 @@ func TestRetryBudgetEndsInTheDLQ(t *testing.T) {
 	if got, want := fake.Summary().Requests, uint64(len(devices)*attempts); got != want {
 		t.Errorf("provider got %d requests, want %d (%d devices × %d attempts)", got, want, len(devices), attempts)
 	}
+	// The users are counted done before the runner commits their batch's
+	// dead letters (with its ack): wait for the last commit.
 	var dead []int64
-	for _, d := range f.dlq() {
-		if d[pipeline.DLQDeliveries] != strconv.Itoa(attempts) || !strings.Contains(d[pipeline.DLQError], "after 3 attempts") {
-			t.Errorf("dead letter %v", d)
+	pipelinetest.Eventually(t, 10*time.Second, "every user dead-lettered", func() bool {
+		dead = dead[:0]
+		for _, d := range f.dlq() {
+			if d[pipeline.DLQDeliveries] != strconv.Itoa(attempts) || !strings.Contains(d[pipeline.DLQError], "after 3 attempts") {
+				t.Errorf("dead letter %v", d)
+			}
+			fields, err := pipeline.DecodeDLQFields(d[pipeline.DLQFields])
+			if err != nil || fields[pipeline.FieldCampaign] != "cdlq" {
+				t.Fatalf("dead letter fields %q: %v", d[pipeline.DLQFields], err)
+			}
+			us, err := pipeline.DecodeIDs(fields[pipeline.FieldUsers])
+			if err != nil {
+				t.Fatalf("dead letter users: %v", err)
+			}
+			dead = append(dead, us...)
 		}
-		fields, err := pipeline.DecodeDLQFields(d[pipeline.DLQFields])
-		if err != nil || fields[pipeline.FieldCampaign] != "cdlq" {
-			t.Fatalf("dead letter fields %q: %v", d[pipeline.DLQFields], err)
-		}
-		us, err := pipeline.DecodeIDs(fields[pipeline.FieldUsers])
-		if err != nil {
-			t.Fatalf("dead letter users: %v", err)
-		}
-		dead = append(dead, us...)
-	}
+		return len(dead) >= len(ids)
+	})
 	slices.Sort(dead)
 	if !slices.Equal(dead, ids) {
 		t.Errorf("dead-lettered users %v, want %v", dead, ids)

@@ -29,7 +29,8 @@ func (s *Server) handleAPNs(w http.ResponseWriter, r *http.Request) {
 		return // the client went away mid-body
 	}
 
-	switch ref, after := s.admit(r); ref {
+	ref, after, at := s.admit(r)
+	switch ref {
 	case refusedOverTPS:
 		s.stats.overTPS.Add(1)
 		writeAPNs(w, http.StatusTooManyRequests, "TooManyRequests", 0, after)
@@ -62,7 +63,7 @@ func (s *Server) handleAPNs(w http.ResponseWriter, r *http.Request) {
 		writeAPNs(w, http.StatusBadRequest, "BadDeviceToken", 0, 0)
 		return
 	}
-	s.rec.add(providerAPNs, token, r.Header.Get("apns-collapse-id"), time.Now(), s.keep(r, body))
+	s.rec.add(providerAPNs, token, r.Header.Get("apns-collapse-id"), at, s.keep(r, body))
 	w.WriteHeader(http.StatusOK)
 }
 

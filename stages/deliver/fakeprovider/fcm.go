@@ -65,7 +65,8 @@ func (s *Server) handleFCM(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the client went away mid-body
 	}
-	switch ref, after := s.admit(r); ref {
+	ref, after, at := s.admit(r)
+	switch ref {
 	case refusedOverTPS:
 		s.stats.overTPS.Add(1)
 		writeFCM(w, fcmFailure{http.StatusTooManyRequests, "Quota exceeded for quota metric 'Send requests'.", "QUOTA_EXCEEDED", ""}, after)
@@ -100,7 +101,7 @@ func (s *Server) handleFCM(w http.ResponseWriter, r *http.Request) {
 	}
 	name := "projects/" + r.PathValue("project") + "/messages/" + strconv.FormatUint(s.nextID.Add(1), 10)
 	if !req.ValidateOnly {
-		s.rec.add(providerFCM, token, req.collapseID(), time.Now(), s.keep(r, body))
+		s.rec.add(providerFCM, token, req.collapseID(), at, s.keep(r, body))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write([]byte(`{"name":"` + name + `"}`))

@@ -25,17 +25,20 @@ const (
 // order: the outage window (503 to everything), the rate limit, the
 // configured latency and random errors. Only requests the rate limit lets
 // through count against it. retryAfter is set when the refusal has a
-// natural end.
-func (s *Server) admit(r *http.Request) (ref refusal, retryAfter time.Duration) {
+// natural end. at is when the request was admitted: its receipt's time,
+// the instant the rate limit counted it (a handler delayed after admit,
+// on a loaded machine, must not make its receipt look later than that).
+func (s *Server) admit(r *http.Request) (ref refusal, retryAfter time.Duration, at time.Time) {
 	now := time.Now()
+	at = now
 	s.stats.requests.Add(1)
 	s.window.arrive(now)
 	if end := time.Unix(0, s.outageEnd.Load()); now.Before(end) {
-		return refusedOutage, end.Sub(now)
+		return refusedOutage, end.Sub(now), at
 	}
 	if s.rate != nil {
 		if ok, after := s.rate.admit(now); !ok {
-			return refusedOverTPS, after
+			return refusedOverTPS, after, at
 		}
 	}
 	if d := s.opts.Latency; d > 0 {
@@ -48,11 +51,11 @@ func (s *Server) admit(r *http.Request) (ref refusal, retryAfter time.Duration) 
 	}
 	if s.opts.ErrorRate > 0 && rand.Float64() < s.opts.ErrorRate {
 		if rand.IntN(2) == 0 {
-			return refusedInternal, 0
+			return refusedInternal, 0, at
 		}
-		return refusedUnavailable, 0
+		return refusedUnavailable, 0, at
 	}
-	return admitted, 0
+	return admitted, 0, at
 }
 
 // window counts arrivals per wall-clock (Unix) second, for the peak the
