@@ -7,7 +7,7 @@ package pipeline
 //	ranges     campaign, channel, range, lo, hi              partition: HashPartition(campaign+"/"+range)
 //	dedupe     campaign, u (reached ids), m (muted ids), range  partition: UserPartition of every id (a message of at most campaign.WholeMessageUsers: HashPartition(message))
 //	deliver    campaign, u                                    partition: dedupe's
-//	results    campaign or message, app, at_ms, events, skip (ResultHeader, AppendResultLine)  partition: deliver's
+//	results    campaign or message, app, at_ms, events, skip (ResultHeader, ResultRecords)  partition: deliver's
 //
 // u and m are EncodeIDs batches, sorted ascending. An ingest entry is either
 // one ev field (devices.Event.Message writes registrations so) or one field
@@ -32,8 +32,8 @@ const (
 
 	FieldMessage = "message" // results: direct message id (instead of campaign)
 	FieldAtMs    = "at_ms"   // results: when the outcomes were recorded, unix ms
-	FieldEvents  = "events"  // results: a line per device (AppendResultLine)
-	FieldSkip    = "skip"    // results: comma-separated ids of devices whose lines are repeats
+	FieldEvents  = "events"  // results: a record per device (ResultRecords)
+	FieldSkip    = "skip"    // results: comma-separated ids of devices whose records are repeats
 )
 
 // Ingest operations.

@@ -22,13 +22,13 @@ const (
 //
 // A results entry carries the events of the devices one mark call recorded
 // (one partition, one campaign or message, one time): a header (the
-// campaign or message, app, at) and one line per device (AppendResultLine),
-// tab-separated, with no JSON. deliver writes it for tens of thousands of
-// devices a second, so an event costs it a line appended in Go and Redis a
-// few bytes copied, not a JSON object per device passed through Lua; the
+// campaign or message, app, at) and one binary record per device
+// (ResultRecords), with no JSON. deliver writes it for tens of thousands of
+// devices a second, so an event costs it a record appended in Go and Redis
+// a few bytes copied, not a JSON object per device passed through Lua; the
 // JSON is built by the one reader that needs it, the webhook. When a mark
 // call finds some devices marked already (a repeat after a crash), the
-// script lists them in FieldSkip instead of rewriting the lines, and
+// script lists them in FieldSkip instead of rewriting the records, and
 // readers drop them: an event is read exactly when its outcome became
 // durable.
 type ResultEvent struct {
@@ -63,38 +63,13 @@ func ResultIDPrefix(campaign, message string) string {
 
 // ResultHeader is the header fields of a results entry: the campaign (or,
 // with message set, the message), the app and when the outcomes were
-// recorded. FieldEvents (the lines) follows, then FieldSkip if any.
+// recorded. FieldEvents (the records) follows, then FieldSkip if any.
 func ResultHeader(campaign, message, app string, atMs int64) []string {
 	subject, id := FieldCampaign, campaign
 	if message != "" {
 		subject, id = FieldMessage, message
 	}
 	return []string{subject, id, FieldApp, app, FieldAtMs, strconv.FormatInt(atMs, 10)}
-}
-
-// AppendResultLine appends a device's line of a results entry: device id,
-// user id, platform, outcome, token and reason, tab-separated, ending in a
-// newline. Tokens never hold tabs or newlines (devices.ValidToken); a
-// reason, the provider's text, has its control characters made spaces.
-func AppendResultLine(b []byte, device, user int64, platform, outcome, token, reason string) []byte {
-	b = strconv.AppendInt(b, device, 10)
-	b = append(b, '\t')
-	b = strconv.AppendInt(b, user, 10)
-	b = append(b, '\t')
-	b = append(b, platform...)
-	b = append(b, '\t')
-	b = append(b, outcome...)
-	b = append(b, '\t')
-	b = append(b, token...)
-	b = append(b, '\t')
-	for i := 0; i < len(reason); i++ {
-		c := reason[i]
-		if c < 0x20 || c == 0x7f {
-			c = ' '
-		}
-		b = append(b, c)
-	}
-	return append(b, '\n')
 }
 
 // ResultFields is a results entry of evs, for writers other than deliver's
@@ -104,11 +79,11 @@ func ResultFields(evs ...ResultEvent) []string {
 	if len(evs) == 0 {
 		return nil
 	}
-	var lines []byte
+	r := NewResultRecords(0)
 	for _, e := range evs {
-		lines = AppendResultLine(lines, e.device(), e.UserID, e.Platform, e.Outcome, e.Token, e.Reason)
+		r.Add(e.device(), e.UserID, e.Platform, e.Outcome, e.Token, e.Reason)
 	}
-	return append(ResultHeader(evs[0].Campaign, evs[0].Message, evs[0].App, evs[0].AtMs), FieldEvents, string(lines))
+	return append(ResultHeader(evs[0].Campaign, evs[0].Message, evs[0].App, evs[0].AtMs), FieldEvents, string(r.Bytes()))
 }
 
 // device is the device id at the end of the event's ID, 0 if none.
@@ -200,7 +175,7 @@ func appendJSONString(b []byte, s string) []byte {
 // FieldSkip. An error says what is wrong (the reader dead-letters the entry
 // with it).
 func ParseResults(f map[string]string) ([]ResultEvent, error) {
-	lines, ok := f[FieldEvents]
+	records, ok := f[FieldEvents]
 	if !ok {
 		return nil, fmt.Errorf("results entry: no %s field", FieldEvents)
 	}
@@ -218,38 +193,35 @@ func ParseResults(f map[string]string) ([]ResultEvent, error) {
 		}
 	}
 	prefix := ResultIDPrefix(head.Campaign, head.Message)
-	evs := make([]ResultEvent, 0, strings.Count(lines, "\n"))
-	for n := 0; lines != ""; n++ {
-		line, rest, ok := strings.Cut(lines, "\n")
-		if !ok {
-			return nil, fmt.Errorf("results entry: line %d does not end in a newline", n)
-		}
-		lines = rest
-		var part [6]string
-		for i := range 5 {
-			var found bool
-			if part[i], line, found = strings.Cut(line, "\t"); !found {
-				return nil, fmt.Errorf("results entry: line %d has %d fields, want 6", n, i+1)
-			}
-		}
-		part[5] = line
-		device, err := strconv.ParseInt(part[0], 10, 64)
+	// Every token is decoded into one buffer, made one string at the end:
+	// an allocation per entry, not per event.
+	r := recordReader{s: records, tokens: make([]byte, 0, 2*len(records))}
+	var evs []ResultEvent
+	var spans [][2]int // of each event's token in r.tokens
+	for n, start := 0, 0; r.s != ""; n++ {
+		device, user, platform, outcome, end, reason, err := r.next()
 		if err != nil {
-			return nil, fmt.Errorf("results entry: line %d: device id %q", n, part[0])
+			return nil, fmt.Errorf("results entry: record %d: %w", n, err)
 		}
 		if skip[device] {
+			// Its token stays in the buffer, unreferenced: cheaper than
+			// moving the rest.
+			start = end
 			continue
 		}
 		e := head
-		e.ID = prefix + part[0]
-		if e.UserID, err = strconv.ParseInt(part[1], 10, 64); err != nil {
-			return nil, fmt.Errorf("results entry: line %d: user id %q", n, part[1])
-		}
-		e.Platform, e.Outcome, e.Token, e.Reason = part[2], part[3], part[4], part[5]
+		e.ID = prefix + strconv.FormatInt(device, 10)
+		e.UserID, e.Platform, e.Outcome, e.Reason = user, platform, outcome, reason
 		if err := e.Validate(); err != nil {
-			return nil, fmt.Errorf("results entry: line %d: %w", n, err)
+			return nil, fmt.Errorf("results entry: record %d: %w", n, err)
 		}
 		evs = append(evs, e)
+		spans = append(spans, [2]int{start, end})
+		start = end
+	}
+	tokens := string(r.tokens)
+	for i, sp := range spans {
+		evs[i].Token = tokens[sp[0]:sp[1]]
 	}
 	return evs, nil
 }

@@ -57,48 +57,58 @@ func TestResultFields(t *testing.T) {
 	}
 }
 
-// A reason's control characters become spaces (lines stay lines); the
-// skip field drops the repeats of a redone mark.
-func TestResultLines(t *testing.T) {
+// A reason comes back byte for byte, control characters included; the
+// skip field drops the repeats of a redone mark, whatever their place.
+func TestResultSkip(t *testing.T) {
 	f := fieldMap(pipeline.ResultFields(
-		pipeline.ResultEvent{ID: "c:c:1", Campaign: "c", App: "a", Platform: "ios", Token: "t", Outcome: "failed", Reason: "a\tb\nc\x01", AtMs: 5},
-		pipeline.ResultEvent{ID: "c:c:2", Campaign: "c", App: "a", Platform: "ios", Token: "t", Outcome: "sent", AtMs: 5},
-		pipeline.ResultEvent{ID: "c:c:3", Campaign: "c", App: "a", Platform: "ios", Token: "t", Outcome: "sent", AtMs: 5},
+		pipeline.ResultEvent{ID: "c:c:1", Campaign: "c", App: "a", Platform: "ios", Token: "t1", Outcome: "failed", Reason: "a\tb\nc\x01", AtMs: 5},
+		pipeline.ResultEvent{ID: "c:c:2", Campaign: "c", App: "a", Platform: "ios", Token: "t2", Outcome: "sent", AtMs: 5},
+		pipeline.ResultEvent{ID: "c:c:3", Campaign: "c", App: "a", Platform: "ios", Token: "t3", Outcome: "sent", AtMs: 5},
 	))
 	f[pipeline.FieldSkip] = "1,3"
 	got, err := pipeline.ParseResults(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].ID != "c:c:2" {
+	if len(got) != 1 || got[0].ID != "c:c:2" || got[0].Token != "t2" {
 		t.Errorf("with 1 and 3 skipped: %+v, want device 2 alone", got)
 	}
 	delete(f, pipeline.FieldSkip)
 	got, err = pipeline.ParseResults(f)
-	if err != nil || len(got) != 3 || got[0].Reason != "a b c " {
-		t.Errorf("%+v, %v; want 3 events, the first with reason %q", got, err, "a b c ")
+	if err != nil || len(got) != 3 || got[0].Reason != "a\tb\nc\x01" {
+		t.Errorf("%+v, %v; want 3 events, the first with reason %q", got, err, "a\tb\nc\x01")
 	}
 }
 
 // A malformed results entry is refused with what is wrong: the webhook
 // dead-letters it with that reason.
 func TestResultsMalformed(t *testing.T) {
-	ok := "5\t7\tios\tsent\ttok\t\n"
+	ok := pipeline.ResultFields(pipeline.ResultEvent{ID: "c:c:5", Campaign: "c", App: "a", UserID: 7, Platform: "ios", Token: "ab12", Outcome: "sent", AtMs: 1})
+	okRecords := fieldMap(ok)[pipeline.FieldEvents]
+	entry := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	c, at, ev := pipeline.FieldCampaign, pipeline.FieldAtMs, pipeline.FieldEvents
 	tests := []struct {
 		name string
 		give map[string]string
 		want string
 	}{
-		{"no field", map[string]string{"x": "1"}, "no events field"},
-		{"no newline", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldAtMs: "1", pipeline.FieldEvents: "5\t7\tios\tsent\ttok\t"}, "line 0 does not end"},
-		{"few fields", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldAtMs: "1", pipeline.FieldEvents: ok + "5\t7\tios\n"}, "line 1 has 3 fields"},
-		{"bad device", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldAtMs: "1", pipeline.FieldEvents: "x\t7\tios\tsent\ttok\t\n"}, `device id "x"`},
-		{"bad user", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldAtMs: "1", pipeline.FieldEvents: "5\ty\tios\tsent\ttok\t\n"}, `user id "y"`},
-		{"bad outcome", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldAtMs: "1", pipeline.FieldEvents: "5\t7\tios\tlost\ttok\t\n"}, `outcome "lost"`},
-		{"both", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldMessage: "m", pipeline.FieldAtMs: "1", pipeline.FieldEvents: ok}, "exactly one"},
-		{"neither", map[string]string{pipeline.FieldAtMs: "1", pipeline.FieldEvents: ok}, "exactly one"},
-		{"no time", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldEvents: ok}, "at_ms"},
-		{"bad skip", map[string]string{pipeline.FieldCampaign: "c", pipeline.FieldAtMs: "1", pipeline.FieldEvents: ok, pipeline.FieldSkip: "5,x"}, `skip holds "x"`},
+		{"no field", entry("x", "1"), "no events field"},
+		{"cut short", entry(c, "c", at, "1", ev, okRecords[:len(okRecords)-2]), "record 0: ends inside a record"},
+		{"cut in the second", entry(c, "c", at, "1", ev, okRecords+okRecords[:3]), "record 1: ends inside a record"},
+		{"text, not records", entry(c, "c", at, "1", ev, "5\t7\tios\tsent\ttok\t\n"), "record 0"},
+		{"unknown outcome", entry(c, "c", at, "1", ev, "\x03"+okRecords[1:]), "flags 0x03"},
+		{"unknown platform", entry(c, "c", at, "1", ev, "\x0c"+okRecords[1:]), "flags 0x0c"},
+		{"colon past the end", entry(c, "c", at, "1", ev, "\x20\x02\x02\x01\x05A"), "colon at 5 of a 1-character token"},
+		{"both", entry(c, "c", pipeline.FieldMessage, "m", at, "1", ev, okRecords), "exactly one"},
+		{"neither", entry(at, "1", ev, okRecords), "exactly one"},
+		{"no time", entry(c, "c", ev, okRecords), "at_ms"},
+		{"bad skip", entry(c, "c", at, "1", ev, okRecords, pipeline.FieldSkip, "5,x"), `skip holds "x"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

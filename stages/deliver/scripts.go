@@ -61,8 +61,8 @@ end
 
 // writeResults is the Lua both mark scripts share to append their results
 // entry: writeResults(n, skip) XADDs to KEYS[3] the n fields and values at
-// ARGV[4..3+n] (pipeline.ResultHeader, the lines), and skip, the ids of
-// devices whose lines are repeats, when there are any.
+// ARGV[4..3+n] (pipeline.ResultHeader, the records), and skip, the ids of
+// devices whose records are repeats, when there are any.
 var writeResults = pipeline.LuaXAdd + `
 local function writeResults(n, skip)
   local fields = {}
@@ -84,7 +84,7 @@ end
 // invalid devices also count under their reason (Keys.Reasons), once.
 //
 // With results on, it appends the devices' result events to the
-// partition's results stream in one entry (pipeline.ResultHeader, lines
+// partition's results stream in one entry (pipeline.ResultHeader, records
 // built by the caller): an event is written exactly when its outcome
 // becomes durable. In the usual call every device is new and the entry is
 // written as given, with no work per device here; when some were marked

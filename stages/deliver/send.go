@@ -342,7 +342,7 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 	args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.FormatInt(now, 10), "0"}
 	if !h.cfg.NoResults {
 		args = append(args, c.resultHeader(now)...)
-		args = append(args, pipeline.FieldEvents, resultLines(marks))
+		args = append(args, pipeline.FieldEvents, resultRecords(marks))
 		args[2] = strconv.Itoa(len(args) - 3)
 	}
 	slices.SortFunc(marks, func(a, b markReq) int {
@@ -414,7 +414,7 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 		args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), "", "0"}
 		if !h.cfg.NoResults && len(set.failed) > 0 {
 			args = append(args, c.resultHeader(time.Now().UnixMilli())...)
-			args = append(args, pipeline.FieldEvents, resultLines(set.failed))
+			args = append(args, pipeline.FieldEvents, resultRecords(set.failed))
 			args[2] = strconv.Itoa(len(args) - 3)
 		}
 		var groups int

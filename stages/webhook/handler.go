@@ -53,7 +53,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	var (
 		events []pipeline.ResultEvent
 		idx    []int // the entry of each event
-		size   int   // of the entries' lines: the JSON is about twice that
+		size   int   // of the events' JSON, about
 	)
 	for i, e := range b.Entries {
 		evs, err := pipeline.ParseResults(e.Fields)
@@ -61,7 +61,6 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			b.DeadLetter(i, err)
 			continue
 		}
-		size += len(e.Fields[pipeline.FieldEvents])
 		for _, ev := range evs {
 			if len(h.cfg.Outcomes) > 0 && !slices.Contains(h.cfg.Outcomes, ev.Outcome) {
 				h.metrics.events.WithLabelValues("filtered").Inc()
@@ -69,6 +68,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			}
 			events = append(events, ev)
 			idx = append(idx, i)
+			size += jsonFixed + len(ev.ID) + len(ev.Campaign) + len(ev.Message) + len(ev.App) + len(ev.Token) + len(ev.Reason)
 		}
 	}
 	per := h.cfg.Batch
@@ -77,7 +77,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	}
 	// One buffer for every request's body, each written once, in place:
 	// the webhook's work per event is its JSON, nothing copied after.
-	buf := make([]byte, 0, 2*size+64*len(events)/max(per, 1)+64)
+	buf := make([]byte, 0, size+64*len(events)/max(per, 1)+64)
 	for start := 0; start < len(events); start += per {
 		end := min(start+per, len(events))
 		body := len(buf)
@@ -110,6 +110,10 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 }
 
 // errLost ends a delivery whose batch another consumer took.
+// jsonFixed bounds an event's JSON less its strings: the keys, quotes,
+// commas, the platform, outcome and two numbers.
+const jsonFixed = 128
+
 var errLost = errors.New("batch no longer ours; left to its new owner")
 
 type metrics struct {
