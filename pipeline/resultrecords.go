@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ResultRecords builds the FieldEvents value of a results entry: one record
@@ -90,8 +91,8 @@ func (r *ResultRecords) Add(device, user int64, platform, outcome, token, reason
 			pcode = i
 		}
 	}
-	form, colon := tokenForm(token)
-	flags |= byte(pcode)<<2 | byte(form)<<4
+	flags |= byte(pcode) << 2
+	at := len(r.b)
 	b := append(r.b, flags)
 	b = binary.AppendVarint(b, device-r.device)
 	b = binary.AppendVarint(b, user-r.user)
@@ -101,31 +102,8 @@ func (r *ResultRecords) Add(device, user int64, platform, outcome, token, reason
 		b = append(b, platform...)
 	}
 	b = binary.AppendUvarint(b, uint64(len(token)))
-	switch form {
-	case tokenHex:
-		for i := 0; i < len(token); i += 2 {
-			b = append(b, hexValue(token[i])<<4|hexValue(token[i+1]))
-		}
-	case tokenBase64:
-		b = binary.AppendUvarint(b, uint64(colon+1))
-		var acc uint32
-		bits := 0
-		for i := range len(token) {
-			if i == colon {
-				continue
-			}
-			acc = acc<<6 | uint32(b64Codes[token[i]])
-			if bits += 6; bits >= 8 {
-				bits -= 8
-				b = append(b, byte(acc>>bits))
-			}
-		}
-		if bits > 0 {
-			b = append(b, byte(acc<<(8-bits)))
-		}
-	default:
-		b = append(b, token...)
-	}
+	b, form := appendToken(b, token)
+	b[at] |= form << 4
 	b = binary.AppendUvarint(b, uint64(len(reason)))
 	r.b = append(b, reason...)
 }
@@ -133,38 +111,102 @@ func (r *ResultRecords) Add(device, user int64, platform, outcome, token, reason
 // Bytes is the records so far.
 func (r *ResultRecords) Bytes() []byte { return r.b }
 
-// tokenForm is the shortest form that writes token back exactly, and for
-// base64url the index of its colon (-1 when none).
-func tokenForm(token string) (form, colon int) {
-	hex := len(token)%2 == 0
-	colon = -1
-	for i := range len(token) {
-		c := token[i]
-		if hex && !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			hex = false
+// appendToken appends token in the shortest form that writes it back
+// exactly (tried in turn: each gives up at its first foreign character),
+// and says which. deliver writes one per device: a pass over an APNs token,
+// two over an FCM one, 8 characters a step.
+func appendToken(b []byte, token string) ([]byte, byte) {
+	start := len(b)
+	if len(token) > 0 && len(token)%2 == 0 {
+		if out, ok := appendHex(b, token); ok {
+			return out, tokenHex
 		}
-		if b64Codes[c] == 0xff {
-			if c != ':' || colon >= 0 {
-				return tokenBytes, -1
-			}
-			colon = i
+		b = b[:start]
+	}
+	if len(token) > 0 {
+		if out, ok := appendBase64(b, token); ok {
+			return out, tokenBase64
 		}
+		b = b[:start]
 	}
-	switch {
-	case hex && len(token) > 0:
-		return tokenHex, -1
-	case len(token) > 0:
-		return tokenBase64, colon
-	}
-	return tokenBytes, -1
+	return append(b, token...), tokenBytes
 }
 
-func hexValue(c byte) byte {
-	if c <= '9' {
-		return c - '0'
+// appendHex appends the bytes of an even number of lower-case hex digits.
+func appendHex(b []byte, token string) ([]byte, bool) {
+	for i := 0; i+1 < len(token); i += 2 {
+		hi, lo := hexValues[token[i]], hexValues[token[i+1]]
+		if (hi|lo)&0xf0 != 0 {
+			return b, false
+		}
+		b = append(b, hi<<4|lo)
 	}
-	return c - 'a' + 10
+	return b, true
 }
+
+// appendBase64 appends the colon's place (uvarint, 0 when none, else its
+// index+1) and the token's other characters at 6 bits each, if it is
+// base64url with at most one colon.
+func appendBase64(b []byte, token string) ([]byte, bool) {
+	colon := strings.IndexByte(token, ':')
+	b = binary.AppendUvarint(b, uint64(colon+1))
+	var bad byte
+	if colon < 0 {
+		b, bad = pack6(b, token)
+	} else {
+		if strings.IndexByte(token[colon+1:], ':') >= 0 {
+			return b, false
+		}
+		// The colon's neighbours are one bit stream: join them first.
+		var buf [256]byte
+		chars := append(append(buf[:0], token[:colon]...), token[colon+1:]...)
+		b, bad = pack6(b, chars)
+	}
+	return b, bad&0xc0 == 0
+}
+
+// pack6 appends s's base64url characters at 6 bits each, a bit stream most
+// significant bit first whose last byte's low bits are zero, and returns
+// the OR of their codes (0xff in it: s was not base64url).
+func pack6[S ~string | ~[]byte](b []byte, s S) ([]byte, byte) {
+	var bad byte
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		c0, c1, c2, c3 := b64Codes[s[i]], b64Codes[s[i+1]], b64Codes[s[i+2]], b64Codes[s[i+3]]
+		c4, c5, c6, c7 := b64Codes[s[i+4]], b64Codes[s[i+5]], b64Codes[s[i+6]], b64Codes[s[i+7]]
+		bad |= c0 | c1 | c2 | c3 | c4 | c5 | c6 | c7
+		v := uint64(c0)<<58 | uint64(c1)<<52 | uint64(c2)<<46 | uint64(c3)<<40 |
+			uint64(c4)<<34 | uint64(c5)<<28 | uint64(c6)<<22 | uint64(c7)<<16
+		b = binary.BigEndian.AppendUint64(b, v)
+		b = b[:len(b)-2] // 8 characters are 6 bytes
+	}
+	var acc uint64
+	n := len(s) - i
+	for ; i < len(s); i++ {
+		c := b64Codes[s[i]]
+		bad |= c
+		acc = acc<<6 | uint64(c&63)
+	}
+	if n > 0 {
+		size := (n*6 + 7) / 8
+		acc <<= size*8 - n*6
+		for k := size - 1; k >= 0; k-- {
+			b = append(b, byte(acc>>(8*k)))
+		}
+	}
+	return b, bad
+}
+
+// hexValues is a lower-case hex digit's value, 0xff for any other byte.
+var hexValues = func() (v [256]byte) {
+	for i := range v {
+		v[i] = 0xff
+	}
+	for i, d := range "0123456789abcdef" {
+		v[d] = byte(i)
+	}
+	return v
+}()
 
 // errShort is a record cut off before its end.
 var errShort = errors.New("ends inside a record")
@@ -246,28 +288,45 @@ func (r *recordReader) token(form int) error {
 		if colon > 0 {
 			chars--
 		}
+		if chars > uint64(len(r.s))*4/3+1 {
+			return errShort // and chars*6 cannot overflow
+		}
 		size := (chars*6 + 7) / 8
 		if size > uint64(len(r.s)) {
 			return errShort
 		}
-		var acc uint32
-		bits, in := 0, 0
-		for i := range n {
-			if i+1 == colon {
-				r.tokens = append(r.tokens, ':')
-				continue
-			}
-			if bits < 6 {
-				acc = acc<<8 | uint32(r.s[in])
-				in++
-				bits += 8
-			}
-			bits -= 6
-			r.tokens = append(r.tokens, b64Alphabet[acc>>bits&63])
+		r.tokens = unpack6(r.tokens, r.s[:size], int(chars))
+		if colon > 0 {
+			at := len(r.tokens) - int(chars) + int(colon) - 1
+			r.tokens = append(r.tokens, 0)
+			copy(r.tokens[at+1:], r.tokens[at:])
+			r.tokens[at] = ':'
 		}
 		r.s = r.s[size:]
 	}
 	return nil
+}
+
+// unpack6 appends the n base64url characters pack6 wrote as p.
+func unpack6(b []byte, p string, n int) []byte {
+	for ; n >= 8; n -= 8 {
+		v := uint64(p[0])<<40 | uint64(p[1])<<32 | uint64(p[2])<<24 | uint64(p[3])<<16 | uint64(p[4])<<8 | uint64(p[5])
+		b = append(b, b64Alphabet[v>>42&63], b64Alphabet[v>>36&63], b64Alphabet[v>>30&63], b64Alphabet[v>>24&63],
+			b64Alphabet[v>>18&63], b64Alphabet[v>>12&63], b64Alphabet[v>>6&63], b64Alphabet[v&63])
+		p = p[6:]
+	}
+	var acc uint64
+	bits := 0
+	for i := 0; n > 0; n-- {
+		if bits < 6 {
+			acc = acc<<8 | uint64(p[i])
+			i++
+			bits += 8
+		}
+		bits -= 6
+		b = append(b, b64Alphabet[acc>>bits&63])
+	}
+	return b
 }
 
 // varint reads binary.AppendVarint's zigzag varint.
