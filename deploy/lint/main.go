@@ -238,9 +238,9 @@ func (m *manifests) check() []error {
 	}
 	keys := pipeline.NewKeys(prefix, partitions)
 
-	stages := map[string]string{} // stage → the stream it reads
+	stages := map[string][]string{} // stage → the streams it reads, express lane first
 	for _, s := range pipeline.Stages {
-		stages[s.Name] = s.Stream
+		stages[s.Name] = s.Inputs()
 		// An Optional stage runs only where an operator configures it
 		// (the webhook's URL and secret): checked when deployed.
 		if !s.Optional && m.deployments["pushpipe-"+s.Name] == nil {
@@ -275,7 +275,7 @@ func (m *manifests) check() []error {
 	for _, s := range m.scaled {
 		target := s.Spec.ScaleTargetRef.Name
 		stage := strings.TrimPrefix(target, "pushpipe-")
-		stream, ok := stages[stage]
+		inputs, ok := stages[stage]
 		if !ok || m.deployments[target] == nil {
 			fail("ScaledObject %s targets %q, not a stage Deployment", s.Metadata.Name, target)
 			continue
@@ -311,13 +311,17 @@ func (m *manifests) check() []error {
 			}
 			seen[t.Metadata["stream"]] = true
 		}
-		for _, key := range keys.Streams(stream) {
-			if !seen[key] {
-				fail("ScaledObject %s: no trigger for partition key %s", s.Metadata.Name, key)
+		// A lane's backlog scales the stage as well: messages waiting in
+		// an express stream need deliverers as much as a campaign does.
+		for _, stream := range inputs {
+			for _, key := range keys.Streams(stream) {
+				if !seen[key] {
+					fail("ScaledObject %s: no trigger for partition key %s", s.Metadata.Name, key)
+				}
 			}
 		}
-		if len(seen) != partitions {
-			fail("ScaledObject %s: %d distinct streams, want %d partitions", s.Metadata.Name, len(seen), partitions)
+		if len(seen) != partitions*len(inputs) {
+			fail("ScaledObject %s: %d distinct streams, want %d (%d partitions of %d streams)", s.Metadata.Name, len(seen), partitions*len(inputs), partitions, len(inputs))
 		}
 	}
 	for stage := range stages {

@@ -33,7 +33,11 @@ func printStages(w io.Writer, args []string) error {
 		if s.DB {
 			db = "yes"
 		}
-		if _, err := fmt.Fprintln(w, s.Name, db, strings.Join(keys.Streams(s.Stream), " ")); err != nil {
+		var streams []string
+		for _, in := range s.Inputs() {
+			streams = append(streams, keys.Streams(in)...)
+		}
+		if _, err := fmt.Fprintln(w, s.Name, db, strings.Join(streams, " ")); err != nil {
 			return err
 		}
 	}
