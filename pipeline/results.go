@@ -192,6 +192,14 @@ func ParseResults(f map[string]string) ([]ResultEvent, error) {
 			skip[id] = true
 		}
 	}
+	if records != "" && '0' <= records[0] && records[0] <= '9' {
+		return parseLines(head, records, skip)
+	}
+	return parseRecords(head, records, skip)
+}
+
+// parseRecords reads the events of an entry's ResultRecords.
+func parseRecords(head ResultEvent, records string, skip map[int64]bool) ([]ResultEvent, error) {
 	prefix := ResultIDPrefix(head.Campaign, head.Message)
 	// Every token is decoded into one buffer, made one string at the end:
 	// an allocation per entry, not per event.
@@ -222,6 +230,49 @@ func ParseResults(f map[string]string) ([]ResultEvent, error) {
 	tokens := string(r.tokens)
 	for i, sp := range spans {
 		evs[i].Token = tokens[sp[0]:sp[1]]
+	}
+	return evs, nil
+}
+
+// parseLines reads the events of an entry that deliver wrote before
+// records (before 2026-12-03): a line per device, device id, user id,
+// platform, outcome, token and reason, tab-separated. A results stream
+// keeps --retention of them, so an upgraded webhook still reads those. A
+// record's first byte (its flags) is never a digit: a line's always is.
+func parseLines(head ResultEvent, lines string, skip map[int64]bool) ([]ResultEvent, error) {
+	prefix := ResultIDPrefix(head.Campaign, head.Message)
+	evs := make([]ResultEvent, 0, strings.Count(lines, "\n"))
+	for n := 0; lines != ""; n++ {
+		line, rest, ok := strings.Cut(lines, "\n")
+		if !ok {
+			return nil, fmt.Errorf("results entry: line %d does not end in a newline", n)
+		}
+		lines = rest
+		var part [6]string
+		for i := range 5 {
+			var found bool
+			if part[i], line, found = strings.Cut(line, "\t"); !found {
+				return nil, fmt.Errorf("results entry: line %d has %d fields, want 6", n, i+1)
+			}
+		}
+		part[5] = line
+		device, err := strconv.ParseInt(part[0], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("results entry: line %d: device id %q", n, part[0])
+		}
+		if skip[device] {
+			continue
+		}
+		e := head
+		e.ID = prefix + part[0]
+		if e.UserID, err = strconv.ParseInt(part[1], 10, 64); err != nil {
+			return nil, fmt.Errorf("results entry: line %d: user id %q", n, part[1])
+		}
+		e.Platform, e.Outcome, e.Token, e.Reason = part[2], part[3], part[4], part[5]
+		if err := e.Validate(); err != nil {
+			return nil, fmt.Errorf("results entry: line %d: %w", n, err)
+		}
+		evs = append(evs, e)
 	}
 	return evs, nil
 }

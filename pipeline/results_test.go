@@ -101,7 +101,9 @@ func TestResultsMalformed(t *testing.T) {
 		{"no field", entry("x", "1"), "no events field"},
 		{"cut short", entry(c, "c", at, "1", ev, okRecords[:len(okRecords)-2]), "record 0: ends inside a record"},
 		{"cut in the second", entry(c, "c", at, "1", ev, okRecords+okRecords[:3]), "record 1: ends inside a record"},
-		{"text, not records", entry(c, "c", at, "1", ev, "5\t7\tios\tsent\ttok\t\n"), "record 0"},
+		{"a line cut short", entry(c, "c", at, "1", ev, "5\t7\tios\tsent\ttok\t\n5\t7\tios\tsent\ttok\t"), "line 1 does not end in a newline"},
+		{"a line of 3 fields", entry(c, "c", at, "1", ev, "5\t7\tios\n"), "line 0 has 3 fields"},
+		{"a line's outcome", entry(c, "c", at, "1", ev, "5\t7\tios\tlost\ttok\t\n"), `line 0: outcome "lost"`},
 		{"unknown outcome", entry(c, "c", at, "1", ev, "\x03"+okRecords[1:]), "flags 0x03"},
 		{"unknown platform", entry(c, "c", at, "1", ev, "\x0c"+okRecords[1:]), "flags 0x0c"},
 		{"colon past the end", entry(c, "c", at, "1", ev, "\x20\x02\x02\x01\x05A"), "colon at 5 of a 1-character token"},
@@ -117,6 +119,25 @@ func TestResultsMalformed(t *testing.T) {
 				t.Errorf("error %v, want it to say %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// Entries deliver wrote as text lines, before records, are still read: a
+// results stream keeps a day of them through an upgrade.
+func TestResultLinesStillRead(t *testing.T) {
+	f := map[string]string{pipeline.FieldMessage: "m1", pipeline.FieldApp: "a", pipeline.FieldAtMs: "9",
+		pipeline.FieldEvents: "41\t7\tios\tsent\t0a1b\t\n42\t7\tandroid\tinvalid\tx:APA91b\tUnregistered\n43\t8\tios\tsent\tff\t\n",
+		pipeline.FieldSkip:   "43"}
+	got, err := pipeline.ParseResults(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []pipeline.ResultEvent{
+		{ID: "m:m1:41", Message: "m1", App: "a", UserID: 7, Platform: "ios", Token: "0a1b", Outcome: "sent", AtMs: 9},
+		{ID: "m:m1:42", Message: "m1", App: "a", UserID: 7, Platform: "android", Token: "x:APA91b", Outcome: "invalid", Reason: "Unregistered", AtMs: 9},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("lines read as\n%+v\nwant\n%+v", got, want)
 	}
 }
 
