@@ -76,7 +76,7 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 	run, err := Launch(ctx, LaunchConfig{
 		Servers: srv, Bin: cfg.Bin, LogDir: cfg.OutDir, Prefix: "pp", Partitions: cfg.Partitions,
 		Replicas: cfg.Replicas, StageArgs: cfg.StageArgs, ClaimIdle: cfg.ClaimIdle, Sink: cfg.Sink,
-		TPS: cfg.TPS, App: cfg.Seed.App,
+		TPS: cfg.TPS, App: cfg.Seed.App, Pprof: cfg.Pprof > 0,
 	})
 	if err != nil {
 		return nil, err
@@ -102,6 +102,9 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 	)
 	n0 := run.campaignSent(ctx, bulk)
 	start := time.Now()
+	if cfg.Pprof > 0 {
+		go run.Profile(ctx, cfg.Pprof, cfg.OutDir)
+	}
 	tick := time.NewTicker(time.Second / time.Duration(m.Rate))
 	for i := 0; time.Since(start) < m.Duration; i++ {
 		<-tick.C
