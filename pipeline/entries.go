@@ -164,11 +164,19 @@ func ParseRangeEntry(f map[string]string) (RangeEntry, error) {
 // (Muted), both ascending. Resolve writes it; dedupe reads it and forwards
 // the encoded Users as they came (UsersRaw) when all of them are new.
 type DedupeEntry struct {
-	Campaign, Range string
+	Campaign, Range string // Range: MessageRange for a direct message
 	Users, Muted    []int64
 	UsersRaw        string // FieldUsers as read (ParseDedupeEntry)
 	Force           bool
 }
+
+// MessageRange is the Range of a direct message's dedupe entries: it has no
+// ranges, and it cannot be canceled, so dedupe does not watch its cancel
+// flag.
+const MessageRange = "message"
+
+// Message reports whether e is a direct message's.
+func (e DedupeEntry) Message() bool { return e.Range == MessageRange }
 
 // Fields encodes e for Emit.
 func (e DedupeEntry) Fields() []string {

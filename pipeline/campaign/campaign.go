@@ -76,6 +76,10 @@ const (
 // ErrNotFound is a campaign id that was never created.
 var ErrNotFound = errors.New("campaign not found")
 
+// ErrIsMessage is a campaign's operation asked of a direct message (cancel:
+// messages cannot be canceled); errors.Is(err, ErrNotFound) holds too.
+var ErrIsMessage = fmt.Errorf("%w: a direct message", ErrNotFound)
+
 // ErrConflict is a campaign id reused for different content: an idempotency
 // key must always name the same campaign.
 var ErrConflict = errors.New("campaign id already used for a different campaign")

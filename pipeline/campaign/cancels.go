@@ -75,6 +75,13 @@ func (cs *Cancels) Canceled(ctx context.Context, id string) (bool, error) {
 	return w.canceled.Load(), nil
 }
 
+// Watching is how many campaigns the watcher reads the flags of.
+func (cs *Cancels) Watching() int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.watched)
+}
+
 // Is is Canceled for a campaign already asked about (the hot path of a
 // send): false for one never asked about.
 func (cs *Cancels) Is(id string) bool {

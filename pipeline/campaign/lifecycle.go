@@ -44,7 +44,7 @@ type row struct {
 	snapshot []byte // Counts as JSON, or nil
 }
 
-const rowColumns = `id, state, created_at, send_at, started_at, finished_at, rate_per_second, ttl_seconds, counts`
+const rowColumns = `id, state, created_at, send_at, started_at, finished_at, rate_per_second, ttl_seconds, counts, kind`
 
 func scanRow(s pgx.Row) (row, error) {
 	var (
@@ -52,7 +52,7 @@ func scanRow(s pgx.Row) (row, error) {
 		sendAt *time.Time
 		ttl    int64
 	)
-	err := s.Scan(&r.c.ID, &r.c.State, &r.c.CreatedAt, &sendAt, &r.started, &r.finished, &r.c.RatePerSecond, &ttl, &r.snapshot)
+	err := s.Scan(&r.c.ID, &r.c.State, &r.c.CreatedAt, &sendAt, &r.started, &r.finished, &r.c.RatePerSecond, &ttl, &r.snapshot, &r.c.Kind)
 	if sendAt != nil {
 		r.c.SendAt = *sendAt
 	}
@@ -147,9 +147,18 @@ func Start(ctx context.Context, db *pgxpool.Pool, id string) (bool, error) {
 // (Keys.Canceled) is set before PostgreSQL's state: every stage checks it
 // before working for the campaign (Cancels), so no provider request of the
 // campaign starts later than CancelPoll after Cancel returns. A scheduled
-// campaign's start entry is taken back as well (split would drop it).
+// campaign's start entry is taken back as well (split would drop it). A
+// direct message is not a campaign here (ErrNotFound): it cannot be
+// canceled, and the stages do not watch its flag.
 func Cancel(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (Report, error) {
-	rep, err := Progress(ctx, rdb, db, keys, id)
+	r, err := loadRow(ctx, db, id)
+	if err == nil && r.c.Kind == KindMessage {
+		err = fmt.Errorf("cancel %q: %w", id, ErrIsMessage)
+	}
+	if err != nil {
+		return Report{ID: id}, err
+	}
+	rep, err := r.progress(ctx, rdb, db, keys)
 	switch {
 	case err != nil:
 		return rep, err
@@ -157,10 +166,6 @@ func Cancel(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 		return rep, nil
 	case Final(rep.State):
 		return rep, fmt.Errorf("campaign %q is %s: %w", id, rep.State, ErrFinished)
-	}
-	r, err := loadRow(ctx, db, id)
-	if err != nil {
-		return rep, err
 	}
 	exp := CountersExpireMs(r.c.ExpiresAt().UnixMilli())
 	err = rdb.Do(ctx, rdb.B().Set().Key(keys.Canceled(id)).Value("1").PxatMillisecondsTimestamp(exp).Build()).Error()

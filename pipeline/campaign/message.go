@@ -190,7 +190,7 @@ func enqueueMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, k
 		}
 		e := byPart[p]
 		if e == nil {
-			e = &pipeline.DedupeEntry{Campaign: m.ID, Range: "message"}
+			e = &pipeline.DedupeEntry{Campaign: m.ID, Range: pipeline.MessageRange}
 			byPart[p] = e
 			parts = append(parts, p)
 		}

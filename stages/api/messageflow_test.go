@@ -207,6 +207,11 @@ func testMessages(t *testing.T, redisAddr string) {
 			}
 		})
 	}
+	// A message is not a campaign to cancel: the stages do not watch its
+	// flag, so a cancel could not stop it.
+	if r := f.do("POST", "/v1/campaigns/m-users/cancel", "", "op"); r.status != http.StatusNotFound || !strings.Contains(r.error(), "direct message") {
+		t.Errorf("cancel of a message: %d %s, want 404 saying it is a direct message", r.status, r.body)
+	}
 	// Nothing more reached anyone once the repeats were answered, and no
 	// refused message left an entry behind.
 	pipelinetest.Eventually(t, 10*time.Second, "deliver idle", func() bool {

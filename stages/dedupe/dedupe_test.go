@@ -140,7 +140,13 @@ func emitEntries(t testing.TB, c rueidis.Client, keys pipeline.Keys, id string, 
 // runStage runs the dedupe stage until stop is called or the test ends.
 func runStage(t testing.TB, c rueidis.Client, keys pipeline.Keys, consumer string) (stop func()) {
 	t.Helper()
-	h := dedupe.New(dedupe.Config{Redis: c, Keys: keys, Log: zerolog.Nop()})
+	return runHandler(t, c, keys, consumer, dedupe.New(dedupe.Config{Redis: c, Keys: keys, Log: zerolog.Nop()}))
+}
+
+// runHandler runs h as the dedupe stage until stop is called or the test
+// ends.
+func runHandler(t testing.TB, c rueidis.Client, keys pipeline.Keys, consumer string, h *dedupe.Handler) (stop func()) {
+	t.Helper()
 	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe,
 		Consumer: consumer, Block: 20 * time.Millisecond, BatchSize: 50}, h, zerolog.Nop(), nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -312,6 +318,43 @@ func TestRedeliveryForwardsNothingNew(t *testing.T) {
 			t.Fatalf("deliver entries after each pass: %v; the replay must add none", entries)
 		}
 	})
+}
+
+// A direct message cannot be canceled: dedupe forwards it without watching
+// its cancel flag (the watcher reads every flag it watches each
+// campaign.CancelPoll for a minute: at 200 messages a second, 60,000 reads a
+// second per process), and watches a campaign's.
+func TestMessagesAreNotWatchedForCancels(t *testing.T) {
+	c, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	keys := newKeys()
+	register(t, c, keys, "m1")
+	register(t, c, keys, "c1")
+	h := dedupe.New(dedupe.Config{Redis: c, Keys: keys, Log: zerolog.Nop()})
+	runHandler(t, c, keys, "d1", h)
+	message := pipeline.DedupeEntry{Campaign: "m1", Range: pipeline.MessageRange, Users: []int64{3, 70_000, 900_000}}
+	if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(pipeline.StreamDedupe, keys.HashPartition("m1")), Fields: message.Fields()}); err != nil {
+		t.Fatal(err)
+	}
+	emitEntries(t, c, keys, "c1", []int64{5, 6}, nil, 10)
+	drained(t, c, keys)
+	forwarded := 0
+	for p := range keys.Partitions {
+		xs, err := c.Do(t.Context(), c.B().Xrange().Key(keys.Stream(pipeline.StreamDeliver, p)).Start("-").End("+").Build()).AsXRange()
+		if err != nil {
+			t.Fatal(err)
+		}
+		forwarded += len(xs)
+	}
+	if forwarded != 2 {
+		t.Fatalf("%d deliver entries, want 2 (the message's, the campaign's)", forwarded)
+	}
+	if n := dedupe.Watching(h); n != 1 {
+		t.Errorf("dedupe watches %d cancel flags, want 1: the campaign's, not the message's", n)
+	}
 }
 
 // TestMarksMemory: dense marks cost about a bit per user, far under
