@@ -13,19 +13,70 @@ import (
 // orMask is the Lua both mark scripts share: orMask(key, field, first,
 // mask, want) ORs mask into a chunk of marks from byte first: the bitmap key
 // when field is "" (one GETRANGE, one SETRANGE if anything changed), else
-// the field of the hash key (a message's, pipeline.MessageMarkBits: one
-// HGET, one HSET). It returns how many bits it set and, when want is true,
-// per byte of the mask the bits it set. It gives the key the TTL ARGV[1] if
-// it has none. bitAt(key, field, off) reads one bit of such a chunk.
+// the field of the hash key (a message's, pipeline.MessageMarkBits). It
+// returns how many bits it set and, when want is true, per byte of the mask
+// the bits it set. It gives the key the TTL ARGV[1] if it has none, checked
+// once per key and call. bitAt(key, field, off) reads one bit of such a
+// chunk.
+//
+// A message's devices are scattered, a hash field apiece, so its fields are
+// read through and written back: an HGET per field the first time the call
+// needs it, one HSET per key for every field it changed (flushMarks, which
+// each script calls before it returns), where an HGET, an HSET and a TTL
+// per device made the marks most of Redis's work for direct messages.
 var orMask = `
 local band, bor, bxor, rshift = bit.band, bit.bor, bit.bxor, bit.rshift
 local byte, char, sub, rep = string.byte, string.char, string.sub, string.rep
+local hvals, hdirty, ttlDone = {}, {}, {}
+local function expireOnce(key)
+  if ttlDone[key] then return end
+  ttlDone[key] = true
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[1]) end
+end
+local function hget(key, field)
+  local kv = hvals[key]
+  if not kv then
+    kv = {}
+    hvals[key] = kv
+  end
+  local v = kv[field]
+  if v == nil then
+    v = redis.call('HGET', key, field) or ''
+    kv[field] = v
+  end
+  return v
+end
+local function hsetLater(key, field, v)
+  local d = hdirty[key]
+  if not d then
+    d = {}
+    hdirty[key] = d
+  end
+  if hvals[key][field] ~= v and not d[field] then d[#d + 1] = field end
+  d[field] = true
+  hvals[key][field] = v
+end
+local function flushMarks()
+  for key, d in pairs(hdirty) do
+    local args = {}
+    for _, f in ipairs(d) do
+      args[#args + 1] = f
+      args[#args + 1] = hvals[key][f]
+      if #args >= 1000 then
+        redis.call('HSET', key, unpack(args))
+        args = {}
+      end
+    end
+    if #args > 0 then redis.call('HSET', key, unpack(args)) end
+    expireOnce(key)
+  end
+end
 local function orMask(key, field, first, mask, want)
   local old, whole
   if field == '' then
     old = redis.call('GETRANGE', key, first, first + #mask - 1)
   else
-    whole = redis.call('HGET', key, field) or ''
+    whole = hget(key, field)
     old = sub(whole, first + 1, first + #mask)
   end
   local out, added, news = {}, 0, nil
@@ -43,17 +94,17 @@ local function orMask(key, field, first, mask, want)
   if added > 0 then
     if field == '' then
       redis.call('SETRANGE', key, first, char(unpack(out)))
+      expireOnce(key)
     else
       if #whole < first then whole = whole .. rep('\0', first - #whole) end
-      redis.call('HSET', key, field, sub(whole, 1, first) .. char(unpack(out)) .. sub(whole, first + #mask + 1))
+      hsetLater(key, field, sub(whole, 1, first) .. char(unpack(out)) .. sub(whole, first + #mask + 1))
     end
-    if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[1]) end
   end
   return added, news
 end
 local function bitAt(key, field, off)
   if field == '' then return redis.call('GETBIT', key, off) end
-  local b = byte(redis.call('HGET', key, field) or '', math.floor(off / 8) + 1) or 0
+  local b = byte(hget(key, field), math.floor(off / 8) + 1) or 0
   if band(b, rshift(128, off % 8)) ~= 0 then return 1 end
   return 0
 end
@@ -156,6 +207,7 @@ if sent then
   if not first or now < first then redis.call('HSET', KEYS[1], 'first_ms', ARGV[2]) end
   if not last or now > last then redis.call('HSET', KEYS[1], 'last_ms', ARGV[2]) end
 end
+flushMarks()
 return new
 `)
 
@@ -211,5 +263,6 @@ if failed > 0 then
   if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
   if nres > 0 then writeResults(nres, skip) end
 end
+flushMarks()
 return 0
 `)

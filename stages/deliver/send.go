@@ -147,8 +147,8 @@ func (h *Handler) devicesOf(ctx context.Context, targets []target) ([][]device, 
 
 // skipDone drops devices already marked for their campaign, and refreshes
 // which campaigns have failed, in one pipelined call: a GETRANGE of the
-// bytes of each sent-marks chunk the devices' bits fall in (an HGET of the
-// chunk's field for a message's).
+// bytes of each sent-marks chunk the devices' bits fall in (for a message,
+// whose devices are a hash field apiece, one HMGET of its fields).
 func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs [][]device) ([][]device, error) {
 	type span struct {
 		c           *campaign
@@ -193,38 +193,61 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 	}
 	order := make([]*span, 0, len(spans))
 	cmds := make(rueidis.Commands, 0, len(spans)+len(campaigns))
+	fields := map[string][]*span{} // a hash key's spans, read by one HMGET
+	var hashKeys []string
 	for _, s := range spans {
-		order = append(order, s)
 		key, field := s.m.ref(s.chunk)
 		if field != "" {
 			s.first = 0 // a hash field is read whole: a few bytes
-			cmds = append(cmds, h.rdb.B().Hget().Key(key).Field(field).Build())
+			if fields[key] == nil {
+				hashKeys = append(hashKeys, key)
+			}
+			fields[key] = append(fields[key], s)
 			continue
 		}
+		order = append(order, s)
 		cmds = append(cmds, h.rdb.B().Getrange().Key(key).Start(s.first).End(s.last).Build())
+	}
+	for _, key := range hashKeys {
+		names := make([]string, len(fields[key]))
+		for i, s := range fields[key] {
+			_, names[i] = s.m.ref(s.chunk)
+		}
+		cmds = append(cmds, h.rdb.B().Hmget().Key(key).Field(names...).Build())
 	}
 	for _, c := range campaigns {
 		cmds = append(cmds, h.rdb.B().Hget().Key(h.keys.Campaign(c.ID)).Field(pipeline.CampaignFailed).Build())
 	}
 	bits := make(map[spanKey]string, len(spans))
-	for i, res := range h.rdb.DoMulti(ctx, cmds...) {
-		if i >= len(order) {
-			c := campaigns[i-len(order)]
-			reason, err := res.ToString()
-			if err != nil && !rueidis.IsRedisNil(err) {
-				return nil, fmt.Errorf("read campaign %s state: %w", c.ID, err)
-			}
-			if reason != "" {
-				h.failed.Store(c.ID, reason)
-			}
-			continue
-		}
-		s := order[i]
-		b, err := res.ToString()
+	res := h.rdb.DoMulti(ctx, cmds...)
+	for i, s := range order {
+		b, err := res[i].ToString()
 		if err != nil && !rueidis.IsRedisNil(err) {
 			return nil, fmt.Errorf("read sent marks of %s: %w", s.c.ID, err)
 		}
 		bits[spanKey{s.c, s.chunk}] = b
+	}
+	for i, key := range hashKeys {
+		vals, err := res[len(order)+i].ToArray()
+		if err != nil || len(vals) != len(fields[key]) {
+			return nil, fmt.Errorf("read sent marks %s: %d values for %d fields: %w", key, len(vals), len(fields[key]), err)
+		}
+		for j, s := range fields[key] {
+			b, err := vals[j].ToString()
+			if err != nil && !rueidis.IsRedisNil(err) {
+				return nil, fmt.Errorf("read sent marks of %s: %w", s.c.ID, err)
+			}
+			bits[spanKey{s.c, s.chunk}] = b
+		}
+	}
+	for i, c := range campaigns {
+		reason, err := res[len(order)+len(hashKeys)+i].ToString()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			return nil, fmt.Errorf("read campaign %s state: %w", c.ID, err)
+		}
+		if reason != "" {
+			h.failed.Store(c.ID, reason)
+		}
 	}
 	out := make([][]device, len(targets))
 	for i, t := range targets {
