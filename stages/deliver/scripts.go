@@ -52,8 +52,10 @@ local function hsetLater(key, field, v)
     d = {}
     hdirty[key] = d
   end
-  if hvals[key][field] ~= v and not d[field] then d[#d + 1] = field end
-  d[field] = true
+  if not d[field] then
+    d[field] = true
+    d[#d + 1] = field
+  end
   hvals[key][field] = v
 end
 local function flushMarks()
