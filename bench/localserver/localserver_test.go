@@ -432,3 +432,24 @@ func database(t testing.TB, p *Postgres) string {
 	}
 	return url
 }
+
+// FreePort's ports lie below the kernel's ephemeral range, where no
+// outgoing connection can take one before the server binds it, and can be
+// bound.
+func TestFreePortIsBelowEphemeralRange(t *testing.T) {
+	lo := ephemeralLow()
+	for range 20 {
+		port, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lo-freePortMin >= 1000 && (port < freePortMin || port >= lo) {
+			t.Fatalf("port %d, want one in [%d, %d)", port, freePortMin, lo)
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			t.Fatalf("port %d: %v", port, err)
+		}
+		l.Close()
+	}
+}

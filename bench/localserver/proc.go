@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -22,14 +23,48 @@ var errPortInUse = errors.New("port already in use")
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 // Another process can still take it before the server binds, which is why
-// the Start functions retry on a new port when the bind fails.
+// the Start functions retry on a new port when the bind fails. The port is
+// drawn below the kernel's ephemeral range (ip_local_port_range), so the
+// outgoing connections of every process on the machine, the usual takers
+// (a CI run's test binaries open thousands), cannot get it in between;
+// only another FreePort that draws the same port can. Where that range
+// leaves too little room below it, the kernel picks (port 0).
 func FreePort() (int, error) {
+	lo := ephemeralLow()
+	for range 50 {
+		if lo-freePortMin < 1000 {
+			break
+		}
+		port := freePortMin + rand.IntN(lo-freePortMin)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			l.Close()
+			return port, nil
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// freePortMin keeps FreePort above the ports services usually own.
+const freePortMin = 10000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	lo, err := strconv.Atoi(strings.Fields(string(b) + " x")[0])
+	if err != nil {
+		return 32768
+	}
+	return lo
 }
 
 // process is a server running as our child. Its output goes to a log file
