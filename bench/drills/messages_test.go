@@ -149,6 +149,12 @@ func TestDrillMessageOvertakesCampaign(t *testing.T) {
 	if code := r.postMessage("chat-1", "chat", users); code != http.StatusOK {
 		t.Errorf("same message again: %d, want 200", code)
 	}
+	// status shows a message's progress as the message reports it, not as
+	// a campaign's (which would never see it split).
+	if text := r.cli("status", "chat-1"); !strings.Contains(text, "message chat-1  done") || !strings.Contains(text, "59 / 59 people") ||
+		!strings.Contains(text, "sent 58 ") {
+		t.Errorf("status chat-1:\n%s", text)
+	}
 	r.waitDone("bulk", 120*time.Second)
 	r.settle()
 	r.checkOnce("chat-1", listed[1:], 0)

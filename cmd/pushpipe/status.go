@@ -24,7 +24,7 @@ import (
 // consumers and their idle time), the dead letters and, given a campaign id,
 // its progress.
 type StatusCmd struct {
-	Campaign   string        `arg:"" optional:"" help:"Also show this campaign's progress."`
+	Campaign   string        `arg:"" optional:"" help:"Also show this campaign's or direct message's progress."`
 	JSON       bool          `name:"json" help:"Print JSON (one object per refresh with --watch) for scripts."`
 	Watch      bool          `help:"Refresh until Ctrl-C."`
 	Interval   time.Duration `default:"1s" help:"Refresh interval with --watch."`
@@ -170,6 +170,7 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 // invalid tokens count devices.
 type progressView struct {
 	ID    string `json:"id"`
+	Kind  string `json:"kind,omitempty"` // "message" for a direct message's
 	State string `json:"state"`
 	campaign.Counts
 	Error string `json:"error,omitempty"` // why the campaign failed as a whole
@@ -184,7 +185,11 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 	if p.Targets > 0 {
 		frac = min(float64(p.Done)/float64(p.Targets), 1)
 	}
-	fmt.Fprintf(w, "campaign %s  %s\n", p.ID, p.State)
+	kind := "campaign"
+	if p.Kind != "" {
+		kind = p.Kind
+	}
+	fmt.Fprintf(w, "%s %s  %s\n", kind, p.ID, p.State)
 	if p.Error != "" {
 		fmt.Fprintf(w, "  FAILED: %s\n", p.Error)
 	}
@@ -255,6 +260,8 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 	}
 	rep, err := campaign.Progress(ctx, s.rdb, s.db, s.keys, id)
 	switch {
+	case errors.Is(err, campaign.ErrIsMessage):
+		return s.message(ctx, id)
 	case errors.Is(err, campaign.ErrNotFound):
 		return progressView{ID: id}, err
 	case err != nil:
@@ -263,6 +270,18 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 		return v, cerr
 	}
 	return progressView{ID: id, State: rep.State, Counts: rep.Counts, Error: rep.Error, Done: rep.Done}, nil
+}
+
+// message is a direct message's progress (campaign.MessageProgress).
+func (s campaignSource) message(ctx context.Context, id string) (progressView, error) {
+	m, err := campaign.MessageProgress(ctx, s.rdb, s.db, s.keys, id)
+	if err != nil {
+		return progressView{ID: id, Kind: "message"}, err
+	}
+	v := progressView{ID: id, Kind: "message", State: m.State, Done: m.UsersDone}
+	v.Targets, v.Muted, v.Sent, v.Failed, v.InvalidTokens = m.Targets, m.Muted, m.Sent, m.Failed, m.InvalidTokens
+	v.FirstSendMs, v.LastSendMs = m.FirstSendMs, m.LastSendMs
+	return v, nil
 }
 
 // counterProgress is the counters alone (campaign.Counters): the state

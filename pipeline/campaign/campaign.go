@@ -76,8 +76,8 @@ const (
 // ErrNotFound is a campaign id that was never created.
 var ErrNotFound = errors.New("campaign not found")
 
-// ErrIsMessage is a campaign's operation asked of a direct message (cancel:
-// messages cannot be canceled); errors.Is(err, ErrNotFound) holds too.
+// ErrIsMessage is a campaign's operation (progress, cancel) asked of a
+// direct message; errors.Is(err, ErrNotFound) holds too.
 var ErrIsMessage = fmt.Errorf("%w: a direct message", ErrNotFound)
 
 // ErrConflict is a campaign id reused for different content: an idempotency

@@ -71,6 +71,17 @@ func loadRow(ctx context.Context, db *pgxpool.Pool, id string) (row, error) {
 	return r, nil
 }
 
+// loadCampaign is loadRow for a campaign's operations (progress, cancel):
+// a direct message's id is ErrIsMessage, since its counters mean something
+// else (MessageProgress) and it cannot be canceled.
+func loadCampaign(ctx context.Context, db *pgxpool.Pool, id string) (row, error) {
+	r, err := loadRow(ctx, db, id)
+	if err == nil && r.c.Kind == KindMessage {
+		err = fmt.Errorf("campaign %q: %w", id, ErrIsMessage)
+	}
+	return r, err
+}
+
 // progress is the row's report, with Redis's counters when Redis has them;
 // it records in PostgreSQL what the counters say happened since.
 func (r row) progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) (Report, error) {
@@ -151,10 +162,7 @@ func Start(ctx context.Context, db *pgxpool.Pool, id string) (bool, error) {
 // direct message is not a campaign here (ErrNotFound): it cannot be
 // canceled, and the stages do not watch its flag.
 func Cancel(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (Report, error) {
-	r, err := loadRow(ctx, db, id)
-	if err == nil && r.c.Kind == KindMessage {
-		err = fmt.Errorf("cancel %q: %w", id, ErrIsMessage)
-	}
+	r, err := loadCampaign(ctx, db, id)
 	if err != nil {
 		return Report{ID: id}, err
 	}

@@ -31,6 +31,9 @@ type MessageReport struct {
 	Muted         int64  `json:"muted"`
 	FirstSendMs   int64  `json:"first_send_ms"`
 	LastSendMs    int64  `json:"last_send_ms"`
+	// UsersDone counts targets that reached a terminal state (status's
+	// bar); not in DESIGN's object.
+	UsersDone int64 `json:"-"`
 }
 
 // MessageProgress reports a message's state and counters, read from the
@@ -88,7 +91,7 @@ func messageReport(id string, res []rueidis.RedisResult) (MessageReport, error) 
 	if err != nil && !rueidis.IsRedisNil(err) {
 		return rep, fmt.Errorf("progress of message %q: %w", id, err)
 	}
-	var in, usersDone int64
+	var in int64
 	for _, r := range res[1:] {
 		vals, err := r.ToArray()
 		if err != nil {
@@ -97,7 +100,7 @@ func messageReport(id string, res []rueidis.RedisResult) (MessageReport, error) 
 		in += intAt(vals, 0)
 		rep.Targets += intAt(vals, 1)
 		rep.Muted += intAt(vals, 2)
-		usersDone += intAt(vals, 4)
+		rep.UsersDone += intAt(vals, 4)
 		rep.Sent += intAt(vals, 5)
 		rep.Failed += intAt(vals, 6)
 		rep.InvalidTokens += intAt(vals, 7)
@@ -106,7 +109,7 @@ func messageReport(id string, res []rueidis.RedisResult) (MessageReport, error) 
 		}
 		rep.LastSendMs = max(rep.LastSendMs, intAt(vals, 9))
 	}
-	if listed > 0 && in >= listed && usersDone >= rep.Targets {
+	if listed > 0 && in >= listed && rep.UsersDone >= rep.Targets {
 		rep.State = MessageDone
 	}
 	return rep, nil

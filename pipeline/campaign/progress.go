@@ -60,7 +60,7 @@ var statFields = []string{
 }
 
 // Progress reports a campaign's state and counters: ErrNotFound for an id
-// that was never created. It is the one reader of the campaign counters
+// that was never created, ErrIsMessage for a direct message's. It is the one reader of the campaign counters
 // (status, dev and bench call it too).
 //
 // The state comes from PostgreSQL, the record of truth, and moves on from
@@ -72,7 +72,7 @@ var statFields = []string{
 // the counts snapshot). Without Redis state (a flushed Redis), the report is
 // PostgreSQL's: the state and the counts snapshot.
 func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (Report, error) {
-	r, err := loadRow(ctx, db, id)
+	r, err := loadCampaign(ctx, db, id)
 	if err != nil {
 		return Report{ID: id}, err
 	}

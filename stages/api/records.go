@@ -64,7 +64,7 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 	var conflict conflictError
 	switch {
 	case errors.Is(err, campaign.ErrIsMessage):
-		writeError(w, http.StatusNotFound, "no "+kind+" "+id+": it is a direct message (GET /v1/messages/"+id+"), and messages cannot be canceled")
+		writeError(w, http.StatusNotFound, "no "+kind+" "+id+": it is a direct message; see GET /v1/messages/"+id+" (a message cannot be canceled)")
 	case errors.Is(err, campaign.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no "+kind+" "+id)
 	case errors.As(err, &conflict):
