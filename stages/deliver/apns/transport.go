@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"net/http"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline/httpx"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // newHTTPClient builds what apns2.NewClient builds (an HTTP/2-only
@@ -28,6 +30,7 @@ func newHTTPClient(roots *x509.CertPool, cert *tls.Certificate) *http.Client {
 		Transport: retryAfterTransport{&http.Transport{
 			TLSClientConfig:     tlsCfg,
 			Protocols:           &protocols,
+			DialContext:         push.DialCoalesced(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}),
 			TLSHandshakeTimeout: 10 * time.Second,
 			// A connection carries up to APNs's stream limit (1,000, and
 			// fewer until the first request of a connection succeeds); a

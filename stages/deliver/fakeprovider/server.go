@@ -28,6 +28,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // Server is one fake provider. Create it with New, then Start it (or mount
@@ -108,6 +110,7 @@ func (s *Server) Start() error {
 		},
 		ErrorLog: log.New(s.opts.Log, "fakeprovider: ", 0),
 	}
+	ln = push.CoalescedListener(ln)
 	s.ln = ln
 	s.serveErr = make(chan error, 1)
 	s.outageEnd.Store(time.Now().Add(s.opts.Outage).UnixNano())

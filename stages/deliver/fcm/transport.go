@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // newBaseTransport is an HTTP/2-first transport trusting roots (nil: the
@@ -16,7 +18,7 @@ import (
 func newBaseTransport(roots *x509.CertPool) *http.Transport {
 	return &http.Transport{
 		Proxy:             http.ProxyFromEnvironment,
-		DialContext:       (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:       push.DialCoalesced(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}),
 		ForceAttemptHTTP2: true,
 		TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		// FCM speaks HTTP/2: a connection carries up to the endpoint's
