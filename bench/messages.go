@@ -29,6 +29,7 @@ type MessagesConfig struct {
 	Duration     time.Duration
 	WithCampaign bool          // send a campaign to every seeded user first
 	Baseline     time.Duration // measure the campaign alone this long before the messages
+	Warmup       time.Duration // first send messages at Rate this long, not counted
 }
 
 // MessagesResult is what the messages benchmark reports. Latencies are per
@@ -82,6 +83,15 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 		return nil, err
 	}
 	defer run.Stop()
+	if m.Warmup > 0 {
+		// Not counted: the first second of a fresh process pays for its
+		// provider connections' handshakes, its first sends alone
+		// (push.Warmup) and its goroutines' first stacks; what a running
+		// deployment sees is the rest.
+		logf("warming up: %d messages/s for %v (not counted)", m.Rate, m.Warmup)
+		warm, _ := sendMessages(ctx, run, cfg, m, "warm-", m.Warmup)
+		waitMessages(ctx, run, warm, time.Minute)
+	}
 	res := &MessagesResult{}
 	bulk := "bench-bulk"
 	if m.WithCampaign {
@@ -95,53 +105,18 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 		res.CampaignOff = float64(run.campaignSent(ctx, bulk)-n0) / m.Baseline.Seconds()
 	}
 	logf("sending %d messages/s of %d recipients for %v", m.Rate, m.Recipients, m.Duration)
-	var (
-		mu       sync.Mutex
-		accepted = map[string]int64{} // message id → unix ms of its 202
-		wg       sync.WaitGroup
-	)
 	n0 := run.campaignSent(ctx, bulk)
 	start := time.Now()
 	if cfg.Pprof > 0 {
 		go run.Profile(ctx, cfg.Pprof, cfg.OutDir)
 	}
-	tick := time.NewTicker(time.Second / time.Duration(m.Rate))
-	for i := 0; time.Since(start) < m.Duration; i++ {
-		<-tick.C
-		wg.Go(func() {
-			msg := campaign.Message{Campaign: campaign.Campaign{ID: "bm-" + strconv.Itoa(i), App: cfg.Seed.App, Title: "Chat", Body: "hi"}}
-			for range m.Recipients {
-				msg.Users = append(msg.Users, 1+rand.Int64N(cfg.Seed.Users))
-			}
-			_, _, err := campaign.CreateMessage(ctx, run.rdb, run.db, run.Keys, msg)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				res.Failed++
-				return
-			}
-			accepted[msg.ID] = time.Now().UnixMilli()
-		})
-	}
-	tick.Stop()
-	wg.Wait()
+	accepted, failed := sendMessages(ctx, run, cfg, m, "bm-", m.Duration)
 	if m.WithCampaign {
 		res.CampaignOn = float64(run.campaignSent(ctx, bulk)-n0) / time.Since(start).Seconds()
 	}
-	res.Messages = len(accepted)
-	pending := map[string]bool{}
-	for id := range accepted {
-		pending[id] = true
-	}
-	for deadline := time.Now().Add(time.Minute); len(pending) > 0 && time.Now().Before(deadline); time.Sleep(time.Second) {
-		for id := range pending {
-			if p, err := campaign.MessageProgress(ctx, run.rdb, run.db, run.Keys, id); err == nil && p.State == campaign.MessageDone {
-				delete(pending, id)
-			}
-		}
-	}
-	if len(pending) > 0 {
-		logf("%d messages not done after a minute", len(pending))
+	res.Messages, res.Failed = len(accepted), failed
+	if n := waitMessages(ctx, run, accepted, time.Minute); n > 0 {
+		logf("%d messages not done after a minute", n)
 	}
 	receipts, err := messageReceipts(ctx, run.Fake.client, run.Fake.URL, accepted)
 	if err != nil {
@@ -190,6 +165,58 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 		logf("chart: %s", path)
 	}
 	return res, nil
+}
+
+// sendMessages creates m.Rate messages a second (ids prefix + a counter)
+// for d, each to m.Recipients random seeded users, and returns when each
+// was answered: the unix ms of each accepted one's return, and how many
+// failed.
+func sendMessages(ctx context.Context, run *Running, cfg Config, m MessagesConfig, prefix string, d time.Duration) (map[string]int64, int) {
+	var (
+		mu       sync.Mutex
+		accepted = map[string]int64{} // message id → unix ms of its 202
+		failed   int
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	tick := time.NewTicker(time.Second / time.Duration(m.Rate))
+	defer tick.Stop()
+	for i := 0; time.Since(start) < d; i++ {
+		<-tick.C
+		wg.Go(func() {
+			msg := campaign.Message{Campaign: campaign.Campaign{ID: prefix + strconv.Itoa(i), App: cfg.Seed.App, Title: "Chat", Body: "hi"}}
+			for range m.Recipients {
+				msg.Users = append(msg.Users, 1+rand.Int64N(cfg.Seed.Users))
+			}
+			_, _, err := campaign.CreateMessage(ctx, run.rdb, run.db, run.Keys, msg)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				return
+			}
+			accepted[msg.ID] = time.Now().UnixMilli()
+		})
+	}
+	wg.Wait()
+	return accepted, failed
+}
+
+// waitMessages waits up to timeout for the messages to be done and
+// returns how many are not.
+func waitMessages(ctx context.Context, run *Running, ids map[string]int64, timeout time.Duration) int {
+	pending := map[string]bool{}
+	for id := range ids {
+		pending[id] = true
+	}
+	for deadline := time.Now().Add(timeout); len(pending) > 0 && time.Now().Before(deadline); time.Sleep(time.Second) {
+		for id := range pending {
+			if p, err := campaign.MessageProgress(ctx, run.rdb, run.db, run.Keys, id); err == nil && p.State == campaign.MessageDone {
+				delete(pending, id)
+			}
+		}
+	}
+	return len(pending)
 }
 
 // quantile is q of sorted.

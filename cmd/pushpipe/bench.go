@@ -41,6 +41,7 @@ type BenchCmd struct {
 	Rate         int           `default:"200" help:"With --messages: messages a second."`
 	Recipients   int           `default:"50" help:"With --messages: users per message."`
 	MessagesFor  time.Duration `name:"messages-for" default:"60s" help:"With --messages: how long to send them."`
+	Warmup       time.Duration `default:"5s" help:"With --messages: first send messages at --rate this long, not counted (fresh processes' connections and first sends)."`
 	WithCampaign int64         `name:"with-campaign" placeholder:"USERS" help:"With --messages: seed USERS users and send them a campaign beside the messages; its sends/s are measured alone for 10 s first."`
 
 	Out      string `placeholder:"DIR" help:"Directory for process logs, profiles and the chart (default: a new temp dir)."`
@@ -89,7 +90,7 @@ func (c *BenchCmd) Run(g *Globals) error {
 			cfg.Seed.Users = c.WithCampaign
 		}
 		mres, err := bench.RunMessages(g.Context(), cfg, bench.MessagesConfig{Rate: c.Rate, Recipients: c.Recipients,
-			Duration: c.MessagesFor, WithCampaign: c.WithCampaign > 0, Baseline: 10 * time.Second})
+			Duration: c.MessagesFor, WithCampaign: c.WithCampaign > 0, Baseline: 10 * time.Second, Warmup: c.Warmup})
 		if err != nil {
 			return err
 		}

@@ -174,6 +174,10 @@ func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
+		// Opened at start, not on the first burst: a PostgreSQL
+		// connection is a backend process forked and authenticated, and
+		// deliver's first direct messages waited ~1 s on eight of them.
+		cfg.MinConns = maxConns
 	}
 	where := fmt.Sprintf("PostgreSQL at %s:%d as user %q", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.User)
 	pool, err := pgxpool.NewWithConfig(g.Context(), cfg)
