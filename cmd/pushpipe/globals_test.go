@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // Short-lived commands fail within 2 s on a refused or unparsable Redis
@@ -52,5 +54,24 @@ func TestConnectFailsFastAndSaysWhatToSet(t *testing.T) {
 				t.Errorf("error %q shows the password", err)
 			}
 		})
+	}
+}
+
+// A process's PostgreSQL pool is open before its first query: a burst of
+// work (a fresh deliver's first direct messages) must not wait for
+// backends to be forked and authenticated.
+func TestDBPoolOpensAtStart(t *testing.T) {
+	pg := pipelinetest.PostgresT(t)
+	g := &Globals{DatabaseURL: pipelinetest.DatabaseT(t, pg)}
+	pool, err := g.DB(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	pipelinetest.Eventually(t, 10*time.Second, "5 connections open", func() bool {
+		return pool.Stat().TotalConns() == 5
+	})
+	if n := pool.Stat().AcquiredConns(); n != 0 {
+		t.Errorf("%d connections in use; the pool should be open and idle", n)
 	}
 }
