@@ -16,7 +16,7 @@ import (
 // DeliverFlags are deliver's own flags (under `all` too, unprefixed: the
 // provider settings are what `all` is mostly given).
 type DeliverFlags struct {
-	DBConns          int32  `name:"db-conns" default:"8" help:"PostgreSQL connections (the pool size)."`
+	DBConns          int32  `name:"db-conns" default:"8" help:"PostgreSQL connections (the pool size, opened at start)."`
 	Apps             string `name:"apps" placeholder:"FILE" help:"Apps file (TOML): every app's APNs and FCM credentials, instead of the single-app provider flags; SIGHUP reloads it."`
 	APNsKey          string `name:"apns-key" placeholder:"FILE.p8" help:"APNs signing key for token auth."`
 	APNsKeyID        string `name:"apns-key-id" help:"Key id of --apns-key."`

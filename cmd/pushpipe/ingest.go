@@ -9,7 +9,7 @@ import (
 
 // IngestFlags are ingest's own flags (under `all`: --ingest-...).
 type IngestFlags struct {
-	DBConns int32 `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size); the stage never opens more."`
+	DBConns int32 `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size, opened at start); the stage never opens more."`
 }
 
 func (f IngestFlags) dbConns() int32 { return f.DBConns }

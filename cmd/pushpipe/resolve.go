@@ -10,7 +10,7 @@ import (
 // ResolveFlags are resolve's own flags (under `all`: --resolve-...).
 type ResolveFlags struct {
 	Parallel int   `default:"2" help:"Ranges of one read resolved at once."`
-	DBConns  int32 `name:"db-conns" default:"8" help:"PostgreSQL connections (the pool size)."`
+	DBConns  int32 `name:"db-conns" default:"8" help:"PostgreSQL connections (the pool size, opened at start)."`
 }
 
 func (f ResolveFlags) dbConns() int32 { return f.DBConns }

@@ -13,7 +13,7 @@ type SplitFlags struct {
 	Segments  int   `default:"4" help:"Parts of a large channel's id space cut concurrently."`
 	Parallel  int   `default:"4" help:"Segments (of all channels) cut at once, each holding a database connection."`
 	HighWater int64 `name:"max-deliver-backlog" default:"10000" help:"Stop emitting ranges while the deliver group has more entries outstanding (each up to ~2000 users); 0 disables."`
-	DBConns   int32 `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size)."`
+	DBConns   int32 `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size, opened at start)."`
 }
 
 func (f SplitFlags) dbConns() int32 { return f.DBConns }
