@@ -453,3 +453,19 @@ func TestFreePortIsBelowEphemeralRange(t *testing.T) {
 		l.Close()
 	}
 }
+
+// A process asks for many ports before binding any: drawn at random, 2,000
+// of them would hold ~90 repeats.
+func TestFreePortNeverRepeats(t *testing.T) {
+	seen := map[int]bool{}
+	for range 2000 {
+		port, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[port] {
+			t.Fatalf("port %d handed out twice", port)
+		}
+		seen[port] = true
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -28,7 +29,10 @@ var errPortInUse = errors.New("port already in use")
 // outgoing connections of every process on the machine, the usual takers
 // (a CI run's test binaries open thousands), cannot get it in between;
 // only another FreePort that draws the same port can. Where that range
-// leaves too little room below it, the kernel picks (port 0).
+// leaves too little room below it, the kernel picks (port 0). A port is
+// handed out once per process: a bench or test asks for a dozen before
+// binding any (a cluster's, their bus ports, each stage's ops port), and
+// a port given twice is one of them failing to start.
 func FreePort() (int, error) {
 	lo := ephemeralLow()
 	for range 50 {
@@ -36,6 +40,9 @@ func FreePort() (int, error) {
 			break
 		}
 		port := freePortMin + rand.IntN(lo-freePortMin)
+		if _, given := handedOut.LoadOrStore(port, true); given {
+			continue
+		}
 		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err == nil {
 			l.Close()
@@ -49,6 +56,10 @@ func FreePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// handedOut holds the ports FreePort returned (or found taken), so it
+// never returns one twice.
+var handedOut sync.Map
 
 // freePortMin keeps FreePort above the ports services usually own.
 const freePortMin = 10000
