@@ -11,13 +11,15 @@ import (
 // counters in that partition. So each is atomic on a cluster too.
 
 // orMask is the Lua both mark scripts share: orMask(key, field, first,
-// mask, want) ORs mask into a chunk of marks from byte first: the bitmap key
-// when field is "" (one GETRANGE, one SETRANGE if anything changed), else
-// the field of the hash key (a message's, pipeline.MessageMarkBits). It
-// returns how many bits it set and, when want is true, per byte of the mask
-// the bits it set. It gives the key the TTL ARGV[1] if it has none, checked
-// once per key and call. bitAt(key, field, off) reads one bit of such a
-// chunk.
+// mask) ORs mask into a chunk of marks from byte first: the bitmap key when
+// field is "" (one GETRANGE, one SETRANGE if anything changed), else the
+// field of the hash key (a message's, pipeline.MessageMarkBits). It returns
+// how many bits it set and the chunk's bytes as they were (shorter than the
+// mask where the chunk was): a caller that needs to know which bits were
+// new reads them from those bytes, only when it needs to, rather than every
+// call building a table of them. It gives the key the TTL ARGV[1] if it has
+// none, checked once per key and call. bitAt(key, field, off) reads one bit
+// of such a chunk.
 //
 // A message's devices are scattered, a hash field apiece, so its fields are
 // read through and written back: an HGET per field the first time the call
@@ -73,7 +75,7 @@ local function flushMarks()
     expireOnce(key)
   end
 end
-local function orMask(key, field, first, mask, want)
+local function orMask(key, field, first, mask)
   local old, whole
   if field == '' then
     old = redis.call('GETRANGE', key, first, first + #mask - 1)
@@ -81,17 +83,13 @@ local function orMask(key, field, first, mask, want)
     whole = hget(key, field)
     old = sub(whole, first + 1, first + #mask)
   end
-  local out, added, news = {}, 0, nil
-  if want then news = {} end
+  local out, added = {}, 0
   for i = 1, #mask do
     local ob = byte(old, i) or 0
     local nb = bor(ob, byte(mask, i))
     out[i] = nb
     local x = bxor(nb, ob)
-    if x ~= 0 then
-      if want then news[i] = x end
-      while x ~= 0 do x = band(x, x - 1); added = added + 1 end
-    end
+    while x ~= 0 do x = band(x, x - 1); added = added + 1 end
   end
   if added > 0 then
     if field == '' then
@@ -102,7 +100,7 @@ local function orMask(key, field, first, mask, want)
       hsetLater(key, field, sub(whole, 1, first) .. char(unpack(out)) .. sub(whole, first + #mask + 1))
     end
   end
-  return added, news
+  return added, old
 end
 local function bitAt(key, field, off)
   if field == '' then return redis.call('GETBIT', key, off) end
@@ -165,19 +163,20 @@ while i <= #ARGV do
   for _ = 1, ngroups do
     local key, field, base, first, mask = KEYS[tonumber(ARGV[g])], ARGV[g + 1], tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), ARGV[g + 4]
     g = g + 5
-    local n, news = orMask(key, field, first, mask, failedBefore > 0 or results)
+    local n, before = orMask(key, field, first, mask)
     added = added + n
-    if news then groups[#groups + 1] = {base, first, news, mask} end
+    if failedBefore > 0 or results then groups[#groups + 1] = {base, first, before, mask} end
   end
   -- Bit by bit only when some device was marked before (its event is a
   -- repeat: skipped) or a device may move out of failed.
   local repeats = results and added < ndevs
   if failedBefore > 0 or repeats then
     for _, gr in ipairs(groups) do
-      local base, first, news, mask = gr[1], gr[2], gr[3], gr[4]
+      local base, first, before, mask = gr[1], gr[2], gr[3], gr[4]
       for b = 1, #mask do
-        local m, x = byte(mask, b), news[b] or 0
-        local old = band(m, bxor(x, 255))
+        local m = byte(mask, b)
+        local old = band(m, byte(before, b) or 0)
+        local x = bxor(m, old)
         for pos = 0, 7 do
           local bit = rshift(128, pos)
           local isNew, isOld = band(x, bit) ~= 0, repeats and band(old, bit) ~= 0
@@ -235,7 +234,7 @@ local nres = tonumber(ARGV[3])
 local i = 4 + nres
 local done = 0
 for _ = 1, tonumber(ARGV[2]) do
-  done = done + orMask(KEYS[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 3]), ARGV[i + 4], false)
+  done = done + orMask(KEYS[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 3]), ARGV[i + 4])
   i = i + 5
 end
 if done > 0 then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatUsersDone + `', done) end
