@@ -161,7 +161,7 @@ for name in api "${STAGES[@]}"; do
 done
 
 cat >&2 <<EOF
-$(date +%T) local-cluster: everything is up (logs in $DIR/*.log). In another shell:
+$(date +%T) local-cluster: everything is up (logs in $DIR/*.log); deliver serves app com.example.pushpipe. In another shell:
   export PUSHPIPE_REDIS_ADDR=$PUSHPIPE_REDIS_ADDR
   export PUSHPIPE_DATABASE_URL='$PUSHPIPE_DATABASE_URL' PUSHPIPE_PARTITIONS=$PARTITIONS
   export PUSHPIPE_ADMIN_TOKEN=$PUSHPIPE_ADMIN_TOKEN

@@ -235,7 +235,7 @@ func (r *rig) startPipeline() {
 		}
 		if name == "deliver" {
 			args = append(args, "--tps", strconv.Itoa(r.opts.TPS),
-				"--apns-key", key, "--apns-key-id", "DRILLKEY01", "--apns-team-id", "DRILLTEAM1", "--apns-topic", "com.example.drill",
+				"--apns-key", key, "--apns-key-id", "DRILLKEY01", "--apns-team-id", "DRILLTEAM1", "--apns-topic", drillApp,
 				"--apns-host", "https://"+r.fake, "--fcm-project", "drill", "--fcm-endpoint", "https://"+r.fake+"/v1")
 			args = append(args, r.opts.Deliver...)
 		}

@@ -228,7 +228,7 @@ func TestNoSecretInAnyLog(t *testing.T) {
 	}
 	providerFlags := func(apnsKey, fcmCreds string) []string {
 		return []string{"deliver", "--apns-key", apnsKey, "--apns-key-id", "KEYID12345", "--apns-team-id", "TEAMID1234",
-			"--apns-topic", "com.example.news", "--apns-host", "https://" + fakeAddr,
+			"--apns-topic", "news", "--apns-host", "https://" + fakeAddr,
 			"--fcm-credentials", fcmCreds, "--fcm-endpoint", "https://" + fakeAddr + "/v1"}
 	}
 	deliverEnv := append([]string{"SSL_CERT_FILE=" + bundle}, common...)

@@ -74,6 +74,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"status", "--interval", "0s"}, "--interval must be a positive duration"},
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
 		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},
+		{[]string{"deliver", "--fcm-project", "p"}, "give --apns-topic: the provider flags serve the one app whose id it is"},
 	}
 	for _, tt := range tests {
 		k, err := kong.New(&CLI{}, options()...)

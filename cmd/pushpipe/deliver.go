@@ -23,7 +23,7 @@ type DeliverFlags struct {
 	APNsTeamID       string `name:"apns-team-id" help:"Apple developer team id of --apns-key."`
 	APNsCert         string `name:"apns-cert" placeholder:"FILE" help:"APNs certificate (.p12 or .pem) for certificate auth, instead of --apns-key."`
 	APNsCertPassword string `name:"apns-cert-password" env:"PUSHPIPE_APNS_CERT_PASSWORD" help:"Password of --apns-cert (prefer the environment variable)."`
-	APNsTopic        string `name:"apns-topic" placeholder:"BUNDLE" help:"The app's bundle id (apns-topic)."`
+	APNsTopic        string `name:"apns-topic" placeholder:"BUNDLE" help:"The app's bundle id (apns-topic), and the id of the one app the provider flags serve (with FCM alone too); other apps' devices fail with 'no credentials' (use --apps for several)."`
 	APNsHost         string `name:"apns-host" placeholder:"URL" default:"https://api.push.apple.com" help:"APNs base URL (default ${default}; development builds' tokens: https://api.sandbox.push.apple.com)."`
 	APNsConns        int    `name:"apns-conns" default:"2" help:"HTTP/2 connections to APNs."`
 
@@ -42,7 +42,8 @@ type DeliverFlags struct {
 	Results         bool          `name:"results" default:"true" negatable:"" help:"Append a result event per device to the results stream (read by pushpipe webhook and results tail); --no-results turns it off."`
 }
 
-// check refuses retry settings deliver would quietly replace by defaults.
+// check refuses retry settings deliver would quietly replace by defaults,
+// and provider flags that do not say which app they serve.
 func (c DeliverFlags) check() error {
 	var errs []error
 	for _, d := range []struct {
@@ -58,6 +59,11 @@ func (c DeliverFlags) check() error {
 	}
 	if c.InFlight <= 0 || c.TPS < 0 || c.MaxAttempts <= 0 {
 		errs = append(errs, errors.New("--in-flight and --max-attempts must be at least 1, --tps at least 0"))
+	}
+	providerFlags := c.APNsKey != "" || c.APNsCert != "" || c.FCMCredentials != "" || c.FCMProject != ""
+	if c.Sink != "null" && c.Apps == "" && providerFlags && c.APNsTopic == "" {
+		errs = append(errs, errors.New("give --apns-topic: the provider flags serve the one app whose id it is "+
+			"(its bundle id; with FCM alone too), or give every app in --apps"))
 	}
 	return errors.Join(errs...)
 }
@@ -104,7 +110,8 @@ func (c DeliverFlags) providers(d *deps) (bulk, express map[push.Platform]push.S
 			closeBulk()
 			return nil, nil, nil, nil, nil, err
 		}
-		return bulk, express, func() { closeBulk(); closeExpress() }, nil, nil, nil
+		return deliver.OnlyApp(c.APNsTopic, bulk), deliver.OnlyApp(c.APNsTopic, express),
+			func() { closeBulk(); closeExpress() }, nil, nil, nil
 	}
 	if c.APNsKey != "" || c.APNsCert != "" || c.FCMCredentials != "" || c.FCMProject != "" {
 		return nil, nil, nil, nil, nil, fmt.Errorf("give --apps or the single-app provider flags (--apns-key, --apns-cert, --fcm-*), not both")
@@ -169,6 +176,7 @@ func (c DeliverFlags) senders(ctx context.Context) (map[push.Platform]push.Sende
 		return nil, nil, fmt.Errorf("no provider configured: give --apns-key (or --apns-cert) and/or --fcm-project " +
 			"(or --fcm-credentials), or --sink null")
 	}
+
 	return out, func() {
 		for _, f := range closers {
 			f()

@@ -178,3 +178,30 @@ func (r appRouter) Send(ctx context.Context, n push.Notification) push.Result {
 	}
 	return push.Result{Outcome: push.Failed, Reason: ReasonNoCredentials}
 }
+
+// OnlyApp is the single-app provider flags' senders (DESIGN: a shorthand
+// for one app, the app whose id is --apns-topic): senders send app's
+// notifications and fail every other app's devices with
+// ReasonNoCredentials. Sent with app's topic, another app's iOS tokens
+// would come back DeviceTokenNotForTopic and be deactivated, though
+// nothing is wrong with them.
+func OnlyApp(app string, senders map[push.Platform]push.Sender) map[push.Platform]push.Sender {
+	out := make(map[push.Platform]push.Sender, len(senders))
+	for p, s := range senders {
+		out[p] = oneApp{app: app, s: s}
+	}
+	return out
+}
+
+// oneApp is a sender that serves one app.
+type oneApp struct {
+	app string
+	s   push.Sender
+}
+
+func (o oneApp) Send(ctx context.Context, n push.Notification) push.Result {
+	if n.App != o.app {
+		return push.Result{Outcome: push.Failed, Reason: ReasonNoCredentials}
+	}
+	return o.s.Send(ctx, n)
+}

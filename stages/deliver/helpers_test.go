@@ -296,7 +296,10 @@ func (f *fixture) dlq() []map[string]string {
 	return out
 }
 
-const testTopic = "com.example.app"
+// testTopic is testApp's bundle id: `deliver --apns-topic testTopic`
+// serves testApp alone (the single-app flags serve the app whose id is
+// --apns-topic).
+const testTopic = testApp
 
 // apnsSender is a token-auth APNs sender that trusts fake.
 func apnsSender(t testing.TB, fake *fakeprovider.Server) push.Sender {

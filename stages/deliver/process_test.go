@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	campaignrow "github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/ingest"
@@ -453,4 +455,41 @@ func TestSIGTERMRepeatsNothing(t *testing.T) {
 	checkExactlyOnce(t, f, "term", devices, p.apns, p.fcm)
 	t.Logf("d1 stopped after %d sends; d2 sent %v", sent, d2.sent(t))
 	d2.signal(syscall.SIGTERM)
+}
+
+// The single-app provider flags serve the app whose id is --apns-topic and
+// no other: another app's campaign fails every device with "no
+// credentials", reaches no provider and keeps its tokens (sent with this
+// app's topic, APNs would call them not for this topic and they would be
+// deactivated), while the flags' own app's campaign goes out.
+func TestSingleAppFlagsServeTheirAppOnly(t *testing.T) {
+	const users = 60
+	f := newFixture(t)
+	p := startProviders(t, fakeFlags{})
+	mine := f.seedDevices(users, true)
+	theirs := f.insertAppDevices("other", 1, users)
+	f.createCampaign("mine", `{}`)
+	f.createAppCampaign("theirs", "other", `{"title":"not ours"}`)
+	f.emitUsers("mine", userRange(users))
+	f.emitUsers("theirs", userRange(users))
+	d := f.startDeliver(t, p, "d1")
+	f.waitDone("mine", users, 60*time.Second)
+	s := f.waitDone("theirs", users, 60*time.Second)
+
+	if s[pipeline.StatSent] != 0 || s[pipeline.StatFailed] != int64(len(theirs)) {
+		t.Errorf("other app's campaign: %v, want %d failed and none sent", s, len(theirs))
+	}
+	reasons, err := campaignrow.Reasons(f.ctx, f.rdb, f.keys, "theirs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int64{ReasonNoCredentials: int64(len(theirs))}; !maps.Equal(reasons, want) {
+		t.Errorf("other app's reasons %v, want %v", reasons, want)
+	}
+	checkExactlyOnce(t, f, "mine", mine, p.apns, p.fcm)
+	var kept int
+	if err := f.db.QueryRow(f.ctx, `SELECT count(*) FROM devices WHERE app = 'other' AND state = 0`).Scan(&kept); err != nil || kept != len(theirs) {
+		t.Errorf("other app's active tokens: %d (%v), want %d", kept, err, len(theirs))
+	}
+	d.signal(syscall.SIGTERM)
 }
