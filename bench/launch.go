@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -138,6 +139,32 @@ func (r *Running) PIDs() map[string]int {
 	}
 	for name, pid := range r.servers.PIDs {
 		out[name] = pid
+	}
+	return out
+}
+
+// usage reads every process's usage now: the pipeline's, the servers'
+// (PostgreSQL with its backends) and the bench's own (role "bench").
+func (r *Running) usage() map[string]ProcUsage {
+	pids := r.PIDs()
+	pids["bench"] = os.Getpid()
+	return usageOf(pids, map[string]bool{"postgres": true})
+}
+
+// cpuShares is each role's CPU between two usage readings d apart, in
+// percent of a core; a process restarted in between counts from zero.
+func (r *Running) cpuShares(before, after map[string]ProcUsage, d time.Duration) map[string]float64 {
+	role := map[string]string{}
+	for _, p := range r.Fleet.Procs() {
+		role[p.Name] = p.Role
+	}
+	out := map[string]float64{}
+	for name, u := range after {
+		used := u.CPUSeconds
+		if b, ok := before[name]; ok && b.CPUSeconds <= used {
+			used -= b.CPUSeconds
+		}
+		out[cmp.Or(role[name], name)] += 100 * used / d.Seconds()
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
@@ -50,6 +53,12 @@ type MessagesResult struct {
 	Hops []Hop `json:"hops"`
 	// Latencies are every receipt's, sorted (the chart's histogram).
 	Latencies []int64 `json:"-"`
+	// CPU is each role's share of a core while the messages were sent
+	// (the load generator is "bench"), and ServerTime what Redis and
+	// PostgreSQL spent it on: on one machine, where the milliseconds go
+	// is mostly whose turn it is on the cores.
+	CPU        map[string]float64 `json:"cpu_percent"`
+	ServerTime ServerTime         `json:"server_time"`
 }
 
 // Hop is one hop's share of the latency, over the receipts.
@@ -66,6 +75,7 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 		return nil, err
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Log, format+"\n", args...) }
+	cfg.Servers.PostgresTuned = true // as the campaign bench's, with per-statement times
 	srv, err := StartServers(ctx, cfg.Servers)
 	if err != nil {
 		return nil, err
@@ -104,13 +114,21 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 		time.Sleep(m.Baseline)
 		res.CampaignOff = float64(run.campaignSent(ctx, bulk)-n0) / m.Baseline.Seconds()
 	}
+	conn, err := pgx.Connect(ctx, srv.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
 	logf("sending %d messages/s of %d recipients for %v", m.Rate, m.Recipients, m.Duration)
+	resetServerStats(ctx, run.rdb, conn)
 	n0 := run.campaignSent(ctx, bulk)
+	cpu0 := run.usage()
 	start := time.Now()
 	if cfg.Pprof > 0 {
 		go run.Profile(ctx, cfg.Pprof, cfg.OutDir)
 	}
 	accepted, failed := sendMessages(ctx, run, cfg, m, "bm-", m.Duration)
+	res.CPU = run.cpuShares(cpu0, run.usage(), time.Since(start))
 	if m.WithCampaign {
 		res.CampaignOn = float64(run.campaignSent(ctx, bulk)-n0) / time.Since(start).Seconds()
 	}
@@ -118,6 +136,7 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 	if n := waitMessages(ctx, run, accepted, time.Minute); n > 0 {
 		logf("%d messages not done after a minute", n)
 	}
+	res.ServerTime = readServerTime(ctx, run.rdb, conn, 6)
 	receipts, err := messageReceipts(ctx, run.Fake.client, run.Fake.URL, accepted)
 	if err != nil {
 		return nil, err
@@ -313,4 +332,12 @@ func (r *MessagesResult) WriteMarkdown(w io.Writer) {
 			fmt.Fprintf(w, "| %s | %d | %d |\n", h.Name, h.P50, h.P99)
 		}
 	}
+	if len(r.CPU) > 0 {
+		roles := slices.SortedFunc(maps.Keys(r.CPU), func(a, b string) int { return cmp.Compare(r.CPU[b], r.CPU[a]) })
+		fmt.Fprintf(w, "\n| process (while sending) | CPU %% of a core |\n|---|---:|\n")
+		for _, role := range roles {
+			fmt.Fprintf(w, "| %s | %.0f |\n", role, r.CPU[role])
+		}
+	}
+	r.ServerTime.writeMarkdown(w, "while sending")
 }

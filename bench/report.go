@@ -68,18 +68,7 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 		u := r.Processes[n]
 		fmt.Fprintf(w, "| %s | %d | %.1f | %.0f |\n", n, u.Processes, u.CPUSeconds, u.PeakRSSMB)
 	}
-	if len(r.ServerTime.Redis) > 0 {
-		fmt.Fprintf(w, "\n| Redis command (during the campaign) | calls | total ms |\n|---|---:|---:|\n")
-		for _, c := range r.ServerTime.Redis {
-			fmt.Fprintf(w, "| %s | %s | %.0f |\n", c.Name, Thousands(c.Calls), c.TotalMs)
-		}
-	}
-	if len(r.ServerTime.Postgres) > 0 {
-		fmt.Fprintf(w, "\n| PostgreSQL statement (during the campaign) | calls | total ms |\n|---|---:|---:|\n")
-		for _, c := range r.ServerTime.Postgres {
-			fmt.Fprintf(w, "| `%s` | %s | %.0f |\n", strings.ReplaceAll(c.Name, "|", "\\|"), Thousands(c.Calls), c.TotalMs)
-		}
-	}
+	r.ServerTime.writeMarkdown(w, "during the campaign")
 	if len(r.KillLog) > 0 {
 		fmt.Fprintf(w, "\nkills: ")
 		var ks []string
@@ -120,4 +109,20 @@ func Thousands(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// writeMarkdown writes the server time as two tables, headed "... (when)".
+func (st ServerTime) writeMarkdown(w io.Writer, when string) {
+	if len(st.Redis) > 0 {
+		fmt.Fprintf(w, "\n| Redis command (%s) | calls | total ms |\n|---|---:|---:|\n", when)
+		for _, c := range st.Redis {
+			fmt.Fprintf(w, "| %s | %s | %.0f |\n", c.Name, Thousands(c.Calls), c.TotalMs)
+		}
+	}
+	if len(st.Postgres) > 0 {
+		fmt.Fprintf(w, "\n| PostgreSQL statement (%s) | calls | total ms |\n|---|---:|---:|\n", when)
+		for _, c := range st.Postgres {
+			fmt.Fprintf(w, "| `%s` | %s | %.0f |\n", strings.ReplaceAll(c.Name, "|", "\\|"), Thousands(c.Calls), c.TotalMs)
+		}
+	}
 }

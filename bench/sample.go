@@ -125,22 +125,30 @@ func (s *sampler) sample(ctx context.Context) (Sample, error) {
 		out.Campaign.Retries += n
 		i++
 	}
-	for name, pid := range s.pids() {
+	out.Procs = usageOf(s.pids(), s.trees)
+	return out, nil
+}
+
+// usageOf reads the usage of every process of pids by name, with its
+// children for the names in trees (postgres and its backends).
+func usageOf(pids map[string]int, trees map[string]bool) map[string]ProcUsage {
+	out := map[string]ProcUsage{}
+	for name, pid := range pids {
 		if pid == 0 {
 			continue
 		}
 		var u ProcUsage
 		var ok bool
-		if s.trees[name] {
+		if trees[name] {
 			u, ok = treeUsage(pid)
 		} else {
 			u, ok = readUsage(pid)
 		}
 		if ok {
-			out.Procs[name] = u
+			out[name] = u
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Quiet reports whether no stage has work left: every campaign stream read

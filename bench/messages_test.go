@@ -1,0 +1,42 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// The messages benchmark end to end, small: every message accepted is
+// received by the fake provider, and the report says where the CPU went
+// while sending (each process, Redis's commands, PostgreSQL's statements).
+func TestMessagesBench(t *testing.T) {
+	t.Parallel()
+	bin := buildPushpipe(t)
+	const rate, recipients, seconds = 20, 10, 3
+	res, err := RunMessages(t.Context(), Config{
+		Bin:    bin,
+		Seed:   SeedConfig{Users: 20_000, Channels: 1, TwoDevices: 0.2},
+		OutDir: t.TempDir(),
+	}, MessagesConfig{Rate: rate, Recipients: recipients, Duration: seconds * time.Second, Warmup: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md strings.Builder
+	res.WriteMarkdown(&md)
+	t.Logf("\n%s", md.String())
+	if res.Failed != 0 || res.Messages < rate*seconds*8/10 {
+		t.Errorf("%d messages accepted, %d failed; want about %d, none failed", res.Messages, res.Failed, rate*seconds)
+	}
+	// Every recipient has a device; a message may name a user twice.
+	if res.Receipts < res.Messages || res.Receipts > res.Messages*recipients*2 {
+		t.Errorf("%d receipts for %d messages of %d recipients", res.Receipts, res.Messages, recipients)
+	}
+	for _, role := range []string{"deliver", "dedupe", "fakeprovider", "redis", "postgres", "bench"} {
+		if res.CPU[role] <= 0 {
+			t.Errorf("no CPU for %s: %v", role, res.CPU)
+		}
+	}
+	if len(res.ServerTime.Redis) == 0 || !strings.Contains(md.String(), "FROM devices") {
+		t.Errorf("the report lacks Redis's commands or the token lookup:\n%s", md.String())
+	}
+}
