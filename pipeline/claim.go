@@ -19,7 +19,8 @@ func (r *Runner) claimLoop(ctx context.Context, work queues) {
 }
 
 // everyPartition calls fn for each lane and partition the runner serves,
-// every interval, until ctx ends: the claim and delay pollers.
+// every interval, until ctx ends: the claim poller (the delay poller asks
+// first which partitions have anything: delayLoop).
 func (r *Runner) everyPartition(ctx context.Context, interval time.Duration, fn func(l Lane, p int)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
