@@ -22,6 +22,19 @@ func (r *Runner) claimLoop(ctx context.Context, work queues) {
 // every interval, until ctx ends: the claim poller (the delay poller asks
 // first which partitions have anything: delayLoop).
 func (r *Runner) everyPartition(ctx context.Context, interval time.Duration, fn func(l Lane, p int)) {
+	every(ctx, interval, func() bool {
+		for _, l := range r.lanes() {
+			for _, p := range r.opts.Partitions {
+				fn(l, p)
+			}
+		}
+		return true
+	})
+}
+
+// every calls tick every interval until ctx ends or tick returns false: the
+// runner's pollers.
+func every(ctx context.Context, interval time.Duration, tick func() bool) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -30,10 +43,8 @@ func (r *Runner) everyPartition(ctx context.Context, interval time.Duration, fn 
 			return
 		case <-t.C:
 		}
-		for _, l := range r.lanes() {
-			for _, p := range r.opts.Partitions {
-				fn(l, p)
-			}
+		if !tick() {
+			return
 		}
 	}
 }

@@ -108,14 +108,7 @@ const releaseBatch = 1000
 // script on, where a script per lane and partition, one after the other,
 // was deliver's and Redis's busiest idle work (32 round trips a tick).
 func (r *Runner) delayLoop(ctx context.Context) {
-	t := time.NewTicker(r.opts.DelayPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, r.opts.DelayPoll, func() bool {
 		type set struct {
 			l Lane
 			p int
@@ -135,7 +128,8 @@ func (r *Runner) delayLoop(ctx context.Context) {
 			}
 			r.releaseAll(ctx, sets[i].l, sets[i].p)
 		}
-	}
+		return true
+	})
 }
 
 // releaseAll moves every due delayed entry of lane l in partition p, a

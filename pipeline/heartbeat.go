@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -72,29 +71,23 @@ func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(r.opts.KeepEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		every(ctx, r.opts.KeepEvery, func() bool {
 			taken, err := r.keep(ctx, b.Stream, ids)
 			switch {
 			case ctx.Err() != nil:
-				return
+				return false
 			case isNoGroup(err) || err == nil && taken > 0:
 				// Entries merely acked (a handler that settles its own, or
 				// the commit racing this tick) are not lost.
 				r.log.Warn().Str("stream", b.Stream).Int("entries", len(ids)).Int("taken", taken).
 					Msg("batch no longer ours (claimed by another consumer, or Redis lost the stream); stopping it")
 				close(b.lost)
-				return
+				return false
 			case err != nil:
 				r.log.Warn().Err(err).Str("stream", b.Stream).Msg("could not keep the batch claimed")
 			}
-		}
+			return true
+		})
 	})
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); wg.Wait() }) }
