@@ -60,12 +60,17 @@ func (c DeliverFlags) check() error {
 	if c.InFlight <= 0 || c.TPS < 0 || c.MaxAttempts <= 0 {
 		errs = append(errs, errors.New("--in-flight and --max-attempts must be at least 1, --tps at least 0"))
 	}
-	providerFlags := c.APNsKey != "" || c.APNsCert != "" || c.FCMCredentials != "" || c.FCMProject != ""
-	if c.Sink != "null" && c.Apps == "" && providerFlags && c.APNsTopic == "" {
+	if c.Sink != "null" && c.Apps == "" && c.singleAppFlags() && c.APNsTopic == "" {
 		errs = append(errs, errors.New("give --apns-topic: the provider flags serve the one app whose id it is "+
 			"(its bundle id; with FCM alone too), or give every app in --apps"))
 	}
 	return errors.Join(errs...)
+}
+
+// singleAppFlags reports whether credentials were given by the single-app
+// provider flags.
+func (c DeliverFlags) singleAppFlags() bool {
+	return c.APNsKey != "" || c.APNsCert != "" || c.FCMCredentials != "" || c.FCMProject != ""
 }
 
 func (c DeliverFlags) dbConns() int32 { return c.DBConns }
@@ -113,7 +118,7 @@ func (c DeliverFlags) providers(d *deps) (bulk, express map[push.Platform]push.S
 		return deliver.OnlyApp(c.APNsTopic, bulk), deliver.OnlyApp(c.APNsTopic, express),
 			func() { closeBulk(); closeExpress() }, nil, nil, nil
 	}
-	if c.APNsKey != "" || c.APNsCert != "" || c.FCMCredentials != "" || c.FCMProject != "" {
+	if c.singleAppFlags() {
 		return nil, nil, nil, nil, nil, fmt.Errorf("give --apps or the single-app provider flags (--apns-key, --apns-cert, --fcm-*), not both")
 	}
 	apps, err := deliver.LoadApps(c.Apps)
@@ -176,7 +181,6 @@ func (c DeliverFlags) senders(ctx context.Context) (map[push.Platform]push.Sende
 		return nil, nil, fmt.Errorf("no provider configured: give --apns-key (or --apns-cert) and/or --fcm-project " +
 			"(or --fcm-credentials), or --sink null")
 	}
-
 	return out, func() {
 		for _, f := range closers {
 			f()
