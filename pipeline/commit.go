@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -260,6 +261,10 @@ const (
 	DLQFields     = "fields" // the original fields as a JSON object
 )
 
+// deadLetterAckTimeout bounds the ack of entries already dead-lettered when
+// the runner's context has ended.
+const deadLetterAckTimeout = 5 * time.Second
+
 // deadLetter writes entries to the DLQ with their origin, then acks them.
 func (r *Runner) deadLetter(ctx context.Context, stream string, entries []deadEntry, consumer string) error {
 	if len(entries) == 0 {
@@ -272,7 +277,13 @@ func (r *Runner) deadLetter(ctx context.Context, stream string, entries []deadEn
 	if _, err := Emit(ctx, r.rdb, r.dlqMessages(stream, entries, consumer)...); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
-	if err := r.rdb.Do(ctx, r.rdb.B().Xack().Key(stream).Group(r.opts.Group).Id(ids...).Build()).Error(); err != nil {
+	// Once the dead letters are written the ack goes out even if ctx ends
+	// meanwhile (a runner stopping): left pending, the entries would be
+	// claimed and dead-lettered a second time. (Not one script: the DLQ is
+	// one stream, in another cluster slot than the partition's.)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadLetterAckTimeout)
+	defer cancel()
+	if err := r.rdb.Do(actx, r.rdb.B().Xack().Key(stream).Group(r.opts.Group).Id(ids...).Build()).Error(); err != nil {
 		return fmt.Errorf("ack dead letters on %s: %w", stream, err)
 	}
 	r.logDead(stream, entries)
