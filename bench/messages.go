@@ -59,6 +59,10 @@ type MessagesResult struct {
 	// is mostly whose turn it is on the cores.
 	CPU        map[string]float64 `json:"cpu_percent"`
 	ServerTime ServerTime         `json:"server_time"`
+	// Sends is the requests per second the fake provider accepted in the
+	// same window (messages and campaign alike): CPU over Sends is each
+	// process's CPU per send, the budget two cores have to share.
+	Sends float64 `json:"provider_sends_per_s"`
 }
 
 // Hop is one hop's share of the latency, over the receipts.
@@ -122,6 +126,7 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 	logf("sending %d messages/s of %d recipients for %v", m.Rate, m.Recipients, m.Duration)
 	resetServerStats(ctx, run.rdb, conn)
 	n0 := run.campaignSent(ctx, bulk)
+	fake0, ferr0 := run.Fake.Summary(ctx)
 	cpu0 := run.usage()
 	start := time.Now()
 	if cfg.Pprof > 0 {
@@ -129,6 +134,9 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 	}
 	accepted, failed := sendMessages(ctx, run, cfg, m, "bm-", m.Duration)
 	res.CPU = run.cpuShares(cpu0, run.usage(), time.Since(start))
+	if fake1, err := run.Fake.Summary(ctx); err == nil && ferr0 == nil {
+		res.Sends = float64(fake1.Accepted-fake0.Accepted) / time.Since(start).Seconds()
+	}
 	if m.WithCampaign {
 		res.CampaignOn = float64(run.campaignSent(ctx, bulk)-n0) / time.Since(start).Seconds()
 	}
@@ -320,6 +328,14 @@ func messageReceipts(ctx context.Context, client *http.Client, base string, acce
 	return out, sc.Err()
 }
 
+// perSend is a CPU share (percent of a core) as CPU-µs per provider send.
+func (r *MessagesResult) perSend(percent float64) string {
+	if r.Sends <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", percent/100/r.Sends*1e6)
+}
+
 // WriteMarkdown writes the result as a table.
 func (r *MessagesResult) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| messages | receipts | p50 ms | p90 ms | p99 ms | max ms | campaign sends/s without | with |\n")
@@ -334,10 +350,13 @@ func (r *MessagesResult) WriteMarkdown(w io.Writer) {
 	}
 	if len(r.CPU) > 0 {
 		roles := slices.SortedFunc(maps.Keys(r.CPU), func(a, b string) int { return cmp.Compare(r.CPU[b], r.CPU[a]) })
-		fmt.Fprintf(w, "\n| process (while sending) | CPU %% of a core |\n|---|---:|\n")
+		fmt.Fprintf(w, "\n| process (while sending, %.0f sends/s) | CPU %% of a core | CPU µs a send |\n|---|---:|---:|\n", r.Sends)
+		total := 0.0
 		for _, role := range roles {
-			fmt.Fprintf(w, "| %s | %.0f |\n", role, r.CPU[role])
+			fmt.Fprintf(w, "| %s | %.0f | %s |\n", role, r.CPU[role], r.perSend(r.CPU[role]))
+			total += r.CPU[role]
 		}
+		fmt.Fprintf(w, "| all | %.0f | %s |\n", total, r.perSend(total))
 	}
 	r.ServerTime.writeMarkdown(w, "while sending")
 }

@@ -36,6 +36,10 @@ func TestMessagesBench(t *testing.T) {
 			t.Errorf("no CPU for %s: %v", role, res.CPU)
 		}
 	}
+	// Each receipt was a send in the window or just after it.
+	if res.Sends <= 0 || res.Sends > float64(res.Receipts)/seconds*1.5 || !strings.Contains(md.String(), "CPU µs a send") {
+		t.Errorf("%.0f sends/s for %d receipts in %d s, or no CPU per send in the report", res.Sends, res.Receipts, seconds)
+	}
 	if len(res.ServerTime.Redis) == 0 || !strings.Contains(md.String(), "FROM devices") {
 		t.Errorf("the report lacks Redis's commands or the token lookup:\n%s", md.String())
 	}
