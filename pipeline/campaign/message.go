@@ -106,21 +106,25 @@ func CreateMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, ke
 	}
 	ttl := int64(m.TTL / time.Second)
 	tokens := storedTokens(m.Tokens)
+	var note []byte // NULL without a notification object (title, body and data only)
+	if len(m.Notification) > 0 {
+		note = m.Notification
+	}
 	err := db.QueryRow(ctx, `
-		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, kind, users, priority, tokens)
-		VALUES ($1, $2, '{}', $3, $4, $5, $6::jsonb, $7, 'message', $8, $9, $10)
+		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, kind, users, priority, tokens, notification)
+		VALUES ($1, $2, '{}', $3, $4, $5, $6::jsonb, $7, 'message', $8, $9, $10, $11::jsonb)
 		ON CONFLICT (id) DO NOTHING
 		RETURNING created_at`,
-		m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority, tokens).Scan(&m.CreatedAt)
+		m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority, tokens, note).Scan(&m.CreatedAt)
 	queued := false
 	if errors.Is(err, pgx.ErrNoRows) {
 		var same bool
 		err = db.QueryRow(ctx, `
 			SELECT created_at, queued_at IS NOT NULL,
-			       (kind, app, category, title, body, data, ttl_seconds, users, priority, tokens) IS NOT DISTINCT FROM
-			       ('message', $2, $3, $4, $5, $6::jsonb, $7, $8::bigint[], $9, $10::text[])
+			       (kind, app, category, title, body, data, ttl_seconds, users, priority, tokens, notification) IS NOT DISTINCT FROM
+			       ('message', $2, $3, $4, $5, $6::jsonb, $7, $8::bigint[], $9, $10::text[], $11::jsonb)
 			FROM campaigns WHERE id = $1`,
-			m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority, tokens).Scan(&m.CreatedAt, &queued, &same)
+			m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority, tokens, note).Scan(&m.CreatedAt, &queued, &same)
 		if err == nil && !same {
 			return m, false, fmt.Errorf("message %q: %w", m.ID, ErrConflict)
 		}

@@ -41,7 +41,7 @@ func newMessageFlow(t *testing.T, redisAddr string) *messageFlow {
 	t.Helper()
 	f := &messageFlow{
 		deviceAPI: newDeviceAPIConfig(t, redisAddr, Config{Auth: Auth{AdminToken: "op"}, KnownApp: func(app string) bool { return app == flowApp }}),
-		fake:      fakeprovider.Start(t, fakeprovider.Options{}),
+		fake:      fakeprovider.Start(t, fakeprovider.Options{KeepRequests: true}),
 	}
 	rdb, db, keys := f.rdb, f.db, f.keys
 	ios, err := apns.New(apns.Config{KeyFile: fakeprovider.WriteP8(t), KeyID: "KEYID12345", TeamID: "TEAMID1234",
@@ -231,6 +231,79 @@ func testMessages(t *testing.T, redisAddr string) {
 	var rows int
 	if err := f.db.QueryRow(t.Context(), `SELECT count(*) FROM campaigns`).Scan(&rows); err != nil || rows != 2 {
 		t.Errorf("%d message rows stored (%v), want 2", rows, err)
+	}
+}
+
+// A message carries the whole notification object, as a campaign does:
+// subtitle, badge, sound, thread and collapse id reach both providers, a
+// silent message (no text) is a background push, and a change to any of
+// them under the same id is a 409.
+func TestMessageFullNotification(t *testing.T) {
+	f := newMessageFlow(t, env.Redis.Addr)
+	f.seed([][4]any{{3001, 1, flowIOS(301), 0}, {3002, 2, flowAndroid(302), 0}})
+	full := `{"id":"m-full","app":"` + flowApp + `","users":[3001,3002],"notification":{"title":"Ann","subtitle":"room 7",
+		"body":"hi","badge":3,"sound":"ping.caf","thread_id":"room-7","collapse_id":"room-7-msg-1","data":{"room":"7"}}}`
+	silent := `{"id":"m-silent","app":"` + flowApp + `","users":[3001],"notification":{"silent":true,"data":{"sync":"1"}}}`
+	for _, tt := range []struct {
+		name, body string
+		status     int
+	}{
+		{"full", full, http.StatusAccepted},
+		{"silent", silent, http.StatusAccepted},
+		{"full again", full, http.StatusOK},
+		{"other badge", strings.Replace(full, `"badge":3`, `"badge":4`, 1), http.StatusConflict},
+		{"other collapse id", strings.Replace(full, `room-7-msg-1`, `room-7-msg-2`, 1), http.StatusConflict},
+		{"silent with a title", strings.Replace(silent, `"silent":true`, `"silent":true,"title":"x"`, 1), http.StatusBadRequest},
+	} {
+		if r := f.do("POST", "/v1/messages", tt.body, "op"); r.status != tt.status {
+			t.Fatalf("%s: got %d %s, want %d", tt.name, r.status, r.body, tt.status)
+		}
+	}
+	for _, id := range []string{"m-full", "m-silent"} {
+		pipelinetest.Eventually(t, 30*time.Second, "message "+id+" done", func() bool {
+			var rep campaign.MessageReport
+			g := f.do("GET", "/v1/messages/"+id, "", "op")
+			return json.Unmarshal([]byte(g.body), &rep) == nil && rep.State == campaign.MessageDone && rep.Sent > 0
+		})
+	}
+	receipts, err := f.fake.FullReceipts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]fakeprovider.Receipt{} // by provider and collapse id
+	for _, r := range receipts {
+		got[r.Provider+" "+r.CollapseID] = r
+	}
+	if len(receipts) != 3 {
+		t.Fatalf("%d receipts, want 3 (the full message's two devices, the silent one's device): %v", len(receipts), slices.Collect(maps.Keys(got)))
+	}
+	ios, ok := got["apns room-7-msg-1"]
+	if !ok || ios.Token != flowIOS(301) {
+		t.Fatalf("no APNs receipt of the full message with its collapse id: %v", slices.Collect(maps.Keys(got)))
+	}
+	for _, want := range []string{`"subtitle":"room 7"`, `"badge":3`, `"sound":"ping.caf"`, `"thread-id":"room-7"`, `"room":"7"`} {
+		if !strings.Contains(ios.Body, want) {
+			t.Errorf("APNs payload %s lacks %s", ios.Body, want)
+		}
+	}
+	if p := ios.Headers["Apns-Priority"]; len(p) != 1 || p[0] != "10" {
+		t.Errorf("APNs priority %v, want 10 (a message is high priority by default)", p)
+	}
+	android, ok := got["fcm room-7-msg-1"]
+	if !ok || android.Token != flowAndroid(302) {
+		t.Fatalf("no FCM receipt of the full message with its collapse id: %v", slices.Collect(maps.Keys(got)))
+	}
+	for _, want := range []string{`"tag":"room-7-msg-1"`, `"sound":"ping.caf"`, `"notification_count":3`} {
+		if !strings.Contains(android.Body, want) {
+			t.Errorf("FCM request %s lacks %s", android.Body, want)
+		}
+	}
+	bg, ok := got["apns "+push.CollapseID("m-silent")]
+	if !ok {
+		t.Fatalf("no APNs receipt of the silent message: %v", slices.Collect(maps.Keys(got)))
+	}
+	if !strings.Contains(bg.Body, `"content-available":1`) || strings.Contains(bg.Body, `"alert"`) || bg.Headers["Apns-Push-Type"][0] != "background" {
+		t.Errorf("silent message sent as %v %s, want a background push without an alert", bg.Headers["Apns-Push-Type"], bg.Body)
 	}
 }
 

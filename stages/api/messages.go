@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/deliver"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 type messageRequest struct {
@@ -37,9 +39,10 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 	if !decode(w, body, &req) {
 		return
 	}
+	content, err := parseNotification(req.Notification, req.Priority, push.PriorityHigh)
 	switch {
-	case req.Notification == nil:
-		writeError(w, http.StatusBadRequest, `notification: is required, e.g. {"title": "...", "body": "..."}`)
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	case len(req.Users) > campaign.MaxMessageUsers:
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("users: a message lists at most %d users, got %d; split it", campaign.MaxMessageUsers, len(req.Users)))
@@ -52,17 +55,20 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl_seconds: must be between 1 and %d (28 days), or left out for 24 hours; got %d", max, req.TTLSeconds))
 		return
 	}
-	data := req.Notification.Data
-	if string(data) == "null" {
-		data = nil
-	}
+	// The whole notification object, as a campaign's: deliver renders
+	// both from the stored object (subtitle, badge, sound, thread, collapse
+	// id, silent, localized text).
 	m := campaign.Message{
 		Campaign: campaign.Campaign{
 			ID: req.ID, App: req.App, Category: req.Category,
-			Title: req.Notification.Title, Body: req.Notification.Body, Data: []byte(data),
+			Title: content.Title, Body: content.Body, Data: content.Data,
 			TTL: time.Duration(req.TTLSeconds) * time.Second, Priority: req.Priority,
 		},
 		Users: req.Users,
+	}
+	if m.Notification, err = json.Marshal(content); err != nil {
+		writeError(w, http.StatusBadRequest, "notification: "+err.Error())
+		return
 	}
 	if req.Tokens != nil {
 		m.Tokens = make([]campaign.Token, len(req.Tokens))
@@ -86,7 +92,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
 	defer cancel()
-	err := deliver.CheckCampaign(ctx, s.cfg.DB, m.Campaign)
+	err = deliver.CheckCampaign(ctx, s.cfg.DB, m.Campaign)
 	created := false
 	if err == nil {
 		m, created, err = campaign.CreateMessage(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, m)
