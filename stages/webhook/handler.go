@@ -41,7 +41,11 @@ func New(cfg Config) (*Handler, error) {
 	// SSL_CERT_DIR work. Enough idle connections for every handler.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	h := &Handler{cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout},
+	// A redirect is answered, not followed: the client would re-send a
+	// 301, 302 or 303 as a GET without the body, and that GET's 2xx would
+	// ack events the receiver never got. A 3xx retries like any non-2xx.
+	noRedirects := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	h := &Handler{cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout, CheckRedirect: noRedirects},
 		cap:     pipeline.NewRateCap(cfg.Redis, cfg.Keys.RateCap("webhook"), cfg.Rate),
 		safeURL: SafeURL(cfg.URL), metrics: newMetrics(cfg.Metrics)}
 	h.log = cfg.Log.With().Str("url", h.safeURL).Logger()

@@ -1,10 +1,14 @@
 package webhook_test
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -293,4 +297,48 @@ func TestRefusesToStart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A redirect is not a delivery: Go's client would follow a 302 with a GET
+// and no body, and its 200 would ack events the receiver never got. The
+// stage answers a 3xx as any other non-2xx (retry, redelivery), and the
+// events arrive once the URL answers 2xx itself.
+func TestRedirectIsNotDelivery(t *testing.T) {
+	const n = 20
+	f := newFixture(t)
+	f.emitEvents("c1", n, pipeline.OutcomeSent)
+	var (
+		redirect          atomic.Bool
+		redirected, moved atomic.Int64
+		events            atomic.Int64
+	)
+	redirect.Store(true)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+		if redirect.Load() {
+			redirected.Add(1)
+			http.Redirect(w, r, "/moved", http.StatusFound)
+			return
+		}
+		var body struct{ Events []pipeline.ResultEvent }
+		if json.NewDecoder(r.Body).Decode(&body) != nil {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		events.Add(int64(len(body.Events)))
+	})
+	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { moved.Add(1) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	f.startStage("webhook", f.stageArgs("webhook", "--url", srv.URL+"/hook", "--secret-file", f.writeSecrets("s1"),
+		"--attempts", "2", "--retry-base", "10ms", "--claim-idle", "1s")...)
+	pipelinetest.Eventually(t, time.Minute, "two deliveries answered 302", func() bool { return redirected.Load() >= 4 || moved.Load() > 0 })
+	if moved.Load() != 0 {
+		t.Errorf("the stage followed the redirect %d times", moved.Load())
+	}
+	if events.Load() != 0 {
+		t.Fatalf("%d events delivered while the URL redirected", events.Load())
+	}
+	redirect.Store(false)
+	pipelinetest.Eventually(t, time.Minute, "every event delivered once the URL answers 200", func() bool { return events.Load() >= n })
 }
