@@ -40,10 +40,6 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !s.knownApp(req.App) {
-		writeError(w, http.StatusUnprocessableEntity, unknownApp(req.App))
-		return
-	}
 	if max := int64(campaign.MaxTTL / time.Second); req.TTLSeconds < 0 || req.TTLSeconds > max {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl_seconds: must be between 1 and %d (28 days), or left out for 24 hours; got %d", max, req.TTLSeconds))
 		return
@@ -63,6 +59,12 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 	}
 	if err := c.Normalize(); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	// After the request's own checks: a malformed request (no app
+	// included) is 400 whatever its app.
+	if !s.knownApp(c.App) {
+		writeError(w, http.StatusUnprocessableEntity, unknownApp(c.App))
 		return
 	}
 	if s.cfg.DB == nil {

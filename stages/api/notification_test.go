@@ -87,7 +87,8 @@ func TestNotificationSizeOfLargestLocale(t *testing.T) {
 	}
 }
 
-// A campaign for an app the API does not know: 422, nothing stored.
+// A campaign for an app the API does not know: 422, nothing stored; one
+// without an app is malformed (400), whatever apps the API knows.
 func TestCampaignUnknownApp(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -96,6 +97,7 @@ func TestCampaignUnknownApp(t *testing.T) {
 		app    string
 		status int
 	}{
+		{"no app, app keys configured", Auth{AdminToken: secAdmin, AppKeys: map[string]string{"news": secNews}}, nil, "", http.StatusBadRequest},
 		{"app key's app", Auth{AdminToken: secAdmin, AppKeys: map[string]string{"news": secNews}}, nil, "news", http.StatusCreated},
 		{"not an app key's app", Auth{AdminToken: secAdmin, AppKeys: map[string]string{"news": secNews}}, nil, "sport", http.StatusUnprocessableEntity},
 		{"in the apps file", Auth{AdminToken: secAdmin}, func(a string) bool { return a == "sport" }, "sport", http.StatusCreated},
