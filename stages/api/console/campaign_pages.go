@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -184,6 +185,10 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 			return
 		}
 		camp.RatePerSecond = n
+	}
+	if c.cfg.KnownApp != nil && camp.App != "" && !c.cfg.KnownApp(camp.App) {
+		refuse(fmt.Sprintf("App %q is not known to this API: pick one of its apps (the --apps file, else PUSHPIPE_APP_KEYS).", camp.App))
+		return
 	}
 	var sendAt time.Time
 	if f.When == "later" {

@@ -288,3 +288,26 @@ func (b *bed) measure(list context.Context) {
 	b.t.Logf("three pages open, 10 refreshes each: %v CPU in %v (%.2f%% of one core), API, test and chromedp client together",
 		cpu.Round(time.Millisecond), wall.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds())
 }
+
+// TestUnknownAppRefused: the form refuses an app the API does not know, as
+// POST /v1/campaigns does (422), naming it; nothing is stored.
+func TestUnknownAppRefused(t *testing.T) {
+	b := newBed(t)
+	b.expect("status of 400") // the refused form, answered 400 with its error
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+		chromedp.SendKeys(chromedp.ID("app"), "com.example.unknown"),
+		chromedp.SendKeys(chromedp.ID("channels"), "nobody"),
+		chromedp.SendKeys(chromedp.ID("title"), "Hello"),
+		chromedp.SendKeys(chromedp.ID("cid"), "unknown-app"),
+		clickJS("#create"),
+		waitJS(`document.querySelector(".error[role=alert]") !== null`),
+	)
+	if got := b.text(".error[role=alert]"); !strings.Contains(got, `"com.example.unknown" is not known`) {
+		t.Errorf("the form says %q, want it to name the unknown app", got)
+	}
+	var n int
+	if err := b.db.QueryRow(t.Context(), `SELECT count(*) FROM campaigns`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d campaigns stored (%v), want none", n, err)
+	}
+}

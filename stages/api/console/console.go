@@ -38,6 +38,9 @@ type Config struct {
 	// the only credential that signs in: an app key ships inside apps, and
 	// whoever unpacks one must not get the console.
 	Operator func(token string) bool
+	// KnownApp says which apps a new campaign may name, as the API's 422
+	// does (the apps file, else the app keys); nil: any.
+	KnownApp func(app string) bool
 	// Campaigns is where campaigns are listed, created and canceled; nil:
 	// the shared campaign model (NewCampaigns).
 	Campaigns Campaigns
