@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -22,18 +23,41 @@ func TestReloadAppsOnHUP(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	applied := make(chan deliver.Apps, 4)
+	// A SIGHUP that arrives before the reloader has registered would end
+	// the test binary (the signal's default action); one registration of
+	// the test's own turns that off for the process.
+	guard := make(chan os.Signal, 1)
+	signal.Notify(guard, syscall.SIGHUP)
+	defer signal.Stop(guard)
+	applied := make(chan deliver.Apps, 16)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
 	run := reloadAppsOnHUP(path, zerolog.Nop(), func(_ context.Context, a deliver.Apps) error { applied <- a; return nil })
 	go func() { done <- run(ctx) }()
 	hup := func() {
-		// The reloader registers for SIGHUP as it starts; until it has, the
-		// signal would end the test binary.
-		time.Sleep(200 * time.Millisecond)
 		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Until the reloader has registered, a SIGHUP passes it by: send the
+	// first file's until it is applied, then let any repeat land and
+	// drop it (the same file, applied again).
+	write("[apps.first]\nfcm = { project = \"p\" }\n")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		hup()
+		select {
+		case <-applied:
+		case <-time.After(200 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("the reloader never applied a file on SIGHUP")
+			}
+			continue
+		}
+		break
+	}
+	time.Sleep(500 * time.Millisecond)
+	for len(applied) > 0 {
+		<-applied
 	}
 	tests := []struct {
 		name, file string
