@@ -47,8 +47,9 @@ func TestWarmupSendsAloneUntilAnAnswer(t *testing.T) {
 func TestWarmupWaiterGivesUpWithItsContext(t *testing.T) {
 	w := NewWarmup()
 	release := make(chan struct{})
-	go w.Do(context.Background(), func() bool { <-release; return true })
-	time.Sleep(10 * time.Millisecond)
+	started := make(chan struct{}) // the first send holds the cold gate
+	go w.Do(context.Background(), func() bool { close(started); <-release; return true })
+	<-started
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	sent := false
