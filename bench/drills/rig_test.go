@@ -191,13 +191,7 @@ func (r *rig) seed() {
 	}
 }
 
-func (r *rig) freeAddr() string {
-	p, err := pipelinetest.FreePort()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return "127.0.0.1:" + strconv.Itoa(p)
-}
+func (r *rig) freeAddr() string { return pipelinetest.FreeAddr(r.t) }
 
 func (r *rig) startFake() {
 	r.fake = r.freeAddr()

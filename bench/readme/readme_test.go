@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -238,15 +237,8 @@ func cleanEnv() []string {
 	return env
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// freeAddr: see pipelinetest.FreeAddr.
+func freeAddr(t *testing.T) string { return pipelinetest.FreeAddr(t) }
 
 // removeDevPostgres removes, as `make clean` does, the directory in
 // /var/tmp that dev uses for PostgreSQL when run as root.

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -55,14 +54,8 @@ func secret(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	port, err := pipelinetest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "127.0.0.1:" + strconv.Itoa(port)
-}
+// freeAddr: see pipelinetest.FreeAddr.
+func freeAddr(t *testing.T) string { return pipelinetest.FreeAddr(t) }
 
 // proc is a pushpipe process whose stdout and stderr are kept whole.
 type proc struct {

@@ -2,6 +2,7 @@ package pipelinetest
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -79,4 +80,17 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// FreeAddr is "127.0.0.1:PORT" of a FreePort, for a child process or a
+// server the test starts (and may restart) itself: the port is drawn below
+// the kernel's ephemeral range, so no process's outgoing connection takes
+// it while nothing listens on it, and never twice in one test binary.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(port)
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -250,15 +249,8 @@ func (p *proc) sent(t *testing.T) float64 {
 	return n
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr: see pipelinetest.FreeAddr.
+func freeAddr(t testing.TB) string { return pipelinetest.FreeAddr(t) }
 
 // prefixWriter forwards a child's log lines to the test log.
 type prefixWriter struct {

@@ -222,15 +222,8 @@ func accepted(posts []post) map[string]pipeline.ResultEvent {
 	return m
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr: see pipelinetest.FreeAddr.
+func freeAddr(t testing.TB) string { return pipelinetest.FreeAddr(t) }
 
 // prefixWriter forwards a child's log lines to the test log.
 type prefixWriter struct {
