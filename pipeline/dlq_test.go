@@ -113,11 +113,11 @@ func TestDLQListShowFilter(t *testing.T) {
 	if err != nil || len(first2) != 2 || first2[0].ID != all[0].ID || first2[1].ID != all[1].ID {
 		t.Fatalf("limit 2 = %v, %v", first2, err)
 	}
-	if got, _ := q.List(ctx, pipeline.DLQFilter{Campaign: "good"}); len(got) != 0 {
-		t.Errorf("campaign filter good: %d", len(got))
+	if got, err := q.List(ctx, pipeline.DLQFilter{Campaign: "good"}); err != nil || len(got) != 0 {
+		t.Errorf("campaign filter good: %d (err %v)", len(got), err)
 	}
-	if got, _ := q.List(ctx, pipeline.DLQFilter{Stream: pipeline.StreamDedupe}); len(got) != 0 {
-		t.Errorf("stream filter dedupe: %d", len(got))
+	if got, err := q.List(ctx, pipeline.DLQFilter{Stream: pipeline.StreamDedupe}); err != nil || len(got) != 0 {
+		t.Errorf("stream filter dedupe: %d (err %v)", len(got), err)
 	}
 	one, err := q.Show(ctx, all[3].ID)
 	if err != nil || one.ID != all[3].ID || !maps.Equal(one.Fields, all[3].Fields) {
@@ -155,8 +155,8 @@ func TestDLQRetryGoesBackToItsPartitionAndDropsTheLetter(t *testing.T) {
 	if err != nil || len(res.Done) != len(bad)-2 || len(res.Failed) != 0 {
 		t.Fatalf("retry by filter: %d done, %v, %v", len(res.Done), res.Failed, err)
 	}
-	if n, _ := q.Len(ctx); n != 0 {
-		t.Fatalf("dlq has %d after retrying all", n)
+	if n, err := q.Len(ctx); err != nil || n != 0 {
+		t.Fatalf("dlq has %d after retrying all (err %v)", n, err)
 	}
 	got := map[string]int{}
 	for p := range keys.Partitions {
@@ -199,8 +199,8 @@ func TestDLQDropAndMalformedLetters(t *testing.T) {
 		t.Fatalf("retry: %d done, failed %v; want %d done, 3 failed", len(res.Done), res.Failed, len(bad))
 	}
 	for _, k := range []string{evil, keys.Stream("results", 0), keys.Stream(pipeline.StreamDeliver, 99)} {
-		if n, _ := c.Do(ctx, c.B().Exists().Key(k).Build()).AsInt64(); n != 0 {
-			t.Errorf("retry wrote to %s", k)
+		if n, err := c.Do(ctx, c.B().Exists().Key(k).Build()).AsInt64(); err != nil || n != 0 {
+			t.Errorf("retry wrote to %s (err %v)", k, err)
 		}
 	}
 	left, _ := q.List(ctx, pipeline.DLQFilter{})
@@ -218,8 +218,8 @@ func TestDLQDropAndMalformedLetters(t *testing.T) {
 	if res, err := q.Drop(ctx, pipeline.DLQFilter{}); err != nil || len(res.Done) != 2 {
 		t.Fatalf("drop all: %+v %v", res, err)
 	}
-	if n, _ := q.Len(ctx); n != 0 {
-		t.Fatalf("dlq has %d after dropping all", n)
+	if n, err := q.Len(ctx); err != nil || n != 0 {
+		t.Fatalf("dlq has %d after dropping all (err %v)", n, err)
 	}
 }
 

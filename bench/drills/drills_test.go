@@ -140,8 +140,8 @@ func TestDrillProviderOutageThenDLQRetry(t *testing.T) {
 		}
 		users += len(ids)
 	}
-	if sum, _ := r.summary(); sum.Accepted != 0 {
-		t.Fatalf("provider accepted %d during its outage", sum.Accepted)
+	if sum, err := r.summary(); err != nil || sum.Accepted != 0 {
+		t.Fatalf("provider accepted %d during its outage (err %v)", sum.Accepted, err)
 	}
 	if users != r.opts.Users {
 		t.Fatalf("DLQ holds %d users in %d letters, want all %d", users, len(letters), r.opts.Users)
@@ -172,8 +172,8 @@ func TestDrillProviderOutageThenDLQRetry(t *testing.T) {
 	if sum.Duplicates != 0 || sum.Unique != uint64(r.opts.Users) {
 		t.Errorf("provider: %d unique, %d duplicates; want %d and 0", sum.Unique, sum.Duplicates, r.opts.Users)
 	}
-	if n, _ := q.Len(context.Background()); n != 0 {
-		t.Errorf("%d dead letters left after the retry", n)
+	if n, err := q.Len(context.Background()); err != nil || n != 0 {
+		t.Errorf("%d dead letters left after the retry (err %v)", n, err)
 	}
 	p, err := r.progress("drill-c")
 	t.Logf("%d letters (%d users) retried; progress %+v (%v); provider %+v", len(letters), users, p, err, sum)

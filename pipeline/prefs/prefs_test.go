@@ -86,8 +86,8 @@ func TestLoadRebuildsFromPostgres(t *testing.T) {
 	}
 	total := 0
 	for p := range keys.Partitions {
-		if n, _ := rdb.Do(ctx, prefs.Loaded(rdb, keys, p)).AsInt64(); n != 0 {
-			t.Fatalf("partition %d marked loaded after FLUSHALL", p)
+		if n, err := rdb.Do(ctx, prefs.Loaded(rdb, keys, p)).AsInt64(); err != nil || n != 0 {
+			t.Fatalf("partition %d marked loaded after FLUSHALL (err %v)", p, err)
 		}
 		n, err := prefs.Load(ctx, db, rdb, keys, p)
 		if err != nil {
