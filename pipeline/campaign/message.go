@@ -106,10 +106,7 @@ func CreateMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, ke
 	}
 	ttl := int64(m.TTL / time.Second)
 	tokens := storedTokens(m.Tokens)
-	var note []byte // NULL without a notification object (title, body and data only)
-	if len(m.Notification) > 0 {
-		note = m.Notification
-	}
+	note := storedNotification(m.Notification)
 	err := db.QueryRow(ctx, `
 		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, kind, users, priority, tokens, notification)
 		VALUES ($1, $2, '{}', $3, $4, $5, $6::jsonb, $7, 'message', $8, $9, $10, $11::jsonb)

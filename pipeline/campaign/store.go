@@ -42,10 +42,7 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 	if !c.SendAt.IsZero() {
 		sendAt = &c.SendAt
 	}
-	var note []byte // NULL without a notification object
-	if len(c.Notification) > 0 {
-		note = c.Notification
-	}
+	note := storedNotification(c.Notification)
 	// A send_at already past starts the campaign now; the row still keeps
 	// it, so a retry of the same request compares equal.
 	err := db.QueryRow(ctx, `
@@ -211,4 +208,14 @@ func Load(ctx context.Context, db *pgxpool.Pool, id string) (Campaign, error) {
 	}
 	c.TTL = time.Duration(ttl) * time.Second
 	return c, nil
+}
+
+// storedNotification is the notification column's value: NULL (nil) for a
+// campaign or message of title, body and data only, which deliver renders
+// from those columns (Content).
+func storedNotification(n json.RawMessage) []byte {
+	if len(n) == 0 {
+		return nil
+	}
+	return n
 }
