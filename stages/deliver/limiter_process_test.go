@@ -188,11 +188,15 @@ func TestThreeProcessesKeepTheProviderCap(t *testing.T) {
 	// shared 2-core box a -race run reached 602/s beside other work.
 }
 
-// TestProviderBelowTheCap: deliver is configured for 2000/s but the
-// provider refuses anything over 1500 in its windows, counted one way or
+// TestProviderBelowTheCap: deliver is configured for 280/s but the
+// provider refuses anything over 200 in its windows, counted one way or
 // the other. Its refusals make every process lower the cap at once, and
 // stop within seconds instead of a share of every second being refused;
-// every device still gets its notification exactly once.
+// every device still gets its notification exactly once. 200/s is far
+// under what three processes send even under -race on a busy CI box
+// (600/s and more), so the provider's limit is always met here and the
+// backing off always tested; BenchmarkProviderCap runs the same at 2000
+// and 1500/s, with times.
 func TestProviderBelowTheCap(t *testing.T) {
 	tests := []struct {
 		name, window string
@@ -202,16 +206,12 @@ func TestProviderBelowTheCap(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			const deliverTPS, providerTPS = 2000, 1500
-			users := envInt(t, "PUSHPIPE_TEST_CAP_USERS", 7000)
+			const deliverTPS, providerTPS = 280, 200
+			users := envInt(t, "PUSHPIPE_TEST_BELOW_CAP_USERS", 1200)
 			f := newFixture(t)
 			run := runCapped(t, f, "below", users, deliverTPS, fakeFlags{tps: providerTPS, window: tt.window})
-			if len(run.refusals) == 0 {
-				// A machine too busy to go over the provider's cap never
-				// meets it: nothing to back off from (BenchmarkProviderCap
-				// measures the backing off on a quiet one).
-				t.Logf("the provider refused nothing: deliver did not go over %d/s here (%.0f/s)", providerTPS, run.rate())
-				return
+			if len(run.refusals) == 0 || run.refused == 0 {
+				t.Fatalf("the provider refused nothing at %.0f/s against its cap of %d/s: deliver never went over it, or the fake does not count", run.rate(), providerTPS)
 			}
 			first, last := run.accepted[0], run.refusals[len(run.refusals)-1]
 			t.Logf("%d devices in %v at %.0f/s; provider refused %d over its cap of %d, the last %v after the first send; then %v without",
@@ -225,6 +225,11 @@ func TestProviderBelowTheCap(t *testing.T) {
 			if limit := uint64(len(run.devices) / 20); run.refused > limit {
 				t.Errorf("the provider refused %d sends (%v after the first one), want at most %d",
 					run.refused, last.Sub(first).Round(10*time.Millisecond), limit)
+			}
+			// Once backed off, deliver sends at the provider's pace, not a
+			// fraction of it: the cap settles just under the limit.
+			if rate := run.rate(); rate > providerTPS*1.1 || rate < providerTPS/3 {
+				t.Errorf("accepted %.0f/s, want about the provider's %d/s", rate, providerTPS)
 			}
 		})
 	}
