@@ -50,11 +50,7 @@ func TestDeliverProcessAppsFileAndSIGHUP(t *testing.T) {
 	}
 	var pems []byte
 	for i, a := range apps {
-		opts := fakeprovider.Options{KeepRequests: true, APNsKeys: []string{a.teamID + "/" + a.keyID}}
-		if i == 0 {
-			opts.Latency = 50 * time.Millisecond // in flight at the reload
-		}
-		a.fake = fakeprovider.Start(t, opts)
+		a.fake = fakeprovider.Start(t, fakeprovider.Options{KeepRequests: true, APNsKeys: []string{a.teamID + "/" + a.keyID}})
 		pems = append(pems, a.fake.CertPEM()...)
 		a.devices = f.insertAppDevices(a.id, i, users)
 		f.createAppCampaign("c-"+a.id, a.id, `{"title":"for `+a.id+`"}`)
@@ -99,17 +95,22 @@ func TestDeliverProcessAppsFileAndSIGHUP(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 
+	// news's provider holds its requests unanswered: its campaign is in
+	// flight at the reload.
+	release := apps[0].fake.Hold()
+	defer release()
 	f.emitUsers("c-news", userRange(users))
 	f.emitUsers("c-sport", userRange(users))
-	pipelinetest.Eventually(t, 30*time.Second, "news sending", func() bool { return apps[0].fake.Summary().Accepted > 0 })
+	pipelinetest.Eventually(t, 30*time.Second, "news's sends in flight", func() bool { return apps[0].fake.Held() > 0 })
 	write(apps...)
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	pipelinetest.Eventually(t, 30*time.Second, "apps file reloaded", func() bool { return stderr.count("SIGHUP: apps file reloaded") == 1 })
 	if s := f.stats("c-news"); s[pipeline.StatUsersDone] >= users {
-		t.Log("news was done before the reload: the in-flight case was not exercised")
+		t.Fatalf("news done (%v) with its sends held", s)
 	}
+	release()
 	f.emitUsers("c-games", userRange(users))
 
 	for _, a := range apps {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
@@ -174,14 +175,8 @@ func TestAppsEachWithItsOwnCredentials(t *testing.T) {
 	}
 	roots := x509.NewCertPool()
 	for i, a := range apps {
-		// The first app's provider is slow, so its campaign is in flight
-		// when the fourth app is added.
 		// Each provider knows its app's key only, as APNs knows a team's.
-		opts := fakeprovider.Options{KeepRequests: true, APNsKeys: []string{a.teamID + "/" + a.keyID}}
-		if i == 0 {
-			opts.Latency = 20 * time.Millisecond
-		}
-		a.fake = fakeprovider.Start(t, opts)
+		a.fake = fakeprovider.Start(t, fakeprovider.Options{KeepRequests: true, APNsKeys: []string{a.teamID + "/" + a.keyID}})
 		roots.AppendCertsFromPEM(a.fake.CertPEM())
 		a.devices = f.insertAppDevices(a.id, i, users)
 	}
@@ -196,19 +191,19 @@ func TestAppsEachWithItsOwnCredentials(t *testing.T) {
 	for _, a := range apps[:3] {
 		f.emitUsers("c-"+a.id, userRange(users))
 	}
+	// The first app's provider holds its requests unanswered, so its
+	// campaign is in flight when the fourth app is added.
+	release := apps[0].fake.Hold()
+	defer release()
 	f.startStage(Config{Senders: as.Senders(), TPS: 0, InFlight: 16, RetryBase: 20 * time.Millisecond}, "d1", 30*time.Second)
-
-	// The fourth app arrives while the first app's campaign is sending.
-	deadline := time.Now().Add(30 * time.Second)
-	for apps[0].fake.Summary().Accepted == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	pipelinetest.Eventually(t, 30*time.Second, "news's sends in flight", func() bool { return apps[0].fake.Held() > 0 })
 	if err := as.Reload(f.ctx, writeApps(t, apps...)); err != nil {
 		t.Fatal(err)
 	}
 	if s := f.stats("c-news"); s[pipeline.StatUsersDone] >= users {
-		t.Log("the first campaign was done before the reload: the in-flight case was not exercised")
+		t.Fatalf("news done (%v) with its sends held", s)
 	}
+	release()
 	f.emitUsers("c-games", userRange(users))
 
 	for _, a := range apps {

@@ -22,8 +22,8 @@ const (
 )
 
 // admit applies what a provider does before it reads a request, in this
-// order: the outage window (503 to everything), the rate limit, the
-// configured latency and random errors. Only requests the rate limit lets
+// order: the outage window (503 to everything), the rate limit, a hold
+// (Hold), the configured latency and random errors. Only requests the rate limit lets
 // through count against it. retryAfter is set when the refusal has a
 // natural end. at is when the request was admitted: its receipt's time,
 // the instant the rate limit counted it (a handler delayed after admit,
@@ -40,6 +40,11 @@ func (s *Server) admit(r *http.Request) (ref refusal, retryAfter time.Duration, 
 		if ok, after := s.rate.admit(now); !ok {
 			return refusedOverTPS, after, at
 		}
+	}
+	if !s.wait(r) {
+		// The client gave up while held: it will send again, and a
+		// receipt for this one would count that as a duplicate.
+		return refusedUnavailable, 0, at
 	}
 	if d := s.opts.Latency; d > 0 {
 		t := time.NewTimer(d)

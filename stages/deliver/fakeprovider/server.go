@@ -46,6 +46,7 @@ type Server struct {
 	nextID    atomic.Uint64
 	window    window
 	rate      rateGate // nil: no TPS cap
+	hold      hold
 	stats     stats
 	rec       *receipts
 	handler   http.Handler
