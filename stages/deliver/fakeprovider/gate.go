@@ -23,8 +23,8 @@ const (
 
 // admit applies what a provider does before it reads a request, in this
 // order: the outage window (503 to everything), the rate limit, a hold
-// (Hold), the configured latency and random errors. Only requests the rate limit lets
-// through count against it. retryAfter is set when the refusal has a
+// (Hold), the configured latency and random errors. Only requests the rate
+// limit lets through count against it. retryAfter is set when the refusal has a
 // natural end. at is when the request was admitted: its receipt's time,
 // the instant the rate limit counted it (a handler delayed after admit,
 // on a loaded machine, must not make its receipt look later than that).

@@ -15,8 +15,10 @@ type hold struct {
 }
 
 // Hold makes every request admitted from now on wait, unanswered, until
-// the returned release is called (release is idempotent). Held says how
-// many wait. A request whose client gives up stops waiting.
+// the returned release is called. There is one hold at a time: a Hold
+// while one is on joins it, and any of their releases ends it (a release
+// called again, or after that, does nothing). Held says how many wait. A
+// request whose client gives up stops waiting.
 func (s *Server) Hold() (release func()) {
 	s.hold.mu.Lock()
 	defer s.hold.mu.Unlock()
@@ -24,16 +26,13 @@ func (s *Server) Hold() (release func()) {
 		s.hold.gate = make(chan struct{})
 	}
 	gate := s.hold.gate
-	var once sync.Once
 	return func() {
-		once.Do(func() {
-			s.hold.mu.Lock()
-			defer s.hold.mu.Unlock()
+		s.hold.mu.Lock()
+		defer s.hold.mu.Unlock()
+		if s.hold.gate == gate {
 			close(gate)
-			if s.hold.gate == gate {
-				s.hold.gate = nil
-			}
-		})
+			s.hold.gate = nil
+		}
 	}
 }
 

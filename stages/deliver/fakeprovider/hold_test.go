@@ -17,6 +17,7 @@ func TestHoldKeepsRequestsInFlight(t *testing.T) {
 	s := start(t, Options{})
 	c := client(s)
 	release := s.Hold()
+	releaseToo := s.Hold() // joins the hold on
 
 	answered := make(chan answer, 1)
 	go func() { answered <- do(t, c, "POST", s.URL()+"/3/device/aa01", apnsHeaders(""), alert) }()
@@ -46,7 +47,8 @@ func TestHoldKeepsRequestsInFlight(t *testing.T) {
 	}
 	pipelinetest.Eventually(t, 10*time.Second, "the canceled request no longer held", func() bool { return s.Held() == 1 })
 	release()
-	release() // idempotent
+	release()    // again: nothing
+	releaseToo() // the hold it joined is over: nothing
 	if a := <-answered; a.status != 200 {
 		t.Fatalf("after release: %+v, want 200", a)
 	}
