@@ -32,7 +32,7 @@ type DeliverFlags struct {
 	FCMEndpoint    string `name:"fcm-endpoint" placeholder:"URL" default:"https://fcm.googleapis.com/v1" help:"FCM v1 API base URL (default ${default}); it must speak HTTP/2 (over HTTP/1.1 sends go one at a time)."`
 
 	Sink            string        `enum:"providers,null" default:"providers" help:"providers sends to APNs and FCM; null accepts every notification without network (to benchmark the pipeline alone)."`
-	TPS             int           `name:"tps" default:"10000" help:"Cluster-wide cap on the sends per provider and app that reach the provider in any one-second window, over every deliver process; 0 disables it. A provider that answers 429 lowers it for a while."`
+	TPS             int           `name:"tps" default:"10000" help:"Cluster-wide cap on the sends per provider and app that reach the provider in any one-second window, over every deliver process; 0 disables it. FCM's 429 for the project's quota lowers it for a while (APNs's 429 is about one device, whose retry waits)."`
 	InFlight        int           `name:"in-flight" default:"${in_flight}" help:"Provider requests in flight per process: enough to cover --tps at the provider's latency (rate × latency); also the most a crash can repeat."`
 	ExpressInFlight int           `name:"express-in-flight" help:"Provider requests in flight per process reserved for the express lane (messages, high-priority campaigns), on top of --in-flight (default: a quarter of --in-flight)."`
 	ExpressShare    float64       `name:"express-share" default:"0.2" help:"Share of --tps reserved for the express lane; bulk campaigns get the rest, so messages never queue behind a campaign running at the cap."`

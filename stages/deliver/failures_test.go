@@ -318,3 +318,44 @@ func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 		}
 	}
 }
+
+// TestBusyDeviceDoesNotSlowTheApp: APNs answers 429 TooManyRequests for one
+// device that gets too many notifications in a row (a chat room's member).
+// That device waits and is sent on a later attempt; the app's cap is not
+// lowered for it, so every other device goes out as if nothing happened.
+func TestBusyDeviceDoesNotSlowTheApp(t *testing.T) {
+	f := newFixture(t)
+	const users, refusals = 300, 3
+	devices := f.seedDevices(users, false)
+	busy := devices[0].token
+	var answered atomic.Int64
+	fake := fakeprovider.Start(t, fakeprovider.Options{ForceStatus: func(token string) (int, string) {
+		if token == busy && answered.Add(1) <= refusals {
+			return 429, "TooManyRequests"
+		}
+		return 0, ""
+	}})
+	f.createCampaign("cbusy", `{}`)
+	f.emitUsers("cbusy", userRange(users))
+	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake)},
+		TPS: 2000, InFlight: 16, RetryBase: 20 * time.Millisecond}, "d1", 30*time.Second)
+	s := f.waitDone("cbusy", users, 60*time.Second)
+
+	if s[pipeline.StatSent] != int64(len(devices)) || s[pipeline.StatFailed] != 0 {
+		t.Errorf("counters %v, want all %d sent", s, len(devices))
+	}
+	if n := answered.Load(); n != refusals+1 {
+		t.Errorf("the busy device was tried %d times, want %d refusals and a send", n, refusals)
+	}
+	if d := fake.Summary().Duplicates; d != 0 {
+		t.Errorf("%d duplicates", d)
+	}
+	// A lowered cap records the cap it was lowered from (ceil) and a pause.
+	m, err := f.rdb.Do(f.ctx, f.rdb.B().Hgetall().Key(f.keys.RateLimit("apns", testApp)).Build()).AsStrMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["ceil"] != "" || m["pause"] != "" {
+		t.Errorf("the app's cap was lowered for one busy device: %v", m)
+	}
+}

@@ -108,15 +108,30 @@ func androidToken(user int64, n int) string {
 // seventh user a second iOS device.
 func (f *fixture) seedDevices(n int, androidToo bool) []testDevice {
 	f.t.Helper()
-	var out []testDevice
-	for u := int64(1); u <= int64(n); u++ {
-		if u%2 == 0 || !androidToo {
-			out = append(out, testDevice{u, push.IOS, iosToken(u, 0)})
-		} else {
-			out = append(out, testDevice{u, push.Android, androidToken(u, 0)})
+	return f.seedPlatforms(n, func(u int64, i int) push.Platform {
+		if i == 0 && androidToo && u%2 == 1 {
+			return push.Android
 		}
+		return push.IOS
+	})
+}
+
+// seedPlatforms seeds n users with a device each, and every seventh user a
+// second one, on the platform platformOf(user, i) gives (i: 0 or 1).
+func (f *fixture) seedPlatforms(n int, platformOf func(u int64, i int) push.Platform) []testDevice {
+	f.t.Helper()
+	var out []testDevice
+	add := func(u int64, i int) {
+		if p := platformOf(u, i); p == push.Android {
+			out = append(out, testDevice{u, p, androidToken(u, i)})
+		} else {
+			out = append(out, testDevice{u, p, iosToken(u, i)})
+		}
+	}
+	for u := int64(1); u <= int64(n); u++ {
+		add(u, 0)
 		if u%7 == 0 {
-			out = append(out, testDevice{u, push.IOS, iosToken(u, 1)})
+			add(u, 1)
 		}
 	}
 	f.insertDevices(out)

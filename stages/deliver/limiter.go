@@ -61,8 +61,8 @@ import (
 // coldWait. (A feeder whose sends are fast enough to go in chunks asks for
 // several permits before it sends any: then the wait ends that way, once.)
 //
-// When the provider still refuses a send for its rate (429), its own limit
-// is lower than tps: see done.
+// When the provider still refuses a send for the app's rate (a Throttled
+// answer), its own limit is lower than tps: see done and refused.
 type limiter struct {
 	rdb   rueidis.Client
 	keys  pipeline.Keys

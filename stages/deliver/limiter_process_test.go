@@ -10,29 +10,32 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // The cap tests run three `pushpipe deliver` processes against the fake
-// provider processes (see process_test.go) with iOS devices only, so that
-// one provider's cap is what binds, and watch the provider's side: what it
-// accepted when, and when it refused sends over its rate.
+// provider processes (see process_test.go) with Android devices only, so
+// that one provider's cap is what binds, and watch the provider's side:
+// what it accepted when, and when it refused sends over its rate. FCM's,
+// because its quota is the project's: APNs's 429 is about one device, and
+// deliver does not lower the cap for it.
 
 // capRun is what a capped campaign looked like at the provider.
 type capRun struct {
 	elapsed  time.Duration
-	accepted []time.Time  // APNs receipts, in order
-	refusals []time.Time  // when the APNs fake's rejected_over_tps grew
+	accepted []time.Time  // FCM receipts, in order
+	refusals []time.Time  // when the FCM fake's rejected_over_tps grew
 	refused  uint64       // its rejected_over_tps at the end
 	devices  []testDevice // the campaign's
 	allow    []float64    // the limiter's allowance (ms), sampled
 }
 
-// runCapped sends a campaign to users iOS users through three deliver
+// runCapped sends a campaign to users Android users through three deliver
 // processes at --tps deliverTPS against fakes started with provider.
 func runCapped(t testing.TB, f *fixture, campaign string, users, deliverTPS int, provider fakeFlags) capRun {
 	t.Helper()
 	p := startProviders(t, provider)
-	devices := f.seedDevices(users, false)
+	devices := f.seedPlatforms(users, func(int64, int) push.Platform { return push.Android })
 	f.createCampaign(campaign, `{}`)
 	flags := []string{"--tps", strconv.Itoa(deliverTPS), "--retry-base", "200ms", "--batch", "2"}
 	var procs []*proc
@@ -43,9 +46,9 @@ func runCapped(t testing.TB, f *fixture, campaign string, users, deliverTPS int,
 	var refusals []time.Time
 	var refused uint64
 	var wg sync.WaitGroup
-	wg.Go(func() { refusals, refused = watchRefusals(p.apns, stop) })
+	wg.Go(func() { refusals, refused = watchRefusals(p.fcm, stop) })
 	var allow []float64
-	wg.Go(func() { allow = f.watchAllowance(f.keys.RateLimit("apns", testApp), stop) })
+	wg.Go(func() { allow = f.watchAllowance(f.keys.RateLimit("fcm", testApp), stop) })
 	start := time.Now()
 	f.emitUsers(campaign, userRange(users))
 	f.waitDone(campaign, users, time.Duration(len(devices)/500+60)*time.Second)
@@ -55,7 +58,7 @@ func runCapped(t testing.TB, f *fixture, campaign string, users, deliverTPS int,
 
 	checkDeliveries(t, f, campaign, devices, 0, provider.tps < deliverTPS, p.apns, p.fcm)
 	var accepted []time.Time
-	for _, r := range p.apns.Receipts() {
+	for _, r := range p.fcm.Receipts() {
 		accepted = append(accepted, time.UnixMilli(r.AtMs))
 	}
 	slices.SortFunc(accepted, func(a, b time.Time) int { return a.Compare(b) })
@@ -236,7 +239,7 @@ func TestProviderBelowTheCap(t *testing.T) {
 }
 
 // BenchmarkProviderCap runs the cap tests at full size
-// (PUSHPIPE_BENCH_CAP_USERS users, default 52,500: 60,000 iOS devices) and
+// (PUSHPIPE_BENCH_CAP_USERS users, default 52,500: 60,000 Android devices) and
 // holds them to the targets: with the provider's cap equal to --tps, no
 // refusal and at least 90% of the cap accepted per second; with the
 // provider at 1500/s against --tps 2000, the refusals that find its limit

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// When the provider refuses a send for its rate (429: APNs TooManyRequests,
-// FCM QUOTA_EXCEEDED), its own limit is lower than --tps, or counted in a
-// way the allowance does not cover. Sending on at the same rate would have a
+// When the provider refuses a send for the app's rate (push.Result's
+// Throttled: FCM's QUOTA_EXCEEDED), its own limit is lower than --tps, or
+// counted in a way the allowance does not cover. Sending on at the same rate would have a
 // share of every second refused and retried (hammering it); instead the cap
 // of that provider+app backs off cluster-wide, AIMD-style as TCP does with
 // its window:
@@ -32,9 +32,11 @@ import (
 // refusal that was not about the rate costs a cap that is back at 85% of
 // --tps within seconds and whole again within five minutes.
 //
-// APNs also answers 429 for one device token that gets too many
-// notifications; one such refusal costs a dip of the cap that recovers in
-// seconds, which is cheaper than telling the two apart.
+// APNs's 429 is not one: it is about one device token that gets too many
+// notifications in a row (Apple publishes no rate limit of its own), so it
+// backs off that device (its retry) and leaves the cap alone. A chat room
+// whose members' phones each get a push per message meets it again and
+// again; lowering the app's cap for each would slow every other send.
 const (
 	refusedBeta = "0.7"
 	refusedHold = 500 * time.Millisecond // longer than ahead plus a send
@@ -44,7 +46,7 @@ const (
 	recoverSlow = "0.0005"
 )
 
-// refused backs the cap of b off after a 429 with retryAfter.
+// refused backs the cap of b off after a Throttled answer with retryAfter.
 func (l *limiter) refused(ctx context.Context, b *bucket, retryAfter time.Duration) {
 	now := time.Now()
 	b.mu.Lock()

@@ -2,7 +2,6 @@ package deliver
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
@@ -28,7 +27,7 @@ func (l *limiter) begin(provider, app string) time.Time {
 
 // done takes the result of a send begun at start. The first answer warms
 // the bucket up; the others tell how the sends' durations spread; a refusal
-// for the provider's rate backs the cap off.
+// for the app's rate (res.Throttled) backs the cap off.
 func (l *limiter) done(ctx context.Context, start time.Time, provider, app string, res push.Result) {
 	if l == nil || l.tps <= 0 {
 		return
@@ -50,7 +49,7 @@ func (l *limiter) done(ctx context.Context, start time.Time, provider, app strin
 		}
 		b.release()
 	}
-	if res.Status == http.StatusTooManyRequests {
+	if res.Throttled {
 		l.refused(ctx, b, res.RetryAfter)
 	}
 }

@@ -154,7 +154,7 @@ func TestLimiterBacksOffOnRefusal(t *testing.T) {
 		}
 	}
 
-	refused := push.Result{Outcome: push.Retry, Status: http.StatusTooManyRequests, Reason: "QUOTA_EXCEEDED", RetryAfter: pause}
+	refused := push.Result{Outcome: push.Retry, Status: http.StatusTooManyRequests, Reason: "QUOTA_EXCEEDED", RetryAfter: pause, Throttled: true}
 	at := time.Now()
 	a.done(f.ctx, time.Now(), "fcm", testApp, refused)
 	a.done(f.ctx, time.Now(), "fcm", testApp, refused) // same event, same process
@@ -197,6 +197,41 @@ func TestLimiterBacksOffOnRefusal(t *testing.T) {
 		t.Errorf("cap %.1f %.0f ms after the pause, want it climbing from %v", cp, (upd-pauseEnd)/1000, 0.7*tps)
 	}
 	t.Logf("%d permits during the pause; cap %.1f %.0f ms after it", held, cp, (upd-pauseEnd)/1000)
+}
+
+// TestDeviceRefusalKeepsTheCap: APNs's 429 is about one device (not
+// Throttled): the cap stays, nothing pauses, and the next permits come at
+// once, though the answer carries a Retry-After.
+func TestDeviceRefusalKeepsTheCap(t *testing.T) {
+	f := newFixture(t)
+	const tps = 1000
+	l := testLimiter(f, tps)
+	for range 50 {
+		if err := l.send(f.ctx, "apns"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busy := push.Result{Outcome: push.Retry, Status: http.StatusTooManyRequests, Reason: "TooManyRequests", RetryAfter: 5 * time.Second}
+	for range 3 {
+		l.done(f.ctx, time.Now(), "apns", testApp, busy)
+	}
+	key := f.keys.RateLimit("apns", testApp)
+	m, err := f.rdb.Do(f.ctx, f.rdb.B().Hgetall().Key(key).Build()).AsStrMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["ceil"] != "" || m["pause"] != "" || (m["cap"] != "" && m["cap"] != strconv.Itoa(tps)) {
+		t.Errorf("limiter state %v after a device's 429: want the cap untouched and no pause", m)
+	}
+	start := time.Now()
+	for range 50 {
+		if err := l.send(f.ctx, "apns"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("50 permits at %d/s took %v after a device's 429 (Retry-After 5s)", tps, took)
+	}
 }
 
 // limitField reads a number from a limiter hash.
@@ -360,5 +395,5 @@ func TestLimiterOff(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l.done(context.Background(), time.Time{}, "apns", testApp, push.Result{Status: http.StatusTooManyRequests})
+	l.done(context.Background(), time.Time{}, "fcm", testApp, push.Result{Status: http.StatusTooManyRequests, Throttled: true})
 }

@@ -32,7 +32,9 @@ func classify(resp *apns2.Response, err error, retryAfter time.Duration) push.Re
 		classifyBadRequest(&r)
 	case s == http.StatusTooManyRequests, s >= 500:
 		// 429 TooManyRequests is per device token, TooManyProviderTokenUpdates
-		// per connection; both pass with time.
+		// per connection; both pass with time. Neither is the app's rate
+		// (not Throttled): slowing every send for one busy device would
+		// not help it.
 		r.Outcome = push.Retry
 	case s == http.StatusForbidden, // provider token or certificate
 		s == http.StatusNotFound, s == http.StatusMethodNotAllowed, // wrong host or path

@@ -113,8 +113,8 @@ func TestOverTPSIsRetriedWithRetryAfter(t *testing.T) {
 		case push.Sent:
 		case push.Retry:
 			refused++
-			if r.Status != 429 || r.Reason != apns2.ReasonTooManyRequests || r.RetryAfter <= 0 || r.RetryAfter > time.Second {
-				t.Errorf("over TPS: %+v, want 429 TooManyRequests with Retry-After within 1s", r)
+			if r.Status != 429 || r.Reason != apns2.ReasonTooManyRequests || r.RetryAfter <= 0 || r.RetryAfter > time.Second || r.Throttled {
+				t.Errorf("over TPS: %+v, want 429 TooManyRequests with Retry-After within 1s, not Throttled (per device)", r)
 			}
 		default:
 			t.Fatalf("Send = %+v", r)

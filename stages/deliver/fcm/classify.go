@@ -98,6 +98,10 @@ func classifyAnswer(err error, resp *http.Response) push.Result {
 	default:
 		r.Outcome = push.Failed
 	}
+	// QUOTA_EXCEEDED is mostly the project's quota (it may be one device's
+	// or topic's rate, which the answer does not tell apart): the limiter
+	// backs every process off for it.
+	r.Throttled = r.Outcome == push.Retry && (messaging.IsQuotaExceeded(err) || s == http.StatusTooManyRequests)
 	return r
 }
 
@@ -182,6 +186,7 @@ func statusOnly(status int, h http.Header) push.Result {
 	r := push.Result{Status: status, Reason: http.StatusText(status), RetryAfter: httpx.ParseRetryAfter(h.Get("Retry-After"), time.Now())}
 	if status == http.StatusTooManyRequests || status >= 500 {
 		r.Outcome = push.Retry
+		r.Throttled = status == http.StatusTooManyRequests
 	} else {
 		r.Outcome = push.Failed
 	}

@@ -86,6 +86,8 @@ func TestClassifyWithoutAnAnswer(t *testing.T) {
 		{"sent", nil, attempt{done: true, status: 200}, push.Sent, 200, 0, "", false},
 		{"503 the SDK wanted to retry", context.Canceled, attempt{done: true, status: 503, header: retryAfter},
 			push.Retry, 503, 5 * time.Second, "Service Unavailable", false},
+		{"429 the SDK wanted to retry", context.Canceled, attempt{done: true, status: 429, header: retryAfter},
+			push.Retry, 429, 5 * time.Second, "Too Many Requests", false},
 		{"network error", context.Canceled, attempt{done: true, err: &url.Error{Op: "Post", URL: "https://x/v1", Err: errors.New("connection reset")}},
 			push.Retry, 0, 0, "network: connection reset", false},
 		{"credentials refused", context.Canceled, attempt{done: true, err: refused},
@@ -105,8 +107,9 @@ func TestClassifyWithoutAnAnswer(t *testing.T) {
 			a := tt.a
 			got := classify(tt.err, &a)
 			if got.Outcome != tt.want || got.Status != tt.status || got.RetryAfter != tt.after ||
-				!strings.HasPrefix(got.Reason, tt.reason) || got.CampaignFatal != tt.fatal {
-				t.Errorf("classify = %+v, want %v status %d retry after %v reason %q... fatal %v",
+				!strings.HasPrefix(got.Reason, tt.reason) || got.CampaignFatal != tt.fatal ||
+				got.Throttled != (tt.status == http.StatusTooManyRequests) { // the project's rate, for the limiter
+				t.Errorf("classify = %+v, want %v status %d retry after %v reason %q... fatal %v, throttled on 429 only",
 					got, tt.want, tt.status, tt.after, tt.reason, tt.fatal)
 			}
 		})

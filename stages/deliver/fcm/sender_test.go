@@ -103,8 +103,8 @@ func TestOverTPSIsRetriedWithRetryAfter(t *testing.T) {
 		case push.Sent:
 		case push.Retry:
 			refused++
-			if r.Status != 429 || r.Reason != "QUOTA_EXCEEDED" || r.RetryAfter <= 0 || r.RetryAfter > time.Second {
-				t.Errorf("over TPS: %+v, want 429 QUOTA_EXCEEDED with Retry-After within 1s", r)
+			if r.Status != 429 || r.Reason != "QUOTA_EXCEEDED" || r.RetryAfter <= 0 || r.RetryAfter > time.Second || !r.Throttled {
+				t.Errorf("over TPS: %+v, want 429 QUOTA_EXCEEDED with Retry-After within 1s, Throttled", r)
 			}
 		default:
 			t.Fatalf("Send = %+v", r)

@@ -112,6 +112,12 @@ type Result struct {
 	// request every device gets (auth, payload too large, bad topic): the
 	// whole campaign must fail and no token may be deleted because of it.
 	CampaignFatal bool
+	// Throttled means the provider refused the send for the rate of the
+	// whole project or app, not of this device: every deliver process
+	// lowers its cap for them (FCM's QUOTA_EXCEEDED). APNs has no such
+	// answer: Apple publishes no rate limit, and its 429 is about one
+	// device token, which that device's own retry backs off from.
+	Throttled bool
 }
 
 // Sender sends one notification. Implementations are safe for concurrent use,
