@@ -41,6 +41,12 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 		size = r.ContentLength
 	}
 	if !s.bodies.TryAcquire(size) {
+		// Nothing of the body was read. Answering on this connection would
+		// first read (and drop) up to 256 KiB of it, net/http's way of
+		// keeping the connection: the memory and time this refusal saves,
+		// and a client that sends its body after the answer's first bytes,
+		// or slowly, would wait for the read timeout. Closing answers at once.
+		w.Header().Set("Connection", "close")
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "the API holds as many request bodies as it may at once; nothing was accepted, retry in 1 s")
 		return nil, nil, false

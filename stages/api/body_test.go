@@ -139,6 +139,15 @@ func TestBodyMemoryBudget(t *testing.T) {
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" || !strings.Contains(r.error(), "request bodies") {
 		t.Fatalf("with the budget held: got %d (Retry-After %q) %s, want 503", r.status, r.header.Get("Retry-After"), r.body)
 	}
+	// A refused request whose body is still coming is answered at once,
+	// not after the server has read its body (or its read timeout, 30 s).
+	refused := hold()
+	refused.SetReadDeadline(time.Now().Add(10 * time.Second))
+	status, err := bufio.NewReader(refused).ReadString('\n')
+	if !strings.Contains(status, " 503 ") {
+		t.Fatalf("a second held body with the budget spent: got %q (%v), want a 503 before its body ends", status, err)
+	}
+	refused.Close()
 	if r := a.call("DELETE", "/v1/devices/news/"+iosToken, "", "Bearer "+secAdmin); r.status != http.StatusAccepted {
 		t.Fatalf("a request without a body: got %d %s", r.status, r.body)
 	}
