@@ -3,27 +3,28 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"strconv"
+	"math"
 	"time"
 
 	"github.com/redis/rueidis"
 )
 
 // TailResults calls fn with every result event appended to the results
-// stream after from (a stream id; "" means now), over every partition, until
-// ctx ends or fn returns an error. It reads each partition with its own XREAD
-// (partitions may live on different cluster nodes), pipelined, and polls
-// every 200ms when nothing came. A malformed entry is passed over: a reader
-// for operators has no DLQ to send it to (the webhook stage does). Events
-// of different partitions come in no particular order.
-func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from string, fn func(ResultEvent) error) error {
-	if from == "" {
-		from = strconv.FormatInt(time.Now().UnixMilli(), 10) + "-0"
+// stream from from on (inclusive; an open bound means now), over every
+// partition, until ctx ends or fn returns an error. It reads each partition
+// with its own XREAD (partitions may live on different cluster nodes),
+// pipelined, and polls every 200ms when nothing came. A malformed entry is
+// passed over and told to malformed (when not nil): a reader for operators
+// has no DLQ to send it to (the webhook stage does). Events of different
+// partitions come in no particular order.
+func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from Bound, fn func(ResultEvent) error, malformed func(entry string, err error)) error {
+	if from.IsZero() {
+		from = TimeBound(time.Now())
 	}
 	streams := keys.Streams(StreamResults)
 	last := make([]string, len(streams))
 	for i := range last {
-		last[i] = from
+		last[i] = from.start().before()
 	}
 	for {
 		cmds := make(rueidis.Commands, len(streams))
@@ -47,6 +48,9 @@ func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from string, 
 				got++
 				evs, err := ParseResults(e.FieldValues)
 				if err != nil {
+					if malformed != nil {
+						malformed(streams[i]+" "+e.ID, err)
+					}
 					continue
 				}
 				for _, ev := range evs {
@@ -64,4 +68,16 @@ func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from string, 
 			}
 		}
 	}
+}
+
+// before is the id just before a: XREAD's exclusive start that reads a on.
+// Nothing precedes 0-0, and no entry can have it, so it stays.
+func (a streamID) before() string {
+	switch {
+	case a.seq > 0:
+		a.seq--
+	case a.ms > 0:
+		a.ms, a.seq = a.ms-1, math.MaxUint64
+	}
+	return a.String()
 }

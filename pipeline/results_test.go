@@ -202,14 +202,22 @@ func TestTailResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]bool{}
-	err := pipeline.TailResults(ctx, c, keys, "0", func(e pipeline.ResultEvent) error {
+	var malformed []string
+	from, err := pipeline.ParseBound("0", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pipeline.TailResults(ctx, c, keys, from, func(e pipeline.ResultEvent) error {
 		got[e.ID] = true
-		if len(got) == 2*keys.Partitions {
+		if len(got) == 2*keys.Partitions && len(malformed) > 0 {
 			cancel()
 		}
 		return nil
-	})
+	}, func(entry string, err error) { malformed = append(malformed, entry) })
 	if err != nil || len(got) != 2*keys.Partitions {
 		t.Errorf("tail: %d events, %v; want %d", len(got), err, 2*keys.Partitions)
+	}
+	if len(malformed) != 1 || !strings.HasPrefix(malformed[0], keys.Stream(pipeline.StreamResults, 0)+" ") {
+		t.Errorf("malformed entries named: %q, want the one of partition 0", malformed)
 	}
 }

@@ -1,9 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"slices"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 )
@@ -15,26 +22,44 @@ type ResultsCmd struct {
 
 // ResultsTailCmd is `pushpipe results tail`.
 type ResultsTailCmd struct {
-	Campaign string   `help:"Only events of this campaign."`
+	Campaign string   `help:"Only events of this campaign or direct message (its id)."`
 	Outcome  []string `enum:"sent,failed,invalid" help:"Only these outcomes (sent, failed, invalid; repeat or comma-separate)."`
-	From     string   `placeholder:"ID" help:"Start after this stream id (0: from the oldest retained event); default now."`
+	From     string   `placeholder:"WHEN" help:"Start at: an entry id (1700000000000-0), unix ms, an RFC 3339 time, or a duration ago (15m); 0 for the oldest retained event. Default: now, new events only."`
+
+	from pipeline.Bound
 }
 
-// Run prints until SIGINT/SIGTERM.
+// Validate reads --from as replay does, so a typo is named before any read.
+func (c *ResultsTailCmd) Validate() error {
+	var err error
+	if c.from, err = pipeline.ParseBound(c.From, time.Now()); err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	return nil
+}
+
+// Run prints until SIGINT/SIGTERM; an entry it cannot read is named on
+// stderr and passed over.
 func (c *ResultsTailCmd) Run(g *Globals) error {
 	rdb, err := g.Redis()
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	enc := json.NewEncoder(os.Stdout)
-	return pipeline.TailResults(g.Context(), rdb, g.Keys(), c.From, func(ev pipeline.ResultEvent) error {
-		if c.Campaign != "" && ev.Campaign != c.Campaign {
+	return c.tail(g.Context(), rdb, g.Keys(), os.Stdout, g.Logger())
+}
+
+func (c *ResultsTailCmd) tail(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, w io.Writer, log zerolog.Logger) error {
+	enc := json.NewEncoder(w)
+	return pipeline.TailResults(ctx, rdb, keys, c.from, func(ev pipeline.ResultEvent) error {
+		if c.Campaign != "" && ev.Campaign != c.Campaign && ev.Message != c.Campaign {
 			return nil
 		}
 		if len(c.Outcome) > 0 && !slices.Contains(c.Outcome, ev.Outcome) {
 			return nil
 		}
 		return enc.Encode(ev)
+	}, func(entry string, err error) {
+		log.Warn().Str("entry", entry).Err(err).Msg("results entry passed over: malformed")
 	})
 }

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+// lockedBuffer is written by the tail's goroutine and read by the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// `pushpipe results tail` finds a direct message's events by its id as well
+// as a campaign's, filters by outcome, starts where --from says (an entry
+// id inclusive, as replay reads it) and names an entry it passes over.
+func TestResultsTail(t *testing.T) {
+	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	rdb, err := pipeline.NewRedis(r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	keys := pipeline.NewKeys("tail", 4)
+	ev := func(campaign, message string, dev int64, outcome string) pipeline.ResultEvent {
+		return pipeline.ResultEvent{ID: pipeline.ResultID(campaign, message, dev), Campaign: campaign, Message: message,
+			App: "a", UserID: dev, Platform: "ios", Token: "ab", Outcome: outcome, AtMs: 1}
+	}
+	stream := func(p int) string { return keys.Stream(pipeline.StreamResults, p) }
+	ids, err := pipeline.Emit(t.Context(),
+		rdb,
+		pipeline.Message{Stream: stream(0), Fields: pipeline.ResultFields(ev("c1", "", 1, pipeline.OutcomeSent), ev("c1", "", 2, pipeline.OutcomeFailed))},
+		pipeline.Message{Stream: stream(0), Fields: pipeline.ResultFields(ev("c1", "", 3, pipeline.OutcomeSent))},
+		pipeline.Message{Stream: stream(1), Fields: pipeline.ResultFields(ev("", "m1", 4, pipeline.OutcomeSent), ev("", "m1", 5, pipeline.OutcomeInvalid))},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Last in the last partition, and a later millisecond than every other
+	// entry (so after any --from below): once it is named, every entry
+	// before it was read.
+	time.Sleep(5 * time.Millisecond)
+	last, err := pipeline.Emit(t.Context(), rdb, pipeline.Message{Stream: stream(3), Fields: []string{"x", "y"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, last...)
+	tests := []struct {
+		name string
+		args []string
+		want []string // event ids, in the order printed
+	}{
+		{"everything", []string{"--from", "0"}, []string{"c:c1:1", "c:c1:2", "c:c1:3", "m:m1:4", "m:m1:5"}},
+		{"a message by its id", []string{"--from", "0", "--campaign", "m1"}, []string{"m:m1:4", "m:m1:5"}},
+		{"a campaign", []string{"--from", "0", "--campaign", "c1"}, []string{"c:c1:1", "c:c1:2", "c:c1:3"}},
+		{"bad news only", []string{"--from", "0", "--outcome", "failed,invalid"}, []string{"c:c1:2", "m:m1:5"}},
+		{"from an entry id, inclusive", []string{"--from", ids[1], "--campaign", "c1"}, []string{"c:c1:3"}},
+		{"from a duration ago", []string{"--from", "1h"}, []string{"c:c1:1", "c:c1:2", "c:c1:3", "m:m1:4", "m:m1:5"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, append([]string{"results", "tail"}, tt.args...)...)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var out, logs lockedBuffer
+			done := make(chan error, 1)
+			go func() { done <- cli.Results.Tail.tail(ctx, rdb, keys, &out, zerolog.New(&logs)) }()
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(logs.String(), stream(3)+" "+ids[3]) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the malformed entry was never named; logs %q, out %q", logs.String(), out.String())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+				var e pipeline.ResultEvent
+				if line == "" {
+					continue
+				}
+				if err := json.Unmarshal([]byte(line), &e); err != nil {
+					t.Fatalf("not an event: %q: %v", line, err)
+				}
+				got = append(got, e.ID)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("printed %v, want %v", got, tt.want)
+			}
+		})
+	}
+	// A --from it cannot read is refused before anything is read.
+	k, err := kong.New(&CLI{}, options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Parse([]string{"results", "tail", "--from", "yesterday"}); err == nil || !strings.Contains(err.Error(), `--from: "yesterday" is neither`) {
+		t.Errorf("--from yesterday: %v", err)
+	}
+}
