@@ -135,10 +135,11 @@ func CreateMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, ke
 	if queued {
 		return m, false, nil
 	}
-	if err := enqueueMessage(ctx, rdb, db, keys, m); err != nil {
+	created, err := queueOnce(ctx, db, m.ID, func() error { return enqueueMessage(ctx, rdb, keys, m) })
+	if err != nil {
 		return m, false, fmt.Errorf("%w: %w", ErrNotQueued, err)
 	}
-	return m, true, nil
+	return m, created, nil
 }
 
 // WholeMessageUsers is the most users a message may have to go through
@@ -155,10 +156,10 @@ const WholeMessageUsers = 1000
 // enqueueMessage publishes the message's expiry and user count, reads its
 // users' mutes of its category, then appends its dedupe entries (one, or one
 // per user partition: WholeMessageUsers) to the lane's stream in one
-// pipelined call, and marks the row queued. Appending twice (a retry after
-// a failure) is harmless: the entries land where they did, and dedupe
-// forwards each user once.
-func enqueueMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, m Message) error {
+// pipelined call; queueOnce marks the row queued. Appending twice (a retry
+// after a failure between the append and the mark) is harmless: the entries
+// land where they did, and dedupe forwards each user once.
+func enqueueMessage(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, m Message) error {
 	exp := m.ExpiresAt().UnixMilli()
 	hash := keys.Campaign(m.ID)
 	for _, res := range rdb.DoMulti(ctx,
@@ -171,10 +172,7 @@ func enqueueMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, k
 		}
 	}
 	if len(m.Tokens) > 0 {
-		if err := enqueueTokens(ctx, rdb, keys, m); err != nil {
-			return err
-		}
-		return markQueued(ctx, db, m.ID)
+		return enqueueTokens(ctx, rdb, keys, m)
 	}
 	muted, err := mutedUsers(ctx, rdb, keys, m.Users, m.Category)
 	if err != nil {
@@ -207,15 +205,6 @@ func enqueueMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, k
 	}
 	if _, err := pipeline.Emit(ctx, rdb, msgs...); err != nil {
 		return fmt.Errorf("queue message %q: %w", m.ID, err)
-	}
-	return markQueued(ctx, db, m.ID)
-}
-
-// markQueued records that a message's entries are appended: the same
-// request again sends nothing new.
-func markQueued(ctx context.Context, db *pgxpool.Pool, id string) error {
-	if _, err := db.Exec(ctx, `UPDATE campaigns SET queued_at = now() WHERE id = $1 AND queued_at IS NULL`, id); err != nil {
-		return fmt.Errorf("mark message %q queued: %w", id, err)
 	}
 	return nil
 }

@@ -26,9 +26,9 @@ import (
 // The row is written before the stream entry, and marked queued after it: a
 // crash or a Redis outage in between leaves an unqueued row, and the retry
 // that any client makes after an error queues it then, and reports
-// created=true: that retry is what started the campaign. Queuing twice (two
-// such retries at once) is harmless: split re-emits the same ranges, dedupe
-// suppresses them. A failure after the row was written is ErrNotQueued.
+// created=true: that retry is what started the campaign. Requests with the
+// same id at once queue it once (queueOnce), and one of them reports
+// created=true. A failure after the row was written is ErrNotQueued.
 func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, c Campaign) (Campaign, bool, error) {
 	if err := c.Normalize(); err != nil {
 		return c, false, err
@@ -80,10 +80,41 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 	if queued {
 		return c, false, nil
 	}
-	if err := enqueue(ctx, rdb, db, keys, c); err != nil {
+	created, err := queueOnce(ctx, db, c.ID, func() error { return enqueue(ctx, rdb, keys, c) })
+	if err != nil {
 		return c, false, fmt.Errorf("%w: %w", ErrNotQueued, err)
 	}
-	return c, true, nil
+	return c, created, nil
+}
+
+// queueOnce runs enqueue for the stored row id and marks the row queued,
+// unless it is queued already, holding the row's lock meanwhile: requests
+// with the same id at once (a client's retry racing its first try, two API
+// replicas) would otherwise each see it unqueued and queue it again, and a
+// raw-token message's entries skip dedupe, so each copy would be sent. It
+// reports whether this call queued it. The row was committed before (the
+// INSERT), so no entry ever precedes its row; a failure rolls back, leaving
+// the row unqueued for the next try.
+func queueOnce(ctx context.Context, db *pgxpool.Pool, id string, enqueue func() error) (bool, error) {
+	created := false
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		var queued bool
+		if err := tx.QueryRow(ctx, `SELECT queued_at IS NOT NULL FROM campaigns WHERE id = $1 FOR UPDATE`, id).Scan(&queued); err != nil {
+			return fmt.Errorf("lock %q: %w", id, err)
+		}
+		if queued {
+			return nil
+		}
+		if err := enqueue(); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE campaigns SET queued_at = now() WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("mark %q queued: %w", id, err)
+		}
+		created = true
+		return nil
+	})
+	return created && err == nil, err
 }
 
 // ErrNotQueued is a campaign stored but not (or not surely) queued for
@@ -124,10 +155,10 @@ func refused(err error) error {
 
 // enqueue publishes the campaign's expiry (every stage reads it), then
 // appends the campaign to its partition of the campaigns stream (or, when it
-// is scheduled, to the stream's delayed set, due at send_at), then marks
-// the row queued. Each step waits for the previous one: on a cluster they go
-// to different nodes.
-func enqueue(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, c Campaign) error {
+// is scheduled, to the stream's delayed set, due at send_at); queueOnce
+// marks the row queued. Each step waits for the previous one: on a cluster
+// they go to different nodes.
+func enqueue(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, c Campaign) error {
 	if err := publishExpiry(ctx, rdb, keys, c); err != nil {
 		return fmt.Errorf("queue campaign %q: %w", c.ID, err)
 	}
@@ -140,9 +171,6 @@ func enqueue(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pip
 		}
 	} else if _, err := pipeline.Emit(ctx, rdb, msg); err != nil {
 		return fmt.Errorf("queue campaign %q: %w", c.ID, err)
-	}
-	if _, err := db.Exec(ctx, `UPDATE campaigns SET queued_at = now() WHERE id = $1 AND queued_at IS NULL`, c.ID); err != nil {
-		return fmt.Errorf("mark campaign %q queued: %w", c.ID, err)
 	}
 	return nil
 }
