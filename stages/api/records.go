@@ -24,7 +24,10 @@ func (s *Server) answerCreated(w http.ResponseWriter, kind, id string, createdCo
 	case errors.As(err, &verr):
 		writeError(w, http.StatusBadRequest, verr.Error())
 	case errors.Is(err, campaign.ErrConflict):
-		writeError(w, http.StatusConflict, kind+" id "+id+" is already used for a different campaign or message; choose another id")
+		// The id is an idempotency key: the likeliest cause is a retry whose
+		// content changed, and a new id would send the record twice.
+		writeError(w, http.StatusConflict, kind+" id "+id+" is already used for different content: "+
+			"if this is a retry of that "+kind+", it is already accepted and must not be sent again; use a new id only for a different "+kind)
 	case errors.Is(err, campaign.ErrNotQueued):
 		// The row exists: the same id again queues it (Create queues a
 		// stored, unqueued row). A client that sent no id learns it here, or
