@@ -57,11 +57,13 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 		Scan(&c.CreatedAt, &c.State)
 	queued := false
 	if errors.Is(err, pgx.ErrNoRows) {
+		// Channels compare as a set: the audience is their union, and a
+		// client building the list from a set may retry in another order.
 		var same bool
 		err = db.QueryRow(ctx, `
 			SELECT created_at, state, queued_at IS NOT NULL,
-			       (app, channels, category, title, body, data, ttl_seconds, rate_per_second, priority) =
-			       ($2, $3, $4, $5, $6, $7::jsonb, $8, $10, $11)
+			       (app, ARRAY(SELECT unnest(channels) ORDER BY 1), category, title, body, data, ttl_seconds, rate_per_second, priority) =
+			       ($2, ARRAY(SELECT unnest($3::text[]) ORDER BY 1), $4, $5, $6, $7::jsonb, $8, $10, $11)
 			       AND send_at IS NOT DISTINCT FROM $9
 			       AND notification IS NOT DISTINCT FROM $12::jsonb
 			FROM campaigns WHERE id = $1`,

@@ -45,8 +45,19 @@ func TestCampaignIsIdempotentByID(t *testing.T) {
 	if r.status != http.StatusOK || !strings.Contains(r.body, `"id":"launch-7"`) {
 		t.Fatalf("same id again: %d %s", r.status, r.body)
 	}
+	// Channels are a set: another order, or a repeat, is the same campaign.
+	for _, chans := range []string{`["sport","breaking"]`, `["breaking","sport","breaking"]`} {
+		r = a.do("POST", "/v1/campaigns", strings.Replace(body, `["breaking","sport"]`, chans, 1), "op")
+		if r.status != http.StatusOK {
+			t.Fatalf("same id, channels %s: %d %s", chans, r.status, r.body)
+		}
+	}
 	if n := a.campaignEntries(); n != 1 {
 		t.Fatalf("%d campaign entries, want 1", n)
+	}
+	r = a.do("POST", "/v1/campaigns", strings.Replace(body, `["breaking","sport"]`, `["breaking"]`, 1), "op")
+	if r.status != http.StatusConflict {
+		t.Fatalf("same id, fewer channels: %d %s", r.status, r.body)
 	}
 	r = a.do("POST", "/v1/campaigns", strings.Replace(body, `"Hi"`, `"Hello"`, 1), "op")
 	if r.status != http.StatusConflict || !strings.Contains(r.error(), "launch-7") {
@@ -109,6 +120,8 @@ func TestMalformedCampaign(t *testing.T) {
 		{`{"app":"a","channels":[],"notification":{"title":"t"}}`, "channels: at least one channel is required"},
 		{`{"app":"a","channels":"x","notification":{"title":"t"}}`, `field "channels"`},
 		{`{"app":"a","channels":["ok","bad channel"],"notification":{"title":"t"}}`, "channels[1]: has only A-Z"},
+		{`{"app":"a","channels":["ok",1.5],"notification":{"title":"t"}}`, "channels[1]: must be a string or an integer, got 1.5"},
+		{`{"app":"a","channels":[null],"notification":{"title":"t"}}`, "channels[0]: must be a string or an integer, got null"},
 		{`{"app":"a","channels":[""],"notification":{"title":"t"}}`, "channels[0]: must be 1–128 characters"},
 		{`{"app":"a","channels":["x"],"category":"a/b","notification":{"title":"t"}}`, "category: has only"},
 		{`{"app":"a","channels":["x"]}`, "notification: is required"},
@@ -117,7 +130,7 @@ func TestMalformedCampaign(t *testing.T) {
 		{`{"app":"a","channels":["x"],"notification":{"title":"` + strings.Repeat("x", 4097) + `"}}`, "title and body are 4097 bytes together; at most 4096"},
 		{`{` + ok + `,"ttl_seconds":-1}`, "ttl_seconds: must be between 1 and 2419200"},
 		{`{` + ok + `,"ttl_seconds":99999999999}`, "ttl_seconds: must be between 1 and 2419200"},
-		{`{` + ok + `,"ttl_seconds":"1h"}`, `field "ttl_seconds"`},
+		{`{` + ok + `,"ttl_seconds":"1h"}`, `field "ttl_seconds": expected an integer, got string`},
 		{`{"id":"{tag}",` + ok + `}`, "id: only letters, digits"},
 		{`{"id":"` + strings.Repeat("i", 129) + `",` + ok + `}`, "id: must be 1–128 characters"},
 		// "." and ".." are path steps: GET /v1/campaigns/.. could never
