@@ -158,3 +158,33 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// The largest notification the limits allow fits both routes' body caps:
+// 100 locales of Korean text near the 4 KB rendered size, written as
+// \uXXXX escapes (as Python's json.dumps writes them by default), about
+// 720 KB of JSON. The cap once refused a quarter of this with 413 "split
+// it", which a campaign cannot be.
+func TestLargestNotificationFits(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	title := strings.Repeat(`\uac00`, 1200) // 3,600 bytes rendered
+	locales := make([]string, 100)
+	for i := range locales {
+		locales[i] = fmt.Sprintf(`"ko-x-l%02d":{"title":"%s"}`, i, title)
+	}
+	note := `{"title":"t","localized":{` + strings.Join(locales, ",") + `}}`
+	tests := []struct {
+		path, body string
+		want       int
+	}{
+		{"/v1/campaigns", `{"app":"a","channels":["x"],"allow_empty":true,"notification":` + note + `}`, http.StatusCreated},
+		{"/v1/messages", `{"app":"a","users":[1,2],"notification":` + note + `}`, http.StatusAccepted},
+	}
+	for _, tt := range tests {
+		if len(tt.body) < 700_000 {
+			t.Fatalf("the body is %d bytes: not the largest case", len(tt.body))
+		}
+		if r := a.do("POST", tt.path, tt.body, ""); r.status != tt.want {
+			t.Errorf("POST %s of %d bytes: %d %.300s, want %d", tt.path, len(tt.body), r.status, r.body, tt.want)
+		}
+	}
+}

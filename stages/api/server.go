@@ -113,10 +113,11 @@ type handler func(w http.ResponseWriter, r *http.Request, body []byte)
 // valid request takes, with room for whitespace and escapes, so no route
 // holds more memory than its requests can need.
 const (
-	deviceBody      = 8 << 10   // one device: under 1 KB at every field's limit
-	preferencesBody = 512 << 10 // 2 × 1000 names of up to 128 characters
-	campaignBody    = 64 << 10  // a notification rendering to at most 4 KB, 100 channels
-	messageBody     = 640 << 10 // the notification and 10,000 user ids of up to 20 digits, or 1,000 tokens of up to 512 characters
+	deviceBody      = 8 << 10                   // one device: under 1 KB at every field's limit
+	preferencesBody = 512 << 10                 // 2 × 1000 names of up to 128 characters
+	notificationMax = 1 << 20                   // 100 locales, each rendering to at most 4 KB, sent as \uXXXX escapes (Python's json.dumps does): 800 KiB, and the rest
+	campaignBody    = notificationMax + 64<<10  // the notification and 100 channels
+	messageBody     = notificationMax + 640<<10 // the notification and 10,000 user ids of up to 20 digits, or 1,000 tokens of up to 512 characters
 )
 
 // routes is the whole API surface in one place; every endpoint is
