@@ -42,13 +42,26 @@ func (cs campaignSchedule) apply(c *campaign.Campaign) error {
 	return nil
 }
 
-// channelNames reads a campaign's channels: strings, and JSON numbers read
-// as their decimal text (channel 101 is the channel "101" of the path
-// /v1/channels/101/subscribers).
+// channelNames reads a list of channels (a campaign's, a user's muted
+// ones): strings, and JSON numbers read as their decimal text (channel 101
+// is the channel "101" of the path /v1/channels/101/subscribers).
 type channelNames []string
 
 // UnmarshalJSON accepts an array of strings and integers.
 func (cn *channelNames) UnmarshalJSON(b []byte) error {
+	return readChannels(b, (*[]string)(cn), "channels")
+}
+
+// mutedChannels is channelNames for a user's muted_channels.
+type mutedChannels []string
+
+// UnmarshalJSON accepts an array of strings and integers.
+func (mc *mutedChannels) UnmarshalJSON(b []byte) error {
+	return readChannels(b, (*[]string)(mc), "muted_channels")
+}
+
+// readChannels reads such a list into dst; field names it in errors.
+func readChannels(b []byte, dst *[]string, field string) error {
 	var raw []jsontext.Value
 	if err := jsonv2.Unmarshal(b, &raw, strict); err != nil {
 		return err
@@ -63,10 +76,10 @@ func (cn *channelNames) UnmarshalJSON(b []byte) error {
 		case isInteger(v):
 			out[i] = string(v)
 		default:
-			return fmt.Errorf("channels[%d]: must be a string or an integer, got %s", i, v)
+			return &valueError{fmt.Sprintf("%s[%d]: must be a string or an integer, got %.40s", field, i, v)}
 		}
 	}
-	*cn = out
+	*dst = out
 	return nil
 }
 

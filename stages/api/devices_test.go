@@ -183,7 +183,7 @@ func TestMalformedDeviceIsRejectedNamingTheField(t *testing.T) {
 		{"empty FCM token", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = "" }), "token: an FCM (android) token is 1–512"},
 		{"missing user_id", ok(drop("user_id")), "user_id: must be a positive integer, got 0"},
 		{"negative user_id", ok(set("user_id", -3)), "user_id: must be a positive integer, got -3"},
-		{"user_id as a string", ok(set("user_id", "42")), `field "user_id": expected int64, got string`},
+		{"user_id as a string", ok(set("user_id", "42")), `field "user_id": expected an integer, got string`},
 		{"fractional user_id", ok(set("user_id", 1.5)), `field "user_id"`},
 		{"user_id too large", ok(set("user_id", 1e20)), `field "user_id"`},
 		{"long locale", ok(set("locale", strings.Repeat("a", 36))), "locale: is 36 characters long; at most 35"},
@@ -263,7 +263,7 @@ func TestBadDeviceBatchWritesNothing(t *testing.T) {
 	}{
 		{"bad user in item 57", batchJSON(bad), 400, "item 57: user_id: must be a positive integer"},
 		{"bad token in the last item", batchJSON(badToken), 400, "item 99: token:"},
-		{"wrong type in item 3", typed, 400, `item 3: field "user_id": expected int64`},
+		{"wrong type in item 3", typed, 400, `item 3: field "user_id": expected an integer`},
 		{"unknown field", `[{"app":"news","tokn":"x"}]`, 400, `item 0: unknown field "tokn"`},
 		{"not an array", `{"app":"news"}`, 400, "must be a JSON array"},
 		{"empty array", `[]`, 400, "the batch is empty"},

@@ -67,6 +67,13 @@ func decode(w http.ResponseWriter, body []byte, v any) bool {
 	return false
 }
 
+// valueError is a type's own refusal of a JSON value (an UnmarshalJSON
+// method's), already saying which element and what it takes: jsonProblem
+// passes it on instead of its generic "expected X, got Y".
+type valueError struct{ msg string }
+
+func (e *valueError) Error() string { return e.msg }
+
 // trailing reports whether err is Unmarshal's refusal of data after one
 // complete JSON value.
 func trailing(body []byte, err error) bool {
@@ -81,9 +88,12 @@ func trailing(body []byte, err error) bool {
 func jsonProblem(err error, skip int) string {
 	var sem *jsonv2.SemanticError
 	var syn *jsontext.SyntacticError
+	var val *valueError
 	switch {
 	case errors.Is(err, errTrailing), errors.Is(err, errTrailingArray):
 		return err.Error()
+	case errors.As(err, &val):
+		return val.msg // a type's own reading names the element and what it takes
 	case errors.As(err, &sem) && errors.Is(sem.Err, jsonv2.ErrUnknownName):
 		return fmt.Sprintf("unknown field %q (field names are case-sensitive)", fieldName(sem.JSONPointer, skip))
 	case errors.As(err, &sem):
@@ -131,6 +141,16 @@ func expected(t reflect.Type) string {
 	switch t.Kind() {
 	case reflect.Struct, reflect.Map:
 		return "a JSON object"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
 	case reflect.Slice, reflect.Array:
 		if t.Elem().Kind() == reflect.String {
 			return "a JSON array of strings"

@@ -14,8 +14,8 @@ import (
 const maxMuted = 1000
 
 type preferencesRequest struct {
-	MutedChannels   []string `json:"muted_channels"`
-	MutedCategories []string `json:"muted_categories"`
+	MutedChannels   mutedChannels `json:"muted_channels"`
+	MutedCategories []string      `json:"muted_categories"`
 }
 
 // putPreferences replaces a user's muted channels and categories:
@@ -35,7 +35,7 @@ func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, body []b
 		field string
 		names []string
 	}{
-		{"muted_channels", req.MutedChannels},
+		{"muted_channels", []string(req.MutedChannels)},
 		{"muted_categories", req.MutedCategories},
 	} {
 		if len(l.names) > maxMuted {
@@ -55,7 +55,7 @@ func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, body []b
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), emitTimeout)
 	defer cancel()
-	p := prefs.Prefs{User: user, Channels: req.MutedChannels, Categories: req.MutedCategories}
+	p := prefs.Prefs{User: user, Channels: []string(req.MutedChannels), Categories: req.MutedCategories}
 	if err := prefs.Put(ctx, s.cfg.DB, s.cfg.Redis, s.cfg.Keys, p); err != nil {
 		s.deviceLog().Warn().Err(err).Msg("preferences not stored")
 		unavailable(w, "PostgreSQL or Redis", time.Second)

@@ -35,6 +35,8 @@ func TestPreferencesReplaceTheWholeSet(t *testing.T) {
 			map[string]string{pipeline.PrefChannel("promo"): "1", pipeline.PrefChannel("sport.eu"): "1", pipeline.PrefCategory("marketing"): "1"}},
 		{`{"muted_channels":["weather"]}`, map[string]string{"c:weather": "1"}},
 		{`{"muted_channels":["weather"]}`, map[string]string{"c:weather": "1"}}, // idempotent
+		// a channel id may be a JSON number, read as its decimal text, as in a campaign
+		{`{"muted_channels":[101,"weather"]}`, map[string]string{pipeline.PrefChannel("101"): "1", "c:weather": "1"}},
 		{`{"muted_channels":[],"muted_categories":[]}`, map[string]string{}},
 	}
 	for i, s := range steps {
@@ -70,7 +72,9 @@ func TestMalformedPreferences(t *testing.T) {
 		{"/v1/users/1/preferences", `{"muted_categories":[""]}`, "muted_categories[0]: must be 1–128 characters"},
 		{"/v1/users/1/preferences", string(tooMany), "muted_categories: at most 1000 entries, got 1001"},
 		{"/v1/users/1/preferences", `{"muted":["a"]}`, `unknown field "muted"`},
-		{"/v1/users/1/preferences", `{"muted_channels":"a"}`, `field "muted_channels": expected a JSON array of strings, got string`},
+		{"/v1/users/1/preferences", `{"muted_channels":"a"}`, `field "muted_channels": expected a JSON array, got string`},
+		{"/v1/users/1/preferences", `{"muted_channels":["a",null]}`, `muted_channels[1]: must be a string or an integer, got null`},
+		{"/v1/users/1/preferences", `{"muted_categories":["a",7]}`, `field "muted_categories[1]": expected a string, got number`},
 		{"/v1/users/1/preferences", ``, "empty body"},
 	}
 	for _, tt := range tests {
