@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
@@ -34,10 +35,12 @@ func (q *ListQuery) Validate() error {
 	case q.Limit == 0:
 		q.Limit = DefaultListLimit
 	case q.Limit < 0 || q.Limit > MaxListLimit:
-		return invalid("limit: must be between 1 and %d, got %d", MaxListLimit, q.Limit)
+		return invalid("limit: must be a number from 1 to %d, got %d", MaxListLimit, q.Limit)
 	}
 	if q.Before != "" {
-		return ValidateID(q.Before)
+		if err := ValidateID(q.Before); err != nil {
+			return invalid("before: %s", strings.TrimPrefix(err.Error(), "id: "))
+		}
 	}
 	return nil
 }

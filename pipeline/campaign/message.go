@@ -54,6 +54,8 @@ const HashMessageUsers = "message_users"
 // naming the field, ErrTooManyUsers or ErrTooManyTokens.
 func (m *Message) Normalize() error {
 	switch {
+	case m.Users != nil && m.Tokens != nil && len(m.Users)+len(m.Tokens) == 0:
+		return invalid(`users, tokens: both are empty; give one of them: users [42, 1001] or tokens [{"platform": "ios", "token": "..."}]`)
 	case m.Users != nil && m.Tokens != nil: // both given, even if one is empty
 		return invalid("users, tokens: a message lists users or raw tokens, not both; send two messages")
 	case len(m.Tokens) > 0:

@@ -36,7 +36,7 @@ func ListMessages(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, key
 	case limit == 0:
 		limit = DefaultListLimit
 	case limit < 0 || limit > MaxListLimit:
-		return nil, "", invalid("limit: must be between 1 and %d, got %d", MaxListLimit, limit)
+		return nil, "", invalid("limit: must be a number from 1 to %d, got %d", MaxListLimit, limit)
 	}
 	if before != "" {
 		if err := ValidateID(before); err != nil {

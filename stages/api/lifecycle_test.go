@@ -34,9 +34,16 @@ func TestMalformedLifecycle(t *testing.T) {
 	if r := a.do("POST", "/v1/campaigns/nope/cancel", "", ""); r.status != http.StatusNotFound || r.error() == "" {
 		t.Errorf("cancel of an unknown campaign: %d %s, want 404", r.status, r.body)
 	}
-	for _, q := range []string{"state=sleeping", "limit=0", "limit=101", "limit=x", "before=nope"} {
-		if r := a.do("GET", "/v1/campaigns?"+q, "", ""); r.status != http.StatusBadRequest || r.error() == "" {
-			t.Errorf("list ?%s: %d %s, want 400", q, r.status, r.body)
+	for _, tt := range []struct{ query, want string }{
+		{"state=sleeping", "state: must be one of"},
+		{"limit=0", "limit: must be a number from 1 to"},
+		{"limit=101", "limit: must be a number from 1 to"},
+		{"limit=x", "limit"},
+		{"before=nope", "before"},
+		{"before=a%2Fb", "before: only letters, digits"},
+	} {
+		if r := a.do("GET", "/v1/campaigns?"+tt.query, "", ""); r.status != http.StatusBadRequest || !strings.Contains(r.error(), tt.want) {
+			t.Errorf("list ?%s: %d %s, want 400 with %q", tt.query, r.status, r.body, tt.want)
 		}
 	}
 }

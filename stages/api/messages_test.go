@@ -159,6 +159,8 @@ func TestMessageValidation(t *testing.T) {
 		{"unknown field", `{"app":"com.example.chat","users":[1],"channels":["x"],` + note + `}`, 400, "channels"},
 		{"short ios token", `{"app":"com.example.chat","tokens":[{"platform":"ios","token":"ab"}],` + note + `}`, 400, "tokens[0].token"},
 		{"users and tokens", `{"app":"com.example.chat","users":[1],"tokens":[{"platform":"android","token":"ab"}],` + note + `}`, 400, "not both"},
+		{"users and empty tokens", `{"app":"com.example.chat","users":[1],"tokens":[],` + note + `}`, 400, "not both"},
+		{"both empty", `{"app":"com.example.chat","users":[],"tokens":[],` + note + `}`, 400, "both are empty; give one of them"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
