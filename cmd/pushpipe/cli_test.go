@@ -75,6 +75,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
 		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},
 		{[]string{"deliver", "--fcm-project", "p"}, "give --apns-topic: the provider flags serve the one app whose id it is"},
+		{[]string{"send", "--app", "a", "--user", "1", "--send-at", "2030-01-02T15:04:05Z"}, "--send-at: a direct message (--user) is sent at once"},
+		{[]string{"send", "--app", "a", "--user", "1,2", "--rate-per-second", "10", "--allow-empty"}, "--rate-per-second, --allow-empty: a direct message"},
 	}
 	for _, tt := range tests {
 		k, err := kong.New(&CLI{}, options()...)
@@ -92,7 +94,8 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("pushpipe %s: %q, want one line with %q and the help to read", strings.Join(tt.give, " "), msg, tt.want)
 		}
 	}
-	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"--log-level", "debug", "migrate"}} {
+	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"--log-level", "debug", "migrate"},
+		{"send", "--app", "a", "--user", "1", "--ttl", "1h"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T15:04:05Z", "--allow-empty"}} {
 		parse(t, ok...)
 	}
 }
