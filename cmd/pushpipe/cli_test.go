@@ -77,6 +77,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"deliver", "--fcm-project", "p"}, "give --apns-topic: the provider flags serve the one app whose id it is"},
 		{[]string{"send", "--app", "a", "--user", "1", "--send-at", "2030-01-02T15:04:05Z"}, "--send-at: a direct message (--user) is sent at once"},
 		{[]string{"send", "--app", "a", "--user", "1,2", "--rate-per-second", "10", "--allow-empty"}, "--rate-per-second, --allow-empty: a direct message"},
+		{[]string{"replay", "--resplit", "--campaign", "c", "--partition", "1", "--high-water", "5"}, "--resplit takes only --campaign (and --dry-run), not --partition, --high-water"},
+		{[]string{"replay", "--resplit", "--campaign", "c", "--into", "deliver", "--json"}, "not --into, --json: it re-runs the whole campaign"},
+		{[]string{"replay", "--resplit", "--dry-run"}, "--resplit needs --campaign ID"},
 	}
 	for _, tt := range tests {
 		k, err := kong.New(&CLI{}, options()...)
@@ -95,7 +98,8 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"--log-level", "debug", "migrate"},
-		{"send", "--app", "a", "--user", "1", "--ttl", "1h"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T15:04:05Z", "--allow-empty"}} {
+		{"send", "--app", "a", "--user", "1", "--ttl", "1h"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T15:04:05Z", "--allow-empty"},
+		{"replay", "--resplit", "--campaign", "c", "--dry-run"}, {"replay", "--stream", "deliver", "--from", "0", "--high-water", "5", "--json"}} {
 		parse(t, ok...)
 	}
 }
