@@ -160,12 +160,15 @@ func isAuthError(err error) bool {
 	return errors.As(err, &ce)
 }
 
+// errNoDatabase is every command's refusal to run without a database URL.
+var errNoDatabase = errors.New("no database: set PUSHPIPE_DATABASE_URL or --database-url")
+
 // DB opens the PostgreSQL pool and checks, within 5 s, that the server
 // answers: a wrong URL fails the process at start with the host, port and
 // user it tried (never the password), not at its first query.
 func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
 	if g.DatabaseURL == "" {
-		return nil, fmt.Errorf("no database: set PUSHPIPE_DATABASE_URL or --database-url")
+		return nil, errNoDatabase
 	}
 	cfg, err := pgxpool.ParseConfig(g.DatabaseURL)
 	if err != nil {
