@@ -25,7 +25,7 @@ import (
 // its progress.
 type StatusCmd struct {
 	Campaign   string        `arg:"" optional:"" help:"Also show this campaign's or direct message's progress."`
-	JSON       bool          `name:"json" help:"Print JSON (one object per refresh with --watch) for scripts."`
+	JSON       bool          `name:"json" help:"Print JSON (one object per refresh with --watch) for scripts. With --watch, a refresh that failed is a line of its own with the keys at and error, and the next one retries."`
 	Watch      bool          `help:"Refresh until Ctrl-C."`
 	Interval   time.Duration `default:"1s" help:"Refresh interval with --watch."`
 	Detail     bool          `short:"d" help:"Show every partition and its consumers, not only the per-stream totals."`
@@ -66,12 +66,32 @@ func (c *StatusCmd) Run(g *Globals) error {
 		}
 		defer src.db.Close()
 	}
+	return c.refresh(ctx, rdb, keys, src, out, tty)
+}
+
+// statusFailed is a refresh that failed, in --json --watch: a script reading
+// the NDJSON parses every line, and tells this one by its error key.
+type statusFailed struct {
+	At    time.Time `json:"at"`
+	Error string    `json:"error"`
+}
+
+// refresh prints the status to out once, or every --interval with --watch
+// until ctx is done.
+func (c *StatusCmd) refresh(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, src campaignSource, out io.Writer, tty bool) error {
 	for {
 		rep, err := c.collect(ctx, rdb, keys, src)
+		if err != nil && c.Watch && ctx.Err() != nil {
+			return nil // Ctrl-C or SIGTERM during a refresh: the end of the watch, not a failure
+		}
 		if err != nil && !c.Watch {
 			return err
 		}
 		switch {
+		case err != nil && c.JSON:
+			if err := json.NewEncoder(out).Encode(statusFailed{At: time.Now().UTC(), Error: err.Error()}); err != nil {
+				return err
+			}
 		case err != nil:
 			fmt.Fprintf(out, "%s  status failed (retrying): %v\n", time.Now().Format(time.TimeOnly), err)
 		case c.JSON:
