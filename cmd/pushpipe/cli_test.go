@@ -23,13 +23,17 @@ func help(t *testing.T, args ...string) string {
 // Each subcommand's help offers the global flags it reads, and no others;
 // --version only at the top.
 func TestHelpShowsTheGlobalsUsed(t *testing.T) {
+	redisFlags := []string{"--redis-addr", "--redis-username", "--redis-password-file", "--redis-tls-ca-file", "--redis-tls-cert-file", "--redis-tls-key-file"}
 	tests := []struct {
 		give      []string
 		want, not []string
 	}{
 		{[]string{"fakeprovider"}, []string{"--listen"}, []string{"--redis-addr", "--database-url", "--version"}},
 		{[]string{"migrate"}, []string{"--database-url", "--log-level"}, []string{"--redis-addr", "--partitions", "--prefix"}},
-		{[]string{"dlq", "list"}, []string{"--redis-addr", "--prefix"}, []string{"--database-url"}},
+		{[]string{"dlq", "list"}, append(redisFlags, "--prefix"), []string{"--database-url"}},
+		{[]string{"dlq", "retry"}, redisFlags, []string{"--database-url"}},
+		{[]string{"bench"}, redisFlags, []string{"--version"}},
+		{[]string{"status"}, redisFlags, nil},
 		{[]string{"status"}, []string{"--redis-addr", "--database-url", "--partitions", "--prefix"}, []string{"--version"}},
 		{[]string{"split"}, []string{"--redis-addr", "--database-url", "--claim-idle"}, nil},
 		{[]string{"deliver"}, []string{"(default\n", "https://api.push.apple.com", "https://api.sandbox.push.apple.com", "https://fcm.googleapis.com/v1"}, nil},
