@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/pushpipe/pushpipe/pipeline"
 )
 
 // help renders `pushpipe ARGS --help` as main does.
@@ -84,6 +86,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"replay", "--resplit", "--campaign", "c", "--partition", "1", "--high-water", "5"}, "--resplit takes only --campaign (and --dry-run), not --partition, --high-water"},
 		{[]string{"replay", "--resplit", "--campaign", "c", "--into", "deliver", "--json"}, "not --into, --json: it re-runs the whole campaign"},
 		{[]string{"replay", "--resplit", "--dry-run"}, "--resplit needs --campaign ID"},
+		{[]string{"dlq", "list", "--stream", "result"}, `--stream "result": dead letters come from the stage inputs only, one of ingest, campaigns,`},
+		{[]string{"dlq", "drop", "--all", "--stream", "dlq"}, `--stream "dlq": dead letters come from`},
+		{[]string{"dlq", "retry", "--all", "--stream", "deliver_express"}, `--stream "deliver_express"`},
 	}
 	for _, tt := range tests {
 		k, err := kong.New(&CLI{}, options()...)
@@ -103,7 +108,8 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"--log-level", "debug", "migrate"},
 		{"send", "--app", "a", "--user", "1", "--ttl", "1h"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T15:04:05Z", "--allow-empty"},
-		{"replay", "--resplit", "--campaign", "c", "--dry-run"}, {"replay", "--stream", "deliver", "--from", "0", "--high-water", "5", "--json"}} {
+		{"replay", "--resplit", "--campaign", "c", "--dry-run"}, {"replay", "--stream", "deliver", "--from", "0", "--high-water", "5", "--json"},
+		{"dlq", "list", "--stream", "deliver"}, {"dlq", "drop", "--all", "--stream", pipeline.Express.Stream(pipeline.StreamDeliver)}} {
 		parse(t, ok...)
 	}
 }
