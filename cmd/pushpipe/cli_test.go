@@ -75,6 +75,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--app", "a"}, "pushpipe: missing flags: --channel=CHANNEL or --user=USER,... (see pushpipe send --help)"},
 		{[]string{"dlq", "list", "--bogus"}, "pushpipe: unknown flag --bogus (see pushpipe dlq list --help)"},
 		{[]string{"--log-level", "verbose", "status"}, `"verbose" is not debug, info, warn or error`},
+		{[]string{"--partitions", "0", "status"}, "--partitions / PUSHPIPE_PARTITIONS must be at least 1"},
+		{[]string{"dlq", "list", "--partitions=-4"}, "must be at least 1 (the deployment's count; leave it out for 16), got -4"},
+		{[]string{"--prefix", "", "status"}, "--prefix / PUSHPIPE_PREFIX must not be empty"},
 		{[]string{"split", "--claim-idle", "0s"}, "--claim-idle must be a positive duration"},
 		{[]string{"ingest", "--shutdown-timeout=-1s"}, "--shutdown-timeout must be a positive duration"},
 		{[]string{"status", "--interval", "0s"}, "--interval must be a positive duration"},
@@ -111,5 +114,14 @@ func TestUsageErrors(t *testing.T) {
 		{"replay", "--resplit", "--campaign", "c", "--dry-run"}, {"replay", "--stream", "deliver", "--from", "0", "--high-water", "5", "--json"},
 		{"dlq", "list", "--stream", "deliver"}, {"dlq", "drop", "--all", "--stream", pipeline.Express.Stream(pipeline.StreamDeliver)}} {
 		parse(t, ok...)
+	}
+	// The environment is checked as the flags are.
+	t.Setenv("PUSHPIPE_PARTITIONS", "0")
+	k, err := kong.New(&CLI{}, options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Parse([]string{"status"}); err == nil || !strings.Contains(err.Error(), "PUSHPIPE_PARTITIONS must be at least 1") {
+		t.Errorf("PUSHPIPE_PARTITIONS=0: %v", err)
 	}
 }
