@@ -274,7 +274,13 @@ type campaignSource struct {
 func (s campaignSource) Progress(ctx context.Context, id string) (progressView, error) {
 	counters := counterProgress{rdb: s.rdb, keys: s.keys}
 	if s.db == nil {
-		v, err := counters.Progress(ctx, id)
+		v, known, err := counters.Progress(ctx, id)
+		if err == nil && !known {
+			// Zero counters would read as a campaign that reached nobody;
+			// without PostgreSQL, Redis is the only word on the id.
+			return v, fmt.Errorf("Redis holds no campaign or direct message of this id: check it (Redis keeps one for %d days after its TTL; "+
+				"set PUSHPIPE_DATABASE_URL to read an older one's state)", int(campaign.KeepCounters.Hours()/24))
+		}
 		v.Note = "no PUSHPIPE_DATABASE_URL: counters only, state unknown"
 		return v, err
 	}
@@ -285,7 +291,7 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 	case errors.Is(err, campaign.ErrNotFound):
 		return progressView{ID: id}, err
 	case err != nil:
-		v, cerr := counters.Progress(ctx, id)
+		v, _, cerr := counters.Progress(ctx, id)
 		v.Note = "campaign state unavailable (" + err.Error() + "): counters only"
 		return v, cerr
 	}
@@ -311,10 +317,12 @@ type counterProgress struct {
 	keys pipeline.Keys
 }
 
-func (s counterProgress) Progress(ctx context.Context, id string) (progressView, error) {
+// Progress also says whether Redis knows the id at all (campaign.Live's
+// Known).
+func (s counterProgress) Progress(ctx context.Context, id string) (progressView, bool, error) {
 	l, err := campaign.Counters(ctx, s.rdb, s.keys, id)
 	if err != nil {
-		return progressView{ID: id, State: "unknown"}, err
+		return progressView{ID: id, State: "unknown"}, false, err
 	}
-	return progressView{ID: id, State: "unknown", Counts: l.Counts, Error: l.FailReason, Done: l.UsersDone}, nil
+	return progressView{ID: id, State: "unknown", Counts: l.Counts, Error: l.FailReason, Done: l.UsersDone}, l.Known, nil
 }

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
@@ -74,6 +76,45 @@ func TestStatusWatchJSON(t *testing.T) {
 				if strings.Contains(line, "context canceled") {
 					t.Errorf("line %d reports the end of the watch as a failure: %q", i+1, line)
 				}
+			}
+		})
+	}
+}
+
+// `status ID` without a database refuses an id Redis does not know,
+// rather than show it as a campaign that reached nobody.
+func TestStatusUnknownIDWithoutDatabase(t *testing.T) {
+	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	rdb, err := pipeline.NewRedis(r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	keys := pipeline.NewKeys("pp", 4)
+	// What creating a campaign or message publishes first (its expiry).
+	exp := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+	if err := rdb.Do(t.Context(), rdb.B().Hset().Key(keys.Campaign("c1")).FieldValue().FieldValue(campaign.HashExpiresMs, exp).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		id  string
+		err string // "" for a report
+	}{
+		{"c1", ""},
+		{"c2", "campaign c2: Redis holds no campaign or direct message of this id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			cli := parse(t, "status", tt.id)
+			rep, err := cli.Status.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys})
+			if tt.err == "" {
+				if err != nil || rep.Campaign == nil || rep.Campaign.ID != tt.id {
+					t.Fatalf("status %s: %v, %+v", tt.id, err, rep.Campaign)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "PUSHPIPE_DATABASE_URL") {
+				t.Errorf("status %s: %v, want an error with %q naming PUSHPIPE_DATABASE_URL", tt.id, err, tt.err)
 			}
 		})
 	}
