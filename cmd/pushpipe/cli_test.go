@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/pushpipe/pushpipe/pipeline"
 )
 
 // help renders `pushpipe ARGS --help` as main does.
@@ -23,13 +25,17 @@ func help(t *testing.T, args ...string) string {
 // Each subcommand's help offers the global flags it reads, and no others;
 // --version only at the top.
 func TestHelpShowsTheGlobalsUsed(t *testing.T) {
+	redisFlags := []string{"--redis-addr", "--redis-username", "--redis-password-file", "--redis-tls-ca-file", "--redis-tls-cert-file", "--redis-tls-key-file"}
 	tests := []struct {
 		give      []string
 		want, not []string
 	}{
 		{[]string{"fakeprovider"}, []string{"--listen"}, []string{"--redis-addr", "--database-url", "--version"}},
 		{[]string{"migrate"}, []string{"--database-url", "--log-level"}, []string{"--redis-addr", "--partitions", "--prefix"}},
-		{[]string{"dlq", "list"}, []string{"--redis-addr", "--prefix"}, []string{"--database-url"}},
+		{[]string{"dlq", "list"}, append(redisFlags, "--prefix"), []string{"--database-url"}},
+		{[]string{"dlq", "retry"}, redisFlags, []string{"--database-url"}},
+		{[]string{"bench"}, redisFlags, []string{"--version"}},
+		{[]string{"status"}, redisFlags, nil},
 		{[]string{"status"}, []string{"--redis-addr", "--database-url", "--partitions", "--prefix"}, []string{"--version"}},
 		{[]string{"split"}, []string{"--redis-addr", "--database-url", "--claim-idle"}, nil},
 		{[]string{"deliver"}, []string{"(default\n", "https://api.push.apple.com", "https://api.sandbox.push.apple.com", "https://fcm.googleapis.com/v1"}, nil},
@@ -69,12 +75,23 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--app", "a"}, "pushpipe: missing flags: --channel=CHANNEL or --user=USER,... (see pushpipe send --help)"},
 		{[]string{"dlq", "list", "--bogus"}, "pushpipe: unknown flag --bogus (see pushpipe dlq list --help)"},
 		{[]string{"--log-level", "verbose", "status"}, `"verbose" is not debug, info, warn or error`},
+		{[]string{"--partitions", "0", "status"}, "--partitions / PUSHPIPE_PARTITIONS must be at least 1"},
+		{[]string{"dlq", "list", "--partitions=-4"}, "must be at least 1 (the deployment's count; leave it out for 16), got -4"},
+		{[]string{"--prefix", "", "status"}, "--prefix / PUSHPIPE_PREFIX must not be empty"},
 		{[]string{"split", "--claim-idle", "0s"}, "--claim-idle must be a positive duration"},
 		{[]string{"ingest", "--shutdown-timeout=-1s"}, "--shutdown-timeout must be a positive duration"},
 		{[]string{"status", "--interval", "0s"}, "--interval must be a positive duration"},
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
 		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},
 		{[]string{"deliver", "--fcm-project", "p"}, "give --apns-topic: the provider flags serve the one app whose id it is"},
+		{[]string{"send", "--app", "a", "--user", "1", "--send-at", "2030-01-02T15:04:05Z"}, "--send-at: a direct message (--user) is sent at once"},
+		{[]string{"send", "--app", "a", "--user", "1,2", "--rate-per-second", "10", "--allow-empty"}, "--rate-per-second, --allow-empty: a direct message"},
+		{[]string{"replay", "--resplit", "--campaign", "c", "--partition", "1", "--high-water", "5"}, "--resplit takes only --campaign (and --dry-run), not --partition, --high-water"},
+		{[]string{"replay", "--resplit", "--campaign", "c", "--into", "deliver", "--json"}, "not --into, --json: it re-runs the whole campaign"},
+		{[]string{"replay", "--resplit", "--dry-run"}, "--resplit needs --campaign ID"},
+		{[]string{"dlq", "list", "--stream", "result"}, `--stream "result": dead letters come from the stage inputs only, one of ingest, campaigns,`},
+		{[]string{"dlq", "drop", "--all", "--stream", "dlq"}, `--stream "dlq": dead letters come from`},
+		{[]string{"dlq", "retry", "--all", "--stream", "deliver_express"}, `--stream "deliver_express"`},
 	}
 	for _, tt := range tests {
 		k, err := kong.New(&CLI{}, options()...)
@@ -92,7 +109,19 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("pushpipe %s: %q, want one line with %q and the help to read", strings.Join(tt.give, " "), msg, tt.want)
 		}
 	}
-	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"--log-level", "debug", "migrate"}} {
+	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"--log-level", "debug", "migrate"},
+		{"send", "--app", "a", "--user", "1", "--ttl", "1h"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T15:04:05Z", "--allow-empty"},
+		{"replay", "--resplit", "--campaign", "c", "--dry-run"}, {"replay", "--stream", "deliver", "--from", "0", "--high-water", "5", "--json"},
+		{"dlq", "list", "--stream", "deliver"}, {"dlq", "drop", "--all", "--stream", pipeline.Express.Stream(pipeline.StreamDeliver)}} {
 		parse(t, ok...)
+	}
+	// The environment is checked as the flags are.
+	t.Setenv("PUSHPIPE_PARTITIONS", "0")
+	k, err := kong.New(&CLI{}, options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Parse([]string{"status"}); err == nil || !strings.Contains(err.Error(), "PUSHPIPE_PARTITIONS must be at least 1") {
+		t.Errorf("PUSHPIPE_PARTITIONS=0: %v", err)
 	}
 }

@@ -33,6 +33,17 @@ type dlqFilterFlags struct {
 	Campaign string `help:"Only dead letters of this campaign."`
 }
 
+// Validate refuses a --stream no dead letter can come from: the filter
+// matches names exactly, so a typo listed, retried or dropped nothing and
+// said so as if the DLQ held none of that stream's.
+func (f dlqFilterFlags) Validate() error {
+	if f.Stream == "" || slices.Contains(pipeline.StageStreams(), f.Stream) {
+		return nil
+	}
+	return fmt.Errorf("--stream %q: dead letters come from the stage inputs only, one of %s",
+		f.Stream, strings.Join(pipeline.StageStreams(), ", "))
+}
+
 // DLQListCmd is `pushpipe dlq list`.
 type DLQListCmd struct {
 	dlqFilterFlags

@@ -59,14 +59,26 @@ func (g *Globals) RedisConfig() (pipeline.RedisConfig, error) {
 	return cfg, nil
 }
 
-// Validate refuses a log level the logger would not know (it would log at
-// info and say nothing).
+// Validate refuses settings that would be quietly replaced: a log level the
+// logger would not know (it would log at info and say nothing), and a
+// partition count below 1 or an empty prefix, which pipeline.NewKeys turns
+// into its defaults (16, "pp") — another deployment's keys than the
+// operator set out to name.
 func (g *Globals) Validate() error {
+	var errs []error
 	switch g.LogLevel {
 	case "", "debug", "info", "warn", "error":
-		return nil
+	default:
+		errs = append(errs, fmt.Errorf("--log-level / PUSHPIPE_LOG_LEVEL: %q is not debug, info, warn or error", g.LogLevel))
 	}
-	return fmt.Errorf("--log-level / PUSHPIPE_LOG_LEVEL: %q is not debug, info, warn or error", g.LogLevel)
+	if g.Partitions < 1 {
+		errs = append(errs, fmt.Errorf("--partitions / PUSHPIPE_PARTITIONS must be at least 1 (the deployment's count; leave it out for %d), got %d",
+			pipeline.DefaultPartitions, g.Partitions))
+	}
+	if g.Prefix == "" {
+		errs = append(errs, errors.New("--prefix / PUSHPIPE_PREFIX must not be empty (the deployment's Redis key prefix; leave it out for pp)"))
+	}
+	return errors.Join(errs...)
 }
 
 // Logger is the process logger.
@@ -160,12 +172,15 @@ func isAuthError(err error) bool {
 	return errors.As(err, &ce)
 }
 
+// errNoDatabase is every command's refusal to run without a database URL.
+var errNoDatabase = errors.New("no database: set PUSHPIPE_DATABASE_URL or --database-url")
+
 // DB opens the PostgreSQL pool and checks, within 5 s, that the server
 // answers: a wrong URL fails the process at start with the host, port and
 // user it tried (never the password), not at its first query.
 func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
 	if g.DatabaseURL == "" {
-		return nil, fmt.Errorf("no database: set PUSHPIPE_DATABASE_URL or --database-url")
+		return nil, errNoDatabase
 	}
 	cfg, err := pgxpool.ParseConfig(g.DatabaseURL)
 	if err != nil {

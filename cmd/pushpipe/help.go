@@ -16,10 +16,19 @@ import (
 var globalsUsed = map[string][]string{
 	"migrate":      {"database-url", "log-level"},
 	"fakeprovider": {},
-	"dev":          {"redis-addr", "database-url", "partitions"},
-	"bench":        {"redis-addr", "database-url", "partitions"},
-	"dlq":          {"redis-addr", "partitions", "prefix", "log-level"},
-	"version":      {},
+	// dev reads the address only: DevCmd.Run gives bench.Dev no
+	// credentials for the Redis it is given.
+	"dev":     {"redis-addr", "database-url", "partitions"},
+	"bench":   append(redisGlobals(), "database-url", "partitions"),
+	"dlq":     append(redisGlobals(), "partitions", "prefix", "log-level"),
+	"version": {},
+}
+
+// redisGlobals are the flags of a Redis connection (Globals.RedisConfig): a
+// command that connects with them offers them all, or an operator of a
+// Redis with a password or TLS cannot tell how to reach it.
+func redisGlobals() []string {
+	return []string{"redis-addr", "redis-username", "redis-password-file", "redis-tls-ca-file", "redis-tls-cert-file", "redis-tls-key-file"}
 }
 
 // helpPrinter is kong's help with the global flags a subcommand does not

@@ -7,6 +7,11 @@ type MigrateCmd struct{}
 
 // Run applies every pending migration, logging each one it applies.
 func (c *MigrateCmd) Run(g *Globals) error {
+	if g.DatabaseURL == "" {
+		// pgx reads an empty URL as libpq's defaults: the PG* variables
+		// and the local socket, a database nobody named to migrate.
+		return errNoDatabase
+	}
 	applied, err := schema.Apply(g.Context(), g.DatabaseURL)
 	if err != nil {
 		return err

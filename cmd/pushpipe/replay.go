@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/alecthomas/kong"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
@@ -22,10 +26,38 @@ type ReplayCmd struct {
 	Force     bool   `help:"Resend even what was already sent: marks the entries force=1, which dedupe and deliver honour by bypassing their seen/sent marks. Only for --stream/--into dedupe or deliver."`
 	Into      string `help:"Stream to write to (default: the replayed stream itself). dedupe and deliver may be replayed into each other; entries keep their partition."`
 	Partition []int  `help:"Only these partitions (repeatable; default all)."`
-	DryRun    bool   `help:"Count what would be re-injected; write nothing."`
+	DryRun    bool   `help:"Count what would be re-injected (with --resplit: check the campaign exists); write nothing."`
 	HighWater int64  `default:"100000" help:"Pause while the target stage has more than this many entries outstanding (0: never)."`
 	Resplit   bool   `help:"Instead of a window: append --campaign to the campaigns stream again so split re-cuts it from PostgreSQL (after Redis lost data). Marks suppress everyone already reached."`
 	JSON      bool   `name:"json" help:"Print the result as JSON."`
+}
+
+// windowFlags are the flags of a window replay: --resplit re-runs the
+// campaign from PostgreSQL and would ignore them.
+var windowFlags = []string{"stream", "from", "to", "force", "into", "partition", "high-water", "json"}
+
+// Validate refuses, with --resplit, the flags it would ignore: an operator
+// who narrows a resplit to a partition or a stream would otherwise
+// re-append the whole campaign thinking it narrowed. Given flags are read
+// from the command line, as --high-water has a default.
+func (c *ReplayCmd) Validate(kctx *kong.Context) error {
+	if !c.Resplit {
+		return nil
+	}
+	if c.Campaign == "" {
+		return errors.New("--resplit needs --campaign ID")
+	}
+	var given []string
+	for _, p := range kctx.Path {
+		if p.Flag != nil && slices.Contains(windowFlags, p.Flag.Name) && !slices.Contains(given, "--"+p.Flag.Name) {
+			given = append(given, "--"+p.Flag.Name)
+		}
+	}
+	if len(given) > 0 {
+		return fmt.Errorf("--resplit takes only --campaign (and --dry-run), not %s: it re-runs the whole campaign from PostgreSQL, not a window",
+			strings.Join(given, ", "))
+	}
+	return nil
 }
 
 // Run replays. Without --force nothing already sent is sent again: every
@@ -79,12 +111,6 @@ func (c *ReplayCmd) Run(g *Globals) error {
 }
 
 func (c *ReplayCmd) resplit(g *Globals) error {
-	if c.Campaign == "" {
-		return errors.New("--resplit needs --campaign ID")
-	}
-	if c.Stream != "" || c.From != "" || c.To != "" || c.Force {
-		return errors.New("--resplit takes only --campaign: it re-runs the campaign from its source, not a window")
-	}
 	db, err := g.DB(1)
 	if err != nil {
 		return fmt.Errorf("resplit reads the campaign from PostgreSQL: %w", err)
@@ -97,6 +123,18 @@ func (c *ReplayCmd) resplit(g *Globals) error {
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(g.Context(), 10*time.Second)
 	defer cancel()
+	if c.DryRun {
+		camp, err := campaign.Load(ctx, db, c.Campaign)
+		if errors.Is(err, campaign.ErrNotFound) {
+			return fmt.Errorf("campaign %s does not exist", c.Campaign)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Printf("would append campaign %s (%s) to campaigns: split would re-cut it from PostgreSQL; dedupe and sent marks would suppress everyone already reached\n",
+			c.Campaign, camp.State)
+		return nil
+	}
 	id, err := campaign.Resplit(ctx, rdb, db, g.Keys(), c.Campaign)
 	if errors.Is(err, campaign.ErrNotFound) {
 		// A typo must not send split an entry it can only dead-letter.

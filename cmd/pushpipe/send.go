@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -27,11 +28,35 @@ type SendCmd struct {
 	TTL      time.Duration `name:"ttl" default:"24h" help:"How long providers may hold the notification."`
 	DBConns  int32         `name:"db-conns" default:"2" help:"PostgreSQL connections."`
 	// The API's "allow_empty".
-	AllowEmpty bool `name:"allow-empty" help:"Create it even if the app has no devices or a channel no subscribers."`
+	AllowEmpty bool `name:"allow-empty" help:"Create it even if the app has no devices or a channel no subscribers (not with --user)."`
 
-	SendAt   time.Time `name:"send-at" format:"2006-01-02T15:04:05Z07:00" help:"Start then (RFC 3339, at most 90 days ahead) instead of now."`
-	Rate     int       `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none)."`
+	SendAt   time.Time `name:"send-at" format:"2006-01-02T15:04:05Z07:00" help:"Start then (RFC 3339, at most 90 days ahead) instead of now (not with --user)."`
+	Rate     int       `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none; not with --user)."`
 	Priority string    `enum:",normal,high" default:"" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
+}
+
+// Validate refuses the campaign-only flags with --user: the API refuses
+// send_at, rate_per_second and allow_empty for a message, and message()
+// would drop them, sending a message meant for later at once.
+func (c *SendCmd) Validate() error {
+	if len(c.Users) == 0 {
+		return nil
+	}
+	var given []string
+	if !c.SendAt.IsZero() {
+		given = append(given, "--send-at")
+	}
+	if c.Rate != 0 {
+		given = append(given, "--rate-per-second")
+	}
+	if c.AllowEmpty {
+		given = append(given, "--allow-empty")
+	}
+	if len(given) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: a direct message (--user) is sent at once to the users named, not scheduled, throttled "+
+		"or checked for an audience; leave it out, or send a campaign (--channel)", strings.Join(given, ", "))
 }
 
 // Run creates the campaign and prints its id.

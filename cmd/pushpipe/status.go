@@ -25,7 +25,7 @@ import (
 // its progress.
 type StatusCmd struct {
 	Campaign   string        `arg:"" optional:"" help:"Also show this campaign's or direct message's progress."`
-	JSON       bool          `name:"json" help:"Print JSON (one object per refresh with --watch) for scripts."`
+	JSON       bool          `name:"json" help:"Print JSON (one object per refresh with --watch) for scripts. With --watch, a refresh that failed is a line of its own with the keys at and error, and the next one retries."`
 	Watch      bool          `help:"Refresh until Ctrl-C."`
 	Interval   time.Duration `default:"1s" help:"Refresh interval with --watch."`
 	Detail     bool          `short:"d" help:"Show every partition and its consumers, not only the per-stream totals."`
@@ -66,12 +66,32 @@ func (c *StatusCmd) Run(g *Globals) error {
 		}
 		defer src.db.Close()
 	}
+	return c.refresh(ctx, rdb, keys, src, out, tty)
+}
+
+// statusFailed is a refresh that failed, in --json --watch: a script reading
+// the NDJSON parses every line, and tells this one by its error key.
+type statusFailed struct {
+	At    time.Time `json:"at"`
+	Error string    `json:"error"`
+}
+
+// refresh prints the status to out once, or every --interval with --watch
+// until ctx is done.
+func (c *StatusCmd) refresh(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, src campaignSource, out io.Writer, tty bool) error {
 	for {
 		rep, err := c.collect(ctx, rdb, keys, src)
+		if err != nil && c.Watch && ctx.Err() != nil {
+			return nil // Ctrl-C or SIGTERM during a refresh: the end of the watch, not a failure
+		}
 		if err != nil && !c.Watch {
 			return err
 		}
 		switch {
+		case err != nil && c.JSON:
+			if err := json.NewEncoder(out).Encode(statusFailed{At: time.Now().UTC(), Error: err.Error()}); err != nil {
+				return err
+			}
 		case err != nil:
 			fmt.Fprintf(out, "%s  status failed (retrying): %v\n", time.Now().Format(time.TimeOnly), err)
 		case c.JSON:
@@ -254,7 +274,13 @@ type campaignSource struct {
 func (s campaignSource) Progress(ctx context.Context, id string) (progressView, error) {
 	counters := counterProgress{rdb: s.rdb, keys: s.keys}
 	if s.db == nil {
-		v, err := counters.Progress(ctx, id)
+		v, known, err := counters.Progress(ctx, id)
+		if err == nil && !known {
+			// Zero counters would read as a campaign that reached nobody;
+			// without PostgreSQL, Redis is the only word on the id.
+			return v, fmt.Errorf("Redis holds no campaign or direct message of this id: check it (Redis keeps one for %d days after its TTL; "+
+				"set PUSHPIPE_DATABASE_URL to read an older one's state)", int(campaign.KeepCounters.Hours()/24))
+		}
 		v.Note = "no PUSHPIPE_DATABASE_URL: counters only, state unknown"
 		return v, err
 	}
@@ -265,7 +291,7 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 	case errors.Is(err, campaign.ErrNotFound):
 		return progressView{ID: id}, err
 	case err != nil:
-		v, cerr := counters.Progress(ctx, id)
+		v, _, cerr := counters.Progress(ctx, id)
 		v.Note = "campaign state unavailable (" + err.Error() + "): counters only"
 		return v, cerr
 	}
@@ -291,10 +317,12 @@ type counterProgress struct {
 	keys pipeline.Keys
 }
 
-func (s counterProgress) Progress(ctx context.Context, id string) (progressView, error) {
+// Progress also says whether Redis knows the id at all (campaign.Live's
+// Known).
+func (s counterProgress) Progress(ctx context.Context, id string) (progressView, bool, error) {
 	l, err := campaign.Counters(ctx, s.rdb, s.keys, id)
 	if err != nil {
-		return progressView{ID: id, State: "unknown"}, err
+		return progressView{ID: id, State: "unknown"}, false, err
 	}
-	return progressView{ID: id, State: "unknown", Counts: l.Counts, Error: l.FailReason, Done: l.UsersDone}, nil
+	return progressView{ID: id, State: "unknown", Counts: l.Counts, Error: l.FailReason, Done: l.UsersDone}, l.Known, nil
 }

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+// `pushpipe migrate` without PUSHPIPE_DATABASE_URL refuses, as every
+// command does, rather than migrate the database the PG* variables name.
+func TestMigrateNeedsDatabaseURL(t *testing.T) {
+	pg := pipelinetest.PostgresT(t)
+	url := pipelinetest.DatabaseT(t, pg)
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"PGHOST": cfg.Host, "PGPORT": strconv.Itoa(int(cfg.Port)), "PGUSER": cfg.User,
+		"PGPASSWORD": cfg.Password, "PGDATABASE": cfg.Database, "PGSSLMODE": "disable", "PUSHPIPE_DATABASE_URL": ""} {
+		t.Setenv(k, v)
+	}
+	cli := parse(t, "migrate")
+	if err := cli.Migrate.Run(&cli.Globals); err == nil || !strings.Contains(err.Error(), "no database: set PUSHPIPE_DATABASE_URL") {
+		t.Errorf("migrate without a URL: %v, want the refusal naming PUSHPIPE_DATABASE_URL", err)
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var table *string
+	if err := conn.QueryRow(t.Context(), "SELECT to_regclass('campaigns')::text").Scan(&table); err != nil {
+		t.Fatal(err)
+	}
+	if table != nil {
+		t.Errorf("the database of the PG* variables was migrated (it has %s)", *table)
+	}
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
+)
+
+// `replay --resplit --dry-run` checks the campaign and appends nothing; the
+// same without --dry-run appends it once.
+func TestResplitDryRun(t *testing.T) {
+	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	pg := pipelinetest.PostgresT(t)
+	url := pipelinetest.DatabaseT(t, pg)
+	if err := schema.Migrate(t.Context(), url); err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := pipeline.NewRedis(r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	pool, err := (&Globals{DatabaseURL: url}).DB(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	if _, _, err := campaign.Create(t.Context(), rdb, pool, keys, campaign.Campaign{ID: "c1", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	campaigns := func() int64 {
+		var n int64
+		for _, k := range keys.Streams(pipeline.StreamCampaigns) {
+			l, err := rdb.Do(t.Context(), rdb.B().Xlen().Key(k).Build()).AsInt64()
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += l
+		}
+		return n
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		appended int64
+		err      string
+	}{
+		{"dry run", []string{"--campaign", "c1", "--dry-run"}, 0, ""},
+		{"dry run, unknown campaign", []string{"--campaign", "nope", "--dry-run"}, 0, "campaign nope does not exist"},
+		{"for real", []string{"--campaign", "c1"}, 1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, append([]string{"replay", "--resplit", "--redis-addr", r.Addr, "--database-url", url}, tt.args...)...)
+			before := campaigns()
+			err := cli.Replay.Run(&cli.Globals)
+			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+				t.Fatalf("error %v, want %q", err, tt.err)
+			}
+			if got := campaigns() - before; got != tt.appended {
+				t.Errorf("appended %d entries to campaigns, want %d", got, tt.appended)
+			}
+		})
+	}
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+// `status --json --watch` prints JSON only: a refresh that failed is a
+// line with an error key, and the end of the watch (Ctrl-C, SIGTERM) ends
+// it quietly, whenever it comes.
+func TestStatusWatchJSON(t *testing.T) {
+	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	rdb, err := pipeline.NewRedis(r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	keys := pipeline.NewKeys("pp", 4)
+	// The DLQ key of another type: every refresh fails (WRONGTYPE).
+	if err := rdb.Do(t.Context(), rdb.B().Set().Key(keys.DLQ()).Value("x").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		cancel   bool   // the watch is over before its first refresh
+		wantLine string // in the first line; "" for no output at all
+	}{
+		{"refreshes failing", false, "WRONGTYPE"},
+		{"stopped during a refresh", true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, "status", "--json", "--watch", "--interval", "10ms")
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if tt.cancel {
+				cancel()
+			}
+			var out lockedBuffer
+			done := make(chan error, 1)
+			go func() { done <- cli.Status.refresh(ctx, rdb, keys, campaignSource{rdb: rdb, keys: keys}, &out, false) }()
+			if !tt.cancel {
+				pipelinetest.Eventually(t, 10*time.Second, "three refreshes", func() bool { return strings.Count(out.String(), "\n") >= 3 })
+				cancel()
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("the watch ended with %v", err)
+			}
+			got := out.String()
+			if tt.wantLine == "" && got != "" {
+				t.Fatalf("printed %q, want nothing", got)
+			}
+			var lines []string
+			if got != "" {
+				lines = strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+			}
+			for i, line := range lines {
+				var v struct {
+					At    time.Time `json:"at"`
+					Error string    `json:"error"`
+				}
+				if err := json.Unmarshal([]byte(line), &v); err != nil || v.At.IsZero() {
+					t.Fatalf("line %d is not a JSON object with at: %q (%v)", i+1, line, err)
+				}
+				if i == 0 && !strings.Contains(v.Error, tt.wantLine) {
+					t.Errorf("first line's error %q does not say %q", v.Error, tt.wantLine)
+				}
+				if strings.Contains(line, "context canceled") {
+					t.Errorf("line %d reports the end of the watch as a failure: %q", i+1, line)
+				}
+			}
+		})
+	}
+}
+
+// `status ID` without a database refuses an id Redis does not know,
+// rather than show it as a campaign that reached nobody.
+func TestStatusUnknownIDWithoutDatabase(t *testing.T) {
+	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	rdb, err := pipeline.NewRedis(r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	keys := pipeline.NewKeys("pp", 4)
+	// What creating a campaign or message publishes first (its expiry).
+	exp := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+	if err := rdb.Do(t.Context(), rdb.B().Hset().Key(keys.Campaign("c1")).FieldValue().FieldValue(campaign.HashExpiresMs, exp).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		id  string
+		err string // "" for a report
+	}{
+		{"c1", ""},
+		{"c2", "campaign c2: Redis holds no campaign or direct message of this id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			cli := parse(t, "status", tt.id)
+			rep, err := cli.Status.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys})
+			if tt.err == "" {
+				if err != nil || rep.Campaign == nil || rep.Campaign.ID != tt.id {
+					t.Fatalf("status %s: %v, %+v", tt.id, err, rep.Campaign)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "PUSHPIPE_DATABASE_URL") {
+				t.Errorf("status %s: %v, want an error with %q naming PUSHPIPE_DATABASE_URL", tt.id, err, tt.err)
+			}
+		})
+	}
+}
