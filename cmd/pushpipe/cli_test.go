@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -61,6 +64,12 @@ func TestHelpShowsTheGlobalsUsed(t *testing.T) {
 // A refused command line is one line, with the one prefix, naming the help
 // to read; settings the code would quietly replace are refused.
 func TestUsageErrors(t *testing.T) {
+	secrets := filepath.Join(t.TempDir(), "secrets")
+	if err := os.WriteFile(secrets, []byte("s1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hook := []string{"webhook", "--url", "https://h.example/x", "--secret-file", secrets}
+	allHook := []string{"all", "--webhook-url", "https://h.example/x", "--webhook-secret-file", secrets}
 	tests := []struct {
 		give []string
 		want string
@@ -75,6 +84,19 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
 		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},
 		{[]string{"deliver", "--fcm-project", "p"}, "give --apns-topic: the provider flags serve the one app whose id it is"},
+		// The webhook's values are refused at parse time, before Redis
+		// (which may be down) is tried, and none is quietly replaced.
+		{slices.Concat(hook, []string{"--filter", "outcome=failure"}), `--filter: outcome "failure" is not sent, failed or invalid`},
+		{slices.Concat(hook, []string{"--rate=-5"}), "--rate must not be negative (0 caps nothing), got -5"},
+		{slices.Concat(hook, []string{"--attempts", "0"}), "--attempts must be at least 1 POST per delivery, got 0"},
+		{slices.Concat(hook, []string{"--attempts=-1"}), "--attempts must be at least 1 POST per delivery, got -1"},
+		{slices.Concat(hook, []string{"--timeout", "0s"}), "--timeout must be a positive duration such as 10s, got 0s"},
+		{slices.Concat(hook, []string{"--retry-base", "0s"}), "--retry-base must be a positive duration"},
+		{slices.Concat(hook, []string{"--retry-max", "0s"}), "--retry-max must be a positive duration"},
+		{slices.Concat(hook, []string{"--retry-base", "1m"}), "--retry-max (30s) is shorter than --retry-base (1m0s)"},
+		{slices.Concat(hook, []string{"--rate=-1", "--timeout", "0s"}), "--rate must not be negative (0 caps nothing), got -1; --timeout must be"},
+		{slices.Concat(allHook, []string{"--webhook-attempts", "0"}), "webhook: --attempts must be at least 1 POST per delivery, got 0"},
+		{slices.Concat(allHook, []string{"--webhook-filter", "outcome=sent,failure"}), `outcome "failure" is not sent, failed or invalid`},
 	}
 	for _, tt := range tests {
 		k, err := kong.New(&CLI{}, options()...)
@@ -92,7 +114,8 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("pushpipe %s: %q, want one line with %q and the help to read", strings.Join(tt.give, " "), msg, tt.want)
 		}
 	}
-	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"--log-level", "debug", "migrate"}} {
+	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"--log-level", "debug", "migrate"},
+		hook, allHook, slices.Concat(hook, []string{"--rate", "0", "--filter", "outcome=failed,invalid"})} {
 		parse(t, ok...)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -23,17 +24,22 @@ type WebhookFlags struct {
 	RetryMax   time.Duration `name:"retry-max" default:"30s" help:"Longest backoff, and longest Retry-After honoured."`
 }
 
-// check refuses to start without a usable URL or secret file, before
-// anything connects.
+// check refuses, before anything connects, every flag value the stage
+// would refuse (webhook.Config.Validate), a zero or negative one typed
+// included: kong's defaults stand for the flags not given.
 func (c WebhookFlags) check() error {
-	if err := webhook.CheckURL(c.URL); err != nil {
-		return err
-	}
-	if _, err := webhook.LoadSecrets(c.SecretFile); err != nil {
-		return err
-	}
-	_, err := c.outcomes()
-	return err
+	cfg, err := c.config()
+	return errors.Join(err, cfg.Validate())
+}
+
+// config is the stage's Config as the flags give it, without what build
+// adds (Redis, the logger, metrics, the batch); the error says what of the
+// secret file or --filter could not be read.
+func (c WebhookFlags) config() (webhook.Config, error) {
+	secrets, serr := webhook.LoadSecrets(c.SecretFile)
+	outcomes, ferr := c.outcomes()
+	return webhook.Config{URL: c.URL, Secrets: secrets, Rate: c.Rate, Outcomes: outcomes, Timeout: c.Timeout,
+		Attempts: c.Attempts, RetryBase: c.RetryBase, RetryMax: c.RetryMax}, errors.Join(serr, ferr)
 }
 
 // outcomes parses --filter: "outcome=a,b" or "".
@@ -54,17 +60,12 @@ func (c WebhookFlags) configured() bool { return c.URL != "" }
 func (WebhookFlags) dbConns() int32 { return 0 }
 
 func (c WebhookFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
-	secrets, err := webhook.LoadSecrets(c.SecretFile)
+	cfg, err := c.config()
 	if err != nil {
 		return nil, nil, err
 	}
-	outcomes, err := c.outcomes()
-	if err != nil {
-		return nil, nil, err
-	}
-	h, err := webhook.New(webhook.Config{Redis: d.rdb, Keys: d.keys, URL: c.URL, Secrets: secrets,
-		Batch: eff.BatchSize, Rate: c.Rate, Outcomes: outcomes, Timeout: c.Timeout, Attempts: c.Attempts,
-		RetryBase: c.RetryBase, RetryMax: c.RetryMax, Log: d.log, Metrics: d.reg})
+	cfg.Redis, cfg.Keys, cfg.Batch, cfg.Log, cfg.Metrics = d.rdb, d.keys, eff.BatchSize, d.log, d.reg
+	h, err := webhook.New(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
