@@ -97,6 +97,11 @@ func TestUsageErrors(t *testing.T) {
 		{slices.Concat(hook, []string{"--rate=-1", "--timeout", "0s"}), "--rate must not be negative (0 caps nothing), got -1; --timeout must be"},
 		{slices.Concat(allHook, []string{"--webhook-attempts", "0"}), "webhook: --attempts must be at least 1 POST per delivery, got 0"},
 		{slices.Concat(allHook, []string{"--webhook-filter", "outcome=sent,failure"}), `outcome "failure" is not sent, failed or invalid`},
+		// Under all the webhook runs only with --webhook-url: its other
+		// flags without it would be dropped without a word.
+		{[]string{"all", "--webhook-rate", "5"}, "--webhook-rate given, but --webhook-* flags need --webhook-url"},
+		{[]string{"all", "--webhook-secret-file", secrets, "--webhook-filter", "outcome=failed", "--tps", "5"},
+			"--webhook-secret-file, --webhook-filter given, but --webhook-* flags need --webhook-url: without it the webhook stage does not run"},
 	}
 	for _, tt := range tests {
 		k, err := kong.New(&CLI{}, options()...)

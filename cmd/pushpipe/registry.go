@@ -74,8 +74,12 @@ func (s plainStage) build(d *deps, _ pipeline.Options) (pipeline.Handler, []func
 type checker interface{ check() error }
 
 // configurable is an Optional row's flags: `pushpipe all` runs the stage
-// only when they say it is configured.
-type configurable interface{ configured() bool }
+// only when they say it is configured, and refuses its other flags given
+// without the one that configures it (configuredBy, unprefixed).
+type configurable interface {
+	configured() bool
+	configuredBy() string
+}
 
 func check(s stage) error {
 	if c, ok := s.(checker); ok {

@@ -57,6 +57,8 @@ func (c WebhookFlags) outcomes() ([]string, error) {
 // configured: under all the webhook runs only with --webhook-url.
 func (c WebhookFlags) configured() bool { return c.URL != "" }
 
+func (WebhookFlags) configuredBy() string { return "url" }
+
 func (WebhookFlags) dbConns() int32 { return 0 }
 
 func (c WebhookFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
