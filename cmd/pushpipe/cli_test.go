@@ -124,3 +124,33 @@ func TestUsageErrors(t *testing.T) {
 		parse(t, ok...)
 	}
 }
+
+// The webhook URL may come from PUSHPIPE_WEBHOOK_URL, standalone and under
+// all, so a URL with credentials or a token need not sit in argv; the help
+// says so.
+func TestWebhookURLFromEnvironment(t *testing.T) {
+	secrets := filepath.Join(t.TempDir(), "secrets")
+	if err := os.WriteFile(secrets, []byte("s1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const url = "https://bob:hunter2@hooks.example.com/services/T0KEN123"
+	t.Setenv("PUSHPIPE_WEBHOOK_URL", url)
+	tests := []struct {
+		args []string
+		own  func(cmd any) stage
+	}{
+		{[]string{"webhook", "--secret-file", secrets}, func(cmd any) stage { return cmd.(*stageCmd).Own }},
+		{[]string{"all", "--webhook-secret-file", secrets}, func(cmd any) stage { return cmd.(*AllCmd).stages()["webhook"] }},
+	}
+	for _, tt := range tests {
+		w, _ := tt.own(command(t, tt.args...)).(*WebhookFlags)
+		if w == nil || w.URL != url {
+			t.Errorf("pushpipe %s with PUSHPIPE_WEBHOOK_URL: the webhook runs with %+v", strings.Join(tt.args, " "), w)
+		}
+	}
+	for _, args := range [][]string{{"webhook"}, {"all"}} {
+		if out := help(t, args...); !strings.Contains(out, "PUSHPIPE_WEBHOOK_URL") {
+			t.Errorf("pushpipe %s --help does not name PUSHPIPE_WEBHOOK_URL:\n%s", args[0], out)
+		}
+	}
+}

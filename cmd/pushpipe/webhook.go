@@ -14,7 +14,7 @@ import (
 // WebhookFlags are the webhook's own flags; under `all` they are prefixed
 // webhook- and the stage runs only when --webhook-url is given.
 type WebhookFlags struct {
-	URL        string        `name:"url" placeholder:"URL" help:"POST result events here (http or https; credentials in it go as Basic auth and are never logged)."`
+	URL        string        `name:"url" placeholder:"URL" env:"PUSHPIPE_WEBHOOK_URL" help:"POST result events here (http or https; credentials in it go as Basic auth). Logs show only its scheme, host and port, and a fingerprint of the rest. A URL that holds a secret is better given by the environment variable, out of process listings."`
 	SecretFile string        `name:"secret-file" placeholder:"FILE" help:"Signing secrets, one a line: every one signs each POST (rotation)."`
 	Rate       int           `name:"rate" placeholder:"EVENTS_PER_S" help:"Cluster-wide cap on events POSTed per second, over every webhook process; 0 caps nothing."`
 	Filter     string        `name:"filter" placeholder:"outcome=failed,invalid" help:"POST only these outcomes (sent, failed, invalid); the others are acked unsent."`

@@ -7,6 +7,8 @@ package webhook
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -25,7 +27,7 @@ type Config struct {
 	Redis rueidis.Client
 	Keys  pipeline.Keys
 
-	URL     string   // http(s); credentials in it go as Basic auth and are never logged
+	URL     string   // http(s); credentials in it go as Basic auth; logs show it as SafeURL
 	Secrets [][]byte // every secret signs every POST (LoadSecrets)
 	// Batch is the most events per POST (the runner reads up to this many).
 	Batch int
@@ -113,19 +115,31 @@ func (c Config) Validate() error {
 func CheckURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("webhook URL must be http:// or https:// with a host (give --url)")
+		return errors.New("webhook URL must be http:// or https:// with a host (give --url or PUSHPIPE_WEBHOOK_URL)")
 	}
 	return nil
 }
 
-// SafeURL is the URL as logs may show it: scheme, host and path, without
-// credentials or query.
+// SafeURL is the URL as logs and dead letters show it: scheme, host and
+// port, and of the rest only that there is one and its fingerprint. A
+// hook's path and query are often its secret (Slack's
+// /services/T…/B…/TOKEN), so none of them is shown, and neither are
+// credentials. Two hooks on one host are told apart by the fingerprint:
+// the first 8 hex digits of the SHA-256 of the path and query as sent
+// (`printf %s /services/T0/B0/TOKEN | sha256sum`), which says nothing of a
+// token the reader does not already hold.
 func SafeURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	return u.Scheme + "://" + u.Host + u.Path
+	safe := u.Scheme + "://" + u.Host
+	rest := u.RequestURI()
+	if rest == "/" {
+		return safe + rest // nothing to hide (or tell apart)
+	}
+	sum := sha256.Sum256([]byte(rest))
+	return safe + "/…(sha256:" + hex.EncodeToString(sum[:4]) + ")"
 }
 
 // LoadSecrets reads a secret file: one secret a line, blank lines ignored.
