@@ -23,12 +23,14 @@ type AllCmd struct {
 	InsecureNoAuth bool   `name:"insecure-no-auth" help:"Serve the API without authentication (a closed test network only)."`
 	APIDBConns     int32  `name:"api-db-conns" default:"4" help:"PostgreSQL connections the API adds to the pool."`
 
-	// The stage flags (consumer, claim idle...) apply to every stage.
+	// The stage flags (consumer, claim idle, --batch...) apply to every
+	// stage.
 	StageFlags `embed:""`
-	// Each stage's own flags keep their names, prefixed with the stage's
-	// (--split-range-size) but for deliver's (the providers, sink and
-	// rate). An Optional stage runs only when configured (the webhook
-	// with --webhook-url).
+	// --batch (StageFlags.ReadBatch), then each stage's own flags, which
+	// keep their names, prefixed with the stage's (--split-range-size,
+	// --webhook-batch) but for deliver's (the providers, sink and rate).
+	// An Optional stage runs only when configured (the webhook with
+	// --webhook-url).
 	kong.Plugins
 	// The API's connection and body memory caps.
 	ListenFlags `embed:""`
@@ -38,7 +40,9 @@ type AllCmd struct {
 
 func newAllCmd() *AllCmd {
 	c := &AllCmd{}
-	c.Plugins, c.own = ownFlags()
+	var own kong.Plugins
+	own, c.own = ownFlags()
+	c.Plugins = append(kong.Plugins{&c.ReadBatch}, own...)
 	return c
 }
 

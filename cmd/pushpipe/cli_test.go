@@ -87,6 +87,8 @@ func TestUsageErrors(t *testing.T) {
 		// The webhook's values are refused at parse time, before Redis
 		// (which may be down) is tried, and none is quietly replaced.
 		{slices.Concat(hook, []string{"--filter", "outcome=failure"}), `--filter: outcome "failure" is not sent, failed or invalid`},
+		{slices.Concat(hook, []string{"--batch", "0"}), "--batch must be at least 1 event per POST, got 0"},
+		{slices.Concat(allHook, []string{"--webhook-batch=-2"}), "webhook: --batch must be at least 1 event per POST, got -2"},
 		{slices.Concat(hook, []string{"--rate=-5"}), "--rate must not be negative (0 caps nothing), got -5"},
 		{slices.Concat(hook, []string{"--attempts", "0"}), "--attempts must be at least 1 POST per delivery, got 0"},
 		{slices.Concat(hook, []string{"--attempts=-1"}), "--attempts must be at least 1 POST per delivery, got -1"},

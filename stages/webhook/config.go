@@ -22,6 +22,9 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
+// DefaultBatch is the most events per POST unless Config.Batch says.
+const DefaultBatch = 500
+
 // Config is everything the stage needs.
 type Config struct {
 	Redis rueidis.Client
@@ -29,7 +32,9 @@ type Config struct {
 
 	URL     string   // http(s); credentials in it go as Basic auth; logs show it as SafeURL
 	Secrets [][]byte // every secret signs every POST (LoadSecrets)
-	// Batch is the most events per POST (the runner reads up to this many).
+	// Batch is the most events per POST (--batch); default DefaultBatch.
+	// The runner's reads are entries, each holding many devices' events:
+	// a read is POSTed in as many requests as it takes.
 	Batch int
 	// Rate caps the events POSTed per second across every webhook process;
 	// 0 caps nothing.
@@ -55,8 +60,8 @@ type Config struct {
 // defaults fills the settings a caller left at zero. Only zero: a negative
 // value is a mistake, and Validate refuses it.
 func (c *Config) defaults() {
-	if c.Batch <= 0 {
-		c.Batch = 500
+	if c.Batch == 0 {
+		c.Batch = DefaultBatch
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Second
@@ -82,6 +87,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if err := CheckURL(c.URL); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Batch <= 0 {
+		errs = append(errs, fmt.Errorf("--batch must be at least 1 event per POST, got %d", c.Batch))
 	}
 	if c.Rate < 0 {
 		errs = append(errs, fmt.Errorf("--rate must not be negative (0 caps nothing), got %d", c.Rate))
