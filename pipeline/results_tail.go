@@ -10,21 +10,42 @@ import (
 )
 
 // TailResults calls fn with every result event appended to the results
-// stream from from on (inclusive; an open bound means now), over every
-// partition, until ctx ends or fn returns an error. It reads each partition
+// stream from from on (inclusive; an open bound means now, by Redis's
+// clock: after each partition's last entry), over every partition, until
+// ctx ends or fn returns an error. It reads each partition
 // with its own XREAD (partitions may live on different cluster nodes),
 // pipelined, and polls every 200ms when nothing came. A malformed entry is
 // passed over and told to malformed (when not nil): a reader for operators
 // has no DLQ to send it to (the webhook stage does). Events of different
 // partitions come in no particular order.
 func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from Bound, fn func(ResultEvent) error, malformed func(entry string, err error)) error {
-	if from.IsZero() {
-		from = TimeBound(time.Now())
-	}
 	streams := keys.Streams(StreamResults)
 	last := make([]string, len(streams))
-	for i := range last {
-		last[i] = from.start().before()
+	if from.IsZero() {
+		// Not time.Now(): entry ids are the clock of the Redis (node) that
+		// holds the partition, which may be seconds from ours either way,
+		// showing old events or hiding new ones.
+		cmds := make(rueidis.Commands, len(streams))
+		for i, s := range streams {
+			cmds[i] = c.B().Xrevrange().Key(s).End("+").Start("-").Count(1).Build()
+		}
+		for i, res := range c.DoMulti(ctx, cmds...) {
+			es, err := res.AsXRange()
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("xrevrange %s: %w", streams[i], err)
+			}
+			last[i] = "0-0" // an empty partition's next entry is new
+			if len(es) > 0 {
+				last[i] = es[0].ID
+			}
+		}
+	} else {
+		for i := range last {
+			last[i] = from.start().before()
+		}
 	}
 	for {
 		cmds := make(rueidis.Commands, len(streams))

@@ -69,9 +69,10 @@ var Stages = []StageDef{
 	// sends stay bounded by --express-in-flight.
 	{Name: "deliver", Stream: StreamDeliver, Batch: 8, Concurrency: 4, Campaign: true, DB: true, Delays: true,
 		MaxDeliveries: 100, Replicas: 2, Express: true, ExpressConcurrency: 16, Outputs: []string{StreamResults}},
-	// Result events are small: a read is one POST to the operator's URL
-	// (--batch), and a few POSTs in flight keep a slow receiver busy. No
-	// replicas: the benchmark has no receiver.
+	// A results entry holds the events of a mark call's devices: a read is
+	// POSTed to the operator's URL in requests of the webhook's own --batch
+	// events, and a few handlers POSTing at once keep a slow receiver busy.
+	// No replicas: the benchmark has no receiver.
 	{Name: "webhook", Stream: StreamResults, Batch: 500, Concurrency: 4, Optional: true},
 }
 

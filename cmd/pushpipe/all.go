@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/alecthomas/kong"
 
@@ -22,12 +23,14 @@ type AllCmd struct {
 	InsecureNoAuth bool   `name:"insecure-no-auth" help:"Serve the API without authentication (a closed test network only)."`
 	APIDBConns     int32  `name:"api-db-conns" default:"4" help:"PostgreSQL connections the API adds to the pool."`
 
-	// The stage flags (consumer, claim idle...) apply to every stage.
+	// The stage flags (consumer, claim idle, --batch...) apply to every
+	// stage.
 	StageFlags `embed:""`
-	// Each stage's own flags keep their names, prefixed with the stage's
-	// (--split-range-size) but for deliver's (the providers, sink and
-	// rate). An Optional stage runs only when configured (the webhook
-	// with --webhook-url).
+	// --batch (StageFlags.ReadBatch), then each stage's own flags, which
+	// keep their names, prefixed with the stage's (--split-range-size,
+	// --webhook-batch) but for deliver's (the providers, sink and rate).
+	// An Optional stage runs only when configured (the webhook with
+	// --webhook-url).
 	kong.Plugins
 	// The API's connection and body memory caps.
 	ListenFlags `embed:""`
@@ -37,7 +40,9 @@ type AllCmd struct {
 
 func newAllCmd() *AllCmd {
 	c := &AllCmd{}
-	c.Plugins, c.own = ownFlags()
+	var own kong.Plugins
+	own, c.own = ownFlags()
+	c.Plugins = append(kong.Plugins{&c.ReadBatch}, own...)
 	return c
 }
 
@@ -52,8 +57,10 @@ func (c *AllCmd) stages() map[string]stage {
 func (c *AllCmd) deliver() *DeliverFlags { return c.own["deliver"].(*DeliverFlags) }
 
 // Validate checks the flags of every stage all runs (kong checks
-// StageFlags itself).
-func (c *AllCmd) Validate() error {
+// StageFlags itself), and refuses an Optional stage's flags given without
+// the one that configures it: the stage would not run, and they would be
+// dropped without a word.
+func (c *AllCmd) Validate(kctx *kong.Context) error {
 	stages, err := wired(c.own)
 	errs := []error{err}
 	for _, def := range pipeline.Stages {
@@ -61,9 +68,27 @@ func (c *AllCmd) Validate() error {
 			if err := check(s); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", def.Name, err))
 			}
+		} else if cf, ok := c.own[def.Name].(configurable); ok {
+			errs = append(errs, unconfigured(kctx, def.Name, cf.configuredBy()))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// unconfigured refuses the flags of stage (prefixed with its name) given on
+// the command line when by, the flag that configures it, was not.
+func unconfigured(kctx *kong.Context, stage, by string) error {
+	var given []string
+	for _, p := range kctx.Path {
+		if p.Flag != nil && strings.HasPrefix(p.Flag.Name, stage+"-") && p.Flag.Name != stage+"-"+by {
+			given = append(given, "--"+p.Flag.Name)
+		}
+	}
+	if len(given) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s given, but --%s-* flags need --%s-%s: without it the %s stage does not run",
+		strings.Join(given, ", "), stage, stage, by, stage)
 }
 
 // Run serves until SIGTERM.

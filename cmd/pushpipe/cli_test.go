@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,6 +70,12 @@ func TestHelpShowsTheGlobalsUsed(t *testing.T) {
 // A refused command line is one line, with the one prefix, naming the help
 // to read; settings the code would quietly replace are refused.
 func TestUsageErrors(t *testing.T) {
+	secrets := filepath.Join(t.TempDir(), "secrets")
+	if err := os.WriteFile(secrets, []byte("s1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hook := []string{"webhook", "--url", "https://h.example/x", "--secret-file", secrets}
+	allHook := []string{"all", "--webhook-url", "https://h.example/x", "--webhook-secret-file", secrets}
 	tests := []struct {
 		give []string
 		want string
@@ -92,6 +101,26 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"dlq", "list", "--stream", "result"}, `--stream "result": dead letters come from the stage inputs only, one of ingest, campaigns,`},
 		{[]string{"dlq", "drop", "--all", "--stream", "dlq"}, `--stream "dlq": dead letters come from`},
 		{[]string{"dlq", "retry", "--all", "--stream", "deliver_express"}, `--stream "deliver_express"`},
+		// The webhook's values are refused at parse time, before Redis
+		// (which may be down) is tried, and none is quietly replaced.
+		{slices.Concat(hook, []string{"--filter", "outcome=failure"}), `--filter: outcome "failure" is not sent, failed or invalid`},
+		{slices.Concat(hook, []string{"--batch", "0"}), "--batch must be at least 1 event per POST, got 0"},
+		{slices.Concat(allHook, []string{"--webhook-batch=-2"}), "webhook: --batch must be at least 1 event per POST, got -2"},
+		{slices.Concat(hook, []string{"--rate=-5"}), "--rate must not be negative (0 caps nothing), got -5"},
+		{slices.Concat(hook, []string{"--attempts", "0"}), "--attempts must be at least 1 POST per delivery, got 0"},
+		{slices.Concat(hook, []string{"--attempts=-1"}), "--attempts must be at least 1 POST per delivery, got -1"},
+		{slices.Concat(hook, []string{"--timeout", "0s"}), "--timeout must be a positive duration such as 10s, got 0s"},
+		{slices.Concat(hook, []string{"--retry-base", "0s"}), "--retry-base must be a positive duration"},
+		{slices.Concat(hook, []string{"--retry-max", "0s"}), "--retry-max must be a positive duration"},
+		{slices.Concat(hook, []string{"--retry-base", "1m"}), "--retry-max (30s) is shorter than --retry-base (1m0s)"},
+		{slices.Concat(hook, []string{"--rate=-1", "--timeout", "0s"}), "--rate must not be negative (0 caps nothing), got -1; --timeout must be"},
+		{slices.Concat(allHook, []string{"--webhook-attempts", "0"}), "webhook: --attempts must be at least 1 POST per delivery, got 0"},
+		{slices.Concat(allHook, []string{"--webhook-filter", "outcome=sent,failure"}), `outcome "failure" is not sent, failed or invalid`},
+		// Under all the webhook runs only with --webhook-url: its other
+		// flags without it would be dropped without a word.
+		{[]string{"all", "--webhook-rate", "5"}, "--webhook-rate given, but --webhook-* flags need --webhook-url"},
+		{[]string{"all", "--webhook-secret-file", secrets, "--webhook-filter", "outcome=failed", "--tps", "5"},
+			"--webhook-secret-file, --webhook-filter given, but --webhook-* flags need --webhook-url: without it the webhook stage does not run"},
 	}
 	for _, tt := range tests {
 		k, err := kong.New(&CLI{}, options()...)
@@ -112,7 +141,8 @@ func TestUsageErrors(t *testing.T) {
 	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"--log-level", "debug", "migrate"},
 		{"send", "--app", "a", "--user", "1", "--ttl", "1h"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T15:04:05Z", "--allow-empty"},
 		{"replay", "--resplit", "--campaign", "c", "--dry-run"}, {"replay", "--stream", "deliver", "--from", "0", "--high-water", "5", "--json"},
-		{"dlq", "list", "--stream", "deliver"}, {"dlq", "drop", "--all", "--stream", pipeline.Express.Stream(pipeline.StreamDeliver)}} {
+		{"dlq", "list", "--stream", "deliver"}, {"dlq", "drop", "--all", "--stream", pipeline.Express.Stream(pipeline.StreamDeliver)},
+		hook, allHook, slices.Concat(hook, []string{"--rate", "0", "--filter", "outcome=failed,invalid"})} {
 		parse(t, ok...)
 	}
 	// The environment is checked as the flags are.
@@ -123,5 +153,35 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if _, err := k.Parse([]string{"status"}); err == nil || !strings.Contains(err.Error(), "PUSHPIPE_PARTITIONS must be at least 1") {
 		t.Errorf("PUSHPIPE_PARTITIONS=0: %v", err)
+	}
+}
+
+// The webhook URL may come from PUSHPIPE_WEBHOOK_URL, standalone and under
+// all, so a URL with credentials or a token need not sit in argv; the help
+// says so.
+func TestWebhookURLFromEnvironment(t *testing.T) {
+	secrets := filepath.Join(t.TempDir(), "secrets")
+	if err := os.WriteFile(secrets, []byte("s1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const url = "https://bob:hunter2@hooks.example.com/services/T0KEN123"
+	t.Setenv("PUSHPIPE_WEBHOOK_URL", url)
+	tests := []struct {
+		args []string
+		own  func(cmd any) stage
+	}{
+		{[]string{"webhook", "--secret-file", secrets}, func(cmd any) stage { return cmd.(*stageCmd).Own }},
+		{[]string{"all", "--webhook-secret-file", secrets}, func(cmd any) stage { return cmd.(*AllCmd).stages()["webhook"] }},
+	}
+	for _, tt := range tests {
+		w, _ := tt.own(command(t, tt.args...)).(*WebhookFlags)
+		if w == nil || w.URL != url {
+			t.Errorf("pushpipe %s with PUSHPIPE_WEBHOOK_URL: the webhook runs with %+v", strings.Join(tt.args, " "), w)
+		}
+	}
+	for _, args := range [][]string{{"webhook"}, {"all"}} {
+		if out := help(t, args...); !strings.Contains(out, "PUSHPIPE_WEBHOOK_URL") {
+			t.Errorf("pushpipe %s --help does not name PUSHPIPE_WEBHOOK_URL:\n%s", args[0], out)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/api"
 	"github.com/pushpipe/pushpipe/stages/deliver"
+	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
 // CLI is every subcommand. Each lives in its own file.
@@ -54,6 +55,7 @@ func options() []kong.Option {
 			"fd_reserve":        strconv.Itoa(fdReserve),
 			"operator_conns":    strconv.Itoa(operatorConns),
 			"stage_streams":     strings.Join(pipeline.StageStreams(), ", "),
+			"webhook_batch":     strconv.Itoa(webhook.DefaultBatch),
 		},
 	}, stageCommands()...)
 }

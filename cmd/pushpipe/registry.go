@@ -30,7 +30,9 @@ var registry = map[string]wiring{
 	// Under all its flags keep their names: the providers, sink and rate
 	// are what `all` is mostly given.
 	"deliver": wire[DeliverFlags]("Run the deliver stage: send to APNs and FCM.").unprefixed(),
-	"webhook": wire[WebhookFlags]("Run the webhook stage: result events POSTed in signed batches to your URL."),
+	// Its --batch is events per POST (DESIGN), its own flag: --batch
+	// under all, entries per read, is every stage's.
+	"webhook": wire[WebhookFlags]("Run the webhook stage: result events POSTed in signed batches to your URL.").ownBatch(),
 }
 
 // wiring is a stage's entry in the registry.
@@ -38,6 +40,9 @@ type wiring struct {
 	help  string
 	flags func() stage // a new set of the stage's own flags at their zero values, for kong to fill
 	bare  bool         // under all, its flags are not prefixed with the stage's name
+	// batch: its own flags have a --batch, so its subcommand leaves out the
+	// stage flags' (ReadBatch) and its runner reads the stage table's count.
+	batch bool
 }
 
 // wire is the registry entry of a stage whose own flags are F.
@@ -49,6 +54,8 @@ func wire[F any, P interface {
 }
 
 func (w wiring) unprefixed() wiring { w.bare = true; return w }
+
+func (w wiring) ownBatch() wiring { w.batch = true; return w }
 
 // plain is the registry entry of a stage with no flags of its own (beyond
 // every stage's) and no PostgreSQL: its handler's constructor is the whole
@@ -74,8 +81,12 @@ func (s plainStage) build(d *deps, _ pipeline.Options) (pipeline.Handler, []func
 type checker interface{ check() error }
 
 // configurable is an Optional row's flags: `pushpipe all` runs the stage
-// only when they say it is configured.
-type configurable interface{ configured() bool }
+// only when they say it is configured, and refuses its other flags given
+// without the one that configures it (configuredBy, unprefixed).
+type configurable interface {
+	configured() bool
+	configuredBy() string
+}
 
 func check(s stage) error {
 	if c, ok := s.(checker); ok {
@@ -88,8 +99,11 @@ func check(s stage) error {
 // stage's own, run by runStages like every stage under all.
 type stageCmd struct {
 	StageFlags `embed:""`
-	Own        stage `embed:""`
-	name       string
+	// kong.Plugins hold --batch (StageFlags.ReadBatch), but for a stage
+	// whose own flags have one (wiring.batch).
+	kong.Plugins
+	Own  stage `embed:""`
+	name string
 }
 
 // Validate checks the stage's own flags (kong checks StageFlags itself).
@@ -109,7 +123,11 @@ func stageCommands() []kong.Option {
 		if w.flags == nil {
 			continue // TestRegistryCoversStageTable says which
 		}
-		opts = append(opts, kong.DynamicCommand(def.Name, w.help, "", &stageCmd{name: def.Name, Own: w.flags()}))
+		c := &stageCmd{name: def.Name, Own: w.flags()}
+		if !w.batch {
+			c.Plugins = kong.Plugins{&c.ReadBatch}
+		}
+		opts = append(opts, kong.DynamicCommand(def.Name, w.help, "", c))
 	}
 	opts = append(opts, kong.DynamicCommand("all", "Run the API and every stage in one process.", "", newAllCmd()),
 		kong.PostBuild(orderCommands))

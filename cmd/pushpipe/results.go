@@ -39,9 +39,12 @@ func (c *ResultsTailCmd) Validate() error {
 }
 
 // Run prints until SIGINT/SIGTERM; an entry it cannot read is named on
-// stderr and passed over.
+// stderr and passed over. It connects as the operator tools do (RedisNow):
+// no Redis is said within 2 s, and a mistyped --prefix is refused, where a
+// server's connection would record it as a new deployment and tail that,
+// empty, forever.
 func (c *ResultsTailCmd) Run(g *Globals) error {
-	rdb, err := g.Redis()
+	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -123,5 +124,74 @@ func TestResultsTail(t *testing.T) {
 	}
 	if _, err := k.Parse([]string{"results", "tail", "--from", "yesterday"}); err == nil || !strings.Contains(err.Error(), `--from: "yesterday" is neither`) {
 		t.Errorf("--from yesterday: %v", err)
+	}
+}
+
+// By default `results tail` prints new events only, "new" by Redis's clock
+// (entry ids are Redis's time, not this machine's): an entry whose id is an
+// hour ahead of our clock, as on a Redis whose clock is, was written before
+// the tail started and is not printed; an entry written after it is.
+func TestResultsTailStartsAtRedisNow(t *testing.T) {
+	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	rdb, err := pipeline.NewRedis(r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	keys := pipeline.NewKeys("tailnow", 2)
+	stream := keys.Stream(pipeline.StreamResults, 0)
+	ev := func(campaign string) pipeline.ResultEvent {
+		return pipeline.ResultEvent{ID: pipeline.ResultID(campaign, "", 1), Campaign: campaign, App: "a", UserID: 1,
+			Platform: "ios", Token: "ab", Outcome: pipeline.OutcomeSent, AtMs: 1}
+	}
+	ahead := time.Now().Add(time.Hour).UnixMilli()
+	if _, err := pipeline.Emit(t.Context(), rdb, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, 1), Fields: pipeline.ResultFields(ev("before"))}); err != nil {
+		t.Fatal(err)
+	}
+	xadd := rdb.B().Arbitrary("XADD").Keys(stream).Args(fmt.Sprintf("%d-0", ahead)).Args(pipeline.ResultFields(ev("ahead"))...)
+	if err := rdb.Do(t.Context(), xadd.Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	cli := parse(t, "results", "tail")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out, logs lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- cli.Results.Tail.tail(ctx, rdb, keys, &out, zerolog.New(&logs)) }()
+	// Malformed markers until the tail names one: it has taken its start.
+	marker := func() string {
+		t.Helper()
+		id, err := rdb.Do(t.Context(), rdb.B().Xadd().Key(stream).Id("*").FieldValue().FieldValue("x", "y").Build()).ToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	pipelinetest.Eventually(t, 10*time.Second, "the tail to read", func() bool {
+		marker()
+		return strings.Contains(logs.String(), stream)
+	})
+	if _, err := pipeline.Emit(t.Context(), rdb, pipeline.Message{Stream: stream, Fields: pipeline.ResultFields(ev("after"))}); err != nil {
+		t.Fatal(err)
+	}
+	end := marker()
+	pipelinetest.Eventually(t, 10*time.Second, "the last marker named", func() bool { return strings.Contains(logs.String(), end) })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var e pipeline.ResultEvent
+		if line == "" {
+			continue
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("not an event: %q: %v", line, err)
+		}
+		got = append(got, e.Campaign)
+	}
+	if !slices.Equal(got, []string{"after"}) {
+		t.Errorf("printed the events of %v, want only the one written after the tail started", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
 // command parses args as main does and returns the selected subcommand's
@@ -98,6 +99,7 @@ func TestAllRunsEveryRow(t *testing.T) {
 	allFlags := flagsOf("all")
 	common, err := kong.New(&struct {
 		StageFlags `embed:""`
+		ReadBatch  `embed:""`
 	}{})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +113,8 @@ func TestAllRunsEveryRow(t *testing.T) {
 			prefix = ""
 		}
 		for name, f := range flagsOf(def.Name) {
-			if slices.ContainsFunc(common.Model.Flags, func(c *kong.Flag) bool { return c.Name == name }) {
+			if slices.ContainsFunc(common.Model.Flags, func(c *kong.Flag) bool { return c.Name == name }) &&
+				!(name == "batch" && registry[def.Name].batch) {
 				continue // StageFlags, and help
 			}
 			g, ok := allFlags[prefix+name]
@@ -149,8 +152,10 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 			[]string{"--tps", "123", "--in-flight", "7", "--max-attempts", "5", "--sink", "null", "--db-conns", "2"}},
 		// Optional: under all it is wired only with --webhook-url, so both
 		// spellings give it.
-		{"webhook", []string{"--url", "https://h.example/x", "--secret-file", secrets, "--rate", "9", "--filter", "outcome=failed", "--attempts", "3"},
-			[]string{"--webhook-url", "https://h.example/x", "--webhook-secret-file", secrets, "--webhook-rate", "9", "--webhook-filter", "outcome=failed", "--webhook-attempts", "3"}},
+		// Its --batch is its own (events per POST): --webhook-batch under
+		// all, where --batch is every stage's entries per read.
+		{"webhook", []string{"--url", "https://h.example/x", "--secret-file", secrets, "--rate", "9", "--filter", "outcome=failed", "--attempts", "3", "--batch", "7"},
+			[]string{"--webhook-url", "https://h.example/x", "--webhook-secret-file", secrets, "--webhook-rate", "9", "--webhook-filter", "outcome=failed", "--webhook-attempts", "3", "--webhook-batch", "7"}},
 	}
 	shared := []string{"--claim-idle", "7s", "--shutdown-timeout", "3s", "--max-deliveries", "4", "--retention", "1h", "--consumer", "c1", "--express-concurrency", "5"}
 	for _, tt := range tests {
@@ -194,6 +199,64 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The webhook's --batch is events per POST, as DESIGN has it, and its own
+// setting: --webhook-batch under all, where --batch is entries per read
+// for every stage and leaves the POSTs alone. Its runner reads the stage
+// table's count of entries (each holds many devices' events).
+func TestWebhookBatchIsEventsPerPost(t *testing.T) {
+	secrets := filepath.Join(t.TempDir(), "secrets")
+	if err := os.WriteFile(secrets, []byte("s1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	def, _ := pipeline.StageNamed("webhook")
+	tests := []struct {
+		args          []string
+		post, entries int // events per POST, entries per read
+	}{
+		{[]string{"webhook", "--url", "https://h.example/x", "--secret-file", secrets}, webhook.DefaultBatch, def.Batch},
+		{[]string{"webhook", "--url", "https://h.example/x", "--secret-file", secrets, "--batch", "7"}, 7, def.Batch},
+		{[]string{"all", "--webhook-url", "https://h.example/x", "--webhook-secret-file", secrets, "--batch", "3"}, webhook.DefaultBatch, 3},
+		{[]string{"all", "--webhook-url", "https://h.example/x", "--webhook-secret-file", secrets, "--webhook-batch", "7"}, 7, def.Batch},
+	}
+	// parsed is the stage flags and the webhook's own as kong filled them.
+	parsed := func(args ...string) (StageFlags, stage) {
+		switch c := command(t, args...).(type) {
+		case *stageCmd:
+			return c.StageFlags, c.Own
+		case *AllCmd:
+			return c.StageFlags, c.stages()["webhook"]
+		}
+		t.Fatalf("pushpipe %v is not a stage", args)
+		return StageFlags{}, nil
+	}
+	for _, tt := range tests {
+		sf, own := parsed(tt.args...)
+		cfg, err := own.(*WebhookFlags).config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sf.options(def).BatchSize; cfg.Batch != tt.post || got != tt.entries {
+			t.Errorf("pushpipe %s: %d events per POST, %d entries per read; want %d and %d",
+				strings.Join(tt.args, " "), cfg.Batch, got, tt.post, tt.entries)
+		}
+	}
+	// Every other stage's --batch is still entries per read.
+	if sf, _ := parsed("dedupe", "--batch", "9"); sf.Batch != 9 {
+		t.Errorf("pushpipe dedupe --batch 9: the runner reads %d", sf.Batch)
+	}
+	for _, args := range [][]string{{"webhook"}, {"all"}} {
+		flag := map[string]string{"webhook": "--batch=", "all": "--webhook-batch="}[args[0]]
+		out := help(t, args...)
+		i := strings.Index(out, flag)
+		if i < 0 || !strings.Contains(out[i:min(len(out), i+200)], "Events per POST") {
+			t.Errorf("pushpipe %s --help: %s does not say it is events per POST:\n%s", args[0], flag, out)
+		}
+		if args[0] == "webhook" && strings.Contains(out, "Entries read per XREADGROUP") {
+			t.Errorf("pushpipe webhook --help offers entries per read too:\n%s", out)
+		}
 	}
 }
 

@@ -33,7 +33,8 @@ func run(t *testing.T, bin string, env []string, args ...string) (string, time.D
 // Every process checks at start what it needs and says what to fix: a
 // stage with a wrong database URL exits within 5 s naming host, port and
 // user; a process or command with another partition count than the
-// deployment's, or an unknown key prefix, is refused; a Redis with a
+// deployment's, or an unknown key prefix, is refused; an operator tool
+// with no Redis fails within 2 s; a Redis with a
 // password or TLS is reached with the PUSHPIPE_REDIS_* settings, and
 // refused clearly without them.
 func TestStartupChecksWithTheBinary(t *testing.T) {
@@ -79,6 +80,12 @@ func TestStartupChecksWithTheBinary(t *testing.T) {
 		{"TLS Redis with client certificate", append(tlsr.Env(), "PUSHPIPE_PREFIX=tls"), []string{"status"}, 3 * time.Second, []string{""}},
 		{"TLS Redis, no certificates", []string{"PUSHPIPE_REDIS_ADDR=rediss://" + tlsr.Addr}, []string{"status"}, 3 * time.Second,
 			[]string{tlsr.Addr + " (TLS)", "certificate"}},
+		// An operator tool, though it runs until interrupted: it neither
+		// waits for Redis as a server does nor tails a mistyped prefix.
+		{"results tail, no Redis", []string{"PUSHPIPE_REDIS_ADDR=127.0.0.1:1"}, []string{"results", "tail"}, 3 * time.Second,
+			[]string{"127.0.0.1:1", "PUSHPIPE_REDIS_ADDR"}},
+		{"results tail, unknown prefix", []string{"PUSHPIPE_PREFIX=qq"}, []string{"results", "tail"}, 3 * time.Second,
+			[]string{`no pushpipe deployment with key prefix "qq"`, "PUSHPIPE_PREFIX"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,10 +12,14 @@ import (
 )
 
 // WebhookFlags are the webhook's own flags; under `all` they are prefixed
-// webhook- and the stage runs only when --webhook-url is given.
+// webhook- and the stage runs only when --webhook-url is given. Its --batch
+// is events per POST, as DESIGN has it: a results entry holds many devices'
+// events, so entries per read (the stage flag --batch, under all) is
+// another number.
 type WebhookFlags struct {
-	URL        string        `name:"url" placeholder:"URL" help:"POST result events here (http or https; credentials in it go as Basic auth and are never logged)."`
+	URL        string        `name:"url" placeholder:"URL" env:"PUSHPIPE_WEBHOOK_URL" help:"POST result events here (http or https; credentials in it go as Basic auth). Logs show only its scheme, host and port, and a fingerprint of the rest. A URL that holds a secret is better given by the environment variable, out of process listings."`
 	SecretFile string        `name:"secret-file" placeholder:"FILE" help:"Signing secrets, one a line: every one signs each POST (rotation)."`
+	Batch      int           `name:"batch" default:"${webhook_batch}" help:"Events per POST, at most (a lower --rate caps it too)."`
 	Rate       int           `name:"rate" placeholder:"EVENTS_PER_S" help:"Cluster-wide cap on events POSTed per second, over every webhook process; 0 caps nothing."`
 	Filter     string        `name:"filter" placeholder:"outcome=failed,invalid" help:"POST only these outcomes (sent, failed, invalid); the others are acked unsent."`
 	Timeout    time.Duration `name:"timeout" default:"10s" help:"Longest wait for one POST's answer."`
@@ -23,17 +28,22 @@ type WebhookFlags struct {
 	RetryMax   time.Duration `name:"retry-max" default:"30s" help:"Longest backoff, and longest Retry-After honoured."`
 }
 
-// check refuses to start without a usable URL or secret file, before
-// anything connects.
+// check refuses, before anything connects, every flag value the stage
+// would refuse (webhook.Config.Validate), a zero or negative one typed
+// included: kong's defaults stand for the flags not given.
 func (c WebhookFlags) check() error {
-	if err := webhook.CheckURL(c.URL); err != nil {
-		return err
-	}
-	if _, err := webhook.LoadSecrets(c.SecretFile); err != nil {
-		return err
-	}
-	_, err := c.outcomes()
-	return err
+	cfg, err := c.config()
+	return errors.Join(err, cfg.Validate())
+}
+
+// config is the stage's Config as the flags give it, without what build
+// adds (Redis, the logger, metrics); the error says what of the secret file
+// or --filter could not be read.
+func (c WebhookFlags) config() (webhook.Config, error) {
+	secrets, serr := webhook.LoadSecrets(c.SecretFile)
+	outcomes, ferr := c.outcomes()
+	return webhook.Config{URL: c.URL, Secrets: secrets, Batch: c.Batch, Rate: c.Rate, Outcomes: outcomes, Timeout: c.Timeout,
+		Attempts: c.Attempts, RetryBase: c.RetryBase, RetryMax: c.RetryMax}, errors.Join(serr, ferr)
 }
 
 // outcomes parses --filter: "outcome=a,b" or "".
@@ -51,20 +61,17 @@ func (c WebhookFlags) outcomes() ([]string, error) {
 // configured: under all the webhook runs only with --webhook-url.
 func (c WebhookFlags) configured() bool { return c.URL != "" }
 
+func (WebhookFlags) configuredBy() string { return "url" }
+
 func (WebhookFlags) dbConns() int32 { return 0 }
 
-func (c WebhookFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
-	secrets, err := webhook.LoadSecrets(c.SecretFile)
+func (c WebhookFlags) build(d *deps, _ pipeline.Options) (pipeline.Handler, []func(context.Context) error, error) {
+	cfg, err := c.config()
 	if err != nil {
 		return nil, nil, err
 	}
-	outcomes, err := c.outcomes()
-	if err != nil {
-		return nil, nil, err
-	}
-	h, err := webhook.New(webhook.Config{Redis: d.rdb, Keys: d.keys, URL: c.URL, Secrets: secrets,
-		Batch: eff.BatchSize, Rate: c.Rate, Outcomes: outcomes, Timeout: c.Timeout, Attempts: c.Attempts,
-		RetryBase: c.RetryBase, RetryMax: c.RetryMax, Log: d.log, Metrics: d.reg})
+	cfg.Redis, cfg.Keys, cfg.Log, cfg.Metrics = d.rdb, d.keys, d.log, d.reg
+	h, err := webhook.New(cfg)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,6 +7,8 @@ package webhook
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -20,14 +22,19 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
+// DefaultBatch is the most events per POST unless Config.Batch says.
+const DefaultBatch = 500
+
 // Config is everything the stage needs.
 type Config struct {
 	Redis rueidis.Client
 	Keys  pipeline.Keys
 
-	URL     string   // http(s); credentials in it go as Basic auth and are never logged
+	URL     string   // http(s); credentials in it go as Basic auth; logs show it as SafeURL
 	Secrets [][]byte // every secret signs every POST (LoadSecrets)
-	// Batch is the most events per POST (the runner reads up to this many).
+	// Batch is the most events per POST (--batch); default DefaultBatch.
+	// The runner's reads are entries, each holding many devices' events:
+	// a read is POSTed in as many requests as it takes.
 	Batch int
 	// Rate caps the events POSTed per second across every webhook process;
 	// 0 caps nothing.
@@ -35,7 +42,8 @@ type Config struct {
 	// Outcomes, when set, are the only outcomes POSTed; the others are
 	// acked unsent (--filter outcome=failed,invalid).
 	Outcomes []string
-	// Timeout bounds one POST; default 10s.
+	// Timeout bounds one POST; default 10s. For this and the settings
+	// below, New takes zero for the default; Validate refuses it.
 	Timeout time.Duration
 	// Attempts is how many POSTs one delivery of a batch makes before it is
 	// left for redelivery (and, after --max-deliveries, the DLQ); default 5.
@@ -49,43 +57,62 @@ type Config struct {
 	Metrics prometheus.Registerer // nil registers nothing
 }
 
+// defaults fills the settings a caller left at zero. Only zero: a negative
+// value is a mistake, and Validate refuses it.
 func (c *Config) defaults() {
-	if c.Batch <= 0 {
-		c.Batch = 500
+	if c.Batch == 0 {
+		c.Batch = DefaultBatch
 	}
-	if c.Timeout <= 0 {
+	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Second
 	}
-	if c.Attempts <= 0 {
+	if c.Attempts == 0 {
 		c.Attempts = 5
 	}
-	if c.RetryBase <= 0 {
+	if c.RetryBase == 0 {
 		c.RetryBase = 250 * time.Millisecond
 	}
-	if c.RetryMax <= 0 {
+	if c.RetryMax == 0 {
 		c.RetryMax = 30 * time.Second
 	}
 }
 
-func (c *Config) validate() error {
+// Validate refuses settings the stage cannot run with, before anything
+// connects: `pushpipe webhook` and `pushpipe all` call it on their flags at
+// parse time, so a typo is named at once, not after Redis answers. It fills
+// no defaults (New does, for zeros): every value is taken as given, so a
+// zero --timeout is refused, not replaced. The secrets are LoadSecrets's to
+// check (New refuses none), Redis New's.
+func (c Config) Validate() error {
 	var errs []error
-	if c.Redis == nil {
-		errs = append(errs, errors.New("no Redis client"))
-	}
 	if err := CheckURL(c.URL); err != nil {
 		errs = append(errs, err)
 	}
-	if len(c.Secrets) == 0 {
-		errs = append(errs, errors.New("no secret: give --secret-file, a file with one secret a line"))
+	if c.Batch <= 0 {
+		errs = append(errs, fmt.Errorf("--batch must be at least 1 event per POST, got %d", c.Batch))
 	}
 	if c.Rate < 0 {
-		errs = append(errs, fmt.Errorf("--rate must not be negative, got %d", c.Rate))
+		errs = append(errs, fmt.Errorf("--rate must not be negative (0 caps nothing), got %d", c.Rate))
+	}
+	if c.Attempts <= 0 {
+		errs = append(errs, fmt.Errorf("--attempts must be at least 1 POST per delivery, got %d", c.Attempts))
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--timeout", c.Timeout}, {"--retry-base", c.RetryBase}, {"--retry-max", c.RetryMax}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 10s, got %v", d.flag, d.v))
+		}
+	}
+	if c.RetryBase > 0 && c.RetryMax > 0 && c.RetryMax < c.RetryBase {
+		errs = append(errs, fmt.Errorf("--retry-max (%v) is shorter than --retry-base (%v)", c.RetryMax, c.RetryBase))
 	}
 	for _, o := range c.Outcomes {
 		switch o {
 		case pipeline.OutcomeSent, pipeline.OutcomeFailed, pipeline.OutcomeInvalid:
 		default:
-			errs = append(errs, fmt.Errorf("filter: outcome %q is not sent, failed or invalid", o))
+			errs = append(errs, fmt.Errorf("--filter: outcome %q is not sent, failed or invalid", o))
 		}
 	}
 	return errors.Join(errs...)
@@ -96,19 +123,31 @@ func (c *Config) validate() error {
 func CheckURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("webhook URL must be http:// or https:// with a host (give --url)")
+		return errors.New("webhook URL must be http:// or https:// with a host (give --url or PUSHPIPE_WEBHOOK_URL)")
 	}
 	return nil
 }
 
-// SafeURL is the URL as logs may show it: scheme, host and path, without
-// credentials or query.
+// SafeURL is the URL as logs and dead letters show it: scheme, host and
+// port, and of the rest only that there is one and its fingerprint. A
+// hook's path and query are often its secret (Slack's
+// /services/T…/B…/TOKEN), so none of them is shown, and neither are
+// credentials. Two hooks on one host are told apart by the fingerprint:
+// the first 8 hex digits of the SHA-256 of the path and query as sent
+// (`printf %s /services/T0/B0/TOKEN | sha256sum`), which says nothing of a
+// token the reader does not already hold.
 func SafeURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	return u.Scheme + "://" + u.Host + u.Path
+	safe := u.Scheme + "://" + u.Host
+	rest := u.RequestURI()
+	if rest == "/" {
+		return safe + rest // nothing to hide (or tell apart)
+	}
+	sum := sha256.Sum256([]byte(rest))
+	return safe + "/…(sha256:" + hex.EncodeToString(sum[:4]) + ")"
 }
 
 // LoadSecrets reads a secret file: one secret a line, blank lines ignored.

@@ -30,11 +30,18 @@ type Handler struct {
 	metrics *metrics
 }
 
-// New builds the stage from cfg; it refuses a URL that is not http(s) and
-// a missing secret.
+// New builds the stage from cfg, its zero settings defaulted; it refuses
+// what Validate refuses, and no Redis or no secret.
 func New(cfg Config) (*Handler, error) {
 	cfg.defaults()
-	if err := cfg.validate(); err != nil {
+	errs := []error{cfg.Validate()}
+	if cfg.Redis == nil {
+		errs = append(errs, errors.New("no Redis client"))
+	}
+	if len(cfg.Secrets) == 0 {
+		errs = append(errs, errors.New("no secret: give --secret-file, a file with one secret a line"))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	// The default transport's system roots: SSL_CERT_FILE and

@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/pipeline/schema"
+	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
 // seedCampaign gives users 1..n one iOS device each in a fresh database,
@@ -180,8 +182,9 @@ func TestRateCap(t *testing.T) {
 }
 
 // A receiver down past the retry budget: the batches go to the DLQ with the
-// receiver's answer, a malformed entry with what is wrong with it; once the
-// receiver is back, `pushpipe dlq retry` delivers them.
+// receiver's answer (and the URL without its path), a malformed entry with
+// what is wrong with it; once the receiver is back, `pushpipe dlq retry`
+// delivers them.
 func TestDeadLettersAndRetry(t *testing.T) {
 	const n = 40
 	f := newFixture(t)
@@ -208,6 +211,9 @@ func TestDeadLettersAndRetry(t *testing.T) {
 			malformed++
 		case !strings.Contains(d.Error, "503"):
 			t.Errorf("dead letter %s: reason %q does not give the receiver's answer", d.OrigID, d.Error)
+		case strings.Contains(d.Error, "/hook") || !strings.Contains(d.Error, webhook.SafeURL(rcv.url())):
+			// A hook's path may be its secret (Slack's token).
+			t.Errorf("dead letter %s: reason %q shows the URL's path, or not the URL as logs show it", d.OrigID, d.Error)
 		}
 	}
 	if malformed != 1 {
@@ -267,8 +273,11 @@ func TestFilter(t *testing.T) {
 	}
 }
 
-// The process refuses to start, saying why, with a URL that is not http(s)
-// or without its secret file, and never prints the URL's password.
+// The process refuses to start, saying why, with a URL that is not http(s),
+// without its secret file or with a flag value the stage cannot run with,
+// and never prints the URL's password. Every refusal comes before Redis is
+// tried: with no Redis to reach, it still comes at once, not after the 30 s
+// a stage waits for Redis.
 func TestRefusesToStart(t *testing.T) {
 	f := newFixture(t)
 	secrets := f.writeSecrets("s1")
@@ -281,11 +290,22 @@ func TestRefusesToStart(t *testing.T) {
 		{"no secret file", []string{"--url", "https://user:hunter2@example.com/hook", "--secret-file", f.dir + "/missing"}, "secret file"},
 		{"empty secret file", []string{"--url", "https://user:hunter2@example.com/hook", "--secret-file", f.writeSecrets("")}, "no secret"},
 		{"bad filter", []string{"--url", "https://example.com/hook", "--secret-file", secrets, "--filter", "failed"}, "outcome="},
+		{"unknown outcome", []string{"--url", "https://example.com/hook", "--secret-file", secrets, "--filter", "outcome=failure"}, `outcome "failure"`},
+		{"negative rate", []string{"--url", "https://example.com/hook", "--secret-file", secrets, "--rate=-5"}, "--rate must not be negative"},
+		{"no attempts", []string{"--url", "https://example.com/hook", "--secret-file", secrets, "--attempts", "0"}, "--attempts must be at least 1"},
+		{"no timeout", []string{"--url", "https://example.com/hook", "--secret-file", secrets, "--timeout", "0s"}, "--timeout must be a positive duration"},
 	}
 	bin, _ := binaries(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := exec.Command(bin, f.stageArgs(append([]string{"webhook"}, tt.args...)...)...).CombinedOutput()
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			args := append(f.stageArgs(append([]string{"webhook"}, tt.args...)...), "--redis-addr", "127.0.0.1:1") // nothing listens
+			start := time.Now()
+			out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("refused after %v: it waited for Redis first", took)
+			}
 			if err == nil {
 				t.Fatalf("started; output:\n%s", out)
 			}

@@ -1,0 +1,48 @@
+package webhook_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pushpipe/pushpipe/stages/webhook"
+)
+
+// SafeURL, what logs and dead letters show of the webhook URL, keeps the
+// scheme, host and port, and of the path and query (where hooks such as
+// Slack's carry their token) only a fingerprint that tells two hooks on one
+// host apart; never credentials.
+func TestSafeURL(t *testing.T) {
+	tests := []struct {
+		name   string
+		url    string
+		want   string   // "" with a path: just that it is redacted
+		secret []string // must not appear
+	}{
+		{"slack-style token in the path", "https://hooks.slack.com/services/T0KEN123/B0T456/s3cr3tT0k3n",
+			"https://hooks.slack.com/…(sha256:", []string{"T0KEN123", "B0T456", "s3cr3tT0k3n", "services"}},
+		{"credentials and query", "https://bob:hunter2@h.example:8443/hook?token=q5ecret",
+			"https://h.example:8443/…(sha256:", []string{"bob", "hunter2", "q5ecret", "hook"}},
+		{"no path", "http://h.example:8080", "http://h.example:8080/", nil},
+		{"root path, credentials", "http://bob:hunter2@h.example/", "http://h.example/", []string{"hunter2"}},
+		{"ipv6", "http://[::1]:9000/x/y", "http://[::1]:9000/…(sha256:", []string{"x/y"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := webhook.SafeURL(tt.url)
+			if !strings.HasPrefix(got, tt.want) || (strings.HasSuffix(tt.want, ":") && len(got) != len(tt.want)+9) {
+				t.Errorf("SafeURL(%q) = %q, want %q…", tt.url, got, tt.want)
+			}
+			for _, s := range tt.secret {
+				if strings.Contains(got, s) {
+					t.Errorf("SafeURL(%q) = %q shows %q", tt.url, got, s)
+				}
+			}
+		})
+	}
+	// Two hooks on one host differ by their fingerprints; one hook's is the
+	// same every time.
+	a, b := webhook.SafeURL("https://hooks.slack.com/services/T1/B1/x"), webhook.SafeURL("https://hooks.slack.com/services/T1/B1/y")
+	if a == b || a != webhook.SafeURL("https://hooks.slack.com/services/T1/B1/x") {
+		t.Errorf("two hooks on one host: %q and %q", a, b)
+	}
+}
