@@ -16,7 +16,7 @@ const (
 	// practice, and Google documents no maximum (only that its old
 	// registration ids fit 4 KB). 512 is more than twice the longest seen,
 	// and keeps the largest valid batch item under 1 KB, so a full batch of
-	// 10,000 fits the default 8 MiB body.
+	// 10,000 fits the API's default 16 MiB body cap.
 	MaxFCMToken    = 512
 	MaxLocale      = 35
 	MaxChannelName = 128

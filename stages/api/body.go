@@ -14,13 +14,15 @@ import (
 )
 
 // DefaultMaxBodyBytes is the device batch's body cap: a full batch of
-// MaxDeviceBatch devices at up to 838 bytes each (a real one is 200–350:
-// the field limits make the largest possible item about 900).
-const DefaultMaxBodyBytes = 8 << 20
+// MaxDeviceBatch devices with every field at its limit takes 14.3 MB as
+// clients write it, indented and with a non-ASCII app id escaped as \uXXXX
+// (Python's json.dumps(indent=2)); a real one takes 2–4 MB. Below that, a
+// valid batch would be refused as too large.
+const DefaultMaxBodyBytes = 16 << 20
 
-// DefaultMaxBodyMemory bounds the request bodies held at once: 32 full
-// batches, or hundreds of thousands of single registrations. Decoding a body
-// holds about as much again, so the API's request memory stays within a
+// DefaultMaxBodyMemory bounds the request bodies held at once: 16 batches
+// of the largest kind, 64 real ones, or hundreds of thousands of single
+// registrations. Decoding a body holds about as much again, so the API's request memory stays within a
 // small multiple of it whatever clients send.
 const DefaultMaxBodyMemory = 256 << 20
 

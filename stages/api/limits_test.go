@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -316,4 +317,25 @@ func untilClosed(t *testing.T, c net.Conn, stop chan struct{}) string {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// A full batch of the largest devices the field limits allow fits the
+// default body cap, as a client may write it: indented, and with its
+// non-ASCII app id escaped (Python's json.dumps(indent=2) does both).
+func TestLargestBatchFits(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	app := strings.Repeat(`\u00e9`, 127) // 254 bytes of UTF-8, 762 in the body
+	items := make([]string, MaxDeviceBatch)
+	for i := range items {
+		token := fmt.Sprintf("%0512d", i)
+		items[i] = fmt.Sprintf("  {\n    \"app\": \"%s\",\n    \"platform\": \"android\",\n    \"token\": \"%s\",\n"+
+			"    \"user_id\": %d,\n    \"locale\": \"%s\"\n  }", app, token, int64(math.MaxInt64)-int64(i), strings.Repeat("x", 35))
+	}
+	body := "[\n" + strings.Join(items, ",\n") + "\n]"
+	if len(body) <= 8<<20 {
+		t.Fatalf("the body is %d bytes: not the largest case", len(body))
+	}
+	if r := a.do("POST", "/v1/devices/batch", body, ""); r.status != http.StatusAccepted {
+		t.Fatalf("a full batch of %d bytes: %d %.300s, want 202", len(body), r.status, r.body)
+	}
 }
