@@ -137,7 +137,7 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 		if err := st.save(dir); err != nil {
 			return err
 		}
-		env := devEnv{RedisAddr: srv.RedisAddr, DatabaseURL: srv.DatabaseURL, API: "http://" + cfg.Listen,
+		env := devEnv{Redis: srv.RedisEnv(), DatabaseURL: srv.DatabaseURL, API: "http://" + cfg.Listen,
 			Prefix: devPrefix, App: seed.App, Partitions: run.Keys.Partitions, State: st}
 		if envFile, err = env.write(dir); err != nil {
 			return err

@@ -77,9 +77,10 @@ func (st devState) save(dir string) error {
 
 // devEnv is what another shell needs to talk to a running `pushpipe dev`.
 type devEnv struct {
-	RedisAddr, DatabaseURL, API, Prefix, App string
-	Partitions                               int
-	State                                    devState
+	Redis                         []string // PUSHPIPE_REDIS_*=VALUE: the address and any credentials (Servers.RedisEnv)
+	DatabaseURL, API, Prefix, App string
+	Partitions                    int
+	State                         devState
 }
 
 // write writes DATA/env, the exports of every setting the CLI and curl
@@ -88,8 +89,12 @@ func (e devEnv) write(dir string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by pushpipe dev for %s: `source` this file in another shell\n", dir)
 	b.WriteString("# to use the CLI (pushpipe status, send, ...) and curl against it.\n")
-	for _, kv := range [][2]string{
-		{"PUSHPIPE_REDIS_ADDR", e.RedisAddr},
+	var vars [][2]string
+	for _, kv := range e.Redis {
+		k, v, _ := strings.Cut(kv, "=")
+		vars = append(vars, [2]string{k, v})
+	}
+	for _, kv := range append(vars, [][2]string{
 		{"PUSHPIPE_DATABASE_URL", e.DatabaseURL},
 		{"PUSHPIPE_PARTITIONS", strconv.Itoa(e.Partitions)},
 		{"PUSHPIPE_PREFIX", e.Prefix},
@@ -97,7 +102,7 @@ func (e devEnv) write(dir string) (string, error) {
 		{"PUSHPIPE_APP_KEYS", e.App + "=" + e.State.AppKey},
 		{"PUSHPIPE_APP_KEY", e.State.AppKey}, // the demo app's key alone, for curl
 		{"PUSHPIPE_API", e.API},
-	} {
+	}...) {
 		fmt.Fprintf(&b, "export %s=%s\n", kv[0], shellQuote(kv[1]))
 	}
 	path := filepath.Join(dir, devEnvFile)

@@ -265,3 +265,37 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestDevWithAGivenRedis runs `pushpipe dev --once` against a Redis that
+// wants a password, given as the other commands take it: every process dev
+// starts reaches it, the demo campaign goes out, and .pushpipe/env carries
+// the credentials, so the CLI in another shell reaches it too.
+func TestDevWithAGivenRedis(t *testing.T) {
+	redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{Security: pipelinetest.SecurityAuth})
+	db := pipelinetest.DatabaseT(t, pipelinetest.PostgresT(t))
+	work := t.TempDir()
+	bin, err := pipelinetest.BuildPushpipe(work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := startDev(t, bin, work, freeAddr(t), []string{"PUSHPIPE_REDIS_ADDR=" + redis.Addr, "PUSHPIPE_DATABASE_URL=" + db,
+		"PUSHPIPE_REDIS_USERNAME=" + redis.Client.Username, "PUSHPIPE_REDIS_PASSWORD=" + redis.Client.Password}, "--once")
+	select {
+	case err := <-dev.done:
+		dev.done <- err
+		if err != nil {
+			t.Fatalf("pushpipe dev --once against a Redis with a password: %v\n%s", err, dev.out.String())
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("pushpipe dev --once did not finish:\n%s", dev.out.String())
+	}
+	env, err := os.ReadFile(filepath.Join(work, ".pushpipe", "env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"PUSHPIPE_REDIS_USERNAME", "PUSHPIPE_REDIS_PASSWORD"} {
+		if !bytes.Contains(env, []byte("export "+v+"=")) {
+			t.Errorf(".pushpipe/env exports no %s:\n%s", v, env)
+		}
+	}
+}

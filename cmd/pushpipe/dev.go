@@ -30,8 +30,14 @@ func (c *DevCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	// A given Redis may want a password or TLS: the processes dev starts
+	// reach it with the same credentials as this one.
+	redisAuth, err := g.RedisConfig()
+	if err != nil {
+		return err
+	}
 	return bench.Dev(g.Context(), bench.DevConfig{
-		Servers: bench.ServerConfig{RedisAddr: givenRedis(g), DatabaseURL: g.DatabaseURL, DataDir: data},
+		Servers: bench.ServerConfig{RedisAddr: givenRedis(g), RedisAuth: redisAuth, DatabaseURL: g.DatabaseURL, DataDir: data},
 		Users:   c.Users, Listen: c.Listen, Partitions: g.Partitions, Once: c.Once,
 		Out: os.Stdout, Progress: isatty.IsTerminal(os.Stdout.Fd()),
 	})
