@@ -25,7 +25,7 @@ type WebhookFlags struct {
 	Timeout    time.Duration `name:"timeout" default:"10s" help:"Longest wait for one POST's answer."`
 	Attempts   int           `name:"attempts" default:"5" help:"POSTs per delivery of a batch (exponential backoff with jitter, Retry-After honoured); then it waits for redelivery, and the DLQ after --max-deliveries."`
 	RetryBase  time.Duration `name:"retry-base" default:"250ms" help:"Backoff after the first failed POST (doubles each attempt)."`
-	RetryMax   time.Duration `name:"retry-max" default:"30s" help:"Longest backoff, and longest Retry-After honoured."`
+	RetryMax   time.Duration `name:"retry-max" default:"30s" help:"Longest backoff, and longest Retry-After honoured (a Retry-After holds back every POST of this process)."`
 }
 
 // check refuses, before anything connects, every flag value the stage

@@ -49,8 +49,9 @@ type Config struct {
 	// left for redelivery (and, after --max-deliveries, the DLQ); default 5.
 	Attempts int
 	// RetryBase and RetryMax shape the backoff: attempt n waits a random
-	// time in [d/2, d], d = min(RetryMax, RetryBase·2^(n-1)), but at least
-	// the receiver's Retry-After (up to RetryMax). Defaults 250ms and 30s.
+	// time in [d/2, d], d = min(RetryMax, RetryBase·2^(n-1)); a receiver's
+	// Retry-After (up to RetryMax) holds back every POST of the process.
+	// Defaults 250ms and 30s.
 	RetryBase, RetryMax time.Duration
 
 	Log     zerolog.Logger

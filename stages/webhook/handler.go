@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -26,6 +27,7 @@ type Handler struct {
 	client  *http.Client
 	cap     *pipeline.RateCap
 	safeURL string
+	quiet   atomic.Int64 // post.go: no POST starts before this (Unix ns), a receiver's Retry-After
 	log     zerolog.Logger
 	metrics *metrics
 }

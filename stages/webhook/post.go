@@ -23,6 +23,9 @@ import (
 func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n int) error {
 	var last error
 	for attempt := 1; ; attempt++ {
+		if err := h.waitQuiet(ctx, b); err != nil {
+			return err
+		}
 		if err := h.cap.Take(ctx, n); err != nil {
 			return err
 		}
@@ -36,16 +39,53 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 			return fmt.Errorf("POST %s: %d attempts, last: %w", h.safeURL, attempt, last)
 		}
 		wait := h.backoff(attempt)
-		if retryAfter > wait {
-			wait = min(retryAfter, h.cfg.RetryMax)
+		if retryAfter > 0 {
+			h.quietFor(min(retryAfter, h.cfg.RetryMax))
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-b.Lost():
-			return errLost
-		case <-time.After(wait):
+		if err := sleep(ctx, b, wait); err != nil {
+			return err
 		}
+	}
+}
+
+// quietFor holds back every POST of this process for d from now, unless
+// it is held back longer already. A receiver's Retry-After (a 429 or 503)
+// says it wants no requests for a while: the other handlers' batches
+// would hit it too.
+func (h *Handler) quietFor(d time.Duration) {
+	until := time.Now().Add(d).UnixNano()
+	for {
+		cur := h.quiet.Load()
+		if cur >= until || h.quiet.CompareAndSwap(cur, until) {
+			return
+		}
+	}
+}
+
+// waitQuiet waits until the receiver's last Retry-After is over.
+func (h *Handler) waitQuiet(ctx context.Context, b *pipeline.Batch) error {
+	for {
+		d := time.Until(time.Unix(0, h.quiet.Load()))
+		if d <= 0 {
+			return nil
+		}
+		if err := sleep(ctx, b, d); err != nil {
+			return err
+		}
+	}
+}
+
+// sleep waits d, or less when the process stops or the batch is taken.
+func sleep(ctx context.Context, b *pipeline.Batch, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.Lost():
+		return errLost
+	case <-t.C:
+		return nil
 	}
 }
 

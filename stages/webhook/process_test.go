@@ -362,3 +362,41 @@ func TestRedirectIsNotDelivery(t *testing.T) {
 	redirect.Store(false)
 	pipelinetest.Eventually(t, time.Minute, "every event delivered once the URL answers 200", func() bool { return events.Load() >= n })
 }
+
+// A receiver's Retry-After quiets the whole process, not only the request
+// it answered: POSTs of the stage's other handlers already in flight
+// arrive, but none starts until the time is up, and then every event
+// arrives.
+func TestRetryAfterQuietsTheProcess(t *testing.T) {
+	// --rate spreads the POSTs over 6 s, so the pause falls among them.
+	const n, pause = 3000, 3
+	f := newFixture(t)
+	f.emitEvents("c1", n, pipeline.OutcomeSent)
+	secrets := f.writeSecrets("s1")
+	rcv := f.startReceiver("s1", "-pause-at", "10", "-pause", strconv.Itoa(pause))
+	f.startStage("webhook", f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets, "--batch", "10", "--rate", "500")...)
+	pipelinetest.Eventually(t, time.Minute, "every event", func() bool { return len(accepted(rcv.posts())) >= n })
+	posts := rcv.posts()
+	at := -1
+	for i, p := range posts {
+		if p.Status == http.StatusTooManyRequests {
+			at = i
+			break
+		}
+	}
+	if at < 0 {
+		t.Fatal("the receiver answered no POST 429")
+	}
+	// Half a second for what was sent as the 429 was answered (handlers
+	// that had started their POST); the rest of the pause stays quiet.
+	from, until := posts[at].Ms+500, posts[at].Ms+pause*1000-100
+	var during []int64
+	for _, p := range posts[at+1:] {
+		if p.Ms >= from && p.Ms < until {
+			during = append(during, p.Ms-posts[at].Ms)
+		}
+	}
+	if len(during) > 0 {
+		t.Errorf("%d POSTs arrived during the %d s Retry-After (ms after the 429: %v)", len(during), pause, during)
+	}
+}

@@ -1,7 +1,7 @@
 // Command receiver is the webhook tests' HTTP receiver, run as a process of
 // its own so the tests can SIGKILL it. It verifies every POST's signature
 // with its secret, answers 500 or 429 (with Retry-After) to a share of
-// POSTs at random, and appends one NDJSON line per POST to -out before it
+// POSTs at random (or 429 to one POST of a given number), and appends one NDJSON line per POST to -out before it
 // answers: when, how many events, the status, whether the signature held,
 // and the events.
 package main
@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,13 +38,18 @@ func main() {
 	fail := flag.Float64("fail", 0, "share of POSTs answered 500")
 	throttle := flag.Float64("throttle", 0, "share of POSTs answered 429 with Retry-After: 1")
 	down := flag.Bool("down", false, "answer 503 to everything")
+	pauseAt := flag.Int("pause-at", 0, "answer the POST of this number (1 is the first) 429 with Retry-After: -pause seconds")
+	pause := flag.Int("pause", 3, "the Retry-After of -pause-at, seconds")
 	flag.Parse()
 	f, err := os.OpenFile(*out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		log.Fatal(err)
 	}
-	var mu sync.Mutex
-	enc := json.NewEncoder(f)
+	var (
+		mu    sync.Mutex
+		enc   = json.NewEncoder(f)
+		count int // POSTs so far
+	)
 	http.HandleFunc("POST /", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -58,7 +64,14 @@ func main() {
 			l.Status = http.StatusBadRequest
 		}
 		l.N, l.Events = len(b.Events), b.Events
+		mu.Lock()
+		count++
+		nth := count
+		mu.Unlock()
 		switch x := rand.Float64(); {
+		case nth == *pauseAt:
+			l.Status = http.StatusTooManyRequests
+			w.Header().Set("Retry-After", strconv.Itoa(*pause))
 		case *down:
 			l.Status = http.StatusServiceUnavailable
 		case !l.Valid:
