@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mattn/go-isatty"
 	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
@@ -33,6 +35,8 @@ type SendCmd struct {
 	SendAt   time.Time `name:"send-at" format:"2006-01-02T15:04:05Z07:00" help:"Start then (RFC 3339, at most 90 days ahead) instead of now (not with --user)."`
 	Rate     int       `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none; not with --user)."`
 	Priority string    `enum:",normal,high" default:"" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
+
+	Wait bool `help:"Then follow it to the end: a progress bar on stderr, the summary, and exit status 1 if it failed or was canceled. Ctrl-C stops the following, not the sending."`
 }
 
 // Validate refuses the campaign-only flags with --user: the API refuses
@@ -102,7 +106,7 @@ func (c *SendCmd) Run(g *Globals) error {
 		log.Info().Str("campaign", camp.ID).Msg("campaign already exists; nothing new is sent")
 	}
 	fmt.Println(camp.ID)
-	return nil
+	return c.follow(g, rdb, db, camp.ID)
 }
 
 // message sends a direct message to c.Users and prints its id.
@@ -129,5 +133,15 @@ func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) erro
 		log.Info().Str("message", m.ID).Msg("message already exists; nothing new is sent")
 	}
 	fmt.Println(m.ID)
-	return nil
+	return c.follow(g, rdb, db, m.ID)
+}
+
+// follow, with --wait, follows what was sent to its end on stderr: the id
+// on stdout stays the one line a script reads.
+func (c *SendCmd) follow(g *Globals, rdb rueidis.Client, db *pgxpool.Pool, id string) error {
+	if !c.Wait {
+		return nil
+	}
+	return follow(g.Context(), campaignSource{rdb: rdb, keys: g.Keys(), db: db}, id, os.Stderr,
+		isatty.IsTerminal(os.Stderr.Fd()), time.Second)
 }

@@ -205,11 +205,7 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 	if p.Targets > 0 {
 		frac = min(float64(p.Done)/float64(p.Targets), 1)
 	}
-	kind := "campaign"
-	if p.Kind != "" {
-		kind = p.Kind
-	}
-	fmt.Fprintf(w, "%s %s  %s\n", kind, p.ID, p.State)
+	fmt.Fprintf(w, "%s %s  %s\n", kindOf(p), p.ID, p.State)
 	if p.Error != "" {
 		fmt.Fprintf(w, "  FAILED: %s\n", p.Error)
 	}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+)
+
+// follow shows a campaign's or direct message's progress every interval
+// until it ends, then its summary. On a terminal the bar is one line
+// redrawn in place; otherwise a line is written when the count of people
+// done changes, at most every ten intervals, so a CI log stays short. It
+// returns an error for a campaign that failed or was canceled, and nil when
+// ctx ends first (Ctrl-C: the sending goes on). A refresh that fails (Redis
+// or PostgreSQL away for a moment) is shown and retried: an outage is when
+// the operator most wants to keep watching.
+func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty bool, interval time.Duration) error {
+	var (
+		lastDone    int64 = -1
+		lastPrinted time.Time
+	)
+	for {
+		p, err := src.Progress(ctx, id)
+		switch {
+		case ctx.Err() != nil:
+			if tty {
+				io.WriteString(w, "\r\x1b[K")
+			}
+			fmt.Fprintf(w, "stopped following %s; it goes on: pushpipe status %s\n", id, id)
+			return nil
+		case errors.Is(err, campaign.ErrNotFound):
+			return fmt.Errorf("follow %s: %w", id, err)
+		case err != nil:
+			line := fmt.Sprintf("%s  progress unavailable (retrying): %v", time.Now().Format(time.TimeOnly), err)
+			if tty {
+				fmt.Fprintf(w, "\r\x1b[K%s", line)
+			} else {
+				fmt.Fprintln(w, line)
+			}
+		case p.State == campaign.StateDone || p.State == campaign.StateFailed || p.State == campaign.StateCanceled:
+			if tty {
+				io.WriteString(w, "\r\x1b[K")
+			}
+			printProgressView(w, p, tty)
+			if p.State != campaign.StateDone {
+				return fmt.Errorf("%s %s was %s", kindOf(p), id, p.State)
+			}
+			return nil
+		case tty:
+			fmt.Fprintf(w, "\r\x1b[K%s", progressLine(p, tty))
+		case p.Done != lastDone && time.Since(lastPrinted) >= 10*interval:
+			fmt.Fprintln(w, progressLine(p, tty))
+			lastDone, lastPrinted = p.Done, time.Now()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(interval):
+		}
+	}
+}
+
+// progressLine is the one-line progress of p: its state, the bar and the
+// people done.
+func progressLine(p progressView, tty bool) string {
+	frac := 0.0
+	if p.Targets > 0 {
+		frac = min(float64(p.Done)/float64(p.Targets), 1)
+	}
+	return fmt.Sprintf("%s %s  %-9s %s %5.1f%%  %s / %s people  sent %s", kindOf(p), p.ID, p.State,
+		progressBar(frac, 30, tty), 100*frac, thousands(p.Done), thousands(p.Targets), thousands(p.Sent))
+}
+
+// kindOf names what p is the progress of.
+func kindOf(p progressView) string {
+	if p.Kind != "" {
+		return p.Kind
+	}
+	return "campaign"
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
+)
+
+// `send --wait` follows a campaign to its end: a scheduled one shows as
+// such, one canceled while it is followed ends the following with an
+// error naming it (exit status 1), and Ctrl-C ends only the following.
+// (A campaign followed until done: the README's send --wait, run by
+// bench/readme against pushpipe dev.)
+func TestFollow(t *testing.T) {
+	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	rdb, err := pipeline.NewRedis(r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	url := pipelinetest.DatabaseT(t, pipelinetest.PostgresT(t))
+	if err := schema.Migrate(t.Context(), url); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	keys := pipeline.NewKeys("follow", 4)
+	src := campaignSource{rdb: rdb, keys: keys, db: db}
+	tests := []struct {
+		name    string
+		end     func(ctx context.Context, cancel context.CancelFunc, id string) error // ends the following
+		wantErr string                                                                // "" for nil
+		wantOut string
+	}{
+		{"canceled", func(ctx context.Context, _ context.CancelFunc, id string) error {
+			_, err := campaign.Cancel(ctx, rdb, db, keys, id)
+			return err
+		}, " was canceled", "  canceled\n"},
+		{"ctrl-c", func(_ context.Context, stop context.CancelFunc, _ string) error {
+			stop()
+			return nil
+		}, "", "it goes on: pushpipe status "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: "c-" + tt.name, App: "a", Channels: []string{"x"},
+				Title: "t", TTL: time.Hour, SendAt: time.Now().Add(time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, stop := context.WithCancel(t.Context())
+			defer stop()
+			out := &lockedBuffer{}
+			done := make(chan error, 1)
+			go func() { done <- follow(ctx, src, c.ID, out, false, 10*time.Millisecond) }()
+			pipelinetest.Eventually(t, 10*time.Second, "the scheduled state shown", func() bool {
+				return strings.Contains(out.String(), "campaign "+c.ID+"  scheduled")
+			})
+			if err := tt.end(t.Context(), stop, c.ID); err != nil {
+				t.Fatal(err)
+			}
+			var err2 error
+			select {
+			case err2 = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("follow did not end:\n%s", out)
+			}
+			if tt.wantErr == "" && err2 != nil || tt.wantErr != "" && (err2 == nil || !strings.Contains(err2.Error(), c.ID+tt.wantErr)) {
+				t.Errorf("follow: %v, want %q", err2, tt.wantErr)
+			}
+			if !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("follow wrote:\n%s\nwant %q in it", out, tt.wantOut)
+			}
+		})
+	}
+}
