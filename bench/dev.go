@@ -156,7 +156,7 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 		say("")
 		say("In another shell, to use the CLI and curl against it (the same ports and tokens every run):")
 		say("  source %s", relPath(envFile))
-		say(`  ./pushpipe send --app %s --channel sports --title "Goal!"; ./pushpipe status`, seed.App)
+		say(`  ./pushpipe send --app %s --channel sports --title "Goal!" --wait; ./pushpipe status`, seed.App)
 		say(`  curl -H "Authorization: Bearer $PUSHPIPE_ADMIN_TOKEN" $PUSHPIPE_API/v1/campaigns/ID   (docs/API.md: every call)`)
 	}
 	if startRedis || startPostgres {
