@@ -56,6 +56,10 @@ const (
 	StatInvalid   = "invalid"    // deliver: devices whose token the provider rejected as invalid
 	StatFirstMs   = "first_ms"   // deliver: unix ms of the first send (min over partitions)
 	StatLastMs    = "last_ms"    // deliver: unix ms of the last send (max over partitions)
+	// StatDoneMs is when a target last became terminal, in unix ms of
+	// Redis's clock (max over partitions): once every target is, the
+	// campaign's end, which its finished_at records whenever it is read.
+	StatDoneMs = "done_ms"
 
 	CampaignSplitDone   = "split_done"   // split: "1" once every range was emitted
 	CampaignRangesTotal = "ranges_total" // split: number of ranges

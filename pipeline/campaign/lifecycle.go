@@ -115,13 +115,18 @@ func (r row) progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool,
 	if next != r.c.State || (Final(next) && string(snap) != string(r.snapshot)) {
 		// The state moved on, or a final campaign's counts did (sends in
 		// flight at a cancel are counted after it).
+		// It finished when its last target became terminal (the counters
+		// say when), not when someone first looked: a campaign nobody
+		// watched would otherwise finish at the next list or status.
+		// Without that time (no target reached deliver), now.
 		var fin *time.Time
 		err := db.QueryRow(ctx, `
 			UPDATE campaigns SET state = $2,
-			       finished_at = CASE WHEN $2 IN ('done', 'failed', 'canceled') THEN coalesce(finished_at, now()) END,
+			       finished_at = CASE WHEN $2 IN ('done', 'failed', 'canceled') THEN coalesce(finished_at,
+			           CASE WHEN $5::bigint > 0 THEN to_timestamp($5::bigint / 1000.0) ELSE now() END) END,
 			       counts = CASE WHEN $2 IN ('done', 'failed', 'canceled') THEN $3::jsonb END
 			WHERE id = $1 AND (state = $4 OR state = $2)
-			RETURNING finished_at`, r.c.ID, next, snap, r.c.State).Scan(&fin)
+			RETURNING finished_at`, r.c.ID, next, snap, r.c.State, l.DoneMs).Scan(&fin)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			// Someone moved it meanwhile (a cancel): report what is stored.

@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -51,7 +52,8 @@ func do(t *testing.T, rdb rueidis.Client, cmds ...rueidis.Completed) {
 }
 
 // TestDoneIsRecorded: the first reader that sees a campaign done by its
-// counters records it in PostgreSQL with its counts, and the report stays
+// counters records it in PostgreSQL with its counts and the time its last
+// target was done (not the time of the reading), and the report stays
 // after Redis lost everything.
 func TestDoneIsRecorded(t *testing.T) {
 	rdb, db, keys := world(t)
@@ -65,17 +67,22 @@ func TestDoneIsRecorded(t *testing.T) {
 		t.Fatalf("fresh campaign: %+v %v", rep, err)
 	}
 	// What the stages leave once every target is done: one range of two
-	// users resolved, both sent.
+	// users resolved, both sent, the last an hour before this reading.
+	ended := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 	do(t, rdb,
 		rdb.B().Hset().Key(keys.Campaign("c1")).FieldValue().FieldValue(pipeline.CampaignSplitDone, "1").
 			FieldValue(pipeline.CampaignRangesTotal, "1").Build(),
 		rdb.B().Hset().Key(keys.RangeUsers("c1")).FieldValue().FieldValue("x/0.0", "2").Build(),
 		rdb.B().Hset().Key(keys.Stats(1, "c1")).FieldValue().FieldValue(pipeline.StatIn, "2").
 			FieldValue(pipeline.StatTargets, "2").FieldValue(pipeline.StatUsersDone, "2").FieldValue(pipeline.StatSent, "3").
-			FieldValue(pipeline.StatFirstMs, "1000").FieldValue(pipeline.StatLastMs, "2000").Build())
+			FieldValue(pipeline.StatFirstMs, "1000").FieldValue(pipeline.StatLastMs, "2000").
+			FieldValue(pipeline.StatDoneMs, strconv.FormatInt(ended.UnixMilli(), 10)).Build())
 	rep, err = Progress(ctx, rdb, db, keys, "c1")
 	if err != nil || rep.State != StateDone || rep.Sent != 3 || rep.FinishedAt == nil || rep.SendRate != 3 {
 		t.Fatalf("done campaign: %+v %v", rep, err)
+	}
+	if !rep.FinishedAt.Equal(ended) {
+		t.Errorf("finished_at %v, want %v: when its last target was done", rep.FinishedAt, ended)
 	}
 	if _, err := Cancel(ctx, rdb, db, keys, "c1"); !errors.Is(err, ErrFinished) {
 		t.Fatalf("cancel of a done campaign: %v, want ErrFinished", err)

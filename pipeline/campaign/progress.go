@@ -56,7 +56,7 @@ type Counts struct {
 var statFields = []string{
 	pipeline.StatIn, pipeline.StatTargets, pipeline.StatMuted, pipeline.StatDups,
 	pipeline.StatUsersDone, pipeline.StatSent, pipeline.StatFailed, pipeline.StatInvalid,
-	pipeline.StatFirstMs, pipeline.StatLastMs,
+	pipeline.StatFirstMs, pipeline.StatLastMs, pipeline.StatDoneMs,
 }
 
 // Progress reports a campaign's state and counters: ErrNotFound for an id
@@ -86,6 +86,7 @@ type Live struct {
 	State      string // splitting, running or done, by the counters alone
 	SplitDone  bool   // split emitted every range
 	UsersDone  int64  // targets that reached a terminal state
+	DoneMs     int64  // when the last of them did (pipeline.StatDoneMs), 0 before any
 	FailReason string // why deliver failed the campaign as a whole, if it did
 }
 
@@ -138,6 +139,7 @@ func Counters(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id st
 			l.FirstSendMs = first
 		}
 		l.LastSendMs = max(l.LastSendMs, intAt(vals, 9))
+		l.DoneMs = max(l.DoneMs, intAt(vals, 10))
 	}
 	switch {
 	case !l.SplitDone:

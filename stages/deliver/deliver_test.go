@@ -85,6 +85,11 @@ func checkDeliveries(t testing.TB, f *fixture, campaign string, devices []testDe
 	if s[pipeline.StatFirstMs] == 0 || s[pipeline.StatLastMs] < s[pipeline.StatFirstMs] {
 		t.Errorf("first/last send times %d/%d", s[pipeline.StatFirstMs], s[pipeline.StatLastMs])
 	}
+	// The last target was done after the last send was marked (Redis's
+	// clock and this process's are the machine's), and not in the future.
+	if done := s[pipeline.StatDoneMs]; done < s[pipeline.StatLastMs]-1000 || done > time.Now().UnixMilli()+1000 {
+		t.Errorf("last target done at %d, last send %d, now %d", done, s[pipeline.StatLastMs], time.Now().UnixMilli())
+	}
 	if n := f.retriesLeft(); n != 0 {
 		t.Errorf("%d retries left", n)
 	}

@@ -219,7 +219,7 @@ func (f *fixture) stats(campaign string) map[string]int64 {
 				if out[k] == 0 || v < out[k] {
 					out[k] = v
 				}
-			case pipeline.StatLastMs:
+			case pipeline.StatLastMs, pipeline.StatDoneMs:
 				out[k] = max(out[k], v)
 			default:
 				out[k] += v

@@ -237,7 +237,13 @@ for _ = 1, tonumber(ARGV[2]) do
   done = done + orMask(KEYS[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 3]), ARGV[i + 4])
   i = i + 5
 end
-if done > 0 then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatUsersDone + `', done) end
+if done > 0 then
+  redis.call('HINCRBY', KEYS[1], '` + pipeline.StatUsersDone + `', done)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local last = tonumber(redis.call('HGET', KEYS[1], '` + pipeline.StatDoneMs + `'))
+  if not last or now > last then redis.call('HSET', KEYS[1], '` + pipeline.StatDoneMs + `', now) end
+end
 local failed, skip = 0, {}
 while i <= #ARGV do
   local reason, ngroups, counted = ARGV[i], tonumber(ARGV[i + 1]), 0
