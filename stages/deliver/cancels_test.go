@@ -4,6 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpipe/pushpipe/pipeline"
+	campaignrow "github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -26,5 +29,39 @@ func TestMessagesAreNotWatchedForCancels(t *testing.T) {
 	f.waitDone("m1", 50, 30*time.Second)
 	if n := s.h.life.cancels.Watching(); n != 1 {
 		t.Errorf("deliver watches %d cancel flags, want 1: the campaign's, not the message's", n)
+	}
+}
+
+// Users left unsent by a cancel are not done: a canceled campaign's
+// progress (users done of targets, the bar of status, campaigns list and
+// the console) shows the people it reached, not 100%.
+func TestCanceledUsersAreNotDone(t *testing.T) {
+	f := newFixture(t)
+	f.seedDevices(50, false)
+	f.createCampaign("c-live", `{}`)
+	f.createCampaign("c-stopped", `{}`)
+	if _, err := campaignrow.Cancel(f.ctx, f.rdb, f.db, f.keys, "c-stopped"); err != nil {
+		t.Fatal(err)
+	}
+	f.emitUsers("c-stopped", userRange(50))
+	f.emitUsers("c-live", userRange(50))
+	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: &NullSender{}}}, "d1", 30*time.Second)
+	f.waitDone("c-live", 50, 30*time.Second)
+	pipelinetest.Eventually(t, 30*time.Second, "every entry read and acked", func() bool {
+		groups, err := pipeline.StreamGroups(f.ctx, f.rdb, f.keys.Streams(pipeline.StreamDeliver))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, gs := range groups {
+			for _, g := range gs {
+				if g.Pending != 0 || g.Lag != 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if s := f.stats("c-stopped"); s[pipeline.StatUsersDone] != 0 || s[pipeline.StatSent] != 0 {
+		t.Errorf("canceled campaign: %v, want nobody sent or done", s)
 	}
 }

@@ -190,6 +190,8 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 		rounds := t.rounds + 1
 		g := group{t.entry, t.c, rounds}
 		switch {
+		case r.canceled > 0:
+			// Not done and not retried: its campaign was canceled.
 		case r.retry == 0:
 			s.done[i] = 1
 		case rounds < h.cfg.MaxAttempts:

@@ -167,7 +167,8 @@ func (r *round) feed(l *lane, jobs []job) {
 				}
 			}
 			if canceled {
-				continue // not sent, not counted: the campaign's counts stay as they are
+				r.leftByCancel(j) // not sent, not counted: the campaign's counts stay as they are
+				continue
 			}
 			if failed {
 				r.mu.Lock()
@@ -216,7 +217,8 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 	t0 := time.Now()
 	for i, j := range chunk {
 		if r.h.life.cancels.Is(j.c.ID) {
-			r.settled(nil, 1) // canceled while it waited for its permits
+			r.leftByCancel(j) // canceled while it waited for its permits
+			r.settled(nil, 1)
 			continue
 		}
 		if m, ok := r.send(l, j); ok {
@@ -235,6 +237,13 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 		}
 	}
 	r.h.marker.markAll(marks)
+}
+
+// leftByCancel records that j is not sent: its campaign was canceled.
+func (r *round) leftByCancel(j job) {
+	r.mu.Lock()
+	r.results[j.i].canceled++
+	r.mu.Unlock()
 }
 
 // send sends one job. A terminal outcome comes back to be marked (ok); a

@@ -39,6 +39,10 @@ type userResult struct {
 	retryAfter time.Duration
 	reason     string
 	retried    []device // those devices
+	// canceled counts devices left unsent because the campaign was
+	// canceled: the user is not done, so a canceled campaign's progress
+	// shows the people it reached, not everyone.
+	canceled int
 }
 
 // deliverTargets sends the campaign to every device of the targets that is
