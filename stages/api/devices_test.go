@@ -270,7 +270,7 @@ func TestBadDeviceBatchWritesNothing(t *testing.T) {
 		{"cut short", `[` + deviceJSON("news", "ios", iosToken, 1, "") + `,`, 400, "cut short"},
 		{"trailing data", `[` + deviceJSON("news", "ios", iosToken, 1, "") + `] []`, 400, "unexpected data after"},
 		{"too many items", batchJSON(validBatch(MaxDeviceBatch + 1)), 413, "at most 10000 devices"},
-		{"body too large", batchJSON(hugeBatch()), 413, "request body is larger than 8388608 bytes"},
+		{"body too large", batchJSON(hugeBatch()), 413, fmt.Sprintf("request body is larger than %d bytes", DefaultMaxBodyBytes)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,9 +288,10 @@ func TestBadDeviceBatchWritesNothing(t *testing.T) {
 	}
 }
 
-// hugeBatch is fewer than MaxDeviceBatch items but more than 8 MiB of JSON.
+// hugeBatch is fewer than MaxDeviceBatch items but more than
+// DefaultMaxBodyBytes of JSON.
 func hugeBatch() []deviceRequest {
-	items := validBatch(2200)
+	items := validBatch(DefaultMaxBodyBytes/4000 + 100)
 	for i := range items {
 		items[i].Platform, items[i].Token = "android", strings.Repeat("x", 4000)
 	}
