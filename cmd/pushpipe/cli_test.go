@@ -38,6 +38,7 @@ func TestHelpShowsTheGlobalsUsed(t *testing.T) {
 		{[]string{"dlq", "list"}, append(redisFlags, "--prefix"), []string{"--database-url"}},
 		{[]string{"dlq", "retry"}, redisFlags, []string{"--database-url"}},
 		{[]string{"bench"}, redisFlags, []string{"--version"}},
+		{[]string{"dev"}, append(redisFlags, "--database-url", "--partitions"), []string{"--prefix", "--log-level", "--version"}},
 		{[]string{"status"}, redisFlags, nil},
 		{[]string{"status"}, []string{"--redis-addr", "--database-url", "--partitions", "--prefix"}, []string{"--version"}},
 		{[]string{"split"}, []string{"--redis-addr", "--database-url", "--claim-idle"}, nil},
