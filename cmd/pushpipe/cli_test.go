@@ -44,6 +44,7 @@ func TestHelpShowsTheGlobalsUsed(t *testing.T) {
 		{[]string{"split"}, []string{"--redis-addr", "--database-url", "--claim-idle"}, nil},
 		{[]string{"deliver"}, []string{"(default\n", "https://api.push.apple.com", "https://api.sandbox.push.apple.com", "https://fcm.googleapis.com/v1"}, nil},
 		{[]string{"api"}, []string{"PUSHPIPE_ADMIN_TOKEN", "PUSHPIPE_APP_KEYS", "PUSHPIPE_REDIS_ADDR", "PUSHPIPE_DATABASE_URL", "/v1/openapi.json"}, nil},
+		{[]string{"all"}, []string{"PUSHPIPE_ADMIN_TOKEN", "PUSHPIPE_APP_KEYS", "/v1/openapi.json"}, nil},
 		{nil, []string{"--version", "--redis-addr"}, nil},
 	}
 	for _, tt := range tests {
