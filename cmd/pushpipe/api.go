@@ -30,6 +30,8 @@ func (c *APICmd) Help() string { return apiEnvironment }
 const apiEnvironment = `Environment (credentials come only from it, so they never show in process listings):
   PUSHPIPE_ADMIN_TOKEN   the operator's bearer token: every endpoint (at least 16 characters)
   PUSHPIPE_APP_KEYS      app=key[,app=key...]: keys shipped inside apps, good for /v1/devices* of their app
+  PUSHPIPE_REDIS_PASSWORD
+                         Redis's password (or the file of --redis-password-file)
   PUSHPIPE_REDIS_ADDR, PUSHPIPE_DATABASE_URL, PUSHPIPE_PARTITIONS, PUSHPIPE_PREFIX, PUSHPIPE_LOG_LEVEL
                          the same as --redis-addr, --database-url, --partitions, --prefix, --log-level
 The API's reference: GET /v1/openapi.json (any valid token); docs/API.md in the repository.`
