@@ -56,6 +56,10 @@ func (c *AllCmd) stages() map[string]stage {
 // deliver is deliver's flags: the API reads its apps file too.
 func (c *AllCmd) deliver() *DeliverFlags { return c.own["deliver"].(*DeliverFlags) }
 
+// Help is shown by `pushpipe all --help`: its API reads the same
+// credentials from the environment as `pushpipe api`.
+func (c *AllCmd) Help() string { return apiEnvironment }
+
 // Validate checks the flags of every stage all runs (kong checks
 // StageFlags itself), and refuses an Optional stage's flags given without
 // the one that configures it: the stage would not run, and they would be

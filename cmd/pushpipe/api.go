@@ -23,14 +23,18 @@ type APICmd struct {
 
 // Help is shown by `pushpipe api --help`: the settings that come only from
 // the environment are listed nowhere else.
-func (c *APICmd) Help() string {
-	return `Environment (credentials come only from it, so they never show in process listings):
+func (c *APICmd) Help() string { return apiEnvironment }
+
+// apiEnvironment is the help of every command that serves the API (api,
+// all): what it reads from the environment only.
+const apiEnvironment = `Environment (credentials come only from it, so they never show in process listings):
   PUSHPIPE_ADMIN_TOKEN   the operator's bearer token: every endpoint (at least 16 characters)
   PUSHPIPE_APP_KEYS      app=key[,app=key...]: keys shipped inside apps, good for /v1/devices* of their app
+  PUSHPIPE_REDIS_PASSWORD
+                         Redis's password (or the file of --redis-password-file)
   PUSHPIPE_REDIS_ADDR, PUSHPIPE_DATABASE_URL, PUSHPIPE_PARTITIONS, PUSHPIPE_PREFIX, PUSHPIPE_LOG_LEVEL
                          the same as --redis-addr, --database-url, --partitions, --prefix, --log-level
 The API's reference: GET /v1/openapi.json (any valid token); docs/API.md in the repository.`
-}
 
 // Run serves until SIGTERM. Credentials come only from the environment
 // (PUSHPIPE_ADMIN_TOKEN, PUSHPIPE_APP_KEYS), never from flags, so they do not

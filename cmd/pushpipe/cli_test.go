@@ -38,11 +38,13 @@ func TestHelpShowsTheGlobalsUsed(t *testing.T) {
 		{[]string{"dlq", "list"}, append(redisFlags, "--prefix"), []string{"--database-url"}},
 		{[]string{"dlq", "retry"}, redisFlags, []string{"--database-url"}},
 		{[]string{"bench"}, redisFlags, []string{"--version"}},
+		{[]string{"dev"}, append(redisFlags, "--database-url", "--partitions"), []string{"--prefix", "--log-level", "--version"}},
 		{[]string{"status"}, redisFlags, nil},
 		{[]string{"status"}, []string{"--redis-addr", "--database-url", "--partitions", "--prefix"}, []string{"--version"}},
 		{[]string{"split"}, []string{"--redis-addr", "--database-url", "--claim-idle"}, nil},
 		{[]string{"deliver"}, []string{"(default\n", "https://api.push.apple.com", "https://api.sandbox.push.apple.com", "https://fcm.googleapis.com/v1"}, nil},
 		{[]string{"api"}, []string{"PUSHPIPE_ADMIN_TOKEN", "PUSHPIPE_APP_KEYS", "PUSHPIPE_REDIS_ADDR", "PUSHPIPE_DATABASE_URL", "/v1/openapi.json"}, nil},
+		{[]string{"all"}, []string{"PUSHPIPE_ADMIN_TOKEN", "PUSHPIPE_APP_KEYS", "/v1/openapi.json"}, nil},
 		{nil, []string{"--version", "--redis-addr"}, nil},
 	}
 	for _, tt := range tests {

@@ -16,9 +16,9 @@ import (
 var globalsUsed = map[string][]string{
 	"migrate":      {"database-url", "log-level"},
 	"fakeprovider": {},
-	// dev reads the address only: DevCmd.Run gives bench.Dev no
-	// credentials for the Redis it is given.
-	"dev":     {"redis-addr", "database-url", "partitions"},
+	// dev hands a given Redis's credentials to every process it starts
+	// (DevCmd.Run), so its help offers them all.
+	"dev":     append(redisGlobals(), "database-url", "partitions"),
 	"bench":   append(redisGlobals(), "database-url", "partitions"),
 	"dlq":     append(redisGlobals(), "partitions", "prefix", "log-level"),
 	"version": {},

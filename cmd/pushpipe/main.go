@@ -26,9 +26,9 @@ type CLI struct {
 	Version kong.VersionFlag `help:"Print the version (from the build info) and exit."`
 
 	Migrate      MigrateCmd      `cmd:"" help:"Apply the PostgreSQL schema migrations."`
-	API          APICmd          `cmd:"" name:"api" help:"Serve the HTTP API (devices, channels, preferences, campaigns)."`
+	API          APICmd          `cmd:"" name:"api" help:"Serve the HTTP API (devices, channels, preferences, campaigns, messages) and the console."`
 	Results      ResultsCmd      `cmd:"" help:"Read the results stream (tail)."`
-	Send         SendCmd         `cmd:"" help:"Create a campaign."`
+	Send         SendCmd         `cmd:"" help:"Create a campaign (--channel) or a direct message (--user)."`
 	Campaigns    CampaignsCmd    `cmd:"" help:"List or cancel campaigns."`
 	Import       ImportCmd       `cmd:"" help:"Load subscribers in bulk."`
 	Status       StatusCmd       `cmd:"" help:"Show streams, lag, consumers and campaign progress."`

@@ -200,6 +200,9 @@ func constraints(s *openapi3.Schema) string {
 	if s.MinItems > 0 || s.MaxItems != nil {
 		c = append(c, fmt.Sprintf("%d–%s items", s.MinItems, ptrStr(s.MaxItems)))
 	}
+	if s.MinProps > 0 || s.MaxProps != nil {
+		c = append(c, fmt.Sprintf("%d–%s entries", s.MinProps, ptrStr(s.MaxProps)))
+	}
 	num := func(f *float64) string { return strconv.FormatFloat(*f, 'f', -1, 64) }
 	switch {
 	case s.Min != nil && s.Max != nil:

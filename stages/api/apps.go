@@ -46,7 +46,12 @@ func (s *Server) knownApp(app string) bool {
 	return len(apps) == 0 || slices.Contains(apps, app)
 }
 
-// unknownApp is the 422's message.
-func unknownApp(app string) string {
-	return fmt.Sprintf("app %q is not known to this API: add it to the --apps file (and send SIGHUP) or to PUSHPIPE_APP_KEYS", app)
+// unknownApp is the 422's message, naming the fix that works: with an
+// apps file only its apps are known (knownApp), whatever PUSHPIPE_APP_KEYS
+// holds.
+func (s *Server) unknownApp(app string) string {
+	if s.apps.Load().known != nil {
+		return fmt.Sprintf("app %q is not known to this API: add it to the --apps file and send SIGHUP", app)
+	}
+	return fmt.Sprintf("app %q is not known to this API: add it to PUSHPIPE_APP_KEYS and restart", app)
 }

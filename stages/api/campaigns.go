@@ -64,7 +64,7 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 	// After the request's own checks: a malformed request (no app
 	// included) is 400 whatever its app.
 	if !s.knownApp(c.App) {
-		writeError(w, http.StatusUnprocessableEntity, unknownApp(c.App))
+		writeError(w, http.StatusUnprocessableEntity, s.unknownApp(c.App))
 		return
 	}
 	if s.cfg.DB == nil {

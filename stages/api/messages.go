@@ -83,7 +83,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 	// After the request's own checks, as for campaigns: a malformed
 	// request is 400 whatever its app.
 	if !s.knownApp(m.App) {
-		writeError(w, http.StatusUnprocessableEntity, unknownApp(m.App))
+		writeError(w, http.StatusUnprocessableEntity, s.unknownApp(m.App))
 		return
 	}
 	if s.cfg.DB == nil {

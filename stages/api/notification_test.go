@@ -113,6 +113,17 @@ func TestCampaignUnknownApp(t *testing.T) {
 			if tt.status == http.StatusUnprocessableEntity && !strings.Contains(r.error(), tt.app) {
 				t.Errorf("422 %q does not name the app", r.error())
 			}
+			// The fix it names is the one that works: with an apps file,
+			// PUSHPIPE_APP_KEYS makes no app known.
+			if tt.status == http.StatusUnprocessableEntity {
+				fix, not := "PUSHPIPE_APP_KEYS", "--apps"
+				if tt.known != nil {
+					fix, not = not, fix
+				}
+				if !strings.Contains(r.error(), fix) || strings.Contains(r.error(), not) {
+					t.Errorf("422 %q: want it to name %s, not %s", r.error(), fix, not)
+				}
+			}
 		})
 	}
 }

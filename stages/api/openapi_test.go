@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,6 +81,36 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 	for op := range documented {
 		if !routed[op] {
 			t.Errorf("stages/api/openapi.json documents %q, which routes() does not serve: remove it or add the route", op)
+		}
+	}
+}
+
+// TestOpenAPIBodyCapsMatchTheRoutes: a 413 that names a body size in KiB
+// names the route's own cap (routes()), so a cap changed in server.go
+// without its reference fails here instead of telling clients a wrong size.
+func TestOpenAPIBodyCapsMatchTheRoutes(t *testing.T) {
+	doc, _ := loadOpenAPI(t)
+	over := regexp.MustCompile(`a body over (\d+) KiB`)
+	s := New(Config{Log: zerolog.Nop(), Auth: Auth{Insecure: true}})
+	for _, rt := range s.routes() {
+		method, path, ok := strings.Cut(rt.pattern, " ")
+		if !ok || doc.Paths.Find(path) == nil {
+			continue
+		}
+		op := doc.Paths.Find(path).GetOperation(method)
+		if op == nil {
+			continue
+		}
+		r := op.Responses.Status(413)
+		if r == nil || r.Value == nil || r.Value.Description == nil {
+			continue
+		}
+		m := over.FindStringSubmatch(*r.Value.Description)
+		if m == nil {
+			continue
+		}
+		if want := strconv.FormatInt(rt.body>>10, 10); m[1] != want || rt.body%1024 != 0 {
+			t.Errorf("%s: the 413 in stages/api/openapi.json says a body over %s KiB, the route's cap is %d bytes (%s KiB)", rt.pattern, m[1], rt.body, want)
 		}
 	}
 }
