@@ -32,7 +32,7 @@ type AllCmd struct {
 	// An Optional stage runs only when configured (the webhook with
 	// --webhook-url).
 	kong.Plugins
-	// The API's connection and body memory caps.
+	// The API's limits: connections, bodies, device writes.
 	ListenFlags `embed:""`
 
 	own map[string]stage // the plugins' flags by stage
@@ -116,8 +116,7 @@ func (c *AllCmd) Run(g *Globals) error {
 	}
 	// The API shares the stages' clients and pool.
 	srv := sidecar{dbConns: c.APIDBConns, build: func(d *deps) func(context.Context) error {
-		h := api.New(api.Config{Redis: d.rdb, DB: d.db, Keys: d.keys, Log: d.log, Auth: auth, KnownApp: known, Metrics: d.reg,
-			MaxBodyMemory: c.MaxBodyMemory, DeviceWriteRate: api.DefaultDeviceWriteRate})
+		h := api.New(c.ListenFlags.limits(api.Config{Redis: d.rdb, DB: d.db, Keys: d.keys, Log: d.log, Auth: auth, KnownApp: known, Metrics: d.reg}))
 		serve := func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, h, d.log) }
 		if appsFile == "" {
 			return serve

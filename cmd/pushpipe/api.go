@@ -11,14 +11,12 @@ import (
 
 // APICmd serves the HTTP API.
 type APICmd struct {
-	Listen          string  `required:"" help:"Serve the API on this address (host:port)."`
-	HTTP            string  `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
-	InsecureNoAuth  bool    `name:"insecure-no-auth" help:"Serve without authentication (a closed test network only)."`
-	DBConns         int32   `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size, opened at start)."`
-	Apps            string  `name:"apps" placeholder:"FILE" help:"Apps file (TOML): the apps campaigns may name and their app keys (beside PUSHPIPE_APP_KEYS); SIGHUP reloads it."`
-	MaxBodyBytes    int64   `name:"max-body-bytes" default:"${max_body_bytes}" help:"Largest device batch body accepted (413 past it); every other route has its own, smaller cap."`
-	DeviceWriteRate float64 `name:"device-write-rate" default:"${device_write_rate}" help:"Device writes per second per app key (a batch counts each device; bursts of twice that, or one full batch); 429 with Retry-After past it. 0 disables. The operator token is not limited."`
-	ListenFlags     `embed:""`
+	Listen         string `required:"" help:"Serve the API on this address (host:port)."`
+	HTTP           string `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
+	InsecureNoAuth bool   `name:"insecure-no-auth" help:"Serve without authentication (a closed test network only)."`
+	DBConns        int32  `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size, opened at start)."`
+	Apps           string `name:"apps" placeholder:"FILE" help:"Apps file (TOML): the apps campaigns may name and their app keys (beside PUSHPIPE_APP_KEYS); SIGHUP reloads it."`
+	ListenFlags    `embed:""`
 }
 
 // Help is shown by `pushpipe api --help`: the settings that come only from
@@ -70,8 +68,7 @@ func (c *APICmd) Run(g *Globals) error {
 		return err
 	}
 	defer db.Close()
-	srv := api.New(api.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: log, Auth: auth, KnownApp: known, MaxBodyBytes: c.MaxBodyBytes,
-		MaxBodyMemory: c.MaxBodyMemory, DeviceWriteRate: c.DeviceWriteRate, Metrics: g.Registry()})
+	srv := api.New(c.ListenFlags.limits(api.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: log, Auth: auth, KnownApp: known, Metrics: g.Registry()}))
 	ready := pipeline.RedisReady(rdb)
 	runners := []func(context.Context) error{}
 	if c.Apps != "" {
