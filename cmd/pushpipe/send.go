@@ -34,7 +34,7 @@ type SendCmd struct {
 
 	SendAt   time.Time `name:"send-at" format:"2006-01-02T15:04:05Z07:00" help:"Start then (RFC 3339, at most 90 days ahead) instead of now (not with --user)."`
 	Rate     int       `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none; not with --user)."`
-	Priority string    `enum:",normal,high" default:"" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
+	Priority string    `enum:",normal,high" default:"" placeholder:"normal|high" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
 
 	Wait bool `help:"Then follow it to the end: a progress bar on stderr, the summary, and exit status 1 if it failed or was canceled. Ctrl-C stops the following, not the sending."`
 }
