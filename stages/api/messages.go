@@ -28,6 +28,18 @@ type tokenRequest struct {
 	Token    string `json:"token"`
 }
 
+// campaignFields are a campaign's fields a message has not: a message goes
+// out at once to the users or tokens it lists.
+var campaignFields = func() map[string]string {
+	const to = "a direct message is sent at once to the users or tokens it lists; a campaign (POST /v1/campaigns) "
+	return map[string]string{
+		"send_at":         to + "can be scheduled",
+		"rate_per_second": to + "can be given its own rate",
+		"allow_empty":     to + "can be created for nobody",
+		"channels":        "a direct message lists \"users\" or \"tokens\"; a campaign (POST /v1/campaigns) goes to channels",
+	}
+}()
+
 // postMessage sends a direct message: POST /v1/messages → 202 {"id"}; the
 // same id and content again → 200 {"id"} and nothing new is sent; the same
 // id with other content → 409. The message rides the express lane unless
@@ -36,7 +48,7 @@ type tokenRequest struct {
 // naming it; an app the API does not know is 422.
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req messageRequest
-	if !decode(w, body, &req) {
+	if !decodeHinted(w, body, &req, campaignFields) {
 		return
 	}
 	content, err := parseNotification(req.Notification, req.Priority, push.PriorityHigh)

@@ -156,7 +156,11 @@ func TestMessageValidation(t *testing.T) {
 		{"no notification", `{"app":"com.example.chat","users":[1]}`, 400, "notification"},
 		{"no app", `{"users":[1],` + note + `}`, 400, "app"},
 		{"bad id", `{"id":"a b","app":"com.example.chat","users":[1],` + note + `}`, 400, "id"},
-		{"unknown field", `{"app":"com.example.chat","users":[1],"channels":["x"],` + note + `}`, 400, "channels"},
+		{"unknown field", `{"app":"com.example.chat","users":[1],"chanels":["x"],` + note + `}`, 400, `unknown field \"chanels\"`},
+		// A campaign's fields say what a message is instead.
+		{"channels", `{"app":"com.example.chat","users":[1],"channels":["x"],` + note + `}`, 400, `lists \"users\" or \"tokens\"; a campaign`},
+		{"send_at", `{"app":"com.example.chat","users":[1],"send_at":"2030-01-02T15:04:05Z",` + note + `}`, 400, "sent at once to the users or tokens it lists; a campaign (POST /v1/campaigns) can be scheduled"},
+		{"rate_per_second", `{"app":"com.example.chat","users":[1],"rate_per_second":5,` + note + `}`, 400, "can be given its own rate"},
 		{"short ios token", `{"app":"com.example.chat","tokens":[{"platform":"ios","token":"ab"}],` + note + `}`, 400, "tokens[0].token"},
 		{"users and tokens", `{"app":"com.example.chat","users":[1],"tokens":[{"platform":"android","token":"ab"}],` + note + `}`, 400, "not both"},
 		{"users and empty tokens", `{"app":"com.example.chat","users":[1],"tokens":[],` + note + `}`, 400, "not both"},
