@@ -6,12 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 // `send --wait` follows a campaign to its end: a scheduled one shows as
@@ -20,21 +17,8 @@ import (
 // (A campaign followed until done: the README's send --wait, run by
 // bench/readme against pushpipe dev.)
 func TestFollow(t *testing.T) {
-	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
-	rdb, err := pipeline.NewRedis(r.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
-	url := pipelinetest.DatabaseT(t, pipelinetest.PostgresT(t))
-	if err := schema.Migrate(t.Context(), url); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	_, rdb := testRedis(t)
+	_, db := testDatabase(t)
 	keys := pipeline.NewKeys("follow", 4)
 	src := campaignSource{rdb: rdb, keys: keys, db: db}
 	tests := []struct {

@@ -8,19 +8,13 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
-	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // The API process's /readyz follows Redis: ready while it answers, 503
 // within a second and a half of it stopping, ready again once it is back;
 // and probing often costs Redis about one PING a second.
 func TestReadyzFollowsRedis(t *testing.T) {
-	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
-	rdb, err := pipeline.NewRedis(r.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
+	r, rdb := testRedis(t)
 	ops := httptest.NewServer(pipeline.OpsHandler(pipeline.NewRegistry(), pipeline.RedisReady(rdb)))
 	t.Cleanup(ops.Close)
 	readyz := func() int {

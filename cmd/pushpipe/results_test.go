@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -40,12 +39,7 @@ func (l *lockedBuffer) String() string {
 // as a campaign's, filters by outcome, starts where --from says (an entry
 // id inclusive, as replay reads it) and names an entry it passes over.
 func TestResultsTail(t *testing.T) {
-	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
-	rdb, err := pipeline.NewRedis(r.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
+	_, rdb := testRedis(t)
 	keys := pipeline.NewKeys("tail", 4)
 	ev := func(campaign, message string, dev int64, outcome string) pipeline.ResultEvent {
 		return pipeline.ResultEvent{ID: pipeline.ResultID(campaign, message, dev), Campaign: campaign, Message: message,
@@ -102,14 +96,7 @@ func TestResultsTail(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []string
-			for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-				var e pipeline.ResultEvent
-				if line == "" {
-					continue
-				}
-				if err := json.Unmarshal([]byte(line), &e); err != nil {
-					t.Fatalf("not an event: %q: %v", line, err)
-				}
+			for _, e := range printedEvents(t, out.String()) {
 				got = append(got, e.ID)
 			}
 			if !slices.Equal(got, tt.want) {
@@ -132,12 +119,7 @@ func TestResultsTail(t *testing.T) {
 // hour ahead of our clock, as on a Redis whose clock is, was written before
 // the tail started and is not printed; an entry written after it is.
 func TestResultsTailStartsAtRedisNow(t *testing.T) {
-	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
-	rdb, err := pipeline.NewRedis(r.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
+	_, rdb := testRedis(t)
 	keys := pipeline.NewKeys("tailnow", 2)
 	stream := keys.Stream(pipeline.StreamResults, 0)
 	ev := func(campaign string) pipeline.ResultEvent {
@@ -181,14 +163,7 @@ func TestResultsTailStartsAtRedisNow(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		var e pipeline.ResultEvent
-		if line == "" {
-			continue
-		}
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("not an event: %q: %v", line, err)
-		}
+	for _, e := range printedEvents(t, out.String()) {
 		got = append(got, e.Campaign)
 	}
 	if !slices.Equal(got, []string{"after"}) {

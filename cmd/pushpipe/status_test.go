@@ -17,12 +17,7 @@ import (
 // line with an error key, and the end of the watch (Ctrl-C, SIGTERM) ends
 // it quietly, whenever it comes.
 func TestStatusWatchJSON(t *testing.T) {
-	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
-	rdb, err := pipeline.NewRedis(r.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
+	_, rdb := testRedis(t)
 	keys := pipeline.NewKeys("pp", 4)
 	// The DLQ key of another type: every refresh fails (WRONGTYPE).
 	if err := rdb.Do(t.Context(), rdb.B().Set().Key(keys.DLQ()).Value("x").Build()).Error(); err != nil {
@@ -84,12 +79,7 @@ func TestStatusWatchJSON(t *testing.T) {
 // `status ID` without a database refuses an id Redis does not know,
 // rather than show it as a campaign that reached nobody.
 func TestStatusUnknownIDWithoutDatabase(t *testing.T) {
-	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
-	rdb, err := pipeline.NewRedis(r.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
+	_, rdb := testRedis(t)
 	keys := pipeline.NewKeys("pp", 4)
 	// What creating a campaign or message publishes first (its expiry).
 	exp := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
