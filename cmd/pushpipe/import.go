@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,6 +45,7 @@ func (c *ImportSubscribersCmd) Run(g *Globals) error {
 	defer db.Close()
 	tty := isatty.IsTerminal(os.Stderr.Fd())
 	start, last := time.Now(), time.Time{}
+	shown := [2]int64{-1, -1} // the bytes and rows of the last line a log got
 	show := func(read, rows int64, final bool) {
 		if !final && time.Since(last) < 200*time.Millisecond && tty || !final && !tty && time.Since(last) < 5*time.Second {
 			return
@@ -63,7 +65,10 @@ func (c *ImportSubscribersCmd) Run(g *Globals) error {
 			}
 			return
 		}
-		fmt.Fprintln(os.Stderr, line)
+		if now := [2]int64{read, rows}; now != shown { // the final line would repeat the last one when nothing came since
+			fmt.Fprintln(os.Stderr, line)
+			shown = now
+		}
 	}
 	var read int64
 	res, err := devices.ImportSubscribers(g.Context(), db, c.Channel, in, func(n, rows int64) {
@@ -84,6 +89,9 @@ func (c *ImportSubscribersCmd) Run(g *Globals) error {
 	}
 	if int64(len(res.BadList)) < res.Bad {
 		fmt.Fprintf(os.Stderr, "... and %d more\n", res.Bad-int64(len(res.BadList)))
+	}
+	if res.Bad == 1 {
+		return errors.New("1 malformed line was skipped (the rest is imported): correct it and import the file again")
 	}
 	return fmt.Errorf("%d malformed lines were skipped (the rest is imported): correct them and import the file again", res.Bad)
 }

@@ -21,6 +21,9 @@ import (
 // there (imports are idempotent).
 const ImportChunk = 200_000
 
+// utf8BOM is the byte order mark some tools write first in a UTF-8 file.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
 // maxBadLines is how many malformed lines an import names; it counts all.
 const maxBadLines = 100
 
@@ -137,6 +140,11 @@ func ImportSubscribers(ctx context.Context, db *pgxpool.Pool, channel string, r 
 // parser of every line: a user id (ok), a malformed line (recorded in res,
 // not ok), or io.EOF.
 func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error), error) {
+	// Excel's "CSV UTF-8" and Windows tools start the file with a byte
+	// order mark: it would hide the header's user_id, or the first id.
+	if b, _ := br.Peek(len(utf8BOM)); bytes.Equal(b, utf8BOM) {
+		br.Discard(len(utf8BOM))
+	}
 	first, err := br.Peek(1)
 	if err == io.EOF || len(first) == 0 {
 		return func() (int64, bool, error) { return 0, false, io.EOF }, nil

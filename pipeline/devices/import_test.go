@@ -90,6 +90,21 @@ func TestImportCSV(t *testing.T) {
 	}
 }
 
+// A file that starts with a UTF-8 byte order mark (Excel's "CSV UTF-8",
+// Windows tools) imports as one without it, in either format.
+func TestImportByteOrderMark(t *testing.T) {
+	db := importDB(t)
+	for _, file := range []string{"\xef\xbb\xbfuser_id,name\r\n21,a\r\n22,b\r\n", "\xef\xbb\xbf23\r\n24\r\n"} {
+		res, err := ImportSubscribers(t.Context(), db, "bom", strings.NewReader(file), nil)
+		if err != nil || res.Bad != 0 {
+			t.Fatalf("%q: %+v %v, want every line imported", file, res, err)
+		}
+	}
+	if n, sum := subscribers(t, db, "bom"); n != 4 || sum != 21+22+23+24 {
+		t.Fatalf("%d subscribers (sum %d), want 21 to 24", n, sum)
+	}
+}
+
 // BenchmarkImportSubscribers imports a file of 1M user ids (PUSHPIPE_IMPORT_IDS
 // for another size) and, in the same run, COPYs the same file raw into a
 // table of the same shape and index (psql's \copy: PostgreSQL parses the
