@@ -14,9 +14,11 @@ package prefs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 
@@ -56,6 +58,21 @@ func Put(ctx context.Context, db *pgxpool.Pool, rdb rueidis.Client, keys pipelin
 		return fmt.Errorf("copy preferences of user %d to Redis: %w", p.User, err)
 	}
 	return nil
+}
+
+// Get reads user's mutes from PostgreSQL, the record of truth: empty lists
+// for a user who never set any.
+func Get(ctx context.Context, db *pgxpool.Pool, user int64) (Prefs, error) {
+	p := Prefs{User: user, Channels: []string{}, Categories: []string{}}
+	err := db.QueryRow(ctx, `SELECT muted_channels, muted_categories, version FROM preferences WHERE user_id = $1`, user).
+		Scan(&p.Channels, &p.Categories, &p.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, nil
+	}
+	if err != nil {
+		return p, fmt.Errorf("read preferences of user %d: %w", user, err)
+	}
+	return p, nil
 }
 
 // VersionField is the hash field holding the version of the copy. It

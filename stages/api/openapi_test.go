@@ -124,6 +124,7 @@ func TestOpenAPISchemasMatchTheCode(t *testing.T) {
 	for name, v := range map[string]any{
 		"Device":          deviceRequest{},
 		"Preferences":     preferencesRequest{},
+		"PreferencesRead": preferencesResponse{},
 		"CampaignRequest": campaignRequest{},
 		"Notification":    notificationRequest{},
 		"CampaignStatus":  campaign.Report{},
@@ -317,6 +318,12 @@ var openapiCalls = []apiCall{
 	{name: "unsubscribe bad user", method: "DELETE", path: "/v1/channels/breaking/subscribers/-1", token: oaToken, req: invalid, status: 400},
 	{name: "unsubscribe as app", method: "DELETE", path: "/v1/channels/breaking/subscribers/42", token: oaKey, status: 403},
 	{name: "unsubscribe no database", server: "nodb", method: "DELETE", path: "/v1/channels/breaking/subscribers/42", token: oaToken, status: 503},
+	// GET /v1/users/{user_id}/preferences
+	{name: "mutes", method: "GET", path: "/v1/users/42/preferences", token: oaToken, status: 200},
+	{name: "mutes no token", method: "GET", path: "/v1/users/42/preferences", req: unchecked, status: 401},
+	{name: "mutes bad user", method: "GET", path: "/v1/users/0/preferences", token: oaToken, req: invalid, status: 400},
+	{name: "mutes as app", method: "GET", path: "/v1/users/42/preferences", token: oaKey, status: 403},
+	{name: "mutes no database", server: "nodb", method: "GET", path: "/v1/users/42/preferences", token: oaToken, status: 503},
 	// PUT /v1/users/{user_id}/preferences
 	{name: "mute", method: "PUT", path: "/v1/users/42/preferences", body: `{"muted_channels":["sport"],"muted_categories":["promo"]}`, token: oaToken, status: 204},
 	{name: "mute no token", method: "PUT", path: "/v1/users/42/preferences", body: `{}`, req: unchecked, status: 401},

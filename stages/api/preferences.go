@@ -18,6 +18,36 @@ type preferencesRequest struct {
 	MutedCategories []string      `json:"muted_categories"`
 }
 
+// preferencesResponse is what GET returns: names, as stored.
+type preferencesResponse struct {
+	MutedChannels   []string `json:"muted_channels"`
+	MutedCategories []string `json:"muted_categories"`
+}
+
+// getPreferences reads a user's mutes from PostgreSQL:
+// GET /v1/users/{user_id}/preferences → 200, empty lists for a user who set
+// none. A settings screen shows them, and a backend changing one mute
+// reads the set its PUT replaces.
+func (s *Server) getPreferences(w http.ResponseWriter, r *http.Request, _ []byte) {
+	user, ok := pathUserID(w, r)
+	if !ok {
+		return
+	}
+	if s.cfg.DB == nil {
+		unavailable(w, "PostgreSQL (not configured)", time.Second)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), emitTimeout)
+	defer cancel()
+	p, err := prefs.Get(ctx, s.cfg.DB, user)
+	if err != nil {
+		s.deviceLog().Warn().Err(err).Msg("preferences not read")
+		unavailable(w, "PostgreSQL", time.Second)
+		return
+	}
+	writeJSON(w, http.StatusOK, preferencesResponse{MutedChannels: p.Channels, MutedCategories: p.Categories})
+}
+
 // putPreferences replaces a user's muted channels and categories:
 // PUT /v1/users/{user_id}/preferences → 204, once PostgreSQL (the record
 // of truth) and Redis (resolve's copy) both hold them (pipeline/prefs).

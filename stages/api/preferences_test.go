@@ -46,6 +46,35 @@ func TestPreferencesReplaceTheWholeSet(t *testing.T) {
 		if got := a.prefs(77); !maps.Equal(got, s.want) {
 			t.Fatalf("step %d: hash %v, want %v", i, got, s.want)
 		}
+		// GET reads back what the PUT stored, as names.
+		r := a.do("GET", "/v1/users/77/preferences", "", "")
+		var read map[string][]string
+		if err := json.Unmarshal([]byte(r.body), &read); r.status != http.StatusOK || err != nil {
+			t.Fatalf("step %d: GET %d %s", i, r.status, r.body)
+		}
+		got := map[string]string{}
+		for _, c := range read["muted_channels"] {
+			got[pipeline.PrefChannel(c)] = "1"
+		}
+		for _, c := range read["muted_categories"] {
+			got[pipeline.PrefCategory(c)] = "1"
+		}
+		if !maps.Equal(got, s.want) || read["muted_channels"] == nil || read["muted_categories"] == nil {
+			t.Fatalf("step %d: GET %s, want %v (both lists, empty or not)", i, r.body, s.want)
+		}
+	}
+	for _, tt := range []struct {
+		path string
+		want int
+		body string
+	}{
+		{"/v1/users/79/preferences", http.StatusOK, `{"muted_channels":[],"muted_categories":[]}`}, // never set any
+		{"/v1/users/0/preferences", http.StatusBadRequest, "user_id"},
+		{"/v1/users/x/preferences", http.StatusBadRequest, "user_id"},
+	} {
+		if r := a.do("GET", tt.path, "", ""); r.status != tt.want || !strings.Contains(r.body, tt.body) {
+			t.Errorf("GET %s: %d %s, want %d with %s", tt.path, r.status, r.body, tt.want, tt.body)
+		}
 	}
 	// 1000 + 1000 entries: more arguments than one Lua unpack would take at once
 	many := map[string][]string{"muted_channels": make([]string, 1000), "muted_categories": make([]string, 1000)}

@@ -134,6 +134,7 @@ func (s *Server) routes() []route {
 		{"POST /v1/channels/{channel}/subscribers", scopeAdmin, subscribersBody, nil, s.postSubscribers},
 		{"PUT /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.putSubscriber},
 		{"DELETE /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.deleteSubscriber},
+		{"GET /v1/users/{user_id}/preferences", scopeAdmin, 0, nil, s.getPreferences},
 		{"PUT /v1/users/{user_id}/preferences", scopeAdmin, preferencesBody, nil, s.putPreferences},
 		{"POST /v1/campaigns", scopeAdmin, campaignBody, nil, s.postCampaign},
 		{"GET /v1/campaigns", scopeAdmin, 0, nil, s.listCampaigns},
