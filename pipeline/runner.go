@@ -24,7 +24,8 @@ type Options struct {
 	Express bool   // also read the express lane, Express.Stream(Stream), first
 	// ExpressConcurrency is how many handlers take express batches only, on
 	// top of Concurrency (whose handlers take an express batch before a bulk
-	// one), default max(1, Concurrency/2). Only with Express.
+	// one, but not two in a row while a bulk one waits), default
+	// max(1, Concurrency/2). Only with Express.
 	ExpressConcurrency int
 	Group              string        // consumer group, default Stage
 	Consumer           string        // consumer name, default host-pid
@@ -161,7 +162,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	// stands in front of an express one. Express batches also have handlers
 	// of their own (ExpressConcurrency): with every shared handler busy on a
 	// long bulk batch (deliver under its rate cap), an express entry is still
-	// read and handled at once. Shared handlers take express first.
+	// read and handled at once. Shared handlers take express first, but not
+	// twice in a row while bulk waits (queues.next).
 	work := queues{bulk: make(chan *Batch), express: make(chan *Batch)}
 	var readers, workers sync.WaitGroup
 	for _, l := range r.lanes() {
@@ -234,34 +236,62 @@ func (q queues) of(l Lane) chan *Batch {
 	return q.bulk
 }
 
-// next yields batches to a shared handler, an express one whenever one is
-// waiting, until both queues are closed.
+// next yields batches to a shared handler until both queues are closed: an
+// express one whenever one is waiting, except that right after an express
+// batch a bulk one that is waiting goes first. Express has handlers of its
+// own besides, so it waits behind bulk only when it has more work than all
+// of them and half the shared ones; bulk keeps half of the shared handlers
+// however busy express is, where strict priority let a high-priority
+// campaign (it rides the express lane) stop every normal one while it ran.
 func (q queues) next() func(yield func(*Batch) bool) {
 	return func(yield func(*Batch) bool) {
-		bulk, express := q.bulk, q.express
-		for bulk != nil || express != nil {
-			var b *Batch
-			var ok bool
-			select {
-			case b, ok = <-express:
-			default:
+		chans := [2]chan *Batch{Bulk: q.bulk, Express: q.express}
+		last := Bulk
+		for chans[Bulk] != nil || chans[Express] != nil {
+			order := [2]Lane{Express, Bulk}
+			if last == Express {
+				order = [2]Lane{Bulk, Express}
+			}
+			var (
+				b    *Batch
+				ok   bool
+				from Lane
+				got  bool
+			)
+			for _, l := range order {
+				if b, ok, got = tryRecv(chans[l]); got {
+					from = l
+					break
+				}
+			}
+			if !got {
 				select {
-				case b, ok = <-express:
-				case b, ok = <-bulk:
-					if !ok {
-						bulk = nil
-						continue
-					}
+				case b, ok = <-chans[Express]:
+					from = Express
+				case b, ok = <-chans[Bulk]:
+					from = Bulk
 				}
 			}
 			if !ok {
-				express = nil
+				chans[from] = nil // closed
 				continue
 			}
+			last = from
 			if !yield(b) {
 				return
 			}
 		}
+	}
+}
+
+// tryRecv receives from c if a batch (or its close) is waiting; a nil c
+// never has one.
+func tryRecv(c chan *Batch) (b *Batch, ok, got bool) {
+	select {
+	case b, ok = <-c:
+		return b, ok, true
+	default:
+		return nil, false, false
 	}
 }
 
