@@ -336,9 +336,9 @@ func counterOf(o push.Outcome) string {
 	}
 }
 
-// marksTTL keeps a campaign's sent marks for as long as its notifications
-// may still be delivered, and at least an hour, so a late replay or claim
-// still finds them.
+// marksTTL keeps a campaign's sent marks, from its last write to them, for
+// as long as its notifications may still be delivered, and at least an
+// hour, so a late replay or claim still finds them.
 func marksTTL(c *campaign) time.Duration {
 	return max(c.ttl, 0) + time.Hour
 }
