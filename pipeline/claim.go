@@ -128,21 +128,61 @@ func (r *Runner) dropExhausted(ctx context.Context, stream string, entries []Ent
 	var live []Entry
 	var dead []deadEntry
 	for _, e := range entries {
-		n := counts[e.ID]
-		if n > r.opts.MaxDeliveries {
-			reason := fmt.Sprintf("delivered %d times (max %d)", n, r.opts.MaxDeliveries)
-			if last, ok := r.lastErr.LoadAndDelete(e.ID); ok {
-				reason += "; last error: " + last.(lastError).msg
-			}
-			dead = append(dead, deadEntry{Entry: e, Reason: reason, Deliveries: n})
+		if n := counts[e.ID]; n > r.opts.MaxDeliveries {
+			dead = append(dead, deadEntry{Entry: e, Reason: fmt.Sprintf("delivered %d times (max %d)", n, r.opts.MaxDeliveries), Deliveries: n})
 			continue
 		}
 		live = append(live, e)
 	}
+	if len(dead) == 0 {
+		return live, nil
+	}
+	last := r.lastErrors(ctx, stream, dead)
+	for i := range dead {
+		if msg := last[i]; msg != "" {
+			dead[i].Reason += "; last error: " + msg
+		}
+	}
 	if err := r.deadLetter(ctx, stream, dead, ""); err != nil {
 		return nil, err
 	}
+	ids := make([]string, len(dead))
+	for i, d := range dead {
+		ids[i] = d.ID
+		r.lastErr.Delete(stream + "/" + d.ID)
+	}
+	r.noteErrors(ctx, stream, nil, ids)
 	return live, nil
+}
+
+// lastErrors are the last handler errors of dead's entries ("" if none is
+// known): this process's own notes, else those another consumer (or this
+// one before a restart) left in Redis. Without Redis, only the own.
+func (r *Runner) lastErrors(ctx context.Context, stream string, dead []deadEntry) []string {
+	out := make([]string, len(dead))
+	var missing []string
+	var at []int // the index in dead of each of missing
+	for i, d := range dead {
+		if v, ok := r.lastErr.Load(stream + "/" + d.ID); ok {
+			out[i] = v.(lastError).msg
+		} else {
+			missing, at = append(missing, d.ID), append(at, i)
+		}
+	}
+	if len(missing) == 0 {
+		return out
+	}
+	vals, err := r.rdb.Do(ctx, r.rdb.B().Hmget().Key(errorsKey(stream)).Field(missing...).Build()).ToArray()
+	if err != nil {
+		r.log.Warn().Err(err).Str("stream", stream).Msg("could not read the entries' errors; dead-lettering without them")
+		return out
+	}
+	for j, v := range vals {
+		if j < len(at) {
+			out[at[j]], _ = v.ToString() // nil (no note): ""
+		}
+	}
+	return out
 }
 
 func (r *Runner) deliveryCounts(ctx context.Context, stream, from, to string, n int) (map[string]int64, error) {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -17,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // opsDeadLetters runs a real deliver runner whose handler dead-letters every
@@ -269,5 +271,82 @@ func TestDLQFieldsKeepBinaryValues(t *testing.T) {
 	xs := opsRange(t, c, keys.Stream(pipeline.StreamDeliver, 2), "-")
 	if len(xs) != 1 || xs[0].FieldValues[pipeline.FieldUsers] != u {
 		t.Fatalf("re-injected %+v, want the exact binary users field", xs)
+	}
+}
+
+// TestDeadLetterKeepsTheReasonAcrossConsumers: the consumer that finds an
+// entry delivered too often is often not the one that saw it fail (another
+// process claimed it, or the process restarted): the dead letter still
+// says why the handler refused it. The reason lived in the failing
+// process's memory only, so such dead letters said "delivered 4 times" and
+// nothing more.
+func TestDeadLetterKeepsTheReasonAcrossConsumers(t *testing.T) {
+	tests := []struct {
+		name string
+		give string // the consumer that dead-letters, after "a" failed
+	}{
+		{name: "another consumer", give: "b"},
+		{name: "the same consumer restarted", give: "a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := client(t, env.Redis.Addr)
+			keys := testKeys()
+			stream := keys.Stream("src", 2)
+			if _, err := pipeline.Emit(context.Background(), c, pipeline.Message{Stream: stream, Fields: []string{"n", "poison"}}); err != nil {
+				t.Fatal(err)
+			}
+			const maxDeliveries = 3
+			var attempts atomic.Int64
+			failed := make(chan struct{})
+			h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+				for i := range b.Entries {
+					b.Fail(i, errors.New("cannot parse poison"))
+					if attempts.Add(1) == maxDeliveries {
+						close(failed)
+					}
+				}
+				return nil
+			})
+			run := func(ctx context.Context, consumer string) chan error {
+				r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "src", Stream: "src", Consumer: consumer, Partitions: []int{2},
+					ClaimIdle: 500 * time.Millisecond, MaxDeliveries: maxDeliveries, Block: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+				done := make(chan error, 1)
+				go func() { done <- r.Run(ctx) }()
+				return done
+			}
+			// "a" handles the entry MaxDeliveries times, then goes away
+			// before its next claim would dead-letter it.
+			ctx, stop := context.WithCancel(context.Background())
+			done := run(ctx, "a")
+			select {
+			case <-failed:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the poison entry was not handled MaxDeliveries times")
+			}
+			stop()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			ctx, stop = context.WithCancel(context.Background())
+			defer stop()
+			done = run(ctx, tt.give)
+			var dlq []rueidis.XRangeEntry
+			pipelinetest.Eventually(t, 20*time.Second, "a dead letter", func() bool {
+				dlq, _ = c.Do(ctx, c.B().Xrange().Key(keys.DLQ()).Start("-").End("+").Build()).AsXRange()
+				return len(dlq) > 0
+			})
+			stop()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			d := dlq[0].FieldValues
+			if got := attempts.Load(); got != maxDeliveries || d[pipeline.DLQDeliveries] != "4" {
+				t.Fatalf("handled %d times, dead-lettered after %s deliveries: want %d and 4", got, d[pipeline.DLQDeliveries], maxDeliveries)
+			}
+			if want := "cannot parse poison"; !contains(d[pipeline.DLQError], want) {
+				t.Fatalf("dead letter reason %q does not carry the handler's error %q", d[pipeline.DLQError], want)
+			}
+		})
 	}
 }

@@ -116,7 +116,7 @@ type Runner struct {
 	metrics *Metrics
 
 	ready   atomic.Bool
-	lastErr sync.Map // entry id → lastError, for dead-letter reasons
+	lastErr sync.Map // stream + "/" + entry id → lastError, for dead-letter reasons (noteErrors)
 	inHand  sync.Map // stream + "/" + id of the entries handed to a worker and not done
 }
 
@@ -444,17 +444,19 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			b.emits, b.failed = nil, nil
 		}
 		if err == nil {
-			for i, ferr := range b.failed {
-				r.noteError(b.Entries[i].ID, ferr)
-			}
 			acked, cerr := r.commit(ctx, b)
 			if cerr == nil {
 				r.metrics.acked(r.label(b.Lane), b.Partition, int(acked))
+				notes := map[string]error{}
+				var done []string
 				for i, e := range b.Entries {
-					if _, failed := b.failed[i]; !failed {
-						r.lastErr.Delete(e.ID)
+					if ferr, failed := b.failed[i]; failed {
+						notes[e.ID] = ferr
+					} else if _, had := r.lastErr.LoadAndDelete(b.Stream + "/" + e.ID); had {
+						done = append(done, e.ID)
 					}
 				}
+				r.noteErrors(ctx, b.Stream, notes, done)
 				return
 			}
 			if errors.Is(cerr, ErrLostOwnership) {
@@ -469,8 +471,16 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			r.log.Warn().Err(err).Str("stream", b.Stream).Msg("batch no longer ours; dropped")
 			return
 		}
-		for _, e := range b.Entries {
-			r.noteError(e.ID, err)
+		giveUp := stopping(b) || time.Now().After(deadline) || ctx.Err() != nil
+		if giveUp {
+			// Left pending: whoever claims the entries next (this process
+			// or another, or this one restarted) says why if it
+			// dead-letters them.
+			notes := make(map[string]error, len(b.Entries))
+			for _, e := range b.Entries {
+				notes[e.ID] = err
+			}
+			r.noteErrors(ctx, b.Stream, notes, nil)
 		}
 		if stopping(b) {
 			r.log.Info().Err(err).Str("stream", b.Stream).Int("entries", len(b.Entries)).
@@ -494,8 +504,49 @@ type lastError struct {
 	at  time.Time
 }
 
-func (r *Runner) noteError(id string, err error) {
-	r.lastErr.Store(id, lastError{err.Error(), time.Now()})
+// noteErrorsTimeout bounds the write of the notes of a batch left pending,
+// which goes out even when the handlers' context ended (shutdown).
+const noteErrorsTimeout = 5 * time.Second
+
+// noteErrors records why entries of stream failed and are left pending
+// (notes), and forgets the notes of entries done since (done), in this
+// process (lastErr) and in Redis (errorsKey): the consumer that finds an
+// entry delivered too often is often not the one that saw it fail (another
+// process claimed it, or this one restarted), and the dead letter must
+// still say why. Best effort: without Redis, the reason is the local one.
+func (r *Runner) noteErrors(ctx context.Context, stream string, notes map[string]error, done []string) {
+	if len(notes) == 0 && len(done) == 0 {
+		return
+	}
+	now := time.Now()
+	key := errorsKey(stream)
+	var cmds rueidis.Commands
+	if len(notes) > 0 {
+		hset := r.rdb.B().Hset().Key(key).FieldValue()
+		for id, err := range notes {
+			r.lastErr.Store(stream+"/"+id, lastError{err.Error(), now})
+			hset = hset.FieldValue(id, err.Error())
+		}
+		cmds = append(cmds, hset.Build(),
+			r.rdb.B().Pexpire().Key(key).Milliseconds(r.errorHorizon().Milliseconds()).Build())
+	}
+	if len(done) > 0 {
+		cmds = append(cmds, r.rdb.B().Hdel().Key(key).Field(done...).Build())
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteErrorsTimeout)
+	defer cancel()
+	for _, res := range r.rdb.DoMulti(wctx, cmds...) {
+		if err := res.Error(); err != nil {
+			r.log.Warn().Err(err).Str("stream", stream).Msg("could not keep the entries' errors in Redis")
+			return
+		}
+	}
+}
+
+// errorHorizon is how long a note may still be needed: an entry failing
+// every delivery is dead-lettered within MaxDeliveries claims.
+func (r *Runner) errorHorizon() time.Duration {
+	return max(r.opts.ClaimIdle*time.Duration(r.opts.MaxDeliveries+1), 10*time.Minute)
 }
 
 // forgetErrors drops notes no claim will need: the entry was acked since by
@@ -503,7 +554,7 @@ func (r *Runner) noteError(id string, err error) {
 // dead-lettered long ago. Without it, entries another consumer finished
 // would stay here for the life of the process.
 func (r *Runner) forgetErrors(now time.Time) {
-	horizon := max(r.opts.ClaimIdle*time.Duration(r.opts.MaxDeliveries+1), 10*time.Minute)
+	horizon := r.errorHorizon()
 	r.lastErr.Range(func(id, v any) bool {
 		if now.Sub(v.(lastError).at) > horizon {
 			r.lastErr.Delete(id)
