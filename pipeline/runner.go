@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -433,8 +434,16 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 	for attempt := 1; ctx.Err() == nil; attempt++ {
 		b.reset()
 		start := time.Now()
-		err := r.h.Handle(ctx, b)
+		err := r.handle(ctx, b)
 		r.metrics.handled(r.label(b.Lane), b.Partition, time.Since(start), err)
+		var panicked *panicError
+		if errors.As(err, &panicked) && len(b.Entries) > 1 {
+			// Most likely one entry's input found the bug: handled one by
+			// one, the others go through and it alone is retried and, in
+			// the end, dead-lettered with the panic as its reason.
+			r.processEach(ctx, b)
+			return
+		}
 		var perm *PermanentError
 		if errors.As(err, &perm) {
 			for i := range b.Entries {
@@ -494,6 +503,41 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 		}
 		r.log.Warn().Err(err).Str("stream", b.Stream).Int("attempt", attempt).Msg("batch failed, retrying")
 		backoff.sleep(ctx)
+	}
+}
+
+// handle runs the handler on b, turning a panic into b's error: a handler
+// that panics on some input would otherwise take the process down (under
+// `pushpipe all`, every stage) and again after each restart, since the
+// entry is redelivered, repeating the sends in flight each time (deliver).
+// As an error, the entry is retried, claimed and dead-lettered like any
+// entry that keeps failing (DESIGN, guarantee 8).
+func (r *Runner) handle(ctx context.Context, b *Batch) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error().Str("stream", b.Stream).Int("entries", len(b.Entries)).Interface("panic", p).
+				Bytes("stack", debug.Stack()).Msg("handler panicked")
+			err = &panicError{p}
+		}
+	}()
+	return r.h.Handle(ctx, b)
+}
+
+// panicError is a handler's panic, as the error of its batch.
+type panicError struct{ p any }
+
+func (e *panicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.p) }
+
+// processEach processes b's entries as batches of one, in order, while b is
+// still this consumer's: b stays claimed (its release is its caller's), and
+// what is not processed stays pending for a later claim.
+func (r *Runner) processEach(ctx context.Context, b *Batch) {
+	for _, e := range b.Entries {
+		if ctx.Err() != nil || b.IsLost() || stopping(b) {
+			return
+		}
+		r.process(ctx, &Batch{Stream: b.Stream, Partition: b.Partition, Lane: b.Lane, Entries: []Entry{e},
+			rdb: b.rdb, lost: b.lost, stop: b.stop})
 	}
 }
 
