@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -242,10 +244,12 @@ type deadEntry struct {
 	FromConsumer string
 }
 
+// deadEntries are the entries marked DeadLetter, in stream order (the
+// DLQ lists oldest first).
 func (b *Batch) deadEntries() []deadEntry {
 	out := make([]deadEntry, 0, len(b.dead))
-	for i, err := range b.dead {
-		out = append(out, deadEntry{Entry: b.Entries[i], Reason: err.Error(), Deliveries: 1})
+	for _, i := range slices.Sorted(maps.Keys(b.dead)) {
+		out = append(out, deadEntry{Entry: b.Entries[i], Reason: b.dead[i].Error(), Deliveries: 1})
 	}
 	return out
 }
