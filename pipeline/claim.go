@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/redis/rueidis"
 )
 
 // claimLoop takes over entries that sat in any consumer's pending list longer
@@ -121,7 +123,7 @@ func (r *Runner) autoclaim(ctx context.Context, stream, cursor string) ([]Entry,
 // times and returns the others. Delivery counts come from one XPENDING over
 // the claimed id span.
 func (r *Runner) dropExhausted(ctx context.Context, stream string, entries []Entry) ([]Entry, error) {
-	counts, err := r.deliveryCounts(ctx, stream, entries[0].ID, entries[len(entries)-1].ID, len(entries))
+	counts, err := r.deliveryCounts(ctx, stream, entries)
 	if err != nil {
 		return nil, err
 	}
@@ -185,14 +187,42 @@ func (r *Runner) lastErrors(ctx context.Context, stream string, dead []deadEntry
 	return out
 }
 
-func (r *Runner) deliveryCounts(ctx context.Context, stream, from, to string, n int) (map[string]int64, error) {
-	cmd := r.rdb.B().Xpending().Key(stream).Group(r.opts.Group).Start(from).End(to).Count(int64(n) * 4).
+// deliveryCounts are the delivery counts of claimed entries (in stream
+// order), from one XPENDING over their span, filtered to this consumer. The
+// span may hold many more of this consumer's entries than were claimed (its
+// batches in hand lie between a dead consumer's entries): the counts the
+// span's reply left out are read one id at a time, in one pipelined call.
+// An entry left without a count would be handed out again however often it
+// was delivered.
+func (r *Runner) deliveryCounts(ctx context.Context, stream string, entries []Entry) (map[string]int64, error) {
+	n := len(entries)
+	cmd := r.rdb.B().Xpending().Key(stream).Group(r.opts.Group).Start(entries[0].ID).End(entries[n-1].ID).Count(int64(n) * 4).
 		Consumer(r.opts.Consumer).Build()
 	rows, err := r.rdb.Do(ctx, cmd).ToArray()
 	if err != nil {
 		return nil, fmt.Errorf("xpending %s: %w", stream, err)
 	}
 	counts := make(map[string]int64, len(rows))
+	addRows(counts, rows)
+	var cmds rueidis.Commands
+	for _, e := range entries {
+		if _, ok := counts[e.ID]; !ok {
+			cmds = append(cmds, r.rdb.B().Xpending().Key(stream).Group(r.opts.Group).Start(e.ID).End(e.ID).Count(1).Build())
+		}
+	}
+	for _, res := range r.rdb.DoMulti(ctx, cmds...) {
+		rows, err := res.ToArray()
+		if err != nil {
+			return nil, fmt.Errorf("xpending %s: %w", stream, err)
+		}
+		addRows(counts, rows)
+	}
+	return counts, nil
+}
+
+// addRows adds the delivery counts of XPENDING's extended form rows (id,
+// consumer, idle, count) to counts.
+func addRows(counts map[string]int64, rows []rueidis.RedisMessage) {
 	for _, row := range rows {
 		f, err := row.ToArray()
 		if err != nil || len(f) < 4 {
@@ -202,5 +232,4 @@ func (r *Runner) deliveryCounts(ctx context.Context, stream, from, to string, n 
 		c, _ := f[3].AsInt64()
 		counts[id] = c
 	}
-	return counts, nil
 }

@@ -350,3 +350,81 @@ func TestDeadLetterKeepsTheReasonAcrossConsumers(t *testing.T) {
 		})
 	}
 }
+
+// TestExhaustedEntriesNeverReachTheHandler: entries claimed from a dead
+// consumer past MaxDeliveries are dead-lettered, however many of the
+// claimer's own pending entries lie between them. Their delivery counts
+// come from one XPENDING over the claimed span, filtered to the claimer,
+// whose COUNT stopped at four per claimed entry: here the claimer holds 298
+// fresh entries between the two claimed ones, and the second one's count
+// was not in the reply, so it was handed to the handler an eleventh time.
+func TestExhaustedEntriesNeverReachTheHandler(t *testing.T) {
+	ctx := context.Background()
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	stream := keys.Stream("src", 0)
+	const n, maxDeliveries = 300, 3
+	msgs := make([]pipeline.Message, n)
+	for i := range msgs {
+		msgs[i] = pipeline.Message{Stream: stream, Fields: []string{"n", strconv.Itoa(i)}}
+	}
+	ids, err := pipeline.Emit(ctx, c, msgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.CreateGroup(ctx, c, stream, "src"); err != nil {
+		t.Fatal(err)
+	}
+	// Every entry is pending for "live", just read; the first and the last
+	// then go to "dead", long idle and delivered 10 times.
+	if err := c.Do(ctx, c.B().Xreadgroup().Group("src", "live").Count(n).Streams().Key(stream).Id(">").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	poison := []string{ids[0], ids[n-1]}
+	for _, id := range poison {
+		if err := c.Do(ctx, c.B().Xclaim().Key(stream).Group("src").Consumer("dead").MinIdleTime("0").Id(id).
+			Idle(60_000).Retrycount(10).Justid().Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var handled sync.Map
+	h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+		for _, e := range b.Entries {
+			handled.Store(e.ID, true)
+		}
+		return nil
+	})
+	// The first claim (after ClaimIdle/4) takes the two poison entries
+	// only: "live"'s own stay fresh for ClaimIdle.
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "src", Stream: "src", Consumer: "live", Partitions: []int{0},
+		ClaimIdle: 4 * time.Second, MaxDeliveries: maxDeliveries, Block: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	var dlq []rueidis.XRangeEntry
+	pipelinetest.Eventually(t, 20*time.Second, "both poison entries dead-lettered, or one handled", func() bool {
+		for _, id := range poison {
+			if _, ok := handled.Load(id); ok {
+				return true
+			}
+		}
+		dlq, _ = c.Do(ctx, c.B().Xrange().Key(keys.DLQ()).Start("-").End("+").Build()).AsXRange()
+		return len(dlq) == len(poison)
+	})
+	for _, id := range poison {
+		if _, ok := handled.Load(id); ok {
+			t.Fatalf("entry %s, delivered 11 times (max %d), reached the handler", id, maxDeliveries)
+		}
+	}
+	for _, d := range dlq {
+		if d.FieldValues[pipeline.DLQDeliveries] != "11" || !slices.Contains(poison, d.FieldValues[pipeline.DLQID]) {
+			t.Errorf("dead letter %v, want one of the poison entries after 11 deliveries", d.FieldValues)
+		}
+	}
+}
