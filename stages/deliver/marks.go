@@ -91,23 +91,31 @@ func (m *marker) flushLoop() {
 // batch is redone once Redis is back).
 const markRetryFor = 30 * time.Second
 
-// flushRetrying is flush, tried again with backoff while the error may pass
-// (Redis unreachable, loading, failing over), for up to markRetryFor. The
-// provider has these notifications already: a mark given up on makes the
-// batch's retry send them again although no process died. Their slots stay
-// taken meanwhile, so an outage holds new sends back (InFlight at most
+// flushRetrying is flush, tried again while Redis is away (untilRedisBack).
+// The provider has these notifications already: a mark given up on makes
+// the batch's retry send them again although no process died. Their slots
+// stay taken meanwhile, so an outage holds new sends back (InFlight at most
 // wait for their marks) instead of repeating them. Marks are idempotent
 // (they count and write results for new bits only), so a write that
 // reached Redis but whose answer was lost is harmless to repeat.
 func (m *marker) flushRetrying(reqs []markReq) error {
+	return m.h.untilRedisBack("marks", func() error { return m.flush(reqs) })
+}
+
+// untilRedisBack runs write, a Redis write that records what a provider
+// answered, and runs it again with backoff while its error may pass (Redis
+// unreachable, loading, failing over), for up to markRetryFor: given up
+// on, the batch's retry would send again what the provider has. write must
+// be idempotent.
+func (h *Handler) untilRedisBack(what string, write func() error) error {
 	deadline := time.Now().Add(markRetryFor)
 	wait := 20 * time.Millisecond
 	for {
-		err := m.flush(reqs)
+		err := write()
 		if err == nil || !mayPass(err) || time.Now().Add(wait).After(deadline) {
 			return err
 		}
-		m.h.log.Warn().Err(err).Int("marks", len(reqs)).Msg("marks not written; trying again")
+		h.log.Warn().Err(err).Str("what", what).Msg("not written; trying again")
 		time.Sleep(wait)
 		wait = min(2*wait, time.Second)
 	}
@@ -118,8 +126,8 @@ func (m *marker) flushRetrying(reqs []markReq) error {
 // saying Redis is not ready yet. An error reply to the script itself will
 // not.
 func mayPass(err error) bool {
-	if errors.Is(err, rueidis.ErrClosing) {
-		return false // the process is closing its client: nothing will pass
+	if errors.Is(err, rueidis.ErrClosing) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false // the process is closing its client, or the caller gave up
 	}
 	re, ok := rueidis.IsRedisErr(err)
 	if !ok {
