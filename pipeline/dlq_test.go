@@ -428,3 +428,66 @@ func TestExhaustedEntriesNeverReachTheHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimedEntryIsNotDeadLetteredTwice: a consumer whose batch another
+// consumer claimed while it was handled writes none of the batch's dead
+// letters: the new owner handles the entries, and dead-letters the bad one
+// itself. The dead letters were written (and the entries acked under the
+// new owner) before any check of ownership, so each claim race left a
+// second dead letter of the same entry.
+func TestClaimedEntryIsNotDeadLetteredTwice(t *testing.T) {
+	ctx := context.Background()
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	stream := keys.Stream("src", 0)
+	if _, err := pipeline.Emit(ctx, c,
+		pipeline.Message{Stream: stream, Fields: []string{"n", "bad"}},
+		pipeline.Message{Stream: stream, Fields: []string{"n", "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	entered, claimed := make(chan []string, 1), make(chan struct{})
+	h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+		ids := make([]string, len(b.Entries))
+		for i, e := range b.Entries {
+			ids[i] = e.ID
+		}
+		entered <- ids
+		<-claimed // a slow handler that does not watch b.Lost
+		for i, e := range b.Entries {
+			if e.Fields["n"] == "bad" {
+				b.DeadLetter(i, errors.New("bad entry"))
+			}
+		}
+		return nil
+	})
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "src", Stream: "src", Consumer: "a", Partitions: []int{0},
+		ClaimIdle: 30 * time.Second, Block: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	var ids []string
+	select {
+	case ids = <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the batch never reached the handler")
+	}
+	if len(ids) != 2 {
+		t.Fatalf("batch of %d entries, want both", len(ids))
+	}
+	// "b" takes the batch over, as its XAUTOCLAIM would.
+	if err := c.Do(ctx, c.B().Xclaim().Key(stream).Group("src").Consumer("b").MinIdleTime("0").Id(ids...).Justid().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	close(claimed)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Do(ctx, c.B().Xlen().Key(keys.DLQ()).Build()).AsInt64(); err != nil || n != 0 {
+		t.Fatalf("%d dead letters (%v) from the consumer that lost the batch, want none", n, err)
+	}
+	rows, err := c.Do(ctx, c.B().Xpending().Key(stream).Group("src").Start("-").End("+").Count(10).Build()).ToArray()
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("%d entries pending (%v), want both, for their new owner", len(rows), err)
+	}
+}
