@@ -72,7 +72,7 @@ func (r *Runner) claimPartition(ctx context.Context, l Lane, p int, work chan<- 
 				return err
 			}
 			if len(live) > 0 {
-				if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: live}) {
+				if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: live, claimed: true}) {
 					return nil
 				}
 			}

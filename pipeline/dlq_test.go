@@ -491,3 +491,57 @@ func TestClaimedEntryIsNotDeadLetteredTwice(t *testing.T) {
 		t.Fatalf("%d entries pending (%v), want both, for their new owner", len(rows), err)
 	}
 }
+
+// TestErrorNotesGoOnceTheEntryIsDone: the note of why an entry failed
+// (kept in Redis for whoever dead-letters it) is dropped once the entry
+// succeeds, whichever consumer it succeeds on. Only the consumer that
+// wrote a note dropped it, so an entry that failed on one process and
+// went through on another left its note behind for good, while failures
+// kept the hash alive.
+func TestErrorNotesGoOnceTheEntryIsDone(t *testing.T) {
+	ctx := context.Background()
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	stream := keys.Stream("src", 0)
+	if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: stream, Fields: []string{"n", "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	notes := stream + ":errors" // the runner's hash of notes beside the stream
+	fail := func(ctx context.Context, b *pipeline.Batch) error {
+		for i := range b.Entries {
+			b.Fail(i, errors.New("not yet"))
+		}
+		return nil
+	}
+	run := func(ctx context.Context, consumer string, h pipeline.HandlerFunc) chan error {
+		r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "src", Stream: "src", Consumer: consumer, Partitions: []int{0},
+			ClaimIdle: 300 * time.Millisecond, Block: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		return done
+	}
+	actx, stopA := context.WithCancel(ctx)
+	done := run(actx, "a", fail)
+	pipelinetest.Eventually(t, 10*time.Second, "a's note", func() bool {
+		n, err := c.Do(ctx, c.B().Hlen().Key(notes).Build()).AsInt64()
+		return err == nil && n == 1
+	})
+	stopA()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	bctx, stopB := context.WithCancel(ctx)
+	defer stopB()
+	done = run(bctx, "b", func(context.Context, *pipeline.Batch) error { return nil })
+	pipelinetest.Eventually(t, 10*time.Second, "the entry done on b", func() bool {
+		n, err := pipeline.Outstanding(ctx, c, []string{stream}, "src")
+		return err == nil && n == 0
+	})
+	stopB()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Do(ctx, c.B().Hlen().Key(notes).Build()).AsInt64(); err != nil || n != 0 {
+		t.Fatalf("%d notes (%v) left for an entry done since, want none", n, err)
+	}
+}

@@ -456,12 +456,17 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			acked, cerr := r.commit(ctx, b)
 			if cerr == nil {
 				r.metrics.acked(r.label(b.Lane), b.Partition, int(acked))
+				// An entry that failed before came back by a claim, on
+				// whichever consumer: the notes of a claimed batch's entries
+				// done now go, the ones another consumer wrote too.
 				notes := map[string]error{}
 				var done []string
 				for i, e := range b.Entries {
 					if ferr, failed := b.failed[i]; failed {
 						notes[e.ID] = ferr
-					} else if _, had := r.lastErr.LoadAndDelete(b.Stream + "/" + e.ID); had {
+						continue
+					}
+					if _, had := r.lastErr.LoadAndDelete(b.Stream + "/" + e.ID); had || b.claimed {
 						done = append(done, e.ID)
 					}
 				}
@@ -537,7 +542,7 @@ func (r *Runner) processEach(ctx context.Context, b *Batch) {
 			return
 		}
 		r.process(ctx, &Batch{Stream: b.Stream, Partition: b.Partition, Lane: b.Lane, Entries: []Entry{e},
-			rdb: b.rdb, lost: b.lost, stop: b.stop})
+			rdb: b.rdb, lost: b.lost, stop: b.stop, claimed: b.claimed})
 	}
 }
 
