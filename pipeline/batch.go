@@ -39,6 +39,7 @@ type Batch struct {
 	release func()          // stops the runner keeping the batch claimed (heartbeat.go)
 	lost    chan struct{}   // closed once some entry is no longer this consumer's (heartbeat.go)
 	stop    <-chan struct{} // closed when the runner stops reading (Stopping)
+	claimed bool            // taken over by XAUTOCLAIM: its entries were delivered before
 }
 
 // Stopping is closed when the process is shutting down: the runner stopped

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/redis/rueidis"
 )
 
 // claimLoop takes over entries that sat in any consumer's pending list longer
@@ -70,7 +72,7 @@ func (r *Runner) claimPartition(ctx context.Context, l Lane, p int, work chan<- 
 				return err
 			}
 			if len(live) > 0 {
-				if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: live}) {
+				if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: live, claimed: true}) {
 					return nil
 				}
 			}
@@ -121,38 +123,106 @@ func (r *Runner) autoclaim(ctx context.Context, stream, cursor string) ([]Entry,
 // times and returns the others. Delivery counts come from one XPENDING over
 // the claimed id span.
 func (r *Runner) dropExhausted(ctx context.Context, stream string, entries []Entry) ([]Entry, error) {
-	counts, err := r.deliveryCounts(ctx, stream, entries[0].ID, entries[len(entries)-1].ID, len(entries))
+	counts, err := r.deliveryCounts(ctx, stream, entries)
 	if err != nil {
 		return nil, err
 	}
 	var live []Entry
 	var dead []deadEntry
 	for _, e := range entries {
-		n := counts[e.ID]
-		if n > r.opts.MaxDeliveries {
-			reason := fmt.Sprintf("delivered %d times (max %d)", n, r.opts.MaxDeliveries)
-			if last, ok := r.lastErr.LoadAndDelete(e.ID); ok {
-				reason += "; last error: " + last.(lastError).msg
-			}
-			dead = append(dead, deadEntry{Entry: e, Reason: reason, Deliveries: n})
+		if n := counts[e.ID]; n > r.opts.MaxDeliveries {
+			dead = append(dead, deadEntry{Entry: e, Reason: fmt.Sprintf("delivered %d times (max %d)", n, r.opts.MaxDeliveries), Deliveries: n})
 			continue
 		}
 		live = append(live, e)
 	}
+	if len(dead) == 0 {
+		return live, nil
+	}
+	last := r.lastErrors(ctx, stream, dead)
+	for i := range dead {
+		if msg := last[i]; msg != "" {
+			dead[i].Reason += "; last error: " + msg
+		}
+	}
 	if err := r.deadLetter(ctx, stream, dead, ""); err != nil {
 		return nil, err
 	}
+	ids := make([]string, len(dead))
+	for i, d := range dead {
+		ids[i] = d.ID
+		r.lastErr.Delete(stream + "/" + d.ID)
+	}
+	r.noteErrors(ctx, stream, nil, ids)
 	return live, nil
 }
 
-func (r *Runner) deliveryCounts(ctx context.Context, stream, from, to string, n int) (map[string]int64, error) {
-	cmd := r.rdb.B().Xpending().Key(stream).Group(r.opts.Group).Start(from).End(to).Count(int64(n) * 4).
+// lastErrors are the last handler errors of dead's entries ("" if none is
+// known): this process's own notes, else those another consumer (or this
+// one before a restart) left in Redis. Without Redis, only the own.
+func (r *Runner) lastErrors(ctx context.Context, stream string, dead []deadEntry) []string {
+	out := make([]string, len(dead))
+	var missing []string
+	var at []int // the index in dead of each of missing
+	for i, d := range dead {
+		if v, ok := r.lastErr.Load(stream + "/" + d.ID); ok {
+			out[i] = v.(lastError).msg
+		} else {
+			missing, at = append(missing, d.ID), append(at, i)
+		}
+	}
+	if len(missing) == 0 {
+		return out
+	}
+	vals, err := r.rdb.Do(ctx, r.rdb.B().Hmget().Key(errorsKey(stream)).Field(missing...).Build()).ToArray()
+	if err != nil {
+		r.log.Warn().Err(err).Str("stream", stream).Msg("could not read the entries' errors; dead-lettering without them")
+		return out
+	}
+	for j, v := range vals {
+		if j < len(at) {
+			out[at[j]], _ = v.ToString() // nil (no note): ""
+		}
+	}
+	return out
+}
+
+// deliveryCounts are the delivery counts of claimed entries (in stream
+// order), from one XPENDING over their span, filtered to this consumer. The
+// span may hold many more of this consumer's entries than were claimed (its
+// batches in hand lie between a dead consumer's entries): the counts the
+// span's reply left out are read one id at a time, in one pipelined call.
+// An entry left without a count would be handed out again however often it
+// was delivered.
+func (r *Runner) deliveryCounts(ctx context.Context, stream string, entries []Entry) (map[string]int64, error) {
+	n := len(entries)
+	cmd := r.rdb.B().Xpending().Key(stream).Group(r.opts.Group).Start(entries[0].ID).End(entries[n-1].ID).Count(int64(n) * 4).
 		Consumer(r.opts.Consumer).Build()
 	rows, err := r.rdb.Do(ctx, cmd).ToArray()
 	if err != nil {
 		return nil, fmt.Errorf("xpending %s: %w", stream, err)
 	}
 	counts := make(map[string]int64, len(rows))
+	addRows(counts, rows)
+	var cmds rueidis.Commands
+	for _, e := range entries {
+		if _, ok := counts[e.ID]; !ok {
+			cmds = append(cmds, r.rdb.B().Xpending().Key(stream).Group(r.opts.Group).Start(e.ID).End(e.ID).Count(1).Build())
+		}
+	}
+	for _, res := range r.rdb.DoMulti(ctx, cmds...) {
+		rows, err := res.ToArray()
+		if err != nil {
+			return nil, fmt.Errorf("xpending %s: %w", stream, err)
+		}
+		addRows(counts, rows)
+	}
+	return counts, nil
+}
+
+// addRows adds the delivery counts of XPENDING's extended form rows (id,
+// consumer, idle, count) to counts.
+func addRows(counts map[string]int64, rows []rueidis.RedisMessage) {
 	for _, row := range rows {
 		f, err := row.ToArray()
 		if err != nil || len(f) < 4 {
@@ -162,5 +232,4 @@ func (r *Runner) deliveryCounts(ctx context.Context, stream, from, to string, n 
 		c, _ := f[3].AsInt64()
 		counts[id] = c
 	}
-	return counts, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,6 +84,25 @@ func hashTag(key string) string {
 // commit makes a handled batch durable: dead letters first, then emits and acks
 // (atomically when every key shares the input's tag).
 func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) {
+	if len(b.dead) > 0 || len(b.parts) > 0 {
+		// The DLQ is another slot than the batch's stream: dead letters
+		// cannot go in the ownership-checked script. Checked here instead,
+		// one round trip on this rare path: a batch another consumer claimed
+		// meanwhile is that consumer's to dead-letter, and writing ours too
+		// would leave two dead letters of one entry (and ack its entries
+		// under the new owner).
+		ids := make([]string, len(b.Entries))
+		for i, e := range b.Entries {
+			ids[i] = e.ID
+		}
+		taken, err := r.keep(ctx, b.Stream, ids)
+		if err != nil {
+			return 0, err
+		}
+		if taken > 0 {
+			return 0, ErrLostOwnership
+		}
+	}
 	if len(b.dead) > 0 {
 		if err := r.deadLetter(ctx, b.Stream, b.deadEntries(), r.opts.Consumer); err != nil {
 			return 0, err
@@ -242,10 +263,12 @@ type deadEntry struct {
 	FromConsumer string
 }
 
+// deadEntries are the entries marked DeadLetter, in stream order (the
+// DLQ lists oldest first).
 func (b *Batch) deadEntries() []deadEntry {
 	out := make([]deadEntry, 0, len(b.dead))
-	for i, err := range b.dead {
-		out = append(out, deadEntry{Entry: b.Entries[i], Reason: err.Error(), Deliveries: 1})
+	for _, i := range slices.Sorted(maps.Keys(b.dead)) {
+		out = append(out, deadEntry{Entry: b.Entries[i], Reason: b.dead[i].Error(), Deliveries: 1})
 	}
 	return out
 }

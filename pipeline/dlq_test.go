@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -17,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // opsDeadLetters runs a real deliver runner whose handler dead-letters every
@@ -269,5 +271,277 @@ func TestDLQFieldsKeepBinaryValues(t *testing.T) {
 	xs := opsRange(t, c, keys.Stream(pipeline.StreamDeliver, 2), "-")
 	if len(xs) != 1 || xs[0].FieldValues[pipeline.FieldUsers] != u {
 		t.Fatalf("re-injected %+v, want the exact binary users field", xs)
+	}
+}
+
+// TestDeadLetterKeepsTheReasonAcrossConsumers: the consumer that finds an
+// entry delivered too often is often not the one that saw it fail (another
+// process claimed it, or the process restarted): the dead letter still
+// says why the handler refused it. The reason lived in the failing
+// process's memory only, so such dead letters said "delivered 4 times" and
+// nothing more.
+func TestDeadLetterKeepsTheReasonAcrossConsumers(t *testing.T) {
+	tests := []struct {
+		name string
+		give string // the consumer that dead-letters, after "a" failed
+	}{
+		{name: "another consumer", give: "b"},
+		{name: "the same consumer restarted", give: "a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := client(t, env.Redis.Addr)
+			keys := testKeys()
+			stream := keys.Stream("src", 2)
+			if _, err := pipeline.Emit(context.Background(), c, pipeline.Message{Stream: stream, Fields: []string{"n", "poison"}}); err != nil {
+				t.Fatal(err)
+			}
+			const maxDeliveries = 3
+			var attempts atomic.Int64
+			failed := make(chan struct{})
+			h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+				for i := range b.Entries {
+					b.Fail(i, errors.New("cannot parse poison"))
+					if attempts.Add(1) == maxDeliveries {
+						close(failed)
+					}
+				}
+				return nil
+			})
+			run := func(ctx context.Context, consumer string) chan error {
+				r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "src", Stream: "src", Consumer: consumer, Partitions: []int{2},
+					ClaimIdle: 500 * time.Millisecond, MaxDeliveries: maxDeliveries, Block: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+				done := make(chan error, 1)
+				go func() { done <- r.Run(ctx) }()
+				return done
+			}
+			// "a" handles the entry MaxDeliveries times, then goes away
+			// before its next claim would dead-letter it.
+			ctx, stop := context.WithCancel(context.Background())
+			done := run(ctx, "a")
+			select {
+			case <-failed:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the poison entry was not handled MaxDeliveries times")
+			}
+			stop()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			ctx, stop = context.WithCancel(context.Background())
+			defer stop()
+			done = run(ctx, tt.give)
+			var dlq []rueidis.XRangeEntry
+			pipelinetest.Eventually(t, 20*time.Second, "a dead letter", func() bool {
+				dlq, _ = c.Do(ctx, c.B().Xrange().Key(keys.DLQ()).Start("-").End("+").Build()).AsXRange()
+				return len(dlq) > 0
+			})
+			stop()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			d := dlq[0].FieldValues
+			if got := attempts.Load(); got != maxDeliveries || d[pipeline.DLQDeliveries] != "4" {
+				t.Fatalf("handled %d times, dead-lettered after %s deliveries: want %d and 4", got, d[pipeline.DLQDeliveries], maxDeliveries)
+			}
+			if want := "cannot parse poison"; !contains(d[pipeline.DLQError], want) {
+				t.Fatalf("dead letter reason %q does not carry the handler's error %q", d[pipeline.DLQError], want)
+			}
+		})
+	}
+}
+
+// TestExhaustedEntriesNeverReachTheHandler: entries claimed from a dead
+// consumer past MaxDeliveries are dead-lettered, however many of the
+// claimer's own pending entries lie between them. Their delivery counts
+// come from one XPENDING over the claimed span, filtered to the claimer,
+// whose COUNT stopped at four per claimed entry: here the claimer holds 298
+// fresh entries between the two claimed ones, and the second one's count
+// was not in the reply, so it was handed to the handler an eleventh time.
+func TestExhaustedEntriesNeverReachTheHandler(t *testing.T) {
+	ctx := context.Background()
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	stream := keys.Stream("src", 0)
+	const n, maxDeliveries = 300, 3
+	msgs := make([]pipeline.Message, n)
+	for i := range msgs {
+		msgs[i] = pipeline.Message{Stream: stream, Fields: []string{"n", strconv.Itoa(i)}}
+	}
+	ids, err := pipeline.Emit(ctx, c, msgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.CreateGroup(ctx, c, stream, "src"); err != nil {
+		t.Fatal(err)
+	}
+	// Every entry is pending for "live", just read; the first and the last
+	// then go to "dead", long idle and delivered 10 times.
+	if err := c.Do(ctx, c.B().Xreadgroup().Group("src", "live").Count(n).Streams().Key(stream).Id(">").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	poison := []string{ids[0], ids[n-1]}
+	for _, id := range poison {
+		if err := c.Do(ctx, c.B().Xclaim().Key(stream).Group("src").Consumer("dead").MinIdleTime("0").Id(id).
+			Idle(60_000).Retrycount(10).Justid().Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var handled sync.Map
+	h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+		for _, e := range b.Entries {
+			handled.Store(e.ID, true)
+		}
+		return nil
+	})
+	// The first claim (after ClaimIdle/4) takes the two poison entries
+	// only: "live"'s own stay fresh for ClaimIdle.
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "src", Stream: "src", Consumer: "live", Partitions: []int{0},
+		ClaimIdle: 4 * time.Second, MaxDeliveries: maxDeliveries, Block: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	var dlq []rueidis.XRangeEntry
+	pipelinetest.Eventually(t, 20*time.Second, "both poison entries dead-lettered, or one handled", func() bool {
+		for _, id := range poison {
+			if _, ok := handled.Load(id); ok {
+				return true
+			}
+		}
+		dlq, _ = c.Do(ctx, c.B().Xrange().Key(keys.DLQ()).Start("-").End("+").Build()).AsXRange()
+		return len(dlq) == len(poison)
+	})
+	for _, id := range poison {
+		if _, ok := handled.Load(id); ok {
+			t.Fatalf("entry %s, delivered 11 times (max %d), reached the handler", id, maxDeliveries)
+		}
+	}
+	for _, d := range dlq {
+		if d.FieldValues[pipeline.DLQDeliveries] != "11" || !slices.Contains(poison, d.FieldValues[pipeline.DLQID]) {
+			t.Errorf("dead letter %v, want one of the poison entries after 11 deliveries", d.FieldValues)
+		}
+	}
+}
+
+// TestClaimedEntryIsNotDeadLetteredTwice: a consumer whose batch another
+// consumer claimed while it was handled writes none of the batch's dead
+// letters: the new owner handles the entries, and dead-letters the bad one
+// itself. The dead letters were written (and the entries acked under the
+// new owner) before any check of ownership, so each claim race left a
+// second dead letter of the same entry.
+func TestClaimedEntryIsNotDeadLetteredTwice(t *testing.T) {
+	ctx := context.Background()
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	stream := keys.Stream("src", 0)
+	if _, err := pipeline.Emit(ctx, c,
+		pipeline.Message{Stream: stream, Fields: []string{"n", "bad"}},
+		pipeline.Message{Stream: stream, Fields: []string{"n", "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	entered, claimed := make(chan []string, 1), make(chan struct{})
+	h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+		ids := make([]string, len(b.Entries))
+		for i, e := range b.Entries {
+			ids[i] = e.ID
+		}
+		entered <- ids
+		<-claimed // a slow handler that does not watch b.Lost
+		for i, e := range b.Entries {
+			if e.Fields["n"] == "bad" {
+				b.DeadLetter(i, errors.New("bad entry"))
+			}
+		}
+		return nil
+	})
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "src", Stream: "src", Consumer: "a", Partitions: []int{0},
+		ClaimIdle: 30 * time.Second, Block: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	var ids []string
+	select {
+	case ids = <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the batch never reached the handler")
+	}
+	if len(ids) != 2 {
+		t.Fatalf("batch of %d entries, want both", len(ids))
+	}
+	// "b" takes the batch over, as its XAUTOCLAIM would.
+	if err := c.Do(ctx, c.B().Xclaim().Key(stream).Group("src").Consumer("b").MinIdleTime("0").Id(ids...).Justid().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	close(claimed)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Do(ctx, c.B().Xlen().Key(keys.DLQ()).Build()).AsInt64(); err != nil || n != 0 {
+		t.Fatalf("%d dead letters (%v) from the consumer that lost the batch, want none", n, err)
+	}
+	rows, err := c.Do(ctx, c.B().Xpending().Key(stream).Group("src").Start("-").End("+").Count(10).Build()).ToArray()
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("%d entries pending (%v), want both, for their new owner", len(rows), err)
+	}
+}
+
+// TestErrorNotesGoOnceTheEntryIsDone: the note of why an entry failed
+// (kept in Redis for whoever dead-letters it) is dropped once the entry
+// succeeds, whichever consumer it succeeds on. Only the consumer that
+// wrote a note dropped it, so an entry that failed on one process and
+// went through on another left its note behind for good, while failures
+// kept the hash alive.
+func TestErrorNotesGoOnceTheEntryIsDone(t *testing.T) {
+	ctx := context.Background()
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	stream := keys.Stream("src", 0)
+	if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: stream, Fields: []string{"n", "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	notes := stream + ":errors" // the runner's hash of notes beside the stream
+	fail := func(ctx context.Context, b *pipeline.Batch) error {
+		for i := range b.Entries {
+			b.Fail(i, errors.New("not yet"))
+		}
+		return nil
+	}
+	run := func(ctx context.Context, consumer string, h pipeline.HandlerFunc) chan error {
+		r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "src", Stream: "src", Consumer: consumer, Partitions: []int{0},
+			ClaimIdle: 300 * time.Millisecond, Block: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		return done
+	}
+	actx, stopA := context.WithCancel(ctx)
+	done := run(actx, "a", fail)
+	pipelinetest.Eventually(t, 10*time.Second, "a's note", func() bool {
+		n, err := c.Do(ctx, c.B().Hlen().Key(notes).Build()).AsInt64()
+		return err == nil && n == 1
+	})
+	stopA()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	bctx, stopB := context.WithCancel(ctx)
+	defer stopB()
+	done = run(bctx, "b", func(context.Context, *pipeline.Batch) error { return nil })
+	pipelinetest.Eventually(t, 10*time.Second, "the entry done on b", func() bool {
+		n, err := pipeline.Outstanding(ctx, c, []string{stream}, "src")
+		return err == nil && n == 0
+	})
+	stopB()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Do(ctx, c.B().Hlen().Key(notes).Build()).AsInt64(); err != nil || n != 0 {
+		t.Fatalf("%d notes (%v) left for an entry done since, want none", n, err)
 	}
 }

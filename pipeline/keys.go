@@ -75,6 +75,11 @@ func (k Keys) ConsoleSession(hash string) string { return k.Prefix + ":{console}
 // stream's hash tag, so releasing an entry is one atomic step.
 func DelayedKey(stream string) string { return stream + ":delayed" }
 
+// errorsKey is the hash of the last handler error of the entries of stream
+// left pending (Runner.noteErrors), by entry id: for the dead letter's
+// reason, whoever writes it. It shares the stream's hash tag.
+func errorsKey(stream string) string { return stream + ":errors" }
+
 // Seen is the dedupe hash of a campaign in partition p: the users whose
 // first sighting went to deliver (stages/dedupe/script.go has its layout).
 func (k Keys) Seen(p int, campaign string) string {

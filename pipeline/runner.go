@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +25,8 @@ type Options struct {
 	Express bool   // also read the express lane, Express.Stream(Stream), first
 	// ExpressConcurrency is how many handlers take express batches only, on
 	// top of Concurrency (whose handlers take an express batch before a bulk
-	// one), default max(1, Concurrency/2). Only with Express.
+	// one, but not two in a row while a bulk one waits), default
+	// max(1, Concurrency/2). Only with Express.
 	ExpressConcurrency int
 	Group              string        // consumer group, default Stage
 	Consumer           string        // consumer name, default host-pid
@@ -115,7 +117,7 @@ type Runner struct {
 	metrics *Metrics
 
 	ready   atomic.Bool
-	lastErr sync.Map // entry id → lastError, for dead-letter reasons
+	lastErr sync.Map // stream + "/" + entry id → lastError, for dead-letter reasons (noteErrors)
 	inHand  sync.Map // stream + "/" + id of the entries handed to a worker and not done
 }
 
@@ -161,7 +163,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	// stands in front of an express one. Express batches also have handlers
 	// of their own (ExpressConcurrency): with every shared handler busy on a
 	// long bulk batch (deliver under its rate cap), an express entry is still
-	// read and handled at once. Shared handlers take express first.
+	// read and handled at once. Shared handlers take express first, but not
+	// twice in a row while bulk waits (queues.next).
 	work := queues{bulk: make(chan *Batch), express: make(chan *Batch)}
 	var readers, workers sync.WaitGroup
 	for _, l := range r.lanes() {
@@ -234,34 +237,62 @@ func (q queues) of(l Lane) chan *Batch {
 	return q.bulk
 }
 
-// next yields batches to a shared handler, an express one whenever one is
-// waiting, until both queues are closed.
+// next yields batches to a shared handler until both queues are closed: an
+// express one whenever one is waiting, except that right after an express
+// batch a bulk one that is waiting goes first. Express has handlers of its
+// own besides, so it waits behind bulk only when it has more work than all
+// of them and half the shared ones; bulk keeps half of the shared handlers
+// however busy express is, where strict priority let a high-priority
+// campaign (it rides the express lane) stop every normal one while it ran.
 func (q queues) next() func(yield func(*Batch) bool) {
 	return func(yield func(*Batch) bool) {
-		bulk, express := q.bulk, q.express
-		for bulk != nil || express != nil {
-			var b *Batch
-			var ok bool
-			select {
-			case b, ok = <-express:
-			default:
+		chans := [2]chan *Batch{Bulk: q.bulk, Express: q.express}
+		last := Bulk
+		for chans[Bulk] != nil || chans[Express] != nil {
+			order := [2]Lane{Express, Bulk}
+			if last == Express {
+				order = [2]Lane{Bulk, Express}
+			}
+			var (
+				b    *Batch
+				ok   bool
+				from Lane
+				got  bool
+			)
+			for _, l := range order {
+				if b, ok, got = tryRecv(chans[l]); got {
+					from = l
+					break
+				}
+			}
+			if !got {
 				select {
-				case b, ok = <-express:
-				case b, ok = <-bulk:
-					if !ok {
-						bulk = nil
-						continue
-					}
+				case b, ok = <-chans[Express]:
+					from = Express
+				case b, ok = <-chans[Bulk]:
+					from = Bulk
 				}
 			}
 			if !ok {
-				express = nil
+				chans[from] = nil // closed
 				continue
 			}
+			last = from
 			if !yield(b) {
 				return
 			}
 		}
+	}
+}
+
+// tryRecv receives from c if a batch (or its close) is waiting; a nil c
+// never has one.
+func tryRecv(c chan *Batch) (b *Batch, ok, got bool) {
+	select {
+	case b, ok = <-c:
+		return b, ok, true
+	default:
+		return nil, false, false
 	}
 }
 
@@ -403,8 +434,16 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 	for attempt := 1; ctx.Err() == nil; attempt++ {
 		b.reset()
 		start := time.Now()
-		err := r.h.Handle(ctx, b)
+		err := r.handle(ctx, b)
 		r.metrics.handled(r.label(b.Lane), b.Partition, time.Since(start), err)
+		var panicked *panicError
+		if errors.As(err, &panicked) && len(b.Entries) > 1 {
+			// Most likely one entry's input found the bug: handled one by
+			// one, the others go through and it alone is retried and, in
+			// the end, dead-lettered with the panic as its reason.
+			r.processEach(ctx, b)
+			return
+		}
 		var perm *PermanentError
 		if errors.As(err, &perm) {
 			for i := range b.Entries {
@@ -414,17 +453,24 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			b.emits, b.failed = nil, nil
 		}
 		if err == nil {
-			for i, ferr := range b.failed {
-				r.noteError(b.Entries[i].ID, ferr)
-			}
 			acked, cerr := r.commit(ctx, b)
 			if cerr == nil {
 				r.metrics.acked(r.label(b.Lane), b.Partition, int(acked))
+				// An entry that failed before came back by a claim, on
+				// whichever consumer: the notes of a claimed batch's entries
+				// done now go, the ones another consumer wrote too.
+				notes := map[string]error{}
+				var done []string
 				for i, e := range b.Entries {
-					if _, failed := b.failed[i]; !failed {
-						r.lastErr.Delete(e.ID)
+					if ferr, failed := b.failed[i]; failed {
+						notes[e.ID] = ferr
+						continue
+					}
+					if _, had := r.lastErr.LoadAndDelete(b.Stream + "/" + e.ID); had || b.claimed {
+						done = append(done, e.ID)
 					}
 				}
+				r.noteErrors(ctx, b.Stream, notes, done)
 				return
 			}
 			if errors.Is(cerr, ErrLostOwnership) {
@@ -439,8 +485,16 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			r.log.Warn().Err(err).Str("stream", b.Stream).Msg("batch no longer ours; dropped")
 			return
 		}
-		for _, e := range b.Entries {
-			r.noteError(e.ID, err)
+		giveUp := stopping(b) || time.Now().After(deadline) || ctx.Err() != nil
+		if giveUp {
+			// Left pending: whoever claims the entries next (this process
+			// or another, or this one restarted) says why if it
+			// dead-letters them.
+			notes := make(map[string]error, len(b.Entries))
+			for _, e := range b.Entries {
+				notes[e.ID] = err
+			}
+			r.noteErrors(ctx, b.Stream, notes, nil)
 		}
 		if stopping(b) {
 			r.log.Info().Err(err).Str("stream", b.Stream).Int("entries", len(b.Entries)).
@@ -457,6 +511,41 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 	}
 }
 
+// handle runs the handler on b, turning a panic into b's error: a handler
+// that panics on some input would otherwise take the process down (under
+// `pushpipe all`, every stage) and again after each restart, since the
+// entry is redelivered, repeating the sends in flight each time (deliver).
+// As an error, the entry is retried, claimed and dead-lettered like any
+// entry that keeps failing (DESIGN, guarantee 8).
+func (r *Runner) handle(ctx context.Context, b *Batch) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error().Str("stream", b.Stream).Int("entries", len(b.Entries)).Interface("panic", p).
+				Bytes("stack", debug.Stack()).Msg("handler panicked")
+			err = &panicError{p}
+		}
+	}()
+	return r.h.Handle(ctx, b)
+}
+
+// panicError is a handler's panic, as the error of its batch.
+type panicError struct{ p any }
+
+func (e *panicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.p) }
+
+// processEach processes b's entries as batches of one, in order, while b is
+// still this consumer's: b stays claimed (its release is its caller's), and
+// what is not processed stays pending for a later claim.
+func (r *Runner) processEach(ctx context.Context, b *Batch) {
+	for _, e := range b.Entries {
+		if ctx.Err() != nil || b.IsLost() || stopping(b) {
+			return
+		}
+		r.process(ctx, &Batch{Stream: b.Stream, Partition: b.Partition, Lane: b.Lane, Entries: []Entry{e},
+			rdb: b.rdb, lost: b.lost, stop: b.stop, claimed: b.claimed})
+	}
+}
+
 // lastError is the last handler error of an entry, kept to say why it was
 // dead-lettered if it comes back too often.
 type lastError struct {
@@ -464,8 +553,49 @@ type lastError struct {
 	at  time.Time
 }
 
-func (r *Runner) noteError(id string, err error) {
-	r.lastErr.Store(id, lastError{err.Error(), time.Now()})
+// noteErrorsTimeout bounds the write of the notes of a batch left pending,
+// which goes out even when the handlers' context ended (shutdown).
+const noteErrorsTimeout = 5 * time.Second
+
+// noteErrors records why entries of stream failed and are left pending
+// (notes), and forgets the notes of entries done since (done), in this
+// process (lastErr) and in Redis (errorsKey): the consumer that finds an
+// entry delivered too often is often not the one that saw it fail (another
+// process claimed it, or this one restarted), and the dead letter must
+// still say why. Best effort: without Redis, the reason is the local one.
+func (r *Runner) noteErrors(ctx context.Context, stream string, notes map[string]error, done []string) {
+	if len(notes) == 0 && len(done) == 0 {
+		return
+	}
+	now := time.Now()
+	key := errorsKey(stream)
+	var cmds rueidis.Commands
+	if len(notes) > 0 {
+		hset := r.rdb.B().Hset().Key(key).FieldValue()
+		for id, err := range notes {
+			r.lastErr.Store(stream+"/"+id, lastError{err.Error(), now})
+			hset = hset.FieldValue(id, err.Error())
+		}
+		cmds = append(cmds, hset.Build(),
+			r.rdb.B().Pexpire().Key(key).Milliseconds(r.errorHorizon().Milliseconds()).Build())
+	}
+	if len(done) > 0 {
+		cmds = append(cmds, r.rdb.B().Hdel().Key(key).Field(done...).Build())
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteErrorsTimeout)
+	defer cancel()
+	for _, res := range r.rdb.DoMulti(wctx, cmds...) {
+		if err := res.Error(); err != nil {
+			r.log.Warn().Err(err).Str("stream", stream).Msg("could not keep the entries' errors in Redis")
+			return
+		}
+	}
+}
+
+// errorHorizon is how long a note may still be needed: an entry failing
+// every delivery is dead-lettered within MaxDeliveries claims.
+func (r *Runner) errorHorizon() time.Duration {
+	return max(r.opts.ClaimIdle*time.Duration(r.opts.MaxDeliveries+1), 10*time.Minute)
 }
 
 // forgetErrors drops notes no claim will need: the entry was acked since by
@@ -473,7 +603,7 @@ func (r *Runner) noteError(id string, err error) {
 // dead-lettered long ago. Without it, entries another consumer finished
 // would stay here for the life of the process.
 func (r *Runner) forgetErrors(now time.Time) {
-	horizon := max(r.opts.ClaimIdle*time.Duration(r.opts.MaxDeliveries+1), 10*time.Minute)
+	horizon := r.errorHorizon()
 	r.lastErr.Range(func(id, v any) bool {
 		if now.Sub(v.(lastError).at) > horizon {
 			r.lastErr.Delete(id)

@@ -233,3 +233,68 @@ func TestDeadLetterBesideGoodEntries(t *testing.T) {
 		t.Fatalf("pending %d, dead letters %d; want 0 and 1", groups[0][0].Pending, dlq)
 	}
 }
+
+// A handler that panics on one entry's input (a bug that entry found) does
+// not take the process down, where every restart would have redelivered the
+// entry and crashed again: the panic is the batch's error, the batch is
+// handled again one entry at a time, so the entries beside it go through,
+// and the one that panics ends in the DLQ with the panic as its reason.
+func TestPanickingEntryGoesToDLQ(t *testing.T) {
+	ctx := context.Background()
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	s := keys.Stream("src", 0)
+	const good = 29
+	var msgs []pipeline.Message
+	for i := range good + 1 {
+		n := strconv.Itoa(i)
+		if i == 14 {
+			n = "poison"
+		}
+		msgs = append(msgs, pipeline.Message{Stream: s, Fields: []string{"n", n}})
+	}
+	if _, err := pipeline.Emit(ctx, c, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+		for _, e := range b.Entries {
+			var m map[string]int
+			if e.Fields["n"] == "poison" {
+				m["poison"]++ // the bug: a nil map
+			}
+			b.Emit(keys.Stream("dst", b.Partition), "n", e.Fields["n"])
+		}
+		return nil
+	})
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "src", Stream: "src", Partitions: []int{0}, BatchSize: 10,
+		ClaimIdle: 300 * time.Millisecond, MaxDeliveries: 2, Block: 50 * time.Millisecond}, h, zerolog.Nop(), nil)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- r.Run(rctx) }()
+	var dlq []rueidis.XRangeEntry
+	pipelinetest.Eventually(t, 20*time.Second, "the poison entry dead-lettered", func() bool {
+		dlq, _ = c.Do(ctx, c.B().Xrange().Key(keys.DLQ()).Start("-").End("+").Build()).AsXRange()
+		return len(dlq) > 0
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	seen := collect(t, c, keys, "dst")
+	if seen["poison"] != 0 {
+		t.Fatalf("the poison entry passed %d times", seen["poison"])
+	}
+	for i := range good + 1 {
+		if n := seen[strconv.Itoa(i)]; i != 14 && n != 1 {
+			t.Fatalf("entry %d passed %d times, want once", i, n)
+		}
+	}
+	d := dlq[0].FieldValues
+	if len(dlq) != 1 || d[pipeline.DLQFields] != `{"n":"poison"}` || !contains(d[pipeline.DLQError], "panic") {
+		t.Fatalf("dead letters %v, want the poison entry's with the panic as its reason", dlq)
+	}
+	groups, _ := pipeline.StreamGroups(ctx, c, []string{s})
+	if groups[0][0].Pending != 0 {
+		t.Fatalf("%d entries still pending", groups[0][0].Pending)
+	}
+}

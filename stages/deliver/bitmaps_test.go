@@ -4,8 +4,11 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // appendMasks and appendGroups cover exactly the ids, in chunks that name
@@ -77,5 +80,55 @@ func TestAppendMasks(t *testing.T) {
 				t.Fatalf("groups hold %d ids, want %d", len(got), len(ids))
 			}
 		})
+	}
+}
+
+// TestMarksLiveWhileTheCampaignSends: a campaign's sent marks and done
+// users outlive its last write by the marks' TTL, not its first: a
+// campaign that sends for longer than its TTL and an hour (a throttled
+// fan-out of a short-lived notification) must not lose the marks of the
+// devices it sent first while it still sends. Without them a retry, claim
+// or replay of those users sends to them again. The marks are made to
+// expire in a minute, as if the campaign had been sending that long, and
+// the campaign's next users in the same chunks must push that back.
+func TestMarksLiveWhileTheCampaignSends(t *testing.T) {
+	f := newFixture(t)
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
+	const users = 40
+	devices := f.seedDevices(users, false)
+	f.createCampaign("clong", `{}`)
+	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake)}}, "d1", 30*time.Second)
+
+	markKeys := func() []string {
+		var out []string
+		for _, kind := range []string{"sent", "done"} {
+			ks, err := f.rdb.Do(f.ctx, f.rdb.B().Keys().Pattern(f.keys.Prefix+":*:"+kind+":clong:*").Build()).AsStrSlice()
+			if err != nil || len(ks) == 0 {
+				t.Fatalf("%s marks of clong: %v (%v)", kind, ks, err)
+			}
+			out = append(out, ks...)
+		}
+		return out
+	}
+	f.emitUsers("clong", userRange(users/2))
+	f.waitDone("clong", users/2, 20*time.Second)
+	const aged = 60 // seconds left
+	for _, k := range markKeys() {
+		if err := f.rdb.Do(f.ctx, f.rdb.B().Expire().Key(k).Seconds(aged).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.emitUsers("clong", userRange(users)[users/2:])
+	f.waitDone("clong", users, 20*time.Second)
+	checkExactlyOnce(t, f, "clong", devices, fake)
+	for _, k := range markKeys() {
+		ttl, err := f.rdb.Do(f.ctx, f.rdb.B().Ttl().Key(k).Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The campaign's TTL is an hour: its marks live two past a write.
+		if ttl <= aged {
+			t.Errorf("%s expires in %ds though the campaign wrote it just now", k, ttl)
+		}
 	}
 }

@@ -289,32 +289,57 @@ func TestRetryEntriesAreDelivered(t *testing.T) {
 	}
 }
 
-// TestMalformedEntriesAreDeadLettered: an entry without users or for an
-// unknown campaign goes to the DLQ with its reason and does not hold up the
-// good entry next to it.
+// TestMalformedEntriesAreDeadLettered: a malformed entry goes to the DLQ
+// with its reason and does not hold up the good entry next to it (they are
+// read in one batch). A campaign id no stage writes (not valid UTF-8) is
+// malformed too: looked up in PostgreSQL it is an error for the whole
+// batch, which then went to the DLQ entire after MaxDeliveries claims,
+// good entries included.
 func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 	f := newFixture(t)
 	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	devices := f.seedDevices(10, false)
 	f.createCampaign("cok", `{}`)
 	stream := f.keys.Stream(pipeline.StreamDeliver, 0)
-	if _, err := pipeline.Emit(f.ctx, f.rdb,
-		pipeline.Message{Stream: stream, Fields: []string{pipeline.FieldCampaign, "cok", pipeline.FieldUsers, "\xff\xff"}},
-		pipeline.Message{Stream: stream, Fields: []string{pipeline.FieldCampaign, "nope", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{1})}},
-	); err != nil {
+	tests := []struct {
+		name string
+		give []string
+	}{
+		{"users not an id batch", []string{pipeline.FieldCampaign, "cok", pipeline.FieldUsers, "\xff\xff"}},
+		{"unknown campaign", []string{pipeline.FieldCampaign, "nope", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{1})}},
+		{"campaign id not UTF-8", []string{pipeline.FieldCampaign, "c\xff", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{1})}},
+	}
+	var msgs []pipeline.Message
+	for _, tt := range tests {
+		msgs = append(msgs, pipeline.Message{Stream: stream, Fields: tt.give})
+	}
+	if _, err := pipeline.Emit(f.ctx, f.rdb, msgs...); err != nil {
 		t.Fatal(err)
 	}
 	f.emitUsers("cok", userRange(10))
 	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake)}}, "d1", 30*time.Second)
-	f.waitDone("cok", 10, 30*time.Second)
+	f.waitDone("cok", 10, 20*time.Second)
 	checkExactlyOnce(t, f, "cok", devices, fake)
 	dead := f.dlq()
-	if len(dead) != 2 {
-		t.Fatalf("%d dead letters, want 2: %v", len(dead), dead)
+	if len(dead) != len(tests) {
+		t.Fatalf("%d dead letters, want %d: %v", len(dead), len(tests), dead)
 	}
-	for _, d := range dead {
-		if d[pipeline.DLQStream] != stream || d[pipeline.DLQError] == "" {
-			t.Errorf("dead letter %v", d)
+	// A batch's dead letters are not written in stream order: find each by
+	// the fields it keeps.
+	for _, tt := range tests {
+		found := false
+		for _, d := range dead {
+			fields, err := pipeline.DecodeDLQFields(d[pipeline.DLQFields])
+			if err != nil || fields[pipeline.FieldCampaign] != tt.give[1] || fields[pipeline.FieldUsers] != tt.give[3] {
+				continue
+			}
+			found = true
+			if d[pipeline.DLQStream] != stream || d[pipeline.DLQError] == "" || d[pipeline.DLQDeliveries] != "1" {
+				t.Errorf("%s: dead letter %v", tt.name, d)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no dead letter keeps its fields: %v", tt.name, dead)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	campaignrow "github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -132,6 +133,12 @@ func (h *Handler) parse(ctx context.Context, e pipeline.Entry) (*campaign, pipel
 	de, err := pipeline.ParseDeliverEntry(e.Fields)
 	if err != nil {
 		return nil, de, permanent(err)
+	}
+	// An id no campaign can have is refused here, as dedupe does: looked up,
+	// it is PostgreSQL's error (not UTF-8: 22021), which fails the whole
+	// batch, good entries with it, until the batch is dead-lettered entire.
+	if err := campaignrow.ValidateID(de.Campaign); err != nil {
+		return nil, de, permanent(fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err))
 	}
 	c, err := h.campaigns.get(ctx, de.Campaign)
 	if errors.Is(err, errNoCampaign) {

@@ -2,8 +2,12 @@ package deliver
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
@@ -67,7 +71,7 @@ func (m *marker) flushLoop() {
 		}
 		m.cur = spare[:0]
 		m.mu.Unlock()
-		err := m.flush(reqs)
+		err := m.flushRetrying(reqs)
 		for i := 0; i < len(reqs); {
 			j := i + 1
 			for j < len(reqs) && reqs[j].r == reqs[i].r {
@@ -79,6 +83,65 @@ func (m *marker) flushLoop() {
 		clear(reqs) // let campaigns and rounds go
 		spare = reqs
 	}
+}
+
+// markRetryFor bounds how long a mark is tried again while Redis cannot
+// take it (a restart, a failover): longer than either takes, short enough
+// that a stage whose Redis is gone for good stops (its round fails, and the
+// batch is redone once Redis is back).
+const markRetryFor = 30 * time.Second
+
+// flushRetrying is flush, tried again while Redis is away (untilRedisBack).
+// The provider has these notifications already: a mark given up on makes
+// the batch's retry send them again although no process died. Their slots
+// stay taken meanwhile, so an outage holds new sends back (InFlight at most
+// wait for their marks) instead of repeating them. Marks are idempotent
+// (they count and write results for new bits only), so a write that
+// reached Redis but whose answer was lost is harmless to repeat.
+func (m *marker) flushRetrying(reqs []markReq) error {
+	return m.h.untilRedisBack("marks", func() error { return m.flush(reqs) })
+}
+
+// untilRedisBack runs write, a Redis write that records what a provider
+// answered, and runs it again with backoff while its error may pass (Redis
+// unreachable, loading, failing over), for up to markRetryFor: given up
+// on, the batch's retry would send again what the provider has. write must
+// be idempotent.
+func (h *Handler) untilRedisBack(what string, write func() error) error {
+	deadline := time.Now().Add(markRetryFor)
+	wait := 20 * time.Millisecond
+	for {
+		err := write()
+		if err == nil || !mayPass(err) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		h.log.Warn().Err(err).Str("what", what).Msg("not written; trying again")
+		time.Sleep(wait)
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// mayPass reports whether a Redis call's error may go away by itself: no
+// answer at all (a connection refused, reset or timed out), or an answer
+// saying Redis is not ready yet. An error reply to the script itself will
+// not.
+func mayPass(err error) bool {
+	if errors.Is(err, rueidis.ErrClosing) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false // the process is closing its client, or the caller gave up
+	}
+	re, ok := rueidis.IsRedisErr(err)
+	if !ok {
+		return true
+	}
+	if re.IsLoading() || re.IsTryAgain() || re.IsClusterDown() {
+		return true
+	}
+	for _, prefix := range []string{"MASTERDOWN", "READONLY", "NOREPLICAS", "BUSY "} {
+		if strings.HasPrefix(re.Error(), prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // flush writes one group of marks per partition and campaign, concurrently

@@ -17,8 +17,11 @@ import (
 // how many bits it set and the chunk's bytes as they were (shorter than the
 // mask where the chunk was): a caller that needs to know which bits were
 // new reads them from those bytes, only when it needs to, rather than every
-// call building a table of them. It gives the key the TTL ARGV[1] if it has
-// none, checked once per key and call. bitAt(key, field, off) reads one bit
+// call building a table of them. It gives the key the TTL ARGV[1] from now,
+// once per key and call: marks must outlive the campaign's last write, not
+// its first (a campaign may send for longer than its TTL and an hour, and
+// the marks of the devices it sent first are what keep a retry, claim or
+// replay from sending to them again). bitAt(key, field, off) reads one bit
 // of such a chunk.
 //
 // A message's devices are scattered, a hash field apiece, so its fields are
@@ -33,7 +36,7 @@ local hvals, hdirty, ttlDone = {}, {}, {}
 local function expireOnce(key)
   if ttlDone[key] then return end
   ttlDone[key] = true
-  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[1]) end
+  redis.call('EXPIRE', key, ARGV[1])
 end
 local function hget(key, field)
   local kv = hvals[key]
@@ -195,7 +198,7 @@ while i <= #ARGV do
     if counter == '` + pipeline.StatSent + `' then sent = true end
     if reason ~= '' then
       redis.call('HINCRBY', KEYS[4], reason, added)
-      if redis.call('TTL', KEYS[4]) < 0 then redis.call('EXPIRE', KEYS[4], ARGV[1]) end
+      redis.call('EXPIRE', KEYS[4], ARGV[1]) -- from the last write, as the marks
     end
   end
 end
@@ -262,12 +265,12 @@ while i <= #ARGV do
   if counted > 0 then
     failed = failed + counted
     redis.call('HINCRBY', KEYS[4], reason, counted)
-    if redis.call('TTL', KEYS[4]) < 0 then redis.call('EXPIRE', KEYS[4], ARGV[1]) end
+    redis.call('EXPIRE', KEYS[4], ARGV[1]) -- from the last write, as the marks
   end
 end
 if failed > 0 then
   redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', failed)
-  if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+  redis.call('EXPIRE', KEYS[2], ARGV[1]) -- from the last write, as the marks
   if nres > 0 then writeResults(nres, skip) end
 end
 flushMarks()

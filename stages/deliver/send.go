@@ -340,9 +340,9 @@ func counterOf(o push.Outcome) string {
 	}
 }
 
-// marksTTL keeps a campaign's sent marks for as long as its notifications
-// may still be delivered, and at least an hour, so a late replay or claim
-// still finds them.
+// marksTTL keeps a campaign's sent marks, from its last write to them, for
+// as long as its notifications may still be delivered, and at least an
+// hour, so a late replay or claim still finds them.
 func marksTTL(c *campaign) time.Duration {
 	return max(c.ttl, 0) + time.Hour
 }
@@ -485,7 +485,9 @@ func (h *Handler) invalidate(ctx context.Context, app string, d device, res push
 	case push.Android:
 		ev.Platform = devices.Android
 	}
-	if err := emit(ctx, ev.Message(h.keys)); err != nil {
+	// Tried again while Redis is away: given up on, the batch's retry would
+	// send to the dead token again. Ingest applies an event once.
+	if err := h.untilRedisBack("invalidation", func() error { return emit(ctx, ev.Message(h.keys)) }); err != nil {
 		return fmt.Errorf("emit invalidation: %w", err)
 	}
 	return nil
@@ -497,7 +499,9 @@ func (h *Handler) invalidate(ctx context.Context, app string, d device, res push
 // no token is deleted. The first reason wins.
 func (h *Handler) failCampaign(ctx context.Context, c *campaign, platform push.Platform, res push.Result) error {
 	reason := fmt.Sprintf("%s %d %s", providerOf(platform), res.Status, res.Reason)
-	err := h.rdb.Do(ctx, h.rdb.B().Hsetnx().Key(h.keys.Campaign(c.ID)).Field(pipeline.CampaignFailed).Value(reason).Build()).Error()
+	err := h.untilRedisBack("campaign failure", func() error {
+		return h.rdb.Do(ctx, h.rdb.B().Hsetnx().Key(h.keys.Campaign(c.ID)).Field(pipeline.CampaignFailed).Value(reason).Build()).Error()
+	})
 	if err != nil {
 		return fmt.Errorf("fail campaign %s: %w", c.ID, err)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // Config is what the stage needs.
@@ -120,6 +121,13 @@ func parse(i int, e pipeline.Entry) (rangeEntry, error) {
 	}
 	if err := campaign.ValidateID(r.campaign); err != nil {
 		return r, fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err)
+	}
+	// A channel no campaign can name: PostgreSQL would refuse it as the
+	// subscribers query's argument (not UTF-8: 22021), an error for the
+	// whole batch that held the other ranges back until all were
+	// dead-lettered together.
+	if err := devices.ValidateName(pipeline.FieldChannel, r.channel); err != nil {
+		return r, err
 	}
 	return r, nil
 }

@@ -240,3 +240,65 @@ func TestRedeliveredRangeIsReadAgain(t *testing.T) {
 		t.Fatalf("range_users ch/0 = %d (%v), want 4", n, err)
 	}
 }
+
+// TestMalformedRangesAreDeadLettered: a range no split writes goes to the
+// DLQ alone, at once, and the good range read in the same batch is
+// resolved. A channel that is not valid UTF-8 is such a range: PostgreSQL
+// refuses it as a query argument (22021), and as the batch's error it held
+// the good range back until the batch was dead-lettered entire.
+func TestMalformedRangesAreDeadLettered(t *testing.T) {
+	f := newFixture(t, env.Redis.Addr)
+	f.subscribe("ch", []int64{1, 2, 3})
+	f.insertCampaign("c", "")
+	stream := f.keys.Stream(pipeline.StreamRanges, 0)
+	tests := []struct {
+		name string
+		give []string
+	}{
+		{"channel not UTF-8", []string{pipeline.FieldCampaign, "c", pipeline.FieldChannel, "ch\xff", pipeline.FieldRange, "bad/0",
+			pipeline.FieldLo, "1", pipeline.FieldHi, "3"}},
+		{"channel not a channel name", []string{pipeline.FieldCampaign, "c", pipeline.FieldChannel, "ch\x00", pipeline.FieldRange, "bad/1",
+			pipeline.FieldLo, "1", pipeline.FieldHi, "3"}},
+	}
+	msgs := make([]pipeline.Message, 0, len(tests)+1)
+	for _, tt := range tests {
+		msgs = append(msgs, pipeline.Message{Stream: stream, Fields: tt.give})
+	}
+	msgs = append(msgs, pipeline.Message{Stream: stream, Fields: []string{pipeline.FieldCampaign, "c", pipeline.FieldChannel, "ch",
+		pipeline.FieldRange, "ch/0", pipeline.FieldLo, "1", pipeline.FieldHi, "3"}})
+	if _, err := pipeline.Emit(context.Background(), f.rdb, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	f.run(resolve.Config{})
+	// Within the first delivery: the old code kept the good range from
+	// being resolved for MaxDeliveries claims, then dead-lettered it.
+	pipelinetest.Eventually(t, 5*time.Second, "good range resolved", func() bool {
+		n, err := f.rdb.Do(context.Background(), f.rdb.B().Hget().Key(f.keys.RangeUsers("c")).Field("ch/0").Build()).AsInt64()
+		return err == nil && n == 3
+	})
+	f.drained()
+	xs, err := f.rdb.Do(context.Background(), f.rdb.B().Xrange().Key(f.keys.DLQ()).Start("-").End("+").Build()).AsXRange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(xs) != len(tests) {
+		t.Fatalf("%d dead letters, want %d: %v", len(xs), len(tests), xs)
+	}
+	// A batch's dead letters are not written in stream order: find each.
+	byRange := map[string]map[string]string{}
+	for _, x := range xs {
+		fields, err := pipeline.DecodeDLQFields(x.FieldValues[pipeline.DLQFields])
+		if err != nil {
+			t.Fatalf("dead letter %v: %v", x.FieldValues, err)
+		}
+		byRange[fields[pipeline.FieldRange]] = x.FieldValues
+		if d := x.FieldValues; fields[pipeline.FieldChannel] == "ch" || d[pipeline.DLQError] == "" || d[pipeline.DLQDeliveries] != "1" {
+			t.Errorf("dead letter %v", d)
+		}
+	}
+	for _, tt := range tests {
+		if byRange[tt.give[5]] == nil {
+			t.Errorf("%s: no dead letter", tt.name)
+		}
+	}
+}
