@@ -75,7 +75,7 @@ func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s session) (c
 		if errors.Is(err, campaign.ErrNotFound) {
 			status, msg = http.StatusNotFound, "There is no campaign "+id+"."
 		}
-		c.render(w, r, status, "error", page{Title: "Campaign", Nav: "campaigns", Session: s, Error: msg})
+		c.fail(w, r, status, page{Title: "Campaign", Nav: "campaigns", Session: s, Error: msg})
 		return campaignData{}, false
 	}
 	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State)}

@@ -56,7 +56,7 @@ func (c *Console) message(w http.ResponseWriter, r *http.Request, s session) (ca
 		if errors.Is(err, campaign.ErrNotFound) {
 			status, msg = http.StatusNotFound, "There is no direct message "+id+"."
 		}
-		c.render(w, r, status, "error", page{Title: "Direct message", Nav: "messages", Session: s, Error: msg})
+		c.fail(w, r, status, page{Title: "Direct message", Nav: "messages", Session: s, Error: msg})
 		return m, false
 	}
 	return m, true

@@ -72,6 +72,20 @@ func (c *Console) render(w http.ResponseWriter, _ *http.Request, status int, nam
 	c.write(w, status, name, "layout", p)
 }
 
+// fail answers a request that could not be served with p.Error: a whole
+// error page, or, to a live region's poll (htmx), the error alone, which
+// htmx swaps in place of the region's figures (layout.html's
+// responseHandling). A whole page swapped into a region would nest a
+// document in it; an error htmx did not swap would leave the last figures
+// standing as if they were current.
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, p page) {
+	if r.Header.Get("HX-Request") == "true" {
+		c.write(w, status, "error", "alert", p)
+		return
+	}
+	c.render(w, r, status, "error", p)
+}
+
 // fragment writes one named block of a page: what a live region polls.
 func (c *Console) fragment(w http.ResponseWriter, name, block string, p page) {
 	c.write(w, http.StatusOK, name, block, p)

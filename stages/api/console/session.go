@@ -70,7 +70,7 @@ func (c *Console) signedIn(h sessionHandler) http.Handler {
 		switch {
 		case err != nil:
 			c.cfg.Log.Warn().Err(err).Msg("console: session lookup failed")
-			c.render(w, r, http.StatusServiceUnavailable, "error", page{Title: "Unavailable",
+			c.fail(w, r, http.StatusServiceUnavailable, page{Title: "Unavailable",
 				Error: "Redis did not answer; reload in a moment."})
 			return
 		case !ok && r.Header.Get("HX-Request") == "true":
