@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -48,6 +49,8 @@ type bed struct {
 	dbURL string
 	tab   context.Context
 	rec   *recorder
+	// session is the cookie of b.get's own sign-in (no browser), once made.
+	session *http.Cookie
 }
 
 // recorder keeps what a tab did that a test must see: every request it

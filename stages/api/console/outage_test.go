@@ -3,6 +3,10 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +55,87 @@ func TestLiveOutage(t *testing.T) {
 			b.within(30*time.Second, waitJS(fmt.Sprintf(`(() => { const a = document.querySelector("#live [role=alert]");
 				return a !== null && a.textContent.includes(%q) && document.getElementById("state") === null &&
 					document.querySelector("#live progress") === null && document.querySelector("#live html, #live header") === null })()`, tt.alert)))
+		})
+	}
+}
+
+// get is a console page as a signed-in browser fetches it, without the
+// browser: its status and its body.
+func (b *bed) get(path string) (int, string) {
+	b.t.Helper()
+	if b.session == nil {
+		resp, err := noRedirect.PostForm(b.url+"/ui/signin", url.Values{"token": {adminToken}})
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		resp.Body.Close()
+		for _, c := range resp.Cookies() {
+			b.session = c
+		}
+		if b.session == nil {
+			b.t.Fatalf("sign-in: %d, no cookie", resp.StatusCode)
+		}
+	}
+	req, _ := http.NewRequestWithContext(b.t.Context(), http.MethodGet, b.url+path, nil)
+	req.AddCookie(b.session)
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// noRedirect shows the console's redirects rather than following them.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// TestUnreadableIsNotEmpty: a list or a count the console could not read
+// shows the error and nothing else. It used to show, under the error, the
+// empty state of what it failed to read: "No campaigns yet", "Dead
+// letters: 0", "0 dead letters in all"; in an outage the operator is told
+// the campaigns are gone or the pipeline is clean.
+func TestUnreadableIsNotEmpty(t *testing.T) {
+	pgDown := func(b *bed) { b.db.Close() }
+	// The dead-letter stream unreadable while the sessions still are (on
+	// a cluster they are on different nodes): a value of the wrong type
+	// at its key.
+	dlqDown := func(b *bed) {
+		if err := b.rdb.Do(b.t.Context(), b.rdb.B().Set().Key(b.keys.DLQ()).Value("x").Build()).Error(); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name  string
+		path  string
+		fail  func(b *bed)
+		alert string
+		empty []string // what the page must not claim
+	}{
+		{"campaigns", "/ui/campaigns", pgDown, "The campaign list is unavailable", []string{"No campaigns yet", `id="campaign-list"`}},
+		{"campaign rows", "/ui/campaigns/rows", pgDown, "The campaign list is unavailable", []string{"No campaigns yet", `id="campaign-list"`}},
+		{"messages", "/ui/messages", pgDown, "The message list is unavailable", []string{"No direct messages yet", `id="message-list"`}},
+		{"message rows", "/ui/messages/rows", pgDown, "The message list is unavailable", []string{"No direct messages yet", `id="message-list"`}},
+		{"pipeline", "/ui/pipeline", dlqDown, "Pipeline status is unavailable", []string{"Dead letters:", `id="dlq-depth"`}},
+		{"pipeline live", "/ui/pipeline/live", dlqDown, "Pipeline status is unavailable", []string{"Dead letters:", `id="dlq-depth"`}},
+		{"dead letters", "/ui/deadletters", dlqDown, "The dead letters are unavailable", []string{"dead letters in all", "No dead letters."}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			tt.fail(b)
+			_, body := b.get(tt.path)
+			if !strings.Contains(body, tt.alert) {
+				t.Errorf("%s does not say %q:\n%s", tt.path, tt.alert, body)
+			}
+			for _, e := range tt.empty {
+				if strings.Contains(body, e) {
+					t.Errorf("%s, unreadable, still shows %q", tt.path, e)
+				}
+			}
 		})
 	}
 }
