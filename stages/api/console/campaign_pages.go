@@ -192,10 +192,17 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	}
 	var sendAt time.Time
 	if f.When == "later" {
-		// datetime-local has no zone: the form says it is UTC.
-		t, err := time.ParseInLocation("2006-01-02T15:04", f.SendAt, time.UTC)
+		t, err := parseSendAt(f.SendAt)
 		if err != nil {
 			refuse("Send at: pick a date and time (UTC).")
+			return
+		}
+		// The API starts a campaign whose send_at is past at once. From a
+		// form that says "at", a past time is a slip (a local time taken
+		// for UTC, yesterday's date) that would send to everyone now.
+		if now := time.Now(); !t.After(now) {
+			refuse(fmt.Sprintf("Send at: %s is already past (it is %s now); pick a later time, or choose to send now.",
+				t.Format("2006-01-02 15:04 UTC"), now.UTC().Format("2006-01-02 15:04 UTC")))
 			return
 		}
 		sendAt = t
@@ -215,4 +222,14 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	default:
 		http.Redirect(w, r, "/ui/campaigns/"+created.ID+"?done=created", http.StatusSeeOther)
 	}
+}
+
+// parseSendAt reads the form's send_at: datetime-local has no zone, and the
+// form says it is UTC; a browser sends seconds when the value has them.
+func parseSendAt(v string) (time.Time, error) {
+	t, err := time.ParseInLocation("2006-01-02T15:04", v, time.UTC)
+	if err != nil {
+		t, err = time.ParseInLocation("2006-01-02T15:04:05", v, time.UTC)
+	}
+	return t, err
 }

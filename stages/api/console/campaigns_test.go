@@ -311,3 +311,46 @@ func TestUnknownAppRefused(t *testing.T) {
 		t.Errorf("%d campaigns stored (%v), want none", n, err)
 	}
 }
+
+// TestPastSendAtRefused: "Send at" a time already past is refused, naming
+// the time and the current UTC time, and nothing is stored or queued. The
+// API starts a campaign whose send_at is past at once, and so did the
+// form: a local time taken for UTC, or yesterday's date, sent the
+// campaign to everyone on the spot.
+func TestPastSendAtRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		ago  time.Duration
+	}{
+		{"an hour ago", time.Hour},
+		{"a day ago", 24 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			b.expect("status of 400") // the refused form
+			b.signIn()
+			at := time.Now().UTC().Add(-tt.ago).Format("2006-01-02T15:04")
+			b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+				chromedp.SendKeys(chromedp.ID("app"), app),
+				chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
+				chromedp.SendKeys(chromedp.ID("title"), "Too late"),
+				chromedp.SendKeys(chromedp.ID("cid"), "past"),
+				clickJS(`input[name="when"][value="later"]`),
+				chromedp.SetValue(chromedp.CSS(`input[name="send_at"]`), at),
+				clickJS("#create"))
+			b.within(30*time.Second, waitJS(`document.querySelector(".error[role=alert]") !== null`))
+			if got := b.text(".error[role=alert]"); !strings.Contains(got, "already past") {
+				t.Errorf("the form says %q, want it to say the time is past", got)
+			}
+			var n int
+			if err := b.db.QueryRow(t.Context(), `SELECT count(*) FROM campaigns`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("%d campaigns stored (%v), want none", n, err)
+			}
+			// The form keeps what was typed, the time included.
+			if got := js[string](b, `document.querySelector('input[name="send_at"]').value`); got != at {
+				t.Errorf("send_at is %q after the refusal, want %q", got, at)
+			}
+		})
+	}
+}
