@@ -111,7 +111,7 @@ var funcs = template.FuncMap{
 	"dur":      func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"fraction": fraction,
 	"rate":     rate,
-	"eta":      eta,
+	"eta":      func(r campaign.Report) string { return eta(r, time.Now()) },
 }
 
 // num writes 1234567 as 1,234,567.
@@ -169,8 +169,10 @@ func rate(r campaign.Report) string {
 }
 
 // eta is when a running campaign will be done at its rate, or what else it
-// is waiting for.
-func eta(r campaign.Report) string {
+// is waiting for. A finish on another (UTC) day than now carries its date:
+// a rate-capped million-user campaign runs for hours, and a bare "03:12"
+// reads as tonight when it is tomorrow night.
+func eta(r campaign.Report, now time.Time) string {
 	switch {
 	case r.State == campaign.StateScheduled && r.SendAt != nil:
 		return "starts " + r.SendAt.UTC().Format("2006-01-02 15:04 UTC")
@@ -179,5 +181,9 @@ func eta(r campaign.Report) string {
 	case r.ExpectedFinishMs == 0:
 		return "—"
 	}
-	return time.UnixMilli(r.ExpectedFinishMs).UTC().Format("15:04:05 UTC")
+	at, now := time.UnixMilli(r.ExpectedFinishMs).UTC(), now.UTC()
+	if y, m, d := at.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return at.Format("15:04:05 UTC")
+	}
+	return at.Format("2006-01-02 15:04:05 UTC")
 }

@@ -39,12 +39,17 @@ func TestFraction(t *testing.T) {
 
 func TestRateAndETA(t *testing.T) {
 	at := time.Date(2026, 12, 2, 23, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	// A finish in ms, hours after now.
+	after := func(h time.Duration) int64 { return now.Add(h).UnixMilli() }
 	tests := []struct {
 		name       string
 		give       campaign.Report
 		rate, when string
 	}{
-		{"running", campaign.Report{State: campaign.StateRunning, SendRate: 99.6, ExpectedFinishMs: 1_030_000}, "100/s", "00:17:10 UTC"},
+		{"running", campaign.Report{State: campaign.StateRunning, SendRate: 99.6, ExpectedFinishMs: after(17*time.Minute + 10*time.Second)}, "100/s", "10:17:10 UTC"},
+		// 1M users at 20/s: about 14 hours, past midnight.
+		{"running until tomorrow", campaign.Report{State: campaign.StateRunning, SendRate: 20, ExpectedFinishMs: after(14*time.Hour + 30*time.Second)}, "20/s", "2026-12-05 00:00:30 UTC"},
 		{"before the first send", campaign.Report{State: campaign.StateSplitting}, "—", "—"},
 		{"scheduled", campaign.Report{State: campaign.StateScheduled, SendAt: &at}, "—", "starts 2026-12-02 23:00 UTC"},
 		{"canceled", campaign.Report{State: campaign.StateCanceled, SendRate: 5}, "5/s", "canceled"},
@@ -53,7 +58,7 @@ func TestRateAndETA(t *testing.T) {
 		if got := rate(tt.give); got != tt.rate {
 			t.Errorf("%s: rate = %q, want %q", tt.name, got, tt.rate)
 		}
-		if got := eta(tt.give); got != tt.when {
+		if got := eta(tt.give, now); got != tt.when {
 			t.Errorf("%s: eta = %q, want %q", tt.name, got, tt.when)
 		}
 	}
