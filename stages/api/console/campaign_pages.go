@@ -137,7 +137,12 @@ func notice(r *http.Request) string {
 // after a refusal.
 type form struct {
 	ID, App, Channels, Category, Title, Body, Data, TTL, Rate, When, SendAt string
+	// AllowEmpty creates a campaign nobody would receive (allow_empty).
+	AllowEmpty bool
 }
+
+// AllowEmptyLabel is the text of the form's allow_empty box.
+func (form) AllowEmptyLabel() string { return allowEmptyLabel }
 
 func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s session) {
 	c.render(w, r, http.StatusOK, "new", page{Title: "New campaign", Nav: "new", Session: s,
@@ -152,7 +157,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		Category: r.PostFormValue("category"), Title: r.PostFormValue("title"), Body: r.PostFormValue("body"),
 		Data: r.PostFormValue("data"), TTL: r.PostFormValue("ttl_seconds"), Rate: r.PostFormValue("rate_per_second"),
 		When:   r.PostFormValue("when"),
-		SendAt: r.PostFormValue("send_at")}
+		SendAt: r.PostFormValue("send_at"), AllowEmpty: r.PostFormValue("allow_empty") == "1"}
 	refuse := func(msg string) {
 		c.render(w, r, http.StatusBadRequest, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f, Error: msg})
 	}
@@ -209,7 +214,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	created, err := c.cfg.Campaigns.Create(ctx, camp, sendAt)
+	created, err := c.cfg.Campaigns.Create(ctx, camp, sendAt, f.AllowEmpty)
 	var verr *campaign.ValidationError
 	switch {
 	case errors.As(err, &verr):

@@ -152,6 +152,7 @@ func TestTitleIsText(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("channels"), "nobody"),
 		chromedp.SendKeys(chromedp.ID("title"), evil),
 		chromedp.SendKeys(chromedp.ID("cid"), "xss"),
+		clickJS("#allow-empty"), // nobody is subscribed: the title is the test
 		clickJS("#create"),
 		waitJS(`location.pathname === "/ui/campaigns/xss"`),
 		chromedp.Navigate(b.url+"/ui/campaigns"),
@@ -199,6 +200,7 @@ func TestScheduleAndCancel(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("cid"), "c1"),
 		clickJS(`input[name="when"][value="later"]`),
 		chromedp.SetValue(chromedp.CSS(`input[name="send_at"]`), at),
+		clickJS("#allow-empty"), // no devices are seeded: only the schedule is tested
 		clickJS("#create"),
 		waitJS(`location.pathname === "/ui/campaigns/c1" && document.getElementById("state").textContent === "scheduled"`),
 	)
@@ -350,6 +352,64 @@ func TestPastSendAtRefused(t *testing.T) {
 			// The form keeps what was typed, the time included.
 			if got := js[string](b, `document.querySelector('input[name="send_at"]').value`); got != at {
 				t.Errorf("send_at is %q after the refusal, want %q", got, at)
+			}
+		})
+	}
+}
+
+// TestEmptyAudienceRefused: the form refuses a campaign nobody would
+// receive (an app without devices, a channel without subscribers), naming
+// them and the box that creates it anyway, as POST /v1/campaigns refuses it
+// without "allow_empty". The form used to create it: a typo ("ch9" for
+// "ch0") was sent to nobody and reported done 0/0, as if it had worked.
+func TestEmptyAudienceRefused(t *testing.T) {
+	tests := []struct {
+		name       string
+		seed       bool // 10 users with a device each, subscribed to ch0
+		channels   string
+		allowEmpty bool
+		refusal    []string // what the refusal names; none: created
+	}{
+		{"a channel nobody subscribed to", true, "ch0, ch9", false, []string{`"ch9"`, `tick "Create it even if nobody would receive it"`}},
+		{"an app without devices", false, "ch0", false, []string{`app "` + app + `" has no registered devices`}},
+		{"created anyway when asked", true, "ch9", true, nil},
+		{"a real audience", true, "ch0", false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			if tt.seed {
+				if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.refusal != nil {
+				b.expect("status of 400") // the refused form
+			}
+			b.signIn()
+			b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+				chromedp.SendKeys(chromedp.ID("app"), app),
+				chromedp.SendKeys(chromedp.ID("channels"), tt.channels),
+				chromedp.SendKeys(chromedp.ID("title"), "Hello"),
+				chromedp.SendKeys(chromedp.ID("cid"), "aud"))
+			if tt.allowEmpty {
+				b.run(clickJS("#allow-empty"))
+			}
+			b.run(clickJS("#create"))
+			if tt.refusal == nil {
+				b.within(30*time.Second, waitJS(`location.pathname === "/ui/campaigns/aud"`))
+				return
+			}
+			b.within(30*time.Second, waitJS(`document.querySelector(".error[role=alert]") !== null`))
+			got := b.text(".error[role=alert]")
+			for _, want := range tt.refusal {
+				if !strings.Contains(got, want) {
+					t.Errorf("the form says %q, want it to name %s", got, want)
+				}
+			}
+			var n int
+			if err := b.db.QueryRow(t.Context(), `SELECT count(*) FROM campaigns`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("%d campaigns stored (%v), want none", n, err)
 			}
 		})
 	}
