@@ -30,12 +30,10 @@ func (c *Console) list(r *http.Request) (listData, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	before := r.URL.Query().Get("before")
-	cs, err := c.cfg.Campaigns.List(ctx, before, listLimit)
-	d := listData{Campaigns: cs, Before: before}
-	if len(cs) == listLimit {
-		d.Next = cs[len(cs)-1].Campaign.ID
-	}
-	return d, err
+	// The model's cursor, not "a full page": a full last page would
+	// offer an older page that is empty.
+	cs, next, err := c.cfg.Campaigns.List(ctx, before, listLimit)
+	return listData{Campaigns: cs, Before: before, Next: next}, err
 }
 
 func (c *Console) campaignsPage(w http.ResponseWriter, r *http.Request, s session) {

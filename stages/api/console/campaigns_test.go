@@ -3,9 +3,12 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -410,6 +413,63 @@ func TestEmptyAudienceRefused(t *testing.T) {
 			var n int
 			if err := b.db.QueryRow(t.Context(), `SELECT count(*) FROM campaigns`).Scan(&n); err != nil || n != 0 {
 				t.Errorf("%d campaigns stored (%v), want none", n, err)
+			}
+		})
+	}
+}
+
+// TestListPages: the campaign list pages by the model's cursor: every
+// campaign once, newest first, and an "Older campaigns" link only when
+// there are older ones. It used to offer the link under every full page,
+// so a last page of exactly 20 led to an empty one.
+func TestListPages(t *testing.T) {
+	tests := []struct {
+		name  string
+		n     int
+		pages []int // campaigns on each page
+	}{
+		{"none", 0, []int{0}},
+		{"a full page", 20, []int{20}},
+		{"one more", 21, []int{20, 1}},
+		{"two full pages", 40, []int{20, 20}},
+	}
+	older := regexp.MustCompile(`href="(/ui/campaigns\?before=[^"]+)">Older campaigns<`)
+	card := regexp.MustCompile(`data-campaign="([^"]+)"`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			var want []string // newest first
+			for i := range tt.n {
+				id := fmt.Sprintf("c%02d", i)
+				if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: id, App: app, Channels: []string{"nobody"}, Title: id}); err != nil {
+					t.Fatal(err)
+				}
+				want = append([]string{id}, want...)
+			}
+			var got []string
+			path := "/ui/campaigns"
+			for i, size := range tt.pages {
+				status, body := b.get(path)
+				if status != http.StatusOK {
+					t.Fatalf("page %d (%s): %d", i+1, path, status)
+				}
+				ids := card.FindAllStringSubmatch(body, -1)
+				if len(ids) != size {
+					t.Errorf("page %d shows %d campaigns, want %d", i+1, len(ids), size)
+				}
+				for _, m := range ids {
+					got = append(got, m[1])
+				}
+				link := older.FindStringSubmatch(body)
+				if last := i == len(tt.pages)-1; last != (link == nil) {
+					t.Fatalf("page %d of %d: older-campaigns link %q", i+1, len(tt.pages), link)
+				}
+				if link != nil {
+					path = html.UnescapeString(link[1])
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("the pages list %q, want %q", got, want)
 			}
 		})
 	}
