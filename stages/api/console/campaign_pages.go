@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -137,6 +138,10 @@ type form struct {
 	ID, App, Channels, Category, Title, Body, Data, TTL, Rate, When, SendAt string
 	// AllowEmpty creates a campaign nobody would receive (allow_empty).
 	AllowEmpty bool
+	// Key is the form's own idempotency key, made when the form is
+	// served: the campaign's id when Id is left empty, so the same form
+	// posted twice (a double click, a browser's retry) is one campaign.
+	Key string
 }
 
 // AllowEmptyLabel is the text of the form's allow_empty box.
@@ -144,7 +149,7 @@ func (form) AllowEmptyLabel() string { return allowEmptyLabel }
 
 func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s session) {
 	c.render(w, r, http.StatusOK, "new", page{Title: "New campaign", Nav: "new", Session: s,
-		Data: form{When: "now", TTL: "86400"}})
+		Data: form{When: "now", TTL: "86400", Key: campaign.NewID()}})
 }
 
 // createCampaign reads the form into the same campaign.Campaign that POST
@@ -155,11 +160,11 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		Category: r.PostFormValue("category"), Title: r.PostFormValue("title"), Body: r.PostFormValue("body"),
 		Data: r.PostFormValue("data"), TTL: r.PostFormValue("ttl_seconds"), Rate: r.PostFormValue("rate_per_second"),
 		When:   r.PostFormValue("when"),
-		SendAt: r.PostFormValue("send_at"), AllowEmpty: r.PostFormValue("allow_empty") == "1"}
+		SendAt: r.PostFormValue("send_at"), AllowEmpty: r.PostFormValue("allow_empty") == "1", Key: r.PostFormValue("key")}
 	refuse := func(msg string) {
 		c.render(w, r, http.StatusBadRequest, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f, Error: msg})
 	}
-	camp := campaign.Campaign{ID: strings.TrimSpace(f.ID), App: strings.TrimSpace(f.App), Category: strings.TrimSpace(f.Category),
+	camp := campaign.Campaign{ID: cmp.Or(strings.TrimSpace(f.ID), f.Key), App: strings.TrimSpace(f.App), Category: strings.TrimSpace(f.Category),
 		Title: f.Title, Body: f.Body}
 	for ch := range strings.SplitSeq(f.Channels, ",") {
 		if ch = strings.TrimSpace(ch); ch != "" {
@@ -217,6 +222,10 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	switch {
 	case errors.As(err, &verr):
 		refuse(err.Error())
+	case errors.Is(err, campaign.ErrConflict) && strings.TrimSpace(f.ID) == "":
+		// The form's own key: this form was sent before, with other
+		// content, and that campaign exists.
+		refuse("This form already created campaign " + camp.ID + " with other content: open that campaign, or open a new form for another campaign.")
 	case errors.Is(err, campaign.ErrConflict):
 		refuse("Campaign id " + camp.ID + " is already used for a different campaign; choose another id or leave it empty.")
 	case err != nil:

@@ -6,6 +6,7 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -470,6 +471,60 @@ func TestListPages(t *testing.T) {
 			}
 			if !slices.Equal(got, want) {
 				t.Errorf("the pages list %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestFormPostedTwiceIsOneCampaign: the new-campaign form posted twice as
+// served (a double click on Create, a browser resending it) creates one
+// campaign, and both posts lead to it; the same form posted again with
+// other content is refused, naming the campaign it made. Without an Id,
+// each post used to get a fresh id: two campaigns, everyone notified twice.
+func TestFormPostedTwiceIsOneCampaign(t *testing.T) {
+	tests := []struct {
+		name   string
+		second func(url.Values) // how the second post differs
+		want   int              // the second post's status
+	}{
+		{"the same form twice", func(url.Values) {}, http.StatusSeeOther},
+		{"the same form with another title", func(v url.Values) { v.Set("title", "Other") }, http.StatusBadRequest},
+	}
+	field := func(body, name string) string {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(body)
+		if m == nil {
+			return ""
+		}
+		return html.UnescapeString(m[1])
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			_, page := b.get("/ui/campaigns/new")
+			form := url.Values{"csrf": {field(page, "csrf")}, "app": {app}, "channels": {"ch0"}, "title": {"Once"},
+				"ttl_seconds": {"86400"}, "when": {"now"}, "allow_empty": {"1"}}
+			if key := field(page, "key"); key != "" {
+				form.Set("key", key)
+			}
+			status, first, body := b.post("/ui/campaigns", form)
+			if status != http.StatusSeeOther {
+				t.Fatalf("first post: %d %s", status, body)
+			}
+			tt.second(form)
+			status, again, body := b.post("/ui/campaigns", form)
+			if status != tt.want {
+				t.Errorf("second post: %d, want %d", status, tt.want)
+			}
+			if status == http.StatusSeeOther && again != first {
+				t.Errorf("the second post leads to %s, the first to %s", again, first)
+			}
+			id := strings.TrimSuffix(strings.TrimPrefix(first, "/ui/campaigns/"), "?done=created")
+			if status == http.StatusBadRequest && !strings.Contains(body, "already created campaign "+id) {
+				t.Errorf("the refusal does not name campaign %s:\n%s", id, body)
+			}
+			var n int
+			if err := b.db.QueryRow(t.Context(), `SELECT count(*) FROM campaigns`).Scan(&n); err != nil || n != 1 {
+				t.Errorf("%d campaigns stored (%v), want 1", n, err)
 			}
 		})
 	}

@@ -3,9 +3,6 @@ package console_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -58,40 +55,6 @@ func TestLiveOutage(t *testing.T) {
 		})
 	}
 }
-
-// get is a console page as a signed-in browser fetches it, without the
-// browser: its status and its body.
-func (b *bed) get(path string) (int, string) {
-	b.t.Helper()
-	if b.session == nil {
-		resp, err := noRedirect.PostForm(b.url+"/ui/signin", url.Values{"token": {adminToken}})
-		if err != nil {
-			b.t.Fatal(err)
-		}
-		resp.Body.Close()
-		for _, c := range resp.Cookies() {
-			b.session = c
-		}
-		if b.session == nil {
-			b.t.Fatalf("sign-in: %d, no cookie", resp.StatusCode)
-		}
-	}
-	req, _ := http.NewRequestWithContext(b.t.Context(), http.MethodGet, b.url+path, nil)
-	req.AddCookie(b.session)
-	resp, err := noRedirect.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
-}
-
-// noRedirect shows the console's redirects rather than following them.
-var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // TestUnreadableIsNotEmpty: a list or a count the console could not read
 // shows the error and nothing else. It used to show, under the error, the
