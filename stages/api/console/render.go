@@ -106,6 +106,7 @@ func (c *Console) write(w http.ResponseWriter, status int, name, block string, p
 var funcs = template.FuncMap{
 	"num":      num,
 	"ms":       msTime,
+	"utc":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"ago":      ago,
 	"since":    func(t time.Time) string { return ago(t.UnixMilli()) },
 	"dur":      func(d time.Duration) string { return d.Round(time.Millisecond).String() },
@@ -175,7 +176,9 @@ func rate(r campaign.Report) string {
 func eta(r campaign.Report, now time.Time) string {
 	switch {
 	case r.State == campaign.StateScheduled && r.SendAt != nil:
-		return "starts " + r.SendAt.UTC().Format("2006-01-02 15:04 UTC")
+		// To the second: the API takes any RFC 3339 time, and a start
+		// shown at 23:00 that comes at 23:00:30 looks late.
+		return "starts " + r.SendAt.UTC().Format("2006-01-02 15:04:05 UTC")
 	case campaign.Final(r.State):
 		return r.State
 	case r.ExpectedFinishMs == 0:

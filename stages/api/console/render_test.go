@@ -1,8 +1,12 @@
 package console
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
@@ -38,7 +42,7 @@ func TestFraction(t *testing.T) {
 }
 
 func TestRateAndETA(t *testing.T) {
-	at := time.Date(2026, 12, 2, 23, 0, 0, 0, time.UTC)
+	at := time.Date(2026, 12, 2, 23, 0, 30, 0, time.UTC)
 	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
 	// A finish in ms, hours after now.
 	after := func(h time.Duration) int64 { return now.Add(h).UnixMilli() }
@@ -51,7 +55,7 @@ func TestRateAndETA(t *testing.T) {
 		// 1M users at 20/s: about 14 hours, past midnight.
 		{"running until tomorrow", campaign.Report{State: campaign.StateRunning, SendRate: 20, ExpectedFinishMs: after(14*time.Hour + 30*time.Second)}, "20/s", "2026-12-05 00:00:30 UTC"},
 		{"before the first send", campaign.Report{State: campaign.StateSplitting}, "—", "—"},
-		{"scheduled", campaign.Report{State: campaign.StateScheduled, SendAt: &at}, "—", "starts 2026-12-02 23:00 UTC"},
+		{"scheduled", campaign.Report{State: campaign.StateScheduled, SendAt: &at}, "—", "starts 2026-12-02 23:00:30 UTC"},
 		{"canceled", campaign.Report{State: campaign.StateCanceled, SendRate: 5}, "5/s", "canceled"},
 	}
 	for _, tt := range tests {
@@ -60,6 +64,31 @@ func TestRateAndETA(t *testing.T) {
 		}
 		if got := eta(tt.give, now); got != tt.when {
 			t.Errorf("%s: eta = %q, want %q", tt.name, got, tt.when)
+		}
+	}
+}
+
+// TestDeadLetterTimesSayUTC: the dead-letter pages write their times in
+// UTC and say so, like every other time of the console, whatever location
+// the time carries. The list wrote them with no zone, in the time's own
+// location.
+func TestDeadLetterTimesSayUTC(t *testing.T) {
+	at := time.Date(2026, 12, 4, 10, 30, 5, 0, time.FixedZone("KST", 9*3600))
+	letter := pipeline.DeadLetter{ID: "1-0", At: at, Stream: "deliver", Name: "deliver", Fields: map[string]string{}}
+	tests := []struct {
+		name string
+		data any
+	}{
+		{"deadletters", deadLettersData{Letters: []pipeline.DeadLetter{letter}, Total: 1}},
+		{"deadletter", letter},
+	}
+	for _, tt := range tests {
+		var buf bytes.Buffer
+		if err := templates[tt.name].ExecuteTemplate(&buf, "layout", page{Title: "t", Data: tt.data}); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if want := "2026-12-04 01:30:05 UTC"; !strings.Contains(buf.String(), want) {
+			t.Errorf("%s: no %q in\n%s", tt.name, want, buf.String())
 		}
 	}
 }
