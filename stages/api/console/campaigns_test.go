@@ -529,3 +529,30 @@ func TestFormPostedTwiceIsOneCampaign(t *testing.T) {
 		})
 	}
 }
+
+// TestPreviewFollowsAnyData: the new-campaign preview keeps following the
+// form whatever the Data field holds while it is typed; JSON that is no
+// object shows as such. "null" made the preview throw (the bed fails a
+// test on any exception in the page) and stop following the fields.
+func TestPreviewFollowsAnyData(t *testing.T) {
+	tests := []struct {
+		data string
+		key  string // the preview's data key
+	}{
+		{"null", "(not a JSON object)"},
+		{"[1, 2]", "(not a JSON object)"},
+		{`"text"`, "(not a JSON object)"},
+		{"{", "(invalid JSON)"},
+		{`{"url": "https://example.com"}`, "url"},
+	}
+	b := newBed(t)
+	b.signIn()
+	for i, tt := range tests {
+		title := fmt.Sprintf("Title %d", i)
+		b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+			chromedp.SendKeys(chromedp.ID("data"), tt.data),
+			chromedp.SendKeys(chromedp.ID("title"), title))
+		b.within(30*time.Second, waitJS(fmt.Sprintf(`document.querySelector('.ios [data-preview="title"]').textContent === %q &&
+			%q in JSON.parse(document.querySelector('[data-preview="apns"]').textContent)`, title, tt.key)))
+	}
+}

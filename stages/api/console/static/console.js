@@ -54,6 +54,10 @@
     function update() {
       var title = val("title"), body = val("body"), data = {};
       try { data = val("data").trim() ? JSON.parse(val("data")) : {}; } catch (e) { data = { "(invalid JSON)": val("data") }; }
+      // null, a number, a string or an array parse but are no object of
+      // keys (the API refuses them); Object.keys(null) threw, and the
+      // preview stopped following the form.
+      if (data === null || typeof data !== "object" || Array.isArray(data)) data = { "(not a JSON object)": val("data") };
       set("app", val("app") || "app");
       set("title", title);
       set("body", body);
