@@ -155,7 +155,6 @@ func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s sess
 // createCampaign reads the form into the same campaign.Campaign that POST
 // /v1/campaigns builds, with the same checks.
 func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s session) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	f := form{ID: r.PostFormValue("id"), App: r.PostFormValue("app"), Channels: r.PostFormValue("channels"),
 		Category: r.PostFormValue("category"), Title: r.PostFormValue("title"), Body: r.PostFormValue("body"),
 		Data: r.PostFormValue("data"), TTL: r.PostFormValue("ttl_seconds"), Rate: r.PostFormValue("rate_per_second"),

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -92,6 +93,17 @@ func (c *Console) signedIn(h sessionHandler) http.Handler {
 			c.render(w, r, http.StatusUnauthorized, "error", page{Title: "Signed out", Error: "Your session ended; sign in again."})
 			return
 		}
+		if r.Method == http.MethodPost {
+			// The cap goes on before anything reads the form: reading
+			// the CSRF field parses the whole body, and Go's own cap is
+			// 10 MB (a handler's later cap came too late).
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			if err := r.ParseForm(); err != nil {
+				c.render(w, r, http.StatusRequestEntityTooLarge, "error", page{Title: "Refused", Session: s,
+					Error: fmt.Sprintf("This form could not be read (%v); the console's forms take at most %d KiB.", err, maxForm>>10)})
+				return
+			}
+		}
 		if r.Method == http.MethodPost && !validCSRF(r, s) {
 			c.render(w, r, http.StatusForbidden, "error", page{Title: "Refused", Session: s,
 				Error: "This form is missing its CSRF token or it is stale: reload the page and try again."})
@@ -100,6 +112,10 @@ func (c *Console) signedIn(h sessionHandler) http.Handler {
 		h(w, r, s)
 	})
 }
+
+// maxForm caps every console form: the new-campaign form at its largest
+// (title and body at 4096 bytes each, data) fits well under it.
+const maxForm = 64 << 10
 
 func validCSRF(r *http.Request, s session) bool {
 	got := r.Header.Get(csrfHeader)
