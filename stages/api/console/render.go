@@ -161,12 +161,18 @@ func fraction(r campaign.Report) int64 {
 	return min(1000, r.Done*1000/r.Targets)
 }
 
-// rate is the campaign's sends per second between its first and last send.
+// rate is the campaign's sends per second between its first and last send;
+// under 10/s with a decimal, so a slow campaign (a low cap, a trickle of
+// retries) never reads "0/s", as if it had stalled.
 func rate(r campaign.Report) string {
 	if r.SendRate <= 0 {
 		return "—"
 	}
-	return strconv.FormatFloat(r.SendRate, 'f', 0, 64) + "/s"
+	digits := 0
+	if r.SendRate < 10 {
+		digits = 1
+	}
+	return strconv.FormatFloat(r.SendRate, 'f', digits, 64) + "/s"
 }
 
 // eta is when a running campaign will be done at its rate, or what else it

@@ -56,7 +56,8 @@ func TestRateAndETA(t *testing.T) {
 		{"running until tomorrow", campaign.Report{State: campaign.StateRunning, SendRate: 20, ExpectedFinishMs: after(14*time.Hour + 30*time.Second)}, "20/s", "2026-12-05 00:00:30 UTC"},
 		{"before the first send", campaign.Report{State: campaign.StateSplitting}, "—", "—"},
 		{"scheduled", campaign.Report{State: campaign.StateScheduled, SendAt: &at}, "—", "starts 2026-12-02 23:00:30 UTC"},
-		{"canceled", campaign.Report{State: campaign.StateCanceled, SendRate: 5}, "5/s", "canceled"},
+		{"canceled", campaign.Report{State: campaign.StateCanceled, SendRate: 5}, "5.0/s", "canceled"},
+		{"a trickle", campaign.Report{State: campaign.StateRunning, SendRate: 0.4}, "0.4/s", "—"},
 	}
 	for _, tt := range tests {
 		if got := rate(tt.give); got != tt.rate {
