@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,12 +31,10 @@ func (c *Console) list(r *http.Request) (listData, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	before := r.URL.Query().Get("before")
-	cs, err := c.cfg.Campaigns.List(ctx, before, listLimit)
-	d := listData{Campaigns: cs, Before: before}
-	if len(cs) == listLimit {
-		d.Next = cs[len(cs)-1].Campaign.ID
-	}
-	return d, err
+	// The model's cursor, not "a full page": a full last page would
+	// offer an older page that is empty.
+	cs, next, err := c.cfg.Campaigns.List(ctx, before, listLimit)
+	return listData{Campaigns: cs, Before: before, Next: next}, err
 }
 
 func (c *Console) campaignsPage(w http.ResponseWriter, r *http.Request, s session) {
@@ -75,7 +74,7 @@ func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s session) (c
 		if errors.Is(err, campaign.ErrNotFound) {
 			status, msg = http.StatusNotFound, "There is no campaign "+id+"."
 		}
-		c.render(w, r, status, "error", page{Title: "Campaign", Nav: "campaigns", Session: s, Error: msg})
+		c.fail(w, r, status, page{Title: "Campaign", Nav: "campaigns", Session: s, Error: msg})
 		return campaignData{}, false
 	}
 	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State)}
@@ -137,26 +136,34 @@ func notice(r *http.Request) string {
 // after a refusal.
 type form struct {
 	ID, App, Channels, Category, Title, Body, Data, TTL, Rate, When, SendAt string
+	// AllowEmpty creates a campaign nobody would receive (allow_empty).
+	AllowEmpty bool
+	// Key is the form's own idempotency key, made when the form is
+	// served: the campaign's id when Id is left empty, so the same form
+	// posted twice (a double click, a browser's retry) is one campaign.
+	Key string
 }
+
+// AllowEmptyLabel is the text of the form's allow_empty box.
+func (form) AllowEmptyLabel() string { return allowEmptyLabel }
 
 func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s session) {
 	c.render(w, r, http.StatusOK, "new", page{Title: "New campaign", Nav: "new", Session: s,
-		Data: form{When: "now", TTL: "86400"}})
+		Data: form{When: "now", TTL: "86400", Key: campaign.NewID()}})
 }
 
 // createCampaign reads the form into the same campaign.Campaign that POST
 // /v1/campaigns builds, with the same checks.
 func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s session) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	f := form{ID: r.PostFormValue("id"), App: r.PostFormValue("app"), Channels: r.PostFormValue("channels"),
 		Category: r.PostFormValue("category"), Title: r.PostFormValue("title"), Body: r.PostFormValue("body"),
 		Data: r.PostFormValue("data"), TTL: r.PostFormValue("ttl_seconds"), Rate: r.PostFormValue("rate_per_second"),
 		When:   r.PostFormValue("when"),
-		SendAt: r.PostFormValue("send_at")}
+		SendAt: r.PostFormValue("send_at"), AllowEmpty: r.PostFormValue("allow_empty") == "1", Key: r.PostFormValue("key")}
 	refuse := func(msg string) {
 		c.render(w, r, http.StatusBadRequest, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f, Error: msg})
 	}
-	camp := campaign.Campaign{ID: strings.TrimSpace(f.ID), App: strings.TrimSpace(f.App), Category: strings.TrimSpace(f.Category),
+	camp := campaign.Campaign{ID: cmp.Or(strings.TrimSpace(f.ID), f.Key), App: strings.TrimSpace(f.App), Category: strings.TrimSpace(f.Category),
 		Title: f.Title, Body: f.Body}
 	for ch := range strings.SplitSeq(f.Channels, ",") {
 		if ch = strings.TrimSpace(ch); ch != "" {
@@ -192,21 +199,32 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	}
 	var sendAt time.Time
 	if f.When == "later" {
-		// datetime-local has no zone: the form says it is UTC.
-		t, err := time.ParseInLocation("2006-01-02T15:04", f.SendAt, time.UTC)
+		t, err := parseSendAt(f.SendAt)
 		if err != nil {
 			refuse("Send at: pick a date and time (UTC).")
+			return
+		}
+		// The API starts a campaign whose send_at is past at once. From a
+		// form that says "at", a past time is a slip (a local time taken
+		// for UTC, yesterday's date) that would send to everyone now.
+		if now := time.Now(); !t.After(now) {
+			refuse(fmt.Sprintf("Send at: %s is already past (it is %s now); pick a later time, or choose to send now.",
+				t.Format("2006-01-02 15:04 UTC"), now.UTC().Format("2006-01-02 15:04 UTC")))
 			return
 		}
 		sendAt = t
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	created, err := c.cfg.Campaigns.Create(ctx, camp, sendAt)
+	created, err := c.cfg.Campaigns.Create(ctx, camp, sendAt, f.AllowEmpty)
 	var verr *campaign.ValidationError
 	switch {
 	case errors.As(err, &verr):
 		refuse(err.Error())
+	case errors.Is(err, campaign.ErrConflict) && strings.TrimSpace(f.ID) == "":
+		// The form's own key: this form was sent before, with other
+		// content, and that campaign exists.
+		refuse("This form already created campaign " + camp.ID + " with other content: open that campaign, or open a new form for another campaign.")
 	case errors.Is(err, campaign.ErrConflict):
 		refuse("Campaign id " + camp.ID + " is already used for a different campaign; choose another id or leave it empty.")
 	case err != nil:
@@ -215,4 +233,14 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	default:
 		http.Redirect(w, r, "/ui/campaigns/"+created.ID+"?done=created", http.StatusSeeOther)
 	}
+}
+
+// parseSendAt reads the form's send_at: datetime-local has no zone, and the
+// form says it is UTC; a browser sends seconds when the value has them.
+func parseSendAt(v string) (time.Time, error) {
+	t, err := time.ParseInLocation("2006-01-02T15:04", v, time.UTC)
+	if err != nil {
+		t, err = time.ParseInLocation("2006-01-02T15:04:05", v, time.UTC)
+	}
+	return t, err
 }

@@ -21,17 +21,19 @@ import (
 // seam where the shared campaign model plugs in: the console never reads a
 // campaign's keys or rows itself.
 //
-// Rules: List and Messages are newest first; Get and Message of an unknown
+// Rules: List and Messages are newest first, with the next page's cursor
+// ("" after the last page); Get and Message of an unknown
 // id wrap campaign.ErrNotFound; Create follows campaign.Create (idempotent by
-// id, a *campaign.ValidationError for a request that can never succeed);
+// id, a *campaign.ValidationError for a request that can never succeed, an
+// audience of nobody included unless allowEmpty, as POST /v1/campaigns);
 // Failures is most devices first, empty when none failed.
 type Campaigns interface {
-	List(ctx context.Context, before string, limit int) ([]Summary, error)
+	List(ctx context.Context, before string, limit int) (page []Summary, next string, err error)
 	Get(ctx context.Context, id string) (Summary, error)
-	Create(ctx context.Context, c campaign.Campaign, sendAt time.Time) (campaign.Campaign, error)
+	Create(ctx context.Context, c campaign.Campaign, sendAt time.Time, allowEmpty bool) (campaign.Campaign, error)
 	Cancel(ctx context.Context, id string) error
 	Failures(ctx context.Context, id string) ([]Reason, error)
-	Messages(ctx context.Context, before string, limit int) ([]campaign.MessageSummary, error)
+	Messages(ctx context.Context, before string, limit int) (page []campaign.MessageSummary, next string, err error)
 	Message(ctx context.Context, id string) (campaign.MessageSummary, error)
 }
 
@@ -58,24 +60,24 @@ type sharedCampaigns struct {
 	keys pipeline.Keys
 }
 
-func (s sharedCampaigns) List(ctx context.Context, before string, limit int) ([]Summary, error) {
+func (s sharedCampaigns) List(ctx context.Context, before string, limit int) ([]Summary, string, error) {
 	if s.db == nil {
-		return nil, errNoDB
+		return nil, "", errNoDB
 	}
-	reps, _, err := campaign.List(ctx, s.rdb, s.db, s.keys, campaign.ListQuery{Before: before, Limit: limit})
+	reps, next, err := campaign.List(ctx, s.rdb, s.db, s.keys, campaign.ListQuery{Before: before, Limit: limit})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	out := make([]Summary, 0, len(reps))
 	for _, rep := range reps {
 		// The list's reports carry no content: the title is the row's.
 		c, err := campaign.Load(ctx, s.db, rep.ID)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		out = append(out, Summary{Campaign: c, Progress: rep})
 	}
-	return out, nil
+	return out, next, nil
 }
 
 func (s sharedCampaigns) Get(ctx context.Context, id string) (Summary, error) {
@@ -94,9 +96,9 @@ func (s sharedCampaigns) Get(ctx context.Context, id string) (Summary, error) {
 }
 
 // Create is what POST /v1/campaigns does: the payload checked as each
-// provider renders it, then stored and queued (or scheduled, for a sendAt
-// ahead).
-func (s sharedCampaigns) Create(ctx context.Context, c campaign.Campaign, sendAt time.Time) (campaign.Campaign, error) {
+// provider renders it, the audience checked (campaign.CheckAudience) unless
+// allowEmpty, then stored and queued (or scheduled, for a sendAt ahead).
+func (s sharedCampaigns) Create(ctx context.Context, c campaign.Campaign, sendAt time.Time, allowEmpty bool) (campaign.Campaign, error) {
 	if s.db == nil {
 		return c, errNoDB
 	}
@@ -106,6 +108,18 @@ func (s sharedCampaigns) Create(ctx context.Context, c campaign.Campaign, sendAt
 	}
 	if err := deliver.CheckCampaign(ctx, s.db, c); err != nil {
 		return c, err
+	}
+	if !allowEmpty {
+		// A wrong app id or "sport" for "sports" would otherwise be
+		// created, sent to nobody and reported done 0/0 as if it worked.
+		if err := campaign.CheckAudience(ctx, s.db, c); err != nil {
+			var verr *campaign.ValidationError
+			if errors.As(err, &verr) {
+				// The API's way out is a JSON member; the form's is its box.
+				return c, &campaign.ValidationError{Msg: strings.Replace(verr.Msg, `send "allow_empty": true`, `tick "`+allowEmptyLabel+`"`, 1)}
+			}
+			return c, err
+		}
 	}
 	c, _, err := campaign.Create(ctx, s.rdb, s.db, s.keys, c)
 	return c, err
@@ -140,12 +154,11 @@ func (s sharedCampaigns) Failures(ctx context.Context, id string) ([]Reason, err
 	return out, nil
 }
 
-func (s sharedCampaigns) Messages(ctx context.Context, before string, limit int) ([]campaign.MessageSummary, error) {
+func (s sharedCampaigns) Messages(ctx context.Context, before string, limit int) ([]campaign.MessageSummary, string, error) {
 	if s.db == nil {
-		return nil, errNoDB
+		return nil, "", errNoDB
 	}
-	ms, _, err := campaign.ListMessages(ctx, s.rdb, s.db, s.keys, before, limit)
-	return ms, err
+	return campaign.ListMessages(ctx, s.rdb, s.db, s.keys, before, limit)
 }
 
 // Message is a message's report (GET /v1/messages/{id}'s) and its content.
@@ -163,5 +176,8 @@ func (s sharedCampaigns) Message(ctx context.Context, id string) (campaign.Messa
 	c, err := campaign.Load(ctx, s.db, id)
 	return campaign.MessageSummary{Report: rep, App: c.App, Title: c.Title, Body: c.Body, Priority: c.Priority, CreatedAt: c.CreatedAt}, err
 }
+
+// allowEmptyLabel is the new-campaign form's box for allow_empty.
+const allowEmptyLabel = "Create it even if nobody would receive it"
 
 var errNoDB = errors.New("PostgreSQL is not configured for this API")

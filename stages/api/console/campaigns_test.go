@@ -3,9 +3,13 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -152,6 +156,7 @@ func TestTitleIsText(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("channels"), "nobody"),
 		chromedp.SendKeys(chromedp.ID("title"), evil),
 		chromedp.SendKeys(chromedp.ID("cid"), "xss"),
+		clickJS("#allow-empty"), // nobody is subscribed: the title is the test
 		clickJS("#create"),
 		waitJS(`location.pathname === "/ui/campaigns/xss"`),
 		chromedp.Navigate(b.url+"/ui/campaigns"),
@@ -199,6 +204,7 @@ func TestScheduleAndCancel(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("cid"), "c1"),
 		clickJS(`input[name="when"][value="later"]`),
 		chromedp.SetValue(chromedp.CSS(`input[name="send_at"]`), at),
+		clickJS("#allow-empty"), // no devices are seeded: only the schedule is tested
 		clickJS("#create"),
 		waitJS(`location.pathname === "/ui/campaigns/c1" && document.getElementById("state").textContent === "scheduled"`),
 	)
@@ -309,5 +315,244 @@ func TestUnknownAppRefused(t *testing.T) {
 	var n int
 	if err := b.db.QueryRow(t.Context(), `SELECT count(*) FROM campaigns`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d campaigns stored (%v), want none", n, err)
+	}
+}
+
+// TestPastSendAtRefused: "Send at" a time already past is refused, naming
+// the time and the current UTC time, and nothing is stored or queued. The
+// API starts a campaign whose send_at is past at once, and so did the
+// form: a local time taken for UTC, or yesterday's date, sent the
+// campaign to everyone on the spot.
+func TestPastSendAtRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		ago  time.Duration
+	}{
+		{"an hour ago", time.Hour},
+		{"a day ago", 24 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			b.expect("status of 400") // the refused form
+			b.signIn()
+			at := time.Now().UTC().Add(-tt.ago).Format("2006-01-02T15:04")
+			b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+				chromedp.SendKeys(chromedp.ID("app"), app),
+				chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
+				chromedp.SendKeys(chromedp.ID("title"), "Too late"),
+				chromedp.SendKeys(chromedp.ID("cid"), "past"),
+				clickJS(`input[name="when"][value="later"]`),
+				chromedp.SetValue(chromedp.CSS(`input[name="send_at"]`), at),
+				clickJS("#create"))
+			b.within(30*time.Second, waitJS(`document.querySelector(".error[role=alert]") !== null`))
+			if got := b.text(".error[role=alert]"); !strings.Contains(got, "already past") {
+				t.Errorf("the form says %q, want it to say the time is past", got)
+			}
+			var n int
+			if err := b.db.QueryRow(t.Context(), `SELECT count(*) FROM campaigns`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("%d campaigns stored (%v), want none", n, err)
+			}
+			// The form keeps what was typed, the time included.
+			if got := js[string](b, `document.querySelector('input[name="send_at"]').value`); got != at {
+				t.Errorf("send_at is %q after the refusal, want %q", got, at)
+			}
+		})
+	}
+}
+
+// TestEmptyAudienceRefused: the form refuses a campaign nobody would
+// receive (an app without devices, a channel without subscribers), naming
+// them and the box that creates it anyway, as POST /v1/campaigns refuses it
+// without "allow_empty". The form used to create it: a typo ("ch9" for
+// "ch0") was sent to nobody and reported done 0/0, as if it had worked.
+func TestEmptyAudienceRefused(t *testing.T) {
+	tests := []struct {
+		name       string
+		seed       bool // 10 users with a device each, subscribed to ch0
+		channels   string
+		allowEmpty bool
+		refusal    []string // what the refusal names; none: created
+	}{
+		{"a channel nobody subscribed to", true, "ch0, ch9", false, []string{`"ch9"`, `tick "Create it even if nobody would receive it"`}},
+		{"an app without devices", false, "ch0", false, []string{`app "` + app + `" has no registered devices`}},
+		{"created anyway when asked", true, "ch9", true, nil},
+		{"a real audience", true, "ch0", false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			if tt.seed {
+				if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.refusal != nil {
+				b.expect("status of 400") // the refused form
+			}
+			b.signIn()
+			b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+				chromedp.SendKeys(chromedp.ID("app"), app),
+				chromedp.SendKeys(chromedp.ID("channels"), tt.channels),
+				chromedp.SendKeys(chromedp.ID("title"), "Hello"),
+				chromedp.SendKeys(chromedp.ID("cid"), "aud"))
+			if tt.allowEmpty {
+				b.run(clickJS("#allow-empty"))
+			}
+			b.run(clickJS("#create"))
+			if tt.refusal == nil {
+				b.within(30*time.Second, waitJS(`location.pathname === "/ui/campaigns/aud"`))
+				return
+			}
+			b.within(30*time.Second, waitJS(`document.querySelector(".error[role=alert]") !== null`))
+			got := b.text(".error[role=alert]")
+			for _, want := range tt.refusal {
+				if !strings.Contains(got, want) {
+					t.Errorf("the form says %q, want it to name %s", got, want)
+				}
+			}
+			var n int
+			if err := b.db.QueryRow(t.Context(), `SELECT count(*) FROM campaigns`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("%d campaigns stored (%v), want none", n, err)
+			}
+		})
+	}
+}
+
+// TestListPages: the campaign list pages by the model's cursor: every
+// campaign once, newest first, and an "Older campaigns" link only when
+// there are older ones. It used to offer the link under every full page,
+// so a last page of exactly 20 led to an empty one.
+func TestListPages(t *testing.T) {
+	tests := []struct {
+		name  string
+		n     int
+		pages []int // campaigns on each page
+	}{
+		{"none", 0, []int{0}},
+		{"a full page", 20, []int{20}},
+		{"one more", 21, []int{20, 1}},
+		{"two full pages", 40, []int{20, 20}},
+	}
+	older := regexp.MustCompile(`href="(/ui/campaigns\?before=[^"]+)">Older campaigns<`)
+	card := regexp.MustCompile(`data-campaign="([^"]+)"`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			var want []string // newest first
+			for i := range tt.n {
+				id := fmt.Sprintf("c%02d", i)
+				if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: id, App: app, Channels: []string{"nobody"}, Title: id}); err != nil {
+					t.Fatal(err)
+				}
+				want = append([]string{id}, want...)
+			}
+			var got []string
+			path := "/ui/campaigns"
+			for i, size := range tt.pages {
+				status, body := b.get(path)
+				if status != http.StatusOK {
+					t.Fatalf("page %d (%s): %d", i+1, path, status)
+				}
+				ids := card.FindAllStringSubmatch(body, -1)
+				if len(ids) != size {
+					t.Errorf("page %d shows %d campaigns, want %d", i+1, len(ids), size)
+				}
+				for _, m := range ids {
+					got = append(got, m[1])
+				}
+				link := older.FindStringSubmatch(body)
+				if last := i == len(tt.pages)-1; last != (link == nil) {
+					t.Fatalf("page %d of %d: older-campaigns link %q", i+1, len(tt.pages), link)
+				}
+				if link != nil {
+					path = html.UnescapeString(link[1])
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("the pages list %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestFormPostedTwiceIsOneCampaign: the new-campaign form posted twice as
+// served (a double click on Create, a browser resending it) creates one
+// campaign, and both posts lead to it; the same form posted again with
+// other content is refused, naming the campaign it made. Without an Id,
+// each post used to get a fresh id: two campaigns, everyone notified twice.
+func TestFormPostedTwiceIsOneCampaign(t *testing.T) {
+	tests := []struct {
+		name   string
+		second func(url.Values) // how the second post differs
+		want   int              // the second post's status
+	}{
+		{"the same form twice", func(url.Values) {}, http.StatusSeeOther},
+		{"the same form with another title", func(v url.Values) { v.Set("title", "Other") }, http.StatusBadRequest},
+	}
+	field := func(body, name string) string {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(body)
+		if m == nil {
+			return ""
+		}
+		return html.UnescapeString(m[1])
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			_, page := b.get("/ui/campaigns/new")
+			form := url.Values{"csrf": {field(page, "csrf")}, "app": {app}, "channels": {"ch0"}, "title": {"Once"},
+				"ttl_seconds": {"86400"}, "when": {"now"}, "allow_empty": {"1"}}
+			if key := field(page, "key"); key != "" {
+				form.Set("key", key)
+			}
+			status, first, body := b.post("/ui/campaigns", form)
+			if status != http.StatusSeeOther {
+				t.Fatalf("first post: %d %s", status, body)
+			}
+			tt.second(form)
+			status, again, body := b.post("/ui/campaigns", form)
+			if status != tt.want {
+				t.Errorf("second post: %d, want %d", status, tt.want)
+			}
+			if status == http.StatusSeeOther && again != first {
+				t.Errorf("the second post leads to %s, the first to %s", again, first)
+			}
+			id := strings.TrimSuffix(strings.TrimPrefix(first, "/ui/campaigns/"), "?done=created")
+			if status == http.StatusBadRequest && !strings.Contains(body, "already created campaign "+id) {
+				t.Errorf("the refusal does not name campaign %s:\n%s", id, body)
+			}
+			var n int
+			if err := b.db.QueryRow(t.Context(), `SELECT count(*) FROM campaigns`).Scan(&n); err != nil || n != 1 {
+				t.Errorf("%d campaigns stored (%v), want 1", n, err)
+			}
+		})
+	}
+}
+
+// TestPreviewFollowsAnyData: the new-campaign preview keeps following the
+// form whatever the Data field holds while it is typed; JSON that is no
+// object shows as such. "null" made the preview throw (the bed fails a
+// test on any exception in the page) and stop following the fields.
+func TestPreviewFollowsAnyData(t *testing.T) {
+	tests := []struct {
+		data string
+		key  string // the preview's data key
+	}{
+		{"null", "(not a JSON object)"},
+		{"[1, 2]", "(not a JSON object)"},
+		{`"text"`, "(not a JSON object)"},
+		{"{", "(invalid JSON)"},
+		{`{"url": "https://example.com"}`, "url"},
+	}
+	b := newBed(t)
+	b.signIn()
+	for i, tt := range tests {
+		title := fmt.Sprintf("Title %d", i)
+		b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+			chromedp.SendKeys(chromedp.ID("data"), tt.data),
+			chromedp.SendKeys(chromedp.ID("title"), title))
+		b.within(30*time.Second, waitJS(fmt.Sprintf(`document.querySelector('.ios [data-preview="title"]').textContent === %q &&
+			%q in JSON.parse(document.querySelector('[data-preview="apns"]').textContent)`, title, tt.key)))
 	}
 }

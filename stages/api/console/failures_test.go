@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"testing"
@@ -112,5 +113,55 @@ func TestFailuresAtProvider(t *testing.T) {
 	}
 	if !slices.IsSortedFunc(rows, func(a, b []string) int { return cmp.Compare(shown[b[0]], shown[a[0]]) }) {
 		t.Errorf("reasons not most first: %q", rows)
+	}
+}
+
+// TestChartFromZero: the sends/s chart's scale starts at zero, whatever the
+// rates it shows. uPlot's own range hugs the data: a steady rate wavering
+// by a few percent filled the chart from bottom to top, a stall and a
+// surge to the eye. The samples are the page's own (the #sample element
+// each refresh carries), fed at a clock the test sets, with the page's
+// polling stopped, so the rates are exact.
+func TestChartFromZero(t *testing.T) {
+	tests := []struct {
+		name string
+		sent []int // the sent count at each of the 1 s apart samples
+		max  float64
+	}{
+		{"steady", []int{0, 100, 205, 300, 402}, 115.5},
+		{"idle", []int{0, 0, 0}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "c1", App: app, Channels: []string{"nobody"}, Title: "Chart"}); err != nil {
+				t.Fatal(err)
+			}
+			b.signIn()
+			sent, _ := json.Marshal(tt.sent)
+			b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"),
+				waitJS(`document.getElementById("chart").uplot !== undefined && document.getElementById("sample") !== null`))
+			// htmx stops polling a region that left the page; the
+			// samples are then the test's alone.
+			got := js[[]float64](b, `(() => {
+				document.getElementById("live").remove();
+				const s = document.createElement("div");
+				s.id = "sample";
+				document.body.append(s);
+				let t = 1e9;
+				Date.now = () => t;
+				for (const n of `+string(sent)+`) {
+					t += 1000;
+					s.dataset.sent = n;
+					document.body.dispatchEvent(new Event("htmx:afterSettle"));
+				}
+				// uPlot sets its scales at its next frame.
+				const u = document.getElementById("chart").uplot;
+				return new Promise(r => requestAnimationFrame(() => r([u.data[1].length, u.scales.y.min, u.scales.y.max])));
+			})()`)
+			if got[0] != float64(len(tt.sent)-1) || got[1] != 0 || math.Abs(got[2]-tt.max) > 1e-9 {
+				t.Errorf("%d points, y from %v to %v; want %d points, y from 0 to %v", int(got[0]), got[1], got[2], len(tt.sent)-1, tt.max)
+			}
+		})
 	}
 }

@@ -3,8 +3,11 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,6 +51,10 @@ type bed struct {
 	dbURL string
 	tab   context.Context
 	rec   *recorder
+	// session is the cookie of b.get's own sign-in (no browser), once
+	// made; location the last answer's Location.
+	session  *http.Cookie
+	location string
 }
 
 // recorder keeps what a tab did that a test must see: every request it
@@ -291,3 +298,55 @@ func (b *bed) cookies() []*network.Cookie {
 func clickJS(sel string) chromedp.Action[chromedp.Void] {
 	return waitJS(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; setTimeout(() => e.click(), 0); return true })()`, sel))
 }
+
+// get is a console page as a signed-in browser fetches it, without the
+// browser: its status and its body.
+func (b *bed) get(path string) (int, string) {
+	b.t.Helper()
+	req, _ := http.NewRequestWithContext(b.t.Context(), http.MethodGet, b.url+path, nil)
+	return b.do(req)
+}
+
+// post is a console form posted by a signed-in browser: its status, its
+// redirect's Location and its body.
+func (b *bed) post(path string, form url.Values) (int, string, string) {
+	b.t.Helper()
+	req, _ := http.NewRequestWithContext(b.t.Context(), http.MethodPost, b.url+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	status, body := b.do(req)
+	return status, b.location, body
+}
+
+// do sends req with b.get's own session (signing in once, without the
+// browser) and does not follow redirects.
+func (b *bed) do(req *http.Request) (int, string) {
+	b.t.Helper()
+	if b.session == nil {
+		resp, err := noRedirect.PostForm(b.url+"/ui/signin", url.Values{"token": {adminToken}})
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		resp.Body.Close()
+		for _, c := range resp.Cookies() {
+			b.session = c
+		}
+		if b.session == nil {
+			b.t.Fatalf("sign-in: %d, no cookie", resp.StatusCode)
+		}
+	}
+	req.AddCookie(b.session)
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b.location = resp.Header.Get("Location")
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// noRedirect shows the console's redirects rather than following them.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

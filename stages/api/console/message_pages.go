@@ -18,12 +18,8 @@ func (c *Console) messages(r *http.Request) (messagesData, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	before := r.URL.Query().Get("before")
-	ms, err := c.cfg.Campaigns.Messages(ctx, before, listLimit)
-	d := messagesData{Messages: ms, Before: before}
-	if len(ms) == listLimit {
-		d.Next = ms[len(ms)-1].Report.ID
-	}
-	return d, err
+	ms, next, err := c.cfg.Campaigns.Messages(ctx, before, listLimit) // a full last page has no next
+	return messagesData{Messages: ms, Before: before, Next: next}, err
 }
 
 func (c *Console) messagesPage(w http.ResponseWriter, r *http.Request, s session) {
@@ -56,7 +52,7 @@ func (c *Console) message(w http.ResponseWriter, r *http.Request, s session) (ca
 		if errors.Is(err, campaign.ErrNotFound) {
 			status, msg = http.StatusNotFound, "There is no direct message "+id+"."
 		}
-		c.render(w, r, status, "error", page{Title: "Direct message", Nav: "messages", Session: s, Error: msg})
+		c.fail(w, r, status, page{Title: "Direct message", Nav: "messages", Session: s, Error: msg})
 		return m, false
 	}
 	return m, true

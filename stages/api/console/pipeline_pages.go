@@ -132,7 +132,7 @@ func (c *Console) letter(w http.ResponseWriter, r *http.Request, s session) (pip
 		if errors.Is(err, pipeline.ErrNoDeadLetter) {
 			status, msg = http.StatusNotFound, "There is no dead letter "+id+" (retried or dropped already?)."
 		}
-		c.render(w, r, status, "error", page{Title: "Dead letter", Nav: "deadletters", Session: s, Error: msg})
+		c.fail(w, r, status, page{Title: "Dead letter", Nav: "deadletters", Session: s, Error: msg})
 		return d, false
 	}
 	return d, true

@@ -72,6 +72,20 @@ func (c *Console) render(w http.ResponseWriter, _ *http.Request, status int, nam
 	c.write(w, status, name, "layout", p)
 }
 
+// fail answers a request that could not be served with p.Error: a whole
+// error page, or, to a live region's poll (htmx), the error alone, which
+// htmx swaps in place of the region's figures (layout.html's
+// responseHandling). A whole page swapped into a region would nest a
+// document in it; an error htmx did not swap would leave the last figures
+// standing as if they were current.
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, p page) {
+	if r.Header.Get("HX-Request") == "true" {
+		c.write(w, status, "error", "alert", p)
+		return
+	}
+	c.render(w, r, status, "error", p)
+}
+
 // fragment writes one named block of a page: what a live region polls.
 func (c *Console) fragment(w http.ResponseWriter, name, block string, p page) {
 	c.write(w, http.StatusOK, name, block, p)
@@ -92,12 +106,13 @@ func (c *Console) write(w http.ResponseWriter, status int, name, block string, p
 var funcs = template.FuncMap{
 	"num":      num,
 	"ms":       msTime,
+	"utc":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"ago":      ago,
 	"since":    func(t time.Time) string { return ago(t.UnixMilli()) },
 	"dur":      func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"fraction": fraction,
 	"rate":     rate,
-	"eta":      eta,
+	"eta":      func(r campaign.Report) string { return eta(r, time.Now()) },
 }
 
 // num writes 1234567 as 1,234,567.
@@ -146,24 +161,38 @@ func fraction(r campaign.Report) int64 {
 	return min(1000, r.Done*1000/r.Targets)
 }
 
-// rate is the campaign's sends per second between its first and last send.
+// rate is the campaign's sends per second between its first and last send;
+// under 10/s with a decimal, so a slow campaign (a low cap, a trickle of
+// retries) never reads "0/s", as if it had stalled.
 func rate(r campaign.Report) string {
 	if r.SendRate <= 0 {
 		return "—"
 	}
-	return strconv.FormatFloat(r.SendRate, 'f', 0, 64) + "/s"
+	digits := 0
+	if r.SendRate < 10 {
+		digits = 1
+	}
+	return strconv.FormatFloat(r.SendRate, 'f', digits, 64) + "/s"
 }
 
 // eta is when a running campaign will be done at its rate, or what else it
-// is waiting for.
-func eta(r campaign.Report) string {
+// is waiting for. A finish on another (UTC) day than now carries its date:
+// a rate-capped million-user campaign runs for hours, and a bare "03:12"
+// reads as tonight when it is tomorrow night.
+func eta(r campaign.Report, now time.Time) string {
 	switch {
 	case r.State == campaign.StateScheduled && r.SendAt != nil:
-		return "starts " + r.SendAt.UTC().Format("2006-01-02 15:04 UTC")
+		// To the second: the API takes any RFC 3339 time, and a start
+		// shown at 23:00 that comes at 23:00:30 looks late.
+		return "starts " + r.SendAt.UTC().Format("2006-01-02 15:04:05 UTC")
 	case campaign.Final(r.State):
 		return r.State
 	case r.ExpectedFinishMs == 0:
 		return "—"
 	}
-	return time.UnixMilli(r.ExpectedFinishMs).UTC().Format("15:04:05 UTC")
+	at, now := time.UnixMilli(r.ExpectedFinishMs).UTC(), now.UTC()
+	if y, m, d := at.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return at.Format("15:04:05 UTC")
+	}
+	return at.Format("2006-01-02 15:04:05 UTC")
 }

@@ -1,8 +1,12 @@
 package console
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
@@ -38,23 +42,54 @@ func TestFraction(t *testing.T) {
 }
 
 func TestRateAndETA(t *testing.T) {
-	at := time.Date(2026, 12, 2, 23, 0, 0, 0, time.UTC)
+	at := time.Date(2026, 12, 2, 23, 0, 30, 0, time.UTC)
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	// A finish in ms, hours after now.
+	after := func(h time.Duration) int64 { return now.Add(h).UnixMilli() }
 	tests := []struct {
 		name       string
 		give       campaign.Report
 		rate, when string
 	}{
-		{"running", campaign.Report{State: campaign.StateRunning, SendRate: 99.6, ExpectedFinishMs: 1_030_000}, "100/s", "00:17:10 UTC"},
+		{"running", campaign.Report{State: campaign.StateRunning, SendRate: 99.6, ExpectedFinishMs: after(17*time.Minute + 10*time.Second)}, "100/s", "10:17:10 UTC"},
+		// 1M users at 20/s: about 14 hours, past midnight.
+		{"running until tomorrow", campaign.Report{State: campaign.StateRunning, SendRate: 20, ExpectedFinishMs: after(14*time.Hour + 30*time.Second)}, "20/s", "2026-12-05 00:00:30 UTC"},
 		{"before the first send", campaign.Report{State: campaign.StateSplitting}, "—", "—"},
-		{"scheduled", campaign.Report{State: campaign.StateScheduled, SendAt: &at}, "—", "starts 2026-12-02 23:00 UTC"},
-		{"canceled", campaign.Report{State: campaign.StateCanceled, SendRate: 5}, "5/s", "canceled"},
+		{"scheduled", campaign.Report{State: campaign.StateScheduled, SendAt: &at}, "—", "starts 2026-12-02 23:00:30 UTC"},
+		{"canceled", campaign.Report{State: campaign.StateCanceled, SendRate: 5}, "5.0/s", "canceled"},
+		{"a trickle", campaign.Report{State: campaign.StateRunning, SendRate: 0.4}, "0.4/s", "—"},
 	}
 	for _, tt := range tests {
 		if got := rate(tt.give); got != tt.rate {
 			t.Errorf("%s: rate = %q, want %q", tt.name, got, tt.rate)
 		}
-		if got := eta(tt.give); got != tt.when {
+		if got := eta(tt.give, now); got != tt.when {
 			t.Errorf("%s: eta = %q, want %q", tt.name, got, tt.when)
+		}
+	}
+}
+
+// TestDeadLetterTimesSayUTC: the dead-letter pages write their times in
+// UTC and say so, like every other time of the console, whatever location
+// the time carries. The list wrote them with no zone, in the time's own
+// location.
+func TestDeadLetterTimesSayUTC(t *testing.T) {
+	at := time.Date(2026, 12, 4, 10, 30, 5, 0, time.FixedZone("KST", 9*3600))
+	letter := pipeline.DeadLetter{ID: "1-0", At: at, Stream: "deliver", Name: "deliver", Fields: map[string]string{}}
+	tests := []struct {
+		name string
+		data any
+	}{
+		{"deadletters", deadLettersData{Letters: []pipeline.DeadLetter{letter}, Total: 1}},
+		{"deadletter", letter},
+	}
+	for _, tt := range tests {
+		var buf bytes.Buffer
+		if err := templates[tt.name].ExecuteTemplate(&buf, "layout", page{Title: "t", Data: tt.data}); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if want := "2026-12-04 01:30:05 UTC"; !strings.Contains(buf.String(), want) {
+			t.Errorf("%s: no %q in\n%s", tt.name, want, buf.String())
 		}
 	}
 }

@@ -1,12 +1,16 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/redis/rueidis"
 )
@@ -70,23 +74,35 @@ func (c *Console) signedIn(h sessionHandler) http.Handler {
 		switch {
 		case err != nil:
 			c.cfg.Log.Warn().Err(err).Msg("console: session lookup failed")
-			c.render(w, r, http.StatusServiceUnavailable, "error", page{Title: "Unavailable",
+			c.fail(w, r, http.StatusServiceUnavailable, page{Title: "Unavailable",
 				Error: "Redis did not answer; reload in a moment."})
 			return
 		case !ok && r.Header.Get("HX-Request") == "true":
 			// A live fragment whose session ended: htmx takes the whole
 			// page to the sign-in form (not just the fragment). 204, not
 			// 401: htmx reads the header first whatever the status, and
-			// the browser would log a 401 as an error every time.
-			w.Header().Set("HX-Redirect", "/ui/signin")
+			// the browser would log a 401 as an error every time. The
+			// page it was on is where the sign-in leads back.
+			w.Header().Set("HX-Redirect", signInURL(r.Header.Get("HX-Current-URL")))
 			w.WriteHeader(http.StatusNoContent)
 			return
 		case !ok && r.Method == http.MethodGet:
-			http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)
+			http.Redirect(w, r, signInURL(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		case !ok:
 			c.render(w, r, http.StatusUnauthorized, "error", page{Title: "Signed out", Error: "Your session ended; sign in again."})
 			return
+		}
+		if r.Method == http.MethodPost {
+			// The cap goes on before anything reads the form: reading
+			// the CSRF field parses the whole body, and Go's own cap is
+			// 10 MB (a handler's later cap came too late).
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			if err := r.ParseForm(); err != nil {
+				c.render(w, r, http.StatusRequestEntityTooLarge, "error", page{Title: "Refused", Session: s,
+					Error: fmt.Sprintf("This form could not be read (%v); the console's forms take at most %d KiB.", err, maxForm>>10)})
+				return
+			}
 		}
 		if r.Method == http.MethodPost && !validCSRF(r, s) {
 			c.render(w, r, http.StatusForbidden, "error", page{Title: "Refused", Session: s,
@@ -97,6 +113,10 @@ func (c *Console) signedIn(h sessionHandler) http.Handler {
 	})
 }
 
+// maxForm caps every console form: the new-campaign form at its largest
+// (title and body at 4096 bytes each, data) fits well under it.
+const maxForm = 64 << 10
+
 func validCSRF(r *http.Request, s session) bool {
 	got := r.Header.Get(csrfHeader)
 	if got == "" {
@@ -105,8 +125,45 @@ func validCSRF(r *http.Request, s session) bool {
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.csrf)) == 1
 }
 
+// home is where a sign-in leads when it has no page to go back to.
+const home = "/ui/campaigns"
+
+// signInURL is the sign-in form, leading back to the console page at
+// target (a URL or a path) once signed in; the form alone for anything else.
+func signInURL(target string) string {
+	next := safeNext(target)
+	if next == "" || next == home {
+		return "/ui/signin"
+	}
+	return "/ui/signin?" + url.Values{"next": {next}}.Encode()
+}
+
+// safeNext is target's path and query when it is a console page of this
+// origin to go back to after signing in, else "": a sign-in must never lead
+// to another site (an open redirect), whatever a link put in ?next=.
+func safeNext(target string) string {
+	u, err := url.Parse(target)
+	if err != nil || target == "" || strings.ContainsAny(target, "\\\x00") {
+		return ""
+	}
+	// A full URL only from htmx's HX-Current-URL: its path is kept, and
+	// a path alone must be one (no scheme, no host, not "//host").
+	if u.Scheme != "" || u.Host != "" {
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return ""
+		}
+		u = &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
+	} else if u.Opaque != "" || strings.HasPrefix(target, "//") {
+		return ""
+	}
+	if !strings.HasPrefix(u.Path, "/ui/") || strings.HasPrefix(u.Path, "/ui/signin") || strings.Contains(u.Path, "//") {
+		return ""
+	}
+	return u.RequestURI()
+}
+
 func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "signin", page{Title: "Sign in"})
+	c.render(w, r, http.StatusOK, "signin", page{Title: "Sign in", Data: safeNext(r.URL.Query().Get("next"))})
 }
 
 // signIn exchanges the operator token for a session cookie. An app key, a
@@ -114,8 +171,9 @@ func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	tok := r.PostFormValue("token")
+	next := safeNext(r.PostFormValue("next"))
 	if tok == "" || !c.cfg.Operator(tok) {
-		c.render(w, r, http.StatusUnauthorized, "signin", page{Title: "Sign in",
+		c.render(w, r, http.StatusUnauthorized, "signin", page{Title: "Sign in", Data: next,
 			Error: "That is not the operator token. App keys cannot sign in; use PUSHPIPE_ADMIN_TOKEN."})
 		return
 	}
@@ -126,14 +184,16 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		Px(c.cfg.SessionTTL).Build()).Error()
 	if err != nil {
 		c.cfg.Log.Warn().Err(err).Msg("console: session not stored")
-		c.render(w, r, http.StatusServiceUnavailable, "signin", page{Title: "Sign in", Error: "Redis did not answer; try again in a moment."})
+		c.render(w, r, http.StatusServiceUnavailable, "signin", page{Title: "Sign in", Data: next, Error: "Redis did not answer; try again in a moment."})
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: cookieName, Value: id, Path: "/ui/", MaxAge: int(c.cfg.SessionTTL.Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
-	http.Redirect(w, r, "/ui/campaigns", http.StatusSeeOther)
+	// Back to the page whose session ended (a campaign being watched),
+	// not to the list.
+	http.Redirect(w, r, cmp.Or(next, home), http.StatusSeeOther)
 }
 
 // signOut ends the session everywhere (its Redis key) and clears the cookie.

@@ -1,14 +1,20 @@
 package console_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // TestSignIn: a wrong token and an app key are refused with the same
@@ -134,4 +140,91 @@ func TestPhoneWidth(t *testing.T) {
 		chromedp.KeyEvent("\t"), chromedp.KeyEvent("\t"), chromedp.KeyEvent("\t"),
 		waitJS(`document.activeElement.getAttribute("href") === "/ui/campaigns/new"`),
 		chromedp.KeyEvent("\r"), waitJS(`location.pathname === "/ui/campaigns/new"`))
+}
+
+// TestExpiredSessionLeadsBack: a session that ends under an open campaign
+// page takes the page to the sign-in form, and signing in leads back to
+// that campaign. It used to lead to the campaign list: mid-launch the
+// operator had to find the campaign again.
+func TestExpiredSessionLeadsBack(t *testing.T) {
+	b := newBed(t)
+	if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "watched", App: app, Channels: []string{"nobody"}, Title: "Watched"}); err != nil {
+		t.Fatal(err)
+	}
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/watched"), waitJS(`document.getElementById("state") !== null`))
+	// The session ends (its time is up, or it was signed out elsewhere):
+	// its key leaves Redis.
+	h := sha256.Sum256([]byte(b.cookies()[0].Value))
+	if err := b.rdb.Do(t.Context(), b.rdb.B().Del().Key(b.keys.ConsoleSession(hex.EncodeToString(h[:]))).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	b.within(30*time.Second,
+		waitJS(`location.pathname === "/ui/signin" && document.readyState === "complete" && document.getElementById("token") !== null`),
+		chromedp.SendKeys(chromedp.ID("token"), adminToken+"\r"),
+		waitJS(`location.pathname === "/ui/campaigns/watched" && document.getElementById("state") !== null`))
+}
+
+// TestSignInLeadsOnlyToConsolePages: where a sign-in leads is the
+// console's own page from ?next=, and the campaign list for anything else:
+// a crafted link can never make the sign-in send the operator to another
+// site.
+func TestSignInLeadsOnlyToConsolePages(t *testing.T) {
+	b := newBed(t)
+	tests := []struct {
+		next, want string
+	}{
+		{"/ui/campaigns/c1", "/ui/campaigns/c1"},
+		{"/ui/deadletters?stream=deliver", "/ui/deadletters?stream=deliver"},
+		{"", "/ui/campaigns"},
+		{"//evil.example/ui/", "/ui/campaigns"},
+		{"https://evil.example/ui/campaigns", "/ui/campaigns"},
+		{`/\evil.example/ui/`, "/ui/campaigns"},
+		{"/ui//evil.example", "/ui/campaigns"},
+		{"/v1/campaigns", "/ui/campaigns"},
+		{"javascript:alert(1)", "/ui/campaigns"},
+		{"/ui/signin", "/ui/campaigns"},
+	}
+	for _, tt := range tests {
+		resp, err := noRedirect.PostForm(b.url+"/ui/signin", url.Values{"token": {adminToken}, "next": {tt.next}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != tt.want {
+			t.Errorf("next %q: %d to %q, want 303 to %q", tt.next, resp.StatusCode, got, tt.want)
+		}
+	}
+}
+
+// TestFormBodyCapped: every console POST refuses a body over the forms'
+// cap (413) before doing anything, whatever the handler. The new-campaign
+// form's cap was set after the session check had read the whole body for
+// its CSRF field (Go's own limit: 10 MB), so it capped nothing.
+func TestFormBodyCapped(t *testing.T) {
+	tests := []struct {
+		name string
+		pad  int // bytes of padding beside the form's fields
+		want int
+	}{
+		{"a form", 0, http.StatusSeeOther},
+		{"a megabyte", 1 << 20, http.StatusRequestEntityTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			_, page := b.get("/ui/pipeline")
+			m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+			if m == nil {
+				t.Fatalf("no CSRF field in\n%s", page)
+			}
+			form := url.Values{"csrf": {m[1]}}
+			if tt.pad > 0 {
+				form.Set("pad", strings.Repeat("x", tt.pad))
+			}
+			if status, _, _ := b.post("/ui/signout", form); status != tt.want {
+				t.Errorf("sign-out with %d bytes of padding: %d, want %d", tt.pad, status, tt.want)
+			}
+		})
+	}
 }

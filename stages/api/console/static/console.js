@@ -16,8 +16,13 @@
       height: 220,
       series: [{}, { label: "sends/s", stroke: "#0b57d0", fill: "rgba(11,87,208,0.12)" }],
       axes: [{}, { size: 60 }],
+      // From zero: uPlot's own range hugs the data, so a steady 20/s that
+      // wavers between 19 and 21 filled the chart from bottom to top, a
+      // stall and a surge to the eye.
+      scales: { y: { range: function (u, lo, hi) { return [0, hi > 0 ? hi * 1.1 : 1]; } } },
       legend: { show: true }
     }, [xs, ys], el);
+    el.uplot = plot; // the browser tests read its scales
     function sample() {
       var s = document.getElementById("sample");
       if (!s) return;
@@ -49,6 +54,10 @@
     function update() {
       var title = val("title"), body = val("body"), data = {};
       try { data = val("data").trim() ? JSON.parse(val("data")) : {}; } catch (e) { data = { "(invalid JSON)": val("data") }; }
+      // null, a number, a string or an array parse but are no object of
+      // keys (the API refuses them); Object.keys(null) threw, and the
+      // preview stopped following the form.
+      if (data === null || typeof data !== "object" || Array.isArray(data)) data = { "(not a JSON object)": val("data") };
       set("app", val("app") || "app");
       set("title", title);
       set("body", body);
