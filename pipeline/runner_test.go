@@ -258,9 +258,9 @@ func TestPanickingEntryGoesToDLQ(t *testing.T) {
 	}
 	h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
 		for _, e := range b.Entries {
-			var m map[string]int
 			if e.Fields["n"] == "poison" {
-				m["poison"]++ // the bug: a nil map
+				var limits []int
+				_ = limits[len(e.Fields)] // the bug: an index out of range
 			}
 			b.Emit(keys.Stream("dst", b.Partition), "n", e.Fields["n"])
 		}
