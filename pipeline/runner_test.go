@@ -112,20 +112,8 @@ func TestPoisonEntryGoesToDLQ(t *testing.T) {
 		}
 		return nil
 	})
-	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "src", Stream: "src", ClaimIdle: 200 * time.Millisecond,
-		MaxDeliveries: 3, Block: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- r.Run(ctx) }()
-	var dlq []rueidis.XRangeEntry
-	pipelinetest.Eventually(t, 20*time.Second, "a dead letter", func() bool {
-		dlq, _ = c.Do(ctx, c.B().Xrange().Key(keys.DLQ()).Start("-").End("+").Build()).AsXRange()
-		return len(dlq) > 0
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	dlq := runUntilDeadLetter(t, c, keys, pipeline.Options{Stage: "src", Stream: "src", ClaimIdle: 200 * time.Millisecond,
+		MaxDeliveries: 3, Block: 100 * time.Millisecond}, h)
 	seen := collect(t, c, keys, "dst")
 	for n := range 1000 {
 		if seen[strconv.Itoa(n)] != 2 {
@@ -266,20 +254,8 @@ func TestPanickingEntryGoesToDLQ(t *testing.T) {
 		}
 		return nil
 	})
-	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "src", Stream: "src", Partitions: []int{0}, BatchSize: 10,
-		ClaimIdle: 300 * time.Millisecond, MaxDeliveries: 2, Block: 50 * time.Millisecond}, h, zerolog.Nop(), nil)
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- r.Run(rctx) }()
-	var dlq []rueidis.XRangeEntry
-	pipelinetest.Eventually(t, 20*time.Second, "the poison entry dead-lettered", func() bool {
-		dlq, _ = c.Do(ctx, c.B().Xrange().Key(keys.DLQ()).Start("-").End("+").Build()).AsXRange()
-		return len(dlq) > 0
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	dlq := runUntilDeadLetter(t, c, keys, pipeline.Options{Stage: "src", Stream: "src", Partitions: []int{0}, BatchSize: 10,
+		ClaimIdle: 300 * time.Millisecond, MaxDeliveries: 2, Block: 50 * time.Millisecond}, h)
 	seen := collect(t, c, keys, "dst")
 	if seen["poison"] != 0 {
 		t.Fatalf("the poison entry passed %d times", seen["poison"])
@@ -297,4 +273,24 @@ func TestPanickingEntryGoesToDLQ(t *testing.T) {
 	if groups[0][0].Pending != 0 {
 		t.Fatalf("%d entries still pending", groups[0][0].Pending)
 	}
+}
+
+// runUntilDeadLetter runs h under a runner of opts until the DLQ holds an
+// entry, stops it, and returns the dead letters.
+func runUntilDeadLetter(t *testing.T, c rueidis.Client, keys pipeline.Keys, opts pipeline.Options, h pipeline.Handler) []rueidis.XRangeEntry {
+	t.Helper()
+	r := pipeline.NewRunner(c, keys, opts, h, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	var dlq []rueidis.XRangeEntry
+	pipelinetest.Eventually(t, 20*time.Second, "a dead letter", func() bool {
+		dlq, _ = c.Do(ctx, c.B().Xrange().Key(keys.DLQ()).Start("-").End("+").Build()).AsXRange()
+		return len(dlq) > 0
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return dlq
 }
