@@ -32,7 +32,7 @@ func TestResultRecordTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev := pipeline.ResultEvent{ID: pipeline.ResultID("c1", "", 9_000_001), Campaign: "c1", App: "a", UserID: 7_000_001,
+			ev := pipeline.ResultEvent{ID: pipeline.ResultID("c1", "", 9_000_001, pipeline.OutcomeSent), Campaign: "c1", App: "a", UserID: 7_000_001,
 				Platform: "android", Token: tt.token, Outcome: pipeline.OutcomeSent, AtMs: 1}
 			f := fieldMap(pipeline.ResultFields(ev))
 			got, err := pipeline.ParseResults(f)
@@ -55,8 +55,9 @@ func TestResultRecordTokens(t *testing.T) {
 func TestResultRecordIDs(t *testing.T) {
 	var evs []pipeline.ResultEvent
 	for i, d := range []int64{1 << 40, 1<<40 + 3, 17, 0, 1 << 62, -5} {
-		evs = append(evs, pipeline.ResultEvent{ID: pipeline.ResultID("", "m", d), Message: "m", App: "a", UserID: d / 2,
-			Platform: []string{"ios", "android", "web"}[i%3], Token: "", Outcome: []string{"sent", "failed", "invalid"}[i%3],
+		outcome := []string{"sent", "failed", "invalid"}[i%3]
+		evs = append(evs, pipeline.ResultEvent{ID: pipeline.ResultID("", "m", d, outcome), Message: "m", App: "a", UserID: d / 2,
+			Platform: []string{"ios", "android", "web"}[i%3], Token: "", Outcome: outcome,
 			Reason: strings.Repeat("r", i), AtMs: 3})
 	}
 	got, err := pipeline.ParseResults(fieldMap(pipeline.ResultFields(evs...)))
@@ -102,7 +103,7 @@ func FuzzResultRecords(f *testing.F) {
 			t.Fatalf("%d events, want 2", len(got))
 		}
 		for i, e := range got {
-			if e.ID != pipeline.ResultID("c", "", device+int64(i)) || e.UserID != user-int64(i) || e.Platform != platform ||
+			if e.ID != pipeline.ResultID("c", "", device+int64(i), outcome) || e.UserID != user-int64(i) || e.Platform != platform ||
 				e.Outcome != outcome || e.Token != token || e.Reason != reason {
 				t.Fatalf("event %d: %+v, want device %d user %d %q %q %q %q", i, e, device+int64(i), user-int64(i), platform, outcome, token, reason)
 			}

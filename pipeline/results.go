@@ -32,8 +32,9 @@ const (
 // readers drop them: an event is read exactly when its outcome became
 // durable.
 type ResultEvent struct {
-	// ID is unique per (campaign or message, device) and the same on every
-	// write of that outcome (ResultID), so receivers dedupe by it.
+	// ID is unique per (campaign or message, device, terminal outcome) and
+	// the same on every write of that outcome (ResultID), so receivers
+	// dedupe by it.
 	ID       string `json:"id"`
 	Campaign string `json:"campaign,omitempty"`
 	Message  string `json:"message,omitempty"`
@@ -49,8 +50,26 @@ type ResultEvent struct {
 // ResultID is the id of the result event of a device of a campaign (or,
 // with message set, of a direct message): derived from what it is about,
 // never from time, so a repeat after a crash carries the same id.
-func ResultID(campaign, message string, device int64) string {
-	return ResultIDPrefix(campaign, message) + strconv.FormatInt(device, 10)
+//
+// A failed event's id ends in ":failed": a failure is the one outcome a
+// later send can follow (`pushpipe dlq retry` re-sends the devices whose
+// retries ran out), and a receiver deduping by id would drop that "sent" if
+// it had the failure's id. Sent and invalid are final and exclude each
+// other, so they share the plain id (the id of every event before failures
+// had their own).
+func ResultID(campaign, message string, device int64, outcome string) string {
+	return ResultIDPrefix(campaign, message) + strconv.FormatInt(device, 10) + resultIDSuffix(outcome)
+}
+
+// failedIDSuffix ends the id of a failed event (ResultID).
+const failedIDSuffix = ":" + OutcomeFailed
+
+// resultIDSuffix is what follows the device id in an event's id.
+func resultIDSuffix(outcome string) string {
+	if outcome == OutcomeFailed {
+		return failedIDSuffix
+	}
+	return ""
 }
 
 // ResultIDPrefix is ResultID less the device id.
@@ -74,7 +93,8 @@ func ResultHeader(campaign, message, app string, atMs int64) []string {
 
 // ResultFields is a results entry of evs, for writers other than deliver's
 // script (tests, tools): the header is the first event's (evs are of one
-// campaign or message, app and time); event ids are derived (ResultID).
+// campaign or message, app and time); event ids are derived (ResultID), the
+// device read from the end of each evs' ID.
 func ResultFields(evs ...ResultEvent) []string {
 	if len(evs) == 0 {
 		return nil
@@ -86,9 +106,11 @@ func ResultFields(evs ...ResultEvent) []string {
 	return append(ResultHeader(evs[0].Campaign, evs[0].Message, evs[0].App, evs[0].AtMs), FieldEvents, string(r.Bytes()))
 }
 
-// device is the device id at the end of the event's ID, 0 if none.
+// device is the device id at the end of the event's ID (ResultID), 0 if
+// none.
 func (e ResultEvent) device() int64 {
-	n, _ := strconv.ParseInt(e.ID[strings.LastIndexByte(e.ID, ':')+1:], 10, 64)
+	id := strings.TrimSuffix(e.ID, failedIDSuffix)
+	n, _ := strconv.ParseInt(id[strings.LastIndexByte(id, ':')+1:], 10, 64)
 	return n
 }
 
@@ -218,7 +240,7 @@ func parseRecords(head ResultEvent, records string, skip map[int64]bool) ([]Resu
 			continue
 		}
 		e := head
-		e.ID = prefix + strconv.FormatInt(device, 10)
+		e.ID = prefix + strconv.FormatInt(device, 10) + resultIDSuffix(outcome)
 		e.UserID, e.Platform, e.Outcome, e.Reason = user, platform, outcome, reason
 		if err := e.Validate(); err != nil {
 			return nil, fmt.Errorf("results entry: record %d: %w", n, err)
@@ -264,7 +286,7 @@ func parseLines(head ResultEvent, lines string, skip map[int64]bool) ([]ResultEv
 			continue
 		}
 		e := head
-		e.ID = prefix + part[0]
+		e.ID = prefix + part[0] + resultIDSuffix(part[3])
 		if e.UserID, err = strconv.ParseInt(part[1], 10, 64); err != nil {
 			return nil, fmt.Errorf("results entry: line %d: user id %q", n, part[1])
 		}

@@ -21,13 +21,13 @@ func TestResultFields(t *testing.T) {
 		give []pipeline.ResultEvent
 	}{
 		{"campaign", []pipeline.ResultEvent{
-			{ID: pipeline.ResultID("c9", "", 42), Campaign: "c9", App: "a", UserID: 7, Platform: "ios", Token: "tok",
+			{ID: pipeline.ResultID("c9", "", 42, pipeline.OutcomeInvalid), Campaign: "c9", App: "a", UserID: 7, Platform: "ios", Token: "tok",
 				Outcome: pipeline.OutcomeInvalid, Reason: "Unregistered \"quoted\" é \xff", AtMs: 1700000000000},
-			{ID: pipeline.ResultID("c9", "", 43), Campaign: "c9", App: "a", UserID: 8, Platform: "android", Token: "t2",
+			{ID: pipeline.ResultID("c9", "", 43, pipeline.OutcomeSent), Campaign: "c9", App: "a", UserID: 8, Platform: "android", Token: "t2",
 				Outcome: pipeline.OutcomeSent, AtMs: 1700000000000},
 		}},
 		{"message", []pipeline.ResultEvent{
-			{ID: pipeline.ResultID("", "m1", 1), Message: "m1", App: "a", Platform: "android", Token: "t3",
+			{ID: pipeline.ResultID("", "m1", 1, pipeline.OutcomeFailed), Message: "m1", App: "a", Platform: "android", Token: "t3",
 				Outcome: pipeline.OutcomeFailed, Reason: "no credentials", AtMs: 1},
 		}},
 	}
@@ -49,11 +49,27 @@ func TestResultFields(t *testing.T) {
 			}
 		})
 	}
-	if id := pipeline.ResultID("c9", "", 42); id != "c:c9:42" {
-		t.Errorf("campaign event id %q", id)
+}
+
+// An event's id names its campaign or message and device; a failure's is
+// its own, since a later send (a DLQ retry) can follow it.
+func TestResultID(t *testing.T) {
+	tests := []struct {
+		campaign, message string
+		device            int64
+		outcome           string
+		want              string
+	}{
+		{"c9", "", 42, pipeline.OutcomeSent, "c:c9:42"},
+		{"c9", "", 42, pipeline.OutcomeInvalid, "c:c9:42"},
+		{"c9", "", 42, pipeline.OutcomeFailed, "c:c9:42:failed"},
+		{"", "m1", 43, pipeline.OutcomeSent, "m:m1:43"},
+		{"", "m1", 43, pipeline.OutcomeFailed, "m:m1:43:failed"},
 	}
-	if id := pipeline.ResultID("", "m1", 43); id != "m:m1:43" {
-		t.Errorf("message event id %q", id)
+	for _, tt := range tests {
+		if got := pipeline.ResultID(tt.campaign, tt.message, tt.device, tt.outcome); got != tt.want {
+			t.Errorf("ResultID(%q, %q, %d, %q) = %q, want %q", tt.campaign, tt.message, tt.device, tt.outcome, got, tt.want)
+		}
 	}
 }
 
@@ -190,7 +206,7 @@ func TestTailResults(t *testing.T) {
 	c := client(t, env.Redis.Addr)
 	keys := testKeys()
 	ev := func(dev int64) pipeline.ResultEvent {
-		return pipeline.ResultEvent{ID: pipeline.ResultID("c", "", dev), Campaign: "c", App: "a", UserID: dev * 5000,
+		return pipeline.ResultEvent{ID: pipeline.ResultID("c", "", dev, pipeline.OutcomeSent), Campaign: "c", App: "a", UserID: dev * 5000,
 			Platform: "ios", Token: "t", Outcome: pipeline.OutcomeSent, AtMs: 1}
 	}
 	var msgs []pipeline.Message

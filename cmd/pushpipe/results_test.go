@@ -42,7 +42,7 @@ func TestResultsTail(t *testing.T) {
 	_, rdb := testRedis(t)
 	keys := pipeline.NewKeys("tail", 4)
 	ev := func(campaign, message string, dev int64, outcome string) pipeline.ResultEvent {
-		return pipeline.ResultEvent{ID: pipeline.ResultID(campaign, message, dev), Campaign: campaign, Message: message,
+		return pipeline.ResultEvent{ID: pipeline.ResultID(campaign, message, dev, outcome), Campaign: campaign, Message: message,
 			App: "a", UserID: dev, Platform: "ios", Token: "ab", Outcome: outcome, AtMs: 1}
 	}
 	stream := func(p int) string { return keys.Stream(pipeline.StreamResults, p) }
@@ -69,12 +69,12 @@ func TestResultsTail(t *testing.T) {
 		args []string
 		want []string // event ids, in the order printed
 	}{
-		{"everything", []string{"--from", "0"}, []string{"c:c1:1", "c:c1:2", "c:c1:3", "m:m1:4", "m:m1:5"}},
+		{"everything", []string{"--from", "0"}, []string{"c:c1:1", "c:c1:2:failed", "c:c1:3", "m:m1:4", "m:m1:5"}},
 		{"a message by its id", []string{"--from", "0", "--campaign", "m1"}, []string{"m:m1:4", "m:m1:5"}},
-		{"a campaign", []string{"--from", "0", "--campaign", "c1"}, []string{"c:c1:1", "c:c1:2", "c:c1:3"}},
-		{"bad news only", []string{"--from", "0", "--outcome", "failed,invalid"}, []string{"c:c1:2", "m:m1:5"}},
+		{"a campaign", []string{"--from", "0", "--campaign", "c1"}, []string{"c:c1:1", "c:c1:2:failed", "c:c1:3"}},
+		{"bad news only", []string{"--from", "0", "--outcome", "failed,invalid"}, []string{"c:c1:2:failed", "m:m1:5"}},
 		{"from an entry id, inclusive", []string{"--from", ids[1], "--campaign", "c1"}, []string{"c:c1:3"}},
-		{"from a duration ago", []string{"--from", "1h"}, []string{"c:c1:1", "c:c1:2", "c:c1:3", "m:m1:4", "m:m1:5"}},
+		{"from a duration ago", []string{"--from", "1h"}, []string{"c:c1:1", "c:c1:2:failed", "c:c1:3", "m:m1:4", "m:m1:5"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,7 +123,7 @@ func TestResultsTailStartsAtRedisNow(t *testing.T) {
 	keys := pipeline.NewKeys("tailnow", 2)
 	stream := keys.Stream(pipeline.StreamResults, 0)
 	ev := func(campaign string) pipeline.ResultEvent {
-		return pipeline.ResultEvent{ID: pipeline.ResultID(campaign, "", 1), Campaign: campaign, App: "a", UserID: 1,
+		return pipeline.ResultEvent{ID: pipeline.ResultID(campaign, "", 1, pipeline.OutcomeSent), Campaign: campaign, App: "a", UserID: 1,
 			Platform: "ios", Token: "ab", Outcome: pipeline.OutcomeSent, AtMs: 1}
 	}
 	ahead := time.Now().Add(time.Hour).UnixMilli()

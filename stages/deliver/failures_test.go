@@ -164,6 +164,22 @@ func TestRetryBudgetEndsInTheDLQ(t *testing.T) {
 	// The devices moved from failed to sent, and the users were counted
 	// done once: when their budget ran out, not again when they succeeded.
 	pipelinetest.Eventually(t, 10*time.Second, "the DLQ retry acked", func() bool { return f.pendingEntries() == 0 })
+	// Each device has its failure and then its send as two events with
+	// two ids: a receiver deduping by id keeps both.
+	outcomes := map[string][]string{} // token → outcomes in order
+	byID := map[string]string{}       // id → token
+	for _, ev := range f.results() {
+		outcomes[ev.Token] = append(outcomes[ev.Token], ev.Outcome)
+		if tok, dup := byID[ev.ID]; dup {
+			t.Errorf("event id %s of tokens %s and %s", ev.ID, tok, ev.Token)
+		}
+		byID[ev.ID] = ev.Token
+	}
+	for _, d := range devices {
+		if got := outcomes[d.token]; !slices.Equal(got, []string{pipeline.OutcomeFailed, pipeline.OutcomeSent}) {
+			t.Errorf("device %s: result events %v, want failed then sent", d.token, got)
+		}
+	}
 	s = f.stats("cdlq")
 	if s[pipeline.StatFailed] != 0 || s[pipeline.StatSent] != int64(len(devices)) || s[pipeline.StatUsersDone] != users {
 		t.Errorf("counters after the DLQ retry %v, want 0 failed, %d sent, %d users done", s, len(devices), users)

@@ -311,6 +311,27 @@ func (f *fixture) dlq() []map[string]string {
 	return out
 }
 
+// results is every result event in the results streams, in each
+// partition's order.
+func (f *fixture) results() []pipeline.ResultEvent {
+	f.t.Helper()
+	var out []pipeline.ResultEvent
+	for _, stream := range f.keys.Streams(pipeline.StreamResults) {
+		xs, err := f.rdb.Do(f.ctx, f.rdb.B().Xrange().Key(stream).Start("-").End("+").Build()).AsXRange()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			f.t.Fatal(err)
+		}
+		for _, x := range xs {
+			evs, err := pipeline.ParseResults(x.FieldValues)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			out = append(out, evs...)
+		}
+	}
+	return out
+}
+
 // testTopic is testApp's bundle id: `deliver --apns-topic testTopic`
 // serves testApp alone (the single-app flags serve the app whose id is
 // --apns-topic).

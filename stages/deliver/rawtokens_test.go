@@ -119,23 +119,11 @@ func TestRawTokens(t *testing.T) {
 			}
 			// One result event per token, of no user, with its outcome.
 			events := map[string]pipeline.ResultEvent{}
-			for _, stream := range f.keys.Streams(pipeline.StreamResults) {
-				xs, err := f.rdb.Do(f.ctx, f.rdb.B().Xrange().Key(stream).Start("-").End("+").Build()).AsXRange()
-				if err != nil {
-					t.Fatal(err)
+			for _, ev := range f.results() {
+				if _, dup := events[ev.Token]; dup {
+					t.Errorf("two result events for token %s", ev.Token)
 				}
-				for _, x := range xs {
-					evs, err := pipeline.ParseResults(x.FieldValues)
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, ev := range evs {
-						if _, dup := events[ev.Token]; dup {
-							t.Errorf("two result events for token %s", ev.Token)
-						}
-						events[ev.Token] = ev
-					}
-				}
+				events[ev.Token] = ev
 			}
 			for _, tok := range tokens {
 				ev := events[tok.Token]

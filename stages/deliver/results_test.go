@@ -62,10 +62,10 @@ func TestMarksWriteResultsOnce(t *testing.T) {
 		t.Fatalf("%d entries, %d events for %d devices marked thrice; want 2 entries", len(entries), len(got), len(marks))
 	}
 	want := map[string][3]string{ // id → outcome, reason, token
-		"c:c1:5":     {pipeline.OutcomeSent, "", "t10"},
-		"c:c1:70000": {pipeline.OutcomeInvalid, "Unregistered", "t11"},
-		"c:c1:6":     {pipeline.OutcomeFailed, "BadTopic", "t12"},
-		"c:c1:7":     {pipeline.OutcomeSent, "", "t13"},
+		"c:c1:5":        {pipeline.OutcomeSent, "", "t10"},
+		"c:c1:70000":    {pipeline.OutcomeInvalid, "Unregistered", "t11"},
+		"c:c1:6:failed": {pipeline.OutcomeFailed, "BadTopic", "t12"},
+		"c:c1:7":        {pipeline.OutcomeSent, "", "t13"},
 	}
 	for id, w := range want {
 		e := got[id]
@@ -130,7 +130,7 @@ func TestSettledFailuresWriteResultsOnce(t *testing.T) {
 		}
 		evs = append(evs, got...)
 	}
-	want := map[string]string{"m:m1:42": pipeline.OutcomeSent, "m:m1:40": pipeline.OutcomeFailed, "m:m1:41": pipeline.OutcomeFailed}
+	want := map[string]string{"m:m1:42": pipeline.OutcomeSent, "m:m1:40:failed": pipeline.OutcomeFailed, "m:m1:41:failed": pipeline.OutcomeFailed}
 	if len(entries) != 2 || len(evs) != len(want) {
 		t.Fatalf("%d entries, %d events: %+v; want 2 entries (the mark, the first settle) and %d events", len(entries), len(evs), evs, len(want))
 	}
@@ -138,7 +138,7 @@ func TestSettledFailuresWriteResultsOnce(t *testing.T) {
 		if want[e.ID] != e.Outcome || e.Message != "m1" || e.Campaign != "" {
 			t.Errorf("event %+v: want outcome %q of message m1", e, want[e.ID])
 		}
-		if e.ID == "m:m1:40" && (e.Reason != "ServiceUnavailable" || e.Token != "t20" || e.UserID != 20) {
+		if e.ID == "m:m1:40:failed" && (e.Reason != "ServiceUnavailable" || e.Token != "t20" || e.UserID != 20) {
 			t.Errorf("event %+v: want reason ServiceUnavailable, token t20, user 20", e)
 		}
 	}

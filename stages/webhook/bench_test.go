@@ -58,7 +58,7 @@ func BenchmarkWebhookVsBare(b *testing.B) {
 		n := max(b.N, 1_000_000)
 		all = slices.Grow(all, max(0, n-len(all)))
 		for i := len(all); i < n; i++ {
-			all = append(all, pipeline.ResultEvent{ID: pipeline.ResultID("bench", "", int64(i)), Campaign: "bench", App: "app1",
+			all = append(all, pipeline.ResultEvent{ID: pipeline.ResultID("bench", "", int64(i), pipeline.OutcomeSent), Campaign: "bench", App: "app1",
 				UserID: int64(i + 1), Platform: "ios", Token: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 				Outcome: pipeline.OutcomeSent, AtMs: time.Now().UnixMilli()})
 		}

@@ -269,8 +269,9 @@ func (f *fixture) emitEvents(campaign string, n int, outcomes ...string) []pipel
 	var msgs []pipeline.Message
 	for i := range n {
 		user := int64(i + 1)
-		ev := pipeline.ResultEvent{ID: pipeline.ResultID(campaign, "", int64(i)), Campaign: campaign, App: "app1",
-			UserID: user, Platform: "ios", Token: "tok" + strconv.Itoa(i), Outcome: outcomes[i%len(outcomes)], AtMs: time.Now().UnixMilli()}
+		outcome := outcomes[i%len(outcomes)]
+		ev := pipeline.ResultEvent{ID: pipeline.ResultID(campaign, "", int64(i), outcome), Campaign: campaign, App: "app1",
+			UserID: user, Platform: "ios", Token: "tok" + strconv.Itoa(i), Outcome: outcome, AtMs: time.Now().UnixMilli()}
 		if ev.Outcome != pipeline.OutcomeSent {
 			ev.Reason = "BadDeviceToken"
 		}
