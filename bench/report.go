@@ -120,9 +120,10 @@ func (st ServerTime) writeMarkdown(w io.Writer, when string) {
 		}
 	}
 	if len(st.Postgres) > 0 {
-		fmt.Fprintf(w, "\n| PostgreSQL statement (%s) | calls | total ms |\n|---|---:|---:|\n", when)
+		fmt.Fprintf(w, "\n| PostgreSQL statement (%s) | calls | total ms | blocks read outside shared buffers |\n|---|---:|---:|---:|\n", when)
 		for _, c := range st.Postgres {
-			fmt.Fprintf(w, "| `%s` | %s | %.0f |\n", strings.ReplaceAll(c.Name, "|", "\\|"), Thousands(c.Calls), c.TotalMs)
+			fmt.Fprintf(w, "| `%s` | %s | %.0f | %s of %s |\n", strings.ReplaceAll(c.Name, "|", "\\|"), Thousands(c.Calls), c.TotalMs,
+				Thousands(c.BlocksRead), Thousands(c.BlocksTouched))
 		}
 	}
 }

@@ -25,6 +25,12 @@ type CommandTime struct {
 	Name    string  `json:"name"`
 	Calls   int64   `json:"calls"`
 	TotalMs float64 `json:"total_ms"`
+	// BlocksRead is the statement's blocks PostgreSQL had to read outside
+	// its shared buffers (from the OS's cache or disk), of BlocksTouched:
+	// when deliver's token reads miss, each miss is a copy of 8 kB and a
+	// buffer eviction, and shared_buffers is too small for the index.
+	BlocksRead    int64 `json:"blocks_read,omitempty"`
+	BlocksTouched int64 `json:"blocks_touched,omitempty"`
 }
 
 // resetServerStats zeroes the counters before the trigger.
@@ -75,13 +81,14 @@ func readServerTime(ctx context.Context, rdb rueidis.Client, conn *pgx.Conn, top
 	}
 	st.Redis = topByTime(st.Redis, top)
 
-	rows, err := conn.Query(ctx, `SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 120), calls, total_exec_time
+	rows, err := conn.Query(ctx, `SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 120), calls, total_exec_time,
+			shared_blks_read, shared_blks_hit + shared_blks_read
 		FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 		ORDER BY total_exec_time DESC LIMIT $1`, top)
 	if err == nil {
 		for rows.Next() {
 			var ct CommandTime
-			if rows.Scan(&ct.Name, &ct.Calls, &ct.TotalMs) == nil {
+			if rows.Scan(&ct.Name, &ct.Calls, &ct.TotalMs, &ct.BlocksRead, &ct.BlocksTouched) == nil {
 				st.Postgres = append(st.Postgres, ct)
 			}
 		}
