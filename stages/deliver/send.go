@@ -361,7 +361,7 @@ func (h *Handler) mark(ctx context.Context, p int, c *campaign, o push.Outcome, 
 }
 
 // execMarks runs markScript for devices of one campaign, grouped by counter
-// and reason, with their result events when results are on. It sorts marks.
+// and reason, with their result events when results are on.
 func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []markReq) error {
 	keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID), h.keys.Stream(pipeline.StreamResults, p), h.keys.Reasons(p, c.ID))
 	sent := h.sentMarks(p, c)
@@ -372,34 +372,55 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 		args = append(args, pipeline.FieldEvents, resultRecords(marks))
 		args[2] = strconv.Itoa(len(args) - 3)
 	}
-	slices.SortFunc(marks, func(a, b markReq) int {
-		return cmp.Or(cmp.Compare(a.outcome, b.outcome), cmp.Compare(a.reason, b.reason), cmp.Compare(a.d.id, b.d.id))
-	})
-	ids := make([]int64, 0, len(marks))
-	for i := 0; i < len(marks); {
-		j := i
-		for j < len(marks) && marks[j].outcome == marks[i].outcome && marks[j].reason == marks[i].reason {
-			j++
-		}
-		ids = ids[:0]
-		for _, m := range marks[i:j] {
-			ids = append(ids, m.d.id)
-		}
+	for _, g := range groupMarks(marks) {
 		reason := ""
-		if marks[i].outcome != push.Sent {
-			reason = cmp.Or(marks[i].reason, "unknown")
+		if g.outcome != push.Sent {
+			reason = cmp.Or(g.reason, "unknown")
 		}
-		args = append(args, counterOf(marks[i].outcome), reason, strconv.Itoa(j-i), "")
+		args = append(args, counterOf(g.outcome), reason, strconv.Itoa(len(g.ids)), "")
 		at := len(args) - 1
 		var groups int
-		args, groups = appendMasks(args, ids, sent, keys.index)
+		args, groups = appendMasks(args, g.ids, sent, keys.index)
 		args[at] = strconv.Itoa(groups)
-		i = j
 	}
 	if err := markScript.Exec(ctx, h.rdb, keys.keys, args).Error(); err != nil {
 		return fmt.Errorf("mark %d devices of %s: %w", len(marks), c.ID, err)
 	}
 	return nil
+}
+
+// markGroup is the devices of a mark call with one outcome and reason.
+type markGroup struct {
+	outcome push.Outcome
+	reason  string
+	ids     []int64 // ascending
+}
+
+// groupMarks groups marks by outcome and reason, in that order, each
+// group's device ids sorted. A flush is nearly always one group (sent), and
+// sorting its ids costs a tenth of sorting the marks themselves (structs of
+// ~100 bytes, three comparisons each: a quarter of deliver's marking CPU
+// when it did).
+func groupMarks(marks []markReq) []markGroup {
+	var groups []markGroup
+	last := -1
+	for _, m := range marks {
+		if last < 0 || groups[last].outcome != m.outcome || groups[last].reason != m.reason {
+			last = slices.IndexFunc(groups, func(g markGroup) bool { return g.outcome == m.outcome && g.reason == m.reason })
+			if last < 0 {
+				last = len(groups)
+				groups = append(groups, markGroup{outcome: m.outcome, reason: m.reason})
+			}
+		}
+		groups[last].ids = append(groups[last].ids, m.d.id)
+	}
+	for _, g := range groups {
+		slices.Sort(g.ids)
+	}
+	slices.SortFunc(groups, func(a, b markGroup) int {
+		return cmp.Or(cmp.Compare(a.outcome, b.outcome), cmp.Compare(a.reason, b.reason))
+	})
+	return groups
 }
 
 // settledKey is a campaign's set, in partition p, of the users counted done
