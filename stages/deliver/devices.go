@@ -52,12 +52,24 @@ func loadDevices(ctx context.Context, db *pgxpool.Pool, app string, users []int6
 
 func byUser(a, b devices.Device) int { return cmp.Compare(a.UserID, b.UserID) }
 
-// devicesOfUser is the window of sorted that holds user's devices.
-func devicesOfUser(sorted []device, user int64) []device {
-	i, _ := slices.BinarySearchFunc(sorted, user, func(d device, u int64) int { return cmp.Compare(d.user, u) })
+// devicesOfUser is the window of sorted that holds user's devices,
+// looked for from sorted[from:] when its first device's user is not past
+// user, and the index after the window (the next call's from). A batch's
+// targets mostly ascend, so each device is passed over once instead of a
+// binary search per user (a tenth of loading the devices when it was).
+func devicesOfUser(sorted []device, user int64, from int) ([]device, int) {
+	i := min(from, len(sorted))
+	// A few steps forward, else a search: targets out of order cost
+	// no more than before.
+	for n := 0; i < len(sorted) && sorted[i].user < user && n < 8; n++ {
+		i++
+	}
+	if i == len(sorted) || sorted[i].user != user {
+		i, _ = slices.BinarySearchFunc(sorted, user, func(d device, u int64) int { return cmp.Compare(d.user, u) })
+	}
 	j := i
 	for j < len(sorted) && sorted[j].user == user {
 		j++
 	}
-	return sorted[i:j:j]
+	return sorted[i:j:j], j
 }

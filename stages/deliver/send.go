@@ -140,9 +140,10 @@ func (h *Handler) devicesOf(ctx context.Context, targets []target) ([][]device, 
 		if err != nil {
 			return nil, err
 		}
+		next := 0
 		for i, t := range targets {
 			if t.c.App == app && t.raw == nil {
-				out[i] = devicesOfUser(ds, t.user)
+				out[i], next = devicesOfUser(ds, t.user, next)
 			}
 		}
 	}
