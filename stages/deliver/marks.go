@@ -166,15 +166,38 @@ func (m *marker) flush(reqs []markReq) error {
 	if !slices.ContainsFunc(reqs, func(r markReq) bool { return r.p != reqs[0].p || r.c != reqs[0].c }) {
 		return m.h.execMarks(ctx, reqs[0].p, reqs[0].c, reqs)
 	}
-	groups := map[gkey]*group{}
-	for _, r := range reqs {
-		k := gkey{r.p, r.c.ID}
-		g := groups[k]
-		if g == nil {
-			g = &group{p: r.p, c: r.c}
-			groups[k] = g
+	// Else one copy of reqs, each group a window of it: appending to a
+	// slice per group grew each one by doubling. Requests come in runs of
+	// one round (one partition and campaign), so a run looks its group up
+	// once.
+	index := map[gkey]int{}
+	var groups []group
+	of := make([]int, len(reqs)) // each request's group
+	for i, r := range reqs {
+		if i > 0 && r.p == reqs[i-1].p && r.c == reqs[i-1].c {
+			of[i] = of[i-1]
+			continue
 		}
-		g.marks = append(g.marks, r)
+		k := gkey{r.p, r.c.ID}
+		g, ok := index[k]
+		if !ok {
+			g = len(groups)
+			index[k] = g
+			groups = append(groups, group{p: r.p, c: r.c})
+		}
+		of[i] = g
+	}
+	sizes := make([]int, len(groups))
+	for _, g := range of {
+		sizes[g]++
+	}
+	all, at := make([]markReq, len(reqs)), 0
+	for g, n := range sizes {
+		groups[g].marks = all[at : at : at+n]
+		at += n
+	}
+	for i, r := range reqs {
+		groups[of[i]].marks = append(groups[of[i]].marks, r)
 	}
 	var (
 		wg    sync.WaitGroup
