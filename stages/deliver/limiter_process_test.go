@@ -192,14 +192,16 @@ func TestThreeProcessesKeepTheProviderCap(t *testing.T) {
 	// APNs, and under 200/s to FCM.
 }
 
-// TestProviderBelowTheCap: deliver is configured for 84/s but the
-// provider refuses anything over 60 in its windows, counted one way or the
+// TestProviderBelowTheCap: deliver is configured for 60/s but the
+// provider refuses anything over 40 in its windows, counted one way or the
 // other. Its refusals make every process lower the cap at once, and stop
 // within seconds instead of a share of every second being refused; every
-// device still gets its notification exactly once. 60/s is far under what
+// device still gets its notification exactly once. 40/s is far under what
 // three processes send to FCM even under -race beside another package on
 // a 2-core CI box (~180/s; at 200/s a run there never went over), so the
-// provider's limit is always met here and the backing off always tested;
+// provider's limit is always met here and the backing off always tested.
+// (At 84 against 60, a box running two other test suites and a benchmark
+// beside it sent only 54/s and never met the limit.)
 // BenchmarkProviderCap runs the same at 2000 and 1500/s, with times.
 func TestProviderBelowTheCap(t *testing.T) {
 	tests := []struct {
@@ -210,8 +212,8 @@ func TestProviderBelowTheCap(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			const deliverTPS, providerTPS = 84, 60
-			users := envInt(t, "PUSHPIPE_TEST_BELOW_CAP_USERS", 500)
+			const deliverTPS, providerTPS = 60, 40
+			users := envInt(t, "PUSHPIPE_TEST_BELOW_CAP_USERS", 300)
 			f := newFixture(t)
 			run := runCapped(t, f, "below", users, deliverTPS, fakeFlags{tps: providerTPS, window: tt.window})
 			if len(run.refusals) == 0 || run.refused == 0 {
