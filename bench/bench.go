@@ -155,6 +155,9 @@ type Result struct {
 	ProviderDuplicates        int64 `json:"provider_duplicates"`
 	ProviderDuplicatesAllowed int64 `json:"provider_duplicates_allowed"`
 	Complete                  bool  `json:"complete"` // the campaign finished before the timeout
+	// HugePages is, per server ("postgres", "redis", ...), whether its
+	// memory was in huge pages at the end (hugePages).
+	HugePages map[string]string `json:"huge_pages,omitempty"`
 	// LoadAvg is the machine's 1-minute load average at the trigger and at
 	// the end: on a shared box, other work slows the pipeline and the floor.
 	LoadAvg [2]float64 `json:"load_avg"`
@@ -271,6 +274,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Notes = append(res.Notes, "processes that exited on their own:\n"+strings.Join(crashed, "\n"))
 	}
 	res.LoadAvg[1] = loadAvg()
+	res.HugePages = run.hugePages()
 	res.ServerTime = readServerTime(ctx, run.rdb, conn, 8)
 	// What was delivered lives in the processes (the fake's receipts, the
 	// deliverers' send counters): read it before they go.

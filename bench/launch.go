@@ -143,6 +143,15 @@ func (r *Running) PIDs() map[string]int {
 	return out
 }
 
+// hugePages is whether each server's memory is in huge pages (hugePages).
+func (r *Running) hugePages() map[string]string {
+	out := map[string]string{}
+	for name, pid := range r.servers.PIDs {
+		out[name] = hugePages(pid)
+	}
+	return out
+}
+
 // usage reads every process's usage now: the pipeline's, the servers'
 // (PostgreSQL with its backends) and the bench's own (role "bench").
 func (r *Running) usage() map[string]ProcUsage {

@@ -116,3 +116,37 @@ func redisPID(addr string) int {
 	}
 	return 0
 }
+
+// hugePages says how much of a process's memory is in pages larger than
+// 4 kB, from /proc/PID/smaps: "hugetlb" (PostgreSQL's shared buffers with
+// huge_pages and vm.nr_hugepages), "transparent" (THP, e.g. Redis with
+// disable-thp no), "no", or "unknown" when smaps cannot be read (another
+// user's process). On this project's VM a page walk is dear: PostgreSQL
+// spent 16 CPU-s on the 10M campaign with its buffers in huge pages, 28
+// without (bench/RESULTS.md), so a report says which it measured.
+func hugePages(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps")
+	if err != nil || pid == 0 {
+		return "unknown"
+	}
+	thp := false
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "KernelPageSize":
+			if v != "4 kB" {
+				return "hugetlb"
+			}
+		case "AnonHugePages", "ShmemPmdMapped":
+			thp = thp || v != "0 kB"
+		}
+	}
+	if thp {
+		return "transparent"
+	}
+	return "no"
+}

@@ -40,6 +40,9 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| complete (every target terminal, pipeline quiet) | %v |\n", r.Complete)
 	fmt.Fprintf(w, "| seed (COPY, indexes rebuilt) | %s |\n", ms(r.SeedMs))
 	fmt.Fprintf(w, "| machine load average at trigger / end (2 cores) | %.1f / %.1f |\n", r.LoadAvg[0], r.LoadAvg[1])
+	for _, name := range slices.Sorted(maps.Keys(r.HugePages)) {
+		fmt.Fprintf(w, "| %s memory in huge pages | %s |\n", name, r.HugePages[name])
+	}
 	fmt.Fprintf(w, "| campaign targets / users done | %s / %s |\n", Thousands(r.Campaign.Targets), Thousands(r.Campaign.UsersDone))
 	fmt.Fprintf(w, "| sent / failed / invalid (devices) | %s / %s / %s |\n", Thousands(r.Campaign.Sent), Thousands(r.Campaign.Failed), Thousands(r.Campaign.Invalid))
 	fmt.Fprintf(w, "| duplicates suppressed by dedupe | %s |\n", Thousands(r.Campaign.Dups))
