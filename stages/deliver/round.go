@@ -212,8 +212,8 @@ func (r *round) dispatch(l *lane, chunk []job) {
 // terminal outcomes to the marker together. If a send turns out slow, the
 // rest go to workers of their own.
 func (r *round) sendChunk(l *lane, chunk []job) {
-	var buf [maxChunk]markReq // on the stack: the marker copies them
-	marks := buf[:0]
+	buf := r.h.marker.chunkMarks()
+	marks := *buf
 	t0 := time.Now()
 	for i, j := range chunk {
 		if r.h.life.cancels.Is(j.c.ID) {
@@ -229,14 +229,14 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 		t0 = t1
 		l.observe(took)
 		if took > slowSend && i < len(chunk)-1 {
-			r.h.marker.markAll(marks)
+			r.h.marker.markChunk(buf, marks)
 			for _, j := range chunk[i+1:] {
 				r.dispatch(l, []job{j})
 			}
 			return
 		}
 	}
-	r.h.marker.markAll(marks)
+	r.h.marker.markChunk(buf, marks)
 }
 
 // leftByCancel records that j is not sent: its campaign was canceled.
