@@ -112,6 +112,7 @@ var funcs = template.FuncMap{
 	"dur":      func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"fraction": fraction,
 	"rate":     rate,
+	"sends":    func(r campaign.Report) int64 { return r.Sent + r.Failed },
 	"eta":      func(r campaign.Report) string { return eta(r, time.Now()) },
 }
 
@@ -169,7 +170,9 @@ func fraction(r campaign.Report) int64 {
 	return min(999, r.Done*1000/r.Targets)
 }
 
-// rate is the campaign's sends per second between its first and last send;
+// rate is the campaign's sends (devices sent or failed: SendRate's count,
+// and the chart's, from the "sends" of each refresh) per second between its
+// first and last send;
 // under 10/s with a decimal, so a slow campaign (a low cap, a trickle of
 // retries) never reads "0/s", as if it had stalled.
 func rate(r campaign.Report) string {
