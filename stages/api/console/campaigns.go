@@ -22,11 +22,13 @@ import (
 // campaign's keys or rows itself.
 //
 // Rules: List and Messages are newest first, with the next page's cursor
-// ("" after the last page); Get and Message of an unknown
-// id wrap campaign.ErrNotFound; Create follows campaign.Create (idempotent by
-// id, a *campaign.ValidationError for a request that can never succeed, an
-// audience of nobody included unless allowEmpty, as POST /v1/campaigns);
-// Failures is most devices first, empty when none failed.
+// ("" after the last page); Get, Message and Cancel of an unknown id wrap
+// campaign.ErrNotFound (Cancel of a direct message's, campaign.ErrIsMessage);
+// Cancel of a finished campaign wraps campaign.ErrFinished; Create follows
+// campaign.Create (idempotent by id, a *campaign.ValidationError for a
+// request that can never succeed, an audience of nobody included unless
+// allowEmpty, as POST /v1/campaigns); Failures is most devices first, empty
+// when none failed.
 type Campaigns interface {
 	List(ctx context.Context, before string, limit int) (page []Summary, next string, err error)
 	Get(ctx context.Context, id string) (Summary, error)
@@ -129,10 +131,7 @@ func (s sharedCampaigns) Cancel(ctx context.Context, id string) error {
 	if s.db == nil {
 		return errNoDB
 	}
-	rep, err := campaign.Cancel(ctx, s.rdb, s.db, s.keys, id)
-	if errors.Is(err, campaign.ErrFinished) {
-		return fmt.Errorf("campaign %s is already %s: there is nothing left to cancel", id, rep.State)
-	}
+	_, err := campaign.Cancel(ctx, s.rdb, s.db, s.keys, id)
 	return err
 }
 

@@ -556,3 +556,63 @@ func TestPreviewFollowsAnyData(t *testing.T) {
 			%q in JSON.parse(document.querySelector('[data-preview="apns"]').textContent)`, title, tt.key)))
 	}
 }
+
+// TestCancelOutcomes: a Cancel that does not cancel says why, with the
+// status POST /v1/campaigns/{id}/cancel gives: 404 for no such campaign
+// (a direct message included), 409 for one already done, 503 when Redis
+// fails partway (its scheduled start cannot be taken back), with the advice
+// to try again. Every failure used to be a 409 with the model's error.
+func TestCancelOutcomes(t *testing.T) {
+	tests := []struct {
+		name   string
+		id     string
+		setup  func(b *bed)
+		status int
+		says   string
+	}{
+		{"no such campaign", "nope", func(*bed) {}, http.StatusNotFound, "There is no campaign nope to cancel."},
+		{"a direct message", "dm-1", func(b *bed) { b.sendMessage("dm-1", "Hi", []int64{1}) }, http.StatusNotFound, "dm-1 is a direct message"},
+		{"already done", "c1", func(b *bed) {
+			b.create("c1", time.Time{})
+			if _, err := b.db.Exec(b.t.Context(), `UPDATE campaigns SET state = 'done' WHERE id = 'c1'`); err != nil {
+				b.t.Fatal(err)
+			}
+		}, http.StatusConflict, "campaign c1 is already done: there is nothing left to cancel"},
+		{"Redis fails partway", "c1", func(b *bed) {
+			b.create("c1", time.Now().Add(time.Hour))
+			// The delayed start's set holds a string: taking the start
+			// back fails (WRONGTYPE), after the campaign was read.
+			for p := range b.keys.Partitions {
+				key := pipeline.DelayedKey(b.keys.Stream(pipeline.StreamCampaigns, p))
+				if err := b.rdb.Do(b.t.Context(), b.rdb.B().Set().Key(key).Value("x").Build()).Error(); err != nil {
+					b.t.Fatal(err)
+				}
+			}
+		}, http.StatusServiceUnavailable, "Try again in a moment: canceling twice is safe."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			tt.setup(b)
+			_, form := b.get("/ui/campaigns/new")
+			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(form)
+			if csrf == nil {
+				t.Fatalf("no csrf field in\n%s", form)
+			}
+			status, _, body := b.post("/ui/campaigns/"+tt.id+"/cancel", url.Values{"csrf": {csrf[1]}})
+			if status != tt.status || !strings.Contains(html.UnescapeString(body), tt.says) {
+				t.Errorf("cancel: %d, want %d saying %q:\n%s", status, tt.status, tt.says, body)
+			}
+		})
+	}
+}
+
+// create stores a campaign of nobody's through the model, scheduled at
+// sendAt when it is not zero.
+func (b *bed) create(id string, sendAt time.Time) {
+	b.t.Helper()
+	c := campaign.Campaign{ID: id, App: app, Channels: []string{"nobody"}, Title: id, SendAt: sendAt}
+	if _, _, err := campaign.Create(b.t.Context(), b.rdb, b.db, b.keys, c); err != nil {
+		b.t.Fatal(err)
+	}
+}
