@@ -105,7 +105,7 @@ func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, s session
 
 func (c *Console) campaignLive(w http.ResponseWriter, r *http.Request, s session) {
 	if d, ok := c.campaign(w, r, s); ok {
-		c.fragment(w, "campaign", "live", page{Session: s, Data: d})
+		c.live(w, "campaign", page{Session: s, Data: d}, campaign.Final(d.Progress.State))
 	}
 }
 

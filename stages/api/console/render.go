@@ -91,6 +91,22 @@ func (c *Console) fragment(w http.ResponseWriter, name, block string, p page) {
 	c.write(w, http.StatusOK, name, block, p)
 }
 
+// stopPolling is htmx's status for "swap this, and poll no more" (its 286).
+const stopPolling = 286
+
+// live writes a live region's refresh; final says nothing more will change
+// (a campaign done, canceled or failed, a message done): htmx swaps the
+// figures in one last time and stops polling, where it used to poll a
+// finished campaign's page for as long as it stayed open. A page loaded
+// final does not poll at all (its template leaves out the trigger).
+func (c *Console) live(w http.ResponseWriter, name string, p page, final bool) {
+	status := http.StatusOK
+	if final {
+		status = stopPolling
+	}
+	c.write(w, status, name, "live", p)
+}
+
 func (c *Console) write(w http.ResponseWriter, status int, name, block string, p page) {
 	var buf bytes.Buffer
 	if err := c.pages[name].ExecuteTemplate(&buf, block, p); err != nil {
@@ -111,6 +127,7 @@ var funcs = template.FuncMap{
 	"since":    func(t time.Time) string { return ago(t.UnixMilli()) },
 	"dur":      func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"fraction": fraction,
+	"final":    campaign.Final,
 	"rate":     rate,
 	"sends":    func(r campaign.Report) int64 { return r.Sent + r.Failed },
 	"eta":      func(r campaign.Report) string { return eta(r, time.Now()) },
