@@ -616,3 +616,32 @@ func (b *bed) create(id string, sendAt time.Time) {
 		b.t.Fatal(err)
 	}
 }
+
+// TestListRefreshCost: a refresh of the campaign list costs PostgreSQL the
+// same queries whatever the page's length: one for the page, one for its
+// campaigns' content. It read each campaign's content on its own, one
+// query per row: 21 a second for a page of 20, per open list.
+func TestListRefreshCost(t *testing.T) {
+	b := newBed(t)
+	cost := func() int64 {
+		t.Helper()
+		if status, body := b.get("/ui/campaigns/rows"); status != http.StatusOK {
+			t.Fatalf("rows: %d\n%s", status, body)
+		}
+		before := b.queries.n.Load()
+		if status, body := b.get("/ui/campaigns/rows"); status != http.StatusOK {
+			t.Fatalf("rows: %d\n%s", status, body)
+		}
+		return b.queries.n.Load() - before
+	}
+	b.create("c00", time.Time{})
+	one := cost()
+	for i := 1; i < 20; i++ {
+		b.create(fmt.Sprintf("c%02d", i), time.Time{})
+	}
+	twenty := cost()
+	t.Logf("PostgreSQL queries per refresh of the list: %d with 1 campaign, %d with 20", one, twenty)
+	if twenty != one || one > 2 {
+		t.Errorf("a refresh costs %d queries with 1 campaign and %d with 20, want the same, at most 2", one, twenty)
+	}
+}

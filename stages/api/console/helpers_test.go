@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
@@ -55,7 +57,20 @@ type bed struct {
 	// made; location the last answer's Location.
 	session  *http.Cookie
 	location string
+	// queries counts the statements the API (and the test) sent
+	// PostgreSQL through db.
+	queries *queryCounter
 }
+
+// queryCounter is a pgx tracer that counts the queries started.
+type queryCounter struct{ n atomic.Int64 }
+
+func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	q.n.Add(1)
+	return ctx
+}
+
+func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // recorder keeps what a tab did that a test must see: every request it
 // made, every console error or exception, every dialog.
@@ -107,7 +122,13 @@ func newBed(t *testing.T) *bed {
 	if err := schema.Migrate(t.Context(), url); err != nil {
 		t.Fatal(err)
 	}
-	db, err := pgxpool.New(context.Background(), url)
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries := &queryCounter{}
+	pcfg.ConnConfig.Tracer = queries
+	db, err := pgxpool.NewWithConfig(context.Background(), pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +138,7 @@ func newBed(t *testing.T) *bed {
 		Auth: api.Auth{AdminToken: adminToken, AppKeys: map[string]string{app: appKey}}}))
 	t.Cleanup(srv.Close)
 
-	b := &bed{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db, dbURL: url, rec: &recorder{}}
+	b := &bed{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db, dbURL: url, rec: &recorder{}, queries: queries}
 	// A browser context of its own: no cookie is shared with another test.
 	tab, closeTab := chromedp.NewContext(browser, chromedp.WithNewBrowserContext(), chromedp.WithListener(b.record))
 	tab, cancel := context.WithTimeout(tab, 4*time.Minute)
