@@ -60,6 +60,26 @@ type bed struct {
 	// queries counts the statements the API (and the test) sent
 	// PostgreSQL through db.
 	queries *queryCounter
+	// redisCalls counts the API's round trips to Redis (b.rdb is not
+	// counted).
+	redisCalls *redisCounter
+}
+
+// redisCounter is the real client, counting the calls that make a round
+// trip (Do and DoMulti: one each, however many commands).
+type redisCounter struct {
+	rueidis.Client
+	n atomic.Int64
+}
+
+func (r *redisCounter) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	r.n.Add(1)
+	return r.Client.Do(ctx, cmd)
+}
+
+func (r *redisCounter) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+	r.n.Add(1)
+	return r.Client.DoMulti(ctx, cmds...)
 }
 
 // queryCounter is a pgx tracer that counts the queries started.
@@ -134,11 +154,12 @@ func newBed(t *testing.T) *bed {
 	}
 	t.Cleanup(db.Close)
 	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4)
-	srv := httptest.NewServer(api.New(api.Config{Redis: rdb, DB: db, Keys: keys, Log: zerolog.Nop(),
+	calls := &redisCounter{Client: rdb}
+	srv := httptest.NewServer(api.New(api.Config{Redis: calls, DB: db, Keys: keys, Log: zerolog.Nop(),
 		Auth: api.Auth{AdminToken: adminToken, AppKeys: map[string]string{app: appKey}}}))
 	t.Cleanup(srv.Close)
 
-	b := &bed{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db, dbURL: url, rec: &recorder{}, queries: queries}
+	b := &bed{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db, dbURL: url, rec: &recorder{}, queries: queries, redisCalls: calls}
 	// A browser context of its own: no cookie is shared with another test.
 	tab, closeTab := chromedp.NewContext(browser, chromedp.WithNewBrowserContext(), chromedp.WithListener(b.record))
 	tab, cancel := context.WithTimeout(tab, 4*time.Minute)
