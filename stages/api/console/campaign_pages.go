@@ -140,7 +140,7 @@ func (c *Console) cancelCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		status, p.Error = http.StatusConflict, "Not canceled: campaign "+id+" is already "+cmp.Or(d.Progress.State, "finished")+": there is nothing left to cancel."
 	default:
 		c.cfg.Log.Warn().Err(err).Str("campaign", id).Msg("console: campaign not canceled")
-		status, p.Error = http.StatusServiceUnavailable, "Not canceled: Redis or PostgreSQL did not answer ("+err.Error()+
+		status, p.Error = http.StatusServiceUnavailable, "Not canceled: Redis or PostgreSQL failed ("+err.Error()+
 			"). Try again in a moment: canceling twice is safe."
 	}
 	if status == http.StatusNotFound || unreadable != "" {
