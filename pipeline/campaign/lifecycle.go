@@ -85,6 +85,20 @@ func loadCampaign(ctx context.Context, db *pgxpool.Pool, id string) (row, error)
 // progress is the row's report, with Redis's counters when Redis has them;
 // it records in PostgreSQL what the counters say happened since.
 func (r row) progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) (Report, error) {
+	var (
+		l   Live
+		err error
+	)
+	if r.c.State != StateScheduled { // a scheduled campaign has no counters yet
+		l, err = Counters(ctx, rdb, keys, r.c.ID)
+	}
+	return r.progressFrom(ctx, rdb, db, keys, l, err)
+}
+
+// progressFrom is progress from Redis's counters already read, l or why
+// they could not be (lerr): a list reads a page's in one call. Both are
+// unused for a scheduled campaign.
+func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, l Live, lerr error) (Report, error) {
 	rep := Report{ID: r.c.ID, State: r.c.State, CreatedAt: r.c.CreatedAt, StartedAt: r.started,
 		FinishedAt: r.finished, RatePerSecond: r.c.RatePerSecond}
 	if !r.c.SendAt.IsZero() {
@@ -96,9 +110,8 @@ func (r row) progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool,
 	if r.c.State == StateScheduled {
 		return rep, nil
 	}
-	l, err := Counters(ctx, rdb, keys, r.c.ID)
-	if err != nil {
-		return rep, err
+	if lerr != nil {
+		return rep, lerr
 	}
 	if !l.Known {
 		return rep, nil // Redis lost it: PostgreSQL's word

@@ -91,12 +91,28 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 				return nil, "", err
 			}
 		}
+		// The page's counters in one pipelined call (its scheduled
+		// campaigns have none yet), not one per campaign.
+		var ids []string
+		for _, r := range page {
+			if r.c.State != StateScheduled {
+				ids = append(ids, r.c.ID)
+			}
+		}
+		lives, err := countersOf(ctx, rdb, keys, ids)
+		if err != nil {
+			return nil, "", err
+		}
 		for _, r := range page {
 			if len(out) == q.Limit { // r and maybe more are left for the next page
 				return out, out[len(out)-1].ID, nil
 			}
 			before = r.c.ID
-			rep, err := r.progress(ctx, rdb, db, keys)
+			var l Live
+			if r.c.State != StateScheduled {
+				l, lives = lives[0], lives[1:]
+			}
+			rep, err := r.progressFrom(ctx, rdb, db, keys, l, nil)
 			if err != nil {
 				return nil, "", err
 			}

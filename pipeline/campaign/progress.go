@@ -95,17 +95,47 @@ type Live struct {
 // down (status) or that sample often (the benchmark). Progress is the full
 // report.
 func Counters(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string) (Live, error) {
-	var l Live
-	cmds := make(rueidis.Commands, 0, 2+keys.Partitions)
-	cmds = append(cmds,
-		rdb.B().Hmget().Key(keys.Campaign(id)).
-			Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal, pipeline.CampaignFailed, HashExpiresMs).Build(),
-		rdb.B().Hvals().Key(keys.RangeUsers(id)).Build(),
-	)
-	for p := range keys.Partitions {
-		cmds = append(cmds, rdb.B().Hmget().Key(keys.Stats(p, id)).Field(statFields...).Build())
+	ls, err := countersOf(ctx, rdb, keys, []string{id})
+	if err != nil {
+		return Live{}, err
+	}
+	return ls[0], nil
+}
+
+// countersOf is Counters of many campaigns in one pipelined call: a page of
+// a list costs one round trip, not one per campaign.
+func countersOf(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids []string) ([]Live, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	per := 2 + keys.Partitions
+	cmds := make(rueidis.Commands, 0, per*len(ids))
+	for _, id := range ids {
+		cmds = append(cmds,
+			rdb.B().Hmget().Key(keys.Campaign(id)).
+				Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal, pipeline.CampaignFailed, HashExpiresMs).Build(),
+			rdb.B().Hvals().Key(keys.RangeUsers(id)).Build(),
+		)
+		for p := range keys.Partitions {
+			cmds = append(cmds, rdb.B().Hmget().Key(keys.Stats(p, id)).Field(statFields...).Build())
+		}
 	}
 	res := rdb.DoMulti(ctx, cmds...)
+	out := make([]Live, len(ids))
+	for i, id := range ids {
+		l, err := readCounters(id, res[i*per:(i+1)*per])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = l
+	}
+	return out, nil
+}
+
+// readCounters sums one campaign's replies: its hash, its resolved ranges,
+// then its partitions' counters.
+func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
+	var l Live
 	for _, r := range res {
 		if err := r.Error(); err != nil {
 			return l, fmt.Errorf("progress of campaign %q: %w", id, err)

@@ -212,26 +212,52 @@ func Resplit(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pip
 
 // Load reads a campaign from PostgreSQL; ErrNotFound if there is none.
 func Load(ctx context.Context, db *pgxpool.Pool, id string) (Campaign, error) {
-	c := Campaign{ID: id}
-	var (
-		data []byte
-		ttl  int64
-	)
-	var sendAt *time.Time
-	err := db.QueryRow(ctx, `
-		SELECT app, channels, category, title, body, data, ttl_seconds, created_at,
-		       send_at, rate_per_second, priority, state, notification, kind
-		FROM campaigns WHERE id = $1`, id).
-		Scan(&c.App, &c.Channels, &c.Category, &c.Title, &c.Body, &data, &ttl, &c.CreatedAt,
-			&sendAt, &c.RatePerSecond, &c.Priority, &c.State, &c.Notification, &c.Kind)
-	if sendAt != nil {
-		c.SendAt = *sendAt
-	}
+	c, err := scanCampaign(db.QueryRow(ctx, `SELECT `+campaignColumns+` FROM campaigns WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return c, fmt.Errorf("campaign %q: %w", id, ErrNotFound)
+		return Campaign{ID: id}, fmt.Errorf("campaign %q: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return c, fmt.Errorf("load campaign %q: %w", id, err)
+		return Campaign{ID: id}, fmt.Errorf("load campaign %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// LoadAll is Load of many campaigns in one query, by id; an id with no
+// campaign is not in the map. A page of campaigns costs one query, not one
+// per campaign (the console's list refreshes every second).
+func LoadAll(ctx context.Context, db *pgxpool.Pool, ids []string) (map[string]Campaign, error) {
+	rows, err := db.Query(ctx, `SELECT `+campaignColumns+` FROM campaigns WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load campaigns: %w", err)
+	}
+	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Campaign, error) { return scanCampaign(r) })
+	if err != nil {
+		return nil, fmt.Errorf("load campaigns: %w", err)
+	}
+	out := make(map[string]Campaign, len(cs))
+	for _, c := range cs {
+		out[c.ID] = c
+	}
+	return out, nil
+}
+
+const campaignColumns = `id, app, channels, category, title, body, data, ttl_seconds, created_at,
+	send_at, rate_per_second, priority, state, notification, kind`
+
+func scanCampaign(row pgx.Row) (Campaign, error) {
+	var (
+		c      Campaign
+		data   []byte
+		ttl    int64
+		sendAt *time.Time
+	)
+	err := row.Scan(&c.ID, &c.App, &c.Channels, &c.Category, &c.Title, &c.Body, &data, &ttl, &c.CreatedAt,
+		&sendAt, &c.RatePerSecond, &c.Priority, &c.State, &c.Notification, &c.Kind)
+	if err != nil {
+		return c, err
+	}
+	if sendAt != nil {
+		c.SendAt = *sendAt
 	}
 	if string(data) != "{}" {
 		c.Data = json.RawMessage(data)

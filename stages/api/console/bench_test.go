@@ -188,7 +188,8 @@ func (c *pageClient) get(path string) time.Duration {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	took := time.Since(start)
-	if resp.StatusCode != http.StatusOK {
+	// 286: a live fragment of a finished campaign (htmx's "stop polling").
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != 286 {
 		c.b.Errorf("GET %s: %d", path, resp.StatusCode)
 	}
 	return took

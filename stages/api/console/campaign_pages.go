@@ -65,17 +65,26 @@ type campaignData struct {
 }
 
 func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s session) (campaignData, bool) {
+	d, status, msg := c.loadCampaign(r)
+	if msg != "" {
+		c.fail(w, r, status, page{Title: "Campaign", Nav: "campaigns", Session: s, Error: msg})
+		return d, false
+	}
+	return d, true
+}
+
+// loadCampaign reads the campaign of the path; when it cannot, the status
+// and the sentence to answer with.
+func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	id := r.PathValue("id")
 	sum, err := c.cfg.Campaigns.Get(ctx, id)
 	if err != nil {
-		status, msg := http.StatusServiceUnavailable, "Campaign "+id+" is unavailable: "+err.Error()
 		if errors.Is(err, campaign.ErrNotFound) {
-			status, msg = http.StatusNotFound, "There is no campaign "+id+"."
+			return campaignData{}, http.StatusNotFound, "There is no campaign " + id + "."
 		}
-		c.fail(w, r, status, page{Title: "Campaign", Nav: "campaigns", Session: s, Error: msg})
-		return campaignData{}, false
+		return campaignData{}, http.StatusServiceUnavailable, "Campaign " + id + " is unavailable: " + err.Error()
 	}
 	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State)}
 	d.Failures, err = c.cfg.Campaigns.Failures(ctx, id)
@@ -85,7 +94,7 @@ func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s session) (c
 	for _, f := range d.Failures {
 		d.MostFails = max(d.MostFails, f.Count)
 	}
-	return d, true
+	return d, http.StatusOK, ""
 }
 
 func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, s session) {
@@ -96,7 +105,7 @@ func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, s session
 
 func (c *Console) campaignLive(w http.ResponseWriter, r *http.Request, s session) {
 	if d, ok := c.campaign(w, r, s); ok {
-		c.fragment(w, "campaign", "live", page{Session: s, Data: d})
+		c.live(w, "campaign", page{Session: s, Data: d}, campaign.Final(d.Progress.State))
 	}
 }
 
@@ -106,19 +115,40 @@ func (c *Console) cancelPage(w http.ResponseWriter, r *http.Request, s session) 
 	}
 }
 
+// cancelCampaign answers as POST /v1/campaigns/{id}/cancel does: 404 for
+// no such campaign (a direct message included: it cannot be canceled), 409
+// for one already finished, 503 when Redis or PostgreSQL failed, each with
+// its own sentence; the cancel page again when the campaign can be read.
 func (c *Console) cancelCampaign(w http.ResponseWriter, r *http.Request, s session) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	id := r.PathValue("id")
-	if err := c.cfg.Campaigns.Cancel(ctx, id); err != nil {
-		d, ok := c.campaign(w, r, s)
-		if ok {
-			c.render(w, r, http.StatusConflict, "cancel", page{Title: "Cancel " + id, Nav: "campaigns", Session: s, Data: d,
-				Error: "Not canceled: " + err.Error()})
-		}
+	err := c.cfg.Campaigns.Cancel(ctx, id)
+	if err == nil {
+		http.Redirect(w, r, "/ui/campaigns/"+id+"?done=canceled", http.StatusSeeOther)
 		return
 	}
-	http.Redirect(w, r, "/ui/campaigns/"+id+"?done=canceled", http.StatusSeeOther)
+	p := page{Title: "Cancel " + id, Nav: "campaigns", Session: s}
+	d, _, unreadable := c.loadCampaign(r)
+	var status int
+	switch {
+	case errors.Is(err, campaign.ErrIsMessage):
+		status, p.Error = http.StatusNotFound, id+" is a direct message, not a campaign: a message cannot be canceled."
+	case errors.Is(err, campaign.ErrNotFound):
+		status, p.Error = http.StatusNotFound, "There is no campaign "+id+" to cancel."
+	case errors.Is(err, campaign.ErrFinished):
+		status, p.Error = http.StatusConflict, "Not canceled: campaign "+id+" is already "+cmp.Or(d.Progress.State, "finished")+": there is nothing left to cancel."
+	default:
+		c.cfg.Log.Warn().Err(err).Str("campaign", id).Msg("console: campaign not canceled")
+		status, p.Error = http.StatusServiceUnavailable, "Not canceled: Redis or PostgreSQL failed ("+err.Error()+
+			"). Try again in a moment: canceling twice is safe."
+	}
+	if status == http.StatusNotFound || unreadable != "" {
+		c.fail(w, r, status, p)
+		return
+	}
+	p.Data = d
+	c.render(w, r, status, "cancel", p)
 }
 
 // notice turns a redirect's ?done= into its sentence: fixed texts only, so

@@ -3,7 +3,9 @@ package console_test
 import (
 	"context"
 	"errors"
+	"html"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,5 +102,41 @@ func TestDeadLetterRetryAndDrop(t *testing.T) {
 	}
 	if got := b.deliverLen(); got != before+1 {
 		t.Errorf("the drop re-injected an entry: %d, want %d", got, before+1)
+	}
+}
+
+// TestMalformedDeadLetterOffersNoRetry: a dead letter that Retry refuses
+// (pipeline.DLQ marks it Malformed: here its origin is no stage input of
+// this deployment) is shown with Retry disabled and the reason beside it,
+// on the list and on its own page; a well-formed one keeps its Retry. Both
+// pages used to offer Retry for it, which could only end in a refusal.
+func TestMalformedDeadLetterOffersNoRetry(t *testing.T) {
+	b := newBed(t)
+	add := func(stream string) string {
+		t.Helper()
+		id, err := b.rdb.Do(t.Context(), b.rdb.B().Xadd().Key(b.keys.DLQ()).Id("*").FieldValue().
+			FieldValue(pipeline.DLQStream, stream).FieldValue(pipeline.DLQID, "1-0").
+			FieldValue(pipeline.DLQError, "payload rejected").
+			FieldValue(pipeline.DLQFields, pipeline.EncodeDLQFields(map[string]string{pipeline.FieldCampaign: "c1"})).Build()).ToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	bad, good := add("elsewhere"), add(b.keys.Stream(pipeline.StreamDeliver, 0))
+	letters, err := pipeline.NewDLQ(b.rdb, b.keys).List(t.Context(), pipeline.DLQFilter{IDs: []string{bad}})
+	if err != nil || len(letters) != 1 || letters[0].Malformed == "" {
+		t.Fatalf("the malformed letter reads as %+v, %v", letters, err)
+	}
+	why := html.EscapeString(letters[0].Malformed)
+	retry := func(id string) string { return `action="/ui/deadletters/` + id + `/retry"` }
+	for _, path := range []string{"/ui/deadletters", "/ui/deadletters/" + bad} {
+		_, body := b.get(path)
+		if strings.Contains(body, retry(bad)) || !strings.Contains(body, "disabled") || !strings.Contains(body, why) {
+			t.Errorf("%s offers Retry for the malformed letter, or does not say why (%q):\n%s", path, why, body)
+		}
+	}
+	if _, body := b.get("/ui/deadletters"); !strings.Contains(body, retry(good)) {
+		t.Errorf("the list offers no Retry for the well-formed letter:\n%s", body)
 	}
 }

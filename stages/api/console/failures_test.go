@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/pushpipe/pushpipe/bench"
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
@@ -152,7 +154,7 @@ func TestChartFromZero(t *testing.T) {
 				Date.now = () => t;
 				for (const n of `+string(sent)+`) {
 					t += 1000;
-					s.dataset.sent = n;
+					s.dataset.sends = n;
 					document.body.dispatchEvent(new Event("htmx:afterSettle"));
 				}
 				// uPlot sets its scales at its next frame.
@@ -164,4 +166,27 @@ func TestChartFromZero(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestChartCountsWhatTheRateCounts: the sends/s chart and the Sends/s
+// figure measure the same thing, devices sent or failed
+// (campaign.Report.SendRate's count): a campaign whose devices only fail
+// charts a rate above zero. The chart used to count sent devices alone,
+// and showed zero beside a Rate that counted the failures.
+func TestChartCountsWhatTheRateCounts(t *testing.T) {
+	b := newBed(t)
+	if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "c1", App: app, Channels: []string{"nobody"}, Title: "Chart"}); err != nil {
+		t.Fatal(err)
+	}
+	b.signIn()
+	// A first point (two refreshes) before any device failed.
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"),
+		waitJS(`(() => { const u = document.getElementById("chart").uplot; return u !== undefined && u.data[1].length > 0 })()`))
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	stats := b.keys.Stats(0, "c1")
+	if err := b.rdb.Do(t.Context(), b.rdb.B().Hset().Key(stats).FieldValue().FieldValue(pipeline.StatFailed, "500").
+		FieldValue(pipeline.StatFirstMs, now).FieldValue(pipeline.StatLastMs, now).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	b.within(15*time.Second, waitJS(`(() => { const y = document.getElementById("chart").uplot.data[1]; return y[y.length - 1] > 0 })()`))
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
@@ -55,7 +57,40 @@ type bed struct {
 	// made; location the last answer's Location.
 	session  *http.Cookie
 	location string
+	// queries counts the statements the API (and the test) sent
+	// PostgreSQL through db.
+	queries *queryCounter
+	// redisCalls counts the API's round trips to Redis (b.rdb is not
+	// counted).
+	redisCalls *redisCounter
 }
+
+// redisCounter is the real client, counting the calls that make a round
+// trip (Do and DoMulti: one each, however many commands).
+type redisCounter struct {
+	rueidis.Client
+	n atomic.Int64
+}
+
+func (r *redisCounter) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	r.n.Add(1)
+	return r.Client.Do(ctx, cmd)
+}
+
+func (r *redisCounter) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+	r.n.Add(1)
+	return r.Client.DoMulti(ctx, cmds...)
+}
+
+// queryCounter is a pgx tracer that counts the queries started.
+type queryCounter struct{ n atomic.Int64 }
+
+func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	q.n.Add(1)
+	return ctx
+}
+
+func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // recorder keeps what a tab did that a test must see: every request it
 // made, every console error or exception, every dialog.
@@ -107,17 +142,24 @@ func newBed(t *testing.T) *bed {
 	if err := schema.Migrate(t.Context(), url); err != nil {
 		t.Fatal(err)
 	}
-	db, err := pgxpool.New(context.Background(), url)
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries := &queryCounter{}
+	pcfg.ConnConfig.Tracer = queries
+	db, err := pgxpool.NewWithConfig(context.Background(), pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
 	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4)
-	srv := httptest.NewServer(api.New(api.Config{Redis: rdb, DB: db, Keys: keys, Log: zerolog.Nop(),
+	calls := &redisCounter{Client: rdb}
+	srv := httptest.NewServer(api.New(api.Config{Redis: calls, DB: db, Keys: keys, Log: zerolog.Nop(),
 		Auth: api.Auth{AdminToken: adminToken, AppKeys: map[string]string{app: appKey}}}))
 	t.Cleanup(srv.Close)
 
-	b := &bed{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db, dbURL: url, rec: &recorder{}}
+	b := &bed{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db, dbURL: url, rec: &recorder{}, queries: queries, redisCalls: calls}
 	// A browser context of its own: no cookie is shared with another test.
 	tab, closeTab := chromedp.NewContext(browser, chromedp.WithNewBrowserContext(), chromedp.WithListener(b.record))
 	tab, cancel := context.WithTimeout(tab, 4*time.Minute)

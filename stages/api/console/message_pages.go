@@ -66,6 +66,6 @@ func (c *Console) messagePage(w http.ResponseWriter, r *http.Request, s session)
 
 func (c *Console) messageLive(w http.ResponseWriter, r *http.Request, s session) {
 	if m, ok := c.message(w, r, s); ok {
-		c.fragment(w, "message", "live", page{Session: s, Data: m})
+		c.live(w, "message", page{Session: s, Data: m}, m.Report.State == campaign.MessageDone)
 	}
 }

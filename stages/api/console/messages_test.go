@@ -8,11 +8,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/stages/api/console"
 )
 
 // sendMessage is POST /v1/messages as the operator.
@@ -133,5 +135,67 @@ func TestDirectMessages(t *testing.T) {
 	}
 	if !slices.EqualFunc(stages, wantStages, slices.Equal) {
 		t.Errorf("pipeline lanes %q, want %q", stages, wantStages)
+	}
+}
+
+// TestFinishedPagesStopPolling: a campaign's or message's page stops its
+// refreshes once the state is final, and a page opened final makes none;
+// both used to poll once a second for as long as they stayed open. Each
+// record is made final behind the open page's back (the model's state in
+// PostgreSQL, the message's counters in Redis), no stage runs.
+func TestFinishedPagesStopPolling(t *testing.T) {
+	tests := []struct {
+		name   string
+		path   string
+		start  func(b *bed)
+		finish func(b *bed)
+	}{
+		{"campaign", "/ui/campaigns/c1", func(b *bed) { b.create("c1", time.Time{}) }, func(b *bed) {
+			if _, err := b.db.Exec(b.t.Context(), `UPDATE campaigns SET state = 'done' WHERE id = 'c1'`); err != nil {
+				b.t.Fatal(err)
+			}
+		}},
+		{"message", "/ui/messages/dm-1", func(b *bed) { b.sendMessage("dm-1", "Hi", []int64{1}) }, func(b *bed) {
+			// Dedupe read its one listed user, who had no device.
+			if err := b.rdb.Do(b.t.Context(), b.rdb.B().Hset().Key(b.keys.Stats(0, "dm-1")).FieldValue().
+				FieldValue(pipeline.StatIn, "1").Build()).Error(); err != nil {
+				b.t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			tt.start(b)
+			b.signIn()
+			polls := func() int {
+				requests, _, _ := b.rec.snapshot()
+				n := 0
+				for _, u := range requests {
+					if strings.HasPrefix(u, b.url+tt.path+"/live") {
+						n++
+					}
+				}
+				return n
+			}
+			b.run(chromedp.Navigate(b.url+tt.path), waitJS(`document.getElementById("state") !== null`))
+			// It polls while the record is under way.
+			b.within(30*time.Second, waitJS(`(() => { window.polled = 0; document.body.addEventListener("htmx:afterSettle", () => window.polled++); return true })()`),
+				waitJS(`window.polled >= 1`))
+			tt.finish(b)
+			b.within(30*time.Second, waitJS(`document.getElementById("state").textContent === "done"`))
+			// The same page opened now, in another tab, is done from the start.
+			fresh := b.secondTab()
+			if err := chromedp.Do(fresh, chromedp.Navigate(b.url+tt.path), waitJS(`document.getElementById("state").textContent === "done"`)); err != nil {
+				t.Fatal(err)
+			}
+			before := polls()
+			// Three refresh intervals: both pages polled at least twice in
+			// them before.
+			time.Sleep(3 * console.Refresh)
+			if after := polls(); after != before {
+				t.Errorf("%d refreshes of %s after it was done, want none", after-before, tt.path)
+			}
+		})
 	}
 }

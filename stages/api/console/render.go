@@ -91,6 +91,22 @@ func (c *Console) fragment(w http.ResponseWriter, name, block string, p page) {
 	c.write(w, http.StatusOK, name, block, p)
 }
 
+// stopPolling is htmx's status for "swap this, and poll no more" (its 286).
+const stopPolling = 286
+
+// live writes a live region's refresh; final says nothing more will change
+// (a campaign done, canceled or failed, a message done): htmx swaps the
+// figures in one last time and stops polling, where it used to poll a
+// finished campaign's page for as long as it stayed open. A page loaded
+// final does not poll at all (its template leaves out the trigger).
+func (c *Console) live(w http.ResponseWriter, name string, p page, final bool) {
+	status := http.StatusOK
+	if final {
+		status = stopPolling
+	}
+	c.write(w, status, name, "live", p)
+}
+
 func (c *Console) write(w http.ResponseWriter, status int, name, block string, p page) {
 	var buf bytes.Buffer
 	if err := c.pages[name].ExecuteTemplate(&buf, block, p); err != nil {
@@ -111,7 +127,9 @@ var funcs = template.FuncMap{
 	"since":    func(t time.Time) string { return ago(t.UnixMilli()) },
 	"dur":      func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"fraction": fraction,
+	"final":    campaign.Final,
 	"rate":     rate,
+	"sends":    func(r campaign.Report) int64 { return r.Sent + r.Failed },
 	"eta":      func(r campaign.Report) string { return eta(r, time.Now()) },
 }
 
@@ -150,18 +168,28 @@ func ago(ms int64) string {
 }
 
 // fraction is the progress bar's value in thousandths: the targets that
-// reached an end (campaign.Report.Done) of all targets.
+// reached an end (campaign.Report.Done) of all targets, or -1 for a bar
+// with no value (indeterminate) while split is still emitting ranges. The
+// targets grow while ranges are resolved, so the targets found so far can
+// all be done long before the campaign is: until its state is final, the
+// bar stops short of full (999) rather than claim an end that has not come.
 func fraction(r campaign.Report) int64 {
 	switch {
 	case r.State == campaign.StateDone:
 		return 1000
+	case r.State == campaign.StateSplitting:
+		return -1
 	case r.Targets <= 0:
 		return 0
+	case campaign.Final(r.State):
+		return min(1000, r.Done*1000/r.Targets)
 	}
-	return min(1000, r.Done*1000/r.Targets)
+	return min(999, r.Done*1000/r.Targets)
 }
 
-// rate is the campaign's sends per second between its first and last send;
+// rate is the campaign's sends (devices sent or failed: SendRate's count,
+// and the chart's, from the "sends" of each refresh) per second between its
+// first and last send;
 // under 10/s with a decimal, so a slow campaign (a low cap, a trickle of
 // retries) never reads "0/s", as if it had stalled.
 func rate(r campaign.Report) string {

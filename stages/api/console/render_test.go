@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -29,14 +30,46 @@ func TestFraction(t *testing.T) {
 		give campaign.Report
 		want int64
 	}{
-		{"nothing yet", campaign.Report{State: campaign.StateSplitting}, 0},
+		{"scheduled", campaign.Report{State: campaign.StateScheduled}, 0},
+		{"nothing yet", campaign.Report{State: campaign.StateRunning}, 0},
 		{"half", campaign.Report{State: campaign.StateRunning, Counts: campaign.Counts{Targets: 100}, Done: 50}, 500},
+		// Split still finding targets: however many of those found so far
+		// are done, the total is not known yet.
+		{"splitting", campaign.Report{State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 100}, Done: 100}, -1},
+		// Ranges still being resolved: every target found so far done is
+		// not the campaign done. The bar used to show it full.
+		{"running, targets still growing", campaign.Report{State: campaign.StateRunning, Counts: campaign.Counts{Targets: 100}, Done: 100}, 999},
 		{"canceled part way", campaign.Report{State: campaign.StateCanceled, Counts: campaign.Counts{Targets: 100}, Done: 20}, 200},
 		{"done", campaign.Report{State: campaign.StateDone, Counts: campaign.Counts{Targets: 100}, Done: 90}, 1000},
 	}
 	for _, tt := range tests {
 		if got := fraction(tt.give); got != tt.want {
 			t.Errorf("%s: fraction = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestBarOfUnknownLength: a campaign whose targets split is still finding
+// shows a bar with no value (indeterminate), on the list and on its page,
+// never a full one.
+func TestBarOfUnknownLength(t *testing.T) {
+	sum := Summary{Campaign: campaign.Campaign{ID: "c1"},
+		Progress: campaign.Report{State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 10}, Done: 10}}
+	tests := []struct {
+		name, block string
+		data        any
+	}{
+		{"campaigns", "rows", listData{Campaigns: []Summary{sum}}},
+		{"campaign", "live", campaignData{Summary: sum}},
+	}
+	for _, tt := range tests {
+		var buf bytes.Buffer
+		if err := templates[tt.name].ExecuteTemplate(&buf, tt.block, page{Data: tt.data}); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		bar := regexp.MustCompile(`<progress[^>]*>`).FindString(buf.String())
+		if bar == "" || strings.Contains(bar, "value=") || !strings.Contains(bar, "finding targets") {
+			t.Errorf("%s: the bar of a splitting campaign is %s, want one with no value", tt.name, bar)
 		}
 	}
 }

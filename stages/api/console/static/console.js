@@ -5,8 +5,9 @@
   "use strict";
 
   // Sends per second, from the campaign page's live refreshes: each refresh
-  // carries the sent count, and the rate is its change over the time between
-  // two refreshes.
+  // carries the sends (devices sent or failed: what the Sends/s figure,
+  // campaign.Report.SendRate, counts), and the rate is their change over the
+  // time between two refreshes.
   function chart() {
     var el = document.getElementById("chart");
     if (!el || typeof uPlot === "undefined") return;
@@ -26,14 +27,14 @@
     function sample() {
       var s = document.getElementById("sample");
       if (!s) return;
-      var sent = Number(s.dataset.sent), now = Date.now() / 1000;
+      var sends = Number(s.dataset.sends), now = Date.now() / 1000;
       if (last && now > last.t) {
         xs.push(now);
-        ys.push(Math.max(0, (sent - last.sent) / (now - last.t)));
+        ys.push(Math.max(0, (sends - last.sends) / (now - last.t)));
         if (xs.length > max) { xs.shift(); ys.shift(); }
         plot.setData([xs, ys]);
       }
-      last = { sent: sent, t: now };
+      last = { sends: sends, t: now };
     }
     sample();
     document.body.addEventListener("htmx:afterSettle", sample);
