@@ -300,6 +300,9 @@ func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	devices := f.seedDevices(10, false)
 	f.createCampaign("cok", `{}`)
+	// A notification the API would never store (it writes what it parsed):
+	// a hand-edited row cannot be rendered, which no retry changes.
+	f.createAppCampaign("cbad", testApp, `{"title":"Hi","badge":"many"}`)
 	stream := f.keys.Stream(pipeline.StreamDeliver, 0)
 	tests := []struct {
 		name string
@@ -308,6 +311,7 @@ func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 		{"users not an id batch", []string{pipeline.FieldCampaign, "cok", pipeline.FieldUsers, "\xff\xff"}},
 		{"unknown campaign", []string{pipeline.FieldCampaign, "nope", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{1})}},
 		{"campaign id not UTF-8", []string{pipeline.FieldCampaign, "c\xff", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{1})}},
+		{"notification cannot be rendered", []string{pipeline.FieldCampaign, "cbad", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{2})}},
 	}
 	var msgs []pipeline.Message
 	for _, tt := range tests {
