@@ -23,12 +23,17 @@ const cancelForget = time.Minute
 // Cancels tells the stages of a process which campaigns were canceled,
 // without a Redis call per question: the first question about a campaign
 // reads its flag, and from then on one pipelined read every CancelPoll
-// refreshes the flags of every campaign asked about in the last minute.
-// The zero value is not usable; build it with NewCancels. It needs no
-// closing: its poller ends when nothing is asked about for a minute.
+// refreshes the flags of every campaign asked about in the last minute; a
+// campaign asked about again after that is read again, so forgetting it
+// only costs a read. The zero value is not usable; build it with
+// NewCancels. It needs no closing: its poller ends when nothing is asked
+// about for a minute.
 type Cancels struct {
 	rdb  rueidis.Client
 	keys pipeline.Keys
+	// Forget is how long a campaign nobody asks about stays watched
+	// (NewCancels: a minute). Set it before the first question.
+	Forget time.Duration
 
 	mu      sync.Mutex
 	watched map[string]*watch
@@ -42,12 +47,14 @@ type watch struct {
 
 // NewCancels builds the watcher of one process.
 func NewCancels(rdb rueidis.Client, keys pipeline.Keys) *Cancels {
-	return &Cancels{rdb: rdb, keys: keys, watched: map[string]*watch{}}
+	return &Cancels{rdb: rdb, keys: keys, Forget: cancelForget, watched: map[string]*watch{}}
 }
 
 // Canceled reports whether campaign id was canceled, as of at most
-// CancelPoll ago. Only the first question about a campaign waits for Redis;
-// an error then is returned (the caller retries its batch).
+// CancelPoll ago (and Redis's latency). Only a question about a campaign
+// not watched (never asked about, or forgotten) waits for Redis; an error
+// then is returned (the caller retries its batch). It is cheap enough for a
+// send's hot path: a lock, a map lookup, two atomics.
 func (cs *Cancels) Canceled(ctx context.Context, id string) (bool, error) {
 	cs.mu.Lock()
 	w := cs.watched[id]
@@ -82,27 +89,14 @@ func (cs *Cancels) Watching() int {
 	return len(cs.watched)
 }
 
-// Is is Canceled for a campaign already asked about (the hot path of a
-// send): false for one never asked about.
-func (cs *Cancels) Is(id string) bool {
-	cs.mu.Lock()
-	w := cs.watched[id]
-	cs.mu.Unlock()
-	if w == nil {
-		return false
-	}
-	w.asked.Store(time.Now().UnixNano())
-	return w.canceled.Load()
-}
-
 // poll refreshes the watched flags every CancelPoll, forgetting campaigns
-// not asked about for cancelForget, until none is left. A failed read keeps
+// not asked about for Forget, until none is left. A failed read keeps
 // the flags as they were (a canceled flag is never unset).
 func (cs *Cancels) poll() {
 	t := time.NewTicker(CancelPoll)
 	defer t.Stop()
 	for range t.C {
-		forget := time.Now().Add(-cancelForget).UnixNano()
+		forget := time.Now().Add(-cs.Forget).UnixNano()
 		cs.mu.Lock()
 		ids := make([]string, 0, len(cs.watched))
 		ws := make([]*watch, 0, len(cs.watched))

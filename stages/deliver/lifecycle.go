@@ -28,7 +28,8 @@ func newLifecycle(rdb rueidis.Client, keys pipeline.Keys, log zerolog.Logger, la
 }
 
 // canceled reports whether c was canceled (as of campaign.CancelPoll ago);
-// the first question about a campaign reads its flag from Redis. A direct
+// a question about a campaign not watched (the first, or one after the
+// watcher forgot it) reads its flag from Redis. A direct
 // message cannot be canceled, and is not watched: at hundreds of messages a
 // second the watcher's reads would outnumber the sends.
 func (lc *lifecycle) canceled(ctx context.Context, c *campaign) (bool, error) {

@@ -236,9 +236,15 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 	}()
 	t0 := time.Now()
 	for i, j := range chunk {
-		if r.h.life.cancels.Is(j.c.ID) {
-			r.leftByCancel(j) // canceled while it waited for its permits
-			r.settled(nil, 1)
+		// Asked again right before the send: the permits may have taken
+		// long enough for the cancel, and for the watcher to forget the
+		// campaign (then this reads its flag: an unwatched campaign is
+		// not taken for a live one).
+		if canceled, err := r.h.life.canceled(r.ctx, j.c); canceled || err != nil {
+			if canceled {
+				r.leftByCancel(j)
+			}
+			r.settled(err, 1)
 			done = i + 1
 			continue
 		}
