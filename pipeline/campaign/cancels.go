@@ -20,6 +20,15 @@ const CancelPoll = 200 * time.Millisecond
 // watched; the watcher stops when it watches none.
 const cancelForget = time.Minute
 
+// cancelRead bounds one refresh of the flags. It is longer than CancelPoll:
+// cut at the poll, a refresh would never finish while Redis answers slower
+// than that, and a cancel would go unseen for as long as Redis is slow. The
+// refreshes are one goroutine's, one after the other, so they never pile
+// up, and one that took longer than CancelPoll is followed at once by the
+// next (the ticker's tick is waiting). A Redis slower than this could not
+// keep the 1 s bound anyway.
+const cancelRead = time.Second
+
 // Cancels tells the stages of a process which campaigns were canceled,
 // without a Redis call per question: the first question about a campaign
 // reads its flag, and from then on one pipelined read every CancelPoll
@@ -121,7 +130,7 @@ func (cs *Cancels) poll() {
 		for i, id := range ids {
 			cmds[i] = cs.rdb.B().Exists().Key(cs.keys.Canceled(id)).Build()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), CancelPoll)
+		ctx, cancel := context.WithTimeout(context.Background(), cancelRead)
 		for i, res := range cs.rdb.DoMulti(ctx, cmds...) {
 			if n, err := res.AsInt64(); err == nil && n == 1 {
 				ws[i].canceled.Store(true)

@@ -24,6 +24,13 @@ func TestMain(m *testing.M) {
 // world is a private Redis (the test flushes it) and a fresh database.
 func world(t *testing.T) (rueidis.Client, *pgxpool.Pool, pipeline.Keys) {
 	t.Helper()
+	rdb, db, keys, _ := worldAt(t)
+	return rdb, db, keys
+}
+
+// worldAt is world, and the address of its Redis.
+func worldAt(t *testing.T) (rueidis.Client, *pgxpool.Pool, pipeline.Keys, string) {
+	t.Helper()
 	redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
 	rdb, err := pipeline.NewRedis(redis.Addr)
 	if err != nil {
@@ -39,7 +46,7 @@ func world(t *testing.T) (rueidis.Client, *pgxpool.Pool, pipeline.Keys) {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	return rdb, db, pipeline.NewKeys("t", 4)
+	return rdb, db, pipeline.NewKeys("t", 4), redis.Addr
 }
 
 func do(t *testing.T, rdb rueidis.Client, cmds ...rueidis.Completed) {
