@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"fmt"
 	"runtime/debug"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -14,6 +15,6 @@ import (
 // the end dead-lettered with the panic as its reason. The stack is only
 // known here, so it is logged here.
 func (h *Handler) panicked(p any) error {
-	h.log.Error().Interface("panic", p).Bytes("stack", debug.Stack()).Msg("deliver goroutine panicked")
+	h.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("deliver goroutine panicked")
 	return pipeline.Panic(p)
 }
