@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"context"
 	"io"
 	"net"
 	"sync"
@@ -63,7 +64,7 @@ func TestCancelsSeenUnderASlowRedis(t *testing.T) {
 	if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c4", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
 		t.Fatal(err)
 	}
-	slow, err := pipeline.NewRedis(latencyProxy(t, addr, CancelPoll+50*time.Millisecond))
+	slow, err := pipeline.NewRedis(latencyProxy(t, addr, CancelPoll+50*time.Millisecond).Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,23 +79,70 @@ func TestCancelsSeenUnderASlowRedis(t *testing.T) {
 	waitCanceled(t, cs, "c4", time.Now(), time.Second)
 }
 
-// latencyProxy forwards TCP connections to addr, holding what addr answers
-// for d before passing it on: a Redis slowed down (by load, a long script,
-// a far network), as its client sees it. It returns the proxy's address.
-func latencyProxy(t *testing.T, addr string, d time.Duration) string {
+// While Redis does not answer at all, no answer says "not canceled" more
+// than the bound after a cancel: the watcher's last read is not believed
+// past cancelTrust, and the flag is read again (waiting for the caller's
+// context), so no send starts on an old "not canceled".
+func TestCancelsNotBelievedStaleUnderAStalledRedis(t *testing.T) {
+	rdb, db, keys, addr := worldAt(t)
+	ctx := t.Context()
+	if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c5", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	p := latencyProxy(t, addr, 0)
+	stalled, err := pipeline.NewRedis(p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stalled.Close)
+	cs := NewCancels(stalled, keys)
+	if canceled, err := cs.Canceled(ctx, "c5"); err != nil || canceled {
+		t.Fatalf("before the cancel: %v %v", canceled, err)
+	}
+	time.Sleep(2 * CancelPoll) // the poller reads the flag
+	p.hold()
+	if _, err := Cancel(ctx, rdb, db, keys, "c5"); err != nil {
+		t.Fatal(err)
+	}
+	returned := time.Now()
+	for time.Since(returned) < time.Second+3*CancelPoll {
+		qctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		canceled, err := cs.Canceled(qctx, "c5")
+		cancel()
+		if err == nil && !canceled && time.Since(returned) > time.Second {
+			t.Fatalf("not canceled, %v after the cancel returned, while Redis did not answer", time.Since(returned))
+		}
+	}
+	p.release()
+	waitCanceled(t, cs, "c5", time.Now(), 5*CancelPoll)
+}
+
+// proxy forwards TCP connections to a Redis, holding what it answers for
+// a delay before passing it on, and all of it while held: a Redis slowed
+// down (by load, a long script, a far network) or stalled, as its client
+// sees it.
+type proxy struct {
+	Addr string
+
+	mu   sync.Mutex
+	gate chan struct{} // closed while answers flow
+}
+
+// latencyProxy starts a proxy to addr whose answers come d late.
+func latencyProxy(t *testing.T, addr string, d time.Duration) *proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-	)
+	p := &proxy{Addr: ln.Addr().String(), gate: make(chan struct{})}
+	close(p.gate)
+	var conns []net.Conn
 	t.Cleanup(func() {
 		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
+		p.release()
+		p.mu.Lock()
+		defer p.mu.Unlock()
 		for _, c := range conns {
 			c.Close()
 		}
@@ -110,18 +158,42 @@ func latencyProxy(t *testing.T, addr string, d time.Duration) string {
 				client.Close()
 				continue
 			}
-			mu.Lock()
+			p.mu.Lock()
 			conns = append(conns, client, server)
-			mu.Unlock()
+			p.mu.Unlock()
 			go func() { io.Copy(server, client) }()
-			go late(client, server, d)
+			go p.late(client, server, d)
 		}
 	}()
-	return ln.Addr().String()
+	return p
 }
 
-// late copies src to dst, each read d after it arrived, in order.
-func late(dst, src net.Conn, d time.Duration) {
+// hold keeps every answer from now on until release.
+func (p *proxy) hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gate = make(chan struct{})
+}
+
+func (p *proxy) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.gate:
+	default:
+		close(p.gate)
+	}
+}
+
+func (p *proxy) open() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gate
+}
+
+// late copies src to dst, each read d after it arrived (and not while
+// held), in order.
+func (p *proxy) late(dst, src net.Conn, d time.Duration) {
 	type chunk struct {
 		b  []byte
 		at time.Time
@@ -142,6 +214,7 @@ func late(dst, src net.Conn, d time.Duration) {
 	}()
 	for c := range chunks {
 		time.Sleep(time.Until(c.at))
+		<-p.open()
 		if _, err := dst.Write(c.b); err != nil {
 			src.Close() // ends the reader
 		}
