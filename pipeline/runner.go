@@ -531,6 +531,13 @@ func (r *Runner) handle(ctx context.Context, b *Batch) (err error) {
 // panicError is a handler's panic, as the error of its batch.
 type panicError struct{ p any }
 
+// Panic is the error a handler returns for a panic it recovered in a
+// goroutine of its own (the runner can recover only the handler's): the
+// runner treats it as the handler's panic, so the entry that found the bug
+// is retried alone and in the end dead-lettered with the panic as its
+// reason, and the process goes on.
+func Panic(p any) error { return &panicError{p} }
+
 func (e *panicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.p) }
 
 // processEach processes b's entries as batches of one, in order, while b is

@@ -20,15 +20,36 @@ const CancelPoll = 200 * time.Millisecond
 // watched; the watcher stops when it watches none.
 const cancelForget = time.Minute
 
+// cancelRead bounds one refresh of the flags. It is longer than CancelPoll:
+// cut at the poll, a refresh would never finish while Redis answers slower
+// than that, and a cancel would go unseen for as long as Redis is slow. The
+// refreshes are one goroutine's, one after the other, so they never pile
+// up, and one that took longer than CancelPoll is followed at once by the
+// next (the ticker's tick is waiting). An answer this late is past
+// cancelTrust anyway.
+const cancelRead = time.Second
+
+// cancelTrust is how long a flag read as not canceled is believed. A read
+// sent at r that says "not canceled" means the cancel returned after r:
+// believed until r+cancelTrust, no answer lets a send start more than
+// cancelTrust after a cancel, however slow Redis is (DESIGN, guarantee 7:
+// 1 s; the rest is the send's margin). Past it, the flag is read again.
+const cancelTrust = 800 * time.Millisecond
+
 // Cancels tells the stages of a process which campaigns were canceled,
 // without a Redis call per question: the first question about a campaign
 // reads its flag, and from then on one pipelined read every CancelPoll
-// refreshes the flags of every campaign asked about in the last minute.
-// The zero value is not usable; build it with NewCancels. It needs no
-// closing: its poller ends when nothing is asked about for a minute.
+// refreshes the flags of every campaign asked about in the last minute; a
+// campaign asked about again after that is read again, so forgetting it
+// only costs a read. The zero value is not usable; build it with
+// NewCancels. It needs no closing: its poller ends when nothing is asked
+// about for a minute.
 type Cancels struct {
 	rdb  rueidis.Client
 	keys pipeline.Keys
+	// Forget is how long a campaign nobody asks about stays watched
+	// (NewCancels: a minute). Set it before the first question.
+	Forget time.Duration
 
 	mu      sync.Mutex
 	watched map[string]*watch
@@ -38,41 +59,69 @@ type Cancels struct {
 type watch struct {
 	canceled atomic.Bool
 	asked    atomic.Int64 // unix ns of the last question
+	read     atomic.Int64 // unix ns when the last read of the flag that answered was sent
 }
 
 // NewCancels builds the watcher of one process.
 func NewCancels(rdb rueidis.Client, keys pipeline.Keys) *Cancels {
-	return &Cancels{rdb: rdb, keys: keys, watched: map[string]*watch{}}
+	return &Cancels{rdb: rdb, keys: keys, Forget: cancelForget, watched: map[string]*watch{}}
 }
 
-// Canceled reports whether campaign id was canceled, as of at most
-// CancelPoll ago. Only the first question about a campaign waits for Redis;
-// an error then is returned (the caller retries its batch).
+// Canceled reports whether campaign id was canceled. A campaign not
+// watched (never asked about, or forgotten) has its flag read now; a
+// watched one's flag, refreshed every CancelPoll, is believed while it was
+// read less than cancelTrust ago and read now otherwise, so whatever
+// Redis's latency an answer false is never older than that (while Redis
+// answers slower, Canceled waits, up to ctx). A read's error is returned
+// (the caller retries its batch). While Redis keeps up it is cheap enough
+// for a send's hot path: a lock, a map lookup, atomics.
 func (cs *Cancels) Canceled(ctx context.Context, id string) (bool, error) {
+	now := time.Now().UnixNano()
 	cs.mu.Lock()
 	w := cs.watched[id]
 	cs.mu.Unlock()
-	if w == nil {
+	if w != nil {
+		w.asked.Store(now)
+		if w.canceled.Load() || now-w.read.Load() < int64(cancelTrust) {
+			return w.canceled.Load(), nil
+		}
+	}
+	for {
+		sent := time.Now().UnixNano()
 		n, err := cs.rdb.Do(ctx, cs.rdb.B().Exists().Key(cs.keys.Canceled(id)).Build()).AsInt64()
 		if err != nil {
 			return false, err
 		}
-		w = &watch{}
-		w.canceled.Store(n == 1)
-		cs.mu.Lock()
-		if prev := cs.watched[id]; prev != nil {
-			w = prev
-		} else {
-			cs.watched[id] = w
+		if n == 0 && time.Now().UnixNano()-sent >= int64(cancelTrust) {
+			continue // too old to be believed by the time it came: Redis is that slow
 		}
-		if !cs.polling {
-			cs.polling = true
-			go cs.poll()
+		if w == nil {
+			w = cs.watch(id, now)
 		}
-		cs.mu.Unlock()
+		if n == 1 {
+			w.canceled.Store(true)
+		}
+		w.read.Store(sent)
+		return w.canceled.Load(), nil
 	}
-	w.asked.Store(time.Now().UnixNano())
-	return w.canceled.Load(), nil
+}
+
+// watch starts watching campaign id (asked about at now), and the poller
+// if it is not running.
+func (cs *Cancels) watch(id string, now int64) *watch {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	w := cs.watched[id]
+	if w == nil {
+		w = &watch{}
+		w.asked.Store(now)
+		cs.watched[id] = w
+	}
+	if !cs.polling {
+		cs.polling = true
+		go cs.poll()
+	}
+	return w
 }
 
 // Watching is how many campaigns the watcher reads the flags of.
@@ -82,27 +131,14 @@ func (cs *Cancels) Watching() int {
 	return len(cs.watched)
 }
 
-// Is is Canceled for a campaign already asked about (the hot path of a
-// send): false for one never asked about.
-func (cs *Cancels) Is(id string) bool {
-	cs.mu.Lock()
-	w := cs.watched[id]
-	cs.mu.Unlock()
-	if w == nil {
-		return false
-	}
-	w.asked.Store(time.Now().UnixNano())
-	return w.canceled.Load()
-}
-
 // poll refreshes the watched flags every CancelPoll, forgetting campaigns
-// not asked about for cancelForget, until none is left. A failed read keeps
+// not asked about for Forget, until none is left. A failed read keeps
 // the flags as they were (a canceled flag is never unset).
 func (cs *Cancels) poll() {
 	t := time.NewTicker(CancelPoll)
 	defer t.Stop()
 	for range t.C {
-		forget := time.Now().Add(-cancelForget).UnixNano()
+		forget := time.Now().Add(-cs.Forget).UnixNano()
 		cs.mu.Lock()
 		ids := make([]string, 0, len(cs.watched))
 		ws := make([]*watch, 0, len(cs.watched))
@@ -127,11 +163,17 @@ func (cs *Cancels) poll() {
 		for i, id := range ids {
 			cmds[i] = cs.rdb.B().Exists().Key(cs.keys.Canceled(id)).Build()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), CancelPoll)
+		sent := time.Now().UnixNano()
+		ctx, cancel := context.WithTimeout(context.Background(), cancelRead)
 		for i, res := range cs.rdb.DoMulti(ctx, cmds...) {
-			if n, err := res.AsInt64(); err == nil && n == 1 {
+			n, err := res.AsInt64()
+			if err != nil {
+				continue
+			}
+			if n == 1 {
 				ws[i].canceled.Store(true)
 			}
+			ws[i].read.Store(sent)
 		}
 		cancel()
 	}

@@ -82,7 +82,8 @@ func (cs *campaigns) get(ctx context.Context, id string) (*campaign, error) {
 }
 
 // load reads the campaign's row through the campaign package (the one
-// reader of the campaigns table) and renders it for the senders.
+// reader of the campaigns table) and renders it for the senders. A row
+// that cannot be rendered is a permanent error.
 func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
 	row, err := campaignrow.Load(ctx, cs.db, id)
 	if errors.Is(err, campaignrow.ErrNotFound) {
@@ -93,7 +94,12 @@ func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
 	}
 	content, notes, err := Render(row)
 	if err != nil {
-		return nil, fmt.Errorf("campaign %q: %w", id, err)
+		// Only a row the API did not write fails here (it stores the
+		// notification it parsed, and data it checked is an object): a
+		// hand-edited or foreign row, which no retry can fix. Its entries
+		// are dead-lettered at once with the reason, not after
+		// --max-deliveries failed batches that take good entries with them.
+		return nil, permanent(fmt.Errorf("campaign %q: stored notification cannot be rendered: %w", id, err))
 	}
 	return &campaign{ID: id, App: row.App, message: row.Kind == campaignrow.KindMessage, ttl: row.TTL, rate: row.RatePerSecond, accepted: row.CreatedAt,
 		notes: notes, pick: content.Locale}, nil

@@ -1,6 +1,9 @@
 package deliver
 
 import (
+	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,5 +66,54 @@ func TestCanceledUsersAreNotDone(t *testing.T) {
 	})
 	if s := f.stats("c-stopped"); s[pipeline.StatUsersDone] != 0 || s[pipeline.StatSent] != 0 {
 		t.Errorf("canceled campaign: %v, want nobody sent or done", s)
+	}
+}
+
+// timedSender sends everything and keeps when each send started.
+type timedSender struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (s *timedSender) Send(ctx context.Context, n push.Notification) push.Result {
+	s.mu.Lock()
+	s.at = append(s.at, time.Now())
+	s.mu.Unlock()
+	return push.Result{Outcome: push.Sent, Status: 200}
+}
+
+func (s *timedSender) started() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.at)
+}
+
+// A send waits for its permits after its feeder asked whether the campaign
+// was canceled; meanwhile the watcher may forget the campaign (nobody asked
+// for a minute: a slow campaign cap, a provider at its cap). The check
+// right before the send then reads the flag, instead of taking a campaign
+// it no longer watches for a live one: no send starts after the cancel's
+// bound (DESIGN, guarantee 7).
+func TestCancelStopsSendsOfAForgottenCampaign(t *testing.T) {
+	f := newFixture(t)
+	f.seedDevices(5, false)
+	f.createCampaign("c1", `{}`)
+	// One send a second: each later send waits seconds for its permit.
+	if _, err := f.db.Exec(f.ctx, `UPDATE campaigns SET rate_per_second = 1 WHERE id = 'c1'`); err != nil {
+		t.Fatal(err)
+	}
+	s := &timedSender{}
+	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: s}, cancelForget: time.Millisecond}, "d1", 30*time.Second)
+	f.emitUsers("c1", userRange(5))
+	pipelinetest.Eventually(t, 10*time.Second, "a first send", func() bool { return len(s.started()) > 0 })
+	if _, err := campaignrow.Cancel(f.ctx, f.rdb, f.db, f.keys, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	returned := time.Now()
+	time.Sleep(2500 * time.Millisecond) // the cap's next permits come at 1 s and 2 s
+	for _, at := range s.started() {
+		if late := at.Sub(returned); late > campaignrow.CancelPoll {
+			t.Errorf("a send started %v after the cancel returned", late)
+		}
 	}
 }

@@ -76,6 +76,10 @@ type Config struct {
 
 	Log     zerolog.Logger
 	Metrics prometheus.Registerer // nil registers nothing
+
+	// cancelForget, when set, is the cancel watcher's Forget: tests
+	// shorten the minute to forget campaigns while they send.
+	cancelForget time.Duration
 }
 
 // DefaultInFlight is enough provider requests in flight for one process to

@@ -316,14 +316,20 @@ func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	devices := f.seedDevices(10, false)
 	f.createCampaign("cok", `{}`)
+	// A notification the API would never store (it writes what it parsed):
+	// a hand-edited row cannot be rendered, which no retry changes.
+	f.createAppCampaign("cbad", testApp, `{"title":"Hi","badge":"many"}`)
 	stream := f.keys.Stream(pipeline.StreamDeliver, 0)
 	tests := []struct {
 		name string
 		give []string
+		want string // in the dead letter's reason
 	}{
-		{"users not an id batch", []string{pipeline.FieldCampaign, "cok", pipeline.FieldUsers, "\xff\xff"}},
-		{"unknown campaign", []string{pipeline.FieldCampaign, "nope", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{1})}},
-		{"campaign id not UTF-8", []string{pipeline.FieldCampaign, "c\xff", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{1})}},
+		{"users not an id batch", []string{pipeline.FieldCampaign, "cok", pipeline.FieldUsers, "\xff\xff"}, "deliver entry users"},
+		{"unknown campaign", []string{pipeline.FieldCampaign, "nope", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{1})}, "campaign not found"},
+		{"campaign id not UTF-8", []string{pipeline.FieldCampaign, "c\xff", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{1})}, "only letters"},
+		{"notification cannot be rendered", []string{pipeline.FieldCampaign, "cbad", pipeline.FieldUsers, pipeline.EncodeIDs([]int64{2})},
+			`campaign "cbad": stored notification cannot be rendered`},
 	}
 	var msgs []pipeline.Message
 	for _, tt := range tests {
@@ -350,7 +356,7 @@ func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 				continue
 			}
 			found = true
-			if d[pipeline.DLQStream] != stream || d[pipeline.DLQError] == "" || d[pipeline.DLQDeliveries] != "1" {
+			if d[pipeline.DLQStream] != stream || !strings.Contains(d[pipeline.DLQError], tt.want) || d[pipeline.DLQDeliveries] != "1" {
 				t.Errorf("%s: dead letter %v", tt.name, d)
 			}
 		}

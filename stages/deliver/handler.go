@@ -69,6 +69,9 @@ func New(cfg Config) (*Handler, error) {
 	h.express.slots = newSlots(cfg.ExpressInFlight)
 	h.marker = &marker{h: h}
 	h.life = newLifecycle(cfg.Redis, cfg.Keys, log, m.permitsLate)
+	if cfg.cancelForget > 0 {
+		h.life.cancels.Forget = cfg.cancelForget
+	}
 	h.limiter.appTPS = cfg.AppTPS
 	return h, nil
 }

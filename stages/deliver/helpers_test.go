@@ -378,11 +378,16 @@ type stage struct {
 // startStage runs deliver in this process until the test ends (or stop).
 func (f *fixture) startStage(cfg Config, consumer string, claimIdle time.Duration) *stage {
 	f.t.Helper()
-	opts := pipeline.Options{
+	return f.startStageWith(cfg, pipeline.Options{
 		Stage: "deliver", Stream: pipeline.StreamDeliver, Consumer: consumer,
 		Concurrency: 4, BatchSize: 4, Block: 200 * time.Millisecond, ClaimIdle: claimIdle,
 		ShutdownTimeout: 5 * time.Second,
-	}
+	})
+}
+
+// startStageWith is startStage under the runner options opts.
+func (f *fixture) startStageWith(cfg Config, opts pipeline.Options) *stage {
+	f.t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(f.t)).Level(zerolog.WarnLevel)
 	var h *Handler
 	r := pipeline.NewRunner(f.rdb, f.keys, opts,

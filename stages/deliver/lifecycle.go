@@ -27,10 +27,11 @@ func newLifecycle(rdb rueidis.Client, keys pipeline.Keys, log zerolog.Logger, la
 	}
 }
 
-// canceled reports whether c was canceled (as of campaign.CancelPoll ago);
-// the first question about a campaign reads its flag from Redis. A direct
-// message cannot be canceled, and is not watched: at hundreds of messages a
-// second the watcher's reads would outnumber the sends.
+// canceled reports whether c was canceled (campaign.Cancels.Canceled: as
+// of CancelPoll ago while Redis keeps up, never on a flag read so long ago
+// that a send would break the cancel's 1 s bound). A direct message cannot
+// be canceled, and is not watched: at hundreds of messages a second the
+// watcher's reads would outnumber the sends.
 func (lc *lifecycle) canceled(ctx context.Context, c *campaign) (bool, error) {
 	if c.message {
 		return false, nil

@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -124,7 +125,15 @@ const markRetryFor = 30 * time.Second
 // wait for their marks) instead of repeating them. Marks are idempotent
 // (they count and write results for new bits only), so a write that
 // reached Redis but whose answer was lost is harmless to repeat.
-func (m *marker) flushRetrying(reqs []markReq) error {
+//
+// A panic while writing (a bug on some input) is the error of the rounds
+// of reqs, not the end of the process; it is not tried again.
+func (m *marker) flushRetrying(reqs []markReq) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = m.h.panicked(p)
+		}
+	}()
 	return m.h.untilRedisBack("marks", func() error { return m.flush(reqs) })
 }
 
@@ -225,17 +234,33 @@ func (m *marker) flush(reqs []markReq) error {
 		groups[of[i]].marks = append(groups[of[i]].marks, r)
 	}
 	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		first  error
+		raised any // a group's panic
 	)
 	for _, g := range groups {
 		wg.Go(func() {
+			// Raised again below, on the marker's goroutine, whose
+			// flushRetrying turns it into the rounds' error: here it would
+			// end the process.
+			defer func() {
+				if p := recover(); p != nil {
+					mu.Lock()
+					raised = p
+					mu.Unlock()
+				}
+			}()
 			if err := m.h.execMarks(ctx, g.p, g.c, g.marks); err != nil {
-				once.Do(func() { first = err })
+				mu.Lock()
+				first = cmp.Or(first, err)
+				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
+	if raised != nil {
+		panic(raised)
+	}
 	return first
 }

@@ -136,6 +136,13 @@ func (r *round) settled(err error, n int) {
 // all of them.
 func (r *round) feed(l *lane, jobs []job) {
 	h := r.h
+	held := 0 // slots taken for the window and not yet given back or started
+	defer func() {
+		if p := recover(); p != nil {
+			r.slots.give(held) // or the stage would run short of slots for good
+			r.fail(h.panicked(p))
+		}
+	}()
 	for len(jobs) > 0 {
 		if r.broken.Load() || r.wait.Err() != nil {
 			return // broken, cancelled, or the batch is lost
@@ -151,6 +158,7 @@ func (r *round) feed(l *lane, jobs []job) {
 		if err != nil {
 			return
 		}
+		held = n
 		// The chunk is the window jobs[:n] less skipped jobs, compacted in
 		// place: this feeder never looks at the window again.
 		window, k := jobs[:n:n], 0
@@ -191,6 +199,7 @@ func (r *round) feed(l *lane, jobs []job) {
 		jobs = jobs[n:]
 		r.slots.give(n - len(chunk))
 		r.started(len(chunk))
+		held = 0
 		r.dispatch(l, chunk)
 		if stop != nil {
 			if r.wait.Err() == nil {
@@ -211,24 +220,47 @@ func (r *round) dispatch(l *lane, chunk []job) {
 // sendChunk sends a chunk's jobs one after the other and hands their
 // terminal outcomes to the marker together. If a send turns out slow, the
 // rest go to workers of their own.
+//
+// A panic (a sender's, most likely) fails the round: what was sent before
+// it is marked, and the slots of the job it hit and of those after it are
+// freed, so the stage keeps its slots and goes on serving other batches.
 func (r *round) sendChunk(l *lane, chunk []job) {
 	buf := r.h.marker.chunkMarks()
 	marks := *buf
+	handed := false // marks given to the marker, and buf back in its pool
+	done := 0       // jobs settled, or whose marks are in marks
+	defer func() {
+		if p := recover(); p != nil {
+			if !handed {
+				r.h.marker.markChunk(buf, marks)
+			}
+			r.settled(r.h.panicked(p), len(chunk)-done)
+		}
+	}()
 	t0 := time.Now()
 	for i, j := range chunk {
-		if r.h.life.cancels.Is(j.c.ID) {
-			r.leftByCancel(j) // canceled while it waited for its permits
-			r.settled(nil, 1)
+		// Asked again right before the send: the permits may have taken
+		// long enough for the cancel, and for the watcher to forget the
+		// campaign (then this reads its flag: an unwatched campaign is
+		// not taken for a live one).
+		if canceled, err := r.h.life.canceled(r.ctx, j.c); canceled || err != nil {
+			if canceled {
+				r.leftByCancel(j)
+			}
+			r.settled(err, 1)
+			done = i + 1
 			continue
 		}
 		if m, ok := r.send(l, j); ok {
 			marks = append(marks, m)
 		}
+		done = i + 1
 		t1 := time.Now()
 		took := t1.Sub(t0)
 		t0 = t1
 		l.observe(took)
 		if took > slowSend && i < len(chunk)-1 {
+			handed, done = true, len(chunk) // the rest are their workers' now
 			r.h.marker.markChunk(buf, marks)
 			for _, j := range chunk[i+1:] {
 				r.dispatch(l, []job{j})
@@ -236,6 +268,7 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 			return
 		}
 	}
+	handed = true
 	r.h.marker.markChunk(buf, marks)
 }
 

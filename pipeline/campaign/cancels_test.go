@@ -1,0 +1,222 @@
+package campaign
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// waitCanceled waits until cs says campaign id is canceled, failing t if
+// that takes more than within after returned (when the cancel returned).
+func waitCanceled(t *testing.T, cs *Cancels, id string, returned time.Time, within time.Duration) {
+	t.Helper()
+	for {
+		canceled, err := cs.Canceled(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if canceled {
+			t.Logf("seen canceled %v after the cancel returned", time.Since(returned))
+			return
+		}
+		if time.Since(returned) > within {
+			t.Fatalf("not seen canceled %v after the cancel returned", time.Since(returned))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A campaign the watcher forgot (nobody asked about it for Forget) and
+// that was canceled meanwhile is seen canceled when asked about again.
+func TestCancelsRereadAForgottenCampaign(t *testing.T) {
+	rdb, db, keys := world(t)
+	ctx := t.Context()
+	if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c3", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	cs := NewCancels(rdb, keys)
+	cs.Forget = time.Millisecond
+	if canceled, err := cs.Canceled(ctx, "c3"); err != nil || canceled {
+		t.Fatalf("before the cancel: %v %v", canceled, err)
+	}
+	for cs.Watching() > 0 { // forgotten at the next poll
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := Cancel(ctx, rdb, db, keys, "c3"); err != nil {
+		t.Fatal(err)
+	}
+	if canceled, err := cs.Canceled(ctx, "c3"); err != nil || !canceled {
+		t.Fatalf("asked after it was forgotten and canceled: %v %v, want canceled", canceled, err)
+	}
+}
+
+// Under a Redis whose every answer comes later than CancelPoll, the
+// refreshes still finish and a cancel is seen within the 1 s bound
+// (DESIGN, guarantee 7), not never.
+func TestCancelsSeenUnderASlowRedis(t *testing.T) {
+	rdb, db, keys, addr := worldAt(t)
+	ctx := t.Context()
+	if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c4", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	slow, err := pipeline.NewRedis(latencyProxy(t, addr, CancelPoll+50*time.Millisecond).Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(slow.Close)
+	cs := NewCancels(slow, keys)
+	if canceled, err := cs.Canceled(ctx, "c4"); err != nil || canceled {
+		t.Fatalf("before the cancel: %v %v", canceled, err)
+	}
+	if _, err := Cancel(ctx, rdb, db, keys, "c4"); err != nil {
+		t.Fatal(err)
+	}
+	waitCanceled(t, cs, "c4", time.Now(), time.Second)
+}
+
+// While Redis does not answer at all, no answer says "not canceled" more
+// than the bound after a cancel: the watcher's last read is not believed
+// past cancelTrust, and the flag is read again (waiting for the caller's
+// context), so no send starts on an old "not canceled".
+func TestCancelsNotBelievedStaleUnderAStalledRedis(t *testing.T) {
+	rdb, db, keys, addr := worldAt(t)
+	ctx := t.Context()
+	if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c5", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	p := latencyProxy(t, addr, 0)
+	stalled, err := pipeline.NewRedis(p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stalled.Close)
+	cs := NewCancels(stalled, keys)
+	if canceled, err := cs.Canceled(ctx, "c5"); err != nil || canceled {
+		t.Fatalf("before the cancel: %v %v", canceled, err)
+	}
+	time.Sleep(2 * CancelPoll) // the poller reads the flag
+	p.hold()
+	if _, err := Cancel(ctx, rdb, db, keys, "c5"); err != nil {
+		t.Fatal(err)
+	}
+	returned := time.Now()
+	for time.Since(returned) < time.Second+3*CancelPoll {
+		qctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		canceled, err := cs.Canceled(qctx, "c5")
+		cancel()
+		if err == nil && !canceled && time.Since(returned) > time.Second {
+			t.Fatalf("not canceled, %v after the cancel returned, while Redis did not answer", time.Since(returned))
+		}
+	}
+	p.release()
+	waitCanceled(t, cs, "c5", time.Now(), 5*CancelPoll)
+}
+
+// proxy forwards TCP connections to a Redis, holding what it answers for
+// a delay before passing it on, and all of it while held: a Redis slowed
+// down (by load, a long script, a far network) or stalled, as its client
+// sees it.
+type proxy struct {
+	Addr string
+
+	mu   sync.Mutex
+	gate chan struct{} // closed while answers flow
+}
+
+// latencyProxy starts a proxy to addr whose answers come d late.
+func latencyProxy(t *testing.T, addr string, d time.Duration) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{Addr: ln.Addr().String(), gate: make(chan struct{})}
+	close(p.gate)
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		p.release()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", addr)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			p.mu.Lock()
+			conns = append(conns, client, server)
+			p.mu.Unlock()
+			go func() { io.Copy(server, client) }()
+			go p.late(client, server, d)
+		}
+	}()
+	return p
+}
+
+// hold keeps every answer from now on until release.
+func (p *proxy) hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gate = make(chan struct{})
+}
+
+func (p *proxy) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.gate:
+	default:
+		close(p.gate)
+	}
+}
+
+func (p *proxy) open() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gate
+}
+
+// late copies src to dst, each read d after it arrived (and not while
+// held), in order.
+func (p *proxy) late(dst, src net.Conn, d time.Duration) {
+	type chunk struct {
+		b  []byte
+		at time.Time
+	}
+	chunks := make(chan chunk, 1024)
+	go func() {
+		defer close(chunks)
+		for {
+			b := make([]byte, 32<<10)
+			n, err := src.Read(b)
+			if n > 0 {
+				chunks <- chunk{b[:n], time.Now().Add(d)}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range chunks {
+		time.Sleep(time.Until(c.at))
+		<-p.open()
+		if _, err := dst.Write(c.b); err != nil {
+			src.Close() // ends the reader
+		}
+	}
+}
