@@ -374,7 +374,10 @@ func TestLimiterHoldsWhileAnswersStop(t *testing.T) {
 		}
 		started = append(started, l.begin("apns", testApp))
 	}
-	time.Sleep(limitJitter + 30*time.Millisecond)
+	// Overdue past any jitter the limiter allows: limitJitter on a quiet
+	// machine, up to maxJitter when its own wake-ups run late (on a busy
+	// box limitJitter+30ms was not yet a stall, and the test failed).
+	time.Sleep(maxJitter + 30*time.Millisecond)
 	got := make(chan error, 1)
 	go func() { got <- l.wait(f.ctx, "apns", testApp) }()
 	select {
