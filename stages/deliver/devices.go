@@ -56,7 +56,7 @@ func byUser(a, b devices.Device) int { return cmp.Compare(a.UserID, b.UserID) }
 // looked for from sorted[from:] when its first device's user is not past
 // user, and the index after the window (the next call's from). A batch's
 // targets mostly ascend, so each device is passed over once instead of a
-// binary search per user (a tenth of loading the devices when it was).
+// binary search per user (a fifth of devicesOf's CPU when it was).
 func devicesOfUser(sorted []device, user int64, from int) ([]device, int) {
 	i := min(from, len(sorted))
 	// A few steps forward, else a search: targets out of order cost
