@@ -67,8 +67,7 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 		writeError(w, http.StatusUnprocessableEntity, s.unknownApp(c.App))
 		return
 	}
-	if s.cfg.DB == nil {
-		unavailable(w, "PostgreSQL (not configured)", time.Second)
+	if !s.haveDB(w) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)

@@ -122,8 +122,7 @@ func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request, _ []byte)
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if s.cfg.DB == nil {
-		unavailable(w, "PostgreSQL (not configured)", time.Second)
+	if !s.haveDB(w) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)

@@ -41,8 +41,7 @@ func (s *Server) writeSubscription(w http.ResponseWriter, r *http.Request, sql s
 	if !ok {
 		return
 	}
-	if s.cfg.DB == nil {
-		unavailable(w, "PostgreSQL (not configured)", time.Second)
+	if !s.haveDB(w) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), dbTimeout)

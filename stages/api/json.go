@@ -37,6 +37,16 @@ func unavailable(w http.ResponseWriter, what string, retryAfter time.Duration) {
 	writeError(w, http.StatusServiceUnavailable, what+" is unreachable; nothing was accepted, retry later")
 }
 
+// haveDB answers 503 for a route that needs PostgreSQL when the server
+// runs without it (an API given only Redis), and says whether it has it.
+func (s *Server) haveDB(w http.ResponseWriter) bool {
+	if s.cfg.DB == nil {
+		unavailable(w, "PostgreSQL (not configured)", time.Second)
+		return false
+	}
+	return true
+}
+
 // strict is how every request body is decoded: encoding/json/v2's rules
 // (github.com/go-json-experiment/json is that package, which Go 1.27 ships
 // as encoding/json/v2) match member names case-sensitively and refuse

@@ -98,8 +98,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 		writeError(w, http.StatusUnprocessableEntity, s.unknownApp(m.App))
 		return
 	}
-	if s.cfg.DB == nil {
-		unavailable(w, "PostgreSQL (not configured)", time.Second)
+	if !s.haveDB(w) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)

@@ -33,8 +33,7 @@ func (s *Server) getPreferences(w http.ResponseWriter, r *http.Request, _ []byte
 	if !ok {
 		return
 	}
-	if s.cfg.DB == nil {
-		unavailable(w, "PostgreSQL (not configured)", time.Second)
+	if !s.haveDB(w) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), emitTimeout)
@@ -79,8 +78,7 @@ func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, body []b
 			}
 		}
 	}
-	if s.cfg.DB == nil {
-		unavailable(w, "PostgreSQL (not configured)", time.Second)
+	if !s.haveDB(w) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), emitTimeout)

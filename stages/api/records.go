@@ -57,8 +57,7 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 		writeError(w, http.StatusNotFound, "no "+kind+" "+id+": "+err.Error())
 		return
 	}
-	if s.cfg.DB == nil {
-		unavailable(w, "PostgreSQL (not configured)", time.Second)
+	if !s.haveDB(w) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
@@ -62,8 +61,7 @@ func (s *Server) postSubscribers(w http.ResponseWriter, r *http.Request, body []
 			return
 		}
 	}
-	if s.cfg.DB == nil {
-		unavailable(w, "PostgreSQL (not configured)", time.Second)
+	if !s.haveDB(w) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), dbTimeout)
