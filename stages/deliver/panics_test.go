@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
@@ -99,4 +101,72 @@ func TestPanickingSendGoesToDLQ(t *testing.T) {
 	// Still serving.
 	f.emitUsers("c2", []int64{1, 2, 3})
 	f.waitDone("c2", 3, 10*time.Second)
+}
+
+// A panic while writing marks fails the rounds whose marks it held with the
+// panic, gives their slots back and leaves the marker serving. A campaign of
+// nil stands for the bug: its id is read while one campaign's marks are
+// written, or while several campaigns' are grouped. (A panic inside one
+// group's write, on a goroutine of its own, is raised again on the marker's
+// goroutine: no input found reaches it.)
+func TestPanickingMarkFailsItsRounds(t *testing.T) {
+	tests := []struct {
+		name  string
+		marks func(r *round, ok *campaign) []markReq
+	}{
+		{"one campaign", func(r *round, _ *campaign) []markReq {
+			return []markReq{{p: 0, c: nil, d: device{id: 1}, outcome: push.Sent, r: r}}
+		}},
+		{"two campaigns", func(r *round, ok *campaign) []markReq {
+			return []markReq{
+				{p: 0, c: ok, d: device{user: 1, id: 1}, outcome: push.Sent, r: r},
+				{p: 1, c: nil, d: device{id: 2}, outcome: push.Sent, r: r},
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.Disabled)
+			h, err := New(Config{Redis: f.rdb, DB: f.db, Keys: f.keys, Log: log, InFlight: 4,
+				Senders: map[push.Platform]push.Sender{push.IOS: &panickySender{sends: map[string]int{}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := h.newRound(t.Context(), &pipeline.Batch{}, 0)
+			defer r.end()
+			marks := tt.marks(r, &campaign{ID: "c1", App: "app", ttl: time.Hour})
+			if n, err := r.slots.take(t.Context(), len(marks)); err != nil || n != len(marks) {
+				t.Fatalf("took %d slots (%v), want %d", n, err, len(marks))
+			}
+			r.started(len(marks))
+			h.marker.markAll(marks) // the process would end here on a marker without recover
+
+			done := make(chan struct{})
+			go func() { r.sends.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the round's sends were never settled")
+			}
+			if err := r.err(); err == nil || !strings.Contains(err.Error(), "panicked") {
+				t.Errorf("round error %v, want the panic", err)
+			}
+			if n, _ := r.slots.take(t.Context(), 4); n != 4 {
+				t.Errorf("%d of 4 slots free after the panic, want every one back", n)
+			}
+			r.slots.give(4)
+
+			// Still serving: a good mark is written and settles its round.
+			ok := h.newRound(t.Context(), &pipeline.Batch{}, 0)
+			defer ok.end()
+			ok.slots.take(t.Context(), 1)
+			ok.started(1)
+			h.marker.markAll([]markReq{{p: 0, c: &campaign{ID: "c2", App: "app", ttl: time.Hour}, d: device{user: 5, id: 5}, outcome: push.Sent, r: ok}})
+			ok.sends.Wait()
+			if err := ok.err(); err != nil {
+				t.Errorf("a good mark after the panic: %v", err)
+			}
+		})
+	}
 }
