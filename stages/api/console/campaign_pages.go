@@ -62,6 +62,25 @@ type campaignData struct {
 	MostFails int64  // the top reason's devices: the bars' full length
 	NoReasons string // why failures by reason could not be read
 	CanCancel bool
+	// Settled says nothing on the page will change: the campaign is final
+	// and, if it was canceled, long enough ago that the sends in flight at
+	// the cancel are counted (settled). Its page stops polling then.
+	Settled bool
+}
+
+// cancelSettles is how long after a cancel the sends that were in flight
+// may still be counted: a send starts at most 1 s after it (DESIGN's
+// cancel bound) and a provider request takes at most its 30 s timeout, and
+// its mark follows. A page that stopped at "canceled" showed fewer sends
+// than the campaign made, until reloaded.
+const cancelSettles = 35 * time.Second
+
+// settled reports whether a campaign's report will change no more, at now.
+func settled(p campaign.Report, now time.Time) bool {
+	if !campaign.Final(p.State) {
+		return false
+	}
+	return p.State != campaign.StateCanceled || p.FinishedAt == nil || now.Sub(*p.FinishedAt) >= cancelSettles
 }
 
 func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s session) (campaignData, bool) {
@@ -86,7 +105,7 @@ func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string) {
 		}
 		return campaignData{}, http.StatusServiceUnavailable, "Campaign " + id + " is unavailable: " + err.Error()
 	}
-	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State)}
+	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State), Settled: settled(sum.Progress, time.Now())}
 	d.Failures, err = c.cfg.Campaigns.Failures(ctx, id)
 	if err != nil {
 		d.NoReasons = "Failures by reason are unavailable: " + err.Error()
@@ -105,7 +124,7 @@ func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, s session
 
 func (c *Console) campaignLive(w http.ResponseWriter, r *http.Request, s session) {
 	if d, ok := c.campaign(w, r, s); ok {
-		c.live(w, "campaign", page{Session: s, Data: d}, campaign.Final(d.Progress.State))
+		c.live(w, "campaign", page{Session: s, Data: d}, d.Settled)
 	}
 }
 

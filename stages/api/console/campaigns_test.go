@@ -22,6 +22,7 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/stages/api/console"
 )
 
 // The pushpipe binary, built once for the package's tests that run stages.
@@ -651,5 +652,54 @@ func TestListRefreshCost(t *testing.T) {
 	}
 	if r20 != r1 {
 		t.Errorf("a refresh costs %d Redis round trips with 1 campaign and %d with 20, want the same", r1, r20)
+	}
+}
+
+// TestCanceledPageCountsSendsInFlight: a canceled campaign's page goes on
+// polling while the sends in flight at the cancel may still be counted, and
+// stops once they are all in. It stopped at "canceled" and showed the sends
+// counted by then, fewer than the campaign made, until reloaded. The sends
+// are counted behind the page's back (the counters in Redis); no stage runs.
+func TestCanceledPageCountsSendsInFlight(t *testing.T) {
+	b := newBed(t)
+	b.create("c1", time.Time{})
+	if _, err := campaign.Cancel(t.Context(), b.rdb, b.db, b.keys, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"), waitJS(`document.getElementById("state").textContent === "canceled"`))
+	// A send in flight at the cancel is marked.
+	if err := b.rdb.Do(t.Context(), b.rdb.B().Hset().Key(b.keys.Stats(0, "c1")).FieldValue().
+		FieldValue(pipeline.StatSent, "3").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	b.within(30*time.Second, waitJS(`document.querySelector("#live .sent").textContent === "3"`))
+
+	// Long after the cancel, the page settles: no more refreshes.
+	if _, err := b.db.Exec(t.Context(), `UPDATE campaigns SET finished_at = now() - interval '1 hour' WHERE id = 'c1'`); err != nil {
+		t.Fatal(err)
+	}
+	polls := func() int {
+		requests, _, _ := b.rec.snapshot()
+		n := 0
+		for _, u := range requests {
+			if strings.HasPrefix(u, b.url+"/ui/campaigns/c1/live") {
+				n++
+			}
+		}
+		return n
+	}
+	// One refresh sees the old cancel and ends the polling (286); then
+	// three intervals without one.
+	before := polls()
+	deadline := time.Now().Add(30 * time.Second)
+	for polls() == before && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(console.Refresh)
+	settled := polls()
+	time.Sleep(3 * console.Refresh)
+	if after := polls(); after != settled {
+		t.Errorf("%d refreshes after the canceled campaign settled, want none", after-settled)
 	}
 }

@@ -127,7 +127,6 @@ var funcs = template.FuncMap{
 	"since":    func(t time.Time) string { return ago(t.UnixMilli()) },
 	"dur":      func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"fraction": fraction,
-	"final":    campaign.Final,
 	"rate":     rate,
 	"sends":    func(r campaign.Report) int64 { return r.Sent + r.Failed },
 	"eta":      func(r campaign.Report) string { return eta(r, time.Now()) },

@@ -126,3 +126,30 @@ func TestDeadLetterTimesSayUTC(t *testing.T) {
 		}
 	}
 }
+
+// TestSettled: a campaign's page polls until nothing on it will change;
+// a canceled campaign's sends in flight at the cancel are still counted for
+// cancelSettles after it.
+func TestSettled(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	at := func(ago time.Duration) *time.Time { t := now.Add(-ago); return &t }
+	tests := []struct {
+		name string
+		rep  campaign.Report
+		want bool
+	}{
+		{"running", campaign.Report{State: campaign.StateRunning}, false},
+		{"done", campaign.Report{State: campaign.StateDone, FinishedAt: at(0)}, true},
+		{"failed", campaign.Report{State: campaign.StateFailed, FinishedAt: at(0)}, true},
+		{"canceled just now", campaign.Report{State: campaign.StateCanceled, FinishedAt: at(time.Second)}, false},
+		{"canceled long ago", campaign.Report{State: campaign.StateCanceled, FinishedAt: at(cancelSettles)}, true},
+		{"canceled, no time known", campaign.Report{State: campaign.StateCanceled}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := settled(tt.rep, now); got != tt.want {
+				t.Errorf("settled = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
