@@ -75,11 +75,11 @@ func New(cfg Config) *Handler {
 
 // Handle splits every campaign of the batch.
 //
-// Ranges are emitted as they are found (not queued on the batch), then the
-// segment's checkpoint is recorded, and the runner acks the campaign entry
-// last: a crash re-emits at most the ranges since the last checkpoint, with
-// the same ids (and the same bounds unless subscriptions changed meanwhile;
-// resolve reads a repeated range again), which dedupe makes harmless.
+// Ranges are recorded in the segment's checkpoint, then emitted (not queued
+// on the batch), then the checkpoint moves past them, and the runner acks
+// the campaign entry last: a crash re-emits at most the ranges recorded
+// since the last move, with the same ids and bounds (resolve reads a
+// repeated range again), which dedupe makes harmless.
 func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	for i, e := range b.Entries {
 		id := e.Fields[pipeline.FieldCampaign]
