@@ -29,6 +29,9 @@ func (h *Handler) cut(ctx context.Context, c campaign.Campaign, s *segment, emit
 	ckKey := h.cfg.Keys.SplitCheckpoint(c.ID)
 	exp := campaign.CountersExpireMs(c.ExpiresAt().UnixMilli())
 	for k := 1; !s.done; {
+		if err := gone(c); err != nil {
+			return err // the checkpoint would expire as it is written
+		}
 		if err := h.wait(ctx); err != nil {
 			if errors.Is(err, errBackedUp) {
 				return nil
