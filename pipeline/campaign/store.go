@@ -195,8 +195,9 @@ func publishExpiry(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, 
 }
 
 // Resplit re-runs a campaign from PostgreSQL (after Redis lost its entries,
-// or everything): its expiry is published again, as at creation, then it is
-// appended to the campaigns stream (pipeline.Resplit). Split re-cuts it;
+// or everything): its expiry is published again, as at creation, its split
+// checkpoint dropped, then it is appended to the campaigns stream
+// (pipeline.Resplit). Split re-cuts it;
 // dedupe and the sent marks suppress everyone already reached. It returns
 // the new entry's id.
 func Resplit(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (string, error) {
@@ -206,6 +207,20 @@ func Resplit(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pip
 	}
 	if err := publishExpiry(ctx, rdb, keys, c); err != nil {
 		return "", fmt.Errorf("resplit %s: %w", id, err)
+	}
+	// Split resumes a campaign from its checkpoint, which may have outlived
+	// the ranges it records as cut (on a cluster, they live on other
+	// nodes): resumed, a split that was done would cut nothing. Started
+	// over, it cuts every range again (the same ids), and the campaign is
+	// splitting until it has.
+	hash := keys.Campaign(id)
+	for _, res := range rdb.DoMulti(ctx,
+		rdb.B().Del().Key(keys.SplitCheckpoint(id)).Build(),
+		rdb.B().Hdel().Key(hash).Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal).Build(),
+	) {
+		if err := res.Error(); err != nil {
+			return "", fmt.Errorf("resplit %s: %w", id, err)
+		}
 	}
 	return pipeline.Resplit(ctx, rdb, keys, id)
 }

@@ -87,6 +87,19 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		// the campaign was never created here, or expired long ago.
 		b.DeadLetter(en.index, fmt.Errorf("campaign %q is unknown in Redis (never created, or expired)", en.campaign))
 	}
+	lost, err := h.lostMarks(ctx, b.Partition, known, exps)
+	if err != nil {
+		return err
+	}
+	kept := known[:0]
+	for _, en := range known {
+		if lost[en.campaign] && !en.force {
+			b.DeadLetter(en.index, errMarksLost(en.campaign, exps[en.campaign]))
+			continue
+		}
+		kept = append(kept, en)
+	}
+	known = kept
 	if len(known) > 0 {
 		keys, args := h.scriptCall(b, known, exps)
 		b.Commit(dedupeScript, keys, args)
@@ -114,22 +127,30 @@ func (h *Handler) scriptCall(b *pipeline.Batch, entries []entry, exps map[string
 	k := h.cfg.Keys
 	p := b.Partition
 	keys := []string{k.Stream(b.Lane.Stream(pipeline.StreamDeliver), p)} // the lane of the input
-	var camps []string
-	index := map[string]string{}
+	var camps []string                                                   // per campaign: id, marks expire ms, counters expire ms, check
+	index := map[string]int{}                                            // 1-based, as the script numbers campaigns
+	now := time.Now().UnixMilli()
 	for _, en := range entries {
-		if _, ok := index[en.campaign]; ok {
-			continue
+		i, ok := index[en.campaign]
+		if !ok {
+			i = len(index) + 1
+			index[en.campaign] = i
+			// Marks go with the campaign's expiry, but never while
+			// entries of it still flow: a mark expired mid-campaign would
+			// let a repeat through.
+			exp := max(exps[en.campaign], now)
+			keys = append(keys, k.Seen(p, en.campaign), k.Muted(p, en.campaign), k.Stats(p, en.campaign))
+			camps = append(camps, en.campaign,
+				strconv.FormatInt(campaign.MarksExpireMs(exp), 10), strconv.FormatInt(campaign.CountersExpireMs(exp), 10), "0")
 		}
-		index[en.campaign] = strconv.Itoa(len(index) + 1)
-		// Marks go with the campaign's expiry, but never while entries of
-		// it still flow: a mark expired mid-campaign would let a repeat
-		// through.
-		exp := max(exps[en.campaign], time.Now().UnixMilli())
-		keys = append(keys, k.Seen(p, en.campaign), k.Muted(p, en.campaign), k.Stats(p, en.campaign))
-		camps = append(camps, en.campaign,
-			strconv.FormatInt(campaign.MarksExpireMs(exp), 10), strconv.FormatInt(campaign.CountersExpireMs(exp), 10))
+		// An expired campaign's marks may go between lostMarks and the
+		// script: the script looks again and refuses the batch then
+		// (forced entries go through whatever the marks).
+		if exps[en.campaign] < now && !en.force {
+			camps[4*i-1] = "1"
+		}
 	}
-	args := make([]string, 0, 4+len(camps)+len(entries)*11)
+	args := make([]string, 0, 2+len(camps)+len(entries)*11)
 	args = append(args, strconv.Itoa(len(index)))
 	args = append(args, camps...)
 	args = append(args, strconv.Itoa(len(entries)))
@@ -138,7 +159,7 @@ func (h *Handler) scriptCall(b *pipeline.Batch, entries []entry, exps map[string
 		if en.force {
 			force = "1"
 		}
-		args = append(args, index[en.campaign], force, strconv.Itoa(len(en.reached)+len(en.muted)), en.u, "", "")
+		args = append(args, strconv.Itoa(index[en.campaign]), force, strconv.Itoa(len(en.reached)+len(en.muted)), en.u, "", "")
 		head := len(args) - 2
 		var nr, nm int
 		args, nr = appendFragments(args, en.reached)

@@ -59,9 +59,14 @@ func newKeys() pipeline.Keys {
 // register publishes a campaign's expiry the way campaign.Create does.
 func register(t testing.TB, c rueidis.Client, keys pipeline.Keys, id string) {
 	t.Helper()
-	exp := time.Now().Add(time.Hour).UnixMilli()
+	registerAt(t, c, keys, id, time.Now().Add(time.Hour))
+}
+
+// registerAt is register of a campaign expiring at exp.
+func registerAt(t testing.TB, c rueidis.Client, keys pipeline.Keys, id string, exp time.Time) {
+	t.Helper()
 	err := c.Do(context.Background(), c.B().Hset().Key(keys.Campaign(id)).FieldValue().
-		FieldValue(campaign.HashExpiresMs, strconv.FormatInt(exp, 10)).Build()).Error()
+		FieldValue(campaign.HashExpiresMs, strconv.FormatInt(exp.UnixMilli(), 10)).Build()).Error()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,8 @@ import (
 // doubles stay exact for any positive int64 id.
 //
 // KEYS: deliver stream, then per campaign: seen, muted, stats.
-// ARGV: ncampaigns, per campaign (id, marks expire ms, counters expire ms),
+// ARGV: ncampaigns, per campaign (id, marks expire ms, counters expire ms,
+// check: "1" to refuse the batch if the expired campaign's marks are gone),
 // nentries, per entry (campaign index, force, ids in, u, nreached, nmuted,
 // then nreached+nmuted (field, fragment) pairs).
 var dedupeScript = pipeline.NewCommitScript(`
@@ -232,7 +233,13 @@ for j = 1, nc do
     seen = KEYS[k], muted = KEYS[k + 1], stats = KEYS[k + 2],
     hasMuted = redis.call('EXISTS', KEYS[k + 1]) == 1,
     inn = 0, targets = 0, dups = 0, mutedDelta = 0}
-  a = a + 3
+  -- an expired campaign whose marks went (stages/dedupe/expired.go):
+  -- refused before anything is written; the retry dead-letters it
+  if ARGV[a + 3] == '1' and not camps[j].hasMuted and redis.call('EXISTS', KEYS[k]) == 0
+      and tonumber(redis.call('HGET', KEYS[k + 2], '` + pipeline.StatIn + `') or '0') > 0 then
+    error('dedupe marks of expired campaign ' .. ARGV[a] .. ' are gone')
+  end
+  a = a + 4
 end
 local ne = tonumber(ARGV[a])
 a = a + 1

@@ -78,8 +78,9 @@ type rangeEntry struct {
 // harmless, and never loses a range.
 //
 // A range delivered again is read again, even if it is recorded: its id may
-// come back with other bounds (split re-cut it after a crash while
-// subscriptions changed), and only reading it again covers them.
+// come back with other bounds (split re-cut the campaign after Redis lost
+// its checkpoint while subscriptions changed), and only reading it again
+// covers them.
 func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	ranges := make([]rangeEntry, 0, len(b.Entries))
 	for i, e := range b.Entries {

@@ -21,14 +21,17 @@ const maxPerQuery = 64
 // it records.
 type emitFunc func(ctx context.Context, msgs ...pipeline.Message) error
 
-// cut emits a segment's ranges from where it stands, recording its progress
-// after each batch of ranges, until the segment is done or the deliver
-// backlog stays above the mark for MaxWait.
+// cut emits a segment's ranges from where it stands until the segment is
+// done or the deliver backlog stays above the mark for MaxWait. Each batch
+// of ranges is recorded in the checkpoint before it is emitted, and the
+// segment advanced past it after (checkpoint.go).
 func (h *Handler) cut(ctx context.Context, c campaign.Campaign, s *segment, emit emitFunc) error {
-	rdb, keys := h.cfg.Redis, h.cfg.Keys
-	ckKey := keys.SplitCheckpoint(c.ID)
+	ckKey := h.cfg.Keys.SplitCheckpoint(c.ID)
 	exp := campaign.CountersExpireMs(c.ExpiresAt().UnixMilli())
-	for k := 1; !s.done; k = min(2*k, maxPerQuery) {
+	for k := 1; !s.done; {
+		if err := gone(c); err != nil {
+			return err // the checkpoint would expire as it is written
+		}
 		if err := h.wait(ctx); err != nil {
 			if errors.Is(err, errBackedUp) {
 				return nil
@@ -38,50 +41,60 @@ func (h *Handler) cut(ctx context.Context, c campaign.Campaign, s *segment, emit
 		if canceled, err := h.cancels.Canceled(ctx, c.ID); err != nil || canceled {
 			return err // canceled: no more ranges (Handle drops the campaign)
 		}
-		his, err := boundaries(ctx, h.cfg.DB, s.channel, s.lo, s.end, h.cfg.RangeSize, k)
-		if err != nil {
-			return fmt.Errorf("split %s channel %q: %w", c.ID, s.channel, err)
-		}
-		next := *s
-		var msgs []pipeline.Message
-		for _, hi := range his {
-			msgs = append(msgs, h.rangeMsg(c.ID, &next, hi))
-			if hi == next.end {
-				next.done = true
-				break
+		if len(s.pending) == 0 {
+			his, err := boundaries(ctx, h.cfg.DB, s.channel, s.lo, s.end, h.cfg.RangeSize, k)
+			if err != nil {
+				return fmt.Errorf("split %s channel %q: %w", c.ID, s.channel, err)
 			}
-			next.lo = hi + 1
-		}
-		if len(his) < k && !next.done {
-			// The rest of the segment holds fewer than RangeSize
-			// subscribers: one last range to its end.
-			msgs = append(msgs, h.rangeMsg(c.ID, &next, next.end))
-			next.done = true
-		}
-		if err := emit(ctx, msgs...); err != nil {
-			return fmt.Errorf("split %s channel %q: %w", c.ID, s.channel, err)
-		}
-		for _, res := range rdb.DoMulti(ctx,
-			rdb.B().Hset().Key(ckKey).FieldValue().FieldValue(next.field(), next.state()).Build(),
-			rdb.B().Pexpireat().Key(ckKey).MillisecondsTimestamp(exp).Build(),
-		) {
-			if err := res.Error(); err != nil {
-				return fmt.Errorf("split %s channel %q: checkpoint: %w", c.ID, s.channel, err)
+			next := *s
+			next.pending = ends(his, k, s.end)
+			k = min(2*k, maxPerQuery)
+			if ok, err := h.record(ctx, ckKey, exp, s, next); err != nil || !ok {
+				if err != nil {
+					return fmt.Errorf("split %s channel %q: checkpoint: %w", c.ID, s.channel, err)
+				}
+				continue // another splitter moved the segment: go on from there
 			}
 		}
-		*s = next
+		if err := emit(ctx, h.rangeMsgs(c.ID, s)...); err != nil {
+			return fmt.Errorf("split %s channel %q: %w", c.ID, s.channel, err)
+		}
+		if _, err := h.record(ctx, ckKey, exp, s, s.advanced()); err != nil {
+			return fmt.Errorf("split %s channel %q: checkpoint: %w", c.ID, s.channel, err)
+		}
 	}
 	return nil
 }
 
-// rangeMsg is the ranges entry [s.lo, hi] of segment s, and advances s.next.
-func (h *Handler) rangeMsg(id string, s *segment, hi int64) pipeline.Message {
-	rid := s.rangeID(s.next)
-	s.next++
-	return pipeline.Message{
-		Stream: h.cfg.Keys.Stream(pipeline.StreamRanges, h.cfg.Keys.HashPartition(id+"/"+rid)),
-		Fields: pipeline.RangeEntry{Campaign: id, Channel: s.channel, Range: rid, Lo: s.lo, Hi: hi}.Fields(),
+// ends are the ends of the ranges cut from boundaries his (up to k were
+// asked for) in a segment ending at end: his up to end, then, when the
+// segment ran out first, one last range to end that holds fewer than
+// RangeSize subscribers.
+func ends(his []int64, k int, end int64) []int64 {
+	for i, hi := range his {
+		if hi == end {
+			return his[:i+1]
+		}
 	}
+	if len(his) < k {
+		return append(his, end)
+	}
+	return his
+}
+
+// rangeMsgs are the ranges entries of segment s's pending ranges.
+func (h *Handler) rangeMsgs(id string, s *segment) []pipeline.Message {
+	msgs := make([]pipeline.Message, len(s.pending))
+	lo := s.lo
+	for i, hi := range s.pending {
+		rid := s.rangeID(s.next + i)
+		msgs[i] = pipeline.Message{
+			Stream: h.cfg.Keys.Stream(pipeline.StreamRanges, h.cfg.Keys.HashPartition(id+"/"+rid)),
+			Fields: pipeline.RangeEntry{Campaign: id, Channel: s.channel, Range: rid, Lo: lo, Hi: hi}.Fields(),
+		}
+		lo = hi + 1 // hi < MaxInt64: only the last range can end there
+	}
+	return msgs
 }
 
 // boundaryQuery finds up to $5 range ends from $2 on, none past $3: each is

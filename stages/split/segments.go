@@ -16,9 +16,9 @@ import (
 
 // A campaign's split checkpoint (keys.SplitCheckpoint(id))
 // holds, per channel, the segment starts ("<channel>" → "s0 s1 ..."), and
-// per segment where its cut stands ("<channel>#<i>" → "<next index> <next
-// lo>" or "done <ranges>"). Segments are fixed once recorded, so a campaign
-// delivered again (a crash, a requeue) resumes every segment where it was.
+// per segment where its cut stands (checkpoint.go). Segments are fixed once
+// recorded (the first splitter's plan wins), so a campaign delivered again
+// (a crash, a requeue) resumes every segment where it was.
 
 // segment is one part of a channel's id space, [start, end], and where its
 // cut stands.
@@ -26,39 +26,18 @@ type segment struct {
 	channel    string
 	index      int
 	start, end int64
-	next       int   // the next range's index within the segment
-	lo         int64 // the next range's first id
+	next       int     // the next range's index within the segment
+	lo         int64   // the next range's first id
+	pending    []int64 // the ends of the ranges recorded from lo, not known to be emitted
 	done       bool
+	raw        string // the checkpoint's value this state was read from or written as ("" absent)
 }
 
 func (s *segment) field() string { return s.channel + "#" + strconv.Itoa(s.index) }
 
-func (s *segment) state() string {
-	if s.done {
-		return "done " + strconv.Itoa(s.next)
-	}
-	return strconv.Itoa(s.next) + " " + strconv.FormatInt(s.lo, 10)
-}
-
-func (s *segment) restore(v string) bool {
-	a, b, ok := strings.Cut(v, " ")
-	if !ok {
-		return false
-	}
-	if a == "done" {
-		n, err := strconv.Atoi(b)
-		s.next, s.done = n, true
-		return err == nil
-	}
-	n, err1 := strconv.Atoi(a)
-	lo, err2 := strconv.ParseInt(b, 10, 64)
-	s.next, s.lo = n, lo
-	return err1 == nil && err2 == nil
-}
-
-// rangeID is deterministic: the same segment cut again gives the same ids,
-// so resolve's bookkeeping and dedupe's marks recognize a repeat. Channel
-// names never hold '/'.
+// rangeID is deterministic: the same segment cut again gives the same ids
+// for the same bounds (checkpoint.go), so resolve's bookkeeping and dedupe's
+// marks recognize a repeat. Channel names never hold '/'.
 func (s *segment) rangeID(i int) string {
 	return s.channel + "/" + strconv.Itoa(s.index) + "." + strconv.Itoa(i)
 }
@@ -144,17 +123,7 @@ func (h *Handler) split(ctx context.Context, c campaign.Campaign, emit emitFunc)
 // the last ends at MaxInt64, so subscriptions added while the campaign runs
 // are inside one.
 func (h *Handler) plan(ctx context.Context, c campaign.Campaign, channel string, saved map[string]string) ([]*segment, error) {
-	var starts []int64
-	if v, ok := saved[channel]; ok {
-		for _, f := range strings.Fields(v) {
-			n, err := strconv.ParseInt(f, 10, 64)
-			if err != nil {
-				starts = nil
-				break
-			}
-			starts = append(starts, n)
-		}
-	}
+	starts := parseStarts(saved[channel])
 	if len(starts) == 0 {
 		var lo, hi *int64
 		err := h.cfg.DB.QueryRow(ctx, `SELECT min(user_id), max(user_id) FROM subscriptions WHERE channel = $1 AND user_id > 0`,
@@ -174,15 +143,24 @@ func (h *Handler) plan(ctx context.Context, c campaign.Campaign, channel string,
 		for i, s := range starts {
 			v[i] = strconv.FormatInt(s, 10)
 		}
+		// The first plan recorded wins: two splitters of the campaign at
+		// once (a replay beside a requeue) may have seen other
+		// subscribers, and segment i must be the same ids for both.
 		rdb := h.cfg.Redis
 		ckKey := h.cfg.Keys.SplitCheckpoint(c.ID)
-		for _, res := range rdb.DoMulti(ctx,
-			rdb.B().Hset().Key(ckKey).FieldValue().FieldValue(channel, strings.Join(v, " ")).Build(),
+		res := rdb.DoMulti(ctx,
+			rdb.B().Hsetnx().Key(ckKey).Field(channel).Value(strings.Join(v, " ")).Build(),
 			rdb.B().Pexpireat().Key(ckKey).MillisecondsTimestamp(campaign.CountersExpireMs(c.ExpiresAt().UnixMilli())).Build(),
-		) {
-			if err := res.Error(); err != nil {
+			rdb.B().Hget().Key(ckKey).Field(channel).Build(),
+		)
+		for _, r := range res {
+			if err := r.Error(); err != nil {
 				return nil, fmt.Errorf("split %s channel %q: checkpoint: %w", c.ID, channel, err)
 			}
+		}
+		won, _ := res[2].ToString()
+		if starts = parseStarts(won); len(starts) == 0 {
+			return nil, fmt.Errorf("split %s channel %q: checkpoint holds %q, not segment starts", c.ID, channel, won)
 		}
 	}
 	segs := make([]*segment, len(starts))
@@ -191,11 +169,23 @@ func (h *Handler) plan(ctx context.Context, c campaign.Campaign, channel string,
 		if i+1 < len(starts) {
 			end = starts[i+1] - 1
 		}
-		s := &segment{channel: channel, index: i, start: start, end: end, lo: start}
-		if v, ok := saved[s.field()]; !ok || !s.restore(v) {
-			s.next, s.lo, s.done = 0, start, false
-		}
+		s := &segment{channel: channel, index: i, start: start, end: end}
+		s.reset(saved[s.field()])
 		segs[i] = s
 	}
 	return segs, nil
+}
+
+// parseStarts reads a channel's recorded segment starts: nil unless they
+// are ascending from 1.
+func parseStarts(v string) []int64 {
+	var starts []int64
+	for _, f := range strings.Fields(v) {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || len(starts) == 0 && n != 1 || len(starts) > 0 && n <= starts[len(starts)-1] {
+			return nil
+		}
+		starts = append(starts, n)
+	}
+	return starts
 }

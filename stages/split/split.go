@@ -75,11 +75,11 @@ func New(cfg Config) *Handler {
 
 // Handle splits every campaign of the batch.
 //
-// Ranges are emitted as they are found (not queued on the batch), then the
-// segment's checkpoint is recorded, and the runner acks the campaign entry
-// last: a crash re-emits at most the ranges since the last checkpoint, with
-// the same ids (and the same bounds unless subscriptions changed meanwhile;
-// resolve reads a repeated range again), which dedupe makes harmless.
+// Ranges are recorded in the segment's checkpoint, then emitted (not queued
+// on the batch), then the checkpoint moves past them, and the runner acks
+// the campaign entry last: a crash re-emits at most the ranges recorded
+// since the last move, with the same ids and bounds (resolve reads a
+// repeated range again), which dedupe makes harmless.
 func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	for i, e := range b.Entries {
 		id := e.Fields[pipeline.FieldCampaign]
@@ -95,6 +95,10 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		if err != nil {
 			return err
 		}
+		if err := gone(c); err != nil {
+			b.DeadLetter(i, err)
+			continue
+		}
 		if ok, err := h.starts(ctx, c); err != nil || !ok {
 			if err != nil {
 				return err
@@ -102,6 +106,10 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			continue // canceled: dropped (acked) unsplit
 		}
 		finished, err := h.split(ctx, c, b.EmitNow)
+		if errors.Is(err, errGone) {
+			b.DeadLetter(i, err)
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -130,4 +138,20 @@ func (h *Handler) starts(ctx context.Context, c campaign.Campaign) (bool, error)
 		return false, err
 	}
 	return campaign.Start(ctx, h.cfg.DB, c.ID)
+}
+
+// errGone is a campaign whose Redis state is due to be gone: its
+// checkpoint, counters and expiry are kept a week after it expired
+// (campaign.KeepCounters). Cut then, every checkpoint write would expire as
+// it is written, and dedupe refuses a campaign whose expiry Redis no longer
+// holds: it is dead-lettered, not cut.
+var errGone = errors.New("its Redis state is kept a week after it expires, and is gone")
+
+// gone is errGone for campaign c when its Redis state is due to be gone.
+func gone(c campaign.Campaign) error {
+	exp := c.ExpiresAt()
+	if time.Now().UnixMilli() < campaign.CountersExpireMs(exp.UnixMilli()) {
+		return nil
+	}
+	return fmt.Errorf("campaign %q expired at %s: %w", c.ID, exp.UTC().Format(time.RFC3339), errGone)
 }

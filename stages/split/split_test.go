@@ -66,12 +66,19 @@ func (f *fixture) subscribe(channel string, users []int64) {
 	}
 }
 
-// run runs a split runner until the test ends.
-func (f *fixture) run(cfg split.Config) {
+// run runs a split runner until the test ends. The handler uses
+// cfg.Redis when set (the runner f.rdb all the same).
+func (f *fixture) run(cfg split.Config) { f.runAs("s1", cfg) }
+
+// runAs is run as consumer name.
+func (f *fixture) runAs(name string, cfg split.Config) {
 	f.t.Helper()
-	cfg.Redis, cfg.DB, cfg.Keys, cfg.Log = f.rdb, f.db, f.keys, zerolog.Nop()
+	if cfg.Redis == nil {
+		cfg.Redis = f.rdb
+	}
+	cfg.DB, cfg.Keys, cfg.Log = f.db, f.keys, zerolog.Nop()
 	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "split", Stream: pipeline.StreamCampaigns,
-		Consumer: "s1", BatchSize: 1, Block: 20 * time.Millisecond}, split.New(cfg), zerolog.Nop(), nil)
+		Consumer: name, BatchSize: 1, Block: 20 * time.Millisecond}, split.New(cfg), zerolog.Nop(), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
