@@ -25,11 +25,7 @@ import (
 func TestCheckpointWriteFailureKeepsRangeIDs(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	users := make([]int64, 1000)
-	for i := range users {
-		users[i] = int64(i + 1)
-	}
-	f.subscribe("ch", users)
+	f.subscribe("ch", upTo(1000))
 
 	// The handler's Redis user may read every key, and write only while
 	// the test lets it; the runner (reads, emits, acks) keeps f.rdb.
@@ -49,17 +45,7 @@ func TestCheckpointWriteFailureKeepsRangeIDs(t *testing.T) {
 	t.Cleanup(limited.Close)
 
 	// A deliver backlog holds split after it planned the channel.
-	deliver := f.keys.Stream(pipeline.StreamDeliver, 0)
-	if err := pipeline.CreateGroup(ctx, f.rdb, deliver, "deliver"); err != nil {
-		t.Fatal(err)
-	}
-	var backlog []pipeline.Message
-	for range 20 {
-		backlog = append(backlog, pipeline.Message{Stream: deliver, Fields: []string{"x", "1"}})
-	}
-	if _, err := pipeline.Emit(ctx, f.rdb, backlog...); err != nil {
-		t.Fatal(err)
-	}
+	deliver := f.deliverBacklog(20)
 	f.run(split.Config{Redis: limited, RangeSize: 100, Segments: 1, HighWater: 10, MaxWait: 50 * time.Millisecond})
 	f.create("c", "ch")
 	pipelinetest.Eventually(t, 10*time.Second, "the campaign requeued", func() bool {
@@ -103,11 +89,7 @@ func TestTwoSplittersAtOnceKeepRangeIDs(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	const n = 3000
-	users := make([]int64, n)
-	for i := range users {
-		users[i] = int64(i + 1)
-	}
-	f.subscribe("ch", users)
+	f.subscribe("ch", upTo(n))
 	churnCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {

@@ -95,6 +95,33 @@ func (f *fixture) create(id string, channels ...string) {
 	}
 }
 
+// deliverBacklog leaves n entries outstanding in partition 0's deliver
+// stream (the backlog split waits on), and returns the stream.
+func (f *fixture) deliverBacklog(n int) string {
+	f.t.Helper()
+	deliver := f.keys.Stream(pipeline.StreamDeliver, 0)
+	if err := pipeline.CreateGroup(f.t.Context(), f.rdb, deliver, "deliver"); err != nil {
+		f.t.Fatal(err)
+	}
+	backlog := make([]pipeline.Message, n)
+	for i := range backlog {
+		backlog[i] = pipeline.Message{Stream: deliver, Fields: []string{"x", "1"}}
+	}
+	if _, err := pipeline.Emit(f.t.Context(), f.rdb, backlog...); err != nil {
+		f.t.Fatal(err)
+	}
+	return deliver
+}
+
+// upTo is the user ids 1..n.
+func upTo(n int) []int64 {
+	users := make([]int64, n)
+	for i := range users {
+		users[i] = int64(i + 1)
+	}
+	return users
+}
+
 func (f *fixture) splitDone(id string) bool {
 	v, _ := f.rdb.Do(context.Background(), f.rdb.B().Hget().Key(f.keys.Campaign(id)).Field(pipeline.CampaignSplitDone).Build()).ToString()
 	return v == "1"
@@ -293,22 +320,8 @@ func TestRedeliveredCampaignResumes(t *testing.T) {
 func TestDeliverBacklogPausesSplit(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	users := make([]int64, 1000)
-	for i := range users {
-		users[i] = int64(i + 1)
-	}
-	f.subscribe("ch", users)
-	deliver := f.keys.Stream(pipeline.StreamDeliver, 0)
-	if err := pipeline.CreateGroup(ctx, f.rdb, deliver, "deliver"); err != nil {
-		t.Fatal(err)
-	}
-	var backlog []pipeline.Message
-	for range 20 {
-		backlog = append(backlog, pipeline.Message{Stream: deliver, Fields: []string{"x", "1"}})
-	}
-	if _, err := pipeline.Emit(ctx, f.rdb, backlog...); err != nil {
-		t.Fatal(err)
-	}
+	f.subscribe("ch", upTo(1000))
+	deliver := f.deliverBacklog(20)
 	f.run(split.Config{RangeSize: 100, Segments: 1, HighWater: 10, MaxWait: 100 * time.Millisecond})
 	f.create("c", "ch")
 	pipelinetest.Eventually(t, 10*time.Second, "the campaign requeued", func() bool {
