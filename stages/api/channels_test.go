@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
@@ -96,6 +97,35 @@ func TestSubscriptionWithDatabaseDownIs503(t *testing.T) {
 		r := a.do(method, "/v1/channels/news/subscribers/1", "", "")
 		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.error(), "PostgreSQL is unreachable") {
 			t.Fatalf("%s with PostgreSQL down: got %d (Retry-After %q) %s", method, r.status, r.header.Get("Retry-After"), r.body)
+		}
+	}
+}
+
+// PostgreSQL up but refusing connections (max_connections spent, starting
+// up, shutting down, closed for maintenance: an error from the server
+// itself) is unreachable all the same: 503 + Retry-After, not a 500 asking
+// whether the schema is migrated.
+func TestSubscriptionWithDatabaseRefusingConnectionsIs503(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	cfg := a.db.Config().ConnConfig.Copy()
+	name := pgx.Identifier{cfg.Database}.Sanitize()
+	cfg.Database = "postgres" // a database cannot close itself to connections
+	admin, err := pgx.ConnectConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(t.Context(), `ALTER DATABASE `+name+` ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin.Exec(context.Background(), `ALTER DATABASE `+name+` ALLOW_CONNECTIONS true`)
+		admin.Close(context.Background())
+	})
+	a.db.Reset() // the server's pool must connect anew
+	for _, method := range []string{"PUT", "DELETE"} {
+		r := a.do(method, "/v1/channels/news/subscribers/1", "", "")
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.error(), "PostgreSQL is unreachable") {
+			t.Errorf("%s with PostgreSQL refusing connections: got %d (Retry-After %q) %s, want 503", method, r.status, r.header.Get("Retry-After"), r.body)
 		}
 	}
 }
