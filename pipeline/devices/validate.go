@@ -1,6 +1,8 @@
 package devices
 
 import (
+	"fmt"
+	"strconv"
 	"unicode"
 	"unicode/utf8"
 )
@@ -51,7 +53,7 @@ func ValidateToken(p Platform, token string) error {
 		}
 		for i := 0; i < len(token); i++ {
 			if !isHex(token[i]) {
-				return fieldErr("token", "an APNs (ios) token is hex; character %d is %q", i, rune(token[i]))
+				return fieldErr("token", "an APNs (ios) token is hex; character %d is %s", i, Char(token, i))
 			}
 		}
 		return nil
@@ -60,7 +62,7 @@ func ValidateToken(p Platform, token string) error {
 			return fieldErr("token", "an FCM (android) token is 1–%d characters; got %d", MaxFCMToken, len(token))
 		}
 		if i := badFCMChar(token); i >= 0 {
-			return fieldErr("token", "an FCM (android) token has only A-Z a-z 0-9 _ : . - characters; character %d is %q", i, rune(token[i]))
+			return fieldErr("token", "an FCM (android) token has only A-Z a-z 0-9 _ : . - characters; character %d is %s", i, Char(token, i))
 		}
 		return nil
 	}
@@ -96,7 +98,7 @@ func ValidateLocale(l string) error {
 	for i := 0; i < len(l); i++ {
 		c := l[i]
 		if !(isAlnum(c) || c == '-' || c == '_') {
-			return fieldErr("locale", "has only letters, digits, '-' and '_' (a BCP 47 tag such as \"en-US\"); character %d is %q", i, rune(c))
+			return fieldErr("locale", "has only letters, digits, '-' and '_' (a BCP 47 tag such as \"en-US\"); character %d is %s", i, Char(l, i))
 		}
 	}
 	return nil
@@ -111,10 +113,22 @@ func ValidateName(field, name string) error {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(isAlnum(c) || c == '_' || c == '.' || c == ':' || c == '-') {
-			return fieldErr(field, "has only A-Z a-z 0-9 _ . : - characters; character %d is %q", i, rune(c))
+			return fieldErr(field, "has only A-Z a-z 0-9 _ . : - characters; character %d is %s", i, Char(name, i))
 		}
 	}
 	return nil
+}
+
+// Char quotes the character at byte i of s for an error message: the whole
+// character, not its first byte read as Latin-1 (a channel "뉴스" is not
+// refused for an 'ë' it does not hold), or that byte in hex where s is not
+// UTF-8 (a path segment may not be).
+func Char(s string, i int) string {
+	r, n := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && n <= 1 {
+		return fmt.Sprintf("byte 0x%02x (not UTF-8)", s[i])
+	}
+	return strconv.QuoteRune(r)
 }
 
 func badFCMChar(s string) int {

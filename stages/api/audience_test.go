@@ -67,3 +67,39 @@ func TestCampaignWithEmptyAudience(t *testing.T) {
 		})
 	}
 }
+
+// A retry of a stored campaign is answered 200 (or 409 for other content)
+// whatever its audience has become since: people leave a one-off channel
+// and tokens die once it is sent, and a client retrying with the same id
+// must not be told its campaign could reach nobody.
+func TestCampaignRetryAfterItsAudienceLeft(t *testing.T) {
+	tests := []struct {
+		name, give, empty string
+	}{
+		{"channel emptied", `{"id":"left-1","app":"a","channels":["x"],"notification":{"title":"t"}}`,
+			`DELETE FROM subscriptions WHERE channel = 'x'`},
+		{"devices deleted", `{"id":"left-2","app":"news","channels":["sport"],"notification":{"title":"t"}}`,
+			`UPDATE devices SET state = 1 WHERE app = 'news'`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op"})
+			if r := a.do("POST", "/v1/campaigns", tt.give, "op"); r.status != http.StatusCreated {
+				t.Fatalf("create: %d %s", r.status, r.body)
+			}
+			if _, err := a.db.Exec(t.Context(), tt.empty); err != nil {
+				t.Fatal(err)
+			}
+			if r := a.do("POST", "/v1/campaigns", tt.give, "op"); r.status != http.StatusOK {
+				t.Errorf("the same request again: %d %s, want 200", r.status, r.body)
+			}
+			other := strings.Replace(tt.give, `"title":"t"`, `"title":"u"`, 1)
+			if r := a.do("POST", "/v1/campaigns", other, "op"); r.status != http.StatusConflict {
+				t.Errorf("the same id with other content: %d %s, want 409", r.status, r.body)
+			}
+			if n := a.campaignEntries(); n != 1 {
+				t.Errorf("%d campaign entries, want 1", n)
+			}
+		})
+	}
+}

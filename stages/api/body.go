@@ -110,6 +110,22 @@ func jsonContentType(r *http.Request) bool {
 	return !ok || strings.EqualFold(cs, "utf-8")
 }
 
+// identityEncoding reports whether r's body is sent as is: no
+// Content-Encoding, or "identity". The API does not decompress bodies (their
+// caps and the memory budget count bytes as sent); a gzip body read as JSON
+// would be refused as "bad JSON" about its first byte, and one in another
+// coding that happened to parse would be taken for what it is not.
+func identityEncoding(r *http.Request) bool {
+	for _, v := range r.Header.Values("Content-Encoding") {
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // quoteHeader quotes a header value for an error message, clipped.
 func quoteHeader(v string) string {
 	if v == "" {

@@ -2,6 +2,9 @@ package api
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -172,4 +175,56 @@ func answered(c net.Conn) bool {
 	defer c.SetReadDeadline(time.Time{})
 	n, _ := c.Read(make([]byte, 1))
 	return n > 0
+}
+
+// A compressed body (Content-Encoding: gzip, which some HTTP clients add on
+// their own) is a 415 saying to send it uncompressed, not a "bad JSON"
+// about its first byte; nothing of it is written.
+func TestCompressedBodyIsRefused(t *testing.T) {
+	a := newSecAPI(t, Config{Auth: secAuth()}, false)
+	dev := deviceJSON("news", "ios", iosToken, 1, "")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(dev))
+	zw.Close()
+	tests := []struct {
+		name, encoding, body string
+		want                 int
+	}{
+		{"gzip", "gzip", gz.String(), http.StatusUnsupportedMediaType},
+		{"gzip, listed twice", "gzip, gzip", gz.String(), http.StatusUnsupportedMediaType},
+		{"br", "br", dev, http.StatusUnsupportedMediaType},
+		{"identity", "identity", dev, http.StatusAccepted},
+		{"none", "", dev, http.StatusAccepted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest("POST", a.url+"/v1/devices", strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+secAdmin)
+			req.Header.Set("Content-Type", "application/json")
+			if tt.encoding != "" {
+				req.Header.Set("Content-Encoding", tt.encoding)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			r := response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+			if r.status != tt.want {
+				t.Fatalf("got %d %s, want %d", r.status, r.body, tt.want)
+			}
+			if tt.want == http.StatusUnsupportedMediaType &&
+				(!strings.Contains(r.error(), "Content-Encoding "+strconv.Quote(tt.encoding)) || !strings.Contains(r.error(), "uncompressed")) {
+				t.Errorf("415 without naming the encoding and what to send: %s", r.body)
+			}
+		})
+	}
+	if n := a.ingested(); n != 2 {
+		t.Fatalf("%d events, want the 2 uncompressed registrations", n)
+	}
 }

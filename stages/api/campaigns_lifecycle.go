@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -109,8 +113,12 @@ func (s *Server) cancelCampaign(w http.ResponseWriter, r *http.Request, _ []byte
 // GET /v1/campaigns?state=S&limit=N&before=ID → {"campaigns":[...],"next":ID}
 // ("next" is absent after the last page).
 func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request, _ []byte) {
-	q := campaign.ListQuery{State: r.URL.Query().Get("state"), Before: r.URL.Query().Get("before")}
-	if v := r.URL.Query().Get("limit"); v != "" {
+	params, ok := queryParams(w, r, "state", "limit", "before")
+	if !ok {
+		return
+	}
+	q := campaign.ListQuery{State: params.Get("state"), Before: params.Get("before")}
+	if v := params.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: must be a number from 1 to %d, got %q", campaign.MaxListLimit, v))
@@ -141,4 +149,29 @@ func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request, _ []byte)
 		}{reps, next}
 		writeJSON(w, http.StatusOK, page)
 	}
+}
+
+// queryParams reads r's query string, which may hold each of names once:
+// as the body's unknown fields, a misspelt filter (?status=running) or a
+// repeated one would otherwise be ignored, and the answer would look
+// filtered when it is not. It answers 400 itself and reports false.
+func queryParams(w http.ResponseWriter, r *http.Request, names ...string) (url.Values, bool) {
+	params, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad query string: "+err.Error()+"; escape '%' as %25")
+		return nil, false
+	}
+	for _, name := range slices.Sorted(maps.Keys(params)) {
+		vs := params[name]
+		switch {
+		case !slices.Contains(names, name):
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q: %s %s takes %s",
+				name, r.Method, r.URL.Path, strings.Join(names[:len(names)-1], ", ")+" and "+names[len(names)-1]))
+			return nil, false
+		case len(vs) > 1:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter %q is given %d times; give it once", name, len(vs)))
+			return nil, false
+		}
+	}
+	return params, true
 }

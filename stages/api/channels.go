@@ -54,22 +54,41 @@ func (s *Server) writeSubscription(w http.ResponseWriter, r *http.Request, sql s
 }
 
 // dbError answers a failed database write: 503 when PostgreSQL could not be
-// reached in time (retry), 400 when it refused a value (SQLSTATE class 22:
-// the request's fault, never an outage), 500 when it answered with another
-// error (a bug or a missing migration: retrying will not help).
+// reached in time or would not serve (retry), 400 when it refused a value
+// (SQLSTATE class 22: the request's fault, never an outage), 500 when it
+// answered with another error (a bug or a missing migration: retrying will
+// not help).
 func (s *Server) dbError(w http.ResponseWriter, err error) {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+	var connErr *pgconn.ConnectError
+	switch {
+	case errors.As(err, &connErr), errors.As(err, &pgErr) && transientSQLState(pgErr.Code):
+		// The server's own refusal (too many connections, starting up,
+		// shutting down) carries a SQLSTATE too, but is an outage.
+		s.deviceLog().Warn().Err(err).Msg("database write not done: PostgreSQL unavailable")
+		unavailable(w, "PostgreSQL", time.Second)
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22"):
 		writeError(w, http.StatusBadRequest, "PostgreSQL cannot store a value of this request ("+pgErr.Code+": "+pgErr.Message+"); correct it")
-		return
-	}
-	if errors.As(err, &pgErr) {
+	case errors.As(err, &pgErr):
 		s.cfg.Log.Error().Err(err).Msg("database write failed")
 		writeError(w, http.StatusInternalServerError, "database error ("+pgErr.Code+"); is the schema migrated? (pushpipe migrate)")
-		return
+	default:
+		s.deviceLog().Warn().Err(err).Msg("database write not done: PostgreSQL unavailable")
+		unavailable(w, "PostgreSQL", time.Second)
 	}
-	s.deviceLog().Warn().Err(err).Msg("database write not done: PostgreSQL unavailable")
-	unavailable(w, "PostgreSQL", time.Second)
+}
+
+// transientSQLState reports whether an error of this SQLSTATE may pass
+// with time: connection exceptions (08), a transaction rolled back for a
+// deadlock or serialization failure (40), resources spent (53, too many
+// connections), operator intervention (57: shutdown, starting up, a
+// statement timeout).
+func transientSQLState(code string) bool {
+	switch code[:min(2, len(code))] {
+	case "08", "40", "53", "57":
+		return true
+	}
+	return false
 }
 
 // pathUserID reads {user_id}: a positive integer.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
@@ -97,5 +98,60 @@ func TestSubscriptionWithDatabaseDownIs503(t *testing.T) {
 		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.error(), "PostgreSQL is unreachable") {
 			t.Fatalf("%s with PostgreSQL down: got %d (Retry-After %q) %s", method, r.status, r.header.Get("Retry-After"), r.body)
 		}
+	}
+}
+
+// PostgreSQL up but not serving (refusing connections: max_connections
+// spent, starting up, closed for maintenance; or cancelling the statement:
+// a statement timeout, a shutdown) is unreachable all the same: 503 +
+// Retry-After, not a 500 asking whether the schema is migrated.
+func TestSubscriptionWithDatabaseNotServingIs503(t *testing.T) {
+	tests := []struct {
+		name string
+		// stop makes PostgreSQL stop serving the database db (quoted)
+		// through admin, a connection to another database; it returns
+		// what undoes it.
+		stop func(t *testing.T, admin *pgx.Conn, db string, cfg *pgx.ConnConfig) (undo func())
+	}{
+		{"closed to connections", func(t *testing.T, admin *pgx.Conn, db string, _ *pgx.ConnConfig) func() {
+			if _, err := admin.Exec(t.Context(), `ALTER DATABASE `+db+` ALLOW_CONNECTIONS false`); err != nil {
+				t.Fatal(err)
+			}
+			return func() { admin.Exec(context.Background(), `ALTER DATABASE `+db+` ALLOW_CONNECTIONS true`) }
+		}},
+		{"statement timeout behind a lock", func(t *testing.T, admin *pgx.Conn, db string, cfg *pgx.ConnConfig) func() {
+			holder, err := pgx.ConnectConfig(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := holder.Exec(t.Context(), `BEGIN; LOCK TABLE subscriptions IN ACCESS EXCLUSIVE MODE`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := admin.Exec(t.Context(), `ALTER DATABASE `+db+` SET statement_timeout = '300ms'`); err != nil {
+				t.Fatal(err)
+			}
+			return func() { holder.Close(context.Background()) }
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+			cfg := a.db.Config().ConnConfig.Copy()
+			other := cfg.Copy()
+			other.Database = "postgres" // a database cannot close itself to connections
+			admin, err := pgx.ConnectConfig(t.Context(), other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			undo := tt.stop(t, admin, pgx.Identifier{cfg.Database}.Sanitize(), cfg)
+			t.Cleanup(func() { undo(); admin.Close(context.Background()) })
+			a.db.Reset() // the server's pool connects anew, under the new settings
+			for _, method := range []string{"PUT", "DELETE"} {
+				r := a.do(method, "/v1/channels/news/subscribers/1", "", "")
+				if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.error(), "PostgreSQL is unreachable") {
+					t.Errorf("%s: got %d (Retry-After %q) %s, want 503", method, r.status, r.header.Get("Retry-After"), r.body)
+				}
+			}
+		})
 	}
 }

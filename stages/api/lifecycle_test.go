@@ -182,3 +182,35 @@ func TestListPagesAndSurvivesFlush(t *testing.T) {
 	}
 	check("after FLUSHALL")
 }
+
+// TestListRefusesUnknownQuery: a misspelt filter (?status=running) or a
+// repeated one would list every campaign as if it had been applied; it is
+// a 400 naming the parameter and the ones the route takes.
+func TestListRefusesUnknownQuery(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	tests := []struct {
+		give       string
+		wantStatus int
+		want       []string
+	}{
+		{"status=running", http.StatusBadRequest, []string{`unknown query parameter "status"`, "state, limit and before"}},
+		{"state=running&limt=5", http.StatusBadRequest, []string{`unknown query parameter "limt"`}},
+		{"state=done&state=running", http.StatusBadRequest, []string{`query parameter "state" is given 2 times`}},
+		{"limit=1&limit=2", http.StatusBadRequest, []string{`query parameter "limit" is given 2 times`}},
+		{"state=%zz", http.StatusBadRequest, []string{"query string"}},
+		{"state=running&limit=5", http.StatusOK, nil},
+		{"", http.StatusOK, nil},
+	}
+	for _, tt := range tests {
+		r := a.do("GET", "/v1/campaigns?"+tt.give, "", "")
+		if r.status != tt.wantStatus {
+			t.Errorf("list ?%s: %d %s, want %d", tt.give, r.status, r.body, tt.wantStatus)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(r.error(), w) {
+				t.Errorf("list ?%s: error %q does not say %q", tt.give, r.error(), w)
+			}
+		}
+	}
+}

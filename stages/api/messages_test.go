@@ -181,3 +181,29 @@ func TestMessageValidation(t *testing.T) {
 		t.Errorf("app key: %d %s", r.status, r.body)
 	}
 }
+
+// TestRecordOnTheOtherRoute: campaigns and messages share one id space, so
+// an id asked on the other's route is a 404 that names the route holding
+// it, both ways.
+func TestRecordOnTheOtherRoute(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op"})
+	for _, create := range []struct{ path, body string }{
+		{"/v1/campaigns", `{"id":"camp-1","app":"com.example.chat","channels":["x"],"notification":{"body":"x"}}`},
+		{"/v1/messages", `{"id":"msg-1","app":"com.example.chat","users":[7],"notification":{"body":"x"}}`},
+	} {
+		if r := a.do("POST", create.path, create.body, "op"); r.status/100 != 2 {
+			t.Fatalf("POST %s: %d %s", create.path, r.status, r.body)
+		}
+	}
+	tests := []struct{ method, path, want string }{
+		{"GET", "/v1/messages/camp-1", "it is a campaign; see GET /v1/campaigns/camp-1"},
+		{"GET", "/v1/campaigns/msg-1", "it is a direct message; see GET /v1/messages/msg-1"},
+		{"POST", "/v1/campaigns/msg-1/cancel", "it is a direct message; see GET /v1/messages/msg-1"},
+		{"GET", "/v1/messages/nope", "no message nope"},
+	}
+	for _, tt := range tests {
+		if r := a.do(tt.method, tt.path, "", "op"); r.status != http.StatusNotFound || !strings.Contains(r.error(), tt.want) {
+			t.Errorf("%s %s: %d %s, want 404 saying %q", tt.method, tt.path, r.status, r.body, tt.want)
+		}
+	}
+}

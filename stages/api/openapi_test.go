@@ -349,7 +349,7 @@ var openapiCalls = []apiCall{
 	{name: "campaign rate 0", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"ttl_seconds"`, `"rate_per_second":0,"ttl_seconds"`, 1), token: oaToken, req: invalid, status: 400},
 	{name: "campaign bad priority", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"ttl_seconds"`, `"priority":"urgent","ttl_seconds"`, 1), token: oaToken, req: invalid, status: 400},
 	{name: "campaign fractional channel", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `["breaking"]`, `[1.5]`, 1), token: oaToken, req: invalid, status: 400},
-	{name: "campaign nobody", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `,"allow_empty":true`, ``, 1), token: oaToken, req: unchecked, status: 400},
+	{name: "campaign nobody", method: "POST", path: "/v1/campaigns", body: strings.NewReplacer(`,"allow_empty":true`, ``, `"oa-1"`, `"oa-nobody"`).Replace(oaCamp), token: oaToken, req: unchecked, status: 400},
 	{name: "campaign unknown app", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, oaApp, "com.example.unknown", 1), token: oaToken, status: 422},
 	{name: "campaign rich", method: "POST", path: "/v1/campaigns", body: oaRich, token: oaToken, status: 201},
 	{name: "campaign silent with a title", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"data"`, `"silent":true,"data"`, 1), token: oaToken, req: unchecked, status: 400},

@@ -86,7 +86,13 @@ func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, body []b
 	p := prefs.Prefs{User: user, Channels: []string(req.MutedChannels), Categories: req.MutedCategories}
 	if err := prefs.Put(ctx, s.cfg.DB, s.cfg.Redis, s.cfg.Keys, p); err != nil {
 		s.deviceLog().Warn().Err(err).Msg("preferences not stored")
-		unavailable(w, "PostgreSQL or Redis", time.Second)
+		// Not unavailable's "nothing was accepted": Put writes PostgreSQL
+		// before Redis, so the set may be stored there already, and a
+		// client that believed otherwise would leave GET showing mutes
+		// that resolve, reading Redis, does not apply.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "PostgreSQL or Redis is unreachable, and the preferences may be stored in part "+
+			"(GET may show them before they apply to sends): PUT the same request again, which is safe to repeat")
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

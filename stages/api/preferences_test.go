@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/pipeline/prefs"
 )
 
@@ -113,5 +115,35 @@ func TestMalformedPreferences(t *testing.T) {
 	}
 	if got := a.prefs(1); len(got) != 0 {
 		t.Fatalf("rejected requests wrote %v", got)
+	}
+}
+
+// TestPreferencesWithRedisDown: PostgreSQL takes the new set before Redis
+// (resolve's copy) fails, so the 503 must not say nothing was accepted: a
+// client believing it would leave GET showing mutes that resolve does not
+// apply. It says to PUT again, and that retry, once Redis is back, puts
+// the set where resolve reads it.
+func TestPreferencesWithRedisDown(t *testing.T) {
+	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	a := newDeviceAPI(t, r.Addr, Auth{Insecure: true})
+	const body = `{"muted_channels":["sport"]}`
+	if err := r.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	resp := a.do("PUT", "/v1/users/7/preferences", body, "")
+	if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") == "" {
+		t.Fatalf("with Redis down: %d (Retry-After %q) %s, want 503 + Retry-After", resp.status, resp.header.Get("Retry-After"), resp.body)
+	}
+	if msg := resp.error(); strings.Contains(msg, "nothing was accepted") || !strings.Contains(msg, "PUT the same request again") {
+		t.Errorf("503 %q: want it to say the set may be stored in part and to PUT it again", msg)
+	}
+	if err := r.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Eventually(t, 10*time.Second, "the retry to be stored", func() bool {
+		return a.do("PUT", "/v1/users/7/preferences", body, "").status == http.StatusNoContent
+	})
+	if got := a.prefs(7); !maps.Equal(got, map[string]string{pipeline.PrefChannel("sport"): "1"}) {
+		t.Errorf("Redis holds %v after the retry, want sport muted", got)
 	}
 }

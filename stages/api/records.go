@@ -49,8 +49,8 @@ func (s *Server) answerCreated(w http.ResponseWriter, kind, id string, createdCo
 
 // withRecord runs fn for the record named by the path's {id}: 404 for an id
 // that cannot exist or does not, 503 when PostgreSQL or Redis fails, else
-// fn's answer as JSON with 200. conflict, when fn returns it, is answered
-// 409 with the error's text.
+// fn's answer as JSON with 200. conflictError and notFoundError, when fn
+// returns them, are answered 409 and 404 with their text.
 func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string, fn func(ctx context.Context, id string) (any, error)) {
 	id := r.PathValue("id")
 	if err := campaign.ValidateID(id); err != nil {
@@ -64,7 +64,10 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 	defer cancel()
 	rep, err := fn(ctx, id)
 	var conflict conflictError
+	var notFound notFoundError
 	switch {
+	case errors.As(err, &notFound):
+		writeError(w, http.StatusNotFound, notFound.msg)
 	case errors.Is(err, campaign.ErrIsMessage):
 		writeError(w, http.StatusNotFound, "no "+kind+" "+id+": it is a direct message; see GET /v1/messages/"+id+" (a message cannot be canceled)")
 	case errors.Is(err, campaign.ErrNotFound):
@@ -83,3 +86,8 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 type conflictError struct{ msg string }
 
 func (e conflictError) Error() string { return e.msg }
+
+// notFoundError is a 404 whose text says more than "no such record".
+type notFoundError struct{ msg string }
+
+func (e notFoundError) Error() string { return e.msg }

@@ -180,10 +180,10 @@ func (s *Server) serveConsole(w http.ResponseWriter, r *http.Request, _ []byte) 
 }
 
 // wrap puts a route's handler behind, in this order: its scope (403), the
-// Content-Type of its body (415), the app key's rate limit when the key is
-// already out of tokens (429, before any body is read), the body cap and
-// body memory budget (413, 503), and for device writes the rate limit for
-// what the request actually writes.
+// Content-Type and Content-Encoding of its body (415), the app key's rate
+// limit when the key is already out of tokens (429, before any body is
+// read), the body cap and body memory budget (413, 503), and for device
+// writes the rate limit for what the request actually writes.
 func (s *Server) wrap(rt route) http.Handler {
 	limit := min(rt.body, s.cfg.MaxBodyBytes)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -195,6 +195,12 @@ func (s *Server) wrap(rt route) http.Handler {
 		}
 		if limit > 0 && !jsonContentType(r) {
 			writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (UTF-8), got "+quoteHeader(r.Header.Get("Content-Type")))
+			return
+		}
+		if limit > 0 && !identityEncoding(r) {
+			w.Header().Set("Accept-Encoding", "identity") // RFC 9110 §12.5.3: the codings a 415 takes
+			writeError(w, http.StatusUnsupportedMediaType, "Content-Encoding "+quoteHeader(strings.Join(r.Header.Values("Content-Encoding"), ", "))+
+				" is not supported: send the body uncompressed (no Content-Encoding)")
 			return
 		}
 		limits := &s.apps.Load().limits

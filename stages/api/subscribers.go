@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
@@ -64,6 +65,12 @@ func (s *Server) postSubscribers(w http.ResponseWriter, r *http.Request, body []
 	if !s.haveDB(w) {
 		return
 	}
+	// Ascending, so that requests adding overlapping ids at once lock their
+	// rows in one order: in each client's own order, two could each wait
+	// for a row the other inserted first, and PostgreSQL would fail one of
+	// them (deadlock_detected).
+	slices.Sort(req.Add)
+	slices.Sort(req.Remove)
 	ctx, cancel := context.WithTimeout(r.Context(), dbTimeout)
 	defer cancel()
 	if _, err := s.cfg.DB.Exec(ctx, `
