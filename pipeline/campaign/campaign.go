@@ -80,6 +80,10 @@ var ErrNotFound = errors.New("campaign not found")
 // direct message; errors.Is(err, ErrNotFound) holds too.
 var ErrIsMessage = fmt.Errorf("%w: a direct message", ErrNotFound)
 
+// ErrIsCampaign is a direct message's progress asked of a campaign's id;
+// errors.Is(err, ErrNotFound) holds too.
+var ErrIsCampaign = fmt.Errorf("%w: a campaign", ErrNotFound)
+
 // ErrConflict is a campaign id reused for different content: an idempotency
 // key must always name the same campaign.
 var ErrConflict = errors.New("campaign id already used for a different campaign")

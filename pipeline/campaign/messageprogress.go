@@ -44,11 +44,13 @@ func MessageProgress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, 
 	rep := MessageReport{ID: id, State: MessageSending}
 	var kind string
 	err := db.QueryRow(ctx, `SELECT kind FROM campaigns WHERE id = $1`, id).Scan(&kind)
-	if errors.Is(err, pgx.ErrNoRows) || err == nil && kind != KindMessage {
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
 		return rep, fmt.Errorf("message %q: %w", id, ErrNotFound)
-	}
-	if err != nil {
+	case err != nil:
 		return rep, fmt.Errorf("load message %q: %w", id, err)
+	case kind != KindMessage:
+		return rep, fmt.Errorf("message %q: %w", id, ErrIsCampaign)
 	}
 	reps, err := messageCounters(ctx, rdb, keys, []string{id})
 	if err != nil {

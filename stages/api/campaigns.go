@@ -74,32 +74,13 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 	defer cancel()
 	err = deliver.CheckCampaign(ctx, s.cfg.DB, c)
 	if err == nil && !req.AllowEmpty {
-		err = s.checkAudience(ctx, c, req.ID != "")
+		err = campaign.CheckAudience(ctx, s.cfg.DB, c)
 	}
 	created := false
 	if err == nil {
 		c, created, err = campaign.Create(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, c)
 	}
 	s.answerCreated(w, "campaign", c.ID, http.StatusCreated, created, err)
-}
-
-// checkAudience is campaign.CheckAudience for a new campaign. When the
-// client chose the id, a stored one is left to Create, which answers the
-// retry 200 (409 for other content) whatever the audience has become since:
-// people leave a one-off channel and tokens die once it is sent, and a
-// retry must not be told then that its campaign reaches nobody, nor find a
-// campaign stored but not queued (ErrNotQueued) impossible to start.
-func (s *Server) checkAudience(ctx context.Context, c campaign.Campaign, chosenID bool) error {
-	if chosenID {
-		var stored bool
-		if err := s.cfg.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1)`, c.ID).Scan(&stored); err != nil {
-			return fmt.Errorf("look up campaign %q: %w", c.ID, err)
-		}
-		if stored {
-			return nil
-		}
-	}
-	return campaign.CheckAudience(ctx, s.cfg.DB, c)
 }
 
 // getCampaign reports a campaign's progress: GET /v1/campaigns/{id}.

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -115,19 +114,6 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 // getMessage reports a message's progress: GET /v1/messages/{id}.
 func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, _ []byte) {
 	s.withRecord(w, r, "message", func(ctx context.Context, id string) (any, error) {
-		rep, err := campaign.MessageProgress(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, id)
-		if errors.Is(err, campaign.ErrNotFound) {
-			// Ids are shared with campaigns: name the route that has it, as
-			// GET /v1/campaigns/{id} does for a message's (ErrIsMessage).
-			var isCampaign bool
-			if qerr := s.cfg.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1 AND kind = $2)`,
-				id, campaign.KindCampaign).Scan(&isCampaign); qerr != nil {
-				return nil, fmt.Errorf("look up campaign %q: %w", id, qerr)
-			}
-			if isCampaign {
-				return nil, notFoundError{"no message " + id + ": it is a campaign; see GET /v1/campaigns/" + id}
-			}
-		}
-		return rep, err
+		return campaign.MessageProgress(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, id)
 	})
 }

@@ -68,6 +68,9 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 	switch {
 	case errors.As(err, &notFound):
 		writeError(w, http.StatusNotFound, notFound.msg)
+	case errors.Is(err, campaign.ErrIsCampaign):
+		// Ids are shared by campaigns and messages: name the route that has it.
+		writeError(w, http.StatusNotFound, "no "+kind+" "+id+": it is a campaign; see GET /v1/campaigns/"+id)
 	case errors.Is(err, campaign.ErrIsMessage):
 		writeError(w, http.StatusNotFound, "no "+kind+" "+id+": it is a direct message; see GET /v1/messages/"+id+" (a message cannot be canceled)")
 	case errors.Is(err, campaign.ErrNotFound):
