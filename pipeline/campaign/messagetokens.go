@@ -42,6 +42,7 @@ func (m *Message) normalizeTokens() error {
 		if err := devices.ValidateToken(p, t.Token); err != nil {
 			return invalid("tokens[%d].%v", i, err)
 		}
+		t.Token = devices.CanonicalToken(p, t.Token) // "AB…" and "ab…" are one phone
 		if !seen[t] {
 			seen[t] = true
 			out = append(out, t)

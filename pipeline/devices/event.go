@@ -224,6 +224,9 @@ func ParseEvent(f map[string]string, now time.Time) (Event, error) {
 	} else if err := ValidateAnyToken(e.Token); err != nil {
 		return Event{}, err
 	}
+	// Here, not in each producer: every device write (the API's, a
+	// provider's invalidation, a hand-written XADD) passes through.
+	e.Token = CanonicalToken(e.Platform, e.Token)
 	if r.hasUser || e.Op == pipeline.OpPut {
 		u, err := strconv.ParseInt(r.user, 10, 64)
 		if err != nil {

@@ -3,6 +3,7 @@ package devices
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -67,6 +68,21 @@ func ValidateToken(p Platform, token string) error {
 		return nil
 	}
 	return fieldErr("platform", "must be \"ios\" or \"android\"")
+}
+
+// CanonicalToken is the form a valid token is stored and sent in. An APNs
+// token is hex, and APNs reads it either case: an app that registered a
+// phone as "AB12…" in one version and "ab12…" in the next made two devices
+// of it, and the phone got every notification twice. APNs tokens are
+// lowercase from here on (migration 00010 lowered the stored ones); FCM
+// tokens are case-sensitive and kept as they are. A token whose platform is
+// not known (platform 0: a delete by token) is taken for an APNs token when
+// it is one: an FCM token is never 64 or more hex digits alone.
+func CanonicalToken(p Platform, token string) string {
+	if p == IOS || p == 0 && ValidateToken(IOS, token) == nil {
+		return strings.ToLower(token)
+	}
+	return token
 }
 
 // ValidateAnyToken checks a token whose platform is not known (DELETE by

@@ -151,3 +151,26 @@ func TestClockStrictlyIncreases(t *testing.T) {
 		t.Fatalf("stamp went back: %d then %d", before, after)
 	}
 }
+
+func TestCanonicalToken(t *testing.T) {
+	upper := strings.ToUpper(apnsToken)
+	tests := []struct {
+		name     string
+		platform Platform
+		give     string
+		want     string
+	}{
+		{"apns lowercase stays", IOS, apnsToken, apnsToken},
+		{"apns upper case is lowered", IOS, upper, apnsToken},
+		{"fcm keeps its case", Android, "dQw4:APA91bXYZ", "dQw4:APA91bXYZ"},
+		{"unknown platform, an apns token", 0, upper, apnsToken},
+		{"unknown platform, an fcm token", 0, "dQw4:APA91bXYZ", "dQw4:APA91bXYZ"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := CanonicalToken(tt.platform, tt.give); got != tt.want {
+				t.Errorf("CanonicalToken(%d, %q) = %q, want %q", tt.platform, tt.give, got, tt.want)
+			}
+		})
+	}
+}

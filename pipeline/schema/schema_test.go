@@ -2,7 +2,10 @@ package schema_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -71,5 +74,77 @@ func TestApplyReportsEachMigration(t *testing.T) {
 	again, err := schema.Apply(ctx, url)
 	if err != nil || len(again) != 0 {
 		t.Fatalf("second Apply: %v, %+v; want nothing applied", err, again)
+	}
+}
+
+// Migration 00010 keeps one row of APNs tokens that differ only in case,
+// the latest event's, and lowers every APNs token (and a tombstone's of
+// unknown platform that is one); FCM tokens, case-sensitive, stay as they
+// are. The migration ran on the empty database; its statements are run
+// again here over rows stored as the old code stored them.
+func TestMigrationLowersAPNsTokens(t *testing.T) {
+	ctx := context.Background()
+	url := pipelinetest.DatabaseT(t, env.Postgres)
+	if err := schema.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	hex := func(c string) string { return strings.Repeat(c, 64) }
+	type row struct {
+		token    string
+		platform int
+		user     int64
+		ago      int // event time, minutes ago
+	}
+	stored := []row{
+		{hex("AB"), 1, 1, 10}, {hex("ab"), 1, 2, 5}, // the lowercase one is newer: user 2
+		{hex("CD"), 1, 3, 5}, {hex("cd"), 1, 4, 10}, {hex("Cd"), 1, 5, 20}, // the uppercase one: user 3
+		{hex("EF"), 1, 6, 1},                                       // alone: lowered
+		{hex("0A"), 0, 7, 1},                                       // a tombstone of unknown platform: lowered
+		{"fcmAB:APA91bXYZ", 2, 8, 1}, {"fcmab:APA91bXYZ", 2, 9, 1}, // FCM: two tokens
+	}
+	ids := map[string]int64{}
+	for _, r := range stored {
+		var id int64
+		if err := conn.QueryRow(ctx, `INSERT INTO devices (app, token, user_id, platform, event_at)
+			VALUES ('a', $1, $2, $3, now() - make_interval(mins => $4)) RETURNING id`, r.token, r.user, r.platform, r.ago).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids[r.token] = id
+	}
+	up, err := os.ReadFile("migrations/00010_apns_token_case.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sql, _, _ := strings.Cut(string(up), "-- +goose Down")
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, `SELECT token, user_id, id FROM devices WHERE app = 'a' ORDER BY token`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type device struct { // exported fields: pgx fills them by position
+		Token    string
+		User, ID int64
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[device])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []device{
+		{hex("0a"), 7, ids[hex("0A")]},
+		{hex("ab"), 2, ids[hex("ab")]},
+		{hex("cd"), 3, ids[hex("CD")]}, // the kept row's id: its sent marks stay
+		{hex("ef"), 6, ids[hex("EF")]},
+		{"fcmAB:APA91bXYZ", 8, ids["fcmAB:APA91bXYZ"]},
+		{"fcmab:APA91bXYZ", 9, ids["fcmab:APA91bXYZ"]},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("devices after the migration:\n got %v\nwant %v", got, want)
 	}
 }

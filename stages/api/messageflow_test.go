@@ -134,8 +134,10 @@ func testMessages(t *testing.T, redisAddr string) {
 		t.Fatalf("preferences: %d %s", r.status, r.body)
 	}
 	users := `"users":[2002,2001,999999,2003,2004,2002,2001]`
+	// The APNs token repeated in upper case: the same phone (APNs tokens are
+	// hex, either case).
 	tokens := fmt.Sprintf(`"tokens":[{"platform":"ios","token":%q},{"platform":"android","token":%q},{"platform":"ios","token":%q}]`,
-		flowIOS(90), flowAndroid(91), flowIOS(90))
+		flowIOS(90), flowAndroid(91), strings.ToUpper(flowIOS(90)))
 	msg := func(id, list, text string) string {
 		return fmt.Sprintf(`{"id":%q,"app":%q,%s,"category":"chat","notification":{"title":"Ann","body":%q}}`, id, flowApp, list, text)
 	}
@@ -157,7 +159,7 @@ func testMessages(t *testing.T, redisAddr string) {
 		{name: "users: repeats, 0, 1 and 3 devices, muted, unknown", body: msg("m-users", users, "hi"), status: http.StatusAccepted,
 			want:   map[string]int{flowIOS(1): 1, flowIOS(2): 1, flowIOS(3): 1, flowAndroid(4): 1},
 			report: campaign.MessageReport{Targets: 4, Muted: 1, Sent: 4}},
-		{name: "raw tokens of both platforms, one repeated", body: msg("m-tokens", tokens, "hi"), status: http.StatusAccepted,
+		{name: "raw tokens of both platforms, one repeated in another case", body: msg("m-tokens", tokens, "hi"), status: http.StatusAccepted,
 			want:   map[string]int{flowIOS(90): 1, flowAndroid(91): 1},
 			report: campaign.MessageReport{Targets: 2, Sent: 2}},
 		{name: "same id, same content", body: msg("m-users", users, "hi"), status: http.StatusOK},

@@ -230,3 +230,30 @@ func TestInvalidationFromTheProvider(t *testing.T) {
 	}
 	h.check()
 }
+
+// An APNs token registered in upper case and again in lower case (an app
+// that changed how it prints its token) is one device, stored lowercase,
+// and a delete in either case removes it: it was two devices, and the
+// phone got every notification twice. FCM tokens, case-sensitive, stay two.
+func TestAPNsTokenInEitherCaseIsOneDevice(t *testing.T) {
+	h := newHandler(t)
+	a := apnsToken(0xabcdef)
+	f := "fcm-1:APA91bAbC"
+	h.batch(put(strings.ToUpper(a), 1, 1), put(f, 1, 1))
+	h.batch(put(a, 2, 2), put(strings.ToLower(f), 2, 2))
+	got, err := devices.ValidTokens(context.Background(), h.db, "news", []int64{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[int64][]string{}
+	for _, d := range got {
+		tokens[d.UserID] = append(tokens[d.UserID], d.Token)
+	}
+	if len(got) != 3 || !slices.Equal(tokens[1], []string{f}) || !slices.Contains(tokens[2], a) {
+		t.Fatalf("devices %v, want user 1's FCM token, and user 2's APNs token (lowercase) and FCM token", tokens)
+	}
+	h.batch(del(strings.ToUpper(a), 3))
+	if r := h.row(a); r.State != devices.Deleted {
+		t.Fatalf("after a delete in upper case: %v", r)
+	}
+}
