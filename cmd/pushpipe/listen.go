@@ -20,7 +20,7 @@ import (
 // api and pushpipe all share them, so the API under all is tuned as alone.
 type ListenFlags struct {
 	MaxBodyBytes    int64         `name:"max-body-bytes" default:"${max_body_bytes}" help:"Largest device batch body accepted (413 past it); every other route has its own, smaller cap."`
-	DeviceWriteRate float64       `name:"device-write-rate" default:"${device_write_rate}" help:"Device writes per second per app key (a batch counts each device; bursts of twice that, or one full batch); 429 with Retry-After past it. 0 disables. The operator token is not limited."`
+	DeviceWriteRate float64       `name:"device-write-rate" default:"${device_write_rate}" help:"Device writes per second per app key in this process (N API replicas behind a balancer allow N times it); a batch counts each device; bursts of twice that, or one full batch; 429 with Retry-After past it. 0 disables. The operator token is not limited."`
 	MaxConns        int           `name:"max-conns" default:"10000" help:"Client connections served at once on the API address; more wait in the kernel's accept queue. Lowered to fit the open-file limit, less ${fd_reserve} descriptors kept for Redis, PostgreSQL and the other ports."`
 	IdleTimeout     time.Duration `name:"idle-timeout" default:"30s" help:"Close a keep-alive connection idle this long."`
 	OperatorListen  string        `name:"operator-listen" placeholder:"ADDR" help:"Also serve the API on this address, outside --max-conns (its own ${operator_conns} connections), so the operator's tools get in when clients hold every connection. Keep it internal, like --http."`
