@@ -34,14 +34,7 @@ func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := schema.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := migrated(t, url)
 	for _, table := range []string{"devices", "subscriptions", "campaigns"} {
 		var n int
 		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
@@ -84,15 +77,7 @@ func TestApplyReportsEachMigration(t *testing.T) {
 // again here over rows stored as the old code stored them.
 func TestMigrationLowersAPNsTokens(t *testing.T) {
 	ctx := context.Background()
-	url := pipelinetest.DatabaseT(t, env.Postgres)
-	if err := schema.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := migrated(t, pipelinetest.DatabaseT(t, env.Postgres))
 	hex := func(c string) string { return strings.Repeat(c, 64) }
 	type row struct {
 		token    string
@@ -147,4 +132,18 @@ func TestMigrationLowersAPNsTokens(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("devices after the migration:\n got %v\nwant %v", got, want)
 	}
+}
+
+// migrated migrates the database at url (once more) and connects to it.
+func migrated(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	if err := schema.Migrate(t.Context(), url); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }
