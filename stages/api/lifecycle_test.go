@@ -214,3 +214,30 @@ func TestListRefusesUnknownQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestCampaignRoutesWithRedisDown: a cancel that fails may have set the
+// flag the stages stop on before PostgreSQL recorded it, so its 503 does
+// not say nothing was accepted; it says to send it again. A read says it
+// could not read.
+func TestCampaignRoutesWithRedisDown(t *testing.T) {
+	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	a := newDeviceAPI(t, r.Addr, Auth{Insecure: true})
+	if resp := a.do("POST", "/v1/campaigns", `{"id":"down-1","app":"a","channels":["x"],"notification":{"title":"t"},"allow_empty":true}`, ""); resp.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", resp.status, resp.body)
+	}
+	if err := r.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ method, path, say string }{
+		{"POST", "/v1/campaigns/down-1/cancel", "send the same request again"},
+		{"GET", "/v1/campaigns/down-1", "could not be read"},
+	}
+	for _, tt := range tests {
+		resp := a.do(tt.method, tt.path, "", "")
+		if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") == "" ||
+			strings.Contains(resp.error(), "nothing was accepted") || !strings.Contains(resp.error(), tt.say) {
+			t.Errorf("%s %s with Redis down: %d (Retry-After %q) %s, want 503 + Retry-After saying %q",
+				tt.method, tt.path, resp.status, resp.header.Get("Retry-After"), resp.body, tt.say)
+		}
+	}
+}

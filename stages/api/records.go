@@ -77,9 +77,18 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 		writeError(w, http.StatusNotFound, "no "+kind+" "+id)
 	case errors.As(err, &conflict):
 		writeError(w, http.StatusConflict, conflict.msg)
-	case err != nil:
+	case err != nil && r.Method == http.MethodGet:
 		s.cfg.Log.Warn().Err(err).Str(kind, id).Msg(kind + " unavailable")
-		unavailable(w, "PostgreSQL or Redis", time.Second)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "PostgreSQL or Redis is unreachable: the "+kind+" could not be read; retry later")
+	case err != nil:
+		// Not unavailable's "nothing was accepted": a cancel sets its flag
+		// in Redis before PostgreSQL records it, and may have stopped the
+		// campaign already.
+		s.cfg.Log.Warn().Err(err).Str(kind, id).Msg(kind + " unavailable")
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "PostgreSQL or Redis is unreachable, and this may have taken effect in part: "+
+			"send the same request again, which is safe to repeat")
 	default:
 		writeJSON(w, http.StatusOK, rep)
 	}
