@@ -165,6 +165,7 @@ func ParseRangeEntry(f map[string]string) (RangeEntry, error) {
 // the encoded Users as they came (UsersRaw) when all of them are new.
 type DedupeEntry struct {
 	Campaign, Range string // Range: MessageRange for a direct message
+	Reading         string // resolve's tag of the range's reading (RangeRecord); "" for messages
 	Users, Muted    []int64
 	UsersRaw        string // FieldUsers as read (ParseDedupeEntry)
 	Force           bool
@@ -181,6 +182,9 @@ func (e DedupeEntry) Message() bool { return e.Range == MessageRange }
 // Fields encodes e for Emit.
 func (e DedupeEntry) Fields() []string {
 	f := []string{FieldCampaign, e.Campaign, FieldRange, e.Range}
+	if e.Reading != "" {
+		f = append(f, FieldReading, e.Reading)
+	}
 	if len(e.Users) > 0 {
 		f = append(f, FieldUsers, EncodeIDs(e.Users))
 	}
@@ -196,7 +200,8 @@ func (e DedupeEntry) Fields() []string {
 // ParseDedupeEntry decodes a dedupe entry and checks what dedupe's script
 // relies on: positive, strictly ascending ids, and at least one.
 func ParseDedupeEntry(f map[string]string) (DedupeEntry, error) {
-	e := DedupeEntry{Campaign: f[FieldCampaign], Range: f[FieldRange], UsersRaw: f[FieldUsers], Force: f[FieldForce] == "1"}
+	e := DedupeEntry{Campaign: f[FieldCampaign], Range: f[FieldRange], Reading: f[FieldReading], UsersRaw: f[FieldUsers],
+		Force: f[FieldForce] == "1"}
 	var err error
 	if e.UsersRaw != "" {
 		if e.Users, err = ascendingIDs(FieldUsers, e.UsersRaw); err != nil {

@@ -5,7 +5,7 @@ package pipeline
 //	ingest     ev, or op, app, token, platform, user, locale, at  partition: HashPartition(app+"/"+token)
 //	campaigns  campaign                                       partition: HashPartition(campaign)
 //	ranges     campaign, channel, range, lo, hi              partition: HashPartition(campaign+"/"+range)
-//	dedupe     campaign, u (reached ids), m (muted ids), range  partition: UserPartition of every id (a message of at most campaign.WholeMessageUsers: HashPartition(message))
+//	dedupe     campaign, u (reached ids), m (muted ids), range, rd  partition: UserPartition of every id (a message of at most campaign.WholeMessageUsers: HashPartition(message))
 //	deliver    campaign, u                                    partition: dedupe's
 //	results    campaign or message, app, at_ms, events, skip (ResultHeader, ResultRecords)  partition: deliver's
 //
@@ -29,6 +29,7 @@ const (
 	FieldHi       = "hi"       // ranges: last user id (inclusive)
 	FieldUsers    = "u"        // dedupe, deliver: EncodeIDs of user ids
 	FieldMuted    = "m"        // dedupe: EncodeIDs of users muted on this channel/category
+	FieldReading  = "rd"       // dedupe: resolve's tag of the reading of the range the ids come from (RangeRecord)
 
 	FieldMessage = "message" // results: direct message id (instead of campaign)
 	FieldAtMs    = "at_ms"   // results: when the outcomes were recorded, unix ms
@@ -60,6 +61,9 @@ const (
 	// Redis's clock (max over partitions): once every target is, the
 	// campaign's end, which its finished_at records whenever it is read.
 	StatDoneMs = "done_ms"
+	// StatReadPrefix starts dedupe's per-reading counters (ReadField): the
+	// ids it read of one reading of a range by resolve.
+	StatReadPrefix = "read:"
 
 	CampaignSplitDone   = "split_done"   // split: "1" once every range was emitted
 	CampaignRangesTotal = "ranges_total" // split: number of ranges

@@ -159,8 +159,9 @@ func (k Keys) Campaign(id string) string { return k.Prefix + ":{c" + id + "}:cam
 // every stage before it works for the campaign (the campaign's tag).
 func (k Keys) Canceled(id string) string { return k.Prefix + ":{c" + id + "}:canceled" }
 
-// RangeUsers is a campaign's hash mapping each resolved range to the number
-// of user ids resolve emitted for it (the campaign's tag).
+// RangeUsers is a campaign's hash mapping each resolved range to its last
+// reading by resolve (RangeRecord: how many user ids, under which tag), the
+// campaign's tag.
 func (k Keys) RangeUsers(id string) string { return k.Prefix + ":{c" + id + "}:range_users" }
 
 // SplitCheckpoint is split's checkpoint of a campaign: per channel, where to

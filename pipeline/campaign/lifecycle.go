@@ -119,6 +119,9 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 	rep.Counts, rep.Error, rep.Done = l.Counts, l.FailReason, l.UsersDone
 	next := r.c.State
 	if !Final(next) {
+		if err := l.confirmDone(ctx, rdb, keys, r.c.ID); err != nil {
+			return rep, err
+		}
 		next = l.State
 		if next == StateDone && l.FailReason != "" {
 			next = StateFailed

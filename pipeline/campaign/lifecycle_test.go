@@ -101,6 +101,49 @@ func TestDoneIsRecorded(t *testing.T) {
 	}
 }
 
+// TestRepeatedRangeIsNotDoneEarly: resolve emitted range x/0.0 twice (it
+// crashed before recording the first reading), so dedupe's count of ids
+// read reached the sum of the ranges' counts while x/0.1's entries were
+// still unread and its users uncounted. The sums said done, and the old
+// code recorded it: finished_at and a short counts snapshot, with the last
+// users still to be sent. It is running until dedupe read the reading on
+// record of every range.
+func TestRepeatedRangeIsNotDoneEarly(t *testing.T) {
+	rdb, db, keys := world(t)
+	ctx := t.Context()
+	if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c1", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	record := func(users int64, reading string) string {
+		return pipeline.RangeRecord{Users: users, Reading: reading}.String()
+	}
+	do(t, rdb,
+		rdb.B().Hset().Key(keys.Campaign("c1")).FieldValue().FieldValue(pipeline.CampaignSplitDone, "1").
+			FieldValue(pipeline.CampaignRangesTotal, "2").Build(),
+		rdb.B().Hset().Key(keys.RangeUsers("c1")).FieldValue().
+			FieldValue("x/0.0", record(4, "second")).FieldValue("x/0.1", record(3, "only")).Build(),
+		// Both readings of x/0.0 read (4 users on partitions 1 and 2), x/0.1's not yet.
+		rdb.B().Hset().Key(keys.Stats(1, "c1")).FieldValue().FieldValue(pipeline.StatIn, "4").
+			FieldValue(pipeline.ReadField("x/0.0", "first"), "2").FieldValue(pipeline.ReadField("x/0.0", "second"), "2").
+			FieldValue(pipeline.StatTargets, "2").FieldValue(pipeline.StatUsersDone, "2").FieldValue(pipeline.StatSent, "2").Build(),
+		rdb.B().Hset().Key(keys.Stats(2, "c1")).FieldValue().FieldValue(pipeline.StatIn, "4").
+			FieldValue(pipeline.ReadField("x/0.0", "first"), "2").FieldValue(pipeline.ReadField("x/0.0", "second"), "2").
+			FieldValue(pipeline.StatTargets, "2").FieldValue(pipeline.StatDups, "2").
+			FieldValue(pipeline.StatUsersDone, "2").FieldValue(pipeline.StatSent, "2").Build())
+	rep, err := Progress(ctx, rdb, db, keys, "c1")
+	if err != nil || rep.State != StateRunning || rep.FinishedAt != nil {
+		t.Fatalf("x/0.1 unread: %+v %v, want running", rep, err)
+	}
+	// dedupe reads x/0.1 (3 users on partition 3), deliver sends them.
+	do(t, rdb, rdb.B().Hset().Key(keys.Stats(3, "c1")).FieldValue().FieldValue(pipeline.StatIn, "3").
+		FieldValue(pipeline.ReadField("x/0.1", "only"), "3").FieldValue(pipeline.StatTargets, "3").
+		FieldValue(pipeline.StatUsersDone, "3").FieldValue(pipeline.StatSent, "3").Build())
+	rep, err = Progress(ctx, rdb, db, keys, "c1")
+	if err != nil || rep.State != StateDone || rep.Targets != 7 || rep.Sent != 7 {
+		t.Fatalf("every reading read: %+v %v, want done with 7 targets sent", rep, err)
+	}
+}
+
 // TestCancelsSeeTheFlag: a process that already asked about a campaign
 // learns of its cancel within CancelPoll, without asking Redis itself.
 func TestCancelsSeeTheFlag(t *testing.T) {

@@ -65,10 +65,9 @@ var statFields = []string{
 //
 // The state comes from PostgreSQL, the record of truth, and moves on from
 // what the counters show: a splitting or running campaign is done when split
-// emitted every range, resolve recorded every range, dedupe read at least as
-// many ids as resolve emitted (it counts repeats too, so redeliveries can
-// only make it larger), and deliver brought every target to a terminal
-// state. The first reader to see that records it (state, finished_at and
+// emitted every range, resolve recorded every range, dedupe read every id
+// of each range's reading on record (Live.confirmDone), and deliver brought
+// every target to a terminal state. The first reader to see that records it (state, finished_at and
 // the counts snapshot). Without Redis state (a flushed Redis), the report is
 // PostgreSQL's: the state and the counts snapshot.
 func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (Report, error) {
@@ -82,12 +81,65 @@ func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pi
 // Live is what Redis holds of a campaign's progress.
 type Live struct {
 	Counts
-	Known      bool   // Redis holds the campaign (its hash has expires_ms)
-	State      string // splitting, running or done, by the counters alone
+	Known bool // Redis holds the campaign (its hash has expires_ms)
+	// State is splitting, running or done by the counters' sums alone;
+	// Progress confirms a done (confirmDone) before it records one.
+	State      string
 	SplitDone  bool   // split emitted every range
 	UsersDone  int64  // targets that reached a terminal state
 	DoneMs     int64  // when the last of them did (pipeline.StatDoneMs), 0 before any
 	FailReason string // why deliver failed the campaign as a whole, if it did
+
+	// resolved is the ranges' records (pipeline.RangeRecord by range id),
+	// kept when the counters say done, for confirmDone.
+	resolved map[string]string
+}
+
+// confirmDone takes back a done the sums showed too early: dedupe's count
+// of ids read includes every repeat of a range resolve emitted twice (a
+// crash before its record), which can stand in for another range's entries
+// not read yet; then targets still to come are not counted, and every
+// counted one can be done. It reads, in one pipelined call, how many ids
+// dedupe read of each range's reading on record, and leaves done only when
+// that is all of them. Untagged records (resolve before readings were
+// tagged) are taken at their count, as before.
+func (l *Live) confirmDone(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string) error {
+	if l.State != StateDone {
+		return nil
+	}
+	var fields []string
+	var want []int64
+	for rangeID, v := range l.resolved {
+		r := pipeline.ParseRangeRecord(v)
+		if r.Reading != "" && r.Users > 0 {
+			fields = append(fields, pipeline.ReadField(rangeID, r.Reading))
+			want = append(want, r.Users)
+		}
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	cmds := make(rueidis.Commands, keys.Partitions)
+	for p := range keys.Partitions {
+		cmds[p] = rdb.B().Hmget().Key(keys.Stats(p, id)).Field(fields...).Build()
+	}
+	read := make([]int64, len(fields))
+	for _, res := range rdb.DoMulti(ctx, cmds...) {
+		vals, err := res.ToArray()
+		if err != nil {
+			return fmt.Errorf("progress of campaign %q: %w", id, err)
+		}
+		for i := range read {
+			read[i] += intAt(vals, i)
+		}
+	}
+	for i, n := range read {
+		if n < want[i] {
+			l.State = StateRunning
+			return nil
+		}
+	}
+	return nil
 }
 
 // Counters sums a campaign's counters over the partitions, in one pipelined
@@ -114,7 +166,7 @@ func countersOf(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids
 		cmds = append(cmds,
 			rdb.B().Hmget().Key(keys.Campaign(id)).
 				Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal, pipeline.CampaignFailed, HashExpiresMs).Build(),
-			rdb.B().Hvals().Key(keys.RangeUsers(id)).Build(),
+			rdb.B().Hgetall().Key(keys.RangeUsers(id)).Build(),
 		)
 		for p := range keys.Partitions {
 			cmds = append(cmds, rdb.B().Hmget().Key(keys.Stats(p, id)).Field(statFields...).Build())
@@ -148,11 +200,10 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 		l.FailReason, _ = head[2].ToString()
 	}
 	l.Known = intAt(head, 3) > 0
-	resolved, _ := res[1].AsStrSlice()
+	resolved, _ := res[1].AsStrMap()
 	var emitted int64
 	for _, v := range resolved {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		emitted += n
+		emitted += pipeline.ParseRangeRecord(v).Users
 	}
 	var in int64
 	for _, r := range res[2:] {
@@ -176,6 +227,7 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 		l.State = StateSplitting
 	case int64(len(resolved)) >= rangesTotal && in >= emitted && l.UsersDone >= l.Targets:
 		l.State = StateDone
+		l.resolved = resolved // for confirmDone
 	default:
 		l.State = StateRunning
 	}

@@ -42,6 +42,8 @@ func New(cfg Config) *Handler {
 type entry struct {
 	index        int // in the batch
 	id, campaign string
+	rangeID      string
+	reading      string // resolve's tag of the range's reading, "" for messages and older entries
 	u            string // the encoded reached ids, forwarded as is when all are new
 	reached      []int64
 	muted        []int64
@@ -110,8 +112,8 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 // parse reads an entry with its codec and checks its campaign id.
 func parse(i int, e pipeline.Entry) (entry, error) {
 	de, err := pipeline.ParseDedupeEntry(e.Fields)
-	en := entry{index: i, id: e.ID, campaign: de.Campaign, u: de.UsersRaw, reached: de.Users, muted: de.Muted, force: de.Force,
-		message: de.Message()}
+	en := entry{index: i, id: e.ID, campaign: de.Campaign, rangeID: de.Range, reading: de.Reading, u: de.UsersRaw,
+		reached: de.Users, muted: de.Muted, force: de.Force, message: de.Message()}
 	if err != nil {
 		return en, err
 	}
@@ -150,7 +152,7 @@ func (h *Handler) scriptCall(b *pipeline.Batch, entries []entry, exps map[string
 			camps[4*i-1] = "1"
 		}
 	}
-	args := make([]string, 0, 2+len(camps)+len(entries)*11)
+	args := make([]string, 0, 2+len(camps)+len(entries)*12)
 	args = append(args, strconv.Itoa(len(index)))
 	args = append(args, camps...)
 	args = append(args, strconv.Itoa(len(entries)))
@@ -159,7 +161,11 @@ func (h *Handler) scriptCall(b *pipeline.Batch, entries []entry, exps map[string
 		if en.force {
 			force = "1"
 		}
-		args = append(args, strconv.Itoa(index[en.campaign]), force, strconv.Itoa(len(en.reached)+len(en.muted)), en.u, "", "")
+		read := ""
+		if en.reading != "" {
+			read = pipeline.ReadField(en.rangeID, en.reading)
+		}
+		args = append(args, strconv.Itoa(index[en.campaign]), force, strconv.Itoa(len(en.reached)+len(en.muted)), read, en.u, "", "")
 		head := len(args) - 2
 		var nr, nm int
 		args, nr = appendFragments(args, en.reached)

@@ -105,6 +105,12 @@ func (m *model) mutedOnly() int64 {
 // user partition into entries of at most size ids, the way resolve does.
 func emitEntries(t testing.TB, c rueidis.Client, keys pipeline.Keys, id string, reached, muted []int64, size int) {
 	t.Helper()
+	emitReading(t, c, keys, id, "test", "", reached, muted, size)
+}
+
+// emitReading is emitEntries of one reading of a range by resolve.
+func emitReading(t testing.TB, c rueidis.Client, keys pipeline.Keys, id, rangeID, reading string, reached, muted []int64, size int) {
+	t.Helper()
 	byP := map[int][2][]int64{}
 	for _, u := range reached {
 		p := keys.UserPartition(u)
@@ -125,14 +131,8 @@ func emitEntries(t testing.TB, c rueidis.Client, keys pipeline.Keys, id string, 
 		for len(g[0])+len(g[1]) > 0 {
 			nu := min(len(g[0]), size)
 			nm := min(len(g[1]), size-nu)
-			f := []string{pipeline.FieldCampaign, id, pipeline.FieldRange, "test"}
-			if nu > 0 {
-				f = append(f, pipeline.FieldUsers, pipeline.EncodeIDs(g[0][:nu]))
-			}
-			if nm > 0 {
-				f = append(f, pipeline.FieldMuted, pipeline.EncodeIDs(g[1][:nm]))
-			}
-			msgs = append(msgs, pipeline.Message{Stream: keys.Stream(pipeline.StreamDedupe, p), Fields: f})
+			e := pipeline.DedupeEntry{Campaign: id, Range: rangeID, Reading: reading, Users: g[0][:nu], Muted: g[1][:nm]}
+			msgs = append(msgs, pipeline.Message{Stream: keys.Stream(pipeline.StreamDedupe, p), Fields: e.Fields()})
 			g[0], g[1] = g[0][nu:], g[1][nm:]
 		}
 	}
@@ -301,8 +301,10 @@ func TestOverlapAndMutes(t *testing.T) {
 	})
 }
 
-// TestRedeliveryForwardsNothingNew replays the same entries: the second pass
-// only counts repeats.
+// TestRedeliveryForwardsNothingNew replays the same entries, as resolve
+// does when it reads a range again: the second pass only counts repeats,
+// and each reading's ids read are counted apart, reached and muted
+// (progress waits for the reading resolve recorded, not for a sum).
 func TestRedeliveryForwardsNothingNew(t *testing.T) {
 	servers(t, func(t *testing.T, c rueidis.Client) {
 		keys := newKeys()
@@ -310,17 +312,25 @@ func TestRedeliveryForwardsNothingNew(t *testing.T) {
 		register(t, c, keys, id)
 		runStage(t, c, keys, "d1")
 		ids := randomIDs(5000, 1, 8000)
+		muted := []int64{9001, 9002, 9003}
 		m := newModel()
 		var entries [2]int
-		for pass := range 2 {
-			m.add(ids, nil)
-			emitEntries(t, c, keys, id, ids, nil, 700)
+		readings := []string{"first", "again"}
+		for pass, reading := range readings {
+			m.add(ids, muted)
+			emitReading(t, c, keys, id, "ch/0", reading, ids, muted, 700)
 			drained(t, c, keys)
 			_, entries[pass] = delivered(t, c, keys, id)
 		}
 		check(t, c, keys, id, m)
 		if entries[0] == 0 || entries[1] != entries[0] {
 			t.Fatalf("deliver entries after each pass: %v; the replay must add none", entries)
+		}
+		s := stats(t, c, keys, id)
+		for _, reading := range readings {
+			if n := s[pipeline.ReadField("ch/0", reading)]; n != int64(len(ids)+len(muted)) {
+				t.Errorf("ids read of reading %q: %d, want %d", reading, n, len(ids)+len(muted))
+			}
 		}
 	})
 }

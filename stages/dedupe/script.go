@@ -33,8 +33,9 @@ import (
 // KEYS: deliver stream, then per campaign: seen, muted, stats.
 // ARGV: ncampaigns, per campaign (id, marks expire ms, counters expire ms,
 // check: "1" to refuse the batch if the expired campaign's marks are gone),
-// nentries, per entry (campaign index, force, ids in, u, nreached, nmuted,
-// then nreached+nmuted (field, fragment) pairs).
+// nentries, per entry (campaign index, force, ids in, the stats field
+// counting its range's reading or "" (pipeline.ReadField), u, nreached,
+// nmuted, then nreached+nmuted (field, fragment) pairs).
 var dedupeScript = pipeline.NewCommitScript(`
 local band, bor, bnot = bit.band, bit.bor, bit.bnot
 local byte, char, floor = string.byte, string.char, math.floor
@@ -232,7 +233,7 @@ for j = 1, nc do
   camps[j] = {id = ARGV[a], marks = ARGV[a + 1], counters = ARGV[a + 2],
     seen = KEYS[k], muted = KEYS[k + 1], stats = KEYS[k + 2],
     hasMuted = redis.call('EXISTS', KEYS[k + 1]) == 1,
-    inn = 0, targets = 0, dups = 0, mutedDelta = 0}
+    inn = 0, targets = 0, dups = 0, mutedDelta = 0, reads = {}}
   -- an expired campaign whose marks went (stages/dedupe/expired.go):
   -- refused before anything is written; the retry dead-letters it
   if ARGV[a + 3] == '1' and not camps[j].hasMuted and redis.call('EXISTS', KEYS[k]) == 0
@@ -246,10 +247,12 @@ a = a + 1
 
 local p = a
 for e = 1, ne do
-  local c, force, u = camps[tonumber(ARGV[p])], ARGV[p + 1] == '1', ARGV[p + 3]
-  local nr, nm = tonumber(ARGV[p + 4]), tonumber(ARGV[p + 5])
-  c.inn = c.inn + tonumber(ARGV[p + 2])
-  p = p + 6
+  local c, force, u = camps[tonumber(ARGV[p])], ARGV[p + 1] == '1', ARGV[p + 4]
+  local nr, nm = tonumber(ARGV[p + 5]), tonumber(ARGV[p + 6])
+  local ids, read = tonumber(ARGV[p + 2]), ARGV[p + 3]
+  c.inn = c.inn + ids
+  if read ~= '' then c.reads[read] = (c.reads[read] or 0) + ids end
+  p = p + 7
   local nnew, ndup, survivors = 0, 0, {}
   if nr > 0 then
     local fields, frags, sets = {}, {}, {}
@@ -299,6 +302,7 @@ end
 
 for _, c in ipairs(camps) do
   if c.inn ~= 0 then redis.call('HINCRBY', c.stats, '` + pipeline.StatIn + `', c.inn) end
+  for field, n in pairs(c.reads) do redis.call('HINCRBY', c.stats, field, n) end
   if c.targets ~= 0 then redis.call('HINCRBY', c.stats, '` + pipeline.StatTargets + `', c.targets) end
   if c.dups ~= 0 then redis.call('HINCRBY', c.stats, '` + pipeline.StatDups + `', c.dups) end
   if c.mutedDelta ~= 0 then redis.call('HINCRBY', c.stats, '` + pipeline.StatMuted + `', c.mutedDelta) end

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -147,7 +148,11 @@ func (h *Handler) resolve(ctx context.Context, r rangeEntry, emitNow func(contex
 	if err != nil {
 		return err
 	}
-	msgs := h.entries(r, camp.Lane(), users, muted)
+	// Each reading has its own tag, carried by its entries and recorded
+	// with its count: progress waits for dedupe to have read the entries
+	// of the reading on record (pipeline.RangeRecord).
+	reading := strconv.FormatUint(rand.Uint64(), 36)
+	msgs := h.entries(r, reading, camp.Lane(), users, muted)
 	// Emitted before the range's count is recorded (progress reads the
 	// count as "this range's users are on their way").
 	if err := emitNow(ctx, msgs...); err != nil {
@@ -156,7 +161,7 @@ func (h *Handler) resolve(ctx context.Context, r rangeEntry, emitNow func(contex
 	c := h.cfg.Redis
 	key := h.cfg.Keys.RangeUsers(r.campaign)
 	for _, res := range c.DoMulti(ctx,
-		c.B().Hset().Key(key).FieldValue().FieldValue(r.id, strconv.Itoa(len(users))).Build(),
+		c.B().Hset().Key(key).FieldValue().FieldValue(r.id, pipeline.RangeRecord{Users: int64(len(users)), Reading: reading}.String()).Build(),
 		c.B().Pexpireat().Key(key).MillisecondsTimestamp(campaign.CountersExpireMs(camp.ExpiresAt().UnixMilli())).Build(),
 	) {
 		if err := res.Error(); err != nil {
@@ -249,7 +254,7 @@ func appendInt8Array(dst []int64, raw []byte) ([]int64, bool) {
 // entries groups users by partition, reached and muted apart, in entries of
 // at most MaxEntryIDs ids, each list ascending, into dedupe's stream of the
 // campaign's lane (its priority).
-func (h *Handler) entries(r rangeEntry, lane pipeline.Lane, users []int64, muted []bool) []pipeline.Message {
+func (h *Handler) entries(r rangeEntry, reading string, lane pipeline.Lane, users []int64, muted []bool) []pipeline.Message {
 	type group struct{ reached, muted []int64 }
 	byP := map[int]*group{}
 	var order []int
@@ -274,7 +279,7 @@ func (h *Handler) entries(r rangeEntry, lane pipeline.Lane, users []int64, muted
 		for len(g.reached)+len(g.muted) > 0 {
 			nu := min(len(g.reached), h.cfg.MaxEntryIDs)
 			nm := min(len(g.muted), h.cfg.MaxEntryIDs-nu)
-			e := pipeline.DedupeEntry{Campaign: r.campaign, Range: r.id, Users: g.reached[:nu], Muted: g.muted[:nm]}
+			e := pipeline.DedupeEntry{Campaign: r.campaign, Range: r.id, Reading: reading, Users: g.reached[:nu], Muted: g.muted[:nm]}
 			msgs = append(msgs, pipeline.Message{Stream: h.cfg.Keys.Stream(lane.Stream(pipeline.StreamDedupe), p), Fields: e.Fields()})
 			g.reached, g.muted = g.reached[nu:], g.muted[nm:]
 		}

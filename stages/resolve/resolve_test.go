@@ -201,13 +201,9 @@ func TestResolveFiltersAndGroups(t *testing.T) {
 			if !slices.Equal(reached, wantReached) || !slices.Equal(muted, wantMuted) {
 				t.Fatalf("reached %d muted %d, want %d and %d", len(reached), len(muted), len(wantReached), len(wantMuted))
 			}
-			counts, err := f.rdb.Do(context.Background(), f.rdb.B().Hgetall().
-				Key(f.keys.RangeUsers("c")).Build()).AsIntMap()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if counts["ch/0"]+counts["ch/1"] != int64(len(users)) || len(counts) != 2 {
-				t.Fatalf("range_users %v, want the two ranges adding up to %d", counts, len(users))
+			records := f.records("c")
+			if records["ch/0"].Users+records["ch/1"].Users != int64(len(users)) || len(records) != 2 {
+				t.Fatalf("range_users %v, want the two ranges adding up to %d", records, len(users))
 			}
 		})
 	}
@@ -235,10 +231,51 @@ func TestRedeliveredRangeIsReadAgain(t *testing.T) {
 	if !slices.Equal(reached, []int64{1, 1, 2, 2, 3, 3, 5000}) {
 		t.Fatalf("emitted %v: the range read with both bounds", reached)
 	}
-	n, err := f.rdb.Do(context.Background(), f.rdb.B().Hget().Key(f.keys.RangeUsers("c")).Field("ch/0").Build()).AsInt64()
-	if err != nil || n != 4 {
-		t.Fatalf("range_users ch/0 = %d (%v), want 4", n, err)
+	rec := f.records("c")["ch/0"]
+	if rec.Users != 4 {
+		t.Fatalf("range_users ch/0 = %+v, want 4 users", rec)
 	}
+	// Each reading's entries carry its own tag, and the record names the
+	// last one: dedupe's count of that reading is what progress waits for.
+	byReading := f.readings()
+	if len(byReading) != 2 || len(byReading[rec.Reading]) != 4 {
+		t.Fatalf("users by reading %v, want two readings, the recorded %q of the 4 users", byReading, rec.Reading)
+	}
+}
+
+// records reads a campaign's range records.
+func (f *fixture) records(id string) map[string]pipeline.RangeRecord {
+	f.t.Helper()
+	m, err := f.rdb.Do(context.Background(), f.rdb.B().Hgetall().Key(f.keys.RangeUsers(id)).Build()).AsStrMap()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out := map[string]pipeline.RangeRecord{}
+	for k, v := range m {
+		out[k] = pipeline.ParseRangeRecord(v)
+	}
+	return out
+}
+
+// readings is the reached users of every dedupe entry by the reading they
+// carry.
+func (f *fixture) readings() map[string][]int64 {
+	f.t.Helper()
+	out := map[string][]int64{}
+	for _, s := range f.keys.Streams(pipeline.StreamDedupe) {
+		xs, err := f.rdb.Do(context.Background(), f.rdb.B().Xrange().Key(s).Start("-").End("+").Build()).AsXRange()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		for _, x := range xs {
+			e, err := pipeline.ParseDedupeEntry(x.FieldValues)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			out[e.Reading] = append(out[e.Reading], e.Users...)
+		}
+	}
+	return out
 }
 
 // TestMalformedRangesAreDeadLettered: a range no split writes goes to the
@@ -273,8 +310,8 @@ func TestMalformedRangesAreDeadLettered(t *testing.T) {
 	// Within the first delivery: the old code kept the good range from
 	// being resolved for MaxDeliveries claims, then dead-lettered it.
 	pipelinetest.Eventually(t, 5*time.Second, "good range resolved", func() bool {
-		n, err := f.rdb.Do(context.Background(), f.rdb.B().Hget().Key(f.keys.RangeUsers("c")).Field("ch/0").Build()).AsInt64()
-		return err == nil && n == 3
+		v, err := f.rdb.Do(context.Background(), f.rdb.B().Hget().Key(f.keys.RangeUsers("c")).Field("ch/0").Build()).ToString()
+		return err == nil && pipeline.ParseRangeRecord(v).Users == 3
 	})
 	f.drained()
 	xs, err := f.rdb.Do(context.Background(), f.rdb.B().Xrange().Key(f.keys.DLQ()).Start("-").End("+").Build()).AsXRange()
