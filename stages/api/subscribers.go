@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
@@ -73,13 +75,26 @@ func (s *Server) postSubscribers(w http.ResponseWriter, r *http.Request, body []
 	slices.Sort(req.Remove)
 	ctx, cancel := context.WithTimeout(r.Context(), dbTimeout)
 	defer cancel()
-	if _, err := s.cfg.DB.Exec(ctx, `
-		WITH added AS (
-			INSERT INTO subscriptions (channel, user_id) SELECT $1, unnest($2::bigint[])
-			ON CONFLICT DO NOTHING
-		)
-		DELETE FROM subscriptions WHERE channel = $1 AND user_id = ANY($3::bigint[])`,
-		channel, nonNil(req.Add), nonNil(req.Remove)); err != nil {
+	err := pgx.BeginFunc(ctx, s.cfg.DB, func(tx pgx.Tx) error {
+		// One bulk change of a channel at a time: a statement's insert and
+		// delete lock rows in no order PostgreSQL promises, so two requests
+		// where one adds what the other removes could each hold a row the
+		// other waits for (deadlock_detected, one of them failed). Single
+		// subscribes touch one row and cannot close such a cycle.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('pushpipe subscriptions ' || $1, 0))`,
+			channel); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `
+			WITH added AS (
+				INSERT INTO subscriptions (channel, user_id) SELECT $1, unnest($2::bigint[])
+				ON CONFLICT DO NOTHING
+			)
+			DELETE FROM subscriptions WHERE channel = $1 AND user_id = ANY($3::bigint[])`,
+			channel, nonNil(req.Add), nonNil(req.Remove))
+		return err
+	})
+	if err != nil {
 		s.dbError(w, err)
 		return
 	}

@@ -44,3 +44,53 @@ func TestBulkSubscribersAtOnce(t *testing.T) {
 		t.Fatalf("%d subscribers, want %d", got, rounds*n)
 	}
 }
+
+// TestMirroredBulkSubscribersAtOnce: two requests at once, one adding what
+// the other removes and the reverse (two workers syncing one room from
+// opposite snapshots), both succeed. Each statement's insert and delete
+// lock rows in no order PostgreSQL promises, so each could hold a row the
+// other waits for: PostgreSQL failed one with deadlock_detected, a 503 the
+// client had to retry.
+func TestMirroredBulkSubscribersAtOnce(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	const rounds, n = 30, 400
+	var odd, even []string
+	for i := 1; i <= n; i++ {
+		if i%2 == 1 {
+			odd = append(odd, fmt.Sprint(i))
+		} else {
+			even = append(even, fmt.Sprint(i))
+		}
+	}
+	all := `{"add":[` + strings.Join(append(append([]string(nil), odd...), even...), ",") + `]}`
+	if r := a.do("POST", "/v1/channels/room/subscribers", all, ""); r.status != http.StatusNoContent {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	bodies := []string{
+		`{"add":[` + strings.Join(odd, ",") + `],"remove":[` + strings.Join(even, ",") + `]}`,
+		`{"add":[` + strings.Join(even, ",") + `],"remove":[` + strings.Join(odd, ",") + `]}`,
+	}
+	for round := range rounds {
+		var wg sync.WaitGroup
+		for _, body := range bodies {
+			wg.Go(func() {
+				if r := a.do("POST", "/v1/channels/room/subscribers", body, ""); r.status != http.StatusNoContent {
+					t.Errorf("round %d: %d %s, want 204", round, r.status, r.body)
+				}
+			})
+		}
+		wg.Wait()
+		// Either request went last, whole: half the ids remain.
+		var got int
+		if err := a.db.QueryRow(t.Context(), `SELECT count(*) FROM subscriptions WHERE channel = 'room'`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != n/2 {
+			t.Fatalf("round %d: %d subscribers, want %d (one request's set whole)", round, got, n/2)
+		}
+		// Back to everyone, for the next round to delete.
+		if r := a.do("POST", "/v1/channels/room/subscribers", all, ""); r.status != http.StatusNoContent {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	}
+}
