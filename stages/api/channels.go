@@ -62,6 +62,13 @@ func (s *Server) dbError(w http.ResponseWriter, err error) {
 	var pgErr *pgconn.PgError
 	var connErr *pgconn.ConnectError
 	switch {
+	case errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "40") || pgErr.Code == "57014"):
+		// The server is up but gave this statement up (a deadlock, a
+		// serialization failure, a statement timeout behind a lock):
+		// "unreachable" would send the operator to the network.
+		s.deviceLog().Warn().Err(err).Msg("database write not done: statement gave up")
+		retryLater(w, "PostgreSQL did not complete the write ("+pgErr.Code+": "+pgErr.Message+"); nothing was accepted, retry later",
+			time.Second)
 	case errors.As(err, &connErr), errors.As(err, &pgErr) && transientSQLState(pgErr.Code):
 		// The server's own refusal (too many connections, starting up,
 		// shutting down) carries a SQLSTATE too, but is an outage.

@@ -33,8 +33,13 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 
 // unavailable answers 503 with Retry-After: the event was not accepted.
 func unavailable(w http.ResponseWriter, what string, retryAfter time.Duration) {
+	retryLater(w, what+" is unreachable; nothing was accepted, retry later", retryAfter)
+}
+
+// retryLater answers 503 with msg and a Retry-After.
+func retryLater(w http.ResponseWriter, msg string, retryAfter time.Duration) {
 	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retryAfter.Seconds()))))
-	writeError(w, http.StatusServiceUnavailable, what+" is unreachable; nothing was accepted, retry later")
+	writeError(w, http.StatusServiceUnavailable, msg)
 }
 
 // haveDB answers 503 for a route that needs PostgreSQL when the server
