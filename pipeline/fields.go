@@ -64,6 +64,10 @@ const (
 	// StatReadPrefix starts dedupe's per-reading counters (ReadField): the
 	// ids it read of one reading of a range by resolve.
 	StatReadPrefix = "read:"
+	// StatInReadings is the ids of StatIn that came tagged with a reading
+	// and were counted per reading. Less than StatIn: some were read by a
+	// dedupe before readings, or came from a resolve before them.
+	StatInReadings = "in_readings"
 
 	CampaignSplitDone   = "split_done"   // split: "1" once every range was emitted
 	CampaignRangesTotal = "ranges_total" // split: number of ranges

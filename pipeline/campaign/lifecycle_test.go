@@ -107,40 +107,60 @@ func TestDoneIsRecorded(t *testing.T) {
 // still unread and its users uncounted. The sums said done, and the old
 // code recorded it: finished_at and a short counts snapshot, with the last
 // users still to be sent. It is running until dedupe read the reading on
-// record of every range.
+// record of every range. Entries read by a dedupe that did not count
+// readings (a rolling upgrade) leave the readings short for good: then the
+// sums decide, as before, rather than a campaign running forever.
 func TestRepeatedRangeIsNotDoneEarly(t *testing.T) {
-	rdb, db, keys := world(t)
-	ctx := t.Context()
-	if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c1", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name            string
+		countedReadings bool // by the dedupe that read x/0.0
+		wantBeforeX01   string
+	}{
+		{"dedupe counts readings", true, StateRunning},
+		{"x/0.0 read by a dedupe before readings", false, StateDone},
 	}
-	record := func(users int64, reading string) string {
-		return pipeline.RangeRecord{Users: users, Reading: reading}.String()
-	}
-	do(t, rdb,
-		rdb.B().Hset().Key(keys.Campaign("c1")).FieldValue().FieldValue(pipeline.CampaignSplitDone, "1").
-			FieldValue(pipeline.CampaignRangesTotal, "2").Build(),
-		rdb.B().Hset().Key(keys.RangeUsers("c1")).FieldValue().
-			FieldValue("x/0.0", record(4, "second")).FieldValue("x/0.1", record(3, "only")).Build(),
-		// Both readings of x/0.0 read (4 users on partitions 1 and 2), x/0.1's not yet.
-		rdb.B().Hset().Key(keys.Stats(1, "c1")).FieldValue().FieldValue(pipeline.StatIn, "4").
-			FieldValue(pipeline.ReadField("x/0.0", "first"), "2").FieldValue(pipeline.ReadField("x/0.0", "second"), "2").
-			FieldValue(pipeline.StatTargets, "2").FieldValue(pipeline.StatUsersDone, "2").FieldValue(pipeline.StatSent, "2").Build(),
-		rdb.B().Hset().Key(keys.Stats(2, "c1")).FieldValue().FieldValue(pipeline.StatIn, "4").
-			FieldValue(pipeline.ReadField("x/0.0", "first"), "2").FieldValue(pipeline.ReadField("x/0.0", "second"), "2").
-			FieldValue(pipeline.StatTargets, "2").FieldValue(pipeline.StatDups, "2").
-			FieldValue(pipeline.StatUsersDone, "2").FieldValue(pipeline.StatSent, "2").Build())
-	rep, err := Progress(ctx, rdb, db, keys, "c1")
-	if err != nil || rep.State != StateRunning || rep.FinishedAt != nil {
-		t.Fatalf("x/0.1 unread: %+v %v, want running", rep, err)
-	}
-	// dedupe reads x/0.1 (3 users on partition 3), deliver sends them.
-	do(t, rdb, rdb.B().Hset().Key(keys.Stats(3, "c1")).FieldValue().FieldValue(pipeline.StatIn, "3").
-		FieldValue(pipeline.ReadField("x/0.1", "only"), "3").FieldValue(pipeline.StatTargets, "3").
-		FieldValue(pipeline.StatUsersDone, "3").FieldValue(pipeline.StatSent, "3").Build())
-	rep, err = Progress(ctx, rdb, db, keys, "c1")
-	if err != nil || rep.State != StateDone || rep.Targets != 7 || rep.Sent != 7 {
-		t.Fatalf("every reading read: %+v %v, want done with 7 targets sent", rep, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, db, keys := world(t)
+			ctx := t.Context()
+			if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c1", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+				t.Fatal(err)
+			}
+			record := func(users int64, reading string) string {
+				return pipeline.RangeRecord{Users: users, Reading: reading}.String()
+			}
+			do(t, rdb,
+				rdb.B().Hset().Key(keys.Campaign("c1")).FieldValue().FieldValue(pipeline.CampaignSplitDone, "1").
+					FieldValue(pipeline.CampaignRangesTotal, "2").Build(),
+				rdb.B().Hset().Key(keys.RangeUsers("c1")).FieldValue().
+					FieldValue("x/0.0", record(4, "second")).FieldValue("x/0.1", record(3, "only")).Build())
+			// Both readings of x/0.0 read (4 users on partitions 1 and 2),
+			// x/0.1's not yet.
+			for _, p := range []int{1, 2} {
+				cmd := rdb.B().Hset().Key(keys.Stats(p, "c1")).FieldValue().FieldValue(pipeline.StatIn, "4").
+					FieldValue(pipeline.StatTargets, "2").FieldValue(pipeline.StatUsersDone, "2").FieldValue(pipeline.StatSent, "2")
+				if tt.countedReadings {
+					cmd = cmd.FieldValue(pipeline.StatInReadings, "4").
+						FieldValue(pipeline.ReadField("x/0.0", "first"), "2").FieldValue(pipeline.ReadField("x/0.0", "second"), "2")
+				}
+				do(t, rdb, cmd.Build())
+			}
+			rep, err := Progress(ctx, rdb, db, keys, "c1")
+			if err != nil || rep.State != tt.wantBeforeX01 {
+				t.Fatalf("x/0.1 unread: %+v %v, want %s", rep, err, tt.wantBeforeX01)
+			}
+			if !tt.countedReadings {
+				return
+			}
+			// dedupe reads x/0.1 (3 users on partition 3), deliver sends them.
+			do(t, rdb, rdb.B().Hset().Key(keys.Stats(3, "c1")).FieldValue().FieldValue(pipeline.StatIn, "3").
+				FieldValue(pipeline.StatInReadings, "3").FieldValue(pipeline.ReadField("x/0.1", "only"), "3").
+				FieldValue(pipeline.StatTargets, "3").FieldValue(pipeline.StatUsersDone, "3").FieldValue(pipeline.StatSent, "3").Build())
+			rep, err = Progress(ctx, rdb, db, keys, "c1")
+			if err != nil || rep.State != StateDone || rep.Targets != 7 || rep.Sent != 7 {
+				t.Fatalf("every reading read: %+v %v, want done with 7 targets sent", rep, err)
+			}
+		})
 	}
 }
 

@@ -56,7 +56,7 @@ type Counts struct {
 var statFields = []string{
 	pipeline.StatIn, pipeline.StatTargets, pipeline.StatMuted, pipeline.StatDups,
 	pipeline.StatUsersDone, pipeline.StatSent, pipeline.StatFailed, pipeline.StatInvalid,
-	pipeline.StatFirstMs, pipeline.StatLastMs, pipeline.StatDoneMs,
+	pipeline.StatFirstMs, pipeline.StatLastMs, pipeline.StatDoneMs, pipeline.StatInReadings,
 }
 
 // Progress reports a campaign's state and counters: ErrNotFound for an id
@@ -91,7 +91,11 @@ type Live struct {
 	FailReason string // why deliver failed the campaign as a whole, if it did
 
 	// resolved is the ranges' records (pipeline.RangeRecord by range id),
-	// kept when the counters say done, for confirmDone.
+	// kept for confirmDone when the counters say done and dedupe counted
+	// every id it read per reading. When it did not (entries read by a
+	// dedupe before readings, in a rolling upgrade), the readings' counts
+	// are short for good, and the sums decide, as they did then: a campaign
+	// is never left running forever.
 	resolved map[string]string
 }
 
@@ -205,10 +209,11 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	for _, v := range resolved {
 		emitted += pipeline.ParseRangeRecord(v).Users
 	}
-	var in int64
+	var in, inReadings int64
 	for _, r := range res[2:] {
 		vals, _ := r.ToArray()
 		in += intAt(vals, 0)
+		inReadings += intAt(vals, 11)
 		l.Targets += intAt(vals, 1)
 		l.Muted += intAt(vals, 2)
 		l.DuplicatesSuppressed += intAt(vals, 3)
@@ -227,7 +232,9 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 		l.State = StateSplitting
 	case int64(len(resolved)) >= rangesTotal && in >= emitted && l.UsersDone >= l.Targets:
 		l.State = StateDone
-		l.resolved = resolved // for confirmDone
+		if inReadings == in {
+			l.resolved = resolved // for confirmDone
+		}
 	default:
 		l.State = StateRunning
 	}

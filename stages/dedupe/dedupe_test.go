@@ -327,6 +327,9 @@ func TestRedeliveryForwardsNothingNew(t *testing.T) {
 			t.Fatalf("deliver entries after each pass: %v; the replay must add none", entries)
 		}
 		s := stats(t, c, keys, id)
+		if s[pipeline.StatInReadings] != s[pipeline.StatIn] {
+			t.Errorf("ids read with a reading %d of %d: every one came with one", s[pipeline.StatInReadings], s[pipeline.StatIn])
+		}
 		for _, reading := range readings {
 			if n := s[pipeline.ReadField("ch/0", reading)]; n != int64(len(ids)+len(muted)) {
 				t.Errorf("ids read of reading %q: %d, want %d", reading, n, len(ids)+len(muted))

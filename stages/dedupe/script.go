@@ -233,7 +233,7 @@ for j = 1, nc do
   camps[j] = {id = ARGV[a], marks = ARGV[a + 1], counters = ARGV[a + 2],
     seen = KEYS[k], muted = KEYS[k + 1], stats = KEYS[k + 2],
     hasMuted = redis.call('EXISTS', KEYS[k + 1]) == 1,
-    inn = 0, targets = 0, dups = 0, mutedDelta = 0, reads = {}}
+    inn = 0, inr = 0, targets = 0, dups = 0, mutedDelta = 0, reads = {}}
   -- an expired campaign whose marks went (stages/dedupe/expired.go):
   -- refused before anything is written; the retry dead-letters it
   if ARGV[a + 3] == '1' and not camps[j].hasMuted and redis.call('EXISTS', KEYS[k]) == 0
@@ -251,7 +251,10 @@ for e = 1, ne do
   local nr, nm = tonumber(ARGV[p + 5]), tonumber(ARGV[p + 6])
   local ids, read = tonumber(ARGV[p + 2]), ARGV[p + 3]
   c.inn = c.inn + ids
-  if read ~= '' then c.reads[read] = (c.reads[read] or 0) + ids end
+  if read ~= '' then
+    c.reads[read] = (c.reads[read] or 0) + ids
+    c.inr = c.inr + ids
+  end
   p = p + 7
   local nnew, ndup, survivors = 0, 0, {}
   if nr > 0 then
@@ -302,6 +305,7 @@ end
 
 for _, c in ipairs(camps) do
   if c.inn ~= 0 then redis.call('HINCRBY', c.stats, '` + pipeline.StatIn + `', c.inn) end
+  if c.inr ~= 0 then redis.call('HINCRBY', c.stats, '` + pipeline.StatInReadings + `', c.inr) end
   for field, n in pairs(c.reads) do redis.call('HINCRBY', c.stats, field, n) end
   if c.targets ~= 0 then redis.call('HINCRBY', c.stats, '` + pipeline.StatTargets + `', c.targets) end
   if c.dups ~= 0 then redis.call('HINCRBY', c.stats, '` + pipeline.StatDups + `', c.dups) end
