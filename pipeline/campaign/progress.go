@@ -67,8 +67,8 @@ var statFields = []string{
 // what the counters show: a splitting or running campaign is done when split
 // emitted every range, resolve recorded every range, dedupe read every id
 // of each range's reading on record (Live.confirmDone), and deliver brought
-// every target to a terminal state. The first reader to see that records it (state, finished_at and
-// the counts snapshot). Without Redis state (a flushed Redis), the report is
+// every target to a terminal state. The first reader to see that records
+// it (state, finished_at and the counts snapshot). Without Redis state (a flushed Redis), the report is
 // PostgreSQL's: the state and the counts snapshot.
 func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (Report, error) {
 	r, err := loadCampaign(ctx, db, id)
