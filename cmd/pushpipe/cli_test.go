@@ -69,6 +69,28 @@ func TestHelpShowsTheGlobalsUsed(t *testing.T) {
 	}
 }
 
+// No help shows kong's type-named placeholders: "--max-deliveries=INT-64"
+// and "--error-rate=FLOAT-64" name a Go type, not what to write.
+func TestHelpPlaceholdersReadable(t *testing.T) {
+	k, err := kong.New(&CLI{}, options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(n *kong.Node, path []string)
+	walk = func(n *kong.Node, path []string) {
+		out := help(t, path...)
+		for _, bad := range []string{"INT-", "FLOAT-", "UINT-"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("pushpipe %s --help shows a type for a placeholder (%s...):\n%s", strings.Join(path, " "), bad, out)
+			}
+		}
+		for _, c := range n.Children {
+			walk(c, append(slices.Clone(path), c.Name))
+		}
+	}
+	walk(k.Model.Node, nil)
+}
+
 // A refused command line is one line, with the one prefix, naming the help
 // to read; settings the code would quietly replace are refused.
 func TestUsageErrors(t *testing.T) {

@@ -220,7 +220,7 @@ type StageFlags struct {
 	// own --batch being events per POST (DESIGN).
 	ReadBatch       `kong:"-"`
 	ClaimIdle       time.Duration `default:"30s" help:"Take over another consumer's entries idle this long."`
-	MaxDeliveries   int64         `help:"Dead-letter an entry delivered more often than this (default: the stage's own, 10; deliver's 100)."`
+	MaxDeliveries   int64         `placeholder:"N" help:"Dead-letter an entry delivered more often than this (default: the stage's own, 10; deliver's 100)."`
 	HTTP            string        `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
 	ShutdownTimeout time.Duration `default:"10s" help:"On SIGTERM, let in-flight batches finish this long."`
 	Retention       time.Duration `default:"24h" help:"Keep acknowledged entries this long (for replay)."`
