@@ -46,6 +46,11 @@ func (c *CampaignsListCmd) Run(g *Globals) error {
 		reps, next, err = campaign.List(ctx, tools.rdb, tools.db, g.Keys(), q)
 		return err
 	})
+	if errors.Is(err, campaign.ErrNotFound) {
+		// As the API says it: `campaign "x": campaign not found` did not
+		// say that the id was --before's, nor where a good one is printed.
+		return fmt.Errorf("--before %s: no such campaign; pass the id a page prints after \"more:\"", c.Before)
+	}
 	if err != nil {
 		return err
 	}
