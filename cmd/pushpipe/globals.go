@@ -149,9 +149,17 @@ func (g *Globals) connectRedis(patience time.Duration, long bool) (rueidis.Clien
 			}
 			return c, nil
 		}
-		if isAuthError(err) || time.Now().After(deadline) || g.Context().Err() != nil {
+		if isAuthError(err) {
+			// Redis answered: the address is right and waiting will not
+			// help. "no Redis at X after 30s", said at once, sent the
+			// operator to check the address.
+			return nil, fmt.Errorf("Redis at %s refused to sign this client in (set PUSHPIPE_REDIS_USERNAME, and PUSHPIPE_REDIS_PASSWORD or --redis-password-file): %w",
+				cfg.Where(), err)
+		}
+		if time.Now().After(deadline) || g.Context().Err() != nil {
+			// The time actually waited: a SIGTERM ends the wait early.
 			return nil, fmt.Errorf("no Redis at %s after %s (set PUSHPIPE_REDIS_ADDR or --redis-addr, and the PUSHPIPE_REDIS_* credentials): %w",
-				cfg.Where(), patience, err)
+				cfg.Where(), min(time.Since(deadline.Add(-patience)), patience).Round(100*time.Millisecond), err)
 		}
 		select {
 		case <-time.After(min(time.Second, patience/4)):
