@@ -83,6 +83,11 @@ func (c *CampaignsCancelCmd) Run(g *Globals) error {
 	if errors.Is(err, campaign.ErrFinished) {
 		return fmt.Errorf("campaign %s is already %s: there is nothing left to cancel", c.ID, rep.State)
 	}
+	if errors.Is(err, campaign.ErrIsMessage) {
+		// As the API says it; `campaign "x": campaign not found: a direct
+		// message` left the operator to guess that messages are not canceled.
+		return fmt.Errorf("%s is a direct message, not a campaign: a message cannot be canceled (pushpipe status %s shows it)", c.ID, c.ID)
+	}
 	if err != nil {
 		return err
 	}

@@ -33,3 +33,29 @@ func TestCampaignsListBeforeUnknown(t *testing.T) {
 		})
 	}
 }
+
+// `campaigns cancel` of a direct message's id says that messages are not
+// canceled, as POST /v1/campaigns/{id}/cancel does.
+func TestCampaignsCancelMessage(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	if _, _, err := campaign.CreateMessage(t.Context(), rdb, db, keys, campaign.Message{
+		Campaign: campaign.Campaign{ID: "m1", App: "a", Title: "t"}, Users: []int64{1}}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, id, err string
+	}{
+		{"a direct message", "m1", "m1 is a direct message, not a campaign: a message cannot be canceled"},
+		{"nothing", "nosuch", "campaign not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, "campaigns", "cancel", "--redis-addr", r.Addr, "--database-url", url, tt.id)
+			if err := cli.Campaigns.Cancel.Run(&cli.Globals); err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("error %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
