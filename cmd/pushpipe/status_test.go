@@ -146,3 +146,25 @@ func TestStatusScheduledSaysWhen(t *testing.T) {
 		})
 	}
 }
+
+// `status ID` of an id PostgreSQL does not know says so once, with where to
+// look, not `campaign x: campaign "x": campaign not found`.
+func TestStatusUnknownID(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	tests := []struct {
+		id, want string
+	}{
+		{"nosuch", "no campaign or direct message nosuch: check the id (pushpipe campaigns list shows the campaigns)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			cli := parse(t, "status", "--redis-addr", r.Addr, "--database-url", url, tt.id)
+			_, err := cli.Status.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys, db: db})
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("status %s: %v, want %q", tt.id, err, tt.want)
+			}
+		})
+	}
+}
