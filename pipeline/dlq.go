@@ -79,7 +79,10 @@ func (q *DLQ) List(ctx context.Context, f DLQFilter) ([]DeadLetter, error) {
 // Show returns one dead letter.
 func (q *DLQ) Show(ctx context.Context, id string) (DeadLetter, error) {
 	if _, err := parseID(id); err != nil {
-		return DeadLetter{}, fmt.Errorf("dlq: %w", err)
+		// No dead letter has it: said as for a missing one (the console's
+		// 404, retry's "left in place" while the other ids go), not as a
+		// failure to read ("bad stream id", and the console's 503).
+		return DeadLetter{}, fmt.Errorf("dlq %q: not an id such as 1700000000000-0 (the ID column of dlq list): %w", id, ErrNoDeadLetter)
 	}
 	xs, err := q.c.Do(ctx, q.c.B().Xrange().Key(q.keys.DLQ()).Start(id).End(id).Build()).AsXRange()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -543,5 +544,39 @@ func TestErrorNotesGoOnceTheEntryIsDone(t *testing.T) {
 	}
 	if n, err := c.Do(ctx, c.B().Hlen().Key(notes).Build()).AsInt64(); err != nil || n != 0 {
 		t.Fatalf("%d notes (%v) left for an entry done since, want none", n, err)
+	}
+}
+
+// An id that is not a stream id names no dead letter: Show says so as for a
+// missing one, and Retry and Drop leave it in place and go on with the others.
+func TestDLQMalformedIDIsNoDeadLetter(t *testing.T) {
+	c, keys := opsRedis(t)
+	ctx := t.Context()
+	opsDeadLetters(t, c, keys, 6) // every third entry: two dead letters
+	q := pipeline.NewDLQ(c, keys)
+	all, err := q.List(ctx, pipeline.DLQFilter{})
+	if err != nil || len(all) != 2 {
+		t.Fatalf("list: %d, %v", len(all), err)
+	}
+	tests := []struct {
+		name string
+		op   func(context.Context, pipeline.DLQFilter) (pipeline.DLQResult, error)
+	}{
+		{"retry", q.Retry},
+		{"drop", q.Drop},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := q.Show(ctx, "nosuch"); !errors.Is(err, pipeline.ErrNoDeadLetter) || !strings.Contains(err.Error(), "1700000000000-0") {
+				t.Fatalf("show nosuch: %v, want ErrNoDeadLetter with an example id", err)
+			}
+			res, err := tt.op(ctx, pipeline.DLQFilter{IDs: []string{"nosuch", all[i].ID}})
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			if !slices.Equal(res.Done, []string{all[i].ID}) || res.Failed["nosuch"] == "" {
+				t.Errorf("%s: done %v, failed %v; want %s done and nosuch left in place", tt.name, res.Done, res.Failed, all[i].ID)
+			}
+		})
 	}
 }

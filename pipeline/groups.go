@@ -51,7 +51,59 @@ func StreamGroups(ctx context.Context, c rueidis.Client, streams []string) ([][]
 			out[i] = append(out[i], gi)
 		}
 	}
+	if err := dropStaleLags(ctx, c, streams, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// dropStaleLags sets to 0 the lag of every group that has read its stream's
+// last entry. Redis's lag is entries-added less the group's entries-read,
+// and that count can go wrong: after restarts of `make dev` (Redis 7.0.15,
+// AOF) groups that had read every entry reported entries-read short of
+// entries-added, lags (resolve 29, deliver 329) that never drained. Split's
+// backpressure counts them against its high-water mark, `pushpipe status`
+// and the lag metric showed work that did not exist, and `make dev` called
+// a finished campaign unfinished. A group whose last-delivered id is at or
+// past the last entry has nothing left to read, whatever the count. Only
+// streams showing a lag are looked at: a caught-up pipeline pays no extra
+// round trip.
+func dropStaleLags(ctx context.Context, c rueidis.Client, streams []string, groups [][]GroupInfo) error {
+	var check []int
+	for i, gs := range groups {
+		for _, g := range gs {
+			if g.Lag > 0 {
+				check = append(check, i)
+				break
+			}
+		}
+	}
+	if len(check) == 0 {
+		return nil
+	}
+	cmds := make(rueidis.Commands, len(check))
+	for j, i := range check {
+		cmds[j] = c.B().Xrevrange().Key(streams[i]).End("+").Start("-").Count(1).Build()
+	}
+	for j, res := range c.DoMulti(ctx, cmds...) {
+		i := check[j]
+		xs, err := res.AsXRange()
+		if err != nil {
+			return fmt.Errorf("last entry of %s: %w", streams[i], err)
+		}
+		var last streamID // an empty stream: nothing to read
+		if len(xs) > 0 {
+			if last, err = parseID(xs[0].ID); err != nil {
+				return fmt.Errorf("last entry of %s: %w", streams[i], err)
+			}
+		}
+		for k, g := range groups[i] {
+			if d, err := parseID(g.LastDelivered); g.Lag > 0 && err == nil && !d.less(last) {
+				groups[i][k].Lag = 0
+			}
+		}
+	}
+	return nil
 }
 
 // streamID is a parsed "ms-seq" entry id, for comparisons.

@@ -46,6 +46,11 @@ func (c *CampaignsListCmd) Run(g *Globals) error {
 		reps, next, err = campaign.List(ctx, tools.rdb, tools.db, g.Keys(), q)
 		return err
 	})
+	if errors.Is(err, campaign.ErrNotFound) {
+		// As the API says it: `campaign "x": campaign not found` did not
+		// say that the id was --before's, nor where a good one is printed.
+		return fmt.Errorf("--before %s: no such campaign; pass the id a page prints after \"more:\"", c.Before)
+	}
 	if err != nil {
 		return err
 	}
@@ -77,6 +82,11 @@ func (c *CampaignsCancelCmd) Run(g *Globals) error {
 	})
 	if errors.Is(err, campaign.ErrFinished) {
 		return fmt.Errorf("campaign %s is already %s: there is nothing left to cancel", c.ID, rep.State)
+	}
+	if errors.Is(err, campaign.ErrIsMessage) {
+		// As the API says it; `campaign "x": campaign not found: a direct
+		// message` left the operator to guess that messages are not canceled.
+		return fmt.Errorf("%s is a direct message, not a campaign: a message cannot be canceled (pushpipe status %s shows it)", c.ID, c.ID)
 	}
 	if err != nil {
 		return err

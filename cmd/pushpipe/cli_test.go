@@ -69,6 +69,28 @@ func TestHelpShowsTheGlobalsUsed(t *testing.T) {
 	}
 }
 
+// No help shows kong's type-named placeholders: "--max-deliveries=INT-64"
+// and "--error-rate=FLOAT-64" name a Go type, not what to write.
+func TestHelpPlaceholdersReadable(t *testing.T) {
+	k, err := kong.New(&CLI{}, options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(n *kong.Node, path []string)
+	walk = func(n *kong.Node, path []string) {
+		out := help(t, path...)
+		for _, bad := range []string{"INT-", "FLOAT-", "UINT-"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("pushpipe %s --help shows a type for a placeholder (%s...):\n%s", strings.Join(path, " "), bad, out)
+			}
+		}
+		for _, c := range n.Children {
+			walk(c, append(slices.Clone(path), c.Name))
+		}
+	}
+	walk(k.Model.Node, nil)
+}
+
 // A refused command line is one line, with the one prefix, naming the help
 // to read; settings the code would quietly replace are refused.
 func TestUsageErrors(t *testing.T) {
@@ -96,6 +118,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},
 		{[]string{"deliver", "--fcm-project", "p"}, "give --apns-topic: the provider flags serve the one app whose id it is"},
 		{[]string{"send", "--app", "a", "--user", "1", "--send-at", "2030-01-02T15:04:05Z"}, "--send-at: a direct message (--user) is sent at once"},
+		{[]string{"send", "--app", "a", "--channel", "x", "--send-at", "tomorrow"}, `--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z"`},
+		{[]string{"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02 15:04"}, `got "2030-01-02 15:04"`},
 		{[]string{"send", "--app", "a", "--user", "1,2", "--rate-per-second", "10", "--allow-empty"}, "--rate-per-second, --allow-empty: a direct message"},
 		{[]string{"replay", "--resplit", "--campaign", "c", "--partition", "1", "--high-water", "5"}, "--resplit takes only --campaign (and --dry-run), not --partition, --high-water"},
 		{[]string{"replay", "--resplit", "--campaign", "c", "--into", "deliver", "--json"}, "not --into, --json: it re-runs the whole campaign"},
@@ -141,7 +165,7 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"--log-level", "debug", "migrate"},
-		{"send", "--app", "a", "--user", "1", "--ttl", "1h"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T15:04:05Z", "--allow-empty"},
+		{"send", "--app", "a", "--user", "1", "--ttl", "1h"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T15:04:05Z", "--allow-empty"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T17:04:05+02:00"},
 		{"replay", "--resplit", "--campaign", "c", "--dry-run"}, {"replay", "--stream", "deliver", "--from", "0", "--high-water", "5", "--json"},
 		{"dlq", "list", "--stream", "deliver"}, {"dlq", "drop", "--all", "--stream", pipeline.Express.Stream(pipeline.StreamDeliver)},
 		hook, allHook, slices.Concat(hook, []string{"--rate", "0", "--filter", "outcome=failed,invalid"})} {

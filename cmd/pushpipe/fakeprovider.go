@@ -15,9 +15,9 @@ type FakeproviderCmd struct {
 	TPS              int           `name:"tps" help:"Requests per one-second window above which it answers 429 (0 = unlimited)."`
 	TPSWindow        string        `name:"tps-window" enum:"sliding,fixed" default:"sliding" help:"How --tps is counted: sliding (no more than --tps in any one-second window, whatever its phase) or fixed (one-second windows of its own, starting at its first request)."`
 	Latency          time.Duration `help:"Added to every request that passes the outage and --tps checks."`
-	UnregisteredRate float64       `name:"unregistered-rate" help:"Share of tokens answered 410 Unregistered / UNREGISTERED (by hash of the token)."`
-	BadTokenRate     float64       `name:"bad-token-rate" help:"Share of tokens answered 400 BadDeviceToken / INVALID_ARGUMENT (by hash of the token)."`
-	ErrorRate        float64       `name:"error-rate" help:"Share of requests answered 500 or 503 at random."`
+	UnregisteredRate float64       `name:"unregistered-rate" placeholder:"0..1" help:"Share of tokens answered 410 Unregistered / UNREGISTERED (by hash of the token)."`
+	BadTokenRate     float64       `name:"bad-token-rate" placeholder:"0..1" help:"Share of tokens answered 400 BadDeviceToken / INVALID_ARGUMENT (by hash of the token)."`
+	ErrorRate        float64       `name:"error-rate" placeholder:"0..1" help:"Share of requests answered 500 or 503 at random."`
 	Outage           time.Duration `help:"Answer 503 to everything for this long after start."`
 	KeepRequests     bool          `name:"keep-requests" help:"Keep each accepted request's headers and body for GET /_receipts?full=1 (about half a kilobyte a request)."`
 	APNsKeys         []string      `name:"apns-keys" placeholder:"TEAM/KEY,..." help:"Accept APNs provider tokens of these team id / key id pairs only (403 InvalidProviderToken for others)."`

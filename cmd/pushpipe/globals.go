@@ -149,9 +149,17 @@ func (g *Globals) connectRedis(patience time.Duration, long bool) (rueidis.Clien
 			}
 			return c, nil
 		}
-		if isAuthError(err) || time.Now().After(deadline) || g.Context().Err() != nil {
+		if isAuthError(err) {
+			// Redis answered: the address is right and waiting will not
+			// help. "no Redis at X after 30s", said at once, sent the
+			// operator to check the address.
+			return nil, fmt.Errorf("Redis at %s refused to sign this client in (set PUSHPIPE_REDIS_USERNAME, and PUSHPIPE_REDIS_PASSWORD or --redis-password-file): %w",
+				cfg.Where(), err)
+		}
+		if time.Now().After(deadline) || g.Context().Err() != nil {
+			// The time actually waited: a SIGTERM ends the wait early.
 			return nil, fmt.Errorf("no Redis at %s after %s (set PUSHPIPE_REDIS_ADDR or --redis-addr, and the PUSHPIPE_REDIS_* credentials): %w",
-				cfg.Where(), patience, err)
+				cfg.Where(), min(time.Since(deadline.Add(-patience)), patience).Round(100*time.Millisecond), err)
 		}
 		select {
 		case <-time.After(min(time.Second, patience/4)):
@@ -220,7 +228,7 @@ type StageFlags struct {
 	// own --batch being events per POST (DESIGN).
 	ReadBatch       `kong:"-"`
 	ClaimIdle       time.Duration `default:"30s" help:"Take over another consumer's entries idle this long."`
-	MaxDeliveries   int64         `help:"Dead-letter an entry delivered more often than this (default: the stage's own, 10; deliver's 100)."`
+	MaxDeliveries   int64         `placeholder:"N" help:"Dead-letter an entry delivered more often than this (default: the stage's own, 10; deliver's 100)."`
 	HTTP            string        `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
 	ShutdownTimeout time.Duration `default:"10s" help:"On SIGTERM, let in-flight batches finish this long."`
 	Retention       time.Duration `default:"24h" help:"Keep acknowledged entries this long (for replay)."`

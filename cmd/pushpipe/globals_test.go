@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +74,53 @@ func TestDBPoolOpensAtStart(t *testing.T) {
 	})
 	if n := pool.Stat().AcquiredConns(); n != 0 {
 		t.Errorf("%d connections in use; the pool should be open and idle", n)
+	}
+}
+
+// A Redis that refuses the credentials is named as such at once, not as "no
+// Redis at X after 30s", which sent the operator to check the address; a
+// wait cut short (SIGTERM) says how long it waited.
+func TestRedisRefusalSaysWhatWentWrong(t *testing.T) {
+	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{Security: pipelinetest.SecurityAuth})
+	t.Setenv("PUSHPIPE_REDIS_PASSWORD", "not-the-password")
+	stopped, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	tests := []struct {
+		name    string
+		g       *Globals
+		connect func(g *Globals) error
+		want    []string
+		not     string
+		within  time.Duration
+	}{
+		{"wrong password, server", &Globals{RedisAddr: r.Addr, RedisAuth: RedisAuth{Username: r.Client.Username}},
+			func(g *Globals) error { _, err := g.Redis(); return err },
+			[]string{"Redis at " + r.Addr, "refused to sign this client in", "PUSHPIPE_REDIS_PASSWORD", "WRONGPASS"}, "after 30s", time.Second},
+		{"wrong password, operator tool", &Globals{RedisAddr: r.Addr, RedisAuth: RedisAuth{Username: r.Client.Username}},
+			func(g *Globals) error { _, err := g.RedisNow(); return err },
+			[]string{"refused to sign this client in", "PUSHPIPE_REDIS_USERNAME"}, "no Redis", time.Second},
+		{"no Redis, wait cut short", &Globals{RedisAddr: "127.0.0.1:1", ctx: stopped},
+			func(g *Globals) error { _, err := g.Redis(); return err },
+			[]string{"no Redis at 127.0.0.1:1", "PUSHPIPE_REDIS_ADDR"}, "after 30s", 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			err := tt.connect(tt.g)
+			if took := time.Since(start); took > tt.within {
+				t.Errorf("failed after %s, want within %s", took, tt.within)
+			}
+			if err == nil {
+				t.Fatal("connected; want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), tt.not) || strings.Contains(err.Error(), "not-the-password") {
+				t.Errorf("error %q says %q or the password", err, tt.not)
+			}
+		})
 	}
 }

@@ -12,6 +12,14 @@ func (c *MigrateCmd) Run(g *Globals) error {
 		// and the local socket, a database nobody named to migrate.
 		return errNoDatabase
 	}
+	// Reach the server as every command does first, so that a wrong host,
+	// port or password is named with the variable to check, where goose's
+	// "failed to initialize: failed to connect" named neither.
+	db, err := g.DB(1)
+	if err != nil {
+		return err
+	}
+	db.Close()
 	applied, err := schema.Apply(g.Context(), g.DatabaseURL)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,5 +39,38 @@ func TestMigrateNeedsDatabaseURL(t *testing.T) {
 	}
 	if table != nil {
 		t.Errorf("the database of the PG* variables was migrated (it has %s)", *table)
+	}
+}
+
+// `pushpipe migrate` against a PostgreSQL that does not answer names the
+// server and the variable to check, as every other command does.
+func TestMigrateNamesTheDatabaseItCannotReach(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	tests := []struct {
+		name, url, want string
+	}{
+		{"closed port", "postgres://pushpipe:pw@" + addr + "/x?sslmode=disable", "does not answer (check PUSHPIPE_DATABASE_URL)"},
+		{"not a URL", "postgres://pushpipe:pw@" + addr + ":99999/x", "PUSHPIPE_DATABASE_URL is not a PostgreSQL URL"},
+		{"answers", pipelinetest.DatabaseT(t, pipelinetest.PostgresT(t)), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, "migrate", "--database-url", tt.url)
+			err := cli.Migrate.Run(&cli.Globals)
+			if tt.want == "" {
+				if err != nil {
+					t.Errorf("migrate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), ":pw@") {
+				t.Errorf("migrate: %v, want %q and no password", err, tt.want)
+			}
+		})
 	}
 }

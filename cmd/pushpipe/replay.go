@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
@@ -84,13 +86,25 @@ func (c *ReplayCmd) Run(g *Globals) error {
 		return err
 	}
 	defer rdb.Close()
+	return c.replay(g.Context(), rdb, g.Keys(), from, to, os.Stdout)
+}
+
+// replay runs the window replay and prints what it did to w. A replay that
+// stopped halfway prints its counts before the error, so the operator knows
+// how much went in; one refused before it read anything (a stream that is no
+// stage's input, --force on ingest, an empty window) prints only the error,
+// not a "re-injected 0 of 0" that reads as a replay that ran.
+func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, from, to pipeline.Bound, w io.Writer) error {
 	opts := pipeline.ReplayOptions{
 		Stream: c.Stream, From: from, To: to, Campaign: c.Campaign, Force: c.Force, Into: c.Into,
 		Partitions: c.Partition, DryRun: c.DryRun, HighWater: c.HighWater,
 	}
-	res, err := pipeline.Replay(g.Context(), rdb, g.Keys(), opts)
+	res, err := pipeline.Replay(ctx, rdb, keys, opts)
+	if err != nil && res.Scanned == 0 {
+		return err
+	}
 	if c.JSON {
-		json.NewEncoder(os.Stdout).Encode(map[string]any{
+		json.NewEncoder(w).Encode(map[string]any{
 			"stream": c.Stream, "into": firstNonEmpty(c.Into, c.Stream), "from": from.String(), "to": to.String(),
 			"campaign": c.Campaign, "force": c.Force, "dry_run": c.DryRun,
 			"scanned": res.Scanned, "injected": res.Injected, "by_partition": res.ByPart,
@@ -104,7 +118,7 @@ func (c *ReplayCmd) Run(g *Globals) error {
 		if c.Force {
 			mode = "forced: dedupe/deliver bypass their marks, these entries are sent again"
 		}
-		fmt.Printf("%s %s of %s entries of %s [%s .. %s] into %s (%s)\n", verb, thousands(res.Injected), thousands(res.Scanned),
+		fmt.Fprintf(w, "%s %s of %s entries of %s [%s .. %s] into %s (%s)\n", verb, thousands(res.Injected), thousands(res.Scanned),
 			c.Stream, from, to, firstNonEmpty(c.Into, c.Stream), mode)
 	}
 	return err

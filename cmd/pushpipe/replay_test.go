@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
@@ -64,6 +66,51 @@ func TestResplitDryRun(t *testing.T) {
 			}
 			if got := campaigns() - before; got != tt.appended {
 				t.Errorf("appended %d entries to campaigns, want %d", got, tt.appended)
+			}
+		})
+	}
+}
+
+// A replay refused before it read anything prints only its error; one that
+// ran prints its counts. "re-injected 0 of 0 entries of dlq" above the
+// error read as a replay that ran and found nothing.
+func TestReplayRefusedPrintsNoCounts(t *testing.T) {
+	r, rdb := testRedis(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	if err := rdb.Do(t.Context(), rdb.B().Xadd().Key(keys.Stream(pipeline.StreamDeliver, 0)).Id("*").
+		FieldValue().FieldValue(pipeline.FieldCampaign, "c1").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		out, err string
+	}{
+		{"not a stage's input", []string{"--stream", "dlq", "--from", "0", "--dry-run"}, "", `cannot replay stream "dlq"`},
+		{"force on ingest", []string{"--stream", "ingest", "--from", "0", "--force"}, "", "--force applies to dedupe and deliver only"},
+		{"partition out of range", []string{"--stream", "deliver", "--from", "0", "--partition", "99"}, "", "partition 99 out of range"},
+		{"empty window", []string{"--stream", "deliver", "--from", "1m", "--to", "10m", "--json"}, "", "empty window"},
+		{"dry run", []string{"--stream", "deliver", "--from", "0", "--dry-run"}, "would re-inject 1 of 1 entries of deliver", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, append([]string{"replay", "--redis-addr", r.Addr}, tt.args...)...)
+			c := &cli.Replay
+			from, err := pipeline.ParseBound(c.From, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			to, err := pipeline.ParseBound(c.To, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			err = c.replay(t.Context(), rdb, keys, from, to, &out)
+			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+				t.Fatalf("error %v, want %q", err, tt.err)
+			}
+			if tt.out == "" && out.Len() > 0 || !strings.Contains(out.String(), tt.out) {
+				t.Errorf("printed %q, want %q", out.String(), tt.out)
 			}
 		})
 	}

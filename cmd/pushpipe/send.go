@@ -32,22 +32,35 @@ type SendCmd struct {
 	// The API's "allow_empty".
 	AllowEmpty bool `name:"allow-empty" help:"Create it even if the app has no devices or a channel no subscribers (not with --user)."`
 
-	SendAt   time.Time `name:"send-at" format:"2006-01-02T15:04:05Z07:00" help:"Start then (RFC 3339, at most 90 days ahead) instead of now (not with --user)."`
-	Rate     int       `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none; not with --user)."`
-	Priority string    `enum:",normal,high" default:"" placeholder:"normal|high" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
+	SendAt   string `name:"send-at" placeholder:"TIME" help:"Start then (RFC 3339, at most 90 days ahead) instead of now (not with --user)."`
+	Rate     int    `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none; not with --user)."`
+	Priority string `enum:",normal,high" default:"" placeholder:"normal|high" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
 
 	Wait bool `help:"Then follow it to the end: a progress bar on stderr, the summary, and exit status 1 if it failed or was canceled. Ctrl-C stops the following, not the sending."`
+
+	sendAt time.Time
 }
 
 // Validate refuses the campaign-only flags with --user: the API refuses
 // send_at, rate_per_second and allow_empty for a message, and message()
 // would drop them, sending a message meant for later at once.
+//
+// --send-at is read here, as the API reads send_at: kong's own time flag
+// answered "parsing time "tomorrow" as "2006-01-02T15:04:05Z07:00": cannot
+// parse "tomorrow" as "2006"", which shows no time to copy.
 func (c *SendCmd) Validate() error {
+	if c.SendAt != "" {
+		t, err := time.Parse(time.RFC3339, c.SendAt)
+		if err != nil {
+			return fmt.Errorf(`--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z" or "2026-01-02T17:04:05+02:00", got %q`, c.SendAt)
+		}
+		c.sendAt = t
+	}
 	if len(c.Users) == 0 {
 		return nil
 	}
 	var given []string
-	if !c.SendAt.IsZero() {
+	if c.SendAt != "" {
 		given = append(given, "--send-at")
 	}
 	if c.Rate != 0 {
@@ -79,7 +92,7 @@ func (c *SendCmd) Run(g *Globals) error {
 		return c.message(g, rdb, db)
 	}
 	camp := campaign.Campaign{ID: c.ID, App: c.App, Channels: c.Channels, Category: c.Category,
-		Title: c.Title, Body: c.Body, TTL: c.TTL, SendAt: c.SendAt, RatePerSecond: c.Rate, Priority: c.Priority}
+		Title: c.Title, Body: c.Body, TTL: c.TTL, SendAt: c.sendAt, RatePerSecond: c.Rate, Priority: c.Priority}
 	if c.Data != "" {
 		camp.Data = json.RawMessage(c.Data)
 	}

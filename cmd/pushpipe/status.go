@@ -138,6 +138,11 @@ func (c *StatusCmd) collect(ctx context.Context, rdb rueidis.Client, keys pipeli
 	}
 	if c.Campaign != "" {
 		p, err := src.Progress(ctx, c.Campaign)
+		if errors.Is(err, campaign.ErrNotFound) {
+			// Said once, with where to look: the wrapped form read
+			// `campaign x: campaign "x": campaign not found`.
+			return rep, fmt.Errorf("no campaign or direct message %s: check the id (pushpipe campaigns list shows the campaigns)", c.Campaign)
+		}
 		if err != nil {
 			return rep, fmt.Errorf("campaign %s: %w", c.Campaign, err)
 		}
@@ -197,6 +202,9 @@ type progressView struct {
 	// Done counts targets that reached a terminal state: the bar's numerator.
 	Done int64  `json:"users_done"`
 	Note string `json:"note,omitempty"` // what status could not read
+	// SendAt is when a scheduled campaign starts: "scheduled, 0 / 0 people"
+	// alone did not say when.
+	SendAt *time.Time `json:"send_at,omitempty"`
 }
 
 // printProgressView draws the bar (people done of targets) and the counters.
@@ -211,6 +219,9 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 	}
 	if p.Note != "" {
 		fmt.Fprintf(w, "  (%s)\n", p.Note)
+	}
+	if p.SendAt != nil {
+		fmt.Fprintf(w, "  starts %s (in %s)\n", p.SendAt.Local().Format(time.DateTime), max(time.Until(*p.SendAt), 0).Round(time.Second))
 	}
 	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s people\n", progressBar(frac, 40, tty), 100*frac, thousands(p.Done), thousands(p.Targets))
 	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s  muted %s  duplicates suppressed %s\n",
@@ -291,7 +302,11 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 		v.Note = "campaign state unavailable (" + err.Error() + "): counters only"
 		return v, cerr
 	}
-	return progressView{ID: id, State: rep.State, Counts: rep.Counts, Error: rep.Error, Done: rep.Done}, nil
+	v := progressView{ID: id, State: rep.State, Counts: rep.Counts, Error: rep.Error, Done: rep.Done}
+	if rep.State == campaign.StateScheduled {
+		v.SendAt = rep.SendAt
+	}
+	return v, nil
 }
 
 // message is a direct message's progress (campaign.MessageProgress).

@@ -109,3 +109,62 @@ func TestStatusUnknownIDWithoutDatabase(t *testing.T) {
 		})
 	}
 }
+
+// `status ID` of a scheduled campaign says when it starts, as `campaigns
+// list` does; a started one does not.
+func TestStatusScheduledSaysWhen(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	at := time.Now().Add(time.Hour).Truncate(time.Second)
+	for _, c := range []campaign.Campaign{
+		{ID: "later", App: "a", Channels: []string{"x"}, Title: "t", SendAt: at},
+		{ID: "now", App: "a", Channels: []string{"x"}, Title: "t"},
+	} {
+		if _, _, err := campaign.Create(t.Context(), rdb, db, keys, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		id, want string // want "": no start line
+	}{
+		{"later", "starts " + at.Local().Format(time.DateTime) + " (in "},
+		{"now", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			cli := parse(t, "status", "--redis-addr", r.Addr, "--database-url", url, tt.id)
+			rep, err := cli.Status.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys, db: db})
+			if err != nil || rep.Campaign == nil {
+				t.Fatalf("status %s: %v", tt.id, err)
+			}
+			var out strings.Builder
+			printProgressView(&out, *rep.Campaign, false)
+			if got := strings.Contains(out.String(), "starts "); tt.want == "" && got || tt.want != "" && !strings.Contains(out.String(), tt.want) {
+				t.Errorf("status %s printed\n%s\nwant %q", tt.id, out.String(), tt.want)
+			}
+		})
+	}
+}
+
+// `status ID` of an id PostgreSQL does not know says so once, with where to
+// look, not `campaign x: campaign "x": campaign not found`.
+func TestStatusUnknownID(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	tests := []struct {
+		id, want string
+	}{
+		{"nosuch", "no campaign or direct message nosuch: check the id (pushpipe campaigns list shows the campaigns)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			cli := parse(t, "status", "--redis-addr", r.Addr, "--database-url", url, tt.id)
+			_, err := cli.Status.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys, db: db})
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("status %s: %v, want %q", tt.id, err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+)
+
+// `campaigns list --before ID` of an unknown campaign names the flag and
+// where a good id is printed, as the API's "before: no campaign" does.
+func TestCampaignsListBeforeUnknown(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	if _, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: "c1", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, before, err string
+	}{
+		{"known", "c1", ""},
+		{"unknown", "nosuch", `--before nosuch: no such campaign; pass the id a page prints after "more:"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, "campaigns", "list", "--json", "--redis-addr", r.Addr, "--database-url", url, "--before", tt.before)
+			err := cli.Campaigns.List.Run(&cli.Globals)
+			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+				t.Fatalf("error %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
+
+// `campaigns cancel` of a direct message's id says that messages are not
+// canceled, as POST /v1/campaigns/{id}/cancel does.
+func TestCampaignsCancelMessage(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	if _, _, err := campaign.CreateMessage(t.Context(), rdb, db, keys, campaign.Message{
+		Campaign: campaign.Campaign{ID: "m1", App: "a", Title: "t"}, Users: []int64{1}}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, id, err string
+	}{
+		{"a direct message", "m1", "m1 is a direct message, not a campaign: a message cannot be canceled"},
+		{"nothing", "nosuch", "campaign not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, "campaigns", "cancel", "--redis-addr", r.Addr, "--database-url", url, tt.id)
+			if err := cli.Campaigns.Cancel.Run(&cli.Globals); err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("error %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
