@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // ResultsCmd reads the results stream.
@@ -53,6 +54,17 @@ func (c *ResultsTailCmd) Run(g *Globals) error {
 }
 
 func (c *ResultsTailCmd) tail(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, w io.Writer, log zerolog.Logger) error {
+	if c.Campaign != "" {
+		// A mistyped id printed nothing, for ever, like a quiet campaign. It
+		// may still be about to be sent: said, not refused.
+		known, err := rdb.Do(ctx, rdb.B().Hexists().Key(keys.Campaign(c.Campaign)).Field(campaign.HashExpiresMs).Build()).AsBool()
+		if err != nil {
+			return fmt.Errorf("campaign %s: %w", c.Campaign, err)
+		}
+		if !known {
+			log.Warn().Str("campaign", c.Campaign).Msg("no campaign or direct message of this id in Redis (not sent yet, expired, or another --prefix); waiting for its events")
+		}
+	}
 	enc := json.NewEncoder(w)
 	return pipeline.TailResults(ctx, rdb, keys, c.from, func(ev pipeline.ResultEvent) error {
 		if c.Campaign != "" && ev.Campaign != c.Campaign && ev.Message != c.Campaign {

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
@@ -168,5 +169,38 @@ func TestResultsTailStartsAtRedisNow(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"after"}) {
 		t.Errorf("printed the events of %v, want only the one written after the tail started", got)
+	}
+}
+
+// `results tail --campaign` of an id Redis does not know (a typo, an
+// expired campaign) says so on stderr and goes on waiting; it printed
+// nothing, for ever, like a quiet campaign. A known id is not warned about.
+func TestResultsTailNamesAnUnknownCampaign(t *testing.T) {
+	_, rdb := testRedis(t)
+	keys := pipeline.NewKeys("tailunknown", 2)
+	if err := rdb.Do(t.Context(), rdb.B().Hset().Key(keys.Campaign("known")).FieldValue().
+		FieldValue(campaign.HashExpiresMs, "1").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		id   string
+		warn bool
+	}{
+		{"nosuch", true},
+		{"known", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			cli := parse(t, "results", "tail", "--campaign", tt.id)
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			var out, logs lockedBuffer
+			if err := cli.Results.Tail.tail(ctx, rdb, keys, &out, zerolog.New(&logs)); err != nil {
+				t.Fatal(err)
+			}
+			if warned := strings.Contains(logs.String(), "no campaign or direct message of this id"); warned != tt.warn || out.String() != "" {
+				t.Errorf("logs %q, out %q: want a warning %v", logs.String(), out.String(), tt.warn)
+			}
+		})
 	}
 }
