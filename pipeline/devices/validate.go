@@ -97,9 +97,13 @@ func ValidateAnyToken(token string) error {
 	return ValidateToken(Android, token)
 }
 
-// ValidateUser: user ids are positive.
+// ValidateUser: user ids are positive. A JSON body without user_id reads
+// as 0, so 0 is said as missing: "got 0" left the client to find out why.
 func ValidateUser(u int64) error {
-	if u <= 0 {
+	if u == 0 {
+		return fieldErr("user_id", "is required: the user's id, a positive integer (missing or 0)")
+	}
+	if u < 0 {
 		return fieldErr("user_id", "must be a positive integer, got %d", u)
 	}
 	return nil

@@ -181,7 +181,7 @@ func TestMalformedDeviceIsRejectedNamingTheField(t *testing.T) {
 		{"FCM token with a slash", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = "a/b" }), "token: an FCM (android) token has only"},
 		{"long FCM token", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = strings.Repeat("a", 513) }), "token: an FCM (android) token is 1–512 characters; got 513"},
 		{"empty FCM token", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = "" }), "token: an FCM (android) token is 1–512"},
-		{"missing user_id", ok(drop("user_id")), "user_id: must be a positive integer, got 0"},
+		{"missing user_id", ok(drop("user_id")), "user_id: is required: the user's id, a positive integer (missing or 0)"},
 		{"negative user_id", ok(set("user_id", -3)), "user_id: must be a positive integer, got -3"},
 		{"user_id as a string", ok(set("user_id", "42")), `field "user_id": expected an integer, got string`},
 		{"fractional user_id", ok(set("user_id", 1.5)), `field "user_id"`},
@@ -261,7 +261,7 @@ func TestBadDeviceBatchWritesNothing(t *testing.T) {
 		status     int
 		want       string
 	}{
-		{"bad user in item 57", batchJSON(bad), 400, "item 57: user_id: must be a positive integer"},
+		{"bad user in item 57", batchJSON(bad), 400, "item 57: user_id: is required"},
 		{"bad token in the last item", batchJSON(badToken), 400, "item 99: token:"},
 		{"wrong type in item 3", typed, 400, `item 3: field "user_id": expected an integer`},
 		{"unknown field", `[{"app":"news","tokn":"x"}]`, 400, `item 0: unknown field "tokn"`},
