@@ -177,7 +177,7 @@ func ValidateID(id string) error {
 	}
 	for i := 0; i < len(id); i++ {
 		if !idChar(id[i]) {
-			return invalid("id: only letters, digits, '.', '_' and '-' are allowed; character %d is %s", i, devices.Char(id, i))
+			return invalid("id: only letters, digits, '.', '_' and '-' are allowed; %s", devices.Char(id, i))
 		}
 	}
 	return nil

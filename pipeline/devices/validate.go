@@ -54,7 +54,7 @@ func ValidateToken(p Platform, token string) error {
 		}
 		for i := 0; i < len(token); i++ {
 			if !isHex(token[i]) {
-				return fieldErr("token", "an APNs (ios) token is hex; character %d is %s", i, Char(token, i))
+				return fieldErr("token", "an APNs (ios) token is hex; %s", Char(token, i))
 			}
 		}
 		return nil
@@ -63,7 +63,7 @@ func ValidateToken(p Platform, token string) error {
 			return fieldErr("token", "an FCM (android) token is 1–%d characters; got %d", MaxFCMToken, len(token))
 		}
 		if i := badFCMChar(token); i >= 0 {
-			return fieldErr("token", "an FCM (android) token has only A-Z a-z 0-9 _ : . - characters; character %d is %s", i, Char(token, i))
+			return fieldErr("token", "an FCM (android) token has only A-Z a-z 0-9 _ : . - characters; %s", Char(token, i))
 		}
 		return nil
 	}
@@ -118,7 +118,7 @@ func ValidateLocale(l string) error {
 	for i := 0; i < len(l); i++ {
 		c := l[i]
 		if !(isAlnum(c) || c == '-' || c == '_') {
-			return fieldErr("locale", "has only letters, digits, '-' and '_' (a BCP 47 tag such as \"en-US\"); character %d is %s", i, Char(l, i))
+			return fieldErr("locale", "has only letters, digits, '-' and '_' (a BCP 47 tag such as \"en-US\"); %s", Char(l, i))
 		}
 	}
 	return nil
@@ -133,22 +133,25 @@ func ValidateName(field, name string) error {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(isAlnum(c) || c == '_' || c == '.' || c == ':' || c == '-') {
-			return fieldErr(field, "has only A-Z a-z 0-9 _ . : - characters; character %d is %s", i, Char(name, i))
+			return fieldErr(field, "has only A-Z a-z 0-9 _ . : - characters; %s", Char(name, i))
 		}
 	}
 	return nil
 }
 
-// Char quotes the character at byte i of s for an error message: the whole
-// character, not its first byte read as Latin-1 (a channel "뉴스" is not
-// refused for an 'ë' it does not hold), or that byte in hex where s is not
-// UTF-8 (a path segment may not be).
+// Char names the character at byte i of s for an error message: its place
+// counted in characters from 1, as a person counts (a byte offset from 0
+// said "character 3" of "café"'s fourth), and the whole character quoted,
+// not its first byte read as Latin-1 (a channel "뉴스" is not refused for an
+// 'ë' it does not hold), or that byte in hex where s is not UTF-8 (a path
+// segment may not be).
 func Char(s string, i int) string {
+	at := utf8.RuneCountInString(s[:i]) + 1
 	r, n := utf8.DecodeRuneInString(s[i:])
 	if r == utf8.RuneError && n <= 1 {
-		return fmt.Sprintf("byte 0x%02x (not UTF-8)", s[i])
+		return fmt.Sprintf("character %d is byte 0x%02x (not UTF-8)", at, s[i])
 	}
-	return strconv.QuoteRune(r)
+	return fmt.Sprintf("character %d is %s", at, strconv.QuoteRune(r))
 }
 
 func badFCMChar(s string) int {

@@ -58,7 +58,7 @@ func TestSubscriptionsAreIdempotent(t *testing.T) {
 func TestMalformedSubscription(t *testing.T) {
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	tests := []struct{ path, want string }{
-		{"/v1/channels/a%20b/subscribers/1", "channel: has only A-Z a-z 0-9 _ . : - characters; character 1"},
+		{"/v1/channels/a%20b/subscribers/1", "channel: has only A-Z a-z 0-9 _ . : - characters; character 2 is ' '"},
 		{"/v1/channels/" + strings.Repeat("c", 129) + "/subscribers/1", "channel: must be 1–128 characters; got 129"},
 		{"/v1/channels/news/subscribers/abc", `user_id: must be a positive integer, got "abc"`},
 		{"/v1/channels/news/subscribers/0", "user_id: must be a positive integer"},

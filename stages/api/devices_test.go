@@ -177,7 +177,7 @@ func TestMalformedDeviceIsRejectedNamingTheField(t *testing.T) {
 		{"missing token", ok(drop("token")), "token: an APNs (ios) token is 64–200 hex characters; got 0"},
 		{"short APNs token", ok(set("token", "abcd")), "token: an APNs (ios) token is 64–200 hex characters; got 4"},
 		{"long APNs token", ok(set("token", strings.Repeat("a", 201))), "got 201 characters"},
-		{"APNs token not hex", ok(set("token", strings.Repeat("g", 64))), "token: an APNs (ios) token is hex; character 0"},
+		{"APNs token not hex", ok(set("token", strings.Repeat("g", 64))), "token: an APNs (ios) token is hex; character 1 is 'g'"},
 		{"FCM token with a slash", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = "a/b" }), "token: an FCM (android) token has only"},
 		{"long FCM token", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = strings.Repeat("a", 513) }), "token: an FCM (android) token is 1–512 characters; got 513"},
 		{"empty FCM token", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = "" }), "token: an FCM (android) token is 1–512"},
