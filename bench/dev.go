@@ -211,8 +211,13 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 	}
 	say("  the fake provider accepted %d requests for %d distinct devices (expected %d)", len(got), countUnique(got), truth.Devices)
 	say("  GET http://%s/v1/campaigns/%s with the admin token shows it too", cfg.Listen, id)
-	if !w.Complete || rep.State != campaign.StateDone {
-		return fmt.Errorf("the demo campaign did not finish (logs in %s)", logDir)
+	switch {
+	case rep.State != campaign.StateDone:
+		return fmt.Errorf("the demo campaign did not finish: it is %s (logs in %s)", rep.State, logDir)
+	case !w.Complete:
+		// Said apart: the campaign is done, and what is left is work its
+		// stages still hold (pushpipe status shows which).
+		return fmt.Errorf("the demo campaign is done, but its stages still hold entries (pushpipe status shows them; logs in %s)", logDir)
 	}
 	if cfg.Once {
 		return nil
