@@ -115,6 +115,12 @@ func (s *Server) postDevice(w http.ResponseWriter, r *http.Request, body []byte)
 		writeError(w, http.StatusForbidden, "this app key may only register devices of its own app, not "+strconv.Quote(ev.App))
 		return
 	}
+	// A device of an app no campaign or message may name could never be
+	// reached: a typo in "app" is told now, not found when nothing arrives.
+	if !s.knownApp(ev.App) {
+		writeError(w, http.StatusUnprocessableEntity, s.unknownApp(ev.App))
+		return
+	}
 	ev.At = s.dev.clock.Stamp(1)
 	s.appendEvents(w, r, []devices.Event{ev})
 }
@@ -136,6 +142,10 @@ func (s *Server) postDeviceBatch(w http.ResponseWriter, r *http.Request, body []
 		}
 		if !allowedApp(r, ev.App) {
 			writeError(w, http.StatusForbidden, fmt.Sprintf("item %d: this app key may only register devices of its own app, not %q", i, ev.App))
+			return
+		}
+		if !s.knownApp(ev.App) {
+			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("item %d: %s", i, s.unknownApp(ev.App)))
 			return
 		}
 		events[i] = ev

@@ -417,3 +417,34 @@ func TestRedisDownIs503AndWritesNothing(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A device of an app the API does not know could never be reached by a
+// campaign or message: 422 naming the app (and the item of a batch), and
+// nothing written. A known app's device is taken as before.
+func TestDeviceOfUnknownAppIs422(t *testing.T) {
+	a := newDeviceAPIConfig(t, env.Redis.Addr, Config{Auth: Auth{Insecure: true}, KnownApp: func(app string) bool { return app == "news" }})
+	typo := validBatch(5)
+	typo[3].App = "nwes"
+	tests := []struct {
+		name, path, give string
+		status           int
+		want             string
+	}{
+		{"one device", "/v1/devices", deviceJSON("nwes", "ios", iosToken, 1, ""), 422, `app "nwes" is not known to this API: add it to the --apps file`},
+		{"item 3 of a batch", "/v1/devices/batch", batchJSON(typo), 422, `item 3: app "nwes" is not known`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := a.do("POST", tt.path, tt.give, "")
+			if r.status != tt.status || !strings.Contains(r.error(), tt.want) {
+				t.Fatalf("got %d %s, want %d with %q", r.status, r.body, tt.status, tt.want)
+			}
+		})
+	}
+	if n := len(a.events()); n != 0 {
+		t.Fatalf("refused devices wrote %d events", n)
+	}
+	if r := a.do("POST", "/v1/devices", deviceJSON("news", "ios", iosToken, 1, ""), ""); r.status != http.StatusAccepted {
+		t.Fatalf("a known app's device: got %d %s", r.status, r.body)
+	}
+}

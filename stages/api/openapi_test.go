@@ -274,6 +274,7 @@ var openapiCalls = []apiCall{
 	{name: "register other app", method: "POST", path: "/v1/devices", body: oaOther, token: oaKey, status: 403},
 	{name: "register too large", method: "POST", path: "/v1/devices", body: strings.Repeat(" ", deviceBody+1), token: oaKey, req: unchecked, status: 413},
 	{name: "register text", method: "POST", path: "/v1/devices", body: oaDevice, token: oaKey, contentType: "text/plain", req: unchecked, status: 415},
+	{name: "register unknown app", method: "POST", path: "/v1/devices", body: strings.Replace(oaDevice, oaApp, "com.example.unknown", 1), token: oaToken, status: 422},
 	{name: "batch over burst", server: "limited", method: "POST", path: "/v1/devices/batch", body: "[" + oaDevice + "," + oaDevice + "," + oaDevice + "]", token: oaKey, req: unchecked, status: 413},
 	{name: "spend the burst", server: "limited", method: "POST", path: "/v1/devices/batch", body: "[" + oaDevice + "," + oaDevice + "]", token: oaKey, status: 202},
 	{name: "register limited", server: "limited", method: "POST", path: "/v1/devices", body: oaDevice, token: oaKey, status: 429},
@@ -284,6 +285,7 @@ var openapiCalls = []apiCall{
 	{name: "batch not an array", method: "POST", path: "/v1/devices/batch", body: oaDevice, token: oaKey, req: invalid, status: 400},
 	{name: "batch other app", method: "POST", path: "/v1/devices/batch", body: "[" + oaDevice + "," + oaOther + "]", token: oaKey, status: 403},
 	{name: "batch text", method: "POST", path: "/v1/devices/batch", body: "[" + oaDevice + "]", token: oaKey, contentType: "text/plain", req: unchecked, status: 415},
+	{name: "batch unknown app", method: "POST", path: "/v1/devices/batch", body: "[" + oaDevice + "," + strings.Replace(oaDevice, oaApp, "com.example.unknown", 1) + "]", token: oaToken, status: 422},
 	{name: "batch limited", server: "limited", method: "POST", path: "/v1/devices/batch", body: "[" + oaDevice + "]", token: oaKey, status: 429},
 	// DELETE /v1/devices/{app}/{token}
 	{name: "delete", method: "DELETE", path: "/v1/devices/" + oaApp + "/" + oaIOS, token: oaKey, status: 202},
