@@ -262,3 +262,39 @@ func TestSendCommand(t *testing.T) {
 		t.Fatalf("a bad channel: err %v, output %s", err, out)
 	}
 }
+
+// TestSendMessageCommand: `pushpipe send --user` to an app without a single
+// device is refused (the API's 422 for an app it does not know; the CLI has
+// no apps file), and once the app has a device it is sent as a direct
+// message to each listed user once.
+func TestSendMessageCommand(t *testing.T) {
+	f := newFixture(t, env.Redis.Addr)
+	if err := pipeline.CheckLayout(context.Background(), f.rdb, f.keys, true, "test"); err != nil {
+		t.Fatal(err)
+	}
+	f.stages(5000)
+	send := func(args ...string) (string, error) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"send", "--app", "com.example", "--title", "T"}, args...)...)
+		cmd.Env = append(os.Environ(), "PUSHPIPE_REDIS_ADDR="+f.addrs, "PUSHPIPE_DATABASE_URL="+f.dbURL,
+			"PUSHPIPE_PREFIX="+f.keys.Prefix, "PUSHPIPE_LOG_LEVEL=warn")
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	out, err := send("--user", "1,2", "--id", "m-typo")
+	if err == nil || !strings.Contains(out, `app "com.example" has no registered devices, so nobody would receive this message; check --app`) {
+		t.Fatalf("a message to an app without devices: err %v, output %s", err, out)
+	}
+	if _, err := f.db.Exec(t.Context(), `INSERT INTO devices (app, user_id, platform, token, event_at)
+		VALUES ('com.example', 1, 1, $1, now())`, strings.Repeat("ab", 32)); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := send("--user", "1,2", "--user", "1", "--id", "m-1"); err != nil || out != "m-1" {
+		t.Fatalf("send --user: err %v, output %s", err, out)
+	}
+	// Dedupe counts the targets: users 1 and 2, 1 listed twice.
+	pipelinetest.Eventually(t, 10*time.Second, "message m-1 counted 2 targets", func() bool {
+		rep, err := campaign.MessageProgress(t.Context(), f.rdb, f.db, f.keys, "m-1")
+		return err == nil && rep.Targets == 2
+	})
+}

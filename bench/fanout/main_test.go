@@ -150,10 +150,12 @@ func (f *fixture) stages(rangeSize int) (stop func()) {
 	sp := split.New(split.Config{Redis: f.rdb, DB: f.db, Keys: f.keys, Log: log, RangeSize: rangeSize})
 	rs := resolve.New(resolve.Config{Redis: f.rdb, DB: f.db, Keys: f.keys, Log: log})
 	dd := dedupe.New(dedupe.Config{Redis: f.rdb, Keys: f.keys, Log: log})
+	dedupeOpts := opts("dedupe", pipeline.StreamDedupe, 50)
+	dedupeOpts.Express = true // direct messages come in on the express lane
 	runners := []*pipeline.Runner{
 		pipeline.NewRunner(f.rdb, f.keys, opts("split", pipeline.StreamCampaigns, 1), sp, log, nil),
 		pipeline.NewRunner(f.rdb, f.keys, opts("resolve", pipeline.StreamRanges, 2), rs, log, nil),
-		pipeline.NewRunner(f.rdb, f.keys, opts("dedupe", pipeline.StreamDedupe, 50), dd, log, nil),
+		pipeline.NewRunner(f.rdb, f.keys, dedupeOpts, dd, log, nil),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -135,6 +136,17 @@ func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) erro
 	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
 	defer cancel()
 	if err := deliver.CheckCampaign(ctx, db, m.Campaign); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	// The API answers 422 for an app it does not know; the CLI reads no
+	// apps file, so it asks PostgreSQL instead: an app without a single
+	// device is a typo in --app (or an app not launched yet), and a message
+	// to it would be accepted and reach nobody. An id already stored is
+	// the idempotent repeat and is let through, as the API does.
+	var ve *campaign.ValidationError
+	if err := campaign.CheckAudience(ctx, db, m.Campaign); errors.As(err, &ve) {
+		return fmt.Errorf("send: app %q has no registered devices, so nobody would receive this message; check --app", m.App)
+	} else if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	m, created, err := campaign.CreateMessage(ctx, rdb, db, g.Keys(), m)
