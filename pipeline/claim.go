@@ -93,7 +93,7 @@ func (r *Runner) autoclaim(ctx context.Context, stream, cursor string) ([]Entry,
 	arr, err := r.rdb.Do(ctx, cmd).ToArray()
 	if err != nil {
 		if isNoGroup(err) {
-			return nil, "0-0", nil, CreateGroup(ctx, r.rdb, stream, r.opts.Group)
+			return nil, "0-0", nil, r.join(ctx, stream, "0")
 		}
 		return nil, "", nil, fmt.Errorf("xautoclaim %s: %w", stream, err)
 	}

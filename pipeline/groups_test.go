@@ -1,9 +1,17 @@
 package pipeline_test
 
 import (
+	"context"
+	"slices"
+	"strconv"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // A group that has read its stream's last entry has no lag, whatever
@@ -54,6 +62,74 @@ func TestStaleLagIsDropped(t *testing.T) {
 			}
 			if len(groups[0]) != 1 || groups[0][0].Lag != tt.lag {
 				t.Errorf("groups %+v, want lag %d", groups[0], tt.lag)
+			}
+		})
+	}
+}
+
+// Where a group begins when a runner creates it: at the oldest entry kept
+// by default, at the entries written from then on with NewGroupAt "$" (the
+// webhook's --from now). Either way a restart resumes where the group
+// stopped: what was written while no consumer ran is read.
+func TestNewGroupAt(t *testing.T) {
+	c, keys := opsRedis(t)
+	ctx := t.Context()
+	tests := []struct {
+		at   string
+		want []string // values handled, in order
+	}{
+		{"", []string{"before", "running", "stopped"}},
+		{"$", []string{"running", "stopped"}},
+	}
+	for i, tt := range tests {
+		t.Run("at "+tt.at, func(t *testing.T) {
+			stream := "src" + strconv.Itoa(i)
+			emit := func(v string) {
+				t.Helper()
+				if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: keys.Stream(stream, 0), Fields: []string{"v", v}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var mu sync.Mutex
+			var got []string
+			h := pipeline.HandlerFunc(func(_ context.Context, b *pipeline.Batch) error {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, e := range b.Entries {
+					got = append(got, e.Fields["v"])
+				}
+				return nil
+			})
+			handled := func(n int) func() bool {
+				return func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= n }
+			}
+			run := func() (stop func()) {
+				r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "s", Stream: stream, Partitions: []int{0},
+					Block: 50 * time.Millisecond, NewGroupAt: tt.at}, h, zerolog.Nop(), nil)
+				rctx, cancel := context.WithCancel(ctx)
+				done := make(chan error, 1)
+				go func() { done <- r.Run(rctx) }()
+				pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+				return func() {
+					cancel()
+					if err := <-done; err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			emit("before")
+			stop := run()
+			emit("running")
+			pipelinetest.Eventually(t, 10*time.Second, "running handled", handled(len(tt.want)-1))
+			stop()
+			emit("stopped")
+			stop = run()
+			pipelinetest.Eventually(t, 10*time.Second, "stopped handled", handled(len(tt.want)))
+			stop()
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("handled %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -53,6 +53,13 @@ type Options struct {
 	// lateness at most) for a stage whose row says Delays or that is not in
 	// the stage table; negative (the default of the other stages) disables.
 	DelayPoll time.Duration
+	// NewGroupAt is where a group the runner creates at start begins: "0"
+	// (the default), at the oldest entry kept; "$", at entries written from
+	// then on (a webhook receiver added to a running deployment, which
+	// wants no day of past events). An existing group goes on where it is,
+	// and one recreated after Redis lost it begins at 0: every entry of a
+	// stream written since the loss is new.
+	NewGroupAt string
 }
 
 func (o *Options) defaults() {
@@ -205,7 +212,7 @@ func (r *Runner) Run(ctx context.Context) error {
 func (r *Runner) createGroups(ctx context.Context) error {
 	for _, l := range r.lanes() {
 		for _, p := range r.opts.Partitions {
-			if err := CreateGroup(ctx, r.rdb, r.stream(l, p), r.opts.Group); err != nil {
+			if err := r.join(ctx, r.stream(l, p), r.opts.NewGroupAt); err != nil {
 				return err
 			}
 		}
@@ -296,10 +303,35 @@ func tryRecv(c chan *Batch) (b *Batch, ok, got bool) {
 	}
 }
 
+// join creates the group on stream, beginning at id at if it is new, and
+// this runner's consumer in it.
+// Redis 7.0 creates a consumer only when a read or claim hands it entries,
+// so a stage blocked on a quiet stream was not listed at all: status showed
+// a running ingest with 0 consumers until its first device.
+func (r *Runner) join(ctx context.Context, stream, at string) error {
+	if err := createGroupAt(ctx, r.rdb, stream, r.opts.Group, at); err != nil {
+		return err
+	}
+	cmd := r.rdb.B().XgroupCreateconsumer().Key(stream).Group(r.opts.Group).Consumer(r.opts.Consumer).Build()
+	if err := r.rdb.Do(ctx, cmd).Error(); err != nil {
+		return fmt.Errorf("create consumer %s in group %s on %s: %w", r.opts.Consumer, r.opts.Group, stream, err)
+	}
+	return nil
+}
+
 // CreateGroup creates a consumer group at id 0 (never "$": entries written
 // before the first consumer started must not be skipped), with the stream.
 func CreateGroup(ctx context.Context, c rueidis.Client, stream, group string) error {
-	err := c.Do(ctx, c.B().XgroupCreate().Key(stream).Group(group).Id("0").Mkstream().Build()).Error()
+	return createGroupAt(ctx, c, stream, group, "0")
+}
+
+// createGroupAt is CreateGroup beginning at id at ("0" if empty) when the
+// group is new; an existing group is left where it is.
+func createGroupAt(ctx context.Context, c rueidis.Client, stream, group, at string) error {
+	if at == "" {
+		at = "0"
+	}
+	err := c.Do(ctx, c.B().XgroupCreate().Key(stream).Group(group).Id(at).Mkstream().Build()).Error()
 	if err != nil {
 		if re, ok := rueidis.IsRedisErr(err); ok && re.IsBusyGroup() {
 			return nil
@@ -339,7 +371,7 @@ func (r *Runner) onReadError(ctx context.Context, stream string, err error, b *b
 	if isNoGroup(err) {
 		// Redis lost the group (restart without persistence, or a deleted
 		// stream): recreate it rather than stall.
-		if cerr := CreateGroup(ctx, r.rdb, stream, r.opts.Group); cerr == nil {
+		if cerr := r.join(ctx, stream, "0"); cerr == nil {
 			r.log.Warn().Str("stream", stream).Msg("consumer group was missing, recreated")
 			return
 		}

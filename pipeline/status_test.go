@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // opsRead reads up to n new entries of key as consumer and returns their ids.
@@ -234,5 +236,38 @@ func TestOpsOnCluster(t *testing.T) {
 	xs := opsRange(t, c, keys.Stream(pipeline.StreamDeliver, 9), "-")
 	if last := xs[len(xs)-1]; last.FieldValues[pipeline.FieldUsers] != u {
 		t.Fatalf("retried entry %+v", last)
+	}
+}
+
+// A running stage on a stream nobody wrote to yet is listed with its
+// consumer. Redis 7.0 creates a consumer only when a read hands it entries,
+// so status showed a running stage's partitions with 0 consumers.
+func TestQuietStageIsListed(t *testing.T) {
+	c, keys := opsRedis(t)
+	h := pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return nil })
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "deliver", Stream: pipeline.StreamDeliver, Consumer: "quiet",
+		Partitions: []int{0, 2}, Block: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	st, err := pipeline.Status(t.Context(), c, keys, pipeline.StreamDeliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := st[0].Groups; len(g) != 1 || g[0].Name != "deliver" || g[0].Consumers != 1 {
+		t.Fatalf("groups %+v, want deliver with its one consumer", g)
+	}
+	for _, p := range []int{0, 2} {
+		g := st[0].Partitions[p].Groups
+		if len(g) != 1 || len(g[0].Consumers) != 1 || g[0].Consumers[0].Name != "quiet" {
+			t.Errorf("partition %d: groups %+v, want consumer quiet", p, g)
+		}
 	}
 }

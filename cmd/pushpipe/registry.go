@@ -88,6 +88,11 @@ type configurable interface {
 	configuredBy() string
 }
 
+// groupStart is a stage's flags that say where its consumer group begins
+// when the stage creates it (the webhook's --from): pipeline.Options'
+// NewGroupAt.
+type groupStart interface{ newGroupAt() string }
+
 func check(s stage) error {
 	if c, ok := s.(checker); ok {
 		return c.check()

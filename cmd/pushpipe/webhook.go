@@ -26,6 +26,15 @@ type WebhookFlags struct {
 	Attempts   int           `name:"attempts" default:"5" help:"POSTs per delivery of a batch (exponential backoff with jitter, Retry-After honoured); then it waits for redelivery, and the DLQ after --max-deliveries."`
 	RetryBase  time.Duration `name:"retry-base" default:"250ms" help:"Backoff after the first failed POST (doubles each attempt)."`
 	RetryMax   time.Duration `name:"retry-max" default:"30s" help:"Longest backoff, and longest Retry-After honoured (a Retry-After holds back every POST of this process)."`
+	From       string        `name:"from" enum:"oldest,now" default:"oldest" help:"Where the first webhook of a deployment starts (oldest: every event results still keeps, up to --retention; now: events from now on). Later starts resume where the last stopped."`
+}
+
+// newGroupAt is --from as the runner's Options.NewGroupAt.
+func (c WebhookFlags) newGroupAt() string {
+	if c.From == "now" {
+		return "$"
+	}
+	return "0"
 }
 
 // check refuses, before anything connects, every flag value the stage
