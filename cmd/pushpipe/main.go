@@ -56,6 +56,7 @@ func options() []kong.Option {
 			"operator_conns":    strconv.Itoa(operatorConns),
 			"stage_streams":     strings.Join(pipeline.StageStreams(), ", "),
 			"webhook_batch":     strconv.Itoa(webhook.DefaultBatch),
+			"webhook_group":     webhook.DefaultGroup,
 		},
 	}, stageCommands()...)
 }

@@ -88,10 +88,10 @@ type configurable interface {
 	configuredBy() string
 }
 
-// groupStart is a stage's flags that say where its consumer group begins
-// when the stage creates it (the webhook's --from): pipeline.Options'
-// NewGroupAt.
-type groupStart interface{ newGroupAt() string }
+// runnerOptioner is a stage's flags that decide some of its runner's
+// options: the webhook's consumer group (--group, one per receiver) and
+// where a new one begins (--from).
+type runnerOptioner interface{ runnerOptions(o *pipeline.Options) }
 
 func check(s stage) error {
 	if c, ok := s.(checker); ok {

@@ -87,8 +87,8 @@ func runStages(g *Globals, flags StageFlags, stages map[string]stage, sidecars .
 			continue
 		}
 		opts := flags.options(def)
-		if gs, ok := s.(groupStart); ok {
-			opts.NewGroupAt = gs.newGroupAt()
+		if ro, ok := s.(runnerOptioner); ok {
+			ro.runnerOptions(&opts)
 		}
 		if len(stages) > 1 && opts.Consumer != "" {
 			opts.Consumer += "-" + def.Name // one process, one consumer name per group

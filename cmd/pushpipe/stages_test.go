@@ -154,8 +154,8 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 		// spellings give it.
 		// Its --batch is its own (events per POST): --webhook-batch under
 		// all, where --batch is every stage's entries per read.
-		{"webhook", []string{"--url", "https://h.example/x", "--secret-file", secrets, "--rate", "9", "--filter", "outcome=failed", "--attempts", "3", "--batch", "7", "--from", "now"},
-			[]string{"--webhook-url", "https://h.example/x", "--webhook-secret-file", secrets, "--webhook-rate", "9", "--webhook-filter", "outcome=failed", "--webhook-attempts", "3", "--webhook-batch", "7", "--webhook-from", "now"}},
+		{"webhook", []string{"--url", "https://h.example/x", "--secret-file", secrets, "--rate", "9", "--filter", "outcome=failed", "--attempts", "3", "--batch", "7", "--from", "now", "--group", "analytics"},
+			[]string{"--webhook-url", "https://h.example/x", "--webhook-secret-file", secrets, "--webhook-rate", "9", "--webhook-filter", "outcome=failed", "--webhook-attempts", "3", "--webhook-batch", "7", "--webhook-from", "now", "--webhook-group", "analytics"}},
 	}
 	shared := []string{"--claim-idle", "7s", "--shutdown-timeout", "3s", "--max-deliveries", "4", "--retention", "1h", "--consumer", "c1", "--express-concurrency", "5"}
 	for _, tt := range tests {

@@ -26,15 +26,18 @@ type WebhookFlags struct {
 	Attempts   int           `name:"attempts" default:"5" help:"POSTs per delivery of a batch (exponential backoff with jitter, Retry-After honoured); then it waits for redelivery, and the DLQ after --max-deliveries."`
 	RetryBase  time.Duration `name:"retry-base" default:"250ms" help:"Backoff after the first failed POST (doubles each attempt)."`
 	RetryMax   time.Duration `name:"retry-max" default:"30s" help:"Longest backoff, and longest Retry-After honoured (a Retry-After holds back every POST of this process)."`
-	From       string        `name:"from" enum:"oldest,now" default:"oldest" help:"Where the first webhook of a deployment starts (oldest: every event results still keeps, up to --retention; now: events from now on). Later starts resume where the last stopped."`
+	Group      string        `name:"group" default:"${webhook_group}" help:"Consumer group, one per receiver: every group gets every event, and the processes of one group share its events (replicas of one receiver)."`
+	From       string        `name:"from" enum:"oldest,now" default:"oldest" help:"Where a new --group starts (oldest: every event results still keeps, up to --retention; now: events from now on). A group that exists resumes where it stopped."`
 }
 
-// newGroupAt is --from as the runner's Options.NewGroupAt.
-func (c WebhookFlags) newGroupAt() string {
+// runnerOptions sets what of the runner's options the flags decide: the
+// group (--group) and where it begins when new (--from).
+func (c WebhookFlags) runnerOptions(o *pipeline.Options) {
+	o.Group = c.Group
+	o.NewGroupAt = "0"
 	if c.From == "now" {
-		return "$"
+		o.NewGroupAt = "$"
 	}
-	return "0"
 }
 
 // check refuses, before anything connects, every flag value the stage
@@ -51,7 +54,7 @@ func (c WebhookFlags) check() error {
 func (c WebhookFlags) config() (webhook.Config, error) {
 	secrets, serr := webhook.LoadSecrets(c.SecretFile)
 	outcomes, ferr := c.outcomes()
-	return webhook.Config{URL: c.URL, Secrets: secrets, Batch: c.Batch, Rate: c.Rate, Outcomes: outcomes, Timeout: c.Timeout,
+	return webhook.Config{Group: c.Group, URL: c.URL, Secrets: secrets, Batch: c.Batch, Rate: c.Rate, Outcomes: outcomes, Timeout: c.Timeout,
 		Attempts: c.Attempts, RetryBase: c.RetryBase, RetryMax: c.RetryMax}, errors.Join(serr, ferr)
 }
 

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,11 +26,24 @@ import (
 // DefaultBatch is the most events per POST unless Config.Batch says.
 const DefaultBatch = 500
 
+// DefaultGroup is the consumer group of a deployment's first receiver, the
+// stage's name as for every stage.
+const DefaultGroup = "webhook"
+
+// groupName is what a --group may be: it names a Redis consumer group and
+// shows in status and logs, so a plain word.
+var groupName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
 // Config is everything the stage needs.
 type Config struct {
 	Redis rueidis.Client
 	Keys  pipeline.Keys
 
+	// Group is the consumer group, one per receiver (--group): every group
+	// reads every event, and the processes of one group share its events
+	// (replicas of one receiver). Its --rate cap is its own. Default
+	// DefaultGroup.
+	Group   string
 	URL     string   // http(s); credentials in it go as Basic auth; logs show it as SafeURL
 	Secrets [][]byte // every secret signs every POST (LoadSecrets)
 	// Batch is the most events per POST (--batch); default DefaultBatch.
@@ -64,6 +78,9 @@ func (c *Config) defaults() {
 	if c.Batch == 0 {
 		c.Batch = DefaultBatch
 	}
+	if c.Group == "" {
+		c.Group = DefaultGroup
+	}
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Second
 	}
@@ -88,6 +105,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if err := CheckURL(c.URL); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Group != "" && !groupName.MatchString(c.Group) {
+		errs = append(errs, fmt.Errorf("--group must be a word of letters, digits, '.', '_' or '-' (at most 64), such as analytics, got %q", c.Group))
 	}
 	if c.Batch <= 0 {
 		errs = append(errs, fmt.Errorf("--batch must be at least 1 event per POST, got %d", c.Batch))

@@ -55,10 +55,19 @@ func New(cfg Config) (*Handler, error) {
 	// ack events the receiver never got. A 3xx retries like any non-2xx.
 	noRedirects := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	h := &Handler{cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout, CheckRedirect: noRedirects},
-		cap:     pipeline.NewRateCap(cfg.Redis, cfg.Keys.RateCap("webhook"), cfg.Rate),
+		cap:     pipeline.NewRateCap(cfg.Redis, cfg.Keys.RateCap(rateCapName(cfg.Group)), cfg.Rate),
 		safeURL: SafeURL(cfg.URL), metrics: newMetrics(cfg.Metrics)}
-	h.log = cfg.Log.With().Str("url", h.safeURL).Logger()
+	h.log = cfg.Log.With().Str("url", h.safeURL).Str("group", cfg.Group).Logger()
 	return h, nil
+}
+
+// rateCapName names a group's --rate cap: each receiver has its own rate,
+// and the first group's keeps the name it had before groups.
+func rateCapName(group string) string {
+	if group == DefaultGroup {
+		return "webhook"
+	}
+	return "webhook:" + group
 }
 
 // Handle implements pipeline.Handler.

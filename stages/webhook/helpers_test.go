@@ -152,7 +152,9 @@ type receiverProc struct {
 }
 
 func (f *fixture) startReceiver(secret string, args ...string) *receiverProc {
-	r := &receiverProc{f: f, addr: freeAddr(f.t), out: filepath.Join(f.dir, "received.ndjson"),
+	addr := freeAddr(f.t)
+	// A log per receiver: a test may run several.
+	r := &receiverProc{f: f, addr: addr, out: filepath.Join(f.dir, "received-"+strings.ReplaceAll(addr, ":", "_")+".ndjson"),
 		args: append([]string{"-secret", secret}, args...)}
 	r.restart()
 	return r

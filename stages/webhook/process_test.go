@@ -3,10 +3,12 @@ package webhook_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -273,6 +275,47 @@ func TestFilter(t *testing.T) {
 	}
 }
 
+// Each receiver has its own group, and every group gets every event: a
+// second receiver started beside the first (its own --group, from the
+// oldest event kept) gets all of them too, while two processes of one
+// group share them (each event to one of the two, every event once at
+// least).
+func TestEveryReceiverGetsEveryEvent(t *testing.T) {
+	const n = 200
+	f := newFixture(t)
+	want := f.emitEvents("c1", n, pipeline.OutcomeSent, pipeline.OutcomeFailed)
+	secrets := f.writeSecrets("s1")
+	first, second := f.startReceiver("s1"), f.startReceiver("s1")
+	f.startStage("webhook-a", f.stageArgs("webhook", "--url", first.url(), "--secret-file", secrets, "--batch", "7")...)
+	f.startStage("webhook-b", f.stageArgs("webhook", "--url", first.url(), "--secret-file", secrets, "--batch", "7")...)
+	f.startStage("analytics", f.stageArgs("webhook", "--url", second.url(), "--secret-file", secrets, "--group", "analytics")...)
+	for _, rcv := range []*receiverProc{first, second} {
+		pipelinetest.Eventually(t, time.Minute, "every event at "+rcv.addr, func() bool {
+			return len(accepted(rcv.posts())) == len(want)
+		})
+	}
+	for _, rcv := range []*receiverProc{first, second} {
+		got := accepted(rcv.posts())
+		for _, e := range want {
+			if _, ok := got[e.ID]; !ok {
+				t.Errorf("receiver %s never got event %s", rcv.addr, e.ID)
+			}
+		}
+	}
+	st, err := pipeline.Status(f.ctx, f.rdb, f.keys, pipeline.StreamResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var groups []string
+	for _, g := range st[0].Groups {
+		groups = append(groups, fmt.Sprintf("%s:%d", g.Name, g.Consumers))
+	}
+	slices.Sort(groups)
+	if want := []string{"analytics:1", "webhook:2"}; !slices.Equal(groups, want) {
+		t.Errorf("groups on results %v, want %v (group:consumers)", groups, want)
+	}
+}
+
 // The process refuses to start, saying why, with a URL that is not http(s),
 // without its secret file or with a flag value the stage cannot run with,
 // and never prints the URL's password. Every refusal comes before Redis is
@@ -294,6 +337,7 @@ func TestRefusesToStart(t *testing.T) {
 		{"negative rate", []string{"--url", "https://example.com/hook", "--secret-file", secrets, "--rate=-5"}, "--rate must not be negative"},
 		{"no attempts", []string{"--url", "https://example.com/hook", "--secret-file", secrets, "--attempts", "0"}, "--attempts must be at least 1"},
 		{"no timeout", []string{"--url", "https://example.com/hook", "--secret-file", secrets, "--timeout", "0s"}, "--timeout must be a positive duration"},
+		{"bad group", []string{"--url", "https://example.com/hook", "--secret-file", secrets, "--group", "my hook"}, `--group must be a word`},
 	}
 	bin, _ := binaries(t)
 	for _, tt := range tests {
