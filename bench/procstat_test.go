@@ -28,3 +28,11 @@ func TestHugePages(t *testing.T) {
 		}
 	}
 }
+
+// diskReadKB finds pgpgin in /proc/vmstat: a machine that booted has read
+// its disk, and reading a file the page cache does not hold adds to it.
+func TestDiskReadKB(t *testing.T) {
+	if n := diskReadKB(); n <= 0 {
+		t.Fatalf("diskReadKB() = %d, want the kilobytes read since boot", n)
+	}
+}
