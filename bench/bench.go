@@ -161,12 +161,11 @@ type Result struct {
 	// LoadAvg is the machine's 1-minute load average at the trigger and at
 	// the end: on a shared box, other work slows the pipeline and the floor.
 	LoadAvg [2]float64 `json:"load_avg"`
-	// DiskReadMB is what the machine read from its block devices during
-	// the campaign and during the floor's COPY (/proc/vmstat pgpgin). Both
-	// read the same tables; a page cache the host dropped in between (a VM
-	// whose memory is reclaimed once idle, as DAMON's pageout on this one
-	// after 60 s) sends one of them to the disk, and the ratio with it.
-	DiskReadMB [2]float64 `json:"disk_read_mb"`
+	// Machine is what the whole machine did during the campaign ([0], trigger
+	// to end) and during the floor's COPY ([1]): both read the same tables on
+	// the same cores, and what moves one and not the other (a page cache the
+	// host dropped in between, CPU the host took) is not the pipeline.
+	Machine [2]MachineUse `json:"machine"`
 
 	Replicas     map[string]int        `json:"replicas"`
 	Verification Verdict               `json:"verification"`
@@ -264,7 +263,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	resetServerStats(ctx, run.rdb, conn)
 	res.LoadAvg[0] = loadAvg()
-	readIn := diskReadKB()
+	before := sampleMachine()
 	t0, err := run.Trigger(ctx, campaign.Campaign{ID: id, App: cfg.Seed.App, Channels: channels,
 		Title: "Benchmark", Body: "One notification to every subscriber", Notification: localized(cfg.Seed.Locales)})
 	if err != nil {
@@ -281,7 +280,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Notes = append(res.Notes, "processes that exited on their own:\n"+strings.Join(crashed, "\n"))
 	}
 	res.LoadAvg[1] = loadAvg()
-	res.DiskReadMB[0] = float64(diskReadKB()-readIn) / 1024
+	res.Machine[0] = sampleMachine().since(before)
 	res.HugePages = run.hugePages()
 	res.ServerTime = readServerTime(ctx, run.rdb, conn, 8)
 	// What was delivered lives in the processes (the fake's receipts, the
@@ -299,13 +298,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	run.StopProcs()
 
 	logf("measuring the floor (one COPY of the recipients' tokens)")
-	readIn = diskReadKB()
+	before = sampleMachine()
 	floor, err := measureFloor(ctx, conn, cfg.Seed.App, channels)
 	if err != nil {
 		return nil, err
 	}
 	res.FloorMs = floor.Milliseconds()
-	res.DiskReadMB[1] = float64(diskReadKB()-readIn) / 1024
+	res.Machine[1] = sampleMachine().since(before)
 
 	logf("verifying against PostgreSQL")
 	if err := verify(ctx, res, run, conn, cfg, id, got, sends); err != nil {
@@ -492,22 +491,6 @@ func (r *Running) Trigger(ctx context.Context, c campaign.Campaign) (time.Time, 
 		return t0, fmt.Errorf("create campaign: %w", err)
 	}
 	return t0, nil
-}
-
-// diskReadKB is the kilobytes the machine read from block devices since
-// boot (/proc/vmstat pgpgin; 0 if unknown).
-func diskReadKB() int64 {
-	b, err := os.ReadFile("/proc/vmstat")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "pgpgin "); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // loadAvg is the 1-minute load average (0 if unknown).

@@ -2,7 +2,9 @@ package bench
 
 import (
 	"os"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // hugePages reads smaps: this process's own is readable and has no
@@ -29,10 +31,28 @@ func TestHugePages(t *testing.T) {
 	}
 }
 
-// diskReadKB finds pgpgin in /proc/vmstat: a machine that booted has read
-// its disk, and reading a file the page cache does not hold adds to it.
-func TestDiskReadKB(t *testing.T) {
-	if n := diskReadKB(); n <= 0 {
-		t.Fatalf("diskReadKB() = %d, want the kilobytes read since boot", n)
+// sampleMachine reads /proc: a machine that booted has run and read its
+// disk, and a busy loop adds to the CPU it spent.
+func TestSampleMachine(t *testing.T) {
+	before := sampleMachine()
+	if before.busy <= 0 || before.readKB <= 0 {
+		t.Fatalf("sampleMachine() = %+v, want the CPU seconds and kilobytes read since boot", before)
 	}
+	// Spin until this process has run 200 ms (not 200 ms of wall time: on a
+	// loaded machine it may get a fraction of that), which the machine's
+	// busy time counts, give or take a tick.
+	for start := selfCPU(t); selfCPU(t)-start < 200*time.Millisecond; {
+	}
+	if u := sampleMachine().since(before); u.BusyS < 0.15 {
+		t.Errorf("200 ms of a busy loop: %+v, want at least 0.15 CPU s busy", u)
+	}
+}
+
+// selfCPU is the CPU time this process has used.
+func selfCPU(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -40,7 +40,11 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| complete (every target terminal, pipeline quiet) | %v |\n", r.Complete)
 	fmt.Fprintf(w, "| seed (COPY, indexes rebuilt) | %s |\n", ms(r.SeedMs))
 	fmt.Fprintf(w, "| machine load average at trigger / end (2 cores) | %.1f / %.1f |\n", r.LoadAvg[0], r.LoadAvg[1])
-	fmt.Fprintf(w, "| disk reads, machine-wide, during the campaign / the floor | %.0f MB / %.0f MB |\n", r.DiskReadMB[0], r.DiskReadMB[1])
+	for i, during := range []string{"the campaign", "the floor"} {
+		m := r.Machine[i]
+		fmt.Fprintf(w, "| machine during %s: CPU s busy / stolen by the host / waiting on disk; disk read | %.1f / %.1f / %.1f; %.0f MB |\n",
+			during, m.BusyS, m.StealS, m.IOWaitS, m.DiskReadMB)
+	}
 	for _, name := range slices.Sorted(maps.Keys(r.HugePages)) {
 		fmt.Fprintf(w, "| %s memory in huge pages | %s |\n", name, r.HugePages[name])
 	}
