@@ -106,7 +106,9 @@ type DLQResult struct {
 // deletes the dead letter only once that XADD succeeded: a crash in between
 // leaves the letter in place and a second retry repeats the entry, which the
 // stages suppress like any redelivery. The re-injected entry starts with a
-// fresh delivery count.
+// fresh delivery count, and names the group that dead-lettered it
+// (FieldGroup): of the groups that read the stream (one per webhook
+// receiver on results), only that one handles it again.
 func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 	res := DLQResult{Failed: map[string]string{}}
 	letters, err := q.selectLetters(ctx, f, &res)
@@ -121,7 +123,7 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 				res.Failed[d.ID] = d.Malformed
 				continue
 			}
-			cmds = append(cmds, xadd(q.c, Message{Stream: d.Stream, Fields: replayFields(d.Fields, d.Fields[FieldForce] == "1")}))
+			cmds = append(cmds, xadd(q.c, Message{Stream: d.Stream, Fields: replayFields(d.Fields, d.Fields[FieldForce] == "1", d.Group)}))
 			sent = append(sent, d)
 		}
 		var added, newIDs []string

@@ -14,3 +14,10 @@ package pipeline
 // (ingest applies events by event time, split and resolve only re-emit what
 // dedupe will suppress), so replay refuses --force for their streams.
 const FieldForce = "force"
+
+// FieldGroup names the one consumer group that is to handle an entry:
+// `pushpipe dlq retry` sets it on what it re-injects, so a dead letter goes
+// back to the group that gave up on it (the one webhook receiver that was
+// down), not to every group that reads the stream. The runners of the
+// other groups ack it unhandled.
+const FieldGroup = "group"

@@ -122,7 +122,7 @@ func (r *Runner) keep(ctx context.Context, stream string, ids []string) (taken i
 // once. The stage's handler sees each entry once per delivery.
 func (r *Runner) handOff(ctx context.Context, work chan<- *Batch, b *Batch) bool {
 	mine := b.Entries[:0:0]
-	for _, e := range b.Entries {
+	for _, e := range r.dropOthers(ctx, b.Stream, b.Entries) {
 		if _, busy := r.inHand.LoadOrStore(b.Stream+"/"+e.ID, struct{}{}); !busy {
 			mine = append(mine, e)
 		}
@@ -146,4 +146,32 @@ func (r *Runner) handOff(ctx context.Context, work chan<- *Batch, b *Batch) bool
 		b.release()
 		return false
 	}
+}
+
+// dropOthers acks the entries addressed to another group (FieldGroup) and
+// returns the rest, es itself when there are none (every batch but a
+// retried dead letter's). An ack that fails leaves them pending: a claim
+// brings them back here.
+func (r *Runner) dropOthers(ctx context.Context, stream string, es []Entry) []Entry {
+	others := 0
+	for _, e := range es {
+		if g, ok := e.Fields[FieldGroup]; ok && g != r.opts.Group {
+			others++
+		}
+	}
+	if others == 0 {
+		return es
+	}
+	kept, ids := make([]Entry, 0, len(es)-others), make([]string, 0, others)
+	for _, e := range es {
+		if g, ok := e.Fields[FieldGroup]; ok && g != r.opts.Group {
+			ids = append(ids, e.ID)
+			continue
+		}
+		kept = append(kept, e)
+	}
+	if err := r.rdb.Do(ctx, r.rdb.B().Xack().Key(stream).Group(r.opts.Group).Id(ids...).Build()).Error(); err != nil {
+		r.log.Warn().Err(err).Str("stream", stream).Int("entries", len(ids)).Msg("could not ack entries retried for another group; left pending")
+	}
+	return kept
 }

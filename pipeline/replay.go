@@ -128,7 +128,7 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 			if opts.Campaign != "" && e.FieldValues[FieldCampaign] != opts.Campaign {
 				continue
 			}
-			msgs = append(msgs, Message{Stream: dst, Fields: replayFields(e.FieldValues, opts.Force)})
+			msgs = append(msgs, Message{Stream: dst, Fields: replayFields(e.FieldValues, opts.Force, "")})
 		}
 		if len(msgs) > 0 && !opts.DryRun {
 			if err := bp.Wait(ctx); err != nil {
@@ -152,21 +152,25 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 }
 
 // replayFields flattens an entry's fields in a stable order, with FieldForce
-// set or removed.
-func replayFields(fv map[string]string, force bool) []string {
+// set or removed, and FieldGroup set to group or removed (a replay is for
+// every group that reads the stream, a dead letter's retry for its own).
+func replayFields(fv map[string]string, force bool, group string) []string {
 	names := make([]string, 0, len(fv)+1)
 	for f := range fv {
-		if f != FieldForce {
+		if f != FieldForce && f != FieldGroup {
 			names = append(names, f)
 		}
 	}
 	slices.Sort(names)
-	out := make([]string, 0, 2*len(names)+2)
+	out := make([]string, 0, 2*len(names)+4)
 	for _, f := range names {
 		out = append(out, f, fv[f])
 	}
 	if force {
 		out = append(out, FieldForce, "1")
+	}
+	if group != "" {
+		out = append(out, FieldGroup, group)
 	}
 	return out
 }

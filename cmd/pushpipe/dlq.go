@@ -173,8 +173,9 @@ func (s dlqSelect) filter() (pipeline.DLQFilter, error) {
 type DLQRetryCmd struct{ dlqSelect }
 
 // Run retries: each letter's original fields go back to its original
-// partition (fresh delivery count), and the letter is deleted only after that
-// XADD succeeded. Stages are idempotent, so nobody gets a notification twice.
+// partition (fresh delivery count) for the group that dead-lettered it, and
+// the letter is deleted only after that XADD succeeded. Stages are
+// idempotent, so nobody gets a notification twice.
 func (c *DLQRetryCmd) Run(g *Globals) error {
 	return c.apply(g, "retried", (*pipeline.DLQ).Retry)
 }
