@@ -17,6 +17,10 @@ import (
 // listLimit is how many campaigns the list shows at once.
 const listLimit = 20
 
+// maxRate is the most sends per second a campaign's own cap may be, as
+// POST /v1/campaigns allows.
+const maxRate = 1_000_000
+
 func (c *Console) home(w http.ResponseWriter, r *http.Request, _ session) {
 	http.Redirect(w, r, "/ui/campaigns", http.StatusSeeOther)
 }
@@ -227,17 +231,23 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		camp.Data = json.RawMessage(d)
 	}
 	if t := strings.TrimSpace(f.TTL); t != "" {
+		// Bounded here, before it becomes a Duration: 99999999999 s
+		// overflowed and the refusal named a number nobody typed. 0 is
+		// refused too: the API reads it as "left out" (a day), which a
+		// form that shows the field cannot mean.
 		n, err := strconv.ParseInt(t, 10, 64)
-		if err != nil {
-			refuse("Time to live: a whole number of seconds, e.g. 86400 for a day.")
+		if max := int64(campaign.MaxTTL / time.Second); err != nil || n < 1 || n > max {
+			refuse(fmt.Sprintf("Time to live: a whole number of seconds from 1 to %s (28 days), e.g. 86400 for a day.", num(max)))
 			return
 		}
 		camp.TTL = time.Duration(n) * time.Second
 	}
 	if v := strings.TrimSpace(f.Rate); v != "" {
+		// POST /v1/campaigns's bounds: 0 was taken as "no cap" and the
+		// campaign went out at full speed, the opposite of a cap.
 		n, err := strconv.Atoi(v)
-		if err != nil {
-			refuse("Rate: a whole number of sends per second, or empty for the provider's cap alone.")
+		if err != nil || n < 1 || n > maxRate {
+			refuse(fmt.Sprintf("Rate: a whole number of sends per second from 1 to %s, or empty for no cap of its own.", num(maxRate)))
 			return
 		}
 		camp.RatePerSecond = n
@@ -247,6 +257,13 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		return
 	}
 	var sendAt time.Time
+	if f.When != "later" && strings.TrimSpace(f.SendAt) != "" {
+		// A time picked with "now" still chosen (the radio is easy to
+		// miss) was ignored: a campaign meant for tonight went out at
+		// once. Which one was meant is the operator's to say.
+		refuse("Send: a time is filled in but \"now\" is chosen; choose \"at\" to send at that time, or clear the time to send now.")
+		return
+	}
 	if f.When == "later" {
 		t, err := parseSendAt(f.SendAt)
 		if err != nil {

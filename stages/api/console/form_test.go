@@ -1,0 +1,68 @@
+package console_test
+
+import (
+	"html"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/bench"
+)
+
+// TestFormRefusesWhatTheAPIRefuses: the new-campaign form refuses, before
+// anything is stored, what POST /v1/campaigns refuses or what the form
+// cannot mean, says what to type instead, and keeps what was typed. Each
+// case here used to be created: a rate of 0 as no cap at all (full speed,
+// the opposite of a cap), a rate over the API's 1,000,000 as given, a time
+// to live of 0 as a day, and a send time picked while "now" was still
+// chosen was ignored, so a campaign meant for later went out at once. A
+// time to live too large to be a duration overflowed, and the refusal
+// named a number nobody typed.
+func TestFormRefusesWhatTheAPIRefuses(t *testing.T) {
+	later := time.Now().UTC().Add(2 * time.Hour).Format("2006-01-02T15:04")
+	tests := []struct {
+		name  string
+		field string // the form field set, and kept after the refusal
+		value string
+		when  string
+		says  string
+	}{
+		{"rate 0", "rate_per_second", "0", "now", "Rate: a whole number of sends per second from 1 to 1,000,000"},
+		{"rate over the API's cap", "rate_per_second", "2000000", "now", "from 1 to 1,000,000"},
+		{"time to live 0", "ttl_seconds", "0", "now", "Time to live: a whole number of seconds from 1 to 2,419,200"},
+		{"time to live past a duration", "ttl_seconds", "99999999999", "now", "from 1 to 2,419,200"},
+		{"a send time with now chosen", "send_at", later, "now", `choose "at" to send at that time, or clear the time`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			// A real audience: what the form let through was created.
+			if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
+				t.Fatal(err)
+			}
+			_, page := b.get("/ui/campaigns/new")
+			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
+			if csrf == nil {
+				t.Fatalf("no csrf field in\n%s", page)
+			}
+			form := url.Values{"csrf": {csrf[1]}, "app": {app}, "channels": {"ch0"}, "title": {"Capped"},
+				"ttl_seconds": {"86400"}, "when": {tt.when}, "id": {"form-case"}}
+			form.Set(tt.field, tt.value)
+			status, _, body := b.post("/ui/campaigns", form)
+			body = html.UnescapeString(body)
+			if status != http.StatusBadRequest || !strings.Contains(body, tt.says) {
+				t.Errorf("%s=%q: %d, want 400 saying %q:\n%s", tt.field, tt.value, status, tt.says, body)
+			}
+			if !strings.Contains(body, `name="`+tt.field+`"`) || !regexp.MustCompile(`name="`+tt.field+`"[^>]*value="`+regexp.QuoteMeta(tt.value)+`"`).MatchString(body) {
+				t.Errorf("the refused form does not keep %s=%q", tt.field, tt.value)
+			}
+			var n int
+			if err := b.db.QueryRow(t.Context(), `SELECT count(*) FROM campaigns`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("%d campaigns stored (%v), want none", n, err)
+			}
+		})
+	}
+}
