@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -190,16 +191,16 @@ func fraction(r campaign.Report) int64 {
 // and the chart's, from the "sends" of each refresh) per second between its
 // first and last send;
 // under 10/s with a decimal, so a slow campaign (a low cap, a trickle of
-// retries) never reads "0/s", as if it had stalled.
+// retries) never reads "0/s", as if it had stalled; from 10/s grouped in
+// thousands like every other figure beside it ("11072/s" under "119,917").
 func rate(r campaign.Report) string {
-	if r.SendRate <= 0 {
+	switch {
+	case r.SendRate <= 0:
 		return "—"
+	case r.SendRate < 10:
+		return strconv.FormatFloat(r.SendRate, 'f', 1, 64) + "/s"
 	}
-	digits := 0
-	if r.SendRate < 10 {
-		digits = 1
-	}
-	return strconv.FormatFloat(r.SendRate, 'f', digits, 64) + "/s"
+	return num(int64(math.Round(r.SendRate))) + "/s"
 }
 
 // eta is when a running campaign will be done at its rate, or what else it
