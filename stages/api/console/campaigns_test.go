@@ -749,3 +749,45 @@ func TestFinishedCampaignIsNotOfferedACancel(t *testing.T) {
 		})
 	}
 }
+
+// TestSettledCampaignHasNoEmptyChart: a campaign page opened once the
+// campaign changes no more says what the chart would have shown and its
+// average instead of drawing it. The chart is made from the page's own
+// refreshes, so it stayed an empty grid from 0 to 1 under "Sends per
+// second", as if the campaign had sent nothing.
+func TestSettledCampaignHasNoEmptyChart(t *testing.T) {
+	tests := []struct {
+		name  string
+		state string
+		sends bool // first and last send recorded
+		says  string
+	}{
+		{"done after sends", "done", true, "averaged 100/s"},
+		{"done with no sends", "done", false, "It made no sends."},
+		{"failed", "failed", false, "This campaign is failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			b.create("c1", time.Time{})
+			if tt.sends {
+				first := time.Now().Add(-time.Minute).UnixMilli()
+				if err := b.rdb.Do(t.Context(), b.rdb.B().Hset().Key(b.keys.Stats(0, "c1")).FieldValue().FieldValue(pipeline.StatSent, "6000").
+					FieldValue(pipeline.StatFirstMs, fmt.Sprint(first)).FieldValue(pipeline.StatLastMs, fmt.Sprint(first+60_000)).Build()).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := b.db.Exec(t.Context(), `UPDATE campaigns SET state = $1, finished_at = now() - interval '1 minute' WHERE id = 'c1'`, tt.state); err != nil {
+				t.Fatal(err)
+			}
+			b.signIn()
+			b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"), waitJS(`document.getElementById("state") !== null`))
+			if js[bool](b, `document.getElementById("chart") !== null`) {
+				t.Error("a settled campaign's page draws the (empty) chart")
+			}
+			if got := b.text("#no-chart"); !strings.Contains(got, tt.says) {
+				t.Errorf("in place of the chart: %q, want it to say %q", got, tt.says)
+			}
+		})
+	}
+}
