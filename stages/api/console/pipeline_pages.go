@@ -100,13 +100,14 @@ type deadLettersData struct {
 	Total   int64
 	Stream  string
 	Streams []string
+	Limit   int // the most the list shows (deadLetterPage)
 }
 
 func (c *Console) deadLettersPage(w http.ResponseWriter, r *http.Request, s session) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	q := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys)
-	d := deadLettersData{Stream: r.URL.Query().Get("stream")}
+	d := deadLettersData{Stream: r.URL.Query().Get("stream"), Limit: deadLetterPage}
 	d.Streams = pipeline.StageStreams()
 	p := page{Title: "Dead letters", Nav: "deadletters", Session: s, Notice: notice(r)}
 	var err error
