@@ -19,6 +19,10 @@ type stageRow struct {
 	Stage string
 	Lanes []laneRow
 	Dead  int64 // dead letters from the stage's streams (of the first dlqCountCap)
+	// Optional is a stage that runs only where configured (the webhook):
+	// without a consumer group it is not "not started yet", and its
+	// stream's entries wait for nobody.
+	Optional bool
 }
 
 // laneRow is one stream a stage reads: "express" or "bulk" for a stage with
@@ -55,7 +59,7 @@ func (c *Console) pipelineData(ctx context.Context) (pipelineData, error) {
 	}
 	next := 0 // Status answers in StageStreams' order: stage by stage, express first
 	for _, st := range pipeline.Stages {
-		row := stageRow{Stage: st.Name}
+		row := stageRow{Stage: st.Name, Optional: st.Optional}
 		for i, in := range st.Inputs() {
 			lane := ""
 			if st.Express {
