@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -88,7 +89,7 @@ func settled(p campaign.Report, now time.Time) bool {
 }
 
 func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s session) (campaignData, bool) {
-	d, status, msg := c.loadCampaign(r)
+	d, status, msg, _ := c.loadCampaign(r)
 	if msg != "" {
 		c.fail(w, r, status, page{Title: "Campaign", Nav: "campaigns", Session: s, Error: msg})
 		return d, false
@@ -96,18 +97,21 @@ func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s session) (c
 	return d, true
 }
 
-// loadCampaign reads the campaign of the path; when it cannot, the status
-// and the sentence to answer with.
-func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string) {
+// loadCampaign reads the campaign of the path; when it cannot, the status,
+// the sentence to answer with and the error.
+func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	id := r.PathValue("id")
 	sum, err := c.cfg.Campaigns.Get(ctx, id)
 	if err != nil {
-		if errors.Is(err, campaign.ErrNotFound) {
-			return campaignData{}, http.StatusNotFound, "There is no campaign " + id + "."
+		switch {
+		case errors.Is(err, campaign.ErrIsMessage):
+			return campaignData{}, http.StatusNotFound, id + " is a direct message, not a campaign: see Messages.", err
+		case errors.Is(err, campaign.ErrNotFound):
+			return campaignData{}, http.StatusNotFound, "There is no campaign " + id + ".", err
 		}
-		return campaignData{}, http.StatusServiceUnavailable, "Campaign " + id + " is unavailable: " + err.Error()
+		return campaignData{}, http.StatusServiceUnavailable, "Campaign " + id + " is unavailable: " + err.Error(), err
 	}
 	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State), Settled: settled(sum.Progress, time.Now())}
 	d.Failures, err = c.cfg.Campaigns.Failures(ctx, id)
@@ -117,11 +121,20 @@ func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string) {
 	for _, f := range d.Failures {
 		d.MostFails = max(d.MostFails, f.Count)
 	}
-	return d, http.StatusOK, ""
+	return d, http.StatusOK, "", nil
 }
 
 func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, s session) {
-	if d, ok := c.campaign(w, r, s); ok {
+	d, status, msg, err := c.loadCampaign(r)
+	switch {
+	case errors.Is(err, campaign.ErrIsMessage):
+		// A direct message's id opens its own page: the dead letters
+		// of an express lane link their message's id as their
+		// campaign, and led to "There is no campaign …".
+		http.Redirect(w, r, "/ui/messages/"+url.PathEscape(r.PathValue("id")), http.StatusSeeOther)
+	case msg != "":
+		c.fail(w, r, status, page{Title: "Campaign", Nav: "campaigns", Session: s, Error: msg})
+	default:
 		c.render(w, r, http.StatusOK, "campaign", page{Title: "Campaign " + d.Campaign.ID, Nav: "campaigns", Session: s, Data: d, Notice: notice(r)})
 	}
 }
@@ -152,7 +165,7 @@ func (c *Console) cancelCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		return
 	}
 	p := page{Title: "Cancel " + id, Nav: "campaigns", Session: s}
-	d, _, unreadable := c.loadCampaign(r)
+	d, _, unreadable, _ := c.loadCampaign(r)
 	var status int
 	switch {
 	case errors.Is(err, campaign.ErrIsMessage):
