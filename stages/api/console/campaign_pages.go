@@ -299,7 +299,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	var verr *campaign.ValidationError
 	switch {
 	case errors.As(err, &verr):
-		refuse(err.Error())
+		refuse(formSays(err.Error()))
 	case errors.Is(err, campaign.ErrConflict) && strings.TrimSpace(f.ID) == "":
 		// The form's own key: this form was sent before, with other
 		// content, and that campaign exists.
@@ -322,4 +322,28 @@ func parseSendAt(v string) (time.Time, error) {
 		t, err = time.ParseInLocation("2006-01-02T15:04:05", v, time.UTC)
 	}
 	return t, err
+}
+
+// formLabels are the API's names of the form's fields, as the model's
+// refusals start ("send_at: …"), and the form's labels for them, longest
+// first: "notification.data" before "notification".
+var formLabels = [][2]string{
+	{"notification.data", "Data"}, {"notification", "Title and body"}, {"ttl_seconds", "Time to live"},
+	{"rate_per_second", "Rate"}, {"send_at", "Send at"}, {"channels", "Channels"}, {"category", "Category"},
+	{"app", "App"}, {"id", "Id"}, {"title", "Title"}, {"body", "Body"},
+}
+
+// formSays is a refusal of POST /v1/campaigns's model in the form's words:
+// its field by the form's label, and a channel list as the form takes it
+// (comma-separated, not a JSON array). "channels: at least one channel is
+// required, e.g. [\"breaking-news\"]" sent an operator to type brackets and
+// quotes into a field that then refused them as a channel's characters.
+func formSays(msg string) string {
+	for _, l := range formLabels {
+		if rest, ok := strings.CutPrefix(msg, l[0]); ok && (strings.HasPrefix(rest, ":") || strings.HasPrefix(rest, ".") || strings.HasPrefix(rest, "[")) {
+			msg = l[1] + rest
+			break
+		}
+	}
+	return strings.ReplaceAll(msg, `e.g. ["breaking-news"]`, "e.g. breaking-news, sport")
 }

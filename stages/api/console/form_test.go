@@ -23,6 +23,7 @@ import (
 // named a number nobody typed.
 func TestFormRefusesWhatTheAPIRefuses(t *testing.T) {
 	later := time.Now().UTC().Add(2 * time.Hour).Format("2006-01-02T15:04")
+	farOff := time.Now().UTC().Add(100 * 24 * time.Hour).Format("2006-01-02T15:04")
 	tests := []struct {
 		name  string
 		field string // the form field set, and kept after the refusal
@@ -35,6 +36,13 @@ func TestFormRefusesWhatTheAPIRefuses(t *testing.T) {
 		{"time to live 0", "ttl_seconds", "0", "now", "Time to live: a whole number of seconds from 1 to 2,419,200"},
 		{"time to live past a duration", "ttl_seconds", "99999999999", "now", "from 1 to 2,419,200"},
 		{"a send time with now chosen", "send_at", later, "now", `choose "at" to send at that time, or clear the time`},
+		// The model's refusals in the form's words: its labels, and a
+		// channel list as the form takes it, where they said
+		// "channels: …, e.g. [\"breaking-news\"]", brackets and quotes the
+		// field then refused.
+		{"no channel", "channels", " , ", "now", "Channels: at least one channel is required, e.g. breaking-news, sport"},
+		{"data not an object", "data", "[1]", "now", "Data: must be a JSON object of custom keys"},
+		{"a send time past 90 days", "send_at", farOff, "later", "Send at: at most 90 days ahead"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,7 +64,9 @@ func TestFormRefusesWhatTheAPIRefuses(t *testing.T) {
 			if status != http.StatusBadRequest || !strings.Contains(body, tt.says) {
 				t.Errorf("%s=%q: %d, want 400 saying %q:\n%s", tt.field, tt.value, status, tt.says, body)
 			}
-			if !strings.Contains(body, `name="`+tt.field+`"`) || !regexp.MustCompile(`name="`+tt.field+`"[^>]*value="`+regexp.QuoteMeta(tt.value)+`"`).MatchString(body) {
+			// An input's value, or a textarea's text.
+			kept := regexp.MustCompile(`name="` + tt.field + `"([^>]*value="` + regexp.QuoteMeta(tt.value) + `"|[^>]*>` + regexp.QuoteMeta(tt.value) + `</textarea>)`)
+			if !kept.MatchString(body) {
 				t.Errorf("the refused form does not keep %s=%q", tt.field, tt.value)
 			}
 			var n int
