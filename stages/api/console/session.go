@@ -218,7 +218,10 @@ func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
 // wrong token and an empty one get the same answer.
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	tok := r.PostFormValue("token")
+	// Spaces around it are a copy from a terminal (make dev prints it
+	// after spaces), never part of a token: they were refused as "not the
+	// operator token", with the right token in the field.
+	tok := strings.TrimSpace(r.PostFormValue("token"))
 	next := safeNext(r.PostFormValue("next"))
 	if tok == "" || !c.cfg.Operator(tok) {
 		c.render(w, r, http.StatusUnauthorized, "signin", page{Title: "Sign in", Data: next,

@@ -208,6 +208,38 @@ func TestSignInSaysWhy(t *testing.T) {
 	}
 }
 
+// TestSignInTakesAPastedToken: the operator token copied from a terminal
+// with the spaces around it signs in. It was refused as "not the operator
+// token" with the right token in the field. A wrong token with spaces is
+// still wrong.
+func TestSignInTakesAPastedToken(t *testing.T) {
+	b := newBed(t)
+	tests := []struct {
+		name, token string
+		status      int
+	}{
+		{"as printed", adminToken, http.StatusSeeOther},
+		{"with the spaces before it", "    " + adminToken, http.StatusSeeOther},
+		{"with a space and a newline after it", adminToken + " \n", http.StatusSeeOther},
+		{"a tab either side", "\t" + adminToken + "\t", http.StatusSeeOther},
+		{"wrong, with spaces", " " + adminToken[1:] + " ", http.StatusUnauthorized},
+		{"spaces alone", "   ", http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		resp, err := noRedirect.PostForm(b.url+"/ui/signin", url.Values{"token": {tt.token}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s: %d, want %d", tt.name, resp.StatusCode, tt.status)
+		}
+		if signedIn := len(resp.Cookies()) > 0; signedIn != (tt.status == http.StatusSeeOther) {
+			t.Errorf("%s: a session cookie %v", tt.name, signedIn)
+		}
+	}
+}
+
 // TestSignInLeadsOnlyToConsolePages: where a sign-in leads is the
 // console's own page from ?next=, and the campaign list for anything else:
 // a crafted link can never make the sign-in send the operator to another
