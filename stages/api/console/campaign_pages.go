@@ -47,7 +47,7 @@ func (c *Console) campaignsPage(w http.ResponseWriter, r *http.Request, s sessio
 	p := page{Title: "Campaigns", Nav: "campaigns", Session: s, Data: d, Notice: notice(r)}
 	if err != nil {
 		c.cfg.Log.Warn().Err(err).Msg("console: campaign list")
-		p.Error = "The campaign list is unavailable: " + err.Error()
+		p.Error = unavailable("The campaign list is", err, true)
 	}
 	c.render(w, r, http.StatusOK, "campaigns", p)
 }
@@ -56,7 +56,7 @@ func (c *Console) campaignRows(w http.ResponseWriter, r *http.Request, s session
 	d, err := c.list(r)
 	p := page{Session: s, Data: d}
 	if err != nil {
-		p.Error = "The campaign list is unavailable: " + err.Error()
+		p.Error = unavailable("The campaign list is", err, true)
 	}
 	c.fragment(w, "campaigns", "rows", p)
 }
@@ -111,12 +111,12 @@ func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string, erro
 		case errors.Is(err, campaign.ErrNotFound):
 			return campaignData{}, http.StatusNotFound, "There is no campaign " + id + ".", err
 		}
-		return campaignData{}, http.StatusServiceUnavailable, "Campaign " + id + " is unavailable: " + err.Error(), err
+		return campaignData{}, http.StatusServiceUnavailable, unavailable("Campaign "+id+" is", err, polled(r)), err
 	}
 	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State), Settled: settled(sum.Progress, time.Now())}
 	d.Failures, err = c.cfg.Campaigns.Failures(ctx, id)
 	if err != nil {
-		d.NoReasons = "Failures by reason are unavailable: " + err.Error()
+		d.NoReasons = unavailable("Failures by reason are", err, !d.Settled) // the live part polls until settled
 	}
 	for _, f := range d.Failures {
 		d.MostFails = max(d.MostFails, f.Count)

@@ -28,7 +28,7 @@ func (c *Console) messagesPage(w http.ResponseWriter, r *http.Request, s session
 	p := page{Title: "Direct messages", Nav: "messages", Session: s, Data: d}
 	if err != nil {
 		c.cfg.Log.Warn().Err(err).Msg("console: message list")
-		p.Error = "The message list is unavailable: " + err.Error()
+		p.Error = unavailable("The message list is", err, true)
 	}
 	c.render(w, r, http.StatusOK, "messages", p)
 }
@@ -37,7 +37,7 @@ func (c *Console) messageRows(w http.ResponseWriter, r *http.Request, s session)
 	d, err := c.messages(r)
 	p := page{Session: s, Data: d}
 	if err != nil {
-		p.Error = "The message list is unavailable: " + err.Error()
+		p.Error = unavailable("The message list is", err, true)
 	}
 	c.fragment(w, "messages", "rows", p)
 }
@@ -61,7 +61,7 @@ func (c *Console) loadMessage(r *http.Request) (campaign.MessageSummary, error) 
 // messageFailed answers a message that could not be read with why.
 func (c *Console) messageFailed(w http.ResponseWriter, r *http.Request, s session, err error) {
 	id := r.PathValue("id")
-	status, msg := http.StatusServiceUnavailable, "Message "+id+" is unavailable: "+err.Error()
+	status, msg := http.StatusServiceUnavailable, unavailable("Message "+id+" is", err, polled(r))
 	if errors.Is(err, campaign.ErrNotFound) {
 		status, msg = http.StatusNotFound, "There is no direct message "+id+"."
 	}

@@ -80,7 +80,7 @@ func (c *Console) pipelinePage(w http.ResponseWriter, r *http.Request, s session
 	d, err := c.pipelineData(ctx)
 	p := page{Title: "Pipeline", Nav: "pipeline", Session: s, Data: d}
 	if err != nil {
-		p.Error = "Pipeline status is unavailable: " + err.Error()
+		p.Error = unavailable("Pipeline status is", err, true)
 	}
 	c.render(w, r, http.StatusOK, "pipeline", p)
 }
@@ -91,7 +91,7 @@ func (c *Console) pipelineLive(w http.ResponseWriter, r *http.Request, s session
 	d, err := c.pipelineData(ctx)
 	p := page{Session: s, Data: d}
 	if err != nil {
-		p.Error = "Pipeline status is unavailable: " + err.Error()
+		p.Error = unavailable("Pipeline status is", err, true)
 	}
 	c.fragment(w, "pipeline", "live", p)
 }
@@ -119,7 +119,7 @@ func (c *Console) deadLettersPage(w http.ResponseWriter, r *http.Request, s sess
 		d.Letters, err = q.List(ctx, pipeline.DLQFilter{Stream: d.Stream, Limit: deadLetterPage})
 	}
 	if err != nil {
-		p.Error = "The dead letters are unavailable: " + err.Error()
+		p.Error = unavailable("The dead letters are", err, false)
 	}
 	p.Data = d
 	c.render(w, r, http.StatusOK, "deadletters", p)
@@ -133,7 +133,7 @@ func (c *Console) letter(w http.ResponseWriter, r *http.Request, s session) (pip
 	d, err := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys).Show(ctx, id)
 	if err != nil {
 		status := http.StatusServiceUnavailable
-		msg := "Dead letter " + id + " is unavailable: " + err.Error()
+		msg := unavailable("Dead letter "+id+" is", err, false)
 		if errors.Is(err, pipeline.ErrNoDeadLetter) {
 			status, msg = http.StatusNotFound, "There is no dead letter "+id+" (retried or dropped already?)."
 		}

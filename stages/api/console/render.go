@@ -2,7 +2,9 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"math"
@@ -86,6 +88,26 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, p pag
 	}
 	c.render(w, r, status, "error", p)
 }
+
+// unavailable is the sentence for a part that could not be read: what,
+// why, and what comes next. A part htmx polls comes back by itself once
+// Redis and PostgreSQL answer; a page that does not poll needs a reload.
+// It used to stop at the error ("…: context deadline exceeded"): an
+// operator could not tell which server had stalled, nor whether to wait
+// or reload.
+func unavailable(whatIs string, err error, polled bool) string {
+	s := whatIs + " unavailable: " + err.Error()
+	if errors.Is(err, context.DeadlineExceeded) {
+		s += fmt.Sprintf(" (Redis or PostgreSQL did not answer within %s)", requestTimeout)
+	}
+	if polled {
+		return s + ". This part tries again every second."
+	}
+	return s + ". Reload the page in a moment."
+}
+
+// polled is whether r is a live region's refresh (htmx), which polls again.
+func polled(r *http.Request) bool { return r.Header.Get("HX-Request") == "true" }
 
 // fragment writes one named block of a page: what a live region polls.
 func (c *Console) fragment(w http.ResponseWriter, name, block string, p page) {
