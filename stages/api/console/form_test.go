@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/pushpipe/pushpipe/bench"
 )
 
@@ -74,5 +76,39 @@ func TestFormRefusesWhatTheAPIRefuses(t *testing.T) {
 				t.Errorf("%d campaigns stored (%v), want none", n, err)
 			}
 		})
+	}
+}
+
+// TestPickingATimeChoosesAt: picking a send time in the new-campaign form
+// chooses "at", and the campaign is scheduled for that time. The radio
+// beside the time stayed on "now": the campaign went out at once (the
+// form now refuses that, TestFormRefusesWhatTheAPIRefuses, but an operator
+// who picked a time had still to find the radio).
+func TestPickingATimeChoosesAt(t *testing.T) {
+	b := newBed(t)
+	if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
+		t.Fatal(err)
+	}
+	b.signIn()
+	at := time.Now().UTC().Add(3 * time.Hour).Truncate(time.Minute)
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+		chromedp.SendKeys(chromedp.ID("app"), app),
+		chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
+		chromedp.SendKeys(chromedp.ID("title"), "Tonight"),
+		chromedp.SendKeys(chromedp.ID("cid"), "tonight"),
+		// As the browser's picker does: a value, then an input event.
+		waitJS(`(() => { const e = document.querySelector('input[name="send_at"]'); e.value = "`+at.Format("2006-01-02T15:04")+`";
+			e.dispatchEvent(new Event("input", {bubbles: true})); return true })()`))
+	if !js[bool](b, `document.querySelector('input[name="when"][value="later"]').checked`) {
+		t.Error(`a send time was picked and "at" is not chosen`)
+	}
+	b.run(clickJS("#create"))
+	b.within(30*time.Second, waitJS(`location.pathname === "/ui/campaigns/tonight"`))
+	var sendAt *time.Time
+	if err := b.db.QueryRow(t.Context(), `SELECT send_at FROM campaigns WHERE id = 'tonight'`).Scan(&sendAt); err != nil {
+		t.Fatal(err)
+	}
+	if sendAt == nil || !sendAt.Equal(at) {
+		t.Errorf("the campaign's send_at is %v, want %v", sendAt, at)
 	}
 }

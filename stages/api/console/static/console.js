@@ -79,7 +79,17 @@
     update();
   }
 
-  function start() { chart(); preview(); }
+  // Picking a send time chooses "at": the radio beside it was easy to
+  // miss, and the time was then refused (or, before, ignored: sent now).
+  // Choosing "now" afterwards is still the operator's to do.
+  function schedule() {
+    var form = document.getElementById("new-campaign");
+    if (!form || !form.elements["send_at"]) return;
+    var at = form.elements["send_at"], later = form.querySelector('input[name="when"][value="later"]');
+    at.addEventListener("input", function () { if (at.value && later) later.checked = true; });
+  }
+
+  function start() { chart(); preview(); schedule(); }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
