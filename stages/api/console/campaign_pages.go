@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,10 @@ import (
 
 // listLimit is how many campaigns the list shows at once.
 const listLimit = 20
+
+// maxRate is the most sends per second a campaign's own cap may be, as
+// POST /v1/campaigns allows.
+const maxRate = 1_000_000
 
 func (c *Console) home(w http.ResponseWriter, r *http.Request, _ session) {
 	http.Redirect(w, r, "/ui/campaigns", http.StatusSeeOther)
@@ -42,7 +47,7 @@ func (c *Console) campaignsPage(w http.ResponseWriter, r *http.Request, s sessio
 	p := page{Title: "Campaigns", Nav: "campaigns", Session: s, Data: d, Notice: notice(r)}
 	if err != nil {
 		c.cfg.Log.Warn().Err(err).Msg("console: campaign list")
-		p.Error = "The campaign list is unavailable: " + err.Error()
+		p.Error = unavailable("The campaign list is", err, true)
 	}
 	c.render(w, r, http.StatusOK, "campaigns", p)
 }
@@ -51,7 +56,7 @@ func (c *Console) campaignRows(w http.ResponseWriter, r *http.Request, s session
 	d, err := c.list(r)
 	p := page{Session: s, Data: d}
 	if err != nil {
-		p.Error = "The campaign list is unavailable: " + err.Error()
+		p.Error = unavailable("The campaign list is", err, true)
 	}
 	c.fragment(w, "campaigns", "rows", p)
 }
@@ -84,7 +89,7 @@ func settled(p campaign.Report, now time.Time) bool {
 }
 
 func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s session) (campaignData, bool) {
-	d, status, msg := c.loadCampaign(r)
+	d, status, msg, _ := c.loadCampaign(r)
 	if msg != "" {
 		c.fail(w, r, status, page{Title: "Campaign", Nav: "campaigns", Session: s, Error: msg})
 		return d, false
@@ -92,32 +97,44 @@ func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s session) (c
 	return d, true
 }
 
-// loadCampaign reads the campaign of the path; when it cannot, the status
-// and the sentence to answer with.
-func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string) {
+// loadCampaign reads the campaign of the path; when it cannot, the status,
+// the sentence to answer with and the error.
+func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	id := r.PathValue("id")
 	sum, err := c.cfg.Campaigns.Get(ctx, id)
 	if err != nil {
-		if errors.Is(err, campaign.ErrNotFound) {
-			return campaignData{}, http.StatusNotFound, "There is no campaign " + id + "."
+		switch {
+		case errors.Is(err, campaign.ErrIsMessage):
+			return campaignData{}, http.StatusNotFound, id + " is a direct message, not a campaign: see Messages.", err
+		case errors.Is(err, campaign.ErrNotFound):
+			return campaignData{}, http.StatusNotFound, "There is no campaign " + id + ".", err
 		}
-		return campaignData{}, http.StatusServiceUnavailable, "Campaign " + id + " is unavailable: " + err.Error()
+		return campaignData{}, http.StatusServiceUnavailable, unavailable("Campaign "+id+" is", err, polled(r)), err
 	}
 	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State), Settled: settled(sum.Progress, time.Now())}
 	d.Failures, err = c.cfg.Campaigns.Failures(ctx, id)
 	if err != nil {
-		d.NoReasons = "Failures by reason are unavailable: " + err.Error()
+		d.NoReasons = unavailable("Failures by reason are", err, !d.Settled) // the live part polls until settled
 	}
 	for _, f := range d.Failures {
 		d.MostFails = max(d.MostFails, f.Count)
 	}
-	return d, http.StatusOK, ""
+	return d, http.StatusOK, "", nil
 }
 
 func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, s session) {
-	if d, ok := c.campaign(w, r, s); ok {
+	d, status, msg, err := c.loadCampaign(r)
+	switch {
+	case errors.Is(err, campaign.ErrIsMessage):
+		// A direct message's id opens its own page: the dead letters
+		// of an express lane link their message's id as their
+		// campaign, and led to "There is no campaign …".
+		http.Redirect(w, r, "/ui/messages/"+url.PathEscape(r.PathValue("id")), http.StatusSeeOther)
+	case msg != "":
+		c.fail(w, r, status, page{Title: "Campaign", Nav: "campaigns", Session: s, Error: msg})
+	default:
 		c.render(w, r, http.StatusOK, "campaign", page{Title: "Campaign " + d.Campaign.ID, Nav: "campaigns", Session: s, Data: d, Notice: notice(r)})
 	}
 }
@@ -148,7 +165,7 @@ func (c *Console) cancelCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		return
 	}
 	p := page{Title: "Cancel " + id, Nav: "campaigns", Session: s}
-	d, _, unreadable := c.loadCampaign(r)
+	d, _, unreadable, _ := c.loadCampaign(r)
 	var status int
 	switch {
 	case errors.Is(err, campaign.ErrIsMessage):
@@ -227,17 +244,23 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		camp.Data = json.RawMessage(d)
 	}
 	if t := strings.TrimSpace(f.TTL); t != "" {
+		// Bounded here, before it becomes a Duration: 99999999999 s
+		// overflowed and the refusal named a number nobody typed. 0 is
+		// refused too: the API reads it as "left out" (a day), which a
+		// form that shows the field cannot mean.
 		n, err := strconv.ParseInt(t, 10, 64)
-		if err != nil {
-			refuse("Time to live: a whole number of seconds, e.g. 86400 for a day.")
+		if max := int64(campaign.MaxTTL / time.Second); err != nil || n < 1 || n > max {
+			refuse(fmt.Sprintf("Time to live: a whole number of seconds from 1 to %s (28 days), e.g. 86400 for a day.", num(max)))
 			return
 		}
 		camp.TTL = time.Duration(n) * time.Second
 	}
 	if v := strings.TrimSpace(f.Rate); v != "" {
+		// POST /v1/campaigns's bounds: 0 was taken as "no cap" and the
+		// campaign went out at full speed, the opposite of a cap.
 		n, err := strconv.Atoi(v)
-		if err != nil {
-			refuse("Rate: a whole number of sends per second, or empty for the provider's cap alone.")
+		if err != nil || n < 1 || n > maxRate {
+			refuse(fmt.Sprintf("Rate: a whole number of sends per second from 1 to %s, or empty for no cap of its own.", num(maxRate)))
 			return
 		}
 		camp.RatePerSecond = n
@@ -247,6 +270,13 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		return
 	}
 	var sendAt time.Time
+	if f.When != "later" && strings.TrimSpace(f.SendAt) != "" {
+		// A time picked with "now" still chosen (the radio is easy to
+		// miss) was ignored: a campaign meant for tonight went out at
+		// once. Which one was meant is the operator's to say.
+		refuse("Send: a time is filled in but \"now\" is chosen; choose \"at\" to send at that time, or clear the time to send now.")
+		return
+	}
 	if f.When == "later" {
 		t, err := parseSendAt(f.SendAt)
 		if err != nil {
@@ -269,7 +299,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	var verr *campaign.ValidationError
 	switch {
 	case errors.As(err, &verr):
-		refuse(err.Error())
+		refuse(formSays(err.Error()))
 	case errors.Is(err, campaign.ErrConflict) && strings.TrimSpace(f.ID) == "":
 		// The form's own key: this form was sent before, with other
 		// content, and that campaign exists.
@@ -292,4 +322,28 @@ func parseSendAt(v string) (time.Time, error) {
 		t, err = time.ParseInLocation("2006-01-02T15:04:05", v, time.UTC)
 	}
 	return t, err
+}
+
+// formLabels are the API's names of the form's fields, as the model's
+// refusals start ("send_at: …"), and the form's labels for them, longest
+// first: "notification.data" before "notification".
+var formLabels = [][2]string{
+	{"notification.data", "Data"}, {"notification", "Title and body"}, {"ttl_seconds", "Time to live"},
+	{"rate_per_second", "Rate"}, {"send_at", "Send at"}, {"channels", "Channels"}, {"category", "Category"},
+	{"app", "App"}, {"id", "Id"}, {"title", "Title"}, {"body", "Body"},
+}
+
+// formSays is a refusal of POST /v1/campaigns's model in the form's words:
+// its field by the form's label, and a channel list as the form takes it
+// (comma-separated, not a JSON array). "channels: at least one channel is
+// required, e.g. [\"breaking-news\"]" sent an operator to type brackets and
+// quotes into a field that then refused them as a channel's characters.
+func formSays(msg string) string {
+	for _, l := range formLabels {
+		if rest, ok := strings.CutPrefix(msg, l[0]); ok && (strings.HasPrefix(rest, ":") || strings.HasPrefix(rest, ".") || strings.HasPrefix(rest, "[")) {
+			msg = l[1] + rest
+			break
+		}
+	}
+	return strings.ReplaceAll(msg, `e.g. ["breaking-news"]`, "e.g. breaking-news, sport")
 }

@@ -703,3 +703,91 @@ func TestCanceledPageCountsSendsInFlight(t *testing.T) {
 		t.Errorf("%d refreshes after the canceled campaign settled, want none", after-settled)
 	}
 }
+
+// TestFinishedCampaignIsNotOfferedACancel: the cancel page of a campaign
+// already done, opened from an old link or answered 409 after a cancel that
+// came too late, says there is nothing left to cancel, and asks nothing.
+// It asked "Cancel c1? It is done: …", under the 409 saying it could not be.
+func TestFinishedCampaignIsNotOfferedACancel(t *testing.T) {
+	tests := []struct {
+		name   string
+		method string
+		status int
+	}{
+		{"the cancel page", http.MethodGet, http.StatusOK},
+		{"a cancel that came too late", http.MethodPost, http.StatusConflict},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			b.create("c1", time.Time{})
+			if _, err := b.db.Exec(t.Context(), `UPDATE campaigns SET state = 'done' WHERE id = 'c1'`); err != nil {
+				t.Fatal(err)
+			}
+			_, form := b.get("/ui/campaigns/new")
+			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(form)
+			if csrf == nil {
+				t.Fatalf("no csrf field in\n%s", form)
+			}
+			var status int
+			var body string
+			if tt.method == http.MethodPost {
+				status, _, body = b.post("/ui/campaigns/c1/cancel", url.Values{"csrf": {csrf[1]}})
+			} else {
+				status, body = b.get("/ui/campaigns/c1/cancel")
+			}
+			if status != tt.status {
+				t.Errorf("%s: %d, want %d", tt.method, status, tt.status)
+			}
+			main := body[strings.Index(body, "<main"):]
+			if strings.Contains(main, "? It is done") || strings.Contains(main, "confirm-cancel") {
+				t.Errorf("a done campaign is asked to be canceled:\n%s", main)
+			}
+			if !strings.Contains(main, "done: there is nothing left to cancel") {
+				t.Errorf("the page does not say there is nothing left to cancel:\n%s", main)
+			}
+		})
+	}
+}
+
+// TestSettledCampaignHasNoEmptyChart: a campaign page opened once the
+// campaign changes no more says what the chart would have shown and its
+// average instead of drawing it. The chart is made from the page's own
+// refreshes, so it stayed an empty grid from 0 to 1 under "Sends per
+// second", as if the campaign had sent nothing.
+func TestSettledCampaignHasNoEmptyChart(t *testing.T) {
+	tests := []struct {
+		name  string
+		state string
+		sends bool // first and last send recorded
+		says  string
+	}{
+		{"done after sends", "done", true, "averaged 100/s"},
+		{"done with no sends", "done", false, "It made no sends."},
+		{"failed", "failed", false, "This campaign is failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			b.create("c1", time.Time{})
+			if tt.sends {
+				first := time.Now().Add(-time.Minute).UnixMilli()
+				if err := b.rdb.Do(t.Context(), b.rdb.B().Hset().Key(b.keys.Stats(0, "c1")).FieldValue().FieldValue(pipeline.StatSent, "6000").
+					FieldValue(pipeline.StatFirstMs, fmt.Sprint(first)).FieldValue(pipeline.StatLastMs, fmt.Sprint(first+60_000)).Build()).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := b.db.Exec(t.Context(), `UPDATE campaigns SET state = $1, finished_at = now() - interval '1 minute' WHERE id = 'c1'`, tt.state); err != nil {
+				t.Fatal(err)
+			}
+			b.signIn()
+			b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"), waitJS(`document.getElementById("state") !== null`))
+			if js[bool](b, `document.getElementById("chart") !== null`) {
+				t.Error("a settled campaign's page draws the (empty) chart")
+			}
+			if got := b.text("#no-chart"); !strings.Contains(got, tt.says) {
+				t.Errorf("in place of the chart: %q, want it to say %q", got, tt.says)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"html"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,5 +139,40 @@ func TestMalformedDeadLetterOffersNoRetry(t *testing.T) {
 	}
 	if _, body := b.get("/ui/deadletters"); !strings.Contains(body, retry(good)) {
 		t.Errorf("the list offers no Retry for the well-formed letter:\n%s", body)
+	}
+}
+
+// TestDeadLetterFilterSaysWhatItHides: the dead letters filtered to one
+// stream say how many there are in all and how many of that stream are
+// shown, and an empty filter says it is empty of that stream only. It said
+// "2 dead letters in all; the oldest 0 matching are shown" above "No dead
+// letters.": an empty queue, at a glance, with two waiting.
+func TestDeadLetterFilterSaysWhatItHides(t *testing.T) {
+	b := newBed(t)
+	b.deadLetters(2) // from deliver
+	tests := []struct {
+		stream string
+		says   []string
+		not    string
+	}{
+		{"", []string{"2 dead letters in all."}, "No dead letters"},
+		{"deliver", []string{"2 dead letters in all streams; 2 from deliver are shown."}, "No dead letters"},
+		{"dedupe", []string{"2 dead letters in all streams; none from dedupe.", "No dead letters from dedupe."}, "No dead letters."},
+	}
+	for _, tt := range tests {
+		status, body := b.get("/ui/deadletters?stream=" + tt.stream)
+		main := html.UnescapeString(body[strings.Index(body, "<main"):])
+		text := strings.Join(strings.Fields(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(main, " ")), " ")
+		if status != 200 {
+			t.Errorf("stream %q: %d", tt.stream, status)
+		}
+		for _, want := range tt.says {
+			if !strings.Contains(text, strings.Join(strings.Fields(want), " ")) {
+				t.Errorf("stream %q: the page does not say %q:\n%s", tt.stream, want, text)
+			}
+		}
+		if strings.Contains(text, tt.not) {
+			t.Errorf("stream %q: the page says %q:\n%s", tt.stream, tt.not, text)
+		}
 	}
 }

@@ -7,9 +7,11 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/pushpipe/pushpipe/bench"
@@ -189,4 +191,32 @@ func TestChartCountsWhatTheRateCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.within(15*time.Second, waitJS(`(() => { const y = document.getElementById("chart").uplot.data[1]; return y[y.length - 1] > 0 })()`))
+}
+
+// TestChartTimesAreUTC: the sends/s chart writes its times in UTC, as every
+// other time of the console does, whatever the browser's time zone. uPlot
+// writes local time: in Tokyo a send at 19:51 UTC read 4:51am on the chart,
+// beside "Last send 19:51:35 UTC".
+func TestChartTimesAreUTC(t *testing.T) {
+	b := newBed(t)
+	if _, err := chromedp.Call(b.tab, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "c1", App: app, Channels: []string{"nobody"}, Title: "Chart"}); err != nil {
+		t.Fatal(err)
+	}
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"),
+		waitJS(`(() => { const u = document.getElementById("chart").uplot; return u !== undefined && u.data[0].length > 0 })()`))
+	// The legend writes the point under the cursor with the axis's date
+	// format: point at the first one and read it, beside its UTC hour.
+	got := js[[]string](b, `(() => {
+		const u = document.getElementById("chart").uplot, ts = u.data[0][0];
+		u.setCursor({left: u.valToPos(ts, "x"), top: 10});
+		const d = new Date(ts * 1000), h = d.getUTCHours() % 12 || 12, m = String(d.getUTCMinutes()).padStart(2, "0");
+		return [document.querySelector(".u-legend .u-series .u-value").textContent, h + ":" + m + (d.getUTCHours() < 12 ? "am" : "pm")];
+	})()`)
+	if !strings.Contains(got[0], got[1]) {
+		t.Errorf("the chart writes a send at %s UTC as %q", got[1], got[0])
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
@@ -27,7 +28,7 @@ func (c *Console) messagesPage(w http.ResponseWriter, r *http.Request, s session
 	p := page{Title: "Direct messages", Nav: "messages", Session: s, Data: d}
 	if err != nil {
 		c.cfg.Log.Warn().Err(err).Msg("console: message list")
-		p.Error = "The message list is unavailable: " + err.Error()
+		p.Error = unavailable("The message list is", err, true)
 	}
 	c.render(w, r, http.StatusOK, "messages", p)
 }
@@ -36,30 +37,47 @@ func (c *Console) messageRows(w http.ResponseWriter, r *http.Request, s session)
 	d, err := c.messages(r)
 	p := page{Session: s, Data: d}
 	if err != nil {
-		p.Error = "The message list is unavailable: " + err.Error()
+		p.Error = unavailable("The message list is", err, true)
 	}
 	c.fragment(w, "messages", "rows", p)
 }
 
 // message loads the message of the path, or renders why not.
 func (c *Console) message(w http.ResponseWriter, r *http.Request, s session) (campaign.MessageSummary, bool) {
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
-	id := r.PathValue("id")
-	m, err := c.cfg.Campaigns.Message(ctx, id)
+	m, err := c.loadMessage(r)
 	if err != nil {
-		status, msg := http.StatusServiceUnavailable, "Message "+id+" is unavailable: "+err.Error()
-		if errors.Is(err, campaign.ErrNotFound) {
-			status, msg = http.StatusNotFound, "There is no direct message "+id+"."
-		}
-		c.fail(w, r, status, page{Title: "Direct message", Nav: "messages", Session: s, Error: msg})
+		c.messageFailed(w, r, s, err)
 		return m, false
 	}
 	return m, true
 }
 
+func (c *Console) loadMessage(r *http.Request) (campaign.MessageSummary, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	return c.cfg.Campaigns.Message(ctx, r.PathValue("id"))
+}
+
+// messageFailed answers a message that could not be read with why.
+func (c *Console) messageFailed(w http.ResponseWriter, r *http.Request, s session, err error) {
+	id := r.PathValue("id")
+	status, msg := http.StatusServiceUnavailable, unavailable("Message "+id+" is", err, polled(r))
+	if errors.Is(err, campaign.ErrNotFound) {
+		status, msg = http.StatusNotFound, "There is no direct message "+id+"."
+	}
+	c.fail(w, r, status, page{Title: "Direct message", Nav: "messages", Session: s, Error: msg})
+}
+
 func (c *Console) messagePage(w http.ResponseWriter, r *http.Request, s session) {
-	if m, ok := c.message(w, r, s); ok {
+	m, err := c.loadMessage(r)
+	switch {
+	case errors.Is(err, campaign.ErrIsCampaign):
+		// A campaign's id opens the campaign's page, as a message's id
+		// opens the message's (campaignPage).
+		http.Redirect(w, r, "/ui/campaigns/"+url.PathEscape(r.PathValue("id")), http.StatusSeeOther)
+	case err != nil:
+		c.messageFailed(w, r, s, err)
+	default:
 		c.render(w, r, http.StatusOK, "message", page{Title: "Message " + m.Report.ID, Nav: "messages", Session: s, Data: m})
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/pushpipe/pushpipe/bench"
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/api/console"
@@ -197,5 +198,37 @@ func TestFinishedPagesStopPolling(t *testing.T) {
 				t.Errorf("%d refreshes of %s after it was done, want none", after-before, tt.path)
 			}
 		})
+	}
+}
+
+// TestIDOpensItsOwnKind: a direct message's id under /ui/campaigns/ opens
+// the message's page, and a campaign's id under /ui/messages/ the
+// campaign's. The dead letters of an express lane link their message's id
+// as their campaign, and `results tail --campaign` takes either: both led
+// to "There is no campaign …" or "There is no direct message …", of an id
+// that exists.
+func TestIDOpensItsOwnKind(t *testing.T) {
+	b := newBed(t)
+	if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
+		t.Fatal(err)
+	}
+	b.create("c1", time.Time{})
+	b.sendMessage("dm-1", "Hi", []int64{1})
+	tests := []struct {
+		path, to string
+		status   int
+	}{
+		{"/ui/campaigns/dm-1", "/ui/messages/dm-1", http.StatusSeeOther},
+		{"/ui/messages/c1", "/ui/campaigns/c1", http.StatusSeeOther},
+		{"/ui/campaigns/c1", "", http.StatusOK},
+		{"/ui/messages/dm-1", "", http.StatusOK},
+		{"/ui/campaigns/nope", "", http.StatusNotFound},
+		{"/ui/messages/nope", "", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		status, _ := b.get(tt.path)
+		if status != tt.status || b.location != tt.to {
+			t.Errorf("%s: %d to %q, want %d to %q", tt.path, status, b.location, tt.status, tt.to)
+		}
 	}
 }

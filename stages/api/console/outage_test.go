@@ -3,13 +3,20 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"html"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/stages/api"
 )
 
 // within runs browser actions in the tab under a bound of their own: a wait
@@ -97,6 +104,92 @@ func TestUnreadableIsNotEmpty(t *testing.T) {
 			for _, e := range tt.empty {
 				if strings.Contains(body, e) {
 					t.Errorf("%s, unreadable, still shows %q", tt.path, e)
+				}
+			}
+		})
+	}
+}
+
+// TestUnavailableSaysWhatNext: a part the console could not read says what
+// comes next: a part that refreshes itself says it tries again every
+// second, a page that does not says to reload it, and a server that did not
+// answer in time is named as such. The sentences stopped at the error
+// ("load campaign \"o1\": context deadline exceeded"): whether to wait, to
+// reload, or which server had stalled, the operator could not tell.
+func TestUnavailableSaysWhatNext(t *testing.T) {
+	const (
+		tries  = "This part tries again every second."
+		reload = "Reload the page in a moment."
+	)
+	pgDown := func(b *bed) string { b.db.Close(); return b.url }
+	dlqDown := func(b *bed) string {
+		if err := b.rdb.Do(b.t.Context(), b.rdb.B().Set().Key(b.keys.DLQ()).Value("x").Build()).Error(); err != nil {
+			b.t.Fatal(err)
+		}
+		return b.url
+	}
+	// A PostgreSQL that takes the connection and never answers: the
+	// console's own API of the same Redis (sessions included) over it.
+	pgSilent := func(b *bed) string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		b.t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				b.t.Cleanup(func() { c.Close() })
+			}
+		}()
+		db, err := pgxpool.New(b.t.Context(), "postgres://pushpipe@"+l.Addr().String()+"/pushpipe?sslmode=disable")
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		b.t.Cleanup(db.Close)
+		srv := httptest.NewServer(api.New(api.Config{Redis: b.rdb, DB: db, Keys: b.keys, Log: zerolog.Nop(),
+			Auth: api.Auth{AdminToken: adminToken, AppKeys: map[string]string{app: appKey}}}))
+		b.t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	tests := []struct {
+		name string
+		fail func(b *bed) string // the console's URL to ask
+		path string
+		hx   bool // asked as htmx's refresh of a live part
+		says []string
+	}{
+		{"campaign list", pgDown, "/ui/campaigns", false, []string{"The campaign list is unavailable", tries}},
+		{"campaign list refresh", pgDown, "/ui/campaigns/rows", true, []string{"The campaign list is unavailable", tries}},
+		{"campaign page", pgDown, "/ui/campaigns/o1", false, []string{"Campaign o1 is unavailable", reload}},
+		{"campaign page refresh", pgDown, "/ui/campaigns/o1/live", true, []string{"Campaign o1 is unavailable", tries}},
+		{"message page", pgDown, "/ui/messages/m1", false, []string{"Message m1 is unavailable", reload}},
+		{"message list", pgDown, "/ui/messages", false, []string{"The message list is unavailable", tries}},
+		{"pipeline", dlqDown, "/ui/pipeline", false, []string{"Pipeline status is unavailable", tries}},
+		{"dead letters", dlqDown, "/ui/deadletters", false, []string{"The dead letters are unavailable", reload}},
+		{"campaign page, PostgreSQL silent", pgSilent, "/ui/campaigns/o1", false,
+			[]string{"Campaign o1 is unavailable", "(Redis or PostgreSQL did not answer within 5s). " + reload}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "o1", App: app, Channels: []string{"nobody"}, Title: "Outage"}); err != nil {
+				t.Fatal(err)
+			}
+			b.get("/ui/campaigns") // signs in while everything answers
+			base := tt.fail(b)
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+tt.path, nil)
+			if tt.hx {
+				req.Header.Set("HX-Request", "true")
+			}
+			_, body := b.do(req)
+			body = html.UnescapeString(body)
+			for _, want := range tt.says {
+				if !strings.Contains(body, want) {
+					t.Errorf("%s does not say %q:\n%s", tt.path, want, body)
 				}
 			}
 		})

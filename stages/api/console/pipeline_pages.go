@@ -19,6 +19,10 @@ type stageRow struct {
 	Stage string
 	Lanes []laneRow
 	Dead  int64 // dead letters from the stage's streams (of the first dlqCountCap)
+	// Optional is a stage that runs only where configured (the webhook):
+	// without a consumer group it is not "not started yet", and its
+	// stream's entries wait for nobody.
+	Optional bool
 }
 
 // laneRow is one stream a stage reads: "express" or "bulk" for a stage with
@@ -55,7 +59,7 @@ func (c *Console) pipelineData(ctx context.Context) (pipelineData, error) {
 	}
 	next := 0 // Status answers in StageStreams' order: stage by stage, express first
 	for _, st := range pipeline.Stages {
-		row := stageRow{Stage: st.Name}
+		row := stageRow{Stage: st.Name, Optional: st.Optional}
 		for i, in := range st.Inputs() {
 			lane := ""
 			if st.Express {
@@ -76,7 +80,7 @@ func (c *Console) pipelinePage(w http.ResponseWriter, r *http.Request, s session
 	d, err := c.pipelineData(ctx)
 	p := page{Title: "Pipeline", Nav: "pipeline", Session: s, Data: d}
 	if err != nil {
-		p.Error = "Pipeline status is unavailable: " + err.Error()
+		p.Error = unavailable("Pipeline status is", err, true)
 	}
 	c.render(w, r, http.StatusOK, "pipeline", p)
 }
@@ -87,7 +91,7 @@ func (c *Console) pipelineLive(w http.ResponseWriter, r *http.Request, s session
 	d, err := c.pipelineData(ctx)
 	p := page{Session: s, Data: d}
 	if err != nil {
-		p.Error = "Pipeline status is unavailable: " + err.Error()
+		p.Error = unavailable("Pipeline status is", err, true)
 	}
 	c.fragment(w, "pipeline", "live", p)
 }
@@ -100,13 +104,14 @@ type deadLettersData struct {
 	Total   int64
 	Stream  string
 	Streams []string
+	Limit   int // the most the list shows (deadLetterPage)
 }
 
 func (c *Console) deadLettersPage(w http.ResponseWriter, r *http.Request, s session) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	q := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys)
-	d := deadLettersData{Stream: r.URL.Query().Get("stream")}
+	d := deadLettersData{Stream: r.URL.Query().Get("stream"), Limit: deadLetterPage}
 	d.Streams = pipeline.StageStreams()
 	p := page{Title: "Dead letters", Nav: "deadletters", Session: s, Notice: notice(r)}
 	var err error
@@ -114,7 +119,7 @@ func (c *Console) deadLettersPage(w http.ResponseWriter, r *http.Request, s sess
 		d.Letters, err = q.List(ctx, pipeline.DLQFilter{Stream: d.Stream, Limit: deadLetterPage})
 	}
 	if err != nil {
-		p.Error = "The dead letters are unavailable: " + err.Error()
+		p.Error = unavailable("The dead letters are", err, false)
 	}
 	p.Data = d
 	c.render(w, r, http.StatusOK, "deadletters", p)
@@ -128,7 +133,7 @@ func (c *Console) letter(w http.ResponseWriter, r *http.Request, s session) (pip
 	d, err := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys).Show(ctx, id)
 	if err != nil {
 		status := http.StatusServiceUnavailable
-		msg := "Dead letter " + id + " is unavailable: " + err.Error()
+		msg := unavailable("Dead letter "+id+" is", err, false)
 		if errors.Is(err, pipeline.ErrNoDeadLetter) {
 			status, msg = http.StatusNotFound, "There is no dead letter "+id+" (retried or dropped already?)."
 		}

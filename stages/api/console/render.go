@@ -2,9 +2,12 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -85,6 +88,26 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, p pag
 	}
 	c.render(w, r, status, "error", p)
 }
+
+// unavailable is the sentence for a part that could not be read: what,
+// why, and what comes next. A part htmx polls comes back by itself once
+// Redis and PostgreSQL answer; a page that does not poll needs a reload.
+// It used to stop at the error ("…: context deadline exceeded"): an
+// operator could not tell which server had stalled, nor whether to wait
+// or reload.
+func unavailable(whatIs string, err error, polled bool) string {
+	s := whatIs + " unavailable: " + err.Error()
+	if errors.Is(err, context.DeadlineExceeded) {
+		s += fmt.Sprintf(" (Redis or PostgreSQL did not answer within %s)", requestTimeout)
+	}
+	if polled {
+		return s + ". This part tries again every second."
+	}
+	return s + ". Reload the page in a moment."
+}
+
+// polled is whether r is a live region's refresh (htmx), which polls again.
+func polled(r *http.Request) bool { return r.Header.Get("HX-Request") == "true" }
 
 // fragment writes one named block of a page: what a live region polls.
 func (c *Console) fragment(w http.ResponseWriter, name, block string, p page) {
@@ -190,16 +213,16 @@ func fraction(r campaign.Report) int64 {
 // and the chart's, from the "sends" of each refresh) per second between its
 // first and last send;
 // under 10/s with a decimal, so a slow campaign (a low cap, a trickle of
-// retries) never reads "0/s", as if it had stalled.
+// retries) never reads "0/s", as if it had stalled; from 10/s grouped in
+// thousands like every other figure beside it ("11072/s" under "119,917").
 func rate(r campaign.Report) string {
-	if r.SendRate <= 0 {
+	switch {
+	case r.SendRate <= 0:
 		return "—"
+	case r.SendRate < 10:
+		return strconv.FormatFloat(r.SendRate, 'f', 1, 64) + "/s"
 	}
-	digits := 0
-	if r.SendRate < 10 {
-		digits = 1
-	}
-	return strconv.FormatFloat(r.SendRate, 'f', digits, 64) + "/s"
+	return num(int64(math.Round(r.SendRate))) + "/s"
 }
 
 // eta is when a running campaign will be done at its rate, or what else it

@@ -91,6 +91,9 @@ func TestRateAndETA(t *testing.T) {
 		{"scheduled", campaign.Report{State: campaign.StateScheduled, SendAt: &at}, "—", "starts 2026-12-02 23:00:30 UTC"},
 		{"canceled", campaign.Report{State: campaign.StateCanceled, SendRate: 5}, "5.0/s", "canceled"},
 		{"a trickle", campaign.Report{State: campaign.StateRunning, SendRate: 0.4}, "0.4/s", "—"},
+		// The demo campaign's rate read "11072/s" beside "119,917" sent.
+		{"thousands", campaign.Report{State: campaign.StateDone, SendRate: 11072.4}, "11,072/s", "done"},
+		{"rounds up", campaign.Report{State: campaign.StateDone, SendRate: 9999.5}, "10,000/s", "done"},
 	}
 	for _, tt := range tests {
 		if got := rate(tt.give); got != tt.rate {

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -83,11 +85,18 @@ func (c *Console) signedIn(h sessionHandler) http.Handler {
 			// 401: htmx reads the header first whatever the status, and
 			// the browser would log a 401 as an error every time. The
 			// page it was on is where the sign-in leads back.
-			w.Header().Set("HX-Redirect", signInURL(r.Header.Get("HX-Current-URL")))
+			w.Header().Set("HX-Redirect", signInURL(r.Header.Get("HX-Current-URL"), signInEnded))
 			w.WriteHeader(http.StatusNoContent)
 			return
 		case !ok && r.Method == http.MethodGet:
-			http.Redirect(w, r, signInURL(r.URL.RequestURI()), http.StatusSeeOther)
+			// A cookie the server no longer knows is a session that
+			// ended (signed out elsewhere, or past its time); no
+			// cookie is a browser that never signed in.
+			why := ""
+			if _, err := r.Cookie(cookieName); err == nil {
+				why = signInEnded
+			}
+			http.Redirect(w, r, signInURL(r.URL.RequestURI(), why), http.StatusSeeOther)
 			return
 		case !ok:
 			c.render(w, r, http.StatusUnauthorized, "error", page{Title: "Signed out", Error: "Your session ended; sign in again."})
@@ -128,14 +137,52 @@ func validCSRF(r *http.Request, s session) bool {
 // home is where a sign-in leads when it has no page to go back to.
 const home = "/ui/campaigns"
 
+// Why the sign-in form is shown (its ?why=), so it can say so: the page an
+// operator was watching jumped to a bare sign-in form with no word of why.
+const (
+	signInEnded     = "ended"      // the session ended under an open page
+	signInSignedOut = "signed-out" // the operator signed out
+)
+
 // signInURL is the sign-in form, leading back to the console page at
-// target (a URL or a path) once signed in; the form alone for anything else.
-func signInURL(target string) string {
-	next := safeNext(target)
-	if next == "" || next == home {
+// target (a URL or a path) once signed in; the form alone for anything
+// else. why is one of the signIn* reasons, or "".
+func signInURL(target, why string) string {
+	q := url.Values{}
+	if next := safeNext(target); next != "" && next != home {
+		q.Set("next", next)
+	}
+	if why != "" {
+		q.Set("why", why)
+	}
+	if len(q) == 0 {
 		return "/ui/signin"
 	}
-	return "/ui/signin?" + url.Values{"next": {next}}.Encode()
+	return "/ui/signin?" + q.Encode()
+}
+
+// signInNotice is the sentence for the sign-in form's ?why=: fixed texts
+// only, so a crafted link cannot make the console say anything else.
+func (c *Console) signInNotice(why string) string {
+	switch why {
+	case signInEnded:
+		return "Your session ended: a sign-in lasts " + hours(c.cfg.SessionTTL) +
+			", and signing out in another tab ends it too. Sign in again to go back to the page you were on."
+	case signInSignedOut:
+		return "You are signed out."
+	}
+	return ""
+}
+
+// hours writes a session's length as a person says it: "8 hours", not "8h0m0s".
+func hours(d time.Duration) string {
+	switch {
+	case d == time.Hour:
+		return "1 hour"
+	case d >= time.Hour && d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + " hours"
+	}
+	return d.String()
 }
 
 // safeNext is target's path and query when it is a console page of this
@@ -163,14 +210,18 @@ func safeNext(target string) string {
 }
 
 func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "signin", page{Title: "Sign in", Data: safeNext(r.URL.Query().Get("next"))})
+	c.render(w, r, http.StatusOK, "signin", page{Title: "Sign in", Data: safeNext(r.URL.Query().Get("next")),
+		Notice: c.signInNotice(r.URL.Query().Get("why"))})
 }
 
 // signIn exchanges the operator token for a session cookie. An app key, a
 // wrong token and an empty one get the same answer.
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	tok := r.PostFormValue("token")
+	// Spaces around it are a copy from a terminal (make dev prints it
+	// after spaces), never part of a token: they were refused as "not the
+	// operator token", with the right token in the field.
+	tok := strings.TrimSpace(r.PostFormValue("token"))
 	next := safeNext(r.PostFormValue("next"))
 	if tok == "" || !c.cfg.Operator(tok) {
 		c.render(w, r, http.StatusUnauthorized, "signin", page{Title: "Sign in", Data: next,
@@ -207,5 +258,5 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request, _ session) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/ui/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-	http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)
+	http.Redirect(w, r, signInURL("", signInSignedOut), http.StatusSeeOther)
 }

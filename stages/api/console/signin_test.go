@@ -62,7 +62,8 @@ func TestSignIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/signin" {
+	// To the sign-in form, which says the session ended.
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/signin?why=ended" {
 		t.Errorf("the signed-out cookie still opens the console: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
@@ -163,6 +164,80 @@ func TestExpiredSessionLeadsBack(t *testing.T) {
 		waitJS(`location.pathname === "/ui/signin" && document.readyState === "complete" && document.getElementById("token") !== null`),
 		chromedp.SendKeys(chromedp.ID("token"), adminToken+"\r"),
 		waitJS(`location.pathname === "/ui/campaigns/watched" && document.getElementById("state") !== null`))
+}
+
+// TestSignInSaysWhy: the sign-in form says why it is shown. A session that
+// ended under an open campaign page (its time up, or signed out in another
+// tab) took the page to a bare sign-in form, with no word of why the
+// console had let go; a sign-out said nothing either. A browser that never
+// signed in is told nothing it did not do.
+func TestSignInSaysWhy(t *testing.T) {
+	tests := []struct {
+		name   string
+		before func(b *bed) // leads the tab to the sign-in form
+		says   string       // the notice; "": none
+	}{
+		{"never signed in", func(b *bed) {
+			b.run(chromedp.Navigate(b.url + "/ui/campaigns/watched"))
+		}, ""},
+		{"session ended under an open page", func(b *bed) {
+			b.signIn()
+			b.run(chromedp.Navigate(b.url+"/ui/campaigns/watched"), waitJS(`document.getElementById("state") !== null`))
+			h := sha256.Sum256([]byte(b.cookies()[0].Value))
+			if err := b.rdb.Do(b.t.Context(), b.rdb.B().Del().Key(b.keys.ConsoleSession(hex.EncodeToString(h[:]))).Build()).Error(); err != nil {
+				b.t.Fatal(err)
+			}
+		}, "Your session ended: a sign-in lasts 8 hours, and signing out in another tab ends it too."},
+		{"signed out", func(b *bed) {
+			b.signIn()
+			b.run(clickJS(".signout button"))
+		}, "You are signed out."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "watched", App: app, Channels: []string{"nobody"}, Title: "Watched"}); err != nil {
+				t.Fatal(err)
+			}
+			tt.before(b)
+			b.within(30*time.Second, waitJS(`location.pathname === "/ui/signin" && document.readyState === "complete" && document.getElementById("token") !== null`))
+			if got := b.text("p.notice"); got != tt.says && (tt.says == "" || !strings.HasPrefix(got, tt.says)) {
+				t.Errorf("the sign-in form says %q, want %q", got, tt.says)
+			}
+		})
+	}
+}
+
+// TestSignInTakesAPastedToken: the operator token copied from a terminal
+// with the spaces around it signs in. It was refused as "not the operator
+// token" with the right token in the field. A wrong token with spaces is
+// still wrong.
+func TestSignInTakesAPastedToken(t *testing.T) {
+	b := newBed(t)
+	tests := []struct {
+		name, token string
+		status      int
+	}{
+		{"as printed", adminToken, http.StatusSeeOther},
+		{"with the spaces before it", "    " + adminToken, http.StatusSeeOther},
+		{"with a space and a newline after it", adminToken + " \n", http.StatusSeeOther},
+		{"a tab either side", "\t" + adminToken + "\t", http.StatusSeeOther},
+		{"wrong, with spaces", " " + adminToken[1:] + " ", http.StatusUnauthorized},
+		{"spaces alone", "   ", http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		resp, err := noRedirect.PostForm(b.url+"/ui/signin", url.Values{"token": {tt.token}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s: %d, want %d", tt.name, resp.StatusCode, tt.status)
+		}
+		if signedIn := len(resp.Cookies()) > 0; signedIn != (tt.status == http.StatusSeeOther) {
+			t.Errorf("%s: a session cookie %v", tt.name, signedIn)
+		}
+	}
 }
 
 // TestSignInLeadsOnlyToConsolePages: where a sign-in leads is the

@@ -21,7 +21,11 @@
       // wavers between 19 and 21 filled the chart from bottom to top, a
       // stall and a surge to the eye.
       scales: { y: { range: function (u, lo, hi) { return [0, hi > 0 ? hi * 1.1 : 1]; } } },
-      legend: { show: true }
+      legend: { show: true },
+      // UTC, as every other time of the console says: uPlot writes the
+      // browser's local time, and an operator in Tokyo read a send at
+      // 19:51 UTC as 4:51am beside "Last send 19:51:35 UTC".
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }
     }, [xs, ys], el);
     el.uplot = plot; // the browser tests read its scales
     function sample() {
@@ -75,7 +79,17 @@
     update();
   }
 
-  function start() { chart(); preview(); }
+  // Picking a send time chooses "at": the radio beside it was easy to
+  // miss, and the time was then refused (or, before, ignored: sent now).
+  // Choosing "now" afterwards is still the operator's to do.
+  function schedule() {
+    var form = document.getElementById("new-campaign");
+    if (!form || !form.elements["send_at"]) return;
+    var at = form.elements["send_at"], later = form.querySelector('input[name="when"][value="later"]');
+    at.addEventListener("input", function () { if (at.value && later) later.checked = true; });
+  }
+
+  function start() { chart(); preview(); schedule(); }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
