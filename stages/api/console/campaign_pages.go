@@ -45,18 +45,19 @@ func (c *Console) list(r *http.Request) (listData, error) {
 func (c *Console) campaignsPage(w http.ResponseWriter, r *http.Request, s session) {
 	d, err := c.list(r)
 	p := page{Title: "Campaigns", Nav: "campaigns", Session: s, Data: d, Notice: notice(r)}
+	status := http.StatusOK
 	if err != nil {
 		c.cfg.Log.Warn().Err(err).Msg("console: campaign list")
-		p.Error = unavailable("The campaign list is", err, true)
+		p.Error, status = listFailed("The campaign list is", "campaign", "/ui/campaigns", d.Before, err, true)
 	}
-	c.render(w, r, http.StatusOK, "campaigns", p)
+	c.render(w, r, status, "campaigns", p)
 }
 
 func (c *Console) campaignRows(w http.ResponseWriter, r *http.Request, s session) {
 	d, err := c.list(r)
 	p := page{Session: s, Data: d}
 	if err != nil {
-		p.Error = unavailable("The campaign list is", err, true)
+		p.Error, _ = listFailed("The campaign list is", "campaign", "/ui/campaigns", d.Before, err, true)
 	}
 	c.fragment(w, "campaigns", "rows", p)
 }

@@ -791,3 +791,35 @@ func TestSettledCampaignHasNoEmptyChart(t *testing.T) {
 		})
 	}
 }
+
+// TestListBeforeNothing: a list page whose ?before= names no campaign or
+// message (a hand-edited link, an id of the other kind) says so with a 404
+// and where the newest are. It said "The campaign list is unavailable: …
+// not found", and an operator looked for a server that was down. A cursor
+// that names one still pages.
+func TestListBeforeNothing(t *testing.T) {
+	b := newBed(t)
+	b.create("c1", time.Time{})
+	tests := []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/ui/campaigns?before=bogus", http.StatusNotFound, "This page lists the campaigns older than campaign &#34;bogus&#34;, and there is no campaign by that id: the newest are at /ui/campaigns."},
+		{"/ui/campaigns?before=bad%20id", http.StatusNotFound, "there is no campaign by that id"},
+		{"/ui/messages?before=bogus", http.StatusNotFound, "This page lists the messages older than message &#34;bogus&#34;, and there is no message by that id: the newest are at /ui/messages."},
+		{"/ui/campaigns/rows?before=bogus", http.StatusOK, "there is no campaign by that id"},
+		{"/ui/campaigns?before=c1", http.StatusOK, "No campaigns yet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			status, body := b.get(tt.path)
+			if status != tt.status || !strings.Contains(body, tt.want) {
+				t.Errorf("%d, want %d with %q in\n%s", status, tt.status, tt.want, body)
+			}
+			if strings.Contains(body, "unavailable") {
+				t.Errorf("an unknown cursor reads as an outage:\n%s", body)
+			}
+		})
+	}
+}

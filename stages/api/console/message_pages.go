@@ -26,18 +26,19 @@ func (c *Console) messages(r *http.Request) (messagesData, error) {
 func (c *Console) messagesPage(w http.ResponseWriter, r *http.Request, s session) {
 	d, err := c.messages(r)
 	p := page{Title: "Direct messages", Nav: "messages", Session: s, Data: d}
+	status := http.StatusOK
 	if err != nil {
 		c.cfg.Log.Warn().Err(err).Msg("console: message list")
-		p.Error = unavailable("The message list is", err, true)
+		p.Error, status = listFailed("The message list is", "message", "/ui/messages", d.Before, err, true)
 	}
-	c.render(w, r, http.StatusOK, "messages", p)
+	c.render(w, r, status, "messages", p)
 }
 
 func (c *Console) messageRows(w http.ResponseWriter, r *http.Request, s session) {
 	d, err := c.messages(r)
 	p := page{Session: s, Data: d}
 	if err != nil {
-		p.Error = unavailable("The message list is", err, true)
+		p.Error, _ = listFailed("The message list is", "message", "/ui/messages", d.Before, err, true)
 	}
 	c.fragment(w, "messages", "rows", p)
 }

@@ -106,6 +106,19 @@ func unavailable(whatIs string, err error, polled bool) string {
 	return s + ". Reload the page in a moment."
 }
 
+// listFailed is what a list page says when it could not be read, and its
+// status. A cursor (?before=) that names no such campaign or message is a
+// link to fix, not an outage: it read "The campaign list is unavailable:
+// … not found", and an operator looked for a server that was down.
+func listFailed(whatIs, kind, newest, before string, err error, polled bool) (string, int) {
+	var ve *campaign.ValidationError
+	if before != "" && (errors.Is(err, campaign.ErrNotFound) || errors.As(err, &ve)) {
+		return fmt.Sprintf("This page lists the %ss older than %s %q, and there is no %s by that id: the newest are at %s.",
+			kind, kind, before, kind, newest), http.StatusNotFound
+	}
+	return unavailable(whatIs, err, polled), http.StatusOK
+}
+
 // polled is whether r is a live region's refresh (htmx), which polls again.
 func polled(r *http.Request) bool { return r.Header.Get("HX-Request") == "true" }
 
