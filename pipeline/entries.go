@@ -28,6 +28,7 @@ type DeliverEntry struct {
 	Tokens   []RawToken // ascending by ID; a raw-token entry has no Users
 	Force    bool       // FieldForce: send even to devices marked done
 	Rounds   int        // FieldRounds
+	SlotMs   int64      // FieldSlotMs: its campaign's cap put it off to this slot (0: sent when read)
 }
 
 // RawToken is a device a message names by its token rather than by its
@@ -54,6 +55,9 @@ func (e DeliverEntry) Fields() []string {
 	if e.Rounds > 0 {
 		f = append(f, FieldRounds, strconv.Itoa(e.Rounds))
 	}
+	if e.SlotMs > 0 {
+		f = append(f, FieldSlotMs, strconv.FormatInt(e.SlotMs, 10))
+	}
 	return f
 }
 
@@ -75,6 +79,11 @@ func ParseDeliverEntry(f map[string]string) (DeliverEntry, error) {
 	if r, ok := f[FieldRounds]; ok {
 		if e.Rounds, err = strconv.Atoi(r); err != nil || e.Rounds < 0 {
 			return e, fmt.Errorf("deliver entry rounds %q: not a count", r)
+		}
+	}
+	if v, ok := f[FieldSlotMs]; ok {
+		if e.SlotMs, err = strconv.ParseInt(v, 10, 64); err != nil || e.SlotMs <= 0 {
+			return e, fmt.Errorf("deliver entry slot_ms %q: not a time", v)
 		}
 	}
 	return e, nil

@@ -48,3 +48,23 @@ func TestDeliverEntryTokens(t *testing.T) {
 		})
 	}
 }
+
+// A deliver entry put off to its campaign's slot keeps the slot through
+// Fields and ParseDeliverEntry; a slot that is no time is refused.
+func TestDeliverEntrySlot(t *testing.T) {
+	e := DeliverEntry{Campaign: "c1", Users: []int64{3, 9}, Rounds: 1, SlotMs: 1796419252857}
+	f := map[string]string{}
+	kv := e.Fields()
+	for i := 0; i < len(kv); i += 2 {
+		f[kv[i]] = kv[i+1]
+	}
+	if got, err := ParseDeliverEntry(f); err != nil || !reflect.DeepEqual(got, e) {
+		t.Fatalf("round trip: %+v, %v; want %+v", got, err, e)
+	}
+	for _, bad := range []string{"", "0", "-5", "soon"} {
+		f[FieldSlotMs] = bad
+		if _, err := ParseDeliverEntry(f); err == nil || !strings.Contains(err.Error(), "slot_ms") {
+			t.Errorf("slot_ms %q: %v, want refused", bad, err)
+		}
+	}
+}

@@ -6,7 +6,7 @@ package pipeline
 //	campaigns  campaign                                       partition: HashPartition(campaign)
 //	ranges     campaign, channel, range, lo, hi              partition: HashPartition(campaign+"/"+range)
 //	dedupe     campaign, u (reached ids), m (muted ids), range, rd  partition: UserPartition of every id (a message of at most campaign.WholeMessageUsers: HashPartition(message))
-//	deliver    campaign, u                                    partition: dedupe's
+//	deliver    campaign, u, force, rounds, slot_ms             partition: dedupe's
 //	results    campaign or message, app, at_ms, events, skip (ResultHeader, ResultRecords)  partition: deliver's
 //
 // u and m are EncodeIDs batches, sorted ascending. An ingest entry is either
@@ -30,6 +30,7 @@ const (
 	FieldUsers    = "u"        // dedupe, deliver: EncodeIDs of user ids
 	FieldMuted    = "m"        // dedupe: EncodeIDs of users muted on this channel/category
 	FieldReading  = "rd"       // dedupe: resolve's tag of the reading of the range the ids come from (RangeRecord)
+	FieldSlotMs   = "slot_ms"  // deliver: a capped campaign's entry sent later: the start of its reserved slot, unix ms
 
 	FieldMessage = "message" // results: direct message id (instead of campaign)
 	FieldAtMs    = "at_ms"   // results: when the outcomes were recorded, unix ms
@@ -72,4 +73,8 @@ const (
 	CampaignSplitDone   = "split_done"   // split: "1" once every range was emitted
 	CampaignRangesTotal = "ranges_total" // split: number of ranges
 	CampaignFailed      = "failed"       // deliver: reason, when a payload/auth error failed the campaign
+	// CampaignPacedMs is where a capped campaign's schedule of entries
+	// ends, in unix ms of Redis's clock: the next entry's slot (deliver's
+	// pace.go).
+	CampaignPacedMs = "paced_ms"
 )

@@ -45,6 +45,10 @@ type lifecycle struct {
 	Sent      int64      `json:"sent"`
 	Failed    int64      `json:"failed"`
 	StartedAt *time.Time `json:"started_at"`
+	// ExpectedFinishMs is when, at its rate so far, a running campaign's
+	// last target is done.
+	ExpectedFinishMs int64      `json:"expected_finish_ms"`
+	FinishedAt       *time.Time `json:"finished_at"`
 }
 
 func (r *rig) lifecycle(id string) lifecycle {
@@ -203,7 +207,8 @@ func TestDrillCancelMidCampaign(t *testing.T) {
 
 // A campaign with rate_per_second 500 beside an uncapped one: at the
 // provider it never passes 500 in a second (slack for the timing of a busy
-// machine), while the other goes faster.
+// machine), while the other goes at full speed; halfway, the capped one's
+// expected finish is about when it finishes.
 func TestDrillCampaignRate(t *testing.T) {
 	const users, rate = 4000, 500
 	r := newRig(t, rigOptions{Users: users, TPS: 5000})
@@ -211,8 +216,36 @@ func TestDrillCampaignRate(t *testing.T) {
 		t.Fatalf("create: %d %s", code, b)
 	}
 	r.createCampaign("fast")
+	// Halfway, the report says when the campaign will finish. Its rounds
+	// last as long as it does: before deliver counted users done within a
+	// round, nobody was done until the end, and there was no estimate.
+	var half lifecycle
+	var halfAt time.Time
+	r.poll(60*time.Second, "the slow campaign half sent", func() bool {
+		half, halfAt = r.lifecycle("slow"), time.Now()
+		return half.Sent >= users/2 || half.State == "done"
+	})
 	r.waitDone("fast", 60*time.Second)
 	r.waitDone("slow", 90*time.Second)
+	done := r.lifecycle("slow")
+	fast := r.lifecycle("fast")
+	// The cap is the slow campaign's own: the other is not held to its
+	// pace (alone it takes half a second, the slow one 8 s). Before deliver
+	// paced a capped campaign's entries, they held every handler, and both
+	// finished together.
+	if fast.FinishedAt == nil || done.FinishedAt.Sub(*fast.FinishedAt) < time.Duration(users/rate)*time.Second/4 {
+		t.Errorf("the uncapped campaign finished at %v, the capped one at %v: held to the cap's pace", fast.FinishedAt, done.FinishedAt)
+	}
+	if half.State != "running" || done.FinishedAt == nil {
+		t.Fatalf("halfway: %+v; at the end: %+v", half, done)
+	}
+	// Within a third of what was left, or 1.5 s.
+	left := done.FinishedAt.Sub(halfAt)
+	off := time.UnixMilli(half.ExpectedFinishMs).Sub(*done.FinishedAt)
+	if off.Abs() > max(1500*time.Millisecond, left/3) {
+		t.Errorf("with %d of %d sent, expected to finish at %d (%v off), finished %v later", half.Sent, users,
+			half.ExpectedFinishMs, off, left)
+	}
 	r.settle()
 	slow := r.receiptsOf("slow")
 	at := make([]int64, len(slow))
@@ -237,7 +270,7 @@ func TestDrillCampaignRate(t *testing.T) {
 	if min := time.Duration(users/rate-1) * time.Second; span < min {
 		t.Errorf("slow campaign took %v, at %d/s it takes at least %v", span, rate, min)
 	}
-	t.Logf("slow: %d sends over %v, at most %d in any second", len(slow), span, most)
+	t.Logf("slow: %d sends over %v, at most %d in any second; halfway its finish was expected %v off", len(slow), span, most, off)
 }
 
 // The operator's commands: `pushpipe campaigns list|cancel` over the same

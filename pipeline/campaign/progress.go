@@ -35,8 +35,9 @@ type Report struct {
 	SendRate         float64 `json:"send_rate"`
 	ExpectedFinishMs int64   `json:"expected_finish_ms,omitempty"`
 	// Done is the targets that reached a terminal state (expected finish
-	// and progress bars are computed from it).
-	Done int64 `json:"-"`
+	// and progress bars are computed from it), the last of them at DoneMs.
+	Done   int64 `json:"-"`
+	DoneMs int64 `json:"-"`
 }
 
 // Counts are the campaign's counters: live from Redis, and the snapshot
@@ -254,16 +255,35 @@ func intAt(vals []rueidis.RedisMessage, i int) int64 {
 	return n
 }
 
+// staleDone is how long after the last target done the expected finish is
+// still counted from it: deliver counts targets done at least every second
+// while a campaign moves (stages/deliver/doneearly.go).
+const staleDone = 5 * time.Second
+
 // rates fills the send rate and, for a running campaign, the expected
-// finish: the targets left at the rate targets were done so far.
+// finish: the targets left at the rate targets were done so far. That rate
+// is the targets done over the time until the last of them was (DoneMs), not
+// until the last send: deliver counts targets done a while after their
+// sends (at most a second later in a long round), and over a short or
+// capped campaign the last send's time would stretch the rate by that lag.
 func (rep *Report) rates(now time.Time) {
 	if rep.LastSendMs > rep.FirstSendMs && rep.FirstSendMs > 0 {
 		secs := float64(rep.LastSendMs-rep.FirstSendMs) / 1000
 		rep.SendRate = float64(rep.Sent+rep.Failed) / secs
 		if rep.State == StateRunning && rep.Done > 0 && rep.Targets > rep.Done {
+			from := now
+			if rep.DoneMs > rep.FirstSendMs {
+				secs = float64(rep.DoneMs-rep.FirstSendMs) / 1000
+				// The targets left are those left at DoneMs; from now,
+				// those done since would be counted twice. A DoneMs long
+				// past is a campaign that stopped moving: from now then.
+				if done := time.UnixMilli(rep.DoneMs); now.Sub(done) < staleDone {
+					from = done
+				}
+			}
 			perUser := secs / float64(rep.Done)
 			left := time.Duration(perUser * float64(rep.Targets-rep.Done) * float64(time.Second))
-			rep.ExpectedFinishMs = now.Add(left).UnixMilli()
+			rep.ExpectedFinishMs = from.Add(left).UnixMilli()
 		}
 	}
 }

@@ -112,7 +112,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			continue
 		}
 		for _, u := range p.e.Users {
-			targets = append(targets, target{c: p.c, user: u, force: p.e.Force, rounds: p.e.Rounds, entry: i})
+			targets = append(targets, target{c: p.c, user: u, force: p.e.Force, rounds: p.e.Rounds, entry: i, slotMs: p.e.SlotMs})
 		}
 	}
 
@@ -161,6 +161,7 @@ type settlement struct {
 	failed  [][]device // per target: devices failed for good
 	reasons []string   // per target: why they failed (the last round's)
 	retries []retryGroup
+	later   []retryGroup // entries put off to their slots (pace.go)
 	dead    []deadUsers
 }
 
@@ -195,11 +196,21 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 	}
 	retries := map[group]*retryGroup{}
 	dead := map[group]*deadUsers{}
+	later := map[int]*retryGroup{}
 	for i, t := range targets {
 		r := results[i]
 		rounds := t.rounds + 1
 		g := group{t.entry, t.c, rounds}
 		switch {
+		case r.later != nil:
+			// The whole entry again, as it came, with its slot.
+			lg := later[t.entry]
+			if lg == nil {
+				lg = &retryGroup{entry: t.entry, delay: r.later.after,
+					e: pipeline.DeliverEntry{Campaign: t.c.ID, Force: t.force, Rounds: t.rounds, SlotMs: r.later.slotMs}}
+				later[t.entry] = lg
+			}
+			lg.e.Users = append(lg.e.Users, t.user)
 		case r.canceled > 0:
 			// Not done and not retried: its campaign was canceled.
 		case r.retry == 0:
@@ -237,6 +248,9 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 		slices.SortFunc(rg.e.Tokens, byTokenID)
 		s.retries = append(s.retries, *rg)
 	}
+	for _, lg := range later {
+		s.later = append(s.later, *lg)
+	}
 	for _, du := range dead {
 		s.dead = append(s.dead, *du)
 		h.metrics.deadUsers.Add(float64(len(du.users)))
@@ -250,6 +264,9 @@ func (s settlement) record(b *pipeline.Batch) {
 	now := time.Now()
 	for _, rg := range s.retries {
 		b.EmitAt(now.Add(rg.delay), b.Stream, rg.e.Fields()...)
+	}
+	for _, lg := range s.later {
+		b.EmitAt(now.Add(lg.delay), b.Stream, lg.e.Fields()...)
 	}
 	for _, du := range s.dead {
 		fields := map[string]string{pipeline.FieldCampaign: du.c.ID}

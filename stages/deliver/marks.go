@@ -67,6 +67,7 @@ type markReq struct {
 	outcome push.Outcome
 	reason  string // the provider's, for the result event
 	r       *round // settled once the mark is written (or failed); nil outside the marker
+	i       int    // the target's index in r
 }
 
 // markAll queues terminal outcomes of devices; their rounds are settled
@@ -103,6 +104,9 @@ func (m *marker) flushLoop() {
 			j := i + 1
 			for j < len(reqs) && reqs[j].r == reqs[i].r {
 				j++
+			}
+			if err == nil {
+				reqs[i].r.marked(reqs[i:j])
 			}
 			reqs[i].r.settled(err, j-i)
 			i = j

@@ -49,6 +49,9 @@ type round struct {
 	// ns (0 before): the accept → first send histogram's end.
 	firstSent atomic.Int64
 	stopped   atomic.Bool // the process is shutting down
+	// left is, per target, its devices whose outcomes are not marked yet
+	// (doneearly.go).
+	left []atomic.Int32
 }
 
 // newRound starts a round of batch b. end must be called when the round is
@@ -57,7 +60,7 @@ func (h *Handler) newRound(ctx context.Context, b *pipeline.Batch, targets int) 
 	lost := b.Lost()
 	r := &round{h: h, ctx: ctx, p: b.Partition, lost: lost, stop: b.Stopping(), emit: b.EmitNow,
 		slots: h.slots, limiter: h.limiter,
-		results: make([]userResult, targets), skipped: map[*campaign][]device{}}
+		results: make([]userResult, targets), skipped: map[*campaign][]device{}, left: make([]atomic.Int32, targets)}
 	if b.Lane == pipeline.Express {
 		// Slots and permits of its own: an express round's feeders never
 		// queue behind a bulk round's, which may hold every bulk slot for
@@ -287,7 +290,7 @@ func (r *round) send(l *lane, j job) (markReq, bool) {
 		r.firstSent.CompareAndSwap(0, time.Now().UnixNano())
 	}
 	if mark {
-		return markReq{p: r.p, c: j.c, d: j.d, outcome: res.Outcome, reason: res.Reason, r: r}, true
+		return markReq{p: r.p, c: j.c, d: j.d, outcome: res.Outcome, reason: res.Reason, r: r, i: j.i}, true
 	}
 	if err == nil && res.Outcome == push.Retry {
 		r.mu.Lock()

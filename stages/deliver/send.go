@@ -29,6 +29,9 @@ type target struct {
 	// raw is a message's raw token (rawtokens.go): the target's one device,
 	// not looked up; user is then its id within the message.
 	raw *device
+	// slotMs is the slot a capped campaign's entry was put off to (pace.go),
+	// 0 if it was not.
+	slotMs int64
 }
 
 // userResult is what became of a target's devices in one round.
@@ -43,6 +46,9 @@ type userResult struct {
 	// canceled: the user is not done, so a canceled campaign's progress
 	// shows the people it reached, not everyone.
 	canceled int
+	// later is set when the target's entry was put off to its slot
+	// (pace.go): no device was sent this round.
+	later *putOff
 }
 
 // deliverTargets sends the campaign to every device of the targets that is
@@ -63,14 +69,25 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	if err != nil {
 		return nil, err
 	}
+	later, err := h.pace(ctx, targets, pending)
+	if err != nil {
+		return nil, err
+	}
 
 	// One feeder per provider and app.
 	r := h.newRound(ctx, b, len(targets))
 	defer r.end()
+	r.trackDone(pending)
+	for i, t := range targets {
+		if l, ok := later[t.entry]; ok {
+			r.results[i].later = &l
+			r.left[i].Store(1) // not done: never counted early
+		}
+	}
 	sizes := map[queueKey]int{}
 	for i, t := range targets {
 		for _, d := range pending[i] {
-			sizes[queueKey{d.platform, t.c.App}]++
+			sizes[queueOf(t.c, d)]++
 		}
 	}
 	queues := make(map[queueKey][]job, len(sizes))
@@ -79,10 +96,11 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	}
 	for i, t := range targets {
 		for _, d := range pending[i] {
-			k := queueKey{d.platform, t.c.App}
+			k := queueOf(t.c, d)
 			queues[k] = append(queues[k], job{i, t.c, d})
 		}
 	}
+	stopEarly := r.countDoneEarly(targets)
 	var feeders sync.WaitGroup
 	for k, jobs := range queues {
 		l := h.lane(b.Lane, k.platform)
@@ -90,6 +108,7 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	}
 	feeders.Wait()
 	r.sends.Wait()
+	stopEarly()
 	if err := r.err(); err != nil {
 		return nil, err
 	}
@@ -114,6 +133,18 @@ type emitFunc func(ctx context.Context, msgs ...pipeline.Message) error
 type queueKey struct {
 	platform push.Platform
 	app      string
+	capped   string // a capped campaign's id: its jobs, which wait for its permits, have a feeder of their own
+}
+
+// queueOf is the feeder queue of device d of campaign c. A capped
+// campaign's jobs are queued apart: behind them, another campaign's jobs
+// of the same round would wait for the capped one's permits.
+func queueOf(c *campaign, d device) queueKey {
+	k := queueKey{platform: d.platform, app: c.App}
+	if c.rate > 0 {
+		k.capped = c.ID
+	}
+	return k
 }
 
 // errStopping ends a batch early when the process is shutting down.
