@@ -322,3 +322,46 @@ func TestDrillCampaignCommands(t *testing.T) {
 		t.Fatalf("%d subscribers imported (%v), want 3", n, err)
 	}
 }
+
+// deliver is SIGKILLed twice while a capped campaign is sending, with many
+// of its entries put off to their slots (pace.go): the campaign completes,
+// every device reached once except the sends in flight at each kill, and
+// the cap holds through the restarts.
+func TestDrillCappedCampaignDeliverKilled(t *testing.T) {
+	const users, rate, inFlight = 3000, 600, 32
+	r := newRig(t, rigOptions{Users: users, TPS: 5000, Deliver: []string{"--in-flight", strconv.Itoa(inFlight)}})
+	if code, b := r.call("POST", "/v1/campaigns", campaignBody("capped", `,"rate_per_second":`+strconv.Itoa(rate))); code != 201 {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	for _, part := range []int{3, 2} { // a third sent, then two thirds
+		r.poll(60*time.Second, "the capped campaign's next third sent", func() bool {
+			s, err := r.summary()
+			return err == nil && s.ByCollapseID["capped"] >= uint64(users/part)
+		})
+		r.restart(r.kill("deliver"))
+	}
+	r.waitDone("capped", 120*time.Second)
+	r.settle()
+	want := make([]int64, 0, len(r.tokens))
+	for _, u := range r.tokens {
+		want = append(want, u)
+	}
+	r.checkOnce("capped", want, 2*inFlight)
+	at := make([]int64, 0, users)
+	for _, rc := range r.receiptsOf("capped") {
+		at = append(at, rc.AtMs)
+	}
+	slices.Sort(at)
+	most := 0
+	for i, j := 0, 0; j < len(at); j++ {
+		for at[j]-at[i] >= 1000 {
+			i++
+		}
+		most = max(most, j-i+1)
+	}
+	// Slack for the repeats at a kill and a busy machine's timing.
+	if most > rate*11/10+inFlight {
+		t.Errorf("%d sends in one second at the provider, cap %d", most, rate)
+	}
+	t.Logf("%d receipts, at most %d in a second", len(at), most)
+}
