@@ -78,7 +78,7 @@ func TestMarksWriteResultsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]int64{"Unregistered": 1, "BadTopic": 1}; !maps.Equal(reasons, want) {
+	if want := map[string]int64{"fcm Unregistered": 1, "apns BadTopic": 1}; !maps.Equal(reasons, want) {
 		t.Errorf("reasons after three mark calls: %v, want each counted once: %v", reasons, want)
 	}
 
@@ -146,7 +146,7 @@ func TestSettledFailuresWriteResultsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := map[string]int64{"ServiceUnavailable": 1, "InternalServerError": 1}; !maps.Equal(reasons, w) {
+	if w := map[string]int64{"apns ServiceUnavailable": 1, "fcm InternalServerError": 1}; !maps.Equal(reasons, w) {
 		t.Errorf("reasons %v, want %v", reasons, w)
 	}
 	if n, _ := f.rdb.Do(f.ctx, f.rdb.B().Hget().Key(f.keys.Stats(p, "m1")).Field(pipeline.StatFailed).Build()).AsInt64(); n != 2 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -405,11 +406,7 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 		args[2] = strconv.Itoa(len(args) - 3)
 	}
 	for _, g := range groupMarks(marks) {
-		reason := ""
-		if g.outcome != push.Sent {
-			reason = cmp.Or(g.reason, "unknown")
-		}
-		args = append(args, counterOf(g.outcome), reason, strconv.Itoa(len(g.ids)), "")
+		args = append(args, counterOf(g.outcome), g.reason, strconv.Itoa(len(g.ids)), "")
 		at := len(args) - 1
 		var groups int
 		args, groups = appendMasks(args, g.ids, sent, keys.index)
@@ -424,8 +421,25 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 // markGroup is the devices of a mark call with one outcome and reason.
 type markGroup struct {
 	outcome push.Outcome
-	reason  string
+	reason  string  // as counted (countedReason), "" for sent
 	ids     []int64 // ascending
+}
+
+// countedReason is how a device's failure is counted in its campaign's
+// reasons (Keys.Reasons, the console's failures by reason): with the
+// provider that gave it. APNs and FCM name the same failure differently
+// ("Unregistered", "UNREGISTERED"), and an operator reads which provider
+// refuses what, or lacks credentials. A campaign's own failure names its
+// provider already (failCampaign). The result events keep the provider's
+// reason as it came.
+func countedReason(p push.Platform, reason string) string {
+	if reason == "" {
+		reason = "unknown"
+	}
+	if prov, _, ok := strings.Cut(reason, " "); ok && (prov == "apns" || prov == "fcm") {
+		return reason
+	}
+	return providerOf(p) + " " + reason
 }
 
 // groupMarks groups marks by outcome and reason, in that order, each
@@ -437,11 +451,15 @@ func groupMarks(marks []markReq) []markGroup {
 	var groups []markGroup
 	last := -1
 	for _, m := range marks {
-		if last < 0 || groups[last].outcome != m.outcome || groups[last].reason != m.reason {
-			last = slices.IndexFunc(groups, func(g markGroup) bool { return g.outcome == m.outcome && g.reason == m.reason })
+		reason := ""
+		if m.outcome != push.Sent {
+			reason = countedReason(m.d.platform, m.reason)
+		}
+		if last < 0 || groups[last].outcome != m.outcome || groups[last].reason != reason {
+			last = slices.IndexFunc(groups, func(g markGroup) bool { return g.outcome == m.outcome && g.reason == reason })
 			if last < 0 {
 				last = len(groups)
-				groups = append(groups, markGroup{outcome: m.outcome, reason: m.reason})
+				groups = append(groups, markGroup{outcome: m.outcome, reason: reason})
 			}
 		}
 		groups[last].ids = append(groups[last].ids, m.d.id)
@@ -490,7 +508,9 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 		sent := h.sentMarks(p, c)
 		keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID), h.keys.Stream(pipeline.StreamResults, p), h.keys.Reasons(p, c.ID))
 		slices.Sort(set.users)
-		slices.SortFunc(set.failed, func(a, b markReq) int { return cmp.Or(cmp.Compare(a.reason, b.reason), cmp.Compare(a.d.id, b.d.id)) })
+		slices.SortFunc(set.failed, func(a, b markReq) int {
+			return cmp.Or(cmp.Compare(countedReason(a.d.platform, a.reason), countedReason(b.d.platform, b.reason)), cmp.Compare(a.d.id, b.d.id))
+		})
 		args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), "", "0"}
 		if !h.cfg.NoResults && len(set.failed) > 0 {
 			args = append(args, c.resultHeader(time.Now().UnixMilli())...)
@@ -504,10 +524,11 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 		for i := 0; i < len(set.failed); {
 			j := i
 			ids = ids[:0]
-			for ; j < len(set.failed) && set.failed[j].reason == set.failed[i].reason; j++ {
+			reason := countedReason(set.failed[i].d.platform, set.failed[i].reason)
+			for ; j < len(set.failed) && countedReason(set.failed[j].d.platform, set.failed[j].reason) == reason; j++ {
 				ids = append(ids, set.failed[j].d.id)
 			}
-			args = append(args, set.failed[i].reason, "")
+			args = append(args, reason, "")
 			at := len(args) - 1
 			args, groups = appendGroups(args, ids, sent, keys.index)
 			args[at] = strconv.Itoa(groups)

@@ -112,6 +112,13 @@ func TestFailuresAtProvider(t *testing.T) {
 	if !maps.Equal(shown, reasons) || len(rows) != len(reasons) {
 		t.Errorf("page shows %q, campaign.Reasons %v", rows, reasons)
 	}
+	// APNs's "Unregistered" and FCM's "UNREGISTERED" are one failure named
+	// by two providers: each row says whose it is.
+	for _, r := range rows {
+		if prov, _, _ := strings.Cut(r[0], " "); prov != "apns" && prov != "fcm" {
+			t.Errorf("reason %q names no provider", r[0])
+		}
+	}
 	if rep.InvalidTokens == 0 || sum != rep.Failed+rep.InvalidTokens {
 		t.Errorf("reasons add up to %d devices; the campaign has %d failed and %d invalid", sum, rep.Failed, rep.InvalidTokens)
 	}
