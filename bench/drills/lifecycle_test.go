@@ -216,9 +216,10 @@ func TestDrillCampaignRate(t *testing.T) {
 		t.Fatalf("create: %d %s", code, b)
 	}
 	r.createCampaign("fast")
-	// Halfway, the report says when the campaign will finish. Its rounds
-	// last as long as it does: before deliver counted users done within a
-	// round, nobody was done until the end, and there was no estimate.
+	// Halfway, the report says when the campaign will finish. Before
+	// deliver paced a capped campaign's entries and counted users done
+	// within a round, its rounds lasted as long as it did: nobody was done
+	// until the end, and there was no estimate.
 	var half lifecycle
 	var halfAt time.Time
 	r.poll(60*time.Second, "the slow campaign half sent", func() bool {
@@ -239,10 +240,12 @@ func TestDrillCampaignRate(t *testing.T) {
 	if half.State != "running" || done.FinishedAt == nil {
 		t.Fatalf("halfway: %+v; at the end: %+v", half, done)
 	}
-	// Within a third of what was left, or 1.5 s.
+	// Within half of what was left, or 2 s: the estimate is the rate so
+	// far, and on a busy machine the first half (beside the other
+	// campaign) goes slower than the second.
 	left := done.FinishedAt.Sub(halfAt)
 	off := time.UnixMilli(half.ExpectedFinishMs).Sub(*done.FinishedAt)
-	if off.Abs() > max(1500*time.Millisecond, left/3) {
+	if off.Abs() > max(2*time.Second, left/2) {
 		t.Errorf("with %d of %d sent, expected to finish at %d (%v off), finished %v later", half.Sent, users,
 			half.ExpectedFinishMs, off, left)
 	}

@@ -80,6 +80,8 @@ type Config struct {
 	// cancelForget, when set, is the cancel watcher's Forget: tests
 	// shorten the minute to forget campaigns while they send.
 	cancelForget time.Duration
+	// maxPutOff, when set, is pace.go's maxPutOff: tests shorten it.
+	maxPutOff time.Duration
 }
 
 // DefaultInFlight is enough provider requests in flight for one process to

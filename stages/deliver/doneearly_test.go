@@ -25,6 +25,7 @@ func TestCappedCampaignCountsUsersAsTheyFinish(t *testing.T) {
 	}
 	// Sends that take as long as a provider's answer: an instant sender's
 	// jobs go in chunks of many permits, sent together.
+	f.campaignHash("c1") // paced, its entries one after the other
 	s := latentSender{2 * time.Millisecond}
 	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: s}}, "d1", 30*time.Second)
 	f.emitUsers("c1", userRange(users))

@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -24,11 +25,18 @@ import (
 // Redis (pipeline.CampaignPacedMs), the time its devices take at the cap,
 // and one whose slot starts more than paceAhead from now is put off: it is
 // emitted again with its slot (pipeline.FieldSlotMs), due paceAhead before
-// the slot, and then sent without reserving again. The campaign holds a
+// the slot, and then sent without reserving again (the slot is Redis's
+// clock, compared on its return with the process's: a skew only moves the
+// return by as much). The campaign holds a
 // handler or two at a time, its people are reached in the order its entries
 // came, and its progress moves as they are. A crash between the reservation
 // and the ack reserves the redelivered entry again: the schedule then has
 // a gap of that entry's time, never an overlap.
+//
+// An entry is put off for at most maxPutOff at a time (then again, with the
+// same slot): a canceled campaign's entries are not paced but dropped as
+// they come back, so the delayed set lets go of them within that time
+// instead of holding them until slots that may be hours away.
 //
 // paceAhead is short: what it admits at once is that much of the campaign's
 // sending, spread over as many of its entries, and each entry holds its
@@ -36,6 +44,8 @@ import (
 // of 30 users held every handler of the stage again. It is longer than the
 // runner's DelayPoll (100 ms), so an entry put off is back before its slot.
 const paceAhead = 500 * time.Millisecond
+
+const maxPutOff = time.Minute
 
 // paceScript reserves ARGV[2] ms on the schedule of the campaign whose hash
 // is KEYS[1] (field ARGV[1]) and returns {slot start, now}, unix ms of
@@ -63,12 +73,13 @@ type putOff struct {
 func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device) (map[int]putOff, error) {
 	devices := map[int]int{} // entry → its devices to send
 	campaigns := map[int]*campaign{}
+	slots := map[int]int64{} // entry → the slot it came back with
 	for i, t := range targets {
-		if t.c.rate <= 0 || t.slotMs > 0 {
-			continue // uncapped, or back at its slot
+		if t.c.rate <= 0 {
+			continue
 		}
 		devices[t.entry] += len(pending[i])
-		campaigns[t.entry] = t.c
+		campaigns[t.entry], slots[t.entry] = t.c, t.slotMs
 	}
 	if len(devices) == 0 {
 		return nil, nil
@@ -83,20 +94,31 @@ func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device
 	var out map[int]putOff
 	for _, e := range entries {
 		c := campaigns[e]
-		cost := (int64(devices[e])*1000 + int64(c.rate) - 1) / int64(c.rate)
-		res, err := paceScript.Exec(ctx, h.rdb, []string{h.keys.Campaign(c.ID)},
-			[]string{pipeline.CampaignPacedMs, strconv.FormatInt(cost, 10)}).AsIntSlice()
+		canceled, err := h.life.canceled(ctx, c)
 		if err != nil {
-			return nil, fmt.Errorf("pace campaign %s: %w", c.ID, err)
+			return nil, err
 		}
-		if len(res) != 2 {
-			return nil, fmt.Errorf("pace campaign %s: %d values, want 2", c.ID, len(res))
+		if canceled {
+			continue // its feeder drops its jobs
 		}
-		if after := time.Duration(res[0]-res[1])*time.Millisecond - paceAhead; after > 0 {
+		slot, now := slots[e], time.Now().UnixMilli()
+		if slot == 0 {
+			cost := (int64(devices[e])*1000 + int64(c.rate) - 1) / int64(c.rate)
+			res, err := paceScript.Exec(ctx, h.rdb, []string{h.keys.Campaign(c.ID)},
+				[]string{pipeline.CampaignPacedMs, strconv.FormatInt(cost, 10)}).AsIntSlice()
+			if err != nil {
+				return nil, fmt.Errorf("pace campaign %s: %w", c.ID, err)
+			}
+			if len(res) != 2 {
+				return nil, fmt.Errorf("pace campaign %s: %d values, want 2", c.ID, len(res))
+			}
+			slot, now = res[0], res[1]
+		}
+		if after := time.Duration(slot-now)*time.Millisecond - paceAhead; after > 0 {
 			if out == nil {
 				out = map[int]putOff{}
 			}
-			out[e] = putOff{slotMs: res[0], after: after}
+			out[e] = putOff{slotMs: slot, after: min(after, cmp.Or(h.cfg.maxPutOff, maxPutOff))}
 		}
 	}
 	for i, t := range targets {
