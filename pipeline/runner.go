@@ -60,6 +60,10 @@ type Options struct {
 	// and one recreated after Redis lost it begins at 0: every entry of a
 	// stream written since the loss is new.
 	NewGroupAt string
+	// AliveEvery is how often the process records that it is alive for
+	// status (alive.go), default DefaultAliveEvery; it reads stopped three
+	// beats after its last one, or at once after a clean shutdown.
+	AliveEvery time.Duration
 }
 
 func (o *Options) defaults() {
@@ -107,6 +111,9 @@ func (o *Options) defaults() {
 			o.DelayPoll = -1
 		}
 	}
+	if o.AliveEvery <= 0 {
+		o.AliveEvery = DefaultAliveEvery
+	}
 	if o.KeepEvery <= 0 {
 		o.KeepEvery = min(o.ClaimIdle/3, 250*time.Millisecond)
 	}
@@ -151,6 +158,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.createGroups(ctx); err != nil {
 		return err
 	}
+	r.alive(ctx) // status shows the stage running from its first read on
 	r.ready.Store(true)
 	defer r.ready.Store(false)
 
@@ -181,6 +189,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	readers.Go(func() { r.claimLoop(ctx, work) })
 	readers.Go(func() { r.maintainLoop(ctx) })
+	readers.Go(func() { r.aliveLoop(ctx) })
 	if r.opts.DelayPoll > 0 {
 		readers.Go(func() { r.delayLoop(ctx) })
 	}
@@ -205,6 +214,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	close(work.bulk)
 	close(work.express)
 	workers.Wait()
+	r.markStopped()
 	r.log.Info().Msg("stage stopped")
 	return nil
 }

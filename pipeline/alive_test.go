@@ -1,0 +1,109 @@
+package pipeline_test
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+// groupOf is the status of group on stream, zero before it exists.
+func groupOf(t *testing.T, keys pipeline.Keys, stream, group string) pipeline.GroupTotal {
+	t.Helper()
+	st, err := pipeline.Status(t.Context(), client(t, env.Redis.Addr), keys, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range st[0].Groups {
+		if g.Name == group {
+			return g
+		}
+	}
+	return pipeline.GroupTotal{} // not created yet
+
+}
+
+// A stage process blocked on a quiet stream reads idle, and one with work
+// running; one SIGSTOPped or SIGKILLed reads stopped once three beats are
+// missed, and one stopped cleanly (SIGTERM) at once. Before the liveness
+// beats, status had only XINFO CONSUMERS, whose idle time a read that
+// returns nothing does not reset on Redis 7.0: the live, idle process and
+// the dead one looked the same.
+func TestStatusTellsStoppedFromIdle(t *testing.T) {
+	const every = 300 * time.Millisecond // stale after 900ms
+	t.Setenv("PIPELINE_ALIVE", every.String())
+	tests := []struct {
+		name   string
+		sig    syscall.Signal
+		atOnce bool // stopped as soon as the process exits, before its beats go stale
+	}{
+		{"sigterm", syscall.SIGTERM, true},
+		{"sigkill", syscall.SIGKILL, false},
+		{"sigstop", syscall.SIGSTOP, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keys := testKeys()
+			w := startWorker(t, env.Redis.Addr, keys, "quiet:out", "w1", 0)
+			pipelinetest.Eventually(t, 10*time.Second, "worker reads idle", func() bool {
+				g := groupOf(t, keys, "quiet", "quiet")
+				return g.State == pipeline.StateIdle && g.Running == 1
+			})
+			// Idle for longer than the stale window: still idle, not stopped.
+			time.Sleep(3 * every)
+			if g := groupOf(t, keys, "quiet", "quiet"); g.State != pipeline.StateIdle || g.Running != 1 ||
+				len(g.Processes) != 1 || g.Processes[0].Consumer != "w1" || !g.Processes[0].Running {
+				t.Fatalf("a live worker on a quiet stream: %+v, want idle with w1 running", g)
+			}
+			if tt.sig == syscall.SIGSTOP {
+				defer w.cmd.Process.Signal(syscall.SIGCONT)
+			}
+			signaled := time.Now()
+			if err := w.cmd.Process.Signal(tt.sig); err != nil {
+				t.Fatal(err)
+			}
+			if tt.atOnce {
+				select {
+				case <-w.done:
+					w.done <- nil
+				case <-time.After(10 * time.Second):
+					t.Fatal("worker did not exit on SIGTERM")
+				}
+				g := groupOf(t, keys, "quiet", "quiet")
+				if g.State != pipeline.StateStopped || len(g.Processes) != 1 || !g.Processes[0].Stopped {
+					t.Fatalf("right after a clean stop: %+v, want stopped, w1 stopped cleanly", g)
+				}
+				if since := time.Since(signaled); since >= 3*every {
+					t.Logf("the worker took %v to exit: the check above did not tell a clean stop from stale beats", since)
+				}
+				return
+			}
+			produce(t, client(t, env.Redis.Addr), keys, "quiet", 10) // work nobody takes now
+			pipelinetest.Eventually(t, 10*time.Second, "worker reads stopped", func() bool {
+				return groupOf(t, keys, "quiet", "quiet").State == pipeline.StateStopped
+			})
+			if since := time.Since(signaled); since < 2*every {
+				t.Errorf("read stopped %v after the signal, before two beats were missed", since)
+			}
+			g := groupOf(t, keys, "quiet", "quiet")
+			if len(g.Processes) != 1 || g.Processes[0].Stopped || g.Processes[0].Running || g.Processes[0].LastSeen.IsZero() {
+				t.Fatalf("%+v, want w1 last seen, not running, not stopped cleanly", g.Processes)
+			}
+			if say := g.Plain("pushpipe quiet"); !containsAll(say, "not running: last seen", "(w1)", "stopped reporting", "10 entries wait", "restart `pushpipe quiet`") {
+				t.Errorf("Plain says %q", say)
+			}
+		})
+	}
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
