@@ -209,20 +209,22 @@ func (t GroupTotal) Plain(start string) string {
 	}
 	waiting := ""
 	switch {
-	case t.Lag+t.Pending > 0:
-		waiting = fmt.Sprintf("; %d entries wait for it", t.Lag+t.Pending)
+	case t.Lag+t.Pending == 1:
+		waiting = "; 1 entry waits for it"
+	case t.Lag+t.Pending > 1:
+		waiting = "; " + separated(t.Lag+t.Pending) + " entries wait for it"
 	case t.LagUnknown > 0:
 		waiting = "; entries may wait for it"
 	}
 	last, ok := t.LastSeen()
 	switch {
 	case !ok:
-		return fmt.Sprintf("not running: no process reported in the last %s%s. Start `%s`", agoText(AliveForget), waiting, start)
+		return fmt.Sprintf("not running: no process reported in the last %s%s. Start `%s`", Ago(AliveForget), waiting, start)
 	case last.Stopped:
-		return fmt.Sprintf("not running: stopped cleanly %s ago (%s)%s. Start `%s` if it should run", agoText(last.Ago), last.Consumer, waiting, start)
+		return fmt.Sprintf("not running: stopped cleanly %s ago (%s)%s. Start `%s` if it should run", Ago(last.Ago), last.Consumer, waiting, start)
 	default:
 		return fmt.Sprintf("not running: last seen %s ago (%s), then it stopped reporting: killed, crashed or hung%s. "+
-			"Check its logs and restart `%s`", agoText(last.Ago), last.Consumer, waiting, start)
+			"Check its logs and restart `%s`", Ago(last.Ago), last.Consumer, waiting, start)
 	}
 }
 
@@ -242,8 +244,8 @@ func processes(n int) string {
 	return strconv.Itoa(n) + " processes"
 }
 
-// agoText is a duration as an operator reads it: 40s, 2m, 3h10m.
-func agoText(d time.Duration) string {
+// Ago is a duration as an operator reads it: 40s, 2m, 3h10m.
+func Ago(d time.Duration) string {
 	switch {
 	case d < time.Minute:
 		return d.Round(time.Second).String()
@@ -256,4 +258,13 @@ func agoText(d time.Duration) string {
 		}
 		return fmt.Sprintf("%dh%dm", h, m)
 	}
+}
+
+// separated is n with thousands separators, as status prints its figures.
+func separated(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

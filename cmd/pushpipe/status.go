@@ -157,33 +157,42 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	// DELAYED: retries and scheduled campaigns waiting to enter the stream.
-	fmt.Fprintln(tw, "STREAM\tLENGTH\tDELAYED\tGROUP\tLAG\tPENDING\tCONSUMERS\tMOST IDLE\t")
+	// STATE: from the processes' liveness beats, not MOST IDLE (on Redis 7.0
+	// a consumer blocked on a quiet stream ages like a dead one).
+	fmt.Fprintln(tw, "STREAM\tLENGTH\tDELAYED\tGROUP\tLAG\tPENDING\tCONSUMERS\tMOST IDLE\tSTATE\t")
 	for _, s := range rep.Streams {
 		if len(s.Groups) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t\t\t\t\t\n", s.Name, thousands(s.Length), thousands(s.Delayed))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t\t\t\t\t%s\t\n", s.Name, thousands(s.Length), thousands(s.Delayed), noGroup(s.Name))
 		}
 		for i, gt := range s.Groups {
 			name, length, delayed := s.Name, thousands(s.Length), thousands(s.Delayed)
 			if i > 0 {
 				name, length, delayed = "", "", ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", name, length, delayed, gt.Name,
-				fmtLag(gt.Lag, gt.LagUnknown > 0), thousands(gt.Pending), gt.Consumers, fmtIdle(gt.MaxIdle, gt.Consumers))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n", name, length, delayed, gt.Name,
+				fmtLag(gt.Lag, gt.LagUnknown > 0), thousands(gt.Pending), gt.Consumers, fmtIdle(gt.MaxIdle, gt.Consumers), fmtState(gt))
 		}
 		if c.Detail {
 			for _, p := range s.Partitions {
 				for _, gs := range p.Groups {
-					fmt.Fprintf(tw, "  p%d\t%s\t%s\t%s\t%s\t%s\t%d\t\t\n", p.Partition, thousands(p.Length), thousands(p.Delayed), gs.Name,
+					fmt.Fprintf(tw, "  p%d\t%s\t%s\t%s\t%s\t%s\t%d\t\t\t\n", p.Partition, thousands(p.Length), thousands(p.Delayed), gs.Name,
 						fmtLag(gs.Lag, gs.Lag < 0), thousands(gs.Pending), len(gs.Consumers))
 					for _, cs := range gs.Consumers {
-						fmt.Fprintf(tw, "\t\t\t  %s\t\t%s\t\t%s\t\n", cs.Name, thousands(cs.Pending), fmtIdle(cs.Idle, 1))
+						fmt.Fprintf(tw, "\t\t\t  %s\t\t%s\t\t%s\t%s\t\n", cs.Name, thousands(cs.Pending), fmtIdle(cs.Idle, 1),
+							consumerState(s.Groups, gs.Name, cs.Name))
 					}
 				}
 			}
 		}
 	}
-	fmt.Fprintf(tw, "dlq\t%s\t\t\t\t\t\t\t\n", thousands(rep.DLQ))
+	fmt.Fprintf(tw, "dlq\t%s\t\t\t\t\t\t\t\t\n", thousands(rep.DLQ))
 	tw.Flush()
+	for _, g := range stoppedGroups(rep.Streams) {
+		fmt.Fprintf(w, "\n%s %s.", strings.ToUpper(g.Name), g.Plain(pipeline.StartCommand(g.Name)))
+	}
+	if len(stoppedGroups(rep.Streams)) > 0 {
+		fmt.Fprintln(w)
+	}
 	if rep.Campaign != nil {
 		fmt.Fprintln(w)
 		printProgressView(w, *rep.Campaign, tty)
@@ -256,6 +265,73 @@ func fmtLag(n int64, unknown bool) string {
 		return thousands(max(n, 0)) + "+?" // Redis could not tell for some partition (XINFO GROUPS lag is nil)
 	}
 	return thousands(n)
+}
+
+// fmtState is a group's STATE cell: idle (n), running (n), or what stopped
+// it said in capitals, so it stands out among the figures.
+func fmtState(g pipeline.GroupTotal) string {
+	switch g.State {
+	case pipeline.StateStopped:
+		last, ok := g.LastSeen()
+		switch {
+		case !ok:
+			return "STOPPED (never seen)"
+		case last.Stopped:
+			return "STOPPED " + pipeline.Ago(last.Ago) + " ago"
+		default:
+			return "NOT RUNNING, last seen " + pipeline.Ago(last.Ago) + " ago"
+		}
+	case "":
+		return "-"
+	}
+	return fmt.Sprintf("%s (%d)", g.State, g.Running)
+}
+
+// noGroup is the STATE cell of a stream no group reads yet.
+func noGroup(stream string) string {
+	if def, ok := pipeline.StageNamed(pipeline.StageOf(stream)); ok && def.Optional {
+		return "optional, not run here"
+	}
+	return "not started"
+}
+
+// consumerState is what the liveness beats say of one consumer of group
+// (--detail): "" when its process is running or never reported.
+func consumerState(groups []pipeline.GroupTotal, group, consumer string) string {
+	for _, g := range groups {
+		if g.Name != group {
+			continue
+		}
+		for _, p := range g.Processes {
+			if p.Consumer == consumer && !p.Running {
+				return "not running, last seen " + pipeline.Ago(p.Ago) + " ago"
+			}
+		}
+	}
+	return ""
+}
+
+// stoppedGroups are the groups with no running process, one each however
+// many streams (lanes) they read, with their lag and pending summed.
+func stoppedGroups(streams []pipeline.StreamStatus) []pipeline.GroupTotal {
+	var out []pipeline.GroupTotal
+	at := map[string]int{}
+	for _, s := range streams {
+		for _, g := range s.Groups {
+			if g.State != pipeline.StateStopped {
+				continue
+			}
+			if i, ok := at[g.Name]; ok {
+				out[i].Lag += g.Lag
+				out[i].Pending += g.Pending
+				out[i].LagUnknown += g.LagUnknown
+				continue
+			}
+			at[g.Name] = len(out)
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 func fmtIdle(d time.Duration, consumers int) string {
