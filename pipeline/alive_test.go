@@ -1,10 +1,13 @@
 package pipeline_test
 
 import (
+	"context"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
@@ -106,4 +109,30 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// `status --remove-idle` leaves the consumers of a running process alone,
+// however long it waited on a quiet stream: on Redis 7.0 its idle time
+// grows as a dead consumer's, and removing it made a live stage vanish
+// from status (0 consumers) until an entry came.
+func TestRemoveIdleKeepsRunningProcesses(t *testing.T) {
+	c, keys := opsRedis(t)
+	h := pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return nil })
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "deliver", Stream: pipeline.StreamDeliver, Consumer: "live",
+		Partitions: []int{0}, Block: 100 * time.Millisecond, AliveEvery: time.Second}, h, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	opsDo(t, c, c.B().XgroupCreateconsumer().Key(keys.Stream(pipeline.StreamDeliver, 0)).Group("deliver").Consumer("dead").Build())
+	time.Sleep(50 * time.Millisecond)
+
+	removed, err := pipeline.RemoveIdleConsumers(t.Context(), c, keys, 10*time.Millisecond, pipeline.StreamDeliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0].Consumer != "dead" {
+		t.Fatalf("removed %+v, want the dead consumer alone", removed)
+	}
 }

@@ -233,7 +233,8 @@ return 0
 `)
 
 // RemoveIdleConsumers deletes, on every partition of the given streams, the
-// consumers idle for at least idle that hold no pending entries. Consumers of
+// consumers idle for at least idle that hold no pending entries and whose
+// process is not running (alive.go). Consumers of
 // dead processes otherwise stay forever (Redis never removes them) and make
 // `status` unreadable. One that holds pending entries is always kept: another
 // consumer claims those entries first, and it goes on a later run.
@@ -244,10 +245,18 @@ func RemoveIdleConsumers(ctx context.Context, c rueidis.Client, keys Keys, idle 
 	}
 	var removed []RemovedConsumer
 	for _, s := range st {
+		running := map[string]bool{} // group/consumer whose process beats (alive.go)
+		for _, g := range s.Groups {
+			for _, p := range g.Processes {
+				running[g.Name+"/"+p.Consumer] = p.Running
+			}
+		}
 		for _, ps := range s.Partitions {
 			for _, g := range ps.Groups {
 				for _, cs := range g.Consumers {
-					if cs.Pending != 0 || cs.Idle < idle {
+					// A running process blocked on a quiet stream ages
+					// like a dead one on Redis 7.0: its beats say it is not.
+					if cs.Pending != 0 || cs.Idle < idle || running[g.Name+"/"+cs.Name] {
 						continue
 					}
 					ok, err := RemoveConsumerIfIdle(ctx, c, ps.Key, g.Name, cs.Name, idle)
