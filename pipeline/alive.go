@@ -224,8 +224,27 @@ func (t GroupTotal) Plain(start string) string {
 		return fmt.Sprintf("not running: stopped cleanly %s ago (%s)%s. Start `%s` if it should run", Ago(last.Ago), last.Consumer, waiting, start)
 	default:
 		return fmt.Sprintf("not running: last seen %s ago (%s), then it stopped reporting: killed, crashed or hung%s. "+
-			"Check its logs and restart `%s`", Ago(last.Ago), last.Consumer, waiting, start)
+			"Check its logs and restart `%s`", Ago(last.Ago), t.lastProcesses(last), waiting, start)
 	}
+}
+
+// lastProcesses names the processes that stopped reporting last (a fleet
+// SIGSTOPped or lost at once): up to three, then how many more.
+func (t GroupTotal) lastProcesses(last ProcessStatus) string {
+	var names []string
+	for _, p := range t.Processes {
+		if !p.Stopped && last.LastSeen.Sub(p.LastSeen) < aliveStale(DefaultAliveEvery) {
+			names = append(names, p.Consumer)
+		}
+	}
+	if len(names) <= 1 {
+		return last.Consumer
+	}
+	n, more := len(names), ""
+	if n > 3 {
+		names, more = names[:3], fmt.Sprintf(" and %d more", n-3)
+	}
+	return fmt.Sprintf("%d processes: %s%s", n, strings.Join(names, ", "), more)
 }
 
 // StartCommand is the command that runs the processes of group: the stage

@@ -136,3 +136,36 @@ func TestRemoveIdleKeepsRunningProcesses(t *testing.T) {
 		t.Fatalf("removed %+v, want the dead consumer alone", removed)
 	}
 }
+
+// Plain names the processes that stopped reporting together (a fleet
+// SIGSTOPped or cut off at once), not only the last one seen: "(deliver-2)"
+// read as if deliver-1 were fine.
+func TestPlainNamesTheProcessesThatStopped(t *testing.T) {
+	at := time.Date(2026, 12, 4, 21, 0, 0, 0, time.UTC)
+	seen := func(names ...string) []pipeline.ProcessStatus {
+		var ps []pipeline.ProcessStatus
+		for i, n := range names {
+			ps = append(ps, pipeline.ProcessStatus{Consumer: n, LastSeen: at.Add(-time.Duration(i) * time.Second), Ago: 2*time.Minute + time.Duration(i)*time.Second})
+		}
+		return ps
+	}
+	old := pipeline.ProcessStatus{Consumer: "deliver-old", LastSeen: at.Add(-time.Hour), Ago: time.Hour}
+	tests := []struct {
+		name string
+		give []pipeline.ProcessStatus
+		want string
+	}{
+		{"one", seen("deliver-1"), "last seen 2m ago (deliver-1), then"},
+		{"two at once", seen("deliver-2", "deliver-1"), "last seen 2m ago (2 processes: deliver-2, deliver-1), then"},
+		{"five at once", seen("d5", "d4", "d3", "d2", "d1"), "(5 processes: d5, d4, d3 and 2 more)"},
+		{"one long gone beside", append(seen("deliver-1"), old), "last seen 2m ago (deliver-1), then"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := pipeline.GroupTotal{Name: "deliver", State: pipeline.StateStopped, Processes: tt.give}
+			if got := g.Plain("pushpipe deliver"); !strings.Contains(got, tt.want) {
+				t.Errorf("Plain says %q, want %q in it", got, tt.want)
+			}
+		})
+	}
+}
