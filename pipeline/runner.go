@@ -130,6 +130,7 @@ type Runner struct {
 	log     zerolog.Logger
 	metrics *Metrics
 
+	down    *outage // quiets the log while Redis is unreachable
 	ready   atomic.Bool
 	lastErr sync.Map // stream + "/" + entry id → lastError, for dead-letter reasons (noteErrors)
 	inHand  sync.Map // stream + "/" + id of the entries handed to a worker and not done
@@ -141,8 +142,10 @@ func NewRunner(rdb rueidis.Client, keys Keys, opts Options, h Handler, log zerol
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	return &Runner{rdb: rdb, keys: keys, opts: opts, h: h, metrics: metrics,
+	r := &Runner{rdb: rdb, keys: keys, opts: opts, h: h, metrics: metrics,
 		log: log.With().Str("stage", opts.Stage).Str("consumer", opts.Consumer).Logger()}
+	r.down = &outage{log: r.log, now: time.Now}
+	return r
 }
 
 // Options returns the effective options (defaults filled in).
@@ -359,6 +362,9 @@ func (r *Runner) readLoop(ctx context.Context, l Lane, p int, work chan<- *Batch
 		cmd := r.rdb.B().Xreadgroup().Group(r.opts.Group, r.opts.Consumer).Count(int64(r.opts.BatchSize)).
 			Block(r.opts.Block.Milliseconds()).Streams().Key(stream).Id(">").Build()
 		entries, err := xreadEntries(r.rdb.Do(ctx, cmd))
+		if err == nil || rueidis.IsRedisNil(err) {
+			r.down.answered()
+		}
 		if err != nil {
 			if rueidis.IsRedisNil(err) || ctx.Err() != nil {
 				continue
@@ -386,7 +392,9 @@ func (r *Runner) onReadError(ctx context.Context, stream string, err error, b *b
 			return
 		}
 	}
-	r.log.Warn().Err(err).Str("stream", stream).Msg("read failed, retrying")
+	if !r.down.quiet(err) {
+		r.log.Warn().Err(err).Str("stream", stream).Msg("read failed, retrying")
+	}
 	b.sleep(ctx)
 }
 
@@ -548,7 +556,9 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 				Msg("batch failed; left pending for a later claim")
 			return
 		}
-		r.log.Warn().Err(err).Str("stream", b.Stream).Int("attempt", attempt).Msg("batch failed, retrying")
+		if !r.down.quiet(err) {
+			r.log.Warn().Err(err).Str("stream", b.Stream).Int("attempt", attempt).Msg("batch failed, retrying")
+		}
 		backoff.sleep(ctx)
 	}
 }
