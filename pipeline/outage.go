@@ -22,7 +22,9 @@ const outageEvery = 30 * time.Second
 // logged, then one line every outageEvery while it lasts, then one when
 // Redis answers again, saying for how long and how many calls failed.
 // Errors that Redis itself answered (WRONGTYPE, NOSCRIPT, ...) are not an
-// outage and are logged by the caller as before.
+// outage and are logged by the caller as before. Only the runner's own
+// Redis calls go through it: a handler's error may be PostgreSQL's or a
+// provider's, and a dial error does not say whose.
 type outage struct {
 	log   zerolog.Logger
 	now   func() time.Time

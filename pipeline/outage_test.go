@@ -3,6 +3,8 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -81,5 +83,40 @@ func TestRedisOutageLogsOnce(t *testing.T) {
 	lines := strings.Count(got, "\n")
 	if !strings.Contains(got, "Redis unreachable") || lines > 6 {
 		t.Fatalf("%d lines for a 3 s outage, want the outage said once and its end once (a few lines at most):\n%.3000s", lines, got)
+	}
+}
+
+// A handler failing to reach something else (PostgreSQL down, a
+// provider) is not a Redis outage: with Redis up, the log never says
+// Redis is unreachable. The first outage quieting did, 16 times a minute
+// per deliverer while PostgreSQL was stopped.
+func TestHandlerDialErrorIsNotARedisOutage(t *testing.T) {
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	dead := pipelinetest.FreeAddr(t) // nothing listens here
+	h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+		conn, err := net.DialTimeout("tcp", dead, time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return fmt.Errorf("valid tokens: %w", err)
+	})
+	var logs logLines
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Consumer: "d1",
+		Block: 100 * time.Millisecond, ClaimIdle: time.Second, ShutdownTimeout: 100 * time.Millisecond},
+		h, zerolog.New(&logs).Level(zerolog.WarnLevel), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(pipeline.StreamDedupe, 3), Fields: []string{"n", "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Eventually(t, 10*time.Second, "the handler's failure logged", func() bool {
+		return strings.Contains(logs.String(), "batch failed")
+	})
+	if got := logs.String(); strings.Contains(got, "Redis") {
+		t.Fatalf("a handler's dial error was logged as a Redis outage:\n%.2000s", got)
 	}
 }

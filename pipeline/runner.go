@@ -556,9 +556,9 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 				Msg("batch failed; left pending for a later claim")
 			return
 		}
-		if !r.down.quiet(err) {
-			r.log.Warn().Err(err).Str("stream", b.Stream).Int("attempt", attempt).Msg("batch failed, retrying")
-		}
+		// Not through r.down: a handler's error may be PostgreSQL's or a
+		// provider's, and a dial error does not say whose.
+		r.log.Warn().Err(err).Str("stream", b.Stream).Int("attempt", attempt).Msg("batch failed, retrying")
 		backoff.sleep(ctx)
 	}
 }
