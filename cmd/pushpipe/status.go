@@ -59,14 +59,24 @@ func (c *StatusCmd) Run(g *Globals) error {
 	ctx, keys := g.Context(), g.Keys()
 	out := os.Stdout
 	tty := isatty.IsTerminal(out.Fd())
-	src := campaignSource{rdb: rdb, keys: keys}
-	if c.Campaign != "" && g.DatabaseURL != "" {
-		if src.db, err = g.DB(2); err != nil {
-			return err
-		}
+	src := c.source(g, rdb, keys)
+	if src.db != nil {
 		defer src.db.Close()
 	}
 	return c.refresh(ctx, rdb, keys, src, out, tty)
+}
+
+// source is where the campaign's progress is read: Redis, and PostgreSQL
+// when configured and the command names a campaign. PostgreSQL down is
+// when status is needed most: the streams and the campaign's counters are
+// in Redis, so it shows them and says the state is missing, where it
+// failed as a whole.
+func (c *StatusCmd) source(g *Globals, rdb rueidis.Client, keys pipeline.Keys) campaignSource {
+	src := campaignSource{rdb: rdb, keys: keys}
+	if c.Campaign != "" && g.DatabaseURL != "" {
+		src.db, src.dbDown = g.DB(2)
+	}
+	return src
 }
 
 // statusFailed is a refresh that failed, in --json --watch: a script reading
@@ -349,13 +359,22 @@ func fmtIdle(d time.Duration, consumers int) string {
 // counters. Without a database, or while it is down, status still shows the
 // counters: an operator needs status most during an outage.
 type campaignSource struct {
-	rdb  rueidis.Client
-	keys pipeline.Keys
-	db   *pgxpool.Pool // nil: no database configured
+	rdb    rueidis.Client
+	keys   pipeline.Keys
+	db     *pgxpool.Pool // nil: no database configured, or dbDown
+	dbDown error         // why the configured database could not be opened
 }
 
 func (s campaignSource) Progress(ctx context.Context, id string) (progressView, error) {
 	counters := counterProgress{rdb: s.rdb, keys: s.keys}
+	if s.dbDown != nil {
+		v, known, err := counters.Progress(ctx, id)
+		if err == nil && !known {
+			return v, fmt.Errorf("Redis holds no campaign or direct message of this id, and PostgreSQL, which keeps older ones, is unavailable: %w", s.dbDown)
+		}
+		v.Note = "PostgreSQL unavailable (" + s.dbDown.Error() + "): counters only, state unknown"
+		return v, err
+	}
 	if s.db == nil {
 		v, known, err := counters.Progress(ctx, id)
 		if err == nil && !known {
