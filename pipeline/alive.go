@@ -105,9 +105,16 @@ const (
 	StateStopped = "stopped" // no process of the group is alive
 )
 
+// Alive reads the liveness of groups alone, in one pipelined round
+// (Status reads it with everything else): group → its processes, running
+// ones first, then the most recently seen. `send --wait` asks it whether
+// the stages a campaign waits on run.
+func Alive(ctx context.Context, c rueidis.Client, keys Keys, groups ...string) (map[string][]ProcessStatus, error) {
+	return readAlive(ctx, c, keys, groups)
+}
+
 // readAlive reads the liveness hashes of groups, and Redis's time, in one
-// pipelined round: group → its processes, running ones first, then the
-// most recently seen.
+// pipelined round.
 func readAlive(ctx context.Context, c rueidis.Client, keys Keys, groups []string) (map[string][]ProcessStatus, error) {
 	cmds := make(rueidis.Commands, 0, 1+len(groups))
 	cmds = append(cmds, c.B().Time().Build())
