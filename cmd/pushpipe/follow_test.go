@@ -108,7 +108,9 @@ func TestFollowSaysWhichStageIsDown(t *testing.T) {
 			ctx, stop := context.WithCancel(t.Context())
 			out := &lockedBuffer{}
 			done := make(chan error, 1)
-			go func() { done <- follow(ctx, campaignSource{rdb: rdb, keys: keys, db: db}, c.ID, out, false, 10*time.Millisecond) }()
+			go func() {
+				done <- follow(ctx, campaignSource{rdb: rdb, keys: keys, db: db}, c.ID, out, false, 10*time.Millisecond)
+			}()
 			pipelinetest.Eventually(t, 10*time.Second, "a progress line", func() bool { return strings.Contains(out.String(), "campaign w ") })
 			stop()
 			<-done
