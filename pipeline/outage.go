@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -14,7 +15,11 @@ import (
 // that it still is.
 const outageEvery = 30 * time.Second
 
-// outage keeps a runner's log readable while Redis is unreachable. Every
+// outage keeps a runner's log readable through a spell of failures: Redis
+// unreachable (redisOutage), or batches failing in the handler
+// (handlerFailures).
+//
+// For Redis: Every
 // read loop (one per lane and partition), claim poller and kept batch
 // retries on its own, and each logged each failure: a 10 s Redis restart
 // wrote ~1,300 lines per deliver process and ~300 per idle stage, burying
@@ -28,17 +33,48 @@ const outageEvery = 30 * time.Second
 type outage struct {
 	log   zerolog.Logger
 	now   func() time.Time
+	words spellWords
+	// on is set during a spell: the end check on every batch is one
+	// atomic load, no lock.
+	on    atomic.Bool
 	mu    sync.Mutex
-	since time.Time // zero while Redis answers
-	said  time.Time // when the outage was last logged
+	since time.Time // zero while things work
+	said  time.Time // when the spell was last logged
 	calls int       // calls failed since
+	// counts tells quiet which errors are its to count; nil: all of them.
+	counts func(error) bool
+}
+
+// spellWords are what an outage says when it starts, while it lasts and
+// when it ends.
+type spellWords struct{ start, still, end string }
+
+// redisOutage is the runner's note of Redis being unreachable, for its
+// own Redis calls.
+func redisOutage(log zerolog.Logger) *outage {
+	return &outage{log: log, now: time.Now, counts: unreachable, words: spellWords{
+		start: "Redis unreachable: the stage waits and retries (quietly; it says when Redis answers again)",
+		still: "Redis still unreachable",
+		end:   "Redis answers again; the stage goes on where it was",
+	}}
+}
+
+// handlerFailures is the runner's note of batches failing in the handler
+// (PostgreSQL down, a provider refusing): each batch's each retry was a
+// warning, ~300 a minute per deliver process with PostgreSQL stopped.
+func handlerFailures(log zerolog.Logger) *outage {
+	return &outage{log: log, now: time.Now, words: spellWords{
+		start: "batch failed, retrying (quiet now: one line every 30s while batches keep failing, and one when they succeed again)",
+		still: "batches still failing",
+		end:   "batches succeed again",
+	}}
 }
 
 // quiet notes err and reports whether the caller should leave it out of the
-// log: true for a connection failure (the outage logs it, once), false for
+// log: true for an error of the spell (it logs it, once), false for
 // anything else.
 func (o *outage) quiet(err error) bool {
-	if !unreachable(err) {
+	if err == nil || o.counts != nil && !o.counts(err) {
 		return false
 	}
 	o.mu.Lock()
@@ -48,25 +84,30 @@ func (o *outage) quiet(err error) bool {
 	switch {
 	case o.since.IsZero():
 		o.since, o.said = now, now
-		o.log.Warn().Err(err).Msg("Redis unreachable: the stage waits and retries (quietly; it says when Redis answers again)")
+		o.on.Store(true)
+		o.log.Warn().Err(err).Msg(o.words.start)
 	case now.Sub(o.said) >= outageEvery:
 		o.said = now
 		o.log.Warn().Err(err).Str("for", now.Sub(o.since).Round(time.Second).String()).Int("failed_calls", o.calls).
-			Msg("Redis still unreachable")
+			Msg(o.words.still)
 	}
 	return true
 }
 
-// answered notes that a call to Redis succeeded, which ends an outage.
+// answered notes that a call succeeded, which ends a spell.
 func (o *outage) answered() {
+	if !o.on.Load() {
+		return
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.since.IsZero() {
 		return
 	}
 	o.log.Warn().Str("after", o.now().Sub(o.since).Round(time.Second).String()).Int("failed_calls", o.calls).
-		Msg("Redis answers again; the stage goes on where it was")
+		Msg(o.words.end)
 	o.since, o.calls = time.Time{}, 0
+	o.on.Store(false)
 }
 
 // unreachable tells a failure to reach Redis (refused, reset, timed out,

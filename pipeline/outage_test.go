@@ -3,10 +3,12 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,5 +120,41 @@ func TestHandlerDialErrorIsNotARedisOutage(t *testing.T) {
 	})
 	if got := logs.String(); strings.Contains(got, "Redis") {
 		t.Fatalf("a handler's dial error was logged as a Redis outage:\n%.2000s", got)
+	}
+}
+
+// Batches failing in the handler for a while (PostgreSQL stopped) are
+// logged when the failures start and when batches succeed again, not at
+// every batch's every retry: ~300 warnings a minute per deliver process.
+func TestFailingBatchesLogQuietly(t *testing.T) {
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	var failing atomic.Bool
+	failing.Store(true)
+	var calls atomic.Int64
+	h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+		calls.Add(1)
+		if failing.Load() {
+			return errors.New("valid tokens: dial tcp 127.0.0.1:5432: connect: connection refused")
+		}
+		return nil
+	})
+	var logs logLines
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Consumer: "d1", BatchSize: 1,
+		Block: 100 * time.Millisecond, ClaimIdle: 10 * time.Second, ShutdownTimeout: 100 * time.Millisecond},
+		h, zerolog.New(&logs).Level(zerolog.WarnLevel), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	produce(t, c, keys, pipeline.StreamDedupe, 32)
+	pipelinetest.Eventually(t, 10*time.Second, "many failed attempts", func() bool { return calls.Load() >= 20 })
+	failing.Store(false)
+	pipelinetest.Eventually(t, 10*time.Second, "the runner says batches succeed again", func() bool {
+		return strings.Contains(logs.String(), "batches succeed again")
+	})
+	if lines := strings.Count(logs.String(), "\n"); lines > 3 {
+		t.Fatalf("%d lines for one spell of failing batches, want its start and its end:\n%.3000s", lines, logs.String())
 	}
 }

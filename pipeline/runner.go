@@ -131,6 +131,7 @@ type Runner struct {
 	metrics *Metrics
 
 	down    *outage // quiets the log while Redis is unreachable
+	failing *outage // quiets the log while batches keep failing in the handler
 	ready   atomic.Bool
 	lastErr sync.Map // stream + "/" + entry id → lastError, for dead-letter reasons (noteErrors)
 	inHand  sync.Map // stream + "/" + id of the entries handed to a worker and not done
@@ -144,7 +145,7 @@ func NewRunner(rdb rueidis.Client, keys Keys, opts Options, h Handler, log zerol
 	}
 	r := &Runner{rdb: rdb, keys: keys, opts: opts, h: h, metrics: metrics,
 		log: log.With().Str("stage", opts.Stage).Str("consumer", opts.Consumer).Logger()}
-	r.down = &outage{log: r.log, now: time.Now}
+	r.down, r.failing = redisOutage(r.log), handlerFailures(r.log)
 	return r
 }
 
@@ -505,6 +506,7 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 		if err == nil {
 			acked, cerr := r.commit(ctx, b)
 			if cerr == nil {
+				r.failing.answered()
 				r.metrics.acked(r.label(b.Lane), b.Partition, int(acked))
 				// An entry that failed before came back by a claim, on
 				// whichever consumer: the notes of a claimed batch's entries
@@ -557,8 +559,9 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			return
 		}
 		// Not through r.down: a handler's error may be PostgreSQL's or a
-		// provider's, and a dial error does not say whose.
-		r.log.Warn().Err(err).Str("stream", b.Stream).Int("attempt", attempt).Msg("batch failed, retrying")
+		// provider's, and a dial error does not say whose. Logged once a
+		// spell (r.failing), not once a batch and retry.
+		r.failing.quiet(err)
 		backoff.sleep(ctx)
 	}
 }
