@@ -105,12 +105,28 @@ const (
 	StateStopped = "stopped" // no process of the group is alive
 )
 
-// Alive reads the liveness of groups alone, in one pipelined round
-// (Status reads it with everything else): group → its processes, running
-// ones first, then the most recently seen. `send --wait` asks it whether
-// the stages a campaign waits on run.
-func Alive(ctx context.Context, c rueidis.Client, keys Keys, groups ...string) (map[string][]ProcessStatus, error) {
-	return readAlive(ctx, c, keys, groups)
+// NotRunning says, of groups, each that has no running process, as "split
+// not running, last seen 2m ago" (or "split not running" when none reported
+// in AliveForget), in the order given: what a campaign's progress waits on.
+func NotRunning(ctx context.Context, c rueidis.Client, keys Keys, groups ...string) ([]string, error) {
+	alive, err := readAlive(ctx, c, keys, groups)
+	if err != nil {
+		return nil, err
+	}
+	var down []string
+	for _, g := range groups {
+		t := GroupTotal{Name: g, Lag: -1} // Lag: not idle, whatever the work
+		t.withLiveness(alive[g])
+		if t.State != StateStopped {
+			continue
+		}
+		if last, seen := t.LastSeen(); seen {
+			down = append(down, g+" not running, last seen "+Ago(last.Ago)+" ago")
+		} else {
+			down = append(down, g+" not running")
+		}
+	}
+	return down, nil
 }
 
 // readAlive reads the liveness hashes of groups, and Redis's time, in one

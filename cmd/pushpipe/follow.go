@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -81,23 +80,9 @@ func waitingOn(ctx context.Context, src campaignSource, p progressView) string {
 	if p.Kind == "message" {
 		stages = stages[2:] // a message skips split and resolve
 	}
-	alive, err := pipeline.Alive(ctx, src.rdb, src.keys, stages...)
+	down, err := pipeline.NotRunning(ctx, src.rdb, src.keys, stages...)
 	if err != nil {
 		return "" // the progress itself says when Redis is away
-	}
-	var down []string
-	for _, st := range stages {
-		g := pipeline.GroupTotal{Name: st}
-		g.Processes = alive[st]
-		last, seen := g.LastSeen()
-		if slices.ContainsFunc(g.Processes, func(p pipeline.ProcessStatus) bool { return p.Running }) {
-			continue
-		}
-		if seen {
-			down = append(down, st+" not running, last seen "+pipeline.Ago(last.Ago)+" ago")
-		} else {
-			down = append(down, st+" not running")
-		}
 	}
 	if len(down) == 0 {
 		return ""

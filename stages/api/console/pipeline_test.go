@@ -108,3 +108,41 @@ func TestPipelineSaysWhichStagesRun(t *testing.T) {
 	b.signIn()
 	b.run(chromedp.Navigate(b.url+"/ui/pipeline"), waitJS(`document.querySelector('section[data-stage="resolve"] .liveness[data-state="stopped"]') !== null`))
 }
+
+// TestCampaignPageSaysWhatItWaitsOn: a campaign's page names the stages it
+// goes through that have no running process, where it sat at "running" (or
+// "splitting") with nothing to say why it did not move.
+func TestCampaignPageSaysWhatItWaitsOn(t *testing.T) {
+	b := newBed(t)
+	b.create("c1", time.Time{})
+	tests := []struct {
+		name  string
+		start []string // stages started before the page is read
+		want  string   // "" for no waiting note
+	}{
+		{"nothing runs", nil, "Waiting: split not running; resolve not running; dedupe not running; deliver not running."},
+		{"deliver stopped", []string{"split", "resolve", "dedupe"}, "Waiting: deliver not running."},
+		{"all run", []string{"deliver"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, st := range tt.start {
+				def, _ := pipeline.StageNamed(st)
+				opts := def.Options()
+				opts.Block = 100 * time.Millisecond
+				r := pipeline.NewRunner(b.rdb, b.keys, opts, pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return nil }), zerolog.Nop(), nil)
+				// The stages run on for the next case: the test's context.
+				ctx, cancel := context.WithCancel(b.t.Context())
+				done := make(chan struct{})
+				go func() { defer close(done); r.Run(ctx) }()
+				b.t.Cleanup(func() { cancel(); <-done })
+				pipelinetest.Eventually(t, 10*time.Second, st+" ready", r.Ready)
+			}
+			_, body := b.get("/ui/campaigns/c1/live")
+			got := html.UnescapeString(regexp.MustCompile(`<p class="error" role="status" id="waiting">.*?</p>`).FindString(body))
+			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+				t.Errorf("the live part says %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
