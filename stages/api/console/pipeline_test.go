@@ -112,17 +112,24 @@ func TestPipelineSaysWhichStagesRun(t *testing.T) {
 // TestCampaignPageSaysWhatItWaitsOn: a campaign's page names the stages it
 // goes through that have no running process, where it sat at "running" (or
 // "splitting") with nothing to say why it did not move.
+// A direct message's page does the same for the stages a message goes
+// through, dedupe and deliver.
 func TestCampaignPageSaysWhatItWaitsOn(t *testing.T) {
 	b := newBed(t)
 	b.create("c1", time.Time{})
+	b.sendMessage("dm-1", "Your order shipped", []int64{1})
 	tests := []struct {
 		name  string
 		start []string // stages started before the page is read
-		want  string   // "" for no waiting note
+		page  string
+		want  string // "" for no waiting note
 	}{
-		{"nothing runs", nil, "Waiting: split not running; resolve not running; dedupe not running; deliver not running."},
-		{"deliver stopped", []string{"split", "resolve", "dedupe"}, "Waiting: deliver not running."},
-		{"all run", []string{"deliver"}, ""},
+		{"nothing runs", nil, "/ui/campaigns/c1/live", "Waiting: split not running; resolve not running; dedupe not running; deliver not running."},
+		{"nothing runs, message", nil, "/ui/messages/dm-1/live", "Waiting: dedupe not running; deliver not running. The message goes on"},
+		{"deliver stopped", []string{"split", "resolve", "dedupe"}, "/ui/campaigns/c1/live", "Waiting: deliver not running."},
+		{"deliver stopped, message", nil, "/ui/messages/dm-1/live", "Waiting: deliver not running. The message goes on"},
+		{"all run", []string{"deliver"}, "/ui/campaigns/c1/live", ""},
+		{"all run, message", nil, "/ui/messages/dm-1/live", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -138,7 +145,7 @@ func TestCampaignPageSaysWhatItWaitsOn(t *testing.T) {
 				b.t.Cleanup(func() { cancel(); <-done })
 				pipelinetest.Eventually(t, 10*time.Second, st+" ready", r.Ready)
 			}
-			_, body := b.get("/ui/campaigns/c1/live")
+			_, body := b.get(tt.page)
 			got := html.UnescapeString(regexp.MustCompile(`<p class="error" role="status" id="waiting">.*?</p>`).FindString(body))
 			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
 				t.Errorf("the live part says %q, want %q", got, tt.want)
