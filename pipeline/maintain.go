@@ -17,6 +17,8 @@ func (r *Runner) maintainLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		r.down.settle()
+		r.failing.settle()
 		var streams, labels []string
 		var parts []int
 		for _, l := range r.lanes() {

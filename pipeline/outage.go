@@ -11,9 +11,14 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// outageEvery is how often a runner repeats, while Redis stays unreachable,
-// that it still is.
+// outageEvery is how often a runner repeats, while Redis stays unreachable
+// (or batches keep failing), that it still is.
 const outageEvery = 30 * time.Second
+
+// spellSettle is how long after its last failure a spell may end: one
+// poison batch retried among batches that succeed would otherwise start
+// and end a spell at each retry, two lines where there was one.
+const spellSettle = 5 * time.Second
 
 // outage keeps a runner's log readable through a spell of failures: Redis
 // unreachable (redisOutage), or batches failing in the handler
@@ -40,6 +45,8 @@ type outage struct {
 	mu    sync.Mutex
 	since time.Time // zero while things work
 	said  time.Time // when the spell was last logged
+	last  time.Time // the last failure
+	ok    bool      // a call succeeded since the last failure
 	calls int       // calls failed since
 	// counts tells quiet which errors are its to count; nil: all of them.
 	counts func(error) bool
@@ -81,6 +88,7 @@ func (o *outage) quiet(err error) bool {
 	defer o.mu.Unlock()
 	now := o.now()
 	o.calls++
+	o.last, o.ok = now, false
 	switch {
 	case o.since.IsZero():
 		o.since, o.said = now, now
@@ -94,19 +102,38 @@ func (o *outage) quiet(err error) bool {
 	return true
 }
 
-// answered notes that a call succeeded, which ends a spell.
+// answered notes that a call succeeded. It ends the spell once
+// spellSettle has passed since the last failure; a pipeline that then has
+// nothing more to do ends it on the next settle.
 func (o *outage) answered() {
 	if !o.on.Load() {
 		return
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.since.IsZero() {
+	o.ok = true
+	o.end()
+}
+
+// settle ends a spell whose last failure is spellSettle old and that a
+// success followed: the runner's maintenance tick calls it, for the
+// spells no later success would end.
+func (o *outage) settle() {
+	if !o.on.Load() {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.end()
+}
+
+func (o *outage) end() {
+	if o.since.IsZero() || !o.ok || o.now().Sub(o.last) < spellSettle {
 		return
 	}
 	o.log.Warn().Str("after", o.now().Sub(o.since).Round(time.Second).String()).Int("failed_calls", o.calls).
 		Msg(o.words.end)
-	o.since, o.calls = time.Time{}, 0
+	o.since, o.calls, o.ok = time.Time{}, 0, false
 	o.on.Store(false)
 }
 

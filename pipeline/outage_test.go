@@ -78,7 +78,7 @@ func TestRedisOutageLogsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	pipelinetest.Eventually(t, 15*time.Second, "the runner says Redis answers again", func() bool {
-		return strings.Contains(logs.String(), "Redis answers again")
+		return strings.Contains(logs.String(), `"message":"Redis answers again`) // not the start line's "it says when Redis answers again"
 	})
 	time.Sleep(500 * time.Millisecond)
 	got := logs.String()
@@ -151,10 +151,47 @@ func TestFailingBatchesLogQuietly(t *testing.T) {
 	produce(t, c, keys, pipeline.StreamDedupe, 32)
 	pipelinetest.Eventually(t, 10*time.Second, "many failed attempts", func() bool { return calls.Load() >= 20 })
 	failing.Store(false)
-	pipelinetest.Eventually(t, 10*time.Second, "the runner says batches succeed again", func() bool {
-		return strings.Contains(logs.String(), "batches succeed again")
+	pipelinetest.Eventually(t, 20*time.Second, "the runner says batches succeed again", func() bool {
+		return strings.Contains(logs.String(), `"message":"batches succeed again`)
 	})
 	if lines := strings.Count(logs.String(), "\n"); lines > 3 {
 		t.Fatalf("%d lines for one spell of failing batches, want its start and its end:\n%.3000s", lines, logs.String())
+	}
+}
+
+// One poison batch retried while the others succeed is one spell, not a
+// start and an end line at each of its retries.
+func TestPoisonAmongGoodBatchesIsOneSpell(t *testing.T) {
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+		for _, e := range b.Entries {
+			if e.Fields["n"] == "bad" {
+				return errors.New("cannot parse entry")
+			}
+		}
+		return nil
+	})
+	var logs logLines
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Consumer: "d1", BatchSize: 1,
+		Partitions: []int{0, 1}, Block: 100 * time.Millisecond, ClaimIdle: time.Minute, RetryFor: 3 * time.Second, ShutdownTimeout: 100 * time.Millisecond},
+		h, zerolog.New(&logs).Level(zerolog.WarnLevel), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	emit := func(p int, n string) {
+		if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(pipeline.StreamDedupe, p), Fields: []string{"n", n}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	emit(0, "bad")
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		emit(1, "good") // batches that succeed all along
+	}
+	got := logs.String()
+	if starts := strings.Count(got, "batch failed, retrying"); starts != 1 {
+		t.Fatalf("%d spells started for one poison batch retried among good ones, want 1:\n%.3000s", starts, got)
 	}
 }
