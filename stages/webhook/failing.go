@@ -23,8 +23,17 @@ type failing struct {
 	mu     sync.Mutex
 	since  time.Time // zero while the receiver accepts
 	said   time.Time
-	failed int // deliveries failed since
-	events int // their events (counted again on each redelivery)
+	first  time.Time // the first failure the counts below count
+	failed int       // deliveries failed since the last end said
+	events int       // their events (counted again on each redelivery)
+	// loud is whether this spell said anything (its start, or that the
+	// receiver still fails): only then is its end said. One that starts
+	// within failingEvery of the last one's end (a receiver refusing one
+	// batch among many it accepts) starts quietly, so that it is not a
+	// start and an end line at each failure; its counts go on, and one
+	// line every failingEvery still says them.
+	loud  bool
+	ended time.Time
 }
 
 // fail notes a delivery of events that ran out of attempts with err.
@@ -32,16 +41,24 @@ func (f *failing) fail(err error, events int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.now()
+	if f.failed == 0 {
+		f.first = now
+	}
 	f.failed++
 	f.events += events
-	switch {
-	case f.since.IsZero():
-		f.since, f.said = now, now
-		f.log.Warn().Err(err).Int("events", events).
-			Msg("webhook delivery failed; left for redelivery after --claim-idle, dead-lettered after --max-deliveries (quiet now; one line every 30s while the receiver fails)")
-	case now.Sub(f.said) >= failingEvery:
-		f.said = now
-		f.log.Warn().Err(err).Str("for", now.Sub(f.since).Round(time.Second).String()).Int("failed_deliveries", f.failed).
+	if f.since.IsZero() {
+		f.since = now
+		if f.ended.IsZero() || now.Sub(f.ended) >= failingEvery {
+			f.said, f.loud = now, true
+			f.log.Warn().Err(err).Int("events", events).
+				Msg("webhook delivery failed; left for redelivery after --claim-idle, dead-lettered after --max-deliveries (quiet now; one line every 30s while the receiver fails)")
+			return
+		}
+		f.loud = false
+	}
+	if now.Sub(f.said) >= failingEvery {
+		f.said, f.loud = now, true
+		f.log.Warn().Err(err).Str("for", now.Sub(f.first).Round(time.Second).String()).Int("failed_deliveries", f.failed).
 			Int("events", f.events).Msg("webhook receiver still failing")
 	}
 }
@@ -53,7 +70,12 @@ func (f *failing) ok() {
 	if f.since.IsZero() {
 		return
 	}
-	f.log.Warn().Str("after", f.now().Sub(f.since).Round(time.Second).String()).Int("failed_deliveries", f.failed).
+	now := f.now()
+	f.since, f.ended = time.Time{}, now
+	if !f.loud {
+		return // the counts go on into the next spell's lines
+	}
+	f.log.Warn().Str("after", now.Sub(f.first).Round(time.Second).String()).Int("failed_deliveries", f.failed).
 		Msg("webhook receiver accepts again")
-	f.since, f.failed, f.events = time.Time{}, 0, 0
+	f.failed, f.events = 0, 0
 }
