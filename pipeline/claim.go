@@ -14,7 +14,7 @@ import (
 // more than MaxDeliveries times, and hands the rest to the workers.
 func (r *Runner) claimLoop(ctx context.Context, work queues) {
 	r.everyPartition(ctx, max(r.opts.ClaimIdle/4, 100*time.Millisecond), func(l Lane, p int) {
-		if err := r.claimPartition(ctx, l, p, work.of(l)); err != nil && ctx.Err() == nil {
+		if err := r.claimPartition(ctx, l, p, work.of(l)); err != nil && ctx.Err() == nil && !r.down.quiet(err) {
 			r.log.Warn().Err(err).Str("lane", l.String()).Int("partition", p).Msg("claim failed")
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
 )
 
 // ErrLostOwnership means another consumer claimed some of the entries of a
@@ -328,11 +329,40 @@ func (r *Runner) dlqMessages(stream string, entries []deadEntry, consumer string
 	return msgs
 }
 
+// logDead says what was dead-lettered in one line per call (a batch, or a
+// claim of a partition), not one per entry: a webhook receiver answering
+// 500 dead-lettered 3,560 entries in a minute, and the log was those 3,560
+// lines. The line names the first entry and up to three reasons with their
+// counts; `pushpipe dlq list` has every one.
 func (r *Runner) logDead(stream string, entries []deadEntry) {
+	if len(entries) == 0 {
+		return
+	}
 	_, p, _ := r.keys.ParseStream(stream)
 	r.metrics.deadLettered(r.opts.Stage, p, len(entries))
+	const maxReasons = 3
+	var reasons []string
+	count := map[string]int{}
 	for _, e := range entries {
-		r.log.Warn().Str("stream", stream).Str("id", e.ID).Int64("deliveries", e.Deliveries).
-			Str("reason", e.Reason).Msg("entry dead-lettered")
+		if count[e.Reason] == 0 && len(reasons) < maxReasons {
+			reasons = append(reasons, e.Reason)
+		}
+		count[e.Reason]++
 	}
+	ev := r.log.Warn().Str("stream", stream).Int("entries", len(entries)).Str("id", entries[0].ID).
+		Int64("deliveries", entries[0].Deliveries)
+	if len(count) == 1 {
+		ev = ev.Str("reason", entries[0].Reason)
+	} else {
+		d := zerolog.Dict()
+		for _, reason := range reasons {
+			d = d.Int(reason, count[reason])
+		}
+		ev = ev.Dict("reasons", d).Int("other_reasons", len(count)-len(reasons))
+	}
+	msg := "entry dead-lettered (pushpipe dlq show ID has it)"
+	if len(entries) > 1 {
+		msg = strconv.Itoa(len(entries)) + " entries dead-lettered (pushpipe dlq list shows them)"
+	}
+	ev.Msg(msg)
 }

@@ -138,7 +138,7 @@ func (r *Runner) releaseAll(ctx context.Context, l Lane, p int) {
 	for ctx.Err() == nil {
 		n, err := r.release(ctx, l, p)
 		if err != nil {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !r.down.quiet(err) {
 				r.log.Warn().Err(err).Int("partition", p).Msg("releasing delayed entries failed; retrying")
 			}
 			return

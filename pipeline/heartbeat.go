@@ -83,7 +83,7 @@ func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 					Msg("batch no longer ours (claimed by another consumer, or Redis lost the stream); stopping it")
 				close(b.lost)
 				return false
-			case err != nil:
+			case err != nil && !r.down.quiet(err):
 				r.log.Warn().Err(err).Str("stream", b.Stream).Msg("could not keep the batch claimed")
 			}
 			return true

@@ -261,6 +261,11 @@ func (k Keys) ParseStream(key string) (name string, p int, err error) {
 // (CheckLayout), under its prefix.
 func (k Keys) Layout() string { return k.Prefix + ":{meta}:layout" }
 
+// Alive is the liveness hash of a consumer group's processes (alive.go):
+// consumer → its last beat. Under {meta}: a handful of small hashes, read
+// together by status.
+func (k Keys) Alive(group string) string { return k.Prefix + ":{meta}:alive:" + group }
+
 // Layouts is the one key shared by every prefix on a Redis: a hash of
 // prefix → layout, so a command with a wrong prefix can list the right ones.
 func (k Keys) Layouts() string { return "pushpipe:{meta}:layouts" }

@@ -64,11 +64,12 @@ func runWorker(role string) int {
 	}
 	defer rdb.Close()
 	pause, _ := time.ParseDuration(os.Getenv("PIPELINE_PAUSE"))
+	alive, _ := time.ParseDuration(os.Getenv("PIPELINE_ALIVE"))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	r := pipeline.NewRunner(rdb, keys, pipeline.Options{
 		Stage: in, Stream: in, Consumer: os.Getenv("PIPELINE_CONSUMER"), Concurrency: 4, BatchSize: 50,
-		ClaimIdle: time.Second, ShutdownTimeout: 5 * time.Second, Block: 200 * time.Millisecond,
+		ClaimIdle: time.Second, ShutdownTimeout: 5 * time.Second, Block: 200 * time.Millisecond, AliveEvery: alive,
 	}, hop(keys, out, pause), zerolog.New(os.Stderr).Level(zerolog.WarnLevel), nil)
 	if err := r.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -17,6 +17,8 @@ func (r *Runner) maintainLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		r.down.settle()
+		r.failing.settle()
 		var streams, labels []string
 		var parts []int
 		for _, l := range r.lanes() {
@@ -45,7 +47,9 @@ func (r *Runner) maintainLoop(ctx context.Context) {
 			for i, s := range streams {
 				n, err := Trim(ctx, r.rdb, s, r.opts.Retention, time.Now())
 				if err != nil {
-					r.log.Warn().Err(err).Str("stream", s).Msg("trim failed")
+					if !r.down.quiet(err) {
+						r.log.Warn().Err(err).Str("stream", s).Msg("trim failed")
+					}
 					continue
 				}
 				r.metrics.Trimmed.WithLabelValues(labels[i], part(parts[i])).Add(float64(n))
@@ -55,7 +59,7 @@ func (r *Runner) maintainLoop(ctx context.Context) {
 			for _, out := range r.opts.Outputs {
 				for _, p := range r.opts.Partitions {
 					s := r.keys.Stream(out, p)
-					if _, err := TrimOutput(ctx, r.rdb, s, r.opts.Retention, time.Now()); err != nil {
+					if _, err := TrimOutput(ctx, r.rdb, s, r.opts.Retention, time.Now()); err != nil && !r.down.quiet(err) {
 						r.log.Warn().Err(err).Str("stream", s).Msg("trim failed")
 					}
 				}

@@ -60,6 +60,10 @@ type Options struct {
 	// and one recreated after Redis lost it begins at 0: every entry of a
 	// stream written since the loss is new.
 	NewGroupAt string
+	// AliveEvery is how often the process records that it is alive for
+	// status (alive.go), default DefaultAliveEvery; it reads stopped three
+	// beats after its last one, or at once after a clean shutdown.
+	AliveEvery time.Duration
 }
 
 func (o *Options) defaults() {
@@ -107,6 +111,9 @@ func (o *Options) defaults() {
 			o.DelayPoll = -1
 		}
 	}
+	if o.AliveEvery <= 0 {
+		o.AliveEvery = DefaultAliveEvery
+	}
 	if o.KeepEvery <= 0 {
 		o.KeepEvery = min(o.ClaimIdle/3, 250*time.Millisecond)
 	}
@@ -123,6 +130,8 @@ type Runner struct {
 	log     zerolog.Logger
 	metrics *Metrics
 
+	down    *outage // quiets the log while Redis is unreachable
+	failing *outage // quiets the log while batches keep failing in the handler
 	ready   atomic.Bool
 	lastErr sync.Map // stream + "/" + entry id → lastError, for dead-letter reasons (noteErrors)
 	inHand  sync.Map // stream + "/" + id of the entries handed to a worker and not done
@@ -134,8 +143,10 @@ func NewRunner(rdb rueidis.Client, keys Keys, opts Options, h Handler, log zerol
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	return &Runner{rdb: rdb, keys: keys, opts: opts, h: h, metrics: metrics,
+	r := &Runner{rdb: rdb, keys: keys, opts: opts, h: h, metrics: metrics,
 		log: log.With().Str("stage", opts.Stage).Str("consumer", opts.Consumer).Logger()}
+	r.down, r.failing = redisOutage(r.log), handlerFailures(r.log)
+	return r
 }
 
 // Options returns the effective options (defaults filled in).
@@ -151,6 +162,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.createGroups(ctx); err != nil {
 		return err
 	}
+	r.alive(ctx) // status shows the stage running from its first read on
 	r.ready.Store(true)
 	defer r.ready.Store(false)
 
@@ -181,6 +193,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	readers.Go(func() { r.claimLoop(ctx, work) })
 	readers.Go(func() { r.maintainLoop(ctx) })
+	readers.Go(func() { r.aliveLoop(ctx) })
 	if r.opts.DelayPoll > 0 {
 		readers.Go(func() { r.delayLoop(ctx) })
 	}
@@ -205,6 +218,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	close(work.bulk)
 	close(work.express)
 	workers.Wait()
+	r.markStopped()
 	r.log.Info().Msg("stage stopped")
 	return nil
 }
@@ -349,6 +363,9 @@ func (r *Runner) readLoop(ctx context.Context, l Lane, p int, work chan<- *Batch
 		cmd := r.rdb.B().Xreadgroup().Group(r.opts.Group, r.opts.Consumer).Count(int64(r.opts.BatchSize)).
 			Block(r.opts.Block.Milliseconds()).Streams().Key(stream).Id(">").Build()
 		entries, err := xreadEntries(r.rdb.Do(ctx, cmd))
+		if err == nil || rueidis.IsRedisNil(err) {
+			r.down.answered()
+		}
 		if err != nil {
 			if rueidis.IsRedisNil(err) || ctx.Err() != nil {
 				continue
@@ -376,7 +393,9 @@ func (r *Runner) onReadError(ctx context.Context, stream string, err error, b *b
 			return
 		}
 	}
-	r.log.Warn().Err(err).Str("stream", stream).Msg("read failed, retrying")
+	if !r.down.quiet(err) {
+		r.log.Warn().Err(err).Str("stream", stream).Msg("read failed, retrying")
+	}
 	b.sleep(ctx)
 }
 
@@ -487,6 +506,7 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 		if err == nil {
 			acked, cerr := r.commit(ctx, b)
 			if cerr == nil {
+				r.failing.answered()
 				r.metrics.acked(r.label(b.Lane), b.Partition, int(acked))
 				// An entry that failed before came back by a claim, on
 				// whichever consumer: the notes of a claimed batch's entries
@@ -538,7 +558,10 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 				Msg("batch failed; left pending for a later claim")
 			return
 		}
-		r.log.Warn().Err(err).Str("stream", b.Stream).Int("attempt", attempt).Msg("batch failed, retrying")
+		// Not through r.down: a handler's error may be PostgreSQL's or a
+		// provider's, and a dial error does not say whose. Logged once a
+		// spell (r.failing), not once a batch and retry.
+		r.failing.quiet(err)
 		backoff.sleep(ctx)
 	}
 }

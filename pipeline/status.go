@@ -44,6 +44,12 @@ type GroupTotal struct {
 	Pending    int64         `json:"pending"`     // sum
 	Consumers  int           `json:"consumers"`   // distinct consumer names
 	MaxIdle    time.Duration `json:"max_idle_ns"` // the most idle consumer's idle (its least idle partition)
+	// State is running, idle or stopped (StateRunning...), from the
+	// processes' liveness beats (alive.go), not from MaxIdle: on Redis 7.0
+	// a consumer blocked on a quiet stream ages exactly like a dead one.
+	State     string          `json:"state"`
+	Running   int             `json:"running"`             // processes whose last beat is recent
+	Processes []ProcessStatus `json:"processes,omitempty"` // every process seen in AliveForget, running first
 }
 
 // StreamStatus is a logical stream: its partitions and its groups' totals.
@@ -56,7 +62,8 @@ type StreamStatus struct {
 }
 
 // Status reads length, groups (lag, pending, last delivered) and consumers
-// (pending, idle) of every partition of the given logical streams, in two
+// (pending, idle) of every partition of the given logical streams, and
+// whether each group's processes are running (alive.go), in four
 // pipelined rounds.
 func Status(ctx context.Context, c rueidis.Client, keys Keys, streams ...string) ([]StreamStatus, error) {
 	var all []string
@@ -102,6 +109,19 @@ func Status(ctx context.Context, c rueidis.Client, keys Keys, streams ...string)
 		consumers[refs[n].key][refs[n].group] = cs
 	}
 
+	var names []string
+	for _, gs := range groups {
+		for _, g := range gs {
+			if !slices.Contains(names, g.Name) {
+				names = append(names, g.Name)
+			}
+		}
+	}
+	alive, err := readAlive(ctx, c, keys, names)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+
 	out := make([]StreamStatus, len(streams))
 	i := 0
 	for s, name := range streams {
@@ -118,6 +138,9 @@ func Status(ctx context.Context, c rueidis.Client, keys Keys, streams ...string)
 			i++
 		}
 		st.Groups = totals(st.Partitions)
+		for g := range st.Groups {
+			st.Groups[g].withLiveness(alive[st.Groups[g].Name])
+		}
 		out[s] = st
 	}
 	return out, nil
@@ -210,7 +233,8 @@ return 0
 `)
 
 // RemoveIdleConsumers deletes, on every partition of the given streams, the
-// consumers idle for at least idle that hold no pending entries. Consumers of
+// consumers idle for at least idle that hold no pending entries and whose
+// process is not running (alive.go). Consumers of
 // dead processes otherwise stay forever (Redis never removes them) and make
 // `status` unreadable. One that holds pending entries is always kept: another
 // consumer claims those entries first, and it goes on a later run.
@@ -221,10 +245,18 @@ func RemoveIdleConsumers(ctx context.Context, c rueidis.Client, keys Keys, idle 
 	}
 	var removed []RemovedConsumer
 	for _, s := range st {
+		running := map[string]bool{} // group/consumer whose process beats (alive.go)
+		for _, g := range s.Groups {
+			for _, p := range g.Processes {
+				running[g.Name+"/"+p.Consumer] = p.Running
+			}
+		}
 		for _, ps := range s.Partitions {
 			for _, g := range ps.Groups {
 				for _, cs := range g.Consumers {
-					if cs.Pending != 0 || cs.Idle < idle {
+					// A running process blocked on a quiet stream ages
+					// like a dead one on Redis 7.0: its beats say it is not.
+					if cs.Pending != 0 || cs.Idle < idle || running[g.Name+"/"+cs.Name] {
 						continue
 					}
 					ok, err := RemoveConsumerIfIdle(ctx, c, ps.Key, g.Name, cs.Name, idle)

@@ -30,7 +30,10 @@ func reloadAppsOnHUP(path string, log zerolog.Logger, apply func(context.Context
 				err = apply(ctx, apps)
 			}
 			if err != nil {
-				log.Error().Err(err).Msg("SIGHUP: apps file not reloaded; the running apps stay")
+				// The file on disk is now one the next start refuses: say
+				// so, or the first restart (a deploy, a crash) is the outage.
+				log.Error().Err(err).Str("file", path).
+					Msg("SIGHUP: apps file not reloaded; the running apps stay, but a restart would refuse this file: fix it, then send SIGHUP again")
 				continue
 			}
 			log.Info().Int("apps", len(apps.Apps)).Msg("SIGHUP: apps file reloaded")

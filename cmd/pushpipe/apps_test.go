@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -32,7 +33,8 @@ func TestReloadAppsOnHUP(t *testing.T) {
 	applied := make(chan deliver.Apps, 16)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
-	run := reloadAppsOnHUP(path, zerolog.Nop(), func(_ context.Context, a deliver.Apps) error { applied <- a; return nil })
+	var logs lockedBuffer
+	run := reloadAppsOnHUP(path, zerolog.New(&logs), func(_ context.Context, a deliver.Apps) error { applied <- a; return nil })
 	go func() { done <- run(ctx) }()
 	hup := func() {
 		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
@@ -83,6 +85,11 @@ func TestReloadAppsOnHUP(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			if tt.want != nil {
 				t.Fatalf("%s: not applied after SIGHUP", tt.name)
+			}
+			// Refused: the log says the file on disk would stop the next
+			// start, which "the running apps stay" alone did not.
+			if !strings.Contains(logs.String(), "a restart would refuse this file: fix it, then send SIGHUP again") {
+				t.Errorf("%s: the log does not say a restart would refuse the file:\n%s", tt.name, logs.String())
 			}
 		}
 	}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
@@ -22,6 +24,7 @@ func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty
 	var (
 		lastDone    int64 = -1
 		lastPrinted time.Time
+		lastWaiting string
 	)
 	for {
 		p, err := src.Progress(ctx, id)
@@ -51,16 +54,40 @@ func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty
 			}
 			return nil
 		case tty:
-			fmt.Fprintf(w, "\r\x1b[K%s", progressLine(p, tty))
-		case p.Done != lastDone && time.Since(lastPrinted) >= 10*interval:
-			fmt.Fprintln(w, progressLine(p, tty))
-			lastDone, lastPrinted = p.Done, time.Now()
+			fmt.Fprintf(w, "\r\x1b[K%s%s", progressLine(p, tty), waitingOn(ctx, src, p))
+		default:
+			// A stage down is said when it changes, not only with the
+			// people done: a campaign waiting on it does not move.
+			waiting := waitingOn(ctx, src, p)
+			if p.Done != lastDone && time.Since(lastPrinted) >= 10*interval || waiting != lastWaiting {
+				fmt.Fprintln(w, progressLine(p, tty)+waiting)
+				lastDone, lastPrinted, lastWaiting = p.Done, time.Now(), waiting
+			}
 		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(interval):
 		}
 	}
+}
+
+// waitingOn names the stages the campaign or message goes through that have
+// no running process (pipeline.Alive), as "  (waiting: split not running,
+// last seen 2m ago; pushpipe status says more)", or "". A campaign whose
+// splitter was killed showed "splitting 0%" for as long as one watched.
+func waitingOn(ctx context.Context, src campaignSource, p progressView) string {
+	stages := []string{"split", "resolve", "dedupe", "deliver"}
+	if p.Kind == "message" {
+		stages = stages[2:] // a message skips split and resolve
+	}
+	down, err := pipeline.NotRunning(ctx, src.rdb, src.keys, stages...)
+	if err != nil {
+		return "" // the progress itself says when Redis is away
+	}
+	if len(down) == 0 {
+		return ""
+	}
+	return "  (waiting: " + strings.Join(down, ", ") + "; pushpipe status says more)"
 }
 
 // progressLine is the one-line progress of p: its state, the bar and the

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
@@ -65,6 +67,56 @@ func TestFollow(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), tt.wantOut) {
 				t.Errorf("follow wrote:\n%s\nwant %q in it", out, tt.wantOut)
+			}
+		})
+	}
+}
+
+// `send --wait` says which stage a campaign waits on when one has no
+// running process: with split killed it showed "splitting 0%" for as long
+// as one watched, with nothing to say why.
+func TestFollowSaysWhichStageIsDown(t *testing.T) {
+	_, rdb := testRedis(t)
+	_, db := testDatabase(t)
+	tests := []struct {
+		name    string
+		running []string
+		want    string // "" for no waiting note
+	}{
+		{"nothing runs", nil, "(waiting: split not running, resolve not running, dedupe not running, deliver not running; pushpipe status says more)"},
+		{"split stopped", []string{"resolve", "dedupe", "deliver"}, "(waiting: split not running; pushpipe status says more)"},
+		{"all run", []string{"split", "resolve", "dedupe", "deliver"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keys := pipeline.NewKeys("w"+strings.ReplaceAll(tt.name, " ", ""), 4)
+			for _, st := range tt.running {
+				def, _ := pipeline.StageNamed(st)
+				opts := def.Options()
+				opts.Block = 100 * time.Millisecond
+				r := pipeline.NewRunner(rdb, keys, opts, pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return nil }), zerolog.Nop(), nil)
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan struct{})
+				go func() { defer close(done); r.Run(ctx) }()
+				t.Cleanup(func() { cancel(); <-done })
+				pipelinetest.Eventually(t, 10*time.Second, st+" ready", r.Ready)
+			}
+			c, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: "w", App: "a", Channels: []string{"x"}, Title: "t", TTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, stop := context.WithCancel(t.Context())
+			out := &lockedBuffer{}
+			done := make(chan error, 1)
+			go func() {
+				done <- follow(ctx, campaignSource{rdb: rdb, keys: keys, db: db}, c.ID, out, false, 10*time.Millisecond)
+			}()
+			pipelinetest.Eventually(t, 10*time.Second, "a progress line", func() bool { return strings.Contains(out.String(), "campaign w ") })
+			stop()
+			<-done
+			got := strings.SplitN(out.String(), "\n", 2)[0]
+			if tt.want == "" && strings.Contains(got, "waiting") || !strings.Contains(got, tt.want) {
+				t.Errorf("first line %q, want %q", got, tt.want)
 			}
 		})
 	}

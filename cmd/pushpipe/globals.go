@@ -158,7 +158,10 @@ func (g *Globals) connectRedis(patience time.Duration, long bool) (rueidis.Clien
 		}
 		if time.Now().After(deadline) || g.Context().Err() != nil {
 			// The time actually waited: a SIGTERM ends the wait early.
-			return nil, fmt.Errorf("no Redis at %s after %s (set PUSHPIPE_REDIS_ADDR or --redis-addr, and the PUSHPIPE_REDIS_* credentials): %w",
+			// Down or elsewhere: during an outage the address is right,
+			// and "set PUSHPIPE_REDIS_ADDR" alone sent the operator to
+			// check a setting that was fine.
+			return nil, fmt.Errorf("no Redis at %s after %s: is it down, or elsewhere? (if elsewhere, set PUSHPIPE_REDIS_ADDR or --redis-addr, and the PUSHPIPE_REDIS_* credentials): %w",
 				cfg.Where(), min(time.Since(deadline.Add(-patience)), patience).Round(100*time.Millisecond), err)
 		}
 		select {

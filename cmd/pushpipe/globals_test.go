@@ -101,7 +101,7 @@ func TestRedisRefusalSaysWhatWentWrong(t *testing.T) {
 			[]string{"refused to sign this client in", "PUSHPIPE_REDIS_USERNAME"}, "no Redis", time.Second},
 		{"no Redis, wait cut short", &Globals{RedisAddr: "127.0.0.1:1", ctx: stopped},
 			func(g *Globals) error { _, err := g.Redis(); return err },
-			[]string{"no Redis at 127.0.0.1:1", "PUSHPIPE_REDIS_ADDR"}, "after 30s", 3 * time.Second},
+			[]string{"no Redis at 127.0.0.1:1", "is it down, or elsewhere?", "PUSHPIPE_REDIS_ADDR"}, "after 30s", 3 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -59,14 +59,24 @@ func (c *StatusCmd) Run(g *Globals) error {
 	ctx, keys := g.Context(), g.Keys()
 	out := os.Stdout
 	tty := isatty.IsTerminal(out.Fd())
-	src := campaignSource{rdb: rdb, keys: keys}
-	if c.Campaign != "" && g.DatabaseURL != "" {
-		if src.db, err = g.DB(2); err != nil {
-			return err
-		}
+	src := c.source(g, rdb, keys)
+	if src.db != nil {
 		defer src.db.Close()
 	}
 	return c.refresh(ctx, rdb, keys, src, out, tty)
+}
+
+// source is where the campaign's progress is read: Redis, and PostgreSQL
+// when configured and the command names a campaign. PostgreSQL down is
+// when status is needed most: the streams and the campaign's counters are
+// in Redis, so it shows them and says the state is missing, where it
+// failed as a whole.
+func (c *StatusCmd) source(g *Globals, rdb rueidis.Client, keys pipeline.Keys) campaignSource {
+	src := campaignSource{rdb: rdb, keys: keys}
+	if c.Campaign != "" && g.DatabaseURL != "" {
+		src.db, src.dbDown = g.DB(2)
+	}
+	return src
 }
 
 // statusFailed is a refresh that failed, in --json --watch: a script reading
@@ -157,33 +167,42 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	// DELAYED: retries and scheduled campaigns waiting to enter the stream.
-	fmt.Fprintln(tw, "STREAM\tLENGTH\tDELAYED\tGROUP\tLAG\tPENDING\tCONSUMERS\tMOST IDLE\t")
+	// STATE: from the processes' liveness beats, not MOST IDLE (on Redis 7.0
+	// a consumer blocked on a quiet stream ages like a dead one).
+	fmt.Fprintln(tw, "STREAM\tLENGTH\tDELAYED\tGROUP\tLAG\tPENDING\tCONSUMERS\tMOST IDLE\tSTATE\t")
 	for _, s := range rep.Streams {
 		if len(s.Groups) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t\t\t\t\t\n", s.Name, thousands(s.Length), thousands(s.Delayed))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t\t\t\t\t%s\t\n", s.Name, thousands(s.Length), thousands(s.Delayed), noGroup(s.Name))
 		}
 		for i, gt := range s.Groups {
 			name, length, delayed := s.Name, thousands(s.Length), thousands(s.Delayed)
 			if i > 0 {
 				name, length, delayed = "", "", ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", name, length, delayed, gt.Name,
-				fmtLag(gt.Lag, gt.LagUnknown > 0), thousands(gt.Pending), gt.Consumers, fmtIdle(gt.MaxIdle, gt.Consumers))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n", name, length, delayed, gt.Name,
+				fmtLag(gt.Lag, gt.LagUnknown > 0), thousands(gt.Pending), gt.Consumers, fmtIdle(gt.MaxIdle, gt.Consumers), fmtState(gt))
 		}
 		if c.Detail {
 			for _, p := range s.Partitions {
 				for _, gs := range p.Groups {
-					fmt.Fprintf(tw, "  p%d\t%s\t%s\t%s\t%s\t%s\t%d\t\t\n", p.Partition, thousands(p.Length), thousands(p.Delayed), gs.Name,
+					fmt.Fprintf(tw, "  p%d\t%s\t%s\t%s\t%s\t%s\t%d\t\t\t\n", p.Partition, thousands(p.Length), thousands(p.Delayed), gs.Name,
 						fmtLag(gs.Lag, gs.Lag < 0), thousands(gs.Pending), len(gs.Consumers))
 					for _, cs := range gs.Consumers {
-						fmt.Fprintf(tw, "\t\t\t  %s\t\t%s\t\t%s\t\n", cs.Name, thousands(cs.Pending), fmtIdle(cs.Idle, 1))
+						fmt.Fprintf(tw, "\t\t\t  %s\t\t%s\t\t%s\t%s\t\n", cs.Name, thousands(cs.Pending), fmtIdle(cs.Idle, 1),
+							consumerState(s.Groups, gs.Name, cs.Name))
 					}
 				}
 			}
 		}
 	}
-	fmt.Fprintf(tw, "dlq\t%s\t\t\t\t\t\t\t\n", thousands(rep.DLQ))
+	fmt.Fprintf(tw, "dlq\t%s\t\t\t\t\t\t\t\t\n", thousands(rep.DLQ))
 	tw.Flush()
+	for _, g := range stoppedGroups(rep.Streams) {
+		fmt.Fprintf(w, "\n%s %s.", strings.ToUpper(g.Name), g.Plain(pipeline.StartCommand(g.Name)))
+	}
+	if len(stoppedGroups(rep.Streams)) > 0 {
+		fmt.Fprintln(w)
+	}
 	if rep.Campaign != nil {
 		fmt.Fprintln(w)
 		printProgressView(w, *rep.Campaign, tty)
@@ -258,6 +277,73 @@ func fmtLag(n int64, unknown bool) string {
 	return thousands(n)
 }
 
+// fmtState is a group's STATE cell: idle (n), running (n), or what stopped
+// it said in capitals, so it stands out among the figures.
+func fmtState(g pipeline.GroupTotal) string {
+	switch g.State {
+	case pipeline.StateStopped:
+		last, ok := g.LastSeen()
+		switch {
+		case !ok:
+			return "STOPPED (never seen)"
+		case last.Stopped:
+			return "STOPPED " + pipeline.Ago(last.Ago) + " ago"
+		default:
+			return "NOT RUNNING, last seen " + pipeline.Ago(last.Ago) + " ago"
+		}
+	case "":
+		return "-"
+	}
+	return fmt.Sprintf("%s (%d)", g.State, g.Running)
+}
+
+// noGroup is the STATE cell of a stream no group reads yet.
+func noGroup(stream string) string {
+	if def, ok := pipeline.StageNamed(pipeline.StageOf(stream)); ok && def.Optional {
+		return "optional, not run here"
+	}
+	return "not started"
+}
+
+// consumerState is what the liveness beats say of one consumer of group
+// (--detail): "" when its process is running or never reported.
+func consumerState(groups []pipeline.GroupTotal, group, consumer string) string {
+	for _, g := range groups {
+		if g.Name != group {
+			continue
+		}
+		for _, p := range g.Processes {
+			if p.Consumer == consumer && !p.Running {
+				return "not running, last seen " + pipeline.Ago(p.Ago) + " ago"
+			}
+		}
+	}
+	return ""
+}
+
+// stoppedGroups are the groups with no running process, one each however
+// many streams (lanes) they read, with their lag and pending summed.
+func stoppedGroups(streams []pipeline.StreamStatus) []pipeline.GroupTotal {
+	var out []pipeline.GroupTotal
+	at := map[string]int{}
+	for _, s := range streams {
+		for _, g := range s.Groups {
+			if g.State != pipeline.StateStopped {
+				continue
+			}
+			if i, ok := at[g.Name]; ok {
+				out[i].Lag += g.Lag
+				out[i].Pending += g.Pending
+				out[i].LagUnknown += g.LagUnknown
+				continue
+			}
+			at[g.Name] = len(out)
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 func fmtIdle(d time.Duration, consumers int) string {
 	if consumers == 0 {
 		return "-"
@@ -273,13 +359,22 @@ func fmtIdle(d time.Duration, consumers int) string {
 // counters. Without a database, or while it is down, status still shows the
 // counters: an operator needs status most during an outage.
 type campaignSource struct {
-	rdb  rueidis.Client
-	keys pipeline.Keys
-	db   *pgxpool.Pool // nil: no database configured
+	rdb    rueidis.Client
+	keys   pipeline.Keys
+	db     *pgxpool.Pool // nil: no database configured, or dbDown
+	dbDown error         // why the configured database could not be opened
 }
 
 func (s campaignSource) Progress(ctx context.Context, id string) (progressView, error) {
 	counters := counterProgress{rdb: s.rdb, keys: s.keys}
+	if s.dbDown != nil {
+		v, known, err := counters.Progress(ctx, id)
+		if err == nil && !known {
+			return v, fmt.Errorf("Redis holds no campaign or direct message of this id, and PostgreSQL, which keeps older ones, is unavailable: %w", s.dbDown)
+		}
+		v.Note = "PostgreSQL unavailable (" + s.dbDown.Error() + "): counters only, state unknown"
+		return v, err
+	}
 	if s.db == nil {
 		v, known, err := counters.Progress(ctx, id)
 		if err == nil && !known {

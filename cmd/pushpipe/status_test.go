@@ -168,3 +168,44 @@ func TestStatusUnknownID(t *testing.T) {
 		})
 	}
 }
+
+// `status ID` with PostgreSQL down shows the streams and the campaign's
+// counters from Redis and says the state is missing: it failed with
+// "PostgreSQL ... does not answer" and showed nothing, during the outage
+// when an operator needs it.
+func TestStatusWithPostgresDown(t *testing.T) {
+	r, rdb := testRedis(t)
+	keys := pipeline.NewKeys("pp", 4)
+	exp := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+	if err := rdb.Do(t.Context(), rdb.B().Hset().Key(keys.Campaign("c1")).FieldValue().FieldValue(campaign.HashExpiresMs, exp).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	down := "postgres://postgres@" + pipelinetest.FreeAddr(t) + "/pushpipe?sslmode=disable&connect_timeout=1" // nothing listens
+	tests := []struct {
+		id   string
+		note string // in the progress's note; "" for an error
+		err  string
+	}{
+		{"c1", "PostgreSQL unavailable", ""},
+		{"c2", "", "Redis holds no campaign or direct message of this id, and PostgreSQL, which keeps older ones, is unavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			cli := parse(t, "status", "--redis-addr", r.Addr, "--database-url", down, tt.id)
+			src := cli.Status.source(&cli.Globals, rdb, keys)
+			rep, err := cli.Status.collect(t.Context(), rdb, keys, src)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("status %s: %v, want %q", tt.id, err, tt.err)
+				}
+				return
+			}
+			if err != nil || rep.Campaign == nil || len(rep.Streams) == 0 {
+				t.Fatalf("status %s with PostgreSQL down: %v, %+v", tt.id, err, rep)
+			}
+			if !strings.Contains(rep.Campaign.Note, tt.note) || rep.Campaign.State != "unknown" {
+				t.Errorf("note %q, state %q: want %q and state unknown", rep.Campaign.Note, rep.Campaign.State, tt.note)
+			}
+		})
+	}
+}

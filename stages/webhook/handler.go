@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -29,6 +30,7 @@ type Handler struct {
 	safeURL string
 	quiet   atomic.Int64 // post.go: no POST starts before this (Unix ns), a receiver's Retry-After
 	log     zerolog.Logger
+	failing *failing // quiets the log while the receiver fails
 	metrics *metrics
 }
 
@@ -58,6 +60,7 @@ func New(cfg Config) (*Handler, error) {
 		cap:     pipeline.NewRateCap(cfg.Redis, cfg.Keys.RateCap(rateCapName(cfg.Group)), cfg.Rate),
 		safeURL: SafeURL(cfg.URL), metrics: newMetrics(cfg.Metrics)}
 	h.log = cfg.Log.With().Str("url", h.safeURL).Str("group", cfg.Group).Logger()
+	h.failing = &failing{log: h.log, now: time.Now}
 	return h, nil
 }
 
@@ -114,6 +117,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		err := h.post(ctx, b, buf[body:len(buf):len(buf)], end-start)
 		if err == nil {
 			h.metrics.events.WithLabelValues("delivered").Add(float64(end - start))
+			h.failing.ok()
 			continue
 		}
 		if ctx.Err() != nil || b.IsLost() {
@@ -122,7 +126,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		// Out of attempts: the entries not wholly delivered wait for their
 		// next delivery, which POSTs their events again (the receiver
 		// dedupes by id); the entries delivered already are acked.
-		h.log.Warn().Err(err).Int("events", len(events)-start).Msg("webhook delivery failed; left for redelivery")
+		h.failing.fail(err, len(events)-start)
 		for _, i := range idx[start:] {
 			b.Fail(i, err)
 		}

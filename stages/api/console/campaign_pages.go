@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
@@ -72,6 +73,10 @@ type campaignData struct {
 	// and, if it was canceled, long enough ago that the sends in flight at
 	// the cancel are counted (settled). Its page stops polling then.
 	Settled bool
+	// Waiting names the stages the campaign goes through that have no
+	// running process (pipeline.NotRunning): a campaign whose deliverers
+	// were killed sat at "running" with nothing to say why it did not move.
+	Waiting []string
 }
 
 // cancelSettles is how long after a cancel the sends that were in flight
@@ -115,6 +120,10 @@ func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string, erro
 		return campaignData{}, http.StatusServiceUnavailable, unavailable("Campaign "+id+" is", err, polled(r)), err
 	}
 	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State), Settled: settled(sum.Progress, time.Now())}
+	if st := sum.Progress.State; !campaign.Final(st) && st != campaign.StateScheduled {
+		// Unreadable liveness says nothing: the figures say Redis is away.
+		d.Waiting, _ = pipeline.NotRunning(ctx, c.cfg.Redis, c.cfg.Keys, "split", "resolve", "dedupe", "deliver")
+	}
 	d.Failures, err = c.cfg.Campaigns.Failures(ctx, id)
 	if err != nil {
 		d.NoReasons = unavailable("Failures by reason are", err, !d.Settled) // the live part polls until settled

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
@@ -43,8 +44,16 @@ func (c *Console) messageRows(w http.ResponseWriter, r *http.Request, s session)
 	c.fragment(w, "messages", "rows", p)
 }
 
+// messageData is a message's summary and the stages it waits on that do
+// not run (pipeline.NotRunning): a message skips split and resolve, so
+// dedupe and deliver.
+type messageData struct {
+	campaign.MessageSummary
+	Waiting []string
+}
+
 // message loads the message of the path, or renders why not.
-func (c *Console) message(w http.ResponseWriter, r *http.Request, s session) (campaign.MessageSummary, bool) {
+func (c *Console) message(w http.ResponseWriter, r *http.Request, s session) (messageData, bool) {
 	m, err := c.loadMessage(r)
 	if err != nil {
 		c.messageFailed(w, r, s, err)
@@ -53,10 +62,16 @@ func (c *Console) message(w http.ResponseWriter, r *http.Request, s session) (ca
 	return m, true
 }
 
-func (c *Console) loadMessage(r *http.Request) (campaign.MessageSummary, error) {
+func (c *Console) loadMessage(r *http.Request) (messageData, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	return c.cfg.Campaigns.Message(ctx, r.PathValue("id"))
+	m, err := c.cfg.Campaigns.Message(ctx, r.PathValue("id"))
+	d := messageData{MessageSummary: m}
+	if err == nil && m.Report.State != campaign.MessageDone {
+		// Unreadable liveness says nothing: the figures say Redis is away.
+		d.Waiting, _ = pipeline.NotRunning(ctx, c.cfg.Redis, c.cfg.Keys, "dedupe", "deliver")
+	}
+	return d, err
 }
 
 // messageFailed answers a message that could not be read with why.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 )
@@ -23,6 +25,21 @@ type stageRow struct {
 	// without a consumer group it is not "not started yet", and its
 	// stream's entries wait for nobody.
 	Optional bool
+	// Groups are whether the stage's groups run, one each over its lanes,
+	// from the processes' liveness beats (pipeline/alive.go).
+	Groups []groupState
+	// Gone is what the beats say of consumers whose process is not
+	// running (consumer → "not running, last seen 2m ago"), for the
+	// partition table, where their idle time alone looked like a quiet
+	// stage's.
+	Gone map[string]string
+}
+
+// groupState is whether a consumer group's processes run, in words.
+type groupState struct {
+	Name  string
+	State string // pipeline.StateRunning, StateIdle or StateStopped
+	Say   string // pipeline.GroupTotal.Plain
 }
 
 // laneRow is one stream a stage reads: "express" or "bulk" for a stage with
@@ -34,6 +51,7 @@ type laneRow struct {
 
 type pipelineData struct {
 	Stages     []stageRow
+	Stopped    []string // the groups with no running process, for the line at the top
 	DLQ        int64
 	DeadCapped bool // more than dlqCountCap dead letters: per-stage counts are of the oldest
 }
@@ -69,9 +87,47 @@ func (c *Console) pipelineData(ctx context.Context) (pipelineData, error) {
 			row.Dead += perStream[in]
 			next++
 		}
+		row.Groups, row.Gone = liveness(row.Lanes)
+		for _, g := range row.Groups {
+			if g.State == pipeline.StateStopped {
+				d.Stopped = append(d.Stopped, g.Name)
+			}
+		}
 		d.Stages = append(d.Stages, row)
 	}
 	return d, nil
+}
+
+// liveness sums each group over a stage's lanes (they share its
+// processes; the work waiting is the lanes' together) and says it.
+func liveness(lanes []laneRow) ([]groupState, map[string]string) {
+	var merged []pipeline.GroupTotal
+	gone := map[string]string{}
+	for _, l := range lanes {
+		for _, g := range l.Stream.Groups {
+			for _, p := range g.Processes {
+				if !p.Running {
+					gone[p.Consumer] = "not running, last seen " + pipeline.Ago(p.Ago) + " ago"
+				}
+			}
+			i := slices.IndexFunc(merged, func(m pipeline.GroupTotal) bool { return m.Name == g.Name })
+			if i < 0 {
+				merged = append(merged, g)
+				continue
+			}
+			m := &merged[i]
+			m.Lag, m.Pending, m.LagUnknown = m.Lag+g.Lag, m.Pending+g.Pending, m.LagUnknown+g.LagUnknown
+			if g.State == pipeline.StateRunning {
+				m.State = g.State // one lane with work: the stage is working
+			}
+		}
+	}
+	out := make([]groupState, len(merged))
+	for i, g := range merged {
+		say := g.Plain(pipeline.StartCommand(g.Name))
+		out[i] = groupState{Name: g.Name, State: g.State, Say: strings.ToUpper(say[:1]) + say[1:] + "."}
+	}
+	return out, gone
 }
 
 func (c *Console) pipelinePage(w http.ResponseWriter, r *http.Request, s session) {

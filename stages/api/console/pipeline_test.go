@@ -1,10 +1,18 @@
 package console_test
 
 import (
+	"context"
 	"html"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // TestOptionalStageSaysSo: on the pipeline page, a stage without a consumer
@@ -33,5 +41,115 @@ func TestOptionalStageSaysSo(t *testing.T) {
 	}
 	if strings.Contains(regexp.MustCompile(`(?s)<section class="stage" data-stage="webhook".*?</section>`).FindString(body), "has not started") {
 		t.Error("the webhook, optional, is said not to have started")
+	}
+}
+
+// TestPipelineSaysWhichStagesRun: the pipeline page says of each stage
+// whether it runs, from its processes' liveness beats: idle while its
+// process waits on a quiet stream, not running at once after a clean stop,
+// and not running with when it was last seen once a process stops beating
+// (killed, hung, or cut from Redis), with the work waiting for it and what
+// to do. Before, all three showed the same figures and a consumer's idle
+// time, which on Redis 7.0 grows on a quiet stream as on a dead process.
+func TestPipelineSaysWhichStagesRun(t *testing.T) {
+	b := newBed(t)
+	run := func(stage string) (stop func(), lose func()) {
+		def, _ := pipeline.StageNamed(stage)
+		rdb, err := pipeline.NewRedis(env.Redis.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(rdb.Close)
+		opts := def.Options()
+		opts.Consumer, opts.Block, opts.AliveEvery, opts.ShutdownTimeout = stage+"-1", 100*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
+		r := pipeline.NewRunner(rdb, b.keys, opts, pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return nil }), zerolog.Nop(), nil)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); r.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		pipelinetest.Eventually(t, 10*time.Second, stage+" ready", r.Ready)
+		return func() { cancel(); <-done }, rdb.Close
+	}
+	_, _ = run("dedupe")
+	stopSplit, _ := run("split")
+	_, loseResolve := run("resolve")
+	stopSplit()
+	loseResolve()
+	if _, err := pipeline.Emit(t.Context(), b.rdb, pipeline.Message{Stream: b.keys.Stream(pipeline.StreamRanges, 1), Fields: []string{"n", "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(800 * time.Millisecond) // resolve misses three beats; dedupe stays idle past them
+
+	_, body := b.get("/ui/pipeline")
+	tests := []struct {
+		stage string
+		says  []string
+	}{
+		{"dedupe", []string{`<span class="state state-idle">idle</span>`, "Idle: 1 process running, nothing waiting."}},
+		{"split", []string{`<span class="state state-stopped">not running</span>`, "Not running: stopped cleanly", "(split-1). Start `pushpipe split` if it should run."}},
+		{"resolve", []string{`<span class="state state-stopped">not running</span>`, "Not running: last seen", "(resolve-1), then it stopped reporting: killed, crashed or hung; 1 entry waits for it. Check its logs and restart `pushpipe resolve`.",
+			"resolve-1 (0, ", "not running, last seen"}},
+	}
+	for _, tt := range tests {
+		m := html.UnescapeString(regexp.MustCompile(`(?s)<section class="stage" data-stage="` + tt.stage + `".*?</section>`).FindString(body))
+		for _, say := range tt.says {
+			if !strings.Contains(m, say) {
+				t.Errorf("stage %s does not say %q:\n%s", tt.stage, say, m)
+			}
+		}
+		if tt.stage == "dedupe" && strings.Contains(m, "not running") {
+			t.Errorf("the idle dedupe is said not to run:\n%s", m)
+		}
+	}
+	if top := html.UnescapeString(regexp.MustCompile(`<p class="error" role="alert" id="stopped">.*?</p>`).FindString(body)); !strings.Contains(top, "Not running: split, resolve.") {
+		t.Errorf("the page's top does not list the stopped stages: %q", top)
+	}
+	// In the browser too, refreshed in place (the screenshot shows it).
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/pipeline"), waitJS(`document.querySelector('section[data-stage="resolve"] .liveness[data-state="stopped"]') !== null`))
+}
+
+// TestCampaignPageSaysWhatItWaitsOn: a campaign's page names the stages it
+// goes through that have no running process, where it sat at "running" (or
+// "splitting") with nothing to say why it did not move.
+// A direct message's page does the same for the stages a message goes
+// through, dedupe and deliver.
+func TestCampaignPageSaysWhatItWaitsOn(t *testing.T) {
+	b := newBed(t)
+	b.create("c1", time.Time{})
+	b.sendMessage("dm-1", "Your order shipped", []int64{1})
+	tests := []struct {
+		name  string
+		start []string // stages started before the page is read
+		page  string
+		want  string // "" for no waiting note
+	}{
+		{"nothing runs", nil, "/ui/campaigns/c1/live", "Waiting: split not running; resolve not running; dedupe not running; deliver not running."},
+		{"nothing runs, message", nil, "/ui/messages/dm-1/live", "Waiting: dedupe not running; deliver not running. The message goes on"},
+		{"deliver stopped", []string{"split", "resolve", "dedupe"}, "/ui/campaigns/c1/live", "Waiting: deliver not running."},
+		{"deliver stopped, message", nil, "/ui/messages/dm-1/live", "Waiting: deliver not running. The message goes on"},
+		{"all run", []string{"deliver"}, "/ui/campaigns/c1/live", ""},
+		{"all run, message", nil, "/ui/messages/dm-1/live", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, st := range tt.start {
+				def, _ := pipeline.StageNamed(st)
+				opts := def.Options()
+				opts.Block = 100 * time.Millisecond
+				r := pipeline.NewRunner(b.rdb, b.keys, opts, pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return nil }), zerolog.Nop(), nil)
+				// The stages run on for the next case: the test's context.
+				ctx, cancel := context.WithCancel(b.t.Context())
+				done := make(chan struct{})
+				go func() { defer close(done); r.Run(ctx) }()
+				b.t.Cleanup(func() { cancel(); <-done })
+				pipelinetest.Eventually(t, 10*time.Second, st+" ready", r.Ready)
+			}
+			_, body := b.get(tt.page)
+			got := html.UnescapeString(regexp.MustCompile(`<p class="error" role="status" id="waiting">.*?</p>`).FindString(body))
+			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+				t.Errorf("the live part says %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
