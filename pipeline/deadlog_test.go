@@ -30,7 +30,7 @@ func TestDeadLettersLogOneLinePerCall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var logs logLines
+	var logs pipelinetest.Logs
 	h := pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return errors.New("receiver answered 500") })
 	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "poison", Stream: "poison", Consumer: "p1", Partitions: []int{0},
 		BatchSize: 100, MaxDeliveries: 1, ClaimIdle: 300 * time.Millisecond, RetryFor: 10 * time.Millisecond, Block: 100 * time.Millisecond},

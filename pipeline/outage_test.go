@@ -1,13 +1,11 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,24 +15,6 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
-
-// logLines is a zerolog writer tests read while the runner writes.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // While Redis is down, a stage logs that it is unreachable once and that
 // it answers again once, not one line per partition, poller and kept batch
@@ -56,7 +36,7 @@ func TestRedisOutageLogsOnce(t *testing.T) {
 		}
 		return nil
 	})
-	var logs logLines
+	var logs pipelinetest.Logs
 	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Express: true, Consumer: "d1",
 		Block: 100 * time.Millisecond, ClaimIdle: time.Second, ShutdownTimeout: 100 * time.Millisecond},
 		h, zerolog.New(&logs).Level(zerolog.WarnLevel), nil)
@@ -103,7 +83,7 @@ func TestHandlerDialErrorIsNotARedisOutage(t *testing.T) {
 		}
 		return fmt.Errorf("valid tokens: %w", err)
 	})
-	var logs logLines
+	var logs pipelinetest.Logs
 	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Consumer: "d1",
 		Block: 100 * time.Millisecond, ClaimIdle: time.Second, ShutdownTimeout: 100 * time.Millisecond},
 		h, zerolog.New(&logs).Level(zerolog.WarnLevel), nil)
@@ -139,7 +119,7 @@ func TestFailingBatchesLogQuietly(t *testing.T) {
 		}
 		return nil
 	})
-	var logs logLines
+	var logs pipelinetest.Logs
 	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Consumer: "d1", BatchSize: 1,
 		Block: 100 * time.Millisecond, ClaimIdle: 10 * time.Second, ShutdownTimeout: 100 * time.Millisecond},
 		h, zerolog.New(&logs).Level(zerolog.WarnLevel), nil)
@@ -172,7 +152,7 @@ func TestPoisonAmongGoodBatchesIsOneSpell(t *testing.T) {
 		}
 		return nil
 	})
-	var logs logLines
+	var logs pipelinetest.Logs
 	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Consumer: "d1", BatchSize: 1,
 		Partitions: []int{0, 1}, Block: 100 * time.Millisecond, ClaimIdle: time.Minute, RetryFor: 3 * time.Second, ShutdownTimeout: 100 * time.Millisecond},
 		h, zerolog.New(&logs).Level(zerolog.WarnLevel), nil)

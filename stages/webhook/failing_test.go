@@ -1,13 +1,11 @@
 package webhook_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,23 +16,6 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/webhook"
 )
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // A receiver answering 500 for a while is logged when it starts failing
 // and when it accepts again, not on every delivery that failed: each
@@ -53,7 +34,7 @@ func TestFailingReceiverLogsQuietly(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(srv.Close)
-	var logs logBuffer
+	var logs pipelinetest.Logs
 	log := zerolog.New(&logs).Level(zerolog.WarnLevel)
 	h, err := webhook.New(webhook.Config{Redis: f.rdb, Keys: f.keys, URL: srv.URL + "/hook", Secrets: [][]byte{[]byte("secret-0123456789abcdef")},
 		Attempts: 1, RetryBase: 10 * time.Millisecond, Log: log})
