@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
@@ -30,15 +28,9 @@ func TestDeadLettersLogOneLinePerCall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var logs pipelinetest.Logs
 	h := pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return errors.New("receiver answered 500") })
-	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "poison", Stream: "poison", Consumer: "p1", Partitions: []int{0},
-		BatchSize: 100, MaxDeliveries: 1, ClaimIdle: 300 * time.Millisecond, RetryFor: 10 * time.Millisecond, Block: 100 * time.Millisecond},
-		h, zerolog.New(&logs).Level(zerolog.WarnLevel), nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	logs := runLogged(t, c, keys, pipeline.Options{Stage: "poison", Stream: "poison", Consumer: "p1", Partitions: []int{0},
+		BatchSize: 100, MaxDeliveries: 1, ClaimIdle: 300 * time.Millisecond, RetryFor: 10 * time.Millisecond, Block: 100 * time.Millisecond}, h)
 	q := pipeline.NewDLQ(c, keys)
 	pipelinetest.Eventually(t, 30*time.Second, "every entry dead-lettered", func() bool {
 		l, err := q.Len(t.Context())

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -36,15 +37,9 @@ func TestRedisOutageLogsOnce(t *testing.T) {
 		}
 		return nil
 	})
-	var logs pipelinetest.Logs
-	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Express: true, Consumer: "d1",
-		Block: 100 * time.Millisecond, ClaimIdle: time.Second, ShutdownTimeout: 100 * time.Millisecond},
-		h, zerolog.New(&logs).Level(zerolog.WarnLevel), nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { close(release); cancel(); <-done }()
-	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	defer close(release) // before the runner stops (runLogged's cleanup)
+	logs := runLogged(t, c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Express: true, Consumer: "d1",
+		Block: 100 * time.Millisecond, ClaimIdle: time.Second, ShutdownTimeout: 100 * time.Millisecond}, h)
 	if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(pipeline.StreamDedupe, 3), Fields: []string{"n", "1"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -83,15 +78,8 @@ func TestHandlerDialErrorIsNotARedisOutage(t *testing.T) {
 		}
 		return fmt.Errorf("valid tokens: %w", err)
 	})
-	var logs pipelinetest.Logs
-	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Consumer: "d1",
-		Block: 100 * time.Millisecond, ClaimIdle: time.Second, ShutdownTimeout: 100 * time.Millisecond},
-		h, zerolog.New(&logs).Level(zerolog.WarnLevel), nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	logs := runLogged(t, c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Consumer: "d1",
+		Block: 100 * time.Millisecond, ClaimIdle: time.Second, ShutdownTimeout: 100 * time.Millisecond}, h)
 	if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(pipeline.StreamDedupe, 3), Fields: []string{"n", "1"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -119,15 +107,8 @@ func TestFailingBatchesLogQuietly(t *testing.T) {
 		}
 		return nil
 	})
-	var logs pipelinetest.Logs
-	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Consumer: "d1", BatchSize: 1,
-		Block: 100 * time.Millisecond, ClaimIdle: 10 * time.Second, ShutdownTimeout: 100 * time.Millisecond},
-		h, zerolog.New(&logs).Level(zerolog.WarnLevel), nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	logs := runLogged(t, c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Consumer: "d1", BatchSize: 1,
+		Block: 100 * time.Millisecond, ClaimIdle: 10 * time.Second, ShutdownTimeout: 100 * time.Millisecond}, h)
 	produce(t, c, keys, pipeline.StreamDedupe, 32)
 	pipelinetest.Eventually(t, 10*time.Second, "many failed attempts", func() bool { return calls.Load() >= 20 })
 	failing.Store(false)
@@ -152,15 +133,8 @@ func TestPoisonAmongGoodBatchesIsOneSpell(t *testing.T) {
 		}
 		return nil
 	})
-	var logs pipelinetest.Logs
-	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Consumer: "d1", BatchSize: 1,
-		Partitions: []int{0, 1}, Block: 100 * time.Millisecond, ClaimIdle: time.Minute, RetryFor: 3 * time.Second, ShutdownTimeout: 100 * time.Millisecond},
-		h, zerolog.New(&logs).Level(zerolog.WarnLevel), nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	logs := runLogged(t, c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Consumer: "d1", BatchSize: 1,
+		Partitions: []int{0, 1}, Block: 100 * time.Millisecond, ClaimIdle: time.Minute, RetryFor: 3 * time.Second, ShutdownTimeout: 100 * time.Millisecond}, h)
 	emit := func(p int, n string) {
 		if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(pipeline.StreamDedupe, p), Fields: []string{"n", n}}); err != nil {
 			t.Fatal(err)
@@ -174,4 +148,18 @@ func TestPoisonAmongGoodBatchesIsOneSpell(t *testing.T) {
 	if starts := strings.Count(got, "batch failed, retrying"); starts != 1 {
 		t.Fatalf("%d spells started for one poison batch retried among good ones, want 1:\n%.3000s", starts, got)
 	}
+}
+
+// runLogged runs a runner of opts and h until the test ends, its warnings
+// and errors in the returned log, and returns once it is ready.
+func runLogged(t *testing.T, c rueidis.Client, keys pipeline.Keys, opts pipeline.Options, h pipeline.Handler) *pipelinetest.Logs {
+	t.Helper()
+	logs := &pipelinetest.Logs{}
+	r := pipeline.NewRunner(c, keys, opts, h, zerolog.New(logs).Level(zerolog.WarnLevel), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	return logs
 }
