@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pushpipe/pushpipe/pipeline"
 )
 
 // Campaign lifecycle drills (DESIGN guarantee 7): a schedule survives
@@ -263,6 +265,81 @@ func TestDrillCampaignRate(t *testing.T) {
 		t.Errorf("slow campaign took %v, at %d/s it takes at least %v", span, rate, min)
 	}
 	t.Logf("slow: %d sends over %v, at most %d in any second; halfway its finish was expected %v off", len(slow), span, most, off)
+}
+
+// A capped campaign far larger than its cap sends in a few seconds is cut
+// only --paced-ahead ahead of its sends. Deliver puts its entries off to
+// their slots in the deliver stream's delayed set, which split's backlog
+// mark does not count: before split paced itself, the whole campaign (here
+// 100 s of sends) sat in Redis within a second of its start, as a 100M-user
+// campaign at 500/s would have for two days. A cancel then stops it.
+func TestDrillCappedCampaignCutAhead(t *testing.T) {
+	const users, rate, ahead = 20000, 200, 8 * time.Second
+	r := newRig(t, rigOptions{Users: users, TPS: 5000, Split: []string{"--paced-ahead", ahead.String()}})
+	if code, b := r.call("POST", "/v1/campaigns", campaignBody("big", `,"rate_per_second":`+strconv.Itoa(rate))); code != 201 {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	r.poll(30*time.Second, "sends under way", func() bool { return r.lifecycle("big").Sent >= rate })
+	var mostAhead, mostHeld int64
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+		cut, held := r.cutOf("big"), r.delayedDeliver()
+		sent := r.lifecycle("big").Sent
+		mostAhead, mostHeld = max(mostAhead, cut-sent), max(mostHeld, held)
+	}
+	// An allowance is rate×ahead users (1,600, four ranges of 500), cut once
+	// the schedule is within ahead/2 of now, while the previous one may not
+	// have reached deliver yet: about three allowances at most. Uncut, the
+	// whole campaign is ahead of its sends.
+	if limit := int64(4 * rate * ahead.Seconds()); mostAhead > limit {
+		t.Errorf("split cut up to %d users ahead of the sends, want at most %d (%v at %d/s, with slack)", mostAhead, limit, ahead, rate)
+	}
+	t.Logf("at most %d users cut ahead of the sends, %d entries in deliver's delayed set", mostAhead, mostHeld)
+	if code, b := r.call("POST", "/v1/campaigns/big/cancel", ""); code != 200 {
+		t.Fatalf("cancel: %d %s", code, b)
+	}
+	r.poll(75*time.Second, "the canceled campaign's entries let go", func() bool { return r.delayedDeliver() == 0 })
+}
+
+// cutOf is the users in the ranges split emitted for campaign id (the
+// drill's ranges are full but for each segment's last).
+func (r *rig) cutOf(id string) int64 {
+	r.t.Helper()
+	var n int64
+	for _, s := range r.keys.Streams(pipeline.StreamRanges) {
+		xs, err := r.rdb.Do(r.t.Context(), r.rdb.B().Xrange().Key(s).Start("-").End("+").Build()).AsXRange()
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		for _, x := range xs {
+			if x.FieldValues[pipeline.FieldCampaign] == id {
+				lo, _ := strconv.ParseInt(x.FieldValues[pipeline.FieldLo], 10, 64)
+				hi, _ := strconv.ParseInt(x.FieldValues[pipeline.FieldHi], 10, 64)
+				n += r.subscribersIn(lo, hi)
+			}
+		}
+	}
+	return n
+}
+
+// subscribersIn is the drill's users (173·(1..Users)) in [lo, hi].
+func (r *rig) subscribersIn(lo, hi int64) int64 {
+	first := max((lo+172)/173, 1)
+	last := min(hi/173, int64(r.opts.Users))
+	return max(last-first+1, 0)
+}
+
+// delayedDeliver is the entries waiting in deliver's delayed sets.
+func (r *rig) delayedDeliver() int64 {
+	r.t.Helper()
+	var n int64
+	for _, s := range r.keys.Streams(pipeline.StreamDeliver) {
+		c, err := r.rdb.Do(r.t.Context(), r.rdb.B().Zcard().Key(pipeline.DelayedKey(s)).Build()).AsInt64()
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		n += c
+	}
+	return n
 }
 
 // The operator's commands: `pushpipe campaigns list|cancel` over the same

@@ -77,6 +77,7 @@ type rigOptions struct {
 	TPS         int      // deliver's cluster-wide cap per provider and app
 	Fake        []string // extra fakeprovider flags
 	Deliver     []string // extra deliver flags
+	Split       []string // extra split flags
 	// Security is how Redis is secured (pipelinetest.SecurityAuth or
 	// SecurityTLS); default PUSHPIPE_TEST_REDIS, so the whole suite runs
 	// against a Redis with a password or over TLS with it set.
@@ -226,6 +227,7 @@ func (r *rig) startPipeline() {
 		args := append([]string{name, "--http", r.ops[name], "--consumer", name + "-1"}, stage...)
 		if name == "split" {
 			args = append(args, "--range-size", strconv.Itoa(cmp.Or(r.opts.RangeSize, 500)))
+			args = append(args, r.opts.Split...)
 		}
 		if name == "deliver" {
 			args = append(args, "--tps", strconv.Itoa(r.opts.TPS),

@@ -144,8 +144,8 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 		all   []string // the same under all
 	}{
 		{"ingest", []string{"--db-conns", "3"}, []string{"--ingest-db-conns", "3"}},
-		{"split", []string{"--range-size", "77", "--segments", "2", "--parallel", "3", "--max-deliver-backlog", "9", "--db-conns", "5"},
-			[]string{"--split-range-size", "77", "--split-segments", "2", "--split-parallel", "3", "--split-max-deliver-backlog", "9", "--split-db-conns", "5"}},
+		{"split", []string{"--range-size", "77", "--segments", "2", "--parallel", "3", "--max-deliver-backlog", "9", "--db-conns", "5", "--paced-ahead", "90s"},
+			[]string{"--split-range-size", "77", "--split-segments", "2", "--split-parallel", "3", "--split-max-deliver-backlog", "9", "--split-db-conns", "5", "--split-paced-ahead", "90s"}},
 		{"resolve", []string{"--parallel", "5", "--db-conns", "6"}, []string{"--resolve-parallel", "5", "--resolve-db-conns", "6"}},
 		{"dedupe", nil, nil},
 		{"deliver", []string{"--tps", "123", "--in-flight", "7", "--max-attempts", "5", "--sink", "null", "--db-conns", "2"},

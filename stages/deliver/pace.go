@@ -33,6 +33,10 @@ import (
 // and the ack reserves the redelivered entry again: the schedule then has
 // a gap of that entry's time, never an overlap.
 //
+// Put-off entries wait in the delayed set, which split's backlog mark does
+// not count: split cuts a capped campaign only --paced-ahead ahead of this
+// schedule (stages/split/paced.go), so the set holds a bounded part of it.
+//
 // An entry is put off for at most maxPutOff at a time (then again, with the
 // same slot): a canceled campaign's entries are not paced but dropped as
 // they come back, so the delayed set lets go of them within that time

@@ -22,10 +22,11 @@ const maxPerQuery = 64
 type emitFunc func(ctx context.Context, msgs ...pipeline.Message) error
 
 // cut emits a segment's ranges from where it stands until the segment is
-// done or the deliver backlog stays above the mark for MaxWait. Each batch
-// of ranges is recorded in the checkpoint before it is emitted, and the
-// segment advanced past it after (checkpoint.go).
-func (h *Handler) cut(ctx context.Context, c campaign.Campaign, s *segment, emit emitFunc) error {
+// done, the deliver backlog stays above the mark for MaxWait, or a capped
+// campaign's allowance is spent (paced.go). Each batch of ranges is recorded
+// in the checkpoint before it is emitted, and the segment advanced past it
+// after (checkpoint.go).
+func (h *Handler) cut(ctx context.Context, c campaign.Campaign, s *segment, emit emitFunc, allow *allowance) error {
 	ckKey := h.cfg.Keys.SplitCheckpoint(c.ID)
 	exp := campaign.CountersExpireMs(c.ExpiresAt().UnixMilli())
 	for k := 1; !s.done; {
@@ -42,6 +43,10 @@ func (h *Handler) cut(ctx context.Context, c campaign.Campaign, s *segment, emit
 			return err // canceled: no more ranges (Handle drops the campaign)
 		}
 		if len(s.pending) == 0 {
+			if allow.spent() {
+				return nil
+			}
+			k = allow.ranges(k, h.cfg.RangeSize)
 			his, err := boundaries(ctx, h.cfg.DB, s.channel, s.lo, s.end, h.cfg.RangeSize, k)
 			if err != nil {
 				return fmt.Errorf("split %s channel %q: %w", c.ID, s.channel, err)
@@ -59,6 +64,7 @@ func (h *Handler) cut(ctx context.Context, c campaign.Campaign, s *segment, emit
 		if err := emit(ctx, h.rangeMsgs(c.ID, s)...); err != nil {
 			return fmt.Errorf("split %s channel %q: %w", c.ID, s.channel, err)
 		}
+		allow.spend(len(s.pending) * h.cfg.RangeSize)
 		if _, err := h.record(ctx, ckKey, exp, s, s.advanced()); err != nil {
 			return fmt.Errorf("split %s channel %q: checkpoint: %w", c.ID, s.channel, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -43,13 +44,18 @@ func (s *segment) rangeID(i int) string {
 }
 
 // split cuts every channel of c from its checkpoint. It reports whether all
-// are done; then it records ranges_total and split_done.
-func (h *Handler) split(ctx context.Context, c campaign.Campaign, emit emitFunc) (bool, error) {
+// are done (then it records ranges_total and split_done), and if not, after
+// how long to go on.
+func (h *Handler) split(ctx context.Context, c campaign.Campaign, emit emitFunc) (bool, time.Duration, error) {
 	rdb, keys := h.cfg.Redis, h.cfg.Keys
+	allow, wait, err := h.allowance(ctx, c)
+	if err != nil || wait > 0 {
+		return false, wait, err
+	}
 	ckKey := keys.SplitCheckpoint(c.ID)
 	saved, err := rdb.Do(ctx, rdb.B().Hgetall().Key(ckKey).Build()).AsStrMap()
 	if err != nil {
-		return false, fmt.Errorf("split %s: checkpoint: %w", c.ID, err)
+		return false, 0, fmt.Errorf("split %s: checkpoint: %w", c.ID, err)
 	}
 	// Plan every channel's segments first (two index probes each), then cut
 	// segment 0 of every channel, then segment 1...: each channel's first
@@ -64,7 +70,7 @@ func (h *Handler) split(ctx context.Context, c campaign.Campaign, emit emitFunc)
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	var (
 		mu    sync.Mutex
@@ -82,7 +88,7 @@ func (h *Handler) split(ctx context.Context, c campaign.Campaign, emit emitFunc)
 			more = true
 			s := segs[round]
 			g.Go(func() error {
-				err := h.cut(gctx, c, s, emit)
+				err := h.cut(gctx, c, s, emit, allow)
 				mu.Lock()
 				defer mu.Unlock()
 				total += s.next
@@ -95,10 +101,13 @@ func (h *Handler) split(ctx context.Context, c campaign.Campaign, emit emitFunc)
 		}
 	}
 	if err := g.Wait(); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	if !all {
-		return false, nil
+		if allow.spent() {
+			return false, h.cfg.PacedAhead / 4, nil
+		}
+		return false, 0, nil
 	}
 	exp := campaign.CountersExpireMs(c.ExpiresAt().UnixMilli())
 	hash := keys.Campaign(c.ID)
@@ -109,10 +118,10 @@ func (h *Handler) split(ctx context.Context, c campaign.Campaign, emit emitFunc)
 		rdb.B().Pexpireat().Key(hash).MillisecondsTimestamp(exp).Build(),
 	) {
 		if err := res.Error(); err != nil {
-			return false, fmt.Errorf("split %s: record done: %w", c.ID, err)
+			return false, 0, fmt.Errorf("split %s: record done: %w", c.ID, err)
 		}
 	}
-	return true, nil
+	return true, 0, nil
 }
 
 // plan returns a channel's segments: the recorded ones, or new ones. A

@@ -46,6 +46,10 @@ type Config struct {
 	// held its entry longer than the claim idle time would be claimed
 	// twice); default 10s.
 	MaxWait time.Duration
+	// PacedAhead is how much of a capped campaign's sending split cuts
+	// ahead of its schedule (paced.go); default 1 minute, negative
+	// disables.
+	PacedAhead time.Duration
 }
 
 // Handler is the split stage's batch handler.
@@ -69,6 +73,9 @@ func New(cfg Config) *Handler {
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 10 * time.Second
+	}
+	if cfg.PacedAhead == 0 {
+		cfg.PacedAhead = time.Minute
 	}
 	return &Handler{cfg: cfg, cancels: campaign.NewCancels(cfg.Redis, cfg.Keys)}
 }
@@ -105,7 +112,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			}
 			continue // canceled: dropped (acked) unsplit
 		}
-		finished, err := h.split(ctx, c, b.EmitNow)
+		finished, after, err := h.split(ctx, c, b.EmitNow)
 		if errors.Is(err, errGone) {
 			b.DeadLetter(i, err)
 			continue
@@ -120,8 +127,9 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			continue
 		}
 		if !finished {
-			// Downstream is full: continue later from the checkpoint.
-			b.Emit(h.cfg.Keys.Stream(pipeline.StreamCampaigns, h.cfg.Keys.HashPartition(id)), pipeline.FieldCampaign, id)
+			// Downstream is full, or a capped campaign is cut far enough
+			// ahead of its sends: continue later from the checkpoint.
+			b.EmitAt(time.Now().Add(after), h.cfg.Keys.Stream(pipeline.StreamCampaigns, h.cfg.Keys.HashPartition(id)), pipeline.FieldCampaign, id)
 		}
 	}
 	return nil

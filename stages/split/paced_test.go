@@ -1,0 +1,129 @@
+package split_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/stages/split"
+)
+
+// requeuedIn is how long until campaign id's entry is due in the campaigns
+// stream's delayed set, and whether it waits there.
+func (f *fixture) requeuedIn(id string) (time.Duration, bool) {
+	f.t.Helper()
+	key := pipeline.DelayedKey(f.keys.Stream(pipeline.StreamCampaigns, f.keys.HashPartition(id)))
+	zs, err := f.rdb.Do(context.Background(), f.rdb.B().Zrange().Key(key).Min("0").Max("-1").Withscores().Build()).AsZScores()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(zs) == 0 {
+		return 0, false
+	}
+	return time.Until(time.UnixMilli(int64(zs[0].Score))), true
+}
+
+// due makes campaign id's requeued entry due now: time passing.
+func (f *fixture) due(id string) {
+	f.t.Helper()
+	key := pipeline.DelayedKey(f.keys.Stream(pipeline.StreamCampaigns, f.keys.HashPartition(id)))
+	zs, err := f.rdb.Do(context.Background(), f.rdb.B().Zrange().Key(key).Min("0").Max("-1").Build()).AsStrSlice()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, m := range zs {
+		if err := f.rdb.Do(context.Background(), f.rdb.B().Zadd().Key(key).Xx().ScoreMember().ScoreMember(0, m).Build()).Error(); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+// pacedTo sets campaign id's schedule (deliver's reservations) to end d
+// past Redis's now; d 0 removes it.
+func (f *fixture) pacedTo(id string, d time.Duration) {
+	f.t.Helper()
+	ctx := context.Background()
+	cmd := f.rdb.B().Hdel().Key(f.keys.Campaign(id)).Field(pipeline.CampaignPacedMs).Build()
+	if d != 0 {
+		t, err := f.rdb.Do(ctx, f.rdb.B().Time().Build()).AsIntSlice()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		at := t[0]*1000 + t[1]/1000 + d.Milliseconds()
+		cmd = f.rdb.B().Hset().Key(f.keys.Campaign(id)).FieldValue().FieldValue(pipeline.CampaignPacedMs, strconv.FormatInt(at, 10)).Build()
+	}
+	if err := f.rdb.Do(ctx, cmd).Error(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// TestCappedCampaignIsCutAheadOfItsSends: deliver puts a capped campaign's
+// entries off to their slots in its delayed set, which split's backlog mark
+// does not count, so split itself keeps a capped campaign cut only
+// PacedAhead ahead of its sends. A call cuts what the cap sends in
+// PacedAhead (here 8 s at 12/s: 96 subscribers, one range of 100) and
+// requeues the campaign a quarter of PacedAhead later; while deliver's
+// schedule reaches more than half of PacedAhead past now it cuts nothing and
+// comes back when it is half; and the campaign is still cut whole, every
+// range once.
+func TestCappedCampaignIsCutAheadOfItsSends(t *testing.T) {
+	f := newFixture(t)
+	f.subscribe("ch", upTo(1000))
+	f.run(split.Config{RangeSize: 100, Segments: 1, PacedAhead: 20 * time.Second})
+	if _, _, err := campaign.Create(context.Background(), f.rdb, f.db, f.keys,
+		campaign.Campaign{ID: "c", App: "a", Channels: []string{"ch"}, Title: "t", RatePerSecond: 5}); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Eventually(t, 10*time.Second, "the campaign requeued", func() bool { _, ok := f.requeuedIn("c"); return ok })
+	in, _ := f.requeuedIn("c")
+	if n := len(f.ranges("c")); n != 1 || in <= 0 || in > 5*time.Second {
+		t.Fatalf("after the first call: %d ranges and back in %v, want 1 range and back within 5s", n, in)
+	}
+
+	// deliver reserved two minutes of sends: the next call cuts nothing
+	// and comes back when 10 s are left.
+	f.pacedTo("c", 2*time.Minute)
+	f.due("c")
+	pipelinetest.Eventually(t, 10*time.Second, "the campaign requeued for later", func() bool {
+		in, ok := f.requeuedIn("c")
+		return ok && in > 100*time.Second
+	})
+	if in, _ := f.requeuedIn("c"); in > 110*time.Second || len(f.ranges("c")) != 1 {
+		t.Fatalf("with two minutes reserved: %d ranges and back in %v, want 1 range and back within 110s", len(f.ranges("c")), in)
+	}
+
+	// The sends caught up: it goes on to the end, a range a call.
+	f.pacedTo("c", 0)
+	pipelinetest.Eventually(t, 30*time.Second, "split done", func() bool {
+		f.due("c")
+		return f.splitDone("c")
+	})
+	rs := f.ranges("c")
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if seen[r.id] {
+			t.Fatalf("range %s emitted twice", r.id)
+		}
+		seen[r.id] = true
+	}
+	if len(rs) != 11 {
+		t.Fatalf("%d ranges, want 11", len(rs))
+	}
+}
+
+// TestUncappedCampaignIsCutAtOnce: the allowance is the capped campaigns'
+// alone; an uncapped one is cut in one call, never requeued.
+func TestUncappedCampaignIsCutAtOnce(t *testing.T) {
+	f := newFixture(t)
+	f.subscribe("ch", upTo(1000))
+	f.run(split.Config{RangeSize: 100, Segments: 1, PacedAhead: 8 * time.Second})
+	f.create("c", "ch")
+	pipelinetest.Eventually(t, 10*time.Second, "split done", func() bool { return f.splitDone("c") })
+	if _, ok := f.requeuedIn("c"); ok || len(f.ranges("c")) != 11 {
+		t.Fatalf("%d ranges, requeued %v: want 11 ranges in one call", len(f.ranges("c")), ok)
+	}
+}
