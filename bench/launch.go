@@ -29,7 +29,7 @@ type LaunchConfig struct {
 	Prefix     string // Redis key prefix
 	Partitions int
 	Replicas   map[string]int
-	StageArgs  map[string][]string
+	StageArgs  map[string][]string // by stage; "all" under AllInOne (its spelling: --split-range-size)
 	ClaimIdle  time.Duration
 	Sink       string
 	TPS        int
@@ -96,6 +96,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Running, error) {
 	}
 	if cfg.AllInOne {
 		args := append([]string{"--listen", "127.0.0.1:0", "--insecure-no-auth", "--claim-idle", cfg.ClaimIdle.String()}, deliverArgs...)
+		args = append(args, cfg.StageArgs["all"]...)
 		var env []string
 		if r.Fake != nil {
 			env = r.Fake.Env()

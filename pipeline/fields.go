@@ -77,4 +77,10 @@ const (
 	// ends, in unix ms of Redis's clock: the next entry's slot (deliver's
 	// pace.go).
 	CampaignPacedMs = "paced_ms"
+	// CampaignAudience is the subscribers of a campaign's channels (a sum:
+	// a user in two channels counts twice), counted by split when a
+	// campaign takes it more than one call (a capped campaign cut as it
+	// goes, a large one held back by deliver's backlog): what its progress
+	// goes by while its targets are still being found.
+	CampaignAudience = "audience"
 )

@@ -51,6 +51,7 @@ type lifecycle struct {
 	// last target is done.
 	ExpectedFinishMs int64      `json:"expected_finish_ms"`
 	FinishedAt       *time.Time `json:"finished_at"`
+	Audience         int64      `json:"audience"`
 }
 
 func (r *rig) lifecycle(id string) lifecycle {
@@ -294,6 +295,14 @@ func TestDrillCappedCampaignCutAhead(t *testing.T) {
 		t.Errorf("split cut up to %d users ahead of the sends, want at most %d (%v at %d/s, with slack)", mostAhead, limit, ahead, rate)
 	}
 	t.Logf("at most %d users cut ahead of the sends, %d entries in deliver's delayed set", mostAhead, mostHeld)
+	// Its progress goes by its audience, not by the few targets cut so
+	// far: the expected finish is most of its 100 s away, not seconds.
+	l := r.lifecycle("big")
+	left := time.Until(time.UnixMilli(l.ExpectedFinishMs))
+	if l.State != "splitting" || l.Audience != users || left < time.Duration(users-2*l.Sent)*time.Second/rate {
+		t.Errorf("%d of %d users sent: state %s, audience %d, expected finish in %v", l.Sent, users, l.State, l.Audience, left)
+	}
+	t.Logf("%d sent, expected to finish in %v", l.Sent, left)
 	if code, b := r.call("POST", "/v1/campaigns/big/cancel", ""); code != 200 {
 		t.Fatalf("cancel: %d %s", code, b)
 	}

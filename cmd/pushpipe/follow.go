@@ -93,12 +93,9 @@ func waitingOn(ctx context.Context, src campaignSource, p progressView) string {
 // progressLine is the one-line progress of p: its state, the bar and the
 // people done.
 func progressLine(p progressView, tty bool) string {
-	frac := 0.0
-	if p.Targets > 0 {
-		frac = min(float64(p.Done)/float64(p.Targets), 1)
-	}
+	frac, of := p.fraction()
 	return fmt.Sprintf("%s %s  %-9s %s %5.1f%%  %s / %s people  sent %s", kindOf(p), p.ID, p.State,
-		progressBar(frac, 30, tty), 100*frac, thousands(p.Done), thousands(p.Targets), thousands(p.Sent))
+		progressBar(frac, 30, tty), 100*frac, thousands(p.Done), of, thousands(p.Sent))
 }
 
 // kindOf names what p is the progress of.

@@ -121,3 +121,30 @@ func TestFollowSaysWhichStageIsDown(t *testing.T) {
 		})
 	}
 }
+
+// A campaign still being cut whose audience split counted: its bar and its
+// people go by the audience ("~" before it), not by the few targets of the
+// ranges cut so far, which read as nearly done for hours.
+func TestProgressCountsAgainstTheAudience(t *testing.T) {
+	tests := []struct {
+		name string
+		give progressView
+		want string
+	}{
+		{"audience counted", progressView{ID: "c", State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 150}, Done: 100, Audience: 1000},
+			"10.0%  100 / ~1,000 people"},
+		{"no audience", progressView{ID: "c", State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 150}, Done: 100},
+			"66.7%  100 / 150 people"},
+		{"running: the targets", progressView{ID: "c", State: campaign.StateRunning, Counts: campaign.Counts{Targets: 150}, Done: 100, Audience: 1000},
+			"66.7%  100 / 150 people"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			printProgressView(&out, tt.give, false)
+			if line := progressLine(tt.give, false); !strings.Contains(line, tt.want) || !strings.Contains(out.String(), tt.want) {
+				t.Errorf("progress line %q and view\n%s\nwant %q in both", line, out.String(), tt.want)
+			}
+		})
+	}
+}

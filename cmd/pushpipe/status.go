@@ -218,20 +218,34 @@ type progressView struct {
 	State string `json:"state"`
 	campaign.Counts
 	Error string `json:"error,omitempty"` // why the campaign failed as a whole
-	// Done counts targets that reached a terminal state: the bar's numerator.
-	Done int64  `json:"users_done"`
-	Note string `json:"note,omitempty"` // what status could not read
+	// Done counts targets that reached a terminal state: the bar's
+	// numerator; its denominator is campaign.Expected.
+	Done     int64  `json:"users_done"`
+	Audience int64  `json:"audience,omitempty"` // campaign.Report.Audience
+	Note     string `json:"note,omitempty"`     // what status could not read
 	// SendAt is when a scheduled campaign starts: "scheduled, 0 / 0 people"
 	// alone did not say when.
 	SendAt *time.Time `json:"send_at,omitempty"`
 }
 
+// fraction is the bar's value, people done of the expected targets, and
+// the expected targets as printed: "~" before a count of the audience, the
+// targets of a campaign still being cut.
+func (p progressView) fraction() (float64, string) {
+	expected := campaign.Expected(p.State, p.Targets, p.Audience)
+	if expected <= 0 {
+		return 0, "0"
+	}
+	of := thousands(expected)
+	if expected != p.Targets {
+		of = "~" + of
+	}
+	return min(float64(p.Done)/float64(expected), 1), of
+}
+
 // printProgressView draws the bar (people done of targets) and the counters.
 func printProgressView(w io.Writer, p progressView, tty bool) {
-	frac := 0.0
-	if p.Targets > 0 {
-		frac = min(float64(p.Done)/float64(p.Targets), 1)
-	}
+	frac, of := p.fraction()
 	fmt.Fprintf(w, "%s %s  %s\n", kindOf(p), p.ID, p.State)
 	if p.Error != "" {
 		fmt.Fprintf(w, "  FAILED: %s\n", p.Error)
@@ -242,7 +256,7 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 	if p.SendAt != nil {
 		fmt.Fprintf(w, "  starts %s (in %s)\n", p.SendAt.Local().Format(time.DateTime), max(time.Until(*p.SendAt), 0).Round(time.Second))
 	}
-	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s people\n", progressBar(frac, 40, tty), 100*frac, thousands(p.Done), thousands(p.Targets))
+	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s people\n", progressBar(frac, 40, tty), 100*frac, thousands(p.Done), of)
 	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s  muted %s  duplicates suppressed %s\n",
 		thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), thousands(p.Muted), thousands(p.DuplicatesSuppressed))
 	if p.FirstSendMs > 0 {
@@ -397,7 +411,7 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 		v.Note = "campaign state unavailable (" + err.Error() + "): counters only"
 		return v, cerr
 	}
-	v := progressView{ID: id, State: rep.State, Counts: rep.Counts, Error: rep.Error, Done: rep.Done}
+	v := progressView{ID: id, State: rep.State, Counts: rep.Counts, Error: rep.Error, Done: rep.Done, Audience: rep.Audience}
 	if rep.State == campaign.StateScheduled {
 		v.SendAt = rep.SendAt
 	}

@@ -153,6 +153,9 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 		rep.FinishedAt = fin
 	}
 	rep.State = next
+	if next == StateSplitting {
+		rep.Audience = l.Audience
+	}
 	rep.rates(time.Now())
 	return rep, nil
 }

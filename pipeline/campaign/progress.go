@@ -34,10 +34,29 @@ type Report struct {
 	RatePerSecond    int     `json:"rate_per_second,omitempty"`
 	SendRate         float64 `json:"send_rate"`
 	ExpectedFinishMs int64   `json:"expected_finish_ms,omitempty"`
+	// Audience is, while split is still cutting a campaign that takes it
+	// more than one call, its channels' subscribers counted at the start
+	// (pipeline.CampaignAudience): the targets found so far are only those
+	// of the ranges cut, so the bars and the expected finish go by this
+	// until every range is out (Expected).
+	Audience int64 `json:"audience,omitempty"`
 	// Done is the targets that reached a terminal state (expected finish
 	// and progress bars are computed from it), the last of them at DoneMs.
 	Done   int64 `json:"-"`
 	DoneMs int64 `json:"-"`
+}
+
+// Expected is the targets progress is counted against (Expected).
+func (r Report) Expected() int64 { return Expected(r.State, r.Targets, r.Audience) }
+
+// Expected is the targets the progress of a campaign in state is counted
+// against: those found, or while it is still being cut, its audience when
+// larger.
+func Expected(state string, targets, audience int64) int64 {
+	if state == StateSplitting && audience > targets {
+		return audience
+	}
+	return targets
 }
 
 // Counts are the campaign's counters: live from Redis, and the snapshot
@@ -87,6 +106,7 @@ type Live struct {
 	// Progress confirms a done (confirmDone) before it records one.
 	State      string
 	SplitDone  bool   // split emitted every range
+	Audience   int64  // pipeline.CampaignAudience, 0 when not counted
 	UsersDone  int64  // targets that reached a terminal state
 	DoneMs     int64  // when the last of them did (pipeline.StatDoneMs), 0 before any
 	FailReason string // why deliver failed the campaign as a whole, if it did
@@ -170,7 +190,8 @@ func countersOf(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids
 	for _, id := range ids {
 		cmds = append(cmds,
 			rdb.B().Hmget().Key(keys.Campaign(id)).
-				Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal, pipeline.CampaignFailed, HashExpiresMs).Build(),
+				Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal, pipeline.CampaignFailed, HashExpiresMs,
+					pipeline.CampaignAudience).Build(),
 			rdb.B().Hgetall().Key(keys.RangeUsers(id)).Build(),
 		)
 		for p := range keys.Partitions {
@@ -205,6 +226,7 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 		l.FailReason, _ = head[2].ToString()
 	}
 	l.Known = intAt(head, 3) > 0
+	l.Audience = intAt(head, 4)
 	resolved, _ := res[1].AsStrMap()
 	var emitted int64
 	for _, v := range resolved {
@@ -270,7 +292,8 @@ func (rep *Report) rates(now time.Time) {
 	if rep.LastSendMs > rep.FirstSendMs && rep.FirstSendMs > 0 {
 		secs := float64(rep.LastSendMs-rep.FirstSendMs) / 1000
 		rep.SendRate = float64(rep.Sent+rep.Failed) / secs
-		if rep.State == StateRunning && rep.Done > 0 && rep.Targets > rep.Done {
+		expected := rep.Expected()
+		if (rep.State == StateRunning || rep.State == StateSplitting) && rep.Done > 0 && expected > rep.Done {
 			from := now
 			if rep.DoneMs > rep.FirstSendMs {
 				secs = float64(rep.DoneMs-rep.FirstSendMs) / 1000
@@ -282,7 +305,7 @@ func (rep *Report) rates(now time.Time) {
 				}
 			}
 			perUser := secs / float64(rep.Done)
-			left := time.Duration(perUser * float64(rep.Targets-rep.Done) * float64(time.Second))
+			left := time.Duration(perUser * float64(expected-rep.Done) * float64(time.Second))
 			rep.ExpectedFinishMs = from.Add(left).UnixMilli()
 		}
 	}

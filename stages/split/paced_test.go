@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
@@ -25,6 +27,16 @@ func (f *fixture) requeuedIn(id string) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Until(time.UnixMilli(int64(zs[0].Score))), true
+}
+
+// audience is the campaign's audience as split recorded it, "" if not.
+func (f *fixture) audience(id string) string {
+	f.t.Helper()
+	v, err := f.rdb.Do(context.Background(), f.rdb.B().Hget().Key(f.keys.Campaign(id)).Field(pipeline.CampaignAudience).Build()).ToString()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		f.t.Fatal(err)
+	}
+	return v
 }
 
 // due makes campaign id's requeued entry due now: time passing.
@@ -83,6 +95,11 @@ func TestCappedCampaignIsCutAheadOfItsSends(t *testing.T) {
 	if n := len(f.ranges("c")); n != 1 || in <= 0 || in > 5*time.Second {
 		t.Fatalf("after the first call: %d ranges and back in %v, want 1 range and back within 5s", n, in)
 	}
+	// Its progress goes by its audience, counted once split left it
+	// unfinished: the one range's 100 targets are a tenth of it.
+	if got := f.audience("c"); got != "1000" {
+		t.Fatalf("audience %q after the first call, want 1000", got)
+	}
 
 	// deliver reserved two minutes of sends: the next call cuts nothing
 	// and comes back when 10 s are left.
@@ -125,5 +142,8 @@ func TestUncappedCampaignIsCutAtOnce(t *testing.T) {
 	pipelinetest.Eventually(t, 10*time.Second, "split done", func() bool { return f.splitDone("c") })
 	if _, ok := f.requeuedIn("c"); ok || len(f.ranges("c")) != 11 {
 		t.Fatalf("%d ranges, requeued %v: want 11 ranges in one call", len(f.ranges("c")), ok)
+	}
+	if got := f.audience("c"); got != "" {
+		t.Fatalf("audience %q counted for a campaign cut in one call", got)
 	}
 }

@@ -127,6 +127,9 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			continue
 		}
 		if !finished {
+			if err := h.countAudience(ctx, c); err != nil {
+				return err
+			}
 			// Downstream is full, or a capped campaign is cut far enough
 			// ahead of its sends: continue later from the checkpoint.
 			b.EmitAt(time.Now().Add(after), h.cfg.Keys.Stream(pipeline.StreamCampaigns, h.cfg.Keys.HashPartition(id)), pipeline.FieldCampaign, id)

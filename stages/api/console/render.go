@@ -203,8 +203,10 @@ func ago(ms int64) string {
 }
 
 // fraction is the progress bar's value in thousandths: the targets that
-// reached an end (campaign.Report.Done) of all targets, or -1 for a bar
-// with no value (indeterminate) while split is still emitting ranges. The
+// reached an end (campaign.Report.Done) of all targets (of its audience
+// while split is still emitting ranges: campaign.Report.Expected), or -1
+// for a bar with no value (indeterminate) while split is still emitting
+// ranges of a campaign whose audience it has not counted. The
 // targets grow while ranges are resolved, so the targets found so far can
 // all be done long before the campaign is: until its state is final, the
 // bar stops short of full (999) rather than claim an end that has not come.
@@ -212,14 +214,14 @@ func fraction(r campaign.Report) int64 {
 	switch {
 	case r.State == campaign.StateDone:
 		return 1000
-	case r.State == campaign.StateSplitting:
+	case r.State == campaign.StateSplitting && r.Audience <= 0:
 		return -1
-	case r.Targets <= 0:
+	case r.Expected() <= 0:
 		return 0
 	case campaign.Final(r.State):
 		return min(1000, r.Done*1000/r.Targets)
 	}
-	return min(999, r.Done*1000/r.Targets)
+	return min(999, r.Done*1000/r.Expected())
 }
 
 // rate is the campaign's sends (devices sent or failed: SendRate's count,

@@ -36,6 +36,10 @@ func TestFraction(t *testing.T) {
 		// Split still finding targets: however many of those found so far
 		// are done, the total is not known yet.
 		{"splitting", campaign.Report{State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 100}, Done: 100}, -1},
+		// A capped campaign cut as it goes: split counted its audience, and
+		// the people done are counted against it, not against the few
+		// targets of the ranges cut so far.
+		{"splitting, audience counted", campaign.Report{State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 100}, Done: 90, Audience: 1000}, 90},
 		// Ranges still being resolved: every target found so far done is
 		// not the campaign done. The bar used to show it full.
 		{"running, targets still growing", campaign.Report{State: campaign.StateRunning, Counts: campaign.Counts{Targets: 100}, Done: 100}, 999},
