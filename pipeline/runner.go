@@ -64,6 +64,12 @@ type Options struct {
 	// status (alive.go), default DefaultAliveEvery; it reads stopped three
 	// beats after its last one, or at once after a clean shutdown.
 	AliveEvery time.Duration
+	// StuckAfter is how long a handler may hold one batch before status
+	// reads the stage stuck (stuck.go), default 2×ClaimIdle: a batch that
+	// takes longer than ClaimIdle is already past what the runner expects
+	// (RetryFor is half of it), and only keepClaimed stops another consumer
+	// from taking it over.
+	StuckAfter time.Duration
 }
 
 func (o *Options) defaults() {
@@ -117,6 +123,9 @@ func (o *Options) defaults() {
 	if o.KeepEvery <= 0 {
 		o.KeepEvery = min(o.ClaimIdle/3, 250*time.Millisecond)
 	}
+	if o.StuckAfter <= 0 {
+		o.StuckAfter = 2 * o.ClaimIdle
+	}
 }
 
 // Runner reads a stage's input stream as one consumer of its group and feeds
@@ -135,6 +144,7 @@ type Runner struct {
 	ready   atomic.Bool
 	lastErr sync.Map // stream + "/" + entry id → lastError, for dead-letter reasons (noteErrors)
 	inHand  sync.Map // stream + "/" + id of the entries handed to a worker and not done
+	held    heldBatches
 }
 
 // NewRunner builds a runner; Run starts it. metrics may be nil.
@@ -480,6 +490,7 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 	if b.release != nil {
 		defer b.release()
 	}
+	defer r.held.hold(b)()
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	deadline := time.Now().Add(r.opts.RetryFor)
 	for attempt := 1; ctx.Err() == nil; attempt++ {

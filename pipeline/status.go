@@ -38,15 +38,19 @@ type PartitionStatus struct {
 
 // GroupTotal is a group summed over a stream's partitions.
 type GroupTotal struct {
-	Name       string        `json:"name"`
-	Lag        int64         `json:"lag"`         // sum of the known lags
-	LagUnknown int           `json:"lag_unknown"` // partitions whose lag Redis could not tell
-	Pending    int64         `json:"pending"`     // sum
-	Consumers  int           `json:"consumers"`   // distinct consumer names
-	MaxIdle    time.Duration `json:"max_idle_ns"` // the most idle consumer's idle (its least idle partition)
-	// State is running, idle or stopped (StateRunning...), from the
-	// processes' liveness beats (alive.go), not from MaxIdle: on Redis 7.0
-	// a consumer blocked on a quiet stream ages exactly like a dead one.
+	Name       string `json:"name"`
+	Lag        int64  `json:"lag"`         // sum of the known lags
+	LagUnknown int    `json:"lag_unknown"` // partitions whose lag Redis could not tell
+	Pending    int64  `json:"pending"`     // sum
+	Consumers  int    `json:"consumers"`   // distinct consumer names
+	// MaxIdle is the most idle consumer's idle (its least idle partition).
+	// Kept for --json readers only: on Redis 7.0 a consumer blocked on a
+	// quiet stream ages exactly like a dead one, and a hung handler's
+	// entries never age at all (keepClaimed); State says both right.
+	MaxIdle time.Duration `json:"max_idle_ns"`
+	// State is running, idle, stuck or stopped (StateRunning...), from the
+	// processes' liveness beats and what they say they hold (alive.go,
+	// stuck.go).
 	State     string          `json:"state"`
 	Running   int             `json:"running"`             // processes whose last beat is recent
 	Processes []ProcessStatus `json:"processes,omitempty"` // every process seen in AliveForget, running first
