@@ -33,9 +33,9 @@ func aliveStale(every time.Duration) time.Duration { return 3 * every }
 // the key expires that long after the group's last beat.
 //
 // With the same beat it records the batch the consumer's handlers have held
-// longest in the group's busy hash (Keys.Busy, stuck.go), or clears it when
-// they hold none: "<since ms>,<beat ms>,<ARGV[5]>", since in Redis's time
-// too (now minus the held ms the process measured).
+// longest in the group's busy hash (Keys.Busy, stuck.go), "<since ms>,<beat
+// ms>,<ARGV[5]>", since in Redis's time too (now minus the held ms the
+// process measured); a clean stop clears it.
 //
 // Why a hash of beats and not XINFO CONSUMERS: on Redis 7.0 a consumer's
 // idle time is not reset by a read that returns nothing, so a stage blocked
@@ -115,6 +115,9 @@ type ProcessStatus struct {
 	// Holding is the batch its handlers have held longest, as of its last
 	// beat; nil when they hold none (stuck.go).
 	Holding *HeldBatch `json:"holding,omitempty"`
+	// StuckAfter is the process's Options.StuckAfter, 0 from a process
+	// that does not report it.
+	StuckAfter time.Duration `json:"stuck_after_ns,omitempty"`
 }
 
 // Group states (GroupTotal.State).
@@ -198,7 +201,10 @@ func parseAlive(m, busy map[string]string, now time.Time) []ProcessStatus {
 			p.Running = p.Ago <= aliveStale(time.Duration(every)*time.Millisecond)
 		}
 		if h, ok := parseHeld(busy[consumer]); ok {
-			p.Holding = &h
+			p.StuckAfter = h.StuckAfter
+			if h.Entries > 0 {
+				p.Holding = &h
+			}
 		}
 		ps = append(ps, p)
 	}
@@ -227,7 +233,7 @@ func (t *GroupTotal) withLiveness(ps []ProcessStatus) {
 	switch {
 	case t.Running == 0:
 		t.State = StateStopped
-	case stuck > 0:
+	case stuck > 0 || t.Unclaimed != nil:
 		// Before running and idle: its entries count as pending, and the
 		// other processes may be working, but this is what waits.
 		t.State = StateStuck

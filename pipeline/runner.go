@@ -64,11 +64,13 @@ type Options struct {
 	// status (alive.go), default DefaultAliveEvery; it reads stopped three
 	// beats after its last one, or at once after a clean shutdown.
 	AliveEvery time.Duration
-	// StuckAfter is how long a handler may hold one batch before status
-	// reads the stage stuck (stuck.go), default 2×ClaimIdle: a batch that
+	// StuckAfter is how long a handler may hold one batch, or an entry may
+	// stay pending unclaimed, before status reads the stage stuck
+	// (stuck.go), default 2×ClaimIdle but at least a minute: a batch that
 	// takes longer than ClaimIdle is already past what the runner expects
-	// (RetryFor is half of it), and only keepClaimed stops another consumer
-	// from taking it over.
+	// (RetryFor is half of it), and a dead consumer's entries are claimed
+	// within 1.25×ClaimIdle. The minute keeps a short --claim-idle (the
+	// bench's 3s) from calling a batch slowed by the provider's cap stuck.
 	StuckAfter time.Duration
 }
 
@@ -124,7 +126,7 @@ func (o *Options) defaults() {
 		o.KeepEvery = min(o.ClaimIdle/3, 250*time.Millisecond)
 	}
 	if o.StuckAfter <= 0 {
-		o.StuckAfter = 2 * o.ClaimIdle
+		o.StuckAfter = max(2*o.ClaimIdle, time.Minute)
 	}
 }
 

@@ -54,6 +54,10 @@ type GroupTotal struct {
 	State     string          `json:"state"`
 	Running   int             `json:"running"`             // processes whose last beat is recent
 	Processes []ProcessStatus `json:"processes,omitempty"` // every process seen in AliveForget, running first
+	// Unclaimed is the entry pending longest past the group's StuckAfter
+	// (stuck.go), nil when none is: with a process running, the group is
+	// stuck.
+	Unclaimed *UnclaimedEntry `json:"unclaimed,omitempty"`
 }
 
 // StreamStatus is a logical stream: its partitions and its groups' totals.
@@ -67,8 +71,8 @@ type StreamStatus struct {
 
 // Status reads length, groups (lag, pending, last delivered) and consumers
 // (pending, idle) of every partition of the given logical streams, and
-// whether each group's processes are running (alive.go), in four
-// pipelined rounds.
+// whether each group's processes are running or stuck (alive.go,
+// stuck.go), in five pipelined rounds.
 func Status(ctx context.Context, c rueidis.Client, keys Keys, streams ...string) ([]StreamStatus, error) {
 	var all []string
 	for _, s := range streams {
@@ -125,6 +129,10 @@ func Status(ctx context.Context, c rueidis.Client, keys Keys, streams ...string)
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
+	unclaimed, err := readUnclaimed(ctx, c, keys, streams, all, groups, alive)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
 
 	out := make([]StreamStatus, len(streams))
 	i := 0
@@ -143,7 +151,9 @@ func Status(ctx context.Context, c rueidis.Client, keys Keys, streams ...string)
 		}
 		st.Groups = totals(st.Partitions)
 		for g := range st.Groups {
-			st.Groups[g].withLiveness(alive[st.Groups[g].Name])
+			t := &st.Groups[g]
+			t.Unclaimed = unclaimed[streamGroup{name, t.Name}]
+			t.withLiveness(alive[t.Name])
 		}
 		out[s] = st
 	}

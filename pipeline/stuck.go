@@ -1,11 +1,14 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/redis/rueidis"
 )
 
 // A process can be alive and still move nothing: a handler hung on a slow
@@ -40,7 +43,9 @@ func (h *heldBatches) hold(b *Batch) (release func()) {
 
 // oldest is the batch held longest, as aliveScript's ARGV[4] and ARGV[5]:
 // held ms, and "<stuck after ms>,<partition>,<entries>,<first id>,<stream>"
-// (the stream last: a key may hold a comma). "", "" when none is held.
+// (the stream last: a key may hold a comma). With none held, "0" and a
+// batch of no entries: the beat still says the process's StuckAfter, which
+// status needs for the entries nobody claims (Status).
 func (h *heldBatches) oldest(now time.Time, stuckAfter time.Duration) (held, batch string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -52,7 +57,7 @@ func (h *heldBatches) oldest(now time.Time, stuckAfter time.Duration) (held, bat
 		}
 	}
 	if b == nil || len(b.Entries) == 0 {
-		return "", ""
+		return "0", fmt.Sprintf("%d,-1,0,,", stuckAfter.Milliseconds())
 	}
 	return strconv.FormatInt(now.Sub(since).Milliseconds(), 10),
 		fmt.Sprintf("%d,%d,%d,%s,%s", stuckAfter.Milliseconds(), b.Partition, len(b.Entries), b.Entries[0].ID, b.Stream)
@@ -111,9 +116,81 @@ func (t GroupTotal) Stuck() (ProcessStatus, int) {
 	return worst, n
 }
 
-// plainStuck says which process holds which batch, and what to do.
+// StuckFor is how long the oldest entry of a stuck group has been held:
+// by a stuck process, or pending unclaimed (Unclaimed).
+func (t GroupTotal) StuckFor() time.Duration {
+	var d time.Duration
+	if p, n := t.Stuck(); n > 0 {
+		d = p.Holding.Held
+	}
+	if t.Unclaimed != nil {
+		d = max(d, t.Unclaimed.Idle)
+	}
+	return d
+}
+
+// UnclaimedEntry is an entry pending longer than its group's StuckAfter:
+// past --claim-idle, and still no running process claimed it.
+type UnclaimedEntry struct {
+	Stream     string        `json:"stream"`
+	Partition  int           `json:"partition"`
+	ID         string        `json:"id"`
+	Consumer   string        `json:"consumer"` // the consumer it is pending for
+	Idle       time.Duration `json:"idle_ns"`
+	Deliveries int64         `json:"deliveries"`
+}
+
+// stuckAfter is the group's threshold for entries nobody claims: the
+// largest StuckAfter its running processes report (a process with a long
+// --claim-idle claims late, and its entries are not stuck before), or the
+// default's (2×30s) when none reports one.
+func stuckAfter(ps []ProcessStatus) time.Duration {
+	var d time.Duration
+	for _, p := range ps {
+		if p.Running {
+			d = max(d, p.StuckAfter)
+		}
+	}
+	if d == 0 {
+		d = 2 * 30 * time.Second
+	}
+	return d
+}
+
+// parseUnclaimed decodes the first entry of an extended XPENDING reply
+// (id, consumer, idle ms, deliveries); false when there is none.
+func parseUnclaimed(r rueidis.RedisResult, stream string, p int) (*UnclaimedEntry, bool, error) {
+	arr, err := r.ToArray()
+	if err != nil {
+		return nil, false, err
+	}
+	if len(arr) == 0 {
+		return nil, false, nil
+	}
+	e, err := arr[0].ToArray()
+	if err != nil || len(e) < 4 {
+		return nil, false, fmt.Errorf("xpending %s: unexpected reply: %w", stream, err)
+	}
+	u := &UnclaimedEntry{Stream: stream, Partition: p}
+	u.ID, _ = e[0].ToString()
+	u.Consumer, _ = e[1].ToString()
+	idle, _ := e[2].AsInt64()
+	u.Idle = time.Duration(idle) * time.Millisecond
+	u.Deliveries, _ = e[3].AsInt64()
+	return u, true, nil
+}
+
+// plainStuck says which process holds which batch, or which entry nobody
+// claims, and what to do.
 func (t GroupTotal) plainStuck() string {
 	p, stuck := t.Stuck()
+	if stuck == 0 && t.Unclaimed != nil {
+		u := t.Unclaimed
+		return fmt.Sprintf("stuck: entry %s of partition %d (%s) has been pending for %s %s, and no running process claims it "+
+			"(none serves that partition, or its claim loop hangs). If %s is gone, start a process that serves partition %d; "+
+			"if it runs, check its logs and restart it",
+			u.ID, u.Partition, u.Stream, u.Consumer, Ago(u.Idle), u.Consumer, u.Partition)
+	}
 	if stuck == 0 {
 		return "stuck"
 	}
@@ -130,4 +207,45 @@ func (t GroupTotal) plainStuck() string {
 		"the process is alive but its handler hangs (a slow dependency or a deadlock). Check that process's logs and restart it: "+
 		"once it is gone, another consumer claims the entries after --claim-idle",
 		p.Consumer, others, n, h.Partition, h.Stream, h.Entry, Ago(h.Held), Ago(h.StuckAfter))
+}
+
+// streamGroup names a group on a logical stream.
+type streamGroup struct{ stream, group string }
+
+// readUnclaimed finds, for each group on each logical stream, the entry
+// pending past the group's stuckAfter with the longest idle, in one
+// pipelined round: one XPENDING IDLE ... COUNT 1 per partition key and
+// group with entries pending (the first such entry by id, which for a
+// partition nobody claims is the oldest). A live process keeps its own
+// batches claimed, so an entry this idle is one nobody works on or claims.
+func readUnclaimed(ctx context.Context, c rueidis.Client, keys Keys, streams, all []string, groups [][]GroupInfo,
+	alive map[string][]ProcessStatus) (map[streamGroup]*UnclaimedEntry, error) {
+	type ref struct {
+		at   streamGroup
+		key  string
+		part int
+	}
+	var refs []ref
+	var cmds rueidis.Commands
+	for i, gs := range groups {
+		for _, g := range gs {
+			if g.Pending == 0 {
+				continue
+			}
+			ms := stuckAfter(alive[g.Name]).Milliseconds()
+			refs = append(refs, ref{streamGroup{streams[i/keys.Partitions], g.Name}, all[i], i % keys.Partitions})
+			cmds = append(cmds, c.B().Xpending().Key(all[i]).Group(g.Name).Idle(ms).Start("-").End("+").Count(1).Build())
+		}
+	}
+	out := map[streamGroup]*UnclaimedEntry{}
+	for n, r := range c.DoMulti(ctx, cmds...) {
+		u, ok, err := parseUnclaimed(r, refs[n].key, refs[n].part)
+		if err != nil {
+			return nil, fmt.Errorf("xpending %s %s: %w", refs[n].key, refs[n].at.group, err)
+		}
+		if cur := out[refs[n].at]; ok && (cur == nil || u.Idle > cur.Idle) {
+			out[refs[n].at] = u
+		}
+	}
+	return out, nil
 }

@@ -295,8 +295,7 @@ func fmtState(g pipeline.GroupTotal) string {
 			return "NOT RUNNING, last seen " + pipeline.Ago(last.Ago) + " ago"
 		}
 	case pipeline.StateStuck:
-		p, _ := g.Stuck()
-		return "STUCK: oldest entry held " + pipeline.Ago(p.Holding.Held)
+		return "STUCK: oldest entry held " + pipeline.Ago(g.StuckFor())
 	case "":
 		return "-"
 	}
@@ -318,6 +317,9 @@ func consumerState(groups []pipeline.GroupTotal, group, consumer, key string) st
 	for _, g := range groups {
 		if g.Name != group {
 			continue
+		}
+		if u := g.Unclaimed; u != nil && u.Consumer == consumer && u.Stream == key && g.State == pipeline.StateStuck {
+			return "STUCK: entry pending " + pipeline.Ago(u.Idle) + ", unclaimed"
 		}
 		for _, p := range g.Processes {
 			switch {
