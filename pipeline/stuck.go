@@ -19,6 +19,11 @@ import (
 // handler has held a batch, so it says so with each beat (aliveScript), and
 // status reads the stage stuck once a running process has held one batch
 // longer than its StuckAfter.
+//
+// The other way a group moves nothing with its processes alive: entries
+// pending for a consumer that is gone, on a partition none of the running
+// processes serves (or whose claim loop hangs). Those entries do age, and
+// XPENDING's idle finds them (readUnclaimed).
 
 // heldBatches are the batches this process's handlers hold now, since when.
 type heldBatches struct {
