@@ -32,12 +32,18 @@ func aliveStale(every time.Duration) time.Duration { return 3 * every }
 // live process look stale. It forgets the fields older than ARGV[3] ms, and
 // the key expires that long after the group's last beat.
 //
+// With the same beat it records the batch the consumer's handlers have held
+// longest in the group's busy hash (Keys.Busy, stuck.go), "<since ms>,<beat
+// ms>,<ARGV[5]>", since in Redis's time too (now minus the held ms the
+// process measured); a clean stop clears it.
+//
 // Why a hash of beats and not XINFO CONSUMERS: on Redis 7.0 a consumer's
 // idle time is not reset by a read that returns nothing, so a stage blocked
 // on a quiet stream looked exactly like a killed or SIGSTOPped one.
 //
-// KEYS[1] the liveness hash. ARGV: consumer, interval ms or "stopped",
-// forget ms.
+// KEYS[1] the liveness hash, KEYS[2] the busy hash. ARGV: consumer, interval
+// ms or "stopped", forget ms, held ms ("" for none), the held batch
+// (heldBatches.oldest).
 var aliveScript = rueidis.NewLuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -46,9 +52,18 @@ redis.call('HSET', KEYS[1], ARGV[1], string.format('%.0f', now) .. ',' .. ARGV[2
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local last = tonumber(string.match(all[i + 1], '^(%d+)'))
-  if last == nil or now - last > forget then redis.call('HDEL', KEYS[1], all[i]) end
+  if last == nil or now - last > forget then
+    redis.call('HDEL', KEYS[1], all[i])
+    redis.call('HDEL', KEYS[2], all[i])
+  end
 end
 redis.call('PEXPIRE', KEYS[1], forget)
+if ARGV[4] == '' then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+else
+  redis.call('HSET', KEYS[2], ARGV[1], string.format('%.0f', now - tonumber(ARGV[4])) .. ',' .. string.format('%.0f', now) .. ',' .. ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], forget)
+end
 return 1
 `)
 
@@ -63,7 +78,8 @@ func (r *Runner) aliveLoop(ctx context.Context) {
 }
 
 func (r *Runner) alive(ctx context.Context) {
-	if err := r.beat(ctx, strconv.FormatInt(r.opts.AliveEvery.Milliseconds(), 10)); err != nil && ctx.Err() == nil {
+	held, batch := r.held.oldest(time.Now(), r.opts.StuckAfter)
+	if err := r.beat(ctx, strconv.FormatInt(r.opts.AliveEvery.Milliseconds(), 10), held, batch); err != nil && ctx.Err() == nil {
 		r.log.Debug().Err(err).Msg("could not record this process as alive")
 	}
 }
@@ -74,14 +90,14 @@ func (r *Runner) alive(ctx context.Context) {
 func (r *Runner) markStopped() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := r.beat(ctx, "stopped"); err != nil {
+	if err := r.beat(ctx, "stopped", "", ""); err != nil {
 		r.log.Debug().Err(err).Msg("could not record this process as stopped; it reads stopped once its beats go stale")
 	}
 }
 
-func (r *Runner) beat(ctx context.Context, state string) error {
-	err := aliveScript.Exec(ctx, r.rdb, []string{r.keys.Alive(r.opts.Group)},
-		[]string{r.opts.Consumer, state, strconv.FormatInt(AliveForget.Milliseconds(), 10)}).Error()
+func (r *Runner) beat(ctx context.Context, state, held, batch string) error {
+	err := aliveScript.Exec(ctx, r.rdb, []string{r.keys.Alive(r.opts.Group), r.keys.Busy(r.opts.Group)},
+		[]string{r.opts.Consumer, state, strconv.FormatInt(AliveForget.Milliseconds(), 10), held, batch}).Error()
 	if err != nil {
 		return fmt.Errorf("alive %s: %w", r.opts.Group, err)
 	}
@@ -96,6 +112,12 @@ type ProcessStatus struct {
 	Ago      time.Duration `json:"ago_ns"`            // LastSeen's age when status was read
 	Running  bool          `json:"running"`           // its last beat is less than three beats old
 	Stopped  bool          `json:"stopped,omitempty"` // it shut down cleanly (not a crash or a hang)
+	// Holding is the batch its handlers have held longest, as of its last
+	// beat; nil when they hold none (stuck.go).
+	Holding *HeldBatch `json:"holding,omitempty"`
+	// StuckAfter is the process's Options.StuckAfter, 0 from a process
+	// that does not report it.
+	StuckAfter time.Duration `json:"stuck_after_ns,omitempty"`
 }
 
 // Group states (GroupTotal.State).
@@ -103,6 +125,7 @@ const (
 	StateRunning = "running" // a process of the group is alive and there is work
 	StateIdle    = "idle"    // a process is alive, and nothing waits for it
 	StateStopped = "stopped" // no process of the group is alive
+	StateStuck   = "stuck"   // a process is alive, and its handler has held one batch longer than StuckAfter (stuck.go)
 )
 
 // NotRunning says, of groups, each that has no running process, as "split
@@ -129,13 +152,13 @@ func NotRunning(ctx context.Context, c rueidis.Client, keys Keys, groups ...stri
 	return down, nil
 }
 
-// readAlive reads the liveness hashes of groups, and Redis's time, in one
-// pipelined round.
+// readAlive reads the liveness and busy hashes of groups, and Redis's
+// time, in one pipelined round.
 func readAlive(ctx context.Context, c rueidis.Client, keys Keys, groups []string) (map[string][]ProcessStatus, error) {
-	cmds := make(rueidis.Commands, 0, 1+len(groups))
+	cmds := make(rueidis.Commands, 0, 1+2*len(groups))
 	cmds = append(cmds, c.B().Time().Build())
 	for _, g := range groups {
-		cmds = append(cmds, c.B().Hgetall().Key(keys.Alive(g)).Build())
+		cmds = append(cmds, c.B().Hgetall().Key(keys.Alive(g)).Build(), c.B().Hgetall().Key(keys.Busy(g)).Build())
 	}
 	res := c.DoMulti(ctx, cmds...)
 	t, err := res[0].AsStrSlice()
@@ -147,17 +170,22 @@ func readAlive(ctx context.Context, c rueidis.Client, keys Keys, groups []string
 	now := time.Unix(sec, usec*1000)
 	out := make(map[string][]ProcessStatus, len(groups))
 	for i, g := range groups {
-		m, err := res[1+i].AsStrMap()
+		m, err := res[1+2*i].AsStrMap()
 		if err != nil {
 			return nil, fmt.Errorf("liveness of %s: %w", g, err)
 		}
-		out[g] = parseAlive(m, now)
+		busy, err := res[2+2*i].AsStrMap()
+		if err != nil {
+			return nil, fmt.Errorf("busy of %s: %w", g, err)
+		}
+		out[g] = parseAlive(m, busy, now)
 	}
 	return out, nil
 }
 
-// parseAlive decodes a liveness hash (aliveScript) as of now.
-func parseAlive(m map[string]string, now time.Time) []ProcessStatus {
+// parseAlive decodes a liveness hash and its busy hash (aliveScript) as
+// of now.
+func parseAlive(m, busy map[string]string, now time.Time) []ProcessStatus {
 	ps := make([]ProcessStatus, 0, len(m))
 	for consumer, v := range m {
 		ms, state, ok := strings.Cut(v, ",")
@@ -171,6 +199,12 @@ func parseAlive(m map[string]string, now time.Time) []ProcessStatus {
 			p.Stopped = true
 		} else if every, err := strconv.ParseInt(state, 10, 64); err == nil {
 			p.Running = p.Ago <= aliveStale(time.Duration(every)*time.Millisecond)
+		}
+		if h, ok := parseHeld(busy[consumer]); ok {
+			p.StuckAfter = h.StuckAfter
+			if h.Entries > 0 {
+				p.Holding = &h
+			}
 		}
 		ps = append(ps, p)
 	}
@@ -195,9 +229,14 @@ func (t *GroupTotal) withLiveness(ps []ProcessStatus) {
 			t.Running++
 		}
 	}
+	_, stuck := t.Stuck()
 	switch {
 	case t.Running == 0:
 		t.State = StateStopped
+	case stuck > 0 || t.Unclaimed != nil:
+		// Before running and idle: its entries count as pending, and the
+		// other processes may be working, but this is what waits.
+		t.State = StateStuck
 	case t.Lag == 0 && t.LagUnknown == 0 && t.Pending == 0:
 		t.State = StateIdle
 	default:
@@ -229,6 +268,8 @@ func (t GroupTotal) Plain(start string) string {
 		return fmt.Sprintf("running: %s working", processes(t.Running))
 	case StateIdle:
 		return fmt.Sprintf("idle: %s running, nothing waiting", processes(t.Running))
+	case StateStuck:
+		return t.plainStuck()
 	}
 	waiting := ""
 	switch {

@@ -266,6 +266,11 @@ func (k Keys) Layout() string { return k.Prefix + ":{meta}:layout" }
 // together by status.
 func (k Keys) Alive(group string) string { return k.Prefix + ":{meta}:alive:" + group }
 
+// Busy is the hash of the batches a consumer group's processes have held
+// longest (stuck.go): consumer → its oldest batch in hand, written with
+// each beat. Under {meta}, beside Alive: one script writes both.
+func (k Keys) Busy(group string) string { return k.Prefix + ":{meta}:busy:" + group }
+
 // Layouts is the one key shared by every prefix on a Redis: a hash of
 // prefix → layout, so a command with a wrong prefix can list the right ones.
 func (k Keys) Layouts() string { return "pushpipe:{meta}:layouts" }

@@ -64,6 +64,14 @@ type Options struct {
 	// status (alive.go), default DefaultAliveEvery; it reads stopped three
 	// beats after its last one, or at once after a clean shutdown.
 	AliveEvery time.Duration
+	// StuckAfter is how long a handler may hold one batch, or an entry may
+	// stay pending unclaimed, before status reads the stage stuck
+	// (stuck.go), default 2×ClaimIdle but at least a minute: a batch that
+	// takes longer than ClaimIdle is already past what the runner expects
+	// (RetryFor is half of it), and a dead consumer's entries are claimed
+	// within 1.25×ClaimIdle. The minute keeps a short --claim-idle (the
+	// bench's 3s) from calling a batch slowed by the provider's cap stuck.
+	StuckAfter time.Duration
 }
 
 func (o *Options) defaults() {
@@ -117,6 +125,9 @@ func (o *Options) defaults() {
 	if o.KeepEvery <= 0 {
 		o.KeepEvery = min(o.ClaimIdle/3, 250*time.Millisecond)
 	}
+	if o.StuckAfter <= 0 {
+		o.StuckAfter = max(2*o.ClaimIdle, time.Minute)
+	}
 }
 
 // Runner reads a stage's input stream as one consumer of its group and feeds
@@ -135,6 +146,7 @@ type Runner struct {
 	ready   atomic.Bool
 	lastErr sync.Map // stream + "/" + entry id → lastError, for dead-letter reasons (noteErrors)
 	inHand  sync.Map // stream + "/" + id of the entries handed to a worker and not done
+	held    heldBatches
 }
 
 // NewRunner builds a runner; Run starts it. metrics may be nil.
@@ -480,6 +492,7 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 	if b.release != nil {
 		defer b.release()
 	}
+	defer r.held.hold(b)()
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	deadline := time.Now().Add(r.opts.RetryFor)
 	for attempt := 1; ctx.Err() == nil; attempt++ {

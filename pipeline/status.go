@@ -38,18 +38,26 @@ type PartitionStatus struct {
 
 // GroupTotal is a group summed over a stream's partitions.
 type GroupTotal struct {
-	Name       string        `json:"name"`
-	Lag        int64         `json:"lag"`         // sum of the known lags
-	LagUnknown int           `json:"lag_unknown"` // partitions whose lag Redis could not tell
-	Pending    int64         `json:"pending"`     // sum
-	Consumers  int           `json:"consumers"`   // distinct consumer names
-	MaxIdle    time.Duration `json:"max_idle_ns"` // the most idle consumer's idle (its least idle partition)
-	// State is running, idle or stopped (StateRunning...), from the
-	// processes' liveness beats (alive.go), not from MaxIdle: on Redis 7.0
-	// a consumer blocked on a quiet stream ages exactly like a dead one.
+	Name       string `json:"name"`
+	Lag        int64  `json:"lag"`         // sum of the known lags
+	LagUnknown int    `json:"lag_unknown"` // partitions whose lag Redis could not tell
+	Pending    int64  `json:"pending"`     // sum
+	Consumers  int    `json:"consumers"`   // distinct consumer names
+	// MaxIdle is the most idle consumer's idle (its least idle partition).
+	// Kept for --json readers only: on Redis 7.0 a consumer blocked on a
+	// quiet stream ages exactly like a dead one, and a hung handler's
+	// entries never age at all (keepClaimed); State says both right.
+	MaxIdle time.Duration `json:"max_idle_ns"`
+	// State is running, idle, stuck or stopped (StateRunning...), from the
+	// processes' liveness beats and what they say they hold (alive.go,
+	// stuck.go).
 	State     string          `json:"state"`
 	Running   int             `json:"running"`             // processes whose last beat is recent
 	Processes []ProcessStatus `json:"processes,omitempty"` // every process seen in AliveForget, running first
+	// Unclaimed is the entry pending longest past the group's StuckAfter
+	// (stuck.go), nil when none is: with a process running, the group is
+	// stuck.
+	Unclaimed *UnclaimedEntry `json:"unclaimed,omitempty"`
 }
 
 // StreamStatus is a logical stream: its partitions and its groups' totals.
@@ -63,8 +71,8 @@ type StreamStatus struct {
 
 // Status reads length, groups (lag, pending, last delivered) and consumers
 // (pending, idle) of every partition of the given logical streams, and
-// whether each group's processes are running (alive.go), in four
-// pipelined rounds.
+// whether each group's processes are running or stuck (alive.go,
+// stuck.go), in five pipelined rounds.
 func Status(ctx context.Context, c rueidis.Client, keys Keys, streams ...string) ([]StreamStatus, error) {
 	var all []string
 	for _, s := range streams {
@@ -121,6 +129,10 @@ func Status(ctx context.Context, c rueidis.Client, keys Keys, streams ...string)
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
+	unclaimed, err := readUnclaimed(ctx, c, keys, streams, all, groups, alive)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
 
 	out := make([]StreamStatus, len(streams))
 	i := 0
@@ -139,7 +151,9 @@ func Status(ctx context.Context, c rueidis.Client, keys Keys, streams ...string)
 		}
 		st.Groups = totals(st.Partitions)
 		for g := range st.Groups {
-			st.Groups[g].withLiveness(alive[st.Groups[g].Name])
+			t := &st.Groups[g]
+			t.Unclaimed = unclaimed[streamGroup{name, t.Name}]
+			t.withLiveness(alive[t.Name])
 		}
 		out[s] = st
 	}

@@ -21,7 +21,7 @@ import (
 // DLQCmd inspects and requeues dead letters: entries a stage gave up on, with
 // the reason, their origin and their original fields.
 type DLQCmd struct {
-	List  DLQListCmd  `cmd:"" help:"List dead letters, oldest first, with their reasons."`
+	List  DLQListCmd  `cmd:"" help:"Count dead letters by stage and reason, then list them, oldest first."`
 	Show  DLQShowCmd  `cmd:"" help:"Show one dead letter in full, original fields included."`
 	Retry DLQRetryCmd `cmd:"" help:"Re-inject dead letters into their original stream partition, then delete them."`
 	Drop  DLQDropCmd  `cmd:"" help:"Delete dead letters for good."`
@@ -51,6 +51,11 @@ type DLQListCmd struct {
 	JSON  bool `name:"json" help:"Print NDJSON, one dead letter a line."`
 }
 
+// dlqSummaryMax bounds how many dead letters list reads to count them by
+// reason: every dead letter of a big outage is a few KB of fields to read
+// and decode, and the oldest 100,000 say what happened.
+const dlqSummaryMax = 100_000
+
 // Run lists.
 func (c *DLQListCmd) Run(g *Globals) error {
 	rdb, err := g.RedisNow()
@@ -58,13 +63,25 @@ func (c *DLQListCmd) Run(g *Globals) error {
 		return err
 	}
 	defer rdb.Close()
-	q := pipeline.NewDLQ(rdb, g.Keys())
-	letters, err := q.List(g.Context(), pipeline.DLQFilter{Stream: c.Stream, Campaign: c.Campaign, Limit: c.Limit})
+	return c.run(g.Context(), pipeline.NewDLQ(rdb, g.Keys()), os.Stdout)
+}
+
+// run prints the dead letters counted by stage and reason first, then the
+// oldest --limit of them one by one. After an outage the DLQ holds
+// thousands of letters of a handful of causes: what an on-call engineer
+// needs first is those causes and how many each, which page after page of
+// letters hid; the letters below give ids for show, retry and drop. The
+// summary is always there (no --summary to remember): the listing is
+// already bounded by --limit. --json stays one dead letter a line, for
+// the scripts that read it.
+func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) error {
+	f := pipeline.DLQFilter{Stream: c.Stream, Campaign: c.Campaign, Limit: c.Limit}
+	letters, err := q.List(ctx, f)
 	if err != nil {
 		return err
 	}
 	if c.JSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(w)
 		for _, d := range letters {
 			if err := enc.Encode(d); err != nil {
 				return err
@@ -72,13 +89,31 @@ func (c *DLQListCmd) Run(g *Globals) error {
 		}
 		return nil
 	}
-	total, err := q.Len(g.Context())
+	total, err := q.Len(ctx)
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tAGE\tSTREAM\tORIGINAL ID\tDELIVERIES\tCAMPAIGN\tREASON")
+	sum, err := q.Summary(ctx, f, dlqSummaryMax)
+	if err != nil {
+		return err
+	}
 	now := time.Now()
+	if len(sum.Reasons) > 0 {
+		counted := "by stage and reason"
+		if sum.Capped {
+			counted += ", of the oldest " + thousands(sum.Read)
+		}
+		fmt.Fprintf(w, "Dead letters %s:\n", counted)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "COUNT\tSTAGE\tLATEST\tREASON")
+		for _, r := range sum.Reasons {
+			fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\n", thousands(r.Count), r.Stage, now.Sub(r.Newest).Round(time.Second), clip(r.Reason, 100))
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAGE\tSTREAM\tORIGINAL ID\tDELIVERIES\tCAMPAIGN\tREASON")
 	for _, d := range letters {
 		origin := d.Stream
 		if d.Malformed == "" {
@@ -88,7 +123,7 @@ func (c *DLQListCmd) Run(g *Globals) error {
 			d.Deliveries, firstNonEmpty(d.Campaign(), "-"), clip(oneLine(firstNonEmpty(d.Malformed, d.Error)), 100))
 	}
 	tw.Flush()
-	fmt.Printf("%d shown, %d dead letters in total\n", len(letters), total)
+	fmt.Fprintf(w, "%d shown, %d dead letters in total\n", len(letters), total)
 	return nil
 }
 

@@ -21,8 +21,8 @@ import (
 )
 
 // StatusCmd shows every stage stream (length, lag and pending per group,
-// consumers and their idle time), the dead letters and, given a campaign id,
-// its progress.
+// consumers, and whether the group's processes run, idle, are stuck or
+// stopped), the dead letters and, given a campaign id, its progress.
 type StatusCmd struct {
 	Campaign   string        `arg:"" optional:"" help:"Also show this campaign's or direct message's progress."`
 	JSON       bool          `name:"json" help:"Print JSON (one object per refresh with --watch) for scripts. With --watch, a refresh that failed is a line of its own with the keys at and error, and the next one retries."`
@@ -167,40 +167,43 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	// DELAYED: retries and scheduled campaigns waiting to enter the stream.
-	// STATE: from the processes' liveness beats, not MOST IDLE (on Redis 7.0
-	// a consumer blocked on a quiet stream ages like a dead one).
-	fmt.Fprintln(tw, "STREAM\tLENGTH\tDELAYED\tGROUP\tLAG\tPENDING\tCONSUMERS\tMOST IDLE\tSTATE\t")
+	// STATE: from the processes' liveness beats and the batches they say
+	// they hold. No consumer idle time: on Redis 7.0 a consumer blocked on
+	// a quiet stream ages like a dead one, and a hung handler's entries
+	// never age (the runner keeps them claimed); it misled more than it told.
+	fmt.Fprintln(tw, "STREAM\tLENGTH\tDELAYED\tGROUP\tLAG\tPENDING\tCONSUMERS\tSTATE\t")
 	for _, s := range rep.Streams {
 		if len(s.Groups) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t\t\t\t\t%s\t\n", s.Name, thousands(s.Length), thousands(s.Delayed), noGroup(s.Name))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t\t\t\t%s\t\n", s.Name, thousands(s.Length), thousands(s.Delayed), noGroup(s.Name))
 		}
 		for i, gt := range s.Groups {
 			name, length, delayed := s.Name, thousands(s.Length), thousands(s.Delayed)
 			if i > 0 {
 				name, length, delayed = "", "", ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n", name, length, delayed, gt.Name,
-				fmtLag(gt.Lag, gt.LagUnknown > 0), thousands(gt.Pending), gt.Consumers, fmtIdle(gt.MaxIdle, gt.Consumers), fmtState(gt))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", name, length, delayed, gt.Name,
+				fmtLag(gt.Lag, gt.LagUnknown > 0), thousands(gt.Pending), gt.Consumers, fmtState(gt))
 		}
 		if c.Detail {
 			for _, p := range s.Partitions {
 				for _, gs := range p.Groups {
-					fmt.Fprintf(tw, "  p%d\t%s\t%s\t%s\t%s\t%s\t%d\t\t\t\n", p.Partition, thousands(p.Length), thousands(p.Delayed), gs.Name,
+					fmt.Fprintf(tw, "  p%d\t%s\t%s\t%s\t%s\t%s\t%d\t\t\n", p.Partition, thousands(p.Length), thousands(p.Delayed), gs.Name,
 						fmtLag(gs.Lag, gs.Lag < 0), thousands(gs.Pending), len(gs.Consumers))
 					for _, cs := range gs.Consumers {
-						fmt.Fprintf(tw, "\t\t\t  %s\t\t%s\t\t%s\t%s\t\n", cs.Name, thousands(cs.Pending), fmtIdle(cs.Idle, 1),
-							consumerState(s.Groups, gs.Name, cs.Name))
+						fmt.Fprintf(tw, "\t\t\t  %s\t\t%s\t\t%s\t\n", cs.Name, thousands(cs.Pending),
+							consumerState(s.Groups, gs.Name, cs.Name, p.Key))
 					}
 				}
 			}
 		}
 	}
-	fmt.Fprintf(tw, "dlq\t%s\t\t\t\t\t\t\t\t\n", thousands(rep.DLQ))
+	fmt.Fprintf(tw, "dlq\t%s\t\t\t\t\t\t\t\n", thousands(rep.DLQ))
 	tw.Flush()
-	for _, g := range stoppedGroups(rep.Streams) {
+	troubled := troubledGroups(rep.Streams)
+	for _, g := range troubled {
 		fmt.Fprintf(w, "\n%s %s.", strings.ToUpper(g.Name), g.Plain(pipeline.StartCommand(g.Name)))
 	}
-	if len(stoppedGroups(rep.Streams)) > 0 {
+	if len(troubled) > 0 {
 		fmt.Fprintln(w)
 	}
 	if rep.Campaign != nil {
@@ -305,6 +308,8 @@ func fmtState(g pipeline.GroupTotal) string {
 		default:
 			return "NOT RUNNING, last seen " + pipeline.Ago(last.Ago) + " ago"
 		}
+	case pipeline.StateStuck:
+		return "STUCK: oldest entry held " + pipeline.Ago(g.StuckFor())
 	case "":
 		return "-"
 	}
@@ -320,29 +325,38 @@ func noGroup(stream string) string {
 }
 
 // consumerState is what the liveness beats say of one consumer of group
-// (--detail): "" when its process is running or never reported.
-func consumerState(groups []pipeline.GroupTotal, group, consumer string) string {
+// on the stream key (--detail): "" when its process is running and not
+// stuck on that key, or never reported.
+func consumerState(groups []pipeline.GroupTotal, group, consumer, key string) string {
 	for _, g := range groups {
 		if g.Name != group {
 			continue
 		}
+		if u := g.Unclaimed; u != nil && u.Consumer == consumer && u.Stream == key && g.State == pipeline.StateStuck {
+			return "STUCK: entry pending " + pipeline.Ago(u.Idle) + ", unclaimed"
+		}
 		for _, p := range g.Processes {
-			if p.Consumer == consumer && !p.Running {
+			switch {
+			case p.Consumer != consumer:
+			case !p.Running:
 				return "not running, last seen " + pipeline.Ago(p.Ago) + " ago"
+			case p.Stuck() && p.Holding.Stream == key:
+				return "STUCK: oldest entry held " + pipeline.Ago(p.Holding.Held)
 			}
 		}
 	}
 	return ""
 }
 
-// stoppedGroups are the groups with no running process, one each however
-// many streams (lanes) they read, with their lag and pending summed.
-func stoppedGroups(streams []pipeline.StreamStatus) []pipeline.GroupTotal {
+// troubledGroups are the groups with no running process or a stuck one,
+// one each however many streams (lanes) they read, with their lag and
+// pending summed.
+func troubledGroups(streams []pipeline.StreamStatus) []pipeline.GroupTotal {
 	var out []pipeline.GroupTotal
 	at := map[string]int{}
 	for _, s := range streams {
 		for _, g := range s.Groups {
-			if g.State != pipeline.StateStopped {
+			if g.State != pipeline.StateStopped && g.State != pipeline.StateStuck {
 				continue
 			}
 			if i, ok := at[g.Name]; ok {
@@ -356,16 +370,6 @@ func stoppedGroups(streams []pipeline.StreamStatus) []pipeline.GroupTotal {
 		}
 	}
 	return out
-}
-
-func fmtIdle(d time.Duration, consumers int) string {
-	if consumers == 0 {
-		return "-"
-	}
-	if d < time.Minute {
-		return d.Round(100 * time.Millisecond).String()
-	}
-	return d.Round(time.Second).String()
 }
 
 // campaignSource is the campaign's progress as campaign defines it

@@ -38,7 +38,7 @@ type stageRow struct {
 // groupState is whether a consumer group's processes run, in words.
 type groupState struct {
 	Name  string
-	State string // pipeline.StateRunning, StateIdle or StateStopped
+	State string // pipeline.StateRunning, StateIdle, StateStuck or StateStopped
 	Say   string // pipeline.GroupTotal.Plain
 }
 

@@ -51,8 +51,11 @@ func TestOptionalStageSaysSo(t *testing.T) {
 // (killed, hung, or cut from Redis), with the work waiting for it and what
 // to do. Before, all three showed the same figures and a consumer's idle
 // time, which on Redis 7.0 grows on a quiet stream as on a dead process.
+// A stage whose live process's handler hangs reads stuck.
 func TestPipelineSaysWhichStagesRun(t *testing.T) {
 	b := newBed(t)
+	hang := make(chan struct{})
+	defer close(hang)
 	run := func(stage string) (stop func(), lose func()) {
 		def, _ := pipeline.StageNamed(stage)
 		rdb, err := pipeline.NewRedis(env.Redis.Addr)
@@ -62,7 +65,18 @@ func TestPipelineSaysWhichStagesRun(t *testing.T) {
 		t.Cleanup(rdb.Close)
 		opts := def.Options()
 		opts.Consumer, opts.Block, opts.AliveEvery, opts.ShutdownTimeout = stage+"-1", 100*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
-		r := pipeline.NewRunner(rdb, b.keys, opts, pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return nil }), zerolog.Nop(), nil)
+		opts.StuckAfter = 300 * time.Millisecond
+		h := pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return nil })
+		if stage == "deliver" {
+			h = func(ctx context.Context, _ *pipeline.Batch) error {
+				select {
+				case <-hang:
+				case <-ctx.Done():
+				}
+				return nil
+			}
+		}
+		r := pipeline.NewRunner(rdb, b.keys, opts, h, zerolog.Nop(), nil)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { defer close(done); r.Run(ctx) }()
@@ -71,14 +85,16 @@ func TestPipelineSaysWhichStagesRun(t *testing.T) {
 		return func() { cancel(); <-done }, rdb.Close
 	}
 	_, _ = run("dedupe")
+	_, _ = run("deliver")
 	stopSplit, _ := run("split")
 	_, loseResolve := run("resolve")
 	stopSplit()
 	loseResolve()
-	if _, err := pipeline.Emit(t.Context(), b.rdb, pipeline.Message{Stream: b.keys.Stream(pipeline.StreamRanges, 1), Fields: []string{"n", "1"}}); err != nil {
+	if _, err := pipeline.Emit(t.Context(), b.rdb, pipeline.Message{Stream: b.keys.Stream(pipeline.StreamRanges, 1), Fields: []string{"n", "1"}},
+		pipeline.Message{Stream: b.keys.Stream(pipeline.StreamDeliver, 0), Fields: []string{"n", "1"}}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(800 * time.Millisecond) // resolve misses three beats; dedupe stays idle past them
+	time.Sleep(800 * time.Millisecond) // resolve misses three beats; dedupe stays idle past them; deliver holds its batch past StuckAfter
 
 	_, body := b.get("/ui/pipeline")
 	tests := []struct {
@@ -89,6 +105,7 @@ func TestPipelineSaysWhichStagesRun(t *testing.T) {
 		{"split", []string{`<span class="state state-stopped">not running</span>`, "Not running: stopped cleanly", "(split-1). Start `pushpipe split` if it should run."}},
 		{"resolve", []string{`<span class="state state-stopped">not running</span>`, "Not running: last seen", "(resolve-1), then it stopped reporting: killed, crashed or hung; 1 entry waits for it. Check its logs and restart `pushpipe resolve`.",
 			"resolve-1 (0, ", "not running, last seen"}},
+		{"deliver", []string{`<span class="state state-stuck">stuck</span>`, "Stuck: deliver-1 has held 1 entry of partition 0 (", "Check that process's logs and restart it"}},
 	}
 	for _, tt := range tests {
 		m := html.UnescapeString(regexp.MustCompile(`(?s)<section class="stage" data-stage="` + tt.stage + `".*?</section>`).FindString(body))

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+// `pushpipe dlq list` counts the dead letters by stage and reason before
+// it lists them: after an outage the list was thousands of lines of a few
+// causes, one by one, and the count of each was what on-call needed first.
+// The counts are of every matching letter, not of the --limit listed.
+func TestDLQListSummarisesByReason(t *testing.T) {
+	redis, _ := testRedis(t)
+	keys := pipeline.NewKeys("dlqsum", 4)
+	rdb, err := pipeline.NewRedis(redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	// Real runners dead-letter each entry with the reason it carries.
+	letters := []struct {
+		stream, reason string
+		n              int
+	}{
+		{pipeline.StreamDeliver, "no credentials", 5},
+		{pipeline.StreamDeliver, "payload renders to 5000 bytes, over 4096", 3},
+		{pipeline.StreamDedupe, "no credentials", 2},
+	}
+	var msgs []pipeline.Message
+	for _, l := range letters {
+		for i := range l.n {
+			msgs = append(msgs, pipeline.Message{Stream: keys.Stream(l.stream, i%keys.Partitions), Fields: []string{"reason", l.reason}})
+		}
+	}
+	if _, err := pipeline.Emit(t.Context(), rdb, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	h := pipeline.HandlerFunc(func(_ context.Context, b *pipeline.Batch) error {
+		for i, e := range b.Entries {
+			b.DeadLetter(i, errors.New(e.Fields["reason"]))
+		}
+		return nil
+	})
+	for _, stage := range []string{"deliver", "dedupe"} {
+		r := pipeline.NewRunner(rdb, keys, pipeline.Options{Stage: stage, Stream: stage, Consumer: stage + "-1",
+			Block: 50 * time.Millisecond, ShutdownTimeout: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); r.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	q := pipeline.NewDLQ(rdb, keys)
+	pipelinetest.Eventually(t, 10*time.Second, "every entry dead-lettered", func() bool {
+		n, err := q.Len(t.Context())
+		return err == nil && n == int64(len(msgs))
+	})
+
+	tests := []struct {
+		name  string
+		give  []string
+		want  []string // the summary's rows, COUNT STAGE and REASON, in order
+		shown string
+	}{
+		{"all", []string{"--limit", "2"}, []string{
+			"5 deliver no credentials",
+			"3 deliver payload renders to 5000 bytes, over 4096",
+			"2 dedupe no credentials",
+		}, "2 shown, 10 dead letters in total"},
+		{"one stream", []string{"--stream", "deliver"}, []string{
+			"5 deliver no credentials",
+			"3 deliver payload renders to 5000 bytes, over 4096",
+		}, "8 shown, 10 dead letters in total"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, append([]string{"dlq", "list"}, tt.give...)...)
+			var out bytes.Buffer
+			if err := cli.DLQ.List.run(t.Context(), q, &out); err != nil {
+				t.Fatal(err)
+			}
+			summary, _, ok := strings.Cut(out.String(), "\n\nID ")
+			if !ok || !strings.HasPrefix(summary, "Dead letters by stage and reason:\nCOUNT") {
+				t.Fatalf("no summary before the list:\n%s", out.String())
+			}
+			var got []string
+			row := regexp.MustCompile(`^(\S+)\s+(\S+)\s+\S+ ago\s+(.*)$`)
+			for _, l := range strings.Split(summary, "\n")[2:] {
+				m := row.FindStringSubmatch(l)
+				if m == nil {
+					t.Fatalf("summary row %q is not COUNT STAGE LATEST REASON:\n%s", l, out.String())
+				}
+				got = append(got, m[1]+" "+m[2]+" "+strings.TrimSpace(m[3]))
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("summary rows:\n%s\nwant:\n%s\nin:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"), out.String())
+			}
+			if !strings.Contains(out.String(), tt.shown) {
+				t.Errorf("list does not end %q:\n%s", tt.shown, out.String())
+			}
+		})
+	}
+
+	// A DLQ of millions is counted up to a cap, and says so only when the
+	// cap cut the count.
+	caps := []struct {
+		give   int
+		read   int64
+		capped bool
+	}{{4, 4, true}, {10, 10, false}, {0, 10, false}}
+	for _, tt := range caps {
+		s, err := q.Summary(t.Context(), pipeline.DLQFilter{}, tt.give)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Read != tt.read || s.Capped != tt.capped {
+			t.Errorf("Summary(max %d) read %d, capped %v; want %d, %v", tt.give, s.Read, s.Capped, tt.read, tt.capped)
+		}
+	}
+}
