@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"sync/atomic"
+	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -40,7 +42,16 @@ type Batch struct {
 	lost    chan struct{}   // closed once some entry is no longer this consumer's (heartbeat.go)
 	stop    <-chan struct{} // closed when the runner stops reading (Stopping)
 	claimed bool            // taken over by XAUTOCLAIM: its entries were delivered before
+	moved   atomic.Int64    // unix ns of the handler's last Progress, 0 before
 }
+
+// Progress tells the runner the handler's work on the batch moved on. A
+// handler whose batches take long by design (deliver sending at the
+// provider's pace: minutes under a low --tps) calls it as its work advances,
+// so that status reads its process stuck (stuck.go) only once the batch
+// stopped moving for StuckAfter, not once it took that long. Cheap: an
+// atomic store.
+func (b *Batch) Progress() { b.moved.Store(time.Now().UnixNano()) }
 
 // Stopping is closed when the process is shutting down: the runner stopped
 // reading and gives the batches in hand ShutdownTimeout to finish. A handler

@@ -46,9 +46,10 @@ func (h *heldBatches) hold(b *Batch) (release func()) {
 	}
 }
 
-// oldest is the batch held longest, as aliveScript's ARGV[4] and ARGV[5]:
-// held ms, and "<stuck after ms>,<partition>,<entries>,<first id>,<stream>"
-// (the stream last: a key may hold a comma). With none held, "0" and a
+// oldest is the batch held longest without moving (Batch.Progress), as
+// aliveScript's ARGV[4] and ARGV[5]: held ms, and
+// "<stuck after ms>,<partition>,<entries>,<first id>,<stream>" (the stream
+// last: a key may hold a comma). With none held, "0" and a
 // batch of no entries: the beat still says the process's StuckAfter, which
 // status needs for the entries nobody claims (Status).
 func (h *heldBatches) oldest(now time.Time, stuckAfter time.Duration) (held, batch string) {
@@ -57,6 +58,10 @@ func (h *heldBatches) oldest(now time.Time, stuckAfter time.Duration) (held, bat
 	var b *Batch
 	var since time.Time
 	for x, t := range h.m {
+		// Held since it last moved (Batch.Progress), if it did.
+		if moved := x.moved.Load(); moved > t.UnixNano() {
+			t = time.Unix(0, moved)
+		}
 		if b == nil || t.Before(since) {
 			b, since = x, t
 		}

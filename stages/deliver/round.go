@@ -36,6 +36,7 @@ type round struct {
 	lost       <-chan struct{}
 	stop       <-chan struct{} // pipeline.Batch.Stopping
 	emit       emitFunc
+	progress   func()   // pipeline.Batch.Progress: a round at the provider's pace may take minutes
 	slots      *slots   // the batch's lane's
 	limiter    *limiter // the batch's lane's
 
@@ -58,7 +59,7 @@ type round struct {
 // over.
 func (h *Handler) newRound(ctx context.Context, b *pipeline.Batch, targets int) *round {
 	lost := b.Lost()
-	r := &round{h: h, ctx: ctx, p: b.Partition, lost: lost, stop: b.Stopping(), emit: b.EmitNow,
+	r := &round{h: h, ctx: ctx, p: b.Partition, lost: lost, stop: b.Stopping(), emit: b.EmitNow, progress: b.Progress,
 		slots: h.slots, limiter: h.limiter,
 		results: make([]userResult, targets), skipped: map[*campaign][]device{}, left: make([]atomic.Int32, targets)}
 	if b.Lane == pipeline.Express {
@@ -129,6 +130,7 @@ func (r *round) settled(err error, n int) {
 	r.slots.give(n)
 	r.h.metrics.inFlight.Sub(float64(n))
 	r.sends.Add(-n)
+	r.progress()
 }
 
 // feed starts the sends of one provider and app: it takes as many

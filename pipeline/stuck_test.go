@@ -1,0 +1,77 @@
+package pipeline_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+// A handler that holds its batch long by design but moves (deliver sending
+// at the provider's pace under a low --tps, minutes a batch) says so with
+// Batch.Progress, and its stage reads running, not stuck, however long the
+// batch takes; once it stops moving it reads stuck after StuckAfter.
+func TestBatchThatMovesIsNotStuck(t *testing.T) {
+	c, keys := opsRedis(t)
+	const stuckAfter = 400 * time.Millisecond
+	moving, stop := make(chan bool), make(chan struct{})
+	h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		move := true
+		for {
+			select {
+			case move = <-moving:
+			case <-tick.C:
+				if move {
+					b.Progress()
+				}
+			case <-stop:
+				return nil
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	})
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "deliver", Stream: pipeline.StreamDeliver, Consumer: "d1",
+		Partitions: []int{0}, Block: 100 * time.Millisecond, AliveEvery: 100 * time.Millisecond, StuckAfter: stuckAfter,
+		ShutdownTimeout: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(pipeline.StreamDeliver, 0), Fields: []string{"n", "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	state := func() pipeline.GroupTotal {
+		t.Helper()
+		st, err := pipeline.Status(t.Context(), c, keys, pipeline.StreamDeliver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range st[0].Groups {
+			if g.Name == "deliver" {
+				return g
+			}
+		}
+		t.Fatalf("no deliver group: %+v", st[0].Groups)
+		return pipeline.GroupTotal{}
+	}
+	pipelinetest.Eventually(t, 10*time.Second, "deliver working", func() bool { return state().State == pipeline.StateRunning })
+	// Five times StuckAfter, moving all along.
+	for end := time.Now().Add(5 * stuckAfter); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if g := state(); g.State != pipeline.StateRunning {
+			t.Fatalf("a batch that moves read %q: %s", g.State, g.Plain(""))
+		}
+	}
+	moving <- false
+	pipelinetest.Eventually(t, 10*time.Second, "deliver stuck once its batch stopped moving", func() bool {
+		return state().State == pipeline.StateStuck
+	})
+	close(stop)
+}
