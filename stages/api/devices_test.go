@@ -167,7 +167,7 @@ func TestMalformedDeviceIsRejectedNamingTheField(t *testing.T) {
 		{"bad JSON", `{"app":`, "bad JSON"},
 		{"trailing data", ok(set("locale", "en")) + ` {}`, "unexpected data after"},
 		{"unknown field", ok(set("colour", "red")), "colour"},
-		{"an array", `[` + ok(set("app", "news")) + `]`, "expected"},
+		{"an array", `[` + ok(set("app", "news")) + `]`, "send several to POST /v1/devices/batch"},
 		{"missing app", ok(drop("app")), "app: is required"},
 		{"long app", ok(set("app", strings.Repeat("a", 256))), "app: is 256 bytes"},
 		{"app with a control character", ok(set("app", "news\u0007")), "app: contains a control"},
