@@ -78,6 +78,10 @@ func decodeHinted(w http.ResponseWriter, body []byte, v any, hints map[string]st
 	err := jsonv2.Unmarshal(body, v, strict)
 	var sem *jsonv2.SemanticError
 	switch {
+	case err == nil && string(bytes.TrimSpace(body)) == "null":
+		// Unmarshal leaves v as it was: a client that serialized a nil
+		// object would have PUT preferences that unmute everything.
+		writeError(w, http.StatusBadRequest, "the body is null: send a JSON object")
 	case err == nil:
 		return true
 	case errors.As(err, &sem) && errors.Is(sem.Err, jsonv2.ErrUnknownName) && hints[fieldName(sem.JSONPointer, 0)] != "":
