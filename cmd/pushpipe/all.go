@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -70,13 +73,46 @@ func (c *AllCmd) Validate(kctx *kong.Context) error {
 	for _, def := range pipeline.Stages {
 		if s, ok := stages[def.Name]; ok {
 			if err := check(s); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", def.Name, err))
+				errs = append(errs, fmt.Errorf("%s: %w", def.Name, allNames(err, def.Name, s)))
 			}
 		} else if cf, ok := c.own[def.Name].(configurable); ok {
 			errs = append(errs, unconfigured(kctx, def.Name, cf.configuredBy()))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// allNames renames, in err's text, the flags of stage's own set (s) to the
+// names all gives them: a stage's checks name its flags as its subcommand
+// has them, and under all "--batch" or "--retry-base" is another stage's
+// flag, "--secret-file" none at all. A stage whose flags all leaves
+// unprefixed (deliver) keeps err.
+func allNames(err error, stage string, s stage) error {
+	if registry[stage].bare {
+		return err
+	}
+	t := reflect.TypeOf(s)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var names []string
+	for i := range t.NumField() {
+		if n := t.Field(i).Tag.Get("name"); n != "" {
+			names = append(names, regexp.QuoteMeta(n))
+		}
+	}
+	if len(names) == 0 {
+		return err
+	}
+	// Longest first, and a name ends where no name character follows: so
+	// --retry is never read inside --retry-base.
+	slices.SortFunc(names, func(a, b string) int { return len(b) - len(a) })
+	re := regexp.MustCompile(`--(` + strings.Join(names, "|") + `)([^a-z0-9-]|$)`)
+	msg := re.ReplaceAllString(err.Error(), "--"+stage+"-${1}${2}")
+	if msg == err.Error() {
+		return err
+	}
+	return errors.New(msg) // a new text: the wrapped one names flags all does not have
 }
 
 // unconfigured refuses the flags of stage (prefixed with its name) given on

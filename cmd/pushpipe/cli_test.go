@@ -131,7 +131,12 @@ func TestUsageErrors(t *testing.T) {
 		// (which may be down) is tried, and none is quietly replaced.
 		{slices.Concat(hook, []string{"--filter", "outcome=failure"}), `--filter: outcome "failure" is not sent, failed or invalid`},
 		{slices.Concat(hook, []string{"--batch", "0"}), "--batch must be at least 1 event per POST, got 0"},
-		{slices.Concat(allHook, []string{"--webhook-batch=-2"}), "webhook: --batch must be at least 1 event per POST, got -2"},
+		// Under all they are named as all has them: there --batch is
+		// every stage's entries per read, and --secret-file no flag.
+		{slices.Concat(allHook, []string{"--webhook-batch=-2"}), "webhook: --webhook-batch must be at least 1 event per POST, got -2"},
+		{[]string{"all", "--webhook-url", "https://h.example/x"}, "webhook: no secret file: give --webhook-secret-file ("},
+		{slices.Concat(allHook, []string{"--webhook-retry-base", "1m"}), "--webhook-retry-max (30s) is shorter than --webhook-retry-base (1m0s)"},
+		{[]string{"all", "--webhook-url", "ftp://h.example/x", "--webhook-secret-file", secrets}, "(give --webhook-url or PUSHPIPE_WEBHOOK_URL)"},
 		{slices.Concat(hook, []string{"--rate=-5"}), "--rate must not be negative (0 caps nothing), got -5"},
 		{slices.Concat(hook, []string{"--attempts", "0"}), "--attempts must be at least 1 POST per delivery, got 0"},
 		{slices.Concat(hook, []string{"--attempts=-1"}), "--attempts must be at least 1 POST per delivery, got -1"},
@@ -140,7 +145,7 @@ func TestUsageErrors(t *testing.T) {
 		{slices.Concat(hook, []string{"--retry-max", "0s"}), "--retry-max must be a positive duration"},
 		{slices.Concat(hook, []string{"--retry-base", "1m"}), "--retry-max (30s) is shorter than --retry-base (1m0s)"},
 		{slices.Concat(hook, []string{"--rate=-1", "--timeout", "0s"}), "--rate must not be negative (0 caps nothing), got -1; --timeout must be"},
-		{slices.Concat(allHook, []string{"--webhook-attempts", "0"}), "webhook: --attempts must be at least 1 POST per delivery, got 0"},
+		{slices.Concat(allHook, []string{"--webhook-attempts", "0"}), "webhook: --webhook-attempts must be at least 1 POST per delivery, got 0"},
 		{slices.Concat(allHook, []string{"--webhook-filter", "outcome=sent,failure"}), `outcome "failure" is not sent, failed or invalid`},
 		// Under all the webhook runs only with --webhook-url: its other
 		// flags without it would be dropped without a word.

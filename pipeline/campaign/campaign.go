@@ -88,6 +88,20 @@ var ErrIsCampaign = fmt.Errorf("%w: a campaign", ErrNotFound)
 // key must always name the same campaign.
 var ErrConflict = errors.New("campaign id already used for a different campaign")
 
+// ErrOtherKind is a create given the id of the other kind of record (a
+// direct message's id for a campaign, a campaign's for a message): the two
+// share one id space, so errors.Is(err, ErrConflict) holds too, but it is
+// not a retry whose content changed, which is what ErrConflict tells.
+var ErrOtherKind error = otherKind{}
+
+type otherKind struct{}
+
+func (otherKind) Error() string {
+	return "campaigns and direct messages share one id space; use another id"
+}
+
+func (otherKind) Is(target error) bool { return target == ErrConflict }
+
 // ValidationError is a request that can never succeed; its message names the
 // field and what is wrong.
 type ValidationError struct{ Msg string }

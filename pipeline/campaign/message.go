@@ -118,12 +118,16 @@ func CreateMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, ke
 	queued := false
 	if errors.Is(err, pgx.ErrNoRows) {
 		var same bool
+		var kind string
 		err = db.QueryRow(ctx, `
-			SELECT created_at, queued_at IS NOT NULL,
+			SELECT created_at, queued_at IS NOT NULL, kind,
 			       (kind, app, category, title, body, data, ttl_seconds, users, priority, tokens, notification) IS NOT DISTINCT FROM
 			       ('message', $2, $3, $4, $5, $6::jsonb, $7, $8::bigint[], $9, $10::text[], $11::jsonb)
 			FROM campaigns WHERE id = $1`,
-			m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority, tokens, note).Scan(&m.CreatedAt, &queued, &same)
+			m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority, tokens, note).Scan(&m.CreatedAt, &queued, &kind, &same)
+		if err == nil && kind != KindMessage {
+			return m, false, fmt.Errorf("message %q: a campaign has this id: %w", m.ID, ErrOtherKind)
+		}
 		if err == nil && !same {
 			return m, false, fmt.Errorf("message %q: %w", m.ID, ErrConflict)
 		}

@@ -33,9 +33,9 @@ const DefaultMaxBodyMemory = 256 << 20
 // slowly (408) or the connection fails mid-body (400). release gives the
 // budget back once the request is done with the body and what was decoded
 // from it.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, release func(), ok bool) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, lists bool) (body []byte, release func(), ok bool) {
 	if r.ContentLength > limit {
-		tooLarge(w, limit)
+		tooLarge(w, limit, lists)
 		return nil, nil, false
 	}
 	size := limit // a body without Content-Length may be as long as the cap
@@ -68,7 +68,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 	}
 	if err != nil {
 		release()
-		bodyReadError(w, err)
+		bodyReadError(w, err, limit, lists)
 		return nil, nil, false
 	}
 	return body, release, true
@@ -76,12 +76,12 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 
 // bodyReadError answers a body that could not be read. The error's text is
 // never shown: it holds the connection's socket addresses.
-func bodyReadError(w http.ResponseWriter, err error) {
+func bodyReadError(w http.ResponseWriter, err error, limit int64, lists bool) {
 	var tooBig *http.MaxBytesError
 	var netErr net.Error
 	switch {
 	case errors.As(err, &tooBig):
-		tooLarge(w, tooBig.Limit)
+		tooLarge(w, limit, lists)
 	case errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
 		writeError(w, http.StatusRequestTimeout, "the request body did not arrive within the server's read timeout; send it again, faster or in smaller parts")
 	default:
@@ -89,8 +89,17 @@ func bodyReadError(w http.ResponseWriter, err error) {
 	}
 }
 
-func tooLarge(w http.ResponseWriter, limit int64) {
-	writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes; split it", limit))
+// tooLarge answers a body over its route's cap. Only a route that takes a
+// list (lists) can be sent in parts; every other cap is above the largest
+// valid request of its route, so the body has a field far too long, and
+// "split it" would have a client cut one campaign into several, each
+// reaching the people of several channels again.
+func tooLarge(w http.ResponseWriter, limit int64, lists bool) {
+	advice := "split it"
+	if !lists {
+		advice = "more than any valid request to this route takes, so some field is far too long: shorten it"
+	}
+	writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes; %s", limit, advice))
 }
 
 // jsonContentType reports whether r declares its body as JSON: media type

@@ -81,28 +81,32 @@ func TestContentTypeMustBeJSON(t *testing.T) {
 }
 
 // Each route caps its body at what its largest valid request needs: an app
-// key cannot make the single-device route buffer megabytes.
+// key cannot make the single-device route buffer megabytes. A 413 says to
+// split only a list: one campaign sent as two reaches people twice.
 func TestBodyCapPerRoute(t *testing.T) {
 	a := newSecAPI(t, Config{Auth: secAuth()}, true)
 	pad := func(v string, n int) string { return v + strings.Repeat(" ", n) } // valid JSON
 	dev := deviceJSON("news", "ios", iosToken, 1, "")
+	const shorten = "some field is far too long: shorten it"
 	tests := []struct {
 		name, method, path, body, key string
 		status                        int
+		advice                        string
 	}{
-		{"one device, padded to its cap", "POST", "/v1/devices", pad(dev, deviceBody-len(dev)), secNews, 202},
-		{"one device, a byte past its cap", "POST", "/v1/devices", pad(dev, deviceBody-len(dev)+1), secNews, 413},
-		{"preferences past their cap", "PUT", "/v1/users/7/preferences", pad(`{}`, preferencesBody), secAdmin, 413},
-		{"campaign past its cap", "POST", "/v1/campaigns", pad(`{}`, campaignBody), secAdmin, 413},
-		{"a batch of a megabyte", "POST", "/v1/devices/batch", pad("["+dev+"]", 1<<20), secNews, 202},
+		{"one device, padded to its cap", "POST", "/v1/devices", pad(dev, deviceBody-len(dev)), secNews, 202, ""},
+		{"one device, a byte past its cap", "POST", "/v1/devices", pad(dev, deviceBody-len(dev)+1), secNews, 413, shorten},
+		{"preferences past their cap", "PUT", "/v1/users/7/preferences", pad(`{}`, preferencesBody), secAdmin, 413, shorten},
+		{"campaign past its cap", "POST", "/v1/campaigns", pad(`{}`, campaignBody), secAdmin, 413, shorten},
+		{"message past its cap", "POST", "/v1/messages", pad(`{}`, messageBody), secAdmin, 413, "split it"},
+		{"a batch of a megabyte", "POST", "/v1/devices/batch", pad("["+dev+"]", 1<<20), secNews, 202, ""},
 	}
 	for _, tt := range tests {
 		r := a.call(tt.method, tt.path, tt.body, "Bearer "+tt.key)
 		if r.status != tt.status {
 			t.Errorf("%s: got %d %.200s, want %d", tt.name, r.status, r.body, tt.status)
 		}
-		if tt.status == 413 && !strings.Contains(r.error(), "request body is larger than") {
-			t.Errorf("%s: 413 without the cap: %s", tt.name, r.body)
+		if tt.status == 413 && (!strings.Contains(r.error(), "request body is larger than") || !strings.HasSuffix(r.error(), tt.advice)) {
+			t.Errorf("%s: %s, want the cap and %q", tt.name, r.body, tt.advice)
 		}
 	}
 }

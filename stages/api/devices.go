@@ -103,6 +103,11 @@ func (d *deviceRequest) event() (devices.Event, error) {
 // in the ingest stream.
 func (s *Server) postDevice(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req deviceRequest
+	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) > 0 && b[0] == '[' {
+		// A list of devices posted here meant the batch route.
+		writeError(w, http.StatusBadRequest, "the body is a JSON array: this route takes one device object; send several to POST /v1/devices/batch")
+		return
+	}
 	if !decode(w, body, &req) {
 		return
 	}
@@ -238,7 +243,7 @@ func decodeDeviceBatch(w http.ResponseWriter, body []byte) ([]deviceRequest, boo
 }
 
 var (
-	errNotArray      = errors.New("the body must be a JSON array of devices")
+	errNotArray      = errors.New("the body must be a JSON array of devices (one device alone: POST /v1/devices)")
 	errTrailingArray = errors.New("unexpected data after the JSON array: send exactly one")
 )
 

@@ -167,7 +167,7 @@ func TestMalformedDeviceIsRejectedNamingTheField(t *testing.T) {
 		{"bad JSON", `{"app":`, "bad JSON"},
 		{"trailing data", ok(set("locale", "en")) + ` {}`, "unexpected data after"},
 		{"unknown field", ok(set("colour", "red")), "colour"},
-		{"an array", `[` + ok(set("app", "news")) + `]`, "expected"},
+		{"an array", `[` + ok(set("app", "news")) + `]`, "send several to POST /v1/devices/batch"},
 		{"missing app", ok(drop("app")), "app: is required"},
 		{"long app", ok(set("app", strings.Repeat("a", 256))), "app: is 256 bytes"},
 		{"app with a control character", ok(set("app", "news\u0007")), "app: contains a control"},
@@ -185,7 +185,7 @@ func TestMalformedDeviceIsRejectedNamingTheField(t *testing.T) {
 		{"negative user_id", ok(set("user_id", -3)), "user_id: must be a positive integer, got -3"},
 		{"user_id as a string", ok(set("user_id", "42")), `field "user_id": expected an integer, got string`},
 		{"fractional user_id", ok(set("user_id", 1.5)), `field "user_id"`},
-		{"user_id too large", ok(set("user_id", 1e20)), `field "user_id"`},
+		{"user_id too large", ok(set("user_id", 1e20)), `field "user_id": 100000000000000000000 is out of range: at most 9223372036854775807`},
 		{"long locale", ok(set("locale", strings.Repeat("a", 36))), "locale: is 36 characters long; at most 35"},
 		{"locale with a space", ok(set("locale", "en US")), "locale: has only letters"},
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -77,6 +78,10 @@ func decodeHinted(w http.ResponseWriter, body []byte, v any, hints map[string]st
 	err := jsonv2.Unmarshal(body, v, strict)
 	var sem *jsonv2.SemanticError
 	switch {
+	case err == nil && string(bytes.TrimSpace(body)) == "null":
+		// Unmarshal leaves v as it was: a client that serialized a nil
+		// object would have PUT preferences that unmute everything.
+		writeError(w, http.StatusBadRequest, "the body is null: send a JSON object")
 	case err == nil:
 		return true
 	case errors.As(err, &sem) && errors.Is(sem.Err, jsonv2.ErrUnknownName) && hints[fieldName(sem.JSONPointer, 0)] != "":
@@ -126,6 +131,9 @@ func jsonProblem(err error, skip int) string {
 		if f := fieldName(sem.JSONPointer, skip); f != "" {
 			where = "field " + strconv.Quote(f)
 		}
+		if limit := outOfRange(sem.GoType, sem.JSONKind, sem.JSONValue); limit != "" {
+			return fmt.Sprintf("%s: %s is out of range: %s", where, sem.JSONValue, limit)
+		}
 		return fmt.Sprintf("%s: expected %s, got %s", where, expected(sem.GoType), got(sem.JSONKind, sem.JSONValue))
 	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
 		return fmt.Sprintf("duplicate field %q: give each field once", fieldName(syn.JSONPointer, skip))
@@ -135,6 +143,31 @@ func jsonProblem(err error, skip int) string {
 		return "bad JSON: " + strings.TrimPrefix(syn.Error(), "jsontext: ")
 	}
 	return "bad JSON: " + err.Error()
+}
+
+// outOfRange says the range of t when v, a JSON number, is an integer that
+// t cannot hold (a user id past 2^63-1): "expected an integer, got number
+// 9223372036854775808" told a client its integer was not one. "" otherwise.
+func outOfRange(t reflect.Type, k jsontext.Kind, v jsontext.Value) string {
+	if t == nil || k != '0' || len(v) > 32 || strings.ContainsAny(string(v), ".eE") {
+		return ""
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		_, err := strconv.ParseInt(string(v), 10, t.Bits())
+		switch {
+		case !errors.Is(err, strconv.ErrRange):
+		case v[0] == '-':
+			return fmt.Sprintf("at least %d", int64(-1)<<(t.Bits()-1))
+		default:
+			return fmt.Sprintf("at most %d", int64(math.MaxInt64>>(64-t.Bits())))
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if _, err := strconv.ParseUint(string(v), 10, t.Bits()); errors.Is(err, strconv.ErrRange) {
+			return fmt.Sprintf("at most %d", uint64(math.MaxUint64>>(64-t.Bits())))
+		}
+	}
+	return ""
 }
 
 // fieldName writes a JSON pointer as the field it names:

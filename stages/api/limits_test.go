@@ -158,10 +158,15 @@ func TestStrictJSON(t *testing.T) {
 		{"device, unknown field", "POST", "/v1/devices", strings.Replace(dev, `"app"`, `"userid":1,"app"`, 1), `unknown field "userid"`},
 		{"device, trailing value", "POST", "/v1/devices", dev + dev, "after the JSON"},
 		{"device, trailing garbage", "POST", "/v1/devices", dev + " x", "after the JSON"},
-		{"device, two values in an array", "POST", "/v1/devices", "[" + dev + "]", "expected a JSON object, got array"},
+		{"device, two values in an array", "POST", "/v1/devices", "[" + dev + "]", "a JSON array: this route takes one device object; send several to POST /v1/devices/batch"},
 		{"batch, unknown field in an item", "POST", "/v1/devices/batch", "[" + dev + "," + strings.Replace(dev, `"app"`, `"admin":true,"app"`, 1) + "]", `unknown field "admin"`},
 		{"batch, trailing value", "POST", "/v1/devices/batch", "[" + dev + "]" + "[" + dev + "]", "after the JSON array"},
-		{"batch, an object", "POST", "/v1/devices/batch", dev, "JSON array"},
+		{"batch, an object", "POST", "/v1/devices/batch", dev, "JSON array of devices (one device alone: POST /v1/devices)"},
+		// null is no object: decoded, it left the zero value, and a PUT of
+		// preferences unmuted everything.
+		{"preferences, null", "PUT", "/v1/users/7/preferences", `null`, "the body is null: send a JSON object"},
+		{"device, null", "POST", "/v1/devices", ` null `, "the body is null"},
+		{"campaign, null", "POST", "/v1/campaigns", `null`, "the body is null"},
 		{"preferences, unknown field", "PUT", "/v1/users/7/preferences", `{"muted_channels":[],"muted":["x"]}`, `unknown field "muted"`},
 		{"preferences, trailing value", "PUT", "/v1/users/7/preferences", `{"muted_channels":[]}{}`, "after the JSON"},
 		// Field names are case-sensitive: "APP" is not "app".

@@ -184,7 +184,9 @@ func TestMessageValidation(t *testing.T) {
 
 // TestRecordOnTheOtherRoute: campaigns and messages share one id space, so
 // an id asked on the other's route is a 404 that names the route holding
-// it, both ways.
+// it, both ways; a create given the other's id is a 409 that says so, not
+// "a retry whose content changed"; and only a cancel is told that a message
+// cannot be canceled.
 func TestRecordOnTheOtherRoute(t *testing.T) {
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op"})
 	for _, create := range []struct{ path, body string }{
@@ -195,15 +197,24 @@ func TestRecordOnTheOtherRoute(t *testing.T) {
 			t.Fatalf("POST %s: %d %s", create.path, r.status, r.body)
 		}
 	}
-	tests := []struct{ method, path, want string }{
-		{"GET", "/v1/messages/camp-1", "it is a campaign; see GET /v1/campaigns/camp-1"},
-		{"GET", "/v1/campaigns/msg-1", "it is a direct message; see GET /v1/messages/msg-1"},
-		{"POST", "/v1/campaigns/msg-1/cancel", "it is a direct message; see GET /v1/messages/msg-1"},
-		{"GET", "/v1/messages/nope", "no message nope"},
+	tests := []struct {
+		method, path, body string
+		status             int
+		want, not          string
+	}{
+		{"GET", "/v1/messages/camp-1", "", http.StatusNotFound, "it is a campaign; see GET /v1/campaigns/camp-1", ""},
+		{"GET", "/v1/campaigns/msg-1", "", http.StatusNotFound, "it is a direct message; see GET /v1/messages/msg-1", "cancel"},
+		{"POST", "/v1/campaigns/msg-1/cancel", "", http.StatusNotFound, "it is a direct message; see GET /v1/messages/msg-1 (a message cannot be canceled)", ""},
+		{"GET", "/v1/messages/nope", "", http.StatusNotFound, "no message nope", ""},
+		{"POST", "/v1/messages", `{"id":"camp-1","app":"com.example.chat","users":[7],"notification":{"body":"x"}}`, http.StatusConflict,
+			"message id camp-1 is a campaign's (GET /v1/campaigns/camp-1)", "retry"},
+		{"POST", "/v1/campaigns", `{"id":"msg-1","app":"com.example.chat","channels":["x"],"notification":{"body":"x"}}`, http.StatusConflict,
+			"campaign id msg-1 is a direct message's (GET /v1/messages/msg-1)", "retry"},
 	}
 	for _, tt := range tests {
-		if r := a.do(tt.method, tt.path, "", "op"); r.status != http.StatusNotFound || !strings.Contains(r.error(), tt.want) {
-			t.Errorf("%s %s: %d %s, want 404 saying %q", tt.method, tt.path, r.status, r.body, tt.want)
+		r := a.do(tt.method, tt.path, tt.body, "op")
+		if r.status != tt.status || !strings.Contains(r.error(), tt.want) || tt.not != "" && strings.Contains(r.error(), tt.not) {
+			t.Errorf("%s %s: %d %s, want %d saying %q and not %q", tt.method, tt.path, r.status, r.body, tt.status, tt.want, tt.not)
 		}
 	}
 }

@@ -23,6 +23,13 @@ func (s *Server) answerCreated(w http.ResponseWriter, kind, id string, createdCo
 	switch {
 	case errors.As(err, &verr):
 		writeError(w, http.StatusBadRequest, verr.Error())
+	case errors.Is(err, campaign.ErrOtherKind):
+		// Not a changed retry: the id belongs to the other route's record.
+		other, route := "a direct message's", "/v1/messages/"
+		if kind == "message" {
+			other, route = "a campaign's", "/v1/campaigns/"
+		}
+		writeError(w, http.StatusConflict, kind+" id "+id+" is "+other+" (GET "+route+id+"): campaigns and messages share one id space; give this "+kind+" another id")
 	case errors.Is(err, campaign.ErrConflict):
 		// The id is an idempotency key: the likeliest cause is a retry whose
 		// content changed, and a new id would send the record twice.
@@ -72,7 +79,12 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 		// Ids are shared by campaigns and messages: name the route that has it.
 		writeError(w, http.StatusNotFound, "no "+kind+" "+id+": it is a campaign; see GET /v1/campaigns/"+id)
 	case errors.Is(err, campaign.ErrIsMessage):
-		writeError(w, http.StatusNotFound, "no "+kind+" "+id+": it is a direct message; see GET /v1/messages/"+id+" (a message cannot be canceled)")
+		msg := "no " + kind + " " + id + ": it is a direct message; see GET /v1/messages/" + id
+		if r.Method == http.MethodPost {
+			// Only a cancel posts here; a GET was not asking to cancel.
+			msg += " (a message cannot be canceled)"
+		}
+		writeError(w, http.StatusNotFound, msg)
 	case errors.Is(err, campaign.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no "+kind+" "+id)
 	case errors.As(err, &conflict):

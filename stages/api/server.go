@@ -120,6 +120,14 @@ const (
 	messageBody     = notificationMax + 640<<10 // the notification and 10,000 user ids of up to 20 digits, or 1,000 tokens of up to 512 characters
 )
 
+// listRoutes take lists a client may send in parts (tooLarge says to split
+// a body over their cap).
+var listRoutes = map[string]bool{
+	"POST /v1/devices/batch":                  true,
+	"POST /v1/channels/{channel}/subscribers": true,
+	"POST /v1/messages":                       true,
+}
+
 // routes is the whole API surface in one place; every endpoint is
 // authenticated first (ServeHTTP), then authorized for its scope, its body
 // capped and read, and device writes are rate-limited per app key
@@ -210,7 +218,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		}
 		var body []byte
 		if limit > 0 {
-			b, release, ok := s.readBody(w, r, limit)
+			b, release, ok := s.readBody(w, r, limit, listRoutes[rt.pattern])
 			if !ok {
 				return
 			}

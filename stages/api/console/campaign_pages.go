@@ -314,6 +314,8 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		// The form's own key: this form was sent before, with other
 		// content, and that campaign exists.
 		refuse("This form already created campaign " + camp.ID + " with other content: open that campaign, or open a new form for another campaign.")
+	case errors.Is(err, campaign.ErrOtherKind):
+		refuse("Campaign id " + camp.ID + " is a direct message's id (campaigns and messages share ids); choose another id or leave it empty.")
 	case errors.Is(err, campaign.ErrConflict):
 		refuse("Campaign id " + camp.ID + " is already used for a different campaign; choose another id or leave it empty.")
 	case err != nil:

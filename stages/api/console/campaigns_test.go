@@ -562,6 +562,37 @@ func TestFormPostedTwiceIsOneCampaign(t *testing.T) {
 	}
 }
 
+// TestFormGivenAMessagesID: campaigns and direct messages share ids, so the
+// form given a message's id is refused saying whose id it is, not "already
+// used for a different campaign", which sends the operator looking for a
+// campaign that does not exist.
+func TestFormGivenAMessagesID(t *testing.T) {
+	b := newBed(t)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, b.url+"/v1/messages",
+		strings.NewReader(`{"id":"chat-7","app":"`+app+`","users":[7],"notification":{"body":"hi"}}`))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("message: %d", resp.StatusCode)
+	}
+	_, page := b.get("/ui/campaigns/new")
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
+	if csrf == nil {
+		t.Fatal("no csrf field in the form")
+	}
+	form := url.Values{"csrf": {html.UnescapeString(csrf[1])}, "id": {"chat-7"}, "app": {app}, "channels": {"ch0"}, "title": {"Hi"},
+		"ttl_seconds": {"86400"}, "when": {"now"}, "allow_empty": {"1"}}
+	status, _, body := b.post("/ui/campaigns", form)
+	if want := "Campaign id chat-7 is a direct message&#39;s id"; status != http.StatusBadRequest || !strings.Contains(body, want) {
+		t.Errorf("posted with a message's id: %d, want 400 saying %q:\n%s", status, want, body)
+	}
+}
+
 // TestPreviewFollowsAnyData: the new-campaign preview keeps following the
 // form whatever the Data field holds while it is typed; JSON that is no
 // object shows as such. "null" made the preview throw (the bed fails a
