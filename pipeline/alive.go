@@ -283,9 +283,9 @@ func (t GroupTotal) Plain(start string) string {
 	last, ok := t.LastSeen()
 	switch {
 	case !ok:
-		return fmt.Sprintf("not running: no process reported in the last %s%s. Start `%s`", Ago(AliveForget), waiting, start)
+		return fmt.Sprintf("not running: no process reported in the last %s%s. Start `%s`%s", Ago(AliveForget), waiting, start, retire(t.Name))
 	case last.Stopped:
-		return fmt.Sprintf("not running: stopped cleanly %s ago (%s)%s. Start `%s` if it should run", Ago(last.Ago), last.Consumer, waiting, start)
+		return fmt.Sprintf("not running: stopped cleanly %s ago (%s)%s. Start `%s` if it should run%s", Ago(last.Ago), last.Consumer, waiting, start, retire(t.Name))
 	default:
 		return fmt.Sprintf("not running: last seen %s ago (%s), then it stopped reporting: killed, crashed or hung%s. "+
 			"Check its logs and restart `%s`", Ago(last.Ago), t.lastProcesses(last), waiting, start)
@@ -309,6 +309,16 @@ func (t GroupTotal) lastProcesses(last ProcessStatus) string {
 		names, more = names[:3], fmt.Sprintf(" and %d more", n-3)
 	}
 	return fmt.Sprintf("%d processes: %s%s", n, strings.Join(names, ", "), more)
+}
+
+// retire is what to do with a webhook receiver's group (the webhook stage's
+// own, or any group that is not a stage's) when that receiver is retired for good: results is trimmed
+// only below what every group read, so its group keeps every event.
+func retire(group string) string {
+	if def, ok := StageNamed(group); ok && !def.Optional {
+		return "" // a stage every deployment runs; the webhook's own group is a receiver's
+	}
+	return "; or, if this receiver is retired for good, `pushpipe results retire " + group + "`: results are kept for it until then"
 }
 
 // StartCommand is the command that runs the processes of group: the stage

@@ -169,3 +169,32 @@ func TestPlainNamesTheProcessesThatStopped(t *testing.T) {
 		})
 	}
 }
+
+// A webhook receiver's group that no process runs says how to retire it:
+// results is trimmed only below what every group read, so a receiver
+// retired for good keeps every event in Redis until its group goes. A
+// stage's group, which must run, does not.
+func TestPlainSaysHowToRetireAReceiver(t *testing.T) {
+	stopped := []pipeline.ProcessStatus{{Consumer: "x-1", Stopped: true, Ago: time.Hour}}
+	tests := []struct {
+		name, group string
+		give        []pipeline.ProcessStatus
+		want        bool
+	}{
+		{"receiver stopped", "analytics", stopped, true},
+		{"receiver gone long ago", "analytics", nil, true},
+		{"stage stopped", "deliver", stopped, false},
+		{"stage gone long ago", "split", nil, false},
+		// The webhook stage's own group is the default receiver's.
+		{"default receiver", "webhook", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := pipeline.GroupTotal{Name: tt.group, State: pipeline.StateStopped, Processes: tt.give}
+			got := g.Plain(pipeline.StartCommand(tt.group))
+			if has := strings.Contains(got, "pushpipe results retire "+tt.group); has != tt.want {
+				t.Errorf("Plain says %q: retire named %v, want %v", got, has, tt.want)
+			}
+		})
+	}
+}

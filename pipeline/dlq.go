@@ -115,12 +115,22 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 	if err != nil {
 		return res, err
 	}
+	gone, err := q.retiredGroups(ctx, letters)
+	if err != nil {
+		return res, err
+	}
 	for chunk := range slices.Chunk(letters, 500) {
 		var cmds rueidis.Commands
 		var sent []DeadLetter
 		for _, d := range chunk {
 			if d.Malformed != "" {
 				res.Failed[d.ID] = d.Malformed
+				continue
+			}
+			if gone[[2]string{d.Stream, d.Group}] {
+				// Re-injected, every group left would ack it unsent: it
+				// names the group to handle it (replayFields).
+				res.Failed[d.ID] = "group " + d.Group + " no longer reads " + d.Stream + " (retired): nobody would handle it; drop it"
 				continue
 			}
 			cmds = append(cmds, xadd(q.c, Message{Stream: d.Stream, Fields: replayFields(d.Fields, d.Fields[FieldForce] == "1", d.Group)}))
@@ -147,6 +157,37 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 		res.NewIDs = append(res.NewIDs, newIDs...)
 	}
 	return res, nil
+}
+
+// retiredGroups are the (stream, group) pairs of letters whose group no
+// longer reads its stream while others do (a webhook receiver retired,
+// RetireGroup). A stream no group reads yet is not among them: the stage
+// creating its group there reads it from the start.
+func (q *DLQ) retiredGroups(ctx context.Context, letters []DeadLetter) (map[[2]string]bool, error) {
+	var streams []string
+	for _, d := range letters {
+		if d.Group != "" && d.Malformed == "" && !slices.Contains(streams, d.Stream) {
+			streams = append(streams, d.Stream)
+		}
+	}
+	if len(streams) == 0 {
+		return nil, nil
+	}
+	groups, err := StreamGroups(ctx, q.c, streams)
+	if err != nil {
+		return nil, fmt.Errorf("dlq: groups of the streams to retry into: %w", err)
+	}
+	gone := map[[2]string]bool{}
+	for _, d := range letters {
+		i := slices.Index(streams, d.Stream)
+		if i < 0 || len(groups[i]) == 0 {
+			continue
+		}
+		if !slices.ContainsFunc(groups[i], func(g GroupInfo) bool { return g.Name == d.Group }) {
+			gone[[2]string{d.Stream, d.Group}] = true
+		}
+	}
+	return gone, nil
 }
 
 // Drop deletes the selected dead letters for good.

@@ -640,3 +640,81 @@ func TestDLQRetryGoesBackToItsGroupOnly(t *testing.T) {
 		t.Errorf("b handled entry 2 %d times, want once: the retry was a's", n)
 	}
 }
+
+// A webhook receiver retired for good: its group kept every result event in
+// Redis (streams are trimmed below what every group has read) until someone
+// destroyed it by hand on each partition. RetireGroup removes it from every
+// partition, refuses while its process runs, refuses a stage's own group,
+// and names the groups when given one that does not exist; a dead letter of
+// the retired group is then left in place by a retry, where it went back to
+// the stream and every group left acked it unsent.
+func TestRetireGroup(t *testing.T) {
+	c, keys := opsRedis(t)
+	ctx := t.Context()
+	var reject atomic.Bool
+	reject.Store(true)
+	start := func(group string) (stop func()) {
+		h := pipeline.HandlerFunc(func(_ context.Context, b *pipeline.Batch) error {
+			for i := range b.Entries {
+				if group == "old" && reject.Load() {
+					b.DeadLetter(i, errors.New("receiver old is down"))
+				}
+			}
+			return nil
+		})
+		r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: group, Stream: pipeline.StreamResults, Consumer: group + "-1",
+			Block: 50 * time.Millisecond, BatchSize: 1, AliveEvery: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- r.Run(rctx) }()
+		pipelinetest.Eventually(t, 10*time.Second, group+" ready", r.Ready)
+		var once sync.Once
+		stop = func() { once.Do(func() { cancel(); <-done }) }
+		t.Cleanup(stop)
+		return stop
+	}
+	stopOld := start("old")
+	start("new")
+	if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, 1), Fields: []string{"n", "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	q := pipeline.NewDLQ(c, keys)
+	pipelinetest.Eventually(t, 10*time.Second, "old dead-lettered the entry", func() bool { n, err := q.Len(ctx); return err == nil && n == 1 })
+
+	if _, err := pipeline.RetireGroup(ctx, c, keys, pipeline.StreamResults, "old", false); !errors.Is(err, pipeline.ErrGroupRunning) {
+		t.Fatalf("retire a running group: %v, want ErrGroupRunning", err)
+	}
+	stopOld()
+	if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, 2), Fields: []string{"n", "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pipeline.RetireGroup(ctx, c, keys, pipeline.StreamResults, "old", false)
+	if err != nil || r.Partitions != keys.Partitions || r.Unread != 1 {
+		t.Fatalf("retire old: %+v, %v; want every partition and the one entry it had not read", r, err)
+	}
+	groups, err := pipeline.StreamGroups(ctx, c, keys.Streams(pipeline.StreamResults))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, gs := range groups {
+		if len(gs) != 1 || gs[0].Name != "new" {
+			t.Fatalf("partition %d's groups after the retire: %+v, want new alone", i, gs)
+		}
+	}
+	if _, err := pipeline.RetireGroup(ctx, c, keys, pipeline.StreamResults, "old", false); err == nil || !strings.Contains(err.Error(), "its groups: new") {
+		t.Errorf("retire a group that is gone: %v, want an error naming the stream's groups", err)
+	}
+	if _, err := pipeline.RetireGroup(ctx, c, keys, pipeline.StreamDeliver, "deliver", true); err == nil || !strings.Contains(err.Error(), "own group") {
+		t.Errorf("retire deliver's own group: %v, want a refusal", err)
+	}
+	reject.Store(false)
+	res, err := q.Retry(ctx, pipeline.DLQFilter{})
+	if err != nil || len(res.Done) != 0 || len(res.Failed) != 1 {
+		t.Fatalf("retry of the retired group's dead letter: %+v, %v; want it left in place", res, err)
+	}
+	for _, why := range res.Failed {
+		if !strings.Contains(why, "group old no longer reads") {
+			t.Errorf("left in place because %q, want the group named as retired", why)
+		}
+	}
+}

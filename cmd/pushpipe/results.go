@@ -18,7 +18,33 @@ import (
 
 // ResultsCmd reads the results stream.
 type ResultsCmd struct {
-	Tail ResultsTailCmd `cmd:"" help:"Print result events as NDJSON as they are written, until interrupted."`
+	Tail   ResultsTailCmd   `cmd:"" help:"Print result events as NDJSON as they are written, until interrupted."`
+	Retire ResultsRetireCmd `cmd:"" help:"Remove a webhook receiver's group for good, so results are no longer kept for it."`
+}
+
+// ResultsRetireCmd is `pushpipe results retire GROUP`: a receiver retired
+// for good left its group, and results is trimmed only below what every
+// group has read, so Redis kept every event for it until memory ran out.
+type ResultsRetireCmd struct {
+	Group string `arg:"" help:"The receiver's group: its pushpipe webhook --group (webhook when it was given none)."`
+	Force bool   `help:"Remove it even while a process of the group reports running (its reads then fail)."`
+}
+
+// Run retires the group on every partition.
+func (c *ResultsRetireCmd) Run(g *Globals) error {
+	rdb, err := g.RedisNow()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	r, err := pipeline.RetireGroup(g.Context(), rdb, g.Keys(), pipeline.StreamResults, c.Group, c.Force)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("retired %s: its group is gone from %d partitions of results, with %s events it had not read or acknowledged; "+
+		"results are trimmed without it from now on (its dead letters are left to pushpipe dlq drop)\n",
+		c.Group, r.Partitions, thousands(r.Unread))
+	return nil
 }
 
 // ResultsTailCmd is `pushpipe results tail`.

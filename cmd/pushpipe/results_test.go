@@ -204,3 +204,37 @@ func TestResultsTailNamesAnUnknownCampaign(t *testing.T) {
 		})
 	}
 }
+
+// `pushpipe results retire GROUP` removes a retired receiver's group from
+// every partition of results (README's XGROUP DESTROY on each, by hand),
+// and names the groups when given one that is not there.
+func TestResultsRetire(t *testing.T) {
+	r, rdb := testRedis(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	for _, s := range keys.Streams(pipeline.StreamResults) {
+		for _, g := range []string{"webhook", "analytics"} {
+			if err := pipeline.CreateGroup(t.Context(), rdb, s, g); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	retire := func(group string) error {
+		cli := parse(t, "results", "retire", group, "--redis-addr", r.Addr)
+		return cli.Results.Retire.Run(&cli.Globals)
+	}
+	if err := retire("analytics"); err != nil {
+		t.Fatalf("retire analytics: %v", err)
+	}
+	groups, err := pipeline.StreamGroups(t.Context(), rdb, keys.Streams(pipeline.StreamResults))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, gs := range groups {
+		if len(gs) != 1 || gs[0].Name != "webhook" {
+			t.Fatalf("partition %d's groups: %+v, want webhook alone", i, gs)
+		}
+	}
+	if err := retire("analytcs"); err == nil || !strings.Contains(err.Error(), "its groups: webhook") {
+		t.Errorf("retire a mistyped group: %v, want an error naming the groups", err)
+	}
+}

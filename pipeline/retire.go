@@ -1,0 +1,77 @@
+package pipeline
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/redis/rueidis"
+)
+
+// A webhook receiver is a consumer group on results, and a group outlives its
+// processes: streams are trimmed only below what every group has read, so a
+// receiver retired for good kept every result event from then on in Redis,
+// until Redis ran out of memory. RetireGroup removes such a group.
+
+// ErrGroupRunning is RetireGroup refusing a group one of whose processes
+// reports running.
+var ErrGroupRunning = errors.New("a process of the group is running")
+
+// Retired is what RetireGroup removed: the group's partitions, and the
+// entries it had not read or acknowledged, which no longer hold the trimmer.
+type Retired struct {
+	Partitions int
+	Unread     int64 // lag where Redis knows it, plus pending
+}
+
+// RetireGroup destroys group on every partition of the logical stream, with
+// its pending entries and its consumers. A stage's own group is refused:
+// retiring it would leave its stream unread (but the webhook's, an optional
+// stage whose default group is one receiver's). So is a group a running
+// process reports for (ErrGroupRunning) unless force: its next read would
+// fail on every partition. A group found nowhere is an error naming the
+// stream's groups.
+func RetireGroup(ctx context.Context, c rueidis.Client, keys Keys, stream, group string, force bool) (Retired, error) {
+	if def, ok := StageNamed(group); ok && def.Stream == stream && !def.Optional {
+		return Retired{}, fmt.Errorf("%s is the %s stage's own group: it would leave %s unread", group, group, stream)
+	}
+	if !force {
+		down, err := NotRunning(ctx, c, keys, group)
+		if err != nil {
+			return Retired{}, err
+		}
+		if len(down) == 0 {
+			return Retired{}, fmt.Errorf("retire %s: %w (pushpipe status shows it): stop it first, or give --force", group, ErrGroupRunning)
+		}
+	}
+	streams := keys.Streams(stream)
+	groups, err := StreamGroups(ctx, c, streams)
+	if err != nil {
+		return Retired{}, err
+	}
+	var r Retired
+	var names []string
+	for i, gs := range groups {
+		for _, g := range gs {
+			if !slices.Contains(names, g.Name) {
+				names = append(names, g.Name)
+			}
+			if g.Name != group {
+				continue
+			}
+			if err := c.Do(ctx, c.B().XgroupDestroy().Key(streams[i]).Group(group).Build()).Error(); err != nil {
+				return r, fmt.Errorf("retire %s on %s: %w", group, streams[i], err)
+			}
+			r.Partitions++
+			r.Unread += max(g.Lag, 0) + g.Pending
+		}
+	}
+	if r.Partitions == 0 {
+		slices.Sort(names)
+		return r, fmt.Errorf("no group %s reads %s (its groups: %s)", group, stream, cmp.Or(strings.Join(names, ", "), "none"))
+	}
+	return r, nil
+}
