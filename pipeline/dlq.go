@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -35,7 +36,11 @@ type DeadLetter struct {
 }
 
 // Campaign is the campaign the original entry belonged to, if any.
-func (d DeadLetter) Campaign() string { return d.Fields[FieldCampaign] }
+//
+// A results entry of a direct message names it in FieldMessage: listed
+// under "-" and not found by --campaign, its dead letters could only be
+// told apart by reading their fields.
+func (d DeadLetter) Campaign() string { return cmp.Or(d.Fields[FieldCampaign], d.Fields[FieldMessage]) }
 
 // DLQFilter selects dead letters. IDs, when given, select exactly those;
 // otherwise every dead letter matching Stream and Campaign, oldest first.

@@ -161,8 +161,35 @@ func printDeadLetter(w io.Writer, d pipeline.DeadLetter) {
 	}
 	fmt.Fprintln(w, "fields")
 	for _, f := range slices.Sorted(maps.Keys(d.Fields)) {
-		fmt.Fprintf(w, "  %-10s %s\n", f, fieldValue(f, d.Fields[f]))
+		v := fieldValue(f, d.Fields[f])
+		if f == pipeline.FieldEvents {
+			v = eventsValue(d.Fields, v)
+		}
+		fmt.Fprintf(w, "  %-10s %s\n", f, v)
 	}
+}
+
+// eventsValue shows a results entry's events (binary records, printed
+// quoted they were a screen of escapes): how many, and the first few as
+// results tail prints their outcome; raw when they do not decode.
+func eventsValue(fields map[string]string, raw string) string {
+	evs, err := pipeline.ParseResults(fields)
+	if err != nil {
+		return raw
+	}
+	parts := make([]string, 0, 6)
+	for i, e := range evs {
+		if i == 5 {
+			parts = append(parts, "…")
+			break
+		}
+		p := fmt.Sprintf("user %d %s %s", e.UserID, e.Platform, e.Outcome)
+		if e.Reason != "" {
+			p += " (" + e.Reason + ")"
+		}
+		parts = append(parts, p)
+	}
+	return fmt.Sprintf("%d events: %s", len(evs), strings.Join(parts, "; "))
 }
 
 // fieldValue shows a field readably: id batches decoded, binary quoted.

@@ -127,3 +127,56 @@ func TestDLQListSummarisesByReason(t *testing.T) {
 		}
 	}
 }
+
+// A direct message's results entry dead-lettered by a webhook receiver: the
+// list names the message (it showed "-", and --campaign did not find it),
+// and show decodes its events (they were printed as a quoted run of
+// binary escapes).
+func TestDLQOfAMessagesResults(t *testing.T) {
+	redis, _ := testRedis(t)
+	keys := pipeline.NewKeys("dlqmsg", 4)
+	rdb, err := pipeline.NewRedis(redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	evs := []pipeline.ResultEvent{
+		{ID: pipeline.ResultID("", "m1", 7, pipeline.OutcomeSent), Message: "m1", App: "a", UserID: 12, Platform: "ios", Token: "t1", Outcome: pipeline.OutcomeSent, AtMs: 1},
+		{ID: pipeline.ResultID("", "m1", 8, pipeline.OutcomeInvalid), Message: "m1", App: "a", UserID: 13, Platform: "android", Token: "t2", Outcome: pipeline.OutcomeInvalid, Reason: "UNREGISTERED", AtMs: 1},
+	}
+	if _, err := pipeline.Emit(t.Context(), rdb, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, 0), Fields: pipeline.ResultFields(evs...)}); err != nil {
+		t.Fatal(err)
+	}
+	h := pipeline.HandlerFunc(func(_ context.Context, b *pipeline.Batch) error {
+		for i := range b.Entries {
+			b.DeadLetter(i, errors.New("receiver answered 500"))
+		}
+		return nil
+	})
+	r := pipeline.NewRunner(rdb, keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
+		Block: 50 * time.Millisecond, ShutdownTimeout: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	q := pipeline.NewDLQ(rdb, keys)
+	pipelinetest.Eventually(t, 10*time.Second, "the entry dead-lettered", func() bool { n, err := q.Len(t.Context()); return err == nil && n == 1 })
+
+	cli := parse(t, "dlq", "list", "--campaign", "m1")
+	var out bytes.Buffer
+	if err := cli.DLQ.List.run(t.Context(), q, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^\S+\s+\S+\s+results/p0\s+\S+\s+1\s+m1\s+receiver answered 500`).MatchString(out.String()) {
+		t.Errorf("dlq list --campaign m1 does not list the message's dead letter under its id:\n%s", out.String())
+	}
+	letters, err := q.List(t.Context(), pipeline.DLQFilter{})
+	if err != nil || len(letters) != 1 {
+		t.Fatalf("letters %+v, %v", letters, err)
+	}
+	var show bytes.Buffer
+	printDeadLetter(&show, letters[0])
+	if want := "events     2 events: user 12 ios sent; user 13 android invalid (UNREGISTERED)"; !strings.Contains(show.String(), want) {
+		t.Errorf("dlq show:\n%s\nwant %q", show.String(), want)
+	}
+}
