@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -16,7 +17,13 @@ import (
 // groupOf is the status of group on stream, zero before it exists.
 func groupOf(t *testing.T, keys pipeline.Keys, stream, group string) pipeline.GroupTotal {
 	t.Helper()
-	st, err := pipeline.Status(t.Context(), client(t, env.Redis.Addr), keys, stream)
+	return groupOn(t, client(t, env.Redis.Addr), keys, stream, group)
+}
+
+// groupOn is groupOf on the Redis of c.
+func groupOn(t *testing.T, c rueidis.Client, keys pipeline.Keys, stream, group string) pipeline.GroupTotal {
+	t.Helper()
+	st, err := pipeline.Status(t.Context(), c, keys, stream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,20 +48,7 @@ func TestBatchThatMovesIsNotStuck(t *testing.T) {
 	if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(pipeline.StreamDeliver, 0), Fields: []string{"n", "1"}}); err != nil {
 		t.Fatal(err)
 	}
-	state := func() pipeline.GroupTotal {
-		t.Helper()
-		st, err := pipeline.Status(t.Context(), c, keys, pipeline.StreamDeliver)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, g := range st[0].Groups {
-			if g.Name == "deliver" {
-				return g
-			}
-		}
-		t.Fatalf("no deliver group: %+v", st[0].Groups)
-		return pipeline.GroupTotal{}
-	}
+	state := func() pipeline.GroupTotal { return groupOn(t, c, keys, pipeline.StreamDeliver, "deliver") }
 	pipelinetest.Eventually(t, 10*time.Second, "deliver working", func() bool { return state().State == pipeline.StateRunning })
 	// Five times StuckAfter, moving all along.
 	for end := time.Now().Add(5 * stuckAfter); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {

@@ -9,24 +9,50 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
-// `pushpipe dlq list` counts the dead letters by stage and reason before
-// it lists them: after an outage the list was thousands of lines of a few
-// causes, one by one, and the count of each was what on-call needed first.
-// The counts are of every matching letter, not of the --limit listed.
-func TestDLQListSummarisesByReason(t *testing.T) {
+// dlqRedis is a client of the package's Redis and keys of prefix (4
+// partitions).
+func dlqRedis(t *testing.T, prefix string) (rueidis.Client, pipeline.Keys) {
+	t.Helper()
 	redis, _ := testRedis(t)
-	keys := pipeline.NewKeys("dlqsum", 4)
 	rdb, err := pipeline.NewRedis(redis.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
+	return rdb, pipeline.NewKeys(prefix, 4)
+}
+
+// deadLettering runs, until the test ends, a real runner of stage on stream
+// that dead-letters every entry it reads, for the reason why gives.
+func deadLettering(t *testing.T, rdb rueidis.Client, keys pipeline.Keys, stage, stream string, why func(pipeline.Entry) error) {
+	t.Helper()
+	h := pipeline.HandlerFunc(func(_ context.Context, b *pipeline.Batch) error {
+		for i, e := range b.Entries {
+			b.DeadLetter(i, why(e))
+		}
+		return nil
+	})
+	r := pipeline.NewRunner(rdb, keys, pipeline.Options{Stage: stage, Stream: stream, Consumer: stage + "-1",
+		Block: 50 * time.Millisecond, ShutdownTimeout: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// `pushpipe dlq list` counts the dead letters by stage and reason before
+// it lists them: after an outage the list was thousands of lines of a few
+// causes, one by one, and the count of each was what on-call needed first.
+// The counts are of every matching letter, not of the --limit listed.
+func TestDLQListSummarisesByReason(t *testing.T) {
+	rdb, keys := dlqRedis(t, "dlqsum")
 	// Real runners dead-letter each entry with the reason it carries.
 	letters := []struct {
 		stream, reason string
@@ -45,19 +71,8 @@ func TestDLQListSummarisesByReason(t *testing.T) {
 	if _, err := pipeline.Emit(t.Context(), rdb, msgs...); err != nil {
 		t.Fatal(err)
 	}
-	h := pipeline.HandlerFunc(func(_ context.Context, b *pipeline.Batch) error {
-		for i, e := range b.Entries {
-			b.DeadLetter(i, errors.New(e.Fields["reason"]))
-		}
-		return nil
-	})
 	for _, stage := range []string{"deliver", "dedupe"} {
-		r := pipeline.NewRunner(rdb, keys, pipeline.Options{Stage: stage, Stream: stage, Consumer: stage + "-1",
-			Block: 50 * time.Millisecond, ShutdownTimeout: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { defer close(done); r.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		deadLettering(t, rdb, keys, stage, stage, func(e pipeline.Entry) error { return errors.New(e.Fields["reason"]) })
 	}
 	q := pipeline.NewDLQ(rdb, keys)
 	pipelinetest.Eventually(t, 10*time.Second, "every entry dead-lettered", func() bool {
@@ -133,13 +148,7 @@ func TestDLQListSummarisesByReason(t *testing.T) {
 // and show decodes its events (they were printed as a quoted run of
 // binary escapes).
 func TestDLQOfAMessagesResults(t *testing.T) {
-	redis, _ := testRedis(t)
-	keys := pipeline.NewKeys("dlqmsg", 4)
-	rdb, err := pipeline.NewRedis(redis.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
+	rdb, keys := dlqRedis(t, "dlqmsg")
 	evs := []pipeline.ResultEvent{
 		{ID: pipeline.ResultID("", "m1", 7, pipeline.OutcomeSent), Message: "m1", App: "a", UserID: 12, Platform: "ios", Token: "t1", Outcome: pipeline.OutcomeSent, AtMs: 1},
 		{ID: pipeline.ResultID("", "m1", 8, pipeline.OutcomeInvalid), Message: "m1", App: "a", UserID: 13, Platform: "android", Token: "t2", Outcome: pipeline.OutcomeInvalid, Reason: "UNREGISTERED", AtMs: 1},
@@ -147,18 +156,7 @@ func TestDLQOfAMessagesResults(t *testing.T) {
 	if _, err := pipeline.Emit(t.Context(), rdb, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, 0), Fields: pipeline.ResultFields(evs...)}); err != nil {
 		t.Fatal(err)
 	}
-	h := pipeline.HandlerFunc(func(_ context.Context, b *pipeline.Batch) error {
-		for i := range b.Entries {
-			b.DeadLetter(i, errors.New("receiver answered 500"))
-		}
-		return nil
-	})
-	r := pipeline.NewRunner(rdb, keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
-		Block: 50 * time.Millisecond, ShutdownTimeout: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	deadLettering(t, rdb, keys, "webhook", pipeline.StreamResults, func(pipeline.Entry) error { return errors.New("receiver answered 500") })
 	q := pipeline.NewDLQ(rdb, keys)
 	pipelinetest.Eventually(t, 10*time.Second, "the entry dead-lettered", func() bool { n, err := q.Len(t.Context()); return err == nil && n == 1 })
 

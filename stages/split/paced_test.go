@@ -119,17 +119,7 @@ func TestCappedCampaignIsCutAheadOfItsSends(t *testing.T) {
 		f.due("c")
 		return f.splitDone("c")
 	})
-	rs := f.ranges("c")
-	seen := map[string]bool{}
-	for _, r := range rs {
-		if seen[r.id] {
-			t.Fatalf("range %s emitted twice", r.id)
-		}
-		seen[r.id] = true
-	}
-	if len(rs) != 11 {
-		t.Fatalf("%d ranges, want 11", len(rs))
-	}
+	f.rangesOnce("c", 11)
 }
 
 // TestUncappedCampaignIsCutAtOnce: the allowance is the capped campaigns'

@@ -163,6 +163,23 @@ func (f *fixture) ranges(id string) []rng {
 	return out
 }
 
+// rangesOnce checks that campaign id's ranges number want, each emitted
+// once.
+func (f *fixture) rangesOnce(id string, want int) {
+	f.t.Helper()
+	rs := f.ranges(id)
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if seen[r.id] {
+			f.t.Fatalf("range %s emitted twice", r.id)
+		}
+		seen[r.id] = true
+	}
+	if len(rs) != want {
+		f.t.Fatalf("%d ranges, want %d", len(rs), want)
+	}
+}
+
 func (f *fixture) count(channel string, lo, hi int64) int {
 	f.t.Helper()
 	var n int
@@ -336,15 +353,5 @@ func TestDeliverBacklogPausesSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	pipelinetest.Eventually(t, 10*time.Second, "split done", func() bool { return f.splitDone("c") })
-	rs := f.ranges("c")
-	seen := map[string]bool{}
-	for _, r := range rs {
-		if seen[r.id] {
-			t.Fatalf("range %s emitted twice", r.id)
-		}
-		seen[r.id] = true
-	}
-	if len(rs) != 11 {
-		t.Fatalf("%d ranges, want 11", len(rs))
-	}
+	f.rangesOnce("c", 11)
 }
