@@ -123,7 +123,7 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 			d.Deliveries, firstNonEmpty(d.Campaign(), "-"), clip(oneLine(firstNonEmpty(d.Malformed, d.Error)), 100))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d shown, %d dead letters in total\n", len(letters), total)
+	fmt.Fprintf(w, "%d shown, %s in total\n", len(letters), plural(total, "dead letter"))
 	return nil
 }
 

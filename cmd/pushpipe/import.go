@@ -79,8 +79,8 @@ func (c *ImportSubscribersCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "imported %s subscribers of %s from %s lines in %s\n", thousands(res.Rows), c.Channel,
-		thousands(res.Lines), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "imported %s of %s from %s in %s\n", plural(res.Rows, "subscriber"), c.Channel,
+		plural(res.Lines, "line"), time.Since(start).Round(time.Millisecond))
 	if res.Bad == 0 {
 		return nil
 	}

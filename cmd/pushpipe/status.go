@@ -287,6 +287,14 @@ func progressBar(frac float64, width int, tty bool) string {
 // thousands formats with thousands separators, as the benchmark's report.
 func thousands(n int64) string { return bench.Thousands(n) }
 
+// plural is n things, n in thousands: "1 line", "2,000 lines".
+func plural(n int64, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return thousands(n) + " " + thing + "s"
+}
+
 func fmtLag(n int64, unknown bool) string {
 	if unknown {
 		return thousands(max(n, 0)) + "+?" // Redis could not tell for some partition (XINFO GROUPS lag is nil)

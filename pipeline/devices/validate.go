@@ -94,7 +94,16 @@ func ValidateAnyToken(token string) error {
 	if ValidateToken(IOS, token) == nil {
 		return nil
 	}
-	return ValidateToken(Android, token)
+	// Said as an FCM token's rules alone, it read as if the client had said
+	// android: it is neither platform's.
+	const neither = "is neither an APNs (ios) token (%d–%d hex characters) nor an FCM (android) one: "
+	if len(token) > MaxFCMToken {
+		return fieldErr("token", neither+"an FCM token is 1–%d characters; got %d", MinAPNsToken, MaxAPNsToken, MaxFCMToken, len(token))
+	}
+	if i := badFCMChar(token); i >= 0 {
+		return fieldErr("token", neither+"an FCM token has only A-Z a-z 0-9 _ : . - characters; %s", MinAPNsToken, MaxAPNsToken, Char(token, i))
+	}
+	return nil
 }
 
 // ValidateUser: user ids are positive. A JSON body without user_id reads

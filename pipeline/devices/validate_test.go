@@ -174,3 +174,26 @@ func TestCanonicalToken(t *testing.T) {
 		})
 	}
 }
+
+// A token deleted without its platform is checked against both: one fit for
+// neither is said to be so, not as a breach of FCM's rules alone, which read
+// as if the client had said android.
+func TestValidateAnyToken(t *testing.T) {
+	tests := []struct {
+		name, give, want string // want "": valid
+	}{
+		{"apns", strings.Repeat("ab", 32), ""},
+		{"fcm", "dGhpcyBpcyBh:APA91b", ""},
+		{"empty", "", "token: is required"},
+		{"neither", "a b", "token: is neither an APNs (ios) token (64–200 hex characters) nor an FCM (android) one: " +
+			"an FCM token has only A-Z a-z 0-9 _ : . - characters; character 2 is ' '"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ValidateAnyToken(tt.give)
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("ValidateAnyToken(%q) = %v, want %q", tt.give, err, tt.want)
+			}
+		})
+	}
+}

@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -102,7 +104,12 @@ func transientSQLState(code string) bool {
 func pathUserID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	s := r.PathValue("user_id")
 	u, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || u <= 0 {
+	switch {
+	case errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(s, "-"):
+		// "must be a positive integer" of 99999999999999999999 read as wrong.
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("user_id: %s is out of range: at most %d", s, int64(math.MaxInt64)))
+		return 0, false
+	case err != nil || u <= 0:
 		writeError(w, http.StatusBadRequest, "user_id: must be a positive integer, got "+strconv.Quote(s))
 		return 0, false
 	}

@@ -63,7 +63,9 @@ func TestMalformedSubscription(t *testing.T) {
 		{"/v1/channels/news/subscribers/abc", `user_id: must be a positive integer, got "abc"`},
 		{"/v1/channels/news/subscribers/0", "user_id: must be a positive integer"},
 		{"/v1/channels/news/subscribers/-4", "user_id: must be a positive integer"},
-		{"/v1/channels/news/subscribers/99999999999999999999", "user_id: must be a positive integer"},
+		// Positive, and past what an id can be: said so, not "must be positive".
+		{"/v1/channels/news/subscribers/99999999999999999999", "user_id: 99999999999999999999 is out of range: at most 9223372036854775807"},
+		{"/v1/channels/news/subscribers/-99999999999999999999", "user_id: must be a positive integer"},
 	}
 	for _, tt := range tests {
 		for _, method := range []string{"PUT", "DELETE"} {

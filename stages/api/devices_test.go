@@ -315,7 +315,9 @@ func TestDeleteDevice(t *testing.T) {
 		}
 	}
 	for _, tt := range []struct{ path, want string }{
-		{"/v1/devices/news/bad!token", "token: an FCM (android) token has only"},
+		// No platform given: fit for neither, not "an FCM (android) token".
+		{"/v1/devices/news/bad!token", "token: is neither an APNs (ios) token (64–200 hex characters) nor an FCM (android) one: " +
+			"an FCM token has only A-Z a-z 0-9 _ : . - characters; character 4 is '!'"},
 		{"/v1/devices/" + strings.Repeat("a", 256) + "/" + iosToken, "app: is 256 bytes"},
 	} {
 		if r := a.do("DELETE", tt.path, "", ""); r.status != 400 || !strings.Contains(r.error(), tt.want) {
