@@ -227,10 +227,11 @@ func TestCampaignPayloadAsRendered(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			n, err := deliver.Note(c.ID, c.Title, c.Body, c.Category, c.Data, c.TTL)
+			_, notes, err := deliver.Render(c)
 			if err != nil {
 				t.Fatal(err)
 			}
+			n := notes[""]
 			for name, render := range map[string]func(push.Notification) ([]byte, error){"APNs": apns.Payload, "FCM": fcm.Payload} {
 				if b, err := render(n); err != nil || len(b) > campaign.MaxPayload {
 					t.Errorf("accepted, but renders to %d bytes for %s (%v)", len(b), name, err)

@@ -36,6 +36,8 @@ type campaign struct {
 	rate int
 	// accepted is when the API accepted it (the row's created_at).
 	accepted time.Time
+	// expires is when its notification expires (expiry.go); zero for none.
+	expires time.Time
 }
 
 // campaigns caches campaign rows: every batch of a campaign needs the same
@@ -101,8 +103,12 @@ func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
 		// --max-deliveries failed batches that take good entries with them.
 		return nil, permanent(fmt.Errorf("campaign %q: stored notification cannot be rendered: %w", id, err))
 	}
-	return &campaign{ID: id, App: row.App, message: row.Kind == campaignrow.KindMessage, ttl: row.TTL, rate: row.RatePerSecond, accepted: row.CreatedAt,
-		notes: notes, pick: content.Locale}, nil
+	c := &campaign{ID: id, App: row.App, message: row.Kind == campaignrow.KindMessage, ttl: row.TTL, rate: row.RatePerSecond, accepted: row.CreatedAt,
+		notes: notes, pick: content.Locale}
+	if row.TTL > 0 {
+		c.expires = row.ExpiresAt()
+	}
+	return c, nil
 }
 
 // notification is the campaign's notification for one device, in its

@@ -78,9 +78,10 @@ func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device
 	devices := map[int]int{} // entry → its devices to send
 	campaigns := map[int]*campaign{}
 	slots := map[int]int64{} // entry → the slot it came back with
+	start := time.Now()
 	for i, t := range targets {
-		if t.c.rate <= 0 {
-			continue
+		if t.c.rate <= 0 || t.c.expired(start) {
+			continue // an expired campaign's devices are failed at once, unpaced (expiry.go)
 		}
 		devices[t.entry] += len(pending[i])
 		campaigns[t.entry], slots[t.entry] = t.c, t.slotMs
@@ -122,7 +123,11 @@ func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device
 			if out == nil {
 				out = map[int]putOff{}
 			}
-			out[e] = putOff{slotMs: slot, after: min(after, cmp.Or(h.cfg.maxPutOff, maxPutOff))}
+			after = min(after, cmp.Or(h.cfg.maxPutOff, maxPutOff))
+			if !c.expires.IsZero() { // back at the expiry, to be failed then: not at a slot past it
+				after = max(min(after, c.expires.Sub(start)), 0)
+			}
+			out[e] = putOff{slotMs: slot, after: after}
 		}
 	}
 	for i, t := range targets {

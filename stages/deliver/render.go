@@ -35,21 +35,17 @@ func Render(c camp.Campaign) (push.Content, map[string]push.Notification, error)
 	if c.Priority != "" { // the campaign's own column decides (campaign lifecycle)
 		content.Priority = c.Priority
 	}
+	var expires time.Time
+	if c.TTL > 0 {
+		expires = c.ExpiresAt()
+	}
 	notes := make(map[string]push.Notification, len(content.Localized)+1)
 	for _, locale := range content.Locales() {
-		n, err := content.Render(c.ID, locale, c.Category, c.TTL)
+		n, err := content.Render(c.ID, locale, c.Category, expires)
 		if err != nil {
 			return content, nil, err
 		}
 		notes[locale] = n
 	}
 	return content, notes, nil
-}
-
-// Note is the notification every device of a campaign of title, body and
-// data gets (Token and Platform aside); data is the data column as
-// PostgreSQL returns it.
-func Note(id, title, body, category string, data []byte, ttl time.Duration) (push.Notification, error) {
-	_, notes, err := Render(camp.Campaign{ID: id, Title: title, Body: body, Category: category, Data: data, TTL: ttl})
-	return notes[""], err
 }

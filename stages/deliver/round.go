@@ -40,9 +40,9 @@ type round struct {
 	slots      *slots   // the batch's lane's
 	limiter    *limiter // the batch's lane's
 
-	mu      sync.Mutex // results and skipped
-	skipped map[*campaign][]device
-	sends   sync.WaitGroup // from a send's slot to its settle
+	mu      sync.Mutex        // results and skipped
+	skipped map[skip][]device // devices failed unsent: their campaign failed, or expired
+	sends   sync.WaitGroup    // from a send's slot to its settle
 	errOnce sync.Once
 	first   error
 	broken  atomic.Bool // a send could not be recorded: start no more
@@ -61,7 +61,7 @@ func (h *Handler) newRound(ctx context.Context, b *pipeline.Batch, targets int) 
 	lost := b.Lost()
 	r := &round{h: h, ctx: ctx, p: b.Partition, lost: lost, stop: b.Stopping(), emit: b.EmitNow, progress: b.Progress,
 		slots: h.slots, limiter: h.limiter,
-		results: make([]userResult, targets), skipped: map[*campaign][]device{}, left: make([]atomic.Int32, targets)}
+		results: make([]userResult, targets), skipped: map[skip][]device{}, left: make([]atomic.Int32, targets)}
 	if b.Lane == pipeline.Express {
 		// Slots and permits of its own: an express round's feeders never
 		// queue behind a bulk round's, which may hold every bulk slot for
@@ -168,13 +168,18 @@ func (r *round) feed(l *lane, jobs []job) {
 		// place: this feeder never looks at the window again.
 		window, k := jobs[:n:n], 0
 		var (
-			stop             error
-			c                *campaign // the last job's, and whether it failed or was canceled
-			failed, canceled bool
+			stop     error
+			c        *campaign // the last job's, why its jobs are failed unsent, and whether it was canceled
+			failed   string
+			canceled bool
 		)
+		now := time.Now()
 		for _, j := range window {
 			if j.c != c {
-				c, failed = j.c, h.campaignFailed(j.c.ID) != ""
+				c, failed = j.c, h.campaignFailed(j.c.ID)
+				if failed == "" && c.expired(now) {
+					failed = ReasonExpired // before its permits: an expired capped campaign is not failed at its cap
+				}
 				if canceled, stop = h.life.canceled(r.wait, c); stop != nil {
 					break
 				}
@@ -183,9 +188,10 @@ func (r *round) feed(l *lane, jobs []job) {
 				r.leftByCancel(j) // not sent, not counted: the campaign's counts stay as they are
 				continue
 			}
-			if failed {
+			if failed != "" {
 				r.mu.Lock()
-				r.skipped[j.c] = append(r.skipped[j.c], j.d)
+				k := skip{j.c, failed}
+				r.skipped[k] = append(r.skipped[k], j.d)
 				r.mu.Unlock()
 				continue
 			}
@@ -242,7 +248,6 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 			r.settled(r.h.panicked(p), len(chunk)-done)
 		}
 	}()
-	t0 := time.Now()
 	for i, j := range chunk {
 		// Asked again right before the send: the permits may have taken
 		// long enough for the cancel, and for the watcher to forget the
@@ -256,13 +261,12 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 			done = i + 1
 			continue
 		}
-		if m, ok := r.send(l, j); ok {
+		t0 := time.Now() // after the check, which may have asked Redis: the send's own clock
+		if m, ok := r.send(l, j, t0); ok {
 			marks = append(marks, m)
 		}
 		done = i + 1
-		t1 := time.Now()
-		took := t1.Sub(t0)
-		t0 = t1
+		took := time.Since(t0)
 		l.observe(took)
 		if took > slowSend && i < len(chunk)-1 {
 			handed, done = true, len(chunk) // the rest are their workers' now
@@ -284,10 +288,11 @@ func (r *round) leftByCancel(j job) {
 	r.mu.Unlock()
 }
 
-// send sends one job. A terminal outcome comes back to be marked (ok); a
-// transient one is recorded for the caller to schedule and its slot freed.
-func (r *round) send(l *lane, j job) (markReq, bool) {
-	res, mark, err := r.h.sendOne(r.ctx, l, r.limiter, j.c, j.d, r.emit)
+// send sends one job, at now. A terminal outcome comes back to be marked
+// (ok); a transient one is recorded for the caller to schedule and its slot
+// freed.
+func (r *round) send(l *lane, j job, now time.Time) (markReq, bool) {
+	res, mark, err := r.h.sendOne(r.ctx, l, r.limiter, j.c, j.d, now, r.emit)
 	if res.Outcome == push.Sent && r.firstSent.Load() == 0 {
 		r.firstSent.CompareAndSwap(0, time.Now().UnixNano())
 	}

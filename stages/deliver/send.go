@@ -114,13 +114,17 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 		return nil, err
 	}
 	h.metrics.observeSpan(b.Lane, r.firstSent.Load(), targets)
-	// Devices of a campaign that failed meanwhile were not sent: they are
-	// marked failed, in one call per campaign.
-	for c, devs := range r.skipped {
-		if err := h.mark(ctx, p, c, push.Failed, h.campaignFailed(c.ID), devs...); err != nil {
+	// Devices of a campaign that failed or expired meanwhile were not sent:
+	// they are marked failed, in one call per campaign and reason.
+	for k, devs := range r.skipped {
+		if err := h.mark(ctx, p, k.c, push.Failed, k.reason, devs...); err != nil {
 			return nil, err
 		}
-		h.metrics.sends.WithLabelValues("none", "failed_campaign").Add(float64(len(devs)))
+		outcome := "failed_campaign"
+		if k.reason == ReasonExpired {
+			outcome = "expired"
+		}
+		h.metrics.sends.WithLabelValues("none", outcome).Add(float64(len(devs)))
 	}
 	return r.results, nil
 }
@@ -322,10 +326,14 @@ func providerOf(p push.Platform) string {
 // rate-limit permit). mark says the outcome is terminal and is to be marked
 // (the caller hands it to the marker); otherwise it is a Retry result for
 // the caller to schedule, or an error.
-func (h *Handler) sendOne(ctx context.Context, l *lane, lim *limiter, c *campaign, d device, emit emitFunc) (res push.Result, mark bool, err error) {
+func (h *Handler) sendOne(ctx context.Context, l *lane, lim *limiter, c *campaign, d device, now time.Time, emit emitFunc) (res push.Result, mark bool, err error) {
 	if l.sender == nil {
 		l.sent[push.Failed].Inc()
 		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, true, nil
+	}
+	if c.expired(now) { // it expired while the send waited for its permits
+		h.metrics.sends.WithLabelValues("none", "expired").Inc()
+		return push.Result{Outcome: push.Failed, Reason: ReasonExpired}, true, nil
 	}
 	id := lim.begin(l.provider, c.App)
 	res = l.sender.Send(ctx, c.notification(d))

@@ -55,8 +55,12 @@ func (a *allowance) ranges(k, size int) int {
 
 // allowance is the call's allowance for campaign c, or how long to wait
 // before cutting it when its schedule is far enough ahead.
+//
+// An expired campaign is cut at once: deliver fails its devices unsent
+// (stages/deliver/expiry.go), and paced they would take as long to fail as
+// they would have taken to send.
 func (h *Handler) allowance(ctx context.Context, c campaign.Campaign) (*allowance, time.Duration, error) {
-	if c.RatePerSecond <= 0 || h.cfg.PacedAhead <= 0 {
+	if c.RatePerSecond <= 0 || h.cfg.PacedAhead <= 0 || !time.Now().Before(c.ExpiresAt()) {
 		return nil, 0, nil
 	}
 	ahead, err := campaign.PacedAhead(ctx, h.cfg.Redis, h.cfg.Keys, c.ID)

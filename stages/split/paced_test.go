@@ -137,3 +137,22 @@ func TestUncappedCampaignIsCutAtOnce(t *testing.T) {
 		t.Fatalf("audience %q counted for a campaign cut in one call", got)
 	}
 }
+
+// TestExpiredCappedCampaignIsCutAtOnce: past its expiry a capped campaign's
+// devices are failed unsent by deliver, so split does not pace them: the
+// rest of the campaign is cut in one call.
+func TestExpiredCappedCampaignIsCutAtOnce(t *testing.T) {
+	f := newFixture(t)
+	f.subscribe("ch", upTo(1000))
+	c, _, err := campaign.Create(context.Background(), f.rdb, f.db, f.keys,
+		campaign.Campaign{ID: "c", App: "a", Channels: []string{"ch"}, Title: "t", RatePerSecond: 5, TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(c.ExpiresAt()))
+	f.run(split.Config{RangeSize: 100, Segments: 1, PacedAhead: 20 * time.Second})
+	pipelinetest.Eventually(t, 10*time.Second, "split done", func() bool { return f.splitDone("c") })
+	if _, ok := f.requeuedIn("c"); ok || len(f.ranges("c")) != 11 {
+		t.Fatalf("%d ranges, requeued %v: want 11 ranges in one call", len(f.ranges("c")), ok)
+	}
+}

@@ -18,6 +18,7 @@ import (
 // headers, one row per field.
 func TestPayloadPerField(t *testing.T) {
 	zero, seven := 0, 7
+	expires := time.Unix(1_900_000_000, 0)
 	base := push.Notification{Title: "T", Body: "B", CollapseID: "camp-1"}
 	with := func(f func(*push.Notification)) push.Notification { n := base; f(&n); return n }
 	tests := []struct {
@@ -25,7 +26,7 @@ func TestPayloadPerField(t *testing.T) {
 		give    push.Notification
 		body    string
 		headers map[string]string // "" = absent
-		ttl     time.Duration     // apns-expiration ≈ now + ttl
+		expires int64             // apns-expiration, 0 = absent
 	}{
 		{name: "title and body, normal priority", give: base,
 			body:    `{"aps":{"alert":{"title":"T","body":"B"}}}`,
@@ -51,16 +52,16 @@ func TestPayloadPerField(t *testing.T) {
 			body: `{"aps":{"alert":{"title":"T","body":"B"}}}`, headers: map[string]string{"Apns-Collapse-Id": "custom"}},
 		{name: "data at the top level", give: with(func(n *push.Notification) { n.Data = map[string]string{"k": "v", "n": "1"} }),
 			body: `{"aps":{"alert":{"title":"T","body":"B"}},"k":"v","n":"1"}`},
-		{name: "ttl", give: with(func(n *push.Notification) { n.TTL = time.Hour }),
-			body: `{"aps":{"alert":{"title":"T","body":"B"}}}`, ttl: time.Hour},
+		{name: "expiry", give: with(func(n *push.Notification) { n.Expires = expires }),
+			body: `{"aps":{"alert":{"title":"T","body":"B"}}}`, expires: expires.Unix()},
 		{name: "silent", give: push.Notification{Silent: true, HighPriority: true, CollapseID: "camp-1", Data: map[string]string{"sync": "1"}},
 			body:    `{"aps":{"content-available":1},"sync":"1"}`,
 			headers: map[string]string{"Apns-Push-Type": "background", "Apns-Priority": "5"}},
 		{name: "the full object", give: push.Notification{Title: "T", Subtitle: "S", Body: "B", Badge: &seven, Sound: "default",
-			Image: "https://img.example/a.png", Category: "news", ThreadID: "th", CollapseID: "c", TTL: time.Minute, HighPriority: true,
+			Image: "https://img.example/a.png", Category: "news", ThreadID: "th", CollapseID: "c", Expires: expires.Add(time.Minute), HighPriority: true,
 			Data: map[string]string{"k": "v"}},
 			body:    `{"aps":{"alert":{"title":"T","subtitle":"S","body":"B"},"badge":7,"sound":"default","category":"news","thread-id":"th","mutable-content":1},"image":"https://img.example/a.png","k":"v"}`,
-			headers: map[string]string{"Apns-Push-Type": "alert", "Apns-Priority": "10", "Apns-Collapse-Id": "c"}, ttl: time.Minute},
+			headers: map[string]string{"Apns-Push-Type": "alert", "Apns-Priority": "10", "Apns-Collapse-Id": "c"}, expires: expires.Add(time.Minute).Unix()},
 	}
 	fake := fakeprovider.Start(t, fakeprovider.Options{KeepRequests: true})
 	s := newSender(t, fake)
@@ -68,7 +69,6 @@ func TestPayloadPerField(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := tt.give
 			n.Token = hexToken(i)
-			sent := time.Now()
 			if r := s.Send(context.Background(), n); r.Outcome != push.Sent || r.Status != http.StatusOK {
 				t.Fatalf("Send = %+v, want sent", r)
 			}
@@ -81,11 +81,12 @@ func TestPayloadPerField(t *testing.T) {
 					t.Errorf("header %s = %q, want %q", h, v, want)
 				}
 			}
-			if tt.ttl > 0 {
-				exp, err := strconv.ParseInt(first(got.Headers, "Apns-Expiration"), 10, 64)
-				if want := sent.Add(tt.ttl).Unix(); err != nil || exp < want-2 || exp > want+2 {
-					t.Errorf("apns-expiration %q, want about %d (now + %v)", first(got.Headers, "Apns-Expiration"), want, tt.ttl)
-				}
+			want := ""
+			if tt.expires != 0 {
+				want = strconv.FormatInt(tt.expires, 10)
+			}
+			if v := first(got.Headers, "Apns-Expiration"); v != want {
+				t.Errorf("apns-expiration %q, want %q (the campaign's expiry as it is)", v, want)
 			}
 		})
 	}

@@ -108,7 +108,7 @@ func (s *Sender) Send(ctx context.Context, n push.Notification) push.Result {
 	i := s.next.Add(1) % uint64(len(s.clients))
 	var res push.Result
 	err := s.warmups[i].Do(ctx, func() bool {
-		resp, err := s.clients[i].PushWithContext(ctx, s.notification(n, time.Now()))
+		resp, err := s.clients[i].PushWithContext(ctx, s.notification(n))
 		res = classify(resp, err, retryAfter)
 		return err == nil // APNs answered
 	})
@@ -126,15 +126,15 @@ func (s *Sender) Close() {
 }
 
 // notification renders n for APNs (DESIGN, "The notification object"):
-// the payload, and as headers the collapse id, the expiry from the TTL, the
+// the payload, and as headers the collapse id, the expiry, the
 // push type (background when silent) and the priority (10 for high, else 5;
 // Apple refuses 10 on a background push).
-func (s *Sender) notification(n push.Notification, now time.Time) *apns2.Notification {
-	return header(n, s.topic, s.payload(n), now)
+func (s *Sender) notification(n push.Notification) *apns2.Notification {
+	return header(n, s.topic, s.payload(n))
 }
 
 // header is the request n becomes, its payload already rendered.
-func header(n push.Notification, topic string, payload any, now time.Time) *apns2.Notification {
+func header(n push.Notification, topic string, payload any) *apns2.Notification {
 	note := &apns2.Notification{
 		DeviceToken: n.Token,
 		Topic:       topic,
@@ -149,9 +149,7 @@ func header(n push.Notification, topic string, payload any, now time.Time) *apns
 	case n.HighPriority:
 		note.Priority = apns2.PriorityHigh
 	}
-	if n.TTL > 0 {
-		note.Expiration = now.Add(n.TTL)
-	}
+	note.Expiration = n.Expires // zero: apns2 sends no apns-expiration
 	return note
 }
 

@@ -237,18 +237,18 @@ func TestBurstDialsOnce(t *testing.T) {
 
 func TestRender(t *testing.T) {
 	s := &Sender{topic: "com.example.app"}
-	now := time.Unix(1_700_000_000, 0)
+	expires := time.Unix(1_700_000_000, 0)
 	// Without a Key the payload is rendered per send; with one it is
 	// rendered once and reused for every token of the campaign.
 	for _, key := range []string{"", "camp-1", "camp-1"} {
 		n := push.Notification{
 			Token: hexToken(len(key)), Key: key, Title: "Hello", Body: "World", Category: "NEWS",
 			Data:       map[string]string{"deep_link": "app://x", "aps": "must not replace aps"},
-			CollapseID: "camp-1", TTL: time.Hour, HighPriority: true,
+			CollapseID: "camp-1", Expires: expires, HighPriority: true,
 		}
-		note := s.notification(n, now)
+		note := s.notification(n)
 		if note.Topic != "com.example.app" || note.CollapseID != "camp-1" || note.PushType != apns2.PushTypeAlert ||
-			note.Priority != apns2.PriorityHigh || !note.Expiration.Equal(now.Add(time.Hour)) || note.DeviceToken != n.Token {
+			note.Priority != apns2.PriorityHigh || !note.Expiration.Equal(expires) || note.DeviceToken != n.Token {
 			t.Errorf("notification = %+v", note)
 		}
 		raw, err := note.MarshalJSON() // what apns2 sends
@@ -270,7 +270,7 @@ func TestRender(t *testing.T) {
 		}
 	}
 
-	low := s.notification(push.Notification{Token: hexToken(1)}, now)
+	low := s.notification(push.Notification{Token: hexToken(1)})
 	if low.Priority != apns2.PriorityLow || !low.Expiration.IsZero() {
 		t.Errorf("default notification: priority %d expiration %v, want 5 and none", low.Priority, low.Expiration)
 	}

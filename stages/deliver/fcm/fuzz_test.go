@@ -67,7 +67,7 @@ func FuzzProviderAnswer(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(s.Close)
-	n := push.Notification{Token: token(0), Platform: push.Android, Title: "t", Body: "b", CollapseID: "c1", TTL: time.Hour}
+	n := push.Notification{Token: token(0), Platform: push.Android, Title: "t", Body: "b", CollapseID: "c1", Expires: time.Now().Add(time.Hour)}
 
 	f.Fuzz(func(t *testing.T, status int, body []byte, retryAfter, contentType string) {
 		if status < 200 || status > 599 {

@@ -26,7 +26,7 @@ func TestMessagePerField(t *testing.T) {
 		give    push.Notification
 		message string            // notification, data, android (and apns payload) as FCM gets them
 		headers map[string]string // message.apns.headers; "" = absent
-		ttl     time.Duration     // apns-expiration ≈ now + ttl
+		ttl     time.Duration     // the notification expires this long after its send
 	}{
 		{name: "title and body, normal priority", give: base,
 			message: `{` + note + `,"android":{"collapse_key":"camp-1","priority":"normal","notification":{"tag":"camp-1"}}}`,
@@ -47,14 +47,14 @@ func TestMessagePerField(t *testing.T) {
 			headers: map[string]string{"apns-collapse-id": "custom"}},
 		{name: "data as strings", give: with(func(n *push.Notification) { n.Data = map[string]string{"k": "v", "n": "1"} }),
 			message: `{` + note + `,"data":{"k":"v","n":"1"},"android":{"collapse_key":"camp-1","priority":"normal","notification":{"tag":"camp-1"}}}`},
-		{name: "ttl", give: with(func(n *push.Notification) { n.TTL = time.Hour }),
+		{name: "ttl", give: base,
 			message: `{` + note + `,"android":{"collapse_key":"camp-1","priority":"normal","ttl":"3600s","notification":{"tag":"camp-1"}}}`,
 			ttl:     time.Hour},
 		{name: "silent is data-only", give: push.Notification{Silent: true, HighPriority: true, CollapseID: "camp-1", Data: map[string]string{"sync": "1"}},
 			message: `{"data":{"sync":"1"},"android":{"collapse_key":"camp-1","priority":"high"},"apns":{"payload":{"aps":{"content-available":1}}}}`,
 			headers: map[string]string{"apns-push-type": "background", "apns-priority": "5"}},
 		{name: "the full object", give: push.Notification{Title: "T", Subtitle: "S", Body: "B", Badge: &seven, Sound: "default",
-			Image: "https://img.example/a.png", Category: "news", ThreadID: "th", CollapseID: "c", TTL: time.Minute, HighPriority: true,
+			Image: "https://img.example/a.png", Category: "news", ThreadID: "th", CollapseID: "c", HighPriority: true,
 			Data: map[string]string{"k": "v"}},
 			message: `{"notification":{"title":"T","body":"B","image":"https://img.example/a.png"},"data":{"k":"v"},` +
 				`"android":{"collapse_key":"c","priority":"high","ttl":"60s","notification":{"tag":"c","sound":"default","notification_count":7}},` +
@@ -67,13 +67,18 @@ func TestMessagePerField(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := tt.give
 			n.Token = "tok-" + strconv.Itoa(i)
-			sent := time.Now()
+			if tt.ttl > 0 {
+				n.Expires = time.Now().Add(tt.ttl)
+			}
 			if r := s.Send(context.Background(), n); r.Outcome != push.Sent {
 				t.Fatalf("Send = %+v, want sent", r)
 			}
 			got := messageOf(t, fake, n.Token)
 			headers := got.APNS.Headers
 			got.APNS.Headers = nil
+			if tt.ttl > 0 {
+				sameTTL(t, got.Android, tt.ttl)
+			}
 			var want sentMessage
 			if err := json.Unmarshal([]byte(tt.message), &want); err != nil {
 				t.Fatal(err)
@@ -87,14 +92,26 @@ func TestMessagePerField(t *testing.T) {
 					t.Errorf("apns header %s = %q, want %q", h, v, want)
 				}
 			}
-			if tt.ttl > 0 {
-				exp, err := strconv.ParseInt(headers["apns-expiration"], 10, 64)
-				if want := sent.Add(tt.ttl).Unix(); err != nil || exp < want-2 || exp > want+2 {
-					t.Errorf("apns-expiration %q, want about %d", headers["apns-expiration"], want)
-				}
+			if want := strconv.FormatInt(n.Expires.Unix(), 10); tt.ttl > 0 && headers["apns-expiration"] != want {
+				t.Errorf("apns-expiration %q, want %s (the expiry as it is)", headers["apns-expiration"], want)
 			}
 		})
 	}
+}
+
+// sameTTL checks that android's ttl is what was left of ttl at the send
+// (rounded up to the second, a few seconds at most gone by), and writes it
+// as ttl for the comparison of the whole message.
+func sameTTL(t *testing.T, android any, ttl time.Duration) {
+	t.Helper()
+	a, _ := android.(map[string]any)
+	s, _ := a["ttl"].(string)
+	got, err := time.ParseDuration(s)
+	if err != nil || got > ttl || got < ttl-5*time.Second {
+		t.Errorf("android ttl %q, want what is left of %v at the send", s, ttl)
+		return
+	}
+	a["ttl"] = strconv.Itoa(int(ttl.Seconds())) + "s"
 }
 
 // sentMessage is the message of an FCM request, its token aside, as

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,7 +97,7 @@ func (s *Sender) Send(ctx context.Context, n push.Notification) push.Result {
 	var res push.Result
 	err := s.warmup.Do(ctx, func() bool {
 		a := &attempt{cancel: cancel}
-		_, err := s.client.Send(context.WithValue(ctx, attemptKey{}, a), s.message(n))
+		_, err := s.client.Send(context.WithValue(ctx, attemptKey{}, a), s.message(n, time.Now()))
 		res = classify(err, a)
 		return a.done && a.err == nil // the endpoint answered
 	})
@@ -111,16 +112,21 @@ func (s *Sender) Close() { s.http.CloseIdleConnections() }
 
 // message is n's message: the campaign's, rendered once per Key, with n's
 // token. The SDK only reads it, so the copies share their parts.
-func (s *Sender) message(n push.Notification) *messaging.Message {
+func (s *Sender) message(n push.Notification, now time.Time) *messaging.Message {
 	if n.Key == "" {
-		return message(n)
+		return message(n, now)
 	}
 	if m, ok := s.messages.Load(n.Key); ok {
 		c := *m.(*messaging.Message)
 		c.Token = n.Token
+		if !n.Expires.IsZero() { // what is left of the TTL is the send's own
+			a := *c.Android
+			a.TTL = ttlLeft(n.Expires, now)
+			c.Android = &a
+		}
 		return &c
 	}
-	m := message(n)
+	m := message(n, now)
 	if s.cached.Add(1) > maxCachedMessages {
 		s.messages.Clear()
 		s.cached.Store(1)
@@ -130,12 +136,24 @@ func (s *Sender) message(n push.Notification) *messaging.Message {
 	return &c
 }
 
+// ttlLeft is FCM's android ttl for a send at now of a notification that
+// expires at expires: what is left, in whole seconds rounded up (FCM keeps
+// it to the second; rounding down would make a send in the last second a
+// "now or never" one), never negative.
+func ttlLeft(expires, now time.Time) *time.Duration {
+	left := max(expires.Sub(now), 0)
+	if r := left % time.Second; r != 0 {
+		left += time.Second - r
+	}
+	return &left
+}
+
 // Payload is the part of the message n becomes that FCM holds against its
 // 4096-byte limit: the notification and the data, as the SDK writes them
 // (escapes included: at most what FCM counts), without the delivery options
 // (android, apns) and the token.
 func Payload(n push.Notification) ([]byte, error) {
-	m := message(n)
+	m := message(n, time.Time{})
 	return json.Marshal(struct {
 		Notification *messaging.Notification `json:"notification,omitempty"`
 		Data         map[string]string       `json:"data,omitempty"`
@@ -161,7 +179,7 @@ func ReservedDataKey(k string) bool {
 // message), the data, and for Android the priority, TTL, collapse key and
 // the notification's tag (the collapse id), sound and count (the badge).
 // iOS devices reached through FCM get the matching APNs headers and aps.
-func message(n push.Notification) *messaging.Message {
+func message(n push.Notification, now time.Time) *messaging.Message {
 	android := &messaging.AndroidConfig{CollapseKey: n.CollapseID, Priority: "normal"}
 	apnsHeaders := map[string]string{"apns-priority": "5"}
 	aps := &messaging.Aps{Category: n.Category, ThreadID: n.ThreadID}
@@ -171,10 +189,9 @@ func message(n push.Notification) *messaging.Message {
 			apnsHeaders["apns-priority"] = "10"
 		}
 	}
-	if n.TTL > 0 {
-		ttl := n.TTL
-		android.TTL = &ttl
-		apnsHeaders["apns-expiration"] = fmt.Sprint(time.Now().Add(n.TTL).Unix())
+	if !n.Expires.IsZero() {
+		android.TTL = ttlLeft(n.Expires, now)
+		apnsHeaders["apns-expiration"] = strconv.FormatInt(n.Expires.Unix(), 10)
 	}
 	if n.CollapseID != "" {
 		apnsHeaders["apns-collapse-id"] = n.CollapseID

@@ -22,7 +22,7 @@ func TestSendAcceptedWithCollapseKey(t *testing.T) {
 		{Token: token(1), Title: "t", Body: "b", CollapseID: "c1", Data: map[string]string{"k": "v"}},
 		{Token: token(2), Title: "t", Body: "b", CollapseID: "c1"},
 		{Token: token(1), Title: "t", Body: "b", CollapseID: "c1"}, // a re-send after a crash
-		{Token: token(3), Title: "t", Body: "b", CollapseID: "c2", TTL: time.Hour, HighPriority: true},
+		{Token: token(3), Title: "t", Body: "b", CollapseID: "c2", Expires: time.Now().Add(time.Hour), HighPriority: true},
 	}
 	for _, n := range sends {
 		if r := s.Send(ctx, n); r.Outcome != push.Sent || r.Status != http.StatusOK {
@@ -218,11 +218,12 @@ func TestRefusedCredentialsFailCampaign(t *testing.T) {
 }
 
 func TestMessage(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
 	n := push.Notification{
 		Token: token(1), Title: "Hello", Body: "World", Data: map[string]string{"deep_link": "app://x"},
-		CollapseID: "camp-1", TTL: time.Hour, HighPriority: true, Category: "NEWS",
+		CollapseID: "camp-1", Expires: now.Add(time.Hour), HighPriority: true, Category: "NEWS",
 	}
-	raw, err := json.Marshal(message(n))
+	raw, err := json.Marshal(message(n, now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,13 +253,41 @@ func TestMessage(t *testing.T) {
 		t.Errorf("android = %+v, want collapse_key camp-1, priority high, ttl 3600s", got.Android)
 	}
 	h := got.APNS.Headers
-	if h["apns-collapse-id"] != "camp-1" || h["apns-priority"] != "10" || h["apns-expiration"] == "" || got.APNS.Payload.Aps.Category != "NEWS" {
+	if h["apns-collapse-id"] != "camp-1" || h["apns-priority"] != "10" || h["apns-expiration"] != "1700003600" || got.APNS.Payload.Aps.Category != "NEWS" {
 		t.Errorf("apns = %+v", got.APNS)
 	}
 
-	low, _ := json.Marshal(message(push.Notification{Token: token(1)}))
+	low, _ := json.Marshal(message(push.Notification{Token: token(1)}, now))
 	if !strings.Contains(string(low), `"priority":"normal"`) || strings.Contains(string(low), "ttl") || strings.Contains(string(low), "collapse") {
 		t.Errorf("default message = %s, want normal priority, no ttl, no collapse key", low)
+	}
+}
+
+// FCM's android ttl is what is left of the notification's life at each
+// send, rounded up to the second; the cached message keeps its own.
+func TestTTLLeftAtTheSend(t *testing.T) {
+	expires := time.Unix(1_700_003_600, 0)
+	tests := []struct {
+		name string
+		now  time.Time
+		want string
+	}{
+		{"an hour left", expires.Add(-time.Hour), "3600s"},
+		{"a part of a second is a second", expires.Add(-59*time.Second - 300*time.Millisecond), "60s"},
+		{"at the expiry", expires, "0s"},
+		{"past it", expires.Add(time.Minute), "0s"},
+	}
+	s := &Sender{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := push.Notification{Token: token(1), Key: "camp-1", CollapseID: "camp-1", Expires: expires}
+			for range 2 { // rendered, then from the cache
+				raw, _ := json.Marshal(s.message(n, tt.now))
+				if !strings.Contains(string(raw), `"ttl":"`+tt.want+`"`) || !strings.Contains(string(raw), `"apns-expiration":"1700003600"`) {
+					t.Fatalf("message at %v = %s, want ttl %s and apns-expiration 1700003600", tt.now, raw, tt.want)
+				}
+			}
+		})
 	}
 }
 

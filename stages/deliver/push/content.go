@@ -80,8 +80,9 @@ func (c *Content) Locale(device string) string {
 // (a key of Localized, or "" for the default text), Token, Platform and App
 // left for the sender. id is the campaign or message id: the default
 // collapse id, and with the locale the Key senders cache renderings by.
-// category is the request's category when the object names none.
-func (c *Content) Render(id, locale, category string, ttl time.Duration) (Notification, error) {
+// category is the request's category when the object names none; expires
+// is when the campaign expires (Notification.Expires).
+func (c *Content) Render(id, locale, category string, expires time.Time) (Notification, error) {
 	data, err := DataFields(c.Data)
 	if err != nil {
 		return Notification{}, err
@@ -105,7 +106,7 @@ func (c *Content) Render(id, locale, category string, ttl time.Duration) (Notifi
 		Key:   key,
 		Title: text.Title, Subtitle: text.Subtitle, Body: text.Body, Data: data,
 		Badge: c.Badge, Sound: c.Sound, Image: c.Image, ThreadID: c.ThreadID, Category: category,
-		Silent: c.Silent, CollapseID: collapse, TTL: ttl,
+		Silent: c.Silent, CollapseID: collapse, Expires: expires,
 		HighPriority: c.Priority == PriorityHigh,
 	}
 	if n.Silent { // nothing is shown: the text and its trimmings go

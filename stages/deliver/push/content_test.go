@@ -1,6 +1,9 @@
 package push
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // The notification's own category is aps.category; when it names none,
 // the request's category (what users mute) stands in for it (README and
@@ -16,7 +19,7 @@ func TestRenderCategory(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := Content{Text: Text{Title: "t"}, Category: tt.own}
-			n, err := c.Render("c1", "", tt.request, 0)
+			n, err := c.Render("c1", "", tt.request, time.Time{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -51,9 +51,13 @@ type Notification struct {
 	// (APNs, also in the FCM apns block) and collapse_key (FCM android), so a
 	// request that is repeated after a crash shows as one notification.
 	CollapseID string
-	// TTL becomes apns-expiration (now+TTL) and the FCM android ttl.
-	// Zero leaves the provider default.
-	TTL time.Duration
+	// Expires is when the notification is worthless: the campaign's start
+	// and its ttl_seconds. It becomes apns-expiration as it is, and FCM's
+	// android ttl as what is left of it at the send, so a campaign sent
+	// over hours (a cap, a backlog, retries) does not have its last
+	// devices held by the provider for a whole TTL after it. Deliver sends
+	// nothing after it (ReasonExpired). Zero leaves the provider default.
+	Expires time.Time
 	// HighPriority selects apns-priority 10 (else 5; always 5 when Silent,
 	// which Apple requires of background pushes) and FCM android priority
 	// "high" (else "normal").
