@@ -56,6 +56,7 @@ const (
 	StatSent      = "sent"       // deliver: devices accepted by the provider
 	StatFailed    = "failed"     // deliver: devices permanently failed
 	StatInvalid   = "invalid"    // deliver: devices whose token the provider rejected as invalid
+	StatNoDevices = "no_devices" // deliver: targets with no device of the app, done unsent
 	StatFirstMs   = "first_ms"   // deliver: unix ms of the first send (min over partitions)
 	StatLastMs    = "last_ms"    // deliver: unix ms of the last send (max over partitions)
 	// StatDoneMs is when a target last became terminal, in unix ms of

@@ -213,8 +213,8 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 }
 
 // progressView is DESIGN's progress object, as GET /v1/campaigns/{id}
-// returns it. targets, muted and duplicates count people; sent, failed and
-// invalid tokens count devices.
+// returns it. targets, muted, duplicates and no devices count people; sent,
+// failed and invalid tokens count devices.
 type progressView struct {
 	ID    string `json:"id"`
 	Kind  string `json:"kind,omitempty"` // "message" for a direct message's
@@ -260,8 +260,12 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 		fmt.Fprintf(w, "  starts %s (in %s)\n", p.SendAt.Local().Format(time.DateTime), max(time.Until(*p.SendAt), 0).Round(time.Second))
 	}
 	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s people\n", progressBar(frac, 40, tty), 100*frac, thousands(p.Done), of)
-	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s  muted %s  duplicates suppressed %s\n",
-		thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), thousands(p.Muted), thousands(p.DuplicatesSuppressed))
+	none := "" // people done with nothing sent: why sent falls short of them
+	if p.NoDevices > 0 {
+		none = "  no devices " + thousands(p.NoDevices)
+	}
+	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s  muted %s  duplicates suppressed %s%s\n",
+		thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), thousands(p.Muted), thousands(p.DuplicatesSuppressed), none)
 	if p.FirstSendMs > 0 {
 		first, last := time.UnixMilli(p.FirstSendMs), time.UnixMilli(p.LastSendMs)
 		rate := ""
@@ -437,7 +441,7 @@ func (s campaignSource) message(ctx context.Context, id string) (progressView, e
 		return progressView{ID: id, Kind: "message"}, err
 	}
 	v := progressView{ID: id, Kind: "message", State: m.State, Done: m.UsersDone}
-	v.Targets, v.Muted, v.Sent, v.Failed, v.InvalidTokens = m.Targets, m.Muted, m.Sent, m.Failed, m.InvalidTokens
+	v.Targets, v.Muted, v.Sent, v.Failed, v.InvalidTokens, v.NoDevices = m.Targets, m.Muted, m.Sent, m.Failed, m.InvalidTokens, m.NoDevices
 	v.FirstSendMs, v.LastSendMs = m.FirstSendMs, m.LastSendMs
 	return v, nil
 }

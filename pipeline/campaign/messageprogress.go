@@ -31,6 +31,9 @@ type MessageReport struct {
 	Muted         int64  `json:"muted"`
 	FirstSendMs   int64  `json:"first_send_ms"`
 	LastSendMs    int64  `json:"last_send_ms"`
+	// NoDevices counts targets with no device of the app (unknown users
+	// among them): done, with nothing sent (Counts.NoDevices).
+	NoDevices int64 `json:"no_devices"`
 	// UsersDone counts targets that reached a terminal state (status's
 	// bar); not in DESIGN's object.
 	UsersDone int64 `json:"-"`
@@ -110,6 +113,7 @@ func messageReport(id string, res []rueidis.RedisResult) (MessageReport, error) 
 			rep.FirstSendMs = first
 		}
 		rep.LastSendMs = max(rep.LastSendMs, intAt(vals, 9))
+		rep.NoDevices += intAt(vals, 12)
 	}
 	if listed > 0 && in >= listed && rep.UsersDone >= rep.Targets {
 		rep.State = MessageDone

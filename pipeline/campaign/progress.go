@@ -70,6 +70,10 @@ type Counts struct {
 	DuplicatesSuppressed int64 `json:"duplicates_suppressed"`
 	FirstSendMs          int64 `json:"first_send_ms"`
 	LastSendMs           int64 `json:"last_send_ms"`
+	// NoDevices counts targets with no device of the campaign's app (none
+	// registered, or none valid): done, with nothing sent. Not in DESIGN's
+	// object; why sent falls short of targets.
+	NoDevices int64 `json:"no_devices"`
 }
 
 // statFields are read from every partition's keys.Stats hash, in this order.
@@ -77,6 +81,7 @@ var statFields = []string{
 	pipeline.StatIn, pipeline.StatTargets, pipeline.StatMuted, pipeline.StatDups,
 	pipeline.StatUsersDone, pipeline.StatSent, pipeline.StatFailed, pipeline.StatInvalid,
 	pipeline.StatFirstMs, pipeline.StatLastMs, pipeline.StatDoneMs, pipeline.StatInReadings,
+	pipeline.StatNoDevices,
 }
 
 // Progress reports a campaign's state and counters: ErrNotFound for an id
@@ -249,6 +254,7 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 		}
 		l.LastSendMs = max(l.LastSendMs, intAt(vals, 9))
 		l.DoneMs = max(l.DoneMs, intAt(vals, 10))
+		l.NoDevices += intAt(vals, 12)
 	}
 	switch {
 	case !l.SplitDone:

@@ -154,11 +154,11 @@ func testMessages(t *testing.T, redisAddr string) {
 		status     int
 		say        string                 // in the error, when refused
 		want       map[string]int         // tokens reached, when accepted: each once
-		report     campaign.MessageReport // targets, muted, sent
+		report     campaign.MessageReport // targets, muted, sent, no devices
 	}{
 		{name: "users: repeats, 0, 1 and 3 devices, muted, unknown", body: msg("m-users", users, "hi"), status: http.StatusAccepted,
 			want:   map[string]int{flowIOS(1): 1, flowIOS(2): 1, flowIOS(3): 1, flowAndroid(4): 1},
-			report: campaign.MessageReport{Targets: 4, Muted: 1, Sent: 4}},
+			report: campaign.MessageReport{Targets: 4, Muted: 1, Sent: 4, NoDevices: 2}}, // 999999 and 2003 have none
 		{name: "raw tokens of both platforms, one repeated in another case", body: msg("m-tokens", tokens, "hi"), status: http.StatusAccepted,
 			want:   map[string]int{flowIOS(90): 1, flowAndroid(91): 1},
 			report: campaign.MessageReport{Targets: 2, Sent: 2}},
@@ -201,8 +201,9 @@ func testMessages(t *testing.T, redisAddr string) {
 				return json.Unmarshal([]byte(g.body), &rep) == nil && rep.State == campaign.MessageDone
 			})
 			if rep.Targets != tt.report.Targets || rep.Muted != tt.report.Muted || rep.Sent != tt.report.Sent ||
-				rep.Failed != 0 || rep.InvalidTokens != 0 || rep.FirstSendMs == 0 {
-				t.Errorf("report %+v, want targets %d, muted %d, sent %d", rep, tt.report.Targets, tt.report.Muted, tt.report.Sent)
+				rep.NoDevices != tt.report.NoDevices || rep.Failed != 0 || rep.InvalidTokens != 0 || rep.FirstSendMs == 0 {
+				t.Errorf("report %+v, want targets %d, muted %d, sent %d, no devices %d", rep,
+					tt.report.Targets, tt.report.Muted, tt.report.Sent, tt.report.NoDevices)
 			}
 			if got := f.reached(id.ID); !maps.Equal(got, tt.want) {
 				t.Errorf("reached %v, want each of %v once", got, slices.Sorted(maps.Keys(tt.want)))

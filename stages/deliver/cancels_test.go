@@ -50,20 +50,7 @@ func TestCanceledUsersAreNotDone(t *testing.T) {
 	f.emitUsers("c-live", userRange(50))
 	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: &NullSender{}}}, "d1", 30*time.Second)
 	f.waitDone("c-live", 50, 30*time.Second)
-	pipelinetest.Eventually(t, 30*time.Second, "every entry read and acked", func() bool {
-		groups, err := pipeline.StreamGroups(f.ctx, f.rdb, f.keys.Streams(pipeline.StreamDeliver))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, gs := range groups {
-			for _, g := range gs {
-				if g.Pending != 0 || g.Lag != 0 {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	f.waitDrained()
 	if s := f.stats("c-stopped"); s[pipeline.StatUsersDone] != 0 || s[pipeline.StatSent] != 0 {
 		t.Errorf("canceled campaign: %v, want nobody sent or done", s)
 	}

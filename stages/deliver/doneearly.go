@@ -74,9 +74,9 @@ func (r *round) countDone(targets []target, counted []bool) {
 		return
 	}
 	sub := make([]target, len(idx))
-	s := settlement{done: make([]int64, len(idx)), failed: make([][]device, len(idx)), reasons: make([]string, len(idx))}
+	s := newSettlement(len(idx))
 	for k, i := range idx {
-		sub[k], s.done[k] = targets[i], 1
+		sub[k], s.done[k], s.bare[k] = targets[i], 1, r.results[i].bare
 	}
 	if err := r.h.countSettled(r.wait, r.p, sub, s); err != nil {
 		r.h.log.Debug().Err(err).Msg("users done so far not counted yet: the round's end will")

@@ -158,6 +158,7 @@ func (h *Handler) parse(ctx context.Context, e pipeline.Entry) (*campaign, pipel
 // retries to emit and the users whose budget is spent.
 type settlement struct {
 	done    []int64    // per target: 1 if the user is terminal now
+	bare    []bool     // per target: done, with no device (no_devices)
 	failed  [][]device // per target: devices failed for good
 	reasons []string   // per target: why they failed (the last round's)
 	retries []retryGroup
@@ -184,11 +185,15 @@ type deadUsers struct {
 	attempts int
 }
 
+func newSettlement(targets int) settlement {
+	return settlement{done: make([]int64, targets), bare: make([]bool, targets), failed: make([][]device, targets), reasons: make([]string, targets)}
+}
+
 // settlement decides the end of a round for each target: terminal (done),
 // another attempt later (retry), or the budget is spent (failed devices, the
 // user to the DLQ).
 func (h *Handler) settlement(targets []target, results []userResult) settlement {
-	s := settlement{done: make([]int64, len(targets)), failed: make([][]device, len(targets)), reasons: make([]string, len(targets))}
+	s := newSettlement(len(targets))
 	type group struct {
 		entry  int
 		c      *campaign
@@ -214,7 +219,7 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 		case r.canceled > 0:
 			// Not done and not retried: its campaign was canceled.
 		case r.retry == 0:
-			s.done[i] = 1
+			s.done[i], s.bare[i] = 1, r.bare
 		case rounds < h.cfg.MaxAttempts:
 			rg := retries[g]
 			if rg == nil {

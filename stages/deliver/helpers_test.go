@@ -245,6 +245,26 @@ func (f *fixture) waitDone(campaign string, users int, timeout time.Duration) ma
 	}
 }
 
+// waitDrained waits until the deliver stream's every entry was read and
+// acked.
+func (f *fixture) waitDrained() {
+	f.t.Helper()
+	pipelinetest.Eventually(f.t, 30*time.Second, "every entry read and acked", func() bool {
+		groups, err := pipeline.StreamGroups(f.ctx, f.rdb, f.keys.Streams(pipeline.StreamDeliver))
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		for _, gs := range groups {
+			for _, g := range gs {
+				if g.Pending != 0 || g.Lag != 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
 // retriesLeft counts the retries waiting in every partition's delayed set.
 func (f *fixture) retriesLeft() int64 {
 	f.t.Helper()

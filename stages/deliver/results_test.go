@@ -106,6 +106,7 @@ func TestSettledFailuresWriteResultsOnce(t *testing.T) {
 	targets := []target{{c: m, user: 20}, {c: m, user: 21}}
 	s := settlement{
 		done:    []int64{1, 1},
+		bare:    []bool{false, false},
 		failed:  [][]device{{{user: 20, platform: push.IOS, token: "t20", id: 40}}, {{user: 21, platform: push.Android, token: "t21", id: 41}, {user: 21, platform: push.IOS, token: "t21b", id: 42}}},
 		reasons: []string{"ServiceUnavailable", "InternalServerError"},
 	}

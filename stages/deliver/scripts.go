@@ -114,13 +114,13 @@ end
 `
 
 // writeResults is the Lua both mark scripts share to append their results
-// entry: writeResults(n, skip) XADDs to KEYS[3] the n fields and values at
-// ARGV[4..3+n] (pipeline.ResultHeader, the records), and skip, the ids of
+// entry: writeResults(first, n, skip) XADDs to KEYS[3] the n fields and
+// values from ARGV[first] on (pipeline.ResultHeader, the records), and skip, the ids of
 // devices whose records are repeats, when there are any.
 var writeResults = pipeline.LuaXAdd + `
-local function writeResults(n, skip)
+local function writeResults(first, n, skip)
   local fields = {}
-  for f = 4, 3 + n do fields[#fields + 1] = ARGV[f] end
+  for f = first, first + n - 1 do fields[#fields + 1] = ARGV[f] end
   if #skip > 0 then
     fields[#fields + 1] = '` + pipeline.FieldSkip + `'
     fields[#fields + 1] = table.concat(skip, ',')
@@ -202,7 +202,7 @@ while i <= #ARGV do
     end
   end
 end
-if results and new > 0 then writeResults(nres, skip) end
+if results and new > 0 then writeResults(4, nres, skip) end
 if unfailed > 0 then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', -unfailed) end
 if sent then
   local now = tonumber(ARGV[2])
@@ -224,21 +224,34 @@ return new
 // failed events are appended as markScript appends its own: one entry, the
 // devices not counted now listed as skipped, none when no device is new.
 //
+// Users with no device are counted done the same way, and also in
+// no_devices: the people a campaign or message found nobody to send to for.
+//
 // KEYS[1] stats, KEYS[2] settled set, KEYS[3] results stream, KEYS[4]
 // reasons, KEYS[5..] chunk bitmaps (done users, sent marks). ARGV[1] TTL
-// seconds, ARGV[2] number of user groups, ARGV[3] n, the number of results
-// entry fields and values that follow (0: results off), then the user
-// groups (appendMasks: key index, field, first id, first byte, mask), then
-// per reason of failed devices: the reason, its number of groups, the groups
-// (appendGroups: key index and field of their sent chunk, its first id, n,
-// n device ids).
+// seconds, ARGV[2] number of user groups, ARGV[3] number of groups of users
+// with no device, ARGV[4] n, the number of results entry fields and values
+// that follow (0: results off), then the user groups and the groups of
+// users with no device (appendMasks: key index, field, first id, first
+// byte, mask), then per reason of failed devices: the reason, its number of
+// groups, the groups (appendGroups: key index and field of their sent
+// chunk, its first id, n, n device ids).
 var settledScript = rueidis.NewLuaScript(orMask + writeResults + `
-local nres = tonumber(ARGV[3])
-local i = 4 + nres
+local nres = tonumber(ARGV[4])
+local i = 5 + nres
 local done = 0
 for _ = 1, tonumber(ARGV[2]) do
   done = done + orMask(KEYS[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 3]), ARGV[i + 4])
   i = i + 5
+end
+local bare = 0
+for _ = 1, tonumber(ARGV[3]) do
+  bare = bare + orMask(KEYS[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 3]), ARGV[i + 4])
+  i = i + 5
+end
+if bare > 0 then
+  redis.call('HINCRBY', KEYS[1], '` + pipeline.StatNoDevices + `', bare)
+  done = done + bare
 end
 if done > 0 then
   redis.call('HINCRBY', KEYS[1], '` + pipeline.StatUsersDone + `', done)
@@ -271,7 +284,7 @@ end
 if failed > 0 then
   redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', failed)
   redis.call('EXPIRE', KEYS[2], ARGV[1]) -- from the last write, as the marks
-  if nres > 0 then writeResults(nres, skip) end
+  if nres > 0 then writeResults(5, nres, skip) end
 end
 flushMarks()
 return 0

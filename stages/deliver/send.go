@@ -50,6 +50,9 @@ type userResult struct {
 	// later is set when the target's entry was put off to its slot
 	// (pace.go): no device was sent this round.
 	later *putOff
+	// bare: the user has no device of the campaign's app (none registered,
+	// or none valid): done at once, and counted in no_devices.
+	bare bool
 }
 
 // deliverTargets sends the campaign to every device of the targets that is
@@ -79,6 +82,9 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	r := h.newRound(ctx, b, len(targets))
 	defer r.end()
 	r.trackDone(pending)
+	for i := range targets {
+		r.results[i].bare = len(devs[i]) == 0 // before the feeders: read unlocked after
+	}
 	for i, t := range targets {
 		if l, ok := later[t.entry]; ok {
 			r.results[i].later = &l
@@ -495,6 +501,7 @@ func (h *Handler) settledKey(p int, campaign string) string {
 func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s settlement) error {
 	type settled struct {
 		users  []int64
+		bare   []int64 // those of users with no device
 		failed []markReq
 	}
 	byCampaign := map[*campaign]*settled{}
@@ -507,7 +514,11 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 			c = &settled{}
 			byCampaign[t.c] = c
 		}
-		c.users = append(c.users, h.doneIndex(t.c, t.user))
+		if s.bare[i] {
+			c.bare = append(c.bare, h.doneIndex(t.c, t.user))
+		} else {
+			c.users = append(c.users, h.doneIndex(t.c, t.user))
+		}
 		for _, d := range s.failed[i] {
 			c.failed = append(c.failed, markReq{d: d, outcome: push.Failed, reason: cmp.Or(s.reasons[i], "unknown")})
 		}
@@ -516,18 +527,21 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 		sent := h.sentMarks(p, c)
 		keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID), h.keys.Stream(pipeline.StreamResults, p), h.keys.Reasons(p, c.ID))
 		slices.Sort(set.users)
+		slices.Sort(set.bare)
 		slices.SortFunc(set.failed, func(a, b markReq) int {
 			return cmp.Or(cmp.Compare(countedReason(a.d.platform, a.reason), countedReason(b.d.platform, b.reason)), cmp.Compare(a.d.id, b.d.id))
 		})
-		args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), "", "0"}
+		args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), "", "", "0"}
 		if !h.cfg.NoResults && len(set.failed) > 0 {
 			args = append(args, c.resultHeader(time.Now().UnixMilli())...)
 			args = append(args, pipeline.FieldEvents, resultRecords(set.failed))
-			args[2] = strconv.Itoa(len(args) - 3)
+			args[3] = strconv.Itoa(len(args) - 4)
 		}
 		var groups int
 		args, groups = appendMasks(args, set.users, h.doneMarks(p, c), keys.index)
 		args[1] = strconv.Itoa(groups)
+		args, groups = appendMasks(args, set.bare, h.doneMarks(p, c), keys.index)
+		args[2] = strconv.Itoa(groups)
 		ids := make([]int64, 0, len(set.failed))
 		for i := 0; i < len(set.failed); {
 			j := i

@@ -73,7 +73,7 @@ func TestDirectMessages(t *testing.T) {
 		}
 		return out
 	}
-	b.sendMessage("dm-1", "Your order shipped", users(1, 10))
+	b.sendMessage("dm-1", "Your order shipped", append(users(1, 10), 900001, 900002)) // two nobody registered
 	b.sendMessage("dm-2", "Your table is ready", users(11, 12))
 	// The live rows pick both up and follow them to done.
 	b.run(waitJS(`[...document.querySelectorAll("#message-list tr[data-message]")].map(r => r.dataset.message + ":" + r.dataset.state).join(",") === "dm-2:done,dm-1:done"`))
@@ -99,12 +99,13 @@ func TestDirectMessages(t *testing.T) {
 	b.run(clickJS("#open-dm-1"),
 		waitJS(`location.pathname === "/ui/messages/dm-1" && document.getElementById("state").textContent === "done"`))
 	page := js[string](b, `JSON.stringify([document.querySelector(".n-title").textContent, document.querySelector("#outcome .sent").textContent,
-		document.querySelector("#outcome .targets").textContent, document.querySelector("#outcome div:nth-child(6) dd").textContent])`)
+		document.querySelector("#outcome .targets").textContent, document.querySelector("#outcome div:nth-child(6) dd").textContent,
+		document.querySelector("#outcome .no-devices").textContent])`)
 	var facts []string
 	if err := json.Unmarshal([]byte(page), &facts); err != nil {
 		t.Fatal(err)
 	}
-	if facts[0] != "Your order shipped" || facts[1] != "10" || facts[2] != "10" || !strings.HasSuffix(facts[3], "UTC") {
+	if facts[0] != "Your order shipped" || facts[1] != "10" || facts[2] != "12" || !strings.HasSuffix(facts[3], "UTC") || facts[4] != "2" {
 		t.Errorf("message page shows %q", facts)
 	}
 	b.expect("status of 404")
