@@ -106,8 +106,8 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tTARGETS\tSENT\tFAILED\tRATE\tCREATED\tFINISH\t")
 	for _, r := range reps {
 		frac := 0.0
-		if expected := r.Expected(); expected > 0 {
-			frac = min(float64(r.Done)/float64(expected), 1)
+		if reached, of := r.Reached(); of > 0 {
+			frac = min(float64(reached)/float64(of), 1)
 		}
 		if r.State == campaign.StateDone {
 			frac = 1

@@ -91,11 +91,11 @@ func waitingOn(ctx context.Context, src campaignSource, p progressView) string {
 }
 
 // progressLine is the one-line progress of p: its state, the bar and the
-// people done.
+// people reached (progressView.fraction).
 func progressLine(p progressView, tty bool) string {
-	frac, of := p.fraction()
+	frac, reached, of := p.fraction()
 	return fmt.Sprintf("%s %s  %-9s %s %5.1f%%  %s / %s people  sent %s", kindOf(p), p.ID, p.State,
-		progressBar(frac, 30, tty), 100*frac, thousands(p.Done), of, thousands(p.Sent))
+		progressBar(frac, 30, tty), 100*frac, reached, of, thousands(p.Sent))
 }
 
 // kindOf names what p is the progress of.

@@ -133,6 +133,9 @@ func TestProgressCountsAgainstTheAudience(t *testing.T) {
 	}{
 		{"audience counted", progressView{ID: "c", State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 150}, Done: 100, Audience: 1000},
 			"10.0%  100 / ~1,000 people"},
+		{"muted and repeats reached", progressView{ID: "c", State: campaign.StateSplitting,
+			Counts: campaign.Counts{Targets: 150, Muted: 30, DuplicatesSuppressed: 70}, Done: 100, Audience: 1000},
+			"20.0%  200 / ~1,000 people"},
 		{"no audience", progressView{ID: "c", State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 150}, Done: 100},
 			"66.7%  100 / 150 people"},
 		{"running: the targets", progressView{ID: "c", State: campaign.StateRunning, Counts: campaign.Counts{Targets: 150}, Done: 100, Audience: 1000},

@@ -221,8 +221,8 @@ type progressView struct {
 	State string `json:"state"`
 	campaign.Counts
 	Error string `json:"error,omitempty"` // why the campaign failed as a whole
-	// Done counts targets that reached a terminal state: the bar's
-	// numerator; its denominator is campaign.Expected.
+	// Done counts targets that reached a terminal state: with the
+	// audience, the bar's figures (campaign.Reached).
 	Done     int64  `json:"users_done"`
 	Audience int64  `json:"audience,omitempty"` // campaign.Report.Audience
 	Note     string `json:"note,omitempty"`     // what status could not read
@@ -231,24 +231,24 @@ type progressView struct {
 	SendAt *time.Time `json:"send_at,omitempty"`
 }
 
-// fraction is the bar's value, people done of the expected targets, and
-// the expected targets as printed: "~" before a count of the audience, the
-// targets of a campaign still being cut.
-func (p progressView) fraction() (float64, string) {
-	expected := campaign.Expected(p.State, p.Targets, p.Audience)
+// fraction is the bar's value, people reached of those expected
+// (campaign.Reached), with both as printed: "~" before a count of the
+// audience, the targets of a campaign still being cut.
+func (p progressView) fraction() (float64, string, string) {
+	reached, expected := campaign.Reached(p.State, p.Counts, p.Done, p.Audience)
 	if expected <= 0 {
-		return 0, "0"
+		return 0, thousands(reached), "0"
 	}
 	of := thousands(expected)
 	if expected != p.Targets {
 		of = "~" + of
 	}
-	return min(float64(p.Done)/float64(expected), 1), of
+	return min(float64(reached)/float64(expected), 1), thousands(reached), of
 }
 
 // printProgressView draws the bar (people done of targets) and the counters.
 func printProgressView(w io.Writer, p progressView, tty bool) {
-	frac, of := p.fraction()
+	frac, reached, of := p.fraction()
 	fmt.Fprintf(w, "%s %s  %s\n", kindOf(p), p.ID, p.State)
 	if p.Error != "" {
 		fmt.Fprintf(w, "  FAILED: %s\n", p.Error)
@@ -259,7 +259,7 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 	if p.SendAt != nil {
 		fmt.Fprintf(w, "  starts %s (in %s)\n", p.SendAt.Local().Format(time.DateTime), max(time.Until(*p.SendAt), 0).Round(time.Second))
 	}
-	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s people\n", progressBar(frac, 40, tty), 100*frac, thousands(p.Done), of)
+	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s people\n", progressBar(frac, 40, tty), 100*frac, reached, of)
 	none := "" // people done with nothing sent: why sent falls short of them
 	if p.NoDevices > 0 {
 		none = "  no devices " + thousands(p.NoDevices)

@@ -38,7 +38,7 @@ type Report struct {
 	// more than one call, its channels' subscribers counted at the start
 	// (pipeline.CampaignAudience): the targets found so far are only those
 	// of the ranges cut, so the bars and the expected finish go by this
-	// until every range is out (Expected).
+	// until every range is out (Reached).
 	Audience int64 `json:"audience,omitempty"`
 	// Done is the targets that reached a terminal state (expected finish
 	// and progress bars are computed from it), the last of them at DoneMs.
@@ -46,17 +46,23 @@ type Report struct {
 	DoneMs int64 `json:"-"`
 }
 
-// Expected is the targets progress is counted against (Expected).
-func (r Report) Expected() int64 { return Expected(r.State, r.Targets, r.Audience) }
+// Reached is how far the campaign has come, in people (Reached).
+func (r Report) Reached() (reached, of int64) { return Reached(r.State, r.Counts, r.Done, r.Audience) }
 
-// Expected is the targets the progress of a campaign in state is counted
-// against: those found, or while it is still being cut, its audience when
-// larger.
-func Expected(state string, targets, audience int64) int64 {
-	if state == StateSplitting && audience > targets {
-		return audience
+// Reached is how far a campaign in state has come, in people: reached of
+// of. Normally the targets done of the targets. While it is still being cut
+// and split counted its audience (larger than the targets found so far),
+// of is that audience. The audience counts subscriptions: a person in two
+// channels twice, muted people too. Each subscription becomes a target, a
+// muted person or a suppressed repeat as its range is read, so muted people
+// and repeats count as reached beside the targets done. Counted against
+// the targets done alone, a campaign to two channels, or one with people
+// who muted it, crawled until split was done and then jumped.
+func Reached(state string, c Counts, done, audience int64) (reached, of int64) {
+	if state == StateSplitting && audience > c.Targets {
+		return done + c.Muted + c.DuplicatesSuppressed, audience
 	}
-	return targets
+	return done, c.Targets
 }
 
 // Counts are the campaign's counters: live from Redis, and the snapshot
@@ -289,7 +295,8 @@ func intAt(vals []rueidis.RedisMessage, i int) int64 {
 const staleDone = 5 * time.Second
 
 // rates fills the send rate and, for a running campaign, the expected
-// finish: the targets left at the rate targets were done so far. That rate
+// finish: the people left at the rate people were reached so far (Reached:
+// the targets done, or of its audience while it is cut). That rate
 // is the targets done over the time until the last of them was (DoneMs), not
 // until the last send: deliver counts targets done a while after their
 // sends (at most a second later in a long round), and over a short or
@@ -298,8 +305,8 @@ func (rep *Report) rates(now time.Time) {
 	if rep.LastSendMs > rep.FirstSendMs && rep.FirstSendMs > 0 {
 		secs := float64(rep.LastSendMs-rep.FirstSendMs) / 1000
 		rep.SendRate = float64(rep.Sent+rep.Failed) / secs
-		expected := rep.Expected()
-		if (rep.State == StateRunning || rep.State == StateSplitting) && rep.Done > 0 && expected > rep.Done {
+		reached, of := rep.Reached()
+		if (rep.State == StateRunning || rep.State == StateSplitting) && rep.Done > 0 && of > reached {
 			from := now
 			if rep.DoneMs > rep.FirstSendMs {
 				secs = float64(rep.DoneMs-rep.FirstSendMs) / 1000
@@ -310,8 +317,8 @@ func (rep *Report) rates(now time.Time) {
 					from = done
 				}
 			}
-			perUser := secs / float64(rep.Done)
-			left := time.Duration(perUser * float64(expected-rep.Done) * float64(time.Second))
+			perUser := secs / float64(reached)
+			left := time.Duration(perUser * float64(of-reached) * float64(time.Second))
 			rep.ExpectedFinishMs = from.Add(left).UnixMilli()
 		}
 	}

@@ -22,6 +22,9 @@ func TestExpectedFinish(t *testing.T) {
 		{"running", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100}, 200 * time.Second},
 		{"splitting, audience counted", Report{State: StateSplitting, Counts: Counts{Targets: 150}, Audience: 1000, Done: 100}, 900 * time.Second},
 		// Without a count, the targets found so far are all it knows.
+		// Muted people and repeats across its channels are subscriptions
+		// the audience counts: reached as their ranges are read.
+		{"splitting, muted and repeats reached", Report{State: StateSplitting, Counts: Counts{Targets: 150, Muted: 50, DuplicatesSuppressed: 100}, Audience: 1000, Done: 100}, 300 * time.Second},
 		{"splitting, no audience", Report{State: StateSplitting, Counts: Counts{Targets: 150}, Done: 100}, 50 * time.Second},
 		// An audience below the targets found (users muted since the count
 		// do not lower it; new subscribers raise the targets): the targets.

@@ -204,7 +204,7 @@ func ago(ms int64) string {
 
 // fraction is the progress bar's value in thousandths: the targets that
 // reached an end (campaign.Report.Done) of all targets (of its audience
-// while split is still emitting ranges: campaign.Report.Expected), or -1
+// while split is still emitting ranges: campaign.Report.Reached), or -1
 // for a bar with no value (indeterminate) while split is still emitting
 // ranges of a campaign whose audience it has not counted. The
 // targets grow while ranges are resolved, so the targets found so far can
@@ -216,12 +216,15 @@ func fraction(r campaign.Report) int64 {
 		return 1000
 	case r.State == campaign.StateSplitting && r.Audience <= 0:
 		return -1
-	case r.Expected() <= 0:
+	}
+	reached, of := r.Reached()
+	switch {
+	case of <= 0:
 		return 0
 	case campaign.Final(r.State):
 		return min(1000, r.Done*1000/r.Targets)
 	}
-	return min(999, r.Done*1000/r.Expected())
+	return min(999, reached*1000/of)
 }
 
 // rate is the campaign's sends (devices sent or failed: SendRate's count,

@@ -40,6 +40,10 @@ func TestFraction(t *testing.T) {
 		// the people done are counted against it, not against the few
 		// targets of the ranges cut so far.
 		{"splitting, audience counted", campaign.Report{State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 100}, Done: 90, Audience: 1000}, 90},
+		// Its audience counts subscriptions: muted people and repeats
+		// across its channels are reached too.
+		{"splitting, muted and repeats", campaign.Report{State: campaign.StateSplitting,
+			Counts: campaign.Counts{Targets: 100, Muted: 10, DuplicatesSuppressed: 100}, Done: 90, Audience: 1000}, 200},
 		// Ranges still being resolved: every target found so far done is
 		// not the campaign done. The bar used to show it full.
 		{"running, targets still growing", campaign.Report{State: campaign.StateRunning, Counts: campaign.Counts{Targets: 100}, Done: 100}, 999},
