@@ -153,7 +153,7 @@ func Status(ctx context.Context, c rueidis.Client, keys Keys, streams ...string)
 		for g := range st.Groups {
 			t := &st.Groups[g]
 			t.Unclaimed = unclaimed[streamGroup{name, t.Name}]
-			t.withLiveness(alive[t.Name])
+			t.withLiveness(holdingIn(alive[t.Name], st.Partitions))
 		}
 		out[s] = st
 	}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,6 +102,21 @@ func parseHeld(v string) (HeldBatch, bool) {
 	since, at, after := n[0], n[1], n[2]
 	return HeldBatch{Stream: f[6], Partition: int(n[3]), Entries: int(n[4]), Entry: f[5],
 		Held: time.Duration(max(at-since, 0)) * time.Millisecond, StuckAfter: time.Duration(after) * time.Millisecond}, true
+}
+
+// holdingIn is the processes ps of a group as one logical stream's group
+// sees them. A stage with an express lane has one group, one liveness and
+// one held batch per process for both lanes, and the batch is of one
+// lane's stream: a bulk batch hung is not the express lane stuck, whose
+// messages still go out on their own handlers.
+func holdingIn(ps []ProcessStatus, parts []PartitionStatus) []ProcessStatus {
+	out := slices.Clone(ps)
+	for i, p := range out {
+		if p.Holding != nil && !slices.ContainsFunc(parts, func(x PartitionStatus) bool { return x.Key == p.Holding.Stream }) {
+			out[i].Holding = nil
+		}
+	}
+	return out
 }
 
 // Stuck is whether p is running and has held one batch longer than its

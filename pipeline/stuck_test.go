@@ -62,3 +62,47 @@ func TestBatchThatMovesIsNotStuck(t *testing.T) {
 	})
 	close(stop)
 }
+
+// A stage with an express lane serves both lanes with one process, and the
+// batch it holds is of one lane: a bulk batch hung reads STUCK on the bulk
+// lane only, and the express lane, whose handlers of its own still take
+// messages, reads idle.
+func TestStuckIsPerLane(t *testing.T) {
+	c, keys := opsRedis(t)
+	stop := make(chan struct{})
+	h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+		if b.Lane == pipeline.Express {
+			return nil
+		}
+		select {
+		case <-stop:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "deliver", Stream: pipeline.StreamDeliver, Express: true, Consumer: "d1",
+		Partitions: []int{0}, Block: 100 * time.Millisecond, AliveEvery: 100 * time.Millisecond, StuckAfter: 300 * time.Millisecond,
+		ShutdownTimeout: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { close(stop); cancel(); <-done })
+	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	express := pipeline.Express.Stream(pipeline.StreamDeliver)
+	for _, stream := range []string{pipeline.StreamDeliver, express} {
+		if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(stream, 0), Fields: []string{"n", "1"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pipelinetest.Eventually(t, 10*time.Second, "the bulk lane stuck", func() bool {
+		return groupOn(t, c, keys, pipeline.StreamDeliver, "deliver").State == pipeline.StateStuck
+	})
+	// Eventually: the express entry is handled on its own handler, which
+	// a loaded machine may run late.
+	pipelinetest.Eventually(t, 10*time.Second, "the express lane idle", func() bool {
+		return groupOn(t, c, keys, express, "deliver").State == pipeline.StateIdle
+	})
+	if g := groupOn(t, c, keys, pipeline.StreamDeliver, "deliver"); g.State != pipeline.StateStuck {
+		t.Errorf("bulk lane %q with its batch hung: %s", g.State, g.Plain(""))
+	}
+}
