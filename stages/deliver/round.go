@@ -248,6 +248,7 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 			r.settled(r.h.panicked(p), len(chunk)-done)
 		}
 	}()
+	t0 := time.Now()
 	for i, j := range chunk {
 		// Asked again right before the send: the permits may have taken
 		// long enough for the cancel, and for the watcher to forget the
@@ -261,12 +262,13 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 			done = i + 1
 			continue
 		}
-		t0 := time.Now() // after the check, which may have asked Redis: the send's own clock
 		if m, ok := r.send(l, j, t0); ok {
 			marks = append(marks, m)
 		}
 		done = i + 1
-		took := time.Since(t0)
+		t1 := time.Now()
+		took := t1.Sub(t0)
+		t0 = t1
 		l.observe(took)
 		if took > slowSend && i < len(chunk)-1 {
 			handed, done = true, len(chunk) // the rest are their workers' now
@@ -288,9 +290,9 @@ func (r *round) leftByCancel(j job) {
 	r.mu.Unlock()
 }
 
-// send sends one job, at now. A terminal outcome comes back to be marked
-// (ok); a transient one is recorded for the caller to schedule and its slot
-// freed.
+// send sends one job; now is the chunk's clock (sendOne). A terminal
+// outcome comes back to be marked (ok); a transient one is recorded for the
+// caller to schedule and its slot freed.
 func (r *round) send(l *lane, j job, now time.Time) (markReq, bool) {
 	res, mark, err := r.h.sendOne(r.ctx, l, r.limiter, j.c, j.d, now, r.emit)
 	if res.Outcome == push.Sent && r.firstSent.Load() == 0 {
