@@ -129,6 +129,9 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 			finish = r.FinishedAt.Local().Format(time.DateTime)
 		case r.ExpectedFinishMs > 0:
 			finish = "~" + time.UnixMilli(r.ExpectedFinishMs).Sub(now).Round(time.Second).String()
+			if r.PastExpiry() { // the rest fail as expired: said where the finish is read
+				finish += ", expires in " + max(r.ExpiresAt.Sub(now), 0).Round(time.Second).String()
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.ID, r.State,
 			bar, thousands(r.Targets), thousands(r.Sent), thousands(r.Failed), rate,

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
@@ -57,5 +58,21 @@ func TestCampaignsCancelMessage(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tt.err)
 			}
 		})
+	}
+}
+
+// The campaigns list's FINISH says when a running campaign would finish
+// after it expires.
+func TestCampaignsListSaysPastExpiry(t *testing.T) {
+	now := time.Date(2026, 12, 5, 1, 0, 0, 0, time.UTC)
+	reps := []campaign.Report{
+		{ID: "late", State: campaign.StateRunning, ExpectedFinishMs: now.Add(150 * time.Minute).UnixMilli(), ExpiresAt: now.Add(time.Hour)},
+		{ID: "on-time", State: campaign.StateRunning, ExpectedFinishMs: now.Add(10 * time.Minute).UnixMilli(), ExpiresAt: now.Add(time.Hour)},
+	}
+	var out strings.Builder
+	printCampaigns(&out, reps, now, false)
+	lines := strings.Split(out.String(), "\n")
+	if !strings.Contains(lines[1], "~2h30m0s, expires in 1h0m0s") || strings.Contains(lines[2], "expires") || !strings.Contains(lines[2], "~10m0s") {
+		t.Errorf("list\n%s\nwant the late one's finish to say it expires first, the other's not", out.String())
 	}
 }

@@ -174,3 +174,27 @@ func TestProgressSaysWhoHadNoDevice(t *testing.T) {
 		})
 	}
 }
+
+// A campaign that, at its rate, would still be sending when it expires says
+// so, with what to do: past its expiry the rest fail as expired.
+func TestProgressSaysItOutlastsItsExpiry(t *testing.T) {
+	expires := time.Date(2026, 12, 5, 3, 0, 0, 0, time.Local)
+	tests := []struct {
+		name string
+		give *pastExpiry
+		want string
+	}{
+		{"within its TTL", nil, ""},
+		{"past it", &pastExpiry{ExpiresAt: expires, FinishAt: expires.Add(150 * time.Minute)},
+			"EXPIRES 2026-12-05 03:00:00, before it is done at this rate (2026-12-05 05:30:00)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			printProgressView(&out, progressView{ID: "c", State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 10}, PastExpiry: tt.give}, false)
+			if got := out.String(); tt.want == "" && strings.Contains(got, "EXPIRES") || !strings.Contains(got, tt.want) {
+				t.Errorf("view\n%s\nwant %q", got, tt.want)
+			}
+		})
+	}
+}

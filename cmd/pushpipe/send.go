@@ -28,7 +28,7 @@ type SendCmd struct {
 	Body     string        `help:"Notification body."`
 	Data     string        `placeholder:"JSON" help:"Custom keys, a JSON object."`
 	ID       string        `name:"id" help:"Idempotency key: sending the same id again sends nothing new (default: a fresh id)."`
-	TTL      time.Duration `name:"ttl" default:"24h" help:"How long providers may hold the notification."`
+	TTL      time.Duration `name:"ttl" default:"24h" help:"How long the notification is worth sending, from its start (--send-at, else now): providers drop it then, and nothing is sent after it."`
 	DBConns  int32         `name:"db-conns" default:"2" help:"PostgreSQL connections."`
 	// The API's "allow_empty".
 	AllowEmpty bool `name:"allow-empty" help:"Create it even if the app has no devices or a channel no subscribers (not with --user)."`

@@ -229,6 +229,16 @@ type progressView struct {
 	// SendAt is when a scheduled campaign starts: "scheduled, 0 / 0 people"
 	// alone did not say when.
 	SendAt *time.Time `json:"send_at,omitempty"`
+	// PastExpiry is set when, at its rate, the campaign would still be
+	// sending when it expires (campaign.Report.PastExpiry): when it
+	// expires, and when it would finish.
+	PastExpiry *pastExpiry `json:"past_expiry,omitempty"`
+}
+
+// pastExpiry is a campaign's expiry and the later finish its rate gives.
+type pastExpiry struct {
+	ExpiresAt time.Time `json:"expires_at"`
+	FinishAt  time.Time `json:"expected_finish"`
 }
 
 // fraction is the bar's value, people reached of those expected
@@ -258,6 +268,11 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 	}
 	if p.SendAt != nil {
 		fmt.Fprintf(w, "  starts %s (in %s)\n", p.SendAt.Local().Format(time.DateTime), max(time.Until(*p.SendAt), 0).Round(time.Second))
+	}
+	if x := p.PastExpiry; x != nil {
+		fmt.Fprintf(w, "  EXPIRES %s, before it is done at this rate (%s): devices not sent by then fail as expired. "+
+			"Cancel it and send it again with a higher --rate-per-second or a longer --ttl to reach them all\n",
+			x.ExpiresAt.Local().Format(time.DateTime), x.FinishAt.Local().Format(time.DateTime))
 	}
 	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s people\n", progressBar(frac, 40, tty), 100*frac, reached, of)
 	none := "" // people done with nothing sent: why sent falls short of them
@@ -428,6 +443,9 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 		return v, cerr
 	}
 	v := progressView{ID: id, State: rep.State, Counts: rep.Counts, Error: rep.Error, Done: rep.Done, Audience: rep.Audience}
+	if rep.PastExpiry() {
+		v.PastExpiry = &pastExpiry{ExpiresAt: rep.ExpiresAt, FinishAt: time.UnixMilli(rep.ExpectedFinishMs)}
+	}
 	if rep.State == campaign.StateScheduled {
 		v.SendAt = rep.SendAt
 	}

@@ -100,7 +100,7 @@ func (r row) progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool,
 // unused for a scheduled campaign.
 func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, l Live, lerr error) (Report, error) {
 	rep := Report{ID: r.c.ID, State: r.c.State, CreatedAt: r.c.CreatedAt, StartedAt: r.started,
-		FinishedAt: r.finished, RatePerSecond: r.c.RatePerSecond}
+		FinishedAt: r.finished, RatePerSecond: r.c.RatePerSecond, ExpiresAt: r.c.ExpiresAt()}
 	if !r.c.SendAt.IsZero() {
 		rep.SendAt = &r.c.SendAt
 	}

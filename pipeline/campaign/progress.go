@@ -23,8 +23,12 @@ type Report struct {
 	// or authenticate it), if it did.
 	Error string `json:"error,omitempty"`
 
-	CreatedAt  time.Time  `json:"created_at"`
-	SendAt     *time.Time `json:"send_at,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	SendAt    *time.Time `json:"send_at,omitempty"`
+	// ExpiresAt is when its notification expires (Campaign.ExpiresAt):
+	// nothing is sent after it, and devices still unsent then fail with
+	// reason expired (stages/deliver/expiry.go).
+	ExpiresAt  time.Time  `json:"expires_at"`
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// RatePerSecond is the campaign's own cap (0: the provider's alone);
@@ -44,6 +48,15 @@ type Report struct {
 	// and progress bars are computed from it), the last of them at DoneMs.
 	Done   int64 `json:"-"`
 	DoneMs int64 `json:"-"`
+}
+
+// PastExpiry is whether, at its rate so far, the campaign would still be
+// sending when it expires: what is not sent by then fails as expired. A
+// capped campaign whose cap cannot reach its audience within its TTL says
+// so while there is time to cancel it and send it again with a higher cap
+// or a longer TTL.
+func (r Report) PastExpiry() bool {
+	return !Final(r.State) && r.ExpectedFinishMs > 0 && !r.ExpiresAt.IsZero() && r.ExpectedFinishMs > r.ExpiresAt.UnixMilli()
 }
 
 // Reached is how far the campaign has come, in people (Reached).

@@ -46,3 +46,29 @@ func TestExpectedFinish(t *testing.T) {
 		})
 	}
 }
+
+// TestPastExpiry: a campaign whose expected finish is after its expiry
+// says so while it runs; one that ends before it, or is over, does not.
+func TestPastExpiry(t *testing.T) {
+	expires := time.UnixMilli(2_000_000)
+	tests := []struct {
+		name string
+		give Report
+		want bool
+	}{
+		{"finishes after it expires", Report{State: StateRunning, ExpectedFinishMs: 2_000_001}, true},
+		{"still being cut", Report{State: StateSplitting, ExpectedFinishMs: 3_000_000}, true},
+		{"finishes before", Report{State: StateRunning, ExpectedFinishMs: 1_999_999}, false},
+		{"no finish known yet", Report{State: StateRunning}, false},
+		{"over", Report{State: StateCanceled, ExpectedFinishMs: 3_000_000}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.give
+			r.ExpiresAt = expires
+			if got := r.PastExpiry(); got != tt.want {
+				t.Errorf("PastExpiry = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

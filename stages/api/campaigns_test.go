@@ -98,6 +98,12 @@ func TestCampaignProgressAndUnknown(t *testing.T) {
 	if rep["state"] != "splitting" || rep["id"] != "p1" {
 		t.Errorf("progress of a campaign nobody split yet: %s", r.body)
 	}
+	// It expires its default TTL (24 h) after it was created.
+	created, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(rep["created_at"]))
+	expires, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(rep["expires_at"]))
+	if created.IsZero() || !expires.Equal(created.Add(campaign.DefaultTTL)) {
+		t.Errorf("created_at %v, expires_at %v: want it to expire %v after its creation", rep["created_at"], rep["expires_at"], campaign.DefaultTTL)
+	}
 	for _, id := range []string{"nope", "bad%7Bid%7D", "%2e%2e"} {
 		if r := a.do("GET", "/v1/campaigns/"+id, "", "op"); r.status != 404 || r.error() == "" {
 			t.Errorf("GET %s: %d %s, want 404 with a message", id, r.status, r.body)

@@ -164,3 +164,32 @@ func TestSettled(t *testing.T) {
 		})
 	}
 }
+
+// TestSaysItExpiresBeforeItIsDone: a campaign that at its rate would still
+// be sending when it expires says so beside its expected finish, on the
+// list and on its page; one that ends in time says nothing of it.
+func TestSaysItExpiresBeforeItIsDone(t *testing.T) {
+	expires := time.Date(2026, 12, 5, 3, 0, 0, 0, time.UTC)
+	for _, finish := range []time.Duration{-time.Minute, time.Hour} {
+		rep := campaign.Report{State: campaign.StateRunning, Counts: campaign.Counts{Targets: 100}, Done: 10,
+			ExpiresAt: expires, ExpectedFinishMs: expires.Add(finish).UnixMilli()}
+		sum := Summary{Campaign: campaign.Campaign{ID: "c1"}, Progress: rep}
+		for _, tt := range []struct {
+			name, block string
+			data        any
+		}{
+			{"campaigns", "rows", listData{Campaigns: []Summary{sum}}},
+			{"campaign", "live", campaignData{Summary: sum}},
+		} {
+			var buf bytes.Buffer
+			if err := templates[tt.name].ExecuteTemplate(&buf, tt.block, page{Data: tt.data}); err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			said := strings.Contains(buf.String(), `class="expires error"`) &&
+				strings.Contains(buf.String(), "2026-12-05 03:00:00 UTC, before it is done at this rate")
+			if want := finish > 0; said != want {
+				t.Errorf("%s, finish %v after its expiry: says it expires first %v, want %v", tt.name, finish, said, want)
+			}
+		}
+	}
+}
