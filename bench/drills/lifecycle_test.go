@@ -52,6 +52,7 @@ type lifecycle struct {
 	ExpectedFinishMs int64      `json:"expected_finish_ms"`
 	FinishedAt       *time.Time `json:"finished_at"`
 	Audience         int64      `json:"audience"`
+	ExpiresAt        time.Time  `json:"expires_at"`
 }
 
 func (r *rig) lifecycle(id string) lifecycle {
@@ -266,6 +267,42 @@ func TestDrillCampaignRate(t *testing.T) {
 		t.Errorf("slow campaign took %v, at %d/s it takes at least %v", span, rate, min)
 	}
 	t.Logf("slow: %d sends over %v, at most %d in any second; halfway its finish was expected %v off", len(slow), span, most, off)
+}
+
+// A capped campaign whose cap cannot reach its audience within its TTL:
+// while it runs its status says it would finish after it expires; nothing
+// reaches the provider past the expiry, the rest fail as expired, and it
+// still ends done, every device sent or failed.
+func TestDrillCampaignOutlastsItsTTL(t *testing.T) {
+	const users, rate, ttl = 4000, 200, 10 // 20 s of sends in a 10 s life
+	r := newRig(t, rigOptions{Users: users, TPS: 5000})
+	if code, b := r.call("POST", "/v1/campaigns", campaignBody("late", fmt.Sprintf(`,"rate_per_second":%d,"ttl_seconds":%d`, rate, ttl))); code != 201 {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	var warned lifecycle
+	r.poll(30*time.Second, "an expected finish, or the expiry", func() bool {
+		warned = r.lifecycle("late")
+		return warned.ExpectedFinishMs > 0 || !time.Now().Before(warned.ExpiresAt)
+	})
+	if warned.ExpectedFinishMs <= warned.ExpiresAt.UnixMilli() {
+		t.Errorf("before its expiry: %+v, want an expected finish after expires_at", warned)
+	}
+	done := r.waitDone("late", 60*time.Second)
+	r.settle()
+	late := 0
+	for _, rc := range r.receiptsOf("late") {
+		// A send starts before the expiry; the provider gets it a moment
+		// later.
+		if time.UnixMilli(rc.AtMs).After(warned.ExpiresAt.Add(time.Second)) {
+			late++
+		}
+	}
+	sent := int64(len(r.receiptsOf("late")))
+	if done.Sent != sent || done.Sent+done.Failed != users || done.Failed == 0 || late > 0 {
+		t.Errorf("%+v; %d at the provider, %d of them past the expiry: want every device sent or failed, some failed, none late",
+			done, sent, late)
+	}
+	t.Logf("%d sent within its %d s, %d failed as expired", done.Sent, ttl, done.Failed)
 }
 
 // A capped campaign far larger than its cap sends in a few seconds is cut
