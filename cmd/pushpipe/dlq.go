@@ -123,8 +123,24 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 			d.Deliveries, firstNonEmpty(d.Campaign(), "-"), clip(oneLine(firstNonEmpty(d.Malformed, d.Error)), 100))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d shown, %s in total\n", len(letters), plural(total, "dead letter"))
+	fmt.Fprintln(w, shownLine(len(letters), c.Stream != "" || c.Campaign != "", sum, total))
 	return nil
+}
+
+// shownLine ends the list. Under a filter it says how many letters match
+// beside how many the DLQ holds: "2 shown, 10 dead letters in total" under
+// --campaign read as eight more of that campaign's letters left unlisted,
+// when they were other campaigns'. The matching count is the summary's, so
+// it is bounded as the summary is: past its cap it says "over".
+func shownLine(shown int, filtered bool, sum pipeline.DLQSummary, total int64) string {
+	if !filtered {
+		return fmt.Sprintf("%d shown, %s in total", shown, plural(total, "dead letter"))
+	}
+	matching := thousands(sum.Read)
+	if sum.Capped {
+		matching = "over " + matching
+	}
+	return fmt.Sprintf("%d shown of %s matching, %s in total", shown, matching, plural(total, "dead letter"))
 }
 
 // DLQShowCmd is `pushpipe dlq show ID`.

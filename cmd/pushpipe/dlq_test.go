@@ -51,21 +51,25 @@ func deadLettering(t *testing.T, rdb rueidis.Client, keys pipeline.Keys, stage, 
 // it lists them: after an outage the list was thousands of lines of a few
 // causes, one by one, and the count of each was what on-call needed first.
 // The counts are of every matching letter, not of the --limit listed.
+// The last line says how many were shown, and under a filter how many
+// match beside how many the DLQ holds: it said only the DLQ's total, read
+// as that many letters of the campaign asked for.
 func TestDLQListSummarisesByReason(t *testing.T) {
 	rdb, keys := dlqRedis(t, "dlqsum")
 	// Real runners dead-letter each entry with the reason it carries.
 	letters := []struct {
-		stream, reason string
-		n              int
+		stream, reason, campaign string
+		n                        int
 	}{
-		{pipeline.StreamDeliver, "no credentials", 5},
-		{pipeline.StreamDeliver, "payload renders to 5000 bytes, over 4096", 3},
-		{pipeline.StreamDedupe, "no credentials", 2},
+		{pipeline.StreamDeliver, "no credentials", "c1", 5},
+		{pipeline.StreamDeliver, "payload renders to 5000 bytes, over 4096", "c2", 3},
+		{pipeline.StreamDedupe, "no credentials", "c1", 2},
 	}
 	var msgs []pipeline.Message
 	for _, l := range letters {
 		for i := range l.n {
-			msgs = append(msgs, pipeline.Message{Stream: keys.Stream(l.stream, i%keys.Partitions), Fields: []string{"reason", l.reason}})
+			msgs = append(msgs, pipeline.Message{Stream: keys.Stream(l.stream, i%keys.Partitions),
+				Fields: []string{"reason", l.reason, pipeline.FieldCampaign, l.campaign}})
 		}
 	}
 	if _, err := pipeline.Emit(t.Context(), rdb, msgs...); err != nil {
@@ -84,7 +88,7 @@ func TestDLQListSummarisesByReason(t *testing.T) {
 		name  string
 		give  []string
 		want  []string // the summary's rows, COUNT STAGE and REASON, in order
-		shown string
+		shown string   // the last line
 	}{
 		{"all", []string{"--limit", "2"}, []string{
 			"5 deliver no credentials",
@@ -94,7 +98,18 @@ func TestDLQListSummarisesByReason(t *testing.T) {
 		{"one stream", []string{"--stream", "deliver"}, []string{
 			"5 deliver no credentials",
 			"3 deliver payload renders to 5000 bytes, over 4096",
-		}, "8 shown, 10 dead letters in total"},
+		}, "8 shown of 8 matching, 10 dead letters in total"},
+		{"one stream, limited", []string{"--stream", "deliver", "--limit", "3"}, []string{
+			"5 deliver no credentials",
+			"3 deliver payload renders to 5000 bytes, over 4096",
+		}, "3 shown of 8 matching, 10 dead letters in total"},
+		{"one campaign, limited", []string{"--campaign", "c1", "--limit", "4"}, []string{
+			"5 deliver no credentials",
+			"2 dedupe no credentials",
+		}, "4 shown of 7 matching, 10 dead letters in total"},
+		{"one stream and campaign", []string{"--stream", "dedupe", "--campaign", "c1"}, []string{
+			"2 dedupe no credentials",
+		}, "2 shown of 2 matching, 10 dead letters in total"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,7 +134,7 @@ func TestDLQListSummarisesByReason(t *testing.T) {
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("summary rows:\n%s\nwant:\n%s\nin:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"), out.String())
 			}
-			if !strings.Contains(out.String(), tt.shown) {
+			if !strings.HasSuffix(out.String(), "\n"+tt.shown+"\n") {
 				t.Errorf("list does not end %q:\n%s", tt.shown, out.String())
 			}
 		})
@@ -140,6 +155,12 @@ func TestDLQListSummarisesByReason(t *testing.T) {
 		if s.Read != tt.read || s.Capped != tt.capped {
 			t.Errorf("Summary(max %d) read %d, capped %v; want %d, %v", tt.give, s.Read, s.Capped, tt.read, tt.capped)
 		}
+	}
+	// The matching count is the summary's, so it is bounded as the summary
+	// is: past the cap it is a lower bound, and says so.
+	capped := pipeline.DLQSummary{Read: dlqSummaryMax, Capped: true}
+	if got, want := shownLine(100, true, capped, 2_000_000), "100 shown of over 100,000 matching, 2,000,000 dead letters in total"; got != want {
+		t.Errorf("a capped count under a filter: got %q, want %q", got, want)
 	}
 }
 

@@ -46,12 +46,18 @@ func (s *Server) knownApp(app string) bool {
 	return len(apps) == 0 || slices.Contains(apps, app)
 }
 
-// unknownApp is the 422's message, naming the fix that works: with an
-// apps file only its apps are known (knownApp), whatever PUSHPIPE_APP_KEYS
-// holds.
-func (s *Server) unknownApp(app string) string {
-	if s.apps.Load().known != nil {
-		return fmt.Sprintf("app %q is not known to this API: add it to the --apps file and send SIGHUP", app)
+// checkApp is nil when app is known (knownApp), else the 422's message,
+// naming the fix that works: with an apps file only its apps are known,
+// whatever PUSHPIPE_APP_KEYS holds. Every route that names an app asks it,
+// so a device write, a device delete, a campaign and a message refuse the
+// same apps with the same words.
+func (s *Server) checkApp(app string) error {
+	switch {
+	case s.knownApp(app):
+		return nil
+	case s.apps.Load().known != nil:
+		return fmt.Errorf("app %q is not known to this API: add it to the --apps file and send SIGHUP", app)
+	default:
+		return fmt.Errorf("app %q is not known to this API: add it to PUSHPIPE_APP_KEYS and restart", app)
 	}
-	return fmt.Sprintf("app %q is not known to this API: add it to PUSHPIPE_APP_KEYS and restart", app)
 }

@@ -63,8 +63,8 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 	}
 	// After the request's own checks: a malformed request (no app
 	// included) is 400 whatever its app.
-	if !s.knownApp(c.App) {
-		writeError(w, http.StatusUnprocessableEntity, s.unknownApp(c.App))
+	if err := s.checkApp(c.App); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
 	if !s.haveDB(w) {

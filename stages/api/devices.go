@@ -122,8 +122,8 @@ func (s *Server) postDevice(w http.ResponseWriter, r *http.Request, body []byte)
 	}
 	// A device of an app no campaign or message may name could never be
 	// reached: a typo in "app" is told now, not found when nothing arrives.
-	if !s.knownApp(ev.App) {
-		writeError(w, http.StatusUnprocessableEntity, s.unknownApp(ev.App))
+	if err := s.checkApp(ev.App); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
 	ev.At = s.dev.clock.Stamp(1)
@@ -149,8 +149,8 @@ func (s *Server) postDeviceBatch(w http.ResponseWriter, r *http.Request, body []
 			writeError(w, http.StatusForbidden, fmt.Sprintf("item %d: this app key may only register devices of its own app, not %q", i, ev.App))
 			return
 		}
-		if !s.knownApp(ev.App) {
-			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("item %d: %s", i, s.unknownApp(ev.App)))
+		if err := s.checkApp(ev.App); err != nil {
+			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("item %d: %v", i, err))
 			return
 		}
 		events[i] = ev
@@ -177,6 +177,13 @@ func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request, _ []byte) 
 	}
 	if !allowedApp(r, app) {
 		writeError(w, http.StatusForbidden, "this app key may only delete devices of its own app, not "+strconv.Quote(app))
+		return
+	}
+	// As POST does: an app no campaign or message may name is most likely
+	// a typo in the path, and a 202 would tell the caller its device is
+	// gone while the device it meant stays registered.
+	if err := s.checkApp(app); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
 	ev := devices.Event{Op: pipeline.OpDelete, App: app, Token: token, At: s.dev.clock.Stamp(1)}

@@ -422,22 +422,24 @@ func TestRedisDownIs503AndWritesNothing(t *testing.T) {
 
 // A device of an app the API does not know could never be reached by a
 // campaign or message: 422 naming the app (and the item of a batch), and
-// nothing written. A known app's device is taken as before.
+// nothing written, for a delete as for a registration. A known app's
+// device is taken as before.
 func TestDeviceOfUnknownAppIs422(t *testing.T) {
 	a := newDeviceAPIConfig(t, env.Redis.Addr, Config{Auth: Auth{Insecure: true}, KnownApp: func(app string) bool { return app == "news" }})
 	typo := validBatch(5)
 	typo[3].App = "nwes"
 	tests := []struct {
-		name, path, give string
-		status           int
-		want             string
+		name, method, path, give string
+		status                   int
+		want                     string
 	}{
-		{"one device", "/v1/devices", deviceJSON("nwes", "ios", iosToken, 1, ""), 422, `app "nwes" is not known to this API: add it to the --apps file`},
-		{"item 3 of a batch", "/v1/devices/batch", batchJSON(typo), 422, `item 3: app "nwes" is not known`},
+		{"one device", "POST", "/v1/devices", deviceJSON("nwes", "ios", iosToken, 1, ""), 422, `app "nwes" is not known to this API: add it to the --apps file`},
+		{"item 3 of a batch", "POST", "/v1/devices/batch", batchJSON(typo), 422, `item 3: app "nwes" is not known`},
+		{"a delete", "DELETE", "/v1/devices/nwes/" + iosToken, "", 422, `app "nwes" is not known to this API: add it to the --apps file`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := a.do("POST", tt.path, tt.give, "")
+			r := a.do(tt.method, tt.path, tt.give, "")
 			if r.status != tt.status || !strings.Contains(r.error(), tt.want) {
 				t.Fatalf("got %d %s, want %d with %q", r.status, r.body, tt.status, tt.want)
 			}
@@ -448,5 +450,8 @@ func TestDeviceOfUnknownAppIs422(t *testing.T) {
 	}
 	if r := a.do("POST", "/v1/devices", deviceJSON("news", "ios", iosToken, 1, ""), ""); r.status != http.StatusAccepted {
 		t.Fatalf("a known app's device: got %d %s", r.status, r.body)
+	}
+	if r := a.do("DELETE", "/v1/devices/news/"+iosToken, "", ""); r.status != http.StatusAccepted {
+		t.Fatalf("a known app's delete: got %d %s", r.status, r.body)
 	}
 }

@@ -94,8 +94,8 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 	}
 	// After the request's own checks, as for campaigns: a malformed
 	// request is 400 whatever its app.
-	if !s.knownApp(m.App) {
-		writeError(w, http.StatusUnprocessableEntity, s.unknownApp(m.App))
+	if err := s.checkApp(m.App); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
 	if !s.haveDB(w) {

@@ -292,6 +292,7 @@ var openapiCalls = []apiCall{
 	{name: "delete no token", method: "DELETE", path: "/v1/devices/" + oaApp + "/" + oaIOS, req: unchecked, status: 401},
 	{name: "delete bad token", method: "DELETE", path: "/v1/devices/" + oaApp + "/bad%20token", token: oaKey, req: unchecked, status: 400},
 	{name: "delete other app", method: "DELETE", path: "/v1/devices/com.example.other/fcm:tok-1", token: oaKey, status: 403},
+	{name: "delete unknown app", method: "DELETE", path: "/v1/devices/com.example.unknown/" + oaIOS, token: oaToken, status: 422},
 	{name: "delete limited", server: "limited", method: "DELETE", path: "/v1/devices/" + oaApp + "/" + oaIOS, token: oaKey, status: 429},
 	// POST /v1/channels/{channel}/subscribers
 	{name: "bulk", method: "POST", path: "/v1/channels/breaking/subscribers", body: `{"add":[42,43],"remove":[44]}`, token: oaToken, status: 204},

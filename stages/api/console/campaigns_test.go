@@ -221,7 +221,8 @@ func TestTitleIsText(t *testing.T) {
 
 // TestScheduleAndCancel: a campaign scheduled from the form waits; Cancel
 // asks first ("keep sending" leaves it alone), then cancels it: its start
-// entry is taken back and nothing was sent.
+// entry is taken back and nothing was sent. Canceled, its page and the
+// list still say when it was to start: a bare "canceled" hid the time.
 func TestScheduleAndCancel(t *testing.T) {
 	b := newBed(t)
 	b.signIn()
@@ -256,6 +257,20 @@ func TestScheduleAndCancel(t *testing.T) {
 	}
 	if d := b.delayedStarts(); d != 0 {
 		t.Errorf("%d delayed campaign starts after the cancel, want 0", d)
+	}
+	// The form's time is UTC, to the minute.
+	want := "canceled, was scheduled for " + strings.Replace(at, "T", " ", 1) + ":00 UTC"
+	for _, path := range []string{"/ui/campaigns/c1", "/ui/campaigns"} {
+		b.run(chromedp.Navigate(b.url+path), waitJS(`document.readyState === "complete"`))
+		// The "Expected finish" of c1's figures, as the operator reads it.
+		got := js[string](b, `(() => {
+			const root = document.querySelector('[data-campaign="c1"]') || document.getElementById("live");
+			const dt = root && [...root.querySelectorAll("dt")].find(e => e.innerText.trim() === "Expected finish");
+			return dt ? dt.nextElementSibling.innerText.trim() : "";
+		})()`)
+		if got != want {
+			t.Errorf("%s: c1's Expected finish reads %q, want %q", path, got, want)
+		}
 	}
 }
 

@@ -253,6 +253,12 @@ func eta(r campaign.Report, now time.Time) string {
 		// To the second: the API takes any RFC 3339 time, and a start
 		// shown at 23:00 that comes at 23:00:30 looks late.
 		return "starts " + r.SendAt.UTC().Format("2006-01-02 15:04:05 UTC")
+	case r.State == campaign.StateCanceled && r.SendAt != nil && r.StartedAt == nil:
+		// Canceled before it started: when it was to go out still says
+		// which scheduled send was stopped, and a bare "canceled" hid it
+		// the moment Cancel was pressed. (One that started has its sends
+		// to show instead; a past send_at started it at once.)
+		return "canceled, was scheduled for " + r.SendAt.UTC().Format("2006-01-02 15:04:05 UTC")
 	case campaign.Final(r.State):
 		return r.State
 	case r.ExpectedFinishMs == 0:

@@ -98,6 +98,8 @@ func TestRateAndETA(t *testing.T) {
 		{"before the first send", campaign.Report{State: campaign.StateSplitting}, "—", "—"},
 		{"scheduled", campaign.Report{State: campaign.StateScheduled, SendAt: &at}, "—", "starts 2026-12-02 23:00:30 UTC"},
 		{"canceled", campaign.Report{State: campaign.StateCanceled, SendRate: 5}, "5.0/s", "canceled"},
+		{"canceled before its start", campaign.Report{State: campaign.StateCanceled, SendAt: &at}, "—", "canceled, was scheduled for 2026-12-02 23:00:30 UTC"},
+		{"canceled after its start", campaign.Report{State: campaign.StateCanceled, SendAt: &at, StartedAt: &at, SendRate: 5}, "5.0/s", "canceled"},
 		{"a trickle", campaign.Report{State: campaign.StateRunning, SendRate: 0.4}, "0.4/s", "—"},
 		// The demo campaign's rate read "11072/s" beside "119,917" sent.
 		{"thousands", campaign.Report{State: campaign.StateDone, SendRate: 11072.4}, "11,072/s", "done"},
