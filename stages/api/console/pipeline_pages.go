@@ -116,10 +116,17 @@ func liveness(lanes []laneRow) ([]groupState, map[string]string) {
 				continue
 			}
 			m := &merged[i]
-			m.Lag, m.Pending, m.LagUnknown = m.Lag+g.Lag, m.Pending+g.Pending, m.LagUnknown+g.LagUnknown
-			if g.State == pipeline.StateRunning {
+			lag, pending, unknown := m.Lag+g.Lag, m.Pending+g.Pending, m.LagUnknown+g.LagUnknown
+			switch {
+			case g.State == pipeline.StateStuck && m.State != pipeline.StateStuck:
+				// One lane stuck is the stage stuck, said as that lane
+				// says it: its processes hold the batch that hangs, or
+				// its entries wait unclaimed (a lane's own, stuck.go).
+				*m = g
+			case g.State == pipeline.StateRunning && m.State != pipeline.StateStuck:
 				m.State = g.State // one lane with work: the stage is working
 			}
+			m.Lag, m.Pending, m.LagUnknown = lag, pending, unknown
 		}
 	}
 	out := make([]groupState, len(merged))
