@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -37,14 +38,7 @@ func TestBatchThatMovesIsNotStuck(t *testing.T) {
 			}
 		}
 	})
-	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "deliver", Stream: pipeline.StreamDeliver, Consumer: "d1",
-		Partitions: []int{0}, Block: 100 * time.Millisecond, AliveEvery: 100 * time.Millisecond, StuckAfter: stuckAfter,
-		ShutdownTimeout: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	runDeliver(t, c, keys, false, stuckAfter, h)
 	if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(pipeline.StreamDeliver, 0), Fields: []string{"n", "1"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -80,14 +74,8 @@ func TestStuckIsPerLane(t *testing.T) {
 		}
 		return nil
 	})
-	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "deliver", Stream: pipeline.StreamDeliver, Express: true, Consumer: "d1",
-		Partitions: []int{0}, Block: 100 * time.Millisecond, AliveEvery: 100 * time.Millisecond, StuckAfter: 300 * time.Millisecond,
-		ShutdownTimeout: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() { close(stop); cancel(); <-done })
-	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	runDeliver(t, c, keys, true, 300*time.Millisecond, h)
+	t.Cleanup(func() { close(stop) }) // before the runner's cleanup: the hung handler returns
 	express := pipeline.Express.Stream(pipeline.StreamDeliver)
 	for _, stream := range []string{pipeline.StreamDeliver, express} {
 		if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(stream, 0), Fields: []string{"n", "1"}}); err != nil {
@@ -105,4 +93,18 @@ func TestStuckIsPerLane(t *testing.T) {
 	if g := groupOn(t, c, keys, pipeline.StreamDeliver, "deliver"); g.State != pipeline.StateStuck {
 		t.Errorf("bulk lane %q with its batch hung: %s", g.State, g.Plain(""))
 	}
+}
+
+// runDeliver runs a deliver runner (with its express lane if express) on
+// partition 0 with quick beats and stuckAfter, until the test ends.
+func runDeliver(t *testing.T, c rueidis.Client, keys pipeline.Keys, express bool, stuckAfter time.Duration, h pipeline.Handler) {
+	t.Helper()
+	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "deliver", Stream: pipeline.StreamDeliver, Express: express, Consumer: "d1",
+		Partitions: []int{0}, Block: 100 * time.Millisecond, AliveEvery: 100 * time.Millisecond, StuckAfter: stuckAfter,
+		ShutdownTimeout: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
 }
