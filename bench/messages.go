@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -262,8 +261,7 @@ func firstEntries(ctx context.Context, run *Running, stream string) (map[string]
 				return nil, fmt.Errorf("read %s: %w", key, err)
 			}
 			for _, e := range entries {
-				ms, _, _ := strings.Cut(e.ID, "-")
-				at, _ := strconv.ParseInt(ms, 10, 64)
+				at := pipeline.Entry{ID: e.ID}.Written().UnixMilli()
 				id := e.FieldValues[pipeline.FieldCampaign]
 				if first, ok := out[id]; !ok || at < first {
 					out[id] = at

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +15,17 @@ import (
 type Entry struct {
 	ID     string
 	Fields map[string]string
+}
+
+// Written is when the entry was appended to its stream: the milliseconds of
+// its ID (Redis's clock), or the zero time for an ID that is not a stream ID.
+func (e Entry) Written() time.Time {
+	ms, _, _ := strings.Cut(e.ID, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
 }
 
 // Message is one entry a handler emits downstream.
@@ -141,6 +154,11 @@ func (b *Batch) DeadLetter(i int, reason error) {
 func (b *Batch) DeadLetterPart(i int, reason error, attempts int, fields map[string]string) {
 	b.parts = append(b.parts, deadEntry{Entry: Entry{ID: b.Entries[i].ID, Fields: fields}, Reason: reason.Error(), Deliveries: int64(attempts)})
 }
+
+// Claimed reports whether the batch was taken over from another consumer
+// (XAUTOCLAIM): its entries waited out the claim idle time, so their age
+// says nothing about how fast this consumer keeps up.
+func (b *Batch) Claimed() bool { return b.claimed }
 
 // IDs returns the ids of the entries the runner would ack now.
 func (b *Batch) IDs() []string {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestIDsRoundTrip(t *testing.T) {
@@ -63,4 +64,22 @@ func FuzzDecodeIDs(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestEntryWritten(t *testing.T) {
+	tests := []struct {
+		id   string
+		want time.Time
+	}{
+		{"1733371234567-0", time.UnixMilli(1733371234567)},
+		{"1733371234567-42", time.UnixMilli(1733371234567)},
+		{"0-1", time.UnixMilli(0)},
+		{"", time.Time{}},
+		{"not-an-id", time.Time{}},
+	}
+	for _, tt := range tests {
+		if got := (Entry{ID: tt.id}).Written(); !got.Equal(tt.want) {
+			t.Errorf("Entry{ID: %q}.Written() = %v, want %v", tt.id, got, tt.want)
+		}
+	}
 }
