@@ -36,6 +36,7 @@ type DeliverFlags struct {
 	InFlight        int           `name:"in-flight" default:"${in_flight}" help:"Provider requests in flight per process: enough to cover --tps at the provider's latency (rate × latency); also the most a crash can repeat."`
 	ExpressInFlight int           `name:"express-in-flight" help:"Provider requests in flight per process reserved for the express lane (messages, high-priority campaigns), on top of --in-flight (default: a quarter of --in-flight)."`
 	ExpressShare    float64       `name:"express-share" default:"0.2" help:"Share of --tps reserved for the express lane; bulk campaigns get the rest, so messages never queue behind a campaign running at the cap."`
+	ExpressTarget   time.Duration `name:"express-target" default:"25ms" help:"How long express entries (messages) may wait before deliver starts them; while they wait longer, bulk campaigns halve their sends in flight, and grow back once they do not (a machine short of CPU serves messages first); 0 never slows bulk."`
 	MaxAttempts     int           `name:"max-attempts" default:"8" help:"Sends per device before its user goes to the DLQ."`
 	RetryBase       time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter)."`
 	RetryMax        time.Duration `name:"retry-max" default:"60s" help:"Longest backoff."`
@@ -86,8 +87,9 @@ func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []
 	h, err := deliver.New(deliver.Config{
 		Redis: d.rdb, DB: d.db, Keys: d.keys, Senders: senders, ExpressSenders: express,
 		TPS: c.TPS, AppTPS: appTPS, InFlight: c.InFlight, ExpressInFlight: c.ExpressInFlight, ExpressShare: c.ExpressShare,
-		MaxAttempts: c.MaxAttempts,
-		RetryBase:   c.RetryBase, RetryMax: c.RetryMax,
+		ExpressTarget: c.ExpressTarget,
+		MaxAttempts:   c.MaxAttempts,
+		RetryBase:     c.RetryBase, RetryMax: c.RetryMax,
 		NoResults: !c.Results, Log: d.log, Metrics: d.reg,
 	})
 	if err != nil {

@@ -63,6 +63,12 @@ type Config struct {
 	// rest, whether or not express traffic uses its share: the reservation
 	// is what keeps messages fast while a campaign runs at the cap.
 	ExpressShare float64
+	// ExpressTarget is how long express entries may wait between their
+	// write to the stream and the start of their round before the bulk
+	// lane gives way: its in-flight sends halve while they wait longer,
+	// and grow back once they do not (yield.go). 0: the bulk lane never
+	// yields. pushpipe deliver's default is DefaultExpressTarget.
+	ExpressTarget time.Duration
 	// MaxAttempts is the send budget of a device (first send included);
 	// default 8. A user whose devices exhaust it goes to the DLQ.
 	MaxAttempts int
@@ -96,6 +102,10 @@ const DefaultInFlight = 1024
 // the default 10,000 sends/s, 2,000 sends/s of messages (40 chat messages
 // of 50 recipients a second) never queue behind a campaign.
 const DefaultExpressShare = 0.2
+
+// DefaultExpressTarget leaves a chat message's push most of a 50 ms budget
+// from the API's 202 to the provider, after the API and dedupe hops.
+const DefaultExpressTarget = 25 * time.Millisecond
 
 func (c *Config) defaults() {
 	if c.InFlight <= 0 {
@@ -141,6 +151,9 @@ func (c *Config) validate() error {
 	}
 	if c.TPS < 0 {
 		errs = append(errs, fmt.Errorf("tps must not be negative, got %d", c.TPS))
+	}
+	if c.ExpressTarget < 0 {
+		errs = append(errs, fmt.Errorf("express target must not be negative, got %v", c.ExpressTarget))
 	}
 	if c.ExpressShare <= 0 || c.ExpressShare >= 1 {
 		errs = append(errs, fmt.Errorf("express share must be between 0 and 1 (exclusive), got %g", c.ExpressShare))

@@ -30,14 +30,18 @@ type Handler struct {
 
 	campaigns *campaigns
 	limiter   *limiter // the bulk lane's share of the cap
-	marker    *marker
-	slots     *slots // one per provider request in flight, bulk lane
-	// The express lane's own share of the cap and in-flight slots: its sends
-	// never wait for a bulk send's permit or slot (Config.ExpressInFlight).
+	marker    *marker  // the bulk lane's
+	slots     *slots   // one per provider request in flight, bulk lane
+	// The express lane's own share of the cap, in-flight slots and mark
+	// writes: its sends never wait for a bulk send's permit or slot
+	// (Config.ExpressInFlight), nor its marks for a flush of a campaign's
+	// thousands (which is what frees its slots).
 	express struct {
 		limiter *limiter
 		slots   *slots
+		marker  *marker
 	}
+	yield   *yield   // the bulk lane's slots give way while express falls behind
 	workers *workers // run the sends holding a slot
 	lanes   lanes    // per platform: sender, counters, send times
 	failed  sync.Map // campaign id → reason, once a campaign failed
@@ -67,7 +71,13 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h.express.limiter = newLimiter(cfg.Redis, cfg.Keys, pipeline.Express, expressTPS, log, m.permitsLate)
 	h.express.slots = newSlots(cfg.ExpressInFlight)
+	h.yield = newYield(cfg.ExpressTarget, cfg.InFlight, log)
+	if cfg.ExpressTarget > 0 {
+		h.slots.limit = h.yield.limit
+	}
+	m.watchYield(cfg.Metrics, h.yield)
 	h.marker = &marker{h: h}
+	h.express.marker = &marker{h: h}
 	h.life = newLifecycle(cfg.Redis, cfg.Keys, log, m.permitsLate)
 	if cfg.cancelForget > 0 {
 		h.life.cancels.Forget = cfg.cancelForget

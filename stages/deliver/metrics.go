@@ -65,6 +65,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// watchYield exports the bulk lane's in-flight limit: below --in-flight
+// while it gives way to the express lane.
+func (m *metrics) watchYield(reg prometheus.Registerer, y *yield) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "pushpipe", Subsystem: "deliver",
+		Name: "bulk_in_flight_limit", Help: "The bulk lane's provider requests in flight allowed now: below --in-flight while it yields to late express entries."},
+		func() float64 { return float64(y.limit(time.Now())) }))
+}
+
 // sent is the sends counter of provider and outcome.
 func (m *metrics) sent(provider string, o push.Outcome) prometheus.Counter {
 	if c, ok := m.byOutcome[sendLabels{provider, o}]; ok {

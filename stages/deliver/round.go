@@ -39,6 +39,8 @@ type round struct {
 	progress   func()   // pipeline.Batch.Progress: a round at the provider's pace may take minutes
 	slots      *slots   // the batch's lane's
 	limiter    *limiter // the batch's lane's
+	marker     *marker  // the batch's lane's
+	express    bool     // the batch is the express lane's
 
 	mu      sync.Mutex        // results and skipped
 	skipped map[skip][]device // devices failed unsent: their campaign failed, or expired
@@ -60,13 +62,17 @@ type round struct {
 func (h *Handler) newRound(ctx context.Context, b *pipeline.Batch, targets int) *round {
 	lost := b.Lost()
 	r := &round{h: h, ctx: ctx, p: b.Partition, lost: lost, stop: b.Stopping(), emit: b.EmitNow, progress: b.Progress,
-		slots: h.slots, limiter: h.limiter,
+		slots: h.slots, limiter: h.limiter, marker: h.marker,
 		results: make([]userResult, targets), skipped: map[skip][]device{}, left: make([]atomic.Int32, targets)}
 	if b.Lane == pipeline.Express {
-		// Slots and permits of its own: an express round's feeders never
-		// queue behind a bulk round's, which may hold every bulk slot for
-		// as long as the cap makes a campaign's chunk take.
-		r.slots, r.limiter = h.express.slots, h.express.limiter
+		// Slots, permits and marks of its own: an express round's feeders
+		// never queue behind a bulk round's, which may hold every bulk slot
+		// for as long as the cap makes a campaign's chunk take.
+		r.slots, r.limiter, r.marker, r.express = h.express.slots, h.express.limiter, h.express.marker, true
+		if !b.Claimed() && len(b.Entries) > 0 {
+			now := time.Now()
+			h.yield.late(now.Sub(oldest(b.Entries)), now)
+		}
 	}
 	r.wait, r.cancelWait = context.WithCancel(ctx)
 	if lost != nil {
@@ -199,7 +205,7 @@ func (r *round) feed(l *lane, jobs []job) {
 				if stop = h.life.rates.wait(r.wait, j.c); stop != nil {
 					break
 				}
-				if stop = r.limiter.wait(r.wait, l.provider, j.c.App); stop != nil {
+				if stop = r.permit(l, j.c); stop != nil {
 					break
 				}
 			}
@@ -221,6 +227,30 @@ func (r *round) feed(l *lane, jobs []job) {
 	}
 }
 
+// permit waits for a send's rate-limit permit. An express send that waits
+// long for one tells the yield its lane is held back by its own cap.
+func (r *round) permit(l *lane, c *campaign) error {
+	if !r.express || r.limiter == nil || r.limiter.tps <= 0 {
+		return r.limiter.wait(r.wait, l.provider, c.App)
+	}
+	t := time.Now()
+	err := r.limiter.wait(r.wait, l.provider, c.App)
+	now := time.Now()
+	r.h.yield.permitWait(now.Sub(t), now)
+	return err
+}
+
+// oldest is when the first written of entries was.
+func oldest(entries []pipeline.Entry) time.Time {
+	t := entries[0].Written()
+	for _, e := range entries[1:] {
+		if w := e.Written(); w.Before(t) {
+			t = w
+		}
+	}
+	return t
+}
+
 // dispatch runs a chunk of jobs, each holding its slot, on a worker.
 func (r *round) dispatch(l *lane, chunk []job) {
 	if len(chunk) > 0 {
@@ -236,14 +266,14 @@ func (r *round) dispatch(l *lane, chunk []job) {
 // it is marked, and the slots of the job it hit and of those after it are
 // freed, so the stage keeps its slots and goes on serving other batches.
 func (r *round) sendChunk(l *lane, chunk []job) {
-	buf := r.h.marker.chunkMarks()
+	buf := r.marker.chunkMarks()
 	marks := *buf
 	handed := false // marks given to the marker, and buf back in its pool
 	done := 0       // jobs settled, or whose marks are in marks
 	defer func() {
 		if p := recover(); p != nil {
 			if !handed {
-				r.h.marker.markChunk(buf, marks)
+				r.marker.markChunk(buf, marks)
 			}
 			r.settled(r.h.panicked(p), len(chunk)-done)
 		}
@@ -272,7 +302,7 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 		l.observe(took)
 		if took > slowSend && i < len(chunk)-1 {
 			handed, done = true, len(chunk) // the rest are their workers' now
-			r.h.marker.markChunk(buf, marks)
+			r.marker.markChunk(buf, marks)
 			for _, j := range chunk[i+1:] {
 				r.dispatch(l, []job{j})
 			}
@@ -280,7 +310,7 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 		}
 	}
 	handed = true
-	r.h.marker.markChunk(buf, marks)
+	r.marker.markChunk(buf, marks)
 }
 
 // leftByCancel records that j is not sent: its campaign was canceled.

@@ -3,6 +3,7 @@ package deliver
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // slots bounds the provider requests in flight in this process: sent (or
@@ -12,19 +13,28 @@ import (
 // cost more than the send.
 type slots struct {
 	mu   sync.Mutex
-	free int
-	wake chan struct{} // closed when slots are given back; nil while nobody waits
+	size int
+	used int
+	// limit, when set, is how many may be in use at now, at most size: the
+	// bulk lane's while the express lane falls behind (yield.go). Slots
+	// over it come free only as sends end.
+	limit func(now time.Time) int
+	wake  chan struct{} // closed when slots are given back; nil while nobody waits
 }
 
-func newSlots(n int) *slots { return &slots{free: n} }
+func newSlots(n int) *slots { return &slots{size: n} }
 
 // take waits until a slot is free and takes up to n (n ≥ 1).
 func (s *slots) take(ctx context.Context, n int) (int, error) {
 	for {
 		s.mu.Lock()
-		if s.free > 0 {
-			k := min(n, s.free)
-			s.free -= k
+		free := s.size - s.used
+		if s.limit != nil {
+			free = min(free, s.limit(time.Now())-s.used)
+		}
+		if free > 0 {
+			k := min(n, free)
+			s.used += k
 			s.mu.Unlock()
 			return k, nil
 		}
@@ -47,7 +57,7 @@ func (s *slots) give(n int) {
 		return
 	}
 	s.mu.Lock()
-	s.free += n
+	s.used -= n
 	wake := s.wake
 	s.wake = nil
 	s.mu.Unlock()
