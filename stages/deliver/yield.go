@@ -36,6 +36,7 @@ type yield struct {
 	cut     time.Time // the last cut; zero: none (the limit is max)
 	capped  time.Time // the last time express waited on its own permits
 	yielded bool      // logged as yielding, not yet as back to max
+	logged  time.Time // when yielding was last logged: once a minute at most
 }
 
 const (
@@ -90,8 +91,8 @@ func (y *yield) late(waited time.Duration, now time.Time) {
 	}
 	y.base = max(y.min, y.limitLocked(now)/2)
 	y.cut = now
-	if !y.yielded {
-		y.yielded = true
+	if !y.yielded && now.Sub(y.logged) >= time.Minute {
+		y.yielded, y.logged = true, now
 		y.log.Info().Dur("waited", waited).Dur("target", y.target).
 			Msg("bulk lane yields in-flight sends to the express lane: express entries wait longer than --express-target (the machine is short of CPU)")
 	}

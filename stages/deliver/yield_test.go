@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,5 +182,23 @@ func TestBulkYieldsToALateMessage(t *testing.T) {
 		if got[d.token] != 1 {
 			t.Errorf("device %s of the campaign got %d sends, want 1", d.token, got[d.token])
 		}
+	}
+}
+
+// Yielding is logged when it starts and when it ends, at most once a
+// minute: a lane on the edge of keeping up would otherwise log every few
+// seconds.
+func TestYieldLogsOnceAMinute(t *testing.T) {
+	var buf strings.Builder
+	y := newYield(25*time.Millisecond, 1024, zerolog.New(&buf))
+	t0 := time.Unix(1_700_000_000, 0)
+	back := cutEvery + 8*regrowEvery // from one cut, back to all of it
+	for _, at := range []time.Duration{0, 10 * time.Second, 20 * time.Second, 61 * time.Second} {
+		y.late(time.Second, t0.Add(at))
+		y.limit(t0.Add(at + back))
+	}
+	got := [2]int{strings.Count(buf.String(), "yields"), strings.Count(buf.String(), "back to all")}
+	if got != [2]int{2, 2} {
+		t.Errorf("logged yielding %d times and its end %d times over four cuts in 61 s, want 2 and 2:\n%s", got[0], got[1], buf.String())
 	}
 }
