@@ -22,7 +22,11 @@ import (
 // than Target between their write to the stream and the start of their
 // round, the bulk lane's in-flight limit halves (at most every cutEvery,
 // down to min); once they stop waiting it doubles back every regrowEvery,
-// up to all of InFlight. The bulk lane never stops, it slows. An express
+// up to all of InFlight. The bulk lane never stops, it slows. As CoDel
+// does with a queue, only a wait that lasts counts: an express round on
+// time within the last cutEvery means a burst, not a lane falling behind,
+// and cuts nothing (a campaign on a busy box would otherwise be cut to its
+// floor by a few late rounds among many on time). An express
 // lane held back by its own share of the provider cap is not late because
 // of the campaign (cutting bulk would not help it): while its permits are
 // what it waits for, nothing is cut.
@@ -34,6 +38,7 @@ type yield struct {
 	mu      sync.Mutex
 	base    int       // the limit set by the last cut
 	cut     time.Time // the last cut; zero: none (the limit is max)
+	onTime  time.Time // the last express round that started within the target
 	capped  time.Time // the last time express waited on its own permits
 	yielded bool      // logged as yielding, not yet as back to max
 	logged  time.Time // when yielding was last logged: once a minute at most
@@ -79,14 +84,18 @@ func (y *yield) limitLocked(now time.Time) int {
 }
 
 // late records that an express round started waited after its entries
-// were written.
+// were written (on time or not).
 func (y *yield) late(waited time.Duration, now time.Time) {
-	if y.target <= 0 || waited <= y.target {
+	if y.target <= 0 {
 		return
 	}
 	y.mu.Lock()
 	defer y.mu.Unlock()
-	if now.Sub(y.capped) < cappedFor || now.Sub(y.cut) < cutEvery {
+	if waited <= y.target {
+		y.onTime = now
+		return
+	}
+	if now.Sub(y.onTime) < cutEvery || now.Sub(y.capped) < cappedFor || now.Sub(y.cut) < cutEvery {
 		return
 	}
 	y.base = max(y.min, y.limitLocked(now)/2)

@@ -36,6 +36,10 @@ func TestYieldHalvesAndRegrows(t *testing.T) {
 	}{
 		{"nothing late", 25 * time.Millisecond, nil, 0, 1024},
 		{"late within the target", 25 * time.Millisecond, []event{{late: 25 * time.Millisecond}}, 0, 1024},
+		{"a burst: a round on time within cutEvery", 25 * time.Millisecond,
+			[]event{{late: 10 * time.Millisecond}, {at: cutEvery - time.Millisecond, late: time.Second}}, cutEvery - time.Millisecond, 1024},
+		{"a lasting wait: none on time for cutEvery", 25 * time.Millisecond,
+			[]event{{late: 10 * time.Millisecond}, {at: cutEvery, late: time.Second}}, cutEvery, 512},
 		{"one late round", 25 * time.Millisecond, []event{{late: 30 * time.Millisecond}}, 0, 512},
 		{"two within cutEvery cut once", 25 * time.Millisecond,
 			[]event{{late: time.Second}, {at: cutEvery - time.Millisecond, late: time.Second}}, cutEvery - time.Millisecond, 512},
