@@ -47,6 +47,7 @@ var alerts = map[string]string{
 	"PushpipeDeliverFailureRateHigh":  "pushpipe_deliver_sends_total",
 	"PushpipeInvalidTokenRateHigh":    "pushpipe_deliver_sends_total",
 	"PushpipeCampaignsStuckSplitting": `pushpipe_group_lag{stage="split"}`,
+	"PushpipeMessagesLate":            `pushpipe_deliver_accept_to_send_seconds_bucket{lane="express"`,
 }
 
 func (m *manifests) checkAlertsAndPolicies() []error {
