@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -161,13 +162,10 @@ func readAlive(ctx context.Context, c rueidis.Client, keys Keys, groups []string
 		cmds = append(cmds, c.B().Hgetall().Key(keys.Alive(g)).Build(), c.B().Hgetall().Key(keys.Busy(g)).Build())
 	}
 	res := c.DoMulti(ctx, cmds...)
-	t, err := res[0].AsStrSlice()
-	if err != nil || len(t) != 2 {
-		return nil, fmt.Errorf("time: %v %w", t, err)
+	now, err := RedisTime(res[0])
+	if err != nil {
+		return nil, err
 	}
-	sec, _ := strconv.ParseInt(t[0], 10, 64)
-	usec, _ := strconv.ParseInt(t[1], 10, 64)
-	now := time.Unix(sec, usec*1000)
 	out := make(map[string][]ProcessStatus, len(groups))
 	for i, g := range groups {
 		m, err := res[1+2*i].AsStrMap()
@@ -181,6 +179,21 @@ func readAlive(ctx context.Context, c rueidis.Client, keys Keys, groups []string
 		out[g] = parseAlive(m, busy, now)
 	}
 	return out, nil
+}
+
+// RedisTime reads the answer to TIME: Redis's clock, which stream entry
+// ids and liveness beats are in, whatever the reader's host says.
+func RedisTime(r rueidis.RedisResult) (time.Time, error) {
+	t, err := r.AsStrSlice()
+	if err != nil || len(t) != 2 {
+		return time.Time{}, fmt.Errorf("time: %v %w", t, err)
+	}
+	sec, err1 := strconv.ParseInt(t[0], 10, 64)
+	usec, err2 := strconv.ParseInt(t[1], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return time.Time{}, fmt.Errorf("time: %w", err)
+	}
+	return time.Unix(sec, usec*1000), nil
 }
 
 // parseAlive decodes a liveness hash and its busy hash (aliveScript) as

@@ -41,10 +41,11 @@ type Handler struct {
 		slots   *slots
 		marker  *marker
 	}
-	yield   *yield   // the bulk lane's slots give way while express falls behind
-	workers *workers // run the sends holding a slot
-	lanes   lanes    // per platform: sender, counters, send times
-	failed  sync.Map // campaign id → reason, once a campaign failed
+	yield   *yield      // the bulk lane's slots give way while express falls behind
+	clock   *redisClock // how long express entries waited, in Redis's time
+	workers *workers    // run the sends holding a slot
+	lanes   lanes       // per platform: sender, counters, send times
+	failed  sync.Map    // campaign id → reason, once a campaign failed
 
 	life *lifecycle // lifecycle.go: cancels, campaign caps
 }
@@ -72,6 +73,7 @@ func New(cfg Config) (*Handler, error) {
 	h.express.limiter = newLimiter(cfg.Redis, cfg.Keys, pipeline.Express, expressTPS, log, m.permitsLate)
 	h.express.slots = newSlots(cfg.ExpressInFlight)
 	h.yield = newYield(cfg.ExpressTarget, cfg.InFlight, log)
+	h.clock = &redisClock{rdb: cfg.Redis}
 	if cfg.ExpressTarget > 0 {
 		h.slots.limit = h.yield.limit
 	}

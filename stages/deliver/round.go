@@ -69,9 +69,9 @@ func (h *Handler) newRound(ctx context.Context, b *pipeline.Batch, targets int) 
 		// never queue behind a bulk round's, which may hold every bulk slot
 		// for as long as the cap makes a campaign's chunk take.
 		r.slots, r.limiter, r.marker, r.express = h.express.slots, h.express.limiter, h.express.marker, true
-		if !b.Claimed() && len(b.Entries) > 0 {
+		if h.cfg.ExpressTarget > 0 && !b.Claimed() && len(b.Entries) > 0 {
 			now := time.Now()
-			h.yield.late(now.Sub(oldest(b.Entries)), now)
+			h.yield.late(h.clock.now(now).Sub(oldest(b.Entries)), now)
 		}
 	}
 	r.wait, r.cancelWait = context.WithCancel(ctx)
