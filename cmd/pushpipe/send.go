@@ -113,7 +113,7 @@ func (c *SendCmd) Run(g *Globals) error {
 	}
 	camp, created, err := campaign.Create(ctx, rdb, db, g.Keys(), camp)
 	if err != nil {
-		return fmt.Errorf("send: %w", err)
+		return createError("campaign", camp.ID, err)
 	}
 	if !created {
 		log := g.Logger()
@@ -151,14 +151,26 @@ func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) erro
 	}
 	m, created, err := campaign.CreateMessage(ctx, rdb, db, g.Keys(), m)
 	if err != nil {
-		return fmt.Errorf("send: %w", err)
+		return createError("message", m.ID, err)
 	}
 	if !created {
 		log := g.Logger()
-		log.Info().Str("message", m.ID).Msg("message already exists; nothing new is sent")
+		log.Info().Str("message_id", m.ID).Msg("message already exists; nothing new is sent")
 	}
 	fmt.Println(m.ID)
 	return c.follow(g, rdb, db, m.ID)
+}
+
+// createError says what a create's error means for --id, as the API's 409
+// does: ErrConflict's own text said "campaign id already used for a
+// different campaign", of a message too, and not that a retry whose content
+// changed was already accepted, so a new --id would send it twice.
+func createError(kind, id string, err error) error {
+	if errors.Is(err, campaign.ErrConflict) && !errors.Is(err, campaign.ErrOtherKind) {
+		return fmt.Errorf("send: %s id %q is already used for different content: if this is a retry of that %s, "+
+			"it is already accepted and is not sent again; give another --id only for a different %s", kind, id, kind, kind)
+	}
+	return fmt.Errorf("send: %w", err)
 }
 
 // follow, with --wait, follows what was sent to its end on stderr: the id
