@@ -153,20 +153,24 @@ func TestProgressCountsAgainstTheAudience(t *testing.T) {
 }
 
 // People done with no device to send to are said, when there are any: a
-// message to 49 people that sent 12 did not say why.
+// message to 49 people that sent 12 did not say why. Duplicates suppressed
+// are a campaign's alone: a message's list is made each user once before
+// dedupe, and its 0 read as if a user listed twice got it twice.
 func TestProgressSaysWhoHadNoDevice(t *testing.T) {
 	tests := []struct {
 		name      string
+		kind      string
 		noDevices int64
 		want      string
 	}{
-		{"none", 0, "duplicates suppressed 0\n"},
-		{"some", 1234, "duplicates suppressed 0  no devices 1,234\n"},
+		{"none", "message", 0, "  muted 0\n"},
+		{"some", "message", 1234, "  muted 0  no devices 1,234\n"},
+		{"a campaign's", "", 1234, "  muted 0  duplicates suppressed 0  no devices 1,234\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out strings.Builder
-			printProgressView(&out, progressView{ID: "m", Kind: "message", State: campaign.MessageDone,
+			printProgressView(&out, progressView{ID: "m", Kind: tt.kind, State: campaign.MessageDone,
 				Counts: campaign.Counts{Targets: 1246, Sent: 12, NoDevices: tt.noDevices}, Done: 1246}, false)
 			if !strings.Contains(out.String(), tt.want) {
 				t.Errorf("view\n%s\nwant %q", out.String(), tt.want)

@@ -279,8 +279,15 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 	if p.NoDevices > 0 {
 		none = "  no devices " + thousands(p.NoDevices)
 	}
-	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s  muted %s  duplicates suppressed %s%s\n",
-		thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), thousands(p.Muted), thousands(p.DuplicatesSuppressed), none)
+	// A message's list is made each user once before dedupe (Normalize), so
+	// its "duplicates suppressed 0" read as if a user listed twice had been
+	// sent twice; GET /v1/messages/{id} has no such count either.
+	dups := ""
+	if p.Kind != "message" {
+		dups = "  duplicates suppressed " + thousands(p.DuplicatesSuppressed)
+	}
+	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s  muted %s%s%s\n",
+		thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), thousands(p.Muted), dups, none)
 	if p.FirstSendMs > 0 {
 		first, last := time.UnixMilli(p.FirstSendMs), time.UnixMilli(p.LastSendMs)
 		rate := ""
