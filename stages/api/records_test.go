@@ -1,13 +1,11 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,25 +14,6 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
-
-// lockedBuffer is a log sink the server's handlers write from their own
-// goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A record's warning names its id under a field of its own: a message's id
 // under "message" was a second "message" key beside zerolog's text, and a
@@ -62,7 +41,7 @@ func TestRecordLogNamesTheID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs pipelinetest.Logs
 			srv := httptest.NewServer(New(Config{Redis: rdb, DB: db, Keys: pipeline.NewKeys("logid", 16),
 				Log: zerolog.New(&logs), Auth: Auth{Insecure: true}}))
 			t.Cleanup(srv.Close)
