@@ -130,7 +130,12 @@ func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) erro
 	if c.Data != "" {
 		m.Data = json.RawMessage(c.Data)
 	}
-	if err := m.Normalize(); err != nil {
+	if err := m.Normalize(); errors.Is(err, campaign.ErrTooManyUsers) {
+		// The error's "users: ...: too many users" named the API's field
+		// and not what to do, as the API's 413 does ("split it").
+		return fmt.Errorf("send: --user: a message lists at most %d users, got %d; send the others in another message",
+			campaign.MaxMessageUsers, len(c.Users))
+	} else if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)

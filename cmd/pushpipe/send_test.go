@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -67,6 +68,32 @@ func TestSendSameID(t *testing.T) {
 			}
 			if strings.Count(logged, `"message":`) > 1 || !strings.Contains(logged, tt.log) {
 				t.Fatalf("logged %q, want one \"message\" key and %s", logged, tt.log)
+			}
+		})
+	}
+}
+
+// More users than a message takes: the CLI's flag and what to do, as the
+// API's 413 says "split it", not "users: ...: too many users".
+func TestSendTooManyUsers(t *testing.T) {
+	r, _ := testRedis(t)
+	url, _ := testDatabase(t)
+	tests := []struct {
+		name  string
+		users int
+		err   string
+	}{
+		{"one over", campaign.MaxMessageUsers + 1, "send: --user: a message lists at most 10000 users, got 10001; send the others in another message"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ids := make([]string, tt.users)
+			for i := range ids {
+				ids[i] = strconv.Itoa(i + 1)
+			}
+			cli := parse(t, "send", "--app", "a", "--redis-addr", r.Addr, "--database-url", url, "--title", "t", "--user", strings.Join(ids, ","))
+			if err := cli.Send.Run(&cli.Globals); err == nil || err.Error() != tt.err {
+				t.Fatalf("error %v, want %q", err, tt.err)
 			}
 		})
 	}
