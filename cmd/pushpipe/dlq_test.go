@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,36 @@ func TestDLQOfAMessagesResults(t *testing.T) {
 	printDeadLetter(&show, letters[0])
 	if want := "events     2 events: user 12 ios sent; user 13 android invalid (UNREGISTERED)"; !strings.Contains(show.String(), want) {
 		t.Errorf("dlq show:\n%s\nwant %q", show.String(), want)
+	}
+}
+
+// Letters left in place are said once per reason: a retired receiver's 112
+// letters were 112 lines of the same words.
+func TestDLQLeftInPlaceOnceAReason(t *testing.T) {
+	retired := "group fx no longer reads pp:{p0}:results (retired): nobody would handle it; drop it"
+	many := map[string]string{}
+	for i := range 12 {
+		many["1700000000000-"+strconv.Itoa(i)] = retired
+	}
+	many["1700000000001-0"] = "malformed"
+	tests := []struct {
+		name   string
+		failed map[string]string
+		want   string
+	}{
+		{"none", nil, ""},
+		{"one", map[string]string{"1-0": "malformed"}, "  1-0 left in place: malformed\n"},
+		{"two", map[string]string{"1-0": retired, "1-1": retired}, "  1-0 and 1-1 left in place: " + retired + "\n"},
+		{"many, ordered as Redis orders them", many, "  12 dead letters (1700000000000-0 … 1700000000000-11) left in place: " + retired + "\n" +
+			"  1700000000001-0 left in place: malformed\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := reportFailed(&out, pipeline.DLQResult{Failed: tt.failed})
+			if out.String() != tt.want || (err == nil) != (len(tt.failed) == 0) {
+				t.Errorf("printed\n%s\nerror %v; want\n%s", out.String(), err, tt.want)
+			}
+		})
 	}
 }
