@@ -218,3 +218,23 @@ func TestWebhookURLFromEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// Flags required one of a group (xor) read as a choice in the usage lines:
+// "send --app=STRING --channel=CHANNEL --user=USER,..." asked for both,
+// which the parser refuses.
+func TestHelpShowsXorFlagsAsAChoice(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"send"}, "Usage: pushpipe send --app=STRING (--channel=CHANNEL | --user=USER,...) [flags]\n"},
+		{nil, "  send --app=STRING (--channel=CHANNEL | --user=USER,...) [flags]\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			if out := help(t, tt.args...); !strings.Contains(out, tt.want) {
+				t.Errorf("pushpipe %s --help:\n%s\nwant %q", strings.Join(tt.args, " "), out, tt.want)
+			}
+		})
+	}
+}
