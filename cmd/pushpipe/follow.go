@@ -94,8 +94,8 @@ func waitingOn(ctx context.Context, src campaignSource, p progressView) string {
 // people reached (progressView.fraction).
 func progressLine(p progressView, tty bool) string {
 	frac, reached, of := p.fraction()
-	return fmt.Sprintf("%s %s  %-9s %s %5.1f%%  %s / %s people  sent %s", kindOf(p), p.ID, p.State,
-		progressBar(frac, 30, tty), 100*frac, reached, of, thousands(p.Sent))
+	return fmt.Sprintf("%s %s  %-9s %s %5.1f%%  %s / %s %s  sent %s", kindOf(p), p.ID, p.State,
+		progressBar(frac, 30, tty), 100*frac, reached, of, p.unit(), thousands(p.Sent))
 }
 
 // kindOf names what p is the progress of.

@@ -219,6 +219,9 @@ type progressView struct {
 	ID    string `json:"id"`
 	Kind  string `json:"kind,omitempty"` // "message" for a direct message's
 	State string `json:"state"`
+	// RawTokens is a message to raw tokens: its targets are tokens, not
+	// people ("2 / 2 people" for two tokens of nobody known).
+	RawTokens bool `json:"raw_tokens,omitempty"`
 	campaign.Counts
 	Error string `json:"error,omitempty"` // why the campaign failed as a whole
 	// Done counts targets that reached a terminal state: with the
@@ -256,6 +259,14 @@ func (p progressView) fraction() (float64, string, string) {
 	return min(float64(reached)/float64(expected), 1), thousands(reached), of
 }
 
+// unit is what the targets count.
+func (p progressView) unit() string {
+	if p.RawTokens {
+		return "tokens"
+	}
+	return "people"
+}
+
 // printProgressView draws the bar (people done of targets) and the counters.
 func printProgressView(w io.Writer, p progressView, tty bool) {
 	frac, reached, of := p.fraction()
@@ -274,7 +285,7 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 			"Cancel it and send it again with a higher --rate-per-second or a longer --ttl to reach them all\n",
 			x.ExpiresAt.Local().Format(time.DateTime), x.FinishAt.Local().Format(time.DateTime))
 	}
-	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s people\n", progressBar(frac, 40, tty), 100*frac, reached, of)
+	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s %s\n", progressBar(frac, 40, tty), 100*frac, reached, of, p.unit())
 	none := "" // people done with nothing sent: why sent falls short of them
 	if p.NoDevices > 0 {
 		none = "  no devices " + thousands(p.NoDevices)
@@ -466,6 +477,9 @@ func (s campaignSource) message(ctx context.Context, id string) (progressView, e
 		return progressView{ID: id, Kind: "message"}, err
 	}
 	v := progressView{ID: id, Kind: "message", State: m.State, Done: m.UsersDone}
+	if err := s.db.QueryRow(ctx, `SELECT coalesce(cardinality(tokens), 0) > 0 FROM campaigns WHERE id = $1`, id).Scan(&v.RawTokens); err != nil {
+		return v, fmt.Errorf("load message %q: %w", id, err)
+	}
 	v.Targets, v.Muted, v.Sent, v.Failed, v.InvalidTokens, v.NoDevices = m.Targets, m.Muted, m.Sent, m.Failed, m.InvalidTokens, m.NoDevices
 	v.FirstSendMs, v.LastSendMs = m.FirstSendMs, m.LastSendMs
 	return v, nil

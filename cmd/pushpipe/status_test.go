@@ -209,3 +209,41 @@ func TestStatusWithPostgresDown(t *testing.T) {
 		})
 	}
 }
+
+// A message to raw tokens counts tokens, not people: its bar read "2 / 2
+// people" for two tokens of nobody known.
+func TestStatusRawTokensMessageCountsTokens(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	for _, m := range []campaign.Message{
+		{Campaign: campaign.Campaign{ID: "users", App: "a", Title: "t"}, Users: []int64{1, 2}},
+		{Campaign: campaign.Campaign{ID: "tokens", App: "a", Title: "t"}, Tokens: []campaign.Token{
+			{Platform: "ios", Token: strings.Repeat("ab", 32)}, {Platform: "ios", Token: strings.Repeat("cd", 32)}}},
+	} {
+		if _, _, err := campaign.CreateMessage(t.Context(), rdb, db, keys, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		id, want, not string
+	}{
+		{"users", " people\n", " tokens\n"},
+		{"tokens", " tokens\n", " people\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			cli := parse(t, "status", "--redis-addr", r.Addr, "--database-url", url, tt.id)
+			rep, err := cli.Status.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys, db: db})
+			if err != nil || rep.Campaign == nil {
+				t.Fatalf("status %s: %v", tt.id, err)
+			}
+			var out strings.Builder
+			printProgressView(&out, *rep.Campaign, false)
+			line := progressLine(*rep.Campaign, false)
+			if !strings.Contains(out.String(), tt.want) || strings.Contains(out.String(), tt.not) || !strings.Contains(line+"\n", strings.TrimSuffix(tt.want, "\n")+"  sent") {
+				t.Errorf("status %s printed\n%s\nand %q; want %q", tt.id, out.String(), line, tt.want)
+			}
+		})
+	}
+}
