@@ -116,11 +116,13 @@ func (h *Handler) postOnce(ctx context.Context, payload []byte) (code int, retry
 		return resp.StatusCode, 0, nil
 	}
 	answer := fmt.Sprintf("answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		// Retries of a refusal only fill the DLQ: say what the operator
-		// fixes, most often a receiver checking another secret.
+	// Retries of a refusal only fill the DLQ: say what the operator fixes.
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden: // most often a receiver checking another secret
 		answer += ": the receiver refused the request; check that it verifies Pushpipe-Signature with a line of " +
 			"--secret-file, and the credentials it wants in the URL"
+	case http.StatusRequestEntityTooLarge:
+		answer += ": the receiver takes smaller bodies; lower --batch (events per POST)"
 	}
 	return resp.StatusCode, httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), errors.New(answer)
 }

@@ -16,8 +16,9 @@ import (
 )
 
 // A receiver refusing the POSTs (401, 403: most often it checks another
-// secret) is logged with what to check, since retrying a refusal only fills
-// the DLQ; other answers are logged as they were. One attempt reads "1
+// secret; 413: too large a batch) is logged with what to check, since
+// retrying a refusal only fills the DLQ; other answers are logged as they
+// were. One attempt reads "1
 // attempt", not "1 attempts".
 func TestRefusedDeliverySaysWhatToCheck(t *testing.T) {
 	const hint = "the receiver refused the request; check that it verifies Pushpipe-Signature with a line of --secret-file"
@@ -29,6 +30,7 @@ func TestRefusedDeliverySaysWhatToCheck(t *testing.T) {
 	}{
 		{http.StatusUnauthorized, 1, "1 attempt, last: answered 401 Unauthorized: ", true},
 		{http.StatusForbidden, 2, "2 attempts, last: answered 403 Forbidden: ", true},
+		{http.StatusRequestEntityTooLarge, 1, "1 attempt, last: answered 413 Request Entity Too Large: the receiver takes smaller bodies; lower --batch", false},
 		{http.StatusInternalServerError, 1, "1 attempt, last: answered 500 Internal Server Error", false},
 	}
 	for _, tt := range tests {
