@@ -499,5 +499,15 @@ func (s counterProgress) Progress(ctx context.Context, id string) (progressView,
 	if err != nil {
 		return progressView{ID: id, State: "unknown"}, false, err
 	}
-	return progressView{ID: id, State: "unknown", Counts: l.Counts, Error: l.FailReason, Done: l.UsersDone}, l.Known, nil
+	v := progressView{ID: id, State: "unknown", Counts: l.Counts, Error: l.FailReason, Done: l.UsersDone}
+	// Without PostgreSQL a message read as "campaign m1" with a campaign's
+	// counters; its hash in Redis says what it is.
+	message, err := s.rdb.Do(ctx, s.rdb.B().Hexists().Key(s.keys.Campaign(id)).Field(campaign.HashMessageUsers).Build()).AsBool()
+	if err != nil {
+		return v, l.Known, err
+	}
+	if message {
+		v.Kind = "message"
+	}
+	return v, l.Known, nil
 }
