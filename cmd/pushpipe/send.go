@@ -50,6 +50,12 @@ type SendCmd struct {
 // answered "parsing time "tomorrow" as "2006-01-02T15:04:05Z07:00": cannot
 // parse "tomorrow" as "2006"", which shows no time to copy.
 func (c *SendCmd) Validate() error {
+	// Checked here, not by Normalize, whose "ttl_seconds: ... got 35996400"
+	// named the API's field in seconds ("got 0" for 500ms), and which
+	// reads 0 as the default: --ttl 0s went out with 24h.
+	if c.TTL < time.Second || c.TTL > campaign.MaxTTL {
+		return fmt.Errorf("--ttl: must be between 1s and %s (28 days), got %s", campaign.MaxTTL, c.TTL)
+	}
 	if c.SendAt != "" {
 		t, err := time.Parse(time.RFC3339, c.SendAt)
 		if err != nil {
