@@ -56,6 +56,14 @@ func (c *SendCmd) Validate() error {
 	if c.TTL < time.Second || c.TTL > campaign.MaxTTL {
 		return fmt.Errorf("--ttl: must be between 1s and %s (28 days), got %s", campaign.MaxTTL, c.TTL)
 	}
+	// Normalize's "notification.data: must be a JSON object" named the
+	// API's field and showed no example; the JSON's own error says where.
+	if c.Data != "" {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(c.Data), &obj); err != nil || obj == nil {
+			return fmt.Errorf(`--data: must be a JSON object of custom keys such as '{"order":"42"}', got %q`, c.Data)
+		}
+	}
 	if c.SendAt != "" {
 		t, err := time.Parse(time.RFC3339, c.SendAt)
 		if err != nil {
