@@ -206,7 +206,7 @@ func eventsValue(fields map[string]string, raw string) string {
 		}
 		parts = append(parts, p)
 	}
-	return fmt.Sprintf("%d events: %s", len(evs), strings.Join(parts, "; "))
+	return fmt.Sprintf("%s: %s", plural(int64(len(evs)), "event"), strings.Join(parts, "; "))
 }
 
 // fieldValue shows a field readably: id batches decoded, binary quoted.
