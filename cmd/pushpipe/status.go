@@ -476,10 +476,7 @@ func (s campaignSource) message(ctx context.Context, id string) (progressView, e
 	if err != nil {
 		return progressView{ID: id, Kind: "message"}, err
 	}
-	v := progressView{ID: id, Kind: "message", State: m.State, Done: m.UsersDone}
-	if err := s.db.QueryRow(ctx, `SELECT coalesce(cardinality(tokens), 0) > 0 FROM campaigns WHERE id = $1`, id).Scan(&v.RawTokens); err != nil {
-		return v, fmt.Errorf("load message %q: %w", id, err)
-	}
+	v := progressView{ID: id, Kind: "message", State: m.State, Done: m.UsersDone, RawTokens: m.RawTokens}
 	v.Targets, v.Muted, v.Sent, v.Failed, v.InvalidTokens, v.NoDevices = m.Targets, m.Muted, m.Sent, m.Failed, m.InvalidTokens, m.NoDevices
 	v.FirstSendMs, v.LastSendMs = m.FirstSendMs, m.LastSendMs
 	return v, nil
@@ -500,13 +497,9 @@ func (s counterProgress) Progress(ctx context.Context, id string) (progressView,
 		return progressView{ID: id, State: "unknown"}, false, err
 	}
 	v := progressView{ID: id, State: "unknown", Counts: l.Counts, Error: l.FailReason, Done: l.UsersDone}
-	// Without PostgreSQL a message read as "campaign m1" with a campaign's
-	// counters; its hash in Redis says what it is.
-	message, err := s.rdb.Do(ctx, s.rdb.B().Hexists().Key(s.keys.Campaign(id)).Field(campaign.HashMessageUsers).Build()).AsBool()
-	if err != nil {
-		return v, l.Known, err
-	}
-	if message {
+	if l.Message {
+		// Without PostgreSQL a message read as "campaign m1" with a
+		// campaign's counters; its hash in Redis says what it is.
 		v.Kind = "message"
 	}
 	return v, l.Known, nil
