@@ -121,6 +121,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--app", "a", "--channel", "x", "--send-at", "tomorrow"}, `--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z"`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02 15:04"}, `got "2030-01-02 15:04"`},
 		{[]string{"send", "--app", "a", "--user", "1,2", "--rate-per-second", "10", "--allow-empty"}, "--rate-per-second, --allow-empty: a direct message"},
+		{[]string{"send", "--app", "a", "--user", "1", "--ttl", "9999h"}, "--ttl: must be between 1s and 672h0m0s (28 days), got 9999h0m0s"},
+		{[]string{"send", "--app", "a", "--channel", "x", "--ttl", "500ms"}, "--ttl: must be between 1s and 672h0m0s (28 days), got 500ms"},
+		{[]string{"send", "--app", "a", "--channel", "x", "--ttl", "0s"}, "--ttl: must be between 1s and 672h0m0s (28 days), got 0s"},
+		{[]string{"send", "--app", "a", "--user", "1", "--data", "order=42"}, `--data: must be a JSON object of custom keys such as '{"order":"42"}', got "order=42"`},
+		{[]string{"send", "--app", "a", "--channel", "x", "--data", "[1]"}, `--data: must be a JSON object`},
+		{[]string{"send", "--app", "a", "--channel", "x", "--data", "null"}, `--data: must be a JSON object`},
 		{[]string{"replay", "--resplit", "--campaign", "c", "--partition", "1", "--high-water", "5"}, "--resplit takes only --campaign (and --dry-run), not --partition, --high-water"},
 		{[]string{"replay", "--resplit", "--campaign", "c", "--into", "deliver", "--json"}, "not --into, --json: it re-runs the whole campaign"},
 		{[]string{"replay", "--resplit", "--dry-run"}, "--resplit needs --campaign ID"},
@@ -151,6 +157,8 @@ func TestUsageErrors(t *testing.T) {
 		// flags without it would be dropped without a word.
 		{[]string{"all", "--webhook-rate", "5"}, "--webhook-rate given, but --webhook-* flags need --webhook-url"},
 		{[]string{"all", "--webhook-from", "now"}, "--webhook-from given, but --webhook-* flags need --webhook-url"},
+		{slices.Concat(hook, []string{"--group="}), `--group must be a word of letters, digits, '.', '_' or '-', such as analytics, got "" (leave it out for webhook)`},
+		{slices.Concat(allHook, []string{"--webhook-group="}), `--webhook-group must be a word`},
 		{slices.Concat(hook, []string{"--from", "later"}), `--from must be one of "oldest","now" but got "later"`},
 		{[]string{"all", "--webhook-secret-file", secrets, "--webhook-filter", "outcome=failed", "--tps", "5"},
 			"--webhook-secret-file, --webhook-filter given, but --webhook-* flags need --webhook-url: without it the webhook stage does not run"},
@@ -216,5 +224,25 @@ func TestWebhookURLFromEnvironment(t *testing.T) {
 		if out := help(t, args...); !strings.Contains(out, "PUSHPIPE_WEBHOOK_URL") {
 			t.Errorf("pushpipe %s --help does not name PUSHPIPE_WEBHOOK_URL:\n%s", args[0], out)
 		}
+	}
+}
+
+// Flags required one of a group (xor) read as a choice in the usage lines:
+// "send --app=STRING --channel=CHANNEL --user=USER,..." asked for both,
+// which the parser refuses.
+func TestHelpShowsXorFlagsAsAChoice(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"send"}, "Usage: pushpipe send --app=STRING (--channel=CHANNEL | --user=USER,...) [flags]\n"},
+		{nil, "  send --app=STRING (--channel=CHANNEL | --user=USER,...) [flags]\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			if out := help(t, tt.args...); !strings.Contains(out, tt.want) {
+				t.Errorf("pushpipe %s --help:\n%s\nwant %q", strings.Join(tt.args, " "), out, tt.want)
+			}
+		})
 	}
 }

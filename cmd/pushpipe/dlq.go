@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -205,7 +206,7 @@ func eventsValue(fields map[string]string, raw string) string {
 		}
 		parts = append(parts, p)
 	}
-	return fmt.Sprintf("%d events: %s", len(evs), strings.Join(parts, "; "))
+	return fmt.Sprintf("%s: %s", plural(int64(len(evs)), "event"), strings.Join(parts, "; "))
 }
 
 // fieldValue shows a field readably: id batches decoded, binary quoted.
@@ -279,22 +280,53 @@ func (s dlqSelect) apply(g *Globals, did string, op func(*pipeline.DLQ, context.
 	defer rdb.Close()
 	res, err := op(pipeline.NewDLQ(rdb, g.Keys()), g.Context(), f)
 	fmt.Printf("%s %d dead letters\n", did, len(res.Done))
-	return errors.Join(err, reportFailed(res))
+	return errors.Join(err, reportFailed(os.Stderr, res))
 }
 
-func reportFailed(res pipeline.DLQResult) error {
+// reportFailed says on w why dead letters were left in place, one line per
+// reason: the 112 letters of a retired receiver were 112 lines of the same
+// words, and the count at the end scrolled away from the advice.
+func reportFailed(w io.Writer, res pipeline.DLQResult) error {
 	if len(res.Failed) == 0 {
 		return nil
 	}
-	ids := make([]string, 0, len(res.Failed))
-	for id := range res.Failed {
-		ids = append(ids, id)
+	byReason := map[string][]string{}
+	for id, why := range res.Failed {
+		byReason[why] = append(byReason[why], id)
 	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		fmt.Fprintf(os.Stderr, "  %s left in place: %s\n", id, res.Failed[id])
+	for _, ids := range byReason {
+		slices.SortFunc(ids, compareEntryIDs)
+	}
+	reasons := slices.SortedFunc(maps.Keys(byReason), func(a, b string) int { return compareEntryIDs(byReason[a][0], byReason[b][0]) })
+	for _, why := range reasons {
+		ids := byReason[why]
+		switch len(ids) {
+		case 1:
+			fmt.Fprintf(w, "  %s left in place: %s\n", ids[0], why)
+		case 2:
+			fmt.Fprintf(w, "  %s and %s left in place: %s\n", ids[0], ids[1], why)
+		default:
+			fmt.Fprintf(w, "  %d dead letters (%s … %s) left in place: %s\n", len(ids), ids[0], ids[len(ids)-1], why)
+		}
 	}
 	return fmt.Errorf("%d dead letters were left in place", len(res.Failed))
+}
+
+// compareEntryIDs orders stream entry ids (ms-seq) as Redis does: "-10"
+// after "-9".
+func compareEntryIDs(a, b string) int {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	if c := cmp.Compare(len(am), len(bm)); c != 0 {
+		return c
+	}
+	if c := strings.Compare(am, bm); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(len(as), len(bs)); c != 0 {
+		return c
+	}
+	return strings.Compare(as, bs)
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,64 @@ func TestDLQOfAMessagesResults(t *testing.T) {
 	printDeadLetter(&show, letters[0])
 	if want := "events     2 events: user 12 ios sent; user 13 android invalid (UNREGISTERED)"; !strings.Contains(show.String(), want) {
 		t.Errorf("dlq show:\n%s\nwant %q", show.String(), want)
+	}
+}
+
+// Letters left in place are said once per reason: a retired receiver's 112
+// letters were 112 lines of the same words.
+func TestDLQLeftInPlaceOnceAReason(t *testing.T) {
+	retired := "group fx no longer reads pp:{p0}:results (retired): nobody would handle it; drop it"
+	many := map[string]string{}
+	for i := range 12 {
+		many["1700000000000-"+strconv.Itoa(i)] = retired
+	}
+	many["1700000000001-0"] = "malformed"
+	tests := []struct {
+		name   string
+		failed map[string]string
+		want   string
+	}{
+		{"none", nil, ""},
+		{"one", map[string]string{"1-0": "malformed"}, "  1-0 left in place: malformed\n"},
+		{"two", map[string]string{"1-0": retired, "1-1": retired}, "  1-0 and 1-1 left in place: " + retired + "\n"},
+		{"many, ordered as Redis orders them", many, "  12 dead letters (1700000000000-0 … 1700000000000-11) left in place: " + retired + "\n" +
+			"  1700000000001-0 left in place: malformed\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := reportFailed(&out, pipeline.DLQResult{Failed: tt.failed})
+			if out.String() != tt.want || (err == nil) != (len(tt.failed) == 0) {
+				t.Errorf("printed\n%s\nerror %v; want\n%s", out.String(), err, tt.want)
+			}
+		})
+	}
+}
+
+// A results letter's events are counted in words that fit the count: "1
+// events: user 5 ios sent" read wrong.
+func TestDLQEventsValue(t *testing.T) {
+	ev := func(user int64) pipeline.ResultEvent {
+		return pipeline.ResultEvent{ID: pipeline.ResultID("c1", "", user, pipeline.OutcomeSent), Campaign: "c1", App: "a", UserID: user,
+			Platform: "ios", Token: "t", Outcome: pipeline.OutcomeSent, AtMs: 1}
+	}
+	tests := []struct {
+		name string
+		evs  []pipeline.ResultEvent
+		want string
+	}{
+		{"one", []pipeline.ResultEvent{ev(5)}, "1 event: user 5 ios sent"},
+		{"two", []pipeline.ResultEvent{ev(5), ev(6)}, "2 events: user 5 ios sent; user 6 ios sent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pairs, fields := pipeline.ResultFields(tt.evs...), map[string]string{}
+			for i := 0; i+1 < len(pairs); i += 2 {
+				fields[pairs[i]] = pairs[i+1]
+			}
+			if got := eventsValue(fields, "raw"); got != tt.want {
+				t.Errorf("eventsValue = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

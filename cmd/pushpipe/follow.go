@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
 
@@ -58,10 +59,13 @@ func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty
 		default:
 			// A stage down is said when it changes, not only with the
 			// people done: a campaign waiting on it does not move.
+			// The note's ages ("last seen 15s ago") are left out of the
+			// comparison: they changed every second, and so wrote a line a
+			// second for as long as a stage was down.
 			waiting := waitingOn(ctx, src, p)
-			if p.Done != lastDone && time.Since(lastPrinted) >= 10*interval || waiting != lastWaiting {
+			if p.Done != lastDone && time.Since(lastPrinted) >= 10*interval || withoutAges(waiting) != lastWaiting {
 				fmt.Fprintln(w, progressLine(p, tty)+waiting)
-				lastDone, lastPrinted, lastWaiting = p.Done, time.Now(), waiting
+				lastDone, lastPrinted, lastWaiting = p.Done, time.Now(), withoutAges(waiting)
 			}
 		}
 		select {
@@ -70,6 +74,12 @@ func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty
 		}
 	}
 }
+
+// lastSeen is the age in a waiting note (pipeline.NotRunning).
+var lastSeen = regexp.MustCompile(`, last seen [^,;]* ago`)
+
+// withoutAges is a waiting note without its ages: which stages are down.
+func withoutAges(waiting string) string { return lastSeen.ReplaceAllString(waiting, "") }
 
 // waitingOn names the stages the campaign or message goes through that have
 // no running process (pipeline.Alive), as "  (waiting: split not running,
@@ -94,8 +104,8 @@ func waitingOn(ctx context.Context, src campaignSource, p progressView) string {
 // people reached (progressView.fraction).
 func progressLine(p progressView, tty bool) string {
 	frac, reached, of := p.fraction()
-	return fmt.Sprintf("%s %s  %-9s %s %5.1f%%  %s / %s people  sent %s", kindOf(p), p.ID, p.State,
-		progressBar(frac, 30, tty), 100*frac, reached, of, thousands(p.Sent))
+	return fmt.Sprintf("%s %s  %-9s %s %5.1f%%  %s / %s %s  sent %s", kindOf(p), p.ID, p.State,
+		progressBar(frac, 30, tty), 100*frac, reached, of, p.unit(), thousands(p.Sent))
 }
 
 // kindOf names what p is the progress of.

@@ -122,6 +122,56 @@ func TestFollowSaysWhichStageIsDown(t *testing.T) {
 	}
 }
 
+// Off a terminal, a stage down is said when that changes, not each second
+// its "last seen" age grows: a message waiting on a stopped deliver wrote a
+// line a second into the CI log.
+func TestFollowSaysAStageDownOnce(t *testing.T) {
+	_, rdb := testRedis(t)
+	_, db := testDatabase(t)
+	tests := []struct {
+		name    string
+		stopped string // run, then stopped cleanly: "last seen" ages
+		lines   int    // progress lines written while following
+	}{
+		{"deliver stopped", "deliver", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keys := pipeline.NewKeys("once"+tt.stopped, 4)
+			for _, st := range []string{"dedupe", "deliver"} {
+				def, _ := pipeline.StageNamed(st)
+				opts := def.Options()
+				opts.Block = 100 * time.Millisecond
+				r := pipeline.NewRunner(rdb, keys, opts, pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return nil }), zerolog.Nop(), nil)
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan struct{})
+				go func() { defer close(done); r.Run(ctx) }()
+				stop := func() { cancel(); <-done }
+				t.Cleanup(stop)
+				pipelinetest.Eventually(t, 10*time.Second, st+" ready", r.Ready)
+				if st == tt.stopped {
+					stop()
+				}
+			}
+			m, _, err := campaign.CreateMessage(t.Context(), rdb, db, keys, campaign.Message{
+				Campaign: campaign.Campaign{ID: "m", App: "a", Title: "t"}, Users: []int64{1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, stop := context.WithTimeout(t.Context(), 2500*time.Millisecond) // the age passes two seconds
+			defer stop()
+			out := &lockedBuffer{}
+			if err := follow(ctx, campaignSource{rdb: rdb, keys: keys, db: db}, m.ID, out, false, 10*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Count(out.String(), "message m ")
+			if lines != tt.lines || !strings.Contains(out.String(), tt.stopped+" not running, last seen ") {
+				t.Errorf("%d progress lines, want %d naming %s:\n%s", lines, tt.lines, tt.stopped, out.String())
+			}
+		})
+	}
+}
+
 // A campaign still being cut whose audience split counted: its bar and its
 // people go by the audience ("~" before it), not by the few targets of the
 // ranges cut so far, which read as nearly done for hours.
@@ -153,20 +203,24 @@ func TestProgressCountsAgainstTheAudience(t *testing.T) {
 }
 
 // People done with no device to send to are said, when there are any: a
-// message to 49 people that sent 12 did not say why.
+// message to 49 people that sent 12 did not say why. Duplicates suppressed
+// are a campaign's alone: a message's list is made each user once before
+// dedupe, and its 0 read as if a user listed twice got it twice.
 func TestProgressSaysWhoHadNoDevice(t *testing.T) {
 	tests := []struct {
 		name      string
+		kind      string
 		noDevices int64
 		want      string
 	}{
-		{"none", 0, "duplicates suppressed 0\n"},
-		{"some", 1234, "duplicates suppressed 0  no devices 1,234\n"},
+		{"none", "message", 0, "  muted 0\n"},
+		{"some", "message", 1234, "  muted 0  no devices 1,234\n"},
+		{"a campaign's", "", 1234, "  muted 0  duplicates suppressed 0  no devices 1,234\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out strings.Builder
-			printProgressView(&out, progressView{ID: "m", Kind: "message", State: campaign.MessageDone,
+			printProgressView(&out, progressView{ID: "m", Kind: tt.kind, State: campaign.MessageDone,
 				Counts: campaign.Counts{Targets: 1246, Sent: 12, NoDevices: tt.noDevices}, Done: 1246}, false)
 			if !strings.Contains(out.String(), tt.want) {
 				t.Errorf("view\n%s\nwant %q", out.String(), tt.want)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"slices"
 	"strings"
 
@@ -31,9 +33,55 @@ func redisGlobals() []string {
 	return []string{"redis-addr", "redis-username", "redis-password-file", "redis-tls-ca-file", "redis-tls-cert-file", "redis-tls-key-file"}
 }
 
-// helpPrinter is kong's help with the global flags a subcommand does not
-// use hidden, and --version shown only at the top.
+// helpPrinter is printHelp with the flags of an xor group shown as a
+// choice (xorUsage).
 func helpPrinter(options kong.HelpOptions, ctx *kong.Context) error {
+	var buf bytes.Buffer
+	out := ctx.Stdout
+	ctx.Stdout = &buf
+	err := printHelp(options, ctx)
+	ctx.Stdout = out
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(out, xorUsage(ctx.Model.Node, buf.String()))
+	return err
+}
+
+// xorUsage writes the required flags of one xor group in help as the choice
+// they are: kong's usage line "pushpipe send --app=STRING --channel=CHANNEL
+// --user=USER,..." read as if both were needed, which the parser refuses.
+func xorUsage(root *kong.Node, help string) string {
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		groups := map[string][]string{}
+		var order []string
+		for _, f := range n.Flags {
+			if !f.Required || len(f.Xor) == 0 {
+				continue
+			}
+			x := f.Xor[0]
+			if _, ok := groups[x]; !ok {
+				order = append(order, x)
+			}
+			groups[x] = append(groups[x], f.Summary())
+		}
+		for _, x := range order {
+			if g := groups[x]; len(g) > 1 {
+				help = strings.ReplaceAll(help, strings.Join(g, " "), "("+strings.Join(g, " | ")+")")
+			}
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(root)
+	return help
+}
+
+// printHelp is kong's help with the global flags a subcommand does not use
+// hidden, and --version shown only at the top.
+func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
 	node := ctx.Selected()
 	if node == nil {
 		return kong.DefaultHelpPrinter(options, ctx)

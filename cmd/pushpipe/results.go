@@ -37,13 +37,24 @@ func (c *ResultsRetireCmd) Run(g *Globals) error {
 		return err
 	}
 	defer rdb.Close()
-	r, err := pipeline.RetireGroup(g.Context(), rdb, g.Keys(), pipeline.StreamResults, c.Group, c.Force)
+	return c.retire(g.Context(), rdb, g.Keys(), os.Stdout)
+}
+
+// retire says what went with the group in entries: each results entry is a
+// batch of events (one deliver script call), and "13 events" it had not
+// read were 13 entries, hundreds of events.
+func (c *ResultsRetireCmd) retire(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, w io.Writer) error {
+	r, err := pipeline.RetireGroup(ctx, rdb, keys, pipeline.StreamResults, c.Group, c.Force)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("retired %s: its group is gone from %d partitions of results, with %s events it had not read or acknowledged; "+
-		"results are trimmed without it from now on (its dead letters are left to pushpipe dlq drop)\n",
-		c.Group, r.Partitions, thousands(r.Unread))
+	entries := thousands(r.Unread) + " entries"
+	if r.Unread == 1 {
+		entries = "1 entry"
+	}
+	fmt.Fprintf(w, "retired %s: its group is gone from %d partitions of results, with %s it had not read or acknowledged "+
+		"(each a batch of events); results are trimmed without it from now on (its dead letters are left to pushpipe dlq drop)\n",
+		c.Group, r.Partitions, entries)
 	return nil
 }
 

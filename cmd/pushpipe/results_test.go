@@ -218,12 +218,28 @@ func TestResultsRetire(t *testing.T) {
 			}
 		}
 	}
+	// Two entries of three events each, neither read by analytics: what it
+	// leaves is counted in entries, not called events.
+	for range 2 {
+		evs := []pipeline.ResultEvent{
+			{ID: "c:c1:1", Campaign: "c1", App: "a", UserID: 1, Platform: "ios", Token: "t1", Outcome: pipeline.OutcomeSent, AtMs: 1},
+			{ID: "c:c1:2", Campaign: "c1", App: "a", UserID: 2, Platform: "ios", Token: "t2", Outcome: pipeline.OutcomeSent, AtMs: 1},
+			{ID: "c:c1:3", Campaign: "c1", App: "a", UserID: 3, Platform: "ios", Token: "t3", Outcome: pipeline.OutcomeSent, AtMs: 1},
+		}
+		if _, err := pipeline.Emit(t.Context(), rdb, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, 0), Fields: pipeline.ResultFields(evs...)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
 	retire := func(group string) error {
 		cli := parse(t, "results", "retire", group, "--redis-addr", r.Addr)
-		return cli.Results.Retire.Run(&cli.Globals)
+		return cli.Results.Retire.retire(t.Context(), rdb, keys, &out)
 	}
 	if err := retire("analytics"); err != nil {
 		t.Fatalf("retire analytics: %v", err)
+	}
+	if want := "with 2 entries it had not read or acknowledged (each a batch of events)"; !strings.Contains(out.String(), want) {
+		t.Errorf("retire printed %q, want %q", out.String(), want)
 	}
 	groups, err := pipeline.StreamGroups(t.Context(), rdb, keys.Streams(pipeline.StreamResults))
 	if err != nil {

@@ -50,6 +50,20 @@ type SendCmd struct {
 // answered "parsing time "tomorrow" as "2006-01-02T15:04:05Z07:00": cannot
 // parse "tomorrow" as "2006"", which shows no time to copy.
 func (c *SendCmd) Validate() error {
+	// Checked here, not by Normalize, whose "ttl_seconds: ... got 35996400"
+	// named the API's field in seconds ("got 0" for 500ms), and which
+	// reads 0 as the default: --ttl 0s went out with 24h.
+	if c.TTL < time.Second || c.TTL > campaign.MaxTTL {
+		return fmt.Errorf("--ttl: must be between 1s and %s (28 days), got %s", campaign.MaxTTL, c.TTL)
+	}
+	// Normalize's "notification.data: must be a JSON object" named the
+	// API's field and showed no example; the JSON's own error says where.
+	if c.Data != "" {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(c.Data), &obj); err != nil || obj == nil {
+			return fmt.Errorf(`--data: must be a JSON object of custom keys such as '{"order":"42"}', got %q`, c.Data)
+		}
+	}
 	if c.SendAt != "" {
 		t, err := time.Parse(time.RFC3339, c.SendAt)
 		if err != nil {
@@ -113,7 +127,7 @@ func (c *SendCmd) Run(g *Globals) error {
 	}
 	camp, created, err := campaign.Create(ctx, rdb, db, g.Keys(), camp)
 	if err != nil {
-		return fmt.Errorf("send: %w", err)
+		return createError("campaign", camp.ID, err)
 	}
 	if !created {
 		log := g.Logger()
@@ -130,7 +144,12 @@ func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) erro
 	if c.Data != "" {
 		m.Data = json.RawMessage(c.Data)
 	}
-	if err := m.Normalize(); err != nil {
+	if err := m.Normalize(); errors.Is(err, campaign.ErrTooManyUsers) {
+		// The error's "users: ...: too many users" named the API's field
+		// and not what to do, as the API's 413 does ("split it").
+		return fmt.Errorf("send: --user: a message lists at most %d users, got %d; send the others in another message",
+			campaign.MaxMessageUsers, len(c.Users))
+	} else if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
@@ -151,14 +170,26 @@ func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) erro
 	}
 	m, created, err := campaign.CreateMessage(ctx, rdb, db, g.Keys(), m)
 	if err != nil {
-		return fmt.Errorf("send: %w", err)
+		return createError("message", m.ID, err)
 	}
 	if !created {
 		log := g.Logger()
-		log.Info().Str("message", m.ID).Msg("message already exists; nothing new is sent")
+		log.Info().Str("message_id", m.ID).Msg("message already exists; nothing new is sent")
 	}
 	fmt.Println(m.ID)
 	return c.follow(g, rdb, db, m.ID)
+}
+
+// createError says what a create's error means for --id, as the API's 409
+// does: ErrConflict's own text said "campaign id already used for a
+// different campaign", of a message too, and not that a retry whose content
+// changed was already accepted, so a new --id would send it twice.
+func createError(kind, id string, err error) error {
+	if errors.Is(err, campaign.ErrConflict) && !errors.Is(err, campaign.ErrOtherKind) {
+		return fmt.Errorf("send: %s id %q is already used for different content: if this is a retry of that %s, "+
+			"it is already accepted and is not sent again; give another --id only for a different %s", kind, id, kind, kind)
+	}
+	return fmt.Errorf("send: %w", err)
 }
 
 // follow, with --wait, follows what was sent to its end on stderr: the id

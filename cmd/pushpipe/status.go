@@ -219,6 +219,9 @@ type progressView struct {
 	ID    string `json:"id"`
 	Kind  string `json:"kind,omitempty"` // "message" for a direct message's
 	State string `json:"state"`
+	// RawTokens is a message to raw tokens: its targets are tokens, not
+	// people ("2 / 2 people" for two tokens of nobody known).
+	RawTokens bool `json:"raw_tokens,omitempty"`
 	campaign.Counts
 	Error string `json:"error,omitempty"` // why the campaign failed as a whole
 	// Done counts targets that reached a terminal state: with the
@@ -256,6 +259,14 @@ func (p progressView) fraction() (float64, string, string) {
 	return min(float64(reached)/float64(expected), 1), thousands(reached), of
 }
 
+// unit is what the targets count.
+func (p progressView) unit() string {
+	if p.RawTokens {
+		return "tokens"
+	}
+	return "people"
+}
+
 // printProgressView draws the bar (people done of targets) and the counters.
 func printProgressView(w io.Writer, p progressView, tty bool) {
 	frac, reached, of := p.fraction()
@@ -274,13 +285,20 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 			"Cancel it and send it again with a higher --rate-per-second or a longer --ttl to reach them all\n",
 			x.ExpiresAt.Local().Format(time.DateTime), x.FinishAt.Local().Format(time.DateTime))
 	}
-	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s people\n", progressBar(frac, 40, tty), 100*frac, reached, of)
+	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s %s\n", progressBar(frac, 40, tty), 100*frac, reached, of, p.unit())
 	none := "" // people done with nothing sent: why sent falls short of them
 	if p.NoDevices > 0 {
 		none = "  no devices " + thousands(p.NoDevices)
 	}
-	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s  muted %s  duplicates suppressed %s%s\n",
-		thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), thousands(p.Muted), thousands(p.DuplicatesSuppressed), none)
+	// A message's list is made each user once before dedupe (Normalize), so
+	// its "duplicates suppressed 0" read as if a user listed twice had been
+	// sent twice; GET /v1/messages/{id} has no such count either.
+	dups := ""
+	if p.Kind != "message" {
+		dups = "  duplicates suppressed " + thousands(p.DuplicatesSuppressed)
+	}
+	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s  muted %s%s%s\n",
+		thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), thousands(p.Muted), dups, none)
 	if p.FirstSendMs > 0 {
 		first, last := time.UnixMilli(p.FirstSendMs), time.UnixMilli(p.LastSendMs)
 		rate := ""
@@ -458,7 +476,7 @@ func (s campaignSource) message(ctx context.Context, id string) (progressView, e
 	if err != nil {
 		return progressView{ID: id, Kind: "message"}, err
 	}
-	v := progressView{ID: id, Kind: "message", State: m.State, Done: m.UsersDone}
+	v := progressView{ID: id, Kind: "message", State: m.State, Done: m.UsersDone, RawTokens: m.RawTokens}
 	v.Targets, v.Muted, v.Sent, v.Failed, v.InvalidTokens, v.NoDevices = m.Targets, m.Muted, m.Sent, m.Failed, m.InvalidTokens, m.NoDevices
 	v.FirstSendMs, v.LastSendMs = m.FirstSendMs, m.LastSendMs
 	return v, nil
@@ -478,5 +496,11 @@ func (s counterProgress) Progress(ctx context.Context, id string) (progressView,
 	if err != nil {
 		return progressView{ID: id, State: "unknown"}, false, err
 	}
-	return progressView{ID: id, State: "unknown", Counts: l.Counts, Error: l.FailReason, Done: l.UsersDone}, l.Known, nil
+	v := progressView{ID: id, State: "unknown", Counts: l.Counts, Error: l.FailReason, Done: l.UsersDone}
+	if l.Message {
+		// Without PostgreSQL a message read as "campaign m1" with a
+		// campaign's counters; its hash in Redis says what it is.
+		v.Kind = "message"
+	}
+	return v, l.Known, nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
@@ -205,6 +207,81 @@ func TestStatusWithPostgresDown(t *testing.T) {
 			}
 			if !strings.Contains(rep.Campaign.Note, tt.note) || rep.Campaign.State != "unknown" {
 				t.Errorf("note %q, state %q: want %q and state unknown", rep.Campaign.Note, rep.Campaign.State, tt.note)
+			}
+		})
+	}
+}
+
+// A message to raw tokens counts tokens, not people: its bar read "2 / 2
+// people" for two tokens of nobody known.
+func TestStatusRawTokensMessageCountsTokens(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	for _, m := range []campaign.Message{
+		{Campaign: campaign.Campaign{ID: "users", App: "a", Title: "t"}, Users: []int64{1, 2}},
+		{Campaign: campaign.Campaign{ID: "tokens", App: "a", Title: "t"}, Tokens: []campaign.Token{
+			{Platform: "ios", Token: strings.Repeat("ab", 32)}, {Platform: "ios", Token: strings.Repeat("cd", 32)}}},
+	} {
+		if _, _, err := campaign.CreateMessage(t.Context(), rdb, db, keys, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		id, want, not string
+	}{
+		{"users", " people\n", " tokens\n"},
+		{"tokens", " tokens\n", " people\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			cli := parse(t, "status", "--redis-addr", r.Addr, "--database-url", url, tt.id)
+			rep, err := cli.Status.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys, db: db})
+			if err != nil || rep.Campaign == nil {
+				t.Fatalf("status %s: %v", tt.id, err)
+			}
+			var out strings.Builder
+			printProgressView(&out, *rep.Campaign, false)
+			line := progressLine(*rep.Campaign, false)
+			if !strings.Contains(out.String(), tt.want) || strings.Contains(out.String(), tt.not) || !strings.Contains(line+"\n", strings.TrimSuffix(tt.want, "\n")+"  sent") {
+				t.Errorf("status %s printed\n%s\nand %q; want %q", tt.id, out.String(), line, tt.want)
+			}
+		})
+	}
+}
+
+// Without PostgreSQL, a direct message's counters are still shown as a
+// message's: it read "campaign m1" with a campaign's duplicates.
+func TestStatusWithoutDatabaseKnowsAMessage(t *testing.T) {
+	_, rdb := testRedis(t)
+	keys := pipeline.NewKeys("pp", 4)
+	// What creating a campaign or message publishes first.
+	exp := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+	for _, cmd := range []rueidis.Completed{
+		rdb.B().Hset().Key(keys.Campaign("c1")).FieldValue().FieldValue(campaign.HashExpiresMs, exp).Build(),
+		rdb.B().Hset().Key(keys.Campaign("m1")).FieldValue().FieldValue(campaign.HashExpiresMs, exp).FieldValue(campaign.HashMessageUsers, "3").Build(),
+	} {
+		if err := rdb.Do(t.Context(), cmd).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		id, want, not string
+	}{
+		{"c1", "campaign c1  unknown\n", "message"},
+		{"m1", "message m1  unknown\n", "duplicates suppressed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			cli := parse(t, "status", tt.id)
+			rep, err := cli.Status.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys})
+			if err != nil || rep.Campaign == nil {
+				t.Fatalf("status %s: %v", tt.id, err)
+			}
+			var out strings.Builder
+			printProgressView(&out, *rep.Campaign, false)
+			if !strings.Contains(out.String(), tt.want) || strings.Contains(out.String(), tt.not) {
+				t.Errorf("status %s printed\n%s\nwant %q, not %q", tt.id, out.String(), tt.want, tt.not)
 			}
 		})
 	}

@@ -45,7 +45,13 @@ func (c WebhookFlags) runnerOptions(o *pipeline.Options) {
 // included: kong's defaults stand for the flags not given.
 func (c WebhookFlags) check() error {
 	cfg, err := c.config()
-	return errors.Join(err, cfg.Validate())
+	var group error
+	if c.Group == "" {
+		// Config reads "" as DefaultGroup: --group= would have joined the
+		// default receiver's group quietly, sharing its events.
+		group = fmt.Errorf("--group must be a word of letters, digits, '.', '_' or '-', such as analytics, got %q (leave it out for %s)", c.Group, webhook.DefaultGroup)
+	}
+	return errors.Join(err, group, cfg.Validate())
 }
 
 // config is the stage's Config as the flags give it, without what build

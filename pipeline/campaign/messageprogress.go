@@ -37,6 +37,9 @@ type MessageReport struct {
 	// UsersDone counts targets that reached a terminal state (status's
 	// bar); not in DESIGN's object.
 	UsersDone int64 `json:"-"`
+	// RawTokens: the message lists raw tokens, so its targets count
+	// tokens, not people; not in DESIGN's object.
+	RawTokens bool `json:"-"`
 }
 
 // MessageProgress reports a message's state and counters, read from the
@@ -45,8 +48,11 @@ type MessageReport struct {
 // and deliver brought every target to a terminal state.
 func MessageProgress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (MessageReport, error) {
 	rep := MessageReport{ID: id, State: MessageSending}
-	var kind string
-	err := db.QueryRow(ctx, `SELECT kind FROM campaigns WHERE id = $1`, id).Scan(&kind)
+	var (
+		kind string
+		raw  bool
+	)
+	err := db.QueryRow(ctx, `SELECT kind, coalesce(cardinality(tokens), 0) > 0 FROM campaigns WHERE id = $1`, id).Scan(&kind, &raw)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return rep, fmt.Errorf("message %q: %w", id, ErrNotFound)
@@ -59,6 +65,7 @@ func MessageProgress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, 
 	if err != nil {
 		return rep, err
 	}
+	reps[0].RawTokens = raw
 	return reps[0], nil
 }
 

@@ -125,7 +125,8 @@ func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pi
 // Live is what Redis holds of a campaign's progress.
 type Live struct {
 	Counts
-	Known bool // Redis holds the campaign (its hash has expires_ms)
+	Known   bool // Redis holds the campaign (its hash has expires_ms)
+	Message bool // it is a direct message (its hash counts its listed users)
 	// State is splitting, running or done by the counters' sums alone;
 	// Progress confirms a done (confirmDone) before it records one.
 	State      string
@@ -215,7 +216,7 @@ func countersOf(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids
 		cmds = append(cmds,
 			rdb.B().Hmget().Key(keys.Campaign(id)).
 				Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal, pipeline.CampaignFailed, HashExpiresMs,
-					pipeline.CampaignAudience).Build(),
+					pipeline.CampaignAudience, HashMessageUsers).Build(),
 			rdb.B().Hgetall().Key(keys.RangeUsers(id)).Build(),
 		)
 		for p := range keys.Partitions {
@@ -251,6 +252,7 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	}
 	l.Known = intAt(head, 3) > 0
 	l.Audience = intAt(head, 4)
+	l.Message = len(head) > 5 && !head[5].IsNil()
 	resolved, _ := res[1].AsStrMap()
 	var emitted int64
 	for _, v := range resolved {

@@ -39,13 +39,13 @@ func (s *Server) answerCreated(w http.ResponseWriter, kind, id string, createdCo
 		// The row exists: the same id again queues it (Create queues a
 		// stored, unqueued row). A client that sent no id learns it here, or
 		// its retry would be a new record and this one would never start.
-		s.cfg.Log.Warn().Err(err).Str(kind, id).Msg(kind + " stored but not queued")
+		s.cfg.Log.Warn().Err(err).Str(idField(kind), id).Msg(kind + " stored but not queued")
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": id, "error": fmt.Sprintf(
 			"%s %s is stored but could not be queued for sending (Redis or PostgreSQL failed); POST the same request with \"id\":%q again to start it: it is sent once however often it is posted",
 			kind, id, id)})
 	case err != nil:
-		s.cfg.Log.Warn().Err(err).Str(kind, id).Msg(kind + " not created")
+		s.cfg.Log.Warn().Err(err).Str(idField(kind), id).Msg(kind + " not created")
 		unavailable(w, "PostgreSQL or Redis", time.Second)
 	case created:
 		writeJSON(w, createdCode, map[string]string{"id": id})
@@ -90,20 +90,30 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 	case errors.As(err, &conflict):
 		writeError(w, http.StatusConflict, conflict.msg)
 	case err != nil && r.Method == http.MethodGet:
-		s.cfg.Log.Warn().Err(err).Str(kind, id).Msg(kind + " unavailable")
+		s.cfg.Log.Warn().Err(err).Str(idField(kind), id).Msg(kind + " unavailable")
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "PostgreSQL or Redis is unreachable: the "+kind+" could not be read; retry later")
 	case err != nil:
 		// Not unavailable's "nothing was accepted": a cancel sets its flag
 		// in Redis before PostgreSQL records it, and may have stopped the
 		// campaign already.
-		s.cfg.Log.Warn().Err(err).Str(kind, id).Msg(kind + " unavailable")
+		s.cfg.Log.Warn().Err(err).Str(idField(kind), id).Msg(kind + " unavailable")
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "PostgreSQL or Redis is unreachable, and this may have taken effect in part: "+
 			"send the same request again, which is safe to repeat")
 	default:
 		writeJSON(w, http.StatusOK, rep)
 	}
+}
+
+// idField is the log field holding a record's id: "message" is zerolog's
+// own field, so a message's id under it made a second "message" key on the
+// line, and JSON readers kept one of the two.
+func idField(kind string) string {
+	if kind == "message" {
+		return "message_id"
+	}
+	return kind
 }
 
 // conflictError is a request the record's state refuses (409).

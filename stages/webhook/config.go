@@ -179,7 +179,8 @@ func LoadSecrets(path string) ([][]byte, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read secret file: %w", err)
+		// The path is in err; say what the file is for.
+		return nil, fmt.Errorf("--secret-file: %w: give a file holding the secret your receiver verifies signatures with, one a line", err)
 	}
 	var out [][]byte
 	sc := bufio.NewScanner(bytes.NewReader(b))

@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -44,5 +45,29 @@ func TestSafeURL(t *testing.T) {
 	a, b := webhook.SafeURL("https://hooks.slack.com/services/T1/B1/x"), webhook.SafeURL("https://hooks.slack.com/services/T1/B1/y")
 	if a == b || a != webhook.SafeURL("https://hooks.slack.com/services/T1/B1/x") {
 		t.Errorf("two hooks on one host: %q and %q", a, b)
+	}
+}
+
+// A secret file that cannot be read is refused naming the flag and what the
+// file holds, not only "read secret file: open ...: no such file".
+func TestLoadSecretsRefusals(t *testing.T) {
+	dir := t.TempDir()
+	empty := dir + "/empty"
+	if err := os.WriteFile(empty, []byte("\n  \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path, want string
+	}{
+		{"none given", "", "no secret file: give --secret-file"},
+		{"missing", dir + "/missing", "--secret-file: open " + dir + "/missing: no such file or directory: give a file holding the secret your receiver verifies signatures with, one a line"},
+		{"empty", empty, "holds no secret: write one a line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := webhook.LoadSecrets(tt.path); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("LoadSecrets(%q) = %v, want %q", tt.path, err, tt.want)
+			}
+		})
 	}
 }

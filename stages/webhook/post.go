@@ -36,7 +36,11 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 		}
 		last = err
 		if attempt >= h.cfg.Attempts {
-			return fmt.Errorf("POST %s: %d attempts, last: %w", h.safeURL, attempt, last)
+			tries := "attempts"
+			if attempt == 1 {
+				tries = "attempt"
+			}
+			return fmt.Errorf("POST %s: %d %s, last: %w", h.safeURL, attempt, tries, last)
 		}
 		wait := h.backoff(attempt)
 		if retryAfter > 0 {
@@ -111,8 +115,16 @@ func (h *Handler) postOnce(ctx context.Context, payload []byte) (code int, retry
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return resp.StatusCode, 0, nil
 	}
-	return resp.StatusCode, httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-		fmt.Errorf("answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	answer := fmt.Sprintf("answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	// Retries of a refusal only fill the DLQ: say what the operator fixes.
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden: // most often a receiver checking another secret
+		answer += ": the receiver refused the request; check that it verifies Pushpipe-Signature with a line of " +
+			"--secret-file, and the credentials it wants in the URL"
+	case http.StatusRequestEntityTooLarge:
+		answer += ": the receiver takes smaller bodies; lower --batch (events per POST)"
+	}
+	return resp.StatusCode, httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), errors.New(answer)
 }
 
 // backoff is the wait after attempt n: a random time in [d/2, d], d =

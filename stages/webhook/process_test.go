@@ -330,7 +330,7 @@ func TestRefusesToStart(t *testing.T) {
 		want string
 	}{
 		{"not http", []string{"--url", "ftp://user:hunter2@example.com/", "--secret-file", secrets}, "http:// or https://"},
-		{"no secret file", []string{"--url", "https://user:hunter2@example.com/hook", "--secret-file", f.dir + "/missing"}, "secret file"},
+		{"no secret file", []string{"--url", "https://user:hunter2@example.com/hook", "--secret-file", f.dir + "/missing"}, "--secret-file: open " + f.dir + "/missing: no such file or directory: give a file"},
 		{"empty secret file", []string{"--url", "https://user:hunter2@example.com/hook", "--secret-file", f.writeSecrets("")}, "no secret"},
 		{"bad filter", []string{"--url", "https://example.com/hook", "--secret-file", secrets, "--filter", "failed"}, "outcome="},
 		{"unknown outcome", []string{"--url", "https://example.com/hook", "--secret-file", secrets, "--filter", "outcome=failure"}, `outcome "failure"`},

@@ -1,0 +1,67 @@
+package webhook_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/stages/webhook"
+)
+
+// A receiver refusing the POSTs (401, 403: most often it checks another
+// secret; 413: too large a batch) is logged with what to check, since
+// retrying a refusal only fills the DLQ; other answers are logged as they
+// were. One attempt reads "1
+// attempt", not "1 attempts".
+func TestRefusedDeliverySaysWhatToCheck(t *testing.T) {
+	const hint = "the receiver refused the request; check that it verifies Pushpipe-Signature with a line of --secret-file"
+	tests := []struct {
+		status   int
+		attempts int
+		want     string
+		hint     bool
+	}{
+		{http.StatusUnauthorized, 1, "1 attempt, last: answered 401 Unauthorized: ", true},
+		{http.StatusForbidden, 2, "2 attempts, last: answered 403 Forbidden: ", true},
+		{http.StatusRequestEntityTooLarge, 1, "1 attempt, last: answered 413 Request Entity Too Large: the receiver takes smaller bodies; lower --batch", false},
+		{http.StatusInternalServerError, 1, "1 attempt, last: answered 500 Internal Server Error", false},
+	}
+	for _, tt := range tests {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			f := newFixture(t)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, "no", tt.status)
+			}))
+			t.Cleanup(srv.Close)
+			var logs pipelinetest.Logs
+			log := zerolog.New(&logs).Level(zerolog.WarnLevel)
+			h, err := webhook.New(webhook.Config{Redis: f.rdb, Keys: f.keys, URL: srv.URL + "/hook", Secrets: [][]byte{[]byte("secret-0123456789abcdef")},
+				Attempts: tt.attempts, RetryBase: 10 * time.Millisecond, Log: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
+				ClaimIdle: time.Minute, MaxDeliveries: 1000, Block: 100 * time.Millisecond}, h, log, nil)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+			f.emitEvents("c1", 1, pipeline.OutcomeSent)
+			pipelinetest.Eventually(t, 10*time.Second, "the failure logged", func() bool {
+				return strings.Contains(logs.String(), "webhook delivery failed")
+			})
+			got := logs.String()
+			if !strings.Contains(got, tt.want) || strings.Contains(got, hint) != tt.hint {
+				t.Errorf("logged %s\nwant %q, and the hint: %v", got, tt.want, tt.hint)
+			}
+		})
+	}
+}
