@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -91,15 +92,7 @@ func TestFollowSaysWhichStageIsDown(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			keys := pipeline.NewKeys("w"+strings.ReplaceAll(tt.name, " ", ""), 4)
 			for _, st := range tt.running {
-				def, _ := pipeline.StageNamed(st)
-				opts := def.Options()
-				opts.Block = 100 * time.Millisecond
-				r := pipeline.NewRunner(rdb, keys, opts, pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return nil }), zerolog.Nop(), nil)
-				ctx, cancel := context.WithCancel(t.Context())
-				done := make(chan struct{})
-				go func() { defer close(done); r.Run(ctx) }()
-				t.Cleanup(func() { cancel(); <-done })
-				pipelinetest.Eventually(t, 10*time.Second, st+" ready", r.Ready)
+				runIdle(t, rdb, keys, st)
 			}
 			c, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: "w", App: "a", Channels: []string{"x"}, Title: "t", TTL: time.Hour})
 			if err != nil {
@@ -139,17 +132,7 @@ func TestFollowSaysAStageDownOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			keys := pipeline.NewKeys("once"+tt.stopped, 4)
 			for _, st := range []string{"dedupe", "deliver"} {
-				def, _ := pipeline.StageNamed(st)
-				opts := def.Options()
-				opts.Block = 100 * time.Millisecond
-				r := pipeline.NewRunner(rdb, keys, opts, pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return nil }), zerolog.Nop(), nil)
-				ctx, cancel := context.WithCancel(t.Context())
-				done := make(chan struct{})
-				go func() { defer close(done); r.Run(ctx) }()
-				stop := func() { cancel(); <-done }
-				t.Cleanup(stop)
-				pipelinetest.Eventually(t, 10*time.Second, st+" ready", r.Ready)
-				if st == tt.stopped {
+				if stop := runIdle(t, rdb, keys, st); st == tt.stopped {
 					stop()
 				}
 			}
@@ -251,4 +234,21 @@ func TestProgressSaysItOutlastsItsExpiry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runIdle runs stage st with a handler that does nothing, until the test
+// ends or stop; it returns once the stage is ready.
+func runIdle(t *testing.T, rdb rueidis.Client, keys pipeline.Keys, st string) (stop func()) {
+	t.Helper()
+	def, _ := pipeline.StageNamed(st)
+	opts := def.Options()
+	opts.Block = 100 * time.Millisecond
+	r := pipeline.NewRunner(rdb, keys, opts, pipeline.HandlerFunc(func(context.Context, *pipeline.Batch) error { return nil }), zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	stop = func() { cancel(); <-done } // again at the end: done stays closed
+	t.Cleanup(stop)
+	pipelinetest.Eventually(t, 10*time.Second, st+" ready", r.Ready)
+	return stop
 }

@@ -135,15 +135,9 @@ func TestStatusScheduledSaysWhen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
-			cli := parse(t, "status", "--redis-addr", r.Addr, "--database-url", url, tt.id)
-			rep, err := cli.Status.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys, db: db})
-			if err != nil || rep.Campaign == nil {
-				t.Fatalf("status %s: %v", tt.id, err)
-			}
-			var out strings.Builder
-			printProgressView(&out, *rep.Campaign, false)
-			if got := strings.Contains(out.String(), "starts "); tt.want == "" && got || tt.want != "" && !strings.Contains(out.String(), tt.want) {
-				t.Errorf("status %s printed\n%s\nwant %q", tt.id, out.String(), tt.want)
+			_, out := progressOf(t, campaignSource{rdb: rdb, keys: keys, db: db}, rdb, keys, "--redis-addr", r.Addr, "--database-url", url, tt.id)
+			if got := strings.Contains(out, "starts "); tt.want == "" && got || tt.want != "" && !strings.Contains(out, tt.want) {
+				t.Errorf("status %s printed\n%s\nwant %q", tt.id, out, tt.want)
 			}
 		})
 	}
@@ -235,16 +229,10 @@ func TestStatusRawTokensMessageCountsTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
-			cli := parse(t, "status", "--redis-addr", r.Addr, "--database-url", url, tt.id)
-			rep, err := cli.Status.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys, db: db})
-			if err != nil || rep.Campaign == nil {
-				t.Fatalf("status %s: %v", tt.id, err)
-			}
-			var out strings.Builder
-			printProgressView(&out, *rep.Campaign, false)
-			line := progressLine(*rep.Campaign, false)
-			if !strings.Contains(out.String(), tt.want) || strings.Contains(out.String(), tt.not) || !strings.Contains(line+"\n", strings.TrimSuffix(tt.want, "\n")+"  sent") {
-				t.Errorf("status %s printed\n%s\nand %q; want %q", tt.id, out.String(), line, tt.want)
+			v, out := progressOf(t, campaignSource{rdb: rdb, keys: keys, db: db}, rdb, keys, "--redis-addr", r.Addr, "--database-url", url, tt.id)
+			line := progressLine(v, false)
+			if !strings.Contains(out, tt.want) || strings.Contains(out, tt.not) || !strings.Contains(line+"\n", strings.TrimSuffix(tt.want, "\n")+"  sent") {
+				t.Errorf("status %s printed\n%s\nand %q; want %q", tt.id, out, line, tt.want)
 			}
 		})
 	}
@@ -273,16 +261,24 @@ func TestStatusWithoutDatabaseKnowsAMessage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
-			cli := parse(t, "status", tt.id)
-			rep, err := cli.Status.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys})
-			if err != nil || rep.Campaign == nil {
-				t.Fatalf("status %s: %v", tt.id, err)
-			}
-			var out strings.Builder
-			printProgressView(&out, *rep.Campaign, false)
-			if !strings.Contains(out.String(), tt.want) || strings.Contains(out.String(), tt.not) {
-				t.Errorf("status %s printed\n%s\nwant %q, not %q", tt.id, out.String(), tt.want, tt.not)
+			_, out := progressOf(t, campaignSource{rdb: rdb, keys: keys}, rdb, keys, tt.id)
+			if !strings.Contains(out, tt.want) || strings.Contains(out, tt.not) {
+				t.Errorf("status %s printed\n%s\nwant %q, not %q", tt.id, out, tt.want, tt.not)
 			}
 		})
 	}
+}
+
+// progressOf is what `status ARGS` (ending with an id) prints of that
+// campaign or message, read through src.
+func progressOf(t *testing.T, src campaignSource, rdb rueidis.Client, keys pipeline.Keys, args ...string) (progressView, string) {
+	t.Helper()
+	cli := parse(t, append([]string{"status"}, args...)...)
+	rep, err := cli.Status.collect(t.Context(), rdb, keys, src)
+	if err != nil || rep.Campaign == nil {
+		t.Fatalf("status %v: %v", args, err)
+	}
+	var out strings.Builder
+	printProgressView(&out, *rep.Campaign, false)
+	return *rep.Campaign, out.String()
 }

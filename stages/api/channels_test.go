@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -76,8 +77,10 @@ func TestMalformedSubscription(t *testing.T) {
 	}
 }
 
-// PostgreSQL unreachable: 503 + Retry-After, like Redis for device writes.
-func TestSubscriptionWithDatabaseDownIs503(t *testing.T) {
+// databaseDown is a pool of a PostgreSQL nobody listens for, and a client of
+// the test Redis.
+func databaseDown(t *testing.T) (*pgxpool.Pool, rueidis.Client) {
+	t.Helper()
 	port, err := pipelinetest.FreePort() // nothing listens there
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +95,12 @@ func TestSubscriptionWithDatabaseDownIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
+	return db, rdb
+}
+
+// PostgreSQL unreachable: 503 + Retry-After, like Redis for device writes.
+func TestSubscriptionWithDatabaseDownIs503(t *testing.T) {
+	db, rdb := databaseDown(t)
 	srv := httptest.NewServer(New(Config{Redis: rdb, DB: db, Keys: pipeline.NewKeys("down", 16), Log: zerolog.Nop(), Auth: Auth{Insecure: true}}))
 	t.Cleanup(srv.Close)
 	a := &deviceAPI{t: t, url: srv.URL}

@@ -1,14 +1,11 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -19,20 +16,7 @@ import (
 // under "message" was a second "message" key beside zerolog's text, and a
 // JSON reader kept only one of them.
 func TestRecordLogNamesTheID(t *testing.T) {
-	port, err := pipelinetest.FreePort() // nothing listens there
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:"+strconv.Itoa(port)+"/none?sslmode=disable&connect_timeout=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	rdb, err := pipeline.NewRedis(env.Redis.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
+	db, rdb := databaseDown(t)
 	tests := []struct {
 		path, field string
 	}{
