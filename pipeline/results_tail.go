@@ -16,8 +16,13 @@ import (
 // with its own XREAD (partitions may live on different cluster nodes),
 // pipelined, and polls every 200ms when nothing came. A malformed entry is
 // passed over and told to malformed (when not nil): a reader for operators
-// has no DLQ to send it to (the webhook stage does). Events of different
-// partitions come in no particular order.
+// has no DLQ to send it to (the webhook stage does).
+//
+// History comes in the order of entry ids, whatever the partition: an
+// operator reading `--from 1h` reads what happened in the order it
+// happened (to the millisecond, and as far as the nodes' clocks agree), not partition by
+// partition. Entries arriving once a partition is read to its end come as
+// they are read.
 func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from Bound, fn func(ResultEvent) error, malformed func(entry string, err error)) error {
 	streams := keys.Streams(StreamResults)
 	last := make([]string, len(streams))
@@ -47,45 +52,116 @@ func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from Bound, f
 			last[i] = from.start().before()
 		}
 	}
+	t := tail{streams: streams, last: last, buf: make([][]tailEntry, len(streams)), more: make([]bool, len(streams))}
 	for {
-		cmds := make(rueidis.Commands, len(streams))
-		for i, s := range streams {
-			cmds[i] = c.B().Xread().Count(1000).Streams().Key(s).Id(last[i]).Build()
+		if err := t.fill(ctx, c); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
-		got := 0
-		for i, res := range c.DoMulti(ctx, cmds...) {
-			m, err := res.AsXRead()
-			if rueidis.IsRedisNil(err) {
-				continue
-			}
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("xread %s: %w", streams[i], err)
-			}
-			for _, e := range m[streams[i]] {
-				last[i] = e.ID
-				got++
-				evs, err := ParseResults(e.FieldValues)
-				if err != nil {
-					if malformed != nil {
-						malformed(streams[i]+" "+e.ID, err)
-					}
-					continue
-				}
-				for _, ev := range evs {
-					if err := fn(ev); err != nil {
-						return err
-					}
-				}
-			}
+		n, err := t.emit(fn, malformed)
+		if err != nil {
+			return err
 		}
-		if got == 0 {
+		if n == 0 {
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// tailRead is how many entries a partition's XREAD takes: up to
+// tailRead × partitions entries wait in memory for their turn, and an
+// entry holds a mark call's events (tens of KB).
+const tailRead = 100
+
+// tail merges the partitions' entries by id.
+type tail struct {
+	streams []string
+	last    []string      // the last id read of each partition
+	buf     [][]tailEntry // entries read and not yet passed on
+	more    []bool        // the last read was full: the partition may hold more
+}
+
+type tailEntry struct {
+	id streamID
+	e  rueidis.XRangeEntry
+}
+
+// fill reads every partition whose entries are all passed on.
+func (t *tail) fill(ctx context.Context, c rueidis.Client) error {
+	var idx []int
+	var cmds rueidis.Commands
+	for i, s := range t.streams {
+		if len(t.buf[i]) == 0 {
+			idx = append(idx, i)
+			cmds = append(cmds, c.B().Xread().Count(tailRead).Streams().Key(s).Id(t.last[i]).Build())
+		}
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	for j, res := range c.DoMulti(ctx, cmds...) {
+		i := idx[j]
+		m, err := res.AsXRead()
+		if rueidis.IsRedisNil(err) {
+			t.more[i] = false
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("xread %s: %w", t.streams[i], err)
+		}
+		es := m[t.streams[i]]
+		t.more[i] = len(es) == tailRead
+		for _, e := range es {
+			id, err := parseID(e.ID)
+			if err != nil {
+				return fmt.Errorf("xread %s: %w", t.streams[i], err)
+			}
+			t.buf[i] = append(t.buf[i], tailEntry{id, e})
+			t.last[i] = e.ID
+		}
+	}
+	return nil
+}
+
+// emit passes on entries, the lowest id first, until a partition that may
+// hold a lower one has to be read again; it returns how many it passed.
+func (t *tail) emit(fn func(ResultEvent) error, malformed func(entry string, err error)) (int, error) {
+	n := 0
+	for {
+		low := -1
+		for i, b := range t.buf {
+			if len(b) == 0 {
+				if t.more[i] {
+					return n, nil
+				}
+				continue
+			}
+			if low < 0 || b[0].id.less(t.buf[low][0].id) {
+				low = i
+			}
+		}
+		if low < 0 {
+			return n, nil
+		}
+		e := t.buf[low][0].e
+		t.buf[low] = t.buf[low][1:]
+		n++
+		evs, err := ParseResults(e.FieldValues)
+		if err != nil {
+			if malformed != nil {
+				malformed(t.streams[low]+" "+e.ID, err)
+			}
+			continue
+		}
+		for _, ev := range evs {
+			if err := fn(ev); err != nil {
+				return n, err
 			}
 		}
 	}

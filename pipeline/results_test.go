@@ -223,17 +223,69 @@ func TestTailResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = pipeline.TailResults(ctx, c, keys, from, func(e pipeline.ResultEvent) error {
-		got[e.ID] = true
+	// Done once every event and the malformed entry are seen, whichever
+	// comes last.
+	seen := func() {
 		if len(got) == 2*keys.Partitions && len(malformed) > 0 {
 			cancel()
 		}
+	}
+	err = pipeline.TailResults(ctx, c, keys, from, func(e pipeline.ResultEvent) error {
+		got[e.ID] = true
+		seen()
 		return nil
-	}, func(entry string, err error) { malformed = append(malformed, entry) })
+	}, func(entry string, err error) { malformed = append(malformed, entry); seen() })
 	if err != nil || len(got) != 2*keys.Partitions {
 		t.Errorf("tail: %d events, %v; want %d", len(got), err, 2*keys.Partitions)
 	}
 	if len(malformed) != 1 || !strings.HasPrefix(malformed[0], keys.Stream(pipeline.StreamResults, 0)+" ") {
 		t.Errorf("malformed entries named: %q, want the one of partition 0", malformed)
+	}
+}
+
+// TailResults passes history on in the order it was written, not partition
+// by partition, however many reads a partition takes.
+func TestTailResultsInTimeOrder(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	const entries = 250 // more than a read takes of one partition
+	for k := range entries {
+		ev := pipeline.ResultEvent{ID: pipeline.ResultID("order", "", int64(k), pipeline.OutcomeSent), Campaign: "order", App: "a",
+			UserID: int64(k), Platform: "ios", Token: "t", Outcome: pipeline.OutcomeSent, AtMs: 1}
+		// Most entries in partition 0, the rest spread: a partition read
+		// to its end early must not let the others' later entries by.
+		p := 0
+		if k%4 == 3 {
+			p = 1 + k%(keys.Partitions-1)
+		}
+		if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, p), Fields: pipeline.ResultFields(ev)}); err != nil {
+			t.Fatal(err)
+		}
+		// Ids order entries of different partitions to the millisecond.
+		time.Sleep(time.Millisecond)
+	}
+	from, err := pipeline.ParseBound("0", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	err = pipeline.TailResults(ctx, c, keys, from, func(e pipeline.ResultEvent) error {
+		if e.Campaign == "order" {
+			got = append(got, e.UserID)
+		}
+		if len(got) == entries {
+			cancel()
+		}
+		return nil
+	}, nil)
+	if err != nil || len(got) != entries {
+		t.Fatalf("tail: %d events, %v; want %d", len(got), err, entries)
+	}
+	for i, u := range got {
+		if u != int64(i) {
+			t.Fatalf("event %d is user %d, want %d (in the order written): %v", i, u, i, got[max(0, i-3):min(len(got), i+4)])
+		}
 	}
 }
