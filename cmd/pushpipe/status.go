@@ -297,8 +297,13 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 	if p.Kind != "message" {
 		dups = "  duplicates suppressed " + thousands(p.DuplicatesSuppressed)
 	}
-	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s  muted %s%s%s\n",
-		thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), thousands(p.Muted), dups, none)
+	// Mutes are a user's; a message to raw tokens has no user to mute it.
+	muted := ""
+	if !p.RawTokens {
+		muted = "  muted " + thousands(p.Muted)
+	}
+	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s%s%s%s\n",
+		thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), muted, dups, none)
 	if p.FirstSendMs > 0 {
 		first, last := time.UnixMilli(p.FirstSendMs), time.UnixMilli(p.LastSendMs)
 		rate := ""

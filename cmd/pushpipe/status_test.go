@@ -221,11 +221,12 @@ func TestStatusRawTokensMessageCountsTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Mutes are a user's: a message to raw tokens has none to show.
 	tests := []struct {
-		id, want, not string
+		id, want, not, muted string
 	}{
-		{"users", " people\n", " tokens\n"},
-		{"tokens", " tokens\n", " people\n"},
+		{"users", " people\n", " tokens\n", "  muted 0"},
+		{"tokens", " tokens\n", " people\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
@@ -233,6 +234,9 @@ func TestStatusRawTokensMessageCountsTokens(t *testing.T) {
 			line := progressLine(v, false)
 			if !strings.Contains(out, tt.want) || strings.Contains(out, tt.not) || !strings.Contains(line+"\n", strings.TrimSuffix(tt.want, "\n")+"  sent") {
 				t.Errorf("status %s printed\n%s\nand %q; want %q", tt.id, out, line, tt.want)
+			}
+			if shown := strings.Contains(out, " muted "); shown != (tt.muted != "") || !strings.Contains(out, tt.muted) {
+				t.Errorf("status %s printed\n%s\nwant muted shown: %v", tt.id, out, tt.muted != "")
 			}
 		})
 	}

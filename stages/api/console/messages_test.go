@@ -18,10 +18,15 @@ import (
 	"github.com/pushpipe/pushpipe/stages/api/console"
 )
 
-// sendMessage is POST /v1/messages as the operator.
-func (b *bed) sendMessage(id, title string, users []int64) {
+// sendMessage is POST /v1/messages as the operator, to users ([]int64) or
+// raw tokens ([]map[string]string).
+func (b *bed) sendMessage(id, title string, to any) {
 	b.t.Helper()
-	body, _ := json.Marshal(map[string]any{"id": id, "app": app, "users": users,
+	targets := "users"
+	if _, ok := to.([]map[string]string); ok {
+		targets = "tokens"
+	}
+	body, _ := json.Marshal(map[string]any{"id": id, "app": app, targets: to,
 		"notification": map[string]string{"title": title, "body": "for " + id}})
 	req, _ := http.NewRequestWithContext(b.t.Context(), http.MethodPost, b.url+"/v1/messages", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+adminToken)
@@ -107,6 +112,17 @@ func TestDirectMessages(t *testing.T) {
 	}
 	if facts[0] != "Your order shipped" || facts[1] != "10" || facts[2] != "12" || !strings.HasSuffix(facts[3], "UTC") || facts[4] != "2" {
 		t.Errorf("message page shows %q", facts)
+	}
+	// A message to raw tokens counts tokens, and has no one to mute it
+	// nor anyone without devices: it read "Targets (people)" and "Muted 0".
+	b.sendMessage("dm-3", "Raw", []map[string]string{{"platform": "ios", "token": strings.Repeat("ab", 32)},
+		{"platform": "android", "token": "raw-fcm-token"}})
+	b.run(chromedp.Navigate(b.url+"/ui/messages/dm-3"), waitJS(`document.getElementById("state").textContent === "done"`))
+	raw := js[string](b, `JSON.stringify([document.querySelector("#outcome .targets").previousElementSibling.textContent,
+		document.querySelector("#outcome .targets").textContent, document.querySelector("#outcome .sent").textContent,
+		String(document.querySelector("#outcome .muted")), String(document.querySelector("#outcome .no-devices"))])`)
+	if want := `["Targets (tokens)","2","2","null","null"]`; raw != want {
+		t.Errorf("raw-token message page shows %s, want %s", raw, want)
 	}
 	b.expect("status of 404")
 	b.run(chromedp.Navigate(b.url+"/ui/messages/nope"), waitJS(`document.querySelector("p.error") !== null`))
