@@ -48,7 +48,10 @@ type DLQFilter struct {
 	IDs      []string
 	Stream   string // logical name of the original stream ("" = any)
 	Campaign string // the original entry's campaign ("" = any)
-	Limit    int    // at most this many (0 = all)
+	// Group is the consumer group that dead-lettered it ("" = any): of
+	// results, each webhook receiver's letters are its group's.
+	Group string
+	Limit int // at most this many (0 = all)
 }
 
 // DLQ inspects, retries and drops dead letters. The DLQ is one stream
@@ -135,7 +138,7 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 			if gone[[2]string{d.Stream, d.Group}] {
 				// Re-injected, every group left would ack it unsent: it
 				// names the group to handle it (replayFields).
-				res.Failed[d.ID] = "group " + d.Group + " no longer reads " + d.Stream + " (retired): nobody would handle it; drop it"
+				res.Failed[d.ID] = "group " + d.Group + " no longer reads " + d.Stream + " (retired): nobody would handle it; drop its letters: pushpipe dlq drop --all --group " + d.Group
 				continue
 			}
 			cmds = append(cmds, xadd(q.c, Message{Stream: d.Stream, Fields: replayFields(d.Fields, d.Fields[FieldForce] == "1", d.Group)}))
@@ -263,6 +266,9 @@ func (q *DLQ) scan(ctx context.Context, f DLQFilter, fn func(DeadLetter) bool) e
 				continue
 			}
 			if f.Campaign != "" && d.Campaign() != f.Campaign {
+				continue
+			}
+			if f.Group != "" && d.Group != f.Group {
 				continue
 			}
 			if !fn(d) {

@@ -655,9 +655,12 @@ func TestRetireGroup(t *testing.T) {
 	reject.Store(true)
 	start := func(group string) (stop func()) {
 		h := pipeline.HandlerFunc(func(_ context.Context, b *pipeline.Batch) error {
-			for i := range b.Entries {
+			for i, e := range b.Entries {
 				if group == "old" && reject.Load() {
 					b.DeadLetter(i, errors.New("receiver old is down"))
+				}
+				if group == "new" && e.Fields["n"] == "3" {
+					b.DeadLetter(i, errors.New("receiver new refused it"))
 				}
 			}
 			return nil
@@ -708,13 +711,27 @@ func TestRetireGroup(t *testing.T) {
 		t.Errorf("retire deliver's own group: %v, want a refusal", err)
 	}
 	reject.Store(false)
-	res, err := q.Retry(ctx, pipeline.DLQFilter{})
+	// A letter of the group still running, which the retired group's
+	// cleanup must leave alone.
+	if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, 3), Fields: []string{"n", "3"}}); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Eventually(t, 10*time.Second, "new dead-lettered its entry", func() bool { n, err := q.Len(ctx); return err == nil && n == 2 })
+	res, err := q.Retry(ctx, pipeline.DLQFilter{Group: "old"})
 	if err != nil || len(res.Done) != 0 || len(res.Failed) != 1 {
 		t.Fatalf("retry of the retired group's dead letter: %+v, %v; want it left in place", res, err)
 	}
 	for _, why := range res.Failed {
-		if !strings.Contains(why, "group old no longer reads") {
-			t.Errorf("left in place because %q, want the group named as retired", why)
+		if !strings.Contains(why, "group old no longer reads") || !strings.HasSuffix(why, "pushpipe dlq drop --all --group old") {
+			t.Errorf("left in place because %q, want the group named as retired and the command that drops its letters", why)
 		}
+	}
+	// What the reason says to run drops the retired group's letters only.
+	if res, err := q.Drop(ctx, pipeline.DLQFilter{Group: "old"}); err != nil || len(res.Done) != 1 {
+		t.Fatalf("drop --group old: %+v, %v; want its one letter", res, err)
+	}
+	left, err := q.List(ctx, pipeline.DLQFilter{})
+	if err != nil || len(left) != 1 || left[0].Group != "new" {
+		t.Errorf("left after dropping old's letters: %+v, %v; want new's one letter", left, err)
 	}
 }

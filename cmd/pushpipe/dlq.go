@@ -32,6 +32,7 @@ type DLQCmd struct {
 type dlqFilterFlags struct {
 	Stream   string `help:"Only dead letters from this stream (${stage_streams})."`
 	Campaign string `help:"Only dead letters of this campaign."`
+	Group    string `help:"Only dead letters of this consumer group: a stage, or a webhook receiver's --group."`
 }
 
 // Validate refuses a --stream no dead letter can come from: the filter
@@ -76,7 +77,7 @@ func (c *DLQListCmd) Run(g *Globals) error {
 // already bounded by --limit. --json stays one dead letter a line, for
 // the scripts that read it.
 func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) error {
-	f := pipeline.DLQFilter{Stream: c.Stream, Campaign: c.Campaign, Limit: c.Limit}
+	f := pipeline.DLQFilter{Stream: c.Stream, Campaign: c.Campaign, Group: c.Group, Limit: c.Limit}
 	letters, err := q.List(ctx, f)
 	if err != nil {
 		return err
@@ -124,7 +125,7 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 			d.Deliveries, firstNonEmpty(d.Campaign(), "-"), clip(oneLine(firstNonEmpty(d.Malformed, d.Error)), 100))
 	}
 	tw.Flush()
-	fmt.Fprintln(w, shownLine(len(letters), c.Stream != "" || c.Campaign != "", sum, total))
+	fmt.Fprintln(w, shownLine(len(letters), c.Stream != "" || c.Campaign != "" || c.Group != "", sum, total))
 	return nil
 }
 
@@ -234,18 +235,18 @@ func fieldValue(name, v string) string {
 // (narrowed by the filters). Nothing is selected by default.
 type dlqSelect struct {
 	IDs []string `arg:"" optional:"" name:"id" help:"Dead letter ids."`
-	All bool     `help:"Every dead letter (narrowed by --stream/--campaign)."`
+	All bool     `help:"Every dead letter (narrowed by --stream/--campaign/--group)."`
 	dlqFilterFlags
 }
 
 func (s dlqSelect) filter() (pipeline.DLQFilter, error) {
 	switch {
-	case len(s.IDs) > 0 && (s.All || s.Stream != "" || s.Campaign != ""):
-		return pipeline.DLQFilter{}, errors.New("give dead letter ids, or --all with optional --stream/--campaign, not both")
+	case len(s.IDs) > 0 && (s.All || s.Stream != "" || s.Campaign != "" || s.Group != ""):
+		return pipeline.DLQFilter{}, errors.New("give dead letter ids, or --all with optional --stream/--campaign/--group, not both")
 	case len(s.IDs) == 0 && !s.All:
-		return pipeline.DLQFilter{}, errors.New("say which: dead letter ids, or --all (narrowed by --stream/--campaign)")
+		return pipeline.DLQFilter{}, errors.New("say which: dead letter ids, or --all (narrowed by --stream/--campaign/--group)")
 	}
-	return pipeline.DLQFilter{IDs: s.IDs, Stream: s.Stream, Campaign: s.Campaign}, nil
+	return pipeline.DLQFilter{IDs: s.IDs, Stream: s.Stream, Campaign: s.Campaign, Group: s.Group}, nil
 }
 
 // DLQRetryCmd is `pushpipe dlq retry`.

@@ -204,7 +204,7 @@ func TestDLQOfAMessagesResults(t *testing.T) {
 // Letters left in place are said once per reason: a retired receiver's 112
 // letters were 112 lines of the same words.
 func TestDLQLeftInPlaceOnceAReason(t *testing.T) {
-	retired := "group fx no longer reads pp:{p0}:results (retired): nobody would handle it; drop it"
+	retired := "group fx no longer reads pp:{p0}:results (retired): nobody would handle it; drop its letters: pushpipe dlq drop --all --group fx"
 	many := map[string]string{}
 	for i := range 12 {
 		many["1700000000000-"+strconv.Itoa(i)] = retired

@@ -53,8 +53,9 @@ func (c *ResultsRetireCmd) retire(ctx context.Context, rdb rueidis.Client, keys 
 		entries = "1 entry"
 	}
 	fmt.Fprintf(w, "retired %s: its group is gone from %d partitions of results, with %s it had not read or acknowledged "+
-		"(each a batch of events); results are trimmed without it from now on (its dead letters are left to pushpipe dlq drop)\n",
-		c.Group, r.Partitions, entries)
+		"(each a batch of events); results are trimmed without it from now on. Its dead letters stay in the DLQ, "+
+		"for nobody to retry: pushpipe dlq drop --all --group %s drops them\n",
+		c.Group, r.Partitions, entries, c.Group)
 	return nil
 }
 
