@@ -227,6 +227,34 @@ func TestWebhookURLFromEnvironment(t *testing.T) {
 	}
 }
 
+// The webhook's advice at run time (a 413: "lower --batch") names its flags
+// as the process was given them: under all, --batch is entries per read of
+// every stage, and the webhook's is --webhook-batch.
+func TestWebhookAdviceNamesItsFlags(t *testing.T) {
+	secrets := filepath.Join(t.TempDir(), "secrets")
+	if err := os.WriteFile(secrets, []byte("s1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args   []string
+		own    func(cmd any) stage
+		prefix string
+	}{
+		{[]string{"webhook", "--url", "https://h.example/x", "--secret-file", secrets}, func(cmd any) stage { return cmd.(*stageCmd).Own }, ""},
+		{[]string{"all", "--webhook-url", "https://h.example/x", "--webhook-secret-file", secrets},
+			func(cmd any) stage { return cmd.(*AllCmd).stages()["webhook"] }, "webhook-"},
+	}
+	for _, tt := range tests {
+		w, _ := tt.own(command(t, tt.args...)).(*WebhookFlags)
+		if w == nil {
+			t.Fatalf("pushpipe %s: no webhook", strings.Join(tt.args, " "))
+		}
+		if cfg, err := w.config(); err != nil || cfg.FlagPrefix != tt.prefix {
+			t.Errorf("pushpipe %s: the webhook's flags are prefixed %q (%v), want %q", strings.Join(tt.args, " "), cfg.FlagPrefix, err, tt.prefix)
+		}
+	}
+}
+
 // Flags required one of a group (xor) read as a choice in the usage lines:
 // "send --app=STRING --channel=CHANNEL --user=USER,..." asked for both,
 // which the parser refuses.

@@ -88,6 +88,10 @@ type configurable interface {
 	configuredBy() string
 }
 
+// prefixed is a stage's flags that name themselves at run time (advice in
+// logs): under all they are told their prefix.
+type prefixed interface{ setPrefix(string) }
+
 // runnerOptioner is a stage's flags that decide some of its runner's
 // options: the webhook's consumer group (--group, one per receiver) and
 // where a new one begins (--from).
@@ -177,6 +181,9 @@ func ownFlags() (kong.Plugins, map[string]stage) {
 		p.Elem().Field(0).Set(reflect.ValueOf(w.flags()).Elem()) // a plain stage's constructor
 		plugins = append(plugins, p.Interface())
 		own[def.Name] = p.Elem().Field(0).Addr().Interface().(stage)
+		if pf, ok := own[def.Name].(prefixed); ok && !w.bare {
+			pf.setPrefix(def.Name + "-")
+		}
 	}
 	return plugins, own
 }

@@ -28,7 +28,13 @@ type WebhookFlags struct {
 	RetryMax   time.Duration `name:"retry-max" default:"30s" help:"Longest backoff, and longest Retry-After honoured (a Retry-After holds back every POST of this process)."`
 	Group      string        `name:"group" default:"${webhook_group}" help:"Consumer group, one per receiver: every group gets every event, and the processes of one group share its events (replicas of one receiver)."`
 	From       string        `name:"from" enum:"oldest,now" default:"oldest" help:"Where a new --group starts (oldest: every event results still keeps, up to --retention; now: events from now on). A group that exists resumes where it stopped."`
+
+	prefix string // what these flags begin with: "webhook-" under all (setPrefix)
 }
+
+// setPrefix is told the prefix of these flags under all, for the stage's
+// advice at run time (webhook.Config.FlagPrefix).
+func (c *WebhookFlags) setPrefix(p string) { c.prefix = p }
 
 // runnerOptions sets what of the runner's options the flags decide: the
 // group (--group) and where it begins when new (--from).
@@ -61,7 +67,7 @@ func (c WebhookFlags) config() (webhook.Config, error) {
 	secrets, serr := webhook.LoadSecrets(c.SecretFile)
 	outcomes, ferr := c.outcomes()
 	return webhook.Config{Group: c.Group, URL: c.URL, Secrets: secrets, Batch: c.Batch, Rate: c.Rate, Outcomes: outcomes, Timeout: c.Timeout,
-		Attempts: c.Attempts, RetryBase: c.RetryBase, RetryMax: c.RetryMax}, errors.Join(serr, ferr)
+		Attempts: c.Attempts, RetryBase: c.RetryBase, RetryMax: c.RetryMax, FlagPrefix: c.prefix}, errors.Join(serr, ferr)
 }
 
 // outcomes parses --filter: "outcome=a,b" or "".

@@ -68,9 +68,17 @@ type Config struct {
 	// Defaults 250ms and 30s.
 	RetryBase, RetryMax time.Duration
 
+	// FlagPrefix is what the stage's own flags begin with where it runs:
+	// "webhook-" under `pushpipe all`, so that the advice in its logs and
+	// dead letters names --webhook-batch, a flag the operator has.
+	FlagPrefix string
+
 	Log     zerolog.Logger
 	Metrics prometheus.Registerer // nil registers nothing
 }
+
+// flag is the name of the stage's own flag name as the operator gives it.
+func (c *Config) flag(name string) string { return "--" + c.FlagPrefix + name }
 
 // defaults fills the settings a caller left at zero. Only zero: a negative
 // value is a mistake, and Validate refuses it.

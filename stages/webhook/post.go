@@ -120,9 +120,9 @@ func (h *Handler) postOnce(ctx context.Context, payload []byte) (code int, retry
 	switch resp.StatusCode {
 	case http.StatusUnauthorized, http.StatusForbidden: // most often a receiver checking another secret
 		answer += ": the receiver refused the request; check that it verifies Pushpipe-Signature with a line of " +
-			"--secret-file, and the credentials it wants in the URL"
+			h.cfg.flag("secret-file") + ", and the credentials it wants in the URL"
 	case http.StatusRequestEntityTooLarge:
-		answer += ": the receiver takes smaller bodies; lower --batch (events per POST)"
+		answer += ": the receiver takes smaller bodies; lower " + h.cfg.flag("batch") + " (events per POST)"
 	}
 	return resp.StatusCode, httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), errors.New(answer)
 }

@@ -25,16 +25,18 @@ func TestRefusedDeliverySaysWhatToCheck(t *testing.T) {
 	tests := []struct {
 		status   int
 		attempts int
+		prefix   string // Config.FlagPrefix: "webhook-" under pushpipe all
 		want     string
 		hint     bool
 	}{
-		{http.StatusUnauthorized, 1, "1 attempt, last: answered 401 Unauthorized: ", true},
-		{http.StatusForbidden, 2, "2 attempts, last: answered 403 Forbidden: ", true},
-		{http.StatusRequestEntityTooLarge, 1, "1 attempt, last: answered 413 Request Entity Too Large: the receiver takes smaller bodies; lower --batch", false},
-		{http.StatusInternalServerError, 1, "1 attempt, last: answered 500 Internal Server Error", false},
+		{http.StatusUnauthorized, 1, "", "1 attempt, last: answered 401 Unauthorized: ", true},
+		{http.StatusForbidden, 2, "", "2 attempts, last: answered 403 Forbidden: ", true},
+		{http.StatusRequestEntityTooLarge, 1, "", "1 attempt, last: answered 413 Request Entity Too Large: the receiver takes smaller bodies; lower --batch", false},
+		{http.StatusRequestEntityTooLarge, 1, "webhook-", "1 attempt, last: answered 413 Request Entity Too Large: the receiver takes smaller bodies; lower --webhook-batch", false},
+		{http.StatusInternalServerError, 1, "", "1 attempt, last: answered 500 Internal Server Error", false},
 	}
 	for _, tt := range tests {
-		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+		t.Run(http.StatusText(tt.status)+tt.prefix, func(t *testing.T) {
 			f := newFixture(t)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				http.Error(w, "no", tt.status)
@@ -43,7 +45,7 @@ func TestRefusedDeliverySaysWhatToCheck(t *testing.T) {
 			var logs pipelinetest.Logs
 			log := zerolog.New(&logs).Level(zerolog.WarnLevel)
 			h, err := webhook.New(webhook.Config{Redis: f.rdb, Keys: f.keys, URL: srv.URL + "/hook", Secrets: [][]byte{[]byte("secret-0123456789abcdef")},
-				Attempts: tt.attempts, RetryBase: 10 * time.Millisecond, Log: log})
+				Attempts: tt.attempts, RetryBase: 10 * time.Millisecond, FlagPrefix: tt.prefix, Log: log})
 			if err != nil {
 				t.Fatal(err)
 			}
