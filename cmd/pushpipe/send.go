@@ -74,6 +74,13 @@ func (c *SendCmd) Validate() error {
 	if len(c.Users) == 0 {
 		return nil
 	}
+	// Before Redis is dialled: --user=-5 went on to connect, and with no
+	// Redis up said only that.
+	for _, u := range c.Users {
+		if u <= 0 {
+			return fmt.Errorf("--user: user ids are positive, got %d", u)
+		}
+	}
 	var given []string
 	if c.SendAt != "" {
 		given = append(given, "--send-at")
