@@ -128,6 +128,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "[1]"}, `--data: must be a JSON object`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "null"}, `--data: must be a JSON object`},
 		{[]string{"send", "--app", "a", "--user=-5"}, "--user: user ids are positive, got -5"},
+		{[]string{"messages", "list", "--limit", "0"}, "--limit: must be from 1 to 100, got 0"},
 		{[]string{"send", "--app", "a", "--user", "3,0"}, "--user: user ids are positive, got 0"},
 		{[]string{"replay", "--resplit", "--campaign", "c", "--partition", "1", "--high-water", "5"}, "--resplit takes only --campaign (and --dry-run), not --partition, --high-water"},
 		{[]string{"replay", "--resplit", "--campaign", "c", "--into", "deliver", "--json"}, "not --into, --json: it re-runs the whole campaign"},

@@ -24,6 +24,24 @@ type MessageSummary struct {
 	CreatedAt time.Time
 }
 
+// MessageItem is a direct message in a list as GET /v1/messages and
+// `pushpipe messages list --json` write it: its status, as GET
+// /v1/messages/{id} has it, and what lets a person tell it from the others
+// (a campaign's id is most often a name; a message's is most often a key
+// its backend made up).
+type MessageItem struct {
+	MessageReport
+	App       string    `json:"app"`
+	Title     string    `json:"title"`
+	Priority  string    `json:"priority"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Item is m as a list writes it.
+func (m MessageSummary) Item() MessageItem {
+	return MessageItem{MessageReport: m.Report, App: m.App, Title: m.Title, Priority: m.Priority, CreatedAt: m.CreatedAt}
+}
+
 // ListMessages reports the direct messages newest first (by creation time,
 // then id), created before the message before ("" for the newest), at most
 // limit (0: DefaultListLimit; at most MaxListLimit), and the id to pass as

@@ -415,6 +415,17 @@ var openapiCalls = []apiCall{
 	{name: "message progress unknown", method: "GET", path: "/v1/messages/nope", token: oaToken, status: 404},
 	{name: "message progress of a campaign", method: "GET", path: "/v1/messages/oa-1", token: oaToken, status: 404},
 	{name: "message progress no database", server: "nodb", method: "GET", path: "/v1/messages/oa-m1", token: oaToken, status: 503},
+	// GET /v1/messages
+	{name: "message list", method: "GET", path: "/v1/messages", token: oaToken, status: 200},
+	{name: "message list a page", method: "GET", path: "/v1/messages?limit=1", token: oaToken, status: 200},
+	{name: "message list before", method: "GET", path: "/v1/messages?before=oa-m1", token: oaToken, status: 200},
+	{name: "message list no token", method: "GET", path: "/v1/messages", req: unchecked, status: 401},
+	{name: "message list as app", method: "GET", path: "/v1/messages", token: oaKey, status: 403},
+	{name: "message list limit 0", method: "GET", path: "/v1/messages?limit=0", token: oaToken, req: invalid, status: 400},
+	{name: "message list limit 101", method: "GET", path: "/v1/messages?limit=101", token: oaToken, req: invalid, status: 400},
+	{name: "message list state", method: "GET", path: "/v1/messages?state=done", token: oaToken, req: unchecked, status: 400},
+	{name: "message list a campaign before", method: "GET", path: "/v1/messages?before=oa-1", token: oaToken, req: unchecked, status: 400},
+	{name: "message list no database", server: "nodb", method: "GET", path: "/v1/messages", token: oaToken, status: 503},
 	// GET /v1/openapi.json
 	{name: "reference", method: "GET", path: "/v1/openapi.json", token: oaKey, status: 200},
 	{name: "reference no token", method: "GET", path: "/v1/openapi.json", req: unchecked, status: 401},

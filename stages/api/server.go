@@ -149,6 +149,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/campaigns/{id}", scopeAdmin, 0, nil, s.getCampaign},
 		{"POST /v1/campaigns/{id}/cancel", scopeAdmin, 0, nil, s.cancelCampaign},
 		{"POST /v1/messages", scopeAdmin, messageBody, nil, s.postMessage},
+		{"GET /v1/messages", scopeAdmin, 0, nil, s.listMessages},
 		{"GET /v1/messages/{id}", scopeAdmin, 0, nil, s.getMessage},
 		// the reference of this table (openapi.go): any valid token
 		{"GET " + OpenAPIPath, scopeAny, 0, nil, s.getOpenAPI},
