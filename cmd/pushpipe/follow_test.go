@@ -212,6 +212,31 @@ func TestProgressSaysWhoHadNoDevice(t *testing.T) {
 	}
 }
 
+// A send rate is shown over a second of sends or more: a chat message's 3
+// devices sent within 2ms read "1,500 sends/s".
+func TestProgressRateOverASecondOnly(t *testing.T) {
+	const first = int64(1_764_900_000_000)
+	tests := []struct {
+		name      string
+		sent      int64
+		span      int64 // ms
+		want, not string
+	}{
+		{"a message's few sends", 3, 2, "(2ms)\n", "sends/s"},
+		{"a campaign's", 30_000, 1500, "(1.5s)  20,000 sends/s\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			printProgressView(&out, progressView{ID: "x", State: campaign.StateRunning,
+				Counts: campaign.Counts{Targets: tt.sent, Sent: tt.sent, FirstSendMs: first, LastSendMs: first + tt.span}}, false)
+			if !strings.Contains(out.String(), tt.want) || tt.not != "" && strings.Contains(out.String(), tt.not) {
+				t.Errorf("view\n%s\nwant %q and not %q", out.String(), tt.want, tt.not)
+			}
+		})
+	}
+}
+
 // A campaign that, at its rate, would still be sending when it expires says
 // so, with what to do: past its expiry the rest fail as expired.
 func TestProgressSaysItOutlastsItsExpiry(t *testing.T) {
