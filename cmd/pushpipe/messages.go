@@ -60,14 +60,7 @@ func (c *MessagesListCmd) run(g *Globals, w io.Writer) error {
 // the next page.
 func (c *MessagesListCmd) print(w io.Writer, ms []campaign.MessageSummary, next string) error {
 	if c.JSON {
-		page := struct {
-			Messages []campaign.MessageItem `json:"messages"`
-			Next     string                 `json:"next,omitempty"`
-		}{Messages: make([]campaign.MessageItem, len(ms)), Next: next}
-		for i, m := range ms {
-			page.Messages[i] = m.Item()
-		}
-		return json.NewEncoder(w).Encode(page)
+		return json.NewEncoder(w).Encode(campaign.NewMessagePage(ms, next))
 	}
 	if len(ms) == 0 {
 		_, err := fmt.Fprintln(w, "no direct messages")

@@ -37,9 +37,20 @@ type MessageItem struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Item is m as a list writes it.
-func (m MessageSummary) Item() MessageItem {
-	return MessageItem{MessageReport: m.Report, App: m.App, Title: m.Title, Priority: m.Priority, CreatedAt: m.CreatedAt}
+// MessagePage is a page of ListMessages as GET /v1/messages and `pushpipe
+// messages list --json` write it.
+type MessagePage struct {
+	Messages []MessageItem `json:"messages"`
+	Next     string        `json:"next,omitempty"` // the id to pass as before for the next page
+}
+
+// NewMessagePage is the page of ms, with next as ListMessages returned it.
+func NewMessagePage(ms []MessageSummary, next string) MessagePage {
+	p := MessagePage{Messages: make([]MessageItem, len(ms)), Next: next}
+	for i, m := range ms {
+		p.Messages[i] = MessageItem{MessageReport: m.Report, App: m.App, Title: m.Title, Priority: m.Priority, CreatedAt: m.CreatedAt}
+	}
+	return p
 }
 
 // ListMessages reports the direct messages newest first (by creation time,

@@ -49,13 +49,6 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, _ []byte) 
 		s.cfg.Log.Warn().Err(err).Msg("message list unavailable")
 		unavailable(w, "PostgreSQL or Redis", time.Second)
 	default:
-		page := struct {
-			Messages []campaign.MessageItem `json:"messages"`
-			Next     string                 `json:"next,omitempty"`
-		}{Messages: make([]campaign.MessageItem, len(ms)), Next: next}
-		for i, m := range ms {
-			page.Messages[i] = m.Item()
-		}
-		writeJSON(w, http.StatusOK, page)
+		writeJSON(w, http.StatusOK, campaign.NewMessagePage(ms, next))
 	}
 }
