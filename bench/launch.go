@@ -199,6 +199,20 @@ func (r *Running) DeliverSends(ctx context.Context) sendCount {
 	return sc
 }
 
+// ExpressWait sums deliver's pushpipe_deliver_express_wait_seconds over the
+// deliver processes; nil if one did not answer.
+func (r *Running) ExpressWait(ctx context.Context) buckets {
+	sum := buckets{}
+	for _, p := range r.Fleet.Stages("deliver") {
+		b, err := scrapeBuckets(ctx, p.HTTP, "pushpipe_deliver_express_wait_seconds")
+		if err != nil || len(b) == 0 {
+			return nil
+		}
+		sum.add(b)
+	}
+	return sum
+}
+
 // InFlightOf reads a deliverer's pushpipe_deliver_in_flight gauge.
 func InFlightOf(ctx context.Context, p *Proc) (int64, error) {
 	n, err := scrapeCounter(ctx, p.HTTP, "pushpipe_deliver_in_flight", "")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
@@ -62,6 +63,14 @@ type MessagesResult struct {
 	// same window (messages and campaign alike): CPU over Sends is each
 	// process's CPU per send, the budget two cores have to share.
 	Sends float64 `json:"provider_sends_per_s"`
+}
+
+// bucketMs is a histogram bucket bound in ms; -1 for past the last one.
+func bucketMs(le float64) int64 {
+	if math.IsInf(le, 1) {
+		return -1
+	}
+	return int64(math.Ceil(le * 1000))
 }
 
 // Hop is one hop's share of the latency, over the receipts.
@@ -126,6 +135,7 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 	resetServerStats(ctx, run.rdb, conn)
 	n0 := run.campaignSent(ctx, bulk)
 	fake0, ferr0 := run.Fake.Summary(ctx)
+	wait0 := run.ExpressWait(ctx)
 	cpu0 := run.usage()
 	start := time.Now()
 	if cfg.Pprof > 0 {
@@ -143,6 +153,7 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 	if n := waitMessages(ctx, run, accepted, time.Minute); n > 0 {
 		logf("%d messages not done after a minute", n)
 	}
+	wait := run.ExpressWait(ctx)
 	res.ServerTime = readServerTime(ctx, run.rdb, conn, 6)
 	receipts, err := messageReceipts(ctx, run.Fake.client, run.Fake.URL, accepted)
 	if err != nil {
@@ -181,6 +192,16 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 		if len(h.ms) > 0 {
 			slices.Sort(h.ms)
 			res.Hops = append(res.Hops, Hop{Name: h.name, P50: quantile(h.ms, 0.5), P99: quantile(h.ms, 0.99)})
+		}
+	}
+	// Of deliver's hop, the wait for a round to take the entry (deliver's
+	// queue), per round, from deliver's own histogram: the rest is the
+	// sends. Bucket bounds (1, 2, 4... ms), not exact times.
+	if wait != nil && wait0 != nil {
+		w := wait.since(wait0)
+		if p50, p99 := w.quantile(0.5), w.quantile(0.99); !math.IsNaN(p50) {
+			res.Hops = append(res.Hops, Hop{Name: "of which: waiting for a deliver round (per round, ≤ bucket bound)",
+				P50: bucketMs(p50), P99: bucketMs(p99)})
 		}
 	}
 	if len(lat) > 0 && cfg.OutDir != "" {

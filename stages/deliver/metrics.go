@@ -26,6 +26,11 @@ type metrics struct {
 	// batch (edge first|last): a message's own first and last sends are the
 	// smallest and the largest of its batches'.
 	acceptToSend *prometheus.HistogramVec
+	// expressWait times an express round's oldest entry from its write to
+	// the stream to the round's start, in Redis's clock: deliver's queue.
+	// High while accept_to_send is high: deliver is short (of processes or
+	// CPU); low: the time goes to the sends themselves.
+	expressWait prometheus.Histogram
 
 	// byOutcome caches the sends counters of every provider and terminal
 	// outcome: a label lookup per send is a hash of both labels.
@@ -52,6 +57,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		acceptToSend: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "pushpipe", Subsystem: "deliver",
 			Name: "accept_to_send_seconds", Help: "From the API's acceptance of a message or campaign to a deliver batch's first and last send of it, by lane.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}, []string{"lane", "edge"}),
+		expressWait: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "pushpipe", Subsystem: "deliver",
+			Name: "express_wait_seconds", Help: "From an express entry's write to its stream to the start of its deliver round (the oldest of a round's entries): deliver's queue.",
+			Buckets: expressWaitBuckets}),
 	}
 	m.byOutcome = map[sendLabels]prometheus.Counter{}
 	for _, p := range []string{"apns", "fcm", "none"} {
@@ -60,10 +68,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.sends, m.retries, m.deadUsers, m.inFlight, m.permitsLate, m.acceptToSend)
+		reg.MustRegister(m.sends, m.retries, m.deadUsers, m.inFlight, m.permitsLate, m.acceptToSend, m.expressWait)
 	}
 	return m
 }
+
+// expressWaitBuckets are pushpipe_deliver_express_wait_seconds's: 1 ms to
+// 16 s, doubling, around the milliseconds a message is meant to take.
+var expressWaitBuckets = prometheus.ExponentialBuckets(0.001, 2, 15)
 
 // watchYield exports the bulk lane's in-flight limit: below --in-flight
 // while it gives way to the express lane.

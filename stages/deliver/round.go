@@ -69,9 +69,16 @@ func (h *Handler) newRound(ctx context.Context, b *pipeline.Batch, targets int) 
 		// never queue behind a bulk round's, which may hold every bulk slot
 		// for as long as the cap makes a campaign's chunk take.
 		r.slots, r.limiter, r.marker, r.express = h.express.slots, h.express.limiter, h.express.marker, true
-		if h.cfg.ExpressTarget > 0 && !b.Claimed() && len(b.Entries) > 0 {
+		// How long its oldest entry waited for deliver: the share of a
+		// message's latency that is deliver's queue, not its sends. A
+		// claimed batch's wait is the claim's --claim-idle.
+		if !b.Claimed() && len(b.Entries) > 0 {
 			now := time.Now()
-			h.yield.late(h.clock.now(now).Sub(oldest(b.Entries)), now)
+			waited := h.clock.now(now).Sub(oldest(b.Entries))
+			h.metrics.expressWait.Observe(max(waited, 0).Seconds())
+			if h.cfg.ExpressTarget > 0 {
+				h.yield.late(waited, now)
+			}
 		}
 	}
 	r.wait, r.cancelWait = context.WithCancel(ctx)

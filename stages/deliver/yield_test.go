@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -173,6 +174,17 @@ func TestBulkYieldsToALateMessage(t *testing.T) {
 	s.h.yield.mu.Unlock()
 	if cut.IsZero() || base != inFlight/2 {
 		t.Errorf("after a message that waited 2 s, the bulk limit was cut to %d (cut at %v), want %d", base, cut, inFlight/2)
+	}
+	// Operators see the wait: deliver's queue, apart from its sends.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.h.metrics.expressWait)
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 {
+		t.Fatalf("gather: %v, %v", mfs, err)
+	}
+	h := mfs[0].GetMetric()[0].GetHistogram()
+	if n, sum := h.GetSampleCount(), h.GetSampleSum(); n != 1 || sum < 1.5 || sum > 10 {
+		t.Errorf("express_wait_seconds observed %d rounds, %.3f s in all; want the one message's round, about 2 s", n, sum)
 	}
 
 	release()
