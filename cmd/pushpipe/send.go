@@ -64,6 +64,12 @@ func (c *SendCmd) Validate() error {
 			return fmt.Errorf(`--data: must be a JSON object of custom keys such as '{"order":"42"}', got %q`, c.Data)
 		}
 	}
+	// Normalize's bound, said of the flag: its "rate_per_second: ..."
+	// named the API's field.
+	if c.Rate < 0 || c.Rate > campaign.MaxRatePerSecond {
+		return fmt.Errorf("--rate-per-second: must be a whole number of sends per second from 1 to %d, or 0 for no cap of its own; got %d",
+			campaign.MaxRatePerSecond, c.Rate)
+	}
 	if c.SendAt != "" {
 		t, err := time.Parse(time.RFC3339, c.SendAt)
 		if err != nil {

@@ -98,3 +98,27 @@ func TestSendTooManyUsers(t *testing.T) {
 		})
 	}
 }
+
+// --rate-per-second out of the API's bounds is refused by its flag's name:
+// 2,000,000 was stored (the API refuses it), and 3,000,000,000 got
+// PostgreSQL's 'unable to encode 3000000000 into binary format for int4'.
+func TestSendRateBounds(t *testing.T) {
+	tests := []struct {
+		give string
+		err  string // "" for none
+	}{
+		{"0", ""},
+		{"1000000", ""},
+		{"1000001", "--rate-per-second: must be a whole number of sends per second from 1 to 1000000, or 0 for no cap of its own; got 1000001"},
+		{"3000000000", "--rate-per-second: must be a whole number of sends per second from 1 to 1000000, or 0 for no cap of its own; got 3000000000"},
+		{"-5", "--rate-per-second: must be a whole number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			_, err := kongParse("send", "--app", "a", "--channel", "x", "--title", "t", "--rate-per-second="+tt.give)
+			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+				t.Fatalf("error %v, want %q", err, tt.err)
+			}
+		})
+	}
+}

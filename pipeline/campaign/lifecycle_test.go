@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -216,5 +217,38 @@ func TestScheduleRules(t *testing.T) {
 		case tt.want != "" && (err != nil || c.State != tt.want):
 			t.Errorf("%s: state %q, %v; want %s", tt.name, c.State, err, tt.want)
 		}
+	}
+}
+
+// TestRateBounds: a campaign's own cap is 1 to MaxRatePerSecond (0: none)
+// whoever creates it. pushpipe send stored 2,000,000, which the API refuses
+// (its retry was then a 400, not the same campaign), and past the column's
+// range got PostgreSQL's encode error, not the field's.
+func TestRateBounds(t *testing.T) {
+	rdb, db, keys := world(t)
+	tests := []struct {
+		name string
+		rate int
+		ok   bool
+	}{
+		{"none", 0, true},
+		{"one", 1, true},
+		{"max", MaxRatePerSecond, true},
+		{"above max", MaxRatePerSecond + 1, false},
+		{"past int4", 3_000_000_000, false},
+		{"negative", -1, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Campaign{ID: "r" + strconv.Itoa(i), App: "a", Channels: []string{"x"}, Title: "t", RatePerSecond: tt.rate}
+			_, _, err := Create(t.Context(), rdb, db, keys, c)
+			var verr *ValidationError
+			switch {
+			case tt.ok && err != nil:
+				t.Fatalf("rate %d: %v", tt.rate, err)
+			case !tt.ok && (!errors.As(err, &verr) || !strings.Contains(err.Error(), "rate_per_second: must be a whole number of sends per second from 1 to 1000000")):
+				t.Fatalf("rate %d: %v, want a validation error naming rate_per_second and its bounds", tt.rate, err)
+			}
+		})
 	}
 }

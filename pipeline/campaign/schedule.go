@@ -26,8 +26,12 @@ func (c *Campaign) normalizeLifecycle(now time.Time) error {
 	default:
 		return invalid(`priority: must be "normal" or "high", got %q`, c.Priority)
 	}
-	if c.RatePerSecond < 0 {
-		return invalid("rate_per_second: must be a positive number of sends per second, got %d", c.RatePerSecond)
+	// Every way in (the API, the console, pushpipe send) meets this
+	// bound: the CLI alone once stored what the API then refused to
+	// compare, and past the column's range PostgreSQL's encode error.
+	if c.RatePerSecond < 0 || c.RatePerSecond > MaxRatePerSecond {
+		return invalid("rate_per_second: must be a whole number of sends per second from 1 to %d, got %d (leave it out for no cap of its own)",
+			MaxRatePerSecond, c.RatePerSecond)
 	}
 	if c.SendAt.After(now.Add(MaxSchedule)) {
 		return invalid("send_at: at most 90 days ahead (until %s), got %s",

@@ -37,8 +37,10 @@ func (cs campaignSchedule) apply(c *campaign.Campaign) error {
 		c.SendAt = at
 	}
 	if cs.RatePerSecond != nil {
-		if *cs.RatePerSecond <= 0 || *cs.RatePerSecond > 1_000_000 {
-			return fmt.Errorf("rate_per_second: must be a whole number of sends per second from 1 to 1000000, got %d (leave it out for no cap of its own)", *cs.RatePerSecond)
+		// 0 is checked here: Normalize reads it as no cap of its own, and
+		// a number too large for an int is refused before it is one.
+		if *cs.RatePerSecond <= 0 || *cs.RatePerSecond > campaign.MaxRatePerSecond {
+			return fmt.Errorf("rate_per_second: must be a whole number of sends per second from 1 to %d, got %d (leave it out for no cap of its own)", campaign.MaxRatePerSecond, *cs.RatePerSecond)
 		}
 		c.RatePerSecond = int(*cs.RatePerSecond)
 	}
