@@ -113,8 +113,11 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 			frac = 1
 		}
 		bar := fmt.Sprintf("%s %5.1f%%", progressBar(frac, 20, tty), 100*frac)
-		if r.State == campaign.StateScheduled {
+		if r.State == campaign.StateScheduled && r.SendAt != nil {
 			bar = "starts " + r.SendAt.Local().Format(time.DateTime)
+			if late(*r.SendAt, now) {
+				bar = "due " + r.SendAt.Local().Format(time.DateTime) + ", not started"
+			}
 		}
 		rate := "-"
 		if r.SendRate > 0 {
@@ -139,6 +142,16 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 	}
 	tw.Flush()
 }
+
+// startLate is how long past its send_at a campaign still scheduled is
+// said to be late: split releases it within a second of it (DESIGN), so
+// one still waiting after that waits for a split that does not run.
+const startLate = 5 * time.Second
+
+// late reports whether a campaign due at sendAt and still scheduled at now
+// is late: "starts 06:59:26 (in 0s)" stood for an hour under a stopped
+// split, as if it were about to start.
+func late(sendAt, now time.Time) bool { return now.Sub(sendAt) > startLate }
 
 // campaignTools are the connections the campaign commands use.
 type campaignTools struct {

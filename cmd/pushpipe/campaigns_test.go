@@ -76,3 +76,34 @@ func TestCampaignsListSaysPastExpiry(t *testing.T) {
 		t.Errorf("list\n%s\nwant the late one's finish to say it expires first, the other's not", out.String())
 	}
 }
+
+// A scheduled campaign past its send_at has not been released by split: the
+// list and status say it is late, not "starts 06:59:26 (in 0s)", which
+// stood for as long as split was down.
+func TestScheduledLateSaysSo(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name          string
+		sendAt        time.Time
+		list, status  string
+		notList, notS string
+	}{
+		{"ahead", now.Add(time.Hour), "starts ", "  starts ", "due", "was due"},
+		{"just due", now.Add(-time.Second), "starts ", "  starts ", "due", "was due"},
+		{"an hour late", now.Add(-time.Hour), ", not started", "ago) and has not started: split releases scheduled campaigns", "starts", "starts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := tt.sendAt.Truncate(time.Second)
+			var list, status strings.Builder
+			printCampaigns(&list, []campaign.Report{{ID: "s", State: campaign.StateScheduled, SendAt: &at}}, now, false)
+			printProgressView(&status, progressView{ID: "s", State: campaign.StateScheduled, SendAt: &at}, false)
+			if row := strings.Split(list.String(), "\n")[1]; !strings.Contains(row, tt.list) || strings.Contains(row, tt.notList) {
+				t.Errorf("list row %q, want %q and not %q", row, tt.list, tt.notList)
+			}
+			if !strings.Contains(status.String(), tt.status) || strings.Contains(status.String(), tt.notS) {
+				t.Errorf("status\n%s\nwant %q and not %q", status.String(), tt.status, tt.notS)
+			}
+		})
+	}
+}

@@ -278,7 +278,12 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 		fmt.Fprintf(w, "  (%s)\n", p.Note)
 	}
 	if p.SendAt != nil {
-		fmt.Fprintf(w, "  starts %s (in %s)\n", p.SendAt.Local().Format(time.DateTime), max(time.Until(*p.SendAt), 0).Round(time.Second))
+		if now := time.Now(); late(*p.SendAt, now) {
+			fmt.Fprintf(w, "  was due %s (%s ago) and has not started: split releases scheduled campaigns; check that it runs\n",
+				p.SendAt.Local().Format(time.DateTime), now.Sub(*p.SendAt).Round(time.Second))
+		} else {
+			fmt.Fprintf(w, "  starts %s (in %s)\n", p.SendAt.Local().Format(time.DateTime), max(p.SendAt.Sub(now), 0).Round(time.Second))
+		}
 	}
 	if x := p.PastExpiry; x != nil {
 		fmt.Fprintf(w, "  EXPIRES %s, before it is done at this rate (%s): devices not sent by then fail as expired. "+
