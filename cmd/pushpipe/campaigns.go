@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -30,6 +33,26 @@ type CampaignsListCmd struct {
 	Limit  int    `default:"20" help:"At most this many (1–100)."`
 	Before string `help:"Campaigns created before this one: the next page (printed at the end of a page)."`
 	JSON   bool   `name:"json" help:"Print {\"campaigns\":[...],\"next\":ID} as the API does."`
+
+	out io.Writer // os.Stdout, or a test's
+}
+
+// Validate checks the flags as the API checks its query, by their names:
+// "limit: must be a number from 1 to 100" named the API's parameter, and
+// --limit 0, which the API refuses, listed 20.
+func (c *CampaignsListCmd) Validate() error {
+	if c.Limit < 1 || c.Limit > campaign.MaxListLimit {
+		return fmt.Errorf("--limit: must be a number from 1 to %d, got %d", campaign.MaxListLimit, c.Limit)
+	}
+	if c.State != "" && !slices.Contains(campaign.States, c.State) {
+		return fmt.Errorf("--state: must be one of %s, got %q", strings.Join(campaign.States, ", "), c.State)
+	}
+	if c.Before != "" {
+		if err := campaign.ValidateID(c.Before); err != nil {
+			return fmt.Errorf("--before: %s", strings.TrimPrefix(err.Error(), "id: "))
+		}
+	}
+	return nil
 }
 
 // Run prints one page.
@@ -54,15 +77,41 @@ func (c *CampaignsListCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	out := c.out
+	if out == nil {
+		out = os.Stdout
+	}
 	if c.JSON {
-		return json.NewEncoder(os.Stdout).Encode(struct {
+		return json.NewEncoder(out).Encode(struct {
 			Campaigns []campaign.Report `json:"campaigns"`
 			Next      string            `json:"next,omitempty"`
 		}{reps, next})
 	}
-	printCampaigns(os.Stdout, reps, time.Now(), isatty.IsTerminal(os.Stdout.Fd()))
+	if len(reps) == 0 {
+		// A header alone did not say whether the filter or the page was
+		// empty.
+		what := "no campaigns"
+		if c.State != "" {
+			what = "no " + c.State + " campaigns"
+		}
+		if c.Before != "" {
+			what += " created before " + c.Before
+		}
+		fmt.Fprintln(out, what)
+		return nil
+	}
+	printCampaigns(out, reps, time.Now(), isatty.IsTerminal(os.Stdout.Fd()))
 	if next != "" {
-		fmt.Printf("more: pushpipe campaigns list --before %s\n", next)
+		// The next page of the same list: without its --state and --limit,
+		// the command printed listed every state, 20 at a time.
+		more := "pushpipe campaigns list"
+		if c.State != "" {
+			more += " --state " + c.State
+		}
+		if c.Limit != campaign.DefaultListLimit {
+			more += " --limit " + strconv.Itoa(c.Limit)
+		}
+		fmt.Fprintf(out, "more: %s --before %s\n", more, next)
 	}
 	return nil
 }

@@ -107,3 +107,58 @@ func TestScheduledLateSaysSo(t *testing.T) {
 		})
 	}
 }
+
+// `campaigns list` names its own flags when they are wrong, and the "more:"
+// line it prints is the next page of the same list: it dropped --state and
+// --limit, so following it listed every state, 20 at a time. An empty page
+// says so instead of printing a header alone.
+func TestCampaignsListFlagsAndMore(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	for _, id := range []string{"c1", "c2", "c3"} {
+		if _, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: id, App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string // in the output, or in the error when err
+		err  bool
+	}{
+		{"state and limit", []string{"--state", "splitting", "--limit", "1"}, "more: pushpipe campaigns list --state splitting --limit 1 --before c3\n", false},
+		{"limit", []string{"--limit", "2"}, "more: pushpipe campaigns list --limit 2 --before c2\n", false},
+		{"last page", []string{"--limit", "2", "--before", "c2"}, "c1", false},
+		{"empty filter", []string{"--state", "failed"}, "no failed campaigns\n", false},
+		{"empty page", []string{"--before", "c1"}, "no campaigns created before c1\n", false},
+		{"limit 0", []string{"--limit", "0"}, "--limit: must be a number from 1 to 100, got 0", true},
+		{"limit 1000", []string{"--limit", "1000"}, "--limit: must be a number from 1 to 100, got 1000", true},
+		{"unknown state", []string{"--state", "sleeping"}, `--state: must be one of scheduled, splitting, running, done, canceled, failed, got "sleeping"`, true},
+		{"bad before", []string{"--before", "a/b"}, "--before: only letters, digits", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"campaigns", "list", "--redis-addr", r.Addr, "--database-url", url}, tt.args...)
+			kctx, err := kongParse(args...)
+			if tt.err {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("error %v, want %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			cli := kctx.Model.Target.Addr().Interface().(*CLI)
+			var out strings.Builder
+			cli.Campaigns.List.out = &out
+			if err := cli.Campaigns.List.Run(&cli.Globals); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tt.want) || tt.name == "last page" && strings.Contains(out.String(), "more:") {
+				t.Errorf("printed\n%s\nwant %q", out.String(), tt.want)
+			}
+		})
+	}
+}
