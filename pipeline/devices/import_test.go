@@ -215,3 +215,43 @@ func TestImportStopsOnErrors(t *testing.T) {
 		t.Fatalf("%d subscribers written under a canceled context", n)
 	}
 }
+
+// TestImportNamesFileLines: a malformed line is named by its line in the
+// file, whatever came before it: CSV's blank lines (skipped) and quoted
+// line breaks made the record count, which named it, fall behind the
+// lines. A line too long to be an id is one malformed line, not the end
+// of the import ("bufio: buffer full", naming the line before it).
+func TestImportNamesFileLines(t *testing.T) {
+	db := importDB(t)
+	long := strings.Repeat("7", 1<<20+10)
+	tests := []struct {
+		name  string
+		file  string
+		rows  int64
+		lines int64
+		bad   string // the bad lines' numbers
+	}{
+		{"csv blank lines", "user_id,name\n1,a\n\n2,b\nx,c\n\n\n4,e\nzz,f\n", 3, 9, "[5 9]"},
+		{"csv quoted line breaks", "name,user_id\n\"Kim\nJ\",1\n\"Lee\r\nK\",x\n3,\"4\n\"\n", 2, 7, "[5]"},
+		{"csv CRLF", "user_id,name\r\n\r\n5,a\r\nshort\r\n6,b\r\n", 2, 5, "[4]"},
+		{"csv field count", "name,user_id\n\na\nb,7\n", 1, 4, "[3]"},
+		{"csv bad quote", "user_id,name\n\n8,\"a\"x\n9,b\n", 1, 4, "[3]"},
+		{"plain long line", "1\n2\n" + long + "\n3\n", 3, 4, "[3]"},
+		{"plain long last line", "1\n" + long, 1, 2, "[2]"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := ImportSubscribers(t.Context(), db, fmt.Sprint("l", i), strings.NewReader(tt.file), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lines []int64
+			for _, b := range res.BadList {
+				lines = append(lines, b.Line)
+			}
+			if res.Rows != tt.rows || res.Lines != tt.lines || fmt.Sprint(lines) != tt.bad {
+				t.Errorf("%d rows of %d lines, bad %v (%+v); want %d rows of %d lines, bad %s", res.Rows, res.Lines, lines, res.BadList, tt.rows, tt.lines, tt.bad)
+			}
+		})
+	}
+}
