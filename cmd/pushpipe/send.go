@@ -71,7 +71,7 @@ func (c *SendCmd) Validate() error {
 			campaign.MaxRatePerSecond, c.Rate)
 	}
 	if c.SendAt != "" {
-		t, err := time.Parse(time.RFC3339, c.SendAt)
+		t, err := campaign.ParseSendAt(c.SendAt)
 		if err != nil {
 			return fmt.Errorf(`--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z" or "2026-01-02T17:04:05+02:00", got %q`, c.SendAt)
 		}

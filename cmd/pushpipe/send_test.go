@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
@@ -118,6 +119,37 @@ func TestSendRateBounds(t *testing.T) {
 			_, err := kongParse("send", "--app", "a", "--channel", "x", "--title", "t", "--rate-per-second="+tt.give)
 			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
 				t.Fatalf("error %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
+
+// --send-at reads send_at as the API does, lower-case "t" and "z" (RFC
+// 3339 5.6) included.
+func TestSendAtFlag(t *testing.T) {
+	tests := []struct {
+		give string
+		want time.Time // zero: refused
+	}{
+		{"2026-12-06T07:30:00Z", time.Date(2026, 12, 6, 7, 30, 0, 0, time.UTC)},
+		{"2026-12-06t07:30:00z", time.Date(2026, 12, 6, 7, 30, 0, 0, time.UTC)},
+		{"2026-12-06T09:30:00.5+02:00", time.Date(2026, 12, 6, 7, 30, 0, 5e8, time.UTC)},
+		{"2026-12-06 07:30", time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			kctx, err := kongParse("send", "--app", "a", "--channel", "x", "--title", "t", "--send-at", tt.give)
+			if tt.want.IsZero() {
+				if err == nil || !strings.Contains(err.Error(), "--send-at: must be an RFC 3339 time") {
+					t.Fatalf("error %v, want --send-at's", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := kctx.Selected().Target.Addr().Interface().(*SendCmd).sendAt; !got.Equal(tt.want) {
+				t.Fatalf("--send-at %s read as %v, want %v", tt.give, got, tt.want)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"strings"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -14,6 +15,13 @@ func startMessage(keys pipeline.Keys, id string) pipeline.Message {
 		Stream: keys.Stream(pipeline.StreamCampaigns, keys.HashPartition(id)),
 		Fields: []string{pipeline.FieldCampaign, id},
 	}
+}
+
+// ParseSendAt reads a send_at: an RFC 3339 time, whose "T" and "Z" may be
+// lower case, as RFC 3339 (5.6) allows and Go's layout does not: the API
+// refused "2026-12-06t07:30:00z" as "must be an RFC 3339 time".
+func ParseSendAt(s string) (time.Time, error) {
+	return time.Parse(time.RFC3339Nano, strings.ToUpper(s))
 }
 
 // normalizeLifecycle validates and defaults the lifecycle fields: priority,

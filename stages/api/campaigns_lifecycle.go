@@ -30,7 +30,7 @@ type campaignSchedule struct {
 // apply validates the members and sets them on c.
 func (cs campaignSchedule) apply(c *campaign.Campaign) error {
 	if cs.SendAt != "" {
-		at, err := time.Parse(time.RFC3339Nano, cs.SendAt)
+		at, err := campaign.ParseSendAt(cs.SendAt)
 		if err != nil {
 			return fmt.Errorf(`send_at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z", got %q`, cs.SendAt)
 		}
