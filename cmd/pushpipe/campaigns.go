@@ -162,6 +162,11 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 			frac = 1
 		}
 		bar := fmt.Sprintf("%s %5.1f%%", progressBar(frac, 20, tty), 100*frac)
+		if r.State == campaign.StateCanceled && r.SendAt != nil && r.StartedAt == nil {
+			// As the console says it: "0.0%" alone hid which
+			// scheduled send was stopped.
+			bar = "was to start " + r.SendAt.Local().Format(time.DateTime)
+		}
 		if r.State == campaign.StateScheduled && r.SendAt != nil {
 			bar = "starts " + r.SendAt.Local().Format(time.DateTime)
 			if late(*r.SendAt, now) {

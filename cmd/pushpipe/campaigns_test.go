@@ -79,7 +79,8 @@ func TestCampaignsListSaysPastExpiry(t *testing.T) {
 
 // A scheduled campaign past its send_at has not been released by split: the
 // list and status say it is late, not "starts 06:59:26 (in 0s)", which
-// stood for as long as split was down.
+// stood for as long as split was down. One canceled before its start says
+// when it was to start, as the console does, not "0.0%" alone.
 func TestScheduledLateSaysSo(t *testing.T) {
 	now := time.Now()
 	tests := []struct {
@@ -91,13 +92,18 @@ func TestScheduledLateSaysSo(t *testing.T) {
 		{"ahead", now.Add(time.Hour), "starts ", "  starts ", "due", "was due"},
 		{"just due", now.Add(-time.Second), "starts ", "  starts ", "due", "was due"},
 		{"an hour late", now.Add(-time.Hour), ", not started", "ago) and has not started: split releases scheduled campaigns", "starts", "starts"},
+		{"canceled before its start", now.Add(time.Hour), "was to start ", "  canceled before its start, ", "starts", "was due"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			at := tt.sendAt.Truncate(time.Second)
 			var list, status strings.Builder
-			printCampaigns(&list, []campaign.Report{{ID: "s", State: campaign.StateScheduled, SendAt: &at}}, now, false)
-			printProgressView(&status, progressView{ID: "s", State: campaign.StateScheduled, SendAt: &at}, false)
+			state := campaign.StateScheduled
+			if strings.HasPrefix(tt.name, "canceled") {
+				state = campaign.StateCanceled
+			}
+			printCampaigns(&list, []campaign.Report{{ID: "s", State: state, SendAt: &at}}, now, false)
+			printProgressView(&status, progressView{ID: "s", State: state, SendAt: &at}, false)
 			if row := strings.Split(list.String(), "\n")[1]; !strings.Contains(row, tt.list) || strings.Contains(row, tt.notList) {
 				t.Errorf("list row %q, want %q and not %q", row, tt.list, tt.notList)
 			}

@@ -229,8 +229,9 @@ type progressView struct {
 	Done     int64  `json:"users_done"`
 	Audience int64  `json:"audience,omitempty"` // campaign.Report.Audience
 	Note     string `json:"note,omitempty"`     // what status could not read
-	// SendAt is when a scheduled campaign starts: "scheduled, 0 / 0 people"
-	// alone did not say when.
+	// SendAt is when a scheduled campaign starts, or a campaign canceled
+	// before its start was to: "scheduled, 0 / 0 people" alone did not say
+	// when, nor "canceled, 0 / 0 people" which send was stopped.
 	SendAt *time.Time `json:"send_at,omitempty"`
 	// PastExpiry is set when, at its rate, the campaign would still be
 	// sending when it expires (campaign.Report.PastExpiry): when it
@@ -278,7 +279,9 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 		fmt.Fprintf(w, "  (%s)\n", p.Note)
 	}
 	if p.SendAt != nil {
-		if now := time.Now(); late(*p.SendAt, now) {
+		if now := time.Now(); p.State == campaign.StateCanceled {
+			fmt.Fprintf(w, "  canceled before its start, %s\n", p.SendAt.Local().Format(time.DateTime))
+		} else if late(*p.SendAt, now) {
 			fmt.Fprintf(w, "  was due %s (%s ago) and has not started: split releases scheduled campaigns; check that it runs\n",
 				p.SendAt.Local().Format(time.DateTime), now.Sub(*p.SendAt).Round(time.Second))
 		} else {
@@ -469,7 +472,7 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 	if rep.PastExpiry() {
 		v.PastExpiry = &pastExpiry{ExpiresAt: rep.ExpiresAt, FinishAt: time.UnixMilli(rep.ExpectedFinishMs)}
 	}
-	if rep.State == campaign.StateScheduled {
+	if rep.State == campaign.StateScheduled || rep.State == campaign.StateCanceled && rep.StartedAt == nil {
 		v.SendAt = rep.SendAt
 	}
 	return v, nil

@@ -113,7 +113,8 @@ func TestStatusUnknownIDWithoutDatabase(t *testing.T) {
 }
 
 // `status ID` of a scheduled campaign says when it starts, as `campaigns
-// list` does; a started one does not.
+// list` does, and of one canceled before its start when it was to; a
+// started one does not.
 func TestStatusScheduledSaysWhen(t *testing.T) {
 	r, rdb := testRedis(t)
 	url, db := testDatabase(t)
@@ -122,16 +123,21 @@ func TestStatusScheduledSaysWhen(t *testing.T) {
 	for _, c := range []campaign.Campaign{
 		{ID: "later", App: "a", Channels: []string{"x"}, Title: "t", SendAt: at},
 		{ID: "now", App: "a", Channels: []string{"x"}, Title: "t"},
+		{ID: "off", App: "a", Channels: []string{"x"}, Title: "t", SendAt: at},
 	} {
 		if _, _, err := campaign.Create(t.Context(), rdb, db, keys, c); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := campaign.Cancel(t.Context(), rdb, db, keys, "off"); err != nil {
+		t.Fatal(err)
 	}
 	tests := []struct {
 		id, want string // want "": no start line
 	}{
 		{"later", "starts " + at.Local().Format(time.DateTime) + " (in "},
 		{"now", ""},
+		{"off", "canceled before its start, " + at.Local().Format(time.DateTime) + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
