@@ -237,6 +237,12 @@ type progressView struct {
 	// sending when it expires (campaign.Report.PastExpiry): when it
 	// expires, and when it would finish.
 	PastExpiry *pastExpiry `json:"past_expiry,omitempty"`
+	// RatePerSecond is the campaign's own cap, and ExpectedFinishMs when,
+	// at its rate so far, it should finish (campaign.Report's): a capped
+	// campaign's status showed neither, so its pace read as a slow
+	// pipeline, and `campaigns list` alone said when it would end.
+	RatePerSecond    int   `json:"rate_per_second,omitempty"`
+	ExpectedFinishMs int64 `json:"expected_finish_ms,omitempty"`
 }
 
 // pastExpiry is a campaign's expiry and the later finish its rate gives.
@@ -313,8 +319,17 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 		if d := last.Sub(first); d > 0 {
 			rate = fmt.Sprintf("  %s sends/s", thousands(int64(float64(p.Sent)/d.Seconds())))
 		}
+		if p.RatePerSecond > 0 {
+			rate += fmt.Sprintf(" (cap %s)", thousands(int64(p.RatePerSecond)))
+		}
 		fmt.Fprintf(w, "  first send %s  last send %s (%s)%s\n", first.Format("15:04:05.000"),
 			last.Format("15:04:05.000"), last.Sub(first).Round(time.Millisecond), rate)
+	} else if p.RatePerSecond > 0 {
+		fmt.Fprintf(w, "  capped at %s sends/s\n", thousands(int64(p.RatePerSecond)))
+	}
+	if p.ExpectedFinishMs > 0 && p.PastExpiry == nil && !campaign.Final(p.State) {
+		at := time.UnixMilli(p.ExpectedFinishMs)
+		fmt.Fprintf(w, "  expected to finish %s (in ~%s)\n", at.Local().Format(time.DateTime), max(time.Until(at), 0).Round(time.Second))
 	}
 }
 
@@ -471,6 +486,10 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 	v := progressView{ID: id, State: rep.State, Counts: rep.Counts, Error: rep.Error, Done: rep.Done, Audience: rep.Audience}
 	if rep.PastExpiry() {
 		v.PastExpiry = &pastExpiry{ExpiresAt: rep.ExpiresAt, FinishAt: time.UnixMilli(rep.ExpectedFinishMs)}
+	}
+	v.RatePerSecond = rep.RatePerSecond
+	if !campaign.Final(rep.State) {
+		v.ExpectedFinishMs = rep.ExpectedFinishMs
 	}
 	if rep.State == campaign.StateScheduled || rep.State == campaign.StateCanceled && rep.StartedAt == nil {
 		v.SendAt = rep.SendAt
