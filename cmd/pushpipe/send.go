@@ -75,6 +75,12 @@ func (c *SendCmd) Validate() error {
 		if err != nil {
 			return fmt.Errorf(`--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z" or "2026-01-02T17:04:05+02:00", got %q`, c.SendAt)
 		}
+		// Normalize's bound, said of the flag ("send_at: at most 90 days
+		// ahead" named the API's field).
+		if limit := time.Now().Add(campaign.MaxSchedule); t.After(limit) {
+			return fmt.Errorf("--send-at: at most %d days ahead (until %s), got %s", int(campaign.MaxSchedule.Hours()/24),
+				limit.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339))
+		}
 		c.sendAt = t
 	}
 	if len(c.Users) == 0 {
