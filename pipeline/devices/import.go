@@ -211,7 +211,11 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		}
 	}
 	if col < 0 {
-		return nil, errors.New("import: the CSV header has no user_id column")
+		// Its text says why: a CSV without a header ("1,alice") has its
+		// first row taken for one, and "has no user_id column" alone
+		// read as a header the file does not have.
+		return nil, fmt.Errorf("import: the CSV header (line 1: %.60q) has no user_id column: a CSV needs a first line naming "+
+			"its columns, one of them user_id; without a comma, one user id a line needs no header", strings.Join(header, ","))
 	}
 	// Lines are the file's, as the reader counts them: a record is not a
 	// line once blank lines (which the reader skips) or quoted line breaks

@@ -81,9 +81,14 @@ func TestImportCSV(t *testing.T) {
 	if res.Rows != 2 || res.Bad != 2 || res.BadList[0].Line != 3 || res.BadList[1].Line != 5 {
 		t.Fatalf("result %+v, want 2 rows and lines 3 and 5 bad", res)
 	}
-	if _, err := ImportSubscribers(t.Context(), db, "101", strings.NewReader("name,plan\nx,y\n"), nil); err == nil ||
-		!strings.Contains(err.Error(), "user_id column") {
-		t.Fatalf("CSV without user_id: %v", err)
+	for _, tt := range []struct{ file, want string }{
+		{"name,plan\nx,y\n", `(line 1: "name,plan") has no user_id column`},
+		// No header: its first row is taken for one, and the error shows it.
+		{"1,alice\n2,bob\n", `(line 1: "1,alice") has no user_id column: a CSV needs a first line naming its columns`},
+	} {
+		if _, err := ImportSubscribers(t.Context(), db, "101", strings.NewReader(tt.file), nil); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Fatalf("CSV %q: %v, want %q", tt.file, err, tt.want)
+		}
 	}
 	if n, sum := subscribers(t, db, "101"); n != 2 || sum != 22 {
 		t.Fatalf("%d subscribers (sum %d), want 10 and 12", n, sum)
