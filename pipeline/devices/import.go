@@ -147,7 +147,12 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		br.Discard(len(utf8BOM))
 	}
 	first, err := br.Peek(1)
-	if err == io.EOF || len(first) == 0 {
+	if err != nil && err != io.EOF {
+		// Not an empty file: a directory, or a read that failed, was
+		// taken for one ("imported 0 subscribers", exit status 0).
+		return nil, fmt.Errorf("import: read line 1: %w", err)
+	}
+	if len(first) == 0 {
 		return func() (int64, bool, error) { return 0, false, io.EOF }, nil
 	}
 	head, _ := br.Peek(min(br.Buffered(), 4096))

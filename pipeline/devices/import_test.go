@@ -193,14 +193,26 @@ func rawCopy(b *testing.B, db *pgxpool.Pool, path string) time.Duration {
 	return time.Since(t0)
 }
 
-// A file that fails to read past its first chunks ends the import with the
-// error and the line it reached, the chunks before it kept; a database that
+// A file that fails to read at once (a directory) or past its first chunks
+// ends the import with the error and the line it reached, the chunks
+// before it kept; a database that
 // refuses a chunk ends it with that error, the parser stopped with it.
 func TestImportStopsOnErrors(t *testing.T) {
 	db := importDB(t)
 	var file strings.Builder
 	for i := range ImportChunk + 10 {
 		fmt.Fprintln(&file, i+1)
+	}
+	// At once: it is not an empty file ("imported 0 subscribers").
+	dir, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	for _, r := range []io.Reader{dir, iotest.ErrReader(errors.New("disk gone"))} {
+		if _, err := ImportSubscribers(t.Context(), db, "none", r, nil); err == nil || !strings.Contains(err.Error(), "line 1") {
+			t.Fatalf("a file that fails its first read: %v, want the error, at line 1", err)
+		}
 	}
 	broken := io.MultiReader(strings.NewReader(file.String()), iotest.ErrReader(errors.New("disk gone")))
 	res, err := ImportSubscribers(t.Context(), db, "big", broken, nil)
