@@ -179,13 +179,15 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 				// import with "import line 2: bufio: buffer full", named
 				// the line before it, and kept none of the file.
 				res.Lines++
+				// Said before reading on, which reuses line's buffer.
+				reason := fmt.Sprintf("%.40q... is not a user id: the line is over %d MiB long", line, br.Size()>>20)
 				for err == bufio.ErrBufferFull {
 					_, err = br.ReadSlice('\n')
 				}
 				if err != nil && err != io.EOF {
 					return 0, false, err
 				}
-				return bad(res.Lines, fmt.Sprintf("%.40q... is not a user id: the line is over %d MiB long", line, br.Size()>>20))
+				return bad(res.Lines, reason)
 			}
 			if err != nil && err != io.EOF {
 				return 0, false, err

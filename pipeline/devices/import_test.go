@@ -240,7 +240,7 @@ func TestImportStopsOnErrors(t *testing.T) {
 // of the import ("bufio: buffer full", naming the line before it).
 func TestImportNamesFileLines(t *testing.T) {
 	db := importDB(t)
-	long := strings.Repeat("7", 1<<20+10)
+	long := "12" + strings.Repeat("7", 1<<20) + "x"
 	tests := []struct {
 		name  string
 		file  string
@@ -268,6 +268,11 @@ func TestImportNamesFileLines(t *testing.T) {
 			}
 			if res.Rows != tt.rows || res.Lines != tt.lines || fmt.Sprint(lines) != tt.bad {
 				t.Errorf("%d rows of %d lines, bad %v (%+v); want %d rows of %d lines, bad %s", res.Rows, res.Lines, lines, res.BadList, tt.rows, tt.lines, tt.bad)
+			}
+			// A long line is quoted from its start, not from what was
+			// read after it.
+			if strings.Contains(tt.name, "long") && (len(res.BadList) != 1 || !strings.HasPrefix(res.BadList[0].Reason, `"12777`)) {
+				t.Errorf("bad lines %.200v, want the long line quoted from its start", res.BadList)
 			}
 		})
 	}
