@@ -75,12 +75,6 @@ func (c *SendCmd) Validate() error {
 		if err != nil {
 			return fmt.Errorf(`--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z" or "2026-01-02T17:04:05+02:00", got %q`, c.SendAt)
 		}
-		// Normalize's bound, said of the flag ("send_at: at most 90 days
-		// ahead" named the API's field).
-		if limit := time.Now().Add(campaign.MaxSchedule); t.After(limit) {
-			return fmt.Errorf("--send-at: at most %d days ahead (until %s), got %s", int(campaign.MaxSchedule.Hours()/24),
-				limit.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339))
-		}
 		c.sendAt = t
 	}
 	if len(c.Users) == 0 {
@@ -105,6 +99,13 @@ func (c *SendCmd) Validate() error {
 
 // Run creates the campaign and prints its id.
 func (c *SendCmd) Run(g *Globals) error {
+	// Normalize's bound, said of the flag ("send: send_at: at most 90 days
+	// ahead" named the API's field). Here, not in Validate: a time is a
+	// well-formed flag whenever it is given.
+	if limit := time.Now().Add(campaign.MaxSchedule); c.sendAt.After(limit) {
+		return fmt.Errorf("send: --send-at: at most %d days ahead (until %s), got %s", int(campaign.MaxSchedule.Hours()/24),
+			limit.UTC().Format(time.RFC3339), c.sendAt.UTC().Format(time.RFC3339))
+	}
 	rdb, err := g.RedisNow()
 	if err != nil {
 		return err

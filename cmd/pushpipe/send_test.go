@@ -136,13 +136,12 @@ func TestSendAtFlag(t *testing.T) {
 		{"2026-12-06t07:30:00z", time.Date(2026, 12, 6, 7, 30, 0, 0, time.UTC)},
 		{"2026-12-06T09:30:00.5+02:00", time.Date(2026, 12, 6, 7, 30, 0, 5e8, time.UTC)},
 		{"2026-12-06 07:30", time.Time{}},
-		{time.Now().Add(91 * 24 * time.Hour).UTC().Format(time.RFC3339), time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.give, func(t *testing.T) {
 			kctx, err := kongParse("send", "--app", "a", "--channel", "x", "--title", "t", "--send-at", tt.give)
 			if tt.want.IsZero() {
-				if err == nil || !strings.Contains(err.Error(), "--send-at: ") {
+				if err == nil || !strings.Contains(err.Error(), "--send-at: must be an RFC 3339 time") {
 					t.Fatalf("error %v, want --send-at's", err)
 				}
 				return
@@ -154,5 +153,11 @@ func TestSendAtFlag(t *testing.T) {
 				t.Fatalf("--send-at %s read as %v, want %v", tt.give, got, tt.want)
 			}
 		})
+	}
+	// Past the API's 90 days: refused before connecting to anything.
+	far := time.Now().Add(91 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	cli := parse(t, "send", "--app", "a", "--channel", "x", "--title", "t", "--redis-addr", "127.0.0.1:1", "--send-at", far)
+	if err := cli.Send.Run(&cli.Globals); err == nil || !strings.Contains(err.Error(), "--send-at: at most 90 days ahead") {
+		t.Fatalf("--send-at %s: %v, want it refused by the flag's name", far, err)
 	}
 }
