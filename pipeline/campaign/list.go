@@ -29,7 +29,8 @@ type ListQuery struct {
 // Validate fills the default limit and checks the rest.
 func (q *ListQuery) Validate() error {
 	if q.State != "" && !slices.Contains(States, q.State) {
-		return invalid("state: must be one of %v, got %q", States, q.State)
+		// A list, not Go's "[scheduled splitting ...]".
+		return invalid("state: must be one of %s, got %q", strings.Join(States, ", "), q.State)
 	}
 	switch {
 	case q.Limit == 0:

@@ -35,7 +35,7 @@ func TestMalformedLifecycle(t *testing.T) {
 		t.Errorf("cancel of an unknown campaign: %d %s, want 404", r.status, r.body)
 	}
 	for _, tt := range []struct{ query, want string }{
-		{"state=sleeping", "state: must be one of"},
+		{"state=sleeping", `state: must be one of scheduled, splitting, running, done, canceled, failed, got "sleeping"`},
 		{"limit=0", "limit: must be a number from 1 to"},
 		{"limit=101", "limit: must be a number from 1 to"},
 		{"limit=x", "limit"},
