@@ -161,3 +161,54 @@ func TestSendAtFlag(t *testing.T) {
 		t.Fatalf("--send-at %s: %v, want it refused by the flag's name", far, err)
 	}
 }
+
+// A --send-at already past would start a new campaign at once (the API's
+// rule for send_at): a mistyped year sent now what was meant for later. It
+// is refused, as the console's form refuses it, unless --id names a stored
+// campaign (a retry, which the API's rule is for); a time a few seconds
+// past is the time taken to type the command.
+func TestSendPastSendAt(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	past := time.Now().Add(-24 * time.Hour).UTC().Truncate(time.Second)
+	if _, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: "c1", App: "a", Channels: []string{"x"}, Title: "t", SendAt: past}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		err     string // "" for none
+		created string // a campaign id that must (not) exist after it, "" for none
+	}{
+		{"a day past, new", []string{"--id", "c2", "--send-at", past.Format(time.RFC3339)}, "--send-at " + past.Format(time.RFC3339) + " is 24h0m", ""},
+		{"a day past, fresh id", []string{"--send-at", past.Format(time.RFC3339)}, "a campaign whose time is past starts at once", ""},
+		{"a day past, a retry", []string{"--id", "c1", "--send-at", past.Format(time.RFC3339)}, "", "c1"},
+		{"seconds past", []string{"--id", "c3", "--send-at", time.Now().Add(-10 * time.Second).UTC().Format(time.RFC3339)}, "", "c3"},
+		{"ahead", []string{"--id", "c4", "--send-at", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, "", "c4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, append([]string{"send", "--app", "a", "--channel", "x", "--title", "t", "--allow-empty",
+				"--redis-addr", r.Addr, "--database-url", url}, tt.args...)...)
+			var err error
+			stderrOf(t, func() { err = cli.Send.Run(&cli.Globals) })
+			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+				t.Fatalf("error %v, want %q", err, tt.err)
+			}
+			if tt.created != "" {
+				if _, err := campaign.Load(t.Context(), db, tt.created); err != nil {
+					t.Fatalf("%s: %v", tt.created, err)
+				}
+			}
+		})
+	}
+	reps, _, err := campaign.List(t.Context(), rdb, db, keys, campaign.ListQuery{Limit: campaign.MaxListLimit})
+	var ids []string
+	for _, r := range reps {
+		ids = append(ids, r.ID)
+	}
+	if err != nil || strings.Join(ids, " ") != "c4 c3 c1" {
+		t.Fatalf("campaigns %v (%v), want c4 c3 c1: none created with a past --send-at", ids, err)
+	}
+}
