@@ -124,8 +124,17 @@ type CampaignsCancelCmd struct {
 
 // Run cancels the campaign and prints its status.
 func (c *CampaignsCancelCmd) Run(g *Globals) error {
-	var rep campaign.Report
+	var (
+		rep     campaign.Report
+		already bool // canceled before this command
+	)
 	err := withCampaigns(g, func(ctx context.Context, tools campaignTools) (err error) {
+		// Cancel answers a canceled campaign's status again (idempotent,
+		// as the API's 200), so the second run printed what the first did
+		// and the operator could not tell that it stopped nothing.
+		if before, err := campaign.Progress(ctx, tools.rdb, tools.db, g.Keys(), c.ID); err == nil {
+			already = before.State == campaign.StateCanceled
+		}
 		rep, err = campaign.Cancel(ctx, tools.rdb, tools.db, g.Keys(), c.ID)
 		return err
 	})
@@ -139,6 +148,13 @@ func (c *CampaignsCancelCmd) Run(g *Globals) error {
 	}
 	if err != nil {
 		return err
+	}
+	if already {
+		when := ""
+		if rep.FinishedAt != nil {
+			when = " at " + rep.FinishedAt.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(os.Stderr, "campaign %s was already canceled%s: nothing more to stop\n", c.ID, when)
 	}
 	if c.JSON {
 		return json.NewEncoder(os.Stdout).Encode(rep)

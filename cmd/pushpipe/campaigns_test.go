@@ -168,3 +168,35 @@ func TestCampaignsListFlagsAndMore(t *testing.T) {
 		})
 	}
 }
+
+// `campaigns cancel` again succeeds (idempotent, as the API's 200) and says
+// that the campaign was already canceled: the second run printed what the
+// first did, as if it had stopped something.
+func TestCampaignsCancelAgainSaysSo(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	if _, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: "c1", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		already bool
+	}{
+		{"first", false},
+		{"again", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, "campaigns", "cancel", "--json", "--redis-addr", r.Addr, "--database-url", url, "c1")
+			var err error
+			said := stderrOf(t, func() { err = cli.Campaigns.Cancel.Run(&cli.Globals) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(said, "campaign c1 was already canceled at "); got != tt.already {
+				t.Errorf("stderr %q: says already canceled %v, want %v", said, got, tt.already)
+			}
+		})
+	}
+}
