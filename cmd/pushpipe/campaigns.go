@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -30,6 +33,26 @@ type CampaignsListCmd struct {
 	Limit  int    `default:"20" help:"At most this many (1–100)."`
 	Before string `help:"Campaigns created before this one: the next page (printed at the end of a page)."`
 	JSON   bool   `name:"json" help:"Print {\"campaigns\":[...],\"next\":ID} as the API does."`
+
+	out io.Writer // os.Stdout, or a test's
+}
+
+// Validate checks the flags as the API checks its query, by their names:
+// "limit: must be a number from 1 to 100" named the API's parameter, and
+// --limit 0, which the API refuses, listed 20.
+func (c *CampaignsListCmd) Validate() error {
+	if c.Limit < 1 || c.Limit > campaign.MaxListLimit {
+		return fmt.Errorf("--limit: must be a number from 1 to %d, got %d", campaign.MaxListLimit, c.Limit)
+	}
+	if c.State != "" && !slices.Contains(campaign.States, c.State) {
+		return fmt.Errorf("--state: must be one of %s, got %q", strings.Join(campaign.States, ", "), c.State)
+	}
+	if c.Before != "" {
+		if err := campaign.ValidateID(c.Before); err != nil {
+			return fmt.Errorf("--before: %s", strings.TrimPrefix(err.Error(), "id: "))
+		}
+	}
+	return nil
 }
 
 // Run prints one page.
@@ -54,15 +77,41 @@ func (c *CampaignsListCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	out := c.out
+	if out == nil {
+		out = os.Stdout
+	}
 	if c.JSON {
-		return json.NewEncoder(os.Stdout).Encode(struct {
+		return json.NewEncoder(out).Encode(struct {
 			Campaigns []campaign.Report `json:"campaigns"`
 			Next      string            `json:"next,omitempty"`
 		}{reps, next})
 	}
-	printCampaigns(os.Stdout, reps, time.Now(), isatty.IsTerminal(os.Stdout.Fd()))
+	if len(reps) == 0 {
+		// A header alone did not say whether the filter or the page was
+		// empty.
+		what := "no campaigns"
+		if c.State != "" {
+			what = "no " + c.State + " campaigns"
+		}
+		if c.Before != "" {
+			what += " created before " + c.Before
+		}
+		fmt.Fprintln(out, what)
+		return nil
+	}
+	printCampaigns(out, reps, time.Now(), isatty.IsTerminal(os.Stdout.Fd()))
 	if next != "" {
-		fmt.Printf("more: pushpipe campaigns list --before %s\n", next)
+		// The next page of the same list: without its --state and --limit,
+		// the command printed listed every state, 20 at a time.
+		more := "pushpipe campaigns list"
+		if c.State != "" {
+			more += " --state " + c.State
+		}
+		if c.Limit != campaign.DefaultListLimit {
+			more += " --limit " + strconv.Itoa(c.Limit)
+		}
+		fmt.Fprintf(out, "more: %s --before %s\n", more, next)
 	}
 	return nil
 }
@@ -75,8 +124,17 @@ type CampaignsCancelCmd struct {
 
 // Run cancels the campaign and prints its status.
 func (c *CampaignsCancelCmd) Run(g *Globals) error {
-	var rep campaign.Report
+	var (
+		rep     campaign.Report
+		already bool // canceled before this command
+	)
 	err := withCampaigns(g, func(ctx context.Context, tools campaignTools) (err error) {
+		// Cancel answers a canceled campaign's status again (idempotent,
+		// as the API's 200), so the second run printed what the first did
+		// and the operator could not tell that it stopped nothing.
+		if before, err := campaign.Progress(ctx, tools.rdb, tools.db, g.Keys(), c.ID); err == nil {
+			already = before.State == campaign.StateCanceled
+		}
 		rep, err = campaign.Cancel(ctx, tools.rdb, tools.db, g.Keys(), c.ID)
 		return err
 	})
@@ -90,6 +148,13 @@ func (c *CampaignsCancelCmd) Run(g *Globals) error {
 	}
 	if err != nil {
 		return err
+	}
+	if already {
+		when := ""
+		if rep.FinishedAt != nil {
+			when = " at " + rep.FinishedAt.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(os.Stderr, "campaign %s was already canceled%s: nothing more to stop\n", c.ID, when)
 	}
 	if c.JSON {
 		return json.NewEncoder(os.Stdout).Encode(rep)
@@ -113,8 +178,16 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 			frac = 1
 		}
 		bar := fmt.Sprintf("%s %5.1f%%", progressBar(frac, 20, tty), 100*frac)
-		if r.State == campaign.StateScheduled {
+		if r.State == campaign.StateCanceled && r.SendAt != nil && r.StartedAt == nil {
+			// As the console says it: "0.0%" alone hid which
+			// scheduled send was stopped.
+			bar = "was to start " + r.SendAt.Local().Format(time.DateTime)
+		}
+		if r.State == campaign.StateScheduled && r.SendAt != nil {
 			bar = "starts " + r.SendAt.Local().Format(time.DateTime)
+			if late(*r.SendAt, now) {
+				bar = "due " + r.SendAt.Local().Format(time.DateTime) + ", not started"
+			}
 		}
 		rate := "-"
 		if r.SendRate > 0 {
@@ -139,6 +212,16 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 	}
 	tw.Flush()
 }
+
+// startLate is how long past its send_at a campaign still scheduled is
+// said to be late: split releases it within a second of it (DESIGN), so
+// one still waiting after that waits for a split that does not run.
+const startLate = 5 * time.Second
+
+// late reports whether a campaign due at sendAt and still scheduled at now
+// is late: "starts 06:59:26 (in 0s)" stood for an hour under a stopped
+// split, as if it were about to start.
+func late(sendAt, now time.Time) bool { return now.Sub(sendAt) > startLate }
 
 // campaignTools are the connections the campaign commands use.
 type campaignTools struct {

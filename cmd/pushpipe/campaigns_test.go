@@ -76,3 +76,127 @@ func TestCampaignsListSaysPastExpiry(t *testing.T) {
 		t.Errorf("list\n%s\nwant the late one's finish to say it expires first, the other's not", out.String())
 	}
 }
+
+// A scheduled campaign past its send_at has not been released by split: the
+// list and status say it is late, not "starts 06:59:26 (in 0s)", which
+// stood for as long as split was down. One canceled before its start says
+// when it was to start, as the console does, not "0.0%" alone.
+func TestScheduledLateSaysSo(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name          string
+		sendAt        time.Time
+		list, status  string
+		notList, notS string
+	}{
+		{"ahead", now.Add(time.Hour), "starts ", "  starts ", "due", "was due"},
+		{"just due", now.Add(-time.Second), "starts ", "  starts ", "due", "was due"},
+		{"an hour late", now.Add(-time.Hour), ", not started", "ago) and has not started: split releases scheduled campaigns", "starts", "starts"},
+		{"canceled before its start", now.Add(time.Hour), "was to start ", "  canceled before its start, ", "starts", "was due"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := tt.sendAt.Truncate(time.Second)
+			var list, status strings.Builder
+			state := campaign.StateScheduled
+			if strings.HasPrefix(tt.name, "canceled") {
+				state = campaign.StateCanceled
+			}
+			printCampaigns(&list, []campaign.Report{{ID: "s", State: state, SendAt: &at}}, now, false)
+			printProgressView(&status, progressView{ID: "s", State: state, SendAt: &at}, false)
+			if row := strings.Split(list.String(), "\n")[1]; !strings.Contains(row, tt.list) || strings.Contains(row, tt.notList) {
+				t.Errorf("list row %q, want %q and not %q", row, tt.list, tt.notList)
+			}
+			if !strings.Contains(status.String(), tt.status) || strings.Contains(status.String(), tt.notS) {
+				t.Errorf("status\n%s\nwant %q and not %q", status.String(), tt.status, tt.notS)
+			}
+		})
+	}
+}
+
+// `campaigns list` names its own flags when they are wrong, and the "more:"
+// line it prints is the next page of the same list: it dropped --state and
+// --limit, so following it listed every state, 20 at a time. An empty page
+// says so instead of printing a header alone.
+func TestCampaignsListFlagsAndMore(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	for _, id := range []string{"c1", "c2", "c3"} {
+		if _, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: id, App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string // in the output, or in the error when err
+		err  bool
+	}{
+		{"state and limit", []string{"--state", "splitting", "--limit", "1"}, "more: pushpipe campaigns list --state splitting --limit 1 --before c3\n", false},
+		{"limit", []string{"--limit", "2"}, "more: pushpipe campaigns list --limit 2 --before c2\n", false},
+		{"last page", []string{"--limit", "2", "--before", "c2"}, "c1", false},
+		{"empty filter", []string{"--state", "failed"}, "no failed campaigns\n", false},
+		{"empty page", []string{"--before", "c1"}, "no campaigns created before c1\n", false},
+		{"limit 0", []string{"--limit", "0"}, "--limit: must be a number from 1 to 100, got 0", true},
+		{"limit 1000", []string{"--limit", "1000"}, "--limit: must be a number from 1 to 100, got 1000", true},
+		{"unknown state", []string{"--state", "sleeping"}, `--state: must be one of scheduled, splitting, running, done, canceled, failed, got "sleeping"`, true},
+		{"bad before", []string{"--before", "a/b"}, "--before: only letters, digits", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"campaigns", "list", "--redis-addr", r.Addr, "--database-url", url}, tt.args...)
+			kctx, err := kongParse(args...)
+			if tt.err {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("error %v, want %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			cli := kctx.Model.Target.Addr().Interface().(*CLI)
+			var out strings.Builder
+			cli.Campaigns.List.out = &out
+			if err := cli.Campaigns.List.Run(&cli.Globals); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tt.want) || tt.name == "last page" && strings.Contains(out.String(), "more:") {
+				t.Errorf("printed\n%s\nwant %q", out.String(), tt.want)
+			}
+		})
+	}
+}
+
+// `campaigns cancel` again succeeds (idempotent, as the API's 200) and says
+// that the campaign was already canceled: the second run printed what the
+// first did, as if it had stopped something.
+func TestCampaignsCancelAgainSaysSo(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	if _, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: "c1", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		already bool
+	}{
+		{"first", false},
+		{"again", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, "campaigns", "cancel", "--json", "--redis-addr", r.Addr, "--database-url", url, "c1")
+			var err error
+			said := stderrOf(t, func() { err = cli.Campaigns.Cancel.Run(&cli.Globals) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(said, "campaign c1 was already canceled at "); got != tt.already {
+				t.Errorf("stderr %q: says already canceled %v, want %v", said, got, tt.already)
+			}
+		})
+	}
+}

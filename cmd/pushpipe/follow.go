@@ -104,8 +104,22 @@ func waitingOn(ctx context.Context, src campaignSource, p progressView) string {
 // people reached (progressView.fraction).
 func progressLine(p progressView, tty bool) string {
 	frac, reached, of := p.fraction()
-	return fmt.Sprintf("%s %s  %-9s %s %5.1f%%  %s / %s %s  sent %s", kindOf(p), p.ID, p.State,
+	line := fmt.Sprintf("%s %s  %-9s %s %5.1f%%  %s / %s %s  sent %s", kindOf(p), p.ID, p.State,
 		progressBar(frac, 30, tty), 100*frac, reached, of, p.unit(), thousands(p.Sent))
+	if p.State == campaign.StateScheduled && p.SendAt != nil {
+		// `send --send-at T --wait` showed "scheduled ... 0 / 0 people"
+		// until T, without T. The countdown only where the line is
+		// redrawn: a log's line stays as printed.
+		switch now := time.Now(); {
+		case late(*p.SendAt, now):
+			line += "  due " + p.SendAt.Local().Format(time.DateTime) + ", not started"
+		case tty:
+			line += fmt.Sprintf("  starts %s (in %s)", p.SendAt.Local().Format(time.DateTime), max(p.SendAt.Sub(now), 0).Round(time.Second))
+		default:
+			line += "  starts " + p.SendAt.Local().Format(time.DateTime)
+		}
+	}
+	return line
 }
 
 // kindOf names what p is the progress of.

@@ -277,3 +277,30 @@ func runIdle(t *testing.T, rdb rueidis.Client, keys pipeline.Keys, st string) (s
 	pipelinetest.Eventually(t, 10*time.Second, st+" ready", r.Ready)
 	return stop
 }
+
+// Following a scheduled campaign (send --send-at --wait) says when it
+// starts, or that it is late: "scheduled ... 0 / 0 people" alone stood
+// until it started.
+func TestFollowSaysWhenScheduledStarts(t *testing.T) {
+	now := time.Now()
+	ahead, behind := now.Add(time.Hour), now.Add(-time.Hour)
+	tests := []struct {
+		name      string
+		sendAt    *time.Time
+		tty       bool
+		want, not string
+	}{
+		{"ahead, log", &ahead, false, "  starts " + ahead.Local().Format(time.DateTime), "(in "},
+		{"ahead, terminal", &ahead, true, "  starts " + ahead.Local().Format(time.DateTime) + " (in ", "due"},
+		{"late", &behind, false, "  due " + behind.Local().Format(time.DateTime) + ", not started", "starts"},
+		{"no send_at", nil, false, "sent 0", "starts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			line := progressLine(progressView{ID: "s", State: campaign.StateScheduled, SendAt: tt.sendAt}, tt.tty)
+			if !strings.Contains(line, tt.want) || strings.Contains(line, tt.not) {
+				t.Errorf("line %q, want %q, not %q", line, tt.want, tt.not)
+			}
+		})
+	}
+}

@@ -23,6 +23,13 @@ type ImportSubscribersCmd struct {
 	File    string `arg:"" help:"One user id a line, or CSV with a user_id column; - reads standard input."`
 }
 
+// Validate checks --channel by its name before any file is opened or
+// progress shown: the import's own check said "channel: ...", after a
+// progress line of 0 rows.
+func (c *ImportSubscribersCmd) Validate() error {
+	return devices.ValidateName("--channel", c.Channel)
+}
+
 // Run imports the file with a progress bar (bytes and rows) on standard
 // error, and names the malformed lines it skipped.
 func (c *ImportSubscribersCmd) Run(g *Globals) error {

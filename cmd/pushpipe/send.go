@@ -33,7 +33,7 @@ type SendCmd struct {
 	// The API's "allow_empty".
 	AllowEmpty bool `name:"allow-empty" help:"Create it even if the app has no devices or a channel no subscribers (not with --user)."`
 
-	SendAt   string `name:"send-at" placeholder:"TIME" help:"Start then (RFC 3339, at most 90 days ahead) instead of now (not with --user)."`
+	SendAt   string `name:"send-at" placeholder:"TIME" help:"Start then (RFC 3339, at most 90 days ahead; not past, unless --id names a campaign already created: a retry) instead of now (not with --user)."`
 	Rate     int    `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none; not with --user)."`
 	Priority string `enum:",normal,high" default:"" placeholder:"normal|high" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
 
@@ -64,8 +64,14 @@ func (c *SendCmd) Validate() error {
 			return fmt.Errorf(`--data: must be a JSON object of custom keys such as '{"order":"42"}', got %q`, c.Data)
 		}
 	}
+	// Normalize's bound, said of the flag: its "rate_per_second: ..."
+	// named the API's field.
+	if c.Rate < 0 || c.Rate > campaign.MaxRatePerSecond {
+		return fmt.Errorf("--rate-per-second: must be a whole number of sends per second from 1 to %d, or 0 for no cap of its own; got %d",
+			campaign.MaxRatePerSecond, c.Rate)
+	}
 	if c.SendAt != "" {
-		t, err := time.Parse(time.RFC3339, c.SendAt)
+		t, err := campaign.ParseSendAt(c.SendAt)
 		if err != nil {
 			return fmt.Errorf(`--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z" or "2026-01-02T17:04:05+02:00", got %q`, c.SendAt)
 		}
@@ -100,6 +106,13 @@ func (c *SendCmd) Validate() error {
 
 // Run creates the campaign and prints its id.
 func (c *SendCmd) Run(g *Globals) error {
+	// Normalize's bound, said of the flag ("send: send_at: at most 90 days
+	// ahead" named the API's field). Here, not in Validate: a time is a
+	// well-formed flag whenever it is given.
+	if limit := time.Now().Add(campaign.MaxSchedule); c.sendAt.After(limit) {
+		return fmt.Errorf("send: --send-at: at most %d days ahead (until %s), got %s", int(campaign.MaxSchedule.Hours()/24),
+			limit.UTC().Format(time.RFC3339), c.sendAt.UTC().Format(time.RFC3339))
+	}
 	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
@@ -123,6 +136,9 @@ func (c *SendCmd) Run(g *Globals) error {
 	}
 	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
 	defer cancel()
+	if err := c.checkPastSendAt(ctx, db, time.Now()); err != nil {
+		return err
+	}
 	// The API's check: a campaign no device could receive is refused.
 	if err := deliver.CheckCampaign(ctx, db, camp); err != nil {
 		return fmt.Errorf("send: %w", err)
@@ -142,6 +158,29 @@ func (c *SendCmd) Run(g *Globals) error {
 	}
 	fmt.Println(camp.ID)
 	return c.follow(g, rdb, db, camp.ID)
+}
+
+// pastSendAt is how far in the past a --send-at may be for a new campaign:
+// the time it took to type the command.
+const pastSendAt = time.Minute
+
+// checkPastSendAt refuses a --send-at already past for a new campaign, as
+// the console's form does: a past send_at starts it at once (the API's
+// rule, so that a retry after the time compares equal), and a mistyped
+// year or day sent to everyone now what was meant for later. A retry, an
+// --id already stored, goes on to Create, which compares it.
+func (c *SendCmd) checkPastSendAt(ctx context.Context, db *pgxpool.Pool, now time.Time) error {
+	if c.sendAt.IsZero() || now.Sub(c.sendAt) <= pastSendAt {
+		return nil
+	}
+	if c.ID != "" {
+		_, err := campaign.Load(ctx, db, c.ID)
+		if !errors.Is(err, campaign.ErrNotFound) {
+			return err // stored (nil), or PostgreSQL's error
+		}
+	}
+	return fmt.Errorf("send: --send-at %s is %s ago: a campaign whose time is past starts at once; "+
+		"give a time ahead, or leave --send-at out to send now", c.sendAt.UTC().Format(time.RFC3339), now.Sub(c.sendAt).Round(time.Second))
 }
 
 // message sends a direct message to c.Users and prints its id.

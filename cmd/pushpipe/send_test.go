@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
@@ -96,5 +97,118 @@ func TestSendTooManyUsers(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tt.err)
 			}
 		})
+	}
+}
+
+// --rate-per-second out of the API's bounds is refused by its flag's name:
+// 2,000,000 was stored (the API refuses it), and 3,000,000,000 got
+// PostgreSQL's 'unable to encode 3000000000 into binary format for int4'.
+func TestSendRateBounds(t *testing.T) {
+	tests := []struct {
+		give string
+		err  string // "" for none
+	}{
+		{"0", ""},
+		{"1000000", ""},
+		{"1000001", "--rate-per-second: must be a whole number of sends per second from 1 to 1000000, or 0 for no cap of its own; got 1000001"},
+		{"3000000000", "--rate-per-second: must be a whole number of sends per second from 1 to 1000000, or 0 for no cap of its own; got 3000000000"},
+		{"-5", "--rate-per-second: must be a whole number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			_, err := kongParse("send", "--app", "a", "--channel", "x", "--title", "t", "--rate-per-second="+tt.give)
+			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+				t.Fatalf("error %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
+
+// --send-at reads send_at as the API does, lower-case "t" and "z" (RFC
+// 3339 5.6) included, and refuses by the flag's name what the API refuses
+// ("send_at: at most 90 days ahead" named the API's field).
+func TestSendAtFlag(t *testing.T) {
+	tests := []struct {
+		give string
+		want time.Time // zero: refused
+	}{
+		{"2026-12-06T07:30:00Z", time.Date(2026, 12, 6, 7, 30, 0, 0, time.UTC)},
+		{"2026-12-06t07:30:00z", time.Date(2026, 12, 6, 7, 30, 0, 0, time.UTC)},
+		{"2026-12-06T09:30:00.5+02:00", time.Date(2026, 12, 6, 7, 30, 0, 5e8, time.UTC)},
+		{"2026-12-06 07:30", time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			kctx, err := kongParse("send", "--app", "a", "--channel", "x", "--title", "t", "--send-at", tt.give)
+			if tt.want.IsZero() {
+				if err == nil || !strings.Contains(err.Error(), "--send-at: must be an RFC 3339 time") {
+					t.Fatalf("error %v, want --send-at's", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := kctx.Selected().Target.Addr().Interface().(*SendCmd).sendAt; !got.Equal(tt.want) {
+				t.Fatalf("--send-at %s read as %v, want %v", tt.give, got, tt.want)
+			}
+		})
+	}
+	// Past the API's 90 days: refused before connecting to anything.
+	far := time.Now().Add(91 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	cli := parse(t, "send", "--app", "a", "--channel", "x", "--title", "t", "--redis-addr", "127.0.0.1:1", "--send-at", far)
+	if err := cli.Send.Run(&cli.Globals); err == nil || !strings.Contains(err.Error(), "--send-at: at most 90 days ahead") {
+		t.Fatalf("--send-at %s: %v, want it refused by the flag's name", far, err)
+	}
+}
+
+// A --send-at already past would start a new campaign at once (the API's
+// rule for send_at): a mistyped year sent now what was meant for later. It
+// is refused, as the console's form refuses it, unless --id names a stored
+// campaign (a retry, which the API's rule is for); a time a few seconds
+// past is the time taken to type the command.
+func TestSendPastSendAt(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	past := time.Now().Add(-24 * time.Hour).UTC().Truncate(time.Second)
+	if _, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: "c1", App: "a", Channels: []string{"x"}, Title: "t", SendAt: past}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		err     string // "" for none
+		created string // a campaign id that must (not) exist after it, "" for none
+	}{
+		{"a day past, new", []string{"--id", "c2", "--send-at", past.Format(time.RFC3339)}, "--send-at " + past.Format(time.RFC3339) + " is 24h0m", ""},
+		{"a day past, fresh id", []string{"--send-at", past.Format(time.RFC3339)}, "a campaign whose time is past starts at once", ""},
+		{"a day past, a retry", []string{"--id", "c1", "--send-at", past.Format(time.RFC3339)}, "", "c1"},
+		{"seconds past", []string{"--id", "c3", "--send-at", time.Now().Add(-10 * time.Second).UTC().Format(time.RFC3339)}, "", "c3"},
+		{"ahead", []string{"--id", "c4", "--send-at", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, "", "c4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, append([]string{"send", "--app", "a", "--channel", "x", "--title", "t", "--allow-empty",
+				"--redis-addr", r.Addr, "--database-url", url}, tt.args...)...)
+			var err error
+			stderrOf(t, func() { err = cli.Send.Run(&cli.Globals) })
+			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+				t.Fatalf("error %v, want %q", err, tt.err)
+			}
+			if tt.created != "" {
+				if _, err := campaign.Load(t.Context(), db, tt.created); err != nil {
+					t.Fatalf("%s: %v", tt.created, err)
+				}
+			}
+		})
+	}
+	reps, _, err := campaign.List(t.Context(), rdb, db, keys, campaign.ListQuery{Limit: campaign.MaxListLimit})
+	var ids []string
+	for _, r := range reps {
+		ids = append(ids, r.ID)
+	}
+	if err != nil || strings.Join(ids, " ") != "c4 c3 c1" {
+		t.Fatalf("campaigns %v (%v), want c4 c3 c1: none created with a past --send-at", ids, err)
 	}
 }

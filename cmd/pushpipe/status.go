@@ -229,13 +229,20 @@ type progressView struct {
 	Done     int64  `json:"users_done"`
 	Audience int64  `json:"audience,omitempty"` // campaign.Report.Audience
 	Note     string `json:"note,omitempty"`     // what status could not read
-	// SendAt is when a scheduled campaign starts: "scheduled, 0 / 0 people"
-	// alone did not say when.
+	// SendAt is when a scheduled campaign starts, or a campaign canceled
+	// before its start was to: "scheduled, 0 / 0 people" alone did not say
+	// when, nor "canceled, 0 / 0 people" which send was stopped.
 	SendAt *time.Time `json:"send_at,omitempty"`
 	// PastExpiry is set when, at its rate, the campaign would still be
 	// sending when it expires (campaign.Report.PastExpiry): when it
 	// expires, and when it would finish.
 	PastExpiry *pastExpiry `json:"past_expiry,omitempty"`
+	// RatePerSecond is the campaign's own cap, and ExpectedFinishMs when,
+	// at its rate so far, it should finish (campaign.Report's): a capped
+	// campaign's status showed neither, so its pace read as a slow
+	// pipeline, and `campaigns list` alone said when it would end.
+	RatePerSecond    int   `json:"rate_per_second,omitempty"`
+	ExpectedFinishMs int64 `json:"expected_finish_ms,omitempty"`
 }
 
 // pastExpiry is a campaign's expiry and the later finish its rate gives.
@@ -278,7 +285,14 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 		fmt.Fprintf(w, "  (%s)\n", p.Note)
 	}
 	if p.SendAt != nil {
-		fmt.Fprintf(w, "  starts %s (in %s)\n", p.SendAt.Local().Format(time.DateTime), max(time.Until(*p.SendAt), 0).Round(time.Second))
+		if now := time.Now(); p.State == campaign.StateCanceled {
+			fmt.Fprintf(w, "  canceled before its start, %s\n", p.SendAt.Local().Format(time.DateTime))
+		} else if late(*p.SendAt, now) {
+			fmt.Fprintf(w, "  was due %s (%s ago) and has not started: split releases scheduled campaigns; check that it runs\n",
+				p.SendAt.Local().Format(time.DateTime), now.Sub(*p.SendAt).Round(time.Second))
+		} else {
+			fmt.Fprintf(w, "  starts %s (in %s)\n", p.SendAt.Local().Format(time.DateTime), max(p.SendAt.Sub(now), 0).Round(time.Second))
+		}
 	}
 	if x := p.PastExpiry; x != nil {
 		fmt.Fprintf(w, "  EXPIRES %s, before it is done at this rate (%s): devices not sent by then fail as expired. "+
@@ -312,8 +326,17 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 		if d := last.Sub(first); d >= time.Second {
 			rate = fmt.Sprintf("  %s sends/s", thousands(int64(float64(p.Sent)/d.Seconds())))
 		}
+		if p.RatePerSecond > 0 {
+			rate += fmt.Sprintf(" (cap %s)", thousands(int64(p.RatePerSecond)))
+		}
 		fmt.Fprintf(w, "  first send %s  last send %s (%s)%s\n", first.Format("15:04:05.000"),
 			last.Format("15:04:05.000"), last.Sub(first).Round(time.Millisecond), rate)
+	} else if p.RatePerSecond > 0 {
+		fmt.Fprintf(w, "  capped at %s sends/s\n", thousands(int64(p.RatePerSecond)))
+	}
+	if p.ExpectedFinishMs > 0 && p.PastExpiry == nil && !campaign.Final(p.State) {
+		at := time.UnixMilli(p.ExpectedFinishMs)
+		fmt.Fprintf(w, "  expected to finish %s (in ~%s)\n", at.Local().Format(time.DateTime), max(time.Until(at), 0).Round(time.Second))
 	}
 }
 
@@ -471,7 +494,11 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 	if rep.PastExpiry() {
 		v.PastExpiry = &pastExpiry{ExpiresAt: rep.ExpiresAt, FinishAt: time.UnixMilli(rep.ExpectedFinishMs)}
 	}
-	if rep.State == campaign.StateScheduled {
+	v.RatePerSecond = rep.RatePerSecond
+	if !campaign.Final(rep.State) {
+		v.ExpectedFinishMs = rep.ExpectedFinishMs
+	}
+	if rep.State == campaign.StateScheduled || rep.State == campaign.StateCanceled && rep.StartedAt == nil {
 		v.SendAt = rep.SendAt
 	}
 	return v, nil

@@ -113,7 +113,8 @@ func TestStatusUnknownIDWithoutDatabase(t *testing.T) {
 }
 
 // `status ID` of a scheduled campaign says when it starts, as `campaigns
-// list` does; a started one does not.
+// list` does, and of one canceled before its start when it was to; a
+// started one does not.
 func TestStatusScheduledSaysWhen(t *testing.T) {
 	r, rdb := testRedis(t)
 	url, db := testDatabase(t)
@@ -122,16 +123,21 @@ func TestStatusScheduledSaysWhen(t *testing.T) {
 	for _, c := range []campaign.Campaign{
 		{ID: "later", App: "a", Channels: []string{"x"}, Title: "t", SendAt: at},
 		{ID: "now", App: "a", Channels: []string{"x"}, Title: "t"},
+		{ID: "off", App: "a", Channels: []string{"x"}, Title: "t", SendAt: at},
 	} {
 		if _, _, err := campaign.Create(t.Context(), rdb, db, keys, c); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := campaign.Cancel(t.Context(), rdb, db, keys, "off"); err != nil {
+		t.Fatal(err)
 	}
 	tests := []struct {
 		id, want string // want "": no start line
 	}{
 		{"later", "starts " + at.Local().Format(time.DateTime) + " (in "},
 		{"now", ""},
+		{"off", "canceled before its start, " + at.Local().Format(time.DateTime) + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
@@ -285,4 +291,41 @@ func progressOf(t *testing.T, src campaignSource, rdb rueidis.Client, keys pipel
 	var out strings.Builder
 	printProgressView(&out, *rep.Campaign, false)
 	return *rep.Campaign, out.String()
+}
+
+// `status ID` of a capped campaign says its cap, and of a running one when
+// it should finish, as `campaigns list` does: without them a capped
+// campaign's pace read as a slow pipeline.
+func TestStatusSaysTheCapAndFinish(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	if _, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: "capped", App: "a", Channels: []string{"x"}, Title: "t", RatePerSecond: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if _, out := progressOf(t, campaignSource{rdb: rdb, keys: keys, db: db}, rdb, keys, "--redis-addr", r.Addr, "--database-url", url, "capped"); !strings.Contains(out, "  capped at 100 sends/s\n") {
+		t.Errorf("status of a capped campaign printed\n%s\nwant its cap", out)
+	}
+	now := time.Now()
+	sending := campaign.Counts{Targets: 1000, Sent: 500, FirstSendMs: now.Add(-5 * time.Second).UnixMilli(), LastSendMs: now.UnixMilli()}
+	tests := []struct {
+		name      string
+		give      progressView
+		want, not string
+	}{
+		{"capped, sending", progressView{ID: "c", State: campaign.StateRunning, Counts: sending, RatePerSecond: 100,
+			ExpectedFinishMs: now.Add(5 * time.Second).UnixMilli()}, "100 sends/s (cap 100)\n  expected to finish ", "capped at"},
+		{"uncapped, sending", progressView{ID: "c", State: campaign.StateRunning, Counts: sending,
+			ExpectedFinishMs: now.Add(5 * time.Second).UnixMilli()}, "  expected to finish ", "cap"},
+		{"done", progressView{ID: "c", State: campaign.StateDone, Counts: sending, RatePerSecond: 100}, "(cap 100)", "expected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			printProgressView(&out, tt.give, false)
+			if !strings.Contains(out.String(), tt.want) || strings.Contains(out.String(), tt.not) {
+				t.Errorf("printed\n%s\nwant %q, not %q", out.String(), tt.want, tt.not)
+			}
+		})
+	}
 }

@@ -71,6 +71,9 @@ const (
 	MaxPayload = 4096
 	// MaxSchedule is how far ahead send_at may be.
 	MaxSchedule = 90 * 24 * time.Hour
+	// MaxRatePerSecond is the highest cap of a campaign's own: far above
+	// any provider's, and within the campaigns table's integer column.
+	MaxRatePerSecond = 1_000_000
 )
 
 // ErrNotFound is a campaign id that was never created.

@@ -29,7 +29,8 @@ type ListQuery struct {
 // Validate fills the default limit and checks the rest.
 func (q *ListQuery) Validate() error {
 	if q.State != "" && !slices.Contains(States, q.State) {
-		return invalid("state: must be one of %v, got %q", States, q.State)
+		// A list, not Go's "[scheduled splitting ...]".
+		return invalid("state: must be one of %s, got %q", strings.Join(States, ", "), q.State)
 	}
 	switch {
 	case q.Limit == 0:
@@ -61,9 +62,15 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 	if q.State != "" && q.State != StateScheduled && q.State != StateCanceled {
 		states = append(states, StateSplitting, StateRunning)
 	}
+	// The table's state is the report's unless the counters can move it:
+	// then a row found after a full page may still not be listed, and
+	// Next is given only once one that is has been seen (a Next whose page
+	// is empty is not "absent after the last page").
+	exact := len(states) == 1
 	out := make([]Report, 0, q.Limit)
 	before := q.Before
-	for len(out) < q.Limit {
+	more := false // a campaign the next page lists follows out's last
+	for !more {
 		rows, err := db.Query(ctx, `
 			SELECT `+rowColumns+` FROM campaigns
 			WHERE kind = 'campaign' -- direct messages have their own route
@@ -104,8 +111,9 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 			return nil, "", err
 		}
 		for _, r := range page {
-			if len(out) == q.Limit { // r and maybe more are left for the next page
-				return out, out[len(out)-1].ID, nil
+			if len(out) == q.Limit && exact { // r is listed by the next page
+				more = true
+				break
 			}
 			before = r.c.ID
 			var l Live
@@ -116,13 +124,21 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 			if err != nil {
 				return nil, "", err
 			}
-			if q.State == "" || rep.State == q.State {
-				out = append(out, rep)
+			if q.State != "" && rep.State != q.State {
+				continue
 			}
+			if len(out) == q.Limit {
+				more = true
+				break
+			}
+			out = append(out, rep)
 		}
-		if len(page) <= q.Limit {
-			return out, "", nil
+		if len(page) <= q.Limit { // the table has no more
+			break
 		}
+	}
+	if !more {
+		return out, "", nil
 	}
 	return out, out[len(out)-1].ID, nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -146,17 +147,22 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		br.Discard(len(utf8BOM))
 	}
 	first, err := br.Peek(1)
-	if err == io.EOF || len(first) == 0 {
+	if err != nil && err != io.EOF {
+		// Not an empty file: a directory, or a read that failed, was
+		// taken for one ("imported 0 subscribers", exit status 0).
+		return nil, fmt.Errorf("import: read line 1: %w", err)
+	}
+	if len(first) == 0 {
 		return func() (int64, bool, error) { return 0, false, io.EOF }, nil
 	}
 	head, _ := br.Peek(min(br.Buffered(), 4096))
 	if i := bytes.IndexByte(head, '\n'); i >= 0 {
 		head = head[:i]
 	}
-	bad := func(reason string) (int64, bool, error) {
+	bad := func(line int64, reason string) (int64, bool, error) {
 		res.Bad++
 		if len(res.BadList) < maxBadLines {
-			res.BadList = append(res.BadList, BadLine{Line: res.Lines, Reason: reason})
+			res.BadList = append(res.BadList, BadLine{Line: line, Reason: reason})
 		}
 		return 0, false, nil
 	}
@@ -167,17 +173,33 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 			if err == io.EOF && len(line) == 0 {
 				return 0, false, io.EOF
 			}
+			if err == bufio.ErrBufferFull {
+				// A line longer than the buffer is no user id: it is
+				// skipped as the other malformed lines are. It ended the
+				// import with "import line 2: bufio: buffer full", named
+				// the line before it, and kept none of the file.
+				res.Lines++
+				// Said before reading on, which reuses line's buffer.
+				reason := fmt.Sprintf("%.40q... is not a user id: the line is over %d MiB long", line, br.Size()>>20)
+				for err == bufio.ErrBufferFull {
+					_, err = br.ReadSlice('\n')
+				}
+				if err != nil && err != io.EOF {
+					return 0, false, err
+				}
+				return bad(res.Lines, reason)
+			}
 			if err != nil && err != io.EOF {
 				return 0, false, err
 			}
 			res.Lines++
 			line = bytes.TrimSpace(line)
 			if len(line) == 0 {
-				return bad("empty line")
+				return bad(res.Lines, "empty line")
 			}
 			id, perr := strconv.ParseInt(string(line), 10, 64)
 			if perr != nil || id <= 0 {
-				return bad(fmt.Sprintf("%.40q is not a user id (a positive integer)", line))
+				return bad(res.Lines, fmt.Sprintf("%.40q is not a user id (a positive integer)", line))
 			}
 			return id, true, nil
 		}, nil
@@ -188,7 +210,7 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 	if err != nil {
 		return nil, fmt.Errorf("import: CSV header: %w", err)
 	}
-	res.Lines++
+	res.Lines = endLine(cr, header)
 	col := -1
 	for i, h := range header {
 		if string(bytes.TrimSpace([]byte(h))) == "user_id" {
@@ -196,29 +218,49 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		}
 	}
 	if col < 0 {
-		return nil, errors.New("import: the CSV header has no user_id column")
+		// Its text says why: a CSV without a header ("1,alice") has its
+		// first row taken for one, and "has no user_id column" alone
+		// read as a header the file does not have.
+		return nil, fmt.Errorf("import: the CSV header (line 1: %.60q) has no user_id column: a CSV needs a first line naming "+
+			"its columns, one of them user_id; without a comma, one user id a line needs no header", strings.Join(header, ","))
 	}
+	// Lines are the file's, as the reader counts them: a record is not a
+	// line once blank lines (which the reader skips) or quoted line breaks
+	// come before it, and counting records named the wrong lines.
 	return func() (int64, bool, error) {
 		rec, err := cr.Read()
 		if err == io.EOF {
 			return 0, false, io.EOF
 		}
-		res.Lines++
 		var perr *csv.ParseError
 		if errors.As(err, &perr) {
-			return bad(perr.Err.Error())
+			res.Lines = int64(perr.Line)
+			return bad(res.Lines, perr.Err.Error())
 		} else if err != nil {
 			return 0, false, err
 		}
+		res.Lines = endLine(cr, rec)
 		if col >= len(rec) {
-			return bad(fmt.Sprintf("no user_id: %d fields, user_id is field %d", len(rec), col+1))
+			line, _ := cr.FieldPos(0)
+			return bad(int64(line), fmt.Sprintf("no user_id: %d fields, user_id is field %d", len(rec), col+1))
 		}
+		line, _ := cr.FieldPos(col)
 		id, pe := strconv.ParseInt(string(bytes.TrimSpace([]byte(rec[col]))), 10, 64)
 		if pe != nil || id <= 0 {
-			return bad(fmt.Sprintf("user_id %.40q is not a positive integer", rec[col]))
+			return bad(int64(line), fmt.Sprintf("user_id %.40q is not a positive integer", rec[col]))
 		}
 		return id, true, nil
 	}, nil
+}
+
+// endLine is the line on which rec, the record cr read last, ends: where
+// its last field starts, and the line breaks quoted in that field.
+func endLine(cr *csv.Reader, rec []string) int64 {
+	if len(rec) == 0 {
+		return 0
+	}
+	line, _ := cr.FieldPos(len(rec) - 1)
+	return int64(line + strings.Count(rec[len(rec)-1], "\n"))
 }
 
 // copyChunk writes one chunk in its own transaction: COPY into

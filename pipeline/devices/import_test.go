@@ -81,9 +81,14 @@ func TestImportCSV(t *testing.T) {
 	if res.Rows != 2 || res.Bad != 2 || res.BadList[0].Line != 3 || res.BadList[1].Line != 5 {
 		t.Fatalf("result %+v, want 2 rows and lines 3 and 5 bad", res)
 	}
-	if _, err := ImportSubscribers(t.Context(), db, "101", strings.NewReader("name,plan\nx,y\n"), nil); err == nil ||
-		!strings.Contains(err.Error(), "user_id column") {
-		t.Fatalf("CSV without user_id: %v", err)
+	for _, tt := range []struct{ file, want string }{
+		{"name,plan\nx,y\n", `(line 1: "name,plan") has no user_id column`},
+		// No header: its first row is taken for one, and the error shows it.
+		{"1,alice\n2,bob\n", `(line 1: "1,alice") has no user_id column: a CSV needs a first line naming its columns`},
+	} {
+		if _, err := ImportSubscribers(t.Context(), db, "101", strings.NewReader(tt.file), nil); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Fatalf("CSV %q: %v, want %q", tt.file, err, tt.want)
+		}
 	}
 	if n, sum := subscribers(t, db, "101"); n != 2 || sum != 22 {
 		t.Fatalf("%d subscribers (sum %d), want 10 and 12", n, sum)
@@ -188,14 +193,26 @@ func rawCopy(b *testing.B, db *pgxpool.Pool, path string) time.Duration {
 	return time.Since(t0)
 }
 
-// A file that fails to read past its first chunks ends the import with the
-// error and the line it reached, the chunks before it kept; a database that
+// A file that fails to read at once (a directory) or past its first chunks
+// ends the import with the error and the line it reached, the chunks
+// before it kept; a database that
 // refuses a chunk ends it with that error, the parser stopped with it.
 func TestImportStopsOnErrors(t *testing.T) {
 	db := importDB(t)
 	var file strings.Builder
 	for i := range ImportChunk + 10 {
 		fmt.Fprintln(&file, i+1)
+	}
+	// At once: it is not an empty file ("imported 0 subscribers").
+	dir, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	for _, r := range []io.Reader{dir, iotest.ErrReader(errors.New("disk gone"))} {
+		if _, err := ImportSubscribers(t.Context(), db, "none", r, nil); err == nil || !strings.Contains(err.Error(), "line 1") {
+			t.Fatalf("a file that fails its first read: %v, want the error, at line 1", err)
+		}
 	}
 	broken := io.MultiReader(strings.NewReader(file.String()), iotest.ErrReader(errors.New("disk gone")))
 	res, err := ImportSubscribers(t.Context(), db, "big", broken, nil)
@@ -213,5 +230,53 @@ func TestImportStopsOnErrors(t *testing.T) {
 	}
 	if n, _ := subscribers(t, db, "late"); n != 0 {
 		t.Fatalf("%d subscribers written under a canceled context", n)
+	}
+}
+
+// TestImportNamesFileLines: a malformed line is named by its line in the
+// file, whatever came before it: CSV's blank lines (skipped) and quoted
+// line breaks made the record count, which named it, fall behind the
+// lines. A line too long to be an id is one malformed line, not the end
+// of the import ("bufio: buffer full", naming the line before it).
+func TestImportNamesFileLines(t *testing.T) {
+	db := importDB(t)
+	long := "12" + strings.Repeat("7", 1<<20) + "x"
+	tests := []struct {
+		name  string
+		file  string
+		rows  int64
+		lines int64
+		bad   string // the bad lines' numbers
+	}{
+		{"csv blank lines", "user_id,name\n1,a\n\n2,b\nx,c\n\n\n4,e\nzz,f\n", 3, 9, "[5 9]"},
+		{"csv quoted line breaks", "name,user_id\n\"Kim\nJ\",1\n\"Lee\r\nK\",x\n3,\"4\n\"\n", 2, 7, "[5]"},
+		{"csv CRLF", "user_id,name\r\n\r\n5,a\r\nshort\r\n6,b\r\n", 2, 5, "[4]"},
+		{"csv field count", "name,user_id\n\na\nb,7\n", 1, 4, "[3]"},
+		{"csv bad quote", "user_id,name\n\n8,\"a\"x\n9,b\n", 1, 4, "[3]"},
+		{"plain long line", "1\n2\n" + long + "\n3\n", 3, 4, "[3]"},
+		{"plain long last line", "1\n" + long, 1, 2, "[2]"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := ImportSubscribers(t.Context(), db, fmt.Sprint("l", i), strings.NewReader(tt.file), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lines []int64
+			for _, b := range res.BadList {
+				lines = append(lines, b.Line)
+			}
+			if res.Rows != tt.rows || res.Lines != tt.lines || fmt.Sprint(lines) != tt.bad {
+				t.Errorf("%d rows of %d lines, bad %v (%+v); want %d rows of %d lines, bad %s", res.Rows, res.Lines, lines, res.BadList, tt.rows, tt.lines, tt.bad)
+			}
+			// A long line is quoted from its start, not from what was
+			// read after it.
+			if strings.Contains(tt.name, "long") && (len(res.BadList) != 1 || !strings.HasPrefix(res.BadList[0].Reason, `"12777`)) {
+				t.Errorf("bad lines %v, want one, the long line quoted from its start", lines)
+				for _, b := range res.BadList {
+					t.Logf("line %d: %.80s", b.Line, b.Reason)
+				}
+			}
+		})
 	}
 }

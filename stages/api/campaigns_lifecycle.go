@@ -30,15 +30,17 @@ type campaignSchedule struct {
 // apply validates the members and sets them on c.
 func (cs campaignSchedule) apply(c *campaign.Campaign) error {
 	if cs.SendAt != "" {
-		at, err := time.Parse(time.RFC3339Nano, cs.SendAt)
+		at, err := campaign.ParseSendAt(cs.SendAt)
 		if err != nil {
 			return fmt.Errorf(`send_at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z", got %q`, cs.SendAt)
 		}
 		c.SendAt = at
 	}
 	if cs.RatePerSecond != nil {
-		if *cs.RatePerSecond <= 0 || *cs.RatePerSecond > 1_000_000 {
-			return fmt.Errorf("rate_per_second: must be a whole number of sends per second from 1 to 1000000, got %d (leave it out for no cap of its own)", *cs.RatePerSecond)
+		// 0 is checked here: Normalize reads it as no cap of its own, and
+		// a number too large for an int is refused before it is one.
+		if *cs.RatePerSecond <= 0 || *cs.RatePerSecond > campaign.MaxRatePerSecond {
+			return fmt.Errorf("rate_per_second: must be a whole number of sends per second from 1 to %d, got %d (leave it out for no cap of its own)", campaign.MaxRatePerSecond, *cs.RatePerSecond)
 		}
 		c.RatePerSecond = int(*cs.RatePerSecond)
 	}

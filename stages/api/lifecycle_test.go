@@ -35,7 +35,7 @@ func TestMalformedLifecycle(t *testing.T) {
 		t.Errorf("cancel of an unknown campaign: %d %s, want 404", r.status, r.body)
 	}
 	for _, tt := range []struct{ query, want string }{
-		{"state=sleeping", "state: must be one of"},
+		{"state=sleeping", `state: must be one of scheduled, splitting, running, done, canceled, failed, got "sleeping"`},
 		{"limit=0", "limit: must be a number from 1 to"},
 		{"limit=101", "limit: must be a number from 1 to"},
 		{"limit=x", "limit"},
@@ -239,5 +239,49 @@ func TestCampaignRoutesWithRedisDown(t *testing.T) {
 			t.Errorf("%s %s with Redis down: %d (Retry-After %q) %s, want 503 + Retry-After saying %q",
 				tt.method, tt.path, resp.status, resp.header.Get("Retry-After"), resp.body, tt.say)
 		}
+	}
+}
+
+// TestSendAtForms: send_at is any RFC 3339 time, in any offset, with
+// fractions, and with "t" and "z" in lower case, which RFC 3339 (5.6)
+// allows: "2026-12-06t07:30:00z" was refused as "must be an RFC 3339
+// time". What is not RFC 3339 is still refused, naming the field.
+func TestSendAtForms(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	at := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
+	day := at.Format(time.DateOnly)
+	clock := at.Format(time.TimeOnly)
+	tests := []struct {
+		name, give string
+		want       time.Time // zero: refused
+	}{
+		{"UTC", day + "T" + clock + "Z", at},
+		{"lower case", day + "t" + clock + "z", at},
+		{"offset", at.In(time.FixedZone("", 9*3600)).Format(time.RFC3339), at},
+		{"fraction", day + "T" + clock + ".25Z", at.Add(250 * time.Millisecond)},
+		{"no zone", day + "T" + clock, time.Time{}},
+		{"a date", day, time.Time{}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("at%d", i)
+			r := a.do("POST", "/v1/campaigns", `{"id":"`+id+`","app":"a","channels":["x"],"notification":{"title":"t"},"allow_empty":true,"send_at":"`+tt.give+`"}`, "")
+			if tt.want.IsZero() {
+				if r.status != http.StatusBadRequest || !strings.Contains(r.error(), "send_at: must be an RFC 3339 time") {
+					t.Fatalf("send_at %q: %d %s, want 400 naming send_at", tt.give, r.status, r.body)
+				}
+				return
+			}
+			if r.status != http.StatusCreated {
+				t.Fatalf("send_at %q: %d %s", tt.give, r.status, r.body)
+			}
+			var rep struct {
+				State  string
+				SendAt time.Time `json:"send_at"`
+			}
+			if r := a.do("GET", "/v1/campaigns/"+id, "", ""); json.Unmarshal([]byte(r.body), &rep) != nil || rep.State != "scheduled" || !rep.SendAt.Equal(tt.want) {
+				t.Fatalf("send_at %q: %s, want scheduled at %v", tt.give, r.body, tt.want)
+			}
+		})
 	}
 }

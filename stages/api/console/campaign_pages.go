@@ -19,10 +19,6 @@ import (
 // listLimit is how many campaigns the list shows at once.
 const listLimit = 20
 
-// maxRate is the most sends per second a campaign's own cap may be, as
-// POST /v1/campaigns allows.
-const maxRate = 1_000_000
-
 func (c *Console) home(w http.ResponseWriter, r *http.Request, _ session) {
 	http.Redirect(w, r, "/ui/campaigns", http.StatusSeeOther)
 }
@@ -269,8 +265,8 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		// POST /v1/campaigns's bounds: 0 was taken as "no cap" and the
 		// campaign went out at full speed, the opposite of a cap.
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxRate {
-			refuse(fmt.Sprintf("Rate: a whole number of sends per second from 1 to %s, or empty for no cap of its own.", num(maxRate)))
+		if err != nil || n < 1 || n > campaign.MaxRatePerSecond {
+			refuse(fmt.Sprintf("Rate: a whole number of sends per second from 1 to %s, or empty for no cap of its own.", num(campaign.MaxRatePerSecond)))
 			return
 		}
 		camp.RatePerSecond = n
