@@ -142,7 +142,9 @@ func (t *tail) emit(fn func(ResultEvent) error, malformed func(entry string, err
 				}
 				continue
 			}
-			if low < 0 || b[0].id.less(t.buf[low][0].id) {
+			// Within a millisecond, the partitions in turn: sequence
+			// numbers of different streams tell nothing of their order.
+			if low < 0 || b[0].id.ms < t.buf[low][0].id.ms {
 				low = i
 			}
 		}

@@ -179,6 +179,9 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 					continue
 				}
 				sf, own := standalone(t, append([]string{tt.stage}, give[0]...)...)
+				if p, ok := own.(prefixed); ok && !registry[tt.stage].bare {
+					p.setPrefix(tt.stage + "-") // what all tells them, for their advice at run time
+				}
 				if _, ok := own.(*plainStage); ok {
 					// No flags of its own: the same constructor both ways.
 					if reflect.ValueOf(own.(*plainStage).handler).Pointer() != reflect.ValueOf(allOwn.(*plainStage).handler).Pointer() {
