@@ -6,7 +6,6 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/api"
-	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
 // APICmd serves the HTTP API.
@@ -45,11 +44,9 @@ func (c *APICmd) Run(g *Globals) error {
 	auth := api.Auth{AdminToken: os.Getenv("PUSHPIPE_ADMIN_TOKEN"), AppKeys: appKeys, Insecure: c.InsecureNoAuth}
 	var known func(string) bool
 	if c.Apps != "" {
-		apps, err := deliver.LoadApps(c.Apps)
-		if err != nil {
+		if auth.FileKeys, known, err = loadAPIApps(c.Apps); err != nil {
 			return err
 		}
-		auth.FileKeys, known = apps.AppKeys(), apps.Known
 	}
 	if err := auth.Validate(); err != nil {
 		return err
@@ -72,9 +69,7 @@ func (c *APICmd) Run(g *Globals) error {
 	ready := pipeline.RedisReady(rdb)
 	runners := []func(context.Context) error{}
 	if c.Apps != "" {
-		runners = append(runners, reloadAppsOnHUP(c.Apps, log, func(_ context.Context, apps deliver.Apps) error {
-			return srv.ReloadApps(apps.Known, apps.AppKeys())
-		}))
+		runners = append(runners, reloadAppsOnHUP(c.Apps, log, applyAPIApps(srv.ReloadApps)))
 	}
 	return pipeline.RunGroup(g.Context(), append(runners,
 		func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, srv, log) },

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -38,5 +39,31 @@ func reloadAppsOnHUP(path string, log zerolog.Logger, apply func(context.Context
 			}
 			log.Info().Int("apps", len(apps.Apps)).Msg("SIGHUP: apps file reloaded")
 		}
+	}
+}
+
+// loadAPIApps is the API's part of the apps file at path: which apps exist
+// and their app keys (keys_env read here: deliver does not need them).
+func loadAPIApps(path string) (map[string][]string, func(string) bool, error) {
+	apps, err := deliver.LoadApps(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := apps.AppKeys()
+	if err != nil {
+		return nil, nil, fmt.Errorf("apps file %s: %w", path, err)
+	}
+	return keys, apps.Known, nil
+}
+
+// applyAPIApps hands a reloaded apps file's apps and keys to reload
+// (api.Server.ReloadApps).
+func applyAPIApps(reload func(known func(string) bool, keys map[string][]string) error) func(context.Context, deliver.Apps) error {
+	return func(_ context.Context, apps deliver.Apps) error {
+		keys, err := apps.AppKeys()
+		if err != nil {
+			return err
+		}
+		return reload(apps.Known, keys)
 	}
 }

@@ -106,11 +106,6 @@ func (a Apps) validate() error {
 			case p.Key != "" && (p.KeyID == "" || p.TeamID == ""):
 				errs = append(errs, fmt.Errorf("app %q: apns token auth needs key_id and team_id", id))
 			}
-			if p.PasswordEnv != "" {
-				if _, ok := os.LookupEnv(p.PasswordEnv); !ok {
-					errs = append(errs, fmt.Errorf("app %q: apns password_env names %s, which is not set", id, p.PasswordEnv))
-				}
-			}
 		}
 		if p := app.FCM; p != nil && p.Credentials == "" && p.Project == "" {
 			errs = append(errs, fmt.Errorf("app %q: fcm needs credentials (a service-account file) or project", id))
@@ -118,9 +113,24 @@ func (a Apps) validate() error {
 		if app.TPS < 0 {
 			errs = append(errs, fmt.Errorf("app %q: tps must not be negative", id))
 		}
-		if app.KeysEnv != "" {
-			if _, ok := os.LookupEnv(app.KeysEnv); !ok {
-				errs = append(errs, fmt.Errorf("app %q: keys_env names %s, which is not set", id, app.KeysEnv))
+	}
+	return errors.Join(errs...)
+}
+
+// The variables an apps file names are read where they are used, and only
+// there: the API reads keys_env (AppKeys), deliver password_env
+// (AppSenders). LoadApps checked both, so a deliver process refused to
+// start without the app keys it never uses, and the API without the APNs
+// certificate's password: each process had to hold the other's secrets.
+
+// providerEnv checks that every password_env of apps is set: deliver's
+// part of the file.
+func (a Apps) providerEnv() error {
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(a.Apps)) {
+		if p := a.Apps[id].APNS; p != nil && p.PasswordEnv != "" {
+			if _, ok := os.LookupEnv(p.PasswordEnv); !ok {
+				errs = append(errs, fmt.Errorf("app %q: apns password_env names %s, which is not set in deliver's environment", id, p.PasswordEnv))
 			}
 		}
 	}
@@ -134,13 +144,19 @@ func (a Apps) Known(id string) bool {
 }
 
 // AppKeys are the app keys of every app (its keys and those of its
-// keys_env), for the API.
-func (a Apps) AppKeys() map[string][]string {
+// keys_env), for the API: a keys_env that is not set is an error.
+func (a Apps) AppKeys() (map[string][]string, error) {
 	out := map[string][]string{}
-	for id, app := range a.Apps {
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(a.Apps)) {
+		app := a.Apps[id]
 		keys := slices.Clone(app.Keys)
 		if app.KeysEnv != "" {
-			for k := range strings.SplitSeq(os.Getenv(app.KeysEnv), ",") {
+			v, ok := os.LookupEnv(app.KeysEnv)
+			if !ok {
+				errs = append(errs, fmt.Errorf("app %q: keys_env names %s, which is not set in the API's environment", id, app.KeysEnv))
+			}
+			for k := range strings.SplitSeq(v, ",") {
 				if k = strings.TrimSpace(k); k != "" {
 					keys = append(keys, k)
 				}
@@ -150,5 +166,8 @@ func (a Apps) AppKeys() map[string][]string {
 			out[id] = keys
 		}
 	}
-	return out
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -292,8 +292,6 @@ apns = { key = "/k.p8" }`, `app "a": apns token auth needs key_id and team_id`},
 fcm = { endpoint = "https://x" }`, `app "a": fcm needs credentials`},
 		{"negative tps", `[apps.a]
 tps = -1`, `app "a": tps must not be negative`},
-		{"unset env", `[apps.a]
-keys_env = "PP_TEST_UNSET_VAR"`, "keys_env names PP_TEST_UNSET_VAR, which is not set"},
 		{"wrong type", `[apps.a]
 tps = "many"`, "wrong type"},
 		{"syntax, secret not quoted", `[apps.a]
@@ -315,9 +313,52 @@ keys = ["s3cr3t-app-key-value"`, "not valid TOML at line"},
 				t.Fatalf("error quotes a secret: %v", err)
 			}
 			if tt.want == "" {
-				if keys := apps.AppKeys()["com.a"]; len(keys) != 2 || !apps.Known("com.a") || apps.Known("com.b") {
-					t.Errorf("keys %v, known %v", keys, apps.Known("com.a"))
+				keys, err := apps.AppKeys()
+				if err != nil || len(keys["com.a"]) != 2 || !apps.Known("com.a") || apps.Known("com.b") {
+					t.Errorf("keys %v (%v), known %v", keys, err, apps.Known("com.a"))
 				}
+			}
+		})
+	}
+}
+
+// Each process reads the variables of its own part of the apps file, and
+// only those: the API the app keys of keys_env, deliver the APNs
+// certificate's password_env. LoadApps, which both call, read both, so a
+// deliver process refused to start without app keys it never uses, and the
+// API without the certificate's password: each had to hold the other's
+// secrets.
+func TestAppsFileEnvOfEachProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "apps.toml")
+	if err := os.WriteFile(path, []byte(`[apps.a]
+apns = { cert = "/nonexistent.p12", password_env = "PP_TEST_UNSET_PASSWORD" }
+keys_env = "PP_TEST_UNSET_KEYS"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	apps, err := LoadApps(path)
+	if err != nil {
+		t.Fatalf("LoadApps, which both processes call, read a variable of one of them: %v", err)
+	}
+	tests := []struct {
+		name string
+		use  func() error
+		want string
+	}{
+		{"api", func() error { _, err := apps.AppKeys(); return err },
+			`app "a": keys_env names PP_TEST_UNSET_KEYS, which is not set in the API's environment`},
+		{"deliver", func() error {
+			as, err := NewAppSenders(t.Context(), apps, SenderOptions{}, zerolog.Nop())
+			if err == nil {
+				as.Close()
+			}
+			return err
+		}, `app "a": apns password_env names PP_TEST_UNSET_PASSWORD, which is not set in deliver's environment`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.use(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want %q", err, tt.want)
 			}
 		})
 	}

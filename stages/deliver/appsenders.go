@@ -67,6 +67,9 @@ func NewAppSenders(ctx context.Context, apps Apps, opts SenderOptions, log zerol
 // changes. The senders of apps changed or removed are closed: Close drops
 // only idle connections, so a send in flight on them still completes.
 func (a *AppSenders) Reload(ctx context.Context, apps Apps) error {
+	if err := apps.providerEnv(); err != nil {
+		return err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	old := *a.cur.Load()
