@@ -70,8 +70,17 @@ func LoadApps(path string) (Apps, error) {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
 			// Not perr.Error(): its message may quote the line, a key
-			// among it.
-			return Apps{}, fmt.Errorf("apps file %s: not valid TOML at line %d; correct it", path, perr.Position.Line)
+			// among it. The names of keys are no secret, and say where
+			// to look: "not valid TOML at line 5" alone was all an app
+			// given twice got.
+			if key, ok := definedTwice(perr.Message); ok {
+				return Apps{}, fmt.Errorf("apps file %s: line %d: %s is given twice (an app's table, or a field of it); keep one", path, perr.Position.Line, key)
+			}
+			in := ""
+			if perr.LastKey != "" {
+				in = ", in " + perr.LastKey
+			}
+			return Apps{}, fmt.Errorf("apps file %s: not valid TOML at line %d%s; correct it", path, perr.Position.Line, in)
 		}
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
 			return Apps{}, fmt.Errorf("apps file: %w", err)
@@ -85,6 +94,16 @@ func LoadApps(path string) (Apps, error) {
 		return Apps{}, fmt.Errorf("apps file %s: %w", path, err)
 	}
 	return a, nil
+}
+
+// definedTwice is the key a TOML decoder's message says is defined twice
+// ("Key 'apps.news' has already been defined.").
+func definedTwice(msg string) (string, bool) {
+	key, ok := strings.CutPrefix(msg, "Key '")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(key, "' has already been defined.")
 }
 
 func (a Apps) validate() error {

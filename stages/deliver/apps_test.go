@@ -295,7 +295,16 @@ tps = -1`, `app "a": tps must not be negative`},
 		{"wrong type", `[apps.a]
 tps = "many"`, "wrong type"},
 		{"syntax, secret not quoted", `[apps.a]
-keys = ["s3cr3t-app-key-value"`, "not valid TOML at line"},
+keys = ["s3cr3t-app-key-value"`, "not valid TOML at line 2, in apps.a.keys; correct it"},
+		// An app given twice was "not valid TOML at line 4" and nothing
+		// more.
+		{"app twice", `[apps."com.a"]
+fcm = { project = "p" }
+[apps."com.a"]
+tps = 1`, `line 3: apps."com.a" is given twice (an app's table, or a field of it); keep one`},
+		{"field twice", `[apps.a]
+keys = ["s3cr3t-app-key-value"]
+keys = ["s3cr3t-app-key-value"]`, "line 3: apps.a.keys is given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
