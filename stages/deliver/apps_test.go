@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -410,46 +411,55 @@ func TestLimiterAppTPS(t *testing.T) {
 
 // An app's own tps caps its sends over both lanes: its messages and
 // high-priority campaigns (express) and its bulk campaigns together stay
-// under it. It capped the bulk lane alone, so an app of tps 50 sending on
-// both got the express lane's share of --tps on top (400/s here).
+// under it, and so they do with no cap of the process's (--tps 0). It
+// capped the bulk lane alone, so an app of tps 50 sending on both got the
+// express lane's share of --tps on top (400/s here); and --tps 0 turned
+// every app's cap off with it.
 func TestAppTPSCoversBothLanes(t *testing.T) {
 	f := newFixture(t)
 	const appTPS, run = 50, 2 * time.Second
-	h, err := New(Config{Redis: f.rdb, DB: f.db, Keys: f.keys, Senders: map[push.Platform]push.Sender{push.IOS: &NullSender{}},
-		TPS: 2000, AppTPS: func(string) int { return appTPS }, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
-		lane    string
-		limiter *limiter
-	}{{"bulk", h.limiter}, {"express", h.express.limiter}}
-	counts := map[string]int{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithTimeout(f.ctx, run)
-	defer cancel()
+		name string
+		tps  int // the process's --tps
+	}{{"under --tps 2000", 2000}, {"under --tps 0", 0}}
 	for _, tt := range tests {
-		for range 4 {
-			wg.Go(func() {
-				for tt.limiter.wait(ctx, "apns", "news") == nil {
-					tt.limiter.done(ctx, tt.limiter.begin("apns", "news"), "apns", "news", push.Result{Outcome: push.Sent, Status: http.StatusOK})
-					mu.Lock()
-					counts[tt.lane]++
-					mu.Unlock()
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := New(Config{Redis: f.rdb, DB: f.db, Keys: f.keys, Senders: map[push.Platform]push.Sender{push.IOS: &NullSender{}},
+				TPS: tt.tps, AppTPS: func(string) int { return appTPS }, Log: zerolog.Nop()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			app := "app-" + strconv.Itoa(tt.tps) // a schedule of its own in Redis
+			lanes := map[string]*limiter{"bulk": h.limiter, "express": h.express.limiter}
+			counts := map[string]int{}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			ctx, cancel := context.WithTimeout(f.ctx, run)
+			defer cancel()
+			for lane, l := range lanes {
+				for range 4 {
+					wg.Go(func() {
+						// (An uncapped wait returns at once, ctx done or not.)
+						for ctx.Err() == nil && l.wait(ctx, "apns", app) == nil {
+							l.done(ctx, l.begin("apns", app), "apns", app, push.Result{Outcome: push.Sent, Status: http.StatusOK})
+							mu.Lock()
+							counts[lane]++
+							mu.Unlock()
+						}
+					})
 				}
-			})
-		}
-	}
-	wg.Wait()
-	t.Logf("permits in %v: %v", run, counts)
-	// 2 s at 50/s is 100, and each lane's chunk ahead: never 150.
-	if total := counts["bulk"] + counts["express"]; total > 150 {
-		t.Errorf("%d permits in %v for an app of tps %d (%v): over its cap", total, run, appTPS, counts)
-	}
-	for _, tt := range tests {
-		if counts[tt.lane] == 0 {
-			t.Errorf("the %s lane got no permit", tt.lane)
-		}
+			}
+			wg.Wait()
+			t.Logf("permits in %v: %v", run, counts)
+			// 2 s at 50/s is 100, and each lane's chunk ahead: never 150.
+			if total := counts["bulk"] + counts["express"]; total > 150 {
+				t.Errorf("%d permits in %v for an app of tps %d (%v): over its cap", total, run, appTPS, counts)
+			}
+			for lane := range lanes {
+				if counts[lane] == 0 {
+					t.Errorf("the %s lane got no permit", lane)
+				}
+			}
+		})
 	}
 }

@@ -230,7 +230,7 @@ func (r *round) feed(l *lane, jobs []job) {
 // permit waits for a send's rate-limit permit. An express send that waits
 // long for one tells the yield its lane is held back by its own cap.
 func (r *round) permit(l *lane, c *campaign) error {
-	if !r.express || r.limiter == nil || r.limiter.tps <= 0 {
+	if !r.express || r.limiter.off(c.App) {
 		return r.limiter.wait(r.wait, l.provider, c.App)
 	}
 	t := time.Now()
