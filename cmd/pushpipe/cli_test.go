@@ -117,6 +117,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
 		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},
 		{[]string{"deliver", "--fcm-project", "p"}, "give --apns-topic: the provider flags serve the one app whose id it is"},
+		// --apns-topic beside --apps was dropped without a word.
+		{[]string{"deliver", "--apps", "apps.toml", "--apns-topic", "com.example.news"},
+			"--apns-topic given with --apps: the apps file replaces the single-app provider flags"},
+		{[]string{"all", "--apps", "apps.toml", "--apns-key", "k.p8", "--fcm-project", "p"}, "--apns-key, --fcm-project given with --apps"},
 		{[]string{"send", "--app", "a", "--user", "1", "--send-at", "2030-01-02T15:04:05Z"}, "--send-at: a direct message (--user) is sent at once"},
 		{[]string{"send", "--app", "a", "--channel", "x", "--send-at", "tomorrow"}, `--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z"`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02 15:04"}, `got "2030-01-02 15:04"`},

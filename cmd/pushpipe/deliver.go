@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -61,11 +62,32 @@ func (c DeliverFlags) check() error {
 	if c.InFlight <= 0 || c.TPS < 0 || c.MaxAttempts <= 0 {
 		errs = append(errs, errors.New("--in-flight and --max-attempts must be at least 1, --tps at least 0"))
 	}
+	if given := c.singleAppGiven(); c.Apps != "" && len(given) > 0 {
+		// Refused at build before, after Redis and PostgreSQL, and
+		// --apns-topic alone not at all: the file's apps were served and
+		// the flag dropped without a word.
+		errs = append(errs, fmt.Errorf("%s given with --apps: the apps file replaces the single-app provider flags; "+
+			"put them in the app's entry (topic, key, credentials, ...) and leave them out", strings.Join(given, ", ")))
+	}
 	if c.Sink != "null" && c.Apps == "" && c.singleAppFlags() && c.APNsTopic == "" {
 		errs = append(errs, errors.New("give --apns-topic: the provider flags serve the one app whose id it is "+
 			"(its bundle id; with FCM alone too), or give every app in --apps"))
 	}
 	return errors.Join(errs...)
+}
+
+// singleAppGiven names the single-app provider flags given (those with no
+// default).
+func (c DeliverFlags) singleAppGiven() []string {
+	var given []string
+	for _, f := range []struct{ name, v string }{{"--apns-key", c.APNsKey}, {"--apns-key-id", c.APNsKeyID},
+		{"--apns-team-id", c.APNsTeamID}, {"--apns-cert", c.APNsCert}, {"--apns-topic", c.APNsTopic},
+		{"--fcm-credentials", c.FCMCredentials}, {"--fcm-project", c.FCMProject}} {
+		if f.v != "" {
+			given = append(given, f.name)
+		}
+	}
+	return given
 }
 
 // singleAppFlags reports whether credentials were given by the single-app
