@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	camp "github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
@@ -459,6 +461,53 @@ func TestAppTPSCoversBothLanes(t *testing.T) {
 				if counts[lane] == 0 {
 					t.Errorf("the %s lane got no permit", lane)
 				}
+			}
+		})
+	}
+}
+
+// The single-app provider flags with credentials for one platform only
+// (--fcm-project alone): the flags' app has no credentials for the other,
+// and its devices there fail with "no credentials", tokens kept, as an
+// apps file's app without them do. They failed "no sender for platform".
+func TestSingleAppFlagsOnePlatform(t *testing.T) {
+	tests := []struct {
+		name    string
+		senders map[push.Platform]push.Sender
+		want    map[string]int64 // reasons of the campaign's failures
+	}{
+		{"FCM only", map[push.Platform]push.Sender{push.Android: &NullSender{}}, map[string]int64{"apns " + ReasonNoCredentials: 0}},
+		{"APNs only", map[push.Platform]push.Sender{push.IOS: &NullSender{}}, map[string]int64{"fcm " + ReasonNoCredentials: 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const users = 40
+			f := newFixture(t)
+			ds := f.seedDevices(users, true)
+			for reason := range tt.want {
+				platform := push.IOS
+				if strings.HasPrefix(reason, "fcm") {
+					platform = push.Android
+				}
+				for _, d := range ds {
+					if d.platform == platform {
+						tt.want[reason]++
+					}
+				}
+			}
+			f.createCampaign("one", `{}`)
+			f.emitUsers("one", userRange(users))
+			f.startStage(Config{Senders: OnlyApp(testApp, tt.senders), TPS: 0}, "d1", 30*time.Second)
+			f.waitDone("one", users, 60*time.Second)
+			reasons, err := camp.Reasons(f.ctx, f.rdb, f.keys, "one")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(reasons, tt.want) {
+				t.Errorf("reasons %v, want %v", reasons, tt.want)
+			}
+			if inv := f.invalidations(); len(inv) != 0 {
+				t.Errorf("%d tokens invalidated, want none", len(inv))
 			}
 		})
 	}

@@ -187,23 +187,26 @@ func (r appRouter) Send(ctx context.Context, n push.Notification) push.Result {
 // notifications and fail every other app's devices with
 // ReasonNoCredentials. Sent with app's topic, another app's iOS tokens
 // would come back DeviceTokenNotForTopic and be deactivated, though
-// nothing is wrong with them.
+// nothing is wrong with them. A platform the flags give no credentials for
+// (FCM alone, say) fails app's devices of it with ReasonNoCredentials too,
+// as an apps file's app without them does: with no sender at all they
+// failed as "no sender for platform".
 func OnlyApp(app string, senders map[push.Platform]push.Sender) map[push.Platform]push.Sender {
-	out := make(map[push.Platform]push.Sender, len(senders))
-	for p, s := range senders {
-		out[p] = oneApp{app: app, s: s}
+	out := make(map[push.Platform]push.Sender, 2)
+	for _, p := range []push.Platform{push.IOS, push.Android} {
+		out[p] = oneApp{app: app, s: senders[p]}
 	}
 	return out
 }
 
-// oneApp is a sender that serves one app.
+// oneApp is a sender that serves one app; nil s: none of its devices.
 type oneApp struct {
 	app string
 	s   push.Sender
 }
 
 func (o oneApp) Send(ctx context.Context, n push.Notification) push.Result {
-	if n.App != o.app {
+	if n.App != o.app || o.s == nil {
 		return push.Result{Outcome: push.Failed, Reason: ReasonNoCredentials}
 	}
 	return o.s.Send(ctx, n)
