@@ -14,7 +14,7 @@ type APICmd struct {
 	HTTP           string `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
 	InsecureNoAuth bool   `name:"insecure-no-auth" help:"Serve without authentication (a closed test network only)."`
 	DBConns        int32  `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size, opened at start)."`
-	Apps           string `name:"apps" placeholder:"FILE" help:"Apps file (TOML): the apps campaigns may name and their app keys (beside PUSHPIPE_APP_KEYS); SIGHUP reloads it."`
+	Apps           string `name:"apps" placeholder:"FILE" help:"Apps file (TOML): the only apps this API knows, and their app keys: a device, campaign or message of another app is a 422, an app of PUSHPIPE_APP_KEYS too (its key still signs in); SIGHUP reloads it."`
 	ListenFlags    `embed:""`
 }
 

@@ -43,7 +43,11 @@ func TestHelpShowsTheGlobalsUsed(t *testing.T) {
 		{[]string{"status"}, []string{"--redis-addr", "--database-url", "--partitions", "--prefix"}, []string{"--version"}},
 		{[]string{"split"}, []string{"--redis-addr", "--database-url", "--claim-idle"}, nil},
 		{[]string{"deliver"}, []string{"(default\n", "https://api.push.apple.com", "https://api.sandbox.push.apple.com", "https://fcm.googleapis.com/v1"}, nil},
-		{[]string{"api"}, []string{"PUSHPIPE_ADMIN_TOKEN", "PUSHPIPE_APP_KEYS", "PUSHPIPE_REDIS_ADDR", "PUSHPIPE_DATABASE_URL", "/v1/openapi.json"}, nil},
+		// --apps said "the apps campaigns may name (beside
+		// PUSHPIPE_APP_KEYS)": with it, those are the only apps of devices
+		// and messages too, PUSHPIPE_APP_KEYS's apps not among them.
+		{[]string{"api"}, []string{"PUSHPIPE_ADMIN_TOKEN", "PUSHPIPE_APP_KEYS", "PUSHPIPE_REDIS_ADDR", "PUSHPIPE_DATABASE_URL", "/v1/openapi.json",
+			"the only apps this API"}, []string{"beside PUSHPIPE_APP_KEYS"}},
 		{[]string{"all"}, []string{"PUSHPIPE_ADMIN_TOKEN", "PUSHPIPE_APP_KEYS", "/v1/openapi.json"}, nil},
 		{nil, []string{"--version", "--redis-addr"}, nil},
 	}
