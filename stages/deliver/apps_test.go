@@ -2,11 +2,15 @@ package deliver
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"maps"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -508,6 +512,112 @@ func TestSingleAppFlagsOnePlatform(t *testing.T) {
 			}
 			if inv := f.invalidations(); len(inv) != 0 {
 				t.Errorf("%d tokens invalidated, want none", len(inv))
+			}
+		})
+	}
+}
+
+// signedBy reports whether the bearer JWT of an APNs request's
+// authorization header is signed (ES256) by the private key of p8.
+func signedBy(t *testing.T, authorization, p8 string) bool {
+	t.Helper()
+	b, err := os.ReadFile(p8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &key.(*ecdsa.PrivateKey).PublicKey
+	tok := strings.TrimPrefix(authorization, "bearer ")
+	i := strings.LastIndexByte(tok, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(tok[i+1:])
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("JWT signature of %q: %v", authorization, err)
+	}
+	digest := sha256.Sum256([]byte(tok[:i]))
+	return ecdsa.Verify(pub, digest[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
+}
+
+// A key file replaced in place (a rotated key, a renewed certificate: a
+// mounted secret keeps its path) is a change SIGHUP applies: the next send
+// is signed with the new key. Compared by the file's entry alone, the old
+// key stayed in use until it was revoked. An unchanged file keeps the
+// app's sender and its connections; one replaced by something that is no
+// key is refused, and the running key stays.
+func TestAppsReloadReadsReplacedKeyFile(t *testing.T) {
+	fake := fakeprovider.Start(t, fakeprovider.Options{KeepRequests: true})
+	a := &appUnderTest{id: "news", topic: "com.example.news", keyID: "KEYNEWS001", teamID: "TEAMNEWS01", fake: fake, noFCM: true}
+	path := filepath.Join(t.TempDir(), "apps.toml")
+	p8 := filepath.Join(t.TempDir(), "AuthKey_KEYNEWS001.p8")
+	replace := func(from string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p8, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key1, key2 := fakeprovider.WriteP8(t), fakeprovider.WriteP8(t)
+	replace(key1)
+	entry := fmt.Sprintf("[apps.news]\napns = { key = %q, key_id = %q, team_id = %q, topic = %q, host = %q }\n",
+		p8, a.keyID, a.teamID, a.topic, fake.URL())
+	if err := os.WriteFile(path, []byte(entry), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	apps, err := LoadApps(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := NewAppSenders(t.Context(), apps, SenderOptions{RootCAs: fake.CertPool()}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(as.Close)
+	sent := 0
+	// send sends once and returns the authorization header it carried.
+	send := func() string {
+		t.Helper()
+		if r := as.Senders()[push.IOS].Send(t.Context(), push.Notification{App: "news", Token: fmt.Sprintf("%064x", sent+1), Title: "t"}); r.Outcome != push.Sent {
+			t.Fatalf("send: %+v", r)
+		}
+		sent++
+		rs, err := fake.FullReceipts()
+		if err != nil || len(rs) != sent {
+			t.Fatalf("%d receipts (%v), want %d", len(rs), err, sent)
+		}
+		return first(rs[sent-1].Headers, "Authorization")
+	}
+	tests := []struct {
+		name    string
+		file    string // what p8 holds now
+		wantErr bool
+		signer  string // whose key signs the next send
+		kept    bool   // the app's sender is the one it had
+	}{
+		{"unchanged", key1, false, key1, true},
+		{"replaced by another key", key2, false, key2, false},
+		{"replaced by no key", path, true, key2, true},
+	}
+	if !signedBy(t, send(), key1) {
+		t.Fatal("the first send is not signed by the key file")
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := (*as.cur.Load())["news"]
+			replace(tt.file)
+			err := as.Reload(t.Context(), apps)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("reload: %v, want an error: %v", err, tt.wantErr)
+			}
+			if kept := (*as.cur.Load())["news"] == before; kept != tt.kept {
+				t.Errorf("sender kept: %v, want %v", kept, tt.kept)
+			}
+			if !signedBy(t, send(), tt.signer) {
+				t.Errorf("the send after the reload is not signed by the key file's %s", tt.name)
 			}
 		})
 	}
