@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -85,6 +86,12 @@ func LoadApps(path string) (Apps, error) {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
 			return Apps{}, fmt.Errorf("apps file: %w", err)
 		}
+		// The decoder's message is not printed either; its line and key
+		// are, or "a value has the wrong type" left a file of many apps
+		// to be searched.
+		if m := wrongType.FindStringSubmatch(err.Error()); m != nil {
+			return Apps{}, fmt.Errorf("apps file %s: line %s: %s has the wrong type; see the --apps example in the README", path, m[1], m[2])
+		}
 		return Apps{}, fmt.Errorf("apps file %s: a value has the wrong type; see the --apps example in the README", path)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
@@ -95,6 +102,10 @@ func LoadApps(path string) (Apps, error) {
 	}
 	return a, nil
 }
+
+// wrongType finds the line and key in a TOML decoder's type error
+// ("toml: line 2 (last key "apps.a.tps"): incompatible types: ...").
+var wrongType = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\)`)
 
 // definedTwice is the key a TOML decoder's message says is defined twice
 // ("Key 'apps.news' has already been defined.").

@@ -300,7 +300,10 @@ fcm = { endpoint = "https://x" }`, `app "a": fcm needs credentials`},
 		{"negative tps", `[apps.a]
 tps = -1`, `app "a": tps must not be negative`},
 		{"wrong type", `[apps.a]
-tps = "many"`, "wrong type"},
+tps = "many"`, "line 2: apps.a.tps has the wrong type; see the --apps example"},
+		{"wrong type, secret", `[apps.a]
+fcm = { project = "p" }
+keys = "s3cr3t-app-key-value"`, "line 3: apps.a.keys has the wrong type"},
 		{"syntax, secret not quoted", `[apps.a]
 keys = ["s3cr3t-app-key-value"`, "not valid TOML at line 2, in apps.a.keys; correct it"},
 		// An app given twice was "not valid TOML at line 4" and nothing
