@@ -625,3 +625,49 @@ func TestAppsReloadReadsReplacedKeyFile(t *testing.T) {
 		})
 	}
 }
+
+// Devices of a platform their app has no credentials for fail at once, not
+// at the pace of the rate caps: they took a permit of the provider's cap
+// and of the campaign's each before failing, so an app without FCM
+// failed its Android devices at --tps (here 20 a second: 10 s), and a
+// capped campaign's took hours.
+func TestNoCredentialsFailAtOnce(t *testing.T) {
+	const users, tps = 200, 20
+	tests := []struct {
+		name    string
+		senders func(t *testing.T, f *fixture) map[push.Platform]push.Sender
+	}{
+		{"single-app flags, APNs only", func(*testing.T, *fixture) map[push.Platform]push.Sender {
+			return OnlyApp(testApp, map[push.Platform]push.Sender{push.IOS: &NullSender{}})
+		}},
+		{"apps file, app without fcm", func(t *testing.T, f *fixture) map[push.Platform]push.Sender {
+			fake := fakeprovider.Start(t, fakeprovider.Options{})
+			a := &appUnderTest{id: testApp, topic: testApp, keyID: "KEYNEWS001", teamID: "TEAMNEWS01", fake: fake, noFCM: true}
+			as, err := NewAppSenders(f.ctx, writeApps(t, a), SenderOptions{RootCAs: fake.CertPool()}, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(as.Close)
+			return as.Senders()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.seedPlatforms(users, func(int64, int) push.Platform { return push.Android })
+			f.createCampaign("nocred", `{}`)
+			start := time.Now()
+			f.emitUsers("nocred", userRange(users))
+			f.startStage(Config{Senders: tt.senders(t, f), TPS: tps}, "d1", 30*time.Second)
+			s := f.waitDone("nocred", users, 60*time.Second)
+			took := time.Since(start)
+			if s[pipeline.StatFailed] == 0 || s[pipeline.StatSent] != 0 {
+				t.Fatalf("counters %v, want every device failed", s)
+			}
+			// users×8/7 devices at tps took over 10 s; at once, well under.
+			if took > 4*time.Second {
+				t.Errorf("%d devices without credentials took %v to fail, at about the %d/s cap", s[pipeline.StatFailed], took, tps)
+			}
+		})
+	}
+}

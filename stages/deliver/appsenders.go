@@ -210,6 +210,13 @@ type appRouter struct {
 	platform push.Platform
 }
 
+// Serves reports whether app has credentials for the router's platform,
+// as the apps file says now.
+func (r appRouter) Serves(app string) bool {
+	s := (*r.a.cur.Load())[app]
+	return s != nil && s.senders[r.platform] != nil
+}
+
 // Send sends n with its app's sender of the router's platform.
 func (r appRouter) Send(ctx context.Context, n push.Notification) push.Result {
 	if s := (*r.a.cur.Load())[n.App]; s != nil {
@@ -242,6 +249,9 @@ type oneApp struct {
 	app string
 	s   push.Sender
 }
+
+// Serves reports whether app is the one app, with credentials.
+func (o oneApp) Serves(app string) bool { return app == o.app && o.s != nil }
 
 func (o oneApp) Send(ctx context.Context, n push.Notification) push.Result {
 	if n.App != o.app || o.s == nil {
