@@ -154,6 +154,11 @@ func (c *AllCmd) Run(g *Globals) error {
 		if appsFile == "" {
 			return serve
 		}
+		if c.deliver().Sink != "null" {
+			// Deliver reloads the file for both (built after this).
+			c.deliver().alsoApps = apiApps{h}
+			return serve
+		}
 		reload := reloadAppsOnHUP(appsFile, d.log, applyAPIApps(h.ReloadApps))
 		return func(ctx context.Context) error { return pipeline.RunGroup(ctx, serve, reload) }
 	}}

@@ -42,6 +42,10 @@ type DeliverFlags struct {
 	RetryBase       time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter)."`
 	RetryMax        time.Duration `name:"retry-max" default:"60s" help:"Longest backoff."`
 	Results         bool          `name:"results" default:"true" negatable:"" help:"Append a result event per device to the results stream (read by pushpipe webhook and results tail); --no-results turns it off."`
+
+	// alsoApps is all's API, which reads the apps file too: deliver's
+	// SIGHUP reload applies it to both (applyApps).
+	alsoApps appsUser
 }
 
 // check refuses retry settings deliver would quietly replace by defaults,
@@ -159,16 +163,8 @@ func (c DeliverFlags) providers(d *deps) (bulk, express map[push.Platform]push.S
 		b.Close()
 		return nil, nil, nil, nil, nil, err
 	}
-	// The express set is built from what the bulk set just built from, so
-	// it fails only where the bulk reload would have.
-	reload := func(ctx context.Context, apps deliver.Apps) error {
-		if err := b.Reload(ctx, apps); err != nil {
-			return err
-		}
-		return x.Reload(ctx, apps)
-	}
 	return b.Senders(), x.Senders(), func() { b.Close(); x.Close() }, b.TPS,
-		[]func(context.Context) error{reloadAppsOnHUP(c.Apps, d.log, reload)}, nil
+		[]func(context.Context) error{reloadAppsOnHUP(c.Apps, d.log, applyApps(c.alsoApps, b, x))}, nil
 }
 
 // senders builds a sender per platform from the flags: APNs when a key or a
