@@ -93,12 +93,6 @@ func (c *SendCmd) Validate() error {
 
 // Run creates the campaign and prints its id.
 func (c *SendCmd) Run(g *Globals) error {
-	// Normalize's "notification: a title or a body is required" named the
-	// API's object, which send has no flag for. (Not in Validate: kong
-	// runs it before it says --channel or --user is missing.)
-	if c.Title == "" && c.Body == "" {
-		return errors.New("send: --title or --body: give at least one, the notification's text")
-	}
 	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
@@ -109,6 +103,13 @@ func (c *SendCmd) Run(g *Globals) error {
 		return err
 	}
 	defer db.Close()
+	// Normalize's "notification: a title or a body is required" named the
+	// API's object, which send has no flag for. (Not in Validate: kong
+	// runs it before it says --channel or --user is missing; and after the
+	// deployment's checks of RedisNow, which say more.)
+	if c.Title == "" && c.Body == "" {
+		return errors.New("send: --title or --body: give at least one, the notification's text")
+	}
 	if len(c.Users) > 0 {
 		return c.message(g, rdb, db)
 	}

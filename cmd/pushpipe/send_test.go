@@ -99,10 +99,12 @@ func TestSendTooManyUsers(t *testing.T) {
 	}
 }
 
-// Neither --title nor --body: the flags to give, before any server is
-// tried. It was Normalize's "notification: a title or a body is required",
-// which names the API's object, not send's flags.
+// Neither --title nor --body: the flags to give. It was Normalize's
+// "notification: a title or a body is required", which names the API's
+// object, not send's flags.
 func TestSendNeedsText(t *testing.T) {
+	r, _ := testRedis(t)
+	url, _ := testDatabase(t)
 	tests := []struct {
 		name string
 		args []string
@@ -112,8 +114,7 @@ func TestSendNeedsText(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// No server listens at port 1: the check comes first.
-			cli := parse(t, append([]string{"send", "--app", "a", "--redis-addr", "127.0.0.1:1", "--database-url", "postgres://127.0.0.1:1/x"}, tt.args...)...)
+			cli := parse(t, append([]string{"send", "--app", "a", "--redis-addr", r.Addr, "--database-url", url}, tt.args...)...)
 			err := cli.Send.Run(&cli.Globals)
 			if want := "send: --title or --body: give at least one, the notification's text"; err == nil || err.Error() != want {
 				t.Fatalf("error %v, want %q", err, want)
