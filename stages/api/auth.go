@@ -61,6 +61,11 @@ func (a Auth) Validate() error {
 		return nil
 	}
 	if a.AdminToken == "" && len(a.AppKeys) == 0 && len(a.FileKeys) == 0 {
+		if a.FileKeys != nil {
+			// An apps file is read (at start, or a SIGHUP that removed
+			// the last of its keys): its keys are a fix too.
+			return errors.New("no credentials configured: set PUSHPIPE_ADMIN_TOKEN and/or PUSHPIPE_APP_KEYS, or give apps of the --apps file keys (or keys_env), or pass --insecure-no-auth for a closed test network")
+		}
 		return errors.New("no credentials configured: set PUSHPIPE_ADMIN_TOKEN and/or PUSHPIPE_APP_KEYS, or pass --insecure-no-auth for a closed test network")
 	}
 	if a.AdminToken != "" && len(a.AdminToken) < MinSecret {

@@ -295,6 +295,9 @@ func TestValidateRefusesAnOpenAPI(t *testing.T) {
 	}{
 		{"nothing configured", Auth{}, "--insecure-no-auth"},
 		{"empty key map", Auth{AppKeys: map[string]string{}}, "no credentials configured"},
+		// An apps file without keys (at start, or after a SIGHUP removed
+		// its last): the file was not named as a fix.
+		{"apps file without keys", Auth{FileKeys: map[string][]string{}}, "or give apps of the --apps file keys (or keys_env)"},
 		{"insecure", Auth{Insecure: true}, ""},
 		{"admin only", Auth{AdminToken: secAdmin}, ""},
 		{"app keys only", Auth{AppKeys: map[string]string{"news": secNews}}, ""},
