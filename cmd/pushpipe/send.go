@@ -125,7 +125,7 @@ func (c *SendCmd) Run(g *Globals) error {
 	defer cancel()
 	// The API's check: a campaign no device could receive is refused.
 	if err := deliver.CheckCampaign(ctx, db, camp); err != nil {
-		return fmt.Errorf("send: %w", err)
+		return fmt.Errorf("send: %w", dataFlag(err))
 	}
 	if !c.AllowEmpty {
 		if err := campaign.CheckAudience(ctx, db, camp); err != nil {
@@ -162,7 +162,7 @@ func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) erro
 	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
 	defer cancel()
 	if err := deliver.CheckCampaign(ctx, db, m.Campaign); err != nil {
-		return fmt.Errorf("send: %w", err)
+		return fmt.Errorf("send: %w", dataFlag(err))
 	}
 	// The API answers 422 for an app it does not know; the CLI reads no
 	// apps file, so it asks PostgreSQL instead: an app without a single
@@ -185,6 +185,19 @@ func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) erro
 	}
 	fmt.Println(m.ID)
 	return c.follow(g, rdb, db, m.ID)
+}
+
+// dataFlag names --data where a check's error names the API's
+// notification.data ("notification.data: key "aps" is APNs's own
+// dictionary"): send's user wrote the flag, not the object.
+func dataFlag(err error) error {
+	var ve *campaign.ValidationError
+	if errors.As(err, &ve) {
+		if rest, ok := strings.CutPrefix(ve.Msg, "notification.data: "); ok {
+			return &campaign.ValidationError{Msg: "--data: " + rest}
+		}
+	}
+	return err
 }
 
 // createError says what a create's error means for --id, as the API's 409
