@@ -14,7 +14,6 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/api"
-	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
 // AllCmd runs the API and every stage in one process: a small deployment, or
@@ -141,11 +140,9 @@ func (c *AllCmd) Run(g *Globals) error {
 	var known func(string) bool
 	appsFile := c.deliver().Apps
 	if appsFile != "" {
-		apps, err := deliver.LoadApps(appsFile)
-		if err != nil {
+		if auth.FileKeys, known, err = loadAPIApps(appsFile); err != nil {
 			return err
 		}
-		auth.FileKeys, known = apps.AppKeys(), apps.Known
 	}
 	if err := auth.Validate(); err != nil {
 		return fmt.Errorf("all: %w", err)
@@ -157,9 +154,12 @@ func (c *AllCmd) Run(g *Globals) error {
 		if appsFile == "" {
 			return serve
 		}
-		reload := reloadAppsOnHUP(appsFile, d.log, func(_ context.Context, apps deliver.Apps) error {
-			return h.ReloadApps(apps.Known, apps.AppKeys())
-		})
+		if c.deliver().Sink != "null" {
+			// Deliver reloads the file for both (built after this).
+			c.deliver().alsoApps = apiApps{h}
+			return serve
+		}
+		reload := reloadAppsOnHUP(appsFile, d.log, applyAPIApps(h.ReloadApps))
 		return func(ctx context.Context) error { return pipeline.RunGroup(ctx, serve, reload) }
 	}}
 	log := g.Logger()

@@ -6,7 +6,6 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/api"
-	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
 // APICmd serves the HTTP API.
@@ -15,7 +14,7 @@ type APICmd struct {
 	HTTP           string `name:"http" help:"Serve /metrics, /healthz and /readyz on this address."`
 	InsecureNoAuth bool   `name:"insecure-no-auth" help:"Serve without authentication (a closed test network only)."`
 	DBConns        int32  `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size, opened at start)."`
-	Apps           string `name:"apps" placeholder:"FILE" help:"Apps file (TOML): the apps campaigns may name and their app keys (beside PUSHPIPE_APP_KEYS); SIGHUP reloads it."`
+	Apps           string `name:"apps" placeholder:"FILE" help:"Apps file (TOML): the only apps this API knows, and their app keys: a device, campaign or message of another app is a 422, an app of PUSHPIPE_APP_KEYS too (its key still signs in); SIGHUP reloads it."`
 	ListenFlags    `embed:""`
 }
 
@@ -45,11 +44,9 @@ func (c *APICmd) Run(g *Globals) error {
 	auth := api.Auth{AdminToken: os.Getenv("PUSHPIPE_ADMIN_TOKEN"), AppKeys: appKeys, Insecure: c.InsecureNoAuth}
 	var known func(string) bool
 	if c.Apps != "" {
-		apps, err := deliver.LoadApps(c.Apps)
-		if err != nil {
+		if auth.FileKeys, known, err = loadAPIApps(c.Apps); err != nil {
 			return err
 		}
-		auth.FileKeys, known = apps.AppKeys(), apps.Known
 	}
 	if err := auth.Validate(); err != nil {
 		return err
@@ -72,9 +69,7 @@ func (c *APICmd) Run(g *Globals) error {
 	ready := pipeline.RedisReady(rdb)
 	runners := []func(context.Context) error{}
 	if c.Apps != "" {
-		runners = append(runners, reloadAppsOnHUP(c.Apps, log, func(_ context.Context, apps deliver.Apps) error {
-			return srv.ReloadApps(apps.Known, apps.AppKeys())
-		}))
+		runners = append(runners, reloadAppsOnHUP(c.Apps, log, applyAPIApps(srv.ReloadApps)))
 	}
 	return pipeline.RunGroup(g.Context(), append(runners,
 		func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, srv, log) },

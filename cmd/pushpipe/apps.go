@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/rs/zerolog"
 
+	"github.com/pushpipe/pushpipe/stages/api"
 	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
@@ -38,5 +40,80 @@ func reloadAppsOnHUP(path string, log zerolog.Logger, apply func(context.Context
 			}
 			log.Info().Int("apps", len(apps.Apps)).Msg("SIGHUP: apps file reloaded")
 		}
+	}
+}
+
+// loadAPIApps is the API's part of the apps file at path: which apps exist
+// and their app keys (keys_env read here: deliver does not need them).
+func loadAPIApps(path string) (map[string][]string, func(string) bool, error) {
+	apps, err := deliver.LoadApps(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := apps.AppKeys()
+	if err != nil {
+		return nil, nil, fmt.Errorf("apps file %s: %w", path, err)
+	}
+	return keys, apps.Known, nil
+}
+
+// applyAPIApps hands a reloaded apps file's apps and keys to reload
+// (api.Server.ReloadApps).
+func applyAPIApps(reload func(known func(string) bool, keys map[string][]string) error) func(context.Context, deliver.Apps) error {
+	return func(_ context.Context, apps deliver.Apps) error {
+		keys, err := apps.AppKeys()
+		if err != nil {
+			return err
+		}
+		return reload(apps.Known, keys)
+	}
+}
+
+// appsUser is another part of the process that reads the apps file: all's
+// API, whose reload deliver's does (applyApps).
+type appsUser interface {
+	checkApps(deliver.Apps) error // would apps apply
+	applyApps(deliver.Apps) error
+}
+
+// apiApps is the API as an appsUser.
+type apiApps struct{ srv *api.Server }
+
+func (a apiApps) checkApps(apps deliver.Apps) error {
+	keys, err := apps.AppKeys()
+	if err != nil {
+		return err
+	}
+	return a.srv.CheckAppKeys(keys)
+}
+
+func (a apiApps) applyApps(apps deliver.Apps) error {
+	return applyAPIApps(a.srv.ReloadApps)(context.Background(), apps)
+}
+
+// applyApps applies a reloaded apps file to deliver's sender sets and, when
+// also is set (pushpipe all), to the API too: also is checked first and
+// applied last, so that one file applies to every part of the process or
+// to none. Each part reloading on its own, a file deliver refused (a key
+// file missing) was taken by the API, which then refused the apps deliver
+// still served and knew the ones it did not.
+func applyApps(also appsUser, sets ...*deliver.AppSenders) func(context.Context, deliver.Apps) error {
+	return func(ctx context.Context, apps deliver.Apps) error {
+		if also != nil {
+			if err := also.checkApps(apps); err != nil {
+				return err
+			}
+		}
+		// The express set is built from what the bulk set just built
+		// from, so it fails only where the bulk reload would have.
+		for _, s := range sets {
+			if err := s.Reload(ctx, apps); err != nil {
+				return err
+			}
+		}
+		if also != nil {
+			return also.applyApps(apps)
+		}
+		return nil
 	}
 }

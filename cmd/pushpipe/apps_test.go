@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,7 +15,11 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/api"
 	"github.com/pushpipe/pushpipe/stages/deliver"
+	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // SIGHUP reads the apps file again and applies it; a file that does not
@@ -96,5 +103,81 @@ func TestReloadAppsOnHUP(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Under pushpipe all, one apps file reloads the API and deliver together,
+// or neither: a file deliver refuses (a key file it cannot read) leaves
+// the API's apps too, and one the API refuses (an app key too short)
+// leaves deliver's. Each reloading on its own, the API took a file
+// deliver refused, and refused the apps deliver still served.
+func TestAllReloadsAPIAndDeliverTogether(t *testing.T) {
+	_, rdb := testRedis(t)
+	fake := fakeprovider.Start(t, fakeprovider.Options{})
+	p8 := fakeprovider.WriteP8(t)
+	const admin, newsKey, sportKey = "admin-0123456789abcdef", "news-0123456789abcdef", "sport-0123456789abcdef"
+	entry := func(app, key, p8 string) string {
+		return fmt.Sprintf("[apps.%s]\napns = { key = %q, key_id = \"KEY0000001\", team_id = \"TEAM000001\", host = %q }\nkeys = [%q]\n",
+			app, p8, fake.URL(), key)
+	}
+	load := func(s string) deliver.Apps {
+		path := filepath.Join(t.TempDir(), "apps.toml")
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		apps, err := deliver.LoadApps(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return apps
+	}
+	good := load(entry("news", newsKey, p8) + entry("sport", sportKey, p8))
+	keys, err := good.AppKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(api.Config{Redis: rdb, Keys: pipeline.NewKeys("pp", pipeline.DefaultPartitions), Log: zerolog.Nop(),
+		Auth: api.Auth{AdminToken: admin, FileKeys: keys}, KnownApp: good.Known})
+	senders, err := deliver.NewAppSenders(t.Context(), good, deliver.SenderOptions{RootCAs: fake.CertPool()}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(senders.Close)
+	apply := applyApps(apiApps{srv}, senders)
+	// sportKnown says whether the API and deliver still have app sport.
+	sportKnown := func(t *testing.T) (apiKnows, deliverServes bool) {
+		t.Helper()
+		req := httptest.NewRequest("DELETE", "/v1/devices/sport/"+strings.Repeat("ab", 32), nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		if w.Code != http.StatusAccepted && w.Code != http.StatusUnprocessableEntity {
+			t.Fatalf("DELETE a device of sport: %d %s", w.Code, w.Body)
+		}
+		return w.Code == http.StatusAccepted, senders.Senders()[push.IOS].(push.AppServer).Serves("sport")
+	}
+	tests := []struct {
+		name, file string
+		want       string // in the error
+	}{
+		{"a key file deliver cannot read", entry("news", newsKey, "/nonexistent/AuthKey.p8"), "/nonexistent/AuthKey.p8"},
+		{"an app key the API refuses", entry("news", "short", p8), `the key of app "news" is 5 characters`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := apply(t.Context(), load(tt.file)); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("reload: %v, want an error with %q", err, tt.want)
+			}
+			if apiKnows, deliverServes := sportKnown(t); !apiKnows || !deliverServes {
+				t.Errorf("after a refused reload, app sport: known to the API %v, served by deliver %v; want both", apiKnows, deliverServes)
+			}
+		})
+	}
+	// A file both take applies to both.
+	if err := apply(t.Context(), load(entry("news", newsKey, p8))); err != nil {
+		t.Fatal(err)
+	}
+	if apiKnows, deliverServes := sportKnown(t); apiKnows || deliverServes {
+		t.Errorf("after sport was removed: known to the API %v, served by deliver %v; want neither", apiKnows, deliverServes)
 	}
 }

@@ -43,7 +43,11 @@ func TestHelpShowsTheGlobalsUsed(t *testing.T) {
 		{[]string{"status"}, []string{"--redis-addr", "--database-url", "--partitions", "--prefix"}, []string{"--version"}},
 		{[]string{"split"}, []string{"--redis-addr", "--database-url", "--claim-idle"}, nil},
 		{[]string{"deliver"}, []string{"(default\n", "https://api.push.apple.com", "https://api.sandbox.push.apple.com", "https://fcm.googleapis.com/v1"}, nil},
-		{[]string{"api"}, []string{"PUSHPIPE_ADMIN_TOKEN", "PUSHPIPE_APP_KEYS", "PUSHPIPE_REDIS_ADDR", "PUSHPIPE_DATABASE_URL", "/v1/openapi.json"}, nil},
+		// --apps said "the apps campaigns may name (beside
+		// PUSHPIPE_APP_KEYS)": with it, those are the only apps of devices
+		// and messages too, PUSHPIPE_APP_KEYS's apps not among them.
+		{[]string{"api"}, []string{"PUSHPIPE_ADMIN_TOKEN", "PUSHPIPE_APP_KEYS", "PUSHPIPE_REDIS_ADDR", "PUSHPIPE_DATABASE_URL", "/v1/openapi.json",
+			"the only apps this API"}, []string{"beside PUSHPIPE_APP_KEYS"}},
 		{[]string{"all"}, []string{"PUSHPIPE_ADMIN_TOKEN", "PUSHPIPE_APP_KEYS", "/v1/openapi.json"}, nil},
 		{nil, []string{"--version", "--redis-addr"}, nil},
 	}
@@ -117,6 +121,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
 		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},
 		{[]string{"deliver", "--fcm-project", "p"}, "give --apns-topic: the provider flags serve the one app whose id it is"},
+		// --apns-topic beside --apps was dropped without a word.
+		{[]string{"deliver", "--apps", "apps.toml", "--apns-topic", "com.example.news"},
+			"--apns-topic given with --apps: the apps file replaces the single-app provider flags"},
+		{[]string{"all", "--apps", "apps.toml", "--apns-key", "k.p8", "--fcm-project", "p"}, "--apns-key, --fcm-project given with --apps"},
 		{[]string{"send", "--app", "a", "--user", "1", "--send-at", "2030-01-02T15:04:05Z"}, "--send-at: a direct message (--user) is sent at once"},
 		{[]string{"send", "--app", "a", "--channel", "x", "--send-at", "tomorrow"}, `--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z"`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02 15:04"}, `got "2030-01-02 15:04"`},

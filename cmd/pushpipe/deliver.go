@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -32,7 +33,7 @@ type DeliverFlags struct {
 	FCMEndpoint    string `name:"fcm-endpoint" placeholder:"URL" default:"https://fcm.googleapis.com/v1" help:"FCM v1 API base URL (default ${default}); it must speak HTTP/2 (over HTTP/1.1 sends go one at a time)."`
 
 	Sink            string        `enum:"providers,null" default:"providers" help:"providers sends to APNs and FCM; null accepts every notification without network (to benchmark the pipeline alone)."`
-	TPS             int           `name:"tps" default:"10000" help:"Cluster-wide cap on the sends per provider and app that reach the provider in any one-second window, over every deliver process; 0 disables it. FCM's 429 for the project's quota lowers it for a while (APNs's 429 is about one device, whose retry waits)."`
+	TPS             int           `name:"tps" default:"10000" help:"Cluster-wide cap on the sends per provider and app that reach the provider in any one-second window, over every deliver process; 0 disables it (an app's own tps in --apps still holds). FCM's 429 for the project's quota lowers it for a while (APNs's 429 is about one device, whose retry waits)."`
 	InFlight        int           `name:"in-flight" default:"${in_flight}" help:"Provider requests in flight per process: enough to cover --tps at the provider's latency (rate × latency); also the most a crash can repeat."`
 	ExpressInFlight int           `name:"express-in-flight" help:"Provider requests in flight per process reserved for the express lane (messages, high-priority campaigns), on top of --in-flight (default: a quarter of --in-flight)."`
 	ExpressShare    float64       `name:"express-share" default:"0.2" help:"Share of --tps reserved for the express lane; bulk campaigns get the rest, so messages never queue behind a campaign running at the cap."`
@@ -41,6 +42,10 @@ type DeliverFlags struct {
 	RetryBase       time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter)."`
 	RetryMax        time.Duration `name:"retry-max" default:"60s" help:"Longest backoff."`
 	Results         bool          `name:"results" default:"true" negatable:"" help:"Append a result event per device to the results stream (read by pushpipe webhook and results tail); --no-results turns it off."`
+
+	// alsoApps is all's API, which reads the apps file too: deliver's
+	// SIGHUP reload applies it to both (applyApps).
+	alsoApps appsUser
 }
 
 // check refuses retry settings deliver would quietly replace by defaults,
@@ -61,11 +66,32 @@ func (c DeliverFlags) check() error {
 	if c.InFlight <= 0 || c.TPS < 0 || c.MaxAttempts <= 0 {
 		errs = append(errs, errors.New("--in-flight and --max-attempts must be at least 1, --tps at least 0"))
 	}
+	if given := c.singleAppGiven(); c.Apps != "" && len(given) > 0 {
+		// Refused at build before, after Redis and PostgreSQL, and
+		// --apns-topic alone not at all: the file's apps were served and
+		// the flag dropped without a word.
+		errs = append(errs, fmt.Errorf("%s given with --apps: the apps file replaces the single-app provider flags; "+
+			"put them in the app's entry (topic, key, credentials, ...) and leave them out", strings.Join(given, ", ")))
+	}
 	if c.Sink != "null" && c.Apps == "" && c.singleAppFlags() && c.APNsTopic == "" {
 		errs = append(errs, errors.New("give --apns-topic: the provider flags serve the one app whose id it is "+
 			"(its bundle id; with FCM alone too), or give every app in --apps"))
 	}
 	return errors.Join(errs...)
+}
+
+// singleAppGiven names the single-app provider flags given (those with no
+// default).
+func (c DeliverFlags) singleAppGiven() []string {
+	var given []string
+	for _, f := range []struct{ name, v string }{{"--apns-key", c.APNsKey}, {"--apns-key-id", c.APNsKeyID},
+		{"--apns-team-id", c.APNsTeamID}, {"--apns-cert", c.APNsCert}, {"--apns-topic", c.APNsTopic},
+		{"--fcm-credentials", c.FCMCredentials}, {"--fcm-project", c.FCMProject}} {
+		if f.v != "" {
+			given = append(given, f.name)
+		}
+	}
+	return given
 }
 
 // singleAppFlags reports whether credentials were given by the single-app
@@ -137,16 +163,8 @@ func (c DeliverFlags) providers(d *deps) (bulk, express map[push.Platform]push.S
 		b.Close()
 		return nil, nil, nil, nil, nil, err
 	}
-	// The express set is built from what the bulk set just built from, so
-	// it fails only where the bulk reload would have.
-	reload := func(ctx context.Context, apps deliver.Apps) error {
-		if err := b.Reload(ctx, apps); err != nil {
-			return err
-		}
-		return x.Reload(ctx, apps)
-	}
 	return b.Senders(), x.Senders(), func() { b.Close(); x.Close() }, b.TPS,
-		[]func(context.Context) error{reloadAppsOnHUP(c.Apps, d.log, reload)}, nil
+		[]func(context.Context) error{reloadAppsOnHUP(c.Apps, d.log, applyApps(c.alsoApps, b, x))}, nil
 }
 
 // senders builds a sender per platform from the flags: APNs when a key or a

@@ -123,6 +123,13 @@ func (c *SendCmd) Run(g *Globals) error {
 		return err
 	}
 	defer db.Close()
+	// Normalize's "notification: a title or a body is required" named the
+	// API's object, which send has no flag for. (Not in Validate: kong
+	// runs it before it says --channel or --user is missing; and after the
+	// deployment's checks of RedisNow, which say more.)
+	if c.Title == "" && c.Body == "" {
+		return errors.New("send: --title or --body: give at least one, the notification's text")
+	}
 	if len(c.Users) > 0 {
 		return c.message(g, rdb, db)
 	}
@@ -141,7 +148,7 @@ func (c *SendCmd) Run(g *Globals) error {
 	}
 	// The API's check: a campaign no device could receive is refused.
 	if err := deliver.CheckCampaign(ctx, db, camp); err != nil {
-		return fmt.Errorf("send: %w", err)
+		return fmt.Errorf("send: %w", dataFlag(err))
 	}
 	if !c.AllowEmpty {
 		if err := campaign.CheckAudience(ctx, db, camp); err != nil {
@@ -201,7 +208,7 @@ func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) erro
 	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
 	defer cancel()
 	if err := deliver.CheckCampaign(ctx, db, m.Campaign); err != nil {
-		return fmt.Errorf("send: %w", err)
+		return fmt.Errorf("send: %w", dataFlag(err))
 	}
 	// The API answers 422 for an app it does not know; the CLI reads no
 	// apps file, so it asks PostgreSQL instead: an app without a single
@@ -224,6 +231,19 @@ func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) erro
 	}
 	fmt.Println(m.ID)
 	return c.follow(g, rdb, db, m.ID)
+}
+
+// dataFlag names --data where a check's error names the API's
+// notification.data ("notification.data: key "aps" is APNs's own
+// dictionary"): send's user wrote the flag, not the object.
+func dataFlag(err error) error {
+	var ve *campaign.ValidationError
+	if errors.As(err, &ve) {
+		if rest, ok := strings.CutPrefix(ve.Msg, "notification.data: "); ok {
+			return &campaign.ValidationError{Msg: "--data: " + rest}
+		}
+	}
+	return err
 }
 
 // createError says what a create's error means for --id, as the API's 409

@@ -212,3 +212,36 @@ func TestSendPastSendAt(t *testing.T) {
 		t.Fatalf("campaigns %v (%v), want c4 c3 c1: none created with a past --send-at", ids, err)
 	}
 }
+
+// Neither --title nor --body, or a --data key a provider reserves: the
+// flags to give or fix. They were "notification: a title or a body is
+// required" and "notification.data: ...", the API's object, not send's
+// flags.
+func TestSendNamesItsFlags(t *testing.T) {
+	r, _ := testRedis(t)
+	url, _ := testDatabase(t)
+	const noText = "send: --title or --body: give at least one, the notification's text"
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"campaign", []string{"--channel", "x"}, noText},
+		{"message", []string{"--user", "1", "--data", `{"k":"v"}`}, noText},
+		// A key a provider reserves was "notification.data: key ...",
+		// the API's field.
+		{"campaign, reserved data key", []string{"--channel", "x", "--title", "t", "--data", `{"aps":1}`},
+			`send: --data: key "aps" is APNs's own dictionary; rename it`},
+		{"message, reserved data key", []string{"--user", "1", "--title", "t", "--data", `{"google.x":"1"}`},
+			`send: --data: key "google.x" is reserved by FCM`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli := parse(t, append([]string{"send", "--app", "a", "--redis-addr", r.Addr, "--database-url", url}, tt.args...)...)
+			err := cli.Send.Run(&cli.Globals)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

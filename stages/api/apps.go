@@ -25,13 +25,22 @@ func (s *Server) newAppsState(auth Auth, known func(string) bool) *appsState {
 // in progress finish under the old set. Keys that Auth.Validate refuses
 // change nothing. The device-write buckets start full again.
 func (s *Server) ReloadApps(known func(string) bool, keys map[string][]string) error {
-	auth := s.cfg.Auth
-	auth.FileKeys = keys
-	if err := auth.Validate(); err != nil {
+	if err := s.CheckAppKeys(keys); err != nil {
 		return err
 	}
+	auth := s.cfg.Auth
+	auth.FileKeys = keys
 	s.apps.Store(s.newAppsState(auth, known))
 	return nil
+}
+
+// CheckAppKeys reports whether ReloadApps would take keys: for a process
+// whose other parts reload the same file (pushpipe all), to apply it to
+// all of them or to none.
+func (s *Server) CheckAppKeys(keys map[string][]string) error {
+	auth := s.cfg.Auth
+	auth.FileKeys = keys
+	return auth.Validate()
 }
 
 // knownApp reports whether campaigns and messages may name app: one of

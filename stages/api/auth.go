@@ -61,28 +61,37 @@ func (a Auth) Validate() error {
 		return nil
 	}
 	if a.AdminToken == "" && len(a.AppKeys) == 0 && len(a.FileKeys) == 0 {
+		if a.FileKeys != nil {
+			// An apps file is read (at start, or a SIGHUP that removed
+			// the last of its keys): its keys are a fix too.
+			return errors.New("no credentials configured: set PUSHPIPE_ADMIN_TOKEN and/or PUSHPIPE_APP_KEYS, or give apps of the --apps file keys (or keys_env), or pass --insecure-no-auth for a closed test network")
+		}
 		return errors.New("no credentials configured: set PUSHPIPE_ADMIN_TOKEN and/or PUSHPIPE_APP_KEYS, or pass --insecure-no-auth for a closed test network")
 	}
 	if a.AdminToken != "" && len(a.AdminToken) < MinSecret {
 		return fmt.Errorf("PUSHPIPE_ADMIN_TOKEN: %d characters is too short to resist guessing; use at least %d (e.g. openssl rand -hex 24)", len(a.AdminToken), MinSecret)
 	}
-	owner := map[string]string{} // key → app, to find a key shared by two apps
+	owner := map[string]appKey{} // key → where it was first given, to find a key shared by two apps
 	for _, k := range a.keys() {
 		app, key := k.app, k.key
 		if key == "" {
-			return fmt.Errorf("PUSHPIPE_APP_KEYS: app %q has an empty key", app)
+			return fmt.Errorf("%s: app %q has an empty key", k.from, app)
 		}
 		if len(key) < MinSecret {
-			return fmt.Errorf("PUSHPIPE_APP_KEYS: the key of app %q is %d characters, too short to resist guessing; use at least %d (e.g. openssl rand -hex 24)", app, len(key), MinSecret)
+			return fmt.Errorf("%s: the key of app %q is %d characters, too short to resist guessing; use at least %d (e.g. openssl rand -hex 24)", k.from, app, len(key), MinSecret)
 		}
 		if a.AdminToken != "" && hashSecret(key).equal(hashSecret(a.AdminToken)) {
 			// The key shipped inside an app would be the operator token.
-			return fmt.Errorf("PUSHPIPE_APP_KEYS: the key of app %q is the admin token; give the operator a token of its own", app)
+			return fmt.Errorf("%s: the key of app %q is the admin token; give the operator a token of its own", k.from, app)
 		}
-		if other, dup := owner[key]; dup {
-			return fmt.Errorf("PUSHPIPE_APP_KEYS: apps %q and %q share a key; each app needs its own", other, app)
+		if other, dup := owner[key]; dup && other.app != app {
+			return fmt.Errorf("app %q (%s) and app %q (%s) share a key; each app needs its own", other.app, other.from, app, k.from)
 		}
-		owner[key] = app
+		// The same key given twice for one app (in PUSHPIPE_APP_KEYS and the
+		// apps file while moving from one to the other) means one thing.
+		if _, dup := owner[key]; !dup {
+			owner[key] = k
+		}
 	}
 	return nil
 }
@@ -102,8 +111,16 @@ func (a Auth) apps() []string {
 	return apps
 }
 
-// appKey is one app key, in the clear.
-type appKey struct{ app, key string }
+// appKey is one app key, in the clear, and where it was given (for
+// errors: a key of the apps file named PUSHPIPE_APP_KEYS sent the operator
+// to a variable that may not even be set).
+type appKey struct{ app, key, from string }
+
+// Where an app key was given.
+const (
+	fromEnv  = "PUSHPIPE_APP_KEYS"
+	fromFile = "the apps file's keys or keys_env"
+)
 
 // keys lists every app key, of PUSHPIPE_APP_KEYS and of the apps file, by
 // app.
@@ -111,10 +128,10 @@ func (a Auth) keys() []appKey {
 	var out []appKey
 	for _, app := range a.apps() {
 		if key, ok := a.AppKeys[app]; ok {
-			out = append(out, appKey{app, key})
+			out = append(out, appKey{app, key, fromEnv})
 		}
 		for _, key := range a.FileKeys[app] {
-			out = append(out, appKey{app, key})
+			out = append(out, appKey{app, key, fromFile})
 		}
 	}
 	return out

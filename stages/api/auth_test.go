@@ -242,7 +242,10 @@ func TestScopes(t *testing.T) {
 		}
 		switch rt.scope {
 		case scopeAdmin:
+			// It said app keys "may only register" devices: they delete
+			// them too.
 			if own.status != http.StatusForbidden || !strings.Contains(own.error(), "operator token") ||
+				!strings.Contains(own.error(), "may only register and delete their own app's devices (/v1/devices*)") ||
 				own.header.Get("WWW-Authenticate") == "" {
 				t.Errorf("%s %s with an app key: got %d %s, want 403", method, path, own.status, own.body)
 			}
@@ -292,6 +295,9 @@ func TestValidateRefusesAnOpenAPI(t *testing.T) {
 	}{
 		{"nothing configured", Auth{}, "--insecure-no-auth"},
 		{"empty key map", Auth{AppKeys: map[string]string{}}, "no credentials configured"},
+		// An apps file without keys (at start, or after a SIGHUP removed
+		// its last): the file was not named as a fix.
+		{"apps file without keys", Auth{FileKeys: map[string][]string{}}, "or give apps of the --apps file keys (or keys_env)"},
 		{"insecure", Auth{Insecure: true}, ""},
 		{"admin only", Auth{AdminToken: secAdmin}, ""},
 		{"app keys only", Auth{AppKeys: map[string]string{"news": secNews}}, ""},
@@ -303,6 +309,18 @@ func TestValidateRefusesAnOpenAPI(t *testing.T) {
 		{"admin token one short", Auth{AdminToken: secAdmin[:MinSecret-1]}, "at least 16"},
 		{"admin token just long enough", Auth{AdminToken: secAdmin[:MinSecret]}, ""},
 		{"short app key", Auth{AdminToken: secAdmin, AppKeys: map[string]string{"news": "k-news"}}, `key of app "news" is 6 characters`},
+		// A key of the apps file is named as one: the errors said
+		// PUSHPIPE_APP_KEYS, which may not even be set.
+		{"short key in the apps file", Auth{AdminToken: secAdmin, FileKeys: map[string][]string{"news": {"k-news"}}},
+			`the apps file's keys or keys_env: the key of app "news" is 6 characters`},
+		{"apps file key is the admin token", Auth{AdminToken: secAdmin, FileKeys: map[string][]string{"news": {secAdmin}}},
+			`the apps file's keys or keys_env: the key of app "news" is the admin token`},
+		{"two apps share a key, env and file", Auth{AppKeys: map[string]string{"news": secNews}, FileKeys: map[string][]string{"sport": {secNews}}},
+			`app "news" (PUSHPIPE_APP_KEYS) and app "sport" (the apps file's keys or keys_env) share a key`},
+		// Moving an app's key from PUSHPIPE_APP_KEYS to the apps file: the
+		// same key of the same app, given twice, was "apps "news" and
+		// "news" share a key".
+		{"one app's key in env and file", Auth{AppKeys: map[string]string{"news": secNews}, FileKeys: map[string][]string{"news": {secNews}}}, ""},
 	} {
 		err := tt.auth.Validate()
 		switch {

@@ -41,7 +41,7 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 		return
 	}
 	if max := int64(campaign.MaxTTL / time.Second); req.TTLSeconds < 0 || req.TTLSeconds > max {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl_seconds: must be between 1 and %d (28 days), or left out for 24 hours; got %d", max, req.TTLSeconds))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl_seconds: must be between 1 and %d (28 days), or 0 or left out for 24 hours; got %d", max, req.TTLSeconds))
 		return
 	}
 	c := campaign.Campaign{

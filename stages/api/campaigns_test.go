@@ -134,7 +134,9 @@ func TestMalformedCampaign(t *testing.T) {
 		{`{"app":"a","channels":["x"],"notification":{}}`, "notification: a title or a body is required"},
 		{`{"app":"a","channels":["x"],"notification":{"title":"t","data":[1]}}`, "notification.data: must be a JSON object"},
 		{`{"app":"a","channels":["x"],"notification":{"title":"` + strings.Repeat("x", 4097) + `"}}`, "title and body are 4097 bytes together; at most 4096"},
-		{`{` + ok + `,"ttl_seconds":-1}`, "ttl_seconds: must be between 1 and 2419200"},
+		// 0 is the documented default (openapi.json: 0–2419200), and is
+		// accepted: the message said 1 was the least.
+		{`{` + ok + `,"ttl_seconds":-1}`, "ttl_seconds: must be between 1 and 2419200 (28 days), or 0 or left out for 24 hours; got -1"},
 		{`{` + ok + `,"ttl_seconds":99999999999}`, "ttl_seconds: must be between 1 and 2419200"},
 		{`{` + ok + `,"ttl_seconds":"1h"}`, `field "ttl_seconds": expected an integer, got string`},
 		{`{"id":"{tag}",` + ok + `}`, "id: only letters, digits"},

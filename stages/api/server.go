@@ -199,7 +199,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		p := principalOf(r)
 		if rt.scope == scopeAdmin && !p.admin {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pushpipe", error="insufficient_scope"`)
-			writeError(w, http.StatusForbidden, "this endpoint needs the operator token; app keys may only register their own app's devices")
+			writeError(w, http.StatusForbidden, "this endpoint needs the operator token; app keys may only register and delete their own app's devices (/v1/devices*)")
 			return
 		}
 		if limit > 0 && !jsonContentType(r) {

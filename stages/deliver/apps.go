@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -70,11 +71,26 @@ func LoadApps(path string) (Apps, error) {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
 			// Not perr.Error(): its message may quote the line, a key
-			// among it.
-			return Apps{}, fmt.Errorf("apps file %s: not valid TOML at line %d; correct it", path, perr.Position.Line)
+			// among it. The names of keys are no secret, and say where
+			// to look: "not valid TOML at line 5" alone was all an app
+			// given twice got.
+			if key, ok := definedTwice(perr.Message); ok {
+				return Apps{}, fmt.Errorf("apps file %s: line %d: %s is given twice (an app's table, or a field of it); keep one", path, perr.Position.Line, key)
+			}
+			in := ""
+			if perr.LastKey != "" {
+				in = ", in " + perr.LastKey
+			}
+			return Apps{}, fmt.Errorf("apps file %s: not valid TOML at line %d%s; correct it", path, perr.Position.Line, in)
 		}
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
 			return Apps{}, fmt.Errorf("apps file: %w", err)
+		}
+		// The decoder's message is not printed either; its line and key
+		// are, or "a value has the wrong type" left a file of many apps
+		// to be searched.
+		if m := wrongType.FindStringSubmatch(err.Error()); m != nil {
+			return Apps{}, fmt.Errorf("apps file %s: line %s: %s has the wrong type; see the --apps example in the README", path, m[1], m[2])
 		}
 		return Apps{}, fmt.Errorf("apps file %s: a value has the wrong type; see the --apps example in the README", path)
 	}
@@ -85,6 +101,20 @@ func LoadApps(path string) (Apps, error) {
 		return Apps{}, fmt.Errorf("apps file %s: %w", path, err)
 	}
 	return a, nil
+}
+
+// wrongType finds the line and key in a TOML decoder's type error
+// ("toml: line 2 (last key "apps.a.tps"): incompatible types: ...").
+var wrongType = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\)`)
+
+// definedTwice is the key a TOML decoder's message says is defined twice
+// ("Key 'apps.news' has already been defined.").
+func definedTwice(msg string) (string, bool) {
+	key, ok := strings.CutPrefix(msg, "Key '")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(key, "' has already been defined.")
 }
 
 func (a Apps) validate() error {
@@ -106,11 +136,6 @@ func (a Apps) validate() error {
 			case p.Key != "" && (p.KeyID == "" || p.TeamID == ""):
 				errs = append(errs, fmt.Errorf("app %q: apns token auth needs key_id and team_id", id))
 			}
-			if p.PasswordEnv != "" {
-				if _, ok := os.LookupEnv(p.PasswordEnv); !ok {
-					errs = append(errs, fmt.Errorf("app %q: apns password_env names %s, which is not set", id, p.PasswordEnv))
-				}
-			}
 		}
 		if p := app.FCM; p != nil && p.Credentials == "" && p.Project == "" {
 			errs = append(errs, fmt.Errorf("app %q: fcm needs credentials (a service-account file) or project", id))
@@ -118,9 +143,24 @@ func (a Apps) validate() error {
 		if app.TPS < 0 {
 			errs = append(errs, fmt.Errorf("app %q: tps must not be negative", id))
 		}
-		if app.KeysEnv != "" {
-			if _, ok := os.LookupEnv(app.KeysEnv); !ok {
-				errs = append(errs, fmt.Errorf("app %q: keys_env names %s, which is not set", id, app.KeysEnv))
+	}
+	return errors.Join(errs...)
+}
+
+// The variables an apps file names are read where they are used, and only
+// there: the API reads keys_env (AppKeys), deliver password_env
+// (AppSenders). LoadApps checked both, so a deliver process refused to
+// start without the app keys it never uses, and the API without the APNs
+// certificate's password: each process had to hold the other's secrets.
+
+// providerEnv checks that every password_env of apps is set: deliver's
+// part of the file.
+func (a Apps) providerEnv() error {
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(a.Apps)) {
+		if p := a.Apps[id].APNS; p != nil && p.PasswordEnv != "" {
+			if _, ok := os.LookupEnv(p.PasswordEnv); !ok {
+				errs = append(errs, fmt.Errorf("app %q: apns password_env names %s, which is not set in deliver's environment", id, p.PasswordEnv))
 			}
 		}
 	}
@@ -134,13 +174,19 @@ func (a Apps) Known(id string) bool {
 }
 
 // AppKeys are the app keys of every app (its keys and those of its
-// keys_env), for the API.
-func (a Apps) AppKeys() map[string][]string {
+// keys_env), for the API: a keys_env that is not set is an error.
+func (a Apps) AppKeys() (map[string][]string, error) {
 	out := map[string][]string{}
-	for id, app := range a.Apps {
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(a.Apps)) {
+		app := a.Apps[id]
 		keys := slices.Clone(app.Keys)
 		if app.KeysEnv != "" {
-			for k := range strings.SplitSeq(os.Getenv(app.KeysEnv), ",") {
+			v, ok := os.LookupEnv(app.KeysEnv)
+			if !ok {
+				errs = append(errs, fmt.Errorf("app %q: keys_env names %s, which is not set in the API's environment", id, app.KeysEnv))
+			}
+			for k := range strings.SplitSeq(v, ",") {
 				if k = strings.TrimSpace(k); k != "" {
 					keys = append(keys, k)
 				}
@@ -150,5 +196,8 @@ func (a Apps) AppKeys() map[string][]string {
 			out[id] = keys
 		}
 	}
-	return out
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -2,13 +2,19 @@ package deliver
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"maps"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	camp "github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
@@ -292,12 +299,22 @@ apns = { key = "/k.p8" }`, `app "a": apns token auth needs key_id and team_id`},
 fcm = { endpoint = "https://x" }`, `app "a": fcm needs credentials`},
 		{"negative tps", `[apps.a]
 tps = -1`, `app "a": tps must not be negative`},
-		{"unset env", `[apps.a]
-keys_env = "PP_TEST_UNSET_VAR"`, "keys_env names PP_TEST_UNSET_VAR, which is not set"},
 		{"wrong type", `[apps.a]
-tps = "many"`, "wrong type"},
+tps = "many"`, "line 2: apps.a.tps has the wrong type; see the --apps example"},
+		{"wrong type, secret", `[apps.a]
+fcm = { project = "p" }
+keys = "s3cr3t-app-key-value"`, "line 3: apps.a.keys has the wrong type"},
 		{"syntax, secret not quoted", `[apps.a]
-keys = ["s3cr3t-app-key-value"`, "not valid TOML at line"},
+keys = ["s3cr3t-app-key-value"`, "not valid TOML at line 2, in apps.a.keys; correct it"},
+		// An app given twice was "not valid TOML at line 4" and nothing
+		// more.
+		{"app twice", `[apps."com.a"]
+fcm = { project = "p" }
+[apps."com.a"]
+tps = 1`, `line 3: apps."com.a" is given twice (an app's table, or a field of it); keep one`},
+		{"field twice", `[apps.a]
+keys = ["s3cr3t-app-key-value"]
+keys = ["s3cr3t-app-key-value"]`, "line 3: apps.a.keys is given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -315,9 +332,52 @@ keys = ["s3cr3t-app-key-value"`, "not valid TOML at line"},
 				t.Fatalf("error quotes a secret: %v", err)
 			}
 			if tt.want == "" {
-				if keys := apps.AppKeys()["com.a"]; len(keys) != 2 || !apps.Known("com.a") || apps.Known("com.b") {
-					t.Errorf("keys %v, known %v", keys, apps.Known("com.a"))
+				keys, err := apps.AppKeys()
+				if err != nil || len(keys["com.a"]) != 2 || !apps.Known("com.a") || apps.Known("com.b") {
+					t.Errorf("keys %v (%v), known %v", keys, err, apps.Known("com.a"))
 				}
+			}
+		})
+	}
+}
+
+// Each process reads the variables of its own part of the apps file, and
+// only those: the API the app keys of keys_env, deliver the APNs
+// certificate's password_env. LoadApps, which both call, read both, so a
+// deliver process refused to start without app keys it never uses, and the
+// API without the certificate's password: each had to hold the other's
+// secrets.
+func TestAppsFileEnvOfEachProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "apps.toml")
+	if err := os.WriteFile(path, []byte(`[apps.a]
+apns = { cert = "/nonexistent.p12", password_env = "PP_TEST_UNSET_PASSWORD" }
+keys_env = "PP_TEST_UNSET_KEYS"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	apps, err := LoadApps(path)
+	if err != nil {
+		t.Fatalf("LoadApps, which both processes call, read a variable of one of them: %v", err)
+	}
+	tests := []struct {
+		name string
+		use  func() error
+		want string
+	}{
+		{"api", func() error { _, err := apps.AppKeys(); return err },
+			`app "a": keys_env names PP_TEST_UNSET_KEYS, which is not set in the API's environment`},
+		{"deliver", func() error {
+			as, err := NewAppSenders(t.Context(), apps, SenderOptions{}, zerolog.Nop())
+			if err == nil {
+				as.Close()
+			}
+			return err
+		}, `app "a": apns password_env names PP_TEST_UNSET_PASSWORD, which is not set in deliver's environment`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.use(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want %q", err, tt.want)
 			}
 		})
 	}
@@ -356,4 +416,258 @@ func TestLimiterAppTPS(t *testing.T) {
 		t.Errorf("fast app: %d permits, slow %d: the app cap leaked to the other app", counts["fast"], counts["slow"])
 	}
 	t.Logf("permits in %v: %v", run, counts)
+}
+
+// An app's own tps caps its sends over both lanes: its messages and
+// high-priority campaigns (express) and its bulk campaigns together stay
+// under it, and so they do with no cap of the process's (--tps 0). It
+// capped the bulk lane alone, so an app of tps 50 sending on both got the
+// express lane's share of --tps on top (400/s here); and --tps 0 turned
+// every app's cap off with it.
+func TestAppTPSCoversBothLanes(t *testing.T) {
+	f := newFixture(t)
+	const appTPS, run = 50, 2 * time.Second
+	tests := []struct {
+		name string
+		tps  int // the process's --tps
+	}{{"under --tps 2000", 2000}, {"under --tps 0", 0}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := New(Config{Redis: f.rdb, DB: f.db, Keys: f.keys, Senders: map[push.Platform]push.Sender{push.IOS: &NullSender{}},
+				TPS: tt.tps, AppTPS: func(string) int { return appTPS }, Log: zerolog.Nop()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			app := "app-" + strconv.Itoa(tt.tps) // a schedule of its own in Redis
+			lanes := map[string]*limiter{"bulk": h.limiter, "express": h.express.limiter}
+			counts := map[string]int{}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			ctx, cancel := context.WithTimeout(f.ctx, run)
+			defer cancel()
+			for lane, l := range lanes {
+				for range 4 {
+					wg.Go(func() {
+						// (An uncapped wait returns at once, ctx done or not.)
+						for ctx.Err() == nil && l.wait(ctx, "apns", app) == nil {
+							l.done(ctx, l.begin("apns", app), "apns", app, push.Result{Outcome: push.Sent, Status: http.StatusOK})
+							mu.Lock()
+							counts[lane]++
+							mu.Unlock()
+						}
+					})
+				}
+			}
+			wg.Wait()
+			t.Logf("permits in %v: %v", run, counts)
+			// 2 s at 50/s is 100, and each lane's chunk ahead: never 150.
+			if total := counts["bulk"] + counts["express"]; total > 150 {
+				t.Errorf("%d permits in %v for an app of tps %d (%v): over its cap", total, run, appTPS, counts)
+			}
+			for lane := range lanes {
+				if counts[lane] == 0 {
+					t.Errorf("the %s lane got no permit", lane)
+				}
+			}
+		})
+	}
+}
+
+// The single-app provider flags with credentials for one platform only
+// (--fcm-project alone): the flags' app has no credentials for the other,
+// and its devices there fail with "no credentials", tokens kept, as an
+// apps file's app without them do. They failed "no sender for platform".
+func TestSingleAppFlagsOnePlatform(t *testing.T) {
+	tests := []struct {
+		name    string
+		senders map[push.Platform]push.Sender
+		want    map[string]int64 // reasons of the campaign's failures
+	}{
+		{"FCM only", map[push.Platform]push.Sender{push.Android: &NullSender{}}, map[string]int64{"apns " + ReasonNoCredentials: 0}},
+		{"APNs only", map[push.Platform]push.Sender{push.IOS: &NullSender{}}, map[string]int64{"fcm " + ReasonNoCredentials: 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const users = 40
+			f := newFixture(t)
+			ds := f.seedDevices(users, true)
+			for reason := range tt.want {
+				platform := push.IOS
+				if strings.HasPrefix(reason, "fcm") {
+					platform = push.Android
+				}
+				for _, d := range ds {
+					if d.platform == platform {
+						tt.want[reason]++
+					}
+				}
+			}
+			f.createCampaign("one", `{}`)
+			f.emitUsers("one", userRange(users))
+			f.startStage(Config{Senders: OnlyApp(testApp, tt.senders), TPS: 0}, "d1", 30*time.Second)
+			f.waitDone("one", users, 60*time.Second)
+			reasons, err := camp.Reasons(f.ctx, f.rdb, f.keys, "one")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(reasons, tt.want) {
+				t.Errorf("reasons %v, want %v", reasons, tt.want)
+			}
+			if inv := f.invalidations(); len(inv) != 0 {
+				t.Errorf("%d tokens invalidated, want none", len(inv))
+			}
+		})
+	}
+}
+
+// signedBy reports whether the bearer JWT of an APNs request's
+// authorization header is signed (ES256) by the private key of p8.
+func signedBy(t *testing.T, authorization, p8 string) bool {
+	t.Helper()
+	b, err := os.ReadFile(p8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &key.(*ecdsa.PrivateKey).PublicKey
+	tok := strings.TrimPrefix(authorization, "bearer ")
+	i := strings.LastIndexByte(tok, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(tok[i+1:])
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("JWT signature of %q: %v", authorization, err)
+	}
+	digest := sha256.Sum256([]byte(tok[:i]))
+	return ecdsa.Verify(pub, digest[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
+}
+
+// A key file replaced in place (a rotated key, a renewed certificate: a
+// mounted secret keeps its path) is a change SIGHUP applies: the next send
+// is signed with the new key. Compared by the file's entry alone, the old
+// key stayed in use until it was revoked. An unchanged file keeps the
+// app's sender and its connections; one replaced by something that is no
+// key is refused, and the running key stays.
+func TestAppsReloadReadsReplacedKeyFile(t *testing.T) {
+	fake := fakeprovider.Start(t, fakeprovider.Options{KeepRequests: true})
+	a := &appUnderTest{id: "news", topic: "com.example.news", keyID: "KEYNEWS001", teamID: "TEAMNEWS01", fake: fake, noFCM: true}
+	path := filepath.Join(t.TempDir(), "apps.toml")
+	p8 := filepath.Join(t.TempDir(), "AuthKey_KEYNEWS001.p8")
+	replace := func(from string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p8, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key1, key2 := fakeprovider.WriteP8(t), fakeprovider.WriteP8(t)
+	replace(key1)
+	entry := fmt.Sprintf("[apps.news]\napns = { key = %q, key_id = %q, team_id = %q, topic = %q, host = %q }\n",
+		p8, a.keyID, a.teamID, a.topic, fake.URL())
+	if err := os.WriteFile(path, []byte(entry), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	apps, err := LoadApps(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := NewAppSenders(t.Context(), apps, SenderOptions{RootCAs: fake.CertPool()}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(as.Close)
+	sent := 0
+	// send sends once and returns the authorization header it carried.
+	send := func() string {
+		t.Helper()
+		if r := as.Senders()[push.IOS].Send(t.Context(), push.Notification{App: "news", Token: fmt.Sprintf("%064x", sent+1), Title: "t"}); r.Outcome != push.Sent {
+			t.Fatalf("send: %+v", r)
+		}
+		sent++
+		rs, err := fake.FullReceipts()
+		if err != nil || len(rs) != sent {
+			t.Fatalf("%d receipts (%v), want %d", len(rs), err, sent)
+		}
+		return first(rs[sent-1].Headers, "Authorization")
+	}
+	tests := []struct {
+		name    string
+		file    string // what p8 holds now
+		wantErr bool
+		signer  string // whose key signs the next send
+		kept    bool   // the app's sender is the one it had
+	}{
+		{"unchanged", key1, false, key1, true},
+		{"replaced by another key", key2, false, key2, false},
+		{"replaced by no key", path, true, key2, true},
+	}
+	if !signedBy(t, send(), key1) {
+		t.Fatal("the first send is not signed by the key file")
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := (*as.cur.Load())["news"]
+			replace(tt.file)
+			err := as.Reload(t.Context(), apps)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("reload: %v, want an error: %v", err, tt.wantErr)
+			}
+			if kept := (*as.cur.Load())["news"] == before; kept != tt.kept {
+				t.Errorf("sender kept: %v, want %v", kept, tt.kept)
+			}
+			if !signedBy(t, send(), tt.signer) {
+				t.Errorf("the send after the reload is not signed by the key file's %s", tt.name)
+			}
+		})
+	}
+}
+
+// Devices of a platform their app has no credentials for fail at once, not
+// at the pace of the rate caps: they took a permit of the provider's cap
+// and of the campaign's each before failing, so an app without FCM
+// failed its Android devices at --tps (here 20 a second: 10 s), and a
+// capped campaign's took hours.
+func TestNoCredentialsFailAtOnce(t *testing.T) {
+	const users, tps = 200, 20
+	tests := []struct {
+		name    string
+		senders func(t *testing.T, f *fixture) map[push.Platform]push.Sender
+	}{
+		{"single-app flags, APNs only", func(*testing.T, *fixture) map[push.Platform]push.Sender {
+			return OnlyApp(testApp, map[push.Platform]push.Sender{push.IOS: &NullSender{}})
+		}},
+		{"apps file, app without fcm", func(t *testing.T, f *fixture) map[push.Platform]push.Sender {
+			fake := fakeprovider.Start(t, fakeprovider.Options{})
+			a := &appUnderTest{id: testApp, topic: testApp, keyID: "KEYNEWS001", teamID: "TEAMNEWS01", fake: fake, noFCM: true}
+			as, err := NewAppSenders(f.ctx, writeApps(t, a), SenderOptions{RootCAs: fake.CertPool()}, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(as.Close)
+			return as.Senders()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.seedPlatforms(users, func(int64, int) push.Platform { return push.Android })
+			f.createCampaign("nocred", `{}`)
+			start := time.Now()
+			f.emitUsers("nocred", userRange(users))
+			f.startStage(Config{Senders: tt.senders(t, f), TPS: tps}, "d1", 30*time.Second)
+			s := f.waitDone("nocred", users, 60*time.Second)
+			took := time.Since(start)
+			if s[pipeline.StatFailed] == 0 || s[pipeline.StatSent] != 0 {
+				t.Fatalf("counters %v, want every device failed", s)
+			}
+			// users×8/7 devices at tps took over 10 s; at once, well under.
+			if took > 4*time.Second {
+				t.Errorf("%d devices without credentials took %v to fail, at about the %d/s cap", s[pipeline.StatFailed], took, tps)
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
 	"maps"
@@ -47,8 +48,40 @@ type SenderOptions struct {
 // appSender is one app's senders and the entry they were built from.
 type appSender struct {
 	cfg     App
+	files   [sha256.Size]byte // fingerprint of the files cfg names
 	senders map[push.Platform]push.Sender
 	closers []func()
+}
+
+// fingerprint is a digest of the contents of the files cfg names (APNs key
+// or certificate, FCM service account), and false if one cannot be read. A
+// file replaced in place, as a renewed certificate or a rotated key usually
+// is (a mounted secret keeps its path), changes the app as much as a new
+// path does: compared by its entry alone, SIGHUP kept the old credentials
+// until they expired.
+func fingerprint(cfg App) ([sha256.Size]byte, bool) {
+	h := sha256.New()
+	var paths []string
+	if p := cfg.APNS; p != nil {
+		paths = append(paths, p.Key, p.Cert)
+	}
+	if p := cfg.FCM; p != nil {
+		paths = append(paths, p.Credentials)
+	}
+	for _, path := range paths {
+		if path == "" {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return [sha256.Size]byte{}, false
+		}
+		sum := sha256.Sum256(b)
+		h.Write(sum[:])
+	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out, true
 }
 
 // NewAppSenders builds the senders of every app of apps.
@@ -62,11 +95,15 @@ func NewAppSenders(ctx context.Context, apps Apps, opts SenderOptions, log zerol
 	return a, nil
 }
 
-// Reload builds the senders of apps added or changed in apps, keeps those
-// of unchanged apps (and their connections), and swaps. On an error nothing
+// Reload builds the senders of apps added or changed in apps (their entry,
+// or the contents of a file it names), keeps those of unchanged apps (and
+// their connections), and swaps. On an error nothing
 // changes. The senders of apps changed or removed are closed: Close drops
 // only idle connections, so a send in flight on them still completes.
 func (a *AppSenders) Reload(ctx context.Context, apps Apps) error {
+	if err := apps.providerEnv(); err != nil {
+		return err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	old := *a.cur.Load()
@@ -74,7 +111,10 @@ func (a *AppSenders) Reload(ctx context.Context, apps Apps) error {
 	var built []*appSender
 	for _, id := range slices.Sorted(maps.Keys(apps.Apps)) {
 		cfg := apps.Apps[id]
-		if prev := old[id]; prev != nil && reflect.DeepEqual(prev.cfg, cfg) {
+		// An unreadable file rebuilds the app, so that its build fails and
+		// the reload says why.
+		files, readable := fingerprint(cfg)
+		if prev := old[id]; prev != nil && readable && prev.files == files && reflect.DeepEqual(prev.cfg, cfg) {
 			next[id] = prev
 			continue
 		}
@@ -85,6 +125,7 @@ func (a *AppSenders) Reload(ctx context.Context, apps Apps) error {
 			}
 			return err
 		}
+		s.files = files
 		built = append(built, s)
 		next[id] = s
 	}
@@ -169,6 +210,13 @@ type appRouter struct {
 	platform push.Platform
 }
 
+// Serves reports whether app has credentials for the router's platform,
+// as the apps file says now.
+func (r appRouter) Serves(app string) bool {
+	s := (*r.a.cur.Load())[app]
+	return s != nil && s.senders[r.platform] != nil
+}
+
 // Send sends n with its app's sender of the router's platform.
 func (r appRouter) Send(ctx context.Context, n push.Notification) push.Result {
 	if s := (*r.a.cur.Load())[n.App]; s != nil {
@@ -184,23 +232,29 @@ func (r appRouter) Send(ctx context.Context, n push.Notification) push.Result {
 // notifications and fail every other app's devices with
 // ReasonNoCredentials. Sent with app's topic, another app's iOS tokens
 // would come back DeviceTokenNotForTopic and be deactivated, though
-// nothing is wrong with them.
+// nothing is wrong with them. A platform the flags give no credentials for
+// (FCM alone, say) fails app's devices of it with ReasonNoCredentials too,
+// as an apps file's app without them does: with no sender at all they
+// failed as "no sender for platform".
 func OnlyApp(app string, senders map[push.Platform]push.Sender) map[push.Platform]push.Sender {
-	out := make(map[push.Platform]push.Sender, len(senders))
-	for p, s := range senders {
-		out[p] = oneApp{app: app, s: s}
+	out := make(map[push.Platform]push.Sender, 2)
+	for _, p := range []push.Platform{push.IOS, push.Android} {
+		out[p] = oneApp{app: app, s: senders[p]}
 	}
 	return out
 }
 
-// oneApp is a sender that serves one app.
+// oneApp is a sender that serves one app; nil s: none of its devices.
 type oneApp struct {
 	app string
 	s   push.Sender
 }
 
+// Serves reports whether app is the one app, with credentials.
+func (o oneApp) Serves(app string) bool { return app == o.app && o.s != nil }
+
 func (o oneApp) Send(ctx context.Context, n push.Notification) push.Result {
-	if n.App != o.app {
+	if n.App != o.app || o.s == nil {
 		return push.Result{Outcome: push.Failed, Reason: ReasonNoCredentials}
 	}
 	return o.s.Send(ctx, n)

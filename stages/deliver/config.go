@@ -46,7 +46,8 @@ type Config struct {
 	// while (see limiter).
 	TPS int
 	// AppTPS, if set, is an app's own cap per provider (the apps file's
-	// tps: AppSenders.TPS); it applies when lower than TPS.
+	// tps: AppSenders.TPS), split between the lanes as TPS is; each lane's
+	// part applies when lower than the lane's part of TPS.
 	AppTPS func(app string) int
 	// InFlight bounds provider requests (sent, not yet recorded) per process;
 	// default DefaultInFlight. It is also the most duplicates a crash can
@@ -130,12 +131,15 @@ func (c *Config) defaults() {
 
 // laneTPS splits TPS between the lanes: express gets its share (at least
 // one send a second), bulk the rest (at least one too). 0 stays 0: no cap.
-func (c *Config) laneTPS() (bulk, express int) {
-	if c.TPS <= 0 {
-		return c.TPS, c.TPS
+func (c *Config) laneTPS() (bulk, express int) { return c.splitTPS(c.TPS) }
+
+// splitTPS splits a cap, TPS or an app's own, between the lanes.
+func (c *Config) splitTPS(tps int) (bulk, express int) {
+	if tps <= 0 {
+		return tps, tps
 	}
-	express = min(max(1, int(float64(c.TPS)*c.ExpressShare+0.5)), max(c.TPS-1, 1))
-	return max(1, c.TPS-express), express
+	express = min(max(1, int(float64(tps)*c.ExpressShare+0.5)), max(tps-1, 1))
+	return max(1, tps-express), express
 }
 
 func (c *Config) validate() error {

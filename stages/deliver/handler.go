@@ -84,7 +84,14 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.cancelForget > 0 {
 		h.life.cancels.Forget = cfg.cancelForget
 	}
-	h.limiter.appTPS = cfg.AppTPS
+	if cfg.AppTPS != nil {
+		// An app's cap is the provider's for the app, over both lanes: it
+		// is split between them as TPS is. Given to the bulk lane alone,
+		// the app's messages and high-priority campaigns went out beside
+		// its bulk sends at the express lane's share of TPS, over the cap.
+		h.limiter.appTPS = func(app string) int { b, _ := cfg.splitTPS(cfg.AppTPS(app)); return b }
+		h.express.limiter.appTPS = func(app string) int { _, x := cfg.splitTPS(cfg.AppTPS(app)); return x }
+	}
 	return h, nil
 }
 

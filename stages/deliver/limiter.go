@@ -80,12 +80,20 @@ type limiter struct {
 	appTPS func(app string) int
 }
 
+// off reports that app's sends are not capped: no cap of the process's
+// (tps 0) and none of the app's.
+func (l *limiter) off(app string) bool {
+	return l == nil || l.tps <= 0 && (l.appTPS == nil || l.appTPS(app) <= 0)
+}
+
 // rate is b's cap, its chunk and how far ahead it is granted: the
 // process's, or its app's when that is lower.
 func (l *limiter) rate(b *bucket) (tps, chunk int, ahead time.Duration) {
 	tps = l.tps
 	if l.appTPS != nil {
-		if t := l.appTPS(b.app); t > 0 && t < tps {
+		// (With no cap of the process's, --tps 0, an app's own still
+		// holds.)
+		if t := l.appTPS(b.app); t > 0 && (tps <= 0 || t < tps) {
 			tps = t
 		}
 	}
@@ -168,7 +176,7 @@ func (l *limiter) bucket(provider, app string) *bucket {
 // wait blocks until one send to provider for app may start. Call it right
 // before the send, and done with the send's result.
 func (l *limiter) wait(ctx context.Context, provider, app string) error {
-	if l == nil || l.tps <= 0 {
+	if l.off(app) {
 		return nil
 	}
 	b := l.bucket(provider, app)

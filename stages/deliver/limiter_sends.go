@@ -14,7 +14,7 @@ import (
 // begin marks the start of a send to provider for app that wait let out:
 // pass what it returns to done with the send's result.
 func (l *limiter) begin(provider, app string) time.Time {
-	if l == nil || l.tps <= 0 {
+	if l.off(app) {
 		return time.Time{}
 	}
 	b := l.bucket(provider, app)
@@ -29,7 +29,7 @@ func (l *limiter) begin(provider, app string) time.Time {
 // the bucket up; the others tell how the sends' durations spread; a refusal
 // for the app's rate (res.Throttled) backs the cap off.
 func (l *limiter) done(ctx context.Context, start time.Time, provider, app string, res push.Result) {
-	if l == nil || l.tps <= 0 {
+	if l.off(app) {
 		return
 	}
 	b := l.bucket(provider, app)

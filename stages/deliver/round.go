@@ -185,11 +185,13 @@ func (r *round) feed(l *lane, jobs []job) {
 			c        *campaign // the last job's, why its jobs are failed unsent, and whether it was canceled
 			failed   string
 			canceled bool
+			serves   bool // the lane's sender has credentials for c's app
 		)
 		now := time.Now()
 		for _, j := range window {
 			if j.c != c {
 				c, failed = j.c, h.campaignFailed(j.c.ID)
+				serves = l.serves(c.App)
 				if failed == "" && c.expired(now) {
 					failed = ReasonExpired // before its permits: an expired capped campaign is not failed at its cap
 				}
@@ -208,7 +210,11 @@ func (r *round) feed(l *lane, jobs []job) {
 				r.mu.Unlock()
 				continue
 			}
-			if l.sender != nil {
+			// A device its app has no credentials for fails at once: it
+			// took the campaign's and the provider's permits, and so failed
+			// at their pace (a capped campaign of an app without FCM took
+			// hours to fail its Android devices) and spent the app's.
+			if serves {
 				if stop = h.life.rates.wait(r.wait, j.c); stop != nil {
 					break
 				}
@@ -237,7 +243,7 @@ func (r *round) feed(l *lane, jobs []job) {
 // permit waits for a send's rate-limit permit. An express send that waits
 // long for one tells the yield its lane is held back by its own cap.
 func (r *round) permit(l *lane, c *campaign) error {
-	if !r.express || r.limiter == nil || r.limiter.tps <= 0 {
+	if !r.express || r.limiter.off(c.App) {
 		return r.limiter.wait(r.wait, l.provider, c.App)
 	}
 	t := time.Now()
@@ -425,6 +431,19 @@ func (h *Handler) lane(pl pipeline.Lane, p push.Platform) *lane {
 func (l *lane) observe(d time.Duration) {
 	old := l.avg.Load()
 	l.avg.Store(old + (int64(d)-old)/8)
+}
+
+// serves reports whether the lane's sender may send app's notifications:
+// false without a sender, or one with no credentials for app
+// (push.AppServer).
+func (l *lane) serves(app string) bool {
+	if l.sender == nil {
+		return false
+	}
+	if a, ok := l.sender.(push.AppServer); ok {
+		return a.Serves(app)
+	}
+	return true
 }
 
 // chunkSize is how many of the lane's sends a worker gets at once.

@@ -129,3 +129,10 @@ type Result struct {
 type Sender interface {
 	Send(ctx context.Context, n Notification) Result
 }
+
+// AppServer is a Sender that has credentials for some apps only (an apps
+// file's, or the single-app flags'): deliver sends it no device of another
+// app, which it would fail at once, through the rate limits.
+type AppServer interface {
+	Serves(app string) bool
+}
