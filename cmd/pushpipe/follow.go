@@ -26,6 +26,7 @@ func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty
 		lastDone    int64 = -1
 		lastPrinted time.Time
 		lastWaiting string
+		waiting     string // the last waiting note read
 	)
 	for {
 		p, err := src.Progress(ctx, id)
@@ -55,14 +56,15 @@ func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty
 			}
 			return nil
 		case tty:
-			fmt.Fprintf(w, "\r\x1b[K%s%s", progressLine(p, tty), waitingOn(ctx, src, p))
+			waiting = waitingOn(ctx, src, p, waiting)
+			fmt.Fprintf(w, "\r\x1b[K%s%s", progressLine(p, tty), waiting)
 		default:
 			// A stage down is said when it changes, not only with the
 			// people done: a campaign waiting on it does not move.
 			// The note's ages ("last seen 15s ago") are left out of the
 			// comparison: they changed every second, and so wrote a line a
 			// second for as long as a stage was down.
-			waiting := waitingOn(ctx, src, p)
+			waiting = waitingOn(ctx, src, p, waiting)
 			if p.Done != lastDone && time.Since(lastPrinted) >= 10*interval || withoutAges(waiting) != lastWaiting {
 				fmt.Fprintln(w, progressLine(p, tty)+waiting)
 				lastDone, lastPrinted, lastWaiting = p.Done, time.Now(), withoutAges(waiting)
@@ -85,14 +87,17 @@ func withoutAges(waiting string) string { return lastSeen.ReplaceAllString(waiti
 // no running process (pipeline.Alive), as "  (waiting: split not running,
 // last seen 2m ago; pushpipe status says more)", or "". A campaign whose
 // splitter was killed showed "splitting 0%" for as long as one watched.
-func waitingOn(ctx context.Context, src campaignSource, p progressView) string {
+// When the liveness cannot be read, it is last, the note read before: a
+// failed read (Redis away for a moment, or the end of a --wait cut the
+// read short) is not news that every stage runs again.
+func waitingOn(ctx context.Context, src campaignSource, p progressView, last string) string {
 	stages := []string{"split", "resolve", "dedupe", "deliver"}
 	if p.Kind == "message" {
 		stages = stages[2:] // a message skips split and resolve
 	}
 	down, err := pipeline.NotRunning(ctx, src.rdb, src.keys, stages...)
 	if err != nil {
-		return "" // the progress itself says when Redis is away
+		return last // the progress itself says when Redis is away
 	}
 	if len(down) == 0 {
 		return ""

@@ -304,3 +304,17 @@ func TestFollowSaysWhenScheduledStarts(t *testing.T) {
 		})
 	}
 }
+
+// A liveness read that fails keeps the note read before it: the end of a
+// --wait cut the read short, and "no stage down" printed one more line, as
+// if deliver ran again.
+func TestWaitingNoteSurvivesAFailedRead(t *testing.T) {
+	_, rdb := testRedis(t)
+	keys := pipeline.NewKeys("note", 4)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	const last = "  (waiting: deliver not running, last seen 2s ago; pushpipe status says more)"
+	if got := waitingOn(ctx, campaignSource{rdb: rdb, keys: keys}, progressView{ID: "m", Kind: "message"}, last); got != last {
+		t.Errorf("after a failed read the note is %q, want the last one %q", got, last)
+	}
+}
