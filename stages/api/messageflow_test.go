@@ -240,12 +240,13 @@ func testMessages(t *testing.T, redisAddr string) {
 // A message carries the whole notification object, as a campaign does:
 // subtitle, badge, sound, thread and collapse id reach both providers, a
 // silent message (no text) is a background push, and a change to any of
-// them under the same id is a 409.
+// them under the same id is a 409. Data keep their JSON types on APNs and
+// are strings on FCM, after the trip through PostgreSQL's jsonb.
 func TestMessageFullNotification(t *testing.T) {
 	f := newMessageFlow(t, env.Redis.Addr)
 	f.seed([][4]any{{3001, 1, flowIOS(301), 0}, {3002, 2, flowAndroid(302), 0}})
 	full := `{"id":"m-full","app":"` + flowApp + `","users":[3001,3002],"notification":{"title":"Ann","subtitle":"room 7",
-		"body":"hi","badge":3,"sound":"ping.caf","thread_id":"room-7","collapse_id":"room-7-msg-1","data":{"room":"7"}}}`
+		"body":"hi","badge":3,"sound":"ping.caf","thread_id":"room-7","collapse_id":"room-7-msg-1","data":{"room":"7","unread":7,"deep":{"to":["room",7]}}}}`
 	silent := `{"id":"m-silent","app":"` + flowApp + `","users":[3001],"notification":{"silent":true,"data":{"sync":"1"}}}`
 	for _, tt := range []struct {
 		name, body string
@@ -284,7 +285,7 @@ func TestMessageFullNotification(t *testing.T) {
 	if !ok || ios.Token != flowIOS(301) {
 		t.Fatalf("no APNs receipt of the full message with its collapse id: %v", slices.Collect(maps.Keys(got)))
 	}
-	for _, want := range []string{`"subtitle":"room 7"`, `"badge":3`, `"sound":"ping.caf"`, `"thread-id":"room-7"`, `"room":"7"`} {
+	for _, want := range []string{`"subtitle":"room 7"`, `"badge":3`, `"sound":"ping.caf"`, `"thread-id":"room-7"`, `"room":"7"`, `"unread":7`, `"deep":{"to":["room",7]}`} {
 		if !strings.Contains(ios.Body, want) {
 			t.Errorf("APNs payload %s lacks %s", ios.Body, want)
 		}
@@ -296,7 +297,8 @@ func TestMessageFullNotification(t *testing.T) {
 	if !ok || android.Token != flowAndroid(302) {
 		t.Fatalf("no FCM receipt of the full message with its collapse id: %v", slices.Collect(maps.Keys(got)))
 	}
-	for _, want := range []string{`"tag":"room-7-msg-1"`, `"sound":"ping.caf"`, `"notification_count":3`} {
+	for _, want := range []string{`"tag":"room-7-msg-1"`, `"sound":"ping.caf"`, `"notification_count":3`,
+		`"room":"7"`, `"unread":"7"`, `"deep":"{\"to\":[\"room\",7]}"`} {
 		if !strings.Contains(android.Body, want) {
 			t.Errorf("FCM request %s lacks %s", android.Body, want)
 		}

@@ -13,6 +13,11 @@ import (
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
+// typedData are custom keys of every JSON type: APNs carries each as it is
+// (DESIGN: "data keys at the top level"), FCM as a string.
+var typedData = map[string]json.RawMessage{"k": json.RawMessage(`"v"`), "s": json.RawMessage(`"1"`), "n": json.RawMessage(`1`),
+	"b": json.RawMessage(`true`), "o": json.RawMessage(`{"a":[1,"x"]}`), "z": json.RawMessage(`null`)}
+
 // What APNs receives for each field of the notification object (DESIGN,
 // "The notification object"), through apns2: the exact payload and the
 // headers, one row per field.
@@ -50,16 +55,16 @@ func TestPayloadPerField(t *testing.T) {
 			body: `{"aps":{"alert":{"title":"T","body":"B"},"thread-id":"th-1"}}`},
 		{name: "collapse id", give: with(func(n *push.Notification) { n.CollapseID = "custom" }),
 			body: `{"aps":{"alert":{"title":"T","body":"B"}}}`, headers: map[string]string{"Apns-Collapse-Id": "custom"}},
-		{name: "data at the top level", give: with(func(n *push.Notification) { n.Data = map[string]string{"k": "v", "n": "1"} }),
-			body: `{"aps":{"alert":{"title":"T","body":"B"}},"k":"v","n":"1"}`},
+		{name: "data at the top level, as they are", give: with(func(n *push.Notification) { n.Data = typedData }),
+			body: `{"aps":{"alert":{"title":"T","body":"B"}},"k":"v","s":"1","n":1,"b":true,"o":{"a":[1,"x"]},"z":null}`},
 		{name: "expiry", give: with(func(n *push.Notification) { n.Expires = expires }),
 			body: `{"aps":{"alert":{"title":"T","body":"B"}}}`, expires: expires.Unix()},
-		{name: "silent", give: push.Notification{Silent: true, HighPriority: true, CollapseID: "camp-1", Data: map[string]string{"sync": "1"}},
+		{name: "silent", give: push.Notification{Silent: true, HighPriority: true, CollapseID: "camp-1", Data: map[string]json.RawMessage{"sync": json.RawMessage(`"1"`)}},
 			body:    `{"aps":{"content-available":1},"sync":"1"}`,
 			headers: map[string]string{"Apns-Push-Type": "background", "Apns-Priority": "5"}},
 		{name: "the full object", give: push.Notification{Title: "T", Subtitle: "S", Body: "B", Badge: &seven, Sound: "default",
 			Image: "https://img.example/a.png", Category: "news", ThreadID: "th", CollapseID: "c", Expires: expires.Add(time.Minute), HighPriority: true,
-			Data: map[string]string{"k": "v"}},
+			Data: map[string]json.RawMessage{"k": json.RawMessage(`"v"`)}},
 			body:    `{"aps":{"alert":{"title":"T","subtitle":"S","body":"B"},"badge":7,"sound":"default","category":"news","thread-id":"th","mutable-content":1},"image":"https://img.example/a.png","k":"v"}`,
 			headers: map[string]string{"Apns-Push-Type": "alert", "Apns-Priority": "10", "Apns-Collapse-Id": "c"}, expires: expires.Add(time.Minute).Unix()},
 	}

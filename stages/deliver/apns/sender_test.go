@@ -66,7 +66,7 @@ func TestSendClassifiesProviderAnswers(t *testing.T) {
 		{name: "token of another app", give: fakeprovider.Options{ForceStatus: force(400, "DeviceTokenNotForTopic")},
 			want: push.Failed, status: 400, reason: "DeviceTokenNotForTopic"},
 		{name: "payload too large", give: fakeprovider.Options{},
-			n:    push.Notification{Data: map[string]string{"blob": strings.Repeat("x", 5000)}},
+			n:    push.Notification{Data: map[string]json.RawMessage{"blob": json.RawMessage(`"` + strings.Repeat("x", 5000) + `"`)}},
 			want: push.Failed, status: 413, reason: "PayloadTooLarge", fatal: true},
 		{name: "collapse id too long", give: fakeprovider.Options{},
 			n:    push.Notification{CollapseID: strings.Repeat("c", 65)},
@@ -243,7 +243,7 @@ func TestRender(t *testing.T) {
 	for _, key := range []string{"", "camp-1", "camp-1"} {
 		n := push.Notification{
 			Token: hexToken(len(key)), Key: key, Title: "Hello", Body: "World", Category: "NEWS",
-			Data:       map[string]string{"deep_link": "app://x", "aps": "must not replace aps"},
+			Data:       map[string]json.RawMessage{"deep_link": json.RawMessage(`"app://x"`), "aps": json.RawMessage(`"must not replace aps"`)},
 			CollapseID: "camp-1", Expires: expires, HighPriority: true,
 		}
 		note := s.notification(n)

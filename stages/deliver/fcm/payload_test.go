@@ -45,17 +45,20 @@ func TestMessagePerField(t *testing.T) {
 		{name: "collapse id", give: with(func(n *push.Notification) { n.CollapseID = "custom" }),
 			message: `{` + note + `,"android":{"collapse_key":"custom","priority":"normal","notification":{"tag":"custom"}}}`,
 			headers: map[string]string{"apns-collapse-id": "custom"}},
-		{name: "data as strings", give: with(func(n *push.Notification) { n.Data = map[string]string{"k": "v", "n": "1"} }),
-			message: `{` + note + `,"data":{"k":"v","n":"1"},"android":{"collapse_key":"camp-1","priority":"normal","notification":{"tag":"camp-1"}}}`},
+		{name: "data as strings", give: with(func(n *push.Notification) {
+			n.Data = map[string]json.RawMessage{"k": json.RawMessage(`"v"`), "s": json.RawMessage(`"1"`), "n": json.RawMessage(`1`),
+				"b": json.RawMessage(`true`), "o": json.RawMessage(`{"a":[1,"x"]}`), "z": json.RawMessage(`null`)}
+		}),
+			message: `{` + note + `,"data":{"k":"v","s":"1","n":"1","b":"true","o":"{\"a\":[1,\"x\"]}","z":""},"android":{"collapse_key":"camp-1","priority":"normal","notification":{"tag":"camp-1"}}}`},
 		{name: "ttl", give: base,
 			message: `{` + note + `,"android":{"collapse_key":"camp-1","priority":"normal","ttl":"3600s","notification":{"tag":"camp-1"}}}`,
 			ttl:     time.Hour},
-		{name: "silent is data-only", give: push.Notification{Silent: true, HighPriority: true, CollapseID: "camp-1", Data: map[string]string{"sync": "1"}},
+		{name: "silent is data-only", give: push.Notification{Silent: true, HighPriority: true, CollapseID: "camp-1", Data: map[string]json.RawMessage{"sync": json.RawMessage(`"1"`)}},
 			message: `{"data":{"sync":"1"},"android":{"collapse_key":"camp-1","priority":"high"},"apns":{"payload":{"aps":{"content-available":1}}}}`,
 			headers: map[string]string{"apns-push-type": "background", "apns-priority": "5"}},
 		{name: "the full object", give: push.Notification{Title: "T", Subtitle: "S", Body: "B", Badge: &seven, Sound: "default",
 			Image: "https://img.example/a.png", Category: "news", ThreadID: "th", CollapseID: "c", HighPriority: true,
-			Data: map[string]string{"k": "v"}},
+			Data: map[string]json.RawMessage{"k": json.RawMessage(`"v"`)}},
 			message: `{"notification":{"title":"T","body":"B","image":"https://img.example/a.png"},"data":{"k":"v"},` +
 				`"android":{"collapse_key":"c","priority":"high","ttl":"60s","notification":{"tag":"c","sound":"default","notification_count":7}},` +
 				`"apns":{"payload":{"aps":{"badge":7,"sound":"default","category":"news","thread-id":"th","mutable-content":1}}}}`,

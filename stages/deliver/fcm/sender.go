@@ -198,7 +198,7 @@ func message(n push.Notification, now time.Time) *messaging.Message {
 	}
 	m := &messaging.Message{
 		Token:   n.Token,
-		Data:    n.Data,
+		Data:    n.DataStrings(),
 		Android: android,
 		APNS:    &messaging.APNSConfig{Headers: apnsHeaders},
 	}

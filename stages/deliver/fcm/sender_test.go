@@ -19,7 +19,7 @@ func TestSendAcceptedWithCollapseKey(t *testing.T) {
 	s := newSender(t, fake)
 	ctx := context.Background()
 	sends := []push.Notification{
-		{Token: token(1), Title: "t", Body: "b", CollapseID: "c1", Data: map[string]string{"k": "v"}},
+		{Token: token(1), Title: "t", Body: "b", CollapseID: "c1", Data: map[string]json.RawMessage{"k": json.RawMessage(`"v"`)}},
 		{Token: token(2), Title: "t", Body: "b", CollapseID: "c1"},
 		{Token: token(1), Title: "t", Body: "b", CollapseID: "c1"}, // a re-send after a crash
 		{Token: token(3), Title: "t", Body: "b", CollapseID: "c2", Expires: time.Now().Add(time.Hour), HighPriority: true},
@@ -59,9 +59,9 @@ func TestSendClassifiesProviderAnswers(t *testing.T) {
 			want: push.Invalid, status: 404, reason: "UNREGISTERED"},
 		{name: "malformed token", give: fakeprovider.Options{BadTokenRate: 1},
 			want: push.Invalid, status: 400, reason: "INVALID_ARGUMENT: The registration token"},
-		{name: "reserved data key", n: push.Notification{Data: map[string]string{"from": "x"}},
+		{name: "reserved data key", n: push.Notification{Data: map[string]json.RawMessage{"from": json.RawMessage(`"x"`)}},
 			want: push.Failed, status: 400, reason: "INVALID_ARGUMENT: Invalid data payload key", fatal: true},
-		{name: "payload too big", n: push.Notification{Data: map[string]string{"blob": strings.Repeat("x", 5000)}},
+		{name: "payload too big", n: push.Notification{Data: map[string]json.RawMessage{"blob": json.RawMessage(`"` + strings.Repeat("x", 5000) + `"`)}},
 			want: push.Failed, status: 400, reason: "INVALID_ARGUMENT: Message is too big", fatal: true},
 		{name: "invalid argument of unknown cause", give: fakeprovider.Options{ForceStatus: force(400, "INVALID_ARGUMENT")},
 			want: push.Failed, status: 400, reason: "INVALID_ARGUMENT"},
@@ -220,7 +220,7 @@ func TestRefusedCredentialsFailCampaign(t *testing.T) {
 func TestMessage(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	n := push.Notification{
-		Token: token(1), Title: "Hello", Body: "World", Data: map[string]string{"deep_link": "app://x"},
+		Token: token(1), Title: "Hello", Body: "World", Data: map[string]json.RawMessage{"deep_link": json.RawMessage(`"app://x"`)},
 		CollapseID: "camp-1", Expires: now.Add(time.Hour), HighPriority: true, Category: "NEWS",
 	}
 	raw, err := json.Marshal(message(n, now))

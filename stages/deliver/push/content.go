@@ -1,6 +1,7 @@
 package push
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -21,8 +22,8 @@ type Text struct {
 // rendered by deliver once per locale and platform, never per device.
 type Content struct {
 	Text
-	// Data is a JSON object of custom keys; non-string values are sent as
-	// their JSON text (FCM data values are strings).
+	// Data is a JSON object of custom keys: APNs gets the values as they
+	// are, FCM as strings (a non-string as its JSON text).
 	Data       json.RawMessage `json:"data,omitempty"`
 	Badge      *int            `json:"badge,omitempty"`
 	Sound      string          `json:"sound,omitempty"`
@@ -115,10 +116,9 @@ func (c *Content) Render(id, locale, category string, expires time.Time) (Notifi
 	return n, nil
 }
 
-// DataFields flattens a JSON object into the string map both providers
-// carry (FCM data values must be strings): strings stay as they are,
-// anything else becomes its JSON text.
-func DataFields(raw []byte) (map[string]string, error) {
+// DataFields splits a JSON object into its keys, each value kept as the
+// JSON it is (Notification.Data); nil for none.
+func DataFields(raw []byte) (map[string]json.RawMessage, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
@@ -129,16 +129,29 @@ func DataFields(raw []byte) (map[string]string, error) {
 	if len(obj) == 0 {
 		return nil, nil
 	}
-	out := make(map[string]string, len(obj))
-	for k, v := range obj {
+	return obj, nil
+}
+
+// DataStrings is Data as FCM carries it (its data values must be strings):
+// a string as it is, null as "", anything else as its JSON text (3 → "3").
+func (n Notification) DataStrings() map[string]string {
+	if len(n.Data) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(n.Data))
+	for k, v := range n.Data {
 		var s string
-		if json.Unmarshal(v, &s) == nil {
+		var b bytes.Buffer
+		switch {
+		case json.Unmarshal(v, &s) == nil:
 			out[k] = s
-		} else {
+		case json.Compact(&b, v) == nil: // jsonb gives {"a": 1}; APNs's encoder compacts too
+			out[k] = b.String()
+		default:
 			out[k] = string(v)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // maxCollapseID is APNs's limit on apns-collapse-id.

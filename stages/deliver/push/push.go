@@ -4,6 +4,7 @@ package push
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -33,7 +34,10 @@ type Notification struct {
 
 	// The text, already in the device's language (Content.Render).
 	Title, Subtitle, Body string
-	Data                  map[string]string
+	// Data are the custom keys, each value the JSON the campaign gave:
+	// APNs carries them as they are at the payload's top level, FCM as
+	// strings (DataStrings), as its data holds nothing else.
+	Data map[string]json.RawMessage
 
 	// Badge sets the app icon's count (0 clears it); nil leaves it.
 	Badge *int
