@@ -15,21 +15,32 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/deliver"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // SendCmd creates a campaign, exactly as POST /v1/campaigns does, or with
 // --user a direct message, exactly as POST /v1/messages does.
 type SendCmd struct {
-	App      string        `required:"" help:"The app whose devices receive it."`
-	Channels []string      `name:"channel" xor:"to" required:"" sep:"none" help:"A channel whose subscribers receive it (repeat for several; each person gets it once)."`
-	Users    []int64       `name:"user" xor:"to" required:"" help:"A user who receives it as a direct message (repeat or comma-separate for several, up to 10,000)."`
-	Category string        `help:"The campaign's category: users who muted it are skipped."`
-	Title    string        `help:"Notification title."`
-	Body     string        `help:"Notification body."`
-	Data     string        `placeholder:"JSON" help:"Custom keys, a JSON object."`
-	ID       string        `name:"id" help:"Idempotency key: sending the same id again sends nothing new (default: a fresh id)."`
-	TTL      time.Duration `name:"ttl" default:"24h" help:"How long the notification is worth sending, from its start (--send-at, else now): providers drop it then, and nothing is sent after it."`
-	DBConns  int32         `name:"db-conns" default:"2" help:"PostgreSQL connections."`
+	App      string   `required:"" help:"The app whose devices receive it."`
+	Channels []string `name:"channel" xor:"to" required:"" sep:"none" help:"A channel whose subscribers receive it (repeat for several; each person gets it once)."`
+	Users    []int64  `name:"user" xor:"to" required:"" help:"A user who receives it as a direct message (repeat or comma-separate for several, up to 10,000)."`
+	Category string   `help:"The campaign's category: users who muted it are skipped."`
+	Title    string   `help:"Notification title."`
+	Body     string   `help:"Notification body."`
+	Data     string   `placeholder:"JSON" help:"Custom keys, a JSON object (APNs gets the values as they are, FCM as strings)."`
+	// The rest of the notification object (DESIGN, "The notification
+	// object"), checked by the API's own parser.
+	Subtitle   string            `help:"Notification subtitle (iOS)."`
+	Badge      *int              `placeholder:"N" help:"The app icon's count (0 clears it)."`
+	Sound      string            `placeholder:"NAME" help:"A sound file of the app, or \"default\"."`
+	Image      string            `placeholder:"URL" help:"An https:// image shown with the notification."`
+	ThreadID   string            `name:"thread-id" help:"Groups notifications on iOS."`
+	CollapseID string            `name:"collapse-id" help:"Replaces an earlier notification with the same id on the phone (default: the campaign or message id)."`
+	Silent     bool              `help:"A background push: no text, sound or badge; it wakes the app with --data."`
+	Localized  map[string]string `mapsep:"none" placeholder:"TAG=JSON" help:"The text for devices of a language, e.g. 'ko={\"title\":\"안녕\"}' (repeat for several)."`
+	ID         string            `name:"id" help:"Idempotency key: sending the same id again sends nothing new (default: a fresh id)."`
+	TTL        time.Duration     `name:"ttl" default:"24h" help:"How long the notification is worth sending, from its start (--send-at, else now): providers drop it then, and nothing is sent after it."`
+	DBConns    int32             `name:"db-conns" default:"2" help:"PostgreSQL connections."`
 	// The API's "allow_empty".
 	AllowEmpty bool `name:"allow-empty" help:"Create it even if the app has no devices or a channel no subscribers (not with --user)."`
 
@@ -127,17 +138,19 @@ func (c *SendCmd) Run(g *Globals) error {
 	// API's object, which send has no flag for. (Not in Validate: kong
 	// runs it before it says --channel or --user is missing; and after the
 	// deployment's checks of RedisNow, which say more.)
-	if c.Title == "" && c.Body == "" {
-		return errors.New("send: --title or --body: give at least one, the notification's text")
+	if c.Title == "" && c.Body == "" && !c.Silent {
+		return errors.New("send: --title or --body: give at least one, the notification's text (or --silent for a background push)")
 	}
 	if len(c.Users) > 0 {
 		return c.message(g, rdb, db)
 	}
-	camp := campaign.Campaign{ID: c.ID, App: c.App, Channels: c.Channels, Category: c.Category,
-		Title: c.Title, Body: c.Body, TTL: c.TTL, SendAt: c.sendAt, RatePerSecond: c.Rate, Priority: c.Priority}
-	if c.Data != "" {
-		camp.Data = json.RawMessage(c.Data)
+	content, note, err := c.notification(push.PriorityNormal)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
 	}
+	camp := campaign.Campaign{ID: c.ID, App: c.App, Channels: c.Channels, Category: c.Category,
+		Title: content.Title, Body: content.Body, Data: content.Data, Notification: note,
+		TTL: c.TTL, SendAt: c.sendAt, RatePerSecond: c.Rate, Priority: c.Priority}
 	if err := camp.Normalize(); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
@@ -192,11 +205,13 @@ func (c *SendCmd) checkPastSendAt(ctx context.Context, db *pgxpool.Pool, now tim
 
 // message sends a direct message to c.Users and prints its id.
 func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) error {
-	m := campaign.Message{Campaign: campaign.Campaign{ID: c.ID, App: c.App, Category: c.Category,
-		Title: c.Title, Body: c.Body, TTL: c.TTL, Priority: c.Priority}, Users: c.Users}
-	if c.Data != "" {
-		m.Data = json.RawMessage(c.Data)
+	content, note, err := c.notification(push.PriorityHigh)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
 	}
+	m := campaign.Message{Campaign: campaign.Campaign{ID: c.ID, App: c.App, Category: c.Category,
+		Title: content.Title, Body: content.Body, Data: content.Data, Notification: note,
+		TTL: c.TTL, Priority: c.Priority}, Users: c.Users}
 	if err := m.Normalize(); errors.Is(err, campaign.ErrTooManyUsers) {
 		// The error's "users: ...: too many users" named the API's field
 		// and not what to do, as the API's 413 does ("split it").

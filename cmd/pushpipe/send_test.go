@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +13,8 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/stages/api"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // stderrOf runs fn with os.Stderr, where the CLI logs, read into a string.
@@ -241,6 +246,83 @@ func TestSendNamesItsFlags(t *testing.T) {
 			err := cli.Send.Run(&cli.Globals)
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// The whole notification object from send's flags: stored exactly as the
+// API stores the same object, and refused as the API refuses it, naming
+// the flag. Before, send had flags for the title, body and data only.
+func TestSendFullNotification(t *testing.T) {
+	r, _ := testRedis(t)
+	url, db := testDatabase(t)
+	tests := []struct {
+		name string
+		args []string
+		api  string // the same object as the API takes it; "" for an error
+		err  string
+	}{
+		{"every field", []string{"--title", "T", "--subtitle", "S", "--body", "B", "--badge", "3", "--sound", "ping.caf",
+			"--image", "https://img.example/a.png", "--thread-id", "room-7", "--collapse-id", "room-7-msg-1",
+			"--data", `{"n":7}`, "--localized", `ko={"title":"안녕"}`, "--localized", `pt-BR={"body":"oi"}`},
+			`{"title":"T","subtitle":"S","body":"B","badge":3,"sound":"ping.caf","image":"https://img.example/a.png","thread_id":"room-7",
+			"collapse_id":"room-7-msg-1","data":{"n":7},"localized":{"ko":{"title":"안녕"},"pt-BR":{"body":"oi"}}}`, ""},
+		{"badge 0 clears", []string{"--title", "T", "--badge", "0"}, `{"title":"T","badge":0}`, ""},
+		{"silent with data only", []string{"--silent", "--data", `{"sync":"1"}`}, `{"silent":true,"data":{"sync":"1"}}`, ""},
+		{"high priority", []string{"--title", "T", "--sound", "default", "--priority", "high"}, `{"title":"T","sound":"default"}`, ""},
+		{"silent with a title", []string{"--silent", "--title", "T"}, "", "send: --title: a silent push shows nothing; remove it or leave out --silent"},
+		{"negative badge", []string{"--title", "T", "--badge=-1"}, "", "send: --badge: must be between 0"},
+		{"image over http", []string{"--title", "T", "--image", "http://img.example/a.png"}, "", "send: --image: must be an https:// URL"},
+		{"thread id too long", []string{"--title", "T", "--thread-id", strings.Repeat("x", 65)}, "", "send: --thread-id: must be at most 64 printable bytes"},
+		{"collapse id with a newline", []string{"--title", "T", "--collapse-id", "a\nb"}, "", "send: --collapse-id: must be at most 64 printable bytes"},
+		{"localized not JSON", []string{"--title", "T", "--localized", "ko=안녕"}, "", `send: --localized ko: must be a JSON object such as 'ko={"title":"...","body":"..."}'`},
+		{"localized bad tag", []string{"--title", "T", "--localized", `k_o={"title":"x"}`}, "", "send: --localized k_o: the key must be a BCP 47 language tag"},
+		{"localized without text", []string{"--title", "T", "--localized", `ko={"subtitle":"x"}`}, "", "send: --localized ko: a title or a body is required"},
+		{"message: image over http", []string{"--user", "1", "--title", "T", "--image", "http://x"}, "", "send: --image: must be an https:// URL"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "full-" + strconv.Itoa(i)
+			to := []string{"--channel", "x", "--allow-empty"}
+			if slices.Contains(tt.args, "--user") {
+				to = nil
+			}
+			args := append([]string{"send", "--app", "a", "--id", id, "--redis-addr", r.Addr, "--database-url", url}, to...)
+			cli := parse(t, append(args, tt.args...)...)
+			err := cli.Send.Run(&cli.Globals)
+			if tt.err != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tt.err) {
+					t.Fatalf("error %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			priority := ""
+			if i := slices.Index(tt.args, "--priority"); i >= 0 {
+				priority = tt.args[i+1]
+			}
+			want, err := api.ParseNotification([]byte(tt.api), priority, push.PriorityNormal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := campaign.Load(t.Context(), db, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got push.Content
+			if err := json.Unmarshal(c.Notification, &got); err != nil {
+				t.Fatalf("stored notification %s: %v", c.Notification, err)
+			}
+			// jsonb spells the data its own way: compare their values.
+			var gotData, wantData any
+			json.Unmarshal(got.Data, &gotData)
+			json.Unmarshal(want.Data, &wantData)
+			got.Data, want.Data = nil, nil
+			if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotData, wantData) {
+				t.Errorf("stored %+v %v\nwant   %+v %v (as the API stores it)", got, gotData, want, wantData)
 			}
 		})
 	}

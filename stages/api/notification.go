@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"golang.org/x/text/language"
 
@@ -50,6 +51,18 @@ const (
 	maxLocales    = 100
 	maxBadge      = 1<<31 - 1
 )
+
+// ParseNotification reads a notification object (JSON) as POST
+// /v1/campaigns and /v1/messages do, with their decoder and checks, so
+// that `pushpipe send` builds from its flags exactly what the API accepts.
+// The error names the object's field ("notification.badge: ...").
+func ParseNotification(raw []byte, priority, def string) (push.Content, error) {
+	var n notificationRequest
+	if err := jsonv2.Unmarshal(raw, &n, strict); err != nil {
+		return push.Content{}, fmt.Errorf("notification: %w", err)
+	}
+	return parseNotification(&n, priority, def)
+}
 
 // parseNotification checks a notification object and returns it as it is
 // stored and rendered. priority is the request's top-level priority, "" for
@@ -101,8 +114,13 @@ func parseNotification(n *notificationRequest, priority, def string) (push.Conte
 		check("notification.sound", "must be a sound file name of the app (at most %d bytes, no '/'), or \"default\"", maxSound)
 	}
 	if c.Image != "" {
-		if u, err := url.Parse(c.Image); err != nil || u.Scheme != "https" || u.Host == "" || len(c.Image) > maxImageURL {
+		// As written, not as url.Parse reads it: it lower-cases "HTTPS://",
+		// which openapi.json's pattern refuses; and user:pass@ would go to
+		// every device in the payload.
+		if u, err := url.Parse(c.Image); err != nil || !strings.HasPrefix(c.Image, "https://") || u.Host == "" || len(c.Image) > maxImageURL {
 			check("notification.image", "must be an https:// URL of at most %d bytes", maxImageURL)
+		} else if u.User != nil {
+			check("notification.image", "must not carry a user name or password: every device receives the URL; serve the image without them")
 		}
 	}
 	for _, f := range []struct{ name, v string }{{"category", c.Category}, {"thread_id", c.ThreadID}, {"collapse_id", c.CollapseID}} {

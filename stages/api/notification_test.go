@@ -31,6 +31,8 @@ func TestNotificationFieldsRefused(t *testing.T) {
 		{"image type", `"notification":{"title":"t","image":1}`, `field "notification.image"`},
 		{"image http", `"notification":{"title":"t","image":"http://x.example/a.png"}`, `notification.image: must be an https:// URL`},
 		{"image not a URL", `"notification":{"title":"t","image":"a.png"}`, `notification.image: must be an https:// URL`},
+		{"image scheme upper case", `"notification":{"title":"t","image":"HTTPS://x.example/a.png"}`, `notification.image: must be an https:// URL`},
+		{"image with credentials", `"notification":{"title":"t","image":"https://u:p@x.example/a.png"}`, `notification.image: must not carry a user name or password`},
 		{"image data key", `"notification":{"title":"t","image":"https://x.example/a.png","data":{"image":"x"}}`, `notification.data: key "image"`},
 		{"category type", `"notification":{"title":"t","category":2}`, `field "notification.category"`},
 		{"category too long", `"notification":{"title":"t","category":"` + strings.Repeat("c", 65) + `"}`, `notification.category: must be at most 64`},

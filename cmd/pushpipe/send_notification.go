@@ -1,0 +1,76 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/pushpipe/pushpipe/stages/api"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
+)
+
+// notification is the notification object send's flags make, read by the
+// API's own parser, so that `pushpipe send` accepts exactly what POST
+// /v1/campaigns and /v1/messages do; def is the priority when --priority
+// is not given. It returns the object as it is stored, nil for none.
+func (c *SendCmd) notification(def string) (push.Content, json.RawMessage, error) {
+	obj := map[string]any{}
+	for k, v := range map[string]string{"title": c.Title, "subtitle": c.Subtitle, "body": c.Body, "sound": c.Sound,
+		"image": c.Image, "thread_id": c.ThreadID, "collapse_id": c.CollapseID} {
+		if v != "" {
+			obj[k] = v
+		}
+	}
+	if c.Badge != nil {
+		obj["badge"] = *c.Badge
+	}
+	if c.Silent {
+		obj["silent"] = true
+	}
+	if c.Data != "" {
+		obj["data"] = json.RawMessage(c.Data) // an object: Validate checked it
+	}
+	if len(c.Localized) > 0 {
+		texts := map[string]json.RawMessage{}
+		for tag, text := range c.Localized {
+			var t map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(text), &t); err != nil || t == nil {
+				return push.Content{}, nil, fmt.Errorf(`--localized %s: must be a JSON object such as '%s={"title":"...","body":"..."}', got %q`, tag, tag, text)
+			}
+			texts[tag] = json.RawMessage(text)
+		}
+		obj["localized"] = texts
+	}
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return push.Content{}, nil, err
+	}
+	content, err := api.ParseNotification(raw, c.Priority, def)
+	if err != nil {
+		return content, nil, errors.New(flagNames(err.Error()))
+	}
+	// Title, body and data alone are stored as they always were, without
+	// the object: a retry of a campaign sent before these flags existed
+	// must compare equal, not be refused as other content.
+	if c.Subtitle == "" && c.Badge == nil && c.Sound == "" && c.Image == "" && c.ThreadID == "" &&
+		c.CollapseID == "" && !c.Silent && len(c.Localized) == 0 {
+		return content, nil, nil
+	}
+	stored, err := json.Marshal(content)
+	return content, stored, err
+}
+
+// flagNames says a notification error of the API ("notification.thread_id:
+// ...") in send's flags ("--thread-id: ..."): its user wrote the flags, not
+// the object.
+func flagNames(msg string) string {
+	if rest, ok := strings.CutPrefix(msg, "notification.localized."); ok {
+		return "--localized " + rest
+	}
+	if rest, ok := strings.CutPrefix(msg, "notification."); ok {
+		field, why, _ := strings.Cut(rest, ":")
+		msg = "--" + strings.ReplaceAll(field, "_", "-") + ":" + why
+	}
+	return strings.ReplaceAll(msg, `set "silent": false`, "leave out --silent")
+}
