@@ -62,7 +62,9 @@ type Config struct {
 	// ExpressShare is the share of TPS reserved for the express lane, in
 	// (0, 1); default DefaultExpressShare. The bulk lane is capped at the
 	// rest, whether or not express traffic uses its share: the reservation
-	// is what keeps messages fast while a campaign runs at the cap.
+	// is what keeps messages fast while a campaign runs at the cap. The
+	// express lane also takes what the bulk lane leaves unused (limiter's
+	// lender), so its share is a floor, not its limit.
 	ExpressShare float64
 	// ExpressTarget is how long express entries may wait between their
 	// write to the stream and the start of their round before the bulk

@@ -78,6 +78,15 @@ type limiter struct {
 	// appTPS, if set, is an app's own cap (the apps file's tps, which a
 	// reload may change); 0 or above tps: tps.
 	appTPS func(app string) int
+
+	// lender, if set, is the limiter whose unused permits this one takes
+	// when its own run out: the bulk lane's, for the express lane. The
+	// express share is a reservation, not a limit: an app sending only
+	// messages had a fifth of its cap, and a chat room's pushes queued
+	// behind a bulk lane with nothing to send. The lender's schedule
+	// counts every permit it grants, whoever takes it, so the two lanes
+	// together still keep under the cap.
+	lender *limiter
 }
 
 // off reports that app's sends are not capped: no cap of the process's
@@ -86,14 +95,14 @@ func (l *limiter) off(app string) bool {
 	return l == nil || l.tps <= 0 && (l.appTPS == nil || l.appTPS(app) <= 0)
 }
 
-// rate is b's cap, its chunk and how far ahead it is granted: the
-// process's, or its app's when that is lower.
-func (l *limiter) rate(b *bucket) (tps, chunk int, ahead time.Duration) {
+// rate is app's cap, its chunk and how far ahead it is granted: the
+// process's, or the app's own when that is lower.
+func (l *limiter) rate(app string) (tps, chunk int, ahead time.Duration) {
 	tps = l.tps
 	if l.appTPS != nil {
 		// (With no cap of the process's, --tps 0, an app's own still
 		// holds.)
-		if t := l.appTPS(b.app); t > 0 && (tps <= 0 || t < tps) {
+		if t := l.appTPS(app); t > 0 && (tps <= 0 || t < tps) {
 			tps = t
 		}
 	}
@@ -125,6 +134,7 @@ const (
 type bucket struct {
 	key  string
 	app  string
+	lend string // the lender's key for the same provider and app; "" for none
 	warm atomic.Bool
 	cold chan struct{} // while cold, a token for the one send let out
 
@@ -156,7 +166,7 @@ func (l *limiter) chunkOf(b *bucket) int {
 	if l.appTPS == nil {
 		return l.chunk
 	}
-	_, chunk, _ := l.rate(b)
+	_, chunk, _ := l.rate(b.app)
 	return chunk
 }
 
@@ -168,6 +178,9 @@ func (l *limiter) bucket(provider, app string) *bucket {
 	// The bulk lane keeps the key it always had; the express lane's share is
 	// a window of its own.
 	nb := &bucket{key: l.keys.RateLimit(l.lane.Stream(provider), app), app: app, cold: make(chan struct{}, 1)}
+	if l.lender != nil {
+		nb.lend = l.keys.RateLimit(l.lender.lane.Stream(provider), app)
+	}
 	nb.cold <- struct{}{}
 	b, _ := l.buckets.LoadOrStore(id, nb)
 	return b.(*bucket)

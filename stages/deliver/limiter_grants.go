@@ -3,6 +3,7 @@ package deliver
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -21,19 +22,16 @@ type grant struct {
 // past their slots, and returns how many.
 func (b *bucket) dropLate(now time.Time) int {
 	dropped := 0
-	for len(b.grants) > 0 {
-		g := &b.grants[0]
+	for i := range b.grants {
+		g := &b.grants[i]
 		if over := now.Sub(g.next) - g.late; over > 0 {
 			skip := min(int(over/g.every)+1, g.n)
 			g.n -= skip
 			g.next = g.next.Add(time.Duration(skip) * g.every)
 			dropped += skip
 		}
-		if g.n > 0 {
-			return dropped
-		}
-		b.grants = b.grants[1:]
 	}
+	b.grants = slices.DeleteFunc(b.grants, func(g grant) bool { return g.n == 0 })
 	return dropped
 }
 
@@ -45,14 +43,21 @@ func (b *bucket) left() int {
 	return n
 }
 
-// take hands out the earliest permit's slot and how late it may be used;
-// there must be one.
+// take hands out the earliest slot of the permits held and how late it may
+// be used; there must be one. (The express lane holds permits of two
+// schedules, its own and the bulk lane's, whose slots interleave.)
 func (b *bucket) take() (slot time.Time, late time.Duration) {
-	g := &b.grants[0]
+	i := 0
+	for j := range b.grants {
+		if b.grants[j].next.Before(b.grants[i].next) {
+			i = j
+		}
+	}
+	g := &b.grants[i]
 	slot, late = g.next, g.late
 	g.next = g.next.Add(g.every)
 	if g.n--; g.n == 0 {
-		b.grants = b.grants[1:]
+		b.grants = slices.Delete(b.grants, i, i+1)
 	}
 	return slot, late
 }
@@ -64,12 +69,19 @@ func (b *bucket) take() (slot time.Time, late time.Duration) {
 // call: they are placed from the end, so that none is early (the call's
 // duration adds to lateness).
 func (l *limiter) fetch(ctx context.Context, b *bucket, ch chan struct{}, late, allowance time.Duration) error {
-	tps, chunk, ahead := l.rate(b)
-	res, err := grantScript.Exec(ctx, l.rdb, []string{b.key}, []string{
-		strconv.Itoa(tps), strconv.Itoa(chunk),
-		strconv.FormatInt(ahead.Microseconds(), 10), strconv.FormatInt(allowance.Microseconds(), 10),
-		recoverKnee, recoverFast, recoverSlow,
-	}).AsIntSlice()
+	res, err := l.grant(ctx, l, b.key, b.app, allowance)
+	if err == nil && len(res) == 3 && res[0] == 0 && b.lend != "" && !l.lender.off(b.app) {
+		// None of its own before its next slot: what the lender has unused.
+		lent, lerr := l.grant(ctx, l.lender, b.lend, b.app, allowance)
+		switch {
+		case lerr != nil:
+			err = lerr
+		case len(lent) == 3 && lent[0] > 0:
+			res = lent
+		case len(lent) == 3:
+			res[1] = min(res[1], lent[1]) // ask again when either has one
+		}
+	}
 	end := time.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -89,4 +101,15 @@ func (l *limiter) fetch(ctx context.Context, b *bucket, ch chan struct{}, late, 
 		every: time.Duration(res[2]), late: late,
 	})
 	return nil
+}
+
+// grant runs grantScript on key, a schedule of owner's (l's own, or its
+// lender's), at owner's rate for app.
+func (l *limiter) grant(ctx context.Context, owner *limiter, key, app string, allowance time.Duration) ([]int64, error) {
+	tps, chunk, ahead := owner.rate(app)
+	return grantScript.Exec(ctx, l.rdb, []string{key}, []string{
+		strconv.Itoa(tps), strconv.Itoa(chunk),
+		strconv.FormatInt(ahead.Microseconds(), 10), strconv.FormatInt(allowance.Microseconds(), 10),
+		recoverKnee, recoverFast, recoverSlow,
+	}).AsIntSlice()
 }

@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -61,16 +62,16 @@ func (l *limiter) refused(ctx context.Context, b *bucket, retryAfter time.Durati
 	b.holdUntil = now.Add(refusedHold)
 	b.mu.Unlock()
 
-	tps, _, _ := l.rate(b)
-	res, err := refusedScript.Exec(ctx, l.rdb, []string{b.key}, []string{
-		strconv.Itoa(tps), strconv.FormatInt(retryAfter.Microseconds(), 10),
-		strconv.FormatInt(maxPause.Microseconds(), 10), refusedBeta,
-		strconv.FormatInt(refusedHold.Microseconds(), 10), recoverKnee, recoverFast, recoverSlow,
-	}).AsIntSlice()
-	if err != nil || len(res) != 3 {
-		if ctx.Err() == nil {
-			l.log.Warn().Err(err).Str("key", b.key).Msg("could not lower the rate cap after a refusal")
-		}
+	if b.lend != "" && !l.lender.off(b.app) {
+		// The provider's limit is one for both lanes: the lender's cap
+		// backs off too, or the permits taken from it would go on
+		// meeting the refusals at its rate.
+		ltps, _, _ := l.lender.rate(b.app)
+		l.lower(ctx, b.lend, ltps, retryAfter)
+	}
+	tps, _, _ := l.rate(b.app)
+	res, err := l.lower(ctx, b.key, tps, retryAfter)
+	if err != nil {
 		return
 	}
 	pause := time.Duration(res[2]) * time.Microsecond
@@ -82,6 +83,23 @@ func (l *limiter) refused(ctx context.Context, b *bucket, retryAfter time.Durati
 		l.log.Warn().Str("key", b.key).Int64("cap", res[1]).Dur("pause", pause).
 			Msg("the provider refused sends over its rate: cap lowered for every deliver process")
 	}
+}
+
+// lower runs refusedScript on key, whose cap is tps: {1 if it lowered the
+// cap, the cap, µs of pause}.
+func (l *limiter) lower(ctx context.Context, key string, tps int, retryAfter time.Duration) ([]int64, error) {
+	res, err := refusedScript.Exec(ctx, l.rdb, []string{key}, []string{
+		strconv.Itoa(tps), strconv.FormatInt(retryAfter.Microseconds(), 10),
+		strconv.FormatInt(maxPause.Microseconds(), 10), refusedBeta,
+		strconv.FormatInt(refusedHold.Microseconds(), 10), recoverKnee, recoverFast, recoverSlow,
+	}).AsIntSlice()
+	if err == nil && len(res) != 3 {
+		err = fmt.Errorf("unexpected reply %v", res)
+	}
+	if err != nil && ctx.Err() == nil {
+		l.log.Warn().Err(err).Str("key", key).Msg("could not lower the rate cap after a refusal")
+	}
+	return res, err
 }
 
 func later(a, b time.Time) time.Time {
