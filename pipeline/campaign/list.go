@@ -75,7 +75,7 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 			SELECT `+rowColumns+` FROM campaigns
 			WHERE kind = 'campaign' -- direct messages have their own route
 			  AND ($1 = '' OR state = ANY($2))
-			  AND ($3 = '' OR (created_at, id) < (SELECT created_at, id FROM campaigns WHERE id = $3))
+			  AND ($3 = '' OR (created_at, id) < (SELECT created_at, id FROM campaigns WHERE id = $3 AND kind = 'campaign'))
 			ORDER BY created_at DESC, id DESC LIMIT $4`, q.State, states, before, q.Limit+1)
 		if err != nil {
 			return nil, "", fmt.Errorf("list campaigns: %w", err)
@@ -94,7 +94,8 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 			return nil, "", fmt.Errorf("list campaigns: %w", err)
 		}
 		if before != "" && len(page) == 0 && len(out) == 0 {
-			if _, err := loadRow(ctx, db, before); err != nil {
+			// (A message's id is no cursor here: it paged by its time.)
+			if _, err := loadCampaign(ctx, db, before); err != nil {
 				return nil, "", err
 			}
 		}

@@ -70,4 +70,9 @@ func TestListMessages(t *testing.T) {
 			t.Errorf("GET /v1/messages%s: %d %s; want 400 %q", tt.query, r.status, r.body, tt.want)
 		}
 	}
+	// Nor is a message's id a cursor of the campaigns' list: it paged by
+	// the message's time, an empty page, 200.
+	if r := a.do("GET", "/v1/campaigns?before=m-1", "", "op"); r.status != http.StatusBadRequest || !strings.Contains(r.error(), "before: no campaign m-1") {
+		t.Errorf("GET /v1/campaigns?before=m-1: %d %s; want 400 naming it", r.status, r.body)
+	}
 }
