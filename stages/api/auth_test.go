@@ -203,6 +203,12 @@ func TestAuthenticationBeforeRouting(t *testing.T) {
 		{"GET", "/"},
 		{"DELETE", "/v1/campaigns/x"},
 		{"PATCH", "/v1/devices"},
+		// Under /ui/ once decoded or cleaned, but routed to the API
+		// (its 404, a redirect to its route): not the console's.
+		{"GET", "/ui%2F..%2Fv1/campaigns"},
+		{"GET", "/ui%2fx"},
+		{"GET", "/ui/../v1/campaigns/x"},
+		{"POST", "/ui/./../v1/devices"},
 	} {
 		req, err := http.NewRequest(tt.method, a.url+tt.path, nil)
 		if err != nil {

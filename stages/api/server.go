@@ -166,12 +166,9 @@ func (s *Server) routes() []route {
 // The console's pages are the exception: a browser does not send a bearer
 // token, so they check their own session (stages/api/console).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	for _, prefix := range s.ownAuth {
-		// "/ui" too: the mux redirects it to "/ui/".
-		if strings.HasPrefix(r.URL.Path+"/", prefix) {
-			s.mux.ServeHTTP(w, r)
-			return
-		}
+	if s.ownsAuth(r) {
+		s.mux.ServeHTTP(w, r)
+		return
 	}
 	p, ok := s.apps.Load().auth.identify(r)
 	if !ok {
@@ -181,6 +178,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+}
+
+// ownsAuth reports whether r goes to a route that checks its own
+// credentials (the console). The route the mux picks decides, not the
+// path's prefix: "/ui%2F..%2Fv1/x" decodes to a path under /ui/ but routes to
+// the API's 404, and "/ui/../v1/campaigns/x" to a redirect to an API route,
+// both of which an anonymous caller got without a 401. The prefix only
+// spares the other requests the second route match.
+func (s *Server) ownsAuth(r *http.Request) bool {
+	for _, prefix := range s.ownAuth {
+		// "/ui" too: the mux redirects it to "/ui/".
+		if strings.HasPrefix(r.URL.Path+"/", prefix) {
+			_, pattern := s.mux.Handler(r)
+			return pattern == prefix
+		}
+	}
+	return false
 }
 
 // serveConsole hands a /ui/ request to the console.
