@@ -166,6 +166,9 @@ func (s *Server) routes() []route {
 // The console's pages are the exception: a browser does not send a bearer
 // token, so they check their own session (stages/api/console).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Error messages quote the request's path and headers: a browser must
+	// never take an answer for HTML it could run.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if s.ownsAuth(r) {
 		s.mux.ServeHTTP(w, r)
 		return
