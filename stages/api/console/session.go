@@ -19,8 +19,9 @@ import (
 
 // cookieName is the session cookie. Its value is a random 256-bit id;
 // Redis keeps only the id's SHA-256 (someone who can read Redis cannot sign
-// in with what they read), with the session's CSRF token as value and the
-// session's lifetime as expiry, so every API replica knows every session
+// in with what they read), with the operator token's tag and the session's
+// CSRF token as value and the session's lifetime as expiry, so every API
+// replica knows every session
 // and sign-out ends it everywhere.
 const cookieName = "pushpipe_console"
 
@@ -56,15 +57,25 @@ func (c *Console) lookup(ctx context.Context, r *http.Request) (session, bool, e
 	if err != nil || len(ck.Value) != 64 {
 		return session{}, false, nil
 	}
-	tok, err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Get().Key(c.sessionKey(ck.Value)).Build()).ToString()
+	v, err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Get().Key(c.sessionKey(ck.Value)).Build()).ToString()
 	if rueidis.IsRedisNil(err) {
 		return session{}, false, nil
 	}
 	if err != nil {
 		return session{}, false, err
 	}
-	return session{csrf: tok}, true, nil
+	// Signed in under another operator token (or before sessions kept
+	// theirs): over, as if signed out.
+	tag, csrf, ok := strings.Cut(v, " ")
+	if !ok || tag != c.tag() || csrf == "" {
+		return session{}, false, nil
+	}
+	return session{csrf: csrf}, true, nil
 }
+
+// tag is the operator token's tag as a session keeps it ("-" for none, so
+// that the value always has its two parts).
+func (c *Console) tag() string { return cmp.Or(c.cfg.OperatorTag, "-") }
 
 // signedIn sends a browser without a session to the sign-in page and
 // refuses a POST without its session's CSRF token.
@@ -231,7 +242,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	id, csrf := randomHex(), randomHex()
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Set().Key(c.sessionKey(id)).Value(csrf).
+	err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Set().Key(c.sessionKey(id)).Value(c.tag()+" "+csrf).
 		Px(c.cfg.SessionTTL).Build()).Error()
 	if err != nil {
 		c.cfg.Log.Warn().Err(err).Msg("console: session not stored")
