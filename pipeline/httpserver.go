@@ -144,6 +144,12 @@ func (t Timeouts) withDefaults() Timeouts {
 	return t
 }
 
+// MaxHeaderBytes caps a request's headers (431 past it). Every request of
+// the API and the ops port fits in a few KiB (a bearer token, the console's
+// cookie); net/http's default of 1 MiB let each of --max-conns connections
+// hold a megabyte while it sent its headers.
+const MaxHeaderBytes = 64 << 10
+
 // ServeListenerWith is ServeListener with the given timeouts (tests use short
 // ones to show a slow client is cut off).
 func ServeListenerWith(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Logger, t Timeouts) error {
@@ -154,6 +160,7 @@ func ServeListenerWith(ctx context.Context, ln net.Listener, h http.Handler, log
 		ReadTimeout:       t.Read,
 		WriteTimeout:      t.Write,
 		IdleTimeout:       t.Idle,
+		MaxHeaderBytes:    MaxHeaderBytes,
 	}
 	log.Info().Str("addr", ln.Addr().String()).Msg("http listening")
 	errc := make(chan error, 1)
