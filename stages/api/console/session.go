@@ -259,12 +259,19 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 }
 
 // signOut ends the session everywhere (its Redis key) and clears the cookie.
-func (c *Console) signOut(w http.ResponseWriter, r *http.Request, _ session) {
+// A session Redis did not delete is not signed out: the page says so and
+// the cookie stays, so that signing out again can end it. (It used to clear
+// the cookie and say "You are signed out" while the session stayed good for
+// the rest of its hours to whoever held a copy of the cookie.)
+func (c *Console) signOut(w http.ResponseWriter, r *http.Request, s session) {
 	if ck, err := r.Cookie(cookieName); err == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 		defer cancel()
 		if err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Del().Key(c.sessionKey(ck.Value)).Build()).Error(); err != nil {
 			c.cfg.Log.Warn().Err(err).Msg("console: session not deleted")
+			c.render(w, r, http.StatusServiceUnavailable, "error", page{Title: "Not signed out", Session: s,
+				Error: "Not signed out: Redis did not end the session. Sign out again in a moment."})
+			return
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/ui/", MaxAge: -1,
