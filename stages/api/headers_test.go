@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 	"testing"
+
+	"github.com/pushpipe/pushpipe/pipeline"
 )
 
 // TestAnswersAreNeverSniffed: every answer of the API says nosniff. Error
@@ -32,5 +34,21 @@ func TestAnswersAreNeverSniffed(t *testing.T) {
 				t.Errorf("%s %s (%d): X-Content-Type-Options %q, want nosniff", tt.method, tt.path, r.status, got)
 			}
 		})
+	}
+}
+
+// TestNoOpsOnTheAPIPort: /metrics and pprof live on the --http port only,
+// pprof even there only with PUSHPIPE_PPROF; the API's own port answers
+// them as unknown routes (after authentication), PUSHPIPE_PPROF or not.
+func TestNoOpsOnTheAPIPort(t *testing.T) {
+	t.Setenv(pipeline.PprofEnv, "1")
+	a := newSecAPI(t, Config{Auth: secAuth()}, false)
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/cmdline", "/healthz", "/readyz"} {
+		if r := a.call("GET", path, "", ""); r.status != http.StatusUnauthorized {
+			t.Errorf("GET %s without a token: %d, want 401", path, r.status)
+		}
+		if r := a.call("GET", path, "", "Bearer "+secAdmin); r.status != http.StatusNotFound {
+			t.Errorf("GET %s with the operator token: %d %.80s, want 404", path, r.status, r.body)
+		}
 	}
 }
