@@ -242,8 +242,17 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	id, csrf := randomHex(), randomHex()
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Set().Key(c.sessionKey(id)).Value(c.tag()+" "+csrf).
-		Px(c.cfg.SessionTTL).Build()).Error()
+	cmds := rueidis.Commands{c.cfg.Redis.B().Set().Key(c.sessionKey(id)).Value(c.tag() + " " + csrf).
+		Px(c.cfg.SessionTTL).Build()}
+	if old, err := r.Cookie(cookieName); err == nil {
+		// The session this browser held ends: a sign-in starts afresh,
+		// and a copy of the old cookie taken meanwhile opens nothing.
+		cmds = append(cmds, c.cfg.Redis.B().Del().Key(c.sessionKey(old.Value)).Build())
+	}
+	var err error
+	for _, res := range c.cfg.Redis.DoMulti(ctx, cmds...) {
+		err = cmp.Or(err, res.Error())
+	}
 	if err != nil {
 		c.cfg.Log.Warn().Err(err).Msg("console: session not stored")
 		c.render(w, r, http.StatusServiceUnavailable, "signin", page{Title: "Sign in", Data: next, Error: "Redis did not answer; try again in a moment."})

@@ -62,3 +62,55 @@ func TestSignOutThatFailsSaysSo(t *testing.T) {
 	// The session is still good: the page told the truth.
 	csrfOf(t, srv.URL, session)
 }
+
+// TestSignInEndsTheBrowsersOldSession: signing in again from a browser
+// ends the session that browser held (a copy of its old cookie opens
+// nothing more); a sign-in from another browser ends no one else's.
+func TestSignInEndsTheBrowsersOldSession(t *testing.T) {
+	rdb, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4)
+	srv := httptest.NewServer(api.New(api.Config{Redis: rdb, Keys: keys, Log: zerolog.Nop(), Auth: api.Auth{AdminToken: adminToken}}))
+	t.Cleanup(srv.Close)
+	signIn := func(cookies ...*http.Cookie) *http.Cookie {
+		return consoleCookie(t, srv.URL, "/ui/signin", url.Values{"token": {adminToken}}, nil, cookies...)
+	}
+	opens := func(c *http.Cookie) bool {
+		req, _ := http.NewRequestWithContext(context.Background(), "GET", srv.URL+"/ui/pipeline", nil)
+		req.AddCookie(c)
+		resp, err := noRedirects.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	tests := []struct {
+		name     string
+		sameOne  bool // the second sign-in sends the first one's cookie
+		oldOpens bool
+	}{
+		{"the same browser again", true, false},
+		{"another browser", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			first := signIn()
+			var second *http.Cookie
+			if tt.sameOne {
+				second = signIn(first)
+			} else {
+				second = signIn()
+			}
+			if got := opens(first); got != tt.oldOpens {
+				t.Errorf("the first session opens the console: %v, want %v", got, tt.oldOpens)
+			}
+			if !opens(second) {
+				t.Error("the new session does not open the console")
+			}
+		})
+	}
+}
