@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
+	"golang.org/x/net/netutil"
 )
 
 // NewRegistry is a process's metrics registry with the Go and process
@@ -111,7 +112,19 @@ func Serve(ctx context.Context, addr string, h http.Handler, log zerolog.Logger)
 	if err != nil {
 		return err
 	}
-	return ServeListener(ctx, ln, h, log)
+	return ServeOps(ctx, ln, h, log)
+}
+
+// OpsConns caps the connections of a process's --http port at once; more
+// wait in the kernel's accept queue. Its clients are a scraper and a few
+// probes, and it shares the process's open-file limit with Redis and
+// PostgreSQL: uncapped, whoever reached the port could take every
+// descriptor and cut the process off from both.
+const OpsConns = 64
+
+// ServeOps is Serve on an open listener: at most OpsConns connections.
+func ServeOps(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Logger) error {
+	return ServeListener(ctx, netutil.LimitListener(ln, OpsConns), h, log)
 }
 
 // ServeListener is Serve on an open listener, with DefaultTimeouts.

@@ -1,11 +1,15 @@
 package pipeline_test
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -55,5 +59,68 @@ func TestHeaderCap(t *testing.T) {
 				t.Errorf("%d bytes of header: %d, want %d", tt.header, resp.StatusCode, tt.want)
 			}
 		})
+	}
+}
+
+// TestOpsConnectionCap: the --http port serves at most OpsConns connections
+// at once, so whoever reaches it cannot take the descriptors the process
+// needs for Redis and PostgreSQL; one past the cap is served as soon as a
+// connection closes.
+func TestOpsConnectionCap(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- pipeline.ServeOps(ctx, ln, pipeline.OpsHandler(pipeline.NewRegistry(), nil), zerolog.Nop())
+	}()
+	var held []net.Conn
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	// get sends GET /healthz on a new connection, kept open afterwards.
+	get := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: ops\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		return c, bufio.NewReader(c)
+	}
+	answered := func(c net.Conn, br *bufio.Reader, within time.Duration) bool {
+		c.SetReadDeadline(time.Now().Add(within))
+		resp, err := http.ReadResponse(br, nil)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	for i := 0; i < pipeline.OpsConns; i++ {
+		if c, br := get(); !answered(c, br, 10*time.Second) {
+			t.Fatalf("connection %d of %d not served", i+1, pipeline.OpsConns)
+		}
+	}
+	extra, br := get()
+	if answered(extra, br, time.Second) {
+		t.Fatalf("connection %d served while %d are open", pipeline.OpsConns+1, pipeline.OpsConns)
+	}
+	held[0].Close()
+	if !answered(extra, br, 10*time.Second) {
+		t.Fatal("the connection past the cap was not served once one closed")
 	}
 }
