@@ -44,3 +44,39 @@ func TestPlainHTTPIsWarned(t *testing.T) {
 		})
 	}
 }
+
+// A signing secret short enough to guess is warned at start, by its place
+// in the file and its length, never its text.
+func TestShortSecretIsWarned(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name    string
+		secrets []string
+		warn    string // "" for none
+	}{
+		{"long enough", []string{"0123456789abcdef"}, ""},
+		{"short", []string{"hunter2"}, `"secret":1,"bytes":7`},
+		{"the new one of a rotation short", []string{"0123456789abcdef", "hunter2"}, `"secret":2,"bytes":7`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var secrets [][]byte
+			for _, s := range tt.secrets {
+				secrets = append(secrets, []byte(s))
+			}
+			var logs pipelinetest.Logs
+			_, err := webhook.New(webhook.Config{Redis: f.rdb, Keys: f.keys, URL: "https://hooks.example.com/x",
+				Secrets: secrets, Log: zerolog.New(&logs)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := logs.String()
+			if tt.warn == "" && got != "" || !strings.Contains(got, tt.warn) || tt.warn != "" && !strings.Contains(got, "short enough to guess") {
+				t.Errorf("New logged %q, want %q", got, tt.warn)
+			}
+			if strings.Contains(got, "hunter2") {
+				t.Errorf("the secret is in the log: %q", got)
+			}
+		})
+	}
+}

@@ -66,8 +66,22 @@ func New(cfg Config) (*Handler, error) {
 	if why := cleartext(cfg.URL); why != "" {
 		h.log.Warn().Msg(why)
 	}
+	for i, sec := range cfg.Secrets {
+		if len(sec) < MinSecret {
+			// A warning, not a refusal: receivers verify with the
+			// secret they hold, and a stage that would not start
+			// until both sides change would drop a working hook.
+			h.log.Warn().Int("secret", i+1).Int("bytes", len(sec)).Msgf("a secret of %s is short enough to guess from one signed POST "+
+				"(whoever sees one can then sign events of their own); use at least %d random characters (openssl rand -hex 32): "+
+				"add it as a line, switch the receiver to it, then remove the short one", cfg.flag("secret-file"), MinSecret)
+		}
+	}
 	return h, nil
 }
+
+// MinSecret is the shortest signing secret New takes without a warning:
+// the API's own minimum for its tokens.
+const MinSecret = 16
 
 // cleartext says what goes unencrypted to a plain-http URL off this
 // machine, "" for https or a loopback host. An http URL stays allowed (a
