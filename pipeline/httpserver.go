@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
+	"golang.org/x/net/netutil"
 )
 
 // NewRegistry is a process's metrics registry with the Go and process
@@ -111,7 +112,19 @@ func Serve(ctx context.Context, addr string, h http.Handler, log zerolog.Logger)
 	if err != nil {
 		return err
 	}
-	return ServeListener(ctx, ln, h, log)
+	return ServeOps(ctx, ln, h, log)
+}
+
+// OpsConns caps the connections of a process's --http port at once; more
+// wait in the kernel's accept queue. Its clients are a scraper and a few
+// probes, and it shares the process's open-file limit with Redis and
+// PostgreSQL: uncapped, whoever reached the port could take every
+// descriptor and cut the process off from both.
+const OpsConns = 64
+
+// ServeOps is Serve on an open listener: at most OpsConns connections.
+func ServeOps(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Logger) error {
+	return ServeListener(ctx, netutil.LimitListener(ln, OpsConns), h, log)
 }
 
 // ServeListener is Serve on an open listener, with DefaultTimeouts.
@@ -144,6 +157,12 @@ func (t Timeouts) withDefaults() Timeouts {
 	return t
 }
 
+// MaxHeaderBytes caps a request's headers (431 past it). Every request of
+// the API and the ops port fits in a few KiB (a bearer token, the console's
+// cookie); net/http's default of 1 MiB let each of --max-conns connections
+// hold a megabyte while it sent its headers.
+const MaxHeaderBytes = 64 << 10
+
 // ServeListenerWith is ServeListener with the given timeouts (tests use short
 // ones to show a slow client is cut off).
 func ServeListenerWith(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Logger, t Timeouts) error {
@@ -154,6 +173,7 @@ func ServeListenerWith(ctx context.Context, ln net.Listener, h http.Handler, log
 		ReadTimeout:       t.Read,
 		WriteTimeout:      t.Write,
 		IdleTimeout:       t.Idle,
+		MaxHeaderBytes:    MaxHeaderBytes,
 	}
 	log.Info().Str("addr", ln.Addr().String()).Msg("http listening")
 	errc := make(chan error, 1)

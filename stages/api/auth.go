@@ -1,8 +1,10 @@
 package api
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -254,6 +256,19 @@ func (v verifier) operator(tok string) bool {
 		return true
 	}
 	return v.admin != nil && v.admin.equal(hashSecret(tok))
+}
+
+// consoleTag names the operator token for the console's sessions
+// (console.Config.OperatorTag): an HMAC keyed by the token, so what Redis
+// keeps with a session says nothing of the token, yet changes with it.
+// Without a token (insecure) it is empty.
+func (a Auth) consoleTag() string {
+	if a.Insecure || a.AdminToken == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, []byte(a.AdminToken))
+	m.Write([]byte("pushpipe console session"))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // unauthorized answers 401 with the Bearer challenge.

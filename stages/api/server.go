@@ -78,7 +78,8 @@ func New(cfg Config) *Server {
 	s.apps.Store(s.newAppsState(cfg.Auth, cfg.KnownApp))
 	// The operator token is not in the apps file: a reload never changes it.
 	s.console = console.New(console.Config{Redis: cfg.Redis, DB: cfg.DB, Keys: cfg.Keys, Log: cfg.Log,
-		Operator: func(tok string) bool { return s.apps.Load().auth.operator(tok) }, KnownApp: s.knownApp})
+		Operator: func(tok string) bool { return s.apps.Load().auth.operator(tok) }, OperatorTag: cfg.Auth.consoleTag(),
+		KnownApp: s.knownApp})
 	for _, rt := range s.routes() {
 		if rt.scope == scopeConsole {
 			s.ownAuth = append(s.ownAuth, rt.pattern)
@@ -166,12 +167,12 @@ func (s *Server) routes() []route {
 // The console's pages are the exception: a browser does not send a bearer
 // token, so they check their own session (stages/api/console).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	for _, prefix := range s.ownAuth {
-		// "/ui" too: the mux redirects it to "/ui/".
-		if strings.HasPrefix(r.URL.Path+"/", prefix) {
-			s.mux.ServeHTTP(w, r)
-			return
-		}
+	// Error messages quote the request's path and headers: a browser must
+	// never take an answer for HTML it could run.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if s.ownsAuth(r) {
+		s.mux.ServeHTTP(w, r)
+		return
 	}
 	p, ok := s.apps.Load().auth.identify(r)
 	if !ok {
@@ -181,6 +182,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+}
+
+// ownsAuth reports whether r goes to a route that checks its own
+// credentials (the console). The route the mux picks decides, not the
+// path's prefix: "/ui%2F..%2Fv1/x" decodes to a path under /ui/ but routes to
+// the API's 404, and "/ui/../v1/campaigns/x" to a redirect to an API route,
+// both of which an anonymous caller got without a 401. The prefix only
+// spares the other requests the second route match.
+func (s *Server) ownsAuth(r *http.Request) bool {
+	for _, prefix := range s.ownAuth {
+		// "/ui" too: the mux redirects it to "/ui/".
+		if strings.HasPrefix(r.URL.Path+"/", prefix) {
+			_, pattern := s.mux.Handler(r)
+			return pattern == prefix
+		}
+	}
+	return false
 }
 
 // serveConsole hands a /ui/ request to the console.

@@ -5,7 +5,6 @@
 package webhook
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -190,10 +189,12 @@ func LoadSecrets(path string) ([][]byte, error) {
 		// The path is in err; say what the file is for.
 		return nil, fmt.Errorf("--secret-file: %w: give a file holding the secret your receiver verifies signatures with, one a line", err)
 	}
+	// Split, not a bufio.Scanner: its 64 KiB line limit stopped the read
+	// at a longer line, silently signing with only the secrets above it
+	// (or refusing the file as empty).
 	var out [][]byte
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
+	for line := range bytes.SplitSeq(b, []byte("\n")) {
+		if line = bytes.TrimSpace(line); len(line) > 0 {
 			out = append(out, bytes.Clone(line))
 		}
 	}

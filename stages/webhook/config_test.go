@@ -71,3 +71,38 @@ func TestLoadSecretsRefusals(t *testing.T) {
 		})
 	}
 }
+
+// Every line of a secret file is a secret, however long: a line past
+// bufio.Scanner's 64 KiB stopped the read there, and the secrets below it
+// (the one a rotation adds, say) signed nothing.
+func TestLoadSecretsLongLines(t *testing.T) {
+	long := strings.Repeat("k", 70<<10)
+	tests := []struct {
+		name, file string
+		want       []string
+	}{
+		{"long line first", long + "\nnew-secret\n", []string{long, "new-secret"}},
+		{"long line last", "old-secret\r\n" + long, []string{"old-secret", long}},
+		{"between blank lines", "\n  a  \n\n" + long + "\n\nb\n", []string{"a", long, "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := t.TempDir() + "/secrets"
+			if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := webhook.LoadSecrets(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("LoadSecrets: %d secrets, want %d", len(got), len(tt.want))
+			}
+			for i := range got {
+				if string(got[i]) != tt.want[i] {
+					t.Errorf("secret %d: %d bytes %.10q…, want %d bytes %.10q…", i, len(got[i]), got[i], len(tt.want[i]), tt.want[i])
+				}
+			}
+		})
+	}
+}

@@ -3,7 +3,9 @@ package webhook
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -61,7 +63,45 @@ func New(cfg Config) (*Handler, error) {
 		safeURL: SafeURL(cfg.URL), metrics: newMetrics(cfg.Metrics)}
 	h.log = cfg.Log.With().Str("url", h.safeURL).Str("group", cfg.Group).Logger()
 	h.failing = &failing{log: h.log, now: time.Now}
+	if why := cleartext(cfg.URL); why != "" {
+		h.log.Warn().Msg(why)
+	}
+	for i, sec := range cfg.Secrets {
+		if len(sec) < MinSecret {
+			// A warning, not a refusal: receivers verify with the
+			// secret they hold, and a stage that would not start
+			// until both sides change would drop a working hook.
+			h.log.Warn().Int("secret", i+1).Int("bytes", len(sec)).Msgf("a secret of %s is short enough to guess from one signed POST "+
+				"(whoever sees one can then sign events of their own); use at least %d random characters (openssl rand -hex 32): "+
+				"add it as a line, switch the receiver to it, then remove the short one", cfg.flag("secret-file"), MinSecret)
+		}
+	}
 	return h, nil
+}
+
+// MinSecret is the shortest signing secret New takes without a warning:
+// the API's own minimum for its tokens.
+const MinSecret = 16
+
+// cleartext says what goes unencrypted to a plain-http URL off this
+// machine, "" for https or a loopback host. An http URL stays allowed (a
+// receiver beside the process, a sidecar), but every POST carries device
+// tokens, and a URL's credentials go as Basic auth: the operator should
+// know.
+func cleartext(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" {
+		return ""
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return ""
+	}
+	why := "webhook URL is plain http: every POST's events (device tokens included) cross the network unencrypted"
+	if u.User != nil {
+		why += ", and so do the URL's credentials (Basic auth)"
+	}
+	return why + "; use https"
 }
 
 // rateCapName names a group's --rate cap: each receiver has its own rate,

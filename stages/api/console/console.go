@@ -38,6 +38,12 @@ type Config struct {
 	// the only credential that signs in: an app key ships inside apps, and
 	// whoever unpacks one must not get the console.
 	Operator func(token string) bool
+	// OperatorTag names the operator token without revealing it (the API
+	// passes an HMAC of it). A session keeps the tag it signed in under and
+	// ends when the token changes: rotating a leaked token must also end
+	// the console sessions signed in with it, which outlive any restart in
+	// Redis.
+	OperatorTag string
 	// KnownApp says which apps a new campaign may name, as the API's 422
 	// does (the apps file, else the app keys); nil: any.
 	KnownApp func(app string) bool

@@ -19,8 +19,9 @@ import (
 
 // cookieName is the session cookie. Its value is a random 256-bit id;
 // Redis keeps only the id's SHA-256 (someone who can read Redis cannot sign
-// in with what they read), with the session's CSRF token as value and the
-// session's lifetime as expiry, so every API replica knows every session
+// in with what they read), with the operator token's tag and the session's
+// CSRF token as value and the session's lifetime as expiry, so every API
+// replica knows every session
 // and sign-out ends it everywhere.
 const cookieName = "pushpipe_console"
 
@@ -56,15 +57,25 @@ func (c *Console) lookup(ctx context.Context, r *http.Request) (session, bool, e
 	if err != nil || len(ck.Value) != 64 {
 		return session{}, false, nil
 	}
-	tok, err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Get().Key(c.sessionKey(ck.Value)).Build()).ToString()
+	v, err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Get().Key(c.sessionKey(ck.Value)).Build()).ToString()
 	if rueidis.IsRedisNil(err) {
 		return session{}, false, nil
 	}
 	if err != nil {
 		return session{}, false, err
 	}
-	return session{csrf: tok}, true, nil
+	// Signed in under another operator token (or before sessions kept
+	// theirs): over, as if signed out.
+	tag, csrf, ok := strings.Cut(v, " ")
+	if !ok || tag != c.tag() || csrf == "" {
+		return session{}, false, nil
+	}
+	return session{csrf: csrf}, true, nil
 }
+
+// tag is the operator token's tag as a session keeps it ("-" for none, so
+// that the value always has its two parts).
+func (c *Console) tag() string { return cmp.Or(c.cfg.OperatorTag, "-") }
 
 // signedIn sends a browser without a session to the sign-in page and
 // refuses a POST without its session's CSRF token.
@@ -231,8 +242,17 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	id, csrf := randomHex(), randomHex()
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Set().Key(c.sessionKey(id)).Value(csrf).
-		Px(c.cfg.SessionTTL).Build()).Error()
+	cmds := rueidis.Commands{c.cfg.Redis.B().Set().Key(c.sessionKey(id)).Value(c.tag() + " " + csrf).
+		Px(c.cfg.SessionTTL).Build()}
+	if old, err := r.Cookie(cookieName); err == nil {
+		// The session this browser held ends: a sign-in starts afresh,
+		// and a copy of the old cookie taken meanwhile opens nothing.
+		cmds = append(cmds, c.cfg.Redis.B().Del().Key(c.sessionKey(old.Value)).Build())
+	}
+	var err error
+	for _, res := range c.cfg.Redis.DoMulti(ctx, cmds...) {
+		err = cmp.Or(err, res.Error())
+	}
 	if err != nil {
 		c.cfg.Log.Warn().Err(err).Msg("console: session not stored")
 		c.render(w, r, http.StatusServiceUnavailable, "signin", page{Title: "Sign in", Data: next, Error: "Redis did not answer; try again in a moment."})
@@ -240,7 +260,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: cookieName, Value: id, Path: "/ui/", MaxAge: int(c.cfg.SessionTTL.Seconds()),
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r),
 	})
 	// Back to the page whose session ended (a campaign being watched),
 	// not to the list.
@@ -248,15 +268,22 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 }
 
 // signOut ends the session everywhere (its Redis key) and clears the cookie.
-func (c *Console) signOut(w http.ResponseWriter, r *http.Request, _ session) {
+// A session Redis did not delete is not signed out: the page says so and
+// the cookie stays, so that signing out again can end it. (It used to clear
+// the cookie and say "You are signed out" while the session stayed good for
+// the rest of its hours to whoever held a copy of the cookie.)
+func (c *Console) signOut(w http.ResponseWriter, r *http.Request, s session) {
 	if ck, err := r.Cookie(cookieName); err == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 		defer cancel()
 		if err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Del().Key(c.sessionKey(ck.Value)).Build()).Error(); err != nil {
 			c.cfg.Log.Warn().Err(err).Msg("console: session not deleted")
+			c.render(w, r, http.StatusServiceUnavailable, "error", page{Title: "Not signed out", Session: s,
+				Error: "Not signed out: Redis did not end the session. Sign out again in a moment."})
+			return
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/ui/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
 	http.Redirect(w, r, signInURL("", signInSignedOut), http.StatusSeeOther)
 }

@@ -2,10 +2,12 @@ package console_test
 
 import (
 	"context"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,3 +78,95 @@ func TestSessionCookieUnderTLS(t *testing.T) {
 		t.Errorf("API with the console's cookie: %d, want 401", r.StatusCode)
 	}
 }
+
+// TestSessionCookieBehindTLSProxy: the API serves plain HTTP behind a
+// TLS-terminating proxy, which says so in X-Forwarded-Proto or Forwarded:
+// the session cookie, and the one that clears it at sign-out, are Secure
+// then too, and only then.
+func TestSessionCookieBehindTLSProxy(t *testing.T) {
+	rdb, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4)
+	srv := httptest.NewServer(api.New(api.Config{Redis: rdb, Keys: keys, Log: zerolog.Nop(),
+		Auth: api.Auth{AdminToken: adminToken}}))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		name   string
+		header map[string]string
+		secure bool
+	}{
+		{"plain HTTP", nil, false},
+		{"X-Forwarded-Proto", map[string]string{"X-Forwarded-Proto": "https"}, true},
+		{"X-Forwarded-Proto of two proxies", map[string]string{"X-Forwarded-Proto": "https, http"}, true},
+		{"X-Forwarded-Proto http", map[string]string{"X-Forwarded-Proto": "http"}, false},
+		{"Forwarded", map[string]string{"Forwarded": `for=192.0.2.60;proto=https;by=203.0.113.43`}, true},
+		{"Forwarded quoted", map[string]string{"Forwarded": `for="[2001:db8::1]";Proto="https"`}, true},
+		{"Forwarded http", map[string]string{"Forwarded": "for=192.0.2.60;proto=http"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			session := consoleCookie(t, srv.URL, "/ui/signin", url.Values{"token": {adminToken}}, tt.header)
+			if session.Value == "" || session.Secure != tt.secure || !session.HttpOnly {
+				t.Errorf("session cookie %+v: want Secure=%v, HttpOnly", session, tt.secure)
+			}
+			csrf := csrfOf(t, srv.URL, session)
+			cleared := consoleCookie(t, srv.URL, "/ui/signout", url.Values{"csrf": {csrf}}, tt.header, session)
+			if cleared.MaxAge >= 0 || cleared.Secure != tt.secure {
+				t.Errorf("sign-out cookie %+v: want it cleared, Secure=%v", cleared, tt.secure)
+			}
+		})
+	}
+}
+
+// consoleCookie POSTs form to the console and returns the session cookie
+// its 303 sets.
+func consoleCookie(t *testing.T, base, path string, form url.Values, header map[string]string, cookies ...*http.Cookie) *http.Cookie {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(context.Background(), "POST", base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "pushpipe_console" {
+			if resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("POST %s: %d", path, resp.StatusCode)
+			}
+			return c
+		}
+	}
+	t.Fatalf("POST %s: %d, no session cookie in %v", path, resp.StatusCode, resp.Cookies())
+	return nil
+}
+
+// csrfOf reads the session's CSRF token off the form of a console page.
+func csrfOf(t *testing.T, base string, session *http.Cookie) string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(context.Background(), "GET", base+"/ui/pipeline", nil)
+	req.AddCookie(session)
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`name="csrf" value="([0-9a-f]{64})"`).FindSubmatch(b)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("GET /ui/pipeline: %d, no CSRF field", resp.StatusCode)
+	}
+	return string(m[1])
+}
+
+// noRedirects shows a redirect rather than following it.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
