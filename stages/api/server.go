@@ -78,7 +78,8 @@ func New(cfg Config) *Server {
 	s.apps.Store(s.newAppsState(cfg.Auth, cfg.KnownApp))
 	// The operator token is not in the apps file: a reload never changes it.
 	s.console = console.New(console.Config{Redis: cfg.Redis, DB: cfg.DB, Keys: cfg.Keys, Log: cfg.Log,
-		Operator: func(tok string) bool { return s.apps.Load().auth.operator(tok) }, KnownApp: s.knownApp})
+		Operator: func(tok string) bool { return s.apps.Load().auth.operator(tok) }, KnownApp: s.knownApp,
+		ParseNotification: ParseNotification})
 	for _, rt := range s.routes() {
 		if rt.scope == scopeConsole {
 			s.ownAuth = append(s.ownAuth, rt.pattern)
