@@ -79,7 +79,7 @@ func New(cfg Config) *Server {
 	// The operator token is not in the apps file: a reload never changes it.
 	s.console = console.New(console.Config{Redis: cfg.Redis, DB: cfg.DB, Keys: cfg.Keys, Log: cfg.Log,
 		Operator: func(tok string) bool { return s.apps.Load().auth.operator(tok) }, OperatorTag: cfg.Auth.consoleTag(),
-		KnownApp: s.knownApp})
+		KnownApp: s.knownApp, ParseNotification: ParseNotification})
 	for _, rt := range s.routes() {
 		if rt.scope == scopeConsole {
 			s.ownAuth = append(s.ownAuth, rt.pattern)

@@ -11,9 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // listLimit is how many campaigns the list shows at once.
@@ -208,6 +210,11 @@ func notice(r *http.Request) string {
 // after a refusal.
 type form struct {
 	ID, App, Channels, Category, Title, Body, Data, TTL, Rate, When, SendAt string
+	// Priority is "normal" or "high" (the campaign's lane); the rest is
+	// the notification object's (DESIGN, "The notification object").
+	Priority, Subtitle, Image, Sound, Badge, ThreadID, CollapseID string
+	// Silent is a background push: no text, the app gets the data.
+	Silent bool
 	// AllowEmpty creates a campaign nobody would receive (allow_empty).
 	AllowEmpty bool
 	// Key is the form's own idempotency key, made when the form is
@@ -219,9 +226,59 @@ type form struct {
 // AllowEmptyLabel is the text of the form's allow_empty box.
 func (form) AllowEmptyLabel() string { return allowEmptyLabel }
 
+// More reports whether a field of the form's "More" block is filled: the
+// block opens then, so a refusal naming one shows it.
+func (f form) More() bool {
+	return f.Subtitle != "" || f.Image != "" || f.Sound != "" || f.Badge != "" || f.ThreadID != "" || f.CollapseID != ""
+}
+
+// notification is the form's notification object as POST /v1/campaigns
+// takes it (what is left empty is left out), or the form's refusal. Title,
+// subtitle and body go as typed, as the API takes them; the URL, names and
+// ids without the spaces a paste brings along.
+func (f form) notification() ([]byte, string) {
+	obj := map[string]any{}
+	for _, t := range []struct{ key, label, v string }{{"title", "Title", f.Title}, {"subtitle", "Subtitle", f.Subtitle}, {"body", "Body", f.Body}} {
+		if !utf8.ValidString(t.v) {
+			// JSON would carry it as U+FFFD, sent as if typed.
+			return nil, t.label + ": must be valid UTF-8."
+		}
+		if t.v != "" {
+			obj[t.key] = t.v
+		}
+	}
+	for k, v := range map[string]string{"image": f.Image, "sound": f.Sound, "thread_id": f.ThreadID, "collapse_id": f.CollapseID} {
+		if v = strings.TrimSpace(v); v != "" {
+			obj[k] = v
+		}
+	}
+	if v := strings.TrimSpace(f.Badge); v != "" {
+		// The number as typed, so the API's parser names its range.
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, "Badge: a whole number the app icon shows (0 clears it), or empty to leave the badge as it is."
+		}
+		obj["badge"] = n
+	}
+	if f.Silent {
+		obj["silent"] = true
+	}
+	if d := strings.TrimSpace(f.Data); d != "" {
+		if !json.Valid([]byte(d)) {
+			return nil, `Data: must be a JSON object, e.g. {"url": "https://example.com"}`
+		}
+		obj["data"] = json.RawMessage(d)
+	}
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return nil, "Not created: " + err.Error() + "."
+	}
+	return raw, ""
+}
+
 func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s session) {
 	c.render(w, r, http.StatusOK, "new", page{Title: "New campaign", Nav: "new", Session: s,
-		Data: form{When: "now", TTL: "86400", Key: campaign.NewID()}})
+		Data: form{When: "now", TTL: "86400", Priority: push.PriorityNormal, Key: campaign.NewID()}})
 }
 
 // createCampaign reads the form into the same campaign.Campaign that POST
@@ -231,23 +288,35 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		Category: r.PostFormValue("category"), Title: r.PostFormValue("title"), Body: r.PostFormValue("body"),
 		Data: r.PostFormValue("data"), TTL: r.PostFormValue("ttl_seconds"), Rate: r.PostFormValue("rate_per_second"),
 		When:   r.PostFormValue("when"),
-		SendAt: r.PostFormValue("send_at"), AllowEmpty: r.PostFormValue("allow_empty") == "1", Key: r.PostFormValue("key")}
+		SendAt: r.PostFormValue("send_at"), AllowEmpty: r.PostFormValue("allow_empty") == "1", Key: r.PostFormValue("key"),
+		Priority: r.PostFormValue("priority"), Subtitle: r.PostFormValue("subtitle"), Image: r.PostFormValue("image"),
+		Sound: r.PostFormValue("sound"), Badge: r.PostFormValue("badge"), ThreadID: r.PostFormValue("thread_id"),
+		CollapseID: r.PostFormValue("collapse_id"), Silent: r.PostFormValue("silent") == "1"}
 	refuse := func(msg string) {
 		c.render(w, r, http.StatusBadRequest, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f, Error: msg})
 	}
-	camp := campaign.Campaign{ID: cmp.Or(strings.TrimSpace(f.ID), f.Key), App: strings.TrimSpace(f.App), Category: strings.TrimSpace(f.Category),
-		Title: f.Title, Body: f.Body}
+	camp := campaign.Campaign{ID: cmp.Or(strings.TrimSpace(f.ID), f.Key), App: strings.TrimSpace(f.App), Category: strings.TrimSpace(f.Category)}
 	for ch := range strings.SplitSeq(f.Channels, ",") {
 		if ch = strings.TrimSpace(ch); ch != "" {
 			camp.Channels = append(camp.Channels, ch)
 		}
 	}
-	if d := strings.TrimSpace(f.Data); d != "" {
-		if !json.Valid([]byte(d)) {
-			refuse(`Data: must be a JSON object, e.g. {"url": "https://example.com"}`)
-			return
-		}
-		camp.Data = json.RawMessage(d)
+	// The notification object, read by the API's own parser: the form
+	// accepts what POST /v1/campaigns accepts, and stores what it stores.
+	raw, msg := f.notification()
+	if msg != "" {
+		refuse(msg)
+		return
+	}
+	content, err := c.cfg.ParseNotification(raw, f.Priority, push.PriorityNormal)
+	if err != nil {
+		refuse(formSays(err.Error()))
+		return
+	}
+	camp.Title, camp.Body, camp.Data, camp.Priority = content.Title, content.Body, content.Data, content.Priority
+	if camp.Notification, err = json.Marshal(content); err != nil {
+		refuse("Not created: " + err.Error() + ".")
+		return
 	}
 	if t := strings.TrimSpace(f.TTL); t != "" {
 		// Bounded here, before it becomes a Duration: 99999999999 s
@@ -332,11 +401,15 @@ func parseSendAt(v string) (time.Time, error) {
 	return t, err
 }
 
-// formLabels are the API's names of the form's fields, as the model's
-// refusals start ("send_at: …"), and the form's labels for them, longest
-// first: "notification.data" before "notification".
+// formLabels are the API's names of the form's fields, as the model's and
+// the notification parser's refusals start ("send_at: …",
+// "notification.badge: …"), and the form's labels for them, longest first:
+// "notification.data" before "notification".
 var formLabels = [][2]string{
-	{"notification.data", "Data"}, {"notification", "Title and body"}, {"ttl_seconds", "Time to live"},
+	{"notification.data", "Data"}, {"notification.title", "Title"}, {"notification.subtitle", "Subtitle"},
+	{"notification.body", "Body"}, {"notification.image", "Image URL"}, {"notification.sound", "Sound"},
+	{"notification.badge", "Badge"}, {"notification.thread_id", "Thread id"}, {"notification.collapse_id", "Collapse id"},
+	{"notification", "Title and body"}, {"ttl_seconds", "Time to live"}, {"priority", "Priority"},
 	{"rate_per_second", "Rate"}, {"send_at", "Send at"}, {"channels", "Channels"}, {"category", "Category"},
 	{"app", "App"}, {"id", "Id"}, {"title", "Title"}, {"body", "Body"},
 }
@@ -353,5 +426,7 @@ func formSays(msg string) string {
 			break
 		}
 	}
-	return strings.ReplaceAll(msg, `e.g. ["breaking-news"]`, "e.g. breaking-news, sport")
+	return strings.NewReplacer(`e.g. ["breaking-news"]`, "e.g. breaking-news, sport",
+		`set "silent": false`, `untick "Silent"`,
+		"a title or a body is required", `a title or a body is required (or tick "Silent" for a background push of data only)`).Replace(msg)
 }

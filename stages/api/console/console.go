@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 //go:embed templates/*.html
@@ -47,6 +48,13 @@ type Config struct {
 	// KnownApp says which apps a new campaign may name, as the API's 422
 	// does (the apps file, else the app keys); nil: any.
 	KnownApp func(app string) bool
+	// ParseNotification reads a notification object (JSON) with its
+	// request's priority as POST /v1/campaigns does (api.ParseNotification:
+	// the console cannot import the API), so the new-campaign form accepts
+	// exactly what the API accepts; def is the priority when none is given.
+	// Its error names the object's field ("notification.badge: ...").
+	// Required.
+	ParseNotification func(raw []byte, priority, def string) (push.Content, error)
 	// Campaigns is where campaigns are listed, created and canceled; nil:
 	// the shared campaign model (NewCampaigns).
 	Campaigns Campaigns
@@ -73,7 +81,7 @@ type Console struct {
 	cop   *http.CrossOriginProtection
 }
 
-// New builds the console; Redis and Operator are required.
+// New builds the console; Redis, Operator and ParseNotification are required.
 func New(cfg Config) *Console {
 	cfg.SessionTTL = cmp.Or(cfg.SessionTTL, DefaultSessionTTL)
 	if cfg.Campaigns == nil {

@@ -1,9 +1,12 @@
 package console_test
 
 import (
+	"encoding/json"
+	"errors"
 	"html"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,6 +15,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/pushpipe/pushpipe/bench"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/stages/api"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // TestFormRefusesWhatTheAPIRefuses: the new-campaign form refuses, before
@@ -111,4 +117,203 @@ func TestPickingATimeChoosesAt(t *testing.T) {
 	if sendAt == nil || !sendAt.Equal(at) {
 		t.Errorf("the campaign's send_at is %v, want %v", sendAt, at)
 	}
+}
+
+// TestFormSetsTheNotificationObject: the new-campaign form sets the
+// notification object's fields an operator needs, and the campaign's
+// priority, checked by the API's own parser (api.ParseNotification): what
+// it stores is what POST /v1/campaigns stores for the same object, and what
+// the API refuses the form refuses, by the form's label, keeping what was
+// typed. The form had title, body and data only: a breaking-news alert at
+// priority high, with an image, a subtitle, a sound or a badge, or a silent
+// push, could not be sent from the console; the fields a crafted post
+// carried were ignored, and the campaign went out plain, at normal
+// priority.
+func TestFormSetsTheNotificationObject(t *testing.T) {
+	tests := []struct {
+		name     string
+		fields   url.Values // the form's fields beyond app, channels and the rest
+		object   string     // the same notification as POST /v1/campaigns takes it ("" when refused)
+		priority string     // the request's priority for it
+		says     string     // the refusal ("" when created)
+	}{
+		{
+			name: "breaking news at high priority",
+			fields: url.Values{"priority": {"high"}, "title": {"Breaking"}, "subtitle": {"Election night"}, "body": {"Results are in"},
+				"image": {"https://cdn.example.com/map.png"}, "sound": {"alert.caf"}, "badge": {"3"}},
+			object:   `{"title":"Breaking","subtitle":"Election night","body":"Results are in","image":"https://cdn.example.com/map.png","sound":"alert.caf","badge":3}`,
+			priority: "high",
+		},
+		{
+			name: "thread, collapse id and data",
+			fields: url.Values{"priority": {"normal"}, "title": {"Score"}, "thread_id": {"match-12"}, "collapse_id": {"score-12"},
+				"badge": {"0"}, "data": {`{"match": 12}`}},
+			object:   `{"title":"Score","thread_id":"match-12","collapse_id":"score-12","badge":0,"data":{"match":12}}`,
+			priority: "normal",
+		},
+		{
+			name:   "silent with data only",
+			fields: url.Values{"silent": {"1"}, "data": {`{"sync": "inbox"}`}},
+			object: `{"silent":true,"data":{"sync":"inbox"}}`,
+		},
+		{
+			name:   "silent with a title",
+			fields: url.Values{"silent": {"1"}, "title": {"Shown?"}, "data": {`{"sync": "inbox"}`}},
+			says:   `Title: a silent push shows nothing; remove it or untick "Silent"`,
+		},
+		{
+			name:   "silent with a sound",
+			fields: url.Values{"silent": {"1"}, "sound": {"default"}},
+			says:   `Sound: a silent push shows nothing`,
+		},
+		{
+			name:   "an image over http",
+			fields: url.Values{"title": {"Look"}, "image": {"http://cdn.example.com/map.png"}},
+			says:   "Image URL: must be an https:// URL",
+		},
+		{
+			name:   "a badge of -1",
+			fields: url.Values{"title": {"Count"}, "badge": {"-1"}},
+			says:   "Badge: must be between 0 (clears the badge) and 2147483647, got -1",
+		},
+		{
+			name:   "a badge that is no number",
+			fields: url.Values{"title": {"Count"}, "badge": {"three"}},
+			says:   "Badge: a whole number",
+		},
+		{
+			name:   "a priority the API does not know",
+			fields: url.Values{"title": {"Now"}, "priority": {"urgent"}},
+			says:   `Priority: must be "normal" or "high", got "urgent"`,
+		},
+		{
+			name:   "a collapse id too long",
+			fields: url.Values{"title": {"Once"}, "collapse_id": {strings.Repeat("c", 65)}},
+			says:   "Collapse id: must be at most 64 printable bytes",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			_, page := b.get("/ui/campaigns/new")
+			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
+			if csrf == nil {
+				t.Fatalf("no csrf field in\n%s", page)
+			}
+			form := url.Values{"csrf": {html.UnescapeString(csrf[1])}, "app": {app}, "channels": {"ch0"}, "ttl_seconds": {"86400"},
+				"when": {"now"}, "id": {"note"}, "allow_empty": {"1"}}
+			for k, v := range tt.fields {
+				form[k] = v
+			}
+			status, _, body := b.post("/ui/campaigns", form)
+			body = html.UnescapeString(body)
+			stored, err := campaign.Load(t.Context(), b.db, "note")
+			if tt.says != "" {
+				if status != http.StatusBadRequest || !strings.Contains(body, tt.says) {
+					t.Errorf("%d, want 400 saying %q:\n%s", status, tt.says, body)
+				}
+				if !errors.Is(err, campaign.ErrNotFound) {
+					t.Errorf("a refused form stored campaign %+v (%v)", stored, err)
+				}
+				for name, v := range tt.fields {
+					if name == "priority" && v[0] != "normal" && v[0] != "high" {
+						continue // a crafted post: no radio of the form shows it
+					}
+					if !keeps(body, name, v[0]) {
+						t.Errorf("the refused form does not keep %s=%q", name, v[0])
+					}
+				}
+				return
+			}
+			if status != http.StatusSeeOther {
+				t.Fatalf("%d, want 303 to the campaign:\n%s", status, body)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := api.ParseNotification([]byte(tt.object), tt.priority, push.PriorityNormal)
+			if err != nil {
+				t.Fatalf("the API refuses %s: %v", tt.object, err)
+			}
+			wantJSON, err := json.Marshal(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameJSON(stored.Notification, wantJSON) {
+				t.Errorf("stored notification\n%s\nwant what the API stores\n%s", stored.Notification, wantJSON)
+			}
+			if stored.Priority != want.Priority || stored.Title != want.Title || stored.Body != want.Body || !sameJSON(stored.Data, want.Data) {
+				t.Errorf("stored priority %q title %q body %q data %s, want %q %q %q %s", stored.Priority, stored.Title, stored.Body, stored.Data,
+					want.Priority, want.Title, want.Body, want.Data)
+			}
+		})
+	}
+}
+
+// TestFormSendsANotificationFromTheBrowser: an operator fills the new
+// fields in the real browser (the less-used ones under "More"), sees them in
+// the preview, and creates a high-priority campaign whose notification is
+// what the API stores for the same object.
+func TestFormSendsANotificationFromTheBrowser(t *testing.T) {
+	b := newBed(t)
+	if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
+		t.Fatal(err)
+	}
+	b.signIn()
+	b.run(chromedp.Navigate(b.url + "/ui/campaigns/new"))
+	// Within a bound: the old form had none of these fields.
+	b.within(30*time.Second,
+		chromedp.SendKeys(chromedp.ID("app"), app),
+		chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
+		chromedp.SendKeys(chromedp.ID("title"), "Breaking"),
+		chromedp.SendKeys(chromedp.ID("body"), "Results are in"),
+		chromedp.SendKeys(chromedp.ID("cid"), "breaking-1"),
+		clickJS(`input[name="priority"][value="high"]`),
+		clickJS("#more summary"),
+		waitJS(`document.getElementById("more").open`),
+		chromedp.SendKeys(chromedp.ID("subtitle"), "Election night"),
+		chromedp.SendKeys(chromedp.ID("image"), "https://cdn.example.com/map.png"),
+		chromedp.SendKeys(chromedp.ID("sound"), "alert.caf"),
+		chromedp.SendKeys(chromedp.ID("badge"), "3"),
+		chromedp.SendKeys(chromedp.ID("thread-id"), "election"),
+		chromedp.SendKeys(chromedp.ID("collapse-id"), "results"),
+		// The preview follows the new fields.
+		waitJS(`document.querySelector('.ios [data-preview="subtitle"]').textContent === "Election night" &&
+			JSON.parse(document.querySelector('[data-preview="apns"]').textContent).image === "https://cdn.example.com/map.png" &&
+			JSON.parse(document.querySelector('[data-preview="apns"]').textContent).aps.badge === 3 &&
+			JSON.parse(document.querySelector('[data-preview="fcm"]').textContent).message.android.priority === "HIGH"`),
+	)
+	b.run(clickJS("#create"), waitJS(`location.pathname === "/ui/campaigns/breaking-1" && document.querySelector("p.notice") !== null`))
+	stored, err := campaign.Load(t.Context(), b.db, "breaking-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := api.ParseNotification([]byte(`{"title":"Breaking","subtitle":"Election night","body":"Results are in",
+		"image":"https://cdn.example.com/map.png","sound":"alert.caf","badge":3,"thread_id":"election","collapse_id":"results"}`), "high", push.PriorityNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantJSON, _ := json.Marshal(want)
+	if stored.Priority != "high" || !sameJSON(stored.Notification, wantJSON) {
+		t.Errorf("stored priority %q, notification\n%s\nwant high and\n%s", stored.Priority, stored.Notification, wantJSON)
+	}
+}
+
+// keeps reports whether a re-rendered form holds value in its field name:
+// an input's value, a textarea's text, a checked radio or box.
+func keeps(body, name, value string) bool {
+	q := regexp.QuoteMeta
+	return regexp.MustCompile(`name="`+q(name)+`"[^>]*value="`+q(value)+`"`+`|`+
+		`name="`+q(name)+`"[^>]*>`+q(value)+`</textarea>`).MatchString(body) &&
+		(name != "priority" && name != "silent" || regexp.MustCompile(`name="`+q(name)+`" value="`+q(value)+`"[^>]*checked`).MatchString(body))
+}
+
+// sameJSON reports whether two JSON texts are the same value (PostgreSQL's
+// jsonb keeps neither spacing nor key order).
+func sameJSON(a, b []byte) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
 }

@@ -63,17 +63,44 @@
       // keys (the API refuses them); Object.keys(null) threw, and the
       // preview stopped following the form.
       if (data === null || typeof data !== "object" || Array.isArray(data)) data = { "(not a JSON object)": val("data") };
+      var subtitle = val("subtitle"), image = val("image").trim(), sound = val("sound").trim(),
+        badge = val("badge").trim(), thread = val("thread_id").trim(), collapse = val("collapse_id").trim(),
+        silent = !!(form.elements["silent"] && form.elements["silent"].checked),
+        high = !!form.querySelector('input[name="priority"][value="high"]:checked');
       set("app", val("app") || "app");
-      set("title", title);
-      set("body", body);
-      var aps = { aps: { alert: { title: title, body: body } } };
-      Object.keys(data).forEach(function (k) { aps[k] = data[k]; });
+      set("title", silent ? "" : title);
+      set("subtitle", silent ? "" : subtitle);
+      set("body", silent ? "(silent: nothing is shown; the app gets the data)" : body);
+      // A silent push is aps.content-available alone; a shown one has
+      // its alert, badge, sound and, with an image, mutable-content and
+      // the custom key "image" (stages/deliver/apns render).
+      var alert = { title: title };
+      if (subtitle) alert.subtitle = subtitle;
+      alert.body = body;
+      var aps = silent ? { "content-available": 1 } : { alert: alert };
+      if (!silent && /^-?[0-9]+$/.test(badge)) aps.badge = Number(badge);
+      if (!silent && sound) aps.sound = sound;
+      if (!silent && image) aps["mutable-content"] = 1;
+      if (thread) aps["thread-id"] = thread;
+      var apns = { aps: aps };
+      if (!silent && image) apns.image = image;
+      Object.keys(data).forEach(function (k) { apns[k] = data[k]; });
       var strData = {};
       Object.keys(data).forEach(function (k) { strData[k] = typeof data[k] === "string" ? data[k] : JSON.stringify(data[k]); });
-      var fcm = { message: { notification: { title: title, body: body }, data: strData,
-        android: { ttl: (val("ttl_seconds") || "86400") + "s" } } };
-      set("apns", JSON.stringify(aps, null, 2));
-      set("fcm", JSON.stringify(fcm, null, 2));
+      var android = { priority: high ? "HIGH" : "NORMAL", ttl: (val("ttl_seconds") || "86400") + "s" };
+      if (collapse) android.collapse_key = collapse;
+      var message = { data: strData, android: android };
+      if (!silent) {
+        message.notification = { title: title, body: body };
+        if (image) message.notification.image = image;
+        var shown = {};
+        if (collapse) shown.tag = collapse;
+        if (sound) shown.sound = sound;
+        if (aps.badge !== undefined) shown.notification_count = aps.badge;
+        if (Object.keys(shown).length) android.notification = shown;
+      }
+      set("apns", JSON.stringify(apns, null, 2));
+      set("fcm", JSON.stringify({ message: message }, null, 2));
     }
     form.addEventListener("input", update);
     update();
