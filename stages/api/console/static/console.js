@@ -86,7 +86,7 @@
       if (!silent && image) apns.image = image;
       Object.keys(data).forEach(function (k) { apns[k] = data[k]; });
       var strData = {};
-      Object.keys(data).forEach(function (k) { strData[k] = typeof data[k] === "string" ? data[k] : JSON.stringify(data[k]); });
+      Object.keys(data).forEach(function (k) { strData[k] = typeof data[k] === "string" ? data[k] : data[k] === null ? "" : JSON.stringify(data[k]); });
       var android = { priority: high ? "HIGH" : "NORMAL", ttl: (val("ttl_seconds") || "86400") + "s" };
       if (collapse) android.collapse_key = collapse;
       var message = { data: strData, android: android };
