@@ -86,8 +86,7 @@ func (c *ImportSubscribersCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "imported %s of %s from %s in %s\n", plural(res.Rows, "subscriber"), c.Channel,
-		plural(res.Lines, "line"), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintln(os.Stderr, importSummary(res, c.Channel, time.Since(start)))
 	if res.Bad == 0 {
 		return nil
 	}
@@ -101,6 +100,20 @@ func (c *ImportSubscribersCmd) Run(g *Globals) error {
 		return errors.New("1 malformed line was skipped (the rest is imported): correct it and import the file again")
 	}
 	return fmt.Errorf("%d malformed lines were skipped (the rest is imported): correct them and import the file again", res.Bad)
+}
+
+// importSummary says what an import added: new subscriptions, and apart
+// from them the ids that were repeated in the file or subscribed already,
+// which "imported N subscribers" counted as imported.
+func importSummary(res devices.ImportResult, channel string, took time.Duration) string {
+	line := fmt.Sprintf("imported %s of %s from %s in %s", plural(res.Added, "subscriber"), channel,
+		plural(res.Lines, "line"), took.Round(time.Millisecond))
+	if same := res.Rows - res.Added; same > 0 {
+		line = fmt.Sprintf("imported %s of %s from %s in %s (%s read: %s repeated in the file or subscribed already)",
+			plural(res.Added, "new subscriber"), channel, plural(res.Lines, "line"), took.Round(time.Millisecond),
+			plural(res.Rows, "user id"), thousands(same))
+	}
+	return line
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

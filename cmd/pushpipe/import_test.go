@@ -3,6 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // `import subscribers --channel` is checked by the flag's name before the
@@ -21,6 +24,30 @@ func TestImportChannelFlag(t *testing.T) {
 			_, err := kongParse("import", "subscribers", "--channel", tt.channel, "-")
 			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
 				t.Fatalf("error %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
+
+// The summary counts what was added: "imported 4 subscribers" of a file
+// whose 4 ids were one user repeated, or a re-run, counted ids read.
+func TestImportSummary(t *testing.T) {
+	tests := []struct {
+		name string
+		res  devices.ImportResult
+		want string
+	}{
+		{"all new", devices.ImportResult{Rows: 3, Added: 3, Lines: 4},
+			"imported 3 subscribers of news from 4 lines in 2ms"},
+		{"repeats", devices.ImportResult{Rows: 4, Added: 2, Lines: 4},
+			"imported 2 new subscribers of news from 4 lines in 2ms (4 user ids read: 2 repeated in the file or subscribed already)"},
+		{"re-run", devices.ImportResult{Rows: 1500, Added: 0, Lines: 1501},
+			"imported 0 new subscribers of news from 1,501 lines in 2ms (1,500 user ids read: 1,500 repeated in the file or subscribed already)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := importSummary(tt.res, "news", 2*time.Millisecond); got != tt.want {
+				t.Fatalf("got  %q\nwant %q", got, tt.want)
 			}
 		})
 	}

@@ -36,7 +36,8 @@ type BadLine struct {
 
 // ImportResult is what an import did.
 type ImportResult struct {
-	Rows    int64     // subscriptions written or already there
+	Rows    int64     // user ids read (a repeated id each time)
+	Added   int64     // subscriptions new to the channel: Rows less repeats and those there already
 	Lines   int64     // lines read (a CSV header included)
 	Bad     int64     // malformed lines, skipped
 	BadList []BadLine // the first maxBadLines of them
@@ -118,12 +119,14 @@ func ImportSubscribers(ctx context.Context, db *pgxpool.Pool, channel string, r 
 	var copyErr error
 	for c := range chunks {
 		if len(c.ids) > 0 {
-			if err := copyChunk(ctx, db, channel, c.ids); err != nil {
+			added, err := copyChunk(ctx, db, channel, c.ids)
+			if err != nil {
 				copyErr = fmt.Errorf("import subscribers of %s (after %d rows): %w", channel, res.Rows, err)
 				cancel()
 				break
 			}
 			res.Rows += int64(len(c.ids))
+			res.Added += added
 		}
 		if progress != nil {
 			progress(c.bytes, res.Rows)
@@ -156,9 +159,7 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		return func() (int64, bool, error) { return 0, false, io.EOF }, nil
 	}
 	head, _ := br.Peek(min(br.Buffered(), 4096))
-	if i := bytes.IndexByte(head, '\n'); i >= 0 {
-		head = head[:i]
-	}
+	head = firstLine(head)
 	bad := func(line int64, reason string) (int64, bool, error) {
 		res.Bad++
 		if len(res.BadList) < maxBadLines {
@@ -166,7 +167,14 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		}
 		return 0, false, nil
 	}
-	if !bytes.Contains(head, []byte("user_id")) && !bytes.ContainsRune(head, ',') {
+	sep, csvFile := separator(head)
+	if !csvFile && bytes.ContainsAny(head, ";\t") {
+		// A headerless file of "1;alice" would have every line skipped
+		// as malformed, and the summary would not say why.
+		return nil, fmt.Errorf("import: line 1 (%.60q) has a %s but no user_id column: a CSV needs a first line naming its columns, "+
+			"one of them user_id (separated by commas, semicolons or tabs); one user id a line needs no header", head, sepName(head))
+	}
+	if !csvFile {
 		// One id a line: the fast path.
 		return func() (int64, bool, error) {
 			line, err := br.ReadSlice('\n')
@@ -195,7 +203,10 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 			res.Lines++
 			line = bytes.TrimSpace(line)
 			if len(line) == 0 {
-				return bad(res.Lines, "empty line")
+				// Skipped, as the CSV reader skips one: a blank line (an
+				// editor's last line, a paste's gap) holds no id to lose,
+				// and counting it malformed failed the whole import.
+				return 0, false, nil
 			}
 			id, perr := strconv.ParseInt(string(line), 10, 64)
 			if perr != nil || id <= 0 {
@@ -205,7 +216,7 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		}, nil
 	}
 	cr := csv.NewReader(br)
-	cr.ReuseRecord, cr.FieldsPerRecord = true, -1
+	cr.Comma, cr.ReuseRecord, cr.FieldsPerRecord = sep, true, -1
 	header, err := cr.Read()
 	if err != nil {
 		return nil, fmt.Errorf("import: CSV header: %w", err)
@@ -213,7 +224,7 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 	res.Lines = endLine(cr, header)
 	col := -1
 	for i, h := range header {
-		if string(bytes.TrimSpace([]byte(h))) == "user_id" {
+		if isUserIDColumn(h) {
 			col = i
 		}
 	}
@@ -222,7 +233,8 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		// first row taken for one, and "has no user_id column" alone
 		// read as a header the file does not have.
 		return nil, fmt.Errorf("import: the CSV header (line 1: %.60q) has no user_id column: a CSV needs a first line naming "+
-			"its columns, one of them user_id; without a comma, one user id a line needs no header", strings.Join(header, ","))
+			"its columns, one of them user_id (separated by commas, semicolons or tabs); without a separator, one user id a line "+
+			"needs no header", strings.Join(header, string(sep)))
 	}
 	// Lines are the file's, as the reader counts them: a record is not a
 	// line once blank lines (which the reader skips) or quoted line breaks
@@ -253,6 +265,55 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 	}, nil
 }
 
+// firstLine is the first line of head that is not blank (a CSV reader
+// skips blank lines, so the header may follow some), without its line
+// break.
+func firstLine(head []byte) []byte {
+	for len(head) > 0 {
+		line, rest, _ := bytes.Cut(head, []byte("\n"))
+		if len(bytes.TrimSpace(line)) > 0 {
+			return bytes.TrimRight(line, "\r")
+		}
+		head = rest
+	}
+	return head
+}
+
+// separators are the CSV separators an import reads: Excel writes ';'
+// where the decimal mark is a comma (most of Europe), and '\t' for "Text
+// (Tab delimited)".
+var separators = []rune{',', ';', '\t'}
+
+// separator tells the format from the first line: CSV, with the separator
+// that makes one of its fields user_id, when it names a user_id column or
+// has a comma (a header without user_id, refused with its text); one id a
+// line otherwise.
+func separator(head []byte) (rune, bool) {
+	for _, sep := range separators {
+		for _, f := range bytes.Split(head, []byte(string(sep))) {
+			if isUserIDColumn(string(f)) {
+				return sep, true
+			}
+		}
+	}
+	return ',', bytes.ContainsRune(head, ',') || bytes.Contains(bytes.ToLower(head), []byte("user_id"))
+}
+
+// sepName names the separator a headerless line has.
+func sepName(line []byte) string {
+	if bytes.ContainsRune(line, ';') {
+		return "semicolon"
+	}
+	return "tab"
+}
+
+// isUserIDColumn reports whether a header field names the user id column:
+// user_id in any case (USER_ID from a database export), spaces and quotes
+// around it aside.
+func isUserIDColumn(h string) bool {
+	return strings.EqualFold(strings.Trim(strings.TrimSpace(h), `"`), "user_id")
+}
+
 // endLine is the line on which rec, the record cr read last, ends: where
 // its last field starts, and the line breaks quoted in that field.
 func endLine(cr *csv.Reader, rec []string) int64 {
@@ -265,14 +326,16 @@ func endLine(cr *csv.Reader, rec []string) int64 {
 
 // copyChunk writes one chunk in its own transaction: COPY into
 // subscriptions, or, when some are there already, COPY into a temporary
-// table merged with ON CONFLICT DO NOTHING.
-func copyChunk(ctx context.Context, db *pgxpool.Pool, channel string, ids []int64) error {
-	err := copyRows(ctx, db, "COPY subscriptions (channel, user_id) FROM STDIN WITH (FORMAT binary)", channel, ids)
+// table merged with ON CONFLICT DO NOTHING. It returns how many
+// subscriptions are new: PostgreSQL counts them either way, so the summary
+// need not (a set of 10M ids here would cost the import its speed).
+func copyChunk(ctx context.Context, db *pgxpool.Pool, channel string, ids []int64) (int64, error) {
+	added, err := copyRows(ctx, db, "COPY subscriptions (channel, user_id) FROM STDIN WITH (FORMAT binary)", channel, ids)
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "23505" { // unique_violation
-		return err
+		return added, err
 	}
-	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE import_subscriptions (user_id bigint) ON COMMIT DROP`); err != nil {
 			return err
 		}
@@ -280,17 +343,22 @@ func copyChunk(ctx context.Context, db *pgxpool.Pool, channel string, ids []int6
 			pgx.CopyFromSlice(len(ids), func(i int) ([]any, error) { return []any{ids[i]}, nil })); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO subscriptions (channel, user_id)
+		tag, err := tx.Exec(ctx, `INSERT INTO subscriptions (channel, user_id)
 			SELECT $1, user_id FROM import_subscriptions ON CONFLICT DO NOTHING`, channel)
+		added = tag.RowsAffected()
 		return err
 	})
+	if err != nil {
+		return 0, err
+	}
+	return added, nil
 }
 
 // copyRows runs sql, a binary COPY of (text, bigint) rows, with (channel,
-// id) per id. The rows are encoded here, a few bytes appended per row, not
+// id) per id, and returns the rows it wrote. The rows are encoded here, a few bytes appended per row, not
 // through pgx's per-value encoding (an interface and a lookup per value):
 // at 10M rows that is most of what an import costs this process.
-func copyRows(ctx context.Context, db *pgxpool.Pool, sql, channel string, ids []int64) error {
+func copyRows(ctx context.Context, db *pgxpool.Pool, sql, channel string, ids []int64) (int64, error) {
 	buf := make([]byte, 0, 19+len(ids)*(2+4+len(channel)+4+8)+2)
 	buf = append(buf, "PGCOPY\n\xff\r\n\x00"...)
 	buf = binary.BigEndian.AppendUint32(buf, 0) // flags
@@ -305,11 +373,11 @@ func copyRows(ctx context.Context, db *pgxpool.Pool, sql, channel string, ids []
 	buf = binary.BigEndian.AppendUint16(buf, 0xffff) // trailer
 	conn, err := db.Acquire(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer conn.Release()
-	_, err = conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), sql)
-	return err
+	tag, err := conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), sql)
+	return tag.RowsAffected(), err
 }
 
 // countingReader counts the bytes read through it.

@@ -41,8 +41,10 @@ func subscribers(t *testing.T, db *pgxpool.Pool, channel string) (n, sum int64) 
 	return n, sum
 }
 
-// TestImportSkipsBadLines: three malformed lines are named by number, the
-// rest imported; a re-run (and an overlapping file) imports nothing twice.
+// TestImportSkipsBadLines: two malformed lines are named by number, the
+// blank line skipped (as CSV's are), the rest imported; a re-run (and an
+// overlapping file) imports nothing twice, and says so: Added counts only
+// the new subscriptions.
 func TestImportSkipsBadLines(t *testing.T) {
 	db := importDB(t)
 	file := "1\n2\nx3\n4\n\n5\n-6\n7\n"
@@ -51,19 +53,26 @@ func TestImportSkipsBadLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Rows != 5 || res.Bad != 3 || res.Lines != 8 || calls == 0 {
-		t.Fatalf("result %+v (progress called %d times), want 5 rows, 3 bad of 8 lines", res, calls)
+	if res.Rows != 5 || res.Added != 5 || res.Bad != 2 || res.Lines != 8 || calls == 0 {
+		t.Fatalf("result %+v (progress called %d times), want 5 rows added, 2 bad of 8 lines", res, calls)
 	}
 	var lines []int64
 	for _, b := range res.BadList {
 		lines = append(lines, b.Line)
 	}
-	if fmt.Sprint(lines) != "[3 5 7]" || !strings.Contains(res.BadList[0].Reason, `"x3"`) {
-		t.Fatalf("bad lines %+v, want lines 3, 5 and 7 with their reasons", res.BadList)
+	if fmt.Sprint(lines) != "[3 7]" || !strings.Contains(res.BadList[0].Reason, `"x3"`) {
+		t.Fatalf("bad lines %+v, want lines 3 and 7 with their reasons", res.BadList)
 	}
-	for _, again := range []string{file, "7\n8\n1\n8\n"} {
-		if _, err := ImportSubscribers(t.Context(), db, "news", strings.NewReader(again), nil); err != nil {
-			t.Fatal(err)
+	for _, tt := range []struct {
+		file        string
+		rows, added int64
+	}{
+		{file, 5, 0},
+		{"7\n8\n1\n8\n", 4, 1}, // 8 twice, 1 and 7 there already
+	} {
+		res, err := ImportSubscribers(t.Context(), db, "news", strings.NewReader(tt.file), nil)
+		if err != nil || res.Rows != tt.rows || res.Added != tt.added {
+			t.Fatalf("again %q: %+v %v, want %d rows, %d added", tt.file, res, err, tt.rows, tt.added)
 		}
 	}
 	if n, sum := subscribers(t, db, "news"); n != 6 || sum != 1+2+4+5+7+8 {
@@ -276,6 +285,59 @@ func TestImportNamesFileLines(t *testing.T) {
 				for _, b := range res.BadList {
 					t.Logf("line %d: %.80s", b.Line, b.Reason)
 				}
+			}
+		})
+	}
+}
+
+// TestImportFormats: blank lines are skipped in both formats; Excel's
+// semicolon CSV (where the decimal mark is a comma) and tab-separated text
+// are read by the separator that makes a header field user_id, in any
+// case; a headerless semicolon file is refused naming its separator,
+// where every line of it was skipped as malformed.
+func TestImportFormats(t *testing.T) {
+	db := importDB(t)
+	tests := []struct {
+		name  string
+		file  string
+		added int64
+		sum   int64  // of the ids added
+		bad   string // the bad lines' numbers
+		err   string // "" : imported
+	}{
+		{"plain blank lines", "1\n\n2\n   \n\r\n3\n\n", 3, 6, "[]", ""},
+		{"plain leading blank", "\n\n4\n5", 2, 9, "[]", ""},
+		{"csv blank lines", "user_id\n\n1\n\n2\n", 2, 3, "[]", ""},
+		{"csv leading blank", "\n\nname,user_id\na,6\nb,x\n", 1, 6, "[5]", ""},
+		{"semicolon", "name;user_id;plan\r\n\"Kim; J\";10;pro\r\nLee;x;free\r\n", 1, 10, "[3]", ""},
+		{"semicolon quoted", "\xef\xbb\xbf\"user_id\";\"name\"\n\"11\";\"a,b\"\n12;c\n", 2, 23, "[]", ""},
+		{"tab", "USER_ID\tname\n13\tx\n14\ty\n", 2, 27, "[]", ""},
+		{"upper case", "User_Id,name\n15,a\n", 1, 15, "[]", ""},
+		{"repeats", "7\n7\n8\n7\n", 2, 15, "[]", ""},
+		{"semicolon headerless", "1;alice\n2;bob\n", 0, 0, "", `line 1 ("1;alice") has a semicolon but no user_id column`},
+		{"tab headerless", "1\talice\n", 0, 0, "", `has a tab but no user_id column`},
+		{"pipe header", "user_id|name\n1|a\n", 0, 0, "", `has no user_id column`},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			channel := fmt.Sprint("f", i)
+			res, err := ImportSubscribers(t.Context(), db, channel, strings.NewReader(tt.file), nil)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := []int64{}
+			for _, b := range res.BadList {
+				lines = append(lines, b.Line)
+			}
+			n, sum := subscribers(t, db, channel)
+			if res.Added != tt.added || n != tt.added || sum != tt.sum || fmt.Sprint(lines) != tt.bad {
+				t.Fatalf("%+v: %d subscribers (sum %d), bad %v; want %d (sum %d), bad %s", res, n, sum, lines, tt.added, tt.sum, tt.bad)
 			}
 		})
 	}
