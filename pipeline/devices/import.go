@@ -158,8 +158,7 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 	if len(first) == 0 {
 		return func() (int64, bool, error) { return 0, false, io.EOF }, nil
 	}
-	head, _ := br.Peek(min(br.Buffered(), 4096))
-	head = firstLine(head)
+	head := peekFirstLine(br)
 	bad := func(line int64, reason string) (int64, bool, error) {
 		res.Bad++
 		if len(res.BadList) < maxBadLines {
@@ -265,18 +264,35 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 	}, nil
 }
 
-// firstLine is the first line of head that is not blank (a CSV reader
+// maxHead is how far into a file its first line is looked for.
+const maxHead = 4096
+
+// peekFirstLine is the file's first line that is not blank (a CSV reader
 // skips blank lines, so the header may follow some), without its line
-// break.
-func firstLine(head []byte) []byte {
+// break, read ahead without consuming it. It reads on until that line is
+// whole: a pipe may deliver "user_" first, and that half of a header told
+// one id a line, every line of the CSV then skipped as malformed.
+func peekFirstLine(br *bufio.Reader) []byte {
+	for n := br.Buffered(); ; n = br.Buffered() + 1 {
+		head, err := br.Peek(min(n, maxHead))
+		line, whole := firstLine(head)
+		if whole || err != nil || len(head) >= maxHead {
+			return line
+		}
+	}
+}
+
+// firstLine is the first line of head that is not blank, and whether its
+// line break was reached.
+func firstLine(head []byte) ([]byte, bool) {
 	for len(head) > 0 {
-		line, rest, _ := bytes.Cut(head, []byte("\n"))
+		line, rest, found := bytes.Cut(head, []byte("\n"))
 		if len(bytes.TrimSpace(line)) > 0 {
-			return bytes.TrimRight(line, "\r")
+			return bytes.TrimRight(line, "\r"), found
 		}
 		head = rest
 	}
-	return head
+	return head, false
 }
 
 // separators are the CSV separators an import reads: Excel writes ';'

@@ -294,7 +294,8 @@ func TestImportNamesFileLines(t *testing.T) {
 // semicolon CSV (where the decimal mark is a comma) and tab-separated text
 // are read by the separator that makes a header field user_id, in any
 // case; a headerless semicolon file is refused naming its separator,
-// where every line of it was skipped as malformed.
+// where every line of it was skipped as malformed. The format is told from
+// the whole first line, however the reader delivers it.
 func TestImportFormats(t *testing.T) {
 	db := importDB(t)
 	tests := []struct {
@@ -304,24 +305,31 @@ func TestImportFormats(t *testing.T) {
 		sum   int64  // of the ids added
 		bad   string // the bad lines' numbers
 		err   string // "" : imported
+		slow  bool   // read a byte at a time, as a pipe may deliver it
 	}{
-		{"plain blank lines", "1\n\n2\n   \n\r\n3\n\n", 3, 6, "[]", ""},
-		{"plain leading blank", "\n\n4\n5", 2, 9, "[]", ""},
-		{"csv blank lines", "user_id\n\n1\n\n2\n", 2, 3, "[]", ""},
-		{"csv leading blank", "\n\nname,user_id\na,6\nb,x\n", 1, 6, "[5]", ""},
-		{"semicolon", "name;user_id;plan\r\n\"Kim; J\";10;pro\r\nLee;x;free\r\n", 1, 10, "[3]", ""},
-		{"semicolon quoted", "\xef\xbb\xbf\"user_id\";\"name\"\n\"11\";\"a,b\"\n12;c\n", 2, 23, "[]", ""},
-		{"tab", "USER_ID\tname\n13\tx\n14\ty\n", 2, 27, "[]", ""},
-		{"upper case", "User_Id,name\n15,a\n", 1, 15, "[]", ""},
-		{"repeats", "7\n7\n8\n7\n", 2, 15, "[]", ""},
-		{"semicolon headerless", "1;alice\n2;bob\n", 0, 0, "", `line 1 ("1;alice") has a semicolon but no user_id column`},
-		{"tab headerless", "1\talice\n", 0, 0, "", `has a tab but no user_id column`},
-		{"pipe header", "user_id|name\n1|a\n", 0, 0, "", `has no user_id column`},
+		{"plain blank lines", "1\n\n2\n   \n\r\n3\n\n", 3, 6, "[]", "", false},
+		{"plain leading blank", "\n\n4\n5", 2, 9, "[]", "", false},
+		{"csv blank lines", "user_id\n\n1\n\n2\n", 2, 3, "[]", "", false},
+		{"csv leading blank", "\n\nname,user_id\na,6\nb,x\n", 1, 6, "[5]", "", false},
+		{"semicolon", "name;user_id;plan\r\n\"Kim; J\";10;pro\r\nLee;x;free\r\n", 1, 10, "[3]", "", false},
+		{"semicolon quoted", "\xef\xbb\xbf\"user_id\";\"name\"\n\"11\";\"a,b\"\n12;c\n", 2, 23, "[]", "", false},
+		{"tab", "USER_ID\tname\n13\tx\n14\ty\n", 2, 27, "[]", "", false},
+		{"upper case", "User_Id,name\n15,a\n", 1, 15, "[]", "", false},
+		{"repeats", "7\n7\n8\n7\n", 2, 15, "[]", "", false},
+		{"semicolon headerless", "1;alice\n2;bob\n", 0, 0, "", `line 1 ("1;alice") has a semicolon but no user_id column`, false},
+		{"tab headerless", "1\talice\n", 0, 0, "", `has a tab but no user_id column`, false},
+		{"pipe header", "user_id|name\n1|a\n", 0, 0, "", `has no user_id column`, false},
+		{"csv a byte at a time", "\nname,user_id\na,16\nb,17\n", 2, 33, "[]", "", true},
+		{"semicolon a byte at a time", "user_id;name\n18;a\n", 1, 18, "[]", "", true},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			channel := fmt.Sprint("f", i)
-			res, err := ImportSubscribers(t.Context(), db, channel, strings.NewReader(tt.file), nil)
+			var r io.Reader = strings.NewReader(tt.file)
+			if tt.slow {
+				r = iotest.OneByteReader(r)
+			}
+			res, err := ImportSubscribers(t.Context(), db, channel, r, nil)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error %v, want %q", err, tt.err)
