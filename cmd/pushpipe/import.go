@@ -20,14 +20,23 @@ type ImportCmd struct {
 // ImportSubscribersCmd is `pushpipe import subscribers --channel C FILE|-`.
 type ImportSubscribersCmd struct {
 	Channel string `required:"" help:"The channel to subscribe them to."`
-	File    string `arg:"" help:"One user id a line, or CSV with a user_id column; - reads standard input."`
+	// Optional only so that its absence is said here: "expected <file>"
+	// left a user who wrote `< ids.txt` to find the "-" in the help.
+	File string `arg:"" optional:"" help:"One user id a line, or CSV with a user_id column; - reads standard input."`
 }
 
 // Validate checks --channel by its name before any file is opened or
 // progress shown: the import's own check said "channel: ...", after a
 // progress line of 0 rows.
 func (c *ImportSubscribersCmd) Validate() error {
-	return devices.ValidateName("--channel", c.Channel)
+	if err := devices.ValidateName("--channel", c.Channel); err != nil {
+		return err
+	}
+	if c.File == "" {
+		return errors.New("no FILE: name the file of user ids, or give - to read them from standard input " +
+			"(pushpipe import subscribers --channel " + c.Channel + " - < ids.txt)")
+	}
+	return nil
 }
 
 // Run imports the file with a progress bar (bytes and rows) on standard

@@ -9,19 +9,26 @@ import (
 )
 
 // `import subscribers --channel` is checked by the flag's name before the
-// file is read, as the other commands' flags are.
+// file is read, as the other commands' flags are; a missing FILE is said
+// with the "-" that reads standard input.
 func TestImportChannelFlag(t *testing.T) {
 	tests := []struct {
-		channel, err string // err "": accepted
+		channel, file, err string // err "": accepted
 	}{
-		{"news", ""},
-		{"101", ""},
-		{"a/b", "--channel: has only A-Z a-z 0-9 _ . : - characters"},
-		{strings.Repeat("x", 200), "--channel: must be 1–128 characters; got 200"},
+		{"news", "-", ""},
+		{"101", "ids.txt", ""},
+		{"a/b", "-", "--channel: has only A-Z a-z 0-9 _ . : - characters"},
+		{strings.Repeat("x", 200), "-", "--channel: must be 1–128 characters; got 200"},
+		// `< ids.txt` without the "-": said with what to type.
+		{"news", "", "no FILE: name the file of user ids, or give - to read them from standard input (pushpipe import subscribers --channel news - < ids.txt)"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.channel[:min(len(tt.channel), 10)], func(t *testing.T) {
-			_, err := kongParse("import", "subscribers", "--channel", tt.channel, "-")
+		t.Run(tt.channel[:min(len(tt.channel), 10)]+tt.file, func(t *testing.T) {
+			args := []string{"import", "subscribers", "--channel", tt.channel}
+			if tt.file != "" {
+				args = append(args, tt.file)
+			}
+			_, err := kongParse(args...)
 			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
 				t.Fatalf("error %v, want %q", err, tt.err)
 			}
