@@ -87,7 +87,7 @@ func (d *deviceRequest) event() (devices.Event, error) {
 	if err != nil {
 		return devices.Event{}, err
 	}
-	if err := devices.ValidateToken(p, d.Token); err != nil {
+	if err := devices.ValidateRegistration(p, d.Token); err != nil {
 		return devices.Event{}, err
 	}
 	if err := devices.ValidateUser(d.UserID); err != nil {

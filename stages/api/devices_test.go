@@ -180,6 +180,8 @@ func TestMalformedDeviceIsRejectedNamingTheField(t *testing.T) {
 		{"APNs token not hex", ok(set("token", strings.Repeat("g", 64))), "token: an APNs (ios) token is hex; character 1 is 'g'"},
 		{"FCM token with a slash", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = "a/b" }), "token: an FCM (android) token has only"},
 		{"long FCM token", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = strings.Repeat("a", 513) }), "token: an FCM (android) token is 1–512 characters; got 513"},
+		// An app that reports its platform wrong: FCM would refuse the token.
+		{"APNs token as android", ok(set("platform", "android")), `platform: is "android", but the token is an APNs token (64 hex digits`},
 		{"empty FCM token", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = "" }), "token: an FCM (android) token is 1–512"},
 		{"missing user_id", ok(drop("user_id")), "user_id: is required: the user's id, a positive integer (missing or 0)"},
 		{"negative user_id", ok(set("user_id", -3)), "user_id: must be a positive integer, got -3"},
