@@ -158,6 +158,9 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 	if len(first) == 0 {
 		return func() (int64, bool, error) { return 0, false, io.EOF }, nil
 	}
+	if err := unreadable(br); err != nil {
+		return nil, err
+	}
 	head := peekFirstLine(br)
 	bad := func(line int64, reason string) (int64, bool, error) {
 		res.Bad++
@@ -262,6 +265,21 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		}
 		return id, true, nil
 	}, nil
+}
+
+// unreadable refuses a file that is not text in UTF-8 (or ASCII), by its
+// first bytes: each of its lines was skipped as malformed, with a reason
+// ("\xff\xfeu\x00..." is not a user id) that did not say what to do.
+func unreadable(br *bufio.Reader) error {
+	b, _ := br.Peek(2)
+	switch {
+	case bytes.Equal(b, []byte("\xff\xfe")), bytes.Equal(b, []byte("\xfe\xff")):
+		return errors.New("import: the file is UTF-16 text (Excel's \"Unicode Text\"): save it as \"CSV UTF-8\", " +
+			"or convert it: iconv -f UTF-16 -t UTF-8 FILE")
+	case bytes.Equal(b, []byte("\x1f\x8b")):
+		return errors.New("import: the file is gzip-compressed: gunzip -c FILE | pushpipe import subscribers --channel C -")
+	}
+	return nil
 }
 
 // maxHead is how far into a file its first line is looked for.

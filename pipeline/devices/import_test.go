@@ -295,7 +295,8 @@ func TestImportNamesFileLines(t *testing.T) {
 // are read by the separator that makes a header field user_id, in any
 // case; a headerless semicolon file is refused naming its separator,
 // where every line of it was skipped as malformed. The format is told from
-// the whole first line, however the reader delivers it.
+// the whole first line, however the reader delivers it. UTF-16 and gzip
+// files are refused saying how to convert them.
 func TestImportFormats(t *testing.T) {
 	db := importDB(t)
 	tests := []struct {
@@ -318,6 +319,9 @@ func TestImportFormats(t *testing.T) {
 		{"repeats", "7\n7\n8\n7\n", 2, 15, "[]", "", false},
 		{"semicolon headerless", "1;alice\n2;bob\n", 0, 0, "", `line 1 ("1;alice") has a semicolon but no user_id column`, false},
 		{"tab headerless", "1\talice\n", 0, 0, "", `has a tab but no user_id column`, false},
+		{"utf-16", "\xff\xfeu\x00s\x00e\x00r\x00", 0, 0, "", `the file is UTF-16 text (Excel's "Unicode Text"): save it as "CSV UTF-8"`, false},
+		{"utf-16 big-endian", "\xfe\xff\x001\x00\n", 0, 0, "", `the file is UTF-16 text`, false},
+		{"gzip", "\x1f\x8b\x08\x00", 0, 0, "", `the file is gzip-compressed: gunzip -c FILE | pushpipe import`, false},
 		{"pipe header", "user_id|name\n1|a\n", 0, 0, "", `has no user_id column`, false},
 		{"csv a byte at a time", "\nname,user_id\na,16\nb,17\n", 2, 33, "[]", "", true},
 		{"semicolon a byte at a time", "user_id;name\n18;a\n", 1, 18, "[]", "", true},
