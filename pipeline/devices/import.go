@@ -212,7 +212,7 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 			}
 			id, perr := strconv.ParseInt(string(line), 10, 64)
 			if perr != nil || id <= 0 {
-				return bad(res.Lines, fmt.Sprintf("%.40q is not a user id (a positive integer)", line))
+				return bad(res.Lines, fmt.Sprintf("%.40q is not a user id (a positive integer)", line)+spreadsheetHint(string(line)))
 			}
 			return id, true, nil
 		}, nil
@@ -261,7 +261,7 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		line, _ := cr.FieldPos(col)
 		id, pe := strconv.ParseInt(string(bytes.TrimSpace([]byte(rec[col]))), 10, 64)
 		if pe != nil || id <= 0 {
-			return bad(int64(line), fmt.Sprintf("user_id %.40q is not a positive integer", rec[col]))
+			return bad(int64(line), fmt.Sprintf("user_id %.40q is not a positive integer", rec[col])+spreadsheetHint(rec[col]))
 		}
 		return id, true, nil
 	}, nil
@@ -280,6 +280,17 @@ func unreadable(br *bufio.Reader) error {
 		return errors.New("import: the file is gzip-compressed: gunzip -c FILE | pushpipe import subscribers --channel C -")
 	}
 	return nil
+}
+
+// spreadsheetHint says why an id may have become a decimal number: a
+// spreadsheet shows long ids as 1.23457E+11 or 42.0 and exports them so,
+// the digits lost, and "not a positive integer" alone read as a bad id.
+func spreadsheetHint(v string) string {
+	v = strings.TrimSpace(v)
+	if _, err := strconv.ParseFloat(v, 64); err != nil || !strings.ContainsAny(v, ".eE") {
+		return ""
+	}
+	return ": a spreadsheet's number format? Format the column as text (or a number without decimals) and export it again"
 }
 
 // maxHead is how far into a file its first line is looked for.

@@ -354,3 +354,30 @@ func TestImportFormats(t *testing.T) {
 		})
 	}
 }
+
+// A malformed id says what is wrong with it; one a spreadsheet turned into
+// a decimal number says so, in either format.
+func TestImportBadLineReasons(t *testing.T) {
+	db := importDB(t)
+	const hint = ": a spreadsheet's number format? Format the column as text"
+	tests := []struct{ file, reason string }{
+		{"1.23457E+11\n", `"1.23457E+11" is not a user id (a positive integer)` + hint},
+		{"42.0\n", `"42.0" is not a user id (a positive integer)` + hint},
+		{"x42\n", `"x42" is not a user id (a positive integer)`},
+		{"user_id,name\n1.5e3,a\n", `user_id "1.5e3" is not a positive integer` + hint},
+		{"user_id,name\nInf,a\n", `user_id "Inf" is not a positive integer`},
+		{"user_id,name\n-7,a\n", `user_id "-7" is not a positive integer`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			res, err := ImportSubscribers(t.Context(), db, "reasons", strings.NewReader(tt.file), nil)
+			if err != nil || len(res.BadList) != 1 {
+				t.Fatalf("%+v %v, want one bad line", res, err)
+			}
+			got := res.BadList[0].Reason
+			if !strings.HasPrefix(got, tt.reason) || !strings.Contains(tt.reason, hint) && strings.Contains(got, "spreadsheet") {
+				t.Fatalf("reason %q, want %q", got, tt.reason)
+			}
+		})
+	}
+}
