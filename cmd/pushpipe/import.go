@@ -22,7 +22,7 @@ type ImportSubscribersCmd struct {
 	Channel string `required:"" help:"The channel to subscribe them to."`
 	// Optional only so that its absence is said here: "expected <file>"
 	// left a user who wrote `< ids.txt` to find the "-" in the help.
-	File string `arg:"" optional:"" help:"One user id a line, or CSV with a user_id column; - reads standard input."`
+	File string `arg:"" optional:"" help:"One user id a line, or CSV (comma, semicolon or tab separated) with a user_id column; blank lines are skipped; - reads standard input."`
 }
 
 // Validate checks --channel by its name before any file is opened or
