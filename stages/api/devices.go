@@ -231,6 +231,13 @@ func decodeDeviceBatch(w http.ResponseWriter, body []byte) ([]deviceRequest, boo
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("a batch holds at most %d devices; split it", MaxDeviceBatch))
 			return nil, false
 		}
+		if dec.PeekKind() == 'n' {
+			// Unmarshal leaves a null item a device of empty fields, said
+			// as "app: is required": a nil in the client's list, not a
+			// device missing its app.
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("item %d: is null: each item is a device object", len(reqs)))
+			return nil, false
+		}
 		reqs = append(reqs, deviceRequest{})
 		if err := jsonv2.UnmarshalDecode(dec, &reqs[len(reqs)-1], strict); err != nil {
 			return nil, batchDecodeError(w, len(reqs)-1, err)

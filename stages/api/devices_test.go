@@ -267,6 +267,7 @@ func TestBadDeviceBatchWritesNothing(t *testing.T) {
 		{"bad token in the last item", batchJSON(badToken), 400, "item 99: token:"},
 		{"wrong type in item 3", typed, 400, `item 3: field "user_id": expected an integer`},
 		{"unknown field", `[{"app":"news","tokn":"x"}]`, 400, `item 0: unknown field "tokn"`},
+		{"null item", `[` + deviceJSON("news", "ios", iosToken, 1, "") + `, null]`, 400, "item 1: is null: each item is a device object"},
 		{"not an array", `{"app":"news"}`, 400, "must be a JSON array"},
 		{"empty array", `[]`, 400, "the batch is empty"},
 		{"cut short", `[` + deviceJSON("news", "ios", iosToken, 1, "") + `,`, 400, "cut short"},
