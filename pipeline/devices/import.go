@@ -374,13 +374,33 @@ func endLine(cr *csv.Reader, rec []string) int64 {
 // table merged with ON CONFLICT DO NOTHING. It returns how many
 // subscriptions are new: PostgreSQL counts them either way, so the summary
 // need not (a set of 10M ids here would cost the import its speed).
+//
+// A chunk PostgreSQL gives up (a deadlock with another writer of the
+// channel's subscriptions, which holds some of its ids in another order)
+// is merged again: nothing of it was kept, and merging is idempotent.
 func copyChunk(ctx context.Context, db *pgxpool.Pool, channel string, ids []int64) (int64, error) {
 	added, err := copyRows(ctx, db, "COPY subscriptions (channel, user_id) FROM STDIN WITH (FORMAT binary)", channel, ids)
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "23505" { // unique_violation
-		return added, err
+	for attempt := 1; ; attempt++ {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "23505" && !strings.HasPrefix(pgErr.Code, "40") || attempt > mergeAttempts {
+			// 23505: unique_violation, some are there; class 40: a
+			// deadlock or serialization failure, the transaction undone.
+			return added, err
+		}
+		added, err = mergeRows(ctx, db, channel, ids)
 	}
-	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+}
+
+// mergeAttempts is how many times a chunk is merged before its error ends
+// the import: a deadlock again and again is no passing collision.
+const mergeAttempts = 3
+
+// mergeRows inserts the subscriptions of ids that are not there, in id
+// order (the order the API's bulk writes take, which makes deadlocks with
+// them rarer), and returns how many it added.
+func mergeRows(ctx context.Context, db *pgxpool.Pool, channel string, ids []int64) (int64, error) {
+	var added int64
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE import_subscriptions (user_id bigint) ON COMMIT DROP`); err != nil {
 			return err
 		}
@@ -389,7 +409,7 @@ func copyChunk(ctx context.Context, db *pgxpool.Pool, channel string, ids []int6
 			return err
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO subscriptions (channel, user_id)
-			SELECT $1, user_id FROM import_subscriptions ON CONFLICT DO NOTHING`, channel)
+			SELECT $1, user_id FROM import_subscriptions ORDER BY user_id ON CONFLICT DO NOTHING`, channel)
 		added = tag.RowsAffected()
 		return err
 	})

@@ -381,3 +381,59 @@ func TestImportBadLineReasons(t *testing.T) {
 		})
 	}
 }
+
+// An import meeting a writer that holds the same subscriptions in the
+// other order (the API adding a list of the channel's users while the
+// file goes in) is the one PostgreSQL fails when it breaks the deadlock:
+// the chunk is retried, not the import ended with "deadlock detected" and
+// the rest of the file left out.
+func TestImportRetriesADeadlockedChunk(t *testing.T) {
+	db := importDB(t)
+	ctx := t.Context()
+	other, err := db.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Release()
+	// Only the import's side looks for the deadlock, so it is the one
+	// PostgreSQL fails, whichever waited first.
+	if _, err := other.Exec(ctx, `SET deadlock_timeout = '10min'`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, `INSERT INTO subscriptions (channel, user_id) VALUES ('dl', 2)`); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		res ImportResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { // writes 1, then waits for 2, which tx holds
+		res, err := ImportSubscribers(context.Background(), db, "dl", strings.NewReader("1\n2\n3\n"), nil)
+		done <- result{res, err}
+	}()
+	pipelinetest.Eventually(t, 30*time.Second, "the import to wait for user 2", func() bool {
+		var n int
+		db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY subscriptions%'`).Scan(&n)
+		return n > 0
+	})
+	// tx now waits for 1, which the import holds: a cycle.
+	if _, err := tx.Exec(ctx, `INSERT INTO subscriptions (channel, user_id) VALUES ('dl', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.res.Rows != 3 || r.res.Added != 1 {
+		t.Fatalf("import: %+v %v, want 3 rows read, user 3 added", r.res, r.err)
+	}
+	if n, sum := subscribers(t, db, "dl"); n != 3 || sum != 6 {
+		t.Fatalf("%d subscribers (sum %d), want 1, 2 and 3", n, sum)
+	}
+}
