@@ -122,6 +122,9 @@ func ImportSubscribers(ctx context.Context, db *pgxpool.Pool, channel string, r 
 			added, err := copyChunk(ctx, db, channel, c.ids)
 			if err != nil {
 				copyErr = fmt.Errorf("import subscribers of %s (after %d rows): %w", channel, res.Rows, err)
+				if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+					copyErr = fmt.Errorf("%w: is the schema migrated? (pushpipe migrate)", copyErr)
+				}
 				cancel()
 				break
 			}

@@ -437,3 +437,18 @@ func TestImportRetriesADeadlockedChunk(t *testing.T) {
 		t.Fatalf("%d subscribers (sum %d), want 1, 2 and 3", n, sum)
 	}
 }
+
+// A database without the schema says what to run, not only that a
+// relation is missing.
+func TestImportIntoUnmigratedDatabase(t *testing.T) {
+	db, err := pgxpool.New(t.Context(), pipelinetest.DatabaseT(t, env.Postgres))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, err = ImportSubscribers(t.Context(), db, "news", strings.NewReader("1\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), `relation "subscriptions" does not exist`) ||
+		!strings.HasSuffix(err.Error(), "is the schema migrated? (pushpipe migrate)") {
+		t.Fatalf("error %v, want it to name the missing table and pushpipe migrate", err)
+	}
+}
