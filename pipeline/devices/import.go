@@ -257,6 +257,11 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 			return 0, false, err
 		}
 		res.Lines = endLine(cr, rec)
+		if blankRecord(rec) {
+			// Skipped as a blank line is: a spreadsheet exports the rows
+			// it once formatted as ",,," or "   ".
+			return 0, false, nil
+		}
 		if col >= len(rec) {
 			line, _ := cr.FieldPos(0)
 			return bad(int64(line), fmt.Sprintf("no user_id: %d fields, user_id is field %d", len(rec), col+1))
@@ -360,6 +365,16 @@ func sepName(line []byte) string {
 // around it aside.
 func isUserIDColumn(h string) bool {
 	return strings.EqualFold(strings.Trim(strings.TrimSpace(h), `"`), "user_id")
+}
+
+// blankRecord reports whether every field of rec is empty or spaces.
+func blankRecord(rec []string) bool {
+	for _, f := range rec {
+		if strings.TrimSpace(f) != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // endLine is the line on which rec, the record cr read last, ends: where

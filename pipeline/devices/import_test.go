@@ -290,7 +290,8 @@ func TestImportNamesFileLines(t *testing.T) {
 	}
 }
 
-// TestImportFormats: blank lines are skipped in both formats; Excel's
+// TestImportFormats: blank lines are skipped in both formats, and CSV rows
+// of empty fields (",,," from a spreadsheet) as blank lines; Excel's
 // semicolon CSV (where the decimal mark is a comma) and tab-separated text
 // are read by the separator that makes a header field user_id, in any
 // case; a headerless semicolon file is refused naming its separator,
@@ -311,6 +312,7 @@ func TestImportFormats(t *testing.T) {
 		{"plain blank lines", "1\n\n2\n   \n\r\n3\n\n", 3, 6, "[]", "", false},
 		{"plain leading blank", "\n\n4\n5", 2, 9, "[]", "", false},
 		{"csv blank lines", "user_id\n\n1\n\n2\n", 2, 3, "[]", "", false},
+		{"csv empty rows", "name,user_id,plan\n\"Kim\",19,pro\n,,\n  ,  ,\n\"\",\"\",\"\"\n,x,\n", 1, 19, "[6]", "", false},
 		{"csv leading blank", "\n\nname,user_id\na,6\nb,x\n", 1, 6, "[5]", "", false},
 		{"semicolon", "name;user_id;plan\r\n\"Kim; J\";10;pro\r\nLee;x;free\r\n", 1, 10, "[3]", "", false},
 		{"semicolon quoted", "\xef\xbb\xbf\"user_id\";\"name\"\n\"11\";\"a,b\"\n12;c\n", 2, 23, "[]", "", false},
