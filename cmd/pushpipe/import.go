@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -93,7 +94,7 @@ func (c *ImportSubscribersCmd) Run(g *Globals) error {
 	})
 	show(read, res.Rows, true)
 	if err != nil {
-		return err
+		return importFailure(err, res)
 	}
 	fmt.Fprintln(os.Stderr, importSummary(res, c.Channel, time.Since(start)))
 	if res.Bad == 0 {
@@ -109,6 +110,21 @@ func (c *ImportSubscribersCmd) Run(g *Globals) error {
 		return errors.New("1 malformed line was skipped (the rest is imported): correct it and import the file again")
 	}
 	return fmt.Errorf("%d malformed lines were skipped (the rest is imported): correct them and import the file again", res.Bad)
+}
+
+// importFailure says, with an import's error, what it kept: the chunks
+// before the error are committed, and "(after 1000000 rows): context
+// canceled" left a user who pressed Ctrl-C to guess whether they were, and
+// whether running it again would import them twice.
+func importFailure(err error, res devices.ImportResult) error {
+	if errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("interrupted: %w", err)
+	}
+	if res.Rows == 0 {
+		return err
+	}
+	return fmt.Errorf("%w; the first %s are imported, and importing the file again adds the rest (an import is idempotent)",
+		err, plural(res.Rows, "user id"))
 }
 
 // importSummary says what an import added: new subscriptions, and apart

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +58,31 @@ func TestImportSummary(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := importSummary(tt.res, "news", 2*time.Millisecond); got != tt.want {
 				t.Fatalf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// A failed import says what it kept, and that running it again is safe.
+func TestImportFailure(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		rows int64
+		want string
+	}{
+		{"nothing kept", errors.New("import: read line 1: is a directory"), 0, "import: read line 1: is a directory"},
+		{"interrupted", fmt.Errorf("import subscribers of news (after 400000 rows): %w", context.Canceled), 400_000,
+			"interrupted: import subscribers of news (after 400000 rows): context canceled; the first 400,000 user ids are imported, " +
+				"and importing the file again adds the rest (an import is idempotent)"},
+		{"read error", errors.New("import line 200017: disk gone"), 200_000,
+			"import line 200017: disk gone; the first 200,000 user ids are imported, and importing the file again adds the rest (an import is idempotent)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := importFailure(tt.err, devices.ImportResult{Rows: tt.rows})
+			if err.Error() != tt.want || !errors.Is(err, tt.err) {
+				t.Fatalf("got  %q\nwant %q (wrapping the error)", err, tt.want)
 			}
 		})
 	}

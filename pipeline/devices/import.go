@@ -121,6 +121,12 @@ func ImportSubscribers(ctx context.Context, db *pgxpool.Pool, channel string, r 
 		if len(c.ids) > 0 {
 			added, err := copyChunk(ctx, db, channel, c.ids)
 			if err != nil {
+				if ctxErr := ctx.Err(); ctxErr != nil {
+					// A COPY the caller canceled fails as its connection
+					// closed under it ("use of closed network connection"),
+					// which read as an outage, not as the Ctrl-C it was.
+					err = ctxErr
+				}
 				copyErr = fmt.Errorf("import subscribers of %s (after %d rows): %w", channel, res.Rows, err)
 				if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
 					copyErr = fmt.Errorf("%w: is the schema migrated? (pushpipe migrate)", copyErr)

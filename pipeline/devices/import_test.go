@@ -454,3 +454,41 @@ func TestImportIntoUnmigratedDatabase(t *testing.T) {
 		t.Fatalf("error %v, want it to name the missing table and pushpipe migrate", err)
 	}
 }
+
+// An import canceled while it sends a chunk to PostgreSQL (Ctrl-C) ends
+// with context.Canceled, not with the closed connection pgx cancels the
+// COPY by ("use of closed network connection", read as an outage).
+func TestImportCanceledMidChunk(t *testing.T) {
+	db := importDB(t)
+	// A long channel name makes the chunk tens of MB: the COPY is still
+	// being sent when it stops at user 1, which tx holds.
+	channel := strings.Repeat("c", MaxChannelName)
+	tx, err := db.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(t.Context(), `INSERT INTO subscriptions (channel, user_id) VALUES ($1, 1)`, channel); err != nil {
+		t.Fatal(err)
+	}
+	var file strings.Builder
+	for i := range ImportChunk {
+		fmt.Fprintln(&file, i+1)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := ImportSubscribers(ctx, db, channel, strings.NewReader(file.String()), nil)
+		done <- err
+	}()
+	pipelinetest.Eventually(t, 30*time.Second, "the import's COPY to wait", func() bool {
+		var n int
+		db.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY subscriptions%'`).Scan(&n)
+		return n > 0
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("import canceled mid-chunk: %v, want context.Canceled", err)
+	}
+}
