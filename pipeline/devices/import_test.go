@@ -310,6 +310,7 @@ func TestImportFormats(t *testing.T) {
 		slow  bool   // read a byte at a time, as a pipe may deliver it
 	}{
 		{"plain blank lines", "1\n\n2\n   \n\r\n3\n\n", 3, 6, "[]", "", false},
+		{"plain trailing tabs", "20\t\n21 \t\n", 2, 41, "[]", "", false},
 		{"plain leading blank", "\n\n4\n5", 2, 9, "[]", "", false},
 		{"csv blank lines", "user_id\n\n1\n\n2\n", 2, 3, "[]", "", false},
 		{"csv empty rows", "name,user_id,plan\n\"Kim\",19,pro\n,,\n  ,  ,\n\"\",\"\",\"\"\n,x,\n", 1, 19, "[6]", "", false},
