@@ -171,6 +171,12 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		return nil, err
 	}
 	head := peekFirstLine(br)
+	if bytes.ContainsRune(head, '\r') {
+		// Line breaks of CR alone (Excel's "CSV (Macintosh)"): the whole
+		// file was one line, a CSV of it imported nothing, and said so
+		// as success.
+		return nil, errors.New(`import: the file's lines end with CR alone (an old Mac format): convert them to LF, e.g. tr '\r' '\n' < FILE`)
+	}
 	bad := func(line int64, reason string) (int64, bool, error) {
 		res.Bad++
 		if len(res.BadList) < maxBadLines {

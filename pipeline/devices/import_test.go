@@ -325,6 +325,8 @@ func TestImportFormats(t *testing.T) {
 		{"utf-16", "\xff\xfeu\x00s\x00e\x00r\x00", 0, 0, "", `the file is UTF-16 text (Excel's "Unicode Text"): save it as "CSV UTF-8"`, false},
 		{"utf-16 big-endian", "\xfe\xff\x001\x00\n", 0, 0, "", `the file is UTF-16 text`, false},
 		{"gzip", "\x1f\x8b\x08\x00", 0, 0, "", `the file is gzip-compressed: gunzip -c FILE | pushpipe import`, false},
+		{"csv CR line breaks", "user_id,name\r1,a\r2,b\r", 0, 0, "", `the file's lines end with CR alone (an old Mac format): convert them to LF`, false},
+		{"plain CR line breaks", "1\r2\r3\r", 0, 0, "", `the file's lines end with CR alone`, false},
 		{"pipe header", "user_id|name\n1|a\n", 0, 0, "", `has no user_id column`, false},
 		{"csv a byte at a time", "\nname,user_id\na,16\nb,17\n", 2, 33, "[]", "", true},
 		{"semicolon a byte at a time", "user_id;name\n18;a\n", 1, 18, "[]", "", true},
