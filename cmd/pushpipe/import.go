@@ -123,8 +123,12 @@ func importFailure(err error, res devices.ImportResult) error {
 	if res.Rows == 0 {
 		return err
 	}
-	return fmt.Errorf("%w; the first %s are imported, and importing the file again adds the rest (an import is idempotent)",
-		err, plural(res.Rows, "user id"))
+	verb := "are"
+	if res.Rows == 1 {
+		verb = "is"
+	}
+	return fmt.Errorf("%w; the first %s %s imported, and importing the file again adds the rest (an import is idempotent)",
+		err, plural(res.Rows, "user id"), verb)
 }
 
 // importSummary says what an import added: new subscriptions, and apart

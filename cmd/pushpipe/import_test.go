@@ -75,6 +75,7 @@ func TestImportFailure(t *testing.T) {
 		{"interrupted", fmt.Errorf("import subscribers of news (after 400000 rows): %w", context.Canceled), 400_000,
 			"interrupted: import subscribers of news (after 400000 rows): context canceled; the first 400,000 user ids are imported, " +
 				"and importing the file again adds the rest (an import is idempotent)"},
+		{"one kept", errors.New("disk gone"), 1, "disk gone; the first 1 user id is imported, and importing the file again adds the rest (an import is idempotent)"},
 		{"read error", errors.New("import line 200017: disk gone"), 200_000,
 			"import line 200017: disk gone; the first 200,000 user ids are imported, and importing the file again adds the rest (an import is idempotent)"},
 	}
