@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,14 +21,23 @@ type ImportCmd struct {
 // ImportSubscribersCmd is `pushpipe import subscribers --channel C FILE|-`.
 type ImportSubscribersCmd struct {
 	Channel string `required:"" help:"The channel to subscribe them to."`
-	File    string `arg:"" help:"One user id a line, or CSV with a user_id column; - reads standard input."`
+	// Optional only so that its absence is said here: "expected <file>"
+	// left a user who wrote `< ids.txt` to find the "-" in the help.
+	File string `arg:"" optional:"" help:"One user id a line, or CSV (comma, semicolon or tab separated) with a user_id column; blank lines are skipped; - reads standard input."`
 }
 
 // Validate checks --channel by its name before any file is opened or
 // progress shown: the import's own check said "channel: ...", after a
 // progress line of 0 rows.
 func (c *ImportSubscribersCmd) Validate() error {
-	return devices.ValidateName("--channel", c.Channel)
+	if err := devices.ValidateName("--channel", c.Channel); err != nil {
+		return err
+	}
+	if c.File == "" {
+		return errors.New("no FILE: name the file of user ids, or give - to read them from standard input " +
+			"(pushpipe import subscribers --channel " + c.Channel + " - < ids.txt)")
+	}
+	return nil
 }
 
 // Run imports the file with a progress bar (bytes and rows) on standard
@@ -84,10 +94,9 @@ func (c *ImportSubscribersCmd) Run(g *Globals) error {
 	})
 	show(read, res.Rows, true)
 	if err != nil {
-		return err
+		return importFailure(err, res)
 	}
-	fmt.Fprintf(os.Stderr, "imported %s of %s from %s in %s\n", plural(res.Rows, "subscriber"), c.Channel,
-		plural(res.Lines, "line"), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintln(os.Stderr, importSummary(res, c.Channel, time.Since(start)))
 	if res.Bad == 0 {
 		return nil
 	}
@@ -101,6 +110,39 @@ func (c *ImportSubscribersCmd) Run(g *Globals) error {
 		return errors.New("1 malformed line was skipped (the rest is imported): correct it and import the file again")
 	}
 	return fmt.Errorf("%d malformed lines were skipped (the rest is imported): correct them and import the file again", res.Bad)
+}
+
+// importFailure says, with an import's error, what it kept: the chunks
+// before the error are committed, and "(after 1000000 rows): context
+// canceled" left a user who pressed Ctrl-C to guess whether they were, and
+// whether running it again would import them twice.
+func importFailure(err error, res devices.ImportResult) error {
+	if errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("interrupted: %w", err)
+	}
+	if res.Rows == 0 {
+		return err
+	}
+	verb := "are"
+	if res.Rows == 1 {
+		verb = "is"
+	}
+	return fmt.Errorf("%w; the first %s %s imported, and importing the file again adds the rest (an import is idempotent)",
+		err, plural(res.Rows, "user id"), verb)
+}
+
+// importSummary says what an import added: new subscriptions, and apart
+// from them the ids that were repeated in the file or subscribed already,
+// which "imported N subscribers" counted as imported.
+func importSummary(res devices.ImportResult, channel string, took time.Duration) string {
+	line := fmt.Sprintf("imported %s of %s from %s in %s", plural(res.Added, "subscriber"), channel,
+		plural(res.Lines, "line"), took.Round(time.Millisecond))
+	if same := res.Rows - res.Added; same > 0 {
+		line = fmt.Sprintf("imported %s of %s from %s in %s (%s read: %s repeated in the file or subscribed already)",
+			plural(res.Added, "new subscriber"), channel, plural(res.Lines, "line"), took.Round(time.Millisecond),
+			plural(res.Rows, "user id"), thousands(same))
+	}
+	return line
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

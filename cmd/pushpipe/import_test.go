@@ -1,26 +1,89 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // `import subscribers --channel` is checked by the flag's name before the
-// file is read, as the other commands' flags are.
+// file is read, as the other commands' flags are; a missing FILE is said
+// with the "-" that reads standard input.
 func TestImportChannelFlag(t *testing.T) {
 	tests := []struct {
-		channel, err string // err "": accepted
+		channel, file, err string // err "": accepted
 	}{
-		{"news", ""},
-		{"101", ""},
-		{"a/b", "--channel: has only A-Z a-z 0-9 _ . : - characters"},
-		{strings.Repeat("x", 200), "--channel: must be 1–128 characters; got 200"},
+		{"news", "-", ""},
+		{"101", "ids.txt", ""},
+		{"a/b", "-", "--channel: has only A-Z a-z 0-9 _ . : - characters"},
+		{strings.Repeat("x", 200), "-", "--channel: must be 1–128 characters; got 200"},
+		// `< ids.txt` without the "-": said with what to type.
+		{"news", "", "no FILE: name the file of user ids, or give - to read them from standard input (pushpipe import subscribers --channel news - < ids.txt)"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.channel[:min(len(tt.channel), 10)], func(t *testing.T) {
-			_, err := kongParse("import", "subscribers", "--channel", tt.channel, "-")
+		t.Run(tt.channel[:min(len(tt.channel), 10)]+tt.file, func(t *testing.T) {
+			args := []string{"import", "subscribers", "--channel", tt.channel}
+			if tt.file != "" {
+				args = append(args, tt.file)
+			}
+			_, err := kongParse(args...)
 			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
 				t.Fatalf("error %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
+
+// The summary counts what was added: "imported 4 subscribers" of a file
+// whose 4 ids were one user repeated, or a re-run, counted ids read.
+func TestImportSummary(t *testing.T) {
+	tests := []struct {
+		name string
+		res  devices.ImportResult
+		want string
+	}{
+		{"all new", devices.ImportResult{Rows: 3, Added: 3, Lines: 4},
+			"imported 3 subscribers of news from 4 lines in 2ms"},
+		{"repeats", devices.ImportResult{Rows: 4, Added: 2, Lines: 4},
+			"imported 2 new subscribers of news from 4 lines in 2ms (4 user ids read: 2 repeated in the file or subscribed already)"},
+		{"re-run", devices.ImportResult{Rows: 1500, Added: 0, Lines: 1501},
+			"imported 0 new subscribers of news from 1,501 lines in 2ms (1,500 user ids read: 1,500 repeated in the file or subscribed already)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := importSummary(tt.res, "news", 2*time.Millisecond); got != tt.want {
+				t.Fatalf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// A failed import says what it kept, and that running it again is safe.
+func TestImportFailure(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		rows int64
+		want string
+	}{
+		{"nothing kept", errors.New("import: read line 1: is a directory"), 0, "import: read line 1: is a directory"},
+		{"interrupted", fmt.Errorf("import subscribers of news (after 400000 rows): %w", context.Canceled), 400_000,
+			"interrupted: import subscribers of news (after 400000 rows): context canceled; the first 400,000 user ids are imported, " +
+				"and importing the file again adds the rest (an import is idempotent)"},
+		{"one kept", errors.New("disk gone"), 1, "disk gone; the first 1 user id is imported, and importing the file again adds the rest (an import is idempotent)"},
+		{"read error", errors.New("import line 200017: disk gone"), 200_000,
+			"import line 200017: disk gone; the first 200,000 user ids are imported, and importing the file again adds the rest (an import is idempotent)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := importFailure(tt.err, devices.ImportResult{Rows: tt.rows})
+			if err.Error() != tt.want || !errors.Is(err, tt.err) {
+				t.Fatalf("got  %q\nwant %q (wrapping the error)", err, tt.want)
 			}
 		})
 	}

@@ -36,7 +36,8 @@ type BadLine struct {
 
 // ImportResult is what an import did.
 type ImportResult struct {
-	Rows    int64     // subscriptions written or already there
+	Rows    int64     // user ids read (a repeated id each time)
+	Added   int64     // subscriptions new to the channel: Rows less repeats and those there already
 	Lines   int64     // lines read (a CSV header included)
 	Bad     int64     // malformed lines, skipped
 	BadList []BadLine // the first maxBadLines of them
@@ -118,12 +119,23 @@ func ImportSubscribers(ctx context.Context, db *pgxpool.Pool, channel string, r 
 	var copyErr error
 	for c := range chunks {
 		if len(c.ids) > 0 {
-			if err := copyChunk(ctx, db, channel, c.ids); err != nil {
+			added, err := copyChunk(ctx, db, channel, c.ids)
+			if err != nil {
+				if ctxErr := ctx.Err(); ctxErr != nil {
+					// A COPY the caller canceled fails as its connection
+					// closed under it ("use of closed network connection"),
+					// which read as an outage, not as the Ctrl-C it was.
+					err = ctxErr
+				}
 				copyErr = fmt.Errorf("import subscribers of %s (after %d rows): %w", channel, res.Rows, err)
+				if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+					copyErr = fmt.Errorf("%w: is the schema migrated? (pushpipe migrate)", copyErr)
+				}
 				cancel()
 				break
 			}
 			res.Rows += int64(len(c.ids))
+			res.Added += added
 		}
 		if progress != nil {
 			progress(c.bytes, res.Rows)
@@ -155,9 +167,15 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 	if len(first) == 0 {
 		return func() (int64, bool, error) { return 0, false, io.EOF }, nil
 	}
-	head, _ := br.Peek(min(br.Buffered(), 4096))
-	if i := bytes.IndexByte(head, '\n'); i >= 0 {
-		head = head[:i]
+	if err := unreadable(br); err != nil {
+		return nil, err
+	}
+	head := peekFirstLine(br)
+	if bytes.ContainsRune(head, '\r') {
+		// Line breaks of CR alone (Excel's "CSV (Macintosh)"): the whole
+		// file was one line, a CSV of it imported nothing, and said so
+		// as success.
+		return nil, errors.New(`import: the file's lines end with CR alone (an old Mac format): convert them to LF, e.g. tr '\r' '\n' < FILE`)
 	}
 	bad := func(line int64, reason string) (int64, bool, error) {
 		res.Bad++
@@ -166,7 +184,14 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		}
 		return 0, false, nil
 	}
-	if !bytes.Contains(head, []byte("user_id")) && !bytes.ContainsRune(head, ',') {
+	sep, csvFile := separator(head)
+	if !csvFile && bytes.ContainsAny(bytes.TrimSpace(head), ";\t") { // a trailing tab is no separator
+		// A headerless file of "1;alice" would have every line skipped
+		// as malformed, and the summary would not say why.
+		return nil, fmt.Errorf("import: line 1 (%.60q) has a %s but no user_id column: a CSV needs a first line naming its columns, "+
+			"one of them user_id (separated by commas, semicolons or tabs); one user id a line needs no header", head, sepName(head))
+	}
+	if !csvFile {
 		// One id a line: the fast path.
 		return func() (int64, bool, error) {
 			line, err := br.ReadSlice('\n')
@@ -195,17 +220,20 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 			res.Lines++
 			line = bytes.TrimSpace(line)
 			if len(line) == 0 {
-				return bad(res.Lines, "empty line")
+				// Skipped, as the CSV reader skips one: a blank line (an
+				// editor's last line, a paste's gap) holds no id to lose,
+				// and counting it malformed failed the whole import.
+				return 0, false, nil
 			}
 			id, perr := strconv.ParseInt(string(line), 10, 64)
 			if perr != nil || id <= 0 {
-				return bad(res.Lines, fmt.Sprintf("%.40q is not a user id (a positive integer)", line))
+				return bad(res.Lines, fmt.Sprintf("%.40q is not a user id (a positive integer)", line)+spreadsheetHint(string(line)))
 			}
 			return id, true, nil
 		}, nil
 	}
 	cr := csv.NewReader(br)
-	cr.ReuseRecord, cr.FieldsPerRecord = true, -1
+	cr.Comma, cr.ReuseRecord, cr.FieldsPerRecord = sep, true, -1
 	header, err := cr.Read()
 	if err != nil {
 		return nil, fmt.Errorf("import: CSV header: %w", err)
@@ -213,7 +241,7 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 	res.Lines = endLine(cr, header)
 	col := -1
 	for i, h := range header {
-		if string(bytes.TrimSpace([]byte(h))) == "user_id" {
+		if isUserIDColumn(h) {
 			col = i
 		}
 	}
@@ -222,7 +250,8 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		// first row taken for one, and "has no user_id column" alone
 		// read as a header the file does not have.
 		return nil, fmt.Errorf("import: the CSV header (line 1: %.60q) has no user_id column: a CSV needs a first line naming "+
-			"its columns, one of them user_id; without a comma, one user id a line needs no header", strings.Join(header, ","))
+			"its columns, one of them user_id (separated by commas, semicolons or tabs); without a separator, one user id a line "+
+			"needs no header", strings.Join(header, string(sep)))
 	}
 	// Lines are the file's, as the reader counts them: a record is not a
 	// line once blank lines (which the reader skips) or quoted line breaks
@@ -240,6 +269,11 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 			return 0, false, err
 		}
 		res.Lines = endLine(cr, rec)
+		if blankRecord(rec) {
+			// Skipped as a blank line is: a spreadsheet exports the rows
+			// it once formatted as ",,," or "   ".
+			return 0, false, nil
+		}
 		if col >= len(rec) {
 			line, _ := cr.FieldPos(0)
 			return bad(int64(line), fmt.Sprintf("no user_id: %d fields, user_id is field %d", len(rec), col+1))
@@ -247,7 +281,7 @@ func lineParser(br *bufio.Reader, res *ImportResult) (func() (int64, bool, error
 		line, _ := cr.FieldPos(col)
 		id, pe := strconv.ParseInt(string(bytes.TrimSpace([]byte(rec[col]))), 10, 64)
 		if pe != nil || id <= 0 {
-			return bad(int64(line), fmt.Sprintf("user_id %.40q is not a positive integer", rec[col]))
+			return bad(int64(line), fmt.Sprintf("user_id %.40q is not a positive integer", rec[col])+spreadsheetHint(rec[col]))
 		}
 		return id, true, nil
 	}, nil
@@ -265,14 +299,36 @@ func endLine(cr *csv.Reader, rec []string) int64 {
 
 // copyChunk writes one chunk in its own transaction: COPY into
 // subscriptions, or, when some are there already, COPY into a temporary
-// table merged with ON CONFLICT DO NOTHING.
-func copyChunk(ctx context.Context, db *pgxpool.Pool, channel string, ids []int64) error {
-	err := copyRows(ctx, db, "COPY subscriptions (channel, user_id) FROM STDIN WITH (FORMAT binary)", channel, ids)
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "23505" { // unique_violation
-		return err
+// table merged with ON CONFLICT DO NOTHING. It returns how many
+// subscriptions are new: PostgreSQL counts them either way, so the summary
+// need not (a set of 10M ids here would cost the import its speed).
+//
+// A chunk PostgreSQL gives up (a deadlock with another writer of the
+// channel's subscriptions, which holds some of its ids in another order)
+// is merged again: nothing of it was kept, and merging is idempotent.
+func copyChunk(ctx context.Context, db *pgxpool.Pool, channel string, ids []int64) (int64, error) {
+	added, err := copyRows(ctx, db, "COPY subscriptions (channel, user_id) FROM STDIN WITH (FORMAT binary)", channel, ids)
+	for attempt := 1; ; attempt++ {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "23505" && !strings.HasPrefix(pgErr.Code, "40") || attempt > mergeAttempts {
+			// 23505: unique_violation, some are there; class 40: a
+			// deadlock or serialization failure, the transaction undone.
+			return added, err
+		}
+		added, err = mergeRows(ctx, db, channel, ids)
 	}
-	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+}
+
+// mergeAttempts is how many times a chunk is merged before its error ends
+// the import: a deadlock again and again is no passing collision.
+const mergeAttempts = 3
+
+// mergeRows inserts the subscriptions of ids that are not there, in id
+// order (the order the API's bulk writes take, which makes deadlocks with
+// them rarer), and returns how many it added.
+func mergeRows(ctx context.Context, db *pgxpool.Pool, channel string, ids []int64) (int64, error) {
+	var added int64
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE import_subscriptions (user_id bigint) ON COMMIT DROP`); err != nil {
 			return err
 		}
@@ -280,17 +336,22 @@ func copyChunk(ctx context.Context, db *pgxpool.Pool, channel string, ids []int6
 			pgx.CopyFromSlice(len(ids), func(i int) ([]any, error) { return []any{ids[i]}, nil })); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO subscriptions (channel, user_id)
-			SELECT $1, user_id FROM import_subscriptions ON CONFLICT DO NOTHING`, channel)
+		tag, err := tx.Exec(ctx, `INSERT INTO subscriptions (channel, user_id)
+			SELECT $1, user_id FROM import_subscriptions ORDER BY user_id ON CONFLICT DO NOTHING`, channel)
+		added = tag.RowsAffected()
 		return err
 	})
+	if err != nil {
+		return 0, err
+	}
+	return added, nil
 }
 
 // copyRows runs sql, a binary COPY of (text, bigint) rows, with (channel,
-// id) per id. The rows are encoded here, a few bytes appended per row, not
+// id) per id, and returns the rows it wrote. The rows are encoded here, a few bytes appended per row, not
 // through pgx's per-value encoding (an interface and a lookup per value):
 // at 10M rows that is most of what an import costs this process.
-func copyRows(ctx context.Context, db *pgxpool.Pool, sql, channel string, ids []int64) error {
+func copyRows(ctx context.Context, db *pgxpool.Pool, sql, channel string, ids []int64) (int64, error) {
 	buf := make([]byte, 0, 19+len(ids)*(2+4+len(channel)+4+8)+2)
 	buf = append(buf, "PGCOPY\n\xff\r\n\x00"...)
 	buf = binary.BigEndian.AppendUint32(buf, 0) // flags
@@ -305,11 +366,11 @@ func copyRows(ctx context.Context, db *pgxpool.Pool, sql, channel string, ids []
 	buf = binary.BigEndian.AppendUint16(buf, 0xffff) // trailer
 	conn, err := db.Acquire(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer conn.Release()
-	_, err = conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), sql)
-	return err
+	tag, err := conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), sql)
+	return tag.RowsAffected(), err
 }
 
 // countingReader counts the bytes read through it.

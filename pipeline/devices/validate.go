@@ -70,6 +70,24 @@ func ValidateToken(p Platform, token string) error {
 	return fieldErr("platform", "must be \"ios\" or \"android\"")
 }
 
+// ValidateRegistration checks a token against the platform a device
+// registers with, beyond its format: an APNs token (64 or more hex digits,
+// which no FCM token is) registered as android is an app that reports its
+// platform wrong, and its device would get nothing (FCM refuses the token,
+// and the refusal deletes it), nor could it be deleted by token (it is
+// stored as an FCM token, in its case). Only new registrations are
+// checked: an event already in the stream is not refused for it.
+func ValidateRegistration(p Platform, token string) error {
+	if err := ValidateToken(p, token); err != nil {
+		return err
+	}
+	if p == Android && ValidateToken(IOS, token) == nil {
+		return fieldErr("platform", "is \"android\", but the token is an APNs token (%d hex digits, which no FCM token is): "+
+			"a device of an iPhone registers as \"ios\"", len(token))
+	}
+	return nil
+}
+
 // CanonicalToken is the form a valid token is stored and sent in. An APNs
 // token is hex, and APNs reads it either case: an app that registered a
 // phone as "AB12…" in one version and "ab12…" in the next made two devices

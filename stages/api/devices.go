@@ -87,7 +87,7 @@ func (d *deviceRequest) event() (devices.Event, error) {
 	if err != nil {
 		return devices.Event{}, err
 	}
-	if err := devices.ValidateToken(p, d.Token); err != nil {
+	if err := devices.ValidateRegistration(p, d.Token); err != nil {
 		return devices.Event{}, err
 	}
 	if err := devices.ValidateUser(d.UserID); err != nil {
@@ -229,6 +229,13 @@ func decodeDeviceBatch(w http.ResponseWriter, body []byte) ([]deviceRequest, boo
 	for dec.PeekKind() != ']' {
 		if len(reqs) == MaxDeviceBatch {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("a batch holds at most %d devices; split it", MaxDeviceBatch))
+			return nil, false
+		}
+		if dec.PeekKind() == 'n' {
+			// Unmarshal leaves a null item a device of empty fields, said
+			// as "app: is required": a nil in the client's list, not a
+			// device missing its app.
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("item %d: is null: each item is a device object", len(reqs)))
 			return nil, false
 		}
 		reqs = append(reqs, deviceRequest{})

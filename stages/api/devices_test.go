@@ -180,6 +180,8 @@ func TestMalformedDeviceIsRejectedNamingTheField(t *testing.T) {
 		{"APNs token not hex", ok(set("token", strings.Repeat("g", 64))), "token: an APNs (ios) token is hex; character 1 is 'g'"},
 		{"FCM token with a slash", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = "a/b" }), "token: an FCM (android) token has only"},
 		{"long FCM token", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = strings.Repeat("a", 513) }), "token: an FCM (android) token is 1–512 characters; got 513"},
+		// An app that reports its platform wrong: FCM would refuse the token.
+		{"APNs token as android", ok(set("platform", "android")), `platform: is "android", but the token is an APNs token (64 hex digits`},
 		{"empty FCM token", ok(func(d *map[string]any) { (*d)["platform"] = "android"; (*d)["token"] = "" }), "token: an FCM (android) token is 1–512"},
 		{"missing user_id", ok(drop("user_id")), "user_id: is required: the user's id, a positive integer (missing or 0)"},
 		{"negative user_id", ok(set("user_id", -3)), "user_id: must be a positive integer, got -3"},
@@ -265,6 +267,7 @@ func TestBadDeviceBatchWritesNothing(t *testing.T) {
 		{"bad token in the last item", batchJSON(badToken), 400, "item 99: token:"},
 		{"wrong type in item 3", typed, 400, `item 3: field "user_id": expected an integer`},
 		{"unknown field", `[{"app":"news","tokn":"x"}]`, 400, `item 0: unknown field "tokn"`},
+		{"null item", `[` + deviceJSON("news", "ios", iosToken, 1, "") + `, null]`, 400, "item 1: is null: each item is a device object"},
 		{"not an array", `{"app":"news"}`, 400, "must be a JSON array"},
 		{"empty array", `[]`, 400, "the batch is empty"},
 		{"cut short", `[` + deviceJSON("news", "ios", iosToken, 1, "") + `,`, 400, "cut short"},

@@ -101,7 +101,11 @@ func TestBulkSubscribers(t *testing.T) {
 		{`{"add":[1],"remove":[1]}`, http.StatusBadRequest, "user 1 is in add too"},
 		{`{"add":[0]}`, http.StatusBadRequest, "add[0]: user ids are positive"},
 		{`{"add":["x"]}`, http.StatusBadRequest, `field "add[0]"`},
-		{`{}`, http.StatusBadRequest, "at least one user id"},
+		{`{}`, http.StatusBadRequest, "give at least one of the lists"},
+		{`{"add":null,"remove":null}`, http.StatusBadRequest, "give at least one of the lists"},
+		// A sync job with nothing to change: done, not an error.
+		{`{"add":[],"remove":[]}`, http.StatusNoContent, ""},
+		{`{"remove":[]}`, http.StatusNoContent, ""},
 		{`{"add":[1],"extra":1}`, http.StatusBadRequest, `unknown field "extra"`},
 	}
 	for _, tt := range tests {

@@ -83,7 +83,7 @@ func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, body []b
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), emitTimeout)
 	defer cancel()
-	p := prefs.Prefs{User: user, Channels: []string(req.MutedChannels), Categories: req.MutedCategories}
+	p := prefs.Prefs{User: user, Channels: distinct(req.MutedChannels), Categories: distinct(req.MutedCategories)}
 	if err := prefs.Put(ctx, s.cfg.DB, s.cfg.Redis, s.cfg.Keys, p); err != nil {
 		s.deviceLog().Warn().Err(err).Msg("preferences not stored")
 		// Not unavailable's "nothing was accepted": Put writes PostgreSQL
@@ -96,4 +96,19 @@ func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, body []b
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// distinct is names without repeats, in their first order: the lists are
+// sets (resolve reads a hash), and a client that appended a mute it had
+// already, or sent 101 and "101", got both back from GET.
+func distinct(names []string) []string {
+	seen := make(map[string]bool, len(names))
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -93,6 +93,26 @@ func TestPreferencesReplaceTheWholeSet(t *testing.T) {
 	}
 }
 
+// The lists are sets: a name given twice (or a channel as 101 and "101")
+// is stored, and read back, once, in the order first given.
+func TestPreferencesNameEachOnce(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	tests := []struct{ give, want string }{
+		{`{"muted_channels":["weather","news","weather"],"muted_categories":["promo","promo"]}`,
+			`{"muted_channels":["weather","news"],"muted_categories":["promo"]}`},
+		{`{"muted_channels":[101,"101","a"]}`, `{"muted_channels":["101","a"],"muted_categories":[]}`},
+		{`{"muted_channels":[],"muted_categories":null}`, `{"muted_channels":[],"muted_categories":[]}`},
+	}
+	for i, tt := range tests {
+		if r := a.do("PUT", "/v1/users/80/preferences", tt.give, ""); r.status != http.StatusNoContent {
+			t.Fatalf("%d: PUT %d %s", i, r.status, r.body)
+		}
+		if r := a.do("GET", "/v1/users/80/preferences", "", ""); r.status != http.StatusOK || strings.TrimSpace(r.body) != tt.want {
+			t.Errorf("%d: PUT %s, then GET %d %s; want %s", i, tt.give, r.status, r.body, tt.want)
+		}
+	}
+}
+
 func TestMalformedPreferences(t *testing.T) {
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	tooMany, _ := json.Marshal(map[string][]string{"muted_categories": make([]string, 1001)})

@@ -27,7 +27,8 @@ type subscribersRequest struct {
 // postSubscribers subscribes and unsubscribes users of a channel in bulk:
 // POST /v1/channels/{channel}/subscribers {"add":[ids],"remove":[ids]} →
 // 204, in one statement (all or nothing). Idempotent; at most
-// MaxSubscriberBatch ids in all (413 past it); an id in both lists is 400.
+// MaxSubscriberBatch ids in all (413 past it); an id in both lists is 400;
+// empty lists are a 204 that changes nothing, no list at all a 400.
 func (s *Server) postSubscribers(w http.ResponseWriter, r *http.Request, body []byte) {
 	channel := r.PathValue("channel")
 	if err := devices.ValidateName("channel", channel); err != nil {
@@ -42,8 +43,15 @@ func (s *Server) postSubscribers(w http.ResponseWriter, r *http.Request, body []
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
 			"%d user ids in add and remove; at most %d per request: split them, or load a whole list with `pushpipe import subscribers`", n, MaxSubscriberBatch))
 		return
+	} else if req.Add == nil && req.Remove == nil {
+		// Neither list: a client that built the body wrong, not a change.
+		writeError(w, http.StatusBadRequest, `add, remove: give at least one of the lists, e.g. {"add":[42]}`)
+		return
 	} else if n == 0 {
-		writeError(w, http.StatusBadRequest, `add, remove: give at least one user id, e.g. {"add":[42]}`)
+		// Both empty lists: a sync job with nothing to change this time. A
+		// 400 made each such job special-case "no change"; it changes
+		// nothing, and is done.
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	adding := make(map[int64]struct{}, len(req.Add))
