@@ -109,7 +109,7 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"sendd"}, `pushpipe: unexpected argument sendd, did you mean "send"? (see pushpipe --help)`},
-		{[]string{"send", "--app", "a"}, "pushpipe: missing flags: --channel=CHANNEL or --user=USER,... (see pushpipe send --help)"},
+		{[]string{"send", "--app", "a"}, "pushpipe: missing flags: --channel=CHANNEL or --user=USER,... or --token=PLATFORM:TOKEN (see pushpipe send --help)"},
 		{[]string{"dlq", "list", "--bogus"}, "pushpipe: unknown flag --bogus (see pushpipe dlq list --help)"},
 		{[]string{"--log-level", "verbose", "status"}, `"verbose" is not debug, info, warn or error`},
 		{[]string{"--partitions", "0", "status"}, "--partitions / PUSHPIPE_PARTITIONS must be at least 1"},
@@ -125,7 +125,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"deliver", "--apps", "apps.toml", "--apns-topic", "com.example.news"},
 			"--apns-topic given with --apps: the apps file replaces the single-app provider flags"},
 		{[]string{"all", "--apps", "apps.toml", "--apns-key", "k.p8", "--fcm-project", "p"}, "--apns-key, --fcm-project given with --apps"},
-		{[]string{"send", "--app", "a", "--user", "1", "--send-at", "2030-01-02T15:04:05Z"}, "--send-at: a direct message (--user) is sent at once"},
+		{[]string{"send", "--app", "a", "--user", "1", "--send-at", "2030-01-02T15:04:05Z"}, "--send-at: a direct message (--user, --token) is sent at once"},
 		{[]string{"send", "--app", "a", "--channel", "x", "--send-at", "tomorrow"}, `--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z"`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02 15:04"}, `got "2030-01-02 15:04"`},
 		{[]string{"send", "--app", "a", "--user", "1,2", "--rate-per-second", "10", "--allow-empty"}, "--rate-per-second, --allow-empty: a direct message"},
@@ -274,8 +274,8 @@ func TestHelpShowsXorFlagsAsAChoice(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"send"}, "Usage: pushpipe send --app=STRING (--channel=CHANNEL | --user=USER,...) [flags]\n"},
-		{nil, "  send --app=STRING (--channel=CHANNEL | --user=USER,...) [flags]\n"},
+		{[]string{"send"}, "Usage: pushpipe send --app=STRING (--channel=CHANNEL | --user=USER,... | --token=PLATFORM:TOKEN) [flags]\n"},
+		{nil, "  send --app=STRING (--channel=CHANNEL | --user=USER,... | --token=PLATFORM:TOKEN) [flags]\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

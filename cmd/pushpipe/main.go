@@ -28,7 +28,7 @@ type CLI struct {
 	Migrate      MigrateCmd      `cmd:"" help:"Apply the PostgreSQL schema migrations."`
 	API          APICmd          `cmd:"" name:"api" help:"Serve the HTTP API (devices, channels, preferences, campaigns, messages) and the console."`
 	Results      ResultsCmd      `cmd:"" help:"Read the results stream (tail)."`
-	Send         SendCmd         `cmd:"" help:"Create a campaign (--channel) or a direct message (--user)."`
+	Send         SendCmd         `cmd:"" help:"Create a campaign (--channel) or a direct message (--user, or --token for devices outside the registry)."`
 	Campaigns    CampaignsCmd    `cmd:"" help:"List or cancel campaigns."`
 	Messages     MessagesCmd     `cmd:"" help:"List direct messages."`
 	Import       ImportCmd       `cmd:"" help:"Load subscribers in bulk."`

@@ -24,6 +24,7 @@ type SendCmd struct {
 	App      string   `required:"" help:"The app whose devices receive it."`
 	Channels []string `name:"channel" xor:"to" required:"" sep:"none" help:"A channel whose subscribers receive it (repeat for several; each person gets it once)."`
 	Users    []int64  `name:"user" xor:"to" required:"" help:"A user who receives it as a direct message (repeat or comma-separate for several, up to 10,000)."`
+	Tokens   []string `name:"token" xor:"to" required:"" sep:"none" placeholder:"PLATFORM:TOKEN" help:"A device outside the registry that receives it as a direct message: ios:HEX or android:FCM_TOKEN (repeat for several, up to 1,000)."`
 	Category string   `help:"The campaign's category: users who muted it are skipped."`
 	Title    string   `help:"Notification title."`
 	Body     string   `help:"Notification body."`
@@ -51,6 +52,7 @@ type SendCmd struct {
 	Wait bool `help:"Then follow it to the end: a progress bar on stderr, the summary, and exit status 1 if it failed or was canceled. Ctrl-C stops the following, not the sending."`
 
 	sendAt time.Time
+	tokens []campaign.Token // Tokens, parsed
 }
 
 // Validate refuses the campaign-only flags with --user: the API refuses
@@ -88,7 +90,7 @@ func (c *SendCmd) Validate() error {
 		}
 		c.sendAt = t
 	}
-	if len(c.Users) == 0 {
+	if len(c.Users) == 0 && len(c.Tokens) == 0 {
 		return nil
 	}
 	// Before Redis is dialled: --user=-5 went on to connect, and with no
@@ -97,6 +99,9 @@ func (c *SendCmd) Validate() error {
 		if u <= 0 {
 			return fmt.Errorf("--user: user ids are positive, got %d", u)
 		}
+	}
+	if err := c.parseTokens(); err != nil {
+		return err
 	}
 	var given []string
 	if c.SendAt != "" {
@@ -111,7 +116,7 @@ func (c *SendCmd) Validate() error {
 	if len(given) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%s: a direct message (--user) is sent at once to the users named, not scheduled, throttled "+
+	return fmt.Errorf("%s: a direct message (--user, --token) is sent at once to whom it names, not scheduled, throttled "+
 		"or checked for an audience; leave it out, or send a campaign (--channel)", strings.Join(given, ", "))
 }
 
@@ -141,7 +146,7 @@ func (c *SendCmd) Run(g *Globals) error {
 	if c.Title == "" && c.Body == "" && !c.Silent {
 		return errors.New("send: --title or --body: give at least one, the notification's text (or --silent for a background push)")
 	}
-	if len(c.Users) > 0 {
+	if len(c.Users) > 0 || len(c.Tokens) > 0 {
 		return c.message(g, rdb, db)
 	}
 	content, note, err := c.notification(push.PriorityNormal)
@@ -211,14 +216,17 @@ func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) erro
 	}
 	m := campaign.Message{Campaign: campaign.Campaign{ID: c.ID, App: c.App, Category: c.Category,
 		Title: content.Title, Body: content.Body, Data: content.Data, Notification: note,
-		TTL: c.TTL, Priority: c.Priority}, Users: c.Users}
+		TTL: c.TTL, Priority: c.Priority}, Users: c.Users, Tokens: c.tokens}
 	if err := m.Normalize(); errors.Is(err, campaign.ErrTooManyUsers) {
 		// The error's "users: ...: too many users" named the API's field
 		// and not what to do, as the API's 413 does ("split it").
 		return fmt.Errorf("send: --user: a message lists at most %d users, got %d; send the others in another message",
 			campaign.MaxMessageUsers, len(c.Users))
+	} else if errors.Is(err, campaign.ErrTooManyTokens) {
+		return fmt.Errorf("send: --token: a message lists at most %d tokens, got %d; send the others in another message",
+			campaign.MaxMessageTokens, len(c.Tokens))
 	} else if err != nil {
-		return fmt.Errorf("send: %w", err)
+		return fmt.Errorf("send: %w", c.tokenFlag(err))
 	}
 	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
 	defer cancel()
@@ -229,9 +237,12 @@ func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) erro
 	// apps file, so it asks PostgreSQL instead: an app without a single
 	// device is a typo in --app (or an app not launched yet), and a message
 	// to it would be accepted and reach nobody. An id already stored is
-	// the idempotent repeat and is let through, as the API does.
+	// the idempotent repeat and is let through, as the API does. (Raw
+	// tokens need no registered device: they are the devices.)
 	var ve *campaign.ValidationError
-	if err := campaign.CheckAudience(ctx, db, m.Campaign); errors.As(err, &ve) {
+	if len(m.Tokens) > 0 {
+		// Nothing to check.
+	} else if err := campaign.CheckAudience(ctx, db, m.Campaign); errors.As(err, &ve) {
 		return fmt.Errorf("send: app %q has no registered devices, so nobody would receive this message; check --app", m.App)
 	} else if err != nil {
 		return fmt.Errorf("send: %w", err)

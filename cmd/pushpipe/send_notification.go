@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/api"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
@@ -73,4 +74,38 @@ func flagNames(msg string) string {
 		msg = "--" + strings.ReplaceAll(field, "_", "-") + ":" + why
 	}
 	return strings.ReplaceAll(msg, `set "silent": false`, "leave out --silent")
+}
+
+// parseTokens reads --token PLATFORM:TOKEN into c.tokens. The platform is
+// up to the first colon: an FCM token holds colons of its own.
+func (c *SendCmd) parseTokens() error {
+	c.tokens = nil
+	for _, v := range c.Tokens {
+		platform, token, ok := strings.Cut(v, ":")
+		if !ok || token == "" {
+			return fmt.Errorf("--token: give PLATFORM:TOKEN, such as ios:a1b2… or android:fcm-token, got %q", v)
+		}
+		c.tokens = append(c.tokens, campaign.Token{Platform: platform, Token: token})
+	}
+	return nil
+}
+
+// tokenFlag says a raw token's error ("tokens[2].token: ...") of the
+// --token it came from: send's user wrote flags, not the API's list.
+func (c *SendCmd) tokenFlag(err error) error {
+	var ve *campaign.ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	var i int
+	var field, why string
+	if n, _ := fmt.Sscanf(ve.Msg, "tokens[%d].", &i); n != 1 || i < 0 || i >= len(c.Tokens) {
+		return err
+	}
+	_, rest, _ := strings.Cut(ve.Msg, "].")
+	field, why, _ = strings.Cut(rest, ": ")
+	if field != "token" && field != "platform" {
+		return err
+	}
+	return &campaign.ValidationError{Msg: fmt.Sprintf("--token %s: %s", c.Tokens[i], why)}
 }

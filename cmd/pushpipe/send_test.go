@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/api"
@@ -323,6 +325,56 @@ func TestSendFullNotification(t *testing.T) {
 			got.Data, want.Data = nil, nil
 			if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotData, wantData) {
 				t.Errorf("stored %+v %v\nwant   %+v %v (as the API stores it)", got, gotData, want, wantData)
+			}
+		})
+	}
+}
+
+// `send --token PLATFORM:TOKEN`: a direct message to devices outside the
+// registry, as POST /v1/messages's "tokens" sends one; the platform is up
+// to the first colon (FCM tokens hold colons), repeats count once, and a
+// bad token is named by the flag it came in. send had no way to name one.
+func TestSendRawTokens(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	ios := strings.Repeat("ab", 32)
+	tests := []struct {
+		name    string
+		args    []string
+		targets int64 // the message's targets; 0 for an error
+		err     string
+	}{
+		{"both platforms, a repeat", []string{"--token", "ios:" + ios, "--token", "android:fcm-1:APA91b-x", "--token", "ios:" + strings.ToUpper(ios)}, 2, ""},
+		{"no platform", []string{"--token", ios}, 0, `--token: give PLATFORM:TOKEN, such as ios:a1b2… or android:fcm-token, got "` + ios + `"`},
+		{"unknown platform", []string{"--token", "web:abc"}, 0, `send: --token web:abc: must be "ios" or "android", got "web"`},
+		{"not an APNs token", []string{"--token", "ios:xyz"}, 0, "send: --token ios:xyz: an APNs (ios) token is"},
+		{"with --user", []string{"--token", "ios:" + ios, "--user", "1"}, 0, "can't be used together"},
+		{"with --send-at", []string{"--token", "ios:" + ios, "--send-at", "2030-01-02T15:04:05Z"}, 0, "--send-at: a direct message (--user, --token) is sent at once"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "raw-" + strconv.Itoa(i)
+			args := append([]string{"send", "--app", "a", "--id", id, "--title", "T", "--redis-addr", r.Addr, "--database-url", url}, tt.args...)
+			cli := &CLI{}
+			k, err := kong.New(cli, options()...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err = k.Parse(args); err == nil {
+				err = cli.Send.Run(&cli.Globals)
+			}
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := campaign.MessageProgress(t.Context(), rdb, db, pipeline.NewKeys("pp", pipeline.DefaultPartitions), id)
+			if err != nil || rep.Targets != tt.targets {
+				t.Fatalf("message %+v (%v), want %d targets", rep, err, tt.targets)
 			}
 		})
 	}
