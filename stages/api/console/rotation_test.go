@@ -2,16 +2,13 @@ package console_test
 
 import (
 	"context"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"testing"
 
 	"github.com/rs/zerolog"
 
-	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/stages/api"
 )
 
@@ -20,12 +17,7 @@ import (
 // signed in with it: a replica given the new token sends their cookie to
 // the sign-in form, while replicas of the same token share the session.
 func TestRotatedTokenEndsSessions(t *testing.T) {
-	rdb, err := pipeline.NewRedis(env.Redis.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
-	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4)
+	rdb, keys := sessionRedis(t)
 	serve := func(auth api.Auth) string {
 		srv := httptest.NewServer(api.New(api.Config{Redis: rdb, Keys: keys, Log: zerolog.Nop(), Auth: auth}))
 		t.Cleanup(srv.Close)

@@ -67,12 +67,7 @@ func TestSignOutThatFailsSaysSo(t *testing.T) {
 // ends the session that browser held (a copy of its old cookie opens
 // nothing more); a sign-in from another browser ends no one else's.
 func TestSignInEndsTheBrowsersOldSession(t *testing.T) {
-	rdb, err := pipeline.NewRedis(env.Redis.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
-	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4)
+	rdb, keys := sessionRedis(t)
 	srv := httptest.NewServer(api.New(api.Config{Redis: rdb, Keys: keys, Log: zerolog.Nop(), Auth: api.Auth{AdminToken: adminToken}}))
 	t.Cleanup(srv.Close)
 	signIn := func(cookies ...*http.Cookie) *http.Cookie {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -22,12 +23,7 @@ import (
 // and it opens the console only: the API's own routes still want the bearer
 // token, and the console never takes one.
 func TestSessionCookieUnderTLS(t *testing.T) {
-	rdb, err := pipeline.NewRedis(env.Redis.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
-	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4)
+	rdb, keys := sessionRedis(t)
 	srv := httptest.NewTLSServer(api.New(api.Config{Redis: rdb, Keys: keys, Log: zerolog.Nop(),
 		Auth: api.Auth{AdminToken: adminToken, AppKeys: map[string]string{app: appKey}}}))
 	t.Cleanup(srv.Close)
@@ -84,12 +80,7 @@ func TestSessionCookieUnderTLS(t *testing.T) {
 // the session cookie, and the one that clears it at sign-out, are Secure
 // then too, and only then.
 func TestSessionCookieBehindTLSProxy(t *testing.T) {
-	rdb, err := pipeline.NewRedis(env.Redis.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
-	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4)
+	rdb, keys := sessionRedis(t)
 	srv := httptest.NewServer(api.New(api.Config{Redis: rdb, Keys: keys, Log: zerolog.Nop(),
 		Auth: api.Auth{AdminToken: adminToken}}))
 	t.Cleanup(srv.Close)
@@ -170,3 +161,15 @@ func csrfOf(t *testing.T, base string, session *http.Cookie) string {
 
 // noRedirects shows a redirect rather than following it.
 var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// sessionRedis is the bed's Redis under keys of its own, for the tests of
+// sessions that need an API on Redis alone.
+func sessionRedis(t *testing.T) (rueidis.Client, pipeline.Keys) {
+	t.Helper()
+	rdb, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	return rdb, pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4)
+}
