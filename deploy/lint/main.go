@@ -90,6 +90,8 @@ type manifests struct {
 	services    []*corev1.Service
 	files       []string
 	kust        *kustomization
+	known       map[string]bool // registeredMetrics, read once
+	knownErr    error
 }
 
 func main() {
