@@ -6,7 +6,9 @@
 // shutdown timeout, one KEDA lag trigger per partition of the right stream
 // and group, each Secret only where its role needs it (roles.go), the
 // alerts and network policies deploy/README.md names, and the README's
-// tables against the manifests (docs.go). The stages, their streams and
+// tables against the manifests (docs.go). Alert expressions and the Grafana
+// dashboards in deploy/grafana (dashboard.go) may name only the metrics the
+// code registers, read off its source (metrics.go). The stages, their streams and
 // which need PostgreSQL come from pipeline.Stages, the one stage table. It
 // is its own module so the pushpipe module does not depend on k8s.io/api.
 //
@@ -335,6 +337,7 @@ func (m *manifests) check() []error {
 	errs = append(errs, m.checkRoles()...)
 	errs = append(errs, m.checkAlertsAndPolicies()...)
 	errs = append(errs, m.checkDocs()...)
+	errs = append(errs, m.checkDashboards()...)
 
 	if m.kust == nil {
 		fail("no kustomization.yaml")

@@ -38,8 +38,8 @@ var optsTypes = map[string][]string{
 // Name, which must be string literals; a histogram's series are its
 // _bucket, _sum and _count, never the bare name), and the Go and process
 // collectors' series, gathered from pipeline.NewRegistry, the registry
-// every process starts from. bench/ is left out: its metrics are the
-// benchmarks', not a deployment's.
+// every process starts from. bench/ is left out: what it might register
+// would be the benchmarks', not a deployment's.
 func registeredMetrics(root string) (map[string]bool, error) {
 	known := map[string]bool{}
 	fset := token.NewFileSet()
