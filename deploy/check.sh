@@ -3,7 +3,9 @@
 #
 #   1. deploy/k8s/stages.yaml and keda.yaml are what gen.sh generates;
 #   2. every manifest decodes strictly into the official Kubernetes types (or
-#      KEDA's ScaledObject fields) and has what pushpipe relies on (deploy/lint);
+#      KEDA's ScaledObject fields) and has what pushpipe relies on, and the
+#      alerts and the Grafana dashboard name only metrics the code registers
+#      (deploy/lint);
 #      kubeconform too, when it is installed and KUBECONFORM_SCHEMAS points at
 #      a local schema directory (it cannot download schemas here);
 #   3. the shell scripts parse (and pass shellcheck, if installed);

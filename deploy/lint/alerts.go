@@ -63,6 +63,11 @@ func (m *manifests) checkAlertsAndPolicies() []error {
 				if r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
 					fail("alert %s: needs a summary and a description saying what to do", r.Alert)
 				}
+				if known, err := m.registered(); err != nil {
+					fail("alert %s: %v", r.Alert, err)
+				} else if bad := unknownMetrics(r.Expr, known); len(bad) > 0 {
+					fail("alert %s: %s not a metric pushpipe registers (nor %s): %s", r.Alert, strings.Join(bad, ", "), strings.Join(external, ", "), r.Expr)
+				}
 			}
 		}
 		for name, series := range alerts {

@@ -6,7 +6,9 @@
 // shutdown timeout, one KEDA lag trigger per partition of the right stream
 // and group, each Secret only where its role needs it (roles.go), the
 // alerts and network policies deploy/README.md names, and the README's
-// tables against the manifests (docs.go). The stages, their streams and
+// tables against the manifests (docs.go). Alert expressions and the Grafana
+// dashboards in deploy/grafana (dashboard.go) may name only the metrics the
+// code registers, read off its source (metrics.go). The stages, their streams and
 // which need PostgreSQL come from pipeline.Stages, the one stage table. It
 // is its own module so the pushpipe module does not depend on k8s.io/api.
 //
@@ -90,6 +92,8 @@ type manifests struct {
 	services    []*corev1.Service
 	files       []string
 	kust        *kustomization
+	known       map[string]bool // registeredMetrics, read once
+	knownErr    error
 }
 
 func main() {
@@ -333,6 +337,7 @@ func (m *manifests) check() []error {
 	errs = append(errs, m.checkRoles()...)
 	errs = append(errs, m.checkAlertsAndPolicies()...)
 	errs = append(errs, m.checkDocs()...)
+	errs = append(errs, m.checkDashboards()...)
 
 	if m.kust == nil {
 		fail("no kustomization.yaml")
@@ -343,7 +348,8 @@ func (m *manifests) check() []error {
 			}
 		}
 		for _, r := range m.kust.Resources {
-			if !slices.Contains(m.files, r) {
+			// A directory is a kustomization of its own (deploy/grafana).
+			if _, err := os.Stat(filepath.Join(m.dir, r, "kustomization.yaml")); !slices.Contains(m.files, r) && err != nil {
 				fail("kustomization.yaml lists missing %s", r)
 			}
 		}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -92,4 +94,72 @@ func TestExpressLanesScale(t *testing.T) {
 	if want := "ScaledObject pushpipe-deliver: no trigger for partition key pp:{p0}:deliver-express"; !slices.Contains(got, want) {
 		t.Errorf("lint without deliver's express triggers says %q, want it to say %q", got, want)
 	}
+}
+
+// A dashboard may select only the metrics the code registers (or
+// redis_exporter's): the committed dashboard with one expression replaced
+// fails the lint exactly when that expression names another, wherever the
+// name sits in the PromQL, and label names, strings, functions and Grafana
+// variables are never taken for metrics.
+func TestDashboardMetrics(t *testing.T) {
+	known, err := registeredMetrics("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.ReadFile("../grafana/pushpipe.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := checkDashboard("pushpipe.json", base, known); len(errs) > 0 {
+		t.Fatalf("the committed dashboard fails: %v", errors.Join(errs...))
+	}
+	tests := []struct {
+		name string
+		expr string
+		want string // in the one error the lint must report; "" for none
+	}{
+		{"registered counter", `sum by (provider, outcome) (rate(pushpipe_deliver_sends_total{namespace=~"$namespace"}[$__rate_interval]))`, ""},
+		{"histogram buckets", `histogram_quantile(0.99, sum by (le) (rate(pushpipe_deliver_express_wait_seconds_bucket[5m])))`, ""},
+		{"Go and process collectors", `rate(process_cpu_seconds_total[5m]) + on (instance) go_goroutines`, ""},
+		{"redis_exporter", `redis_memory_used_bytes / redis_memory_max_bytes and redis_memory_max_bytes > 0`, ""},
+		{"labels, strings and keywords", `sum without (partition) (label_replace(pushpipe_group_lag{stage=~"deliver|sum"}, "role", "$1", "stage", "(.*)")) > on (stage) group_left max by (stage) (pushpipe_group_pending offset 5m)`, ""},
+		{"unknown metric", `sum(rate(pushpipe_deliver_sent_total[5m]))`, "pushpipe_deliver_sent_total not a metric pushpipe registers"},
+		{"unknown second series", `pushpipe_group_lag / on (stage) pushpipe_group_lagging`, "pushpipe_group_lagging not a metric"},
+		{"histogram by its bare name", `histogram_quantile(0.99, rate(pushpipe_deliver_express_wait_seconds[5m]))`, "pushpipe_deliver_express_wait_seconds not a metric"},
+		{"a metric the code does not export", `histogram_quantile(0.99, sum by (le) (rate(pushpipe_deliver_provider_seconds_bucket[5m])))`, "pushpipe_deliver_provider_seconds_bucket not a metric"},
+		{"another exporter", `node_memory_MemAvailable_bytes`, "node_memory_MemAvailable_bytes not a metric"},
+		{"no metric at all", `vector(1)`, "selects no metric"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := checkDashboard("pushpipe.json", withFirstExpr(t, base, tt.expr), known)
+			switch {
+			case tt.want == "" && len(errs) > 0:
+				t.Errorf("lint says %v, want no error", errors.Join(errs...))
+			case tt.want != "" && (len(errs) != 1 || !strings.Contains(errs[0].Error(), tt.want)):
+				t.Errorf("lint says %v, want one error saying %q", errs, tt.want)
+			}
+		})
+	}
+}
+
+// withFirstExpr is the dashboard with its first query's expression replaced.
+func withFirstExpr(t *testing.T, dashboard []byte, expr string) []byte {
+	t.Helper()
+	var d map[string]any
+	if err := json.Unmarshal(dashboard, &d); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range d["panels"].([]any) {
+		if targets, ok := p.(map[string]any)["targets"].([]any); ok && len(targets) > 0 {
+			targets[0].(map[string]any)["expr"] = expr
+			b, err := json.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
+	t.Fatal("no panel with a query")
+	return nil
 }
