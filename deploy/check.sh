@@ -8,6 +8,8 @@
 #      (deploy/lint);
 #      kubeconform too, when it is installed and KUBECONFORM_SCHEMAS points at
 #      a local schema directory (it cannot download schemas here);
+#      the alerts pass their promtool unit tests (deploy/alerts_test.yaml),
+#      when promtool is installed;
 #   3. the shell scripts parse (and pass shellcheck, if installed);
 #   4. promtool check metrics accepts the /metrics of every pushpipe process
 #      (api and every stage deploy/lint -stages lists), scraped from a running
@@ -42,6 +44,16 @@ else
 	say "kubeconform skipped (needs it installed and KUBECONFORM_SCHEMAS=local schema dir; no network here)"
 fi
 
+if command -v promtool >/dev/null; then
+	say "alert rules pass their promtool unit tests (deploy/alerts_test.yaml)"
+	(cd deploy/lint && go run . -rules ../k8s) >"$TMP/rules.yaml"
+	cp deploy/alerts_test.yaml "$TMP/"
+	promtool check rules "$TMP/rules.yaml" >/dev/null
+	promtool test rules "$TMP/alerts_test.yaml"
+else
+	say "alert unit tests skipped (needs promtool: apt-get install -y --no-install-recommends prometheus)"
+fi
+
 say "scripts parse"
 for s in deploy/*.sh deploy/k8s/*.sh; do bash -n "$s"; done
 if command -v shellcheck >/dev/null; then shellcheck deploy/*.sh deploy/k8s/*.sh; fi
@@ -73,17 +85,17 @@ grep -q "everything is up" "$TMP/local-cluster.log" || { cat "$TMP/local-cluster
 DB="postgres://postgres@127.0.0.1:$((base + 10))/postgres?sslmode=disable"
 psql -q "$DB" -v ON_ERROR_STOP=1 <<'SQL'
 INSERT INTO devices (app, token, user_id, platform, event_at)
-SELECT 'check', CASE WHEN g % 2 = 0 THEN encode(sha256(('tok' || g)::bytea), 'hex') ELSE 'fcm_' || md5(g::text) END,
+SELECT 'com.example.pushpipe', CASE WHEN g % 2 = 0 THEN encode(sha256(('tok' || g)::bytea), 'hex') ELSE 'fcm_' || md5(g::text) END,
        g * 173, CASE WHEN g % 2 = 0 THEN 1 ELSE 2 END, now()
 FROM generate_series(1, 200) g;
 INSERT INTO subscriptions (channel, user_id) SELECT 'news', g * 173 FROM generate_series(1, 200) g;
 SQL
 token=$(sed -n 's/.*PUSHPIPE_ADMIN_TOKEN=\([0-9a-f]*\).*/\1/p' "$TMP/local-cluster.log" | head -1)
 curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-	-d '{"app":"check","platform":"android","token":"fcm_check_device","user_id":1,"locale":"en"}' \
+	-d '{"app":"com.example.pushpipe","platform":"android","token":"fcm_check_device","user_id":1,"locale":"en"}' \
 	"http://127.0.0.1:$((base + 20))/v1/devices" >/dev/null
 curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-	-d '{"id":"check","app":"check","channels":["news"],"notification":{"title":"t","body":"b"}}' \
+	-d '{"id":"check","app":"com.example.pushpipe","channels":["news"],"notification":{"title":"t","body":"b"}}' \
 	"http://127.0.0.1:$((base + 20))/v1/campaigns" >/dev/null
 for _ in $(seq 300); do
 	curl -sfk "https://127.0.0.1:$((base + 30))/_receipts/summary" | grep -q '"accepted":200' && break

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // prometheusRule is the part of monitoring.coreos.com/v1 PrometheusRule the
@@ -18,9 +21,9 @@ type prometheusRule struct {
 			Rules []struct {
 				Alert       string            `json:"alert"`
 				Expr        string            `json:"expr"`
-				For         string            `json:"for"`
-				Labels      map[string]string `json:"labels"`
-				Annotations map[string]string `json:"annotations"`
+				For         string            `json:"for,omitempty"`
+				Labels      map[string]string `json:"labels,omitempty"`
+				Annotations map[string]string `json:"annotations,omitempty"`
 			} `json:"rules"`
 		} `json:"groups"`
 	} `json:"spec"`
@@ -116,4 +119,23 @@ func (m *manifests) checkAlertsAndPolicies() []error {
 		fail("no NetworkPolicy lets the monitoring namespace scrape the ops port")
 	}
 	return errs
+}
+
+// printRules writes the PrometheusRule of the manifests in dir as a
+// Prometheus rules file, for promtool's unit tests of the alerts
+// (deploy/alerts_test.yaml, run by deploy/check.sh).
+func printRules(w io.Writer, dir string) error {
+	m, errs := load(dir)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if m.rules == nil {
+		return errors.New("no PrometheusRule")
+	}
+	b, err := yaml.Marshal(m.rules.Spec)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
 }

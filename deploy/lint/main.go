@@ -104,6 +104,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 2 && os.Args[1] == "-rules" {
+		if err := printRules(os.Stdout, os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "lint -rules:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	dir := "../k8s"
 	if len(os.Args) > 1 {
 		dir = os.Args[1]
