@@ -72,6 +72,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h.express.limiter = newLimiter(cfg.Redis, cfg.Keys, pipeline.Express, expressTPS, log, m.permitsLate)
 	h.express.limiter.lender = h.limiter
+	h.limiter.caps, h.express.limiter.caps = m.rateCap, m.rateCap
 	h.express.slots = newSlots(cfg.ExpressInFlight)
 	h.yield = newYield(cfg.ExpressTarget, cfg.InFlight, log)
 	h.clock = &redisClock{rdb: cfg.Redis}

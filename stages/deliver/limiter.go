@@ -87,6 +87,11 @@ type limiter struct {
 	// counts every permit it grants, whoever takes it, so the two lanes
 	// together still keep under the cap.
 	lender *limiter
+
+	// caps, if set, is the cap in force per provider, app and lane
+	// (pushpipe_deliver_rate_cap): --tps, an app's own, or less while the
+	// provider refuses sends over its rate.
+	caps *prometheus.GaugeVec
 }
 
 // off reports that app's sends are not capped: no cap of the process's
@@ -132,11 +137,12 @@ const (
 
 // bucket is one process's view of one provider+app's schedule.
 type bucket struct {
-	key  string
-	app  string
-	lend string // the lender's key for the same provider and app; "" for none
-	warm atomic.Bool
-	cold chan struct{} // while cold, a token for the one send let out
+	key      string
+	provider string
+	app      string
+	lend     string // the lender's key for the same provider and app; "" for none
+	warm     atomic.Bool
+	cold     chan struct{} // while cold, a token for the one send let out
 
 	mu         sync.Mutex
 	grants     []grant       // unused permits, by slot
@@ -177,7 +183,7 @@ func (l *limiter) bucket(provider, app string) *bucket {
 	}
 	// The bulk lane keeps the key it always had; the express lane's share is
 	// a window of its own.
-	nb := &bucket{key: l.keys.RateLimit(l.lane.Stream(provider), app), app: app, cold: make(chan struct{}, 1)}
+	nb := &bucket{key: l.keys.RateLimit(l.lane.Stream(provider), app), provider: provider, app: app, cold: make(chan struct{}, 1)}
 	if l.lender != nil {
 		nb.lend = l.keys.RateLimit(l.lender.lane.Stream(provider), app)
 	}

@@ -70,15 +70,18 @@ func (b *bucket) take() (slot time.Time, late time.Duration) {
 // duration adds to lateness).
 func (l *limiter) fetch(ctx context.Context, b *bucket, ch chan struct{}, late, allowance time.Duration) error {
 	res, err := l.grant(ctx, l, b.key, b.app, allowance)
-	if err == nil && len(res) == 3 && res[0] == 0 && b.lend != "" && !l.lender.off(b.app) {
+	if err == nil && len(res) == 4 && l.caps != nil {
+		l.caps.WithLabelValues(b.provider, b.app, l.lane.String()).Set(float64(res[3]))
+	}
+	if err == nil && len(res) == 4 && res[0] == 0 && b.lend != "" && !l.lender.off(b.app) {
 		// None of its own before its next slot: what the lender has unused.
 		lent, lerr := l.grant(ctx, l.lender, b.lend, b.app, allowance)
 		switch {
 		case lerr != nil:
 			err = lerr
-		case len(lent) == 3 && lent[0] > 0:
+		case len(lent) == 4 && lent[0] > 0:
 			res = lent
-		case len(lent) == 3:
+		case len(lent) == 4:
 			res[1] = min(res[1], lent[1]) // ask again when either has one
 		}
 	}
@@ -90,7 +93,7 @@ func (l *limiter) fetch(ctx context.Context, b *bucket, ch chan struct{}, late, 
 	switch {
 	case err != nil:
 		return fmt.Errorf("rate limit %s: %w", b.key, err)
-	case len(res) != 3:
+	case len(res) != 4:
 		return fmt.Errorf("rate limit %s: unexpected reply %v", b.key, res)
 	case res[0] == 0:
 		b.notBefore = end.Add(time.Duration(res[1]) * time.Microsecond)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -87,7 +89,7 @@ func TestExpressRefusalLowersTheLendersCap(t *testing.T) {
 	f := newFixture(t)
 	const tps = 1000
 	h, err := New(Config{Redis: f.rdb, DB: f.db, Keys: f.keys, Senders: map[push.Platform]push.Sender{push.Android: &NullSender{}},
-		TPS: tps, Log: zerolog.Nop()})
+		TPS: tps, Log: zerolog.Nop(), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +98,10 @@ func TestExpressRefusalLowersTheLendersCap(t *testing.T) {
 		if err := x.send(f.ctx, "fcm"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	gauge := h.metrics.rateCap.WithLabelValues("fcm", testApp, "express")
+	if _, share := h.cfg.laneTPS(); testutil.ToFloat64(gauge) != float64(share) {
+		t.Errorf("pushpipe_deliver_rate_cap %v before a refusal, want the express share %d", testutil.ToFloat64(gauge), share)
 	}
 	x.done(f.ctx, time.Now(), "fcm", testApp, push.Result{Outcome: push.Retry, Status: http.StatusTooManyRequests,
 		Reason: "QUOTA_EXCEEDED", RetryAfter: 100 * time.Millisecond, Throttled: true})
@@ -108,5 +114,9 @@ func TestExpressRefusalLowersTheLendersCap(t *testing.T) {
 		if got := f.limitField(key, "cap"); math.Abs(got-0.7*float64(tt.tps)) > 1 {
 			t.Errorf("%s cap %.1f after the express lane's refusal, want about %v", key, got, 0.7*float64(tt.tps))
 		}
+	}
+	// The cap in force, as the metric shows it (the dashboard's panel).
+	if got := testutil.ToFloat64(gauge); math.Abs(got-0.7*float64(express)) > 1 {
+		t.Errorf("pushpipe_deliver_rate_cap %v after the refusal, want about %v", got, 0.7*float64(express))
 	}
 }

@@ -79,6 +79,9 @@ func (l *limiter) refused(ctx context.Context, b *bucket, retryAfter time.Durati
 	b.notBefore = later(b.notBefore, now.Add(pause))
 	b.holdUntil = later(b.holdUntil, now.Add(pause+refusedHold))
 	b.mu.Unlock()
+	if l.caps != nil {
+		l.caps.WithLabelValues(b.provider, b.app, l.lane.String()).Set(float64(res[1]))
+	}
 	if res[0] == 1 {
 		l.log.Warn().Str("key", b.key).Int64("cap", res[1]).Dur("pause", pause).
 			Msg("the provider refused sends over its rate: cap lowered for every deliver process")

@@ -61,8 +61,9 @@ end
 //
 // ARGV: tps, want, ahead (µs: how far past now slots may be granted),
 // allowance (µs, see limiter), knee, fast, slow.
-// It returns {granted, first slot in µs after now, interval in ns}, or {0,
-// µs to wait before asking again, 0}.
+// It returns {granted, first slot in µs after now, interval in ns, cap}, or
+// {0, µs to wait before asking again, 0, cap}: cap is the cap in force,
+// --tps or less after the provider refused.
 var grantScript = rueidis.NewLuaScript(limitLib + `
 local tps, want, ahead, allow = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = clock()
@@ -77,7 +78,7 @@ if allow >= a or now - aAt > 3000000 then a, aAt = allow, now end
 local st = {cap = cap, upd = now, allow = a, allow_at = aAt}
 if now < pause then
   put(KEYS[1], st)
-  return {0, math.ceil(pause - now), 0}
+  return {0, math.ceil(pause - now), 0, math.floor(cap)}
 end
 -- Slots every (1 s + allowance) / cap: however they shift within the
 -- allowance, no one-second window holds cap of them (see limiter).
@@ -86,12 +87,12 @@ local s = math.max(num(f[1], now), now)
 local n = math.floor((now + ahead - s) / every) + 1
 if n < 1 then
   put(KEYS[1], st)
-  return {0, math.ceil(s - ahead - now), 0}
+  return {0, math.ceil(s - ahead - now), 0, math.floor(cap)}
 end
 n = math.min(n, want)
 st.tat = math.ceil(s + n * every)
 put(KEYS[1], st)
-return {n, math.floor(s - now), math.ceil(every * 1000)}
+return {n, math.floor(s - now), math.ceil(every * 1000), math.floor(cap)}
 `)
 
 // refusedScript records that the provider refused a send of KEYS[1] for

@@ -31,6 +31,10 @@ type metrics struct {
 	// High while accept_to_send is high: deliver is short (of processes or
 	// CPU); low: the time goes to the sends themselves.
 	expressWait prometheus.Histogram
+	// rateCap is the cluster-wide cap in force per provider, app and lane
+	// (limiter): below --tps (or the app's tps) while the provider refuses
+	// sends over its rate, climbing back after.
+	rateCap *prometheus.GaugeVec
 
 	// byOutcome caches the sends counters of every provider and terminal
 	// outcome: a label lookup per send is a hash of both labels.
@@ -60,6 +64,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		expressWait: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "pushpipe", Subsystem: "deliver",
 			Name: "express_wait_seconds", Help: "From an express entry's write to its stream to the start of its deliver round (the oldest of a round's entries): deliver's queue.",
 			Buckets: expressWaitBuckets}),
+		rateCap: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "pushpipe", Subsystem: "deliver",
+			Name: "rate_cap", Help: "Sends a second the cluster-wide cap allows now, by provider, app and lane: --tps's share (or the app's tps), less while the provider refuses sends over its rate."},
+			[]string{"provider", "app", "lane"}),
 	}
 	m.byOutcome = map[sendLabels]prometheus.Counter{}
 	for _, p := range []string{"apns", "fcm", "none"} {
@@ -68,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.sends, m.retries, m.deadUsers, m.inFlight, m.permitsLate, m.acceptToSend, m.expressWait)
+		reg.MustRegister(m.sends, m.retries, m.deadUsers, m.inFlight, m.permitsLate, m.acceptToSend, m.expressWait, m.rateCap)
 	}
 	return m
 }
