@@ -39,7 +39,9 @@ func (m *Message) normalizeTokens() error {
 		if err != nil {
 			return invalid("tokens[%d].%v", i, err)
 		}
-		if err := devices.ValidateToken(p, t.Token); err != nil {
+		// As a registration is checked: an APNs token sent as android
+		// would go to FCM, which refuses it.
+		if err := devices.ValidateRegistration(p, t.Token); err != nil {
 			return invalid("tokens[%d].%v", i, err)
 		}
 		t.Token = devices.CanonicalToken(p, t.Token) // "AB…" and "ab…" are one phone

@@ -70,13 +70,14 @@ func ValidateToken(p Platform, token string) error {
 	return fieldErr("platform", "must be \"ios\" or \"android\"")
 }
 
-// ValidateRegistration checks a token against the platform a device
-// registers with, beyond its format: an APNs token (64 or more hex digits,
-// which no FCM token is) registered as android is an app that reports its
-// platform wrong, and its device would get nothing (FCM refuses the token,
-// and the refusal deletes it), nor could it be deleted by token (it is
-// stored as an FCM token, in its case). Only new registrations are
-// checked: an event already in the stream is not refused for it.
+// ValidateRegistration checks a token against the platform it comes with
+// (a registration, a message's raw token), beyond its format: an APNs token
+// (64 or more hex digits, which no FCM token is) given as android is an app
+// that reports its platform wrong, and its device would get nothing (FCM
+// refuses the token, and the refusal deletes it), nor could it be deleted
+// by token (it is stored as an FCM token, in its case). Only what the API
+// accepts now is checked: an event already in the stream is not refused
+// for it.
 func ValidateRegistration(p Platform, token string) error {
 	if err := ValidateToken(p, token); err != nil {
 		return err

@@ -162,6 +162,8 @@ func TestMessageValidation(t *testing.T) {
 		{"send_at", `{"app":"com.example.chat","users":[1],"send_at":"2030-01-02T15:04:05Z",` + note + `}`, 400, "sent at once to the users or tokens it lists; a campaign (POST /v1/campaigns) can be scheduled"},
 		{"rate_per_second", `{"app":"com.example.chat","users":[1],"rate_per_second":5,` + note + `}`, 400, "can be given its own rate"},
 		{"short ios token", `{"app":"com.example.chat","tokens":[{"platform":"ios","token":"ab"}],` + note + `}`, 400, "tokens[0].token"},
+		{"APNs token as android", `{"app":"com.example.chat","tokens":[{"platform":"android","token":"` + strings.Repeat("ab", 32) + `"}],` + note + `}`, 400,
+			`tokens[0].platform: is \"android\", but the token is an APNs token`},
 		{"users and tokens", `{"app":"com.example.chat","users":[1],"tokens":[{"platform":"android","token":"ab"}],` + note + `}`, 400, "not both"},
 		{"users and empty tokens", `{"app":"com.example.chat","users":[1],"tokens":[],` + note + `}`, 400, "not both"},
 		{"both empty", `{"app":"com.example.chat","users":[],"tokens":[],` + note + `}`, 400, "both are empty; give one of them"},
