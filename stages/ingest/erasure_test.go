@@ -2,10 +2,20 @@ package ingest_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline/devices"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/stages/api"
+	"github.com/pushpipe/pushpipe/stages/ingest"
 )
 
 // After a user's erasure, ingest applies the user's events no newer than
@@ -65,4 +75,106 @@ func TestErasureVoidsOlderEventsOfTheUser(t *testing.T) {
 			}
 		})
 	}
+}
+
+// DELETE /v1/users/{id} against registrations the API accepted (202) while
+// ingest was not running: ingest, started afterwards, must not re-create
+// the devices registered before the erasure, and must create the one
+// registered after it. The user's device already in the table is deleted,
+// and the subscriptions and mutes are gone at once.
+func TestEraseUserWithRegistrationsQueued(t *testing.T) {
+	keys := testKeys()
+	c := redisClient(t, env.Redis.Addr)
+	_, db := testDB(t, 4)
+	srv := httptest.NewServer(api.New(api.Config{Redis: c, DB: db, Keys: keys, Log: zerolog.Nop(), Auth: api.Auth{Insecure: true}}))
+	t.Cleanup(srv.Close)
+	tok := apnsToken
+	// in the table before: 42's device 1 (applied by the handler directly)
+	h := ingest.New(ingest.Config{DB: db, Log: zerolog.Nop()})
+	if err := h.Handle(context.Background(), batchOf(keys, put(tok(1), 42, 1))); err != nil {
+		t.Fatal(err)
+	}
+	// queued: accepted while ingest is not running
+	send(t, "POST", srv.URL+"/v1/devices", device{App: "news", Platform: "ios", Token: tok(2), UserID: 42, Locale: "ko"})
+	send(t, "POST", srv.URL+"/v1/devices/batch", []device{{App: "news", Platform: "ios", Token: tok(3), UserID: 42}, {App: "news", Platform: "ios", Token: tok(4), UserID: 7}})
+	for _, call := range []struct{ method, path, body string }{
+		{"PUT", "/v1/channels/sport/subscribers/42", ""},
+		{"PUT", "/v1/channels/news/subscribers/42", ""},
+		{"PUT", "/v1/users/42/preferences", `{"muted_channels":["sport"],"muted_categories":["promo"]}`},
+	} {
+		if got := call1(t, call.method, srv.URL+call.path, call.body, nil); got != http.StatusNoContent {
+			t.Fatalf("%s %s: %d", call.method, call.path, got)
+		}
+	}
+	var erased struct {
+		DevicesQueued   int      `json:"devices_queued"`
+		ChannelsRemoved []string `json:"channels_removed"`
+		MutesRemoved    int      `json:"mutes_removed"`
+	}
+	if got := call1(t, "DELETE", srv.URL+"/v1/users/42", "", &erased); got != http.StatusAccepted {
+		t.Fatalf("DELETE /v1/users/42: %d", got)
+	}
+	slices.Sort(erased.ChannelsRemoved)
+	if erased.DevicesQueued != 1 || !slices.Equal(erased.ChannelsRemoved, []string{"news", "sport"}) || erased.MutesRemoved != 2 {
+		t.Fatalf("erasure said %+v, want 1 device queued, channels news and sport, 2 mutes", erased)
+	}
+	// the user came back
+	send(t, "POST", srv.URL+"/v1/devices", device{App: "news", Platform: "ios", Token: tok(5), UserID: 42})
+
+	runStage(t, c, db, keys, 100)
+	pipelinetest.Eventually(t, 30*time.Second, "the stage to finish", func() bool { return outstanding(t, c, keys) == 0 })
+	tests := []struct {
+		name  string
+		token string
+		state devices.State
+		user  int64
+	}{
+		{"in the table before: deleted", tok(1), devices.Deleted, 0},
+		{"queued before: never registered", tok(2), devices.Deleted, 0},
+		{"queued before in a batch: never registered", tok(3), devices.Deleted, 0},
+		{"another user's, queued before: registered", tok(4), devices.Active, 7},
+		{"registered after: registered", tok(5), devices.Active, 42},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, ok := rowOf(t, db, "news", tt.token)
+			if !ok || r.State != tt.state || r.User != tt.user {
+				t.Errorf("row %v (found %v), want state %d user %d", r, ok, tt.state, tt.user)
+			}
+		})
+	}
+	var user struct {
+		Devices []struct {
+			Token, State string
+		}
+		Channels    []string
+		Preferences struct {
+			MutedChannels []string `json:"muted_channels"`
+		}
+	}
+	if got := call1(t, "GET", srv.URL+"/v1/users/42", "", &user); got != http.StatusOK {
+		t.Fatalf("GET /v1/users/42: %d", got)
+	}
+	if len(user.Devices) != 1 || user.Devices[0].Token != tok(5) || user.Devices[0].State != "active" ||
+		len(user.Channels) != 0 || len(user.Preferences.MutedChannels) != 0 {
+		t.Fatalf("after the erasure GET shows %+v, want only the device registered after it", user)
+	}
+}
+
+// call1 makes one request and decodes a JSON answer into out (if not nil).
+func call1(t *testing.T, method, url, body string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+	}
+	return resp.StatusCode
 }
