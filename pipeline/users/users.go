@@ -130,6 +130,7 @@ func Erase(ctx context.Context, db *pgxpool.Pool, rdb rueidis.Client, keys pipel
 		return out, err
 	}
 	out.ChannelsRemoved = nonNil(out.ChannelsRemoved)
+	slices.Sort(out.ChannelsRemoved)
 	if out.MutesRemoved, err = prefs.Erase(ctx, db, rdb, keys, user); err != nil {
 		return out, err
 	}
