@@ -178,3 +178,79 @@ func call1(t *testing.T, method, url, body string, out any) int {
 	}
 	return resp.StatusCode
 }
+
+// An erasure recorded while an upsert of the user's put is under way
+// (here held on a row lock) waits for it, so it lists the row that upsert
+// writes and deletes it; without the erasure lock it would list the rows
+// from before, and the put, whose statement started before the erasure
+// committed and so never saw it, would leave the device active.
+func TestErasureWaitsForUpsertsUnderWay(t *testing.T) {
+	// connections: the blocker, the upsert, the erasure, the test's looks
+	_, db := testDB(t, 6)
+	h := &handler{t: t, h: ingest.New(ingest.Config{DB: db, Log: zerolog.Nop()}), db: db, keys: testKeys(), want: model{}}
+	// a deadlock of this test fails it rather than hanging the package
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tok := apnsToken(1)
+	if err := h.h.Handle(ctx, batchOf(h.keys, put(tok, 5, 1))); err != nil {
+		t.Fatal(err)
+	}
+	blocker, err := h.db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Rollback(ctx)
+	if _, err := blocker.Exec(ctx, `SELECT 1 FROM devices WHERE token = $1 FOR UPDATE`, tok); err != nil {
+		t.Fatal(err)
+	}
+	upserted := make(chan error, 1)
+	go func() { upserted <- h.h.Handle(ctx, batchOf(h.keys, put(tok, 42, 2))) }()
+	waiting := func(what string) func() bool {
+		return func() bool {
+			var n int
+			err := h.db.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+				WHERE NOT l.granted AND d.datname = current_database() AND l.locktype = $1`, what).Scan(&n)
+			return err == nil && n > 0
+		}
+	}
+	pipelinetest.Eventually(t, 10*time.Second, "the upsert to wait for the row lock", func() bool {
+		var n int
+		err := h.db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
+		return err == nil && n > 0
+	})
+	type result struct {
+		e   devices.Erasure
+		err error
+	}
+	erased := make(chan result, 1)
+	go func() {
+		e, err := devices.Erase(ctx, h.db, 42, base+10)
+		erased <- result{e, err}
+	}()
+	var r result
+	pipelinetest.Eventually(t, 10*time.Second, "the erasure to wait for the upsert, or to finish", func() bool {
+		select {
+		case r = <-erased:
+			erased <- r
+			return true
+		default:
+			return waiting("advisory")()
+		}
+	})
+	if err := blocker.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-upserted; err != nil {
+		t.Fatal(err)
+	}
+	r = <-erased
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if err := h.h.Handle(ctx, batchOf(h.keys, r.e.Tokens...)); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.row(tok); got.State != devices.Deleted || got.User != 0 {
+		t.Fatalf("row %v after the erasure: the put under way survived it", got)
+	}
+}
