@@ -48,11 +48,15 @@ func validUser(id int64) error {
 func (c *UsersShowCmd) Run(g *Globals) error { return c.run(g, os.Stdout) }
 
 func (c *UsersShowCmd) run(g *Globals, w io.Writer) error {
-	var v users.View
-	err := withCampaigns(g, func(ctx context.Context, tools campaignTools) (err error) {
-		v, err = users.Show(ctx, tools.db, c.ID)
+	// PostgreSQL only: support can look while Redis is down.
+	db, err := g.DB(1)
+	if err != nil {
 		return err
-	})
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
+	defer cancel()
+	v, err := users.Show(ctx, db, c.ID)
 	if err != nil {
 		return err
 	}
