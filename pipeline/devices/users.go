@@ -93,10 +93,11 @@ const ErasureLock int64 = 0x7075736865726173 // "pusheras"
 // LockErasuresSQL is the statement ingest queues before its upsert.
 const LockErasuresSQL = `SELECT pg_advisory_xact_lock_shared($1)`
 
-// erasure time: at least the requested time, and newer than every row of
-// the user, so each row's delete event wins (a put stamped by another API
-// process whose clock is ahead is still erased), and never older than an
-// earlier erasure of the user.
+// Erase's statements. The erasure time eraseRecordSQL stores is at least
+// the time asked for and newer than every row of the user, so each row's
+// delete event wins (a put stamped by another API process whose clock is
+// ahead is erased too), and never older than an earlier erasure of the
+// user.
 const (
 	eraseLockSQL   = `SELECT pg_advisory_xact_lock($1)`
 	eraseRecordSQL = `INSERT INTO erasures AS x (user_id, erased_at)
