@@ -104,3 +104,34 @@ func apply(keys pipeline.Keys, p Prefs) rueidis.LuaExec {
 	}
 	return rueidis.LuaExec{Keys: []string{keys.Preferences(p.User)}, Args: args}
 }
+
+// eraseSQL empties a user's mutes and bumps the version. The row stays,
+// with empty lists, as an unmute-all leaves it: the version must never go
+// back, or the Redis copy (which keeps it) would refuse the user's next
+// update. muted is how many mutes the row held.
+const eraseSQL = `WITH old AS (
+	SELECT user_id, cardinality(muted_channels) + cardinality(muted_categories) AS muted
+	FROM preferences WHERE user_id = $1 FOR UPDATE)
+UPDATE preferences p SET muted_channels = '{}', muted_categories = '{}', version = p.version + 1, updated_at = now()
+FROM old WHERE p.user_id = old.user_id
+RETURNING p.version, old.muted`
+
+// Erase removes user's mutes from PostgreSQL, then from Redis, and returns
+// how many there were. It is safe to repeat (a retry after Redis failed
+// writes the empty copy again).
+func Erase(ctx context.Context, db *pgxpool.Pool, rdb rueidis.Client, keys pipeline.Keys, user int64) (int, error) {
+	var version int64
+	var muted int
+	err := db.QueryRow(ctx, eraseSQL, user).Scan(&version, &muted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil // never set any: Redis has no copy either
+	}
+	if err != nil {
+		return 0, fmt.Errorf("erase preferences of user %d: %w", user, err)
+	}
+	e := apply(keys, Prefs{User: user, Version: version})
+	if err := applyScript.Exec(ctx, rdb, e.Keys, e.Args).Error(); err != nil {
+		return 0, fmt.Errorf("erase the Redis copy of user %d's preferences: %w", user, err)
+	}
+	return muted, nil
+}

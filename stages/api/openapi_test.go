@@ -29,6 +29,7 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/pipeline/schema"
+	"github.com/pushpipe/pushpipe/pipeline/users"
 )
 
 // loadOpenAPI parses and validates the embedded document.
@@ -133,6 +134,9 @@ func TestOpenAPISchemasMatchTheCode(t *testing.T) {
 		"MessageToken":    tokenRequest{},
 		"MessageStatus":   campaign.MessageReport{},
 		"LocalizedText":   textRequest{},
+		"User":            users.View{},
+		"UserDevice":      users.Device{},
+		"UserErasure":     users.Erasure{},
 	} {
 		ref := doc.Components.Schemas[name]
 		if ref == nil {
@@ -336,6 +340,21 @@ var openapiCalls = []apiCall{
 	{name: "mute as app", method: "PUT", path: "/v1/users/42/preferences", body: `{}`, token: oaKey, status: 403},
 	{name: "mute too large", method: "PUT", path: "/v1/users/42/preferences", body: strings.Repeat(" ", preferencesBody+1), token: oaToken, req: unchecked, status: 413},
 	{name: "mute text", method: "PUT", path: "/v1/users/42/preferences", body: `{}`, token: oaToken, contentType: "text/plain", req: unchecked, status: 415},
+	// GET /v1/users/{user_id}: after the device, subscription and mutes above
+	{name: "user", method: "GET", path: "/v1/users/42", token: oaToken, status: 200},
+	{name: "user never seen", method: "GET", path: "/v1/users/4242", token: oaToken, status: 200},
+	{name: "user no token", method: "GET", path: "/v1/users/42", req: unchecked, status: 401},
+	{name: "user bad id", method: "GET", path: "/v1/users/0", token: oaToken, req: invalid, status: 400},
+	{name: "user as app", method: "GET", path: "/v1/users/42", token: oaKey, status: 403},
+	{name: "user no database", server: "nodb", method: "GET", path: "/v1/users/42", token: oaToken, status: 503},
+	// DELETE /v1/users/{user_id}
+	{name: "erase", method: "DELETE", path: "/v1/users/43", token: oaToken, status: 202},
+	{name: "erase again", method: "DELETE", path: "/v1/users/43", token: oaToken, status: 202},
+	{name: "erased user", method: "GET", path: "/v1/users/43", token: oaToken, status: 200},
+	{name: "erase no token", method: "DELETE", path: "/v1/users/43", req: unchecked, status: 401},
+	{name: "erase bad id", method: "DELETE", path: "/v1/users/x", token: oaToken, req: invalid, status: 400},
+	{name: "erase as app", method: "DELETE", path: "/v1/users/43", token: oaKey, status: 403},
+	{name: "erase no database", server: "nodb", method: "DELETE", path: "/v1/users/43", token: oaToken, status: 503},
 	// POST /v1/campaigns
 	{name: "campaign", method: "POST", path: "/v1/campaigns", body: oaCamp, token: oaToken, status: 201},
 	{name: "campaign again", method: "POST", path: "/v1/campaigns", body: oaCamp, token: oaToken, status: 200},

@@ -143,6 +143,8 @@ func (s *Server) routes() []route {
 		{"POST /v1/channels/{channel}/subscribers", scopeAdmin, subscribersBody, nil, s.postSubscribers},
 		{"PUT /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.putSubscriber},
 		{"DELETE /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.deleteSubscriber},
+		{"GET /v1/users/{user_id}", scopeAdmin, 0, nil, s.getUser},
+		{"DELETE /v1/users/{user_id}", scopeAdmin, 0, nil, s.deleteUser},
 		{"GET /v1/users/{user_id}/preferences", scopeAdmin, 0, nil, s.getPreferences},
 		{"PUT /v1/users/{user_id}/preferences", scopeAdmin, preferencesBody, nil, s.putPreferences},
 		{"POST /v1/campaigns", scopeAdmin, campaignBody, nil, s.postCampaign},

@@ -2,8 +2,10 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pushpipe/pushpipe/pipeline/devices"
@@ -19,9 +21,26 @@ import (
 // even for an unknown token so that a late, older put cannot bring it back.
 // Because the latest event alone decides the row, the table does not depend
 // on the order or batching in which events arrive.
+//
+// An event of a user erased at or after its time (the erasures table,
+// pipeline/devices.Erase) no longer names the user: a put becomes a
+// tombstone, so a registration accepted before the erasure but applied
+// after it does not bring the device back, while a put newer than the
+// erasure (the user came back) registers it. The erasure is looked up per
+// event by its primary key, not joined: a join may reorder the rows, and
+// the (app, token) order of the insert is what keeps concurrent batches
+// from deadlocking.
 const upsertSQL = `
 INSERT INTO devices AS d (app, token, user_id, platform, locale, state, event_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::smallint[], $5::text[], $6::smallint[], $7::timestamptz[])
+SELECT app, token,
+       CASE WHEN erased THEN 0 ELSE user_id END,
+       platform,
+       CASE WHEN erased THEN '' ELSE locale END,
+       CASE WHEN erased AND state = 0 THEN 1 ELSE state END,
+       event_at
+FROM (SELECT e.*, e.user_id <> 0 AND e.event_at <= (SELECT x.erased_at FROM erasures x WHERE x.user_id = e.user_id) AS erased
+      FROM unnest($1::text[], $2::text[], $3::bigint[], $4::smallint[], $5::text[], $6::smallint[], $7::timestamptz[])
+           AS e(app, token, user_id, platform, locale, state, event_at)) e
 ON CONFLICT (app, token) DO UPDATE SET
     user_id    = excluded.user_id,
     platform   = excluded.platform,
@@ -49,9 +68,20 @@ func apply(ctx context.Context, db *pgxpool.Pool, events []devices.Event) (int64
 		users[i], platforms[i], states[i] = e.User, int16(e.Platform), int16(e.State())
 		ats[i] = time.UnixMicro(e.At)
 	}
-	tag, err := db.Exec(ctx, upsertSQL, apps, tokens, users, platforms, locales, states, ats)
+	// One round trip, one implicit transaction: the erasure lock (shared,
+	// held until the upsert commits) and the upsert, whose own snapshot,
+	// taken after the lock, sees every erasure that committed before it.
+	b := &pgx.Batch{}
+	b.Queue(devices.LockErasuresSQL, devices.ErasureLock)
+	b.Queue(upsertSQL, apps, tokens, users, platforms, locales, states, ats)
+	br := db.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return 0, fmt.Errorf("take the erasure lock: %w", err)
+	}
+	tag, err := br.Exec()
 	if err != nil {
 		return 0, err
 	}
-	return tag.RowsAffected(), nil
+	return tag.RowsAffected(), br.Close()
 }
