@@ -22,20 +22,8 @@ import (
 // whole request fits the socket's buffers, so the client reads the 431
 // rather than a reset while it still writes.)
 func TestHeaderCap(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- pipeline.ServeListener(ctx, ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}), zerolog.Nop())
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
+	ln := serving(t, func(ctx context.Context, ln net.Listener) error {
+		return pipeline.ServeListener(ctx, ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}), zerolog.Nop())
 	})
 	tests := []struct {
 		name   string
@@ -67,23 +55,13 @@ func TestHeaderCap(t *testing.T) {
 // needs for Redis and PostgreSQL; one past the cap is served as soon as a
 // connection closes.
 func TestOpsConnectionCap(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- pipeline.ServeOps(ctx, ln, pipeline.OpsHandler(pipeline.NewRegistry(), nil), zerolog.Nop())
-	}()
+	ln := serving(t, func(ctx context.Context, ln net.Listener) error {
+		return pipeline.ServeOps(ctx, ln, pipeline.OpsHandler(pipeline.NewRegistry(), nil), zerolog.Nop())
+	})
 	var held []net.Conn
-	t.Cleanup(func() {
+	t.Cleanup(func() { // before serving's own: the server waits for them
 		for _, c := range held {
 			c.Close()
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
 		}
 	})
 	// get sends GET /healthz on a new connection, kept open afterwards.
@@ -123,4 +101,24 @@ func TestOpsConnectionCap(t *testing.T) {
 	if !answered(extra, br, 10*time.Second) {
 		t.Fatal("the connection past the cap was not served once one closed")
 	}
+}
+
+// serving runs serve on a new loopback listener until the test ends (then
+// it must return nil), and returns the listener.
+func serving(t *testing.T, serve func(ctx context.Context, ln net.Listener) error) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return ln
 }
