@@ -30,6 +30,14 @@ import (
 // event by its primary key, not joined: a join may reorder the rows, and
 // the (app, token) order of the insert is what keeps concurrent batches
 // from deadlocking.
+//
+// An invalidation of an erased user's device never names the user, however
+// late: the provider's answer to a send made before the erasure arrives
+// after it and is stamped after it, and the event cannot tell that send
+// from one to a device the user registered again since. Naming the user
+// put an erased id back on a tombstone; not naming it costs a returning
+// user only the owner shown on a dead token. Both are a function of the
+// event and the erasures, so the table still does not depend on the order.
 const upsertSQL = `
 INSERT INTO devices AS d (app, token, user_id, platform, locale, state, event_at)
 SELECT app, token,
@@ -38,7 +46,8 @@ SELECT app, token,
        CASE WHEN erased THEN '' ELSE locale END,
        CASE WHEN erased AND state = 0 THEN 1 ELSE state END,
        event_at
-FROM (SELECT e.*, e.user_id <> 0 AND e.event_at <= (SELECT x.erased_at FROM erasures x WHERE x.user_id = e.user_id) AS erased
+FROM (SELECT e.*, e.user_id <> 0 AND (SELECT CASE WHEN e.state = 2 THEN true ELSE e.event_at <= x.erased_at END
+                                        FROM erasures x WHERE x.user_id = e.user_id) AS erased
       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::smallint[], $5::text[], $6::smallint[], $7::timestamptz[])
            AS e(app, token, user_id, platform, locale, state, event_at)) e
 ON CONFLICT (app, token) DO UPDATE SET

@@ -254,3 +254,53 @@ func TestErasureWaitsForUpsertsUnderWay(t *testing.T) {
 		t.Fatalf("row %v after the erasure: the put under way survived it", got)
 	}
 }
+
+// A provider's invalidation of a send made before an erasure, applied after
+// it and stamped after it, names the erased user: it must not put the
+// user's id back on the device, whether the erasure's delete was applied
+// first or lost to the newer invalidation in the same batch. The event cannot
+// tell such a send from one to a device registered after the erasure, so
+// that one's owner is dropped too; another user's invalidations are not
+// touched.
+func TestLateInvalidationOfAnErasedUser(t *testing.T) {
+	h := newHandler(t)
+	tok := apnsToken
+	h.batch(put(tok(1), 42, 1), put(tok(2), 42, 1), put(tok(3), 42, 1), put(tok(4), 7, 1))
+	e, err := devices.Erase(context.Background(), h.db, 42, base+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first, rest []devices.Event // tok(1)'s delete, applied first; the others'
+	for _, ev := range e.Tokens {
+		if ev.Token == tok(1) {
+			first = append(first, ev)
+		} else {
+			rest = append(rest, ev)
+		}
+	}
+	h.batch(first...)
+	// the provider's answers come after the erasure (stamped at 20); tok(2)'s
+	// erasure delete is in the same batch as its invalidation and loses
+	h.batch(append(rest, invalidate(tok(1), 42, 20), invalidate(tok(2), 42, 20), invalidate(tok(4), 7, 20))...)
+	h.batch(put(tok(5), 42, 30))
+	h.batch(invalidate(tok(5), 42, 40), invalidate(tok(6), 42, 40))
+	tests := []struct {
+		name  string
+		token string
+		want  row
+	}{
+		{"after the erasure's delete", tok(1), row{Platform: devices.IOS, State: devices.Invalidated, At: base + 20}},
+		{"with the erasure's delete in its batch", tok(2), row{Platform: devices.IOS, State: devices.Invalidated, At: base + 20}},
+		{"the erasure's delete alone", tok(3), row{State: devices.Deleted, At: e.At}},
+		{"another user's", tok(4), row{User: 7, Platform: devices.IOS, State: devices.Invalidated, At: base + 20}},
+		{"of a device registered after the erasure", tok(5), row{Platform: devices.IOS, State: devices.Invalidated, At: base + 40}},
+		{"of a token never registered", tok(6), row{Platform: devices.IOS, State: devices.Invalidated, At: base + 40}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := h.row(tt.token); got != tt.want {
+				t.Errorf("row %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
