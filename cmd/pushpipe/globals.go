@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
@@ -214,9 +215,30 @@ func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
 	defer cancel()
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("%s does not answer (check PUSHPIPE_DATABASE_URL): %w", where, err)
+		return nil, dbRefusal(where, cfg.ConnConfig.Database, err)
 	}
 	return pool, nil
+}
+
+// dbRefusal says why PostgreSQL turned the connection down, when it said
+// so, and what to do: "does not answer" for a server that answered "no such
+// database" sent the operator to check the host and port.
+func dbRefusal(where, database string, err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("%s does not answer (check PUSHPIPE_DATABASE_URL): %w", where, err)
+	}
+	switch pe.Code {
+	case "3D000": // invalid_catalog_name
+		return fmt.Errorf("%s has no database %q: create it (createdb %s) or name another in PUSHPIPE_DATABASE_URL: %w", where, database, database, err)
+	case "28000", "28P01": // invalid_authorization_specification, invalid_password
+		return fmt.Errorf("%s refused the login: check the user and password in PUSHPIPE_DATABASE_URL (and pg_hba.conf): %w", where, err)
+	case "53300": // too_many_connections
+		return fmt.Errorf("%s has no connection to spare: lower the processes' --db-conns or raise max_connections: %w", where, err)
+	case "57P03": // cannot_connect_now: starting up, shutting down, recovering
+		return fmt.Errorf("%s is not accepting connections yet (starting or recovering); try again: %w", where, err)
+	}
+	return fmt.Errorf("%s refused the connection (check PUSHPIPE_DATABASE_URL): %w", where, err)
 }
 
 // StageFlags are the flags every stage takes. Batch and concurrency default

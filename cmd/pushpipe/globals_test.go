@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,47 @@ func TestRedisRefusalSaysWhatWentWrong(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), tt.not) || strings.Contains(err.Error(), "not-the-password") {
 				t.Errorf("error %q says %q or the password", err, tt.not)
+			}
+		})
+	}
+}
+
+// A PostgreSQL that answers but refuses the connection is named for what it
+// said, with what to do: a database that does not exist was reported as a
+// server that "does not answer", which sent the operator to check the
+// address.
+func TestDatabaseRefusalSaysWhy(t *testing.T) {
+	pg := pipelinetest.PostgresT(t)
+	good, err := url.Parse(pipelinetest.DatabaseT(t, pg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		edit  func(u *url.URL)
+		want  []string
+		never string
+	}{
+		{"no such database", func(u *url.URL) { u.Path = "/nosuchdb" },
+			[]string{`no database "nosuchdb"`, "createdb nosuchdb", "PUSHPIPE_DATABASE_URL"}, "does not answer"},
+		{"no such user", func(u *url.URL) { u.User = url.UserPassword("nosuchuser", "s3cret") },
+			[]string{`"nosuchuser"`, "refused the login", "user and password"}, "s3cret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := *good
+			tt.edit(&u)
+			_, err := (&Globals{DatabaseURL: u.String()}).DB(1)
+			if err == nil {
+				t.Fatal("connected; want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), tt.never) {
+				t.Errorf("error %q says %q", err, tt.never)
 			}
 		})
 	}
