@@ -213,6 +213,9 @@ type form struct {
 	// Priority is "normal" or "high" (the campaign's lane); the rest is
 	// the notification object's (DESIGN, "The notification object").
 	Priority, Subtitle, Image, Sound, Badge, ThreadID, CollapseID string
+	// Localized is the texts per language, as the API's "localized"
+	// object: a JSON object is how many languages are typed at once.
+	Localized string
 	// Silent is a background push: no text, the app gets the data.
 	Silent bool
 	// AllowEmpty creates a campaign nobody would receive (allow_empty).
@@ -229,7 +232,8 @@ func (form) AllowEmptyLabel() string { return allowEmptyLabel }
 // More reports whether a field of the form's "More" block is filled: the
 // block opens then, so a refusal naming one shows it.
 func (f form) More() bool {
-	return f.Subtitle != "" || f.Image != "" || f.Sound != "" || f.Badge != "" || f.ThreadID != "" || f.CollapseID != ""
+	return f.Subtitle != "" || f.Image != "" || f.Sound != "" || f.Badge != "" || f.ThreadID != "" || f.CollapseID != "" ||
+		f.Localized != ""
 }
 
 // notification is the form's notification object as POST /v1/campaigns
@@ -269,6 +273,12 @@ func (f form) notification() ([]byte, string) {
 		}
 		obj["data"] = json.RawMessage(d)
 	}
+	if l := strings.TrimSpace(f.Localized); l != "" {
+		if !json.Valid([]byte(l)) || !strings.HasPrefix(l, "{") {
+			return nil, `Localized: must be a JSON object of texts by language tag, e.g. {"ko": {"title": "속보", "body": "…"}}`
+		}
+		obj["localized"] = json.RawMessage(l)
+	}
 	raw, err := json.Marshal(obj)
 	if err != nil {
 		return nil, "Not created: " + err.Error() + "."
@@ -291,7 +301,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		SendAt: r.PostFormValue("send_at"), AllowEmpty: r.PostFormValue("allow_empty") == "1", Key: r.PostFormValue("key"),
 		Priority: r.PostFormValue("priority"), Subtitle: r.PostFormValue("subtitle"), Image: r.PostFormValue("image"),
 		Sound: r.PostFormValue("sound"), Badge: r.PostFormValue("badge"), ThreadID: r.PostFormValue("thread_id"),
-		CollapseID: r.PostFormValue("collapse_id"), Silent: r.PostFormValue("silent") == "1"}
+		CollapseID: r.PostFormValue("collapse_id"), Silent: r.PostFormValue("silent") == "1", Localized: r.PostFormValue("localized")}
 	refuse := func(msg string) {
 		c.render(w, r, http.StatusBadRequest, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f, Error: msg})
 	}
@@ -409,6 +419,7 @@ var formLabels = [][2]string{
 	{"notification.data", "Data"}, {"notification.title", "Title"}, {"notification.subtitle", "Subtitle"},
 	{"notification.body", "Body"}, {"notification.image", "Image URL"}, {"notification.sound", "Sound"},
 	{"notification.badge", "Badge"}, {"notification.thread_id", "Thread id"}, {"notification.collapse_id", "Collapse id"},
+	{"notification.localized", "Localized"},
 	{"notification", "Title and body"}, {"ttl_seconds", "Time to live"}, {"priority", "Priority"},
 	{"rate_per_second", "Rate"}, {"send_at", "Send at"}, {"channels", "Channels"}, {"category", "Category"},
 	{"app", "App"}, {"id", "Id"}, {"title", "Title"}, {"body", "Body"},

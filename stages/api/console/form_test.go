@@ -187,6 +187,22 @@ func TestFormSetsTheNotificationObject(t *testing.T) {
 			says:   `Priority: must be "normal" or "high", got "urgent"`,
 		},
 		{
+			name: "texts in other languages",
+			fields: url.Values{"title": {"Breaking"}, "body": {"Results are in"},
+				"localized": {` {"ko": {"title": "속보", "body": "결과"}, "pt-BR": {"title": "Urgente"}} `}},
+			object: `{"title":"Breaking","body":"Results are in","localized":{"ko":{"title":"속보","body":"결과"},"pt-BR":{"title":"Urgente"}}}`,
+		},
+		{
+			name:   "a language tag the API refuses",
+			fields: url.Values{"title": {"Breaking"}, "localized": {`{"pt_BR": {"title": "Urgente"}}`}},
+			says:   `Localized.pt_BR: the key must be a BCP 47 language tag such as "ko" or "pt-BR"`,
+		},
+		{
+			name:   "localized texts that are no JSON object",
+			fields: url.Values{"title": {"Breaking"}, "localized": {`ko: 속보`}},
+			says:   "Localized: must be a JSON object of texts by language tag",
+		},
+		{
 			name:   "a collapse id too long",
 			fields: url.Values{"title": {"Once"}, "collapse_id": {strings.Repeat("c", 65)}},
 			says:   "Collapse id: must be at most 64 printable bytes",
@@ -277,11 +293,13 @@ func TestFormSendsANotificationFromTheBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("badge"), "3"),
 		chromedp.SendKeys(chromedp.ID("thread-id"), "election"),
 		chromedp.SendKeys(chromedp.ID("collapse-id"), "results"),
+		chromedp.SendKeys(chromedp.ID("localized"), `{"de": {"title": "Eilmeldung"}}`),
 		// The preview follows the new fields.
 		waitJS(`document.querySelector('.ios [data-preview="subtitle"]').textContent === "Election night" &&
 			JSON.parse(document.querySelector('[data-preview="apns"]').textContent).image === "https://cdn.example.com/map.png" &&
 			JSON.parse(document.querySelector('[data-preview="apns"]').textContent).aps.badge === 3 &&
-			JSON.parse(document.querySelector('[data-preview="fcm"]').textContent).message.android.priority === "HIGH"`),
+			JSON.parse(document.querySelector('[data-preview="fcm"]').textContent).message.android.priority === "HIGH" &&
+			document.querySelector('[data-preview="languages"]').textContent.includes("Devices in de get their own")`),
 	)
 	b.run(clickJS("#create"), waitJS(`location.pathname === "/ui/campaigns/breaking-1" && document.querySelector("p.notice") !== null`))
 	stored, err := campaign.Load(t.Context(), b.db, "breaking-1")
@@ -289,7 +307,8 @@ func TestFormSendsANotificationFromTheBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, err := api.ParseNotification([]byte(`{"title":"Breaking","subtitle":"Election night","body":"Results are in",
-		"image":"https://cdn.example.com/map.png","sound":"alert.caf","badge":3,"thread_id":"election","collapse_id":"results"}`), "high", push.PriorityNormal)
+		"image":"https://cdn.example.com/map.png","sound":"alert.caf","badge":3,"thread_id":"election","collapse_id":"results",
+		"localized":{"de":{"title":"Eilmeldung"}}}`), "high", push.PriorityNormal)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,6 +99,14 @@
         if (aps.badge !== undefined) shown.notification_count = aps.badge;
         if (Object.keys(shown).length) android.notification = shown;
       }
+      // The preview is the default text; devices of a language in
+      // "localized" get theirs (deliver picks by tag, then language).
+      var langs = [];
+      try {
+        var loc = val("localized").trim() ? JSON.parse(val("localized")) : {};
+        if (loc && typeof loc === "object" && !Array.isArray(loc)) langs = Object.keys(loc);
+      } catch (e) { langs = []; }
+      set("languages", langs.length ? "The default text. Devices in " + langs.join(", ") + " get their own." : "");
       set("apns", JSON.stringify(apns, null, 2));
       set("fcm", JSON.stringify({ message: message }, null, 2));
     }
