@@ -117,6 +117,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--prefix", "", "status"}, "--prefix / PUSHPIPE_PREFIX must not be empty"},
 		{[]string{"split", "--claim-idle", "0s"}, "--claim-idle must be a positive duration"},
 		{[]string{"ingest", "--shutdown-timeout=-1s"}, "--shutdown-timeout must be a positive duration"},
+		{[]string{"ingest", "--keep-tombstones", "1h"}, "--keep-tombstones 1h0m0s: at least 24h0m0s (registrations held up longer are dropped), or 0"},
+		{[]string{"all", "--ingest-keep-tombstones", "23h"}, "--ingest-keep-tombstones 23h0m0s: at least 24h0m0s"},
 		{[]string{"status", "--interval", "0s"}, "--interval must be a positive duration"},
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
 		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},

@@ -143,7 +143,7 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 		own   []string // the stage's own flags, standalone spelling
 		all   []string // the same under all
 	}{
-		{"ingest", []string{"--db-conns", "3"}, []string{"--ingest-db-conns", "3"}},
+		{"ingest", []string{"--db-conns", "3", "--keep-tombstones", "48h"}, []string{"--ingest-db-conns", "3", "--ingest-keep-tombstones", "48h"}},
 		{"split", []string{"--range-size", "77", "--segments", "2", "--parallel", "3", "--max-deliver-backlog", "9", "--db-conns", "5", "--paced-ahead", "90s"},
 			[]string{"--split-range-size", "77", "--split-segments", "2", "--split-parallel", "3", "--split-max-deliver-backlog", "9", "--split-db-conns", "5", "--split-paced-ahead", "90s"}},
 		{"resolve", []string{"--parallel", "5", "--db-conns", "6"}, []string{"--resolve-parallel", "5", "--resolve-db-conns", "6"}},

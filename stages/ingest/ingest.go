@@ -27,6 +27,9 @@ type Config struct {
 	Log     zerolog.Logger
 	Metrics prometheus.Registerer // nil: no metrics
 	Now     func() time.Time      // nil: time.Now (checks event times are not in the future)
+	// KeepTombstones is how long deleted and invalidated devices are kept
+	// (retention.go); 0 keeps them for ever.
+	KeepTombstones time.Duration
 }
 
 // Handler is the ingest stage's batch handler.
@@ -34,6 +37,7 @@ type Handler struct {
 	db      *pgxpool.Pool
 	log     zerolog.Logger
 	now     func() time.Time
+	keep    time.Duration
 	metrics *metrics
 }
 
@@ -42,11 +46,12 @@ func New(cfg Config) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{db: cfg.DB, log: cfg.Log, now: cfg.Now, metrics: newMetrics(cfg.Metrics)}
+	return &Handler{db: cfg.DB, log: cfg.Log, now: cfg.Now, keep: cfg.KeepTombstones, metrics: newMetrics(cfg.Metrics)}
 }
 
 // Handle decodes the batch (malformed entries go to the dead-letter stream,
-// the rest carry on), keeps only the latest event of each token, and applies
+// the rest carry on), drops registrations older than the tombstones kept
+// (retention.go), keeps only the latest event of each token, and applies
 // them in one statement. Returning nil after the statement committed is what
 // lets the runner ack the batch: a crash before that redelivers it, and
 // applying an event again changes nothing (events older than or as old as the
@@ -54,20 +59,29 @@ func New(cfg Config) *Handler {
 func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	now := h.now()
 	events := make([]devices.Event, 0, len(b.Entries))
+	malformed, expired := 0, 0
 	for i, e := range b.Entries {
 		ev, err := devices.ParseEvent(e.Fields, now)
-		if err != nil {
+		switch {
+		case err != nil:
 			b.DeadLetter(i, fmt.Errorf("malformed ingest entry: %w", err))
-			continue
+			malformed++
+		case h.expired(ev, now):
+			expired++
+		default:
+			events = append(events, ev)
 		}
-		events = append(events, ev)
+	}
+	if expired > 0 {
+		h.log.Warn().Int("registrations", expired).Dur("keep_tombstones", h.keep).Str("stream", b.Stream).
+			Msg("dropped registrations older than --keep-tombstones: a deletion they predate may be purged; the apps register again when they start")
 	}
 	latest := collapse(events)
 	changed, err := apply(ctx, h.db, latest)
 	if err != nil {
 		return fmt.Errorf("apply %d device events of %s: %w", len(latest), b.Stream, err)
 	}
-	h.metrics.observe(len(b.Entries)-len(events), len(events)-len(latest), len(latest)-int(changed), int(changed))
+	h.metrics.observe(malformed, expired, len(events)-len(latest), len(latest)-int(changed), int(changed))
 	return nil
 }
 

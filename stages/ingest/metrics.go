@@ -5,22 +5,29 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics count where each ingest entry went.
 type metrics struct {
 	events *prometheus.CounterVec
+	purged prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{events: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "pushpipe", Subsystem: "ingest", Name: "events_total",
 		Help: "Ingest entries by outcome: written (row inserted or changed), stale (not newer than the row), " +
-			"collapsed (superseded by a later event of the same token in the batch), malformed (dead-lettered).",
-	}, []string{"outcome"})}
+			"collapsed (superseded by a later event of the same token in the batch), malformed (dead-lettered), " +
+			"expired (a registration older than --keep-tombstones, dropped).",
+	}, []string{"outcome"}),
+		purged: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "pushpipe", Subsystem: "ingest", Name: "tombstones_purged_total",
+			Help: "Deleted and invalidated devices purged past --keep-tombstones.",
+		})}
 	if reg != nil {
-		reg.MustRegister(m.events)
+		reg.MustRegister(m.events, m.purged)
 	}
 	return m
 }
 
-func (m *metrics) observe(malformed, collapsed, stale, written int) {
+func (m *metrics) observe(malformed, expired, collapsed, stale, written int) {
 	m.events.WithLabelValues("malformed").Add(float64(malformed))
+	m.events.WithLabelValues("expired").Add(float64(expired))
 	m.events.WithLabelValues("collapsed").Add(float64(collapsed))
 	m.events.WithLabelValues("stale").Add(float64(stale))
 	m.events.WithLabelValues("written").Add(float64(written))

@@ -1,0 +1,19 @@
+-- +goose NO TRANSACTION
+-- +goose Up
+-- What retention deletes, found without reading the tables whole.
+-- Tombstones (devices with state <> 0) older than ingest's
+-- --keep-tombstones: ingest purges them (pipeline/devices PurgeTombstones)
+-- and drops registrations older than the same horizon, which nothing could
+-- then order against a purged tombstone. Only tombstones are in the index:
+-- the active rows, the bulk of the table, never touch it.
+-- Direct messages (campaign rows of kind 'message') past their expiry by
+-- the API's --keep-messages (pipeline/campaign PurgeMessages): a chat app
+-- writes millions a day. Campaigns are kept.
+-- Built CONCURRENTLY (hence NO TRANSACTION): a production devices table
+-- takes writes while it builds.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS devices_tombstones ON devices (event_at) WHERE state <> 0;
+CREATE INDEX CONCURRENTLY IF NOT EXISTS campaigns_messages_created ON campaigns (created_at) WHERE kind = 'message';
+
+-- +goose Down
+DROP INDEX CONCURRENTLY IF EXISTS campaigns_messages_created;
+DROP INDEX CONCURRENTLY IF EXISTS devices_tombstones;
