@@ -36,6 +36,8 @@ type AllCmd struct {
 	kong.Plugins
 	// The API's limits: connections, bodies, device writes.
 	ListenFlags `embed:""`
+	// The API's retention of direct messages.
+	RetentionFlags `embed:""`
 
 	own map[string]stage // the plugins' flags by stage
 }
@@ -149,8 +151,9 @@ func (c *AllCmd) Run(g *Globals) error {
 	}
 	// The API shares the stages' clients and pool.
 	srv := sidecar{dbConns: c.APIDBConns, build: func(d *deps) func(context.Context) error {
-		h := api.New(c.ListenFlags.limits(api.Config{Redis: d.rdb, DB: d.db, Keys: d.keys, Log: d.log, Auth: auth, KnownApp: known, Metrics: d.reg}))
-		serve := func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, h, d.log) }
+		h := api.New(c.RetentionFlags.config(c.ListenFlags.limits(api.Config{Redis: d.rdb, DB: d.db, Keys: d.keys, Log: d.log, Auth: auth, KnownApp: known, Metrics: d.reg})))
+		listen := func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, h, d.log) }
+		serve := func(ctx context.Context) error { return pipeline.RunGroup(ctx, listen, h.PurgeMessages) }
 		if appsFile == "" {
 			return serve
 		}

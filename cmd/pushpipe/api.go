@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/api"
 )
 
@@ -16,6 +19,28 @@ type APICmd struct {
 	DBConns        int32  `name:"db-conns" default:"4" help:"PostgreSQL connections (the pool size, opened at start)."`
 	Apps           string `name:"apps" placeholder:"FILE" help:"Apps file (TOML): the only apps this API knows, and their app keys: a device, campaign or message of another app is a 422, an app of PUSHPIPE_APP_KEYS too (its key still signs in); SIGHUP reloads it."`
 	ListenFlags    `embed:""`
+	RetentionFlags `embed:""`
+}
+
+// RetentionFlags are the API's retention of what it writes (api and all).
+type RetentionFlags struct {
+	KeepMessages time.Duration `name:"keep-messages" default:"168h" help:"Keep a direct message this long past its expiry, then purge it (GET is a 404 and its id free again); at least 168h, while Redis keeps its counts; 0 keeps them for ever."`
+}
+
+// Validate refuses a retention shorter than the message's counts in Redis:
+// a new message under a purged one's id would find them.
+func (f RetentionFlags) Validate() error {
+	if f.KeepMessages != 0 && f.KeepMessages < campaign.MinKeepMessages {
+		return fmt.Errorf("--keep-messages %s: at least %s (Redis keeps a message's counts that long, and a new message under its id would find them), or 0 to keep them for ever",
+			f.KeepMessages, campaign.MinKeepMessages)
+	}
+	return nil
+}
+
+// config is cfg with the retention.
+func (f RetentionFlags) config(cfg api.Config) api.Config {
+	cfg.KeepMessages = f.KeepMessages
+	return cfg
 }
 
 // Help is shown by `pushpipe api --help`: the settings that come only from
@@ -65,9 +90,9 @@ func (c *APICmd) Run(g *Globals) error {
 		return err
 	}
 	defer db.Close()
-	srv := api.New(c.ListenFlags.limits(api.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: log, Auth: auth, KnownApp: known, Metrics: g.Registry()}))
+	srv := api.New(c.RetentionFlags.config(c.ListenFlags.limits(api.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: log, Auth: auth, KnownApp: known, Metrics: g.Registry()})))
 	ready := pipeline.RedisReady(rdb)
-	runners := []func(context.Context) error{}
+	runners := []func(context.Context) error{srv.PurgeMessages}
 	if c.Apps != "" {
 		runners = append(runners, reloadAppsOnHUP(c.Apps, log, applyAPIApps(srv.ReloadApps)))
 	}

@@ -119,6 +119,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ingest", "--shutdown-timeout=-1s"}, "--shutdown-timeout must be a positive duration"},
 		{[]string{"ingest", "--keep-tombstones", "1h"}, "--keep-tombstones 1h0m0s: at least 24h0m0s (registrations held up longer are dropped), or 0"},
 		{[]string{"all", "--ingest-keep-tombstones", "23h"}, "--ingest-keep-tombstones 23h0m0s: at least 24h0m0s"},
+		{[]string{"api", "--listen", ":0", "--keep-messages", "24h"}, "--keep-messages 24h0m0s: at least 168h0m0s (Redis keeps a message's counts that long"},
+		{[]string{"all", "--keep-messages", "100h"}, "--keep-messages 100h0m0s: at least 168h0m0s"},
 		{[]string{"status", "--interval", "0s"}, "--interval must be a positive duration"},
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
 		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},

@@ -31,6 +31,7 @@ type deviceAPI struct {
 	keys pipeline.Keys
 	rdb  rueidis.Client
 	db   *pgxpool.Pool
+	srv  *Server
 }
 
 func newDeviceAPI(t *testing.T, redisAddr string, auth Auth) *deviceAPI {
@@ -59,9 +60,10 @@ func newDeviceAPIConfig(t *testing.T, redisAddr string, cfg Config) *deviceAPI {
 	seedAudience(t, db)
 	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 16)
 	cfg.Redis, cfg.DB, cfg.Keys, cfg.Log = rdb, db, keys, zerolog.Nop()
-	srv := httptest.NewServer(New(cfg))
+	s := New(cfg)
+	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return &deviceAPI{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db}
+	return &deviceAPI{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db, srv: s}
 }
 
 // response is what a test looks at in an answer.

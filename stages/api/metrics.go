@@ -12,8 +12,9 @@ import (
 // apiMetrics count requests per route and status code, and time them, so an
 // operator sees the API's 4xx/5xx mix and latency next to the stages' lag.
 type apiMetrics struct {
-	requests *prometheus.CounterVec
-	seconds  *prometheus.HistogramVec
+	requests       *prometheus.CounterVec
+	seconds        *prometheus.HistogramVec
+	messagesPurged prometheus.Counter // retention.go
 }
 
 func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
@@ -22,9 +23,11 @@ func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
 			Name: "requests_total", Help: "API requests by route and status code."}, []string{"route", "code"}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "pushpipe", Subsystem: "api",
 			Name: "request_seconds", Help: "API request latency by route.", Buckets: prometheus.DefBuckets}, []string{"route"}),
+		messagesPurged: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "api",
+			Name: "messages_purged_total", Help: "Direct messages purged past --keep-messages after their expiry."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.seconds)
+		reg.MustRegister(m.requests, m.seconds, m.messagesPurged)
 	}
 	return m
 }

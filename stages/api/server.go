@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,9 @@ type Config struct {
 	// DeviceWriteBurst is how many device writes an app key may make at once;
 	// default twice the rate, and at least one full batch.
 	DeviceWriteBurst int
+	// KeepMessages is how long a direct message is kept past its expiry
+	// (PurgeMessages); 0 keeps them for ever.
+	KeepMessages time.Duration
 }
 
 // Server serves the API.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
@@ -23,12 +24,9 @@ const (
 	MinKeepTombstones = 24 * time.Hour
 	// purgeEvery is how often the tombstones past the horizon are purged.
 	purgeEvery = time.Minute
-	// purgeRound is the rows one statement deletes: a short transaction
-	// each, so the purge never holds many locks or a long snapshot.
-	purgeRound = 5000
-	// purgeRounds bounds a pass (100,000 rows a minute, 144M a day), so a
-	// first pass over years of tombstones spreads over several minutes
-	// instead of taking the pool.
+	// purgeRound is the rows one statement deletes, purgeRounds the most
+	// statements of a pass: 100,000 rows a minute, 144M a day.
+	purgeRound  = 5000
 	purgeRounds = 20
 )
 
@@ -45,37 +43,9 @@ func (h *Handler) PurgeTombstones(ctx context.Context) error {
 	if h.keep <= 0 {
 		return nil
 	}
-	t := time.NewTicker(purgeEvery)
-	defer t.Stop()
-	for {
-		h.purgeOnce(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// purgeOnce is one pass: rounds until one deletes less than a round's worth.
-func (h *Handler) purgeOnce(ctx context.Context) {
-	before := h.now().Add(-h.keep)
-	var total int64
-	for range purgeRounds {
-		n, err := devices.PurgeTombstones(ctx, h.db, before, purgeRound)
-		total += n
-		if err != nil {
-			if ctx.Err() == nil {
-				h.log.Warn().Err(err).Msg("tombstone purge failed; trying again in a minute")
-			}
-			break
-		}
-		if n < purgeRound {
-			break
-		}
-	}
-	h.metrics.purged.Add(float64(total))
-	if total > 0 {
-		h.log.Info().Int64("tombstones", total).Time("older_than", before).Msg("purged tombstones past --keep-tombstones")
-	}
+	return pipeline.Purger{What: "tombstones", Flag: "--keep-tombstones", Every: purgeEvery, Round: purgeRound, Rounds: purgeRounds,
+		Purge: func(ctx context.Context, limit int) (int64, error) {
+			return devices.PurgeTombstones(ctx, h.db, h.now().Add(-h.keep), limit)
+		},
+		Purged: h.metrics.purged, Log: h.log}.Run(ctx)
 }
