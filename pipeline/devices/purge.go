@@ -17,6 +17,26 @@ const purgeTombstonesSQL = `DELETE FROM devices d USING (
 	LIMIT $2 FOR UPDATE SKIP LOCKED) old
 WHERE d.app = old.app AND d.token = old.token`
 
+// purgeErasuresSQL deletes up to $2 erasure records older than $1 (index
+// erasures_at, migration 00012).
+const purgeErasuresSQL = `DELETE FROM erasures x USING (
+	SELECT user_id FROM erasures WHERE erased_at < $1
+	LIMIT $2 FOR UPDATE SKIP LOCKED) old
+WHERE x.user_id = old.user_id`
+
+// PurgeErasures deletes at most limit erasure records older than before,
+// and returns how many it deleted. A record only makes ingest void the
+// erased user's registrations accepted before it and still queued; past
+// the tombstones' horizon ingest drops those anyway, and the record is the
+// last place the erased user's id was kept.
+func PurgeErasures(ctx context.Context, db *pgxpool.Pool, before time.Time, limit int) (int64, error) {
+	tag, err := db.Exec(ctx, purgeErasuresSQL, before, limit)
+	if err != nil {
+		return 0, fmt.Errorf("purge erasures older than %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // PurgeTombstones deletes at most limit tombstones (deleted and invalidated
 // devices) whose event is older than before, and returns how many it
 // deleted: fewer than limit means none is left. A tombstone is kept so that

@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics count where each ingest entry went.
 type metrics struct {
 	events *prometheus.CounterVec
-	purged prometheus.Counter
+	purged *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -15,10 +15,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			"collapsed (superseded by a later event of the same token in the batch), malformed (dead-lettered), " +
 			"expired (a registration older than --keep-tombstones, dropped).",
 	}, []string{"outcome"}),
-		purged: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "pushpipe", Subsystem: "ingest", Name: "tombstones_purged_total",
-			Help: "Deleted and invalidated devices purged past --keep-tombstones.",
-		})}
+		purged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "pushpipe", Subsystem: "ingest", Name: "purged_total",
+			Help: "Rows purged past --keep-tombstones: tombstones (deleted and invalidated devices), erasures (records of erased users).",
+		}, []string{"what"})}
 	if reg != nil {
 		reg.MustRegister(m.events, m.purged)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
@@ -35,17 +37,20 @@ func (h *Handler) expired(e devices.Event, now time.Time) bool {
 	return h.keep > 0 && e.State() == devices.Active && e.At < now.Add(-h.keep).UnixMicro()
 }
 
-// PurgeTombstones deletes the tombstones past the horizon now and every
-// minute until ctx ends; with no horizon (KeepTombstones 0) it returns at
+// PurgeTombstones deletes the tombstones and the erasure records past the
+// horizon now and every minute until ctx ends; with no horizon (KeepTombstones 0) it returns at
 // once. Several ingest processes may run it: each round skips the rows
 // another is deleting.
 func (h *Handler) PurgeTombstones(ctx context.Context) error {
 	if h.keep <= 0 {
 		return nil
 	}
-	return pipeline.Purger{What: "tombstones", Flag: "--keep-tombstones", Every: purgeEvery, Round: purgeRound, Rounds: purgeRounds,
-		Purge: func(ctx context.Context, limit int) (int64, error) {
-			return devices.PurgeTombstones(ctx, h.db, h.now().Add(-h.keep), limit)
-		},
-		Purged: h.metrics.purged, Log: h.log}.Run(ctx)
+	purger := func(what string, purge func(context.Context, *pgxpool.Pool, time.Time, int) (int64, error)) func(context.Context) error {
+		return pipeline.Purger{What: what, Flag: "--keep-tombstones", Every: purgeEvery, Round: purgeRound, Rounds: purgeRounds,
+			Purge: func(ctx context.Context, limit int) (int64, error) {
+				return purge(ctx, h.db, h.now().Add(-h.keep), limit)
+			},
+			Purged: h.metrics.purged.WithLabelValues(what), Log: h.log}.Run
+	}
+	return pipeline.RunGroup(ctx, purger("tombstones", devices.PurgeTombstones), purger("erasures", devices.PurgeErasures))
 }

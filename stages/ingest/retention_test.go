@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -46,6 +47,10 @@ func TestTombstonesPastTheHorizon(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An erasure past the horizon and one within it.
+	if _, err := db.Exec(ctx, `INSERT INTO erasures (user_id, erased_at) VALUES (77, now() - interval '49 hours'), (78, now() - interval '47 hours')`); err != nil {
+		t.Fatal(err)
+	}
 	// 12,000 more old tombstones: more than a purge round.
 	if _, err := db.Exec(ctx, `INSERT INTO devices (app, token, user_id, platform, state, event_at)
 		SELECT 'bulk', 'tok-' || g, g, 1, 1 + g % 2, now() - interval '50 hours' FROM generate_series(1, 12000) g`); err != nil {
@@ -57,26 +62,30 @@ func TestTombstonesPastTheHorizon(t *testing.T) {
 	purgeCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- h.PurgeTombstones(purgeCtx) }()
-	purged := func() float64 {
-		n, err := testutil.GatherAndCount(reg, "pushpipe_ingest_tombstones_purged_total")
-		if err != nil || n != 1 {
-			t.Fatalf("pushpipe_ingest_tombstones_purged_total: %d series, %v", n, err)
-		}
+	purged := func(what string) float64 {
 		mfs, _ := reg.Gather()
 		for _, mf := range mfs {
-			if mf.GetName() == "pushpipe_ingest_tombstones_purged_total" {
-				return mf.GetMetric()[0].GetCounter().GetValue()
+			for _, m := range mf.GetMetric() {
+				if mf.GetName() == "pushpipe_ingest_purged_total" && m.GetLabel()[0].GetValue() == what {
+					return m.GetCounter().GetValue()
+				}
 			}
 		}
 		return 0
 	}
-	pipelinetest.Eventually(t, 30*time.Second, "the first pass", func() bool { return purged() >= 12002 })
+	pipelinetest.Eventually(t, 30*time.Second, "the first pass", func() bool {
+		return purged("tombstones") >= 12002 && purged("erasures") >= 1
+	})
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("PurgeTombstones: %v", err)
 	}
-	if got := purged(); got != 12002 {
-		t.Errorf("purged %v tombstones, want 12002", got)
+	if got, gotE := purged("tombstones"), purged("erasures"); got != 12002 || gotE != 1 {
+		t.Errorf("purged %v tombstones and %v erasures, want 12002 and 1", got, gotE)
+	}
+	var erased []int64
+	if err := pgxscan(ctx, db, `SELECT user_id FROM erasures ORDER BY user_id`, &erased); err != nil || len(erased) != 1 || erased[0] != 78 {
+		t.Errorf("erasures left: %v (%v), want user 78's only", erased, err)
 	}
 
 	// Later events, through the handler with the horizon.
@@ -115,4 +124,14 @@ func TestTombstonesPastTheHorizon(t *testing.T) {
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM devices WHERE app = 'bulk'`).Scan(&left); err != nil || left != 0 {
 		t.Errorf("%d old tombstones left (%v), want 0", left, err)
 	}
+}
+
+// pgxscan reads one bigint column into out.
+func pgxscan(ctx context.Context, db *pgxpool.Pool, sql string, out *[]int64) error {
+	rows, err := db.Query(ctx, sql)
+	if err != nil {
+		return err
+	}
+	*out, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	return err
 }

@@ -6,6 +6,8 @@
 -- and drops registrations older than the same horizon, which nothing could
 -- then order against a purged tombstone. Only tombstones are in the index:
 -- the active rows, the bulk of the table, never touch it.
+-- Erasure records older than the same horizon: they only void the
+-- erased user's registrations still queued, and those are dropped by then.
 -- Direct messages (campaign rows of kind 'message') past their expiry by
 -- the API's --keep-messages (pipeline/campaign PurgeMessages): a chat app
 -- writes millions a day. Campaigns are kept.
@@ -13,7 +15,9 @@
 -- takes writes while it builds.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS devices_tombstones ON devices (event_at) WHERE state <> 0;
 CREATE INDEX CONCURRENTLY IF NOT EXISTS campaigns_messages_created ON campaigns (created_at) WHERE kind = 'message';
+CREATE INDEX CONCURRENTLY IF NOT EXISTS erasures_at ON erasures (erased_at);
 
 -- +goose Down
+DROP INDEX CONCURRENTLY IF EXISTS erasures_at;
 DROP INDEX CONCURRENTLY IF EXISTS campaigns_messages_created;
 DROP INDEX CONCURRENTLY IF EXISTS devices_tombstones;
