@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // apiMetrics count requests per route and status code, and time them, so an
@@ -30,6 +32,14 @@ func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
 		reg.MustRegister(m.requests, m.seconds, m.messagesPurged)
 	}
 	return m
+}
+
+// registerProgress exports the progress of the campaigns not over
+// (campaign.ProgressMetrics) from the API, the process that serves it.
+func registerProgress(cfg Config) {
+	if cfg.Metrics != nil && cfg.Redis != nil && cfg.DB != nil {
+		cfg.Metrics.MustRegister(campaign.NewProgressMetrics(cfg.Redis, cfg.DB, cfg.Keys))
+	}
 }
 
 // instrument wraps one route's handler; the route label is the pattern, never

@@ -14,7 +14,7 @@ import (
 // microseconds, and go back to one per worker when it slows down.
 func TestChunkSizeFollowsSendTimes(t *testing.T) {
 	m := newMetrics(nil)
-	l := newLane(push.IOS, &NullSender{}, m)
+	l := newLane(pipeline.Bulk, push.IOS, &NullSender{}, m)
 	if n := l.chunkSize(); n != 1 {
 		t.Fatalf("before any send: chunk %d, want 1", n)
 	}
@@ -30,7 +30,7 @@ func TestChunkSizeFollowsSendTimes(t *testing.T) {
 	if n := l.chunkSize(); n != 1 {
 		t.Fatalf("after slow sends: chunk %d, want 1", n)
 	}
-	if n := newLane(push.Android, nil, m).chunkSize(); n != maxChunk {
+	if n := newLane(pipeline.Bulk, push.Android, nil, m).chunkSize(); n != maxChunk {
 		t.Fatalf("no sender: chunk %d, want %d (marked failed at once)", n, maxChunk)
 	}
 }

@@ -27,10 +27,12 @@ func (l *limiter) begin(provider, app string) time.Time {
 
 // done takes the result of a send begun at start. The first answer warms
 // the bucket up; the others tell how the sends' durations spread; a refusal
-// for the app's rate (res.Throttled) backs the cap off.
-func (l *limiter) done(ctx context.Context, start time.Time, provider, app string, res push.Result) {
+// for the app's rate (res.Throttled) backs the cap off. It returns the
+// clock it read at the answer (zero when the limiter is off), which times
+// the request too.
+func (l *limiter) done(ctx context.Context, start time.Time, provider, app string, res push.Result) time.Time {
 	if l.off(app) {
-		return
+		return time.Time{}
 	}
 	b := l.bucket(provider, app)
 	now := time.Now()
@@ -52,6 +54,7 @@ func (l *limiter) done(ctx context.Context, start time.Time, provider, app strin
 	if res.Throttled {
 		l.refused(ctx, b, res.RetryAfter)
 	}
+	return now
 }
 
 // coldWait bounds the wait for a first answer: longer than a TLS handshake

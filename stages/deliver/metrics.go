@@ -10,9 +10,10 @@ import (
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
-// metrics count every way a device leaves deliver: sends by provider and
-// outcome (sent, invalid, failed, retry, failed_campaign), retries scheduled
-// and users given up on.
+// metrics count every way a device leaves deliver: sends by provider,
+// outcome (sent, invalid, failed, retry, failed_campaign, expired) and lane
+// (express: direct messages and high-priority campaigns; bulk: the rest),
+// retries scheduled and users given up on.
 type metrics struct {
 	sends     *prometheus.CounterVec
 	retries   prometheus.Counter
@@ -36,20 +37,32 @@ type metrics struct {
 	// sends over its rate, climbing back after.
 	rateCap *prometheus.GaugeVec
 
-	// byOutcome caches the sends counters of every provider and terminal
-	// outcome: a label lookup per send is a hash of both labels.
+	// providerSeconds times provider requests per provider and app
+	// (sendOne): the provider's own latency, which deliver's batch time
+	// mixes with marks and queries.
+	providerSeconds *prometheus.HistogramVec
+	// resultEvents counts the result events deliver appended to the results
+	// streams, by outcome: what the webhook stage has to consume
+	// (pushpipe_webhook_events_total), counted once each, as written.
+	resultEvents *prometheus.CounterVec
+	events       [push.Failed + 1]prometheus.Counter // resultEvents by terminal outcome
+
+	// byOutcome caches the sends counters of every provider, outcome and
+	// lane: a label lookup per send is a hash of the labels.
 	byOutcome map[sendLabels]prometheus.Counter
 }
 
 type sendLabels struct {
 	provider string
 	outcome  push.Outcome
+	lane     pipeline.Lane
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		sends: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "deliver",
-			Name: "sends_total", Help: "Devices handled, by provider and outcome."}, []string{"provider", "outcome"}),
+			Name: "sends_total", Help: "Devices handled, by provider, outcome and lane (express: messages and high-priority campaigns; bulk: campaigns)."},
+			[]string{"provider", "outcome", "lane"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "deliver",
 			Name: "retries_scheduled_total", Help: "Users scheduled for another send round after a transient failure."}),
 		deadUsers: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "deliver",
@@ -67,17 +80,44 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rateCap: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "pushpipe", Subsystem: "deliver",
 			Name: "rate_cap", Help: "Sends a second the cluster-wide cap allows now, by provider, app and lane: --tps's share (or the app's tps), less while the provider refuses sends over its rate."},
 			[]string{"provider", "app", "lane"}),
+		providerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "pushpipe", Subsystem: "deliver",
+			Name: "provider_request_seconds", Help: "Provider requests (one APNs HTTP/2 request, one FCM v1 send) from their start to the provider's answer or the transport's error, by provider and app.",
+			Buckets: providerBuckets}, []string{"provider", "app"}),
+		resultEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "deliver",
+			Name: "result_events_total", Help: "Result events appended to the results streams for the webhook stage, by outcome (sent, invalid, failed); none with --no-results."},
+			[]string{"outcome"}),
 	}
 	m.byOutcome = map[sendLabels]prometheus.Counter{}
 	for _, p := range []string{"apns", "fcm", "none"} {
 		for _, o := range []push.Outcome{push.Sent, push.Retry, push.Invalid, push.Failed} {
-			m.byOutcome[sendLabels{p, o}] = m.sends.WithLabelValues(p, o.String())
+			for _, l := range []pipeline.Lane{pipeline.Bulk, pipeline.Express} {
+				m.byOutcome[sendLabels{p, o, l}] = m.sends.WithLabelValues(p, o.String(), l.String())
+			}
 		}
 	}
+	// Every outcome from the start, at 0: a rate over a series that
+	// appears with its first event reads as no data, not as none written.
+	for _, o := range []push.Outcome{push.Sent, push.Invalid, push.Failed} {
+		m.events[o] = m.resultEvents.WithLabelValues(o.String())
+	}
 	if reg != nil {
-		reg.MustRegister(m.sends, m.retries, m.deadUsers, m.inFlight, m.permitsLate, m.acceptToSend, m.expressWait, m.rateCap)
+		reg.MustRegister(m.sends, m.retries, m.deadUsers, m.inFlight, m.permitsLate, m.acceptToSend, m.expressWait, m.rateCap,
+			m.providerSeconds, m.resultEvents)
 	}
 	return m
+}
+
+// providerBuckets are pushpipe_deliver_provider_request_seconds's: 1 ms to
+// 32 s, doubling. APNs and FCM answer in tens to hundreds of milliseconds;
+// seconds are a provider in trouble, and 32 s is past the senders' 30 s
+// request timeout, so timeouts land in the last bucket.
+var providerBuckets = prometheus.ExponentialBuckets(0.001, 2, 16)
+
+// eventsWritten counts n result events of outcome o.
+func (m *metrics) eventsWritten(o push.Outcome, n int64) {
+	if n > 0 && o >= push.Sent && o <= push.Failed && m.events[o] != nil {
+		m.events[o].Add(float64(n))
+	}
 }
 
 // expressWaitBuckets are pushpipe_deliver_express_wait_seconds's: 1 ms to
@@ -95,12 +135,12 @@ func (m *metrics) watchYield(reg prometheus.Registerer, y *yield) {
 		func() float64 { return float64(y.limit(time.Now())) }))
 }
 
-// sent is the sends counter of provider and outcome.
-func (m *metrics) sent(provider string, o push.Outcome) prometheus.Counter {
-	if c, ok := m.byOutcome[sendLabels{provider, o}]; ok {
+// sent is the sends counter of provider, outcome and lane.
+func (m *metrics) sent(provider string, o push.Outcome, l pipeline.Lane) prometheus.Counter {
+	if c, ok := m.byOutcome[sendLabels{provider, o, l}]; ok {
 		return c
 	}
-	return m.sends.WithLabelValues(provider, o.String())
+	return m.sends.WithLabelValues(provider, o.String(), l.String())
 }
 
 // observeSpan records, for each campaign of a batch's targets, the time from

@@ -152,7 +152,7 @@ func (r *round) settled(err error, n int) {
 // Chunks are sized by how fast the provider answers (chunkSize): one job
 // over the network, so a provider at its cap holds one slot waiting, not
 // all of them.
-func (r *round) feed(l *lane, jobs []job) {
+func (r *round) feed(l *appLane, jobs []job) {
 	h := r.h
 	held := 0 // slots taken for the window and not yet given back or started
 	defer func() {
@@ -242,7 +242,7 @@ func (r *round) feed(l *lane, jobs []job) {
 
 // permit waits for a send's rate-limit permit. An express send that waits
 // long for one tells the yield its lane is held back by its own cap.
-func (r *round) permit(l *lane, c *campaign) error {
+func (r *round) permit(l *appLane, c *campaign) error {
 	if !r.express || r.limiter.off(c.App) {
 		return r.limiter.wait(r.wait, l.provider, c.App)
 	}
@@ -265,7 +265,7 @@ func oldest(entries []pipeline.Entry) time.Time {
 }
 
 // dispatch runs a chunk of jobs, each holding its slot, on a worker.
-func (r *round) dispatch(l *lane, chunk []job) {
+func (r *round) dispatch(l *appLane, chunk []job) {
 	if len(chunk) > 0 {
 		r.h.workers.run(func() { r.sendChunk(l, chunk) })
 	}
@@ -278,7 +278,7 @@ func (r *round) dispatch(l *lane, chunk []job) {
 // A panic (a sender's, most likely) fails the round: what was sent before
 // it is marked, and the slots of the job it hit and of those after it are
 // freed, so the stage keeps its slots and goes on serving other batches.
-func (r *round) sendChunk(l *lane, chunk []job) {
+func (r *round) sendChunk(l *appLane, chunk []job) {
 	buf := r.marker.chunkMarks()
 	marks := *buf
 	handed := false // marks given to the marker, and buf back in its pool
@@ -305,11 +305,14 @@ func (r *round) sendChunk(l *lane, chunk []job) {
 			done = i + 1
 			continue
 		}
-		if m, ok := r.send(l, j, t0); ok {
+		m, ok, t1 := r.send(l, j, t0)
+		if ok {
 			marks = append(marks, m)
 		}
 		done = i + 1
-		t1 := time.Now()
+		if t1.IsZero() {
+			t1 = time.Now()
+		}
 		took := t1.Sub(t0)
 		t0 = t1
 		l.observe(took)
@@ -333,16 +336,16 @@ func (r *round) leftByCancel(j job) {
 	r.mu.Unlock()
 }
 
-// send sends one job; now is the chunk's clock (sendOne). A terminal
-// outcome comes back to be marked (ok); a transient one is recorded for the
-// caller to schedule and its slot freed.
-func (r *round) send(l *lane, j job, now time.Time) (markReq, bool) {
-	res, mark, err := r.h.sendOne(r.ctx, l, r.limiter, j.c, j.d, now, r.emit)
+// send sends one job; now is the chunk's clock, and at the clock after the
+// send (sendOne). A terminal outcome comes back to be marked (ok); a
+// transient one is recorded for the caller to schedule and its slot freed.
+func (r *round) send(l *appLane, j job, now time.Time) (_ markReq, ok bool, at time.Time) {
+	res, mark, at, err := r.h.sendOne(r.ctx, l, r.limiter, j.c, j.d, now, r.emit)
 	if res.Outcome == push.Sent && r.firstSent.Load() == 0 {
 		r.firstSent.CompareAndSwap(0, time.Now().UnixNano())
 	}
 	if mark {
-		return markReq{p: r.p, c: j.c, d: j.d, outcome: res.Outcome, reason: res.Reason, r: r, i: j.i}, true
+		return markReq{p: r.p, c: j.c, d: j.d, outcome: res.Outcome, reason: res.Reason, r: r, i: j.i}, true, at
 	}
 	if err == nil && res.Outcome == push.Retry {
 		r.mu.Lock()
@@ -354,7 +357,7 @@ func (r *round) send(l *lane, j job, now time.Time) (markReq, bool) {
 		r.mu.Unlock()
 	}
 	r.settled(err, 1)
-	return markReq{}, false
+	return markReq{}, false, at
 }
 
 // A feeder hands a worker a chunk of sends that run one after the other
@@ -375,23 +378,46 @@ const (
 // configured: its devices are marked failed), provider name, sends
 // counters, and the moving average of how long its sends take.
 type lane struct {
+	pl       pipeline.Lane
 	platform push.Platform
 	sender   push.Sender
 	provider string
 	sent     [push.Failed + 1]prometheus.Counter // by outcome
+	expired  prometheus.Counter                  // sends counted expired: past the campaign's TTL, not sent
 	avg      atomic.Int64                        // ns, 1/8 weight per send
 }
 
-func newLane(p push.Platform, sender push.Sender, m *metrics) *lane {
-	l := &lane{platform: p, sender: sender, provider: providerOf(p)}
+func newLane(pl pipeline.Lane, p push.Platform, sender push.Sender, m *metrics) *lane {
+	l := &lane{pl: pl, platform: p, sender: sender, provider: providerOf(p)}
 	if sender == nil {
 		l.provider = "none"
 	}
 	for o := push.Sent; o <= push.Failed; o++ {
-		l.sent[o] = m.sent(l.provider, o)
+		l.sent[o] = m.sent(l.provider, o, pl)
 	}
+	l.expired = m.sends.WithLabelValues("none", ReasonExpired, pl.String())
 	l.avg.Store(int64(firstSend))
 	return l
+}
+
+// appLane is a lane's sends of one app, as one feeder makes them: the
+// lane, with the app's provider request histogram looked up once per
+// feeder rather than per send.
+type appLane struct {
+	*lane
+	// requests times the app's provider requests; nil when the lane does
+	// not serve the app (no sender, or no credentials for it: its devices
+	// fail without a request, in no time, which is not the provider's).
+	requests prometheus.Observer
+}
+
+// forApp is l's sends of app's devices.
+func (l *lane) forApp(app string, m *metrics) *appLane {
+	a := &appLane{lane: l}
+	if l.serves(app) {
+		a.requests = m.providerSeconds.WithLabelValues(l.provider, app)
+	}
+	return a
 }
 
 // lanes are the Handler's lanes by pipeline lane and platform, each made
@@ -420,7 +446,7 @@ func (h *Handler) lane(pl pipeline.Lane, p push.Platform) *lane {
 		if s := h.cfg.ExpressSenders[p]; pl == pipeline.Express && s != nil {
 			sender = s
 		}
-		l = newLane(p, sender, h.metrics)
+		l = newLane(pl, p, sender, h.metrics)
 		h.lanes.m[k] = l
 	}
 	return l

@@ -151,12 +151,14 @@ end
 // now unix ms, ARGV[3] n, the number of results entry fields and values that
 // follow (0: results off), then per group of devices of one counter and
 // reason: counter, reason ("" to count none), ndevices, ngroups, the groups
-// (appendMasks: key index, field, first id, first byte, mask).
+// (appendMasks: key index, field, first id, first byte, mask). It returns,
+// per group of devices, how many it marked for the first time: with
+// results on, the events it wrote of that group's outcome.
 var markScript = rueidis.NewLuaScript(orMask + writeResults + `
 local failedBefore = tonumber(redis.call('HGET', KEYS[1], '` + pipeline.StatFailed + `')) or 0
 local nres = tonumber(ARGV[3])
 local results = nres > 0
-local sent, new, unfailed, skip = false, 0, 0, {}
+local sent, new, unfailed, skip, news = false, 0, 0, {}, {}
 local i = 4 + nres
 while i <= #ARGV do
   local counter, reason, ndevs, ngroups = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
@@ -192,6 +194,7 @@ while i <= #ARGV do
       end
     end
   end
+  news[#news + 1] = added
   if added > 0 then
     redis.call('HINCRBY', KEYS[1], counter, added)
     new = new + added
@@ -212,7 +215,7 @@ if sent then
   if not last or now > last then redis.call('HSET', KEYS[1], 'last_ms', ARGV[2]) end
 end
 flushMarks()
-return new
+return news
 `)
 
 // settledScript counts how rounds of users ended, once per user and device
@@ -235,7 +238,8 @@ return new
 // users with no device (appendMasks: key index, field, first id, first
 // byte, mask), then per reason of failed devices: the reason, its number of
 // groups, the groups (appendGroups: key index and field of their sent
-// chunk, its first id, n, n device ids).
+// chunk, its first id, n, n device ids). It returns how many failed events
+// it wrote.
 var settledScript = rueidis.NewLuaScript(orMask + writeResults + `
 local nres = tonumber(ARGV[4])
 local i = 5 + nres
@@ -281,11 +285,15 @@ while i <= #ARGV do
     redis.call('EXPIRE', KEYS[4], ARGV[1]) -- from the last write, as the marks
   end
 end
+local written = 0
 if failed > 0 then
   redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', failed)
   redis.call('EXPIRE', KEYS[2], ARGV[1]) -- from the last write, as the marks
-  if nres > 0 then writeResults(5, nres, skip) end
+  if nres > 0 then
+    writeResults(5, nres, skip)
+    written = failed
+  end
 end
 flushMarks()
-return 0
+return written
 `)

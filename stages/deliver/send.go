@@ -110,7 +110,7 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	stopEarly := r.countDoneEarly(targets)
 	var feeders sync.WaitGroup
 	for k, jobs := range queues {
-		l := h.lane(b.Lane, k.platform)
+		l := h.lane(b.Lane, k.platform).forApp(k.app, h.metrics)
 		feeders.Go(func() { r.feed(l, jobs) })
 	}
 	feeders.Wait()
@@ -130,7 +130,7 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 		if k.reason == ReasonExpired {
 			outcome = "expired"
 		}
-		h.metrics.sends.WithLabelValues("none", outcome).Add(float64(len(devs)))
+		h.metrics.sends.WithLabelValues("none", outcome, b.Lane.String()).Add(float64(len(devs)))
 	}
 	return r.results, nil
 }
@@ -331,27 +331,43 @@ func providerOf(p push.Platform) string {
 // sendOne sends to one device (its caller took the in-flight slot and the
 // rate-limit permit). mark says the outcome is terminal and is to be marked
 // (the caller hands it to the marker); otherwise it is a Retry result for
-// the caller to schedule, or an error.
-func (h *Handler) sendOne(ctx context.Context, l *lane, lim *limiter, c *campaign, d device, now time.Time, emit emitFunc) (res push.Result, mark bool, err error) {
+// the caller to schedule, or an error. now is the chunk's clock, read after
+// its previous send; at is the clock after this one (zero when it made no
+// request), the next send's now: the clock is read once a send.
+func (h *Handler) sendOne(ctx context.Context, l *appLane, lim *limiter, c *campaign, d device, now time.Time, emit emitFunc) (res push.Result, mark bool, at time.Time, err error) {
 	if l.sender == nil {
 		l.sent[push.Failed].Inc()
-		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, true, nil
+		return push.Result{Outcome: push.Failed, Reason: "no sender for platform"}, true, at, nil
 	}
 	// It may have expired while the send waited for its permits. now is
-	// the chunk's clock, read after its previous send (a cancel check
-	// stale): near the expiry the clock is read again, so that no send
-	// starts past it, and a send far from it costs no clock read.
+	// stale by a cancel check: near the expiry the clock is read again, so
+	// that no send starts past it, and a send far from it costs no clock
+	// read.
 	if !c.expires.IsZero() && c.expires.Sub(now) < time.Minute && c.expired(time.Now()) {
-		h.metrics.sends.WithLabelValues("none", "expired").Inc()
-		return push.Result{Outcome: push.Failed, Reason: ReasonExpired}, true, nil
+		l.expired.Inc()
+		return push.Result{Outcome: push.Failed, Reason: ReasonExpired}, true, at, nil
 	}
 	id := lim.begin(l.provider, c.App)
 	res = l.sender.Send(ctx, c.notification(d))
-	lim.done(ctx, id, l.provider, c.App, res)
+	at = lim.done(ctx, id, l.provider, c.App, res)
+	// The request's time: from the limiter's clock at its start when it
+	// read one, else from the chunk's (the previous send's end: this
+	// send's cancel check and notification are in it, microseconds
+	// beside a provider's milliseconds).
+	start := now
+	if !id.IsZero() {
+		start = id
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if l.requests != nil {
+		l.requests.Observe(at.Sub(start).Seconds())
+	}
 	if res.Outcome >= push.Sent && res.Outcome <= push.Failed {
 		l.sent[res.Outcome].Inc()
 	} else {
-		h.metrics.sent(l.provider, res.Outcome).Inc()
+		h.metrics.sent(l.provider, res.Outcome, l.pl).Inc()
 	}
 	switch res.Outcome {
 	case push.Sent:
@@ -359,24 +375,26 @@ func (h *Handler) sendOne(ctx context.Context, l *lane, lim *limiter, c *campaig
 		// The invalidation goes to ingest first: a crash before the mark
 		// repeats the send and the (idempotent) event, never loses it.
 		if err := h.invalidate(ctx, c.App, d, res, emit); err != nil {
-			return res, false, err
+			return res, false, at, err
 		}
+		at = time.Now() // not the next request's time
 	case push.Failed:
 		if res.CampaignFatal {
 			if err := h.failCampaign(ctx, c, d.platform, res); err != nil {
-				return res, false, err
+				return res, false, at, err
 			}
+			at = time.Now()
 		}
 	default:
 		if ctx.Err() != nil {
 			// Cut short by shutdown: the batch stays pending and is
 			// redone; do not spend a retry on it.
-			return res, false, ctx.Err()
+			return res, false, at, ctx.Err()
 		}
 		res.Outcome = push.Retry
-		return res, false, nil
+		return res, false, at, nil
 	}
-	return res, true, nil
+	return res, true, at, nil
 }
 
 // counterOf is the campaign counter a terminal outcome adds to.
@@ -423,15 +441,26 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 		args = append(args, pipeline.FieldEvents, resultRecords(marks))
 		args[2] = strconv.Itoa(len(args) - 3)
 	}
-	for _, g := range groupMarks(marks) {
+	groups := groupMarks(marks)
+	for _, g := range groups {
 		args = append(args, counterOf(g.outcome), g.reason, strconv.Itoa(len(g.ids)), "")
 		at := len(args) - 1
-		var groups int
-		args, groups = appendMasks(args, g.ids, sent, keys.index)
-		args[at] = strconv.Itoa(groups)
+		var n int
+		args, n = appendMasks(args, g.ids, sent, keys.index)
+		args[at] = strconv.Itoa(n)
 	}
-	if err := markScript.Exec(ctx, h.rdb, keys.keys, args).Error(); err != nil {
+	news, err := markScript.Exec(ctx, h.rdb, keys.keys, args).AsIntSlice()
+	if err != nil {
 		return fmt.Errorf("mark %d devices of %s: %w", len(marks), c.ID, err)
+	}
+	if !h.cfg.NoResults {
+		// Counted per call and group, as written: a repeated mark wrote
+		// no event and counts none.
+		for i, g := range groups {
+			if i < len(news) {
+				h.metrics.eventsWritten(g.outcome, news[i])
+			}
+		}
 	}
 	return nil
 }
@@ -560,9 +589,11 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 			args[at] = strconv.Itoa(groups)
 			i = j
 		}
-		if err := settledScript.Exec(ctx, h.rdb, keys.keys, args).Error(); err != nil {
+		written, err := settledScript.Exec(ctx, h.rdb, keys.keys, args).AsInt64()
+		if err != nil {
 			return fmt.Errorf("count settled users of %s: %w", c.ID, err)
 		}
+		h.metrics.eventsWritten(push.Failed, written)
 	}
 	return nil
 }
