@@ -24,7 +24,7 @@ type APICmd struct {
 
 // RetentionFlags are the API's retention of what it writes (api and all).
 type RetentionFlags struct {
-	KeepMessages time.Duration `name:"keep-messages" default:"168h" help:"Keep a direct message this long past its expiry, then purge it (GET is a 404 and its id free again); at least 168h, while Redis keeps its counts; 0 keeps them for ever."`
+	KeepMessages time.Duration `name:"keep-messages" default:"24h" help:"Keep a direct message this long past its expiry, then purge it (GET is a 404 and its id free again); at least 24h, while Redis keeps its counts; 0 keeps them for ever."`
 }
 
 // Validate refuses a retention shorter than the message's counts in Redis:

@@ -171,7 +171,7 @@ func enqueueMessage(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys,
 	for _, res := range rdb.DoMulti(ctx,
 		rdb.B().Hset().Key(hash).FieldValue().FieldValue(HashExpiresMs, strconv.FormatInt(exp, 10)).
 			FieldValue(HashMessageUsers, strconv.Itoa(len(m.Users)+len(m.Tokens))).Build(),
-		rdb.B().Pexpireat().Key(hash).MillisecondsTimestamp(CountersExpireMs(exp)).Build(),
+		rdb.B().Pexpireat().Key(hash).MillisecondsTimestamp(MessageCountersExpireMs(exp)).Build(),
 	) {
 		if err := res.Error(); err != nil {
 			return fmt.Errorf("queue message %q: %w", m.ID, err)

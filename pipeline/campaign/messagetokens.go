@@ -91,7 +91,7 @@ func enqueueTokens(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, 
 		// Ascending ids within each entry: positions are visited in order.
 		e.Tokens = append(e.Tokens, pipeline.RawToken{ID: int64(i + 1), Platform: t.Platform, Token: t.Token})
 	}
-	expire := CountersExpireMs(m.ExpiresAt().UnixMilli())
+	expire := MessageCountersExpireMs(m.ExpiresAt().UnixMilli())
 	cmds := make(rueidis.Commands, 0, 2*len(parts))
 	msgs := make([]pipeline.Message, len(parts))
 	for i, p := range parts {

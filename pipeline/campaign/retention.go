@@ -9,10 +9,10 @@ import (
 )
 
 // MinKeepMessages is the least time a direct message is kept past its
-// expiry: as long as Redis keeps its counters (KeepCounters). Its id may be
-// used again once the row is gone, and a new message must not find the old
-// one's counts and marks under it.
-const MinKeepMessages = KeepCounters
+// expiry: as long as Redis keeps its counters (KeepMessageCounters). Its id
+// may be used again once the row is gone, and a new message must not find
+// the old one's counts and marks under it.
+const MinKeepMessages = KeepMessageCounters
 
 // purgeMessagesSQL deletes up to $2 direct messages that expired before $1,
 // found by the campaigns_messages_created index (migration 00012): a
@@ -27,7 +27,7 @@ WHERE c.id = old.id`
 // PurgeMessages deletes at most limit direct messages that expired before
 // before, and returns how many it deleted. A chat app writes millions a
 // day, each with its list of users; nothing is sent for them past their
-// expiry, and their counts are gone from Redis past KeepCounters.
+// expiry, and their counts are gone from Redis past KeepMessageCounters.
 func PurgeMessages(ctx context.Context, db *pgxpool.Pool, before time.Time, limit int) (int64, error) {
 	tag, err := db.Exec(ctx, purgeMessagesSQL, before, limit)
 	if err != nil {

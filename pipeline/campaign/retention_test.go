@@ -46,3 +46,19 @@ func TestPurgeMessagesReadsTheIndex(t *testing.T) {
 		t.Fatalf("purged %d (%v), want 0", n, err)
 	}
 }
+
+// A message's own hash is kept a day past its expiry, with its counters
+// (dedupe's), not a campaign's week: the purge of its row may then follow
+// as soon (MinKeepMessages), and a new message under the id finds nothing.
+func TestMessageStateKeptADay(t *testing.T) {
+	rdb, db, keys := world(t)
+	m, _, err := CreateMessage(t.Context(), rdb, db, keys, Message{Campaign: Campaign{ID: "chat-1", App: "a", Title: "hi", TTL: time.Hour}, Users: []int64{1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := rdb.Do(t.Context(), rdb.B().Pttl().Key(keys.Campaign(m.ID)).Build()).AsInt64()
+	want := time.Hour + KeepMessageCounters
+	if ttl := time.Duration(ms) * time.Millisecond; err != nil || ttl > want || ttl < want-time.Minute {
+		t.Errorf("the message's hash expires in %v (%v), want about %v", ttl, err, want)
+	}
+}

@@ -141,9 +141,13 @@ func (h *Handler) scriptCall(b *pipeline.Batch, entries []entry, exps map[string
 			// entries of it still flow: a mark expired mid-campaign would
 			// let a repeat through.
 			exp := max(exps[en.campaign], now)
+			counters := campaign.CountersExpireMs(exp)
+			if en.message {
+				counters = campaign.MessageCountersExpireMs(exp)
+			}
 			keys = append(keys, k.Seen(p, en.campaign), k.Muted(p, en.campaign), k.Stats(p, en.campaign))
 			camps = append(camps, en.campaign,
-				strconv.FormatInt(campaign.MarksExpireMs(exp), 10), strconv.FormatInt(campaign.CountersExpireMs(exp), 10), "0")
+				strconv.FormatInt(campaign.MarksExpireMs(exp), 10), strconv.FormatInt(counters, 10), "0")
 		}
 		// An expired campaign's marks may go between lostMarks and the
 		// script: the script looks again and refuses the batch then

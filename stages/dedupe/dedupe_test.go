@@ -373,6 +373,21 @@ func TestMessagesAreNotWatchedForCancels(t *testing.T) {
 	if n := dedupe.Watching(h); n != 1 {
 		t.Errorf("dedupe watches %d cancel flags, want 1: the campaign's, not the message's", n)
 	}
+	// A message's counters are kept a day past its expiry (an hour from
+	// now), a campaign's a week: a chat app's millions a day held a week
+	// of counters nobody reads.
+	for _, tt := range []struct {
+		key      string
+		min, max time.Duration
+	}{
+		{keys.Stats(keys.HashPartition("m1"), "m1"), campaign.KeepMessageCounters, campaign.KeepMessageCounters + time.Hour},
+		{keys.Stats(keys.UserPartition(5), "c1"), campaign.KeepCounters, campaign.KeepCounters + time.Hour},
+	} {
+		ms, err := c.Do(t.Context(), c.B().Pttl().Key(tt.key).Build()).AsInt64()
+		if ttl := time.Duration(ms) * time.Millisecond; err != nil || ttl <= tt.min || ttl > tt.max {
+			t.Errorf("%s expires in %v (%v), want between %v and %v", tt.key, ttl, err, tt.min, tt.max)
+		}
+	}
 }
 
 // TestMarksMemory: dense marks cost about a bit per user, far under
