@@ -74,7 +74,7 @@ func (c *APICmd) Run(g *Globals) error {
 	return pipeline.RunGroup(g.Context(), append(runners,
 		func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, srv, log) },
 		func(ctx context.Context) error {
-			return pipeline.Serve(ctx, c.HTTP, pipeline.OpsHandler(g.Registry(), ready), log)
+			return pipeline.Serve(ctx, c.HTTP, pipeline.OpsHandler(g.Registry(), ready, log), log)
 		})...,
 	)
 }
