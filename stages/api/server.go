@@ -172,6 +172,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Error messages quote the request's path and headers: a browser must
 	// never take an answer for HTML it could run.
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if console.OverTLS(r) {
+		// Reached over HTTPS (here or at the proxy in front): the browser
+		// is to use nothing else for this host from now on, so a later
+		// plain-HTTP link or a network attacker's downgrade cannot carry
+		// the console's session or a bearer token in the clear. Browsers
+		// ignore it over plain HTTP, so a forged X-Forwarded-Proto does
+		// nothing, and make dev's http://127.0.0.1 never gets it.
+		w.Header().Set("Strict-Transport-Security", hsts)
+	}
 	if s.ownsAuth(r) {
 		s.mux.ServeHTTP(w, r)
 		return
@@ -185,6 +194,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 }
+
+// hsts is a year, the value browsers' preload lists ask of a site; no
+// includeSubDomains: other hosts of the domain are not this server's to
+// decide.
+const hsts = "max-age=31536000"
 
 // ownsAuth reports whether r goes to a route that checks its own
 // credentials (the console). The route the mux picks decides, not the
