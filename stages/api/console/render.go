@@ -3,6 +3,8 @@ package console
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,9 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
@@ -90,33 +95,64 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, p pag
 }
 
 // unavailable is the sentence for a part that could not be read: what,
-// why, and what comes next. A part htmx polls comes back by itself once
-// Redis and PostgreSQL answer; a page that does not poll needs a reload.
-// It used to stop at the error ("…: context deadline exceeded"): an
-// operator could not tell which server had stalled, nor whether to wait
-// or reload.
-func unavailable(whatIs string, err error, polled bool) string {
-	s := whatIs + " unavailable: " + err.Error()
-	if errors.Is(err, context.DeadlineExceeded) {
-		s += fmt.Sprintf(" (Redis or PostgreSQL did not answer within %s)", requestTimeout)
-	}
+// why, what comes next, and where the error is. A part htmx polls comes
+// back by itself once Redis and PostgreSQL answer; a page that does not poll
+// needs a reload. The error itself goes to the log under a reference the
+// sentence gives (failed): it used to be shown as it came, Redis's and
+// PostgreSQL's own words ("WRONGTYPE Operation against a key…", a dial
+// error naming a host), which tell an operator nothing to do and tell
+// anyone looking over a shoulder the servers' addresses.
+func (c *Console) unavailable(r *http.Request, whatIs string, err error, polled bool) string {
+	s := whatIs + " unavailable: " + culprit(err) + "."
 	if polled {
-		return s + ". This part tries again every second."
+		s += " This part tries again every second."
+	} else {
+		s += " Reload the page in a moment."
 	}
-	return s + ". Reload the page in a moment."
+	return s + " " + c.failed(r, err, "console: "+whatIs+" unavailable")
+}
+
+// failed logs err with a fresh reference and returns the sentence that
+// points an operator to it: the reference and the time, to find the line
+// in the API's log.
+func (c *Console) failed(r *http.Request, err error, msg string) string {
+	var b [4]byte
+	rand.Read(b[:])
+	ref, now := hex.EncodeToString(b[:]), time.Now().UTC()
+	c.cfg.Log.Warn().Err(err).Str("ref", ref).Str("path", r.URL.Path).Msg(msg)
+	return "If it persists, the API's log has the error under ref " + ref + " (" + now.Format("2006-01-02 15:04:05 UTC") + ")."
+}
+
+// culprit says in plain words which server failed, as far as the error
+// tells.
+func culprit(err error) string {
+	var (
+		pgErr   *pgconn.PgError
+		pgConn  *pgconn.ConnectError
+		redisEr *rueidis.RedisError
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("Redis or PostgreSQL did not answer within %s", requestTimeout)
+	case errors.As(err, &pgErr), errors.As(err, &pgConn):
+		return "PostgreSQL failed"
+	case errors.As(err, &redisEr), errors.Is(err, rueidis.ErrClosing):
+		return "Redis failed"
+	}
+	return "Redis or PostgreSQL failed"
 }
 
 // listFailed is what a list page says when it could not be read, and its
 // status. A cursor (?before=) that names no such campaign or message is a
 // link to fix, not an outage: it read "The campaign list is unavailable:
 // … not found", and an operator looked for a server that was down.
-func listFailed(whatIs, kind, newest, before string, err error, polled bool) (string, int) {
+func (c *Console) listFailed(r *http.Request, whatIs, kind, newest, before string, err error, polled bool) (string, int) {
 	var ve *campaign.ValidationError
 	if before != "" && (errors.Is(err, campaign.ErrNotFound) || errors.As(err, &ve)) {
 		return fmt.Sprintf("This page lists the %ss older than %s %q, and there is no %s by that id: the newest are at %s.",
 			kind, kind, before, kind, newest), http.StatusNotFound
 	}
-	return unavailable(whatIs, err, polled), http.StatusOK
+	return c.unavailable(r, whatIs, err, polled), http.StatusOK
 }
 
 // polled is whether r is a live region's refresh (htmx), which polls again.
