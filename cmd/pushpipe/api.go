@@ -51,6 +51,10 @@ func (c *APICmd) Run(g *Globals) error {
 	if err := auth.Validate(); err != nil {
 		return err
 	}
+	cfg, err := c.ListenFlags.limits(api.Config{}) // checked before Redis is dialled
+	if err != nil {
+		return err
+	}
 	log := g.Logger()
 	if auth.Insecure {
 		log.Warn().Msg("serving WITHOUT authentication (--insecure-no-auth)")
@@ -65,7 +69,8 @@ func (c *APICmd) Run(g *Globals) error {
 		return err
 	}
 	defer db.Close()
-	srv := api.New(c.ListenFlags.limits(api.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: log, Auth: auth, KnownApp: known, Metrics: g.Registry()}))
+	cfg.Redis, cfg.DB, cfg.Keys, cfg.Log, cfg.Auth, cfg.KnownApp, cfg.Metrics = rdb, db, g.Keys(), log, auth, known, g.Registry()
+	srv := api.New(cfg)
 	ready := pipeline.RedisReady(rdb)
 	runners := []func(context.Context) error{}
 	if c.Apps != "" {

@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 
@@ -48,6 +49,17 @@ type Config struct {
 	// DeviceWriteBurst is how many device writes an app key may make at once;
 	// default twice the rate, and at least one full batch.
 	DeviceWriteBurst int
+	// AuthFailRate is the wrong tokens a client address may send per
+	// second, bearer tokens and console sign-ins alike, and AuthFailBurst
+	// how many at once; past them, 429 with Retry-After (throttle.go). 0:
+	// DefaultAuthFailRate and DefaultAuthFailBurst; a negative rate: no
+	// throttle.
+	AuthFailRate  float64
+	AuthFailBurst int
+	// TrustedProxies are the peers whose X-Forwarded-For (or Forwarded)
+	// names the client the throttle counts (clientAddr); none: every peer
+	// is the client. `pushpipe api` defaults to DefaultTrustedProxies.
+	TrustedProxies []netip.Prefix
 }
 
 // Server serves the API.
@@ -61,6 +73,7 @@ type Server struct {
 	streams []string                  // the ingest stream of each partition
 	console *console.Console          // the operator console (/ui/)
 	ownAuth []string                  // path prefixes of routes that authenticate themselves (scopeConsole)
+	fails   *authThrottle             // throttle.go: wrong tokens by client address; nil: none
 }
 
 // New builds the API server.
@@ -76,10 +89,14 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Metrics),
 		bodies: semaphore.NewWeighted(cfg.MaxBodyMemory), streams: cfg.Keys.Streams(pipeline.StreamIngest)}
 	s.apps.Store(s.newAppsState(cfg.Auth, cfg.KnownApp))
+	if !cfg.Auth.Insecure {
+		s.fails = newAuthThrottle(cmp.Or(cfg.AuthFailRate, DefaultAuthFailRate), cmp.Or(cfg.AuthFailBurst, DefaultAuthFailBurst),
+			cfg.TrustedProxies, cfg.Log)
+	}
 	// The operator token is not in the apps file: a reload never changes it.
 	s.console = console.New(console.Config{Redis: cfg.Redis, DB: cfg.DB, Keys: cfg.Keys, Log: cfg.Log,
 		Operator: func(tok string) bool { return s.apps.Load().auth.operator(tok) }, OperatorTag: cfg.Auth.consoleTag(),
-		KnownApp: s.knownApp, ParseNotification: ParseNotification})
+		KnownApp: s.knownApp, ParseNotification: ParseNotification, Throttle: s.fails})
 	for _, rt := range s.routes() {
 		if rt.scope == scopeConsole {
 			s.ownAuth = append(s.ownAuth, rt.pattern)
@@ -186,7 +203,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, ok := s.apps.Load().auth.identify(r)
+	// Only a request that presents a token is a guess: one without gets
+	// its 401, whatever its address did. An address out of budget gets 429
+	// for the operator token as for a wrong one, or its answer would tell a
+	// guesser which guess was right; an app key passes, being no secret
+	// worth guessing (it ships inside the app), so phones behind a carrier
+	// NAT shared with a guesser, or with old installs of a retired key, keep
+	// registering.
+	_, presented := r.Header["Authorization"]
+	if presented && (!ok || p.admin) {
+		if wait := s.fails.Blocked(r); wait > 0 {
+			_, pattern := s.mux.Handler(r) // only to count the refusal on its route
+			s.metrics.count(cmp.Or(pattern, unmatched), http.StatusTooManyRequests)
+			tooManyFailures(w, wait)
+			return
+		}
+	}
 	if !ok {
+		if presented {
+			s.fails.Failed(r)
+		}
 		_, pattern := s.mux.Handler(r) // only to count the refusal on its route
 		s.metrics.count(cmp.Or(pattern, unmatched), http.StatusUnauthorized)
 		unauthorized(w)

@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -270,7 +271,21 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	// operator token", with the right token in the field.
 	tok := strings.TrimSpace(r.PostFormValue("token"))
 	next := safeNext(r.PostFormValue("next"))
+	if c.cfg.Throttle != nil && tok != "" {
+		// Refused before the token is compared: an answer to it would
+		// tell a guesser, throttled or not, whether it was right.
+		if wait := c.cfg.Throttle.Blocked(r); wait > 0 {
+			secs := max(1, int(math.Ceil(wait.Seconds())))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			c.render(w, r, http.StatusTooManyRequests, "signin", page{Title: "Sign in", Data: next,
+				Error: fmt.Sprintf("Too many wrong tokens from your address: try again in %d s, with PUSHPIPE_ADMIN_TOKEN.", secs)})
+			return
+		}
+	}
 	if tok == "" || !c.cfg.Operator(tok) {
+		if c.cfg.Throttle != nil && tok != "" {
+			c.cfg.Throttle.Failed(r)
+		}
 		c.render(w, r, http.StatusUnauthorized, "signin", page{Title: "Sign in", Data: next,
 			Error: "That is not the operator token. App keys cannot sign in; use PUSHPIPE_ADMIN_TOKEN."})
 		return
