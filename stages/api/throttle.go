@@ -37,8 +37,9 @@ const (
 	// DefaultAuthFailBurst is the wrong tokens an address may send at
 	// once: an operator's typos, a client with a stale key retrying.
 	DefaultAuthFailBurst = 20
-	// authClients bounds the addresses remembered (~100 B each): past it,
-	// addresses whose bucket is full again are forgotten, then any.
+	// authClients bounds the addresses remembered (a few hundred bytes
+	// each, some 15 MB in all): past it, addresses whose bucket is full
+	// again are forgotten, then any.
 	authClients = 1 << 16
 )
 
