@@ -91,6 +91,7 @@ type Console struct {
 	mux   *http.ServeMux
 	pages pages
 	cop   *http.CrossOriginProtection
+	fails failures // render.go: the errors logged lately, by reference
 }
 
 // New builds the console; Redis, Operator and ParseNotification are required.

@@ -204,6 +204,7 @@ func TestUnavailableSaysWhatNext(t *testing.T) {
 // which the API logged the error, never the error itself: pages showed
 // Redis's and PostgreSQL's own words ("WRONGTYPE Operation against a key
 // holding the wrong kind of value", a dial error naming a host and port).
+// The same failure again keeps its reference and is logged once.
 func TestUnavailableHidesTheError(t *testing.T) {
 	// A value of the wrong type at a key the part reads: Redis answers
 	// WRONGTYPE, while the sessions still work.
@@ -269,6 +270,18 @@ func TestUnavailableHidesTheError(t *testing.T) {
 			}
 			if !logged {
 				t.Errorf("no log line with ref %s and the error:\n%s", m[1], b.logs.String())
+			}
+			if tt.method != "GET" {
+				return
+			}
+			// Asked again (every open page polls once a second): the same
+			// reference, and no second log line.
+			_, again := b.get(tt.path)
+			if m2 := ref.FindStringSubmatch(html.UnescapeString(again)); m2 == nil || m2[0] != m[0] {
+				t.Errorf("asked again: %v, want the same reference %q", m2, m[0])
+			}
+			if n := strings.Count(b.logs.String(), `"ref":"`+m[1]+`"`); n != 1 {
+				t.Errorf("ref %s logged %d times, want once:\n%s", m[1], n, b.logs.String())
 			}
 		})
 	}

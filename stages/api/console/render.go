@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -112,15 +113,49 @@ func (c *Console) unavailable(r *http.Request, whatIs string, err error, polled 
 	return s + " " + c.failed(r, err, "console: "+whatIs+" unavailable")
 }
 
-// failed logs err with a fresh reference and returns the sentence that
-// points an operator to it: the reference and the time, to find the line
-// in the API's log.
+// failed logs err under a reference and returns the sentence that points
+// an operator to it: the reference and when it was logged, to find the line
+// in the API's log. The same failure again within failureRefFor keeps its
+// reference and is not logged again: every open page polls once a second,
+// and an outage logged a line per page per second.
 func (c *Console) failed(r *http.Request, err error, msg string) string {
+	ref, at, fresh := c.fails.ref(msg+": "+err.Error(), time.Now())
+	if fresh {
+		c.cfg.Log.Warn().Err(err).Str("ref", ref).Str("path", r.URL.Path).Msg(msg)
+	}
+	return "If it persists, the API's log has the error under ref " + ref + " (" + at.UTC().Format("2006-01-02 15:04:05 UTC") + ")."
+}
+
+// failureRefFor is how long a failure keeps its reference.
+const failureRefFor = time.Minute
+
+// failures are the references of the failures logged lately, by their text.
+type failures struct {
+	mu   sync.Mutex
+	seen map[string]loggedFailure
+}
+
+type loggedFailure struct {
+	ref string
+	at  time.Time
+}
+
+// ref is the reference of failure text at now, when it was logged, and
+// whether it is new (to be logged).
+func (f *failures) ref(text string, now time.Time) (string, time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l, ok := f.seen[text]; ok && now.Sub(l.at) < failureRefFor {
+		return l.ref, l.at, false
+	}
+	if f.seen == nil || len(f.seen) >= 256 {
+		f.seen = map[string]loggedFailure{} // bounded: errors that name ids differ
+	}
 	var b [4]byte
 	rand.Read(b[:])
-	ref, now := hex.EncodeToString(b[:]), time.Now().UTC()
-	c.cfg.Log.Warn().Err(err).Str("ref", ref).Str("path", r.URL.Path).Msg(msg)
-	return "If it persists, the API's log has the error under ref " + ref + " (" + now.Format("2006-01-02 15:04:05 UTC") + ")."
+	l := loggedFailure{ref: hex.EncodeToString(b[:]), at: now}
+	f.seen[text] = l
+	return l.ref, l.at, true
 }
 
 // culprit says in plain words which server failed, as far as the error
