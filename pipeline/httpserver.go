@@ -4,16 +4,13 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/netutil"
 )
@@ -31,74 +28,17 @@ func NewRegistry() *prometheus.Registry {
 //
 // /healthz says the process is alive: it answers, nothing more, so an
 // orchestrator restarts only a process that hangs. /readyz says the process
-// can do its work now: ready returns nil. For the API that means Redis
-// answered a PING within the last second (RedisReady), so a device write
-// would be accepted; for a stage, Redis answers, PostgreSQL too if the
-// stage queries it (PostgresReady), and its runners consume. The API leaves
-// PostgreSQL out on purpose: device writes, its bulk, do not need it, and
-// requests that do answer 503 themselves. Not ready is a 503
-// with the reason: a load balancer sends the process no traffic meanwhile,
-// and nothing restarts it.
-func OpsHandler(reg prometheus.Gatherer, ready func(context.Context) error) http.Handler {
+// can do its work now: ready returns nil (ready.go says what each process
+// checks, and what a 503 shows and logs).
+func OpsHandler(reg prometheus.Gatherer, ready func(context.Context) error, log zerolog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if ready != nil {
-			if err := ready(ctx); err != nil {
-				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-		}
-		w.Write([]byte("ready\n"))
-	})
+	mux.Handle("GET /readyz", newReadyz(ready, log))
 	mountPprof(mux)
 	return mux
-}
-
-// RedisReady is a readiness check (for OpsHandler): Redis answers a PING
-// within half a second. The answer is kept for a second, so Redis sees at
-// most one PING a second however often /readyz is probed, and a stopped
-// Redis shows within a second and a half.
-func RedisReady(rdb rueidis.Client) func(context.Context) error {
-	return cachedCheck("redis", func(ctx context.Context) error { return rdb.Do(ctx, rdb.B().Ping().Build()).Error() })
-}
-
-// PostgresReady is RedisReady for PostgreSQL, for the stages that query it
-// (pipeline.Stages' DB): the pool hands out a connection that answers a
-// ping. ping is (*pgxpool.Pool).Ping.
-func PostgresReady(ping func(context.Context) error) func(context.Context) error {
-	return cachedCheck("postgresql", ping)
-}
-
-// cachedCheck runs check at most once a second, within half a second, and
-// shares its answer with every prober meanwhile.
-func cachedCheck(name string, check func(context.Context) error) func(context.Context) error {
-	var (
-		mu   sync.Mutex
-		at   time.Time
-		last error
-	)
-	return func(ctx context.Context) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if !at.IsZero() && time.Since(at) < time.Second {
-			return last
-		}
-		// Not cut short by the prober going away: the answer is shared.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
-		defer cancel()
-		last = check(ctx)
-		if last != nil {
-			last = fmt.Errorf("%s: %w", name, last)
-		}
-		at = time.Now()
-		return last
-	}
 }
 
 // Serve runs an HTTP server on addr until ctx is cancelled, then shuts it

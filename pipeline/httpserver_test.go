@@ -56,7 +56,7 @@ func TestHeaderCap(t *testing.T) {
 // connection closes.
 func TestOpsConnectionCap(t *testing.T) {
 	ln := serving(t, func(ctx context.Context, ln net.Listener) error {
-		return pipeline.ServeOps(ctx, ln, pipeline.OpsHandler(pipeline.NewRegistry(), nil), zerolog.Nop())
+		return pipeline.ServeOps(ctx, ln, pipeline.OpsHandler(pipeline.NewRegistry(), nil, zerolog.Nop()), zerolog.Nop())
 	})
 	var held []net.Conn
 	t.Cleanup(func() { // before serving's own: the server waits for them

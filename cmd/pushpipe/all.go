@@ -149,9 +149,14 @@ func (c *AllCmd) Run(g *Globals) error {
 	if err := auth.Validate(); err != nil {
 		return fmt.Errorf("all: %w", err)
 	}
+	cfg, err := c.ListenFlags.limits(api.Config{}) // checked before Redis is dialled
+	if err != nil {
+		return fmt.Errorf("all: %w", err)
+	}
 	// The API shares the stages' clients and pool.
 	srv := sidecar{dbConns: c.APIDBConns, build: func(d *deps) func(context.Context) error {
-		h := api.New(c.RetentionFlags.config(c.ListenFlags.limits(api.Config{Redis: d.rdb, DB: d.db, Keys: d.keys, Log: d.log, Auth: auth, KnownApp: known, Metrics: d.reg})))
+		cfg.Redis, cfg.DB, cfg.Keys, cfg.Log, cfg.Auth, cfg.KnownApp, cfg.Metrics = d.rdb, d.db, d.keys, d.log, auth, known, d.reg
+		h := api.New(c.RetentionFlags.config(cfg))
 		listen := func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, h, d.log) }
 		serve := func(ctx context.Context) error { return pipeline.RunGroup(ctx, listen, h.PurgeMessages) }
 		if appsFile == "" {

@@ -76,6 +76,10 @@ func (c *APICmd) Run(g *Globals) error {
 	if err := auth.Validate(); err != nil {
 		return err
 	}
+	cfg, err := c.ListenFlags.limits(api.Config{}) // checked before Redis is dialled
+	if err != nil {
+		return err
+	}
 	log := g.Logger()
 	if auth.Insecure {
 		log.Warn().Msg("serving WITHOUT authentication (--insecure-no-auth)")
@@ -90,7 +94,8 @@ func (c *APICmd) Run(g *Globals) error {
 		return err
 	}
 	defer db.Close()
-	srv := api.New(c.RetentionFlags.config(c.ListenFlags.limits(api.Config{Redis: rdb, DB: db, Keys: g.Keys(), Log: log, Auth: auth, KnownApp: known, Metrics: g.Registry()})))
+	cfg.Redis, cfg.DB, cfg.Keys, cfg.Log, cfg.Auth, cfg.KnownApp, cfg.Metrics = rdb, db, g.Keys(), log, auth, known, g.Registry()
+	srv := api.New(c.RetentionFlags.config(cfg))
 	ready := pipeline.RedisReady(rdb)
 	runners := []func(context.Context) error{srv.PurgeMessages}
 	if c.Apps != "" {
@@ -99,7 +104,7 @@ func (c *APICmd) Run(g *Globals) error {
 	return pipeline.RunGroup(g.Context(), append(runners,
 		func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, srv, log) },
 		func(ctx context.Context) error {
-			return pipeline.Serve(ctx, c.HTTP, pipeline.OpsHandler(g.Registry(), ready), log)
+			return pipeline.Serve(ctx, c.HTTP, pipeline.OpsHandler(g.Registry(), ready, log), log)
 		})...,
 	)
 }

@@ -99,7 +99,7 @@ func TestHelpPlaceholdersReadable(t *testing.T) {
 // to read; settings the code would quietly replace are refused.
 func TestUsageErrors(t *testing.T) {
 	secrets := filepath.Join(t.TempDir(), "secrets")
-	if err := os.WriteFile(secrets, []byte("s1\n"), 0o600); err != nil {
+	if err := os.WriteFile(secrets, []byte("s1-0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	hook := []string{"webhook", "--url", "https://h.example/x", "--secret-file", secrets}
@@ -220,7 +220,7 @@ func TestUsageErrors(t *testing.T) {
 // says so.
 func TestWebhookURLFromEnvironment(t *testing.T) {
 	secrets := filepath.Join(t.TempDir(), "secrets")
-	if err := os.WriteFile(secrets, []byte("s1\n"), 0o600); err != nil {
+	if err := os.WriteFile(secrets, []byte("s1-0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	const url = "https://bob:hunter2@hooks.example.com/services/T0KEN123"
@@ -250,7 +250,7 @@ func TestWebhookURLFromEnvironment(t *testing.T) {
 // every stage, and the webhook's is --webhook-batch.
 func TestWebhookAdviceNamesItsFlags(t *testing.T) {
 	secrets := filepath.Join(t.TempDir(), "secrets")
-	if err := os.WriteFile(secrets, []byte("s1\n"), 0o600); err != nil {
+	if err := os.WriteFile(secrets, []byte("s1-0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {

@@ -25,12 +25,21 @@ type ListenFlags struct {
 	IdleTimeout     time.Duration `name:"idle-timeout" default:"30s" help:"Close a keep-alive connection idle this long."`
 	OperatorListen  string        `name:"operator-listen" placeholder:"ADDR" help:"Also serve the API on this address, outside --max-conns (its own ${operator_conns} connections), so the operator's tools get in when clients hold every connection. Keep it internal, like --http."`
 	MaxBodyMemory   int64         `name:"max-body-memory" default:"${max_body_memory}" help:"Request body bytes held at once over all requests; past it, 503 + Retry-After before a body is read."`
+	AuthFailRate    float64       `name:"auth-fail-rate" default:"${auth_fail_rate}" help:"Wrong tokens (bearer or console sign-in) a client address may send per second once --auth-fail-burst is spent; past it, 429 with Retry-After before its token is compared. Right tokens are never slowed. Negative disables."`
+	AuthFailBurst   int           `name:"auth-fail-burst" default:"${auth_fail_burst}" help:"Wrong tokens a client address may send at once."`
+	TrustedProxies  string        `name:"trusted-proxies" env:"PUSHPIPE_TRUSTED_PROXIES" default:"${trusted_proxies}" help:"Peers (comma-separated CIDR prefixes) whose X-Forwarded-For or Forwarded names the client that --auth-fail-rate counts: the load balancer or ingress in front. Empty: every peer is the client."`
 }
 
-// limits is cfg with the flags' body and device-write limits.
-func (f ListenFlags) limits(cfg api.Config) api.Config {
+// limits is cfg with the flags' body, device-write and wrong-token limits.
+func (f ListenFlags) limits(cfg api.Config) (api.Config, error) {
 	cfg.MaxBodyBytes, cfg.MaxBodyMemory, cfg.DeviceWriteRate = f.MaxBodyBytes, f.MaxBodyMemory, f.DeviceWriteRate
-	return cfg
+	cfg.AuthFailRate, cfg.AuthFailBurst = f.AuthFailRate, f.AuthFailBurst
+	if f.AuthFailRate == 0 {
+		cfg.AuthFailRate = -1 // 0 from the command line is "none", not the package's default
+	}
+	var err error
+	cfg.TrustedProxies, err = api.ParseTrustedProxies(f.TrustedProxies)
+	return cfg, err
 }
 
 // Descriptors kept out of --max-conns: Redis and PostgreSQL connections, the

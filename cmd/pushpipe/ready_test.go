@@ -1,13 +1,18 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // The API process's /readyz follows Redis: ready while it answers, 503
@@ -15,7 +20,7 @@ import (
 // and probing often costs Redis about one PING a second.
 func TestReadyzFollowsRedis(t *testing.T) {
 	r, rdb := testRedis(t)
-	ops := httptest.NewServer(pipeline.OpsHandler(pipeline.NewRegistry(), pipeline.RedisReady(rdb)))
+	ops := httptest.NewServer(pipeline.OpsHandler(pipeline.NewRegistry(), pipeline.RedisReady(rdb), zerolog.Nop()))
 	t.Cleanup(ops.Close)
 	readyz := func() int {
 		resp, err := http.Get(ops.URL + "/readyz")
@@ -72,4 +77,47 @@ func TestReadyzFollowsRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	until(http.StatusOK, 10*time.Second)
+}
+
+// /readyz, on a port anyone who reaches it may ask, names what is down in
+// fixed words and never the error, which gave away the servers' addresses
+// ("redis: dial tcp 10.0.3.7:6379: connect: connection refused"); the error
+// goes to the log, once for a run of probes, not once per probe.
+func TestReadyzHidesTheError(t *testing.T) {
+	r, rdb := testRedis(t)
+	pgAddr := pipelinetest.FreeAddr(t) // nothing listens there
+	db, err := pgxpool.New(t.Context(), "postgres://pushpipe@"+pgAddr+"/pushpipe?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	var logs pipelinetest.Logs
+	ready := pipeline.AllReady(pipeline.RedisReady(rdb), pipeline.PostgresReady(db.Ping))
+	ops := httptest.NewServer(pipeline.OpsHandler(pipeline.NewRegistry(), ready, zerolog.New(&logs)))
+	t.Cleanup(ops.Close)
+	if err := r.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	const want = "not ready\nredis: down\npostgresql: down\n"
+	for i := range 50 {
+		resp, err := http.Get(ops.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || string(body) != want {
+			t.Fatalf("probe %d: %d %q, want 503 %q", i, resp.StatusCode, body, want)
+		}
+	}
+	log := logs.String()
+	if n := strings.Count(log, `"not ready"`); n != 1 {
+		t.Errorf("50 probes logged %d lines, want 1:\n%s", n, log)
+	}
+	// Redis's own error may be a bare EOF; PostgreSQL's names the address.
+	for _, detail := range []string{"redis: down: ", "postgresql: down: ", pgAddr} {
+		if !strings.Contains(log, detail) {
+			t.Errorf("the log does not say what failed (%s):\n%s", detail, log)
+		}
+	}
 }

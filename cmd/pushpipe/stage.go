@@ -104,7 +104,7 @@ func runStages(g *Globals, flags StageFlags, stages map[string]stage, sidecars .
 		fns = append(fns, runs...)
 	}
 	fns = append(fns, func(ctx context.Context) error {
-		return pipeline.Serve(ctx, flags.HTTP, pipeline.OpsHandler(d.reg, stagesReady(d, runners)), d.log)
+		return pipeline.Serve(ctx, flags.HTTP, pipeline.OpsHandler(d.reg, stagesReady(d, runners), d.log), d.log)
 	})
 	return pipeline.RunGroup(d.ctx, fns...)
 }
@@ -118,17 +118,14 @@ func stagesReady(d *deps, runners []*pipeline.Runner) func(context.Context) erro
 	if d.db != nil {
 		checks = append(checks, pipeline.PostgresReady(d.db.Ping))
 	}
-	return func(ctx context.Context) error {
+	checks = append(checks, func(context.Context) error {
+		var errs []error
 		for _, r := range runners {
 			if !r.Ready() {
-				return errors.New(r.Options().Stage + " is not consuming yet")
+				errs = append(errs, &pipeline.NotReady{Part: r.Options().Stage, State: "starting"})
 			}
 		}
-		for _, check := range checks {
-			if err := check(ctx); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+		return errors.Join(errs...)
+	})
+	return pipeline.AllReady(checks...)
 }

@@ -135,7 +135,7 @@ func TestAllRunsEveryRow(t *testing.T) {
 // stage flags.
 func TestStageFlagsSameUnderAll(t *testing.T) {
 	secrets := filepath.Join(t.TempDir(), "secrets")
-	if err := os.WriteFile(secrets, []byte("s1\n"), 0o600); err != nil {
+	if err := os.WriteFile(secrets, []byte("s1-0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -211,7 +211,7 @@ func TestStageFlagsSameUnderAll(t *testing.T) {
 // table's count of entries (each holds many devices' events).
 func TestWebhookBatchIsEventsPerPost(t *testing.T) {
 	secrets := filepath.Join(t.TempDir(), "secrets")
-	if err := os.WriteFile(secrets, []byte("s1\n"), 0o600); err != nil {
+	if err := os.WriteFile(secrets, []byte("s1-0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	def, _ := pipeline.StageNamed("webhook")

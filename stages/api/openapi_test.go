@@ -451,6 +451,22 @@ var openapiCalls = []apiCall{
 	{name: "reference no token", method: "GET", path: "/v1/openapi.json", req: unchecked, status: 401},
 }
 
+// throttledCalls: every route answers the operator token 429 once its
+// address has spent its wrong-token budget (server "throttled").
+func throttledCalls(s *Server) []apiCall {
+	calls := []apiCall{{name: "spend the wrong-token budget", server: "throttled", method: "GET", path: OpenAPIPath,
+		token: "wrong-token-0123456789", req: unchecked, status: 401}}
+	for _, rt := range s.routes() {
+		if notAPI[rt.pattern] != "" {
+			continue
+		}
+		method, path := concrete(rt.pattern, oaApp)
+		calls = append(calls, apiCall{name: rt.pattern + " throttled", server: "throttled", method: method, path: path,
+			body: validBody(rt.pattern, oaApp), token: oaToken, req: unchecked, status: 429})
+	}
+	return calls
+}
+
 // notCalled are the statuses a route may document without a call here, and
 // where they are tested instead.
 var notCalled = map[int]string{
@@ -470,10 +486,12 @@ func TestOpenAPIConformance(t *testing.T) {
 		"":        newOpenAPIServer(t, Config{Auth: auth}, true),
 		"limited": newOpenAPIServer(t, Config{Auth: auth, DeviceWriteRate: 0.001, DeviceWriteBurst: 2}, true),
 		"nodb":    newOpenAPIServer(t, Config{Auth: auth}, false),
+		// One wrong token spends the address's budget for 1000 s.
+		"throttled": newOpenAPIServer(t, Config{Auth: auth, AuthFailRate: 0.001, AuthFailBurst: 1}, true),
 	}
 	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true, MultiError: true}
 	called := map[string]map[int]bool{} // route pattern → statuses seen
-	for _, c := range openapiCalls {
+	for _, c := range append(openapiCalls, throttledCalls(servers[""].s)...) {
 		srv := servers[c.server]
 		req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
 		req.Header.Set("Content-Type", cmp.Or(c.contentType, "application/json"))

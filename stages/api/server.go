@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,17 @@ type Config struct {
 	// KeepMessages is how long a direct message is kept past its expiry
 	// (PurgeMessages); 0 keeps them for ever.
 	KeepMessages time.Duration
+	// AuthFailRate is the wrong tokens a client address may send per
+	// second, bearer tokens and console sign-ins alike, and AuthFailBurst
+	// how many at once; past them, 429 with Retry-After (throttle.go). 0:
+	// DefaultAuthFailRate and DefaultAuthFailBurst; a negative rate: no
+	// throttle.
+	AuthFailRate  float64
+	AuthFailBurst int
+	// TrustedProxies are the peers whose X-Forwarded-For (or Forwarded)
+	// names the client the throttle counts (clientAddr); none: every peer
+	// is the client. `pushpipe api` defaults to DefaultTrustedProxies.
+	TrustedProxies []netip.Prefix
 }
 
 // Server serves the API.
@@ -65,6 +77,7 @@ type Server struct {
 	streams []string                  // the ingest stream of each partition
 	console *console.Console          // the operator console (/ui/)
 	ownAuth []string                  // path prefixes of routes that authenticate themselves (scopeConsole)
+	fails   *authThrottle             // throttle.go: wrong tokens by client address; nil: none
 }
 
 // New builds the API server.
@@ -81,10 +94,14 @@ func New(cfg Config) *Server {
 		bodies: semaphore.NewWeighted(cfg.MaxBodyMemory), streams: cfg.Keys.Streams(pipeline.StreamIngest)}
 	s.apps.Store(s.newAppsState(cfg.Auth, cfg.KnownApp))
 	registerProgress(cfg)
+	if !cfg.Auth.Insecure {
+		s.fails = newAuthThrottle(cmp.Or(cfg.AuthFailRate, DefaultAuthFailRate), cmp.Or(cfg.AuthFailBurst, DefaultAuthFailBurst),
+			cfg.TrustedProxies, cfg.Log)
+	}
 	// The operator token is not in the apps file: a reload never changes it.
 	s.console = console.New(console.Config{Redis: cfg.Redis, DB: cfg.DB, Keys: cfg.Keys, Log: cfg.Log,
 		Operator: func(tok string) bool { return s.apps.Load().auth.operator(tok) }, OperatorTag: cfg.Auth.consoleTag(),
-		KnownApp: s.knownApp, ParseNotification: ParseNotification})
+		KnownApp: s.knownApp, ParseNotification: ParseNotification, Throttle: s.fails})
 	for _, rt := range s.routes() {
 		if rt.scope == scopeConsole {
 			s.ownAuth = append(s.ownAuth, rt.pattern)
@@ -177,12 +194,40 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Error messages quote the request's path and headers: a browser must
 	// never take an answer for HTML it could run.
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if console.OverTLS(r) {
+		// Reached over HTTPS (here or at the proxy in front): the browser
+		// is to use nothing else for this host from now on, so a later
+		// plain-HTTP link or a network attacker's downgrade cannot carry
+		// the console's session or a bearer token in the clear. Browsers
+		// ignore it over plain HTTP, so a forged X-Forwarded-Proto does
+		// nothing, and make dev's http://127.0.0.1 never gets it.
+		w.Header().Set("Strict-Transport-Security", hsts)
+	}
 	if s.ownsAuth(r) {
 		s.mux.ServeHTTP(w, r)
 		return
 	}
 	p, ok := s.apps.Load().auth.identify(r)
+	// Only a request that presents a token is a guess: one without gets
+	// its 401, whatever its address did. An address out of budget gets 429
+	// for the operator token as for a wrong one, or its answer would tell a
+	// guesser which guess was right; an app key passes, being no secret
+	// worth guessing (it ships inside the app), so phones behind a carrier
+	// NAT shared with a guesser, or with old installs of a retired key, keep
+	// registering.
+	_, presented := r.Header["Authorization"]
+	if presented && (!ok || p.admin) {
+		if wait := s.fails.Blocked(r); wait > 0 {
+			_, pattern := s.mux.Handler(r) // only to count the refusal on its route
+			s.metrics.count(cmp.Or(pattern, unmatched), http.StatusTooManyRequests)
+			tooManyFailures(w, wait)
+			return
+		}
+	}
 	if !ok {
+		if presented {
+			s.fails.Failed(r)
+		}
 		_, pattern := s.mux.Handler(r) // only to count the refusal on its route
 		s.metrics.count(cmp.Or(pattern, unmatched), http.StatusUnauthorized)
 		unauthorized(w)
@@ -190,6 +235,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 }
+
+// hsts is a year, the value browsers' preload lists ask of a site; no
+// includeSubDomains: other hosts of the domain are not this server's to
+// decide.
+const hsts = "max-age=31536000"
 
 // ownsAuth reports whether r goes to a route that checks its own
 // credentials (the console). The route the mux picks decides, not the

@@ -45,18 +45,24 @@ func TestPlainHTTPIsWarned(t *testing.T) {
 	}
 }
 
-// A signing secret short enough to guess is warned at start, by its place
-// in the file and its length, never its text.
-func TestShortSecretIsWarned(t *testing.T) {
+// A signing secret short enough to guess is refused when it is the only
+// kind in the file, with the command that makes a good one and the steps of
+// a rotation to it; beside a long one (a rotation under way) it is warned at
+// start, by its place in the file and its length. Neither says its text.
+// It was only warned about, and a hook signed with "hunter2" ran.
+func TestShortSecret(t *testing.T) {
 	f := newFixture(t)
 	tests := []struct {
 		name    string
 		secrets []string
 		warn    string // "" for none
+		refused bool
 	}{
-		{"long enough", []string{"0123456789abcdef"}, ""},
-		{"short", []string{"hunter2"}, `"secret":1,"bytes":7`},
-		{"the new one of a rotation short", []string{"0123456789abcdef", "hunter2"}, `"secret":2,"bytes":7`},
+		{"long enough", []string{"0123456789abcdef"}, "", false},
+		{"short", []string{"hunter2"}, "", true},
+		{"every one short", []string{"hunter2", "hunter3"}, "", true},
+		{"the old one of a rotation short", []string{"hunter2", "0123456789abcdef"}, `"secret":1,"bytes":7`, false},
+		{"the new one of a rotation short", []string{"0123456789abcdef", "hunter2"}, `"secret":2,"bytes":7`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,6 +73,13 @@ func TestShortSecretIsWarned(t *testing.T) {
 			var logs pipelinetest.Logs
 			_, err := webhook.New(webhook.Config{Redis: f.rdb, Keys: f.keys, URL: "https://hooks.example.com/x",
 				Secrets: secrets, Log: zerolog.New(&logs)})
+			if tt.refused {
+				if err == nil || !strings.Contains(err.Error(), "--secret-file: every secret in it is shorter than 16 characters") ||
+					!strings.Contains(err.Error(), "openssl rand -hex 32") || strings.Contains(err.Error(), "hunter") {
+					t.Errorf("New: %v, want a refusal saying how to make a secret, without the secret", err)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -106,10 +106,14 @@ func (c *Config) defaults() {
 // connects: `pushpipe webhook` and `pushpipe all` call it on their flags at
 // parse time, so a typo is named at once, not after Redis answers. It fills
 // no defaults (New does, for zeros): every value is taken as given, so a
-// zero --timeout is refused, not replaced. The secrets are LoadSecrets's to
-// check (New refuses none), Redis New's.
+// zero --timeout is refused, not replaced. Reading the secret file is
+// LoadSecrets's (New refuses none), Redis New's; a file whose secrets are
+// all short is refused here (strongSecret).
 func (c Config) Validate() error {
 	var errs []error
+	if err := c.strongSecret(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := CheckURL(c.URL); err != nil {
 		errs = append(errs, err)
 	}
@@ -144,6 +148,29 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// strongSecret refuses secrets of which none has MinSecret characters. A
+// signature is HMAC-SHA256(secret, "t.body"): from one signed POST (a
+// receiver's log, a proxy, a plain-http hop) a short secret is found by
+// trying, offline, where nothing slows the guesser, and then anyone signs
+// events the receiver acts on (an "invalid" one deletes a device's token).
+// It was only warned about. One short secret beside a long one still starts,
+// with New's warning: that is a rotation away from it under way (every line
+// signs each POST), which a refusal would block.
+func (c Config) strongSecret() error {
+	if len(c.Secrets) == 0 {
+		return nil // New says there is none
+	}
+	for _, s := range c.Secrets {
+		if len(s) >= MinSecret {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: every secret in it is shorter than %d characters, short enough to guess from one signed POST "+
+		"(whoever sees one could then sign events of their own); add a line with a new secret (openssl rand -hex 32) and start again: "+
+		"every line signs each POST, so the receiver keeps verifying with the old one until you switch it to the new; then remove the short line",
+		c.flag("secret-file"), MinSecret)
 }
 
 // CheckURL refuses a webhook URL that is not absolute http(s); the error

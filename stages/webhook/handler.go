@@ -68,9 +68,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	for i, sec := range cfg.Secrets {
 		if len(sec) < MinSecret {
-			// A warning, not a refusal: receivers verify with the
-			// secret they hold, and a stage that would not start
-			// until both sides change would drop a working hook.
+			// A warning, not a refusal: beside a long secret (Validate
+			// refuses short ones alone), a short one is a rotation
+			// under way, the receiver still verifying with it.
 			h.log.Warn().Int("secret", i+1).Int("bytes", len(sec)).Msgf("a secret of %s is short enough to guess from one signed POST "+
 				"(whoever sees one can then sign events of their own); use at least %d random characters (openssl rand -hex 32): "+
 				"add it as a line, switch the receiver to it, then remove the short one", cfg.flag("secret-file"), MinSecret)
@@ -79,8 +79,9 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
-// MinSecret is the shortest signing secret New takes without a warning:
-// the API's own minimum for its tokens.
+// MinSecret is the shortest signing secret New takes without a warning,
+// and the length one of the secrets must reach: the API's own minimum for
+// its tokens.
 const MinSecret = 16
 
 // cleartext says what goes unencrypted to a plain-http URL off this

@@ -250,6 +250,10 @@ func (w *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// testSecret is the signing secret of the tests that need one: long enough
+// for the stage to take it (webhook.MinSecret).
+const testSecret = "s1-0123456789abcdef"
+
 // writeSecrets writes a secret file and returns its path.
 func (f *fixture) writeSecrets(secrets ...string) string {
 	fh, err := os.CreateTemp(f.dir, "secrets-")

@@ -83,8 +83,8 @@ func TestEveryEventArrivesThroughChaos(t *testing.T) {
 	}
 	f := newFixture(t)
 	dbURL := f.seedCampaign("c1", n)
-	secrets := f.writeSecrets("old-secret", "new-secret") // the receiver has rotated to the new one
-	rcv := f.startReceiver("new-secret", "-fail", "0.2", "-throttle", "0.05")
+	secrets := f.writeSecrets("old-secret-0123456789", "new-secret-0123456789") // the receiver has rotated to the new one
+	rcv := f.startReceiver("new-secret-0123456789", "-fail", "0.2", "-throttle", "0.05")
 	start := time.Now()
 	f.startStage("deliver", f.stageArgs("deliver", "--database-url", dbURL, "--sink", "null", "--tps", "0")...)
 	hookArgs := f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets, "--claim-idle", "2s",
@@ -153,8 +153,8 @@ func TestRateCap(t *testing.T) {
 	const n, rate, batch = 8000, 2000, 100
 	f := newFixture(t)
 	f.emitEvents("c1", n, pipeline.OutcomeSent)
-	secrets := f.writeSecrets("s1")
-	rcv := f.startReceiver("s1", "-fail", "0.1")
+	secrets := f.writeSecrets(testSecret)
+	rcv := f.startReceiver(testSecret, "-fail", "0.1")
 	// Two processes share the cap.
 	for _, name := range []string{"webhook-a", "webhook-b"} {
 		f.startStage(name, f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets,
@@ -195,8 +195,8 @@ func TestDeadLettersAndRetry(t *testing.T) {
 	if err := f.rdb.Do(f.ctx, f.rdb.B().Xadd().Key(bad).Id("*").FieldValue().FieldValue(pipeline.FieldEvents, `[{"id":"x"}]`).Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	secrets := f.writeSecrets("s1")
-	rcv := f.startReceiver("s1", "-down")
+	secrets := f.writeSecrets(testSecret)
+	rcv := f.startReceiver(testSecret, "-down")
 	f.startStage("webhook", f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets, "--claim-idle", "1s",
 		"--max-deliveries", "2", "--attempts", "2", "--retry-base", "10ms", "--retry-max", "50ms")...)
 	q := pipeline.NewDLQ(f.rdb, f.keys)
@@ -247,8 +247,8 @@ func TestFilter(t *testing.T) {
 	const n = 60
 	f := newFixture(t)
 	f.emitEvents("c1", n, pipeline.OutcomeSent, pipeline.OutcomeFailed, pipeline.OutcomeInvalid)
-	secrets := f.writeSecrets("s1")
-	rcv := f.startReceiver("s1")
+	secrets := f.writeSecrets(testSecret)
+	rcv := f.startReceiver(testSecret)
 	f.startStage("webhook", f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets, "--filter", "outcome=failed,invalid")...)
 	pipelinetest.Eventually(t, time.Minute, "the group to read and ack everything", func() bool {
 		st, err := pipeline.Status(f.ctx, f.rdb, f.keys, pipeline.StreamResults)
@@ -284,8 +284,8 @@ func TestEveryReceiverGetsEveryEvent(t *testing.T) {
 	const n = 200
 	f := newFixture(t)
 	want := f.emitEvents("c1", n, pipeline.OutcomeSent, pipeline.OutcomeFailed)
-	secrets := f.writeSecrets("s1")
-	first, second := f.startReceiver("s1"), f.startReceiver("s1")
+	secrets := f.writeSecrets(testSecret)
+	first, second := f.startReceiver(testSecret), f.startReceiver(testSecret)
 	f.startStage("webhook-a", f.stageArgs("webhook", "--url", first.url(), "--secret-file", secrets, "--batch", "7")...)
 	f.startStage("webhook-b", f.stageArgs("webhook", "--url", first.url(), "--secret-file", secrets, "--batch", "7")...)
 	f.startStage("analytics", f.stageArgs("webhook", "--url", second.url(), "--secret-file", secrets, "--group", "analytics")...)
@@ -323,7 +323,7 @@ func TestEveryReceiverGetsEveryEvent(t *testing.T) {
 // a stage waits for Redis.
 func TestRefusesToStart(t *testing.T) {
 	f := newFixture(t)
-	secrets := f.writeSecrets("s1")
+	secrets := f.writeSecrets(testSecret)
 	tests := []struct {
 		name string
 		args []string
@@ -394,7 +394,7 @@ func TestRedirectIsNotDelivery(t *testing.T) {
 	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { moved.Add(1) })
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	f.startStage("webhook", f.stageArgs("webhook", "--url", srv.URL+"/hook", "--secret-file", f.writeSecrets("s1"),
+	f.startStage("webhook", f.stageArgs("webhook", "--url", srv.URL+"/hook", "--secret-file", f.writeSecrets(testSecret),
 		"--attempts", "2", "--retry-base", "10ms", "--claim-idle", "1s")...)
 	pipelinetest.Eventually(t, time.Minute, "two deliveries answered 302", func() bool { return redirected.Load() >= 4 || moved.Load() > 0 })
 	if moved.Load() != 0 {
@@ -416,8 +416,8 @@ func TestRetryAfterQuietsTheProcess(t *testing.T) {
 	const n, pause = 3000, 3
 	f := newFixture(t)
 	f.emitEvents("c1", n, pipeline.OutcomeSent)
-	secrets := f.writeSecrets("s1")
-	rcv := f.startReceiver("s1", "-pause-at", "10", "-pause", strconv.Itoa(pause))
+	secrets := f.writeSecrets(testSecret)
+	rcv := f.startReceiver(testSecret, "-pause-at", "10", "-pause", strconv.Itoa(pause))
 	f.startStage("webhook", f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets, "--batch", "10", "--rate", "500")...)
 	pipelinetest.Eventually(t, time.Minute, "every event", func() bool { return len(accepted(rcv.posts())) >= n })
 	posts := rcv.posts()

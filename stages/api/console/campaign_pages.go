@@ -46,8 +46,7 @@ func (c *Console) campaignsPage(w http.ResponseWriter, r *http.Request, s sessio
 	p := page{Title: "Campaigns", Nav: "campaigns", Session: s, Data: d, Notice: notice(r)}
 	status := http.StatusOK
 	if err != nil {
-		c.cfg.Log.Warn().Err(err).Msg("console: campaign list")
-		p.Error, status = listFailed("The campaign list is", "campaign", "/ui/campaigns", d.Before, err, true)
+		p.Error, status = c.listFailed(r, "The campaign list is", "campaign", "/ui/campaigns", d.Before, err, true)
 	}
 	c.render(w, r, status, "campaigns", p)
 }
@@ -56,7 +55,7 @@ func (c *Console) campaignRows(w http.ResponseWriter, r *http.Request, s session
 	d, err := c.list(r)
 	p := page{Session: s, Data: d}
 	if err != nil {
-		p.Error, _ = listFailed("The campaign list is", "campaign", "/ui/campaigns", d.Before, err, true)
+		p.Error, _ = c.listFailed(r, "The campaign list is", "campaign", "/ui/campaigns", d.Before, err, true)
 	}
 	c.fragment(w, "campaigns", "rows", p)
 }
@@ -115,7 +114,7 @@ func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string, erro
 		case errors.Is(err, campaign.ErrNotFound):
 			return campaignData{}, http.StatusNotFound, "There is no campaign " + id + ".", err
 		}
-		return campaignData{}, http.StatusServiceUnavailable, unavailable("Campaign "+id+" is", err, polled(r)), err
+		return campaignData{}, http.StatusServiceUnavailable, c.unavailable(r, "Campaign "+id+" is", err, polled(r)), err
 	}
 	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State), Settled: settled(sum.Progress, time.Now())}
 	if st := sum.Progress.State; !campaign.Final(st) && st != campaign.StateScheduled {
@@ -124,7 +123,7 @@ func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string, erro
 	}
 	d.Failures, err = c.cfg.Campaigns.Failures(ctx, id)
 	if err != nil {
-		d.NoReasons = unavailable("Failures by reason are", err, !d.Settled) // the live part polls until settled
+		d.NoReasons = c.unavailable(r, "Failures by reason are", err, !d.Settled) // the live part polls until settled
 	}
 	for _, f := range d.Failures {
 		d.MostFails = max(d.MostFails, f.Count)
@@ -183,9 +182,8 @@ func (c *Console) cancelCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	case errors.Is(err, campaign.ErrFinished):
 		status, p.Error = http.StatusConflict, "Not canceled: campaign "+id+" is already "+cmp.Or(d.Progress.State, "finished")+": there is nothing left to cancel."
 	default:
-		c.cfg.Log.Warn().Err(err).Str("campaign", id).Msg("console: campaign not canceled")
-		status, p.Error = http.StatusServiceUnavailable, "Not canceled: Redis or PostgreSQL failed ("+err.Error()+
-			"). Try again in a moment: canceling twice is safe."
+		status, p.Error = http.StatusServiceUnavailable, "Not canceled: "+culprit(err)+
+			". Try again in a moment: canceling twice is safe. "+c.failed(r, err, "console: campaign "+id+" not canceled")
 	}
 	if status == http.StatusNotFound || unreadable != "" {
 		c.fail(w, r, status, p)
@@ -394,8 +392,8 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	case errors.Is(err, campaign.ErrConflict):
 		refuse("Campaign id " + camp.ID + " is already used for a different campaign; choose another id or leave it empty.")
 	case err != nil:
-		c.cfg.Log.Warn().Err(err).Msg("console: campaign not created")
-		refuse("Not created: " + err.Error() + ". Submitting again with the same id is safe: it is sent once.")
+		refuse("Not created: " + culprit(err) + ". Submitting again with the same id is safe: it is sent once. " +
+			c.failed(r, err, "console: campaign not created"))
 	default:
 		http.Redirect(w, r, "/ui/campaigns/"+created.ID+"?done=created", http.StatusSeeOther)
 	}

@@ -60,6 +60,18 @@ type Config struct {
 	Campaigns Campaigns
 	// SessionTTL is how long a sign-in lasts; default DefaultSessionTTL.
 	SessionTTL time.Duration
+	// Throttle slows down guessing the operator token at the sign-in form
+	// (the API passes the one its bearer tokens share); nil: none.
+	Throttle Throttle
+}
+
+// Throttle counts wrong tokens by client address.
+type Throttle interface {
+	// Blocked is how long the client of r must wait before it may try a
+	// token again; 0: it may now.
+	Blocked(r *http.Request) time.Duration
+	// Failed charges a wrong token to the client of r.
+	Failed(r *http.Request)
 }
 
 // DefaultSessionTTL is a working day: long enough for a launch, short
@@ -79,6 +91,7 @@ type Console struct {
 	mux   *http.ServeMux
 	pages pages
 	cop   *http.CrossOriginProtection
+	fails failures // render.go: the errors logged lately, by reference
 }
 
 // New builds the console; Redis, Operator and ParseNotification are required.

@@ -63,6 +63,8 @@ type bed struct {
 	// redisCalls counts the API's round trips to Redis (b.rdb is not
 	// counted).
 	redisCalls *redisCounter
+	// logs is what the API logged.
+	logs *pipelinetest.Logs
 }
 
 // redisCounter is the real client, counting the calls that make a round
@@ -155,11 +157,12 @@ func newBed(t *testing.T) *bed {
 	t.Cleanup(db.Close)
 	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4)
 	calls := &redisCounter{Client: rdb}
-	srv := httptest.NewServer(api.New(api.Config{Redis: calls, DB: db, Keys: keys, Log: zerolog.Nop(),
+	logs := &pipelinetest.Logs{}
+	srv := httptest.NewServer(api.New(api.Config{Redis: calls, DB: db, Keys: keys, Log: zerolog.New(logs),
 		Auth: api.Auth{AdminToken: adminToken, AppKeys: map[string]string{app: appKey}}}))
 	t.Cleanup(srv.Close)
 
-	b := &bed{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db, dbURL: url, rec: &recorder{}, queries: queries, redisCalls: calls}
+	b := &bed{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db, dbURL: url, rec: &recorder{}, queries: queries, redisCalls: calls, logs: logs}
 	// A browser context of its own: no cookie is shared with another test.
 	tab, closeTab := chromedp.NewContext(browser, chromedp.WithNewBrowserContext(), chromedp.WithListener(b.record))
 	tab, cancel := context.WithTimeout(tab, 4*time.Minute)

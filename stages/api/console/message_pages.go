@@ -29,8 +29,7 @@ func (c *Console) messagesPage(w http.ResponseWriter, r *http.Request, s session
 	p := page{Title: "Direct messages", Nav: "messages", Session: s, Data: d}
 	status := http.StatusOK
 	if err != nil {
-		c.cfg.Log.Warn().Err(err).Msg("console: message list")
-		p.Error, status = listFailed("The message list is", "message", "/ui/messages", d.Before, err, true)
+		p.Error, status = c.listFailed(r, "The message list is", "message", "/ui/messages", d.Before, err, true)
 	}
 	c.render(w, r, status, "messages", p)
 }
@@ -39,7 +38,7 @@ func (c *Console) messageRows(w http.ResponseWriter, r *http.Request, s session)
 	d, err := c.messages(r)
 	p := page{Session: s, Data: d}
 	if err != nil {
-		p.Error, _ = listFailed("The message list is", "message", "/ui/messages", d.Before, err, true)
+		p.Error, _ = c.listFailed(r, "The message list is", "message", "/ui/messages", d.Before, err, true)
 	}
 	c.fragment(w, "messages", "rows", p)
 }
@@ -77,7 +76,7 @@ func (c *Console) loadMessage(r *http.Request) (messageData, error) {
 // messageFailed answers a message that could not be read with why.
 func (c *Console) messageFailed(w http.ResponseWriter, r *http.Request, s session, err error) {
 	id := r.PathValue("id")
-	status, msg := http.StatusServiceUnavailable, unavailable("Message "+id+" is", err, polled(r))
+	status, msg := http.StatusServiceUnavailable, c.unavailable(r, "Message "+id+" is", err, polled(r))
 	if errors.Is(err, campaign.ErrNotFound) {
 		status, msg = http.StatusNotFound, "There is no direct message "+id+"."
 	}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/api"
 )
@@ -171,7 +174,7 @@ func TestUnavailableSaysWhatNext(t *testing.T) {
 		{"pipeline", dlqDown, "/ui/pipeline", false, []string{"Pipeline status is unavailable", tries}},
 		{"dead letters", dlqDown, "/ui/deadletters", false, []string{"The dead letters are unavailable", reload}},
 		{"campaign page, PostgreSQL silent", pgSilent, "/ui/campaigns/o1", false,
-			[]string{"Campaign o1 is unavailable", "(Redis or PostgreSQL did not answer within 5s). " + reload}},
+			[]string{"Campaign o1 is unavailable", "Redis or PostgreSQL did not answer within 5s. " + reload}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -191,6 +194,94 @@ func TestUnavailableSaysWhatNext(t *testing.T) {
 				if !strings.Contains(body, want) {
 					t.Errorf("%s does not say %q:\n%s", tt.path, want, body)
 				}
+			}
+		})
+	}
+}
+
+// TestUnavailableHidesTheError: a part, a cancel or a retry that failed says
+// in plain words which server failed, what to do, and the reference under
+// which the API logged the error, never the error itself: pages showed
+// Redis's and PostgreSQL's own words ("WRONGTYPE Operation against a key
+// holding the wrong kind of value", a dial error naming a host and port).
+// The same failure again keeps its reference and is logged once.
+func TestUnavailableHidesTheError(t *testing.T) {
+	// A value of the wrong type at a key the part reads: Redis answers
+	// WRONGTYPE, while the sessions still work.
+	wrongType := func(key func(b *bed) []string) func(b *bed) {
+		return func(b *bed) {
+			for _, k := range key(b) {
+				if err := b.rdb.Do(b.t.Context(), b.rdb.B().Set().Key(k).Value("x").Build()).Error(); err != nil {
+					b.t.Fatal(err)
+				}
+			}
+		}
+	}
+	dlq := wrongType(func(b *bed) []string { return []string{b.keys.DLQ()} })
+	delayed := wrongType(func(b *bed) []string {
+		var keys []string
+		for p := range b.keys.Partitions {
+			keys = append(keys, pipeline.DelayedKey(b.keys.Stream(pipeline.StreamCampaigns, p)))
+		}
+		return keys
+	})
+	tests := []struct {
+		name   string
+		setup  func(b *bed)
+		method string
+		path   string
+		says   string
+	}{
+		{"dead letters", dlq, "GET", "/ui/deadletters", "The dead letters are unavailable: Redis failed. Reload the page in a moment."},
+		{"pipeline", dlq, "GET", "/ui/pipeline", "Pipeline status is unavailable: Redis failed. This part tries again every second."},
+		{"cancel", func(b *bed) { b.create("c1", time.Now().Add(time.Hour)); delayed(b) }, "POST", "/ui/campaigns/c1/cancel",
+			"Not canceled: Redis failed. Try again in a moment: canceling twice is safe."},
+	}
+	ref := regexp.MustCompile(`the API's log has the error under ref ([0-9a-f]{8}) \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t)
+			tt.setup(b)
+			var body string
+			if tt.method == "POST" {
+				_, form := b.get("/ui/campaigns/new")
+				csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(form)
+				if csrf == nil {
+					t.Fatalf("no csrf field in\n%s", form)
+				}
+				_, _, body = b.post(tt.path, url.Values{"csrf": {csrf[1]}})
+			} else {
+				_, body = b.get(tt.path)
+			}
+			body = html.UnescapeString(body)
+			if !strings.Contains(body, tt.says) {
+				t.Errorf("%s does not say %q:\n%s", tt.path, tt.says, body)
+			}
+			if strings.Contains(body, "WRONGTYPE") {
+				t.Errorf("%s shows Redis's error:\n%s", tt.path, body)
+			}
+			m := ref.FindStringSubmatch(body)
+			if m == nil {
+				t.Fatalf("%s gives no reference to the log:\n%s", tt.path, body)
+			}
+			logged := false
+			for _, line := range strings.Split(b.logs.String(), "\n") {
+				logged = logged || strings.Contains(line, `"ref":"`+m[1]+`"`) && strings.Contains(line, "WRONGTYPE")
+			}
+			if !logged {
+				t.Errorf("no log line with ref %s and the error:\n%s", m[1], b.logs.String())
+			}
+			if tt.method != "GET" {
+				return
+			}
+			// Asked again (every open page polls once a second): the same
+			// reference, and no second log line.
+			_, again := b.get(tt.path)
+			if m2 := ref.FindStringSubmatch(html.UnescapeString(again)); m2 == nil || m2[0] != m[0] {
+				t.Errorf("asked again: %v, want the same reference %q", m2, m[0])
+			}
+			if n := strings.Count(b.logs.String(), `"ref":"`+m[1]+`"`); n != 1 {
+				t.Errorf("ref %s logged %d times, want once:\n%s", m[1], n, b.logs.String())
 			}
 		})
 	}

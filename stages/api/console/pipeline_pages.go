@@ -143,7 +143,7 @@ func (c *Console) pipelinePage(w http.ResponseWriter, r *http.Request, s session
 	d, err := c.pipelineData(ctx)
 	p := page{Title: "Pipeline", Nav: "pipeline", Session: s, Data: d}
 	if err != nil {
-		p.Error = unavailable("Pipeline status is", err, true)
+		p.Error = c.unavailable(r, "Pipeline status is", err, true)
 	}
 	c.render(w, r, http.StatusOK, "pipeline", p)
 }
@@ -154,7 +154,7 @@ func (c *Console) pipelineLive(w http.ResponseWriter, r *http.Request, s session
 	d, err := c.pipelineData(ctx)
 	p := page{Session: s, Data: d}
 	if err != nil {
-		p.Error = unavailable("Pipeline status is", err, true)
+		p.Error = c.unavailable(r, "Pipeline status is", err, true)
 	}
 	c.fragment(w, "pipeline", "live", p)
 }
@@ -182,7 +182,7 @@ func (c *Console) deadLettersPage(w http.ResponseWriter, r *http.Request, s sess
 		d.Letters, err = q.List(ctx, pipeline.DLQFilter{Stream: d.Stream, Limit: deadLetterPage})
 	}
 	if err != nil {
-		p.Error = unavailable("The dead letters are", err, false)
+		p.Error = c.unavailable(r, "The dead letters are", err, false)
 	}
 	p.Data = d
 	c.render(w, r, http.StatusOK, "deadletters", p)
@@ -196,7 +196,7 @@ func (c *Console) letter(w http.ResponseWriter, r *http.Request, s session) (pip
 	d, err := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys).Show(ctx, id)
 	if err != nil {
 		status := http.StatusServiceUnavailable
-		msg := unavailable("Dead letter "+id+" is", err, false)
+		msg := c.unavailable(r, "Dead letter "+id+" is", err, false)
 		if errors.Is(err, pipeline.ErrNoDeadLetter) {
 			status, msg = http.StatusNotFound, "There is no dead letter "+id+" (retried or dropped already?)."
 		}
@@ -237,12 +237,16 @@ func (c *Console) dlqAction(w http.ResponseWriter, r *http.Request, s session, d
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	res, err := act(pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys), ctx, pipeline.DLQFilter{IDs: []string{d.ID}})
-	if err == nil && res.Failed[d.ID] != "" {
-		err = errors.New(res.Failed[d.ID])
-	}
 	if err != nil {
+		// Redis failed: its words go to the log, not the page.
+		c.render(w, r, http.StatusServiceUnavailable, "deadletter", page{Title: "Dead letter " + d.ID, Nav: "deadletters", Session: s, Data: d,
+			Error: "Not " + done + ": " + culprit(err) + ". Try again in a moment. " + c.failed(r, err, "console: dead letter "+d.ID+" not "+done)})
+		return
+	}
+	if why := res.Failed[d.ID]; why != "" {
+		// The DLQ's own reason (retired group, malformed entry): what to do.
 		c.render(w, r, http.StatusConflict, "deadletter", page{Title: "Dead letter " + d.ID, Nav: "deadletters", Session: s, Data: d,
-			Error: "Not " + done + ": " + err.Error()})
+			Error: "Not " + done + ": " + why})
 		return
 	}
 	http.Redirect(w, r, "/ui/deadletters?done="+done, http.StatusSeeOther)

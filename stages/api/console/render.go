@@ -3,6 +3,8 @@ package console
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +12,11 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
@@ -90,33 +96,98 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, p pag
 }
 
 // unavailable is the sentence for a part that could not be read: what,
-// why, and what comes next. A part htmx polls comes back by itself once
-// Redis and PostgreSQL answer; a page that does not poll needs a reload.
-// It used to stop at the error ("…: context deadline exceeded"): an
-// operator could not tell which server had stalled, nor whether to wait
-// or reload.
-func unavailable(whatIs string, err error, polled bool) string {
-	s := whatIs + " unavailable: " + err.Error()
-	if errors.Is(err, context.DeadlineExceeded) {
-		s += fmt.Sprintf(" (Redis or PostgreSQL did not answer within %s)", requestTimeout)
-	}
+// why, what comes next, and where the error is. A part htmx polls comes
+// back by itself once Redis and PostgreSQL answer; a page that does not poll
+// needs a reload. The error itself goes to the log under a reference the
+// sentence gives (failed): it used to be shown as it came, Redis's and
+// PostgreSQL's own words ("WRONGTYPE Operation against a key…", a dial
+// error naming a host), which tell an operator nothing to do and tell
+// anyone looking over a shoulder the servers' addresses.
+func (c *Console) unavailable(r *http.Request, whatIs string, err error, polled bool) string {
+	s := whatIs + " unavailable: " + culprit(err) + "."
 	if polled {
-		return s + ". This part tries again every second."
+		s += " This part tries again every second."
+	} else {
+		s += " Reload the page in a moment."
 	}
-	return s + ". Reload the page in a moment."
+	return s + " " + c.failed(r, err, "console: "+whatIs+" unavailable")
+}
+
+// failed logs err under a reference and returns the sentence that points
+// an operator to it: the reference and when it was logged, to find the line
+// in the API's log. The same failure again within failureRefFor keeps its
+// reference and is not logged again: every open page polls once a second,
+// and an outage logged a line per page per second.
+func (c *Console) failed(r *http.Request, err error, msg string) string {
+	ref, at, fresh := c.fails.ref(msg+": "+err.Error(), time.Now())
+	if fresh {
+		c.cfg.Log.Warn().Err(err).Str("ref", ref).Str("path", r.URL.Path).Msg(msg)
+	}
+	return "If it persists, the API's log has the error under ref " + ref + " (" + at.UTC().Format("2006-01-02 15:04:05 UTC") + ")."
+}
+
+// failureRefFor is how long a failure keeps its reference.
+const failureRefFor = time.Minute
+
+// failures are the references of the failures logged lately, by their text.
+type failures struct {
+	mu   sync.Mutex
+	seen map[string]loggedFailure
+}
+
+type loggedFailure struct {
+	ref string
+	at  time.Time
+}
+
+// ref is the reference of failure text at now, when it was logged, and
+// whether it is new (to be logged).
+func (f *failures) ref(text string, now time.Time) (string, time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l, ok := f.seen[text]; ok && now.Sub(l.at) < failureRefFor {
+		return l.ref, l.at, false
+	}
+	if f.seen == nil || len(f.seen) >= 256 {
+		f.seen = map[string]loggedFailure{} // bounded: errors that name ids differ
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	l := loggedFailure{ref: hex.EncodeToString(b[:]), at: now}
+	f.seen[text] = l
+	return l.ref, l.at, true
+}
+
+// culprit says in plain words which server failed, as far as the error
+// tells.
+func culprit(err error) string {
+	var (
+		pgErr   *pgconn.PgError
+		pgConn  *pgconn.ConnectError
+		redisEr *rueidis.RedisError
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("Redis or PostgreSQL did not answer within %s", requestTimeout)
+	case errors.As(err, &pgErr), errors.As(err, &pgConn):
+		return "PostgreSQL failed"
+	case errors.As(err, &redisEr), errors.Is(err, rueidis.ErrClosing):
+		return "Redis failed"
+	}
+	return "Redis or PostgreSQL failed"
 }
 
 // listFailed is what a list page says when it could not be read, and its
 // status. A cursor (?before=) that names no such campaign or message is a
 // link to fix, not an outage: it read "The campaign list is unavailable:
 // … not found", and an operator looked for a server that was down.
-func listFailed(whatIs, kind, newest, before string, err error, polled bool) (string, int) {
+func (c *Console) listFailed(r *http.Request, whatIs, kind, newest, before string, err error, polled bool) (string, int) {
 	var ve *campaign.ValidationError
 	if before != "" && (errors.Is(err, campaign.ErrNotFound) || errors.As(err, &ve)) {
 		return fmt.Sprintf("This page lists the %ss older than %s %q, and there is no %s by that id: the newest are at %s.",
 			kind, kind, before, kind, newest), http.StatusNotFound
 	}
-	return unavailable(whatIs, err, polled), http.StatusOK
+	return c.unavailable(r, whatIs, err, polled), http.StatusOK
 }
 
 // polled is whether r is a live region's refresh (htmx), which polls again.

@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -17,13 +18,49 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// cookieName is the session cookie. Its value is a random 256-bit id;
-// Redis keeps only the id's SHA-256 (someone who can read Redis cannot sign
-// in with what they read), with the operator token's tag and the session's
-// CSRF token as value and the session's lifetime as expiry, so every API
-// replica knows every session
-// and sign-out ends it everywhere.
-const cookieName = "pushpipe_console"
+// The session cookie. Its value is a random 256-bit id; Redis keeps only
+// the id's SHA-256 (someone who can read Redis cannot sign in with what they
+// read), with the operator token's tag and the session's CSRF token as value
+// and the session's lifetime as expiry, so every API replica knows every
+// session and sign-out ends it everywhere.
+//
+// Over TLS it is tlsCookieName at Path=/: a browser keeps a "__Host-" cookie
+// only when it is Secure, for the whole origin and without Domain, so
+// neither a sibling subdomain nor a plain-HTTP answer forged on the network
+// can set one in its place (to sign the operator in to a session of the
+// attacker's). Plain HTTP (make dev's http://127.0.0.1) cannot carry the
+// prefix and keeps the plain name under /ui/. Each transport reads only its
+// own name: a TLS request that took the plain name would lose the prefix's
+// protection.
+const (
+	cookieName    = "pushpipe_console"
+	tlsCookieName = "__Host-pushpipe_console"
+)
+
+// cookieFor is the session cookie's name and path for a request's transport.
+func cookieFor(r *http.Request) (name, path string) {
+	if OverTLS(r) {
+		return tlsCookieName, "/"
+	}
+	return cookieName, "/ui/"
+}
+
+// sessionCookie is the request's session cookie, if it sent one.
+func sessionCookie(r *http.Request) (*http.Cookie, error) {
+	name, _ := cookieFor(r)
+	return r.Cookie(name)
+}
+
+// setSessionCookie sets (or, with an empty id, clears) the session cookie.
+func (c *Console) setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
+	name, path := cookieFor(r)
+	maxAge := int(c.cfg.SessionTTL.Seconds())
+	if id == "" {
+		maxAge = -1
+	}
+	http.SetCookie(w, &http.Cookie{Name: name, Value: id, Path: path, MaxAge: maxAge,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: OverTLS(r)})
+}
 
 // csrfField is the form field, csrfHeader the header (htmx requests) that
 // carry the session's CSRF token on every POST.
@@ -53,7 +90,7 @@ func (c *Console) sessionKey(id string) string {
 
 // lookup finds the request's session; ok is false without a live one.
 func (c *Console) lookup(ctx context.Context, r *http.Request) (session, bool, error) {
-	ck, err := r.Cookie(cookieName)
+	ck, err := sessionCookie(r)
 	if err != nil || len(ck.Value) != 64 {
 		return session{}, false, nil
 	}
@@ -104,7 +141,7 @@ func (c *Console) signedIn(h sessionHandler) http.Handler {
 			// ended (signed out elsewhere, or past its time); no
 			// cookie is a browser that never signed in.
 			why := ""
-			if _, err := r.Cookie(cookieName); err == nil {
+			if _, err := sessionCookie(r); err == nil {
 				why = signInEnded
 			}
 			http.Redirect(w, r, signInURL(r.URL.RequestURI(), why), http.StatusSeeOther)
@@ -234,7 +271,21 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	// operator token", with the right token in the field.
 	tok := strings.TrimSpace(r.PostFormValue("token"))
 	next := safeNext(r.PostFormValue("next"))
+	if c.cfg.Throttle != nil && tok != "" {
+		// Refused before the token is compared: an answer to it would
+		// tell a guesser, throttled or not, whether it was right.
+		if wait := c.cfg.Throttle.Blocked(r); wait > 0 {
+			secs := max(1, int(math.Ceil(wait.Seconds())))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			c.render(w, r, http.StatusTooManyRequests, "signin", page{Title: "Sign in", Data: next,
+				Error: fmt.Sprintf("Too many wrong tokens from your address: try again in %d s, with PUSHPIPE_ADMIN_TOKEN.", secs)})
+			return
+		}
+	}
 	if tok == "" || !c.cfg.Operator(tok) {
+		if c.cfg.Throttle != nil && tok != "" {
+			c.cfg.Throttle.Failed(r)
+		}
 		c.render(w, r, http.StatusUnauthorized, "signin", page{Title: "Sign in", Data: next,
 			Error: "That is not the operator token. App keys cannot sign in; use PUSHPIPE_ADMIN_TOKEN."})
 		return
@@ -244,7 +295,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	cmds := rueidis.Commands{c.cfg.Redis.B().Set().Key(c.sessionKey(id)).Value(c.tag() + " " + csrf).
 		Px(c.cfg.SessionTTL).Build()}
-	if old, err := r.Cookie(cookieName); err == nil {
+	if old, err := sessionCookie(r); err == nil {
 		// The session this browser held ends: a sign-in starts afresh,
 		// and a copy of the old cookie taken meanwhile opens nothing.
 		cmds = append(cmds, c.cfg.Redis.B().Del().Key(c.sessionKey(old.Value)).Build())
@@ -258,10 +309,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusServiceUnavailable, "signin", page{Title: "Sign in", Data: next, Error: "Redis did not answer; try again in a moment."})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: cookieName, Value: id, Path: "/ui/", MaxAge: int(c.cfg.SessionTTL.Seconds()),
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r),
-	})
+	c.setSessionCookie(w, r, id)
 	// Back to the page whose session ended (a campaign being watched),
 	// not to the list.
 	http.Redirect(w, r, cmp.Or(next, home), http.StatusSeeOther)
@@ -273,7 +321,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 // the cookie and say "You are signed out" while the session stayed good for
 // the rest of its hours to whoever held a copy of the cookie.)
 func (c *Console) signOut(w http.ResponseWriter, r *http.Request, s session) {
-	if ck, err := r.Cookie(cookieName); err == nil {
+	if ck, err := sessionCookie(r); err == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 		defer cancel()
 		if err := c.cfg.Redis.Do(ctx, c.cfg.Redis.B().Del().Key(c.sessionKey(ck.Value)).Build()).Error(); err != nil {
@@ -283,7 +331,6 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request, s session) {
 			return
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/ui/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
+	c.setSessionCookie(w, r, "")
 	http.Redirect(w, r, signInURL("", signInSignedOut), http.StatusSeeOther)
 }

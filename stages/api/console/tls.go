@@ -5,13 +5,15 @@ import (
 	"strings"
 )
 
-// overTLS reports whether the browser reached the console over HTTPS: TLS
+// OverTLS reports whether the browser reached the console over HTTPS: TLS
 // here, or at the TLS-terminating proxy in front that says so
 // (X-Forwarded-Proto, Forwarded's proto). The API itself serves plain HTTP,
 // so with r.TLS alone the cookie was never Secure in production. Believing
-// the header is safe this way round: it can only add Secure, and a client
-// that forges it gets a cookie its own plain-HTTP requests then lack.
-func overTLS(r *http.Request) bool {
+// the header is safe this way round: it can only add Secure, the "__Host-"
+// prefix (session.go) and Strict-Transport-Security, and a client that
+// forges it over plain HTTP gets a cookie its own browser refuses and a
+// header it ignores.
+func OverTLS(r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}

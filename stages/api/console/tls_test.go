@@ -63,22 +63,36 @@ func TestSessionCookieUnderTLS(t *testing.T) {
 	if r.StatusCode != http.StatusSeeOther || session == nil {
 		t.Fatalf("sign-in: %d, cookies %v", r.StatusCode, r.Cookies())
 	}
-	if !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.MaxAge <= 0 {
-		t.Errorf("session cookie under TLS: %+v", session)
+	if !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.MaxAge <= 0 ||
+		session.Name != "__Host-pushpipe_console" || session.Path != "/" || session.Domain != "" {
+		t.Errorf("session cookie under TLS: %+v, want __Host-pushpipe_console, Secure, Path=/, no Domain", session)
+	}
+	if got := r.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+		t.Errorf("sign-in under TLS: Strict-Transport-Security %q", got)
+	}
+	// The plain name over TLS opens nothing: a cookie set by a sibling
+	// subdomain or a forged plain-HTTP answer must not sign the browser
+	// in to a session of the attacker's choosing.
+	plain := &http.Cookie{Name: "pushpipe_console", Value: session.Value}
+	if r := do("GET", "/ui/pipeline", "", nil, plain); r.StatusCode != http.StatusSeeOther {
+		t.Errorf("console over TLS with the plain-named cookie: %d, want 303 to the sign-in", r.StatusCode)
 	}
 	if r := do("GET", "/ui/pipeline", "", nil, session); r.StatusCode != http.StatusOK {
 		t.Errorf("console with the session: %d", r.StatusCode)
 	}
 	// The API proper: the session cookie is not a credential there.
-	if r := do("GET", "/v1/campaigns/x", "", nil, session); r.StatusCode != http.StatusUnauthorized {
-		t.Errorf("API with the console's cookie: %d, want 401", r.StatusCode)
+	if r := do("GET", "/v1/campaigns/x", "", nil, session); r.StatusCode != http.StatusUnauthorized ||
+		r.Header.Get("Strict-Transport-Security") == "" {
+		t.Errorf("API with the console's cookie: %d, Strict-Transport-Security %q; want 401 with it",
+			r.StatusCode, r.Header.Get("Strict-Transport-Security"))
 	}
 }
 
 // TestSessionCookieBehindTLSProxy: the API serves plain HTTP behind a
 // TLS-terminating proxy, which says so in X-Forwarded-Proto or Forwarded:
 // the session cookie, and the one that clears it at sign-out, are Secure
-// then too, and only then.
+// and "__Host-" prefixed then too, with Strict-Transport-Security, and only
+// then: plain HTTP (make dev) keeps a cookie it can set.
 func TestSessionCookieBehindTLSProxy(t *testing.T) {
 	rdb, keys := sessionRedis(t)
 	srv := httptest.NewServer(api.New(api.Config{Redis: rdb, Keys: keys, Log: zerolog.Nop(),
@@ -99,14 +113,22 @@ func TestSessionCookieBehindTLSProxy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			session := consoleCookie(t, srv.URL, "/ui/signin", url.Values{"token": {adminToken}}, tt.header)
-			if session.Value == "" || session.Secure != tt.secure || !session.HttpOnly {
-				t.Errorf("session cookie %+v: want Secure=%v, HttpOnly", session, tt.secure)
+			name, path, hsts := "pushpipe_console", "/ui/", ""
+			if tt.secure {
+				name, path, hsts = "__Host-pushpipe_console", "/", "max-age=31536000"
 			}
-			csrf := csrfOf(t, srv.URL, session)
-			cleared := consoleCookie(t, srv.URL, "/ui/signout", url.Values{"csrf": {csrf}}, tt.header, session)
-			if cleared.MaxAge >= 0 || cleared.Secure != tt.secure {
-				t.Errorf("sign-out cookie %+v: want it cleared, Secure=%v", cleared, tt.secure)
+			session, h := consoleCookieH(t, srv.URL, "/ui/signin", url.Values{"token": {adminToken}}, tt.header)
+			if session.Value == "" || session.Secure != tt.secure || !session.HttpOnly || session.Name != name ||
+				session.Path != path || session.Domain != "" {
+				t.Errorf("session cookie %+v: want %s, Path=%s, Secure=%v, HttpOnly, no Domain", session, name, path, tt.secure)
+			}
+			if got := h.Get("Strict-Transport-Security"); got != hsts {
+				t.Errorf("Strict-Transport-Security %q, want %q", got, hsts)
+			}
+			csrf := csrfVia(t, srv.URL, session, tt.header)
+			cleared, _ := consoleCookieH(t, srv.URL, "/ui/signout", url.Values{"csrf": {csrf}}, tt.header, session)
+			if cleared.MaxAge >= 0 || cleared.Secure != tt.secure || cleared.Name != name || cleared.Path != path {
+				t.Errorf("sign-out cookie %+v: want %s at %s cleared, Secure=%v", cleared, name, path, tt.secure)
 			}
 		})
 	}
@@ -115,6 +137,14 @@ func TestSessionCookieBehindTLSProxy(t *testing.T) {
 // consoleCookie POSTs form to the console and returns the session cookie
 // its 303 sets.
 func consoleCookie(t *testing.T, base, path string, form url.Values, header map[string]string, cookies ...*http.Cookie) *http.Cookie {
+	t.Helper()
+	c, _ := consoleCookieH(t, base, path, form, header, cookies...)
+	return c
+}
+
+// consoleCookieH is consoleCookie with the answer's headers; the cookie of
+// either name.
+func consoleCookieH(t *testing.T, base, path string, form url.Values, header map[string]string, cookies ...*http.Cookie) (*http.Cookie, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(context.Background(), "POST", base+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -130,21 +160,30 @@ func consoleCookie(t *testing.T, base, path string, form url.Values, header map[
 	}
 	resp.Body.Close()
 	for _, c := range resp.Cookies() {
-		if c.Name == "pushpipe_console" {
+		if c.Name == "pushpipe_console" || c.Name == "__Host-pushpipe_console" {
 			if resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("POST %s: %d", path, resp.StatusCode)
 			}
-			return c
+			return c, resp.Header
 		}
 	}
 	t.Fatalf("POST %s: %d, no session cookie in %v", path, resp.StatusCode, resp.Cookies())
-	return nil
+	return nil, nil
 }
 
 // csrfOf reads the session's CSRF token off the form of a console page.
 func csrfOf(t *testing.T, base string, session *http.Cookie) string {
 	t.Helper()
+	return csrfVia(t, base, session, nil)
+}
+
+// csrfVia is csrfOf asked with header (a proxy's X-Forwarded-Proto).
+func csrfVia(t *testing.T, base string, session *http.Cookie, header map[string]string) string {
+	t.Helper()
 	req, _ := http.NewRequestWithContext(context.Background(), "GET", base+"/ui/pipeline", nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	req.AddCookie(session)
 	resp, err := noRedirects.Do(req)
 	if err != nil {
