@@ -27,7 +27,7 @@ type ResultsCmd struct {
 // group has read, so Redis kept every event for it until memory ran out.
 type ResultsRetireCmd struct {
 	Group string `arg:"" help:"The receiver's group: its pushpipe webhook --group (webhook when it was given none)."`
-	Force bool   `help:"Remove it even while a process of the group reports running (its reads then fail)."`
+	Force bool   `help:"Remove it even while a process of the group reports running: that process then reads nothing more (it does not recreate the group) and says so; stop it."`
 }
 
 // Run retires the group on every partition.
