@@ -104,12 +104,22 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 	if err != nil && res.Scanned == 0 {
 		return err
 	}
+	// A window reaching past what the stream keeps replayed the part kept
+	// and said nothing of the rest: said, with the time it is kept from.
+	through, trimmed, terr := pipeline.Trimmed(ctx, rdb, keys.Streams(c.Stream), from)
+	if terr != nil && err == nil {
+		return terr
+	}
 	if c.JSON {
-		json.NewEncoder(w).Encode(map[string]any{
+		out := map[string]any{
 			"stream": c.Stream, "into": firstNonEmpty(c.Into, c.Stream), "from": from.String(), "to": to.String(),
 			"campaign": c.Campaign, "group": c.Group, "force": c.Force, "dry_run": c.DryRun,
 			"scanned": res.Scanned, "injected": res.Injected, "by_partition": res.ByPart,
-		})
+		}
+		if trimmed {
+			out["kept_from"] = through.Format(time.RFC3339Nano)
+		}
+		json.NewEncoder(w).Encode(out)
 	} else {
 		verb := "re-injected"
 		if c.DryRun {
@@ -128,6 +138,10 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 		}
 		fmt.Fprintf(w, "%s %s of %s entries of %s [%s .. %s] into %s (%s)\n", verb, thousands(res.Injected), thousands(res.Scanned),
 			c.Stream, from, to, firstNonEmpty(c.Into, c.Stream), mode)
+		if trimmed {
+			fmt.Fprintf(w, "%s keeps its entries from %s on, older ones trimmed past the stages' --retention: any between %s and then are not in this replay\n",
+				c.Stream, through.Format(time.RFC3339), from)
+		}
 	}
 	return err
 }
