@@ -62,7 +62,18 @@ func New(cfg Config) (*Handler, error) {
 		cap:     pipeline.NewRateCap(cfg.Redis, cfg.Keys.RateCap(rateCapName(cfg.Group)), cfg.Rate),
 		safeURL: SafeURL(cfg.URL), metrics: newMetrics(cfg.Metrics)}
 	h.log = cfg.Log.With().Str("url", h.safeURL).Str("group", cfg.Group).Logger()
-	h.failing = &failing{log: h.log, now: time.Now}
+	h.failing = &failing{log: h.log, now: time.Now,
+		record: func(f Failure) {
+			f.Group = cfg.Group
+			if err := recordFailure(cfg.Redis, cfg.Keys, f); err != nil {
+				h.log.Debug().Err(err).Msg("could not record the receiver's failure for status")
+			}
+		},
+		clear: func() {
+			if err := clearFailure(cfg.Redis, cfg.Keys, cfg.Group); err != nil {
+				h.log.Debug().Err(err).Msg("could not clear the receiver's failure for status")
+			}
+		}}
 	if why := cleartext(cfg.URL); why != "" {
 		h.log.Warn().Msg(why)
 	}
