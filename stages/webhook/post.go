@@ -125,7 +125,8 @@ func (h *Handler) postOnce(ctx context.Context, payload []byte) (code int, retry
 	switch resp.StatusCode {
 	case http.StatusUnauthorized, http.StatusForbidden: // most often a receiver checking another secret
 		answer += ": the receiver refused the request; check that it verifies Pushpipe-Signature with a line of " +
-			h.cfg.flag("secret-file") + ", and the credentials it wants in the URL"
+			h.cfg.flag("secret-file") + ", the credentials it wants in the URL, and that this host's clock is within its tolerance " +
+			"of the receiver's (t= is this host's time)"
 	case http.StatusRequestEntityTooLarge:
 		answer += ": the receiver takes smaller bodies; lower " + h.cfg.flag("batch") + " (events per POST)"
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
