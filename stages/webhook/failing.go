@@ -38,9 +38,10 @@ type failing struct {
 	// record and clear, when set, keep the failure in Redis for status
 	// (failing_record.go): at its start, every failingEvery while it goes
 	// on, and at its end.
-	record   func(Failure)
-	clear    func()
-	recorded time.Time
+	record      func(Failure)
+	clear       func()
+	recorded    time.Time
+	clearedOnce bool // clear ran in this process's life
 }
 
 // fail notes a delivery of events that ran out of attempts with err.
@@ -79,11 +80,18 @@ func (f *failing) ok() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.since.IsZero() {
+		if f.clear != nil && !f.clearedOnce {
+			// A process that stopped while its receiver failed left the
+			// failure recorded; this one's first accepted POST ends it.
+			f.clearedOnce = true
+			f.clear()
+		}
 		return
 	}
 	now := f.now()
 	f.since, f.ended = time.Time{}, now
 	if f.clear != nil {
+		f.clearedOnce = true
 		f.clear()
 	}
 	if !f.loud {
