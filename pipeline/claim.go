@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -93,7 +94,12 @@ func (r *Runner) autoclaim(ctx context.Context, stream, cursor string) ([]Entry,
 	arr, err := r.rdb.Do(ctx, cmd).ToArray()
 	if err != nil {
 		if isNoGroup(err) {
-			return nil, "0-0", nil, r.join(ctx, stream, "0")
+			if err := r.recreate(ctx, stream); errors.Is(err, errRetired) {
+				return nil, "0-0", nil, nil // said once by recreate
+			} else if err != nil {
+				return nil, "", nil, err
+			}
+			return nil, "0-0", nil, nil
 		}
 		return nil, "", nil, fmt.Errorf("xautoclaim %s: %w", stream, err)
 	}

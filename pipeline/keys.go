@@ -266,6 +266,19 @@ func (k Keys) Layout() string { return k.Prefix + ":{meta}:layout" }
 // together by status.
 func (k Keys) Alive(group string) string { return k.Prefix + ":{meta}:alive:" + group }
 
+// Retired is the hash of the consumer groups `pushpipe results retire`
+// removed: group → unix ms. A process of such a group still running finds
+// its group gone and must not recreate it (Runner.recreate); a process
+// starting later creates it anew, and clears its line.
+func (k Keys) Retired() string { return k.Prefix + ":{meta}:retired" }
+
+// ReceiverFailing is the hash of the webhook receivers failing now: group
+// → "<since unix ms>,<failed deliveries>,<last error>", written by the
+// webhook stage when its receiver starts failing and as it goes on, and
+// deleted when the receiver accepts again, so that status says what the
+// stage's log says.
+func (k Keys) ReceiverFailing() string { return k.Prefix + ":{meta}:receiver-failing" }
+
 // Busy is the hash of the batches a consumer group's processes have held
 // longest (stuck.go): consumer → its oldest batch in hand, written with
 // each beat. Under {meta}, beside Alive: one script writes both.

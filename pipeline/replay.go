@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,9 +18,13 @@ import (
 // each partition's last entry as of the start of the replay, so replaying a
 // stream into itself never reads its own re-injected entries.
 type ReplayOptions struct {
-	Stream     string // logical stream to read: ingest, campaigns, ranges, dedupe or deliver
-	From, To   Bound  // inclusive; zero = open
-	Campaign   string // only entries whose campaign field is this ("" = all)
+	Stream   string // logical stream to read: ingest, campaigns, ranges, dedupe or deliver
+	From, To Bound  // inclusive; zero = open
+	Campaign string // only entries whose campaign field is this, or a results entry's message ("" = all)
+	// Group, for results only, is the one consumer group (a webhook
+	// receiver) to handle the re-injected entries (FieldGroup): the others
+	// ack them unsent. Without it every receiver gets them again.
+	Group      string
 	Force      bool   // set FieldForce=1 so dedupe/deliver bypass their marks (see FieldForce)
 	Into       string // logical stream to write to, default Stream; an entry keeps its partition
 	Partitions []int  // partitions to replay, default all
@@ -51,6 +56,9 @@ func (o *ReplayOptions) check(keys Keys) error {
 	}
 	if o.Force && !userPartitioned(o.Into) {
 		return fmt.Errorf("--force applies to dedupe and deliver only: %s is idempotent by itself and has no marks to bypass", o.Into)
+	}
+	if o.Group != "" && o.Into != StreamResults {
+		return fmt.Errorf("--group applies to results only (a webhook receiver's group), not %s: its stage has one group", o.Into)
 	}
 	if o.Campaign != "" && o.Stream == StreamIngest {
 		return errors.New("ingest entries belong to no campaign: drop the campaign filter")
@@ -87,9 +95,12 @@ func Replay(ctx context.Context, c rueidis.Client, keys Keys, opts ReplayOptions
 	if err := opts.check(keys); err != nil {
 		return res, err
 	}
+	if err := checkGroup(ctx, c, keys, opts.Into, opts.Group); err != nil {
+		return res, err
+	}
 	var bp *Backpressure
 	if opts.HighWater > 0 && !opts.DryRun {
-		bp = &Backpressure{Client: c, Streams: keys.Streams(opts.Into), Group: StageOf(opts.Into), HighWater: opts.HighWater}
+		bp = &Backpressure{Client: c, Streams: keys.Streams(opts.Into), Group: cmp.Or(opts.Group, StageOf(opts.Into)), HighWater: opts.HighWater}
 	}
 	for _, p := range opts.Partitions {
 		if err := replayPartition(ctx, c, keys, p, &opts, bp, &res); err != nil {
@@ -125,10 +136,10 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 		res.Scanned += int64(len(page))
 		var msgs []Message
 		for _, e := range page {
-			if opts.Campaign != "" && e.FieldValues[FieldCampaign] != opts.Campaign {
+			if opts.Campaign != "" && e.FieldValues[FieldCampaign] != opts.Campaign && e.FieldValues[FieldMessage] != opts.Campaign {
 				continue
 			}
-			msgs = append(msgs, Message{Stream: dst, Fields: replayFields(e.FieldValues, opts.Force, "")})
+			msgs = append(msgs, Message{Stream: dst, Fields: replayFields(e.FieldValues, opts.Force, opts.Group)})
 		}
 		if len(msgs) > 0 && !opts.DryRun {
 			if err := bp.Wait(ctx); err != nil {
@@ -149,6 +160,32 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 		}
 		cursor = "(" + page[len(page)-1].ID // exclusive start (Redis ≥ 6.2)
 	}
+}
+
+// checkGroup refuses a --group that reads no partition of stream: the
+// entries named for it would be acked unsent by every other group, and
+// handled by none.
+func checkGroup(ctx context.Context, c rueidis.Client, keys Keys, stream, group string) error {
+	if group == "" {
+		return nil
+	}
+	groups, err := StreamGroups(ctx, c, keys.Streams(stream))
+	if err != nil {
+		return fmt.Errorf("replay: groups of %s: %w", stream, err)
+	}
+	var names []string
+	for _, gs := range groups {
+		for _, g := range gs {
+			if g.Name == group {
+				return nil
+			}
+			if !slices.Contains(names, g.Name) {
+				names = append(names, g.Name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return fmt.Errorf("no group %s reads %s (its groups: %s): give the --group of the receiver's pushpipe webhook", group, stream, cmp.Or(strings.Join(names, ", "), "none"))
 }
 
 // replayFields flattens an entry's fields in a stable order, with FieldForce

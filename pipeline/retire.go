@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -31,9 +33,10 @@ type Retired struct {
 // its pending entries and its consumers. A stage's own group is refused:
 // retiring it would leave its stream unread (but the webhook's, an optional
 // stage whose default group is one receiver's). So is a group a running
-// process reports for (ErrGroupRunning) unless force: its next read would
-// fail on every partition. A group found nowhere is an error naming the
-// stream's groups.
+// process reports for (ErrGroupRunning) unless force: that process finds
+// its group gone and, the group marked retired (Keys.Retired), reads
+// nothing more rather than recreate it (Runner.recreate). A group found
+// nowhere is an error naming the stream's groups.
 func RetireGroup(ctx context.Context, c rueidis.Client, keys Keys, stream, group string, force bool) (Retired, error) {
 	if def, ok := StageNamed(group); ok && def.Stream == stream && !def.Optional {
 		return Retired{}, fmt.Errorf("%s is the %s stage's own group: it would leave %s unread", group, group, stream)
@@ -52,13 +55,28 @@ func RetireGroup(ctx context.Context, c rueidis.Client, keys Keys, stream, group
 	if err != nil {
 		return Retired{}, err
 	}
-	var r Retired
 	var names []string
-	for i, gs := range groups {
+	for _, gs := range groups {
 		for _, g := range gs {
 			if !slices.Contains(names, g.Name) {
 				names = append(names, g.Name)
 			}
+		}
+	}
+	if !slices.Contains(names, group) {
+		slices.Sort(names)
+		return Retired{}, fmt.Errorf("no group %s reads %s (its groups: %s)", group, stream, cmp.Or(strings.Join(names, ", "), "none"))
+	}
+	// Said before the group goes: a process of it still running (--force)
+	// finds the group missing, and would recreate it from the oldest
+	// entry, POSTing every event results keeps again, unless it knows.
+	mark := c.B().Hset().Key(keys.Retired()).FieldValue().FieldValue(group, strconv.FormatInt(time.Now().UnixMilli(), 10)).Build()
+	if err := c.Do(ctx, mark).Error(); err != nil {
+		return Retired{}, fmt.Errorf("retire %s: %w", group, err)
+	}
+	var r Retired
+	for i, gs := range groups {
+		for _, g := range gs {
 			if g.Name != group {
 				continue
 			}
@@ -68,10 +86,6 @@ func RetireGroup(ctx context.Context, c rueidis.Client, keys Keys, stream, group
 			r.Partitions++
 			r.Unread += max(g.Lag, 0) + g.Pending
 		}
-	}
-	if r.Partitions == 0 {
-		slices.Sort(names)
-		return r, fmt.Errorf("no group %s reads %s (its groups: %s)", group, stream, cmp.Or(strings.Join(names, ", "), "none"))
 	}
 	return r, nil
 }

@@ -147,6 +147,8 @@ type Runner struct {
 	lastErr sync.Map // stream + "/" + entry id → lastError, for dead-letter reasons (noteErrors)
 	inHand  sync.Map // stream + "/" + id of the entries handed to a worker and not done
 	held    heldBatches
+
+	retiredSaid atomic.Bool // the log said that the group was retired (recreate)
 }
 
 // NewRunner builds a runner; Run starts it. metrics may be nil.
@@ -236,6 +238,10 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 func (r *Runner) createGroups(ctx context.Context) error {
+	// A start creates a retired group anew: the operator started it.
+	if err := r.rdb.Do(ctx, r.rdb.B().Hdel().Key(r.keys.Retired()).Field(r.opts.Group).Build()).Error(); err != nil {
+		return fmt.Errorf("create groups: %w", err)
+	}
 	for _, l := range r.lanes() {
 		for _, p := range r.opts.Partitions {
 			if err := r.join(ctx, r.stream(l, p), r.opts.NewGroupAt); err != nil {
@@ -398,10 +404,12 @@ func (r *Runner) readLoop(ctx context.Context, l Lane, p int, work chan<- *Batch
 
 func (r *Runner) onReadError(ctx context.Context, stream string, err error, b *backoff) {
 	if isNoGroup(err) {
-		// Redis lost the group (restart without persistence, or a deleted
-		// stream): recreate it rather than stall.
-		if cerr := r.join(ctx, stream, "0"); cerr == nil {
-			r.log.Warn().Str("stream", stream).Msg("consumer group was missing, recreated")
+		cerr := r.recreate(ctx, stream)
+		if cerr == nil {
+			return
+		}
+		if errors.Is(cerr, errRetired) {
+			b.sleep(ctx)
 			return
 		}
 	}
@@ -409,6 +417,36 @@ func (r *Runner) onReadError(ctx context.Context, stream string, err error, b *b
 		r.log.Warn().Err(err).Str("stream", stream).Msg("read failed, retrying")
 	}
 	b.sleep(ctx)
+}
+
+// errRetired is a group `pushpipe results retire` removed while this
+// process ran.
+var errRetired = errors.New("consumer group retired")
+
+// recreate makes the group again on stream after Redis lost it (a restart
+// without persistence, a deleted stream), from its start, rather than
+// stall; but not a group retired on purpose (RetireGroup --force while this
+// process ran): recreated, it would read every entry the stream keeps
+// again, a webhook receiver getting the whole retention window POSTed
+// anew. Then the process reads nothing, says so once, and waits to be
+// stopped.
+func (r *Runner) recreate(ctx context.Context, stream string) error {
+	retired, err := r.rdb.Do(ctx, r.rdb.B().Hexists().Key(r.keys.Retired()).Field(r.opts.Group).Build()).AsBool()
+	if err != nil {
+		return err
+	}
+	if retired {
+		if r.retiredSaid.CompareAndSwap(false, true) {
+			r.log.Error().Str("group", r.opts.Group).Msg("this process's consumer group was retired (pushpipe results retire): it reads nothing more; stop it " +
+				"(a process started later creates the group anew)")
+		}
+		return errRetired
+	}
+	if err := r.join(ctx, stream, "0"); err != nil {
+		return err
+	}
+	r.log.Warn().Str("stream", stream).Msg("consumer group was missing, recreated")
+	return nil
 }
 
 func isNoGroup(err error) bool {

@@ -24,7 +24,8 @@ type ReplayCmd struct {
 	Stream    string `help:"Stream to replay, one a stage reads: ${stage_streams}."`
 	From      string `help:"Window start, inclusive: an entry id (1700000000000-0), unix ms, an RFC 3339 time, or a duration ago (15m)."`
 	To        string `help:"Window end, inclusive (same forms; a time includes its whole millisecond). Default: the stream's last entry when the replay starts."`
-	Campaign  string `help:"Only entries of this campaign."`
+	Campaign  string `help:"Only entries of this campaign (or, of results, this direct message)."`
+	Group     string `help:"Of results only: the webhook receiver (its --group) to POST the entries again; the other receivers skip them. Without it every receiver gets them again."`
 	Force     bool   `help:"Resend even what was already sent: marks the entries force=1, which dedupe and deliver honour by bypassing their seen/sent marks. Only for --stream/--into dedupe or deliver."`
 	Into      string `help:"Stream to write to (default: the replayed stream itself). dedupe and deliver may be replayed into each other; entries keep their partition."`
 	Partition []int  `help:"Only these partitions (repeatable; default all)."`
@@ -36,7 +37,7 @@ type ReplayCmd struct {
 
 // windowFlags are the flags of a window replay: --resplit re-runs the
 // campaign from PostgreSQL and would ignore them.
-var windowFlags = []string{"stream", "from", "to", "force", "into", "partition", "high-water", "json"}
+var windowFlags = []string{"stream", "from", "to", "force", "into", "group", "partition", "high-water", "json"}
 
 // Validate refuses, with --resplit, the flags it would ignore: an operator
 // who narrows a resplit to a partition or a stream would otherwise
@@ -96,19 +97,29 @@ func (c *ReplayCmd) Run(g *Globals) error {
 // not a "re-injected 0 of 0" that reads as a replay that ran.
 func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, from, to pipeline.Bound, w io.Writer) error {
 	opts := pipeline.ReplayOptions{
-		Stream: c.Stream, From: from, To: to, Campaign: c.Campaign, Force: c.Force, Into: c.Into,
+		Stream: c.Stream, From: from, To: to, Campaign: c.Campaign, Force: c.Force, Into: c.Into, Group: c.Group,
 		Partitions: c.Partition, DryRun: c.DryRun, HighWater: c.HighWater,
 	}
 	res, err := pipeline.Replay(ctx, rdb, keys, opts)
 	if err != nil && res.Scanned == 0 {
 		return err
 	}
+	// A window reaching past what the stream keeps replayed the part kept
+	// and said nothing of the rest: said, with the time it is kept from.
+	through, trimmed, terr := pipeline.Trimmed(ctx, rdb, keys.Streams(c.Stream), from)
+	if terr != nil && err == nil {
+		return terr
+	}
 	if c.JSON {
-		json.NewEncoder(w).Encode(map[string]any{
+		out := map[string]any{
 			"stream": c.Stream, "into": firstNonEmpty(c.Into, c.Stream), "from": from.String(), "to": to.String(),
-			"campaign": c.Campaign, "force": c.Force, "dry_run": c.DryRun,
+			"campaign": c.Campaign, "group": c.Group, "force": c.Force, "dry_run": c.DryRun,
 			"scanned": res.Scanned, "injected": res.Injected, "by_partition": res.ByPart,
-		})
+		}
+		if trimmed {
+			out["kept_from"] = through.Format(time.RFC3339Nano)
+		}
+		json.NewEncoder(w).Encode(out)
 	} else {
 		verb := "re-injected"
 		if c.DryRun {
@@ -118,8 +129,19 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 		if c.Force {
 			mode = "forced: dedupe/deliver bypass their marks, these entries are sent again"
 		}
+		if firstNonEmpty(c.Into, c.Stream) == pipeline.StreamResults {
+			// The webhook has no marks: whoever reads results POSTs them again.
+			mode = "every webhook receiver POSTs them again; receivers dedupe by event id"
+			if c.Group != "" {
+				mode = "receiver " + c.Group + " POSTs them again, the others skip them; receivers dedupe by event id"
+			}
+		}
 		fmt.Fprintf(w, "%s %s of %s entries of %s [%s .. %s] into %s (%s)\n", verb, thousands(res.Injected), thousands(res.Scanned),
 			c.Stream, from, to, firstNonEmpty(c.Into, c.Stream), mode)
+		if trimmed {
+			fmt.Fprintf(w, "%s keeps its entries from %s on, older ones trimmed past the stages' --retention: any between %s and then are not in this replay\n",
+				c.Stream, through.Format(time.RFC3339), from)
+		}
 	}
 	return err
 }

@@ -27,7 +27,7 @@ type ResultsCmd struct {
 // group has read, so Redis kept every event for it until memory ran out.
 type ResultsRetireCmd struct {
 	Group string `arg:"" help:"The receiver's group: its pushpipe webhook --group (webhook when it was given none)."`
-	Force bool   `help:"Remove it even while a process of the group reports running (its reads then fail)."`
+	Force bool   `help:"Remove it even while a process of the group reports running: that process then reads nothing more (it does not recreate the group) and says so; stop it."`
 }
 
 // Run retires the group on every partition.
@@ -102,6 +102,14 @@ func (c *ResultsTailCmd) tail(ctx context.Context, rdb rueidis.Client, keys pipe
 		if !known {
 			log.Warn().Str("campaign", c.Campaign).Msg("no campaign or direct message of this id in Redis (not sent yet, expired, or another --prefix); waiting for its events")
 		}
+	}
+	// Asked for more than results keeps (--from 3d, kept for 24h), the tail
+	// began at the oldest kept with nothing saying the rest was gone.
+	if through, ok, err := pipeline.Trimmed(ctx, rdb, keys.Streams(pipeline.StreamResults), c.from); err != nil {
+		return err
+	} else if ok {
+		log.Warn().Time("kept_from", through).Msgf("results keeps its events from %s on, older ones trimmed past the stages' --retention: "+
+			"any between --from %s and then are gone; the oldest kept come first", through.Format(time.RFC3339), c.from)
 	}
 	enc := json.NewEncoder(w)
 	return pipeline.TailResults(ctx, rdb, keys, c.from, func(ev pipeline.ResultEvent) error {

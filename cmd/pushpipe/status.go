@@ -18,6 +18,7 @@ import (
 	"github.com/pushpipe/pushpipe/bench"
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
 // StatusCmd shows every stage stream (length, lag and pending per group,
@@ -39,6 +40,9 @@ type statusReport struct {
 	DLQ      int64                   `json:"dlq"`
 	Campaign *progressView           `json:"campaign,omitempty"`
 	Removed  []string                `json:"removed_consumers,omitempty"`
+	// Failing are the webhook receivers failing now, by group, as their
+	// processes recorded it: a failing receiver's group read "running".
+	Failing map[string]webhook.Failure `json:"receivers_failing,omitempty"`
 }
 
 // Validate refuses a refresh interval that would spin or never come.
@@ -146,6 +150,9 @@ func (c *StatusCmd) collect(ctx context.Context, rdb rueidis.Client, keys pipeli
 	if rep.DLQ, err = pipeline.NewDLQ(rdb, keys).Len(ctx); err != nil {
 		return rep, err
 	}
+	if rep.Failing, err = webhook.Failures(ctx, rdb, keys); err != nil {
+		return rep, err
+	}
 	if c.Campaign != "" {
 		p, err := src.Progress(ctx, c.Campaign)
 		if errors.Is(err, campaign.ErrNotFound) {
@@ -203,7 +210,16 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 	for _, g := range troubled {
 		fmt.Fprintf(w, "\n%s %s.", strings.ToUpper(g.Name), g.Plain(pipeline.StartCommand(g.Name)))
 	}
-	if len(troubled) > 0 {
+	failing := failingReceivers(rep)
+	for _, f := range failing {
+		deliveries := thousands(int64(f.Failed)) + " failed deliveries"
+		if f.Failed == 1 {
+			deliveries = "1 failed delivery"
+		}
+		fmt.Fprintf(w, "\n%s receiver failing for %s (%s), last: %s. Its events wait, and go to the DLQ after --max-deliveries (pushpipe dlq list).",
+			strings.ToUpper(f.Group), pipeline.Ago(rep.At.Sub(f.Since)), deliveries, f.Err)
+	}
+	if len(troubled)+len(failing) > 0 {
 		fmt.Fprintln(w)
 	}
 	if rep.Campaign != nil {
@@ -421,6 +437,24 @@ func consumerState(groups []pipeline.GroupTotal, group, consumer, key string) st
 		}
 	}
 	return ""
+}
+
+// failingReceivers are the recorded failures of the results groups a
+// process still runs, by group name: a stopped group's record is stale (its
+// process died failing), and its row says it stopped.
+func failingReceivers(rep statusReport) []webhook.Failure {
+	var out []webhook.Failure
+	for _, s := range rep.Streams {
+		if s.Name != pipeline.StreamResults {
+			continue
+		}
+		for _, g := range s.Groups {
+			if f, ok := rep.Failing[g.Name]; ok && g.State != pipeline.StateStopped {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // troubledGroups are the groups with no running process or a stuck one,

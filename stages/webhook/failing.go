@@ -34,6 +34,14 @@ type failing struct {
 	// line every failingEvery still says them.
 	loud  bool
 	ended time.Time
+
+	// record and clear, when set, keep the failure in Redis for status
+	// (failing_record.go): at its start, every failingEvery while it goes
+	// on, and at its end.
+	record      func(Failure)
+	clear       func()
+	recorded    time.Time
+	clearedOnce bool // clear ran in this process's life
 }
 
 // fail notes a delivery of events that ran out of attempts with err.
@@ -46,6 +54,10 @@ func (f *failing) fail(err error, events int) {
 	}
 	f.failed++
 	f.events += events
+	if f.record != nil && (f.since.IsZero() || now.Sub(f.recorded) >= failingEvery) {
+		f.recorded = now
+		f.record(Failure{Since: f.first, Failed: f.failed, Err: err.Error()})
+	}
 	if f.since.IsZero() {
 		f.since = now
 		if f.ended.IsZero() || now.Sub(f.ended) >= failingEvery {
@@ -68,10 +80,20 @@ func (f *failing) ok() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.since.IsZero() {
+		if f.clear != nil && !f.clearedOnce {
+			// A process that stopped while its receiver failed left the
+			// failure recorded; this one's first accepted POST ends it.
+			f.clearedOnce = true
+			f.clear()
+		}
 		return
 	}
 	now := f.now()
 	f.since, f.ended = time.Time{}, now
+	if f.clear != nil {
+		f.clearedOnce = true
+		f.clear()
+	}
 	if !f.loud {
 		return // the counts go on into the next spell's lines
 	}

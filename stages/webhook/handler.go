@@ -60,9 +60,20 @@ func New(cfg Config) (*Handler, error) {
 	noRedirects := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	h := &Handler{cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout, CheckRedirect: noRedirects},
 		cap:     pipeline.NewRateCap(cfg.Redis, cfg.Keys.RateCap(rateCapName(cfg.Group)), cfg.Rate),
-		safeURL: SafeURL(cfg.URL), metrics: newMetrics(cfg.Metrics)}
+		safeURL: SafeURL(cfg.URL), metrics: newMetrics(cfg.Metrics, cfg.Group)}
 	h.log = cfg.Log.With().Str("url", h.safeURL).Str("group", cfg.Group).Logger()
-	h.failing = &failing{log: h.log, now: time.Now}
+	h.failing = &failing{log: h.log, now: time.Now,
+		record: func(f Failure) {
+			f.Group = cfg.Group
+			if err := recordFailure(cfg.Redis, cfg.Keys, f); err != nil {
+				h.log.Debug().Err(err).Msg("could not record the receiver's failure for status")
+			}
+		},
+		clear: func() {
+			if err := clearFailure(cfg.Redis, cfg.Keys, cfg.Group); err != nil {
+				h.log.Debug().Err(err).Msg("could not clear the receiver's failure for status")
+			}
+		}}
 	if why := cleartext(cfg.URL); why != "" {
 		h.log.Warn().Msg(why)
 	}
@@ -168,6 +179,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		// next delivery, which POSTs their events again (the receiver
 		// dedupes by id); the entries delivered already are acked.
 		h.failing.fail(err, len(events)-start)
+		h.metrics.events.WithLabelValues("failed").Add(float64(len(events) - start))
 		for _, i := range idx[start:] {
 			b.Fail(i, err)
 		}
@@ -188,11 +200,15 @@ type metrics struct {
 	posts  *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics labels the stage's metrics with its group: each receiver is a
+// group (--group), and two receivers' processes beside each other in one
+// Prometheus were told apart only by their pods.
+func newMetrics(reg prometheus.Registerer, group string) *metrics {
+	receiver := prometheus.Labels{"group": group}
 	m := &metrics{
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "webhook", Name: "events_total",
-			Help: "Result events by what became of them: delivered (2xx) or filtered."}, []string{"result"}),
-		posts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "webhook", Name: "posts_total",
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "webhook", Name: "events_total", ConstLabels: receiver,
+			Help: "Result events by what became of them: delivered (2xx), filtered, or failed (a delivery of them ran out of --attempts; counted again at each redelivery)."}, []string{"result"}),
+		posts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "webhook", Name: "posts_total", ConstLabels: receiver,
 			Help: "POSTs to the webhook URL by status code (0: no answer)."}, []string{"code"}),
 	}
 	if reg != nil {

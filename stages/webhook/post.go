@@ -3,10 +3,12 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -108,6 +110,9 @@ func (h *Handler) postOnce(ctx context.Context, payload []byte) (code int, retry
 		if errors.As(err, &ue) {
 			err = ue.Err // its URL may hold credentials
 		}
+		if hint := h.unansweredHint(ctx, err); hint != "" {
+			return 0, 0, fmt.Errorf("no answer: %w: %s", err, hint)
+		}
 		return 0, 0, fmt.Errorf("no answer: %w", err)
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
@@ -120,9 +125,12 @@ func (h *Handler) postOnce(ctx context.Context, payload []byte) (code int, retry
 	switch resp.StatusCode {
 	case http.StatusUnauthorized, http.StatusForbidden: // most often a receiver checking another secret
 		answer += ": the receiver refused the request; check that it verifies Pushpipe-Signature with a line of " +
-			h.cfg.flag("secret-file") + ", and the credentials it wants in the URL"
+			h.cfg.flag("secret-file") + ", the credentials it wants in the URL, and that this host's clock is within its tolerance " +
+			"of the receiver's (t= is this host's time)"
 	case http.StatusRequestEntityTooLarge:
 		answer += ": the receiver takes smaller bodies; lower " + h.cfg.flag("batch") + " (events per POST)"
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		answer += h.redirectHint(req, resp)
 	}
 	return resp.StatusCode, httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), errors.New(answer)
 }
@@ -135,4 +143,47 @@ func (h *Handler) backoff(n int) time.Duration {
 		d = min(d, h.cfg.RetryBase<<(n-1))
 	}
 	return d/2 + rand.N(d/2+1)
+}
+
+// unansweredHint says what to do about a POST that got no answer, where the
+// error alone does not: a certificate this process does not trust (a
+// receiver's own CA, a self-signed certificate) or a receiver slower than
+// --timeout. "" for the rest, which say it themselves (connection refused).
+func (h *Handler) unansweredHint(ctx context.Context, err error) string {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		netErr    net.Error
+	)
+	switch {
+	case errors.As(err, &unknownCA):
+		return "the receiver's certificate is not signed by a CA this process trusts; " +
+			"give the CA that signed it (PEM) in SSL_CERT_FILE (or a directory of them in SSL_CERT_DIR)"
+	case errors.As(err, &hostname):
+		return "the receiver's certificate does not name the URL's host; use a host it names, or a certificate naming this one"
+	case errors.As(err, &invalid):
+		return "the receiver's certificate is not valid (expired, or not for a server); renew it"
+	case ctx.Err() == nil && errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Sprintf("the receiver answered nothing within %s %v; have it answer 2xx before it processes the events, or raise %s",
+			h.cfg.flag("timeout"), h.cfg.Timeout, h.cfg.flag("timeout"))
+	}
+	return ""
+}
+
+// redirectHint says where a receiver redirects the POST, which is not
+// followed (a 301, 302 or 303 would lose the body): the operator gives that
+// URL instead. It is shown as SafeURL shows URLs, and as "the same path"
+// when only the scheme or host changes (http to https, say), the path and
+// query being what the operator already knows and the log must not show.
+func (h *Handler) redirectHint(req *http.Request, resp *http.Response) string {
+	loc, err := resp.Location()
+	if err != nil {
+		return ": a redirect without a Location; redirects are not followed, fix the URL"
+	}
+	to := SafeURL(loc.String())
+	if loc.RequestURI() == req.URL.RequestURI() {
+		to = loc.Scheme + "://" + loc.Host + " (the same path)"
+	}
+	return ": the receiver redirects to " + to + "; redirects are not followed (the POST's body would be lost): give that URL as " + h.cfg.flag("url")
 }

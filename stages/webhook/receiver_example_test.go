@@ -22,12 +22,19 @@ import (
 // below checks the README shows exactly this).
 
 // README-EXAMPLE-START
+// errTooLarge is a body over verify's limit: answer it 413, and
+// pushpipe's log says to lower --batch (a cut body fails its signature).
+var errTooLarge = errors.New("body over 10 MiB")
+
 // verify returns the body of a pushpipe webhook POST if its
 // Pushpipe-Signature holds for secret and is less than 5 minutes old.
 func verify(r *http.Request, secret []byte) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 10<<20))
+	body, err := io.ReadAll(io.LimitReader(r.Body, 10<<20+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(body) > 10<<20 {
+		return nil, errTooLarge
 	}
 	var ts string
 	var sigs []string
@@ -62,6 +69,8 @@ func verify(r *http.Request, secret []byte) ([]byte, error) {
 // shows it verbatim.
 func TestReceiverExample(t *testing.T) {
 	body := []byte(`{"events":[{"id":"c:1:2"}]}`)
+	// A --batch of ~30,000 events: over the 10 MiB verify reads.
+	large := []byte(`{"events":[` + strings.Repeat(`{"id":"c:1:2","token":"`+strings.Repeat("f", 300)+`"},`, 40000) + `{"id":"c:1:3"}]}`)
 	secrets := [][]byte{[]byte("old"), []byte("new")}
 	tests := []struct {
 		name   string
@@ -75,14 +84,25 @@ func TestReceiverExample(t *testing.T) {
 		{"wrong secret", "other", time.Now(), body, false},
 		{"changed body", "new", time.Now(), []byte(`{"events":[]}`), false},
 		{"replayed", "new", time.Now().Add(-10 * time.Minute), body, false},
+		{"too large", "new", time.Now(), large, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/hook", bytes.NewReader(tt.body))
-			r.Header.Set(webhook.SignatureHeader, webhook.Sign(secrets, tt.at, body))
+			signed := body
+			if len(tt.body) > len(body) {
+				signed = tt.body // signed right, but more than verify reads
+			}
+			r.Header.Set(webhook.SignatureHeader, webhook.Sign(secrets, tt.at, signed))
 			got, err := verify(r, []byte(tt.secret))
 			if (err == nil) != tt.ok || (tt.ok && !bytes.Equal(got, body)) {
-				t.Errorf("verify: %q, %v; want ok %v", got, err, tt.ok)
+				t.Errorf("verify: %.40q, %v; want ok %v", got, err, tt.ok)
+			}
+			if bytes.Equal(tt.body, large) && !errors.Is(err, errTooLarge) {
+				t.Errorf("verify of a body over its limit: %v, want errTooLarge (a receiver answering 401 to it has pushpipe say to check the secret)", err)
+			}
+			if bytes.Equal(tt.body, large) {
+				return // webhook.Verify takes a body read whole
 			}
 			if err := webhook.Verify(r.Header.Get(webhook.SignatureHeader), []byte(tt.secret), tt.body, time.Now(), 5*time.Minute); (err == nil) != tt.ok {
 				t.Errorf("webhook.Verify: %v; want ok %v", err, tt.ok)

@@ -21,7 +21,10 @@ import (
 // were. One attempt reads "1
 // attempt", not "1 attempts".
 func TestRefusedDeliverySaysWhatToCheck(t *testing.T) {
-	const hint = "the receiver refused the request; check that it verifies Pushpipe-Signature with a line of --secret-file"
+	// The signature's time is this host's: a clock minutes off fails
+	// every POST as a wrong secret does.
+	const hint = "the receiver refused the request; check that it verifies Pushpipe-Signature with a line of --secret-file, " +
+		"the credentials it wants in the URL, and that this host's clock is within its tolerance of the receiver's"
 	tests := []struct {
 		status   int
 		attempts int
