@@ -86,16 +86,11 @@ type statusFailed struct {
 	Error string    `json:"error"`
 }
 
-// refreshTimeout bounds one refresh. While a Redis Cluster master is down,
-// the client retries a read of its slots until the node answers: unbounded,
-// status hung for the whole outage and --watch froze without a line.
-const refreshTimeout = 5 * time.Second
-
 // refresh prints the status to out once, or every --interval with --watch
 // until ctx is done.
 func (c *StatusCmd) refresh(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, src campaignSource, out io.Writer, tty bool) error {
 	for {
-		rep, err := c.collectWithin(ctx, rdb, keys, src, refreshTimeout)
+		rep, err := within(ctx, refreshTimeout, func(ctx context.Context) (statusReport, error) { return c.collect(ctx, rdb, keys, src) })
 		if err != nil && c.Watch && ctx.Err() != nil {
 			return nil // Ctrl-C or SIGTERM during a refresh: the end of the watch, not a failure
 		}
@@ -131,18 +126,6 @@ func (c *StatusCmd) refresh(ctx context.Context, rdb rueidis.Client, keys pipeli
 			fmt.Fprintln(out)
 		}
 	}
-}
-
-// collectWithin is collect given at most d, saying that Redis did not
-// answer when it ran out: a node down or unreachable, most likely.
-func (c *StatusCmd) collectWithin(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, src campaignSource, d time.Duration) (statusReport, error) {
-	rctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	rep, err := c.collect(rctx, rdb, keys, src)
-	if err != nil && ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) {
-		err = fmt.Errorf("no answer within %s (a Redis node down or unreachable?): %w", d, err)
-	}
-	return rep, err
 }
 
 func (c *StatusCmd) collect(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, src campaignSource) (statusReport, error) {
