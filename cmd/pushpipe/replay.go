@@ -25,7 +25,7 @@ type ReplayCmd struct {
 	From      string `help:"Window start, inclusive: an entry id (1700000000000-0), unix ms, an RFC 3339 time, or a duration ago (15m)."`
 	To        string `help:"Window end, inclusive (same forms; a time includes its whole millisecond). Default: the stream's last entry when the replay starts."`
 	Campaign  string `help:"Only entries of this campaign."`
-	Force     bool   `help:"Resend even what was already sent: marks the entries force=1, which dedupe and deliver honour by bypassing their seen/sent marks. Only for --stream/--into dedupe or deliver."`
+	Force     bool   `help:"Resend even what was already sent: marks the entries force=1, which dedupe and deliver honour by bypassing their seen/sent marks; each user once, however many copies of it the window holds (deliver's retries, dlq retries, earlier replays). Only for --stream/--into dedupe or deliver."`
 	Into      string `help:"Stream to write to (default: the replayed stream itself). dedupe and deliver may be replayed into each other; entries keep their partition."`
 	Partition []int  `help:"Only these partitions (repeatable; default all)."`
 	DryRun    bool   `help:"Count what would be re-injected (with --resplit: check the campaign exists); write nothing."`
@@ -107,7 +107,7 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 		json.NewEncoder(w).Encode(map[string]any{
 			"stream": c.Stream, "into": firstNonEmpty(c.Into, c.Stream), "from": from.String(), "to": to.String(),
 			"campaign": c.Campaign, "force": c.Force, "dry_run": c.DryRun,
-			"scanned": res.Scanned, "injected": res.Injected, "by_partition": res.ByPart,
+			"scanned": res.Scanned, "injected": res.Injected, "repeats_left_out": res.Repeats, "by_partition": res.ByPart,
 		})
 	} else {
 		verb := "re-injected"
@@ -117,6 +117,9 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 		mode := "idempotent: only what never went out will be sent"
 		if c.Force {
 			mode = "forced: dedupe/deliver bypass their marks, these entries are sent again"
+			if res.Repeats > 0 {
+				mode += fmt.Sprintf(", each user once: %s repeats left out", thousands(res.Repeats))
+			}
 		}
 		fmt.Fprintf(w, "%s %s of %s entries of %s [%s .. %s] into %s (%s)\n", verb, thousands(res.Injected), thousands(res.Scanned),
 			c.Stream, from, to, firstNonEmpty(c.Into, c.Stream), mode)
