@@ -37,6 +37,7 @@ type ReplayOptions struct {
 type ReplayResult struct {
 	Scanned  int64         // entries read in the window
 	Injected int64         // entries re-injected (on a dry run: that would have been)
+	Repeats  int64         // forced: users (or raw tokens) left out, re-injected already from an earlier entry
 	ByPart   map[int]int64 // injected per partition
 }
 
@@ -124,6 +125,10 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 	if end.less(start) {
 		return nil
 	}
+	var once resendOnce
+	if opts.Force {
+		once = resendOnce{}
+	}
 	cursor := start.String()
 	for {
 		page, err := c.Do(ctx, c.B().Xrange().Key(src).Start(cursor).End(end.String()).Count(int64(opts.PageSize)).Build()).AsXRange()
@@ -139,7 +144,17 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 			if opts.Campaign != "" && e.FieldValues[FieldCampaign] != opts.Campaign && e.FieldValues[FieldMessage] != opts.Campaign {
 				continue
 			}
-			msgs = append(msgs, Message{Stream: dst, Fields: replayFields(e.FieldValues, opts.Force, opts.Group)})
+			fv := e.FieldValues
+			if once != nil {
+				var n int64
+				var keep bool
+				fv, n, keep = once.filter(fv)
+				res.Repeats += n
+				if !keep {
+					continue
+				}
+			}
+			msgs = append(msgs, Message{Stream: dst, Fields: replayFields(fv, opts.Force, opts.Group)})
 		}
 		if len(msgs) > 0 && !opts.DryRun {
 			if err := bp.Wait(ctx); err != nil {

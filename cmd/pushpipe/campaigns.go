@@ -17,6 +17,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/redis/rueidis"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
@@ -66,7 +67,7 @@ func (c *CampaignsListCmd) Run(g *Globals) error {
 		next string
 	)
 	err := withCampaigns(g, func(ctx context.Context, tools campaignTools) (err error) {
-		reps, next, err = campaign.List(ctx, tools.rdb, tools.db, g.Keys(), q)
+		reps, next, err = listPage(ctx, tools, g.Keys(), q)
 		return err
 	})
 	if errors.Is(err, campaign.ErrNotFound) {
@@ -114,6 +115,21 @@ func (c *CampaignsListCmd) Run(g *Globals) error {
 		fmt.Fprintf(out, "more: %s --before %s\n", more, next)
 	}
 	return nil
+}
+
+// listPage reads one page within refreshTimeout: with a Redis Cluster
+// master down it waited out withCampaigns' 30 s, then said only "context
+// deadline exceeded".
+func listPage(ctx context.Context, tools campaignTools, keys pipeline.Keys, q campaign.ListQuery) ([]campaign.Report, string, error) {
+	type page struct {
+		reps []campaign.Report
+		next string
+	}
+	p, err := within(ctx, refreshTimeout, func(ctx context.Context) (page, error) {
+		reps, next, err := campaign.List(ctx, tools.rdb, tools.db, keys, q)
+		return page{reps, next}, err
+	})
+	return p.reps, p.next, err
 }
 
 // CampaignsCancelCmd is `pushpipe campaigns cancel ID`.

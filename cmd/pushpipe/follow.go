@@ -29,7 +29,7 @@ func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty
 		waiting     string // the last waiting note read
 	)
 	for {
-		p, err := src.Progress(ctx, id)
+		p, err := within(ctx, refreshTimeout, func(ctx context.Context) (progressView, error) { return src.Progress(ctx, id) })
 		switch {
 		case ctx.Err() != nil:
 			if tty {
@@ -95,6 +95,8 @@ func waitingOn(ctx context.Context, src campaignSource, p progressView, last str
 	if p.Kind == "message" {
 		stages = stages[2:] // a message skips split and resolve
 	}
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
 	down, err := pipeline.NotRunning(ctx, src.rdb, src.keys, stages...)
 	if err != nil {
 		return last // the progress itself says when Redis is away

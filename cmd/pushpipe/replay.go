@@ -26,7 +26,7 @@ type ReplayCmd struct {
 	To        string `help:"Window end, inclusive (same forms; a time includes its whole millisecond). Default: the stream's last entry when the replay starts."`
 	Campaign  string `help:"Only entries of this campaign (or, of results, this direct message)."`
 	Group     string `help:"Of results only: the webhook receiver (its --group) to POST the entries again; the other receivers skip them. Without it every receiver gets them again."`
-	Force     bool   `help:"Resend even what was already sent: marks the entries force=1, which dedupe and deliver honour by bypassing their seen/sent marks. Only for --stream/--into dedupe or deliver."`
+	Force     bool   `help:"Resend even what was already sent: marks the entries force=1, which dedupe and deliver honour by bypassing their seen/sent marks; each user once, however many copies of it the window holds (deliver's retries, dlq retries, earlier replays). Only for --stream/--into dedupe or deliver."`
 	Into      string `help:"Stream to write to (default: the replayed stream itself). dedupe and deliver may be replayed into each other; entries keep their partition."`
 	Partition []int  `help:"Only these partitions (repeatable; default all)."`
 	DryRun    bool   `help:"Count what would be re-injected (with --resplit: check the campaign exists); write nothing."`
@@ -114,7 +114,7 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 		out := map[string]any{
 			"stream": c.Stream, "into": firstNonEmpty(c.Into, c.Stream), "from": from.String(), "to": to.String(),
 			"campaign": c.Campaign, "group": c.Group, "force": c.Force, "dry_run": c.DryRun,
-			"scanned": res.Scanned, "injected": res.Injected, "by_partition": res.ByPart,
+			"scanned": res.Scanned, "injected": res.Injected, "repeats_left_out": res.Repeats, "by_partition": res.ByPart,
 		}
 		if trimmed {
 			out["kept_from"] = through.Format(time.RFC3339Nano)
@@ -128,6 +128,9 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 		mode := "idempotent: only what never went out will be sent"
 		if c.Force {
 			mode = "forced: dedupe/deliver bypass their marks, these entries are sent again"
+			if res.Repeats > 0 {
+				mode += fmt.Sprintf(", each user once: %s repeats left out", thousands(res.Repeats))
+			}
 		}
 		if firstNonEmpty(c.Into, c.Stream) == pipeline.StreamResults {
 			// The webhook has no marks: whoever reads results POSTs them again.

@@ -94,7 +94,7 @@ type statusFailed struct {
 // until ctx is done.
 func (c *StatusCmd) refresh(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, src campaignSource, out io.Writer, tty bool) error {
 	for {
-		rep, err := c.collect(ctx, rdb, keys, src)
+		rep, err := within(ctx, refreshTimeout, func(ctx context.Context) (statusReport, error) { return c.collect(ctx, rdb, keys, src) })
 		if err != nil && c.Watch && ctx.Err() != nil {
 			return nil // Ctrl-C or SIGTERM during a refresh: the end of the watch, not a failure
 		}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+// While a Redis Cluster master is down, the operator's reads say so within
+// seconds: status once or at every --watch refresh, send --wait at every
+// refresh, campaigns list. The client retries a read of the dead node's
+// slots until the node answers, so status hung for the whole outage, a
+// --watch and send --wait froze without the failure lines they promise, and
+// campaigns list waited 30 s to say "context deadline exceeded", when the
+// operator needed them most.
+func TestStatusDuringMasterOutage(t *testing.T) {
+	cluster := pipelinetest.ClusterT(t)
+	rdb, err := pipeline.NewRedis(strings.Join(cluster.Addrs, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	_, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", 16)
+	// Splitting: its progress is the partitions' counters, on every master.
+	c, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: "outage", App: "a", Channels: []string{"x"},
+		Title: "t", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := campaignSource{rdb: rdb, keys: keys, db: db}
+	if _, err := src.Progress(t.Context(), c.ID); err != nil {
+		t.Fatalf("progress before the outage: %v", err)
+	}
+	if err := cluster.Nodes[1].Kill(); err != nil {
+		t.Fatal(err)
+	}
+
+	// status runs `pushpipe status ARGS...` until its first failure, and
+	// returns what it said.
+	status := func(args ...string) func(*testing.T, context.Context) string {
+		return func(t *testing.T, ctx context.Context) string {
+			cli := parse(t, append([]string{"status"}, args...)...)
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			var out lockedBuffer
+			done := make(chan error, 1)
+			go func() { done <- cli.Status.refresh(ctx, rdb, keys, campaignSource{rdb: rdb, keys: keys}, &out, false) }()
+			if !cli.Status.Watch {
+				if err := <-done; err != nil {
+					return err.Error()
+				}
+				t.Fatal("status with a master down succeeded")
+			}
+			if !waitFor(15*time.Second, func() bool { return strings.Contains(out.String(), "\n") }) {
+				t.Fatal("no line in 15s")
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("the watch ended with %v", err)
+			}
+			line, _, _ := strings.Cut(out.String(), "\n")
+			var v struct {
+				Error string `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(line), &v); err != nil || v.Error == "" {
+				t.Fatalf("first line is not a failed refresh: %q (%v)", line, err)
+			}
+			return v.Error
+		}
+	}
+	tests := []struct {
+		name string
+		said func(*testing.T, context.Context) string // what the command said of the outage
+	}{
+		{"status", status()},
+		{"status --watch", status("--watch", "--json", "--interval", "100ms")},
+		{"send --wait", func(t *testing.T, ctx context.Context) string {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			var out lockedBuffer
+			done := make(chan error, 1)
+			go func() { done <- follow(ctx, src, c.ID, &out, false, 100*time.Millisecond) }()
+			if !waitFor(15*time.Second, func() bool { return strings.Contains(out.String(), "progress unavailable") }) {
+				t.Fatalf("no failure line in 15s:\n%s", out.String())
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("the following ended with %v", err)
+			}
+			return out.String()
+		}},
+		{"campaigns list", func(t *testing.T, ctx context.Context) string {
+			_, _, err := listPage(ctx, campaignTools{rdb: rdb, db: db}, keys, campaign.ListQuery{Limit: campaign.DefaultListLimit})
+			if err == nil {
+				t.Fatal("campaigns list with a master down succeeded")
+			}
+			return err.Error()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Longer than the test would wait: the old code ran into it.
+			ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
+			defer cancel()
+			start := time.Now()
+			got := tt.said(t, ctx)
+			if took := time.Since(start); took > 15*time.Second {
+				t.Errorf("took %s to say a master is down", took.Round(time.Second))
+			}
+			if !strings.Contains(got, "no answer within") {
+				t.Errorf("said %q, not that nothing answered", got)
+			}
+		})
+	}
+}
+
+// waitFor polls cond for up to d.
+func waitFor(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
