@@ -30,11 +30,7 @@ WHERE x.user_id = old.user_id`
 // the tombstones' horizon ingest drops those anyway, and the record is the
 // last place the erased user's id was kept.
 func PurgeErasures(ctx context.Context, db *pgxpool.Pool, before time.Time, limit int) (int64, error) {
-	tag, err := db.Exec(ctx, purgeErasuresSQL, before, limit)
-	if err != nil {
-		return 0, fmt.Errorf("purge erasures older than %s: %w", before.UTC().Format(time.RFC3339), err)
-	}
-	return tag.RowsAffected(), nil
+	return purge(ctx, db, purgeErasuresSQL, "erasures", before, limit)
 }
 
 // PurgeTombstones deletes at most limit tombstones (deleted and invalidated
@@ -44,9 +40,15 @@ func PurgeErasures(ctx context.Context, db *pgxpool.Pool, before time.Time, limi
 // the horizon no such registration is applied (ingest drops it, see
 // stages/ingest), so the row is only weight on the table and its indexes.
 func PurgeTombstones(ctx context.Context, db *pgxpool.Pool, before time.Time, limit int) (int64, error) {
-	tag, err := db.Exec(ctx, purgeTombstonesSQL, before, limit)
+	return purge(ctx, db, purgeTombstonesSQL, "tombstones", before, limit)
+}
+
+// purge runs one of the purge statements ($1 the horizon, $2 the limit)
+// and returns the rows it deleted.
+func purge(ctx context.Context, db *pgxpool.Pool, sql, what string, before time.Time, limit int) (int64, error) {
+	tag, err := db.Exec(ctx, sql, before, limit)
 	if err != nil {
-		return 0, fmt.Errorf("purge tombstones older than %s: %w", before.UTC().Format(time.RFC3339), err)
+		return 0, fmt.Errorf("purge %s older than %s: %w", what, before.UTC().Format(time.RFC3339), err)
 	}
 	return tag.RowsAffected(), nil
 }
