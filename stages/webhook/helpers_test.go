@@ -19,9 +19,11 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
 var env *pipelinetest.Env
@@ -288,4 +290,30 @@ func (f *fixture) emitEvents(campaign string, n int, outcomes ...string) []pipel
 		f.t.Fatal(err)
 	}
 	return evs
+}
+
+// failureLogged runs a webhook process on cfg (its Redis, keys and logger
+// the fixture's) until one event's delivery failed, and returns what it
+// logged at warn and above: what an operator reads of a failed delivery.
+func (f *fixture) failureLogged(t *testing.T, cfg webhook.Config) string {
+	t.Helper()
+	var logs pipelinetest.Logs
+	log := zerolog.New(&logs).Level(zerolog.WarnLevel)
+	cfg.Redis, cfg.Keys, cfg.Log = f.rdb, f.keys, log
+	h, err := webhook.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
+		ClaimIdle: time.Minute, MaxDeliveries: 1000, Block: 100 * time.Millisecond}, h, log, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	f.emitEvents("c1", 1, pipeline.OutcomeSent)
+	pipelinetest.Eventually(t, 10*time.Second, "the failure logged", func() bool {
+		return strings.Contains(logs.String(), "webhook delivery failed")
+	})
+	return logs.String()
 }

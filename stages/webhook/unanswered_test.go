@@ -1,17 +1,12 @@
 package webhook_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/pushpipe/pushpipe/pipeline"
-	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
@@ -63,25 +58,8 @@ func TestUnansweredDeliverySaysWhatToDo(t *testing.T) {
 				srv.Start()
 			}
 			t.Cleanup(srv.Close)
-			var logs pipelinetest.Logs
-			log := zerolog.New(&logs).Level(zerolog.WarnLevel)
-			h, err := webhook.New(webhook.Config{Redis: f.rdb, Keys: f.keys, URL: srv.URL + "/hook?key=s3cret", Secrets: [][]byte{[]byte("secret-0123456789abcdef")},
-				Attempts: 1, Timeout: timeout, FlagPrefix: tt.prefix, Log: log})
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
-				ClaimIdle: time.Minute, MaxDeliveries: 1000, Block: 100 * time.Millisecond}, h, log, nil)
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			go func() { done <- r.Run(ctx) }()
-			defer func() { cancel(); <-done }()
-			pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
-			f.emitEvents("c1", 1, pipeline.OutcomeSent)
-			pipelinetest.Eventually(t, 10*time.Second, "the failure logged", func() bool {
-				return strings.Contains(logs.String(), "webhook delivery failed")
-			})
-			got := logs.String()
+			got := f.failureLogged(t, webhook.Config{URL: srv.URL + "/hook?key=s3cret", Secrets: [][]byte{[]byte("secret-0123456789abcdef")},
+				Attempts: 1, Timeout: timeout, FlagPrefix: tt.prefix})
 			for _, w := range tt.want {
 				if !strings.Contains(got, w) {
 					t.Errorf("logged %s\nwant %q in it", got, w)
