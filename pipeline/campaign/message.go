@@ -20,7 +20,8 @@ import (
 // It is stored as a campaign row of kind "message" (one owner for the table,
 // and deliver reads its content by id as any campaign's), so message and
 // campaign ids share one namespace: a message id that names a campaign is a
-// conflict.
+// conflict. The row keeps a digest of the users or tokens, not the lists
+// (recipientsDigest): only a retry compares them.
 //
 // A message skips split and resolve: CreateMessage appends its users,
 // grouped by partition, to dedupe's stream of its lane, so the dedupe and
@@ -108,28 +109,19 @@ func CreateMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, ke
 	}
 	ttl := int64(m.TTL / time.Second)
 	tokens := storedTokens(m.Tokens)
+	digest := recipientsDigest(m.Users, tokens)
 	note := storedNotification(m.Notification)
 	err := db.QueryRow(ctx, `
-		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, kind, users, priority, tokens, notification)
-		VALUES ($1, $2, '{}', $3, $4, $5, $6::jsonb, $7, 'message', $8, $9, $10, $11::jsonb)
+		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, kind, priority, notification, recipients_digest, raw_tokens)
+		VALUES ($1, $2, '{}', $3, $4, $5, $6::jsonb, $7, 'message', $8, $9::jsonb, $10, $11)
 		ON CONFLICT (id) DO NOTHING
 		RETURNING created_at`,
-		m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority, tokens, note).Scan(&m.CreatedAt)
+		m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Priority, note, digest, tokens != nil).Scan(&m.CreatedAt)
 	queued := false
 	if errors.Is(err, pgx.ErrNoRows) {
-		var same bool
-		var kind string
-		err = db.QueryRow(ctx, `
-			SELECT created_at, queued_at IS NOT NULL, kind,
-			       (kind, app, category, title, body, data, ttl_seconds, users, priority, tokens, notification) IS NOT DISTINCT FROM
-			       ('message', $2, $3, $4, $5, $6::jsonb, $7, $8::bigint[], $9, $10::text[], $11::jsonb)
-			FROM campaigns WHERE id = $1`,
-			m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Users, m.Priority, tokens, note).Scan(&m.CreatedAt, &queued, &kind, &same)
-		if err == nil && kind != KindMessage {
-			return m, false, fmt.Errorf("message %q: a campaign has this id: %w", m.ID, ErrOtherKind)
-		}
-		if err == nil && !same {
-			return m, false, fmt.Errorf("message %q: %w", m.ID, ErrConflict)
+		queued, err = sameMessage(ctx, db, &m, data, ttl, note, digest, tokens)
+		if errors.Is(err, ErrOtherKind) || errors.Is(err, ErrConflict) {
+			return m, false, err
 		}
 	}
 	if err != nil {
@@ -146,6 +138,35 @@ func CreateMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, ke
 		return m, false, fmt.Errorf("%w: %w", ErrNotQueued, err)
 	}
 	return m, created, nil
+}
+
+// sameMessage reads the row that holds m's id: whether it is queued, or
+// ErrOtherKind for a campaign's, ErrConflict when its content is not m's.
+// The content compared is every stored field, and the recipients by their
+// digest; a row written before migration 00014 has no digest but its
+// users or tokens, compared as they were then, so a retry across the
+// upgrade is still recognised (such rows are purged a day past expiry).
+func sameMessage(ctx context.Context, db *pgxpool.Pool, m *Message, data []byte, ttl int64, note, digest []byte, tokens []string) (queued bool, err error) {
+	var same bool
+	var kind string
+	err = db.QueryRow(ctx, `
+		SELECT created_at, queued_at IS NOT NULL, kind,
+		       (kind, app, category, title, body, data, ttl_seconds, priority, notification) IS NOT DISTINCT FROM
+		       ('message', $2, $3, $4, $5, $6::jsonb, $7, $8, $9::jsonb)
+		       AND CASE WHEN recipients_digest IS NULL
+		                THEN (users, tokens) IS NOT DISTINCT FROM ($11::bigint[], $12::text[])
+		                ELSE recipients_digest = $10 END
+		FROM campaigns WHERE id = $1`,
+		m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Priority, note, digest, m.Users, tokens).Scan(&m.CreatedAt, &queued, &kind, &same)
+	switch {
+	case err != nil:
+		return false, err
+	case kind != KindMessage:
+		return false, fmt.Errorf("message %q: a campaign has this id: %w", m.ID, ErrOtherKind)
+	case !same:
+		return false, fmt.Errorf("message %q: %w", m.ID, ErrConflict)
+	}
+	return queued, nil
 }
 
 // WholeMessageUsers is the most users a message may have to go through

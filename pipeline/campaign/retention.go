@@ -26,7 +26,7 @@ WHERE c.id = old.id`
 
 // PurgeMessages deletes at most limit direct messages that expired before
 // before, and returns how many it deleted. A chat app writes millions a
-// day, each with its list of users; nothing is sent for them past their
+// day, each a row; nothing is sent for them past their
 // expiry, and their counts are gone from Redis past KeepMessageCounters.
 func PurgeMessages(ctx context.Context, db *pgxpool.Pool, before time.Time, limit int) (int64, error) {
 	tag, err := db.Exec(ctx, purgeMessagesSQL, before, limit)
