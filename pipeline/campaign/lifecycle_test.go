@@ -31,7 +31,7 @@ func world(t *testing.T) (rueidis.Client, *pgxpool.Pool, pipeline.Keys) {
 }
 
 // worldAt is world, and the address of its Redis.
-func worldAt(t *testing.T) (rueidis.Client, *pgxpool.Pool, pipeline.Keys, string) {
+func worldAt(t testing.TB) (rueidis.Client, *pgxpool.Pool, pipeline.Keys, string) {
 	t.Helper()
 	redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
 	rdb, err := pipeline.NewRedis(redis.Addr)
