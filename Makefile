@@ -8,7 +8,7 @@ GO ?= go
 BIN := ./pushpipe
 PKGS := ./...
 
-.PHONY: all build test vet bench dev fuzz clean test-secure-redis
+.PHONY: all build test vet bench dev fuzz clean test-secure-redis upgrade-drill
 
 all: build
 
@@ -35,6 +35,18 @@ test: vet
 test-secure-redis:
 	cd "$(ROOT)" && PUSHPIPE_TEST_REDIS=auth $(GO) test -count=1 -timeout 15m ./bench/drills/
 	cd "$(ROOT)" && PUSHPIPE_TEST_REDIS=tls $(GO) test -count=1 -timeout 15m ./bench/drills/
+
+# The upgrade drill (deploy/README.md, "Upgrading"): the release
+# PUSHPIPE_UPGRADE_FROM (default 5931b92), built from this clone's history,
+# runs every stage as its own process while a campaign and direct messages
+# go out; `migrate` and each process are replaced by this tree's, deliver
+# rolled back and forward; the provider's receipts and a webhook receiver
+# count every device once. Not in `make test`: its first run builds the old
+# tree and every dependency -trimpath (20 min on a loaded 2-core machine);
+# later runs take the build cache, 80 s. PUSHPIPE_UPGRADE_USERS=200000 for
+# the README's figures.
+upgrade-drill:
+	cd "$(ROOT)" && $(GO) test -tags upgrade -count=1 -timeout 20m -run TestDrillUpgrade -v ./bench/drills/
 
 # Benchmarks report ratios against floors measured in the same run.
 bench: build

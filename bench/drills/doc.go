@@ -10,6 +10,7 @@
 //	(e) a campaign's entry lost by Redis, then `pushpipe replay --resplit`
 //	(f) Redis losing everything mid-campaign, then `pushpipe replay --resplit`
 //
-// and counts the provider's receipts: everyone reached, and nobody twice
+// and counts the provider's receipts (the upgrade drill, `make upgrade-drill`,
+// replaces each process of an older release by this tree's mid-campaign): everyone reached, and nobody twice
 // beyond what the drill's fault allows. The package has no code of its own.
 package drills

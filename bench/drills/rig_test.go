@@ -78,6 +78,9 @@ type rigOptions struct {
 	Fake        []string // extra fakeprovider flags
 	Deliver     []string // extra deliver flags
 	Split       []string // extra split flags
+	// Bin is the pushpipe binary the API and the stages run (default: the
+	// one built from this tree); the upgrade drill starts an older release.
+	Bin string
 	// Security is how Redis is secured (pipelinetest.SecurityAuth or
 	// SecurityTLS); default PUSHPIPE_TEST_REDIS, so the whole suite runs
 	// against a Redis with a password or over TLS with it set.
@@ -107,6 +110,7 @@ type rig struct {
 
 type proc struct {
 	name string
+	bin  string
 	args []string
 	cmd  *exec.Cmd
 	log  string
@@ -144,7 +148,7 @@ func newRig(t testing.TB, opts rigOptions) *rig {
 		"SSL_CERT_FILE="+filepath.Join(r.dir, "fake.pem"))
 	t.Cleanup(r.stopAll) // registered after the servers: runs before they close
 
-	r.cli("migrate")
+	r.cliWith(r.pipelineBin(), "migrate")
 	r.seed()
 	r.startFake()
 	r.startPipeline()
@@ -197,7 +201,7 @@ func (r *rig) freeAddr() string { return pipelinetest.FreeAddr(r.t) }
 func (r *rig) startFake() {
 	r.fake = r.freeAddr()
 	cert := filepath.Join(r.dir, "fake.pem")
-	r.start("fakeprovider", append([]string{"fakeprovider", "--listen", r.fake, "--cert-out", cert}, r.opts.Fake...)...)
+	r.startWith(bin, "fakeprovider", append([]string{"fakeprovider", "--listen", r.fake, "--cert-out", cert}, r.opts.Fake...)...)
 	r.poll(10*time.Second, "fake provider certificate", func() bool {
 		st, err := os.Stat(cert)
 		return err == nil && st.Size() > 0
@@ -266,15 +270,25 @@ func (r *rig) apnsKey() string {
 	return path
 }
 
-// start runs a pushpipe process in the background, its output in a log file.
+// pipelineBin is the binary the API and the stages run.
+func (r *rig) pipelineBin() string { return cmp.Or(r.opts.Bin, bin) }
+
+// start runs a pushpipe process of the pipeline's binary in the background,
+// its output in a log file.
 func (r *rig) start(name string, args ...string) *proc {
 	r.t.Helper()
-	p := &proc{name: name, args: args, log: filepath.Join(r.dir, name+".log"), done: make(chan struct{})}
+	return r.startWith(r.pipelineBin(), name, args...)
+}
+
+// startWith is start with a given pushpipe binary.
+func (r *rig) startWith(binary, name string, args ...string) *proc {
+	r.t.Helper()
+	p := &proc{name: name, bin: binary, args: args, log: filepath.Join(r.dir, name+".log"), done: make(chan struct{})}
 	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	p.cmd = exec.Command(bin, args...)
+	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = r.env
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	if err := p.cmd.Start(); err != nil {
@@ -339,9 +353,15 @@ func (r *rig) stop(name string) *proc {
 // it is ready.
 func (r *rig) restart(p *proc) {
 	r.t.Helper()
-	r.start(p.name, p.args...)
-	r.poll(30*time.Second, p.name+" /readyz", func() bool {
-		resp, err := http.Get("http://" + r.ops[p.name] + "/readyz")
+	r.startWith(p.bin, p.name, p.args...)
+	r.waitReady(p.name)
+}
+
+// waitReady waits until the named process's /readyz answers 200.
+func (r *rig) waitReady(name string) {
+	r.t.Helper()
+	r.poll(30*time.Second, name+" /readyz", func() bool {
+		resp, err := http.Get("http://" + r.ops[name] + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -353,8 +373,14 @@ func (r *rig) restart(p *proc) {
 // cli runs a pushpipe command to completion and returns its stdout.
 func (r *rig) cli(args ...string) string {
 	r.t.Helper()
+	return r.cliWith(bin, args...)
+}
+
+// cliWith is cli with a given pushpipe binary.
+func (r *rig) cliWith(binary string, args ...string) string {
+	r.t.Helper()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(binary, args...)
 	cmd.Env, cmd.Stdout, cmd.Stderr = r.env, &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		r.t.Fatalf("pushpipe %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())

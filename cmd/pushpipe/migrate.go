@@ -20,14 +20,17 @@ func (c *MigrateCmd) Run(g *Globals) error {
 		return err
 	}
 	db.Close()
-	applied, err := schema.Apply(g.Context(), g.DatabaseURL)
+	rep, err := schema.Apply(g.Context(), g.DatabaseURL)
+	log := g.Logger()
+	for _, m := range rep.Applied {
+		log.Info().Int64("version", m.Version).Str("file", m.File).Dur("took", m.Took).Msg("migration applied")
+	}
+	for _, name := range rep.Rebuilt {
+		log.Warn().Str("index", name).Msg("index rebuilt: an interrupted concurrent build had left it invalid")
+	}
 	if err != nil {
 		return err
 	}
-	log := g.Logger()
-	for _, m := range applied {
-		log.Info().Int64("version", m.Version).Str("file", m.File).Dur("took", m.Took).Msg("migration applied")
-	}
-	log.Info().Int("applied", len(applied)).Msg("schema is up to date")
+	log.Info().Int("applied", len(rep.Applied)).Msg("schema is up to date")
 	return nil
 }

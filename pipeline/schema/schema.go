@@ -27,6 +27,14 @@ func Migrate(ctx context.Context, databaseURL string) error {
 	return err
 }
 
+// Report is what Apply changed.
+type Report struct {
+	Applied []Applied
+	// Rebuilt are the indexes an interrupted concurrent build had left
+	// invalid, built again (repairInvalid).
+	Rebuilt []string
+}
+
 // Applied is one migration that Apply ran.
 type Applied struct {
 	Version int64
@@ -35,16 +43,22 @@ type Applied struct {
 }
 
 // Apply is Migrate, reporting the migrations it ran (none when the schema
-// was up to date), so that `pushpipe migrate` can say what it changed.
-func Apply(ctx context.Context, databaseURL string) ([]Applied, error) {
+// was up to date) and the indexes it rebuilt, so that `pushpipe migrate`
+// can say what it changed.
+func Apply(ctx context.Context, databaseURL string) (Report, error) {
 	pool, err := pgxpool.New(ctx, databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
+		return Report{}, fmt.Errorf("migrate: %w", err)
 	}
 	defer pool.Close()
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
-	return migrate(ctx, db)
+	applied, err := migrate(ctx, db)
+	if err != nil {
+		return Report{Applied: applied}, err
+	}
+	rebuilt, err := repairInvalid(ctx, db)
+	return Report{Applied: applied, Rebuilt: rebuilt}, err
 }
 
 func migrate(ctx context.Context, db *sql.DB) ([]Applied, error) {

@@ -48,7 +48,8 @@ func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
 func TestApplyReportsEachMigration(t *testing.T) {
 	ctx := context.Background()
 	url := pipelinetest.DatabaseT(t, env.Postgres)
-	applied, err := schema.Apply(ctx, url)
+	rep, err := schema.Apply(ctx, url)
+	applied := rep.Applied
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestApplyReportsEachMigration(t *testing.T) {
 		}
 	}
 	again, err := schema.Apply(ctx, url)
-	if err != nil || len(again) != 0 {
+	if err != nil || len(again.Applied) != 0 || len(again.Rebuilt) != 0 {
 		t.Fatalf("second Apply: %v, %+v; want nothing applied", err, again)
 	}
 }
