@@ -177,6 +177,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"all", "--webhook-from", "now"}, "--webhook-from given, but --webhook-* flags need --webhook-url"},
 		{slices.Concat(hook, []string{"--group="}), `--group must be a word of letters, digits, '.', '_' or '-', such as analytics, got "" (leave it out for webhook)`},
 		{slices.Concat(allHook, []string{"--webhook-group="}), `--webhook-group must be a word`},
+		{slices.Concat(hook, []string{"--linger", "10s"}), "--linger must be from 0 to 5s, got 10s"},
+		{slices.Concat(allHook, []string{"--webhook-linger=-1s"}), "--webhook-linger must be from 0 to 5s, got -1s"},
 		{slices.Concat(hook, []string{"--from", "later"}), `--from must be one of "oldest","now" but got "later"`},
 		{[]string{"all", "--webhook-secret-file", secrets, "--webhook-filter", "outcome=failed", "--tps", "5"},
 			"--webhook-secret-file, --webhook-filter given, but --webhook-* flags need --webhook-url: without it the webhook stage does not run"},

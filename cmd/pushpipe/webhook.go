@@ -28,6 +28,7 @@ type WebhookFlags struct {
 	RetryMax   time.Duration `name:"retry-max" default:"30s" help:"Longest backoff, and longest Retry-After honoured (a Retry-After holds back every POST of this process)."`
 	Group      string        `name:"group" default:"${webhook_group}" help:"Consumer group, one per receiver: every group gets every event, and the processes of one group share its events (replicas of one receiver)."`
 	From       string        `name:"from" enum:"oldest,now" default:"oldest" help:"Where a new --group starts (oldest: every event results still keeps, up to --retention; now: events from now on). A group that exists resumes where it stopped."`
+	Linger     time.Duration `name:"linger" default:"250ms" help:"How long a read that found less than a full batch waits for more events before POSTing: fewer, fuller POSTs while events trickle in (a rate-capped campaign, direct messages). 0 POSTs at once; at most ${webhook_max_linger}."`
 
 	prefix string // what these flags begin with: "webhook-" under all (setPrefix)
 }
@@ -37,9 +38,11 @@ type WebhookFlags struct {
 func (c *WebhookFlags) setPrefix(p string) { c.prefix = p }
 
 // runnerOptions sets what of the runner's options the flags decide: the
-// group (--group) and where it begins when new (--from).
+// group (--group), where it begins when new (--from), and how long a short
+// read waits for more (--linger).
 func (c WebhookFlags) runnerOptions(o *pipeline.Options) {
 	o.Group = c.Group
+	o.Linger = c.Linger
 	o.NewGroupAt = "0"
 	if c.From == "now" {
 		o.NewGroupAt = "$"
@@ -57,8 +60,18 @@ func (c WebhookFlags) check() error {
 		// default receiver's group quietly, sharing its events.
 		group = fmt.Errorf("--group must be a word of letters, digits, '.', '_' or '-', such as analytics, got %q (leave it out for %s)", c.Group, webhook.DefaultGroup)
 	}
-	return errors.Join(err, group, cfg.Validate())
+	var linger error
+	if c.Linger < 0 || c.Linger > maxLinger {
+		// Entries read wait in this process's pending list meanwhile: far
+		// below --claim-idle, and an event's delay stays a fraction of a
+		// receiver's patience.
+		linger = fmt.Errorf("--linger must be from 0 to %s, got %s", maxLinger, c.Linger)
+	}
+	return errors.Join(err, group, linger, cfg.Validate())
 }
+
+// maxLinger bounds --linger.
+const maxLinger = 5 * time.Second
 
 // config is the stage's Config as the flags give it, without what build
 // adds (Redis, the logger, metrics); the error says what of the secret file
