@@ -34,6 +34,11 @@ type Options struct {
 	Concurrency        int           // handlers running at once, default 4
 	BatchSize          int           // XREADGROUP COUNT, default 100
 	Block              time.Duration // XREADGROUP BLOCK, default 2s
+	ClaimIdle          time.Duration // take over entries idle this long, default 30s
+	MaxDeliveries      int64         // dead-letter after this many deliveries, default 10
+	ShutdownTimeout    time.Duration // finish in-flight batches within this, default 10s
+	Retention          time.Duration // trim acknowledged entries older than this, default 24h; <0 disables
+	RetryFor           time.Duration // retry a failing batch in-process this long before leaving it for a claim, default ClaimIdle/2
 	// Linger is how long a read that found fewer than BatchSize entries
 	// waits for more before its batch goes to a handler; 0 (the default)
 	// hands over at once. XREADGROUP's BLOCK returns with the first entry,
@@ -43,11 +48,6 @@ type Options struct {
 	// callbacks a receiver's own API falls over under. A stage that must
 	// not wait (dedupe, deliver: a message's latency) keeps 0.
 	Linger time.Duration
-	ClaimIdle          time.Duration // take over entries idle this long, default 30s
-	MaxDeliveries      int64         // dead-letter after this many deliveries, default 10
-	ShutdownTimeout    time.Duration // finish in-flight batches within this, default 10s
-	Retention          time.Duration // trim acknowledged entries older than this, default 24h; <0 disables
-	RetryFor           time.Duration // retry a failing batch in-process this long before leaving it for a claim, default ClaimIdle/2
 	// KeepEvery is how often a batch in progress is kept claimed and checked
 	// to be still ours (Batch.Lost), default ClaimIdle/3 but at most 250ms:
 	// it bounds how long a handler goes on working for entries another
