@@ -266,6 +266,9 @@ func (r *Runner) stream(l Lane, p int) string { return r.keys.Stream(l.Stream(r.
 // label is the metrics' stage label of lane l: the stage, or stage-express.
 func (r *Runner) label(l Lane) string { return l.Stream(r.opts.Stage) }
 
+// series are the metrics' label values of lane l in partition p.
+func (r *Runner) series(l Lane, p int) []string { return series(r.label(l), r.opts.Group, p) }
+
 // queues hand read batches to handlers, one per lane.
 type queues struct{ bulk, express chan *Batch }
 
@@ -395,7 +398,7 @@ func (r *Runner) readLoop(ctx context.Context, l Lane, p int, work chan<- *Batch
 		if len(entries) == 0 {
 			continue
 		}
-		r.metrics.read(r.label(l), p, len(entries))
+		r.metrics.read(r.series(l, p), len(entries))
 		if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: entries}) {
 			return // read but never acked: they stay pending and are claimed later
 		}
@@ -537,7 +540,7 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 		b.reset()
 		start := time.Now()
 		err := r.handle(ctx, b)
-		r.metrics.handled(r.label(b.Lane), b.Partition, time.Since(start), err)
+		r.metrics.handled(r.series(b.Lane, b.Partition), time.Since(start), err)
 		var panicked *panicError
 		if errors.As(err, &panicked) && len(b.Entries) > 1 {
 			// Most likely one entry's input found the bug: handled one by
@@ -558,7 +561,7 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			acked, cerr := r.commit(ctx, b)
 			if cerr == nil {
 				r.failing.answered()
-				r.metrics.acked(r.label(b.Lane), b.Partition, int(acked))
+				r.metrics.acked(r.series(b.Lane, b.Partition), int(acked))
 				// An entry that failed before came back by a claim, on
 				// whichever consumer: the notes of a claimed batch's entries
 				// done now go, the ones another consumer wrote too.
