@@ -67,7 +67,7 @@ func (r *Runner) claimPartition(ctx context.Context, l Lane, p int, work chan<- 
 			r.log.Warn().Str("stream", stream).Int("count", len(deleted)).Msg("pending entries were deleted before processing")
 		}
 		if len(entries) > 0 {
-			r.metrics.claimed(r.label(l), p, len(entries))
+			r.metrics.claimed(r.series(l, p), len(entries))
 			live, err := r.dropExhausted(ctx, stream, entries)
 			if err != nil {
 				return err

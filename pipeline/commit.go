@@ -339,7 +339,7 @@ func (r *Runner) logDead(stream string, entries []deadEntry) {
 		return
 	}
 	_, p, _ := r.keys.ParseStream(stream)
-	r.metrics.deadLettered(r.opts.Stage, p, len(entries))
+	r.metrics.deadLettered(series(r.opts.Stage, r.opts.Group, p), len(entries))
 	const maxReasons = 3
 	var reasons []string
 	count := map[string]int{}

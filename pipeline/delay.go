@@ -158,7 +158,7 @@ func (r *Runner) release(ctx context.Context, l Lane, p int) (int, error) {
 		return 0, fmt.Errorf("release delayed entries of %s: %w", stream, err)
 	}
 	if n > 0 {
-		r.metrics.released(r.label(l), p, int(n))
+		r.metrics.released(r.series(l, p), int(n))
 	}
 	return int(n), nil
 }

@@ -19,21 +19,20 @@ func (r *Runner) maintainLoop(ctx context.Context) {
 		}
 		r.down.settle()
 		r.failing.settle()
-		var streams, labels []string
-		var parts []int
+		var streams []string
+		var labels [][]string
 		for _, l := range r.lanes() {
 			for _, p := range r.opts.Partitions {
 				streams = append(streams, r.stream(l, p))
-				labels = append(labels, r.label(l))
-				parts = append(parts, p)
+				labels = append(labels, r.series(l, p))
 			}
 		}
 		if groups, err := StreamGroups(ctx, r.rdb, streams); err == nil {
 			for i, gs := range groups {
 				for _, g := range gs {
 					if g.Name == r.opts.Group {
-						r.metrics.Lag.WithLabelValues(labels[i], part(parts[i])).Set(float64(max(g.Lag, 0)))
-						r.metrics.Pending.WithLabelValues(labels[i], part(parts[i])).Set(float64(g.Pending))
+						r.metrics.Lag.WithLabelValues(labels[i]...).Set(float64(max(g.Lag, 0)))
+						r.metrics.Pending.WithLabelValues(labels[i]...).Set(float64(g.Pending))
 					}
 				}
 			}
@@ -52,7 +51,7 @@ func (r *Runner) maintainLoop(ctx context.Context) {
 					}
 					continue
 				}
-				r.metrics.Trimmed.WithLabelValues(labels[i], part(parts[i])).Add(float64(n))
+				r.metrics.Trimmed.WithLabelValues(labels[i]...).Add(float64(n))
 			}
 			// The streams the stage writes that may have no reader: their
 			// writer keeps them bounded.

@@ -89,3 +89,32 @@ func RetireGroup(ctx context.Context, c rueidis.Client, keys Keys, stream, group
 	}
 	return r, nil
 }
+
+// RetiredStillRunning are the groups RetireGroup --force removed while a
+// process of theirs ran, and whose process still reports running: it reads
+// nothing and answers not ready, waiting to be stopped for good
+// (Runner.recreate), and only `pushpipe status` can name it, the group
+// being gone from the streams it lists.
+func RetiredStillRunning(ctx context.Context, c rueidis.Client, keys Keys) ([]string, error) {
+	groups, err := c.Do(ctx, c.B().Hkeys().Key(keys.Retired()).Build()).AsStrSlice()
+	if err != nil {
+		return nil, fmt.Errorf("retired groups: %w", err)
+	}
+	if len(groups) == 0 {
+		return nil, nil
+	}
+	alive, err := readAlive(ctx, c, keys, groups)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, g := range groups {
+		t := GroupTotal{Name: g, Lag: -1}
+		t.withLiveness(alive[g])
+		if t.State != StateStopped {
+			out = append(out, g)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}

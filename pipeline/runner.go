@@ -158,6 +158,7 @@ type Runner struct {
 	held    heldBatches
 
 	retiredSaid atomic.Bool // the log said that the group was retired (recreate)
+	retired     atomic.Bool // the group is retired and this runner reads nothing (recreate)
 }
 
 // NewRunner builds a runner; Run starts it. metrics may be nil.
@@ -177,6 +178,11 @@ func (r *Runner) Options() Options { return r.opts }
 
 // Ready reports whether the runner created its groups and is reading.
 func (r *Runner) Ready() bool { return r.ready.Load() }
+
+// Retired reports whether the runner's group was retired while it ran
+// (`pushpipe results retire --force`): it reads nothing until a process
+// of the group is started anew, which creates the group again.
+func (r *Runner) Retired() bool { return r.retired.Load() }
 
 // Run serves until ctx is cancelled, then stops reading, gives in-flight
 // batches ShutdownTimeout to finish and returns nil. Unfinished batches stay
@@ -274,6 +280,9 @@ func (r *Runner) stream(l Lane, p int) string { return r.keys.Stream(l.Stream(r.
 
 // label is the metrics' stage label of lane l: the stage, or stage-express.
 func (r *Runner) label(l Lane) string { return l.Stream(r.opts.Stage) }
+
+// series are the metrics' label values of lane l in partition p.
+func (r *Runner) series(l Lane, p int) []string { return series(r.label(l), r.opts.Group, p) }
 
 // queues hand read batches to handlers, one per lane.
 type queues struct{ bulk, express chan *Batch }
@@ -407,7 +416,7 @@ func (r *Runner) readLoop(ctx context.Context, l Lane, p int, work chan<- *Batch
 		if len(entries) < r.opts.BatchSize && r.opts.Linger > 0 {
 			entries = r.linger(ctx, stream, entries)
 		}
-		r.metrics.read(r.label(l), p, len(entries))
+		r.metrics.read(r.series(l, p), len(entries))
 		if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: entries}) {
 			return // read but never acked: they stay pending and are claimed later
 		}
@@ -462,23 +471,33 @@ var errRetired = errors.New("consumer group retired")
 // stall; but not a group retired on purpose (RetireGroup --force while this
 // process ran): recreated, it would read every entry the stream keeps
 // again, a webhook receiver getting the whole retention window POSTed
-// anew. Then the process reads nothing, says so once, and waits to be
-// stopped.
+// anew. Then the process reads nothing, says so once, reports Retired (its
+// /readyz answers 503) and waits to be stopped. It does not exit: under a
+// Deployment (or any supervisor that restarts) an exit is a restart, and a
+// start creates the group anew, from the oldest entry kept: the retired
+// receiver got every event POSTed again, and results were held for it
+// again. Idle and not ready, the pod shows 0/1 and stays put (its /healthz
+// still answers: no liveness restart) until its Deployment is deleted.
+// Should a process of the group be started meanwhile, the group exists
+// again and this one reads it too.
 func (r *Runner) recreate(ctx context.Context, stream string) error {
 	retired, err := r.rdb.Do(ctx, r.rdb.B().Hexists().Key(r.keys.Retired()).Field(r.opts.Group).Build()).AsBool()
 	if err != nil {
 		return err
 	}
 	if retired {
+		r.retired.Store(true)
 		if r.retiredSaid.CompareAndSwap(false, true) {
 			r.log.Error().Str("group", r.opts.Group).Msg("this process's consumer group was retired (pushpipe results retire): it reads nothing more; stop it " +
-				"(a process started later creates the group anew)")
+				"for good (delete its Deployment), do not restart it: a process started later creates the group anew. Meanwhile a process that runs nothing else answers 503 on /readyz (group retired)")
 		}
 		return errRetired
 	}
 	if err := r.join(ctx, stream, "0"); err != nil {
 		return err
 	}
+	r.retired.Store(false)
+	r.retiredSaid.Store(false) // retired again later, it says so again
 	r.log.Warn().Str("stream", stream).Msg("consumer group was missing, recreated")
 	return nil
 }
@@ -571,7 +590,7 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 		b.reset()
 		start := time.Now()
 		err := r.handle(ctx, b)
-		r.metrics.handled(r.label(b.Lane), b.Partition, time.Since(start), err)
+		r.metrics.handled(r.series(b.Lane, b.Partition), time.Since(start), err)
 		var panicked *panicError
 		if errors.As(err, &panicked) && len(b.Entries) > 1 {
 			// Most likely one entry's input found the bug: handled one by
@@ -592,7 +611,7 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			acked, cerr := r.commit(ctx, b)
 			if cerr == nil {
 				r.failing.answered()
-				r.metrics.acked(r.label(b.Lane), b.Partition, int(acked))
+				r.metrics.acked(r.series(b.Lane, b.Partition), int(acked))
 				// An entry that failed before came back by a claim, on
 				// whichever consumer: the notes of a claimed batch's entries
 				// done now go, the ones another consumer wrote too.

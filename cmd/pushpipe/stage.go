@@ -104,25 +104,38 @@ func runStages(g *Globals, flags StageFlags, stages map[string]stage, sidecars .
 		fns = append(fns, runs...)
 	}
 	fns = append(fns, func(ctx context.Context) error {
-		return pipeline.Serve(ctx, flags.HTTP, pipeline.OpsHandler(d.reg, stagesReady(d, runners), d.log), d.log)
+		return pipeline.Serve(ctx, flags.HTTP, pipeline.OpsHandler(d.reg, stagesReady(d, runners, len(sidecars) > 0), d.log), d.log)
 	})
 	return pipeline.RunGroup(d.ctx, fns...)
 }
 
 // stagesReady is a stage process's readiness: Redis answers (a runner keeps
 // "consuming" through an outage, its reads failing), PostgreSQL answers if
-// a stage of the process queries it, and every runner has started
-// consuming.
-func stagesReady(d *deps, runners []*pipeline.Runner) func(context.Context) error {
+// a stage of the process queries it, every runner has started consuming,
+// and the process has work: a webhook whose group was retired (results
+// retire --force) reads nothing more and says "group retired", so its pod
+// shows not ready rather than exit into a restart that would create the
+// group anew (Runner.recreate). Only when that is all the process does: a
+// process with other stages or a sidecar (the API under all) serves them
+// still, and the runner's log says the rest.
+func stagesReady(d *deps, runners []*pipeline.Runner, sidecars bool) func(context.Context) error {
 	checks := []func(context.Context) error{pipeline.RedisReady(d.rdb)}
 	if d.db != nil {
 		checks = append(checks, pipeline.PostgresReady(d.db.Ping))
 	}
 	checks = append(checks, func(context.Context) error {
 		var errs []error
+		retired := 0
 		for _, r := range runners {
-			if !r.Ready() {
+			if r.Retired() {
+				retired++
+			} else if !r.Ready() {
 				errs = append(errs, &pipeline.NotReady{Part: r.Options().Stage, State: "starting"})
+			}
+		}
+		if !sidecars && retired > 0 && retired == len(runners) {
+			for _, r := range runners {
+				errs = append(errs, &pipeline.NotReady{Part: r.Options().Stage, State: "group retired"})
 			}
 		}
 		return errors.Join(errs...)

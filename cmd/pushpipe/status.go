@@ -43,6 +43,9 @@ type statusReport struct {
 	// Failing are the webhook receivers failing now, by group, as their
 	// processes recorded it: a failing receiver's group read "running".
 	Failing map[string]webhook.Failure `json:"receivers_failing,omitempty"`
+	// RetiredRunning are the groups retired (results retire --force) whose
+	// process still runs, idle: gone from the streams, they show nowhere else.
+	RetiredRunning []string `json:"retired_still_running,omitempty"`
 }
 
 // Validate refuses a refresh interval that would spin or never come.
@@ -153,6 +156,9 @@ func (c *StatusCmd) collect(ctx context.Context, rdb rueidis.Client, keys pipeli
 	if rep.Failing, err = webhook.Failures(ctx, rdb, keys); err != nil {
 		return rep, err
 	}
+	if rep.RetiredRunning, err = pipeline.RetiredStillRunning(ctx, rdb, keys); err != nil {
+		return rep, err
+	}
 	if c.Campaign != "" {
 		p, err := src.Progress(ctx, c.Campaign)
 		if errors.Is(err, campaign.ErrNotFound) {
@@ -210,6 +216,10 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 	for _, g := range troubled {
 		fmt.Fprintf(w, "\n%s %s.", strings.ToUpper(g.Name), g.Plain(pipeline.StartCommand(g.Name)))
 	}
+	for _, g := range rep.RetiredRunning {
+		fmt.Fprintf(w, "\n%s retired (pushpipe results retire), but a process of it still runs, reading nothing (a webhook process alone answers 503 on /readyz). "+
+			"Stop it for good (delete its Deployment): restarted, it would create the group anew and POST every event kept.", strings.ToUpper(g))
+	}
 	failing := failingReceivers(rep)
 	for _, f := range failing {
 		deliveries := thousands(int64(f.Failed)) + " failed deliveries"
@@ -219,7 +229,7 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 		fmt.Fprintf(w, "\n%s receiver failing for %s (%s), last: %s. Its events wait, and go to the DLQ after --max-deliveries (pushpipe dlq list).",
 			strings.ToUpper(f.Group), pipeline.Ago(rep.At.Sub(f.Since)), deliveries, f.Err)
 	}
-	if len(troubled)+len(failing) > 0 {
+	if len(troubled)+len(failing)+len(rep.RetiredRunning) > 0 {
 		fmt.Fprintln(w)
 	}
 	if rep.Campaign != nil {

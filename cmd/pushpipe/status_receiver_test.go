@@ -93,3 +93,63 @@ func TestStatusSaysAReceiverFails(t *testing.T) {
 		return !strings.Contains(out, says)
 	})
 }
+
+// A receiver retired with --force while its process ran: the group is gone
+// from results, so status listed nothing of the process left running idle.
+// It names the group while that process runs, and forgets it once stopped.
+func TestStatusNamesARetiredGroupStillRunning(t *testing.T) {
+	_, rdb := testRedis(t)
+	keys := pipeline.NewKeys("retiredrun", 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(srv.Close)
+	h, err := webhook.New(webhook.Config{Redis: rdb, Keys: keys, Group: "old", URL: srv.URL + "/hook", Secrets: [][]byte{[]byte("secret-0123456789abcdef")},
+		Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := pipeline.NewRunner(rdb, keys, pipeline.Options{Stage: "webhook", Group: "old", Stream: pipeline.StreamResults, Consumer: "o1",
+		ClaimIdle: 300 * time.Millisecond, MaxDeliveries: 10, Block: 50 * time.Millisecond, AliveEvery: 200 * time.Millisecond}, h, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	if _, err := pipeline.RetireGroup(t.Context(), rdb, keys, pipeline.StreamResults, "old", true); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Eventually(t, 10*time.Second, "the runner knows", r.Retired)
+	status := func() string {
+		cli := parse(t, "status")
+		rep, err := cli.Status.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		cli.Status.print(&out, rep, false)
+		return out.String()
+	}
+	const says = "OLD retired (pushpipe results retire), but a process of it still runs"
+	tests := []struct {
+		name    string
+		stop    bool
+		present bool
+	}{
+		{"its process runs", false, true},
+		{"its process stopped", true, false},
+	}
+	for _, tt := range tests {
+		if tt.stop {
+			cancel()
+			<-done
+			done <- nil // for the deferred stop
+		}
+		var out string
+		pipelinetest.Eventually(t, 10*time.Second, tt.name, func() bool {
+			out = status()
+			return strings.Contains(out, says) == tt.present
+		})
+		if tt.present && !strings.Contains(out, "delete its Deployment") {
+			t.Errorf("%s: status printed %s\nwant it to say what to do", tt.name, out)
+		}
+	}
+}

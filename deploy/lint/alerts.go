@@ -71,6 +71,9 @@ func (m *manifests) checkAlertsAndPolicies() []error {
 				} else if bad := unknownMetrics(r.Expr, known); len(bad) > 0 {
 					fail("alert %s: %s not a metric pushpipe registers (nor %s): %s", r.Alert, strings.Join(bad, ", "), strings.Join(external, ", "), r.Expr)
 				}
+				if by := groupDropped(r.Expr); by != "" {
+					fail("alert %s: %s drops the group label of the runner's lag or pending: add group, or two webhook receivers add up: %s", r.Alert, by, r.Expr)
+				}
 			}
 		}
 		for name, series := range alerts {

@@ -144,6 +144,9 @@ func checkDashboard(name string, data []byte, known map[string]bool) []error {
 		if bad := unknownMetrics(expr, known); len(bad) > 0 {
 			fail("%s: %s not a metric pushpipe registers (nor %s): %s", where, strings.Join(bad, ", "), strings.Join(external, ", "), expr)
 		}
+		if by := groupDropped(expr); by != "" {
+			fail("%s: %s drops the group label of the runner's lag or pending: add group, or two webhook receivers add up: %s", where, by, expr)
+		}
 	}
 	dsVar := false
 	for _, v := range d.Templating.List {

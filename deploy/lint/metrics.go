@@ -254,3 +254,25 @@ func unknownMetrics(expr string, known map[string]bool) []string {
 	}
 	return out
 }
+
+// groupGauges are the runner's per-group gauges: summed or maxed by stage
+// alone, two webhook receivers (two groups on results) were one line, one
+// receiver's backlog hidden behind the other's, or added up to an alert for
+// neither.
+var groupGauges = regexp.MustCompile(`\bpushpipe_group_(lag|pending)\b`)
+
+var byClause = regexp.MustCompile(`\bby\s*\(([^)]*)\)`)
+
+// groupDropped says what an expression over groupGauges aggregates by
+// without the group label ("" when it keeps it, or selects no such gauge).
+func groupDropped(expr string) string {
+	if !groupGauges.MatchString(expr) {
+		return ""
+	}
+	for _, m := range byClause.FindAllStringSubmatch(expr, -1) {
+		if !slices.Contains(strings.Fields(strings.ReplaceAll(m[1], ",", " ")), "group") {
+			return m[0]
+		}
+	}
+	return ""
+}

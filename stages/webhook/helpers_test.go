@@ -93,6 +93,7 @@ func newFixture(t testing.TB) *fixture {
 type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
+	http string // its --http address (startStage)
 }
 
 func (f *fixture) start(name string, bin string, args []string, envv ...string) *proc {
@@ -139,6 +140,7 @@ func (f *fixture) startStage(name string, args ...string) *proc {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	p.http = httpAddr
 	return p
 }
 

@@ -622,6 +622,7 @@ func TestPreviewFollowsAnyData(t *testing.T) {
 		{`"text"`, "(not a JSON object)"},
 		{"{", "(invalid JSON)"},
 		{`{"url": "https://example.com"}`, "url"},
+		{"9007199254740993", "(not a JSON object)"},
 	}
 	b := newBed(t)
 	b.signIn()
@@ -895,5 +896,34 @@ func TestListBeforeNothing(t *testing.T) {
 				t.Errorf("an unknown cursor reads as an outage:\n%s", body)
 			}
 		})
+	}
+}
+
+// TestPreviewKeepsLargeIntegers: integers in Data past 2^53 - 1 (a user
+// id 9007199254740993) show in the preview as typed, as deliver sends them
+// (the API keeps Data's text): JSON.parse made them the nearest double,
+// 9007199254740992, in both payloads.
+func TestPreviewKeepsLargeIntegers(t *testing.T) {
+	tests := []struct {
+		preview string // data-preview key
+		want    string // in its text
+	}{
+		{"apns", `"user_id": 9007199254740993`},
+		{"apns", `"ids": [` + "\n" + `    9007199254740993,` + "\n" + `    -9223372036854775808`},
+		{"apns", `"small": 42`},
+		{"fcm", `"user_id": "9007199254740993"`},
+		{"fcm", `"ids": "[9007199254740993,-9223372036854775808]"`},
+	}
+	b := newBed(t)
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
+		chromedp.SendKeys(chromedp.ID("data"), `{"user_id": 9007199254740993, "ids": [9007199254740993, -9223372036854775808], "small": 42}`),
+		chromedp.SendKeys(chromedp.ID("title"), "Big ids"))
+	b.within(30*time.Second, waitJS(`document.querySelector('.ios [data-preview="title"]').textContent === "Big ids"`))
+	for _, tt := range tests {
+		text := js[string](b, fmt.Sprintf(`document.querySelector('[data-preview=%q]').textContent`, tt.preview))
+		if !strings.Contains(text, tt.want) {
+			t.Errorf("%s preview lacks %s:\n%s", tt.preview, tt.want, text)
+		}
 	}
 }

@@ -49,6 +49,22 @@
 
   // The notification as each platform will show it, and the payload shapes
   // deliver renders (DESIGN: the notification object).
+  // exactJSON is JSON.parse keeping integers past Number.MAX_SAFE_INTEGER
+  // (2^53 - 1 = 9007199254740991) as their text: parsed, a user id
+  // 9007199254740993 in Data became the double 9007199254740992, and the
+  // preview showed a payload other than the one sent (the API keeps Data's
+  // text as typed). JSON.rawJSON holds the digits, and JSON.stringify
+  // writes them as they are.
+  function exactJSON(text) {
+    if (typeof JSON.rawJSON !== "function") return JSON.parse(text);
+    return JSON.parse(text, function (key, value, context) {
+      if (typeof value === "number" && !Number.isSafeInteger(value) && context && /^-?[0-9]+$/.test(context.source)) {
+        return JSON.rawJSON(context.source);
+      }
+      return value;
+    });
+  }
+
   function preview() {
     var form = document.getElementById("new-campaign");
     if (!form) return;
@@ -58,11 +74,11 @@
     }
     function update() {
       var title = val("title"), body = val("body"), data = {};
-      try { data = val("data").trim() ? JSON.parse(val("data")) : {}; } catch (e) { data = { "(invalid JSON)": val("data") }; }
+      try { data = val("data").trim() ? exactJSON(val("data")) : {}; } catch (e) { data = { "(invalid JSON)": val("data") }; }
       // null, a number, a string or an array parse but are no object of
       // keys (the API refuses them); Object.keys(null) threw, and the
       // preview stopped following the form.
-      if (data === null || typeof data !== "object" || Array.isArray(data)) data = { "(not a JSON object)": val("data") };
+      if (data === null || typeof data !== "object" || Array.isArray(data) || (JSON.isRawJSON && JSON.isRawJSON(data))) data = { "(not a JSON object)": val("data") };
       var subtitle = val("subtitle"), image = val("image").trim(), sound = val("sound").trim(),
         badge = val("badge").trim(), thread = val("thread_id").trim(), collapse = val("collapse_id").trim(),
         silent = !!(form.elements["silent"] && form.elements["silent"].checked),
