@@ -61,8 +61,11 @@ func Apply(ctx context.Context, databaseURL string) (Report, error) {
 	return Report{Applied: applied, Rebuilt: rebuilt}, err
 }
 
+// subFS is the migrations, as goose reads them.
+func subFS() (fs.FS, error) { return fs.Sub(migrations, "migrations") }
+
 func migrate(ctx context.Context, db *sql.DB) ([]Applied, error) {
-	sub, err := fs.Sub(migrations, "migrations")
+	sub, err := subFS()
 	if err != nil {
 		return nil, err
 	}
