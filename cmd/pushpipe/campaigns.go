@@ -216,6 +216,11 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 		switch {
 		case r.FinishedAt != nil:
 			finish = r.FinishedAt.Local().Format(time.DateTime)
+		case r.StalledSinceMs > 0:
+			// As status says of the stages: a campaign that does not
+			// move promises no finish ("~3m20s" stood for as long as
+			// deliver was down).
+			finish = "stalled since " + time.UnixMilli(r.StalledSinceMs).Local().Format(time.TimeOnly)
 		case r.ExpectedFinishMs > 0:
 			finish = "~" + time.UnixMilli(r.ExpectedFinishMs).Sub(now).Round(time.Second).String()
 			if r.PastExpiry() { // the rest fail as expired: said where the finish is read
