@@ -78,7 +78,9 @@ func (c *DLQListCmd) Run(g *Globals) error {
 // the scripts that read it.
 func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) error {
 	f := pipeline.DLQFilter{Stream: c.Stream, Campaign: c.Campaign, Group: c.Group, Limit: c.Limit}
-	letters, err := q.List(ctx, f)
+	// Bounded as status is: with the DLQ's master down the client retries
+	// until it answers, and list hung for the whole outage.
+	letters, err := within(ctx, refreshTimeout, func(ctx context.Context) ([]pipeline.DeadLetter, error) { return q.List(ctx, f) })
 	if err != nil {
 		return err
 	}
@@ -91,11 +93,12 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 		}
 		return nil
 	}
-	total, err := q.Len(ctx)
+	total, err := within(ctx, refreshTimeout, q.Len)
 	if err != nil {
 		return err
 	}
-	sum, err := q.Summary(ctx, f, dlqSummaryMax)
+	// Up to dlqSummaryMax letters to read: more time than one page.
+	sum, err := within(ctx, dlqApplyTimeout, func(ctx context.Context) (pipeline.DLQSummary, error) { return q.Summary(ctx, f, dlqSummaryMax) })
 	if err != nil {
 		return err
 	}
@@ -158,7 +161,8 @@ func (c *DLQShowCmd) Run(g *Globals) error {
 		return err
 	}
 	defer rdb.Close()
-	d, err := pipeline.NewDLQ(rdb, g.Keys()).Show(g.Context(), c.ID)
+	q := pipeline.NewDLQ(rdb, g.Keys())
+	d, err := within(g.Context(), refreshTimeout, func(ctx context.Context) (pipeline.DeadLetter, error) { return q.Show(ctx, c.ID) })
 	if err != nil {
 		return err
 	}
@@ -279,10 +283,35 @@ func (s dlqSelect) apply(g *Globals, did string, op func(*pipeline.DLQ, context.
 		return err
 	}
 	defer rdb.Close()
-	res, err := op(pipeline.NewDLQ(rdb, g.Keys()), g.Context(), f)
-	fmt.Printf("%s %d dead letters\n", did, len(res.Done))
-	return errors.Join(err, reportFailed(os.Stderr, res))
+	return applyTo(g.Context(), pipeline.NewDLQ(rdb, g.Keys()), f, did, op, os.Stdout, os.Stderr)
 }
+
+// applyTo runs op on the letters f selects within dlqApplyTimeout, says
+// on w how many it did and on errw why the rest were left.
+func applyTo(ctx context.Context, q *pipeline.DLQ, f pipeline.DLQFilter, did string,
+	op func(*pipeline.DLQ, context.Context, pipeline.DLQFilter) (pipeline.DLQResult, error), w, errw io.Writer) error {
+	// The DLQ's master first, within status's bound: op's own is longer.
+	if _, err := within(ctx, refreshTimeout, q.Len); err != nil {
+		return err
+	}
+	res, err := within(ctx, dlqApplyTimeout, func(ctx context.Context) (pipeline.DLQResult, error) { return op(q, ctx, f) })
+	if err == nil && ctx.Err() == nil && slices.ContainsFunc(slices.Collect(maps.Values(res.Failed)), timedOut) {
+		// The letters whose partition's master did not answer are left
+		// in place, each "context deadline exceeded": say why once.
+		err = fmt.Errorf("no answer within %s for some (a Redis node down or unreachable?): they are left in place, run the command again once it answers", dlqApplyTimeout)
+	}
+	fmt.Fprintf(w, "%s %d dead letters\n", did, len(res.Done))
+	return errors.Join(err, reportFailed(errw, res))
+}
+
+// dlqApplyTimeout bounds a retry or a drop, and list's count by reason:
+// with a master down, the client retries the letters of its partitions
+// until it answers, and the command hung for the whole outage. Longer than
+// refreshTimeout: a healthy --all over a large DLQ takes many round trips.
+const dlqApplyTimeout = 30 * time.Second
+
+// timedOut is whether a letter's failure is the bound running out.
+func timedOut(why string) bool { return strings.HasSuffix(why, context.DeadlineExceeded.Error()) }
 
 // reportFailed says on w why dead letters were left in place, one line per
 // reason: the 112 letters of a retired receiver were 112 lines of the same
