@@ -111,21 +111,31 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 		fmt.Fprintf(w, "Dead letters %s:\n", counted)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "COUNT\tSTAGE\tLATEST\tREASON")
-		for _, r := range sum.Reasons {
-			fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\n", thousands(r.Count), r.Stage, now.Sub(r.Newest).Round(time.Second), clip(r.Reason, 100))
+		reasons := make([]string, len(sum.Reasons))
+		for i, r := range sum.Reasons {
+			reasons[i] = r.Reason
+		}
+		reasons = clipAll(reasons, 100)
+		for i, r := range sum.Reasons {
+			fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\n", thousands(r.Count), r.Stage, now.Sub(r.Newest).Round(time.Second), reasons[i])
 		}
 		tw.Flush()
 		fmt.Fprintln(w)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tAGE\tSTREAM\tORIGINAL ID\tDELIVERIES\tCAMPAIGN\tREASON")
-	for _, d := range letters {
+	reasons := make([]string, len(letters))
+	for i, d := range letters {
+		reasons[i] = oneLine(firstNonEmpty(d.Malformed, d.Error))
+	}
+	reasons = clipAll(reasons, 100)
+	for i, d := range letters {
 		origin := d.Stream
 		if d.Malformed == "" {
 			origin = fmt.Sprintf("%s/p%d", d.Name, d.Partition)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, now.Sub(d.At).Round(time.Second), origin, d.OrigID,
-			d.Deliveries, firstNonEmpty(d.Campaign(), "-"), clip(oneLine(firstNonEmpty(d.Malformed, d.Error)), 100))
+			d.Deliveries, firstNonEmpty(d.Campaign(), "-"), reasons[i])
 	}
 	tw.Flush()
 	fmt.Fprintln(w, shownLine(len(letters), c.Stream != "" || c.Campaign != "" || c.Group != "", sum, total))
@@ -361,9 +371,37 @@ func compareEntryIDs(a, b string) int {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
+// clip cuts s to n runes, keeping both ends: reasons of one kind begin
+// alike ("decode ingest entry ...: invalid character ...") and what tells
+// them apart is often at the end.
 func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
-	return string([]rune(s)[:n-1]) + "…"
+	head := (n - 1) * 2 / 3
+	return string(r[:head]) + "…" + string(r[len(r)-(n-1-head):])
+}
+
+// clipAll clips each of reasons to n runes (clip), but leaves whole those
+// that would read the same as another once clipped: cut at 100 runes,
+// malformed entries whose errors differed past the cut were listed as
+// identical rows, each with its own count.
+func clipAll(reasons []string, n int) []string {
+	by := map[string]map[string]bool{} // clipped → the reasons clipped to it
+	for _, r := range reasons {
+		c := clip(r, n)
+		if by[c] == nil {
+			by[c] = map[string]bool{}
+		}
+		by[c][r] = true
+	}
+	out := make([]string, len(reasons))
+	for i, r := range reasons {
+		out[i] = clip(r, n)
+		if len(by[out[i]]) > 1 {
+			out[i] = r
+		}
+	}
+	return out
 }
