@@ -24,7 +24,16 @@ const AliveForget = 24 * time.Hour
 // aliveStale is how long after its last beat a process still counts as
 // running: three beats, so one late beat (a busy box, a Redis failover)
 // never reads as a stopped stage.
-func aliveStale(every time.Duration) time.Duration { return 3 * every }
+func aliveStale(every time.Duration) time.Duration { return aliveBeats * every }
+
+const aliveBeats = 3
+
+// DownAfter is how long a stage beating at the default interval goes
+// without a beat before status reads it not running (aliveStale). Work
+// that made no progress for as long has stopped by the same rule: a
+// campaign none of whose targets was done for DownAfter has stalled
+// (campaign.Report.StalledSinceMs), and promises no finish.
+const DownAfter = aliveBeats * DefaultAliveEvery
 
 // aliveScript records that a consumer is alive, or that it stopped cleanly,
 // in its group's liveness hash (Keys.Alive): field the consumer, value

@@ -107,6 +107,11 @@ type DLQResult struct {
 	Done   []string          // dead-letter ids retried or dropped
 	NewIDs []string          // Retry: the re-injected entries' ids, in Done order
 	Failed map[string]string // dead-letter id → why it was left in place
+	// Errs is, of Failed, the letters a server's error left in place (Redis
+	// did not take the re-injection), with that error: to try again, not
+	// to act on. The console names the server and logs the error rather
+	// than show Redis's words; Failed keeps them for the CLI.
+	Errs map[string]error
 }
 
 // Retry re-XADDs each selected dead letter's original fields to its original
@@ -118,7 +123,7 @@ type DLQResult struct {
 // (FieldGroup): of the groups that read the stream (one per webhook
 // receiver on results), only that one handles it again.
 func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
-	res := DLQResult{Failed: map[string]string{}}
+	res := DLQResult{Failed: map[string]string{}, Errs: map[string]error{}}
 	letters, err := q.selectLetters(ctx, f, &res)
 	if err != nil {
 		return res, err
@@ -149,6 +154,7 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 			id, err := r.ToString()
 			if err != nil {
 				res.Failed[sent[i].ID] = "re-inject into " + sent[i].Stream + ": " + err.Error()
+				res.Errs[sent[i].ID] = fmt.Errorf("dlq: re-inject %s into %s: %w", sent[i].ID, sent[i].Stream, err)
 				continue
 			}
 			added, newIDs = append(added, sent[i].ID), append(newIDs, id)

@@ -658,6 +658,17 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			return
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
+			// Left to XAUTOCLAIM, even after an outage of a Redis master
+			// that has ended: its entries are claimed once idle ClaimIdle
+			// since the last keep that reached Redis, so up to about
+			// ClaimIdle-RetryFor plus a claim tick after the master is
+			// back. Re-reading this consumer's own pending entries
+			// (XREADGROUP id 0) sooner would race the claim loop, which
+			// may hand the same entries to another worker of this very
+			// process (XAUTOCLAIM to itself is allowed): two handlers of
+			// one deliver entry send twice, outside the crash-only bound
+			// on repeats. Doing it safely needs one owner of "pending
+			// here and not in hand", not a second reader.
 			r.log.Error().Err(err).Str("stream", b.Stream).Int("entries", len(b.Entries)).Int("attempts", attempt).
 				Msg("batch failed; left pending for a later claim")
 			return

@@ -145,13 +145,7 @@ func (c *CampaignsCancelCmd) Run(g *Globals) error {
 		already bool // canceled before this command
 	)
 	err := withCampaigns(g, func(ctx context.Context, tools campaignTools) (err error) {
-		// Cancel answers a canceled campaign's status again (idempotent,
-		// as the API's 200), so the second run printed what the first did
-		// and the operator could not tell that it stopped nothing.
-		if before, err := campaign.Progress(ctx, tools.rdb, tools.db, g.Keys(), c.ID); err == nil {
-			already = before.State == campaign.StateCanceled
-		}
-		rep, err = campaign.Cancel(ctx, tools.rdb, tools.db, g.Keys(), c.ID)
+		rep, already, err = cancelCampaign(ctx, tools, g.Keys(), c.ID)
 		return err
 	})
 	if errors.Is(err, campaign.ErrFinished) {
@@ -177,6 +171,41 @@ func (c *CampaignsCancelCmd) Run(g *Globals) error {
 	}
 	printCampaigns(os.Stdout, []campaign.Report{rep}, time.Now(), isatty.IsTerminal(os.Stdout.Fd()))
 	return nil
+}
+
+// cancelCampaign cancels id within refreshTimeout, and says whether it was
+// canceled before. With a Redis Cluster master down, Cancel waited out
+// withCampaigns' 30 s and said "context deadline exceeded", leaving the
+// operator to guess whether the campaign was stopped. When Redis does not
+// answer in time, PostgreSQL says where the cancel got to: Cancel sets the
+// stages' flag in Redis before it records the state, so a campaign
+// PostgreSQL has canceled is stopping, and one it has not may or may not
+// have its flag. Either way a second cancel is safe: it sets the flag and
+// the state again, or answers a canceled campaign's report.
+func cancelCampaign(ctx context.Context, tools campaignTools, keys pipeline.Keys, id string) (campaign.Report, bool, error) {
+	// Whether it was canceled before is PostgreSQL's alone: reading the
+	// counters too cost a second wait on a dead master.
+	before, err := campaign.Load(ctx, tools.db, id)
+	if err != nil && !errors.Is(err, campaign.ErrNotFound) {
+		return campaign.Report{ID: id}, false, err
+	}
+	already := err == nil && before.State == campaign.StateCanceled
+	rep, err := within(ctx, refreshTimeout, func(ctx context.Context) (campaign.Report, error) {
+		return campaign.Cancel(ctx, tools.rdb, tools.db, keys, id)
+	})
+	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		return rep, already, err
+	}
+	after, lerr := campaign.Load(ctx, tools.db, id)
+	switch {
+	case lerr != nil:
+		return rep, already, fmt.Errorf("%w; whether campaign %s is canceled is unknown (%w): run pushpipe campaigns cancel %s again, it is safe to repeat", err, id, lerr, id)
+	case after.State == campaign.StateCanceled:
+		return rep, already, fmt.Errorf("campaign %s is canceled (PostgreSQL recorded it, after the stages' flag in Redis was set), but its progress could not be read: %w; "+
+			"pushpipe status %s shows it once Redis answers, and running the cancel again is safe", id, err, id)
+	}
+	return rep, already, fmt.Errorf("campaign %s is not canceled (PostgreSQL still has it %s; the stages' flag in Redis may be set, then they are stopping it): %w; "+
+		"run pushpipe campaigns cancel %s again once Redis answers (pushpipe status says which node is down): it is safe to repeat", id, after.State, err, id)
 }
 
 // printCampaigns is the campaigns table: a progress bar of the people done
@@ -216,6 +245,11 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 		switch {
 		case r.FinishedAt != nil:
 			finish = r.FinishedAt.Local().Format(time.DateTime)
+		case r.StalledSinceMs > 0:
+			// As status says of the stages: a campaign that does not
+			// move promises no finish ("~3m20s" stood for as long as
+			// deliver was down).
+			finish = "stalled since " + time.UnixMilli(r.StalledSinceMs).Local().Format(time.TimeOnly)
 		case r.ExpectedFinishMs > 0:
 			finish = "~" + time.UnixMilli(r.ExpectedFinishMs).Sub(now).Round(time.Second).String()
 			if r.PastExpiry() { // the rest fail as expired: said where the finish is read

@@ -77,6 +77,31 @@ func TestCampaignsListSaysPastExpiry(t *testing.T) {
 	}
 }
 
+// A campaign that stalled (deliver down: campaign.Report.StalledSinceMs)
+// says since when in FINISH, not a finish that moved on with the clock for
+// as long as deliver was down, while status said it was not running.
+func TestCampaignsListSaysStalled(t *testing.T) {
+	now := time.Date(2026, 12, 5, 1, 0, 0, 0, time.UTC)
+	since := now.Add(-3 * time.Minute)
+	tests := []struct {
+		name string
+		give campaign.Report
+		want string
+	}{
+		{"stalled", campaign.Report{ID: "c", State: campaign.StateRunning, StalledSinceMs: since.UnixMilli()}, "stalled since " + since.Local().Format(time.TimeOnly)},
+		{"moving", campaign.Report{ID: "c", State: campaign.StateRunning, ExpectedFinishMs: now.Add(10 * time.Minute).UnixMilli()}, "~10m0s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			printCampaigns(&out, []campaign.Report{tt.give}, now, false)
+			if !strings.Contains(out.String(), tt.want) {
+				t.Errorf("list\n%s\nwant FINISH %q", out.String(), tt.want)
+			}
+		})
+	}
+}
+
 // A scheduled campaign past its send_at has not been released by split: the
 // list and status say it is late, not "starts 06:59:26 (in 0s)", which
 // stood for as long as split was down. One canceled before its start says

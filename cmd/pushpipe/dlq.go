@@ -78,7 +78,9 @@ func (c *DLQListCmd) Run(g *Globals) error {
 // the scripts that read it.
 func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) error {
 	f := pipeline.DLQFilter{Stream: c.Stream, Campaign: c.Campaign, Group: c.Group, Limit: c.Limit}
-	letters, err := q.List(ctx, f)
+	// Bounded as status is: with the DLQ's master down the client retries
+	// until it answers, and list hung for the whole outage.
+	letters, err := within(ctx, refreshTimeout, func(ctx context.Context) ([]pipeline.DeadLetter, error) { return q.List(ctx, f) })
 	if err != nil {
 		return err
 	}
@@ -91,11 +93,12 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 		}
 		return nil
 	}
-	total, err := q.Len(ctx)
+	total, err := within(ctx, refreshTimeout, q.Len)
 	if err != nil {
 		return err
 	}
-	sum, err := q.Summary(ctx, f, dlqSummaryMax)
+	// Up to dlqSummaryMax letters to read: more time than one page.
+	sum, err := within(ctx, dlqApplyTimeout, func(ctx context.Context) (pipeline.DLQSummary, error) { return q.Summary(ctx, f, dlqSummaryMax) })
 	if err != nil {
 		return err
 	}
@@ -108,21 +111,31 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 		fmt.Fprintf(w, "Dead letters %s:\n", counted)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "COUNT\tSTAGE\tLATEST\tREASON")
-		for _, r := range sum.Reasons {
-			fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\n", thousands(r.Count), r.Stage, now.Sub(r.Newest).Round(time.Second), clip(r.Reason, 100))
+		reasons := make([]string, len(sum.Reasons))
+		for i, r := range sum.Reasons {
+			reasons[i] = r.Reason
+		}
+		reasons = clipAll(reasons, 100)
+		for i, r := range sum.Reasons {
+			fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\n", thousands(r.Count), r.Stage, now.Sub(r.Newest).Round(time.Second), reasons[i])
 		}
 		tw.Flush()
 		fmt.Fprintln(w)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tAGE\tSTREAM\tORIGINAL ID\tDELIVERIES\tCAMPAIGN\tREASON")
-	for _, d := range letters {
+	reasons := make([]string, len(letters))
+	for i, d := range letters {
+		reasons[i] = oneLine(firstNonEmpty(d.Malformed, d.Error))
+	}
+	reasons = clipAll(reasons, 100)
+	for i, d := range letters {
 		origin := d.Stream
 		if d.Malformed == "" {
 			origin = fmt.Sprintf("%s/p%d", d.Name, d.Partition)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, now.Sub(d.At).Round(time.Second), origin, d.OrigID,
-			d.Deliveries, firstNonEmpty(d.Campaign(), "-"), clip(oneLine(firstNonEmpty(d.Malformed, d.Error)), 100))
+			d.Deliveries, firstNonEmpty(d.Campaign(), "-"), reasons[i])
 	}
 	tw.Flush()
 	fmt.Fprintln(w, shownLine(len(letters), c.Stream != "" || c.Campaign != "" || c.Group != "", sum, total))
@@ -158,7 +171,8 @@ func (c *DLQShowCmd) Run(g *Globals) error {
 		return err
 	}
 	defer rdb.Close()
-	d, err := pipeline.NewDLQ(rdb, g.Keys()).Show(g.Context(), c.ID)
+	q := pipeline.NewDLQ(rdb, g.Keys())
+	d, err := within(g.Context(), refreshTimeout, func(ctx context.Context) (pipeline.DeadLetter, error) { return q.Show(ctx, c.ID) })
 	if err != nil {
 		return err
 	}
@@ -279,10 +293,35 @@ func (s dlqSelect) apply(g *Globals, did string, op func(*pipeline.DLQ, context.
 		return err
 	}
 	defer rdb.Close()
-	res, err := op(pipeline.NewDLQ(rdb, g.Keys()), g.Context(), f)
-	fmt.Printf("%s %d dead letters\n", did, len(res.Done))
-	return errors.Join(err, reportFailed(os.Stderr, res))
+	return applyTo(g.Context(), pipeline.NewDLQ(rdb, g.Keys()), f, did, op, os.Stdout, os.Stderr)
 }
+
+// applyTo runs op on the letters f selects within dlqApplyTimeout, says
+// on w how many it did and on errw why the rest were left.
+func applyTo(ctx context.Context, q *pipeline.DLQ, f pipeline.DLQFilter, did string,
+	op func(*pipeline.DLQ, context.Context, pipeline.DLQFilter) (pipeline.DLQResult, error), w, errw io.Writer) error {
+	// The DLQ's master first, within status's bound: op's own is longer.
+	if _, err := within(ctx, refreshTimeout, q.Len); err != nil {
+		return err
+	}
+	res, err := within(ctx, dlqApplyTimeout, func(ctx context.Context) (pipeline.DLQResult, error) { return op(q, ctx, f) })
+	if err == nil && ctx.Err() == nil && slices.ContainsFunc(slices.Collect(maps.Values(res.Failed)), timedOut) {
+		// The letters whose partition's master did not answer are left
+		// in place, each "context deadline exceeded": say why once.
+		err = fmt.Errorf("no answer within %s for some (a Redis node down or unreachable?): they are left in place, run the command again once it answers", dlqApplyTimeout)
+	}
+	fmt.Fprintf(w, "%s %d dead letters\n", did, len(res.Done))
+	return errors.Join(err, reportFailed(errw, res))
+}
+
+// dlqApplyTimeout bounds a retry or a drop, and list's count by reason:
+// with a master down, the client retries the letters of its partitions
+// until it answers, and the command hung for the whole outage. Longer than
+// refreshTimeout: a healthy --all over a large DLQ takes many round trips.
+const dlqApplyTimeout = 30 * time.Second
+
+// timedOut is whether a letter's failure is the bound running out.
+func timedOut(why string) bool { return strings.HasSuffix(why, context.DeadlineExceeded.Error()) }
 
 // reportFailed says on w why dead letters were left in place, one line per
 // reason: the 112 letters of a retired receiver were 112 lines of the same
@@ -332,9 +371,37 @@ func compareEntryIDs(a, b string) int {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
+// clip cuts s to n runes, keeping both ends: reasons of one kind begin
+// alike ("decode ingest entry ...: invalid character ...") and what tells
+// them apart is often at the end.
 func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
-	return string([]rune(s)[:n-1]) + "…"
+	head := (n - 1) * 2 / 3
+	return string(r[:head]) + "…" + string(r[len(r)-(n-1-head):])
+}
+
+// clipAll clips each of reasons to n runes (clip), but leaves whole those
+// that would read the same as another once clipped: cut at 100 runes,
+// malformed entries whose errors differed past the cut were listed as
+// identical rows, each with its own count.
+func clipAll(reasons []string, n int) []string {
+	by := map[string]map[string]bool{} // clipped → the reasons clipped to it
+	for _, r := range reasons {
+		c := clip(r, n)
+		if by[c] == nil {
+			by[c] = map[string]bool{}
+		}
+		by[c][r] = true
+	}
+	out := make([]string, len(reasons))
+	for i, r := range reasons {
+		out[i] = clip(r, n)
+		if len(by[out[i]]) > 1 {
+			out[i] = r
+		}
+	}
+	return out
 }

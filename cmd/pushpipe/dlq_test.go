@@ -259,3 +259,52 @@ func TestDLQEventsValue(t *testing.T) {
 		})
 	}
 }
+
+// Dead letters whose reasons differ only past the 100 runes list shows of
+// one (malformed ingest entries: "decode ...: invalid character ...") are
+// rows that read differently, in the summary and in the list: cut at 100,
+// they were identical rows with counts of their own. A long reason keeps
+// its end, where such reasons differ.
+func TestDLQListTellsLongReasonsApart(t *testing.T) {
+	rdb, keys := dlqRedis(t, "dlqlong")
+	long := "decode ingest entry: " + strings.Repeat("x", 100) + ": invalid character "
+	tests := []struct {
+		name, reason string
+		want         string // the row's REASON
+	}{
+		// Both ends kept: the end tells them apart.
+		{"differs at the end", long + "'}' after object key", "decode ingest entry: " + strings.Repeat("x", 45) + "…id character '}' after object key"},
+		{"differs at the end too", long + "'a' looking for beginning of value", "decode ingest entry: " + strings.Repeat("x", 45) + "…a' looking for beginning of value"},
+		// Alike at both ends even so: whole.
+		{"differs in the middle", "decode: " + strings.Repeat("v", 70) + "A" + strings.Repeat("w", 70), "decode: " + strings.Repeat("v", 70) + "A" + strings.Repeat("w", 70)},
+		{"differs in the middle too", "decode: " + strings.Repeat("v", 70) + "B" + strings.Repeat("w", 70), "decode: " + strings.Repeat("v", 70) + "B" + strings.Repeat("w", 70)},
+		{"alone of its kind", "render: " + strings.Repeat("y", 120) + " over 4096", "render: " + strings.Repeat("y", 58) + "…" + strings.Repeat("y", 23) + " over 4096"},
+	}
+	var msgs []pipeline.Message
+	for _, tt := range tests {
+		msgs = append(msgs, pipeline.Message{Stream: keys.Stream(pipeline.StreamIngest, 0), Fields: []string{"reason", tt.reason}})
+	}
+	if _, err := pipeline.Emit(t.Context(), rdb, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	deadLettering(t, rdb, keys, "ingest", pipeline.StreamIngest, func(e pipeline.Entry) error { return errors.New(e.Fields["reason"]) })
+	q := pipeline.NewDLQ(rdb, keys)
+	pipelinetest.Eventually(t, 10*time.Second, "every entry dead-lettered", func() bool {
+		n, err := q.Len(t.Context())
+		return err == nil && n == int64(len(msgs))
+	})
+	var out bytes.Buffer
+	if err := parse(t, "dlq", "list").DLQ.List.run(t.Context(), q, &out); err != nil {
+		t.Fatal(err)
+	}
+	summary, list, _ := strings.Cut(out.String(), "\n\nID ")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, part := range []string{summary + "\n", list} {
+				if n := strings.Count(part, "  "+tt.want+"\n"); n != 1 {
+					t.Errorf("%d rows end %q, want 1:\n%s", n, tt.want, out.String())
+				}
+			}
+		})
+	}
+}

@@ -95,7 +95,10 @@ func (c *ResultsTailCmd) tail(ctx context.Context, rdb rueidis.Client, keys pipe
 	if c.Campaign != "" {
 		// A mistyped id printed nothing, for ever, like a quiet campaign. It
 		// may still be about to be sent: said, not refused.
-		known, err := rdb.Do(ctx, rdb.B().Hexists().Key(keys.Campaign(c.Campaign)).Field(campaign.HashExpiresMs).Build()).AsBool()
+		// Bounded as status is: with a master down the start hung, silent.
+		known, err := within(ctx, refreshTimeout, func(ctx context.Context) (bool, error) {
+			return rdb.Do(ctx, rdb.B().Hexists().Key(keys.Campaign(c.Campaign)).Field(campaign.HashExpiresMs).Build()).AsBool()
+		})
 		if err != nil {
 			return fmt.Errorf("campaign %s: %w", c.Campaign, err)
 		}
@@ -105,7 +108,15 @@ func (c *ResultsTailCmd) tail(ctx context.Context, rdb rueidis.Client, keys pipe
 	}
 	// Asked for more than results keeps (--from 3d, kept for 24h), the tail
 	// began at the oldest kept with nothing saying the rest was gone.
-	if through, ok, err := pipeline.Trimmed(ctx, rdb, keys.Streams(pipeline.StreamResults), c.from); err != nil {
+	type trimmed struct {
+		through time.Time
+		ok      bool
+	}
+	tr, err := within(ctx, refreshTimeout, func(ctx context.Context) (trimmed, error) {
+		through, ok, err := pipeline.Trimmed(ctx, rdb, keys.Streams(pipeline.StreamResults), c.from)
+		return trimmed{through, ok}, err
+	})
+	if through, ok := tr.through, tr.ok; err != nil {
 		return err
 	} else if ok {
 		log.Warn().Time("kept_from", through).Msgf("results keeps its events from %s on, older ones trimmed past the stages' --retention: "+

@@ -269,6 +269,9 @@ type progressView struct {
 	// pipeline, and `campaigns list` alone said when it would end.
 	RatePerSecond    int   `json:"rate_per_second,omitempty"`
 	ExpectedFinishMs int64 `json:"expected_finish_ms,omitempty"`
+	// StalledSinceMs is when a campaign that stopped moving last moved
+	// (campaign.Report's): it has no expected finish then.
+	StalledSinceMs int64 `json:"stalled_since_ms,omitempty"`
 }
 
 // pastExpiry is a campaign's expiry and the later finish its rate gives.
@@ -359,6 +362,10 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 			last.Format("15:04:05.000"), last.Sub(first).Round(time.Millisecond), rate)
 	} else if p.RatePerSecond > 0 {
 		fmt.Fprintf(w, "  capped at %s sends/s\n", thousands(int64(p.RatePerSecond)))
+	}
+	if p.StalledSinceMs > 0 && !campaign.Final(p.State) {
+		at := time.UnixMilli(p.StalledSinceMs)
+		fmt.Fprintf(w, "  stalled: no progress since %s (%s ago), no finish to expect\n", at.Local().Format(time.DateTime), pipeline.Ago(time.Since(at)))
 	}
 	if p.ExpectedFinishMs > 0 && p.PastExpiry == nil && !campaign.Final(p.State) {
 		at := time.UnixMilli(p.ExpectedFinishMs)
@@ -540,7 +547,7 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 	}
 	v.RatePerSecond = rep.RatePerSecond
 	if !campaign.Final(rep.State) {
-		v.ExpectedFinishMs = rep.ExpectedFinishMs
+		v.ExpectedFinishMs, v.StalledSinceMs = rep.ExpectedFinishMs, rep.StalledSinceMs
 	}
 	if rep.State == campaign.StateScheduled || rep.State == campaign.StateCanceled && rep.StartedAt == nil {
 		v.SendAt = rep.SendAt

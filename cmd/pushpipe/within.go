@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 )
 
@@ -19,7 +20,10 @@ func within[T any](ctx context.Context, d time.Duration, read func(context.Conte
 	rctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	v, err := read(rctx)
-	if err != nil && ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) {
+	// The client may give up a little before d with the dead node's own
+	// error (connection refused): the same outage, the same advice.
+	var netErr *net.OpError
+	if err != nil && ctx.Err() == nil && (errors.Is(rctx.Err(), context.DeadlineExceeded) || errors.As(err, &netErr)) {
 		err = fmt.Errorf("no answer within %s (a Redis node down or unreachable?): %w", d, err)
 	}
 	return v, err

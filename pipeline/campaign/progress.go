@@ -38,6 +38,13 @@ type Report struct {
 	RatePerSecond    int     `json:"rate_per_second,omitempty"`
 	SendRate         float64 `json:"send_rate"`
 	ExpectedFinishMs int64   `json:"expected_finish_ms,omitempty"`
+	// StalledSinceMs is, for a splitting or running campaign that made no
+	// progress (no target done, no device sent) for pipeline.DownAfter,
+	// when it last did (unix ms): deliver is down, hung, or cut off, or
+	// every send is failing over. Such a campaign has no expected finish:
+	// one counted from now moved on with the clock for as long as deliver
+	// was down, while status said it was not running.
+	StalledSinceMs int64 `json:"stalled_since_ms,omitempty"`
 	// Audience is, while split is still cutting a campaign that takes it
 	// more than one call, its channels' subscribers counted at the start
 	// (pipeline.CampaignAudience): the targets found so far are only those
@@ -322,12 +329,17 @@ func (rep *Report) rates(now time.Time) {
 		rep.SendRate = float64(rep.Sent+rep.Failed) / secs
 		reached, of := rep.Reached()
 		if (rep.State == StateRunning || rep.State == StateSplitting) && rep.Done > 0 && of > reached {
+			if last := time.UnixMilli(max(rep.DoneMs, rep.LastSendMs)); now.Sub(last) >= pipeline.DownAfter {
+				rep.StalledSinceMs = last.UnixMilli()
+				return
+			}
 			from := now
 			if rep.DoneMs > rep.FirstSendMs {
 				secs = float64(rep.DoneMs-rep.FirstSendMs) / 1000
 				// The targets left are those left at DoneMs; from now,
-				// those done since would be counted twice. A DoneMs long
-				// past is a campaign that stopped moving: from now then.
+				// those done since would be counted twice. A DoneMs a
+				// few seconds past (deliver counts done about every
+				// second while the campaign moves): from now then.
 				if done := time.UnixMilli(rep.DoneMs); now.Sub(done) < staleDone {
 					from = done
 				}

@@ -3,6 +3,8 @@ package campaign
 import (
 	"testing"
 	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
 )
 
 // TestExpectedFinish: the expected finish is the targets left at the rate
@@ -12,36 +14,52 @@ import (
 // them, a campaign hours from its end read as a minute away. Its audience,
 // when split counted it, is what is left of it.
 func TestExpectedFinish(t *testing.T) {
-	now := time.UnixMilli(1_000_000)
+	now := time.UnixMilli(1_000_000_000)
 	first := now.Add(-100 * time.Second).UnixMilli() // 100 s of sending, 1 target done a second
 	tests := []struct {
 		name string
 		give Report
+		idle time.Duration // since the last target done and the last send
 		want time.Duration // from now; 0: none
+		// wantStalled is how long ago the campaign stalled; 0: it did not.
+		wantStalled time.Duration
 	}{
-		{"running", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100}, 200 * time.Second},
-		{"splitting, audience counted", Report{State: StateSplitting, Counts: Counts{Targets: 150}, Audience: 1000, Done: 100}, 900 * time.Second},
+		{"running", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100}, 0, 200 * time.Second, 0},
+		{"splitting, audience counted", Report{State: StateSplitting, Counts: Counts{Targets: 150}, Audience: 1000, Done: 100}, 0, 900 * time.Second, 0},
 		// Without a count, the targets found so far are all it knows.
 		// Muted people and repeats across its channels are subscriptions
 		// the audience counts: reached as their ranges are read.
-		{"splitting, muted and repeats reached", Report{State: StateSplitting, Counts: Counts{Targets: 150, Muted: 50, DuplicatesSuppressed: 100}, Audience: 1000, Done: 100}, 300 * time.Second},
-		{"splitting, no audience", Report{State: StateSplitting, Counts: Counts{Targets: 150}, Done: 100}, 50 * time.Second},
+		{"splitting, muted and repeats reached", Report{State: StateSplitting, Counts: Counts{Targets: 150, Muted: 50, DuplicatesSuppressed: 100}, Audience: 1000, Done: 100}, 0, 300 * time.Second, 0},
+		{"splitting, no audience", Report{State: StateSplitting, Counts: Counts{Targets: 150}, Done: 100}, 0, 50 * time.Second, 0},
 		// An audience below the targets found (users muted since the count
 		// do not lower it; new subscribers raise the targets): the targets.
-		{"audience below the targets", Report{State: StateSplitting, Counts: Counts{Targets: 300}, Audience: 200, Done: 100}, 200 * time.Second},
-		{"done", Report{State: StateDone, Counts: Counts{Targets: 300}, Audience: 1000, Done: 300}, 0},
+		{"audience below the targets", Report{State: StateSplitting, Counts: Counts{Targets: 300}, Audience: 200, Done: 100}, 0, 200 * time.Second, 0},
+		{"done", Report{State: StateDone, Counts: Counts{Targets: 300}, Audience: 1000, Done: 300}, 0, 0, 0},
+		// Deliver counts targets done about every second while a campaign
+		// moves: a few seconds without is a pause, and the finish counts
+		// from now.
+		{"paused", Report{State: StateRunning, Counts: Counts{Targets: 400}, Done: 100}, 5 * time.Second, 300 * time.Second, 0},
+		// Nothing done for as long as status takes to call deliver not
+		// running: no finish to promise (it read "~3m20s" for as long as
+		// deliver was down), but since when it stalled.
+		{"stalled", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100}, pipeline.DownAfter, 0, pipeline.DownAfter},
+		{"stalled while cut", Report{State: StateSplitting, Counts: Counts{Targets: 150}, Audience: 1000, Done: 100}, time.Hour, 0, time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := tt.give
-			r.Sent, r.FirstSendMs, r.LastSendMs = r.Done, first, now.UnixMilli()
+			last := now.Add(-tt.idle).UnixMilli()
+			r.Sent, r.FirstSendMs, r.LastSendMs, r.DoneMs = r.Done, first-tt.idle.Milliseconds(), last, last
 			r.rates(now)
-			var got time.Duration
+			var got, stalled time.Duration
 			if r.ExpectedFinishMs > 0 {
 				got = time.UnixMilli(r.ExpectedFinishMs).Sub(now)
 			}
-			if got != tt.want {
-				t.Errorf("expected finish in %v, want %v", got, tt.want)
+			if r.StalledSinceMs > 0 {
+				stalled = now.Sub(time.UnixMilli(r.StalledSinceMs))
+			}
+			if got != tt.want || stalled != tt.wantStalled {
+				t.Errorf("expected finish in %v, stalled %v ago; want %v, %v ago", got, stalled, tt.want, tt.wantStalled)
 			}
 		})
 	}

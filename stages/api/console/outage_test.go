@@ -236,6 +236,17 @@ func TestUnavailableHidesTheError(t *testing.T) {
 		{"pipeline", dlq, "GET", "/ui/pipeline", "Pipeline status is unavailable: Redis failed. This part tries again every second."},
 		{"cancel", func(b *bed) { b.create("c1", time.Now().Add(time.Hour)); delayed(b) }, "POST", "/ui/campaigns/c1/cancel",
 			"Not canceled: Redis failed. Try again in a moment: canceling twice is safe."},
+		// Redis refuses the re-injection alone: the letter's own failure
+		// (pipeline.DLQResult.Failed) carried Redis's words to the page.
+		{"retry", func(b *bed) {
+			if err := b.rdb.Do(b.t.Context(), b.rdb.B().Xadd().Key(b.keys.DLQ()).Id("1-1").FieldValue().
+				FieldValue(pipeline.DLQStream, b.keys.Stream(pipeline.StreamDeliver, 0)).FieldValue(pipeline.DLQID, "1-0").
+				FieldValue(pipeline.DLQError, "payload rejected").
+				FieldValue(pipeline.DLQFields, pipeline.EncodeDLQFields(map[string]string{pipeline.FieldCampaign: "c1"})).Build()).Error(); err != nil {
+				b.t.Fatal(err)
+			}
+			wrongType(func(b *bed) []string { return []string{b.keys.Stream(pipeline.StreamDeliver, 0)} })(b)
+		}, "POST", "/ui/deadletters/1-1/retry", "Not retried: Redis failed. Try again in a moment."},
 	}
 	ref := regexp.MustCompile(`the API's log has the error under ref ([0-9a-f]{8}) \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)`)
 	for _, tt := range tests {

@@ -237,6 +237,11 @@ func (c *Console) dlqAction(w http.ResponseWriter, r *http.Request, s session, d
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	res, err := act(pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys), ctx, pipeline.DLQFilter{IDs: []string{d.ID}})
+	if err == nil {
+		// Redis refused this letter alone (its re-injection): a server
+		// failed as much as above, and its words are no advice either.
+		err = res.Errs[d.ID]
+	}
 	if err != nil {
 		// Redis failed: its words go to the log, not the page.
 		c.render(w, r, http.StatusServiceUnavailable, "deadletter", page{Title: "Dead letter " + d.ID, Nav: "deadletters", Session: s, Data: d,

@@ -332,6 +332,10 @@ func eta(r campaign.Report, now time.Time) string {
 		return "canceled, was scheduled for " + r.SendAt.UTC().Format("2006-01-02 15:04:05 UTC")
 	case campaign.Final(r.State):
 		return r.State
+	case r.StalledSinceMs > 0:
+		// No progress for as long as the pipeline page takes to call a
+		// stage not running: no finish to promise.
+		return "stalled since " + time.UnixMilli(r.StalledSinceMs).UTC().Format("15:04:05 UTC")
 	case r.ExpectedFinishMs == 0:
 		return "—"
 	}

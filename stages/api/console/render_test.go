@@ -101,6 +101,8 @@ func TestRateAndETA(t *testing.T) {
 		{"canceled before its start", campaign.Report{State: campaign.StateCanceled, SendAt: &at}, "—", "canceled, was scheduled for 2026-12-02 23:00:30 UTC"},
 		{"canceled after its start", campaign.Report{State: campaign.StateCanceled, SendAt: &at, StartedAt: &at, SendRate: 5}, "5.0/s", "canceled"},
 		{"a trickle", campaign.Report{State: campaign.StateRunning, SendRate: 0.4}, "0.4/s", "—"},
+		// Deliver down: no finish that moves on with the clock.
+		{"stalled", campaign.Report{State: campaign.StateRunning, SendRate: 99.6, StalledSinceMs: now.Add(-3 * time.Minute).UnixMilli()}, "100/s", "stalled since 09:57:00 UTC"},
 		// The demo campaign's rate read "11072/s" beside "119,917" sent.
 		{"thousands", campaign.Report{State: campaign.StateDone, SendRate: 11072.4}, "11,072/s", "done"},
 		{"rounds up", campaign.Report{State: campaign.StateDone, SendRate: 9999.5}, "10,000/s", "done"},

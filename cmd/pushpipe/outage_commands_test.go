@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+// While a Redis Cluster master is down, the operator's commands that act
+// answer within a bound and say why, as status does: campaigns cancel
+// waited 30 s to say "context deadline exceeded", with no word of whether
+// the campaign was stopped, and dlq list, show, retry and drop, and the
+// start of results tail, hung for the whole outage. A cancel says where it
+// got to (PostgreSQL is up) and that running it again is safe.
+func TestCommandsDuringMasterOutage(t *testing.T) {
+	cluster := pipelinetest.ClusterT(t)
+	rdb, err := pipeline.NewRedis(strings.Join(cluster.Addrs, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	_, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", 16)
+	tools := campaignTools{rdb: rdb, db: db}
+	for _, id := range []string{"outage", "canceled-before"} {
+		// Splitting: their progress is the partitions' counters, on every master.
+		if _, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: id, App: "a", Channels: []string{"x"},
+			Title: "t", TTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := campaign.Cancel(t.Context(), rdb, db, keys, "canceled-before"); err != nil {
+		t.Fatal(err)
+	}
+	letter, err := rdb.Do(t.Context(), rdb.B().Xadd().Key(keys.DLQ()).Id("*").FieldValue().
+		FieldValue("error", "no credentials").Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The master of the DLQ's slot: every partition's too, on some.
+	slot, err := rdb.Do(t.Context(), rdb.B().ClusterKeyslot().Key(keys.DLQ()).Build()).AsInt64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := ownerOf(t, rdb, slot)
+	for i, addr := range cluster.Addrs {
+		if addr == owner {
+			if err := cluster.Nodes[i].Kill(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	q := pipeline.NewDLQ(rdb, keys)
+	drop := func(q *pipeline.DLQ, ctx context.Context, f pipeline.DLQFilter) (pipeline.DLQResult, error) {
+		return q.Drop(ctx, f)
+	}
+	retry := func(q *pipeline.DLQ, ctx context.Context, f pipeline.DLQFilter) (pipeline.DLQResult, error) {
+		return q.Retry(ctx, f)
+	}
+	tests := []struct {
+		name string
+		run  func(context.Context) error
+		want []string // in what it said, beside that nothing answered
+	}{
+		{"cancel", func(ctx context.Context) error {
+			_, _, err := cancelCampaign(ctx, tools, keys, "outage")
+			return err
+		}, []string{"campaign outage is not canceled (PostgreSQL still has it splitting", "safe to repeat"}},
+		{"cancel again", func(ctx context.Context) error {
+			_, _, err := cancelCampaign(ctx, tools, keys, "canceled-before")
+			return err
+		}, []string{"campaign canceled-before is canceled (PostgreSQL recorded it", "running the cancel again is safe"}},
+		{"dlq list", func(ctx context.Context) error {
+			return parse(t, "dlq", "list").DLQ.List.run(ctx, q, &strings.Builder{})
+		}, nil},
+		{"dlq show", func(ctx context.Context) error {
+			_, err := within(ctx, refreshTimeout, func(ctx context.Context) (pipeline.DeadLetter, error) { return q.Show(ctx, letter) })
+			return err
+		}, nil},
+		{"dlq retry", func(ctx context.Context) error {
+			return applyTo(ctx, q, pipeline.DLQFilter{IDs: []string{letter}}, "retried", retry, &strings.Builder{}, &strings.Builder{})
+		}, nil},
+		{"dlq drop --all", func(ctx context.Context) error {
+			return applyTo(ctx, q, pipeline.DLQFilter{}, "dropped", drop, &strings.Builder{}, &strings.Builder{})
+		}, nil},
+		{"results tail --from 0", func(ctx context.Context) error {
+			return parse(t, "results", "tail", "--from", "0").Results.Tail.tail(ctx, rdb, keys, &strings.Builder{}, zerolog.Nop())
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Longer than the test would wait: the old code ran into it,
+			// or hung until it.
+			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := tt.run(ctx)
+			if took := time.Since(start); took > dlqApplyTimeout+15*time.Second {
+				t.Errorf("took %s to say a master is down", took.Round(time.Second))
+			}
+			if err == nil {
+				t.Fatal("succeeded with a master down")
+			}
+			for _, w := range append(tt.want, "no answer within") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("said %q, want %q in it", err, w)
+				}
+			}
+		})
+	}
+}
+
+// ownerOf returns the address of the master serving a slot (CLUSTER SLOTS).
+func ownerOf(t *testing.T, c rueidis.Client, slot int64) string {
+	t.Helper()
+	ranges, err := c.Do(t.Context(), c.B().ClusterSlots().Build()).ToArray()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ranges {
+		f, _ := r.ToArray()
+		lo, _ := f[0].AsInt64()
+		hi, _ := f[1].AsInt64()
+		if slot >= lo && slot <= hi {
+			node, _ := f[2].ToArray()
+			host, _ := node[0].ToString()
+			port, _ := node[1].AsInt64()
+			return host + ":" + strconv.FormatInt(port, 10)
+		}
+	}
+	t.Fatalf("slot %d has no owner", slot)
+	return ""
+}
