@@ -2,11 +2,9 @@ package pipeline_test
 
 import (
 	"context"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -27,7 +25,7 @@ func TestRunnerOnCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		owners[ownerOf(t, c, slot)] = true
+		owners[pipelinetest.SlotOwner(t, c, slot)] = true
 	}
 	if len(owners) != 3 {
 		t.Fatalf("16 partitions live on %d masters, want all 3: %v", len(owners), owners)
@@ -61,25 +59,3 @@ func TestRunnerOnCluster(t *testing.T) {
 type countingWriter struct{ n *int }
 
 func (w *countingWriter) Write(p []byte) (int, error) { *w.n++; return len(p), nil }
-
-// ownerOf returns the address of the master serving a slot (CLUSTER SLOTS).
-func ownerOf(t *testing.T, c rueidis.Client, slot int64) string {
-	t.Helper()
-	ranges, err := c.Do(context.Background(), c.B().ClusterSlots().Build()).ToArray()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range ranges {
-		f, _ := r.ToArray()
-		lo, _ := f[0].AsInt64()
-		hi, _ := f[1].AsInt64()
-		if slot >= lo && slot <= hi {
-			node, _ := f[2].ToArray()
-			host, _ := node[0].ToString()
-			port, _ := node[1].AsInt64()
-			return host + ":" + strconv.FormatInt(port, 10)
-		}
-	}
-	t.Fatalf("slot %d has no owner", slot)
-	return ""
-}

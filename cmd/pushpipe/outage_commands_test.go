@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -51,7 +49,7 @@ func TestCommandsDuringMasterOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner := ownerOf(t, rdb, slot)
+	owner := pipelinetest.SlotOwner(t, rdb, slot)
 	for i, addr := range cluster.Addrs {
 		if addr == owner {
 			if err := cluster.Nodes[i].Kill(); err != nil {
@@ -117,26 +115,4 @@ func TestCommandsDuringMasterOutage(t *testing.T) {
 			}
 		})
 	}
-}
-
-// ownerOf returns the address of the master serving a slot (CLUSTER SLOTS).
-func ownerOf(t *testing.T, c rueidis.Client, slot int64) string {
-	t.Helper()
-	ranges, err := c.Do(t.Context(), c.B().ClusterSlots().Build()).ToArray()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range ranges {
-		f, _ := r.ToArray()
-		lo, _ := f[0].AsInt64()
-		hi, _ := f[1].AsInt64()
-		if slot >= lo && slot <= hi {
-			node, _ := f[2].ToArray()
-			host, _ := node[0].ToString()
-			port, _ := node[1].AsInt64()
-			return host + ":" + strconv.FormatInt(port, 10)
-		}
-	}
-	t.Fatalf("slot %d has no owner", slot)
-	return ""
 }
