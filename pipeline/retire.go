@@ -27,6 +27,9 @@ var ErrGroupRunning = errors.New("a process of the group is running")
 type Retired struct {
 	Partitions int
 	Unread     int64 // lag where Redis knows it, plus pending
+	// StillRunning is a process of the group reporting running as it
+	// went (--force): it reads nothing more and must be stopped for good.
+	StillRunning bool
 }
 
 // RetireGroup destroys group on every partition of the logical stream, with
@@ -41,14 +44,13 @@ func RetireGroup(ctx context.Context, c rueidis.Client, keys Keys, stream, group
 	if def, ok := StageNamed(group); ok && def.Stream == stream && !def.Optional {
 		return Retired{}, fmt.Errorf("%s is the %s stage's own group: it would leave %s unread", group, group, stream)
 	}
-	if !force {
-		down, err := NotRunning(ctx, c, keys, group)
-		if err != nil {
-			return Retired{}, err
-		}
-		if len(down) == 0 {
-			return Retired{}, fmt.Errorf("retire %s: %w (pushpipe status shows it): stop it first, or give --force", group, ErrGroupRunning)
-		}
+	down, err := NotRunning(ctx, c, keys, group)
+	if err != nil {
+		return Retired{}, err
+	}
+	running := len(down) == 0
+	if running && !force {
+		return Retired{}, fmt.Errorf("retire %s: %w (pushpipe status shows it): stop it first, or give --force", group, ErrGroupRunning)
 	}
 	streams := keys.Streams(stream)
 	groups, err := StreamGroups(ctx, c, streams)
@@ -74,7 +76,7 @@ func RetireGroup(ctx context.Context, c rueidis.Client, keys Keys, stream, group
 	if err := c.Do(ctx, mark).Error(); err != nil {
 		return Retired{}, fmt.Errorf("retire %s: %w", group, err)
 	}
-	var r Retired
+	r := Retired{StillRunning: running}
 	for i, gs := range groups {
 		for _, g := range gs {
 			if g.Name != group {

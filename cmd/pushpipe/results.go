@@ -56,6 +56,12 @@ func (c *ResultsRetireCmd) retire(ctx context.Context, rdb rueidis.Client, keys 
 		"(each a batch of events); results are trimmed without it from now on. Its dead letters stay in the DLQ, "+
 		"for nobody to retry: pushpipe dlq drop --all --group %s drops them\n",
 		c.Group, r.Partitions, entries, c.Group)
+	if r.StillRunning {
+		// A restart would count as a first start: the group recreated
+		// from the oldest event kept, the retention window POSTed again.
+		fmt.Fprintf(w, "a process of %s still runs: it reads nothing more and answers /readyz with 503; stop it for good "+
+			"(delete its Deployment) rather than restart it, which would recreate the group and POST every event results keeps\n", c.Group)
+	}
 	return nil
 }
 

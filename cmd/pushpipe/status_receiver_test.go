@@ -114,8 +114,12 @@ func TestStatusNamesARetiredGroupStillRunning(t *testing.T) {
 	go func() { done <- r.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
-	if _, err := pipeline.RetireGroup(t.Context(), rdb, keys, pipeline.StreamResults, "old", true); err != nil {
+	var said bytes.Buffer
+	if err := parse(t, "results", "retire", "old", "--force").Results.Retire.retire(t.Context(), rdb, keys, &said); err != nil {
 		t.Fatal(err)
+	}
+	if want := "a process of old still runs: it reads nothing more and answers /readyz with 503; stop it for good"; !strings.Contains(said.String(), want) {
+		t.Errorf("retire --force printed %q, want it to say %q", said.String(), want)
 	}
 	pipelinetest.Eventually(t, 10*time.Second, "the runner knows", r.Retired)
 	status := func() string {
