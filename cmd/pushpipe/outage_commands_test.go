@@ -20,14 +20,7 @@ import (
 // start of results tail, hung for the whole outage. A cancel says where it
 // got to (PostgreSQL is up) and that running it again is safe.
 func TestCommandsDuringMasterOutage(t *testing.T) {
-	cluster := pipelinetest.ClusterT(t)
-	rdb, err := pipeline.NewRedis(strings.Join(cluster.Addrs, ","))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
-	_, db := testDatabase(t)
-	keys := pipeline.NewKeys("pp", 16)
+	cluster, rdb, db, keys := outageSetup(t)
 	tools := campaignTools{rdb: rdb, db: db}
 	for _, id := range []string{"outage", "canceled-before"} {
 		// Splitting: their progress is the partitions' counters, on every master.

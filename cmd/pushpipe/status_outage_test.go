@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
@@ -20,14 +23,7 @@ import (
 // campaigns list waited 30 s to say "context deadline exceeded", when the
 // operator needed them most.
 func TestStatusDuringMasterOutage(t *testing.T) {
-	cluster := pipelinetest.ClusterT(t)
-	rdb, err := pipeline.NewRedis(strings.Join(cluster.Addrs, ","))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rdb.Close)
-	_, db := testDatabase(t)
-	keys := pipeline.NewKeys("pp", 16)
+	cluster, rdb, db, keys := outageSetup(t)
 	// Splitting: its progress is the partitions' counters, on every master.
 	c, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: "outage", App: "a", Channels: []string{"x"},
 		Title: "t", TTL: time.Hour})
@@ -129,4 +125,18 @@ func waitFor(d time.Duration, cond func() bool) bool {
 		}
 	}
 	return cond()
+}
+
+// outageSetup is what a test of a master outage starts from: a 3-master
+// cluster, a client of it, a database and the keys of 16 partitions.
+func outageSetup(t *testing.T) (*pipelinetest.Cluster, rueidis.Client, *pgxpool.Pool, pipeline.Keys) {
+	t.Helper()
+	cluster := pipelinetest.ClusterT(t)
+	rdb, err := pipeline.NewRedis(strings.Join(cluster.Addrs, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	_, db := testDatabase(t)
+	return cluster, rdb, db, pipeline.NewKeys("pp", 16)
 }
