@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -84,7 +85,7 @@ func testKeys() pipeline.Keys {
 
 func client(t testing.TB, addrs ...string) rueidis.Client {
 	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+	c, err := pipeline.NewRedis(strings.Join(addrs, ","))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -48,7 +49,36 @@ func NewRedisConfig(cfg RedisConfig) (rueidis.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to Redis at %s: %w", cfg.Where(), err)
 	}
-	return c, nil
+	return pinReads{c}, nil
+}
+
+// pinReads keeps rueidis (v1.0.80) from recycling a read-only command. A
+// read whose connection breaks is retried on a new one, and once that
+// answers, rueidis puts the command back in its pool (client.go, DoMulti)
+// while the broken connection's writer may still be reading it: the broken
+// pipe fails its calls before its writer has stopped (pipe.go,
+// _background). The next command built then reuses memory that writer
+// reads, which the race detector caught in deliver's delay loop across a
+// Redis restart. A pinned command is never put back. Writes are never
+// retried, so they keep the pool.
+type pinReads struct{ rueidis.Client }
+
+func (c pinReads) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	return c.Client.Do(ctx, pinRead(cmd))
+}
+
+func (c pinReads) DoMulti(ctx context.Context, multi ...rueidis.Completed) []rueidis.RedisResult {
+	for i := range multi {
+		multi[i] = pinRead(multi[i])
+	}
+	return c.Client.DoMulti(ctx, multi...)
+}
+
+func pinRead(cmd rueidis.Completed) rueidis.Completed {
+	if cmd.IsRetryable() {
+		return cmd.Pin()
+	}
+	return cmd
 }
 
 // Options turns the config into rueidis options with pushpipe's settings.

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/rueidis"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
@@ -55,6 +57,46 @@ func TestRedisAuthAndTLS(t *testing.T) {
 			}
 			if tt.give.Password != "" && strings.Contains(err.Error(), tt.give.Password) {
 				t.Fatalf("error %q shows the password", err)
+			}
+		})
+	}
+}
+
+// A read-only command is not put back in rueidis's pool once answered, so
+// that a retry on a new connection never hands its memory to the next
+// command while the broken connection's writer may still read it
+// (pinReads). A write is, as rueidis does.
+func TestReadsAreNotRecycled(t *testing.T) {
+	c, err := pipeline.NewRedis(env.Redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	key := testKeys().Campaign("pin")
+	tests := []struct {
+		name   string
+		give   rueidis.Completed
+		multi  bool
+		intact bool
+	}{
+		{"read", c.B().Zcard().Key(key).Build(), false, true},
+		{"read in a pipeline", c.B().Get().Key(key).Build(), true, true},
+		{"write", c.B().Set().Key(key).Value("v").Build(), false, false},
+		{"write in a pipeline", c.B().Del().Key(key).Build(), true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			if tt.multi {
+				err = c.DoMulti(t.Context(), tt.give)[0].Error()
+			} else {
+				err = c.Do(t.Context(), tt.give).Error()
+			}
+			if err != nil && !rueidis.IsRedisNil(err) {
+				t.Fatal(err)
+			}
+			if got := len(tt.give.Commands()) > 0; got != tt.intact {
+				t.Errorf("after the call, the command holds %q: intact %v, want %v", tt.give.Commands(), got, tt.intact)
 			}
 		})
 	}
