@@ -27,9 +27,14 @@ import (
 //
 // The schedule moves when deliver reads the entries, after resolve and
 // dedupe: it lags what split emitted. A call that spent its allowance comes
-// back after a quarter of PacedAhead at the earliest, long enough for the
-// two stages to pass its ranges on, so split runs ahead of the schedule by
-// about one allowance.
+// back after half of PacedAhead (postPaced), long enough for the two stages
+// to pass its ranges on even when they are slow, so split runs ahead of the
+// schedule by about one allowance. Sooner would gain nothing: the schedule
+// then reaches a whole PacedAhead past now, and the call would only wait.
+// A quarter was too short on a loaded machine (CI under -race): the two
+// stages took longer than that, the next call saw the schedule without the
+// allowance just cut, and cut another; the drill counted almost five
+// allowances cut ahead of the sends.
 
 // allowance is one split call's subscribers left to cut of a capped
 // campaign, shared by its segments' cutters. A nil allowance (an uncapped
@@ -74,3 +79,6 @@ func (h *Handler) allowance(ctx context.Context, c campaign.Campaign) (*allowanc
 	a.left.Store(max(1, int64(float64(c.RatePerSecond)*h.cfg.PacedAhead.Seconds())))
 	return a, 0, nil
 }
+
+// postPaced is how long after spending its allowance a call comes back.
+func (h *Handler) postPaced() time.Duration { return h.cfg.PacedAhead / 2 }

@@ -105,7 +105,7 @@ func (h *Handler) split(ctx context.Context, c campaign.Campaign, emit emitFunc)
 	}
 	if !all {
 		if allow.spent() {
-			return false, h.cfg.PacedAhead / 4, nil
+			return false, h.postPaced(), nil
 		}
 		return false, 0, nil
 	}
