@@ -120,3 +120,44 @@ func RetiredStillRunning(ctx context.Context, c rueidis.Client, keys Keys) ([]st
 	slices.Sort(out)
 	return out, nil
 }
+
+// ErrNotRetired is UnretireGroup given a group RetireGroup did not retire.
+var ErrNotRetired = errors.New("not retired")
+
+// UnretireGroup brings a retired group back on every partition of the
+// logical stream, from at: "$" for the entries written from now on, "0"
+// for every entry the stream keeps. The groups are made before the mark
+// goes, in one pipelined call, so a process of the group idle meanwhile
+// (Runner.createGroups, Runner.recreate) finds them where they were put
+// and reads on from there (Runner.unretired), rather than recreate them
+// from the oldest entry. A group never retired is ErrNotRetired, naming the
+// retired ones: a mistyped name would otherwise have made a new group,
+// holding results for a receiver that does not exist.
+func UnretireGroup(ctx context.Context, c rueidis.Client, keys Keys, stream, group, at string) (partitions int, err error) {
+	retired, err := c.Do(ctx, c.B().Hkeys().Key(keys.Retired()).Build()).AsStrSlice()
+	if err != nil {
+		return 0, fmt.Errorf("unretire %s: %w", group, err)
+	}
+	if !slices.Contains(retired, group) {
+		slices.Sort(retired)
+		return 0, fmt.Errorf("%s is %w (retired groups: %s)", group, ErrNotRetired, cmp.Or(strings.Join(retired, ", "), "none"))
+	}
+	streams := keys.Streams(stream)
+	cmds := make(rueidis.Commands, len(streams))
+	for i, s := range streams {
+		cmds[i] = c.B().XgroupCreate().Key(s).Group(group).Id(at).Mkstream().Build()
+	}
+	for i, res := range c.DoMulti(ctx, cmds...) {
+		if err := res.Error(); err != nil {
+			// A process started before this group was retired may have
+			// recreated it on a partition meanwhile: it is there.
+			if re, ok := rueidis.IsRedisErr(err); !ok || !re.IsBusyGroup() {
+				return 0, fmt.Errorf("unretire %s on %s: %w", group, streams[i], err)
+			}
+		}
+	}
+	if err := c.Do(ctx, c.B().Hdel().Key(keys.Retired()).Field(group).Build()).Error(); err != nil {
+		return 0, fmt.Errorf("unretire %s: %w", group, err)
+	}
+	return len(streams), nil
+}

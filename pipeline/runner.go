@@ -252,9 +252,26 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
+// createGroups joins the runner's group on every stream it reads, but not
+// a retired one (`pushpipe results retire`): a start is not the operator
+// bringing a receiver back. Its pod restarted for any reason (a drain, an
+// OOM kill, a node lost) would have created the group anew from the
+// oldest entry kept, POSTing the whole retention window to the receiver
+// being retired, and holding results for it again. It starts idle and not
+// ready instead, as a process running when its group was retired stays
+// (recreate), until `pushpipe results unretire` brings the group back.
 func (r *Runner) createGroups(ctx context.Context) error {
-	// A start creates a retired group anew: the operator started it.
-	if err := r.rdb.Do(ctx, r.rdb.B().Hdel().Key(r.keys.Retired()).Field(r.opts.Group).Build()).Error(); err != nil {
+	at, err := r.rdb.Do(ctx, r.rdb.B().Hget().Key(r.keys.Retired()).Field(r.opts.Group).Build()).AsInt64()
+	if err == nil {
+		r.retired.Store(true)
+		r.retiredSaid.Store(true)
+		r.log.Error().Str("group", r.opts.Group).Time("retired_at", time.UnixMilli(at)).Msg("this process's consumer group is retired " +
+			"(pushpipe results retire): it reads nothing. If the receiver is retired for good, stop it for good (delete its Deployment); " +
+			"to bring it back, run `pushpipe results unretire " + r.opts.Group + "` (new events only; --from start for every event results keeps). " +
+			"Meanwhile a process that runs nothing else answers 503 on /readyz (group retired)")
+		return nil
+	}
+	if !rueidis.IsRedisNil(err) {
 		return fmt.Errorf("create groups: %w", err)
 	}
 	for _, l := range r.lanes() {
@@ -401,6 +418,7 @@ func (r *Runner) readLoop(ctx context.Context, l Lane, p int, work chan<- *Batch
 		entries, err := xreadEntries(r.rdb.Do(ctx, cmd))
 		if err == nil || rueidis.IsRedisNil(err) {
 			r.down.answered()
+			r.unretired()
 		}
 		if err != nil {
 			if rueidis.IsRedisNil(err) || ctx.Err() != nil {
@@ -473,13 +491,12 @@ var errRetired = errors.New("consumer group retired")
 // again, a webhook receiver getting the whole retention window POSTed
 // anew. Then the process reads nothing, says so once, reports Retired (its
 // /readyz answers 503) and waits to be stopped. It does not exit: under a
-// Deployment (or any supervisor that restarts) an exit is a restart, and a
-// start creates the group anew, from the oldest entry kept: the retired
-// receiver got every event POSTed again, and results were held for it
-// again. Idle and not ready, the pod shows 0/1 and stays put (its /healthz
-// still answers: no liveness restart) until its Deployment is deleted.
-// Should a process of the group be started meanwhile, the group exists
-// again and this one reads it too.
+// Deployment (or any supervisor that restarts) an exit is a restart, over
+// and over. Idle and not ready, the pod shows 0/1 and stays put (its
+// /healthz still answers: no liveness restart) until its Deployment is
+// deleted; a process started meanwhile stays idle too (createGroups). When
+// `pushpipe results unretire` brings the group back, its next read finds
+// it (unretired).
 func (r *Runner) recreate(ctx context.Context, stream string) error {
 	retired, err := r.rdb.Do(ctx, r.rdb.B().Hexists().Key(r.keys.Retired()).Field(r.opts.Group).Build()).AsBool()
 	if err != nil {
@@ -489,7 +506,8 @@ func (r *Runner) recreate(ctx context.Context, stream string) error {
 		r.retired.Store(true)
 		if r.retiredSaid.CompareAndSwap(false, true) {
 			r.log.Error().Str("group", r.opts.Group).Msg("this process's consumer group was retired (pushpipe results retire): it reads nothing more; stop it " +
-				"for good (delete its Deployment), do not restart it: a process started later creates the group anew. Meanwhile a process that runs nothing else answers 503 on /readyz (group retired)")
+				"for good (delete its Deployment); restarted, it stays idle until `pushpipe results unretire " + r.opts.Group + "`. " +
+				"Meanwhile a process that runs nothing else answers 503 on /readyz (group retired)")
 		}
 		return errRetired
 	}
@@ -500,6 +518,15 @@ func (r *Runner) recreate(ctx context.Context, stream string) error {
 	r.retiredSaid.Store(false) // retired again later, it says so again
 	r.log.Warn().Str("stream", stream).Msg("consumer group was missing, recreated")
 	return nil
+}
+
+// unretired notes a read that found the group: a retired group is back
+// (`pushpipe results unretire`), and the runner reads it as any other.
+func (r *Runner) unretired() {
+	if r.retired.Load() && r.retired.CompareAndSwap(true, false) {
+		r.retiredSaid.Store(false) // retired again later, it says so again
+		r.log.Info().Str("group", r.opts.Group).Msg("consumer group is back (pushpipe results unretire): reading")
+	}
 }
 
 func isNoGroup(err error) bool {

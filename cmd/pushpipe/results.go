@@ -18,8 +18,9 @@ import (
 
 // ResultsCmd reads the results stream.
 type ResultsCmd struct {
-	Tail   ResultsTailCmd   `cmd:"" help:"Print result events as NDJSON as they are written, until interrupted."`
-	Retire ResultsRetireCmd `cmd:"" help:"Remove a webhook receiver's group for good, so results are no longer kept for it."`
+	Tail     ResultsTailCmd     `cmd:"" help:"Print result events as NDJSON as they are written, until interrupted."`
+	Retire   ResultsRetireCmd   `cmd:"" help:"Remove a webhook receiver's group for good, so results are no longer kept for it."`
+	Unretire ResultsUnretireCmd `cmd:"" help:"Bring a retired webhook receiver's group back, so its processes read again."`
 }
 
 // ResultsRetireCmd is `pushpipe results retire GROUP`: a receiver retired
@@ -57,11 +58,42 @@ func (c *ResultsRetireCmd) retire(ctx context.Context, rdb rueidis.Client, keys 
 		"for nobody to retry: pushpipe dlq drop --all --group %s drops them\n",
 		c.Group, r.Partitions, entries, c.Group)
 	if r.StillRunning {
-		// A restart would count as a first start: the group recreated
-		// from the oldest event kept, the retention window POSTed again.
 		fmt.Fprintf(w, "a process of %s still runs: it reads nothing more and answers /readyz with 503; stop it for good "+
-			"(delete its Deployment) rather than restart it, which would recreate the group and POST every event results keeps\n", c.Group)
+			"(delete its Deployment). Restarted, it stays idle: pushpipe results unretire %s brings the receiver back\n", c.Group, c.Group)
 	}
+	return nil
+}
+
+// ResultsUnretireCmd is `pushpipe results unretire GROUP`: the one way a
+// retired receiver's group comes back. A start of its process does not
+// (pipeline.Runner.createGroups): a pod restarted for any other reason would
+// have POSTed the whole retention window to a receiver being retired.
+type ResultsUnretireCmd struct {
+	Group string `arg:"" help:"The retired receiver's group: its pushpipe webhook --group (webhook when it was given none)."`
+	From  string `enum:"now,start" default:"now" help:"Where the group reads from: now (events written from now on) or start (every event results still keeps, those written while it was retired included)."`
+}
+
+// Run brings the group back on every partition.
+func (c *ResultsUnretireCmd) Run(g *Globals) error {
+	rdb, err := g.RedisNow()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	return c.unretire(g.Context(), rdb, g.Keys(), os.Stdout)
+}
+
+func (c *ResultsUnretireCmd) unretire(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, w io.Writer) error {
+	at, from := "$", "events written from now on"
+	if c.From == "start" {
+		at, from = "0", "every event results keeps"
+	}
+	n, err := pipeline.UnretireGroup(ctx, rdb, keys, pipeline.StreamResults, c.Group, at)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "unretired %s on %d partitions of results: its processes read %s; one idle since the retirement "+
+		"resumes within seconds, or start one (pushpipe webhook --group %s)\n", c.Group, n, from, c.Group)
 	return nil
 }
 

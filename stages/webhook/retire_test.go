@@ -2,10 +2,12 @@ package webhook_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,8 +39,11 @@ func TestForcedRetireIsNotUndoneByTheRunningProcess(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
+		var once sync.Once // stopped by the test, then by its defer
+		stop = func() { once.Do(func() { cancel(); <-done }) }
+		t.Cleanup(stop)
 		pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
-		return func() { cancel(); <-done }
+		return stop
 	}
 	stop := start()
 	defer func() { stop() }()
@@ -71,10 +76,27 @@ func TestForcedRetireIsNotUndoneByTheRunningProcess(t *testing.T) {
 		t.Errorf("logged a recreation: %s", logs.String())
 	}
 
-	// Started again, it is a first start: from the oldest event kept.
+	// Started again, it stays idle: a start is not the operator bringing
+	// the receiver back. Before, it created the group anew from the
+	// oldest event kept.
 	stop()
 	stop = start()
-	pipelinetest.Eventually(t, 10*time.Second, "a new start gets every event kept", func() bool { return recv.total() == 20+24 })
+	pipelinetest.Eventually(t, 10*time.Second, "the new process says its group is retired", func() bool {
+		return strings.Contains(logs.String(), "consumer group is retired (pushpipe results retire): it reads nothing")
+	})
+	time.Sleep(time.Second) // its read and claim loops, many times over
+	if n := recv.total(); n != 20 {
+		t.Errorf("restarted, the retired receiver got %d events, want its 20 only: the start recreated its group", n)
+	}
+	// Unretired from the start, it reads every event kept: the 20 again
+	// and the 4 written while it was retired.
+	if _, err := pipeline.UnretireGroup(f.ctx, f.rdb, f.keys, pipeline.StreamResults, "old", "0"); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Eventually(t, 10*time.Second, "every event kept, once unretired", func() bool { return recv.total() == 20+24 })
+	if _, err := pipeline.UnretireGroup(f.ctx, f.rdb, f.keys, pipeline.StreamResults, "old", "0"); !errors.Is(err, pipeline.ErrNotRetired) {
+		t.Errorf("unretire a group that is back: %v, want ErrNotRetired", err)
+	}
 }
 
 // A webhook process whose group `pushpipe results retire --force` removed
@@ -136,6 +158,39 @@ func TestRetiredProcessReportsNotReady(t *testing.T) {
 			if g.Name == "old" {
 				t.Errorf("partition %d: group old is back", p)
 			}
+		}
+	}
+
+	// SIGKILLed and started again, as a drain or an OOM kill restarts its
+	// pod: it stays idle and not ready. Before, the start created the group
+	// anew and POSTed every event kept to the receiver being retired.
+	hook.kill()
+	while := f.emitEvents("c2", 4, pipeline.OutcomeSent)
+	addr := freeAddr(t)
+	hook = f.start("old2", bin, append(f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets, "--group", "old", "--claim-idle", "1s"),
+		"--http", addr, "--consumer", "old2"))
+	hook.http = addr
+	pipelinetest.Eventually(t, time.Minute, "the restarted process says its group is retired", func() bool {
+		code, body := get("/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "webhook: group retired")
+	})
+	time.Sleep(2 * time.Second) // its reads and claims, many times over
+	if n := len(accepted(rcv.posts())); n != len(want) {
+		t.Errorf("restarted, the retired receiver got %d events, want its %d only", n, len(want))
+	}
+
+	// Unretired, the idle process reads again, from then on (the default).
+	out, err = exec.Command(bin, f.stageArgs("results", "unretire", "old")...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "unretired old") {
+		t.Fatalf("results unretire old: %v\n%s", err, out)
+	}
+	pipelinetest.Eventually(t, time.Minute, "ready again", func() bool { code, _ := get("/readyz"); return code == http.StatusOK })
+	after := f.emitEvents("c3", 3, pipeline.OutcomeSent)
+	pipelinetest.Eventually(t, time.Minute, "the new events at the receiver", func() bool { return len(accepted(rcv.posts())) == len(want)+len(after) })
+	got := accepted(rcv.posts())
+	for _, e := range while {
+		if _, ok := got[e.ID]; ok {
+			t.Errorf("event %s, written while the group was retired, was posted: unretire reads from now on", e.ID)
 		}
 	}
 }
