@@ -417,6 +417,13 @@ func checkDeployment(d *appsv1.Deployment) []error {
 	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
 		errs = append(errs, errors.New("must set runAsNonRoot"))
 	}
+	for _, v := range pod.Volumes {
+		// The kubelet writes a Secret's files as root: a process of
+		// another user reads them through the pod's fsGroup alone.
+		if v.Secret != nil && (pod.SecurityContext == nil || pod.SecurityContext.FSGroup == nil) {
+			errs = append(errs, fmt.Errorf("mounts Secret %s but sets no fsGroup: its files are root's, unreadable to the process", v.Secret.SecretName))
+		}
+	}
 	if c.Resources.Limits.Memory().IsZero() {
 		errs = append(errs, errors.New("must set a memory limit"))
 	}

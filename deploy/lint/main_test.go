@@ -166,3 +166,41 @@ func withFirstExpr(t *testing.T, dashboard []byte, expr string) []byte {
 	t.Fatal("no panel with a query")
 	return nil
 }
+
+// A pod mounting a Secret sets fsGroup: the kubelet writes the files as
+// root, so the non-root process reads them only through its group.
+func TestSecretVolumesReadable(t *testing.T) {
+	tests := []struct {
+		name    string
+		fsGroup *int64
+		want    string // the error the lint must report; "" for none
+	}{
+		{"fsGroup set", ptr(int64(65532)), ""},
+		{"no fsGroup", nil, "Deployment pushpipe-deliver: mounts Secret pushpipe-providers but sets no fsGroup"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, errs := load("../k8s")
+			if len(errs) > 0 {
+				t.Fatal(errors.Join(errs...))
+			}
+			m.deployments["pushpipe-deliver"].Spec.Template.Spec.SecurityContext.FSGroup = tt.fsGroup
+			got := errorsOf(m.check())
+			if tt.want == "" && len(got) > 0 || tt.want != "" && (len(got) != 1 || !strings.HasPrefix(got[0], tt.want)) {
+				t.Errorf("lint says %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// errorsOf is errs as sorted strings.
+func errorsOf(errs []error) []string {
+	var out []string
+	for _, err := range errs {
+		out = append(out, err.Error())
+	}
+	slices.Sort(out)
+	return out
+}
