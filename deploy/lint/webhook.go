@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -43,6 +42,7 @@ func webhookName(group string) string {
 // KEDA does not scale it; and the network policies let it reach Redis.
 func (m *manifests) checkWebhooks() []error {
 	var errs []error
+	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	names := make([]string, 0, len(m.deployments))
 	for name, d := range m.deployments {
 		if isWebhook(d) {
@@ -51,11 +51,11 @@ func (m *manifests) checkWebhooks() []error {
 	}
 	sort.Strings(names)
 	if len(names) == 0 {
-		errs = append(errs, errors.New("no webhook receiver Deployment (webhook/webhook.yaml, gen.sh RECEIVERS)"))
+		fail("no webhook receiver Deployment (webhook/webhook.yaml, gen.sh RECEIVERS)")
 	}
 	for _, name := range names {
 		for _, err := range m.checkWebhook(m.deployments[name]) {
-			errs = append(errs, fmt.Errorf("Deployment %s: %w", name, err))
+			fail("Deployment %s: %w", name, err)
 		}
 	}
 	return errs
