@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # deploy/check.sh: checks what deploy/ promises, without a cluster or network.
 #
-#   1. deploy/k8s/stages.yaml and keda.yaml are what gen.sh generates;
+#   1. deploy/k8s/stages.yaml, keda.yaml and webhook/webhook.yaml are what
+#      gen.sh generates;
 #   2. every manifest decodes strictly into the official Kubernetes types (or
 #      KEDA's ScaledObject fields) and has what pushpipe relies on, and the
 #      alerts and the Grafana dashboard name only metrics the code registers
 #      (deploy/lint);
 #      kubeconform too, when it is installed and KUBECONFORM_SCHEMAS points at
 #      a local schema directory (it cannot download schemas here);
+#      the kustomizations build (kubectl kustomize, client-side, when kubectl
+#      is installed), and the default one holds no webhook: it would run
+#      without a receiver's URL and secret;
 #      the alerts pass their promtool unit tests (deploy/alerts_test.yaml),
 #      when promtool is installed;
 #   3. the shell scripts parse (and pass shellcheck, if installed);
@@ -35,13 +39,28 @@ say "generated manifests are up to date"
 OUT=$TMP deploy/k8s/gen.sh >/dev/null
 diff -u deploy/k8s/stages.yaml "$TMP/stages.yaml"
 diff -u deploy/k8s/keda.yaml "$TMP/keda.yaml"
+diff -u deploy/k8s/webhook/webhook.yaml "$TMP/webhook/webhook.yaml"
 
 say "manifests decode strictly and keep pushpipe's invariants"
 (cd deploy/lint && go run . ../k8s)
 if command -v kubeconform >/dev/null && [[ -n ${KUBECONFORM_SCHEMAS:-} ]]; then
-	kubeconform -strict -summary -schema-location "$KUBECONFORM_SCHEMAS" -skip Kustomization deploy/k8s/*.yaml
+	kubeconform -strict -summary -schema-location "$KUBECONFORM_SCHEMAS" -skip Kustomization deploy/k8s/*.yaml deploy/k8s/webhook/*.yaml
 else
 	say "kubeconform skipped (needs it installed and KUBECONFORM_SCHEMAS=local schema dir; no network here)"
+fi
+if command -v kubectl >/dev/null; then
+	say "kustomizations build; the default one starts no webhook"
+	kubectl kustomize deploy/k8s >"$TMP/default.yaml"
+	kubectl kustomize deploy/k8s/webhook >"$TMP/webhook.yaml"
+	# A container whose first argument is webhook (kustomize writes args
+	# as a block list).
+	if grep -A1 'args:$' "$TMP/default.yaml" | grep -q '^ *- webhook$'; then
+		say "kubectl apply -k deploy/k8s would start a webhook: keep deploy/k8s/webhook out of its kustomization"
+		exit 1
+	fi
+	grep -q '^  name: pushpipe-webhook$' "$TMP/webhook.yaml" || { say "deploy/k8s/webhook builds no Deployment pushpipe-webhook"; exit 1; }
+else
+	say "kustomize builds skipped (needs kubectl)"
 fi
 
 if command -v promtool >/dev/null; then

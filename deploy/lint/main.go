@@ -5,8 +5,10 @@
 // relies on: probes on /healthz and /readyz, a grace period longer than the
 // shutdown timeout, one KEDA lag trigger per partition of the right stream
 // and group, each Secret only where its role needs it (roles.go), the
-// alerts and network policies deploy/README.md names, and the README's
-// tables against the manifests (docs.go). Alert expressions and the Grafana
+// alerts and network policies deploy/README.md names, the opt-in webhook
+// receivers of webhook/ (webhook.go: /readyz for readiness alone, URL and
+// signing secrets from their Secret, never in the default kustomization),
+// and the README's tables against the manifests (docs.go). Alert expressions and the Grafana
 // dashboards in deploy/grafana (dashboard.go) may name only the metrics the
 // code registers, read off its source (metrics.go). The stages, their streams and
 // which need PostgreSQL come from pipeline.Stages, the one stage table. It
@@ -90,9 +92,10 @@ type manifests struct {
 	scaled      []*scaledObject
 	configMaps  map[string]*corev1.ConfigMap
 	services    []*corev1.Service
-	files       []string
-	kust        *kustomization
-	known       map[string]bool // registeredMetrics, read once
+	files       []string                  // paths under dir: stages.yaml, webhook/webhook.yaml
+	kust        *kustomization            // dir's own, what kubectl apply -k applies by default
+	kusts       map[string]*kustomization // by directory under dir: "." and the optInDirs
+	known       map[string]bool           // registeredMetrics, read once
 	knownErr    error
 }
 
@@ -126,27 +129,38 @@ func main() {
 	fmt.Printf("lint: %d files, %d deployments, %d scaled objects: ok\n", len(m.files), len(m.deployments), len(m.scaled))
 }
 
+// optInDirs are the kustomizations under dir an operator applies on
+// purpose, after setting them up: the webhook receivers, which need a URL
+// and a signing secret. Their manifests are checked as the others are, and
+// dir's own kustomization must not include them.
+var optInDirs = []string{"webhook"}
+
 func load(dir string) (*manifests, []error) {
 	m := &manifests{dir: dir, deployments: map[string]*appsv1.Deployment{}, configMaps: map[string]*corev1.ConfigMap{},
-		jobs: map[string]*corev1.PodSpec{}, secrets: map[string]*corev1.Secret{}}
+		jobs: map[string]*corev1.PodSpec{}, secrets: map[string]*corev1.Secret{}, kusts: map[string]*kustomization{}}
 	var errs []error
-	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if len(files) == 0 {
-		return m, []error{fmt.Errorf("no manifests in %s", dir)}
-	}
-	for _, f := range files {
-		m.files = append(m.files, filepath.Base(f))
-		data, err := os.ReadFile(f)
-		if err != nil {
-			errs = append(errs, err)
+	for _, sub := range append([]string{"."}, optInDirs...) {
+		files, _ := filepath.Glob(filepath.Join(dir, sub, "*.yaml"))
+		if len(files) == 0 {
+			errs = append(errs, fmt.Errorf("no manifests in %s", filepath.Join(dir, sub)))
 			continue
 		}
-		for i, doc := range splitDocs(data) {
-			if err := m.decode(doc); err != nil {
-				errs = append(errs, fmt.Errorf("%s document %d: %w", filepath.Base(f), i+1, err))
+		for _, f := range files {
+			rel := filepath.Join(sub, filepath.Base(f))
+			m.files = append(m.files, rel)
+			data, err := os.ReadFile(f)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for i, doc := range splitDocs(data) {
+				if err := m.decode(sub, doc); err != nil {
+					errs = append(errs, fmt.Errorf("%s document %d: %w", rel, i+1, err))
+				}
 			}
 		}
 	}
+	m.kust = m.kusts["."]
 	return m, errs
 }
 
@@ -162,7 +176,8 @@ func splitDocs(data []byte) [][]byte {
 	return out
 }
 
-func (m *manifests) decode(doc []byte) error {
+// decode files doc, a document of a file in the directory sub of m.dir.
+func (m *manifests) decode(sub string, doc []byte) error {
 	var head struct {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
@@ -229,7 +244,7 @@ func (m *manifests) decode(doc []byte) error {
 	case "kustomize.config.k8s.io/v1beta1 Kustomization":
 		var k kustomization
 		err := strict(&k)
-		m.kust = &k
+		m.kusts[sub] = &k
 		return err
 	}
 	return fmt.Errorf("unexpected kind %q %q", head.APIVersion, head.Kind)
@@ -335,29 +350,38 @@ func (m *manifests) check() []error {
 			fail("ScaledObject %s: %d distinct streams, want %d (%d partitions of %d streams)", s.Metadata.Name, len(seen), partitions*len(inputs), partitions, len(inputs))
 		}
 	}
-	for stage := range stages {
-		if !scaled[stage] && m.deployments["pushpipe-"+stage] != nil {
-			fail("no ScaledObject for stage %s", stage)
+	for _, s := range pipeline.Stages {
+		// An Optional stage (the webhook) has none: gen.sh, RECEIVERS.
+		if !s.Optional && !scaled[s.Name] && m.deployments["pushpipe-"+s.Name] != nil {
+			fail("no ScaledObject for stage %s", s.Name)
 		}
 	}
 
+	errs = append(errs, m.checkWebhooks()...)
 	errs = append(errs, m.checkRoles()...)
 	errs = append(errs, m.checkAlertsAndPolicies()...)
 	errs = append(errs, m.checkDocs()...)
 	errs = append(errs, m.checkDashboards()...)
 
-	if m.kust == nil {
-		fail("no kustomization.yaml")
-	} else {
+	for _, sub := range append([]string{"."}, optInDirs...) {
+		name := filepath.Join(sub, "kustomization.yaml")
+		k := m.kusts[sub]
+		if k == nil {
+			fail("no %s", name)
+			continue
+		}
 		for _, f := range m.files {
-			if f != "kustomization.yaml" && !slices.Contains(m.kust.Resources, f) {
-				fail("kustomization.yaml does not list %s", f)
+			if filepath.Dir(f) == sub && filepath.Base(f) != "kustomization.yaml" && !slices.Contains(k.Resources, filepath.Base(f)) {
+				fail("%s does not list %s", name, f)
 			}
 		}
-		for _, r := range m.kust.Resources {
+		for _, r := range k.Resources {
 			// A directory is a kustomization of its own (deploy/grafana).
-			if _, err := os.Stat(filepath.Join(m.dir, r, "kustomization.yaml")); !slices.Contains(m.files, r) && err != nil {
-				fail("kustomization.yaml lists missing %s", r)
+			if _, err := os.Stat(filepath.Join(m.dir, sub, r, "kustomization.yaml")); !slices.Contains(m.files, filepath.Join(sub, r)) && err != nil {
+				fail("%s lists missing %s", name, r)
+			}
+			if sub == "." && slices.Contains(optInDirs, filepath.Clean(r)) {
+				fail("%s includes %s: the default apply would start what runs only once an operator set it up (deploy/README.md)", name, r)
 			}
 		}
 	}
@@ -416,6 +440,13 @@ func checkDeployment(d *appsv1.Deployment) []error {
 	}
 	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
 		errs = append(errs, errors.New("must set runAsNonRoot"))
+	}
+	for _, v := range pod.Volumes {
+		// The kubelet writes a Secret's files as root: a process of
+		// another user reads them through the pod's fsGroup alone.
+		if v.Secret != nil && (pod.SecurityContext == nil || pod.SecurityContext.FSGroup == nil) {
+			errs = append(errs, fmt.Errorf("mounts Secret %s but sets no fsGroup: its files are root's, unreadable to the process", v.Secret.SecretName))
+		}
 	}
 	if c.Resources.Limits.Memory().IsZero() {
 		errs = append(errs, errors.New("must set a memory limit"))

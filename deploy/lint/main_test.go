@@ -5,9 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 )
@@ -165,4 +170,164 @@ func withFirstExpr(t *testing.T, dashboard []byte, expr string) []byte {
 	}
 	t.Fatal("no panel with a query")
 	return nil
+}
+
+// A pod mounting a Secret sets fsGroup: the kubelet writes the files as
+// root, so the non-root process reads them only through its group.
+func TestSecretVolumesReadable(t *testing.T) {
+	tests := []struct {
+		name    string
+		fsGroup *int64
+		want    string // the error the lint must report; "" for none
+	}{
+		{"fsGroup set", ptr(int64(65532)), ""},
+		{"no fsGroup", nil, "Deployment pushpipe-deliver: mounts Secret pushpipe-providers but sets no fsGroup"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, errs := load("../k8s")
+			if len(errs) > 0 {
+				t.Fatal(errors.Join(errs...))
+			}
+			m.deployments["pushpipe-deliver"].Spec.Template.Spec.SecurityContext.FSGroup = tt.fsGroup
+			got := errorsOf(m.check())
+			if tt.want == "" && len(got) > 0 || tt.want != "" && (len(got) != 1 || !strings.HasPrefix(got[0], tt.want)) {
+				t.Errorf("lint says %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// errorsOf is errs as sorted strings.
+func errorsOf(errs []error) []string {
+	var out []string
+	for _, err := range errs {
+		out = append(out, err.Error())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// The webhook receivers are checked as the stages are, and for what the
+// webhook needs of its own: /readyz for readiness alone (a force-retired
+// group answers 503 there: the pod must go 0/1, not restart and POST the
+// retention window again), its URL and signing secrets from its Secret, a
+// name that follows its group, Redis reachable, and no default apply.
+func TestWebhookManifest(t *testing.T) {
+	const d = "Deployment pushpipe-webhook: "
+	tests := []struct {
+		name   string
+		change func(m *manifests, c *corev1.Container, pod *corev1.PodSpec)
+		want   []string // every error the lint must report, sorted
+	}{
+		{"as generated", func(*manifests, *corev1.Container, *corev1.PodSpec) {}, nil},
+		{"no readiness probe", func(_ *manifests, c *corev1.Container, _ *corev1.PodSpec) { c.ReadinessProbe = nil },
+			[]string{d + "readinessProbe must GET /readyz"}},
+		{"readiness on /healthz", func(_ *manifests, c *corev1.Container, _ *corev1.PodSpec) { c.ReadinessProbe.HTTPGet.Path = "/healthz" },
+			[]string{d + "readinessProbe must GET /readyz"}},
+		{"liveness on /readyz", func(_ *manifests, c *corev1.Container, _ *corev1.PodSpec) { c.LivenessProbe.HTTPGet.Path = "/readyz" },
+			[]string{d + "livenessProbe GETs /readyz: a force-retired group answers 503 there, and a restart would create the group anew and POST the retention window again",
+				d + "livenessProbe must GET /healthz"}},
+		{"startup probe on /readyz", func(_ *manifests, c *corev1.Container, _ *corev1.PodSpec) {
+			c.StartupProbe = c.ReadinessProbe.DeepCopy()
+		}, []string{d + "startupProbe GETs /readyz: a force-retired group answers 503 there, and a restart would create the group anew and POST the retention window again"}},
+		{"URL in the manifest", func(_ *manifests, c *corev1.Container, _ *corev1.PodSpec) {
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == webhookURLEnv })
+			c.Args = append(c.Args, "--url", "https://hooks.example.com/pushpipe")
+		}, []string{d + "gives --url: the URL may hold credentials, give it by PUSHPIPE_WEBHOOK_URL from Secret pushpipe-webhook",
+			d + "must take PUSHPIPE_WEBHOOK_URL from key url of Secret pushpipe-webhook"}},
+		{"secret file not mounted", func(_ *manifests, c *corev1.Container, _ *corev1.PodSpec) {
+			c.Args[slices.Index(c.Args, "--secret-file")+1] = "/etc/pushpipe/secrets"
+		}, []string{d + `--secret-file "/etc/pushpipe/secrets" must be key secrets of Secret pushpipe-webhook, mounted`}},
+		{"another group under the default name", func(_ *manifests, c *corev1.Container, _ *corev1.PodSpec) {
+			c.Args[slices.Index(c.Args, "--group")+1] = "analytics"
+		}, []string{d + "--group analytics: want it named pushpipe-webhook-analytics, as its Secret"}},
+		{"cut off from Redis", func(m *manifests, _ *corev1.Container, pod *corev1.PodSpec) {
+			m.deployments["pushpipe-webhook"].Spec.Template.Labels["app.kubernetes.io/part-of"] = "hooks"
+		}, []string{d + "no NetworkPolicy lets its pods reach Redis on 6379"}},
+		{"egress restricted", func(m *manifests, _ *corev1.Container, _ *corev1.PodSpec) {
+			m.policies = append(m.policies, &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "egress"},
+				Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}}})
+		}, []string{d + "NetworkPolicy egress restricts its egress: the lint cannot tell it still reaches the receiver (and Redis, and DNS)"}},
+		{"in the default apply", func(m *manifests, _ *corev1.Container, _ *corev1.PodSpec) {
+			m.kust.Resources = append(m.kust.Resources, "webhook")
+		}, []string{"kustomization.yaml includes webhook: the default apply would start what runs only once an operator set it up (deploy/README.md)"}},
+		{"gone", func(m *manifests, _ *corev1.Container, _ *corev1.PodSpec) {
+			delete(m.deployments, "pushpipe-webhook")
+		}, []string{"no webhook receiver Deployment (webhook/webhook.yaml, gen.sh RECEIVERS)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, errs := load("../k8s")
+			if len(errs) > 0 {
+				t.Fatal(errors.Join(errs...))
+			}
+			w := m.deployments["pushpipe-webhook"]
+			if w == nil {
+				t.Fatal("no Deployment pushpipe-webhook in ../k8s/webhook")
+			}
+			pod := &w.Spec.Template.Spec
+			tt.change(m, &pod.Containers[0], pod)
+			if got := errorsOf(m.check()); !slices.Equal(got, tt.want) {
+				t.Errorf("lint says\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
+// A second receiver is a line in gen.sh's RECEIVERS, as deploy/README.md
+// says: gen.sh makes it a Deployment of its own name, group, Secret,
+// filter and start, which passes the lint beside the first.
+func TestSecondReceiver(t *testing.T) {
+	out := t.TempDir()
+	cmd := exec.Command("../k8s/gen.sh")
+	cmd.Env = append(os.Environ(), "OUT="+out, "RECEIVERS=webhook 2000 - 250ms oldest\nanalytics 500 outcome=failed,invalid 250ms now")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gen.sh: %v\n%s", err, b)
+	}
+	m, errs := load("../k8s")
+	if len(errs) > 0 {
+		t.Fatal(errors.Join(errs...))
+	}
+	for name, d := range m.deployments {
+		if isWebhook(d) {
+			delete(m.deployments, name)
+		}
+	}
+	b, err := os.ReadFile(out + "/webhook/webhook.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range splitDocs(b) {
+		if err := m.decode("webhook", doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if errs := m.check(); len(errs) > 0 {
+		t.Fatal(errors.Join(errs...))
+	}
+	tests := []struct {
+		name string
+		args []string // what its args hold
+		uses string   // its Secret
+	}{
+		{"pushpipe-webhook", []string{"--group", "webhook", "--from", "oldest", "--rate", "2000"}, "pushpipe-webhook"},
+		{"pushpipe-webhook-analytics", []string{"--group", "analytics", "--from", "now", "--rate", "500", "--linger", "250ms", "--filter", "outcome=failed,invalid"}, "pushpipe-webhook-analytics"},
+	}
+	for _, tt := range tests {
+		d := m.deployments[tt.name]
+		if d == nil {
+			t.Errorf("no Deployment %s", tt.name)
+			continue
+		}
+		args := d.Spec.Template.Spec.Containers[0].Args
+		if !strings.Contains(strings.Join(args, " ")+" ", strings.Join(tt.args, " ")+" ") {
+			t.Errorf("%s args %q, want them to hold %q", tt.name, args, tt.args)
+		}
+		if got := secretsOf(&d.Spec.Template.Spec); !slices.Contains(got, tt.uses) {
+			t.Errorf("%s reads Secrets %q, want %s", tt.name, got, tt.uses)
+		}
+	}
 }
