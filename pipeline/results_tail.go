@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
 )
 
 // TailResults calls fn with every result event appended to the results
@@ -23,7 +24,14 @@ import (
 // happened (to the millisecond, and as far as the nodes' clocks agree), not partition by
 // partition. Entries arriving once a partition is read to its end come as
 // they are read.
-func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from Bound, fn func(ResultEvent) error, malformed func(entry string, err error)) error {
+//
+// Redis unreachable once the tail runs (a restart, a cluster master down
+// until its replica takes over), it says so on log, waits and reads on
+// from where it was, and says when Redis answers again: no event lost or
+// repeated. Before, a read of a master that was down waited for as long as
+// the outage lasted, saying nothing, and an operator could not tell a
+// quiet deployment from a dead one. Unreachable at the start, it fails.
+func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from Bound, log zerolog.Logger, fn func(ResultEvent) error, malformed func(entry string, err error)) error {
 	streams := keys.Streams(StreamResults)
 	last := make([]string, len(streams))
 	if from.IsZero() {
@@ -34,7 +42,9 @@ func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from Bound, f
 		for i, s := range streams {
 			cmds[i] = c.B().Xrevrange().Key(s).End("+").Start("-").Count(1).Build()
 		}
-		for i, res := range c.DoMulti(ctx, cmds...) {
+		callCtx, cancel := context.WithTimeout(ctx, tailCall)
+		defer cancel()
+		for i, res := range c.DoMulti(callCtx, cmds...) {
 			es, err := res.AsXRange()
 			if err != nil {
 				if ctx.Err() != nil {
@@ -53,13 +63,27 @@ func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from Bound, f
 		}
 	}
 	t := tail{streams: streams, last: last, buf: make([][]tailEntry, len(streams)), more: make([]bool, len(streams))}
+	down := &outage{log: log, now: time.Now, counts: unreachable, words: spellWords{
+		start: "Redis unreachable: the tail waits and retries (it says when Redis answers again)",
+		still: "Redis still unreachable",
+		end:   "Redis answers again; the tail goes on where it was",
+	}}
 	for {
 		if err := t.fill(ctx, c); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return err
+			if !down.quiet(err) {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			continue
 		}
+		down.answered()
 		n, err := t.emit(fn, malformed)
 		if err != nil {
 			return err
@@ -92,7 +116,14 @@ type tailEntry struct {
 	e  rueidis.XRangeEntry
 }
 
-// fill reads every partition whose entries are all passed on.
+// tailCall bounds each of the tail's reads: one that Redis does not
+// answer in time (a master down: rueidis retries a read until it answers)
+// is an outage to say, not a wait.
+const tailCall = 5 * time.Second
+
+// fill reads every partition whose entries are all passed on. A partition
+// read fails or not as a whole: its last id moves only with the entries
+// kept, so a fill that fails is read again from where it was.
 func (t *tail) fill(ctx context.Context, c rueidis.Client) error {
 	var idx []int
 	var cmds rueidis.Commands
@@ -105,6 +136,8 @@ func (t *tail) fill(ctx context.Context, c rueidis.Client) error {
 	if len(cmds) == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, tailCall)
+	defer cancel()
 	for j, res := range c.DoMulti(ctx, cmds...) {
 		i := idx[j]
 		m, err := res.AsXRead()

@@ -6,10 +6,14 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // Result events survive their entry (less those it lists as skipped), their
@@ -230,7 +234,7 @@ func TestTailResults(t *testing.T) {
 			cancel()
 		}
 	}
-	err = pipeline.TailResults(ctx, c, keys, from, func(e pipeline.ResultEvent) error {
+	err = pipeline.TailResults(ctx, c, keys, from, zerolog.Nop(), func(e pipeline.ResultEvent) error {
 		got[e.ID] = true
 		seen()
 		return nil
@@ -271,7 +275,7 @@ func TestTailResultsInTimeOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []int64
-	err = pipeline.TailResults(ctx, c, keys, from, func(e pipeline.ResultEvent) error {
+	err = pipeline.TailResults(ctx, c, keys, from, zerolog.Nop(), func(e pipeline.ResultEvent) error {
 		if e.Campaign == "order" {
 			got = append(got, e.UserID)
 		}
@@ -287,5 +291,81 @@ func TestTailResultsInTimeOrder(t *testing.T) {
 		if u != int64(i) {
 			t.Fatalf("event %d is user %d, want %d (in the order written): %v", i, u, i, got[max(0, i-3):min(len(got), i+4)])
 		}
+	}
+}
+
+// Redis restarted under a running tail: the tail says it is unreachable,
+// waits, says when it answers again and reads on from where it was, every
+// event once. Before, the tail failed or waited for as long as the outage
+// lasted, saying nothing.
+func TestTailResultsAcrossARedisRestart(t *testing.T) {
+	redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{AOF: true})
+	c, err := pipeline.NewRedis(redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	// Every write survives the restart: what a restart loses to fsync's
+	// second is not what this test is about.
+	if err := c.Do(t.Context(), c.B().ConfigSet().ParameterValue().ParameterValue("appendfsync", "always").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	keys := testKeys()
+	emit := func(from, to int) {
+		t.Helper()
+		for k := from; k < to; k++ {
+			ev := pipeline.ResultEvent{ID: pipeline.ResultID("r", "", int64(k), pipeline.OutcomeSent), Campaign: "r", App: "a",
+				UserID: int64(k), Platform: "ios", Token: "t", Outcome: pipeline.OutcomeSent, AtMs: 1}
+			if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, k%keys.Partitions), Fields: pipeline.ResultFields(ev)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var logs pipelinetest.Logs
+	var mu sync.Mutex
+	got := map[int64]int{}
+	count := func() (events, repeats int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range got {
+			events += n
+			repeats += n - 1
+		}
+		return events, repeats
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- pipeline.TailResults(ctx, c, keys, pipeline.Bound{}, zerolog.New(&logs), func(e pipeline.ResultEvent) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got[e.UserID]++
+			return nil
+		}, nil)
+	}()
+	time.Sleep(500 * time.Millisecond) // past its start: new events only
+	emit(0, 20)
+	pipelinetest.Eventually(t, 10*time.Second, "the first events tailed", func() bool { n, _ := count(); return n == 20 })
+
+	if err := redis.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Eventually(t, 30*time.Second, "the tail says Redis is unreachable", func() bool {
+		return strings.Contains(logs.String(), "Redis unreachable: the tail waits")
+	})
+	if err := redis.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	emit(20, 50)
+	pipelinetest.Eventually(t, 30*time.Second, "every event tailed", func() bool { n, _ := count(); return n >= 50 })
+	pipelinetest.Eventually(t, 30*time.Second, "the tail says Redis answers again", func() bool {
+		return strings.Contains(logs.String(), `"message":"Redis answers again; the tail goes on`)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("tail: %v", err)
+	}
+	if n, repeats := count(); n != 50 || repeats != 0 || len(got) != 50 {
+		t.Errorf("%d events of %d users, %d repeats: want 50 users once each", n, len(got), repeats)
 	}
 }

@@ -161,7 +161,7 @@ func (c *ResultsTailCmd) tail(ctx context.Context, rdb rueidis.Client, keys pipe
 			"any between --from %s and then are gone; the oldest kept come first", through.Format(time.RFC3339), c.from)
 	}
 	enc := json.NewEncoder(w)
-	return pipeline.TailResults(ctx, rdb, keys, c.from, func(ev pipeline.ResultEvent) error {
+	return pipeline.TailResults(ctx, rdb, keys, c.from, log, func(ev pipeline.ResultEvent) error {
 		if c.Campaign != "" && ev.Campaign != c.Campaign && ev.Message != c.Campaign {
 			return nil
 		}
