@@ -24,8 +24,9 @@ func TestMessagesBench(t *testing.T) {
 	var md strings.Builder
 	res.WriteMarkdown(&md)
 	t.Logf("\n%s", md.String())
-	if res.Failed != 0 || res.Messages < rate*seconds*8/10 {
-		t.Errorf("%d messages accepted, %d failed; want about %d, none failed", res.Messages, res.Failed, rate*seconds)
+	// Each message sent, late if need be, on a machine however loaded.
+	if res.Failed != 0 || res.Messages != rate*seconds {
+		t.Errorf("%d messages accepted, %d failed; want %d, none failed", res.Messages, res.Failed, rate*seconds)
 	}
 	// Every recipient has a device; a message may name a user twice.
 	if res.Receipts < res.Messages || res.Receipts > res.Messages*recipients*2 {
