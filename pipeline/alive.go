@@ -31,8 +31,10 @@ const aliveBeats = 3
 // DownAfter is how long a stage beating at the default interval goes
 // without a beat before status reads it not running (aliveStale). Work
 // that made no progress for as long has stopped by the same rule: a
-// campaign none of whose targets was done for DownAfter has stalled
-// (campaign.Report.StalledSinceMs), and promises no finish.
+// campaign none of whose targets was done for DownAfter promises no
+// finish. It has stalled (campaign.Report.StalledSinceMs) unless the
+// pipeline moves other work meanwhile (Working, and another campaign
+// progressing): then it waits its turn (QueuedSinceMs).
 const DownAfter = aliveBeats * DefaultAliveEvery
 
 // aliveScript records that a consumer is alive, or that it stopped cleanly,
@@ -160,6 +162,29 @@ func NotRunning(ctx context.Context, c rueidis.Client, keys Keys, groups ...stri
 		}
 	}
 	return down, nil
+}
+
+// Working reports whether every one of groups has a running process and
+// none of their running processes is stuck by its own beats (it has held
+// one batch longer than its StuckAfter: stuck.go), from one pipelined read
+// of their liveness, as NotRunning. Work put on their streams is then
+// being taken and handled; how fast is not its to say (a deliver sending
+// at the provider's pace works). Entries pending with nobody claiming
+// them, the other way status calls a group stuck, take every partition's
+// XPENDING: status reads those, a campaign's progress does not.
+func Working(ctx context.Context, c rueidis.Client, keys Keys, groups ...string) (bool, error) {
+	alive, err := readAlive(ctx, c, keys, groups)
+	if err != nil {
+		return false, err
+	}
+	for _, g := range groups {
+		t := GroupTotal{Name: g, Lag: -1} // Lag: not idle, whatever the work
+		t.withLiveness(alive[g])
+		if t.State == StateStopped || t.State == StateStuck {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // readAlive reads the liveness and busy hashes of groups, and Redis's

@@ -108,3 +108,83 @@ func runDeliver(t *testing.T, c rueidis.Client, keys pipeline.Keys, express bool
 	t.Cleanup(func() { cancel(); <-done })
 	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
 }
+
+// Working is what a campaign's progress asks of the stages with work for
+// it before calling it queued rather than stalled (campaign.Report): each
+// has a running process, and none is stuck. A deliver hung on one batch,
+// stopped, or never started does not work; a stage asked about beside a
+// working one counts as much.
+func TestWorking(t *testing.T) {
+	tests := []struct {
+		name   string
+		run    bool     // a deliver process runs
+		hang   bool     // its handler holds its batch without moving
+		stop   bool     // it stops cleanly
+		groups []string // asked about
+		want   bool
+	}{
+		{"running", true, false, false, []string{"deliver"}, true},
+		{"no process", false, false, false, []string{"deliver"}, false},
+		{"stuck", true, true, false, []string{"deliver"}, false},
+		{"stopped", true, false, true, []string{"deliver"}, false},
+		{"another stage not running", true, false, false, []string{"dedupe", "deliver"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, keys := opsRedis(t)
+			const stuckAfter = 300 * time.Millisecond
+			release := make(chan struct{})
+			t.Cleanup(func() { close(release) }) // before the runner's cleanup: a hung handler returns
+			h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+				if tt.hang {
+					select {
+					case <-release:
+					case <-ctx.Done():
+					}
+				}
+				return nil
+			})
+			working := func() bool {
+				ok, err := pipeline.Working(t.Context(), c, keys, tt.groups...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ok
+			}
+			if !tt.run {
+				if working() {
+					t.Error("working with no process")
+				}
+				return
+			}
+			r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "deliver", Stream: pipeline.StreamDeliver, Consumer: "d1",
+				Partitions: []int{0}, Block: 100 * time.Millisecond, AliveEvery: 100 * time.Millisecond, StuckAfter: stuckAfter,
+				ShutdownTimeout: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-done })
+			pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+			if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(pipeline.StreamDeliver, 0), Fields: []string{"n", "1"}}); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.stop:
+				cancel()
+				done <- <-done // for the cleanup
+			case tt.hang:
+				// Stuck once its beats say it held the batch for StuckAfter.
+				pipelinetest.Eventually(t, 10*time.Second, "deliver stuck", func() bool {
+					return groupOn(t, c, keys, pipeline.StreamDeliver, "deliver").State == pipeline.StateStuck
+				})
+			default:
+				pipelinetest.Eventually(t, 10*time.Second, "the entry handled", func() bool {
+					return groupOn(t, c, keys, pipeline.StreamDeliver, "deliver").State == pipeline.StateIdle
+				})
+			}
+			if got := working(); got != tt.want {
+				t.Errorf("Working(%v) = %v, want %v", tt.groups, got, tt.want)
+			}
+		})
+	}
+}

@@ -250,6 +250,10 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 			// move promises no finish ("~3m20s" stood for as long as
 			// deliver was down).
 			finish = "stalled since " + time.UnixMilli(r.StalledSinceMs).Local().Format(time.TimeOnly)
+		case r.QueuedSinceMs > 0:
+			// No finish either, but nothing to look for: the pipeline
+			// sends other campaigns ahead of it.
+			finish = "queued since " + time.UnixMilli(r.QueuedSinceMs).Local().Format(time.TimeOnly)
 		case r.ExpectedFinishMs > 0:
 			finish = "~" + time.UnixMilli(r.ExpectedFinishMs).Sub(now).Round(time.Second).String()
 			if r.PastExpiry() { // the rest fail as expired: said where the finish is read

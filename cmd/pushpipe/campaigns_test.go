@@ -89,6 +89,9 @@ func TestCampaignsListSaysStalled(t *testing.T) {
 		want string
 	}{
 		{"stalled", campaign.Report{ID: "c", State: campaign.StateRunning, StalledSinceMs: since.UnixMilli()}, "stalled since " + since.Local().Format(time.TimeOnly)},
+		// Waiting behind other sends, with the pipeline moving: no finish,
+		// and not called stalled.
+		{"queued", campaign.Report{ID: "c", State: campaign.StateRunning, QueuedSinceMs: since.UnixMilli()}, "queued since " + since.Local().Format(time.TimeOnly)},
 		{"moving", campaign.Report{ID: "c", State: campaign.StateRunning, ExpectedFinishMs: now.Add(10 * time.Minute).UnixMilli()}, "~10m0s"},
 	}
 	for _, tt := range tests {
@@ -221,6 +224,31 @@ func TestCampaignsCancelAgainSaysSo(t *testing.T) {
 			}
 			if got := strings.Contains(said, "campaign c1 was already canceled at "); got != tt.already {
 				t.Errorf("stderr %q: says already canceled %v, want %v", said, got, tt.already)
+			}
+		})
+	}
+}
+
+// `pushpipe status ID` says of a campaign that made no progress for
+// DownAfter whether it stalled (look for what is down) or waits behind
+// other sends (nothing to look for), and promises no finish either way.
+func TestStatusSaysStalledOrQueued(t *testing.T) {
+	since := time.Now().Add(-3 * time.Minute)
+	tests := []struct {
+		name      string
+		give      progressView
+		want, not string
+	}{
+		{"stalled", progressView{ID: "c", State: campaign.StateRunning, StalledSinceMs: since.UnixMilli()}, "  stalled: no progress since ", "queued"},
+		{"queued", progressView{ID: "c", State: campaign.StateRunning, QueuedSinceMs: since.UnixMilli()},
+			"  queued: no progress since " + since.Local().Format(time.DateTime) + " (3m ago) while the pipeline sends other campaigns ahead of it", "stalled"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			printProgressView(&out, tt.give, false)
+			if !strings.Contains(out.String(), tt.want) || strings.Contains(out.String(), tt.not) || strings.Contains(out.String(), "expected to finish") {
+				t.Errorf("status\n%s\nwant %q, neither %q nor a finish", out.String(), tt.want, tt.not)
 			}
 		})
 	}

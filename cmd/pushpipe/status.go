@@ -272,6 +272,9 @@ type progressView struct {
 	// StalledSinceMs is when a campaign that stopped moving last moved
 	// (campaign.Report's): it has no expected finish then.
 	StalledSinceMs int64 `json:"stalled_since_ms,omitempty"`
+	// QueuedSinceMs is the same of a campaign that waits its turn behind
+	// other work while the pipeline moves it (campaign.Report's).
+	QueuedSinceMs int64 `json:"queued_since_ms,omitempty"`
 }
 
 // pastExpiry is a campaign's expiry and the later finish its rate gives.
@@ -366,6 +369,11 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 	if p.StalledSinceMs > 0 && !campaign.Final(p.State) {
 		at := time.UnixMilli(p.StalledSinceMs)
 		fmt.Fprintf(w, "  stalled: no progress since %s (%s ago), no finish to expect\n", at.Local().Format(time.DateTime), pipeline.Ago(time.Since(at)))
+	}
+	if p.QueuedSinceMs > 0 && !campaign.Final(p.State) {
+		at := time.UnixMilli(p.QueuedSinceMs)
+		fmt.Fprintf(w, "  queued: no progress since %s (%s ago) while the pipeline sends other campaigns ahead of it; nothing is down, and no finish to expect until its turn\n",
+			at.Local().Format(time.DateTime), pipeline.Ago(time.Since(at)))
 	}
 	if p.ExpectedFinishMs > 0 && p.PastExpiry == nil && !campaign.Final(p.State) {
 		at := time.UnixMilli(p.ExpectedFinishMs)
@@ -547,7 +555,7 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 	}
 	v.RatePerSecond = rep.RatePerSecond
 	if !campaign.Final(rep.State) {
-		v.ExpectedFinishMs, v.StalledSinceMs = rep.ExpectedFinishMs, rep.StalledSinceMs
+		v.ExpectedFinishMs, v.StalledSinceMs, v.QueuedSinceMs = rep.ExpectedFinishMs, rep.StalledSinceMs, rep.QueuedSinceMs
 	}
 	if rep.State == campaign.StateScheduled || rep.State == campaign.StateCanceled && rep.StartedAt == nil {
 		v.SendAt = rep.SendAt

@@ -92,13 +92,14 @@ func (r row) progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool,
 	if r.c.State != StateScheduled { // a scheduled campaign has no counters yet
 		l, err = Counters(ctx, rdb, keys, r.c.ID)
 	}
-	return r.progressFrom(ctx, rdb, db, keys, l, err)
+	return r.progressFrom(ctx, rdb, db, keys, l, err, newMotion(rdb, db, keys))
 }
 
 // progressFrom is progress from Redis's counters already read, l or why
-// they could not be (lerr): a list reads a page's in one call. Both are
-// unused for a scheduled campaign.
-func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, l Live, lerr error) (Report, error) {
+// they could not be (lerr): a list reads a page's in one call, and asks
+// one motion whether the pipeline moves for every idle campaign of it.
+// l and lerr are unused for a scheduled campaign.
+func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, l Live, lerr error, m *motion) (Report, error) {
 	rep := Report{ID: r.c.ID, State: r.c.State, CreatedAt: r.c.CreatedAt, StartedAt: r.started,
 		FinishedAt: r.finished, RatePerSecond: r.c.RatePerSecond, ExpiresAt: r.c.ExpiresAt()}
 	if !r.c.SendAt.IsZero() {
@@ -156,7 +157,8 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 	if next == StateSplitting {
 		rep.Audience = l.Audience
 	}
-	rep.rates(time.Now())
+	now := time.Now()
+	rep.rates(now, func() bool { return m.moves(ctx, r.c.ID, l.Waits, now) })
 	return rep, nil
 }
 

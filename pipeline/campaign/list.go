@@ -70,6 +70,7 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 	out := make([]Report, 0, q.Limit)
 	before := q.Before
 	more := false // a campaign the next page lists follows out's last
+	m := newMotion(rdb, db, keys)
 	for !more {
 		rows, err := db.Query(ctx, `
 			SELECT `+rowColumns+` FROM campaigns
@@ -121,7 +122,7 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 			if r.c.State != StateScheduled {
 				l, lives = lives[0], lives[1:]
 			}
-			rep, err := r.progressFrom(ctx, rdb, db, keys, l, nil)
+			rep, err := r.progressFrom(ctx, rdb, db, keys, l, nil, m)
 			if err != nil {
 				return nil, "", err
 			}

@@ -39,12 +39,21 @@ type Report struct {
 	SendRate         float64 `json:"send_rate"`
 	ExpectedFinishMs int64   `json:"expected_finish_ms,omitempty"`
 	// StalledSinceMs is, for a splitting or running campaign that made no
-	// progress (no target done, no device sent) for pipeline.DownAfter,
-	// when it last did (unix ms): deliver is down, hung, or cut off, or
-	// every send is failing over. Such a campaign has no expected finish:
-	// one counted from now moved on with the clock for as long as deliver
-	// was down, while status said it was not running.
+	// progress (no target done, no device sent) for pipeline.DownAfter
+	// while the pipeline moved no other work either (motion.moves), when
+	// it last did (unix ms): deliver is down, hung, or cut off, or every
+	// send is failing over. Such a campaign has no expected finish: one
+	// counted from now moved on with the clock for as long as deliver was
+	// down, while status said it was not running.
 	StalledSinceMs int64 `json:"stalled_since_ms,omitempty"`
+	// QueuedSinceMs is the same time for a campaign that made no progress
+	// for as long while the pipeline moved other work: its entries wait
+	// behind another campaign's in deliver's stream, or split and resolve
+	// cut another first. Nothing is down; it waits its turn. It has no
+	// expected finish either: its own rate so far says nothing of when its
+	// turn comes, which is the work ahead of it, and that work is not
+	// counted per campaign.
+	QueuedSinceMs int64 `json:"queued_since_ms,omitempty"`
 	// Audience is, while split is still cutting a campaign that takes it
 	// more than one call, its channels' subscribers counted at the start
 	// (pipeline.CampaignAudience): the targets found so far are only those
@@ -142,6 +151,9 @@ type Live struct {
 	UsersDone  int64  // targets that reached a terminal state
 	DoneMs     int64  // when the last of them did (pipeline.StatDoneMs), 0 before any
 	FailReason string // why deliver failed the campaign as a whole, if it did
+	// Waits is the stages that still have work for it, in pipeline order
+	// (waitsOn): what must move for it to move.
+	Waits []string
 
 	// resolved is the ranges' records (pipeline.RangeRecord by range id),
 	// kept for confirmDone when the counters say done and dedupe counted
@@ -284,6 +296,7 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 		l.DoneMs = max(l.DoneMs, intAt(vals, 10))
 		l.NoDevices += intAt(vals, 12)
 	}
+	l.Waits = waitsOn(l.SplitDone, int64(len(resolved)) >= rangesTotal, in >= emitted)
 	switch {
 	case !l.SplitDone:
 		l.State = StateSplitting
@@ -296,6 +309,24 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 		l.State = StateRunning
 	}
 	return l, nil
+}
+
+// waitsOn is the stages (their groups) that have work for a campaign not
+// done: split until it emitted every range, resolve until it recorded
+// every range, dedupe until it read every id resolve emitted, and deliver
+// until every target is done. Once a stage is through with a campaign,
+// whether it runs says nothing of the campaign's progress.
+func waitsOn(split, resolved, read bool) []string {
+	stages := []string{"split", "resolve", "dedupe", "deliver"}
+	switch {
+	case !split:
+		return stages
+	case !resolved:
+		return stages[1:]
+	case !read:
+		return stages[2:]
+	}
+	return stages[3:]
 }
 
 // intAt is the integer at i of an HMGET reply, 0 when absent.
@@ -323,14 +354,23 @@ const staleDone = 5 * time.Second
 // until the last send: deliver counts targets done a while after their
 // sends (at most a second later in a long round), and over a short or
 // capped campaign the last send's time would stretch the rate by that lag.
-func (rep *Report) rates(now time.Time) {
+//
+// A campaign that made no progress for pipeline.DownAfter has no finish:
+// it is queued when moves says the pipeline moves other work meanwhile,
+// stalled when not. moves is asked only then (it reads Redis and
+// PostgreSQL: motion.moves).
+func (rep *Report) rates(now time.Time, moves func() bool) {
 	if rep.LastSendMs > rep.FirstSendMs && rep.FirstSendMs > 0 {
 		secs := float64(rep.LastSendMs-rep.FirstSendMs) / 1000
 		rep.SendRate = float64(rep.Sent+rep.Failed) / secs
 		reached, of := rep.Reached()
 		if (rep.State == StateRunning || rep.State == StateSplitting) && rep.Done > 0 && of > reached {
 			if last := time.UnixMilli(max(rep.DoneMs, rep.LastSendMs)); now.Sub(last) >= pipeline.DownAfter {
-				rep.StalledSinceMs = last.UnixMilli()
+				if moves() {
+					rep.QueuedSinceMs = last.UnixMilli()
+				} else {
+					rep.StalledSinceMs = last.UnixMilli()
+				}
 				return
 			}
 			from := now

@@ -23,43 +23,60 @@ func TestExpectedFinish(t *testing.T) {
 		want time.Duration // from now; 0: none
 		// wantStalled is how long ago the campaign stalled; 0: it did not.
 		wantStalled time.Duration
+		// moves is what the pipeline does meanwhile (motion.moves), and
+		// wantQueued how long ago the campaign was queued; 0: it was not.
+		moves      bool
+		wantQueued time.Duration
 	}{
-		{"running", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100}, 0, 200 * time.Second, 0},
-		{"splitting, audience counted", Report{State: StateSplitting, Counts: Counts{Targets: 150}, Audience: 1000, Done: 100}, 0, 900 * time.Second, 0},
+		{"running", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100}, 0, 200 * time.Second, 0, false, 0},
+		{"splitting, audience counted", Report{State: StateSplitting, Counts: Counts{Targets: 150}, Audience: 1000, Done: 100}, 0, 900 * time.Second, 0, false, 0},
 		// Without a count, the targets found so far are all it knows.
 		// Muted people and repeats across its channels are subscriptions
 		// the audience counts: reached as their ranges are read.
-		{"splitting, muted and repeats reached", Report{State: StateSplitting, Counts: Counts{Targets: 150, Muted: 50, DuplicatesSuppressed: 100}, Audience: 1000, Done: 100}, 0, 300 * time.Second, 0},
-		{"splitting, no audience", Report{State: StateSplitting, Counts: Counts{Targets: 150}, Done: 100}, 0, 50 * time.Second, 0},
+		{"splitting, muted and repeats reached", Report{State: StateSplitting, Counts: Counts{Targets: 150, Muted: 50, DuplicatesSuppressed: 100}, Audience: 1000, Done: 100}, 0, 300 * time.Second, 0, false, 0},
+		{"splitting, no audience", Report{State: StateSplitting, Counts: Counts{Targets: 150}, Done: 100}, 0, 50 * time.Second, 0, false, 0},
 		// An audience below the targets found (users muted since the count
 		// do not lower it; new subscribers raise the targets): the targets.
-		{"audience below the targets", Report{State: StateSplitting, Counts: Counts{Targets: 300}, Audience: 200, Done: 100}, 0, 200 * time.Second, 0},
-		{"done", Report{State: StateDone, Counts: Counts{Targets: 300}, Audience: 1000, Done: 300}, 0, 0, 0},
+		{"audience below the targets", Report{State: StateSplitting, Counts: Counts{Targets: 300}, Audience: 200, Done: 100}, 0, 200 * time.Second, 0, false, 0},
+		{"done", Report{State: StateDone, Counts: Counts{Targets: 300}, Audience: 1000, Done: 300}, 0, 0, 0, false, 0},
 		// Deliver counts targets done about every second while a campaign
 		// moves: a few seconds without is a pause, and the finish counts
 		// from now.
-		{"paused", Report{State: StateRunning, Counts: Counts{Targets: 400}, Done: 100}, 5 * time.Second, 300 * time.Second, 0},
+		{"paused", Report{State: StateRunning, Counts: Counts{Targets: 400}, Done: 100}, 5 * time.Second, 300 * time.Second, 0, false, 0},
 		// Nothing done for as long as status takes to call deliver not
 		// running: no finish to promise (it read "~3m20s" for as long as
 		// deliver was down), but since when it stalled.
-		{"stalled", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100}, pipeline.DownAfter, 0, pipeline.DownAfter},
-		{"stalled while cut", Report{State: StateSplitting, Counts: Counts{Targets: 150}, Audience: 1000, Done: 100}, time.Hour, 0, time.Hour},
+		{"stalled", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100}, pipeline.DownAfter, 0, pipeline.DownAfter, false, 0},
+		{"stalled while cut", Report{State: StateSplitting, Counts: Counts{Targets: 150}, Audience: 1000, Done: 100}, time.Hour, 0, time.Hour, false, 0},
+		// As long without progress while the pipeline moves other work
+		// (another campaign's entries ahead of it): queued, not stalled,
+		// and no finish either, its turn being the work ahead of it.
+		{"queued", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100}, pipeline.DownAfter, 0, 0, true, pipeline.DownAfter},
+		// Moving or paused, the pipeline is not asked.
+		{"moving while others move", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100}, 0, 200 * time.Second, 0, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := tt.give
 			last := now.Add(-tt.idle).UnixMilli()
 			r.Sent, r.FirstSendMs, r.LastSendMs, r.DoneMs = r.Done, first-tt.idle.Milliseconds(), last, last
-			r.rates(now)
-			var got, stalled time.Duration
+			asked := false
+			r.rates(now, func() bool { asked = true; return tt.moves })
+			if idle := tt.idle >= pipeline.DownAfter; asked != idle {
+				t.Errorf("asked whether the pipeline moves: %v; want %v (only of a campaign idle for DownAfter)", asked, idle)
+			}
+			var got, stalled, queued time.Duration
 			if r.ExpectedFinishMs > 0 {
 				got = time.UnixMilli(r.ExpectedFinishMs).Sub(now)
 			}
 			if r.StalledSinceMs > 0 {
 				stalled = now.Sub(time.UnixMilli(r.StalledSinceMs))
 			}
-			if got != tt.want || stalled != tt.wantStalled {
-				t.Errorf("expected finish in %v, stalled %v ago; want %v, %v ago", got, stalled, tt.want, tt.wantStalled)
+			if r.QueuedSinceMs > 0 {
+				queued = now.Sub(time.UnixMilli(r.QueuedSinceMs))
+			}
+			if got != tt.want || stalled != tt.wantStalled || queued != tt.wantQueued {
+				t.Errorf("expected finish in %v, stalled %v ago, queued %v ago; want %v, %v ago, %v ago", got, stalled, queued, tt.want, tt.wantStalled, tt.wantQueued)
 			}
 		})
 	}

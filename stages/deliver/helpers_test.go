@@ -172,6 +172,13 @@ func (f *fixture) createCampaign(id, data string) {
 // partition, sorted, up to 500 per entry.
 func (f *fixture) emitUsers(campaign string, users []int64) {
 	f.t.Helper()
+	f.emitEvery(campaign, users, 500)
+}
+
+// emitEvery is emitUsers with up to per users an entry: small entries make
+// a long stream of a few thousand users.
+func (f *fixture) emitEvery(campaign string, users []int64, per int) {
+	f.t.Helper()
 	byPart := map[int][]int64{}
 	for _, u := range users {
 		p := f.keys.UserPartition(u)
@@ -180,7 +187,7 @@ func (f *fixture) emitUsers(campaign string, users []int64) {
 	var msgs []pipeline.Message
 	for p, us := range byPart {
 		slices.Sort(us)
-		for chunk := range slices.Chunk(us, 500) {
+		for chunk := range slices.Chunk(us, per) {
 			msgs = append(msgs, pipeline.Message{Stream: f.keys.Stream(pipeline.StreamDeliver, p), Fields: []string{
 				pipeline.FieldCampaign, campaign, pipeline.FieldUsers, pipeline.EncodeIDs(chunk)}})
 		}

@@ -336,6 +336,10 @@ func eta(r campaign.Report, now time.Time) string {
 		// No progress for as long as the pipeline page takes to call a
 		// stage not running: no finish to promise.
 		return "stalled since " + time.UnixMilli(r.StalledSinceMs).UTC().Format("15:04:05 UTC")
+	case r.QueuedSinceMs > 0:
+		// As long without progress while the stages send other
+		// campaigns: it waits its turn, and nothing is down.
+		return "queued since " + time.UnixMilli(r.QueuedSinceMs).UTC().Format("15:04:05 UTC")
 	case r.ExpectedFinishMs == 0:
 		return "—"
 	}

@@ -103,6 +103,9 @@ func TestRateAndETA(t *testing.T) {
 		{"a trickle", campaign.Report{State: campaign.StateRunning, SendRate: 0.4}, "0.4/s", "—"},
 		// Deliver down: no finish that moves on with the clock.
 		{"stalled", campaign.Report{State: campaign.StateRunning, SendRate: 99.6, StalledSinceMs: now.Add(-3 * time.Minute).UnixMilli()}, "100/s", "stalled since 09:57:00 UTC"},
+		// Behind another campaign's sends, the pipeline moving: no
+		// finish either, and not called stalled.
+		{"queued", campaign.Report{State: campaign.StateRunning, SendRate: 99.6, QueuedSinceMs: now.Add(-3 * time.Minute).UnixMilli()}, "100/s", "queued since 09:57:00 UTC"},
 		// The demo campaign's rate read "11072/s" beside "119,917" sent.
 		{"thousands", campaign.Report{State: campaign.StateDone, SendRate: 11072.4}, "11,072/s", "done"},
 		{"rounds up", campaign.Report{State: campaign.StateDone, SendRate: 9999.5}, "10,000/s", "done"},
