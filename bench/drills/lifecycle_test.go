@@ -245,12 +245,14 @@ func TestDrillCampaignRate(t *testing.T) {
 	if half.State != "running" || done.FinishedAt == nil {
 		t.Fatalf("halfway: %+v; at the end: %+v", half, done)
 	}
-	// Within half of what was left, or 2 s: the estimate is the rate so
-	// far, and on a busy machine the first half (beside the other
-	// campaign) goes slower than the second.
+	// Within what was left, or 3 s: the estimate is the pace so far, and
+	// on a busy machine the first half (its start, beside the other
+	// campaign) goes slower than the second: CI under -race estimated
+	// 6.9 s for a half that took 4.3 s. Without an estimate (before), it
+	// is off by the whole epoch.
 	left := done.FinishedAt.Sub(halfAt)
 	off := time.UnixMilli(half.ExpectedFinishMs).Sub(*done.FinishedAt)
-	if off.Abs() > max(2*time.Second, left/2) {
+	if off.Abs() > max(3*time.Second, left) {
 		t.Errorf("with %d of %d sent, expected to finish at %d (%v off), finished %v later", half.Sent, users,
 			half.ExpectedFinishMs, off, left)
 	}
