@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,8 +97,9 @@ func TestStuckIsPerLane(t *testing.T) {
 }
 
 // runDeliver runs a deliver runner (with its express lane if express) on
-// partition 0 with quick beats and stuckAfter, until the test ends.
-func runDeliver(t *testing.T, c rueidis.Client, keys pipeline.Keys, express bool, stuckAfter time.Duration, h pipeline.Handler) {
+// partition 0 with quick beats and stuckAfter, until the test ends or stop
+// stops it cleanly.
+func runDeliver(t *testing.T, c rueidis.Client, keys pipeline.Keys, express bool, stuckAfter time.Duration, h pipeline.Handler) (stop func()) {
 	t.Helper()
 	r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "deliver", Stream: pipeline.StreamDeliver, Express: express, Consumer: "d1",
 		Partitions: []int{0}, Block: 100 * time.Millisecond, AliveEvery: 100 * time.Millisecond, StuckAfter: stuckAfter,
@@ -105,8 +107,11 @@ func runDeliver(t *testing.T, c rueidis.Client, keys pipeline.Keys, express bool
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
 	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+	return stop
 }
 
 // Working is what a campaign's progress asks of the stages with work for
@@ -157,21 +162,13 @@ func TestWorking(t *testing.T) {
 				}
 				return
 			}
-			r := pipeline.NewRunner(c, keys, pipeline.Options{Stage: "deliver", Stream: pipeline.StreamDeliver, Consumer: "d1",
-				Partitions: []int{0}, Block: 100 * time.Millisecond, AliveEvery: 100 * time.Millisecond, StuckAfter: stuckAfter,
-				ShutdownTimeout: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			go func() { done <- r.Run(ctx) }()
-			t.Cleanup(func() { cancel(); <-done })
-			pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+			stop := runDeliver(t, c, keys, false, stuckAfter, h)
 			if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(pipeline.StreamDeliver, 0), Fields: []string{"n", "1"}}); err != nil {
 				t.Fatal(err)
 			}
 			switch {
 			case tt.stop:
-				cancel()
-				done <- <-done // for the cleanup
+				stop()
 			case tt.hang:
 				// Stuck once its beats say it held the batch for StuckAfter.
 				pipelinetest.Eventually(t, 10*time.Second, "deliver stuck", func() bool {
