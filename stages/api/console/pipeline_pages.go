@@ -35,11 +35,58 @@ type stageRow struct {
 	Gone map[string]string
 }
 
+// stageSummary is a stage's line in the page's summary table, the
+// console's `pushpipe status`: whether it runs and the work waiting for it,
+// over its lanes and groups. The partition tables below it are folded
+// unless the stage is unwell (Unwell): at the default 16 partitions they
+// were ten screens of zeros above the one line that mattered.
+type stageSummary struct {
+	State      string // the worst of its groups' (worse), "" with no group at all
+	Running    int    // processes beating, over its groups
+	Lag        int64
+	LagUnknown int
+	Pending    int64
+	Delayed    int64
+}
+
+// worse orders group states from the least to the most to worry about: a
+// stage reads as its worst group.
+var worse = map[string]int{pipeline.StateIdle: 1, pipeline.StateRunning: 2, pipeline.StateStuck: 3, pipeline.StateStopped: 4}
+
+// Summary sums the stage's lanes and groups.
+func (s stageRow) Summary() stageSummary {
+	var sum stageSummary
+	for _, l := range s.Lanes {
+		sum.Delayed += l.Stream.Delayed
+		for _, g := range l.Stream.Groups {
+			sum.Lag += g.Lag
+			sum.LagUnknown += g.LagUnknown
+			sum.Pending += g.Pending
+		}
+	}
+	for _, g := range s.Groups {
+		sum.Running += g.Running
+		if worse[g.State] > worse[sum.State] {
+			sum.State = g.State
+		}
+	}
+	return sum
+}
+
+// Unwell is a stage with a group not running or stuck: its partition
+// tables open by themselves, since which partition holds what is then the
+// question.
+func (s stageRow) Unwell() bool {
+	st := s.Summary().State
+	return st == pipeline.StateStopped || st == pipeline.StateStuck
+}
+
 // groupState is whether a consumer group's processes run, in words.
 type groupState struct {
-	Name  string
-	State string // pipeline.StateRunning, StateIdle, StateStuck or StateStopped
-	Say   string // pipeline.GroupTotal.Plain
+	Name    string
+	State   string // pipeline.StateRunning, StateIdle, StateStuck or StateStopped
+	Say     string // pipeline.GroupTotal.Plain
+	Running int    // processes beating
 }
 
 // laneRow is one stream a stage reads: "express" or "bulk" for a stage with
@@ -132,7 +179,7 @@ func liveness(lanes []laneRow) ([]groupState, map[string]string) {
 	out := make([]groupState, len(merged))
 	for i, g := range merged {
 		say := g.Plain(pipeline.StartCommand(g.Name))
-		out[i] = groupState{Name: g.Name, State: g.State, Say: strings.ToUpper(say[:1]) + say[1:] + "."}
+		out[i] = groupState{Name: g.Name, State: g.State, Say: strings.ToUpper(say[:1]) + say[1:] + ".", Running: g.Running}
 	}
 	return out, gone
 }

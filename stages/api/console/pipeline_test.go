@@ -27,8 +27,8 @@ func TestOptionalStageSaysSo(t *testing.T) {
 		says  string
 	}{
 		{"webhook", "webhook is optional and has not run here"},
-		{"deliver", "no consumer group yet: the stage has not started"},
-		{"split", "no consumer group yet: the stage has not started"},
+		{"deliver", "No consumer group yet: the stage has not started"},
+		{"split", "No consumer group yet: the stage has not started"},
 	}
 	for _, tt := range tests {
 		m := regexp.MustCompile(`(?s)<section class="stage" data-stage="` + tt.stage + `".*?</section>`).FindString(body)
@@ -121,9 +121,58 @@ func TestPipelineSaysWhichStagesRun(t *testing.T) {
 	if top := html.UnescapeString(regexp.MustCompile(`<p class="error" role="alert" id="stopped">.*?</p>`).FindString(body)); !strings.Contains(top, "Not running: split, resolve.") {
 		t.Errorf("the page's top does not list the stopped stages: %q", top)
 	}
+	// At a glance: one line a stage in the summary table on top, its
+	// state and the work waiting for it, as `pushpipe status` says it; its
+	// partition tables folded unless it is not running or stuck.
+	glance := []struct {
+		stage, state, processes, pending string
+		open                             bool
+	}{
+		{"ingest", "not started yet", "0", "0", false},
+		{"split", "not running", "0", "0", true},
+		{"resolve", "not running", "0", "1", true},
+		{"dedupe", "idle", "1", "0", false},
+		{"deliver", "stuck", "1", "1", true},
+		{"webhook", "optional, not run here", "0", "0", false},
+	}
+	for _, tt := range glance {
+		row := regexp.MustCompile(`(?s)<tr data-stage-summary="` + tt.stage + `".*?</tr>`).FindString(body)
+		cells := regexp.MustCompile(`(?s)<t[dh][^>]*>(.*?)</t[dh]>`).FindAllStringSubmatch(row, -1)
+		text := func(i int) string {
+			return html.UnescapeString(regexp.MustCompile(`<[^>]+>`).ReplaceAllString(cells[i][1], ""))
+		}
+		if len(cells) != 7 {
+			t.Errorf("stage %s: summary row %q, want 7 cells", tt.stage, row)
+			continue
+		}
+		if text(1) != tt.state || text(2) != tt.processes || text(4) != tt.pending {
+			t.Errorf("stage %s: summary says state %q, %s processes, %s pending; want %q, %s, %s", tt.stage, text(1), text(2), text(4), tt.state, tt.processes, tt.pending)
+		}
+		section := regexp.MustCompile(`(?s)<section class="stage" data-stage="` + tt.stage + `".*?</section>`).FindString(body)
+		folds := regexp.MustCompile(`<details class="partitions"[^>]*>`).FindAllString(section, -1)
+		if len(folds) == 0 {
+			t.Errorf("stage %s: no folded partition table", tt.stage)
+		}
+		for _, f := range folds {
+			if open := strings.HasSuffix(f, " open>"); open != tt.open {
+				t.Errorf("stage %s: %s, want open %v", tt.stage, f, tt.open)
+			}
+		}
+	}
 	// In the browser too, refreshed in place (the screenshot shows it).
+	// What the operator opens or closes stays so across the refreshes,
+	// which replace the page's HTML.
 	b.signIn()
 	b.run(chromedp.Navigate(b.url+"/ui/pipeline"), waitJS(`document.querySelector('section[data-stage="resolve"] .liveness[data-state="stopped"]') !== null`))
+	// Clicked at once, in one evaluation: a refresh between finding a
+	// summary and clicking it would click one no longer in the page.
+	js[bool](b, `window.swaps = 0; document.body.addEventListener("htmx:afterSwap", () => window.swaps++);
+		document.querySelector('details[data-fold="dedupe/express"] > summary').click();
+		document.querySelector('details[data-fold="resolve/bulk"] > summary').click(); true`)
+	b.run(waitJS(`window.swaps >= 2`))
+	if got := js[string](b, `["dedupe/express", "dedupe/bulk", "resolve/bulk"].map(k => document.querySelector('details[data-fold="' + k + '"]').open).join()`); got != "true,false,false" {
+		t.Errorf("after two refreshes dedupe's express, dedupe's bulk and resolve's tables are open %s, want true,false,false (opened, untouched, closed)", got)
+	}
 }
 
 // TestCampaignPageSaysWhatItWaitsOn: a campaign's page names the stages it

@@ -140,7 +140,29 @@
     at.addEventListener("input", function () { if (at.value && later) later.checked = true; });
   }
 
-  function start() { chart(); preview(); schedule(); }
+  // The pipeline page folds each lane's partition table, open by itself
+  // while its stage is not running or stuck. Its refreshes replace the
+  // page's HTML every second, which put every table back as the server
+  // rendered it: one the operator opened closed again under the reading
+  // eye. What the operator opened or closed is kept here, by table, and
+  // put back after each refresh; a table never touched follows the server.
+  function folds() {
+    var live = document.getElementById("live");
+    if (!live) return;
+    var chosen = {};
+    live.addEventListener("click", function (e) {
+      var s = e.target.closest && e.target.closest("details[data-fold] > summary");
+      if (s) chosen[s.parentElement.dataset.fold] = !s.parentElement.open; // clicked: about to toggle
+    });
+    document.body.addEventListener("htmx:afterSwap", function () {
+      live.querySelectorAll("details[data-fold]").forEach(function (d) {
+        var want = chosen[d.dataset.fold];
+        if (want !== undefined) d.open = want;
+      });
+    });
+  }
+
+  function start() { chart(); preview(); schedule(); folds(); }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
