@@ -13,7 +13,10 @@ import (
 // TailResults calls fn with every result event appended to the results
 // stream from from on (inclusive; an open bound means now, by Redis's
 // clock: after each partition's last entry), over every partition, until
-// ctx ends or fn returns an error. It reads each partition
+// ctx ends or fn returns an error; or, when follow is false, until it
+// read every event the stream held when it started, and then it returns
+// nil: a search of what results keeps ("did user 42 get it?") that ends
+// by itself. It reads each partition
 // with its own XREAD (partitions may live on different cluster nodes),
 // pipelined, and polls every 200ms when nothing came. A malformed entry is
 // passed over and told to malformed (when not nil): a reader for operators
@@ -31,38 +34,37 @@ import (
 // repeated. Before, a read of a master that was down waited for as long as
 // the outage lasted, saying nothing, and an operator could not tell a
 // quiet deployment from a dead one. Unreachable at the start, it fails.
-func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from Bound, log zerolog.Logger, fn func(ResultEvent) error, malformed func(entry string, err error)) error {
+func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from Bound, follow bool, log zerolog.Logger, fn func(ResultEvent) error, malformed func(entry string, err error)) error {
 	streams := keys.Streams(StreamResults)
-	last := make([]string, len(streams))
-	if from.IsZero() {
+	var now []string // each partition's last entry at the start
+	if from.IsZero() || !follow {
 		// Not time.Now(): entry ids are the clock of the Redis (node) that
 		// holds the partition, which may be seconds from ours either way,
 		// showing old events or hiding new ones.
-		cmds := make(rueidis.Commands, len(streams))
-		for i, s := range streams {
-			cmds[i] = c.B().Xrevrange().Key(s).End("+").Start("-").Count(1).Build()
-		}
-		callCtx, cancel := context.WithTimeout(ctx, tailCall)
-		defer cancel()
-		for i, res := range c.DoMulti(callCtx, cmds...) {
-			es, err := res.AsXRange()
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("xrevrange %s: %w", streams[i], err)
+		var err error
+		if now, err = lastIDs(ctx, c, streams); err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			last[i] = "0-0" // an empty partition's next entry is new
-			if len(es) > 0 {
-				last[i] = es[0].ID
-			}
+			return err
 		}
-	} else {
-		for i := range last {
+	}
+	last := make([]string, len(streams))
+	for i := range last {
+		if from.IsZero() {
+			last[i] = now[i]
+		} else {
 			last[i] = from.start().before()
 		}
 	}
 	t := tail{streams: streams, last: last, buf: make([][]tailEntry, len(streams)), more: make([]bool, len(streams))}
+	if !follow {
+		t.end, t.done = make([]streamID, len(streams)), make([]bool, len(streams))
+		for i, id := range now {
+			t.end[i], _ = parseID(id) // lastIDs parsed it
+			t.done[i] = id == "0-0" || t.end[i].less(from.start())
+		}
+	}
 	down := &outage{log: log, now: time.Now, counts: unreachable, words: spellWords{
 		start: "Redis unreachable: the tail waits and retries (it says when Redis answers again)",
 		still: "Redis still unreachable",
@@ -88,6 +90,9 @@ func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from Bound, l
 		if err != nil {
 			return err
 		}
+		if t.through() {
+			return nil
+		}
 		if n == 0 {
 			select {
 			case <-ctx.Done():
@@ -103,12 +108,65 @@ func TailResults(ctx context.Context, c rueidis.Client, keys Keys, from Bound, l
 // entry holds a mark call's events (tens of KB).
 const tailRead = 100
 
+// lastIDs reads each stream's last entry id, "0-0" for an empty one (its
+// next entry is new), in one pipelined call.
+func lastIDs(ctx context.Context, c rueidis.Client, streams []string) ([]string, error) {
+	cmds := make(rueidis.Commands, len(streams))
+	for i, s := range streams {
+		cmds[i] = c.B().Xrevrange().Key(s).End("+").Start("-").Count(1).Build()
+	}
+	ctx, cancel := context.WithTimeout(ctx, tailCall)
+	defer cancel()
+	ids := make([]string, len(streams))
+	for i, res := range c.DoMulti(ctx, cmds...) {
+		es, err := res.AsXRange()
+		if err != nil {
+			return nil, fmt.Errorf("xrevrange %s: %w", streams[i], err)
+		}
+		ids[i] = "0-0"
+		if len(es) > 0 {
+			if _, err := parseID(es[0].ID); err != nil {
+				return nil, fmt.Errorf("xrevrange %s: %w", streams[i], err)
+			}
+			ids[i] = es[0].ID
+		}
+	}
+	return ids, nil
+}
+
 // tail merges the partitions' entries by id.
 type tail struct {
 	streams []string
 	last    []string      // the last id read of each partition
 	buf     [][]tailEntry // entries read and not yet passed on
 	more    []bool        // the last read was full: the partition may hold more
+
+	// end, when not following, is each partition's last entry at the
+	// start: done says a partition was read through it, and its entries
+	// after it are not passed on.
+	end  []streamID
+	done []bool
+}
+
+// finished marks partition i read through its end, when not following.
+func (t *tail) finished(i int) {
+	if t.done != nil {
+		t.done[i] = true
+	}
+}
+
+// through is whether a tail that does not follow passed on every entry up
+// to its end.
+func (t *tail) through() bool {
+	if t.end == nil {
+		return false
+	}
+	for i := range t.streams {
+		if !t.done[i] || len(t.buf[i]) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 type tailEntry struct {
@@ -128,7 +186,7 @@ func (t *tail) fill(ctx context.Context, c rueidis.Client) error {
 	var idx []int
 	var cmds rueidis.Commands
 	for i, s := range t.streams {
-		if len(t.buf[i]) == 0 {
+		if len(t.buf[i]) == 0 && (t.done == nil || !t.done[i]) {
 			idx = append(idx, i)
 			cmds = append(cmds, c.B().Xread().Count(tailRead).Streams().Key(s).Id(t.last[i]).Build())
 		}
@@ -143,6 +201,7 @@ func (t *tail) fill(ctx context.Context, c rueidis.Client) error {
 		m, err := res.AsXRead()
 		if rueidis.IsRedisNil(err) {
 			t.more[i] = false
+			t.finished(i) // nothing after the last read: its end was read, or trimmed
 			continue
 		}
 		if err != nil {
@@ -155,8 +214,15 @@ func (t *tail) fill(ctx context.Context, c rueidis.Client) error {
 			if err != nil {
 				return fmt.Errorf("xread %s: %w", t.streams[i], err)
 			}
+			if t.end != nil && t.end[i].less(id) {
+				t.more[i] = false // written after the start: not passed on
+				break
+			}
 			t.buf[i] = append(t.buf[i], tailEntry{id, e})
 			t.last[i] = e.ID
+		}
+		if !t.more[i] {
+			t.finished(i) // every entry up to its end is read
 		}
 	}
 	return nil

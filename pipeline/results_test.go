@@ -234,7 +234,7 @@ func TestTailResults(t *testing.T) {
 			cancel()
 		}
 	}
-	err = pipeline.TailResults(ctx, c, keys, from, zerolog.Nop(), func(e pipeline.ResultEvent) error {
+	err = pipeline.TailResults(ctx, c, keys, from, true, zerolog.Nop(), func(e pipeline.ResultEvent) error {
 		got[e.ID] = true
 		seen()
 		return nil
@@ -275,7 +275,7 @@ func TestTailResultsInTimeOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []int64
-	err = pipeline.TailResults(ctx, c, keys, from, zerolog.Nop(), func(e pipeline.ResultEvent) error {
+	err = pipeline.TailResults(ctx, c, keys, from, true, zerolog.Nop(), func(e pipeline.ResultEvent) error {
 		if e.Campaign == "order" {
 			got = append(got, e.UserID)
 		}
@@ -290,6 +290,69 @@ func TestTailResultsInTimeOrder(t *testing.T) {
 	for i, u := range got {
 		if u != int64(i) {
 			t.Fatalf("event %d is user %d, want %d (in the order written): %v", i, u, i, got[max(0, i-3):min(len(got), i+4)])
+		}
+	}
+}
+
+// Not following, TailResults passes on every event the stream held when it
+// started, in order, however many reads a partition takes, and then returns
+// by itself: what it reads while it runs (here written by its first call
+// of fn, into a partition it has read and into one that was empty) is not
+// passed on. A partition empty at the start is read through at once.
+func TestTailResultsWithoutFollow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	ev := func(campaign string, k int64) pipeline.ResultEvent {
+		return pipeline.ResultEvent{ID: pipeline.ResultID(campaign, "", k, pipeline.OutcomeSent), Campaign: campaign, App: "a",
+			UserID: k, Platform: "ios", Token: "t", Outcome: pipeline.OutcomeSent, AtMs: 1}
+	}
+	const entries = 250 // more than a read takes of partition 0
+	empty := keys.Partitions - 1
+	for k := range entries {
+		p := 0
+		if k%4 == 3 {
+			p = 1 + k%(keys.Partitions-2) // never the empty one
+		}
+		if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, p), Fields: pipeline.ResultFields(ev("held", int64(k)))}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // ids order entries of different partitions to the millisecond
+	}
+	from, err := pipeline.ParseBound("0", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	late := 0
+	err = pipeline.TailResults(ctx, c, keys, from, false, zerolog.Nop(), func(e pipeline.ResultEvent) error {
+		if e.Campaign != "held" {
+			late++
+			return nil
+		}
+		if len(got) == 0 {
+			for _, p := range []int{0, 1, empty} {
+				if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, p), Fields: pipeline.ResultFields(ev("late", int64(p)))}); err != nil {
+					return err
+				}
+			}
+		}
+		got = append(got, e.UserID)
+		return nil
+	}, nil)
+	if err != nil || ctx.Err() != nil {
+		t.Fatalf("tail: %v (context: %v); want it to return by itself", err, ctx.Err())
+	}
+	if late > 0 {
+		t.Errorf("%d events written after the start passed on", late)
+	}
+	if len(got) != entries {
+		t.Fatalf("%d events, want %d", len(got), entries)
+	}
+	for i, u := range got {
+		if u != int64(i) {
+			t.Fatalf("event %d is user %d, want %d (in the order written)", i, u, i)
 		}
 	}
 }
@@ -336,7 +399,7 @@ func TestTailResultsAcrossARedisRestart(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- pipeline.TailResults(ctx, c, keys, pipeline.Bound{}, zerolog.New(&logs), func(e pipeline.ResultEvent) error {
+		done <- pipeline.TailResults(ctx, c, keys, pipeline.Bound{}, true, zerolog.New(&logs), func(e pipeline.ResultEvent) error {
 			mu.Lock()
 			defer mu.Unlock()
 			got[e.UserID]++

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -97,11 +98,16 @@ func (c *ResultsUnretireCmd) unretire(ctx context.Context, rdb rueidis.Client, k
 	return nil
 }
 
-// ResultsTailCmd is `pushpipe results tail`.
+// ResultsTailCmd is `pushpipe results tail`. With --user and --no-follow
+// it answers support's first question, "did user 42 get it, and if not,
+// why?", from what results keeps: each of the user's devices' outcome and
+// the provider's reason, then it exits.
 type ResultsTailCmd struct {
 	Campaign string   `help:"Only events of this campaign or direct message (its id)."`
 	Outcome  []string `enum:"sent,failed,invalid" help:"Only these outcomes (sent, failed, invalid; repeat or comma-separate)."`
+	User     []int64  `placeholder:"ID" help:"Only events of these users (repeat or comma-separate)."`
 	From     string   `placeholder:"WHEN" help:"Start at: an entry id (1700000000000-0), unix ms, an RFC 3339 time, or a duration ago (15m); 0 for the oldest retained event. Default: now, new events only."`
+	Follow   bool     `default:"true" negatable:"" help:"Go on printing events as they are written (default). --no-follow prints those results holds from --from up to the start, and exits."`
 
 	from pipeline.Bound
 }
@@ -111,6 +117,11 @@ func (c *ResultsTailCmd) Validate() error {
 	var err error
 	if c.from, err = pipeline.ParseBound(c.From, time.Now()); err != nil {
 		return fmt.Errorf("--from: %w", err)
+	}
+	if !c.Follow && c.from.IsZero() {
+		// From now to now is nothing: it would exit at once, having
+		// searched nothing, as if there were nothing to find.
+		return errors.New("--no-follow reads what results holds from --from on: give --from (0 for the oldest event kept, or e.g. 2h)")
 	}
 	return nil
 }
@@ -161,15 +172,27 @@ func (c *ResultsTailCmd) tail(ctx context.Context, rdb rueidis.Client, keys pipe
 			"any between --from %s and then are gone; the oldest kept come first", through.Format(time.RFC3339), c.from)
 	}
 	enc := json.NewEncoder(w)
-	return pipeline.TailResults(ctx, rdb, keys, c.from, log, func(ev pipeline.ResultEvent) error {
+	var read, printed int
+	err = pipeline.TailResults(ctx, rdb, keys, c.from, c.Follow, log, func(ev pipeline.ResultEvent) error {
+		read++
 		if c.Campaign != "" && ev.Campaign != c.Campaign && ev.Message != c.Campaign {
 			return nil
 		}
 		if len(c.Outcome) > 0 && !slices.Contains(c.Outcome, ev.Outcome) {
 			return nil
 		}
+		if len(c.User) > 0 && !slices.Contains(c.User, ev.UserID) {
+			return nil
+		}
+		printed++
 		return enc.Encode(ev)
 	}, func(entry string, err error) {
 		log.Warn().Str("entry", entry).Err(err).Msg("results entry passed over: malformed")
 	})
+	if err == nil && !c.Follow && ctx.Err() == nil {
+		// On stderr, the events on stdout stay NDJSON: an empty answer
+		// says it searched, and how much.
+		log.Info().Int("events_read", read).Int("printed", printed).Msg("read every event results held from --from to the start")
+	}
+	return err
 }

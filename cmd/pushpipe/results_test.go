@@ -76,6 +76,9 @@ func TestResultsTail(t *testing.T) {
 		{"bad news only", []string{"--from", "0", "--outcome", "failed,invalid"}, []string{"c:c1:2:failed", "m:m1:5"}},
 		{"from an entry id, inclusive", []string{"--from", ids[1], "--campaign", "c1"}, []string{"c:c1:3"}},
 		{"from a duration ago", []string{"--from", "1h"}, []string{"c:c1:1", "c:c1:2:failed", "c:c1:3", "m:m1:4", "m:m1:5"}},
+		{"some users", []string{"--from", "0", "--user", "2,4"}, []string{"c:c1:2:failed", "m:m1:4"}},
+		{"a user of a campaign", []string{"--from", "0", "--user", "4", "--user", "3", "--campaign", "c1"}, []string{"c:c1:3"}},
+		{"not following", []string{"--from", "0", "--no-follow", "--user", "5"}, []string{"m:m1:5"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,16 +88,32 @@ func TestResultsTail(t *testing.T) {
 			var out, logs lockedBuffer
 			done := make(chan error, 1)
 			go func() { done <- cli.Results.Tail.tail(ctx, rdb, keys, &out, zerolog.New(&logs)) }()
-			deadline := time.Now().Add(10 * time.Second)
-			for !strings.Contains(logs.String(), stream(3)+" "+ids[3]) {
-				if time.Now().After(deadline) {
-					t.Fatalf("the malformed entry was never named; logs %q, out %q", logs.String(), out.String())
+			if !cli.Results.Tail.Follow {
+				// It ends by itself, having read every entry, the last
+				// malformed one too, and says how many events it read.
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatal(err)
+					}
+				case <-time.After(30 * time.Second):
+					t.Fatalf("--no-follow did not end; logs %q, out %q", logs.String(), out.String())
 				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatal(err)
+				if !strings.Contains(logs.String(), stream(3)+" "+ids[3]) || !strings.Contains(logs.String(), `"events_read":5,"printed":1`) {
+					t.Errorf("logs %q: want the malformed entry named and 5 events read, 1 printed", logs.String())
+				}
+			} else {
+				deadline := time.Now().Add(10 * time.Second)
+				for !strings.Contains(logs.String(), stream(3)+" "+ids[3]) {
+					if time.Now().After(deadline) {
+						t.Fatalf("the malformed entry was never named; logs %q, out %q", logs.String(), out.String())
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				cancel()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
 			}
 			var got []string
 			for _, e := range printedEvents(t, out.String()) {
@@ -112,6 +131,10 @@ func TestResultsTail(t *testing.T) {
 	}
 	if _, err := k.Parse([]string{"results", "tail", "--from", "yesterday"}); err == nil || !strings.Contains(err.Error(), `--from: "yesterday" is neither`) {
 		t.Errorf("--from yesterday: %v", err)
+	}
+	// Not following from now would search nothing and say nothing.
+	if _, err := k.Parse([]string{"results", "tail", "--no-follow"}); err == nil || !strings.Contains(err.Error(), "--no-follow reads what results holds from --from on: give --from") {
+		t.Errorf("--no-follow without --from: %v", err)
 	}
 }
 
