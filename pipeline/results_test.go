@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -354,6 +355,63 @@ func TestTailResultsWithoutFollow(t *testing.T) {
 		if u != int64(i) {
 			t.Fatalf("event %d is user %d, want %d (in the order written)", i, u, i)
 		}
+	}
+}
+
+// ResultsOf finds one message's events from its creation on, among other
+// campaigns' written before and after it, and stops as soon as it has them
+// all; short of them, it says so, and it reads no more than its cap.
+func TestResultsOf(t *testing.T) {
+	ctx := context.Background()
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	ev := func(message string, k int64) pipeline.ResultEvent {
+		return pipeline.ResultEvent{ID: pipeline.ResultID("", message, k, pipeline.OutcomeSent), Message: message, App: "a",
+			UserID: k, Platform: "ios", Token: "t", Outcome: pipeline.OutcomeSent, AtMs: 1}
+	}
+	// An entry is one mark call's: one message's events. Each a
+	// millisecond after the last, so ids order them across partitions.
+	emit := func(p int, evs ...pipeline.ResultEvent) {
+		t.Helper()
+		if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, p), Fields: pipeline.ResultFields(evs...)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	emit(0, ev("m1", 9)) // before its creation: another m1 of another day, say
+	time.Sleep(20 * time.Millisecond)
+	created := time.Now()
+	// m1's five devices over three partitions, between other messages'.
+	emit(1, ev("other", 1))
+	emit(1, ev("m1", 1), ev("m1", 2))
+	emit(2, ev("other", 2))
+	emit(3, ev("m1", 3))
+	emit(0, ev("other", 3), ev("other", 4))
+	emit(5, ev("m1", 4), ev("m1", 5))
+	emit(5, ev("other", 5))
+	tests := []struct {
+		name      string
+		want, cap int
+		found     []int64
+		complete  bool
+	}{
+		{"all of them", 5, 1000, []int64{1, 2, 3, 4, 5}, true},
+		{"more than there are", 6, 1000, []int64{1, 2, 3, 4, 5}, false},
+		{"read up to its cap", 5, 4, []int64{1, 2}, false}, // other 1, m1 1 and 2, other 2
+		{"none wanted", 0, 1000, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, complete, err := pipeline.ResultsOf(ctx, c, keys, "m1", created.Add(-5*time.Millisecond), tt.want, tt.cap)
+			var found []int64
+			for _, e := range evs {
+				found = append(found, e.UserID)
+			}
+			slices.Sort(found)
+			if err != nil || complete != tt.complete || !slices.Equal(found, tt.found) {
+				t.Errorf("ResultsOf: %v, complete %v, %v; want %v, complete %v", found, complete, err, tt.found, tt.complete)
+			}
+		})
 	}
 }
 

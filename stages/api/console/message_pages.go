@@ -1,10 +1,13 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
+	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
@@ -49,6 +52,49 @@ func (c *Console) messageRows(w http.ResponseWriter, r *http.Request, s session)
 type messageData struct {
 	campaign.MessageSummary
 	Waiting []string
+	Devices deviceOutcomes // once it is done
+}
+
+// deviceOutcomes is what became of each device of a done message, from the
+// results stream (pipeline.ResultsOf): the question support gets ("did
+// Ann's phone get the chat message?") answered on the message's page.
+type deviceOutcomes struct {
+	Events   []pipeline.ResultEvent // by user, at most maxDevicesShown
+	Want     int                    // the devices with an outcome: sent + failed + invalid
+	Found    int                    // the events found of them
+	Complete bool                   // every one was found
+	Command  string                 // the CLI command that reads them all
+}
+
+const (
+	// maxDevicesShown bounds the page's table: a message may list 10,000
+	// users; past it, the command prints them all.
+	maxDevicesShown = 1000
+	// devicesReadCap bounds the events read to find a message's: about a
+	// second of reading, where a message that waited behind a large
+	// campaign has its events after that campaign's.
+	devicesReadCap = 100_000
+	// clockSlack is how far before the message's creation (PostgreSQL's
+	// clock) its events are looked for (results ids are Redis's clock).
+	clockSlack = 5 * time.Second
+)
+
+// devices reads the outcomes of message m's devices, once it is done.
+func (c *Console) devices(ctx context.Context, m campaign.MessageSummary) (deviceOutcomes, error) {
+	rep := m.Report
+	d := deviceOutcomes{Want: int(rep.Sent + rep.Failed + rep.InvalidTokens)}
+	from := m.CreatedAt.Add(-clockSlack)
+	d.Command = "pushpipe results tail --campaign " + rep.ID + " --from " + from.UTC().Format(time.RFC3339) + " --no-follow"
+	evs, complete, err := pipeline.ResultsOf(ctx, c.cfg.Redis, c.cfg.Keys, rep.ID, from, d.Want, devicesReadCap)
+	if err != nil {
+		return d, err
+	}
+	slices.SortStableFunc(evs, func(a, b pipeline.ResultEvent) int {
+		return cmp.Or(cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.Platform, b.Platform), cmp.Compare(a.Token, b.Token))
+	})
+	d.Found, d.Complete = len(evs), complete
+	d.Events = evs[:min(len(evs), maxDevicesShown)]
+	return d, nil
 }
 
 // message loads the message of the path, or renders why not.
@@ -69,6 +115,10 @@ func (c *Console) loadMessage(r *http.Request) (messageData, error) {
 	if err == nil && m.Report.State != campaign.MessageDone {
 		// Unreadable liveness says nothing: the figures say Redis is away.
 		d.Waiting, _ = pipeline.NotRunning(ctx, c.cfg.Redis, c.cfg.Keys, "dedupe", "deliver")
+	}
+	if err == nil && m.Report.State == campaign.MessageDone {
+		// Read once: a done message's page does not poll (Console.live).
+		d.Devices, err = c.devices(ctx, m)
 	}
 	return d, err
 }

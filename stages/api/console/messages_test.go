@@ -113,6 +113,18 @@ func TestDirectMessages(t *testing.T) {
 	if facts[0] != "Your order shipped" || facts[1] != "10" || facts[2] != "12" || !strings.HasSuffix(facts[3], "UTC") || facts[4] != "2" {
 		t.Errorf("message page shows %q", facts)
 	}
+	// What became of each device, by user, from the results stream: the
+	// two users nobody registered have none.
+	var wantDevices []string
+	for u := 1; u <= 10; u++ {
+		wantDevices = append(wantDevices, fmt.Sprintf("%d:sent", u))
+	}
+	if got := js[string](b, `[...document.querySelectorAll("#devices tbody tr")].map(r => r.dataset.user + ":" + r.dataset.outcome).join()`); got != strings.Join(wantDevices, ",") {
+		t.Errorf("the devices table says %s, want %s", got, strings.Join(wantDevices, ","))
+	}
+	if n := js[int](b, `document.querySelectorAll("#devices-missing, #devices-more").length`); n != 0 {
+		t.Errorf("the devices table says %d notes of devices missing or not shown, want none", n)
+	}
 	// A message to raw tokens counts tokens, and has no one to mute it
 	// nor anyone without devices: it read "Targets (people)" and "Muted 0".
 	b.sendMessage("dm-3", "Raw", []map[string]string{{"platform": "ios", "token": strings.Repeat("ab", 32)},
@@ -123,6 +135,12 @@ func TestDirectMessages(t *testing.T) {
 		String(document.querySelector("#outcome .muted")), String(document.querySelector("#outcome .no-devices"))])`)
 	if want := `["Targets (tokens)","2","2","null","null"]`; raw != want {
 		t.Errorf("raw-token message page shows %s, want %s", raw, want)
+	}
+	// Raw tokens have no user: each row names its platform and token.
+	if got, want := js[string](b, `[...document.querySelectorAll("#devices tbody tr")].map(r =>
+		r.cells[0].textContent + ":" + r.cells[1].textContent + ":" + r.querySelector(".token").title + ":" + r.dataset.outcome).join()`),
+		"—:android:raw-fcm-token:sent,—:ios:"+strings.Repeat("ab", 32)+":sent"; got != want {
+		t.Errorf("the raw-token message's devices table says %s, want %s", got, want)
 	}
 	b.expect("status of 404")
 	b.run(chromedp.Navigate(b.url+"/ui/messages/nope"), waitJS(`document.querySelector("p.error") !== null`))

@@ -227,8 +227,17 @@ func (c *Console) write(w http.ResponseWriter, status int, name, block string, p
 }
 
 var funcs = template.FuncMap{
-	"num":      num,
-	"ms":       msTime,
+	"num": num,
+	"ms":  msTime,
+	// shortToken is a device token as a person compares two: its first
+	// and last characters (the whole one in the cell's title).
+	"shortToken": func(t string) string {
+		r := []rune(t)
+		if len(r) <= 16 {
+			return t
+		}
+		return string(r[:8]) + "…" + string(r[len(r)-4:])
+	},
 	"utc":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"ago":      ago,
 	"since":    func(t time.Time) string { return ago(t.UnixMilli()) },
