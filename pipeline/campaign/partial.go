@@ -21,8 +21,8 @@ import (
 // ErrPostgres and ErrRedis mark which store failed a read, beside its own
 // error: what a reader is told names the server to look at.
 var (
-	ErrPostgres = errors.New("PostgreSQL failed")
-	ErrRedis    = errors.New("Redis failed")
+	ErrPostgres = errors.New("the PostgreSQL server failed")
+	ErrRedis    = errors.New("the Redis server failed")
 )
 
 // ErrPartial is a report read from Redis alone because PostgreSQL failed
@@ -34,7 +34,7 @@ var ErrPartial = errors.New("reported from Redis alone")
 // ErrNotLive is an id Redis holds no live counters of, asked while
 // PostgreSQL failed (errors.Is(err, ErrPostgres) holds too): none such, or
 // one older than Redis keeps it (KeepCounters past its expiry).
-var ErrNotLive = errors.New("Redis holds no live counters of it")
+var ErrNotLive = errors.New("no live counters in Redis")
 
 // RecordUnavailable is the notice of a partial report.
 const RecordUnavailable = "PostgreSQL is unreachable: state and counts are live from Redis; " +
