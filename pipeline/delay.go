@@ -59,6 +59,19 @@ func Unschedule(ctx context.Context, c rueidis.Client, m Message) (bool, error) 
 	return n == 1, nil
 }
 
+// ScheduledAt is when a message queued by EmitAt is due, and whether it
+// still waits (not yet released into its stream, nor unscheduled).
+func ScheduledAt(ctx context.Context, c rueidis.Client, m Message) (time.Time, bool, error) {
+	ms, err := c.Do(ctx, c.B().Zscore().Key(DelayedKey(m.Stream)).Member(delayMember(m.Fields)).Build()).AsFloat64()
+	if rueidis.IsRedisNil(err) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("schedule on %s: %w", m.Stream, err)
+	}
+	return time.UnixMilli(int64(ms)), true, nil
+}
+
 func delayMember(fields []string) string {
 	n := 0
 	for _, f := range fields {

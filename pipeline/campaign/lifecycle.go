@@ -66,7 +66,7 @@ func loadRow(ctx context.Context, db *pgxpool.Pool, id string) (row, error) {
 		return r, fmt.Errorf("campaign %q: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return r, fmt.Errorf("load campaign %q: %w", id, err)
+		return r, fmt.Errorf("load campaign %q: %w: %w", id, ErrPostgres, err)
 	}
 	return r, nil
 }

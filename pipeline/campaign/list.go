@@ -79,20 +79,20 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 			  AND ($3 = '' OR (created_at, id) < (SELECT created_at, id FROM campaigns WHERE id = $3 AND kind = 'campaign'))
 			ORDER BY created_at DESC, id DESC LIMIT $4`, q.State, states, before, q.Limit+1)
 		if err != nil {
-			return nil, "", fmt.Errorf("list campaigns: %w", err)
+			return nil, "", fmt.Errorf("list campaigns: %w: %w", ErrPostgres, err)
 		}
 		var page []row
 		for rows.Next() {
 			r, err := scanRow(rows)
 			if err != nil {
 				rows.Close()
-				return nil, "", fmt.Errorf("list campaigns: %w", err)
+				return nil, "", fmt.Errorf("list campaigns: %w: %w", ErrPostgres, err)
 			}
 			page = append(page, r)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, "", fmt.Errorf("list campaigns: %w", err)
+			return nil, "", fmt.Errorf("list campaigns: %w: %w", ErrPostgres, err)
 		}
 		if before != "" && len(page) == 0 && len(out) == 0 {
 			// (A message's id is no cursor here: it paged by its time.)

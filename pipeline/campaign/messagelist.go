@@ -78,7 +78,7 @@ func ListMessages(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, key
 		  AND ($1 = '' OR (created_at, id) < (SELECT created_at, id FROM campaigns WHERE id = $1 AND kind = 'message'))
 		ORDER BY created_at DESC, id DESC LIMIT $2`, before, limit+1)
 	if err != nil {
-		return nil, "", fmt.Errorf("list messages: %w", err)
+		return nil, "", fmt.Errorf("list messages: %w: %w", ErrPostgres, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (MessageSummary, error) {
 		var m MessageSummary
@@ -86,7 +86,7 @@ func ListMessages(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, key
 		return m, err
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("list messages: %w", err)
+		return nil, "", fmt.Errorf("list messages: %w: %w", ErrPostgres, err)
 	}
 	if before != "" && len(out) == 0 {
 		var kind string
@@ -95,7 +95,7 @@ func ListMessages(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, key
 			return nil, "", fmt.Errorf("message %q: %w", before, ErrNotFound)
 		}
 		if err != nil {
-			return nil, "", fmt.Errorf("list messages: %w", err)
+			return nil, "", fmt.Errorf("list messages: %w: %w", ErrPostgres, err)
 		}
 	}
 	next := ""

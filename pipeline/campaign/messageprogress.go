@@ -37,6 +37,9 @@ type MessageReport struct {
 	// UsersDone counts targets that reached a terminal state (status's
 	// bar); not in DESIGN's object.
 	UsersDone int64 `json:"-"`
+	// RecordUnavailable is Report.RecordUnavailable: set on a report read
+	// from Redis alone (ErrPartial), whose RawTokens is then unknown.
+	RecordUnavailable string `json:"record_unavailable,omitempty"`
 	// RawTokens: the message lists raw tokens, so its targets count
 	// tokens, not people; not in DESIGN's object.
 	RawTokens bool `json:"-"`
@@ -45,7 +48,9 @@ type MessageReport struct {
 // MessageProgress reports a message's state and counters, read from the
 // same per-partition counters as a campaign's (Progress): ErrNotFound for an
 // id that names no message. It is done once dedupe read every listed user
-// and deliver brought every target to a terminal state.
+// and deliver brought every target to a terminal state. While PostgreSQL
+// fails, a message Redis holds is reported from Redis alone, with
+// ErrPartial (partialMessage).
 func MessageProgress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (MessageReport, error) {
 	rep := MessageReport{ID: id, State: MessageSending}
 	var (
@@ -57,7 +62,11 @@ func MessageProgress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, 
 	case errors.Is(err, pgx.ErrNoRows):
 		return rep, fmt.Errorf("message %q: %w", id, ErrNotFound)
 	case err != nil:
-		return rep, fmt.Errorf("load message %q: %w", id, err)
+		err = fmt.Errorf("load message %q: %w: %w", id, ErrPostgres, err)
+		if outage(ctx, err) {
+			return partialMessage(ctx, rdb, keys, id, err)
+		}
+		return rep, err
 	case kind != KindMessage:
 		return rep, fmt.Errorf("message %q: %w", id, ErrIsCampaign)
 	}
@@ -101,13 +110,13 @@ func messageReport(id string, res []rueidis.RedisResult) (MessageReport, error) 
 	rep := MessageReport{ID: id, State: MessageSending}
 	listed, err := res[0].AsInt64()
 	if err != nil && !rueidis.IsRedisNil(err) {
-		return rep, fmt.Errorf("progress of message %q: %w", id, err)
+		return rep, fmt.Errorf("progress of message %q: %w: %w", id, ErrRedis, err)
 	}
 	var in int64
 	for _, r := range res[1:] {
 		vals, err := r.ToArray()
 		if err != nil {
-			return rep, fmt.Errorf("progress of message %q: %w", id, err)
+			return rep, fmt.Errorf("progress of message %q: %w: %w", id, ErrRedis, err)
 		}
 		in += intAt(vals, 0)
 		rep.Targets += intAt(vals, 1)

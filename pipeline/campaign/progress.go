@@ -22,6 +22,11 @@ type Report struct {
 	// Error is why the campaign failed as a whole (deliver could not render
 	// or authenticate it), if it did.
 	Error string `json:"error,omitempty"`
+	// RecordUnavailable is set (to RecordUnavailable) on a report read
+	// from Redis alone while PostgreSQL failed (ErrPartial): the fields
+	// only the record holds (created_at, send_at but a scheduled one's,
+	// started_at, finished_at, rate_per_second) are then zero or absent.
+	RecordUnavailable string `json:"record_unavailable,omitempty"`
 
 	CreatedAt time.Time  `json:"created_at"`
 	SendAt    *time.Time `json:"send_at,omitempty"`
@@ -130,8 +135,14 @@ var statFields = []string{
 // every target to a terminal state. The first reader to see that records
 // it (state, finished_at and the counts snapshot). Without Redis state (a flushed Redis), the report is
 // PostgreSQL's: the state and the counts snapshot.
+//
+// While PostgreSQL is down, a campaign Redis holds is reported from Redis
+// alone, with ErrPartial (partialProgress).
 func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (Report, error) {
 	r, err := loadCampaign(ctx, db, id)
+	if outage(ctx, err) {
+		return partialProgress(ctx, rdb, keys, id, err)
+	}
 	if err != nil {
 		return Report{ID: id}, err
 	}
@@ -141,8 +152,11 @@ func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pi
 // Live is what Redis holds of a campaign's progress.
 type Live struct {
 	Counts
-	Known   bool // Redis holds the campaign (its hash has expires_ms)
-	Message bool // it is a direct message (its hash counts its listed users)
+	Known bool // Redis holds the campaign (its hash has expires_ms)
+	// ExpiresMs is when it expires (HashExpiresMs, unix ms), 0 when not
+	// Known.
+	ExpiresMs int64
+	Message   bool // it is a direct message (its hash counts its listed users)
 	// State is splitting, running or done by the counters' sums alone;
 	// Progress confirms a done (confirmDone) before it records one.
 	State      string
@@ -260,7 +274,7 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	var l Live
 	for _, r := range res {
 		if err := r.Error(); err != nil {
-			return l, fmt.Errorf("progress of campaign %q: %w", id, err)
+			return l, fmt.Errorf("progress of campaign %q: %w: %w", id, ErrRedis, err)
 		}
 	}
 	head, _ := res[0].ToArray()
@@ -269,7 +283,8 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	if len(head) > 2 {
 		l.FailReason, _ = head[2].ToString()
 	}
-	l.Known = intAt(head, 3) > 0
+	l.ExpiresMs = intAt(head, 3)
+	l.Known = l.ExpiresMs > 0
 	l.Audience = intAt(head, 4)
 	l.Message = len(head) > 5 && !head[5].IsNil()
 	resolved, _ := res[1].AsStrMap()

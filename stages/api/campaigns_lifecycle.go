@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -143,7 +142,7 @@ func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request, _ []byte)
 		writeError(w, http.StatusBadRequest, "before: no campaign "+q.Before+"; pass the \"next\" of the previous page")
 	case err != nil:
 		s.cfg.Log.Warn().Err(err).Msg("campaign list unavailable")
-		unavailable(w, "PostgreSQL or Redis", time.Second)
+		listUnavailable(w, "campaigns", err)
 	default:
 		page := struct {
 			Campaigns []campaign.Report `json:"campaigns"`

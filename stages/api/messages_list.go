@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
@@ -47,7 +46,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, _ []byte) 
 		writeError(w, http.StatusBadRequest, "before: no message "+before+"; pass the \"next\" of the previous page")
 	case err != nil:
 		s.cfg.Log.Warn().Err(err).Msg("message list unavailable")
-		unavailable(w, "PostgreSQL or Redis", time.Second)
+		listUnavailable(w, "messages", err)
 	default:
 		writeJSON(w, http.StatusOK, campaign.NewMessagePage(ms, next))
 	}

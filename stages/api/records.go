@@ -89,21 +89,68 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 		writeError(w, http.StatusNotFound, "no "+kind+" "+id)
 	case errors.As(err, &conflict):
 		writeError(w, http.StatusConflict, conflict.msg)
+	case errors.Is(err, campaign.ErrPartial) && r.Method == http.MethodGet:
+		// PostgreSQL is down and the report is Redis's: a launch being
+		// watched stays visible, its record_unavailable saying what is
+		// missing.
+		s.cfg.Log.Warn().Err(err).Str(idField(kind), id).Msg(kind + " reported from Redis alone")
+		writeJSON(w, http.StatusOK, rep)
 	case err != nil && r.Method == http.MethodGet:
 		s.cfg.Log.Warn().Err(err).Str(idField(kind), id).Msg(kind + " unavailable")
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "PostgreSQL or Redis is unreachable: the "+kind+" could not be read; retry later")
+		msg := unreachable(err) + ": the " + kind + " could not be read; retry in a moment"
+		if errors.Is(err, campaign.ErrNotLive) {
+			// Redis answered: it no longer holds (or never held) the id.
+			keep := campaign.KeepCounters
+			if kind == "message" {
+				keep = campaign.KeepMessageCounters
+			}
+			days := fmt.Sprintf("%d days", int(keep.Hours()/24))
+			if keep == 24*time.Hour {
+				days = "a day"
+			}
+			msg = "PostgreSQL is unreachable, and Redis holds no " + kind + " " + id + " (it keeps one for " + days +
+				" past its expiry; an older one is PostgreSQL's alone): retry once PostgreSQL is back"
+		}
+		retryLater(w, msg, time.Second)
 	case err != nil:
 		// Not unavailable's "nothing was accepted": a cancel sets its flag
 		// in Redis before PostgreSQL records it, and may have stopped the
 		// campaign already.
 		s.cfg.Log.Warn().Err(err).Str(idField(kind), id).Msg(kind + " unavailable")
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "PostgreSQL or Redis is unreachable, and this may have taken effect in part: "+
-			"send the same request again, which is safe to repeat")
+		retryLater(w, unreachable(err)+", and this may have taken effect in part: "+
+			"send the same request again, which is safe to repeat", time.Second)
 	default:
 		writeJSON(w, http.StatusOK, rep)
 	}
+}
+
+// unreachable names the store that failed a read (campaign.ErrPostgres,
+// campaign.ErrRedis): "PostgreSQL is unreachable", "Redis is unreachable",
+// both, or, when the error does not say, either.
+func unreachable(err error) string {
+	pg, redis := errors.Is(err, campaign.ErrPostgres), errors.Is(err, campaign.ErrRedis)
+	switch {
+	case pg && redis:
+		return "PostgreSQL and Redis are unreachable"
+	case pg:
+		return "PostgreSQL is unreachable"
+	case redis:
+		return "Redis is unreachable"
+	}
+	return "PostgreSQL or Redis is unreachable"
+}
+
+// listUnavailable answers a list (GET /v1/campaigns or /v1/messages,
+// route) that could not be read: 503 naming the store. A list pages
+// PostgreSQL's table and needs it; one record at a time still answers from
+// Redis while it is down (withRecord).
+func listUnavailable(w http.ResponseWriter, route string, err error) {
+	msg := unreachable(err) + ": the list could not be read; retry in a moment"
+	if errors.Is(err, campaign.ErrPostgres) {
+		msg = "PostgreSQL is unreachable: the list pages its table and cannot be read without it; retry in a moment " +
+			"(meanwhile GET /v1/" + route + "/{id} answers from Redis for one still sending)"
+	}
+	retryLater(w, msg, time.Second)
 }
 
 // idField is the log field holding a record's id: "message" is zerolog's

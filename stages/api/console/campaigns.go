@@ -22,7 +22,10 @@ import (
 // campaign's keys or rows itself.
 //
 // Rules: List and Messages are newest first, with the next page's cursor
-// ("" after the last page); Get, Message and Cancel of an unknown id wrap
+// ("" after the last page); Get and Message of a campaign or message Redis
+// holds, while PostgreSQL is down, are its partial report (its
+// RecordUnavailable set: campaign.ErrPartial) and no content, without an
+// error; Get, Message and Cancel of an unknown id wrap
 // campaign.ErrNotFound (Cancel of a direct message's, campaign.ErrIsMessage);
 // Cancel of a finished campaign wraps campaign.ErrFinished; Create follows
 // campaign.Create (idempotent by id, a *campaign.ValidationError for a
@@ -99,11 +102,16 @@ func (s sharedCampaigns) Get(ctx context.Context, id string) (Summary, error) {
 	if err := campaign.ValidateID(id); err != nil {
 		return Summary{}, fmt.Errorf("%w: %w", campaign.ErrNotFound, err)
 	}
-	c, err := campaign.Load(ctx, s.db, id)
+	// Progress first: while PostgreSQL is down it still reports, from
+	// Redis, a campaign going out, which the record (Load) cannot.
+	rep, err := campaign.Progress(ctx, s.rdb, s.db, s.keys, id)
+	if errors.Is(err, campaign.ErrPartial) {
+		return Summary{Campaign: campaign.Campaign{ID: id}, Progress: rep}, nil
+	}
 	if err != nil {
 		return Summary{}, err
 	}
-	rep, err := campaign.Progress(ctx, s.rdb, s.db, s.keys, id)
+	c, err := campaign.Load(ctx, s.db, id)
 	return Summary{Campaign: c, Progress: rep}, err
 }
 
@@ -179,6 +187,9 @@ func (s sharedCampaigns) Message(ctx context.Context, id string) (campaign.Messa
 		return campaign.MessageSummary{}, fmt.Errorf("%w: %w", campaign.ErrNotFound, err)
 	}
 	rep, err := campaign.MessageProgress(ctx, s.rdb, s.db, s.keys, id)
+	if errors.Is(err, campaign.ErrPartial) {
+		return campaign.MessageSummary{Report: rep}, nil // as Get's
+	}
 	if err != nil {
 		return campaign.MessageSummary{}, err
 	}

@@ -149,6 +149,7 @@ func (c *Console) messagePage(w http.ResponseWriter, r *http.Request, s session)
 
 func (c *Console) messageLive(w http.ResponseWriter, r *http.Request, s session) {
 	if m, ok := c.message(w, r, s); ok {
-		c.live(w, "message", page{Session: s, Data: m}, m.Report.State == campaign.MessageDone)
+		// Polled on while PostgreSQL is down, so the notice goes once it is back.
+		c.live(w, "message", page{Session: s, Data: m}, m.Report.State == campaign.MessageDone && m.Report.RecordUnavailable == "")
 	}
 }

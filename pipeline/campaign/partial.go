@@ -1,0 +1,148 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/puddle/v2"
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// A campaign's record is PostgreSQL's and its live counters are Redis's.
+// While PostgreSQL cannot be reached (a failover, a restart: 10–60 s) the
+// sends go on and Redis has every counter: Progress and MessageProgress
+// then report what Redis holds, marked partial, and an operator watching a
+// launch still sees it go out.
+
+// ErrPostgres and ErrRedis mark which store failed a read, beside its own
+// error: what a reader is told names the server to look at.
+var (
+	ErrPostgres = errors.New("the PostgreSQL server failed")
+	ErrRedis    = errors.New("the Redis server failed")
+)
+
+// ErrPartial is a report read from Redis alone because PostgreSQL failed
+// (errors.Is(err, ErrPostgres) holds too); its RecordUnavailable says so.
+// A reader that shows progress shows the report with that notice; one that
+// acts on the record's state takes it as the failure it wraps.
+var ErrPartial = errors.New("reported from Redis alone")
+
+// ErrNotLive is an id Redis holds no live counters of, asked while
+// PostgreSQL failed (errors.Is(err, ErrPostgres) holds too): none such, or
+// one older than Redis keeps it (KeepCounters past its expiry).
+var ErrNotLive = errors.New("no live counters in Redis")
+
+// RecordUnavailable is the notice of a partial report.
+const RecordUnavailable = "PostgreSQL is unreachable: state and counts are live from Redis; " +
+	"the record (created_at, content, rate cap, finish) returns when it is back"
+
+// outage tells a failure of PostgreSQL that Redis may stand in for: a
+// server that refused or dropped us (a failover, a restart). Not one that
+// took the caller's whole time (no time is left to read Redis, and the
+// caller's bound is its to keep), nor a pool closed under us: that is this
+// process stopping, not PostgreSQL.
+func outage(ctx context.Context, err error) bool {
+	return errors.Is(err, ErrPostgres) && ctx.Err() == nil && !errors.Is(err, puddle.ErrClosedPool)
+}
+
+// partialProgress is Progress while PostgreSQL failed with pgErr: what
+// Redis holds of the campaign, with ErrPartial. A campaign Redis does not
+// hold (none, or older than Redis keeps one) is ErrNotLive, and when
+// Redis fails too the error has both stores'.
+//
+// The state is the counters', as the record would have moved on to, with
+// what Redis knows besides: its cancel flag (canceled) and its start entry
+// still waiting (scheduled, at that send_at). A done is reported but not
+// recorded: the first reader after PostgreSQL is back records it, with the
+// time its last target was done.
+func partialProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string, pgErr error) (Report, error) {
+	rep := Report{ID: id}
+	l, err := Counters(ctx, rdb, keys, id)
+	switch {
+	case err != nil:
+		return rep, errors.Join(pgErr, err)
+	case !l.Known:
+		return rep, fmt.Errorf("campaign %q: %w: %w", id, ErrNotLive, pgErr)
+	case l.Message:
+		return rep, fmt.Errorf("campaign %q: %w", id, ErrIsMessage)
+	}
+	rep.State, err = redisState(ctx, rdb, keys, id, &l, &rep)
+	if err != nil {
+		return Report{ID: id}, errors.Join(pgErr, err)
+	}
+	rep.RecordUnavailable = RecordUnavailable
+	rep.ExpiresAt = time.UnixMilli(l.ExpiresMs)
+	rep.Counts, rep.Error, rep.Done, rep.DoneMs = l.Counts, l.FailReason, l.UsersDone, l.DoneMs
+	if rep.State == StateSplitting {
+		rep.Audience = l.Audience
+	}
+	// Queued needs PostgreSQL's list of the campaigns sending
+	// (motion.lastProgress): without it, a stage not running says
+	// stalled, and a campaign whose stages all run is neither.
+	unsure := false
+	rep.rates(time.Now(), func() bool {
+		working, err := pipeline.Working(ctx, rdb, keys, l.Waits...)
+		unsure = len(l.Waits) > 0 && working && err == nil
+		return unsure
+	})
+	if unsure {
+		rep.QueuedSinceMs = 0
+	}
+	return rep, fmt.Errorf("campaign %q: %w: %w", id, ErrPartial, pgErr)
+}
+
+// redisState is a campaign's state by what Redis holds: canceled by its
+// flag, scheduled (and when, in rep.SendAt) while its start entry waits,
+// else the counters' (a done confirmed as Progress does, failed when
+// deliver failed it).
+func redisState(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string, l *Live, rep *Report) (string, error) {
+	canceled, err := rdb.Do(ctx, rdb.B().Exists().Key(keys.Canceled(id)).Build()).AsInt64()
+	if err != nil {
+		return "", fmt.Errorf("progress of campaign %q: %w: %w", id, ErrRedis, err)
+	}
+	if canceled > 0 {
+		return StateCanceled, nil
+	}
+	at, waits, err := pipeline.ScheduledAt(ctx, rdb, startMessage(keys, id))
+	if err != nil {
+		return "", fmt.Errorf("progress of campaign %q: %w: %w", id, ErrRedis, err)
+	}
+	if waits {
+		rep.SendAt = &at
+		return StateScheduled, nil
+	}
+	if err := l.confirmDone(ctx, rdb, keys, id); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrRedis, err)
+	}
+	if l.State == StateDone && l.FailReason != "" {
+		return StateFailed, nil
+	}
+	return l.State, nil
+}
+
+// partialMessage is MessageProgress while PostgreSQL failed with pgErr, as
+// partialProgress is Progress's. A message's state and counts are all
+// Redis's; only whether it lists raw tokens is the record's.
+func partialMessage(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string, pgErr error) (MessageReport, error) {
+	rep := MessageReport{ID: id, State: MessageSending}
+	l, err := Counters(ctx, rdb, keys, id)
+	switch {
+	case err != nil:
+		return rep, errors.Join(pgErr, err)
+	case !l.Known:
+		return rep, fmt.Errorf("message %q: %w: %w", id, ErrNotLive, pgErr)
+	case !l.Message:
+		return rep, fmt.Errorf("message %q: %w", id, ErrIsCampaign)
+	}
+	reps, err := messageCounters(ctx, rdb, keys, []string{id})
+	if err != nil {
+		return rep, errors.Join(pgErr, err)
+	}
+	rep = reps[0]
+	rep.RecordUnavailable = RecordUnavailable
+	return rep, fmt.Errorf("message %q: %w: %w", id, ErrPartial, pgErr)
+}
