@@ -116,8 +116,11 @@ func (c *Console) loadMessage(r *http.Request) (messageData, error) {
 		// Unreadable liveness says nothing: the figures say Redis is away.
 		d.Waiting, _ = pipeline.NotRunning(ctx, c.cfg.Redis, c.cfg.Keys, "dedupe", "deliver")
 	}
-	if err == nil && m.Report.State == campaign.MessageDone {
+	if err == nil && m.Report.State == campaign.MessageDone && m.Report.RecordUnavailable == "" {
 		// Read once: a done message's page does not poll (Console.live).
+		// Not from a report of Redis alone (PostgreSQL down): it has no
+		// creation time to read from, and its page polls until the
+		// record is back.
 		d.Devices, err = c.devices(ctx, m)
 	}
 	return d, err
