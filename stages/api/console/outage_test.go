@@ -45,6 +45,9 @@ func TestLiveOutage(t *testing.T) {
 		fail  func(b *bed)
 		alert string // what the live part says instead of the figures
 	}{
+		// A closed pool is PostgreSQL failing so that Redis cannot stand
+		// in (campaign.outage): a server that refuses us instead shows the
+		// page from Redis under a notice (TestLaunchWithPostgresDown).
 		{"PostgreSQL down", func(b *bed) { b.db.Close() }, "Campaign o1 is unavailable"},
 		// The session is read from Redis first, on every refresh.
 		{"Redis down", func(b *bed) { b.rdb.Close() }, "Redis did not answer"},
@@ -124,6 +127,10 @@ func TestUnavailableSaysWhatNext(t *testing.T) {
 		tries  = "This part tries again every second."
 		reload = "Reload the page in a moment."
 	)
+	// A closed pool: PostgreSQL failing so that Redis cannot stand in
+	// (campaign.outage). A refused connection shows a campaign's and a
+	// message's page from Redis instead (TestLaunchWithPostgresDown); the
+	// lists fail either way.
 	pgDown := func(b *bed) string { b.db.Close(); return b.url }
 	dlqDown := func(b *bed) string {
 		if err := b.rdb.Do(b.t.Context(), b.rdb.B().Set().Key(b.keys.DLQ()).Value("x").Build()).Error(); err != nil {
