@@ -520,12 +520,10 @@ type campaignSource struct {
 func (s campaignSource) Progress(ctx context.Context, id string) (progressView, error) {
 	counters := counterProgress{rdb: s.rdb, keys: s.keys}
 	if s.dbDown != nil {
-		v, known, err := counters.Progress(ctx, id)
-		if err == nil && !known {
-			return v, fmt.Errorf("Redis holds no campaign or direct message of this id, and PostgreSQL, which keeps older ones, is unavailable: %w", s.dbDown)
-		}
-		v.Note = "PostgreSQL unavailable (" + s.dbDown.Error() + "): counters only, state unknown"
-		return v, err
+		// Started while PostgreSQL is down: what Redis holds, state
+		// included, as the API answers then (campaign.RedisProgress).
+		rep, err := campaign.RedisProgress(ctx, s.rdb, s.keys, id, s.pgDown())
+		return s.report(ctx, id, rep, err)
 	}
 	if s.db == nil {
 		v, known, err := counters.Progress(ctx, id)
@@ -539,17 +537,29 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 		return v, err
 	}
 	rep, err := campaign.Progress(ctx, s.rdb, s.db, s.keys, id)
+	return s.report(ctx, id, rep, err)
+}
+
+// pgDown is the error of a database that could not be opened, marked as
+// PostgreSQL's.
+func (s campaignSource) pgDown() error { return fmt.Errorf("%w: %w", campaign.ErrPostgres, s.dbDown) }
+
+// report is the view of a campaign's report, or of the error it came with:
+// a report of Redis alone (PostgreSQL down) is shown with its notice.
+func (s campaignSource) report(ctx context.Context, id string, rep campaign.Report, err error) (progressView, error) {
 	switch {
 	case errors.Is(err, campaign.ErrIsMessage):
 		return s.message(ctx, id)
 	case errors.Is(err, campaign.ErrNotFound):
 		return progressView{ID: id}, err
-	case err != nil:
-		v, _, cerr := counters.Progress(ctx, id)
+	case errors.Is(err, campaign.ErrNotLive):
+		return progressView{ID: id}, fmt.Errorf("Redis holds no campaign or direct message of this id, and PostgreSQL, which keeps older ones, is unavailable: %w", err)
+	case err != nil && !errors.Is(err, campaign.ErrPartial):
+		v, _, cerr := counterProgress{rdb: s.rdb, keys: s.keys}.Progress(ctx, id)
 		v.Note = "campaign state unavailable (" + err.Error() + "): counters only"
 		return v, cerr
 	}
-	v := progressView{ID: id, State: rep.State, Counts: rep.Counts, Error: rep.Error, Done: rep.Done, Audience: rep.Audience}
+	v := progressView{ID: id, State: rep.State, Counts: rep.Counts, Error: rep.Error, Done: rep.Done, Audience: rep.Audience, Note: rep.RecordUnavailable}
 	if rep.PastExpiry() {
 		v.PastExpiry = &pastExpiry{ExpiresAt: rep.ExpiresAt, FinishAt: time.UnixMilli(rep.ExpectedFinishMs)}
 	}
@@ -565,11 +575,17 @@ func (s campaignSource) Progress(ctx context.Context, id string) (progressView, 
 
 // message is a direct message's progress (campaign.MessageProgress).
 func (s campaignSource) message(ctx context.Context, id string) (progressView, error) {
-	m, err := campaign.MessageProgress(ctx, s.rdb, s.db, s.keys, id)
-	if err != nil {
+	var m campaign.MessageReport
+	var err error
+	if s.dbDown != nil {
+		m, err = campaign.RedisMessageProgress(ctx, s.rdb, s.keys, id, s.pgDown())
+	} else {
+		m, err = campaign.MessageProgress(ctx, s.rdb, s.db, s.keys, id)
+	}
+	if err != nil && !errors.Is(err, campaign.ErrPartial) {
 		return progressView{ID: id, Kind: "message"}, err
 	}
-	v := progressView{ID: id, Kind: "message", State: m.State, Done: m.UsersDone, RawTokens: m.RawTokens}
+	v := progressView{ID: id, Kind: "message", State: m.State, Done: m.UsersDone, RawTokens: m.RawTokens, Note: m.RecordUnavailable}
 	v.Targets, v.Muted, v.Sent, v.Failed, v.InvalidTokens, v.NoDevices = m.Targets, m.Muted, m.Sent, m.Failed, m.InvalidTokens, m.NoDevices
 	v.FirstSendMs, v.LastSendMs = m.FirstSendMs, m.LastSendMs
 	return v, nil

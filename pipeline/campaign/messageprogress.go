@@ -50,7 +50,7 @@ type MessageReport struct {
 // id that names no message. It is done once dedupe read every listed user
 // and deliver brought every target to a terminal state. While PostgreSQL
 // fails, a message Redis holds is reported from Redis alone, with
-// ErrPartial (partialMessage).
+// ErrPartial (RedisMessageProgress).
 func MessageProgress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (MessageReport, error) {
 	rep := MessageReport{ID: id, State: MessageSending}
 	var (
@@ -64,7 +64,7 @@ func MessageProgress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, 
 	case err != nil:
 		err = fmt.Errorf("load message %q: %w: %w", id, ErrPostgres, err)
 		if outage(ctx, err) {
-			return partialMessage(ctx, rdb, keys, id, err)
+			return RedisMessageProgress(ctx, rdb, keys, id, err)
 		}
 		return rep, err
 	case kind != KindMessage:

@@ -49,8 +49,10 @@ func outage(ctx context.Context, err error) bool {
 	return errors.Is(err, ErrPostgres) && ctx.Err() == nil && !errors.Is(err, puddle.ErrClosedPool)
 }
 
-// partialProgress is Progress while PostgreSQL failed with pgErr: what
-// Redis holds of the campaign, with ErrPartial. A campaign Redis does not
+// RedisProgress is Progress while PostgreSQL failed with pgErr: what
+// Redis holds of the campaign, with ErrPartial. Progress calls it when
+// PostgreSQL refuses it; a reader that could not reach PostgreSQL at all
+// (status, started during the outage) calls it itself. A campaign Redis does not
 // hold (none, or older than Redis keeps one) is ErrNotLive, and when
 // Redis fails too the error has both stores'.
 //
@@ -59,7 +61,7 @@ func outage(ctx context.Context, err error) bool {
 // still waiting (scheduled, at that send_at). A done is reported but not
 // recorded: the first reader after PostgreSQL is back records it, with the
 // time its last target was done.
-func partialProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string, pgErr error) (Report, error) {
+func RedisProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string, pgErr error) (Report, error) {
 	rep := Report{ID: id}
 	l, err := Counters(ctx, rdb, keys, id)
 	switch {
@@ -124,10 +126,10 @@ func redisState(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id 
 	return l.State, nil
 }
 
-// partialMessage is MessageProgress while PostgreSQL failed with pgErr, as
-// partialProgress is Progress's. A message's state and counts are all
+// RedisMessageProgress is MessageProgress while PostgreSQL failed with pgErr, as
+// RedisProgress is Progress's. A message's state and counts are all
 // Redis's; only whether it lists raw tokens is the record's.
-func partialMessage(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string, pgErr error) (MessageReport, error) {
+func RedisMessageProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string, pgErr error) (MessageReport, error) {
 	rep := MessageReport{ID: id, State: MessageSending}
 	l, err := Counters(ctx, rdb, keys, id)
 	switch {

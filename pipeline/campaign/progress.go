@@ -137,11 +137,11 @@ var statFields = []string{
 // PostgreSQL's: the state and the counts snapshot.
 //
 // While PostgreSQL is down, a campaign Redis holds is reported from Redis
-// alone, with ErrPartial (partialProgress).
+// alone, with ErrPartial (RedisProgress).
 func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (Report, error) {
 	r, err := loadCampaign(ctx, db, id)
 	if outage(ctx, err) {
-		return partialProgress(ctx, rdb, keys, id, err)
+		return RedisProgress(ctx, rdb, keys, id, err)
 	}
 	if err != nil {
 		return Report{ID: id}, err

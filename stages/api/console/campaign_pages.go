@@ -117,10 +117,11 @@ func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string, erro
 		return campaignData{}, http.StatusServiceUnavailable, c.unavailable(r, "Campaign "+id+" is", err, polled(r)), err
 	}
 	// A report from Redis alone (PostgreSQL down) is never settled: the
-	// page polls on until the record is back. (A cancel meanwhile is
-	// refused, naming PostgreSQL, and nothing is stopped.)
-	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State),
-		Settled: settled(sum.Progress, time.Now()) && sum.Progress.RecordUnavailable == ""}
+	// page polls on until the record is back. It offers no cancel: one
+	// would be refused, naming PostgreSQL, and stop nothing.
+	partial := sum.Progress.RecordUnavailable != ""
+	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State) && !partial,
+		Settled: settled(sum.Progress, time.Now()) && !partial}
 	if st := sum.Progress.State; !campaign.Final(st) && st != campaign.StateScheduled {
 		// Unreadable liveness says nothing: the figures say Redis is away.
 		d.Waiting, _ = pipeline.NotRunning(ctx, c.cfg.Redis, c.cfg.Keys, "split", "resolve", "dedupe", "deliver")

@@ -73,7 +73,7 @@ func TestLaunchWithPostgresDown(t *testing.T) {
 	b.within(30*time.Second, waitJS(fmt.Sprintf(`(() => { const n = document.getElementById("record-unavailable");
 		return n !== null && n.textContent === %q && document.getElementById("state").textContent === "running" &&
 			document.querySelector("#live progress").value === 500 && document.querySelector("#live dd.sent").textContent === "3" &&
-			document.querySelector("#live [role=alert]") === null })()`, campaign.RecordUnavailable)))
+			document.querySelector("#live [role=alert]") === null && document.getElementById("cancel") === null })()`, campaign.RecordUnavailable)))
 
 	_, body := b.get("/ui/campaigns")
 	if want := "The campaign list is unavailable: PostgreSQL is unreachable."; !strings.Contains(html.UnescapeString(body), want) {
@@ -83,5 +83,7 @@ func TestLaunchWithPostgresDown(t *testing.T) {
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)
 	}
-	b.within(30*time.Second, waitJS(`document.getElementById("record-unavailable") === null && document.getElementById("state").textContent === "running"`))
+	// The cancel it did not offer while it could not cancel is back.
+	b.within(30*time.Second, waitJS(`document.getElementById("record-unavailable") === null && document.getElementById("state").textContent === "running" &&
+		document.getElementById("cancel") !== null`))
 }
