@@ -89,7 +89,12 @@ func (c *UsersShowCmd) run(g *Globals, w io.Writer) error {
 	if v.ErasedAt != nil {
 		erased = v.ErasedAt.Local().Format(time.DateTime)
 	}
-	_, err = fmt.Fprintf(w, "erased: %s\n", erased)
+	if _, err := fmt.Fprintf(w, "erased: %s\n", erased); err != nil {
+		return err
+	}
+	// The other half of support's question: what became of what was sent
+	// to them (results tail --no-follow), which PostgreSQL does not hold.
+	_, err = fmt.Fprintf(w, "what became of each notification sent to them: pushpipe results tail --user %d --from 0 --no-follow [--campaign ID]\n", v.UserID)
 	return err
 }
 
