@@ -10,7 +10,6 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 // testRedis starts a Redis for one test and returns it and a client of it.
@@ -29,16 +28,7 @@ func testRedis(t *testing.T) (*pipelinetest.Redis, rueidis.Client) {
 // migrated database on it and a pool of it.
 func testDatabase(t *testing.T) (string, *pgxpool.Pool) {
 	t.Helper()
-	url := pipelinetest.DatabaseT(t, pipelinetest.PostgresT(t))
-	if err := schema.Migrate(t.Context(), url); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	return url, db
+	return pipelinetest.MigratedT(t, pipelinetest.PostgresT(t))
 }
 
 // printedEvents parses what `results tail` printed, one event a line.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 var env *pipelinetest.Env
@@ -39,15 +38,7 @@ func worldAt(t testing.TB) (rueidis.Client, *pgxpool.Pool, pipeline.Keys, string
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
-	url := pipelinetest.DatabaseT(t, env.Postgres)
-	if err := schema.Migrate(t.Context(), url); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	_, db := pipelinetest.MigratedT(t, env.Postgres)
 	return rdb, db, pipeline.NewKeys("t", 4), redis.Addr
 }
 

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 var env *pipelinetest.Env
@@ -23,15 +22,7 @@ func TestMain(m *testing.M) {
 // testDB is a fresh migrated database.
 func testDB(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	url := pipelinetest.DatabaseT(t, env.Postgres)
-	if err := schema.Migrate(t.Context(), url); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	_, db := pipelinetest.MigratedT(t, env.Postgres)
 	return db
 }
 

@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/pushpipe/pushpipe/bench/localserver"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 // RedisT starts a Redis server for one test and closes it at cleanup.
@@ -66,6 +69,24 @@ func DatabaseT(t testing.TB, p *Postgres) string {
 		t.Fatal(err)
 	}
 	return url
+}
+
+// MigratedT is DatabaseT migrated to this tree's schema, with a pool of it
+// closed at the test's end: what a test of the stores needs.
+func MigratedT(t testing.TB, p *Postgres) (string, *pgxpool.Pool) {
+	t.Helper()
+	url := DatabaseT(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := schema.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return url, db
 }
 
 // Eventually polls cond every 20 ms until it holds, and fails the test

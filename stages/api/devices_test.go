@@ -20,7 +20,6 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 // deviceAPI is an API server on real Redis and PostgreSQL, with its own key
@@ -48,15 +47,7 @@ func newDeviceAPIConfig(t *testing.T, redisAddr string, cfg Config) *deviceAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
-	url := pipelinetest.DatabaseT(t, env.Postgres)
-	if err := schema.Migrate(t.Context(), url); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	_, db := pipelinetest.MigratedT(t, env.Postgres)
 	seedAudience(t, db)
 	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 16)
 	cfg.Redis, cfg.DB, cfg.Keys, cfg.Log = rdb, db, keys, zerolog.Nop()

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
@@ -11,14 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 // newAPIOwnPostgres is newDeviceAPI on a PostgreSQL server of the test's
@@ -27,15 +24,7 @@ import (
 func newAPIOwnPostgres(t *testing.T) (*deviceAPI, *pipelinetest.Postgres) {
 	t.Helper()
 	pg := pipelinetest.PostgresT(t)
-	url := pipelinetest.DatabaseT(t, pg)
-	if err := schema.Migrate(t.Context(), url); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	_, db := pipelinetest.MigratedT(t, pg)
 	seedAudience(t, db)
 	rdb, err := pipeline.NewRedis(env.Redis.Addr)
 	if err != nil {

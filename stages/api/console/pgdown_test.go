@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"context"
 	"fmt"
 	"html"
 	"net/http/httptest"
@@ -11,13 +10,11 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 	"github.com/pushpipe/pushpipe/stages/api"
 )
 
@@ -33,15 +30,7 @@ import (
 func TestLaunchWithPostgresDown(t *testing.T) {
 	b := newBed(t)
 	pg := pipelinetest.PostgresT(t)
-	url := pipelinetest.DatabaseT(t, pg)
-	if err := schema.Migrate(t.Context(), url); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	_, db := pipelinetest.MigratedT(t, pg)
 	srv := httptest.NewServer(api.New(api.Config{Redis: b.rdb, DB: db, Keys: b.keys, Log: zerolog.Nop(),
 		Auth: api.Auth{AdminToken: adminToken, AppKeys: map[string]string{app: appKey}}}))
 	t.Cleanup(srv.Close)
