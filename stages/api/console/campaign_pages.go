@@ -43,7 +43,7 @@ func (c *Console) list(r *http.Request) (listData, error) {
 
 func (c *Console) campaignsPage(w http.ResponseWriter, r *http.Request, s session) {
 	d, err := c.list(r)
-	p := page{Title: "Campaigns", Nav: "campaigns", Session: s, Data: d, Notice: notice(r)}
+	p := page{Title: "Campaigns", Nav: "campaigns", Session: s, Data: d, Notice: notice(r), LiveError: true}
 	status := http.StatusOK
 	if err != nil {
 		p.Error, status = c.listFailed(r, "The campaign list is", "campaign", "/ui/campaigns", d.Before, err, true)

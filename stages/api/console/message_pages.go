@@ -29,7 +29,7 @@ func (c *Console) messages(r *http.Request) (messagesData, error) {
 
 func (c *Console) messagesPage(w http.ResponseWriter, r *http.Request, s session) {
 	d, err := c.messages(r)
-	p := page{Title: "Direct messages", Nav: "messages", Session: s, Data: d}
+	p := page{Title: "Direct messages", Nav: "messages", Session: s, Data: d, LiveError: true}
 	status := http.StatusOK
 	if err != nil {
 		p.Error, status = c.listFailed(r, "The message list is", "message", "/ui/messages", d.Before, err, true)

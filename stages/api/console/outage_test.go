@@ -107,6 +107,11 @@ func TestUnreadableIsNotEmpty(t *testing.T) {
 			if !strings.Contains(body, tt.alert) {
 				t.Errorf("%s does not say %q:\n%s", tt.path, tt.alert, body)
 			}
+			// Once: a list's page said it in the layout and in its live
+			// part, and the layout's stayed after the outage.
+			if n := strings.Count(body, `role="alert"`); n != 1 {
+				t.Errorf("%s says it %d times, want once:\n%s", tt.path, n, body)
+			}
 			for _, e := range tt.empty {
 				if strings.Contains(body, e) {
 					t.Errorf("%s, unreadable, still shows %q", tt.path, e)

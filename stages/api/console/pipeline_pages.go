@@ -188,7 +188,7 @@ func (c *Console) pipelinePage(w http.ResponseWriter, r *http.Request, s session
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	d, err := c.pipelineData(ctx)
-	p := page{Title: "Pipeline", Nav: "pipeline", Session: s, Data: d}
+	p := page{Title: "Pipeline", Nav: "pipeline", Session: s, Data: d, LiveError: true}
 	if err != nil {
 		p.Error = c.unavailable(r, "Pipeline status is", err, true)
 	}

@@ -28,9 +28,14 @@ type page struct {
 	Nav     string // the current section, marked in the navigation
 	Session session
 	Error   string
-	Notice  string
-	Refresh int // the live fragments' polling interval, in seconds
-	Data    any
+	// LiveError is a page whose live part says Error in place of what it
+	// could not read, and takes it back at the refresh that reads it: the
+	// layout does not say it too. It did: the error stood twice, and the
+	// layout's stayed, stale, after the outage had ended.
+	LiveError bool
+	Notice    string
+	Refresh   int // the live fragments' polling interval, in seconds
+	Data      any
 }
 
 // CSRF is the session's token, for the hidden field of every form.
