@@ -25,6 +25,23 @@ var (
 	ErrRedis    = errors.New("the Redis server failed")
 )
 
+// Unreachable names the store a failed read's marks (ErrPostgres,
+// ErrRedis) blame: "PostgreSQL is unreachable", "Redis is unreachable" or
+// both; ok is false when the error carries neither mark. The API and the
+// console say it in these same words.
+func Unreachable(err error) (say string, ok bool) {
+	pg, redis := errors.Is(err, ErrPostgres), errors.Is(err, ErrRedis)
+	switch {
+	case pg && redis:
+		return "PostgreSQL and Redis are unreachable", true
+	case pg:
+		return "PostgreSQL is unreachable", true
+	case redis:
+		return "Redis is unreachable", true
+	}
+	return "", false
+}
+
 // ErrPartial is a report read from Redis alone because PostgreSQL failed
 // (errors.Is(err, ErrPostgres) holds too); its RecordUnavailable says so.
 // A reader that shows progress shows the report with that notice; one that

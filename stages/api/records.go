@@ -128,14 +128,8 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 // campaign.ErrRedis): "PostgreSQL is unreachable", "Redis is unreachable",
 // both, or, when the error does not say, either.
 func unreachable(err error) string {
-	pg, redis := errors.Is(err, campaign.ErrPostgres), errors.Is(err, campaign.ErrRedis)
-	switch {
-	case pg && redis:
-		return "PostgreSQL and Redis are unreachable"
-	case pg:
-		return "PostgreSQL is unreachable"
-	case redis:
-		return "Redis is unreachable"
+	if say, ok := campaign.Unreachable(err); ok {
+		return say
 	}
 	return "PostgreSQL or Redis is unreachable"
 }

@@ -171,16 +171,13 @@ func culprit(err error) string {
 		pgConn  *pgconn.ConnectError
 		redisEr *rueidis.RedisError
 	)
-	pg, redis := errors.Is(err, campaign.ErrPostgres), errors.Is(err, campaign.ErrRedis)
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Sprintf("Redis or PostgreSQL did not answer within %s", requestTimeout)
-	case pg && redis:
-		return "PostgreSQL and Redis are unreachable"
-	case pg:
-		return "PostgreSQL is unreachable"
-	case redis:
-		return "Redis is unreachable"
+	}
+	if say, ok := campaign.Unreachable(err); ok {
+		return say
+	}
+	switch {
 	case errors.As(err, &pgErr), errors.As(err, &pgConn):
 		return "PostgreSQL failed"
 	case errors.As(err, &redisEr), errors.Is(err, rueidis.ErrClosing):
