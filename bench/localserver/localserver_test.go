@@ -470,3 +470,58 @@ func TestFreePortNeverRepeats(t *testing.T) {
 		seen[port] = true
 	}
 }
+
+// TestPostgresFreeze: a frozen server answers nothing, neither a query on
+// an open connection nor a new connection, and goes on once thawed; a
+// frozen server still stops.
+func TestPostgresFreeze(t *testing.T) {
+	t.Parallel()
+	p := started[*Postgres](t)(StartPostgres(PostgresOptions{}))
+	url := database(t, p)
+	used, idle := pgConn(t, url), pgConn(t, url)
+	if err := p.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	answers := func(what string, fn func(ctx context.Context) error) error {
+		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+		defer cancel()
+		err := fn(ctx)
+		t.Logf("%s: %v", what, err)
+		return err
+	}
+	if answers("a query while frozen", func(ctx context.Context) error { _, err := used.Exec(ctx, `SELECT 1`); return err }) == nil {
+		t.Fatal("a frozen server answered a query")
+	}
+	if answers("a new connection while frozen", func(ctx context.Context) error {
+		c, err := pgx.Connect(ctx, url)
+		if err == nil {
+			c.Close(ctx)
+		}
+		return err
+	}) == nil {
+		t.Fatal("a frozen server took a new connection")
+	}
+	p.Thaw()
+	if err := answers("the idle connection once thawed", func(ctx context.Context) error { _, err := idle.Exec(ctx, `SELECT 1`); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := answers("a new connection once thawed", func(ctx context.Context) error {
+		c, err := pgx.Connect(ctx, url)
+		if err == nil {
+			c.Close(ctx)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > postgresStopTimeout {
+		t.Errorf("stopping a frozen server took %s: it was killed, not stopped", took)
+	}
+}

@@ -411,11 +411,26 @@ func (p *Postgres) NewDatabase(ctx context.Context) (string, error) {
 // Stop shuts the server down cleanly (fast shutdown: open sessions are
 // terminated, a checkpoint is written) and waits for it to exit.
 func (p *Postgres) Stop() error {
+	p.proc.thaw() // a frozen server would not see the signal
 	if err := p.proc.stop(syscall.SIGINT, postgresStopTimeout); err != nil {
 		return fmt.Errorf("stop postgres: %w", err)
 	}
 	return nil
 }
+
+// Freeze stops the server and its backends where they are (SIGSTOP): its
+// connections stay open and nothing answers, neither a query nor a new
+// connection's handshake, as in a failover whose old primary hangs rather
+// than refuses. Thaw lets it go on.
+func (p *Postgres) Freeze() error {
+	if err := p.proc.freeze(); err != nil {
+		return fmt.Errorf("freeze postgres: %w", err)
+	}
+	return nil
+}
+
+// Thaw lets a frozen server go on where it stopped.
+func (p *Postgres) Thaw() { p.proc.thaw() }
 
 // Kill SIGKILLs the server and its backends (a crash drill); the next Start
 // runs crash recovery.

@@ -193,6 +193,37 @@ func (p *process) kill() error {
 	return nil
 }
 
+// freeze SIGSTOPs the process and its direct children: it stays up, its
+// sockets open, and answers nothing, as a server whose host froze or whose
+// network dropped every packet. The parent stops first so that it cannot
+// fork a child we miss.
+func (p *process) freeze() error {
+	if p.exited() {
+		return errors.New("not running")
+	}
+	pid := p.pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("SIGSTOP %d: %w", pid, err)
+	}
+	for _, child := range childrenOf(pid) {
+		_ = syscall.Kill(child, syscall.SIGSTOP) // one exiting now is gone anyway
+	}
+	return nil
+}
+
+// thaw SIGCONTs what freeze stopped (children first, so that the parent
+// finds them running); on a process not frozen it does nothing.
+func (p *process) thaw() {
+	if p.exited() {
+		return
+	}
+	pid := p.pid()
+	for _, child := range childrenOf(pid) {
+		_ = syscall.Kill(child, syscall.SIGCONT)
+	}
+	_ = syscall.Kill(pid, syscall.SIGCONT)
+}
+
 // processGone reports whether pid no longer runs. A zombie counts as gone:
 // the children we kill are reparented to PID 1, which may never reap them.
 func processGone(pid int) bool {

@@ -57,7 +57,9 @@ func MessageProgress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, 
 		kind string
 		raw  bool
 	)
-	err := db.QueryRow(ctx, `SELECT kind, coalesce(raw_tokens, cardinality(tokens) > 0, false) FROM campaigns WHERE id = $1`, id).Scan(&kind, &raw)
+	err := readRecord(ctx, func(ctx context.Context) error {
+		return db.QueryRow(ctx, `SELECT kind, coalesce(raw_tokens, cardinality(tokens) > 0, false) FROM campaigns WHERE id = $1`, id).Scan(&kind, &raw)
+	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return rep, fmt.Errorf("message %q: %w", id, ErrNotFound)

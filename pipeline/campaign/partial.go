@@ -58,12 +58,38 @@ const RecordUnavailable = "PostgreSQL is unreachable: state and counts are live 
 	"the record (created_at, content, rate cap, finish) returns when it is back"
 
 // outage tells a failure of PostgreSQL that Redis may stand in for: a
-// server that refused or dropped us (a failover, a restart). Not one that
-// took the caller's whole time (no time is left to read Redis, and the
-// caller's bound is its to keep), nor a pool closed under us: that is this
-// process stopping, not PostgreSQL.
+// server that refused or dropped us (a failover, a restart), or that did
+// not answer within recordPatience. Not one that took the caller's whole
+// time (no time is left to read Redis, and the caller's bound is its to
+// keep), nor a pool closed under us: that is this process stopping, not
+// PostgreSQL.
 func outage(ctx context.Context, err error) bool {
 	return errors.Is(err, ErrPostgres) && ctx.Err() == nil && !errors.Is(err, puddle.ErrClosedPool)
+}
+
+// recordPatience is how long a progress read waits for the record before
+// it reports from Redis alone. A read by primary key answers in
+// milliseconds; one still waiting after 2 s is a server failing over whose
+// connections hang rather than refuse (a partition, a frozen primary), and
+// waiting on it for the caller's whole bound (the API's 5 s) would leave
+// no time to read Redis: a launch being watched would go blank.
+const recordPatience = 2 * time.Second
+
+// readRecord runs read of the record bounded by recordPatience, or by half
+// of what the caller's deadline leaves when that is less, so Redis always
+// has the other half; a read cut so says how long it waited.
+func readRecord(ctx context.Context, read func(ctx context.Context) error) error {
+	wait := recordPatience
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d)/2)
+	}
+	rctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	err := read(rctx)
+	if err != nil && rctx.Err() != nil && ctx.Err() == nil {
+		err = fmt.Errorf("no answer within %s: %w", wait.Round(time.Millisecond), err)
+	}
+	return err
 }
 
 // RedisProgress is Progress while PostgreSQL failed with pgErr: what

@@ -136,10 +136,15 @@ var statFields = []string{
 // it (state, finished_at and the counts snapshot). Without Redis state (a flushed Redis), the report is
 // PostgreSQL's: the state and the counts snapshot.
 //
-// While PostgreSQL is down, a campaign Redis holds is reported from Redis
-// alone, with ErrPartial (RedisProgress).
+// While PostgreSQL is down (refusing, or silent for recordPatience), a
+// campaign Redis holds is reported from Redis alone, with ErrPartial
+// (RedisProgress).
 func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (Report, error) {
-	r, err := loadCampaign(ctx, db, id)
+	var r row
+	err := readRecord(ctx, func(ctx context.Context) (err error) {
+		r, err = loadCampaign(ctx, db, id)
+		return err
+	})
 	if outage(ctx, err) {
 		return RedisProgress(ctx, rdb, keys, id, err)
 	}
