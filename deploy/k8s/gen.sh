@@ -79,6 +79,26 @@ extra_args() { # stage db: flags beyond the common stage flags
 	esac
 }
 
+# secret_mount writes the volume lines (deployment's mounts) that mount
+# Secret $3 read-only at $2 as volume $1; with $4, its key $4 alone, as a
+# file of that name.
+secret_mount() {
+	cat <<EOF
+          volumeMounts:
+            - name: $1
+              mountPath: $2
+              readOnly: true
+      volumes:
+        - name: $1
+          secret:
+            secretName: $3
+            defaultMode: 0440
+EOF
+	if [[ -n ${4:-} ]]; then
+		printf '            items:\n              - key: %s\n                path: %s\n' "$4" "$4"
+	fi
+}
+
 # deployment writes a Deployment and its PodDisruptionBudget: one for every
 # stage (stages.yaml) and every webhook receiver (webhook/webhook.yaml), so
 # a receiver keeps the stages' conventions. It reads name (the Deployment's),
@@ -196,15 +216,7 @@ EOF
 			envfrom=$'\n            - secretRef:\n                name: pushpipe-db'
 		fi
 		if [[ $stage == deliver ]]; then
-			mounts='          volumeMounts:
-            - name: providers
-              mountPath: /etc/pushpipe/providers
-              readOnly: true
-      volumes:
-        - name: providers
-          secret:
-            secretName: pushpipe-providers
-            defaultMode: 0440'
+			mounts=$(secret_mount providers /etc/pushpipe/providers pushpipe-providers)
 		fi
 		deployment
 	done <<<"$STAGES"
@@ -305,18 +317,7 @@ mkdir -p "$OUT/webhook"
                 secretKeyRef:
                   name: $name
                   key: url" envfrom=
-		mounts="          volumeMounts:
-            - name: signing
-              mountPath: /etc/pushpipe/webhook
-              readOnly: true
-      volumes:
-        - name: signing
-          secret:
-            secretName: $name
-            defaultMode: 0440
-            items:
-              - key: secrets
-                path: secrets"
+		mounts=$(secret_mount signing /etc/pushpipe/webhook "$name" secrets)
 		deployment
 	done <<<"$RECEIVERS"
 } >"$OUT/webhook/webhook.yaml"
