@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -173,20 +174,8 @@ func newBed(t *testing.T) *bed {
 	t.Cleanup(func() {
 		defer closeTab()
 		defer cancel()
-		// A screenshot of its own time budget: one that hangs (a page
-		// caught mid-navigation) must not take the test's.
-		shot, cancelShot := context.WithTimeout(tab, 30*time.Second)
-		defer cancelShot()
-		png, err := chromedp.Run(shot, chromedp.FullScreenshot(100))
-		if err != nil {
-			// Chromium now and then measures a page mid-refresh at zero
-			// width: the viewport alone then.
-			png, err = chromedp.Run(shot, chromedp.CaptureScreenshot())
-		}
-		if err != nil {
-			t.Errorf("screenshot: %v", err)
-		} else if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "screenshot.png"), png, 0o644); err != nil {
-			t.Error(err)
+		if keepArtifacts() {
+			b.screenshot()
 		}
 		requests, errs, dialogs := b.rec.snapshot()
 		for _, u := range requests {
@@ -202,6 +191,35 @@ func newBed(t *testing.T) *bed {
 		}
 	})
 	return b
+}
+
+// keepArtifacts tells whether go test was asked to keep artifacts
+// (-artifacts): without it, t.ArtifactDir is a directory removed when the
+// test ends, and a screenshot saved there (a full page encoded as PNG, at
+// every one of the package's beds) would be work thrown away.
+func keepArtifacts() bool {
+	f := flag.Lookup("test.artifacts")
+	return f != nil && f.Value.String() == "true"
+}
+
+// screenshot saves the tab's whole page under the test's artifact
+// directory.
+func (b *bed) screenshot() {
+	// Its own time budget: a screenshot that hangs (a page caught
+	// mid-navigation) must not take the test's.
+	shot, cancelShot := context.WithTimeout(b.tab, 30*time.Second)
+	defer cancelShot()
+	png, err := chromedp.Run(shot, chromedp.FullScreenshot(100))
+	if err != nil {
+		// Chromium now and then measures a page mid-refresh at zero
+		// width: the viewport alone then.
+		png, err = chromedp.Run(shot, chromedp.CaptureScreenshot())
+	}
+	if err != nil {
+		b.t.Errorf("screenshot: %v", err)
+	} else if err := os.WriteFile(filepath.Join(b.t.ArtifactDir(), "screenshot.png"), png, 0o644); err != nil {
+		b.t.Error(err)
+	}
 }
 
 // record is every tab's listener: the tab's loop calls it, so it records
