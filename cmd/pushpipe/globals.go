@@ -206,6 +206,7 @@ func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
 		// deliver's first direct messages waited ~1 s on eight of them.
 		cfg.MinConns = maxConns
 	}
+	cfg.ConnConfig.DialFunc = pgDialer(cfg.ConnConfig.ConnectTimeout)
 	where := fmt.Sprintf("PostgreSQL at %s:%d as user %q", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.User)
 	pool, err := pgxpool.NewWithConfig(g.Context(), cfg)
 	if err != nil {
