@@ -107,7 +107,7 @@ type ResultsTailCmd struct {
 	Outcome  []string `enum:"sent,failed,invalid" help:"Only these outcomes (sent, failed, invalid; repeat or comma-separate)."`
 	User     []int64  `placeholder:"ID" help:"Only events of these users (repeat or comma-separate)."`
 	From     string   `placeholder:"WHEN" help:"Start at: an entry id (1700000000000-0), unix ms, an RFC 3339 time, or a duration ago (15m); 0 for the oldest retained event. Default: now, new events only."`
-	Follow   bool     `default:"true" negatable:"" help:"Go on printing events as they are written (default). --no-follow prints those results holds from --from up to the start, and exits."`
+	Follow   bool     `default:"true" negatable:"" help:"Go on printing events as they are written (default). --no-follow prints those results holds from --from (default with --campaign: its creation) up to the start, and exits."`
 
 	from pipeline.Bound
 }
@@ -118,11 +118,42 @@ func (c *ResultsTailCmd) Validate() error {
 	if c.from, err = pipeline.ParseBound(c.From, time.Now()); err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
-	if !c.Follow && c.from.IsZero() {
+	if !c.Follow && c.from.IsZero() && c.Campaign == "" {
 		// From now to now is nothing: it would exit at once, having
 		// searched nothing, as if there were nothing to find.
-		return errors.New("--no-follow reads what results holds from --from on: give --from (0 for the oldest event kept, or e.g. 2h)")
+		return errors.New("--no-follow reads what results holds from --from on: give --from (0 for the oldest event kept, or e.g. 2h), " +
+			"or --campaign ID to read from its creation")
 	}
+	return nil
+}
+
+// creationSlack is how far before a campaign's creation (PostgreSQL's
+// clock) --no-follow starts by default: results ids are Redis's clock.
+const creationSlack = 5 * time.Second
+
+// startAtCreation starts --no-follow of --campaign without --from at the
+// campaign's (or message's) creation, less creationSlack: no event of it
+// is older, and support need not know when it went out. PostgreSQL keeps
+// the creation.
+func (c *ResultsTailCmd) startAtCreation(g *Globals) error {
+	if c.Follow || !c.from.IsZero() {
+		return nil
+	}
+	db, err := g.DB(1)
+	if err != nil {
+		return fmt.Errorf("--no-follow without --from starts at the creation of %s, which PostgreSQL keeps: %w; or give --from", c.Campaign, err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(g.Context(), refreshTimeout)
+	defer cancel()
+	cp, err := campaign.Load(ctx, db, c.Campaign)
+	if errors.Is(err, campaign.ErrNotFound) {
+		return fmt.Errorf("no campaign or direct message %s in PostgreSQL: check the id (--from reads results for any id)", c.Campaign)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (--from reads results without PostgreSQL)", err)
+	}
+	c.from = pipeline.TimeBound(cp.CreatedAt.Add(-creationSlack))
 	return nil
 }
 
@@ -132,6 +163,9 @@ func (c *ResultsTailCmd) Validate() error {
 // server's connection would record it as a new deployment and tail that,
 // empty, forever.
 func (c *ResultsTailCmd) Run(g *Globals) error {
+	if err := c.startAtCreation(g); err != nil {
+		return err
+	}
 	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
@@ -192,7 +226,7 @@ func (c *ResultsTailCmd) tail(ctx context.Context, rdb rueidis.Client, keys pipe
 	if err == nil && !c.Follow && ctx.Err() == nil {
 		// On stderr, the events on stdout stay NDJSON: an empty answer
 		// says it searched, and how much.
-		log.Info().Int("events_read", read).Int("printed", printed).Msg("read every event results held from --from to the start")
+		log.Info().Int("events_read", read).Int("printed", printed).Str("from", c.from.String()).Msg("read every event results held from --from to the start")
 	}
 	return err
 }

@@ -133,7 +133,7 @@ func TestResultsTail(t *testing.T) {
 		t.Errorf("--from yesterday: %v", err)
 	}
 	// Not following from now would search nothing and say nothing.
-	if _, err := k.Parse([]string{"results", "tail", "--no-follow"}); err == nil || !strings.Contains(err.Error(), "--no-follow reads what results holds from --from on: give --from") {
+	if _, err := k.Parse([]string{"results", "tail", "--no-follow"}); err == nil || !strings.Contains(err.Error(), "--no-follow reads what results holds from --from on: give --from (0 for the oldest event kept, or e.g. 2h), or --campaign ID") {
 		t.Errorf("--no-follow without --from: %v", err)
 	}
 }
@@ -276,5 +276,75 @@ func TestResultsRetire(t *testing.T) {
 	}
 	if err := retire("analytcs"); err == nil || !strings.Contains(err.Error(), "its groups: webhook") {
 		t.Errorf("retire a mistyped group: %v, want an error naming the groups", err)
+	}
+}
+
+// TestResultsTailFromCreation: `results tail --campaign ID --user N
+// --no-follow` without --from reads from the campaign's creation, which
+// PostgreSQL keeps: support need not know when it went out, and nothing
+// older is read. Without PostgreSQL it says to give --from.
+func TestResultsTailFromCreation(t *testing.T) {
+	_, rdb := testRedis(t)
+	keys := pipeline.NewKeys("created", 4)
+	url, db := pipelinetest.MigratedT(t, pipelinetest.PostgresT(t))
+	ev := func(dev, user int64) []string {
+		return pipeline.ResultFields(pipeline.ResultEvent{ID: pipeline.ResultID("c2", "", dev, pipeline.OutcomeSent), Campaign: "c2",
+			App: "a", UserID: user, Platform: "ios", Token: "ab", Outcome: pipeline.OutcomeSent, AtMs: 1})
+	}
+	// An entry a minute before the campaign was created: of another
+	// campaign of that id long gone, or a clock far off. Not read.
+	old := rdb.B().Xadd().Key(keys.Stream(pipeline.StreamResults, 1)).Id(fmt.Sprintf("%d-0", time.Now().Add(-time.Minute).UnixMilli())).FieldValue()
+	for f := ev(70, 7); len(f) >= 2; f = f[2:] {
+		old = old.FieldValue(f[0], f[1])
+	}
+	if err := rdb.Do(t.Context(), old.Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: "c2", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pipeline.Emit(t.Context(), rdb,
+		pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, 2), Fields: ev(71, 7)},
+		pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, 3), Fields: ev(80, 8)},
+	); err != nil {
+		t.Fatal(err)
+	}
+	tail := func(g *Globals, args ...string) ([]string, string, error) {
+		cmd := parse(t, append([]string{"results", "tail", "--no-follow"}, args...)...).Results.Tail
+		if err := cmd.startAtCreation(g); err != nil {
+			return nil, "", err
+		}
+		var out, logs lockedBuffer
+		if err := cmd.tail(t.Context(), rdb, keys, &out, zerolog.New(&logs)); err != nil {
+			return nil, "", err
+		}
+		var got []string
+		for _, e := range printedEvents(t, out.String()) {
+			got = append(got, e.ID)
+		}
+		return got, logs.String(), nil
+	}
+	got, logs, err := tail(&Globals{DatabaseURL: url}, "--campaign", "c2", "--user", "7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"c:c2:71"}) || !strings.Contains(logs, `"events_read":2,`) {
+		t.Errorf("printed %v, logs %q: want c:c2:71 alone, of the 2 events since the creation", got, logs)
+	}
+	// --from still says where to start.
+	if got, _, err := tail(&Globals{DatabaseURL: url}, "--campaign", "c2", "--user", "7", "--from", "0"); err != nil || !slices.Equal(got, []string{"c:c2:70", "c:c2:71"}) {
+		t.Errorf("--from 0: %v, %v; want both events", got, err)
+	}
+	for _, tt := range []struct {
+		name, id string
+		g        *Globals
+		want     string
+	}{
+		{"no PostgreSQL", "c2", &Globals{}, "--no-follow without --from starts at the creation of c2, which PostgreSQL keeps: no database: set PUSHPIPE_DATABASE_URL"},
+		{"no such campaign", "c3", &Globals{DatabaseURL: url}, "no campaign or direct message c3 in PostgreSQL: check the id"},
+	} {
+		if _, _, err := tail(tt.g, "--campaign", tt.id); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
 	}
 }

@@ -94,7 +94,7 @@ func (c *UsersShowCmd) run(g *Globals, w io.Writer) error {
 	}
 	// The other half of support's question: what became of what was sent
 	// to them (results tail --no-follow), which PostgreSQL does not hold.
-	_, err = fmt.Fprintf(w, "what became of each notification sent to them: pushpipe results tail --user %d --from 0 --no-follow [--campaign ID]\n", v.UserID)
+	_, err = fmt.Fprintf(w, "what became of each notification sent to them: pushpipe results tail --user %d --campaign ID --no-follow (or --from 0 for all)\n", v.UserID)
 	return err
 }
 

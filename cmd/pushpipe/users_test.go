@@ -46,7 +46,7 @@ func TestUsersShowAndDelete(t *testing.T) {
 		{"show", []string{"show", "42"}, []string{`(?m)^user 42$`, `(?m)^APP\s+PLATFORM\s+STATE`,
 			`(?m)^chat\s+ios\s+invalidated\s+-\s.*tok-b\s*$`, `(?m)^news\s+android\s+active\s+ko\s.*tok-a\s*$`,
 			`(?m)^channels: news, sport$`, `(?m)^muted categories: none$`, `(?m)^erased: never$`,
-			`(?m)^what became of each notification sent to them: pushpipe results tail --user 42 --from 0 --no-follow`}},
+			`(?m)^what became of each notification sent to them: pushpipe results tail --user 42 --campaign ID --no-follow \(or --from 0 for all\)$`}},
 		{"never seen", []string{"show", "7"}, []string{`(?m)^devices: none$`, `(?m)^channels: none$`}},
 		{"delete", []string{"delete", "42"}, []string{`(?m)^user 42 erased at `, `(?m)^devices: 2 deletions queued for ingest`,
 			`(?m)^channels: unsubscribed from 2: news, sport$`, `(?m)^mutes: 0 removed$`}},
