@@ -23,7 +23,7 @@ import (
 // newAPIOwnPostgres is newDeviceAPI on a PostgreSQL server of the test's
 // own, which the test may stop: the package's shared one serves the other
 // tests.
-func newAPIOwnPostgres(t *testing.T) (*deviceAPI, *pipelinetest.Postgres) {
+func newAPIOwnPostgres(t *testing.T) (*deviceAPI, *pipelinetest.Postgres, *pipelinetest.Logs) {
 	t.Helper()
 	pg := pipelinetest.PostgresT(t)
 	_, db := pipelinetest.MigratedT(t, pg)
@@ -34,10 +34,11 @@ func newAPIOwnPostgres(t *testing.T) (*deviceAPI, *pipelinetest.Postgres) {
 	}
 	t.Cleanup(rdb.Close)
 	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 16)
-	s := New(Config{Redis: rdb, DB: db, Keys: keys, Log: zerolog.Nop(), Auth: Auth{Insecure: true}})
+	logs := &pipelinetest.Logs{}
+	s := New(Config{Redis: rdb, DB: db, Keys: keys, Log: zerolog.New(logs), Auth: Auth{Insecure: true}})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return &deviceAPI{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db, srv: s}, pg
+	return &deviceAPI{t: t, url: srv.URL, keys: keys, rdb: rdb, db: db, srv: s}, pg, logs
 }
 
 // get is a GET of url from any goroutine; a request that fails is a
@@ -101,7 +102,7 @@ func TestReadsWithPostgresDown(t *testing.T) {
 }
 
 func readsWithPostgresDown(t *testing.T, outage string, down, up func(*pipelinetest.Postgres) error) {
-	a, pg := newAPIOwnPostgres(t)
+	a, pg, logs := newAPIOwnPostgres(t)
 	sendAt := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
 	for _, c := range []struct{ id, more string }{
 		{"live-1", `,"rate_per_second":50`},
@@ -170,6 +171,12 @@ func readsWithPostgresDown(t *testing.T, outage string, down, up func(*pipelinet
 				}
 			}
 		})
+	}
+	// Six reports from Redis alone, in less than the sampler's 10 s: one
+	// line says so, not one a read (the console reads every open page
+	// once a second through an outage).
+	if n := strings.Count(logs.String(), "reported from Redis alone (said once"); n != 1 {
+		t.Errorf("%d log lines of reports from Redis alone, want 1:\n%s", n, logs.String())
 	}
 	if err := up(pg); err != nil {
 		t.Fatal(err)

@@ -93,7 +93,7 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 		// PostgreSQL is down and the report is Redis's: a launch being
 		// watched stays visible, its record_unavailable saying what is
 		// missing.
-		s.cfg.Log.Warn().Err(err).Str(idField(kind), id).Msg(kind + " reported from Redis alone")
+		s.partialLog.Warn().Err(err).Str(idField(kind), id).Msg(kind + " reported from Redis alone (said once every 10 s)")
 		writeJSON(w, http.StatusOK, rep)
 	case err != nil && r.Method == http.MethodGet:
 		s.cfg.Log.Warn().Err(err).Str(idField(kind), id).Msg(kind + " unavailable")

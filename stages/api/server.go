@@ -78,6 +78,10 @@ type Server struct {
 	console *console.Console          // the operator console (/ui/)
 	ownAuth []string                  // path prefixes of routes that authenticate themselves (scopeConsole)
 	fails   *authThrottle             // throttle.go: wrong tokens by client address; nil: none
+	// partialLog says a report came from Redis alone (PostgreSQL down)
+	// once in a while, not at each of the console's once-a-second reads of
+	// every page open through an outage.
+	partialLog zerolog.Logger
 }
 
 // New builds the API server.
@@ -91,7 +95,8 @@ func New(cfg Config) *Server {
 	// A budget smaller than the largest body would refuse that body forever.
 	cfg.MaxBodyMemory = max(cfg.MaxBodyMemory, cfg.MaxBodyBytes)
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Metrics),
-		bodies: semaphore.NewWeighted(cfg.MaxBodyMemory), streams: cfg.Keys.Streams(pipeline.StreamIngest)}
+		bodies: semaphore.NewWeighted(cfg.MaxBodyMemory), streams: cfg.Keys.Streams(pipeline.StreamIngest),
+		partialLog: cfg.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})}
 	s.apps.Store(s.newAppsState(cfg.Auth, cfg.KnownApp))
 	registerProgress(cfg)
 	if !cfg.Auth.Insecure {
