@@ -127,6 +127,7 @@ func (c *Console) routes() {
 		"POST /ui/campaigns":              c.createCampaign,
 		"GET /ui/campaigns/{id}":          c.campaignPage,
 		"GET /ui/campaigns/{id}/live":     c.campaignLive,
+		"GET /ui/campaigns/{id}/user":     c.campaignUserPage,
 		"GET /ui/campaigns/{id}/cancel":   c.cancelPage,
 		"POST /ui/campaigns/{id}/cancel":  c.cancelCampaign,
 		"GET /ui/messages":                c.messagesPage,

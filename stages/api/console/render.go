@@ -53,7 +53,7 @@ func (p page) SignedIn() bool { return p.Session.csrf != "" }
 
 // pageNames are the templates under templates/, each rendered inside
 // layout.html.
-var pageNames = []string{"signin", "error", "campaigns", "campaign", "cancel", "new", "messages", "message", "pipeline", "deadletters", "deadletter", "drop"}
+var pageNames = []string{"signin", "error", "campaigns", "campaign", "cancel", "new", "messages", "message", "campaignuser", "pipeline", "deadletters", "deadletter", "drop"}
 
 type pages map[string]*template.Template
 
@@ -236,7 +236,18 @@ func (c *Console) write(w http.ResponseWriter, status int, name, block string, p
 }
 
 var funcs = template.FuncMap{
-	"num": num,
+	// num takes the counters (int64) and a page's own counts (int: len,
+	// events read): a template passes no conversion, and an int given to
+	// num(int64) failed the page's render.
+	"num": func(n any) (string, error) {
+		switch v := n.(type) {
+		case int64:
+			return num(v), nil
+		case int:
+			return num(int64(v)), nil
+		}
+		return "", fmt.Errorf("num: %T is not an integer", n)
+	},
 	"ms":  msTime,
 	// shortToken is a device token as a person compares two: its first
 	// and last characters (the whole one in the cell's title).
