@@ -248,7 +248,7 @@ var funcs = template.FuncMap{
 		}
 		return "", fmt.Errorf("num: %T is not an integer", n)
 	},
-	"ms":  msTime,
+	"ms": msTime,
 	// shortToken is a device token as a person compares two: its first
 	// and last characters (the whole one in the cell's title).
 	"shortToken": func(t string) string {
