@@ -64,7 +64,8 @@ func TestCampaignUserLookup(t *testing.T) {
 		says       []string
 	}{
 		{"a user with no outcome", "user_id=44", 2, 1, http.StatusOK,
-			[]string{"No device of user 44 has an outcome in this campaign (3 devices have one)", "pushpipe users show 44"}},
+			[]string{"No device of user 44 has an outcome in this campaign (3 devices have one)", "pushpipe users show 44",
+				`<form id="lookup" method="get" action="/ui/campaigns/launch-1/user">`}},
 		{"more outcomes than events read", "user_id=43", 2, 5, http.StatusOK,
 			[]string{`data-user="43" data-outcome="sent"`, "3 of the campaign's 7 devices with an outcome were read here: the user may have more",
 				"pushpipe results tail --campaign launch-1 --user 43 --no-follow"}},
