@@ -151,6 +151,18 @@ func TestNewCampaignRunsToDone(t *testing.T) {
 	if listSent != fmt.Sprint(rep.Sent) {
 		t.Errorf("the list shows %s sent, the campaign has %d", listSent, rep.Sent)
 	}
+	// What became of one user's devices, from the events deliver wrote:
+	// every one of the campaign's outcomes is read, user 7's listed.
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/launch-1"), waitJS(`document.getElementById("lookup") !== null`),
+		chromedp.SendKeys(chromedp.ID("lookup-user"), "7"), clickJS("#lookup button"),
+		waitJS(`location.pathname === "/ui/campaigns/launch-1/user" && document.getElementById("devices") !== null`))
+	if got := js[string](b, `[...document.querySelectorAll("#devices tbody tr")].map(r => r.dataset.user + ":" +
+		(r.dataset.outcome === "sent" || r.dataset.outcome === "invalid")).join()`); got != "7:true" && got != "7:true,7:true" {
+		t.Errorf("user 7's devices read %q, want one or two, sent or invalid", got)
+	}
+	if n := js[int](b, `document.querySelectorAll("#devices-missing").length`); n != 0 {
+		t.Errorf("the lookup says outcomes are missing: the %d of this campaign were all written", users)
+	}
 }
 
 // TestCappedCampaignBarGoesByItsAudience: split cuts a capped campaign as
