@@ -415,6 +415,38 @@ func TestResultsOf(t *testing.T) {
 	}
 }
 
+// A device that failed and was sent later (dlq retry) counts once in the
+// outcomes but has two events: ResultsOf returns both, so a page shows it
+// sent, not failed.
+func TestResultsOfFollowsARetry(t *testing.T) {
+	ctx := context.Background()
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	ev := func(message string, k int64, outcome string) pipeline.ResultEvent {
+		return pipeline.ResultEvent{ID: pipeline.ResultID("", message, k, outcome), Message: message, App: "a",
+			UserID: k, Platform: "ios", Token: "t", Outcome: outcome, AtMs: 1}
+	}
+	created := time.Now().Add(-time.Second)
+	for i, evs := range [][]pipeline.ResultEvent{
+		{ev("m2", 1, pipeline.OutcomeFailed)},
+		{ev("other", 1, pipeline.OutcomeSent)},
+		{ev("m2", 1, pipeline.OutcomeSent)}, // the retry
+	} {
+		if _, err := pipeline.Emit(ctx, c, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, i), Fields: pipeline.ResultFields(evs...)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	evs, complete, err := pipeline.ResultsOf(ctx, c, keys, "m2", created, 1, 1000)
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.Outcome)
+	}
+	if err != nil || !complete || !slices.Equal(got, []string{pipeline.OutcomeFailed, pipeline.OutcomeSent}) {
+		t.Errorf("ResultsOf: %v, complete %v, %v; want the failure and the retry's send", got, complete, err)
+	}
+}
+
 // Redis restarted under a running tail: the tail says it is unreachable,
 // waits, says when it answers again and reads on from where it was, every
 // event once. Before, the tail failed or waited for as long as the outage
