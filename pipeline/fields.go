@@ -63,6 +63,13 @@ const (
 	// Redis's clock (max over partitions): once every target is, the
 	// campaign's end, which its finished_at records whenever it is read.
 	StatDoneMs = "done_ms"
+	// StatDonePace is deliver's two latest readings of StatUsersDone in the
+	// partition, "<ms>,<done>[,<ms>,<done>]" newest first (ms in Redis's
+	// clock), a new one taken once the newest is DonePaceEvery old: what
+	// was done since the older one is the campaign's pace now, where the
+	// average since the first send still carries a slow start or a
+	// provider that has slowed down since (ParseDonePace).
+	StatDonePace = "done_pace"
 	// StatReadPrefix starts dedupe's per-reading counters (ReadField): the
 	// ids it read of one reading of a range by resolve.
 	StatReadPrefix = "read:"

@@ -117,7 +117,7 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 	if !l.Known {
 		return rep, nil // Redis lost it: PostgreSQL's word
 	}
-	rep.Counts, rep.Error, rep.Done, rep.DoneMs = l.Counts, l.FailReason, l.UsersDone, l.DoneMs
+	rep.Counts, rep.Error, rep.Done, rep.DoneMs, rep.Pace = l.Counts, l.FailReason, l.UsersDone, l.DoneMs, l.Pace
 	next := r.c.State
 	if !Final(next) {
 		if err := l.confirmDone(ctx, rdb, keys, r.c.ID); err != nil {

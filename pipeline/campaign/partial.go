@@ -121,7 +121,7 @@ func RedisProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, 
 	}
 	rep.RecordUnavailable = RecordUnavailable
 	rep.ExpiresAt = time.UnixMilli(l.ExpiresMs)
-	rep.Counts, rep.Error, rep.Done, rep.DoneMs = l.Counts, l.FailReason, l.UsersDone, l.DoneMs
+	rep.Counts, rep.Error, rep.Done, rep.DoneMs, rep.Pace = l.Counts, l.FailReason, l.UsersDone, l.DoneMs, l.Pace
 	if rep.State == StateSplitting {
 		rep.Audience = l.Audience
 	}

@@ -66,9 +66,11 @@ type Report struct {
 	// until every range is out (Reached).
 	Audience int64 `json:"audience,omitempty"`
 	// Done is the targets that reached a terminal state (expected finish
-	// and progress bars are computed from it), the last of them at DoneMs.
-	Done   int64 `json:"-"`
-	DoneMs int64 `json:"-"`
+	// and progress bars are computed from it), the last of them at DoneMs;
+	// Pace is how many a second lately (recentPace), 0 when unknown.
+	Done   int64   `json:"-"`
+	DoneMs int64   `json:"-"`
+	Pace   float64 `json:"-"`
 }
 
 // PastExpiry is whether, at its rate so far, the campaign would still be
@@ -121,7 +123,7 @@ var statFields = []string{
 	pipeline.StatIn, pipeline.StatTargets, pipeline.StatMuted, pipeline.StatDups,
 	pipeline.StatUsersDone, pipeline.StatSent, pipeline.StatFailed, pipeline.StatInvalid,
 	pipeline.StatFirstMs, pipeline.StatLastMs, pipeline.StatDoneMs, pipeline.StatInReadings,
-	pipeline.StatNoDevices,
+	pipeline.StatNoDevices, pipeline.StatDonePace,
 }
 
 // Progress reports a campaign's state and counters: ErrNotFound for an id
@@ -165,11 +167,12 @@ type Live struct {
 	// State is splitting, running or done by the counters' sums alone;
 	// Progress confirms a done (confirmDone) before it records one.
 	State      string
-	SplitDone  bool   // split emitted every range
-	Audience   int64  // pipeline.CampaignAudience, 0 when not counted
-	UsersDone  int64  // targets that reached a terminal state
-	DoneMs     int64  // when the last of them did (pipeline.StatDoneMs), 0 before any
-	FailReason string // why deliver failed the campaign as a whole, if it did
+	SplitDone  bool    // split emitted every range
+	Audience   int64   // pipeline.CampaignAudience, 0 when not counted
+	UsersDone  int64   // targets that reached a terminal state
+	DoneMs     int64   // when the last of them did (pipeline.StatDoneMs), 0 before any
+	Pace       float64 // targets done a second lately (recentPace), 0 when unknown
+	FailReason string  // why deliver failed the campaign as a whole, if it did
 	// Waits is the stages that still have work for it, in pipeline order
 	// (waitsOn): what must move for it to move.
 	Waits []string
@@ -298,8 +301,10 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 		emitted += pipeline.ParseRangeRecord(v).Users
 	}
 	var in, inReadings int64
+	parts := make([]partPace, 0, len(res)-2)
 	for _, r := range res[2:] {
 		vals, _ := r.ToArray()
+		parts = append(parts, partPace{pace: strAt(vals, 13), firstMs: intAt(vals, 8), done: intAt(vals, 4)})
 		in += intAt(vals, 0)
 		inReadings += intAt(vals, 11)
 		l.Targets += intAt(vals, 1)
@@ -316,6 +321,7 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 		l.DoneMs = max(l.DoneMs, intAt(vals, 10))
 		l.NoDevices += intAt(vals, 12)
 	}
+	l.Pace = recentPace(parts, l.DoneMs)
 	l.Waits = waitsOn(l.SplitDone, int64(len(resolved)) >= rangesTotal, in >= emitted)
 	switch {
 	case !l.SplitDone:
@@ -351,15 +357,17 @@ func waitsOn(split, resolved, read bool) []string {
 
 // intAt is the integer at i of an HMGET reply, 0 when absent.
 func intAt(vals []rueidis.RedisMessage, i int) int64 {
-	if i >= len(vals) {
-		return 0
-	}
-	s, err := vals[i].ToString()
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.ParseInt(s, 10, 64)
+	n, _ := strconv.ParseInt(strAt(vals, i), 10, 64)
 	return n
+}
+
+// strAt is the string at i of an HMGET reply, "" when absent.
+func strAt(vals []rueidis.RedisMessage, i int) string {
+	if i >= len(vals) {
+		return ""
+	}
+	s, _ := vals[i].ToString()
+	return s
 }
 
 // staleDone is how long after the last target done the expected finish is
@@ -368,12 +376,15 @@ func intAt(vals []rueidis.RedisMessage, i int) int64 {
 const staleDone = 5 * time.Second
 
 // rates fills the send rate and, for a running campaign, the expected
-// finish: the people left at the rate people were reached so far (Reached:
-// the targets done, or of its audience while it is cut). That rate
-// is the targets done over the time until the last of them was (DoneMs), not
+// finish: the people left at the rate people are reached (Reached: the
+// targets done, or of its audience while it is cut). That rate is the
+// recent pace (Pace) when deliver keeps it, else the average so far: the
+// targets done over the time until the last of them was (DoneMs), not
 // until the last send: deliver counts targets done a while after their
 // sends (at most a second later in a long round), and over a short or
 // capped campaign the last send's time would stretch the rate by that lag.
+// Muted people and repeats, reached while a campaign is cut, are taken to
+// come at the pace targets are done, in the proportion they did so far.
 //
 // A campaign that made no progress for pipeline.DownAfter has no finish:
 // it is queued when moves says the pipeline moves other work meanwhile,
@@ -405,6 +416,9 @@ func (rep *Report) rates(now time.Time, moves func() bool) {
 				}
 			}
 			perUser := secs / float64(reached)
+			if rep.Pace > 0 {
+				perUser = float64(rep.Done) / float64(reached) / rep.Pace
+			}
 			left := time.Duration(perUser * float64(of-reached) * float64(time.Second))
 			rep.ExpectedFinishMs = from.Add(left).UnixMilli()
 		}

@@ -52,6 +52,15 @@ func TestExpectedFinish(t *testing.T) {
 		// (another campaign's entries ahead of it): queued, not stalled,
 		// and no finish either, its turn being the work ahead of it.
 		{"queued", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100}, pipeline.DownAfter, 0, 0, true, pipeline.DownAfter},
+		// Deliver's recent pace, where it keeps one, over the average: a
+		// slow start (1 a second on average, 4 lately) no longer makes it
+		// late, nor a provider slowing down (1/4 lately) early.
+		{"at the recent pace", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100, Pace: 4}, 0, 50 * time.Second, 0, false, 0},
+		{"slowed down", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100, Pace: 0.25}, 0, 800 * time.Second, 0, false, 0},
+		// Muted people and repeats come with the targets, in the proportion
+		// so far: 2 targets a second reach 5 subscriptions.
+		{"recent pace while cut", Report{State: StateSplitting, Counts: Counts{Targets: 150, Muted: 50, DuplicatesSuppressed: 100}, Audience: 1000, Done: 100, Pace: 2}, 0, 150 * time.Second, 0, false, 0},
+		{"stalled with a pace", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100, Pace: 4}, pipeline.DownAfter, 0, pipeline.DownAfter, false, 0},
 		// Moving or paused, the pipeline is not asked.
 		{"moving while others move", Report{State: StateRunning, Counts: Counts{Targets: 300}, Done: 100}, 0, 200 * time.Second, 0, true, 0},
 	}

@@ -91,6 +91,10 @@ type Config struct {
 	cancelForget time.Duration
 	// maxPutOff, when set, is pace.go's maxPutOff: tests shorten it.
 	maxPutOff time.Duration
+	// donePaceEvery is how often the readings of the pace are taken
+	// (pipeline.DonePaceEvery, set by defaults): tests take one
+	// at every count (1ns: 0 ms).
+	donePaceEvery time.Duration
 }
 
 // DefaultInFlight is enough provider requests in flight for one process to
@@ -128,6 +132,9 @@ func (c *Config) defaults() {
 	}
 	if c.RetryMax <= 0 {
 		c.RetryMax = 60 * time.Second
+	}
+	if c.donePaceEvery <= 0 {
+		c.donePaceEvery = pipeline.DonePaceEvery
 	}
 }
 

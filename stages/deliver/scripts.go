@@ -229,12 +229,16 @@ return news
 //
 // Users with no device are counted done the same way, and also in
 // no_devices: the people a campaign or message found nobody to send to for.
+// Counting users done, it records when (StatDoneMs) and keeps the readings
+// of the recent pace (pipeline.StatDonePace).
 //
 // KEYS[1] stats, KEYS[2] settled set, KEYS[3] results stream, KEYS[4]
 // reasons, KEYS[5..] chunk bitmaps (done users, sent marks). ARGV[1] TTL
 // seconds, ARGV[2] number of user groups, ARGV[3] number of groups of users
 // with no device, ARGV[4] n, the number of results entry fields and values
-// that follow (0: results off), then the user groups and the groups of
+// that follow (0: results off), ARGV[5] how old the newest reading of the
+// pace gets before the next is taken (ms; negative: none, for a direct
+// message, done in moments and given no expected finish), then the user groups and the groups of
 // users with no device (appendMasks: key index, field, first id, first
 // byte, mask), then per reason of failed devices: the reason, its number of
 // groups, the groups (appendGroups: key index and field of their sent
@@ -242,7 +246,7 @@ return news
 // it wrote.
 var settledScript = rueidis.NewLuaScript(orMask + writeResults + `
 local nres = tonumber(ARGV[4])
-local i = 5 + nres
+local i = 6 + nres
 local done = 0
 for _ = 1, tonumber(ARGV[2]) do
   done = done + orMask(KEYS[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 3]), ARGV[i + 4])
@@ -258,11 +262,22 @@ if bare > 0 then
   done = done + bare
 end
 if done > 0 then
-  redis.call('HINCRBY', KEYS[1], '` + pipeline.StatUsersDone + `', done)
+  local total = redis.call('HINCRBY', KEYS[1], '` + pipeline.StatUsersDone + `', done)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local last = tonumber(redis.call('HGET', KEYS[1], '` + pipeline.StatDoneMs + `'))
+  local v = redis.call('HMGET', KEYS[1], '` + pipeline.StatDoneMs + `', '` + pipeline.StatDonePace + `')
+  local last = tonumber(v[1])
   if not last or now > last then redis.call('HSET', KEYS[1], '` + pipeline.StatDoneMs + `', now) end
+  -- A new reading of the pace once the newest is ARGV[5] ms old, the
+  -- newest kept as the older one; none with ARGV[5] negative.
+  local every, ms, n = tonumber(ARGV[5]), nil, nil
+  if v[2] then ms, n = string.match(v[2], '^(%d+),(%d+)') end
+  if every < 0 then
+  elseif not ms then
+    redis.call('HSET', KEYS[1], '` + pipeline.StatDonePace + `', string.format('%.0f,%.0f', now, total))
+  elseif now - tonumber(ms) >= every then
+    redis.call('HSET', KEYS[1], '` + pipeline.StatDonePace + `', string.format('%.0f,%.0f,', now, total) .. ms .. ',' .. n)
+  end
 end
 local failed, skip = 0, {}
 while i <= #ARGV do
@@ -290,7 +305,7 @@ if failed > 0 then
   redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', failed)
   redis.call('EXPIRE', KEYS[2], ARGV[1]) -- from the last write, as the marks
   if nres > 0 then
-    writeResults(5, nres, skip)
+    writeResults(6, nres, skip)
     written = failed
   end
 end

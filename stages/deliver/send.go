@@ -564,11 +564,15 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 		slices.SortFunc(set.failed, func(a, b markReq) int {
 			return cmp.Or(cmp.Compare(countedReason(a.d.platform, a.reason), countedReason(b.d.platform, b.reason)), cmp.Compare(a.d.id, b.d.id))
 		})
-		args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), "", "", "0"}
+		paceEvery := h.cfg.donePaceEvery.Milliseconds()
+		if c.message {
+			paceEvery = -1 // its 30 bytes a partition would buy nothing
+		}
+		args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), "", "", "0", strconv.FormatInt(paceEvery, 10)}
 		if !h.cfg.NoResults && len(set.failed) > 0 {
 			args = append(args, c.resultHeader(time.Now().UnixMilli())...)
 			args = append(args, pipeline.FieldEvents, resultRecords(set.failed))
-			args[3] = strconv.Itoa(len(args) - 4)
+			args[3] = strconv.Itoa(len(args) - 5)
 		}
 		var groups int
 		args, groups = appendMasks(args, set.users, h.doneMarks(p, c), keys.index)
