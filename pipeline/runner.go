@@ -668,6 +668,10 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			r.log.Warn().Err(err).Str("stream", b.Stream).Msg("batch no longer ours; dropped")
 			return
 		}
+		if time.Now().After(deadline) && !stopping(b) && ctx.Err() == nil && r.outlast(ctx, b) {
+			deadline = time.Now().Add(r.opts.RetryFor) // Redis was what failed
+			continue
+		}
 		giveUp := stopping(b) || time.Now().After(deadline) || ctx.Err() != nil
 		if giveUp {
 			// Left pending: whoever claims the entries next (this process
@@ -685,17 +689,9 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			return
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			// Left to XAUTOCLAIM, even after an outage of a Redis master
-			// that has ended: its entries are claimed once idle ClaimIdle
-			// since the last keep that reached Redis, so up to about
-			// ClaimIdle-RetryFor plus a claim tick after the master is
-			// back. Re-reading this consumer's own pending entries
-			// (XREADGROUP id 0) sooner would race the claim loop, which
-			// may hand the same entries to another worker of this very
-			// process (XAUTOCLAIM to itself is allowed): two handlers of
-			// one deliver entry send twice, outside the crash-only bound
-			// on repeats. Doing it safely needs one owner of "pending
-			// here and not in hand", not a second reader.
+			// Left to XAUTOCLAIM: its entries are claimed once idle
+			// ClaimIdle, and redelivered, dead-lettered in the end if
+			// poison. (A batch Redis failed is held instead: outlast.)
 			r.log.Error().Err(err).Str("stream", b.Stream).Int("entries", len(b.Entries)).Int("attempts", attempt).
 				Msg("batch failed; left pending for a later claim")
 			return

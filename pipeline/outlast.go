@@ -1,0 +1,58 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+)
+
+// A batch failing past RetryFor is left pending for a claim, so that a
+// poison entry is redelivered and in the end dead-lettered. But a batch
+// that failed because its Redis master was down (a restart, a failover
+// longer than RetryFor) is not poison, and a claim comes only once its
+// entries were idle ClaimIdle since the last keep that reached Redis:
+// 15–22 s after the master was back at the defaults, for a direct message
+// as for a campaign. So while Redis is what fails, process holds on to
+// the batch instead, and tries it again once Redis answers.
+//
+// Trying again is safe only while the entries are still this consumer's:
+// after an outage longer than ClaimIdle, another consumer's claim may take
+// them the moment Redis is back, and the background keep would notice
+// only at its next tick, after a retry had started (two handlers of one
+// deliver entry send twice). The keep outlast makes before the retry is
+// the decision: one script that resets the entries' idle time if all are
+// still ours (then no claim takes them for ClaimIdle) or says they are
+// taken (keepScript).
+
+// outlast is asked by process for a batch past RetryFor that failed: it
+// keeps the batch, a keep every KeepEvery, while Redis does not answer
+// for its stream, and reports whether the batch should be tried again, for
+// another RetryFor: Redis answers now, every entry is still this
+// consumer's, and Redis failed in the meantime (this stream's keeps, or
+// the runner's own calls in a spell not over yet). A batch that failed
+// with Redis answering all along is given up, as before; so is one whose
+// entries another consumer took, or whose process stops.
+func (r *Runner) outlast(ctx context.Context, b *Batch) bool {
+	ids := make([]string, len(b.Entries))
+	for i, e := range b.Entries {
+		ids[i] = e.ID
+	}
+	waited := false
+	for ctx.Err() == nil && !stopping(b) {
+		taken, err := r.keep(ctx, b.Stream, ids)
+		switch {
+		case err == nil:
+			return taken == 0 && (waited || r.down.on.Load())
+		case unreachable(err):
+			r.down.quiet(err)
+			waited = true
+			// As often as the batch is kept: it goes on the moment Redis is back.
+			select {
+			case <-ctx.Done():
+			case <-time.After(r.opts.KeepEvery):
+			}
+		default:
+			return false // Redis answered, with an error: NOGROUP, the stream lost
+		}
+	}
+	return false
+}
