@@ -34,9 +34,9 @@ const aliveBeats = 3
 // campaign none of whose targets was done for DownAfter promises no
 // finish. It has stalled (campaign.Report.StalledSinceMs) unless the
 // pipeline moves other work meanwhile: the stages it waits on work
-// (Working), and each holding its work moved other work within DownAfter
-// (deliver: another campaign progressed; split, resolve, dedupe: one of
-// their processes did, moved.go). Then it waits its turn (QueuedSinceMs).
+// (Working), and another campaign progressed, or each stage holding its
+// work, all ahead of deliver, moved other work within DownAfter
+// (moved.go). Then it waits its turn (QueuedSinceMs).
 const DownAfter = aliveBeats * DefaultAliveEvery
 
 // aliveScript records that a consumer is alive, or that it stopped cleanly,

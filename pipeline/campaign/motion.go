@@ -21,21 +21,22 @@ import (
 // over, nothing moves. Calling the first stalled sent operators looking
 // for a dead process that was not dead.
 //
-// Whether a stage moves other work is said two ways. Of deliver, by the
-// other campaigns' counters: one made progress (a send or a target done)
-// within DownAfter. Its own motion would not do: it commits and progresses
-// while every send fails over (pipeline.Motions). Of split, resolve and
-// dedupe, by their processes' motion (pipeline.Motions): one committed,
-// emitted or progressed within DownAfter. Counters alone missed a large
-// campaign cut or resolved for longer than that before it sent anything,
-// every stage alive and busy, and called the campaigns behind it stalled.
+// Whether the pipeline moves other work is said two ways. By the other
+// campaigns' counters: one made progress (a send or a target done) within
+// DownAfter. And, for a campaign whose work is all ahead of deliver, by
+// the motion of split, resolve and dedupe (pipeline.Motions): a process of
+// each stage holding its work committed, emitted or progressed within
+// DownAfter. Counters alone missed a large campaign cut or resolved for
+// longer than that before it sent anything, every stage alive and busy,
+// and called the campaigns behind it stalled. Deliver's own motion says
+// nothing: it commits and progresses while every send fails over.
 
 // motion answers, for the campaigns of one report or one list page that
 // made no progress for DownAfter, whether the pipeline moves other work
 // meanwhile. It reads, once, when first asked: the stages' liveness and
-// motion (pipeline.Motions), and, when a stage's motion is deliver's or
-// unknown, the last progress of the campaigns splitting or running. A list
-// of twenty idle campaigns costs one read of each, not twenty.
+// motion (pipeline.Motions), and, when their motion does not answer, the
+// last progress of the campaigns splitting or running. A list of twenty
+// idle campaigns costs one read of each, not twenty.
 type motion struct {
 	rdb  rueidis.Client
 	db   *pgxpool.Pool
@@ -53,16 +54,23 @@ func newMotion(rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) *motion
 
 // moves reports whether the pipeline moves without campaign id, whose work
 // waits on stages waits (Live.Waits) and is held now by holds (Live.Holds):
-// every one of waits works (a running process, none stuck), and every one
-// of holds moves other work within DownAfter of now (stageMoves). Alive
-// stages are not enough: a provider failing every send leaves deliver
-// alive and busy failing over, and the campaign is stalled. A stage moving
-// is not enough either: the campaign's work may be held by another, one
-// that stopped moving.
+// every one of waits works (a running process, none stuck), and either
+// another campaign made progress within DownAfter of now (a send or a
+// target done), or every one of holds is split, resolve or dedupe and one
+// of its processes moved work within DownAfter (aheadMoves). Alive stages
+// are not enough: a provider failing every send leaves deliver alive and
+// busy failing over, and the campaign is stalled. Another campaign
+// progressing is not enough either: its entries may be past a stage that
+// stopped, where this one's wait.
 //
-// With holds empty (the counters say nothing waits, while Progress took a
-// done back: Live.confirmDone), it moves when another campaign progressed,
-// as before holds were asked.
+// The first way is the only one there was before the stages' motion was
+// recorded, and it still holds alone where that motion is not enough:
+// deliver holding the campaign's work (its own motion goes on while every
+// send fails over), a stage whose processes do not report it (older
+// versions), or resolve with nothing to do while split cuts (resolve
+// counts as holding while a campaign is cut: holdsOf). So a campaign reads
+// queued whenever it did, and also behind split and resolve moving another
+// campaign that has not sent yet.
 //
 // A read that fails says no: the campaign reads stalled, as it did before
 // this was asked, and trouble with Redis or PostgreSQL is then the likelier
@@ -82,31 +90,22 @@ func (m *motion) moves(ctx context.Context, id string, waits, holds []string, no
 			return false
 		}
 	}
-	if len(holds) == 0 {
-		return m.othersProgressed(ctx, id, now)
-	}
+	return m.aheadMoves(holds) || m.othersProgressed(ctx, id, now)
+}
+
+// aheadMoves reports whether holds are stages ahead of deliver, at least
+// one, each of which moved work within DownAfter by its processes' word
+// (pipeline.Motions).
+func (m *motion) aheadMoves(holds []string) bool {
 	for _, s := range holds {
-		if !m.stageMoves(ctx, id, s, now) {
+		if s == "deliver" {
+			return false
+		}
+		if moved, _ := m.stages[s].MovedWithin(pipeline.DownAfter); !moved {
 			return false
 		}
 	}
-	return true
-}
-
-// stageMoves reports whether stage, holding campaign id's work, moves other
-// work: deliver when another campaign progressed within DownAfter; the
-// others when one of their processes moved within DownAfter, or, when none
-// did and one of them does not say (an older version: pipeline.Motion's
-// Unreported), when another campaign progressed, as before their motion was
-// recorded.
-func (m *motion) stageMoves(ctx context.Context, id, stage string, now time.Time) bool {
-	if stage != "deliver" {
-		moved, known := m.stages[stage].MovedWithin(pipeline.DownAfter)
-		if moved || known {
-			return moved
-		}
-	}
-	return m.othersProgressed(ctx, id, now)
+	return len(holds) > 0
 }
 
 // othersProgressed reports whether a campaign other than id made progress

@@ -46,18 +46,21 @@ type Report struct {
 	ExpectedFinishMs int64   `json:"expected_finish_ms,omitempty"`
 	// StalledSinceMs is, for a splitting or running campaign that made no
 	// progress (no target done, no device sent) for pipeline.DownAfter
-	// while a stage holding its work moved no other work either
-	// (motion.moves), when it last did (unix ms): a stage is down, hung,
-	// or cut off, or every send is failing over. Such a campaign has no
+	// while a stage with work for it did not work, or no other campaign
+	// progressed and the stages holding its work did not all move other
+	// work (motion.moves), when it last did (unix ms): a stage is down,
+	// hung, or cut off, or every send is failing over. Such a campaign has no
 	// expected finish: one counted from now moved on with the clock for as
 	// long as deliver was down, while status said it was not running.
 	StalledSinceMs int64 `json:"stalled_since_ms,omitempty"`
 	// QueuedSinceMs is the same time for a campaign that made no progress
-	// for as long while every stage holding its work moved other work: its
-	// entries wait behind another campaign's in deliver's stream (another
-	// campaign sends), or split and resolve cut and read another first
-	// (their processes committed or emitted within DownAfter:
-	// pipeline.Motions), before that one sends anything. Nothing is down;
+	// for as long while the stages with work for it worked and another
+	// campaign progressed, or every stage holding its work, all ahead of
+	// deliver, moved other work: its entries wait behind another
+	// campaign's in deliver's stream (another campaign sends), or split and
+	// resolve cut and read another first (their processes committed or
+	// emitted within DownAfter: pipeline.Motions), before that one sends
+	// anything. Nothing is down;
 	// it waits its turn. It has no expected finish either: its own rate so
 	// far says nothing of when its turn comes, which is the work ahead of
 	// it, and that work is not counted per campaign.
