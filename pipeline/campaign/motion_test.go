@@ -230,8 +230,9 @@ func feed(t *testing.T, rdb rueidis.Client, keys pipeline.Keys, stage string) {
 // TestHoldsOf: the stages that hold a campaign's work now, from its
 // counters. A stage ahead of its work that it is through with for now
 // (dedupe, having read every id of the ranges recorded, while resolve
-// still reads the rest) is not one, so that its idling does not make the
-// campaign stalled; resolve is while split cuts, whatever it has recorded.
+// still reads the rest) is not one, so that its idling does not keep the
+// campaign from reading queued; resolve is while split cuts, whatever it
+// has recorded.
 func TestHoldsOf(t *testing.T) {
 	tests := []struct {
 		name                        string
