@@ -33,8 +33,10 @@ const aliveBeats = 3
 // that made no progress for as long has stopped by the same rule: a
 // campaign none of whose targets was done for DownAfter promises no
 // finish. It has stalled (campaign.Report.StalledSinceMs) unless the
-// pipeline moves other work meanwhile (Working, and another campaign
-// progressing): then it waits its turn (QueuedSinceMs).
+// pipeline moves other work meanwhile: the stages it waits on work
+// (Working), and another campaign progressed, or each stage holding its
+// work, all ahead of deliver, moved other work within DownAfter
+// (moved.go). Then it waits its turn (QueuedSinceMs).
 const DownAfter = aliveBeats * DefaultAliveEvery
 
 // aliveScript records that a consumer is alive, or that it stopped cleanly,
@@ -47,15 +49,25 @@ const DownAfter = aliveBeats * DefaultAliveEvery
 // With the same beat it records the batch the consumer's handlers have held
 // longest in the group's busy hash (Keys.Busy, stuck.go), "<since ms>,<beat
 // ms>,<ARGV[5]>", since in Redis's time too (now minus the held ms the
-// process measured); a clean stop clears it.
+// process measured); a clean stop clears it. And when the process last
+// moved work (moved.go) in the group's moved hash (Keys.Moved), "<moved
+// ms>,<beat ms>": moved in Redis's time the same way (now minus the ms
+// since, "0" when it has not yet), beat the time this beat wrote in the
+// liveness hash. A clean stop leaves it: only running processes' motion
+// is read. A new hash, not a third part of the liveness value: older
+// readers parse that value (parseAlive). Older writers never write it; one
+// that took over a consumer name a newer one beat under (a rollback of a
+// pod that keeps its name) leaves a field whose beat is not the liveness
+// hash's, which the reader takes as no report (Motions).
 //
 // Why a hash of beats and not XINFO CONSUMERS: on Redis 7.0 a consumer's
 // idle time is not reset by a read that returns nothing, so a stage blocked
 // on a quiet stream looked exactly like a killed or SIGSTOPped one.
 //
-// KEYS[1] the liveness hash, KEYS[2] the busy hash. ARGV: consumer, interval
-// ms or "stopped", forget ms, held ms ("" for none), the held batch
-// (heldBatches.oldest).
+// KEYS[1] the liveness hash, KEYS[2] the busy hash, KEYS[3] the moved
+// hash. ARGV: consumer, interval ms or "stopped", forget ms, held ms (""
+// for none), the held batch (heldBatches.oldest), ms since the process
+// last moved work ("" to leave it as it is, "never" before the first).
 var aliveScript = rueidis.NewLuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -67,9 +79,18 @@ for i = 1, #all, 2 do
   if last == nil or now - last > forget then
     redis.call('HDEL', KEYS[1], all[i])
     redis.call('HDEL', KEYS[2], all[i])
+    redis.call('HDEL', KEYS[3], all[i])
   end
 end
 redis.call('PEXPIRE', KEYS[1], forget)
+if ARGV[6] ~= '' then
+  local moved = '0'
+  if ARGV[6] ~= 'never' then
+    moved = string.format('%.0f', now - tonumber(ARGV[6]))
+  end
+  redis.call('HSET', KEYS[3], ARGV[1], moved .. ',' .. string.format('%.0f', now))
+  redis.call('PEXPIRE', KEYS[3], forget)
+end
 if ARGV[4] == '' then
   redis.call('HDEL', KEYS[2], ARGV[1])
 else
@@ -91,7 +112,7 @@ func (r *Runner) aliveLoop(ctx context.Context) {
 
 func (r *Runner) alive(ctx context.Context) {
 	held, batch := r.held.oldest(time.Now(), r.opts.StuckAfter)
-	if err := r.beat(ctx, strconv.FormatInt(r.opts.AliveEvery.Milliseconds(), 10), held, batch); err != nil && ctx.Err() == nil {
+	if err := r.beat(ctx, strconv.FormatInt(r.opts.AliveEvery.Milliseconds(), 10), held, batch, r.movedAgo(time.Now())); err != nil && ctx.Err() == nil {
 		r.log.Debug().Err(err).Msg("could not record this process as alive")
 	}
 }
@@ -102,14 +123,14 @@ func (r *Runner) alive(ctx context.Context) {
 func (r *Runner) markStopped() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := r.beat(ctx, "stopped", "", ""); err != nil {
+	if err := r.beat(ctx, "stopped", "", "", ""); err != nil {
 		r.log.Debug().Err(err).Msg("could not record this process as stopped; it reads stopped once its beats go stale")
 	}
 }
 
-func (r *Runner) beat(ctx context.Context, state, held, batch string) error {
-	err := aliveScript.Exec(ctx, r.rdb, []string{r.keys.Alive(r.opts.Group), r.keys.Busy(r.opts.Group)},
-		[]string{r.opts.Consumer, state, strconv.FormatInt(AliveForget.Milliseconds(), 10), held, batch}).Error()
+func (r *Runner) beat(ctx context.Context, state, held, batch, moved string) error {
+	err := aliveScript.Exec(ctx, r.rdb, []string{r.keys.Alive(r.opts.Group), r.keys.Busy(r.opts.Group), r.keys.Moved(r.opts.Group)},
+		[]string{r.opts.Consumer, state, strconv.FormatInt(AliveForget.Milliseconds(), 10), held, batch, moved}).Error()
 	if err != nil {
 		return fmt.Errorf("alive %s: %w", r.opts.Group, err)
 	}
@@ -190,29 +211,51 @@ func Working(ctx context.Context, c rueidis.Client, keys Keys, groups ...string)
 // readAlive reads the liveness and busy hashes of groups, and Redis's
 // time, in one pipelined round.
 func readAlive(ctx context.Context, c rueidis.Client, keys Keys, groups []string) (map[string][]ProcessStatus, error) {
-	cmds := make(rueidis.Commands, 0, 1+2*len(groups))
+	alive, _, _, err := readLiveness(ctx, c, keys, groups, false)
+	return alive, err
+}
+
+// readLiveness is readAlive, with Redis's time, and with the groups'
+// moved hashes (Keys.Moved: consumer → value) when withMoved.
+func readLiveness(ctx context.Context, c rueidis.Client, keys Keys, groups []string, withMoved bool) (
+	alive map[string][]ProcessStatus, moved map[string]map[string]string, now time.Time, err error) {
+	per := 2
+	if withMoved {
+		per = 3
+	}
+	cmds := make(rueidis.Commands, 0, 1+per*len(groups))
 	cmds = append(cmds, c.B().Time().Build())
 	for _, g := range groups {
 		cmds = append(cmds, c.B().Hgetall().Key(keys.Alive(g)).Build(), c.B().Hgetall().Key(keys.Busy(g)).Build())
+		if withMoved {
+			cmds = append(cmds, c.B().Hgetall().Key(keys.Moved(g)).Build())
+		}
 	}
 	res := c.DoMulti(ctx, cmds...)
-	now, err := RedisTime(res[0])
+	now, err = RedisTime(res[0])
 	if err != nil {
-		return nil, err
+		return nil, nil, now, err
 	}
-	out := make(map[string][]ProcessStatus, len(groups))
+	alive = make(map[string][]ProcessStatus, len(groups))
+	moved = make(map[string]map[string]string, len(groups))
 	for i, g := range groups {
-		m, err := res[1+2*i].AsStrMap()
+		at := 1 + per*i
+		m, err := res[at].AsStrMap()
 		if err != nil {
-			return nil, fmt.Errorf("liveness of %s: %w", g, err)
+			return nil, nil, now, fmt.Errorf("liveness of %s: %w", g, err)
 		}
-		busy, err := res[2+2*i].AsStrMap()
+		busy, err := res[at+1].AsStrMap()
 		if err != nil {
-			return nil, fmt.Errorf("busy of %s: %w", g, err)
+			return nil, nil, now, fmt.Errorf("busy of %s: %w", g, err)
 		}
-		out[g] = parseAlive(m, busy, now)
+		alive[g] = parseAlive(m, busy, now)
+		if withMoved {
+			if moved[g], err = res[at+2].AsStrMap(); err != nil {
+				return nil, nil, now, fmt.Errorf("motion of %s: %w", g, err)
+			}
+		}
 	}
-	return out, nil
+	return alive, moved, now, nil
 }
 
 // RedisTime reads the answer to TIME: Redis's clock, which stream entry

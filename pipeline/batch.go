@@ -56,6 +56,7 @@ type Batch struct {
 	stop    <-chan struct{} // closed when the runner stops reading (Stopping)
 	claimed bool            // taken over by XAUTOCLAIM: its entries were delivered before
 	moved   atomic.Int64    // unix ns of the handler's last Progress, 0 before
+	emitted atomic.Int64    // unix ns of its last EmitNow, 0 before (moved.go)
 }
 
 // Progress tells the runner the handler's work on the batch moved on. A
@@ -110,8 +111,14 @@ func (b *Batch) EmitNow(ctx context.Context, msgs ...Message) error {
 	if b.rdb == nil {
 		return errNoRunner
 	}
-	_, err := Emit(ctx, b.rdb, msgs...)
-	return err
+	if _, err := Emit(ctx, b.rdb, msgs...); err != nil {
+		return err
+	}
+	// Work moved on (moved.go), though not as Progress: a handler that
+	// emits and still holds its batch past StuckAfter is read stuck as
+	// before.
+	b.emitted.Store(time.Now().UnixNano())
+	return nil
 }
 
 var errNoRunner = errors.New("EmitNow on a batch no runner handed out")

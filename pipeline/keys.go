@@ -284,6 +284,12 @@ func (k Keys) ReceiverFailing() string { return k.Prefix + ":{meta}:receiver-fai
 // each beat. Under {meta}, beside Alive: one script writes both.
 func (k Keys) Busy(group string) string { return k.Prefix + ":{meta}:busy:" + group }
 
+// Moved is the hash of when a consumer group's processes last moved work
+// (moved.go): consumer → "<moved ms>,<beat ms>" (aliveScript), written
+// with each beat. Under {meta}, beside Alive: one script writes both.
+// Processes older than it write nothing here (Motion.Unreported).
+func (k Keys) Moved(group string) string { return k.Prefix + ":{meta}:moved:" + group }
+
 // Layouts is the one key shared by every prefix on a Redis: a hash of
 // prefix → layout, so a command with a wrong prefix can list the right ones.
 func (k Keys) Layouts() string { return "pushpipe:{meta}:layouts" }

@@ -156,6 +156,7 @@ type Runner struct {
 	lastErr sync.Map // stream + "/" + entry id → lastError, for dead-letter reasons (noteErrors)
 	inHand  sync.Map // stream + "/" + id of the entries handed to a worker and not done
 	held    heldBatches
+	moved   atomic.Int64 // unix ns of the last commit that acked entries (moved.go)
 
 	retiredSaid atomic.Bool // the log said that the group was retired (recreate)
 	retired     atomic.Bool // the group is retired and this runner reads nothing (recreate)
@@ -639,6 +640,9 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			if cerr == nil {
 				r.failing.answered()
 				r.metrics.acked(r.series(b.Lane, b.Partition), int(acked))
+				if acked > 0 {
+					r.markMoved()
+				}
 				// An entry that failed before came back by a claim, on
 				// whichever consumer: the notes of a claimed batch's entries
 				// done now go, the ones another consumer wrote too.

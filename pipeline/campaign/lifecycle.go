@@ -158,7 +158,7 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 		rep.Audience = l.Audience
 	}
 	now := time.Now()
-	rep.rates(now, func() bool { return m.moves(ctx, r.c.ID, l.Waits, now) })
+	rep.rates(now, func() bool { return m.moves(ctx, r.c.ID, l.Waits, l.Holds, now) })
 	return rep, nil
 }
 

@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -45,19 +46,24 @@ type Report struct {
 	ExpectedFinishMs int64   `json:"expected_finish_ms,omitempty"`
 	// StalledSinceMs is, for a splitting or running campaign that made no
 	// progress (no target done, no device sent) for pipeline.DownAfter
-	// while the pipeline moved no other work either (motion.moves), when
-	// it last did (unix ms): deliver is down, hung, or cut off, or every
-	// send is failing over. Such a campaign has no expected finish: one
-	// counted from now moved on with the clock for as long as deliver was
-	// down, while status said it was not running.
+	// while a stage with work for it did not work, or no other campaign
+	// progressed and the stages holding its work did not all move other
+	// work (motion.moves), when it last did (unix ms): a stage is down,
+	// hung, or cut off, or every send is failing over. Such a campaign has no
+	// expected finish: one counted from now moved on with the clock for as
+	// long as deliver was down, while status said it was not running.
 	StalledSinceMs int64 `json:"stalled_since_ms,omitempty"`
 	// QueuedSinceMs is the same time for a campaign that made no progress
-	// for as long while the pipeline moved other work: its entries wait
-	// behind another campaign's in deliver's stream, or split and resolve
-	// cut another first. Nothing is down; it waits its turn. It has no
-	// expected finish either: its own rate so far says nothing of when its
-	// turn comes, which is the work ahead of it, and that work is not
-	// counted per campaign.
+	// for as long while the stages with work for it worked and another
+	// campaign progressed, or every stage holding its work, all ahead of
+	// deliver, moved other work: its entries wait behind another
+	// campaign's in deliver's stream (another campaign sends), or split and
+	// resolve cut and read another first (their processes committed or
+	// emitted within DownAfter: pipeline.Motions), before that one sends
+	// anything. Nothing is down;
+	// it waits its turn. It has no expected finish either: its own rate so
+	// far says nothing of when its turn comes, which is the work ahead of
+	// it, and that work is not counted per campaign.
 	QueuedSinceMs int64 `json:"queued_since_ms,omitempty"`
 	// Audience is, while split is still cutting a campaign that takes it
 	// more than one call, its channels' subscribers counted at the start
@@ -176,6 +182,9 @@ type Live struct {
 	// Waits is the stages that still have work for it, in pipeline order
 	// (waitsOn): what must move for it to move.
 	Waits []string
+	// Holds is those of Waits that hold its work now (holdsOf): the
+	// stages its next progress waits on.
+	Holds []string
 
 	// resolved is the ranges' records (pipeline.RangeRecord by range id),
 	// kept for confirmDone when the counters say done and dedupe counted
@@ -323,6 +332,7 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	}
 	l.Pace = recentPace(parts, l.DoneMs)
 	l.Waits = waitsOn(l.SplitDone, int64(len(resolved)) >= rangesTotal, in >= emitted)
+	l.Holds = holdsOf(l.SplitDone, int64(len(resolved)) >= rangesTotal, in >= emitted, l.UsersDone >= l.Targets)
 	switch {
 	case !l.SplitDone:
 		l.State = StateSplitting
@@ -343,7 +353,7 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 // until every target is done. Once a stage is through with a campaign,
 // whether it runs says nothing of the campaign's progress.
 func waitsOn(split, resolved, read bool) []string {
-	stages := []string{"split", "resolve", "dedupe", "deliver"}
+	stages := slices.Clone(campaignStages)
 	switch {
 	case !split:
 		return stages
@@ -353,6 +363,28 @@ func waitsOn(split, resolved, read bool) []string {
 		return stages[2:]
 	}
 	return stages[3:]
+}
+
+// campaignStages are the stages (their groups) a campaign passes through,
+// in pipeline order.
+var campaignStages = []string{"split", "resolve", "dedupe", "deliver"}
+
+// holdsOf is the stages that hold a campaign's work now, by its counters:
+// split until it emitted every range; resolve until it recorded every
+// range (while split still cuts, whether the ranges out so far are all
+// recorded is not counted, so resolve counts as holding some); dedupe
+// while it has not read every id of the ranges recorded (resolve records
+// a range once its ids are in dedupe's stream); deliver while targets
+// dedupe passed on are not done. Unlike waitsOn, a stage ahead of the
+// campaign's work that it is through with for now is not one of them.
+func holdsOf(split, resolved, read, done bool) []string {
+	var out []string
+	for i, holds := range []bool{!split, !split || !resolved, !read, !done} {
+		if holds {
+			out = append(out, campaignStages[i])
+		}
+	}
+	return out
 }
 
 // intAt is the integer at i of an HMGET reply, 0 when absent.
