@@ -252,7 +252,7 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 			finish = "stalled since " + time.UnixMilli(r.StalledSinceMs).Local().Format(time.TimeOnly)
 		case r.QueuedSinceMs > 0:
 			// No finish either, but nothing to look for: the pipeline
-			// sends other campaigns ahead of it.
+			// works on other campaigns ahead of it.
 			finish = "queued since " + time.UnixMilli(r.QueuedSinceMs).Local().Format(time.TimeOnly)
 		case r.ExpectedFinishMs > 0:
 			finish = "~" + time.UnixMilli(r.ExpectedFinishMs).Sub(now).Round(time.Second).String()

@@ -241,7 +241,7 @@ func TestStatusSaysStalledOrQueued(t *testing.T) {
 	}{
 		{"stalled", progressView{ID: "c", State: campaign.StateRunning, StalledSinceMs: since.UnixMilli()}, "  stalled: no progress since ", "queued"},
 		{"queued", progressView{ID: "c", State: campaign.StateRunning, QueuedSinceMs: since.UnixMilli()},
-			"  queued: no progress since " + since.Local().Format(time.DateTime) + " (3m ago) while the pipeline sends other campaigns ahead of it", "stalled"},
+			"  queued: no progress since " + since.Local().Format(time.DateTime) + " (3m ago) while the pipeline works on other campaigns ahead of it (sending them, or cutting them first)", "stalled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -372,7 +372,7 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 	}
 	if p.QueuedSinceMs > 0 && !campaign.Final(p.State) {
 		at := time.UnixMilli(p.QueuedSinceMs)
-		fmt.Fprintf(w, "  queued: no progress since %s (%s ago) while the pipeline sends other campaigns ahead of it; nothing is down, and no finish to expect until its turn\n",
+		fmt.Fprintf(w, "  queued: no progress since %s (%s ago) while the pipeline works on other campaigns ahead of it (sending them, or cutting them first); nothing is down, and no finish to expect until its turn\n",
 			at.Local().Format(time.DateTime), pipeline.Ago(time.Since(at)))
 	}
 	if p.ExpectedFinishMs > 0 && p.PastExpiry == nil && !campaign.Final(p.State) {
