@@ -57,6 +57,9 @@ type Batch struct {
 	claimed bool            // taken over by XAUTOCLAIM: its entries were delivered before
 	moved   atomic.Int64    // unix ns of the handler's last Progress, 0 before
 	emitted atomic.Int64    // unix ns of its last EmitNow, 0 before (moved.go)
+	// unkept is the unix ns of the last keep that could not reach Redis
+	// (keepClaimed), 0 before: Redis failed this batch's stream (outlast).
+	unkept atomic.Int64
 }
 
 // Progress tells the runner the handler's work on the batch moved on. A

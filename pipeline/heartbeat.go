@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -83,8 +84,13 @@ func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 					Msg("batch no longer ours (claimed by another consumer, or Redis lost the stream); stopping it")
 				close(b.lost)
 				return false
-			case err != nil && !r.down.quiet(err):
-				r.log.Warn().Err(err).Str("stream", b.Stream).Msg("could not keep the batch claimed")
+			case err != nil:
+				if unreachable(err) {
+					b.unkept.Store(time.Now().UnixNano())
+				}
+				if !r.down.quiet(err) {
+					r.log.Warn().Err(err).Str("stream", b.Stream).Msg("could not keep the batch claimed")
+				}
 			}
 			return true
 		})

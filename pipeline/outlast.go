@@ -23,15 +23,16 @@ import (
 // still ours (then no claim takes them for ClaimIdle) or says they are
 // taken (keepScript).
 
-// outlast is asked by process for a batch past RetryFor that failed: it
-// keeps the batch, a keep every KeepEvery, while Redis does not answer
-// for its stream, and reports whether the batch should be tried again, for
-// another RetryFor: Redis answers now, every entry is still this
-// consumer's, and Redis failed in the meantime (this stream's keeps, or
-// the runner's own calls in a spell not over yet). A batch that failed
-// with Redis answering all along is given up, as before; so is one whose
+// outlast is asked by process for a batch past RetryFor that failed (its
+// tries since the unix ns since): it keeps the batch, a keep every
+// KeepEvery, while Redis does not answer for its stream, and reports
+// whether the batch should be tried again, for another RetryFor: Redis
+// answers now, every entry is still this consumer's, and Redis failed this
+// stream meantime (a keep of the batch, in the background or here, could
+// not reach it). A batch that failed with its stream's Redis answering all
+// along is given up, as before, whatever other masters do; so is one whose
 // entries another consumer took, or whose process stops.
-func (r *Runner) outlast(ctx context.Context, b *Batch) bool {
+func (r *Runner) outlast(ctx context.Context, b *Batch, since int64) bool {
 	ids := make([]string, len(b.Entries))
 	for i, e := range b.Entries {
 		ids[i] = e.ID
@@ -41,7 +42,7 @@ func (r *Runner) outlast(ctx context.Context, b *Batch) bool {
 		taken, err := r.keep(ctx, b.Stream, ids)
 		switch {
 		case err == nil:
-			return taken == 0 && (waited || r.down.on.Load())
+			return taken == 0 && (waited || b.unkept.Load() >= since)
 		case unreachable(err):
 			r.down.quiet(err)
 			waited = true

@@ -672,7 +672,7 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			r.log.Warn().Err(err).Str("stream", b.Stream).Msg("batch no longer ours; dropped")
 			return
 		}
-		if time.Now().After(deadline) && !stopping(b) && ctx.Err() == nil && r.outlast(ctx, b) {
+		if time.Now().After(deadline) && !stopping(b) && ctx.Err() == nil && r.outlast(ctx, b, deadline.Add(-r.opts.RetryFor).UnixNano()) {
 			deadline = time.Now().Add(r.opts.RetryFor) // Redis was what failed
 			continue
 		}
