@@ -36,6 +36,7 @@ func TestQueuedBehindIsNotStalled(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // mostly waiting (100 sends a second), on a fixture of its own
 			f := newFixture(t)
 			p := startProviders(t, fakeFlags{})
 			f.seedDevices(big, false) // iOS alone: one provider, one cap
