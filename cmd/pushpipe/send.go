@@ -170,7 +170,7 @@ func (c *SendCmd) Run(g *Globals) error {
 	}
 	if !c.AllowEmpty {
 		if err := campaign.CheckAudience(ctx, db, camp); err != nil {
-			return fmt.Errorf("send: %w (or --allow-empty)", err)
+			return fmt.Errorf("send: %w", allowEmptyFlag(err))
 		}
 	}
 	camp, created, err := campaign.Create(ctx, rdb, db, g.Keys(), camp)
@@ -268,6 +268,18 @@ func dataFlag(err error) error {
 		if rest, ok := strings.CutPrefix(ve.Msg, "notification.data: "); ok {
 			return &campaign.ValidationError{Msg: "--data: " + rest}
 		}
+	}
+	return err
+}
+
+// allowEmptyFlag names --allow-empty where CheckAudience's error tells
+// the API's caller to send "allow_empty": true: send's user writes no
+// JSON, and "send \"allow_empty\": true ... (or --allow-empty)" read as
+// two ways, one of them for another tool.
+func allowEmptyFlag(err error) error {
+	var ve *campaign.ValidationError
+	if errors.As(err, &ve) {
+		return &campaign.ValidationError{Msg: strings.Replace(ve.Msg, campaign.AllowEmptyAdvice, "give --allow-empty", 1)}
 	}
 	return err
 }
