@@ -84,13 +84,16 @@ func (q *DLQ) List(ctx context.Context, f DLQFilter) ([]DeadLetter, error) {
 	return out, err
 }
 
+// notAnID is why a dead letter id that is no stream id names none.
+const notAnID = "not an id such as 1700000000000-0 (the ID column of dlq list)"
+
 // Show returns one dead letter.
 func (q *DLQ) Show(ctx context.Context, id string) (DeadLetter, error) {
 	if _, err := parseID(id); err != nil {
 		// No dead letter has it: said as for a missing one (the console's
 		// 404, retry's "left in place" while the other ids go), not as a
 		// failure to read ("bad stream id", and the console's 503).
-		return DeadLetter{}, fmt.Errorf("dlq %q: not an id such as 1700000000000-0 (the ID column of dlq list): %w", id, ErrNoDeadLetter)
+		return DeadLetter{}, fmt.Errorf("dlq %q: %s: %w", id, notAnID, ErrNoDeadLetter)
 	}
 	xs, err := q.c.Do(ctx, q.c.B().Xrange().Key(q.keys.DLQ()).Start(id).End(id).Build()).AsXRange()
 	if err != nil {
@@ -234,7 +237,12 @@ func (q *DLQ) selectLetters(ctx context.Context, f DLQFilter, res *DLQResult) ([
 	for _, id := range f.IDs {
 		d, err := q.Show(ctx, id)
 		if errors.Is(err, ErrNoDeadLetter) {
+			// "nosuch left in place: not in the dlq" did not say that
+			// nosuch is no id at all, which Show does.
 			res.Failed[id] = "not in the dlq"
+			if _, perr := parseID(id); perr != nil {
+				res.Failed[id] = notAnID
+			}
 			continue
 		}
 		if err != nil {

@@ -546,7 +546,8 @@ func TestErrorNotesGoOnceTheEntryIsDone(t *testing.T) {
 }
 
 // An id that is not a stream id names no dead letter: Show says so as for a
-// missing one, and Retry and Drop leave it in place and go on with the others.
+// missing one, and Retry and Drop leave it in place, saying it is no id (it
+// was "not in the dlq"), and go on with the others.
 func TestDLQMalformedIDIsNoDeadLetter(t *testing.T) {
 	c, keys := opsRedis(t)
 	ctx := t.Context()
@@ -572,7 +573,7 @@ func TestDLQMalformedIDIsNoDeadLetter(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", tt.name, err)
 			}
-			if !slices.Equal(res.Done, []string{all[i].ID}) || res.Failed["nosuch"] == "" {
+			if !slices.Equal(res.Done, []string{all[i].ID}) || res.Failed["nosuch"] != "not an id such as 1700000000000-0 (the ID column of dlq list)" {
 				t.Errorf("%s: done %v, failed %v; want %s done and nosuch left in place", tt.name, res.Done, res.Failed, all[i].ID)
 			}
 		})

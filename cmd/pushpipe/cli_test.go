@@ -136,6 +136,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--app", "a", "--user", "1", "--ttl", "9999h"}, "--ttl: must be between 1s and 672h0m0s (28 days), got 9999h0m0s"},
 		{[]string{"send", "--app", "a", "--channel", "x", "--ttl", "500ms"}, "--ttl: must be between 1s and 672h0m0s (28 days), got 500ms"},
 		{[]string{"send", "--app", "a", "--channel", "x", "--ttl", "0s"}, "--ttl: must be between 1s and 672h0m0s (28 days), got 0s"},
+		// A kong enum offered "" among the choices: one of "","normal","high".
+		{[]string{"send", "--app", "a", "--channel", "x", "--priority", "urgent"},
+			`pushpipe: send: --priority: must be normal or high, got "urgent" (left out: normal for a campaign, high for a message) (see pushpipe send --help)`},
 		{[]string{"send", "--app", "a", "--user", "1", "--data", "order=42"}, `--data: must be a JSON object of custom keys such as '{"order":"42"}', got "order=42"`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "[1]"}, `--data: must be a JSON object`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "null"}, `--data: must be a JSON object`},
@@ -203,7 +206,7 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"--log-level", "debug", "migrate"},
-		{"send", "--app", "a", "--user", "1", "--ttl", "1h"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T15:04:05Z", "--allow-empty"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T17:04:05+02:00"},
+		{"send", "--app", "a", "--user", "1", "--ttl", "1h"}, {"send", "--app", "a", "--channel", "x", "--priority", "high"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T15:04:05Z", "--allow-empty"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T17:04:05+02:00"},
 		{"replay", "--resplit", "--campaign", "c", "--dry-run"}, {"replay", "--stream", "deliver", "--from", "0", "--high-water", "5", "--json"},
 		{"dlq", "list", "--stream", "deliver"}, {"dlq", "drop", "--all", "--stream", pipeline.Express.Stream(pipeline.StreamDeliver)},
 		hook, allHook, slices.Concat(hook, []string{"--rate", "0", "--filter", "outcome=failed,invalid"})} {

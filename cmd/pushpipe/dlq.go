@@ -310,7 +310,7 @@ func applyTo(ctx context.Context, q *pipeline.DLQ, f pipeline.DLQFilter, did str
 		// in place, each "context deadline exceeded": say why once.
 		err = fmt.Errorf("no answer within %s for some (a Redis node down or unreachable?): they are left in place, run the command again once it answers", dlqApplyTimeout)
 	}
-	fmt.Fprintf(w, "%s %d dead letters\n", did, len(res.Done))
+	fmt.Fprintf(w, "%s %s\n", did, plural(int64(len(res.Done)), "dead letter"))
 	return errors.Join(err, reportFailed(errw, res))
 }
 
@@ -348,6 +348,9 @@ func reportFailed(w io.Writer, res pipeline.DLQResult) error {
 		default:
 			fmt.Fprintf(w, "  %d dead letters (%s … %s) left in place: %s\n", len(ids), ids[0], ids[len(ids)-1], why)
 		}
+	}
+	if len(res.Failed) == 1 {
+		return errors.New("1 dead letter was left in place")
 	}
 	return fmt.Errorf("%d dead letters were left in place", len(res.Failed))
 }

@@ -214,19 +214,24 @@ func TestDLQLeftInPlaceOnceAReason(t *testing.T) {
 		name   string
 		failed map[string]string
 		want   string
+		err    string // "" for none; "1 dead letters were left" read wrong
 	}{
-		{"none", nil, ""},
-		{"one", map[string]string{"1-0": "malformed"}, "  1-0 left in place: malformed\n"},
-		{"two", map[string]string{"1-0": retired, "1-1": retired}, "  1-0 and 1-1 left in place: " + retired + "\n"},
+		{"none", nil, "", ""},
+		{"one", map[string]string{"1-0": "malformed"}, "  1-0 left in place: malformed\n", "1 dead letter was left in place"},
+		{"two", map[string]string{"1-0": retired, "1-1": retired}, "  1-0 and 1-1 left in place: " + retired + "\n", "2 dead letters were left in place"},
 		{"many, ordered as Redis orders them", many, "  12 dead letters (1700000000000-0 … 1700000000000-11) left in place: " + retired + "\n" +
-			"  1700000000001-0 left in place: malformed\n"},
+			"  1700000000001-0 left in place: malformed\n", "13 dead letters were left in place"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			err := reportFailed(&out, pipeline.DLQResult{Failed: tt.failed})
-			if out.String() != tt.want || (err == nil) != (len(tt.failed) == 0) {
-				t.Errorf("printed\n%s\nerror %v; want\n%s", out.String(), err, tt.want)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if out.String() != tt.want || got != tt.err {
+				t.Errorf("printed\n%s\nerror %v; want\n%s\nerror %q", out.String(), err, tt.want, tt.err)
 			}
 		})
 	}

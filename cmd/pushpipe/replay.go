@@ -145,6 +145,12 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 			fmt.Fprintf(w, "%s keeps its entries from %s on, older ones trimmed past the stages' --retention: any between %s and then are not in this replay\n",
 				c.Stream, through.Format(time.RFC3339), from)
 		}
+		// A mistyped --campaign matched nothing and read as "nothing of it
+		// was lost": "re-injected 0 of 27" alone does not tell the two apart.
+		if c.Campaign != "" && res.Scanned > 0 && res.Injected == 0 && res.Repeats == 0 {
+			fmt.Fprintf(w, "none of them is of campaign or direct message %s: check the id (pushpipe campaigns list, pushpipe messages list), or start --from earlier\n",
+				c.Campaign)
+		}
 	}
 	return err
 }

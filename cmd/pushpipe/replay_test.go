@@ -73,7 +73,8 @@ func TestResplitDryRun(t *testing.T) {
 
 // A replay refused before it read anything prints only its error; one that
 // ran prints its counts. "re-injected 0 of 0 entries of dlq" above the
-// error read as a replay that ran and found nothing.
+// error read as a replay that ran and found nothing. A --campaign that
+// matched none of the entries read says so under the counts.
 func TestReplayRefusedPrintsNoCounts(t *testing.T) {
 	r, rdb := testRedis(t)
 	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
@@ -91,6 +92,11 @@ func TestReplayRefusedPrintsNoCounts(t *testing.T) {
 		{"partition out of range", []string{"--stream", "deliver", "--from", "0", "--partition", "99"}, "", "partition 99 out of range"},
 		{"empty window", []string{"--stream", "deliver", "--from", "1m", "--to", "10m", "--json"}, "", "empty window"},
 		{"dry run", []string{"--stream", "deliver", "--from", "0", "--dry-run"}, "would re-inject 1 of 1 entries of deliver", ""},
+		{"its campaign", []string{"--stream", "deliver", "--from", "0", "--campaign", "c1", "--dry-run"}, "would re-inject 1 of 1 entries of deliver", ""},
+		// A mistyped id said only "would re-inject 0 of 1", which reads
+		// as a campaign with nothing lost.
+		{"no such campaign", []string{"--stream", "deliver", "--from", "0", "--campaign", "c9", "--dry-run"},
+			"none of them is of campaign or direct message c9: check the id", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,11 +43,11 @@ type SendCmd struct {
 	TTL        time.Duration     `name:"ttl" default:"24h" help:"How long the notification is worth sending, from its start (--send-at, else now): providers drop it then, and nothing is sent after it."`
 	DBConns    int32             `name:"db-conns" default:"2" help:"PostgreSQL connections."`
 	// The API's "allow_empty".
-	AllowEmpty bool `name:"allow-empty" help:"Create it even if the app has no devices or a channel no subscribers (not with --user)."`
+	AllowEmpty bool `name:"allow-empty" help:"Create it even if the app has no devices or a channel no subscribers (not with --user or --token)."`
 
-	SendAt   string `name:"send-at" placeholder:"TIME" help:"Start then (RFC 3339, at most 90 days ahead; not past, unless --id names a campaign already created: a retry) instead of now (not with --user)."`
-	Rate     int    `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none; not with --user)."`
-	Priority string `enum:",normal,high" default:"" placeholder:"normal|high" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
+	SendAt   string `name:"send-at" placeholder:"TIME" help:"Start then (RFC 3339, at most 90 days ahead; not past, unless --id names a campaign already created: a retry) instead of now (not with --user or --token)."`
+	Rate     int    `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none; not with --user or --token)."`
+	Priority string `placeholder:"normal|high" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
 
 	Wait bool `help:"Then follow it to the end: a progress bar on stderr, the summary, and exit status 1 if it failed or was canceled. Ctrl-C stops the following, not the sending."`
 
@@ -82,6 +82,13 @@ func (c *SendCmd) Validate() error {
 	if c.Rate < 0 || c.Rate > campaign.MaxRatePerSecond {
 		return fmt.Errorf("--rate-per-second: must be a whole number of sends per second from 1 to %d, or 0 for no cap of its own; got %d",
 			campaign.MaxRatePerSecond, c.Rate)
+	}
+	// Checked here, not by a kong enum, whose "--priority must be one of
+	// "","normal","high"" offered the empty string as a choice.
+	switch c.Priority {
+	case "", campaign.PriorityNormal, campaign.PriorityHigh:
+	default:
+		return fmt.Errorf("--priority: must be normal or high, got %q (left out: normal for a campaign, high for a message)", c.Priority)
 	}
 	if c.SendAt != "" {
 		t, err := campaign.ParseSendAt(c.SendAt)
@@ -170,7 +177,7 @@ func (c *SendCmd) Run(g *Globals) error {
 	}
 	if !c.AllowEmpty {
 		if err := campaign.CheckAudience(ctx, db, camp); err != nil {
-			return fmt.Errorf("send: %w (or --allow-empty)", err)
+			return fmt.Errorf("send: %w", allowEmptyFlag(err))
 		}
 	}
 	camp, created, err := campaign.Create(ctx, rdb, db, g.Keys(), camp)
@@ -268,6 +275,18 @@ func dataFlag(err error) error {
 		if rest, ok := strings.CutPrefix(ve.Msg, "notification.data: "); ok {
 			return &campaign.ValidationError{Msg: "--data: " + rest}
 		}
+	}
+	return err
+}
+
+// allowEmptyFlag names --allow-empty where CheckAudience's error tells
+// the API's caller to send "allow_empty": true: send's user writes no
+// JSON, and "send \"allow_empty\": true ... (or --allow-empty)" read as
+// two ways, one of them for another tool.
+func allowEmptyFlag(err error) error {
+	var ve *campaign.ValidationError
+	if errors.As(err, &ve) {
+		return &campaign.ValidationError{Msg: strings.Replace(ve.Msg, campaign.AllowEmptyAdvice, "give --allow-empty", 1)}
 	}
 	return err
 }

@@ -241,6 +241,12 @@ func TestSendNamesItsFlags(t *testing.T) {
 			`send: --data: key "aps" is APNs's own dictionary; rename it`},
 		{"message, reserved data key", []string{"--user", "1", "--title", "t", "--data", `{"google.x":"1"}`},
 			`send: --data: key "google.x" is reserved by FCM`},
+		// Nobody to receive it: the way out is the flag. It was `send
+		// "allow_empty": true to create it anyway (or --allow-empty)`,
+		// the API's JSON member first.
+		{"campaign, no audience", []string{"--channel", "x", "--title", "t"},
+			`send: app "a" has no registered devices and channels ["x"] have no subscribers: nobody would receive this campaign; ` +
+				"check the names, or give --allow-empty to create it anyway"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

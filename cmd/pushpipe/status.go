@@ -275,6 +275,9 @@ type progressView struct {
 	// QueuedSinceMs is the same of a campaign that waits its turn behind
 	// other work while the pipeline moves it (campaign.Report's).
 	QueuedSinceMs int64 `json:"queued_since_ms,omitempty"`
+	// Reasons is why its failed and invalid devices ended so: reason →
+	// devices (withReasons).
+	Reasons map[string]int64 `json:"failure_reasons,omitempty"`
 }
 
 // pastExpiry is a campaign's expiry and the later finish its rate gives.
@@ -350,6 +353,7 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 	}
 	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s%s%s%s\n",
 		thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), muted, dups, none)
+	io.WriteString(w, reasonsLine(p.Reasons))
 	if p.FirstSendMs > 0 {
 		first, last := time.UnixMilli(p.FirstSendMs), time.UnixMilli(p.LastSendMs)
 		rate := ""
@@ -518,6 +522,14 @@ type campaignSource struct {
 }
 
 func (s campaignSource) Progress(ctx context.Context, id string) (progressView, error) {
+	v, err := s.progress(ctx, id)
+	if err != nil {
+		return v, err
+	}
+	return s.withReasons(ctx, v), nil
+}
+
+func (s campaignSource) progress(ctx context.Context, id string) (progressView, error) {
 	counters := counterProgress{rdb: s.rdb, keys: s.keys}
 	if s.dbDown != nil {
 		// Started while PostgreSQL is down: what Redis holds, state

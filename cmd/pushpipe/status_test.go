@@ -335,3 +335,61 @@ func TestStatusSaysTheCapAndFinish(t *testing.T) {
 		})
 	}
 }
+
+// `status ID` (and `send --wait`'s summary) says why devices failed, as
+// the console's "Failures by reason" does: "failed 873" alone did not say
+// that they expired under a cap too low for the TTL.
+func TestStatusSaysWhyDevicesFailed(t *testing.T) {
+	r, rdb := testRedis(t)
+	url, db := testDatabase(t)
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	// What deliver counts, in two partitions: the devices, and why.
+	failures := map[string]map[string]int64{
+		"expired": {"fcm expired": 522, "apns expired": 351},
+		"many":    {"a": 7, "b": 6, "c": 5, "d": 4, "e": 3, "f": 2, "g": 1},
+		"none":    {},
+	}
+	for id, reasons := range failures {
+		if _, _, err := campaign.Create(t.Context(), rdb, db, keys, campaign.Campaign{ID: id, App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+			t.Fatal(err)
+		}
+		p := 0
+		for reason, n := range reasons {
+			p = (p + 5) % keys.Partitions
+			for _, cmd := range []rueidis.Completed{
+				rdb.B().Hincrby().Key(keys.Stats(p, id)).Field(pipeline.StatFailed).Increment(n).Build(),
+				rdb.B().Hincrby().Key(keys.Reasons(p, id)).Field(reason).Increment(n).Build(),
+			} {
+				if err := rdb.Do(t.Context(), cmd).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	tests := []struct {
+		id, want string
+	}{
+		{"expired", "  why: fcm expired 522, apns expired 351\n"},
+		{"many", "  why: a 7, b 6, c 5, d 4, e 3, 2 more in the console\n"},
+		{"none", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			_, out := progressOf(t, campaignSource{rdb: rdb, keys: keys, db: db}, rdb, keys, "--redis-addr", r.Addr, "--database-url", url, tt.id)
+			if got := lineWith(out, "  why: "); got != tt.want {
+				t.Errorf("status %s printed\n%s\nwant the line %q", tt.id, out, tt.want)
+			}
+		})
+	}
+}
+
+// lineWith is out's first line that starts with prefix, with its line
+// break; "" when none does.
+func lineWith(out, prefix string) string {
+	for line := range strings.Lines(out) {
+		if strings.HasPrefix(line, prefix) {
+			return line
+		}
+	}
+	return ""
+}

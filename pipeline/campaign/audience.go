@@ -22,6 +22,11 @@ import (
 // audience has become since. People leave a one-off channel and tokens
 // die once it is sent, and a campaign stored but not queued (ErrNotQueued)
 // must stay startable by the retry its 503 asks for.
+// AllowEmptyAdvice is CheckAudience's way out, said of the API's request:
+// the console and the CLI replace it with their own (the form's box,
+// send's --allow-empty), whose users write no JSON.
+const AllowEmptyAdvice = `send "allow_empty": true`
+
 func CheckAudience(ctx context.Context, db *pgxpool.Pool, c Campaign) error {
 	if c.ID != "" {
 		var stored bool
@@ -46,6 +51,6 @@ func CheckAudience(ctx context.Context, db *pgxpool.Pool, c Campaign) error {
 	if len(parts) == 0 {
 		return nil
 	}
-	return invalid(`%s: nobody would receive this campaign; check the names, or send "allow_empty": true to create it anyway`,
-		strings.Join(parts, " and "))
+	return invalid("%s: nobody would receive this campaign; check the names, or %s to create it anyway",
+		strings.Join(parts, " and "), AllowEmptyAdvice)
 }

@@ -1,9 +1,9 @@
 package api
 
 import (
-	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -558,17 +558,31 @@ func TestOpenAPIConformance(t *testing.T) {
 }
 
 // TestUnknownRouteNamesTheReference: an authenticated request to a path or
-// method the API does not serve is told where the routes are listed.
+// method the API does not serve is told where the routes are listed, and a
+// path it serves asked with another method which methods it takes ("no
+// such endpoint: PUT /v1/campaigns" alone sent the caller after the path).
 func TestUnknownRouteNamesTheReference(t *testing.T) {
 	srv := newOpenAPIServer(t, Config{Auth: Auth{AdminToken: oaToken}}, false)
-	for _, c := range []apiCall{
-		{method: "PUT", path: "/v1/channels/breaking/subscribers", token: oaToken},
-		{method: "POST", path: "/v1/subscribe", token: oaToken},
-		{method: "GET", path: "/v1/devices", token: oaToken},
-	} {
-		status, _, body := srv.do(t, c)
-		if status != http.StatusNotFound || !bytes.Contains(body, []byte("GET /v1/openapi.json")) {
-			t.Errorf("%s %s: %d %s, want 404 naming GET /v1/openapi.json", c.method, c.path, status, body)
+	const ref = "; the routes are listed in GET /v1/openapi.json (docs/API.md in the repository)"
+	tests := []struct {
+		give apiCall
+		want string
+	}{
+		{apiCall{method: "PUT", path: "/v1/channels/breaking/subscribers", token: oaToken},
+			"no such endpoint: PUT /v1/channels/breaking/subscribers (/v1/channels/breaking/subscribers takes POST)" + ref},
+		{apiCall{method: "POST", path: "/v1/subscribe", token: oaToken}, "no such endpoint: POST /v1/subscribe" + ref},
+		{apiCall{method: "GET", path: "/v1/devices", token: oaToken}, "no such endpoint: GET /v1/devices (/v1/devices takes POST)" + ref},
+		{apiCall{method: "PUT", path: "/v1/campaigns", token: oaToken}, "no such endpoint: PUT /v1/campaigns (/v1/campaigns takes POST or GET)" + ref},
+		{apiCall{method: "DELETE", path: "/v1/campaigns/c1", token: oaToken}, "no such endpoint: DELETE /v1/campaigns/c1 (/v1/campaigns/c1 takes GET)" + ref},
+		{apiCall{method: "GET", path: "/v1/campaigns/c1/cancel", token: oaToken},
+			"no such endpoint: GET /v1/campaigns/c1/cancel (/v1/campaigns/c1/cancel takes POST)" + ref},
+		{apiCall{method: "GET", path: "/v1/campaigns/c1/", token: oaToken}, "no such endpoint: GET /v1/campaigns/c1/" + ref},
+	}
+	for _, tt := range tests {
+		status, _, body := srv.do(t, tt.give)
+		var got struct{ Error string }
+		if err := json.Unmarshal(body, &got); err != nil || status != http.StatusNotFound || got.Error != tt.want {
+			t.Errorf("%s %s: %d %s, want 404 %q", tt.give.method, tt.give.path, status, body, tt.want)
 		}
 	}
 }

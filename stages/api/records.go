@@ -86,7 +86,8 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 		}
 		writeError(w, http.StatusNotFound, msg)
 	case errors.Is(err, campaign.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no "+kind+" "+id)
+		// "no campaign X" alone left the caller to guess where ids are.
+		writeError(w, http.StatusNotFound, "no "+kind+" "+id+": check the id (GET /v1/"+kind+"s lists them, newest first)")
 	case errors.As(err, &conflict):
 		writeError(w, http.StatusConflict, conflict.msg)
 	case errors.Is(err, campaign.ErrPartial) && r.Method == http.MethodGet:

@@ -107,17 +107,18 @@ func New(cfg Config) *Server {
 	s.console = console.New(console.Config{Redis: cfg.Redis, DB: cfg.DB, Keys: cfg.Keys, Log: cfg.Log,
 		Operator: func(tok string) bool { return s.apps.Load().auth.operator(tok) }, OperatorTag: cfg.Auth.consoleTag(),
 		KnownApp: s.knownApp, ParseNotification: ParseNotification, Throttle: s.fails})
-	for _, rt := range s.routes() {
+	routes := s.routes()
+	paths := newPathMethods(routes)
+	for _, rt := range routes {
 		if rt.scope == scopeConsole {
 			s.ownAuth = append(s.ownAuth, rt.pattern)
 		}
 		s.mux.Handle(rt.pattern, s.metrics.instrument(rt.pattern, s.wrap(rt)))
 	}
 	// Everything else, once authenticated: a JSON 404 (the mux's own is
-	// text), wrong methods on known paths included.
+	// text), wrong methods on known paths included, which it names.
 	s.mux.Handle("/", s.metrics.instrument(unmatched, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+
-			"; the routes are listed in GET "+OpenAPIPath+" (docs/API.md in the repository)")
+		writeError(w, http.StatusNotFound, paths.unmatchedError(r))
 	})))
 	return s
 }

@@ -136,7 +136,7 @@ func (s sharedCampaigns) Create(ctx context.Context, c campaign.Campaign, sendAt
 			var verr *campaign.ValidationError
 			if errors.As(err, &verr) {
 				// The API's way out is a JSON member; the form's is its box.
-				return c, &campaign.ValidationError{Msg: strings.Replace(verr.Msg, `send "allow_empty": true`, `tick "`+allowEmptyLabel+`"`, 1)}
+				return c, &campaign.ValidationError{Msg: strings.Replace(verr.Msg, campaign.AllowEmptyAdvice, `tick "`+allowEmptyLabel+`"`, 1)}
 			}
 			return c, err
 		}
