@@ -57,6 +57,11 @@ const (
 	StatFailed    = "failed"     // deliver: devices permanently failed
 	StatInvalid   = "invalid"    // deliver: devices whose token the provider rejected as invalid
 	StatNoDevices = "no_devices" // deliver: targets with no device of the app, done unsent
+	// StatUnsent counts, of StatFailed, the devices failed with no provider
+	// request: their notification expired, or their campaign failed. A
+	// campaign's sends per second leave them out: expired devices are
+	// failed at once, and a capped campaign read far above its cap.
+	StatUnsent = "unsent"
 	StatFirstMs   = "first_ms"   // deliver: unix ms of the first send (min over partitions)
 	StatLastMs    = "last_ms"    // deliver: unix ms of the last send (max over partitions)
 	// StatDoneMs is when a target last became terminal, in unix ms of

@@ -39,8 +39,9 @@ type Report struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// RatePerSecond is the campaign's own cap (0: the provider's alone);
 	// SendRate the sends per second it made between its first and last
-	// send; ExpectedFinishMs when, at that rate, its last target is done
-	// (unix ms; 0 when not running or not yet known).
+	// send (Counts.Sends); ExpectedFinishMs when, at the pace targets are
+	// done (rates), its last target is done (unix ms; 0 when not running or
+	// not yet known).
 	RatePerSecond    int     `json:"rate_per_second,omitempty"`
 	SendRate         float64 `json:"send_rate"`
 	ExpectedFinishMs int64   `json:"expected_finish_ms,omitempty"`
@@ -88,6 +89,12 @@ func (r Report) PastExpiry() bool {
 	return !Final(r.State) && r.ExpectedFinishMs > 0 && !r.ExpiresAt.IsZero() && r.ExpectedFinishMs > r.ExpiresAt.UnixMilli()
 }
 
+// Sends is how many of its devices went to the provider and ended sent or
+// failed: the count of its send rate (SendRate). Devices failed unsent are
+// not sends: an expired capped campaign's were failed all at once, and
+// read as hundreds a second beside a cap of 20.
+func (c Counts) Sends() int64 { return c.Sent + c.Failed - c.Unsent }
+
 // Reached is how far the campaign has come, in people (Reached).
 func (r Report) Reached() (reached, of int64) { return Reached(r.State, r.Counts, r.Done, r.Audience) }
 
@@ -122,6 +129,10 @@ type Counts struct {
 	// registered, or none valid): done, with nothing sent. Not in DESIGN's
 	// object; why sent falls short of targets.
 	NoDevices int64 `json:"no_devices"`
+	// Unsent counts, of Failed, the devices failed with no provider request
+	// (pipeline.StatUnsent): expired, or their campaign failed. Not in
+	// DESIGN's object either; why the send rate counts fewer than failed.
+	Unsent int64 `json:"unsent,omitempty"`
 }
 
 // statFields are read from every partition's keys.Stats hash, in this order.
@@ -129,7 +140,7 @@ var statFields = []string{
 	pipeline.StatIn, pipeline.StatTargets, pipeline.StatMuted, pipeline.StatDups,
 	pipeline.StatUsersDone, pipeline.StatSent, pipeline.StatFailed, pipeline.StatInvalid,
 	pipeline.StatFirstMs, pipeline.StatLastMs, pipeline.StatDoneMs, pipeline.StatInReadings,
-	pipeline.StatNoDevices, pipeline.StatDonePace,
+	pipeline.StatNoDevices, pipeline.StatDonePace, pipeline.StatUnsent,
 }
 
 // Progress reports a campaign's state and counters: ErrNotFound for an id
@@ -329,6 +340,7 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 		l.LastSendMs = max(l.LastSendMs, intAt(vals, 9))
 		l.DoneMs = max(l.DoneMs, intAt(vals, 10))
 		l.NoDevices += intAt(vals, 12)
+		l.Unsent += intAt(vals, 14)
 	}
 	l.Pace = recentPace(parts, l.DoneMs)
 	l.Waits = waitsOn(l.SplitDone, int64(len(resolved)) >= rangesTotal, in >= emitted)
@@ -425,7 +437,7 @@ const staleDone = 5 * time.Second
 func (rep *Report) rates(now time.Time, moves func() bool) {
 	if rep.LastSendMs > rep.FirstSendMs && rep.FirstSendMs > 0 {
 		secs := float64(rep.LastSendMs-rep.FirstSendMs) / 1000
-		rep.SendRate = float64(rep.Sent+rep.Failed) / secs
+		rep.SendRate = float64(rep.Sends()) / secs
 		reached, of := rep.Reached()
 		if (rep.State == StateRunning || rep.State == StateSplitting) && rep.Done > 0 && of > reached {
 			if last := time.UnixMilli(max(rep.DoneMs, rep.LastSendMs)); now.Sub(last) >= pipeline.DownAfter {

@@ -116,3 +116,30 @@ func TestPastExpiry(t *testing.T) {
 		})
 	}
 }
+
+// TestSendRate: the sends per second between the first and the last send
+// count the devices that went to the provider, sent or failed, not those
+// failed unsent: a capped campaign (20/s) whose 873 expired devices were
+// failed at its expiry read 195 a second.
+func TestSendRate(t *testing.T) {
+	tests := []struct {
+		name string
+		give Counts
+		want float64
+	}{
+		{"sent", Counts{Sent: 100}, 20},
+		{"sent and failed at the provider", Counts{Sent: 90, Failed: 10}, 20},
+		{"expired after 97 sends", Counts{Sent: 97, Failed: 873, Unsent: 873}, 19.4},
+		{"a provider failure among the expired", Counts{Sent: 97, Failed: 874, Unsent: 873}, 19.6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Report{State: StateDone, Counts: tt.give}
+			r.FirstSendMs, r.LastSendMs = 1_000_000, 1_005_000
+			r.rates(time.UnixMilli(1_010_000), func() bool { return false })
+			if r.SendRate != tt.want {
+				t.Errorf("SendRate = %v, want %v", r.SendRate, tt.want)
+			}
+		})
+	}
+}

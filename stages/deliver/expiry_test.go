@@ -48,8 +48,9 @@ func TestExpiredCampaignIsNotSent(t *testing.T) {
 	f.emitUsers("live", userRange(200))
 	for _, tt := range tests {
 		st := f.waitDone(tt.id, 200, 30*time.Second)
-		if st[pipeline.StatSent] != 0 || st[pipeline.StatFailed] != devices {
-			t.Errorf("%s: %v, want %d failed, none sent", tt.id, st, devices)
+		// Failed unsent, every one: no send in its send rate.
+		if st[pipeline.StatSent] != 0 || st[pipeline.StatFailed] != devices || st[pipeline.StatUnsent] != devices {
+			t.Errorf("%s: %v, want %d failed, unsent, none sent", tt.id, st, devices)
 		}
 	}
 	if st := f.waitDone("live", 200, 30*time.Second); st[pipeline.StatSent] != devices {
@@ -86,6 +87,11 @@ func TestSendsStopAtTheExpiry(t *testing.T) {
 	sent := s.started()
 	if st[pipeline.StatSent] != int64(len(sent)) || st[pipeline.StatSent]+st[pipeline.StatFailed] != devices || st[pipeline.StatFailed] == 0 {
 		t.Errorf("%v after %d sends, want every device sent or failed, some failed", st, len(sent))
+	}
+	// The expired are failed unsent, all at once at the expiry: counted as
+	// sends, the campaign read ~110 a second beside its cap of 40.
+	if st[pipeline.StatUnsent] != st[pipeline.StatFailed] {
+		t.Errorf("%v: want every failed device counted unsent", st)
 	}
 	for _, at := range sent {
 		if !at.Before(expires) {

@@ -66,6 +66,7 @@ type markReq struct {
 	d       device
 	outcome push.Outcome
 	reason  string // the provider's, for the result event
+	unsent  bool   // failed with no provider request (pipeline.StatUnsent)
 	r       *round // settled once the mark is written (or failed); nil outside the marker
 	i       int    // the target's index in r
 }

@@ -345,7 +345,8 @@ func (r *round) send(l *appLane, j job, now time.Time) (_ markReq, ok bool, at t
 		r.firstSent.CompareAndSwap(0, time.Now().UnixNano())
 	}
 	if mark {
-		return markReq{p: r.p, c: j.c, d: j.d, outcome: res.Outcome, reason: res.Reason, r: r, i: j.i}, true, at
+		// No clock after it: it made no request (expired, no sender).
+		return markReq{p: r.p, c: j.c, d: j.d, outcome: res.Outcome, reason: res.Reason, unsent: at.IsZero(), r: r, i: j.i}, true, at
 	}
 	if err == nil && res.Outcome == push.Retry {
 		r.mu.Lock()

@@ -150,7 +150,7 @@ end
 // reasons (hash), KEYS[5..] sent chunk bitmaps. ARGV[1] TTL seconds, ARGV[2]
 // now unix ms, ARGV[3] n, the number of results entry fields and values that
 // follow (0: results off), then per group of devices of one counter and
-// reason: counter, reason ("" to count none), ndevices, ngroups, the groups
+// reason: counter (unsent counts in failed too), reason ("" to count none), ndevices, ngroups, the groups
 // (appendMasks: key index, field, first id, first byte, mask). It returns,
 // per group of devices, how many it marked for the first time: with
 // results on, the events it wrote of that group's outcome.
@@ -197,6 +197,7 @@ while i <= #ARGV do
   news[#news + 1] = added
   if added > 0 then
     redis.call('HINCRBY', KEYS[1], counter, added)
+    if counter == '` + pipeline.StatUnsent + `' then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', added) end
     new = new + added
     if counter == '` + pipeline.StatSent + `' then sent = true end
     if reason ~= '' then

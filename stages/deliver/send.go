@@ -123,7 +123,7 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	// Devices of a campaign that failed or expired meanwhile were not sent:
 	// they are marked failed, in one call per campaign and reason.
 	for k, devs := range r.skipped {
-		if err := h.mark(ctx, p, k.c, push.Failed, k.reason, devs...); err != nil {
+		if err := h.markUnsent(ctx, p, k.c, k.reason, devs...); err != nil {
 			return nil, err
 		}
 		outcome := "failed_campaign"
@@ -416,15 +416,15 @@ func marksTTL(c *campaign) time.Duration {
 	return max(c.ttl, 0) + time.Hour
 }
 
-// mark records terminal outcomes of devices of one campaign, counting each
-// device once.
-func (h *Handler) mark(ctx context.Context, p int, c *campaign, o push.Outcome, reason string, devs ...device) error {
+// markUnsent marks devs of campaign c failed with reason, unsent: their
+// notification expired, or their campaign failed (StatUnsent).
+func (h *Handler) markUnsent(ctx context.Context, p int, c *campaign, reason string, devs ...device) error {
 	if len(devs) == 0 {
 		return nil
 	}
 	marks := make([]markReq, len(devs))
 	for i, d := range devs {
-		marks[i] = markReq{p: p, c: c, d: d, outcome: o, reason: reason}
+		marks[i] = markReq{p: p, c: c, d: d, outcome: push.Failed, reason: reason, unsent: true}
 	}
 	return h.execMarks(ctx, p, c, marks)
 }
@@ -443,7 +443,11 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 	}
 	groups := groupMarks(marks)
 	for _, g := range groups {
-		args = append(args, counterOf(g.outcome), g.reason, strconv.Itoa(len(g.ids)), "")
+		counter := counterOf(g.outcome)
+		if g.unsent {
+			counter = pipeline.StatUnsent // and failed: markScript
+		}
+		args = append(args, counter, g.reason, strconv.Itoa(len(g.ids)), "")
 		at := len(args) - 1
 		var n int
 		args, n = appendMasks(args, g.ids, sent, keys.index)
@@ -469,6 +473,7 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 type markGroup struct {
 	outcome push.Outcome
 	reason  string  // as counted (countedReason), "" for sent
+	unsent  bool    // failed with no provider request (markReq.unsent)
 	ids     []int64 // ascending
 }
 
@@ -502,11 +507,13 @@ func groupMarks(marks []markReq) []markGroup {
 		if m.outcome != push.Sent {
 			reason = countedReason(m.d.platform, m.reason)
 		}
-		if last < 0 || groups[last].outcome != m.outcome || groups[last].reason != reason {
-			last = slices.IndexFunc(groups, func(g markGroup) bool { return g.outcome == m.outcome && g.reason == reason })
+		if last < 0 || groups[last].outcome != m.outcome || groups[last].reason != reason || groups[last].unsent != m.unsent {
+			last = slices.IndexFunc(groups, func(g markGroup) bool {
+				return g.outcome == m.outcome && g.reason == reason && g.unsent == m.unsent
+			})
 			if last < 0 {
 				last = len(groups)
-				groups = append(groups, markGroup{outcome: m.outcome, reason: reason})
+				groups = append(groups, markGroup{outcome: m.outcome, reason: reason, unsent: m.unsent})
 			}
 		}
 		groups[last].ids = append(groups[last].ids, m.d.id)
@@ -515,9 +522,19 @@ func groupMarks(marks []markReq) []markGroup {
 		slices.Sort(g.ids)
 	}
 	slices.SortFunc(groups, func(a, b markGroup) int {
-		return cmp.Or(cmp.Compare(a.outcome, b.outcome), cmp.Compare(a.reason, b.reason))
+		return cmp.Or(cmp.Compare(a.outcome, b.outcome), cmp.Compare(a.reason, b.reason), compareBool(a.unsent, b.unsent))
 	})
 	return groups
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
 }
 
 // settledKey is a campaign's set, in partition p, of the users counted done

@@ -264,7 +264,7 @@ var funcs = template.FuncMap{
 	"dur":      func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"fraction": fraction,
 	"rate":     rate,
-	"sends":    func(r campaign.Report) int64 { return r.Sent + r.Failed },
+	"sends":    func(r campaign.Report) int64 { return r.Sends() },
 	"eta":      func(r campaign.Report) string { return eta(r, time.Now()) },
 }
 
@@ -327,7 +327,7 @@ func fraction(r campaign.Report) int64 {
 	return min(999, reached*1000/of)
 }
 
-// rate is the campaign's sends (devices sent or failed: SendRate's count,
+// rate is the campaign's sends (devices sent or failed, Counts.Sends: SendRate's count,
 // and the chart's, from the "sends" of each refresh) per second between its
 // first and last send;
 // under 10/s with a decimal, so a slow campaign (a low cap, a trickle of

@@ -5,9 +5,9 @@
   "use strict";
 
   // Sends per second, from the campaign page's live refreshes: each refresh
-  // carries the sends (devices sent or failed: what the Sends/s figure,
-  // campaign.Report.SendRate, counts), and the rate is their change over the
-  // time between two refreshes.
+  // carries the sends (devices sent or failed, those failed unsent left
+  // out: what the Sends/s figure, campaign.Report.SendRate, counts), and the
+  // rate is their change over the time between two refreshes.
   function chart() {
     var el = document.getElementById("chart");
     if (!el || typeof uPlot === "undefined") return;
