@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,9 +37,14 @@ type UsersDeleteCmd struct {
 func (c *UsersShowCmd) Validate() error   { return validUser(c.ID) }
 func (c *UsersDeleteCmd) Validate() error { return validUser(c.ID) }
 
-// validUser refuses an id the API would, before anything connects.
+// validUser refuses an id the API would, before anything connects, naming
+// the argument (the API's field name, user_id, is not the CLI's).
 func validUser(id int64) error {
-	if err := devices.ValidateUser(id); err != nil {
+	err := devices.ValidateUser(id)
+	if fe := (*devices.FieldError)(nil); errors.As(err, &fe) {
+		return fmt.Errorf("ID: %s", fe.Problem)
+	}
+	if err != nil {
 		return fmt.Errorf("ID: %w", err)
 	}
 	return nil

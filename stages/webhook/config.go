@@ -178,7 +178,7 @@ func (c Config) strongSecret() error {
 func CheckURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("webhook URL must be http:// or https:// with a host (give --url or PUSHPIPE_WEBHOOK_URL)")
+		return errors.New("webhook URL must be http:// or https:// with a host, e.g. https://hooks.example.com/pushpipe (check --url or PUSHPIPE_WEBHOOK_URL; not repeated here: it may hold credentials)")
 	}
 	return nil
 }

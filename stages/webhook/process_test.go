@@ -329,7 +329,7 @@ func TestRefusesToStart(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"not http", []string{"--url", "ftp://user:hunter2@example.com/", "--secret-file", secrets}, "http:// or https://"},
+		{"not http", []string{"--url", "ftp://user:hunter2@example.com/", "--secret-file", secrets}, "http:// or https:// with a host, e.g. https://hooks.example.com/pushpipe (check --url or PUSHPIPE_WEBHOOK_URL"},
 		{"no secret file", []string{"--url", "https://user:hunter2@example.com/hook", "--secret-file", f.dir + "/missing"}, "--secret-file: open " + f.dir + "/missing: no such file or directory: give a file"},
 		{"empty secret file", []string{"--url", "https://user:hunter2@example.com/hook", "--secret-file", f.writeSecrets("")}, "no secret"},
 		{"bad filter", []string{"--url", "https://example.com/hook", "--secret-file", secrets, "--filter", "failed"}, "outcome="},
