@@ -61,9 +61,9 @@ const (
 	// request: their notification expired, or their campaign failed. A
 	// campaign's sends per second leave them out: expired devices are
 	// failed at once, and a capped campaign read far above its cap.
-	StatUnsent = "unsent"
-	StatFirstMs   = "first_ms"   // deliver: unix ms of the first send (min over partitions)
-	StatLastMs    = "last_ms"    // deliver: unix ms of the last send (max over partitions)
+	StatUnsent  = "unsent"
+	StatFirstMs = "first_ms" // deliver: unix ms of the first send (min over partitions)
+	StatLastMs  = "last_ms"  // deliver: unix ms of the last send (max over partitions)
 	// StatDoneMs is when a target last became terminal, in unix ms of
 	// Redis's clock (max over partitions): once every target is, the
 	// campaign's end, which its finished_at records whenever it is read.
