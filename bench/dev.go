@@ -223,8 +223,8 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 		return nil
 	}
 	say("")
-	say("serving the API until Ctrl-C")
-	<-ctx.Done()
+	say("serving the API until Ctrl-C (a process that ends is started again)")
+	supervise(ctx, run.Fleet, superviseEvery, say)
 	say("stopping")
 	return nil
 }

@@ -188,6 +188,20 @@ func (p *Proc) Stop(timeout time.Duration) {
 	}
 }
 
+// ExitState is how the process ended ("exit status 1", "signal: killed"),
+// "" while it runs.
+func (p *Proc) ExitState() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.done == nil || !p.exited() || p.cmd.ProcessState == nil {
+		return ""
+	}
+	return p.cmd.ProcessState.String() // set by Wait before done closed
+}
+
+// LogPath is the process's log file.
+func (p *Proc) LogPath() string { return p.logTo }
+
 // LogTail is the end of the process's log, for error messages.
 func (p *Proc) LogTail(n int) string {
 	b, _ := os.ReadFile(p.logTo)
