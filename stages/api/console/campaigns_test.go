@@ -81,13 +81,13 @@ func (b *bed) launchWith(allArgs []string, users int64, tps int, sink string, fa
 // the pipeline page shows the stages' consumers.
 func TestNewCampaignRunsToDone(t *testing.T) {
 	b := newBed(t)
-	// 600 users under the campaign's own cap of 20 sends/s (the form's
-	// rate, one cluster-wide schedule in Redis): at least 30 s between the
+	// 300 users under the campaign's own cap of 20 sends/s (the form's
+	// rate, one cluster-wide schedule in Redis): at least 15 s between the
 	// first send and the last, whatever the machine's load, so the list's
-	// one-second refreshes see it under way for certain. The fake provider
-	// refuses a twentieth of the tokens as unregistered: the page shows
-	// why, by reason.
-	const users, rate = 600, 20
+	// one-second refreshes see it under way for certain (it needs two of
+	// them). The fake provider refuses a twentieth of the tokens as
+	// unregistered: the page shows why, by reason.
+	const users, rate = 300, 20
 	b.launch(users, 1000, bench.SinkFake, "--unregistered-rate", "0.05")
 	b.signIn()
 	// The list in a second tab, open before the campaign exists (opening a
@@ -118,7 +118,7 @@ func TestNewCampaignRunsToDone(t *testing.T) {
 	// The list picks the campaign up by itself and shows it mid-send:
 	// running with some sent, then, a refresh later, more sent and still
 	// running. (Its bar is not asserted mid-send: it counts users done,
-	// which deliver counts per entry, and this campaign's 600 users are
+	// which deliver counts per entry, and this campaign's 300 users are
 	// one entry: the bar goes from 0 to the end at once.)
 	card := `document.querySelector('[data-campaign="launch-1"]')`
 	sent := card + `.querySelector(".sent").textContent.replaceAll(",", "")`
