@@ -170,6 +170,16 @@ func (b *Batch) DeadLetterPart(i int, reason error, attempts int, fields map[str
 // says nothing about how fast this consumer keeps up.
 func (b *Batch) Claimed() bool { return b.claimed }
 
+// allIDs returns the ids of every entry of the batch, acked or not: what a
+// keep checks is still this consumer's.
+func (b *Batch) allIDs() []string {
+	ids := make([]string, len(b.Entries))
+	for i, e := range b.Entries {
+		ids[i] = e.ID
+	}
+	return ids
+}
+
 // IDs returns the ids of the entries the runner would ack now.
 func (b *Batch) IDs() []string {
 	ids := make([]string, 0, len(b.Entries))

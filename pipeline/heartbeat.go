@@ -64,10 +64,7 @@ return {#owned, taken}
 // group), b.Lost is closed, so a slow handler stops working for entries
 // someone else now owns within KeepEvery, instead of racing them.
 func (r *Runner) keepClaimed(b *Batch) (stop func()) {
-	ids := make([]string, len(b.Entries))
-	for i, e := range b.Entries {
-		ids[i] = e.ID
-	}
+	ids := b.allIDs()
 	b.lost = make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -33,10 +33,7 @@ import (
 // along is given up, as before, whatever other masters do; so is one whose
 // entries another consumer took, or whose process stops.
 func (r *Runner) outlast(ctx context.Context, b *Batch, since int64) bool {
-	ids := make([]string, len(b.Entries))
-	for i, e := range b.Entries {
-		ids[i] = e.ID
-	}
+	ids := b.allIDs()
 	waited := false
 	for ctx.Err() == nil && !stopping(b) {
 		taken, err := r.keep(ctx, b.Stream, ids)

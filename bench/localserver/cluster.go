@@ -31,14 +31,21 @@ type Cluster struct {
 // every node reports cluster_state:ok and all nodes agree on who owns each
 // of the 16384 slots, so clients see one consistent topology.
 func StartCluster(masters int) (*Cluster, error) {
-	c, err := startCluster(masters)
+	return StartClusterWith(masters, RedisOptions{})
+}
+
+// StartClusterWith is StartCluster with every master started with node
+// (its Dir aside: each has its own under the cluster's): AOF, for a drill
+// that kills a master and expects its streams back.
+func StartClusterWith(masters int, node RedisOptions) (*Cluster, error) {
+	c, err := startCluster(masters, node)
 	if err != nil {
 		return nil, fmt.Errorf("start redis cluster: %w", err)
 	}
 	return c, nil
 }
 
-func startCluster(masters int) (*Cluster, error) {
+func startCluster(masters int, node RedisOptions) (*Cluster, error) {
 	if masters < 3 {
 		return nil, fmt.Errorf("need at least 3 masters, got %d", masters)
 	}
@@ -52,8 +59,9 @@ func startCluster(masters int) (*Cluster, error) {
 	}
 	c := &Cluster{Dir: dir}
 	for i := range masters {
-		nodeDir := filepath.Join(dir, fmt.Sprintf("node%d", i))
-		node, err := startRedis(RedisOptions{Dir: nodeDir}, func(port int) ([]string, error) {
+		opts := node
+		opts.Dir = filepath.Join(dir, fmt.Sprintf("node%d", i))
+		n, err := startRedis(opts, func(port int) ([]string, error) {
 			// Pin the bus port instead of relying on port+10000, which
 			// may be above 65535 or taken.
 			bus, err := FreePort()
@@ -66,15 +74,15 @@ func startCluster(masters int) (*Cluster, error) {
 			return []string{
 				"--cluster-enabled", "yes",
 				"--cluster-port", strconv.Itoa(bus),
-				"--cluster-config-file", filepath.Join(nodeDir, "nodes.conf"),
+				"--cluster-config-file", filepath.Join(opts.Dir, "nodes.conf"),
 				"--cluster-node-timeout", "5000",
 			}, nil
 		})
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("node %d: %w", i, err), c.Close())
 		}
-		c.Nodes = append(c.Nodes, node)
-		c.Addrs = append(c.Addrs, node.Addr)
+		c.Nodes = append(c.Nodes, n)
+		c.Addrs = append(c.Addrs, n.Addr)
 	}
 	if err := c.create(cli); err != nil {
 		return nil, errors.Join(err, c.Close())

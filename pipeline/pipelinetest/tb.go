@@ -31,7 +31,14 @@ func RedisT(t testing.TB, opts RedisOptions) *Redis {
 // cleanup.
 func ClusterT(t testing.TB) *Cluster {
 	t.Helper()
-	c, err := StartCluster(localserver.ClusterMasters)
+	return ClusterWithT(t, RedisOptions{})
+}
+
+// ClusterWithT is ClusterT with every master started with node
+// (localserver.StartClusterWith).
+func ClusterWithT(t testing.TB, node RedisOptions) *Cluster {
+	t.Helper()
+	c, err := localserver.StartClusterWith(localserver.ClusterMasters, node)
 	if err != nil {
 		t.Fatal(err)
 	}
