@@ -2,8 +2,10 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -110,7 +112,9 @@ func mustInt(m rueidis.RedisMessage) int64 {
 // master down is not Redis down. The batch in hand whose stream's master is
 // killed is held and tried again the moment that master is back (its keeps
 // go to the stream's own master), while entries of partitions on the other
-// masters go through all along; every entry is handled once.
+// masters go through all along; every entry is handled once. A poison
+// batch on a master that answers is still given up after RetryFor, as on
+// a healthy Redis, whatever the other master does.
 func TestBatchOutlastsMasterOutage(t *testing.T) {
 	cluster := pipelinetest.ClusterWithT(t, pipelinetest.RedisOptions{AOF: true})
 	c := client(t, cluster.Addrs...)
@@ -149,6 +153,9 @@ func TestBatchOutlastsMasterOutage(t *testing.T) {
 	first.Store(true)
 	var heldDone, othersDone atomic.Int64
 	h := pipeline.HandlerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+		if _, ok := b.Entries[0].Fields["poison"]; ok {
+			return errors.New("poison")
+		}
 		isHeld := b.Partition == held
 		if isHeld && first.CompareAndSwap(true, false) {
 			close(inHand)
@@ -169,7 +176,7 @@ func TestBatchOutlastsMasterOutage(t *testing.T) {
 		}
 		return nil
 	})
-	runLogged(t, c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Express: true, BatchSize: 1,
+	logs := runLogged(t, c, keys, pipeline.Options{Stage: "dedupe", Stream: pipeline.StreamDedupe, Express: true, BatchSize: 1,
 		Consumer: "d1", Block: 100 * time.Millisecond, ClaimIdle: 20 * time.Second, RetryFor: time.Second,
 		ShutdownTimeout: 100 * time.Millisecond}, h)
 	emit := func(p, n int) {
@@ -194,10 +201,17 @@ func TestBatchOutlastsMasterOutage(t *testing.T) {
 		emit(p, perPartition)
 	}
 	want := int64(perPartition * len(others))
+	poisoned := keys.Stream(pipeline.StreamDedupe, others[0])
+	if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: poisoned, Fields: []string{"poison", "1"}}); err != nil {
+		t.Fatal(err)
+	}
 	// Well within the cluster's node timeout (5 s), after which the other
 	// masters too would answer CLUSTERDOWN.
 	pipelinetest.Eventually(t, 3500*time.Millisecond-time.Since(killed), "the other masters' entries handled while one is down", func() bool {
 		return othersDone.Load() == want
+	})
+	pipelinetest.Eventually(t, 3500*time.Millisecond-time.Since(killed), "the poison batch given up while the other master is down", func() bool {
+		return strings.Contains(logs.String(), `"stream":"`+poisoned+`","entries":1,"attempts"`)
 	})
 	time.Sleep(time.Until(killed.Add(4 * time.Second)))
 	if heldDone.Load() != 0 {
