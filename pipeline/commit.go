@@ -92,7 +92,7 @@ func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) 
 		// meanwhile is that consumer's to dead-letter, and writing ours too
 		// would leave two dead letters of one entry (and ack its entries
 		// under the new owner).
-		taken, err := r.keep(ctx, b.Stream, b.allIDs())
+		_, taken, err := r.keep(ctx, b.Stream, b.allIDs())
 		if err != nil {
 			return 0, err
 		}

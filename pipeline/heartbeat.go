@@ -70,7 +70,7 @@ func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		every(ctx, r.opts.KeepEvery, func() bool {
-			taken, err := r.keep(ctx, b.Stream, ids)
+			_, taken, err := r.keep(ctx, b.Stream, ids)
 			switch {
 			case ctx.Err() != nil:
 				return false
@@ -97,22 +97,23 @@ func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 }
 
 // keep resets the idle time of ids still pending for this consumer and
-// returns how many of ids another consumer holds now.
-func (r *Runner) keep(ctx context.Context, stream string, ids []string) (taken int, err error) {
+// returns how many they were, and how many of ids another consumer holds now
+// (or the stream lost); the rest were acked.
+func (r *Runner) keep(ctx context.Context, stream string, ids []string) (kept, taken int, err error) {
 	if len(ids) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
 	args := make([]string, 0, 2+len(ids))
 	args = append(args, r.opts.Group, r.opts.Consumer)
 	args = append(args, ids...)
 	res, err := keepScript.Exec(ctx, r.rdb, []string{stream}, args).AsIntSlice()
 	if err != nil {
-		return 0, fmt.Errorf("keep %s claimed: %w", stream, err)
+		return 0, 0, fmt.Errorf("keep %s claimed: %w", stream, err)
 	}
 	if len(res) != 2 {
-		return 0, fmt.Errorf("keep %s claimed: unexpected reply %v", stream, res)
+		return 0, 0, fmt.Errorf("keep %s claimed: unexpected reply %v", stream, res)
 	}
-	return int(res[1]), nil
+	return int(res[0]), int(res[1]), nil
 }
 
 // handOff gives a read or claimed batch to a free worker, keeping it claimed

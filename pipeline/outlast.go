@@ -27,19 +27,23 @@ import (
 // tries since the unix ns since): it keeps the batch, a keep every
 // KeepEvery, while Redis does not answer for its stream, and reports
 // whether the batch should be tried again, for another RetryFor: Redis
-// answers now, every entry is still this consumer's, and Redis failed this
-// stream meantime (a keep of the batch, in the background or here, could
-// not reach it). A batch that failed with its stream's Redis answering all
+// answers now, every entry is still pending for this consumer, and Redis
+// failed this stream meantime (a keep of the batch, in the background or
+// here, could not reach it). A batch that failed with its stream's Redis answering all
 // along is given up, as before, whatever other masters do; so is one whose
 // entries another consumer took, or whose process stops.
 func (r *Runner) outlast(ctx context.Context, b *Batch, since int64) bool {
 	ids := b.allIDs()
 	waited := false
 	for ctx.Err() == nil && !stopping(b) {
-		taken, err := r.keep(ctx, b.Stream, ids)
+		kept, _, err := r.keep(ctx, b.Stream, ids)
 		switch {
 		case err == nil:
-			return taken == 0 && (waited || b.unkept.Load() >= since)
+			// Every entry, not merely none taken: an entry acked meanwhile
+			// was another consumer's, which claimed it while Redis was back
+			// and we waited for our next keep, and handled it through (only
+			// a commit acks, and ours failed). Retrying would handle it twice.
+			return kept == len(ids) && (waited || b.unkept.Load() >= since)
 		case unreachable(err):
 			r.down.quiet(err)
 			waited = true

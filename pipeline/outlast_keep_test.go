@@ -1,0 +1,85 @@
+package pipeline
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/rs/zerolog"
+
+	"github.com/pushpipe/pushpipe/bench/localserver"
+)
+
+// outlast's decision once Redis answers, on a real Redis: a batch is tried
+// again only if every entry is still pending for this consumer and a keep
+// of it failed since its tries began. In particular not when another
+// consumer claimed an entry and acked it (handled it through) between our
+// keeps: the keep then finds it neither ours nor taken, and a retry would
+// handle it a second time (TestBatchOutlastsRedisOutage's second row caught
+// this under load, 2 runs in 5).
+func TestOutlastDecides(t *testing.T) {
+	redis, err := localserver.StartRedis(localserver.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { redis.Close() })
+	c, err := NewRedis(redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	do := func(cmd rueidis.Completed) rueidis.RedisResult { return c.Do(t.Context(), cmd) }
+
+	tests := []struct {
+		name    string
+		other   string // what the other consumer did to the first entry: "", "claimed", "acked"
+		unkept  bool   // a keep of the batch failed since its tries began
+		wantTry bool
+	}{
+		{"every entry ours, Redis failed it", "", true, true},
+		{"every entry ours, Redis answered all along", "", false, false},
+		{"one claimed by another consumer", "claimed", true, false},
+		{"one claimed and acked by another consumer", "acked", true, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keys := NewKeys("ol"+string(rune('a'+i)), 1)
+			stream := keys.Stream(StreamDedupe, 0)
+			r := NewRunner(c, keys, Options{Stage: "dedupe", Stream: StreamDedupe, Consumer: "d1"}, HandlerFunc(func(context.Context, *Batch) error { return nil }), zerolog.Nop(), nil)
+			if err := do(c.B().XgroupCreate().Key(stream).Group("dedupe").Id("0").Mkstream().Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+			b := &Batch{Stream: stream}
+			for range 2 {
+				id, err := do(c.B().Xadd().Key(stream).Id("*").FieldValue().FieldValue("n", "1").Build()).ToString()
+				if err != nil {
+					t.Fatal(err)
+				}
+				b.Entries = append(b.Entries, Entry{ID: id})
+			}
+			if err := do(c.B().Xreadgroup().Group("dedupe", "d1").Count(2).Streams().Key(stream).Id(">").Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+			first := b.Entries[0].ID
+			switch tt.other {
+			case "claimed", "acked":
+				if err := do(c.B().Xclaim().Key(stream).Group("dedupe").Consumer("d2").MinIdleTime("0").Id(first).Justid().Build()).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.other == "acked" {
+				if err := do(c.B().Xack().Key(stream).Group("dedupe").Id(first).Build()).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			since := time.Now().Add(-time.Second).UnixNano()
+			if tt.unkept {
+				b.unkept.Store(time.Now().UnixNano())
+			}
+			if got := r.outlast(t.Context(), b, since); got != tt.wantTry {
+				t.Errorf("outlast = %v, want %v", got, tt.wantTry)
+			}
+		})
+	}
+}
