@@ -60,6 +60,9 @@ type Batch struct {
 	// unkept is the unix ns of the last keep that could not reach Redis
 	// (keepClaimed), 0 before: Redis failed this batch's stream (outlast).
 	unkept atomic.Int64
+	// selfAcked: a commit of an earlier try acked some entries (its dead
+	// letters) before failing, so an entry no longer pending may be ours.
+	selfAcked bool
 }
 
 // Progress tells the runner the handler's work on the batch moved on. A

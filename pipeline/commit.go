@@ -91,12 +91,15 @@ func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) 
 		// one round trip on this rare path: a batch another consumer claimed
 		// meanwhile is that consumer's to dead-letter, and writing ours too
 		// would leave two dead letters of one entry (and ack its entries
-		// under the new owner).
-		_, taken, err := r.keep(ctx, b.Stream, b.allIDs())
+		// under the new owner). So is an entry acked meanwhile, unless an
+		// earlier try of ours acked it: only a commit acks, so it was handled
+		// through by whoever claimed it.
+		ids := b.allIDs()
+		kept, taken, err := r.keep(ctx, b.Stream, ids)
 		if err != nil {
 			return 0, err
 		}
-		if taken > 0 {
+		if taken > 0 || kept < len(ids) && !b.selfAcked {
 			return 0, ErrLostOwnership
 		}
 	}
@@ -104,6 +107,7 @@ func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) 
 		if err := r.deadLetter(ctx, b.Stream, b.deadEntries(), r.opts.Consumer); err != nil {
 			return 0, err
 		}
+		b.selfAcked = true
 	}
 	if len(b.parts) > 0 {
 		// Written before the entry is acked: a crash in between repeats a

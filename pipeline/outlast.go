@@ -43,6 +43,8 @@ func (r *Runner) outlast(ctx context.Context, b *Batch, since int64) bool {
 			// was another consumer's, which claimed it while Redis was back
 			// and we waited for our next keep, and handled it through (only
 			// a commit acks, and ours failed). Retrying would handle it twice.
+			// (Unless our own commit acked dead letters before it failed:
+			// then we cannot tell, and leave the batch to a claim.)
 			return kept == len(ids) && (waited || b.unkept.Load() >= since)
 		case unreachable(err):
 			r.down.quiet(err)

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -79,6 +80,82 @@ func TestOutlastDecides(t *testing.T) {
 			}
 			if got := r.outlast(t.Context(), b, since); got != tt.wantTry {
 				t.Errorf("outlast = %v, want %v", got, tt.wantTry)
+			}
+		})
+	}
+}
+
+// A commit with dead letters checks the batch is still ours first (the DLQ
+// is in another slot than the ownership-checked script): an entry another
+// consumer claimed, or claimed and handled through (acked), is that
+// consumer's, and a dead letter of ours would be a second one, or one for
+// work that succeeded. An entry our own earlier try acked is not a reason.
+func TestCommitWithDeadLettersChecksOwnership(t *testing.T) {
+	redis, err := localserver.StartRedis(localserver.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { redis.Close() })
+	c, err := NewRedis(redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	do := func(cmd rueidis.Completed) rueidis.RedisResult { return c.Do(t.Context(), cmd) }
+
+	tests := []struct {
+		name      string
+		other     string // what another consumer did to the first entry
+		selfAcked bool   // our earlier try acked the first entry
+		wantLost  bool
+	}{
+		{"every entry ours", "", false, false},
+		{"one claimed by another consumer", "claimed", false, true},
+		{"one claimed and acked by another consumer", "acked", false, true},
+		{"one acked by our earlier try", "", true, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keys := NewKeys("cm"+string(rune('a'+i)), 1)
+			stream := keys.Stream(StreamDedupe, 0)
+			r := NewRunner(c, keys, Options{Stage: "dedupe", Stream: StreamDedupe, Consumer: "d1"}, HandlerFunc(func(context.Context, *Batch) error { return nil }), zerolog.Nop(), nil)
+			if err := do(c.B().XgroupCreate().Key(stream).Group("dedupe").Id("0").Mkstream().Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+			b := &Batch{Stream: stream}
+			for range 2 {
+				id, err := do(c.B().Xadd().Key(stream).Id("*").FieldValue().FieldValue("n", "1").Build()).ToString()
+				if err != nil {
+					t.Fatal(err)
+				}
+				b.Entries = append(b.Entries, Entry{ID: id, Fields: map[string]string{"n": "1"}})
+			}
+			if err := do(c.B().Xreadgroup().Group("dedupe", "d1").Count(2).Streams().Key(stream).Id(">").Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+			first := b.Entries[0].ID
+			if tt.other != "" {
+				if err := do(c.B().Xclaim().Key(stream).Group("dedupe").Consumer("d2").MinIdleTime("0").Id(first).Justid().Build()).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.other == "acked" || tt.selfAcked {
+				if err := do(c.B().Xack().Key(stream).Group("dedupe").Id(first).Build()).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b.selfAcked = tt.selfAcked
+			b.DeadLetter(0, errors.New("poison"))
+			_, err := r.commit(t.Context(), b)
+			if lost := errors.Is(err, ErrLostOwnership); lost != tt.wantLost || err != nil && !lost {
+				t.Fatalf("commit: %v; want lost ownership %v", err, tt.wantLost)
+			}
+			dead, err := do(c.B().Xlen().Key(keys.DLQ()).Build()).AsInt64()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]int64{true: 0, false: 1}[tt.wantLost]; dead != want {
+				t.Errorf("%d dead letters, want %d", dead, want)
 			}
 		})
 	}
