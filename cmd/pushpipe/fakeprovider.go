@@ -11,7 +11,7 @@ import (
 // local runs.
 type FakeproviderCmd struct {
 	Listen           string        `default:"127.0.0.1:8443" help:"TCP address to serve on."`
-	CertOut          string        `name:"cert-out" placeholder:"FILE" help:"Write the self-signed certificate here (clients: SSL_CERT_FILE=FILE)."`
+	CertOut          string        `name:"cert-out" placeholder:"FILE" help:"Write the self-signed certificate here (clients: SSL_CERT_FILE=FILE), its key to FILE.key; started again with the same FILE, it serves them again."`
 	TPS              int           `name:"tps" help:"Requests per one-second window above which it answers 429 (0 = unlimited)."`
 	TPSWindow        string        `name:"tps-window" enum:"sliding,fixed" default:"sliding" help:"How --tps is counted: sliding (no more than --tps in any one-second window, whatever its phase) or fixed (one-second windows of its own, starting at its first request)."`
 	Latency          time.Duration `help:"Added to every request that passes the outage and --tps checks."`

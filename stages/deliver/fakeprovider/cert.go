@@ -15,17 +15,69 @@ import (
 	"time"
 )
 
+// certificate is the server's certificate and its PEM. With certOut, the
+// one a previous run left there (and its key, certOut + ".key") is taken
+// again while it is good for a day more, else a fresh one is written
+// there: a client trusts the file once (Go reads SSL_CERT_FILE once a
+// process), so a fake provider started again under the same --cert-out (by
+// `pushpipe dev`'s supervisor) must keep the certificate its running
+// clients trust, or every send fails "certificate signed by unknown
+// authority".
+func certificate(certOut string, now time.Time) (tls.Certificate, []byte, error) {
+	if certOut != "" {
+		if cert, certPEM, err := loadCertificate(certOut, now); err == nil {
+			return cert, certPEM, nil
+		}
+	}
+	cert, certPEM, keyPEM, err := selfSigned(now)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	if certOut != "" {
+		// The key first: a certificate file always has its key beside it.
+		if err := os.WriteFile(certOut+".key", keyPEM, 0o600); err != nil {
+			return tls.Certificate{}, nil, fmt.Errorf("write key: %w", err)
+		}
+		if err := writeFileAtomic(certOut, certPEM); err != nil {
+			return tls.Certificate{}, nil, fmt.Errorf("write certificate: %w", err)
+		}
+	}
+	return cert, certPEM, nil
+}
+
+// loadCertificate reads the certificate at certOut and its key, if both are
+// there, match, and are good for a day after now.
+func loadCertificate(certOut string, now time.Time) (tls.Certificate, []byte, error) {
+	certPEM, err := os.ReadFile(certOut)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	keyPEM, err := os.ReadFile(certOut + ".key")
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	if now.Add(24 * time.Hour).After(cert.Leaf.NotAfter) {
+		return tls.Certificate{}, nil, fmt.Errorf("certificate %s expires %s", certOut, cert.Leaf.NotAfter)
+	}
+	return cert, certPEM, nil
+}
+
 // selfSigned makes a fresh ECDSA P-256 certificate for 127.0.0.1, ::1 and
-// localhost. It is its own CA, so putting it in a client's root pool (or
-// SSL_CERT_FILE) is all a client needs.
-func selfSigned(now time.Time) (tls.Certificate, []byte, error) {
+// localhost, and returns it with its PEM and its key's. It is its own CA, so
+// putting it in a client's root pool (or SSL_CERT_FILE) is all a client
+// needs.
+func selfSigned(now time.Time) (cert tls.Certificate, certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("generate key: %w", err)
+		return tls.Certificate{}, nil, nil, fmt.Errorf("generate key: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("serial: %w", err)
+		return tls.Certificate{}, nil, nil, fmt.Errorf("serial: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -41,14 +93,19 @@ func selfSigned(now time.Time) (tls.Certificate, []byte, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("create certificate: %w", err)
+		return tls.Certificate{}, nil, nil, fmt.Errorf("create certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("parse certificate: %w", err)
+		return tls.Certificate{}, nil, nil, fmt.Errorf("parse certificate: %w", err)
 	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, certPEM, nil
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return tls.Certificate{}, nil, nil, fmt.Errorf("marshal key: %w", err)
+	}
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, certPEM, keyPEM, nil
 }
 
 // writeFileAtomic writes via a temporary file and rename, so a client that

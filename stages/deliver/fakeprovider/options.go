@@ -13,7 +13,9 @@ type Options struct {
 	// Listen is the TCP address; default "127.0.0.1:0".
 	Listen string
 	// CertOut, if set, receives the self-signed certificate (PEM) so that a
-	// client process can trust it with SSL_CERT_FILE=CertOut.
+	// client process can trust it with SSL_CERT_FILE=CertOut, and its key
+	// CertOut + ".key"; a later start with the same CertOut serves them
+	// again (certificate).
 	CertOut string
 
 	// TPS caps accepted requests per one-second window (0 = unlimited).

@@ -59,21 +59,17 @@ type Server struct {
 }
 
 // New checks the options, creates the certificate and writes it to
-// opts.CertOut. It does not listen yet.
+// opts.CertOut, or takes the one there again (certificate). It does not
+// listen yet.
 func New(opts Options) (*Server, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("fakeprovider: %w", err)
 	}
 	now := time.Now()
-	cert, certPEM, err := selfSigned(now)
+	cert, certPEM, err := certificate(opts.CertOut, now)
 	if err != nil {
 		return nil, fmt.Errorf("fakeprovider: certificate: %w", err)
-	}
-	if opts.CertOut != "" {
-		if err := writeFileAtomic(opts.CertOut, certPEM); err != nil {
-			return nil, fmt.Errorf("fakeprovider: write certificate: %w", err)
-		}
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert.Leaf)

@@ -526,3 +526,48 @@ func TestAPNsKeysCheckTheJWT(t *testing.T) {
 		}
 	}
 }
+
+// A fake provider started again with the same CertOut serves the
+// certificate its clients already trust (they read SSL_CERT_FILE once);
+// without the key beside it, a fresh one, which they do not.
+func TestStartedAgainKeepsItsCertificate(t *testing.T) {
+	tests := []struct {
+		name      string
+		removeKey bool
+		wantTrust bool
+	}{
+		{"same cert-out", false, true},
+		{"its key gone", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			certFile := filepath.Join(t.TempDir(), "cert.pem")
+			first := start(t, Options{CertOut: certFile})
+			pemBytes, err := os.ReadFile(certFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pemBytes)
+			c := &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: pool}}}
+			summary := func(s *Server) error {
+				resp, err := c.Get(s.URL() + "/_receipts/summary")
+				if err == nil {
+					resp.Body.Close()
+				}
+				return err
+			}
+			if err := summary(first); err != nil {
+				t.Fatal(err)
+			}
+			first.Close()
+			if tt.removeKey {
+				os.Remove(certFile + ".key")
+			}
+			again := start(t, Options{CertOut: certFile})
+			if err := summary(again); (err == nil) != tt.wantTrust {
+				t.Errorf("the client's request to the fake started again: %v; want trusted %v", err, tt.wantTrust)
+			}
+		})
+	}
+}
