@@ -58,7 +58,8 @@ const (
 	StatInvalid   = "invalid"    // deliver: devices whose token the provider rejected as invalid
 	StatNoDevices = "no_devices" // deliver: targets with no device of the app, done unsent
 	// StatUnsent counts, of StatFailed, the devices failed with no provider
-	// request: their notification expired, or their campaign failed. A
+	// request: their notification expired, their app has no credentials for
+	// the platform, or their campaign failed. A
 	// campaign's sends per second leave them out: expired devices are
 	// failed at once, and a capped campaign read far above its cap.
 	StatUnsent  = "unsent"

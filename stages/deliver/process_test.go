@@ -468,8 +468,9 @@ func TestSingleAppFlagsServeTheirAppOnly(t *testing.T) {
 	f.waitDone("mine", users, 60*time.Second)
 	s := f.waitDone("theirs", users, 60*time.Second)
 
-	if s[pipeline.StatSent] != 0 || s[pipeline.StatFailed] != int64(len(theirs)) {
-		t.Errorf("other app's campaign: %v, want %d failed and none sent", s, len(theirs))
+	// Unsent too: no request was made, so they are no sends in its rate.
+	if s[pipeline.StatSent] != 0 || s[pipeline.StatFailed] != int64(len(theirs)) || s[pipeline.StatUnsent] != int64(len(theirs)) {
+		t.Errorf("other app's campaign: %v, want %d failed, all unsent, and none sent", s, len(theirs))
 	}
 	reasons, err := campaignrow.Reasons(f.ctx, f.rdb, f.keys, "theirs")
 	if err != nil {

@@ -350,6 +350,13 @@ func (h *Handler) sendOne(ctx context.Context, l *appLane, lim *limiter, c *camp
 	id := lim.begin(l.provider, c.App)
 	res = l.sender.Send(ctx, c.notification(d))
 	at = lim.done(ctx, id, l.provider, c.App, res)
+	if res.Reason == ReasonNoCredentials {
+		// Its app has no credentials for the platform: failed without a
+		// request (appsenders.go), so no clock after it and unsent, like a
+		// device with no sender, and no request time observed.
+		l.sent[push.Failed].Inc()
+		return res, true, time.Time{}, nil
+	}
 	// The request's time: from the limiter's clock at its start when it
 	// read one, else from the chunk's (the previous send's end: this
 	// send's cancel check and notification are in it, microseconds
