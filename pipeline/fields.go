@@ -59,9 +59,9 @@ const (
 	StatNoDevices = "no_devices" // deliver: targets with no device of the app, done unsent
 	// StatUnsent counts, of StatFailed, the devices failed with no provider
 	// request: their notification expired, their app has no credentials for
-	// the platform, or their campaign failed. A
-	// campaign's sends per second leave them out: expired devices are
-	// failed at once, and a capped campaign read far above its cap.
+	// the platform, or their campaign failed. A campaign's sends per second
+	// leave them out: such devices are failed at once, and a capped
+	// campaign read far above its cap.
 	StatUnsent  = "unsent"
 	StatFirstMs = "first_ms" // deliver: unix ms of the first send (min over partitions)
 	StatLastMs  = "last_ms"  // deliver: unix ms of the last send (max over partitions)
