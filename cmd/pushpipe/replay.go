@@ -147,7 +147,8 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 		}
 		// A mistyped --campaign matched nothing and read as "nothing of it
 		// was lost": "re-injected 0 of 27" alone does not tell the two apart.
-		if c.Campaign != "" && res.Scanned > 0 && res.Injected == 0 && res.Repeats == 0 {
+		// Not after a replay that failed part way: its entries may match.
+		if err == nil && c.Campaign != "" && res.Scanned > 0 && res.Injected == 0 && res.Repeats == 0 {
 			fmt.Fprintf(w, "none of them is of campaign or direct message %s: check the id (pushpipe campaigns list, pushpipe messages list), or start --from earlier\n",
 				c.Campaign)
 		}

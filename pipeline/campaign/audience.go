@@ -10,6 +10,11 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
+// AllowEmptyAdvice is CheckAudience's way out, said of the API's request:
+// the console and the CLI replace it with their own (the form's box,
+// send's --allow-empty), whose users write no JSON.
+const AllowEmptyAdvice = `send "allow_empty": true`
+
 // CheckAudience refuses a campaign nobody could receive: its app has no
 // active device, or one of its channels has no subscriber. Such a campaign
 // is almost always a typo (a wrong app id, "sport" for "sports") that would
@@ -22,11 +27,6 @@ import (
 // audience has become since. People leave a one-off channel and tokens
 // die once it is sent, and a campaign stored but not queued (ErrNotQueued)
 // must stay startable by the retry its 503 asks for.
-// AllowEmptyAdvice is CheckAudience's way out, said of the API's request:
-// the console and the CLI replace it with their own (the form's box,
-// send's --allow-empty), whose users write no JSON.
-const AllowEmptyAdvice = `send "allow_empty": true`
-
 func CheckAudience(ctx context.Context, db *pgxpool.Pool, c Campaign) error {
 	if c.ID != "" {
 		var stored bool

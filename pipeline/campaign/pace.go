@@ -20,10 +20,12 @@ type partPace struct {
 // each one's targets done since its older reading (or, until it has two,
 // since its first send), over the time from then until latest, the
 // campaign's last target done (StatDoneMs, the readings' clock). A
-// partition whose share is over adds less as the campaign goes on. It is
-// 0, unknown, when a partition with targets done has no reading (done by
-// a deliver before the readings, in a rolling upgrade) or the span is
-// under a second: the caller then keeps the average.
+// partition whose share is over adds less as the campaign goes on; one
+// that started sending under a second ago adds nothing yet (its few sends
+// over a sliver of time say little, and it must not void the others'). It
+// is 0, unknown, when a partition with targets done has no reading (done
+// by a deliver before the readings, in a rolling upgrade) or no partition
+// spans a second: the caller then keeps the average.
 func recentPace(parts []partPace, latest int64) float64 {
 	var pace float64
 	for _, p := range parts {
@@ -39,7 +41,7 @@ func recentPace(parts []partPace, latest int64) float64 {
 		}
 		span := latest - from.Ms
 		if span < 1000 {
-			return 0
+			continue
 		}
 		pace += float64(p.done-from.Done) * 1000 / float64(span)
 	}

@@ -39,6 +39,12 @@ func TestRecentPace(t *testing.T) {
 			{firstMs: 1_000_000_000, done: 40},
 		}, 0},
 		{"under a second", []partPace{{pace: "1000059500,10", firstMs: 1_000_059_500, done: 10}}, 0},
+		// A partition that just started adds nothing yet, and the others
+		// still count: the estimate does not fall back to the average.
+		{"a partition started under a second ago", []partPace{
+			{pace: "1000050000,300,1000040000,260", firstMs: 1_000_000_000, done: 360},
+			{pace: "1000059500,10", firstMs: 1_000_059_500, done: 10},
+		}, 5},
 		{"none done", []partPace{{}, {}}, 0},
 	}
 	for _, tt := range tests {
