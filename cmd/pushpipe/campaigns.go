@@ -43,7 +43,7 @@ type CampaignsListCmd struct {
 // --limit 0, which the API refuses, listed 20.
 func (c *CampaignsListCmd) Validate() error {
 	if c.Limit < 1 || c.Limit > campaign.MaxListLimit {
-		return fmt.Errorf("--limit: must be a number from 1 to %d, got %d", campaign.MaxListLimit, c.Limit)
+		return fmt.Errorf("--limit: must be a whole number from 1 to %d (default %d), got %d", campaign.MaxListLimit, campaign.DefaultListLimit, c.Limit)
 	}
 	if c.State != "" && !slices.Contains(campaign.States, c.State) {
 		return fmt.Errorf("--state: must be one of %s, got %q", strings.Join(campaign.States, ", "), c.State)

@@ -143,7 +143,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "[1]"}, `--data: must be a JSON object`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "null"}, `--data: must be a JSON object`},
 		{[]string{"send", "--app", "a", "--user=-5"}, "--user: user ids are positive, got -5"},
-		{[]string{"messages", "list", "--limit", "0"}, "--limit: must be from 1 to 100, got 0"},
+		{[]string{"messages", "list", "--limit", "0"}, "--limit: must be a whole number from 1 to 100 (default 20), got 0"},
 		{[]string{"users", "show", "0"}, "users show: ID: is required: the user's id, a positive integer"},
 		{[]string{"users", "delete", "--", "-3"}, "users delete: ID: must be a positive integer, got -3"},
 		{[]string{"users", "delete", "x"}, `<id>: expected a valid 64 bit int but got "x"`},
