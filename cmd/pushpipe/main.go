@@ -83,6 +83,6 @@ func main() {
 	cli.Globals.ctx = ctx
 	if err := kctx.Run(&cli.Globals); err != nil {
 		fmt.Fprintln(os.Stderr, "pushpipe:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
