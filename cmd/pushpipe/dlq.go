@@ -79,6 +79,15 @@ type DLQListCmd struct {
 	JSON  bool `name:"json" help:"Print NDJSON, one dead letter a line."`
 }
 
+// Validate checks the filter, and --limit: a negative one listed every
+// letter, as 0 does, without a word.
+func (c *DLQListCmd) Validate() error {
+	if c.Limit < 0 {
+		return errors.Join(c.dlqFilterFlags.Validate(), fmt.Errorf("--limit: must be 0 (all) or more, got %d", c.Limit))
+	}
+	return c.dlqFilterFlags.Validate()
+}
+
 // dlqSummaryMax bounds how many dead letters list reads to count them by
 // reason: every dead letter of a big outage is a few KB of fields to read
 // and decode, and the oldest 100,000 say what happened.
