@@ -156,6 +156,11 @@ func (c *CampaignsCancelCmd) Run(g *Globals) error {
 		// message` left the operator to guess that messages are not canceled.
 		return fmt.Errorf("%s is a direct message, not a campaign: a message cannot be canceled (pushpipe status %s shows it)", c.ID, c.ID)
 	}
+	if errors.Is(err, campaign.ErrNotFound) {
+		// As the API's 404 says it: `campaign "x": campaign not found`
+		// said it twice and not where ids are.
+		return fmt.Errorf("no campaign %s: check the id (pushpipe campaigns list shows them, newest first)", c.ID)
+	}
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,9 @@ func TestCampaignsCancelMessage(t *testing.T) {
 		name, id, err string
 	}{
 		{"a direct message", "m1", "m1 is a direct message, not a campaign: a message cannot be canceled"},
-		{"nothing", "nosuch", "campaign not found"},
+		// It was `campaign "nosuch": campaign not found`, saying it twice
+		// and not where ids are.
+		{"nothing", "nosuch", "no campaign nosuch: check the id (pushpipe campaigns list shows them, newest first)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
