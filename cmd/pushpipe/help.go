@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -154,5 +155,21 @@ func usageError(err error) string {
 	if errors.As(err, &pe) && pe.Context != nil && pe.Context.Selected() != nil {
 		cmd = strings.Join(strings.Fields(pe.Context.Selected().FullPath()), " ")
 	}
-	return "pushpipe: " + strings.ReplaceAll(err.Error(), "\n", "; ") + " (see " + cmd + " --help)"
+	msg := err.Error()
+	for _, r := range kongWords {
+		msg = r.re.ReplaceAllString(msg, r.with)
+	}
+	return "pushpipe: " + strings.ReplaceAll(msg, "\n", "; ") + " (see " + cmd + " --help)"
+}
+
+// kongWords rewrite kong's type errors in the words of the flags' own
+// checks: "expected a valid 64 bit int" is how Go, not a user, names a
+// number, and "time: missing unit in duration" left the unit to guess.
+var kongWords = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(`expected a valid \d+ bit int but got`), "must be a whole number, got"},
+	{regexp.MustCompile(`expected a valid \d+ bit uint but got`), "must be a whole number, 0 or more, got"},
+	{regexp.MustCompile(`expected duration but got ("[^"]*")(: time: .*)?$`), "must be a duration such as 30s, 15m or 24h, got $1"},
 }
