@@ -157,9 +157,9 @@ func (c *CampaignsCancelCmd) Run(g *Globals) error {
 		return fmt.Errorf("%s is a direct message, not a campaign: a message cannot be canceled (pushpipe status %s shows it)", c.ID, c.ID)
 	}
 	if errors.Is(err, campaign.ErrNotFound) {
-		// As the API's 404 says it: `campaign "x": campaign not found`
-		// said it twice and not where ids are.
-		return fmt.Errorf("no campaign %s: check the id (pushpipe campaigns list shows them, newest first)", c.ID)
+		// `campaign "x": campaign not found` said it twice and not
+		// where ids are.
+		return noCampaign(c.ID)
 	}
 	if err != nil {
 		return err
@@ -176,6 +176,12 @@ func (c *CampaignsCancelCmd) Run(g *Globals) error {
 	}
 	printCampaigns(os.Stdout, []campaign.Report{rep}, time.Now(), isatty.IsTerminal(os.Stdout.Fd()))
 	return nil
+}
+
+// noCampaign is the error of a command given a campaign id that names
+// none, as the API's 404 says it: what to check, and where ids are.
+func noCampaign(id string) error {
+	return fmt.Errorf("no campaign %s: check the id (pushpipe campaigns list shows them, newest first)", id)
 }
 
 // cancelCampaign cancels id within refreshTimeout, and says whether it was
