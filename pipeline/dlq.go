@@ -382,3 +382,32 @@ func DecodeDLQFields(s string) (map[string]string, error) {
 	}
 	return out, bad
 }
+
+// Groups names the consumer groups whose dead letters the DLQ may hold:
+// the stage table's (a stage's group is its name), and the others reading
+// a stage's input now, sorted (webhook receivers' --group). The DLQ tools
+// say them when a --group matches none: a misspelt group filtered
+// everything out and read as an empty DLQ. A retired receiver no longer
+// reads, so its letters, if any, are the only sign of it left.
+func (q *DLQ) Groups(ctx context.Context) (stages, others []string, err error) {
+	var streams []string
+	for _, s := range Stages {
+		stages = append(stages, s.Name)
+		for _, in := range s.Inputs() {
+			streams = append(streams, q.keys.Streams(in)...)
+		}
+	}
+	groups, err := StreamGroups(ctx, q.c, streams)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dlq: groups: %w", err)
+	}
+	for _, gs := range groups {
+		for _, g := range gs {
+			if !slices.Contains(stages, g.Name) && !slices.Contains(others, g.Name) {
+				others = append(others, g.Name)
+			}
+		}
+	}
+	slices.Sort(others)
+	return stages, others, nil
+}

@@ -50,6 +50,33 @@ type BenchCmd struct {
 	Markdown string `placeholder:"FILE" help:"Also write the Markdown table to this file."`
 }
 
+// Validate refuses the sizes no benchmark can have: --users -3 seeded
+// "-3 users", nothing, and went on to time a campaign to nobody.
+func (c *BenchCmd) Validate() error {
+	var errs []error
+	atLeast := func(flag string, v, min int64) {
+		if v < min {
+			errs = append(errs, fmt.Errorf("%s: must be at least %d, got %d", flag, min, v))
+		}
+	}
+	atLeast("--users", c.Users, 1)
+	atLeast("--channels", int64(c.Channels), 1)
+	atLeast("--rate", int64(c.Rate), 1)
+	atLeast("--recipients", int64(c.Recipients), 1)
+	atLeast("--with-campaign", c.WithCampaign, 0)
+	atLeast("--tps", int64(c.TPS), 0)
+	atLeast("--redis-cluster", int64(c.RedisCluster), 0)
+	for _, s := range []struct {
+		flag string
+		v    float64
+	}{{"--overlap", c.Overlap}, {"--two-devices", c.TwoDevices}, {"--ios", c.IOS}} {
+		if s.v < 0 || s.v > 1 {
+			errs = append(errs, fmt.Errorf("%s: must be a share from 0 to 1, got %g", s.flag, s.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Run benchmarks and exits non-zero when verification fails.
 func (c *BenchCmd) Run(g *Globals) error {
 	reps, err := parseReplicas(c.Replicas)

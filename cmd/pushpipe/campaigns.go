@@ -43,7 +43,7 @@ type CampaignsListCmd struct {
 // --limit 0, which the API refuses, listed 20.
 func (c *CampaignsListCmd) Validate() error {
 	if c.Limit < 1 || c.Limit > campaign.MaxListLimit {
-		return fmt.Errorf("--limit: must be a number from 1 to %d, got %d", campaign.MaxListLimit, c.Limit)
+		return fmt.Errorf("--limit: must be a whole number from 1 to %d (default %d), got %d", campaign.MaxListLimit, campaign.DefaultListLimit, c.Limit)
 	}
 	if c.State != "" && !slices.Contains(campaign.States, c.State) {
 		return fmt.Errorf("--state: must be one of %s, got %q", strings.Join(campaign.States, ", "), c.State)
@@ -156,6 +156,11 @@ func (c *CampaignsCancelCmd) Run(g *Globals) error {
 		// message` left the operator to guess that messages are not canceled.
 		return fmt.Errorf("%s is a direct message, not a campaign: a message cannot be canceled (pushpipe status %s shows it)", c.ID, c.ID)
 	}
+	if errors.Is(err, campaign.ErrNotFound) {
+		// `campaign "x": campaign not found` said it twice and not
+		// where ids are.
+		return noCampaign(c.ID)
+	}
 	if err != nil {
 		return err
 	}
@@ -171,6 +176,12 @@ func (c *CampaignsCancelCmd) Run(g *Globals) error {
 	}
 	printCampaigns(os.Stdout, []campaign.Report{rep}, time.Now(), isatty.IsTerminal(os.Stdout.Fd()))
 	return nil
+}
+
+// noCampaign is the error of a command given a campaign id that names
+// none, as the API's 404 says it: what to check, and where ids are.
+func noCampaign(id string) error {
+	return fmt.Errorf("no campaign %s: check the id (pushpipe campaigns list shows them, newest first)", id)
 }
 
 // cancelCampaign cancels id within refreshTimeout, and says whether it was

@@ -49,7 +49,9 @@ func TestCampaignsCancelMessage(t *testing.T) {
 		name, id, err string
 	}{
 		{"a direct message", "m1", "m1 is a direct message, not a campaign: a message cannot be canceled"},
-		{"nothing", "nosuch", "campaign not found"},
+		// It was `campaign "nosuch": campaign not found`, saying it twice
+		// and not where ids are.
+		{"nothing", "nosuch", "no campaign nosuch: check the id (pushpipe campaigns list shows them, newest first)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -166,8 +168,8 @@ func TestCampaignsListFlagsAndMore(t *testing.T) {
 		{"last page", []string{"--limit", "2", "--before", "c2"}, "c1", false},
 		{"empty filter", []string{"--state", "failed"}, "no failed campaigns\n", false},
 		{"empty page", []string{"--before", "c1"}, "no campaigns created before c1\n", false},
-		{"limit 0", []string{"--limit", "0"}, "--limit: must be a number from 1 to 100, got 0", true},
-		{"limit 1000", []string{"--limit", "1000"}, "--limit: must be a number from 1 to 100, got 1000", true},
+		{"limit 0", []string{"--limit", "0"}, "--limit: must be a whole number from 1 to 100 (default 20), got 0", true},
+		{"limit 1000", []string{"--limit", "1000"}, "--limit: must be a whole number from 1 to 100 (default 20), got 1000", true},
 		{"unknown state", []string{"--state", "sleeping"}, `--state: must be one of scheduled, splitting, running, done, canceled, failed, got "sleeping"`, true},
 		{"bad before", []string{"--before", "a/b"}, "--before: only letters, digits", true},
 	}

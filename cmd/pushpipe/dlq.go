@@ -46,11 +46,46 @@ func (f dlqFilterFlags) Validate() error {
 		f.Stream, strings.Join(pipeline.StageStreams(), ", "))
 }
 
+// unknownGroup is nil unless group (--group) names no group that can
+// dead-letter; then it names the ones there are. "0 shown" for a misspelt
+// group read as an empty DLQ. Asked only when the filter matched nothing:
+// a retired receiver's letters match though its group reads no more.
+func unknownGroup(ctx context.Context, q *pipeline.DLQ, group string) error {
+	if group == "" {
+		return nil
+	}
+	groups, err := within(ctx, refreshTimeout, func(ctx context.Context) ([2][]string, error) {
+		stages, others, err := q.Groups(ctx)
+		return [2][]string{stages, others}, err
+	})
+	if err != nil {
+		return err
+	}
+	stages, others := groups[0], groups[1]
+	if slices.Contains(stages, group) || slices.Contains(others, group) {
+		return nil
+	}
+	known := "the stages' " + strings.Join(stages, ", ")
+	if len(others) > 0 {
+		known += "; webhook receivers' " + strings.Join(others, ", ")
+	}
+	return fmt.Errorf("--group %q: no consumer group of that name, nor dead letters of one; the groups are %s", group, known)
+}
+
 // DLQListCmd is `pushpipe dlq list`.
 type DLQListCmd struct {
 	dlqFilterFlags
 	Limit int  `default:"100" help:"Show at most this many (0: all)."`
 	JSON  bool `name:"json" help:"Print NDJSON, one dead letter a line."`
+}
+
+// Validate checks the filter, and --limit: a negative one listed every
+// letter, as 0 does, without a word.
+func (c *DLQListCmd) Validate() error {
+	if c.Limit < 0 {
+		return errors.Join(c.dlqFilterFlags.Validate(), fmt.Errorf("--limit: must be 0 (all) or more, got %d", c.Limit))
+	}
+	return c.dlqFilterFlags.Validate()
 }
 
 // dlqSummaryMax bounds how many dead letters list reads to count them by
@@ -83,6 +118,11 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 	letters, err := within(ctx, refreshTimeout, func(ctx context.Context) ([]pipeline.DeadLetter, error) { return q.List(ctx, f) })
 	if err != nil {
 		return err
+	}
+	if len(letters) == 0 {
+		if err := unknownGroup(ctx, q, c.Group); err != nil {
+			return err
+		}
 	}
 	if c.JSON {
 		enc := json.NewEncoder(w)
@@ -309,6 +349,11 @@ func applyTo(ctx context.Context, q *pipeline.DLQ, f pipeline.DLQFilter, did str
 		// The letters whose partition's master did not answer are left
 		// in place, each "context deadline exceeded": say why once.
 		err = fmt.Errorf("no answer within %s for some (a Redis node down or unreachable?): they are left in place, run the command again once it answers", dlqApplyTimeout)
+	}
+	if err == nil && len(res.Done) == 0 && len(res.Failed) == 0 {
+		if err := unknownGroup(ctx, q, f.Group); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(w, "%s %s\n", did, plural(int64(len(res.Done)), "dead letter"))
 	return errors.Join(err, reportFailed(errw, res))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -162,6 +163,70 @@ func TestDLQListSummarisesByReason(t *testing.T) {
 	capped := pipeline.DLQSummary{Read: dlqSummaryMax, Capped: true}
 	if got, want := shownLine(100, true, capped, 2_000_000), "100 shown of over 100,000 matching, 2,000,000 dead letters in total"; got != want {
 		t.Errorf("a capped count under a filter: got %q, want %q", got, want)
+	}
+}
+
+// A --group that names no group says which groups there are, in list,
+// retry and drop alike: a misspelt group matched nothing and read as an
+// empty DLQ. A stage's group, or a receiver's reading results, is no
+// error even with no letters.
+func TestDLQNamesTheGroupsThereAre(t *testing.T) {
+	rdb, keys := dlqRedis(t, "dlqgroups")
+	if err := rdb.Do(t.Context(), rdb.B().XgroupCreate().Key(keys.Stream(pipeline.StreamResults, 1)).Group("analytics").Id("$").Mkstream().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pipeline.Emit(t.Context(), rdb, pipeline.Message{Stream: keys.Stream(pipeline.StreamDeliver, 0), Fields: []string{"reason", "no credentials"}}); err != nil {
+		t.Fatal(err)
+	}
+	deadLettering(t, rdb, keys, "deliver", pipeline.StreamDeliver, func(e pipeline.Entry) error { return errors.New(e.Fields["reason"]) })
+	q := pipeline.NewDLQ(rdb, keys)
+	pipelinetest.Eventually(t, 10*time.Second, "the entry dead-lettered", func() bool {
+		n, err := q.Len(t.Context())
+		return err == nil && n == 1
+	})
+	unknown := `--group "nosuch": no consumer group of that name, nor dead letters of one; ` +
+		`the groups are the stages' ingest, split, resolve, dedupe, deliver, webhook; webhook receivers' analytics`
+	run := map[string]func(cli *CLI) error{
+		"list": func(cli *CLI) error { return cli.DLQ.List.run(t.Context(), q, io.Discard) },
+		"drop": func(cli *CLI) error {
+			f, err := cli.DLQ.Drop.filter()
+			if err != nil {
+				return err
+			}
+			return applyTo(t.Context(), q, f, "dropped", (*pipeline.DLQ).Drop, io.Discard, io.Discard)
+		},
+		"retry": func(cli *CLI) error {
+			f, err := cli.DLQ.Retry.filter()
+			if err != nil {
+				return err
+			}
+			return applyTo(t.Context(), q, f, "retried", (*pipeline.DLQ).Retry, io.Discard, io.Discard)
+		},
+	}
+	tests := []struct {
+		give []string
+		want string // the error; "" for none
+	}{
+		{[]string{"dlq", "list", "--group", "nosuch"}, unknown},
+		{[]string{"dlq", "list", "--group", "nosuch", "--json"}, unknown},
+		{[]string{"dlq", "drop", "--all", "--group", "nosuch"}, unknown},
+		{[]string{"dlq", "retry", "--all", "--group", "nosuch"}, unknown},
+		{[]string{"dlq", "list", "--group", "deliver"}, ""},
+		{[]string{"dlq", "list", "--group", "dedupe"}, ""},
+		{[]string{"dlq", "list", "--group", "analytics"}, ""},
+		{[]string{"dlq", "drop", "--all", "--group", "analytics"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.give, " "), func(t *testing.T) {
+			err := run[tt.give[1]](parse(t, tt.give...))
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("error %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

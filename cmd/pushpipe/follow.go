@@ -51,10 +51,7 @@ func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty
 				io.WriteString(w, "\r\x1b[K")
 			}
 			printProgressView(w, p, tty)
-			if p.State != campaign.StateDone {
-				return fmt.Errorf("%s %s was %s", kindOf(p), id, p.State)
-			}
-			return nil
+			return ended(p)
 		case tty:
 			waiting = waitingOn(ctx, src, p, waiting)
 			fmt.Fprintf(w, "\r\x1b[K%s%s", progressLine(p, tty), waiting)
@@ -75,6 +72,50 @@ func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty
 		case <-time.After(interval):
 		}
 	}
+}
+
+// exitNothingSent is the exit status of `send --wait` for a campaign or
+// message done without a single device sent to while some failed: a
+// script that checks only for 0 took a provider refusing everything (bad
+// credentials, an app with none) for a send that reached people.
+const exitNothingSent = 3
+
+// exitError ends the process with its own status (main), not 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+// exitCode is the process's exit status for err returned by a command:
+// 0 for nil, an exitError's own, else 1.
+func exitCode(err error) int {
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	}
+	return 1
+}
+
+// ended is what follow returns for p, ended: nil when done and something
+// was sent, or nothing was to be (everyone muted or without a device: what
+// the audience asked for); an error (exit 1) when it failed or was
+// canceled; exitNothingSent when done with every device it tried failed.
+// Some devices failing beside sends is no error: stale tokens always are.
+func ended(p progressView) error {
+	switch {
+	case p.State != campaign.StateDone:
+		return fmt.Errorf("%s %s was %s", kindOf(p), p.ID, p.State)
+	case p.Sent == 0 && p.Failed+p.InvalidTokens > 0:
+		return exitError{exitNothingSent, fmt.Errorf("%s %s is done but sent nothing: %s failed (the reasons above; pushpipe status %s)",
+			kindOf(p), p.ID, plural(p.Failed+p.InvalidTokens, "device"), p.ID)}
+	}
+	return nil
 }
 
 // lastSeen is the age in a waiting note (pipeline.NotRunning).

@@ -318,3 +318,29 @@ func TestWaitingNoteSurvivesAFailedRead(t *testing.T) {
 		t.Errorf("after a failed read the note is %q, want the last one %q", got, last)
 	}
 }
+
+// `send --wait`'s exit status, for a script: 0 when done (devices failing
+// beside sends are normal), 1 when failed or canceled, 3 when done having
+// sent nothing while devices failed. It exited 0 when every device failed.
+func TestWaitExitStatus(t *testing.T) {
+	tests := []struct {
+		name string
+		give progressView
+		want int
+	}{
+		{"done, all sent", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, Sent: 2}}, 0},
+		{"done, some failed", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 3, Sent: 2, Failed: 1}}, 0},
+		{"done, nobody to send to", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, Muted: 2}}, 0},
+		{"done, every device failed", progressView{ID: "m", Kind: "message", State: campaign.StateDone, Counts: campaign.Counts{Targets: 1, Failed: 1}}, exitNothingSent},
+		{"done, every token invalid", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, InvalidTokens: 2}}, exitNothingSent},
+		{"failed", progressView{ID: "c", State: campaign.StateFailed}, 1},
+		{"canceled", progressView{ID: "c", State: campaign.StateCanceled, Counts: campaign.Counts{Sent: 5}}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := exitCode(ended(tt.give)); got != tt.want {
+				t.Errorf("exit status %d (%v), want %d", got, ended(tt.give), tt.want)
+			}
+		})
+	}
+}

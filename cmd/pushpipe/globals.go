@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -227,7 +228,7 @@ func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
 func dbRefusal(where, database string, err error) error {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
-		return fmt.Errorf("%s does not answer (check PUSHPIPE_DATABASE_URL): %w", where, err)
+		return onceErr{fmt.Errorf("%s does not answer: is PostgreSQL running there? Check PUSHPIPE_DATABASE_URL (or --database-url): %w", where, err)}
 	}
 	switch pe.Code {
 	case "3D000": // invalid_catalog_name
@@ -240,6 +241,30 @@ func dbRefusal(where, database string, err error) error {
 		return fmt.Errorf("%s is not accepting connections yet (starting or recovering); try again: %w", where, err)
 	}
 	return fmt.Errorf("%s refused the connection (check PUSHPIPE_DATABASE_URL): %w", where, err)
+}
+
+// onceErr is an error whose text says each of its lines once. pgx tries a
+// URL without sslmode twice (TLS, then plain text) and lists both
+// attempts' errors, and a failed lookup once as itself and once wrapped:
+// `pushpipe migrate` printed the same dial error twice, which read as two
+// problems. One line left is joined to the first.
+type onceErr struct{ err error }
+
+func (e onceErr) Unwrap() error { return e.err }
+
+func (e onceErr) Error() string {
+	lines := strings.Split(e.err.Error(), "\n")
+	kept := lines[:1]
+	for _, l := range lines[1:] {
+		t := strings.TrimSpace(l)
+		if !slices.ContainsFunc(kept[1:], func(k string) bool { return strings.HasSuffix(strings.TrimSpace(k), t) }) {
+			kept = append(kept, l)
+		}
+	}
+	if len(kept) == 2 {
+		return strings.TrimRight(kept[0], " ") + " " + strings.TrimSpace(kept[1])
+	}
+	return strings.Join(kept, "\n")
 }
 
 // StageFlags are the flags every stage takes. Batch and concurrency default

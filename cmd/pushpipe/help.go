@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -107,6 +108,45 @@ func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
 	return kong.DefaultHelpPrinter(options, ctx)
 }
 
+// parseArgs parses args as k.Parse does, but reads a negative number
+// after a flag as its value: kong takes "-5" in `--rate-per-second -5`
+// for short flags and said `expected int value but got "-5" (short flag);
+// perhaps try --rate-per-second="-5"?`, naming neither the allowed values
+// nor the mistake. Parsed again as --rate-per-second=-5, the flag's own
+// check says both ("must be ... from 1 to 1000000, or 0 ...; got -5").
+// Only a command line kong refused is parsed again, so nothing it took
+// reads otherwise; a refused parse changes no flag (Parse traces before it
+// applies), so the second starts clean.
+func parseArgs(k *kong.Kong, args []string) (*kong.Context, error) {
+	ctx, err := k.Parse(args)
+	if err == nil || !strings.Contains(err.Error(), "(short flag)") {
+		return ctx, err
+	}
+	joined := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			joined = append(joined, args[i:]...)
+			break
+		}
+		if strings.HasPrefix(a, "--") && !strings.Contains(a, "=") && i+1 < len(args) && negativeNumber(args[i+1]) {
+			a += "=" + args[i+1]
+			i++
+		}
+		joined = append(joined, a)
+	}
+	if slices.Equal(joined, args) {
+		return ctx, err
+	}
+	return k.Parse(joined)
+}
+
+// negativeNumber is whether s reads as a negative number or duration
+// ("-5", "-1s", "-0.5"): no flag starts with a digit.
+func negativeNumber(s string) bool {
+	return len(s) > 1 && s[0] == '-' && (s[1] >= '0' && s[1] <= '9' || s[1] == '.')
+}
+
 // usageError is a command line kong refused, in one line that says where
 // the help is (no usage dump: the mistake would scroll out of sight).
 func usageError(err error) string {
@@ -115,5 +155,21 @@ func usageError(err error) string {
 	if errors.As(err, &pe) && pe.Context != nil && pe.Context.Selected() != nil {
 		cmd = strings.Join(strings.Fields(pe.Context.Selected().FullPath()), " ")
 	}
-	return "pushpipe: " + strings.ReplaceAll(err.Error(), "\n", "; ") + " (see " + cmd + " --help)"
+	msg := err.Error()
+	for _, r := range kongWords {
+		msg = r.re.ReplaceAllString(msg, r.with)
+	}
+	return "pushpipe: " + strings.ReplaceAll(msg, "\n", "; ") + " (see " + cmd + " --help)"
+}
+
+// kongWords rewrite kong's type errors in the words of the flags' own
+// checks: "expected a valid 64 bit int" is how Go, not a user, names a
+// number, and "time: missing unit in duration" left the unit to guess.
+var kongWords = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(`expected a valid \d+ bit int but got`), "must be a whole number, got"},
+	{regexp.MustCompile(`expected a valid \d+ bit uint but got`), "must be a whole number, 0 or more, got"},
+	{regexp.MustCompile(`expected duration but got ("[^"]*")(: time: .*)?$`), "must be a duration such as 30s, 15m or 24h, got $1"},
 }

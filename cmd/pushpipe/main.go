@@ -73,7 +73,7 @@ func main() {
 	if err != nil {
 		panic(err) // the CLI struct itself is wrong
 	}
-	kctx, err := parser.Parse(os.Args[1:])
+	kctx, err := parseArgs(parser, os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, usageError(err))
 		os.Exit(2)
@@ -83,6 +83,6 @@ func main() {
 	cli.Globals.ctx = ctx
 	if err := kctx.Run(&cli.Globals); err != nil {
 		fmt.Fprintln(os.Stderr, "pushpipe:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }

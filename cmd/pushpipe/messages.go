@@ -30,7 +30,7 @@ type MessagesListCmd struct {
 // connects.
 func (c *MessagesListCmd) Validate() error {
 	if c.Limit < 1 || c.Limit > campaign.MaxListLimit {
-		return fmt.Errorf("--limit: must be from 1 to %d, got %d", campaign.MaxListLimit, c.Limit)
+		return fmt.Errorf("--limit: must be a whole number from 1 to %d (default %d), got %d", campaign.MaxListLimit, campaign.DefaultListLimit, c.Limit)
 	}
 	return nil
 }

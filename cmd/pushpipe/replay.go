@@ -172,7 +172,7 @@ func (c *ReplayCmd) resplit(g *Globals) error {
 	if c.DryRun {
 		camp, err := campaign.Load(ctx, db, c.Campaign)
 		if errors.Is(err, campaign.ErrNotFound) {
-			return fmt.Errorf("campaign %s does not exist", c.Campaign)
+			return noCampaign(c.Campaign)
 		}
 		if err != nil {
 			return err
@@ -184,7 +184,7 @@ func (c *ReplayCmd) resplit(g *Globals) error {
 	id, err := campaign.Resplit(ctx, rdb, db, g.Keys(), c.Campaign)
 	if errors.Is(err, campaign.ErrNotFound) {
 		// A typo must not send split an entry it can only dead-letter.
-		return fmt.Errorf("campaign %s does not exist", c.Campaign)
+		return noCampaign(c.Campaign)
 	}
 	if err != nil {
 		return err

@@ -53,7 +53,8 @@ func TestResplitDryRun(t *testing.T) {
 		err      string
 	}{
 		{"dry run", []string{"--campaign", "c1", "--dry-run"}, 0, ""},
-		{"dry run, unknown campaign", []string{"--campaign", "nope", "--dry-run"}, 0, "campaign nope does not exist"},
+		{"dry run, unknown campaign", []string{"--campaign", "nope", "--dry-run"}, 0, "no campaign nope: check the id (pushpipe campaigns list shows them"},
+		{"unknown campaign", []string{"--campaign", "nope"}, 0, "no campaign nope: check the id (pushpipe campaigns list shows them"},
 		{"for real", []string{"--campaign", "c1"}, 1, ""},
 	}
 	for _, tt := range tests {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/stages/api"
 	"github.com/pushpipe/pushpipe/stages/deliver"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
@@ -21,7 +24,8 @@ import (
 // SendCmd creates a campaign, exactly as POST /v1/campaigns does, or with
 // --user a direct message, exactly as POST /v1/messages does.
 type SendCmd struct {
-	App      string   `required:"" help:"The app whose devices receive it."`
+	App      string   `required:"" help:"The app whose devices receive it: one the API knows (its --apps file, given here as --apps, else the apps of PUSHPIPE_APP_KEYS), as the API refuses others."`
+	Apps     string   `name:"apps" placeholder:"FILE" help:"The API's apps file: only its apps may be sent to, as with the API's --apps (default: the apps of PUSHPIPE_APP_KEYS; with neither, any)."`
 	Channels []string `name:"channel" xor:"to" required:"" sep:"none" help:"A channel whose subscribers receive it (repeat for several; each person gets it once)."`
 	Users    []int64  `name:"user" xor:"to" required:"" help:"A user who receives it as a direct message (repeat or comma-separate for several, up to 10,000)."`
 	Tokens   []string `name:"token" xor:"to" required:"" sep:"none" placeholder:"PLATFORM:TOKEN" help:"A device outside the registry that receives it as a direct message: ios:HEX or android:FCM_TOKEN (repeat for several, up to 1,000)."`
@@ -49,7 +53,7 @@ type SendCmd struct {
 	Rate     int    `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none; not with --user or --token)."`
 	Priority string `placeholder:"normal|high" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
 
-	Wait bool `help:"Then follow it to the end: a progress bar on stderr, the summary, and exit status 1 if it failed or was canceled. Ctrl-C stops the following, not the sending."`
+	Wait bool `help:"Then follow it to the end: a progress bar on stderr, the summary, and the exit status: 0 when it is done (some devices failing is normal), 1 when it failed or was canceled, 3 when it is done but sent nothing, every device it tried having failed. Ctrl-C stops the following, not the sending (exit 0)."`
 
 	sendAt time.Time
 	tokens []campaign.Token // Tokens, parsed
@@ -136,6 +140,9 @@ func (c *SendCmd) Run(g *Globals) error {
 		return fmt.Errorf("send: --send-at: at most %d days ahead (until %s), got %s", int(campaign.MaxSchedule.Hours()/24),
 			limit.UTC().Format(time.RFC3339), c.sendAt.UTC().Format(time.RFC3339))
 	}
+	if err := c.checkApp(); err != nil {
+		return err
+	}
 	rdb, err := g.RedisNow()
 	if err != nil {
 		return err
@@ -190,6 +197,36 @@ func (c *SendCmd) Run(g *Globals) error {
 	}
 	fmt.Println(camp.ID)
 	return c.follow(g, rdb, db, camp.ID)
+}
+
+// checkApp refuses an app the API would answer 422 for, deciding as it
+// does (api.KnownApps) from the same settings: the apps file (--apps),
+// else PUSHPIPE_APP_KEYS. Taken here, a campaign or a message of a
+// misspelt app was created and each of its devices then failed "no
+// credentials". With neither set (a development API), any app is known,
+// as to the API, and the audience checks against PostgreSQL stand in.
+func (c *SendCmd) checkApp() error {
+	var known api.KnownApps
+	if c.Apps != "" {
+		apps, err := deliver.LoadApps(c.Apps)
+		if err != nil {
+			return fmt.Errorf("send: --apps: %w", err)
+		}
+		known.File = apps.Known
+	} else {
+		keys, err := api.ParseAppKeys(os.Getenv("PUSHPIPE_APP_KEYS"))
+		if err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		known.Keyed = slices.Sorted(maps.Keys(keys))
+	}
+	switch {
+	case known.Check(c.App) == nil:
+		return nil
+	case c.Apps != "":
+		return fmt.Errorf("send: --app %q is not in the apps file %s, so the API does not know it either: check --app, or add the app to that file (and send the API and deliver SIGHUP)", c.App, c.Apps)
+	}
+	return fmt.Errorf("send: --app %q is not one of the apps the API knows, those of PUSHPIPE_APP_KEYS (%s): check --app, or add the app there (and restart the API), or pass the API's --apps file", c.App, strings.Join(known.Keyed, ", "))
 }
 
 // pastSendAt is how far in the past a --send-at may be for a new campaign:

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -228,28 +229,43 @@ func TestSendNamesItsFlags(t *testing.T) {
 	r, _ := testRedis(t)
 	url, _ := testDatabase(t)
 	const noText = "send: --title or --body: give at least one, the notification's text"
+	appsFile := filepath.Join(t.TempDir(), "apps.toml")
+	if err := os.WriteFile(appsFile, []byte("[apps.b]\nfcm = { project = \"p\" }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
-		name string
-		args []string
-		want string
+		name    string
+		args    []string
+		appKeys string // PUSHPIPE_APP_KEYS
+		want    string
 	}{
-		{"campaign", []string{"--channel", "x"}, noText},
-		{"message", []string{"--user", "1", "--data", `{"k":"v"}`}, noText},
+		{"campaign", []string{"--channel", "x"}, noText, ""},
+		{"message", []string{"--user", "1", "--data", `{"k":"v"}`}, noText, ""},
 		// A key a provider reserves was "notification.data: key ...",
 		// the API's field.
 		{"campaign, reserved data key", []string{"--channel", "x", "--title", "t", "--data", `{"aps":1}`},
-			`send: --data: key "aps" is APNs's own dictionary; rename it`},
+			"", `send: --data: key "aps" is APNs's own dictionary; rename it`},
 		{"message, reserved data key", []string{"--user", "1", "--title", "t", "--data", `{"google.x":"1"}`},
-			`send: --data: key "google.x" is reserved by FCM`},
+			"", `send: --data: key "google.x" is reserved by FCM`},
 		// Nobody to receive it: the way out is the flag. It was `send
 		// "allow_empty": true to create it anyway (or --allow-empty)`,
 		// the API's JSON member first.
 		{"campaign, no audience", []string{"--channel", "x", "--title", "t"},
-			`send: app "a" has no registered devices and channels ["x"] have no subscribers: nobody would receive this campaign; ` +
+			"", `send: app "a" has no registered devices and channels ["x"] have no subscribers: nobody would receive this campaign; ` +
 				"check the names, or give --allow-empty to create it anyway"},
+		// An app the API does not know (its apps file, else
+		// PUSHPIPE_APP_KEYS) is refused as the API refuses it with a 422:
+		// it was sent, and each device failed "no credentials".
+		{"raw token, app not among the app keys", []string{"--token", "android:abc", "--title", "t"}, "b=" + strings.Repeat("k", 32),
+			`send: --app "a" is not one of the apps the API knows, those of PUSHPIPE_APP_KEYS (b): check --app`},
+		{"campaign, app not among the app keys", []string{"--channel", "x", "--title", "t"}, "b=" + strings.Repeat("k", 32) + ",c=" + strings.Repeat("j", 32),
+			`send: --app "a" is not one of the apps the API knows, those of PUSHPIPE_APP_KEYS (b, c)`},
+		{"message, app not in the apps file", []string{"--user", "1", "--title", "t", "--apps", appsFile}, "a=" + strings.Repeat("k", 32),
+			`send: --app "a" is not in the apps file ` + appsFile + `, so the API does not know it either`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("PUSHPIPE_APP_KEYS", tt.appKeys)
 			cli := parse(t, append([]string{"send", "--app", "a", "--redis-addr", r.Addr, "--database-url", url}, tt.args...)...)
 			err := cli.Send.Run(&cli.Globals)
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // List limits.
@@ -30,13 +31,13 @@ type ListQuery struct {
 func (q *ListQuery) Validate() error {
 	if q.State != "" && !slices.Contains(States, q.State) {
 		// A list, not Go's "[scheduled splitting ...]".
-		return invalid("state: must be one of %s, got %q", strings.Join(States, ", "), q.State)
+		return invalid("state: must be one of %s, got %q", strings.Join(States, ", "), devices.Echo(q.State))
 	}
 	switch {
 	case q.Limit == 0:
 		q.Limit = DefaultListLimit
 	case q.Limit < 0 || q.Limit > MaxListLimit:
-		return invalid("limit: must be a number from 1 to %d, got %d", MaxListLimit, q.Limit)
+		return invalid("limit: must be a whole number from 1 to %d (default %d), got %d", MaxListLimit, DefaultListLimit, q.Limit)
 	}
 	if q.Before != "" {
 		if err := ValidateID(q.Before); err != nil {

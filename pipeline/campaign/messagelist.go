@@ -65,7 +65,7 @@ func ListMessages(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, key
 	case limit == 0:
 		limit = DefaultListLimit
 	case limit < 0 || limit > MaxListLimit:
-		return nil, "", invalid("limit: must be a number from 1 to %d, got %d", MaxListLimit, limit)
+		return nil, "", invalid("limit: must be a whole number from 1 to %d (default %d), got %d", MaxListLimit, DefaultListLimit, limit)
 	}
 	if before != "" {
 		if err := ValidateID(before); err != nil {

@@ -199,3 +199,25 @@ func isHex(c byte) bool {
 func isAlnum(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
+
+// EchoMax is how many characters of a client's input an error repeats.
+const EchoMax = 64
+
+// Echo is s as an error message repeats it: whole up to EchoMax
+// characters, else its first EchoMax and "…". Enough to recognise what was
+// sent; a 10 KB id in a path came back whole in its 404 (and in every log
+// line that kept it), the answer growing with whatever a client sent. It
+// cuts on a character boundary, so the message stays valid UTF-8.
+func Echo(s string) string {
+	if utf8.RuneCountInString(s) <= EchoMax {
+		return s
+	}
+	i, n := 0, 0
+	for i = range s {
+		if n == EchoMax {
+			break
+		}
+		n++
+	}
+	return s[:i] + "…"
+}

@@ -43,28 +43,36 @@ func (s *Server) CheckAppKeys(keys map[string][]string) error {
 	return auth.Validate()
 }
 
-// knownApp reports whether campaigns and messages may name app: one of
-// the apps file's, else of the app keys; with neither (a development API
-// without app keys), any app.
-func (s *Server) knownApp(app string) bool {
+// knownApp reports whether campaigns and messages may name app
+// (KnownApps, of the apps now loaded).
+func (s *Server) knownApp(app string) bool { return s.checkApp(app) == nil }
+
+// checkApp is nil when app is known, else the 422's message. Every route
+// that names an app asks it, so a device write, a device delete, a
+// campaign and a message refuse the same apps with the same words.
+func (s *Server) checkApp(app string) error {
 	st := s.apps.Load()
-	if st.known != nil {
-		return st.known(app)
-	}
-	apps := st.keyed.apps()
-	return len(apps) == 0 || slices.Contains(apps, app)
+	return KnownApps{File: st.known, Keyed: st.keyed.apps()}.Check(app)
 }
 
-// checkApp is nil when app is known (knownApp), else the 422's message,
-// naming the fix that works: with an apps file only its apps are known,
-// whatever PUSHPIPE_APP_KEYS holds. Every route that names an app asks it,
-// so a device write, a device delete, a campaign and a message refuse the
-// same apps with the same words.
-func (s *Server) checkApp(app string) error {
+// KnownApps is which apps campaigns and messages may name: the apps
+// file's when there is one, else those of the app keys, else (a
+// development API with neither) any. The API and `pushpipe send` both
+// ask it, from the same settings, so a campaign the API would refuse with
+// a 422 is not accepted by the CLI only to fail "no credentials".
+type KnownApps struct {
+	File  func(app string) bool // the apps file's apps; nil: no file
+	Keyed []string              // the apps with an app key
+}
+
+// Check is nil when app is known, else what is wrong and the fix that
+// works: with an apps file only its apps are known, whatever
+// PUSHPIPE_APP_KEYS holds.
+func (k KnownApps) Check(app string) error {
 	switch {
-	case s.knownApp(app):
+	case k.File != nil && k.File(app), k.File == nil && (len(k.Keyed) == 0 || slices.Contains(k.Keyed, app)):
 		return nil
-	case s.apps.Load().known != nil:
+	case k.File != nil:
 		return fmt.Errorf("app %q is not known to this API: add it to the --apps file and send SIGHUP", app)
 	default:
 		return fmt.Errorf("app %q is not known to this API: add it to PUSHPIPE_APP_KEYS and restart", app)

@@ -16,6 +16,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // campaignSchedule is the lifecycle part of POST /v1/campaigns: when it
@@ -31,7 +32,7 @@ func (cs campaignSchedule) apply(c *campaign.Campaign) error {
 	if cs.SendAt != "" {
 		at, err := campaign.ParseSendAt(cs.SendAt)
 		if err != nil {
-			return fmt.Errorf(`send_at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z", got %q`, cs.SendAt)
+			return fmt.Errorf(`send_at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z", got %q`, devices.Echo(cs.SendAt))
 		}
 		c.SendAt = at
 	}
@@ -118,15 +119,11 @@ func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request, _ []byte)
 	if !ok {
 		return
 	}
-	q := campaign.ListQuery{State: params.Get("state"), Before: params.Get("before")}
-	if v := params.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: must be a number from 1 to %d, got %q", campaign.MaxListLimit, v))
-			return
-		}
-		q.Limit = n
+	limit, ok := listLimit(w, params)
+	if !ok {
+		return
 	}
+	q := campaign.ListQuery{State: params.Get("state"), Before: params.Get("before"), Limit: limit}
 	if err := q.Validate(); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -152,6 +149,28 @@ func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request, _ []byte)
 	}
 }
 
+// listLimit reads a list route's ?limit=: 0 when it is left out (the
+// default page). It answers 400 itself, naming the range and the default,
+// and reports false. A number is echoed bare: `got "0"` read as if the
+// quotes were what was wrong.
+func listLimit(w http.ResponseWriter, params url.Values) (int, bool) {
+	v := params.Get("limit")
+	if v == "" {
+		return 0, true
+	}
+	n, err := strconv.Atoi(v)
+	if err == nil && n >= 1 && n <= campaign.MaxListLimit {
+		return n, true
+	}
+	got := v
+	if err != nil {
+		got = strconv.Quote(devices.Echo(v))
+	}
+	writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: must be a whole number from 1 to %d (default %d), got %s",
+		campaign.MaxListLimit, campaign.DefaultListLimit, got))
+	return 0, false
+}
+
 // queryParams reads r's query string, which may hold each of names once:
 // as the body's unknown fields, a misspelt filter (?status=running) or a
 // repeated one would otherwise be ignored, and the answer would look
@@ -167,10 +186,10 @@ func queryParams(w http.ResponseWriter, r *http.Request, names ...string) (url.V
 		switch {
 		case !slices.Contains(names, name):
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q: %s %s takes %s",
-				name, r.Method, r.URL.Path, strings.Join(names[:len(names)-1], ", ")+" and "+names[len(names)-1]))
+				devices.Echo(name), r.Method, r.URL.Path, strings.Join(names[:len(names)-1], ", ")+" and "+names[len(names)-1]))
 			return nil, false
 		case len(vs) > 1:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter %q is given %d times; give it once", name, len(vs)))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter %q is given %d times; give it once", devices.Echo(name), len(vs)))
 			return nil, false
 		}
 	}

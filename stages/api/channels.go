@@ -107,10 +107,10 @@ func pathUserID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	switch {
 	case errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(s, "-"):
 		// "must be a positive integer" of 99999999999999999999 read as wrong.
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("user_id: %s is out of range: at most %d", s, int64(math.MaxInt64)))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("user_id: %s is out of range: at most %d", devices.Echo(s), int64(math.MaxInt64)))
 		return 0, false
 	case err != nil || u <= 0:
-		writeError(w, http.StatusBadRequest, "user_id: must be a positive integer, got "+strconv.Quote(s))
+		writeError(w, http.StatusBadRequest, "user_id: must be a positive integer, got "+strconv.Quote(devices.Echo(s)))
 		return 0, false
 	}
 	return u, true

@@ -67,6 +67,9 @@ func TestMalformedSubscription(t *testing.T) {
 		// Positive, and past what an id can be: said so, not "must be positive".
 		{"/v1/channels/news/subscribers/99999999999999999999", "user_id: 99999999999999999999 is out of range: at most 9223372036854775807"},
 		{"/v1/channels/news/subscribers/-99999999999999999999", "user_id: must be a positive integer"},
+		// What a client sent comes back cut (devices.Echo), not whole.
+		{"/v1/channels/news/subscribers/" + strings.Repeat("a", 2000), `user_id: must be a positive integer, got "` + strings.Repeat("a", 64) + `…"`},
+		{"/v1/channels/news/subscribers/" + strings.Repeat("9", 2000), "user_id: " + strings.Repeat("9", 64) + "… is out of range"},
 	}
 	for _, tt := range tests {
 		for _, method := range []string{"PUT", "DELETE"} {

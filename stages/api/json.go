@@ -15,6 +15,8 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // writeJSON writes v with status. '<', '>' and '&' stay as they are: the
@@ -86,7 +88,7 @@ func decodeHinted(w http.ResponseWriter, body []byte, v any, hints map[string]st
 		return true
 	case errors.As(err, &sem) && errors.Is(sem.Err, jsonv2.ErrUnknownName) && hints[fieldName(sem.JSONPointer, 0)] != "":
 		f := fieldName(sem.JSONPointer, 0)
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown field %q: %s", f, hints[f]))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown field %q: %s", devices.Echo(f), hints[f]))
 	case len(bytes.TrimSpace(body)) == 0:
 		writeError(w, http.StatusBadRequest, "empty body: send a JSON object")
 	case trailing(body, err):
@@ -125,18 +127,18 @@ func jsonProblem(err error, skip int) string {
 	case errors.As(err, &val):
 		return val.msg // a type's own reading names the element and what it takes
 	case errors.As(err, &sem) && errors.Is(sem.Err, jsonv2.ErrUnknownName):
-		return fmt.Sprintf("unknown field %q (field names are case-sensitive)", fieldName(sem.JSONPointer, skip))
+		return fmt.Sprintf("unknown field %q (field names are case-sensitive)", devices.Echo(fieldName(sem.JSONPointer, skip)))
 	case errors.As(err, &sem):
 		where := "the body"
 		if f := fieldName(sem.JSONPointer, skip); f != "" {
-			where = "field " + strconv.Quote(f)
+			where = "field " + strconv.Quote(devices.Echo(f))
 		}
 		if limit := outOfRange(sem.GoType, sem.JSONKind, sem.JSONValue); limit != "" {
-			return fmt.Sprintf("%s: %s is out of range: %s", where, sem.JSONValue, limit)
+			return fmt.Sprintf("%s: %s is out of range: %s", where, devices.Echo(string(sem.JSONValue)), limit)
 		}
 		return fmt.Sprintf("%s: expected %s, got %s", where, expected(sem.GoType), got(sem.JSONKind, sem.JSONValue))
 	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
-		return fmt.Sprintf("duplicate field %q: give each field once", fieldName(syn.JSONPointer, skip))
+		return fmt.Sprintf("duplicate field %q: give each field once", devices.Echo(fieldName(syn.JSONPointer, skip)))
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "bad JSON: the body ends before its value does"
 	case errors.As(err, &syn):

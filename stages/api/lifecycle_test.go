@@ -23,6 +23,9 @@ func TestMalformedLifecycle(t *testing.T) {
 		{`{` + ok + `,"rate_per_second":-5}`, "rate_per_second: must be a whole number"},
 		{`{` + ok + `,"rate_per_second":2.5}`, `field "rate_per_second"`},
 		{`{` + ok + `,"priority":"urgent"}`, `priority: must be "normal" or "high"`},
+		{`{` + ok + `,"priority":"` + strings.Repeat("p", 2000) + `"}`, `got "` + strings.Repeat("p", 64) + `…"`},
+		{`{` + ok + `,"send_at":"` + strings.Repeat("t", 2000) + `"}`, `got "` + strings.Repeat("t", 64) + `…"`},
+		{`{` + ok + `,"` + strings.Repeat("f", 2000) + `":1}`, `unknown field "` + strings.Repeat("f", 64) + `…"`},
 		{`{"app":"a","channels":[1.5],"notification":{"title":"t"}}`, "channels"},
 	}
 	for _, tt := range tests {
@@ -36,9 +39,12 @@ func TestMalformedLifecycle(t *testing.T) {
 	}
 	for _, tt := range []struct{ query, want string }{
 		{"state=sleeping", `state: must be one of scheduled, splitting, running, done, canceled, failed, got "sleeping"`},
-		{"limit=0", "limit: must be a number from 1 to"},
-		{"limit=101", "limit: must be a number from 1 to"},
-		{"limit=x", "limit"},
+		{"limit=0", "limit: must be a whole number from 1 to 100 (default 20), got 0"},
+		{"limit=101", "limit: must be a whole number from 1 to 100 (default 20), got 101"},
+		{"limit=x", `limit: must be a whole number from 1 to 100 (default 20), got "x"`},
+		{"limit=" + strings.Repeat("9", 2000), `got "` + strings.Repeat("9", 64) + `…"`},
+		{"state=" + strings.Repeat("s", 2000), `got "` + strings.Repeat("s", 64) + `…"`},
+		{strings.Repeat("q", 2000) + "=1", `unknown query parameter "` + strings.Repeat("q", 64) + `…"`},
 		{"before=nope", "before"},
 		{"before=a%2Fb", "before: only letters, digits"},
 	} {

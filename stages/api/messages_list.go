@@ -3,9 +3,8 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"strconv"
+	"strings"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
@@ -19,19 +18,16 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, _ []byte) 
 	if !ok {
 		return
 	}
-	limit := 0
-	if v := params.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 || n > campaign.MaxListLimit {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: must be a number from 1 to %d, got %q", campaign.MaxListLimit, v))
-			return
-		}
-		limit = n
+	limit, ok := listLimit(w, params)
+	if !ok {
+		return
 	}
 	before := params.Get("before")
 	if before != "" {
 		if err := campaign.ValidateID(before); err != nil {
-			writeError(w, http.StatusBadRequest, "before: "+err.Error())
+			// As the campaigns' list says it: "before: id: ..." named
+			// a field the query has not.
+			writeError(w, http.StatusBadRequest, "before: "+strings.TrimPrefix(err.Error(), "id: "))
 			return
 		}
 	}

@@ -62,7 +62,9 @@ func TestListMessages(t *testing.T) {
 	}{
 		{"?before=c1", "before: no message c1"},
 		{"?before=nope", "before: no message nope"},
-		{"?limit=0", "limit: must be a number from 1 to 100"},
+		{"?limit=0", "limit: must be a whole number from 1 to 100 (default 20), got 0"},
+		{"?limit=-1", "limit: must be a whole number from 1 to 100 (default 20), got -1"},
+		{"?before=a%20b", "before: only letters, digits"},
 		{"?state=done", `unknown query parameter "state"`},
 	}
 	for _, tt := range tests {

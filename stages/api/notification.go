@@ -13,6 +13,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"golang.org/x/text/language"
 
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -85,7 +86,7 @@ func parseNotification(n *notificationRequest, priority, def string) (push.Conte
 		c.Priority = def
 	case push.PriorityHigh, push.PriorityNormal:
 	default:
-		return c, fmt.Errorf(`priority: must be "normal" or "high", got %q`, priority)
+		return c, fmt.Errorf(`priority: must be "normal" or "high", got %q`, devices.Echo(priority))
 	}
 	var errs []error
 	check := func(field, format string, args ...any) {

@@ -577,6 +577,8 @@ func TestUnknownRouteNamesTheReference(t *testing.T) {
 		{apiCall{method: "GET", path: "/v1/campaigns/c1/cancel", token: oaToken},
 			"no such endpoint: GET /v1/campaigns/c1/cancel (/v1/campaigns/c1/cancel takes POST)" + ref},
 		{apiCall{method: "GET", path: "/v1/campaigns/c1/", token: oaToken}, "no such endpoint: GET /v1/campaigns/c1/" + ref},
+		{apiCall{method: "GET", path: "/v1/" + strings.Repeat("x", 10_000), token: oaToken},
+			"no such endpoint: GET /v1/" + strings.Repeat("x", 60) + "…" + ref},
 	}
 	for _, tt := range tests {
 		status, _, body := srv.do(t, tt.give)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // Campaigns and direct messages are both rows of pipeline/campaign; their
@@ -61,7 +62,7 @@ func (s *Server) answerCreated(w http.ResponseWriter, kind, id string, createdCo
 func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string, fn func(ctx context.Context, id string) (any, error)) {
 	id := r.PathValue("id")
 	if err := campaign.ValidateID(id); err != nil {
-		writeError(w, http.StatusNotFound, "no "+kind+" "+id+": "+err.Error())
+		writeError(w, http.StatusNotFound, "no "+kind+" "+devices.Echo(id)+": "+err.Error())
 		return
 	}
 	if !s.haveDB(w) {

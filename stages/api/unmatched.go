@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 	"strings"
+
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // pathMethods knows which methods each path the API serves takes, so that
@@ -39,9 +41,12 @@ func (pm pathMethods) of(r *http.Request) []string {
 
 // unmatchedError is the 404's text for r, which no route matched.
 func (pm pathMethods) unmatchedError(r *http.Request) string {
-	msg := "no such endpoint: " + r.Method + " " + r.URL.Path
+	// The method and path are the client's, echoed cut: a 10 KB path
+	// came back twice in its 404.
+	path := devices.Echo(r.URL.Path)
+	msg := "no such endpoint: " + devices.Echo(r.Method) + " " + path
 	if ms := pm.of(r); len(ms) > 0 {
-		msg += " (" + r.URL.Path + " takes " + strings.Join(ms, " or ") + ")"
+		msg += " (" + path + " takes " + strings.Join(ms, " or ") + ")"
 	}
 	return msg + "; the routes are listed in GET " + OpenAPIPath + " (docs/API.md in the repository)"
 }
