@@ -20,18 +20,7 @@ import (
 // handle it a second time (TestBatchOutlastsRedisOutage's second row caught
 // this under load, 2 runs in 5).
 func TestOutlastDecides(t *testing.T) {
-	redis, err := localserver.StartRedis(localserver.RedisOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { redis.Close() })
-	c, err := NewRedis(redis.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	do := func(cmd rueidis.Completed) rueidis.RedisResult { return c.Do(t.Context(), cmd) }
-
+	c := redisClient(t)
 	tests := []struct {
 		name    string
 		other   string // what the other consumer did to the first entry: "", "claimed", "acked"
@@ -45,35 +34,7 @@ func TestOutlastDecides(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			keys := NewKeys("ol"+string(rune('a'+i)), 1)
-			stream := keys.Stream(StreamDedupe, 0)
-			r := NewRunner(c, keys, Options{Stage: "dedupe", Stream: StreamDedupe, Consumer: "d1"}, HandlerFunc(func(context.Context, *Batch) error { return nil }), zerolog.Nop(), nil)
-			if err := do(c.B().XgroupCreate().Key(stream).Group("dedupe").Id("0").Mkstream().Build()).Error(); err != nil {
-				t.Fatal(err)
-			}
-			b := &Batch{Stream: stream}
-			for range 2 {
-				id, err := do(c.B().Xadd().Key(stream).Id("*").FieldValue().FieldValue("n", "1").Build()).ToString()
-				if err != nil {
-					t.Fatal(err)
-				}
-				b.Entries = append(b.Entries, Entry{ID: id})
-			}
-			if err := do(c.B().Xreadgroup().Group("dedupe", "d1").Count(2).Streams().Key(stream).Id(">").Build()).Error(); err != nil {
-				t.Fatal(err)
-			}
-			first := b.Entries[0].ID
-			switch tt.other {
-			case "claimed", "acked":
-				if err := do(c.B().Xclaim().Key(stream).Group("dedupe").Consumer("d2").MinIdleTime("0").Id(first).Justid().Build()).Error(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if tt.other == "acked" {
-				if err := do(c.B().Xack().Key(stream).Group("dedupe").Id(first).Build()).Error(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			r, b := ownedBatch(t, c, "ol"+string(rune('a'+i)), tt.other, false)
 			since := time.Now().Add(-time.Second).UnixNano()
 			if tt.unkept {
 				b.unkept.Store(time.Now().UnixNano())
@@ -91,18 +52,7 @@ func TestOutlastDecides(t *testing.T) {
 // consumer's, and a dead letter of ours would be a second one, or one for
 // work that succeeded. An entry our own earlier try acked is not a reason.
 func TestCommitWithDeadLettersChecksOwnership(t *testing.T) {
-	redis, err := localserver.StartRedis(localserver.RedisOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { redis.Close() })
-	c, err := NewRedis(redis.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	do := func(cmd rueidis.Completed) rueidis.RedisResult { return c.Do(t.Context(), cmd) }
-
+	c := redisClient(t)
 	tests := []struct {
 		name      string
 		other     string // what another consumer did to the first entry
@@ -116,41 +66,14 @@ func TestCommitWithDeadLettersChecksOwnership(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			keys := NewKeys("cm"+string(rune('a'+i)), 1)
-			stream := keys.Stream(StreamDedupe, 0)
-			r := NewRunner(c, keys, Options{Stage: "dedupe", Stream: StreamDedupe, Consumer: "d1"}, HandlerFunc(func(context.Context, *Batch) error { return nil }), zerolog.Nop(), nil)
-			if err := do(c.B().XgroupCreate().Key(stream).Group("dedupe").Id("0").Mkstream().Build()).Error(); err != nil {
-				t.Fatal(err)
-			}
-			b := &Batch{Stream: stream}
-			for range 2 {
-				id, err := do(c.B().Xadd().Key(stream).Id("*").FieldValue().FieldValue("n", "1").Build()).ToString()
-				if err != nil {
-					t.Fatal(err)
-				}
-				b.Entries = append(b.Entries, Entry{ID: id, Fields: map[string]string{"n": "1"}})
-			}
-			if err := do(c.B().Xreadgroup().Group("dedupe", "d1").Count(2).Streams().Key(stream).Id(">").Build()).Error(); err != nil {
-				t.Fatal(err)
-			}
-			first := b.Entries[0].ID
-			if tt.other != "" {
-				if err := do(c.B().Xclaim().Key(stream).Group("dedupe").Consumer("d2").MinIdleTime("0").Id(first).Justid().Build()).Error(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if tt.other == "acked" || tt.selfAcked {
-				if err := do(c.B().Xack().Key(stream).Group("dedupe").Id(first).Build()).Error(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			r, b := ownedBatch(t, c, "cm"+string(rune('a'+i)), tt.other, tt.selfAcked)
 			b.selfAcked = tt.selfAcked
 			b.DeadLetter(0, errors.New("poison"))
 			_, err := r.commit(t.Context(), b)
 			if lost := errors.Is(err, ErrLostOwnership); lost != tt.wantLost || err != nil && !lost {
 				t.Fatalf("commit: %v; want lost ownership %v", err, tt.wantLost)
 			}
-			dead, err := do(c.B().Xlen().Key(keys.DLQ()).Build()).AsInt64()
+			dead, err := c.Do(t.Context(), c.B().Xlen().Key(r.keys.DLQ()).Build()).AsInt64()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,4 +82,57 @@ func TestCommitWithDeadLettersChecksOwnership(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ownedBatch is a runner of consumer d1 on its own keys, and a batch of two
+// entries d1 read; other says what consumer d2 did to the first one since
+// ("claimed", "acked": claimed and acked, or ""), ackedByUs that d1 acked it.
+func ownedBatch(t *testing.T, c rueidis.Client, prefix, other string, ackedByUs bool) (*Runner, *Batch) {
+	t.Helper()
+	do := func(cmd rueidis.Completed) rueidis.RedisResult { return c.Do(t.Context(), cmd) }
+	keys := NewKeys(prefix, 1)
+	stream := keys.Stream(StreamDedupe, 0)
+	r := NewRunner(c, keys, Options{Stage: "dedupe", Stream: StreamDedupe, Consumer: "d1"}, HandlerFunc(func(context.Context, *Batch) error { return nil }), zerolog.Nop(), nil)
+	if err := do(c.B().XgroupCreate().Key(stream).Group("dedupe").Id("0").Mkstream().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	b := &Batch{Stream: stream}
+	for range 2 {
+		id, err := do(c.B().Xadd().Key(stream).Id("*").FieldValue().FieldValue("n", "1").Build()).ToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Entries = append(b.Entries, Entry{ID: id, Fields: map[string]string{"n": "1"}})
+	}
+	if err := do(c.B().Xreadgroup().Group("dedupe", "d1").Count(2).Streams().Key(stream).Id(">").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	first := b.Entries[0].ID
+	if other != "" {
+		if err := do(c.B().Xclaim().Key(stream).Group("dedupe").Consumer("d2").MinIdleTime("0").Id(first).Justid().Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if other == "acked" || ackedByUs {
+		if err := do(c.B().Xack().Key(stream).Group("dedupe").Id(first).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r, b
+}
+
+// redisClient starts a Redis server for one test and a client of it.
+func redisClient(t *testing.T) rueidis.Client {
+	t.Helper()
+	redis, err := localserver.StartRedis(localserver.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { redis.Close() })
+	c, err := NewRedis(redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
