@@ -71,16 +71,26 @@ func DatabaseT(t testing.TB, p *Postgres) string {
 	return url
 }
 
-// MigratedT is DatabaseT migrated to this tree's schema, with a pool of it
-// closed at the test's end: what a test of the stores needs.
-func MigratedT(t testing.TB, p *Postgres) (string, *pgxpool.Pool) {
+// MigratedDatabaseT is DatabaseT migrated to this tree's schema: a copy of
+// a database that schema.Migrate migrated once on p, the same tables,
+// indexes and goose version as migrating each, in a fraction of the time
+// (a package's tests each take one).
+func MigratedDatabaseT(t testing.TB, p *Postgres) string {
 	t.Helper()
-	url := DatabaseT(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := schema.Migrate(ctx, url); err != nil {
+	url, err := p.NewDatabaseFrom(ctx, "migrated", schema.Migrate)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return url
+}
+
+// MigratedT is MigratedDatabaseT with a pool of it closed at the test's
+// end: what a test of the stores needs.
+func MigratedT(t testing.TB, p *Postgres) (string, *pgxpool.Pool) {
+	t.Helper()
+	url := MigratedDatabaseT(t, p)
 	db, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
