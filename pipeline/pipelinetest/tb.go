@@ -86,11 +86,18 @@ func MigratedDatabaseT(t testing.TB, p *Postgres) string {
 	return url
 }
 
-// MigratedT is MigratedDatabaseT with a pool of it closed at the test's
-// end: what a test of the stores needs.
+// MigratedT is DatabaseT migrated to this tree's schema, with a pool of it
+// closed at the test's end: what a test of the stores needs. It migrates
+// in place, not from MigratedDatabaseT's template: its callers mostly give
+// it a server of their own, where a template would be one database more.
 func MigratedT(t testing.TB, p *Postgres) (string, *pgxpool.Pool) {
 	t.Helper()
-	url := MigratedDatabaseT(t, p)
+	url := DatabaseT(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := schema.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
 	db, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
