@@ -20,7 +20,6 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 	"github.com/pushpipe/pushpipe/stages/dedupe"
 	"github.com/pushpipe/pushpipe/stages/resolve"
 	"github.com/pushpipe/pushpipe/stages/split"
@@ -73,10 +72,7 @@ type fixture struct {
 func newFixture(t testing.TB, addrs string) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	url := pipelinetest.DatabaseT(t, env.Postgres)
-	if err := schema.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
+	url := pipelinetest.MigratedDatabaseT(t, env.Postgres)
 	db, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatal(err)

@@ -16,15 +16,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 func importDB(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
-	url := pipelinetest.DatabaseT(tb, env.Postgres)
-	if err := schema.Migrate(context.Background(), url); err != nil {
-		tb.Fatal(err)
-	}
+	url := pipelinetest.MigratedDatabaseT(tb, env.Postgres)
 	db, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		tb.Fatal(err)

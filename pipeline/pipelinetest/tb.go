@@ -78,8 +78,25 @@ func DatabaseT(t testing.TB, p *Postgres) string {
 	return url
 }
 
+// MigratedDatabaseT is DatabaseT migrated to this tree's schema: a copy of
+// a database that schema.Migrate migrated once on p, the same tables,
+// indexes and goose version as migrating each, in a fraction of the time
+// (a package's tests each take one).
+func MigratedDatabaseT(t testing.TB, p *Postgres) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url, err := p.NewDatabaseFrom(ctx, "migrated", schema.Migrate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
 // MigratedT is DatabaseT migrated to this tree's schema, with a pool of it
-// closed at the test's end: what a test of the stores needs.
+// closed at the test's end: what a test of the stores needs. It migrates
+// in place, not from MigratedDatabaseT's template: its callers mostly give
+// it a server of their own, where a template would be one database more.
 func MigratedT(t testing.TB, p *Postgres) (string, *pgxpool.Pool) {
 	t.Helper()
 	url := DatabaseT(t, p)

@@ -12,7 +12,6 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/pipeline/prefs"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 var env *pipelinetest.Env
@@ -26,10 +25,7 @@ func TestMain(m *testing.M) {
 // read a row before a newer update landed never overwrites that update.
 func TestLoadRebuildsFromPostgres(t *testing.T) {
 	ctx := context.Background()
-	url := pipelinetest.DatabaseT(t, env.Postgres)
-	if err := schema.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
+	url := pipelinetest.MigratedDatabaseT(t, env.Postgres)
 	db, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 // The credentials of the auth and limits tests.
@@ -57,10 +56,7 @@ func secConfig(tb testing.TB, cfg Config, withDB bool) Config {
 	}
 	tb.Cleanup(rdb.Close)
 	if withDB {
-		url := pipelinetest.DatabaseT(tb, env.Postgres)
-		if err := schema.Migrate(context.Background(), url); err != nil {
-			tb.Fatal(err)
-		}
+		url := pipelinetest.MigratedDatabaseT(tb, env.Postgres)
 		db, err := pgxpool.New(context.Background(), url)
 		if err != nil {
 			tb.Fatal(err)

@@ -41,6 +41,7 @@ func (w *watchWriter) count(s string) int {
 // gets SIGHUP while the first app's campaign is sending: the third app's
 // campaign goes out with no restart, and the first campaign loses nothing.
 func TestDeliverProcessAppsFileAndSIGHUP(t *testing.T) {
+	t.Parallel() // mostly waiting (a process starting, a reload), on uncapped fakes of its own
 	f := newFixture(t)
 	const users = 300
 	apps := []*appUnderTest{

@@ -20,7 +20,6 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 	"github.com/pushpipe/pushpipe/stages/deliver/apns"
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/fcm"
@@ -78,10 +77,7 @@ func newFixtureOn(t testing.TB, redisAddr string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
-	url := pipelinetest.DatabaseT(t, env.Postgres)
-	if err := schema.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
+	url := pipelinetest.MigratedDatabaseT(t, env.Postgres)
 	db, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatal(err)

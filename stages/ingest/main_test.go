@@ -18,7 +18,6 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 var env *pipelinetest.Env
@@ -40,10 +39,7 @@ func testKeys() pipeline.Keys {
 // testDB creates a fresh migrated database and returns its URL and a pool.
 func testDB(t testing.TB, conns int32) (string, *pgxpool.Pool) {
 	t.Helper()
-	url := pipelinetest.DatabaseT(t, env.Postgres)
-	if err := schema.Migrate(context.Background(), url); err != nil {
-		t.Fatal(err)
-	}
+	url := pipelinetest.MigratedDatabaseT(t, env.Postgres)
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)

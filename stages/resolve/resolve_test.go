@@ -18,7 +18,6 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 	"github.com/pushpipe/pushpipe/stages/resolve"
 )
 
@@ -37,10 +36,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, addrs string) *fixture {
 	t.Helper()
-	url := pipelinetest.DatabaseT(t, env.Postgres)
-	if err := schema.Migrate(context.Background(), url); err != nil {
-		t.Fatal(err)
-	}
+	url := pipelinetest.MigratedDatabaseT(t, env.Postgres)
 	db, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)

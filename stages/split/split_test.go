@@ -21,7 +21,6 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 	"github.com/pushpipe/pushpipe/stages/split"
 )
 
@@ -40,10 +39,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	url := pipelinetest.DatabaseT(t, env.Postgres)
-	if err := schema.Migrate(context.Background(), url); err != nil {
-		t.Fatal(err)
-	}
+	url := pipelinetest.MigratedDatabaseT(t, env.Postgres)
 	db, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,6 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
@@ -30,10 +29,7 @@ import (
 // would; it returns the database URL.
 func (f *fixture) seedCampaign(campaign string, n int) string {
 	f.t.Helper()
-	url := pipelinetest.DatabaseT(f.t, env.Postgres)
-	if err := schema.Migrate(f.ctx, url); err != nil {
-		f.t.Fatal(err)
-	}
+	url := pipelinetest.MigratedDatabaseT(f.t, env.Postgres)
 	db, err := pgxpool.New(f.ctx, url)
 	if err != nil {
 		f.t.Fatal(err)

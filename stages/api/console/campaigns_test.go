@@ -80,6 +80,7 @@ func (b *bed) launchWith(allArgs []string, users int64, tps int, sink string, fa
 // bar full, on the list and on its own page with its failures by reason;
 // the pipeline page shows the stages' consumers.
 func TestNewCampaignRunsToDone(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	// 300 users under the campaign's own cap of 20 sends/s (the form's
 	// rate, one cluster-wide schedule in Redis): at least 15 s between the
@@ -172,6 +173,7 @@ func TestNewCampaignRunsToDone(t *testing.T) {
 // value (it had none while splitting), and the audience shows beside the
 // targets.
 func TestCappedCampaignBarGoesByItsAudience(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	const users, rate = 600, 20
 	b.launchWith([]string{"--split-paced-ahead", "4s", "--split-range-size", "50"}, users, 1000, bench.SinkNull)
@@ -189,6 +191,7 @@ func TestCappedCampaignBarGoesByItsAudience(t *testing.T) {
 // TestTitleIsText: a campaign titled with markup shows the markup as text:
 // no element made of it, no dialog, no request for its image.
 func TestTitleIsText(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	const evil = `<img src=x onerror=alert(1)>`
 	b.signIn()
@@ -236,6 +239,7 @@ func TestTitleIsText(t *testing.T) {
 // entry is taken back and nothing was sent. Canceled, its page and the
 // list still say when it was to start: a bare "canceled" hid the time.
 func TestScheduleAndCancel(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	b.signIn()
 	at := time.Now().UTC().Add(time.Hour).Format("2006-01-02T15:04")
@@ -357,6 +361,7 @@ func (b *bed) measure(list context.Context) {
 // TestUnknownAppRefused: the form refuses an app the API does not know, as
 // POST /v1/campaigns does (422), naming it; nothing is stored.
 func TestUnknownAppRefused(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	b.expect("status of 400") // the refused form, answered 400 with its error
 	b.signIn()
@@ -383,6 +388,7 @@ func TestUnknownAppRefused(t *testing.T) {
 // form: a local time taken for UTC, or yesterday's date, sent the
 // campaign to everyone on the spot.
 func TestPastSendAtRefused(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		ago  time.Duration
@@ -392,6 +398,7 @@ func TestPastSendAtRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			b.expect("status of 400") // the refused form
 			b.signIn()
@@ -426,6 +433,7 @@ func TestPastSendAtRefused(t *testing.T) {
 // without "allow_empty". The form used to create it: a typo ("ch9" for
 // "ch0") was sent to nobody and reported done 0/0, as if it had worked.
 func TestEmptyAudienceRefused(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		seed       bool // 10 users with a device each, subscribed to ch0
@@ -440,6 +448,7 @@ func TestEmptyAudienceRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			if tt.seed {
 				if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
@@ -483,6 +492,7 @@ func TestEmptyAudienceRefused(t *testing.T) {
 // there are older ones. It used to offer the link under every full page,
 // so a last page of exactly 20 led to an empty one.
 func TestListPages(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		n     int
@@ -497,6 +507,7 @@ func TestListPages(t *testing.T) {
 	card := regexp.MustCompile(`data-campaign="([^"]+)"`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			var want []string // newest first
 			for i := range tt.n {
@@ -541,6 +552,7 @@ func TestListPages(t *testing.T) {
 // other content is refused, naming the campaign it made. Without an Id,
 // each post used to get a fresh id: two campaigns, everyone notified twice.
 func TestFormPostedTwiceIsOneCampaign(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		second func(url.Values) // how the second post differs
@@ -558,6 +570,7 @@ func TestFormPostedTwiceIsOneCampaign(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			_, page := b.get("/ui/campaigns/new")
 			form := url.Values{"csrf": {field(page, "csrf")}, "app": {app}, "channels": {"ch0"}, "title": {"Once"},
@@ -594,6 +607,7 @@ func TestFormPostedTwiceIsOneCampaign(t *testing.T) {
 // used for a different campaign", which sends the operator looking for a
 // campaign that does not exist.
 func TestFormGivenAMessagesID(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, b.url+"/v1/messages",
 		strings.NewReader(`{"id":"chat-7","app":"`+app+`","users":[7],"notification":{"body":"hi"}}`))
@@ -625,6 +639,7 @@ func TestFormGivenAMessagesID(t *testing.T) {
 // object shows as such. "null" made the preview throw (the bed fails a
 // test on any exception in the page) and stop following the fields.
 func TestPreviewFollowsAnyData(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		data string
 		key  string // the preview's data key
@@ -654,6 +669,7 @@ func TestPreviewFollowsAnyData(t *testing.T) {
 // fails partway (its scheduled start cannot be taken back), with the advice
 // to try again. Every failure used to be a 409 with the model's error.
 func TestCancelOutcomes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		id     string
@@ -683,6 +699,7 @@ func TestCancelOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			tt.setup(b)
 			_, form := b.get("/ui/campaigns/new")
@@ -715,6 +732,7 @@ func (b *bed) create(id string, sendAt time.Time) {
 // page of 20 cost 21 queries and 20 more Redis round trips a second, per
 // open list.
 func TestListRefreshCost(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	cost := func() (queries, redis int64) {
 		t.Helper()
@@ -748,6 +766,7 @@ func TestListRefreshCost(t *testing.T) {
 // counted by then, fewer than the campaign made, until reloaded. The sends
 // are counted behind the page's back (the counters in Redis); no stage runs.
 func TestCanceledPageCountsSendsInFlight(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	b.create("c1", time.Time{})
 	if _, err := campaign.Cancel(t.Context(), b.rdb, b.db, b.keys, "c1"); err != nil {
@@ -796,6 +815,7 @@ func TestCanceledPageCountsSendsInFlight(t *testing.T) {
 // came too late, says there is nothing left to cancel, and asks nothing.
 // It asked "Cancel c1? It is done: …", under the 409 saying it could not be.
 func TestFinishedCampaignIsNotOfferedACancel(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		method string
@@ -806,6 +826,7 @@ func TestFinishedCampaignIsNotOfferedACancel(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			b.create("c1", time.Time{})
 			if _, err := b.db.Exec(t.Context(), `UPDATE campaigns SET state = 'done' WHERE id = 'c1'`); err != nil {
@@ -843,6 +864,7 @@ func TestFinishedCampaignIsNotOfferedACancel(t *testing.T) {
 // refreshes, so it stayed an empty grid from 0 to 1 under "Sends per
 // second", as if the campaign had sent nothing.
 func TestSettledCampaignHasNoEmptyChart(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		state string
@@ -855,6 +877,7 @@ func TestSettledCampaignHasNoEmptyChart(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			b.create("c1", time.Time{})
 			if tt.sends {
@@ -885,6 +908,7 @@ func TestSettledCampaignHasNoEmptyChart(t *testing.T) {
 // not found", and an operator looked for a server that was down. A cursor
 // that names one still pages.
 func TestListBeforeNothing(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	b.create("c1", time.Time{})
 	tests := []struct {
@@ -916,6 +940,7 @@ func TestListBeforeNothing(t *testing.T) {
 // (the API keeps Data's text): JSON.parse made them the nearest double,
 // 9007199254740992, in both payloads.
 func TestPreviewKeepsLargeIntegers(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		preview string // data-preview key
 		want    string // in its text

@@ -19,6 +19,7 @@ import (
 // next; past what the page read, it says so and gives the command that
 // reads every event.
 func TestCampaignUserLookup(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	b.create("launch-1", time.Time{})
 	// What deliver leaves of three devices: user 42's two (one sent, one

@@ -17,6 +17,7 @@ import (
 // 119,917": a campaign that sent to more than it targeted, to anyone who
 // did not know a person has several devices.
 func TestCountsSayWhatTheyCount(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	// A message needs an app with devices.
 	if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
@@ -58,6 +59,7 @@ func TestCountsSayWhatTheyCount(t *testing.T) {
 // said "created 0s ago" for as long as the page stayed open: the README's
 // own screenshot showed a 30-second run "created 0s ago".
 func TestCreatedIsATime(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
 		t.Fatal(err)

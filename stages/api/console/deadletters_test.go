@@ -71,6 +71,7 @@ func (b *bed) deliverLen() int64 {
 // the list shows them, Retry puts one back into its stream, Drop asks
 // first and deletes the other.
 func TestDeadLetterRetryAndDrop(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	b.deadLetters(2)
 	before := b.deliverLen()
@@ -112,6 +113,7 @@ func TestDeadLetterRetryAndDrop(t *testing.T) {
 // on the list and on its own page; a well-formed one keeps its Retry. Both
 // pages used to offer Retry for it, which could only end in a refusal.
 func TestMalformedDeadLetterOffersNoRetry(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	add := func(stream string) string {
 		t.Helper()
@@ -148,6 +150,7 @@ func TestMalformedDeadLetterOffersNoRetry(t *testing.T) {
 // "2 dead letters in all; the oldest 0 matching are shown" above "No dead
 // letters.": an empty queue, at a glance, with two waiting.
 func TestDeadLetterFilterSaysWhatItHides(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	b.deadLetters(2) // from deliver
 	tests := []struct {

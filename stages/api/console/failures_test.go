@@ -24,6 +24,7 @@ import (
 // by campaign.Reasons), shows each reason once with its devices summed,
 // most first, with a bar each, its text escaped, without a reload.
 func TestFailuresByReason(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	ctx := t.Context()
 	// No stage runs: the campaign stays where it is, and only the test
@@ -78,6 +79,7 @@ func TestFailuresByReason(t *testing.T) {
 // the reasons deliver recorded: the same table campaign.Reasons reads, and
 // its devices add up to the campaign's failed and invalid ones.
 func TestFailuresAtProvider(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	b.launch(300, 1000, bench.SinkFake, "--unregistered-rate", "0.2", "--bad-token-rate", "0.1")
 	if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "bad-1", App: app, Channels: []string{"ch0"}, Title: "Refused"}); err != nil {
@@ -134,6 +136,7 @@ func TestFailuresAtProvider(t *testing.T) {
 // each refresh carries), fed at a clock the test sets, with the page's
 // polling stopped, so the rates are exact.
 func TestChartFromZero(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		sent []int // the sent count at each of the 1 s apart samples
@@ -144,6 +147,7 @@ func TestChartFromZero(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "c1", App: app, Channels: []string{"nobody"}, Title: "Chart"}); err != nil {
 				t.Fatal(err)
@@ -183,6 +187,7 @@ func TestChartFromZero(t *testing.T) {
 // charts a rate above zero. The chart used to count sent devices alone,
 // and showed zero beside a Rate that counted the failures.
 func TestChartCountsWhatTheRateCounts(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "c1", App: app, Channels: []string{"nobody"}, Title: "Chart"}); err != nil {
 		t.Fatal(err)
@@ -205,6 +210,7 @@ func TestChartCountsWhatTheRateCounts(t *testing.T) {
 // writes local time: in Tokyo a send at 19:51 UTC read 4:51am on the chart,
 // beside "Last send 19:51:35 UTC".
 func TestChartTimesAreUTC(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	if _, err := chromedp.Call(b.tab, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"}); err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ import (
 // time to live too large to be a duration overflowed, and the refusal
 // named a number nobody typed.
 func TestFormRefusesWhatTheAPIRefuses(t *testing.T) {
+	t.Parallel()
 	later := time.Now().UTC().Add(2 * time.Hour).Format("2006-01-02T15:04")
 	farOff := time.Now().UTC().Add(100 * 24 * time.Hour).Format("2006-01-02T15:04")
 	tests := []struct {
@@ -54,6 +55,7 @@ func TestFormRefusesWhatTheAPIRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			// A real audience: what the form let through was created.
 			if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
@@ -91,6 +93,7 @@ func TestFormRefusesWhatTheAPIRefuses(t *testing.T) {
 // form now refuses that, TestFormRefusesWhatTheAPIRefuses, but an operator
 // who picked a time had still to find the radio).
 func TestPickingATimeChoosesAt(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
 		t.Fatal(err)
@@ -130,6 +133,7 @@ func TestPickingATimeChoosesAt(t *testing.T) {
 // carried were ignored, and the campaign went out plain, at normal
 // priority.
 func TestFormSetsTheNotificationObject(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		fields   url.Values // the form's fields beyond app, channels and the rest
@@ -210,6 +214,7 @@ func TestFormSetsTheNotificationObject(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			_, page := b.get("/ui/campaigns/new")
 			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
@@ -271,6 +276,7 @@ func TestFormSetsTheNotificationObject(t *testing.T) {
 // the preview, and creates a high-priority campaign whose notification is
 // what the API stores for the same object.
 func TestFormSendsANotificationFromTheBrowser(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
 		t.Fatal(err)

@@ -33,7 +33,6 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 	"github.com/pushpipe/pushpipe/stages/api"
 )
 
@@ -131,6 +130,9 @@ func (r *recorder) snapshot() (requests, errors, dialogs []string) {
 }
 
 // newBed starts the API on a fresh key prefix and database and opens a tab.
+// Nothing of a bed is shared with another test's (the browser is, but not
+// its contexts), so a test with a bed calls t.Parallel: most of its time
+// is spent waiting on the browser and the pages' refreshes.
 // At cleanup it saves a screenshot of the tab under the test's artifact
 // directory and fails the test if the page logged an error, opened a dialog
 // or made a request anywhere but the API.
@@ -141,10 +143,7 @@ func newBed(t *testing.T) *bed {
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
-	url := pipelinetest.DatabaseT(t, env.Postgres)
-	if err := schema.Migrate(t.Context(), url); err != nil {
-		t.Fatal(err)
-	}
+	url := pipelinetest.MigratedDatabaseT(t, env.Postgres)
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)

@@ -64,6 +64,7 @@ func (b *bed) messageReport(id string) campaign.MessageReport {
 // pipeline page shows the express lanes the messages went through, per
 // partition.
 func TestDirectMessages(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	b.startStages(20, 1000)
 	b.signIn()
@@ -180,6 +181,7 @@ func TestDirectMessages(t *testing.T) {
 // record is made final behind the open page's back (the model's state in
 // PostgreSQL, the message's counters in Redis), no stage runs.
 func TestFinishedPagesStopPolling(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		path   string
@@ -201,6 +203,7 @@ func TestFinishedPagesStopPolling(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			tt.start(b)
 			b.signIn()
@@ -243,6 +246,7 @@ func TestFinishedPagesStopPolling(t *testing.T) {
 // to "There is no campaign …" or "There is no direct message …", of an id
 // that exists.
 func TestIDOpensItsOwnKind(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
 		t.Fatal(err)

@@ -40,6 +40,7 @@ func (b *bed) within(d time.Duration, actions ...chromedp.Action[chromedp.Void])
 // current: an operator watching a launch would take a stalled page for a
 // stalled campaign (or the reverse).
 func TestLiveOutage(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		fail  func(b *bed)
@@ -54,6 +55,7 @@ func TestLiveOutage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			b.expect("status of 503") // the refreshes the outage fails
 			if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "o1", App: app, Channels: []string{"nobody"}, Title: "Outage"}); err != nil {
@@ -75,6 +77,7 @@ func TestLiveOutage(t *testing.T) {
 // letters: 0", "0 dead letters in all"; in an outage the operator is told
 // the campaigns are gone or the pipeline is clean.
 func TestUnreadableIsNotEmpty(t *testing.T) {
+	t.Parallel()
 	pgDown := func(b *bed) { b.db.Close() }
 	// The dead-letter stream unreadable while the sessions still are (on
 	// a cluster they are on different nodes): a value of the wrong type
@@ -101,6 +104,7 @@ func TestUnreadableIsNotEmpty(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			tt.fail(b)
 			_, body := b.get(tt.path)
@@ -128,6 +132,7 @@ func TestUnreadableIsNotEmpty(t *testing.T) {
 // ("load campaign \"o1\": context deadline exceeded"): whether to wait, to
 // reload, or which server had stalled, the operator could not tell.
 func TestUnavailableSaysWhatNext(t *testing.T) {
+	t.Parallel()
 	const (
 		tries  = "This part tries again every second."
 		reload = "Reload the page in a moment."
@@ -194,6 +199,7 @@ func TestUnavailableSaysWhatNext(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "o1", App: app, Channels: []string{"nobody"}, Title: "Outage"}); err != nil {
 				t.Fatal(err)
@@ -222,6 +228,7 @@ func TestUnavailableSaysWhatNext(t *testing.T) {
 // holding the wrong kind of value", a dial error naming a host and port).
 // The same failure again keeps its reference and is logged once.
 func TestUnavailableHidesTheError(t *testing.T) {
+	t.Parallel()
 	// A value of the wrong type at a key the part reads: Redis answers
 	// WRONGTYPE, while the sessions still work.
 	wrongType := func(key func(b *bed) []string) func(b *bed) {
@@ -267,6 +274,7 @@ func TestUnavailableHidesTheError(t *testing.T) {
 	ref := regexp.MustCompile(`the API's log has the error under ref ([0-9a-f]{8}) \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			tt.setup(b)
 			var body string

@@ -28,12 +28,20 @@ import (
 // PostgreSQL is a server of the test's own, stopped for real (the shared
 // one serves the other tests), under the bed's Redis and sessions.
 func TestLaunchWithPostgresDown(t *testing.T) {
-	b := newBed(t)
+	t.Parallel()
+	// Its own server, database and API, made before the bed: cleanups run
+	// last first, so they close after the bed has checked its tab and
+	// closed it. Closed before, they failed the page's last refreshes (a
+	// refused connection, a 503), which the bed counts as the page's
+	// errors, on a loaded machine.
 	pg := pipelinetest.PostgresT(t)
 	_, db := pipelinetest.MigratedT(t, pg)
-	srv := httptest.NewServer(api.New(api.Config{Redis: b.rdb, DB: db, Keys: b.keys, Log: zerolog.Nop(),
-		Auth: api.Auth{AdminToken: adminToken, AppKeys: map[string]string{app: appKey}}}))
+	srv := httptest.NewUnstartedServer(nil)
 	t.Cleanup(srv.Close)
+	b := newBed(t)
+	srv.Config.Handler = api.New(api.Config{Redis: b.rdb, DB: db, Keys: b.keys, Log: zerolog.Nop(),
+		Auth: api.Auth{AdminToken: adminToken, AppKeys: map[string]string{app: appKey}}})
+	srv.Start()
 	b.url, b.db = srv.URL, db
 
 	if _, _, err := campaign.Create(t.Context(), b.rdb, db, b.keys, campaign.Campaign{ID: "launch-1", App: app, Channels: []string{"ch0"}, Title: "Launch"}); err != nil {

@@ -20,6 +20,7 @@ import (
 // says so. Every make dev showed the results stream's thousands of entries
 // beside "the stage has not started", for a webhook nobody had configured.
 func TestOptionalStageSaysSo(t *testing.T) {
+	t.Parallel()
 	b := newBed(t) // no stage has run: no group anywhere
 	_, body := b.get("/ui/pipeline")
 	tests := []struct {
@@ -53,6 +54,8 @@ func TestOptionalStageSaysSo(t *testing.T) {
 // time, which on Redis 7.0 grows on a quiet stream as on a dead process.
 // A stage whose live process's handler hangs reads stuck.
 func TestPipelineSaysWhichStagesRun(t *testing.T) {
+	// Not parallel: its stages beat every 200 ms and it reads the page
+	// 800 ms later, a window that other tests' load could make it miss.
 	b := newBed(t)
 	hang := make(chan struct{})
 	defer close(hang)
@@ -181,6 +184,7 @@ func TestPipelineSaysWhichStagesRun(t *testing.T) {
 // A direct message's page does the same for the stages a message goes
 // through, dedupe and deliver.
 func TestCampaignPageSaysWhatItWaitsOn(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	b.create("c1", time.Time{})
 	b.sendMessage("dm-1", "Your order shipped", []int64{1})

@@ -21,6 +21,7 @@ import (
 // answer; the operator token gives an HttpOnly, SameSite=Strict, expiring
 // cookie; sign-out ends the session (the old cookie no longer works).
 func TestSignIn(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	b.expect("status of 401")
 	for _, tok := range []string{"not-the-token-0123456789", appKey} {
@@ -72,6 +73,7 @@ func TestSignIn(t *testing.T) {
 // signed-in browser without the CSRF token is refused, and so is one from
 // another origin with it; the same POST with the token works.
 func TestSecurityHeadersAndCSRF(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	for _, path := range []string{"/ui/signin", "/ui/campaigns", "/ui/static/console.js", "/ui/nowhere"} {
 		resp, err := http.Get(b.url + path)
@@ -126,6 +128,7 @@ func TestSecurityHeadersAndCSRF(t *testing.T) {
 // TestPhoneWidth: at 375 px no page scrolls sideways, and the navigation
 // is reachable with the keyboard.
 func TestPhoneWidth(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	b.run(chromedp.EmulateViewport(375, 740, chromedp.EmulateMobile, chromedp.EmulatePortrait))
 	b.signIn()
@@ -148,6 +151,7 @@ func TestPhoneWidth(t *testing.T) {
 // that campaign. It used to lead to the campaign list: mid-launch the
 // operator had to find the campaign again.
 func TestExpiredSessionLeadsBack(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "watched", App: app, Channels: []string{"nobody"}, Title: "Watched"}); err != nil {
 		t.Fatal(err)
@@ -172,6 +176,7 @@ func TestExpiredSessionLeadsBack(t *testing.T) {
 // console had let go; a sign-out said nothing either. A browser that never
 // signed in is told nothing it did not do.
 func TestSignInSaysWhy(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		before func(b *bed) // leads the tab to the sign-in form
@@ -195,6 +200,7 @@ func TestSignInSaysWhy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "watched", App: app, Channels: []string{"nobody"}, Title: "Watched"}); err != nil {
 				t.Fatal(err)
@@ -213,6 +219,7 @@ func TestSignInSaysWhy(t *testing.T) {
 // token" with the right token in the field. A wrong token with spaces is
 // still wrong.
 func TestSignInTakesAPastedToken(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	tests := []struct {
 		name, token string
@@ -245,6 +252,7 @@ func TestSignInTakesAPastedToken(t *testing.T) {
 // a crafted link can never make the sign-in send the operator to another
 // site.
 func TestSignInLeadsOnlyToConsolePages(t *testing.T) {
+	t.Parallel()
 	b := newBed(t)
 	tests := []struct {
 		next, want string
@@ -277,6 +285,7 @@ func TestSignInLeadsOnlyToConsolePages(t *testing.T) {
 // form's cap was set after the session check had read the whole body for
 // its CSRF field (Go's own limit: 10 MB), so it capped nothing.
 func TestFormBodyCapped(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		pad  int // bytes of padding beside the form's fields
@@ -287,6 +296,7 @@ func TestFormBodyCapped(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t)
 			_, page := b.get("/ui/pipeline")
 			m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
