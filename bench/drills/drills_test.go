@@ -380,7 +380,7 @@ func TestDrillResplitALostCampaign(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "replay", "--resplit", "--campaign", "no-such-campaign")
 	cmd.Env = r.env
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "does not exist") {
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "no campaign no-such-campaign: check the id") {
 		t.Errorf("resplit of an unknown campaign: %v\n%s", err, out)
 	}
 }
