@@ -60,6 +60,14 @@ type Batch struct {
 	// unkept is the unix ns of the last keep that could not reach Redis
 	// (keepClaimed), 0 before: Redis failed this batch's stream (outlast).
 	unkept atomic.Int64
+	// acking counts the entries the commits of this batch may have acked,
+	// added before each commit starts: the background keep (keepClaimed)
+	// counts no more acked entries than this as ours; any more were
+	// another consumer's commit (only a commit acks).
+	acking atomic.Int64
+	// parent is the batch processEach split this one from: it holds the
+	// keep of both, so unkept and acking are read and counted on it (root).
+	parent *Batch
 	// selfAcked: a commit of an earlier try acked some entries (its dead
 	// letters) before failing, so an entry no longer pending may be ours.
 	selfAcked bool
@@ -194,6 +202,15 @@ func (b *Batch) IDs() []string {
 		}
 	}
 	return ids
+}
+
+// root is the batch handOff keeps claimed: b, or the one processEach split
+// it from.
+func (b *Batch) root() *Batch {
+	for b.parent != nil {
+		b = b.parent
+	}
+	return b
 }
 
 func (b *Batch) reset() {

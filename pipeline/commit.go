@@ -85,6 +85,9 @@ func hashTag(key string) string {
 // commit makes a handled batch durable: dead letters first, then emits and acks
 // (atomically when every key shares the input's tag).
 func (r *Runner) commit(ctx context.Context, b *Batch) (acked int64, err error) {
+	// Counted before anything is acked, so that a keep that finds entries
+	// acked by this commit already finds them counted too.
+	b.root().acking.Add(int64(len(b.Entries)))
 	if len(b.dead) > 0 || len(b.parts) > 0 {
 		// The DLQ is another slot than the batch's stream: dead letters
 		// cannot go in the ownership-checked script. Checked here instead,

@@ -60,8 +60,8 @@ return {#owned, taken}
 // and are claimed by another consumer.
 //
 // Each keep also checks that the entries are still this consumer's: when
-// one is not (claimed by another consumer, or Redis lost the stream or the
-// group), b.Lost is closed, so a slow handler stops working for entries
+// one is not (claimed by another consumer, or acked by another consumer's
+// commit, or Redis lost the stream, the group or our read), b.Lost is closed, so a slow handler stops working for entries
 // someone else now owns within KeepEvery, instead of racing them.
 func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 	ids := b.allIDs()
@@ -70,15 +70,18 @@ func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		every(ctx, r.opts.KeepEvery, func() bool {
-			_, taken, err := r.keep(ctx, b.Stream, ids)
+			kept, taken, err := r.keep(ctx, b.Stream, ids)
 			switch {
 			case ctx.Err() != nil:
 				return false
-			case isNoGroup(err) || err == nil && taken > 0:
-				// Entries merely acked (a handler that settles its own, or
-				// the commit racing this tick) are not lost.
-				r.log.Warn().Str("stream", b.Stream).Int("entries", len(ids)).Int("taken", taken).
-					Msg("batch no longer ours (claimed by another consumer, or Redis lost the stream); stopping it")
+			case isNoGroup(err) || err == nil && (taken > 0 || kept+int(b.acking.Load()) < len(ids)):
+				// Entries acked by our own commit (racing this tick, or a
+				// part's: processEach) are not lost; acked ones beyond those
+				// were another consumer's, which claimed them and handled them
+				// through, or Redis lost our read of them (a restart without
+				// appendfsync always) and another consumer reads them anew.
+				r.log.Warn().Str("stream", b.Stream).Int("entries", len(ids)).Int("taken", taken).Int("gone", len(ids)-kept-taken).
+					Msg("batch no longer ours (another consumer took or finished it, or Redis lost the stream or our read); stopping it")
 				close(b.lost)
 				return false
 			case err != nil:

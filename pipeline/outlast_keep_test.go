@@ -25,12 +25,15 @@ func TestOutlastDecides(t *testing.T) {
 		name    string
 		other   string // what the other consumer did to the first entry: "", "claimed", "acked"
 		unkept  bool   // a keep of the batch failed since its tries began
+		part    bool   // the batch tried is a part of it, its first entry (processEach)
 		wantTry bool
 	}{
-		{"every entry ours, Redis failed it", "", true, true},
-		{"every entry ours, Redis answered all along", "", false, false},
-		{"one claimed by another consumer", "claimed", true, false},
-		{"one claimed and acked by another consumer", "acked", true, false},
+		{"every entry ours, Redis failed it", "", true, false, true},
+		{"every entry ours, Redis answered all along", "", false, false, false},
+		{"one claimed by another consumer", "claimed", true, false, false},
+		{"one claimed and acked by another consumer", "acked", true, false, false},
+		// The keep is the whole batch's: a part sees its failures too.
+		{"a part, Redis failed the batch", "", true, true, true},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -38,6 +41,9 @@ func TestOutlastDecides(t *testing.T) {
 			since := time.Now().Add(-time.Second).UnixNano()
 			if tt.unkept {
 				b.unkept.Store(time.Now().UnixNano())
+			}
+			if tt.part {
+				b = &Batch{Stream: b.Stream, Entries: b.Entries[:1], parent: b}
 			}
 			if got := r.outlast(t.Context(), b, since); got != tt.wantTry {
 				t.Errorf("outlast = %v, want %v", got, tt.wantTry)
@@ -79,6 +85,50 @@ func TestCommitWithDeadLettersChecksOwnership(t *testing.T) {
 			}
 			if want := map[bool]int64{true: 0, false: 1}[tt.wantLost]; dead != want {
 				t.Errorf("%d dead letters, want %d", dead, want)
+			}
+		})
+	}
+}
+
+// The background keep of a batch in hand stops it (Lost) once an entry is
+// no longer this consumer's: another consumer claimed it, or claimed it and
+// handled it through (acked it: only a commit acks). Entries acked by a
+// commit of our own, the batch's or one of its parts' (processEach, one
+// entry at a time), are not a reason.
+func TestKeepClaimedSeesTheBatchLost(t *testing.T) {
+	c := redisClient(t)
+	tests := []struct {
+		name     string
+		other    string // what another consumer did to the first entry
+		ourPart  bool   // a part of the batch, the first entry, committed by us
+		wantLost bool
+	}{
+		{"every entry ours", "", false, false},
+		{"one claimed by another consumer", "claimed", false, true},
+		{"one claimed and acked by another consumer", "acked", false, true},
+		{"one acked by our part's commit", "", true, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, b := ownedBatch(t, c, "kc"+string(rune('a'+i)), tt.other, false)
+			r.opts.KeepEvery = 20 * time.Millisecond
+			if tt.ourPart {
+				part := &Batch{Stream: b.Stream, Entries: b.Entries[:1], parent: b}
+				if _, err := r.commit(t.Context(), part); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stop := r.keepClaimed(b)
+			defer stop()
+			select {
+			case <-b.Lost():
+				if !tt.wantLost {
+					t.Error("batch lost, want it kept")
+				}
+			case <-time.After(50 * r.opts.KeepEvery):
+				if tt.wantLost {
+					t.Error("batch kept, want it lost")
+				}
 			}
 		})
 	}

@@ -746,7 +746,7 @@ func (r *Runner) processEach(ctx context.Context, b *Batch) {
 			return
 		}
 		r.process(ctx, &Batch{Stream: b.Stream, Partition: b.Partition, Lane: b.Lane, Entries: []Entry{e},
-			rdb: b.rdb, lost: b.lost, stop: b.stop, claimed: b.claimed})
+			rdb: b.rdb, lost: b.lost, stop: b.stop, claimed: b.claimed, parent: b})
 	}
 }
 
