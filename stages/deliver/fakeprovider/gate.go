@@ -46,7 +46,7 @@ func (s *Server) admit(r *http.Request) (ref refusal, retryAfter time.Duration, 
 		// receipt for this one would count that as a duplicate.
 		return refusedUnavailable, 0, at
 	}
-	if d := s.opts.Latency; d > 0 {
+	if d := time.Duration(s.latency.Load()); d > 0 {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:

@@ -24,3 +24,8 @@ func (s *Server) handleOutage(w http.ResponseWriter, r *http.Request) {
 
 // SetOutage is POST /_outage for a server in the same process.
 func (s *Server) SetOutage(d time.Duration) { s.outageEnd.Store(time.Now().Add(d).UnixNano()) }
+
+// SetLatency changes the latency added to every request from now on (a
+// provider slowing down, then recovering), for a server in the same
+// process.
+func (s *Server) SetLatency(d time.Duration) { s.latency.Store(int64(d)) }

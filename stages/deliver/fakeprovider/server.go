@@ -43,13 +43,16 @@ type Server struct {
 	// outageEnd is the Unix-nanosecond end of the outage window: Outage
 	// after the start, or what POST /_outage set.
 	outageEnd atomic.Int64
-	nextID    atomic.Uint64
-	window    window
-	rate      rateGate // nil: no TPS cap
-	hold      hold
-	stats     stats
-	rec       *receipts
-	handler   http.Handler
+	// latency is what admit adds to a request, in ns: Latency, or what
+	// SetLatency set since.
+	latency atomic.Int64
+	nextID  atomic.Uint64
+	window  window
+	rate    rateGate // nil: no TPS cap
+	hold    hold
+	stats   stats
+	rec     *receipts
+	handler http.Handler
 
 	srv       *http.Server
 	ln        net.Listener
@@ -76,6 +79,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, cert: cert, certPEM: certPEM, pool: pool, rec: newReceipts(now),
 		rate: newRateGate(opts.TPSWindow, opts.TPS)}
 	s.outageEnd.Store(now.Add(opts.Outage).UnixNano())
+	s.latency.Store(int64(opts.Latency))
 	s.handler = s.routes()
 	return s, nil
 }
