@@ -371,6 +371,10 @@ func TestPostgresStopStartKill(t *testing.T) {
 		conn.Close(ctx)
 		t.Fatal("connected after Stop")
 	}
+	// A stopped server has nothing to drop (Close removes its files).
+	if err := p.DropDatabase(ctx, url); err != nil {
+		t.Fatalf("DropDatabase on a stopped server: %v, want nothing done", err)
+	}
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -523,5 +527,65 @@ func TestPostgresFreeze(t *testing.T) {
 	}
 	if took := time.Since(start); took > postgresStopTimeout {
 		t.Errorf("stopping a frozen server took %s: it was killed, not stopped", took)
+	}
+}
+
+// DropDatabase removes a test's database from a shared server (a copy of a
+// template as well as an empty one), refuses one still in use rather than
+// end its sessions. TestPostgresStopStartKill drops on a stopped server.
+func TestPostgresDropDatabase(t *testing.T) {
+	t.Parallel()
+	p := env.Postgres
+	ctx := t.Context()
+	copied, err := p.NewDatabaseFrom(ctx, "drop-test", func(ctx context.Context, url string) error {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, `CREATE TABLE items (id bigint PRIMARY KEY)`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inUse := database(t, p)
+	session := pgConn(t, inUse)
+	exists := func(url string) bool {
+		t.Helper()
+		cfg, err := pgx.ParseConfig(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := pgConn(t, p.URL).QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, cfg.Database).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	tests := []struct {
+		name    string
+		url     string
+		wantErr bool
+		exists  bool
+	}{
+		{"empty", database(t, p), false, false},
+		{"copy of a template", copied, false, false},
+		{"in use", inUse, true, true},
+		{"already dropped", copied, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := p.DropDatabase(ctx, tt.url)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("drop: %v, want an error: %v", err, tt.wantErr)
+			}
+			if got := exists(tt.url); got != tt.exists {
+				t.Errorf("exists after the drop: %v, want %v", got, tt.exists)
+			}
+		})
+	}
+	if err := session.Ping(ctx); err != nil {
+		t.Errorf("the session of the database in use was ended: %v", err)
 	}
 }

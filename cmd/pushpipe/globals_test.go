@@ -63,8 +63,7 @@ func TestConnectFailsFastAndSaysWhatToSet(t *testing.T) {
 // work (a fresh deliver's first direct messages) must not wait for
 // backends to be forked and authenticated.
 func TestDBPoolOpensAtStart(t *testing.T) {
-	pg := pipelinetest.PostgresT(t)
-	g := &Globals{DatabaseURL: pipelinetest.DatabaseT(t, pg)}
+	g := &Globals{DatabaseURL: pipelinetest.DatabaseT(t, env.Postgres)}
 	pool, err := g.DB(5)
 	if err != nil {
 		t.Fatal(err)
@@ -131,8 +130,7 @@ func TestRedisRefusalSaysWhatWentWrong(t *testing.T) {
 // server that "does not answer", which sent the operator to check the
 // address.
 func TestDatabaseRefusalSaysWhy(t *testing.T) {
-	pg := pipelinetest.PostgresT(t)
-	good, err := url.Parse(pipelinetest.DatabaseT(t, pg))
+	good, err := url.Parse(pipelinetest.DatabaseT(t, env.Postgres))
 	if err != nil {
 		t.Fatal(err)
 	}

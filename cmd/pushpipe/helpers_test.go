@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,11 +27,66 @@ func testRedis(t *testing.T) (*pipelinetest.Redis, rueidis.Client) {
 	return r, rdb
 }
 
-// testDatabase starts a PostgreSQL for one test and returns the URL of a
-// migrated database on it and a pool of it.
+// env holds the PostgreSQL shared by the package's tests: a test that
+// only talks to a database takes one of its own on it (testDatabase,
+// pipelinetest.DatabaseT); a test that stops, kills or freezes PostgreSQL
+// starts its own (pipelinetest.PostgresT). initdb was most of the
+// package's time when each test started one.
+var env *pipelinetest.Env
+
+func TestMain(m *testing.M) {
+	pipelinetest.Main(removeBinary{m}, pipelinetest.EnvOptions{Postgres: true}, &env)
+}
+
+// removeBinary runs the tests, then removes the pushpipe binary that
+// pushpipeBinary built.
+type removeBinary struct{ m *testing.M }
+
+func (r removeBinary) Run() int {
+	code := r.m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	return code
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string // removed by TestMain
+	binPath   string
+	buildErr  error
+)
+
+// pushpipeBinary builds cmd/pushpipe once per test binary, for the tests
+// that run it as a process: a build each was a link of the whole tree
+// again, seconds on a loaded machine.
+func pushpipeBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		var err error
+		if binDir, err = os.MkdirTemp("", "pushpipe-test-bin-"); err != nil {
+			buildErr = err
+			return
+		}
+		binPath, buildErr = pipelinetest.BuildPushpipe(binDir)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// testDatabase returns the URL of a migrated database of the test's own
+// on the shared PostgreSQL, and a pool of it closed at the test's end.
 func testDatabase(t *testing.T) (string, *pgxpool.Pool) {
 	t.Helper()
-	return pipelinetest.MigratedT(t, pipelinetest.PostgresT(t))
+	url := pipelinetest.MigratedDatabaseT(t, env.Postgres)
+	db, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return url, db
 }
 
 // printedEvents parses what `results tail` printed, one event a line.

@@ -14,8 +14,7 @@ import (
 // `pushpipe migrate` without PUSHPIPE_DATABASE_URL refuses, as every
 // command does, rather than migrate the database the PG* variables name.
 func TestMigrateNeedsDatabaseURL(t *testing.T) {
-	pg := pipelinetest.PostgresT(t)
-	url := pipelinetest.DatabaseT(t, pg)
+	url := pipelinetest.DatabaseT(t, env.Postgres)
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +58,7 @@ func TestMigrateNamesTheDatabaseItCannotReach(t *testing.T) {
 		// listed the same refusal twice.
 		{"closed port, TLS tried first", "postgres://pushpipe:pw@" + addr + "/x", "connect: connection refused"},
 		{"not a URL", "postgres://pushpipe:pw@" + addr + ":99999/x", "PUSHPIPE_DATABASE_URL is not a PostgreSQL URL"},
-		{"answers", pipelinetest.DatabaseT(t, pipelinetest.PostgresT(t)), ""},
+		{"answers", pipelinetest.DatabaseT(t, env.Postgres), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

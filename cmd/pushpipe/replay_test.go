@@ -9,18 +9,13 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 // `replay --resplit --dry-run` checks the campaign and appends nothing; the
 // same without --dry-run appends it once.
 func TestResplitDryRun(t *testing.T) {
 	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
-	pg := pipelinetest.PostgresT(t)
-	url := pipelinetest.DatabaseT(t, pg)
-	if err := schema.Migrate(t.Context(), url); err != nil {
-		t.Fatal(err)
-	}
+	url := pipelinetest.MigratedDatabaseT(t, env.Postgres)
 	rdb, err := pipeline.NewRedis(r.Addr)
 	if err != nil {
 		t.Fatal(err)

@@ -286,7 +286,7 @@ func TestResultsRetire(t *testing.T) {
 func TestResultsTailFromCreation(t *testing.T) {
 	_, rdb := testRedis(t)
 	keys := pipeline.NewKeys("created", 4)
-	url, db := pipelinetest.MigratedT(t, pipelinetest.PostgresT(t))
+	url, db := testDatabase(t)
 	ev := func(dev, user int64) []string {
 		return pipeline.ResultFields(pipeline.ResultEvent{ID: pipeline.ResultID("c2", "", dev, pipeline.OutcomeSent), Campaign: "c2",
 			App: "a", UserID: user, Platform: "ios", Token: "ab", Outcome: pipeline.OutcomeSent, AtMs: 1})

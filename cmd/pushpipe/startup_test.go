@@ -38,10 +38,7 @@ func run(t *testing.T, bin string, env []string, args ...string) (string, time.D
 // password or TLS is reached with the PUSHPIPE_REDIS_* settings, and
 // refused clearly without them.
 func TestStartupChecksWithTheBinary(t *testing.T) {
-	bin, err := pipelinetest.BuildPushpipe(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := pushpipeBinary(t)
 	plain := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
 	auth := pipelinetest.RedisT(t, pipelinetest.RedisOptions{Security: "auth"})
 	tlsr := pipelinetest.RedisT(t, pipelinetest.RedisOptions{Security: "tls"})
@@ -118,10 +115,7 @@ func TestStartupChecksWithTheBinary(t *testing.T) {
 
 // A stage that queries PostgreSQL is ready only while PostgreSQL answers.
 func TestDBStageReadyzFollowsPostgres(t *testing.T) {
-	bin, err := pipelinetest.BuildPushpipe(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := pushpipeBinary(t)
 	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
 	pg := pipelinetest.PostgresT(t)
 	url := pipelinetest.DatabaseT(t, pg)

@@ -66,7 +66,8 @@ func PostgresT(t testing.TB) *Postgres {
 	return p
 }
 
-// DatabaseT creates a fresh database on p for one test and returns its URL.
+// DatabaseT creates a fresh database on p for one test and returns its URL;
+// it is dropped at cleanup (dropAtCleanup).
 func DatabaseT(t testing.TB, p *Postgres) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -75,13 +76,30 @@ func DatabaseT(t testing.TB, p *Postgres) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dropAtCleanup(t, p, url)
 	return url
+}
+
+// dropAtCleanup drops the test's database when the test is done, after
+// whatever the test registered later (its pools, its processes) is closed,
+// so that a server shared by a package's tests removes each test's files
+// while others run rather than all of them at the end (Postgres.DropDatabase).
+// A drop that fails is logged, not failed: the server's Close removes the
+// database anyway.
+func dropAtCleanup(t testing.TB, p *Postgres, url string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := p.DropDatabase(ctx, url); err != nil {
+			t.Logf("left for the server's close: %v", err)
+		}
+	})
 }
 
 // MigratedDatabaseT is DatabaseT migrated to this tree's schema: a copy of
 // a database that schema.Migrate migrated once on p, the same tables,
 // indexes and goose version as migrating each, in a fraction of the time
-// (a package's tests each take one).
+// (a package's tests each take one). It is dropped at cleanup.
 func MigratedDatabaseT(t testing.TB, p *Postgres) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -90,6 +108,7 @@ func MigratedDatabaseT(t testing.TB, p *Postgres) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dropAtCleanup(t, p, url)
 	return url
 }
 
