@@ -4,6 +4,7 @@ import (
 	"context"
 	"html"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,8 +55,8 @@ func TestOptionalStageSaysSo(t *testing.T) {
 // time, which on Redis 7.0 grows on a quiet stream as on a dead process.
 // A stage whose live process's handler hangs reads stuck.
 func TestPipelineSaysWhichStagesRun(t *testing.T) {
-	// Not parallel: its stages beat every 200 ms and it reads the page
-	// 800 ms later, a window that other tests' load could make it miss.
+	// Not parallel: its stages' beats every 200 ms are what it reads, and
+	// other tests' load would make them late.
 	b := newBed(t)
 	hang := make(chan struct{})
 	defer close(hang)
@@ -97,9 +98,16 @@ func TestPipelineSaysWhichStagesRun(t *testing.T) {
 		pipeline.Message{Stream: b.keys.Stream(pipeline.StreamDeliver, 0), Fields: []string{"n", "1"}}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(800 * time.Millisecond) // resolve misses three beats; dedupe stays idle past them; deliver holds its batch past StuckAfter
-
-	_, body := b.get("/ui/pipeline")
+	// Until resolve missed three beats and deliver held its batch past
+	// StuckAfter (dedupe stays idle past both). The entry waiting for
+	// resolve is either unread (lag) or read by the blocked XREADGROUP the
+	// lost client had sent (pending), as the close and the XADD fall.
+	var body string
+	pipelinetest.Eventually(t, 30*time.Second, "resolve not running and deliver stuck", func() bool {
+		_, body = b.get("/ui/pipeline")
+		return strings.Contains(body, `data-stage-summary="resolve" data-state="stopped"`) &&
+			strings.Contains(body, `data-stage-summary="deliver" data-state="stuck"`)
+	})
 	tests := []struct {
 		stage string
 		says  []string
@@ -128,15 +136,17 @@ func TestPipelineSaysWhichStagesRun(t *testing.T) {
 	// state and the work waiting for it, as `pushpipe status` says it; its
 	// partition tables folded unless it is not running or stuck.
 	glance := []struct {
-		stage, state, processes, pending string
-		open                             bool
+		stage, state, processes string
+		waiting                 int    // unread (lag) and read, not acked (pending)
+		pending                 string // "": either
+		open                    bool
 	}{
-		{"ingest", "not started yet", "0", "0", false},
-		{"split", "not running", "0", "0", true},
-		{"resolve", "not running", "0", "1", true},
-		{"dedupe", "idle", "1", "0", false},
-		{"deliver", "stuck", "1", "1", true},
-		{"webhook", "optional, not run here", "0", "0", false},
+		{"ingest", "not started yet", "0", 0, "0", false},
+		{"split", "not running", "0", 0, "0", true},
+		{"resolve", "not running", "0", 1, "", true},
+		{"dedupe", "idle", "1", 0, "0", false},
+		{"deliver", "stuck", "1", 1, "1", true},
+		{"webhook", "optional, not run here", "0", 0, "0", false},
 	}
 	for _, tt := range glance {
 		row := regexp.MustCompile(`(?s)<tr data-stage-summary="` + tt.stage + `".*?</tr>`).FindString(body)
@@ -148,8 +158,11 @@ func TestPipelineSaysWhichStagesRun(t *testing.T) {
 			t.Errorf("stage %s: summary row %q, want 7 cells", tt.stage, row)
 			continue
 		}
-		if text(1) != tt.state || text(2) != tt.processes || text(4) != tt.pending {
-			t.Errorf("stage %s: summary says state %q, %s processes, %s pending; want %q, %s, %s", tt.stage, text(1), text(2), text(4), tt.state, tt.processes, tt.pending)
+		lag, _ := strconv.Atoi(text(3))
+		pending, _ := strconv.Atoi(text(4))
+		if text(1) != tt.state || text(2) != tt.processes || lag+pending != tt.waiting || tt.pending != "" && text(4) != tt.pending {
+			t.Errorf("stage %s: summary says state %q, %s processes, %s unread, %s pending; want %q, %s, %d waiting (pending %q)",
+				tt.stage, text(1), text(2), text(3), text(4), tt.state, tt.processes, tt.waiting, tt.pending)
 		}
 		section := regexp.MustCompile(`(?s)<section class="stage" data-stage="` + tt.stage + `".*?</section>`).FindString(body)
 		folds := regexp.MustCompile(`<details class="partitions"[^>]*>`).FindAllString(section, -1)
