@@ -128,10 +128,23 @@ func TestMessageRetryAfterPartialQueueing(t *testing.T) {
 			}
 
 			var rep campaign.MessageReport
-			pipelinetest.Eventually(t, 60*time.Second, "message "+id+" done", func() bool {
+			for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 				g := f.do("GET", "/v1/messages/"+id, "", "op")
-				return json.Unmarshal([]byte(g.body), &rep) == nil && rep.State == campaign.MessageDone
-			})
+				if json.Unmarshal([]byte(g.body), &rep) == nil && rep.State == campaign.MessageDone {
+					break
+				}
+				if time.Now().After(deadline) {
+					d, derr := pipeline.Outstanding(t.Context(), f.rdb, f.keys.Streams(pipeline.StreamDedupeExpress), "dedupe")
+					l, lerr := pipeline.Outstanding(t.Context(), f.rdb, f.keys.Streams(pipeline.StreamDeliverExpress), "deliver")
+					letters, _ := pipeline.NewDLQ(f.rdb, f.keys).List(t.Context(), pipeline.DLQFilter{})
+					why := make([]string, len(letters))
+					for i, d := range letters {
+						why[i] = d.Stream + ": " + d.Error
+					}
+					t.Fatalf("message %s not done after 2m: %d %s; %d devices reached; outstanding at dedupe %d (%v), at deliver %d (%v); dead letters %q",
+						id, g.status, g.body, len(f.reached(id)), d, derr, l, lerr, why)
+				}
+			}
 			// Done means every device was reached: deliver counts a user
 			// done only once its sends' marks are written.
 			if got := f.reached(id); len(got) != len(want) {
