@@ -115,6 +115,9 @@ type DLQResult struct {
 	// to act on. The console names the server and logs the error rather
 	// than show Redis's words; Failed keeps them for the CLI.
 	Errs map[string]error
+	// Busy, of Retry, are the letters another retry running at the same
+	// time had claimed or re-injected already: left to it.
+	Busy []string
 }
 
 // Retry re-XADDs each selected dead letter's original fields to its original
@@ -124,7 +127,9 @@ type DLQResult struct {
 // stages suppress like any redelivery. The re-injected entry starts with a
 // fresh delivery count, and names the group that dead-lettered it
 // (FieldGroup): of the groups that read the stream (one per webhook
-// receiver on results), only that one handles it again.
+// receiver on results), only that one handles it again. Each letter is
+// claimed first (claimLetters), so two retries at once, which list the
+// same letters, re-inject each once.
 func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 	res := DLQResult{Failed: map[string]string{}, Errs: map[string]error{}}
 	letters, err := q.selectLetters(ctx, f, &res)
@@ -136,8 +141,7 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 		return res, err
 	}
 	for chunk := range slices.Chunk(letters, 500) {
-		var cmds rueidis.Commands
-		var sent []DeadLetter
+		var todo []DeadLetter
 		for _, d := range chunk {
 			if d.Malformed != "" {
 				res.Failed[d.ID] = d.Malformed
@@ -149,11 +153,19 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 				res.Failed[d.ID] = "group " + d.Group + " no longer reads " + d.Stream + " (retired): nobody would handle it; drop its letters: pushpipe dlq drop --all --group " + d.Group
 				continue
 			}
-			cmds = append(cmds, xadd(q.c, Message{Stream: d.Stream, Fields: replayFields(d.Fields, d.Fields[FieldForce] == "1", d.Group)}))
-			sent = append(sent, d)
+			todo = append(todo, d)
 		}
-		var added, newIDs []string
+		sent, err := q.claimLetters(ctx, todo, &res)
+		if err != nil {
+			return res, err
+		}
+		cmds := make(rueidis.Commands, len(sent))
+		for i, d := range sent {
+			cmds[i] = xadd(q.c, Message{Stream: d.Stream, Fields: replayFields(d.Fields, d.Fields[FieldForce] == "1", d.Group)})
+		}
+		var added, newIDs, release []string
 		for i, r := range q.c.DoMulti(ctx, cmds...) {
+			release = append(release, q.keys.DLQClaim(sent[i].ID))
 			id, err := r.ToString()
 			if err != nil {
 				res.Failed[sent[i].ID] = "re-inject into " + sent[i].Stream + ": " + err.Error()
@@ -163,9 +175,14 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 			added, newIDs = append(added, sent[i].ID), append(newIDs, id)
 		}
 		if len(added) == 0 {
+			q.release(ctx, release)
 			continue
 		}
-		if err := q.c.Do(ctx, q.c.B().Xdel().Key(q.keys.DLQ()).Id(added...).Build()).Error(); err != nil {
+		// The claims go after the letters: a retry that listed a letter
+		// and claims it then finds it gone.
+		err = q.c.Do(ctx, q.c.B().Xdel().Key(q.keys.DLQ()).Id(added...).Build()).Error()
+		q.release(ctx, release)
+		if err != nil {
 			// Re-injected but still listed: a later retry would repeat them,
 			// which is harmless; say so rather than hide it.
 			return res, fmt.Errorf("dlq: re-injected %d entries but could not delete their dead letters: %w", len(added), err)
@@ -174,6 +191,72 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 		res.NewIDs = append(res.NewIDs, newIDs...)
 	}
 	return res, nil
+}
+
+// DLQClaim is the claim a retry holds on dead letter id while it re-injects
+// it, under the DLQ's tag (claimLetters).
+func (k Keys) DLQClaim(id string) string { return k.Prefix + ":{dlq}:retrying:" + id }
+
+// dlqClaimFor is how long a claim outlives a retry that stopped between
+// claiming and deleting its letters (killed, Redis lost): a retry within
+// that time leaves the letters to it (DLQResult.Busy), one after takes them.
+const dlqClaimFor = time.Minute
+
+// claimLettersScript claims, of the letters ARGV[2..] of the DLQ KEYS[1],
+// those still in it whose claim (KEYS[i+1]) nobody holds, for ARGV[1] ms:
+// per letter 1 claimed, 0 gone (another retry re-injected it, or a drop
+// took it), 2 claimed by another retry. One script, so a letter is never
+// claimed after it was deleted.
+var claimLettersScript = rueidis.NewLuaScript(`
+local out = {}
+for i = 2, #ARGV do
+  if #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) == 0 then
+    out[i - 1] = 0
+  elseif redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[1]) then
+    out[i - 1] = 1
+  else
+    out[i - 1] = 2
+  end
+end
+return out
+`)
+
+// claimLetters returns the letters this retry may re-inject: two retries
+// at once (two operators, a command run again while the first runs) list
+// the same letters, and each would re-inject every one of them. Those
+// another retry holds or took are added to res.Busy.
+func (q *DLQ) claimLetters(ctx context.Context, letters []DeadLetter, res *DLQResult) ([]DeadLetter, error) {
+	if len(letters) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, 1, 1+len(letters))
+	args := make([]string, 1, 1+len(letters))
+	keys[0], args[0] = q.keys.DLQ(), strconv.FormatInt(dlqClaimFor.Milliseconds(), 10)
+	for _, d := range letters {
+		keys, args = append(keys, q.keys.DLQClaim(d.ID)), append(args, d.ID)
+	}
+	got, err := claimLettersScript.Exec(ctx, q.c, keys, args).AsIntSlice()
+	if err != nil {
+		return nil, fmt.Errorf("dlq: claim the letters to retry: %w", err)
+	}
+	var mine []DeadLetter
+	for i, d := range letters {
+		if got[i] == 1 {
+			mine = append(mine, d)
+		} else {
+			res.Busy = append(res.Busy, d.ID)
+		}
+	}
+	return mine, nil
+}
+
+// release drops claims once their letters are re-injected and deleted, or
+// failed to re-inject (left for the next retry). Best effort: a claim left
+// expires after dlqClaimFor.
+func (q *DLQ) release(ctx context.Context, claims []string) {
+	if len(claims) > 0 {
+		q.c.Do(ctx, q.c.B().Del().Key(claims...).Build())
+	}
 }
 
 // retiredGroups are the (stream, group) pairs of letters whose group no

@@ -179,6 +179,67 @@ func TestDLQRetryGoesBackToItsPartitionAndDropsTheLetter(t *testing.T) {
 	}
 }
 
+// TestDLQRetriesAtOnceReinjectEachLetterOnce: two `pushpipe dlq retry` run
+// at once (two operators, a retry typed again while the first runs) both
+// list the same letters; each letter must still go back once. Two entries of
+// one deliver letter read together both pass deliver's sent marks (a
+// raw-token message's entry has no dedupe before it), and a webhook batch
+// would be POSTed twice.
+func TestDLQRetriesAtOnceReinjectEachLetterOnce(t *testing.T) {
+	c, keys := opsRedis(t)
+	ctx := t.Context()
+	bad := opsDeadLetters(t, c, keys, 300)
+	q := pipeline.NewDLQ(c, keys)
+	tail := map[int]string{}
+	for p := range keys.Partitions {
+		xs := opsRange(t, c, keys.Stream(pipeline.StreamDeliver, p), "-")
+		tail[p] = xs[len(xs)-1].ID
+	}
+	const retries = 2
+	results := make([]pipeline.DLQResult, retries)
+	errs := make([]error, retries)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range retries {
+		wg.Go(func() {
+			<-start
+			results[i], errs[i] = q.Retry(ctx, pipeline.DLQFilter{})
+		})
+	}
+	close(start)
+	wg.Wait()
+	done := map[string]int{}
+	for i, res := range results {
+		if errs[i] != nil || len(res.Failed) != 0 {
+			t.Fatalf("retry %d: %v, failed %v", i, errs[i], res.Failed)
+		}
+		for _, id := range res.Done {
+			done[id]++
+		}
+	}
+	if n, err := q.Len(ctx); err != nil || n != 0 {
+		t.Errorf("dlq has %d after both retries (err %v)", n, err)
+	}
+	got := map[string]int{}
+	for p := range keys.Partitions {
+		for _, x := range opsRange(t, c, keys.Stream(pipeline.StreamDeliver, p), "("+tail[p]) {
+			got[x.FieldValues["n"]]++
+		}
+	}
+	twice := 0
+	for n := range bad {
+		switch {
+		case got[n] == 0:
+			t.Errorf("n=%s never re-injected", n)
+		case got[n] > 1:
+			twice++
+		}
+	}
+	if twice > 0 || len(done) != len(bad) {
+		t.Errorf("%d of %d letters re-injected more than once; %d retried (by %d and %d)", twice, len(bad), len(done), len(results[0].Done), len(results[1].Done))
+	}
+}
+
 func TestDLQDropAndMalformedLetters(t *testing.T) {
 	c, keys := opsRedis(t)
 	ctx := t.Context()

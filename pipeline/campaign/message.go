@@ -183,9 +183,10 @@ const WholeMessageUsers = 1000
 // enqueueMessage publishes the message's expiry and user count, reads its
 // users' mutes of its category, then appends its dedupe entries (one, or one
 // per user partition: WholeMessageUsers) to the lane's stream in one
-// pipelined call; queueOnce marks the row queued. Appending twice (a retry
-// after a failure between the append and the mark) is harmless: the entries
-// land where they did, and dedupe forwards each user once.
+// pipelined call; queueOnce marks the row queued. A retry after a failure
+// between the appends and the mark appends only the partitions whose share
+// is not in yet (appendOnce): dedupe would forward each user once anyway,
+// but count a repeated share in again, and read the message done early.
 func enqueueMessage(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, m Message) error {
 	exp := m.ExpiresAt().UnixMilli()
 	hash := keys.Campaign(m.ID)
@@ -230,7 +231,7 @@ func enqueueMessage(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys,
 	for i, p := range parts {
 		msgs[i] = pipeline.Message{Stream: keys.Stream(m.Lane().Stream(pipeline.StreamDedupe), p), Fields: byPart[p].Fields()}
 	}
-	if _, err := pipeline.Emit(ctx, rdb, msgs...); err != nil {
+	if err := appendOnce(ctx, rdb, keys, m.ID, MessageCountersExpireMs(exp), parts, msgs); err != nil {
 		return fmt.Errorf("queue message %q: %w", m.ID, err)
 	}
 	return nil

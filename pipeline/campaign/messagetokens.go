@@ -70,7 +70,10 @@ func storedTokens(ts []Token) []string {
 // its lane, one entry per partition in one pipelined call: there is no user
 // to dedupe, repeats were dropped by Normalize, and deliver's sent marks
 // (keyed by each token's id within the message) make each token's send
-// exactly-once across retries and crashes. Tokens spread over the
+// exactly-once across redeliveries and crashes of its entry. Not across two
+// entries of it read together, which both pass the marks: a retry of a
+// failed enqueue appends only the partitions whose entry is not in yet
+// (appendOnce). Tokens spread over the
 // partitions by hash, so the deliver consumers share a large list.
 //
 // Dedupe is skipped, so the counters it would write ("in" and "targets",
@@ -107,7 +110,7 @@ func enqueueTokens(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, 
 			return fmt.Errorf("count tokens of message %q: %w", m.ID, err)
 		}
 	}
-	if _, err := pipeline.Emit(ctx, rdb, msgs...); err != nil {
+	if err := appendOnce(ctx, rdb, keys, m.ID, expire, parts, msgs); err != nil {
 		return fmt.Errorf("queue tokens of message %q: %w", m.ID, err)
 	}
 	return nil

@@ -35,9 +35,21 @@ const flowApp = "com.example.chat"
 type messageFlow struct {
 	*deviceAPI
 	fake *fakeprovider.Server
+	// start runs dedupe and deliver; newMessageFlow has.
+	start func()
 }
 
 func newMessageFlow(t *testing.T, redisAddr string) *messageFlow {
+	t.Helper()
+	f := newIdleMessageFlow(t, redisAddr)
+	f.start()
+	return f
+}
+
+// newIdleMessageFlow is newMessageFlow with dedupe and deliver not running
+// until f.start: a test fills their streams first (a backlog, a retry that
+// queued a message again before they read it).
+func newIdleMessageFlow(t *testing.T, redisAddr string) *messageFlow {
 	t.Helper()
 	f := &messageFlow{
 		deviceAPI: newDeviceAPIConfig(t, redisAddr, Config{Auth: Auth{AdminToken: "op"}, KnownApp: func(app string) bool { return app == flowApp }}),
@@ -61,8 +73,10 @@ func newMessageFlow(t *testing.T, redisAddr string) *messageFlow {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.run("dedupe", pipeline.StreamDedupe, dedupe.New(dedupe.Config{Redis: rdb, Keys: keys, Log: log}), log)
-	f.run("deliver", pipeline.StreamDeliver, dh, log)
+	f.start = func() {
+		f.run("dedupe", pipeline.StreamDedupe, dedupe.New(dedupe.Config{Redis: rdb, Keys: keys, Log: log}), log)
+		f.run("deliver", pipeline.StreamDeliver, dh, log)
+	}
 	return f
 }
 

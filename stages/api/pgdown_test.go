@@ -197,3 +197,49 @@ func readsWithPostgresDown(t *testing.T, outage string, down, up func(*pipelinet
 		t.Errorf("done-1 once PostgreSQL is back: %d %s, want done with its finished_at", r.status, r.body)
 	}
 }
+
+// TestMessageWithPostgresDown: a message posted while PostgreSQL is stopped
+// or frozen is a 503 + Retry-After saying nothing was accepted, with
+// nothing appended; the client's retry with the same id once PostgreSQL is
+// back is the 202 that queues it, each user once, and the next a 200.
+func TestMessageWithPostgresDown(t *testing.T) {
+	tests := []struct {
+		name     string
+		down, up func(*pipelinetest.Postgres) error
+	}{
+		{"stopped", (*pipelinetest.Postgres).Stop, (*pipelinetest.Postgres).Start},
+		{"frozen", (*pipelinetest.Postgres).Freeze, func(pg *pipelinetest.Postgres) error { pg.Thaw(); return nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, pg, _ := newAPIOwnPostgres(t)
+			body := `{"id":"pg-down-1","app":"a","users":[1,2,3],"notification":{"title":"t"}}`
+			if err := tt.down(pg); err != nil {
+				t.Fatal(err)
+			}
+			r := a.do("POST", "/v1/messages", body, "")
+			if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.error(), "retry") {
+				t.Errorf("with PostgreSQL %s: %d (Retry-After %q) %s, want 503 saying to retry", tt.name, r.status, r.header.Get("Retry-After"), r.body)
+			}
+			if _, n := a.dedupeEntries(pipeline.Express); n != 0 {
+				t.Errorf("%d users appended while PostgreSQL was %s", n, tt.name)
+			}
+			if err := tt.up(pg); err != nil {
+				t.Fatal(err)
+			}
+			pipelinetest.Eventually(t, 30*time.Second, "the retry accepted", func() bool {
+				r = a.do("POST", "/v1/messages", body, "")
+				return r.status != http.StatusServiceUnavailable
+			})
+			if r.status != http.StatusAccepted {
+				t.Fatalf("the retry: %d %s, want 202", r.status, r.body)
+			}
+			if r := a.do("POST", "/v1/messages", body, ""); r.status != http.StatusOK {
+				t.Errorf("once more: %d %s, want 200", r.status, r.body)
+			}
+			if _, n := a.dedupeEntries(pipeline.Express); n != 3 {
+				t.Errorf("%d users appended, want 3 (each once)", n)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -182,7 +183,7 @@ func TestRateCap(t *testing.T) {
 // A receiver down past the retry budget: the batches go to the DLQ with the
 // receiver's answer (and the URL without its path), a malformed entry with
 // what is wrong with it; once the receiver is back, `pushpipe dlq retry`
-// delivers them.
+// delivers them, two of them run at once included.
 func TestDeadLettersAndRetry(t *testing.T) {
 	const n = 40
 	f := newFixture(t)
@@ -223,10 +224,22 @@ func TestDeadLettersAndRetry(t *testing.T) {
 
 	rcv.p.kill()
 	rcv.restart("-down=false")
+	// Two operators retry at once, while the stage runs: every event
+	// arrives, and one that arrives twice is the same event (at-least-once,
+	// the receiver dedupes by id).
 	bin, _ := binaries(t)
-	out, err := exec.Command(bin, f.stageArgs("dlq", "retry", "--all", "--stream", pipeline.StreamResults)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("dlq retry: %v\n%s", err, out)
+	outs, errs := make([][]byte, 2), make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range outs {
+		wg.Go(func() {
+			outs[i], errs[i] = exec.Command(bin, f.stageArgs("dlq", "retry", "--all", "--stream", pipeline.StreamResults)...).CombinedOutput()
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("dlq retry %d: %v\n%s", i, err, outs[i])
+		}
 	}
 	pipelinetest.Eventually(t, time.Minute, "every retried event", func() bool { return len(accepted(rcv.posts())) >= n })
 	got := accepted(rcv.posts())
@@ -235,6 +248,24 @@ func TestDeadLettersAndRetry(t *testing.T) {
 			t.Errorf("event %s: got %+v, want %+v", e.ID, got[e.ID], e)
 		}
 	}
+	time.Sleep(2 * time.Second) // what a second retry re-injected is POSTed too
+	times := map[string]int{}
+	for _, p := range rcv.posts() {
+		if p.Status/100 == 2 {
+			for _, e := range p.Events {
+				if times[e.ID]++; got[e.ID] != e {
+					t.Errorf("event %s accepted as %+v, want %+v", e.ID, e, got[e.ID])
+				}
+			}
+		}
+	}
+	twice := 0
+	for _, c := range times {
+		if c > 1 {
+			twice++
+		}
+	}
+	t.Logf("two concurrent retries: %d of %d events accepted more than once\n%s\n%s", twice, n, outs[0], outs[1])
 }
 
 // --filter outcome=failed,invalid: only bad news is POSTed; the rest is

@@ -1,7 +1,8 @@
 // Command receiver is the webhook tests' HTTP receiver, run as a process of
 // its own so the tests can SIGKILL it. It verifies every POST's signature
 // with its secret, answers 500 or 429 (with Retry-After) to a share of
-// POSTs at random (or 429 to one POST of a given number), and appends one NDJSON line per POST to -out before it
+// POSTs at random (or 429 to one POST of a given number), answers the
+// first POSTs late if asked (-slow-posts, -slow), and appends one NDJSON line per POST to -out before it
 // answers: when, how many events, the status, whether the signature held,
 // and the events.
 package main
@@ -40,6 +41,8 @@ func main() {
 	down := flag.Bool("down", false, "answer 503 to everything")
 	pauseAt := flag.Int("pause-at", 0, "answer the POST of this number (1 is the first) 429 with Retry-After: -pause seconds")
 	pause := flag.Int("pause", 3, "the Retry-After of -pause-at, seconds")
+	slowPosts := flag.Int("slow-posts", 0, "answer the first this many POSTs only after -slow (a receiver that takes them, then answers late)")
+	slow := flag.Duration("slow", 0, "how late the first -slow-posts POSTs are answered")
 	flag.Parse()
 	f, err := os.OpenFile(*out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -87,6 +90,9 @@ func main() {
 		mu.Unlock()
 		if err != nil {
 			l.Status = http.StatusInternalServerError
+		}
+		if nth <= *slowPosts {
+			time.Sleep(*slow)
 		}
 		w.WriteHeader(l.Status)
 	})
