@@ -128,9 +128,9 @@ func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string, erro
 		case errors.Is(err, campaign.ErrNotFound):
 			// The id as the API's 404 echoes it: cut, so the page
 			// does not grow with whatever the URL held.
-			return campaignData{}, http.StatusNotFound, "There is no campaign " + strconv.Quote(devices.Echo(id)) + ".", err
+			return campaignData{}, http.StatusNotFound, "There is no campaign " + devices.Echo(id) + ".", err
 		}
-		return campaignData{}, http.StatusServiceUnavailable, c.unavailable(r, "Campaign "+strconv.Quote(devices.Echo(id))+" is", err, polled(r)), err
+		return campaignData{}, http.StatusServiceUnavailable, c.unavailable(r, "Campaign "+devices.Echo(id)+" is", err, polled(r)), err
 	}
 	// A report from Redis alone (PostgreSQL down) is never settled: the
 	// page polls on until the record is back. It offers no cancel: one
@@ -192,7 +192,7 @@ func (c *Console) cancelCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		http.Redirect(w, r, "/ui/campaigns/"+url.PathEscape(id)+"?done=canceled", http.StatusSeeOther)
 		return
 	}
-	say := strconv.Quote(devices.Echo(id)) // the id as typed, cut
+	say := devices.Echo(id) // the id as typed, cut
 	p := page{Title: "Cancel " + devices.Echo(id), Nav: "campaigns", Session: s}
 	d, _, unreadable, _ := c.loadCampaign(r)
 	var status int

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -133,7 +132,7 @@ func (c *Console) loadMessage(r *http.Request) (messageData, error) {
 
 // messageFailed answers a message that could not be read with why.
 func (c *Console) messageFailed(w http.ResponseWriter, r *http.Request, s session, err error) {
-	id := strconv.Quote(devices.Echo(r.PathValue("id"))) // as typed, cut
+	id := devices.Echo(r.PathValue("id")) // as typed, cut
 	status, msg := http.StatusServiceUnavailable, c.unavailable(r, "Message "+id+" is", err, polled(r))
 	if errors.Is(err, campaign.ErrNotFound) {
 		status, msg = http.StatusNotFound, "There is no direct message "+id+"."

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -244,7 +243,7 @@ func (c *Console) letter(w http.ResponseWriter, r *http.Request, s session) (pip
 	id := r.PathValue("id")
 	d, err := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys).Show(ctx, id)
 	if err != nil {
-		say := strconv.Quote(devices.Echo(id)) // as typed, cut
+		say := devices.Echo(id) // as typed, cut
 		status := http.StatusServiceUnavailable
 		msg := c.unavailable(r, "Dead letter "+say+" is", err, false)
 		if errors.Is(err, pipeline.ErrNoDeadLetter) {
