@@ -45,7 +45,10 @@ type ReplayResult struct {
 // may move between them and stay next to its seen and sent marks.
 func userPartitioned(stream string) bool { return stream == StreamDedupe || stream == StreamDeliver }
 
-func (o *ReplayOptions) check(keys Keys) error {
+// Check refuses options no replay can run with, whatever Redis holds: a
+// stream that is no stage's input, --into, --force or --group where they do
+// not apply, an empty window. The CLI asks it before it dials Redis.
+func (o ReplayOptions) Check() error {
 	if StageOf(o.Stream) == "" {
 		return fmt.Errorf("cannot replay stream %q: replayable streams are the stages' inputs (%s)", o.Stream, strings.Join(StageStreams(), ", "))
 	}
@@ -66,6 +69,18 @@ func (o *ReplayOptions) check(keys Keys) error {
 	}
 	if !o.From.IsZero() && !o.To.IsZero() && o.To.end().less(o.From.start()) {
 		return fmt.Errorf("empty window: --to %s is before --from %s", o.To, o.From)
+	}
+	return nil
+}
+
+// check is Check, then fills the defaults (Into, every partition, the page
+// size) and refuses partitions the deployment has not.
+func (o *ReplayOptions) check(keys Keys) error {
+	if err := o.Check(); err != nil {
+		return err
+	}
+	if o.Into == "" {
+		o.Into = o.Stream
 	}
 	if len(o.Partitions) == 0 {
 		for p := range keys.Partitions {

@@ -258,7 +258,7 @@ func TestSendCommand(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "send", "--app", "a", "--channel", "bad channel", "--title", "t")
 	cmd.Env = append(os.Environ(), "PUSHPIPE_REDIS_ADDR="+f.addrs, "PUSHPIPE_DATABASE_URL="+f.dbURL, "PUSHPIPE_PREFIX="+f.keys.Prefix)
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "channels[0]") {
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "--channel: ") {
 		t.Fatalf("a bad channel: err %v, output %s", err, out)
 	}
 }

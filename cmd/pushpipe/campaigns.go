@@ -49,9 +49,7 @@ func (c *CampaignsListCmd) Validate() error {
 		return fmt.Errorf("--state: must be one of %s, got %q", strings.Join(campaign.States, ", "), c.State)
 	}
 	if c.Before != "" {
-		if err := campaign.ValidateID(c.Before); err != nil {
-			return fmt.Errorf("--before: %s", strings.TrimPrefix(err.Error(), "id: "))
-		}
+		return validID("--before", c.Before)
 	}
 	return nil
 }
@@ -136,6 +134,25 @@ func listPage(ctx context.Context, tools campaignTools, keys pipeline.Keys, q ca
 type CampaignsCancelCmd struct {
 	ID   string `arg:"" help:"The campaign to cancel."`
 	JSON bool   `name:"json" help:"Print the campaign's status as JSON."`
+}
+
+// Validate refuses an id no campaign can have before anything is dialled:
+// with Redis down, the malformed id was not what was said. (A missing one
+// kong says after the validators.)
+func (c *CampaignsCancelCmd) Validate() error {
+	if c.ID == "" {
+		return nil
+	}
+	return validID("ID", c.ID)
+}
+
+// validID is campaign.ValidateID's verdict on id, said of the argument or
+// flag name that gave it ("id: ..." is the API's field).
+func validID(name, id string) error {
+	if err := campaign.ValidateID(id); err != nil {
+		return fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "id: "))
+	}
+	return nil
 }
 
 // Run cancels the campaign and prints its status.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -137,7 +138,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--app", "a", "--channel", "x", "--ttl", "500ms"}, "--ttl: must be between 1s and 672h0m0s (28 days), got 500ms"},
 		{[]string{"send", "--app", "a", "--channel", "x", "--ttl", "0s"}, "--ttl: must be between 1s and 672h0m0s (28 days), got 0s"},
 		// A kong enum offered "" among the choices: one of "","normal","high".
-		{[]string{"send", "--app", "a", "--channel", "x", "--priority", "urgent"},
+		{[]string{"send", "--app", "a", "--channel", "x", "--title", "t", "--priority", "urgent"},
 			`pushpipe: send: --priority: must be normal or high, got "urgent" (left out: normal for a campaign, high for a message) (see pushpipe send --help)`},
 		{[]string{"send", "--app", "a", "--user", "1", "--data", "order=42"}, `--data: must be a JSON object of custom keys such as '{"order":"42"}', got "order=42"`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "[1]"}, `--data: must be a JSON object`},
@@ -146,7 +147,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"messages", "list", "--limit", "0"}, "--limit: must be a whole number from 1 to 100 (default 20), got 0"},
 		{[]string{"users", "show", "0"}, "users show: ID: is required: the user's id, a positive integer"},
 		{[]string{"users", "delete", "--", "-3"}, "users delete: ID: must be a positive integer, got -3"},
-		{[]string{"users", "delete", "x"}, `<id>: must be a whole number, got "x"`},
+		// Arguments are named as the commands' own checks name them (ID:),
+		// not as kong's placeholders: "<id>: must be a whole number".
+		{[]string{"users", "delete", "x"}, `pushpipe: ID: must be a whole number, got "x" (see pushpipe users delete --help)`},
+		{[]string{"users", "show", "abc"}, `pushpipe: ID: must be a whole number, got "abc" (see pushpipe users show --help)`},
+		{[]string{"campaigns", "cancel"}, `pushpipe: ID: is required (see pushpipe campaigns cancel --help)`},
+		{[]string{"dlq", "show"}, `pushpipe: ID: is required (see pushpipe dlq show --help)`},
+		{[]string{"results", "retire"}, `pushpipe: GROUP: is required (see pushpipe results retire --help)`},
+		{[]string{"results", "unretire", "a", "b"}, `unexpected argument b`},
 		{[]string{"campaigns", "list", "--limit", "1.5"}, `--limit: must be a whole number, got "1.5"`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--ttl", "5"}, `--ttl: must be a duration such as 30s, 15m or 24h, got "5" (see`},
 		{[]string{"send", "--app", "a", "--user", "3,0"}, "--user: user ids are positive, got 0"},
@@ -218,8 +226,11 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("pushpipe %s: %q, want one line with %q and the help to read", strings.Join(tt.give, " "), msg, tt.want)
 		}
 	}
+	soon := time.Now().Add(30 * 24 * time.Hour) // --send-at is at most 90 days ahead
 	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"--log-level", "debug", "migrate"},
-		{"send", "--app", "a", "--user", "1", "--ttl", "1h"}, {"send", "--app", "a", "--channel", "x", "--priority", "high"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T15:04:05Z", "--allow-empty"}, {"send", "--app", "a", "--channel", "x", "--send-at", "2030-01-02T17:04:05+02:00"},
+		{"send", "--app", "a", "--user", "1", "--ttl", "1h", "--title", "t"}, {"send", "--app", "a", "--channel", "x", "--priority", "high", "--body", "b"},
+		{"send", "--app", "a", "--channel", "x", "--send-at", soon.UTC().Format(time.RFC3339), "--allow-empty", "--title", "t"},
+		{"send", "--app", "a", "--channel", "x", "--send-at", soon.In(time.FixedZone("", 2*3600)).Format(time.RFC3339), "--silent"},
 		{"replay", "--resplit", "--campaign", "c", "--dry-run"}, {"replay", "--stream", "deliver", "--from", "0", "--high-water", "5", "--json"},
 		{"dlq", "list", "--stream", "deliver"}, {"dlq", "drop", "--all", "--stream", pipeline.Express.Stream(pipeline.StreamDeliver)},
 		hook, allHook, slices.Concat(hook, []string{"--rate", "0", "--filter", "outcome=failed,invalid"})} {

@@ -293,6 +293,13 @@ type dlqSelect struct {
 	dlqFilterFlags
 }
 
+// Validate refuses a selection of nothing, or of ids and filters, before
+// Redis is dialled.
+func (s dlqSelect) Validate() error {
+	_, err := s.filter()
+	return errors.Join(err, s.dlqFilterFlags.Validate())
+}
+
 func (s dlqSelect) filter() (pipeline.DLQFilter, error) {
 	switch {
 	case len(s.IDs) > 0 && (s.All || s.Stream != "" || s.Campaign != "" || s.Group != ""):

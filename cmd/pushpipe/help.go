@@ -155,12 +155,43 @@ func usageError(err error) string {
 	if errors.As(err, &pe) && pe.Context != nil && pe.Context.Selected() != nil {
 		cmd = strings.Join(strings.Fields(pe.Context.Selected().FullPath()), " ")
 	}
-	msg := err.Error()
+	msg := argNames(err.Error())
 	for _, r := range kongWords {
 		msg = r.re.ReplaceAllString(msg, r.with)
 	}
 	return "pushpipe: " + strings.ReplaceAll(msg, "\n", "; ") + " (see " + cmd + " --help)"
 }
+
+// argNames says kong's positional placeholders as every other message and
+// the README do: "<id>: must be a whole number" and `expected "<id>"` beside
+// the commands' own "ID: must be a positive integer". Only kong's own
+// positions are rewritten (the start of the message, and what it says is
+// missing): a value the user typed, "<b>" say, is quoted as typed.
+func argNames(msg string) string {
+	upper := func(m string) string {
+		return strings.ToUpper(strings.Trim(strings.TrimSuffix(strings.Trim(m, "[]"), " ..."), "<>"))
+	}
+	if m := kongMissingArgs.FindStringSubmatch(msg); m != nil {
+		var names []string
+		for _, a := range kongArg.FindAllString(m[1]+m[2], -1) {
+			names = append(names, upper(a))
+		}
+		return strings.Join(names, ", ") + ": is required"
+	}
+	if m := kongArgPrefix.FindStringSubmatchIndex(msg); m != nil {
+		return upper(msg[m[2]:m[3]]) + msg[m[3]:]
+	}
+	return msg
+}
+
+var (
+	// kongArg is one positional placeholder: <id>, or [<id> ...].
+	kongArg = regexp.MustCompile(`\[?<[a-z][a-z0-9_-]*>(?: \.\.\.)?\]?`)
+	// kongArgPrefix is an argument's value refused: "<id>: expected ...".
+	kongArgPrefix = regexp.MustCompile(`^(` + kongArg.String() + `):`)
+	// kongMissingArgs is kong's two ways of saying arguments are missing.
+	kongMissingArgs = regexp.MustCompile(`^(?:expected "(` + kongArg.String() + `)"|missing positional arguments ((?:` + kongArg.String() + ` ?)+))$`)
+)
 
 // kongWords rewrite kong's type errors in the words of the flags' own
 // checks: "expected a valid 64 bit int" is how Go, not a user, names a

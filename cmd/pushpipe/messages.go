@@ -26,13 +26,17 @@ type MessagesListCmd struct {
 	JSON   bool   `name:"json" help:"Print {\"messages\":[...],\"next\":ID} as the API does."`
 }
 
-// Validate refuses a --limit the list would refuse, before anything
-// connects.
+// Validate refuses a --limit or --before the list would refuse, before
+// anything connects (as campaigns list does).
 func (c *MessagesListCmd) Validate() error {
+	var errs []error
 	if c.Limit < 1 || c.Limit > campaign.MaxListLimit {
-		return fmt.Errorf("--limit: must be a whole number from 1 to %d (default %d), got %d", campaign.MaxListLimit, campaign.DefaultListLimit, c.Limit)
+		errs = append(errs, fmt.Errorf("--limit: must be a whole number from 1 to %d (default %d), got %d", campaign.MaxListLimit, campaign.DefaultListLimit, c.Limit))
 	}
-	return nil
+	if c.Before != "" {
+		errs = append(errs, validID("--before", c.Before))
+	}
+	return errors.Join(errs...)
 }
 
 // Run prints one page.

@@ -45,7 +45,7 @@ var windowFlags = []string{"stream", "from", "to", "force", "into", "group", "pa
 // from the command line, as --high-water has a default.
 func (c *ReplayCmd) Validate(kctx *kong.Context) error {
 	if !c.Resplit {
-		return nil
+		return c.validWindow()
 	}
 	if c.Campaign == "" {
 		return errors.New("--resplit needs --campaign ID")
@@ -70,9 +70,7 @@ func (c *ReplayCmd) Run(g *Globals) error {
 	if c.Resplit {
 		return c.resplit(g)
 	}
-	if c.Stream == "" || c.From == "" {
-		return errors.New("replay needs --stream and --from (a window start; use --from 0 for everything retained), or --resplit --campaign ID")
-	}
+	// Read again: a duration ago counts from now, not from the parse.
 	now := time.Now()
 	from, err := pipeline.ParseBound(c.From, now)
 	if err != nil {
@@ -88,6 +86,30 @@ func (c *ReplayCmd) Run(g *Globals) error {
 	}
 	defer rdb.Close()
 	return c.replay(g.Context(), rdb, g.Keys(), from, to, os.Stdout)
+}
+
+// validWindow checks a window replay's flags before Redis is dialled, every
+// problem at once: a stream no stage reads, or --force on ingest, was
+// refused only once Redis answered, and with Redis down not at all.
+func (c *ReplayCmd) validWindow() error {
+	var errs []error
+	if c.Stream == "" || c.From == "" {
+		errs = append(errs, errors.New("replay needs --stream and --from (a window start; use --from 0 for everything retained), or --resplit --campaign ID"))
+	}
+	now := time.Now()
+	from, err := pipeline.ParseBound(c.From, now)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--from: %w", err))
+	}
+	to, err := pipeline.ParseBound(c.To, now)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--to: %w", err))
+	}
+	if c.Stream != "" && len(errs) == 0 {
+		errs = append(errs, pipeline.ReplayOptions{Stream: c.Stream, From: from, To: to, Campaign: c.Campaign, Force: c.Force,
+			Into: c.Into, Group: c.Group}.Check())
+	}
+	return errors.Join(errs...)
 }
 
 // replay runs the window replay and prints what it did to w. A replay that

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
@@ -96,7 +98,19 @@ func TestReplayRefusedPrintsNoCounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cli := parse(t, append([]string{"replay", "--redis-addr", r.Addr}, tt.args...)...)
+			// What needs no Redis is refused with the command line
+			// (exit 2), where nothing is printed either.
+			cli := &CLI{}
+			k, err := kong.New(cli, options()...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.Parse(append([]string{"replay", "--redis-addr", r.Addr}, tt.args...)); err != nil {
+				if tt.err == "" || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want %q", err, tt.err)
+				}
+				return
+			}
 			c := &cli.Replay
 			from, err := pipeline.ParseBound(c.From, time.Now())
 			if err != nil {

@@ -56,64 +56,98 @@ type SendCmd struct {
 	Wait bool `help:"Then follow it to the end: a progress bar on stderr, the summary, and the exit status: 0 when it is done (some devices failing is normal), 1 when it failed or was canceled, 3 when it is done but sent nothing, every device it tried having failed. Ctrl-C stops the following, not the sending (exit 0)."`
 
 	sendAt time.Time
-	tokens []campaign.Token // Tokens, parsed
+	tokens []campaign.Token  // Tokens, parsed
+	camp   campaign.Campaign // what Validate built: a campaign (--channel)
+	msg    campaign.Message  // or a direct message (--user, --token)
 }
 
-// Validate refuses the campaign-only flags with --user: the API refuses
-// send_at, rate_per_second and allow_empty for a message, and message()
-// would drop them, sending a message meant for later at once.
+// Validate checks every flag before anything is dialled, and says every
+// problem at once (errors.Join): with Redis down, `--badge -1` answered
+// with Redis's error, and the badge was refused only once Redis was back.
+// What is left to Run needs PostgreSQL (the audience, a retry's --send-at,
+// the payload's size for the app) or the API's apps.
 //
 // --send-at is read here, as the API reads send_at: kong's own time flag
 // answered "parsing time "tomorrow" as "2006-01-02T15:04:05Z07:00": cannot
 // parse "tomorrow" as "2006"", which shows no time to copy.
 func (c *SendCmd) Validate() error {
+	errs := c.flagErrors()
+	// The notification is read only with a recipient given: kong says a
+	// missing --channel, --user or --token after the validators, and
+	// "--title or --body" alone hid it.
+	// Nor with several kinds given: kong says they can't be used together.
+	kinds := 0
+	for _, n := range []int{len(c.Channels), len(c.Users), len(c.Tokens)} {
+		if n > 0 {
+			kinds++
+		}
+	}
+	if kinds != 1 {
+		return errors.Join(errs...)
+	}
+	content, note, err := c.content()
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// Normalize checks again what the flags' checks said first, in the
+	// API's words: only a command line they passed is built.
+	return c.build(content, note)
+}
+
+// flagErrors are the problems of single flags, each said of its flag.
+func (c *SendCmd) flagErrors() []error {
+	var errs []error
 	// Checked here, not by Normalize, whose "ttl_seconds: ... got 35996400"
 	// named the API's field in seconds ("got 0" for 500ms), and which
 	// reads 0 as the default: --ttl 0s went out with 24h.
 	if c.TTL < time.Second || c.TTL > campaign.MaxTTL {
-		return fmt.Errorf("--ttl: must be between 1s and %s (28 days), got %s", campaign.MaxTTL, c.TTL)
+		errs = append(errs, fmt.Errorf("--ttl: must be between 1s and %s (28 days), got %s", campaign.MaxTTL, c.TTL))
 	}
 	// Normalize's "notification.data: must be a JSON object" named the
 	// API's field and showed no example; the JSON's own error says where.
-	if c.Data != "" {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(c.Data), &obj); err != nil || obj == nil {
-			return fmt.Errorf(`--data: must be a JSON object of custom keys such as '{"order":"42"}', got %q`, c.Data)
-		}
+	if !c.dataObject() {
+		errs = append(errs, fmt.Errorf(`--data: must be a JSON object of custom keys such as '{"order":"42"}', got %q`, c.Data))
 	}
 	// Normalize's bound, said of the flag: its "rate_per_second: ..."
 	// named the API's field.
 	if c.Rate < 0 || c.Rate > campaign.MaxRatePerSecond {
-		return fmt.Errorf("--rate-per-second: must be a whole number of sends per second from 1 to %d, or 0 for no cap of its own; got %d",
-			campaign.MaxRatePerSecond, c.Rate)
+		errs = append(errs, fmt.Errorf("--rate-per-second: must be a whole number of sends per second from 1 to %d, or 0 for no cap of its own; got %d",
+			campaign.MaxRatePerSecond, c.Rate))
 	}
 	// Checked here, not by a kong enum, whose "--priority must be one of
 	// "","normal","high"" offered the empty string as a choice.
 	switch c.Priority {
 	case "", campaign.PriorityNormal, campaign.PriorityHigh:
 	default:
-		return fmt.Errorf("--priority: must be normal or high, got %q (left out: normal for a campaign, high for a message)", c.Priority)
+		errs = append(errs, fmt.Errorf("--priority: must be normal or high, got %q (left out: normal for a campaign, high for a message)", c.Priority))
 	}
+	c.sendAt = time.Time{}
 	if c.SendAt != "" {
 		t, err := campaign.ParseSendAt(c.SendAt)
 		if err != nil {
-			return fmt.Errorf(`--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z" or "2026-01-02T17:04:05+02:00", got %q`, c.SendAt)
+			errs = append(errs, fmt.Errorf(`--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z" or "2026-01-02T17:04:05+02:00", got %q`, c.SendAt))
 		}
 		c.sendAt = t
+		// Normalize's bound, said of the flag ("send_at: at most 90 days
+		// ahead" named the API's field).
+		if limit := time.Now().Add(campaign.MaxSchedule); err == nil && t.After(limit) {
+			errs = append(errs, fmt.Errorf("--send-at: at most %d days ahead (until %s), got %s", int(campaign.MaxSchedule.Hours()/24),
+				limit.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339)))
+		}
 	}
 	if len(c.Users) == 0 && len(c.Tokens) == 0 {
-		return nil
+		return errs
 	}
 	// Before Redis is dialled: --user=-5 went on to connect, and with no
 	// Redis up said only that.
 	for _, u := range c.Users {
 		if u <= 0 {
-			return fmt.Errorf("--user: user ids are positive, got %d", u)
+			errs = append(errs, fmt.Errorf("--user: user ids are positive, got %d", u))
+			break
 		}
 	}
-	if err := c.parseTokens(); err != nil {
-		return err
-	}
+	errs = append(errs, c.parseTokens())
 	var given []string
 	if c.SendAt != "" {
 		given = append(given, "--send-at")
@@ -124,22 +158,88 @@ func (c *SendCmd) Validate() error {
 	if c.AllowEmpty {
 		given = append(given, "--allow-empty")
 	}
-	if len(given) == 0 {
-		return nil
+	if len(given) > 0 {
+		errs = append(errs, fmt.Errorf("%s: a direct message (--user, --token) is sent at once to whom it names, not scheduled, throttled "+
+			"or checked for an audience; leave it out, or send a campaign (--channel)", strings.Join(given, ", ")))
 	}
-	return fmt.Errorf("%s: a direct message (--user, --token) is sent at once to whom it names, not scheduled, throttled "+
-		"or checked for an audience; leave it out, or send a campaign (--channel)", strings.Join(given, ", "))
+	return errs
 }
 
-// Run creates the campaign and prints its id.
-func (c *SendCmd) Run(g *Globals) error {
-	// Normalize's bound, said of the flag ("send: send_at: at most 90 days
-	// ahead" named the API's field). Here, not in Validate: a time is a
-	// well-formed flag whenever it is given.
-	if limit := time.Now().Add(campaign.MaxSchedule); c.sendAt.After(limit) {
-		return fmt.Errorf("send: --send-at: at most %d days ahead (until %s), got %s", int(campaign.MaxSchedule.Hours()/24),
-			limit.UTC().Format(time.RFC3339), c.sendAt.UTC().Format(time.RFC3339))
+// dataObject is whether --data is left out or a JSON object.
+func (c *SendCmd) dataObject() bool {
+	if c.Data == "" {
+		return true
 	}
+	var obj map[string]json.RawMessage
+	return json.Unmarshal([]byte(c.Data), &obj) == nil && obj != nil
+}
+
+// content is the notification the flags make, or what is wrong with it.
+func (c *SendCmd) content() (push.Content, json.RawMessage, error) {
+	// Normalize's "notification: a title or a body is required" named the
+	// API's object, which send has no flag for.
+	if c.Title == "" && c.Body == "" && !c.Silent {
+		return push.Content{}, nil, errors.New("--title or --body: give at least one, the notification's text (or --silent for a background push)")
+	}
+	def := push.PriorityNormal
+	if len(c.Users) > 0 || len(c.Tokens) > 0 {
+		def = push.PriorityHigh
+	}
+	return c.notification(def)
+}
+
+// build makes the campaign (c.camp) or the direct message (c.msg) the
+// flags describe, normalized as the API normalizes it, and says what is
+// wrong in the flags' names.
+func (c *SendCmd) build(content push.Content, note json.RawMessage) error {
+	message := len(c.Users) > 0 || len(c.Tokens) > 0
+	camp := campaign.Campaign{ID: c.ID, App: c.App, Channels: c.Channels, Category: c.Category,
+		Title: content.Title, Body: content.Body, Data: content.Data, Notification: note,
+		TTL: c.TTL, SendAt: c.sendAt, RatePerSecond: c.Rate, Priority: c.Priority}
+	if !message {
+		if err := camp.Normalize(); err != nil {
+			return flagOf(err)
+		}
+		c.camp = camp
+		return nil
+	}
+	camp.Channels, camp.SendAt, camp.RatePerSecond = nil, time.Time{}, 0
+	m := campaign.Message{Campaign: camp, Users: c.Users, Tokens: c.tokens}
+	if err := m.Normalize(); errors.Is(err, campaign.ErrTooManyUsers) {
+		// The error's "users: ...: too many users" named the API's field
+		// and not what to do, as the API's 413 does ("split it").
+		return fmt.Errorf("--user: a message lists at most %d users, got %d; send the others in another message",
+			campaign.MaxMessageUsers, len(c.Users))
+	} else if errors.Is(err, campaign.ErrTooManyTokens) {
+		return fmt.Errorf("--token: a message lists at most %d tokens, got %d; send the others in another message",
+			campaign.MaxMessageTokens, len(c.Tokens))
+	} else if err != nil {
+		return flagOf(c.tokenFlag(err))
+	}
+	c.msg = m
+	return nil
+}
+
+// flagOf says a Normalize error of the API's fields ("channels[0]: ...",
+// "category: ...", "id: ...") in send's flags: its user wrote flags.
+func flagOf(err error) error {
+	var ve *campaign.ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	for _, f := range []struct{ field, flag string }{{"channels[", "--channel"}, {"category:", "--category"},
+		{"id:", "--id"}, {"app:", "--app"}} {
+		if !strings.HasPrefix(ve.Msg, f.field) {
+			continue
+		}
+		_, rest, _ := strings.Cut(ve.Msg, ":")
+		return &campaign.ValidationError{Msg: f.flag + ":" + rest}
+	}
+	return err
+}
+
+// Run creates the campaign or the message Validate built, and prints its id.
+func (c *SendCmd) Run(g *Globals) error {
 	if err := c.checkApp(); err != nil {
 		return err
 	}
@@ -153,26 +253,10 @@ func (c *SendCmd) Run(g *Globals) error {
 		return err
 	}
 	defer db.Close()
-	// Normalize's "notification: a title or a body is required" named the
-	// API's object, which send has no flag for. (Not in Validate: kong
-	// runs it before it says --channel or --user is missing; and after the
-	// deployment's checks of RedisNow, which say more.)
-	if c.Title == "" && c.Body == "" && !c.Silent {
-		return errors.New("send: --title or --body: give at least one, the notification's text (or --silent for a background push)")
-	}
 	if len(c.Users) > 0 || len(c.Tokens) > 0 {
 		return c.message(g, rdb, db)
 	}
-	content, note, err := c.notification(push.PriorityNormal)
-	if err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	camp := campaign.Campaign{ID: c.ID, App: c.App, Channels: c.Channels, Category: c.Category,
-		Title: content.Title, Body: content.Body, Data: content.Data, Notification: note,
-		TTL: c.TTL, SendAt: c.sendAt, RatePerSecond: c.Rate, Priority: c.Priority}
-	if err := camp.Normalize(); err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
+	camp := c.camp
 	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
 	defer cancel()
 	if err := c.checkPastSendAt(ctx, db, time.Now()); err != nil {
@@ -252,26 +336,9 @@ func (c *SendCmd) checkPastSendAt(ctx context.Context, db *pgxpool.Pool, now tim
 		"give a time ahead, or leave --send-at out to send now", c.sendAt.UTC().Format(time.RFC3339), now.Sub(c.sendAt).Round(time.Second))
 }
 
-// message sends a direct message to c.Users and prints its id.
+// message sends the direct message Validate built and prints its id.
 func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) error {
-	content, note, err := c.notification(push.PriorityHigh)
-	if err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	m := campaign.Message{Campaign: campaign.Campaign{ID: c.ID, App: c.App, Category: c.Category,
-		Title: content.Title, Body: content.Body, Data: content.Data, Notification: note,
-		TTL: c.TTL, Priority: c.Priority}, Users: c.Users, Tokens: c.tokens}
-	if err := m.Normalize(); errors.Is(err, campaign.ErrTooManyUsers) {
-		// The error's "users: ...: too many users" named the API's field
-		// and not what to do, as the API's 413 does ("split it").
-		return fmt.Errorf("send: --user: a message lists at most %d users, got %d; send the others in another message",
-			campaign.MaxMessageUsers, len(c.Users))
-	} else if errors.Is(err, campaign.ErrTooManyTokens) {
-		return fmt.Errorf("send: --token: a message lists at most %d tokens, got %d; send the others in another message",
-			campaign.MaxMessageTokens, len(c.Tokens))
-	} else if err != nil {
-		return fmt.Errorf("send: %w", c.tokenFlag(err))
-	}
+	m := c.msg
 	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
 	defer cancel()
 	if err := deliver.CheckCampaign(ctx, db, m.Campaign); err != nil {

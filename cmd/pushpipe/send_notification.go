@@ -29,8 +29,8 @@ func (c *SendCmd) notification(def string) (push.Content, json.RawMessage, error
 	if c.Silent {
 		obj["silent"] = true
 	}
-	if c.Data != "" {
-		obj["data"] = json.RawMessage(c.Data) // an object: Validate checked it
+	if c.Data != "" && c.dataObject() { // else flagErrors says it
+		obj["data"] = json.RawMessage(c.Data)
 	}
 	if len(c.Localized) > 0 {
 		texts := map[string]json.RawMessage{}
@@ -47,7 +47,11 @@ func (c *SendCmd) notification(def string) (push.Content, json.RawMessage, error
 	if err != nil {
 		return push.Content{}, nil, err
 	}
-	content, err := api.ParseNotification(raw, c.Priority, def)
+	priority := c.Priority
+	if priority != push.PriorityNormal && priority != push.PriorityHigh {
+		priority = "" // flagErrors says it
+	}
+	content, err := api.ParseNotification(raw, priority, def)
 	if err != nil {
 		return content, nil, errors.New(flagNames(err.Error()))
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,7 +58,7 @@ func TestStartupChecksWithTheBinary(t *testing.T) {
 	}{
 		{"stage, wrong database URL", nil, []string{"resolve"}, 5 * time.Second,
 			[]string{"127.0.0.1:1", `"bob"`, "PUSHPIPE_DATABASE_URL"}},
-		{"send, other partition count", nil, []string{"send", "--partitions", "32", "--app", "a", "--channel", "x"}, 3 * time.Second,
+		{"send, other partition count", nil, []string{"send", "--partitions", "32", "--app", "a", "--channel", "x", "--title", "t"}, 3 * time.Second,
 			[]string{"16 partitions", "started with 32", "PUSHPIPE_PARTITIONS=16"}},
 		{"stage, other partition count", []string{"PUSHPIPE_PARTITIONS=32"}, []string{"dedupe"}, 5 * time.Second,
 			[]string{"16 partitions", "PUSHPIPE_PARTITIONS=16"}},
@@ -108,6 +109,56 @@ func TestStartupChecksWithTheBinary(t *testing.T) {
 				if strings.Contains(out, secret) {
 					t.Errorf("stderr shows a password:\n%s", out)
 				}
+			}
+		})
+	}
+}
+
+// A command's flags and arguments are checked before anything is dialled,
+// every problem at once: with Redis and PostgreSQL down, `send --badge -1`
+// said only that Redis was down, and the badge was refused once it was up.
+// Each exits 2 (a usage error) naming what to fix, and no server.
+func TestFlagsCheckedBeforeDialling(t *testing.T) {
+	bin, err := pipelinetest.BuildPushpipe(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := []string{"PUSHPIPE_REDIS_ADDR=127.0.0.1:1", "PUSHPIPE_DATABASE_URL=postgres://bob@127.0.0.1:1/x", "PUSHPIPE_LOG_LEVEL=warn"}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"send, negative badge", []string{"send", "--app", "a", "--channel", "x", "--title", "t", "--badge", "-1"},
+			[]string{"--badge: must be between 0"}},
+		{"send, every problem", []string{"send", "--app", "a", "--channel", "x", "--title", "t", "--badge=-1", "--ttl", "0s", "--priority", "urgent"},
+			[]string{"--ttl: must be between 1s", `--priority: must be normal or high, got "urgent"`, "--badge: must be between 0"}},
+		{"send, no text", []string{"send", "--app", "a", "--channel", "x"}, []string{"--title or --body: give at least one"}},
+		{"send, bad channel", []string{"send", "--app", "a", "--channel", "a/b", "--title", "t"}, []string{"--channel: "}},
+		{"send, bad id", []string{"send", "--app", "a", "--channel", "x", "--title", "t", "--id", "a b"}, []string{"--id: only letters"}},
+		{"message, image over http", []string{"send", "--app", "a", "--user", "1", "--title", "t", "--image", "http://x"},
+			[]string{"--image: must be an https:// URL"}},
+		{"campaigns cancel, bad id", []string{"campaigns", "cancel", "a/b"}, []string{"ID: only letters"}},
+		{"status, bad id", []string{"status", "a/b"}, []string{"ID: only letters"}},
+		{"messages list, bad --before", []string{"messages", "list", "--before", "a/b"}, []string{"--before: only letters"}},
+		{"replay, not a stage's stream", []string{"replay", "--stream", "nope", "--from", "0"}, []string{`cannot replay stream "nope"`}},
+		{"replay, --force on ingest", []string{"replay", "--stream", "ingest", "--from", "0", "--force"}, []string{"--force applies to dedupe and deliver only"}},
+		{"dlq retry, nothing selected", []string{"dlq", "retry"}, []string{"say which: dead letter ids, or --all"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _, err := run(t, bin, down, tt.args...)
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("exit %v, want 2 (a usage error); stderr:\n%s", err, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("stderr does not say %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(out, "127.0.0.1:1") {
+				t.Errorf("stderr speaks of a server, dialled before the flags were checked:\n%s", out)
 			}
 		})
 	}

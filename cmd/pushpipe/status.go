@@ -25,7 +25,7 @@ import (
 // consumers, and whether the group's processes run, idle, are stuck or
 // stopped), the dead letters and, given a campaign id, its progress.
 type StatusCmd struct {
-	Campaign   string        `arg:"" optional:"" help:"Also show this campaign's or direct message's progress."`
+	Campaign   string        `arg:"" optional:"" name:"id" help:"Also show this campaign's or direct message's progress."`
 	JSON       bool          `name:"json" help:"Print JSON (one object per refresh with --watch) for scripts. With --watch, a refresh that failed is a line of its own with the keys at and error, and the next one retries."`
 	Watch      bool          `help:"Refresh until Ctrl-C."`
 	Interval   time.Duration `default:"1s" help:"Refresh interval with --watch."`
@@ -50,10 +50,14 @@ type statusReport struct {
 
 // Validate refuses a refresh interval that would spin or never come.
 func (c *StatusCmd) Validate() error {
+	var errs []error
 	if c.Interval <= 0 {
-		return fmt.Errorf("--interval must be a positive duration such as 1s, got %v", c.Interval)
+		errs = append(errs, fmt.Errorf("--interval must be a positive duration such as 1s, got %v", c.Interval))
 	}
-	return nil
+	if c.Campaign != "" {
+		errs = append(errs, validID("ID", c.Campaign))
+	}
+	return errors.Join(errs...)
 }
 
 // Run prints the status once, or every --interval with --watch.

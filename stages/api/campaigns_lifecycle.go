@@ -115,10 +115,7 @@ func (s *Server) cancelCampaign(w http.ResponseWriter, r *http.Request, _ []byte
 // GET /v1/campaigns?state=S&limit=N&before=ID → {"campaigns":[...],"next":ID}
 // ("next" is absent after the last page).
 func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request, _ []byte) {
-	params, ok := queryParams(w, r, "state", "limit", "before")
-	if !ok {
-		return
-	}
+	params := r.URL.Query() // checked by wrap (routeQuery)
 	limit, ok := listLimit(w, params)
 	if !ok {
 		return
@@ -178,7 +175,7 @@ func listLimit(w http.ResponseWriter, params url.Values) (int, bool) {
 func queryParams(w http.ResponseWriter, r *http.Request, names ...string) (url.Values, bool) {
 	params, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad query string: "+err.Error()+"; escape '%' as %25")
+		writeError(w, http.StatusBadRequest, "bad query string: "+devices.Echo(err.Error())+"; escape '%' as %25")
 		return nil, false
 	}
 	for _, name := range slices.Sorted(maps.Keys(params)) {
@@ -186,7 +183,7 @@ func queryParams(w http.ResponseWriter, r *http.Request, names ...string) (url.V
 		switch {
 		case !slices.Contains(names, name):
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q: %s %s takes %s",
-				devices.Echo(name), r.Method, r.URL.Path, strings.Join(names[:len(names)-1], ", ")+" and "+names[len(names)-1]))
+				devices.Echo(name), r.Method, devices.Echo(r.URL.Path), takes(names)))
 			return nil, false
 		case len(vs) > 1:
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter %q is given %d times; give it once", devices.Echo(name), len(vs)))
@@ -194,4 +191,16 @@ func queryParams(w http.ResponseWriter, r *http.Request, names ...string) (url.V
 		}
 	}
 	return params, true
+}
+
+// takes says which query parameters a route takes: "state, limit and
+// before", "limit", or "none; leave the query string out".
+func takes(names []string) string {
+	switch len(names) {
+	case 0:
+		return "none; leave the query string out"
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -221,6 +222,56 @@ func TestListRefusesUnknownQuery(t *testing.T) {
 			if !strings.Contains(r.error(), w) {
 				t.Errorf("list ?%s: error %q does not say %q", tt.give, r.error(), w)
 			}
+		}
+	}
+}
+
+// TestEveryRouteRefusesUnknownQuery: every route refuses a query parameter
+// it does not take, as the lists do; GET /v1/users/{id}/preferences?x=1
+// answered 200 as if x meant something. The table holds one request of
+// each route, so a route added later is checked too.
+func TestEveryRouteRefusesUnknownQuery(t *testing.T) {
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	tests := []struct {
+		route string // the pattern
+		path  string
+		body  string
+		want  string // what it says the route takes
+	}{
+		{"POST /v1/devices", "/v1/devices", `{"app":"a","platform":"android","token":"t1","user_id":1}`, "takes none"},
+		{"POST /v1/devices/batch", "/v1/devices/batch", `[]`, "takes none"},
+		{"DELETE /v1/devices/{app}/{token}", "/v1/devices/a/t1", "", "takes none"},
+		{"POST /v1/channels/{channel}/subscribers", "/v1/channels/x/subscribers", `{"add":[1]}`, "takes none"},
+		{"PUT /v1/channels/{channel}/subscribers/{user_id}", "/v1/channels/x/subscribers/1", "", "takes none"},
+		{"DELETE /v1/channels/{channel}/subscribers/{user_id}", "/v1/channels/x/subscribers/1", "", "takes none"},
+		{"GET /v1/users/{user_id}", "/v1/users/1", "", "takes none"},
+		{"DELETE /v1/users/{user_id}", "/v1/users/1", "", "takes none"},
+		{"GET /v1/users/{user_id}/preferences", "/v1/users/1/preferences", "", "takes none"},
+		{"PUT /v1/users/{user_id}/preferences", "/v1/users/1/preferences", `{"muted_channels":[]}`, "takes none"},
+		{"POST /v1/campaigns", "/v1/campaigns", `{"app":"a","channels":["x"],"notification":{"title":"t"}}`, "takes none"},
+		{"GET /v1/campaigns", "/v1/campaigns", "", "takes state, limit and before"},
+		{"GET /v1/campaigns/{id}", "/v1/campaigns/c1", "", "takes none"},
+		{"POST /v1/campaigns/{id}/cancel", "/v1/campaigns/c1/cancel", "", "takes none"},
+		{"POST /v1/messages", "/v1/messages", `{"app":"a","users":[1],"notification":{"title":"t"}}`, "takes none"},
+		{"GET /v1/messages", "/v1/messages", "", "takes limit and before"},
+		{"GET /v1/messages/{id}", "/v1/messages/m1", "", "takes none"},
+		{"GET " + OpenAPIPath, OpenAPIPath, "", "takes none"},
+	}
+	var covered []string
+	for _, tt := range tests {
+		t.Run(tt.route, func(t *testing.T) {
+			method, _, _ := strings.Cut(tt.route, " ")
+			covered = append(covered, tt.route)
+			r := a.do(method, tt.path+"?x=1", tt.body, "")
+			if r.status != http.StatusBadRequest || !strings.Contains(r.error(), `unknown query parameter "x"`) ||
+				!strings.Contains(r.error(), tt.want) {
+				t.Errorf("%s?x=1: %d %s, want 400 naming x and that it %s", tt.path, r.status, r.body, tt.want)
+			}
+		})
+	}
+	for _, rt := range a.srv.routes() {
+		if rt.scope != scopeConsole && !slices.Contains(covered, rt.pattern) {
+			t.Errorf("route %s is not in the table", rt.pattern)
 		}
 	}
 }

@@ -14,10 +14,7 @@ import (
 // them; a backend or an operator without a browser had no way to find a
 // message whose id it had not kept.
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, _ []byte) {
-	params, ok := queryParams(w, r, "limit", "before")
-	if !ok {
-		return
-	}
+	params := r.URL.Query() // checked by wrap (routeQuery)
 	limit, ok := listLimit(w, params)
 	if !ok {
 		return

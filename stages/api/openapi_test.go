@@ -387,6 +387,7 @@ var openapiCalls = []apiCall{
 	{name: "progress no token", method: "GET", path: "/v1/campaigns/oa-1", req: unchecked, status: 401},
 	{name: "progress as app", method: "GET", path: "/v1/campaigns/oa-1", token: oaKey, status: 403},
 	{name: "progress unknown", method: "GET", path: "/v1/campaigns/nope", token: oaToken, status: 404},
+	{name: "progress unknown query", method: "GET", path: "/v1/campaigns/oa-1?x=1", token: oaToken, req: unchecked, status: 400},
 	{name: "progress no database", server: "nodb", method: "GET", path: "/v1/campaigns/oa-1", token: oaToken, status: 503},
 	// GET /v1/campaigns
 	{name: "list", method: "GET", path: "/v1/campaigns", token: oaToken, status: 200},
@@ -408,6 +409,7 @@ var openapiCalls = []apiCall{
 	{name: "cancel no token", method: "POST", path: "/v1/campaigns/oa-2/cancel", req: unchecked, status: 401},
 	{name: "cancel as app", method: "POST", path: "/v1/campaigns/oa-2/cancel", token: oaKey, status: 403},
 	{name: "cancel unknown", method: "POST", path: "/v1/campaigns/nope/cancel", token: oaToken, status: 404},
+	{name: "cancel unknown query", method: "POST", path: "/v1/campaigns/oa-2/cancel?x=1", token: oaToken, req: unchecked, status: 400},
 	{name: "cancel done", method: "POST", path: "/v1/campaigns/oa-1/cancel", token: oaToken, status: 409, before: finish("oa-1")},
 	{name: "cancel no database", server: "nodb", method: "POST", path: "/v1/campaigns/oa-2/cancel", token: oaToken, status: 503},
 	// POST /v1/messages
@@ -437,6 +439,7 @@ var openapiCalls = []apiCall{
 	{name: "message progress as app", method: "GET", path: "/v1/messages/oa-m1", token: oaKey, status: 403},
 	{name: "message progress unknown", method: "GET", path: "/v1/messages/nope", token: oaToken, status: 404},
 	{name: "message progress of a campaign", method: "GET", path: "/v1/messages/oa-1", token: oaToken, status: 404},
+	{name: "message progress unknown query", method: "GET", path: "/v1/messages/oa-m1?x=1", token: oaToken, req: unchecked, status: 400},
 	{name: "message progress no database", server: "nodb", method: "GET", path: "/v1/messages/oa-m1", token: oaToken, status: 503},
 	// GET /v1/messages
 	{name: "message list", method: "GET", path: "/v1/messages", token: oaToken, status: 200},
@@ -452,6 +455,7 @@ var openapiCalls = []apiCall{
 	// GET /v1/openapi.json
 	{name: "reference", method: "GET", path: "/v1/openapi.json", token: oaKey, status: 200},
 	{name: "reference no token", method: "GET", path: "/v1/openapi.json", req: unchecked, status: 401},
+	{name: "reference unknown query", method: "GET", path: "/v1/openapi.json?x=1", token: oaKey, req: unchecked, status: 400},
 }
 
 // throttledCalls: every route answers the operator token 429 once its

@@ -157,6 +157,15 @@ var listRoutes = map[string]bool{
 	"POST /v1/messages":                       true,
 }
 
+// routeQuery names the query parameters of the routes that take some; every
+// other route takes none. A route given one it does not take answers 400
+// naming it (queryParams): ?x=1 on GET /v1/users/{user_id}/preferences was
+// ignored, where the lists refused a misspelt filter.
+var routeQuery = map[string][]string{
+	"GET /v1/campaigns": {"state", "limit", "before"},
+	"GET /v1/messages":  {"limit", "before"},
+}
+
 // routes is the whole API surface in one place; every endpoint is
 // authenticated first (ServeHTTP), then authorized for its scope, its body
 // capped and read, and device writes are rate-limited per app key
@@ -270,7 +279,7 @@ func (s *Server) serveConsole(w http.ResponseWriter, r *http.Request, _ []byte) 
 }
 
 // wrap puts a route's handler behind, in this order: its scope (403), the
-// Content-Type and Content-Encoding of its body (415), the app key's rate
+// query parameters it takes (400), the Content-Type and Content-Encoding of its body (415), the app key's rate
 // limit when the key is already out of tokens (429, before any body is
 // read), the body cap and body memory budget (413, 503), and for device
 // writes the rate limit for what the request actually writes.
@@ -282,6 +291,13 @@ func (s *Server) wrap(rt route) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pushpipe", error="insufficient_scope"`)
 			writeError(w, http.StatusForbidden, "this endpoint needs the operator token; app keys may only register and delete their own app's devices (/v1/devices*)")
 			return
+		}
+		// Before the body is read: the query is refused whatever the body.
+		// The console reads its own (its pages' forms and links).
+		if rt.scope != scopeConsole {
+			if _, ok := queryParams(w, r, routeQuery[rt.pattern]...); !ok {
+				return
+			}
 		}
 		if limit > 0 && !jsonContentType(r) {
 			writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (UTF-8), got "+quoteHeader(r.Header.Get("Content-Type")))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -29,6 +30,19 @@ type listData struct {
 	Campaigns []Summary
 	Before    string // this page's cursor, for the live rows
 	Next      string // the next page's cursor, "" on the last page
+}
+
+// RowsQuery is the live rows' query string: the cursor as a query value,
+// escaped, as it came in the page's URL ("" for none). Put in hx-get as
+// it was, a typed "a&state=x" polled with a parameter of its own.
+func (d listData) RowsQuery() string { return rowsQuery(d.Before) }
+
+// rowsQuery is "?before=" and the cursor, escaped, or "" for none.
+func rowsQuery(before string) string {
+	if before == "" {
+		return ""
+	}
+	return "?before=" + url.QueryEscape(before)
 }
 
 func (c *Console) list(r *http.Request) (listData, error) {
@@ -112,9 +126,11 @@ func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string, erro
 		case errors.Is(err, campaign.ErrIsMessage):
 			return campaignData{}, http.StatusNotFound, id + " is a direct message, not a campaign: see Messages.", err
 		case errors.Is(err, campaign.ErrNotFound):
-			return campaignData{}, http.StatusNotFound, "There is no campaign " + id + ".", err
+			// The id as the API's 404 echoes it: cut, so the page
+			// does not grow with whatever the URL held.
+			return campaignData{}, http.StatusNotFound, "There is no campaign " + devices.Echo(id) + ".", err
 		}
-		return campaignData{}, http.StatusServiceUnavailable, c.unavailable(r, "Campaign "+id+" is", err, polled(r)), err
+		return campaignData{}, http.StatusServiceUnavailable, c.unavailable(r, "Campaign "+devices.Echo(id)+" is", err, polled(r)), err
 	}
 	// A report from Redis alone (PostgreSQL down) is never settled: the
 	// page polls on until the record is back. It offers no cancel: one
@@ -173,22 +189,23 @@ func (c *Console) cancelCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	id := r.PathValue("id")
 	err := c.cfg.Campaigns.Cancel(ctx, id)
 	if err == nil {
-		http.Redirect(w, r, "/ui/campaigns/"+id+"?done=canceled", http.StatusSeeOther)
+		http.Redirect(w, r, "/ui/campaigns/"+url.PathEscape(id)+"?done=canceled", http.StatusSeeOther)
 		return
 	}
-	p := page{Title: "Cancel " + id, Nav: "campaigns", Session: s}
+	say := devices.Echo(id) // the id as typed, cut
+	p := page{Title: "Cancel " + devices.Echo(id), Nav: "campaigns", Session: s}
 	d, _, unreadable, _ := c.loadCampaign(r)
 	var status int
 	switch {
 	case errors.Is(err, campaign.ErrIsMessage):
 		status, p.Error = http.StatusNotFound, id+" is a direct message, not a campaign: a message cannot be canceled."
 	case errors.Is(err, campaign.ErrNotFound):
-		status, p.Error = http.StatusNotFound, "There is no campaign "+id+" to cancel."
+		status, p.Error = http.StatusNotFound, "There is no campaign "+say+" to cancel."
 	case errors.Is(err, campaign.ErrFinished):
 		status, p.Error = http.StatusConflict, "Not canceled: campaign "+id+" is already "+cmp.Or(d.Progress.State, "finished")+": there is nothing left to cancel."
 	default:
 		status, p.Error = http.StatusServiceUnavailable, "Not canceled: "+culprit(err)+
-			". Try again in a moment: canceling twice is safe. "+c.failed(r, err, "console: campaign "+id+" not canceled")
+			". Try again in a moment: canceling twice is safe. "+c.failed(r, err, "console: campaign "+say+" not canceled")
 	}
 	if status == http.StatusNotFound || unreadable != "" {
 		c.fail(w, r, status, p)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // userOutcomes is what became of one user's devices in a campaign, from
@@ -30,7 +31,7 @@ type userOutcomes struct {
 // a second; past that, it says so and gives the command that reads on.
 func (c *Console) campaignUserPage(w http.ResponseWriter, r *http.Request, s session) {
 	id := r.PathValue("id")
-	p := page{Title: "Campaign " + id, Nav: "campaigns", Session: s}
+	p := page{Title: "Campaign " + devices.Echo(id), Nav: "campaigns", Session: s} // not read yet: cut
 	user, err := strconv.ParseInt(r.URL.Query().Get("user_id"), 10, 64)
 	if err != nil || user <= 0 {
 		p.Error = "A user id is a positive integer, such as 42."

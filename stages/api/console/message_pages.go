@@ -11,6 +11,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 type messagesData struct {
@@ -18,6 +19,9 @@ type messagesData struct {
 	Before   string // this page's cursor, for the live rows
 	Next     string // the next page's cursor, "" on the last page
 }
+
+// RowsQuery is the live rows' query string (listData.RowsQuery).
+func (d messagesData) RowsQuery() string { return rowsQuery(d.Before) }
 
 func (c *Console) messages(r *http.Request) (messagesData, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
@@ -128,7 +132,7 @@ func (c *Console) loadMessage(r *http.Request) (messageData, error) {
 
 // messageFailed answers a message that could not be read with why.
 func (c *Console) messageFailed(w http.ResponseWriter, r *http.Request, s session, err error) {
-	id := r.PathValue("id")
+	id := devices.Echo(r.PathValue("id")) // as typed, cut
 	status, msg := http.StatusServiceUnavailable, c.unavailable(r, "Message "+id+" is", err, polled(r))
 	if errors.Is(err, campaign.ErrNotFound) {
 		status, msg = http.StatusNotFound, "There is no direct message "+id+"."

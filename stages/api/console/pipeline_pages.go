@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // dlqCountCap bounds how many dead letters the pipeline page reads to count
@@ -242,10 +243,11 @@ func (c *Console) letter(w http.ResponseWriter, r *http.Request, s session) (pip
 	id := r.PathValue("id")
 	d, err := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys).Show(ctx, id)
 	if err != nil {
+		say := devices.Echo(id) // as typed, cut
 		status := http.StatusServiceUnavailable
-		msg := c.unavailable(r, "Dead letter "+id+" is", err, false)
+		msg := c.unavailable(r, "Dead letter "+say+" is", err, false)
 		if errors.Is(err, pipeline.ErrNoDeadLetter) {
-			status, msg = http.StatusNotFound, "There is no dead letter "+id+" (retried or dropped already?)."
+			status, msg = http.StatusNotFound, "There is no dead letter "+say+" (retried or dropped already?)."
 		}
 		c.fail(w, r, status, page{Title: "Dead letter", Nav: "deadletters", Session: s, Error: msg})
 		return d, false

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // page is what every page template gets: the layout's parts and the page's
@@ -194,7 +195,7 @@ func (c *Console) listFailed(r *http.Request, whatIs, kind, newest, before strin
 	var ve *campaign.ValidationError
 	if before != "" && (errors.Is(err, campaign.ErrNotFound) || errors.As(err, &ve)) {
 		return fmt.Sprintf("This page lists the %ss older than %s %q, and there is no %s by that id: the newest are at %s.",
-			kind, kind, before, kind, newest), http.StatusNotFound
+			kind, kind, devices.Echo(before), kind, newest), http.StatusNotFound
 	}
 	return c.unavailable(r, whatIs, err, polled), http.StatusOK
 }
@@ -236,6 +237,9 @@ func (c *Console) write(w http.ResponseWriter, status int, name, block string, p
 }
 
 var funcs = template.FuncMap{
+	// echo is what a page repeats of a value a client typed (a query
+	// parameter): cut as the API's errors cut it (devices.Echo).
+	"echo": devices.Echo,
 	// num takes the counters (int64) and a page's own counts (int: len,
 	// events read): a template passes no conversion, and an int given to
 	// num(int64) failed the page's render.
