@@ -115,7 +115,7 @@ func (s *Server) cancelCampaign(w http.ResponseWriter, r *http.Request, _ []byte
 // GET /v1/campaigns?state=S&limit=N&before=ID → {"campaigns":[...],"next":ID}
 // ("next" is absent after the last page).
 func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request, _ []byte) {
-	params := r.URL.Query() // checked by wrap (routeQuery)
+	params := r.URL.Query() // checked by wrap (route.query)
 	limit, ok := listLimit(w, params)
 	if !ok {
 		return

@@ -14,7 +14,7 @@ import (
 // them; a backend or an operator without a browser had no way to find a
 // message whose id it had not kept.
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, _ []byte) {
-	params := r.URL.Query() // checked by wrap (routeQuery)
+	params := r.URL.Query() // checked by wrap (route.query)
 	limit, ok := listLimit(w, params)
 	if !ok {
 		return

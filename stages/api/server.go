@@ -132,6 +132,11 @@ type route struct {
 	body    int64     // the body cap (at most Config.MaxBodyBytes); 0: the route reads no body
 	writes  writeCost // nil: not a device write
 	handler handler
+	// query names the query parameters it takes; nil: none. One it does
+	// not take answers 400 naming it (queryParams): ?x=1 on GET
+	// /v1/users/{user_id}/preferences was ignored, where the lists refused
+	// a misspelt filter.
+	query []string
 }
 
 // handler serves a route's request once it is authorized, rate-limited and
@@ -157,15 +162,6 @@ var listRoutes = map[string]bool{
 	"POST /v1/messages":                       true,
 }
 
-// routeQuery names the query parameters of the routes that take some; every
-// other route takes none. A route given one it does not take answers 400
-// naming it (queryParams): ?x=1 on GET /v1/users/{user_id}/preferences was
-// ignored, where the lists refused a misspelt filter.
-var routeQuery = map[string][]string{
-	"GET /v1/campaigns": {"state", "limit", "before"},
-	"GET /v1/messages":  {"limit", "before"},
-}
-
 // routes is the whole API surface in one place; every endpoint is
 // authenticated first (ServeHTTP), then authorized for its scope, its body
 // capped and read, and device writes are rate-limited per app key
@@ -173,28 +169,28 @@ var routeQuery = map[string][]string{
 func (s *Server) routes() []route {
 	return []route{
 		// devices: app keys allowed, for their own app only (checked per item)
-		{"POST /v1/devices", scopeApp, deviceBody, oneDevice, s.postDevice},
-		{"POST /v1/devices/batch", scopeApp, s.cfg.MaxBodyBytes, countItems, s.postDeviceBatch},
-		{"DELETE /v1/devices/{app}/{token}", scopeApp, 0, oneDevice, s.deleteDevice},
+		{"POST /v1/devices", scopeApp, deviceBody, oneDevice, s.postDevice, nil},
+		{"POST /v1/devices/batch", scopeApp, s.cfg.MaxBodyBytes, countItems, s.postDeviceBatch, nil},
+		{"DELETE /v1/devices/{app}/{token}", scopeApp, 0, oneDevice, s.deleteDevice, nil},
 		// operator only
-		{"POST /v1/channels/{channel}/subscribers", scopeAdmin, subscribersBody, nil, s.postSubscribers},
-		{"PUT /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.putSubscriber},
-		{"DELETE /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.deleteSubscriber},
-		{"GET /v1/users/{user_id}", scopeAdmin, 0, nil, s.getUser},
-		{"DELETE /v1/users/{user_id}", scopeAdmin, 0, nil, s.deleteUser},
-		{"GET /v1/users/{user_id}/preferences", scopeAdmin, 0, nil, s.getPreferences},
-		{"PUT /v1/users/{user_id}/preferences", scopeAdmin, preferencesBody, nil, s.putPreferences},
-		{"POST /v1/campaigns", scopeAdmin, campaignBody, nil, s.postCampaign},
-		{"GET /v1/campaigns", scopeAdmin, 0, nil, s.listCampaigns},
-		{"GET /v1/campaigns/{id}", scopeAdmin, 0, nil, s.getCampaign},
-		{"POST /v1/campaigns/{id}/cancel", scopeAdmin, 0, nil, s.cancelCampaign},
-		{"POST /v1/messages", scopeAdmin, messageBody, nil, s.postMessage},
-		{"GET /v1/messages", scopeAdmin, 0, nil, s.listMessages},
-		{"GET /v1/messages/{id}", scopeAdmin, 0, nil, s.getMessage},
+		{"POST /v1/channels/{channel}/subscribers", scopeAdmin, subscribersBody, nil, s.postSubscribers, nil},
+		{"PUT /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.putSubscriber, nil},
+		{"DELETE /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.deleteSubscriber, nil},
+		{"GET /v1/users/{user_id}", scopeAdmin, 0, nil, s.getUser, nil},
+		{"DELETE /v1/users/{user_id}", scopeAdmin, 0, nil, s.deleteUser, nil},
+		{"GET /v1/users/{user_id}/preferences", scopeAdmin, 0, nil, s.getPreferences, nil},
+		{"PUT /v1/users/{user_id}/preferences", scopeAdmin, preferencesBody, nil, s.putPreferences, nil},
+		{"POST /v1/campaigns", scopeAdmin, campaignBody, nil, s.postCampaign, nil},
+		{"GET /v1/campaigns", scopeAdmin, 0, nil, s.listCampaigns, []string{"state", "limit", "before"}},
+		{"GET /v1/campaigns/{id}", scopeAdmin, 0, nil, s.getCampaign, nil},
+		{"POST /v1/campaigns/{id}/cancel", scopeAdmin, 0, nil, s.cancelCampaign, nil},
+		{"POST /v1/messages", scopeAdmin, messageBody, nil, s.postMessage, nil},
+		{"GET /v1/messages", scopeAdmin, 0, nil, s.listMessages, []string{"limit", "before"}},
+		{"GET /v1/messages/{id}", scopeAdmin, 0, nil, s.getMessage, nil},
 		// the reference of this table (openapi.go): any valid token
-		{"GET " + OpenAPIPath, scopeAny, 0, nil, s.getOpenAPI},
+		{"GET " + OpenAPIPath, scopeAny, 0, nil, s.getOpenAPI, nil},
 		// the operator console: its own sign-in (the operator token) and session cookie
-		{"/ui/", scopeConsole, 0, nil, s.serveConsole},
+		{"/ui/", scopeConsole, 0, nil, s.serveConsole, nil},
 	}
 }
 
@@ -295,7 +291,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		// Before the body is read: the query is refused whatever the body.
 		// The console reads its own (its pages' forms and links).
 		if rt.scope != scopeConsole {
-			if _, ok := queryParams(w, r, routeQuery[rt.pattern]...); !ok {
+			if _, ok := queryParams(w, r, rt.query...); !ok {
 				return
 			}
 		}
