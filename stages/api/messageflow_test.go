@@ -80,14 +80,26 @@ func newIdleMessageFlow(t *testing.T, redisAddr string) *messageFlow {
 	return f
 }
 
-// run serves a stage's stream, both lanes, until the test ends.
+// run serves a stage's stream, both lanes, until the test ends, once it
+// joined its groups: a test that takes a Redis down next must not find the
+// stage still starting (Run then fails, and a process would exit).
 func (f *messageFlow) run(name, stream string, h pipeline.Handler, log zerolog.Logger) {
+	f.t.Helper()
 	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: name, Stream: stream, Express: true,
 		Concurrency: 2, BatchSize: 20, Block: 100 * time.Millisecond, ClaimIdle: 10 * time.Second, ShutdownTimeout: 5 * time.Second}, h, log, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
 	f.t.Cleanup(func() { cancel(); <-done })
+	pipelinetest.Eventually(f.t, 30*time.Second, name+" ready", func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			f.t.Fatalf("%s stopped before it was ready: %v", name, err)
+		default:
+		}
+		return r.Ready()
+	})
 }
 
 // seed writes devices straight into PostgreSQL: (user, platform, token,

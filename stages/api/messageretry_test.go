@@ -26,10 +26,7 @@ import (
 // result must still be each device once at the provider, the message done
 // only once every device was reached, and its counts those of one sending:
 // with dedupe and deliver reading all along, and with them reading both
-// attempts' entries only after the retry (a backlog). With a master down,
-// only the backlog: stages reading through that outage did not always
-// resume within minutes of the master's return under load (runner's
-// outage handling, not the API's; see the session's report). (A raw-token message
+// attempts' entries only after the retry (a backlog). (A raw-token message
 // with a master down appends nothing: its counters, written first to every
 // partition it uses, fail before any append.)
 func TestMessageRetryAfterPartialQueueing(t *testing.T) {
@@ -54,6 +51,7 @@ func TestMessageRetryAfterPartialQueueing(t *testing.T) {
 		backlog bool   // dedupe and deliver start after the retry
 	}{
 		{name: "users, a master down, backlog", cluster: true, fault: "master down", backlog: true},
+		{name: "users, a master down, stages reading", cluster: true, fault: "master down"},
 		{name: "users, the mark lost, backlog", fault: "mark lost", backlog: true},
 		{name: "raw tokens, the mark lost, stages reading", raw: true, fault: "mark lost"},
 		{name: "raw tokens, the mark lost, backlog", raw: true, fault: "mark lost", backlog: true},
