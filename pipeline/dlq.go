@@ -193,10 +193,6 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 	return res, nil
 }
 
-// DLQClaim is the claim a retry holds on dead letter id while it re-injects
-// it, under the DLQ's tag (claimLetters).
-func (k Keys) DLQClaim(id string) string { return k.Prefix + ":{dlq}:retrying:" + id }
-
 // dlqClaimFor is how long a claim outlives a retry that stopped between
 // claiming and deleting its letters (killed, Redis lost): a retry within
 // that time leaves the letters to it (DLQResult.Busy), one after takes them.

@@ -65,6 +65,11 @@ func (k Keys) Streams(name string) []string {
 // operator wants them in one place.
 func (k Keys) DLQ() string { return k.Prefix + ":{dlq}:" + StreamDLQ }
 
+// DLQClaim is the claim a retry holds on dead letter id while it re-injects
+// it, under the DLQ's tag (claimLetters): two retries at once re-inject it
+// once.
+func (k Keys) DLQClaim(id string) string { return k.Prefix + ":{dlq}:retrying:" + id }
+
 // ConsoleSession is the operator console's session whose id hashes to hash
 // (stages/api/console): a string holding its CSRF token, expiring with the
 // session.

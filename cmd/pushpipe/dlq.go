@@ -357,12 +357,17 @@ func applyTo(ctx context.Context, q *pipeline.DLQ, f pipeline.DLQFilter, did str
 		// in place, each "context deadline exceeded": say why once.
 		err = fmt.Errorf("no answer within %s for some (a Redis node down or unreachable?): they are left in place, run the command again once it answers", dlqApplyTimeout)
 	}
-	if err == nil && len(res.Done) == 0 && len(res.Failed) == 0 {
+	if err == nil && len(res.Done) == 0 && len(res.Failed) == 0 && len(res.Busy) == 0 {
 		if err := unknownGroup(ctx, q, f.Group); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintf(w, "%s %s\n", did, plural(int64(len(res.Done)), "dead letter"))
+	if len(res.Busy) > 0 {
+		// Not a failure: the other run re-injects them (or did already).
+		fmt.Fprintf(w, "%s left to another retry running at the same time (re-injected by it, or to be); "+
+			"if that run was stopped before it finished, run this again in a minute\n", plural(int64(len(res.Busy)), "dead letter"))
+	}
 	return errors.Join(err, reportFailed(errw, res))
 }
 

@@ -378,3 +378,37 @@ func TestDLQListTellsLongReasonsApart(t *testing.T) {
 		})
 	}
 }
+
+// A retry that finds its letters held by another retry running at the same
+// time leaves them to it (pipeline.DLQ.Retry) and says so: it printed only
+// "retried 0 dead letters", as if there had been nothing to retry.
+func TestDLQRetrySaysWhatAnotherRetryHolds(t *testing.T) {
+	rdb, keys := dlqRedis(t, "dlqbusy")
+	if _, err := pipeline.Emit(t.Context(), rdb, pipeline.Message{Stream: keys.Stream(pipeline.StreamDeliver, 0), Fields: []string{"reason", "no credentials"}}); err != nil {
+		t.Fatal(err)
+	}
+	deadLettering(t, rdb, keys, "deliver", pipeline.StreamDeliver, func(e pipeline.Entry) error { return errors.New(e.Fields["reason"]) })
+	q := pipeline.NewDLQ(rdb, keys)
+	var letters []pipeline.DeadLetter
+	pipelinetest.Eventually(t, 10*time.Second, "the entry dead-lettered", func() bool {
+		var err error
+		letters, err = q.List(t.Context(), pipeline.DLQFilter{})
+		return err == nil && len(letters) == 1
+	})
+	// What the other retry's claim is (claimLettersScript).
+	if err := rdb.Do(t.Context(), rdb.B().Set().Key(keys.DLQClaim(letters[0].ID)).Value("1").Px(time.Minute).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	var out, errs strings.Builder
+	if err := applyTo(t.Context(), q, pipeline.DLQFilter{}, "retried", (*pipeline.DLQ).Retry, &out, &errs); err != nil {
+		t.Fatalf("retry: %v\n%s", err, errs.String())
+	}
+	for _, want := range []string{"retried 0 dead letters", "1 dead letter left to another retry running at the same time"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("retry says %q, want it to say %q", out.String(), want)
+		}
+	}
+	if n, err := q.Len(t.Context()); err != nil || n != 1 {
+		t.Errorf("%d dead letters left (%v), want the held one", n, err)
+	}
+}
