@@ -24,8 +24,12 @@ vet:
 	@cd "$(ROOT)" && test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 
 # Every test, against real redis-server and PostgreSQL started on free ports.
+# The tests that run pushpipe as a process share one binary built here
+# (pipelinetest.BinaryEnv) rather than each package linking its own.
+TESTBIN := .pushpipe/test/pushpipe
 test: vet
-	cd "$(ROOT)" && $(GO) test -race -count=1 -timeout 15m $(PKGS)
+	cd "$(ROOT)" && $(GO) build -o $(TESTBIN) ./cmd/pushpipe
+	cd "$(ROOT)" && PUSHPIPE_TEST_BIN="$(ROOT)/$(TESTBIN)" $(GO) test -race -count=1 -timeout 15m $(PKGS)
 	cd "$(ROOT)/deploy/lint" && $(GO) test -count=1 ./... # its own module: ./... above does not reach it
 
 # The end-to-end drills (every process a real binary) against a Redis with

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // TestAllInOneProcess runs `pushpipe all` (the API and every stage built
@@ -15,7 +16,7 @@ import (
 // campaign reaches every device exactly once.
 func TestAllInOneProcess(t *testing.T) {
 	t.Parallel()
-	bin := buildPushpipe(t)
+	bin := pipelinetest.Binary(t)
 	ctx := t.Context()
 	srv, err := StartServers(ctx, ServerConfig{})
 	if err != nil {

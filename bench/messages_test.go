@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // The messages benchmark end to end, small: every message accepted is
@@ -11,7 +13,7 @@ import (
 // while sending (each process, Redis's commands, PostgreSQL's statements).
 func TestMessagesBench(t *testing.T) {
 	t.Parallel()
-	bin := buildPushpipe(t)
+	bin := pipelinetest.Binary(t)
 	const rate, recipients, seconds = 20, 10, 3
 	res, err := RunMessages(t.Context(), Config{
 		Bin:    bin,

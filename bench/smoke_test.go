@@ -15,7 +15,7 @@ import (
 // notification.
 func TestSmoke100k(t *testing.T) {
 	t.Parallel()
-	bin := buildPushpipe(t)
+	bin := pipelinetest.Binary(t)
 	out := t.TempDir()
 	start := time.Now()
 	res, err := Run(t.Context(), Config{
@@ -51,14 +51,4 @@ func TestSmoke100k(t *testing.T) {
 	if _, err := os.Stat(res.Chart); err != nil {
 		t.Errorf("chart: %v", err)
 	}
-}
-
-// buildPushpipe builds the binary the stage processes run.
-func buildPushpipe(t *testing.T) string {
-	t.Helper()
-	bin, err := pipelinetest.BuildPushpipe(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
 }

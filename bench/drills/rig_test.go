@@ -37,28 +37,12 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "drills-bin-*")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		if bin, err = pipelinetest.BuildPushpipe(dir); err != nil {
-			fmt.Fprintf(os.Stderr, "drills: %v\n", err)
-			return 1
-		}
-		if env, err = pipelinetest.StartEnv(pipelinetest.EnvOptions{Postgres: true}); err != nil {
-			fmt.Fprintf(os.Stderr, "drills: %v\n", err)
-			return 1
-		}
-		code := m.Run()
-		if err := env.Close(); err != nil && code == 0 {
-			fmt.Fprintf(os.Stderr, "drills: %v\n", err)
-			code = 1
-		}
-		return code
-	}())
+	var err error
+	if bin, err = pipelinetest.BinaryPath(); err != nil {
+		fmt.Fprintf(os.Stderr, "drills: %v\n", err)
+		os.Exit(1)
+	}
+	pipelinetest.Main(m, pipelinetest.EnvOptions{Postgres: true}, &env)
 }
 
 const (

@@ -30,30 +30,22 @@ var (
 	bin string // the pushpipe binary, for tests that kill stage processes
 )
 
-// TestMain builds ./cmd/pushpipe once (the kill test runs the stages as
+// TestMain gets the pushpipe binary (the kill test runs the stages as
 // real processes) and starts standalone Redis, a 3-master cluster and
 // PostgreSQL for the whole package.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "pushpipe-bin-*")
-	if err != nil {
+	var err error
+	if bin, err = pipelinetest.BinaryPath(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if bin, err = pipelinetest.BuildPushpipe(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	pipelinetest.Main(cleanupAfter{m, dir}, pipelinetest.EnvOptions{Redis: true, Cluster: true, Postgres: true}, &env)
+	pipelinetest.Main(cleanupAfter{m}, pipelinetest.EnvOptions{Redis: true, Cluster: true, Postgres: true}, &env)
 }
 
-type cleanupAfter struct {
-	m   *testing.M
-	dir string
-}
+// cleanupAfter closes the benchmarks' shared data after the tests.
+type cleanupAfter struct{ m *testing.M }
 
 func (c cleanupAfter) Run() int {
-	defer os.RemoveAll(c.dir)
 	defer closeBenchData()
 	return c.m.Run()
 }

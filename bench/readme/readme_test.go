@@ -58,6 +58,17 @@ type devProc struct {
 	done chan error
 }
 
+// binaryIn links the tests' pushpipe binary into work, where the README's
+// commands run it as ./pushpipe.
+func binaryIn(t *testing.T, work string) string {
+	t.Helper()
+	bin := filepath.Join(work, "pushpipe")
+	if err := os.Symlink(pipelinetest.Binary(t), bin); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
 func startDev(t *testing.T, bin, work, listen string, env []string, extra ...string) *devProc {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"dev", "--users", "2000", "--listen", listen}, extra...)...)
@@ -126,10 +137,7 @@ func TestReadmeCommands(t *testing.T) {
 		}
 	}
 	work := t.TempDir()
-	bin, err := pipelinetest.BuildPushpipe(work)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := binaryIn(t, work)
 	data := filepath.Join(work, ".pushpipe")
 	t.Cleanup(func() { removeDevPostgres(data) })
 	listen := freeAddr(t)
@@ -274,10 +282,7 @@ func TestDevWithAGivenRedis(t *testing.T) {
 	redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{Security: pipelinetest.SecurityAuth})
 	db := pipelinetest.DatabaseT(t, pipelinetest.PostgresT(t))
 	work := t.TempDir()
-	bin, err := pipelinetest.BuildPushpipe(work)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := binaryIn(t, work)
 	dev := startDev(t, bin, work, freeAddr(t), []string{"PUSHPIPE_REDIS_ADDR=" + redis.Addr, "PUSHPIPE_DATABASE_URL=" + db,
 		"PUSHPIPE_REDIS_USERNAME=" + redis.Client.Username, "PUSHPIPE_REDIS_PASSWORD=" + redis.Client.Password}, "--once")
 	select {

@@ -22,29 +22,14 @@ var (
 	bin string // the pushpipe binary under test
 )
 
-// TestMain builds ./cmd/pushpipe once and starts Redis and PostgreSQL.
+// TestMain gets the pushpipe binary (pipelinetest.Binary) and starts Redis and PostgreSQL.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "pushpipe-secrettest-*")
-	if err != nil {
+	var err error
+	if bin, err = pipelinetest.BinaryPath(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if bin, err = pipelinetest.BuildPushpipe(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	pipelinetest.Main(cleanupAfter{m, dir}, pipelinetest.EnvOptions{Redis: true, Postgres: true}, &env)
-}
-
-type cleanupAfter struct {
-	m   *testing.M
-	dir string
-}
-
-func (c cleanupAfter) Run() int {
-	defer os.RemoveAll(c.dir)
-	return c.m.Run()
+	pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true, Postgres: true}, &env)
 }
 
 // secret is a fresh random token.

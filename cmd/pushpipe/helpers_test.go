@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -35,45 +33,7 @@ func testRedis(t *testing.T) (*pipelinetest.Redis, rueidis.Client) {
 var env *pipelinetest.Env
 
 func TestMain(m *testing.M) {
-	pipelinetest.Main(removeBinary{m}, pipelinetest.EnvOptions{Postgres: true}, &env)
-}
-
-// removeBinary runs the tests, then removes the pushpipe binary that
-// pushpipeBinary built.
-type removeBinary struct{ m *testing.M }
-
-func (r removeBinary) Run() int {
-	code := r.m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	return code
-}
-
-var (
-	buildOnce sync.Once
-	binDir    string // removed by TestMain
-	binPath   string
-	buildErr  error
-)
-
-// pushpipeBinary builds cmd/pushpipe once per test binary, for the tests
-// that run it as a process: a build each was a link of the whole tree
-// again, seconds on a loaded machine.
-func pushpipeBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		var err error
-		if binDir, err = os.MkdirTemp("", "pushpipe-test-bin-"); err != nil {
-			buildErr = err
-			return
-		}
-		binPath, buildErr = pipelinetest.BuildPushpipe(binDir)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	pipelinetest.Main(m, pipelinetest.EnvOptions{Postgres: true}, &env)
 }
 
 // testDatabase returns the URL of a migrated database of the test's own

@@ -41,7 +41,7 @@ func run(t *testing.T, bin string, env []string, args ...string) (string, time.D
 // as it takes) with room for a loaded machine to start the binary: CI runs
 // every package at once, and 3 s was seen exceeded (3.3-3.9 s).
 func TestStartupChecksWithTheBinary(t *testing.T) {
-	bin := pushpipeBinary(t)
+	bin := pipelinetest.Binary(t)
 	plain := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
 	auth := pipelinetest.RedisT(t, pipelinetest.RedisOptions{Security: "auth"})
 	tlsr := pipelinetest.RedisT(t, pipelinetest.RedisOptions{Security: "tls"})
@@ -121,10 +121,7 @@ func TestStartupChecksWithTheBinary(t *testing.T) {
 // said only that Redis was down, and the badge was refused once it was up.
 // Each exits 2 (a usage error) naming what to fix, and no server.
 func TestFlagsCheckedBeforeDialling(t *testing.T) {
-	bin, err := pipelinetest.BuildPushpipe(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := pipelinetest.Binary(t)
 	down := []string{"PUSHPIPE_REDIS_ADDR=127.0.0.1:1", "PUSHPIPE_DATABASE_URL=postgres://bob@127.0.0.1:1/x", "PUSHPIPE_LOG_LEVEL=warn"}
 	tests := []struct {
 		name string
@@ -168,7 +165,7 @@ func TestFlagsCheckedBeforeDialling(t *testing.T) {
 
 // A stage that queries PostgreSQL is ready only while PostgreSQL answers.
 func TestDBStageReadyzFollowsPostgres(t *testing.T) {
-	bin := pushpipeBinary(t)
+	bin := pipelinetest.Binary(t)
 	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
 	pg := pipelinetest.PostgresT(t)
 	url := pipelinetest.DatabaseT(t, pg)

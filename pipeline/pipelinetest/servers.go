@@ -35,4 +35,16 @@ const (
 //
 //	var env *pipelinetest.Env
 //	func TestMain(m *testing.M) { pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true}, &env) }
-func Main(m interface{ Run() int }, opts EnvOptions, env **Env) { localserver.Main(m, opts, env) }
+//
+// The pushpipe binary Binary built, if any, is removed after the tests.
+func Main(m interface{ Run() int }, opts EnvOptions, env **Env) {
+	localserver.Main(runThenRemove{m}, opts, env)
+}
+
+// runThenRemove runs the tests, then removes the binary Binary built.
+type runThenRemove struct{ m interface{ Run() int } }
+
+func (r runThenRemove) Run() int {
+	defer removeBinary()
+	return r.m.Run()
+}

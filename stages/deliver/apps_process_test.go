@@ -74,7 +74,7 @@ func TestDeliverProcessAppsFileAndSIGHUP(t *testing.T) {
 
 	httpAddr := freeAddr(t)
 	stderr := &watchWriter{}
-	cmd := exec.Command(pushpipeBinary(t), "deliver",
+	cmd := exec.Command(pipelinetest.Binary(t), "deliver",
 		"--redis-addr", env.Redis.Addr, "--database-url", f.dbURL,
 		"--prefix", f.keys.Prefix, "--partitions", strconv.Itoa(f.keys.Partitions),
 		"--consumer", "d1", "--http", httpAddr, "--log-level", "info", "--in-flight", "16",

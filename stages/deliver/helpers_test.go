@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -29,19 +28,7 @@ import (
 var env *pipelinetest.Env
 
 func TestMain(m *testing.M) {
-	pipelinetest.Main(removeBinary{m}, pipelinetest.EnvOptions{Redis: true, Postgres: true}, &env)
-}
-
-// removeBinary runs the tests, then removes the pushpipe binary the process
-// tests built.
-type removeBinary struct{ m *testing.M }
-
-func (r removeBinary) Run() int {
-	code := r.m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	return code
+	pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true, Postgres: true}, &env)
 }
 
 const testApp = "app1"

@@ -33,30 +33,6 @@ import (
 // two deliver processes against two fake providers, one APNs and one FCM,
 // each with its own TPS cap.
 
-var (
-	buildOnce sync.Once
-	binDir    string // removed by TestMain
-	binPath   string
-	buildErr  error
-)
-
-// pushpipeBinary builds cmd/pushpipe into a temporary directory.
-func pushpipeBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		var err error
-		if binDir, err = os.MkdirTemp("", "deliver-test-bin-"); err != nil {
-			buildErr = err
-			return
-		}
-		binPath, buildErr = pipelinetest.BuildPushpipe(binDir)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
 // providers is an APNs fake and an FCM fake, each a `pushpipe fakeprovider`
 // process (so that neither runs under this test's race detector), and a
 // certificate file that trusts both (SSL_CERT_FILE of the deliver
@@ -99,7 +75,7 @@ func startRemoteFake(t testing.TB, name string, o fakeFlags) *remoteFake {
 	t.Helper()
 	addr := freeAddr(t)
 	certFile := filepath.Join(t.TempDir(), name+".pem")
-	cmd := exec.Command(pushpipeBinary(t), "fakeprovider", "--listen", addr, "--cert-out", certFile,
+	cmd := exec.Command(pipelinetest.Binary(t), "fakeprovider", "--listen", addr, "--cert-out", certFile,
 		"--tps", strconv.Itoa(o.tps), "--latency", o.latency.String(),
 		"--unregistered-rate", strconv.FormatFloat(o.unregistered, 'f', -1, 64),
 		"--error-rate", strconv.FormatFloat(o.errorRate, 'f', -1, 64))
@@ -198,7 +174,7 @@ func (f *fixture) startDeliver(t testing.TB, p *providers, name string, extra ..
 		"--apns-topic", testTopic, "--apns-host", p.apns.URL(),
 		"--fcm-project", "test-project", "--fcm-endpoint", p.fcm.URL() + "/v1",
 	}
-	cmd := exec.Command(pushpipeBinary(t), append(args, extra...)...)
+	cmd := exec.Command(pipelinetest.Binary(t), append(args, extra...)...)
 	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+p.certFile)
 	cmd.Stderr = &prefixWriter{t: t, prefix: name + ": "}
 	if err := cmd.Start(); err != nil {

@@ -29,24 +29,34 @@ import (
 var env *pipelinetest.Env
 
 func TestMain(m *testing.M) {
-	pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true, Postgres: true}, &env)
+	pipelinetest.Main(removeReceiver{m}, pipelinetest.EnvOptions{Redis: true, Postgres: true}, &env)
+}
+
+// removeReceiver runs the tests, then removes the receiver they built.
+type removeReceiver struct{ m *testing.M }
+
+func (r removeReceiver) Run() int {
+	defer func() {
+		if binDir != "" {
+			os.RemoveAll(binDir)
+		}
+	}()
+	return r.m.Run()
 }
 
 var (
-	buildOnce          sync.Once
-	binDir             string
-	pushpipe, receiver string
-	buildErr           error
+	buildOnce sync.Once
+	binDir    string // the receiver's, removed by TestMain
+	receiver  string
+	buildErr  error
 )
 
-// binaries builds pushpipe and the test receiver (testdata/receiver) once.
+// binaries returns pushpipe (pipelinetest.Binary) and the test receiver
+// (testdata/receiver), built once.
 func binaries(t testing.TB) (pushpipeBin, receiverBin string) {
 	t.Helper()
 	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "webhook-test-bin-"); buildErr != nil {
-			return
-		}
-		if pushpipe, buildErr = pipelinetest.BuildPushpipe(binDir); buildErr != nil {
+		if binDir, buildErr = os.MkdirTemp("", "webhook-test-receiver-"); buildErr != nil {
 			return
 		}
 		receiver = filepath.Join(binDir, "receiver")
@@ -58,7 +68,7 @@ func binaries(t testing.TB) (pushpipeBin, receiverBin string) {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return pushpipe, receiver
+	return pipelinetest.Binary(t), receiver
 }
 
 type buildError struct {

@@ -72,10 +72,7 @@ func BenchmarkConsoleUnderLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	keys := pipeline.NewKeys("cb"+strconv.FormatUint(rand.Uint64(), 36), pipeline.DefaultPartitions)
-	bin, err := pipelinetest.BuildPushpipe(binDir)
-	if err != nil {
-		b.Fatal(err)
-	}
+	bin := pipelinetest.Binary(b)
 	run, err := bench.Launch(ctx, bench.LaunchConfig{
 		Servers: &bench.Servers{RedisAddr: env.Redis.Addr, DatabaseURL: dbURL},
 		Bin:     bin, LogDir: filepath.Join(b.TempDir(), "logs"),

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,22 +23,6 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/api/console"
 )
-
-// The pushpipe binary, built once for the package's tests that run stages.
-var (
-	buildOnce sync.Once
-	binPath   string
-	binErr    error
-)
-
-func pushpipeBin(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() { binPath, binErr = pipelinetest.BuildPushpipe(binDir) })
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
 
 // startStages seeds users devices of app in channel ch0 and runs every stage
 // (`pushpipe all`, null sink) at tps sends per second on the bed's Redis
@@ -64,7 +47,7 @@ func (b *bed) launchWith(allArgs []string, users int64, tps int, sink string, fa
 	}
 	r, err := bench.Launch(b.t.Context(), bench.LaunchConfig{
 		Servers: &bench.Servers{RedisAddr: env.Redis.Addr, DatabaseURL: b.dbURL},
-		Bin:     pushpipeBin(b.t), LogDir: filepath.Join(b.t.TempDir(), "logs"),
+		Bin:     pipelinetest.Binary(b.t), LogDir: filepath.Join(b.t.TempDir(), "logs"),
 		Prefix: b.keys.Prefix, Partitions: b.keys.Partitions,
 		ClaimIdle: 5 * time.Second, Sink: sink, FakeArgs: fakeArgs, TPS: tps, App: app, AllInOne: true,
 		StageArgs: map[string][]string{"all": allArgs},

@@ -19,9 +19,6 @@ var env *pipelinetest.Env
 // own browser context (cookies and storage of its own) in it.
 var browser context.Context
 
-// binDir is where the pushpipe binary is built, when a test needs stages.
-var binDir string
-
 // chromium is Debian's package (.ci/run installs it).
 const chromium = "/usr/bin/chromium"
 
@@ -54,12 +51,5 @@ func (w withBrowser) Run() int {
 		return 1
 	}
 	browser = bctx
-	dir, err := os.MkdirTemp("", "pushpipe-console-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binDir = dir
 	return w.m.Run()
 }
