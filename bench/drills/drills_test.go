@@ -78,6 +78,36 @@ func TestDrillRedisKilledMidCampaign(t *testing.T) {
 		before.Accepted, p, sum.Accepted, sum.Unique, sum.Duplicates)
 }
 
+// (a') Redis stops answering mid-campaign for longer than the clients'
+// write timeout (SIGSTOP: its connections stay open and nothing comes back,
+// as a primary whose host hangs or whose network drops every packet, where
+// (a)'s refuses at once), then goes on with every write it had. Nothing
+// crashed, so nothing may be lost or repeated: the calls in the air time
+// out, the stages redial a server that accepts and says nothing, the
+// batches in hand wait for Redis and commit once it answers, and no entry
+// is read again behind the back of the worker that holds it.
+func TestDrillRedisFrozenMidCampaign(t *testing.T) {
+	r := newRig(t, rigOptions{Users: 4000, TPS: 800})
+	r.createCampaign("drill-f")
+	r.poll(60*time.Second, "a third of the campaign sent", func() bool {
+		s, err := r.summary()
+		return err == nil && s.Accepted >= uint64(r.opts.Users/3)
+	})
+	if err := r.redis.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	frozenAt, _ := r.summary()
+	time.Sleep(12 * time.Second) // past pipeline.NewRedisConfig's 10 s write timeout
+	r.redis.Thaw()
+	p := r.waitDone("drill-f", 120*time.Second)
+	sum := r.settle()
+	r.checkReached(r.receipts(), "drill-f")
+	if sum.Duplicates != 0 || sum.Unique != uint64(r.opts.Users) {
+		t.Errorf("provider: %d unique, %d duplicates; want %d and 0", sum.Unique, sum.Duplicates, r.opts.Users)
+	}
+	t.Logf("redis frozen for 12 s after %d accepted; done: %+v; provider %+v", frozenAt.Accepted, p, sum)
+}
+
 // (b) PostgreSQL is stopped mid-campaign and started again. Resolve and
 // deliver cannot read; they back off and resume; nothing is lost, nothing is
 // sent twice (Redis kept every mark).

@@ -196,6 +196,20 @@ func (r *Redis) Kill() error {
 	return nil
 }
 
+// Freeze stops the server where it is (SIGSTOP): its connections stay
+// open and nothing answers, not even a new connection's first command, as a
+// primary whose host hangs or whose network drops every packet, rather than
+// one that refuses. Thaw lets it go on with every write it had.
+func (r *Redis) Freeze() error {
+	if err := r.proc.freeze(); err != nil {
+		return fmt.Errorf("freeze redis %s: %w", r.Addr, err)
+	}
+	return nil
+}
+
+// Thaw lets a frozen server go on where it stopped.
+func (r *Redis) Thaw() { r.proc.thaw() }
+
 // Restart starts the server again on the same port and directory, so an
 // AOF instance reloads its data. A server that is still running is killed
 // first. It returns once PING answers and loading has finished.
@@ -220,6 +234,7 @@ func (r *Redis) Restart() error {
 // Close stops the server (SIGTERM, then SIGKILL after 5 s) and removes
 // its directory if StartRedis created it.
 func (r *Redis) Close() error {
+	r.proc.thaw() // a frozen server would not see the SIGTERM
 	err := r.proc.stop(syscall.SIGTERM, 5*time.Second)
 	if err != nil {
 		err = fmt.Errorf("close redis %s: %w", r.Addr, err)
