@@ -27,10 +27,7 @@ import (
 func TestDrillRedisKilledMidCampaign(t *testing.T) {
 	r := newRig(t, rigOptions{Users: 4000, TPS: 800})
 	r.createCampaign("drill-a")
-	r.poll(60*time.Second, "a third of the campaign sent", func() bool {
-		s, err := r.summary()
-		return err == nil && s.Accepted >= uint64(r.opts.Users/3)
-	})
+	r.waitThirdSent()
 	killedAt := time.Now()
 	if err := r.redis.Kill(); err != nil {
 		t.Fatal(err)
@@ -89,22 +86,14 @@ func TestDrillRedisKilledMidCampaign(t *testing.T) {
 func TestDrillRedisFrozenMidCampaign(t *testing.T) {
 	r := newRig(t, rigOptions{Users: 4000, TPS: 800})
 	r.createCampaign("drill-f")
-	r.poll(60*time.Second, "a third of the campaign sent", func() bool {
-		s, err := r.summary()
-		return err == nil && s.Accepted >= uint64(r.opts.Users/3)
-	})
+	r.waitThirdSent()
 	if err := r.redis.Freeze(); err != nil {
 		t.Fatal(err)
 	}
 	frozenAt, _ := r.summary()
 	time.Sleep(12 * time.Second) // past pipeline.NewRedisConfig's 10 s write timeout
 	r.redis.Thaw()
-	p := r.waitDone("drill-f", 120*time.Second)
-	sum := r.settle()
-	r.checkReached(r.receipts(), "drill-f")
-	if sum.Duplicates != 0 || sum.Unique != uint64(r.opts.Users) {
-		t.Errorf("provider: %d unique, %d duplicates; want %d and 0", sum.Unique, sum.Duplicates, r.opts.Users)
-	}
+	p, sum := r.doneEachOnce("drill-f")
 	t.Logf("redis frozen for 12 s after %d accepted; done: %+v; provider %+v", frozenAt.Accepted, p, sum)
 }
 
@@ -114,10 +103,7 @@ func TestDrillRedisFrozenMidCampaign(t *testing.T) {
 func TestDrillPostgresRestartedMidCampaign(t *testing.T) {
 	r := newRig(t, rigOptions{Users: 4000, TPS: 800, OwnPostgres: true})
 	r.createCampaign("drill-b")
-	r.poll(60*time.Second, "a third of the campaign sent", func() bool {
-		s, err := r.summary()
-		return err == nil && s.Accepted >= uint64(r.opts.Users/3)
-	})
+	r.waitThirdSent()
 	if err := r.pg.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -126,12 +112,7 @@ func TestDrillPostgresRestartedMidCampaign(t *testing.T) {
 	if err := r.pg.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := r.waitDone("drill-b", 120*time.Second)
-	sum := r.settle()
-	r.checkReached(r.receipts(), "drill-b")
-	if sum.Duplicates != 0 || sum.Unique != uint64(r.opts.Users) {
-		t.Errorf("provider: %d unique, %d duplicates; want %d and 0", sum.Unique, sum.Duplicates, r.opts.Users)
-	}
+	p, sum := r.doneEachOnce("drill-b")
 	t.Logf("postgres down for 3 s after %d accepted; done: %+v; provider %+v", stoppedAt.Accepted, p, sum)
 }
 
@@ -197,11 +178,7 @@ func TestDrillProviderOutageThenDLQRetry(t *testing.T) {
 		s, err := r.summary()
 		return err == nil && s.Unique >= uint64(r.opts.Users)
 	})
-	sum := r.settle()
-	r.checkReached(r.receipts(), "drill-c")
-	if sum.Duplicates != 0 || sum.Unique != uint64(r.opts.Users) {
-		t.Errorf("provider: %d unique, %d duplicates; want %d and 0", sum.Unique, sum.Duplicates, r.opts.Users)
-	}
+	sum := r.eachOnce("drill-c")
 	if n, err := q.Len(context.Background()); err != nil || n != 0 {
 		t.Errorf("%d dead letters left after the retry (err %v)", n, err)
 	}
@@ -403,11 +380,7 @@ func TestDrillResplitALostCampaign(t *testing.T) {
 		t.Errorf("resplit output: %s", out)
 	}
 	r.waitDone("drill-e", 60*time.Second)
-	sum := r.settle()
-	r.checkReached(r.receipts(), "drill-e")
-	if sum.Duplicates != 0 || sum.Unique != uint64(r.opts.Users) {
-		t.Errorf("provider: %d unique, %d duplicates; want %d and 0", sum.Unique, sum.Duplicates, r.opts.Users)
-	}
+	r.eachOnce("drill-e")
 	cmd := exec.Command(bin, "replay", "--resplit", "--campaign", "no-such-campaign")
 	cmd.Env = r.env
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "no campaign no-such-campaign: check the id") {
@@ -428,10 +401,7 @@ func TestDrillResplitALostCampaign(t *testing.T) {
 func TestDrillResplitAfterRedisLostEverything(t *testing.T) {
 	r := newRig(t, rigOptions{Users: 3000, TPS: 600})
 	r.createCampaign("drill-f")
-	r.poll(60*time.Second, "a third of the campaign sent", func() bool {
-		s, err := r.summary()
-		return err == nil && s.Accepted >= uint64(r.opts.Users/3)
-	})
+	r.waitThirdSent()
 	before, _ := r.summary()
 	if err := r.rdb.Do(context.Background(), r.rdb.B().Flushall().Build()).Error(); err != nil {
 		t.Fatal(err)

@@ -254,6 +254,15 @@ func (r *rig) apnsKey() string {
 	return path
 }
 
+// waitThirdSent waits until the fake provider has accepted a third of the
+// users: the moment the drills break something mid-campaign.
+func (r *rig) waitThirdSent() {
+	r.poll(60*time.Second, "a third of the campaign sent", func() bool {
+		s, err := r.summary()
+		return err == nil && s.Accepted >= uint64(r.opts.Users/3)
+	})
+}
+
 // pipelineBin is the binary the API and the stages run.
 func (r *rig) pipelineBin() string { return cmp.Or(r.opts.Bin, bin) }
 
@@ -567,6 +576,23 @@ func (r *rig) settle() summary {
 }
 
 // checkEveryoneOnce fails unless every seeded device was accepted exactly
+// doneEachOnce waits for campaign id to be done, then checks eachOnce.
+func (r *rig) doneEachOnce(id string) (progress, summary) {
+	return r.waitDone(id, 120*time.Second), r.eachOnce(id)
+}
+
+// eachOnce waits for the provider to settle and checks that every user was
+// reached by campaign id exactly once: what an outage that lost no write
+// must leave.
+func (r *rig) eachOnce(id string) summary {
+	sum := r.settle()
+	r.checkReached(r.receipts(), id)
+	if sum.Duplicates != 0 || sum.Unique != uint64(r.opts.Users) {
+		r.t.Errorf("provider: %d unique, %d duplicates; want %d and 0", sum.Unique, sum.Duplicates, r.opts.Users)
+	}
+	return sum
+}
+
 // once (want dups = 0) and every receipt carries the campaign's collapse id.
 func (r *rig) checkReached(recs []receipt, collapseID string) (perToken map[string]int) {
 	r.t.Helper()

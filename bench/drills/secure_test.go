@@ -20,10 +20,7 @@ func TestDrillSecuredRedis(t *testing.T) {
 			r := newRig(t, rigOptions{Users: 1500, TPS: 1000, Security: mode})
 			id := "drill-h-" + mode
 			r.createCampaign(id)
-			r.poll(60*time.Second, "a third of the campaign sent", func() bool {
-				s, err := r.summary()
-				return err == nil && s.Accepted >= uint64(r.opts.Users/3)
-			})
+			r.waitThirdSent()
 			if err := r.redis.Kill(); err != nil {
 				t.Fatal(err)
 			}
