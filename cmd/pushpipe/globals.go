@@ -159,18 +159,34 @@ func (g *Globals) connectRedis(patience time.Duration, long bool) (rueidis.Clien
 				cfg.Where(), err)
 		}
 		if time.Now().After(deadline) || g.Context().Err() != nil {
-			// The time actually waited: a SIGTERM ends the wait early.
+			// The time actually waited: a SIGTERM ends the wait early,
+			// and an attempt that times out (5 s) outlasts a short one.
+			waited := time.Since(deadline.Add(-patience)).Round(100 * time.Millisecond)
+			if isTimeout(err) {
+				// Something took the connection and said nothing: a hung
+				// or swamped server, or packets dropped on the way. "No
+				// Redis" sent the operator to look for a process that runs.
+				return nil, fmt.Errorf("Redis at %s did not answer in %s: is it hung or overloaded, or is a firewall dropping the packets? (if the address is wrong, set PUSHPIPE_REDIS_ADDR or --redis-addr): %w",
+					cfg.Where(), waited, err)
+			}
 			// Down or elsewhere: during an outage the address is right,
 			// and "set PUSHPIPE_REDIS_ADDR" alone sent the operator to
 			// check a setting that was fine.
 			return nil, fmt.Errorf("no Redis at %s after %s: is it down, or elsewhere? (if elsewhere, set PUSHPIPE_REDIS_ADDR or --redis-addr, and the PUSHPIPE_REDIS_* credentials): %w",
-				cfg.Where(), min(time.Since(deadline.Add(-patience)), patience).Round(100*time.Millisecond), err)
+				cfg.Where(), waited, err)
 		}
 		select {
 		case <-time.After(min(time.Second, patience/4)):
 		case <-g.Context().Done():
 		}
 	}
+}
+
+// isTimeout is an attempt that got no answer in time, where a refused
+// connection fails at once.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // isAuthError is a refusal retrying will not change: a wrong password, user

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -122,6 +123,31 @@ func TestRedisRefusalSaysWhatWentWrong(t *testing.T) {
 				t.Errorf("error %q says %q or the password", err, tt.not)
 			}
 		})
+	}
+}
+
+// A Redis that takes the connection and says nothing (frozen: a hung host,
+// or packets dropped on the way) is named as one that does not answer, with
+// the time the command waited: it said "no Redis at X after 2s: is it down"
+// after 5.4 s, and the server was up.
+func TestRedisThatDoesNotAnswer(t *testing.T) {
+	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
+	if err := r.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Thaw()
+	start := time.Now()
+	_, err := (&Globals{RedisAddr: r.Addr}).RedisNow()
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("connected to a frozen Redis")
+	}
+	m := regexp.MustCompile(`^Redis at (\S+)(?: without AUTH)? did not answer in (\S+): is it hung or overloaded`).FindStringSubmatch(err.Error())
+	if m == nil || m[1] != r.Addr {
+		t.Fatalf("error %q; want it to say Redis at %s did not answer", err, r.Addr)
+	}
+	if said, perr := time.ParseDuration(m[2]); perr != nil || said > took || said < took-time.Second {
+		t.Errorf("says it waited %s (%v); it waited %s", m[2], perr, took)
 	}
 }
 
