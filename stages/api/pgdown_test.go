@@ -198,10 +198,12 @@ func readsWithPostgresDown(t *testing.T, outage string, down, up func(*pipelinet
 	}
 }
 
-// TestMessageWithPostgresDown: a message posted while PostgreSQL is stopped
-// or frozen is a 503 + Retry-After saying nothing was accepted, with
-// nothing appended; the client's retry with the same id once PostgreSQL is
-// back is the 202 that queues it, each user once, and the next a 200.
+// TestMessageWithPostgresDown: a message posted without an id while
+// PostgreSQL is stopped or frozen is a 503 + Retry-After naming the id the
+// API gave it, with nothing appended; the client's retry with that id once
+// PostgreSQL is back is the 202 that queues it, each user once, and the
+// next a 200. (Had PostgreSQL committed the row and lost the connection
+// before its answer, a retry without the id would send a second message.)
 func TestMessageWithPostgresDown(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -213,14 +215,19 @@ func TestMessageWithPostgresDown(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, pg, _ := newAPIOwnPostgres(t)
-			body := `{"id":"pg-down-1","app":"a","users":[1,2,3],"notification":{"title":"t"}}`
 			if err := tt.down(pg); err != nil {
 				t.Fatal(err)
 			}
-			r := a.do("POST", "/v1/messages", body, "")
-			if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.error(), "retry") {
-				t.Errorf("with PostgreSQL %s: %d (Retry-After %q) %s, want 503 saying to retry", tt.name, r.status, r.header.Get("Retry-After"), r.body)
+			// Posted without an id: the 503 names the one the API gave it,
+			// for the retry (the row may be stored without the API knowing).
+			r := a.do("POST", "/v1/messages", `{"app":"a","users":[1,2,3],"notification":{"title":"t"}}`, "")
+			var answer struct{ ID string }
+			json.Unmarshal([]byte(r.body), &answer)
+			if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || answer.ID == "" ||
+				!strings.Contains(r.error(), `POST the same request with "id":"`+answer.ID+`"`) {
+				t.Fatalf("with PostgreSQL %s: %d (Retry-After %q) %s, want 503 naming the id to retry with", tt.name, r.status, r.header.Get("Retry-After"), r.body)
 			}
+			body := `{"id":"` + answer.ID + `","app":"a","users":[1,2,3],"notification":{"title":"t"}}`
 			if _, n := a.dedupeEntries(pipeline.Express); n != 0 {
 				t.Errorf("%d users appended while PostgreSQL was %s", n, tt.name)
 			}

@@ -46,8 +46,16 @@ func (s *Server) answerCreated(w http.ResponseWriter, kind, id string, createdCo
 			"%s %s is stored but could not be queued for sending (Redis or PostgreSQL failed); POST the same request with \"id\":%q again to start it: it is sent once however often it is posted",
 			kind, id, id)})
 	case err != nil:
+		// Not unavailable's "nothing was accepted": PostgreSQL may have
+		// committed the row and lost the connection before its answer.
+		// The same id again is safe either way (it creates the record or
+		// finds it), and a client that sent none learns it here: its retry
+		// without one would be a second record, sent twice.
 		s.cfg.Log.Warn().Err(err).Str(idField(kind), id).Msg(kind + " not created")
-		unavailable(w, "PostgreSQL or Redis", time.Second)
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": id, "error": fmt.Sprintf(
+			"PostgreSQL or Redis failed while %s %s was being stored; retry in a second: POST the same request with \"id\":%q: it is sent once however often it is posted",
+			kind, id, id)})
 	case created:
 		writeJSON(w, createdCode, map[string]string{"id": id})
 	default:
