@@ -16,8 +16,11 @@ package deliver
 // Copies read by two batches at once (two consumers, or two handlers of
 // one, each taking one copy) are not caught here: both read the marks
 // before either writes them. Closing that would take a reservation written
-// before every send, a round trip more per batch; replays are an
-// operator's, rare, and their copies usually land in one read.
+// before the sends, a round trip more per batch, and owned by the entry
+// that made it (a field per device naming the entry, not a bit), or a
+// crash between the reservation and the send would lose the device on the
+// entry's redelivery. Replays are an operator's, rare, and a replay's
+// copies sit next to each other, so they mostly land in one read.
 
 // person is what a target's sent marks are kept under within a batch: its
 // campaign and its user, or its raw token's id.
@@ -30,9 +33,10 @@ type person struct {
 // mayRepeat reports whether two targets of entries may be one person: an
 // entry's ids do not ascend strictly, or two entries of one campaign or
 // message span overlapping ids. Dedupe's entries of a campaign from one
-// channel never do, and a message is one entry; the map of holders cost
-// ~100 ns and ~100 bytes a target, a few percent of a send's CPU, which a
-// batch that cannot hold a repeat does not pay.
+// channel do not (its ranges are apart), nor a message's (one entry a
+// partition): the map of holders costs ~100 ns and ~100 bytes a target, a
+// few percent of a send's CPU, which a batch that cannot hold a repeat
+// does not pay. A retry beside fresh entries may overlap: the map then.
 func mayRepeat(entries []parsed) bool {
 	type span struct {
 		campaign string
