@@ -139,12 +139,14 @@ func (o *outage) end() {
 
 // unreachable tells a failure to reach Redis (refused, reset, timed out,
 // or Redis still loading its data after a restart) from an answer of
-// Redis's own.
+// Redis's own, wrapped or not: rueidis.IsRedisErr sees only an unwrapped
+// one, and a wrapped WRONGTYPE or NOGROUP read as an outage was retried
+// for good, and quietly.
 func unreachable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || rueidis.IsRedisNil(err) {
 		return false
 	}
-	if re, ok := rueidis.IsRedisErr(err); ok {
+	if re := (*rueidis.RedisError)(nil); errors.As(err, &re) {
 		return re.IsLoading() || re.IsClusterDown() || re.IsTryAgain()
 	}
 	return true

@@ -114,9 +114,11 @@ func mustInt(m rueidis.RedisMessage) int64 {
 // go to the stream's own master), while entries of partitions on the other
 // masters go through all along; every entry is handled once. A poison
 // batch on a master that answers is still given up after RetryFor, as on
-// a healthy Redis, whatever the other master does. The same when the master
-// is frozen (SIGSTOP) instead: its calls hang until the client's timeout
-// rather than fail at once, and must not hold up the other masters'.
+// a healthy Redis, whatever the other master does. A stage started while
+// the master is down waits for it to create its groups, then reads. The
+// same when the master is frozen (SIGSTOP) instead: its calls hang until
+// the client's timeout rather than fail at once, and must not hold up the
+// other masters'.
 func TestBatchOutlastsMasterOutage(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
@@ -212,6 +214,14 @@ func TestBatchOutlastsMasterOutage(t *testing.T) {
 				t.Fatal(err)
 			}
 			killed := time.Now()
+			// Another stage started now, with a master of its streams down, waits
+			// for it to create its groups rather than exit with the dial error.
+			var lateHandled atomic.Int64
+			late := startRunner(t, c, keys, pipeline.Options{Stage: "resolve", Stream: pipeline.StreamRanges, Consumer: "r1",
+				Block: 100 * time.Millisecond}, pipeline.HandlerFunc(func(_ context.Context, b *pipeline.Batch) error {
+				lateHandled.Add(int64(len(b.Entries)))
+				return nil
+			}))
 			close(release) // the held batch's write fails from now, past RetryFor
 			const perPartition = 5
 			for _, p := range others {
@@ -232,6 +242,10 @@ func TestBatchOutlastsMasterOutage(t *testing.T) {
 			if heldDone.Load() != 0 {
 				t.Fatalf("the held batch went through while its master was down")
 			}
+			late.waitOutage(t)
+			if late.r.Ready() {
+				t.Error("the stage started while a master was down is Ready before its groups exist")
+			}
 			if tt.frozen {
 				cluster.Nodes[victim].Thaw()
 			} else if err := cluster.Nodes[victim].Restart(); err != nil {
@@ -250,6 +264,19 @@ func TestBatchOutlastsMasterOutage(t *testing.T) {
 			if n != 1 || heldDone.Load() != 1 || othersDone.Load() != want {
 				t.Errorf("held entry handled %d times (its master counted %d, %v), others %d of %d; want each once",
 					heldDone.Load(), n, err, othersDone.Load(), want)
+			}
+
+			pipelinetest.Eventually(t, 30*time.Second, "the late stage ready once the master is back", late.r.Ready)
+			lateStream := keys.Stream(pipeline.StreamRanges, held) // on the master that was down
+			if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: lateStream, Fields: []string{"n", "1"}}); err != nil {
+				t.Fatal(err)
+			}
+			pipelinetest.Eventually(t, 30*time.Second, "the late stage's entry handled and acked", func() bool {
+				pending, err := c.Do(t.Context(), c.B().Xpending().Key(lateStream).Group("resolve").Build()).ToArray()
+				return lateHandled.Load() == 1 && err == nil && len(pending) > 0 && mustInt(pending[0]) == 0
+			})
+			if n := strings.Count(late.logs.String(), "Redis unreachable"); n != 1 {
+				t.Errorf("the late stage said the outage %d times, want once:\n%s", n, late.logs.String())
 			}
 		})
 	}

@@ -190,6 +190,9 @@ func (r *Runner) Retired() bool { return r.retired.Load() }
 // pending (never acked) and another consumer claims them.
 func (r *Runner) Run(ctx context.Context) error {
 	if err := r.createGroups(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while Redis was away: nothing was read
+		}
 		return err
 	}
 	r.alive(ctx) // status shows the stage running from its first read on
@@ -261,8 +264,18 @@ func (r *Runner) Run(ctx context.Context) error {
 // being retired, and holding results for it again. It starts idle and not
 // ready instead, as a process running when its group was retired stays
 // (recreate), until `pushpipe results unretire` brings the group back.
+//
+// While Redis, or the cluster master of one of its streams, is unreachable
+// it waits, as a running stage does (untilReachable): a stage started
+// during a failover, or beside a Redis that starts with it, exited with
+// the dial error, and under a supervisor that was a restart loop for the
+// length of the outage. The runner is not Ready meanwhile.
 func (r *Runner) createGroups(ctx context.Context) error {
-	at, err := r.rdb.Do(ctx, r.rdb.B().Hget().Key(r.keys.Retired()).Field(r.opts.Group).Build()).AsInt64()
+	var at int64
+	err := r.untilReachable(ctx, func(ctx context.Context) (err error) {
+		at, err = r.rdb.Do(ctx, r.rdb.B().Hget().Key(r.keys.Retired()).Field(r.opts.Group).Build()).AsInt64()
+		return err
+	})
 	if err == nil {
 		r.retired.Store(true)
 		r.retiredSaid.Store(true)
@@ -277,12 +290,45 @@ func (r *Runner) createGroups(ctx context.Context) error {
 	}
 	for _, l := range r.lanes() {
 		for _, p := range r.opts.Partitions {
-			if err := r.join(ctx, r.stream(l, p), r.opts.NewGroupAt); err != nil {
+			join := func(ctx context.Context) error { return r.join(ctx, r.stream(l, p), r.opts.NewGroupAt) }
+			if err := r.untilReachable(ctx, join); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// reachTry bounds one try of untilReachable: far above a call's time on a
+// Redis that answers, short enough to say soon that it does not.
+const reachTry = 2 * time.Second
+
+// untilReachable runs call, a Redis call of the runner's, again with
+// backoff while its error says Redis is unreachable (unreachable: refused,
+// reset, loading, CLUSTERDOWN), and says so once per outage (r.down), not
+// per try. It returns call's error at once when Redis answered it (a
+// WRONGTYPE, a nil reply), and ctx's once ctx ends. call must be
+// idempotent.
+//
+// Each try has reachTry: rueidis tries a read again by itself, for as long
+// as its context lasts, so a read to a Redis that is down never returned
+// and the stage waited without a word.
+func (r *Runner) untilReachable(ctx context.Context, call func(context.Context) error) error {
+	b := newBackoff(50*time.Millisecond, 5*time.Second)
+	for {
+		try, cancel := context.WithTimeout(ctx, reachTry)
+		err := call(try)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case !unreachable(err):
+			r.down.answered()
+			return err
+		}
+		r.down.quiet(err)
+		b.sleep(ctx)
+	}
 }
 
 // lanes are the lanes the runner reads, express first.

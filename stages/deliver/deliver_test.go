@@ -125,7 +125,8 @@ func TestDeliverOnceDespiteErrorsAndDeadTokens(t *testing.T) {
 
 // TestDeliverOnCluster runs the stage against a 3-master Redis Cluster: every
 // script and pipelined call must stay within one hash tag (CROSSSLOT
-// otherwise), including retries, invalidations, marks and the rate limit.
+// otherwise), including retries, invalidations, marks and the rate limit;
+// every entry has copies beside it, from two replays.
 func TestDeliverOnCluster(t *testing.T) {
 	cluster := pipelinetest.ClusterT(t)
 	f := newFixtureOn(t, strings.Join(cluster.Addrs, ","))
@@ -143,6 +144,7 @@ func TestDeliverOnCluster(t *testing.T) {
 	f.insertDevices(devices)
 	f.createCampaign("ccl", `{}`)
 	f.emitUsers("ccl", ids)
+	f.replayTwice(false) // copies read in one batch are sent once there too (repeats.go)
 	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake)},
 		TPS: 1000, RetryBase: 20 * time.Millisecond}, "d1", 30*time.Second)
 	f.waitDone("ccl", users, 60*time.Second)

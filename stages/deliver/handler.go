@@ -106,10 +106,6 @@ func New(cfg Config) (*Handler, error) {
 // the sends end (marks.go, countSettled), so a redelivered batch sends to
 // nobody twice and counts nothing twice.
 func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
-	type parsed struct {
-		c *campaign
-		e pipeline.DeliverEntry
-	}
 	var (
 		ok = make([]parsed, len(b.Entries))
 		n  int
@@ -127,13 +123,19 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		n += len(de.Users) + len(de.Tokens)
 	}
 	targets := make([]target, 0, n)
+	var held holders // repeats.go: a copy of an entry is sent once
+	if mayRepeat(ok) {
+		held = make(holders, n)
+	}
 	for i, p := range ok {
 		if len(p.e.Tokens) > 0 {
-			targets = append(targets, rawTargets(p.c, p.e, i)...)
+			for _, t := range rawTargets(p.c, p.e, i) {
+				targets = held.add(targets, t)
+			}
 			continue
 		}
 		for _, u := range p.e.Users {
-			targets = append(targets, target{c: p.c, user: u, force: p.e.Force, rounds: p.e.Rounds, entry: i, slotMs: p.e.SlotMs})
+			targets = held.add(targets, target{c: p.c, user: u, force: p.e.Force, rounds: p.e.Rounds, entry: i, slotMs: p.e.SlotMs})
 		}
 	}
 
@@ -149,6 +151,13 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	}
 	s.record(b)
 	return nil
+}
+
+// parsed is a deliver entry of a batch, read (the zero value for one
+// dead-lettered).
+type parsed struct {
+	c *campaign
+	e pipeline.DeliverEntry
 }
 
 // parse reads one deliver entry. Errors wrapped with permanent cannot be
