@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -218,5 +219,70 @@ func (p *proxy) late(dst, src net.Conn, d time.Duration) {
 		if _, err := dst.Write(c.b); err != nil {
 			src.Close() // ends the reader
 		}
+	}
+}
+
+// TestCancelOutlivesAFailedRecord: a cancel whose flag reached Redis but
+// whose state PostgreSQL then refused (down at that instant; the caller got
+// an error) has stopped the stages all the same: they drop the campaign's
+// work from the flag. The first reader once PostgreSQL is back records it
+// canceled, as it records a done. Before, the record said splitting (or
+// scheduled, with send_at past and nothing ever released) for good, while
+// RedisProgress, during the outage, had said canceled; and a list of the
+// canceled campaigns never showed it.
+func TestCancelOutlivesAFailedRecord(t *testing.T) {
+	tests := []struct {
+		name   string
+		sendAt time.Duration // from now; 0: not scheduled
+		before string        // its state before the cancel
+	}{
+		{"running", 0, StateSplitting},
+		{"scheduled", time.Hour, StateScheduled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, db, keys := world(t)
+			ctx := t.Context()
+			c := Campaign{ID: "f1", App: "a", Channels: []string{"x"}, Title: "t"}
+			if tt.sendAt > 0 {
+				c.SendAt = time.Now().Add(tt.sendAt)
+			}
+			if c, _, err := Create(ctx, rdb, db, keys, c); err != nil || c.State != tt.before {
+				t.Fatalf("create: %+v %v", c, err)
+			}
+			// PostgreSQL refuses the cancel's record, after the flag is set.
+			if _, err := db.Exec(ctx, `
+				CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+				BEGIN RAISE EXCEPTION 'down'; END $$;
+				CREATE TRIGGER refuse BEFORE UPDATE ON campaigns FOR EACH ROW
+				WHEN (NEW.state = 'canceled') EXECUTE FUNCTION refuse()`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Cancel(ctx, rdb, db, keys, "f1"); err == nil || errors.Is(err, ErrFinished) {
+				t.Fatalf("cancel with PostgreSQL refusing: %v, want its error", err)
+			}
+			if _, err := db.Exec(ctx, `DROP TRIGGER refuse ON campaigns`); err != nil {
+				t.Fatal(err)
+			}
+			// A list of the canceled is the first reader.
+			reps, _, err := List(ctx, rdb, db, keys, ListQuery{State: StateCanceled})
+			if err != nil || len(reps) != 1 || reps[0].ID != "f1" || reps[0].State != StateCanceled {
+				t.Fatalf("canceled campaigns after PostgreSQL is back: %+v %v, want f1", reps, err)
+			}
+			rep, err := Progress(ctx, rdb, db, keys, "f1")
+			if err != nil || rep.State != StateCanceled || rep.FinishedAt == nil {
+				t.Fatalf("after PostgreSQL is back: %+v %v, want canceled and finished", rep, err)
+			}
+			var state string
+			if err := db.QueryRow(ctx, `SELECT state FROM campaigns WHERE id = 'f1'`).Scan(&state); err != nil || state != StateCanceled {
+				t.Fatalf("recorded state %q %v, want canceled", state, err)
+			}
+			if ok, err := Start(ctx, db, "f1"); ok || err != nil {
+				t.Fatalf("it starts: %v %v", ok, err)
+			}
+			if rep, err := Cancel(ctx, rdb, db, keys, "f1"); err != nil || rep.State != StateCanceled {
+				t.Fatalf("cancel again: %+v %v", rep, err)
+			}
+		})
 	}
 }
