@@ -229,15 +229,19 @@ func (p *proxy) late(dst, src net.Conn, d time.Duration) {
 // canceled, as it records a done. Before, the record said splitting (or
 // scheduled, with send_at past and nothing ever released) for good, while
 // RedisProgress, during the outage, had said canceled; and a list of the
-// canceled campaigns never showed it.
+// canceled campaigns never showed it. When the sends in flight at the
+// cancel brought every target to its end, the cancel stopped nothing: done.
 func TestCancelOutlivesAFailedRecord(t *testing.T) {
 	tests := []struct {
 		name   string
 		sendAt time.Duration // from now; 0: not scheduled
 		before string        // its state before the cancel
+		landed bool          // its last target done after the flag
+		want   string
 	}{
-		{"running", 0, StateSplitting},
-		{"scheduled", time.Hour, StateScheduled},
+		{"running", 0, StateSplitting, false, StateCanceled},
+		{"scheduled", time.Hour, StateScheduled, false, StateCanceled},
+		{"last sends landed after the flag", 0, StateSplitting, true, StateDone},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,23 +268,33 @@ func TestCancelOutlivesAFailedRecord(t *testing.T) {
 			if _, err := db.Exec(ctx, `DROP TRIGGER refuse ON campaigns`); err != nil {
 				t.Fatal(err)
 			}
-			// A list of the canceled is the first reader.
-			reps, _, err := List(ctx, rdb, db, keys, ListQuery{State: StateCanceled})
-			if err != nil || len(reps) != 1 || reps[0].ID != "f1" || reps[0].State != StateCanceled {
-				t.Fatalf("canceled campaigns after PostgreSQL is back: %+v %v, want f1", reps, err)
+			if tt.landed { // one range of two users, both sent
+				do(t, rdb,
+					rdb.B().Hset().Key(keys.Campaign("f1")).FieldValue().FieldValue(pipeline.CampaignSplitDone, "1").
+						FieldValue(pipeline.CampaignRangesTotal, "1").Build(),
+					rdb.B().Hset().Key(keys.RangeUsers("f1")).FieldValue().FieldValue("x/0.0", "2").Build(),
+					rdb.B().Hset().Key(keys.Stats(1, "f1")).FieldValue().FieldValue(pipeline.StatIn, "2").
+						FieldValue(pipeline.StatTargets, "2").FieldValue(pipeline.StatUsersDone, "2").FieldValue(pipeline.StatSent, "2").Build())
+			}
+			// A list of the state is the first reader.
+			reps, _, err := List(ctx, rdb, db, keys, ListQuery{State: tt.want})
+			if err != nil || len(reps) != 1 || reps[0].ID != "f1" || reps[0].State != tt.want {
+				t.Fatalf("%s campaigns after PostgreSQL is back: %+v %v, want f1", tt.want, reps, err)
 			}
 			rep, err := Progress(ctx, rdb, db, keys, "f1")
-			if err != nil || rep.State != StateCanceled || rep.FinishedAt == nil {
-				t.Fatalf("after PostgreSQL is back: %+v %v, want canceled and finished", rep, err)
+			if err != nil || rep.State != tt.want || rep.FinishedAt == nil {
+				t.Fatalf("after PostgreSQL is back: %+v %v, want %s and finished", rep, err, tt.want)
 			}
 			var state string
-			if err := db.QueryRow(ctx, `SELECT state FROM campaigns WHERE id = 'f1'`).Scan(&state); err != nil || state != StateCanceled {
-				t.Fatalf("recorded state %q %v, want canceled", state, err)
+			if err := db.QueryRow(ctx, `SELECT state FROM campaigns WHERE id = 'f1'`).Scan(&state); err != nil || state != tt.want {
+				t.Fatalf("recorded state %q %v, want %s", state, err, tt.want)
 			}
 			if ok, err := Start(ctx, db, "f1"); ok || err != nil {
 				t.Fatalf("it starts: %v %v", ok, err)
 			}
-			if rep, err := Cancel(ctx, rdb, db, keys, "f1"); err != nil || rep.State != StateCanceled {
+			rep, err = Cancel(ctx, rdb, db, keys, "f1")
+			if tt.want == StateCanceled && (err != nil || rep.State != StateCanceled) ||
+				tt.want == StateDone && !errors.Is(err, ErrFinished) {
 				t.Fatalf("cancel again: %+v %v", rep, err)
 			}
 		})

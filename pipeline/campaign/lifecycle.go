@@ -85,20 +85,15 @@ func loadCampaign(ctx context.Context, db *pgxpool.Pool, id string) (row, error)
 // progress is the row's report, with Redis's counters when Redis has them;
 // it records in PostgreSQL what the counters say happened since.
 func (r row) progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) (Report, error) {
-	var (
-		l   Live
-		err error
-	)
-	if r.c.State != StateScheduled { // a scheduled campaign has no counters yet
-		l, err = Counters(ctx, rdb, keys, r.c.ID)
-	}
+	l, err := Counters(ctx, rdb, keys, r.c.ID) // a scheduled one's too: its cancel flag
 	return r.progressFrom(ctx, rdb, db, keys, l, err, newMotion(rdb, db, keys))
 }
 
 // progressFrom is progress from Redis's counters already read, l or why
 // they could not be (lerr): a list reads a page's in one call, and asks
 // one motion whether the pipeline moves for every idle campaign of it.
-// l and lerr are unused for a scheduled campaign.
+// Of a scheduled campaign's, only the cancel flag counts (it has no
+// counters yet), and a Redis that failed leaves it scheduled.
 func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, l Live, lerr error, m *motion) (Report, error) {
 	rep := Report{ID: r.c.ID, State: r.c.State, CreatedAt: r.c.CreatedAt, StartedAt: r.started,
 		FinishedAt: r.finished, RatePerSecond: r.c.RatePerSecond, ExpiresAt: r.c.ExpiresAt()}
@@ -108,7 +103,7 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 	if r.snapshot != nil {
 		_ = json.Unmarshal(r.snapshot, &rep.Counts) // written by record below
 	}
-	if r.c.State == StateScheduled {
+	if r.c.State == StateScheduled && (lerr != nil || !l.Canceled) {
 		return rep, nil
 	}
 	if lerr != nil {
@@ -124,8 +119,15 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 			return rep, err
 		}
 		next = l.State
-		if next == StateDone && l.FailReason != "" {
+		switch {
+		case next == StateDone && l.FailReason != "":
 			next = StateFailed
+		case next != StateDone && l.Canceled:
+			// Cancel set the flag, then PostgreSQL failed it (or has
+			// not yet recorded it): the stages stopped all the same,
+			// and the record says so as soon as it can. Every target
+			// done first is a done: the cancel stopped nothing.
+			next = StateCanceled
 		}
 	}
 	snap, _ := json.Marshal(rep.Counts)

@@ -145,11 +145,7 @@ func RedisProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, 
 // else the counters' (a done confirmed as Progress does, failed when
 // deliver failed it).
 func redisState(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string, l *Live, rep *Report) (string, error) {
-	canceled, err := rdb.Do(ctx, rdb.B().Exists().Key(keys.Canceled(id)).Build()).AsInt64()
-	if err != nil {
-		return "", fmt.Errorf("progress of campaign %q: %w: %w", id, ErrRedis, err)
-	}
-	if canceled > 0 {
+	if l.Canceled {
 		return StateCanceled, nil
 	}
 	at, waits, err := pipeline.ScheduledAt(ctx, rdb, startMessage(keys, id))

@@ -190,6 +190,10 @@ type Live struct {
 	DoneMs     int64   // when the last of them did (pipeline.StatDoneMs), 0 before any
 	Pace       float64 // targets done a second lately (recentPace), 0 when unknown
 	FailReason string  // why deliver failed the campaign as a whole, if it did
+	// Canceled is whether its cancel flag (Keys.Canceled) is set: the
+	// stages drop its work from then on, whatever PostgreSQL's state says
+	// (a cancel whose record failed after the flag was set).
+	Canceled bool
 	// Waits is the stages that still have work for it, in pipeline order
 	// (waitsOn): what must move for it to move.
 	Waits []string
@@ -271,7 +275,7 @@ func countersOf(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	per := 2 + keys.Partitions
+	per := 3 + keys.Partitions
 	cmds := make(rueidis.Commands, 0, per*len(ids))
 	for _, id := range ids {
 		cmds = append(cmds,
@@ -279,6 +283,7 @@ func countersOf(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids
 				Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal, pipeline.CampaignFailed, HashExpiresMs,
 					pipeline.CampaignAudience, HashMessageUsers).Build(),
 			rdb.B().Hgetall().Key(keys.RangeUsers(id)).Build(),
+			rdb.B().Exists().Key(keys.Canceled(id)).Build(),
 		)
 		for p := range keys.Partitions {
 			cmds = append(cmds, rdb.B().Hmget().Key(keys.Stats(p, id)).Field(statFields...).Build())
@@ -297,7 +302,7 @@ func countersOf(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids
 }
 
 // readCounters sums one campaign's replies: its hash, its resolved ranges,
-// then its partitions' counters.
+// its cancel flag, then its partitions' counters.
 func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	var l Live
 	for _, r := range res {
@@ -320,9 +325,11 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	for _, v := range resolved {
 		emitted += pipeline.ParseRangeRecord(v).Users
 	}
+	canceled, _ := res[2].AsInt64()
+	l.Canceled = canceled > 0
 	var in, inReadings int64
-	parts := make([]partPace, 0, len(res)-2)
-	for _, r := range res[2:] {
+	parts := make([]partPace, 0, len(res)-3)
+	for _, r := range res[3:] {
 		vals, _ := r.ToArray()
 		parts = append(parts, partPace{pace: strAt(vals, 13), firstMs: intAt(vals, 8), done: intAt(vals, 4)})
 		in += intAt(vals, 0)
