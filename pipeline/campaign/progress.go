@@ -183,9 +183,14 @@ type Live struct {
 	Message   bool // it is a direct message (its hash counts its listed users)
 	// State is splitting, running or done by the counters' sums alone;
 	// Progress confirms a done (confirmDone) before it records one.
-	State      string
-	SplitDone  bool    // split emitted every range
-	Audience   int64   // pipeline.CampaignAudience, 0 when not counted
+	State     string
+	SplitDone bool  // split emitted every range
+	Audience  int64 // pipeline.CampaignAudience, 0 when not counted
+	// Cut is whether split left it unfinished after a call (it counts the
+	// audience then, before it requeues the campaign): an entry of it
+	// waiting in the campaigns stream's delayed set is then split's next
+	// call, not a scheduled start.
+	Cut        bool
 	UsersDone  int64   // targets that reached a terminal state
 	DoneMs     int64   // when the last of them did (pipeline.StatDoneMs), 0 before any
 	Pace       float64 // targets done a second lately (recentPace), 0 when unknown
@@ -319,6 +324,7 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	l.ExpiresMs = intAt(head, 3)
 	l.Known = l.ExpiresMs > 0
 	l.Audience = intAt(head, 4)
+	l.Cut = len(head) > 4 && !head[4].IsNil()
 	l.Message = len(head) > 5 && !head[5].IsNil()
 	resolved, _ := res[1].AsStrMap()
 	var emitted int64
