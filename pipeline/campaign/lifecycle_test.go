@@ -183,6 +183,52 @@ func TestCancelsSeeTheFlag(t *testing.T) {
 	}
 }
 
+// TestStartAfterCancel: split reads a released campaign's flag, then starts
+// it (Start); a cancel landing in between leaves it canceled, and one
+// canceled before its send_at never started: no started_at. Start set it
+// on whatever it found, so a campaign canceled at its send_at read as
+// started although nothing of it was cut.
+func TestStartAfterCancel(t *testing.T) {
+	tests := []struct {
+		name        string
+		sendAt      time.Duration // from now; 0: not scheduled
+		wantStarted bool          // its started_at after Start
+	}{
+		{"scheduled", time.Hour, false},
+		{"splitting", 0, true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, db, keys := world(t)
+			ctx := t.Context()
+			id := "st" + strconv.Itoa(i)
+			c := Campaign{ID: id, App: "a", Channels: []string{"x"}, Title: "t"}
+			if tt.sendAt > 0 {
+				c.SendAt = time.Now().Add(tt.sendAt)
+			}
+			if _, _, err := Create(ctx, rdb, db, keys, c); err != nil {
+				t.Fatal(err)
+			}
+			before, err := Cancel(ctx, rdb, db, keys, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := Start(ctx, db, id); ok || err != nil {
+				t.Fatalf("start after the cancel: %v %v, want false", ok, err)
+			}
+			rep, err := Progress(ctx, rdb, db, keys, id)
+			switch {
+			case err != nil || rep.State != StateCanceled:
+				t.Fatalf("after the start: %+v %v, want canceled", rep, err)
+			case (rep.StartedAt != nil) != tt.wantStarted:
+				t.Fatalf("started_at %v, want set: %v", rep.StartedAt, tt.wantStarted)
+			case tt.wantStarted && !rep.StartedAt.Equal(*before.StartedAt):
+				t.Fatalf("started_at moved from %v to %v", before.StartedAt, rep.StartedAt)
+			}
+		})
+	}
+}
+
 // TestScheduleRules: send_at at most 90 days ahead; a past one starts now.
 func TestScheduleRules(t *testing.T) {
 	rdb, db, keys := world(t)
