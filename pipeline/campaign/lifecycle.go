@@ -166,11 +166,14 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 
 // Start records that split took a scheduled campaign: it reports false
 // when the campaign is no longer to be sent (canceled, or already final).
+// A final campaign keeps its started_at as it is: one canceled after split
+// read its flag but before this never started.
 func Start(ctx context.Context, db *pgxpool.Pool, id string) (bool, error) {
 	var state string
 	err := db.QueryRow(ctx, `
 		UPDATE campaigns SET state = CASE WHEN state = 'scheduled' THEN 'splitting' ELSE state END,
-		       started_at = coalesce(started_at, now())
+		       started_at = CASE WHEN state IN ('scheduled', 'splitting', 'running')
+		                         THEN coalesce(started_at, now()) ELSE started_at END
 		WHERE id = $1 RETURNING state`, id).Scan(&state)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("campaign %q: %w", id, ErrNotFound)
