@@ -346,3 +346,56 @@ func TestListNextLeadsSomewhere(t *testing.T) {
 		})
 	}
 }
+
+// TestResplitKeepsTheSchedule: `replay --resplit` after Redis lost
+// everything re-runs a campaign from PostgreSQL. One still scheduled is
+// scheduled again for its send_at: appended at once, split started it
+// there and then, hours early. One whose send_at passed while its start
+// entry was lost is due at once (split's runner releases it at its next
+// poll); one already started is appended.
+func TestResplitKeepsTheSchedule(t *testing.T) {
+	tests := []struct {
+		name      string
+		sendAt    time.Duration // from now; 0: none
+		lostAfter time.Duration // Redis lost everything this long after the create
+		appended  bool          // else waits in the delayed set, due at send_at
+	}{
+		{"scheduled", time.Hour, 0, false},
+		{"send_at passed meanwhile", 300 * time.Millisecond, 400 * time.Millisecond, false},
+		{"started", 0, 0, true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, db, keys := world(t)
+			ctx := t.Context()
+			id := "rs" + strconv.Itoa(i)
+			c := Campaign{ID: id, App: "a", Channels: []string{"x"}, Title: "t"}
+			if tt.sendAt > 0 {
+				c.SendAt = time.Now().Add(tt.sendAt)
+			}
+			c, _, err := Create(ctx, rdb, db, keys, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(tt.lostAfter)
+			do(t, rdb, rdb.B().Flushall().Build())
+			if _, err := Resplit(ctx, rdb, db, keys, id); err != nil {
+				t.Fatal(err)
+			}
+			msg := startMessage(keys, id)
+			n, err := rdb.Do(ctx, rdb.B().Xlen().Key(msg.Stream).Build()).AsInt64()
+			if err != nil {
+				t.Fatal(err)
+			}
+			at, waits, err := pipeline.ScheduledAt(ctx, rdb, msg)
+			switch {
+			case err != nil:
+				t.Fatal(err)
+			case tt.appended && (n != 1 || waits):
+				t.Fatalf("%d entries appended, waiting %v; want 1 appended", n, waits)
+			case !tt.appended && (n != 0 || !waits || !at.Equal(c.SendAt.Truncate(time.Millisecond))):
+				t.Fatalf("%d entries appended, waiting %v until %v; want none appended, waiting until %v", n, waits, at, c.SendAt)
+			}
+		})
+	}
+}
