@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
@@ -296,6 +299,51 @@ func TestCancelOutlivesAFailedRecord(t *testing.T) {
 			if tt.want == StateCanceled && (err != nil || rep.State != StateCanceled) ||
 				tt.want == StateDone && !errors.Is(err, ErrFinished) {
 				t.Fatalf("cancel again: %+v %v", rep, err)
+			}
+		})
+	}
+}
+
+// TestLostCancelFlagIsSetAgain: Redis lost a canceled campaign's flag (a
+// failover to a replica that had not received it, AOF's last second before
+// a crash) while its entries survived: the stages, which read only the
+// flag, would send the rest of it. The record says canceled, and the first
+// reader of the campaign's progress (the console reads it every second, the
+// list, status) sets the flag again. Before, nothing did.
+func TestLostCancelFlagIsSetAgain(t *testing.T) {
+	tests := []struct {
+		name string
+		read func(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) error
+	}{
+		{"progress", func(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) error {
+			_, err := Progress(ctx, rdb, db, keys, "lf")
+			return err
+		}},
+		{"list", func(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) error {
+			_, _, err := List(ctx, rdb, db, keys, ListQuery{})
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, db, keys := world(t)
+			ctx := t.Context()
+			if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "lf", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Cancel(ctx, rdb, db, keys, "lf"); err != nil {
+				t.Fatal(err)
+			}
+			do(t, rdb, rdb.B().Del().Key(keys.Canceled("lf")).Build()) // lost
+			if err := tt.read(ctx, rdb, db, keys); err != nil {
+				t.Fatal(err)
+			}
+			if canceled, err := NewCancels(rdb, keys).Canceled(ctx, "lf"); err != nil || !canceled {
+				t.Fatalf("the stages after a read: canceled %v, %v; want canceled", canceled, err)
+			}
+			ttl, err := rdb.Do(ctx, rdb.B().Pttl().Key(keys.Canceled("lf")).Build()).AsInt64()
+			if err != nil || ttl <= 0 {
+				t.Fatalf("the flag's PTTL %d %v, want it to expire with the counters", ttl, err)
 			}
 		})
 	}
