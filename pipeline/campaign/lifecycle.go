@@ -112,6 +112,14 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 	if !l.Known {
 		return rep, nil // Redis lost it: PostgreSQL's word
 	}
+	if r.c.State == StateCanceled && !l.Canceled {
+		// Redis lost the flag but not the campaign (a failover, AOF's
+		// last second): the stages read the flag alone, and would send
+		// the rest of it.
+		if err := flagCanceled(ctx, rdb, keys, r.c); err != nil {
+			return rep, fmt.Errorf("campaign %q: set its lost cancel flag again: %w", r.c.ID, err)
+		}
+	}
 	rep.Counts, rep.Error, rep.Done, rep.DoneMs, rep.Pace = l.Counts, l.FailReason, l.UsersDone, l.DoneMs, l.Pace
 	next := r.c.State
 	if !Final(next) {
@@ -184,6 +192,14 @@ func Start(ctx context.Context, db *pgxpool.Pool, id string) (bool, error) {
 	return state == StateSplitting || state == StateRunning, nil
 }
 
+// flagCanceled sets campaign c's cancel flag (Keys.Canceled), which every
+// stage reads before working for it (Cancels); it is kept as long as the
+// counters.
+func flagCanceled(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, c Campaign) error {
+	exp := CountersExpireMs(c.ExpiresAt().UnixMilli())
+	return rdb.Do(ctx, rdb.B().Set().Key(keys.Canceled(c.ID)).Value("1").PxatMillisecondsTimestamp(exp).Build()).Error()
+}
+
 // Cancel stops a campaign: ErrNotFound, ErrFinished for a done or failed
 // one, and for a canceled one its report again (idempotent). The Redis flag
 // (Keys.Canceled) is set before PostgreSQL's state: every stage checks it
@@ -206,9 +222,7 @@ func Cancel(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 	case Final(rep.State):
 		return rep, fmt.Errorf("campaign %q is %s: %w", id, rep.State, ErrFinished)
 	}
-	exp := CountersExpireMs(r.c.ExpiresAt().UnixMilli())
-	err = rdb.Do(ctx, rdb.B().Set().Key(keys.Canceled(id)).Value("1").PxatMillisecondsTimestamp(exp).Build()).Error()
-	if err != nil {
+	if err := flagCanceled(ctx, rdb, keys, r.c); err != nil {
 		return rep, fmt.Errorf("cancel campaign %q: %w", id, err)
 	}
 	if rep.State == StateScheduled {
