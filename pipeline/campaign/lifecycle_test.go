@@ -399,3 +399,60 @@ func TestResplitKeepsTheSchedule(t *testing.T) {
 		})
 	}
 }
+
+// TestListWhileCampaignsComeAndMove: campaigns created between two pages
+// are newer than the cursor, so the pages never list them (a new first
+// page does), and never list one twice or skip one; a campaign that
+// changes state between pages is listed by the state it has when its page
+// is read, whatever the cursor's own state became.
+func TestListWhileCampaignsComeAndMove(t *testing.T) {
+	tests := []struct {
+		state string
+		want  string // the ids the pages list, in order
+	}{
+		{"", "[f e d c b a]"},
+		{StateSplitting, "[f e d b a]"}, // c canceled before its page
+	}
+	for _, tt := range tests {
+		t.Run("state="+tt.state, func(t *testing.T) {
+			rdb, db, keys := world(t)
+			ctx := t.Context()
+			create := func(id string) {
+				t.Helper()
+				if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: id, App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, id := range []string{"a", "b", "c", "d", "e", "f"} {
+				create(id)
+			}
+			var ids []string
+			before := ""
+			for page := 0; page < 10; page++ {
+				reps, next, err := List(ctx, rdb, db, keys, ListQuery{State: tt.state, Limit: 2, Before: before})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range reps {
+					ids = append(ids, r.ID)
+				}
+				if page == 0 {
+					create("g") // newer than every page to come
+					create("h")
+					// The cursor (e) and a campaign of a page to come (c) change state.
+					for _, id := range []string{"e", "c"} {
+						if _, err := Cancel(ctx, rdb, db, keys, id); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if before = next; next == "" {
+					break
+				}
+			}
+			if got := fmt.Sprint(ids); got != tt.want {
+				t.Errorf("pages list %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
