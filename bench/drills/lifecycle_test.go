@@ -210,13 +210,15 @@ func TestDrillCancelMidCampaign(t *testing.T) {
 		l.Sent, last-returned.UnixMilli())
 }
 
-// A campaign with rate_per_second 500 beside an uncapped one: at the
-// provider it never passes 500 in a second (slack for the timing of a busy
-// machine), while the other goes at full speed; halfway, the capped one's
-// expected finish is about when it finishes.
+// A campaign with rate_per_second 500 beside an uncapped one, sent by two
+// deliver processes: at the provider it never passes 500 in a second
+// (slack for the timing of a busy machine), the cap being the cluster's,
+// not each process's, while the other goes at full speed; halfway, the
+// capped one's expected finish is about when it finishes.
 func TestDrillCampaignRate(t *testing.T) {
 	const users, rate = 4000, 500
 	r := newRig(t, rigOptions{Users: users, TPS: 5000})
+	r.startTwin("deliver")
 	if code, b := r.call("POST", "/v1/campaigns", campaignBody("slow", `,"rate_per_second":`+strconv.Itoa(rate))); code != 201 {
 		t.Fatalf("create: %d %s", code, b)
 	}
@@ -264,6 +266,11 @@ func TestDrillCampaignRate(t *testing.T) {
 	}
 	if len(slow) != users {
 		t.Errorf("slow campaign reached %d of %d", len(slow), users)
+	}
+	for _, name := range []string{"deliver", "deliver-2"} {
+		if n := r.sentBy(name); n == 0 {
+			t.Errorf("%s sent nothing: the cap was not shared by two processes", name)
+		}
 	}
 	span := time.Duration(at[len(at)-1]-at[0]) * time.Millisecond
 	if min := time.Duration(users/rate-1) * time.Second; span < min {
@@ -478,6 +485,28 @@ func TestDrillCappedCampaignDeliverKilled(t *testing.T) {
 		t.Errorf("%d sends in one second at the provider, cap %d", most, rate)
 	}
 	t.Logf("%d receipts, at most %d in a second", len(at), most)
+}
+
+// sentBy is how many devices process name sent (its deliver metrics).
+func (r *rig) sentBy(name string) float64 {
+	r.t.Helper()
+	resp, err := http.Get("http://" + r.ops[name] + "/metrics")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var n float64
+	for line := range strings.Lines(string(b)) {
+		if strings.HasPrefix(line, "pushpipe_deliver_sends_total{") && strings.Contains(line, `outcome="sent"`) {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(line[strings.LastIndexByte(line, ' ')+1:]), 64)
+			n += v
+		}
+	}
+	return n
 }
 
 // mostInASecond returns the receipts' times, sorted, and the most of them

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -361,6 +362,38 @@ func (r *rig) waitReady(name string) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+// startTwin starts a second process of stage name ("name-2"), with the
+// first one's flags but its own consumer and --http address, and waits
+// until it is ready.
+func (r *rig) startTwin(name string) {
+	r.t.Helper()
+	twin := name + "-2"
+	args := slices.Clone(r.procArgs(name))
+	r.ops[twin] = r.freeAddr()
+	for i := 1; i < len(args); i++ {
+		switch args[i-1] {
+		case "--http":
+			args[i] = r.ops[twin]
+		case "--consumer":
+			args[i] = twin
+		}
+	}
+	r.start(twin, args...)
+	r.waitReady(twin)
+}
+
+// procArgs are the arguments a running process of the rig was started with.
+func (r *rig) procArgs(name string) []string {
+	r.t.Helper()
+	for _, p := range r.procs {
+		if p.name == name {
+			return p.args
+		}
+	}
+	r.t.Fatalf("no process %s", name)
+	return nil
 }
 
 // cli runs a pushpipe command to completion and returns its stdout.

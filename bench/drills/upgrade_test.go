@@ -197,20 +197,7 @@ func TestDrillUpgrade(t *testing.T) {
 	// in flight through every replacement.
 	t.Logf("built %s", cmp.Or(os.Getenv("PUSHPIPE_UPGRADE_FROM"), upgradeFrom))
 	r := newRig(t, rigOptions{Users: users, TPS: max(users/100, 100), Bin: old})
-	deliver2 := append([]string(nil), r.procArgs("deliver")...)
-	r.ops["deliver-2"] = r.freeAddr()
-	for i, a := range deliver2 {
-		switch {
-		case i > 0 && deliver2[i-1] == "--http":
-			deliver2[i] = r.ops["deliver-2"]
-		case i > 0 && deliver2[i-1] == "--consumer":
-			deliver2[i] = "deliver-2"
-		default:
-			deliver2[i] = a
-		}
-	}
-	r.start("deliver-2", deliver2...)
-	r.waitReady("deliver-2")
+	r.startTwin("deliver")
 	rc := r.startWebhook()
 
 	msgs := r.startMessages(users)
@@ -329,16 +316,4 @@ func TestDrillUpgrade(t *testing.T) {
 	if n.CampaignRepeats+n.MessageRepeats != 0 {
 		t.Errorf("repeated sends with every process stopped by SIGTERM: %+v", n)
 	}
-}
-
-// procArgs are the arguments a running process of the rig was started with.
-func (r *rig) procArgs(name string) []string {
-	r.t.Helper()
-	for _, p := range r.procs {
-		if p.name == name {
-			return p.args
-		}
-	}
-	r.t.Fatalf("no process %s", name)
-	return nil
 }

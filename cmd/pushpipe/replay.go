@@ -31,7 +31,7 @@ type ReplayCmd struct {
 	Partition []int  `help:"Only these partitions (repeatable; default all)."`
 	DryRun    bool   `help:"Count what would be re-injected (with --resplit: check the campaign exists); write nothing."`
 	HighWater int64  `default:"100000" help:"Pause while the target stage has more than this many entries outstanding (0: never)."`
-	Resplit   bool   `help:"Instead of a window: append --campaign to the campaigns stream again so split re-cuts it from PostgreSQL (after Redis lost data). Marks suppress everyone already reached."`
+	Resplit   bool   `help:"Instead of a window: append --campaign to the campaigns stream again so split re-cuts it from PostgreSQL (after Redis lost data); a campaign still scheduled is scheduled again for its send_at. Marks suppress everyone already reached."`
 	JSON      bool   `name:"json" help:"Print the result as JSON."`
 }
 
@@ -199,6 +199,11 @@ func (c *ReplayCmd) resplit(g *Globals) error {
 		if err != nil {
 			return err
 		}
+		if camp.State == campaign.StateScheduled {
+			fmt.Printf("would schedule campaign %s again for its send_at, %s: it has not started\n",
+				c.Campaign, camp.SendAt.UTC().Format(time.RFC3339))
+			return nil
+		}
 		fmt.Printf("would append campaign %s (%s) to campaigns: split would re-cut it from PostgreSQL; dedupe and sent marks would suppress everyone already reached\n",
 			c.Campaign, camp.State)
 		return nil
@@ -210,6 +215,10 @@ func (c *ReplayCmd) resplit(g *Globals) error {
 	}
 	if err != nil {
 		return err
+	}
+	if id == "" { // still scheduled: campaign.Resplit queued its start again
+		fmt.Printf("campaign %s is scheduled: it starts at its send_at, as before (pushpipe status %s says when)\n", c.Campaign, c.Campaign)
+		return nil
 	}
 	fmt.Printf("campaign %s appended to campaigns as %s: split re-cuts it from PostgreSQL; dedupe and sent marks suppress everyone already reached\n", c.Campaign, id)
 	return nil

@@ -14,7 +14,8 @@ import (
 )
 
 // `replay --resplit --dry-run` checks the campaign and appends nothing; the
-// same without --dry-run appends it once.
+// same without --dry-run appends it once, or, for a campaign still
+// scheduled, queues its start again for its send_at (appends nothing).
 func TestResplitDryRun(t *testing.T) {
 	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
 	url := pipelinetest.MigratedDatabaseT(t, env.Postgres)
@@ -29,8 +30,13 @@ func TestResplitDryRun(t *testing.T) {
 	}
 	t.Cleanup(pool.Close)
 	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
-	if _, _, err := campaign.Create(t.Context(), rdb, pool, keys, campaign.Campaign{ID: "c1", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
-		t.Fatal(err)
+	for _, c := range []campaign.Campaign{
+		{ID: "c1", App: "a", Channels: []string{"x"}, Title: "t"},
+		{ID: "s1", App: "a", Channels: []string{"x"}, Title: "t", SendAt: time.Now().Add(time.Hour)},
+	} {
+		if _, _, err := campaign.Create(t.Context(), rdb, pool, keys, c); err != nil {
+			t.Fatal(err)
+		}
 	}
 	campaigns := func() int64 {
 		var n int64
@@ -53,6 +59,8 @@ func TestResplitDryRun(t *testing.T) {
 		{"dry run, unknown campaign", []string{"--campaign", "nope", "--dry-run"}, 0, "no campaign nope: check the id (pushpipe campaigns list shows them"},
 		{"unknown campaign", []string{"--campaign", "nope"}, 0, "no campaign nope: check the id (pushpipe campaigns list shows them"},
 		{"for real", []string{"--campaign", "c1"}, 1, ""},
+		{"dry run, scheduled", []string{"--campaign", "s1", "--dry-run"}, 0, ""},
+		{"scheduled: again for its send_at", []string{"--campaign", "s1"}, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,11 +2,15 @@ package campaign
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 )
@@ -218,5 +222,129 @@ func (p *proxy) late(dst, src net.Conn, d time.Duration) {
 		if _, err := dst.Write(c.b); err != nil {
 			src.Close() // ends the reader
 		}
+	}
+}
+
+// TestCancelOutlivesAFailedRecord: a cancel whose flag reached Redis but
+// whose state PostgreSQL then refused (down at that instant; the caller got
+// an error) has stopped the stages all the same: they drop the campaign's
+// work from the flag. The first reader once PostgreSQL is back records it
+// canceled, as it records a done. Before, the record said splitting (or
+// scheduled, with send_at past and nothing ever released) for good, while
+// RedisProgress, during the outage, had said canceled; and a list of the
+// canceled campaigns never showed it. When the sends in flight at the
+// cancel brought every target to its end, the cancel stopped nothing: done.
+func TestCancelOutlivesAFailedRecord(t *testing.T) {
+	tests := []struct {
+		name   string
+		sendAt time.Duration // from now; 0: not scheduled
+		before string        // its state before the cancel
+		landed bool          // its last target done after the flag
+		want   string
+	}{
+		{"running", 0, StateSplitting, false, StateCanceled},
+		{"scheduled", time.Hour, StateScheduled, false, StateCanceled},
+		{"last sends landed after the flag", 0, StateSplitting, true, StateDone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, db, keys := world(t)
+			ctx := t.Context()
+			c := Campaign{ID: "f1", App: "a", Channels: []string{"x"}, Title: "t"}
+			if tt.sendAt > 0 {
+				c.SendAt = time.Now().Add(tt.sendAt)
+			}
+			if c, _, err := Create(ctx, rdb, db, keys, c); err != nil || c.State != tt.before {
+				t.Fatalf("create: %+v %v", c, err)
+			}
+			// PostgreSQL refuses the cancel's record, after the flag is set.
+			if _, err := db.Exec(ctx, `
+				CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+				BEGIN RAISE EXCEPTION 'down'; END $$;
+				CREATE TRIGGER refuse BEFORE UPDATE ON campaigns FOR EACH ROW
+				WHEN (NEW.state = 'canceled') EXECUTE FUNCTION refuse()`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Cancel(ctx, rdb, db, keys, "f1"); err == nil || errors.Is(err, ErrFinished) {
+				t.Fatalf("cancel with PostgreSQL refusing: %v, want its error", err)
+			}
+			if _, err := db.Exec(ctx, `DROP TRIGGER refuse ON campaigns`); err != nil {
+				t.Fatal(err)
+			}
+			if tt.landed { // one range of two users, both sent
+				do(t, rdb,
+					rdb.B().Hset().Key(keys.Campaign("f1")).FieldValue().FieldValue(pipeline.CampaignSplitDone, "1").
+						FieldValue(pipeline.CampaignRangesTotal, "1").Build(),
+					rdb.B().Hset().Key(keys.RangeUsers("f1")).FieldValue().FieldValue("x/0.0", "2").Build(),
+					rdb.B().Hset().Key(keys.Stats(1, "f1")).FieldValue().FieldValue(pipeline.StatIn, "2").
+						FieldValue(pipeline.StatTargets, "2").FieldValue(pipeline.StatUsersDone, "2").FieldValue(pipeline.StatSent, "2").Build())
+			}
+			// A list of the state is the first reader.
+			reps, _, err := List(ctx, rdb, db, keys, ListQuery{State: tt.want})
+			if err != nil || len(reps) != 1 || reps[0].ID != "f1" || reps[0].State != tt.want {
+				t.Fatalf("%s campaigns after PostgreSQL is back: %+v %v, want f1", tt.want, reps, err)
+			}
+			rep, err := Progress(ctx, rdb, db, keys, "f1")
+			if err != nil || rep.State != tt.want || rep.FinishedAt == nil {
+				t.Fatalf("after PostgreSQL is back: %+v %v, want %s and finished", rep, err, tt.want)
+			}
+			var state string
+			if err := db.QueryRow(ctx, `SELECT state FROM campaigns WHERE id = 'f1'`).Scan(&state); err != nil || state != tt.want {
+				t.Fatalf("recorded state %q %v, want %s", state, err, tt.want)
+			}
+			if ok, err := Start(ctx, db, "f1"); ok || err != nil {
+				t.Fatalf("it starts: %v %v", ok, err)
+			}
+			rep, err = Cancel(ctx, rdb, db, keys, "f1")
+			if tt.want == StateCanceled && (err != nil || rep.State != StateCanceled) ||
+				tt.want == StateDone && !errors.Is(err, ErrFinished) {
+				t.Fatalf("cancel again: %+v %v", rep, err)
+			}
+		})
+	}
+}
+
+// TestLostCancelFlagIsSetAgain: Redis lost a canceled campaign's flag (a
+// failover to a replica that had not received it, AOF's last second before
+// a crash) while its entries survived: the stages, which read only the
+// flag, would send the rest of it. The record says canceled, and the first
+// reader of the campaign's progress (the console reads it every second, the
+// list, status) sets the flag again. Before, nothing did.
+func TestLostCancelFlagIsSetAgain(t *testing.T) {
+	tests := []struct {
+		name string
+		read func(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) error
+	}{
+		{"progress", func(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) error {
+			_, err := Progress(ctx, rdb, db, keys, "lf")
+			return err
+		}},
+		{"list", func(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) error {
+			_, _, err := List(ctx, rdb, db, keys, ListQuery{})
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, db, keys := world(t)
+			ctx := t.Context()
+			if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "lf", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Cancel(ctx, rdb, db, keys, "lf"); err != nil {
+				t.Fatal(err)
+			}
+			do(t, rdb, rdb.B().Del().Key(keys.Canceled("lf")).Build()) // lost
+			if err := tt.read(ctx, rdb, db, keys); err != nil {
+				t.Fatal(err)
+			}
+			if canceled, err := NewCancels(rdb, keys).Canceled(ctx, "lf"); err != nil || !canceled {
+				t.Fatalf("the stages after a read: canceled %v, %v; want canceled", canceled, err)
+			}
+			ttl, err := rdb.Do(ctx, rdb.B().Pttl().Key(keys.Canceled("lf")).Build()).AsInt64()
+			if err != nil || ttl <= 0 {
+				t.Fatalf("the flag's PTTL %d %v, want it to expire with the counters", ttl, err)
+			}
+		})
 	}
 }

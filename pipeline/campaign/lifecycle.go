@@ -85,20 +85,15 @@ func loadCampaign(ctx context.Context, db *pgxpool.Pool, id string) (row, error)
 // progress is the row's report, with Redis's counters when Redis has them;
 // it records in PostgreSQL what the counters say happened since.
 func (r row) progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) (Report, error) {
-	var (
-		l   Live
-		err error
-	)
-	if r.c.State != StateScheduled { // a scheduled campaign has no counters yet
-		l, err = Counters(ctx, rdb, keys, r.c.ID)
-	}
+	l, err := Counters(ctx, rdb, keys, r.c.ID) // a scheduled one's too: its cancel flag
 	return r.progressFrom(ctx, rdb, db, keys, l, err, newMotion(rdb, db, keys))
 }
 
 // progressFrom is progress from Redis's counters already read, l or why
 // they could not be (lerr): a list reads a page's in one call, and asks
 // one motion whether the pipeline moves for every idle campaign of it.
-// l and lerr are unused for a scheduled campaign.
+// Of a scheduled campaign's, only the cancel flag counts (it has no
+// counters yet), and a Redis that failed leaves it scheduled.
 func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, l Live, lerr error, m *motion) (Report, error) {
 	rep := Report{ID: r.c.ID, State: r.c.State, CreatedAt: r.c.CreatedAt, StartedAt: r.started,
 		FinishedAt: r.finished, RatePerSecond: r.c.RatePerSecond, ExpiresAt: r.c.ExpiresAt()}
@@ -108,7 +103,7 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 	if r.snapshot != nil {
 		_ = json.Unmarshal(r.snapshot, &rep.Counts) // written by record below
 	}
-	if r.c.State == StateScheduled {
+	if r.c.State == StateScheduled && (lerr != nil || !l.Canceled) {
 		return rep, nil
 	}
 	if lerr != nil {
@@ -117,6 +112,14 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 	if !l.Known {
 		return rep, nil // Redis lost it: PostgreSQL's word
 	}
+	if r.c.State == StateCanceled && !l.Canceled {
+		// Redis lost the flag but not the campaign (a failover, AOF's
+		// last second): the stages read the flag alone, and would send
+		// the rest of it.
+		if err := flagCanceled(ctx, rdb, keys, r.c); err != nil {
+			return rep, fmt.Errorf("campaign %q: set its lost cancel flag again: %w", r.c.ID, err)
+		}
+	}
 	rep.Counts, rep.Error, rep.Done, rep.DoneMs, rep.Pace = l.Counts, l.FailReason, l.UsersDone, l.DoneMs, l.Pace
 	next := r.c.State
 	if !Final(next) {
@@ -124,8 +127,15 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 			return rep, err
 		}
 		next = l.State
-		if next == StateDone && l.FailReason != "" {
+		switch {
+		case next == StateDone && l.FailReason != "":
 			next = StateFailed
+		case next != StateDone && l.Canceled:
+			// Cancel set the flag, then PostgreSQL failed it (or has
+			// not yet recorded it): the stages stopped all the same,
+			// and the record says so as soon as it can. Every target
+			// done first is a done: the cancel stopped nothing.
+			next = StateCanceled
 		}
 	}
 	snap, _ := json.Marshal(rep.Counts)
@@ -164,11 +174,14 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 
 // Start records that split took a scheduled campaign: it reports false
 // when the campaign is no longer to be sent (canceled, or already final).
+// A final campaign keeps its started_at as it is: one canceled after split
+// read its flag but before this never started.
 func Start(ctx context.Context, db *pgxpool.Pool, id string) (bool, error) {
 	var state string
 	err := db.QueryRow(ctx, `
 		UPDATE campaigns SET state = CASE WHEN state = 'scheduled' THEN 'splitting' ELSE state END,
-		       started_at = coalesce(started_at, now())
+		       started_at = CASE WHEN state IN ('scheduled', 'splitting', 'running')
+		                         THEN coalesce(started_at, now()) ELSE started_at END
 		WHERE id = $1 RETURNING state`, id).Scan(&state)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("campaign %q: %w", id, ErrNotFound)
@@ -177,6 +190,14 @@ func Start(ctx context.Context, db *pgxpool.Pool, id string) (bool, error) {
 		return false, fmt.Errorf("start campaign %q: %w", id, err)
 	}
 	return state == StateSplitting || state == StateRunning, nil
+}
+
+// flagCanceled sets campaign c's cancel flag (Keys.Canceled), which every
+// stage reads before working for it (Cancels); it is kept as long as the
+// counters.
+func flagCanceled(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, c Campaign) error {
+	exp := CountersExpireMs(c.ExpiresAt().UnixMilli())
+	return rdb.Do(ctx, rdb.B().Set().Key(keys.Canceled(c.ID)).Value("1").PxatMillisecondsTimestamp(exp).Build()).Error()
 }
 
 // Cancel stops a campaign: ErrNotFound, ErrFinished for a done or failed
@@ -201,9 +222,7 @@ func Cancel(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 	case Final(rep.State):
 		return rep, fmt.Errorf("campaign %q is %s: %w", id, rep.State, ErrFinished)
 	}
-	exp := CountersExpireMs(r.c.ExpiresAt().UnixMilli())
-	err = rdb.Do(ctx, rdb.B().Set().Key(keys.Canceled(id)).Value("1").PxatMillisecondsTimestamp(exp).Build()).Error()
-	if err != nil {
+	if err := flagCanceled(ctx, rdb, keys, r.c); err != nil {
 		return rep, fmt.Errorf("cancel campaign %q: %w", id, err)
 	}
 	if rep.State == StateScheduled {

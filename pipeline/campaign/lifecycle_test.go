@@ -183,6 +183,52 @@ func TestCancelsSeeTheFlag(t *testing.T) {
 	}
 }
 
+// TestStartAfterCancel: split reads a released campaign's flag, then starts
+// it (Start); a cancel landing in between leaves it canceled, and one
+// canceled before its send_at never started: no started_at. Start set it
+// on whatever it found, so a campaign canceled at its send_at read as
+// started although nothing of it was cut.
+func TestStartAfterCancel(t *testing.T) {
+	tests := []struct {
+		name        string
+		sendAt      time.Duration // from now; 0: not scheduled
+		wantStarted bool          // its started_at after Start
+	}{
+		{"scheduled", time.Hour, false},
+		{"splitting", 0, true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, db, keys := world(t)
+			ctx := t.Context()
+			id := "st" + strconv.Itoa(i)
+			c := Campaign{ID: id, App: "a", Channels: []string{"x"}, Title: "t"}
+			if tt.sendAt > 0 {
+				c.SendAt = time.Now().Add(tt.sendAt)
+			}
+			if _, _, err := Create(ctx, rdb, db, keys, c); err != nil {
+				t.Fatal(err)
+			}
+			before, err := Cancel(ctx, rdb, db, keys, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := Start(ctx, db, id); ok || err != nil {
+				t.Fatalf("start after the cancel: %v %v, want false", ok, err)
+			}
+			rep, err := Progress(ctx, rdb, db, keys, id)
+			switch {
+			case err != nil || rep.State != StateCanceled:
+				t.Fatalf("after the start: %+v %v, want canceled", rep, err)
+			case (rep.StartedAt != nil) != tt.wantStarted:
+				t.Fatalf("started_at %v, want set: %v", rep.StartedAt, tt.wantStarted)
+			case tt.wantStarted && !rep.StartedAt.Equal(*before.StartedAt):
+				t.Fatalf("started_at moved from %v to %v", before.StartedAt, rep.StartedAt)
+			}
+		})
+	}
+}
+
 // TestScheduleRules: send_at at most 90 days ahead; a past one starts now.
 func TestScheduleRules(t *testing.T) {
 	rdb, db, keys := world(t)
@@ -296,6 +342,121 @@ func TestListNextLeadsSomewhere(t *testing.T) {
 			}
 			if got := strings.Join(pages, " "); got != tt.want {
 				t.Errorf("pages %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestResplitKeepsTheSchedule: `replay --resplit` after Redis lost
+// everything re-runs a campaign from PostgreSQL. One still scheduled is
+// scheduled again for its send_at: appended at once, split started it
+// there and then, hours early. One whose send_at passed while its start
+// entry was lost is due at once (split's runner releases it at its next
+// poll); one already started is appended.
+func TestResplitKeepsTheSchedule(t *testing.T) {
+	tests := []struct {
+		name     string
+		sendAt   time.Duration // from now; 0: none
+		passed   bool          // send_at passed while Redis was down
+		appended bool          // else waits in the delayed set, due at send_at
+	}{
+		{"scheduled", time.Hour, false, false},
+		{"send_at passed meanwhile", time.Hour, true, false},
+		{"started", 0, false, true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, db, keys := world(t)
+			ctx := t.Context()
+			id := "rs" + strconv.Itoa(i)
+			c := Campaign{ID: id, App: "a", Channels: []string{"x"}, Title: "t"}
+			if tt.sendAt > 0 {
+				c.SendAt = time.Now().Add(tt.sendAt)
+			}
+			c, _, err := Create(ctx, rdb, db, keys, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.passed { // the clock moved past it (no sleep: a loaded machine)
+				c.SendAt = c.SendAt.Add(-2 * tt.sendAt)
+				if _, err := db.Exec(ctx, `UPDATE campaigns SET send_at = $2 WHERE id = $1`, id, c.SendAt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			do(t, rdb, rdb.B().Flushall().Build())
+			if _, err := Resplit(ctx, rdb, db, keys, id); err != nil {
+				t.Fatal(err)
+			}
+			msg := startMessage(keys, id)
+			n, err := rdb.Do(ctx, rdb.B().Xlen().Key(msg.Stream).Build()).AsInt64()
+			if err != nil {
+				t.Fatal(err)
+			}
+			at, waits, err := pipeline.ScheduledAt(ctx, rdb, msg)
+			switch {
+			case err != nil:
+				t.Fatal(err)
+			case tt.appended && (n != 1 || waits):
+				t.Fatalf("%d entries appended, waiting %v; want 1 appended", n, waits)
+			case !tt.appended && (n != 0 || !waits || !at.Equal(c.SendAt.Truncate(time.Millisecond))):
+				t.Fatalf("%d entries appended, waiting %v until %v; want none appended, waiting until %v", n, waits, at, c.SendAt)
+			}
+		})
+	}
+}
+
+// TestListWhileCampaignsComeAndMove: campaigns created between two pages
+// are newer than the cursor, so the pages never list them (a new first
+// page does), and never list one twice or skip one; a campaign that
+// changes state between pages is listed by the state it has when its page
+// is read, whatever the cursor's own state became.
+func TestListWhileCampaignsComeAndMove(t *testing.T) {
+	tests := []struct {
+		state string
+		want  string // the ids the pages list, in order
+	}{
+		{"", "[f e d c b a]"},
+		{StateSplitting, "[f e d b a]"}, // c canceled before its page
+	}
+	for _, tt := range tests {
+		t.Run("state="+tt.state, func(t *testing.T) {
+			rdb, db, keys := world(t)
+			ctx := t.Context()
+			create := func(id string) {
+				t.Helper()
+				if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: id, App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, id := range []string{"a", "b", "c", "d", "e", "f"} {
+				create(id)
+			}
+			var ids []string
+			before := ""
+			for page := 0; page < 10; page++ {
+				reps, next, err := List(ctx, rdb, db, keys, ListQuery{State: tt.state, Limit: 2, Before: before})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range reps {
+					ids = append(ids, r.ID)
+				}
+				if page == 0 {
+					create("g") // newer than every page to come
+					create("h")
+					// The cursor (e) and a campaign of a page to come (c) change state.
+					for _, id := range []string{"e", "c"} {
+						if _, err := Cancel(ctx, rdb, db, keys, id); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if before = next; next == "" {
+					break
+				}
+			}
+			if got := fmt.Sprint(ids); got != tt.want {
+				t.Errorf("pages list %s, want %s", got, tt.want)
 			}
 		})
 	}

@@ -57,17 +57,22 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 	if err := q.Validate(); err != nil {
 		return nil, "", err
 	}
-	// A filter on a state that reading the counters can reach also takes
-	// the campaigns that may have reached it without the table knowing yet.
+	// A filter on a state that reading the counters (or a cancel flag
+	// whose record failed: progressFrom) can reach also takes the
+	// campaigns that may have reached it without the table knowing yet.
 	states := []string{q.State}
-	if q.State != "" && q.State != StateScheduled && q.State != StateCanceled {
+	switch q.State {
+	case "", StateScheduled:
+	case StateCanceled:
+		states = append(states, StateScheduled, StateSplitting, StateRunning)
+	default:
 		states = append(states, StateSplitting, StateRunning)
 	}
-	// The table's state is the report's unless the counters can move it:
-	// then a row found after a full page may still not be listed, and
-	// Next is given only once one that is has been seen (a Next whose page
-	// is empty is not "absent after the last page").
-	exact := len(states) == 1
+	// The table's state is the report's unless Redis can move it: then a
+	// row found after a full page may still not be listed, and Next is
+	// given only once one that is has been seen (a Next whose page is
+	// empty is not "absent after the last page").
+	exact := q.State == ""
 	out := make([]Report, 0, q.Limit)
 	before := q.Before
 	more := false // a campaign the next page lists follows out's last
@@ -101,13 +106,12 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 				return nil, "", err
 			}
 		}
-		// The page's counters in one pipelined call (its scheduled
-		// campaigns have none yet), not one per campaign.
-		var ids []string
-		for _, r := range page {
-			if r.c.State != StateScheduled {
-				ids = append(ids, r.c.ID)
-			}
+		// The page's counters in one pipelined call (a scheduled
+		// campaign has none yet, but a cancel flag), not one per
+		// campaign.
+		ids := make([]string, len(page))
+		for i, r := range page {
+			ids[i] = r.c.ID
 		}
 		lives, err := countersOf(ctx, rdb, keys, ids)
 		if err != nil {
@@ -119,10 +123,8 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 				break
 			}
 			before = r.c.ID
-			var l Live
-			if r.c.State != StateScheduled {
-				l, lives = lives[0], lives[1:]
-			}
+			l := lives[0]
+			lives = lives[1:]
 			rep, err := r.progressFrom(ctx, rdb, db, keys, l, nil, m)
 			if err != nil {
 				return nil, "", err

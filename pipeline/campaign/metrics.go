@@ -119,8 +119,9 @@ func (m *ProgressMetrics) read(ctx context.Context) error {
 	var targets, reached int64
 	for _, l := range lives {
 		// The table says running until a reader records the done the
-		// counters show: a campaign whose counters are done is over.
-		if l.State == StateDone {
+		// counters show, or the cancel its flag shows (progressFrom): a
+		// campaign whose counters are done, or whose flag is set, is over.
+		if l.State == StateDone || l.Canceled {
 			continue
 		}
 		count[l.State]++

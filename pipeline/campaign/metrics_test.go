@@ -15,8 +15,9 @@ import (
 // The progress metrics count the campaigns not over by state, and sum the
 // people the sending ones are to reach and have reached, as their counters
 // stand at the scrape: a campaign the counters show done leaves them
-// although its row still says running, and the next scrape follows the
-// counters as they move.
+// although its row still says running, as does one whose cancel flag is
+// set (the stages stopped it; its record failed), and the next scrape
+// follows the counters as they move.
 func TestProgressMetricsFollowTheCounters(t *testing.T) {
 	rdb, db, keys := world(t)
 	ctx := t.Context()
@@ -48,18 +49,26 @@ func TestProgressMetricsFollowTheCounters(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewProgressMetrics(rdb, db, keys))
 	tests := []struct {
-		name string
-		done int // sending's targets done before the scrape
-		want string
+		name     string
+		done     int  // sending's targets done before the scrape
+		canceled bool // its cancel flag set (its record failed): over
+		want     string
 	}{
-		{"one of each", 4, `
+		{"one of each", 4, false, `
 pushpipe_campaigns_active{state="running"} 1
 pushpipe_campaigns_active{state="scheduled"} 1
 pushpipe_campaigns_active{state="splitting"} 1
 pushpipe_campaigns_active_reached 4
 pushpipe_campaigns_active_targets 10
 `},
-		{"sending done", 10, `
+		{"sending done", 10, false, `
+pushpipe_campaigns_active{state="running"} 0
+pushpipe_campaigns_active{state="scheduled"} 1
+pushpipe_campaigns_active{state="splitting"} 1
+pushpipe_campaigns_active_reached 0
+pushpipe_campaigns_active_targets 0
+`},
+		{"sending canceled", 4, true, `
 pushpipe_campaigns_active{state="running"} 0
 pushpipe_campaigns_active{state="scheduled"} 1
 pushpipe_campaigns_active{state="splitting"} 1
@@ -69,6 +78,9 @@ pushpipe_campaigns_active_targets 0
 	}
 	for _, tt := range tests {
 		counters("sending", 10, tt.done)
+		if tt.canceled {
+			do(t, rdb, rdb.B().Set().Key(keys.Canceled("sending")).Value("1").Build())
+		}
 		want := `
 # HELP pushpipe_campaigns_active Campaigns not over yet, by state (scheduled, splitting, running).
 # TYPE pushpipe_campaigns_active gauge

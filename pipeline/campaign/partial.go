@@ -141,22 +141,19 @@ func RedisProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, 
 }
 
 // redisState is a campaign's state by what Redis holds: canceled by its
-// flag, scheduled (and when, in rep.SendAt) while its start entry waits,
-// else the counters' (a done confirmed as Progress does, failed when
-// deliver failed it).
+// flag, scheduled (and when, in rep.SendAt) while its start entry waits
+// and split never took it (a capped campaign cut ahead waits as the same
+// entry between split's calls), else the counters' (a done confirmed as
+// Progress does, failed when deliver failed it).
 func redisState(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string, l *Live, rep *Report) (string, error) {
-	canceled, err := rdb.Do(ctx, rdb.B().Exists().Key(keys.Canceled(id)).Build()).AsInt64()
-	if err != nil {
-		return "", fmt.Errorf("progress of campaign %q: %w: %w", id, ErrRedis, err)
-	}
-	if canceled > 0 {
+	if l.Canceled {
 		return StateCanceled, nil
 	}
 	at, waits, err := pipeline.ScheduledAt(ctx, rdb, startMessage(keys, id))
 	if err != nil {
 		return "", fmt.Errorf("progress of campaign %q: %w: %w", id, ErrRedis, err)
 	}
-	if waits {
+	if waits && !l.Cut { // else split's next call: the same entry
 		rep.SendAt = &at
 		return StateScheduled, nil
 	}

@@ -183,13 +183,22 @@ type Live struct {
 	Message   bool // it is a direct message (its hash counts its listed users)
 	// State is splitting, running or done by the counters' sums alone;
 	// Progress confirms a done (confirmDone) before it records one.
-	State      string
-	SplitDone  bool    // split emitted every range
-	Audience   int64   // pipeline.CampaignAudience, 0 when not counted
+	State     string
+	SplitDone bool  // split emitted every range
+	Audience  int64 // pipeline.CampaignAudience, 0 when not counted
+	// Cut is whether split left it unfinished after a call (it counts the
+	// audience then, before it requeues the campaign): an entry of it
+	// waiting in the campaigns stream's delayed set is then split's next
+	// call, not a scheduled start.
+	Cut        bool
 	UsersDone  int64   // targets that reached a terminal state
 	DoneMs     int64   // when the last of them did (pipeline.StatDoneMs), 0 before any
 	Pace       float64 // targets done a second lately (recentPace), 0 when unknown
 	FailReason string  // why deliver failed the campaign as a whole, if it did
+	// Canceled is whether its cancel flag (Keys.Canceled) is set: the
+	// stages drop its work from then on, whatever PostgreSQL's state says
+	// (a cancel whose record failed after the flag was set).
+	Canceled bool
 	// Waits is the stages that still have work for it, in pipeline order
 	// (waitsOn): what must move for it to move.
 	Waits []string
@@ -271,7 +280,7 @@ func countersOf(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	per := 2 + keys.Partitions
+	per := 3 + keys.Partitions
 	cmds := make(rueidis.Commands, 0, per*len(ids))
 	for _, id := range ids {
 		cmds = append(cmds,
@@ -279,6 +288,7 @@ func countersOf(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids
 				Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal, pipeline.CampaignFailed, HashExpiresMs,
 					pipeline.CampaignAudience, HashMessageUsers).Build(),
 			rdb.B().Hgetall().Key(keys.RangeUsers(id)).Build(),
+			rdb.B().Exists().Key(keys.Canceled(id)).Build(),
 		)
 		for p := range keys.Partitions {
 			cmds = append(cmds, rdb.B().Hmget().Key(keys.Stats(p, id)).Field(statFields...).Build())
@@ -297,7 +307,7 @@ func countersOf(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids
 }
 
 // readCounters sums one campaign's replies: its hash, its resolved ranges,
-// then its partitions' counters.
+// its cancel flag, then its partitions' counters.
 func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	var l Live
 	for _, r := range res {
@@ -314,15 +324,18 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	l.ExpiresMs = intAt(head, 3)
 	l.Known = l.ExpiresMs > 0
 	l.Audience = intAt(head, 4)
+	l.Cut = len(head) > 4 && !head[4].IsNil()
 	l.Message = len(head) > 5 && !head[5].IsNil()
 	resolved, _ := res[1].AsStrMap()
 	var emitted int64
 	for _, v := range resolved {
 		emitted += pipeline.ParseRangeRecord(v).Users
 	}
+	canceled, _ := res[2].AsInt64()
+	l.Canceled = canceled > 0
 	var in, inReadings int64
-	parts := make([]partPace, 0, len(res)-2)
-	for _, r := range res[2:] {
+	parts := make([]partPace, 0, len(res)-3)
+	for _, r := range res[3:] {
 		vals, _ := r.ToArray()
 		parts = append(parts, partPace{pace: strAt(vals, 13), firstMs: intAt(vals, 8), done: intAt(vals, 4)})
 		in += intAt(vals, 0)

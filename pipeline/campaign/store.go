@@ -203,7 +203,9 @@ func publishExpiry(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, 
 // checkpoint dropped, then it is appended to the campaigns stream
 // (pipeline.Resplit). Split re-cuts it;
 // dedupe and the sent marks suppress everyone already reached. It returns
-// the new entry's id.
+// the new entry's id. A campaign still scheduled is scheduled again for its
+// send_at instead (at once if that passed), as Create does: appended, split
+// would start it there and then. It returns "" for it: no entry yet.
 func Resplit(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (string, error) {
 	c, err := Load(ctx, db, id)
 	if err != nil {
@@ -211,6 +213,13 @@ func Resplit(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pip
 	}
 	if err := publishExpiry(ctx, rdb, keys, c); err != nil {
 		return "", fmt.Errorf("resplit %s: %w", id, err)
+	}
+	if c.State == StateScheduled {
+		// Split has cut nothing of it: no checkpoint to drop.
+		if err := pipeline.EmitAt(ctx, rdb, c.SendAt, startMessage(keys, id)); err != nil {
+			return "", fmt.Errorf("resplit %s: %w", id, err)
+		}
+		return "", nil
 	}
 	// Split resumes a campaign from its checkpoint, which may have outlived
 	// the ranges it records as cut (on a cluster, they live on other

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
@@ -23,6 +24,10 @@ func TestMalformedLifecycle(t *testing.T) {
 		{`{` + ok + `,"rate_per_second":0}`, "rate_per_second: must be a whole number"},
 		{`{` + ok + `,"rate_per_second":-5}`, "rate_per_second: must be a whole number"},
 		{`{` + ok + `,"rate_per_second":2.5}`, `field "rate_per_second"`},
+		{`{` + ok + `,"rate_per_second":1000001}`, "rate_per_second: must be a whole number of sends per second from 1 to 1000000"},
+		{`{` + ok + `,"rate_per_second":99999999999999999999}`, `field "rate_per_second"`},
+		{`{` + ok + `,"rate_per_second":"50"}`, `field "rate_per_second"`},
+		{`{` + ok + `,"rate_per_second":true}`, `field "rate_per_second"`},
 		{`{` + ok + `,"priority":"urgent"}`, `priority: must be "normal" or "high"`},
 		{`{` + ok + `,"priority":"` + strings.Repeat("p", 2000) + `"}`, `got "` + strings.Repeat("p", 64) + `…"`},
 		{`{` + ok + `,"send_at":"` + strings.Repeat("t", 2000) + `"}`, `got "` + strings.Repeat("t", 64) + `…"`},
@@ -33,6 +38,16 @@ func TestMalformedLifecycle(t *testing.T) {
 		r := a.do("POST", "/v1/campaigns", tt.body, "")
 		if r.status != http.StatusBadRequest || !strings.Contains(r.error(), tt.want) {
 			t.Errorf("POST %.80s: got %d %s, want 400 with %q", tt.body, r.status, r.body, tt.want)
+		}
+	}
+	// The bounds themselves are caps (1 and 1,000,000 a second), stored as given.
+	for _, rate := range []int{1, campaign.MaxRatePerSecond} {
+		id := fmt.Sprintf("rate-%d", rate)
+		body := fmt.Sprintf(`{"id":%q,%s,"allow_empty":true,"rate_per_second":%d}`, id, ok, rate)
+		if r := a.do("POST", "/v1/campaigns", body, ""); r.status != http.StatusCreated {
+			t.Errorf("rate_per_second %d: %d %s, want 201", rate, r.status, r.body)
+		} else if r := a.do("GET", "/v1/campaigns/"+id, "", ""); !strings.Contains(r.body, fmt.Sprintf(`"rate_per_second":%d`, rate)) {
+			t.Errorf("rate_per_second %d: reported %s", rate, r.body)
 		}
 	}
 	if r := a.do("POST", "/v1/campaigns/nope/cancel", "", ""); r.status != http.StatusNotFound || r.error() == "" {

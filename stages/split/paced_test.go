@@ -2,6 +2,7 @@ package split_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -99,6 +100,13 @@ func TestCappedCampaignIsCutAheadOfItsSends(t *testing.T) {
 	// unfinished: the one range's 100 targets are a tenth of it.
 	if got := f.audience("c"); got != "1000" {
 		t.Fatalf("audience %q after the first call, want 1000", got)
+	}
+	// Its requeued entry is the very entry a scheduled campaign waits as
+	// until send_at: with PostgreSQL down, the report from Redis alone
+	// called it scheduled, at its next call's time.
+	rep, _ := campaign.RedisProgress(context.Background(), f.rdb, f.keys, "c", errors.New("PostgreSQL down"))
+	if rep.State != campaign.StateSplitting || rep.SendAt != nil {
+		t.Fatalf("from Redis alone while it is cut ahead: state %q, send_at %v; want splitting, none", rep.State, rep.SendAt)
 	}
 
 	// deliver reserved two minutes of sends: the next call cuts nothing
