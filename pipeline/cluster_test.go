@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -58,4 +59,4 @@ func TestRunnerOnCluster(t *testing.T) {
 
 type countingWriter struct{ n *int }
 
-func (w *countingWriter) Write(p []byte) (int, error) { *w.n++; return len(p), nil }
+func (w *countingWriter) Write(p []byte) (int, error) { *w.n++; os.Stderr.Write(p); return len(p), nil }

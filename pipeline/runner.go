@@ -218,12 +218,14 @@ func (r *Runner) Run(ctx context.Context) error {
 	// read and handled at once. Shared handlers take express first, but not
 	// twice in a row while bulk waits (queues.next).
 	work := queues{bulk: make(chan *Batch), express: make(chan *Batch)}
+	left := r.leftovers(ctx) // before the first read: what a process before this one left
 	var readers, workers sync.WaitGroup
 	for _, l := range r.lanes() {
 		for _, p := range r.opts.Partitions {
 			readers.Go(func() { r.readLoop(ctx, l, p, work.of(l)) })
 		}
 	}
+	readers.Go(func() { r.resumeOwn(ctx, left, work) })
 	readers.Go(func() { r.claimLoop(ctx, work) })
 	readers.Go(func() { r.maintainLoop(ctx) })
 	readers.Go(func() { r.aliveLoop(ctx) })
