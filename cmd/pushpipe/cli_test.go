@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -319,6 +320,50 @@ func TestHelpShowsXorFlagsAsAChoice(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			if out := help(t, tt.args...); !strings.Contains(out, tt.want) {
 				t.Errorf("pushpipe %s --help:\n%s\nwant %q", strings.Join(tt.args, " "), out, tt.want)
+			}
+		})
+	}
+}
+
+// Help names a command's arguments as its errors do: the binary's help
+// said "Usage: pushpipe dlq show <id>" while the same binary refused
+// `dlq show` with "ID: is required".
+func TestHelpNamesArgumentsAsErrorsDo(t *testing.T) {
+	bin := pushpipeBinary(t)
+	tests := []struct {
+		give      []string // the command; run without its argument, it is refused
+		wantUsage string
+		wantArg   string // the Arguments row
+		wantErr   string // "" when leaving the argument out is no error
+	}{
+		{[]string{"dlq", "show"}, "Usage: pushpipe dlq show ID [flags]\n", "\n  ID      The dead letter's id", "ID: is required"},
+		{[]string{"campaigns", "cancel"}, "Usage: pushpipe campaigns cancel ID [flags]\n", "\n  ID      The campaign to cancel.", "ID: is required"},
+		{[]string{"users", "show"}, "Usage: pushpipe users show ID [flags]\n", "\n  ID      The user id.", "ID: is required"},
+		{[]string{"users", "delete"}, "Usage: pushpipe users delete ID\n", "\n  ID      The user id.", "ID: is required"},
+		{[]string{"results", "retire"}, "Usage: pushpipe results retire GROUP [flags]\n", "\n  GROUP      The receiver's group", "GROUP: is required"},
+		{[]string{"results", "unretire"}, "Usage: pushpipe results unretire GROUP [flags]\n", "\n  GROUP      The retired", "GROUP: is required"},
+		{[]string{"status"}, "Usage: pushpipe status [ID] [flags]\n", "\n  [ID]      Also show", ""},
+		{[]string{"dlq", "retry"}, "Usage: pushpipe dlq retry [ID ...] [flags]\n", "\n  [ID ...]    Dead letter ids.", ""},
+		{[]string{"import", "subscribers"}, "Usage: pushpipe import subscribers --channel=STRING [FILE]\n", "\n  [FILE]      One user id a line", ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.give, " "), func(t *testing.T) {
+			cmd := exec.CommandContext(t.Context(), bin, append(slices.Clone(tt.give), "--help")...)
+			cmd.Env = append(os.Environ(), "PUSHPIPE_REDIS_ADDR=127.0.0.1:1")
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			help := string(out)
+			if !strings.Contains(help, tt.wantUsage) || !strings.Contains(help, tt.wantArg) || kongArg.MatchString(help) {
+				t.Errorf("help:\n%s\nwant %q and %q", help, tt.wantUsage, tt.wantArg)
+			}
+			if tt.wantErr == "" {
+				return
+			}
+			stderr, _, err := run(t, bin, nil, tt.give...)
+			if err == nil || !strings.Contains(stderr, tt.wantErr) {
+				t.Errorf("without its argument: %v %q, want %q", err, stderr, tt.wantErr)
 			}
 		})
 	}
