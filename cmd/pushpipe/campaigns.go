@@ -42,16 +42,17 @@ type CampaignsListCmd struct {
 // "limit: must be a number from 1 to 100" named the API's parameter, and
 // --limit 0, which the API refuses, listed 20.
 func (c *CampaignsListCmd) Validate() error {
+	var errs []error
 	if c.Limit < 1 || c.Limit > campaign.MaxListLimit {
-		return fmt.Errorf("--limit: must be a whole number from 1 to %d (default %d), got %d", campaign.MaxListLimit, campaign.DefaultListLimit, c.Limit)
+		errs = append(errs, fmt.Errorf("--limit: must be a whole number from 1 to %d (default %d), got %d", campaign.MaxListLimit, campaign.DefaultListLimit, c.Limit))
 	}
 	if c.State != "" && !slices.Contains(campaign.States, c.State) {
-		return fmt.Errorf("--state: must be one of %s, got %q", strings.Join(campaign.States, ", "), c.State)
+		errs = append(errs, fmt.Errorf("--state: must be one of %s, got %q", strings.Join(campaign.States, ", "), c.State))
 	}
 	if c.Before != "" {
-		return validID("--before", c.Before)
+		errs = append(errs, validID("--before", c.Before))
 	}
-	return nil
+	return errors.Join(errs...) // every problem at once, as send says them
 }
 
 // Run prints one page.

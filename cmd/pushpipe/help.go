@@ -179,6 +179,13 @@ func negativeNumber(s string) bool {
 	return len(s) > 1 && s[0] == '-' && (s[1] >= '0' && s[1] <= '9' || s[1] == '.')
 }
 
+// given is whether the command line gave the positional argument name: kong
+// says a missing one only after the validators have run, and a validator
+// that refused it first said `ID "": not an id` for "ID: is required".
+func given(kctx *kong.Context, name string) bool {
+	return slices.ContainsFunc(kctx.Path, func(p *kong.Path) bool { return p.Positional != nil && p.Positional.Name == name })
+}
+
 // usageError is a command line kong refused, in one line that says where
 // the help is (no usage dump: the mistake would scroll out of sight).
 func usageError(err error) string {

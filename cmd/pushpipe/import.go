@@ -30,14 +30,16 @@ type ImportSubscribersCmd struct {
 // progress shown: the import's own check said "channel: ...", after a
 // progress line of 0 rows.
 func (c *ImportSubscribersCmd) Validate() error {
-	if err := devices.ValidateName("--channel", c.Channel); err != nil {
-		return err
-	}
+	errs := []error{devices.ValidateName("--channel", c.Channel)}
 	if c.File == "" {
-		return errors.New("no FILE: name the file of user ids, or give - to read them from standard input " +
-			"(pushpipe import subscribers --channel " + c.Channel + " - < ids.txt)")
+		channel := c.Channel
+		if errs[0] != nil {
+			channel = "C"
+		}
+		errs = append(errs, errors.New("no FILE: name the file of user ids, or give - to read them from standard input "+
+			"(pushpipe import subscribers --channel "+channel+" - < ids.txt)"))
 	}
-	return nil
+	return errors.Join(errs...) // every problem at once
 }
 
 // Run imports the file with a progress bar (bytes and rows) on standard
