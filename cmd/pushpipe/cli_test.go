@@ -200,6 +200,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--app", "a", "--channel", "x", "--rate-per-second", "-5"}, "--rate-per-second: must be a whole number of sends per second from 1 to 1000000, or 0 for no cap of its own; got -5"},
 		{[]string{"send", "--app", "a", "--channel", "x", "--ttl", "-1s"}, "--ttl: must be between 1s and 672h0m0s (28 days), got -1s"},
 		{[]string{"send", "--app", "a", "--user", "-5"}, "--user: user ids are positive, got -5"},
+		// In a list too: kong split "3,-5" and read "-5" as short flags.
+		{[]string{"send", "--app", "a", "--user", "3,-5", "--title", "t"}, "--user: user ids are positive, got -5"},
+		{[]string{"results", "tail", "--user", "7,-5"}, "--user: user ids are positive, got -5"},
 		{[]string{"campaigns", "list", "--limit", "-1"}, "--limit: must be a whole number from 1 to 100 (default 20), got -1"},
 		{[]string{"dlq", "list", "--limit", "-1"}, "--limit: must be 0 (all) or more, got -1"},
 		{[]string{"bench", "--users", "-3"}, "--users: must be at least 1, got -3"},

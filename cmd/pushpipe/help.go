@@ -174,9 +174,12 @@ func parseArgs(k *kong.Kong, args []string) (*kong.Context, error) {
 }
 
 // negativeNumber is whether s reads as a negative number or duration
-// ("-5", "-1s", "-0.5"): no flag starts with a digit.
+// ("-5", "-1s", "-0.5"), or as a list holding one ("3,-5": kong splits a
+// list's value and read its "-5" as short flags too): no flag starts with
+// a digit.
 func negativeNumber(s string) bool {
-	return len(s) > 1 && s[0] == '-' && (s[1] >= '0' && s[1] <= '9' || s[1] == '.')
+	negative := func(s string) bool { return len(s) > 1 && s[0] == '-' && (s[1] >= '0' && s[1] <= '9' || s[1] == '.') }
+	return negative(s) || !strings.HasPrefix(s, "-") && slices.ContainsFunc(strings.Split(s, ","), negative)
 }
 
 // given is whether the command line gave the positional argument name: kong
