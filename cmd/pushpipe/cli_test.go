@@ -124,6 +124,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"api", "--listen", ":0", "--keep-messages", "1h"}, "--keep-messages 1h0m0s: at least 24h0m0s (Redis keeps a message's counts that long"},
 		{[]string{"all", "--keep-messages", "23h"}, "--keep-messages 23h0m0s: at least 24h0m0s"},
 		{[]string{"status", "--interval", "0s"}, "--interval must be a positive duration"},
+		// A negative one removed nothing, without a word.
+		{[]string{"status", "--remove-idle=-1h"}, "--remove-idle must be a positive duration such as 1h (consumers idle that long, holding nothing, are removed), got -1h0m0s"},
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
 		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},
 		{[]string{"deliver", "--fcm-project", "p"}, "give --apns-topic: the provider flags serve the one app whose id it is"},
