@@ -147,6 +147,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "[1]"}, `--data: must be a JSON object`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "null"}, `--data: must be a JSON object`},
 		{[]string{"send", "--app", "a", "--user=-5"}, "--user: user ids are positive, got -5"},
+		// Every problem of the notification's own flags, not the first
+		// the API's parser met.
+		{[]string{"send", "--app", "a", "--channel", "x", "--title", "t", "--badge=-1", "--sound", "a/b"},
+			`--badge: must be between 0 (clears the badge) and 2147483647, got -1; --sound: must be a sound file name`},
+		{[]string{"send", "--app", "a", "--user", "1", "--image", "http://x", "--thread-id", "a\nb", "--localized", "ko=x"},
+			`--localized ko: must be a JSON object such as 'ko={"title":"...","body":"..."}', got "x"; --title or --body: give at least one, ` +
+				`the notification's text (or --silent for a background push); --image: must be an https:// URL of at most 2048 bytes; ` +
+				`--thread-id: must be at most 64 printable bytes`},
 		{[]string{"messages", "list", "--limit", "0"}, "--limit: must be a whole number from 1 to 100 (default 20), got 0"},
 		{[]string{"users", "show", "0"}, "users show: ID: is required: the user's id, a positive integer"},
 		{[]string{"users", "delete", "--", "-3"}, "users delete: ID: must be a positive integer, got -3"},
