@@ -158,6 +158,8 @@ func TestFlagsCheckedBeforeDialling(t *testing.T) {
 		{"results unretire, bad group", []string{"results", "unretire", ".x"}, []string{`GROUP ".x": a receiver's group is a word`}},
 		{"campaigns list, every problem", []string{"campaigns", "list", "--limit", "0", "--state", "x", "--before", "a/b"},
 			[]string{"--limit: must be a whole number", `--state: must be one of`, "--before: only letters"}},
+		{"replay, every problem", []string{"replay", "--stream", "deliver", "--from", "1h", "--campaign", "a/b", "--partition=-1", "--high-water=-1"},
+			[]string{"--campaign: only letters", "--partition: partitions count from 0, got -1", "--high-water: must be 0 (never pause) or more"}},
 		{"import, bad channel and no file", []string{"import", "subscribers", "--channel", "a/b"}, []string{"--channel: ", "no FILE: "}},
 	}
 	for _, tt := range tests {
