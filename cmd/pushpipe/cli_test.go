@@ -128,6 +128,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"status", "--remove-idle=-1h"}, "--remove-idle must be a positive duration such as 1h (consumers idle that long, holding nothing, are removed), got -1h0m0s"},
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
 		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},
+		// A pool size below 1 was pgx's default (4, or the CPUs), and a
+		// negative one was taken off the pool of every stage of the process.
+		{[]string{"resolve", "--db-conns", "0"}, "--db-conns must be at least 1 PostgreSQL connection (the pool size, opened at start), got 0"},
+		{[]string{"all", "--split-db-conns=-2", "--api-db-conns", "0"}, "--api-db-conns must be at least 1 PostgreSQL connection (the pool size, opened at start), got 0; " +
+			"split: --split-db-conns must be at least 1 PostgreSQL connection (the pool size, opened at start), got -2"},
+		{[]string{"api", "--listen", ":0", "--db-conns", "0"}, "--db-conns must be at least 1"},
+		{[]string{"send", "--app", "a", "--channel", "x", "--title", "t", "--db-conns", "0"}, "--db-conns must be at least 1"},
 		{[]string{"deliver", "--fcm-project", "p"}, "give --apns-topic: the provider flags serve the one app whose id it is"},
 		// --apns-topic beside --apps was dropped without a word.
 		{[]string{"deliver", "--apps", "apps.toml", "--apns-topic", "com.example.news"},

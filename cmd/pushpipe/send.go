@@ -111,6 +111,7 @@ func (c *SendCmd) flagErrors() []error {
 	}
 	// Normalize's bound, said of the flag: its "rate_per_second: ..."
 	// named the API's field.
+	errs = append(errs, dbConnsAtLeastOne("--db-conns", c.DBConns))
 	if c.Rate < 0 || c.Rate > campaign.MaxRatePerSecond {
 		errs = append(errs, fmt.Errorf("--rate-per-second: must be a whole number of sends per second from 1 to %d, or 0 for no cap of its own; got %d",
 			campaign.MaxRatePerSecond, c.Rate))
