@@ -127,7 +127,20 @@ func TestUsageErrors(t *testing.T) {
 		// A negative one removed nothing, without a word.
 		{[]string{"status", "--remove-idle=-1h"}, "--remove-idle must be a positive duration such as 1h (consumers idle that long, holding nothing, are removed), got -1h0m0s"},
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
-		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},
+		// Each of deliver's numbers said of its flag, with its value: "--in-flight
+		// and --max-attempts must be at least 1, --tps at least 0" for any one.
+		{[]string{"all", "--in-flight", "0"}, "deliver: --in-flight must be at least 1, got 0"},
+		{[]string{"deliver", "--tps=-5", "--max-attempts", "0"}, "--max-attempts must be at least 1, got 0; --tps must be 0 (no cap) or more sends per second, got -5"},
+		// deliver.Config refused these once the servers answered, naming no
+		// flag; a share of 0 was its default.
+		{[]string{"deliver", "--express-share", "0", "--express-target=-1s"}, "--express-share must be a share of --tps between 0 and 1 (exclusive), such as 0.2, got 0; " +
+			"--express-target must be 0 (never slow bulk) or a positive duration such as 25ms, got -1s"},
+		{[]string{"deliver", "--express-in-flight=-1"}, "--express-in-flight must be 0 (a quarter of --in-flight) or more, got -1"},
+		// split.New replaced a size below 1 by its default; under all,
+		// split's checks did not run at all.
+		{[]string{"split", "--range-size", "0", "--max-deliver-backlog=-1"}, "--range-size must be at least 1, got 0; --max-deliver-backlog must be 0 (off) or more entries, got -1"},
+		{[]string{"all", "--split-paced-ahead=-1s", "--split-parallel", "0"}, "split: --split-paced-ahead must be 0 (off) or a positive duration such as 1m, got -1s; " +
+			"--split-parallel must be at least 1, got 0"},
 		// A pool size below 1 was pgx's default (4, or the CPUs), and a
 		// negative one was taken off the pool of every stage of the process.
 		{[]string{"resolve", "--db-conns", "0"}, "--db-conns must be at least 1 PostgreSQL connection (the pool size, opened at start), got 0"},
