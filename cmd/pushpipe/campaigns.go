@@ -17,6 +17,8 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/redis/rueidis"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
@@ -139,10 +141,14 @@ type CampaignsCancelCmd struct {
 
 // Validate refuses an id no campaign can have before anything is dialled:
 // with Redis down, the malformed id was not what was said. (A missing one
-// kong says after the validators.)
-func (c *CampaignsCancelCmd) Validate() error {
-	if c.ID == "" {
+// kong says after the validators.) An empty one given (an empty string) went on to
+// dial, and asked Redis and PostgreSQL for a campaign of no id.
+func (c *CampaignsCancelCmd) Validate(kctx *kong.Context) error {
+	switch {
+	case !given(kctx, "id"):
 		return nil
+	case c.ID == "":
+		return errors.New("ID: is empty: give the campaign's id (campaigns list shows them)")
 	}
 	return validID("ID", c.ID)
 }

@@ -138,6 +138,7 @@ func TestFlagsCheckedBeforeDialling(t *testing.T) {
 		{"message, image over http", []string{"send", "--app", "a", "--user", "1", "--title", "t", "--image", "http://x"},
 			[]string{"--image: must be an https:// URL"}},
 		{"campaigns cancel, bad id", []string{"campaigns", "cancel", "a/b"}, []string{"ID: only letters"}},
+		{"campaigns cancel, empty id", []string{"campaigns", "cancel", ""}, []string{"ID: is empty: give the campaign's id"}},
 		{"status, bad id", []string{"status", "a/b"}, []string{"ID: only letters"}},
 		{"messages list, bad --before", []string{"messages", "list", "--before", "a/b"}, []string{"--before: only letters"}},
 		{"replay, not a stage's stream", []string{"replay", "--stream", "nope", "--from", "0"}, []string{`cannot replay stream "nope"`}},
