@@ -147,6 +147,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"all", "--split-db-conns=-2", "--api-db-conns", "0"}, "--api-db-conns must be at least 1 PostgreSQL connection (the pool size, opened at start), got 0; " +
 			"split: --split-db-conns must be at least 1 PostgreSQL connection (the pool size, opened at start), got -2"},
 		{[]string{"api", "--listen", ":0", "--db-conns", "0"}, "--db-conns must be at least 1"},
+		// --max-conns 0 served no connection at all; a body cap of 0 was the
+		// package's default; a proxy list was refused after the flags (exit 1).
+		{[]string{"api", "--listen", ":0", "--max-conns", "0", "--max-body-bytes", "0", "--device-write-rate=-1"},
+			"--max-conns must be at least 1, got 0; --max-body-bytes must be at least 1, got 0; --device-write-rate must be 0 (no limit) or more writes per second, got -1"},
+		{[]string{"all", "--idle-timeout", "0s", "--auth-fail-burst", "0"}, "--idle-timeout must be a positive duration such as 30s, got 0s; " +
+			"--auth-fail-burst must be at least 1 wrong token (--auth-fail-rate 0 turns the throttle off), got 0"},
+		{[]string{"api", "--listen", ":0", "--trusted-proxies", "lb.internal"}, `--trusted-proxies: "lb.internal" is neither a CIDR prefix`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--title", "t", "--db-conns", "0"}, "--db-conns must be at least 1"},
 		{[]string{"deliver", "--fcm-project", "p"}, "give --apns-topic: the provider flags serve the one app whose id it is"},
 		// --apns-topic beside --apps was dropped without a word.
