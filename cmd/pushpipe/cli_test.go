@@ -118,6 +118,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"dlq", "list", "--partitions=-4"}, "must be at least 1 (the deployment's count; leave it out for 16), got -4"},
 		{[]string{"--prefix", "", "status"}, "--prefix / PUSHPIPE_PREFIX must not be empty"},
 		{[]string{"split", "--claim-idle", "0s"}, "--claim-idle must be a positive duration"},
+		{[]string{"ingest", "--concurrency=-1", "--batch=-5"}, "--concurrency must be at least 1 (or left out for the stage's own), got -1; " +
+			"--batch must be at least 1 (or left out for the stage's own), got -5"},
 		{[]string{"ingest", "--shutdown-timeout=-1s"}, "--shutdown-timeout must be a positive duration"},
 		{[]string{"ingest", "--keep-tombstones", "1h"}, "--keep-tombstones 1h0m0s: at least 24h0m0s (registrations held up longer are dropped), or 0"},
 		{[]string{"all", "--ingest-keep-tombstones", "23h"}, "--ingest-keep-tombstones 23h0m0s: at least 24h0m0s"},

@@ -305,8 +305,15 @@ func (f StageFlags) Validate() error {
 	if f.MaxDeliveries < 0 {
 		errs = append(errs, fmt.Errorf("--max-deliveries must be at least 1 (or left out for the stage's own), got %d", f.MaxDeliveries))
 	}
-	if f.Concurrency < 0 || f.ExpressConcurrency < 0 || f.Batch < 0 {
-		errs = append(errs, errors.New("--concurrency, --express-concurrency and --batch must be positive (or left out for the stage's own)"))
+	// Each said of its flag, with its value: one sentence naming all three
+	// left the operator to find which was wrong.
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{{"--concurrency", f.Concurrency}, {"--express-concurrency", f.ExpressConcurrency}, {"--batch", f.Batch}} {
+		if n.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1 (or left out for the stage's own), got %d", n.flag, n.v))
+		}
 	}
 	return errors.Join(errs...)
 }
