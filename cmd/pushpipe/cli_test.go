@@ -246,6 +246,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"dlq", "list", "--limit", "-1"}, "--limit: must be 0 (all) or more, got -1"},
 		{[]string{"bench", "--users", "-3"}, "--users: must be at least 1, got -3"},
 		{[]string{"bench", "--overlap", "1.5"}, "--overlap: must be a share from 0 to 1, got 1.5"},
+		// Refused after Redis and PostgreSQL had started (--replicas, exit 1),
+		// or not at all (a --timeout of -1s gave up at once, after seeding).
+		{[]string{"bench", "--timeout=-1s", "--warmup=-1s", "--replicas", "deliver"},
+			`--timeout: must be a positive duration such as 30s, got -1s; --warmup: must be a positive duration such as 30s (or 0 for none), got -1s; --replicas "deliver"`},
+		// resolve.New replaced it by its default; under all, resolve had no check.
+		{[]string{"all", "--resolve-parallel", "0"}, "resolve: --resolve-parallel must be at least 1 range at once, got 0"},
 		{slices.Concat(hook, []string{"--batch", "-1"}), "--batch"},
 		{[]string{"all", "--webhook-secret-file", secrets, "--webhook-filter", "outcome=failed", "--tps", "5"},
 			"--webhook-secret-file, --webhook-filter given, but --webhook-* flags need --webhook-url: without it the webhook stage does not run"},
@@ -275,6 +281,7 @@ func TestUsageErrors(t *testing.T) {
 		{"send", "--app", "a", "--channel", "x", "--send-at", soon.UTC().Format(time.RFC3339), "--allow-empty", "--title", "t"},
 		{"send", "--app", "a", "--channel", "x", "--send-at", soon.In(time.FixedZone("", 2*3600)).Format(time.RFC3339), "--silent"},
 		{"replay", "--resplit", "--campaign", "c", "--dry-run"}, {"replay", "--stream", "deliver", "--from", "0", "--high-water", "5", "--json"},
+		{"bench", "--replicas", "deliver=3,resolve=2", "--warmup", "0s"}, {"resolve", "--parallel", "1"},
 		{"dlq", "list", "--stream", "deliver"}, {"dlq", "drop", "--all", "--stream", pipeline.Express.Stream(pipeline.StreamDeliver)},
 		hook, allHook, slices.Concat(hook, []string{"--rate", "0", "--filter", "outcome=failed,invalid"})} {
 		parse(t, ok...)
