@@ -250,6 +250,9 @@ func TestUsageErrors(t *testing.T) {
 		// or not at all (a --timeout of -1s gave up at once, after seeding).
 		{[]string{"bench", "--timeout=-1s", "--warmup=-1s", "--replicas", "deliver"},
 			`--timeout: must be a positive duration such as 30s, got -1s; --warmup: must be a positive duration such as 30s (or 0 for none), got -1s; --replicas "deliver"`},
+		// Checked once the servers had started, or never: an empty --data put
+		// their files in the current directory.
+		{[]string{"dev", "--users=-1", "--data="}, "--users: must be at least 1 demo user, got -1; --data: must name a directory"},
 		// resolve.New replaced it by its default; under all, resolve had no check.
 		{[]string{"all", "--resolve-parallel", "0"}, "resolve: --resolve-parallel must be at least 1 range at once, got 0"},
 		{slices.Concat(hook, []string{"--batch", "-1"}), "--batch"},
