@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -38,6 +39,17 @@ func (c *ImportSubscribersCmd) Validate() error {
 		}
 		errs = append(errs, errors.New("no FILE: name the file of user ids, or give - to read them from standard input "+
 			"(pushpipe import subscribers --channel "+channel+" - < ids.txt)"))
+	} else if c.File != "-" {
+		// Said here, with what to give: Run's "open ids.txt: no such file
+		// or directory" (exit 1) named neither the argument nor the "-",
+		// and a directory failed only at its first line.
+		if st, err := os.Stat(c.File); errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("FILE %q: no such file: name the file of user ids, or give - to read them from standard input", c.File))
+		} else if err != nil {
+			errs = append(errs, fmt.Errorf("FILE %q: %w", c.File, err))
+		} else if st.IsDir() {
+			errs = append(errs, fmt.Errorf("FILE %q: is a directory: name the file of user ids in it", c.File))
+		}
 	}
 	return errors.Join(errs...) // every problem at once
 }
