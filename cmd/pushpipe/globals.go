@@ -80,6 +80,13 @@ func (g *Globals) Validate() error {
 	if g.Prefix == "" {
 		errs = append(errs, errors.New("--prefix / PUSHPIPE_PREFIX must not be empty (the deployment's Redis key prefix; leave it out for pp)"))
 	}
+	// Redis Cluster hashes a key by its first {...}: a prefix "pp{x}" put
+	// every key in one slot, and "pp{}" hashed whole keys, so the keys of
+	// one partition ({p7}) that a script touches together fell in
+	// different slots (CROSSSLOT).
+	if strings.ContainsAny(g.Prefix, "{}") {
+		errs = append(errs, fmt.Errorf("--prefix / PUSHPIPE_PREFIX must not contain { or }: the keys' own hash tags ({p7}) decide their cluster slot; got %q", g.Prefix))
+	}
 	return errors.Join(errs...)
 }
 
