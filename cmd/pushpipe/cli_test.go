@@ -119,7 +119,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--prefix", "", "status"}, "--prefix / PUSHPIPE_PREFIX must not be empty"},
 		// A brace moved the keys' hash tags: one slot for every key, or
 		// CROSSSLOT for a partition's keys.
-		{[]string{"--prefix", "pp{x}", "status"}, `--prefix / PUSHPIPE_PREFIX must not contain { or }: the keys' own hash tags ({p7}) decide their cluster slot; got "pp{x}"`},
+		{[]string{"--prefix", "pp{x}", "status"}, `--prefix / PUSHPIPE_PREFIX must not contain { or }: the keys' own hash tags (a partition's, a campaign's) decide their cluster slot; got "pp{x}"`},
 		{[]string{"split", "--claim-idle", "0s"}, "--claim-idle must be a positive duration"},
 		{[]string{"ingest", "--concurrency=-1", "--batch=-5"}, "--concurrency must be at least 1 (or left out for the stage's own), got -1; " +
 			"--batch must be at least 1 (or left out for the stage's own), got -5"},

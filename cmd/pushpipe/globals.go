@@ -82,10 +82,11 @@ func (g *Globals) Validate() error {
 	}
 	// Redis Cluster hashes a key by its first {...}: a prefix "pp{x}" put
 	// every key in one slot, and "pp{}" hashed whole keys, so the keys of
-	// one partition ({p7}) that a script touches together fell in
-	// different slots (CROSSSLOT).
+	// one partition that a script touches together fell in different
+	// slots (CROSSSLOT).
 	if strings.ContainsAny(g.Prefix, "{}") {
-		errs = append(errs, fmt.Errorf("--prefix / PUSHPIPE_PREFIX must not contain { or }: the keys' own hash tags ({p7}) decide their cluster slot; got %q", g.Prefix))
+		errs = append(errs, fmt.Errorf("--prefix / PUSHPIPE_PREFIX must not contain { or }: the keys' own hash tags (a partition's, a campaign's) "+
+			"decide their cluster slot; got %q", g.Prefix))
 	}
 	return errors.Join(errs...)
 }
