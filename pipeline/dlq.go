@@ -87,13 +87,22 @@ func (q *DLQ) List(ctx context.Context, f DLQFilter) ([]DeadLetter, error) {
 // notAnID is why a dead letter id that is no stream id names none.
 const notAnID = "not an id such as 1700000000000-0 (the ID column of dlq list)"
 
+// CheckDeadLetterID says what is wrong with id as a dead letter's id, nil
+// when it can be one: the CLI refuses a typo before it dials Redis.
+func CheckDeadLetterID(id string) error {
+	if _, err := parseID(id); err != nil {
+		return fmt.Errorf("%q: %s", id, notAnID)
+	}
+	return nil
+}
+
 // Show returns one dead letter.
 func (q *DLQ) Show(ctx context.Context, id string) (DeadLetter, error) {
-	if _, err := parseID(id); err != nil {
+	if err := CheckDeadLetterID(id); err != nil {
 		// No dead letter has it: said as for a missing one (the console's
 		// 404, retry's "left in place" while the other ids go), not as a
 		// failure to read ("bad stream id", and the console's 503).
-		return DeadLetter{}, fmt.Errorf("dlq %q: %s: %w", id, notAnID, ErrNoDeadLetter)
+		return DeadLetter{}, fmt.Errorf("dlq %w: %w", err, ErrNoDeadLetter)
 	}
 	xs, err := q.c.Do(ctx, q.c.B().Xrange().Key(q.keys.DLQ()).Start(id).End(id).Build()).AsXRange()
 	if err != nil {

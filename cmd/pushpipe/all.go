@@ -70,10 +70,10 @@ func (c *AllCmd) Help() string { return apiEnvironment }
 // dropped without a word.
 func (c *AllCmd) Validate(kctx *kong.Context) error {
 	stages, err := wired(c.own)
-	errs := []error{err}
+	errs := []error{err, dbConnsAtLeastOne("--api-db-conns", c.APIDBConns)}
 	for _, def := range pipeline.Stages {
 		if s, ok := stages[def.Name]; ok {
-			if err := check(s); err != nil {
+			if err := check(def, s); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", def.Name, allNames(err, def.Name, s)))
 			}
 		} else if cf, ok := c.own[def.Name].(configurable); ok {

@@ -22,6 +22,9 @@ type APICmd struct {
 	RetentionFlags `embed:""`
 }
 
+// Validate refuses a pool size below 1 before anything connects.
+func (c *APICmd) Validate() error { return dbConnsAtLeastOne("--db-conns", c.DBConns) }
+
 // RetentionFlags are the API's retention of what it writes (api and all).
 type RetentionFlags struct {
 	KeepMessages time.Duration `name:"keep-messages" default:"24h" help:"Keep a direct message this long past its expiry, then purge it (GET is a 404 and its id free again); at least 24h, while Redis keeps its counts; 0 keeps them for ever."`

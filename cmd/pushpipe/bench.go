@@ -74,6 +74,27 @@ func (c *BenchCmd) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: must be a share from 0 to 1, got %g", s.flag, s.v))
 		}
 	}
+	// Before Redis and PostgreSQL are started: a --timeout of -1s gave up
+	// at once, after seeding, and --replicas was read only after both
+	// servers started (exit 1).
+	for _, d := range []struct {
+		flag     string
+		v        time.Duration
+		zeroOK   bool
+		zeroMean string
+	}{{"--timeout", c.Timeout, false, ""}, {"--chaos-every", c.ChaosEvery, false, ""}, {"--messages-for", c.MessagesFor, false, ""},
+		{"--claim-idle", c.ClaimIdle, true, "the default"}, {"--warmup", c.Warmup, true, "none"}} {
+		if d.v < 0 || d.v == 0 && !d.zeroOK {
+			zero := ""
+			if d.zeroOK {
+				zero = " (or 0 for " + d.zeroMean + ")"
+			}
+			errs = append(errs, fmt.Errorf("%s: must be a positive duration such as 30s%s, got %v", d.flag, zero, d.v))
+		}
+	}
+	if _, err := parseReplicas(c.Replicas); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

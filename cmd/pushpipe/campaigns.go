@@ -17,6 +17,8 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/redis/rueidis"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
@@ -42,16 +44,17 @@ type CampaignsListCmd struct {
 // "limit: must be a number from 1 to 100" named the API's parameter, and
 // --limit 0, which the API refuses, listed 20.
 func (c *CampaignsListCmd) Validate() error {
+	var errs []error
 	if c.Limit < 1 || c.Limit > campaign.MaxListLimit {
-		return fmt.Errorf("--limit: must be a whole number from 1 to %d (default %d), got %d", campaign.MaxListLimit, campaign.DefaultListLimit, c.Limit)
+		errs = append(errs, fmt.Errorf("--limit: must be a whole number from 1 to %d (default %d), got %d", campaign.MaxListLimit, campaign.DefaultListLimit, c.Limit))
 	}
 	if c.State != "" && !slices.Contains(campaign.States, c.State) {
-		return fmt.Errorf("--state: must be one of %s, got %q", strings.Join(campaign.States, ", "), c.State)
+		errs = append(errs, fmt.Errorf("--state: must be one of %s, got %q", strings.Join(campaign.States, ", "), c.State))
 	}
 	if c.Before != "" {
-		return validID("--before", c.Before)
+		errs = append(errs, validID("--before", c.Before))
 	}
-	return nil
+	return errors.Join(errs...) // every problem at once, as send says them
 }
 
 // Run prints one page.
@@ -138,10 +141,14 @@ type CampaignsCancelCmd struct {
 
 // Validate refuses an id no campaign can have before anything is dialled:
 // with Redis down, the malformed id was not what was said. (A missing one
-// kong says after the validators.)
-func (c *CampaignsCancelCmd) Validate() error {
-	if c.ID == "" {
+// kong says after the validators.) An empty one given (an empty string) went on to
+// dial, and asked Redis and PostgreSQL for a campaign of no id.
+func (c *CampaignsCancelCmd) Validate(kctx *kong.Context) error {
+	switch {
+	case !given(kctx, "id"):
 		return nil
+	case c.ID == "":
+		return errors.New("ID: is empty: give the campaign's id (campaigns list shows them)")
 	}
 	return validID("ID", c.ID)
 }

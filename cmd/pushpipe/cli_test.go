@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // help renders `pushpipe ARGS --help` as main does.
@@ -116,15 +118,49 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--partitions", "0", "status"}, "--partitions / PUSHPIPE_PARTITIONS must be at least 1"},
 		{[]string{"dlq", "list", "--partitions=-4"}, "must be at least 1 (the deployment's count; leave it out for 16), got -4"},
 		{[]string{"--prefix", "", "status"}, "--prefix / PUSHPIPE_PREFIX must not be empty"},
+		// A brace moved the keys' hash tags: one slot for every key, or
+		// CROSSSLOT for a partition's keys.
+		{[]string{"--prefix", "pp{x}", "status"}, `--prefix / PUSHPIPE_PREFIX must not contain { or }: the keys' own hash tags (a partition's, a campaign's) decide their cluster slot; got "pp{x}"`},
 		{[]string{"split", "--claim-idle", "0s"}, "--claim-idle must be a positive duration"},
+		{[]string{"ingest", "--concurrency=-1", "--batch=-5"}, "--concurrency must be at least 1 (or left out for the stage's own), got -1; " +
+			"--batch must be at least 1 (or left out for the stage's own), got -5"},
 		{[]string{"ingest", "--shutdown-timeout=-1s"}, "--shutdown-timeout must be a positive duration"},
 		{[]string{"ingest", "--keep-tombstones", "1h"}, "--keep-tombstones 1h0m0s: at least 24h0m0s (registrations held up longer are dropped), or 0"},
 		{[]string{"all", "--ingest-keep-tombstones", "23h"}, "--ingest-keep-tombstones 23h0m0s: at least 24h0m0s"},
 		{[]string{"api", "--listen", ":0", "--keep-messages", "1h"}, "--keep-messages 1h0m0s: at least 24h0m0s (Redis keeps a message's counts that long"},
 		{[]string{"all", "--keep-messages", "23h"}, "--keep-messages 23h0m0s: at least 24h0m0s"},
 		{[]string{"status", "--interval", "0s"}, "--interval must be a positive duration"},
+		// A negative one removed nothing, without a word.
+		{[]string{"status", "--remove-idle=-1h"}, "--remove-idle must be a positive duration such as 1h (consumers idle that long, holding nothing, are removed), got -1h0m0s"},
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
-		{[]string{"all", "--in-flight", "0"}, "--in-flight and --max-attempts must be at least 1"},
+		// Each of deliver's numbers said of its flag, with its value: "--in-flight
+		// and --max-attempts must be at least 1, --tps at least 0" for any one.
+		{[]string{"all", "--in-flight", "0"}, "deliver: --in-flight must be at least 1, got 0"},
+		{[]string{"deliver", "--tps=-5", "--max-attempts", "0"}, "--max-attempts must be at least 1, got 0; --tps must be 0 (no cap) or more sends per second, got -5"},
+		// deliver.Config refused these once the servers answered, naming no
+		// flag; a share of 0 was its default.
+		{[]string{"deliver", "--express-share", "0", "--express-target=-1s"}, "--express-share must be a share of --tps between 0 and 1 (exclusive), such as 0.2, got 0; " +
+			"--express-target must be 0 (never slow bulk) or a positive duration such as 25ms, got -1s"},
+		{[]string{"deliver", "--express-in-flight=-1"}, "--express-in-flight must be 0 (a quarter of --in-flight) or more, got -1"},
+		// split.New replaced a size below 1 by its default; under all,
+		// split's checks did not run at all.
+		{[]string{"split", "--range-size", "0", "--max-deliver-backlog=-1"}, "--range-size must be at least 1, got 0; --max-deliver-backlog must be 0 (off) or more entries, got -1"},
+		{[]string{"all", "--split-paced-ahead=-1s", "--split-parallel", "0"}, "split: --split-paced-ahead must be 0 (off) or a positive duration such as 1m, got -1s; " +
+			"--split-parallel must be at least 1, got 0"},
+		// A pool size below 1 was pgx's default (4, or the CPUs), and a
+		// negative one was taken off the pool of every stage of the process.
+		{[]string{"resolve", "--db-conns", "0"}, "--db-conns must be at least 1 PostgreSQL connection (the pool size, opened at start), got 0"},
+		{[]string{"all", "--split-db-conns=-2", "--api-db-conns", "0"}, "--api-db-conns must be at least 1 PostgreSQL connection (the pool size, opened at start), got 0; " +
+			"split: --split-db-conns must be at least 1 PostgreSQL connection (the pool size, opened at start), got -2"},
+		{[]string{"api", "--listen", ":0", "--db-conns", "0"}, "--db-conns must be at least 1"},
+		// --max-conns 0 served no connection at all; a body cap of 0 was the
+		// package's default; a proxy list was refused after the flags (exit 1).
+		{[]string{"api", "--listen", ":0", "--max-conns", "0", "--max-body-bytes", "0", "--device-write-rate=-1"},
+			"--max-conns must be at least 1, got 0; --max-body-bytes must be at least 1, got 0; --device-write-rate must be 0 (no limit) or more writes per second, got -1"},
+		{[]string{"all", "--idle-timeout", "0s", "--auth-fail-burst", "0"}, "--idle-timeout must be a positive duration such as 30s, got 0s; " +
+			"--auth-fail-burst must be at least 1 wrong token (--auth-fail-rate 0 turns the throttle off), got 0"},
+		{[]string{"api", "--listen", ":0", "--trusted-proxies", "lb.internal"}, `--trusted-proxies: "lb.internal" is neither a CIDR prefix`},
+		{[]string{"send", "--app", "a", "--channel", "x", "--title", "t", "--db-conns", "0"}, "--db-conns must be at least 1"},
 		{[]string{"deliver", "--fcm-project", "p"}, "give --apns-topic: the provider flags serve the one app whose id it is"},
 		// --apns-topic beside --apps was dropped without a word.
 		{[]string{"deliver", "--apps", "apps.toml", "--apns-topic", "com.example.news"},
@@ -144,6 +180,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "[1]"}, `--data: must be a JSON object`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "null"}, `--data: must be a JSON object`},
 		{[]string{"send", "--app", "a", "--user=-5"}, "--user: user ids are positive, got -5"},
+		// Every problem of the notification's own flags, not the first
+		// the API's parser met.
+		{[]string{"send", "--app", "a", "--channel", "x", "--title", "t", "--badge=-1", "--sound", "a/b"},
+			`--badge: must be between 0 (clears the badge) and 2147483647, got -1; --sound: must be a sound file name`},
+		{[]string{"send", "--app", "a", "--user", "1", "--image", "http://x", "--thread-id", "a\nb", "--localized", "ko=x"},
+			`--localized ko: must be a JSON object such as 'ko={"title":"...","body":"..."}', got "x"; --title or --body: give at least one, ` +
+				`the notification's text (or --silent for a background push); --image: must be an https:// URL of at most 2048 bytes; ` +
+				`--thread-id: must be at most 64 printable bytes`},
 		{[]string{"messages", "list", "--limit", "0"}, "--limit: must be a whole number from 1 to 100 (default 20), got 0"},
 		{[]string{"users", "show", "0"}, "users show: ID: is required: the user's id, a positive integer"},
 		{[]string{"users", "delete", "--", "-3"}, "users delete: ID: must be a positive integer, got -3"},
@@ -199,10 +243,22 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--app", "a", "--channel", "x", "--rate-per-second", "-5"}, "--rate-per-second: must be a whole number of sends per second from 1 to 1000000, or 0 for no cap of its own; got -5"},
 		{[]string{"send", "--app", "a", "--channel", "x", "--ttl", "-1s"}, "--ttl: must be between 1s and 672h0m0s (28 days), got -1s"},
 		{[]string{"send", "--app", "a", "--user", "-5"}, "--user: user ids are positive, got -5"},
+		// In a list too: kong split "3,-5" and read "-5" as short flags.
+		{[]string{"send", "--app", "a", "--user", "3,-5", "--title", "t"}, "--user: user ids are positive, got -5"},
+		{[]string{"results", "tail", "--user", "7,-5"}, "--user: user ids are positive, got -5"},
 		{[]string{"campaigns", "list", "--limit", "-1"}, "--limit: must be a whole number from 1 to 100 (default 20), got -1"},
 		{[]string{"dlq", "list", "--limit", "-1"}, "--limit: must be 0 (all) or more, got -1"},
 		{[]string{"bench", "--users", "-3"}, "--users: must be at least 1, got -3"},
 		{[]string{"bench", "--overlap", "1.5"}, "--overlap: must be a share from 0 to 1, got 1.5"},
+		// Refused after Redis and PostgreSQL had started (--replicas, exit 1),
+		// or not at all (a --timeout of -1s gave up at once, after seeding).
+		{[]string{"bench", "--timeout=-1s", "--warmup=-1s", "--replicas", "deliver"},
+			`--timeout: must be a positive duration such as 30s, got -1s; --warmup: must be a positive duration such as 30s (or 0 for none), got -1s; --replicas "deliver"`},
+		// Checked once the servers had started, or never: an empty --data put
+		// their files in the current directory.
+		{[]string{"dev", "--users=-1", "--data="}, "--users: must be at least 1 demo user, got -1; --data: must name a directory"},
+		// resolve.New replaced it by its default; under all, resolve had no check.
+		{[]string{"all", "--resolve-parallel", "0"}, "resolve: --resolve-parallel must be at least 1 range at once, got 0"},
 		{slices.Concat(hook, []string{"--batch", "-1"}), "--batch"},
 		{[]string{"all", "--webhook-secret-file", secrets, "--webhook-filter", "outcome=failed", "--tps", "5"},
 			"--webhook-secret-file, --webhook-filter given, but --webhook-* flags need --webhook-url: without it the webhook stage does not run"},
@@ -232,6 +288,7 @@ func TestUsageErrors(t *testing.T) {
 		{"send", "--app", "a", "--channel", "x", "--send-at", soon.UTC().Format(time.RFC3339), "--allow-empty", "--title", "t"},
 		{"send", "--app", "a", "--channel", "x", "--send-at", soon.In(time.FixedZone("", 2*3600)).Format(time.RFC3339), "--silent"},
 		{"replay", "--resplit", "--campaign", "c", "--dry-run"}, {"replay", "--stream", "deliver", "--from", "0", "--high-water", "5", "--json"},
+		{"bench", "--replicas", "deliver=3,resolve=2", "--warmup", "0s"}, {"resolve", "--parallel", "1"},
 		{"dlq", "list", "--stream", "deliver"}, {"dlq", "drop", "--all", "--stream", pipeline.Express.Stream(pipeline.StreamDeliver)},
 		hook, allHook, slices.Concat(hook, []string{"--rate", "0", "--filter", "outcome=failed,invalid"})} {
 		parse(t, ok...)
@@ -319,6 +376,50 @@ func TestHelpShowsXorFlagsAsAChoice(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			if out := help(t, tt.args...); !strings.Contains(out, tt.want) {
 				t.Errorf("pushpipe %s --help:\n%s\nwant %q", strings.Join(tt.args, " "), out, tt.want)
+			}
+		})
+	}
+}
+
+// Help names a command's arguments as its errors do: the binary's help
+// said "Usage: pushpipe dlq show <id>" while the same binary refused
+// `dlq show` with "ID: is required".
+func TestHelpNamesArgumentsAsErrorsDo(t *testing.T) {
+	bin := pipelinetest.Binary(t)
+	tests := []struct {
+		give      []string // the command; run without its argument, it is refused
+		wantUsage string
+		wantArg   string // the Arguments row
+		wantErr   string // "" when leaving the argument out is no error
+	}{
+		{[]string{"dlq", "show"}, "Usage: pushpipe dlq show ID [flags]\n", "\n  ID      The dead letter's id", "ID: is required"},
+		{[]string{"campaigns", "cancel"}, "Usage: pushpipe campaigns cancel ID [flags]\n", "\n  ID      The campaign to cancel.", "ID: is required"},
+		{[]string{"users", "show"}, "Usage: pushpipe users show ID [flags]\n", "\n  ID      The user id.", "ID: is required"},
+		{[]string{"users", "delete"}, "Usage: pushpipe users delete ID\n", "\n  ID      The user id.", "ID: is required"},
+		{[]string{"results", "retire"}, "Usage: pushpipe results retire GROUP [flags]\n", "\n  GROUP      The receiver's group", "GROUP: is required"},
+		{[]string{"results", "unretire"}, "Usage: pushpipe results unretire GROUP [flags]\n", "\n  GROUP      The retired", "GROUP: is required"},
+		{[]string{"status"}, "Usage: pushpipe status [ID] [flags]\n", "\n  [ID]      Also show", ""},
+		{[]string{"dlq", "retry"}, "Usage: pushpipe dlq retry [ID ...] [flags]\n", "\n  [ID ...]    Dead letter ids.", ""},
+		{[]string{"import", "subscribers"}, "Usage: pushpipe import subscribers --channel=STRING [FILE]\n", "\n  [FILE]      One user id a line", ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.give, " "), func(t *testing.T) {
+			cmd := exec.CommandContext(t.Context(), bin, append(slices.Clone(tt.give), "--help")...)
+			cmd.Env = append(os.Environ(), "PUSHPIPE_REDIS_ADDR=127.0.0.1:1")
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			help := string(out)
+			if !strings.Contains(help, tt.wantUsage) || !strings.Contains(help, tt.wantArg) || kongArg.MatchString(help) {
+				t.Errorf("help:\n%s\nwant %q and %q", help, tt.wantUsage, tt.wantArg)
+			}
+			if tt.wantErr == "" {
+				return
+			}
+			stderr, _, err := run(t, bin, nil, tt.give...)
+			if err == nil || !strings.Contains(stderr, tt.wantErr) {
+				t.Errorf("without its argument: %v %q, want %q", err, stderr, tt.wantErr)
 			}
 		})
 	}

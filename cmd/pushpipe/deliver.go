@@ -63,8 +63,31 @@ func (c DeliverFlags) check() error {
 	if c.RetryMax > 0 && c.RetryMax < c.RetryBase {
 		errs = append(errs, fmt.Errorf("--retry-max (%v) is shorter than --retry-base (%v)", c.RetryMax, c.RetryBase))
 	}
-	if c.InFlight <= 0 || c.TPS < 0 || c.MaxAttempts <= 0 {
-		errs = append(errs, errors.New("--in-flight and --max-attempts must be at least 1, --tps at least 0"))
+	// Each said of its flag, with the value: "--in-flight and
+	// --max-attempts must be at least 1, --tps at least 0" left the
+	// operator to find which of the three was wrong.
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{{"--in-flight", c.InFlight}, {"--max-attempts", c.MaxAttempts}} {
+		if n.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", n.flag, n.v))
+		}
+	}
+	if c.TPS < 0 {
+		errs = append(errs, fmt.Errorf("--tps must be 0 (no cap) or more sends per second, got %d", c.TPS))
+	}
+	// deliver.Config refuses these only once Redis and PostgreSQL answer,
+	// naming no flag, and reads a share of 0 as its default.
+	if c.ExpressShare <= 0 || c.ExpressShare >= 1 {
+		errs = append(errs, fmt.Errorf("--express-share must be a share of --tps between 0 and 1 (exclusive), such as %g, got %g",
+			deliver.DefaultExpressShare, c.ExpressShare))
+	}
+	if c.ExpressInFlight < 0 {
+		errs = append(errs, fmt.Errorf("--express-in-flight must be 0 (a quarter of --in-flight) or more, got %d", c.ExpressInFlight))
+	}
+	if c.ExpressTarget < 0 {
+		errs = append(errs, fmt.Errorf("--express-target must be 0 (never slow bulk) or a positive duration such as 25ms, got %v", c.ExpressTarget))
 	}
 	if given := c.singleAppGiven(); c.Apps != "" && len(given) > 0 {
 		// Refused at build before, after Redis and PostgreSQL, and

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -22,6 +24,21 @@ type DevCmd struct {
 	Users  int64  `default:"100000" help:"Demo users seeded into an empty database."`
 	Data   string `default:".pushpipe" help:"Directory for the Redis and PostgreSQL started here, and the logs (as root, PostgreSQL's files go to /var/tmp/pushpipe-dev-HASH, where user postgres can reach them, linked from DATA/postgres)."`
 	Once   bool   `help:"Exit (status 0) after the demo campaign's summary instead of serving until Ctrl-C."`
+}
+
+// Validate refuses, before any server is started, a --users that seeds
+// nobody (-1 seeded nothing and the demo campaign had no one to send to)
+// and an empty --data, which put the servers' files in the current
+// directory itself.
+func (c *DevCmd) Validate() error {
+	var errs []error
+	if c.Users < 1 {
+		errs = append(errs, fmt.Errorf("--users: must be at least 1 demo user, got %d", c.Users))
+	}
+	if c.Data == "" {
+		errs = append(errs, errors.New("--data: must name a directory for the servers' files and logs (leave it out for .pushpipe)"))
+	}
+	return errors.Join(errs...)
 }
 
 // Run serves until Ctrl-C (or the summary with --once).

@@ -16,7 +16,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
 // DLQCmd inspects and requeues dead letters: entries a stage gave up on, with
@@ -37,13 +40,23 @@ type dlqFilterFlags struct {
 
 // Validate refuses a --stream no dead letter can come from: the filter
 // matches names exactly, so a typo listed, retried or dropped nothing and
-// said so as if the DLQ held none of that stream's.
+// said so as if the DLQ held none of that stream's. A --campaign or
+// --group no campaign or group can have is refused too, before Redis is
+// dialled: with Redis down, the typo was said only once it was back.
 func (f dlqFilterFlags) Validate() error {
-	if f.Stream == "" || slices.Contains(pipeline.StageStreams(), f.Stream) {
-		return nil
+	var errs []error
+	if f.Stream != "" && !slices.Contains(pipeline.StageStreams(), f.Stream) {
+		errs = append(errs, fmt.Errorf("--stream %q: dead letters come from the stage inputs only, one of %s",
+			f.Stream, strings.Join(pipeline.StageStreams(), ", ")))
 	}
-	return fmt.Errorf("--stream %q: dead letters come from the stage inputs only, one of %s",
-		f.Stream, strings.Join(pipeline.StageStreams(), ", "))
+	if f.Campaign != "" {
+		errs = append(errs, validID("--campaign", f.Campaign))
+	}
+	if f.Group != "" && !webhook.ValidGroupName(f.Group) {
+		errs = append(errs, fmt.Errorf("--group %q: a group is a word of letters, digits, '.', '_' or '-': a stage's name, such as deliver, "+
+			"or a webhook receiver's --group", f.Group))
+	}
+	return errors.Join(errs...)
 }
 
 // unknownGroup is nil unless group (--group) names no group that can
@@ -204,6 +217,26 @@ type DLQShowCmd struct {
 	JSON bool   `name:"json" help:"Print JSON."`
 }
 
+// Validate refuses an id no dead letter can have before Redis is dialled.
+func (c *DLQShowCmd) Validate(kctx *kong.Context) error {
+	if !given(kctx, "id") {
+		return nil // kong says it is required
+	}
+	return validLetterIDs([]string{c.ID})
+}
+
+// validLetterIDs says every id of ids that no dead letter can have, each
+// as an ID argument.
+func validLetterIDs(ids []string) error {
+	var errs []error
+	for _, id := range ids {
+		if err := pipeline.CheckDeadLetterID(id); err != nil {
+			errs = append(errs, fmt.Errorf("ID %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Run shows one dead letter; id batches (u, m) are decoded.
 func (c *DLQShowCmd) Run(g *Globals) error {
 	rdb, err := g.RedisNow()
@@ -297,7 +330,7 @@ type dlqSelect struct {
 // Redis is dialled.
 func (s dlqSelect) Validate() error {
 	_, err := s.filter()
-	return errors.Join(err, s.dlqFilterFlags.Validate())
+	return errors.Join(err, validLetterIDs(s.IDs), s.dlqFilterFlags.Validate())
 }
 
 func (s dlqSelect) filter() (pipeline.DLQFilter, error) {

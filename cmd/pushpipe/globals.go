@@ -80,6 +80,14 @@ func (g *Globals) Validate() error {
 	if g.Prefix == "" {
 		errs = append(errs, errors.New("--prefix / PUSHPIPE_PREFIX must not be empty (the deployment's Redis key prefix; leave it out for pp)"))
 	}
+	// Redis Cluster hashes a key by its first {...}: a prefix "pp{x}" put
+	// every key in one slot, and "pp{}" hashed whole keys, so the keys of
+	// one partition that a script touches together fell in different
+	// slots (CROSSSLOT).
+	if strings.ContainsAny(g.Prefix, "{}") {
+		errs = append(errs, fmt.Errorf("--prefix / PUSHPIPE_PREFIX must not contain { or }: the keys' own hash tags (a partition's, a campaign's) "+
+			"decide their cluster slot; got %q", g.Prefix))
+	}
 	return errors.Join(errs...)
 }
 
@@ -321,8 +329,15 @@ func (f StageFlags) Validate() error {
 	if f.MaxDeliveries < 0 {
 		errs = append(errs, fmt.Errorf("--max-deliveries must be at least 1 (or left out for the stage's own), got %d", f.MaxDeliveries))
 	}
-	if f.Concurrency < 0 || f.ExpressConcurrency < 0 || f.Batch < 0 {
-		errs = append(errs, errors.New("--concurrency, --express-concurrency and --batch must be positive (or left out for the stage's own)"))
+	// Each said of its flag, with its value: one sentence naming all three
+	// left the operator to find which was wrong.
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{{"--concurrency", f.Concurrency}, {"--express-concurrency", f.ExpressConcurrency}, {"--batch", f.Batch}} {
+		if n.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1 (or left out for the stage's own), got %d", n.flag, n.v))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -35,7 +35,7 @@ func redisGlobals() []string {
 }
 
 // helpPrinter is printHelp with the flags of an xor group shown as a
-// choice (xorUsage).
+// choice (xorUsage) and the arguments named as errors name them (argUsage).
 func helpPrinter(options kong.HelpOptions, ctx *kong.Context) error {
 	var buf bytes.Buffer
 	out := ctx.Stdout
@@ -45,8 +45,40 @@ func helpPrinter(options kong.HelpOptions, ctx *kong.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.WriteString(out, xorUsage(ctx.Model.Node, buf.String()))
+	_, err = io.WriteString(out, argUsage(ctx.Model.Node, xorUsage(ctx.Model.Node, buf.String())))
 	return err
+}
+
+// argUsage writes kong's positional placeholders in help as argNames
+// writes them in errors and the README writes them in commands: help said
+// "Usage: pushpipe dlq show <id>" and "<id>  The dead letter's id", the
+// error "ID: is required". Only the names of the model's arguments are
+// rewritten; in the Arguments column the two characters of "<>" become
+// spaces, so the wrapped lines of a help text stay under its first.
+func argUsage(root *kong.Node, help string) string {
+	names := map[string]bool{}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, a := range n.Positional {
+			names[a.Name] = true
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(root)
+	for name := range names {
+		re := regexp.MustCompile(`<` + regexp.QuoteMeta(name) + `>(\]?)(  +)?`)
+		help = re.ReplaceAllStringFunc(help, func(m string) string {
+			sub := re.FindStringSubmatch(m)
+			pad := sub[2]
+			if pad != "" {
+				pad += "  " // a column gap: keep the column
+			}
+			return strings.ToUpper(name) + sub[1] + pad
+		})
+	}
+	return help
 }
 
 // xorUsage writes the required flags of one xor group in help as the choice
@@ -142,9 +174,19 @@ func parseArgs(k *kong.Kong, args []string) (*kong.Context, error) {
 }
 
 // negativeNumber is whether s reads as a negative number or duration
-// ("-5", "-1s", "-0.5"): no flag starts with a digit.
+// ("-5", "-1s", "-0.5"), or as a list holding one ("3,-5": kong splits a
+// list's value and read its "-5" as short flags too): no flag starts with
+// a digit.
 func negativeNumber(s string) bool {
-	return len(s) > 1 && s[0] == '-' && (s[1] >= '0' && s[1] <= '9' || s[1] == '.')
+	negative := func(s string) bool { return len(s) > 1 && s[0] == '-' && (s[1] >= '0' && s[1] <= '9' || s[1] == '.') }
+	return negative(s) || !strings.HasPrefix(s, "-") && slices.ContainsFunc(strings.Split(s, ","), negative)
+}
+
+// given is whether the command line gave the positional argument name: kong
+// says a missing one only after the validators have run, and a validator
+// that refused it first said `ID "": not an id` for "ID: is required".
+func given(kctx *kong.Context, name string) bool {
+	return slices.ContainsFunc(kctx.Path, func(p *kong.Path) bool { return p.Positional != nil && p.Positional.Name == name })
 }
 
 // usageError is a command line kong refused, in one line that says where

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -30,14 +31,27 @@ type ImportSubscribersCmd struct {
 // progress shown: the import's own check said "channel: ...", after a
 // progress line of 0 rows.
 func (c *ImportSubscribersCmd) Validate() error {
-	if err := devices.ValidateName("--channel", c.Channel); err != nil {
-		return err
-	}
+	errs := []error{devices.ValidateName("--channel", c.Channel)}
 	if c.File == "" {
-		return errors.New("no FILE: name the file of user ids, or give - to read them from standard input " +
-			"(pushpipe import subscribers --channel " + c.Channel + " - < ids.txt)")
+		channel := c.Channel
+		if errs[0] != nil {
+			channel = "C"
+		}
+		errs = append(errs, errors.New("no FILE: name the file of user ids, or give - to read them from standard input "+
+			"(pushpipe import subscribers --channel "+channel+" - < ids.txt)"))
+	} else if c.File != "-" {
+		// Said here, with what to give: Run's "open ids.txt: no such file
+		// or directory" (exit 1) named neither the argument nor the "-",
+		// and a directory failed only at its first line.
+		if st, err := os.Stat(c.File); errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("FILE %q: no such file: name the file of user ids, or give - to read them from standard input", c.File))
+		} else if err != nil {
+			errs = append(errs, fmt.Errorf("FILE %q: %w", c.File, err))
+		} else if st.IsDir() {
+			errs = append(errs, fmt.Errorf("FILE %q: is a directory: name the file of user ids in it", c.File))
+		}
 	}
-	return nil
+	return errors.Join(errs...) // every problem at once
 }
 
 // Run imports the file with a progress bar (bytes and rows) on standard

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,15 +17,23 @@ import (
 // file is read, as the other commands' flags are; a missing FILE is said
 // with the "-" that reads standard input.
 func TestImportChannelFlag(t *testing.T) {
+	ids := filepath.Join(t.TempDir(), "ids.txt")
+	if err := os.WriteFile(ids, []byte("1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		channel, file, err string // err "": accepted
 	}{
 		{"news", "-", ""},
-		{"101", "ids.txt", ""},
+		{"101", ids, ""},
 		{"a/b", "-", "--channel: has only A-Z a-z 0-9 _ . : - characters"},
 		{strings.Repeat("x", 200), "-", "--channel: must be 1–128 characters; got 200"},
 		// `< ids.txt` without the "-": said with what to type.
 		{"news", "", "no FILE: name the file of user ids, or give - to read them from standard input (pushpipe import subscribers --channel news - < ids.txt)"},
+		// Run's "open ids.txt: no such file or directory" (exit 1) named
+		// neither the argument nor the "-"; a directory failed at line 1.
+		{"news", "/nonexistent/ids.txt", `FILE "/nonexistent/ids.txt": no such file: name the file of user ids, or give - to read them from standard input`},
+		{"news", os.TempDir(), `is a directory: name the file of user ids in it`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.channel[:min(len(tt.channel), 10)]+tt.file, func(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,6 +29,39 @@ type ListenFlags struct {
 	AuthFailRate    float64       `name:"auth-fail-rate" default:"${auth_fail_rate}" help:"Wrong tokens (bearer or console sign-in) a client address may send per second once --auth-fail-burst is spent; past it, 429 with Retry-After before its token is compared. Right tokens are never slowed. Negative disables."`
 	AuthFailBurst   int           `name:"auth-fail-burst" default:"${auth_fail_burst}" help:"Wrong tokens a client address may send at once."`
 	TrustedProxies  string        `name:"trusted-proxies" env:"PUSHPIPE_TRUSTED_PROXIES" default:"${trusted_proxies}" help:"Peers (comma-separated CIDR prefixes) whose X-Forwarded-For or Forwarded names the client that --auth-fail-rate counts: the load balancer or ingress in front. Empty: every peer is the client."`
+}
+
+// Validate refuses, before anything connects and every problem at once,
+// the limits that would stop the API serving or that it would quietly
+// replace: --max-conns 0 accepted no connection at all
+// (netutil.LimitListener), a body cap of 0 was the package's default, a
+// negative write rate limited nothing, an --idle-timeout of 0 was the
+// read timeout and a negative one closed every kept-alive connection at
+// once. A --trusted-proxies that does not parse is said here too (it was
+// said after the flags, exit 1).
+func (f ListenFlags) Validate() error {
+	var errs []error
+	for _, n := range []struct {
+		flag string
+		v    int64
+	}{{"--max-conns", int64(f.MaxConns)}, {"--max-body-bytes", f.MaxBodyBytes}, {"--max-body-memory", f.MaxBodyMemory}} {
+		if n.v < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", n.flag, n.v))
+		}
+	}
+	if f.DeviceWriteRate < 0 {
+		errs = append(errs, fmt.Errorf("--device-write-rate must be 0 (no limit) or more writes per second, got %g", f.DeviceWriteRate))
+	}
+	if f.IdleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--idle-timeout must be a positive duration such as 30s, got %v", f.IdleTimeout))
+	}
+	if f.AuthFailRate > 0 && f.AuthFailBurst < 1 {
+		errs = append(errs, fmt.Errorf("--auth-fail-burst must be at least 1 wrong token (--auth-fail-rate 0 turns the throttle off), got %d", f.AuthFailBurst))
+	}
+	if _, err := api.ParseTrustedProxies(f.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // limits is cfg with the flags' body, device-write and wrong-token limits.

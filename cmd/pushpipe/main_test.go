@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/alecthomas/kong"
@@ -56,8 +55,8 @@ func TestAPILimits(t *testing.T) {
 }
 
 // The wrong-token throttle's flags: the package's defaults (proxies on the
-// private networks trusted), 0 to turn it off, and a proxy list that does
-// not parse refused before anything starts.
+// private networks trusted) and 0 to turn it off. A proxy list that does
+// not parse is refused at parse time (TestUsageErrors).
 func TestAuthFailFlags(t *testing.T) {
 	defaults, err := api.ParseTrustedProxies(api.DefaultTrustedProxies)
 	if err != nil {
@@ -68,12 +67,10 @@ func TestAuthFailFlags(t *testing.T) {
 		rate    float64
 		burst   int
 		proxies int
-		err     string
 	}{
-		{[]string{"api", "--listen", ":0"}, api.DefaultAuthFailRate, api.DefaultAuthFailBurst, len(defaults), ""},
-		{[]string{"all", "--auth-fail-rate", "0.5", "--auth-fail-burst", "5", "--trusted-proxies", "10.1.0.0/16"}, 0.5, 5, 1, ""},
-		{[]string{"api", "--listen", ":0", "--auth-fail-rate", "0", "--trusted-proxies", ""}, -1, api.DefaultAuthFailBurst, 0, ""},
-		{[]string{"api", "--listen", ":0", "--trusted-proxies", "lb.internal"}, 0, 0, 0, `"lb.internal"`},
+		{[]string{"api", "--listen", ":0"}, api.DefaultAuthFailRate, api.DefaultAuthFailBurst, len(defaults)},
+		{[]string{"all", "--auth-fail-rate", "0.5", "--auth-fail-burst", "5", "--trusted-proxies", "10.1.0.0/16"}, 0.5, 5, 1},
+		{[]string{"api", "--listen", ":0", "--auth-fail-rate", "0", "--trusted-proxies", ""}, -1, api.DefaultAuthFailBurst, 0},
 	}
 	for _, tt := range tests {
 		var f ListenFlags
@@ -84,12 +81,6 @@ func TestAuthFailFlags(t *testing.T) {
 			f = c.ListenFlags
 		}
 		cfg, err := f.limits(api.Config{})
-		if tt.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("pushpipe %v: error %v, want it to name %s", tt.args, err, tt.err)
-			}
-			continue
-		}
 		if err != nil || cfg.AuthFailRate != tt.rate || cfg.AuthFailBurst != tt.burst || len(cfg.TrustedProxies) != tt.proxies {
 			t.Errorf("pushpipe %v: rate %g, burst %d, %d proxies, %v; want %g, %d, %d", tt.args,
 				cfg.AuthFailRate, cfg.AuthFailBurst, len(cfg.TrustedProxies), err, tt.rate, tt.burst, tt.proxies)

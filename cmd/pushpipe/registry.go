@@ -97,11 +97,25 @@ type prefixed interface{ setPrefix(string) }
 // where a new one begins (--from).
 type runnerOptioner interface{ runnerOptions(o *pipeline.Options) }
 
-func check(s stage) error {
-	if c, ok := s.(checker); ok {
-		return c.check()
+func check(def pipeline.StageDef, s stage) error {
+	var errs []error
+	if def.DB {
+		errs = append(errs, dbConnsAtLeastOne("--db-conns", s.dbConns()))
 	}
-	return nil
+	if c, ok := s.(checker); ok {
+		errs = append(errs, c.check())
+	}
+	return errors.Join(errs...)
+}
+
+// dbConnsAtLeastOne refuses a pool size below 1 (flag names it): pgx read
+// 0 as its default (4, or the CPUs) without a word, and a negative one was
+// taken off the pool the process's other stages and API share.
+func dbConnsAtLeastOne(flag string, n int32) error {
+	if n >= 1 {
+		return nil
+	}
+	return fmt.Errorf("%s must be at least 1 PostgreSQL connection (the pool size, opened at start), got %d", flag, n)
 }
 
 // stageCmd is `pushpipe <stage>`: the flags every stage takes and the
@@ -116,7 +130,10 @@ type stageCmd struct {
 }
 
 // Validate checks the stage's own flags (kong checks StageFlags itself).
-func (c *stageCmd) Validate() error { return check(c.Own) }
+func (c *stageCmd) Validate() error {
+	def, _ := pipeline.StageNamed(c.name)
+	return check(def, c.Own)
+}
 
 // Run serves until SIGTERM.
 func (c *stageCmd) Run(g *Globals) error {

@@ -105,6 +105,21 @@ func (c *ReplayCmd) validWindow() error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("--to: %w", err))
 	}
+	// Each was refused by nothing: a negative --high-water never paused,
+	// as 0 does, and a --campaign or --partition no entry can have
+	// re-injected nothing, as if the window held none of it.
+	if c.HighWater < 0 {
+		errs = append(errs, fmt.Errorf("--high-water: must be 0 (never pause) or more entries outstanding, got %d", c.HighWater))
+	}
+	if c.Campaign != "" {
+		errs = append(errs, validID("--campaign", c.Campaign))
+	}
+	for _, p := range c.Partition {
+		if p < 0 {
+			errs = append(errs, fmt.Errorf("--partition: partitions count from 0, got %d", p))
+			break
+		}
+	}
 	if c.Stream != "" && len(errs) == 0 {
 		errs = append(errs, pipeline.ReplayOptions{Stream: c.Stream, From: from, To: to, Campaign: c.Campaign, Force: c.Force,
 			Into: c.Into, Group: c.Group}.Check())

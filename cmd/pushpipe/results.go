@@ -10,11 +10,13 @@ import (
 	"slices"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
 // ResultsCmd reads the results stream.
@@ -30,6 +32,19 @@ type ResultsCmd struct {
 type ResultsRetireCmd struct {
 	Group string `arg:"" help:"The receiver's group: its pushpipe webhook --group (webhook when it was given none)."`
 	Force bool   `help:"Remove it even while a process of the group reports running: that process then reads nothing more (it does not recreate the group) and says so; stop it."`
+}
+
+// Validate refuses a GROUP no receiver can have before Redis is dialled.
+func (c *ResultsRetireCmd) Validate(kctx *kong.Context) error { return validReceiver(kctx, c.Group) }
+
+// validReceiver says what is wrong with group, the GROUP argument, as a
+// receiver's group.
+func validReceiver(kctx *kong.Context, group string) error {
+	if !given(kctx, "group") || webhook.ValidGroupName(group) {
+		return nil // not given: kong says it is required
+	}
+	return fmt.Errorf("GROUP %q: a receiver's group is a word of letters, digits, '.', '_' or '-', such as analytics: "+
+		"its pushpipe webhook --group (%s when it was given none)", group, webhook.DefaultGroup)
 }
 
 // Run retires the group on every partition.
@@ -74,6 +89,9 @@ type ResultsUnretireCmd struct {
 	From  string `enum:"now,start" default:"now" help:"Where the group reads from: now (events written from now on) or start (every event results still keeps, those written while it was retired included)."`
 }
 
+// Validate refuses a GROUP no receiver can have before Redis is dialled.
+func (c *ResultsUnretireCmd) Validate(kctx *kong.Context) error { return validReceiver(kctx, c.Group) }
+
 // Run brings the group back on every partition.
 func (c *ResultsUnretireCmd) Run(g *Globals) error {
 	rdb, err := g.RedisNow()
@@ -112,19 +130,31 @@ type ResultsTailCmd struct {
 	from pipeline.Bound
 }
 
-// Validate reads --from as replay does, so a typo is named before any read.
+// Validate reads --from as replay does, so a typo is named before any read,
+// and checks --campaign and --user before Redis is dialled: a mistyped one
+// printed nothing for ever, or, with Redis down, was said only once it was
+// back. Every problem is said at once.
 func (c *ResultsTailCmd) Validate() error {
+	var errs []error
 	var err error
 	if c.from, err = pipeline.ParseBound(c.From, time.Now()); err != nil {
-		return fmt.Errorf("--from: %w", err)
-	}
-	if !c.Follow && c.from.IsZero() && c.Campaign == "" {
+		errs = append(errs, fmt.Errorf("--from: %w", err))
+	} else if !c.Follow && c.from.IsZero() && c.Campaign == "" {
 		// From now to now is nothing: it would exit at once, having
 		// searched nothing, as if there were nothing to find.
-		return errors.New("--no-follow reads what results holds from --from on: give --from (0 for the oldest event kept, or e.g. 2h), " +
-			"or --campaign ID to read from its creation")
+		errs = append(errs, errors.New("--no-follow reads what results holds from --from on: give --from (0 for the oldest event kept, or e.g. 2h), "+
+			"or --campaign ID to read from its creation"))
 	}
-	return nil
+	if c.Campaign != "" {
+		errs = append(errs, validID("--campaign", c.Campaign))
+	}
+	for _, u := range c.User {
+		if u <= 0 {
+			errs = append(errs, fmt.Errorf("--user: user ids are positive, got %d", u))
+			break
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // creationSlack is how far before a campaign's creation (PostgreSQL's

@@ -111,6 +111,7 @@ func (c *SendCmd) flagErrors() []error {
 	}
 	// Normalize's bound, said of the flag: its "rate_per_second: ..."
 	// named the API's field.
+	errs = append(errs, dbConnsAtLeastOne("--db-conns", c.DBConns))
 	if c.Rate < 0 || c.Rate > campaign.MaxRatePerSecond {
 		errs = append(errs, fmt.Errorf("--rate-per-second: must be a whole number of sends per second from 1 to %d, or 0 for no cap of its own; got %d",
 			campaign.MaxRatePerSecond, c.Rate))
@@ -174,13 +175,9 @@ func (c *SendCmd) dataObject() bool {
 	return json.Unmarshal([]byte(c.Data), &obj) == nil && obj != nil
 }
 
-// content is the notification the flags make, or what is wrong with it.
+// content is the notification the flags make, or what is wrong with it:
+// every problem, a missing text beside a negative --badge.
 func (c *SendCmd) content() (push.Content, json.RawMessage, error) {
-	// Normalize's "notification: a title or a body is required" named the
-	// API's object, which send has no flag for.
-	if c.Title == "" && c.Body == "" && !c.Silent {
-		return push.Content{}, nil, errors.New("--title or --body: give at least one, the notification's text (or --silent for a background push)")
-	}
 	def := push.PriorityNormal
 	if len(c.Users) > 0 || len(c.Tokens) > 0 {
 		def = push.PriorityHigh

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
@@ -32,16 +34,24 @@ func (c *SendCmd) notification(def string) (push.Content, json.RawMessage, error
 	if c.Data != "" && c.dataObject() { // else flagErrors says it
 		obj["data"] = json.RawMessage(c.Data)
 	}
+	// Every problem is said at once: a --localized text that is no
+	// object is left out of what the parser reads, which then says the
+	// problems of the other flags.
+	var errs []error
 	if len(c.Localized) > 0 {
 		texts := map[string]json.RawMessage{}
-		for tag, text := range c.Localized {
+		for _, tag := range slices.Sorted(maps.Keys(c.Localized)) {
+			text := c.Localized[tag]
 			var t map[string]json.RawMessage
 			if err := json.Unmarshal([]byte(text), &t); err != nil || t == nil {
-				return push.Content{}, nil, fmt.Errorf(`--localized %s: must be a JSON object such as '%s={"title":"...","body":"..."}', got %q`, tag, tag, text)
+				errs = append(errs, fmt.Errorf(`--localized %s: must be a JSON object such as '%s={"title":"...","body":"..."}', got %q`, tag, tag, text))
+				continue
 			}
 			texts[tag] = json.RawMessage(text)
 		}
-		obj["localized"] = texts
+		if len(texts) > 0 {
+			obj["localized"] = texts
+		}
 	}
 	raw, err := json.Marshal(obj)
 	if err != nil {
@@ -53,7 +63,13 @@ func (c *SendCmd) notification(def string) (push.Content, json.RawMessage, error
 	}
 	content, err := api.ParseNotification(raw, priority, def)
 	if err != nil {
-		return content, nil, errors.New(flagNames(err.Error()))
+		// One line a problem (errors.Join), each said of its flag.
+		for _, msg := range strings.Split(err.Error(), "\n") {
+			errs = append(errs, errors.New(flagNames(msg)))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return content, nil, err
 	}
 	// Title, body and data alone are stored as they always were, without
 	// the object: a retry of a campaign sent before these flags existed
@@ -70,6 +86,11 @@ func (c *SendCmd) notification(def string) (push.Content, json.RawMessage, error
 // ...") in send's flags ("--thread-id: ..."): its user wrote the flags, not
 // the object.
 func flagNames(msg string) string {
+	// "notification: a title or a body is required" named the API's
+	// object, which send has no flag for.
+	if strings.HasPrefix(msg, "notification: a title or a body is required") {
+		return "--title or --body: give at least one, the notification's text (or --silent for a background push)"
+	}
 	if rest, ok := strings.CutPrefix(msg, "notification.localized."); ok {
 		return "--localized " + rest
 	}

@@ -138,11 +138,30 @@ func TestFlagsCheckedBeforeDialling(t *testing.T) {
 		{"message, image over http", []string{"send", "--app", "a", "--user", "1", "--title", "t", "--image", "http://x"},
 			[]string{"--image: must be an https:// URL"}},
 		{"campaigns cancel, bad id", []string{"campaigns", "cancel", "a/b"}, []string{"ID: only letters"}},
+		{"campaigns cancel, empty id", []string{"campaigns", "cancel", ""}, []string{"ID: is empty: give the campaign's id"}},
 		{"status, bad id", []string{"status", "a/b"}, []string{"ID: only letters"}},
 		{"messages list, bad --before", []string{"messages", "list", "--before", "a/b"}, []string{"--before: only letters"}},
 		{"replay, not a stage's stream", []string{"replay", "--stream", "nope", "--from", "0"}, []string{`cannot replay stream "nope"`}},
 		{"replay, --force on ingest", []string{"replay", "--stream", "ingest", "--from", "0", "--force"}, []string{"--force applies to dedupe and deliver only"}},
 		{"dlq retry, nothing selected", []string{"dlq", "retry"}, []string{"say which: dead letter ids, or --all"}},
+		// Each of these dialled first: with the servers down, the typo was
+		// said only once they were back.
+		{"dlq list, bad --campaign", []string{"dlq", "list", "--campaign", "a/b"}, []string{"--campaign: only letters"}},
+		{"dlq list, bad --group", []string{"dlq", "list", "--group", "a b"}, []string{`--group "a b": a group is a word`}},
+		{"dlq show, bad id", []string{"dlq", "show", "abc"}, []string{`ID "abc": not an id such as 1700000000000-0`}},
+		{"dlq retry, bad ids", []string{"dlq", "retry", "1-0", "abc", "x-1"}, []string{`ID "abc": not an id`, `ID "x-1": not an id`}},
+		{"dlq drop, every problem", []string{"dlq", "drop", "--all", "--campaign", "a/b", "--group", "a/b", "--stream", "nope"},
+			[]string{"--campaign: only letters", `--group "a/b"`, `--stream "nope"`}},
+		{"results tail, bad --campaign and --user", []string{"results", "tail", "--campaign", "a/b", "--user=7,-5"},
+			[]string{"--campaign: only letters", "--user: user ids are positive, got -5"}},
+		{"results tail, user 0", []string{"results", "tail", "--user", "0"}, []string{"--user: user ids are positive, got 0"}},
+		{"results retire, bad group", []string{"results", "retire", "a/b"}, []string{`GROUP "a/b": a receiver's group is a word`}},
+		{"results unretire, bad group", []string{"results", "unretire", ".x"}, []string{`GROUP ".x": a receiver's group is a word`}},
+		{"campaigns list, every problem", []string{"campaigns", "list", "--limit", "0", "--state", "x", "--before", "a/b"},
+			[]string{"--limit: must be a whole number", `--state: must be one of`, "--before: only letters"}},
+		{"replay, every problem", []string{"replay", "--stream", "deliver", "--from", "1h", "--campaign", "a/b", "--partition=-1", "--high-water=-1"},
+			[]string{"--campaign: only letters", "--partition: partitions count from 0, got -1", "--high-water: must be 0 (never pause) or more"}},
+		{"import, bad channel and no file", []string{"import", "subscribers", "--channel", "a/b"}, []string{"--channel: ", "no FILE: "}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

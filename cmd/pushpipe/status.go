@@ -54,6 +54,10 @@ func (c *StatusCmd) Validate() error {
 	if c.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("--interval must be a positive duration such as 1s, got %v", c.Interval))
 	}
+	// A negative one removed nothing, without a word.
+	if c.RemoveIdle < 0 {
+		errs = append(errs, fmt.Errorf("--remove-idle must be a positive duration such as 1h (consumers idle that long, holding nothing, are removed), got %v", c.RemoveIdle))
+	}
 	if c.Campaign != "" {
 		errs = append(errs, validID("ID", c.Campaign))
 	}

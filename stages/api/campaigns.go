@@ -37,7 +37,7 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 	}
 	content, err := parseNotification(req.Notification, req.Priority, push.PriorityNormal)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, problemsLine(err))
 		return
 	}
 	if max := int64(campaign.MaxTTL / time.Second); req.TTLSeconds < 0 || req.TTLSeconds > max {

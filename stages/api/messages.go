@@ -54,7 +54,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 	content, err := parseNotification(req.Notification, req.Priority, push.PriorityHigh)
 	switch {
 	case err != nil:
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, problemsLine(err))
 		return
 	case len(req.Users) > campaign.MaxMessageUsers:
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("users: a message lists at most %d users, got %d; split it", campaign.MaxMessageUsers, len(req.Users)))

@@ -56,7 +56,8 @@ const (
 // ParseNotification reads a notification object (JSON) as POST
 // /v1/campaigns and /v1/messages do, with their decoder and checks, so
 // that `pushpipe send` builds from its flags exactly what the API accepts.
-// The error names the object's field ("notification.badge: ...").
+// The error names the object's field ("notification.badge: ..."); one of
+// several problems is their errors.Join, each naming its field.
 func ParseNotification(raw []byte, priority, def string) (push.Content, error) {
 	var n notificationRequest
 	if err := jsonv2.Unmarshal(raw, &n, strict); err != nil {
@@ -67,8 +68,11 @@ func ParseNotification(raw []byte, priority, def string) (push.Content, error) {
 
 // parseNotification checks a notification object and returns it as it is
 // stored and rendered. priority is the request's top-level priority, "" for
-// def. The error names the field and what to do; the rendered size is
-// checked later (deliver.CheckCampaign), against the stored data.
+// def. The error names the field and what to do, of every field that is
+// wrong (errors.Join; problemsLine writes them in one line): a client, or
+// `pushpipe send`, that fixed the one field named learnt of the next only
+// from the next 400. The rendered size is checked later
+// (deliver.CheckCampaign), against the stored data.
 func parseNotification(n *notificationRequest, priority, def string) (push.Content, error) {
 	if n == nil {
 		return push.Content{}, errors.New(`notification: is required, e.g. {"title": "...", "body": "..."}`)
@@ -81,20 +85,18 @@ func parseNotification(n *notificationRequest, priority, def string) (push.Conte
 	if string(n.Data) != "null" && len(n.Data) > 0 {
 		c.Data = []byte(n.Data)
 	}
+	var errs []error
+	check := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+	}
 	switch priority {
 	case "":
 		c.Priority = def
 	case push.PriorityHigh, push.PriorityNormal:
 	default:
-		return c, fmt.Errorf(`priority: must be "normal" or "high", got %q`, devices.Echo(priority))
+		check("priority", `must be "normal" or "high", got %q`, devices.Echo(priority))
 	}
-	var errs []error
-	check := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
-	}
-	if err := checkText("notification", c.Text, !c.Silent); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, checkText("notification", c.Text, !c.Silent))
 	if c.Silent {
 		// A background push shows nothing: Apple drops one that carries an
 		// alert, sound or badge, and FCM's data-only message has no text.
@@ -144,9 +146,7 @@ func parseNotification(n *notificationRequest, priority, def string) (push.Conte
 			}
 		}
 		t := n.Localized[tag]
-		if err := checkText(field, push.Text(t), true); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, checkText(field, push.Text(t), true))
 		if c.Localized == nil {
 			c.Localized = map[string]push.Text{}
 		}
@@ -155,28 +155,29 @@ func parseNotification(n *notificationRequest, priority, def string) (push.Conte
 	if keys, err := dataKeys(c.Data); err == nil && c.Image != "" && slices.Contains(keys, "image") {
 		check("notification.data", "key \"image\" is where APNs carries the notification's image; rename it")
 	}
-	if len(errs) > 0 {
-		return c, errs[0] // the first, as every 400 names one field
-	}
-	return c, nil
+	return c, errors.Join(errs...)
 }
+
+// problemsLine is a request's problems (errors.Join) in the one line of an
+// error body, {"error": "a: ...; b: ..."}.
+func problemsLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
 // checkText checks a title, subtitle and body: valid UTF-8 without NUL
 // (PostgreSQL's text and jsonb hold none), and a title or a body when the
-// notification is shown.
+// notification is shown. It says every problem (errors.Join).
 func checkText(field string, t push.Text, shown bool) error {
+	var errs []error
 	if shown && t.Title == "" && t.Body == "" {
-		return fmt.Errorf("%s: a title or a body is required", field)
+		errs = append(errs, fmt.Errorf("%s: a title or a body is required", field))
 	}
 	for _, f := range []struct{ name, v string }{{"title", t.Title}, {"subtitle", t.Subtitle}, {"body", t.Body}} {
 		if !utf8.ValidString(f.v) {
-			return fmt.Errorf("%s.%s: must be valid UTF-8", field, f.name)
-		}
-		if i := strings.IndexByte(f.v, 0); i >= 0 {
-			return fmt.Errorf("%s.%s: contains a NUL character (\\u0000) at byte %d, which cannot be stored; remove it", field, f.name, i)
+			errs = append(errs, fmt.Errorf("%s.%s: must be valid UTF-8", field, f.name))
+		} else if i := strings.IndexByte(f.v, 0); i >= 0 {
+			errs = append(errs, fmt.Errorf("%s.%s: contains a NUL character (\\u0000) at byte %d, which cannot be stored; remove it", field, f.name, i))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // printable reports s is free of control characters (they end up in

@@ -54,6 +54,13 @@ func TestNotificationFieldsRefused(t *testing.T) {
 		{"priority", `"notification":{"title":"t"},"priority":"urgent"`, `priority: must be "normal" or "high"`},
 		{"priority type", `"notification":{"title":"t"},"priority":10`, `field "priority"`},
 		{"ttl type", `"notification":{"title":"t"},"ttl_seconds":"1"`, `field "ttl_seconds"`},
+		// Every problem in the one error string, each naming its field: a
+		// client that fixed the badge learnt of the sound from the next 400.
+		{"two fields", `"notification":{"title":"t","badge":-1,"sound":"../x.caf"}`,
+			`notification.badge: must be between 0 (clears the badge) and 2147483647, got -1; notification.sound: must be a sound file name`},
+		{"priority and text", `"notification":{"title":"a\u0000","body":"b\u0000"},"priority":"urgent"`,
+			`priority: must be "normal" or "high", got "urgent"; notification.title: contains a NUL character (\u0000) at byte 1, ` +
+				`which cannot be stored; remove it; notification.body: contains a NUL`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -33,6 +33,11 @@ const DefaultGroup = "webhook"
 // shows in status and logs, so a plain word.
 var groupName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
+// ValidGroupName is whether name may be a receiver's --group: the operator
+// tools that take a group (results retire, dlq --group) refuse another
+// before they dial Redis, where no group of that name can be.
+func ValidGroupName(name string) bool { return groupName.MatchString(name) }
+
 // Config is everything the stage needs.
 type Config struct {
 	Redis rueidis.Client

@@ -340,7 +340,13 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	}
 	content, err := c.cfg.ParseNotification(raw, f.Priority, push.PriorityNormal)
 	if err != nil {
-		refuse(formSays(err.Error()))
+		// Every problem of the form, one line each from the parser
+		// (errors.Join), each said by its field's label.
+		says := strings.Split(err.Error(), "\n")
+		for i, msg := range says {
+			says[i] = formSays(msg)
+		}
+		refuse(strings.Join(says, "; "))
 		return
 	}
 	camp.Title, camp.Body, camp.Data, camp.Priority = content.Title, content.Body, content.Data, content.Priority
