@@ -401,7 +401,15 @@ func createError(kind, id string, err error) error {
 		return fmt.Errorf("send: %s id %q is already used for different content: if this is a retry of that %s, "+
 			"it is already accepted and is not sent again; give another --id only for a different %s", kind, id, kind, kind)
 	}
-	return fmt.Errorf("send: %w", err)
+	var verr *campaign.ValidationError
+	if errors.Is(err, campaign.ErrOtherKind) || errors.As(err, &verr) {
+		return fmt.Errorf("send: %w", err)
+	}
+	// PostgreSQL or Redis failed: the record may be stored (a commit whose
+	// answer was lost), queued in part, or not stored. Run again without
+	// --id, it would be a second one, sent twice; with this id it is
+	// created, or found and queued, once.
+	return fmt.Errorf("send: %w; run the same command again with --id %s: the %s is sent once however often it runs", err, id, kind)
 }
 
 // follow, with --wait, follows what was sent to its end on stderr: the id

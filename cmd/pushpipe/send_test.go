@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -410,6 +412,57 @@ func TestSendRawTokens(t *testing.T) {
 			rep, err := campaign.MessageProgress(t.Context(), rdb, db, pipeline.NewKeys("pp", pipeline.DefaultPartitions), id)
 			if err != nil || rep.Targets != tt.targets {
 				t.Fatalf("message %+v (%v), want %d targets", rep, err, tt.targets)
+			}
+		})
+	}
+}
+
+// A send whose store fails (PostgreSQL refuses the row here; as well a
+// commit whose answer was lost) says which id to run it again with: run
+// again without --id it would be a second record, sent twice. With it, the
+// retry creates it, and the next finds it.
+func TestSendFailureNamesTheIDToRetryWith(t *testing.T) {
+	r, _ := testRedis(t)
+	url, db := testDatabase(t)
+	if _, err := db.Exec(t.Context(), `
+		INSERT INTO devices (app, token, user_id, platform, state, event_at) VALUES ('a', 'fcm-token-1', 1, 2, 0, now());
+		INSERT INTO subscriptions (channel, user_id) VALUES ('x', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, kind string
+		args       []string
+	}{
+		{"campaign", "campaign", []string{"--channel", "x"}},
+		{"message", "message", []string{"--user", "1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			send := func(args ...string) (string, error) {
+				cli := parse(t, append(append([]string{"send", "--app", "a", "--title", "t", "--redis-addr", r.Addr, "--database-url", url}, tt.args...), args...)...)
+				var err error
+				logged := stderrOf(t, func() { err = cli.Send.Run(&cli.Globals) })
+				return logged, err
+			}
+			if _, err := db.Exec(t.Context(), `
+				CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'down'; END $$;
+				CREATE TRIGGER refuse BEFORE INSERT ON campaigns FOR EACH ROW EXECUTE FUNCTION refuse()`); err != nil {
+				t.Fatal(err)
+			}
+			_, err := send()
+			m := regexp.MustCompile(`; run the same command again with --id (\S+): the ` + tt.kind + ` is sent once however often it runs$`).
+				FindStringSubmatch(fmt.Sprint(err))
+			if m == nil {
+				t.Fatalf("with PostgreSQL refusing the row: %v; want the id to run it again with", err)
+			}
+			if _, err := db.Exec(t.Context(), `DROP TRIGGER refuse ON campaigns; DROP FUNCTION refuse()`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := send("--id", m[1]); err != nil {
+				t.Fatalf("again with --id %s: %v", m[1], err)
+			}
+			if logged, err := send("--id", m[1]); err != nil || !strings.Contains(logged, "already exists; nothing new is sent") {
+				t.Fatalf("once more: %v, logged %q; want it found, nothing new sent", err, logged)
 			}
 		})
 	}
