@@ -226,16 +226,35 @@ func (r *Runner) deliveryCounts(ctx context.Context, stream string, entries []En
 	return counts, nil
 }
 
-// addRows adds the delivery counts of XPENDING's extended form rows (id,
-// consumer, idle, count) to counts.
+// addRows adds the delivery counts of XPENDING's extended form rows to
+// counts.
 func addRows(counts map[string]int64, rows []rueidis.RedisMessage) {
+	for _, row := range pendingRows(rows) {
+		counts[row.id] = row.count
+	}
+}
+
+// pendingRow is a row of XPENDING's extended form: an entry's id, its idle
+// time in ms and its delivery count.
+type pendingRow struct {
+	id          string
+	idle, count int64
+}
+
+// pendingRows decodes XPENDING's extended form (id, consumer, idle, count),
+// skipping malformed rows.
+func pendingRows(rows []rueidis.RedisMessage) []pendingRow {
+	out := make([]pendingRow, 0, len(rows))
 	for _, row := range rows {
 		f, err := row.ToArray()
 		if err != nil || len(f) < 4 {
 			continue
 		}
-		id, _ := f[0].ToString()
-		c, _ := f[3].AsInt64()
-		counts[id] = c
+		var r pendingRow
+		r.id, _ = f[0].ToString()
+		r.idle, _ = f[2].AsInt64()
+		r.count, _ = f[3].AsInt64()
+		out = append(out, r)
 	}
+	return out
 }

@@ -55,17 +55,11 @@ func (r *Runner) leftovers(ctx context.Context) []leftover {
 			continue
 		}
 		o := out[i]
-		for _, row := range rows {
-			f, err := row.ToArray()
-			if err != nil || len(f) < 4 {
-				continue
+		for _, row := range pendingRows(rows) {
+			if len(o.ids) == 0 || row.idle < o.minIdle {
+				o.minIdle = row.idle
 			}
-			id, _ := f[0].ToString()
-			idle, _ := f[2].AsInt64()
-			if len(o.ids) == 0 || idle < o.minIdle {
-				o.minIdle = idle
-			}
-			o.ids = append(o.ids, id)
+			o.ids = append(o.ids, row.id)
 		}
 		if len(o.ids) > 0 {
 			left = append(left, o)
