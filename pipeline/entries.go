@@ -27,8 +27,11 @@ type DeliverEntry struct {
 	Users    []int64    // ascending
 	Tokens   []RawToken // ascending by ID; a raw-token entry has no Users
 	Force    bool       // FieldForce: send even to devices marked done
-	Rounds   int        // FieldRounds
-	SlotMs   int64      // FieldSlotMs: its campaign's cap put it off to this slot (0: sent when read)
+	// ForceDevices (FieldForceDevices), ascending: devices of the entry's
+	// users (or raw tokens' ids) to send even if marked done.
+	ForceDevices []int64
+	Rounds       int   // FieldRounds
+	SlotMs       int64 // FieldSlotMs: its campaign's cap put it off to this slot (0: sent when read)
 }
 
 // RawToken is a device a message names by its token rather than by its
@@ -51,6 +54,9 @@ func (e DeliverEntry) Fields() []string {
 	}
 	if e.Force {
 		f = append(f, FieldForce, "1")
+	}
+	if len(e.ForceDevices) > 0 {
+		f = append(f, FieldForceDevices, EncodeIDs(e.ForceDevices))
 	}
 	if e.Rounds > 0 {
 		f = append(f, FieldRounds, strconv.Itoa(e.Rounds))
@@ -75,6 +81,11 @@ func ParseDeliverEntry(f map[string]string) (DeliverEntry, error) {
 		}
 	} else if e.Users, err = DecodeIDs(f[FieldUsers]); err != nil {
 		return e, fmt.Errorf("deliver entry users: %w", err)
+	}
+	if v, ok := f[FieldForceDevices]; ok {
+		if e.ForceDevices, err = ascendingIDs(FieldForceDevices, v); err != nil {
+			return e, fmt.Errorf("deliver entry: %w", err)
+		}
 	}
 	if r, ok := f[FieldRounds]; ok {
 		if e.Rounds, err = strconv.Atoi(r); err != nil || e.Rounds < 0 {

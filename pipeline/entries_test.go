@@ -49,10 +49,12 @@ func TestDeliverEntryTokens(t *testing.T) {
 	}
 }
 
-// A deliver entry put off to its campaign's slot keeps the slot through
-// Fields and ParseDeliverEntry; a slot that is no time is refused.
+// A deliver entry put off to its campaign's slot keeps the slot, and a
+// forced round's retry its forced devices, through Fields and
+// ParseDeliverEntry; a slot that is no time and forced devices out of order
+// are refused.
 func TestDeliverEntrySlot(t *testing.T) {
-	e := DeliverEntry{Campaign: "c1", Users: []int64{3, 9}, Rounds: 1, SlotMs: 1796419252857}
+	e := DeliverEntry{Campaign: "c1", Users: []int64{3, 9}, Rounds: 1, SlotMs: 1796419252857, ForceDevices: []int64{17, 40}}
 	f := map[string]string{}
 	kv := e.Fields()
 	for i := 0; i < len(kv); i += 2 {
@@ -65,6 +67,13 @@ func TestDeliverEntrySlot(t *testing.T) {
 		f[FieldSlotMs] = bad
 		if _, err := ParseDeliverEntry(f); err == nil || !strings.Contains(err.Error(), "slot_ms") {
 			t.Errorf("slot_ms %q: %v, want refused", bad, err)
+		}
+	}
+	delete(f, FieldSlotMs)
+	for _, bad := range [][]int64{{40, 17}, {17, 17}, {0}} {
+		f[FieldForceDevices] = EncodeIDs(bad)
+		if _, err := ParseDeliverEntry(f); err == nil || !strings.Contains(err.Error(), FieldForceDevices) {
+			t.Errorf("force_devices %v: %v, want refused", bad, err)
 		}
 	}
 }

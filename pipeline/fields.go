@@ -6,7 +6,7 @@ package pipeline
 //	campaigns  campaign                                       partition: HashPartition(campaign)
 //	ranges     campaign, channel, range, lo, hi              partition: HashPartition(campaign+"/"+range)
 //	dedupe     campaign, u (reached ids), m (muted ids), range, rd  partition: UserPartition of every id (a message of at most campaign.WholeMessageUsers: HashPartition(message))
-//	deliver    campaign, u, force, rounds, slot_ms             partition: dedupe's
+//	deliver    campaign, u, force, force_devices, rounds, slot_ms  partition: dedupe's
 //	results    campaign or message, app, at_ms, events, skip (ResultHeader, ResultRecords)  partition: deliver's
 //
 // u and m are EncodeIDs batches, sorted ascending. An ingest entry is either

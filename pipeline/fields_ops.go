@@ -15,6 +15,17 @@ package pipeline
 // dedupe will suppress), so replay refuses --force for their streams.
 const FieldForce = "force"
 
+// FieldForceDevices on a deliver entry lists devices (ids, EncodeIDs,
+// ascending) to send to even if their sent marks are set: those a forced
+// round left to retry. A forced round marks every device it gets an answer
+// for, so its retry must not be forced whole (the devices the provider took
+// would be sent a third time) nor plain (the devices it failed were marked
+// by the send before the replay, and would be skipped). deliver writes it
+// on the retries and dead letters of forced rounds; a replay without
+// --force drops it with FieldForce (it sends nothing that went out once),
+// `pushpipe dlq retry` keeps it.
+const FieldForceDevices = "force_devices"
+
 // FieldGroup names the one consumer group that is to handle an entry:
 // `pushpipe dlq retry` sets it on what it re-injects, so a dead letter goes
 // back to the group that gave up on it (the one webhook receiver that was

@@ -169,6 +169,9 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 					continue
 				}
 			}
+			if !opts.Force {
+				delete(fv, FieldForceDevices) // part of the force it drops (FieldForceDevices)
+			}
 			msgs = append(msgs, Message{Stream: dst, Fields: replayFields(fv, opts.Force, opts.Group)})
 		}
 		if len(msgs) > 0 && !opts.DryRun {

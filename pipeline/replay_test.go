@@ -139,6 +139,9 @@ func TestReplayCampaignFilterAndForce(t *testing.T) {
 		if i%5 == 0 {
 			fields = append(fields, pipeline.FieldForce, "1") // itself a forced replay earlier
 		}
+		if i%5 == 1 { // a forced round's retry
+			fields = append(fields, pipeline.FieldForceDevices, pipeline.EncodeIDs([]int64{int64(100 + i)}))
+		}
 		opsAdd(t, c, keys.Stream(pipeline.StreamDedupe, p), fmt.Sprintf("%d-0", 5000+i), fields...)
 		if camp == "a" {
 			want[p] = append(want[p], n)
@@ -176,8 +179,8 @@ func TestReplayCampaignFilterAndForce(t *testing.T) {
 	}
 	check(t, "5039-0", true)
 
-	// Without --force a replay strips the force of entries that carried it.
-	// The forced copies just written are after To.
+	// Without --force a replay strips the force of entries that carried it,
+	// whole or device by device. The forced copies just written are after To.
 	to, _ := pipeline.IDBound("5039-0")
 	if _, err := pipeline.Replay(ctx, c, keys, pipeline.ReplayOptions{Stream: pipeline.StreamDedupe, Campaign: "a", To: to}); err != nil {
 		t.Fatal(err)
@@ -187,6 +190,9 @@ func TestReplayCampaignFilterAndForce(t *testing.T) {
 		for _, x := range xs[len(xs)-len(want[p]):] {
 			if _, ok := x.FieldValues[pipeline.FieldForce]; ok {
 				t.Errorf("partition %d: a replay without --force kept force on %s", p, x.FieldValues["n"])
+			}
+			if _, ok := x.FieldValues[pipeline.FieldForceDevices]; ok {
+				t.Errorf("partition %d: a replay without --force kept the forced devices of %s", p, x.FieldValues["n"])
 			}
 		}
 	}

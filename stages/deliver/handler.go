@@ -135,7 +135,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			continue
 		}
 		for _, u := range p.e.Users {
-			targets = held.add(targets, target{c: p.c, user: u, force: p.e.Force, rounds: p.e.Rounds, entry: i, slotMs: p.e.SlotMs})
+			targets = held.add(targets, target{c: p.c, user: u, force: p.e.Force, forced: p.e.ForceDevices, rounds: p.e.Rounds, entry: i, slotMs: p.e.SlotMs})
 		}
 	}
 
@@ -202,6 +202,9 @@ type retryGroup struct {
 	entry int
 	e     pipeline.DeliverEntry
 	delay time.Duration
+	// forcedFrom is the list of forced devices last added to e (a put-off
+	// entry's targets share their entry's).
+	forcedFrom []int64
 }
 
 // deadUsers are users (or raw tokens) of one entry and campaign out of
@@ -211,6 +214,7 @@ type deadUsers struct {
 	c        *campaign
 	users    []int64
 	tokens   []pipeline.RawToken
+	forced   []int64 // their devices a forced round left to retry
 	reason   string
 	attempts int
 }
@@ -246,6 +250,11 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 				later[t.entry] = lg
 			}
 			lg.e.Users = append(lg.e.Users, t.user)
+			// The entry's forced devices, once: its targets share the list.
+			if len(t.forced) > 0 && (len(lg.forcedFrom) == 0 || &lg.forcedFrom[0] != &t.forced[0]) {
+				lg.e.ForceDevices = append(lg.e.ForceDevices, t.forced...)
+				lg.forcedFrom = t.forced
+			}
 		case r.canceled > 0:
 			// Not done and not retried: its campaign was canceled.
 		case r.retry == 0:
@@ -253,9 +262,12 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 		case rounds < h.cfg.MaxAttempts:
 			rg := retries[g]
 			if rg == nil {
-				rg = &retryGroup{entry: t.entry, e: pipeline.DeliverEntry{Campaign: t.c.ID, Force: t.force, Rounds: rounds}}
+				rg = &retryGroup{entry: t.entry, e: pipeline.DeliverEntry{Campaign: t.c.ID, Rounds: rounds}}
 				retries[g] = rg
 			}
+			// A forced round marked the devices it got an answer for: its
+			// retry resends only the ones that failed (FieldForceDevices).
+			rg.e.ForceDevices = t.appendForced(rg.e.ForceDevices, r.retried)
 			if t.raw != nil {
 				rg.e.Tokens = append(rg.e.Tokens, t.rawToken())
 			} else {
@@ -275,15 +287,18 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 			} else {
 				du.users = append(du.users, t.user)
 			}
+			du.forced = t.appendForced(du.forced, r.retried) // for `dlq retry`, as a retry
 			du.reason, du.attempts = r.reason, rounds
 		}
 	}
 	for _, rg := range retries {
 		slices.Sort(rg.e.Users)
 		slices.SortFunc(rg.e.Tokens, byTokenID)
+		rg.e.ForceDevices = ascending(rg.e.ForceDevices)
 		s.retries = append(s.retries, *rg)
 	}
 	for _, lg := range later {
+		lg.e.ForceDevices = ascending(lg.e.ForceDevices)
 		s.later = append(s.later, *lg)
 	}
 	for _, du := range dead {
@@ -313,6 +328,9 @@ func (s settlement) record(b *pipeline.Batch) {
 		} else {
 			slices.Sort(du.users)
 			fields[pipeline.FieldUsers] = pipeline.EncodeIDs(du.users)
+		}
+		if len(du.forced) > 0 {
+			fields[pipeline.FieldForceDevices] = pipeline.EncodeIDs(ascending(du.forced))
 		}
 		b.DeadLetterPart(du.entry, fmt.Errorf("%d %s still failing after %d attempts: %s", n, what, du.attempts, du.reason),
 			du.attempts, fields)

@@ -87,6 +87,9 @@ func (h holders) add(targets []target, t target) []target {
 	p := person{t.c.ID, t.user, t.raw != nil}
 	if i, ok := h[p]; ok {
 		targets[i].force = targets[i].force || t.force
+		if len(t.forced) > 0 { // a new list: the holder's is its entry's
+			targets[i].forced = targets[i].alsoForced(t.forced)
+		}
 		return targets
 	}
 	h[p] = len(targets)

@@ -1,7 +1,7 @@
 package deliver
 
 import (
-	"slices"
+	"reflect"
 	"testing"
 	"time"
 
@@ -129,6 +129,8 @@ func TestHoldersKeepTheForce(t *testing.T) {
 			[]target{{c: c, user: 1, force: true}}},
 		{"forced holder stays forced", []target{{c: c, user: 1, force: true}, {c: c, user: 1, entry: 1}},
 			[]target{{c: c, user: 1, force: true}}},
+		{"a copy's forced devices join its holder's", []target{{c: c, user: 1, forced: []int64{3, 9}}, {c: c, user: 1, forced: []int64{1, 3}, entry: 1}},
+			[]target{{c: c, user: 1, forced: []int64{1, 3, 9}}}},
 		{"other campaign, raw token of the same id", []target{{c: c, user: 1}, {c: m, user: 1}, {c: m, user: 1, raw: tok}},
 			[]target{{c: c, user: 1}, {c: m, user: 1}, {c: m, user: 1, raw: tok}}},
 	}
@@ -139,7 +141,7 @@ func TestHoldersKeepTheForce(t *testing.T) {
 			for _, tg := range tt.give {
 				got = held.add(got, tg)
 			}
-			if !slices.Equal(got, tt.want) {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("targets %+v, want %+v", got, tt.want)
 			}
 		})

@@ -24,9 +24,12 @@ type target struct {
 	user   int64
 	rounds int // send rounds already made for this user (pipeline.FieldRounds)
 	// force resends to devices already marked (replay --force); the marks
-	// still keep every device counted once.
-	force bool
-	entry int // index of its entry in the batch (stream targets)
+	// still keep every device counted once. forced, ascending, are single
+	// devices to resend so (pipeline.FieldForceDevices): those a forced
+	// round left to retry.
+	force  bool
+	forced []int64
+	entry  int // index of its entry in the batch (stream targets)
 	// raw is a message's raw token (rawtokens.go): the target's one device,
 	// not looked up; user is then its id within the message.
 	raw *device
@@ -303,7 +306,7 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 		m := marks[t.c]
 		for j, d := range ds {
 			k := spanKey{t.c, m.chunk(d.id)}
-			if t.force || !bitSet(bits[k], spans[k].first, m.offset(d.id)) {
+			if t.forces(d.id) || !bitSet(bits[k], spans[k].first, m.offset(d.id)) {
 				if len(keep) == j {
 					keep = ds[: j+1 : j+1] // all kept so far: share the slice
 				} else {
