@@ -18,15 +18,19 @@ import (
 // resend once: the retry resends the failed devices only (forcing it whole
 // sent a third copy to the devices the provider had taken), and when their
 // budget runs out, `dlq retry` resends them (a plain dead letter was
-// skipped: the devices were marked by the first send).
+// skipped: the devices were marked by the first send). A message's raw
+// tokens too.
 func TestForcedRoundRetriesOnlyWhatFailed(t *testing.T) {
 	const attempts = 3
 	tests := []struct {
 		name     string
-		failures int // answers of 503 each flaky device gets in the forced round
+		failures int  // answers of 503 each flaky device gets in the forced round
+		raw      bool // a message's raw tokens rather than users' devices
 	}{
-		{"retried", 1},
-		{"dead-lettered, then dlq retry", attempts},
+		{"retried", 1, false},
+		{"dead-lettered, then dlq retry", attempts, false},
+		{"raw tokens retried", 1, true},
+		{"raw tokens dead-lettered, then dlq retry", attempts, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -36,6 +40,7 @@ func TestForcedRoundRetriesOnlyWhatFailed(t *testing.T) {
 				ids     []int64
 				devices []testDevice
 				flaky   = map[string]bool{}
+				tokens  = rawTokens(2 * users)
 			)
 			for u := int64(1); u <= users; u++ {
 				ids = append(ids, u)
@@ -43,6 +48,24 @@ func TestForcedRoundRetriesOnlyWhatFailed(t *testing.T) {
 				if u%2 == 0 {
 					flaky[iosToken(u, 1)] = true
 				}
+			}
+			emit := func(force bool) {
+				if !force {
+					f.emitUsers("cforce", ids)
+				} else {
+					f.emitForced("cforce", ids)
+				}
+			}
+			targets := users
+			if tt.raw {
+				devices, flaky, targets = nil, map[string]bool{}, len(tokens)
+				for _, tok := range tokens {
+					devices = append(devices, testDevice{tok.ID, push.Platform(tok.Platform), tok.Token})
+					if tok.ID%4 == 0 { // one in two of each platform
+						flaky[tok.Token] = true
+					}
+				}
+				emit = func(force bool) { f.emitTokens("cforce", tokens, force) }
 			}
 			var (
 				forced atomic.Bool
@@ -61,17 +84,19 @@ func TestForcedRoundRetriesOnlyWhatFailed(t *testing.T) {
 				}
 				return 0, ""
 			}})
-			f.insertDevices(devices)
+			if !tt.raw {
+				f.insertDevices(devices)
+			}
 			f.createCampaign("cforce", `{}`)
-			f.emitUsers("cforce", ids)
-			f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake)},
+			emit(false)
+			f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake), push.Android: fcmSender(t, fake)},
 				MaxAttempts: attempts, RetryBase: 10 * time.Millisecond}, "d1", 30*time.Second)
-			f.waitDone("cforce", users, 30*time.Second)
+			f.waitDone("cforce", targets, 30*time.Second)
 			quiet := func() bool { return f.pendingEntries() == 0 && f.retriesLeft() == 0 }
 			pipelinetest.Eventually(t, 30*time.Second, "the campaign's batches acked", quiet)
 
 			forced.Store(true)
-			f.emitForced("cforce", ids)
+			emit(true)
 			if tt.failures >= attempts {
 				pipelinetest.Eventually(t, 30*time.Second, "the flaky devices' users dead-lettered", func() bool {
 					return quiet() && len(f.dlq()) > 0
@@ -101,7 +126,7 @@ func TestForcedRoundRetriesOnlyWhatFailed(t *testing.T) {
 					t.Errorf("device %s (flaky %v) accepted %d times, want 2: the send and the forced resend", d.token, flaky[d.token], accepted[d.token])
 				}
 			}
-			if s := f.stats("cforce"); s[pipeline.StatSent] != int64(len(devices)) || s[pipeline.StatFailed] != 0 || s[pipeline.StatUsersDone] != users {
+			if s := f.stats("cforce"); s[pipeline.StatSent] != int64(len(devices)) || s[pipeline.StatFailed] != 0 || s[pipeline.StatUsersDone] != int64(targets) {
 				t.Errorf("counters %v, want every device counted sent once", s)
 			}
 		})

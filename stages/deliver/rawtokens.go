@@ -28,7 +28,7 @@ func rawTargets(c *campaign, e pipeline.DeliverEntry, entry int) []target {
 	out := make([]target, len(e.Tokens))
 	for i, tok := range e.Tokens {
 		d := &device{platform: rawPlatform(tok.Platform), token: tok.Token, id: tok.ID, raw: true}
-		out[i] = target{c: c, user: tok.ID, force: e.Force, rounds: e.Rounds, entry: entry, raw: d}
+		out[i] = target{c: c, user: tok.ID, force: e.Force, forced: e.ForceDevices, rounds: e.Rounds, entry: entry, raw: d}
 	}
 	return out
 }

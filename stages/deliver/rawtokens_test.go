@@ -25,14 +25,15 @@ func rawTokens(n int) []pipeline.RawToken {
 }
 
 // emitTokens writes raw-token deliver entries as the API does: spread over
-// the partitions, ids ascending within each entry.
-func (f *fixture) emitTokens(campaign string, tokens []pipeline.RawToken) {
+// the partitions, ids ascending within each entry; forced ones (force) as
+// `replay --force` does.
+func (f *fixture) emitTokens(campaign string, tokens []pipeline.RawToken, force ...bool) {
 	f.t.Helper()
 	byPart := map[int]*pipeline.DeliverEntry{}
 	for _, tok := range tokens {
 		p := f.keys.HashPartition(tok.Token)
 		if byPart[p] == nil {
-			byPart[p] = &pipeline.DeliverEntry{Campaign: campaign}
+			byPart[p] = &pipeline.DeliverEntry{Campaign: campaign, Force: len(force) > 0 && force[0]}
 		}
 		byPart[p].Tokens = append(byPart[p].Tokens, tok)
 	}
