@@ -11,8 +11,8 @@ import "slices"
 
 // forces reports whether device id is to be sent even if marked.
 func (t target) forces(id int64) bool {
-	if t.force {
-		return true
+	if t.force || len(t.forced) == 0 { // one check a device on every round
+		return t.force
 	}
 	_, ok := slices.BinarySearch(t.forced, id)
 	return ok
