@@ -23,48 +23,75 @@ type Row struct {
 	UpdatedAt time.Time // when ingest last wrote it
 }
 
-// userDevicesSQL reads one user's rows in any app and state by the
-// devices_user index (migration 00011).
-const userDevicesSQL = `SELECT app, platform, token, locale, state, event_at, updated_at
-FROM devices WHERE user_id = $1 ORDER BY app, token LIMIT $2`
-
-// UserDevices returns up to limit device rows of user (tombstones too: a
-// device the provider invalidated is why a user got nothing), ordered by
-// app and token, and whether there are more.
-func UserDevices(ctx context.Context, db Querier, user int64, limit int) ([]Row, bool, error) {
-	rows, err := db.Query(ctx, userDevicesSQL, user, limit+1)
-	if err != nil {
-		return nil, false, fmt.Errorf("devices of user %d: %w", user, err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Row, error) {
-		var d Row
-		err := r.Scan(&d.App, &d.Platform, &d.Token, &d.Locale, &d.State, &d.EventAt, &d.UpdatedAt)
-		return d, err
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("devices of user %d: %w", user, err)
-	}
-	if len(out) > limit {
-		return out[:limit], true, nil
-	}
-	return out, false, nil
+// User is what the devices package holds about one user: device rows,
+// channels and the last erasure.
+type User struct {
+	// Devices are the user's rows in any app and state (tombstones too: a
+	// device the provider invalidated is why a user got nothing), by app
+	// and token, up to the limit asked; DevicesMore says there are more.
+	Devices     []Row
+	DevicesMore bool
+	// Channels are the channels the user subscribes to, in order, up to
+	// the limit asked; ChannelsMore says there are more.
+	Channels     []string
+	ChannelsMore bool
+	ErasedAt     time.Time // the last erasure; zero: never erased
 }
 
-// UserChannels returns up to limit channels user subscribes to, in order,
-// and whether there are more (index subscriptions_user, migration 00011).
-func UserChannels(ctx context.Context, db Querier, user int64, limit int) ([]string, bool, error) {
-	rows, err := db.Query(ctx, `SELECT channel FROM subscriptions WHERE user_id = $1 ORDER BY channel LIMIT $2`, user, limit+1)
-	if err != nil {
-		return nil, false, fmt.Errorf("channels of user %d: %w", user, err)
+// The reads of QueueUser: the devices by the devices_user index, the
+// channels by subscriptions_user (migration 00011), each one row past the
+// limit to tell whether there are more.
+const (
+	userDevicesSQL = `SELECT app, platform, token, locale, state, event_at, updated_at
+FROM devices WHERE user_id = $1 ORDER BY app, token LIMIT $2`
+	userChannelsSQL = `SELECT channel FROM subscriptions WHERE user_id = $1 ORDER BY channel LIMIT $2`
+	erasedAtSQL     = `SELECT erased_at FROM erasures WHERE user_id = $1`
+)
+
+// QueueUser queues on b the reads of user's device rows and channels (up
+// to limit each) and last erasure; they fill u when b's results are closed
+// without error. Queued with the caller's other reads of the user, they
+// are one round trip to PostgreSQL, and one snapshot (a batch is one
+// implicit transaction), where each read of its own was a round trip.
+func QueueUser(b *pgx.Batch, user int64, limit int, u *User) {
+	b.Queue(userDevicesSQL, user, limit+1).Query(func(rows pgx.Rows) error {
+		out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Row, error) {
+			var d Row
+			err := r.Scan(&d.App, &d.Platform, &d.Token, &d.Locale, &d.State, &d.EventAt, &d.UpdatedAt)
+			return d, err
+		})
+		if err != nil {
+			return fmt.Errorf("devices: %w", err)
+		}
+		u.Devices, u.DevicesMore = firstN(out, limit)
+		return nil
+	})
+	b.Queue(userChannelsSQL, user, limit+1).Query(func(rows pgx.Rows) error {
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("channels: %w", err)
+		}
+		u.Channels, u.ChannelsMore = firstN(out, limit)
+		return nil
+	})
+	b.Queue(erasedAtSQL, user).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&u.ErasedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("erasure: %w", err)
+		}
+		return nil
+	})
+}
+
+// firstN is up to n of s, and whether s holds more.
+func firstN[T any](s []T, n int) ([]T, bool) {
+	if len(s) > n {
+		return s[:n], true
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, false, fmt.Errorf("channels of user %d: %w", user, err)
-	}
-	if len(out) > limit {
-		return out[:limit], true, nil
-	}
-	return out, false, nil
+	return s, false
 }
 
 // Unsubscribe removes every subscription of user and returns the channels
@@ -143,21 +170,4 @@ func Erase(ctx context.Context, db *pgxpool.Pool, user int64, at int64) (Erasure
 		return Erasure{}, fmt.Errorf("erase user %d: %w", user, err)
 	}
 	return e, nil
-}
-
-// ErasedAt is when user was last erased (zero time: never).
-func ErasedAt(ctx context.Context, db Querier, user int64) (time.Time, error) {
-	var t time.Time
-	rows, err := db.Query(ctx, `SELECT erased_at FROM erasures WHERE user_id = $1`, user)
-	if err != nil {
-		return t, fmt.Errorf("erasure of user %d: %w", user, err)
-	}
-	t, err = pgx.CollectExactlyOneRow(rows, pgx.RowTo[time.Time])
-	if errors.Is(err, pgx.ErrNoRows) {
-		return time.Time{}, nil
-	}
-	if err != nil {
-		return t, fmt.Errorf("erasure of user %d: %w", user, err)
-	}
-	return t, nil
 }

@@ -60,19 +60,39 @@ func Put(ctx context.Context, db *pgxpool.Pool, rdb rueidis.Client, keys pipelin
 	return nil
 }
 
+// getSQL reads one user's mutes.
+const getSQL = `SELECT muted_channels, muted_categories, version FROM preferences WHERE user_id = $1`
+
 // Get reads user's mutes from PostgreSQL, the record of truth: empty lists
 // for a user who never set any.
 func Get(ctx context.Context, db *pgxpool.Pool, user int64) (Prefs, error) {
-	p := Prefs{User: user, Channels: []string{}, Categories: []string{}}
-	err := db.QueryRow(ctx, `SELECT muted_channels, muted_categories, version FROM preferences WHERE user_id = $1`, user).
-		Scan(&p.Channels, &p.Categories, &p.Version)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return p, nil
-	}
-	if err != nil {
+	var p Prefs
+	if err := scanGet(db.QueryRow(ctx, getSQL, user), user, &p); err != nil {
 		return p, fmt.Errorf("read preferences of user %d: %w", user, err)
 	}
 	return p, nil
+}
+
+// QueueGet queues Get's read on b, to be sent with the caller's other
+// reads of the user in one round trip; it fills p when b's results are
+// closed without error.
+func QueueGet(b *pgx.Batch, user int64, p *Prefs) {
+	b.Queue(getSQL, user).QueryRow(func(row pgx.Row) error {
+		if err := scanGet(row, user, p); err != nil {
+			return fmt.Errorf("preferences: %w", err)
+		}
+		return nil
+	})
+}
+
+// scanGet reads getSQL's row into p: empty lists when there is none.
+func scanGet(row pgx.Row, user int64, p *Prefs) error {
+	*p = Prefs{User: user, Channels: []string{}, Categories: []string{}}
+	err := row.Scan(&p.Channels, &p.Categories, &p.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	return err
 }
 
 // VersionField is the hash field holding the version of the copy. It

@@ -39,6 +39,14 @@ func unavailable(w http.ResponseWriter, what string, retryAfter time.Duration) {
 	retryLater(w, what+" is unreachable; nothing was accepted, retry later", retryAfter)
 }
 
+// unreadable answers 503 with Retry-After for a read PostgreSQL did not
+// serve: what (a user, the preferences of one) could not be read.
+// unavailable's "nothing was accepted" is a write's answer, and puzzled the
+// caller of a GET, who sent nothing to accept.
+func unreadable(w http.ResponseWriter, what string) {
+	retryLater(w, "PostgreSQL is unreachable: "+what+" could not be read; retry in a moment", time.Second)
+}
+
 // retryLater answers 503 with msg and a Retry-After.
 func retryLater(w http.ResponseWriter, msg string, retryAfter time.Duration) {
 	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retryAfter.Seconds()))))

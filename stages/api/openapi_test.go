@@ -561,35 +561,51 @@ func TestOpenAPIConformance(t *testing.T) {
 	}
 }
 
-// TestUnknownRouteNamesTheReference: an authenticated request to a path or
-// method the API does not serve is told where the routes are listed, and a
-// path it serves asked with another method which methods it takes ("no
-// such endpoint: PUT /v1/campaigns" alone sent the caller after the path).
+// TestUnknownRouteNamesTheReference: an authenticated request to a path the
+// API does not serve is a 404 told where the routes are listed; a path it
+// serves asked with another method is a 405 whose Allow header (as
+// net/http's ServeMux writes it: sorted, HEAD beside GET) and error say
+// which methods it takes ("no such endpoint: PUT /v1/campaigns" alone, a
+// 404, sent the caller after the path).
 func TestUnknownRouteNamesTheReference(t *testing.T) {
 	srv := newOpenAPIServer(t, Config{Auth: Auth{AdminToken: oaToken}}, false)
 	const ref = "; the routes are listed in GET /v1/openapi.json (docs/API.md in the repository)"
 	tests := []struct {
-		give apiCall
-		want string
+		give       apiCall
+		wantStatus int
+		wantAllow  string
+		want       string
 	}{
-		{apiCall{method: "PUT", path: "/v1/channels/breaking/subscribers", token: oaToken},
+		{apiCall{method: "PUT", path: "/v1/channels/breaking/subscribers", token: oaToken}, 405, "POST",
 			"no such endpoint: PUT /v1/channels/breaking/subscribers (/v1/channels/breaking/subscribers takes POST)" + ref},
-		{apiCall{method: "POST", path: "/v1/subscribe", token: oaToken}, "no such endpoint: POST /v1/subscribe" + ref},
-		{apiCall{method: "GET", path: "/v1/devices", token: oaToken}, "no such endpoint: GET /v1/devices (/v1/devices takes POST)" + ref},
-		{apiCall{method: "PUT", path: "/v1/campaigns", token: oaToken}, "no such endpoint: PUT /v1/campaigns (/v1/campaigns takes POST or GET)" + ref},
-		{apiCall{method: "DELETE", path: "/v1/campaigns/c1", token: oaToken}, "no such endpoint: DELETE /v1/campaigns/c1 (/v1/campaigns/c1 takes GET)" + ref},
-		{apiCall{method: "GET", path: "/v1/campaigns/c1/cancel", token: oaToken},
+		{apiCall{method: "POST", path: "/v1/subscribe", token: oaToken}, 404, "", "no such endpoint: POST /v1/subscribe" + ref},
+		{apiCall{method: "GET", path: "/v1/devices", token: oaToken}, 405, "POST", "no such endpoint: GET /v1/devices (/v1/devices takes POST)" + ref},
+		{apiCall{method: "PUT", path: "/v1/campaigns", token: oaToken}, 405, "GET, HEAD, POST",
+			"no such endpoint: PUT /v1/campaigns (/v1/campaigns takes POST or GET)" + ref},
+		{apiCall{method: "DELETE", path: "/v1/campaigns/c1", token: oaToken}, 405, "GET, HEAD",
+			"no such endpoint: DELETE /v1/campaigns/c1 (/v1/campaigns/c1 takes GET)" + ref},
+		{apiCall{method: "GET", path: "/v1/campaigns/c1/cancel", token: oaToken}, 405, "POST",
 			"no such endpoint: GET /v1/campaigns/c1/cancel (/v1/campaigns/c1/cancel takes POST)" + ref},
-		{apiCall{method: "GET", path: "/v1/campaigns/c1/", token: oaToken}, "no such endpoint: GET /v1/campaigns/c1/" + ref},
-		{apiCall{method: "GET", path: "/v1/" + strings.Repeat("x", 10_000), token: oaToken},
+		{apiCall{method: "PATCH", path: "/v1/users/7", token: oaToken}, 405, "DELETE, GET, HEAD",
+			"no such endpoint: PATCH /v1/users/7 (/v1/users/7 takes GET or DELETE)" + ref},
+		{apiCall{method: "OPTIONS", path: "/v1/openapi.json", token: oaToken}, 405, "GET, HEAD",
+			"no such endpoint: OPTIONS /v1/openapi.json (/v1/openapi.json takes GET)" + ref},
+		{apiCall{method: "GET", path: "/v1/campaigns/c1/", token: oaToken}, 404, "", "no such endpoint: GET /v1/campaigns/c1/" + ref},
+		{apiCall{method: "GET", path: "/v1/" + strings.Repeat("x", 10_000), token: oaToken}, 404, "",
 			"no such endpoint: GET /v1/" + strings.Repeat("x", 60) + "…" + ref},
 	}
 	for _, tt := range tests {
-		status, _, body := srv.do(t, tt.give)
+		status, header, body := srv.do(t, tt.give)
 		var got struct{ Error string }
-		if err := json.Unmarshal(body, &got); err != nil || status != http.StatusNotFound || got.Error != tt.want {
-			t.Errorf("%s %s: %d %s, want 404 %q", tt.give.method, tt.give.path, status, body, tt.want)
+		err := json.Unmarshal(body, &got)
+		if err != nil || status != tt.wantStatus || header.Get("Allow") != tt.wantAllow || got.Error != tt.want {
+			t.Errorf("%s %s: %d Allow %q %s, want %d Allow %q %q", tt.give.method, tt.give.path, status, header.Get("Allow"), body,
+				tt.wantStatus, tt.wantAllow, tt.want)
 		}
+	}
+	// The HEAD that Allow names beside GET is served.
+	if status, _, _ := srv.do(t, apiCall{method: "HEAD", path: "/v1/openapi.json", token: oaToken}); status != http.StatusOK {
+		t.Errorf("HEAD /v1/openapi.json: %d, want 200 as its Allow says", status)
 	}
 }
 

@@ -85,7 +85,8 @@ func sending(t *testing.T, rdb rueidis.Client, keys pipeline.Keys, id string, do
 // It answered 503 "PostgreSQL or Redis is unreachable" (stopped) or "did
 // not answer within 5s" (frozen), and the console's page of a launch going
 // out showed nothing. What needs PostgreSQL (the lists, an id Redis does
-// not hold) stays 503, naming it. Once PostgreSQL is back, the full report
+// not hold, a user and their preferences) stays 503, naming it and, for
+// a read, saying it is one. Once PostgreSQL is back, the full report
 // returns.
 func TestReadsWithPostgresDown(t *testing.T) {
 	for _, outage := range []struct {
@@ -143,6 +144,10 @@ func readsWithPostgresDown(t *testing.T, outage string, down, up func(*pipelinet
 		{"/v1/messages/nobody", http.StatusServiceUnavailable, []string{"PostgreSQL is unreachable", "Redis holds no message nobody"}, false},
 		{"/v1/campaigns", http.StatusServiceUnavailable, []string{"PostgreSQL is unreachable", "GET /v1/campaigns/{id}"}, true},
 		{"/v1/messages", http.StatusServiceUnavailable, []string{"PostgreSQL is unreachable", "GET /v1/messages/{id}"}, true},
+		// A read, not a write: "nothing was accepted" puzzled its caller.
+		{"/v1/users/7", http.StatusServiceUnavailable, []string{"PostgreSQL is unreachable: user 7 could not be read; retry in a moment"}, true},
+		{"/v1/users/7/preferences", http.StatusServiceUnavailable,
+			[]string{"PostgreSQL is unreachable: the preferences of user 7 could not be read; retry in a moment"}, true},
 	}
 	// Asked all at once: a frozen PostgreSQL costs each read its patience
 	// (2 s), and t.Parallel would run only GOMAXPROCS of them at a time.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
+	"strconv"
 
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/pipeline/prefs"
@@ -41,7 +41,7 @@ func (s *Server) getPreferences(w http.ResponseWriter, r *http.Request, _ []byte
 	p, err := prefs.Get(ctx, s.cfg.DB, user)
 	if err != nil {
 		s.deviceLog().Warn().Err(err).Msg("preferences not read")
-		unavailable(w, "PostgreSQL", time.Second)
+		unreadable(w, "the preferences of user "+strconv.FormatInt(user, 10))
 		return
 	}
 	writeJSON(w, http.StatusOK, preferencesResponse{MutedChannels: p.Channels, MutedCategories: p.Categories})

@@ -115,11 +115,10 @@ func New(cfg Config) *Server {
 		}
 		s.mux.Handle(rt.pattern, s.metrics.instrument(rt.pattern, s.wrap(rt)))
 	}
-	// Everything else, once authenticated: a JSON 404 (the mux's own is
-	// text), wrong methods on known paths included, which it names.
-	s.mux.Handle("/", s.metrics.instrument(unmatched, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, paths.unmatchedError(r))
-	})))
+	// Everything else, once authenticated: a JSON 404, or a JSON 405 with
+	// Allow for a known path asked with another method (the mux's own are
+	// text, and this catch-all keeps the mux from answering either).
+	s.mux.Handle("/", s.metrics.instrument(unmatched, http.HandlerFunc(paths.serveUnmatched)))
 	return s
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline/users"
@@ -22,7 +23,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, _ []byte) {
 	v, err := users.Show(ctx, s.cfg.DB, user)
 	if err != nil {
 		s.deviceLog().Warn().Err(err).Msg("user not read")
-		unavailable(w, "PostgreSQL", time.Second)
+		unreadable(w, "user "+strconv.FormatInt(user, 10))
 		return
 	}
 	writeJSON(w, http.StatusOK, v)

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -115,6 +116,7 @@ func New(cfg Config) *Console {
 // routes is the console's surface. Pages need a session; every POST needs
 // the session's CSRF token too (signedIn).
 func (c *Console) routes() {
+	patterns := []string{"GET /ui/static/", "GET /ui/signin", "POST /ui/signin"}
 	c.mux.Handle("GET /ui/static/", http.StripPrefix("/ui/", http.FileServerFS(staticFiles)))
 	c.mux.HandleFunc("GET /ui/signin", c.signInPage)
 	c.mux.HandleFunc("POST /ui/signin", c.signIn)
@@ -143,8 +145,18 @@ func (c *Console) routes() {
 		"POST /ui/deadletters/{id}/drop":  c.dropDeadLetter,
 	} {
 		c.mux.Handle(pattern, c.signedIn(h))
+		patterns = append(patterns, pattern)
 	}
+	// The rest: a page asked with a method it does not take, or none. This
+	// catch-all keeps the mux from answering either, in text.
+	allowed := newAllowIndex(patterns)
 	c.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowed.allow(r); allow != "" {
+			w.Header().Set("Allow", allow)
+			c.render(w, r, http.StatusMethodNotAllowed, "error", page{Title: "Method not allowed",
+				Error: devices.Echo(r.URL.Path) + " takes " + allow + ", not " + devices.Echo(r.Method) + "."})
+			return
+		}
 		c.render(w, r, http.StatusNotFound, "error", page{Title: "Not found", Error: "No such page: " + r.URL.Path})
 	})
 }

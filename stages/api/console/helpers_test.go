@@ -54,9 +54,10 @@ type bed struct {
 	tab   context.Context
 	rec   *recorder
 	// session is the cookie of b.get's own sign-in (no browser), once
-	// made; location the last answer's Location.
+	// made; location the last answer's Location, allow its Allow.
 	session  *http.Cookie
 	location string
+	allow    string
 	// queries counts the statements the API (and the test) sent
 	// PostgreSQL through db.
 	queries *queryCounter
@@ -402,7 +403,7 @@ func (b *bed) do(req *http.Request) (int, string) {
 		b.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b.location = resp.Header.Get("Location")
+	b.location, b.allow = resp.Header.Get("Location"), resp.Header.Get("Allow")
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		b.t.Fatal(err)
