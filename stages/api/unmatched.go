@@ -2,10 +2,10 @@ package api
 
 import (
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/pushpipe/pushpipe/pipeline/devices"
+	"github.com/pushpipe/pushpipe/stages/api/allow"
 )
 
 // pathMethods knows which methods each path the API serves takes, so that a
@@ -14,54 +14,27 @@ import (
 // caller looking for a path that was right all along, and clients and
 // proxies read 405 + Allow as RFC 9110 §15.5.6 and net/http's ServeMux
 // give it.
-type pathMethods struct {
-	mux     *http.ServeMux      // each route's path pattern, without its method
-	methods map[string][]string // path pattern → its methods, in route order
-	allow   map[string]string   // path pattern → its Allow header
-}
+type pathMethods struct{ allow.Index }
 
 // newPathMethods indexes routes' "METHOD /path" patterns; a route without a
 // method (the console, which answers every method itself) is left out.
 func newPathMethods(routes []route) pathMethods {
-	pm := pathMethods{mux: http.NewServeMux(), methods: map[string][]string{}, allow: map[string]string{}}
-	for _, rt := range routes {
-		method, path, ok := strings.Cut(rt.pattern, " ")
-		if !ok {
-			continue
-		}
-		if _, seen := pm.methods[path]; !seen {
-			pm.mux.Handle(path, http.NotFoundHandler()) // never served: only matched
-		}
-		pm.methods[path] = append(pm.methods[path], method)
+	patterns := make([]string, len(routes))
+	for i, rt := range routes {
+		patterns[i] = rt.pattern
 	}
-	for path, ms := range pm.methods {
-		pm.allow[path] = allowHeader(ms)
-	}
-	return pm
-}
-
-// allowHeader is the Allow header of a path taking methods, as net/http's
-// ServeMux writes it: sorted, and HEAD beside GET, which a "GET /path"
-// pattern serves too (the server sends the headers without the body).
-func allowHeader(methods []string) string {
-	all := slices.Clone(methods)
-	if slices.Contains(all, http.MethodGet) && !slices.Contains(all, http.MethodHead) {
-		all = append(all, http.MethodHead)
-	}
-	slices.Sort(all)
-	return strings.Join(slices.Compact(all), ", ")
+	return pathMethods{allow.New(patterns)}
 }
 
 // serveUnmatched answers r, which no route matched: 405 with Allow for a
 // path the API serves with other methods, else 404.
 func (pm pathMethods) serveUnmatched(w http.ResponseWriter, r *http.Request) {
-	_, pattern := pm.mux.Handler(r)
-	ms := pm.methods[pattern]
+	ms, header := pm.Of(r)
 	if len(ms) == 0 {
 		writeError(w, http.StatusNotFound, pm.unmatchedError(r, nil))
 		return
 	}
-	w.Header().Set("Allow", pm.allow[pattern])
+	w.Header().Set("Allow", header)
 	writeError(w, http.StatusMethodNotAllowed, pm.unmatchedError(r, ms))
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
+	"github.com/pushpipe/pushpipe/stages/api/allow"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -149,9 +150,9 @@ func (c *Console) routes() {
 	}
 	// The rest: a page asked with a method it does not take, or none. This
 	// catch-all keeps the mux from answering either, in text.
-	allowed := newAllowIndex(patterns)
+	allowed := allow.New(patterns)
 	c.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
-		if allow := allowed.allow(r); allow != "" {
+		if _, allow := allowed.Of(r); allow != "" {
 			w.Header().Set("Allow", allow)
 			c.render(w, r, http.StatusMethodNotAllowed, "error", page{Title: "Method not allowed",
 				Error: devices.Echo(r.URL.Path) + " takes " + allow + ", not " + devices.Echo(r.Method) + "."})
