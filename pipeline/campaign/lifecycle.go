@@ -229,6 +229,25 @@ func flagCanceled(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, c
 		PxatMillisecondsTimestamp(exp).Build()).Error()
 }
 
+// KeepCanceled sets again the cancel flag of campaign c, read from a
+// record that says canceled, if Redis lost it (a failover, AOF's last
+// second): the stages after split read the flag alone, and would send the
+// rest of it. Split reads the record at each call of a campaign it cuts in
+// parts, and calls it there, at no cost to a campaign not canceled. A flag
+// still set is left as it is (its time is the cancel's).
+func KeepCanceled(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, c Campaign) error {
+	if c.State != StateCanceled {
+		return nil
+	}
+	exp := CountersExpireMs(c.ExpiresAt().UnixMilli())
+	err := rdb.Do(ctx, rdb.B().Set().Key(keys.Canceled(c.ID)).Value(strconv.FormatInt(time.Now().UnixMilli(), 10)).
+		Nx().PxatMillisecondsTimestamp(exp).Build()).Error()
+	if err != nil && !rueidis.IsRedisNil(err) { // nil: the flag was there
+		return fmt.Errorf("campaign %q: keep its cancel flag: %w", c.ID, err)
+	}
+	return nil
+}
+
 // Cancel stops a campaign: ErrNotFound, ErrFinished for a done or failed
 // one, and for a canceled one its report again (idempotent). The Redis flag
 // (Keys.Canceled) is set before PostgreSQL's state: every stage checks it
