@@ -6,11 +6,15 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
@@ -147,4 +151,60 @@ func stallAt(t *testing.T, redis string, word []byte) *stalling {
 		}
 	})
 	return p
+}
+
+// TestDLQClaimOfAGoneHolderIsTaken: a retry takes a letter whose claim
+// names a connection Redis no longer has, and leaves one whose holder is
+// connected, or whose claim names none (a retry before holders were
+// named), to its holder; on a cluster too, where the claims and the
+// question go to the DLQ's node.
+func TestDLQClaimOfAGoneHolderIsTaken(t *testing.T) {
+	for _, server := range []string{"standalone", "cluster"} {
+		t.Run(server, func(t *testing.T) {
+			ctx := t.Context()
+			addrs := []string{env.Redis.Addr}
+			if server == "cluster" {
+				addrs = env.Cluster.Addrs
+			}
+			c, keys := client(t, addrs...), opsKeys()
+			opsDeadLetters(t, c, keys, 9)
+			q := pipeline.NewDLQ(c, keys)
+			letters, err := q.List(ctx, pipeline.DLQFilter{})
+			if err != nil || len(letters) != 3 {
+				t.Fatalf("%d letters %v, want 3", len(letters), err)
+			}
+			// holder is a connection of its own to the DLQ's node, and
+			// its CLIENT ID.
+			holder := func(c rueidis.Client) (rueidis.DedicatedClient, int64, func()) {
+				dc, cancel := c.Dedicate()
+				t.Cleanup(cancel)
+				res := dc.DoMulti(ctx, dc.B().Xlen().Key(keys.DLQ()).Build(), dc.B().ClientId().Build())
+				id, err := res[1].AsInt64()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return dc, id, cancel
+			}
+			asker, _, _ := holder(c)
+			_, live, _ := holder(c)
+			other := client(t, addrs...)
+			_, gone, back := holder(other)
+			back() // to the pool, which Close closes
+			other.Close()
+			pipelinetest.Eventually(t, 10*time.Second, "Redis dropped the closed connection", func() bool {
+				s, err := asker.Do(ctx, asker.B().ClientList().Id().ClientId(gone).Build()).ToString()
+				return err == nil && !strings.Contains(s, "id="+strconv.FormatInt(gone, 10)+" ")
+			})
+			for i, v := range []string{"conn:" + strconv.FormatInt(gone, 10), "conn:" + strconv.FormatInt(live, 10), "1"} {
+				if err := c.Do(ctx, c.B().Set().Key(keys.DLQClaim(letters[i].ID)).Value(v).Px(time.Minute).Build()).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := q.Retry(ctx, pipeline.DLQFilter{})
+			if err != nil || !slices.Equal(res.Done, []string{letters[0].ID}) || !slices.Equal(res.Busy, []string{letters[1].ID, letters[2].ID}) {
+				t.Fatalf("retried %v, left to others %v (%v); want %s retried, %s and %s left",
+					res.Done, res.Busy, err, letters[0].ID, letters[1].ID, letters[2].ID)
+			}
+		})
+	}
 }
