@@ -138,7 +138,8 @@ type DLQResult struct {
 // (FieldGroup): of the groups that read the stream (one per webhook
 // receiver on results), only that one handles it again. Each letter is
 // claimed first (claimLetters), so two retries at once, which list the
-// same letters, re-inject each once.
+// same letters, re-inject each once; a retry killed mid-way leaves its
+// letters to the next one at once.
 func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 	res := DLQResult{Failed: map[string]string{}, Errs: map[string]error{}}
 	letters, err := q.selectLetters(ctx, f, &res)
@@ -149,6 +150,8 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 	if err != nil {
 		return res, err
 	}
+	h, done := q.holdConnection(ctx)
+	defer done()
 	for chunk := range slices.Chunk(letters, 500) {
 		var todo []DeadLetter
 		for _, d := range chunk {
@@ -164,7 +167,7 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 			}
 			todo = append(todo, d)
 		}
-		sent, err := q.claimLetters(ctx, todo, &res)
+		sent, err := q.claimLetters(ctx, h, todo, &res)
 		if err != nil {
 			return res, err
 		}
@@ -203,56 +206,110 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 }
 
 // dlqClaimFor is how long a claim outlives a retry that stopped between
-// claiming and deleting its letters (killed, Redis lost): a retry within
-// that time leaves the letters to it (DLQResult.Busy), one after takes them.
+// claiming and deleting its letters while still connected to Redis (its
+// process stopped, not killed; an old retry's claim, which names no
+// holder): a retry within that time leaves the letters to it
+// (DLQResult.Busy), one after takes them. A retry whose connection closed
+// (killed) loses its claims to the next retry at once (dlqholder.go).
 const dlqClaimFor = time.Minute
 
-// claimLettersScript claims, of the letters ARGV[2..] of the DLQ KEYS[1],
-// those still in it whose claim (KEYS[i+1]) nobody holds, for ARGV[1] ms:
-// per letter 1 claimed, 0 gone (another retry re-injected it, or a drop
-// took it), 2 claimed by another retry. One script, so a letter is never
-// claimed after it was deleted.
+// claimLettersScript claims, of the letters ARGV[4..] of the DLQ KEYS[1],
+// those still in it whose claim (KEYS[i-2]) nobody holds or a holder of
+// ARGV[3] (space-separated: holders no longer connected) holds, for ARGV[1]
+// ms, in the name of ARGV[2]: per letter "claimed", "gone" (another retry
+// re-injected it, or a drop took it), or "held <holder>" by another retry.
+// One script, so a letter is never claimed after it was deleted.
 var claimLettersScript = rueidis.NewLuaScript(`
+local dead = {}
+for h in string.gmatch(ARGV[3], '%S+') do dead[h] = true end
 local out = {}
-for i = 2, #ARGV do
+for i = 4, #ARGV do
+  local k = KEYS[i - 2]
   if #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) == 0 then
-    out[i - 1] = 0
-  elseif redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[1]) then
-    out[i - 1] = 1
+    out[i - 3] = 'gone'
+  elseif redis.call('SET', k, ARGV[2], 'NX', 'PX', ARGV[1]) then
+    out[i - 3] = 'claimed'
   else
-    out[i - 1] = 2
+    local h = redis.call('GET', k)
+    if dead[h] then
+      redis.call('SET', k, ARGV[2], 'PX', ARGV[1])
+      out[i - 3] = 'claimed'
+    else
+      out[i - 3] = 'held ' .. h
+    end
   end
 end
 return out
 `)
 
-// claimLetters returns the letters this retry may re-inject: two retries
-// at once (two operators, a command run again while the first runs) list
-// the same letters, and each would re-inject every one of them. Those
-// another retry holds or took are added to res.Busy.
-func (q *DLQ) claimLetters(ctx context.Context, letters []DeadLetter, res *DLQResult) ([]DeadLetter, error) {
+// claimLetters returns the letters this retry (h) may re-inject: two
+// retries at once (two operators, a command run again while the first
+// runs) list the same letters, and each would re-inject every one of them.
+// Letters whose holder is no longer connected (a retry killed mid-way) are
+// taken from it. Those another retry holds or took are added to res.Busy.
+func (q *DLQ) claimLetters(ctx context.Context, h retryHolder, letters []DeadLetter, res *DLQResult) ([]DeadLetter, error) {
 	if len(letters) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, 1, 1+len(letters))
-	args := make([]string, 1, 1+len(letters))
-	keys[0], args[0] = q.keys.DLQ(), strconv.FormatInt(dlqClaimFor.Milliseconds(), 10)
-	for _, d := range letters {
-		keys, args = append(keys, q.keys.DLQClaim(d.ID)), append(args, d.ID)
-	}
-	got, err := claimLettersScript.Exec(ctx, q.c, keys, args).AsIntSlice()
+	got, err := q.claim(ctx, h, letters, nil)
 	if err != nil {
-		return nil, fmt.Errorf("dlq: claim the letters to retry: %w", err)
+		return nil, err
+	}
+	var holders []string
+	var held []DeadLetter
+	for i, d := range letters {
+		if holder, ok := strings.CutPrefix(got[i], "held "); ok {
+			held = append(held, d)
+			if !slices.Contains(holders, holder) {
+				holders = append(holders, holder)
+			}
+		}
+	}
+	if dead := h.gone(ctx, holders); len(dead) > 0 {
+		again, err := q.claim(ctx, h, held, dead)
+		if err != nil {
+			return nil, err
+		}
+		for i, j := 0, 0; i < len(letters) && j < len(held); i++ {
+			if letters[i].ID == held[j].ID {
+				got[i] = again[j]
+				j++
+			}
+		}
 	}
 	var mine []DeadLetter
 	for i, d := range letters {
-		if got[i] == 1 {
+		if got[i] == "claimed" {
 			mine = append(mine, d)
 		} else {
 			res.Busy = append(res.Busy, d.ID)
 		}
 	}
 	return mine, nil
+}
+
+// claim runs claimLettersScript over letters for h, taking those of the
+// holders dead: per letter its answer.
+func (q *DLQ) claim(ctx context.Context, h retryHolder, letters []DeadLetter, dead []string) ([]string, error) {
+	keys := make([]string, 1, 1+len(letters))
+	args := make([]string, 3, 3+len(letters))
+	keys[0] = q.keys.DLQ()
+	args[0], args[1], args[2] = strconv.FormatInt(dlqClaimFor.Milliseconds(), 10), h.claimValue(), strings.Join(dead, " ")
+	for _, d := range letters {
+		keys, args = append(keys, q.keys.DLQClaim(d.ID)), append(args, d.ID)
+	}
+	vals, err := claimLettersScript.Exec(ctx, q.c, keys, args).ToArray()
+	if err != nil {
+		return nil, fmt.Errorf("dlq: claim the letters to retry: %w", err)
+	}
+	got := make([]string, len(vals))
+	for i, v := range vals {
+		got[i], _ = v.ToString()
+	}
+	if len(got) != len(letters) {
+		return nil, fmt.Errorf("dlq: claim the letters to retry: %d answers for %d letters", len(got), len(letters))
+	}
+	return got, nil
 }
 
 // release drops claims once their letters are re-injected and deleted, or

@@ -229,7 +229,8 @@ func (p *proxy) late(dst, src net.Conn, d time.Duration) {
 // whose state PostgreSQL then refused (down at that instant; the caller got
 // an error) has stopped the stages all the same: they drop the campaign's
 // work from the flag. The first reader once PostgreSQL is back records it
-// canceled, as it records a done. Before, the record said splitting (or
+// canceled, as it records a done, finished at the cancel's time (its flag
+// holds it), not at the repair's. Before, the record said splitting (or
 // scheduled, with send_at past and nothing ever released) for good, while
 // RedisProgress, during the outage, had said canceled; and a list of the
 // canceled campaigns never showed it. When the sends in flight at the
@@ -265,9 +266,14 @@ func TestCancelOutlivesAFailedRecord(t *testing.T) {
 				WHEN (NEW.state = 'canceled') EXECUTE FUNCTION refuse()`); err != nil {
 				t.Fatal(err)
 			}
+			canceling := time.Now().Truncate(time.Millisecond)
 			if _, err := Cancel(ctx, rdb, db, keys, "f1"); err == nil || errors.Is(err, ErrFinished) {
 				t.Fatalf("cancel with PostgreSQL refusing: %v, want its error", err)
 			}
+			canceled := time.Now()
+			// The repair comes later than the cancel: by this much at
+			// least (a loaded machine only makes it more).
+			time.Sleep(50 * time.Millisecond)
 			if _, err := db.Exec(ctx, `DROP TRIGGER refuse ON campaigns`); err != nil {
 				t.Fatal(err)
 			}
@@ -287,6 +293,10 @@ func TestCancelOutlivesAFailedRecord(t *testing.T) {
 			rep, err := Progress(ctx, rdb, db, keys, "f1")
 			if err != nil || rep.State != tt.want || rep.FinishedAt == nil {
 				t.Fatalf("after PostgreSQL is back: %+v %v, want %s and finished", rep, err, tt.want)
+			}
+			if tt.want == StateCanceled && (rep.FinishedAt.Before(canceling) || rep.FinishedAt.After(canceled)) {
+				t.Errorf("finished_at %v, want the cancel's time, between %v and %v, not the repair's",
+					rep.FinishedAt, canceling, canceled)
 			}
 			var state string
 			if err := db.QueryRow(ctx, `SELECT state FROM campaigns WHERE id = 'f1'`).Scan(&state); err != nil || state != tt.want {
@@ -340,6 +350,14 @@ func TestLostCancelFlagIsSetAgain(t *testing.T) {
 			}
 			if canceled, err := NewCancels(rdb, keys).Canceled(ctx, "lf"); err != nil || !canceled {
 				t.Fatalf("the stages after a read: canceled %v, %v; want canceled", canceled, err)
+			}
+			rep, err := Progress(ctx, rdb, db, keys, "lf")
+			if err != nil || rep.FinishedAt == nil {
+				t.Fatalf("progress: %+v %v", rep, err)
+			}
+			at, err := rdb.Do(ctx, rdb.B().Get().Key(keys.Canceled("lf")).Build()).AsInt64()
+			if err != nil || at != rep.FinishedAt.UnixMilli() {
+				t.Errorf("the flag says the cancel was at %d %v, want its record's %d", at, err, rep.FinishedAt.UnixMilli())
 			}
 			ttl, err := rdb.Do(ctx, rdb.B().Pttl().Key(keys.Canceled("lf")).Build()).AsInt64()
 			if err != nil || ttl <= 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -115,27 +116,41 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 	if r.c.State == StateCanceled && !l.Canceled {
 		// Redis lost the flag but not the campaign (a failover, AOF's
 		// last second): the stages read the flag alone, and would send
-		// the rest of it.
-		if err := flagCanceled(ctx, rdb, keys, r.c); err != nil {
+		// the rest of it. The record's finished_at is the cancel's time.
+		at := time.Now()
+		if r.finished != nil {
+			at = *r.finished
+		}
+		if err := flagCanceled(ctx, rdb, keys, r.c, at); err != nil {
 			return rep, fmt.Errorf("campaign %q: set its lost cancel flag again: %w", r.c.ID, err)
 		}
 	}
 	rep.Counts, rep.Error, rep.Done, rep.DoneMs, rep.Pace = l.Counts, l.FailReason, l.UsersDone, l.DoneMs, l.Pace
-	next := r.c.State
-	if !Final(next) {
+	next, finMs := r.c.State, l.DoneMs
+	if !Final(next) || next == StateCanceled {
 		if err := l.confirmDone(ctx, rdb, keys, r.c.ID); err != nil {
 			return rep, err
 		}
-		next = l.State
 		switch {
-		case next == StateDone && l.FailReason != "":
+		case l.State == StateDone && l.FailReason != "":
 			next = StateFailed
-		case next != StateDone && l.Canceled:
+		case l.State == StateDone:
+			// Every target reached its end, the last ones by sends in
+			// flight when a cancel came (or all before it, read after):
+			// the cancel stopped nothing, and the record says done, not
+			// canceled, whatever was recorded first.
+			next = StateDone
+		case l.Canceled && next != StateCanceled:
 			// Cancel set the flag, then PostgreSQL failed it (or has
 			// not yet recorded it): the stages stopped all the same,
-			// and the record says so as soon as it can. Every target
-			// done first is a done: the cancel stopped nothing.
+			// and the record says so as soon as it can, finished when
+			// the cancel was (its flag holds the time).
 			next = StateCanceled
+			if l.CanceledMs > 0 {
+				finMs = l.CanceledMs
+			}
+		case next != StateCanceled:
+			next = l.State
 		}
 	}
 	snap, _ := json.Marshal(rep.Counts)
@@ -145,15 +160,17 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 		// It finished when its last target became terminal (the counters
 		// say when), not when someone first looked: a campaign nobody
 		// watched would otherwise finish at the next list or status.
-		// Without that time (no target reached deliver), now.
+		// Without that time (no target reached deliver), now. A cancel
+		// taken back by a done keeps not its time but the last target's.
 		var fin *time.Time
 		err := db.QueryRow(ctx, `
 			UPDATE campaigns SET state = $2,
-			       finished_at = CASE WHEN $2 IN ('done', 'failed', 'canceled') THEN coalesce(finished_at,
-			           CASE WHEN $5::bigint > 0 THEN to_timestamp($5::bigint / 1000.0) ELSE now() END) END,
+			       finished_at = CASE WHEN $2 IN ('done', 'failed', 'canceled') THEN
+			           CASE WHEN state = 'canceled' AND $2 <> 'canceled' THEN $5
+			           ELSE coalesce(finished_at, $5) END END,
 			       counts = CASE WHEN $2 IN ('done', 'failed', 'canceled') THEN $3::jsonb END
 			WHERE id = $1 AND (state = $4 OR state = $2)
-			RETURNING finished_at`, r.c.ID, next, snap, r.c.State, l.DoneMs).Scan(&fin)
+			RETURNING finished_at`, r.c.ID, next, snap, r.c.State, finishedAt(finMs)).Scan(&fin)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			// Someone moved it meanwhile (a cancel): report what is stored.
@@ -170,6 +187,15 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 	now := time.Now()
 	rep.rates(now, func() bool { return m.moves(ctx, r.c.ID, l.Waits, l.Holds, now) })
 	return rep, nil
+}
+
+// finishedAt is a campaign's finished_at from the time its counters or
+// its cancel flag say (unix ms), now when they say none.
+func finishedAt(ms int64) time.Time {
+	if ms > 0 {
+		return time.UnixMilli(ms)
+	}
+	return time.Now()
 }
 
 // Start records that split took a scheduled campaign: it reports false
@@ -194,10 +220,32 @@ func Start(ctx context.Context, db *pgxpool.Pool, id string) (bool, error) {
 
 // flagCanceled sets campaign c's cancel flag (Keys.Canceled), which every
 // stage reads before working for it (Cancels); it is kept as long as the
-// counters.
-func flagCanceled(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, c Campaign) error {
+// counters. Its value is when the cancel was (unix ms): a reader that
+// records a cancel whose own record failed (progressFrom) records it
+// finished then, not when it happened to read.
+func flagCanceled(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, c Campaign, at time.Time) error {
 	exp := CountersExpireMs(c.ExpiresAt().UnixMilli())
-	return rdb.Do(ctx, rdb.B().Set().Key(keys.Canceled(c.ID)).Value("1").PxatMillisecondsTimestamp(exp).Build()).Error()
+	return rdb.Do(ctx, rdb.B().Set().Key(keys.Canceled(c.ID)).Value(strconv.FormatInt(at.UnixMilli(), 10)).
+		PxatMillisecondsTimestamp(exp).Build()).Error()
+}
+
+// KeepCanceled sets again the cancel flag of campaign c, read from a
+// record that says canceled, if Redis lost it (a failover, AOF's last
+// second): the stages after split read the flag alone, and would send the
+// rest of it. Split reads the record at each call of a campaign it cuts in
+// parts, and calls it there, at no cost to a campaign not canceled. A flag
+// still set is left as it is (its time is the cancel's).
+func KeepCanceled(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, c Campaign) error {
+	if c.State != StateCanceled {
+		return nil
+	}
+	exp := CountersExpireMs(c.ExpiresAt().UnixMilli())
+	err := rdb.Do(ctx, rdb.B().Set().Key(keys.Canceled(c.ID)).Value(strconv.FormatInt(time.Now().UnixMilli(), 10)).
+		Nx().PxatMillisecondsTimestamp(exp).Build()).Error()
+	if err != nil && !rueidis.IsRedisNil(err) { // nil: the flag was there
+		return fmt.Errorf("campaign %q: keep its cancel flag: %w", c.ID, err)
+	}
+	return nil
 }
 
 // Cancel stops a campaign: ErrNotFound, ErrFinished for a done or failed
@@ -222,7 +270,8 @@ func Cancel(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 	case Final(rep.State):
 		return rep, fmt.Errorf("campaign %q is %s: %w", id, rep.State, ErrFinished)
 	}
-	if err := flagCanceled(ctx, rdb, keys, r.c); err != nil {
+	at := time.Now()
+	if err := flagCanceled(ctx, rdb, keys, r.c, at); err != nil {
 		return rep, fmt.Errorf("cancel campaign %q: %w", id, err)
 	}
 	if rep.State == StateScheduled {
@@ -231,8 +280,8 @@ func Cancel(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 		}
 	}
 	if _, err := db.Exec(ctx, `
-		UPDATE campaigns SET state = 'canceled', finished_at = now()
-		WHERE id = $1 AND state IN ('scheduled', 'splitting', 'running')`, id); err != nil {
+		UPDATE campaigns SET state = 'canceled', finished_at = $2
+		WHERE id = $1 AND state IN ('scheduled', 'splitting', 'running')`, id, at); err != nil {
 		return rep, fmt.Errorf("cancel campaign %q: %w", id, err)
 	}
 	rep, err = Progress(ctx, rdb, db, keys, id)

@@ -65,6 +65,10 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 	case "", StateScheduled:
 	case StateCanceled:
 		states = append(states, StateScheduled, StateSplitting, StateRunning)
+	case StateDone, StateFailed:
+		// A canceled one too: sends in flight at its cancel may have
+		// brought every target to its end (progressFrom).
+		states = append(states, StateSplitting, StateRunning, StateCanceled)
 	default:
 		states = append(states, StateSplitting, StateRunning)
 	}

@@ -144,24 +144,27 @@ func RedisProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, 
 // flag, scheduled (and when, in rep.SendAt) while its start entry waits
 // and split never took it (a capped campaign cut ahead waits as the same
 // entry between split's calls), else the counters' (a done confirmed as
-// Progress does, failed when deliver failed it).
+// Progress does, failed when deliver failed it). A canceled campaign
+// whose every target reached its end is done, as Progress records it.
 func redisState(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string, l *Live, rep *Report) (string, error) {
-	if l.Canceled {
-		return StateCanceled, nil
-	}
-	at, waits, err := pipeline.ScheduledAt(ctx, rdb, startMessage(keys, id))
-	if err != nil {
-		return "", fmt.Errorf("progress of campaign %q: %w: %w", id, ErrRedis, err)
-	}
-	if waits && !l.Cut { // else split's next call: the same entry
-		rep.SendAt = &at
-		return StateScheduled, nil
+	if !l.Canceled {
+		at, waits, err := pipeline.ScheduledAt(ctx, rdb, startMessage(keys, id))
+		if err != nil {
+			return "", fmt.Errorf("progress of campaign %q: %w: %w", id, ErrRedis, err)
+		}
+		if waits && !l.Cut { // else split's next call: the same entry
+			rep.SendAt = &at
+			return StateScheduled, nil
+		}
 	}
 	if err := l.confirmDone(ctx, rdb, keys, id); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrRedis, err)
 	}
-	if l.State == StateDone && l.FailReason != "" {
+	switch {
+	case l.State == StateDone && l.FailReason != "":
 		return StateFailed, nil
+	case l.State != StateDone && l.Canceled:
+		return StateCanceled, nil
 	}
 	return l.State, nil
 }

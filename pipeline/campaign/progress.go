@@ -199,6 +199,9 @@ type Live struct {
 	// stages drop its work from then on, whatever PostgreSQL's state says
 	// (a cancel whose record failed after the flag was set).
 	Canceled bool
+	// CanceledMs is when the cancel set the flag (unix ms), 0 when not
+	// canceled or the flag does not say.
+	CanceledMs int64
 	// Waits is the stages that still have work for it, in pipeline order
 	// (waitsOn): what must move for it to move.
 	Waits []string
@@ -288,7 +291,7 @@ func countersOf(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids
 				Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal, pipeline.CampaignFailed, HashExpiresMs,
 					pipeline.CampaignAudience, HashMessageUsers).Build(),
 			rdb.B().Hgetall().Key(keys.RangeUsers(id)).Build(),
-			rdb.B().Exists().Key(keys.Canceled(id)).Build(),
+			rdb.B().Get().Key(keys.Canceled(id)).Build(),
 		)
 		for p := range keys.Partitions {
 			cmds = append(cmds, rdb.B().Hmget().Key(keys.Stats(p, id)).Field(statFields...).Build())
@@ -311,7 +314,7 @@ func countersOf(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids
 func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	var l Live
 	for _, r := range res {
-		if err := r.Error(); err != nil {
+		if err := r.Error(); err != nil && !rueidis.IsRedisNil(err) { // nil: no cancel flag
 			return l, fmt.Errorf("progress of campaign %q: %w: %w", id, ErrRedis, err)
 		}
 	}
@@ -331,8 +334,13 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	for _, v := range resolved {
 		emitted += pipeline.ParseRangeRecord(v).Users
 	}
-	canceled, _ := res[2].AsInt64()
-	l.Canceled = canceled > 0
+	if flag, err := res[2].ToString(); err == nil {
+		l.Canceled = true
+		// A flag set before it held the cancel's time holds "1".
+		if ms, _ := strconv.ParseInt(flag, 10, 64); ms > 1 {
+			l.CanceledMs = ms
+		}
+	}
 	var in, inReadings int64
 	parts := make([]partPace, 0, len(res)-3)
 	for _, r := range res[3:] {

@@ -143,7 +143,9 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 // was canceled, by PostgreSQL's state or by its flag.
 func (h *Handler) starts(ctx context.Context, c campaign.Campaign) (bool, error) {
 	if campaign.Final(c.State) {
-		return false, nil
+		// A canceled one's flag may be lost, and the stages after this
+		// one read nothing else: set it again.
+		return false, campaign.KeepCanceled(ctx, h.cfg.Redis, h.cfg.Keys, c)
 	}
 	if canceled, err := h.cancels.Canceled(ctx, c.ID); err != nil || canceled {
 		return false, err
