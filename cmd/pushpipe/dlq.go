@@ -398,8 +398,10 @@ func applyTo(ctx context.Context, q *pipeline.DLQ, f pipeline.DLQFilter, did str
 	fmt.Fprintf(w, "%s %s\n", did, plural(int64(len(res.Done)), "dead letter"))
 	if len(res.Busy) > 0 {
 		// Not a failure: the other run re-injects them (or did already).
+		// A killed run's letters are taken at once (pipeline/dlqholder.go):
+		// these are a live run's, or one Redis could not say was gone.
 		fmt.Fprintf(w, "%s left to another retry running at the same time (re-injected by it, or to be); "+
-			"if that run was stopped before it finished, run this again in a minute\n", plural(int64(len(res.Busy)), "dead letter"))
+			"if that run hangs (paused, or its connection stuck), run this again in a minute\n", plural(int64(len(res.Busy)), "dead letter"))
 	}
 	return errors.Join(err, reportFailed(errw, res))
 }
