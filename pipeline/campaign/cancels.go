@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -19,6 +20,12 @@ const CancelPoll = 200 * time.Millisecond
 // cancelForget: a campaign not asked about for this long is no longer
 // watched; the watcher stops when it watches none.
 const cancelForget = time.Minute
+
+// recordPoll is how often a watcher with a database (Cancels.DB) reads the
+// records of the campaigns it watches whose flags say not canceled: a
+// cancel whose flag Redis lost is noticed within it, where it had gone
+// unseen until someone read the campaign. One query for all of them.
+const recordPoll = 5 * time.Second
 
 // cancelRead bounds one refresh of the flags. It is longer than CancelPoll:
 // cut at the poll, a refresh would never finish while Redis answers slower
@@ -50,6 +57,14 @@ type Cancels struct {
 	// Forget is how long a campaign nobody asks about stays watched
 	// (NewCancels: a minute). Set it before the first question.
 	Forget time.Duration
+	// DB, if set, is where the watcher reads the records of the campaigns
+	// it watches, every recordPoll: one canceled whose flag Redis lost (a
+	// failover, the AOF's last second) gets its flag again (KeepCanceled)
+	// and is answered canceled. The stages after split read the flag
+	// alone, and would otherwise send the rest of it until a reader of the
+	// campaign (the console, a list) set the flag again. Set it before the
+	// first question.
+	DB *pgxpool.Pool
 
 	mu      sync.Mutex
 	watched map[string]*watch
@@ -137,6 +152,7 @@ func (cs *Cancels) Watching() int {
 func (cs *Cancels) poll() {
 	t := time.NewTicker(CancelPoll)
 	defer t.Stop()
+	var records time.Time // the last read of the records
 	for range t.C {
 		forget := time.Now().Add(-cs.Forget).UnixNano()
 		cs.mu.Lock()
@@ -176,5 +192,32 @@ func (cs *Cancels) poll() {
 			ws[i].read.Store(sent)
 		}
 		cancel()
+		if cs.DB != nil && time.Since(records) >= recordPoll {
+			records = time.Now()
+			cs.readRecords(ids, ws)
+		}
+	}
+}
+
+// readRecords reads the records of campaigns ids (watched as ws, not
+// canceled when their flags were read): those that say canceled get their
+// flag again and are answered canceled. A failed read changes nothing;
+// the next is a recordPoll later.
+func (cs *Cancels) readRecords(ids []string, ws []*watch) {
+	ctx, cancel := context.WithTimeout(context.Background(), cancelRead)
+	defer cancel()
+	canceled, err := canceledAmong(ctx, cs.DB, ids)
+	if err != nil {
+		return
+	}
+	for i, id := range ids {
+		c, ok := canceled[id]
+		if !ok || ws[i].canceled.Load() {
+			continue
+		}
+		// The record decides, whether or not the flag could be written:
+		// this process stops now, the others at their next read.
+		_ = KeepCanceled(ctx, cs.rdb, cs.keys, c)
+		ws[i].canceled.Store(true)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // waitCanceled waits until cs says campaign id is canceled, failing t if
@@ -365,4 +366,47 @@ func TestLostCancelFlagIsSetAgain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWatcherReadsTheRecords: a cancel whose flag Redis lost, with nobody
+// reading the campaign, stops the stages anyway: their watcher reads the
+// records of what it watches (Cancels.DB) and sets the flag again. Without
+// a database it cannot know.
+func TestWatcherReadsTheRecords(t *testing.T) {
+	rdb, db, keys := world(t)
+	ctx := t.Context()
+	for _, id := range []string{"wr", "wr-other"} {
+		if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: id, App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withDB, without := NewCancels(rdb, keys), NewCancels(rdb, keys)
+	withDB.DB = db
+	for _, cs := range []*Cancels{withDB, without} {
+		for _, id := range []string{"wr", "wr-other"} {
+			if canceled, err := cs.Canceled(ctx, id); err != nil || canceled {
+				t.Fatalf("%s before the cancel: canceled %v, %v", id, canceled, err)
+			}
+		}
+	}
+	// Canceled, its flag lost before any watcher read it: the record alone
+	// says so (Cancel sets the flag first, which a watcher could read).
+	if _, err := db.Exec(ctx, `UPDATE campaigns SET state = $1, finished_at = now() WHERE id = 'wr'`, StateCanceled); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Eventually(t, 4*recordPoll, "the watcher with a database sees the cancel", func() bool {
+		canceled, err := withDB.Canceled(ctx, "wr")
+		return err == nil && canceled
+	})
+	if n, err := rdb.Do(ctx, rdb.B().Exists().Key(keys.Canceled("wr")).Build()).AsInt64(); err != nil || n != 1 {
+		t.Errorf("the flag after the watcher read the record: exists %d, %v; want set again", n, err)
+	}
+	if canceled, err := withDB.Canceled(ctx, "wr-other"); err != nil || canceled {
+		t.Errorf("the other campaign: canceled %v, %v; want not", canceled, err)
+	}
+	// The one without a database sees it now through the flag set again.
+	pipelinetest.Eventually(t, 10*time.Second, "the watcher without a database sees the flag set again", func() bool {
+		canceled, err := without.Canceled(ctx, "wr")
+		return err == nil && canceled
+	})
 }

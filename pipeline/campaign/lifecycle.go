@@ -72,6 +72,27 @@ func loadRow(ctx context.Context, db *pgxpool.Pool, id string) (row, error) {
 	return r, nil
 }
 
+// canceledAmong is the records of those of campaigns ids that say canceled.
+func canceledAmong(ctx context.Context, db *pgxpool.Pool, ids []string) (map[string]Campaign, error) {
+	rows, err := db.Query(ctx, `SELECT `+rowColumns+` FROM campaigns WHERE state = $1 AND id = ANY($2)`, StateCanceled, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read canceled campaigns: %w: %w", ErrPostgres, err)
+	}
+	defer rows.Close()
+	out := map[string]Campaign{}
+	for rows.Next() {
+		r, err := scanRow(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read canceled campaigns: %w: %w", ErrPostgres, err)
+		}
+		out[r.c.ID] = r.c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read canceled campaigns: %w: %w", ErrPostgres, err)
+	}
+	return out, nil
+}
+
 // loadCampaign is loadRow for a campaign's operations (progress, cancel):
 // a direct message's id is ErrIsMessage, since its counters mean something
 // else (MessageProgress) and it cannot be canceled.
@@ -233,7 +254,8 @@ func flagCanceled(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, c
 // record that says canceled, if Redis lost it (a failover, AOF's last
 // second): the stages after split read the flag alone, and would send the
 // rest of it. Split reads the record at each call of a campaign it cuts in
-// parts, and calls it there, at no cost to a campaign not canceled. A flag
+// parts, and calls it there, at no cost to a campaign not canceled; deliver
+// and resolve's watchers read the records of theirs (Cancels.DB). A flag
 // still set is left as it is (its time is the cancel's).
 func KeepCanceled(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, c Campaign) error {
 	if c.State != StateCanceled {

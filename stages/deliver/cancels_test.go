@@ -104,3 +104,42 @@ func TestCancelStopsSendsOfAForgottenCampaign(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelWithItsFlagLost: a campaign canceled whose flag Redis lost (a
+// failover, the AOF's last second), and nobody reading it to set the flag
+// again: deliver reads the records of the campaigns it sends and stops it.
+// Before, it sent the rest.
+func TestCancelWithItsFlagLost(t *testing.T) {
+	f := newFixture(t)
+	const users = 40
+	f.seedDevices(users, false)
+	f.createCampaign("c1", `{}`)
+	// Two sends a second: the rest would take 20 s.
+	if _, err := f.db.Exec(f.ctx, `UPDATE campaigns SET rate_per_second = 2 WHERE id = 'c1'`); err != nil {
+		t.Fatal(err)
+	}
+	s := &timedSender{}
+	st := f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: s}}, "d1", 30*time.Second)
+	f.emitUsers("c1", userRange(users))
+	pipelinetest.Eventually(t, 10*time.Second, "a first send", func() bool { return len(s.started()) > 0 })
+	// Canceled in its record only: the flag is lost.
+	if _, err := f.db.Exec(f.ctx, `UPDATE campaigns SET state = 'canceled', finished_at = now() WHERE id = 'c1'`); err != nil {
+		t.Fatal(err)
+	}
+	var seen time.Time
+	pipelinetest.Eventually(t, 30*time.Second, "deliver sees the cancel", func() bool {
+		canceled, err := st.h.life.cancels.Canceled(f.ctx, "c1")
+		seen = time.Now()
+		return err == nil && canceled
+	})
+	time.Sleep(2 * time.Second) // four permits' time
+	late := 0
+	for _, at := range s.started() {
+		if at.After(seen.Add(campaignrow.CancelPoll)) {
+			late++
+		}
+	}
+	if n := len(s.started()); late > 0 || n >= users {
+		t.Errorf("%d of %d sends started after deliver saw the cancel", late, n)
+	}
+}

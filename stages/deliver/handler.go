@@ -82,7 +82,7 @@ func New(cfg Config) (*Handler, error) {
 	m.watchYield(cfg.Metrics, h.yield)
 	h.marker = &marker{h: h}
 	h.express.marker = &marker{h: h}
-	h.life = newLifecycle(cfg.Redis, cfg.Keys, log, m.permitsLate)
+	h.life = newLifecycle(cfg.Redis, cfg.DB, cfg.Keys, log, m.permitsLate)
 	if cfg.cancelForget > 0 {
 		h.life.cancels.Forget = cfg.cancelForget
 	}

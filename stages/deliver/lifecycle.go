@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
@@ -20,9 +21,11 @@ type lifecycle struct {
 	rates   campaignRates
 }
 
-func newLifecycle(rdb rueidis.Client, keys pipeline.Keys, log zerolog.Logger, late prometheus.Counter) *lifecycle {
+func newLifecycle(rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, log zerolog.Logger, late prometheus.Counter) *lifecycle {
+	cancels := campaignrow.NewCancels(rdb, keys)
+	cancels.DB = db // a cancel whose flag Redis lost is seen in its record
 	return &lifecycle{
-		cancels: campaignrow.NewCancels(rdb, keys),
+		cancels: cancels,
 		rates:   campaignRates{rdb: rdb, keys: keys, log: log, late: late, byRate: map[int]*limiter{}},
 	}
 }

@@ -62,7 +62,9 @@ func New(cfg Config) *Handler {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 10000
 	}
-	return &Handler{cfg: cfg, campaigns: newCampaignCache(cfg.DB), cancels: campaign.NewCancels(cfg.Redis, cfg.Keys),
+	cancels := campaign.NewCancels(cfg.Redis, cfg.Keys)
+	cancels.DB = cfg.DB // a cancel whose flag Redis lost is seen in its record
+	return &Handler{cfg: cfg, campaigns: newCampaignCache(cfg.DB), cancels: cancels,
 		prefixes: make([]atomic.Pointer[string], cfg.Keys.Partitions)}
 }
 
