@@ -79,7 +79,8 @@ type holders map[person]int
 // add appends t to targets unless another target there holds its person.
 // Nil holders hold nothing: every target is appended.
 // A forced copy (replay --force) makes its holder forced: the operator
-// asked for the resend, whichever copy came first.
+// asked for the resend, whichever copy came first; a copy that counts more
+// rounds gives the holder its count.
 func (h holders) add(targets []target, t target) []target {
 	if h == nil {
 		return append(targets, t) // no two targets can be one person (mayRepeat)
@@ -87,6 +88,9 @@ func (h holders) add(targets []target, t target) []target {
 	p := person{t.c.ID, t.user, t.raw != nil}
 	if i, ok := h[p]; ok {
 		targets[i].force = targets[i].force || t.force
+		// The person's attempts so far are the most either copy counts:
+		// the holder's own count would start its budget again.
+		targets[i].rounds = max(targets[i].rounds, t.rounds)
 		if len(t.forced) > 0 { // a new list: the holder's is its entry's
 			targets[i].forced = targets[i].alsoForced(t.forced)
 		}

@@ -131,6 +131,8 @@ func TestHoldersKeepTheForce(t *testing.T) {
 			[]target{{c: c, user: 1, force: true}}},
 		{"a copy's forced devices join its holder's", []target{{c: c, user: 1, forced: []int64{3, 9}}, {c: c, user: 1, forced: []int64{1, 3}, entry: 1}},
 			[]target{{c: c, user: 1, forced: []int64{1, 3, 9}}}},
+		{"a copy's rounds count", []target{{c: c, user: 1, rounds: 1}, {c: c, user: 1, rounds: 4, entry: 1}, {c: c, user: 1, rounds: 2, entry: 2}},
+			[]target{{c: c, user: 1, rounds: 4}}},
 		{"other campaign, raw token of the same id", []target{{c: c, user: 1}, {c: m, user: 1}, {c: m, user: 1, raw: tok}},
 			[]target{{c: c, user: 1}, {c: m, user: 1}, {c: m, user: 1, raw: tok}}},
 	}
