@@ -112,12 +112,28 @@ func TestForcedRoundRetriesOnlyWhatFailed(t *testing.T) {
 					t.Fatalf("dlq retry: %+v, %v", res, err)
 				}
 			}
+			accepted := map[string]int{}
+			pipelinetest.Eventually(t, 30*time.Second, "every device resent", func() bool {
+				clear(accepted)
+				for _, r := range fake.Receipts() {
+					accepted[r.Token]++
+				}
+				for _, d := range devices {
+					if accepted[d.token] < 2 {
+						return false
+					}
+				}
+				return true
+			})
+			// Then what more would come: the retries of the resend's
+			// rounds (the stream's lag alone can miss an entry just added).
 			pipelinetest.Eventually(t, 30*time.Second, "the resend's rounds acked", func() bool {
 				f.waitDrained()
 				return quiet()
 			})
-
-			accepted := map[string]int{}
+			time.Sleep(time.Second)
+			f.waitDrained()
+			clear(accepted)
 			for _, r := range fake.Receipts() {
 				accepted[r.Token]++
 			}
