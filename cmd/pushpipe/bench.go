@@ -92,6 +92,14 @@ func (c *BenchCmd) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: must be a positive duration such as 30s%s, got %v", d.flag, zero, d.v))
 		}
 	}
+	// A kill every nanosecond, or a claim-idle the stages refuse
+	// (StageFlags.Validate) once the servers are up and seeded.
+	if c.ChaosEvery > 0 && c.ChaosEvery < minInterval {
+		errs = append(errs, fmt.Errorf("--chaos-every: must be %v or more, such as 3s (a stage process is killed and restarted each time), got %v", minInterval, c.ChaosEvery))
+	}
+	if c.ClaimIdle > 0 && c.ClaimIdle < minInterval {
+		errs = append(errs, fmt.Errorf("--claim-idle: must be %v or more, such as 10s (or 0 for the default), got %v", minInterval, c.ClaimIdle))
+	}
 	if _, err := parseReplicas(c.Replicas); err != nil {
 		errs = append(errs, err)
 	}

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
@@ -21,6 +25,48 @@ type FakeproviderCmd struct {
 	Outage           time.Duration `help:"Answer 503 to everything for this long after start."`
 	KeepRequests     bool          `name:"keep-requests" help:"Keep each accepted request's headers and body for GET /_receipts?full=1 (about half a kilobyte a request)."`
 	APNsKeys         []string      `name:"apns-keys" placeholder:"TEAM/KEY,..." help:"Accept APNs provider tokens of these team id / key id pairs only (403 InvalidProviderToken for others)."`
+}
+
+// Validate refuses the values fakeprovider.Options would refuse, said of
+// their flags and at parse time (a usage error, exit 2): --error-rate 2
+// said "fakeprovider: error rate must be within [0,1]" and exited 1, as a
+// failure to serve would. A --listen without a port and an --apns-keys pair
+// without its slash are refused too: the one failed only at listen, the
+// other matched no provider token and answered 403 to every send.
+func (c *FakeproviderCmd) Validate() error {
+	var errs []error
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"--unregistered-rate", c.UnregisteredRate}, {"--bad-token-rate", c.BadTokenRate}, {"--error-rate", c.ErrorRate}} {
+		if r.v < 0 || r.v > 1 {
+			errs = append(errs, fmt.Errorf("%s must be a share from 0 to 1, such as 0.05, got %g", r.flag, r.v))
+		}
+	}
+	if c.UnregisteredRate >= 0 && c.BadTokenRate >= 0 && c.UnregisteredRate+c.BadTokenRate > 1 {
+		errs = append(errs, fmt.Errorf("--unregistered-rate and --bad-token-rate are shares of the same tokens: together at most 1, got %g + %g",
+			c.UnregisteredRate, c.BadTokenRate))
+	}
+	if c.TPS < 0 {
+		errs = append(errs, fmt.Errorf("--tps must be 0 (no cap) or more requests per second, got %d", c.TPS))
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--latency", c.Latency}, {"--outage", c.Outage}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must be 0 (none) or a positive duration such as 50ms, got %v", d.flag, d.v))
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen must be host:port such as 127.0.0.1:8443, got %q", c.Listen))
+	}
+	for _, k := range c.APNsKeys {
+		if team, key, ok := strings.Cut(k, "/"); !ok || team == "" || key == "" || strings.Contains(key, "/") {
+			errs = append(errs, fmt.Errorf("--apns-keys: each must be TEAM/KEY (a team id and a key id), got %q", k))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Run serves until SIGTERM.

@@ -26,7 +26,7 @@ type Globals struct {
 	RedisAddr   string `name:"redis-addr" env:"PUSHPIPE_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis host:port, several comma-separated for a cluster, or a URL: redis://user:password@host:port, rediss:// for TLS."`
 	RedisAuth   `embed:"" prefix:"redis-"`
 	DatabaseURL string `name:"database-url" env:"PUSHPIPE_DATABASE_URL" help:"PostgreSQL URL."`
-	Partitions  int    `env:"PUSHPIPE_PARTITIONS" default:"16" help:"Partitions per stream (deploy-time constant)."`
+	Partitions  int    `env:"PUSHPIPE_PARTITIONS" default:"16" help:"Partitions per stream (deploy-time constant), 1 to ${max_partitions}."`
 	Prefix      string `env:"PUSHPIPE_PREFIX" default:"pp" help:"Redis key prefix."`
 	LogLevel    string `env:"PUSHPIPE_LOG_LEVEL" help:"debug, info, warn or error (default info)."`
 
@@ -61,11 +61,20 @@ func (g *Globals) RedisConfig() (pipeline.RedisConfig, error) {
 	return cfg, nil
 }
 
+// maxPartitions is the most partitions a deployment may have. Every stage
+// process reads each partition of its streams with a blocking read of its
+// own (a goroutine and a Redis connection, two with the express lane), and
+// status lists each partition's key of every stream: `--partitions
+// 100000000 status` grew past 17 GB before it read a key, and recorded that
+// count as the layout of a fresh Redis, which every process then had to be
+// started with. 1024 is 4 a master (deploy/README) on 256 masters.
+const maxPartitions = 1024
+
 // Validate refuses settings that would be quietly replaced: a log level the
 // logger would not know (it would log at info and say nothing), and a
 // partition count below 1 or an empty prefix, which pipeline.NewKeys turns
 // into its defaults (16, "pp") — another deployment's keys than the
-// operator set out to name.
+// operator set out to name. It refuses a count above maxPartitions.
 func (g *Globals) Validate() error {
 	var errs []error
 	switch g.LogLevel {
@@ -76,6 +85,10 @@ func (g *Globals) Validate() error {
 	if g.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("--partitions / PUSHPIPE_PARTITIONS must be at least 1 (the deployment's count; leave it out for %d), got %d",
 			pipeline.DefaultPartitions, g.Partitions))
+	}
+	if g.Partitions > maxPartitions {
+		errs = append(errs, fmt.Errorf("--partitions / PUSHPIPE_PARTITIONS must be at most %d: every stage process reads each partition "+
+			"with a Redis connection of its own, and %d are 4 a master on 256 masters; got %d", maxPartitions, maxPartitions, g.Partitions))
 	}
 	if g.Prefix == "" {
 		errs = append(errs, errors.New("--prefix / PUSHPIPE_PREFIX must not be empty (the deployment's Redis key prefix; leave it out for pp)"))
@@ -315,16 +328,17 @@ type ReadBatch struct {
 }
 
 // Validate refuses settings the runner would quietly replace by its defaults
-// (a zero --claim-idle would become 30s).
+// (a zero --claim-idle would become 30s), and a --claim-idle below
+// minInterval: a batch is kept claimed every third of it, so 1ns panicked
+// the runner at its first batch (a ticker of 0) and 1µs sent Redis a keep
+// per batch without a pause.
 func (f StageFlags) Validate() error {
 	var errs []error
-	for _, d := range []struct {
-		flag string
-		v    time.Duration
-	}{{"--claim-idle", f.ClaimIdle}, {"--shutdown-timeout", f.ShutdownTimeout}} {
-		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 30s, got %v", d.flag, d.v))
-		}
+	if f.ClaimIdle < minInterval {
+		errs = append(errs, fmt.Errorf("--claim-idle must be %v or more, such as 30s (a batch in progress is kept claimed every third of it), got %v", minInterval, f.ClaimIdle))
+	}
+	if f.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout must be a positive duration such as 10s, got %v", f.ShutdownTimeout))
 	}
 	if f.MaxDeliveries < 0 {
 		errs = append(errs, fmt.Errorf("--max-deliveries must be at least 1 (or left out for the stage's own), got %d", f.MaxDeliveries))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,6 +58,7 @@ func TestCommandsDuringMasterOutage(t *testing.T) {
 	retry := func(q *pipeline.DLQ, ctx context.Context, f pipeline.DLQFilter) (pipeline.DLQResult, error) {
 		return q.Retry(ctx, f)
 	}
+	list, tail := parse(t, "dlq", "list"), parse(t, "results", "tail", "--from", "0")
 	tests := []struct {
 		name string
 		run  func(context.Context) error
@@ -71,7 +73,7 @@ func TestCommandsDuringMasterOutage(t *testing.T) {
 			return err
 		}, []string{"campaign canceled-before is canceled (PostgreSQL recorded it", "running the cancel again is safe"}},
 		{"dlq list", func(ctx context.Context) error {
-			return parse(t, "dlq", "list").DLQ.List.run(ctx, q, &strings.Builder{})
+			return list.DLQ.List.run(ctx, q, &strings.Builder{})
 		}, nil},
 		{"dlq show", func(ctx context.Context) error {
 			_, err := within(ctx, refreshTimeout, func(ctx context.Context) (pipeline.DeadLetter, error) { return q.Show(ctx, letter) })
@@ -84,18 +86,36 @@ func TestCommandsDuringMasterOutage(t *testing.T) {
 			return applyTo(ctx, q, pipeline.DLQFilter{}, "dropped", drop, &strings.Builder{}, &strings.Builder{})
 		}, nil},
 		{"results tail --from 0", func(ctx context.Context) error {
-			return parse(t, "results", "tail", "--from", "0").Results.Tail.tail(ctx, rdb, keys, &strings.Builder{}, zerolog.Nop())
+			return tail.Results.Tail.tail(ctx, rdb, keys, &strings.Builder{}, zerolog.Nop())
 		}, nil},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	// All at once: each waits its bound out on the one dead master, and
+	// none can change what another reads while it is down (the cancels
+	// are of campaigns of their own). One after another they were 35 s of
+	// the package's time; as parallel subtests, still two at a time
+	// (-parallel is GOMAXPROCS, 2 in CI).
+	type ran struct {
+		err  error
+		took time.Duration
+	}
+	got := make([]ran, len(tests))
+	var wg sync.WaitGroup
+	for i, tt := range tests {
+		wg.Go(func() {
 			// Longer than the test would wait: the old code ran into it,
 			// or hung until it.
 			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 			defer cancel()
 			start := time.Now()
 			err := tt.run(ctx)
-			if took := time.Since(start); took > dlqApplyTimeout+15*time.Second {
+			got[i] = ran{err, time.Since(start)}
+		})
+	}
+	wg.Wait()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := got[i].err
+			if took := got[i].took; took > dlqApplyTimeout+15*time.Second {
 				t.Errorf("took %s to say a master is down", took.Round(time.Second))
 			}
 			if err == nil {

@@ -162,6 +162,10 @@ func TestFlagsCheckedBeforeDialling(t *testing.T) {
 		{"replay, every problem", []string{"replay", "--stream", "deliver", "--from", "1h", "--campaign", "a/b", "--partition=-1", "--high-water=-1"},
 			[]string{"--campaign: only letters", "--partition: partitions count from 0, got -1", "--high-water: must be 0 (never pause) or more"}},
 		{"import, bad channel and no file", []string{"import", "subscribers", "--channel", "a/b"}, []string{"--channel: ", "no FILE: "}},
+		// Said "fakeprovider: error rate must be within [0,1]" once it ran,
+		// naming no flag, and exited 1.
+		{"fakeprovider, every problem", []string{"fakeprovider", "--error-rate", "2", "--tps=-1", "--apns-keys", "TEAM1", "--listen", "8443"},
+			[]string{"--error-rate must be a share from 0 to 1", "--tps must be 0 (no cap) or more", `--apns-keys: each must be TEAM/KEY`, `--listen must be host:port`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

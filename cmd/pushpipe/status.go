@@ -48,11 +48,17 @@ type statusReport struct {
 	RetiredRunning []string `json:"retired_still_running,omitempty"`
 }
 
+// minInterval is the shortest time a flag may set between two rounds of a
+// loop that asks Redis or kills processes: `status --watch --interval 1ns`
+// refreshed without a pause, one core and Redis busy for a screen no one
+// can read that fast.
+const minInterval = 100 * time.Millisecond
+
 // Validate refuses a refresh interval that would spin or never come.
 func (c *StatusCmd) Validate() error {
 	var errs []error
-	if c.Interval <= 0 {
-		errs = append(errs, fmt.Errorf("--interval must be a positive duration such as 1s, got %v", c.Interval))
+	if c.Interval < minInterval {
+		errs = append(errs, fmt.Errorf("--interval must be %v or more, such as 1s (a refresh asks Redis about every stream), got %v", minInterval, c.Interval))
 	}
 	// A negative one removed nothing, without a word.
 	if c.RemoveIdle < 0 {

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,9 +43,9 @@ func TestStatusDuringMasterOutage(t *testing.T) {
 
 	// status runs `pushpipe status ARGS...` until its first failure, and
 	// returns what it said.
-	status := func(args ...string) func(*testing.T, context.Context) string {
-		return func(t *testing.T, ctx context.Context) string {
-			cli := parse(t, append([]string{"status"}, args...)...)
+	status := func(args ...string) func(context.Context) (string, error) {
+		cli := parse(t, append([]string{"status"}, args...)...)
+		return func(ctx context.Context) (string, error) {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			var out lockedBuffer
@@ -50,68 +53,86 @@ func TestStatusDuringMasterOutage(t *testing.T) {
 			go func() { done <- cli.Status.refresh(ctx, rdb, keys, campaignSource{rdb: rdb, keys: keys}, &out, false) }()
 			if !cli.Status.Watch {
 				if err := <-done; err != nil {
-					return err.Error()
+					return err.Error(), nil
 				}
-				t.Fatal("status with a master down succeeded")
+				return "", errors.New("status with a master down succeeded")
 			}
 			if !waitFor(15*time.Second, func() bool { return strings.Contains(out.String(), "\n") }) {
-				t.Fatal("no line in 15s")
+				return "", errors.New("no line in 15s")
 			}
 			cancel()
 			if err := <-done; err != nil {
-				t.Fatalf("the watch ended with %v", err)
+				return "", fmt.Errorf("the watch ended with %w", err)
 			}
 			line, _, _ := strings.Cut(out.String(), "\n")
 			var v struct {
 				Error string `json:"error"`
 			}
 			if err := json.Unmarshal([]byte(line), &v); err != nil || v.Error == "" {
-				t.Fatalf("first line is not a failed refresh: %q (%v)", line, err)
+				return "", fmt.Errorf("first line is not a failed refresh: %q (%v)", line, err)
 			}
-			return v.Error
+			return v.Error, nil
 		}
 	}
 	tests := []struct {
 		name string
-		said func(*testing.T, context.Context) string // what the command said of the outage
+		said func(context.Context) (string, error) // what the command said of the outage
 	}{
 		{"status", status()},
 		{"status --watch", status("--watch", "--json", "--interval", "100ms")},
-		{"send --wait", func(t *testing.T, ctx context.Context) string {
+		{"send --wait", func(ctx context.Context) (string, error) {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			var out lockedBuffer
 			done := make(chan error, 1)
 			go func() { done <- follow(ctx, src, c.ID, &out, false, 100*time.Millisecond) }()
 			if !waitFor(15*time.Second, func() bool { return strings.Contains(out.String(), "progress unavailable") }) {
-				t.Fatalf("no failure line in 15s:\n%s", out.String())
+				return "", fmt.Errorf("no failure line in 15s:\n%s", out.String())
 			}
 			cancel()
 			if err := <-done; err != nil {
-				t.Fatalf("the following ended with %v", err)
+				return "", fmt.Errorf("the following ended with %w", err)
 			}
-			return out.String()
+			return out.String(), nil
 		}},
-		{"campaigns list", func(t *testing.T, ctx context.Context) string {
+		{"campaigns list", func(ctx context.Context) (string, error) {
 			_, _, err := listPage(ctx, campaignTools{rdb: rdb, db: db}, keys, campaign.ListQuery{Limit: campaign.DefaultListLimit})
 			if err == nil {
-				t.Fatal("campaigns list with a master down succeeded")
+				return "", errors.New("campaigns list with a master down succeeded")
 			}
-			return err.Error()
+			return err.Error(), nil
 		}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	// All at once, as TestCommandsDuringMasterOutage: each only reads, and
+	// waits its bound out on the one dead master.
+	type ran struct {
+		said string
+		err  error
+		took time.Duration
+	}
+	got := make([]ran, len(tests))
+	var wg sync.WaitGroup
+	for i, tt := range tests {
+		wg.Go(func() {
 			// Longer than the test would wait: the old code ran into it.
 			ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
 			defer cancel()
 			start := time.Now()
-			got := tt.said(t, ctx)
-			if took := time.Since(start); took > 15*time.Second {
+			said, err := tt.said(ctx)
+			got[i] = ran{said, err, time.Since(start)}
+		})
+	}
+	wg.Wait()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got[i].err != nil {
+				t.Fatal(got[i].err)
+			}
+			if took := got[i].took; took > 15*time.Second {
 				t.Errorf("took %s to say a master is down", took.Round(time.Second))
 			}
-			if !strings.Contains(got, "no answer within") {
-				t.Errorf("said %q, not that nothing answered", got)
+			if !strings.Contains(got[i].said, "no answer within") {
+				t.Errorf("said %q, not that nothing answered", got[i].said)
 			}
 		})
 	}

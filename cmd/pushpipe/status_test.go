@@ -35,7 +35,7 @@ func TestStatusWatchJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cli := parse(t, "status", "--json", "--watch", "--interval", "10ms")
+			cli := parse(t, "status", "--json", "--watch", "--interval", "100ms")
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			if tt.cancel {
