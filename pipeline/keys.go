@@ -21,6 +21,15 @@ const (
 // DefaultPartitions is DESIGN's default P.
 const DefaultPartitions = 16
 
+// MaxPartitions is the most partitions a deployment may have. Every stage
+// process reads each partition of its streams with a blocking read of its
+// own (a goroutine and a Redis connection, two with the express lane), and
+// status lists each partition's key of every stream: `--partitions
+// 100000000 status` grew past 17 GB before it read a key, and recorded that
+// count as the layout of a fresh Redis, which every process then had to be
+// started with. 1024 is 4 a master (deploy/README) on 256 masters.
+const MaxPartitions = 1024
+
 // DefaultBucket keeps this many neighbouring user ids in one partition, so a
 // range of subscribers maps to few partitions and batches stay large.
 const DefaultBucket = 1024

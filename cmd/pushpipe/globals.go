@@ -61,20 +61,11 @@ func (g *Globals) RedisConfig() (pipeline.RedisConfig, error) {
 	return cfg, nil
 }
 
-// maxPartitions is the most partitions a deployment may have. Every stage
-// process reads each partition of its streams with a blocking read of its
-// own (a goroutine and a Redis connection, two with the express lane), and
-// status lists each partition's key of every stream: `--partitions
-// 100000000 status` grew past 17 GB before it read a key, and recorded that
-// count as the layout of a fresh Redis, which every process then had to be
-// started with. 1024 is 4 a master (deploy/README) on 256 masters.
-const maxPartitions = 1024
-
 // Validate refuses settings that would be quietly replaced: a log level the
 // logger would not know (it would log at info and say nothing), and a
 // partition count below 1 or an empty prefix, which pipeline.NewKeys turns
 // into its defaults (16, "pp") — another deployment's keys than the
-// operator set out to name. It refuses a count above maxPartitions.
+// operator set out to name. It refuses a count above pipeline.MaxPartitions.
 func (g *Globals) Validate() error {
 	var errs []error
 	switch g.LogLevel {
@@ -86,9 +77,9 @@ func (g *Globals) Validate() error {
 		errs = append(errs, fmt.Errorf("--partitions / PUSHPIPE_PARTITIONS must be at least 1 (the deployment's count; leave it out for %d), got %d",
 			pipeline.DefaultPartitions, g.Partitions))
 	}
-	if g.Partitions > maxPartitions {
+	if g.Partitions > pipeline.MaxPartitions {
 		errs = append(errs, fmt.Errorf("--partitions / PUSHPIPE_PARTITIONS must be at most %d: every stage process reads each partition "+
-			"with a Redis connection of its own, and %d are 4 a master on 256 masters; got %d", maxPartitions, maxPartitions, g.Partitions))
+			"with a Redis connection of its own, and %d are 4 a master on 256 masters; got %d", pipeline.MaxPartitions, pipeline.MaxPartitions, g.Partitions))
 	}
 	if g.Prefix == "" {
 		errs = append(errs, errors.New("--prefix / PUSHPIPE_PREFIX must not be empty (the deployment's Redis key prefix; leave it out for pp)"))

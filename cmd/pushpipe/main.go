@@ -59,7 +59,7 @@ func options() []kong.Option {
 			"trusted_proxies":    api.DefaultTrustedProxies,
 			"fd_reserve":         strconv.Itoa(fdReserve),
 			"operator_conns":     strconv.Itoa(operatorConns),
-			"max_partitions":     strconv.Itoa(maxPartitions),
+			"max_partitions":     strconv.Itoa(pipeline.MaxPartitions),
 			"stage_streams":      strings.Join(pipeline.StageStreams(), ", "),
 			"webhook_batch":      strconv.Itoa(webhook.DefaultBatch),
 			"webhook_group":      webhook.DefaultGroup,

@@ -257,8 +257,8 @@ func (m *manifests) check() []error {
 	partitions, prefix := pipeline.DefaultPartitions, ""
 	if cm := m.configMaps["pushpipe-config"]; cm == nil {
 		fail("no ConfigMap pushpipe-config")
-	} else if n, err := strconv.Atoi(cm.Data["PUSHPIPE_PARTITIONS"]); err != nil || n <= 0 {
-		fail("pushpipe-config: PUSHPIPE_PARTITIONS %q is not a positive number", cm.Data["PUSHPIPE_PARTITIONS"])
+	} else if n, err := strconv.Atoi(cm.Data["PUSHPIPE_PARTITIONS"]); err != nil || n <= 0 || n > pipeline.MaxPartitions {
+		fail("pushpipe-config: PUSHPIPE_PARTITIONS %q is not a number from 1 to %d", cm.Data["PUSHPIPE_PARTITIONS"], pipeline.MaxPartitions)
 	} else {
 		partitions, prefix = n, cm.Data["PUSHPIPE_PREFIX"]
 	}

@@ -331,3 +331,34 @@ func TestSecondReceiver(t *testing.T) {
 		}
 	}
 }
+
+// The ConfigMap's partition count is one every process accepts: from 1 to
+// pipeline.MaxPartitions.
+func TestPartitionsInRange(t *testing.T) {
+	tests := []struct {
+		give string
+		bad  bool
+	}{
+		{"16", false},
+		{"1024", false},
+		{"1025", true},
+		{"0", true},
+		{"sixteen", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			m, errs := load("../k8s")
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			m.configMaps["pushpipe-config"].Data["PUSHPIPE_PARTITIONS"] = tt.give
+			said := false
+			for _, err := range m.check() {
+				said = said || strings.Contains(err.Error(), "PUSHPIPE_PARTITIONS")
+			}
+			if said != tt.bad {
+				t.Errorf("PUSHPIPE_PARTITIONS %s: reported %v, want %v", tt.give, said, tt.bad)
+			}
+		})
+	}
+}
