@@ -208,7 +208,8 @@ func TestChartCountsWhatTheRateCounts(t *testing.T) {
 // TestChartTimesAreUTC: the sends/s chart writes its times in UTC, as every
 // other time of the console does, whatever the browser's time zone. uPlot
 // writes local time: in Tokyo a send at 19:51 UTC read 4:51am on the chart,
-// beside "Last send 19:51:35 UTC".
+// beside "Last send 19:51:35 UTC". And in the console's format: uPlot's own
+// read 7:51pm, its dates 12/6/26.
 func TestChartTimesAreUTC(t *testing.T) {
 	t.Parallel()
 	b := newBed(t)
@@ -226,10 +227,14 @@ func TestChartTimesAreUTC(t *testing.T) {
 	got := js[[]string](b, `(() => {
 		const u = document.getElementById("chart").uplot, ts = u.data[0][0];
 		u.setCursor({left: u.valToPos(ts, "x"), top: 10});
-		const d = new Date(ts * 1000), h = d.getUTCHours() % 12 || 12, m = String(d.getUTCMinutes()).padStart(2, "0");
-		return [document.querySelector(".u-legend .u-series .u-value").textContent, h + ":" + m + (d.getUTCHours() < 12 ? "am" : "pm")];
+		const d = new Date(ts * 1000), h = String(d.getUTCHours()).padStart(2, "0"), m = String(d.getUTCMinutes()).padStart(2, "0");
+		return [document.querySelector(".u-legend .u-series .u-value").textContent, h + ":" + m, u.axes[0]._values.join(" | ")];
 	})()`)
-	if !strings.Contains(got[0], got[1]) {
+	if !strings.Contains(got[0], got[1]) || strings.ContainsAny(got[0], "/apm") {
 		t.Errorf("the chart writes a send at %s UTC as %q", got[1], got[0])
+	}
+	// Its axis too, as the console writes times: 24 hours, dates year first.
+	if strings.ContainsAny(got[2], "/apm") {
+		t.Errorf("the chart's time axis reads %q", got[2])
 	}
 }

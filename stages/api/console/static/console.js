@@ -11,21 +11,37 @@
   function chart() {
     var el = document.getElementById("chart");
     if (!el || typeof uPlot === "undefined") return;
-    var xs = [], ys = [], last = null, max = 600;
+    var xs = [], ys = [], last = null, max = 600, minWindow = 60;
     var plot = new uPlot({
       width: Math.max(200, el.clientWidth),
       height: 220,
-      series: [{}, { label: "sends/s", stroke: "#0b57d0", fill: "rgba(11,87,208,0.12)" }],
+      series: [{ value: "{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}" }, { label: "sends/s", stroke: "#0b57d0", fill: "rgba(11,87,208,0.12)" }],
       axes: [{}, { size: 60 }],
       // From zero: uPlot's own range hugs the data, so a steady 20/s that
       // wavers between 19 and 21 filled the chart from bottom to top, a
       // stall and a surge to the eye.
-      scales: { y: { range: function (u, lo, hi) { return [0, hi > 0 ? hi * 1.1 : 1]; } } },
+      scales: {
+        // A minute at least, ending at the latest point, read from the
+        // data: with one point (the page's second refresh) uPlot hands the
+        // range a thousand days after it, and the chart ran from 2027 to
+        // 2029 with a dot at its left edge.
+        x: { time: true, range: function (u) {
+          var d = u.data[0], hi = d.length ? d[d.length - 1] : Date.now() / 1000;
+          return [Math.min(d.length ? d[0] : hi, hi - minWindow), hi];
+        } },
+        y: { range: function (u, lo, hi) { return [0, hi > 0 ? hi * 1.1 : 1]; } }
+      },
       legend: { show: true },
       // UTC, as every other time of the console says: uPlot writes the
       // browser's local time, and an operator in Tokyo read a send at
       // 19:51 UTC as 4:51am beside "Last send 19:51:35 UTC".
-      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
+      // And written as the console writes times ("2026-12-06 16:36:50
+      // UTC"): uPlot's own formats are American, 12/6/26 4:36pm.
+      fmtDate: function (tpl) {
+        return uPlot.fmtDate(tpl.replace("{h}{aa}", "{HH}:00").replace(/ ?\{aa\}/g, "").replace(/\{h\}/g, "{HH}")
+          .replace("{M}/{D}/{YY}", "{YYYY}-{MM}-{DD}").replace("{M}/{D}", "{MM}-{DD}"));
+      }
     }, [xs, ys], el);
     el.uplot = plot; // the browser tests read its scales
     function sample() {
