@@ -11,7 +11,7 @@
   function chart() {
     var el = document.getElementById("chart");
     if (!el || typeof uPlot === "undefined") return;
-    var xs = [], ys = [], last = null, max = 600, minWindow = 60;
+    var xs = [], ys = [], last = null, max = 600, minWindow = 10;
     var plot = new uPlot({
       width: Math.max(200, el.clientWidth),
       height: 220,
@@ -21,10 +21,11 @@
       // wavers between 19 and 21 filled the chart from bottom to top, a
       // stall and a surge to the eye.
       scales: {
-        // A minute at least, ending at the latest point, read from the
+        // Ten seconds at least, ending at the latest point, read from the
         // data: with one point (the page's second refresh) uPlot hands the
         // range a thousand days after it, and the chart ran from 2027 to
-        // 2029 with a dot at its left edge.
+        // 2029 with a dot at its left edge. (A minute left a short
+        // campaign's run squeezed into its right quarter.)
         x: { time: true, range: function (u) {
           var d = u.data[0], hi = d.length ? d[d.length - 1] : Date.now() / 1000;
           return [Math.min(d.length ? d[0] : hi, hi - minWindow), hi];
