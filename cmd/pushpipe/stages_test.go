@@ -41,6 +41,31 @@ func standalone(t *testing.T, args ...string) (StageFlags, stage) {
 	return c.StageFlags, c.Own
 }
 
+// fresh readies k for another Parse: Parse resets every value to its
+// default, but not whether it was given (Value.Set), which kong's required,
+// xor and and checks read. On a kong that had parsed `send --user 1`,
+// `send --channel x` was refused ("--channel and --user can't be used
+// together"), and a required flag given once read given ever after.
+func fresh(k *kong.Kong) *kong.Kong {
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, f := range n.Flags {
+			f.Set = false
+		}
+		for _, p := range n.Positional {
+			p.Set = false
+		}
+		if n.Argument != nil {
+			n.Argument.Set = false
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(k.Model.Node)
+	return k
+}
+
 // parser is command on one kong, for a test that parses many command
 // lines: kong.New took 0.3-0.7 s under -race, 10 s of
 // TestStageFlagsSameUnderAll when each of its 22 parses had one of its own.
@@ -55,12 +80,12 @@ func parser(t *testing.T) (command func(args ...string) any, parse func(args ...
 		t.Fatal(err)
 	}
 	parse = func(args ...string) error {
-		_, err := k.Parse(args)
+		_, err := fresh(k).Parse(args)
 		return err
 	}
 	command = func(args ...string) any {
 		t.Helper()
-		kctx, err := k.Parse(args)
+		kctx, err := fresh(k).Parse(args)
 		if err != nil {
 			t.Fatal(err)
 		}
