@@ -34,13 +34,6 @@ func kongParse(args ...string) (*kong.Context, error) {
 	return k.Parse(args)
 }
 
-// standalone returns the flags of `pushpipe <stage>` as parsed.
-func standalone(t *testing.T, args ...string) (StageFlags, stage) {
-	t.Helper()
-	c := command(t, args...).(*stageCmd)
-	return c.StageFlags, c.Own
-}
-
 // fresh readies k for another Parse: Parse resets every value to its
 // default, but not whether it was given (Value.Set), which kong's required,
 // xor and and checks read. On a kong that had parsed `send --user 1`,
