@@ -185,3 +185,30 @@ func TestBatchLost(t *testing.T) {
 		})
 	}
 }
+
+// KeepEvery is never below MinKeepEvery, however it is set: 1ns sent a keep
+// per batch without a pause, and a ClaimIdle of 2ns made it 0, a ticker
+// that panicked the runner at its first batch.
+func TestKeepEveryFloor(t *testing.T) {
+	tests := []struct {
+		name string
+		give pipeline.Options
+		want time.Duration
+	}{
+		{"default", pipeline.Options{}, 250 * time.Millisecond},
+		{"a third of ClaimIdle", pipeline.Options{ClaimIdle: 300 * time.Millisecond}, 100 * time.Millisecond},
+		{"as set", pipeline.Options{KeepEvery: 20 * time.Millisecond}, 20 * time.Millisecond},
+		{"tiny", pipeline.Options{KeepEvery: time.Nanosecond}, pipeline.MinKeepEvery},
+		{"just under", pipeline.Options{KeepEvery: pipeline.MinKeepEvery - 1}, pipeline.MinKeepEvery},
+		{"a third of a tiny ClaimIdle", pipeline.Options{ClaimIdle: 2 * time.Nanosecond}, pipeline.MinKeepEvery},
+		{"a third of a short ClaimIdle", pipeline.Options{ClaimIdle: 15 * time.Millisecond}, pipeline.MinKeepEvery},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.give.Stage, tt.give.Stream = "keep", "keep"
+			if got := tt.give.Effective(pipeline.NewKeys("t", 1)).KeepEvery; got != tt.want {
+				t.Errorf("KeepEvery %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -51,7 +51,8 @@ type Options struct {
 	// KeepEvery is how often a batch in progress is kept claimed and checked
 	// to be still ours (Batch.Lost), default ClaimIdle/3 but at most 250ms:
 	// it bounds how long a handler goes on working for entries another
-	// consumer took, or that Redis lost.
+	// consumer took, or that Redis lost. Less than MinKeepEvery is taken
+	// as MinKeepEvery.
 	KeepEvery time.Duration
 	// Outputs are streams the stage writes (per partition) that may have
 	// no reader (results): the runner trims them for the partitions it
@@ -82,6 +83,10 @@ type Options struct {
 	// bench's 3s) from calling a batch slowed by the provider's cap stuck.
 	StuckAfter time.Duration
 }
+
+// MinKeepEvery is the shortest Options.KeepEvery: a batch in progress is
+// kept claimed at most this often, whatever KeepEvery or ClaimIdle says.
+const MinKeepEvery = 10 * time.Millisecond
 
 func (o *Options) defaults() {
 	if o.Group == "" {
@@ -134,6 +139,11 @@ func (o *Options) defaults() {
 	if o.KeepEvery <= 0 {
 		o.KeepEvery = min(o.ClaimIdle/3, 250*time.Millisecond)
 	}
+	// Clamped, as the claim loop's interval is (claim.go): NewRunner has
+	// no error to return. A keep is a Redis script per batch in progress,
+	// so KeepEvery 1ns sent them without a pause, and a ClaimIdle under
+	// 3ns made a ticker of 0, which panicked at the first batch.
+	o.KeepEvery = max(o.KeepEvery, MinKeepEvery)
 	if o.StuckAfter <= 0 {
 		o.StuckAfter = max(2*o.ClaimIdle, time.Minute)
 	}

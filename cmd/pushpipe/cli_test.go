@@ -172,6 +172,15 @@ func TestUsageErrors(t *testing.T) {
 		// A negative one removed nothing, without a word.
 		{[]string{"status", "--remove-idle=-1h"}, "--remove-idle must be a positive duration such as 1h (consumers idle that long, holding nothing, are removed), got -1h0m0s"},
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
+		// 1ns resent to a failing provider without a pause, up to
+		// --max-attempts; 0 was refused already.
+		{[]string{"deliver", "--retry-base", "1ns", "--retry-max", "1ns"}, "--retry-base must be 100ms or more, such as 500ms (each retry round resends to the provider that failed), got 1ns; " +
+			"--retry-max must be 100ms or more, such as 500ms (each retry round resends to the provider that failed), got 1ns"},
+		{[]string{"deliver", "--retry-base", "99ms"}, "--retry-base must be 100ms or more"},
+		{[]string{"deliver", "--retry-max", "1ns"}, "--retry-max must be 100ms or more, such as 500ms (each retry round resends to the provider that failed), got 1ns"},
+		{[]string{"deliver", "--retry-base", "0s"}, "--retry-base must be 100ms or more"},
+		{[]string{"all", "--retry-base", "1ns", "--retry-max", "1ms"}, "deliver: --retry-base must be 100ms or more, such as 500ms (each retry round resends to the provider that failed), got 1ns; " +
+			"--retry-max must be 100ms or more"},
 		// Each of deliver's numbers said of its flag, with its value: "--in-flight
 		// and --max-attempts must be at least 1, --tps at least 0" for any one.
 		{[]string{"all", "--in-flight", "0"}, "deliver: --in-flight must be at least 1, got 0"},
@@ -261,8 +270,16 @@ func TestUsageErrors(t *testing.T) {
 		{slices.Concat(hook, []string{"--attempts", "0"}), "--attempts must be at least 1 POST per delivery, got 0"},
 		{slices.Concat(hook, []string{"--attempts=-1"}), "--attempts must be at least 1 POST per delivery, got -1"},
 		{slices.Concat(hook, []string{"--timeout", "0s"}), "--timeout must be a positive duration such as 10s, got 0s"},
-		{slices.Concat(hook, []string{"--retry-base", "0s"}), "--retry-base must be a positive duration"},
-		{slices.Concat(hook, []string{"--retry-max", "0s"}), "--retry-max must be a positive duration"},
+		{slices.Concat(hook, []string{"--retry-base", "0s"}), "--retry-base must be 10ms or more, such as 250ms (a failed POST waits half of it or more before the next), got 0s"},
+		{slices.Concat(hook, []string{"--retry-max", "0s"}), "--retry-max must be 10ms or more, such as 250ms (a failed POST waits half of it or more before the next), got 0s"},
+		// 1ns POSTed to a failing receiver again without a pause,
+		// --attempts times per delivery.
+		{slices.Concat(hook, []string{"--retry-base", "1ns", "--retry-max", "1ns"}), "--retry-base must be 10ms or more, such as 250ms (a failed POST waits half of it or more before the next), got 1ns; " +
+			"--retry-max must be 10ms or more, such as 250ms (a failed POST waits half of it or more before the next), got 1ns"},
+		{slices.Concat(hook, []string{"--retry-base", "9ms"}), "--retry-base must be 10ms or more"},
+		{slices.Concat(hook, []string{"--retry-max", "1ns"}), "--retry-max must be 10ms or more, such as 250ms (a failed POST waits half of it or more before the next), got 1ns"},
+		{slices.Concat(allHook, []string{"--webhook-retry-base", "1ns", "--webhook-retry-max", "1ns"}), "webhook: --webhook-retry-base must be 10ms or more, such as 250ms " +
+			"(a failed POST waits half of it or more before the next), got 1ns; --webhook-retry-max must be 10ms or more"},
 		{slices.Concat(hook, []string{"--retry-base", "1m"}), "--retry-max (30s) is shorter than --retry-base (1m0s)"},
 		{slices.Concat(hook, []string{"--rate=-1", "--timeout", "0s"}), "--rate must not be negative (0 caps nothing), got -1; --timeout must be"},
 		{slices.Concat(allHook, []string{"--webhook-attempts", "0"}), "webhook: --webhook-attempts must be at least 1 POST per delivery, got 0"},
@@ -310,7 +327,7 @@ func TestUsageErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range tests {
-		_, err = parseArgs(k, tt.give)
+		_, err = parseArgs(fresh(k), tt.give)
 		if err == nil {
 			t.Errorf("pushpipe %s: accepted", strings.Join(tt.give, " "))
 			continue
@@ -323,7 +340,8 @@ func TestUsageErrors(t *testing.T) {
 	}
 	soon := time.Now().Add(30 * 24 * time.Hour) // --send-at is at most 90 days ahead
 	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"status", "--watch", "--interval", "100ms"},
-		{"--partitions", "1024", "status"}, {"split", "--claim-idle", "100ms"}, {"bench", "--chaos", "--chaos-every", "100ms"},
+		{"--partitions", "1024", "status"}, {"split", "--claim-idle", "100ms"},
+		{"deliver", "--retry-base", "100ms", "--retry-max", "100ms"}, {"webhook", "--url", "https://h.example/x", "--secret-file", secrets, "--retry-base", "10ms", "--retry-max", "10ms"}, {"bench", "--chaos", "--chaos-every", "100ms"},
 		{"fakeprovider", "--error-rate", "1", "--unregistered-rate", "0.5", "--bad-token-rate", "0.5", "--tps", "0", "--apns-keys", "T/K", "--listen", ":0"}, {"--log-level", "debug", "migrate"},
 		{"send", "--app", "a", "--user", "1", "--ttl", "1h", "--title", "t"}, {"send", "--app", "a", "--channel", "x", "--priority", "high", "--body", "b"},
 		{"send", "--app", "a", "--channel", "x", "--send-at", soon.UTC().Format(time.RFC3339), "--allow-empty", "--title", "t"},
@@ -332,7 +350,10 @@ func TestUsageErrors(t *testing.T) {
 		{"bench", "--replicas", "deliver=3,resolve=2", "--warmup", "0s"}, {"resolve", "--parallel", "1"},
 		{"dlq", "list", "--stream", "deliver"}, {"dlq", "drop", "--all", "--stream", pipeline.Express.Stream(pipeline.StreamDeliver)},
 		hook, allHook, slices.Concat(hook, []string{"--rate", "0", "--filter", "outcome=failed,invalid"})} {
-		parse(t, ok...)
+		// On the same parser: a kong each was 10 s of this test.
+		if _, err := fresh(k).Parse(ok); err != nil {
+			t.Errorf("pushpipe %s: %v", strings.Join(ok, " "), err)
+		}
 	}
 	// The environment is checked as the flags are.
 	t.Setenv("PUSHPIPE_PARTITIONS", "0")

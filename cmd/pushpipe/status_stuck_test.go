@@ -77,6 +77,9 @@ func TestStatusSaysStuck(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Side by side: most of each case is the wait for StuckAfter,
+			// and each has keys of its own.
+			t.Parallel()
 			keys := pipeline.NewKeys("sstuck"+strings.Repeat("x", i), 4)
 			rdb, err := pipeline.NewRedis(redis.Addr)
 			if err != nil {
@@ -106,14 +109,17 @@ func TestStatusSaysStuck(t *testing.T) {
 			go func() { done <- r.Run(ctx) }()
 			t.Cleanup(func() { cancel(); <-done })
 			pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
+			// One parser for every status: kong.New took 0.3-0.7 s under
+			// -race, the first status's included, late for StuckAfter.
+			command, _ := parser(t)
 			status := func(args ...string) string {
-				cli := parse(t, append([]string{"status"}, args...)...)
-				rep, err := cli.Status.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys})
+				c := command(append([]string{"status"}, args...)...).(*StatusCmd)
+				rep, err := c.collect(t.Context(), rdb, keys, campaignSource{rdb: rdb, keys: keys})
 				if err != nil {
 					t.Fatal(err)
 				}
 				var out bytes.Buffer
-				cli.Status.print(&out, rep, false)
+				c.print(&out, rep, false)
 				return out.String()
 			}
 			row := func(out string) string { return regexp.MustCompile(`(?m)^dedupe .*$`).FindString(out) }

@@ -24,7 +24,7 @@ type WebhookFlags struct {
 	Filter     string        `name:"filter" placeholder:"outcome=failed,invalid" help:"POST only these outcomes (sent, failed, invalid); the others are acked unsent."`
 	Timeout    time.Duration `name:"timeout" default:"10s" help:"Longest wait for one POST's answer."`
 	Attempts   int           `name:"attempts" default:"5" help:"POSTs per delivery of a batch (exponential backoff with jitter, Retry-After honoured); then it waits for redelivery, and the DLQ after --max-deliveries."`
-	RetryBase  time.Duration `name:"retry-base" default:"250ms" help:"Backoff after the first failed POST (doubles each attempt)."`
+	RetryBase  time.Duration `name:"retry-base" default:"250ms" help:"Backoff after the first failed POST (doubles each attempt); 10ms or more."`
 	RetryMax   time.Duration `name:"retry-max" default:"30s" help:"Longest backoff, and longest Retry-After honoured (a Retry-After holds back every POST of this process)."`
 	Group      string        `name:"group" default:"${webhook_group}" help:"Consumer group, one per receiver: every group gets every event, and the processes of one group share its events (replicas of one receiver)."`
 	From       string        `name:"from" enum:"oldest,now" default:"oldest" help:"Where a new --group starts (oldest: every event results still keeps, up to --retention; now: events from now on). A group that exists resumes where it stopped."`

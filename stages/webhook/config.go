@@ -38,6 +38,11 @@ var groupName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // before they dial Redis, where no group of that name can be.
 func ValidGroupName(name string) bool { return groupName.MatchString(name) }
 
+// MinRetry is the shortest RetryBase and RetryMax Validate takes: at 1ns a
+// failing receiver was POSTed to again without a pause, Attempts times per
+// delivery. 10ms is the stage's own tests' backoff; the default is 250ms.
+const MinRetry = 10 * time.Millisecond
+
 // Config is everything the stage needs.
 type Config struct {
 	Redis rueidis.Client
@@ -69,7 +74,7 @@ type Config struct {
 	// RetryBase and RetryMax shape the backoff: attempt n waits a random
 	// time in [d/2, d], d = min(RetryMax, RetryBase·2^(n-1)); a receiver's
 	// Retry-After (up to RetryMax) holds back every POST of the process.
-	// Defaults 250ms and 30s.
+	// Defaults 250ms and 30s; at least MinRetry.
 	RetryBase, RetryMax time.Duration
 
 	// FlagPrefix is what the stage's own flags begin with where it runs:
@@ -134,15 +139,19 @@ func (c Config) Validate() error {
 	if c.Attempts <= 0 {
 		errs = append(errs, fmt.Errorf("--attempts must be at least 1 POST per delivery, got %d", c.Attempts))
 	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--timeout must be a positive duration such as 10s, got %v", c.Timeout))
+	}
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"--timeout", c.Timeout}, {"--retry-base", c.RetryBase}, {"--retry-max", c.RetryMax}} {
-		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 10s, got %v", d.flag, d.v))
+	}{{"--retry-base", c.RetryBase}, {"--retry-max", c.RetryMax}} {
+		if d.v < MinRetry {
+			errs = append(errs, fmt.Errorf("%s must be %v or more, such as 250ms (a failed POST waits half of it or more before the next), got %v",
+				d.flag, MinRetry, d.v))
 		}
 	}
-	if c.RetryBase > 0 && c.RetryMax > 0 && c.RetryMax < c.RetryBase {
+	if c.RetryBase >= MinRetry && c.RetryMax >= MinRetry && c.RetryMax < c.RetryBase {
 		errs = append(errs, fmt.Errorf("--retry-max (%v) is shorter than --retry-base (%v)", c.RetryMax, c.RetryBase))
 	}
 	for _, o := range c.Outcomes {
