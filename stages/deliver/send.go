@@ -217,7 +217,7 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 	spans := map[spanKey]*span{}
 	var campaigns []*campaign
 	marks := map[*campaign]markSet{}
-	var last *span // devices of neighbouring users share a span: look it up once
+	var last *span      // devices of neighbouring users share a span: look it up once
 	var sentBy []string // the records of forced entries (forcedsent.go)
 	for i, t := range targets {
 		// An entry's targets are neighbours: its record is listed once.
