@@ -1,7 +1,9 @@
 package deliver
 
 import (
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -143,4 +145,80 @@ func TestForcedRoundRedeliveredSendsOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestForcedRoundSIGKILLRepeatsInFlightOnly is TestForcedRoundRedeliveredSendsOnce
+// with a real deliver process SIGKILLed in the middle of the forced round,
+// its requests held at the provider: the process that takes over repeats
+// at most the killed one's --in-flight requests, as for any entry (it
+// repeated every device the forced round had reached).
+func TestForcedRoundSIGKILLRepeatsInFlightOnly(t *testing.T) {
+	const users, inFlight = 120, 4
+	f := newFixture(t)
+	// Latency keeps requests in flight at the moment of the kill.
+	p := startProviders(t, fakeFlags{latency: 20 * time.Millisecond})
+	devices := f.seedDevices(users, true)
+	f.createCampaign("fkill", `{}`)
+	accepted := func() map[string]int {
+		n := map[string]int{}
+		for _, fake := range []*remoteFake{p.apns, p.fcm} {
+			for _, r := range fake.Receipts() {
+				n[r.Token]++
+			}
+		}
+		return n
+	}
+	total := func() int {
+		n := 0
+		for _, c := range accepted() {
+			n += c
+		}
+		return n
+	}
+	quiet := func() bool { return f.pendingEntries() == 0 && f.retriesLeft() == 0 }
+	// One consumer name throughout: a process started again takes its own
+	// pending entries at once.
+	d := f.startDeliver(t, p, "d1")
+	f.emitUsers("fkill", userRange(users))
+	f.waitDone("fkill", users, 60*time.Second)
+	f.waitDrained()
+	d.signal(syscall.SIGTERM)
+
+	// The forced round, slow enough under its cap to be killed a quarter
+	// of the way.
+	f.emitForced("fkill", userRange(users))
+	d = f.startDeliver(t, p, "d1", "--tps", "40", "--in-flight", strconv.Itoa(inFlight))
+	pipelinetest.Eventually(t, 60*time.Second, "a quarter of the forced round sent", func() bool {
+		return total() >= len(devices)+len(devices)/4
+	})
+	d.signal(syscall.SIGKILL)
+	if f.pendingEntries() == 0 {
+		t.Fatal("every forced entry was acked before the kill: nothing is redelivered")
+	}
+	before := total() - len(devices)
+
+	d = f.startDeliver(t, p, "d1")
+	pipelinetest.Eventually(t, 60*time.Second, "every device resent", func() bool {
+		n := accepted()
+		for _, d := range devices {
+			if n[d.token] < 2 {
+				return false
+			}
+		}
+		return quiet()
+	})
+	time.Sleep(time.Second) // whatever more would come (a retry just added)
+	pipelinetest.Eventually(t, 60*time.Second, "the redelivered entries acked", quiet)
+	repeats := 0
+	for tok, n := range accepted() {
+		if n > 3 {
+			t.Errorf("device %s accepted %d times", tok, n)
+		}
+		repeats += max(n-2, 0)
+	}
+	if repeats > inFlight {
+		t.Errorf("%d devices accepted a third time, want at most the killed process's %d in flight", repeats, inFlight)
+	}
+	t.Logf("%d of %d devices resent before the kill; %d repeated after it", before, len(devices), repeats)
+	d.signal(syscall.SIGTERM)
 }
