@@ -119,7 +119,7 @@ func TestForcedRoundRedeliveredSendsOnce(t *testing.T) {
 				resent += before[d.token] - 1
 			}
 
-			s = start(0)
+			start(0) // stopped when the test ends
 			pipelinetest.Eventually(t, 60*time.Second, "every device resent", func() bool {
 				n := accepted()
 				for _, d := range devices {
