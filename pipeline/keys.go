@@ -89,6 +89,15 @@ func (k Keys) ConsoleSession(hash string) string { return k.Prefix + ":{console}
 // stream's hash tag, so releasing an entry is one atomic step.
 func DelayedKey(stream string) string { return stream + ":delayed" }
 
+// ForcedSent is the hash of the devices that the rounds of one forced
+// deliver entry (pipeline.FieldForce, FieldForceDevices), id of stream (a
+// partition key from Stream), got a terminal answer for, fields and values
+// as a message's sent marks (MessageMarkBits). A forced round sends to
+// marked devices, so after a crash only this tells its redelivery which of
+// them the round sent already. It shares the stream's hash tag, so it is
+// written in the same call as the devices' sent marks.
+func (k Keys) ForcedSent(stream, id string) string { return stream + ":forced:" + id }
+
 // errorsKey is the hash of the last handler error of the entries of stream
 // left pending (Runner.noteErrors), by entry id: for the dead letter's
 // reason, whoever writes it. It shares the stream's hash tag.

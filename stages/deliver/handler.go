@@ -138,6 +138,9 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			targets = held.add(targets, target{c: p.c, user: u, force: p.e.Force, forced: p.e.ForceDevices, rounds: p.e.Rounds, entry: i, slotMs: p.e.SlotMs})
 		}
 	}
+	if anyForced(ok) {
+		h.noteForcedSent(b, targets)
+	}
 
 	// The runner keeps the batch claimed while it is handled, so a batch
 	// slowed down by the rate limit is not taken over by another consumer.

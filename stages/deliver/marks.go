@@ -69,6 +69,9 @@ type markReq struct {
 	unsent  bool   // failed with no provider request (pipeline.StatUnsent)
 	r       *round // settled once the mark is written (or failed); nil outside the marker
 	i       int    // the target's index in r
+	// forcedSent is the record of the forced entry whose round marks d
+	// (forcedsent.go), written in the same call; "" for an unforced one.
+	forcedSent string
 }
 
 // markAll queues terminal outcomes of devices; their rounds are settled

@@ -55,6 +55,9 @@ type round struct {
 	// left is, per target, its devices whose outcomes are not marked yet
 	// (doneearly.go).
 	left []atomic.Int32
+	// forcedSent is, per target, the record its marks also go to
+	// (forcedsent.go); nil when no target is forced.
+	forcedSent []string
 }
 
 // newRound starts a round of batch b. end must be called when the round is
@@ -346,7 +349,8 @@ func (r *round) send(l *appLane, j job, now time.Time) (_ markReq, ok bool, at t
 	}
 	if mark {
 		// No clock after it: it made no request (expired, no sender).
-		return markReq{p: r.p, c: j.c, d: j.d, outcome: res.Outcome, reason: res.Reason, unsent: at.IsZero(), r: r, i: j.i}, true, at
+		return markReq{p: r.p, c: j.c, d: j.d, outcome: res.Outcome, reason: res.Reason, unsent: at.IsZero(), r: r, i: j.i,
+			forcedSent: r.forcedSentOf(j.i)}, true, at
 	}
 	if err == nil && res.Outcome == push.Retry {
 		r.mu.Lock()

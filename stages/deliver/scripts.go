@@ -153,7 +153,10 @@ end
 // reason: counter (unsent counts in failed too), reason ("" to count none), ndevices, ngroups, the groups
 // (appendMasks: key index, field, first id, first byte, mask). It returns,
 // per group of devices, how many it marked for the first time: with
-// results on, the events it wrote of that group's outcome.
+// results on, the events it wrote of that group's outcome. Groups whose
+// counter is "" come last: a forced entry's record of the devices its
+// rounds marked (forcedsent.go, Keys.ForcedSent), bits set and nothing
+// counted, and no answer of their own.
 var markScript = rueidis.NewLuaScript(orMask + writeResults + `
 local failedBefore = tonumber(redis.call('HGET', KEYS[1], '` + pipeline.StatFailed + `')) or 0
 local nres = tonumber(ARGV[3])
@@ -164,45 +167,53 @@ while i <= #ARGV do
   local counter, reason, ndevs, ngroups = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local g = i + 4
   i = g + 5 * ngroups
-  local added, groups = 0, {}
-  for _ = 1, ngroups do
-    local key, field, base, first, mask = KEYS[tonumber(ARGV[g])], ARGV[g + 1], tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), ARGV[g + 4]
-    g = g + 5
-    local n, before = orMask(key, field, first, mask)
-    added = added + n
-    if failedBefore > 0 or results then groups[#groups + 1] = {base, first, before, mask} end
-  end
-  -- Bit by bit only when some device was marked before (its event is a
-  -- repeat: skipped) or a device may move out of failed.
-  local repeats = results and added < ndevs
-  if failedBefore > 0 or repeats then
-    for _, gr in ipairs(groups) do
-      local base, first, before, mask = gr[1], gr[2], gr[3], gr[4]
-      for b = 1, #mask do
-        local m = byte(mask, b)
-        local old = band(m, byte(before, b) or 0)
-        local x = bxor(m, old)
-        for pos = 0, 7 do
-          local bit = rshift(128, pos)
-          local isNew, isOld = band(x, bit) ~= 0, repeats and band(old, bit) ~= 0
-          if isNew or isOld then
-            local id = string.format('%.0f', base + (first + b - 1) * 8 + pos)
-            if isOld then skip[#skip + 1] = id end
-            if isNew and failedBefore > 0 and redis.call('SREM', KEYS[2], 'f' .. id) == 1 then unfailed = unfailed + 1 end
+  if counter == '' then
+    -- A forced entry's record of the devices its rounds marked: set, not counted.
+    for _ = 1, ngroups do
+      orMask(KEYS[tonumber(ARGV[g])], ARGV[g + 1], tonumber(ARGV[g + 3]), ARGV[g + 4])
+      g = g + 5
+    end
+  else
+    local added, groups = 0, {}
+    for _ = 1, ngroups do
+      local key, field, base, first, mask = KEYS[tonumber(ARGV[g])], ARGV[g + 1], tonumber(ARGV[g + 2]), tonumber(ARGV[g + 3]), ARGV[g + 4]
+      g = g + 5
+      local n, before = orMask(key, field, first, mask)
+      added = added + n
+      if failedBefore > 0 or results then groups[#groups + 1] = {base, first, before, mask} end
+    end
+    -- Bit by bit only when some device was marked before (its event is a
+    -- repeat: skipped) or a device may move out of failed.
+    local repeats = results and added < ndevs
+    if failedBefore > 0 or repeats then
+      for _, gr in ipairs(groups) do
+        local base, first, before, mask = gr[1], gr[2], gr[3], gr[4]
+        for b = 1, #mask do
+          local m = byte(mask, b)
+          local old = band(m, byte(before, b) or 0)
+          local x = bxor(m, old)
+          for pos = 0, 7 do
+            local bit = rshift(128, pos)
+            local isNew, isOld = band(x, bit) ~= 0, repeats and band(old, bit) ~= 0
+            if isNew or isOld then
+              local id = string.format('%.0f', base + (first + b - 1) * 8 + pos)
+              if isOld then skip[#skip + 1] = id end
+              if isNew and failedBefore > 0 and redis.call('SREM', KEYS[2], 'f' .. id) == 1 then unfailed = unfailed + 1 end
+            end
           end
         end
       end
     end
-  end
-  news[#news + 1] = added
-  if added > 0 then
-    redis.call('HINCRBY', KEYS[1], counter, added)
-    if counter == '` + pipeline.StatUnsent + `' then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', added) end
-    new = new + added
-    if counter == '` + pipeline.StatSent + `' then sent = true end
-    if reason ~= '' then
-      redis.call('HINCRBY', KEYS[4], reason, added)
-      redis.call('EXPIRE', KEYS[4], ARGV[1]) -- from the last write, as the marks
+    news[#news + 1] = added
+    if added > 0 then
+      redis.call('HINCRBY', KEYS[1], counter, added)
+      if counter == '` + pipeline.StatUnsent + `' then redis.call('HINCRBY', KEYS[1], '` + pipeline.StatFailed + `', added) end
+      new = new + added
+      if counter == '` + pipeline.StatSent + `' then sent = true end
+      if reason ~= '' then
+        redis.call('HINCRBY', KEYS[4], reason, added)
+        redis.call('EXPIRE', KEYS[4], ARGV[1]) -- from the last write, as the marks
+      end
     end
   end
 end

@@ -29,7 +29,10 @@ type target struct {
 	// round left to retry.
 	force  bool
 	forced []int64
-	entry  int // index of its entry in the batch (stream targets)
+	// forcedSent, set when force or forced is, is the hash of the devices
+	// its entry's forced rounds marked (Keys.ForcedSent, forcedsent.go).
+	forcedSent string
+	entry      int // index of its entry in the batch (stream targets)
 	// raw is a message's raw token (rawtokens.go): the target's one device,
 	// not looked up; user is then its id within the message.
 	raw *device
@@ -85,8 +88,9 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	r := h.newRound(ctx, b, len(targets))
 	defer r.end()
 	r.trackDone(pending)
-	for i := range targets {
+	for i, t := range targets {
 		r.results[i].bare = len(devs[i]) == 0 // before the feeders: read unlocked after
+		r.noteForced(i, t)
 	}
 	for i, t := range targets {
 		if l, ok := later[t.entry]; ok {
@@ -213,8 +217,13 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 	spans := map[spanKey]*span{}
 	var campaigns []*campaign
 	marks := map[*campaign]markSet{}
-	var last *span // devices of neighbouring users share a span: look it up once
+	var last *span      // devices of neighbouring users share a span: look it up once
+	var sentBy []string // the records of forced entries (forcedsent.go)
 	for i, t := range targets {
+		// An entry's targets are neighbours: its record is listed once.
+		if t.forcedSent != "" && (len(sentBy) == 0 || sentBy[len(sentBy)-1] != t.forcedSent) && !slices.Contains(sentBy, t.forcedSent) {
+			sentBy = append(sentBy, t.forcedSent)
+		}
 		m, ok := marks[t.c]
 		if !ok {
 			m = h.sentMarks(p, t.c)
@@ -268,6 +277,7 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 	for _, c := range campaigns {
 		cmds = append(cmds, h.rdb.B().Hget().Key(h.keys.Campaign(c.ID)).Field(pipeline.CampaignFailed).Build())
 	}
+	cmds = h.readForcedSent(cmds, sentBy)
 	bits := make(map[spanKey]string, len(spans))
 	res := h.rdb.DoMulti(ctx, cmds...)
 	for i, s := range order {
@@ -299,14 +309,21 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 			h.failed.Store(c.ID, reason)
 		}
 	}
+	sent, err := parseForcedSent(res[len(order)+len(hashKeys)+len(campaigns):], sentBy)
+	if err != nil {
+		return nil, err
+	}
 	out := make([][]device, len(targets))
 	for i, t := range targets {
 		ds := devs[i]
 		keep := ds[:0:0]
 		m := marks[t.c]
+		sentBefore := sent[t.forcedSent] // nil unless t is forced
 		for j, d := range ds {
 			k := spanKey{t.c, m.chunk(d.id)}
-			if t.forces(d.id) || !bitSet(bits[k], spans[k].first, m.offset(d.id)) {
+			// A marked device is sent again if forced, unless its entry's
+			// forced rounds sent it already (a redelivery after a crash).
+			if !bitSet(bits[k], spans[k].first, m.offset(d.id)) || t.forces(d.id) && !sentBefore.has(d.id) {
 				if len(keep) == j {
 					keep = ds[: j+1 : j+1] // all kept so far: share the slice
 				} else {
@@ -451,7 +468,7 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 		args = append(args, pipeline.FieldEvents, resultRecords(marks))
 		args[2] = strconv.Itoa(len(args) - 3)
 	}
-	groups := groupMarks(marks)
+	groups, forced := groupMarks(marks)
 	for _, g := range groups {
 		counter := counterOf(g.outcome)
 		if g.unsent {
@@ -461,6 +478,14 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 		at := len(args) - 1
 		var n int
 		args, n = appendMasks(args, g.ids, sent, keys.index)
+		args[at] = strconv.Itoa(n)
+	}
+	// After the counted groups, whose answers are news by index.
+	for _, g := range forced {
+		args = append(args, "", "", strconv.Itoa(len(g.ids)), "")
+		at := len(args) - 1
+		var n int
+		args, n = appendMasks(args, g.ids, forcedSentMarks(g.key), keys.index)
 		args[at] = strconv.Itoa(n)
 	}
 	news, err := markScript.Exec(ctx, h.rdb, keys.keys, args).AsIntSlice()
@@ -505,14 +530,21 @@ func countedReason(p push.Platform, reason string) string {
 }
 
 // groupMarks groups marks by outcome and reason, in that order, each
-// group's device ids sorted. A flush is nearly always one group (sent), and
+// group's device ids sorted, and the devices that forced entries' rounds
+// marked by entry (forcedsent.go), sorted too. A flush is nearly always one group (sent), and
 // sorting its ids costs a fifth of sorting the marks themselves (structs of
 // ~100 bytes, three comparisons each: two thirds of execMarks's CPU when it
 // did, BenchmarkDeliverNull's profile).
-func groupMarks(marks []markReq) []markGroup {
-	var groups []markGroup
+func groupMarks(marks []markReq) ([]markGroup, []forcedGroup) {
+	var (
+		groups []markGroup
+		forced []forcedGroup
+	)
 	last := -1
 	for _, m := range marks {
+		if m.forcedSent != "" {
+			forced = addForced(forced, m.forcedSent, m.d.id)
+		}
 		reason := ""
 		if m.outcome != push.Sent {
 			reason = countedReason(m.d.platform, m.reason)
@@ -534,7 +566,10 @@ func groupMarks(marks []markReq) []markGroup {
 	slices.SortFunc(groups, func(a, b markGroup) int {
 		return cmp.Or(cmp.Compare(a.outcome, b.outcome), cmp.Compare(a.reason, b.reason), compareBool(a.unsent, b.unsent))
 	})
-	return groups
+	for _, g := range forced {
+		slices.Sort(g.ids)
+	}
+	return groups, forced
 }
 
 func compareBool(a, b bool) int {
