@@ -39,6 +39,11 @@ type ReplayResult struct {
 	Injected int64         // entries re-injected (on a dry run: that would have been)
 	Repeats  int64         // forced: users (or raw tokens) left out, re-injected already from an earlier entry
 	ByPart   map[int]int64 // injected per partition
+	// Unfinished counts the entries of the window (of Campaign, if set)
+	// left to their stage, not re-injected: pending in its group or not
+	// read yet, so the stage handles them itself (replay_unfinished.go).
+	Unfinished       int64
+	UnfinishedByPart map[int]int64 // Unfinished per partition
 }
 
 // userPartitioned streams place an entry by its users' partition, so an entry
@@ -104,10 +109,15 @@ func (o *ReplayOptions) check(keys Keys) error {
 // already went out; it re-drives what was lost or stuck. Entries keep their
 // fields, except FieldForce, which is set when Force and removed otherwise.
 //
+// Only entries the stream's stage has finished (acked by its group) are
+// re-injected, forced or not: those still pending in the group or not read
+// yet are left to the stage, which handles them anyway, and counted in
+// Unfinished (replay_unfinished.go says why, and which group decides).
+//
 // A replay interrupted halfway can be run again: what was re-injected twice
 // is suppressed like any other repeat.
 func Replay(ctx context.Context, c rueidis.Client, keys Keys, opts ReplayOptions) (ReplayResult, error) {
-	res := ReplayResult{ByPart: map[int]int64{}}
+	res := ReplayResult{ByPart: map[int]int64{}, UnfinishedByPart: map[int]int64{}}
 	if err := opts.check(keys); err != nil {
 		return res, err
 	}
@@ -140,6 +150,10 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 	if end.less(start) {
 		return nil
 	}
+	left, err := newLeftToStage(ctx, c, src, replayGroup(opts))
+	if err != nil {
+		return err
+	}
 	var once resendOnce
 	if opts.Force {
 		once = resendOnce{}
@@ -154,9 +168,18 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 			return nil
 		}
 		res.Scanned += int64(len(page))
+		pending, err := left.pending(ctx, c, page[0].ID, page[len(page)-1].ID, opts.PageSize)
+		if err != nil {
+			return err
+		}
 		var msgs []Message
 		for _, e := range page {
 			if opts.Campaign != "" && e.FieldValues[FieldCampaign] != opts.Campaign && e.FieldValues[FieldMessage] != opts.Campaign {
+				continue
+			}
+			if left.unfinished(e.ID, pending) {
+				res.Unfinished++
+				res.UnfinishedByPart[p]++
 				continue
 			}
 			fv := e.FieldValues
