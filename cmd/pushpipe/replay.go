@@ -65,7 +65,8 @@ func (c *ReplayCmd) Validate(kctx *kong.Context) error {
 
 // Run replays. Without --force nothing already sent is sent again: every
 // stage is idempotent (dedupe's seen marks, deliver's sent marks, ingest's
-// event times), so a replay re-drives only what was lost or stuck.
+// event times), so a replay re-drives only what was lost or stuck. Entries
+// their stage has not finished (pending or unread) are left to it.
 func (c *ReplayCmd) Run(g *Globals) error {
 	if c.Resplit {
 		return c.resplit(g)
@@ -152,6 +153,7 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 			"stream": c.Stream, "into": firstNonEmpty(c.Into, c.Stream), "from": from.String(), "to": to.String(),
 			"campaign": c.Campaign, "group": c.Group, "force": c.Force, "dry_run": c.DryRun,
 			"scanned": res.Scanned, "injected": res.Injected, "repeats_left_out": res.Repeats, "by_partition": res.ByPart,
+			"unfinished_left_to_stage": res.Unfinished, "unfinished_by_partition": res.UnfinishedByPart,
 		}
 		if trimmed {
 			out["kept_from"] = through.Format(time.RFC3339Nano)
@@ -176,8 +178,14 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 				mode = "receiver " + c.Group + " POSTs them again, the others skip them; receivers dedupe by event id"
 			}
 		}
-		fmt.Fprintf(w, "%s %s of %s entries of %s [%s .. %s] into %s (%s)\n", verb, thousands(res.Injected), thousands(res.Scanned),
-			c.Stream, from, to, firstNonEmpty(c.Into, c.Stream), mode)
+		// Entries the stage has not finished are its own to deliver: a copy
+		// would race them (pipeline/replay_unfinished.go).
+		var left string
+		if res.Unfinished > 0 {
+			left = fmt.Sprintf("; %s still pending or unread: their stage delivers them", thousands(res.Unfinished))
+		}
+		fmt.Fprintf(w, "%s %s of %s entries of %s [%s .. %s] into %s (%s)%s\n", verb, thousands(res.Injected), thousands(res.Scanned),
+			c.Stream, from, to, firstNonEmpty(c.Into, c.Stream), mode, left)
 		if trimmed {
 			fmt.Fprintf(w, "%s keeps its entries from %s on, older ones trimmed past the stages' --retention: any between %s and then are not in this replay\n",
 				c.Stream, through.Format(time.RFC3339), from)
@@ -185,7 +193,7 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 		// A mistyped --campaign matched nothing and read as "nothing of it
 		// was lost": "re-injected 0 of 27" alone does not tell the two apart.
 		// Not after a replay that failed part way: its entries may match.
-		if err == nil && c.Campaign != "" && res.Scanned > 0 && res.Injected == 0 && res.Repeats == 0 {
+		if err == nil && c.Campaign != "" && res.Scanned > 0 && res.Injected == 0 && res.Repeats == 0 && res.Unfinished == 0 {
 			fmt.Fprintf(w, "none of them is of campaign or direct message %s: check the id (pushpipe campaigns list, pushpipe messages list), or start --from earlier\n",
 				c.Campaign)
 		}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
@@ -135,6 +137,66 @@ func TestReplayRefusedPrintsNoCounts(t *testing.T) {
 			}
 			if tt.out == "" && out.Len() > 0 || !strings.Contains(out.String(), tt.out) {
 				t.Errorf("printed %q, want %q", out.String(), tt.out)
+			}
+		})
+	}
+}
+
+// A replay says how many entries of the window it left to their stage
+// (pending in its group or unread: a copy would race them), in the text and
+// the JSON; a --campaign whose entries were all left is not "none of them
+// is of campaign". Partition 0 of deliver holds three entries of c1; deliver's
+// group read two and acked one.
+func TestReplaySaysWhatItLeftToTheStage(t *testing.T) {
+	r, rdb := testRedis(t)
+	ctx := t.Context()
+	keys := pipeline.NewKeys("pp", pipeline.DefaultPartitions)
+	stream := keys.Stream(pipeline.StreamDeliver, 0)
+	for _, id := range []string{"1000-0", "1001-0", "1002-0"} {
+		if err := rdb.Do(ctx, rdb.B().Xadd().Key(stream).Id(id).FieldValue().FieldValue(pipeline.FieldCampaign, "c1").Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pipeline.CreateGroup(ctx, rdb, stream, "deliver"); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []rueidis.Completed{
+		rdb.B().Xreadgroup().Group("deliver", "w").Count(2).Streams().Key(stream).Id(">").Build(),
+		rdb.B().Xack().Key(stream).Group("deliver").Id("1000-0").Build(),
+	} {
+		if err := rdb.Do(ctx, cmd).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"text", []string{"--dry-run"},
+			"would re-inject 1 of 3 entries of deliver [1970-01-01T00:00:00.000Z .. open] into deliver (idempotent: only what never went out will be sent); 2 still pending or unread: their stage delivers them\n"},
+		{"json", []string{"--dry-run", "--json"}, `"unfinished_by_partition":{"0":2},"unfinished_left_to_stage":2`},
+		{"campaign all left", []string{"--dry-run", "--from", "1001-0", "--campaign", "c1"},
+			"would re-inject 0 of 2 entries of deliver [1001-0 .. open] into deliver (idempotent: only what never went out will be sent); 2 still pending or unread: their stage delivers them\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"replay", "--redis-addr", r.Addr, "--stream", "deliver"}, tt.args...)
+			if !slices.Contains(tt.args, "--from") {
+				args = append(args, "--from", "0")
+			}
+			cli := parse(t, args...)
+			c := &cli.Replay
+			from, err := pipeline.ParseBound(c.From, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := c.replay(ctx, rdb, keys, from, pipeline.Bound{}, &out); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tt.want) || strings.Contains(out.String(), "none of them") {
+				t.Errorf("printed %q, want %q", out.String(), tt.want)
 			}
 		})
 	}
