@@ -88,6 +88,9 @@ func TestReplayResultsToOneReceiver(t *testing.T) {
 	for g, r := range recv {
 		pipelinetest.Eventually(t, 10*time.Second, "receiver "+g+" got every event", func() bool { return r.total() == 21 })
 	}
+	// A replay leaves to b what b has not acked yet (its POST answered,
+	// the ack not yet written): b must have finished them all first.
+	groupFinished(t, f, "b")
 
 	if _, err := pipeline.Replay(f.ctx, f.rdb, f.keys, pipeline.ReplayOptions{Stream: pipeline.StreamResults, Group: "gone"}); err == nil ||
 		!strings.Contains(err.Error(), "no group gone reads results (its groups: a, b)") {
@@ -98,6 +101,7 @@ func TestReplayResultsToOneReceiver(t *testing.T) {
 		t.Fatalf("replay to b: %+v, %v", res, err)
 	}
 	pipelinetest.Eventually(t, 10*time.Second, "receiver b got every event again", func() bool { return recv["b"].total() == 42 })
+	groupFinished(t, f, "b")
 	res, err = pipeline.Replay(f.ctx, f.rdb, f.keys, pipeline.ReplayOptions{Stream: pipeline.StreamResults, Group: "b", Campaign: "m1"})
 	if err != nil || res.Injected != 2 { // the message's entry, and its replay above
 		t.Fatalf("replay of message m1 to b: %+v, %v, want its 2 entries", res, err)
@@ -107,21 +111,27 @@ func TestReplayResultsToOneReceiver(t *testing.T) {
 		defer recv["b"].mu.Unlock()
 		return recv["b"].ids[msg.ID] == 4
 	})
-	pipelinetest.Eventually(t, 10*time.Second, "group a read and acked every entry", func() bool {
+	groupFinished(t, f, "a")
+	if n := recv["a"].total(); n != 21 {
+		t.Errorf("receiver a got %d events, want its 21 only: a replay to b reached it", n)
+	}
+}
+
+// groupFinished waits until group has read and acked every results entry.
+func groupFinished(t *testing.T, f *fixture, group string) {
+	t.Helper()
+	pipelinetest.Eventually(t, 10*time.Second, "group "+group+" read and acked every entry", func() bool {
 		groups, err := pipeline.StreamGroups(f.ctx, f.rdb, f.keys.Streams(pipeline.StreamResults))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, gs := range groups {
 			for _, g := range gs {
-				if g.Name == "a" && (g.Lag != 0 || g.Pending != 0) {
+				if g.Name == group && (g.Lag != 0 || g.Pending != 0) {
 					return false
 				}
 			}
 		}
 		return true
 	})
-	if n := recv["a"].total(); n != 21 {
-		t.Errorf("receiver a got %d events, want its 21 only: a replay to b reached it", n)
-	}
 }
