@@ -26,7 +26,7 @@ type ReplayCmd struct {
 	To        string `help:"Window end, inclusive (same forms; a time includes its whole millisecond). Default: the stream's last entry when the replay starts."`
 	Campaign  string `help:"Only entries of this campaign (or, of results, this direct message)."`
 	Group     string `help:"Of results only: the webhook receiver (its --group) to POST the entries again; the other receivers skip them. Without it every receiver gets them again."`
-	Force     bool   `help:"Resend even what was already sent: marks the entries force=1, which dedupe and deliver honour by bypassing their seen/sent marks; each user once, however many copies of it the window holds (deliver's retries, dlq retries, earlier replays), and each device once: what the provider fails in the resend is retried alone. Only for --stream/--into dedupe or deliver."`
+	Force     bool   `help:"Resend even what was already sent: marks the entries force=1, which dedupe and deliver honour by bypassing their seen/sent marks; each user once, however many copies of it the window holds (deliver's retries, dlq retries, earlier replays), and each device once: what the provider fails in the resend is retried alone. Entries their stage has not finished are left to it, unforced. Only for --stream/--into dedupe or deliver."`
 	Into      string `help:"Stream to write to (default: the replayed stream itself). dedupe and deliver may be replayed into each other; entries keep their partition."`
 	Partition []int  `help:"Only these partitions (repeatable; default all)."`
 	DryRun    bool   `help:"Count what would be re-injected (with --resplit: check the campaign exists); write nothing."`
@@ -180,9 +180,14 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 		}
 		// Entries the stage has not finished are its own to deliver: a copy
 		// would race them (pipeline/replay_unfinished.go).
+		// Forced, it says they are not: their stage sends only what it has
+		// not sent yet.
 		var left string
 		if res.Unfinished > 0 {
 			left = fmt.Sprintf("; %s still pending or unread: their stage delivers them", thousands(res.Unfinished))
+			if c.Force {
+				left += ", unforced (run this again once they are done to force them too)"
+			}
 		}
 		fmt.Fprintf(w, "%s %s of %s entries of %s [%s .. %s] into %s (%s)%s\n", verb, thousands(res.Injected), thousands(res.Scanned),
 			c.Stream, from, to, firstNonEmpty(c.Into, c.Stream), mode, left)
