@@ -193,6 +193,7 @@ func TestDrillProviderOutageThenDLQRetry(t *testing.T) {
 // exactly that window, once. Also: `pushpipe status` and every process's
 // /metrics (promtool's lint) on the same running pipeline.
 func TestDrillReplayWindow(t *testing.T) {
+	parallelDrill(t)
 	r := newRig(t, rigOptions{Users: 3000, TPS: 5000})
 	r.createCampaign("drill-d")
 	r.waitDone("drill-d", 90*time.Second)

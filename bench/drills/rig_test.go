@@ -48,8 +48,9 @@ func TestMain(m *testing.M) {
 
 // parallelDrill lets drill t run alongside the package's other parallel
 // drills (t.Parallel). Call it only from a drill whose assertions cannot
-// depend on the machine's load: every device reached once, the right
-// counts, waits bounded by minutes. Each rig has its own Redis, database,
+// depend on the machine's load: every device reached once (repeats at most
+// a killed deliver's in-flight slots), the right counts, the commands'
+// output, waits bounded by minutes. Each rig has its own Redis, database,
 // ports and processes, so nothing else is shared; such a drill's time is
 // mostly an outage waited out (a frozen Redis, a stopped PostgreSQL, a
 // provider down), which another's can overlap. A drill that bounds a time
