@@ -84,6 +84,7 @@ func TestDrillRedisKilledMidCampaign(t *testing.T) {
 // batches in hand wait for Redis and commit once it answers, and no entry
 // is read again behind the back of the worker that holds it.
 func TestDrillRedisFrozenMidCampaign(t *testing.T) {
+	parallelDrill(t)
 	r := newRig(t, rigOptions{Users: 4000, TPS: 800})
 	r.createCampaign("drill-f")
 	r.waitThirdSent()
@@ -101,6 +102,7 @@ func TestDrillRedisFrozenMidCampaign(t *testing.T) {
 // deliver cannot read; they back off and resume; nothing is lost, nothing is
 // sent twice (Redis kept every mark).
 func TestDrillPostgresRestartedMidCampaign(t *testing.T) {
+	parallelDrill(t)
 	r := newRig(t, rigOptions{Users: 4000, TPS: 800, OwnPostgres: true})
 	r.createCampaign("drill-b")
 	r.waitThirdSent()
@@ -121,6 +123,7 @@ func TestDrillPostgresRestartedMidCampaign(t *testing.T) {
 // `pushpipe dlq retry --all` re-injects them and the campaign reaches
 // everyone, nobody twice.
 func TestDrillProviderOutageThenDLQRetry(t *testing.T) {
+	parallelDrill(t)
 	// The outage lasts until the drill ends it (POST /_outage?for=0), not
 	// for a fixed time: on a loaded machine a timed outage ended before the
 	// retry budget was spent.
@@ -190,6 +193,7 @@ func TestDrillProviderOutageThenDLQRetry(t *testing.T) {
 // exactly that window, once. Also: `pushpipe status` and every process's
 // /metrics (promtool's lint) on the same running pipeline.
 func TestDrillReplayWindow(t *testing.T) {
+	parallelDrill(t)
 	r := newRig(t, rigOptions{Users: 3000, TPS: 5000})
 	r.createCampaign("drill-d")
 	r.waitDone("drill-d", 90*time.Second)
@@ -351,6 +355,7 @@ func cmpU(a, b uint64) int {
 // knows it and it would stay "splitting" forever. `pushpipe replay --resplit`
 // re-drives it from its source: everyone reached, nobody twice.
 func TestDrillResplitALostCampaign(t *testing.T) {
+	parallelDrill(t)
 	r := newRig(t, rigOptions{Users: 2000, TPS: 5000})
 	split := r.stop("split") // so the entry cannot be read before it is "lost"
 	r.createCampaign("drill-e")

@@ -409,6 +409,7 @@ func (r *rig) delayedDeliver() int64 {
 // campaigns as the API, and `pushpipe import subscribers` naming the lines
 // it skipped.
 func TestDrillCampaignCommands(t *testing.T) {
+	parallelDrill(t)
 	r := newRig(t, rigOptions{Users: 300, TPS: 5000})
 	r.createCampaign("first")
 	r.waitDone("first", 60*time.Second)

@@ -165,6 +165,7 @@ func TestDrillMessageOvertakesCampaign(t *testing.T) {
 // message completes, every listed device reached once, except the sends in
 // flight at the kill, each repeated with the message's collapse id.
 func TestDrillMessageDeliverKilled(t *testing.T) {
+	parallelDrill(t)
 	r := newRig(t, rigOptions{Users: 3000, TPS: 400, Deliver: []string{"--express-share", "0.5", "--express-in-flight", "64"}})
 	listed := drillUsers(1, 2001)
 	if code := r.postMessage("kill-1", "", listed); code != http.StatusAccepted {
@@ -225,6 +226,7 @@ func (r *rig) kill(name string) *proc {
 // most its express in-flight slots in all, and a repeat is recognisable:
 // it carries the message's collapse id like the first copy.
 func TestDrillMessageDedupeAndDeliverKilled(t *testing.T) {
+	parallelDrill(t)
 	const inFlight = 32
 	r := newRig(t, rigOptions{Users: 10_000, TPS: 2000, Fake: []string{"--latency", "20ms"},
 		Deliver: []string{"--express-share", "0.5", "--express-in-flight", fmt.Sprint(inFlight)}})

@@ -32,6 +32,7 @@ func (r *rig) mute(user int64, body string) {
 // finds each partition's copy missing and loads it again before reading:
 // the campaign reaches every other user and none of the muted ones.
 func TestDrillMutesSurviveRedisLoss(t *testing.T) {
+	parallelDrill(t)
 	r := newRig(t, rigOptions{Users: 1200, TPS: 5000})
 	muted := map[int64]bool{}
 	for g := 1; g <= r.opts.Users; g += 7 {

@@ -46,6 +46,22 @@ func TestMain(m *testing.M) {
 	pipelinetest.Main(m, pipelinetest.EnvOptions{Postgres: true}, &env)
 }
 
+// parallelDrill lets drill t run alongside the package's other parallel
+// drills (t.Parallel). Call it only from a drill whose assertions cannot
+// depend on the machine's load: every device reached once (repeats at most
+// a killed deliver's in-flight slots), the right counts, the commands'
+// output, waits bounded by minutes. Each rig has its own Redis, database,
+// ports and processes, so nothing else is shared; such a drill's time is
+// mostly an outage waited out (a frozen Redis, a stopped PostgreSQL, a
+// provider down), which another's can overlap. A drill that bounds a time
+// (a rate, a window around a kill, a cancel before its send_at, how far
+// ahead split cuts) stays serial: Go runs a package's serial tests before
+// its parallel ones, so it never shares the machine with another drill.
+func parallelDrill(t *testing.T) {
+	t.Helper()
+	t.Parallel()
+}
+
 const (
 	drillApp       = "drill"
 	drillChannel   = "news"

@@ -15,8 +15,10 @@ import (
 // reaches every device. The rest of the suite runs the same way with
 // PUSHPIPE_TEST_REDIS=auth or tls (make test-secure-redis).
 func TestDrillSecuredRedis(t *testing.T) {
+	parallelDrill(t)
 	for _, mode := range []string{pipelinetest.SecurityAuth, pipelinetest.SecurityTLS} {
 		t.Run(mode, func(t *testing.T) {
+			parallelDrill(t)
 			r := newRig(t, rigOptions{Users: 1500, TPS: 1000, Security: mode})
 			id := "drill-h-" + mode
 			r.createCampaign(id)

@@ -19,6 +19,7 @@ import (
 // Until now only ended's verdict on a progress was tested, in process
 // (TestWaitExitStatus), never what the binary exits with.
 func TestDrillSendWaitExitStatus(t *testing.T) {
+	parallelDrill(t)
 	r := newRig(t, rigOptions{Users: 6, TPS: 1000})
 	// Three drill users (all six subscribe to the channel) also have a device of an app that deliver has no
 	// credentials for (its provider flags serve the drill app alone).

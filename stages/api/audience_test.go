@@ -28,6 +28,7 @@ func seedAudience(tb testing.TB, db *pgxpool.Pool) {
 // channel without subscribers) is a 400 naming the empty part, unless it
 // says "allow_empty": true.
 func TestCampaignWithEmptyAudience(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op"})
 	if _, err := a.db.Exec(t.Context(), `UPDATE devices SET state = 1 WHERE app = 'news'`); err != nil {
 		t.Fatal(err)
@@ -73,6 +74,7 @@ func TestCampaignWithEmptyAudience(t *testing.T) {
 // and tokens die once it is sent, and a client retrying with the same id
 // must not be told its campaign could reach nobody.
 func TestCampaignRetryAfterItsAudienceLeft(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, give, empty string
 	}{

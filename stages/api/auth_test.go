@@ -135,6 +135,7 @@ func validBody(pattern, app string) string {
 // Every endpoint in routes() answers 401 with WWW-Authenticate to a request
 // without a known bearer token, before reading anything, and writes nothing.
 func TestEveryEndpointNeedsAToken(t *testing.T) {
+	t.Parallel()
 	// Hundreds of wrong tokens from one address: unthrottled here, so each
 	// gets its 401 (the throttle has tests of its own, throttle_test.go).
 	a := newSecAPI(t, Config{Auth: secAuth(), AuthFailRate: -1}, true)
@@ -238,6 +239,7 @@ func TestAuthenticationBeforeRouting(t *testing.T) {
 // endpoint is 403, and so is another app's device (single, batch, delete).
 // The operator token passes everywhere; the scheme is case-insensitive.
 func TestScopes(t *testing.T) {
+	t.Parallel()
 	a := newSecAPI(t, Config{Auth: secAuth()}, true)
 	for _, rt := range New(Config{}).routes() {
 		if rt.scope == scopeConsole {

@@ -34,6 +34,7 @@ func (a *deviceAPI) campaignEntries() int64 {
 // TestCampaignIsIdempotentByID: 201 with the id, then 200 with the same id
 // and no new campaign entry; the id with other content is a 409.
 func TestCampaignIsIdempotentByID(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op"})
 	body := `{"id":"launch-7","app":"com.example.news","channels":["breaking","sport"],"category":"alerts",
 		"notification":{"title":"Hi","body":"There","data":{"url":"https://example.com"}},"ttl_seconds":600}`
@@ -80,6 +81,7 @@ func TestCampaignIsIdempotentByID(t *testing.T) {
 }
 
 func TestCampaignProgressAndUnknown(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op"})
 	if r := a.do("POST", "/v1/campaigns", `{"id":"p1","app":"a","channels":["x"],"notification":{"title":"t"}}`, "op"); r.status != 201 {
 		t.Fatalf("create: %d %s", r.status, r.body)
@@ -115,6 +117,7 @@ func TestCampaignProgressAndUnknown(t *testing.T) {
 }
 
 func TestMalformedCampaign(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	ok := `"app":"a","channels":["x"],"notification":{"title":"t"}`
 	tests := []struct{ body, want string }{
@@ -164,6 +167,7 @@ func TestMalformedCampaign(t *testing.T) {
 // Redis is back queues it (201: that retry started it), and the next one is
 // a 200.
 func TestCampaignWithRedisDown(t *testing.T) {
+	t.Parallel()
 	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
 	a := newDeviceAPI(t, r.Addr, Auth{Insecure: true})
 	if err := r.Kill(); err != nil {
@@ -203,6 +207,7 @@ func TestCampaignWithRedisDown(t *testing.T) {
 // so do the digits jsonb writes out for an exponent; the answer names the
 // size. What is accepted renders within 4096 bytes for both.
 func TestCampaignPayloadAsRendered(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	many := make([]string, 14)
 	for i := range many {
@@ -252,6 +257,7 @@ func TestCampaignPayloadAsRendered(t *testing.T) {
 // Values PostgreSQL cannot store (a NUL in text or jsonb, a lone surrogate)
 // are the client's mistake: 400 naming the field, never 503.
 func TestCampaignValuesThatCannotBeStored(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	tests := []struct{ name, notification, want string }{
 		{"NUL in the title", `{"title":"a\u0000b"}`, "notification.title: contains a NUL"},
@@ -278,6 +284,7 @@ func TestCampaignValuesThatCannotBeStored(t *testing.T) {
 // Data keys a provider keeps for itself are refused at creation: FCM fails
 // every send that carries one, and APNs's "aps" would replace the alert.
 func TestReservedDataKeys(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	tests := []struct {
 		give   string

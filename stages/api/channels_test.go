@@ -35,6 +35,7 @@ func (a *deviceAPI) subscribers(channel string) []int64 {
 }
 
 func TestSubscriptionsAreIdempotent(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op"})
 	for range 2 {
 		for _, u := range []string{"42", "7"} {
@@ -57,6 +58,7 @@ func TestSubscriptionsAreIdempotent(t *testing.T) {
 }
 
 func TestMalformedSubscription(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	tests := []struct{ path, want string }{
 		{"/v1/channels/a%20b/subscribers/1", "channel: has only A-Z a-z 0-9 _ . : - characters; character 2 is ' '"},
@@ -121,6 +123,7 @@ func TestSubscriptionWithDatabaseDownIs503(t *testing.T) {
 // whether the schema is migrated; a statement given up says so and why,
 // not that PostgreSQL is unreachable.
 func TestSubscriptionWithDatabaseNotServingIs503(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// stop makes PostgreSQL stop serving the database db (quoted)

@@ -47,7 +47,13 @@ func newDeviceAPIConfig(t *testing.T, redisAddr string, cfg Config) *deviceAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
-	_, db := pipelinetest.MigratedT(t, env.Postgres)
+	// A copy of the package's migrated template: migrating each test's
+	// database in place cost most of a short test's time.
+	db, err := pgxpool.New(context.Background(), pipelinetest.MigratedDatabaseT(t, env.Postgres))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
 	seedAudience(t, db)
 	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 16)
 	cfg.Redis, cfg.DB, cfg.Keys, cfg.Log = rdb, db, keys, zerolog.Nop()
@@ -124,6 +130,7 @@ func deviceJSON(app, platform, token string, user int64, locale string) string {
 }
 
 func TestPostDeviceAppendsAStampedEvent(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	before := time.Now().UnixMicro()
 	r := a.do("POST", "/v1/devices", deviceJSON("news", "ios", iosToken, 42, "en-GB"), "")
@@ -144,6 +151,7 @@ func TestPostDeviceAppendsAStampedEvent(t *testing.T) {
 // Every field is checked, and the answer names the field and says what is
 // wrong. Nothing reaches the stream.
 func TestMalformedDeviceIsRejectedNamingTheField(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	ok := func(edit func(d *map[string]any)) string {
 		d := map[string]any{"app": "news", "platform": "ios", "token": iosToken, "user_id": 7, "locale": "en"}
@@ -214,6 +222,7 @@ func validBatch(n int) []deviceRequest {
 }
 
 func TestDeviceBatch(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	items := validBatch(500)
 	items = append(items, items[3]) // listed twice: the later item must win
@@ -244,6 +253,7 @@ func TestDeviceBatch(t *testing.T) {
 // A batch is validated as a whole before anything is written: one bad item
 // rejects it, naming the item and the field.
 func TestBadDeviceBatchWritesNothing(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	bad := validBatch(100)
 	bad[57].UserID = 0
@@ -295,6 +305,7 @@ func hugeBatch() []deviceRequest {
 }
 
 func TestDeleteDevice(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	for _, tok := range []string{iosToken, androidToken} {
 		if r := a.do("DELETE", "/v1/devices/news/"+tok, "", ""); r.status != http.StatusAccepted {
@@ -325,6 +336,7 @@ func TestDeleteDevice(t *testing.T) {
 // App keys may write only their own app's devices; the operator token may do
 // anything; everything else is 401.
 func TestDeviceWritesAreScopedToTheAppKey(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op-secret", AppKeys: map[string]string{"news": "k-news", "sport": "k-sport"}})
 	mixed := validBatch(20)
 	mixed[13].App = "sport"
@@ -361,6 +373,7 @@ func TestDeviceWritesAreScopedToTheAppKey(t *testing.T) {
 // Redis is back, the stream holds exactly the events accepted before, and
 // the API accepts again without a restart.
 func TestRedisDownIs503AndWritesNothing(t *testing.T) {
+	t.Parallel()
 	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{AOF: true})
 	a := newDeviceAPI(t, r.Addr, Auth{Insecure: true})
 	// Every write reaches the AOF before its reply, so the restart below
@@ -421,6 +434,7 @@ func TestRedisDownIs503AndWritesNothing(t *testing.T) {
 // nothing written, for a delete as for a registration. A known app's
 // device is taken as before.
 func TestDeviceOfUnknownAppIs422(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPIConfig(t, env.Redis.Addr, Config{Auth: Auth{Insecure: true}, KnownApp: func(app string) bool { return app == "news" }})
 	typo := validBatch(5)
 	typo[3].App = "nwes"

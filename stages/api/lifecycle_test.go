@@ -15,6 +15,7 @@ import (
 )
 
 func TestMalformedLifecycle(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	ok := `"app":"a","channels":["x"],"notification":{"title":"t"}`
 	far := time.Now().Add(91 * 24 * time.Hour).UTC().Format(time.RFC3339)
@@ -72,6 +73,7 @@ func TestMalformedLifecycle(t *testing.T) {
 
 // TestNumericChannels: [101] is the channel "101", as the path reads it.
 func TestNumericChannels(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	r := a.do("POST", "/v1/campaigns", `{"id":"n1","app":"a","channels":[101,"news"],"notification":{"title":"t"}}`, "")
 	if r.status != http.StatusCreated {
@@ -87,6 +89,7 @@ func TestNumericChannels(t *testing.T) {
 }
 
 func TestBulkSubscribers(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	count := func() (n int, sum int64) {
 		t.Helper()
@@ -144,6 +147,7 @@ func TestBulkSubscribers(t *testing.T) {
 // TestListPagesAndSurvivesFlush: newest first, pages joined by next, a
 // state filter; after FLUSHALL the list comes from PostgreSQL.
 func TestListPagesAndSurvivesFlush(t *testing.T) {
+	t.Parallel()
 	redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
 	a := newDeviceAPI(t, redis.Addr, Auth{Insecure: true})
 	var want []string
@@ -213,6 +217,7 @@ func TestListPagesAndSurvivesFlush(t *testing.T) {
 // repeated one would list every campaign as if it had been applied; it is
 // a 400 naming the parameter and the ones the route takes.
 func TestListRefusesUnknownQuery(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	tests := []struct {
 		give       string
@@ -246,6 +251,7 @@ func TestListRefusesUnknownQuery(t *testing.T) {
 // answered 200 as if x meant something. The table holds one request of
 // each route, so a route added later is checked too.
 func TestEveryRouteRefusesUnknownQuery(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	tests := []struct {
 		route string // the pattern
@@ -296,6 +302,7 @@ func TestEveryRouteRefusesUnknownQuery(t *testing.T) {
 // not say nothing was accepted; it says to send it again. A read says it
 // could not read.
 func TestCampaignRoutesWithRedisDown(t *testing.T) {
+	t.Parallel()
 	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
 	a := newDeviceAPI(t, r.Addr, Auth{Insecure: true})
 	if resp := a.do("POST", "/v1/campaigns", `{"id":"down-1","app":"a","channels":["x"],"notification":{"title":"t"},"allow_empty":true}`, ""); resp.status != http.StatusCreated {
@@ -323,6 +330,7 @@ func TestCampaignRoutesWithRedisDown(t *testing.T) {
 // allows: "2026-12-06t07:30:00z" was refused as "must be an RFC 3339
 // time". What is not RFC 3339 is still refused, naming the field.
 func TestSendAtForms(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	at := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
 	day := at.Format(time.DateOnly)

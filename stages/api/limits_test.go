@@ -136,6 +136,7 @@ func TestBodyCap(t *testing.T) {
 
 // A batch of more than MaxDeviceBatch items is 413, whoever sends it.
 func TestBatchItemCap(t *testing.T) {
+	t.Parallel()
 	a := newSecAPI(t, Config{Auth: secAuth(), DeviceWriteRate: 1000}, false)
 	big := devicesJSON("news", MaxDeviceBatch+1, 0)
 	for _, key := range []string{secNews, secAdmin} {
@@ -328,6 +329,7 @@ func isTimeout(err error) bool {
 // default body cap, as a client may write it: indented, and with its
 // non-ASCII app id escaped (Python's json.dumps(indent=2) does both).
 func TestLargestBatchFits(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	app := strings.Repeat(`\u00e9`, 127) // 254 bytes of UTF-8, 762 in the body
 	items := make([]string, MaxDeviceBatch)

@@ -137,6 +137,7 @@ func flowAndroid(n int) string { return fmt.Sprintf("fcm%d:APA91bflow-%d", n, n)
 // other content 409; what can never be sent is refused before anything
 // is stored.
 func TestMessagesEndToEnd(t *testing.T) {
+	t.Parallel()
 	redis := map[string]func(t *testing.T) string{
 		"standalone": func(*testing.T) string { return env.Redis.Addr },
 		"cluster":    func(t *testing.T) string { return strings.Join(pipelinetest.ClusterT(t).Addrs, ",") },
@@ -269,6 +270,7 @@ func testMessages(t *testing.T, redisAddr string) {
 // them under the same id is a 409. Data keep their JSON types on APNs and
 // are strings on FCM, after the trip through PostgreSQL's jsonb.
 func TestMessageFullNotification(t *testing.T) {
+	t.Parallel()
 	f := newMessageFlow(t, env.Redis.Addr)
 	f.seed([][4]any{{3001, 1, flowIOS(301), 0}, {3002, 2, flowAndroid(302), 0}})
 	full := `{"id":"m-full","app":"` + flowApp + `","users":[3001,3002],"notification":{"title":"Ann","subtitle":"room 7",
@@ -343,6 +345,7 @@ func TestMessageFullNotification(t *testing.T) {
 // the registry, and at hundreds of messages a second the padding (kilobytes
 // per device, kept for the message's TTL) filled Redis within minutes.
 func TestMessageMarksStaySmall(t *testing.T) {
+	t.Parallel()
 	f := newMessageFlow(t, env.Redis.Addr)
 	const n = 40
 	users := make([]string, n)

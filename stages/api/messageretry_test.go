@@ -30,6 +30,7 @@ import (
 // with a master down appends nothing: its counters, written first to every
 // partition it uses, fail before any append.)
 func TestMessageRetryAfterPartialQueueing(t *testing.T) {
+	t.Parallel()
 	const (
 		nUsers  = campaign.WholeMessageUsers + 100 // grouped by user partition
 		nTokens = 60
@@ -58,6 +59,9 @@ func TestMessageRetryAfterPartialQueueing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Each case has its own keys, database, provider and (for a
+			// master down) cluster: their outages' waits overlap.
+			t.Parallel()
 			addr := env.Redis.Addr
 			var cluster *pipelinetest.Cluster
 			if tt.cluster {

@@ -12,6 +12,7 @@ import (
 // campaign: a backend that lost a message's id had no way to find it but
 // the console.
 func TestListMessages(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op"})
 	for _, body := range []string{
 		`{"id":"m-1","app":"com.example.chat","users":[1,2],"notification":{"title":"First"}}`,

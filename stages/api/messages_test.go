@@ -58,6 +58,7 @@ func (a *deviceAPI) dedupeEntries(l pipeline.Lane) (entries, users int) {
 // each, by partition, to dedupe's express lane ("normal" to the bulk lane);
 // a user who muted the category is appended as muted.
 func TestMessageIsIdempotentByID(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op"})
 	if r := a.do("PUT", "/v1/users/5000/preferences", `{"muted_categories":["chat"]}`, "op"); r.status != http.StatusNoContent {
 		t.Fatalf("preferences: %d %s", r.status, r.body)
@@ -137,6 +138,7 @@ func TestMessageIsIdempotentByID(t *testing.T) {
 // TestMessageValidation: what can never be sent is refused before anything
 // is stored, with the field named; an app key may not send.
 func TestMessageValidation(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op", AppKeys: map[string]string{"com.example.chat": "app-key-0123456789abcdef"}})
 	many := make([]string, 10_001)
 	for i := range many {
@@ -190,6 +192,7 @@ func TestMessageValidation(t *testing.T) {
 // "a retry whose content changed"; and only a cancel is told that a message
 // cannot be canceled.
 func TestRecordOnTheOtherRoute(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op"})
 	for _, create := range []struct{ path, body string }{
 		{"/v1/campaigns", `{"id":"camp-1","app":"com.example.chat","channels":["x"],"notification":{"body":"x"}}`},

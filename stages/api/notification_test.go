@@ -15,6 +15,7 @@ import (
 // Every field of the notification object, wrong in type or in range: 400
 // naming the field, and nothing queued.
 func TestNotificationFieldsRefused(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	tests := []struct{ name, give, want string }{
 		{"title type", `"notification":{"title":1}`, `field "notification.title"`},
@@ -79,6 +80,7 @@ func TestNotificationFieldsRefused(t *testing.T) {
 // campaign whose default text fits but whose Korean text renders to about
 // 5,000 bytes is refused, with the size and the locale.
 func TestNotificationSizeOfLargestLocale(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	big := strings.Repeat("가", 1700) // 3 bytes each: 5100 bytes
 	tests := []struct{ name, give, want string }{
@@ -99,6 +101,7 @@ func TestNotificationSizeOfLargestLocale(t *testing.T) {
 // A campaign for an app the API does not know: 422, nothing stored; one
 // without an app is malformed (400), whatever apps the API knows.
 func TestCampaignUnknownApp(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		auth   Auth
@@ -140,6 +143,7 @@ func TestCampaignUnknownApp(t *testing.T) {
 // The whole object is stored as given and rendered per locale as deliver
 // will; the same request again is the same campaign, a change is a 409.
 func TestNotificationStored(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	note := `{"title":"Hello","subtitle":"sub","body":"b","data":{"n":1},"badge":0,"sound":"ping.caf",
 		"image":"https://img.example/a.png","category":"news","thread_id":"th","collapse_id":"cid","localized":{"ko":{"title":"안녕"}}}`
@@ -185,6 +189,7 @@ func must[T any](v T, err error) T {
 // 720 KB of JSON. The cap once refused a quarter of this with 413 "split
 // it", which a campaign cannot be.
 func TestLargestNotificationFits(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	title := strings.Repeat(`\uac00`, 1200) // 3,600 bytes rendered
 	locales := make([]string, 100)

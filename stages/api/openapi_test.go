@@ -28,7 +28,6 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
-	"github.com/pushpipe/pushpipe/pipeline/schema"
 	"github.com/pushpipe/pushpipe/pipeline/users"
 )
 
@@ -487,6 +486,7 @@ var notCalled = map[int]string{
 // with kin-openapi's openapi3filter; then it checks that every route had a
 // call for each status it documents.
 func TestOpenAPIConformance(t *testing.T) {
+	t.Parallel()
 	doc, router := loadOpenAPI(t)
 	auth := Auth{AdminToken: oaToken, AppKeys: map[string]string{oaApp: oaKey, "com.example.other": "other-app-key-0123456789"}}
 	servers := map[string]*openapiServer{
@@ -625,10 +625,7 @@ func newOpenAPIServer(t *testing.T, cfg Config, withDB bool) *openapiServer {
 	t.Cleanup(rdb.Close)
 	var db *pgxpool.Pool
 	if withDB {
-		url := pipelinetest.DatabaseT(t, env.Postgres)
-		if err := schema.Migrate(t.Context(), url); err != nil {
-			t.Fatal(err)
-		}
+		url := pipelinetest.MigratedDatabaseT(t, env.Postgres)
 		if db, err = pgxpool.New(context.Background(), url); err != nil {
 			t.Fatal(err)
 		}

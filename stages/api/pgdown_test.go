@@ -89,6 +89,7 @@ func sending(t *testing.T, rdb rueidis.Client, keys pipeline.Keys, id string, do
 // a read, saying it is one. Once PostgreSQL is back, the full report
 // returns.
 func TestReadsWithPostgresDown(t *testing.T) {
+	t.Parallel()
 	for _, outage := range []struct {
 		name     string
 		down, up func(*pipelinetest.Postgres) error
@@ -97,6 +98,7 @@ func TestReadsWithPostgresDown(t *testing.T) {
 		{"frozen", (*pipelinetest.Postgres).Freeze, func(pg *pipelinetest.Postgres) error { pg.Thaw(); return nil }},
 	} {
 		t.Run(outage.name, func(t *testing.T) {
+			t.Parallel() // a PostgreSQL server of its own (newAPIOwnPostgres)
 			readsWithPostgresDown(t, outage.name, outage.down, outage.up)
 		})
 	}
@@ -210,6 +212,7 @@ func readsWithPostgresDown(t *testing.T, outage string, down, up func(*pipelinet
 // next a 200. (Had PostgreSQL committed the row and lost the connection
 // before its answer, a retry without the id would send a second message.)
 func TestMessageWithPostgresDown(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		down, up func(*pipelinetest.Postgres) error
@@ -219,6 +222,7 @@ func TestMessageWithPostgresDown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // a PostgreSQL server of its own (newAPIOwnPostgres)
 			a, pg, _ := newAPIOwnPostgres(t)
 			if err := tt.down(pg); err != nil {
 				t.Fatal(err)

@@ -28,6 +28,7 @@ func (a *deviceAPI) prefs(user int64) map[string]string {
 // Each PUT replaces the whole set, and resolve reads exactly the fields
 // pipeline.PrefChannel / PrefCategory name.
 func TestPreferencesReplaceTheWholeSet(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	steps := []struct {
 		give string
@@ -96,6 +97,7 @@ func TestPreferencesReplaceTheWholeSet(t *testing.T) {
 // The lists are sets: a name given twice (or a channel as 101 and "101")
 // is stored, and read back, once, in the order first given.
 func TestPreferencesNameEachOnce(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	tests := []struct{ give, want string }{
 		{`{"muted_channels":["weather","news","weather"],"muted_categories":["promo","promo"]}`,
@@ -114,6 +116,7 @@ func TestPreferencesNameEachOnce(t *testing.T) {
 }
 
 func TestMalformedPreferences(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	tooMany, _ := json.Marshal(map[string][]string{"muted_categories": make([]string, 1001)})
 	tests := []struct{ path, give, want string }{
@@ -144,6 +147,7 @@ func TestMalformedPreferences(t *testing.T) {
 // apply. It says to PUT again, and that retry, once Redis is back, puts
 // the set where resolve reads it.
 func TestPreferencesWithRedisDown(t *testing.T) {
+	t.Parallel()
 	r := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
 	a := newDeviceAPI(t, r.Addr, Auth{Insecure: true})
 	const body = `{"muted_channels":["sport"]}`

@@ -21,6 +21,7 @@ import (
 // Messages within the horizon, by creation or by a long TTL, and campaigns
 // of any age stay.
 func TestMessagesPastTheHorizonArePurged(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	keep := campaign.MinKeepMessages
 	a := newDeviceAPIConfig(t, env.Redis.Addr, Config{Auth: Auth{AdminToken: "op"}, Metrics: reg, KeepMessages: keep})

@@ -22,6 +22,7 @@ import (
 // title). A raw-token message's entries skip dedupe, so a second queuing
 // would be a second send of every token.
 func TestSameIDAtOnce(t *testing.T) {
+	t.Parallel()
 	const ios = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
 	tests := []struct {
 		name, path, body string // body's id is ID, a new one each round

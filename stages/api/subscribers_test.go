@@ -16,6 +16,7 @@ import (
 // breaks such a deadlock by failing one, which was a 500 "is the schema
 // migrated?".
 func TestBulkSubscribersAtOnce(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	const workers, rounds, n = 4, 10, 500
 	for round := range rounds {
@@ -52,6 +53,7 @@ func TestBulkSubscribersAtOnce(t *testing.T) {
 // other waits for: PostgreSQL failed one with deadlock_detected, a 503 the
 // client had to retry.
 func TestMirroredBulkSubscribersAtOnce(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	const rounds, n = 30, 400
 	var odd, even []string

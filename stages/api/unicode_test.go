@@ -11,6 +11,7 @@ import (
 // first byte of its UTF-8 read as Latin-1 ("뉴스" is not refused for an 'ë'
 // it does not hold).
 func TestRefusedCharacterIsQuotedWhole(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	note := `"notification":{"title":"t"}`
 	tests := []struct {

@@ -18,6 +18,7 @@ import (
 // channels and the mutes; a user never seen is empty lists, and a user with
 // more devices than are listed says so.
 func TestGetUser(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	ctx := context.Background()
 	_, err := a.db.Exec(ctx, `
@@ -87,6 +88,7 @@ func set(s []string) map[string]bool {
 // applying them), records the erasure, and is idempotent; the user's next
 // mutes still apply (the preferences version did not go back).
 func TestDeleteUser(t *testing.T) {
+	t.Parallel()
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
 	ctx := context.Background()
 	_, err := a.db.Exec(ctx, `
