@@ -351,9 +351,14 @@ func TestDrillCappedCampaignCutAhead(t *testing.T) {
 	t.Logf("at most %d users cut ahead of the sends, %d entries in deliver's delayed set, sends at most %d behind their cap", mostAhead, mostHeld, mostBehind)
 	// Its progress goes by its audience, not by the few targets cut so
 	// far: the expected finish is most of its 100 s away, not seconds.
+	// Bounded at half the time its unsent users take at the cap: on a
+	// loaded machine the sends fall behind their slots and catch up in
+	// bursts, and the recent pace read over one was 10% above the cap
+	// (82.3 s left where the cap's bound said 82.4); the few targets cut
+	// so far would say seconds.
 	l := r.lifecycle("big")
 	left := time.Until(time.UnixMilli(l.ExpectedFinishMs))
-	if l.State != "splitting" || l.Audience != users || left < time.Duration(users-2*l.Sent)*time.Second/rate {
+	if l.State != "splitting" || l.Audience != users || left < time.Duration(users-2*l.Sent)*time.Second/(2*rate) {
 		t.Errorf("%d of %d users sent: state %s, audience %d, expected finish in %v", l.Sent, users, l.State, l.Audience, left)
 	}
 	t.Logf("%d sent, expected to finish in %v", l.Sent, left)

@@ -2,7 +2,6 @@ package console_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -23,23 +22,7 @@ var browser context.Context
 // chromium is Debian's package (.ci/run installs it).
 const chromium = "/usr/bin/chromium"
 
-// parallel is how many of the package's tests run at once unless go test
-// is given -parallel: GOMAXPROCS by default, 2 on CI's machine, while a
-// test here spends most of its time waiting, not computing: on the pages'
-// one-second refreshes, on a campaign held to its rate, on Chromium. Every
-// wait in them is bounded by minutes, not by how fast the machine is.
-const parallel = "4"
-
 func TestMain(m *testing.M) {
-	flag.Parse()
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
-	if !given {
-		if err := flag.Set("test.parallel", parallel); err != nil {
-			fmt.Fprintf(os.Stderr, "-parallel %s: %v\n", parallel, err)
-			os.Exit(1)
-		}
-	}
 	pipelinetest.Main(withBrowser{m}, pipelinetest.EnvOptions{Redis: true, Postgres: true}, &env)
 }
 
