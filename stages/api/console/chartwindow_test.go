@@ -2,12 +2,7 @@ package console_test
 
 import (
 	"math"
-	"strconv"
 	"testing"
-
-	"github.com/chromedp/chromedp"
-
-	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // TestChartShowsTenSecondsAtLeast: the sends/s chart's time axis spans ten
@@ -29,37 +24,20 @@ func TestChartShowsTenSecondsAtLeast(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBed(t)
-			if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "c1", App: app, Channels: []string{"nobody"}, Title: "Chart"}); err != nil {
-				t.Fatal(err)
-			}
-			b.signIn()
-			b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"),
-				waitJS(`document.getElementById("chart").uplot !== undefined && document.getElementById("sample") !== null`))
+			b := chartBed(t)
 			// Before any point: ten seconds up to now.
 			empty := js[[]float64](b, `(() => { const s = document.getElementById("chart").uplot.scales.x; return [s.min, s.max, Date.now() / 1000] })()`)
 			if w := empty[1] - empty[0]; math.Abs(w-10) > 1e-6 || math.Abs(empty[1]-empty[2]) > 300 {
 				t.Errorf("no point yet: x from %v to %v (now %v), want the ten seconds up to now", empty[0], empty[1], empty[2])
 			}
-			// As TestChartFromZero: the samples are the test's alone.
-			got := js[[]float64](b, `(() => {
-				document.getElementById("live").remove();
-				const s = document.createElement("div");
-				s.id = "sample";
-				document.body.append(s);
-				let t = 1e9;
-				Date.now = () => t;
-				for (let i = 0; i < `+strconv.Itoa(tt.samples)+`; i++) {
-					t += 1000;
-					s.dataset.sends = 10 * i;
-					document.body.dispatchEvent(new Event("htmx:afterSettle"));
-				}
-				const u = document.getElementById("chart").uplot;
-				return new Promise(r => requestAnimationFrame(() => r([u.data[0].length, u.scales.x.min, u.scales.x.max, t / 1000])));
-			})()`)
-			points, lo, hi, last := got[0], got[1], got[2], got[3]
-			if points != float64(tt.samples-1) || math.Abs(hi-last) > 1e-6 || math.Abs(last-lo-tt.from) > 1e-6 {
-				t.Errorf("%v points, x from %v to %v s before the last sample; want %d points, from %v to 0", points, last-lo, last-hi, tt.samples-1, tt.from)
+			sends := make([]int, tt.samples)
+			for i := range sends {
+				sends[i] = 10 * i
+			}
+			got := b.feed(sends)
+			if got.points != tt.samples-1 || math.Abs(got.xMax-got.last) > 1e-6 || math.Abs(got.last-got.xMin-tt.from) > 1e-6 {
+				t.Errorf("%d points, x from %v to %v s before the last sample; want %d points, from %v to 0",
+					got.points, got.last-got.xMin, got.last-got.xMax, tt.samples-1, tt.from)
 			}
 		})
 	}

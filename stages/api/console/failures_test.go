@@ -148,37 +148,58 @@ func TestChartFromZero(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBed(t)
-			if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "c1", App: app, Channels: []string{"nobody"}, Title: "Chart"}); err != nil {
-				t.Fatal(err)
-			}
-			b.signIn()
-			sent, _ := json.Marshal(tt.sent)
-			b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"),
-				waitJS(`document.getElementById("chart").uplot !== undefined && document.getElementById("sample") !== null`))
-			// htmx stops polling a region that left the page; the
-			// samples are then the test's alone.
-			got := js[[]float64](b, `(() => {
-				document.getElementById("live").remove();
-				const s = document.createElement("div");
-				s.id = "sample";
-				document.body.append(s);
-				let t = 1e9;
-				Date.now = () => t;
-				for (const n of `+string(sent)+`) {
-					t += 1000;
-					s.dataset.sends = n;
-					document.body.dispatchEvent(new Event("htmx:afterSettle"));
-				}
-				// uPlot sets its scales at its next frame.
-				const u = document.getElementById("chart").uplot;
-				return new Promise(r => requestAnimationFrame(() => r([u.data[1].length, u.scales.y.min, u.scales.y.max])));
-			})()`)
-			if got[0] != float64(len(tt.sent)-1) || got[1] != 0 || math.Abs(got[2]-tt.max) > 1e-9 {
-				t.Errorf("%d points, y from %v to %v; want %d points, y from 0 to %v", int(got[0]), got[1], got[2], len(tt.sent)-1, tt.max)
+			got := chartBed(t).feed(tt.sent)
+			if got.points != len(tt.sent)-1 || got.yMin != 0 || math.Abs(got.yMax-tt.max) > 1e-9 {
+				t.Errorf("%d points, y from %v to %v; want %d points, y from 0 to %v", got.points, got.yMin, got.yMax, len(tt.sent)-1, tt.max)
 			}
 		})
 	}
+}
+
+// chartBed is a bed on the page of a campaign no stage sends, its chart
+// drawn.
+func chartBed(t *testing.T) *bed {
+	b := newBed(t)
+	if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "c1", App: app, Channels: []string{"nobody"}, Title: "Chart"}); err != nil {
+		t.Fatal(err)
+	}
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"),
+		waitJS(`document.getElementById("chart").uplot !== undefined && document.getElementById("sample") !== null`))
+	return b
+}
+
+// chartState is the sends/s chart as drawn: its points, its scales, and
+// the time of the last sample it was fed (seconds).
+type chartState struct {
+	points                 int
+	xMin, xMax, yMin, yMax float64
+	last                   float64
+}
+
+// feed stands in for the page's refreshes: it feeds the chart the sends
+// given, one sample a second (from Date.now() = 1e9 ms), and reads the
+// chart at its next frame, when uPlot has set its scales. htmx stops
+// polling a region that left the page: the samples are the test's alone.
+func (b *bed) feed(sends []int) chartState {
+	b.t.Helper()
+	all, _ := json.Marshal(sends)
+	got := js[[]float64](b, `(() => {
+		document.getElementById("live").remove();
+		const s = document.createElement("div");
+		s.id = "sample";
+		document.body.append(s);
+		let t = 1e9;
+		Date.now = () => t;
+		for (const n of `+string(all)+`) {
+			t += 1000;
+			s.dataset.sends = n;
+			document.body.dispatchEvent(new Event("htmx:afterSettle"));
+		}
+		const u = document.getElementById("chart").uplot;
+		return new Promise(r => requestAnimationFrame(() => r([u.data[0].length, u.scales.x.min, u.scales.x.max, u.scales.y.min, u.scales.y.max, t / 1000])));
+	})()`)
+	return chartState{points: int(got[0]), xMin: got[1], xMax: got[2], yMin: got[3], yMax: got[4], last: got[5]}
 }
 
 // TestChartCountsWhatTheRateCounts: the sends/s chart and the Sends/s
