@@ -88,7 +88,6 @@ func TestForcedRoundRedeliveredSendsOnce(t *testing.T) {
 				}
 				return n
 			}
-			quiet := func() bool { return f.pendingEntries() == 0 && f.retriesLeft() == 0 }
 
 			s := start(0)
 			emit(false)
@@ -120,18 +119,7 @@ func TestForcedRoundRedeliveredSendsOnce(t *testing.T) {
 			}
 
 			start(0) // stopped when the test ends
-			pipelinetest.Eventually(t, 60*time.Second, "every device resent", func() bool {
-				n := accepted()
-				for _, d := range devices {
-					if n[d.token] < 2 {
-						return false
-					}
-				}
-				return quiet()
-			})
-			// Then whatever more would come (a retry just added).
-			time.Sleep(time.Second)
-			pipelinetest.Eventually(t, 60*time.Second, "the redelivered entries acked", quiet)
+			f.waitResent(t, devices, accepted)
 			after := accepted()
 			for _, d := range devices {
 				if after[d.token] != 2 {
@@ -175,7 +163,6 @@ func TestForcedRoundSIGKILLRepeatsInFlightOnly(t *testing.T) {
 		}
 		return n
 	}
-	quiet := func() bool { return f.pendingEntries() == 0 && f.retriesLeft() == 0 }
 	// One consumer name throughout: a process started again takes its own
 	// pending entries at once.
 	d := f.startDeliver(t, p, "d1")
@@ -198,17 +185,7 @@ func TestForcedRoundSIGKILLRepeatsInFlightOnly(t *testing.T) {
 	before := total() - len(devices)
 
 	d = f.startDeliver(t, p, "d1")
-	pipelinetest.Eventually(t, 60*time.Second, "every device resent", func() bool {
-		n := accepted()
-		for _, d := range devices {
-			if n[d.token] < 2 {
-				return false
-			}
-		}
-		return quiet()
-	})
-	time.Sleep(time.Second) // whatever more would come (a retry just added)
-	pipelinetest.Eventually(t, 60*time.Second, "the redelivered entries acked", quiet)
+	f.waitResent(t, devices, accepted)
 	repeats := 0
 	for tok, n := range accepted() {
 		if n > 3 {
@@ -221,4 +198,24 @@ func TestForcedRoundSIGKILLRepeatsInFlightOnly(t *testing.T) {
 	}
 	t.Logf("%d of %d devices resent before the kill; %d repeated after it", before, len(devices), repeats)
 	d.signal(syscall.SIGTERM)
+}
+
+// waitResent waits for the redelivery of a forced round to end: every
+// device accepted twice at least (by accepted, the provider's counts by
+// token), nothing pending or waiting to be retried, and again so a second
+// later (whatever more would come: a retry just added).
+func (f *fixture) waitResent(t *testing.T, devices []testDevice, accepted func() map[string]int) {
+	t.Helper()
+	quiet := func() bool { return f.pendingEntries() == 0 && f.retriesLeft() == 0 }
+	pipelinetest.Eventually(t, 60*time.Second, "every device resent", func() bool {
+		n := accepted()
+		for _, d := range devices {
+			if n[d.token] < 2 {
+				return false
+			}
+		}
+		return quiet()
+	})
+	time.Sleep(time.Second)
+	pipelinetest.Eventually(t, 60*time.Second, "the redelivered entries acked", quiet)
 }
