@@ -15,8 +15,10 @@
 //     stream is split into P partitions, each under its own hash tag {p<n>},
 //     and everything one step touches atomically shares that tag, so the same
 //     Lua scripts run on a Redis Cluster.
-//   - The runner (runner.go, commit.go, heartbeat.go, claim.go): the only
-//     code that reads, writes, acks or claims a stream entry. It reads
+//   - The runner (runner.go: its options in options.go, joining groups in
+//     join.go, reading in read.go, handing batches to handlers in queues.go
+//     and process.go; commit.go, heartbeat.go, claim.go): the only code that
+//     reads, writes, acks or claims a stream entry. It reads
 //     batches with XREADGROUP, hands them to a Handler, makes what the handler
 //     recorded on the Batch durable and acks in one commit: emits (Emit),
 //     delayed emits (EmitAt: a sorted set beside each stream that the runner
