@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// dlqSelect is how retry and drop pick their letters: ids, or --all
+// (narrowed by the filters). Nothing is selected by default.
+type dlqSelect struct {
+	IDs []string `arg:"" optional:"" name:"id" help:"Dead letter ids."`
+	All bool     `help:"Every dead letter (narrowed by --stream/--campaign/--group)."`
+	dlqFilterFlags
+}
+
+// Validate refuses a selection of nothing, or of ids and filters, before
+// Redis is dialled.
+func (s dlqSelect) Validate() error {
+	_, err := s.filter()
+	return errors.Join(err, validLetterIDs(s.IDs), s.dlqFilterFlags.Validate())
+}
+
+func (s dlqSelect) filter() (pipeline.DLQFilter, error) {
+	switch {
+	case len(s.IDs) > 0 && (s.All || s.Stream != "" || s.Campaign != "" || s.Group != ""):
+		return pipeline.DLQFilter{}, errors.New("give dead letter ids, or --all with optional --stream/--campaign/--group, not both")
+	case len(s.IDs) == 0 && !s.All:
+		return pipeline.DLQFilter{}, errors.New("say which: dead letter ids, or --all (narrowed by --stream/--campaign/--group)")
+	}
+	return pipeline.DLQFilter{IDs: s.IDs, Stream: s.Stream, Campaign: s.Campaign, Group: s.Group}, nil
+}
+
+// DLQRetryCmd is `pushpipe dlq retry`.
+type DLQRetryCmd struct{ dlqSelect }
+
+// Run retries: each letter's original fields go back to its original
+// partition (fresh delivery count) for the group that dead-lettered it, and
+// the letter is deleted only after that XADD succeeded. Stages are
+// idempotent, so nobody gets a notification twice.
+func (c *DLQRetryCmd) Run(g *Globals) error {
+	return c.apply(g, "retried", (*pipeline.DLQ).Retry)
+}
+
+// DLQDropCmd is `pushpipe dlq drop`.
+type DLQDropCmd struct{ dlqSelect }
+
+// Run drops.
+func (c *DLQDropCmd) Run(g *Globals) error {
+	return c.apply(g, "dropped", (*pipeline.DLQ).Drop)
+}
+
+// apply runs op (Retry or Drop) on the selected dead letters.
+func (s dlqSelect) apply(g *Globals, did string, op func(*pipeline.DLQ, context.Context, pipeline.DLQFilter) (pipeline.DLQResult, error)) error {
+	f, err := s.filter()
+	if err != nil {
+		return err
+	}
+	rdb, err := g.RedisNow()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	return applyTo(g.Context(), pipeline.NewDLQ(rdb, g.Keys()), f, did, op, os.Stdout, os.Stderr)
+}
+
+// applyTo runs op on the letters f selects within dlqApplyTimeout, says
+// on w how many it did and on errw why the rest were left.
+func applyTo(ctx context.Context, q *pipeline.DLQ, f pipeline.DLQFilter, did string,
+	op func(*pipeline.DLQ, context.Context, pipeline.DLQFilter) (pipeline.DLQResult, error), w, errw io.Writer) error {
+	// The DLQ's master first, within status's bound: op's own is longer.
+	if _, err := within(ctx, refreshTimeout, q.Len); err != nil {
+		return err
+	}
+	res, err := within(ctx, dlqApplyTimeout, func(ctx context.Context) (pipeline.DLQResult, error) { return op(q, ctx, f) })
+	if err == nil && ctx.Err() == nil && slices.ContainsFunc(slices.Collect(maps.Values(res.Failed)), timedOut) {
+		// The letters whose partition's master did not answer are left
+		// in place, each "context deadline exceeded": say why once.
+		err = fmt.Errorf("no answer within %s for some (a Redis node down or unreachable?): they are left in place, run the command again once it answers", dlqApplyTimeout)
+	}
+	if err == nil && len(res.Done) == 0 && len(res.Failed) == 0 && len(res.Busy) == 0 {
+		if err := unknownGroup(ctx, q, f.Group); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "%s %s\n", did, plural(int64(len(res.Done)), "dead letter"))
+	if len(res.Busy) > 0 {
+		// Not a failure: the other run re-injects them (or did already).
+		// A killed run's letters are taken at once (pipeline/dlqholder.go):
+		// these are a live run's, or one Redis could not say was gone.
+		fmt.Fprintf(w, "%s left to another retry running at the same time (re-injected by it, or to be); "+
+			"if that run hangs (paused, or its connection stuck), run this again in a minute\n", plural(int64(len(res.Busy)), "dead letter"))
+	}
+	return errors.Join(err, reportFailed(errw, res))
+}
+
+// dlqApplyTimeout bounds a retry or a drop, and list's count by reason:
+// with a master down, the client retries the letters of its partitions
+// until it answers, and the command hung for the whole outage. Longer than
+// refreshTimeout: a healthy --all over a large DLQ takes many round trips.
+const dlqApplyTimeout = 30 * time.Second
+
+// timedOut is whether a letter's failure is the bound running out.
+func timedOut(why string) bool { return strings.HasSuffix(why, context.DeadlineExceeded.Error()) }
+
+// reportFailed says on w why dead letters were left in place, one line per
+// reason: the 112 letters of a retired receiver were 112 lines of the same
+// words, and the count at the end scrolled away from the advice.
+func reportFailed(w io.Writer, res pipeline.DLQResult) error {
+	if len(res.Failed) == 0 {
+		return nil
+	}
+	byReason := map[string][]string{}
+	for id, why := range res.Failed {
+		byReason[why] = append(byReason[why], id)
+	}
+	for _, ids := range byReason {
+		slices.SortFunc(ids, compareEntryIDs)
+	}
+	reasons := slices.SortedFunc(maps.Keys(byReason), func(a, b string) int { return compareEntryIDs(byReason[a][0], byReason[b][0]) })
+	for _, why := range reasons {
+		ids := byReason[why]
+		switch len(ids) {
+		case 1:
+			fmt.Fprintf(w, "  %s left in place: %s\n", ids[0], why)
+		case 2:
+			fmt.Fprintf(w, "  %s and %s left in place: %s\n", ids[0], ids[1], why)
+		default:
+			fmt.Fprintf(w, "  %d dead letters (%s … %s) left in place: %s\n", len(ids), ids[0], ids[len(ids)-1], why)
+		}
+	}
+	if len(res.Failed) == 1 {
+		return errors.New("1 dead letter was left in place")
+	}
+	return fmt.Errorf("%d dead letters were left in place", len(res.Failed))
+}
