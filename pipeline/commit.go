@@ -288,11 +288,20 @@ const (
 	DLQFields     = "fields" // the original fields as a JSON object
 )
 
-// deadLetterAckTimeout bounds the ack of entries already dead-lettered when
-// the runner's context has ended.
-const deadLetterAckTimeout = 5 * time.Second
+// deadLetterTimeout bounds each of the write and the ack of dead letters,
+// which go out even when the runner's context has ended.
+const deadLetterTimeout = 5 * time.Second
 
 // deadLetter writes entries to the DLQ with their origin, then acks them.
+//
+// Neither step ends with ctx (a runner stopping): the ack must follow the
+// write, or the entries stay pending and the next claim dead-letters them a
+// second time. The write too: a ctx that ends while the XADD is in flight
+// makes rueidis give up its reply, not the XADD, which Redis ran, so the
+// letter was written and the ack never sent. (A runner's claim loop, stopped
+// just as it dead-lettered a poison entry, left it so:
+// TestDeadLetterOutlastsAStop.) (Not one script: the DLQ is one stream, in
+// another cluster slot than the partition's.)
 func (r *Runner) deadLetter(ctx context.Context, stream string, entries []deadEntry, consumer string) error {
 	if len(entries) == 0 {
 		return nil
@@ -301,14 +310,12 @@ func (r *Runner) deadLetter(ctx context.Context, stream string, entries []deadEn
 	for i, e := range entries {
 		ids[i] = e.ID
 	}
-	if _, err := Emit(ctx, r.rdb, r.dlqMessages(stream, entries, consumer)...); err != nil {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadLetterTimeout)
+	defer cancel()
+	if _, err := Emit(wctx, r.rdb, r.dlqMessages(stream, entries, consumer)...); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
-	// Once the dead letters are written the ack goes out even if ctx ends
-	// meanwhile (a runner stopping): left pending, the entries would be
-	// claimed and dead-lettered a second time. (Not one script: the DLQ is
-	// one stream, in another cluster slot than the partition's.)
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadLetterAckTimeout)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadLetterTimeout)
 	defer cancel()
 	if err := r.rdb.Do(actx, r.rdb.B().Xack().Key(stream).Group(r.opts.Group).Id(ids...).Build()).Error(); err != nil {
 		return fmt.Errorf("ack dead letters on %s: %w", stream, err)
