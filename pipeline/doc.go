@@ -28,7 +28,8 @@
 //     dedupe's marks). It keeps a batch in progress claimed and tells the
 //     handler when it is no longer its own (Batch.Lost) or the process is
 //     stopping (Batch.Stopping); takes over idle entries of dead consumers
-//     with XAUTOCLAIM; dead-letters entries delivered too often (dlq.go).
+//     with XAUTOCLAIM; dead-letters entries delivered too often (claim.go,
+//     commit.go).
 //     Handler (batch.go) is the one-method contract a stage implements.
 //   - Lanes (lanes.go): a row with Express (dedupe, deliver) also reads an
 //     express stream per partition (dedupe-express, deliver-express) with
@@ -42,7 +43,8 @@
 //     acknowledged it and the retention window passed. Backpressure
 //     (backpressure.go) slows producers when a downstream group lags.
 //   - Operator tools over the same streams: Replay (replay.go), Status
-//     (status.go), the DLQ (dlq.go).
+//     (status.go), the DLQ (dlq.go: list, show, drop; dlqretry.go;
+//     dlqfields.go: how a letter keeps its entry's fields).
 //   - Process plumbing: the Redis client (redis.go), logs, metrics and the ops
 //     HTTP server (/metrics, /healthz, /readyz).
 //
