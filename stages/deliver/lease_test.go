@@ -51,10 +51,10 @@ func (a *arrivals) count(token string) int {
 // (a proxy that stops forwarding, both ways: a network partition) while
 // it works through a batch loses the batch to another consumer's claim
 // after --claim-idle, and cannot learn it: its keeps get no answer. Its
-// sends that need no Redis went on: a direct message's (a campaign's wait
-// for a fresh cancel flag within a second) that the provider answers with
-// a transient error (503), which writes no mark, so holds no in-flight
-// slot while Redis is away (a send answered Sent waits for its mark, and
+// sends that need no Redis went on: a direct message's (a campaign's send
+// waits for a cancel flag read within the last second) that the provider
+// answers with a transient error (503), which writes no mark, so holds no
+// in-flight slot while Redis is away (a send answered Sent waits for its mark, and
 // holds its slot meanwhile: at most --in-flight of those start). It
 // requested every device of its batch, at the provider's pace, for as long
 // as the batch took, while the other consumer sent them too (158 requests
