@@ -55,6 +55,7 @@ type Batch struct {
 	lost    chan struct{}   // closed once some entry is no longer this consumer's (heartbeat.go)
 	stop    <-chan struct{} // closed when the runner stops reading (Stopping)
 	claimed bool            // taken over by XAUTOCLAIM: its entries were delivered before
+	lease   *lease          // until when the entries are surely ours (Held); nil: always
 	moved   atomic.Int64    // unix ns of the handler's last Progress, 0 before
 	emitted atomic.Int64    // unix ns of its last EmitNow, 0 before (moved.go)
 	// unkept is the unix ns of the last keep that could not reach Redis
@@ -106,6 +107,55 @@ func (b *Batch) IsLost() bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// Held reports whether the batch's entries are surely still this
+// consumer's: no other consumer can have claimed them yet, whatever this
+// process cannot see (Redis unreachable, or the process stalled). A
+// handler with side effects that cannot be undone (a provider request, a
+// POST) asks it right before each one starts, after any wait of its own
+// (a rate-limit permit): a consumer that lost its entries unawares would
+// otherwise go on starting what their new owner starts too. The rules:
+//   - It is the batch's lease (lease.go): from when the read or claim that
+//     delivered the entries was sent, for ClaimIdle less a tenth, renewed, from
+//     when it was sent, by each keep (every KeepEvery, far below
+//     ClaimIdle) that reaches Redis and finds every entry still this
+//     consumer's; a keep that fails or finds one taken renews nothing.
+//   - Not held is not Lost: the entries may well be ours still (Redis is
+//     merely away). Wait for WaitHeld, start nothing meanwhile.
+//   - A healthy process never sees it false; one cut off from Redis for
+//     most of ClaimIdle does, and starts nothing more until Redis answers.
+//   - Cheap: a monotonic clock read and a compare. A batch built by hand
+//     (tests) is always held.
+func (b *Batch) Held() bool {
+	l := b.root().lease
+	return l == nil || l.held(time.Now())
+}
+
+// WaitHeld returns true at once while the batch is Held, else waits until
+// a keep renews its lease (true), or the batch is Lost, the process
+// Stopping, or ctx ends (false: start nothing more, as on Lost; the
+// caller tells which by asking them).
+func (b *Batch) WaitHeld(ctx context.Context) bool {
+	l := b.root().lease
+	if l == nil || l.held(time.Now()) {
+		return true // no lock: asked before every send
+	}
+	for {
+		next := l.renewed() // before the clock: a renewal after it wakes us
+		if l.held(time.Now()) {
+			return true
+		}
+		select {
+		case <-next:
+		case <-b.Lost():
+			return false
+		case <-b.Stopping():
+			return false
+		case <-ctx.Done():
+			return false
+		}
 	}
 }
 

@@ -57,6 +57,7 @@ func (r *Runner) claimPartition(ctx context.Context, l Lane, p int, work chan<- 
 	cursor := "0-0"
 	// Bounded: a partition with a huge backlog is finished on the next tick.
 	for range 100 {
+		sent := time.Now() // the claimed entries' idle time starts after it: their lease (Held) from it
 		entries, next, deleted, err := r.autoclaim(ctx, stream, cursor)
 		if err != nil {
 			return err
@@ -73,7 +74,8 @@ func (r *Runner) claimPartition(ctx context.Context, l Lane, p int, work chan<- 
 				return err
 			}
 			if len(live) > 0 {
-				if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: live, claimed: true}) {
+				if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: live, claimed: true,
+					lease: newLease(sent, r.opts.ClaimIdle)}) {
 					return nil
 				}
 			}

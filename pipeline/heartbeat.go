@@ -62,7 +62,9 @@ return {#owned, taken}
 // Each keep also checks that the entries are still this consumer's: when
 // one is not (claimed by another consumer, or acked by another consumer's
 // commit, or Redis lost the stream, the group or our read), b.Lost is closed, so a slow handler stops working for entries
-// someone else now owns within KeepEvery, instead of racing them.
+// someone else now owns within KeepEvery, instead of racing them. A keep
+// that finds every entry still ours renews b's lease (Held) from when it
+// was sent; one that fails or finds one taken renews nothing.
 func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 	ids := b.allIDs()
 	b.lost = make(chan struct{})
@@ -70,6 +72,7 @@ func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		every(ctx, r.opts.KeepEvery, func() bool {
+			sent := time.Now()
 			kept, taken, err := r.keep(ctx, b.Stream, ids)
 			switch {
 			case ctx.Err() != nil:
@@ -84,7 +87,13 @@ func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 					Msg("batch no longer ours (another consumer took or finished it, or Redis lost the stream or our read); stopping it")
 				close(b.lost)
 				return false
-			case err != nil:
+			case err == nil:
+				// Every entry still ours (or acked by our own commit), idle
+				// from the keep on: nobody claims them for ClaimIdle.
+				if b.lease != nil {
+					b.lease.renew(sent)
+				}
+			default:
 				if unreachable(err) {
 					b.unkept.Store(time.Now().UnixNano())
 				}

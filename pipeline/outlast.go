@@ -36,9 +36,13 @@ func (r *Runner) outlast(ctx context.Context, b *Batch, since int64) bool {
 	ids := b.allIDs()
 	waited := false
 	for ctx.Err() == nil && !stopping(b) {
+		sent := time.Now()
 		kept, _, err := r.keep(ctx, b.Stream, ids)
 		switch {
 		case err == nil:
+			if b.lease != nil && kept == len(ids) {
+				b.lease.renew(sent) // the retry may start sends at once (a part's is its root's: the background keep's)
+			}
 			// Every entry, not merely none taken: an entry acked meanwhile
 			// was another consumer's, which claimed it while Redis was back
 			// and we waited for our next keep, and handled it through (only

@@ -17,6 +17,7 @@ func (r *Runner) readLoop(ctx context.Context, l Lane, p int, work chan<- *Batch
 	for ctx.Err() == nil {
 		cmd := r.rdb.B().Xreadgroup().Group(r.opts.Group, r.opts.Consumer).Count(int64(r.opts.BatchSize)).
 			Block(r.opts.Block.Milliseconds()).Streams().Key(stream).Id(">").Build()
+		sent := time.Now() // the entries' idle time starts after it: their lease (Held) from it
 		entries, err := xreadEntries(r.rdb.Do(ctx, cmd))
 		if err == nil || rueidis.IsRedisNil(err) {
 			r.down.answered()
@@ -37,7 +38,7 @@ func (r *Runner) readLoop(ctx context.Context, l Lane, p int, work chan<- *Batch
 			entries = r.linger(ctx, stream, entries)
 		}
 		r.metrics.read(r.series(l, p), len(entries))
-		if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: entries}) {
+		if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: entries, lease: newLease(sent, r.opts.ClaimIdle)}) {
 			return // read but never acked: they stay pending and are claimed later
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -87,6 +88,7 @@ func (r *Runner) resume(ctx context.Context, o leftover, work chan<- *Batch) err
 	for ids := range slices.Chunk(o.ids, r.opts.BatchSize) {
 		cmd := r.rdb.B().Xclaim().Key(stream).Group(r.opts.Group).Consumer(r.opts.Consumer).
 			MinIdleTime(strconv.FormatInt(o.minIdle, 10)).Id(ids...).Build()
+		sent := time.Now() // the claimed entries' idle time starts after it: their lease (Held) from it
 		xs, err := r.rdb.Do(ctx, cmd).ToArray()
 		if err != nil {
 			return fmt.Errorf("xclaim %s: %w", stream, err)
@@ -103,7 +105,8 @@ func (r *Runner) resume(ctx context.Context, o leftover, work chan<- *Batch) err
 		if err != nil {
 			return err
 		}
-		if len(live) > 0 && !r.handOff(ctx, work, &Batch{Stream: stream, Partition: o.p, Lane: o.l, Entries: live, claimed: true}) {
+		if len(live) > 0 && !r.handOff(ctx, work, &Batch{Stream: stream, Partition: o.p, Lane: o.l, Entries: live, claimed: true,
+			lease: newLease(sent, r.opts.ClaimIdle)}) {
 			return nil
 		}
 	}

@@ -3,9 +3,6 @@ package campaign
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -69,7 +66,7 @@ func TestCancelsSeenUnderASlowRedis(t *testing.T) {
 	if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c4", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
 		t.Fatal(err)
 	}
-	slow, err := pipeline.NewRedis(latencyProxy(t, addr, CancelPoll+50*time.Millisecond).Addr)
+	slow, err := pipeline.NewRedis(pipelinetest.ProxyT(t, addr, CancelPoll+50*time.Millisecond).Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +91,7 @@ func TestCancelsNotBelievedStaleUnderAStalledRedis(t *testing.T) {
 	if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c5", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {
 		t.Fatal(err)
 	}
-	p := latencyProxy(t, addr, 0)
+	p := pipelinetest.ProxyT(t, addr, 0)
 	stalled, err := pipeline.NewRedis(p.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +102,7 @@ func TestCancelsNotBelievedStaleUnderAStalledRedis(t *testing.T) {
 		t.Fatalf("before the cancel: %v %v", canceled, err)
 	}
 	time.Sleep(2 * CancelPoll) // the poller reads the flag
-	p.hold()
+	p.Hold()
 	if _, err := Cancel(ctx, rdb, db, keys, "c5"); err != nil {
 		t.Fatal(err)
 	}
@@ -118,112 +115,8 @@ func TestCancelsNotBelievedStaleUnderAStalledRedis(t *testing.T) {
 			t.Fatalf("not canceled, %v after the cancel returned, while Redis did not answer", time.Since(returned))
 		}
 	}
-	p.release()
+	p.Release()
 	waitCanceled(t, cs, "c5", time.Now(), 5*CancelPoll)
-}
-
-// proxy forwards TCP connections to a Redis, holding what it answers for
-// a delay before passing it on, and all of it while held: a Redis slowed
-// down (by load, a long script, a far network) or stalled, as its client
-// sees it.
-type proxy struct {
-	Addr string
-
-	mu   sync.Mutex
-	gate chan struct{} // closed while answers flow
-}
-
-// latencyProxy starts a proxy to addr whose answers come d late.
-func latencyProxy(t *testing.T, addr string, d time.Duration) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{Addr: ln.Addr().String(), gate: make(chan struct{})}
-	close(p.gate)
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		p.release()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial("tcp", addr)
-			if err != nil {
-				client.Close()
-				continue
-			}
-			p.mu.Lock()
-			conns = append(conns, client, server)
-			p.mu.Unlock()
-			go func() { io.Copy(server, client) }()
-			go p.late(client, server, d)
-		}
-	}()
-	return p
-}
-
-// hold keeps every answer from now on until release.
-func (p *proxy) hold() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.gate = make(chan struct{})
-}
-
-func (p *proxy) release() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	select {
-	case <-p.gate:
-	default:
-		close(p.gate)
-	}
-}
-
-func (p *proxy) open() <-chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.gate
-}
-
-// late copies src to dst, each read d after it arrived (and not while
-// held), in order.
-func (p *proxy) late(dst, src net.Conn, d time.Duration) {
-	type chunk struct {
-		b  []byte
-		at time.Time
-	}
-	chunks := make(chan chunk, 1024)
-	go func() {
-		defer close(chunks)
-		for {
-			b := make([]byte, 32<<10)
-			n, err := src.Read(b)
-			if n > 0 {
-				chunks <- chunk{b[:n], time.Now().Add(d)}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	for c := range chunks {
-		time.Sleep(time.Until(c.at))
-		<-p.open()
-		if _, err := dst.Write(c.b); err != nil {
-			src.Close() // ends the reader
-		}
-	}
 }
 
 // TestCancelOutlivesAFailedRecord: a cancel whose flag reached Redis but

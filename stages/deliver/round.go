@@ -34,7 +34,8 @@ type round struct {
 	wait       context.Context
 	cancelWait context.CancelFunc
 	lost       <-chan struct{}
-	stop       <-chan struct{} // pipeline.Batch.Stopping
+	stop       <-chan struct{}            // pipeline.Batch.Stopping
+	waitHeld   func(context.Context) bool // pipeline.Batch.WaitHeld
 	emit       emitFunc
 	progress   func()   // pipeline.Batch.Progress: a round at the provider's pace may take minutes
 	slots      *slots   // the batch's lane's
@@ -64,7 +65,7 @@ type round struct {
 // over.
 func (h *Handler) newRound(ctx context.Context, b *pipeline.Batch, targets int) *round {
 	lost := b.Lost()
-	r := &round{h: h, ctx: ctx, p: b.Partition, lost: lost, stop: b.Stopping(), emit: b.EmitNow, progress: b.Progress,
+	r := &round{h: h, ctx: ctx, p: b.Partition, lost: lost, stop: b.Stopping(), waitHeld: b.WaitHeld, emit: b.EmitNow, progress: b.Progress,
 		slots: h.slots, limiter: h.limiter, marker: h.marker,
 		results: make([]userResult, targets), skipped: map[skip][]device{}, left: make([]atomic.Int32, targets)}
 	if b.Lane == pipeline.Express {
@@ -308,6 +309,13 @@ func (r *round) sendChunk(l *appLane, chunk []job) {
 			done = i + 1
 			continue
 		}
+		if !r.held() {
+			// Left unsent and unmarked, with the rest of the chunk: their
+			// new owner, if another consumer took the entries, sends them.
+			r.settled(nil, len(chunk)-i)
+			done = len(chunk)
+			break
+		}
 		m, ok, t1 := r.send(l, j, t0)
 		if ok {
 			marks = append(marks, m)
@@ -330,6 +338,23 @@ func (r *round) sendChunk(l *appLane, chunk []job) {
 	}
 	handed = true
 	r.marker.markChunk(buf, marks)
+}
+
+// held reports whether the round may start a send: the batch's lease
+// runs (pipeline.Batch.Held), or a keep renewed it while the send waited.
+// Asked after the send's permits, which may take long. A lease run out
+// means Redis was away (or this process stalled) for most of ClaimIdle:
+// another consumer may have claimed the entries and send their devices
+// now. False once the batch is lost or the process stopping: the round
+// starts nothing more, and ends as on Lost or on shutdown.
+func (r *round) held() bool {
+	if r.waitHeld(r.wait) {
+		return true
+	}
+	if closed(r.stop) && !r.isLost() {
+		r.stopped.Store(true)
+	}
+	return false
 }
 
 // leftByCancel records that j is not sent: its campaign was canceled.

@@ -172,7 +172,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			h.failing.ok()
 			continue
 		}
-		if ctx.Err() != nil || b.IsLost() {
+		if ctx.Err() != nil || b.IsLost() || errors.Is(err, errStopping) {
 			return err // shutting down or no longer ours: left pending, nothing acked
 		}
 		// Out of attempts: the entries not wholly delivered wait for their
@@ -188,12 +188,15 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	return nil
 }
 
-// errLost ends a delivery whose batch another consumer took.
 // jsonFixed bounds an event's JSON less its strings: the keys, quotes,
 // commas, the platform, outcome and two numbers.
 const jsonFixed = 128
 
+// errLost ends a delivery whose batch another consumer took.
 var errLost = errors.New("batch no longer ours; left to its new owner")
+
+// errStopping ends a delivery whose lease ran out while the process stops.
+var errStopping = errors.New("shutting down; batch left pending")
 
 type metrics struct {
 	events *prometheus.CounterVec

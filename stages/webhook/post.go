@@ -31,6 +31,9 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 		if err := h.cap.Take(ctx, n); err != nil {
 			return err
 		}
+		if err := held(ctx, b); err != nil {
+			return err
+		}
 		code, retryAfter, err := h.postOnce(ctx, payload)
 		h.metrics.posts.WithLabelValues(strconv.Itoa(code)).Inc()
 		if err == nil {
@@ -93,6 +96,23 @@ func sleep(ctx context.Context, b *pipeline.Batch, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// held waits, right before a POST, while the batch's lease has run out
+// (pipeline.Batch.WaitHeld): Redis was away, or this process stalled, for
+// most of ClaimIdle, and another consumer may have claimed the entries and
+// POST their events now. It ends with the batch lost (errLost), the
+// process stopping (errStopping) or ctx: the entries stay pending.
+func held(ctx context.Context, b *pipeline.Batch) error {
+	switch {
+	case b.WaitHeld(ctx):
+		return nil
+	case b.IsLost():
+		return errLost
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return errStopping
 }
 
 // postOnce makes one request; an error says what the receiver answered
