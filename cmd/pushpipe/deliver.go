@@ -53,9 +53,11 @@ type DeliverFlags struct {
 func (c DeliverFlags) check() error {
 	// The stage's own floor (deliver.MinRetry), said of the flags: a 1ns
 	// --retry-base resent to a failing provider as fast as the runner's
-	// delay poll released retries, up to --max-attempts. Kong's defaults
-	// stand for the flags not given, so a zero here was typed: refused,
-	// not read as the default.
+	// delay poll released retries, up to --max-attempts. The flag needs no
+	// higher one (it had 100ms): a process's retries wait for that poll
+	// (100ms) anyway, so a shorter backoff only comes back at the next
+	// poll. Kong's defaults stand for the flags not given, so a zero here
+	// was typed: refused, not read as the default.
 	errs := []error{deliver.CheckRetry(c.RetryBase, c.RetryMax)}
 	// Each said of its flag, with the value: "--in-flight and
 	// --max-attempts must be at least 1, --tps at least 0" left the
