@@ -188,7 +188,8 @@ func TestBatchLost(t *testing.T) {
 
 // KeepEvery is never below MinKeepEvery, however it is set: 1ns sent a keep
 // per batch without a pause, and a ClaimIdle of 2ns made it 0, a ticker
-// that panicked the runner at its first batch.
+// that panicked the runner at its first batch (now a third of
+// MinClaimIdle, which such a ClaimIdle is raised to: TestClaimIdleFloor).
 func TestKeepEveryFloor(t *testing.T) {
 	tests := []struct {
 		name string
@@ -200,8 +201,8 @@ func TestKeepEveryFloor(t *testing.T) {
 		{"as set", pipeline.Options{KeepEvery: 20 * time.Millisecond}, 20 * time.Millisecond},
 		{"tiny", pipeline.Options{KeepEvery: time.Nanosecond}, pipeline.MinKeepEvery},
 		{"just under", pipeline.Options{KeepEvery: pipeline.MinKeepEvery - 1}, pipeline.MinKeepEvery},
-		{"a third of a tiny ClaimIdle", pipeline.Options{ClaimIdle: 2 * time.Nanosecond}, pipeline.MinKeepEvery},
-		{"a third of a short ClaimIdle", pipeline.Options{ClaimIdle: 15 * time.Millisecond}, pipeline.MinKeepEvery},
+		{"a third of a tiny ClaimIdle", pipeline.Options{ClaimIdle: 2 * time.Nanosecond}, pipeline.MinClaimIdle / 3},
+		{"a third of a short ClaimIdle", pipeline.Options{ClaimIdle: 15 * time.Millisecond}, pipeline.MinClaimIdle / 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,7 +23,7 @@ type Options struct {
 	Concurrency        int           // handlers running at once, default 4
 	BatchSize          int           // XREADGROUP COUNT, default 100
 	Block              time.Duration // XREADGROUP BLOCK, default 2s
-	ClaimIdle          time.Duration // take over entries idle this long, default 30s
+	ClaimIdle          time.Duration // take over entries idle this long, default 30s, at least MinClaimIdle
 	MaxDeliveries      int64         // dead-letter after this many deliveries, default 10
 	ShutdownTimeout    time.Duration // finish in-flight batches within this, default 10s
 	Retention          time.Duration // trim acknowledged entries older than this, default 24h; <0 disables
@@ -73,6 +73,18 @@ type Options struct {
 	StuckAfter time.Duration
 }
 
+// MinClaimIdle is the shortest Options.ClaimIdle: a shorter one is taken
+// as MinClaimIdle, the floor pushpipe's --claim-idle refuses below. Below
+// it the runner takes live consumers' work: XAUTOCLAIM's min-idle-time is
+// in whole milliseconds, so under 1ms it asked for 0 (every pending entry),
+// and under 3×MinKeepEvery a batch in progress is kept claimed less often
+// than it goes idle, so each claim tick (every 100ms) took batches other
+// consumers were handling (ClaimIdle 1µs or 1ms, two runners, a 500ms
+// handler: not one of 40 entries finished in two minutes). RetryFor, half
+// of it by default, was 0 for 1ns too: a failing batch was never tried
+// again in process.
+const MinClaimIdle = 100 * time.Millisecond
+
 // MinKeepEvery is the shortest Options.KeepEvery: a batch in progress is
 // kept claimed at most this often, whatever KeepEvery or ClaimIdle says.
 const MinKeepEvery = 10 * time.Millisecond
@@ -103,6 +115,9 @@ func (o *Options) defaults() {
 	if o.ClaimIdle <= 0 {
 		o.ClaimIdle = 30 * time.Second
 	}
+	// Clamped, as KeepEvery is below, before what is derived from it
+	// (RetryFor, KeepEvery, StuckAfter): NewRunner has no error to return.
+	o.ClaimIdle = max(o.ClaimIdle, MinClaimIdle)
 	def, inTable := StageNamed(o.Stage)
 	if o.MaxDeliveries <= 0 {
 		o.MaxDeliveries = cmp.Or(def.MaxDeliveries, 10)

@@ -12,6 +12,7 @@ import (
 	"github.com/mattn/go-isatty"
 
 	"github.com/pushpipe/pushpipe/bench"
+	"github.com/pushpipe/pushpipe/pipeline"
 )
 
 // BenchCmd runs the whole pipeline as separate processes on a synthetic
@@ -97,8 +98,8 @@ func (c *BenchCmd) Validate() error {
 	if c.ChaosEvery > 0 && c.ChaosEvery < minInterval {
 		errs = append(errs, fmt.Errorf("--chaos-every: must be %v or more, such as 3s (a stage process is killed and restarted each time), got %v", minInterval, c.ChaosEvery))
 	}
-	if c.ClaimIdle > 0 && c.ClaimIdle < minInterval {
-		errs = append(errs, fmt.Errorf("--claim-idle: must be %v or more, such as 10s (or 0 for the default), got %v", minInterval, c.ClaimIdle))
+	if c.ClaimIdle > 0 && c.ClaimIdle < pipeline.MinClaimIdle {
+		errs = append(errs, fmt.Errorf("--claim-idle: must be %v or more, such as 10s (or 0 for the default), got %v", pipeline.MinClaimIdle, c.ClaimIdle))
 	}
 	if _, err := parseReplicas(c.Replicas); err != nil {
 		errs = append(errs, err)

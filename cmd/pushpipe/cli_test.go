@@ -173,14 +173,15 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"status", "--remove-idle=-1h"}, "--remove-idle must be a positive duration such as 1h (consumers idle that long, holding nothing, are removed), got -1h0m0s"},
 		{[]string{"deliver", "--retry-base", "2m"}, "--retry-max (1m0s) is shorter than --retry-base (2m0s)"},
 		// 1ns resent to a failing provider without a pause, up to
-		// --max-attempts; 0 was refused already.
-		{[]string{"deliver", "--retry-base", "1ns", "--retry-max", "1ns"}, "--retry-base must be 100ms or more, such as 500ms (each retry round resends to the provider that failed), got 1ns; " +
-			"--retry-max must be 100ms or more, such as 500ms (each retry round resends to the provider that failed), got 1ns"},
-		{[]string{"deliver", "--retry-base", "99ms"}, "--retry-base must be 100ms or more"},
-		{[]string{"deliver", "--retry-max", "1ns"}, "--retry-max must be 100ms or more, such as 500ms (each retry round resends to the provider that failed), got 1ns"},
-		{[]string{"deliver", "--retry-base", "0s"}, "--retry-base must be 100ms or more"},
-		{[]string{"all", "--retry-base", "1ns", "--retry-max", "1ms"}, "deliver: --retry-base must be 100ms or more, such as 500ms (each retry round resends to the provider that failed), got 1ns; " +
-			"--retry-max must be 100ms or more"},
+		// --max-attempts; 0 was refused already. The floor is the stage's
+		// (deliver.MinRetry), which library callers get too.
+		{[]string{"deliver", "--retry-base", "1ns", "--retry-max", "1ns"}, "--retry-base must be 10ms or more, such as 500ms (each retry round resends to the provider that failed), got 1ns; " +
+			"--retry-max must be 10ms or more, such as 500ms (each retry round resends to the provider that failed), got 1ns"},
+		{[]string{"deliver", "--retry-base", "9ms"}, "--retry-base must be 10ms or more"},
+		{[]string{"deliver", "--retry-max", "1ns"}, "--retry-max must be 10ms or more, such as 500ms (each retry round resends to the provider that failed), got 1ns"},
+		{[]string{"deliver", "--retry-base", "0s"}, "--retry-base must be 10ms or more"},
+		{[]string{"all", "--retry-base", "1ns", "--retry-max", "1ms"}, "deliver: --retry-base must be 10ms or more, such as 500ms (each retry round resends to the provider that failed), got 1ns; " +
+			"--retry-max must be 10ms or more"},
 		// Each of deliver's numbers said of its flag, with its value: "--in-flight
 		// and --max-attempts must be at least 1, --tps at least 0" for any one.
 		{[]string{"all", "--in-flight", "0"}, "deliver: --in-flight must be at least 1, got 0"},
@@ -341,7 +342,7 @@ func TestUsageErrors(t *testing.T) {
 	soon := time.Now().Add(30 * 24 * time.Hour) // --send-at is at most 90 days ahead
 	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"status", "--watch", "--interval", "100ms"},
 		{"--partitions", "1024", "status"}, {"split", "--claim-idle", "100ms"},
-		{"deliver", "--retry-base", "100ms", "--retry-max", "100ms"}, {"webhook", "--url", "https://h.example/x", "--secret-file", secrets, "--retry-base", "10ms", "--retry-max", "10ms"}, {"bench", "--chaos", "--chaos-every", "100ms"},
+		{"deliver", "--retry-base", "10ms", "--retry-max", "10ms"}, {"webhook", "--url", "https://h.example/x", "--secret-file", secrets, "--retry-base", "10ms", "--retry-max", "10ms"}, {"bench", "--chaos", "--chaos-every", "100ms"},
 		{"fakeprovider", "--error-rate", "1", "--unregistered-rate", "0.5", "--bad-token-rate", "0.5", "--tps", "0", "--apns-keys", "T/K", "--listen", ":0"}, {"--log-level", "debug", "migrate"},
 		{"send", "--app", "a", "--user", "1", "--ttl", "1h", "--title", "t"}, {"send", "--app", "a", "--channel", "x", "--priority", "high", "--body", "b"},
 		{"send", "--app", "a", "--channel", "x", "--send-at", soon.UTC().Format(time.RFC3339), "--allow-empty", "--title", "t"},

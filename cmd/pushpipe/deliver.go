@@ -39,8 +39,8 @@ type DeliverFlags struct {
 	ExpressShare    float64       `name:"express-share" default:"0.2" help:"Share of --tps reserved for the express lane; bulk campaigns get the rest, so messages never queue behind a campaign running at the cap. Messages also take what campaigns leave unused."`
 	ExpressTarget   time.Duration `name:"express-target" default:"25ms" help:"How long express entries (messages) may wait before deliver starts them; while they wait longer, bulk campaigns halve their sends in flight, and grow back once they do not (a machine short of CPU serves messages first); 0 never slows bulk."`
 	MaxAttempts     int           `name:"max-attempts" default:"8" help:"Sends per device before its user goes to the DLQ."`
-	RetryBase       time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter); 100ms or more."`
-	RetryMax        time.Duration `name:"retry-max" default:"60s" help:"Longest backoff; 100ms or more."`
+	RetryBase       time.Duration `name:"retry-base" default:"500ms" help:"Backoff of the first retry (doubles each attempt, full jitter); ${deliver_min_retry} or more."`
+	RetryMax        time.Duration `name:"retry-max" default:"60s" help:"Longest backoff; ${deliver_min_retry} or more."`
 	Results         bool          `name:"results" default:"true" negatable:"" help:"Append a result event per device to the results stream (read by pushpipe webhook and results tail); --no-results turns it off."`
 
 	// alsoApps is all's API, which reads the apps file too: deliver's
@@ -51,24 +51,14 @@ type DeliverFlags struct {
 // check refuses retry settings deliver would quietly replace by defaults,
 // and provider flags that do not say which app they serve.
 func (c DeliverFlags) check() error {
-	var errs []error
-	// A retry round resends to the provider that just failed: at 1ns the
-	// rounds came back without a pause (as fast as the runner's delay
-	// poll, every 100ms, released them) up to --max-attempts. deliver.Config
-	// takes zero for its default; a backoff below minInterval is shorter
-	// than that poll and buys only requests.
-	for _, d := range []struct {
-		flag string
-		v    time.Duration
-	}{{"--retry-base", c.RetryBase}, {"--retry-max", c.RetryMax}} {
-		if d.v < minInterval {
-			errs = append(errs, fmt.Errorf("%s must be %v or more, such as 500ms (each retry round resends to the provider that failed), got %v",
-				d.flag, minInterval, d.v))
-		}
-	}
-	if c.RetryMax >= minInterval && c.RetryMax < c.RetryBase {
-		errs = append(errs, fmt.Errorf("--retry-max (%v) is shorter than --retry-base (%v)", c.RetryMax, c.RetryBase))
-	}
+	// The stage's own floor (deliver.MinRetry), said of the flags: a 1ns
+	// --retry-base resent to a failing provider as fast as the runner's
+	// delay poll released retries, up to --max-attempts. The flag needs no
+	// higher one (it had 100ms): a process's retries wait for that poll
+	// (100ms) anyway, so a shorter backoff only comes back at the next
+	// poll. Kong's defaults stand for the flags not given, so a zero here
+	// was typed: refused, not read as the default.
+	errs := []error{deliver.CheckRetry(c.RetryBase, c.RetryMax)}
 	// Each said of its flag, with the value: "--in-flight and
 	// --max-attempts must be at least 1, --tps at least 0" left the
 	// operator to find which of the three was wrong.

@@ -319,14 +319,15 @@ type ReadBatch struct {
 }
 
 // Validate refuses settings the runner would quietly replace by its defaults
-// (a zero --claim-idle would become 30s), and a --claim-idle below
-// minInterval: a batch is kept claimed every third of it, so 1ns panicked
-// the runner at its first batch (a ticker of 0) and 1µs sent Redis a keep
-// per batch without a pause.
+// (a zero --claim-idle would become 30s), and a --claim-idle below the
+// runner's floor, pipeline.MinClaimIdle (which it would raise it to): a
+// batch is kept claimed every third of it, so 1ns panicked the runner at
+// its first batch (a ticker of 0) and 1µs sent Redis a keep per batch
+// without a pause.
 func (f StageFlags) Validate() error {
 	var errs []error
-	if f.ClaimIdle < minInterval {
-		errs = append(errs, fmt.Errorf("--claim-idle must be %v or more, such as 30s (a batch in progress is kept claimed every third of it), got %v", minInterval, f.ClaimIdle))
+	if f.ClaimIdle < pipeline.MinClaimIdle {
+		errs = append(errs, fmt.Errorf("--claim-idle must be %v or more, such as 30s (a batch in progress is kept claimed every third of it), got %v", pipeline.MinClaimIdle, f.ClaimIdle))
 	}
 	if f.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout must be a positive duration such as 10s, got %v", f.ShutdownTimeout))

@@ -50,6 +50,7 @@ func options() []kong.Option {
 		kong.Help(helpPrinter),
 		kong.Vars{
 			"in_flight":          strconv.Itoa(deliver.DefaultInFlight),
+			"deliver_min_retry":  deliver.MinRetry.String(),
 			"version":            version(),
 			"device_write_rate":  strconv.Itoa(api.DefaultDeviceWriteRate),
 			"max_body_bytes":     strconv.Itoa(api.DefaultMaxBodyBytes),

@@ -47,10 +47,10 @@ type statusReport struct {
 }
 
 // minInterval is the shortest time a flag may set between two rounds of a
-// loop that asks Redis, kills processes or retries a provider: `status
-// --watch --interval 1ns` refreshed without a pause, one core and Redis busy
-// for a screen no one can read that fast, and deliver --retry-base 1ns
-// resent to a failing provider as fast as retries were released.
+// loop that asks Redis or kills processes: `status --watch --interval 1ns`
+// refreshed without a pause, one core and Redis busy for a screen no one
+// can read that fast. (deliver's --retry-base and --retry-max take the
+// stage's own floor, deliver.MinRetry.)
 const minInterval = 100 * time.Millisecond
 
 // Validate refuses a refresh interval that would spin or never come.

@@ -77,7 +77,8 @@ type Config struct {
 	MaxAttempts int
 	// RetryBase and RetryMax shape the backoff: attempt n waits a random
 	// time in [0, min(RetryMax, RetryBase·2^(n-1))], but at least the
-	// provider's Retry-After. Defaults 500ms and 60s.
+	// provider's Retry-After. Defaults 500ms and 60s (for zero); at least
+	// MinRetry, and RetryMax at least RetryBase (CheckRetry).
 	RetryBase, RetryMax time.Duration
 	// NoResults turns off the results stream: no result event per device
 	// (DESIGN: results are on unless a deployment turns them off).
@@ -110,6 +111,13 @@ const DefaultInFlight = 1024
 // of 50 recipients a second) never queue behind a campaign.
 const DefaultExpressShare = 0.2
 
+// MinRetry is the shortest RetryBase and RetryMax: a retry round resends
+// to the provider that just failed, and at 1ns the rounds came back without
+// a pause, as fast as the runner's delay poll released them, until
+// MaxAttempts was spent. 10ms is the webhook's floor too (webhook.MinRetry)
+// and the shortest backoff of the stage's own tests.
+const MinRetry = 10 * time.Millisecond
+
 // DefaultExpressTarget leaves a chat message's push most of a 50 ms budget
 // from the API's 202 to the provider, after the API and dedupe hops.
 const DefaultExpressTarget = 25 * time.Millisecond
@@ -127,10 +135,11 @@ func (c *Config) defaults() {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 8
 	}
-	if c.RetryBase <= 0 {
+	// Only zero: a negative backoff is a mistake, which CheckRetry names.
+	if c.RetryBase == 0 {
 		c.RetryBase = 500 * time.Millisecond
 	}
-	if c.RetryMax <= 0 {
+	if c.RetryMax == 0 {
 		c.RetryMax = 60 * time.Second
 	}
 	if c.donePaceEvery <= 0 {
@@ -170,6 +179,30 @@ func (c *Config) validate() error {
 	}
 	if c.ExpressShare <= 0 || c.ExpressShare >= 1 {
 		errs = append(errs, fmt.Errorf("express share must be between 0 and 1 (exclusive), got %g", c.ExpressShare))
+	}
+	errs = append(errs, CheckRetry(c.RetryBase, c.RetryMax))
+	return errors.Join(errs...)
+}
+
+// CheckRetry refuses a backoff New would not run with: RetryBase or
+// RetryMax under MinRetry, or a RetryMax shorter than RetryBase (every wait
+// would be RetryMax, RetryBase said nothing). It fills no defaults: New
+// calls it after them, pushpipe deliver on its flags at parse time, where a
+// zero typed is refused. Its errors name the flags (--retry-base for
+// RetryBase), as webhook.Config.Validate's do.
+func CheckRetry(base, most time.Duration) error {
+	var errs []error
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--retry-base", base}, {"--retry-max", most}} {
+		if d.v < MinRetry {
+			errs = append(errs, fmt.Errorf("%s must be %v or more, such as 500ms (each retry round resends to the provider that failed), got %v",
+				d.flag, MinRetry, d.v))
+		}
+	}
+	if base >= MinRetry && most >= MinRetry && most < base {
+		errs = append(errs, fmt.Errorf("--retry-max (%v) is shorter than --retry-base (%v): make it as long or longer", most, base))
 	}
 	return errors.Join(errs...)
 }

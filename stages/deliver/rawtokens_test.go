@@ -69,7 +69,7 @@ func TestRawTokens(t *testing.T) {
 			f.createCampaign("m1", `{}`)
 			f.emitTokens("m1", tokens)
 			f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake), push.Android: fcmSender(t, fake)},
-				TPS: 2000, RetryBase: 5 * time.Millisecond, MaxAttempts: tt.maxAttempts}, "d1", 30*time.Second)
+				TPS: 2000, RetryBase: MinRetry, MaxAttempts: tt.maxAttempts}, "d1", 30*time.Second)
 			s := f.waitDone("m1", len(tokens), 60*time.Second)
 
 			if inv := f.invalidations(); len(inv) != 0 {
