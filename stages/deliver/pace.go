@@ -64,12 +64,14 @@ const maxPutOff = time.Minute
 // is where the work already reserved ends at the new rate. An entry put
 // off carries the rate of its slot (pipeline.FieldSlotRate); coming back
 // at another rate, its slot is scaled the same way and it is put off
-// again if that is still ahead. A raised rate takes the entries already
-// put off when they come back, at their old slots; the ones reserved
-// after are at the new rate from where the old ones end at it, a fraction
-// (old/new) of what was ahead, --paced-ahead at most. Between two
-// changes' entries the scaling is from the last change: approximate, never
-// over the cap, which the permits keep (campaignRates).
+// again if that is still ahead. Raised, the entries already put off would
+// come back only at their old slots, and until then the campaign would go
+// at the old rate (the new entries, slotted where the old ones end at the
+// new rate, would then overlap them, and the permits hold the excess in
+// handlers): so the process whose call raised the schedule's rate calls
+// them back (hasten) to be slotted again. Between two changes' entries the
+// scaling is from the last change: approximate, never over the cap, which
+// the permits keep (campaignRates).
 
 // paceScript reserves ARGV[5] ms at rate ARGV[4] on the schedule of the
 // campaign whose hash is KEYS[1] (fields ARGV[1..3]: pipeline.CampaignPacedMs,
@@ -78,18 +80,21 @@ const maxPutOff = time.Minute
 // clock, one schedule for every deliver process. Given a slot already
 // reserved (ARGV[6] > 0) at rate ARGV[7], it reserves nothing and returns
 // that slot, scaled if it was reserved at another rate. A campaign whose
-// hash is gone (expired) is not paced: nothing would expire the fields.
+// hash is gone (expired) is not paced: nothing would expire the fields. A
+// third value is 1 when this call raised the schedule's rate.
 var paceScript = rueidis.NewLuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local slot, srate = tonumber(ARGV[6]), tonumber(ARGV[7])
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  if slot > 0 then return {slot, now} end
-  return {now, now}
+  if slot > 0 then return {slot, now, 0} end
+  return {now, now, 0}
 end
 local f = redis.call('HMGET', KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 local paced, prate, at = tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0
 local rate = tonumber(ARGV[4])
+local raised = 0
+if prate > 0 and rate > prate then raised = 1 end
 if prate ~= rate then
   if prate > 0 and paced > now then paced = now + math.ceil((paced - now) * prate / rate) end
   at = now
@@ -97,11 +102,11 @@ if prate ~= rate then
 end
 if slot > 0 then
   if srate > 0 and srate ~= rate and slot > at then slot = at + math.ceil((slot - at) * srate / rate) end
-  return {slot, now}
+  return {slot, now, raised}
 end
 local start = math.max(paced, now)
 redis.call('HSET', KEYS[1], ARGV[1], start + tonumber(ARGV[5]))
-return {start, now}
+return {start, now, raised}
 `)
 
 // putOff is an entry of a capped campaign sent later: at its slot,
@@ -180,10 +185,13 @@ func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device
 			if err != nil {
 				return nil, fmt.Errorf("pace campaign %s: %w", c.ID, err)
 			}
-			if len(res) != 2 {
-				return nil, fmt.Errorf("pace campaign %s: %d values, want 2", c.ID, len(res))
+			if len(res) != 3 {
+				return nil, fmt.Errorf("pace campaign %s: %d values, want 3", c.ID, len(res))
 			}
 			slot, now = res[0], res[1]
+			if res[2] == 1 {
+				h.hasten(ctx, c)
+			}
 		}
 		if after := time.Duration(slot-now)*time.Millisecond - paceAhead; after > 0 {
 			if out == nil {
@@ -202,4 +210,24 @@ func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device
 		}
 	}
 	return out, nil
+}
+
+// hasten calls back the entries of campaign c put off to their slots, in
+// every deliver stream of both lanes: its rate was raised, and they wait
+// for slots of the old one. Each comes back now, and is slotted again at
+// the new rate (paceScript). Failing, they come back at their old slots,
+// maxPutOff at most: slower, not wrong, so it is logged, not returned.
+func (h *Handler) hasten(ctx context.Context, c *campaign) {
+	now, moved := time.Now(), 0
+	for _, lane := range []pipeline.Lane{pipeline.Bulk, pipeline.Express} {
+		for _, s := range h.keys.Streams(lane.Stream(pipeline.StreamDeliver)) {
+			n, err := pipeline.Hasten(ctx, h.rdb, s, now, pipeline.FieldCampaign, c.ID)
+			if err != nil {
+				h.log.Warn().Err(err).Str("campaign", c.ID).Msg("rate raised: its entries put off come back at their old slots")
+				return
+			}
+			moved += n
+		}
+	}
+	h.log.Info().Str("campaign", c.ID).Int("entries", moved).Msg("rate raised: its entries put off called back")
 }
