@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,11 +43,27 @@ func sendsIn(at []time.Time, from time.Time, d time.Duration) int {
 // slots are called back and it speeds up. The windows start 2 s after the
 // change and the bounds are generous: it is the rate, not the timing, that
 // is asserted. A deliver that keeps the row's rate it cached sends at the
-// old rate throughout.
+// old rate throughout. On a cluster too: the campaign's hash, its permits'
+// schedule and the delayed sets its entries are called back from are on
+// different nodes.
 func TestRateChangeWhileSending(t *testing.T) {
+	for _, cluster := range []bool{false, true} {
+		name := map[bool]string{false: "standalone", true: "cluster"}[cluster]
+		t.Run(name, func(t *testing.T) {
+			var f *fixture
+			if cluster {
+				f = newFixtureOn(t, strings.Join(pipelinetest.ClusterT(t).Addrs, ","))
+			} else {
+				f = newFixture(t)
+			}
+			rateChangeWhileSending(t, f)
+		})
+	}
+}
+
+func rateChangeWhileSending(t *testing.T, f *fixture) {
 	const users, rate, low, high = 1000, 40, 10, 80
 	const settle, window = 2 * time.Second, 4 * time.Second
-	f := newFixture(t)
 	f.seedDevices(users, false)
 	f.createCampaign("c1", `{}`)
 	if _, err := f.db.Exec(f.ctx, `UPDATE campaigns SET rate_per_second = $1 WHERE id = 'c1'`, rate); err != nil {
