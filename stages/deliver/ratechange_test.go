@@ -108,3 +108,38 @@ func rateChangeWhileSending(t *testing.T, f *fixture) {
 		t.Errorf("raised to %d/s: %d sends in %v, over the cap (at most %d)", high, n, window, most)
 	}
 }
+
+// TestRaisedRateCallsBackPutOffEntries: a campaign capped at 5/s has its
+// entries put off to slots up to minutes away (here 200 s of them), where
+// they wait in the delayed set for up to maxPutOff. Raised, it would go on
+// at 5/s until they came back; the deliver that sees the raise calls them
+// back (hasten), and they are slotted again at the new rate.
+func TestRaisedRateCallsBackPutOffEntries(t *testing.T) {
+	const users, rate, high = 1000, 5, 80
+	const settle, window = 2 * time.Second, 4 * time.Second
+	f := newFixture(t)
+	f.seedDevices(users, false)
+	f.createCampaign("c1", `{}`)
+	if _, err := f.db.Exec(f.ctx, `UPDATE campaigns SET rate_per_second = $1 WHERE id = 'c1'`, rate); err != nil {
+		t.Fatal(err)
+	}
+	f.campaignHash("c1")
+	s := &latentTimedSender{latency: 2 * time.Millisecond}
+	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: s}}, "d1", 30*time.Second)
+	f.emitEvery("c1", userRange(users), 10)
+	pipelinetest.Eventually(t, 30*time.Second, "sends under way, most entries put off", func() bool {
+		return len(s.started()) >= rate && f.retriesLeft() >= 50
+	})
+	if _, err := campaignrow.SetRate(f.ctx, f.rdb, f.db, f.keys, "c1", high); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(settle)
+	from := time.Now()
+	time.Sleep(window)
+	// 20 at the old rate; 320 at the new.
+	if n, least := sendsIn(s.started(), from, window), 4*rate*int(window.Seconds()); n < least {
+		t.Errorf("raised from %d/s to %d/s: %d sends in %v, want at least %d", rate, high, n, window, least)
+	} else {
+		t.Logf("raised from %d/s to %d/s: %d sends in %v", rate, high, n, window)
+	}
+}
