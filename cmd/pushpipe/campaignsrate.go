@@ -39,7 +39,7 @@ func (c *CampaignsRateCmd) Validate(kctx *kong.Context) error {
 		return err
 	}
 	if c.Rate < 0 || c.Rate > campaign.MaxRatePerSecond {
-		return fmt.Errorf("N: must be a whole number of sends per second from 0 (no cap of its own) to %d, got %d", campaign.MaxRatePerSecond, c.Rate)
+		return fmt.Errorf("the rate N: must be a whole number of sends per second from 0 (no cap of its own) to %d, got %d", campaign.MaxRatePerSecond, c.Rate)
 	}
 	return nil
 }
