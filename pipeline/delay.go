@@ -175,3 +175,51 @@ func (r *Runner) release(ctx context.Context, l Lane, p int) (int, error) {
 	}
 	return int(n), nil
 }
+
+// Hasten makes the delayed entries of stream whose fields begin with
+// prefix (name, value pairs, in the order the entries were emitted with)
+// due at at, those due later only: deliver, when a capped campaign's rate
+// is raised, calls back the campaign's entries put off to slots of the old
+// rate. It scans the whole set (ZSCAN MATCH), so it is for rare events,
+// not a send's path. An entry released meanwhile is not added back. It
+// returns how many it moved.
+func Hasten(ctx context.Context, c rueidis.Client, stream string, at time.Time, prefix ...string) (int, error) {
+	key, match := DelayedKey(stream), globEscape(delayMember(prefix))+"*"
+	moved := 0
+	var cursor uint64
+	for {
+		e, err := c.Do(ctx, c.B().Zscan().Key(key).Cursor(cursor).Match(match).Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			return moved, fmt.Errorf("hasten on %s: %w", stream, err)
+		}
+		// ZSCAN answers member, score, member, score...
+		if len(e.Elements) > 0 {
+			cmd := c.B().Zadd().Key(key).Xx().Lt().Ch().ScoreMember()
+			for i := 0; i+1 < len(e.Elements); i += 2 {
+				cmd = cmd.ScoreMember(float64(at.UnixMilli()), e.Elements[i])
+			}
+			n, err := c.Do(ctx, cmd.Build()).AsInt64()
+			if err != nil {
+				return moved, fmt.Errorf("hasten on %s: %w", stream, err)
+			}
+			moved += int(n)
+		}
+		if e.Cursor == 0 {
+			return moved, nil
+		}
+		cursor = e.Cursor
+	}
+}
+
+// globEscape escapes s for a Redis MATCH pattern.
+func globEscape(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '*', '?', '[', ']', '\\':
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}

@@ -88,3 +88,48 @@ func TestDelayedEntriesComeBackOnceWhenDue(t *testing.T) {
 		}
 	}
 }
+
+// Hasten moves the delayed entries whose fields begin with its prefix, and
+// only those due later: not another campaign's whose id it begins (c1 and
+// c10), not one due sooner, and not one released meanwhile (ZADD XX).
+func TestHastenMovesTheEntriesOfItsPrefix(t *testing.T) {
+	c := client(t, env.Redis.Addr)
+	keys := testKeys()
+	ctx := t.Context()
+	stream := keys.Stream("hasten", 0)
+	now, later := time.Now(), time.Now().Add(time.Hour)
+	msg := func(campaign, n string) pipeline.Message {
+		return pipeline.Message{Stream: stream, Fields: []string{"campaign", campaign, "u", n + "*?[\\"}}
+	}
+	if err := pipeline.EmitAt(ctx, c, later, msg("c1", "a"), msg("c1", "b"), msg("c10", "c"), msg("c*", "d")); err != nil {
+		t.Fatal(err)
+	}
+	sooner := now.Add(-time.Minute)
+	if err := pipeline.EmitAt(ctx, c, sooner, msg("c1", "e")); err != nil {
+		t.Fatal(err)
+	}
+	n, err := pipeline.Hasten(ctx, c, stream, now, "campaign", "c1")
+	if err != nil || n != 2 {
+		t.Fatalf("hasten c1: %d %v, want 2 moved", n, err)
+	}
+	for _, tt := range []struct {
+		m    pipeline.Message
+		want time.Time
+	}{
+		{msg("c1", "a"), now}, {msg("c1", "b"), now}, {msg("c10", "c"), later}, {msg("c*", "d"), later}, {msg("c1", "e"), sooner},
+	} {
+		at, ok, err := pipeline.ScheduledAt(ctx, c, tt.m)
+		if err != nil || !ok || at.UnixMilli() != tt.want.UnixMilli() {
+			t.Errorf("%v: due %v %v %v, want %v", tt.m.Fields, at, ok, err, tt.want)
+		}
+	}
+	if _, err := pipeline.Unschedule(ctx, c, msg("c1", "a")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pipeline.Hasten(ctx, c, stream, now.Add(-time.Hour), "campaign", "c1"); err != nil || n != 2 {
+		t.Fatalf("hasten to an hour ago: %d %v, want 2 (b and e; a released)", n, err)
+	}
+	if _, ok, _ := pipeline.ScheduledAt(ctx, c, msg("c1", "a")); ok {
+		t.Error("an entry released meanwhile was added back")
+	}
+}

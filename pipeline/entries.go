@@ -32,6 +32,7 @@ type DeliverEntry struct {
 	ForceDevices []int64
 	Rounds       int   // FieldRounds
 	SlotMs       int64 // FieldSlotMs: its campaign's cap put it off to this slot (0: sent when read)
+	SlotRate     int   // FieldSlotRate: the campaign's rate the slot was reserved at (0: not known)
 }
 
 // RawToken is a device a message names by its token rather than by its
@@ -64,6 +65,9 @@ func (e DeliverEntry) Fields() []string {
 	if e.SlotMs > 0 {
 		f = append(f, FieldSlotMs, strconv.FormatInt(e.SlotMs, 10))
 	}
+	if e.SlotMs > 0 && e.SlotRate > 0 {
+		f = append(f, FieldSlotRate, strconv.Itoa(e.SlotRate))
+	}
 	return f
 }
 
@@ -95,6 +99,11 @@ func ParseDeliverEntry(f map[string]string) (DeliverEntry, error) {
 	if v, ok := f[FieldSlotMs]; ok {
 		if e.SlotMs, err = strconv.ParseInt(v, 10, 64); err != nil || e.SlotMs <= 0 {
 			return e, fmt.Errorf("deliver entry slot_ms %q: not a time", v)
+		}
+	}
+	if v, ok := f[FieldSlotRate]; ok {
+		if e.SlotRate, err = strconv.Atoi(v); err != nil || e.SlotRate <= 0 {
+			return e, fmt.Errorf("deliver entry slot_rate %q: not a rate", v)
 		}
 	}
 	return e, nil

@@ -49,12 +49,13 @@ func TestDeliverEntryTokens(t *testing.T) {
 	}
 }
 
-// A deliver entry put off to its campaign's slot keeps the slot, and a
+// A deliver entry put off to its campaign's slot keeps the slot and the
+// rate it was reserved at, and a
 // forced round's retry its forced devices, through Fields and
 // ParseDeliverEntry; a slot that is no time and forced devices out of order
 // are refused.
 func TestDeliverEntrySlot(t *testing.T) {
-	e := DeliverEntry{Campaign: "c1", Users: []int64{3, 9}, Rounds: 1, SlotMs: 1796419252857, ForceDevices: []int64{17, 40}}
+	e := DeliverEntry{Campaign: "c1", Users: []int64{3, 9}, Rounds: 1, SlotMs: 1796419252857, SlotRate: 40, ForceDevices: []int64{17, 40}}
 	f := map[string]string{}
 	kv := e.Fields()
 	for i := 0; i < len(kv); i += 2 {
@@ -69,7 +70,15 @@ func TestDeliverEntrySlot(t *testing.T) {
 			t.Errorf("slot_ms %q: %v, want refused", bad, err)
 		}
 	}
+	f[FieldSlotMs] = "1796419252857"
+	for _, bad := range []string{"", "0", "-5", "fast"} {
+		f[FieldSlotRate] = bad
+		if _, err := ParseDeliverEntry(f); err == nil || !strings.Contains(err.Error(), "slot_rate") {
+			t.Errorf("slot_rate %q: %v, want refused", bad, err)
+		}
+	}
 	delete(f, FieldSlotMs)
+	delete(f, FieldSlotRate)
 	for _, bad := range [][]int64{{40, 17}, {17, 17}, {0}} {
 		f[FieldForceDevices] = EncodeIDs(bad)
 		if _, err := ParseDeliverEntry(f); err == nil || !strings.Contains(err.Error(), FieldForceDevices) {

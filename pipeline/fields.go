@@ -22,15 +22,16 @@ const (
 	FieldLocale   = "locale"   // ingest
 	FieldAt       = "at"       // ingest: event time, unix microseconds
 
-	FieldCampaign = "campaign" // campaigns, ranges, dedupe, deliver: campaign id
-	FieldChannel  = "channel"  // ranges
-	FieldRange    = "range"    // ranges, dedupe: deterministic range id
-	FieldLo       = "lo"       // ranges: first user id (inclusive)
-	FieldHi       = "hi"       // ranges: last user id (inclusive)
-	FieldUsers    = "u"        // dedupe, deliver: EncodeIDs of user ids
-	FieldMuted    = "m"        // dedupe: EncodeIDs of users muted on this channel/category
-	FieldReading  = "rd"       // dedupe: resolve's tag of the reading of the range the ids come from (RangeRecord)
-	FieldSlotMs   = "slot_ms"  // deliver: a capped campaign's entry sent later: the start of its reserved slot, unix ms
+	FieldCampaign = "campaign"  // campaigns, ranges, dedupe, deliver: campaign id
+	FieldChannel  = "channel"   // ranges
+	FieldRange    = "range"     // ranges, dedupe: deterministic range id
+	FieldLo       = "lo"        // ranges: first user id (inclusive)
+	FieldHi       = "hi"        // ranges: last user id (inclusive)
+	FieldUsers    = "u"         // dedupe, deliver: EncodeIDs of user ids
+	FieldMuted    = "m"         // dedupe: EncodeIDs of users muted on this channel/category
+	FieldReading  = "rd"        // dedupe: resolve's tag of the reading of the range the ids come from (RangeRecord)
+	FieldSlotMs   = "slot_ms"   // deliver: a capped campaign's entry sent later: the start of its reserved slot, unix ms
+	FieldSlotRate = "slot_rate" // deliver: the campaign's rate its slot was reserved at (absent: not known)
 
 	FieldMessage = "message" // results: direct message id (instead of campaign)
 	FieldAtMs    = "at_ms"   // results: when the outcomes were recorded, unix ms
@@ -91,6 +92,13 @@ const (
 	// ends, in unix ms of Redis's clock: the next entry's slot (deliver's
 	// pace.go).
 	CampaignPacedMs = "paced_ms"
+	// CampaignPacedRate is the rate the schedule is reserved at, and
+	// CampaignPacedAtMs when it last changed (Redis's clock, unix ms):
+	// when the campaign's rate changes (campaign.SetRate) the rest of the
+	// schedule, and the slots of its entries put off before, are stretched
+	// or shrunk from then by the ratio of the two rates.
+	CampaignPacedRate = "paced_rate"
+	CampaignPacedAtMs = "paced_at_ms"
 	// CampaignAudience is the subscribers of a campaign's channels (a sum:
 	// a user in two channels counts twice), counted by split when a
 	// campaign takes it more than one call (a capped campaign cut as it

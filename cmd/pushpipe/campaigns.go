@@ -23,11 +23,13 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
-// CampaignsCmd lists and cancels campaigns, as GET /v1/campaigns and POST
-// /v1/campaigns/{id}/cancel do.
+// CampaignsCmd lists campaigns, cancels them and changes their rates, as
+// GET /v1/campaigns, POST /v1/campaigns/{id}/cancel and PATCH
+// /v1/campaigns/{id} do.
 type CampaignsCmd struct {
 	List   CampaignsListCmd   `cmd:"" help:"List campaigns, newest first, with their progress."`
 	Cancel CampaignsCancelCmd `cmd:"" help:"Cancel a campaign: no provider request of it starts a second after this returns."`
+	Rate   CampaignsRateCmd   `cmd:"" help:"Change a campaign's own cap while it goes out (N sends per second, 0 for none): every deliver paces it so within a second."`
 }
 
 // CampaignsListCmd is `pushpipe campaigns list`.

@@ -9,6 +9,11 @@ const (
 	// campaign expires. Create writes it before the campaign is emitted, so
 	// every stage finds it; dedupe reads it to expire its marks.
 	HashExpiresMs = "expires_ms"
+	// HashRatePerSecond is a field of keys.Campaign(id): the campaign's
+	// own cap as the record last said (SetRate), 0 for none. Create
+	// writes it with HashExpiresMs; deliver follows it (Rates), and a
+	// progress read writes it again from the record when Redis lost it.
+	HashRatePerSecond = "rate_per_second"
 )
 
 // How long Redis keeps a campaign's state after the campaign expired. Marks

@@ -146,6 +146,13 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 			return rep, fmt.Errorf("campaign %q: set its lost cancel flag again: %w", r.c.ID, err)
 		}
 	}
+	if !Final(r.c.State) {
+		// Redis lost the rate (or kept an older one): deliver follows
+		// the field, and would pace the campaign at the old rate.
+		if err := keepRate(ctx, rdb, db, keys, r.c, l); err != nil {
+			return rep, fmt.Errorf("campaign %q: set its lost rate again: %w", r.c.ID, err)
+		}
+	}
 	rep.Counts, rep.Error, rep.Done, rep.DoneMs, rep.Pace = l.Counts, l.FailReason, l.UsersDone, l.DoneMs, l.Pace
 	next, finMs := r.c.State, l.DoneMs
 	if !Final(next) || next == StateCanceled {

@@ -202,6 +202,10 @@ type Live struct {
 	// CanceledMs is when the cancel set the flag (unix ms), 0 when not
 	// canceled or the flag does not say.
 	CanceledMs int64
+	// Rate is its own cap as Redis has it (HashRatePerSecond), which
+	// deliver follows; RateKnown is false when the hash has no such field.
+	Rate      int
+	RateKnown bool
 	// Waits is the stages that still have work for it, in pipeline order
 	// (waitsOn): what must move for it to move.
 	Waits []string
@@ -289,7 +293,7 @@ func countersOf(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, ids
 		cmds = append(cmds,
 			rdb.B().Hmget().Key(keys.Campaign(id)).
 				Field(pipeline.CampaignSplitDone, pipeline.CampaignRangesTotal, pipeline.CampaignFailed, HashExpiresMs,
-					pipeline.CampaignAudience, HashMessageUsers).Build(),
+					pipeline.CampaignAudience, HashMessageUsers, HashRatePerSecond).Build(),
 			rdb.B().Hgetall().Key(keys.RangeUsers(id)).Build(),
 			rdb.B().Get().Key(keys.Canceled(id)).Build(),
 		)
@@ -329,6 +333,9 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	l.Audience = intAt(head, 4)
 	l.Cut = len(head) > 4 && !head[4].IsNil()
 	l.Message = len(head) > 5 && !head[5].IsNil()
+	if len(head) > 6 && !head[6].IsNil() {
+		l.Rate, l.RateKnown = int(intAt(head, 6)), true
+	}
 	resolved, _ := res[1].AsStrMap()
 	var emitted int64
 	for _, v := range resolved {

@@ -183,12 +183,14 @@ func enqueue(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, c Camp
 
 // publishExpiry writes the campaign's expiry into its hash: dedupe refuses
 // entries of a campaign without it, and Progress takes a campaign without it
-// for one Redis lost.
+// for one Redis lost. Its rate goes with it (HashRatePerSecond): deliver
+// follows that field, and a resplit's row has the rate last set.
 func publishExpiry(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, c Campaign) error {
 	exp := c.ExpiresAt().UnixMilli()
 	hash := keys.Campaign(c.ID)
 	for _, res := range rdb.DoMulti(ctx,
-		rdb.B().Hset().Key(hash).FieldValue().FieldValue(HashExpiresMs, strconv.FormatInt(exp, 10)).Build(),
+		rdb.B().Hset().Key(hash).FieldValue().FieldValue(HashExpiresMs, strconv.FormatInt(exp, 10)).
+			FieldValue(HashRatePerSecond, strconv.Itoa(c.RatePerSecond)).Build(),
 		rdb.B().Pexpireat().Key(hash).MillisecondsTimestamp(CountersExpireMs(exp)).Build(),
 	) {
 		if err := res.Error(); err != nil {

@@ -111,6 +111,48 @@ func (s *Server) cancelCampaign(w http.ResponseWriter, r *http.Request, _ []byte
 	})
 }
 
+// campaignPatch is the body of PATCH /v1/campaigns/{id}: what may change
+// of a campaign while it goes out. Its rate alone, for now.
+type campaignPatch struct {
+	RatePerSecond *int64 `json:"rate_per_second"` // 0: no cap of its own
+}
+
+// patchBody caps PATCH /v1/campaigns/{id}: one small number, and room.
+const patchBody = 1 << 10
+
+// patchCampaign changes a campaign's own cap while it goes out: PATCH
+// /v1/campaigns/{id} {"rate_per_second":N} → 200 with its status (the new
+// rate in it), 400 for a bad body, 404 unknown (or a direct message's id),
+// 409 when it is done, canceled or failed. Every deliver process paces it
+// at the new rate within 1 s of the answer (campaign.RatePoll).
+func (s *Server) patchCampaign(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req campaignPatch
+	if !decode(w, body, &req) {
+		return
+	}
+	if req.RatePerSecond == nil {
+		writeError(w, http.StatusBadRequest, `rate_per_second: required, the campaign's own cap in sends per second (0 for none), as in {"rate_per_second":100}`)
+		return
+	}
+	// Checked here, as at creation: a number too large for an int is
+	// refused before it is one.
+	if rate := *req.RatePerSecond; rate < 0 || rate > campaign.MaxRatePerSecond {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("rate_per_second: must be a whole number of sends per second from 0 (no cap of its own) to %d, got %d",
+			campaign.MaxRatePerSecond, rate))
+		return
+	}
+	s.withRecord(w, r, "campaign", func(ctx context.Context, id string) (any, error) {
+		rep, err := campaign.SetRate(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, id, int(*req.RatePerSecond))
+		switch {
+		case errors.Is(err, campaign.ErrFinished):
+			return nil, conflictError{"campaign " + id + " is already " + rep.State + ": its rate can no longer change"}
+		case err == nil:
+			s.cfg.Log.Info().Str("campaign", id).Int("rate_per_second", rep.RatePerSecond).Msg("campaign rate changed")
+		}
+		return rep, err
+	})
+}
+
 // listCampaigns pages through campaigns, newest first:
 // GET /v1/campaigns?state=S&limit=N&before=ID → {"campaigns":[...],"next":ID}
 // ("next" is absent after the last page).

@@ -273,6 +273,7 @@ func TestEveryRouteRefusesUnknownQuery(t *testing.T) {
 		{"GET /v1/campaigns", "/v1/campaigns", "", "takes state, limit and before"},
 		{"GET /v1/campaigns/{id}", "/v1/campaigns/c1", "", "takes none"},
 		{"POST /v1/campaigns/{id}/cancel", "/v1/campaigns/c1/cancel", "", "takes none"},
+		{"PATCH /v1/campaigns/{id}", "/v1/campaigns/c1", `{"rate_per_second":5}`, "takes none"},
 		{"POST /v1/messages", "/v1/messages", `{"app":"a","users":[1],"notification":{"title":"t"}}`, "takes none"},
 		{"GET /v1/messages", "/v1/messages", "", "takes limit and before"},
 		{"GET /v1/messages/{id}", "/v1/messages/m1", "", "takes none"},

@@ -89,9 +89,12 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 		writeError(w, http.StatusNotFound, "no "+kind+" "+id+": it is a campaign; see GET /v1/campaigns/"+id)
 	case errors.Is(err, campaign.ErrIsMessage):
 		msg := "no " + kind + " " + id + ": it is a direct message; see GET /v1/messages/" + id
-		if r.Method == http.MethodPost {
+		switch r.Method {
+		case http.MethodPost:
 			// Only a cancel posts here; a GET was not asking to cancel.
 			msg += " (a message cannot be canceled)"
+		case http.MethodPatch:
+			msg += " (a message has no rate of its own to change)"
 		}
 		writeError(w, http.StatusNotFound, msg)
 	case errors.Is(err, campaign.ErrNotFound):

@@ -183,6 +183,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/campaigns", scopeAdmin, 0, nil, s.listCampaigns, []string{"state", "limit", "before"}},
 		{"GET /v1/campaigns/{id}", scopeAdmin, 0, nil, s.getCampaign, nil},
 		{"POST /v1/campaigns/{id}/cancel", scopeAdmin, 0, nil, s.cancelCampaign, nil},
+		{"PATCH /v1/campaigns/{id}", scopeAdmin, patchBody, nil, s.patchCampaign, nil},
 		{"POST /v1/messages", scopeAdmin, messageBody, nil, s.postMessage, nil},
 		{"GET /v1/messages", scopeAdmin, 0, nil, s.listMessages, []string{"limit", "before"}},
 		{"GET /v1/messages/{id}", scopeAdmin, 0, nil, s.getMessage, nil},

@@ -32,7 +32,10 @@ type campaign struct {
 	picked sync.Map                   // device locale → key of notes, as picked
 	// ttl is how long the campaign's sent marks are kept.
 	ttl time.Duration
-	// rate is the campaign's own cap (rate_per_second), 0 for none.
+	// rate is the campaign's own cap (rate_per_second) as the row said
+	// when it was read, 0 for none: the one field of the row that changes
+	// while the campaign sends (campaign.SetRate). Deliver paces by the
+	// current one (lifecycle.rate), and this only when Redis has none.
 	rate int
 	// accepted is when the API accepted it (the row's created_at).
 	accepted time.Time
@@ -41,7 +44,8 @@ type campaign struct {
 }
 
 // campaigns caches campaign rows: every batch of a campaign needs the same
-// row, and a row never changes once its campaign is sending.
+// row, and a row never changes once its campaign is sending, but for its
+// rate, which is not read from here (lifecycle.rate).
 type campaigns struct {
 	db *pgxpool.Pool
 

@@ -135,7 +135,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			continue
 		}
 		for _, u := range p.e.Users {
-			targets = held.add(targets, target{c: p.c, user: u, force: p.e.Force, forced: p.e.ForceDevices, rounds: p.e.Rounds, entry: i, slotMs: p.e.SlotMs})
+			targets = held.add(targets, target{c: p.c, user: u, force: p.e.Force, forced: p.e.ForceDevices, rounds: p.e.Rounds, entry: i, slotMs: p.e.SlotMs, slotRate: p.e.SlotRate})
 		}
 	}
 	if anyForced(ok) {
@@ -249,7 +249,7 @@ func (h *Handler) settlement(targets []target, results []userResult) settlement 
 			lg := later[t.entry]
 			if lg == nil {
 				lg = &retryGroup{entry: t.entry, delay: r.later.after,
-					e: pipeline.DeliverEntry{Campaign: t.c.ID, Force: t.force, Rounds: t.rounds, SlotMs: r.later.slotMs}}
+					e: pipeline.DeliverEntry{Campaign: t.c.ID, Force: t.force, Rounds: t.rounds, SlotMs: r.later.slotMs, SlotRate: r.later.rate}}
 				later[t.entry] = lg
 			}
 			lg.e.Users = append(lg.e.Users, t.user)

@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,9 +16,12 @@ import (
 
 // lifecycle is what deliver does for a campaign's lifecycle: it stops
 // sending a canceled campaign, and holds a campaign to its own
-// rate_per_second.
+// rate_per_second, the one it has now: an operator may change it while it
+// goes out (campaign.SetRate), and every deliver process follows within
+// 1 s (current: campaign.RatePoll + its trust, as a cancel's flag).
 type lifecycle struct {
 	cancels *campaignrow.Cancels
+	current *campaignrow.Rates
 	rates   campaignRates
 }
 
@@ -26,6 +30,7 @@ func newLifecycle(rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, log 
 	cancels.DB = db // a cancel whose flag Redis lost is seen in its record
 	return &lifecycle{
 		cancels: cancels,
+		current: campaignrow.NewRates(rdb, keys),
 		rates:   campaignRates{rdb: rdb, keys: keys, log: log, late: late, byRate: map[int]*limiter{}},
 	}
 }
@@ -42,6 +47,34 @@ func (lc *lifecycle) canceled(ctx context.Context, c *campaign) (bool, error) {
 	return lc.cancels.Canceled(ctx, c.ID)
 }
 
+// rate is c's own cap now (0: none): the campaign hash's, which SetRate
+// writes, or the row's when the hash has none (a campaign from before the
+// field; Redis lost it, until a progress read writes it again). A direct
+// message has no cap of its own, and is not watched.
+func (lc *lifecycle) rate(ctx context.Context, c *campaign) (int, error) {
+	if c.message {
+		return c.rate, nil
+	}
+	rate, ok, err := lc.current.Rate(ctx, c.ID)
+	if err != nil {
+		return 0, fmt.Errorf("campaign %s: read its rate: %w", c.ID, err)
+	}
+	if !ok {
+		return c.rate, nil
+	}
+	return rate, nil
+}
+
+// wait blocks until one send of c may start under its own cap now (at
+// once for an uncapped campaign).
+func (lc *lifecycle) wait(ctx context.Context, c *campaign) error {
+	rate, err := lc.rate(ctx, c)
+	if err != nil {
+		return err
+	}
+	return lc.rates.wait(ctx, c, rate)
+}
+
 // campaignProvider names the campaign caps' schedules in
 // Keys.RateLimit(campaignProvider, campaign id).
 const campaignProvider = "campaign"
@@ -49,7 +82,14 @@ const campaignProvider = "campaign"
 // campaignRates are the campaigns' own caps: one GCRA schedule per capped
 // campaign, shared by every deliver process like the provider caps, taken
 // before the provider's permit (a send needs both). A limiter is made per
-// rate; its buckets are the campaigns of that rate.
+// rate; its buckets are the campaigns of that rate. A campaign whose rate
+// changed takes its permits from the new rate's limiter, on the same
+// schedule in Redis (the bucket's key is the campaign's, whatever the
+// rate): its next slot is where the old rate left it, at most a few
+// permits' ahead (the limiter's ahead), and the ones after it are the new
+// rate's interval apart. Lowered, it does not burst; raised, it does not
+// wait out the old rate's schedule. The permits the old limiter's bucket
+// had granted this process and not used are left (they lapse).
 type campaignRates struct {
 	rdb  rueidis.Client
 	keys pipeline.Keys
@@ -60,17 +100,17 @@ type campaignRates struct {
 	byRate map[int]*limiter
 }
 
-// wait blocks until one send of c may start under c's own cap (at once
-// for an uncapped campaign).
-func (cr *campaignRates) wait(ctx context.Context, c *campaign) error {
-	if c.rate <= 0 {
+// wait blocks until one send of c may start under the cap rate (at once
+// for none, 0).
+func (cr *campaignRates) wait(ctx context.Context, c *campaign, rate int) error {
+	if rate <= 0 {
 		return nil
 	}
 	cr.mu.Lock()
-	l := cr.byRate[c.rate]
+	l := cr.byRate[rate]
 	if l == nil {
-		l = newLimiter(cr.rdb, cr.keys, pipeline.Bulk, c.rate, cr.log, cr.late)
-		cr.byRate[c.rate] = l
+		l = newLimiter(cr.rdb, cr.keys, pipeline.Bulk, rate, cr.log, cr.late)
+		cr.byRate[rate] = l
 	}
 	cr.mu.Unlock()
 	b := l.bucket(campaignProvider, c.ID)

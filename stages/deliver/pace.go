@@ -51,40 +51,107 @@ const paceAhead = 500 * time.Millisecond
 
 const maxPutOff = time.Minute
 
-// paceScript reserves ARGV[2] ms on the schedule of the campaign whose hash
-// is KEYS[1] (field ARGV[1]) and returns {slot start, now}, unix ms of
-// Redis's clock, one schedule for every deliver process. A campaign whose
-// hash is gone (expired) is not paced: nothing would expire the field.
+// A campaign's rate may change while it goes out (campaign.SetRate; each
+// round paces by the rate it reads then, Handler.ratesOf). Its schedule
+// was reserved at the old one: lowered, its entries already put off would
+// come back at the old rate's slots, each then held in a handler for as
+// long as the new cap makes its sends take (the very thing pacing avoids);
+// raised, the next entries would be slotted after the old rate's end of
+// the schedule and the campaign would go on at the old rate until then. So
+// the schedule keeps the rate it is reserved at (pipeline.CampaignPacedRate)
+// and, when the rate read differs, the part of it still ahead is scaled
+// from then (pipeline.CampaignPacedAtMs) by old/new: the next entry's slot
+// is where the work already reserved ends at the new rate. An entry put
+// off carries the rate of its slot (pipeline.FieldSlotRate); coming back
+// at another rate, its slot is scaled the same way and it is put off
+// again if that is still ahead. Raised, the entries already put off would
+// come back only at their old slots, and until then the campaign would go
+// at the old rate (the new entries, slotted where the old ones end at the
+// new rate, would then overlap them, and the permits hold the excess in
+// handlers): so the process whose call raised the schedule's rate calls
+// them back (hasten) to be slotted again. Between two changes' entries the
+// scaling is from the last change: approximate, never over the cap, which
+// the permits keep (campaignRates).
+
+// paceScript reserves ARGV[5] ms at rate ARGV[4] on the schedule of the
+// campaign whose hash is KEYS[1] (fields ARGV[1..3]: pipeline.CampaignPacedMs,
+// CampaignPacedRate, CampaignPacedAtMs), scaling what is ahead of it first
+// when the rate changed, and returns {slot start, now}, unix ms of Redis's
+// clock, one schedule for every deliver process. Given a slot already
+// reserved (ARGV[6] > 0) at rate ARGV[7], it reserves nothing and returns
+// that slot, scaled if it was reserved at another rate. A campaign whose
+// hash is gone (expired) is not paced: nothing would expire the fields. A
+// third value is 1 when this call raised the schedule's rate.
 var paceScript = rueidis.NewLuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if redis.call('EXISTS', KEYS[1]) == 0 then return {now, now} end
-local start = math.max(tonumber(redis.call('HGET', KEYS[1], ARGV[1])) or 0, now)
-redis.call('HSET', KEYS[1], ARGV[1], start + tonumber(ARGV[2]))
-return {start, now}
+local slot, srate = tonumber(ARGV[6]), tonumber(ARGV[7])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if slot > 0 then return {slot, now, 0} end
+  return {now, now, 0}
+end
+local f = redis.call('HMGET', KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+local paced, prate, at = tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0
+local rate = tonumber(ARGV[4])
+local raised = 0
+if prate > 0 and rate > prate then raised = 1 end
+if prate ~= rate then
+  if prate > 0 and paced > now then paced = now + math.ceil((paced - now) * prate / rate) end
+  at = now
+  redis.call('HSET', KEYS[1], ARGV[1], paced, ARGV[2], rate, ARGV[3], at)
+end
+if slot > 0 then
+  if srate > 0 and srate ~= rate and slot > at then slot = at + math.ceil((slot - at) * srate / rate) end
+  return {slot, now, raised}
+end
+local start = math.max(paced, now)
+redis.call('HSET', KEYS[1], ARGV[1], start + tonumber(ARGV[5]))
+return {start, now, raised}
 `)
 
-// putOff is an entry of a capped campaign sent later: at its slot, due
-// after the delay.
+// putOff is an entry of a capped campaign sent later: at its slot,
+// reserved at rate, due after the delay.
 type putOff struct {
 	slotMs int64
+	rate   int
 	after  time.Duration
 }
 
+// ratesOf is the own cap now (lifecycle.rate) of each campaign among
+// targets, read once for the round: its entries are paced (pace) and
+// queued (queueOf) by it, and each of its sends' permits by the one read
+// then (lifecycle.wait).
+func (h *Handler) ratesOf(ctx context.Context, targets []target) (map[*campaign]int, error) {
+	out := map[*campaign]int{}
+	for _, t := range targets {
+		if _, ok := out[t.c]; ok {
+			continue
+		}
+		rate, err := h.life.rate(ctx, t.c)
+		if err != nil {
+			return nil, err
+		}
+		out[t.c] = rate
+	}
+	return out, nil
+}
+
 // pace reserves the slots of the capped campaigns' entries among targets,
-// in the entries' order, and returns those put off by entry index. Their
-// targets' devices are dropped from pending: this round sends none.
-func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device) (map[int]putOff, error) {
+// in the entries' order, at their campaigns' rates now, and returns those
+// put off by entry index. Their targets' devices are dropped from pending:
+// this round sends none.
+func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device, rates map[*campaign]int) (map[int]putOff, error) {
 	devices := map[int]int{} // entry → its devices to send
 	campaigns := map[int]*campaign{}
 	slots := map[int]int64{} // entry → the slot it came back with
+	slotRates := map[int]int{}
 	start := time.Now()
 	for i, t := range targets {
-		if t.c.rate <= 0 || t.c.expired(start) {
+		if rates[t.c] <= 0 || t.c.expired(start) {
 			continue // an expired campaign's devices are failed at once, unpaced (expiry.go)
 		}
 		devices[t.entry] += len(pending[i])
-		campaigns[t.entry], slots[t.entry] = t.c, t.slotMs
+		campaigns[t.entry], slots[t.entry], slotRates[t.entry] = t.c, t.slotMs, t.slotRate
 	}
 	if len(devices) == 0 {
 		return nil, nil
@@ -106,18 +173,25 @@ func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device
 		if canceled {
 			continue // its feeder drops its jobs
 		}
+		rate := rates[c]
 		slot, now := slots[e], time.Now().UnixMilli()
-		if slot == 0 {
-			cost := (int64(devices[e])*1000 + int64(c.rate) - 1) / int64(c.rate)
+		if slot == 0 || slotRates[e] > 0 && slotRates[e] != rate {
+			// A slot reserved at the rate it has now (or before the
+			// rate was kept with it) stands as it is, with no call.
+			cost := (int64(devices[e])*1000 + int64(rate) - 1) / int64(rate)
 			res, err := paceScript.Exec(ctx, h.rdb, []string{h.keys.Campaign(c.ID)},
-				[]string{pipeline.CampaignPacedMs, strconv.FormatInt(cost, 10)}).AsIntSlice()
+				[]string{pipeline.CampaignPacedMs, pipeline.CampaignPacedRate, pipeline.CampaignPacedAtMs,
+					strconv.Itoa(rate), strconv.FormatInt(cost, 10), strconv.FormatInt(slot, 10), strconv.Itoa(slotRates[e])}).AsIntSlice()
 			if err != nil {
 				return nil, fmt.Errorf("pace campaign %s: %w", c.ID, err)
 			}
-			if len(res) != 2 {
-				return nil, fmt.Errorf("pace campaign %s: %d values, want 2", c.ID, len(res))
+			if len(res) != 3 {
+				return nil, fmt.Errorf("pace campaign %s: %d values, want 3", c.ID, len(res))
 			}
 			slot, now = res[0], res[1]
+			if res[2] == 1 {
+				h.hasten(ctx, c)
+			}
 		}
 		if after := time.Duration(slot-now)*time.Millisecond - paceAhead; after > 0 {
 			if out == nil {
@@ -127,7 +201,7 @@ func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device
 			if !c.expires.IsZero() { // back at the expiry, to be failed then: not at a slot past it
 				after = max(min(after, c.expires.Sub(start)), 0)
 			}
-			out[e] = putOff{slotMs: slot, after: after}
+			out[e] = putOff{slotMs: slot, rate: rate, after: after}
 		}
 	}
 	for i, t := range targets {
@@ -136,4 +210,24 @@ func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device
 		}
 	}
 	return out, nil
+}
+
+// hasten calls back the entries of campaign c put off to their slots, in
+// every deliver stream of both lanes: its rate was raised, and they wait
+// for slots of the old one. Each comes back now, and is slotted again at
+// the new rate (paceScript). Failing, they come back at their old slots,
+// maxPutOff at most: slower, not wrong, so it is logged, not returned.
+func (h *Handler) hasten(ctx context.Context, c *campaign) {
+	now, moved := time.Now(), 0
+	for _, lane := range []pipeline.Lane{pipeline.Bulk, pipeline.Express} {
+		for _, s := range h.keys.Streams(lane.Stream(pipeline.StreamDeliver)) {
+			n, err := pipeline.Hasten(ctx, h.rdb, s, now, pipeline.FieldCampaign, c.ID)
+			if err != nil {
+				h.log.Warn().Err(err).Str("campaign", c.ID).Msg("rate raised: its entries put off come back at their old slots")
+				return
+			}
+			moved += n
+		}
+	}
+	h.log.Info().Str("campaign", c.ID).Int("entries", moved).Msg("rate raised: its entries put off called back")
 }

@@ -219,7 +219,7 @@ func (r *round) feed(l *appLane, jobs []job) {
 			// at their pace (a capped campaign of an app without FCM took
 			// hours to fail its Android devices) and spent the app's.
 			if serves {
-				if stop = h.life.rates.wait(r.wait, j.c); stop != nil {
+				if stop = h.life.wait(r.wait, j.c); stop != nil {
 					break
 				}
 				if stop = r.permit(l, j.c); stop != nil {

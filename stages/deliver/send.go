@@ -37,8 +37,10 @@ type target struct {
 	// not looked up; user is then its id within the message.
 	raw *device
 	// slotMs is the slot a capped campaign's entry was put off to (pace.go),
-	// 0 if it was not.
-	slotMs int64
+	// 0 if it was not; slotRate the campaign's rate it was reserved at (0:
+	// not known, an entry put off before the field).
+	slotMs   int64
+	slotRate int
 }
 
 // userResult is what became of a target's devices in one round.
@@ -79,7 +81,11 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	if err != nil {
 		return nil, err
 	}
-	later, err := h.pace(ctx, targets, pending)
+	rates, err := h.ratesOf(ctx, targets)
+	if err != nil {
+		return nil, err
+	}
+	later, err := h.pace(ctx, targets, pending, rates)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +107,7 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	sizes := map[queueKey]int{}
 	for i, t := range targets {
 		for _, d := range pending[i] {
-			sizes[queueOf(t.c, d)]++
+			sizes[queueOf(t.c, rates[t.c] > 0, d)]++
 		}
 	}
 	queues := make(map[queueKey][]job, len(sizes))
@@ -110,7 +116,7 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	}
 	for i, t := range targets {
 		for _, d := range pending[i] {
-			k := queueOf(t.c, d)
+			k := queueOf(t.c, rates[t.c] > 0, d)
 			queues[k] = append(queues[k], job{i, t.c, d})
 		}
 	}
@@ -154,12 +160,13 @@ type queueKey struct {
 	capped   string // a capped campaign's id: its jobs, which wait for its permits, have a feeder of their own
 }
 
-// queueOf is the feeder queue of device d of campaign c. A capped
-// campaign's jobs are queued apart: behind them, another campaign's jobs
-// of the same round would wait for the capped one's permits.
-func queueOf(c *campaign, d device) queueKey {
+// queueOf is the feeder queue of device d of campaign c, capped or not at
+// the round's start. A capped campaign's jobs are queued apart: behind
+// them, another campaign's jobs of the same round would wait for the
+// capped one's permits.
+func queueOf(c *campaign, capped bool, d device) queueKey {
 	k := queueKey{platform: d.platform, app: c.App}
-	if c.rate > 0 {
+	if capped {
 		k.capped = c.ID
 	}
 	return k

@@ -35,6 +35,10 @@ import (
 // stages took longer than that, the next call saw the schedule without the
 // allowance just cut, and cut another; the drill counted almost five
 // allowances cut ahead of the sends.
+//
+// The cap is the record's at each call (Handle reads the row): a rate
+// changed while the campaign goes out (campaign.SetRate) sets what the
+// next call cuts, and a cap removed lets the next call cut the rest.
 
 // allowance is one split call's subscribers left to cut of a capped
 // campaign, shared by its segments' cutters. A nil allowance (an uncapped

@@ -164,3 +164,37 @@ func TestExpiredCappedCampaignIsCutAtOnce(t *testing.T) {
 		t.Fatalf("%d ranges, requeued %v: want 11 ranges in one call", len(f.ranges("c")), ok)
 	}
 }
+
+// TestCutAheadFollowsTheRate: a capped campaign's rate changed while split
+// cuts it (campaign.SetRate) sets what the next call cuts: split reads the
+// record at each call. At 5/s an allowance of 20 s is one range of 100;
+// raised to 20/s, four; its cap removed, the rest at once.
+func TestCutAheadFollowsTheRate(t *testing.T) {
+	f := newFixture(t)
+	f.subscribe("ch", upTo(1000))
+	f.run(split.Config{RangeSize: 100, Segments: 1, PacedAhead: 20 * time.Second})
+	ctx := context.Background()
+	if _, _, err := campaign.Create(ctx, f.rdb, f.db, f.keys,
+		campaign.Campaign{ID: "c", App: "a", Channels: []string{"ch"}, Title: "t", RatePerSecond: 5}); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Eventually(t, 10*time.Second, "the campaign requeued", func() bool { _, ok := f.requeuedIn("c"); return ok })
+	if n := len(f.ranges("c")); n != 1 {
+		t.Fatalf("first call at 5/s: %d ranges, want 1", n)
+	}
+	if _, err := campaign.SetRate(ctx, f.rdb, f.db, f.keys, "c", 20); err != nil {
+		t.Fatal(err)
+	}
+	f.due("c")
+	pipelinetest.Eventually(t, 10*time.Second, "the second call", func() bool { return len(f.ranges("c")) > 1 })
+	pipelinetest.Eventually(t, 10*time.Second, "the campaign requeued again", func() bool { _, ok := f.requeuedIn("c"); return ok })
+	if n := len(f.ranges("c")); n != 5 {
+		t.Fatalf("second call at 20/s: %d ranges in all, want 1+4", n)
+	}
+	if _, err := campaign.SetRate(ctx, f.rdb, f.db, f.keys, "c", 0); err != nil {
+		t.Fatal(err)
+	}
+	f.due("c")
+	pipelinetest.Eventually(t, 10*time.Second, "split done", func() bool { return f.splitDone("c") })
+	f.rangesOnce("c", 11)
+}

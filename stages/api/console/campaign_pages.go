@@ -215,12 +215,57 @@ func (c *Console) cancelCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	c.render(w, r, status, "cancel", p)
 }
 
+// rateCampaign changes a campaign's own cap as PATCH /v1/campaigns/{id}
+// does, from the form on its page: back to the page, which shows the new
+// rate, or the page again under the refusal's sentence: 400 for a value
+// out of bounds, 404 for no such campaign (a direct message included),
+// 409 for one already final, 503 when Redis or PostgreSQL failed.
+func (c *Console) rateCampaign(w http.ResponseWriter, r *http.Request, s session) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	id := r.PathValue("id")
+	say := devices.Echo(id)
+	var status int
+	p := page{Title: "Campaign " + say, Nav: "campaigns", Session: s}
+	n, perr := strconv.Atoi(strings.TrimSpace(r.PostFormValue("rate_per_second")))
+	if perr != nil || n < 0 || n > campaign.MaxRatePerSecond {
+		status, p.Error = http.StatusBadRequest, fmt.Sprintf("Rate not changed: give a whole number of sends per second from 0 (no cap of its own) to %s.", num(campaign.MaxRatePerSecond))
+	} else {
+		err := c.cfg.Campaigns.SetRate(ctx, id, n)
+		switch {
+		case err == nil:
+			http.Redirect(w, r, "/ui/campaigns/"+url.PathEscape(id)+"?done=rated", http.StatusSeeOther)
+			return
+		case errors.Is(err, campaign.ErrIsMessage):
+			status, p.Error = http.StatusNotFound, id+" is a direct message, not a campaign: a message has no rate of its own."
+		case errors.Is(err, campaign.ErrNotFound):
+			status, p.Error = http.StatusNotFound, "There is no campaign "+say+"."
+		case errors.Is(err, campaign.ErrFinished):
+			status = http.StatusConflict // said below, with its state
+		default:
+			status, p.Error = http.StatusServiceUnavailable, "Rate not changed: "+culprit(err)+
+				". Try again in a moment: setting it twice is safe. "+c.failed(r, err, "console: rate of campaign "+say+" not changed")
+		}
+	}
+	d, _, unreadable, _ := c.loadCampaign(r)
+	if status == http.StatusConflict {
+		p.Error = "Rate not changed: campaign " + id + " is already " + cmp.Or(d.Progress.State, "finished") + ": its rate can no longer change."
+	}
+	if status == http.StatusNotFound || unreadable != "" {
+		c.fail(w, r, status, p)
+		return
+	}
+	p.Data = d
+	c.render(w, r, status, "campaign", p)
+}
+
 // notice turns a redirect's ?done= into its sentence: fixed texts only, so
 // a crafted link cannot make the console say anything else.
 func notice(r *http.Request) string {
 	return map[string]string{
 		"created":  "Campaign created.",
 		"canceled": "Campaign canceled.",
+		"rated":    "Rate changed: every deliver process paces the campaign at it within a second.",
 		"retried":  "Dead letter retried: its entry is back in its stream.",
 		"dropped":  "Dead letter dropped.",
 	}[r.URL.Query().Get("done")]

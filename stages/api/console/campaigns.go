@@ -27,7 +27,9 @@ import (
 // RecordUnavailable set: campaign.ErrPartial) and no content, without an
 // error; Get, Message and Cancel of an unknown id wrap
 // campaign.ErrNotFound (Cancel of a direct message's, campaign.ErrIsMessage);
-// Cancel of a finished campaign wraps campaign.ErrFinished; Create follows
+// Cancel of a finished campaign wraps campaign.ErrFinished; SetRate
+// follows campaign.SetRate (its errors as Cancel's, and a
+// *campaign.ValidationError for a rate out of bounds); Create follows
 // campaign.Create (idempotent by id, a *campaign.ValidationError for a
 // request that can never succeed, an audience of nobody included unless
 // allowEmpty, as POST /v1/campaigns); Failures is most devices first, empty
@@ -37,6 +39,7 @@ type Campaigns interface {
 	Get(ctx context.Context, id string) (Summary, error)
 	Create(ctx context.Context, c campaign.Campaign, sendAt time.Time, allowEmpty bool) (campaign.Campaign, error)
 	Cancel(ctx context.Context, id string) error
+	SetRate(ctx context.Context, id string, rate int) error
 	Failures(ctx context.Context, id string) ([]Reason, error)
 	Messages(ctx context.Context, before string, limit int) (page []campaign.MessageSummary, next string, err error)
 	Message(ctx context.Context, id string) (campaign.MessageSummary, error)
@@ -150,6 +153,14 @@ func (s sharedCampaigns) Cancel(ctx context.Context, id string) error {
 		return errNoDB
 	}
 	_, err := campaign.Cancel(ctx, s.rdb, s.db, s.keys, id)
+	return err
+}
+
+func (s sharedCampaigns) SetRate(ctx context.Context, id string, rate int) error {
+	if s.db == nil {
+		return errNoDB
+	}
+	_, err := campaign.SetRate(ctx, s.rdb, s.db, s.keys, id, rate)
 	return err
 }
 

@@ -947,3 +947,93 @@ func TestPreviewKeepsLargeIntegers(t *testing.T) {
 		}
 	}
 }
+
+// TestChangeRate: a campaign's page shows its own cap and a form to change
+// it (CSRF-protected, as Cancel); set, the page comes back with the new
+// rate, which the record and Redis hold, and 0 removes it. A final
+// campaign's page has no form.
+func TestChangeRate(t *testing.T) {
+	t.Parallel()
+	b := newBed(t)
+	b.signIn()
+	c := campaign.Campaign{ID: "c1", App: app, Channels: []string{"nobody"}, Title: "c1", SendAt: time.Now().Add(time.Hour), RatePerSecond: 40}
+	if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, c); err != nil {
+		t.Fatal(err)
+	}
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"),
+		waitJS(`document.getElementById("cap").textContent === "40/s" && document.getElementById("rate").value === "40"`),
+		chromedp.SetValue(chromedp.ID("rate"), "10"),
+		clickJS("#set-rate"),
+		waitJS(`location.search === "?done=rated" && document.querySelector("p.notice") !== null &&
+			document.getElementById("cap").textContent === "10/s" && document.getElementById("rate").value === "10"`),
+	)
+	rep, err := campaign.Progress(t.Context(), b.rdb, b.db, b.keys, "c1")
+	if err != nil || rep.RatePerSecond != 10 {
+		t.Fatalf("after the form: %+v %v, want rate 10", rep, err)
+	}
+	if v, err := b.rdb.Do(t.Context(), b.rdb.B().Hget().Key(b.keys.Campaign("c1")).Field(campaign.HashRatePerSecond).Build()).ToString(); err != nil || v != "10" {
+		t.Fatalf("Redis: rate %q %v, want 10", v, err)
+	}
+	b.run(chromedp.SetValue(chromedp.ID("rate"), "0"), clickJS("#set-rate"),
+		waitJS(`document.getElementById("cap").textContent === "none" && document.getElementById("rate").value === "0"`))
+	if _, err := campaign.Cancel(t.Context(), b.rdb, b.db, b.keys, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"),
+		waitJS(`document.getElementById("state").textContent === "canceled" && document.getElementById("rate-form") === null`))
+}
+
+// TestRateOutcomes: the rate form's refusals, as PATCH /v1/campaigns/{id}
+// answers them, each with its sentence; without its CSRF token nothing
+// changes.
+func TestRateOutcomes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		id     string
+		rate   string
+		setup  func(b *bed)
+		status int
+		says   string
+	}{
+		{"not a number", "c1", "fast", func(b *bed) { b.create("c1", time.Time{}) }, http.StatusBadRequest, "Rate not changed: give a whole number of sends per second from 0"},
+		{"negative", "c1", "-1", func(b *bed) { b.create("c1", time.Time{}) }, http.StatusBadRequest, "from 0 (no cap of its own) to 1,000,000"},
+		{"too high", "c1", "1000001", func(b *bed) { b.create("c1", time.Time{}) }, http.StatusBadRequest, "Rate not changed"},
+		{"no such campaign", "nope", "5", func(*bed) {}, http.StatusNotFound, "There is no campaign nope."},
+		{"a direct message", "dm-1", "5", func(b *bed) { b.sendMessage("dm-1", "Hi", []int64{1}) }, http.StatusNotFound, "dm-1 is a direct message, not a campaign: a message has no rate of its own."},
+		{"already done", "c1", "5", func(b *bed) {
+			b.create("c1", time.Time{})
+			if _, err := b.db.Exec(b.t.Context(), `UPDATE campaigns SET state = 'done' WHERE id = 'c1'`); err != nil {
+				b.t.Fatal(err)
+			}
+		}, http.StatusConflict, "Rate not changed: campaign c1 is already done: its rate can no longer change."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := newBed(t)
+			tt.setup(b)
+			_, form := b.get("/ui/campaigns/new")
+			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(form)
+			if csrf == nil {
+				t.Fatalf("no csrf field in\n%s", form)
+			}
+			status, _, body := b.post("/ui/campaigns/"+tt.id+"/rate", url.Values{"csrf": {csrf[1]}, "rate_per_second": {tt.rate}})
+			if status != tt.status || !strings.Contains(html.UnescapeString(body), tt.says) {
+				t.Errorf("rate: %d, want %d saying %q:\n%s", status, tt.status, tt.says, body)
+			}
+		})
+	}
+	t.Run("no CSRF token", func(t *testing.T) {
+		t.Parallel()
+		b := newBed(t)
+		b.create("c1", time.Time{})
+		b.get("/ui/campaigns/new") // signed in, as above
+		if status, _, _ := b.post("/ui/campaigns/c1/rate", url.Values{"rate_per_second": {"5"}}); status != http.StatusForbidden {
+			t.Errorf("a POST without its CSRF token: %d, want 403", status)
+		}
+		if c, err := campaign.Load(t.Context(), b.db, "c1"); err != nil || c.RatePerSecond != 0 {
+			t.Errorf("after a refused POST: rate %d %v, want 0", c.RatePerSecond, err)
+		}
+	})
+}

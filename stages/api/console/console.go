@@ -133,6 +133,7 @@ func (c *Console) routes() {
 		"GET /ui/campaigns/{id}/user":     c.campaignUserPage,
 		"GET /ui/campaigns/{id}/cancel":   c.cancelPage,
 		"POST /ui/campaigns/{id}/cancel":  c.cancelCampaign,
+		"POST /ui/campaigns/{id}/rate":    c.rateCampaign,
 		"GET /ui/messages":                c.messagesPage,
 		"GET /ui/messages/rows":           c.messageRows,
 		"GET /ui/messages/{id}":           c.messagePage,

@@ -268,6 +268,7 @@ var funcs = template.FuncMap{
 	"dur":      func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"fraction": fraction,
 	"rate":     rate,
+	"cap":      rateCap,
 	"sends":    func(r campaign.Report) int64 { return r.Sends() },
 	"eta":      func(r campaign.Report) string { return eta(r, time.Now()) },
 }
@@ -345,6 +346,15 @@ func rate(r campaign.Report) string {
 		return strconv.FormatFloat(r.SendRate, 'f', 1, 64) + "/s"
 	}
 	return num(int64(math.Round(r.SendRate))) + "/s"
+}
+
+// rateCap is a campaign's own cap as its page says it: "1,000/s", or
+// "none".
+func rateCap(r campaign.Report) string {
+	if r.RatePerSecond <= 0 {
+		return "none"
+	}
+	return num(int64(r.RatePerSecond)) + "/s"
 }
 
 // eta is when a running campaign will be done at its rate, or what else it

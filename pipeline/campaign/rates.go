@@ -1,0 +1,180 @@
+package campaign
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// RatePoll is how often a process reads the rates of the campaigns it
+// paces (HashRatePerSecond): with rateTrust, a deliver process paces a
+// campaign at the rate SetRate set within 1 s of its return.
+const RatePoll = 200 * time.Millisecond
+
+// rateTrust is how long a rate read is believed: an answer read at r is
+// used until r+rateTrust at most, then read again (as cancelTrust: however
+// slow Redis is, no send is paced by a rate older than that). Beside the
+// poll's RatePoll that keeps it fresh, it makes the 1 s.
+const rateTrust = 800 * time.Millisecond
+
+// Rates tells the stages of a process the current own cap of the
+// campaigns they pace, without a Redis call per question: the first
+// question about a campaign reads its field, and from then on one
+// pipelined read every RatePoll refreshes the fields of every campaign
+// asked about in the last minute (Forget). Build it with NewRates; its
+// poller ends when nothing is asked about for Forget.
+type Rates struct {
+	rdb  rueidis.Client
+	keys pipeline.Keys
+	// Forget is how long a campaign nobody asks about stays watched
+	// (NewRates: a minute). Set it before the first question.
+	Forget time.Duration
+
+	mu      sync.Mutex
+	watched map[string]*rateWatch
+	polling bool
+}
+
+type rateWatch struct {
+	rate  atomic.Int64 // -1: the hash has no rate
+	asked atomic.Int64 // unix ns of the last question
+	read  atomic.Int64 // unix ns when the read that answered was sent
+}
+
+// NewRates builds the watcher of one process.
+func NewRates(rdb rueidis.Client, keys pipeline.Keys) *Rates {
+	return &Rates{rdb: rdb, keys: keys, Forget: cancelForget, watched: map[string]*rateWatch{}}
+}
+
+// Rate is campaign id's own cap (0: none) as its hash says, and false when
+// the hash has no rate (Redis lost it, or the campaign is from before the
+// field): the caller then keeps the record's. An answer is never older
+// than rateTrust; while Redis answers slower, Rate waits, up to ctx. A
+// read's error is returned.
+func (rs *Rates) Rate(ctx context.Context, id string) (int, bool, error) {
+	now := time.Now().UnixNano()
+	rs.mu.Lock()
+	w := rs.watched[id]
+	rs.mu.Unlock()
+	if w != nil {
+		w.asked.Store(now)
+		if now-w.read.Load() < int64(rateTrust) {
+			return answer(w.rate.Load())
+		}
+	}
+	for {
+		sent := time.Now().UnixNano()
+		rate, err := rs.read(ctx, id)
+		if err != nil {
+			return 0, false, err
+		}
+		if time.Now().UnixNano()-sent >= int64(rateTrust) {
+			continue // too old to be believed by the time it came
+		}
+		if w == nil {
+			w = rs.watch(id, now)
+		}
+		w.rate.Store(rate)
+		w.read.Store(sent)
+		return answer(rate)
+	}
+}
+
+func answer(rate int64) (int, bool, error) { return int(max(rate, 0)), rate >= 0, nil }
+
+func (rs *Rates) command(id string) rueidis.Completed {
+	return rs.rdb.B().Hget().Key(rs.keys.Campaign(id)).Field(HashRatePerSecond).Build()
+}
+
+// read reads campaign id's rate, -1 for none.
+func (rs *Rates) read(ctx context.Context, id string) (int64, error) {
+	return rateOf(rs.rdb.Do(ctx, rs.command(id)))
+}
+
+func rateOf(res rueidis.RedisResult) (int64, error) {
+	v, err := res.ToString()
+	if rueidis.IsRedisNil(err) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return -1, nil // not ours: the record's rate holds
+	}
+	return n, nil
+}
+
+// watch starts watching campaign id (asked about at now), and the poller
+// if it is not running.
+func (rs *Rates) watch(id string, now int64) *rateWatch {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	w := rs.watched[id]
+	if w == nil {
+		w = &rateWatch{}
+		w.asked.Store(now)
+		rs.watched[id] = w
+	}
+	if !rs.polling {
+		rs.polling = true
+		go rs.poll()
+	}
+	return w
+}
+
+// Watching is how many campaigns the watcher reads the rates of.
+func (rs *Rates) Watching() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return len(rs.watched)
+}
+
+// poll refreshes the watched rates every RatePoll, forgetting campaigns not
+// asked about for Forget, until none is left. A failed read keeps the rate
+// as it was, believed no longer than rateTrust.
+func (rs *Rates) poll() {
+	t := time.NewTicker(RatePoll)
+	defer t.Stop()
+	for range t.C {
+		forget := time.Now().Add(-rs.Forget).UnixNano()
+		rs.mu.Lock()
+		ids := make([]string, 0, len(rs.watched))
+		ws := make([]*rateWatch, 0, len(rs.watched))
+		for id, w := range rs.watched {
+			if w.asked.Load() < forget {
+				delete(rs.watched, id)
+				continue
+			}
+			ids, ws = append(ids, id), append(ws, w)
+		}
+		if len(rs.watched) == 0 {
+			rs.polling = false
+			rs.mu.Unlock()
+			return
+		}
+		rs.mu.Unlock()
+		cmds := make(rueidis.Commands, len(ids))
+		for i, id := range ids {
+			cmds[i] = rs.command(id)
+		}
+		sent := time.Now().UnixNano()
+		ctx, cancel := context.WithTimeout(context.Background(), cancelRead)
+		for i, res := range rs.rdb.DoMulti(ctx, cmds...) {
+			rate, err := rateOf(res)
+			if err != nil {
+				continue
+			}
+			ws[i].rate.Store(rate)
+			ws[i].read.Store(sent)
+		}
+		cancel()
+	}
+}
