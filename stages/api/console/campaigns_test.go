@@ -962,7 +962,7 @@ func TestChangeRate(t *testing.T) {
 	}
 	b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"),
 		waitJS(`document.getElementById("cap").textContent === "40/s" && document.getElementById("rate").value === "40"`),
-		chromedp.SetValue(chromedp.ID("rate"), "10"),
+		setJS("#rate", "10"),
 		clickJS("#set-rate"),
 		waitJS(`location.search === "?done=rated" && document.querySelector("p.notice") !== null &&
 			document.getElementById("cap").textContent === "10/s" && document.getElementById("rate").value === "10"`),
@@ -974,7 +974,7 @@ func TestChangeRate(t *testing.T) {
 	if v, err := b.rdb.Do(t.Context(), b.rdb.B().Hget().Key(b.keys.Campaign("c1")).Field(campaign.HashRatePerSecond).Build()).ToString(); err != nil || v != "10" {
 		t.Fatalf("Redis: rate %q %v, want 10", v, err)
 	}
-	b.run(chromedp.SetValue(chromedp.ID("rate"), "0"), clickJS("#set-rate"),
+	b.run(setJS("#rate", "0"), clickJS("#set-rate"),
 		waitJS(`document.getElementById("cap").textContent === "none" && document.getElementById("rate").value === "0"`))
 	if _, err := campaign.Cancel(t.Context(), b.rdb, b.db, b.keys, "c1"); err != nil {
 		t.Fatal(err)

@@ -362,6 +362,15 @@ func clickJS(sel string) chromedp.Action[chromedp.Void] {
 	return waitJS(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; setTimeout(() => e.click(), 0); return true })()`, sel))
 }
 
+// setJS sets the value of the first element matching the CSS selector sel,
+// found and set in one evaluation in the page, for the reason clickJS
+// gives: chromedp.SetValue resolves a node id first, and a page that swaps
+// its live part (or the page a redirect just left) can drop it in between
+// ("No node with given id found").
+func setJS(sel, value string) chromedp.Action[chromedp.Void] {
+	return waitJS(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.value = %q; return e.value === %q })()`, sel, value, value))
+}
+
 // get is a console page as a signed-in browser fetches it, without the
 // browser: its status and its body.
 func (b *bed) get(path string) (int, string) {
