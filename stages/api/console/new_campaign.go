@@ -1,0 +1,259 @@
+package console
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
+)
+
+// form is the new-campaign form's fields, kept to fill the form again
+// after a refusal.
+type form struct {
+	ID, App, Channels, Category, Title, Body, Data, TTL, Rate, When, SendAt string
+	// Priority is "normal" or "high" (the campaign's lane); the rest is
+	// the notification object's (DESIGN, "The notification object").
+	Priority, Subtitle, Image, Sound, Badge, ThreadID, CollapseID string
+	// Localized is the texts per language, as the API's "localized"
+	// object: a JSON object is how many languages are typed at once.
+	Localized string
+	// Silent is a background push: no text, the app gets the data.
+	Silent bool
+	// AllowEmpty creates a campaign nobody would receive (allow_empty).
+	AllowEmpty bool
+	// Key is the form's own idempotency key, made when the form is
+	// served: the campaign's id when Id is left empty, so the same form
+	// posted twice (a double click, a browser's retry) is one campaign.
+	Key string
+}
+
+// AllowEmptyLabel is the text of the form's allow_empty box.
+func (form) AllowEmptyLabel() string { return allowEmptyLabel }
+
+// More reports whether a field of the form's "More" block is filled: the
+// block opens then, so a refusal naming one shows it.
+func (f form) More() bool {
+	return f.Subtitle != "" || f.Image != "" || f.Sound != "" || f.Badge != "" || f.ThreadID != "" || f.CollapseID != "" ||
+		f.Localized != ""
+}
+
+// notification is the form's notification object as POST /v1/campaigns
+// takes it (what is left empty is left out), or the form's refusal. Title,
+// subtitle and body go as typed, as the API takes them; the URL, names and
+// ids without the spaces a paste brings along.
+func (f form) notification() ([]byte, string) {
+	obj := map[string]any{}
+	for _, t := range []struct{ key, label, v string }{{"title", "Title", f.Title}, {"subtitle", "Subtitle", f.Subtitle}, {"body", "Body", f.Body}} {
+		if !utf8.ValidString(t.v) {
+			// JSON would carry it as U+FFFD, sent as if typed.
+			return nil, t.label + ": must be valid UTF-8."
+		}
+		if t.v != "" {
+			obj[t.key] = t.v
+		}
+	}
+	for k, v := range map[string]string{"image": f.Image, "sound": f.Sound, "thread_id": f.ThreadID, "collapse_id": f.CollapseID} {
+		if v = strings.TrimSpace(v); v != "" {
+			obj[k] = v
+		}
+	}
+	if v := strings.TrimSpace(f.Badge); v != "" {
+		// The number as typed, so the API's parser names its range.
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, "Badge: a whole number the app icon shows (0 clears it), or empty to leave the badge as it is."
+		}
+		obj["badge"] = n
+	}
+	if f.Silent {
+		obj["silent"] = true
+	}
+	if d := strings.TrimSpace(f.Data); d != "" {
+		if !json.Valid([]byte(d)) {
+			return nil, `Data: must be a JSON object, e.g. {"url": "https://example.com"}`
+		}
+		obj["data"] = json.RawMessage(d)
+	}
+	if l := strings.TrimSpace(f.Localized); l != "" {
+		if !json.Valid([]byte(l)) || !strings.HasPrefix(l, "{") {
+			return nil, `Localized: must be a JSON object of texts by language tag, e.g. {"ko": {"title": "속보", "body": "…"}}`
+		}
+		obj["localized"] = json.RawMessage(l)
+	}
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return nil, "Not created: " + err.Error() + "."
+	}
+	return raw, ""
+}
+
+func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s session) {
+	c.render(w, r, http.StatusOK, "new", page{Title: "New campaign", Nav: "new", Session: s,
+		Data: form{When: "now", TTL: "86400", Priority: push.PriorityNormal, Key: campaign.NewID()}})
+}
+
+// createCampaign reads the form into the same campaign.Campaign that POST
+// /v1/campaigns builds, with the same checks.
+func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s session) {
+	f := form{ID: r.PostFormValue("id"), App: r.PostFormValue("app"), Channels: r.PostFormValue("channels"),
+		Category: r.PostFormValue("category"), Title: r.PostFormValue("title"), Body: r.PostFormValue("body"),
+		Data: r.PostFormValue("data"), TTL: r.PostFormValue("ttl_seconds"), Rate: r.PostFormValue("rate_per_second"),
+		When:   r.PostFormValue("when"),
+		SendAt: r.PostFormValue("send_at"), AllowEmpty: r.PostFormValue("allow_empty") == "1", Key: r.PostFormValue("key"),
+		Priority: r.PostFormValue("priority"), Subtitle: r.PostFormValue("subtitle"), Image: r.PostFormValue("image"),
+		Sound: r.PostFormValue("sound"), Badge: r.PostFormValue("badge"), ThreadID: r.PostFormValue("thread_id"),
+		CollapseID: r.PostFormValue("collapse_id"), Silent: r.PostFormValue("silent") == "1", Localized: r.PostFormValue("localized")}
+	refuse := func(msg string) {
+		c.render(w, r, http.StatusBadRequest, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f, Error: msg})
+	}
+	camp := campaign.Campaign{ID: cmp.Or(strings.TrimSpace(f.ID), f.Key), App: strings.TrimSpace(f.App), Category: strings.TrimSpace(f.Category)}
+	for ch := range strings.SplitSeq(f.Channels, ",") {
+		if ch = strings.TrimSpace(ch); ch != "" {
+			camp.Channels = append(camp.Channels, ch)
+		}
+	}
+	// The notification object, read by the API's own parser: the form
+	// accepts what POST /v1/campaigns accepts, and stores what it stores.
+	raw, msg := f.notification()
+	if msg != "" {
+		refuse(msg)
+		return
+	}
+	content, err := c.cfg.ParseNotification(raw, f.Priority, push.PriorityNormal)
+	if err != nil {
+		// Every problem of the form, one line each from the parser
+		// (errors.Join), each said by its field's label.
+		says := strings.Split(err.Error(), "\n")
+		for i, msg := range says {
+			says[i] = formSays(msg)
+		}
+		refuse(strings.Join(says, "; "))
+		return
+	}
+	camp.Title, camp.Body, camp.Data, camp.Priority = content.Title, content.Body, content.Data, content.Priority
+	if camp.Notification, err = json.Marshal(content); err != nil {
+		refuse("Not created: " + err.Error() + ".")
+		return
+	}
+	if t := strings.TrimSpace(f.TTL); t != "" {
+		// Bounded here, before it becomes a Duration: 99999999999 s
+		// overflowed and the refusal named a number nobody typed. 0 is
+		// refused too: the API reads it as "left out" (a day), which a
+		// form that shows the field cannot mean.
+		n, err := strconv.ParseInt(t, 10, 64)
+		if max := int64(campaign.MaxTTL / time.Second); err != nil || n < 1 || n > max {
+			refuse(fmt.Sprintf("Time to live: a whole number of seconds from 1 to %s (28 days), e.g. 86400 for a day.", num(max)))
+			return
+		}
+		camp.TTL = time.Duration(n) * time.Second
+	}
+	if v := strings.TrimSpace(f.Rate); v != "" {
+		// POST /v1/campaigns's bounds: 0 was taken as "no cap" and the
+		// campaign went out at full speed, the opposite of a cap.
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > campaign.MaxRatePerSecond {
+			refuse(fmt.Sprintf("Rate: a whole number of sends per second from 1 to %s, or empty for no cap of its own.", num(campaign.MaxRatePerSecond)))
+			return
+		}
+		camp.RatePerSecond = n
+	}
+	if c.cfg.KnownApp != nil && camp.App != "" && !c.cfg.KnownApp(camp.App) {
+		refuse(fmt.Sprintf("App %q is not known to this API: pick one of its apps (the --apps file, else PUSHPIPE_APP_KEYS).", camp.App))
+		return
+	}
+	var sendAt time.Time
+	if f.When != "later" && strings.TrimSpace(f.SendAt) != "" {
+		// A time picked with "now" still chosen (the radio is easy to
+		// miss) was ignored: a campaign meant for tonight went out at
+		// once. Which one was meant is the operator's to say.
+		refuse("Send: a time is filled in but \"now\" is chosen; choose \"at\" to send at that time, or clear the time to send now.")
+		return
+	}
+	if f.When == "later" {
+		t, err := parseSendAt(f.SendAt)
+		if err != nil {
+			refuse("Send at: pick a date and time (UTC).")
+			return
+		}
+		// The API starts a campaign whose send_at is past at once. From a
+		// form that says "at", a past time is a slip (a local time taken
+		// for UTC, yesterday's date) that would send to everyone now.
+		if now := time.Now(); !t.After(now) {
+			refuse(fmt.Sprintf("Send at: %s is already past (it is %s now); pick a later time, or choose to send now.",
+				t.Format("2006-01-02 15:04 UTC"), now.UTC().Format("2006-01-02 15:04 UTC")))
+			return
+		}
+		sendAt = t
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	created, err := c.cfg.Campaigns.Create(ctx, camp, sendAt, f.AllowEmpty)
+	var verr *campaign.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		refuse(formSays(err.Error()))
+	case errors.Is(err, campaign.ErrConflict) && strings.TrimSpace(f.ID) == "":
+		// The form's own key: this form was sent before, with other
+		// content, and that campaign exists.
+		refuse("This form already created campaign " + camp.ID + " with other content: open that campaign, or open a new form for another campaign.")
+	case errors.Is(err, campaign.ErrOtherKind):
+		refuse("Campaign id " + camp.ID + " is a direct message's id (campaigns and messages share ids); choose another id or leave it empty.")
+	case errors.Is(err, campaign.ErrConflict):
+		refuse("Campaign id " + camp.ID + " is already used for a different campaign; choose another id or leave it empty.")
+	case err != nil:
+		refuse("Not created: " + culprit(err) + ". Submitting again with the same id is safe: it is sent once. " +
+			c.failed(r, err, "console: campaign not created"))
+	default:
+		http.Redirect(w, r, "/ui/campaigns/"+created.ID+"?done=created", http.StatusSeeOther)
+	}
+}
+
+// parseSendAt reads the form's send_at: datetime-local has no zone, and the
+// form says it is UTC; a browser sends seconds when the value has them.
+func parseSendAt(v string) (time.Time, error) {
+	t, err := time.ParseInLocation("2006-01-02T15:04", v, time.UTC)
+	if err != nil {
+		t, err = time.ParseInLocation("2006-01-02T15:04:05", v, time.UTC)
+	}
+	return t, err
+}
+
+// formLabels are the API's names of the form's fields, as the model's and
+// the notification parser's refusals start ("send_at: …",
+// "notification.badge: …"), and the form's labels for them, longest first:
+// "notification.data" before "notification".
+var formLabels = [][2]string{
+	{"notification.data", "Data"}, {"notification.title", "Title"}, {"notification.subtitle", "Subtitle"},
+	{"notification.body", "Body"}, {"notification.image", "Image URL"}, {"notification.sound", "Sound"},
+	{"notification.badge", "Badge"}, {"notification.thread_id", "Thread id"}, {"notification.collapse_id", "Collapse id"},
+	{"notification.localized", "Localized"},
+	{"notification", "Title and body"}, {"ttl_seconds", "Time to live"}, {"priority", "Priority"},
+	{"rate_per_second", "Rate"}, {"send_at", "Send at"}, {"channels", "Channels"}, {"category", "Category"},
+	{"app", "App"}, {"id", "Id"}, {"title", "Title"}, {"body", "Body"},
+}
+
+// formSays is a refusal of POST /v1/campaigns's model in the form's words:
+// its field by the form's label, and a channel list as the form takes it
+// (comma-separated, not a JSON array). "channels: at least one channel is
+// required, e.g. [\"breaking-news\"]" sent an operator to type brackets and
+// quotes into a field that then refused them as a channel's characters.
+func formSays(msg string) string {
+	for _, l := range formLabels {
+		if rest, ok := strings.CutPrefix(msg, l[0]); ok && (strings.HasPrefix(rest, ":") || strings.HasPrefix(rest, ".") || strings.HasPrefix(rest, "[")) {
+			msg = l[1] + rest
+			break
+		}
+	}
+	return strings.NewReplacer(`e.g. ["breaking-news"]`, "e.g. breaking-news, sport",
+		`set "silent": false`, `untick "Silent"`,
+		"a title or a body is required", `a title or a body is required (or tick "Silent" for a background push of data only)`).Replace(msg)
+}
