@@ -99,80 +99,49 @@ type replyHold struct {
 
 func holdRepliesAfter(t *testing.T, redis string, word []byte) *replyHold {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &replyHold{addr: ln.Addr().String(), gate: make(chan struct{})}
+	p := &replyHold{gate: make(chan struct{})}
 	var once sync.Once
 	p.release = func() { once.Do(func() { close(p.gate) }) }
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		p.release()
-		wg.Wait()
-	})
-	wg.Go(func() {
+	p.addr = pipelinetest.ForwardT(t, redis, func(cl, up net.Conn) {
+		var held atomic.Bool // set before the command goes on, so its reply finds it set
+		commands := make(chan struct{})
+		go func() {
+			defer close(commands)
+			defer up.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := cl.Read(buf)
+				if n > 0 {
+					if bytes.Contains(buf[:n], word) {
+						held.Store(true)
+					}
+					if _, werr := up.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		defer func() { <-commands }()
+		defer cl.Close()
+		buf := make([]byte, 64<<10)
 		for {
-			cl, err := ln.Accept()
+			n, err := up.Read(buf)
+			if n > 0 {
+				if held.Load() {
+					<-p.gate
+				}
+				if _, werr := cl.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
 			if err != nil {
 				return
 			}
-			up, err := net.Dial("tcp", redis)
-			if err != nil {
-				cl.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, cl, up)
-			mu.Unlock()
-			var held atomic.Bool // set before the command goes on, so its reply finds it set
-			wg.Go(func() {
-				defer up.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := cl.Read(buf)
-					if n > 0 {
-						if bytes.Contains(buf[:n], word) {
-							held.Store(true)
-						}
-						if _, werr := up.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			})
-			wg.Go(func() {
-				defer cl.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := up.Read(buf)
-					if n > 0 {
-						if held.Load() {
-							<-p.gate
-						}
-						if _, werr := cl.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			})
 		}
 	})
+	t.Cleanup(p.release) // before ForwardT's: held replies go, and the pipes end
 	return p
 }

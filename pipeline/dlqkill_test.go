@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,67 +86,36 @@ type stalling struct {
 
 func stallAt(t *testing.T, redis string, word []byte) *stalling {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &stalling{addr: ln.Addr().String()}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
+	p := &stalling{}
+	p.addr = pipelinetest.ForwardT(t, redis, func(cl, up net.Conn) {
+		p.open.Add(1)
+		replies := make(chan struct{})
+		go func() {
+			defer close(replies)
+			io.Copy(cl, up) //nolint:errcheck // ends when either side closes
+			cl.Close()
+		}()
+		defer func() { <-replies }()
+		defer p.open.Add(-1)
+		defer up.Close()
+		buf := make([]byte, 64<<10)
+		held := false
 		for {
-			cl, err := ln.Accept()
+			n, err := cl.Read(buf)
+			if n > 0 && !held {
+				if bytes.Contains(buf[:n], word) {
+					held = true
+					p.stalled.Store(true)
+				} else if _, werr := up.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
 			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					cl.Close()
+				}
 				return
 			}
-			up, err := net.Dial("tcp", redis)
-			if err != nil {
-				cl.Close()
-				continue
-			}
-			p.open.Add(1)
-			mu.Lock()
-			conns = append(conns, cl, up)
-			mu.Unlock()
-			wg.Go(func() {
-				io.Copy(cl, up) //nolint:errcheck // ends when either side closes
-				cl.Close()
-			})
-			wg.Go(func() {
-				defer p.open.Add(-1)
-				defer up.Close()
-				buf := make([]byte, 64<<10)
-				held := false
-				for {
-					n, err := cl.Read(buf)
-					if n > 0 && !held {
-						if bytes.Contains(buf[:n], word) {
-							held = true
-							p.stalled.Store(true)
-						} else if _, werr := up.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						if !errors.Is(err, io.EOF) {
-							cl.Close()
-						}
-						return
-					}
-				}
-			})
 		}
 	})
 	return p

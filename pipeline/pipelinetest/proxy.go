@@ -23,40 +23,17 @@ type Proxy struct {
 // at t's cleanup.
 func ProxyT(t testing.TB, addr string, latency time.Duration) *Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &Proxy{Addr: ln.Addr().String(), gate: make(chan struct{})}
+	p := &Proxy{gate: make(chan struct{})}
 	close(p.gate)
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		p.Release()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
+	// Registered after ForwardT's, so it runs first: what is held goes on,
+	// and the pipes can end.
+	p.Addr = ForwardT(t, addr, func(client, server net.Conn) {
+		var both sync.WaitGroup
+		both.Go(func() { p.late(server, client, 0) })
+		p.late(client, server, latency)
+		both.Wait()
 	})
-	go func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial("tcp", addr)
-			if err != nil {
-				client.Close()
-				continue
-			}
-			p.mu.Lock()
-			conns = append(conns, client, server)
-			p.mu.Unlock()
-			go p.late(server, client, 0)
-			go p.late(client, server, latency)
-		}
-	}()
+	t.Cleanup(p.Release)
 	return p
 }
 
