@@ -31,6 +31,7 @@ type CLI struct {
 	Send         SendCmd         `cmd:"" help:"Create a campaign (--channel) or a direct message (--user, or --token for devices outside the registry)."`
 	Campaigns    CampaignsCmd    `cmd:"" help:"List or cancel campaigns."`
 	Messages     MessagesCmd     `cmd:"" help:"List direct messages."`
+	Channels     ChannelsCmd     `cmd:"" help:"List channels, or count one's subscribers."`
 	Users        UsersCmd        `cmd:"" help:"Show or erase one user."`
 	Import       ImportCmd       `cmd:"" help:"Load subscribers in bulk."`
 	Status       StatusCmd       `cmd:"" help:"Show streams, lag, consumers and campaign progress."`

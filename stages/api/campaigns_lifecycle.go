@@ -188,26 +188,10 @@ func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request, _ []byte)
 	}
 }
 
-// listLimit reads a list route's ?limit=: 0 when it is left out (the
-// default page). It answers 400 itself, naming the range and the default,
-// and reports false. A number is echoed bare: `got "0"` read as if the
-// quotes were what was wrong.
+// listLimit reads the ?limit= of the campaigns' and messages' lists
+// (limitParam).
 func listLimit(w http.ResponseWriter, params url.Values) (int, bool) {
-	v := params.Get("limit")
-	if v == "" {
-		return 0, true
-	}
-	n, err := strconv.Atoi(v)
-	if err == nil && n >= 1 && n <= campaign.MaxListLimit {
-		return n, true
-	}
-	got := v
-	if err != nil {
-		got = strconv.Quote(devices.Echo(v))
-	}
-	writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: must be a whole number from 1 to %d (default %d), got %s",
-		campaign.MaxListLimit, campaign.DefaultListLimit, got))
-	return 0, false
+	return limitParam(w, params, campaign.MaxListLimit, campaign.DefaultListLimit)
 }
 
 // queryParams reads r's query string, which may hold each of names once:

@@ -265,6 +265,8 @@ func TestEveryRouteRefusesUnknownQuery(t *testing.T) {
 		{"POST /v1/channels/{channel}/subscribers", "/v1/channels/x/subscribers", `{"add":[1]}`, "takes none"},
 		{"PUT /v1/channels/{channel}/subscribers/{user_id}", "/v1/channels/x/subscribers/1", "", "takes none"},
 		{"DELETE /v1/channels/{channel}/subscribers/{user_id}", "/v1/channels/x/subscribers/1", "", "takes none"},
+		{"GET /v1/channels", "/v1/channels", "", "takes limit and after"},
+		{"GET /v1/channels/{channel}", "/v1/channels/x", "", "takes none"},
 		{"GET /v1/users/{user_id}", "/v1/users/1", "", "takes none"},
 		{"DELETE /v1/users/{user_id}", "/v1/users/1", "", "takes none"},
 		{"GET /v1/users/{user_id}/preferences", "/v1/users/1/preferences", "", "takes none"},

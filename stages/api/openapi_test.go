@@ -27,6 +27,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/pipeline/users"
 )
@@ -136,6 +137,7 @@ func TestOpenAPISchemasMatchTheCode(t *testing.T) {
 		"User":            users.View{},
 		"UserDevice":      users.Device{},
 		"UserErasure":     users.Erasure{},
+		"Channel":         devices.Channel{},
 		// Not a route's: what the webhook POSTs and results tail prints,
 		// documented here for the receivers that read it.
 		"ResultEvent": pipeline.ResultEvent{},
@@ -328,6 +330,23 @@ var openapiCalls = []apiCall{
 	{name: "unsubscribe bad user", method: "DELETE", path: "/v1/channels/breaking/subscribers/-1", token: oaToken, req: invalid, status: 400},
 	{name: "unsubscribe as app", method: "DELETE", path: "/v1/channels/breaking/subscribers/42", token: oaKey, status: 403},
 	{name: "unsubscribe no database", server: "nodb", method: "DELETE", path: "/v1/channels/breaking/subscribers/42", token: oaToken, status: 503},
+	// GET /v1/channels and /v1/channels/{channel}: after the subscriptions above
+	{name: "channels", method: "GET", path: "/v1/channels", token: oaToken, status: 200},
+	{name: "channels a page", method: "GET", path: "/v1/channels?limit=1&after=a", token: oaToken, status: 200},
+	{name: "channels past the last", method: "GET", path: "/v1/channels?after=zzz", token: oaToken, status: 200},
+	{name: "channels no token", method: "GET", path: "/v1/channels", req: unchecked, status: 401},
+	{name: "channels as app", method: "GET", path: "/v1/channels", token: oaKey, status: 403},
+	{name: "channels limit 0", method: "GET", path: "/v1/channels?limit=0", token: oaToken, req: invalid, status: 400},
+	{name: "channels limit 1001", method: "GET", path: "/v1/channels?limit=1001", token: oaToken, req: invalid, status: 400},
+	{name: "channels bad after", method: "GET", path: "/v1/channels?after=a%20b", token: oaToken, req: invalid, status: 400},
+	{name: "channels unknown query", method: "GET", path: "/v1/channels?before=a", token: oaToken, req: unchecked, status: 400},
+	{name: "channels no database", server: "nodb", method: "GET", path: "/v1/channels", token: oaToken, status: 503},
+	{name: "channel", method: "GET", path: "/v1/channels/breaking", token: oaToken, status: 200},
+	{name: "channel nobody", method: "GET", path: "/v1/channels/nobody", token: oaToken, status: 404},
+	{name: "channel bad name", method: "GET", path: "/v1/channels/a%20b", token: oaToken, req: invalid, status: 400},
+	{name: "channel no token", method: "GET", path: "/v1/channels/breaking", req: unchecked, status: 401},
+	{name: "channel as app", method: "GET", path: "/v1/channels/breaking", token: oaKey, status: 403},
+	{name: "channel no database", server: "nodb", method: "GET", path: "/v1/channels/breaking", token: oaToken, status: 503},
 	// GET /v1/users/{user_id}/preferences
 	{name: "mutes", method: "GET", path: "/v1/users/42/preferences", token: oaToken, status: 200},
 	{name: "mutes no token", method: "GET", path: "/v1/users/42/preferences", req: unchecked, status: 401},

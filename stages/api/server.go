@@ -175,6 +175,8 @@ func (s *Server) routes() []route {
 		{"POST /v1/channels/{channel}/subscribers", scopeAdmin, subscribersBody, nil, s.postSubscribers, nil},
 		{"PUT /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.putSubscriber, nil},
 		{"DELETE /v1/channels/{channel}/subscribers/{user_id}", scopeAdmin, 0, nil, s.deleteSubscriber, nil},
+		{"GET /v1/channels", scopeAdmin, 0, nil, s.listChannels, []string{"limit", "after"}},
+		{"GET /v1/channels/{channel}", scopeAdmin, 0, nil, s.getChannel, nil},
 		{"GET /v1/users/{user_id}", scopeAdmin, 0, nil, s.getUser, nil},
 		{"DELETE /v1/users/{user_id}", scopeAdmin, 0, nil, s.deleteUser, nil},
 		{"GET /v1/users/{user_id}/preferences", scopeAdmin, 0, nil, s.getPreferences, nil},

@@ -138,6 +138,8 @@ func (c *Console) routes() {
 		"GET /ui/messages/rows":           c.messageRows,
 		"GET /ui/messages/{id}":           c.messagePage,
 		"GET /ui/messages/{id}/live":      c.messageLive,
+		"GET /ui/channels":                c.channelsPage,
+		"GET /ui/channels/options":        c.channelOptions,
 		"GET /ui/pipeline":                c.pipelinePage,
 		"GET /ui/pipeline/live":           c.pipelineLive,
 		"GET /ui/deadletters":             c.deadLettersPage,

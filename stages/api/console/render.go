@@ -54,7 +54,7 @@ func (p page) SignedIn() bool { return p.Session.csrf != "" }
 
 // pageNames are the templates under templates/, each rendered inside
 // layout.html.
-var pageNames = []string{"signin", "error", "campaigns", "campaign", "cancel", "new", "messages", "message", "campaignuser", "pipeline", "deadletters", "deadletter", "drop"}
+var pageNames = []string{"signin", "error", "campaigns", "campaign", "cancel", "new", "messages", "message", "campaignuser", "pipeline", "deadletters", "deadletter", "drop", "channels"}
 
 type pages map[string]*template.Template
 
