@@ -88,7 +88,11 @@ func (c *ChannelsListCmd) run(g *Globals, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "SUBSCRIBERS\t  CHANNEL")
 	for _, ch := range page {
-		fmt.Fprintf(tw, "%s\t  %s\n", thousands(ch.Subscribers), ch.Channel)
+		n := thousands(ch.Subscribers)
+		if ch.Capped { // a floor: the list stops counting there (channels show counts all)
+			n += "+"
+		}
+		fmt.Fprintf(tw, "%s\t  %s\n", n, ch.Channel)
 	}
 	tw.Flush()
 	if next != "" {

@@ -13,15 +13,10 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
-// channelsTimeout bounds a read of channels: longer than campaignTimeout,
-// as counting a channel of millions of subscribers reads its whole range of
-// the subscriptions key (about a second for 9M on a busy 2-core machine),
-// and a page may hold such a channel.
-const channelsTimeout = 30 * time.Second
-
 // listChannels is GET /v1/channels?limit=N&after=NAME: the channels that
 // have a subscriber, by name, with their subscribers → {"channels":[...],
-// "next":NAME} ("next" is absent after the last page). Operators broadcast
+// "next":NAME} ("next" is absent after the last page); counts stop at
+// devices.ListCountCap ("capped": true), so a page stays quick. Operators broadcast
 // to channels but had no way to learn which exist, or how many people one
 // reaches, short of creating a campaign.
 func (s *Server) listChannels(w http.ResponseWriter, r *http.Request, _ []byte) {
@@ -41,7 +36,7 @@ func (s *Server) listChannels(w http.ResponseWriter, r *http.Request, _ []byte) 
 	if !s.haveDB(w) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), channelsTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), devices.CountTimeout)
 	defer cancel()
 	page, next, err := devices.ListChannels(ctx, s.cfg.DB, after, cmp.Or(limit, devices.DefaultChannelLimit))
 	if err != nil {
@@ -66,7 +61,7 @@ func (s *Server) getChannel(w http.ResponseWriter, r *http.Request, _ []byte) {
 	if !s.haveDB(w) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), channelsTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), devices.CountTimeout)
 	defer cancel()
 	n, err := devices.ChannelSubscribers(ctx, s.cfg.DB, channel)
 	switch {

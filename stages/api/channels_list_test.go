@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // channelPage is the answer of GET /v1/channels.
@@ -15,6 +17,7 @@ type channelPage struct {
 	Channels []struct {
 		Channel     string `json:"channel"`
 		Subscribers int64  `json:"subscribers"`
+		Capped      bool   `json:"capped"`
 	} `json:"channels"`
 	Next *string `json:"next"`
 }
@@ -64,14 +67,15 @@ func TestChannelsPages(t *testing.T) {
 	t.Parallel()
 	a := newChannelsAPI(t)
 	// 205 channels ch000..ch204; channel i has i%7+1 subscribers, and
-	// "big" 3000 (more than one page of the key's index).
+	// "big" one more than a list counts (devices.ListCountCap): lists
+	// show the cap and say so, the channel's own route counts them all.
 	if _, err := a.db.Exec(context.Background(), `
 		INSERT INTO subscriptions (channel, user_id)
-		SELECT 'ch' || lpad(c::text, 3, '0'), u FROM generate_series(0, 204) c, generate_series(1, c % 7 + 1) u;
-		INSERT INTO subscriptions (channel, user_id) SELECT 'big', u FROM generate_series(1, 3000) u`); err != nil {
+		SELECT 'ch' || lpad(c::text, 3, '0'), u FROM generate_series(0, 204) c, generate_series(1, c % 7 + 1) u
+		UNION ALL SELECT 'big', u FROM generate_series(1, $1::int) u`, devices.ListCountCap+1); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int64{"big": 3000}
+	want := map[string]int64{"big": devices.ListCountCap}
 	for c := range 205 {
 		want[fmt.Sprintf("ch%03d", c)] = int64(c%7 + 1)
 	}
@@ -99,6 +103,9 @@ func TestChannelsPages(t *testing.T) {
 				}
 				last = c.Channel
 				got[c.Channel] = c.Subscribers
+				if c.Capped != (c.Channel == "big") {
+					t.Errorf("%s: channel %s capped %v, want %v", tt.give, c.Channel, c.Capped, !c.Capped)
+				}
 			}
 			if p.Next == nil {
 				break
@@ -128,7 +135,7 @@ func TestChannelsPages(t *testing.T) {
 		t.Errorf("after=ch0995: got %+v, want ch100 first", p.Channels)
 	}
 	r := a.do("GET", "/v1/channels/big", "", "op")
-	if r.status != 200 || strings.TrimSpace(r.body) != `{"channel":"big","subscribers":3000}` {
+	if r.status != 200 || strings.TrimSpace(r.body) != fmt.Sprintf(`{"channel":"big","subscribers":%d}`, devices.ListCountCap+1) {
 		t.Errorf("GET /v1/channels/big: got %d %s", r.status, r.body)
 	}
 }

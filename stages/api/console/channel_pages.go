@@ -4,15 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
-
-// channelsTimeout bounds a read of channels: a page counts its channels'
-// subscribers, and one of millions takes a second or more, where
-// requestTimeout is sized for Redis reads.
-const channelsTimeout = 30 * time.Second
 
 // channelsData is a page of channels: those with a subscriber, by name.
 type channelsData struct {
@@ -35,7 +29,7 @@ func (c *Console) channels(r *http.Request, limit int) (channelsData, error) {
 	if c.cfg.DB == nil {
 		return d, errors.New("PostgreSQL is not configured (pushpipe api --database-url)")
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), channelsTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), devices.CountTimeout)
 	defer cancel()
 	var err error
 	d.Channels, d.Next, err = devices.ListChannels(ctx, c.cfg.DB, after, limit)
