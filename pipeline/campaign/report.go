@@ -15,7 +15,8 @@ type Report struct {
 	// RecordUnavailable is set (to RecordUnavailable) on a report read
 	// from Redis alone while PostgreSQL failed (ErrPartial): the fields
 	// only the record holds (created_at, send_at but a scheduled one's,
-	// started_at, finished_at, rate_per_second) are then zero or absent.
+	// started_at, finished_at) are then zero or absent. RatePerSecond is
+	// then the hash's (HashRatePerSecond), the one deliver paces by.
 	RecordUnavailable string `json:"record_unavailable,omitempty"`
 
 	CreatedAt time.Time  `json:"created_at"`
