@@ -28,9 +28,11 @@ type lifecycle struct {
 func newLifecycle(rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, log zerolog.Logger, late prometheus.Counter) *lifecycle {
 	cancels := campaignrow.NewCancels(rdb, keys)
 	cancels.DB = db // a cancel whose flag Redis lost is seen in its record
+	current := campaignrow.NewRates(rdb, keys)
+	current.DB = db // a rate Redis lost is written back from its record
 	return &lifecycle{
 		cancels: cancels,
-		current: campaignrow.NewRates(rdb, keys),
+		current: current,
 		rates:   campaignRates{rdb: rdb, keys: keys, log: log, late: late, byRate: map[int]*limiter{}},
 	}
 }
@@ -49,7 +51,8 @@ func (lc *lifecycle) canceled(ctx context.Context, c *campaign) (bool, error) {
 
 // rate is c's own cap now (0: none): the campaign hash's, which SetRate
 // writes, or the row's when the hash has none (a campaign from before the
-// field; Redis lost it, until a progress read writes it again). A direct
+// field; Redis lost it, until the watcher's read of the records writes it
+// again, within campaign's recordPoll, or a progress read does). A direct
 // message has no cap of its own, and is not watched.
 func (lc *lifecycle) rate(ctx context.Context, c *campaign) (int, error) {
 	if c.message {
