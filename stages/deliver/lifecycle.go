@@ -3,7 +3,6 @@ package deliver
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +32,7 @@ func newLifecycle(rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, log 
 	return &lifecycle{
 		cancels: cancels,
 		current: current,
-		rates:   campaignRates{rdb: rdb, keys: keys, log: log, late: late, byRate: map[int]*limiter{}},
+		rates:   campaignRates{rdb: rdb, keys: keys, log: log, late: late, caps: map[capKey]*campaignCap{}},
 	}
 }
 
@@ -76,49 +75,4 @@ func (lc *lifecycle) wait(ctx context.Context, c *campaign) error {
 		return err
 	}
 	return lc.rates.wait(ctx, c, rate)
-}
-
-// campaignProvider names the campaign caps' schedules in
-// Keys.RateLimit(campaignProvider, campaign id).
-const campaignProvider = "campaign"
-
-// campaignRates are the campaigns' own caps: one GCRA schedule per capped
-// campaign, shared by every deliver process like the provider caps, taken
-// before the provider's permit (a send needs both). A limiter is made per
-// rate; its buckets are the campaigns of that rate. A campaign whose rate
-// changed takes its permits from the new rate's limiter, on the same
-// schedule in Redis (the bucket's key is the campaign's, whatever the
-// rate): its next slot is where the old rate left it, at most a few
-// permits' ahead (the limiter's ahead), and the ones after it are the new
-// rate's interval apart. Lowered, it does not burst; raised, it does not
-// wait out the old rate's schedule. The permits the old limiter's bucket
-// had granted this process and not used are left (they lapse).
-type campaignRates struct {
-	rdb  rueidis.Client
-	keys pipeline.Keys
-	log  zerolog.Logger
-	late prometheus.Counter
-
-	mu     sync.Mutex
-	byRate map[int]*limiter
-}
-
-// wait blocks until one send of c may start under the cap rate (at once
-// for none, 0).
-func (cr *campaignRates) wait(ctx context.Context, c *campaign, rate int) error {
-	if rate <= 0 {
-		return nil
-	}
-	cr.mu.Lock()
-	l := cr.byRate[rate]
-	if l == nil {
-		l = newLimiter(cr.rdb, cr.keys, pipeline.Bulk, rate, cr.log, cr.late)
-		cr.byRate[rate] = l
-	}
-	cr.mu.Unlock()
-	b := l.bucket(campaignProvider, c.ID)
-	// A campaign's schedule is not a connection being opened: the provider
-	// permit taken next does the warming up.
-	b.warm.Store(true)
-	return l.permit(ctx, b)
 }
