@@ -21,12 +21,6 @@ const CancelPoll = 200 * time.Millisecond
 // watched; the watcher stops when it watches none.
 const cancelForget = time.Minute
 
-// recordPoll is how often a watcher with a database (Cancels.DB) reads the
-// records of the campaigns it watches whose flags say not canceled: a
-// cancel whose flag Redis lost is noticed within it, where it had gone
-// unseen until someone read the campaign. One query for all of them.
-const recordPoll = 5 * time.Second
-
 // cancelRead bounds one refresh of the flags. It is longer than CancelPoll:
 // cut at the poll, a refresh would never finish while Redis answers slower
 // than that, and a cancel would go unseen for as long as Redis is slow. The
@@ -152,7 +146,7 @@ func (cs *Cancels) Watching() int {
 func (cs *Cancels) poll() {
 	t := time.NewTicker(CancelPoll)
 	defer t.Stop()
-	var records time.Time // the last read of the records
+	var records recordCheck
 	for range t.C {
 		forget := time.Now().Add(-cs.Forget).UnixNano()
 		cs.mu.Lock()
@@ -192,8 +186,7 @@ func (cs *Cancels) poll() {
 			ws[i].read.Store(sent)
 		}
 		cancel()
-		if cs.DB != nil && time.Since(records) >= recordPoll {
-			records = time.Now()
+		if records.due(cs.DB) {
 			cs.readRecords(ids, ws)
 		}
 	}
@@ -206,7 +199,7 @@ func (cs *Cancels) poll() {
 func (cs *Cancels) readRecords(ids []string, ws []*watch) {
 	ctx, cancel := context.WithTimeout(context.Background(), cancelRead)
 	defer cancel()
-	canceled, err := canceledAmong(ctx, cs.DB, ids)
+	canceled, err := recordsAmong(ctx, cs.DB, ids, StateCanceled)
 	if err != nil {
 		return
 	}

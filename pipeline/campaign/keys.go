@@ -12,7 +12,8 @@ const (
 	// HashRatePerSecond is a field of keys.Campaign(id): the campaign's
 	// own cap as the record last said (SetRate), 0 for none. Create
 	// writes it with HashExpiresMs; deliver follows it (Rates), and a
-	// progress read writes it again from the record when Redis lost it.
+	// progress read, or deliver's watcher within recordPoll (Rates.DB),
+	// writes it again from the record when Redis lost it.
 	HashRatePerSecond = "rate_per_second"
 )
 

@@ -72,27 +72,6 @@ func loadRow(ctx context.Context, db *pgxpool.Pool, id string) (row, error) {
 	return r, nil
 }
 
-// canceledAmong is the records of those of campaigns ids that say canceled.
-func canceledAmong(ctx context.Context, db *pgxpool.Pool, ids []string) (map[string]Campaign, error) {
-	rows, err := db.Query(ctx, `SELECT `+rowColumns+` FROM campaigns WHERE state = $1 AND id = ANY($2)`, StateCanceled, ids)
-	if err != nil {
-		return nil, fmt.Errorf("read canceled campaigns: %w: %w", ErrPostgres, err)
-	}
-	defer rows.Close()
-	out := map[string]Campaign{}
-	for rows.Next() {
-		r, err := scanRow(rows)
-		if err != nil {
-			return nil, fmt.Errorf("read canceled campaigns: %w: %w", ErrPostgres, err)
-		}
-		out[r.c.ID] = r.c
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read canceled campaigns: %w: %w", ErrPostgres, err)
-	}
-	return out, nil
-}
-
 // loadCampaign is loadRow for a campaign's operations (progress, cancel):
 // a direct message's id is ErrIsMessage, since its counters mean something
 // else (MessageProgress) and it cannot be canceled.

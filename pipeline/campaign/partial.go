@@ -55,7 +55,7 @@ var ErrNotLive = errors.New("no live counters in Redis")
 
 // RecordUnavailable is the notice of a partial report.
 const RecordUnavailable = "PostgreSQL is unreachable: state and counts are live from Redis; " +
-	"the record (created_at, content, rate cap, finish) returns when it is back"
+	"the record (created_at, content, finish) returns when it is back"
 
 // outage tells a failure of PostgreSQL that Redis may stand in for: a
 // server that refused or dropped us (a failover, a restart), or that did
@@ -103,7 +103,8 @@ func readRecord(ctx context.Context, read func(ctx context.Context) error) error
 // what Redis knows besides: its cancel flag (canceled) and its start entry
 // still waiting (scheduled, at that send_at). A done is reported but not
 // recorded: the first reader after PostgreSQL is back records it, with the
-// time its last target was done.
+// time its last target was done. Its rate is the hash's (HashRatePerSecond),
+// the one deliver paces by; 0 when the hash has none.
 func RedisProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string, pgErr error) (Report, error) {
 	rep := Report{ID: id}
 	l, err := Counters(ctx, rdb, keys, id)
@@ -122,6 +123,11 @@ func RedisProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, 
 	rep.RecordUnavailable = RecordUnavailable
 	rep.ExpiresAt = time.UnixMilli(l.ExpiresMs)
 	rep.Counts, rep.Error, rep.Done, rep.DoneMs, rep.Pace = l.Counts, l.FailReason, l.UsersDone, l.DoneMs, l.Pace
+	if l.RateKnown {
+		// The rate deliver paces by now: SetRate writes it beside the
+		// record, and a change made just before the outage is here.
+		rep.RatePerSecond = l.Rate
+	}
 	if rep.State == StateSplitting {
 		rep.Audience = l.Audience
 	}

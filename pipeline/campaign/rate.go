@@ -23,9 +23,10 @@ import (
 // PostgreSQL's row is written first: it is the record, and split reads it
 // at each call (its cut-ahead follows at once). Then the campaign's hash
 // (HashRatePerSecond), which deliver follows within RatePoll+rateTrust
-// (Rates). A Redis that fails here is an error, but the record holds: the
-// next progress read (status, a list, the console) writes the field from
-// it, as it sets a lost cancel flag again.
+// (Rates). A Redis that fails here is an error, but the record holds: a
+// deliver's watcher (Rates.DB) writes the field from it within recordPoll,
+// and so does the next progress read (status, a list, the console), as
+// they set a lost cancel flag again.
 func SetRate(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string, rate int) (Report, error) {
 	if rate < 0 || rate > MaxRatePerSecond {
 		return Report{ID: id}, invalid("rate_per_second: must be a whole number of sends per second from 0 (no cap of its own) to %d, got %d",

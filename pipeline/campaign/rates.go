@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -35,6 +36,15 @@ type Rates struct {
 	// Forget is how long a campaign nobody asks about stays watched
 	// (NewRates: a minute). Set it before the first question.
 	Forget time.Duration
+	// DB, if set, is where the watcher reads the records of the campaigns
+	// it watches, every recordPoll: one whose hash lost its rate, or holds
+	// an older one than the record's (a failover, a restart without
+	// persistence, the AOF's last second), gets the record's again
+	// (keepRate), which the next poll reads. Without it the process paces
+	// by the row it cached, the old rate, until a reader of the campaign
+	// (status, a list, the console) writes the field again. Set it before
+	// the first question.
+	DB *pgxpool.Pool
 
 	mu      sync.Mutex
 	watched map[string]*rateWatch
@@ -143,6 +153,7 @@ func (rs *Rates) Watching() int {
 func (rs *Rates) poll() {
 	t := time.NewTicker(RatePoll)
 	defer t.Stop()
+	var records recordCheck
 	for range t.C {
 		forget := time.Now().Add(-rs.Forget).UnixNano()
 		rs.mu.Lock()
@@ -167,6 +178,7 @@ func (rs *Rates) poll() {
 		}
 		sent := time.Now().UnixNano()
 		ctx, cancel := context.WithTimeout(context.Background(), cancelRead)
+		seen := make(map[string]int64, len(ids)) // the rates read, by id
 		for i, res := range rs.rdb.DoMulti(ctx, cmds...) {
 			rate, err := rateOf(res)
 			if err != nil {
@@ -174,7 +186,38 @@ func (rs *Rates) poll() {
 			}
 			ws[i].rate.Store(rate)
 			ws[i].read.Store(sent)
+			seen[ids[i]] = rate
 		}
 		cancel()
+		if records.due(rs.DB) {
+			rs.readRecords(seen)
+		}
+	}
+}
+
+// readRecords reads the records of the campaigns whose rates were just
+// read (seen: -1 for none) and writes the record's rate into the hash of
+// those it differs from (keepRate, a compare and set against the rate seen,
+// read before the record: a SetRate in between is not undone). The next
+// poll reads it. A failed read or write changes nothing; the next is a
+// recordPoll later.
+func (rs *Rates) readRecords(seen map[string]int64) {
+	if len(seen) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cancelRead)
+	defer cancel()
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	// A finished campaign sends nothing more: whatever its hash says.
+	cs, err := recordsAmong(ctx, rs.DB, ids, StateScheduled, StateSplitting, StateRunning)
+	if err != nil {
+		return
+	}
+	for id, c := range cs {
+		rate := seen[id]
+		_ = keepRate(ctx, rs.rdb, rs.DB, rs.keys, c, Live{Rate: int(max(rate, 0)), RateKnown: rate >= 0})
 	}
 }

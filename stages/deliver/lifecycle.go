@@ -3,7 +3,6 @@ package deliver
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,10 +27,12 @@ type lifecycle struct {
 func newLifecycle(rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, log zerolog.Logger, late prometheus.Counter) *lifecycle {
 	cancels := campaignrow.NewCancels(rdb, keys)
 	cancels.DB = db // a cancel whose flag Redis lost is seen in its record
+	current := campaignrow.NewRates(rdb, keys)
+	current.DB = db // a rate Redis lost is written back from its record
 	return &lifecycle{
 		cancels: cancels,
-		current: campaignrow.NewRates(rdb, keys),
-		rates:   campaignRates{rdb: rdb, keys: keys, log: log, late: late, byRate: map[int]*limiter{}},
+		current: current,
+		rates:   campaignRates{rdb: rdb, keys: keys, log: log, late: late, caps: map[capKey]*campaignCap{}},
 	}
 }
 
@@ -49,7 +50,8 @@ func (lc *lifecycle) canceled(ctx context.Context, c *campaign) (bool, error) {
 
 // rate is c's own cap now (0: none): the campaign hash's, which SetRate
 // writes, or the row's when the hash has none (a campaign from before the
-// field; Redis lost it, until a progress read writes it again). A direct
+// field; Redis lost it, until the watcher's read of the records writes it
+// again, within campaign's recordPoll, or a progress read does). A direct
 // message has no cap of its own, and is not watched.
 func (lc *lifecycle) rate(ctx context.Context, c *campaign) (int, error) {
 	if c.message {
@@ -73,49 +75,4 @@ func (lc *lifecycle) wait(ctx context.Context, c *campaign) error {
 		return err
 	}
 	return lc.rates.wait(ctx, c, rate)
-}
-
-// campaignProvider names the campaign caps' schedules in
-// Keys.RateLimit(campaignProvider, campaign id).
-const campaignProvider = "campaign"
-
-// campaignRates are the campaigns' own caps: one GCRA schedule per capped
-// campaign, shared by every deliver process like the provider caps, taken
-// before the provider's permit (a send needs both). A limiter is made per
-// rate; its buckets are the campaigns of that rate. A campaign whose rate
-// changed takes its permits from the new rate's limiter, on the same
-// schedule in Redis (the bucket's key is the campaign's, whatever the
-// rate): its next slot is where the old rate left it, at most a few
-// permits' ahead (the limiter's ahead), and the ones after it are the new
-// rate's interval apart. Lowered, it does not burst; raised, it does not
-// wait out the old rate's schedule. The permits the old limiter's bucket
-// had granted this process and not used are left (they lapse).
-type campaignRates struct {
-	rdb  rueidis.Client
-	keys pipeline.Keys
-	log  zerolog.Logger
-	late prometheus.Counter
-
-	mu     sync.Mutex
-	byRate map[int]*limiter
-}
-
-// wait blocks until one send of c may start under the cap rate (at once
-// for none, 0).
-func (cr *campaignRates) wait(ctx context.Context, c *campaign, rate int) error {
-	if rate <= 0 {
-		return nil
-	}
-	cr.mu.Lock()
-	l := cr.byRate[rate]
-	if l == nil {
-		l = newLimiter(cr.rdb, cr.keys, pipeline.Bulk, rate, cr.log, cr.late)
-		cr.byRate[rate] = l
-	}
-	cr.mu.Unlock()
-	b := l.bucket(campaignProvider, c.ID)
-	// A campaign's schedule is not a connection being opened: the provider
-	// permit taken next does the warming up.
-	b.warm.Store(true)
-	return l.permit(ctx, b)
 }

@@ -195,7 +195,8 @@ const jsonFixed = 128
 // errLost ends a delivery whose batch another consumer took.
 var errLost = errors.New("batch no longer ours; left to its new owner")
 
-// errStopping ends a delivery whose lease ran out while the process stops.
+// errStopping ends a delivery when the process stops (stopping), or whose
+// lease ran out while it stops.
 var errStopping = errors.New("shutting down; batch left pending")
 
 type metrics struct {

@@ -34,6 +34,9 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 		if err := held(ctx, b); err != nil {
 			return err
 		}
+		if stopping(b) {
+			return errStopping
+		}
 		code, retryAfter, err := h.postOnce(ctx, payload)
 		h.metrics.posts.WithLabelValues(strconv.Itoa(code)).Inc()
 		if err == nil {
@@ -93,8 +96,27 @@ func sleep(ctx context.Context, b *pipeline.Batch, d time.Duration) error {
 		return ctx.Err()
 	case <-b.Lost():
 		return errLost
+	case <-b.Stopping():
+		return errStopping // no POST would follow: see stopping
 	case <-t.C:
 		return nil
+	}
+}
+
+// stopping reports whether the process is shutting down
+// (pipeline.Batch.Stopping), asked right before each POST: it starts no
+// more, as deliver starts no more sends. The batch's events not POSTed,
+// and those POSTed (nothing of the batch is acked), stay pending and are
+// POSTed by whoever claims them: at least once, and the receiver dedupes
+// by id. Before, a stopping process POSTed the rest of its batches,
+// hundreds of requests at a slow receiver, until ShutdownTimeout cut them
+// off, and then they were POSTed again all the same.
+func stopping(b *pipeline.Batch) bool {
+	select {
+	case <-b.Stopping():
+		return true
+	default:
+		return false
 	}
 }
 

@@ -1,0 +1,77 @@
+package campaign
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+)
+
+// TestRatesFollowTheRecord: a watcher given the database (Rates.DB) of a
+// campaign whose hash lost its rate, or holds an older one than the record
+// (the AOF's last second), writes the record's back within recordPoll and
+// answers it, with nobody reading the campaign's progress. One without
+// the database goes on answering what the hash says.
+func TestRatesFollowTheRecord(t *testing.T) {
+	const created, set = 40, 10
+	tests := []struct {
+		name  string
+		stale string // the field's value after the loss; "": deleted
+		db    bool
+		want  int
+		known bool
+	}{
+		{"field lost", "", true, set, true},
+		{"older rate", "40", true, set, true},
+		{"field lost, no database", "", false, 0, false},
+		{"older rate, no database", "40", false, created, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, db, keys := world(t)
+			ctx := t.Context()
+			if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c", App: "a", Channels: []string{"x"}, Title: "t", RatePerSecond: created}); err != nil {
+				t.Fatal(err)
+			}
+			rs := NewRates(rdb, keys)
+			if tt.db {
+				rs.DB = db
+			}
+			if rate, ok, err := rs.Rate(ctx, "c"); err != nil || !ok || rate != created {
+				t.Fatalf("before the change: %d %v %v, want %d", rate, ok, err, created)
+			}
+			if _, err := SetRate(ctx, rdb, db, keys, "c", set); err != nil {
+				t.Fatal(err)
+			}
+			pipelinetest.Eventually(t, 5*time.Second, "the change followed", func() bool {
+				rate, ok, err := rs.Rate(ctx, "c")
+				return err == nil && ok && rate == set
+			})
+			if tt.stale == "" {
+				do(t, rdb, rdb.B().Hdel().Key(keys.Campaign("c")).Field(HashRatePerSecond).Build())
+			} else {
+				do(t, rdb, rdb.B().Hset().Key(keys.Campaign("c")).FieldValue().FieldValue(HashRatePerSecond, tt.stale).Build())
+			}
+			// Past a poll, the loss is seen; past recordPoll and a poll
+			// more, the record's rate is back.
+			time.Sleep(2 * RatePoll)
+			deadline := time.Now().Add(recordPoll + time.Second + 4*RatePoll)
+			for {
+				rate, ok, err := rs.Rate(ctx, "c")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rate == tt.want && ok == tt.known && (tt.want == set || time.Now().After(deadline)) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%v after the loss: rate %d (known %v), want %d (known %v)", recordPoll+time.Second, rate, ok, tt.want, tt.known)
+				}
+				time.Sleep(RatePoll)
+			}
+			if v := rateInRedis(t, rdb, keys, "c"); tt.db && v != "10" {
+				t.Errorf("the hash's rate: %q, want 10 again", v)
+			}
+		})
+	}
+}
