@@ -218,34 +218,36 @@ func (c *Cluster) agreedOwner(skip string, slot int) (string, error) {
 // CLUSTER SETSLOT IMPORTING on to and MIGRATING on from, MIGRATE of its
 // keys batch at a time, pause after each batch (clients meanwhile meet
 // ASK and TRYAGAIN), then SETSLOT NODE on to, from and every other master.
-func (c *Cluster) MigrateSlot(slot int, from, to string, batch int, pause time.Duration) error {
-	if err := c.migrateSlot(slot, from, to, batch, pause); err != nil {
-		return fmt.Errorf("migrate slot %d from %s to %s: %w", slot, from, to, err)
+// It returns how many keys it moved.
+func (c *Cluster) MigrateSlot(slot int, from, to string, batch int, pause time.Duration) (int, error) {
+	n, err := c.migrateSlot(slot, from, to, batch, pause)
+	if err != nil {
+		return n, fmt.Errorf("migrate slot %d from %s to %s: %w", slot, from, to, err)
 	}
-	return nil
+	return n, nil
 }
 
-func (c *Cluster) migrateSlot(slot int, from, to string, batch int, pause time.Duration) error {
+func (c *Cluster) migrateSlot(slot int, from, to string, batch int, pause time.Duration) (moved int, err error) {
 	fromID, err := redisDo(from, time.Second, "CLUSTER", "MYID")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	toID, err := redisDo(to, time.Second, "CLUSTER", "MYID")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	s := strconv.Itoa(slot)
 	if _, err := redisDo(to, time.Second, "CLUSTER", "SETSLOT", s, "IMPORTING", fromID.(string)); err != nil {
-		return fmt.Errorf("importing: %w", err)
+		return 0, fmt.Errorf("importing: %w", err)
 	}
 	if _, err := redisDo(from, time.Second, "CLUSTER", "SETSLOT", s, "MIGRATING", toID.(string)); err != nil {
-		return fmt.Errorf("migrating: %w", err)
+		return 0, fmt.Errorf("migrating: %w", err)
 	}
 	host, port, _ := strings.Cut(to, ":")
 	for {
 		reply, err := redisDo(from, time.Second, "CLUSTER", "GETKEYSINSLOT", s, strconv.Itoa(batch))
 		if err != nil {
-			return fmt.Errorf("getkeysinslot: %w", err)
+			return moved, fmt.Errorf("getkeysinslot: %w", err)
 		}
 		keys, _ := reply.([]any)
 		if len(keys) == 0 {
@@ -256,8 +258,9 @@ func (c *Cluster) migrateSlot(slot int, from, to string, batch int, pause time.D
 			args = append(args, k.(string))
 		}
 		if _, err := redisDo(from, 15*time.Second, args...); err != nil {
-			return fmt.Errorf("%v: %w", args, err)
+			return moved, fmt.Errorf("%v: %w", args, err)
 		}
+		moved += len(keys)
 		time.Sleep(pause)
 	}
 	// The new owner first, so that it serves the slot before the old one
@@ -268,7 +271,7 @@ func (c *Cluster) migrateSlot(slot int, from, to string, batch int, pause time.D
 			errs = append(errs, fmt.Errorf("%s: setslot node: %w", addr, err))
 		}
 	}
-	return errors.Join(errs...)
+	return moved, errors.Join(errs...)
 }
 
 // mastersBut are the running masters other than those in but.
@@ -300,4 +303,33 @@ func (c *Cluster) WaitSlotOwner(slot int, owner string, timeout time.Duration) e
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// StallReplica cuts master's replication: it freezes master's replica
+// (SIGSTOP) and closes their link (CLIENT KILL TYPE replica), so that what
+// master acknowledges from then on is on master alone, as when replication
+// has fallen behind; a failover drill kills master a moment later, and the
+// writes of that moment are lost with it. Thaw the replica it returns to
+// let it go on (and take over).
+func (c *Cluster) StallReplica(master string) (*Redis, error) {
+	var replica *Redis
+	for _, n := range c.Nodes {
+		if n.proc.exited() {
+			continue
+		}
+		if r, err := replication(n.Addr); err == nil && r["role"] == "slave" && r["master_host"]+":"+r["master_port"] == master {
+			replica = n
+		}
+	}
+	if replica == nil {
+		return nil, fmt.Errorf("stall the replica of %s: it has none running", master)
+	}
+	if err := replica.Freeze(); err != nil {
+		return nil, err
+	}
+	if _, err := redisDo(master, time.Second, "CLIENT", "KILL", "TYPE", "replica"); err != nil {
+		replica.Thaw()
+		return nil, fmt.Errorf("stall the replica of %s: client kill: %w", master, err)
+	}
+	return replica, nil
 }

@@ -76,8 +76,8 @@ func TestClusterReplicas(t *testing.T) {
 	for _, m := range c.mastersBut(from) {
 		to = m
 	}
-	if err := c.MigrateSlot(int(slot), from, to, 10, 0); err != nil {
-		t.Fatal(err)
+	if n, err := c.MigrateSlot(int(slot), from, to, 10, 0); err != nil || n != 1 {
+		t.Fatalf("migrated %d keys, want 1: %v", n, err)
 	}
 	if err := c.WaitSlotOwner(int(slot), to, 10*time.Second); err != nil {
 		t.Fatal(err)
