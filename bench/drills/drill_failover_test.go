@@ -1,6 +1,7 @@
 package drills
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/bench/localserver"
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
@@ -120,6 +122,9 @@ func failoverDrill(t *testing.T, stallSends int) {
 	recs = r.receipts()
 	report += fmt.Sprintf("; after `replay --resplit`: %s, %d sent, %d duplicates", p.State, p.Sent, sum.Duplicates)
 	t.Log(report)
+	if p.Sent != int64(r.opts.Users) {
+		t.Log(r.countedByPartition(id, recs))
+	}
 
 	perToken := r.checkReached(recs, id)
 	if p.Sent != int64(r.opts.Users) || p.Failed != 0 {
@@ -141,4 +146,26 @@ func failoverDrill(t *testing.T, stallSends int) {
 			t.Errorf("token %s sent %d times", rc.Token, n)
 		}
 	}
+}
+
+// countedByPartition says, per partition, how many devices the provider
+// accepted and how many the partition's counters hold as sent.
+func (r *rig) countedByPartition(id string, recs []receipt) string {
+	reached := make([]map[string]bool, drillPartition)
+	for p := range reached {
+		reached[p] = map[string]bool{}
+	}
+	for _, rc := range recs {
+		reached[r.keys.UserPartition(r.tokens[rc.Token])][rc.Token] = true
+	}
+	var b strings.Builder
+	b.WriteString("per partition, devices reached / counted sent:")
+	for p := range drillPartition {
+		n, err := r.rdb.Do(context.Background(), r.rdb.B().Hget().Key(r.keys.Stats(p, id)).Field(pipeline.StatSent).Build()).AsInt64()
+		fmt.Fprintf(&b, " p%d %d/%d", p, len(reached[p]), n)
+		if err != nil {
+			fmt.Fprintf(&b, " (%v)", err)
+		}
+	}
+	return b.String()
 }

@@ -18,8 +18,10 @@ import (
 // are on both nodes, a blocked XREADGROUP woken by its stream moving away;
 // then SETSLOT NODE everywhere: MOVED). Nothing died and no write was
 // lost, so nothing may be lost or repeated: the campaign finishes, counted,
-// every device once.
+// every device once. Nothing in it is timed: it runs alongside the other
+// parallel drills (parallelDrill).
 func TestDrillClusterReshard(t *testing.T) {
+	parallelDrill(t)
 	const id = "drill-reshard"
 	c := clusterT(t, localserver.ClusterOptions{Masters: 3})
 	r := newClusterRig(t, rigOptions{Users: 20000, TPS: 4000}, c)
