@@ -18,11 +18,14 @@ const (
 	clusterReadyTimeout = 30 * time.Second
 )
 
-// Cluster is a Redis Cluster of masters without replicas, each a
-// redis-server child process.
+// Cluster is a Redis Cluster of masters, without replicas unless
+// StartClusterOf asks for them, each node a redis-server child process.
 type Cluster struct {
-	Addrs []string // "127.0.0.1:PORT" of every master
-	Nodes []*Redis // the masters, in Addrs order; usable for Kill/Restart drills
+	// Addrs is "127.0.0.1:PORT" of every node, masters first (replicas
+	// after them; which master each follows, and who masters a slot after
+	// a failover, CLUSTER NODES and CLUSTER SLOTS say).
+	Addrs []string
+	Nodes []*Redis // the nodes, in Addrs order; usable for Kill/Restart drills
 	Dir   string
 }
 
@@ -38,16 +41,16 @@ func StartCluster(masters int) (*Cluster, error) {
 // (its Dir aside: each has its own under the cluster's): AOF, for a drill
 // that kills a master and expects its streams back.
 func StartClusterWith(masters int, node RedisOptions) (*Cluster, error) {
-	c, err := startCluster(masters, node)
+	c, err := startCluster(ClusterOptions{Masters: masters, Node: node})
 	if err != nil {
 		return nil, fmt.Errorf("start redis cluster: %w", err)
 	}
 	return c, nil
 }
 
-func startCluster(masters int, node RedisOptions) (*Cluster, error) {
-	if masters < 3 {
-		return nil, fmt.Errorf("need at least 3 masters, got %d", masters)
+func startCluster(o ClusterOptions) (*Cluster, error) {
+	if o.Masters < 3 {
+		return nil, fmt.Errorf("need at least 3 masters, got %d", o.Masters)
 	}
 	cli, err := lookBinary("redis-cli", "redis-tools")
 	if err != nil {
@@ -58,8 +61,8 @@ func startCluster(masters int, node RedisOptions) (*Cluster, error) {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
 	c := &Cluster{Dir: dir}
-	for i := range masters {
-		opts := node
+	for i := range o.Masters * (1 + o.Replicas) {
+		opts := o.Node
 		opts.Dir = filepath.Join(dir, fmt.Sprintf("node%d", i))
 		n, err := startRedis(opts, func(port int) ([]string, error) {
 			// Pin the bus port instead of relying on port+10000, which
@@ -75,7 +78,7 @@ func startCluster(masters int, node RedisOptions) (*Cluster, error) {
 				"--cluster-enabled", "yes",
 				"--cluster-port", strconv.Itoa(bus),
 				"--cluster-config-file", filepath.Join(opts.Dir, "nodes.conf"),
-				"--cluster-node-timeout", "5000",
+				"--cluster-node-timeout", o.nodeTimeout(),
 			}, nil
 		})
 		if err != nil {
@@ -84,21 +87,25 @@ func startCluster(masters int, node RedisOptions) (*Cluster, error) {
 		c.Nodes = append(c.Nodes, n)
 		c.Addrs = append(c.Addrs, n.Addr)
 	}
-	if err := c.create(cli); err != nil {
+	if err := c.create(cli, o.Replicas); err != nil {
 		return nil, errors.Join(err, c.Close())
 	}
 	if err := c.waitReady(clusterReadyTimeout); err != nil {
 		return nil, errors.Join(err, c.Close())
 	}
+	if err := c.waitReplicas(o.Masters*o.Replicas, clusterReadyTimeout); err != nil {
+		return nil, errors.Join(err, c.Close())
+	}
 	return c, nil
 }
 
-// create assigns the slots evenly and joins the nodes.
-func (c *Cluster) create(cli string) error {
+// create assigns the slots evenly and joins the nodes, replicas to each
+// master.
+func (c *Cluster) create(cli string, replicas int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	args := append([]string{"--cluster", "create"}, c.Addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("redis-cli --cluster create: %w\n%s", err, out)
