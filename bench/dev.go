@@ -77,6 +77,11 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 		if err := os.Chmod(dir, 0o700); err != nil {
 			return err
 		}
+		release, err := lockDevDir(dir)
+		if err != nil {
+			return err
+		}
+		defer release()
 		if startPostgres && cfg.Servers.PostgresDir == "" {
 			pg, note, err := DevPostgresDir(dir)
 			if err != nil {
