@@ -184,14 +184,32 @@ func (g *Globals) connectRedis(patience time.Duration, long bool) (rueidis.Clien
 			// Down or elsewhere: during an outage the address is right,
 			// and "set PUSHPIPE_REDIS_ADDR" alone sent the operator to
 			// check a setting that was fine.
-			return nil, fmt.Errorf("no Redis at %s after %s: is it down, or elsewhere? (if elsewhere, set PUSHPIPE_REDIS_ADDR or --redis-addr, and the PUSHPIPE_REDIS_* credentials): %w",
-				cfg.Where(), waited, err)
+			return nil, fmt.Errorf("no Redis at %s after %s: is it down, or elsewhere? (if elsewhere, set PUSHPIPE_REDIS_ADDR or --redis-addr, and the PUSHPIPE_REDIS_* credentials%s): %w",
+				cfg.Where(), waited, devEnvHint(), err)
 		}
 		select {
 		case <-time.After(min(time.Second, patience/4)):
 		case <-g.Context().Done():
 		}
 	}
+}
+
+// devEnvFile is where `pushpipe dev` (make dev) writes its addresses and
+// tokens for other shells, relative to the checkout.
+const devEnvFile = ".pushpipe/env"
+
+// devEnvHint points a shell that set no PUSHPIPE_REDIS_ADDR, in a
+// directory where `make dev` wrote its env file, at that file: a second
+// shell opened beside `make dev` without sourcing it looked for Redis on
+// 6379, and "set PUSHPIPE_REDIS_ADDR" did not say to what.
+func devEnvHint() string {
+	if os.Getenv("PUSHPIPE_REDIS_ADDR") != "" {
+		return ""
+	}
+	if _, err := os.Stat(devEnvFile); err != nil {
+		return ""
+	}
+	return "; for the make dev of this directory: source " + devEnvFile
 }
 
 // isTimeout is an attempt that got no answer in time, where a refused
