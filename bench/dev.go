@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -82,6 +83,9 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 			return err
 		}
 		defer release()
+		if err := listenFree(cfg.Listen); err != nil {
+			return err
+		}
 		if startPostgres && cfg.Servers.PostgresDir == "" {
 			pg, note, err := DevPostgresDir(dir)
 			if err != nil {
@@ -236,6 +240,19 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 	supervise(ctx, run.Fleet, superviseEvery, say)
 	say("stopping")
 	return nil
+}
+
+// listenFree refuses, before anything starts, an API address that another
+// program holds: dev found out after starting the servers, seeding and
+// starting every stage, and said only "bind: address already in use". A
+// check, not a hold: what takes the port meanwhile still fails the API.
+func listenFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("the API's address %s: %w: stop what listens there, or give dev another "+
+			"(make dev DEV_FLAGS='--listen 127.0.0.1:8081', or pushpipe dev --listen)", addr, err)
+	}
+	return l.Close()
 }
 
 // secondShell is what dev tells a user to type in another shell, run in
