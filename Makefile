@@ -65,7 +65,8 @@ bench: build
 # linked from .pushpipe/postgres. Both listen on 127.0.0.1 only, without
 # passwords; their files are readable by their owner only.
 # It writes .pushpipe/env (the addresses and tokens, 0600; `source` it in
-# another shell) and keeps the same ports and tokens on every run.
+# another shell) and keeps the same ports and tokens on every run; a second
+# `make dev` in this checkout while one runs refuses (.pushpipe/dev.lock).
 # DEV_FLAGS=--once exits (status 0) after the demo campaign, for scripts.
 DEV_FLAGS ?=
 dev: build

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -75,6 +76,14 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 			return err
 		}
 		if err := os.Chmod(dir, 0o700); err != nil {
+			return err
+		}
+		release, err := lockDevDir(dir)
+		if err != nil {
+			return err
+		}
+		defer release()
+		if err := listenFree(cfg.Listen); err != nil {
 			return err
 		}
 		if startPostgres && cfg.Servers.PostgresDir == "" {
@@ -155,9 +164,13 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 	if envFile != "" {
 		say("")
 		say("In another shell, to use the CLI and curl against it (the same ports and tokens every run):")
-		say("  source %s", relPath(envFile))
-		say(`  ./pushpipe send --app %s --channel sports --title "Goal!" --wait; ./pushpipe status`, seed.App)
-		say(`  curl -H "Authorization: Bearer $PUSHPIPE_ADMIN_TOKEN" $PUSHPIPE_API/v1/campaigns/ID   (docs/API.md: every call)`)
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		for _, l := range secondShell(wd, envFile, cfg.Bin, seed.App) {
+			say("  %s", l)
+		}
 	}
 	if startRedis || startPostgres {
 		// Both are for this machine only: see localserver.Redis and
@@ -227,6 +240,43 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 	supervise(ctx, run.Fleet, superviseEvery, say)
 	say("stopping")
 	return nil
+}
+
+// listenFree refuses, before anything starts, an API address that another
+// program holds: dev found out after starting the servers, seeding and
+// starting every stage, and said only "bind: address already in use". A
+// check, not a hold: what takes the port meanwhile still fails the API.
+func listenFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("the API's address %s: %w: stop what listens there, or give dev another "+
+			"(make dev DEV_FLAGS='--listen 127.0.0.1:8081', or pushpipe dev --listen)", addr, err)
+	}
+	return l.Close()
+}
+
+// secondShell is what dev tells a user to type in another shell, run in
+// wd: a cd there, then the env file and the binary as wd sees them. `make
+// -C clone dev` (or make -f) from another directory printed "source
+// .pushpipe/env" and "./pushpipe", relative to the clone, where the
+// user's shell was not.
+func secondShell(wd, envFile, bin, app string) []string {
+	rel := func(p string) string {
+		if r, err := filepath.Rel(wd, p); err == nil && r != ".." && !strings.HasPrefix(r, "../") {
+			return r
+		}
+		return p
+	}
+	b := rel(bin)
+	if !strings.Contains(b, "/") {
+		b = "./" + b // a name alone would be looked up in PATH
+	}
+	b = shellQuote(b)
+	return []string{
+		"cd " + shellQuote(wd) + " && source " + shellQuote(rel(envFile)),
+		fmt.Sprintf(`%s send --app %s --channel sports --title "Goal!" --wait; %s status`, b, app, b),
+		`curl -H "Authorization: Bearer $PUSHPIPE_ADMIN_TOKEN" $PUSHPIPE_API/v1/campaigns/ID   (docs/API.md: every call)`,
+	}
 }
 
 // relPath is path relative to the working directory when it is under it.

@@ -69,3 +69,28 @@ func TestDevEnvIsWhatTheShellReads(t *testing.T) {
 		t.Fatalf("sourced:\n%s\nwant:\n%s", out, want)
 	}
 }
+
+// What dev says to type in another shell starts with a cd to where dev
+// runs, so it works from the directory `make -C clone dev` was run in; the
+// binary is ./NAME there when it is in that directory, else its path.
+func TestSecondShell(t *testing.T) {
+	tests := []struct {
+		name, wd, bin string
+		want          []string
+	}{
+		{"make dev", "/home/dev1/pp", "/home/dev1/pp/pushpipe",
+			[]string{"cd /home/dev1/pp && source .pushpipe/env", `./pushpipe send --app demo --channel sports --title "Goal!" --wait; ./pushpipe status`}},
+		{"a binary elsewhere", "/home/dev1/pp", "/usr/local/bin/pushpipe",
+			[]string{"cd /home/dev1/pp && source .pushpipe/env", `/usr/local/bin/pushpipe send --app demo --channel sports --title "Goal!" --wait; /usr/local/bin/pushpipe status`}},
+		{"a space in the path", "/home/dev1/my pp", "/home/dev1/my pp/bin/pushpipe",
+			[]string{"cd '/home/dev1/my pp' && source .pushpipe/env", `bin/pushpipe send --app demo --channel sports --title "Goal!" --wait; bin/pushpipe status`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := secondShell(tt.wd, filepath.Join(tt.wd, ".pushpipe", "env"), tt.bin, "demo")
+			if len(got) < 2 || got[0] != tt.want[0] || got[1] != tt.want[1] {
+				t.Errorf("secondShell = %q\nwant it to start with %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -147,6 +148,25 @@ func TestReadmeCommands(t *testing.T) {
 	if !strings.Contains(dev.out.String(), "source .pushpipe/env") {
 		t.Errorf("pushpipe dev does not say `source .pushpipe/env`:\n%s", dev.out.String())
 	}
+	// What it says to type in another shell works from any directory, as
+	// `make -C clone dev` is run from one.
+	if cd := lineWith(dev.out.String(), "cd ", "source "); cd == "" {
+		t.Errorf("pushpipe dev does not say to cd to %s before sourcing its env file:\n%s", work, dev.out.String())
+	} else if out, err := runBash(t, "/", cd+"\n./pushpipe status", 30*time.Second); err != nil || !strings.Contains(out, "deliver") {
+		t.Errorf("%q then ./pushpipe status, from /: %v\n%s", cd, err, out)
+	}
+	// A second dev in the same directory, from another shell, refuses at
+	// once and says what to do; the first keeps serving.
+	second := startDev(t, bin, work, freeAddr(t), nil, "--once")
+	select {
+	case err := <-second.done:
+		second.done <- err
+		if err == nil || !strings.Contains(second.out.String(), "pushpipe dev already runs on "+data) {
+			t.Errorf("a second pushpipe dev on %s: %v, want a refusal naming it:\n%s", data, err, second.out.String())
+		}
+	case <-time.After(time.Minute):
+		t.Errorf("a second pushpipe dev on %s did not refuse within a minute:\n%s", data, second.out.String())
+	}
 	envFile := filepath.Join(data, "env")
 	st, err := os.Stat(envFile)
 	if err != nil {
@@ -220,12 +240,29 @@ func exports(t *testing.T, file []byte) []string {
 	return env
 }
 
+// lineWith is the first line of out holding every one of parts, trimmed,
+// or "".
+func lineWith(out string, parts ...string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(l, p) }) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}
+
 // runShell runs script in bash (errexit, pipefail) after sourcing
 // .pushpipe/env, in dir.
 func runShell(t *testing.T, dir, script string, timeout time.Duration) (string, error) {
+	return runBash(t, dir, "source .pushpipe/env\n"+script, timeout)
+}
+
+// runBash runs script in bash (errexit, pipefail) in dir, in a fresh
+// shell's environment.
+func runBash(t *testing.T, dir, script string, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", "set -euo pipefail\nsource .pushpipe/env\n"+script)
+	cmd := exec.CommandContext(ctx, "bash", "-c", "set -euo pipefail\n"+script)
 	cmd.Dir = dir
 	cmd.Env = cleanEnv()
 	cmd.WaitDelay = time.Second

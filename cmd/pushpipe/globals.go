@@ -25,7 +25,7 @@ import (
 type Globals struct {
 	RedisAddr   string `name:"redis-addr" env:"PUSHPIPE_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis host:port, several comma-separated for a cluster, or a URL: redis://user:password@host:port, rediss:// for TLS."`
 	RedisAuth   `embed:"" prefix:"redis-"`
-	DatabaseURL string `name:"database-url" env:"PUSHPIPE_DATABASE_URL" help:"PostgreSQL URL."`
+	DatabaseURL string `name:"database-url" env:"PUSHPIPE_DATABASE_URL" help:"PostgreSQL URL: postgres://user:password@host:port/db."`
 	Partitions  int    `env:"PUSHPIPE_PARTITIONS" default:"16" help:"Partitions per stream (deploy-time constant), 1 to ${max_partitions}."`
 	Prefix      string `env:"PUSHPIPE_PREFIX" default:"pp" help:"Redis key prefix."`
 	LogLevel    string `env:"PUSHPIPE_LOG_LEVEL" help:"debug, info, warn or error (default info)."`
@@ -184,14 +184,32 @@ func (g *Globals) connectRedis(patience time.Duration, long bool) (rueidis.Clien
 			// Down or elsewhere: during an outage the address is right,
 			// and "set PUSHPIPE_REDIS_ADDR" alone sent the operator to
 			// check a setting that was fine.
-			return nil, fmt.Errorf("no Redis at %s after %s: is it down, or elsewhere? (if elsewhere, set PUSHPIPE_REDIS_ADDR or --redis-addr, and the PUSHPIPE_REDIS_* credentials): %w",
-				cfg.Where(), waited, err)
+			return nil, fmt.Errorf("no Redis at %s after %s: is it down, or elsewhere? (if elsewhere, set PUSHPIPE_REDIS_ADDR or --redis-addr, and the PUSHPIPE_REDIS_* credentials%s): %w",
+				cfg.Where(), waited, devEnvHint(), err)
 		}
 		select {
 		case <-time.After(min(time.Second, patience/4)):
 		case <-g.Context().Done():
 		}
 	}
+}
+
+// devEnvFile is where `pushpipe dev` (make dev) writes its addresses and
+// tokens for other shells, relative to the checkout.
+const devEnvFile = ".pushpipe/env"
+
+// devEnvHint points a shell that set no PUSHPIPE_REDIS_ADDR, in a
+// directory where `make dev` wrote its env file, at that file: a second
+// shell opened beside `make dev` without sourcing it looked for Redis on
+// 6379, and "set PUSHPIPE_REDIS_ADDR" did not say to what.
+func devEnvHint() string {
+	if os.Getenv("PUSHPIPE_REDIS_ADDR") != "" {
+		return ""
+	}
+	if _, err := os.Stat(devEnvFile); err != nil {
+		return ""
+	}
+	return "; for the make dev of this directory: source " + devEnvFile
 }
 
 // isTimeout is an attempt that got no answer in time, where a refused

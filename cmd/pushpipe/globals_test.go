@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -187,6 +189,48 @@ func TestDatabaseRefusalSaysWhy(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), tt.never) {
 				t.Errorf("error %q says %q", err, tt.never)
+			}
+		})
+	}
+}
+
+// A shell in a checkout where `make dev` wrote .pushpipe/env, which did
+// not source it (PUSHPIPE_REDIS_ADDR unset), is told to; a shell that set
+// an address, or is elsewhere, is not.
+func TestNoRedisPointsAtDevEnv(t *testing.T) {
+	const hint = "source .pushpipe/env"
+	tests := []struct {
+		name    string
+		envFile bool
+		addrEnv string
+		want    bool
+	}{
+		{"make dev's checkout, nothing sourced", true, "", true},
+		{"make dev's checkout, an address set", true, "127.0.0.1:1", false},
+		{"elsewhere", false, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.envFile {
+				if err := os.MkdirAll(filepath.Join(dir, ".pushpipe"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, ".pushpipe", "env"), []byte("export PUSHPIPE_REDIS_ADDR=127.0.0.1:1\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Chdir(dir)
+			t.Setenv("PUSHPIPE_REDIS_ADDR", tt.addrEnv)
+			_, err := (&Globals{RedisAddr: "127.0.0.1:1"}).RedisNow()
+			if err == nil {
+				t.Fatal("connected; want an error")
+			}
+			if got := strings.Contains(err.Error(), hint); got != tt.want {
+				t.Errorf("error %q says %q: %v, want %v", err, hint, got, tt.want)
+			}
+			if !strings.Contains(err.Error(), "no Redis at 127.0.0.1:1") {
+				t.Errorf("error %q does not say where it looked", err)
 			}
 		})
 	}

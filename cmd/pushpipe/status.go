@@ -176,8 +176,9 @@ func (c *StatusCmd) collect(ctx context.Context, rdb rueidis.Client, keys pipeli
 		p, err := src.Progress(ctx, c.Campaign)
 		if errors.Is(err, campaign.ErrNotFound) {
 			// Said once, with where to look: the wrapped form read
-			// `campaign x: campaign "x": campaign not found`.
-			return rep, fmt.Errorf("no campaign or direct message %s: check the id (pushpipe campaigns list shows the campaigns)", c.Campaign)
+			// `campaign x: campaign "x": campaign not found`. Both lists:
+			// a message's id, looked for in campaigns list, was not there.
+			return rep, fmt.Errorf("no campaign or direct message %s: check the id (pushpipe campaigns list shows the campaigns, pushpipe messages list the direct messages)", c.Campaign)
 		}
 		if err != nil {
 			return rep, fmt.Errorf("campaign %s: %w", c.Campaign, err)

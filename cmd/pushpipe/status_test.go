@@ -158,7 +158,7 @@ func TestStatusUnknownID(t *testing.T) {
 	tests := []struct {
 		id, want string
 	}{
-		{"nosuch", "no campaign or direct message nosuch: check the id (pushpipe campaigns list shows the campaigns)"},
+		{"nosuch", "no campaign or direct message nosuch: check the id (pushpipe campaigns list shows the campaigns, pushpipe messages list the direct messages)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {

@@ -274,7 +274,11 @@ func (a Auth) consoleTag() string {
 // unauthorized answers 401 with the Bearer challenge.
 func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="pushpipe"`)
-	writeError(w, http.StatusUnauthorized, "missing, repeated or unknown bearer token: send one header Authorization: Bearer <admin token or app key>")
+	// The same text for every path (TestAuthenticationBeforeRouting), so
+	// the console's address is in all of them: make dev prints the API's
+	// URL, and a browser opened on it got this JSON and nothing to follow.
+	writeError(w, http.StatusUnauthorized, "missing, repeated or unknown bearer token: send one header Authorization: Bearer <admin token or app key>"+
+		" (in a browser: the console, /ui/, signs in with the admin token)")
 }
 
 // principalOf is who made r (zero for a request that was not

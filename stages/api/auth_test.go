@@ -235,6 +235,21 @@ func TestAuthenticationBeforeRouting(t *testing.T) {
 	}
 }
 
+// A browser opened on the API's address, which make dev prints, gets the
+// 401 every path gets: it names the console, which a browser can use.
+func TestUnauthorizedNamesTheConsole(t *testing.T) {
+	a := newSecAPI(t, Config{Auth: secAuth()}, false)
+	for _, path := range []string{"/", "/v1/campaigns"} {
+		r := a.call("GET", path, "", "")
+		if r.status != http.StatusUnauthorized || !strings.Contains(r.error(), "in a browser: the console, /ui/") {
+			t.Errorf("GET %s without a token: %d %s, want a 401 naming the console at /ui/", path, r.status, r.body)
+		}
+	}
+	if r := a.call("GET", "/ui/", "", ""); r.status == http.StatusUnauthorized || r.status == http.StatusNotFound {
+		t.Errorf("GET /ui/ without a token: %d, want the console's own sign-in", r.status)
+	}
+}
+
 // App keys are good only for /v1/devices* of their own app: every operator
 // endpoint is 403, and so is another app's device (single, batch, delete).
 // The operator token passes everywhere; the scheme is case-insensitive.
