@@ -33,7 +33,7 @@ func lockDevDir(dir string) (release func(), err error) {
 		if b, _ := os.ReadFile(path); len(b) > 0 {
 			holder = "pid " + strings.TrimSpace(string(b))
 		}
-		return nil, fmt.Errorf("pushpipe dev already runs on %s (%s): use it from another shell (source %s), "+
+		return nil, fmt.Errorf("dev already runs on %s (%s): use it from another shell (source %s), "+
 			"or stop it (Ctrl-C where it runs) before starting it again", dir, holder, filepath.Join(dir, devEnvFile))
 	}
 	// The holder's pid, for the refusal above; written only once held.

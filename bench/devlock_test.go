@@ -39,7 +39,7 @@ func TestDevRefusesADirectoryInUse(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	err = Dev(ctx, DevConfig{Servers: ServerConfig{DataDir: dir}, Bin: pipelinetest.Binary(t), Users: 10, Partitions: 16, Listen: "127.0.0.1:1", Once: true, Out: io.Discard})
-	for _, want := range []string{"pushpipe dev already runs on " + dir + " (pid 4242)", "source " + filepath.Join(dir, "env"), "Ctrl-C"} {
+	for _, want := range []string{"dev already runs on " + dir + " (pid 4242)", "source " + filepath.Join(dir, "env"), "Ctrl-C"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("second dev: %v; want an error with %q", err, want)
 		}

@@ -9,6 +9,8 @@
 //	(d) `pushpipe replay` of a delivered window, without and with --force
 //	(e) a campaign's entry lost by Redis, then `pushpipe replay --resplit`
 //	(f) Redis losing everything mid-campaign, then `pushpipe replay --resplit`
+//	(g) a Redis Cluster master SIGKILLed, its replica promoted, then `replay --resplit`
+//	(h) a partition's slot migrated to another master mid-campaign (resharding)
 //
 // and counts the provider's receipts (the upgrade drill, `make upgrade-drill`,
 // replaces each process of an older release by this tree's mid-campaign): everyone reached, and nobody twice

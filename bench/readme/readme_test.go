@@ -161,7 +161,7 @@ func TestReadmeCommands(t *testing.T) {
 	select {
 	case err := <-second.done:
 		second.done <- err
-		if err == nil || !strings.Contains(second.out.String(), "pushpipe dev already runs on "+data) {
+		if err == nil || !strings.Contains(second.out.String(), "pushpipe: dev already runs on "+data) {
 			t.Errorf("a second pushpipe dev on %s: %v, want a refusal naming it:\n%s", data, err, second.out.String())
 		}
 	case <-time.After(time.Minute):
