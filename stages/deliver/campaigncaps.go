@@ -37,11 +37,9 @@ const campaignIdle = 10 * time.Second
 // permits the old limiter's bucket had granted this process and not used
 // are left (they lapse), and so is the old limiter, after campaignIdle.
 //
-// A limiter per rate, with a bucket per campaign, was kept for the
-// process's life: a long-lived deliver with campaigns of many rates, or
-// rates changed many times, held one for each, and every campaign it
-// ever paced. Now what it holds is the campaigns sent in the last
-// campaignIdle.
+// It holds the caps of the campaigns sent in the last campaignIdle only:
+// a long-lived deliver sees campaigns of many rates, and rates changed many
+// times, and would otherwise keep a limiter for each, for its whole life.
 type campaignRates struct {
 	rdb  rueidis.Client
 	keys pipeline.Keys
