@@ -16,6 +16,7 @@ import (
 // same ids and content, and no other event twice. (The first POSTs arrive
 // before any answer, so which ones are late is the receiver's count.)
 func TestLateAnswerIsRedeliveredWhole(t *testing.T) {
+	t.Parallel() // mostly waiting (late answers, --claim-idle), on keys and processes of its own
 	const n, batch = 60, 10
 	f := newFixture(t)
 	evs := f.emitEvents("c1", n, pipeline.OutcomeSent, pipeline.OutcomeInvalid)
