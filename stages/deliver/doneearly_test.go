@@ -16,6 +16,8 @@ import (
 // before, users_done stayed at 0 until the very end, and the progress bar
 // and expected finish with it. Each user is still counted once.
 func TestCappedCampaignCountsUsersAsTheyFinish(t *testing.T) {
+	// Mostly waiting (40 sends a second); its bounds are counts.
+	t.Parallel()
 	const users, rate = 200, 40 // 5 s of sends, in a round per partition
 	f := newFixture(t)
 	devices := int64(len(f.seedDevices(users, false)))

@@ -34,6 +34,10 @@ func TestForcedRoundRedeliveredSendsOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Side by side (go test -parallel, 2 on CI): mostly waiting on
+			// a forced round at 10 sends a second, each on a fixture and
+			// fake of its own; the stop at a quarter is a count, not a time.
+			t.Parallel()
 			var f *fixture
 			if tt.cluster {
 				f = newFixtureOn(t, strings.Join(pipelinetest.ClusterT(t).Addrs, ","))

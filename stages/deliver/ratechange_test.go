@@ -50,6 +50,10 @@ func TestRateChangeWhileSending(t *testing.T) {
 	for _, cluster := range []bool{false, true} {
 		name := map[bool]string{false: "standalone", true: "cluster"}[cluster]
 		t.Run(name, func(t *testing.T) {
+			// Side by side: each is 12 s of fixed windows at 10 to 80
+			// sends a second on a fixture (and cluster) of its own, so
+			// neither slows the other's sends toward its bounds.
+			t.Parallel()
 			var f *fixture
 			if cluster {
 				f = newFixtureOn(t, strings.Join(pipelinetest.ClusterT(t).Addrs, ","))
@@ -115,6 +119,7 @@ func rateChangeWhileSending(t *testing.T, f *fixture) {
 // at 5/s until they came back; the deliver that sees the raise calls them
 // back (hasten), and they are slotted again at the new rate.
 func TestRaisedRateCallsBackPutOffEntries(t *testing.T) {
+	t.Parallel() // mostly waiting (fixed windows); its bound is a count a slow machine makes
 	const users, rate, high = 1000, 5, 80
 	const settle, window = 2 * time.Second, 4 * time.Second
 	f := newFixture(t)

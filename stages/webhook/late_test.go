@@ -16,13 +16,16 @@ import (
 // same ids and content, and no other event twice. (The first POSTs arrive
 // before any answer, so which ones are late is the receiver's count.)
 func TestLateAnswerIsRedeliveredWhole(t *testing.T) {
+	t.Parallel() // mostly waiting (late answers, --claim-idle), on keys and processes of its own
 	const n, batch = 60, 10
 	f := newFixture(t)
 	evs := f.emitEvents("c1", n, pipeline.OutcomeSent, pipeline.OutcomeInvalid)
 	secrets := f.writeSecrets(testSecret)
 	rcv := f.startReceiver(testSecret, "-slow-posts", "2", "-slow", "3s")
+	// A POST past --timeout leaves its batch for redelivery after
+	// --claim-idle: 2 s rather than the default 10 s the test waited out.
 	f.startStage("webhook", f.stageArgs("webhook", "--url", rcv.url(), "--secret-file", secrets, "--batch", "10",
-		"--timeout", "500ms", "--retry-base", "10ms", "--retry-max", "50ms")...)
+		"--timeout", "500ms", "--retry-base", "10ms", "--retry-max", "50ms", "--claim-idle", "2s")...)
 	pipelinetest.Eventually(t, time.Minute, "every event", func() bool { return len(accepted(rcv.posts())) >= n })
 	// The late answers come 3 s after their POSTs; nothing may follow them.
 	time.Sleep(4 * time.Second)

@@ -88,6 +88,9 @@ func gather(t *testing.T, reg *prometheus.Registry) string {
 // two runners set one series, and a dashboard or alert summing them could
 // not tell which receiver was behind.
 func TestRunnerMetricsTellReceiversApart(t *testing.T) {
+	// Mostly waiting for the gauges' refresh (every 5 s, pipeline's
+	// maintainLoop), on keys and a registry of its own.
+	t.Parallel()
 	f := newFixture(t)
 	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
 	t.Cleanup(refuse.Close)

@@ -185,6 +185,7 @@ func TestRateCap(t *testing.T) {
 // what is wrong with it; once the receiver is back, `pushpipe dlq retry`
 // delivers them, two of them run at once included.
 func TestDeadLettersAndRetry(t *testing.T) {
+	t.Parallel() // mostly waiting (--claim-idle, redeliveries), on keys and processes of its own
 	const n = 40
 	f := newFixture(t)
 	evs := f.emitEvents("c1", n, pipeline.OutcomeSent, pipeline.OutcomeFailed)
@@ -395,6 +396,7 @@ func TestRefusesToStart(t *testing.T) {
 // stage answers a 3xx as any other non-2xx (retry, redelivery), and the
 // events arrive once the URL answers 2xx itself.
 func TestRedirectIsNotDelivery(t *testing.T) {
+	t.Parallel() // mostly waiting (--claim-idle), on keys, a process and a receiver of its own
 	const n = 20
 	f := newFixture(t)
 	f.emitEvents("c1", n, pipeline.OutcomeSent)

@@ -35,6 +35,7 @@ func TestRefusedDeliverySaysWhatToCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(http.StatusText(tt.status)+tt.prefix, func(t *testing.T) {
+			t.Parallel() // each a runner, a receiver and keys of its own, mostly waiting for one failed POST
 			f := newFixture(t)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				http.Error(w, "no", tt.status)

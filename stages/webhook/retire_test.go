@@ -106,6 +106,7 @@ func TestForcedRetireIsNotUndoneByTheRunningProcess(t *testing.T) {
 // again; not ready, its pod shows 0/1 and nothing restarts it. Before, its
 // /readyz kept answering 200, as if it still served the receiver.
 func TestRetiredProcessReportsNotReady(t *testing.T) {
+	t.Parallel() // mostly waiting (the process seeing its group retired, then back), on keys and processes of its own
 	f := newFixture(t)
 	bin, _ := binaries(t)
 	secrets := f.writeSecrets(testSecret)

@@ -44,6 +44,7 @@ func TestUnansweredDeliverySaysWhatToDo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // each a runner, a receiver and keys of its own, mostly waiting for one failed POST
 			f := newFixture(t)
 			// Short for the slow receiver only: a TLS handshake under
 			// -race on a loaded box can take longer than it.
