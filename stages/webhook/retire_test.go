@@ -35,7 +35,10 @@ func TestForcedRetireIsNotUndoneByTheRunningProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "webhook", Group: "old", Stream: pipeline.StreamResults, Consumer: "old1",
-			ClaimIdle: 200 * time.Millisecond, MaxDeliveries: 10, Block: 50 * time.Millisecond, NewGroupAt: "0"}, h, log, nil)
+			// ClaimIdle 1 s: its claim loop runs every 250 ms, four times in
+			// each second the test watches; at 200 ms a loaded machine's slow
+			// POST and ack let the claim POST a batch again (40 events).
+			ClaimIdle: time.Second, MaxDeliveries: 10, Block: 50 * time.Millisecond, NewGroupAt: "0"}, h, log, nil)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
