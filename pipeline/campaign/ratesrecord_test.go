@@ -28,6 +28,7 @@ func TestRatesFollowTheRecord(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // each waits out recordPoll, on a Redis and database of its own
 			rdb, db, keys := world(t)
 			ctx := t.Context()
 			if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c", App: "a", Channels: []string{"x"}, Title: "t", RatePerSecond: created}); err != nil {
