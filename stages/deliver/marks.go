@@ -155,9 +155,6 @@ func (h *Handler) untilRedisBack(what string, write func() error) error {
 	wait := 20 * time.Millisecond
 	for {
 		err := write()
-		if err != nil && mayPass(err) {
-			h.outages.seen() // what this process wrote before may be lost: marksgone.go
-		}
 		if err == nil || !mayPass(err) || time.Now().Add(wait).After(deadline) {
 			return err
 		}
