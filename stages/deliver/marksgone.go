@@ -12,11 +12,12 @@ import (
 // counts those users done while their devices, reached, are neither marked
 // nor counted sent: the campaign ends done with its sent count short, and
 // nothing sends to them again (a resplit neither: dedupe's marks of the
-// users survived). So a round during which a write of its partition's marks
-// or counts found Redis unreachable counts none of its users done, early or at its end: it
-// fails, and the batch's retry reads the marks Redis holds now and sends
-// again only to the devices whose marks were lost, which it marks and
-// counts. (Drill g', TestDrillClusterFailoverLosingWrites.)
+// users survived). So a round during which a write of its partition's
+// marks or counts found Redis unreachable counts none of its users done,
+// early or at its end: it fails, and the batch's retry reads the marks
+// Redis holds now and sends again only to the devices whose marks were
+// lost, which it marks and counts. (Drill g',
+// TestDrillClusterFailoverLosingWrites.)
 
 // redisOutages counts, per partition, the writes of its marks or counts
 // that found its Redis unreachable. Per partition, not per process: while
