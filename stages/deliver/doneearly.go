@@ -64,6 +64,9 @@ func (r *round) countDoneEarly(targets []target) (stop func()) {
 // countDone counts the finished users not counted yet. An error is left to
 // the round's end, which counts every finished user again.
 func (r *round) countDone(targets []target, counted []bool) {
+	if r.h.outages.since(r.p, r.began) {
+		return // its marks may be lost: the batch is redone (marksgone.go)
+	}
 	var idx []int
 	for i := range targets {
 		if !counted[i] && r.left[i].Load() == 0 {

@@ -41,11 +41,12 @@ type Handler struct {
 		slots   *slots
 		marker  *marker
 	}
-	yield   *yield      // the bulk lane's slots give way while express falls behind
-	clock   *redisClock // how long express entries waited, in Redis's time
-	workers *workers    // run the sends holding a slot
-	lanes   lanes       // per platform: sender, counters, send times
-	failed  sync.Map    // campaign id → reason, once a campaign failed
+	yield   *yield       // the bulk lane's slots give way while express falls behind
+	clock   *redisClock  // how long express entries waited, in Redis's time
+	workers *workers     // run the sends holding a slot
+	lanes   lanes        // per platform: sender, counters, send times
+	failed  sync.Map     // campaign id → reason, once a campaign failed
+	outages redisOutages // marksgone.go: rounds during which Redis went away count no one done
 
 	life *lifecycle // lifecycle.go: cancels, campaign caps
 }
@@ -144,9 +145,13 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 
 	// The runner keeps the batch claimed while it is handled, so a batch
 	// slowed down by the rate limit is not taken over by another consumer.
+	began := h.outages.mark(b.Partition)
 	results, err := h.deliverTargets(ctx, b, targets)
 	if err != nil {
 		return err
+	}
+	if h.outages.since(b.Partition, began) {
+		return errMarksUncertain // before counting users done whose marks may be gone
 	}
 	s := h.settlement(targets, results)
 	if err := h.countSettled(ctx, b.Partition, targets, s); err != nil {

@@ -67,6 +67,9 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 	}
 	news, err := markScript.Exec(ctx, h.rdb, keys.keys, args).AsIntSlice()
 	if err != nil {
+		if mayPass(err) {
+			h.outages.seen(p) // marks written before may be lost: marksgone.go
+		}
 		return fmt.Errorf("mark %d devices of %s: %w", len(marks), c.ID, err)
 	}
 	if !h.cfg.NoResults {

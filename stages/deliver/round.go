@@ -40,6 +40,7 @@ type round struct {
 	limiter    *limiter // the batch's lane's
 	marker     *marker  // the batch's lane's
 	express    bool     // the batch is the express lane's
+	began      int64    // h.outages of its partition when it began: a round Redis went away during counts no one done (marksgone.go)
 
 	mu      sync.Mutex        // results and skipped
 	skipped map[skip][]device // devices failed unsent: their campaign failed, or expired
@@ -63,7 +64,7 @@ type round struct {
 // over.
 func (h *Handler) newRound(ctx context.Context, b *pipeline.Batch, targets int) *round {
 	lost := b.Lost()
-	r := &round{h: h, ctx: ctx, p: b.Partition, lost: lost, stop: b.Stopping(), waitHeld: b.WaitHeld, emit: b.EmitNow, progress: b.Progress,
+	r := &round{h: h, ctx: ctx, began: h.outages.mark(b.Partition), p: b.Partition, lost: lost, stop: b.Stopping(), waitHeld: b.WaitHeld, emit: b.EmitNow, progress: b.Progress,
 		slots: h.slots, limiter: h.limiter, marker: h.marker,
 		results: make([]userResult, targets), skipped: map[skip][]device{}, left: make([]atomic.Int32, targets)}
 	if b.Lane == pipeline.Express {

@@ -87,6 +87,9 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 		}
 		written, err := settledScript.Exec(ctx, h.rdb, keys.keys, args).AsInt64()
 		if err != nil {
+			if mayPass(err) {
+				h.outages.seen(p) // marks written before may be lost: marksgone.go
+			}
 			return fmt.Errorf("count settled users of %s: %w", c.ID, err)
 		}
 		h.metrics.eventsWritten(push.Failed, written)
