@@ -2,9 +2,6 @@ package drills
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -30,17 +27,7 @@ func newClusterRig(t *testing.T, opts rigOptions, c *localserver.Cluster) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.rdb.Close)
-	r.env = append(os.Environ(), "PUSHPIPE_REDIS_ADDR="+addr,
-		"PUSHPIPE_DATABASE_URL="+r.dbURL,
-		"PUSHPIPE_PARTITIONS="+strconv.Itoa(drillPartition), "PUSHPIPE_PREFIX=pp",
-		"PUSHPIPE_LOG_LEVEL=warn", "PUSHPIPE_ADMIN_TOKEN="+r.token,
-		"SSL_CERT_FILE="+filepath.Join(r.dir, "fake.pem"))
-	t.Cleanup(r.stopAll) // registered after the servers: runs before they close
-
-	r.cliWith(r.pipelineBin(), "migrate")
-	r.seed()
-	r.startFake()
-	r.startPipeline()
+	r.launch("PUSHPIPE_REDIS_ADDR=" + addr)
 	return r
 }
 

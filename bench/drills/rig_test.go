@@ -142,18 +142,25 @@ func newRig(t testing.TB, opts rigOptions) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.rdb.Close)
-	r.env = append(append(os.Environ(), r.redis.Env()...),
+	r.launch(r.redis.Env()...)
+	return r
+}
+
+// launch gives the processes their environment (redisEnv: how they reach
+// Redis), migrates and seeds PostgreSQL, and starts the fake provider and
+// every stage: newRig's and newClusterRig's common end.
+func (r *rig) launch(redisEnv ...string) {
+	r.env = append(append(os.Environ(), redisEnv...),
 		"PUSHPIPE_DATABASE_URL="+r.dbURL,
 		"PUSHPIPE_PARTITIONS="+strconv.Itoa(drillPartition), "PUSHPIPE_PREFIX=pp",
 		"PUSHPIPE_LOG_LEVEL=warn", "PUSHPIPE_ADMIN_TOKEN="+r.token,
 		"SSL_CERT_FILE="+filepath.Join(r.dir, "fake.pem"))
-	t.Cleanup(r.stopAll) // registered after the servers: runs before they close
+	r.t.Cleanup(r.stopAll) // registered after the servers: runs before they close
 
 	r.cliWith(r.pipelineBin(), "migrate")
 	r.seed()
 	r.startFake()
 	r.startPipeline()
-	return r
 }
 
 // seed writes the users' devices and subscriptions straight into PostgreSQL.
