@@ -2,7 +2,6 @@ package campaign
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,20 +59,17 @@ type Cancels struct {
 	// first question.
 	DB *pgxpool.Pool
 
-	mu      sync.Mutex
-	watched map[string]*watch
-	polling bool
+	watched watchSet[*cancelWatch]
 }
 
-type watch struct {
+type cancelWatch struct {
+	asked
 	canceled atomic.Bool
-	asked    atomic.Int64 // unix ns of the last question
-	read     atomic.Int64 // unix ns when the last read of the flag that answered was sent
 }
 
 // NewCancels builds the watcher of one process.
 func NewCancels(rdb rueidis.Client, keys pipeline.Keys) *Cancels {
-	return &Cancels{rdb: rdb, keys: keys, Forget: cancelForget, watched: map[string]*watch{}}
+	return &Cancels{rdb: rdb, keys: keys, Forget: cancelForget}
 }
 
 // Canceled reports whether campaign id was canceled. A campaign not
@@ -86,11 +82,9 @@ func NewCancels(rdb rueidis.Client, keys pipeline.Keys) *Cancels {
 // for a send's hot path: a lock, a map lookup, atomics.
 func (cs *Cancels) Canceled(ctx context.Context, id string) (bool, error) {
 	now := time.Now().UnixNano()
-	cs.mu.Lock()
-	w := cs.watched[id]
-	cs.mu.Unlock()
-	if w != nil {
-		w.asked.Store(now)
+	w, watched := cs.watched.get(id)
+	if watched {
+		w.at.Store(now)
 		if w.canceled.Load() || now-w.read.Load() < int64(cancelTrust) {
 			return w.canceled.Load(), nil
 		}
@@ -104,8 +98,8 @@ func (cs *Cancels) Canceled(ctx context.Context, id string) (bool, error) {
 		if n == 0 && time.Now().UnixNano()-sent >= int64(cancelTrust) {
 			continue // too old to be believed by the time it came: Redis is that slow
 		}
-		if w == nil {
-			w = cs.watch(id, now)
+		if !watched {
+			w = cs.watched.add(id, now, &cancelWatch{}, cs.poll)
 		}
 		if n == 1 {
 			w.canceled.Store(true)
@@ -115,30 +109,8 @@ func (cs *Cancels) Canceled(ctx context.Context, id string) (bool, error) {
 	}
 }
 
-// watch starts watching campaign id (asked about at now), and the poller
-// if it is not running.
-func (cs *Cancels) watch(id string, now int64) *watch {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	w := cs.watched[id]
-	if w == nil {
-		w = &watch{}
-		w.asked.Store(now)
-		cs.watched[id] = w
-	}
-	if !cs.polling {
-		cs.polling = true
-		go cs.poll()
-	}
-	return w
-}
-
 // Watching is how many campaigns the watcher reads the flags of.
-func (cs *Cancels) Watching() int {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return len(cs.watched)
-}
+func (cs *Cancels) Watching() int { return cs.watched.len() }
 
 // poll refreshes the watched flags every CancelPoll, forgetting campaigns
 // not asked about for Forget, until none is left. A failed read keeps
@@ -149,23 +121,10 @@ func (cs *Cancels) poll() {
 	var records recordCheck
 	for range t.C {
 		forget := time.Now().Add(-cs.Forget).UnixNano()
-		cs.mu.Lock()
-		ids := make([]string, 0, len(cs.watched))
-		ws := make([]*watch, 0, len(cs.watched))
-		for id, w := range cs.watched {
-			switch {
-			case w.asked.Load() < forget:
-				delete(cs.watched, id)
-			case !w.canceled.Load():
-				ids, ws = append(ids, id), append(ws, w)
-			}
-		}
-		if len(cs.watched) == 0 {
-			cs.polling = false
-			cs.mu.Unlock()
+		ids, ws, ok := cs.watched.sweep(forget, func(w *cancelWatch) bool { return !w.canceled.Load() })
+		if !ok {
 			return
 		}
-		cs.mu.Unlock()
 		if len(ids) == 0 {
 			continue
 		}
@@ -196,7 +155,7 @@ func (cs *Cancels) poll() {
 // canceled when their flags were read): those that say canceled get their
 // flag again and are answered canceled. A failed read changes nothing;
 // the next is a recordPoll later.
-func (cs *Cancels) readRecords(ids []string, ws []*watch) {
+func (cs *Cancels) readRecords(ids []string, ws []*cancelWatch) {
 	ctx, cancel := context.WithTimeout(context.Background(), cancelRead)
 	defer cancel()
 	canceled, err := recordsAmong(ctx, cs.DB, ids, StateCanceled)

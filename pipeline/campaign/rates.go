@@ -3,7 +3,6 @@ package campaign
 import (
 	"context"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,20 +45,17 @@ type Rates struct {
 	// the first question.
 	DB *pgxpool.Pool
 
-	mu      sync.Mutex
-	watched map[string]*rateWatch
-	polling bool
+	watched watchSet[*rateWatch]
 }
 
 type rateWatch struct {
-	rate  atomic.Int64 // -1: the hash has no rate
-	asked atomic.Int64 // unix ns of the last question
-	read  atomic.Int64 // unix ns when the read that answered was sent
+	asked
+	rate atomic.Int64 // -1: the hash has no rate
 }
 
 // NewRates builds the watcher of one process.
 func NewRates(rdb rueidis.Client, keys pipeline.Keys) *Rates {
-	return &Rates{rdb: rdb, keys: keys, Forget: cancelForget, watched: map[string]*rateWatch{}}
+	return &Rates{rdb: rdb, keys: keys, Forget: cancelForget}
 }
 
 // Rate is campaign id's own cap (0: none) as its hash says, and false when
@@ -69,11 +65,9 @@ func NewRates(rdb rueidis.Client, keys pipeline.Keys) *Rates {
 // read's error is returned.
 func (rs *Rates) Rate(ctx context.Context, id string) (int, bool, error) {
 	now := time.Now().UnixNano()
-	rs.mu.Lock()
-	w := rs.watched[id]
-	rs.mu.Unlock()
-	if w != nil {
-		w.asked.Store(now)
+	w, watched := rs.watched.get(id)
+	if watched {
+		w.at.Store(now)
 		if now-w.read.Load() < int64(rateTrust) {
 			return answer(w.rate.Load())
 		}
@@ -87,8 +81,8 @@ func (rs *Rates) Rate(ctx context.Context, id string) (int, bool, error) {
 		if time.Now().UnixNano()-sent >= int64(rateTrust) {
 			continue // too old to be believed by the time it came
 		}
-		if w == nil {
-			w = rs.watch(id, now)
+		if !watched {
+			w = rs.watched.add(id, now, &rateWatch{}, rs.poll)
 		}
 		w.rate.Store(rate)
 		w.read.Store(sent)
@@ -122,30 +116,8 @@ func rateOf(res rueidis.RedisResult) (int64, error) {
 	return n, nil
 }
 
-// watch starts watching campaign id (asked about at now), and the poller
-// if it is not running.
-func (rs *Rates) watch(id string, now int64) *rateWatch {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	w := rs.watched[id]
-	if w == nil {
-		w = &rateWatch{}
-		w.asked.Store(now)
-		rs.watched[id] = w
-	}
-	if !rs.polling {
-		rs.polling = true
-		go rs.poll()
-	}
-	return w
-}
-
 // Watching is how many campaigns the watcher reads the rates of.
-func (rs *Rates) Watching() int {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return len(rs.watched)
-}
+func (rs *Rates) Watching() int { return rs.watched.len() }
 
 // poll refreshes the watched rates every RatePoll, forgetting campaigns not
 // asked about for Forget, until none is left. A failed read keeps the rate
@@ -156,22 +128,10 @@ func (rs *Rates) poll() {
 	var records recordCheck
 	for range t.C {
 		forget := time.Now().Add(-rs.Forget).UnixNano()
-		rs.mu.Lock()
-		ids := make([]string, 0, len(rs.watched))
-		ws := make([]*rateWatch, 0, len(rs.watched))
-		for id, w := range rs.watched {
-			if w.asked.Load() < forget {
-				delete(rs.watched, id)
-				continue
-			}
-			ids, ws = append(ids, id), append(ws, w)
-		}
-		if len(rs.watched) == 0 {
-			rs.polling = false
-			rs.mu.Unlock()
+		ids, ws, ok := rs.watched.sweep(forget, func(*rateWatch) bool { return true })
+		if !ok {
 			return
 		}
-		rs.mu.Unlock()
 		cmds := make(rueidis.Commands, len(ids))
 		for i, id := range ids {
 			cmds[i] = rs.command(id)
