@@ -105,12 +105,12 @@ func sleep(ctx context.Context, b *pipeline.Batch, d time.Duration) error {
 
 // stopping reports whether the process is shutting down
 // (pipeline.Batch.Stopping), asked right before each POST: it starts no
-// more, as deliver starts no more sends. The batch's events not POSTed,
-// and those POSTed (nothing of the batch is acked), stay pending and are
-// POSTed by whoever claims them: at least once, and the receiver dedupes
-// by id. Before, a stopping process POSTed the rest of its batches,
-// hundreds of requests at a slow receiver, until ShutdownTimeout cut them
-// off, and then they were POSTed again all the same.
+// more, as deliver starts no more sends. The entries with an event not yet
+// delivered stay pending and are POSTed by whoever claims them; those
+// delivered are acked (leavePending). Before, a stopping process POSTed
+// the rest of its batches, hundreds of requests at a slow receiver, until
+// ShutdownTimeout cut them off, and then they were POSTed again all the
+// same.
 func stopping(b *pipeline.Batch) bool {
 	select {
 	case <-b.Stopping():
