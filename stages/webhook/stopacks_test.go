@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +19,63 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/webhook"
 )
+
+// A webhook process stopped with SIGTERM mid-run acks the entries whose
+// events its receiver took: the process started after it POSTs again only
+// the events of entries the stop cut short. Its first process POSTs under
+// a low --rate, so its handlers wait in the cap at the stop, some past
+// --shutdown-timeout: the wait ends at the stop. Before, the stop left
+// every batch in hand pending whole, and the next process POSTed the
+// entries delivered already again (12 events here): a burst of duplicates
+// at every rolling restart.
+func TestStopAcksWhatWasDelivered(t *testing.T) {
+	t.Parallel()
+	const entries, per = 32, 3 // 4 entries a partition, 3 events each: entries straddle POSTs of 4
+	f := newFixture(t)
+	ids := f.emitEntries("c1", entries, per, f.keys.Partitions)
+	rcv := newTally(t, 0)
+	secrets := f.writeSecrets(testSecret)
+	args := f.stageArgs("webhook", "--url", rcv.srv.URL+"/hook", "--secret-file", secrets, "--batch", "4", "--claim-idle", "2s")
+
+	// 4 events in 1.2 s (RateCapSlack): a POST every 1.2 s, a handler's
+	// turn every 4.8 s.
+	first := f.startStage("webhook", append(args, "--rate", "4", "--shutdown-timeout", "2s")...)
+	pipelinetest.Eventually(t, 20*time.Second, "2 POSTs delivered", func() bool { return rcv.posts() >= 2 })
+	first.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-first.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the webhook process did not exit within 10 s of SIGTERM")
+	}
+	before := rcv.next()
+	if len(before) == 0 || len(before) >= entries*per {
+		t.Fatalf("%d of %d events delivered before the stop: the test proves nothing", len(before), entries*per)
+	}
+
+	f.startStage("webhook", args...) // no --rate: done at once; killed by the cleanup
+	pipelinetest.Eventually(t, 20*time.Second, "every event delivered", func() bool { return rcv.delivered() == entries*per })
+	after := rcv.next()
+	needless, cut := 0, 0
+	for _, evs := range ids {
+		whole := true
+		for _, id := range evs {
+			whole = whole && before[id] > 0
+		}
+		for _, id := range evs {
+			if before[id] > 0 && after[id] > 0 {
+				if whole {
+					needless++
+				} else {
+					cut++
+				}
+			}
+		}
+	}
+	t.Logf("%d events delivered before the stop; POSTed again: %d of entries cut short, %d of entries delivered whole", len(before), cut, needless)
+	if needless > 0 {
+		t.Errorf("%d events of entries delivered whole before the stop were POSTed again after it, want 0", needless)
+	}
+}
 
 // A webhook told to stop while it POSTs a batch to a slow receiver
 // finishes the POST in flight, then leaves pending exactly the entries
