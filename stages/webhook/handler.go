@@ -23,8 +23,10 @@ import (
 // cap), each under the cap. A request that fails after Attempts
 // leaves its events and the rest of the batch unacknowledged: the runner
 // redelivers them after --claim-idle and dead-letters them after
-// --max-deliveries. Delivery is at least once: a batch is POSTed again whole
-// when its delivery failed, and receivers dedupe by event id.
+// --max-deliveries. A stop leaves pending only the entries not wholly
+// delivered (leavePending). Delivery is at least once: an entry's events
+// are POSTed again when its delivery failed or was cut short, and
+// receivers dedupe by event id.
 type Handler struct {
 	cfg     Config
 	client  *http.Client
@@ -172,8 +174,15 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			h.failing.ok()
 			continue
 		}
-		if ctx.Err() != nil || b.IsLost() || errors.Is(err, errStopping) {
-			return err // shutting down or no longer ours: left pending, nothing acked
+		if ctx.Err() != nil || b.IsLost() || errors.Is(err, errLost) {
+			// No longer ours: the new owner POSTs every event again, and
+			// acks. Or cut off past ShutdownTimeout: the runner's commit
+			// would go out under the ended context, so nothing is acked.
+			return err
+		}
+		if errors.Is(err, errStopping) {
+			h.leavePending(b, idx[start:], len(events)-start)
+			return nil
 		}
 		// Out of attempts: the entries not wholly delivered wait for their
 		// next delivery, which POSTs their events again (the receiver
@@ -188,6 +197,30 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	return nil
 }
 
+// leavePending settles a batch at a stop (errStopping, which no POST
+// follows): the entries of idx (the events not POSTed, or not answered
+// 2xx) are left pending for whoever claims them, and the runner acks the
+// rest, every event of which the receiver took. Acking those is right even
+// if the lease ran out and another consumer claimed them meanwhile: it
+// POSTs them again anyway, and its ack finds them acked. Returning the
+// error instead left the whole batch pending, and the next process POSTed
+// again what had been delivered: at each rolling restart, a burst of
+// duplicates of up to a batch per handler. An entry with an event in idx
+// stays pending whole, though some of its events went out: the runner acks
+// entries, not events.
+func (h *Handler) leavePending(b *pipeline.Batch, idx []int, events int) {
+	entries := 0
+	for k, i := range idx {
+		if k == 0 || i != idx[k-1] { // idx ascends: an entry's events are adjacent
+			b.Fail(i, errStopping)
+			entries++
+		}
+	}
+	h.metrics.events.WithLabelValues("pending").Add(float64(events))
+	h.log.Info().Int("events", events).Int("entries", entries).Int("batch", len(b.Entries)).
+		Msg("shutting down: events not yet delivered left pending for whoever claims them; the entries delivered are acked")
+}
+
 // jsonFixed bounds an event's JSON less its strings: the keys, quotes,
 // commas, the platform, outcome and two numbers.
 const jsonFixed = 128
@@ -196,8 +229,9 @@ const jsonFixed = 128
 var errLost = errors.New("batch no longer ours; left to its new owner")
 
 // errStopping ends a delivery when the process stops (stopping), or whose
-// lease ran out while it stops.
-var errStopping = errors.New("shutting down; batch left pending")
+// lease ran out while it stops: its undelivered entries are left pending
+// (leavePending).
+var errStopping = errors.New("shutting down; left pending")
 
 type metrics struct {
 	events *prometheus.CounterVec
@@ -211,7 +245,8 @@ func newMetrics(reg prometheus.Registerer, group string) *metrics {
 	receiver := prometheus.Labels{"group": group}
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "webhook", Name: "events_total", ConstLabels: receiver,
-			Help: "Result events by what became of them: delivered (2xx), filtered, or failed (a delivery of them ran out of --attempts; counted again at each redelivery)."}, []string{"result"}),
+			Help: "Result events by what became of them: delivered (2xx), filtered, failed (a delivery of them ran out of --attempts; counted again at each redelivery), " +
+				"or pending (not delivered when the process stopped, left to whoever claims them)."}, []string{"result"}),
 		posts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "pushpipe", Subsystem: "webhook", Name: "posts_total", ConstLabels: receiver,
 			Help: "POSTs to the webhook URL by status code (0: no answer)."}, []string{"code"}),
 	}

@@ -28,7 +28,7 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 		if err := h.waitQuiet(ctx, b); err != nil {
 			return err
 		}
-		if err := h.cap.Take(ctx, n); err != nil {
+		if err := h.take(ctx, b, n); err != nil {
 			return err
 		}
 		if err := held(ctx, b); err != nil {
@@ -58,6 +58,37 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 			return err
 		}
 	}
+}
+
+// take takes n events from the rate cap, waiting no longer than the batch
+// is this process's to deliver: a stop or the batch lost ends the wait, as
+// they end sleep. Under a low --rate a handler waits here most of the
+// time, and a stop waited out ShutdownTimeout, the context then cut, so
+// the runner could ack none of what the batch had delivered.
+func (h *Handler) take(ctx context.Context, b *pipeline.Batch, n int) error {
+	if h.cap.Max() == 0 {
+		return nil // no cap: Take returns at once
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-b.Stopping():
+		case <-b.Lost():
+		case <-tctx.Done():
+		}
+		cancel()
+	}()
+	err := h.cap.Take(tctx, n)
+	switch {
+	case err == nil || ctx.Err() != nil:
+		return err
+	case b.IsLost():
+		return errLost
+	case stopping(b):
+		return errStopping
+	}
+	return err
 }
 
 // quietFor holds back every POST of this process for d from now, unless
@@ -105,12 +136,12 @@ func sleep(ctx context.Context, b *pipeline.Batch, d time.Duration) error {
 
 // stopping reports whether the process is shutting down
 // (pipeline.Batch.Stopping), asked right before each POST: it starts no
-// more, as deliver starts no more sends. The batch's events not POSTed,
-// and those POSTed (nothing of the batch is acked), stay pending and are
-// POSTed by whoever claims them: at least once, and the receiver dedupes
-// by id. Before, a stopping process POSTed the rest of its batches,
-// hundreds of requests at a slow receiver, until ShutdownTimeout cut them
-// off, and then they were POSTed again all the same.
+// more, as deliver starts no more sends. The entries with an event not yet
+// delivered stay pending and are POSTed by whoever claims them; those
+// delivered are acked (leavePending). Before, a stopping process POSTed
+// the rest of its batches, hundreds of requests at a slow receiver, until
+// ShutdownTimeout cut them off, and then they were POSTed again all the
+// same.
 func stopping(b *pipeline.Batch) bool {
 	select {
 	case <-b.Stopping():
