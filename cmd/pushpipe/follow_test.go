@@ -320,27 +320,42 @@ func TestWaitingNoteSurvivesAFailedRead(t *testing.T) {
 }
 
 // `send --wait`'s exit status, for a script: 0 when done (devices failing
-// beside sends are normal), 1 when failed or canceled, 3 when done having
-// sent nothing while devices failed. It exited 0 when every device failed.
+// beside sends are normal, everyone muted, nobody to send to), 1 when
+// failed or canceled, 3 when done having sent nothing while devices
+// failed, 4 when done having sent nothing because people had no device.
+// It exited 0 when every device failed, and when the only user listed had
+// no device (`send --user 999999999 --wait`: "no devices 1"); the
+// latter's message says how a device is registered.
 func TestWaitExitStatus(t *testing.T) {
 	tests := []struct {
 		name string
 		give progressView
 		want int
+		says string // in the error
 	}{
-		{"done, all sent", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, Sent: 2}}, 0},
-		{"done, some failed", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 3, Sent: 2, Failed: 1}}, 0},
-		{"done, nobody to send to", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, Muted: 2}}, 0},
-		{"done, every device failed", progressView{ID: "m", Kind: "message", State: campaign.StateDone, Counts: campaign.Counts{Targets: 1, Failed: 1}}, exitNothingSent},
-		{"done, every token invalid", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, InvalidTokens: 2}}, exitNothingSent},
-		{"failed", progressView{ID: "c", State: campaign.StateFailed}, 1},
-		{"canceled", progressView{ID: "c", State: campaign.StateCanceled, Counts: campaign.Counts{Sent: 5}}, 1},
+		{"done, all sent", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, Sent: 2}}, 0, ""},
+		{"done, some failed", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 3, Sent: 2, Failed: 1}}, 0, ""},
+		{"done, everyone muted", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, Muted: 2}}, 0, ""},
+		{"done, every device failed", progressView{ID: "m", Kind: "message", State: campaign.StateDone, Counts: campaign.Counts{Targets: 1, Failed: 1}}, exitNothingSent, "failed"},
+		{"done, every token invalid", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, InvalidTokens: 2}}, exitNothingSent, "failed"},
+		{"done, the user unknown", progressView{ID: "m", Kind: "message", State: campaign.StateDone, Counts: campaign.Counts{Targets: 1, NoDevices: 1}},
+			exitNoDevices, "message m is done but sent nothing: 1 person has no device of its app"},
+		{"done, muted or without a device", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 3, Muted: 1, NoDevices: 2}},
+			exitNoDevices, "POST /v1/devices"},
+		{"done, some without a device", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 3, Sent: 1, NoDevices: 2}}, 0, ""},
+		{"done, failed and without a device", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 3, Failed: 1, NoDevices: 2}},
+			exitNothingSent, "1 device failed"},
+		{"done, an empty audience (--allow-empty)", progressView{ID: "c", State: campaign.StateDone}, 0, ""},
+		{"failed", progressView{ID: "c", State: campaign.StateFailed}, 1, "was"},
+		{"canceled", progressView{ID: "c", State: campaign.StateCanceled, Counts: campaign.Counts{Sent: 5}}, 1, "was"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := exitCode(ended(tt.give)); got != tt.want {
-				t.Errorf("exit status %d (%v), want %d", got, ended(tt.give), tt.want)
+			err := ended(tt.give)
+			if got := exitCode(err); got != tt.want || err != nil && !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("exit status %d (%v), want %d saying %q", got, err, tt.want, tt.says)
 			}
 		})
 	}
 }
+
