@@ -296,8 +296,12 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 				finish += ", expires in " + max(r.ExpiresAt.Sub(now), 0).Round(time.Second).String()
 			}
 		}
+		targets := thousands(r.Targets)
+		if r.State == campaign.StateSplitting {
+			targets += " so far" // split still cuts it: the column grows (soFar)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.ID, r.State,
-			bar, thousands(r.Targets), thousands(r.Sent), thousands(r.Failed), rate,
+			bar, targets, thousands(r.Sent), thousands(r.Failed), rate,
 			r.CreatedAt.Local().Format(time.DateTime), finish)
 	}
 	tw.Flush()

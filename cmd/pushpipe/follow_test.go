@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -359,3 +360,39 @@ func TestWaitExitStatus(t *testing.T) {
 	}
 }
 
+// While split still cuts a campaign its targets grow: the progress says the
+// figure is those found so far, or the audience counted at the start, and
+// `campaigns list` the same of its TARGETS. "100 / 150 people" read as the
+// whole audience, then became "180 / 400".
+func TestProgressSaysTargetsGrowWhileSplitting(t *testing.T) {
+	tests := []struct {
+		name            string
+		give            progressView
+		line, view, not string
+	}{
+		{"splitting", progressView{ID: "c", State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 150}, Done: 100},
+			"100 / 150 people so far", "\n  splitting: 150 targets found so far; the count grows until split has cut every range\n", ""},
+		{"splitting, audience counted", progressView{ID: "c", State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 150}, Done: 100, Audience: 1000},
+			"100 / ~1,000 people ", "\n  splitting: ~1,000 is the audience counted at the start; 150 targets found so far\n", "so far;"},
+		{"running", progressView{ID: "c", State: campaign.StateRunning, Counts: campaign.Counts{Targets: 150}, Done: 100},
+			"100 / 150 people ", "100 / 150 people\n", "splitting"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			printProgressView(&out, tt.give, false)
+			line, view := progressLine(tt.give, false), out.String()
+			if !strings.Contains(line, tt.line) || !strings.Contains(view, tt.view) || tt.not != "" && strings.Contains(view, tt.not) {
+				t.Errorf("line %q, view\n%s\nwant %q in the line, %q in the view, not %q", line, view, tt.line, tt.view, tt.not)
+			}
+		})
+	}
+	var list strings.Builder
+	printCampaigns(&list, []campaign.Report{
+		{ID: "cut", State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 150}, Audience: 1000},
+		{ID: "sent", State: campaign.StateRunning, Counts: campaign.Counts{Targets: 150}},
+	}, time.Now(), false)
+	if !regexp.MustCompile(`(?m)^cut +splitting .* 150 so far +0 `).MatchString(list.String()) || !regexp.MustCompile(`(?m)^sent +running .* 150 +0 `).MatchString(list.String()) {
+		t.Errorf("campaigns list:\n%s\nwant the splitting campaign's targets so far", list.String())
+	}
+}
