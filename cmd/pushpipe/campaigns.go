@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -249,7 +248,7 @@ func cancelCampaign(ctx context.Context, tools campaignTools, keys pipeline.Keys
 // of the targets, the counts, the rate and, for a running campaign, when
 // it should finish.
 func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w, 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tTARGETS\tSENT\tFAILED\tRATE\tCREATED\tFINISH\t")
 	for _, r := range reps {
 		frac := 0.0
@@ -297,8 +296,12 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 				finish += ", expires in " + max(r.ExpiresAt.Sub(now), 0).Round(time.Second).String()
 			}
 		}
+		targets := thousands(r.Targets)
+		if r.State == campaign.StateSplitting {
+			targets += " so far" // split still cuts it: the column grows (soFar)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.ID, r.State,
-			bar, thousands(r.Targets), thousands(r.Sent), thousands(r.Failed), rate,
+			bar, targets, thousands(r.Sent), thousands(r.Failed), rate,
 			r.CreatedAt.Local().Format(time.DateTime), finish)
 	}
 	tw.Flush()

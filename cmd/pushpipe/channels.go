@@ -85,7 +85,7 @@ func (c *ChannelsListCmd) run(g *Globals, w io.Writer) error {
 		fmt.Fprintln(w, what)
 		return nil
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := newTable(w, tabwriter.AlignRight)
 	fmt.Fprintln(tw, "SUBSCRIBERS\t  CHANNEL")
 	for _, ch := range page {
 		n := thousands(ch.Subscribers)

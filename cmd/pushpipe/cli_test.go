@@ -487,3 +487,30 @@ func TestHelpNamesArgumentsAsErrorsDo(t *testing.T) {
 		})
 	}
 }
+
+// `pushpipe --help` and `pushpipe` alone list the commands an operator
+// types first, dev, send and status ahead, then the pipeline's processes
+// under a title of their own (the stage commands in the stage table's
+// order), then the test tools: they listed migrate, api and the five
+// stages first, which a deployment runs and nobody types.
+func TestHelpListsWhatAnOperatorTypesFirst(t *testing.T) {
+	want := []string{"\nCommands:\n", "\n  dev ", "\n  send ", "\n  status ", "\n  campaigns list ", "\n  messages list ",
+		"\n  channels list ", "\n  users show ", "\n  results tail ", "\n  dlq list ", "\nPipeline processes", "\n  migrate ", "\n  api "}
+	for _, def := range pipeline.Stages {
+		want = append(want, "\n  "+def.Name+" ")
+	}
+	want = append(want, "\n  all ", "\nTesting:\n", "\n  fakeprovider ", "\n  bench ")
+	out := help(t)
+	rest := out
+	for _, w := range want {
+		i := strings.Index(rest, w)
+		if i < 0 {
+			t.Fatalf("pushpipe --help:\n%s\nwant %q after %q (in this order: %q)", out, w, out[:len(out)-len(rest)], want)
+		}
+		rest = rest[i+1:]
+	}
+	_, err := kongParse()
+	if got := usageError(err); !strings.Contains(got, `expected one of "dev", "send", "status", "campaigns", "messages", ...`) {
+		t.Errorf("pushpipe alone: %q, want dev, send and status first", got)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -157,7 +156,7 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 			counted += ", of the oldest " + thousands(sum.Read)
 		}
 		fmt.Fprintf(w, "Dead letters %s:\n", counted)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := newTable(w, 0)
 		fmt.Fprintln(tw, "COUNT\tSTAGE\tLATEST\tREASON")
 		reasons := make([]string, len(sum.Reasons))
 		for i, r := range sum.Reasons {
@@ -170,7 +169,7 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 		tw.Flush()
 		fmt.Fprintln(w)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w, 0)
 	fmt.Fprintln(tw, "ID\tAGE\tSTREAM\tORIGINAL ID\tDELIVERIES\tCAMPAIGN\tREASON")
 	reasons := make([]string, len(letters))
 	for i, d := range letters {

@@ -80,6 +80,13 @@ func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty
 // credentials, an app with none) for a send that reached people.
 const exitNothingSent = 3
 
+// exitNoDevices is the exit status of `send --wait` for a campaign or
+// message done without a single device sent to or tried because people
+// had none of the app: `send --user 999999999 --wait` (an unknown user, a
+// user of another app, one who never registered) exited 0, and a backend
+// scripting it took "nobody could get it" for "sent".
+const exitNoDevices = 4
+
 // exitError ends the process with its own status (main), not 1.
 type exitError struct {
 	code int
@@ -103,17 +110,36 @@ func exitCode(err error) int {
 }
 
 // ended is what follow returns for p, ended: nil when done and something
-// was sent, or nothing was to be (everyone muted or without a device: what
-// the audience asked for); an error (exit 1) when it failed or was
-// canceled; exitNothingSent when done with every device it tried failed.
+// was sent, or nothing was to be; an error (exit 1) when it failed or was
+// canceled; exitNothingSent when done with every device it tried failed;
+// exitNoDevices when done with none tried and someone without a device.
 // Some devices failing beside sends is no error: stale tokens always are.
+//
+// Everyone muted is exit 0: they asked not to get it, so nothing is wrong
+// and nothing a script could do changes it (sending again is muted again).
+// Nobody at all (a campaign whose channels emptied, or created with
+// --allow-empty) is 0 too: send refuses an empty audience unless told to
+// take it. People without a device are another matter: registering one
+// (or fixing --app or --user) is what makes the send reach them, so a
+// script must hear it.
 func ended(p progressView) error {
 	switch {
 	case p.State != campaign.StateDone:
 		return fmt.Errorf("%s %s was %s", kindOf(p), p.ID, p.State)
-	case p.Sent == 0 && p.Failed+p.InvalidTokens > 0:
+	case p.Sent > 0:
+		return nil
+	case p.Failed+p.InvalidTokens > 0:
 		return exitError{exitNothingSent, fmt.Errorf("%s %s is done but sent nothing: %s failed (the reasons above; pushpipe status %s)",
 			kindOf(p), p.ID, plural(p.Failed+p.InvalidTokens, "device"), p.ID)}
+	case p.NoDevices > 0:
+		who := thousands(p.NoDevices) + " people have"
+		if p.NoDevices == 1 {
+			who = "1 person has"
+		}
+		return exitError{exitNoDevices, fmt.Errorf("%s %s is done but sent nothing: %s no device of its app (an unknown user id, or one of another app). "+
+			"Check --app and the ids (pushpipe users show ID lists a user's devices); a device is registered by the app with "+
+			`POST /v1/devices {"app":...,"platform":...,"token":...,"user_id":ID} (README, "The same through the HTTP API"), then send again`,
+			kindOf(p), p.ID, who)}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -320,27 +321,78 @@ func TestWaitingNoteSurvivesAFailedRead(t *testing.T) {
 }
 
 // `send --wait`'s exit status, for a script: 0 when done (devices failing
-// beside sends are normal), 1 when failed or canceled, 3 when done having
-// sent nothing while devices failed. It exited 0 when every device failed.
+// beside sends are normal, everyone muted, nobody to send to), 1 when
+// failed or canceled, 3 when done having sent nothing while devices
+// failed, 4 when done having sent nothing because people had no device.
+// It exited 0 when every device failed, and when the only user listed had
+// no device (`send --user 999999999 --wait`: "no devices 1"); the
+// latter's message says how a device is registered.
 func TestWaitExitStatus(t *testing.T) {
 	tests := []struct {
 		name string
 		give progressView
 		want int
+		says string // in the error
 	}{
-		{"done, all sent", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, Sent: 2}}, 0},
-		{"done, some failed", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 3, Sent: 2, Failed: 1}}, 0},
-		{"done, nobody to send to", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, Muted: 2}}, 0},
-		{"done, every device failed", progressView{ID: "m", Kind: "message", State: campaign.StateDone, Counts: campaign.Counts{Targets: 1, Failed: 1}}, exitNothingSent},
-		{"done, every token invalid", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, InvalidTokens: 2}}, exitNothingSent},
-		{"failed", progressView{ID: "c", State: campaign.StateFailed}, 1},
-		{"canceled", progressView{ID: "c", State: campaign.StateCanceled, Counts: campaign.Counts{Sent: 5}}, 1},
+		{"done, all sent", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, Sent: 2}}, 0, ""},
+		{"done, some failed", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 3, Sent: 2, Failed: 1}}, 0, ""},
+		{"done, everyone muted", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, Muted: 2}}, 0, ""},
+		{"done, every device failed", progressView{ID: "m", Kind: "message", State: campaign.StateDone, Counts: campaign.Counts{Targets: 1, Failed: 1}}, exitNothingSent, "failed"},
+		{"done, every token invalid", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 2, InvalidTokens: 2}}, exitNothingSent, "failed"},
+		{"done, the user unknown", progressView{ID: "m", Kind: "message", State: campaign.StateDone, Counts: campaign.Counts{Targets: 1, NoDevices: 1}},
+			exitNoDevices, "message m is done but sent nothing: 1 person has no device of its app"},
+		{"done, muted or without a device", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 3, Muted: 1, NoDevices: 2}},
+			exitNoDevices, "POST /v1/devices"},
+		{"done, some without a device", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 3, Sent: 1, NoDevices: 2}}, 0, ""},
+		{"done, failed and without a device", progressView{ID: "c", State: campaign.StateDone, Counts: campaign.Counts{Targets: 3, Failed: 1, NoDevices: 2}},
+			exitNothingSent, "1 device failed"},
+		{"done, an empty audience (--allow-empty)", progressView{ID: "c", State: campaign.StateDone}, 0, ""},
+		{"failed", progressView{ID: "c", State: campaign.StateFailed}, 1, "was"},
+		{"canceled", progressView{ID: "c", State: campaign.StateCanceled, Counts: campaign.Counts{Sent: 5}}, 1, "was"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := exitCode(ended(tt.give)); got != tt.want {
-				t.Errorf("exit status %d (%v), want %d", got, ended(tt.give), tt.want)
+			err := ended(tt.give)
+			if got := exitCode(err); got != tt.want || err != nil && !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("exit status %d (%v), want %d saying %q", got, err, tt.want, tt.says)
 			}
 		})
+	}
+}
+
+// While split still cuts a campaign its targets grow: the progress says the
+// figure is those found so far, or the audience counted at the start, and
+// `campaigns list` the same of its TARGETS. "100 / 150 people" read as the
+// whole audience, then became "180 / 400".
+func TestProgressSaysTargetsGrowWhileSplitting(t *testing.T) {
+	tests := []struct {
+		name            string
+		give            progressView
+		line, view, not string
+	}{
+		{"splitting", progressView{ID: "c", State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 150}, Done: 100},
+			"100 / 150 people so far", "\n  splitting: 150 targets found so far; the count grows until split has cut every range\n", ""},
+		{"splitting, audience counted", progressView{ID: "c", State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 150}, Done: 100, Audience: 1000},
+			"100 / ~1,000 people ", "\n  splitting: ~1,000 is the audience counted at the start; 150 targets found so far\n", "so far;"},
+		{"running", progressView{ID: "c", State: campaign.StateRunning, Counts: campaign.Counts{Targets: 150}, Done: 100},
+			"100 / 150 people ", "100 / 150 people\n", "splitting"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			printProgressView(&out, tt.give, false)
+			line, view := progressLine(tt.give, false), out.String()
+			if !strings.Contains(line, tt.line) || !strings.Contains(view, tt.view) || tt.not != "" && strings.Contains(view, tt.not) {
+				t.Errorf("line %q, view\n%s\nwant %q in the line, %q in the view, not %q", line, view, tt.line, tt.view, tt.not)
+			}
+		})
+	}
+	var list strings.Builder
+	printCampaigns(&list, []campaign.Report{
+		{ID: "cut", State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 150}, Audience: 1000},
+		{ID: "sent", State: campaign.StateRunning, Counts: campaign.Counts{Targets: 150}},
+	}, time.Now(), false)
+	if !regexp.MustCompile(`(?m)^cut +splitting .* 150 so far +0 `).MatchString(list.String()) || !regexp.MustCompile(`(?m)^sent +running .* 150 +0 `).MatchString(list.String()) {
+		t.Errorf("campaigns list:\n%s\nwant the splitting campaign's targets so far", list.String())
 	}
 }

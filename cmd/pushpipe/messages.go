@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
@@ -70,7 +69,7 @@ func (c *MessagesListCmd) print(w io.Writer, ms []campaign.MessageSummary, next 
 		_, err := fmt.Fprintln(w, "no direct messages")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w, 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tTARGETS\tSENT\tFAILED\tINVALID\tAPP\tCREATED\tTITLE\t")
 	for _, m := range ms {
 		r := m.Report

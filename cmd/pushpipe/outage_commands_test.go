@@ -86,7 +86,7 @@ func TestCommandsDuringMasterOutage(t *testing.T) {
 			return applyTo(ctx, q, pipeline.DLQFilter{}, "dropped", drop, &strings.Builder{}, &strings.Builder{})
 		}, nil},
 		{"results tail --from 0", func(ctx context.Context) error {
-			return tail.Results.Tail.tail(ctx, rdb, keys, &strings.Builder{}, zerolog.Nop())
+			return tail.Results.Tail.tail(ctx, rdb, keys, &strings.Builder{}, &strings.Builder{}, zerolog.Nop())
 		}, nil},
 	}
 	// All at once: each waits its bound out on the one dead master, and

@@ -153,16 +153,18 @@ func stageCommands() []kong.Option {
 		if !w.batch {
 			c.Plugins = kong.Plugins{&c.ReadBatch}
 		}
-		opts = append(opts, kong.DynamicCommand(def.Name, w.help, "", c))
+		opts = append(opts, kong.DynamicCommand(def.Name, w.help, groupPipeline, c))
 	}
-	opts = append(opts, kong.DynamicCommand("all", "Run the API and every stage in one process.", "", newAllCmd()),
+	opts = append(opts, kong.DynamicCommand("all", "Run the API and every stage in one process.", groupPipeline, newAllCmd()),
 		kong.PostBuild(orderCommands))
 	return opts
 }
 
-// orderCommands lists the stage subcommands and all after api in the help,
-// in pipeline order, where a reader looks for them (kong adds dynamic
-// commands last).
+// orderCommands lists the commands by group (the operator's, then the
+// pipeline processes, then the tools: CLI) and the stage subcommands and
+// all after api, in pipeline order, where a reader looks for them (kong
+// adds dynamic commands last). The order is the help's and that of kong's
+// "expected one of" for `pushpipe` alone.
 func orderCommands(k *kong.Kong) error {
 	root := k.Model.Node
 	var stages, rest []*kong.Node
@@ -174,7 +176,15 @@ func orderCommands(k *kong.Kong) error {
 		}
 	}
 	at := slices.IndexFunc(rest, func(n *kong.Node) bool { return n.Name == "api" }) + 1
-	root.Children = slices.Concat(rest[:at], stages, rest[at:])
+	children := slices.Concat(rest[:at], stages, rest[at:])
+	rank := func(n *kong.Node) int {
+		if n.Group == nil {
+			return 0
+		}
+		return 1 + slices.IndexFunc(groups(), func(g kong.Group) bool { return g.Key == n.Group.Key })
+	}
+	slices.SortStableFunc(children, func(a, b *kong.Node) int { return rank(a) - rank(b) })
+	root.Children = children
 	return nil
 }
 

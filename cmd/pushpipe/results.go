@@ -201,10 +201,12 @@ func (c *ResultsTailCmd) Run(g *Globals) error {
 		return err
 	}
 	defer rdb.Close()
-	return c.tail(g.Context(), rdb, g.Keys(), os.Stdout, g.Logger())
+	return c.tail(g.Context(), rdb, g.Keys(), os.Stdout, os.Stderr, g.Logger())
 }
 
-func (c *ResultsTailCmd) tail(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, w io.Writer, log zerolog.Logger) error {
+// tail prints the events to w as NDJSON and, with --no-follow, ends with a
+// line to note (stderr) saying how many it read and printed.
+func (c *ResultsTailCmd) tail(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, w, note io.Writer, log zerolog.Logger) error {
 	if c.Campaign != "" {
 		// A mistyped id printed nothing, for ever, like a quiet campaign. It
 		// may still be about to be sent: said, not refused.
@@ -255,8 +257,16 @@ func (c *ResultsTailCmd) tail(ctx context.Context, rdb rueidis.Client, keys pipe
 	})
 	if err == nil && !c.Follow && ctx.Err() == nil {
 		// On stderr, the events on stdout stay NDJSON: an empty answer
-		// says it searched, and how much.
-		log.Info().Int("events_read", read).Int("printed", printed).Str("from", c.from.String()).Msg("read every event results held from --from to the start")
+		// says it searched, and how much. A line for the operator who
+		// ran it, not a log record: piped (`| jq`, `> out.ndjson`) it
+		// was a JSON log line on the terminal, and under --log-level
+		// warn nothing. A script reads the events, not this.
+		from := "the oldest kept"
+		if !c.from.IsZero() {
+			from = c.from.String()
+		}
+		fmt.Fprintf(note, "%s printed of %s read, every one results held from %s up to the start of this command\n",
+			thousands(int64(printed)), plural(int64(read), "event"), from)
 	}
 	return err
 }

@@ -87,7 +87,7 @@ func TestResultsTail(t *testing.T) {
 			defer cancel()
 			var out, logs lockedBuffer
 			done := make(chan error, 1)
-			go func() { done <- cli.Results.Tail.tail(ctx, rdb, keys, &out, zerolog.New(&logs)) }()
+			go func() { done <- cli.Results.Tail.tail(ctx, rdb, keys, &out, &logs, zerolog.New(&logs)) }()
 			if !cli.Results.Tail.Follow {
 				// It ends by itself, having read every entry, the last
 				// malformed one too, and says how many events it read.
@@ -99,7 +99,7 @@ func TestResultsTail(t *testing.T) {
 				case <-time.After(30 * time.Second):
 					t.Fatalf("--no-follow did not end; logs %q, out %q", logs.String(), out.String())
 				}
-				if !strings.Contains(logs.String(), stream(3)+" "+ids[3]) || !strings.Contains(logs.String(), `"events_read":5,"printed":1`) {
+				if !strings.Contains(logs.String(), stream(3)+" "+ids[3]) || !strings.Contains(logs.String(), "\n1 printed of 5 events read, every one results held from ") {
 					t.Errorf("logs %q: want the malformed entry named and 5 events read, 1 printed", logs.String())
 				}
 			} else {
@@ -163,7 +163,7 @@ func TestResultsTailStartsAtRedisNow(t *testing.T) {
 	defer cancel()
 	var out, logs lockedBuffer
 	done := make(chan error, 1)
-	go func() { done <- cli.Results.Tail.tail(ctx, rdb, keys, &out, zerolog.New(&logs)) }()
+	go func() { done <- cli.Results.Tail.tail(ctx, rdb, keys, &out, &logs, zerolog.New(&logs)) }()
 	// Malformed markers until the tail names one: it has taken its start.
 	marker := func() string {
 		t.Helper()
@@ -218,7 +218,7 @@ func TestResultsTailNamesAnUnknownCampaign(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 			defer cancel()
 			var out, logs lockedBuffer
-			if err := cli.Results.Tail.tail(ctx, rdb, keys, &out, zerolog.New(&logs)); err != nil {
+			if err := cli.Results.Tail.tail(ctx, rdb, keys, &out, &logs, zerolog.New(&logs)); err != nil {
 				t.Fatal(err)
 			}
 			if warned := strings.Contains(logs.String(), "no campaign or direct message of this id"); warned != tt.warn || out.String() != "" {
@@ -315,7 +315,7 @@ func TestResultsTailFromCreation(t *testing.T) {
 			return nil, "", err
 		}
 		var out, logs lockedBuffer
-		if err := cmd.tail(t.Context(), rdb, keys, &out, zerolog.New(&logs)); err != nil {
+		if err := cmd.tail(t.Context(), rdb, keys, &out, &logs, zerolog.New(&logs)); err != nil {
 			return nil, "", err
 		}
 		var got []string
@@ -328,7 +328,7 @@ func TestResultsTailFromCreation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(got, []string{"c:c2:71"}) || !strings.Contains(logs, `"events_read":2,`) {
+	if !slices.Equal(got, []string{"c:c2:71"}) || !strings.Contains(logs, "1 printed of 2 events read") {
 		t.Errorf("printed %v, logs %q: want c:c2:71 alone, of the 2 events since the creation", got, logs)
 	}
 	// --from still says where to start.

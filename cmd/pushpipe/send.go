@@ -53,7 +53,7 @@ type SendCmd struct {
 	Rate     int    `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none; not with --user or --token)."`
 	Priority string `placeholder:"normal|high" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
 
-	Wait bool `help:"Then follow it to the end: a progress bar on stderr, the summary, and the exit status: 0 when it is done (some devices failing is normal), 1 when it failed or was canceled, 3 when it is done but sent nothing, every device it tried having failed. Ctrl-C stops the following, not the sending (exit 0)."`
+	Wait bool `help:"Then follow it to the end: a progress bar on stderr, the summary, and the exit status: 0 when it is done (some devices failing is normal), 1 when it failed or was canceled, 3 when it is done but sent nothing, every device it tried having failed, 4 when it is done but sent nothing because people had no device of the app (an unknown user id: register a device first). Everyone muted is 0. Ctrl-C stops the following, not the sending (exit 0)."`
 
 	sendAt time.Time
 	tokens []campaign.Token  // Tokens, parsed

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -188,11 +187,18 @@ func (c *StatusCmd) collect(ctx context.Context, rdb rueidis.Client, keys pipeli
 	return rep, nil
 }
 
+// print writes the report: given an id, that campaign's or message's
+// progress first, as it is what was asked (after the streams it was a
+// screen down, scrolled off by a watch), then the pipeline it goes through.
 func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
+	if rep.Campaign != nil {
+		printProgressView(w, *rep.Campaign, tty)
+		fmt.Fprintln(w)
+	}
 	for _, r := range rep.Removed {
 		fmt.Fprintln(w, "removed idle consumer", r)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w, 0)
 	// DELAYED: retries and scheduled campaigns waiting to enter the stream.
 	// STATE: from the processes' liveness beats and the batches they say
 	// they hold. No consumer idle time: on Redis 7.0 a consumer blocked on
@@ -245,10 +251,6 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 	}
 	if len(troubled)+len(failing)+len(rep.RetiredRunning) > 0 {
 		fmt.Fprintln(w)
-	}
-	if rep.Campaign != nil {
-		fmt.Fprintln(w)
-		printProgressView(w, *rep.Campaign, tty)
 	}
 }
 

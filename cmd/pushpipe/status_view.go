@@ -74,12 +74,27 @@ func (p progressView) fraction() (float64, string, string) {
 	return min(float64(reached)/float64(expected), 1), thousands(reached), of
 }
 
-// unit is what the targets count.
+// unit is what the targets count, and " so far" after it while split is
+// still cutting the campaign and the figure is the targets found yet
+// (soFar).
 func (p progressView) unit() string {
 	if p.RawTokens {
 		return "tokens"
 	}
+	if soFar(p.State, p.Counts, p.Audience) {
+		return "people so far"
+	}
 	return "people"
+}
+
+// soFar is whether a campaign's figure of people expected is the targets
+// found so far, growing as split cuts range after range: the bar's
+// denominator moved under a reader who took it for the audience ("200 /
+// 300", then "250 / 600"). Once split counted the audience the figure is
+// that ("~", fraction), and once split is done the targets are all known.
+func soFar(state string, c campaign.Counts, audience int64) bool {
+	_, of := campaign.Reached(state, c, 0, audience)
+	return state == campaign.StateSplitting && of == c.Targets
 }
 
 // printProgressView draws the bar (people done of targets) and the counters.
@@ -108,6 +123,16 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 			x.ExpiresAt.Local().Format(time.DateTime), x.FinishAt.Local().Format(time.DateTime))
 	}
 	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s %s\n", progressBar(frac, 40, tty), 100*frac, reached, of, p.unit())
+	if p.State == campaign.StateSplitting {
+		// Said where the figures are read: the README said it of
+		// capped campaigns alone, and a campaign of millions is cut for
+		// minutes, any cap or none.
+		if soFar(p.State, p.Counts, p.Audience) {
+			fmt.Fprintf(w, "  splitting: %s found so far; the count grows until split has cut every range\n", plural(p.Targets, "target"))
+		} else {
+			fmt.Fprintf(w, "  splitting: ~%s is the audience counted at the start; %s found so far\n", thousands(p.Audience), plural(p.Targets, "target"))
+		}
+	}
 	none := "" // people done with nothing sent: why sent falls short of them
 	if p.NoDevices > 0 {
 		none = "  no devices " + thousands(p.NoDevices)

@@ -56,7 +56,7 @@ func TestReadingPastTheTrimIsSaid(t *testing.T) {
 			defer cancel()
 			var out, logs lockedBuffer
 			done := make(chan error, 1)
-			go func() { done <- cli.Results.Tail.tail(ctx, rdb, keys, &out, zerolog.New(&logs)) }()
+			go func() { done <- cli.Results.Tail.tail(ctx, rdb, keys, &out, &logs, zerolog.New(&logs)) }()
 			deadline := time.Now().Add(10 * time.Second)
 			for strings.Count(out.String(), "\n") < 2 { // 3000 and 4000 at least
 				if time.Now().After(deadline) {

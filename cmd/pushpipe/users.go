@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline/devices"
@@ -73,7 +72,7 @@ func (c *UsersShowCmd) run(g *Globals, w io.Writer) error {
 	if len(v.Devices) == 0 {
 		fmt.Fprintln(w, "devices: none")
 	} else {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := newTable(w, 0)
 		fmt.Fprintln(tw, "APP\tPLATFORM\tSTATE\tLOCALE\tEVENT AT\tTOKEN\t")
 		for _, d := range v.Devices {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", d.App, or(d.Platform, "-"), d.State, or(d.Locale, "-"),
