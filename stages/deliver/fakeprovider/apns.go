@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -158,8 +157,24 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 }
 
 // newUUID makes a unique, UUID-shaped id from a counter: ids only need to be
-// unique within one fake.
+// unique within one fake. It is "%08x-0000-4000-8000-%012x" of the counter's
+// top 16 bits and its low 48, written by hand: every APNs request without
+// an apns-id (apns2 sends none) makes one, and fmt was a few percent of
+// the fake's CPU.
 func (s *Server) newUUID() string {
 	n := s.nextID.Add(1)
-	return fmt.Sprintf("%08x-0000-4000-8000-%012x", uint32(n>>48), n&0xffffffffffff)
+	b := make([]byte, 0, 36)
+	b = appendHex(b, n>>48, 8)
+	b = append(b, "-0000-4000-8000-"...)
+	b = appendHex(b, n&0xffffffffffff, 12)
+	return string(b)
+}
+
+// appendHex appends v in lower-case hex, zero-padded to width digits.
+func appendHex(b []byte, v uint64, width int) []byte {
+	const digits = "0123456789abcdef"
+	for i := width - 1; i >= 0; i-- {
+		b = append(b, digits[(v>>(4*uint(i)))&0xf])
+	}
+	return b
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 const (
@@ -115,7 +117,11 @@ func (s *Server) fcmRefusal(r *http.Request, body []byte, tooLarge bool, req *fc
 			return fcmFailure{http.StatusUnauthorized, "Request is missing required authentication credential.", "", ""}, false
 		}
 	}
-	if tooLarge || json.Unmarshal(body, req) != nil {
+	// encoding/json's rules (names matched whatever their case, the last
+	// of two duplicates kept, bad UTF-8 replaced) on the v2 engine, which
+	// decodes an SDK body in about a third of the time with a third of the
+	// allocations: this was the fake's largest cost after HTTP/2 itself.
+	if tooLarge || jsonv1.Unmarshal(body, req) != nil {
 		return fcmFailure{http.StatusBadRequest, "Invalid JSON payload received.", "", "message"}, false
 	}
 	m := &req.Message
