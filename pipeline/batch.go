@@ -133,6 +133,26 @@ func (b *Batch) Held() bool {
 	return l == nil || l.held(time.Now())
 }
 
+// RedisAwaySince reports whether a keep of the batch (the runner's, every
+// KeepEvery while the batch is in hand: heartbeat.go) found Redis
+// unreachable for the batch's stream at t or later: the master serving the
+// stream's hash tag was down, restarting or failing over. Writes a handler
+// made under that tag before such an outage may be gone after it, though
+// Redis acknowledged each one (a promoted replica lacks what it had not
+// received), and the handler itself may have written nothing while Redis
+// was away, so seen no error: a handler that is about to build on those
+// writes (deliver counting users done over their sent marks) asks this
+// first. The rules:
+//   - True is cautious: a keep sent before t that failed after it counts.
+//   - False is no proof: an outage shorter than KeepEvery may fall between
+//     two keeps, and a keep still waiting for an answer counts only once it
+//     fails.
+//   - Cheap: an atomic load. A batch built by hand (tests) never sees one.
+func (b *Batch) RedisAwaySince(t time.Time) bool {
+	u := b.root().unkept.Load()
+	return u != 0 && u >= t.UnixNano()
+}
+
 // WaitHeld returns true at once while the batch is Held, else waits until
 // a keep renews its lease (true), or the batch is Lost, the process
 // Stopping, or ctx ends (false: start nothing more, as on Lost; the

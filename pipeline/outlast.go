@@ -49,7 +49,7 @@ func (r *Runner) outlast(ctx context.Context, b *Batch, since int64) bool {
 			// a commit acks, and ours failed). Retrying would handle it twice.
 			// (Unless our own commit acked dead letters before it failed:
 			// then we cannot tell, and leave the batch to a claim.)
-			return kept == len(ids) && (waited || b.root().unkept.Load() >= since)
+			return kept == len(ids) && (waited || b.RedisAwaySince(time.Unix(0, since)))
 		case unreachable(err):
 			r.down.quiet(err)
 			waited = true

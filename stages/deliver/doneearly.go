@@ -64,7 +64,7 @@ func (r *round) countDoneEarly(targets []target) (stop func()) {
 // countDone counts the finished users not counted yet. An error is left to
 // the round's end, which counts every finished user again.
 func (r *round) countDone(targets []target, counted []bool) {
-	if r.h.outages.since(r.p, r.began) {
+	if r.away() {
 		return // its marks may be lost: the batch is redone (marksgone.go)
 	}
 	var idx []int

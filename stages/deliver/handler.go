@@ -145,12 +145,12 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 
 	// The runner keeps the batch claimed while it is handled, so a batch
 	// slowed down by the rate limit is not taken over by another consumer.
-	began := h.outages.mark(b.Partition)
+	away := h.awayFrom(b)
 	results, err := h.deliverTargets(ctx, b, targets)
 	if err != nil {
 		return err
 	}
-	if h.outages.since(b.Partition, began) {
+	if away() {
 		return errMarksUncertain // before counting users done whose marks may be gone
 	}
 	s := h.settlement(targets, results)

@@ -3,6 +3,9 @@ package deliver
 import (
 	"errors"
 	"sync"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
 )
 
 // A mark a Redis master acknowledged can still be lost: in a failover its
@@ -18,6 +21,30 @@ import (
 // Redis holds now and sends again only to the devices whose marks were
 // lost, which it marks and counts. (Drill g',
 // TestDrillClusterFailoverLosingWrites.)
+//
+// A round may also have written nothing while Redis was away: a capped
+// round waiting for its permits, or one whose sends were all in flight at
+// the provider, across the whole failover. Its own writes then found no
+// outage, so its batch's keep is asked too (pipeline.Batch.RedisAwaySince:
+// the runner keeps the batch claimed every KeepEvery, 250 ms by default,
+// and notes each keep that could not reach Redis). The keep is of the
+// batch's own stream, pp:{pN}:deliver (or its express lane's), so it
+// reaches the master serving {pN}: the one every mark and count of the
+// round is written to, all of them under {pN} (SentChunk, DoneChunk,
+// Stats, Settled, Reasons, ForcedSent: pipeline.Keys). So it watches
+// exactly the master whose failover can lose them, and the failover of
+// another master (another partition's, a campaign's {c…} keys, a rate
+// limit's) redoes no round of this partition. A slot moved meanwhile (a
+// resharding) takes the stream along with the marks: the keep follows
+// them. (TestFailoverDuringHeldSendsRedoesTheRound.)
+
+// awayFrom begins watching whether Redis goes away for b's partition: the
+// func it returns reports whether, since, a write of the partition's marks
+// or counts (redisOutages), or a keep of b, found Redis unreachable.
+func (h *Handler) awayFrom(b *pipeline.Batch) (away func() bool) {
+	p, writes, at := b.Partition, h.outages.mark(b.Partition), time.Now()
+	return func() bool { return h.outages.since(p, writes) || b.RedisAwaySince(at) }
+}
 
 // redisOutages counts, per partition, the writes of its marks or counts
 // that found its Redis unreachable. Per partition, not per process: while

@@ -40,7 +40,9 @@ type round struct {
 	limiter    *limiter // the batch's lane's
 	marker     *marker  // the batch's lane's
 	express    bool     // the batch is the express lane's
-	began      int64    // h.outages of its partition when it began: a round Redis went away during counts no one done (marksgone.go)
+	// away reports whether Redis went away for the partition since the
+	// round began: then it counts no one done (marksgone.go).
+	away func() bool
 
 	mu      sync.Mutex        // results and skipped
 	skipped map[skip][]device // devices failed unsent: their campaign failed, or expired
@@ -64,7 +66,7 @@ type round struct {
 // over.
 func (h *Handler) newRound(ctx context.Context, b *pipeline.Batch, targets int) *round {
 	lost := b.Lost()
-	r := &round{h: h, ctx: ctx, began: h.outages.mark(b.Partition), p: b.Partition, lost: lost, stop: b.Stopping(), waitHeld: b.WaitHeld, emit: b.EmitNow, progress: b.Progress,
+	r := &round{h: h, ctx: ctx, away: h.awayFrom(b), p: b.Partition, lost: lost, stop: b.Stopping(), waitHeld: b.WaitHeld, emit: b.EmitNow, progress: b.Progress,
 		slots: h.slots, limiter: h.limiter, marker: h.marker,
 		results: make([]userResult, targets), skipped: map[skip][]device{}, left: make([]atomic.Int32, targets)}
 	if b.Lane == pipeline.Express {
