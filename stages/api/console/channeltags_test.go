@@ -45,7 +45,7 @@ func TestChannelTags(t *testing.T) {
 	b.expect("status of 400") // the refused form
 	b.signIn()
 	tags := `[...document.querySelectorAll("#channel-chips li")].map(l => l.dataset.channel + "=" + (l.querySelector(".count") || {textContent: "?"}).textContent).join()`
-	b.within(10*time.Second, chromedp.Navigate(b.url+"/ui/campaigns/new"),
+	b.within(30*time.Second, chromedp.Navigate(b.url+"/ui/campaigns/new"),
 		waitJS(`document.querySelectorAll("#channel-names option").length === 2`),
 		// A pick from the suggestions, as Chromium's list sends it: the
 		// value replaced whole.
@@ -66,7 +66,7 @@ func TestChannelTags(t *testing.T) {
 	}
 	// Removed, then a form the server refuses (no title): the tags come
 	// back with it.
-	b.within(10*time.Second, clickJS(`#channel-chips li[data-channel="nobody"] button[aria-label="Remove nobody"]`),
+	b.within(30*time.Second, clickJS(`#channel-chips li[data-channel="nobody"] button[aria-label="Remove nobody"]`),
 		waitJS(`document.querySelectorAll("#channel-chips li").length === 2`),
 		chromedp.SendKeys(chromedp.ID("app"), app),
 		chromedp.SendKeys(chromedp.ID("cid"), "tags"),
@@ -75,7 +75,7 @@ func TestChannelTags(t *testing.T) {
 	if got, want := js[string](b, `[...document.querySelectorAll("#channel-chips li")].map(l => l.dataset.channel).join()`), "news,sport"; got != want {
 		t.Errorf("the refused form's tags are %q, want %q", got, want)
 	}
-	b.within(10*time.Second, chromedp.SendKeys(chromedp.ID("title"), "Both"),
+	b.within(30*time.Second, chromedp.SendKeys(chromedp.ID("title"), "Both"),
 		clickJS("#create"),
 		waitJS(`location.pathname === "/ui/campaigns/tags"`))
 	var channels []string

@@ -271,9 +271,12 @@ func emptyChannelsSays(msg string) string {
 		return msg
 	}
 	names := strings.Split(msg[i+len(head):j], `" "`)
-	say := "Channels " + strings.Join(names, `", "`) + " have no subscribers"
+	say := "channels " + strings.Join(names, `", "`) + " have no subscribers"
 	if len(names) == 1 {
-		say = "Channel " + names[0] + " has no subscribers"
+		say = "channel " + names[0] + " has no subscribers"
+	}
+	if i == 0 { // the refusal's start, where the form names its field
+		say = "C" + say[1:]
 	}
 	return msg[:i] + say + msg[j+len(tail):]
 }

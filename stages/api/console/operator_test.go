@@ -72,7 +72,7 @@ func TestCampaignPageFiguresFirst(t *testing.T) {
 		t.Fatalf("create: %d %s\n%s", status, loc, body)
 	}
 	b.signIn()
-	b.within(10*time.Second, chromedp.Navigate(b.url+"/ui/campaigns/later"),
+	b.within(30*time.Second, chromedp.Navigate(b.url+"/ui/campaigns/later"),
 		waitJS(`document.getElementById("rate-form") !== null && document.querySelector("#live dl.stats") !== null`))
 	rect := func(sel string) string {
 		return `document.querySelector("` + sel + `").getBoundingClientRect()`
