@@ -13,6 +13,22 @@ type channelsData struct {
 	Channels []devices.Channel
 	After    string // this page's cursor ("" for the first)
 	Next     string // the next page's cursor, "" on the last page
+	// Unread: the channels could not be read (the form's suggestions
+	// are then none, which says nothing of any channel).
+	Unread bool
+}
+
+// State is what the form's suggestions are, for console.js to say of a
+// chosen channel not among them: "all" (it has no subscriber), "first" (it
+// may be past them) or "unread".
+func (d channelsData) State() string {
+	switch {
+	case d.Unread:
+		return "unread"
+	case d.Next != "":
+		return "first"
+	}
+	return "all"
 }
 
 // channels reads the page after ?after= (up to limit channels). It does
@@ -53,16 +69,16 @@ func (c *Console) channelsPage(w http.ResponseWriter, r *http.Request, s session
 	c.render(w, r, status, "channels", p)
 }
 
-// channelOptions are the new campaign form's suggestions (its datalist):
-// the first MaxChannelLimit channels with their subscribers. The form asks
-// for them once it is shown, so a slow count never holds the form back;
-// if they cannot be read, there are no suggestions, and nothing else
-// changes.
+// channelOptions are the new campaign form's suggestions (its datalist,
+// whole): the first MaxChannelLimit channels with their subscribers. The
+// form asks for them once it is shown, so a slow count never holds the
+// form back; if they cannot be read, there are no suggestions, and nothing
+// else changes.
 func (c *Console) channelOptions(w http.ResponseWriter, r *http.Request, s session) {
 	d, err := c.channels(r, devices.MaxChannelLimit)
 	if err != nil {
 		c.failed(r, err, "console: channel suggestions unavailable")
-		d = channelsData{}
+		d = channelsData{Unread: true}
 	}
 	c.fragment(w, "channels", "options", page{Session: s, Data: d})
 }

@@ -253,7 +253,30 @@ func formSays(msg string) string {
 			break
 		}
 	}
+	msg = emptyChannelsSays(msg)
 	return strings.NewReplacer(`e.g. ["breaking-news"]`, "e.g. breaking-news, sport",
 		`set "silent": false`, `untick "Silent"`,
 		"a title or a body is required", `a title or a body is required (or tick "Silent" for a background push of data only)`).Replace(msg)
+}
+
+// emptyChannelsSays writes the model's `channels ["a" "b"] have no
+// subscribers` (Go's %q of a list) as the form says channels: a new
+// operator read `channels ["nope"]` as a list to type, brackets and all,
+// under a field that takes names and commas.
+func emptyChannelsSays(msg string) string {
+	const head, tail = `channels [`, `] have no subscribers`
+	i := strings.Index(msg, head)
+	j := strings.Index(msg, tail)
+	if i < 0 || j < i {
+		return msg
+	}
+	names := strings.Split(msg[i+len(head):j], `" "`)
+	say := "channels " + strings.Join(names, `", "`) + " have no subscribers"
+	if len(names) == 1 {
+		say = "channel " + names[0] + " has no subscribers"
+	}
+	if i == 0 { // the refusal's start, where the form names its field
+		say = "C" + say[1:]
+	}
+	return msg[:i] + say + msg[j+len(tail):]
 }

@@ -157,6 +157,116 @@
     at.addEventListener("input", function () { if (at.value && later) later.checked = true; });
   }
 
+  // The channels field as tags: a datalist suggests for the field's whole
+  // value, so past "breaking-news, " the browser matched nothing and the
+  // second channel was typed blind. The field becomes a picker of one
+  // channel: a pick from the list, a comma or Enter adds it to the tags
+  // (each with its subscribers, from the suggestions) and empties the
+  // field for the next one. The tags are posted as the comma list the
+  // field was, under its name (a hidden field), so the server reads the
+  // same form with script or without.
+  function channelTags() {
+    var field = document.getElementById("channels"), tags = document.getElementById("channel-chips");
+    if (!field || !tags || !field.form) return;
+    var chosen = [], list = document.createElement("input");
+    list.type = "hidden";
+    list.name = field.name;
+    field.removeAttribute("name");
+    field.parentNode.insertBefore(list, field);
+    field.placeholder = "breaking-news";
+    var hint = document.getElementById("channels-hint");
+    if (hint) hint.textContent = "(pick or type one, then Enter or a comma; as many as you like)";
+    function add(text) {
+      text.split(",").forEach(function (c) {
+        c = c.trim();
+        if (c && chosen.indexOf(c) < 0) chosen.push(c);
+      });
+      draw();
+    }
+    // What the suggestions say of a channel: its subscribers, "none" when
+    // they list every channel and not this one (a typo, or an audience not
+    // imported yet, which the server refuses on Create), else nothing.
+    function subscribers(c) {
+      var names = document.getElementById("channel-names");
+      if (!names || !names.dataset.state) return null;
+      var found = null;
+      names.querySelectorAll("option").forEach(function (o) { if (o.value === c) found = o.dataset.subscribers; });
+      if (found !== null) return found + " subscribers";
+      return names.dataset.state === "all" ? "none" : null;
+    }
+    function draw() {
+      list.value = chosen.join(", ");
+      // Required while nothing is chosen: a required picker left empty
+      // after a pick would refuse a complete form.
+      field.required = chosen.length === 0;
+      tags.hidden = chosen.length === 0;
+      tags.replaceChildren.apply(tags, chosen.map(function (c) {
+        var li = document.createElement("li"), name = document.createElement("span"), x = document.createElement("button");
+        li.dataset.channel = c;
+        name.textContent = c;
+        li.append(name);
+        var n = subscribers(c);
+        if (n !== null) {
+          var count = document.createElement("span");
+          count.className = n === "none" ? "count none" : "count";
+          count.textContent = n === "none" ? "no subscribers" : n;
+          li.append(" ", count);
+        }
+        x.type = "button";
+        x.textContent = "×";
+        x.setAttribute("aria-label", "Remove " + c);
+        x.addEventListener("click", function () {
+          chosen = chosen.filter(function (o) { return o !== c; });
+          draw();
+          field.focus();
+        });
+        li.append(" ", x);
+        return li;
+      }));
+    }
+    field.addEventListener("input", function (e) {
+      var v = field.value, i = v.lastIndexOf(",");
+      if (i >= 0) {
+        add(v.slice(0, i));
+        field.value = v.slice(i + 1).trimStart();
+        return;
+      }
+      // A pick from the list is an input with no typing in it
+      // (insertReplacementText in Chromium, a plain Event elsewhere).
+      if (e.inputType && e.inputType !== "insertReplacementText") return;
+      var names = document.getElementById("channel-names");
+      var picked = names && [].some.call(names.querySelectorAll("option"), function (o) { return o.value === v.trim(); });
+      if (picked) {
+        add(v);
+        field.value = "";
+      }
+    });
+    field.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && field.value.trim()) {
+        e.preventDefault(); // adds the channel; the form is sent by Enter on an empty picker, or Create
+        add(field.value);
+        field.value = "";
+      } else if (e.key === "Backspace" && !field.value && chosen.length) {
+        chosen.pop();
+        draw();
+      }
+    });
+    // A channel typed and not yet added is meant too. The submit event
+    // comes before the form's data is read.
+    field.form.addEventListener("submit", function () {
+      if (field.value.trim()) {
+        add(field.value);
+        field.value = "";
+      }
+    });
+    // The subscribers arrive after the form (the datalist's load).
+    document.body.addEventListener("htmx:afterSettle", function (e) {
+      if (e.target && e.target.id === "channel-names") draw();
+    });
+    add(field.value); // a refused form's channels, as the server kept them
+    field.value = "";
+  }
+
   // The pipeline page folds each lane's partition table, open by itself
   // while its stage is not running or stuck. Its refreshes replace the
   // page's HTML every second, which put every table back as the server
@@ -179,7 +289,7 @@
     });
   }
 
-  function start() { chart(); preview(); schedule(); folds(); }
+  function start() { chart(); preview(); schedule(); channelTags(); folds(); }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
