@@ -172,9 +172,13 @@ func (r *rig) launch(redisEnv ...string) {
 		"SSL_CERT_FILE="+filepath.Join(r.dir, "fake.pem"))
 	r.t.Cleanup(r.stopAll) // registered after the servers: runs before they close
 
+	// The fake provider needs neither Redis nor the database: it starts
+	// while the schema is checked and the users are seeded, and is waited
+	// for only before the stages, whose deliver must trust its certificate.
+	r.startFake()
 	r.cliWith(r.pipelineBin(), "migrate")
 	r.seed()
-	r.startFake()
+	r.waitFake()
 	r.startPipeline()
 }
 
@@ -221,10 +225,15 @@ func (r *rig) seed() {
 
 func (r *rig) freeAddr() string { return pipelinetest.FreeAddr(r.t) }
 
+// startFake starts the fake provider; waitFake waits until it serves.
 func (r *rig) startFake() {
 	r.fake = r.freeAddr()
 	cert := filepath.Join(r.dir, "fake.pem")
 	r.startWith(bin, "fakeprovider", append([]string{"fakeprovider", "--listen", r.fake, "--cert-out", cert}, r.opts.Fake...)...)
+}
+
+func (r *rig) waitFake() {
+	cert := filepath.Join(r.dir, "fake.pem")
 	r.poll(10*time.Second, "fake provider certificate", func() bool {
 		st, err := os.Stat(cert)
 		return err == nil && st.Size() > 0
