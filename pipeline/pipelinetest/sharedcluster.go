@@ -24,7 +24,8 @@ var shared struct {
 // of their own (a random key prefix) and leave the cluster whole: none may
 // flush, kill, freeze, reshard or reconfigure it, nor read keys it did not
 // write (SCAN, DBSIZE, INFO keyspace); such a test takes ClusterT. A
-// cluster that failed to start fails every caller.
+// cluster that failed to start fails every caller. The package's TestMain
+// must be Main, which closes it: nothing else would stop its nodes.
 func SharedClusterT(t testing.TB) *Cluster {
 	t.Helper()
 	shared.once.Do(func() {
