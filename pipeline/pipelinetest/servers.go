@@ -48,6 +48,7 @@ type runThenRemove struct{ m interface{ Run() int } }
 
 func (r runThenRemove) Run() int {
 	defer removeBinary()
+	shared.main = true
 	code := r.m.Run()
 	if !closeShared() && code == 0 {
 		code = 1

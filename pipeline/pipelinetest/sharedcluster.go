@@ -12,6 +12,7 @@ import (
 // shared is the cluster SharedClusterT starts once per test binary; Main
 // closes it after the tests.
 var shared struct {
+	main    bool // Main runs the tests: it will close the cluster
 	once    sync.Once
 	cluster *Cluster
 	err     error
@@ -28,6 +29,9 @@ var shared struct {
 // must be Main, which closes it: nothing else would stop its nodes.
 func SharedClusterT(t testing.TB) *Cluster {
 	t.Helper()
+	if !shared.main {
+		t.Fatal("SharedClusterT needs pipelinetest.Main as the package's TestMain, which closes the cluster")
+	}
 	shared.once.Do(func() {
 		shared.cluster, shared.err = localserver.StartCluster(localserver.ClusterMasters)
 	})
