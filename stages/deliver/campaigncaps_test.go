@@ -18,10 +18,6 @@ import (
 // its pacing throughout: its sends over the run are its cap's, no more,
 // and not stalled.
 func TestCampaignCapsAreLetGo(t *testing.T) {
-	// Mostly waiting (campaignIdle and more at 40 sends a second), on a
-	// fixture of its own; its bounds are a pace half the cap's, which
-	// another test beside it does not take away.
-	t.Parallel()
 	f := newFixture(t)
 	lc := newLifecycle(f.rdb, f.db, f.keys, zerolog.Nop(), prometheus.NewCounter(prometheus.CounterOpts{Name: "late"}))
 	cr := &lc.rates

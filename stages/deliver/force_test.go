@@ -34,9 +34,6 @@ func TestForcedRoundRetriesOnlyWhatFailed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// Side by side: mostly waiting on retries and rounds acked, on
-			// a fixture and fake of its own; every bound is a count.
-			t.Parallel()
 			f := newFixture(t)
 			const users = 40
 			var (
