@@ -7,7 +7,6 @@ import (
 
 	"github.com/pushpipe/pushpipe/bench/localserver"
 	"github.com/pushpipe/pushpipe/pipeline"
-	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // newClusterRig is newRig on a Redis Cluster the drill started (and breaks):
@@ -19,7 +18,7 @@ func newClusterRig(t *testing.T, opts rigOptions, c *localserver.Cluster) *rig {
 	t.Helper()
 	r := &rig{t: t, dir: t.TempDir(), opts: opts, ops: map[string]string{}, token: "drill-admin-token-0123456789abcdef"}
 	r.pg = env.Postgres
-	r.dbURL = pipelinetest.DatabaseT(t, r.pg)
+	r.dbURL = migratedDatabase(t)
 	r.keys = pipeline.NewKeys("pp", drillPartition)
 	addr := strings.Join(c.Addrs, ",")
 	var err error

@@ -72,6 +72,10 @@ func TestQueuedBehindSplitAndResolve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Side by side: each mostly waits for its stages' beats (one a
+			// second), on a Redis and database of its own; what it asserts
+			// is the stages' motion and the counters' times, not a delay.
+			t.Parallel()
 			rdb, db, keys := world(t)
 			ctx := t.Context()
 			if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "a", App: "a", Channels: []string{"x"}, Title: "t"}); err != nil {

@@ -36,15 +36,22 @@ const (
 //	var env *pipelinetest.Env
 //	func TestMain(m *testing.M) { pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true}, &env) }
 //
-// The pushpipe binary Binary built, if any, is removed after the tests.
+// The pushpipe binary Binary built, if any, is removed after the tests, and
+// the cluster SharedClusterT started, if any, is closed.
 func Main(m interface{ Run() int }, opts EnvOptions, env **Env) {
 	localserver.Main(runThenRemove{m}, opts, env)
 }
 
-// runThenRemove runs the tests, then removes the binary Binary built.
+// runThenRemove runs the tests, then removes the binary Binary built and
+// closes the shared cluster.
 type runThenRemove struct{ m interface{ Run() int } }
 
 func (r runThenRemove) Run() int {
 	defer removeBinary()
-	return r.m.Run()
+	shared.main = true
+	code := r.m.Run()
+	if !closeShared() && code == 0 {
+		code = 1
+	}
+	return code
 }

@@ -128,7 +128,7 @@ func TestDeliverOnceDespiteErrorsAndDeadTokens(t *testing.T) {
 // otherwise), including retries, invalidations, marks and the rate limit;
 // every entry has copies beside it, from two replays.
 func TestDeliverOnCluster(t *testing.T) {
-	cluster := pipelinetest.ClusterT(t)
+	cluster := pipelinetest.SharedClusterT(t) // keys of its own prefix (newFixtureOn)
 	f := newFixtureOn(t, strings.Join(cluster.Addrs, ","))
 	// Room above deliver's cap, as in TestDeliverOnceDespiteErrorsAndDeadTokens.
 	fake := fakeprovider.Start(t, fakeprovider.Options{TPS: 1250, UnregisteredRate: 0.02, ErrorRate: 0.05})

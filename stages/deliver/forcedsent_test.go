@@ -40,7 +40,7 @@ func TestForcedRoundRedeliveredSendsOnce(t *testing.T) {
 			t.Parallel()
 			var f *fixture
 			if tt.cluster {
-				f = newFixtureOn(t, strings.Join(pipelinetest.ClusterT(t).Addrs, ","))
+				f = newFixtureOn(t, strings.Join(pipelinetest.SharedClusterT(t).Addrs, ","))
 			} else {
 				f = newFixture(t)
 			}

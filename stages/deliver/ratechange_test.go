@@ -51,12 +51,13 @@ func TestRateChangeWhileSending(t *testing.T) {
 		name := map[bool]string{false: "standalone", true: "cluster"}[cluster]
 		t.Run(name, func(t *testing.T) {
 			// Side by side: each is 12 s of fixed windows at 10 to 80
-			// sends a second on a fixture (and cluster) of its own, so
+			// sends a second on a fixture of its own (the cluster is the
+			// package's, a few hundred commands a second at most), so
 			// neither slows the other's sends toward its bounds.
 			t.Parallel()
 			var f *fixture
 			if cluster {
-				f = newFixtureOn(t, strings.Join(pipelinetest.ClusterT(t).Addrs, ","))
+				f = newFixtureOn(t, strings.Join(pipelinetest.SharedClusterT(t).Addrs, ","))
 			} else {
 				f = newFixture(t)
 			}
