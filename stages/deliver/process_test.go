@@ -176,7 +176,7 @@ func (f *fixture) startDeliver(t testing.TB, p *providers, name string, extra ..
 	}
 	cmd := exec.Command(pipelinetest.Binary(t), append(args, extra...)...)
 	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+p.certFile)
-	cmd.Stderr = &prefixWriter{t: t, prefix: name + ": "}
+	cmd.Stderr = pipelinetest.LineLogger(t, name+": ")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -227,29 +227,6 @@ func (p *proc) sent(t *testing.T) float64 {
 
 // freeAddr: see pipelinetest.FreeAddr.
 func freeAddr(t testing.TB) string { return pipelinetest.FreeAddr(t) }
-
-// prefixWriter forwards a child's log lines to the test log.
-type prefixWriter struct {
-	t      testing.TB
-	prefix string
-	mu     sync.Mutex
-	buf    []byte
-}
-
-func (w *prefixWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, b...)
-	for {
-		i := strings.IndexByte(string(w.buf), '\n')
-		if i < 0 {
-			break
-		}
-		w.t.Log(w.prefix + string(w.buf[:i]))
-		w.buf = w.buf[i+1:]
-	}
-	return len(b), nil
-}
 
 // startIngest runs the ingest stage in this process, so invalidations reach
 // PostgreSQL.

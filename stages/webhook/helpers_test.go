@@ -110,7 +110,7 @@ func (f *fixture) start(name string, bin string, args []string, envv ...string) 
 	f.t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), envv...)
-	cmd.Stderr = &prefixWriter{t: f.t, prefix: name + ": "}
+	cmd.Stderr = pipelinetest.LineLogger(f.t, name+": ")
 	if err := cmd.Start(); err != nil {
 		f.t.Fatal(err)
 	}
@@ -240,29 +240,6 @@ func accepted(posts []post) map[string]pipeline.ResultEvent {
 
 // freeAddr: see pipelinetest.FreeAddr.
 func freeAddr(t testing.TB) string { return pipelinetest.FreeAddr(t) }
-
-// prefixWriter forwards a child's log lines to the test log.
-type prefixWriter struct {
-	t      testing.TB
-	prefix string
-	mu     sync.Mutex
-	buf    []byte
-}
-
-func (w *prefixWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, b...)
-	for {
-		i := strings.IndexByte(string(w.buf), '\n')
-		if i < 0 {
-			break
-		}
-		w.t.Log(w.prefix + string(w.buf[:i]))
-		w.buf = w.buf[i+1:]
-	}
-	return len(b), nil
-}
 
 // testSecret is the signing secret of the tests that need one: long enough
 // for the stage to take it (webhook.MinSecret).
