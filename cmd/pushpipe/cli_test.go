@@ -514,3 +514,45 @@ func TestHelpListsWhatAnOperatorTypesFirst(t *testing.T) {
 		t.Errorf("pushpipe alone: %q, want dev, send and status first", got)
 	}
 }
+
+// A command line that names no command (`pushpipe` alone, `pushpipe
+// campaigns`) prints that command's help, grouped as --help prints it, to
+// stdout, and exits 2: `pushpipe` alone said one line, `expected one of
+// "dev", "send", "status", "campaigns", "messages", ...`. A mistyped
+// command and a missing argument stay a one-line error on stderr.
+func TestNoCommandPrintsHelp(t *testing.T) {
+	tests := []struct {
+		give     []string
+		wantOut  string // the help of this command line ("" for none)
+		wantErr  string // on stderr ("" for nothing)
+		wantCode int
+	}{
+		{nil, help(t), "", 2},
+		{[]string{"campaigns"}, help(t, "campaigns"), "", 2},
+		{[]string{"dlq"}, help(t, "dlq"), "", 2},
+		{[]string{"--log-level", "warn"}, help(t), "", 2},
+		{[]string{"nosuchcmd"}, "", "pushpipe: unexpected argument nosuchcmd (see pushpipe --help)\n", 2},
+		{[]string{"dlq", "show"}, "", "pushpipe: ID: is required (see pushpipe dlq show --help)\n", 2},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.give, " "), func(t *testing.T) {
+			var out, stderr bytes.Buffer
+			k, err := kong.New(&CLI{}, append(options(), kong.Writers(&out, &out))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = parseArgs(k, tt.give)
+			if err == nil {
+				t.Fatal("parsed")
+			}
+			code := refused(err, &stderr)
+			if code != tt.wantCode || out.String() != tt.wantOut || stderr.String() != tt.wantErr {
+				t.Errorf("exit %d, stdout:\n%s\nstderr: %q\nwant exit %d, stdout:\n%s\nstderr: %q", code, out.String(), stderr.String(),
+					tt.wantCode, tt.wantOut, tt.wantErr)
+			}
+		})
+	}
+	if !strings.Contains(help(t), "\nPipeline processes") {
+		t.Errorf("pushpipe --help is not grouped:\n%s", help(t))
+	}
+}
