@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -521,38 +522,45 @@ func TestHelpListsWhatAnOperatorTypesFirst(t *testing.T) {
 // "dev", "send", "status", "campaigns", "messages", ...`. A mistyped
 // command and a missing argument stay a one-line error on stderr.
 func TestNoCommandPrintsHelp(t *testing.T) {
+	bin := pipelinetest.Binary(t)
+	// pushpipe ARGS: its stdout, stderr and exit status.
+	pushpipe := func(args ...string) (string, string, int) {
+		cmd := exec.CommandContext(t.Context(), bin, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+	}
 	tests := []struct {
 		give     []string
-		wantOut  string // the help of this command line ("" for none)
-		wantErr  string // on stderr ("" for nothing)
-		wantCode int
+		wantHelp []string // the command line whose --help is printed; nil for none
+		wantErr  string   // on stderr ("" for nothing)
 	}{
-		{nil, help(t), "", 2},
-		{[]string{"campaigns"}, help(t, "campaigns"), "", 2},
-		{[]string{"dlq"}, help(t, "dlq"), "", 2},
-		{[]string{"--log-level", "warn"}, help(t), "", 2},
-		{[]string{"nosuchcmd"}, "", "pushpipe: unexpected argument nosuchcmd (see pushpipe --help)\n", 2},
-		{[]string{"dlq", "show"}, "", "pushpipe: ID: is required (see pushpipe dlq show --help)\n", 2},
+		{[]string{}, []string{}, ""},
+		{[]string{"campaigns"}, []string{"campaigns"}, ""},
+		{[]string{"dlq"}, []string{"dlq"}, ""},
+		{[]string{"--log-level", "warn"}, []string{}, ""},
+		{[]string{"nosuchcmd"}, nil, "pushpipe: unexpected argument nosuchcmd (see pushpipe --help)\n"},
+		{[]string{"dlq", "show"}, nil, "pushpipe: ID: is required (see pushpipe dlq show --help)\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.give, " "), func(t *testing.T) {
-			var out, stderr bytes.Buffer
-			k, err := kong.New(&CLI{}, append(options(), kong.Writers(&out, &out))...)
-			if err != nil {
-				t.Fatal(err)
+			t.Parallel()
+			want := ""
+			if tt.wantHelp != nil {
+				want, _, _ = pushpipe(append(tt.wantHelp, "--help")...)
 			}
-			_, err = parseArgs(k, tt.give)
-			if err == nil {
-				t.Fatal("parsed")
-			}
-			code := refused(err, &stderr)
-			if code != tt.wantCode || out.String() != tt.wantOut || stderr.String() != tt.wantErr {
-				t.Errorf("exit %d, stdout:\n%s\nstderr: %q\nwant exit %d, stdout:\n%s\nstderr: %q", code, out.String(), stderr.String(),
-					tt.wantCode, tt.wantOut, tt.wantErr)
+			out, stderr, code := pushpipe(tt.give...)
+			if code != 2 || out != want || stderr != tt.wantErr {
+				t.Errorf("exit %d, stdout:\n%s\nstderr: %q\nwant exit 2, stdout:\n%s\nstderr: %q", code, out, stderr, want, tt.wantErr)
 			}
 		})
 	}
-	if !strings.Contains(help(t), "\nPipeline processes") {
-		t.Errorf("pushpipe --help is not grouped:\n%s", help(t))
+	if out, _, _ := pushpipe(); !strings.Contains(out, "\nPipeline processes") {
+		t.Errorf("pushpipe alone printed no grouped help:\n%s", out)
 	}
 }
