@@ -85,11 +85,19 @@ func (b Bound) end() streamID {
 	return b.id
 }
 
-// String shows the bound as typed back: an id, or a time in UTC.
+// IsStart reports whether the bound is the start of every stream, as
+// --from 0 gives: whatever the stream keeps first, not a time.
+func (b Bound) IsStart() bool { return b.set && b.id == streamID{} }
+
+// String shows the bound as typed back: an id, or a time in UTC; the
+// start as "the start" (--from 0 read "from 1970-01-01T00:00:00.000Z", a
+// time no entry has, as if the epoch were asked for).
 func (b Bound) String() string {
 	switch {
 	case !b.set:
 		return "open"
+	case b.IsStart():
+		return "the start"
 	case b.isTime:
 		return time.UnixMilli(int64(b.id.ms)).UTC().Format("2006-01-02T15:04:05.000Z")
 	default:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -512,5 +513,54 @@ func TestHelpListsWhatAnOperatorTypesFirst(t *testing.T) {
 	_, err := kongParse()
 	if got := usageError(err); !strings.Contains(got, `expected one of "dev", "send", "status", "campaigns", "messages", ...`) {
 		t.Errorf("pushpipe alone: %q, want dev, send and status first", got)
+	}
+}
+
+// A command line that names no command (`pushpipe` alone, `pushpipe
+// campaigns`) prints that command's help, grouped as --help prints it, to
+// stdout, and exits 2: `pushpipe` alone said one line, `expected one of
+// "dev", "send", "status", "campaigns", "messages", ...`. A mistyped
+// command and a missing argument stay a one-line error on stderr.
+func TestNoCommandPrintsHelp(t *testing.T) {
+	bin := pipelinetest.Binary(t)
+	// pushpipe ARGS: its stdout, stderr and exit status.
+	pushpipe := func(args ...string) (string, string, int) {
+		cmd := exec.CommandContext(t.Context(), bin, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+	}
+	tests := []struct {
+		give     []string
+		wantHelp []string // the command line whose --help is printed; nil for none
+		wantErr  string   // on stderr ("" for nothing)
+	}{
+		{[]string{}, []string{}, ""},
+		{[]string{"campaigns"}, []string{"campaigns"}, ""},
+		{[]string{"dlq"}, []string{"dlq"}, ""},
+		{[]string{"--log-level", "warn"}, []string{}, ""},
+		{[]string{"nosuchcmd"}, nil, "pushpipe: unexpected argument nosuchcmd (see pushpipe --help)\n"},
+		{[]string{"dlq", "show"}, nil, "pushpipe: ID: is required (see pushpipe dlq show --help)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.give, " "), func(t *testing.T) {
+			t.Parallel()
+			want := ""
+			if tt.wantHelp != nil {
+				want, _, _ = pushpipe(append(tt.wantHelp, "--help")...)
+			}
+			out, stderr, code := pushpipe(tt.give...)
+			if code != 2 || out != want || stderr != tt.wantErr {
+				t.Errorf("exit %d, stdout:\n%s\nstderr: %q\nwant exit 2, stdout:\n%s\nstderr: %q", code, out, stderr, want, tt.wantErr)
+			}
+		})
+	}
+	if out, _, _ := pushpipe(); !strings.Contains(out, "\nPipeline processes") {
+		t.Errorf("pushpipe alone printed no grouped help:\n%s", out)
 	}
 }

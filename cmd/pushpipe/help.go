@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"regexp"
 	"slices"
@@ -245,4 +246,49 @@ var kongWords = []struct {
 	{regexp.MustCompile(`expected a valid \d+ bit int but got`), "must be a whole number, got"},
 	{regexp.MustCompile(`expected a valid \d+ bit uint but got`), "must be a whole number, 0 or more, got"},
 	{regexp.MustCompile(`expected duration but got ("[^"]*")(: time: .*)?$`), "must be a duration such as 30s, 15m or 24h, got $1"},
+}
+
+// exitUsage is the exit status of a command line refused before anything
+// ran, `pushpipe` alone and `pushpipe dlq` among them.
+//
+// Not 0, as kubectl and cobra's tools answer a bare command: nothing was
+// done, and a script whose `pushpipe "$cmd"` lost its command must not
+// read as done. git (1) and go (2) fail it too; 2 is what this CLI says
+// of every command line it refuses, so a script has one status to test.
+const exitUsage = 2
+
+// refused says what main says of a command line kong refused, and
+// returns the exit status (exitUsage). A command left out (`pushpipe`
+// alone, `pushpipe campaigns`) prints that command's help, grouped as
+// --help prints it, to the parser's stdout (pipeable into less): one line
+// of `expected one of "dev", "send", "status", ...` was all a newcomer
+// saw, cut at five. Any other mistake, `pushpipe nosuchcmd` included, is
+// usageError's one line on stderr.
+func refused(err error, stderr io.Writer) int {
+	if kctx := commandLeftOut(err); kctx != nil {
+		if kctx.PrintUsage(false) == nil {
+			return exitUsage
+		}
+	}
+	fmt.Fprintln(stderr, usageError(err))
+	return exitUsage
+}
+
+// commandLeftOut is the parse of err when it refused a command line only
+// for naming no subcommand of a command that has some: kong's "expected"
+// at a node with subcommands (a missing argument is said at a node
+// without).
+func commandLeftOut(err error) *kong.Context {
+	var pe *kong.ParseError
+	if !errors.As(err, &pe) || pe.Context == nil || !strings.HasPrefix(pe.Unwrap().Error(), "expected ") {
+		return nil
+	}
+	node := pe.Context.Selected()
+	if node == nil {
+		node = pe.Context.Model.Node
+	}
+	if !slices.ContainsFunc(node.Children, func(n *kong.Node) bool { return n.Type == kong.CommandNode && !n.Hidden }) {
+		return nil
+	}
+	return pe.Context
 }

@@ -30,8 +30,15 @@ type ImportSubscribersCmd struct {
 // Validate checks --channel by its name before any file is opened or
 // progress shown: the import's own check said "channel: ...", after a
 // progress line of 0 rows.
+//
+// Validate runs before kong's check of required flags: without --channel
+// it said "--channel: must be 1–128 characters; got 0", as if a name had
+// been given too short, so no --channel is said as what to add.
 func (c *ImportSubscribersCmd) Validate() error {
 	errs := []error{devices.ValidateName("--channel", c.Channel)}
+	if c.Channel == "" {
+		errs[0] = errors.New("--channel: give the channel to subscribe them to (--channel news)")
+	}
 	if c.File == "" {
 		channel := c.Channel
 		if errs[0] != nil {

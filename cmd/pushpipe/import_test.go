@@ -28,6 +28,10 @@ func TestImportChannelFlag(t *testing.T) {
 		{"101", ids, ""},
 		{"a/b", "-", "--channel: has only A-Z a-z 0-9 _ . : - characters"},
 		{strings.Repeat("x", 200), "-", "--channel: must be 1–128 characters; got 200"},
+		// Left out (an empty --channel is parsed as one left out): said
+		// "must be 1–128 characters; got 0".
+		{"", ids, "--channel: give the channel to subscribe them to (--channel news)"},
+		{"", "", "--channel: give the channel to subscribe them to (--channel news)\nno FILE: name the file of user ids, or give - to read them from standard input (pushpipe import subscribers --channel C - < ids.txt)"},
 		// `< ids.txt` without the "-": said with what to type.
 		{"news", "", "no FILE: name the file of user ids, or give - to read them from standard input (pushpipe import subscribers --channel news - < ids.txt)"},
 		// Run's "open ids.txt: no such file or directory" (exit 1) named

@@ -100,8 +100,7 @@ func main() {
 	}
 	kctx, err := parseArgs(parser, os.Args[1:])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, usageError(err))
-		os.Exit(2)
+		os.Exit(refused(err, os.Stderr))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -69,12 +69,16 @@ func (c *MessagesListCmd) print(w io.Writer, ms []campaign.MessageSummary, next 
 		_, err := fmt.Fprintln(w, "no direct messages")
 		return err
 	}
+	// MUTED and NO DEVICE are the people a message reached no device of:
+	// without them, a message to an unknown user read "done 1 0 0 0",
+	// nothing sent and nothing failed, with no word of why.
 	tw := newTable(w, 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tTARGETS\tSENT\tFAILED\tINVALID\tAPP\tCREATED\tTITLE\t")
+	fmt.Fprintln(tw, "ID\tSTATE\tTARGETS\tSENT\tFAILED\tINVALID\tMUTED\tNO DEVICE\tAPP\tCREATED\tTITLE\t")
 	for _, m := range ms {
 		r := m.Report
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.ID, r.State, thousands(r.Targets), thousands(r.Sent),
-			thousands(r.Failed), thousands(r.InvalidTokens), m.App, m.CreatedAt.Local().Format(time.DateTime), clip(oneLine(m.Title), 40))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.ID, r.State, thousands(r.Targets), thousands(r.Sent),
+			thousands(r.Failed), thousands(r.InvalidTokens), thousands(r.Muted), thousands(r.NoDevices), m.App,
+			m.CreatedAt.Local().Format(time.DateTime), clip(oneLine(m.Title), 40))
 	}
 	tw.Flush()
 	if next != "" {

@@ -83,3 +83,26 @@ func TestMessagesList(t *testing.T) {
 		t.Errorf("--json printed %s (%v); want m3 as the API lists it and next m3", out, err)
 	}
 }
+
+// A message that went nowhere says why: `messages list` printed "done 1 0
+// 0 0" for a user with no device, or one who muted its category, as if
+// it had been sent nowhere for no reason.
+func TestMessagesListSaysWhoHadNoDevice(t *testing.T) {
+	ms := []campaign.MessageSummary{
+		{Report: campaign.MessageReport{ID: "m2", State: campaign.StateDone, Targets: 3, Sent: 1, Muted: 1, NoDevices: 1}, App: "a", Title: "Hi"},
+		{Report: campaign.MessageReport{ID: "m1", State: campaign.StateDone, Targets: 1, NoDevices: 1}, App: "a", Title: "Hi"},
+	}
+	var out bytes.Buffer
+	if err := (&MessagesListCmd{}).print(&out, ms, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`(?m)^ID +STATE +TARGETS +SENT +FAILED +INVALID +MUTED +NO DEVICE +APP +CREATED +TITLE$`,
+		`(?m)^m2 +done +3 +1 +0 +0 +1 +1 +a `,
+		`(?m)^m1 +done +1 +0 +0 +0 +0 +1 +a `,
+	} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
+			t.Errorf("printed\n%s\nwant %s", out.String(), want)
+		}
+	}
+}

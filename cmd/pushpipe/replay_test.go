@@ -174,7 +174,7 @@ func TestReplaySaysWhatItLeftToTheStage(t *testing.T) {
 		want string
 	}{
 		{"text", []string{"--dry-run"},
-			"would re-inject 1 of 3 entries of deliver [1970-01-01T00:00:00.000Z .. open] into deliver (idempotent: only what never went out will be sent); 2 still pending or unread: their stage delivers them\n"},
+			"would re-inject 1 of 3 entries of deliver [the start .. open] into deliver (idempotent: only what never went out will be sent); 2 still pending or unread: their stage delivers them\n"},
 		{"json", []string{"--dry-run", "--json"}, `"unfinished_by_partition":{"0":2},"unfinished_left_to_stage":2`},
 		{"forced", []string{"--dry-run", "--force"},
 			"; 2 still pending or unread: their stage delivers them, unforced (run this again once they are done to force them too)\n"},

@@ -218,7 +218,13 @@ func (c *ResultsTailCmd) tail(ctx context.Context, rdb rueidis.Client, keys pipe
 			return fmt.Errorf("campaign %s: %w", c.Campaign, err)
 		}
 		if !known {
-			log.Warn().Str("campaign", c.Campaign).Msg("no campaign or direct message of this id in Redis (not sent yet, expired, or another --prefix); waiting for its events")
+			// --no-follow waits for nothing: "waiting for its events"
+			// there read as if some were coming, before an exit.
+			then := "waiting for its events"
+			if !c.Follow {
+				then = "reading what results holds of it"
+			}
+			log.Warn().Str("campaign", c.Campaign).Msg("no campaign or direct message of this id in Redis (not sent yet, expired, or another --prefix); " + then)
 		}
 	}
 	// Asked for more than results keeps (--from 3d, kept for 24h), the tail
@@ -261,8 +267,10 @@ func (c *ResultsTailCmd) tail(ctx context.Context, rdb rueidis.Client, keys pipe
 		// ran it, not a log record: piped (`| jq`, `> out.ndjson`) it
 		// was a JSON log line on the terminal, and under --log-level
 		// warn nothing. A script reads the events, not this.
+		// --from 0 is what results keeps first, said so: not the epoch,
+		// and not "the start", beside "up to the start of this command".
 		from := "the oldest kept"
-		if !c.from.IsZero() {
+		if !c.from.IsZero() && !c.from.IsStart() {
 			from = c.from.String()
 		}
 		fmt.Fprintf(note, "%s printed of %s read, every one results held from %s up to the start of this command\n",

@@ -348,3 +348,45 @@ func TestResultsTailFromCreation(t *testing.T) {
 		}
 	}
 }
+
+// `results tail --no-follow --from 0` says it read from the oldest event
+// kept, not "from 1970-01-01T00:00:00.000Z"; and for an id Redis does not
+// know, --no-follow does not say it waits for the events: it reads what
+// results holds and exits.
+func TestTailNoFollowSaysWhatItRead(t *testing.T) {
+	_, rdb := testRedis(t)
+	keys := pipeline.NewKeys("nofollow", 2)
+	ev := pipeline.ResultEvent{ID: pipeline.ResultID("c1", "", 1, pipeline.OutcomeSent), Campaign: "c1", App: "a", UserID: 1,
+		Platform: "ios", Token: "ab", Outcome: pipeline.OutcomeSent, AtMs: 1}
+	cmd := rdb.B().Xadd().Key(keys.Stream(pipeline.StreamResults, 0)).Id("*").FieldValue()
+	fields := pipeline.ResultFields(ev)
+	for i := 0; i < len(fields); i += 2 {
+		cmd = cmd.FieldValue(fields[i], fields[i+1])
+	}
+	if err := rdb.Do(t.Context(), cmd.Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		give     []string
+		wantNote string
+		wantLog  string // "" for no log line
+	}{
+		{[]string{"--from", "0"}, "1 printed of 1 event read, every one results held from the oldest kept up to the start of this command\n", ""},
+		{[]string{"--from", "0", "--campaign", "nosuch"}, "0 printed of 1 event read, every one results held from the oldest kept up to the start of this command\n",
+			"no campaign or direct message of this id in Redis (not sent yet, expired, or another --prefix); reading what results holds of it"},
+		{[]string{"--from", "0-1"}, "1 printed of 1 event read, every one results held from 0-1 up to the start of this command\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.give, " "), func(t *testing.T) {
+			cli := parse(t, append([]string{"results", "tail", "--no-follow"}, tt.give...)...)
+			var out, note, logs bytes.Buffer
+			if err := cli.Results.Tail.tail(t.Context(), rdb, keys, &out, &note, zerolog.New(&logs)); err != nil {
+				t.Fatal(err)
+			}
+			if note.String() != tt.wantNote || !strings.Contains(logs.String(), tt.wantLog) || tt.wantLog == "" && logs.Len() > 0 ||
+				strings.Contains(logs.String(), "waiting") {
+				t.Errorf("said %q and logged %q; want %q and %q", note.String(), logs.String(), tt.wantNote, tt.wantLog)
+			}
+		})
+	}
+}

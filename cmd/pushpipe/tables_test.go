@@ -64,7 +64,7 @@ func TestOperatorOutputReadsPlain(t *testing.T) {
 		{[]string{"channels", "list"}, `\A +SUBSCRIBERS +CHANNEL\n +2 +news\n +1 +sport\n`, `\A\z`},
 		{[]string{"dlq", "list"}, `(?m)^1 +deliver +.* +no credentials$`, `\A\z`},
 		{[]string{"results", "tail", "--no-follow", "--from", "0"}, `\A\z`,
-			`\A0 printed of 0 events read, every one results held from 1970-01-01T00:00:00\.000Z up to the start of this command\n\z`},
+			`\A0 printed of 0 events read, every one results held from the oldest kept up to the start of this command\n\z`},
 	}
 	for _, tt := range tests {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
