@@ -85,9 +85,12 @@ func (b *Batch) Progress() { b.moved.Store(time.Now().UnixNano()) }
 // Stopping is closed when the process is shutting down: the runner stopped
 // reading and gives the batches in hand ShutdownTimeout to finish. A handler
 // whose work is long and repeatable (deliver's sends) starts no more of it,
-// lets what is in flight finish and returns an error: the entries stay
-// pending and whoever claims them redoes only what was not done. A nil
-// channel (a batch built by hand) is never closed.
+// lets what is in flight finish and returns an error wrapping ErrStopping
+// (or marks the entries it did not finish with Fail(i, ErrStopping), and
+// returns nil: the others are acked): the entries stay pending, with the
+// delivery that brought them given back, and whoever claims them redoes
+// only what was not done. A nil channel (a batch built by hand) is never
+// closed.
 func (b *Batch) Stopping() <-chan struct{} { return b.stop }
 
 // Lost is closed when the runner finds, while the batch is being handled,

@@ -159,6 +159,8 @@ func (r *Runner) handOff(ctx context.Context, work chan<- *Batch, b *Batch) bool
 	case work <- b:
 		return true
 	case <-ctx.Done():
+		// Never handled: the stop, not the entries, left them pending.
+		r.releaseAtStop(ctx, b.Stream, b.allIDs())
 		b.release()
 		return false
 	}
