@@ -61,6 +61,9 @@ type Batch struct {
 	// unkept is the unix ns of the last keep that could not reach Redis
 	// (keepClaimed), 0 before: Redis failed this batch's stream (outlast).
 	unkept atomic.Int64
+	// keepDue is when the keep in flight (keepClaimed) is overdue, unix ns,
+	// 0 while none is: past it, Redis counts as away (RedisAwaySince).
+	keepDue atomic.Int64
 	// acking counts the entries the commits of this batch may have acked,
 	// added before each commit starts: the background keep (keepClaimed)
 	// counts no more acked entries than this as ours; any more were
@@ -85,9 +88,12 @@ func (b *Batch) Progress() { b.moved.Store(time.Now().UnixNano()) }
 // Stopping is closed when the process is shutting down: the runner stopped
 // reading and gives the batches in hand ShutdownTimeout to finish. A handler
 // whose work is long and repeatable (deliver's sends) starts no more of it,
-// lets what is in flight finish and returns an error: the entries stay
-// pending and whoever claims them redoes only what was not done. A nil
-// channel (a batch built by hand) is never closed.
+// lets what is in flight finish and returns an error wrapping ErrStopping
+// (or marks the entries it did not finish with Fail(i, ErrStopping), and
+// returns nil: the others are acked): the entries stay pending, with the
+// delivery that brought them given back, and whoever claims them redoes
+// only what was not done. A nil channel (a batch built by hand) is never
+// closed.
 func (b *Batch) Stopping() <-chan struct{} { return b.stop }
 
 // Lost is closed when the runner finds, while the batch is being handled,
@@ -135,22 +141,34 @@ func (b *Batch) Held() bool {
 
 // RedisAwaySince reports whether a keep of the batch (the runner's, every
 // KeepEvery while the batch is in hand: heartbeat.go) found Redis
-// unreachable for the batch's stream at t or later: the master serving the
-// stream's hash tag was down, restarting or failing over. Writes a handler
+// unreachable for the batch's stream at t or later, or has waited for its
+// answer longer than keepOverdue, now or in a spell that ended at t or
+// later: the master serving the stream's hash tag was down, restarting,
+// failing over, or cut off by the network (a keep that hangs fails only
+// once the connection gives up, 10 s on, when the replica may be promoted
+// already). Writes a handler
 // made under that tag before such an outage may be gone after it, though
 // Redis acknowledged each one (a promoted replica lacks what it had not
 // received), and the handler itself may have written nothing while Redis
 // was away, so seen no error: a handler that is about to build on those
 // writes (deliver counting users done over their sent marks) asks this
 // first. The rules:
-//   - True is cautious: a keep sent before t that failed after it counts.
+//   - True is cautious: a keep sent before t that failed after it counts,
+//     and so does one overdue now, or answered at t or later after it was
+//     overdue: Redis counts as away from when such a keep was sent until
+//     its answer came (a slow Redis too).
 //   - False is no proof: an outage shorter than KeepEvery may fall between
 //     two keeps, and a keep still waiting for an answer counts only once it
-//     fails.
-//   - Cheap: an atomic load. A batch built by hand (tests) never sees one.
+//     is overdue.
+//   - Cheap: two atomic loads (and a clock read while a keep is in flight).
+//     A batch built by hand (tests) never sees one.
 func (b *Batch) RedisAwaySince(t time.Time) bool {
-	u := b.root().unkept.Load()
-	return u != 0 && u >= t.UnixNano()
+	root := b.root()
+	if u := root.unkept.Load(); u != 0 && u >= t.UnixNano() {
+		return true
+	}
+	due := root.keepDue.Load()
+	return due != 0 && time.Now().UnixNano() > due
 }
 
 // WaitHeld returns true at once while the batch is Held, else waits until

@@ -73,7 +73,14 @@ func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 	wg.Go(func() {
 		every(ctx, r.opts.KeepEvery, func() bool {
 			sent := time.Now()
+			overdue := r.keepOverdue()
+			b.keepDue.Store(sent.Add(overdue).UnixNano())
 			kept, taken, err := r.keep(ctx, b.Stream, ids)
+			b.keepDue.Store(0)
+			if time.Since(sent) > overdue {
+				// Hung, then answered (or failed): away until now.
+				b.unkept.Store(time.Now().UnixNano())
+			}
 			switch {
 			case ctx.Err() != nil:
 				return false
@@ -107,6 +114,13 @@ func (r *Runner) keepClaimed(b *Batch) (stop func()) {
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); wg.Wait() }) }
 }
+
+// keepOverdue is how long a keep may wait for its answer before Redis
+// counts as away for its batch (Batch.RedisAwaySince): far above a keep's
+// time on a Redis that answers (a script over a batch's ids, a millisecond
+// or so), and KeepEvery at least, so a keep is overdue only when its
+// successor would be due already.
+func (r *Runner) keepOverdue() time.Duration { return max(r.opts.KeepEvery, time.Second) }
 
 // keep resets the idle time of ids still pending for this consumer and
 // returns how many they were, and how many of ids another consumer holds now
@@ -159,6 +173,8 @@ func (r *Runner) handOff(ctx context.Context, work chan<- *Batch, b *Batch) bool
 	case work <- b:
 		return true
 	case <-ctx.Done():
+		// Never handled: the stop, not the entries, left them pending.
+		r.releaseAtStop(ctx, b.Stream, b.allIDs())
 		b.release()
 		return false
 	}

@@ -43,7 +43,16 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			b.emits, b.failed = nil, nil
 		}
 		if err == nil {
-			acked, cerr := r.commit(ctx, b)
+			// The handler finished: its commit outlives a cut at
+			// ShutdownTimeout by settleTimeout, or a batch that returned
+			// just then (a webhook POST in flight at the cut) acked nothing,
+			// and what it had done was done again after the restart.
+			cctx, settled := outliving(ctx)
+			acked, cerr := r.commit(cctx, b)
+			if cerr == nil && stopping(b) {
+				r.releaseAtStop(cctx, b.Stream, b.stoppedIDs())
+			}
+			settled()
 			if cerr == nil {
 				r.failing.answered()
 				r.metrics.acked(r.series(b.Lane, b.Partition), int(acked))
@@ -95,6 +104,9 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			r.noteErrors(ctx, b.Stream, notes, nil)
 		}
 		if stopping(b) {
+			if errors.Is(err, ErrStopping) {
+				r.releaseAtStop(ctx, b.Stream, b.allIDs()) // the handler left them for the stop: no delivery counts
+			}
 			r.log.Info().Err(err).Str("stream", b.Stream).Int("entries", len(b.Entries)).
 				Msg("shutting down: batch left pending for whoever claims it")
 			return

@@ -58,8 +58,10 @@ func (r *Runner) Ready() bool { return r.ready.Load() }
 func (r *Runner) Retired() bool { return r.retired.Load() }
 
 // Run serves until ctx is cancelled, then stops reading, gives in-flight
-// batches ShutdownTimeout to finish and returns nil. Unfinished batches stay
-// pending (never acked) and another consumer claims them.
+// batches ShutdownTimeout to finish (and a handler that returned by then
+// settleTimeout more for its commit) and returns nil. Unfinished batches
+// stay pending (never acked) and another consumer claims them; a stop
+// counts no delivery for the entries it alone left (ErrStopping).
 func (r *Runner) Run(ctx context.Context) error {
 	if err := r.createGroups(ctx); err != nil {
 		if ctx.Err() != nil {

@@ -174,13 +174,17 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 			h.failing.ok()
 			continue
 		}
-		if ctx.Err() != nil || b.IsLost() || errors.Is(err, errLost) {
+		if b.IsLost() || errors.Is(err, errLost) {
 			// No longer ours: the new owner POSTs every event again, and
-			// acks. Or cut off past ShutdownTimeout: the runner's commit
-			// would go out under the ended context, so nothing is acked.
+			// acks.
 			return err
 		}
-		if errors.Is(err, errStopping) {
+		if errors.Is(err, errStopping) || ctx.Err() != nil {
+			// Cut off past ShutdownTimeout too (the POST in flight
+			// cancelled, its events maybe taken): the runner still commits
+			// a batch that returns (settleTimeout), so what the receiver
+			// answered 2xx is acked. Returning the error left the whole
+			// batch pending, POSTed again after the restart.
 			h.leavePending(b, idx[start:], len(events)-start)
 			return nil
 		}
@@ -198,7 +202,8 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 }
 
 // leavePending settles a batch at a stop (errStopping, which no POST
-// follows): the entries of idx (the events not POSTed, or not answered
+// follows, or the cut at ShutdownTimeout, which ended the POST in flight):
+// the entries of idx (the events not POSTed, or not answered
 // 2xx) are left pending for whoever claims them, and the runner acks the
 // rest, every event of which the receiver took. Acking those is right even
 // if the lease ran out and another consumer claimed them meanwhile: it
@@ -230,8 +235,9 @@ var errLost = errors.New("batch no longer ours; left to its new owner")
 
 // errStopping ends a delivery when the process stops (stopping), or whose
 // lease ran out while it stops: its undelivered entries are left pending
-// (leavePending).
-var errStopping = errors.New("shutting down; left pending")
+// (leavePending), and the runner gives back their delivery, a stop being
+// no failure of theirs (pipeline.ErrStopping).
+var errStopping = pipeline.ErrStopping
 
 type metrics struct {
 	events *prometheus.CounterVec

@@ -3,11 +3,13 @@ package webhook_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -141,6 +143,73 @@ func TestStopLeavesPendingOnlyWhatWasNotDelivered(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"events":`+strconv.Itoa(undelivered)) || !strings.Contains(logs.String(), "left pending") {
 		t.Errorf("want the stop logged with the %d events left pending; logs:\n%s", undelivered, logs.String())
+	}
+}
+
+// A webhook whose POST is still in flight when the stop's
+// --shutdown-timeout runs out (a receiver that hangs) acks the entries
+// whose events the receiver took before it: only the entries of the POST
+// cut off, and those after it, stay pending. Before, the cut handler
+// returned its context's error, the runner's commit went out under the
+// ended context too, and every entry of the batch stayed pending: the
+// next process POSTed the delivered events again, at every deploy with a
+// slow receiver. The entries left count no delivery for the stop.
+func TestStopCutMidPostAcksWhatWasDelivered(t *testing.T) {
+	t.Parallel()
+	const entries, per = 6, 3
+	f := newFixture(t)
+	f.emitEntries("c1", entries, per, 1) // one partition: one batch
+	var posts atomic.Int32
+	hung := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if posts.Add(1) > 2 {
+			select { // the third hangs until the stop cuts it off
+			case <-r.Context().Done():
+			case <-hung:
+			}
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hung) })
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)
+	h, err := webhook.New(webhook.Config{Redis: f.rdb, Keys: f.keys, URL: srv.URL + "/hook", Secrets: [][]byte{[]byte(testSecret)},
+		Batch: per, Log: log}) // an entry a POST
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
+		Concurrency: 1, BatchSize: 100, Block: 50 * time.Millisecond, ShutdownTimeout: 300 * time.Millisecond}, h, log, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	pipelinetest.Eventually(t, 10*time.Second, "the third POST in flight", func() bool { return posts.Load() >= 3 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stream := f.keys.Stream(pipeline.StreamResults, 0)
+	res, err := f.rdb.Do(f.ctx, f.rdb.B().Xpending().Key(stream).Group("webhook").Start("-").End("+").Count(100).Build()).ToArray()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := map[string]bool{}
+	for _, e := range res {
+		row, _ := e.ToArray()
+		id, _ := row[0].ToString()
+		pending[id] = true
+		// Left for the stop, not failed: the runner gave back the
+		// read's delivery (pipeline.ErrStopping).
+		if n, _ := row[3].AsInt64(); n != 0 {
+			t.Errorf("entry %s left pending at the stop counts %d deliveries, want 0", id, n)
+		}
+	}
+	for i, id := range f.entryIDs(stream) {
+		if want := i >= 2; pending[id] != want { // entries 0 and 1 went out whole, with 2xx
+			t.Errorf("entry %d: pending %v, want %v", i, pending[id], want)
+		}
 	}
 }
 
