@@ -293,6 +293,36 @@ func (f *fixture) pendingEntries() int64 {
 	return n
 }
 
+// deliveries reads how many deliveries each pending entry of deliver's
+// streams has counted (XPENDING's times-delivered), by stream and id.
+func (f *fixture) deliveries() map[string]int64 {
+	f.t.Helper()
+	streams := f.keys.Streams(pipeline.StreamDeliver)
+	groups, err := pipeline.StreamGroups(f.ctx, f.rdb, streams)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for i, gs := range groups {
+		for _, g := range gs {
+			xs, err := f.rdb.Do(f.ctx, f.rdb.B().Xpending().Key(streams[i]).Group(g.Name).Start("-").End("+").Count(1<<20).Build()).ToArray()
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			for _, x := range xs {
+				e, err := x.ToArray()
+				if err != nil || len(e) < 4 {
+					f.t.Fatalf("xpending %s: %v %v", streams[i], e, err)
+				}
+				id, _ := e[0].ToString()
+				n, _ := e[3].AsInt64()
+				out[streams[i]+"/"+id] = n
+			}
+		}
+	}
+	return out
+}
+
 // invalidations reads every invalidation event deliver wrote to ingest.
 func (f *fixture) invalidations() map[string]map[string]string {
 	f.t.Helper()

@@ -377,7 +377,9 @@ func TestSIGKILLMidRun(t *testing.T) {
 
 // TestSIGTERMRepeatsNothing: a deliver process stopped gracefully in the
 // middle of a campaign finishes the requests it has in flight and starts no
-// more; the process that takes over its entries repeats none of them.
+// more; the process that takes over its entries repeats none of them. The
+// stop counts no delivery for the entries it left (pipeline.ErrStopping):
+// else every rolling restart walked healthy entries toward --max-deliveries.
 func TestSIGTERMRepeatsNothing(t *testing.T) {
 	const users, tps = 3000, 500
 	f := newFixture(t)
@@ -395,6 +397,15 @@ func TestSIGTERMRepeatsNothing(t *testing.T) {
 		t.Errorf("d1 exited with %d after SIGTERM", code)
 	}
 	sent := f.stats("term")[pipeline.StatSent]
+	left := f.deliveries()
+	if len(left) == 0 {
+		t.Fatal("d1 left no entry pending at its stop: nothing to check")
+	}
+	for id, n := range left {
+		if n != 0 {
+			t.Errorf("entry %s left pending at the stop counts %d deliveries, want 0", id, n)
+		}
+	}
 	d2 := f.startDeliver(t, p, "d2", flags...)
 	f.waitDone("term", users, 60*time.Second)
 	checkExactlyOnce(t, f, "term", devices, p.apns, p.fcm)

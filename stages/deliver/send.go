@@ -3,6 +3,7 @@ package deliver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -164,8 +165,12 @@ func queueOf(c *campaign, capped bool, d device) queueKey {
 	return k
 }
 
-// errStopping ends a batch early when the process is shutting down.
-var errStopping = errors.New("deliver is shutting down; batch left pending")
+// errStopping ends a batch early when the process is shutting down. It is
+// pipeline.ErrStopping: the stop, not the entries, left them, so the runner
+// gives back the delivery that brought them (a rolling restart must not walk
+// healthy entries toward --max-deliveries and the DLQ), and whoever claims
+// them sends only what is unsent.
+var errStopping = fmt.Errorf("deliver: %w", pipeline.ErrStopping)
 
 // errBatchLost ends a batch early once its entries are no longer this
 // consumer's (pipeline.Batch.Lost): their new owner sends what is unsent.
