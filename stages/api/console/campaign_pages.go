@@ -85,6 +85,9 @@ type campaignData struct {
 	// running process (pipeline.NotRunning): a campaign whose deliverers
 	// were killed sat at "running" with nothing to say why it did not move.
 	Waiting []string
+	// InPlace is a cancel asked from the campaign list's row (htmx): the
+	// question and its answer are swapped into the list, which stays.
+	InPlace bool
 }
 
 // cancelSettles is how long after a cancel the sends that were in flight
@@ -133,8 +136,7 @@ func (c *Console) loadCampaign(r *http.Request) (campaignData, int, string, erro
 	// page polls on until the record is back. It offers no cancel: one
 	// would be refused, naming PostgreSQL, and stop nothing.
 	partial := sum.Progress.RecordUnavailable != ""
-	d := campaignData{Summary: sum, CanCancel: !campaign.Final(sum.Progress.State) && !partial,
-		Settled: settled(sum.Progress, time.Now()) && !partial}
+	d := campaignData{Summary: sum, CanCancel: sum.Cancelable(), Settled: settled(sum.Progress, time.Now()) && !partial}
 	if st := sum.Progress.State; !campaign.Final(st) && st != campaign.StateScheduled {
 		// Unreadable liveness says nothing: the figures say Redis is away.
 		d.Waiting, _ = pipeline.NotRunning(ctx, c.cfg.Redis, c.cfg.Keys, "split", "resolve", "dedupe", "deliver")
@@ -160,8 +162,22 @@ func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, s session
 	case msg != "":
 		c.fail(w, r, status, page{Title: "Campaign", Nav: "campaigns", Session: s, Error: msg})
 	default:
-		c.render(w, r, http.StatusOK, "campaign", page{Title: "Campaign " + d.Campaign.ID, Nav: "campaigns", Session: s, Data: d, Notice: notice(r)})
+		p := page{Nav: "campaigns", Session: s, Data: d, Notice: notice(r)}
+		p.Title, p.ID = d.head("")
+		c.render(w, r, http.StatusOK, "campaign", p)
 	}
+}
+
+// head is a campaign page's heading, its name after prefix, and the id to
+// show beside it: none when the name is the id already (a campaign with
+// neither title nor body, or one read while PostgreSQL is down), which
+// then reads "Campaign <id>".
+func (d campaignData) head(prefix string) (title, id string) {
+	name := d.Name()
+	if name == d.Campaign.ID {
+		return cmp.Or(prefix, "Campaign ") + name, ""
+	}
+	return prefix + name, d.Campaign.ID
 }
 
 func (c *Console) campaignLive(w http.ResponseWriter, r *http.Request, s session) {
@@ -170,9 +186,20 @@ func (c *Console) campaignLive(w http.ResponseWriter, r *http.Request, s session
 	}
 }
 
+// cancelPage asks before a cancel: a page of its own, or, asked from the
+// list's row (htmx), the question alone, answered in place (inPlace). An
+// operator watching a launch go wrong on the list had to open the campaign
+// first.
 func (c *Console) cancelPage(w http.ResponseWriter, r *http.Request, s session) {
 	if d, ok := c.campaign(w, r, s); ok {
-		c.render(w, r, http.StatusOK, "cancel", page{Title: "Cancel " + d.Campaign.ID, Nav: "campaigns", Session: s, Data: d})
+		if inPlace(r) {
+			d.InPlace = true
+			c.fragment(w, "cancel", "question", page{Session: s, Data: d})
+			return
+		}
+		p := page{Nav: "campaigns", Session: s, Data: d}
+		p.Title, p.ID = d.head("Cancel ")
+		c.render(w, r, http.StatusOK, "cancel", p)
 	}
 }
 
@@ -185,6 +212,14 @@ func (c *Console) cancelCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	defer cancel()
 	id := r.PathValue("id")
 	err := c.cfg.Campaigns.Cancel(ctx, id)
+	if err == nil && inPlace(r) {
+		// The list's row: the answer where the question was, naming the
+		// campaign (its row says "canceled" at the next refresh).
+		d, _, _, _ := c.loadCampaign(r)
+		d.Campaign.ID = id // unread, the id alone names it
+		c.fragment(w, "cancel", "canceled", page{Session: s, Data: d})
+		return
+	}
 	if err == nil {
 		http.Redirect(w, r, "/ui/campaigns/"+url.PathEscape(id)+"?done=canceled", http.StatusSeeOther)
 		return
@@ -204,11 +239,12 @@ func (c *Console) cancelCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		status, p.Error = http.StatusServiceUnavailable, "Not canceled: "+culprit(err)+
 			". Try again in a moment: canceling twice is safe. "+c.failed(r, err, "console: campaign "+say+" not canceled")
 	}
-	if status == http.StatusNotFound || unreadable != "" {
-		c.fail(w, r, status, p)
+	if status == http.StatusNotFound || unreadable != "" || inPlace(r) {
+		c.fail(w, r, status, p) // in place: the sentence alone
 		return
 	}
 	p.Data = d
+	p.Title, p.ID = d.head("Cancel ")
 	c.render(w, r, status, "cancel", p)
 }
 
@@ -253,6 +289,7 @@ func (c *Console) rateCampaign(w http.ResponseWriter, r *http.Request, s session
 		return
 	}
 	p.Data = d
+	p.Title, p.ID = d.head("")
 	c.render(w, r, status, "campaign", p)
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
@@ -49,6 +50,21 @@ type Campaigns interface {
 type Summary struct {
 	Campaign campaign.Campaign
 	Progress campaign.Report
+}
+
+// Name is what the console calls a campaign: its title, else its body (a
+// campaign needs one of them, unless silent), cut as long input is
+// (devices.Echo), else its id. The list named a campaign by its title and
+// its page by its id, and an operator did not find the one on the other.
+func (s Summary) Name() string {
+	return devices.Echo(cmp.Or(s.Campaign.Title, s.Campaign.Body, s.Campaign.ID))
+}
+
+// Cancelable is whether a cancel of the campaign can succeed: it is not
+// final, and its record was read (while PostgreSQL is down a cancel is
+// refused, naming PostgreSQL, and stops nothing).
+func (s Summary) Cancelable() bool {
+	return !campaign.Final(s.Progress.State) && s.Progress.RecordUnavailable == ""
 }
 
 // Reason is how many devices of a campaign failed for one reason.

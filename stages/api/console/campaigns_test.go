@@ -116,6 +116,14 @@ func TestNewCampaignRunsToDone(t *testing.T) {
 		t.Fatal(err)
 	}
 	inList(waitJS(midSend(first)))
+	if keepArtifacts() {
+		// The README's screenshot (stages/api/console/screenshot.png):
+		// this tab, the campaign's page in flight, a few refreshes into
+		// its chart; whatever the page shows if it finished first.
+		b.run(waitJS(`document.getElementById("state").textContent !== "running" ||
+			document.getElementById("chart").uplot.data[0].length >= 6`))
+		b.screenshotAs("campaign-in-flight.png")
+	}
 	b.run(waitJS(`document.getElementById("state").textContent === "done" && document.querySelector("#chart canvas") !== null &&
 		document.querySelector("#failures tr[data-reason]") !== null`))
 	inList(waitJS(fmt.Sprintf(`(() => { const c = %s;
@@ -310,8 +318,7 @@ func (b *bed) measure(list context.Context) {
 		b.t.Logf("GET %s: %v", path, time.Since(start).Round(100*time.Microsecond))
 	}
 	// Fresh tabs for the campaign page and the pipeline: this test's own
-	// tab stays on the campaign's page with the chart of the whole run (its
-	// screenshot is the README's).
+	// tab stays on the campaign's page with the chart of the whole run.
 	campaignTab, third := b.secondTab(), b.secondTab()
 	count := `document.body.addEventListener("htmx:afterSettle", () => { window.refreshes = (window.refreshes || 0) + 1 })`
 	for _, tab := range []struct {

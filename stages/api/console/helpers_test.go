@@ -203,8 +203,12 @@ func keepArtifacts() bool {
 }
 
 // screenshot saves the tab's whole page under the test's artifact
-// directory.
-func (b *bed) screenshot() {
+// directory, as screenshot.png.
+func (b *bed) screenshot() { b.screenshotAs("screenshot.png") }
+
+// screenshotAs saves the tab's whole page under the test's artifact
+// directory as name: a test's view of a moment its end does not show.
+func (b *bed) screenshotAs(name string) {
 	// Its own time budget: a screenshot that hangs (a page caught
 	// mid-navigation) must not take the test's.
 	shot, cancelShot := context.WithTimeout(b.tab, 30*time.Second)
@@ -217,7 +221,7 @@ func (b *bed) screenshot() {
 	}
 	if err != nil {
 		b.t.Errorf("screenshot: %v", err)
-	} else if err := os.WriteFile(filepath.Join(b.t.ArtifactDir(), "screenshot.png"), png, 0o644); err != nil {
+	} else if err := os.WriteFile(filepath.Join(b.t.ArtifactDir(), name), png, 0o644); err != nil {
 		b.t.Error(err)
 	}
 }

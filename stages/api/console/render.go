@@ -25,7 +25,13 @@ import (
 // page is what every page template gets: the layout's parts and the page's
 // own Data.
 type page struct {
-	Title   string
+	Title string
+	// ID is the id of what the page is about, shown small beside its
+	// heading, where a click selects it whole to copy ("" for none): a
+	// campaign's page is headed by its title, as the list names it, and
+	// its id (a generated string, for a form-made one) is what the API
+	// and the CLI take.
+	ID      string
 	Nav     string // the current section, marked in the navigation
 	Session session
 	Error   string
@@ -202,6 +208,10 @@ func (c *Console) listFailed(r *http.Request, whatIs, kind, newest, before strin
 
 // polled is whether r is a live region's refresh (htmx), which polls again.
 func polled(r *http.Request) bool { return r.Header.Get("HX-Request") == "true" }
+
+// inPlace is whether r came from htmx in a page that stays (a live
+// region's poll, a row's action), to be answered with a fragment.
+func inPlace(r *http.Request) bool { return r.Header.Get("HX-Request") == "true" }
 
 // fragment writes one named block of a page: what a live region polls.
 func (c *Console) fragment(w http.ResponseWriter, name, block string, p page) {

@@ -289,7 +289,22 @@
     });
   }
 
-  function start() { chart(); preview(); schedule(); channelTags(); folds(); }
+  // A question asked in place (the list's row cancel) is taken back by its
+  // "No" button: data-dismiss names the region it empties. The focus goes
+  // back to what data-back names (the row's own Cancel), where the operator was.
+  function dismiss() {
+    document.addEventListener("click", function (e) {
+      var b = e.target.closest && e.target.closest("[data-dismiss]");
+      if (!b) return;
+      var region = document.getElementById(b.dataset.dismiss);
+      if (!region) return;
+      var back = b.dataset.back && document.getElementById(b.dataset.back);
+      region.textContent = "";
+      if (back) back.focus();
+    });
+  }
+
+  function start() { chart(); preview(); schedule(); channelTags(); folds(); dismiss(); }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
