@@ -66,7 +66,9 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 				var done []string
 				for i, e := range b.Entries {
 					if ferr, failed := b.failed[i]; failed {
-						notes[e.ID] = ferr
+						if !errors.Is(ferr, ErrStopping) {
+							notes[e.ID] = ferr
+						} // else a stop: the entry's last real error stays its note
 						continue
 					}
 					if _, had := r.lastErr.LoadAndDelete(b.Stream + "/" + e.ID); had || b.claimed {
@@ -93,7 +95,9 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 			continue
 		}
 		giveUp := stopping(b) || time.Now().After(deadline) || ctx.Err() != nil
-		if giveUp {
+		// A stop is no error of the entries': noted, it would overwrite
+		// the last real one, and a dead letter would say "shutting down".
+		if giveUp && !errors.Is(err, ErrStopping) {
 			// Left pending: whoever claims the entries next (this process
 			// or another, or this one restarted) says why if it
 			// dead-letters them.

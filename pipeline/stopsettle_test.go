@@ -139,6 +139,61 @@ func TestAStopCountsNoDelivery(t *testing.T) {
 	}
 }
 
+// A stop is not what an entry failed of: an entry that failed with an error
+// of its own, then was left at a stop (ErrStopping, returned or marked),
+// keeps that error as its note, which its dead letter would give as the
+// reason. Before, the stop's "shutting down; left pending" replaced it.
+func TestAStopKeepsTheLastError(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		atStop func(b *pipeline.Batch) error
+	}{
+		{name: "returned", atStop: func(*pipeline.Batch) error { return pipeline.ErrStopping }},
+		{name: "marked", atStop: func(b *pipeline.Batch) error {
+			for i := range b.Entries {
+				b.Fail(i, pipeline.ErrStopping)
+			}
+			return nil
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := client(t, env.Redis.Addr)
+			keys := pipeline.NewKeys("ske"+strconv.Itoa(i)+strconv.FormatInt(time.Now().UnixNano(), 36), 1)
+			produce(t, c, keys, "stc", 1)
+			stream := keys.Stream("stc", 0)
+			note := func() string {
+				m, err := c.Do(t.Context(), c.B().Hgetall().Key(stream+":errors").Build()).AsStrMap()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range m {
+					return v
+				}
+				return ""
+			}
+			run := runStc(t, c, keys, "c0", 10, func(context.Context, *pipeline.Batch) error {
+				return errors.New("receiver answered 500")
+			})
+			pipelinetest.Eventually(t, 10*time.Second, "the failure noted", func() bool { return note() != "" })
+			run()
+			var handled atomic.Bool
+			run = runStc(t, c, keys, "c0", 10, func(ctx context.Context, b *pipeline.Batch) error {
+				handled.Store(true)
+				<-b.Stopping()
+				return tt.atStop(b)
+			})
+			pipelinetest.Eventually(t, 10*time.Second, "the entry handled again", handled.Load)
+			run()
+			if got := note(); got != "receiver answered 500" {
+				t.Errorf("the entry's note after the stop: %q, want its last failure's", got)
+			}
+		})
+	}
+}
+
 // runStc runs a runner of stream stc as consumer until the returned stop.
 func runStc(t *testing.T, c rueidis.Client, keys pipeline.Keys, consumer string, maxDeliveries int64, h pipeline.HandlerFunc) (stop func()) {
 	t.Helper()
