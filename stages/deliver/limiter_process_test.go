@@ -193,15 +193,22 @@ func TestThreeProcessesKeepTheProviderCap(t *testing.T) {
 }
 
 // TestProviderBelowTheCap: deliver is configured for 60/s but the
-// provider refuses anything over 40 in its windows, counted one way or the
+// provider refuses anything over 16 in its windows, counted one way or the
 // other. Its refusals make every process lower the cap at once, and stop
 // within seconds instead of a share of every second being refused; every
-// device still gets its notification exactly once. 40/s is far under what
-// three processes send to FCM even under -race beside another package on
-// a 2-core CI box (~180/s; at 200/s a run there never went over), so the
-// provider's limit is always met here and the backing off always tested.
-// (At 84 against 60, a box running two other test suites and a benchmark
-// beside it sent only 54/s and never met the limit.)
+// device still gets its notification exactly once.
+//
+// The provider's limit is a third of the bulk lane's cap (48/s) so that
+// deliver meets it however busy the box: on a busy one the limiter itself
+// sends slower, by design, leaving room for the noise it measures (at most
+// 1 s + 301 ms of slots a second: 48/s becomes 37/s), and a starved process
+// wakes up too late for some permits. At 40 against 60, a box at load
+// 15-39 (other suites beside it) sent 24-34/s and never met the limit; at
+// 84 against 60, one running two other suites sent 54/s. Three rounds of
+// 0.7 take the cap under 16, so it takes a few rounds of refusals, each a
+// couple of sends, to find: 8 to 22 refusals at load 30, whatever the
+// number of devices; a deliver that does not back off has about half its
+// sends refused every second.
 // BenchmarkProviderCap runs the same at 2000 and 1500/s, with times.
 func TestProviderBelowTheCap(t *testing.T) {
 	tests := []struct {
@@ -213,12 +220,12 @@ func TestProviderBelowTheCap(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// Side by side, each on fakes, processes and keys of its own:
-			// two runs at 40/s are far under the ~180/s one run's three
-			// processes reach on a loaded CI box (above), so the
-			// provider's limit is still met in both.
+			// the two at 16/s are still far under what three processes
+			// send on a loaded box (above).
 			t.Parallel()
-			const deliverTPS, providerTPS = 60, 40
-			users := envInt(t, "PUSHPIPE_TEST_BELOW_CAP_USERS", 300)
+			const deliverTPS, providerTPS = 60, 16
+			const maxRefused = 40 // rounds of refusals, see above
+			users := envInt(t, "PUSHPIPE_TEST_BELOW_CAP_USERS", 200)
 			f := newFixture(t)
 			run := runCapped(t, f, "below", users, deliverTPS, fakeFlags{tps: providerTPS, window: tt.window})
 			if len(run.refusals) == 0 || run.refused == 0 {
@@ -228,14 +235,14 @@ func TestProviderBelowTheCap(t *testing.T) {
 			t.Logf("%d devices in %v at %.0f/s; provider refused %d over its cap of %d, the last %v after the first send; then %v without",
 				len(run.devices), run.elapsed.Round(time.Millisecond), run.rate(), run.refused, providerTPS,
 				last.Sub(first).Round(10*time.Millisecond), run.accepted[len(run.accepted)-1].Sub(last).Round(10*time.Millisecond))
-			// Without backing off, a quarter of the sends over the provider's
-			// cap would be refused every second; backing off leaves the few
+			// Without backing off, half the sends over the provider's cap
+			// would be refused every second; backing off leaves the rounds
 			// that find the limit and the rare probes above it. A count, not
 			// a time: a busy machine stretches the pauses and the climbs
 			// (BenchmarkProviderCap holds the full run to 5 s).
-			if limit := uint64(len(run.devices) / 20); run.refused > limit {
+			if run.refused > maxRefused {
 				t.Errorf("the provider refused %d sends (%v after the first one), want at most %d",
-					run.refused, last.Sub(first).Round(10*time.Millisecond), limit)
+					run.refused, last.Sub(first).Round(10*time.Millisecond), maxRefused)
 			}
 			// Once backed off, deliver sends at the provider's pace, not a
 			// fraction of it: the cap settles just under the limit.
