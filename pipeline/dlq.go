@@ -114,10 +114,6 @@ func (q *DLQ) Show(ctx context.Context, id string) (DeadLetter, error) {
 type DLQResult struct {
 	Done   []string          // dead-letter ids retried or dropped
 	NewIDs []string          // Retry: the re-injected entries' ids, in Done order
-	// Reasons, of Retry, is each retried letter's reason (its Error), by
-	// dead-letter id: a letter dead-lettered as malformed is back within
-	// seconds, and the CLI says so rather than a bare "retried 1".
-	Reasons map[string]string
 	Failed map[string]string // dead-letter id → why it was left in place
 	// Errs is, of Failed, the letters a server's error left in place (Redis
 	// did not take the re-injection), with that error: to try again, not
@@ -127,6 +123,10 @@ type DLQResult struct {
 	// Busy, of Retry, are the letters another retry running at the same
 	// time had claimed or re-injected already: left to it.
 	Busy []string
+	// Reasons, of Retry, is each retried letter's reason (its Error), by
+	// dead-letter id: a letter dead-lettered as malformed is back within
+	// seconds, and the CLI says so rather than a bare "retried 1".
+	Reasons map[string]string
 }
 
 // Drop deletes the selected dead letters for good.
