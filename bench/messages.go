@@ -42,8 +42,10 @@ type MessagesResult struct {
 	Messages    int     `json:"messages"`
 	Failed      int     `json:"failed_to_create"`
 	Receipts    int     `json:"receipts"`
-	P50, P90    int64   `json:"-"`
-	P99, Max    int64   `json:"-"`
+	P50         int64   `json:"p50_ms"`
+	P90         int64   `json:"p90_ms"`
+	P99         int64   `json:"p99_ms"`
+	Max         int64   `json:"max_ms"`
 	CampaignOff float64 `json:"campaign_sends_per_s_without"`
 	CampaignOn  float64 `json:"campaign_sends_per_s_with"`
 	// Hops is where the milliseconds go, per receipt: acceptance → its

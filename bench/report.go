@@ -19,6 +19,15 @@ func (r *Result) WriteJSON(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
+// WriteJSON writes the messages result to path (`bench --messages --json`).
+func (r *MessagesResult) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
 // OK reports whether the run met the bench's correctness bar: complete,
 // nothing missing, nothing unexpected, no duplicate beyond what the design
 // allows.

@@ -123,6 +123,10 @@ type DLQResult struct {
 	// Busy, of Retry, are the letters another retry running at the same
 	// time had claimed or re-injected already: left to it.
 	Busy []string
+	// Reasons, of Retry, is each retried letter's reason (its Error), by
+	// dead-letter id: a letter dead-lettered as malformed is back within
+	// seconds, and the CLI says so rather than a bare "retried 1".
+	Reasons map[string]string
 }
 
 // Drop deletes the selected dead letters for good.

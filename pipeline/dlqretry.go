@@ -23,7 +23,7 @@ import (
 // same letters, re-inject each once; a retry killed mid-way leaves its
 // letters to the next one at once.
 func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
-	res := DLQResult{Failed: map[string]string{}, Errs: map[string]error{}}
+	res := DLQResult{Failed: map[string]string{}, Errs: map[string]error{}, Reasons: map[string]string{}}
 	letters, err := q.selectLetters(ctx, f, &res)
 	if err != nil {
 		return res, err
@@ -58,6 +58,7 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 			cmds[i] = xadd(q.c, Message{Stream: d.Stream, Fields: replayFields(d.Fields, d.Fields[FieldForce] == "1", d.Group)})
 		}
 		var added, newIDs, release []string
+		var addedAt []int // of sent, the added ones
 		for i, r := range q.c.DoMulti(ctx, cmds...) {
 			release = append(release, q.keys.DLQClaim(sent[i].ID))
 			id, err := r.ToString()
@@ -66,7 +67,7 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 				res.Errs[sent[i].ID] = fmt.Errorf("dlq: re-inject %s into %s: %w", sent[i].ID, sent[i].Stream, err)
 				continue
 			}
-			added, newIDs = append(added, sent[i].ID), append(newIDs, id)
+			added, newIDs, addedAt = append(added, sent[i].ID), append(newIDs, id), append(addedAt, i)
 		}
 		if len(added) == 0 {
 			q.release(ctx, release)
@@ -83,6 +84,9 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 		}
 		res.Done = append(res.Done, added...)
 		res.NewIDs = append(res.NewIDs, newIDs...)
+		for _, i := range addedAt {
+			res.Reasons[sent[i].ID] = sent[i].Error
+		}
 	}
 	return res, nil
 }

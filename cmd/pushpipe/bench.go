@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -152,7 +153,7 @@ func (c *BenchCmd) Run(g *Globals) error {
 			return err
 		}
 		mres.WriteMarkdown(os.Stdout)
-		return nil
+		return c.writeFiles(mres)
 	}
 	res, err := bench.Run(g.Context(), cfg)
 	if err != nil || c.SeedOnly {
@@ -160,24 +161,43 @@ func (c *BenchCmd) Run(g *Globals) error {
 	}
 	res.WriteMarkdown(os.Stdout)
 	fmt.Fprintf(os.Stdout, "\nchart: %s\nlogs: %s\n", res.Chart, res.OutDir)
-	if c.Markdown != "" {
-		f, err := os.Create(c.Markdown)
-		if err != nil {
-			return err
-		}
-		res.WriteMarkdown(f)
-		f.Close()
-	}
-	if c.JSON != "" {
-		if dir := filepath.Dir(c.JSON); dir != "" {
-			os.MkdirAll(dir, 0o755)
-		}
-		if err := res.WriteJSON(c.JSON); err != nil {
-			return err
-		}
+	if err := c.writeFiles(res); err != nil {
+		return err
 	}
 	if !res.OK() {
 		return errors.New("bench: verification failed (see missing / duplicates / complete above)")
+	}
+	return nil
+}
+
+// report is a benchmark's result as the files --json and --markdown ask
+// for: a campaign's (bench.Result) or the messages' (bench.MessagesResult).
+type report interface {
+	WriteMarkdown(io.Writer)
+	WriteJSON(path string) error
+}
+
+// writeFiles writes r to --markdown and --json, when given. Both kinds of
+// run write them: --messages printed its table and ignored both flags, and
+// a script that read FILE found nothing, or the last campaign run's.
+func (c *BenchCmd) writeFiles(r report) error {
+	if c.Markdown != "" {
+		f, err := os.Create(c.Markdown)
+		if err != nil {
+			return fmt.Errorf("--markdown: %w", err)
+		}
+		r.WriteMarkdown(f)
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--markdown: %w", err)
+		}
+	}
+	if c.JSON != "" {
+		if err := os.MkdirAll(filepath.Dir(c.JSON), 0o755); err != nil {
+			return fmt.Errorf("--json: %w", err)
+		}
+		if err := r.WriteJSON(c.JSON); err != nil {
+			return fmt.Errorf("--json: %w", err)
+		}
 	}
 	return nil
 }

@@ -245,11 +245,15 @@ func cancelCampaign(ctx context.Context, tools campaignTools, keys pipeline.Keys
 }
 
 // printCampaigns is the campaigns table: a progress bar of the people done
-// of the targets, the counts, the rate and, for a running campaign, when
+// of the targets, the counts (people targeted, devices sent and failed),
+// the rate and, for a running campaign, when
 // it should finish.
 func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool) {
 	tw := newTable(w, 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tTARGETS\tSENT\tFAILED\tRATE\tCREATED\tFINISH\t")
+	// Targets are people and sent/failed devices, as status says them
+	// ("100 / 150 people", "sent 180"): under TARGETS and SENT, 969 sent
+	// of 807 targets read as a count gone wrong.
+	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tPEOPLE\tDEVICES SENT\tFAILED\tRATE\tCREATED\tFINISH\t")
 	for _, r := range reps {
 		frac := 0.0
 		if reached, of := r.Reached(); of > 0 {

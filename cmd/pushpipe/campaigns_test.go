@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -253,5 +254,17 @@ func TestStatusSaysStalledOrQueued(t *testing.T) {
 				t.Errorf("status\n%s\nwant %q, neither %q nor a finish", out.String(), tt.want, tt.not)
 			}
 		})
+	}
+}
+
+// The campaigns list's header says what it counts: targets are people,
+// sent and failed are devices (as status says them). Under TARGETS and
+// SENT, 969 sent of 807 targets read as a count gone wrong.
+func TestCampaignsListSaysPeopleAndDevices(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	printCampaigns(&out, []campaign.Report{{ID: "c1", State: campaign.StateDone, Counts: campaign.Counts{Targets: 807, Sent: 969}}}, time.Now(), false)
+	if !regexp.MustCompile(`\AID +STATE +PROGRESS +PEOPLE +DEVICES SENT +FAILED +RATE +CREATED +FINISH *\nc1 +done +.* 807 +969 +0 `).MatchString(out.String()) {
+		t.Errorf("campaigns list:\n%s\nwant PEOPLE over the targets and DEVICES SENT over the sends", out.String())
 	}
 }

@@ -26,6 +26,12 @@ type CampaignsRateCmd struct {
 	out io.Writer // os.Stdout, or a test's
 }
 
+// rateRange is what campaigns rate's N may be, said alike when kong refuses
+// a word (argWords) and when Validate refuses a number.
+func rateRange() string {
+	return fmt.Sprintf("must be a whole number of sends per second from 0 (no cap of its own) to %d", campaign.MaxRatePerSecond)
+}
+
 // Validate refuses an id no campaign can have and a rate out of bounds
 // before anything is dialled, as CampaignsCancelCmd does.
 func (c *CampaignsRateCmd) Validate(kctx *kong.Context) error {
@@ -39,7 +45,7 @@ func (c *CampaignsRateCmd) Validate(kctx *kong.Context) error {
 		return err
 	}
 	if c.Rate < 0 || c.Rate > campaign.MaxRatePerSecond {
-		return fmt.Errorf("the rate N: must be a whole number of sends per second from 0 (no cap of its own) to %d, got %d", campaign.MaxRatePerSecond, c.Rate)
+		return fmt.Errorf("the rate N: %s, got %d", rateRange(), c.Rate)
 	}
 	return nil
 }

@@ -243,8 +243,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"users", "delete", "--", "-3"}, "users delete: ID: must be a positive integer, got -3"},
 		// Arguments are named as the commands' own checks name them (ID:),
 		// not as kong's placeholders: "<id>: must be a whole number".
-		{[]string{"users", "delete", "x"}, `pushpipe: ID: must be a whole number, got "x" (see pushpipe users delete --help)`},
-		{[]string{"users", "show", "abc"}, `pushpipe: ID: must be a whole number, got "abc" (see pushpipe users show --help)`},
+		{[]string{"users", "delete", "x"}, `pushpipe: users delete: ID: must be a whole number, got "x" (see pushpipe users delete --help)`},
+		{[]string{"users", "show", "abc"}, `pushpipe: users show: ID: must be a whole number, got "abc" (see pushpipe users show --help)`},
+		// A positional's type error names its command as a check does, and
+		// campaigns rate's N its range: "N: must be a whole number" did not.
+		{[]string{"campaigns", "rate", "c1", "abc"}, `pushpipe: campaigns rate: the rate N: must be a whole number of sends per second from 0 (no cap of its own) to 1000000, got "abc" (see pushpipe campaigns rate --help)`},
+		// Another tool's word for a command: "unexpected argument throttle" alone.
+		{[]string{"campaigns", "throttle", "c1", "5"}, `pushpipe: unexpected argument throttle: did you mean pushpipe campaigns rate? (see pushpipe campaigns --help)`},
 		{[]string{"campaigns", "cancel"}, `pushpipe: ID: is required (see pushpipe campaigns cancel --help)`},
 		{[]string{"dlq", "show"}, `pushpipe: ID: is required (see pushpipe dlq show --help)`},
 		{[]string{"results", "retire"}, `pushpipe: GROUP: is required (see pushpipe results retire --help)`},

@@ -412,3 +412,39 @@ func TestDLQRetrySaysWhatAnotherRetryHolds(t *testing.T) {
 		t.Errorf("%d dead letters left (%v), want the held one", n, err)
 	}
 }
+
+// `dlq retry` of a letter dead-lettered as malformed warns that it will be
+// back and points to `dlq drop`: "retried 1 dead letter" alone read as
+// fixed while ingest dead-lettered the same fields again within seconds.
+// A letter of another reason is retried without the warning.
+func TestDLQRetryWarnsOfMalformed(t *testing.T) {
+	t.Parallel()
+	rdb, keys := dlqRedis(t, "dlqmalformed")
+	for _, why := range []string{"malformed ingest entry: field token: missing", "no credentials"} {
+		if _, err := pipeline.Emit(t.Context(), rdb, pipeline.Message{Stream: keys.Stream(pipeline.StreamIngest, 0), Fields: []string{"reason", why}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadLettering(t, rdb, keys, "ingest", pipeline.StreamIngest, func(e pipeline.Entry) error { return errors.New(e.Fields["reason"]) })
+	q := pipeline.NewDLQ(rdb, keys)
+	var letters []pipeline.DeadLetter
+	pipelinetest.Eventually(t, 10*time.Second, "both entries dead-lettered", func() bool {
+		var err error
+		letters, err = q.List(t.Context(), pipeline.DLQFilter{})
+		return err == nil && len(letters) == 2
+	})
+	malformed := letters[0].ID
+	if !strings.HasPrefix(letters[0].Error, "malformed") {
+		malformed = letters[1].ID
+	}
+	var out, errs strings.Builder
+	if err := applyTo(t.Context(), q, pipeline.DLQFilter{}, "retried", (*pipeline.DLQ).Retry, &out, &errs); err != nil {
+		t.Fatalf("retry: %v\n%s", err, errs.String())
+	}
+	want := "warning: 1 of them had been dead-lettered as malformed (" + malformed + ": malformed ingest entry: field token: missing)"
+	if !strings.Contains(out.String(), "retried 2 dead letters") || !strings.HasPrefix(errs.String(), want) ||
+		!strings.Contains(errs.String(), "pushpipe dlq drop") || strings.Contains(errs.String(), "no credentials") {
+		t.Errorf("retry printed %q and %q, want %q and a warning of the malformed one only, %q…, naming pushpipe dlq drop",
+			out.String(), errs.String(), "retried 2 dead letters", want)
+	}
+}

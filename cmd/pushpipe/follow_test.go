@@ -362,7 +362,7 @@ func TestWaitExitStatus(t *testing.T) {
 
 // While split still cuts a campaign its targets grow: the progress says the
 // figure is those found so far, or the audience counted at the start, and
-// `campaigns list` the same of its TARGETS. "100 / 150 people" read as the
+// `campaigns list` the same of its PEOPLE. "100 / 150 people" read as the
 // whole audience, then became "180 / 400".
 func TestProgressSaysTargetsGrowWhileSplitting(t *testing.T) {
 	tests := []struct {

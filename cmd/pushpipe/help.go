@@ -198,11 +198,51 @@ func usageError(err error) string {
 	if errors.As(err, &pe) && pe.Context != nil && pe.Context.Selected() != nil {
 		cmd = strings.Join(strings.Fields(pe.Context.Selected().FullPath()), " ")
 	}
+	refusedArg := kongArgPrefix.MatchString(err.Error())
 	msg := argNames(err.Error())
 	for _, r := range kongWords {
 		msg = r.re.ReplaceAllString(msg, r.with)
 	}
+	sub := strings.TrimPrefix(cmd, "pushpipe ")
+	for _, r := range argWords {
+		if r.cmd == sub {
+			msg = r.re.ReplaceAllString(msg, r.with)
+		}
+	}
+	if refusedArg && sub != cmd {
+		// An argument's value, named by its command as the commands'
+		// own checks name theirs ("campaigns rate: the rate N: ...").
+		msg = sub + ": " + msg
+	}
+	if m := kongUnexpected.FindStringSubmatch(msg); m != nil {
+		if other, ok := otherNames[sub+" "+m[1]]; ok {
+			msg += ": did you mean pushpipe " + other + "?"
+		}
+	}
 	return "pushpipe: " + strings.ReplaceAll(msg, "\n", "; ") + " (see " + cmd + " --help)"
+}
+
+// kongUnexpected is kong's word for an argument no command takes.
+var kongUnexpected = regexp.MustCompile(`^unexpected argument (\S+)$`)
+
+// otherNames are the commands a user may reach for by another tool's name:
+// `campaigns throttle ID N` said only "unexpected argument throttle". A
+// hint rather than a kong alias, which kong writes into every message of
+// the command ("campaigns rate (throttle): ...").
+var otherNames = map[string]string{
+	"campaigns throttle": "campaigns rate",
+	"campaigns stop":     "campaigns cancel",
+}
+
+// argWords rewrite, for one command, kong's type error of its positional
+// argument in the words of the command's own check, range included: "N:
+// must be a whole number" of `campaigns rate ID abc` did not say which.
+var argWords = []struct {
+	cmd  string
+	re   *regexp.Regexp
+	with string
+}{
+	{"campaigns rate", regexp.MustCompile(`^N: must be a whole number, got`), "the rate N: " + rateRange() + ", got"},
 }
 
 // argNames says kong's positional placeholders as every other message and

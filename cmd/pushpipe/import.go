@@ -90,10 +90,10 @@ func (c *ImportSubscribersCmd) Run(g *Globals) error {
 		}
 		last = time.Now()
 		rate := float64(rows) / max(time.Since(start).Seconds(), 0.001)
-		line := fmt.Sprintf("%s rows  %s  %s rows/s", thousands(rows), mib(read), thousands(int64(rate)))
+		line := fmt.Sprintf("%s rows  %s  %s rows/s", thousands(rows), byteSize(read), thousands(int64(rate)))
 		if size > 0 {
 			frac := min(float64(read)/float64(size), 1)
-			line = fmt.Sprintf("%s %5.1f%%  %s / %s", progressBar(frac, 30, tty), 100*frac, mib(read), mib(size)) +
+			line = fmt.Sprintf("%s %5.1f%%  %s / %s", progressBar(frac, 30, tty), 100*frac, byteSize(read), byteSize(size)) +
 				fmt.Sprintf("  %s rows  %s rows/s", thousands(rows), thousands(int64(rate)))
 		}
 		if tty {
@@ -166,4 +166,14 @@ func importSummary(res devices.ImportResult, channel string, took time.Duration)
 	return line
 }
 
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+// byteSize is n bytes in the unit that shows them: a file of a few
+// thousand ids read "0.0 MiB / 0.0 MiB" in MiB alone.
+func byteSize(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}

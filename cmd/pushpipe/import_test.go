@@ -102,3 +102,26 @@ func TestImportFailure(t *testing.T) {
 		})
 	}
 }
+
+// Import's progress says a small file's size in a unit that shows it: a
+// file of a few thousand ids read "0.0 MiB / 0.0 MiB".
+func TestImportProgressSizes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		give int64
+		want string
+	}{
+		{0, "0 B"},
+		{900, "900 B"},
+		{1023, "1023 B"},
+		{1024, "1.0 KiB"},
+		{45_000, "43.9 KiB"},
+		{1 << 20, "1.0 MiB"},
+		{250 << 20, "250.0 MiB"},
+	}
+	for _, tt := range tests {
+		if got := byteSize(tt.give); got != tt.want {
+			t.Errorf("byteSize(%d) = %q, want %q", tt.give, got, tt.want)
+		}
+	}
+}
