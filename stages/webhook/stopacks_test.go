@@ -98,16 +98,7 @@ func TestStopLeavesPendingOnlyWhatWasNotDelivered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
-		Concurrency: 1, BatchSize: 100, Block: 50 * time.Millisecond, ShutdownTimeout: 30 * time.Second}, h, log, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	pipelinetest.Eventually(t, 10*time.Second, "3 POSTs delivered", func() bool { return rcv.posts() >= 3 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stopWhen(t, f, h, log, 30*time.Second, "3 POSTs delivered", func() bool { return rcv.posts() >= 3 })
 	got := rcv.next()
 	if len(got) == 0 || len(got) >= entries*per {
 		t.Fatalf("%d of %d events delivered before the stop: the test proves nothing", len(got), entries*per)
@@ -180,16 +171,7 @@ func TestStopCutMidPostAcksWhatWasDelivered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
-		Concurrency: 1, BatchSize: 100, Block: 50 * time.Millisecond, ShutdownTimeout: 300 * time.Millisecond}, h, log, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	pipelinetest.Eventually(t, 10*time.Second, "the third POST in flight", func() bool { return posts.Load() >= 3 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stopWhen(t, f, h, log, 300*time.Millisecond, "the third POST in flight", func() bool { return posts.Load() >= 3 })
 	stream := f.keys.Stream(pipeline.StreamResults, 0)
 	res, err := f.rdb.Do(f.ctx, f.rdb.B().Xpending().Key(stream).Group("webhook").Start("-").End("+").Count(100).Build()).ToArray()
 	if err != nil {
@@ -305,4 +287,20 @@ func (r *tally) delivered() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.all)
+}
+
+// stopWhen runs a webhook runner of h (consumer w1) until cond, then stops
+// it as a SIGTERM does, giving in-flight batches shutdown to finish.
+func stopWhen(t *testing.T, f *fixture, h *webhook.Handler, log zerolog.Logger, shutdown time.Duration, what string, cond func() bool) {
+	t.Helper()
+	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
+		Concurrency: 1, BatchSize: 100, Block: 50 * time.Millisecond, ShutdownTimeout: shutdown}, h, log, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	pipelinetest.Eventually(t, 10*time.Second, what, cond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
