@@ -67,6 +67,7 @@ func (r *Runner) claimPartition(ctx context.Context, l Lane, p int, work chan<- 
 			// them from the pending list; nothing is left to process.
 			r.log.Warn().Str("stream", stream).Int("count", len(deleted)).Msg("pending entries were deleted before processing")
 		}
+		entries = r.notInHand(ctx, stream, entries)
 		if len(entries) > 0 {
 			r.metrics.claimed(r.series(l, p), len(entries))
 			live, err := r.dropExhausted(ctx, stream, entries)
@@ -86,6 +87,41 @@ func (r *Runner) claimPartition(ctx context.Context, l Lane, p int, work chan<- 
 		cursor = next
 	}
 	return nil
+}
+
+// notInHand returns entries but those this process has in hand (handOff):
+// a claim of its own that took them again because their keep came later
+// than ClaimIdle (a slow handler, a GC pause, a loaded box). Such a claim
+// is no delivery: the entry's one handler still works on it. Yet it
+// counted one, and a slow handler walked its own entries to MaxDeliveries,
+// and dropExhausted dead-lettered them while they were being handled. So
+// their deliveries are given back, in one call (giveBackScript; one another
+// consumer took since is left alone), and they are neither dead-lettered
+// nor handed out again. An entry whose batch let it go between the claim
+// and this check counts, as a claim of an entry left pending should.
+func (r *Runner) notInHand(ctx context.Context, stream string, entries []Entry) []Entry {
+	var rest []Entry
+	var mine []string
+	for i, e := range entries {
+		if _, busy := r.inHand.Load(stream + "/" + e.ID); !busy {
+			if mine != nil {
+				rest = append(rest, e)
+			}
+			continue
+		}
+		if mine == nil {
+			rest = append(make([]Entry, 0, len(entries)), entries[:i]...)
+		}
+		mine = append(mine, e.ID)
+	}
+	if mine == nil {
+		return entries
+	}
+	if err := r.giveBack(ctx, stream, mine); err != nil {
+		r.log.Warn().Err(err).Int("entries", len(mine)).
+			Msg("could not give back the delivery a claim counted for entries this process is handling; it counts one more")
+	}
+	return rest
 }
 
 // autoclaim runs one XAUTOCLAIM step. Redis 7 replies [cursor, entries, deleted ids].

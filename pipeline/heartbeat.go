@@ -148,8 +148,11 @@ func (r *Runner) keep(ctx context.Context, stream string, ids []string) (kept, t
 //
 // An entry already in hand in this process (its first batch still waits for
 // a worker or is being handled, and the claim loop took it again because a
-// keep failed) is left out: one process never works on an entry twice at
-// once. The stage's handler sees each entry once per delivery.
+// keep failed or came late) is left out: one process never works on an
+// entry twice at once. The stage's handler sees each entry once per
+// delivery. (The claims leave such entries out first, and give back the
+// delivery they counted: notInHand. This is the guard for one handed out
+// in between.)
 func (r *Runner) handOff(ctx context.Context, work chan<- *Batch, b *Batch) bool {
 	mine := b.Entries[:0:0]
 	for _, e := range r.dropOthers(ctx, b.Stream, b.Entries) {

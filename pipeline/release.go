@@ -16,6 +16,10 @@ import (
 // entries one delivery nearer MaxDeliveries, and after enough deploys a
 // slow webhook receiver's backlog went to the DLQ. So the runner gives
 // such entries their delivery back as it lets them go (releaseAtStop).
+//
+// The same holds for a claim of this process's own that re-takes an entry
+// it still has in hand (its keep came late): that claim is no delivery
+// either, and is given back at once (notInHand).
 
 // ErrStopping is what a handler returns, or marks entries with (Batch.Fail),
 // when it leaves them because the process is stopping (Batch.Stopping), not
@@ -67,22 +71,31 @@ return n
 `)
 
 // releaseAtStop gives back the delivery of ids of stream, left pending
-// because the runner stops (ErrStopping). Under its own settleTimeout: the
-// runner's context has ended. Best effort: an entry it misses counts one
-// delivery more, as before.
+// because the runner stops (ErrStopping). Best effort: an entry it misses
+// counts one delivery more, as before.
 func (r *Runner) releaseAtStop(ctx context.Context, stream string, ids []string) {
-	if len(ids) == 0 {
-		return
+	if err := r.giveBack(ctx, stream, ids); err != nil {
+		r.log.Warn().Err(err).Int("entries", len(ids)).
+			Msg("could not give back the deliveries of entries left pending at the stop; their next claim counts one more")
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+}
+
+// giveBack runs giveBackScript on ids of stream, all in one call, under its
+// own settleTimeout: at a stop the runner's context has ended, and a claim
+// cut by the stop must still give back what it took.
+func (r *Runner) giveBack(ctx context.Context, stream string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
 	args := make([]string, 0, 2+len(ids))
 	args = append(args, r.opts.Group, r.opts.Consumer)
 	args = append(args, ids...)
-	if err := giveBackScript.Exec(rctx, r.rdb, []string{stream}, args).Error(); err != nil {
-		r.log.Warn().Err(fmt.Errorf("release %s: %w", stream, err)).Int("entries", len(ids)).
-			Msg("could not give back the deliveries of entries left pending at the stop; their next claim counts one more")
+	if err := giveBackScript.Exec(gctx, r.rdb, []string{stream}, args).Error(); err != nil {
+		return fmt.Errorf("give back %s: %w", stream, err)
 	}
+	return nil
 }
 
 // stoppedIDs are the ids of b's entries the handler left for the stop

@@ -97,8 +97,8 @@ func (r *Runner) resume(ctx context.Context, o leftover, work chan<- *Batch) err
 		if err != nil {
 			return fmt.Errorf("xclaim %s: %w", stream, err)
 		}
-		if len(entries) == 0 {
-			continue
+		if entries = r.notInHand(ctx, stream, entries); len(entries) == 0 {
+			continue // none taken, or all in hand already (the claim took them first)
 		}
 		r.metrics.claimed(r.series(o.l, o.p), len(entries))
 		live, err := r.dropExhausted(ctx, stream, entries)
