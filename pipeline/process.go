@@ -163,9 +163,25 @@ func (e *panicError) Error() string { return fmt.Sprintf("handler panicked: %v",
 // processEach processes b's entries as batches of one, in order, while b is
 // still this consumer's: b stays claimed (its release is its caller's), and
 // what is not processed stays pending for a later claim.
+//
+// At a stop, the entries not reached yet were never handed to a handler
+// alone, and the stop, not they, left them: their delivery is given back
+// (releaseAtStop), as a batch's never handed out is. The entry handled
+// alone when the stop came, most likely the panic's own, keeps its count
+// (its process gives back ErrStopping only). With none handled alone yet,
+// the batch's panic was the only try all had, and whose it was is not
+// known: all stay counted, as any batch failed at a stop, or a poison
+// entry whose batch panicked at a stop would go uncounted.
 func (r *Runner) processEach(ctx context.Context, b *Batch) {
-	for _, e := range b.Entries {
+	for i, e := range b.Entries {
 		if ctx.Err() != nil || b.IsLost() || stopping(b) {
+			if i > 0 && stopping(b) && !b.IsLost() {
+				ids := make([]string, 0, len(b.Entries)-i)
+				for _, e := range b.Entries[i:] {
+					ids = append(ids, e.ID)
+				}
+				r.releaseAtStop(ctx, b.Stream, ids)
+			}
 			return
 		}
 		r.process(ctx, &Batch{Stream: b.Stream, Partition: b.Partition, Lane: b.Lane, Entries: []Entry{e},
