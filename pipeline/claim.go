@@ -57,36 +57,53 @@ func (r *Runner) claimPartition(ctx context.Context, l Lane, p int, work chan<- 
 	cursor := "0-0"
 	// Bounded: a partition with a huge backlog is finished on the next tick.
 	for range 100 {
-		sent := time.Now() // the claimed entries' idle time starts after it: their lease (Held) from it
-		entries, next, deleted, err := r.autoclaim(ctx, stream, cursor)
-		if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped: the rest waits for a claim
+		}
+		next, err := r.claimStep(ctx, l, p, work, stream, cursor)
+		if err != nil || next == "0-0" {
 			return err
-		}
-		if len(deleted) > 0 {
-			// Trimmed or deleted while pending: XAUTOCLAIM already dropped
-			// them from the pending list; nothing is left to process.
-			r.log.Warn().Str("stream", stream).Int("count", len(deleted)).Msg("pending entries were deleted before processing")
-		}
-		entries = r.notInHand(ctx, stream, entries)
-		if len(entries) > 0 {
-			r.metrics.claimed(r.series(l, p), len(entries))
-			live, err := r.dropExhausted(ctx, stream, entries)
-			if err != nil {
-				return err
-			}
-			if len(live) > 0 {
-				if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: live, claimed: true,
-					lease: newLease(sent, r.opts.ClaimIdle)}) {
-					return nil
-				}
-			}
-		}
-		if next == "0-0" {
-			return nil
 		}
 		cursor = next
 	}
 	return nil
+}
+
+// claimStep runs one XAUTOCLAIM step of stream from cursor and hands out
+// what it took. It returns the next cursor, "0-0" when the partition is
+// done or the stop came.
+//
+// Its Redis calls are not cut by the stop (outliving): an XAUTOCLAIM whose
+// reply the cut dropped had still taken its entries and counted a delivery
+// of each, and nobody gave it back. Such a step gets its answer now (Redis
+// answers a claim in a millisecond or so), and handOff gives back the
+// deliveries of what it can no longer hand out.
+func (r *Runner) claimStep(ctx context.Context, l Lane, p int, work chan<- *Batch, stream, cursor string) (string, error) {
+	cctx, settled := outliving(ctx)
+	defer settled()
+	sent := time.Now() // the claimed entries' idle time starts after it: their lease (Held) from it
+	entries, next, deleted, err := r.autoclaim(cctx, stream, cursor)
+	if err != nil {
+		return "", err
+	}
+	if len(deleted) > 0 {
+		// Trimmed or deleted while pending: XAUTOCLAIM already dropped
+		// them from the pending list; nothing is left to process.
+		r.log.Warn().Str("stream", stream).Int("count", len(deleted)).Msg("pending entries were deleted before processing")
+	}
+	entries = r.notInHand(cctx, stream, entries)
+	if len(entries) > 0 {
+		r.metrics.claimed(r.series(l, p), len(entries))
+		live, err := r.dropExhausted(cctx, stream, entries)
+		if err != nil {
+			return "", err
+		}
+		if len(live) > 0 && !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: live, claimed: true,
+			lease: newLease(sent, r.opts.ClaimIdle)}) {
+			return "0-0", nil
+		}
+	}
+	return next, nil
 }
 
 // notInHand returns entries but those this process has in hand (handOff):

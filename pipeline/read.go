@@ -59,7 +59,14 @@ func (r *Runner) linger(ctx context.Context, stream string, entries []Entry) []E
 	}
 	cmd := r.rdb.B().Xreadgroup().Group(r.opts.Group, r.opts.Consumer).Count(int64(r.opts.BatchSize - len(entries))).
 		Streams().Key(stream).Id(">").Build()
-	more, err := xreadEntries(r.rdb.Do(ctx, cmd))
+	// Not cut by the stop (outliving): a read whose reply the cut dropped
+	// had still delivered its entries to this consumer, a delivery nobody
+	// gave back. Not blocking, it answers at once; handOff gives back what
+	// the stop leaves. (The blocking read, readLoop's, is cut: waiting for
+	// it would hold each stop up to Block.)
+	rctx, settled := outliving(ctx)
+	defer settled()
+	more, err := xreadEntries(r.rdb.Do(rctx, cmd))
 	if err != nil {
 		return entries
 	}

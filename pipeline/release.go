@@ -19,7 +19,13 @@ import (
 //
 // The same holds for a claim of this process's own that re-takes an entry
 // it still has in hand (its keep came late): that claim is no delivery
-// either, and is given back at once (notInHand).
+// either, and is given back at once (notInHand). And a claim, or a read
+// that does not block, which the stop comes in the middle of is let finish
+// (claimStep, resumeChunk, linger): Redis counted its delivery whether or
+// not its reply came, and handOff gives back what the stop leaves. The
+// blocking read (readLoop) is still cut: one Redis answers at the instant
+// of the cut counts a delivery nobody gives back; waiting for it would
+// hold each stop up to Block.
 
 // ErrStopping is what a handler returns, or marks entries with (Batch.Fail),
 // when it leaves them because the process is stopping (Batch.Stopping), not

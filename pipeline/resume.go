@@ -86,29 +86,45 @@ func (r *Runner) resumeOwn(ctx context.Context, left []leftover, work queues) {
 func (r *Runner) resume(ctx context.Context, o leftover, work chan<- *Batch) error {
 	stream := r.stream(o.l, o.p)
 	for ids := range slices.Chunk(o.ids, r.opts.BatchSize) {
-		cmd := r.rdb.B().Xclaim().Key(stream).Group(r.opts.Group).Consumer(r.opts.Consumer).
-			MinIdleTime(strconv.FormatInt(o.minIdle, 10)).Id(ids...).Build()
-		sent := time.Now() // the claimed entries' idle time starts after it: their lease (Held) from it
-		xs, err := r.rdb.Do(ctx, cmd).ToArray()
-		if err != nil {
-			return fmt.Errorf("xclaim %s: %w", stream, err)
+		if ctx.Err() != nil {
+			return nil // stopped: the rest waits for a claim
 		}
-		entries, err := rangeEntries(xs)
-		if err != nil {
-			return fmt.Errorf("xclaim %s: %w", stream, err)
-		}
-		if entries = r.notInHand(ctx, stream, entries); len(entries) == 0 {
-			continue // none taken, or all in hand already (the claim took them first)
-		}
-		r.metrics.claimed(r.series(o.l, o.p), len(entries))
-		live, err := r.dropExhausted(ctx, stream, entries)
-		if err != nil {
+		if ok, err := r.resumeChunk(ctx, o, work, stream, ids); err != nil || !ok {
 			return err
-		}
-		if len(live) > 0 && !r.handOff(ctx, work, &Batch{Stream: stream, Partition: o.p, Lane: o.l, Entries: live, claimed: true,
-			lease: newLease(sent, r.opts.ClaimIdle)}) {
-			return nil
 		}
 	}
 	return nil
+}
+
+// resumeChunk takes back ids and hands them out; false once the stop came.
+// Its Redis calls are not cut by the stop (outliving), as a claim's are
+// not (claimStep): the XCLAIM counted a delivery of each entry it took
+// even when the cut dropped its reply.
+func (r *Runner) resumeChunk(ctx context.Context, o leftover, work chan<- *Batch, stream string, ids []string) (bool, error) {
+	cctx, settled := outliving(ctx)
+	defer settled()
+	cmd := r.rdb.B().Xclaim().Key(stream).Group(r.opts.Group).Consumer(r.opts.Consumer).
+		MinIdleTime(strconv.FormatInt(o.minIdle, 10)).Id(ids...).Build()
+	sent := time.Now() // the claimed entries' idle time starts after it: their lease (Held) from it
+	xs, err := r.rdb.Do(cctx, cmd).ToArray()
+	if err != nil {
+		return false, fmt.Errorf("xclaim %s: %w", stream, err)
+	}
+	entries, err := rangeEntries(xs)
+	if err != nil {
+		return false, fmt.Errorf("xclaim %s: %w", stream, err)
+	}
+	if entries = r.notInHand(cctx, stream, entries); len(entries) == 0 {
+		return true, nil // none taken, or all in hand already (the claim took them first)
+	}
+	r.metrics.claimed(r.series(o.l, o.p), len(entries))
+	live, err := r.dropExhausted(cctx, stream, entries)
+	if err != nil {
+		return false, err
+	}
+	if len(live) == 0 {
+		return true, nil
+	}
+	return r.handOff(ctx, work, &Batch{Stream: stream, Partition: o.p, Lane: o.l, Entries: live, claimed: true,
+		lease: newLease(sent, r.opts.ClaimIdle)}), nil
 }
