@@ -32,7 +32,7 @@ type campaignRequest struct {
 // content → 409.
 func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req campaignRequest
-	if !decode(w, body, &req) {
+	if !decodeHinted(w, body, &req, notificationHints) {
 		return
 	}
 	content, err := parseNotification(req.Notification, req.Priority, push.PriorityNormal)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"time"
 
@@ -32,12 +33,14 @@ type tokenRequest struct {
 // out at once to the users or tokens it lists.
 var campaignFields = func() map[string]string {
 	const to = "a direct message is sent at once to the users or tokens it lists; a campaign (POST /v1/campaigns) "
-	return map[string]string{
+	hints := map[string]string{
 		"send_at":         to + "can be scheduled",
 		"rate_per_second": to + "can be given its own rate",
 		"allow_empty":     to + "can be created for nobody",
 		"channels":        "a direct message lists \"users\" or \"tokens\"; a campaign (POST /v1/campaigns) goes to channels",
 	}
+	maps.Copy(hints, notificationHints) // unknownfield.go: top-level fields sent inside the notification
+	return hints
 }()
 
 // postMessage sends a direct message: POST /v1/messages → 202 {"id"}; the
