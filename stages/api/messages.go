@@ -14,7 +14,7 @@ import (
 )
 
 type messageRequest struct {
-	ID           string               `json:"id"`
+	ID           *string              `json:"id"` // optional; "" is refused (idempotencyKey)
 	App          string               `json:"app"`
 	Users        []int64              `json:"users"`
 	Tokens       []tokenRequest       `json:"tokens"`
@@ -54,6 +54,10 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 	if !decodeHinted(w, body, &req, campaignFields) {
 		return
 	}
+	id, ok := idempotencyKey(w, req.ID, "message")
+	if !ok {
+		return
+	}
 	content, err := parseNotification(req.Notification, req.Priority, push.PriorityHigh)
 	switch {
 	case err != nil:
@@ -75,7 +79,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 	// id, silent, localized text).
 	m := campaign.Message{
 		Campaign: campaign.Campaign{
-			ID: req.ID, App: req.App, Category: req.Category,
+			ID: id, App: req.App, Category: req.Category,
 			Title: content.Title, Body: content.Body, Data: content.Data,
 			TTL: time.Duration(req.TTLSeconds) * time.Second, Priority: req.Priority,
 		},
