@@ -16,7 +16,7 @@ import (
 const campaignTimeout = 5 * time.Second
 
 type campaignRequest struct {
-	ID           string               `json:"id"`
+	ID           *string              `json:"id"` // optional; "" is refused (idempotencyKey)
 	App          string               `json:"app"`
 	Channels     channelNames         `json:"channels"`
 	Category     string               `json:"category"`
@@ -32,7 +32,11 @@ type campaignRequest struct {
 // content → 409.
 func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req campaignRequest
-	if !decode(w, body, &req) {
+	if !decodeHinted(w, body, &req, notificationHints) {
+		return
+	}
+	id, ok := idempotencyKey(w, req.ID, "campaign")
+	if !ok {
 		return
 	}
 	content, err := parseNotification(req.Notification, req.Priority, push.PriorityNormal)
@@ -45,7 +49,7 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 		return
 	}
 	c := campaign.Campaign{
-		ID: req.ID, App: req.App, Channels: req.Channels, Category: req.Category,
+		ID: id, App: req.App, Channels: req.Channels, Category: req.Category,
 		Title: content.Title, Body: content.Body, Data: content.Data,
 		TTL: time.Duration(req.TTLSeconds) * time.Second,
 	}

@@ -144,6 +144,8 @@ func TestMalformedCampaign(t *testing.T) {
 		{`{` + ok + `,"ttl_seconds":"1h"}`, `field "ttl_seconds": expected an integer, got string`},
 		{`{"id":"{tag}",` + ok + `}`, "id: only letters, digits"},
 		{`{"id":"` + strings.Repeat("i", 129) + `",` + ok + `}`, "id: must be 1–128 characters"},
+		// An empty key is no key: it made a new campaign at every retry.
+		{`{"id":"",` + ok + `}`, `id: is empty: give the campaign's idempotency key`},
 		// "." and ".." are path steps: GET /v1/campaigns/.. could never
 		// fetch them.
 		{`{"id":".",` + ok + `}`, `id: "." is a path step`},

@@ -135,7 +135,7 @@ func jsonProblem(err error, skip int) string {
 	case errors.As(err, &val):
 		return val.msg // a type's own reading names the element and what it takes
 	case errors.As(err, &sem) && errors.Is(sem.Err, jsonv2.ErrUnknownName):
-		return fmt.Sprintf("unknown field %q (field names are case-sensitive)", devices.Echo(fieldName(sem.JSONPointer, skip)))
+		return unknownField(sem, skip) // unknownfield.go: the field it may be a spelling of, or where it belongs
 	case errors.As(err, &sem):
 		where := "the body"
 		if f := fieldName(sem.JSONPointer, skip); f != "" {

@@ -183,6 +183,10 @@ func TestStrictJSON(t *testing.T) {
 		{"device, a lone surrogate", "POST", "/v1/devices", strings.Replace(dev, `"locale":""`, `"locale":"\ud800"`, 1), "invalid surrogate"},
 		{"campaign, a lone surrogate in data", "POST", "/v1/campaigns", `{"app":"news","channels":["x"],"notification":{"title":"t","data":{"k":"\ud800"}}}`, "invalid surrogate"},
 		{"campaign, invalid UTF-8 in the title", "POST", "/v1/campaigns", "{\"app\":\"news\",\"channels\":[\"x\"],\"notification\":{\"title\":\"\xc3\"}}", "invalid UTF-8"},
+		// A byte order mark is named as such, on every route that reads JSON.
+		{"device, a byte order mark", "POST", "/v1/devices", "\ufeff" + dev, "starts with a UTF-8 byte order mark (bytes EF BB BF)"},
+		{"batch, a byte order mark", "POST", "/v1/devices/batch", "\ufeff[" + dev + "]", "starts with a UTF-8 byte order mark"},
+		{"preferences, a byte order mark", "PUT", "/v1/users/7/preferences", "\ufeff{}", "starts with a UTF-8 byte order mark"},
 	} {
 		r := a.call(tt.method, tt.path, tt.body, "Bearer "+secAdmin)
 		if r.status != http.StatusBadRequest || !strings.Contains(r.error(), tt.want) {

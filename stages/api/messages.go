@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 )
 
 type messageRequest struct {
-	ID           string               `json:"id"`
+	ID           *string              `json:"id"` // optional; "" is refused (idempotencyKey)
 	App          string               `json:"app"`
 	Users        []int64              `json:"users"`
 	Tokens       []tokenRequest       `json:"tokens"`
@@ -32,12 +33,14 @@ type tokenRequest struct {
 // out at once to the users or tokens it lists.
 var campaignFields = func() map[string]string {
 	const to = "a direct message is sent at once to the users or tokens it lists; a campaign (POST /v1/campaigns) "
-	return map[string]string{
+	hints := map[string]string{
 		"send_at":         to + "can be scheduled",
 		"rate_per_second": to + "can be given its own rate",
 		"allow_empty":     to + "can be created for nobody",
 		"channels":        "a direct message lists \"users\" or \"tokens\"; a campaign (POST /v1/campaigns) goes to channels",
 	}
+	maps.Copy(hints, notificationHints) // unknownfield.go: top-level fields sent inside the notification
+	return hints
 }()
 
 // postMessage sends a direct message: POST /v1/messages → 202 {"id"}; the
@@ -49,6 +52,10 @@ var campaignFields = func() map[string]string {
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req messageRequest
 	if !decodeHinted(w, body, &req, campaignFields) {
+		return
+	}
+	id, ok := idempotencyKey(w, req.ID, "message")
+	if !ok {
 		return
 	}
 	content, err := parseNotification(req.Notification, req.Priority, push.PriorityHigh)
@@ -72,7 +79,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 	// id, silent, localized text).
 	m := campaign.Message{
 		Campaign: campaign.Campaign{
-			ID: req.ID, App: req.App, Category: req.Category,
+			ID: id, App: req.App, Category: req.Category,
 			Title: content.Title, Body: content.Body, Data: content.Data,
 			TTL: time.Duration(req.TTLSeconds) * time.Second, Priority: req.Priority,
 		},

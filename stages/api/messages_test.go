@@ -158,6 +158,7 @@ func TestMessageValidation(t *testing.T) {
 		{"no notification", `{"app":"com.example.chat","users":[1]}`, 400, "notification"},
 		{"no app", `{"users":[1],` + note + `}`, 400, "app"},
 		{"bad id", `{"id":"a b","app":"com.example.chat","users":[1],` + note + `}`, 400, "id"},
+		{"empty id", `{"id":"","app":"com.example.chat","users":[1],` + note + `}`, 400, "id: is empty: give the message's idempotency key"},
 		{"unknown field", `{"app":"com.example.chat","users":[1],"chanels":["x"],` + note + `}`, 400, `unknown field \"chanels\"`},
 		// A campaign's fields say what a message is instead.
 		{"channels", `{"app":"com.example.chat","users":[1],"channels":["x"],` + note + `}`, 400, `lists \"users\" or \"tokens\"; a campaign`},

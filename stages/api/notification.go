@@ -163,12 +163,20 @@ func parseNotification(n *notificationRequest, priority, def string) (push.Conte
 func problemsLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
 // checkText checks a title, subtitle and body: valid UTF-8 without NUL
-// (PostgreSQL's text and jsonb hold none), and a title or a body when the
-// notification is shown. It says every problem (errors.Join).
+// (PostgreSQL's text and jsonb hold none), and a title or a body, not only
+// white space, when the notification is shown. It says every problem
+// (errors.Join).
 func checkText(field string, t push.Text, shown bool) error {
 	var errs []error
-	if shown && t.Title == "" && t.Body == "" {
+	switch {
+	case !shown:
+	case t.Title == "" && t.Body == "":
 		errs = append(errs, fmt.Errorf("%s: a title or a body is required", field))
+	case strings.TrimSpace(t.Title) == "" && strings.TrimSpace(t.Body) == "":
+		// A template that rendered blank ("{{name}}" of nobody): the
+		// phone shows an empty notification, to everyone the campaign
+		// reaches. The prefix is the one above (send and the console read it).
+		errs = append(errs, fmt.Errorf("%s: a title or a body is required: they hold only white space, which shows an empty notification", field))
 	}
 	for _, f := range []struct{ name, v string }{{"title", t.Title}, {"subtitle", t.Subtitle}, {"body", t.Body}} {
 		if !utf8.ValidString(f.v) {

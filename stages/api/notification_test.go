@@ -49,6 +49,11 @@ func TestNotificationFieldsRefused(t *testing.T) {
 		{"localized underscore", `"notification":{"title":"t","localized":{"pt_BR":{"title":"t"}}}`, `notification.localized.pt_BR: the key must be a BCP 47`},
 		{"localized twice", `"notification":{"title":"t","localized":{"ko":{"title":"a"},"KO":{"title":"b"}}}`, `is given twice`},
 		{"localized empty", `"notification":{"title":"t","localized":{"ko":{}}}`, `notification.localized.ko: a title or a body is required`},
+		// Text of white space alone shows an empty notification: a
+		// template that rendered blank, refused as no text is.
+		{"blank title", `"notification":{"title":"  "}`, `notification: a title or a body is required: they hold only white space`},
+		{"blank title and body", `"notification":{"title":" ","body":"\n\t\u00a0"}`, `notification: a title or a body is required: they hold only white space`},
+		{"localized blank", `"notification":{"title":"t","localized":{"ko":{"title":"\u3000"}}}`, `notification.localized.ko: a title or a body is required: they hold only white space`},
 		{"localized unknown field", `"notification":{"title":"t","localized":{"ko":{"titel":"x"}}}`, `unknown field "notification.localized.ko.titel"`},
 		{"data reserved by FCM", `"notification":{"title":"t","data":{"google.x":"1"}}`, `notification.data: key "google.x" is reserved by FCM`},
 		{"data reserved by APNs", `"notification":{"title":"t","data":{"aps":"1"}}`, `notification.data: key "aps"`},
@@ -73,6 +78,11 @@ func TestNotificationFieldsRefused(t *testing.T) {
 	}
 	if n := a.campaignEntries(); n != 0 {
 		t.Fatalf("%d campaign entries after only refused requests", n)
+	}
+	// One blank field beside text is no empty notification.
+	r := a.do("POST", "/v1/campaigns", `{"app":"a","channels":["x"],"allow_empty":true,"notification":{"title":" ","body":"b"}}`, "")
+	if r.status != http.StatusCreated {
+		t.Fatalf("a blank title beside a body: got %d %.300s, want 201", r.status, r.body)
 	}
 }
 

@@ -157,25 +157,6 @@ func TestOpenAPISchemasMatchTheCode(t *testing.T) {
 	}
 }
 
-// jsonFields are the member names of struct type typ, with those of its
-// embedded structs (campaign.Report's Counts) and inline members
-// (campaignRequest's campaignSchedule), which the encoders flatten into it.
-func jsonFields(typ reflect.Type) []string {
-	var fields []string
-	for i := range typ.NumField() {
-		f := typ.Field(i)
-		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
-		switch {
-		case name == "-":
-		case name == "" && f.Type.Kind() == reflect.Struct && (f.Anonymous || strings.Contains(opts, "inline")):
-			fields = append(fields, jsonFields(f.Type)...)
-		case name != "":
-			fields = append(fields, name)
-		}
-	}
-	return fields
-}
-
 // notAPI are the routes that are not part of the JSON API, and why: the
 // OpenAPI document leaves them out.
 var notAPI = map[string]string{

@@ -15,6 +15,24 @@ import (
 // routes answer the same way. kind ("campaign", "message") names the record
 // in what the client reads and in the logs.
 
+// idempotencyKey reads a create's "id": left out, "" (a new id is made
+// for the record); given, the key itself. An empty string is refused (400,
+// answered here): openapi.json says an id is 1 to 128 characters, and a
+// client whose key came out empty (a variable unset, a nil serialized)
+// believed its retries safe while each one made a new record and sent it
+// to everyone again.
+func idempotencyKey(w http.ResponseWriter, id *string, kind string) (string, bool) {
+	switch {
+	case id == nil:
+		return "", true
+	case *id == "":
+		writeError(w, http.StatusBadRequest, fmt.Sprintf(`id: is empty: give the %s's idempotency key (1–128 of A-Z a-z 0-9 . _ -), `+
+			`the same on every retry, or leave "id" out to have one made (a retry without it is a new %s, sent again)`, kind, kind))
+		return "", false
+	}
+	return *id, true
+}
+
 // answerCreated answers a create of a record: 400 for invalid content, 409
 // for an id used by other content, 503 (with the id to post again) when the
 // row is stored but not queued, createdCode when created, 200 when the same

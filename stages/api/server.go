@@ -4,6 +4,7 @@
 package api
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"net/http"
@@ -249,6 +250,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 }
 
+// utf8BOM is the byte order mark a body may start with (wrap refuses it).
+var utf8BOM = []byte("\ufeff")
+
 // hsts is a year, the value browsers' preload lists ask of a site; no
 // includeSubDomains: other hosts of the domain are not this server's to
 // decide.
@@ -279,8 +283,9 @@ func (s *Server) serveConsole(w http.ResponseWriter, r *http.Request, _ []byte) 
 // wrap puts a route's handler behind, in this order: its scope (403), the
 // query parameters it takes (400), the Content-Type and Content-Encoding of its body (415), the app key's rate
 // limit when the key is already out of tokens (429, before any body is
-// read), the body cap and body memory budget (413, 503), and for device
-// writes the rate limit for what the request actually writes.
+// read), the body cap and body memory budget (413, 503), a byte order mark
+// (400), and for device writes the rate limit for what the request actually
+// writes.
 func (s *Server) wrap(rt route) http.Handler {
 	limit := min(rt.body, s.cfg.MaxBodyBytes)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -320,6 +325,13 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 			defer release()
 			body = b
+			if bytes.HasPrefix(body, utf8BOM) {
+				// Notepad and some .NET writers start a UTF-8 file with one;
+				// the decoder's "invalid character '\ufeff'" did not say what
+				// to drop.
+				writeError(w, http.StatusBadRequest, "the body starts with a UTF-8 byte order mark (bytes EF BB BF), which JSON sent between systems must not carry (RFC 8259 §8.1): send it without")
+				return
+			}
 		}
 		if lim != nil && !limits.charge(w, lim, p.app, rt.writes(body)) {
 			return
