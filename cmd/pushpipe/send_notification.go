@@ -88,7 +88,11 @@ func (c *SendCmd) notification(def string) (push.Content, json.RawMessage, error
 func flagNames(msg string) string {
 	// "notification: a title or a body is required" named the API's
 	// object, which send has no flag for.
-	if strings.HasPrefix(msg, "notification: a title or a body is required") {
+	if rest, ok := strings.CutPrefix(msg, "notification: a title or a body is required"); ok {
+		if rest != "" {
+			// Given, but blank: "give one" would read as if they were not.
+			return "--title and --body hold only white space, which shows an empty notification: give the notification's text"
+		}
 		return "--title or --body: give at least one, the notification's text (or --silent for a background push)"
 	}
 	if rest, ok := strings.CutPrefix(msg, "notification.localized."); ok {

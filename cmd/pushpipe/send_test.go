@@ -319,6 +319,7 @@ func TestSendFullNotification(t *testing.T) {
 		{"localized not JSON", []string{"--title", "T", "--localized", "ko=안녕"}, "", `send: --localized ko: must be a JSON object such as 'ko={"title":"...","body":"..."}'`},
 		{"localized bad tag", []string{"--title", "T", "--localized", `k_o={"title":"x"}`}, "", "send: --localized k_o: the key must be a BCP 47 language tag"},
 		{"localized without text", []string{"--title", "T", "--localized", `ko={"subtitle":"x"}`}, "", "send: --localized ko: a title or a body is required"},
+		{"blank title and body", []string{"--title", " ", "--body", "\t"}, "", "send: --title and --body hold only white space"},
 		{"message: image over http", []string{"--user", "1", "--title", "T", "--image", "http://x"}, "", "send: --image: must be an https:// URL"},
 	}
 	for i, tt := range tests {
