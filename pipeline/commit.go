@@ -265,6 +265,7 @@ type deadEntry struct {
 	Reason       string
 	Deliveries   int64
 	FromConsumer string
+	BadInput     bool // the reason was marked BadInput: it fails again if retried
 }
 
 // deadEntries are the entries marked DeadLetter, in stream order (the
@@ -272,7 +273,7 @@ type deadEntry struct {
 func (b *Batch) deadEntries() []deadEntry {
 	out := make([]deadEntry, 0, len(b.dead))
 	for _, i := range slices.Sorted(maps.Keys(b.dead)) {
-		out = append(out, deadEntry{Entry: b.Entries[i], Reason: b.dead[i].Error(), Deliveries: 1})
+		out = append(out, deadEntry{Entry: b.Entries[i], Reason: b.dead[i].Error(), Deliveries: 1, BadInput: isBadInput(b.dead[i])})
 	}
 	return out
 }
@@ -331,10 +332,14 @@ func (r *Runner) dlqMessages(stream string, entries []deadEntry, consumer string
 	}
 	msgs := make([]Message, len(entries))
 	for i, e := range entries {
-		msgs[i] = Message{Stream: r.keys.DLQ(), Fields: []string{
+		fields := []string{
 			DLQStream, stream, DLQID, e.ID, DLQGroup, r.opts.Group, DLQConsumer, consumer,
 			DLQDeliveries, strconv.FormatInt(e.Deliveries, 10), DLQError, e.Reason, DLQFields, EncodeDLQFields(e.Fields),
-		}}
+		}
+		if e.BadInput {
+			fields = append(fields, DLQBadInput, "1")
+		}
+		msgs[i] = Message{Stream: r.keys.DLQ(), Fields: fields}
 	}
 	return msgs
 }

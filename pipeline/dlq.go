@@ -29,6 +29,9 @@ type DeadLetter struct {
 	Error      string            `json:"error"`
 	Fields     map[string]string `json:"fields"`              // the original entry's fields
 	Malformed  string            `json:"malformed,omitempty"` // why it cannot be retried, if so
+	// BadInput is whether the stage dead-lettered it as bad input
+	// (BadInput): retried, it fails again.
+	BadInput bool `json:"bad_input,omitempty"`
 }
 
 // Campaign is the campaign the original entry belonged to, if any.
@@ -124,9 +127,13 @@ type DLQResult struct {
 	// time had claimed or re-injected already: left to it.
 	Busy []string
 	// Reasons, of Retry, is each retried letter's reason (its Error), by
-	// dead-letter id: a letter dead-lettered as malformed is back within
-	// seconds, and the CLI says so rather than a bare "retried 1".
+	// dead-letter id.
 	Reasons map[string]string
+	// BadInput, of Retry, are the retried letters that had been
+	// dead-lettered as bad input (DeadLetter.BadInput), in Done order: they
+	// are back within seconds, and the CLI says so rather than a bare
+	// "retried 1".
+	BadInput []string
 }
 
 // Drop deletes the selected dead letters for good.
@@ -232,6 +239,7 @@ func (q *DLQ) decode(x rueidis.XRangeEntry) DeadLetter {
 		d.At = time.UnixMilli(int64(id.ms)).UTC()
 	}
 	d.Deliveries, _ = strconv.ParseInt(fv[DLQDeliveries], 10, 64)
+	d.BadInput = fv[DLQBadInput] == "1" || legacyBadInput(d.Error)
 	var err error
 	if d.Fields, err = DecodeDLQFields(fv[DLQFields]); err != nil {
 		d.Malformed = err.Error()

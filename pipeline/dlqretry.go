@@ -86,6 +86,9 @@ func (q *DLQ) Retry(ctx context.Context, f DLQFilter) (DLQResult, error) {
 		res.NewIDs = append(res.NewIDs, newIDs...)
 		for _, i := range addedAt {
 			res.Reasons[sent[i].ID] = sent[i].Error
+			if sent[i].BadInput {
+				res.BadInput = append(res.BadInput, sent[i].ID)
+			}
 		}
 	}
 	return res, nil

@@ -309,6 +309,18 @@ func TestUsageErrors(t *testing.T) {
 		// In a list too: kong split "3,-5" and read "-5" as short flags.
 		{[]string{"send", "--app", "a", "--user", "3,-5", "--title", "t"}, "--user: user ids are positive, got -5"},
 		{[]string{"results", "tail", "--user", "7,-5"}, "--user: user ids are positive, got -5"},
+		// A negative number where an argument goes is that argument,
+		// checked as the command's own: kong said "unknown flag -5, did
+		// you mean "-h"?", and the flags after it still count.
+		{[]string{"campaigns", "rate", "c1", "-5"}, "pushpipe: campaigns rate: the rate N: must be a whole number of sends per second from 0 (no cap of its own) to 1000000, got -5"},
+		{[]string{"campaigns", "rate", "c1", "-5", "--json"}, "campaigns rate: the rate N: must be a whole number of sends per second from 0 (no cap of its own) to 1000000, got -5"},
+		{[]string{"campaigns", "rate", "c1", "--json", "-5"}, "campaigns rate: the rate N: must be a whole number of sends per second from 0 (no cap of its own) to 1000000, got -5"},
+		{[]string{"users", "show", "-5", "--json"}, "users show: ID: must be a positive integer, got -5"},
+		{[]string{"users", "delete", "-3"}, "users delete: ID: must be a positive integer, got -3"},
+		// Where a word after it may be a flag's value, moving it could
+		// change what the line means: say how to write it instead.
+		{[]string{"campaigns", "rate", "c1", "-5", "--prefix", "x"}, "pushpipe: -5 reads as a flag: give a negative number after --, with every flag before it (see pushpipe campaigns rate --help)"},
+		{[]string{"campaigns", "rate", "c1", "-50", "--", "x"}, "pushpipe: -50 reads as a flag: give a negative number after --"},
 		{[]string{"campaigns", "list", "--limit", "-1"}, "--limit: must be a whole number from 1 to 100 (default 20), got -1"},
 		{[]string{"dlq", "list", "--limit", "-1"}, "--limit: must be 0 (all) or more, got -1"},
 		{[]string{"bench", "--users", "-3"}, "--users: must be at least 1, got -3"},

@@ -92,7 +92,7 @@ func applyTo(ctx context.Context, q *pipeline.DLQ, f pipeline.DLQFilter, did str
 		}
 	}
 	fmt.Fprintf(w, "%s %s\n", did, plural(int64(len(res.Done)), "dead letter"))
-	warnMalformed(errw, res)
+	warnBadInput(errw, res)
 	if len(res.Busy) > 0 {
 		// Not a failure: the other run re-injects them (or did already).
 		// A killed run's letters are taken at once (pipeline/dlqholder.go):
@@ -103,17 +103,13 @@ func applyTo(ctx context.Context, q *pipeline.DLQ, f pipeline.DLQFilter, did str
 	return errors.Join(err, reportFailed(errw, res))
 }
 
-// warnMalformed says on w which of the retried letters had been
-// dead-lettered as malformed: a stage refuses the same fields again, and
-// "retried 1 dead letter" read as fixed while the letter was back in the
-// DLQ within seconds. Dropping it is what settles it.
-func warnMalformed(w io.Writer, res pipeline.DLQResult) {
-	var ids []string
-	for _, id := range res.Done {
-		if malformedReason(res.Reasons[id]) {
-			ids = append(ids, id)
-		}
-	}
+// warnBadInput says on w which of the retried letters had been
+// dead-lettered as bad input (pipeline.BadInput, whichever stage and
+// words): the stage refuses the same fields again, and "retried 1 dead
+// letter" read as fixed while the letter was back in the DLQ within
+// seconds. Dropping it is what settles it.
+func warnBadInput(w io.Writer, res pipeline.DLQResult) {
+	ids := slices.Clone(res.BadInput)
 	if len(ids) == 0 {
 		return
 	}
@@ -122,14 +118,10 @@ func warnMalformed(w io.Writer, res pipeline.DLQResult) {
 	if len(ids) > 1 {
 		which = fmt.Sprintf("%s … %s; the first: %s", ids[0], ids[len(ids)-1], res.Reasons[ids[0]])
 	}
-	fmt.Fprintf(w, "warning: %d of them had been dead-lettered as malformed (%s): the stage refuses the same fields again, "+
+	fmt.Fprintf(w, "warning: %d of them had been dead-lettered as bad input (%s): the stage refuses the same fields again, "+
 		"so they will be back in the DLQ within seconds; drop those instead: pushpipe dlq list shows their new ids, pushpipe dlq drop ID removes them\n",
 		len(ids), which)
 }
-
-// malformedReason is whether a dead letter's reason says its entry is
-// malformed ("malformed ingest entry: ..."): input that fails every time.
-func malformedReason(why string) bool { return strings.HasPrefix(why, "malformed ") }
 
 // dlqApplyTimeout bounds a retry or a drop, and list's count by reason:
 // with a master down, the client retries the letters of its partitions

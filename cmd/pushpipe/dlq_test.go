@@ -16,6 +16,8 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
+	"github.com/pushpipe/pushpipe/stages/ingest"
+	"github.com/pushpipe/pushpipe/stages/split"
 )
 
 // dlqRedis is a client of the package's Redis and keys of prefix (4
@@ -35,12 +37,18 @@ func dlqRedis(t *testing.T, prefix string) (rueidis.Client, pipeline.Keys) {
 // that dead-letters every entry it reads, for the reason why gives.
 func deadLettering(t *testing.T, rdb rueidis.Client, keys pipeline.Keys, stage, stream string, why func(pipeline.Entry) error) {
 	t.Helper()
-	h := pipeline.HandlerFunc(func(_ context.Context, b *pipeline.Batch) error {
+	running(t, rdb, keys, stage, stream, pipeline.HandlerFunc(func(_ context.Context, b *pipeline.Batch) error {
 		for i, e := range b.Entries {
 			b.DeadLetter(i, why(e))
 		}
 		return nil
-	})
+	}))
+}
+
+// running runs, until the test ends, a real runner of stage on stream with
+// the handler h.
+func running(t *testing.T, rdb rueidis.Client, keys pipeline.Keys, stage, stream string, h pipeline.Handler) {
+	t.Helper()
 	r := pipeline.NewRunner(rdb, keys, pipeline.Options{Stage: stage, Stream: stream, Consumer: stage + "-1",
 		Block: 50 * time.Millisecond, ShutdownTimeout: 100 * time.Millisecond}, h, zerolog.Nop(), nil)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -413,38 +421,52 @@ func TestDLQRetrySaysWhatAnotherRetryHolds(t *testing.T) {
 	}
 }
 
-// `dlq retry` of a letter dead-lettered as malformed warns that it will be
-// back and points to `dlq drop`: "retried 1 dead letter" alone read as
-// fixed while ingest dead-lettered the same fields again within seconds.
-// A letter of another reason is retried without the warning.
-func TestDLQRetryWarnsOfMalformed(t *testing.T) {
+// `dlq retry` of letters dead-lettered as bad input warns that they will
+// be back and points to `dlq drop`: "retried 1 dead letter" alone read as
+// fixed while the stage dead-lettered the same fields again within
+// seconds. The stages' own handlers write the letters, each in its own
+// words: the warning once came only of reasons starting "malformed "
+// (ingest's), so split's "field campaign: ..." went unwarned. A letter of
+// another reason is retried without the warning; one written before the
+// mark existed (ingest's words, no mark) is still warned of.
+func TestDLQRetryWarnsOfBadInput(t *testing.T) {
 	t.Parallel()
-	rdb, keys := dlqRedis(t, "dlqmalformed")
-	for _, why := range []string{"malformed ingest entry: field token: missing", "no credentials"} {
-		if _, err := pipeline.Emit(t.Context(), rdb, pipeline.Message{Stream: keys.Stream(pipeline.StreamIngest, 0), Fields: []string{"reason", why}}); err != nil {
+	rdb, keys := dlqRedis(t, "dlqbadinput")
+	// Both handlers refuse these before they touch PostgreSQL (nil here).
+	running(t, rdb, keys, "ingest", pipeline.StreamIngest, ingest.New(ingest.Config{Log: zerolog.Nop()}))
+	running(t, rdb, keys, "split", pipeline.StreamCampaigns, split.New(split.Config{Redis: rdb, Keys: keys}))
+	deadLettering(t, rdb, keys, "deliver", pipeline.StreamDeliver, func(e pipeline.Entry) error { return errors.New(e.Fields["reason"]) })
+	for _, m := range []pipeline.Message{
+		{Stream: keys.Stream(pipeline.StreamIngest, 0), Fields: []string{"app", "a"}},
+		{Stream: keys.Stream(pipeline.StreamCampaigns, 0), Fields: []string{pipeline.FieldCampaign, "no such id!"}},
+		{Stream: keys.Stream(pipeline.StreamDeliver, 0), Fields: []string{"reason", "no credentials"}},
+		{Stream: keys.Stream(pipeline.StreamDeliver, 1), Fields: []string{"reason", "malformed ingest entry: field token: missing"}},
+	} {
+		if _, err := pipeline.Emit(t.Context(), rdb, m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	deadLettering(t, rdb, keys, "ingest", pipeline.StreamIngest, func(e pipeline.Entry) error { return errors.New(e.Fields["reason"]) })
 	q := pipeline.NewDLQ(rdb, keys)
 	var letters []pipeline.DeadLetter
-	pipelinetest.Eventually(t, 10*time.Second, "both entries dead-lettered", func() bool {
+	pipelinetest.Eventually(t, 10*time.Second, "every entry dead-lettered", func() bool {
 		var err error
 		letters, err = q.List(t.Context(), pipeline.DLQFilter{})
-		return err == nil && len(letters) == 2
+		return err == nil && len(letters) == 4
 	})
-	malformed := letters[0].ID
-	if !strings.HasPrefix(letters[0].Error, "malformed") {
-		malformed = letters[1].ID
+	var bad []string // ids, oldest first, as List and the warning order them
+	for _, d := range letters {
+		if d.Error != "no credentials" {
+			bad = append(bad, d.ID)
+		}
 	}
 	var out, errs strings.Builder
 	if err := applyTo(t.Context(), q, pipeline.DLQFilter{}, "retried", (*pipeline.DLQ).Retry, &out, &errs); err != nil {
 		t.Fatalf("retry: %v\n%s", err, errs.String())
 	}
-	want := "warning: 1 of them had been dead-lettered as malformed (" + malformed + ": malformed ingest entry: field token: missing)"
-	if !strings.Contains(out.String(), "retried 2 dead letters") || !strings.HasPrefix(errs.String(), want) ||
+	want := "warning: 3 of them had been dead-lettered as bad input (" + bad[0] + " … " + bad[2] + "; the first: "
+	if !strings.Contains(out.String(), "retried 4 dead letters") || !strings.HasPrefix(errs.String(), want) ||
 		!strings.Contains(errs.String(), "pushpipe dlq drop") || strings.Contains(errs.String(), "no credentials") {
-		t.Errorf("retry printed %q and %q, want %q and a warning of the malformed one only, %q…, naming pushpipe dlq drop",
-			out.String(), errs.String(), "retried 2 dead letters", want)
+		t.Errorf("retry printed %q and %q, want %q and a warning of the 3 bad-input letters only, %q…, naming pushpipe dlq drop; letters %+v",
+			out.String(), errs.String(), "retried 4 dead letters", want, letters)
 	}
 }

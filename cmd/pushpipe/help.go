@@ -147,14 +147,49 @@ func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
 // perhaps try --rate-per-second="-5"?`, naming neither the allowed values
 // nor the mistake. Parsed again as --rate-per-second=-5, the flag's own
 // check says both ("must be ... from 1 to 1000000, or 0 ...; got -5").
+// A negative number where an argument goes (`campaigns rate ID -5`, `users
+// show -5`) is read as that argument (see negativesAfterDash), so its
+// command's check says what it may be where kong said "unknown flag -5".
 // Only a command line kong refused is parsed again, so nothing it took
 // reads otherwise; a refused parse changes no flag (Parse traces before it
-// applies), so the second starts clean.
+// applies), so the next starts clean.
 func parseArgs(k *kong.Kong, args []string) (*kong.Context, error) {
 	ctx, err := k.Parse(args)
-	if err == nil || !strings.Contains(err.Error(), "(short flag)") {
+	if err == nil {
+		return ctx, nil
+	}
+	if strings.Contains(err.Error(), "(short flag)") {
+		joined := joinNegativeValues(args)
+		if slices.Equal(joined, args) {
+			return ctx, err
+		}
+		args = joined
+		if ctx, err = k.Parse(args); err == nil {
+			return ctx, nil
+		}
+	}
+	var pe *kong.ParseError
+	if !errors.As(err, &pe) || !kongNegativeFlag.MatchString(pe.Unwrap().Error()) {
 		return ctx, err
 	}
+	first := slices.IndexFunc(args, negativeWord)
+	if first < 0 {
+		return ctx, err
+	}
+	moved, ok := negativesAfterDash(args, first)
+	if !ok {
+		return ctx, &negativeArgError{pe, args[first]}
+	}
+	return k.Parse(moved)
+}
+
+// kongNegativeFlag is kong's word for a negative number it read as short
+// flags: no flag starts with a digit or a dot.
+var kongNegativeFlag = regexp.MustCompile(`^unknown flag -[0-9.]`)
+
+// joinNegativeValues joins each --flag followed by a negative number into
+// --flag=N, the only way kong takes a value that starts with "-".
+func joinNegativeValues(args []string) []string {
 	joined := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -168,19 +203,66 @@ func parseArgs(k *kong.Kong, args []string) (*kong.Context, error) {
 		}
 		joined = append(joined, a)
 	}
-	if slices.Equal(joined, args) {
-		return ctx, err
-	}
-	return k.Parse(joined)
+	return joined
 }
+
+// negativesAfterDash moves the arguments from the first negative number on
+// (args[first])
+// behind a "--", after which kong reads every word as an argument, and the
+// flags among them before it: `campaigns rate c1 -5 --json` becomes
+// `campaigns rate c1 --json -- -5`, the spelling kong takes. The arguments
+// keep their order. It declines (false) when a word after the first
+// negative number may be a flag's value rather than an argument (`X -5
+// --flag word`): moved, it would read as the wrong one; and when the line
+// has its own "--".
+func negativesAfterDash(args []string, first int) ([]string, bool) {
+	if slices.Contains(args, "--") {
+		return nil, false
+	}
+	var flags, positional []string
+	for i := first; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case negativeWord(a):
+			positional = append(positional, a)
+		case strings.HasPrefix(a, "-"):
+			flags = append(flags, a)
+		case strings.HasPrefix(args[i-1], "-") && !negativeWord(args[i-1]) && !strings.Contains(args[i-1], "="):
+			return nil, false
+		default:
+			positional = append(positional, a)
+		}
+	}
+	return slices.Concat(args[:first], flags, []string{"--"}, positional), true
+}
+
+// negativeWord is whether s is one negative number ("-5", "-0.5"), as
+// kong reads no flag: none starts with a digit or a dot.
+func negativeWord(s string) bool {
+	return len(s) > 1 && s[0] == '-' && (s[1] >= '0' && s[1] <= '9' || s[1] == '.')
+}
+
+// negativeArgError is a negative number kong read as a flag where
+// negativesAfterDash could not tell it an argument: it says how to give
+// one, where kong said `unknown flag -5, did you mean "-h"?` (of "-50"
+// too: kong names its first letter).
+type negativeArgError struct {
+	*kong.ParseError
+	word string
+}
+
+func (e *negativeArgError) Error() string {
+	return e.word + " reads as a flag: give a negative number after --, with every flag before it"
+}
+
+func (e *negativeArgError) Unwrap() error { return e.ParseError }
 
 // negativeNumber is whether s reads as a negative number or duration
 // ("-5", "-1s", "-0.5"), or as a list holding one ("3,-5": kong splits a
 // list's value and read its "-5" as short flags too): no flag starts with
 // a digit.
 func negativeNumber(s string) bool {
-	negative := func(s string) bool { return len(s) > 1 && s[0] == '-' && (s[1] >= '0' && s[1] <= '9' || s[1] == '.') }
-	return negative(s) || !strings.HasPrefix(s, "-") && slices.ContainsFunc(strings.Split(s, ","), negative)
+	return negativeWord(s) || !strings.HasPrefix(s, "-") && slices.ContainsFunc(strings.Split(s, ","), negativeWord)
 }
 
 // given is whether the command line gave the positional argument name: kong

@@ -58,7 +58,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	for i, e := range b.Entries {
 		en, err := parse(i, e)
 		if err != nil {
-			b.DeadLetter(i, err)
+			b.DeadLetter(i, pipeline.BadInput(err))
 			continue
 		}
 		good = append(good, en)

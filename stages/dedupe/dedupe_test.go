@@ -482,6 +482,17 @@ func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 	if dlq != int64(len(bad)) {
 		t.Fatalf("%d dead letters, want %d", dlq, len(bad))
 	}
+	// All but never-created's are the entry's own fault, marked so that
+	// `dlq retry` says they will be back; a campaign may yet be created.
+	letters, err := pipeline.NewDLQ(c, keys).List(ctx, pipeline.DLQFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range letters {
+		if d.BadInput != (d.Fields[pipeline.FieldCampaign] != "never-created") {
+			t.Errorf("dead letter of %v (%s): bad input %v", d.Fields, d.Error, d.BadInput)
+		}
+	}
 }
 func TestForceForwardsAgain(t *testing.T) {
 	c, err := pipeline.NewRedis(env.Redis.Addr)

@@ -169,17 +169,19 @@ type parsed struct {
 }
 
 // parse reads one deliver entry. Errors wrapped with permanent cannot be
-// fixed by a retry.
+// fixed by a retry; those of the entry's own fields are pipeline.BadInput
+// too, so `dlq retry` says they will be back (a campaign row gone may be
+// restored).
 func (h *Handler) parse(ctx context.Context, e pipeline.Entry) (*campaign, pipeline.DeliverEntry, error) {
 	de, err := pipeline.ParseDeliverEntry(e.Fields)
 	if err != nil {
-		return nil, de, permanent(err)
+		return nil, de, permanent(pipeline.BadInput(err))
 	}
 	// An id no campaign can have is refused here, as dedupe does: looked up,
 	// it is PostgreSQL's error (not UTF-8: 22021), which fails the whole
 	// batch, good entries with it, until the batch is dead-lettered entire.
 	if err := campaignrow.ValidateID(de.Campaign); err != nil {
-		return nil, de, permanent(fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err))
+		return nil, de, permanent(pipeline.BadInput(fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err)))
 	}
 	c, err := h.campaigns.get(ctx, de.Campaign)
 	if errors.Is(err, errNoCampaign) {

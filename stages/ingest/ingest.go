@@ -64,7 +64,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 		ev, err := devices.ParseEvent(e.Fields, now)
 		switch {
 		case err != nil:
-			b.DeadLetter(i, fmt.Errorf("malformed ingest entry: %w", err))
+			b.DeadLetter(i, pipeline.BadInput(fmt.Errorf("malformed ingest entry: %w", err)))
 			malformed++
 		case h.expired(ev, now):
 			expired++

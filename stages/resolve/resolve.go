@@ -89,7 +89,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	for i, e := range b.Entries {
 		r, err := parse(i, e)
 		if err != nil {
-			b.DeadLetter(i, err)
+			b.DeadLetter(i, pipeline.BadInput(err))
 			continue
 		}
 		ranges = append(ranges, r)

@@ -325,7 +325,8 @@ func TestMalformedRangesAreDeadLettered(t *testing.T) {
 			t.Fatalf("dead letter %v: %v", x.FieldValues, err)
 		}
 		byRange[fields[pipeline.FieldRange]] = x.FieldValues
-		if d := x.FieldValues; fields[pipeline.FieldChannel] == "ch" || d[pipeline.DLQError] == "" || d[pipeline.DLQDeliveries] != "1" {
+		// Marked bad input: `dlq retry` says it will be back.
+		if d := x.FieldValues; fields[pipeline.FieldChannel] == "ch" || d[pipeline.DLQError] == "" || d[pipeline.DLQDeliveries] != "1" || d[pipeline.DLQBadInput] != "1" {
 			t.Errorf("dead letter %v", d)
 		}
 	}

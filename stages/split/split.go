@@ -91,7 +91,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	for i, e := range b.Entries {
 		id := e.Fields[pipeline.FieldCampaign]
 		if err := campaign.ValidateID(id); err != nil {
-			b.DeadLetter(i, fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err))
+			b.DeadLetter(i, pipeline.BadInput(fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err)))
 			continue
 		}
 		c, err := campaign.Load(ctx, h.cfg.DB, id)

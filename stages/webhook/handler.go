@@ -137,7 +137,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	for i, e := range b.Entries {
 		evs, err := pipeline.ParseResults(e.Fields)
 		if err != nil {
-			b.DeadLetter(i, err)
+			b.DeadLetter(i, pipeline.BadInput(err))
 			continue
 		}
 		for _, ev := range evs {

@@ -209,6 +209,11 @@ func TestDeadLettersAndRetry(t *testing.T) {
 		switch {
 		case strings.Contains(d.Error, "results entry"):
 			malformed++
+			if !d.BadInput {
+				t.Errorf("dead letter %s: %q not marked bad input (dlq retry would not say it comes back)", d.OrigID, d.Error)
+			}
+		case d.BadInput:
+			t.Errorf("dead letter %s: %q marked bad input", d.OrigID, d.Error)
 		case !strings.Contains(d.Error, "503"):
 			t.Errorf("dead letter %s: reason %q does not give the receiver's answer", d.OrigID, d.Error)
 		case strings.Contains(d.Error, "/hook") || !strings.Contains(d.Error, webhook.SafeURL(rcv.url())):

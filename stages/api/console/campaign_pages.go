@@ -88,6 +88,10 @@ type campaignData struct {
 	// InPlace is a cancel asked from the campaign list's row (htmx): the
 	// question and its answer are swapped into the list, which stays.
 	InPlace bool
+	// FromList is the cancel page opened from the list's row without
+	// script (?from=list): its "No" leads back to the list, where the
+	// operator was, not to the campaign's page.
+	FromList bool
 }
 
 // cancelSettles is how long after a cancel the sends that were in flight
@@ -197,6 +201,7 @@ func (c *Console) cancelPage(w http.ResponseWriter, r *http.Request, s session) 
 			c.fragment(w, "cancel", "question", page{Session: s, Data: d})
 			return
 		}
+		d.FromList = r.URL.Query().Get("from") == "list"
 		p := page{Nav: "campaigns", Session: s, Data: d}
 		p.Title, p.ID = d.head("Cancel ")
 		c.render(w, r, http.StatusOK, "cancel", p)

@@ -139,3 +139,58 @@ func TestListCancelsInPlace(t *testing.T) {
 		t.Errorf("the refused cancel says %q, want %q", got, want)
 	}
 }
+
+// TestListCancelRightAfterARefresh: a row's Cancel clicked the instant the
+// rows were redrawn (every refresh swaps them) asks in place, as at any
+// other time. htmx wires a swapped-in link only at the swap's settle, 20
+// ms on, and a click in between followed the plain link to the cancel
+// page. The redraw is htmx's own swap, settled as a poll's is, and the
+// click comes in the same turn of the page: before the settle, for
+// certain, with no timing to be lucky with.
+//
+// Without script, the row's link opens the cancel page, whose "No, keep
+// sending" led to the campaign's page whatever the operator came from: from
+// the list, it leads back to the list; from the campaign's page, there.
+func TestListCancelRightAfterARefresh(t *testing.T) {
+	t.Parallel()
+	b := newBed(t)
+	b.titled("c1", "Spring sale")
+	b.signIn()
+	b.run(waitJS(`document.getElementById("cancel-c1") !== null && typeof htmx !== "undefined"`))
+	unwired := js[bool](b, `(() => {
+		const rows = document.getElementById("rows");
+		htmx.swap(rows, rows.innerHTML, {swapStyle: "innerHTML", swapDelay: 0, settleDelay: 20});
+		const a = document.getElementById("cancel-c1"), unwired = !a["htmx-internal-data"];
+		a.click();
+		return unwired })()`)
+	if !unwired {
+		t.Fatal("htmx had wired the redrawn Cancel before the click: the test clicked too late to prove anything")
+	}
+	b.run(waitJS(`location.pathname !== "/ui/campaigns" || document.querySelector("#row-action #confirm-cancel") !== null`))
+	if path := js[string](b, `location.pathname`); path != "/ui/campaigns" {
+		t.Fatalf("a Cancel clicked right after a refresh opened %s, want the question in the list", path)
+	}
+
+	// No script: the link as it is, and the page's "No" followed.
+	href := js[string](b, `document.getElementById("cancel-c1").getAttribute("href")`)
+	tests := []struct {
+		name string
+		path string
+		want string // where "No, keep sending" leads
+	}{
+		{"from the list", href, "/ui/campaigns"},
+		{"from the campaign's page", "/ui/campaigns/c1/cancel", "/ui/campaigns/c1"},
+	}
+	for _, tt := range tests {
+		no := `[...document.querySelectorAll("main a")].find(a => a.textContent === "No, keep sending")`
+		b.run(chromedp.Navigate(b.url+tt.path), waitJS(`location.pathname === "/ui/campaigns/c1/cancel" && `+no+` !== undefined`),
+			waitJS(`(() => { `+no+`.click(); return true })()`),
+			waitJS(`location.pathname !== "/ui/campaigns/c1/cancel" && document.readyState === "complete"`))
+		if got := js[string](b, `location.pathname`); got != tt.want {
+			t.Errorf("%s (%s): No, keep sending led to %s, want %s", tt.name, tt.path, got, tt.want)
+		}
+	}
+	if rep, err := campaign.Progress(t.Context(), b.rdb, b.db, b.keys, "c1"); err != nil || rep.State != campaign.StateScheduled {
+		t.Errorf("after the questions: %+v, %v", rep, err)
+	}
+}

@@ -150,8 +150,24 @@ func (c *Console) messagePage(w http.ResponseWriter, r *http.Request, s session)
 	case err != nil:
 		c.messageFailed(w, r, s, err)
 	default:
-		c.render(w, r, http.StatusOK, "message", page{Title: "Message " + m.Report.ID, Nav: "messages", Session: s, Data: m})
+		p := page{Nav: "messages", Session: s, Data: m}
+		p.Title, p.ID = m.head()
+		c.render(w, r, http.StatusOK, "message", p)
 	}
+}
+
+// head is a message page's heading and the id to show beside it, as a
+// campaign's (campaignData.head): the notification's title, else its body,
+// as the messages list names it; "Message <id>" alone when it has neither
+// (a silent push, or one read while PostgreSQL is down). It was "Message
+// <id>" always, an id a backend made up, which support who had just
+// clicked "Your order shipped" on the list did not recognise.
+func (d messageData) head() (title, id string) {
+	name := devices.Echo(cmp.Or(d.Title, d.Body, d.Report.ID))
+	if name == d.Report.ID {
+		return "Message " + name, ""
+	}
+	return name, d.Report.ID
 }
 
 func (c *Console) messageLive(w http.ResponseWriter, r *http.Request, s session) {

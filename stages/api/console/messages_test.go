@@ -271,3 +271,53 @@ func TestIDOpensItsOwnKind(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageHeadedByItsTitle: a direct message's page, and its tab, are
+// named by its notification's title, else its body, as the messages list
+// names it, with its id beside; one with neither (a silent push) by "Message
+// <id>" alone. It was headed "Message <id>" always: an id a backend made up.
+func TestMessageHeadedByItsTitle(t *testing.T) {
+	t.Parallel()
+	b := newBed(t)
+	for _, m := range []struct{ id, notification string }{
+		{"order-7f3a", `{"title":"Your order shipped","body":"Track it"}`},
+		{"table-19c2", `{"body":"Your table is ready"}`},
+		{"sync-0b1d", `{"silent":true,"data":{"sync":"1"}}`},
+	} {
+		body := `{"id":"` + m.id + `","app":"` + app + `","users":[1],"notification":` + m.notification + `}`
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, b.url+"/v1/messages", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST /v1/messages %s: %d", body, resp.StatusCode)
+		}
+	}
+	tests := []struct {
+		id        string
+		wantH1    string
+		wantTitle string
+		wantID    string // beside the heading; "" for none
+	}{
+		{"order-7f3a", "Your order shipped", "Your order shipped · pushpipe", "order-7f3a"},
+		{"table-19c2", "Your table is ready", "Your table is ready · pushpipe", "table-19c2"},
+		{"sync-0b1d", "Message sync-0b1d", "Message sync-0b1d · pushpipe", ""},
+	}
+	b.signIn()
+	for _, tt := range tests {
+		b.run(chromedp.Navigate(b.url+"/ui/messages/"+tt.id), waitJS(`document.readyState === "complete"`))
+		if got := b.text("main h1"); got != tt.wantH1 {
+			t.Errorf("%s: headed %q, want %q", tt.id, got, tt.wantH1)
+		}
+		if got := js[string](b, `document.title`); got != tt.wantTitle {
+			t.Errorf("%s: tab titled %q, want %q", tt.id, got, tt.wantTitle)
+		}
+		if got := b.text("#page-id"); got != tt.wantID {
+			t.Errorf("%s: the id beside the heading reads %q, want %q", tt.id, got, tt.wantID)
+		}
+	}
+}

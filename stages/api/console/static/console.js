@@ -304,7 +304,25 @@
     });
   }
 
-  function start() { chart(); preview(); schedule(); channelTags(); folds(); dismiss(); }
+  // A list row's Cancel asks in place: its click, taken here, gets the
+  // question into the region data-ask names (#row-action), as htmx's
+  // hx-get did. One handler on the document, there before any row: the
+  // rows are swapped at every refresh, htmx wires a swapped-in link only
+  // at the swap's settle (20 ms on), and a click in between followed the
+  // plain link to the cancel page. A click that opens a tab or a window
+  // (a modifier, the middle button) is the browser's.
+  function ask() {
+    document.addEventListener("click", function (e) {
+      var a = e.target.closest && e.target.closest("a[data-ask]");
+      if (!a || e.defaultPrevented || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+      var region = document.getElementById(a.dataset.ask);
+      if (!region || typeof htmx === "undefined") return;
+      e.preventDefault();
+      htmx.ajax("GET", a.getAttribute("href"), { source: a, target: region, swap: "innerHTML" });
+    });
+  }
+
+  function start() { chart(); preview(); schedule(); channelTags(); folds(); dismiss(); ask(); }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
