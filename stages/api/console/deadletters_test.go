@@ -144,6 +144,49 @@ func TestMalformedDeadLetterOffersNoRetry(t *testing.T) {
 	}
 }
 
+// TestBadInputDeadLetterSaysARetryFailsAgain: a letter a stage marked bad
+// input (pipeline.BadInput) says, in the list and on its page, that a
+// retry brings it back; another letter does not. `dlq retry` warned of it,
+// the console offered Retry as if it would help.
+func TestBadInputDeadLetterSaysARetryFailsAgain(t *testing.T) {
+	t.Parallel()
+	b := newBed(t)
+	add := func(bad bool) string {
+		t.Helper()
+		fv := b.rdb.B().Xadd().Key(b.keys.DLQ()).Id("*").FieldValue().
+			FieldValue(pipeline.DLQStream, b.keys.Stream(pipeline.StreamCampaigns, 0)).FieldValue(pipeline.DLQID, "1-0").
+			FieldValue(pipeline.DLQError, "field campaign: missing").
+			FieldValue(pipeline.DLQFields, pipeline.EncodeDLQFields(map[string]string{"x": "y"}))
+		if bad {
+			fv = fv.FieldValue(pipeline.DLQBadInput, "1")
+		}
+		id, err := b.rdb.Do(t.Context(), fv.Build()).ToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	bad, other := add(true), add(false)
+	const says = "a retry fails again"
+	tests := []struct {
+		name, path, marker string
+		want               bool
+	}{
+		{"list, bad input", "/ui/deadletters", `id="bad-` + bad + `"`, true},
+		{"list, other", "/ui/deadletters", `id="bad-` + other + `"`, false},
+		{"page, bad input", "/ui/deadletters/" + bad, `id="bad-input"`, true},
+		{"page, other", "/ui/deadletters/" + other, `id="bad-input"`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, body := b.get(tt.path)
+			if got := strings.Contains(body, tt.marker) && strings.Contains(body, says); got != tt.want {
+				t.Errorf("%s says the retry fails again: %v, want %v:\n%s", tt.path, got, tt.want, body)
+			}
+		})
+	}
+}
+
 // TestDeadLetterFilterSaysWhatItHides: the dead letters filtered to one
 // stream say how many there are in all and how many of that stream are
 // shown, and an empty filter says it is empty of that stream only. It said
