@@ -172,8 +172,15 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 	tw := newTable(w, 0)
 	fmt.Fprintln(tw, "ID\tAGE\tSTREAM\tORIGINAL ID\tDELIVERIES\tCAMPAIGN\tREASON")
 	reasons := make([]string, len(letters))
+	bad := 0
 	for i, d := range letters {
 		reasons[i] = oneLine(firstNonEmpty(d.Malformed, d.Error))
+		// Marked by the stage that refused it (pipeline.BadInput): the
+		// row says so before anyone retries it, as retry warns after.
+		if d.BadInput && d.Malformed == "" {
+			reasons[i] = "bad input: " + reasons[i]
+			bad++
+		}
 	}
 	reasons = clipAll(reasons, 100)
 	for i, d := range letters {
@@ -186,6 +193,14 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 	}
 	tw.Flush()
 	fmt.Fprintln(w, shownLine(len(letters), c.Stream != "" || c.Campaign != "" || c.Group != "", sum, total))
+	if bad > 0 {
+		it, is := "them", "are"
+		if bad == 1 {
+			it, is = "it", "is"
+		}
+		fmt.Fprintf(w, "%s shown %s bad input: a retry brings %s back; drop %s (pushpipe dlq drop) once what wrote %s is fixed.\n",
+			plural(int64(bad), "letter"), is, it, it, it)
+	}
 	return nil
 }
 

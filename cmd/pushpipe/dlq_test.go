@@ -459,6 +459,25 @@ func TestDLQRetryWarnsOfBadInput(t *testing.T) {
 			bad = append(bad, d.ID)
 		}
 	}
+	// The list says it before anyone retries: each bad row, and what to do.
+	var list strings.Builder
+	if err := (&DLQListCmd{Limit: 10}).run(t.Context(), q, &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range letters {
+		row := ""
+		for l := range strings.Lines(list.String()) {
+			if strings.HasPrefix(l, d.ID+" ") {
+				row = l
+			}
+		}
+		if got, want := strings.Contains(row, "bad input: "), d.Error != "no credentials"; got != want {
+			t.Errorf("dlq list's row of %s (%s) says bad input: %v, want %v:\n%s", d.ID, d.Error, got, want, list.String())
+		}
+	}
+	if !strings.Contains(list.String(), "3 letters shown are bad input: a retry brings them back; drop them (pushpipe dlq drop)") {
+		t.Errorf("dlq list does not say what to do with the bad input:\n%s", list.String())
+	}
 	var out, errs strings.Builder
 	if err := applyTo(t.Context(), q, pipeline.DLQFilter{}, "retried", (*pipeline.DLQ).Retry, &out, &errs); err != nil {
 		t.Fatalf("retry: %v\n%s", err, errs.String())
