@@ -388,13 +388,16 @@ func TestLimiterHoldsWhileAnswersStop(t *testing.T) {
 	for _, at := range started {
 		l.done(f.ctx, at, "apns", testApp, ok)
 	}
+	// Held on after the answers, the wait would end only when stallMax
+	// forgets the sends: until just before then, the wait is a hang guard
+	// (1 s was one a busy box could miss), at least a second.
 	select {
 	case err := <-got:
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(time.Second):
-		t.Fatal("no permit after the answers came back")
+	case <-time.After(max(time.Until(started[0].Add(stallMax-500*time.Millisecond)), time.Second)):
+		t.Fatalf("no permit after the answers came back (%v after the first of them was sent)", time.Since(started[0]))
 	}
 }
 
