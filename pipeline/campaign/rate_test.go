@@ -240,8 +240,9 @@ func TestRatesFollowSetRate(t *testing.T) {
 // changed the campaign's rate, once or more: not created again, the
 // campaign going on at the rate set, Redis's included; a retry with another
 // rate than the original is still a conflict, the rate set since included.
-// A row created but not queued (Redis failed meanwhile) is queued by the
-// retry at the rate set, not the request's.
+// A cancel after the change does not change that either. A row created
+// but not queued (Redis failed meanwhile) is queued by the retry at the
+// rate set, not the request's.
 func TestRetryAfterSetRate(t *testing.T) {
 	t.Parallel()
 	const created = 40
@@ -249,6 +250,7 @@ func TestRetryAfterSetRate(t *testing.T) {
 		name     string
 		rates    []int // SetRate each, in order
 		unqueued bool  // the row as a failed enqueue left it
+		cancel   bool  // canceled after the rates were set
 		retry    int   // the retry's rate_per_second
 		want     error
 	}{
@@ -258,6 +260,8 @@ func TestRetryAfterSetRate(t *testing.T) {
 		{name: "set to the same", rates: []int{created}, retry: created},
 		{name: "never changed", retry: created},
 		{name: "not queued yet", rates: []int{10}, unqueued: true, retry: created},
+		{name: "changed, then canceled", rates: []int{10}, cancel: true, retry: created},
+		{name: "changed, then canceled, another rate", rates: []int{10}, cancel: true, retry: 10, want: ErrConflict},
 		{name: "the rate set since", rates: []int{10}, retry: 10, want: ErrConflict},
 		{name: "another rate", rates: []int{10}, retry: 7, want: ErrConflict},
 		{name: "no rate", rates: []int{10}, retry: 0, want: ErrConflict},
@@ -280,6 +284,11 @@ func TestRetryAfterSetRate(t *testing.T) {
 					t.Fatal(err)
 				}
 				want = r
+			}
+			if tt.cancel {
+				if _, err := Cancel(ctx, rdb, db, keys, "c"); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if tt.unqueued {
 				if _, err := db.Exec(ctx, `UPDATE campaigns SET queued_at = NULL WHERE id = 'c'`); err != nil {
