@@ -101,3 +101,45 @@ func TestMessageRetryOfARowWithoutDigest(t *testing.T) {
 		})
 	}
 }
+
+// A message's same-id retry rules hold after everything that may touch its
+// row: a rate change and a cancel (both refused: a message has neither),
+// and its sending being over (state, finished_at and counts recorded).
+// The same request again is not created again; other recipients are still
+// a conflict.
+func TestMessageRetryAfterItMoved(t *testing.T) {
+	rdb, db, keys := world(t)
+	tests := []struct {
+		name         string
+		first, other Message
+	}{
+		{"users", chat("moved-users", []int64{1, 2, 3}), chat("moved-users", []int64{1, 2})},
+		{"tokens", chat("moved-tokens", nil, iosA, iosB), chat("moved-tokens", nil, iosA)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			if _, created, err := CreateMessage(ctx, rdb, db, keys, tt.first); err != nil || !created {
+				t.Fatalf("create: %v, %v", created, err)
+			}
+			if _, err := SetRate(ctx, rdb, db, keys, tt.first.ID, 5); !errors.Is(err, ErrIsMessage) {
+				t.Errorf("SetRate of a message: %v, want ErrIsMessage", err)
+			}
+			if _, err := Cancel(ctx, rdb, db, keys, tt.first.ID); err == nil {
+				t.Error("Cancel of a message: no error")
+			}
+			if _, err := db.Exec(ctx, `UPDATE campaigns SET state = 'done', finished_at = now(), counts = '{"sent":3}' WHERE id = $1`, tt.first.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := MessageProgress(ctx, rdb, db, keys, tt.first.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, created, err := CreateMessage(ctx, rdb, db, keys, tt.first); err != nil || created {
+				t.Errorf("the same again: created %v, %v; want not created, no error", created, err)
+			}
+			if _, created, err := CreateMessage(ctx, rdb, db, keys, tt.other); created || !errors.Is(err, ErrConflict) {
+				t.Errorf("other recipients: created %v, %v; want ErrConflict", created, err)
+			}
+		})
+	}
+}

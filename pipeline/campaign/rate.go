@@ -43,8 +43,10 @@ func SetRate(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pip
 	case Final(rep.State):
 		return rep, fmt.Errorf("campaign %q is %s: %w", id, rep.State, ErrFinished)
 	}
+	// The rate it was created with is kept the first time it changes:
+	// Create compares a retry of the original request with it.
 	err = db.QueryRow(ctx, `
-		UPDATE campaigns SET rate_per_second = $2
+		UPDATE campaigns SET requested_rate = coalesce(requested_rate, rate_per_second), rate_per_second = $2
 		WHERE id = $1 AND state IN ('scheduled', 'splitting', 'running') RETURNING id`, id, rate).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// It finished (or was canceled) between the two reads.

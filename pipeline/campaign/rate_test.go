@@ -234,3 +234,80 @@ func TestRatesFollowSetRate(t *testing.T) {
 		t.Fatalf("a hash without a rate: %d %v %v, want false", rate, ok, err)
 	}
 }
+
+// TestRetryAfterSetRate: a retry of the request that created a campaign
+// (a client whose POST timed out) is the same request after an operator
+// changed the campaign's rate, once or more: not created again, the
+// campaign going on at the rate set, Redis's included; a retry with another
+// rate than the original is still a conflict, the rate set since included.
+// A cancel after the change does not change that either. A row created
+// but not queued (Redis failed meanwhile) is queued by the retry at the
+// rate set, not the request's.
+func TestRetryAfterSetRate(t *testing.T) {
+	t.Parallel()
+	const created = 40
+	tests := []struct {
+		name     string
+		rates    []int // SetRate each, in order
+		unqueued bool  // the row as a failed enqueue left it
+		cancel   bool  // canceled after the rates were set
+		retry    int   // the retry's rate_per_second
+		want     error
+	}{
+		{name: "rate lowered", rates: []int{10}, retry: created},
+		{name: "rate changed twice", rates: []int{10, 500}, retry: created},
+		{name: "cap removed", rates: []int{0}, retry: created},
+		{name: "set to the same", rates: []int{created}, retry: created},
+		{name: "never changed", retry: created},
+		{name: "not queued yet", rates: []int{10}, unqueued: true, retry: created},
+		{name: "changed, then canceled", rates: []int{10}, cancel: true, retry: created},
+		{name: "changed, then canceled, another rate", rates: []int{10}, cancel: true, retry: 10, want: ErrConflict},
+		{name: "the rate set since", rates: []int{10}, retry: 10, want: ErrConflict},
+		{name: "another rate", rates: []int{10}, retry: 7, want: ErrConflict},
+		{name: "no rate", rates: []int{10}, retry: 0, want: ErrConflict},
+		{name: "another rate, never changed", retry: 10, want: ErrConflict},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // each its own Redis and database
+			rdb, db, keys := world(t)
+			ctx := t.Context()
+			req := func(rate int) Campaign {
+				return Campaign{ID: "c", App: "a", Channels: []string{"x", "y"}, Title: "t", RatePerSecond: rate}
+			}
+			if _, _, err := Create(ctx, rdb, db, keys, req(created)); err != nil {
+				t.Fatal(err)
+			}
+			want := created
+			for _, r := range tt.rates {
+				if _, err := SetRate(ctx, rdb, db, keys, "c", r); err != nil {
+					t.Fatal(err)
+				}
+				want = r
+			}
+			if tt.cancel {
+				if _, err := Cancel(ctx, rdb, db, keys, "c"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.unqueued {
+				if _, err := db.Exec(ctx, `UPDATE campaigns SET queued_at = NULL WHERE id = 'c'`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, wasCreated, err := Create(ctx, rdb, db, keys, req(tt.retry))
+			if !errors.Is(err, tt.want) || wasCreated != (tt.unqueued && tt.want == nil) {
+				t.Fatalf("retry with rate %d: created %v, %v; want created %v, %v", tt.retry, wasCreated, err, tt.unqueued, tt.want)
+			}
+			if err == nil && c.RatePerSecond != want {
+				t.Errorf("retry answers rate %d, want the record's %d", c.RatePerSecond, want)
+			}
+			if got := rateOfRecord(t, db, "c"); got != want {
+				t.Errorf("record: rate %d, want %d", got, want)
+			}
+			if got := rateInRedis(t, rdb, keys, "c"); got != strconv.Itoa(want) {
+				t.Errorf("Redis: rate %q, want %d", got, want)
+			}
+		})
+	}
+}

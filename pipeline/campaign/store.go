@@ -59,17 +59,23 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Channels compare as a set: the audience is their union, and a
 		// client building the list from a set may retry in another order.
+		// The rate compared is the one the campaign was created with
+		// (requested_rate, once SetRate changed it): a retry of a POST that
+		// timed out repeats that rate, and is still the same request after
+		// an operator changed it. The campaign goes on with the rate of
+		// the record, which is what queueing it publishes.
 		var same bool
 		var kind string
 		err = db.QueryRow(ctx, `
-			SELECT created_at, state, queued_at IS NOT NULL, kind,
-			       (app, ARRAY(SELECT unnest(channels) ORDER BY 1), category, title, body, data, ttl_seconds, rate_per_second, priority) =
+			SELECT created_at, state, queued_at IS NOT NULL, kind, rate_per_second,
+			       (app, ARRAY(SELECT unnest(channels) ORDER BY 1), category, title, body, data, ttl_seconds,
+			        coalesce(requested_rate, rate_per_second), priority) =
 			       ($2, ARRAY(SELECT unnest($3::text[]) ORDER BY 1), $4, $5, $6, $7::jsonb, $8, $10, $11)
 			       AND send_at IS NOT DISTINCT FROM $9
 			       AND notification IS NOT DISTINCT FROM $12::jsonb
 			FROM campaigns WHERE id = $1`,
 			c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl, sendAt, c.RatePerSecond, c.Priority, note).
-			Scan(&c.CreatedAt, &c.State, &queued, &kind, &same)
+			Scan(&c.CreatedAt, &c.State, &queued, &kind, &c.RatePerSecond, &same)
 		if err == nil && kind != KindCampaign {
 			return c, false, fmt.Errorf("campaign %q: a direct message has this id: %w", c.ID, ErrOtherKind)
 		}

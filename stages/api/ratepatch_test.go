@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
@@ -91,5 +92,46 @@ func TestPatchCampaignRate(t *testing.T) {
 	}
 	if r := a.do("PATCH", "/v1/campaigns/zero", `{"rate_per_second":0}`, ""); strings.Contains(r.body, `"rate_per_second"`) {
 		t.Errorf("a campaign without a cap reports one: %s", r.body)
+	}
+}
+
+// TestRetryAfterRatePatch: a client whose POST /v1/campaigns timed out
+// retries it with exactly the body it sent, after an operator changed the
+// campaign's rate (PATCH): that is its own request, 200 with the
+// campaign's id, and the campaign keeps the rate set; the same id with
+// another rate, the one set by the PATCH included, is a 409.
+func TestRetryAfterRatePatch(t *testing.T) {
+	t.Parallel()
+	a := newDeviceAPI(t, env.Redis.Addr, Auth{Insecure: true})
+	body := func(rate string) string {
+		return `{"id":"retried","app":"a","channels":["x"],"notification":{"title":"t"},"allow_empty":true` + rate + `}`
+	}
+	if r := a.do("POST", "/v1/campaigns", body(`,"rate_per_second":40`), ""); r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	if r := a.do("PATCH", "/v1/campaigns/retried", `{"rate_per_second":10}`, ""); r.status != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", r.status, r.body)
+	}
+	tests := []struct {
+		give   string // the retry's rate_per_second
+		status int
+		want   string // in the body
+	}{
+		{`,"rate_per_second":40`, http.StatusOK, `{"id":"retried"}`},
+		{`,"rate_per_second":10`, http.StatusConflict, "campaign id retried is already used for different content"},
+		{`,"rate_per_second":7`, http.StatusConflict, "campaign id retried is already used for different content"},
+		{``, http.StatusConflict, "campaign id retried is already used for different content"},
+		{`,"rate_per_second":40`, http.StatusOK, `{"id":"retried"}`}, // again, after the 409s
+	}
+	for _, tt := range tests {
+		if r := a.do("POST", "/v1/campaigns", body(tt.give), ""); r.status != tt.status || !strings.Contains(r.body, tt.want) {
+			t.Errorf("retry with %q: %d %s, want %d with %s", tt.give, r.status, r.body, tt.status, tt.want)
+		}
+	}
+	if g := a.do("GET", "/v1/campaigns/retried", "", ""); !strings.Contains(g.body, `"rate_per_second":10,`) {
+		t.Errorf("GET after the retries: %s, want the rate set by the PATCH, 10", g.body)
+	}
+	if n, err := a.rdb.Do(t.Context(), a.rdb.B().Xlen().Key(a.keys.Stream(pipeline.StreamCampaigns, a.keys.HashPartition("retried"))).Build()).AsInt64(); err != nil || n != 1 {
+		t.Errorf("campaigns stream holds %d entries (%v), want the one of the create: a retry sends nothing new", n, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
@@ -87,8 +88,12 @@ func (s *Server) answerCreated(w http.ResponseWriter, kind, id string, createdCo
 // returns them, are answered 409 and 404 with their text.
 func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string, fn func(ctx context.Context, id string) (any, error)) {
 	id := r.PathValue("id")
-	if err := campaign.ValidateID(id); err != nil {
-		writeError(w, http.StatusNotFound, "no "+kind+" "+devices.Echo(id)+": "+err.Error())
+	if campaign.ValidateID(id) != nil {
+		// A plain 404, as openapi.json has it ("or not a campaign id"):
+		// the path names no record, whatever its spelling. The id's
+		// syntax rules after "no campaign a b" read as a 400 about a
+		// field "id" the request does not have.
+		writeError(w, http.StatusNotFound, noRecord(kind, id))
 		return
 	}
 	if !s.haveDB(w) {
@@ -116,8 +121,7 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 		}
 		writeError(w, http.StatusNotFound, msg)
 	case errors.Is(err, campaign.ErrNotFound):
-		// "no campaign X" alone left the caller to guess where ids are.
-		writeError(w, http.StatusNotFound, "no "+kind+" "+id+": check the id (GET /v1/"+kind+"s lists them, newest first)")
+		writeError(w, http.StatusNotFound, noRecord(kind, id))
 	case errors.As(err, &conflict):
 		writeError(w, http.StatusConflict, conflict.msg)
 	case errors.Is(err, campaign.ErrPartial) && r.Method == http.MethodGet:
@@ -153,6 +157,19 @@ func (s *Server) withRecord(w http.ResponseWriter, r *http.Request, kind string,
 	default:
 		writeJSON(w, http.StatusOK, rep)
 	}
+}
+
+// noRecord is the 404 of a campaign or message (kind) id that names none,
+// whether none has it or none can. "no campaign X" alone left the caller to
+// guess where ids are. An id no record can have is quoted (and cut:
+// devices.Echo), so that its spaces, quotes or control characters show
+// where it ends; one that can be an id never needs quotes.
+func noRecord(kind, id string) string {
+	shown := id
+	if campaign.ValidateID(id) != nil {
+		shown = strconv.Quote(devices.Echo(id))
+	}
+	return "no " + kind + " " + shown + ": check the id (GET /v1/" + kind + "s lists them, newest first)"
 }
 
 // unreachable names the store that failed a read (campaign.ErrPostgres,
