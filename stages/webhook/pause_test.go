@@ -220,3 +220,44 @@ func TestStopDuringLongPause(t *testing.T) {
 		}
 	}
 }
+
+// A pause asked for while a handler waits in the --rate cap (another
+// handler's 429) holds back that handler's POST too: it asks again once it
+// has its events. It asked only before the wait, so under a low --rate,
+// where handlers wait there most of the time, the POSTs taken meanwhile went
+// out into the receiver that had asked for a pause. The cap is full when
+// the batch is read (the test took its one event a second), so the
+// handler waits in it ~1.2 s; the pause starts meanwhile; no POST may
+// follow. (On a box too slow to reach the cap's wait before the pause,
+// the old code would pass too; this code cannot fail.)
+func TestPauseAskedDuringTheRateCapsWaitHolds(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rcv, url := newPauseReceiver(t, http.StatusNoContent, func(http.Header, time.Time) time.Time { return time.Time{} })
+	h, err := webhook.New(webhook.Config{Redis: f.rdb, Keys: f.keys, URL: url, Secrets: [][]byte{[]byte(testSecret)},
+		Rate: 1, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.NewRateCap(f.rdb, f.keys.RateCap("webhook"), 1).Take(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	full := time.Now()
+	stream := f.keys.Stream(pipeline.StreamResults, 0)
+	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
+		Concurrency: 1, ClaimIdle: time.Minute, Block: 50 * time.Millisecond, NewGroupAt: "0"}, h, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready) // its group made
+	f.emitEntries("c1", 1, 1, 1)
+	pipelinetest.Eventually(t, 10*time.Second, "the batch read", func() bool { return len(f.pendingDeliveries(t, stream)) == 1 })
+	h.QuietFor(time.Hour)
+	// The cap has room again 1.2 s after the test's take: the handler's
+	// take returns then, and the old code POSTed at once.
+	time.Sleep(time.Until(full.Add(2500 * time.Millisecond)))
+	if n := rcv.count(); n != 0 {
+		t.Errorf("%d POSTs during the pause asked for while the handler waited in the rate cap", n)
+	}
+}
