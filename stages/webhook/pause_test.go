@@ -261,3 +261,51 @@ func TestPauseAskedDuringTheRateCapsWaitHolds(t *testing.T) {
 		t.Errorf("%d POSTs during the pause asked for while the handler waited in the rate cap", n)
 	}
 }
+
+// A webhook waiting out a receiver's pause is not stuck: its batch moves
+// (Batch.Progress), as a batch waiting at a provider's pace does. It read
+// stuck past StuckAfter (2 s here, a minute or two by default: shorter
+// than a pause now may be), and a process restarted for it knows of no
+// pause and POSTs at once.
+func TestPausedWebhookIsNotStuck(t *testing.T) {
+	t.Parallel()
+	const stuckAfter = 2 * time.Second
+	f := newFixture(t)
+	f.emitEntries("c1", 1, 10, 1)
+	rcv, url := newPauseReceiver(t, http.StatusTooManyRequests, func(h http.Header, sent time.Time) time.Time {
+		h.Set("Retry-After", "6")
+		return sent.Add(6 * time.Second)
+	})
+	h, err := webhook.New(webhook.Config{Redis: f.rdb, Keys: f.keys, URL: url, Secrets: [][]byte{[]byte(testSecret)},
+		Attempts: 2, RetryBase: webhook.MinRetry, RetryMax: 10 * time.Second, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
+		Concurrency: 1, Block: 50 * time.Millisecond, AliveEvery: 100 * time.Millisecond, StuckAfter: stuckAfter, NewGroupAt: "0"}, h, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var over time.Time // when the pause ends
+	pipelinetest.Eventually(t, 10*time.Second, "the first POST answered", func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		over = rcv.until
+		return !over.IsZero()
+	})
+	// From StuckAfter into the pause to a second before its end.
+	time.Sleep(time.Until(over.Add(-6*time.Second + stuckAfter + 500*time.Millisecond)))
+	for time.Until(over) > time.Second {
+		st, err := pipeline.Status(t.Context(), f.rdb, f.keys, pipeline.StreamResults)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range st[0].Groups {
+			if g.State == pipeline.StateStuck {
+				t.Fatalf("%v into the receiver's pause the webhook reads stuck", (6*time.Second - time.Until(over)).Round(time.Millisecond))
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

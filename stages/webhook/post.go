@@ -151,18 +151,27 @@ func (h *Handler) quietFor(d time.Duration) {
 	}
 }
 
-// waitQuiet waits until the receiver's last Retry-After is over.
+// waitQuiet waits until the receiver's last Retry-After is over. The batch
+// moves meanwhile, as status reads it (Batch.Progress every
+// pausedProgress): the pause is the receiver's choice, minutes maybe. It
+// read stuck past Options.StuckAfter (a minute or two), and a webhook
+// restarted for it POSTed at once, the new process knowing of no pause.
 func (h *Handler) waitQuiet(ctx context.Context, b *pipeline.Batch) error {
 	for {
 		d := time.Until(time.Unix(0, h.quiet.Load()))
 		if d <= 0 {
 			return nil
 		}
-		if err := sleep(ctx, b, d); err != nil {
+		b.Progress()
+		if err := sleep(ctx, b, min(d, pausedProgress)); err != nil {
 			return err
 		}
 	}
 }
+
+// pausedProgress is how often a batch waiting out a pause says it moves:
+// far below any StuckAfter, and a timer's wake-up a handler is cheap.
+const pausedProgress = 250 * time.Millisecond
 
 // sleep waits d, or less when the process stops or the batch is taken.
 func sleep(ctx context.Context, b *pipeline.Batch, d time.Duration) error {
