@@ -309,3 +309,33 @@ func TestPausedWebhookIsNotStuck(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// An absurd Retry-After (a day) is honoured for --retry-after-max (2 s
+// here), then the receiver is asked again; the log warns that the pause
+// was cut, saying what was asked.
+func TestDayLongRetryAfterIsCut(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.emitEntries("c1", 1, 10, 1)
+	rcv, url := newPauseReceiver(t, http.StatusServiceUnavailable, func(h http.Header, sent time.Time) time.Time {
+		h.Set("Retry-After", "86400")
+		return sent.Add(2 * time.Second)
+	})
+	var logs pipelinetest.Logs
+	h, err := webhook.New(webhook.Config{Redis: f.rdb, Keys: f.keys, URL: url, Secrets: [][]byte{[]byte(testSecret)},
+		Attempts: 2, RetryBase: webhook.MinRetry, RetryMax: time.Second, RetryAfterMax: 2 * time.Second, Log: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
+		Concurrency: 1, Block: 50 * time.Millisecond, NewGroupAt: "0"}, h, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	pipelinetest.Eventually(t, 30*time.Second, "the receiver asked again after --retry-after-max", func() bool { return rcv.count() >= 2 })
+	rcv.check(t)
+	if l := logs.String(); !strings.Contains(l, `"level":"warn"`) || !strings.Contains(l, `"asked":"24h0m0s","for":"2s","message":"webhook receiver asked for a pause longer than --retry-after-max`) {
+		t.Errorf("the cut pause was not warned about; log:\n%s", l)
+	}
+}

@@ -139,12 +139,14 @@ func (h *Handler) quietFor(d time.Duration) {
 		}
 		if h.quiet.CompareAndSwap(cur, until) {
 			if cur < now.UnixNano() && asked > h.cfg.RetryMax {
-				ev := h.log.Info()
 				if asked > d {
-					ev = h.log.Warn().Str("asked", asked.String()).Str("longest", h.cfg.flag("retry-after-max"))
+					h.log.Warn().Str("asked", asked.String()).Str("for", d.String()).
+						Msgf("webhook receiver asked for a pause longer than %s; no POST of this process for that long, then the receiver is asked again",
+							h.cfg.flag("retry-after-max"))
+				} else {
+					h.log.Info().Str("for", d.Round(time.Millisecond).String()).
+						Msg("webhook receiver asked for a pause; no POST of this process until it is over (the batches in hand wait, kept)")
 				}
-				ev.Str("for", d.Round(time.Millisecond).String()).
-					Msg("webhook receiver asked for a pause; no POST of this process until it is over (the batches in hand wait, kept)")
 			}
 			return
 		}
