@@ -288,6 +288,13 @@ func TestUsageErrors(t *testing.T) {
 		{slices.Concat(allHook, []string{"--webhook-retry-base", "1ns", "--webhook-retry-max", "1ns"}), "webhook: --webhook-retry-base must be 10ms or more, such as 250ms " +
 			"(a failed POST waits half of it or more before the next), got 1ns; --webhook-retry-max must be 10ms or more"},
 		{slices.Concat(hook, []string{"--retry-base", "1m"}), "--retry-max (30s) is shorter than --retry-base (1m0s)"},
+		// A receiver's Retry-After is honoured up to --retry-after-max,
+		// never less than the backoff's own longest, never past a day.
+		{slices.Concat(hook, []string{"--retry-after-max", "10s"}), "--retry-after-max (10s) is shorter than --retry-max (30s): a receiver's Retry-After would be cut below the backoff"},
+		{slices.Concat(hook, []string{"--retry-max", "11m"}), "--retry-after-max (10m0s) is shorter than --retry-max (11m0s)"},
+		{slices.Concat(hook, []string{"--retry-after-max", "0s"}), "--retry-after-max (0s) is shorter than --retry-max (30s)"},
+		{slices.Concat(hook, []string{"--retry-after-max", "25h"}), "--retry-after-max must be 24h0m0s or less, got 25h0m0s"},
+		{slices.Concat(allHook, []string{"--webhook-retry-after-max", "1s"}), "webhook: --webhook-retry-after-max (1s) is shorter than --webhook-retry-max (30s)"},
 		{slices.Concat(hook, []string{"--rate=-1", "--timeout", "0s"}), "--rate must not be negative (0 caps nothing), got -1; --timeout must be"},
 		{slices.Concat(allHook, []string{"--webhook-attempts", "0"}), "webhook: --webhook-attempts must be at least 1 POST per delivery, got 0"},
 		{slices.Concat(allHook, []string{"--webhook-filter", "outcome=sent,failure"}), `outcome "failure" is not sent, failed or invalid`},
@@ -360,7 +367,8 @@ func TestUsageErrors(t *testing.T) {
 	soon := time.Now().Add(30 * 24 * time.Hour) // --send-at is at most 90 days ahead
 	for _, ok := range [][]string{{"split"}, {"deliver"}, {"all"}, {"status", "--interval", "2s"}, {"status", "--watch", "--interval", "100ms"},
 		{"--partitions", "1024", "status"}, {"split", "--claim-idle", "100ms"},
-		{"deliver", "--retry-base", "10ms", "--retry-max", "10ms"}, {"webhook", "--url", "https://h.example/x", "--secret-file", secrets, "--retry-base", "10ms", "--retry-max", "10ms"}, {"bench", "--chaos", "--chaos-every", "100ms"},
+		{"deliver", "--retry-base", "10ms", "--retry-max", "10ms"}, {"webhook", "--url", "https://h.example/x", "--secret-file", secrets, "--retry-base", "10ms", "--retry-max", "10ms"}, {"webhook", "--url", "https://h.example/x", "--secret-file", secrets, "--retry-after-max", "24h"},
+		{"webhook", "--url", "https://h.example/x", "--secret-file", secrets, "--retry-max", "1m", "--retry-after-max", "1m"}, {"bench", "--chaos", "--chaos-every", "100ms"},
 		{"fakeprovider", "--error-rate", "1", "--unregistered-rate", "0.5", "--bad-token-rate", "0.5", "--tps", "0", "--apns-keys", "T/K", "--listen", ":0"}, {"--log-level", "debug", "migrate"},
 		{"send", "--app", "a", "--user", "1", "--ttl", "1h", "--title", "t"}, {"send", "--app", "a", "--channel", "x", "--priority", "high", "--body", "b"},
 		{"send", "--app", "a", "--channel", "x", "--send-at", soon.UTC().Format(time.RFC3339), "--allow-empty", "--title", "t"},

@@ -25,10 +25,12 @@ type WebhookFlags struct {
 	Timeout    time.Duration `name:"timeout" default:"10s" help:"Longest wait for one POST's answer."`
 	Attempts   int           `name:"attempts" default:"5" help:"POSTs per delivery of a batch (exponential backoff with jitter, Retry-After honoured); then it waits for redelivery, and the DLQ after --max-deliveries."`
 	RetryBase  time.Duration `name:"retry-base" default:"250ms" help:"Backoff after the first failed POST (doubles each attempt); 10ms or more."`
-	RetryMax   time.Duration `name:"retry-max" default:"30s" help:"Longest backoff, and longest Retry-After honoured (a Retry-After holds back every POST of this process)."`
-	Group      string        `name:"group" default:"${webhook_group}" help:"Consumer group, one per receiver: every group gets every event, and the processes of one group share its events (replicas of one receiver)."`
-	From       string        `name:"from" enum:"oldest,now" default:"oldest" help:"Where a new --group starts (oldest: every event results still keeps, up to --retention; now: events from now on). A group that exists resumes where it stopped."`
-	Linger     time.Duration `name:"linger" default:"250ms" help:"How long a read that found less than a full batch waits for more events before POSTing: fewer, fuller POSTs while events trickle in (a rate-capped campaign, direct messages). 0 POSTs at once; at most ${webhook_max_linger}."`
+	RetryMax   time.Duration `name:"retry-max" default:"30s" help:"Longest backoff; at most --retry-after-max."`
+	// A day is the bound Validate takes (webhook.MaxRetryAfterMax).
+	RetryAfterMax time.Duration `name:"retry-after-max" default:"10m" help:"Longest pause a receiver's Retry-After gets: no POST of this process goes out until it is over (the batches in hand stay this process's; a stop ends the wait at once). A longer one (a day) is waited for this long, then the receiver is asked again. At most 24h."`
+	Group         string        `name:"group" default:"${webhook_group}" help:"Consumer group, one per receiver: every group gets every event, and the processes of one group share its events (replicas of one receiver)."`
+	From          string        `name:"from" enum:"oldest,now" default:"oldest" help:"Where a new --group starts (oldest: every event results still keeps, up to --retention; now: events from now on). A group that exists resumes where it stopped."`
+	Linger        time.Duration `name:"linger" default:"250ms" help:"How long a read that found less than a full batch waits for more events before POSTing: fewer, fuller POSTs while events trickle in (a rate-capped campaign, direct messages). 0 POSTs at once; at most ${webhook_max_linger}."`
 
 	prefix string // what these flags begin with: "webhook-" under all (setPrefix)
 }
@@ -80,7 +82,7 @@ func (c WebhookFlags) config() (webhook.Config, error) {
 	secrets, serr := webhook.LoadSecrets(c.SecretFile)
 	outcomes, ferr := c.outcomes()
 	return webhook.Config{Group: c.Group, URL: c.URL, Secrets: secrets, Batch: c.Batch, Rate: c.Rate, Outcomes: outcomes, Timeout: c.Timeout,
-		Attempts: c.Attempts, RetryBase: c.RetryBase, RetryMax: c.RetryMax, FlagPrefix: c.prefix}, errors.Join(serr, ferr)
+		Attempts: c.Attempts, RetryBase: c.RetryBase, RetryMax: c.RetryMax, RetryAfterMax: c.RetryAfterMax, FlagPrefix: c.prefix}, errors.Join(serr, ferr)
 }
 
 // outcomes parses --filter: "outcome=a,b" or "".

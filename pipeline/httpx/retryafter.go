@@ -23,3 +23,19 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// RetryAfter is the Retry-After of an answer's header h, received at now.
+// An HTTP date is read against the answer's own Date when it has one: both
+// are the sender's clock, and this host's may be off from it. Read against
+// now, a receiver whose clock is a minute behind this host's that asked for
+// 30 s was asked again at once (the date already past here), and one a
+// minute ahead got 90 s. A Date that does not parse leaves now.
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	v := h.Get("Retry-After")
+	if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+		if date, err := http.ParseTime(h.Get("Date")); err == nil {
+			now = date
+		}
+	}
+	return ParseRetryAfter(v, now)
+}

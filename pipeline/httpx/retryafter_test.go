@@ -24,6 +24,49 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
+// RetryAfter reads an HTTP date against the answer's own Date (the
+// sender's clock), not this host's: with a receiver's clock off from this
+// host's, the pause it asked for was cut to nothing or stretched. Seconds
+// need no clock.
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	date := func(d time.Duration) string { return now.Add(d).Format(http.TimeFormat) }
+	tests := []struct {
+		name       string
+		give, date string // Retry-After, Date ("" for none)
+		want       time.Duration
+	}{
+		{"seconds", "120", "", 2 * time.Minute},
+		{"seconds, a skewed Date ignored", "120", date(-time.Hour), 2 * time.Minute},
+		{"none", "", date(0), 0},
+		{"garbage", "soon", date(0), 0},
+		{"negative", "-30", date(0), 0},
+		{"fractional", "1.5", date(0), 0},
+		{"date, no Date", date(30 * time.Second), "", 30 * time.Second},
+		{"date, Date in step", date(30 * time.Second), date(0), 30 * time.Second},
+		{"date, sender's clock an hour behind", date(-time.Hour + 30*time.Second), date(-time.Hour), 30 * time.Second},
+		{"date, sender's clock an hour ahead", date(time.Hour + 30*time.Second), date(time.Hour), 30 * time.Second},
+		{"date past by the Date", date(-time.Minute), date(0), 0},
+		{"date, unreadable Date", date(30 * time.Second), "yesterday", 30 * time.Second},
+		{"date, RFC 850", now.Add(45 * time.Second).Format(time.RFC850), date(0), 45 * time.Second},
+		{"date, ANSI C", now.Add(45 * time.Second).Format(time.ANSIC), date(0), 45 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if tt.give != "" {
+				h.Set("Retry-After", tt.give)
+			}
+			if tt.date != "" {
+				h.Set("Date", tt.date)
+			}
+			if got := RetryAfter(h, now); got != tt.want {
+				t.Errorf("RetryAfter(Retry-After %q, Date %q) = %v, want %v", tt.give, tt.date, got, tt.want)
+			}
+		})
+	}
+}
+
 // FuzzParseRetryAfter: any header value gives a non-negative delay, and
 // delay-seconds are read exactly.
 func FuzzParseRetryAfter(f *testing.F) {

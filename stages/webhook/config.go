@@ -43,6 +43,17 @@ func ValidGroupName(name string) bool { return groupName.MatchString(name) }
 // delivery. 10ms is the stage's own tests' backoff; the default is 250ms.
 const MinRetry = 10 * time.Millisecond
 
+// DefaultRetryAfterMax is the longest Retry-After honoured unless
+// Config.RetryAfterMax says: long enough for a receiver's own outage or
+// quota window, short enough that a Retry-After of a day (a
+// misconfigured receiver) holds nothing back for more than minutes before
+// the receiver is asked again.
+const DefaultRetryAfterMax = 10 * time.Minute
+
+// MaxRetryAfterMax bounds RetryAfterMax: a day, past any receiver's pause
+// worth waiting out in one go (and far inside time.Duration's range).
+const MaxRetryAfterMax = 24 * time.Hour
+
 // Config is everything the stage needs.
 type Config struct {
 	Redis rueidis.Client
@@ -72,10 +83,18 @@ type Config struct {
 	// left for redelivery (and, after --max-deliveries, the DLQ); default 5.
 	Attempts int
 	// RetryBase and RetryMax shape the backoff: attempt n waits a random
-	// time in [d/2, d], d = min(RetryMax, RetryBase·2^(n-1)); a receiver's
-	// Retry-After (up to RetryMax) holds back every POST of the process.
-	// Defaults 250ms and 30s; at least MinRetry.
+	// time in [d/2, d], d = min(RetryMax, RetryBase·2^(n-1)). Defaults
+	// 250ms and 30s; at least MinRetry.
 	RetryBase, RetryMax time.Duration
+	// RetryAfterMax is the longest pause a receiver's Retry-After gets
+	// (--retry-after-max): every POST of the process is held back for it,
+	// whatever the answer's status. It was RetryMax: a receiver asking for
+	// 120 s got the next POST after 30 s (issue #18, results must flow at
+	// the rate the receiver chooses). A longer Retry-After (a day) is
+	// honoured for RetryAfterMax, and the POST after it asks the receiver
+	// again. Default DefaultRetryAfterMax; from RetryMax to
+	// MaxRetryAfterMax.
+	RetryAfterMax time.Duration
 
 	// FlagPrefix is what the stage's own flags begin with where it runs:
 	// "webhook-" under `pushpipe all`, so that the advice in its logs and
@@ -109,6 +128,9 @@ func (c *Config) defaults() {
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = 30 * time.Second
+	}
+	if c.RetryAfterMax == 0 {
+		c.RetryAfterMax = max(DefaultRetryAfterMax, c.RetryMax)
 	}
 }
 
@@ -153,6 +175,15 @@ func (c Config) Validate() error {
 	}
 	if c.RetryBase >= MinRetry && c.RetryMax >= MinRetry && c.RetryMax < c.RetryBase {
 		errs = append(errs, fmt.Errorf("--retry-max (%v) is shorter than --retry-base (%v)", c.RetryMax, c.RetryBase))
+	}
+	switch {
+	case c.RetryAfterMax > MaxRetryAfterMax:
+		errs = append(errs, fmt.Errorf("--retry-after-max must be %v or less, got %v", MaxRetryAfterMax, c.RetryAfterMax))
+	case c.RetryAfterMax < c.RetryMax:
+		// A receiver's Retry-After would be honoured for less than a
+		// failed POST's own backoff.
+		errs = append(errs, fmt.Errorf("--retry-after-max (%v) is shorter than --retry-max (%v): a receiver's Retry-After would be cut below the backoff",
+			c.RetryAfterMax, c.RetryMax))
 	}
 	for _, o := range c.Outcomes {
 		switch o {

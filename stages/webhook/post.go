@@ -22,6 +22,13 @@ import (
 // attempt, retried up to Attempts times with exponential backoff and
 // jitter, waiting at least a Retry-After. Every attempt takes its events
 // from the rate cap: the receiver sees them whether it answers 2xx or not.
+//
+// A pause the receiver asked for (quietFor) may be as long as
+// RetryAfterMax, minutes: the handler waits it out holding its batch,
+// whose lease the runner's keep renews meanwhile (a slow handler's batch
+// is never claimed from a live process), and a stop ends the wait at
+// once, leaving the batch pending with its delivery given back
+// (errStopping).
 func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n int) error {
 	var last error
 	for attempt := 1; ; attempt++ {
@@ -29,6 +36,12 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 			return err
 		}
 		if err := h.take(ctx, b, n); err != nil {
+			return err
+		}
+		// Again: under a low --rate, take waits for most of a second, and
+		// another handler's answer may have asked for a pause meanwhile.
+		// The events taken are spent; the receiver's pause comes first.
+		if err := h.waitQuiet(ctx, b); err != nil {
 			return err
 		}
 		if err := held(ctx, b); err != nil {
@@ -43,13 +56,24 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 			return nil
 		}
 		last = err
-		if retryAfter > 0 {
-			// Before the attempts are counted: the last attempt's
-			// Retry-After holds back the process's other POSTs as well
-			// (DESIGN: Retry-After honoured). It was dropped, and the next
-			// batch was POSTed at once into the receiver that had asked
-			// for a pause; under --attempts 1, every time.
-			h.quietFor(min(retryAfter, h.cfg.RetryMax))
+		wait := h.backoff(attempt)
+		// Before the attempts are counted: the last attempt's pause holds
+		// back the process's other POSTs as well (DESIGN: Retry-After
+		// honoured). It was dropped, and the next batch was POSTed at once
+		// into the receiver that had asked for a pause; under --attempts
+		// 1, every time.
+		switch {
+		case retryAfter > 0:
+			// Whatever the status: RFC 9110 has Retry-After say how long
+			// to wait before the next request, on any answer.
+			h.quietFor(retryAfter)
+		case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+			// Too many, or overloaded, without saying for how long (or
+			// saying it unreadably: "soon", -1): the backoff, for every
+			// POST of the process. Only this handler waited, the others
+			// POSTing on into the receiver that had just said it could
+			// take no more, and after the last attempt none did.
+			h.quietFor(wait)
 		}
 		if attempt >= h.cfg.Attempts {
 			tries := "attempts"
@@ -58,7 +82,6 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 			}
 			return fmt.Errorf("POST %s: %d %s, last: %w", h.safeURL, attempt, tries, last)
 		}
-		wait := h.backoff(attempt)
 		if err := sleep(ctx, b, wait); err != nil {
 			return err
 		}
@@ -96,32 +119,61 @@ func (h *Handler) take(ctx context.Context, b *pipeline.Batch, n int) error {
 	return err
 }
 
-// quietFor holds back every POST of this process for d from now, unless
-// it is held back longer already. A receiver's Retry-After (a 429 or 503)
-// says it wants no requests for a while: the other handlers' batches
-// would hit it too.
+// quietFor holds back every POST of this process for d from now, at most
+// RetryAfterMax, unless it is held back longer already. A receiver's
+// Retry-After says it wants no requests for a while: the other handlers'
+// batches would hit it too. A pause longer than RetryMax that starts
+// while none runs is logged, once however many handlers were answered:
+// nothing flows for minutes maybe, and the operator reads why. (Shorter
+// ones are not: a receiver pacing its callbacks at Retry-After: 1 would
+// log a line a second.)
 func (h *Handler) quietFor(d time.Duration) {
-	until := time.Now().Add(d).UnixNano()
+	asked := d
+	d = min(d, h.cfg.RetryAfterMax)
+	now := time.Now()
+	until := now.Add(d).UnixNano()
 	for {
 		cur := h.quiet.Load()
-		if cur >= until || h.quiet.CompareAndSwap(cur, until) {
+		if cur >= until {
+			return
+		}
+		if h.quiet.CompareAndSwap(cur, until) {
+			if cur < now.UnixNano() && asked > h.cfg.RetryMax {
+				if asked > d {
+					h.log.Warn().Str("asked", asked.String()).Str("for", d.String()).
+						Msgf("webhook receiver asked for a pause longer than %s; no POST of this process for that long, then the receiver is asked again",
+							h.cfg.flag("retry-after-max"))
+				} else {
+					h.log.Info().Str("for", d.Round(time.Millisecond).String()).
+						Msg("webhook receiver asked for a pause; no POST of this process until it is over (the batches in hand wait, kept)")
+				}
+			}
 			return
 		}
 	}
 }
 
-// waitQuiet waits until the receiver's last Retry-After is over.
+// waitQuiet waits until the receiver's last Retry-After is over. The batch
+// moves meanwhile, as status reads it (Batch.Progress every
+// pausedProgress): the pause is the receiver's choice, minutes maybe. It
+// read stuck past Options.StuckAfter (a minute or two), and a webhook
+// restarted for it POSTed at once, the new process knowing of no pause.
 func (h *Handler) waitQuiet(ctx context.Context, b *pipeline.Batch) error {
 	for {
 		d := time.Until(time.Unix(0, h.quiet.Load()))
 		if d <= 0 {
 			return nil
 		}
-		if err := sleep(ctx, b, d); err != nil {
+		b.Progress()
+		if err := sleep(ctx, b, min(d, pausedProgress)); err != nil {
 			return err
 		}
 	}
 }
+
+// pausedProgress is how often a batch waiting out a pause says it moves:
+// far below any StuckAfter, and a timer's wake-up a handler is cheap.
+const pausedProgress = 250 * time.Millisecond
 
 // sleep waits d, or less when the process stops or the batch is taken.
 func sleep(ctx context.Context, b *pipeline.Batch, d time.Duration) error {
@@ -210,7 +262,7 @@ func (h *Handler) postOnce(ctx context.Context, payload []byte) (code int, retry
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		answer += h.redirectHint(req, resp)
 	}
-	return resp.StatusCode, httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), errors.New(answer)
+	return resp.StatusCode, httpx.RetryAfter(resp.Header, time.Now()), errors.New(answer)
 }
 
 // backoff is the wait after attempt n: a random time in [d/2, d], d =
