@@ -177,6 +177,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--retry-max (%v) is shorter than --retry-base (%v)", c.RetryMax, c.RetryBase))
 	}
 	switch {
+	case c.RetryAfterMax == 0:
+		// Not given: New takes DefaultRetryAfterMax, or RetryMax if longer,
+		// so a deployment's long --retry-max still starts after an upgrade.
 	case c.RetryAfterMax > MaxRetryAfterMax:
 		errs = append(errs, fmt.Errorf("--retry-after-max must be %v or less, got %v", MaxRetryAfterMax, c.RetryAfterMax))
 	case c.RetryAfterMax < c.RetryMax:
