@@ -23,8 +23,9 @@ var quotingDocs = []string{"README.md", "docs/API.md", "deploy/README.md", "depl
 // logical line of a fenced block (its `\` continuations joined) or an
 // inline code span of the prose.
 type docSnippet struct {
-	where string // file:line
-	text  string
+	where  string // file:line
+	text   string
+	inline bool // a code span of the prose
 }
 
 var inlineCode = regexp.MustCompile("`[^`]+`") // across the lines of a paragraph
@@ -46,7 +47,7 @@ func docSnippets(t *testing.T, path string) []docSnippet {
 		for _, m := range inlineCode.FindAllStringIndex(text, -1) {
 			line := paraAt + strings.Count(text[:m[0]], "\n")
 			span := strings.ReplaceAll(text[m[0]+1:m[1]-1], "\n", " ")
-			out = append(out, docSnippet{where: path + ":" + strconv.Itoa(line), text: span})
+			out = append(out, docSnippet{where: path + ":" + strconv.Itoa(line), text: span, inline: true})
 		}
 		para.Reset()
 	}
@@ -206,11 +207,16 @@ func checkCommand(root *kong.Node, words []string) []string {
 			node, depth = child, depth+1
 			continue
 		}
-		if depth == 0 {
-			return []string{"no command " + w}
+		if depth == 0 || hasCommands(node) {
+			return append(problems, "no command "+strings.TrimSpace(node.Path()+" "+w))
 		}
 	}
 	return problems
+}
+
+// hasCommands: n's words are commands (campaigns list), not arguments.
+func hasCommands(n *kong.Node) bool {
+	return slices.ContainsFunc(n.Children, func(c *kong.Node) bool { return c.Type == kong.CommandNode })
 }
 
 func childCommand(n *kong.Node, name string) *kong.Node {
@@ -282,12 +288,48 @@ func TestDocsQuoteTheCLI(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d quoted pushpipe command lines checked", seen)
 	// The documents quote some eighty; far fewer means the reading of
 	// them broke, not that they stopped quoting commands.
 	if seen < 50 {
 		t.Errorf("read %d quoted pushpipe commands in %v, want over 50: is docSnippets still reading them?", seen, quotingDocs)
 	}
-	t.Logf("%d quoted pushpipe command lines checked", seen)
+}
+
+// TestDocsNameFlagsTheCLITakes: a flag the day-one documents name on its own
+// in a sentence (`--claim-idle`, `--in-flight 512`), its command said in
+// words, is a flag of some pushpipe command.
+func TestDocsNameFlagsTheCLITakes(t *testing.T) {
+	t.Parallel()
+	flags := map[string]bool{}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, f := range n.Flags {
+			flags["--"+f.Name] = true
+			if neg := negation(f); neg != "" {
+				flags[neg] = true
+			}
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(takeParser(t).k.Model.Node)
+	seen := 0
+	for _, doc := range quotingDocs {
+		for _, s := range docSnippets(t, doc) {
+			if !s.inline || !strings.HasPrefix(s.text, "--") {
+				continue
+			}
+			seen++
+			if name := flagName(strings.Fields(s.text)[0]); !flags[name] {
+				t.Errorf("%s: `%s`: no pushpipe command has a flag %s", s.where, s.text, name)
+			}
+		}
+	}
+	if seen < 50 {
+		t.Errorf("read %d flags named in %v, want over 50: is docSnippets still reading them?", seen, quotingDocs)
+	}
 }
 
 // The reading of a document, on lines of the kinds it quotes.
