@@ -354,3 +354,69 @@ func TestQuotedCommands(t *testing.T) {
 		}
 	}
 }
+
+var envName = regexp.MustCompile(`\bPUSHPIPE_[A-Z0-9_]*[A-Z0-9]\b`)
+
+// TestDocsNameEnvironmentTheCodeReads: a PUSHPIPE_ variable the day-one
+// documents name is a flag's (kong's env:) or one the code or the
+// manifests read by name (PUSHPIPE_ADMIN_TOKEN, a drill's knob, a Secret's
+// key). `PUSHPIPE_REDIS_TLS_*_FILE` is a pattern, not a name.
+func TestDocsNameEnvironmentTheCodeReads(t *testing.T) {
+	t.Parallel()
+	known := map[string]bool{}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, f := range n.Flags {
+			for _, e := range f.Envs {
+				known[e] = true
+			}
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(takeParser(t).k.Model.Node)
+	root := filepath.Join("..", "..")
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == ".pushpipe" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		// Tests read names too, but only the drills' are knobs an operator
+		// sets (PUSHPIPE_UPGRADE_FROM, make upgrade-drill).
+		test := strings.HasSuffix(path, "_test.go") && filepath.Base(filepath.Dir(path)) != "drills"
+		if ext := filepath.Ext(path); d.IsDir() || test || (ext != ".go" && ext != ".yaml" && ext != ".sh" && d.Name() != "Makefile") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, name := range envName.FindAllString(string(b), -1) {
+			known[name] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, doc := range quotingDocs {
+		for _, s := range docSnippets(t, doc) {
+			for _, m := range envName.FindAllStringIndex(s.text, -1) {
+				if m[1] < len(s.text) && s.text[m[1]] == '*' {
+					continue // a pattern
+				}
+				seen++
+				if name := s.text[m[0]:m[1]]; !known[name] {
+					t.Errorf("%s: %s: no flag reads it, and no code or manifest names it", s.where, name)
+				}
+			}
+		}
+	}
+	if seen < 20 {
+		t.Errorf("read %d PUSHPIPE_ variables in %v, want over 20: is docSnippets still reading them?", seen, quotingDocs)
+	}
+}
