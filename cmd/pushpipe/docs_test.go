@@ -188,8 +188,10 @@ func shellWords(s string) (words []string, tail string) {
 }
 
 // checkCommand says what of words the CLI does not know: a first word that
-// is no command, or a flag that the command it reached does not take.
-// Words after the commands are arguments and placeholders, not checked.
+// is no command, a word under a command group (campaigns, dlq) that is none
+// of its commands, or a flag that the command it reached does not take.
+// Words after the commands are arguments and placeholders, not checked;
+// a quote (deliver's) swallows the rest of a span: checked less, not wrongly.
 func checkCommand(root *kong.Node, words []string) []string {
 	if len(words) == 0 || strings.HasPrefix(words[0], "<") {
 		return nil // `pushpipe <command> --help`: a placeholder
