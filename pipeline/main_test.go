@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -68,16 +69,35 @@ func runWorker(role string) int {
 	alive, _ := time.ParseDuration(os.Getenv("PIPELINE_ALIVE"))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	const shutdownTimeout = 5 * time.Second
 	r := pipeline.NewRunner(rdb, keys, pipeline.Options{
 		Stage: in, Stream: in, Consumer: os.Getenv("PIPELINE_CONSUMER"), Concurrency: 4, BatchSize: 50,
-		ClaimIdle: time.Second, ShutdownTimeout: 5 * time.Second, Block: 200 * time.Millisecond, AliveEvery: alive,
+		ClaimIdle: time.Second, ShutdownTimeout: shutdownTimeout, Block: 200 * time.Millisecond, AliveEvery: alive,
 	}, hop(keys, out, pause), zerolog.New(os.Stderr).Level(zerolog.WarnLevel), nil)
+	// A stop is timed here, from the signal's arrival to Run's return, on
+	// the clock the runner's own ShutdownTimeout runs on: not the test's,
+	// which adds the signal's delivery and the exit of a -race binary on a
+	// loaded machine. Its bound is the runner's: ShutdownTimeout, and the
+	// 3 s settleTimeout (release.go) a handler that returned by then has
+	// for its commit.
+	var stopped atomic.Int64
+	context.AfterFunc(ctx, func() { stopped.Store(time.Now().UnixNano()) })
 	if err := r.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if at := stopped.Load(); at != 0 {
+		if took := time.Since(time.Unix(0, at)); took > shutdownTimeout+3*time.Second {
+			fmt.Fprintf(os.Stderr, "the stop took %v, past the %v shutdown timeout and the commit's 3 s\n", took, shutdownTimeout)
+			return exitSlowStop
+		}
+	}
 	return 0
 }
+
+// exitSlowStop is a worker's exit code when its runner's stop outlasted
+// its bound.
+const exitSlowStop = 3
 
 func testKeys() pipeline.Keys {
 	return pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 16)

@@ -160,15 +160,16 @@ func TestSIGTERMMidBatchLosesNothing(t *testing.T) {
 		n := len(collect(t, c, keys, "dst"))
 		return n > 0 && n < count
 	})
-	start := time.Now()
 	w.cmd.Process.Signal(syscall.SIGTERM)
+	// The worker times its own stop against the runner's bound (runWorker)
+	// and says so by its exit code.
 	err := <-w.done
 	w.done <- nil
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) && ee.ExitCode() == exitSlowStop {
+		t.Fatalf("the worker's stop outlasted the shutdown timeout (its stderr says by how much): %v", err)
+	}
 	if err != nil {
 		t.Fatalf("worker did not exit 0 on SIGTERM: %v", err)
-	}
-	if took := time.Since(start); took > 6*time.Second {
-		t.Fatalf("shutdown took %s, more than the 5s shutdown timeout", took)
 	}
 	partial := len(collect(t, c, keys, "dst"))
 	startWorker(t, env.Redis.Addr, keys, "src:dst", "successor", 0)

@@ -45,18 +45,19 @@ func TestReadyzFollowsRedis(t *testing.T) {
 		}
 		return n
 	}
-	until := func(want int, within time.Duration) time.Duration {
+	// until waits for /readyz to answer want; how long a loaded machine
+	// takes is the test's patience, a hang guard.
+	until := func(want int) {
 		t.Helper()
-		start := time.Now()
+		patience := time.Now().Add(30 * time.Second)
 		for readyz() != want {
-			if time.Since(start) > within {
-				t.Fatalf("/readyz never answered %d within %v", want, within)
+			if time.Now().After(patience) {
+				t.Fatalf("/readyz never answered %d", want)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		return time.Since(start)
 	}
-	until(http.StatusOK, 5*time.Second)
+	until(http.StatusOK)
 	before := pings()
 	start := time.Now()
 	for range 50 {
@@ -70,13 +71,28 @@ func TestReadyzFollowsRedis(t *testing.T) {
 	if err := r.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if took := until(http.StatusServiceUnavailable, 5*time.Second); took > 2*time.Second {
-		t.Fatalf("/readyz took %v to notice Redis stopped", took)
+	// The bound is on each probe's own time, taken before it is sent: a
+	// probe asked a second and a half after Redis stopped (the shared
+	// answer lives 1 s, a check gives up after 0.5 s) that is answered
+	// ready is the bug, however long a loaded machine takes to answer it
+	// or to send the next.
+	killed := time.Now()
+	for {
+		asked := time.Now()
+		code := readyz()
+		if code == http.StatusServiceUnavailable {
+			t.Logf("/readyz noticed Redis stopped %v after", asked.Sub(killed))
+			break
+		}
+		if late := asked.Sub(killed); code != http.StatusOK || late >= 1500*time.Millisecond {
+			t.Fatalf("/readyz asked %v after Redis stopped answered %d", late, code)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if err := r.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	until(http.StatusOK, 10*time.Second)
+	until(http.StatusOK)
 }
 
 // /readyz, on a port anyone who reaches it may ask, names what is down in

@@ -57,8 +57,8 @@ func TestStatusDuringMasterOutage(t *testing.T) {
 				}
 				return "", errors.New("status with a master down succeeded")
 			}
-			if !waitFor(15*time.Second, func() bool { return strings.Contains(out.String(), "\n") }) {
-				return "", errors.New("no line in 15s")
+			if !waitFor(25*time.Second, func() bool { return strings.Contains(out.String(), "\n") }) {
+				return "", errors.New("no line in 25s")
 			}
 			cancel()
 			if err := <-done; err != nil {
@@ -86,8 +86,8 @@ func TestStatusDuringMasterOutage(t *testing.T) {
 			var out lockedBuffer
 			done := make(chan error, 1)
 			go func() { done <- follow(ctx, src, c.ID, &out, false, 100*time.Millisecond) }()
-			if !waitFor(15*time.Second, func() bool { return strings.Contains(out.String(), "progress unavailable") }) {
-				return "", fmt.Errorf("no failure line in 15s:\n%s", out.String())
+			if !waitFor(25*time.Second, func() bool { return strings.Contains(out.String(), "progress unavailable") }) {
+				return "", fmt.Errorf("no failure line in 25s:\n%s", out.String())
 			}
 			cancel()
 			if err := <-done; err != nil {
@@ -128,7 +128,11 @@ func TestStatusDuringMasterOutage(t *testing.T) {
 			if got[i].err != nil {
 				t.Fatal(got[i].err)
 			}
-			if took := got[i].took; took > 15*time.Second {
+			// "no answer within" is the command's own bound firing
+			// (refreshTimeout, within.go), on its clock: that is the check.
+			// The time is a hang guard under the 30 s the old list took
+			// and the 40 s context, which a loaded box may stretch 5 s to.
+			if took := got[i].took; took > 25*time.Second {
 				t.Errorf("took %s to say a master is down", took.Round(time.Second))
 			}
 			if !strings.Contains(got[i].said, "no answer within") {

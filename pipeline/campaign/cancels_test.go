@@ -13,11 +13,19 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
-// waitCanceled waits until cs says campaign id is canceled, failing t if
-// that takes more than within after returned (when the cancel returned).
-func waitCanceled(t *testing.T, cs *Cancels, id string, returned time.Time, within time.Duration) {
+// waitCanceled asks cs about campaign id until it says canceled, failing t
+// on an answer "not canceled" to a question asked cancelTrust or more after
+// returned (when the cancel returned). That is the promise, and it holds on
+// any machine: an answer false rests on a read sent before the flag was
+// set, believed less than cancelTrust past it. Each question's time is
+// taken before it is asked, so a starved test goroutine only makes the
+// check more lenient, never a false failure; how long the asking takes in
+// all is the test's patience, not the product's.
+func waitCanceled(t *testing.T, cs *Cancels, id string, returned time.Time) {
 	t.Helper()
+	patience := time.Now().Add(30 * time.Second)
 	for {
+		asked := time.Now()
 		canceled, err := cs.Canceled(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
@@ -26,11 +34,27 @@ func waitCanceled(t *testing.T, cs *Cancels, id string, returned time.Time, with
 			t.Logf("seen canceled %v after the cancel returned", time.Since(returned))
 			return
 		}
-		if time.Since(returned) > within {
-			t.Fatalf("not seen canceled %v after the cancel returned", time.Since(returned))
+		if late := asked.Sub(returned); late >= cancelTrust {
+			t.Fatalf("asked %v after the cancel returned, answered not canceled", late)
+		}
+		if time.Now().After(patience) {
+			t.Fatal("never seen canceled")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// waitPolled waits, without asking (a question may read the flag itself),
+// until the watcher's poller has found campaign id canceled. The poller
+// runs every CancelPoll; how long that takes on a busy machine is the
+// test's patience, a hang guard.
+func waitPolled(t *testing.T, cs *Cancels, id string) {
+	t.Helper()
+	w, ok := cs.watched.get(id)
+	if !ok {
+		t.Fatalf("%s is not watched", id)
+	}
+	pipelinetest.Eventually(t, 30*time.Second, "the poller sees "+id+" canceled", w.canceled.Load)
 }
 
 // A campaign the watcher forgot (nobody asked about it for Forget) and
@@ -58,8 +82,10 @@ func TestCancelsRereadAForgottenCampaign(t *testing.T) {
 }
 
 // Under a Redis whose every answer comes later than CancelPoll, the
-// refreshes still finish and a cancel is seen within the 1 s bound
-// (DESIGN, guarantee 7), not never.
+// refreshes still finish: the poller itself sees the cancel, not never
+// (cut at CancelPoll, no refresh would ever finish, and only a question
+// past cancelTrust would read the flag). No question asked cancelTrust
+// after the cancel is answered "not canceled" (DESIGN, guarantee 7).
 func TestCancelsSeenUnderASlowRedis(t *testing.T) {
 	rdb, db, keys, addr := worldAt(t)
 	ctx := t.Context()
@@ -78,7 +104,9 @@ func TestCancelsSeenUnderASlowRedis(t *testing.T) {
 	if _, err := Cancel(ctx, rdb, db, keys, "c4"); err != nil {
 		t.Fatal(err)
 	}
-	waitCanceled(t, cs, "c4", time.Now(), time.Second)
+	returned := time.Now()
+	waitPolled(t, cs, "c4")
+	waitCanceled(t, cs, "c4", returned)
 }
 
 // While Redis does not answer at all, no answer says "not canceled" more
@@ -107,16 +135,20 @@ func TestCancelsNotBelievedStaleUnderAStalledRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	returned := time.Now()
+	// Each question's time is taken before it is asked: an answer false
+	// to one asked cancelTrust after the cancel is the bug, however long
+	// a loaded machine then takes to return it.
 	for time.Since(returned) < time.Second+3*CancelPoll {
+		asked := time.Now()
 		qctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		canceled, err := cs.Canceled(qctx, "c5")
 		cancel()
-		if err == nil && !canceled && time.Since(returned) > time.Second {
-			t.Fatalf("not canceled, %v after the cancel returned, while Redis did not answer", time.Since(returned))
+		if late := asked.Sub(returned); err == nil && !canceled && late >= cancelTrust {
+			t.Fatalf("not canceled, asked %v after the cancel returned, while Redis did not answer", late)
 		}
 	}
 	p.Release()
-	waitCanceled(t, cs, "c5", time.Now(), 5*CancelPoll)
+	waitCanceled(t, cs, "c5", returned)
 }
 
 // TestCancelOutlivesAFailedRecord: a cancel whose flag reached Redis but

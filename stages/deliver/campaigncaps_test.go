@@ -46,9 +46,12 @@ func TestCampaignCapsAreLetGo(t *testing.T) {
 		t.Errorf("after %.1fs, the process holds %d campaign caps, want 1: the campaign in flight", secs, n)
 	}
 	// The limiter's slots are a little over 1/rate apart (its allowance);
-	// its ahead grants a few at once. Half the cap is a pace any machine
-	// keeps.
-	if most, least := int(secs*rate*11/10)+5, int(secs*rate/2); sends > most || sends < least {
+	// its ahead grants a few at once: the most is the cap's, on any
+	// machine (a starved one only sends fewer). The least is a stall's
+	// guard, not a speed: a loaded box that starves this goroutine gets
+	// fewer slots (the limiter drops the permits it finds late, and grants
+	// none for the time nobody asked), so an eighth of the cap, not half.
+	if most, least := int(secs*rate*11/10)+5, int(secs*rate/8); sends > most || sends < least {
 		t.Errorf("in flight at %d/s: %d sends in %.1fs, want %d to %d", rate, sends, secs, least, most)
 	} else {
 		t.Logf("in flight at %d/s: %d sends in %.1fs", rate, sends, secs)

@@ -97,9 +97,11 @@ func TestCancelStopsSendsOfAForgottenCampaign(t *testing.T) {
 		t.Fatal(err)
 	}
 	returned := time.Now()
-	time.Sleep(2500 * time.Millisecond) // the cap's next permits come at 1 s and 2 s
+	time.Sleep(3500 * time.Millisecond) // the cap's next permits come at 1, 2 and 3 s: some well past the bound
+	// DESIGN's guarantee 7 (see TestCanceledCappedCampaignLetsGoOfItsEntries):
+	// CancelPoll is a cadence a loaded machine stretches, 1 s the bound.
 	for _, at := range s.started() {
-		if late := at.Sub(returned); late > campaignrow.CancelPoll {
+		if late := at.Sub(returned); late > time.Second {
 			t.Errorf("a send started %v after the cancel returned", late)
 		}
 	}

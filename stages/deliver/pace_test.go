@@ -63,8 +63,12 @@ func TestCanceledCappedCampaignLetsGoOfItsEntries(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// DESIGN's guarantee 7, the product's own bound: an answer "not
+	// canceled" is believed for cancelTrust (800 ms) at most, the rest is
+	// the send's margin. CancelPoll (200 ms) is the poller's cadence, which
+	// a loaded machine stretches toward cancelTrust: no bound on sends.
 	for _, at := range s.started() {
-		if late := at.Sub(returned); late > campaignrow.CancelPoll {
+		if late := at.Sub(returned); late > time.Second {
 			t.Errorf("a send started %v after the cancel returned", late)
 		}
 	}

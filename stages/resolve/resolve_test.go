@@ -303,9 +303,11 @@ func TestMalformedRangesAreDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.run(resolve.Config{})
-	// Within the first delivery: the old code kept the good range from
-	// being resolved for MaxDeliveries claims, then dead-lettered it.
-	pipelinetest.Eventually(t, 5*time.Second, "good range resolved", func() bool {
+	// The old code kept the good range from being resolved for
+	// MaxDeliveries claims, then dead-lettered it: never resolved, and a
+	// dead letter too many (below). How long a loaded box takes is
+	// patience.
+	pipelinetest.Eventually(t, 30*time.Second, "good range resolved", func() bool {
 		v, err := f.rdb.Do(context.Background(), f.rdb.B().Hget().Key(f.keys.RangeUsers("c")).Field("ch/0").Build()).ToString()
 		return err == nil && pipeline.ParseRangeRecord(v).Users == 3
 	})
