@@ -157,11 +157,14 @@ func cachedCheck(name string, check func(context.Context) error) func(context.Co
 		// Not cut short by the prober going away: the answer is shared.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
 		defer cancel()
+		// The answer is as old as the question: stamped when the check
+		// returned, a slow "ready" was shared up to its 500 ms longer.
+		asked := time.Now()
 		last = check(ctx)
 		if last != nil {
 			last = &NotReady{Part: name, State: "down", Err: last}
 		}
-		at = time.Now()
+		at = asked
 		return last
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -43,5 +44,32 @@ func TestReadyzText(t *testing.T) {
 				t.Errorf("%d %q, want %d %q", rec.Code, body, wantStatus, tt.want)
 			}
 		})
+	}
+}
+
+// TestCachedCheckAnswerIsAsOldAsItsQuestion: a check's answer is shared for
+// a second from when it was asked, not from when it came back. Stamped on
+// return, a check that took 400 ms answered "ready" for 1.4 s after Redis
+// was asked, a stale window the readiness probe's 1.5 s barely covered.
+func TestCachedCheckAnswerIsAsOldAsItsQuestion(t *testing.T) {
+	t.Parallel()
+	var asked []time.Time
+	check := cachedCheck("redis", func(context.Context) error {
+		asked = append(asked, time.Now())
+		time.Sleep(400 * time.Millisecond)
+		return nil
+	})
+	if err := check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// Sleep past a second from the question: each wait only lengthens it,
+	// so a loaded box cannot make the new code fail.
+	time.Sleep(time.Until(asked[0].Add(time.Second + 50*time.Millisecond)))
+	since := time.Since(asked[0])
+	if err := check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 2 {
+		t.Errorf("%v after the first question the shared answer was still given (%d checks run), want a new check past 1s", since, len(asked))
 	}
 }
