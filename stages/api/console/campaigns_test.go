@@ -599,18 +599,7 @@ func TestFormPostedTwiceIsOneCampaign(t *testing.T) {
 func TestFormGivenAMessagesID(t *testing.T) {
 	t.Parallel()
 	b := newBed(t)
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, b.url+"/v1/messages",
-		strings.NewReader(`{"id":"chat-7","app":"`+app+`","users":[7],"notification":{"body":"hi"}}`))
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("message: %d", resp.StatusCode)
-	}
+	b.postMessage(`{"id":"chat-7","app":"` + app + `","users":[7],"notification":{"body":"hi"}}`)
 	_, page := b.get("/ui/campaigns/new")
 	csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
 	if csrf == nil {

@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -28,7 +27,13 @@ func (b *bed) sendMessage(id, title string, to any) {
 	}
 	body, _ := json.Marshal(map[string]any{"id": id, "app": app, targets: to,
 		"notification": map[string]string{"title": title, "body": "for " + id}})
-	req, _ := http.NewRequestWithContext(b.t.Context(), http.MethodPost, b.url+"/v1/messages", bytes.NewReader(body))
+	b.postMessage(string(body))
+}
+
+// postMessage is POST /v1/messages of body as the operator, accepted.
+func (b *bed) postMessage(body string) {
+	b.t.Helper()
+	req, _ := http.NewRequestWithContext(b.t.Context(), http.MethodPost, b.url+"/v1/messages", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -37,7 +42,7 @@ func (b *bed) sendMessage(id, title string, to any) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
-		b.t.Fatalf("POST /v1/messages %s: %d", id, resp.StatusCode)
+		b.t.Fatalf("POST /v1/messages %s: %d", body, resp.StatusCode)
 	}
 }
 
@@ -284,18 +289,7 @@ func TestMessageHeadedByItsTitle(t *testing.T) {
 		{"table-19c2", `{"body":"Your table is ready"}`},
 		{"sync-0b1d", `{"silent":true,"data":{"sync":"1"}}`},
 	} {
-		body := `{"id":"` + m.id + `","app":"` + app + `","users":[1],"notification":` + m.notification + `}`
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, b.url+"/v1/messages", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST /v1/messages %s: %d", body, resp.StatusCode)
-		}
+		b.postMessage(`{"id":"` + m.id + `","app":"` + app + `","users":[1],"notification":` + m.notification + `}`)
 	}
 	tests := []struct {
 		id        string
