@@ -64,11 +64,11 @@ func classify(err error, a *attempt) push.Result {
 // for it, which its messaging.IsXxx helpers understand.
 func classifyAnswer(err error, resp *http.Response) push.Result {
 	ge := parseGoogleError(resp)
+	// An HTTP-date Retry-After is read against the answer's own Date, not
+	// this host's clock, which may be off from Google's.
 	r := push.Result{
 		Status:     resp.StatusCode,
 		Reason:     ge.reason(resp.StatusCode),
-		// An HTTP date is read against the answer's own Date, not this
-		// host's clock, which may be off from Google's.
 		RetryAfter: httpx.RetryAfter(resp.Header, time.Now()),
 	}
 	// Only a 4xx answer is about the request; an error code in any other
