@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -31,6 +33,36 @@ type CampaignsRateCmd struct {
 func rateRange() string {
 	return fmt.Sprintf("must be a whole number of sends per second from 0 (no cap of its own) to %d", campaign.MaxRatePerSecond)
 }
+
+// rateBeforeID is what usageError says of `campaigns rate 5 c1` (and of
+// `-5 c1`, which parseArgs reads as `-- -5 c1`): a number where the id goes
+// and a word kong refused as the rate. It said only that the rate N must be
+// a number, got "c1", of a line whose mistake is the order. ok is false
+// for any other line, among them a word that could not be an id either.
+func rateBeforeID(pe *kong.ParseError) (msg string, ok bool) {
+	m := kongRateWord.FindStringSubmatch(pe.Unwrap().Error())
+	if m == nil || pe.Context == nil || validID("ID", m[1]) != nil {
+		return "", false
+	}
+	var id string
+	for _, p := range pe.Context.Path {
+		if p.Positional != nil && p.Positional.Name == "id" {
+			id = pe.Context.Value(p).String()
+		}
+	}
+	rate, err := strconv.Atoi(id)
+	if err != nil {
+		return "", false
+	}
+	said := fmt.Sprintf("got %q as the rate and %s as the campaign's id: the id comes first, pushpipe campaigns rate %s ", m[1], id, m[1])
+	if rate < 0 || rate > campaign.MaxRatePerSecond {
+		return said + fmt.Sprintf("N, where the rate N %s (got %d)", rateRange(), rate), true
+	}
+	return said + id, true
+}
+
+// kongRateWord is kong's refusal of campaigns rate's N, with the word.
+var kongRateWord = regexp.MustCompile(`^<n>: expected a valid \d+ bit int but got "(.*)"$`)
 
 // Validate refuses an id no campaign can have and a rate out of bounds
 // before anything is dialled, as CampaignsCancelCmd does.

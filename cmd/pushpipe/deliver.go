@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -23,10 +24,15 @@ type DeliverFlags struct {
 	APNsKeyID        string `name:"apns-key-id" help:"Key id of --apns-key."`
 	APNsTeamID       string `name:"apns-team-id" help:"Apple developer team id of --apns-key."`
 	APNsCert         string `name:"apns-cert" placeholder:"FILE" help:"APNs certificate (.p12 or .pem) for certificate auth, instead of --apns-key."`
-	APNsCertPassword string `name:"apns-cert-password" env:"PUSHPIPE_APNS_CERT_PASSWORD" help:"Password of --apns-cert (prefer the environment variable)."`
+	APNsCertPassword string `name:"apns-cert-password" hidden:"" help:"Deprecated (it shows in process listings): use --apns-cert-password-file or PUSHPIPE_APNS_CERT_PASSWORD."`
 	APNsTopic        string `name:"apns-topic" placeholder:"BUNDLE" help:"The app's bundle id (apns-topic), and the id of the one app the provider flags serve (with FCM alone too); other apps' devices fail with 'no credentials' (use --apps for several)."`
 	APNsHost         string `name:"apns-host" placeholder:"URL" default:"https://api.push.apple.com" help:"APNs base URL (default ${default}; development builds' tokens: https://api.sandbox.push.apple.com)."`
 	APNsConns        int    `name:"apns-conns" default:"2" help:"HTTP/2 connections to APNs."`
+
+	// The password is read from a file or PUSHPIPE_APNS_CERT_PASSWORD
+	// (certPassword), not a flag, which shows in process listings and the
+	// pod spec. The flag still works, for one release, with a warning.
+	APNsCertPasswordFile string `name:"apns-cert-password-file" type:"path" placeholder:"FILE" env:"PUSHPIPE_APNS_CERT_PASSWORD_FILE" help:"File holding the password of --apns-cert (or set PUSHPIPE_APNS_CERT_PASSWORD)."`
 
 	FCMCredentials string `name:"fcm-credentials" placeholder:"FILE" help:"Firebase service-account JSON; without it only a non-Google endpoint is allowed, unauthenticated."`
 	FCMProject     string `name:"fcm-project" help:"Firebase project id (default: the credentials' project)."`
@@ -85,6 +91,13 @@ func (c DeliverFlags) check() error {
 	if c.ExpressTarget < 0 {
 		errs = append(errs, fmt.Errorf("--express-target must be 0 (never slow bulk) or a positive duration such as 25ms, got %v", c.ExpressTarget))
 	}
+	if other := c.certPasswordBesideFile(); other != "" {
+		// Which one to use would be a guess.
+		errs = append(errs, fmt.Errorf("--apns-cert-password-file (PUSHPIPE_APNS_CERT_PASSWORD_FILE) and %s both give the password "+
+			"of --apns-cert: keep one, the file", other))
+	} else if _, err := c.certPassword(); err != nil {
+		errs = append(errs, err)
+	}
 	if given := c.singleAppGiven(); c.Apps != "" && len(given) > 0 {
 		// Refused at build before, after Redis and PostgreSQL, and
 		// --apns-topic alone not at all: the file's apps were served and
@@ -97,6 +110,41 @@ func (c DeliverFlags) check() error {
 			"(its bundle id; with FCM alone too), or give every app in --apps"))
 	}
 	return errors.Join(errs...)
+}
+
+// envAPNsCertPassword holds the password of --apns-cert, if no file does.
+const envAPNsCertPassword = "PUSHPIPE_APNS_CERT_PASSWORD"
+
+// certPassword is the password of --apns-cert: the first line of
+// --apns-cert-password-file, or the deprecated flag, or
+// PUSHPIPE_APNS_CERT_PASSWORD (the flag wins over the variable, as it did
+// when the two were one setting). check refuses a file with either.
+func (c DeliverFlags) certPassword() (string, error) {
+	switch {
+	case c.APNsCertPasswordFile != "":
+		b, err := os.ReadFile(c.APNsCertPasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("--apns-cert-password-file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case c.APNsCertPassword != "":
+		return c.APNsCertPassword, nil
+	}
+	return os.Getenv(envAPNsCertPassword), nil
+}
+
+// certPasswordBesideFile names the other source of the password of
+// --apns-cert when --apns-cert-password-file is given too.
+func (c DeliverFlags) certPasswordBesideFile() string {
+	switch {
+	case c.APNsCertPasswordFile == "":
+		return ""
+	case c.APNsCertPassword != "":
+		return "--apns-cert-password"
+	case os.Getenv(envAPNsCertPassword) != "":
+		return envAPNsCertPassword
+	}
+	return ""
 }
 
 // singleAppGiven names the single-app provider flags given (those with no
@@ -150,6 +198,12 @@ func (c DeliverFlags) build(d *deps, eff pipeline.Options) (pipeline.Handler, []
 // apps file, its per-app caps and the SIGHUP reloader of both sets.
 func (c DeliverFlags) providers(d *deps) (bulk, express map[push.Platform]push.Sender, closeAll func(), appTPS func(string) int,
 	runners []func(context.Context) error, err error) {
+	if c.APNsCertPassword != "" {
+		// Still read, so that an upgrade starts as before; said at every
+		// start until it is gone.
+		d.log.Warn().Msg("--apns-cert-password is deprecated and goes away in the next release: it shows in process listings " +
+			"and the pod spec; give the password by --apns-cert-password-file (PUSHPIPE_APNS_CERT_PASSWORD_FILE) or " + envAPNsCertPassword)
+	}
 	if c.Sink == "null" || c.Apps == "" {
 		var closeBulk, closeExpress func()
 		if bulk, closeBulk, err = c.senders(d.ctx); err != nil {
@@ -197,9 +251,13 @@ func (c DeliverFlags) senders(ctx context.Context) (map[push.Platform]push.Sende
 	out := map[push.Platform]push.Sender{}
 	var closers []func()
 	if c.APNsKey != "" || c.APNsCert != "" {
+		password, err := c.certPassword()
+		if err != nil {
+			return nil, nil, err
+		}
 		s, err := apns.New(apns.Config{
 			KeyFile: c.APNsKey, KeyID: c.APNsKeyID, TeamID: c.APNsTeamID,
-			CertFile: c.APNsCert, CertPassword: c.APNsCertPassword,
+			CertFile: c.APNsCert, CertPassword: password,
 			Topic: c.APNsTopic, Host: c.APNsHost, Conns: c.APNsConns,
 		})
 		if err != nil {

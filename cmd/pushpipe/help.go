@@ -291,6 +291,11 @@ func usageError(err error) string {
 			msg = r.re.ReplaceAllString(msg, r.with)
 		}
 	}
+	if sub == "campaigns rate" && pe != nil {
+		if swapped, ok := rateBeforeID(pe); ok {
+			msg = swapped
+		}
+	}
 	if refusedArg && sub != cmd {
 		// An argument's value, named by its command as the commands'
 		// own checks name theirs ("campaigns rate: the rate N: ...").

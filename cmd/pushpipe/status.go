@@ -234,11 +234,11 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 	tw.Flush()
 	troubled := troubledGroups(rep.Streams)
 	for _, g := range troubled {
-		fmt.Fprintf(w, "\n%s %s.", strings.ToUpper(g.Name), g.Plain(pipeline.StartCommand(g.Name)))
+		fmt.Fprintf(w, "\n%s %s.", groupLabel(g.Name), g.Plain(pipeline.StartCommand(g.Name)))
 	}
 	for _, g := range rep.RetiredRunning {
 		fmt.Fprintf(w, "\n%s retired (pushpipe results retire), but a process of it still runs, reading nothing (a webhook process alone answers 503 on /readyz). "+
-			"Stop it for good (delete its Deployment): restarted, it would create the group anew and POST every event kept.", strings.ToUpper(g))
+			"Stop it for good (delete its Deployment): restarted, it would create the group anew and POST every event kept.", groupLabel(g))
 	}
 	failing := failingReceivers(rep)
 	for _, f := range failing {
@@ -247,11 +247,23 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 			deliveries = "1 failed delivery"
 		}
 		fmt.Fprintf(w, "\n%s receiver failing for %s (%s), last: %s. Its events wait, and go to the DLQ after --max-deliveries (pushpipe dlq list).",
-			strings.ToUpper(f.Group), pipeline.Ago(rep.At.Sub(f.Since)), deliveries, f.Err)
+			groupLabel(f.Group), pipeline.Ago(rep.At.Sub(f.Since)), deliveries, f.Err)
 	}
 	if len(troubled)+len(failing)+len(rep.RetiredRunning) > 0 {
 		fmt.Fprintln(w)
 	}
+}
+
+// groupLabel names a consumer group in the lines under status's table: a
+// stage's in capitals, the heading look of those lines, and a webhook
+// receiver's own group (--group) as it is spelt, after WEBHOOK group: the
+// operator types it (pushpipe webhook --group, results retire), and group
+// names are case-sensitive. Upper-cased, "acme" read ACME, a name it is not.
+func groupLabel(name string) string {
+	if _, ok := pipeline.StageNamed(name); ok {
+		return strings.ToUpper(name)
+	}
+	return "WEBHOOK group " + name
 }
 
 func fmtLag(n int64, unknown bool) string {

@@ -63,7 +63,7 @@ func TestStatusSaysAReceiverFails(t *testing.T) {
 		cli.Status.print(&out, rep, false)
 		return out.String()
 	}
-	const says = "ANALYTICS receiver failing for "
+	const says = "WEBHOOK group analytics receiver failing for "
 	var out string
 	pipelinetest.Eventually(t, 10*time.Second, "status says the receiver fails", func() bool {
 		out = status()
@@ -132,7 +132,7 @@ func TestStatusNamesARetiredGroupStillRunning(t *testing.T) {
 		cli.Status.print(&out, rep, false)
 		return out.String()
 	}
-	const says = "OLD retired (pushpipe results retire), but a process of it still runs"
+	const says = "WEBHOOK group old retired (pushpipe results retire), but a process of it still runs"
 	tests := []struct {
 		name    string
 		stop    bool

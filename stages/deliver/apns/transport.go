@@ -73,7 +73,9 @@ func (t retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error
 	resp, err := t.base.RoundTrip(req)
 	if err == nil && resp.StatusCode != http.StatusOK {
 		if d, ok := req.Context().Value(retryAfterKey{}).(*time.Duration); ok {
-			*d = httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+			// An HTTP date is read against APNs's own Date, not this
+			// host's clock, which may be off from Apple's.
+			*d = httpx.RetryAfter(resp.Header, time.Now())
 		}
 	}
 	return resp, err

@@ -64,10 +64,12 @@ func classify(err error, a *attempt) push.Result {
 // for it, which its messaging.IsXxx helpers understand.
 func classifyAnswer(err error, resp *http.Response) push.Result {
 	ge := parseGoogleError(resp)
+	// An HTTP-date Retry-After is read against the answer's own Date, not
+	// this host's clock, which may be off from Google's.
 	r := push.Result{
 		Status:     resp.StatusCode,
 		Reason:     ge.reason(resp.StatusCode),
-		RetryAfter: httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		RetryAfter: httpx.RetryAfter(resp.Header, time.Now()),
 	}
 	// Only a 4xx answer is about the request; an error code in any other
 	// answer never deletes a token.
@@ -183,7 +185,7 @@ func transportFailure(err error) push.Result {
 
 // statusOnly classifies an answer the SDK never turned into an error.
 func statusOnly(status int, h http.Header) push.Result {
-	r := push.Result{Status: status, Reason: http.StatusText(status), RetryAfter: httpx.ParseRetryAfter(h.Get("Retry-After"), time.Now())}
+	r := push.Result{Status: status, Reason: http.StatusText(status), RetryAfter: httpx.RetryAfter(h, time.Now())}
 	if status == http.StatusTooManyRequests || status >= 500 {
 		r.Outcome = push.Retry
 		r.Throttled = status == http.StatusTooManyRequests
