@@ -97,7 +97,10 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 // is this process's to deliver: a stop or the batch lost ends the wait, as
 // they end sleep. Under a low --rate a handler waits here most of the
 // time, and a stop waited out ShutdownTimeout, the context then cut, so
-// the runner could ack none of what the batch had delivered.
+// the runner could ack none of what the batch had delivered. The batch
+// moves meanwhile (Batch.Progress every pausedProgress), as in a pause:
+// the pace is the operator's --rate, and a batch of many POSTs under a
+// low one read stuck past StuckAfter.
 func (h *Handler) take(ctx context.Context, b *pipeline.Batch, n int) error {
 	if h.cap.Max() == 0 {
 		return nil // no cap: Take returns at once
@@ -105,12 +108,21 @@ func (h *Handler) take(ctx context.Context, b *pipeline.Batch, n int) error {
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
-		select {
-		case <-b.Stopping():
-		case <-b.Lost():
-		case <-tctx.Done():
+		defer cancel()
+		tick := time.NewTicker(pausedProgress)
+		defer tick.Stop()
+		for {
+			select {
+			case <-b.Stopping():
+				return
+			case <-b.Lost():
+				return
+			case <-tctx.Done():
+				return
+			case <-tick.C:
+				b.Progress()
+			}
 		}
-		cancel()
 	}()
 	err := h.cap.Take(tctx, n)
 	switch {
