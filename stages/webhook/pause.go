@@ -71,7 +71,10 @@ func (h *Handler) sharedPause(ctx context.Context) time.Duration {
 	if err != nil || ms <= 0 { // -2: no pause; -1 cannot be (extendScript)
 		return 0
 	}
-	return min(time.Duration(ms)*time.Millisecond, h.cfg.RetryAfterMax)
+	// Not cut to this process's RetryAfterMax: the process answered cut
+	// it to its own, and a cut here would end only this wait, the next
+	// read finding the rest.
+	return time.Duration(ms) * time.Millisecond
 }
 
 // pauseAnswered notes how a call on the pause key went, and logs once when
