@@ -302,6 +302,15 @@ func (k Keys) Retired() string { return k.Prefix + ":{meta}:retired" }
 // stage's log says.
 func (k Keys) ReceiverFailing() string { return k.Prefix + ":{meta}:receiver-failing" }
 
+// WebhookPause is the pause a webhook group's receiver asked for (a
+// Retry-After, or a 429 or 503's backoff): a string whose TTL is what is
+// left of it, Redis's clock deciding when it ends. The process answered
+// extends it, never shortens it, and every process of the group reads it
+// before each POST, so the receiver's choice holds for all its replicas
+// (stages/webhook/pause.go). Under {meta}, beside ReceiverFailing: status
+// reads both.
+func (k Keys) WebhookPause(group string) string { return k.Prefix + ":{meta}:webhook-pause:" + group }
+
 // Busy is the hash of the batches a consumer group's processes have held
 // longest (stuck.go): consumer → its oldest batch in hand, written with
 // each beat. Under {meta}, beside Alive: one script writes both.

@@ -34,6 +34,7 @@ func TestKeysAreDesigns(t *testing.T) {
 		{k.DLQ(), "pp:{dlq}:dlq"},
 		{k.Campaign("42"), "pp:{c42}:campaign"},
 		{k.Canceled("42"), "pp:{c42}:canceled"},
+		{k.WebhookPause("analytics"), "pp:{meta}:webhook-pause:analytics"},
 	}
 	for _, tt := range keys {
 		if tt.got != tt.want {

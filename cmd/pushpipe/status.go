@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +42,10 @@ type statusReport struct {
 	// Failing are the webhook receivers failing now, by group, as their
 	// processes recorded it: a failing receiver's group read "running".
 	Failing map[string]webhook.Failure `json:"receivers_failing,omitempty"`
+	// Paused are the webhook receivers that asked for a pause (a
+	// Retry-After, a 429 or 503), by group: what is left of it. Its group
+	// read idle, its events waiting, with nothing saying why.
+	Paused map[string]time.Duration `json:"receivers_paused_ns,omitempty"`
 	// RetiredRunning are the groups retired (results retire --force) whose
 	// process still runs, idle: gone from the streams, they show nowhere else.
 	RetiredRunning []string `json:"retired_still_running,omitempty"`
@@ -168,6 +174,9 @@ func (c *StatusCmd) collect(ctx context.Context, rdb rueidis.Client, keys pipeli
 	if rep.Failing, err = webhook.Failures(ctx, rdb, keys); err != nil {
 		return rep, err
 	}
+	if rep.Paused, err = webhook.Pauses(ctx, rdb, keys, resultsGroups(rep.Streams)); err != nil {
+		return rep, err
+	}
 	if rep.RetiredRunning, err = pipeline.RetiredStillRunning(ctx, rdb, keys); err != nil {
 		return rep, err
 	}
@@ -249,7 +258,14 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 		fmt.Fprintf(w, "\n%s receiver failing for %s (%s), last: %s. Its events wait, and go to the DLQ after --max-deliveries (pushpipe dlq list).",
 			groupLabel(f.Group), pipeline.Ago(rep.At.Sub(f.Since)), deliveries, f.Err)
 	}
-	if len(troubled)+len(failing)+len(rep.RetiredRunning) > 0 {
+	paused := slices.Sorted(maps.Keys(rep.Paused))
+	for _, g := range paused {
+		// Rounded up: "0s" read as over.
+		left := (rep.Paused[g] + time.Second - 1).Truncate(time.Second)
+		fmt.Fprintf(w, "\n%s receiver asked for a pause (a Retry-After, or a 429 or 503): no webhook process POSTs to it for another %s. Its events wait.",
+			strings.ToUpper(g), pipeline.Ago(left))
+	}
+	if len(troubled)+len(failing)+len(rep.RetiredRunning)+len(paused) > 0 {
 		fmt.Fprintln(w)
 	}
 }
@@ -325,6 +341,20 @@ func consumerState(groups []pipeline.GroupTotal, group, consumer, key string) st
 		}
 	}
 	return ""
+}
+
+// resultsGroups are the consumer groups of results: the webhook receivers.
+func resultsGroups(streams []pipeline.StreamStatus) []string {
+	var out []string
+	for _, s := range streams {
+		if s.Name != pipeline.StreamResults {
+			continue
+		}
+		for _, g := range s.Groups {
+			out = append(out, g.Name)
+		}
+	}
+	return out
 }
 
 // failingReceivers are the recorded failures of the results groups a

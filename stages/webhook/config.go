@@ -87,8 +87,10 @@ type Config struct {
 	// 250ms and 30s; at least MinRetry.
 	RetryBase, RetryMax time.Duration
 	// RetryAfterMax is the longest pause a receiver's Retry-After gets
-	// (--retry-after-max): every POST of the process is held back for it,
-	// whatever the answer's status. It was RetryMax: a receiver asking for
+	// (--retry-after-max): every POST of the group (of each of its
+	// processes, pause.go) is held back for it, whatever the answer's
+	// status, and the group's pause is cut to the RetryAfterMax of the
+	// process answered. It was RetryMax: a receiver asking for
 	// 120 s got the next POST after 30 s (issue #18, results must flow at
 	// the rate the receiver chooses). A longer Retry-After (a day) is
 	// honoured for RetryAfterMax, and the POST after it asks the receiver

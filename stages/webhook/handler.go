@@ -26,16 +26,22 @@ import (
 // --max-deliveries. A stop leaves pending only the entries not wholly
 // delivered (leavePending). Delivery is at least once: an entry's events
 // are POSTed again when its delivery failed or was cut short, and
-// receivers dedupe by event id.
+// receivers dedupe by event id. Results flow at the rate the receiver
+// chooses: a pause it asks of one process (a Retry-After, a 429 or 503)
+// holds back every process of the group until it is over (pause.go), a
+// batch in hand or claimed meanwhile included.
 type Handler struct {
 	cfg     Config
 	client  *http.Client
 	cap     *pipeline.RateCap
 	safeURL string
 	quiet   atomic.Int64 // post.go: no POST starts before this (Unix ns), a receiver's Retry-After
-	log     zerolog.Logger
-	failing *failing // quiets the log while the receiver fails
-	metrics *metrics
+	// pause.go: until when (Unix ns) POSTs skip the group's pause in
+	// Redis, which did not answer; 0 while it does.
+	pauseAway atomic.Int64
+	log       zerolog.Logger
+	failing   *failing // quiets the log while the receiver fails
+	metrics   *metrics
 }
 
 // New builds the stage from cfg, its zero settings defaulted; it refuses

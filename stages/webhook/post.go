@@ -23,7 +23,8 @@ import (
 // jitter, waiting at least a Retry-After. Every attempt takes its events
 // from the rate cap: the receiver sees them whether it answers 2xx or not.
 //
-// A pause the receiver asked for (quietFor) may be as long as
+// A pause the receiver asked for (quietFor), of this process or of another
+// of the group (pause.go), may be as long as
 // RetryAfterMax, minutes: the handler waits it out holding its batch,
 // whose lease the runner's keep renews meanwhile (a slow handler's batch
 // is never claimed from a live process), and a stop ends the wait at
@@ -35,14 +36,18 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 		if err := h.waitQuiet(ctx, b); err != nil {
 			return err
 		}
-		if err := h.take(ctx, b, n); err != nil {
-			return err
-		}
-		// Again: under a low --rate, take waits for most of a second, and
-		// another handler's answer may have asked for a pause meanwhile.
-		// The events taken are spent; the receiver's pause comes first.
-		if err := h.waitQuiet(ctx, b); err != nil {
-			return err
+		if h.cap.Max() > 0 {
+			if err := h.take(ctx, b, n); err != nil {
+				return err
+			}
+			// Again: under a low --rate, take waits for most of a second,
+			// and another handler's answer may have asked for a pause
+			// meanwhile. The events taken are spent; the receiver's pause
+			// comes first. (Without a cap take returns at once: one read
+			// of the group's pause per POST is enough.)
+			if err := h.waitQuiet(ctx, b); err != nil {
+				return err
+			}
 		}
 		if err := held(ctx, b); err != nil {
 			return err
@@ -92,7 +97,10 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 // is this process's to deliver: a stop or the batch lost ends the wait, as
 // they end sleep. Under a low --rate a handler waits here most of the
 // time, and a stop waited out ShutdownTimeout, the context then cut, so
-// the runner could ack none of what the batch had delivered.
+// the runner could ack none of what the batch had delivered. The batch
+// moves meanwhile (Batch.Progress every pausedProgress), as in a pause:
+// the pace is the operator's --rate, and a batch of many POSTs under a
+// low one read stuck past StuckAfter.
 func (h *Handler) take(ctx context.Context, b *pipeline.Batch, n int) error {
 	if h.cap.Max() == 0 {
 		return nil // no cap: Take returns at once
@@ -100,12 +108,21 @@ func (h *Handler) take(ctx context.Context, b *pipeline.Batch, n int) error {
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
-		select {
-		case <-b.Stopping():
-		case <-b.Lost():
-		case <-tctx.Done():
+		defer cancel()
+		tick := time.NewTicker(pausedProgress)
+		defer tick.Stop()
+		for {
+			select {
+			case <-b.Stopping():
+				return
+			case <-b.Lost():
+				return
+			case <-tctx.Done():
+				return
+			case <-tick.C:
+				b.Progress()
+			}
 		}
-		cancel()
 	}()
 	err := h.cap.Take(tctx, n)
 	switch {
@@ -127,6 +144,11 @@ func (h *Handler) take(ctx context.Context, b *pipeline.Batch, n int) error {
 // nothing flows for minutes maybe, and the operator reads why. (Shorter
 // ones are not: a receiver pacing its callbacks at Retry-After: 1 would
 // log a line a second.)
+//
+// It holds back the group's other processes too (sharePause): the pause
+// is the receiver's, asked of all of them. Only when it extends this
+// process's: a pause this process has already is the group's already (it
+// was shared when asked, or read from the group's).
 func (h *Handler) quietFor(d time.Duration) {
 	asked := d
 	d = min(d, h.cfg.RetryAfterMax)
@@ -138,6 +160,7 @@ func (h *Handler) quietFor(d time.Duration) {
 			return
 		}
 		if h.quiet.CompareAndSwap(cur, until) {
+			h.sharePause(d)
 			if cur < now.UnixNano() && asked > h.cfg.RetryMax {
 				if asked > d {
 					h.log.Warn().Str("asked", asked.String()).Str("for", d.String()).
@@ -153,20 +176,46 @@ func (h *Handler) quietFor(d time.Duration) {
 	}
 }
 
-// waitQuiet waits until the receiver's last Retry-After is over. The batch
+// waitQuiet waits until the receiver's last Retry-After is over: this
+// process's, then the group's (sharedPause: another process's answer, or
+// one given before this process started), which it then keeps as its own
+// (joinPause), reading the group's again only once it is over. The batch
 // moves meanwhile, as status reads it (Batch.Progress every
 // pausedProgress): the pause is the receiver's choice, minutes maybe. It
-// read stuck past Options.StuckAfter (a minute or two), and a webhook
-// restarted for it POSTed at once, the new process knowing of no pause.
+// read stuck past Options.StuckAfter (a minute or two).
 func (h *Handler) waitQuiet(ctx context.Context, b *pipeline.Batch) error {
 	for {
 		d := time.Until(time.Unix(0, h.quiet.Load()))
 		if d <= 0 {
-			return nil
+			if d = h.sharedPause(ctx); d <= 0 {
+				return ctx.Err()
+			}
+			h.joinPause(d)
 		}
 		b.Progress()
 		if err := sleep(ctx, b, min(d, pausedProgress)); err != nil {
 			return err
+		}
+	}
+}
+
+// joinPause makes the group's pause, d from now, this process's: its
+// POSTs wait it out with no more round trips. A long one starting is
+// logged, as quietFor logs its own.
+func (h *Handler) joinPause(d time.Duration) {
+	now := time.Now()
+	until := now.Add(d).UnixNano()
+	for {
+		cur := h.quiet.Load()
+		if cur >= until {
+			return
+		}
+		if h.quiet.CompareAndSwap(cur, until) {
+			if cur < now.UnixNano() && d > h.cfg.RetryMax {
+				h.log.Info().Str("for", d.Round(time.Millisecond).String()).
+					Msg("webhook receiver asked another process of the group for a pause; no POST of this process until it is over (the batches in hand wait, kept)")
+			}
+			return
 		}
 	}
 }
