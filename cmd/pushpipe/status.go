@@ -263,7 +263,7 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 		// Rounded up: "0s" read as over.
 		left := (rep.Paused[g] + time.Second - 1).Truncate(time.Second)
 		fmt.Fprintf(w, "\n%s receiver asked for a pause (a Retry-After, or a 429 or 503): no webhook process POSTs to it for another %s. Its events wait.",
-			strings.ToUpper(g), pipeline.Ago(left))
+			groupLabel(g), pipeline.Ago(left))
 	}
 	if len(troubled)+len(failing)+len(rep.RetiredRunning)+len(paused) > 0 {
 		fmt.Fprintln(w)

@@ -51,7 +51,7 @@ func TestStatusSaysAReceiverPaused(t *testing.T) {
 		cli.Status.print(&out, rep, false)
 		return out.String()
 	}
-	const says = "ANALYTICS receiver asked for a pause (a Retry-After, or a 429 or 503): no webhook process POSTs to it for another "
+	const says = "WEBHOOK group analytics receiver asked for a pause (a Retry-After, or a 429 or 503): no webhook process POSTs to it for another "
 	if out := status(); strings.Contains(out, says) {
 		t.Fatalf("status says the receiver paused before it was asked anything:\n%s", out)
 	}
