@@ -27,7 +27,10 @@ import (
 // 200,000); PUSHPIPE_UPGRADE_ORDER (comma-separated) replaces the processes
 // in another order than upgradeOrder; PUSHPIPE_UPGRADE_MIGRATE=last runs
 // the new migrate after every process is new (the Job that failed to apply
-// while the Deployments rolled).
+// while the Deployments rolled). Since processes check the schema version
+// at start (Globals.DB), "last" fails at the first swap when upgrading to
+// a release with a newer migration: the new process refuses the old
+// schema, naming `pushpipe migrate` (deploy/README.md, step 3).
 const upgradeFrom = "5931b92"
 
 // upgradeOrder is the order deploy/README.md gives: the API first (it only

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/schema"
 )
 
 // Globals are the settings every subcommand shares, by flag or environment.
@@ -236,8 +237,46 @@ var errNoDatabase = errors.New("no database: set PUSHPIPE_DATABASE_URL or --data
 
 // DB opens the PostgreSQL pool and checks, within 5 s, that the server
 // answers: a wrong URL fails the process at start with the host, port and
-// user it tried (never the password), not at its first query.
+// user it tried (never the password), not at its first query. So does a
+// schema older than this binary's (checkSchema).
 func (g *Globals) DB(maxConns int32) (*pgxpool.Pool, error) {
+	pool, err := g.openDB(maxConns)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.checkSchema(pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+// checkSchema refuses a database that `pushpipe migrate` has not brought to
+// this binary's schema (deploy/README.md: the migrate Job first): started
+// on it, a process fails the requests that name a newer column one by one
+// (the API's rate PATCH and a retry of a stored id were 503s). A newer
+// schema is a rollback's, which the migrations' expand/contract keeps
+// working: said once, at info.
+func (g *Globals) checkSchema(pool *pgxpool.Pool) error {
+	ctx, cancel := context.WithTimeout(g.Context(), 5*time.Second)
+	defer cancel()
+	v, err := schema.ReadVersions(ctx, pool)
+	if err != nil {
+		return fmt.Errorf("PostgreSQL (PUSHPIPE_DATABASE_URL): %w", err)
+	}
+	if err := v.Check(); err != nil {
+		return err
+	}
+	if v.Ahead() {
+		log := g.Logger()
+		log.Info().Int64("database", v.Database).Int64("binary", v.Binary).
+			Msg("the database schema is newer than this pushpipe's (a rollback?): running on it")
+	}
+	return nil
+}
+
+// openDB is DB without the schema check: migrate's, which is what fixes it.
+func (g *Globals) openDB(maxConns int32) (*pgxpool.Pool, error) {
 	if g.DatabaseURL == "" {
 		return nil, errNoDatabase
 	}

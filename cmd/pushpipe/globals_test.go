@@ -66,7 +66,7 @@ func TestConnectFailsFastAndSaysWhatToSet(t *testing.T) {
 // work (a fresh deliver's first direct messages) must not wait for
 // backends to be forked and authenticated.
 func TestDBPoolOpensAtStart(t *testing.T) {
-	g := &Globals{DatabaseURL: pipelinetest.DatabaseT(t, env.Postgres)}
+	g := &Globals{DatabaseURL: pipelinetest.MigratedDatabaseT(t, env.Postgres)}
 	pool, err := g.DB(5)
 	if err != nil {
 		t.Fatal(err)

@@ -14,8 +14,9 @@ func (c *MigrateCmd) Run(g *Globals) error {
 	}
 	// Reach the server as every command does first, so that a wrong host,
 	// port or password is named with the variable to check, where goose's
-	// "failed to initialize: failed to connect" named neither.
-	db, err := g.DB(1)
+	// "failed to initialize: failed to connect" named neither. Not DB:
+	// its schema check refuses the database migrate is to bring up.
+	db, err := g.openDB(1)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 // timeout: 2.5 minutes, or 15 when the query was never acknowledged).
 // The kernel does the rest, so the test reads back what it was told.
 func TestDBFindsAVanishedServer(t *testing.T) {
-	g := &Globals{DatabaseURL: pipelinetest.DatabaseT(t, env.Postgres)}
+	g := &Globals{DatabaseURL: pipelinetest.MigratedDatabaseT(t, env.Postgres)}
 	pool, err := g.DB(1)
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 
@@ -98,8 +97,9 @@ func (m *Message) normalizeRest() error {
 // CreateMessage stores a message and appends its users to dedupe, with
 // Create's idempotency: the same id and content again returns created=false
 // and sends nothing new, other content ErrConflict, and a failure after the
-// row was written ErrNotQueued (the same request again queues it).
-func CreateMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, m Message) (Message, bool, error) {
+// row was written ErrNotQueued (the same request again queues it). Only a
+// new id must pass admit (Admit), given the message's Campaign.
+func CreateMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, m Message, admit ...Admit) (Message, bool, error) {
 	if err := m.Normalize(); err != nil {
 		return m, false, err
 	}
@@ -111,26 +111,27 @@ func CreateMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, ke
 	tokens := storedTokens(m.Tokens)
 	digest := recipientsDigest(m.Users, tokens)
 	note := storedNotification(m.Notification)
-	err := db.QueryRow(ctx, `
-		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, kind, priority, notification, recipients_digest, raw_tokens)
-		VALUES ($1, $2, '{}', $3, $4, $5, $6::jsonb, $7, 'message', $8, $9::jsonb, $10, $11)
-		ON CONFLICT (id) DO NOTHING
-		RETURNING created_at`,
-		m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Priority, note, digest, tokens != nil).Scan(&m.CreatedAt)
-	queued := false
-	if errors.Is(err, pgx.ErrNoRows) {
-		queued, err = sameMessage(ctx, db, &m, data, ttl, note, digest, tokens)
-		if errors.Is(err, ErrOtherKind) || errors.Is(err, ErrConflict) {
-			return m, false, err
-		}
-	}
-	if err != nil {
+	same := func() (bool, error) { return sameMessage(ctx, db, &m, data, ttl, note, digest, tokens) }
+	queued, err := storedOr(ctx, m.Campaign, admit, same, func() error {
+		return db.QueryRow(ctx, `
+			INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds, kind, priority, notification, recipients_digest, raw_tokens)
+			VALUES ($1, $2, '{}', $3, $4, $5, $6::jsonb, $7, 'message', $8, $9::jsonb, $10, $11)
+			ON CONFLICT (id) DO NOTHING
+			RETURNING created_at`,
+			m.ID, m.App, m.Category, m.Title, m.Body, data, ttl, m.Priority, note, digest, tokens != nil).Scan(&m.CreatedAt)
+	})
+	var refusal admitRefusal
+	switch {
+	case errors.As(err, &refusal):
+		return m, false, refusal.err
+	case errors.Is(err, ErrOtherKind), errors.Is(err, ErrConflict):
+		return m, false, err
+	case err != nil:
 		if verr := refused(err); verr != nil {
 			return m, false, verr
 		}
 		return m, false, fmt.Errorf("store message %q: %w", m.ID, err)
-	}
-	if queued {
+	case queued:
 		return m, false, nil
 	}
 	created, err := queueOnce(ctx, db, m.ID, func() error { return enqueueMessage(ctx, rdb, keys, m) })

@@ -21,7 +21,8 @@ import (
 // idempotent by id: creating an id that exists with the same content returns
 // the stored campaign and created=false without sending anything new; with
 // different content it returns ErrConflict. c is normalized first (a
-// *ValidationError if it is invalid).
+// *ValidationError if it is invalid); then a stored id is answered from its
+// row, and only a new one must pass admit (Admit), in order.
 //
 // The row is written before the stream entry, and marked queued after it: a
 // crash or a Redis outage in between leaves an unqueued row, and the retry
@@ -29,7 +30,7 @@ import (
 // created=true: that retry is what started the campaign. Requests with the
 // same id at once queue it once (queueOnce), and one of them reports
 // created=true. A failure after the row was written is ErrNotQueued.
-func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, c Campaign) (Campaign, bool, error) {
+func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, c Campaign, admit ...Admit) (Campaign, bool, error) {
 	if err := c.Normalize(); err != nil {
 		return c, false, err
 	}
@@ -43,53 +44,33 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 		sendAt = &c.SendAt
 	}
 	note := storedNotification(c.Notification)
-	// A send_at already past starts the campaign now; the row still keeps
-	// it, so a retry of the same request compares equal.
-	err := db.QueryRow(ctx, `
-		INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds,
-		                       send_at, rate_per_second, priority, state, started_at, notification)
-		VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11,
-		        CASE WHEN $9 > now() THEN 'scheduled' ELSE 'splitting' END,
-		        CASE WHEN $9 > now() THEN NULL ELSE now() END, $12::jsonb)
-		ON CONFLICT (id) DO NOTHING
-		RETURNING created_at, state`,
-		c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl, sendAt, c.RatePerSecond, c.Priority, note).
-		Scan(&c.CreatedAt, &c.State)
-	queued := false
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Channels compare as a set: the audience is their union, and a
-		// client building the list from a set may retry in another order.
-		// The rate compared is the one the campaign was created with
-		// (requested_rate, once SetRate changed it): a retry of a POST that
-		// timed out repeats that rate, and is still the same request after
-		// an operator changed it. The campaign goes on with the rate of
-		// the record, which is what queueing it publishes.
-		var same bool
-		var kind string
-		err = db.QueryRow(ctx, `
-			SELECT created_at, state, queued_at IS NOT NULL, kind, rate_per_second,
-			       (app, ARRAY(SELECT unnest(channels) ORDER BY 1), category, title, body, data, ttl_seconds,
-			        coalesce(requested_rate, rate_per_second), priority) =
-			       ($2, ARRAY(SELECT unnest($3::text[]) ORDER BY 1), $4, $5, $6, $7::jsonb, $8, $10, $11)
-			       AND send_at IS NOT DISTINCT FROM $9
-			       AND notification IS NOT DISTINCT FROM $12::jsonb
-			FROM campaigns WHERE id = $1`,
+	same := func() (bool, error) { return sameCampaign(ctx, db, &c, data, ttl, sendAt, note) }
+	queued, err := storedOr(ctx, c, admit, same, func() error {
+		// A send_at already past starts the campaign now; the row still
+		// keeps it, so a retry of the same request compares equal.
+		return db.QueryRow(ctx, `
+			INSERT INTO campaigns (id, app, channels, category, title, body, data, ttl_seconds,
+			                       send_at, rate_per_second, priority, state, started_at, notification)
+			VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11,
+			        CASE WHEN $9 > now() THEN 'scheduled' ELSE 'splitting' END,
+			        CASE WHEN $9 > now() THEN NULL ELSE now() END, $12::jsonb)
+			ON CONFLICT (id) DO NOTHING
+			RETURNING created_at, state`,
 			c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl, sendAt, c.RatePerSecond, c.Priority, note).
-			Scan(&c.CreatedAt, &c.State, &queued, &kind, &c.RatePerSecond, &same)
-		if err == nil && kind != KindCampaign {
-			return c, false, fmt.Errorf("campaign %q: a direct message has this id: %w", c.ID, ErrOtherKind)
-		}
-		if err == nil && !same {
-			return c, false, fmt.Errorf("campaign %q: %w", c.ID, ErrConflict)
-		}
-	}
-	if err != nil {
+			Scan(&c.CreatedAt, &c.State)
+	})
+	var refusal admitRefusal
+	switch {
+	case errors.As(err, &refusal):
+		return c, false, refusal.err
+	case errors.Is(err, ErrOtherKind), errors.Is(err, ErrConflict):
+		return c, false, err
+	case err != nil:
 		if verr := refused(err); verr != nil {
 			return c, false, verr
 		}
 		return c, false, fmt.Errorf("store campaign %q: %w", c.ID, err)
-	}
-	if queued {
+	case queued:
 		return c, false, nil
 	}
 	created, err := queueOnce(ctx, db, c.ID, func() error { return enqueue(ctx, rdb, keys, c) })
@@ -97,6 +78,41 @@ func Create(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 		return c, false, fmt.Errorf("%w: %w", ErrNotQueued, err)
 	}
 	return c, created, nil
+}
+
+// sameCampaign reads the row that holds c's id into c (its creation time,
+// state and rate): whether it is queued, or ErrOtherKind for a direct
+// message's, ErrConflict when its content is not c's, pgx.ErrNoRows when
+// there is none.
+//
+// Channels compare as a set: the audience is their union, and a client
+// building the list from a set may retry in another order. The rate
+// compared is the one the campaign was created with (requested_rate, once
+// SetRate changed it): a retry of a POST that timed out repeats that rate,
+// and is still the same request after an operator changed it. The campaign
+// goes on with the rate of the record, which is what queueing it publishes.
+func sameCampaign(ctx context.Context, db *pgxpool.Pool, c *Campaign, data []byte, ttl int64, sendAt *time.Time, note []byte) (queued bool, err error) {
+	var same bool
+	var kind string
+	err = db.QueryRow(ctx, `
+		SELECT created_at, state, queued_at IS NOT NULL, kind, rate_per_second,
+		       (app, ARRAY(SELECT unnest(channels) ORDER BY 1), category, title, body, data, ttl_seconds,
+		        coalesce(requested_rate, rate_per_second), priority) =
+		       ($2, ARRAY(SELECT unnest($3::text[]) ORDER BY 1), $4, $5, $6, $7::jsonb, $8, $10, $11)
+		       AND send_at IS NOT DISTINCT FROM $9
+		       AND notification IS NOT DISTINCT FROM $12::jsonb
+		FROM campaigns WHERE id = $1`,
+		c.ID, c.App, c.Channels, c.Category, c.Title, c.Body, data, ttl, sendAt, c.RatePerSecond, c.Priority, note).
+		Scan(&c.CreatedAt, &c.State, &queued, &kind, &c.RatePerSecond, &same)
+	switch {
+	case err != nil:
+		return false, err
+	case kind != KindCampaign:
+		return false, fmt.Errorf("campaign %q: a direct message has this id: %w", c.ID, ErrOtherKind)
+	case !same:
+		return false, fmt.Errorf("campaign %q: %w", c.ID, ErrConflict)
+	}
+	return queued, nil
 }
 
 // queueOnce runs enqueue for the stored row id and marks the row queued,

@@ -1,8 +1,12 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"slices"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/stages/deliver"
 )
 
 // appsState is what the apps file decides, swapped whole by ReloadApps:
@@ -53,6 +57,27 @@ func (s *Server) knownApp(app string) bool { return s.checkApp(app) == nil }
 func (s *Server) checkApp(app string) error {
 	st := s.apps.Load()
 	return KnownApps{File: st.known, Keyed: st.keyed.apps()}.Check(app)
+}
+
+// unknownApp is checkApp's refusal of a new campaign or message, which
+// answerCreated answers 422.
+type unknownApp struct{ error }
+
+// admitApp is checkApp as a new record's campaign.Admit: a SIGHUP or a
+// restart may drop an app from the apps file while its campaigns and
+// messages are stored, and their retries are answered from the record.
+func (s *Server) admitApp(_ context.Context, c campaign.Campaign) error {
+	if err := s.checkApp(c.App); err != nil {
+		return unknownApp{err}
+	}
+	return nil
+}
+
+// admitPayload is deliver.CheckCampaign as a new record's campaign.Admit:
+// a release whose renderers take less must still answer a retry of what
+// an older one stored.
+func (s *Server) admitPayload(ctx context.Context, c campaign.Campaign) error {
+	return deliver.CheckCampaign(ctx, s.cfg.DB, c)
 }
 
 // KnownApps is which apps campaigns and messages may name: the apps

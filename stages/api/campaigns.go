@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
-	"github.com/pushpipe/pushpipe/stages/deliver"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -65,25 +64,19 @@ func (s *Server) postCampaign(w http.ResponseWriter, r *http.Request, body []byt
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	// After the request's own checks: a malformed request (no app
-	// included) is 400 whatever its app.
-	if err := s.checkApp(c.App); err != nil {
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
-		return
-	}
 	if !s.haveDB(w) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
 	defer cancel()
-	err = deliver.CheckCampaign(ctx, s.cfg.DB, c)
-	if err == nil && !req.AllowEmpty {
-		err = campaign.CheckAudience(ctx, s.cfg.DB, c)
+	// After the request's own checks (a malformed request, no app
+	// included, is 400 whatever its app), and a new campaign's only: a
+	// retry of a stored id is answered from its record (campaign.Admit).
+	admit := []campaign.Admit{s.admitApp, s.admitPayload}
+	if !req.AllowEmpty {
+		admit = append(admit, func(ctx context.Context, c campaign.Campaign) error { return campaign.CheckAudience(ctx, s.cfg.DB, c) })
 	}
-	created := false
-	if err == nil {
-		c, created, err = campaign.Create(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, c)
-	}
+	c, created, err := campaign.Create(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, c, admit...)
 	s.answerCreated(w, "campaign", c.ID, http.StatusCreated, created, err)
 }
 

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
-	"github.com/pushpipe/pushpipe/stages/deliver"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -48,7 +47,8 @@ var campaignFields = func() map[string]string {
 // id with other content → 409. The message rides the express lane unless
 // its priority is "normal". It lists users (1–10,000) or raw tokens
 // (1–1,000), never both: too many is 413, none, both or a malformed one 400
-// naming it; an app the API does not know is 422.
+// naming it; an app the API does not know is 422 (for a new id: a retry
+// of a stored one is answered from the record, campaign.Admit).
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req messageRequest
 	if !decodeHinted(w, body, &req, campaignFields) {
@@ -99,22 +99,14 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	// After the request's own checks, as for campaigns: a malformed
-	// request is 400 whatever its app.
-	if err := s.checkApp(m.App); err != nil {
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
-		return
-	}
 	if !s.haveDB(w) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), campaignTimeout)
 	defer cancel()
-	err = deliver.CheckCampaign(ctx, s.cfg.DB, m.Campaign)
-	created := false
-	if err == nil {
-		m, created, err = campaign.CreateMessage(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, m)
-	}
+	// After the request's own checks, and a new message's only, as for
+	// campaigns.
+	m, created, err := campaign.CreateMessage(ctx, s.cfg.Redis, s.cfg.DB, s.cfg.Keys, m, s.admitApp, s.admitPayload)
 	s.answerCreated(w, "message", m.ID, http.StatusAccepted, created, err)
 }
 

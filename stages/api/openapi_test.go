@@ -375,7 +375,7 @@ var openapiCalls = []apiCall{
 	{name: "campaign bad priority", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"ttl_seconds"`, `"priority":"urgent","ttl_seconds"`, 1), token: oaToken, req: invalid, status: 400},
 	{name: "campaign fractional channel", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `["breaking"]`, `[1.5]`, 1), token: oaToken, req: invalid, status: 400},
 	{name: "campaign nobody", method: "POST", path: "/v1/campaigns", body: strings.NewReplacer(`,"allow_empty":true`, ``, `"oa-1"`, `"oa-nobody"`).Replace(oaCamp), token: oaToken, req: unchecked, status: 400},
-	{name: "campaign unknown app", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, oaApp, "com.example.unknown", 1), token: oaToken, status: 422},
+	{name: "campaign unknown app", method: "POST", path: "/v1/campaigns", body: strings.NewReplacer(oaApp, "com.example.unknown", `"oa-1"`, `"oa-unknown"`).Replace(oaCamp), token: oaToken, status: 422},
 	{name: "campaign rich", method: "POST", path: "/v1/campaigns", body: oaRich, token: oaToken, status: 201},
 	{name: "campaign silent with a title", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaCamp, `"data"`, `"silent":true,"data"`, 1), token: oaToken, req: unchecked, status: 400},
 	{name: "campaign image not https", method: "POST", path: "/v1/campaigns", body: strings.Replace(oaRich, `https://example.com/a.png`, `http://example.com/a.png`, 1), token: oaToken, req: invalid, status: 400},
@@ -443,7 +443,7 @@ var openapiCalls = []apiCall{
 	{name: "message users and tokens", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `"users"`, `"tokens":[{"platform":"android","token":"fcm:tok-1"}],"users"`, 1), token: oaToken, req: unchecked, status: 400},
 	{name: "message bad token", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, `"users":[42,43,42]`, `"tokens":[{"platform":"ios","token":"abc"}]`, 1), token: oaToken, req: unchecked, status: 400},
 	{name: "message too many tokens", method: "POST", path: "/v1/messages", body: oaTokens(campaign.MaxMessageTokens + 1), token: oaToken, req: invalid, status: 413},
-	{name: "message unknown app", method: "POST", path: "/v1/messages", body: strings.Replace(oaMsg, oaApp, "com.example.unknown", 1), token: oaToken, status: 422},
+	{name: "message unknown app", method: "POST", path: "/v1/messages", body: strings.NewReplacer(oaApp, "com.example.unknown", `"oa-m1"`, `"oa-m-unknown"`).Replace(oaMsg), token: oaToken, status: 422},
 	{name: "message text", method: "POST", path: "/v1/messages", body: oaMsg, token: oaToken, contentType: "text/plain", req: unchecked, status: 415},
 	{name: "message no database", server: "nodb", method: "POST", path: "/v1/messages", body: oaMsg, token: oaToken, status: 503},
 	// GET /v1/messages/{id}

@@ -34,13 +34,17 @@ func idempotencyKey(w http.ResponseWriter, id *string, kind string) (string, boo
 	return *id, true
 }
 
-// answerCreated answers a create of a record: 400 for invalid content, 409
-// for an id used by other content, 503 (with the id to post again) when the
-// row is stored but not queued, createdCode when created, 200 when the same
-// request was made before.
+// answerCreated answers a create of a record: 422 for an app the API does
+// not know (admitApp), 400 for invalid content, 409 for an id used by other
+// content, 503 (with the id to post again) when the row is stored but not
+// queued, createdCode when created, 200 when the same request was made
+// before.
 func (s *Server) answerCreated(w http.ResponseWriter, kind, id string, createdCode int, created bool, err error) {
 	var verr *campaign.ValidationError
+	var unknown unknownApp
 	switch {
+	case errors.As(err, &unknown):
+		writeError(w, http.StatusUnprocessableEntity, unknown.Error())
 	case errors.As(err, &verr):
 		writeError(w, http.StatusBadRequest, verr.Error())
 	case errors.Is(err, campaign.ErrOtherKind):
