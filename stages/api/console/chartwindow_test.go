@@ -21,10 +21,10 @@ func TestChartShowsTenSecondsAtLeast(t *testing.T) {
 		{"three points", 4, 10},
 		{"twenty seconds of points", 21, 19}, // the first point is the second sample's
 	}
+	chart := chartBed(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			b := chartBed(t)
+			b := chart.chartPage(t)
 			// Before any point: ten seconds up to now.
 			empty := js[[]float64](b, `(() => { const s = document.getElementById("chart").uplot.scales.x; return [s.min, s.max, Date.now() / 1000] })()`)
 			if w := empty[1] - empty[0]; math.Abs(w-10) > 1e-6 || math.Abs(empty[1]-empty[2]) > 300 {

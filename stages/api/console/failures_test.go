@@ -145,10 +145,10 @@ func TestChartFromZero(t *testing.T) {
 		{"steady", []int{0, 100, 205, 300, 402}, 115.5},
 		{"idle", []int{0, 0, 0}, 1},
 	}
+	b := chartBed(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got := chartBed(t).feed(tt.sent)
+			got := b.chartPage(t).feed(tt.sent)
 			if got.points != len(tt.sent)-1 || got.yMin != 0 || math.Abs(got.yMax-tt.max) > 1e-9 {
 				t.Errorf("%d points, y from %v to %v; want %d points, y from 0 to %v", got.points, got.yMin, got.yMax, len(tt.sent)-1, tt.max)
 			}
@@ -156,17 +156,27 @@ func TestChartFromZero(t *testing.T) {
 	}
 }
 
-// chartBed is a bed on the page of a campaign no stage sends, its chart
-// drawn.
+// chartBed is a bed signed in, with a campaign no stage sends: one for a
+// test's cases, each on the campaign's page afresh (chartPage), rather than
+// a browser context, a database and a sign-in each.
 func chartBed(t *testing.T) *bed {
 	b := newBed(t)
 	if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "c1", App: app, Channels: []string{"nobody"}, Title: "Chart"}); err != nil {
 		t.Fatal(err)
 	}
 	b.signIn()
-	b.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"),
-		waitJS(`document.getElementById("chart").uplot !== undefined && document.getElementById("sample") !== null`))
 	return b
+}
+
+// chartPage opens the chart bed's campaign page, for subtest t, and waits
+// for its chart: a page of its own, with its own clock and samples (feed
+// replaces them), so one case's leave nothing to the next.
+func (b *bed) chartPage(t *testing.T) *bed {
+	sub := *b
+	sub.t = t
+	sub.run(chromedp.Navigate(b.url+"/ui/campaigns/c1"),
+		waitJS(`document.getElementById("chart").uplot !== undefined && document.getElementById("sample") !== null`))
+	return &sub
 }
 
 // chartState is the sends/s chart as drawn: its points, its scales, and
