@@ -1,0 +1,69 @@
+package console_test
+
+import (
+	"html"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+)
+
+// TestWebhookDeadLetterReadsAsOutcomes walks what a day-one operator does
+// when a webhook receiver answers 500: the dead letters list, then the
+// letter. The list's columns keep their words whole (they read "Fro m",
+// "Deliv eries", "resul ts/8", the body's overflow-wrap letting the table
+// squeeze them), and the letter's events read as `pushpipe dlq show`
+// prints them, not as a screen of escaped binary.
+func TestWebhookDeadLetterReadsAsOutcomes(t *testing.T) {
+	t.Parallel()
+	b := newBed(t)
+	ev := func(user int64, outcome, reason string) pipeline.ResultEvent {
+		return pipeline.ResultEvent{ID: pipeline.ResultID("", "m1", user, outcome), Message: "m1", App: app, UserID: user,
+			Platform: "ios", Token: "t", Outcome: outcome, Reason: reason, AtMs: 1}
+	}
+	pairs := pipeline.ResultFields(ev(3, pipeline.OutcomeSent, ""), ev(7, pipeline.OutcomeFailed, "BadDeviceToken"))
+	fields := map[string]string{}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		fields[pairs[i]] = pairs[i+1]
+	}
+	reason := "delivered 3 times (max 2); last error: POST http://127.0.0.1:18777/…(sha256:6fc2d051): 2 attempts, last: answered 500 Internal Server Error"
+	id, err := b.rdb.Do(t.Context(), b.rdb.B().Xadd().Key(b.keys.DLQ()).Id("*").FieldValue().
+		FieldValue(pipeline.DLQStream, b.keys.Stream(pipeline.StreamResults, 3)).FieldValue(pipeline.DLQID, "1-0").
+		FieldValue(pipeline.DLQGroup, "webhook").FieldValue(pipeline.DLQConsumer, "vm-1").FieldValue(pipeline.DLQDeliveries, "3").
+		FieldValue(pipeline.DLQError, reason).FieldValue(pipeline.DLQFields, pipeline.EncodeDLQFields(fields)).Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	want := "2 events: user 3 ios sent; user 7 ios failed (BadDeviceToken)"
+	if _, body := b.get("/ui/deadletters/" + id); !strings.Contains(body, html.EscapeString(want)) {
+		t.Errorf("the letter's page does not read its events as %q:\n%s", want, body)
+	}
+
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/deadletters"), waitJS(`document.querySelector("#dead-letters tbody tr[data-letter]") !== null`))
+	// Every word of the headers and of the From column on one line: a word
+	// whose characters' boxes sit on two lines was broken inside.
+	broken := js[[]string](b, `(() => {
+		const cells = [...document.querySelectorAll("#dead-letters thead th, #dead-letters tbody td:nth-child(2)")];
+		const out = [];
+		for (const cell of cells) {
+			const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+			for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+				for (const m of n.data.matchAll(/\S+/g)) {
+					const r = document.createRange();
+					r.setStart(n, m.index);
+					r.setEnd(n, m.index + m[0].length);
+					const tops = new Set([...r.getClientRects()].filter(x => x.width > 0).map(x => Math.round(x.top)));
+					if (tops.size > 1) out.push(m[0]);
+				}
+			}
+		}
+		return out;
+	})()`)
+	if len(broken) > 0 {
+		t.Errorf("the dead letters table breaks these words inside: %q", broken)
+	}
+}
