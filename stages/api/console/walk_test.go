@@ -4,19 +4,21 @@ import (
 	"html"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 )
 
-// TestWebhookDeadLetterReadsAsOutcomes walks what a day-one operator does
+// TestDayOneOperatorPages walks what a day-one operator does
 // when a webhook receiver answers 500: the dead letters list, then the
 // letter. The list's columns keep their words whole (they read "Fro m",
 // "Deliv eries", "resul ts/8", the body's overflow-wrap letting the table
 // squeeze them), and the letter's events read as `pushpipe dlq show`
-// prints them, not as a screen of escaped binary.
-func TestWebhookDeadLetterReadsAsOutcomes(t *testing.T) {
+// prints them, not as a screen of escaped binary. Then a scheduled
+// campaign's page, which says when its chart starts.
+func TestDayOneOperatorPages(t *testing.T) {
 	t.Parallel()
 	b := newBed(t)
 	ev := func(user int64, outcome, reason string) pipeline.ResultEvent {
@@ -65,5 +67,19 @@ func TestWebhookDeadLetterReadsAsOutcomes(t *testing.T) {
 	})()`)
 	if len(broken) > 0 {
 		t.Errorf("the dead letters table breaks these words inside: %q", broken)
+	}
+
+	// A scheduled campaign's page: its chart was an empty grid with
+	// sub-second ticks; it says when it starts instead, the chart kept
+	// hidden until a refresh says it started.
+	at := time.Now().Add(time.Hour).Truncate(time.Second)
+	b.create("sched", at)
+	b.run(chromedp.Navigate(b.url+"/ui/campaigns/sched"), waitJS(`document.getElementById("sample") !== null`))
+	wait := js[string](b, `(() => { const w = document.getElementById("chart-wait"); return w && w.offsetParent !== null ? w.textContent : ""; })()`)
+	if want := "at " + at.UTC().Format("2006-01-02 15:04:05 UTC"); !strings.Contains(wait, want) {
+		t.Errorf("the scheduled campaign's chart section says %q, want it to say it starts %s", wait, want)
+	}
+	if shown := js[bool](b, `(() => { const c = document.getElementById("chart"); return c !== null && c.offsetParent !== null && c.getBoundingClientRect().height > 0; })()`); shown {
+		t.Error("the scheduled campaign's page shows its empty chart")
 	}
 }
