@@ -83,3 +83,29 @@ func TestDayOneOperatorPages(t *testing.T) {
 		t.Error("the scheduled campaign's page shows its empty chart")
 	}
 }
+
+// TestRetryAllDeadLetters: the dead letters list retries every letter at
+// once, as `pushpipe dlq retry --all`: a receiver's outage left 1,682, and
+// the console offered a Retry per row.
+func TestRetryAllDeadLetters(t *testing.T) {
+	t.Parallel()
+	b := newBed(t)
+	b.deadLetters(3)
+	before := b.deliverLen()
+	b.signIn()
+	b.run(chromedp.Navigate(b.url+"/ui/deadletters"),
+		waitJS(`document.querySelectorAll("#dead-letters tr[data-letter]").length === 3 && document.getElementById("retry-all") !== null`),
+		clickJS("#retry-all"),
+		waitJS(`location.pathname === "/ui/deadletters" && document.querySelector("p.notice") !== null &&
+			document.querySelectorAll("#dead-letters tr[data-letter]").length === 0`),
+	)
+	if n, err := pipeline.NewDLQ(b.rdb, b.keys).Len(t.Context()); err != nil || n != 0 {
+		t.Errorf("%d dead letters left (%v), want 0", n, err)
+	}
+	if got := b.deliverLen(); got != before+3 {
+		t.Errorf("deliver stream holds %d entries after Retry all, want %d", got, before+3)
+	}
+	if b.text("p.notice") == "" || js[bool](b, `document.getElementById("retry-all") !== null`) {
+		t.Error("after Retry all the list says nothing, or still offers it with no letter left")
+	}
+}
