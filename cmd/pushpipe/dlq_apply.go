@@ -11,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
 // dlqSelect is how retry and drop pick their letters: ids, or --all
@@ -69,7 +72,61 @@ func (s dlqSelect) apply(g *Globals, did string, op func(*pipeline.DLQ, context.
 		return err
 	}
 	defer rdb.Close()
-	return applyTo(g.Context(), pipeline.NewDLQ(rdb, g.Keys()), f, did, op, os.Stdout, os.Stderr)
+	var failing []receiverLetters
+	if did == "retried" {
+		failing = lettersOfFailingReceivers(g.Context(), rdb, g.Keys(), f)
+	}
+	err = applyTo(g.Context(), pipeline.NewDLQ(rdb, g.Keys()), f, did, op, os.Stdout, os.Stderr)
+	warnFailingReceivers(os.Stderr, failing)
+	return err
+}
+
+// receiverLetters is how many of a retry's letters are of a webhook group
+// whose receiver fails now.
+type receiverLetters struct {
+	webhook.Failure
+	Letters int
+}
+
+// lettersOfFailingReceivers counts, by group, the letters f selects that a
+// webhook group dead-lettered while its receiver still fails: retried, they
+// go back to that receiver and, after --max-deliveries, to the DLQ again,
+// and "retried 2 dead letters" read as settled. Read before the retry (it
+// deletes the letters); nothing when no receiver fails, the usual case,
+// or when Redis cannot say (the retry reports that itself).
+func lettersOfFailingReceivers(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, f pipeline.DLQFilter) []receiverLetters {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	failures, err := webhook.Failures(ctx, rdb, keys)
+	if err != nil || len(failures) == 0 || (f.Stream != "" && f.Stream != pipeline.StreamResults) {
+		return nil
+	}
+	f.Stream = pipeline.StreamResults
+	letters, err := pipeline.NewDLQ(rdb, keys).List(ctx, f)
+	if err != nil {
+		return nil
+	}
+	count := map[string]int{}
+	for _, d := range letters {
+		if _, ok := failures[d.Group]; ok && d.Name == pipeline.StreamResults {
+			count[d.Group]++
+		}
+	}
+	var out []receiverLetters
+	for _, group := range slices.Sorted(maps.Keys(count)) {
+		out = append(out, receiverLetters{Failure: failures[group], Letters: count[group]})
+	}
+	return out
+}
+
+// warnFailingReceivers says on w which retried letters go back to a
+// receiver that fails now.
+func warnFailingReceivers(w io.Writer, failing []receiverLetters) {
+	for _, r := range failing {
+		fmt.Fprintf(w, "warning: %s went back to webhook group %s, whose receiver fails now (for %s, last: %s): "+
+			"they come back to the DLQ after --max-deliveries unless it accepts first; pushpipe status says when it does, then retry\n",
+			plural(int64(r.Letters), "retried letter"), r.Group, pipeline.Ago(time.Since(r.Since)), r.Err)
+	}
 }
 
 // applyTo runs op on the letters f selects within dlqApplyTimeout, says

@@ -9,10 +9,7 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/alecthomas/kong"
 
@@ -74,54 +71,6 @@ func printDeadLetter(w io.Writer, d pipeline.DeadLetter) {
 	}
 	fmt.Fprintln(w, "fields")
 	for _, f := range slices.Sorted(maps.Keys(d.Fields)) {
-		v := fieldValue(f, d.Fields[f])
-		if f == pipeline.FieldEvents {
-			v = eventsValue(d.Fields, v)
-		}
-		fmt.Fprintf(w, "  %-10s %s\n", f, v)
+		fmt.Fprintf(w, "  %-10s %s\n", f, d.FieldText(f))
 	}
-}
-
-// eventsValue shows a results entry's events (binary records, printed
-// quoted they were a screen of escapes): how many, and the first few as
-// results tail prints their outcome; raw when they do not decode.
-func eventsValue(fields map[string]string, raw string) string {
-	evs, err := pipeline.ParseResults(fields)
-	if err != nil {
-		return raw
-	}
-	parts := make([]string, 0, 6)
-	for i, e := range evs {
-		if i == 5 {
-			parts = append(parts, "…")
-			break
-		}
-		p := fmt.Sprintf("user %d %s %s", e.UserID, e.Platform, e.Outcome)
-		if e.Reason != "" {
-			p += " (" + e.Reason + ")"
-		}
-		parts = append(parts, p)
-	}
-	return fmt.Sprintf("%s: %s", plural(int64(len(evs)), "event"), strings.Join(parts, "; "))
-}
-
-// fieldValue shows a field readably: id batches decoded, binary quoted.
-func fieldValue(name, v string) string {
-	if name == pipeline.FieldUsers || name == pipeline.FieldMuted {
-		if ids, err := pipeline.DecodeIDs(v); err == nil {
-			parts := make([]string, 0, 11)
-			for i, id := range ids {
-				if i == 10 {
-					parts = append(parts, "…")
-					break
-				}
-				parts = append(parts, strconv.FormatInt(id, 10))
-			}
-			return fmt.Sprintf("%d user ids: %s", len(ids), strings.Join(parts, " "))
-		}
-	}
-	if !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 }) {
-		return strconv.Quote(v)
-	}
-	return v
 }

@@ -310,34 +310,6 @@ func TestDLQLeftInPlaceOnceAReason(t *testing.T) {
 	}
 }
 
-// A results letter's events are counted in words that fit the count: "1
-// events: user 5 ios sent" read wrong.
-func TestDLQEventsValue(t *testing.T) {
-	ev := func(user int64) pipeline.ResultEvent {
-		return pipeline.ResultEvent{ID: pipeline.ResultID("c1", "", user, pipeline.OutcomeSent), Campaign: "c1", App: "a", UserID: user,
-			Platform: "ios", Token: "t", Outcome: pipeline.OutcomeSent, AtMs: 1}
-	}
-	tests := []struct {
-		name string
-		evs  []pipeline.ResultEvent
-		want string
-	}{
-		{"one", []pipeline.ResultEvent{ev(5)}, "1 event: user 5 ios sent"},
-		{"two", []pipeline.ResultEvent{ev(5), ev(6)}, "2 events: user 5 ios sent; user 6 ios sent"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			pairs, fields := pipeline.ResultFields(tt.evs...), map[string]string{}
-			for i := 0; i+1 < len(pairs); i += 2 {
-				fields[pairs[i]] = pairs[i+1]
-			}
-			if got := eventsValue(fields, "raw"); got != tt.want {
-				t.Errorf("eventsValue = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 // Dead letters whose reasons differ only past the 100 runes list shows of
 // one (malformed ingest entries: "decode ...: invalid character ...") are
 // rows that read differently, in the summary and in the list: cut at 100,

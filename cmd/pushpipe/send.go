@@ -49,7 +49,7 @@ type SendCmd struct {
 	// The API's "allow_empty".
 	AllowEmpty bool `name:"allow-empty" help:"Create it even if the app has no devices or a channel no subscribers (not with --user or --token)."`
 
-	SendAt   string `name:"send-at" placeholder:"TIME" help:"Start then (RFC 3339, at most 90 days ahead; not past, unless --id names a campaign already created: a retry) instead of now (not with --user or --token)."`
+	SendAt   string `name:"send-at" placeholder:"TIME" help:"Start then (RFC 3339, or from now: +10m, in 2h; at most 90 days ahead; not past, unless --id names a campaign already created: a retry) instead of now (not with --user or --token)."`
 	Rate     int    `name:"rate-per-second" help:"This campaign's own cap, cluster-wide, under the provider's (0: none; not with --user or --token)."`
 	Priority string `placeholder:"normal|high" help:"high rides the express lane, normal the bulk one (default: normal for a campaign, high for a message)."`
 
@@ -125,9 +125,9 @@ func (c *SendCmd) flagErrors() []error {
 	}
 	c.sendAt = time.Time{}
 	if c.SendAt != "" {
-		t, err := campaign.ParseSendAt(c.SendAt)
+		t, err := parseSendAt(c.SendAt, time.Now())
 		if err != nil {
-			errs = append(errs, fmt.Errorf(`--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z" or "2026-01-02T17:04:05+02:00", got %q`, c.SendAt))
+			errs = append(errs, err)
 		}
 		c.sendAt = t
 		// Normalize's bound, said of the flag ("send_at: at most 90 days
@@ -420,4 +420,41 @@ func (c *SendCmd) follow(g *Globals, rdb rueidis.Client, db *pgxpool.Pool, id st
 	}
 	return follow(g.Context(), campaignSource{rdb: rdb, keys: g.Keys(), db: db}, id, os.Stderr,
 		isatty.IsTerminal(os.Stderr.Fd()), time.Second)
+}
+
+// parseSendAt reads --send-at: an RFC 3339 time as the API reads send_at,
+// or a duration from now ("+10m", "in 2h"), the first thing a person
+// scheduling from a shell types; it is read once, here, so the campaign
+// holds one absolute time. A time without a zone is refused with the same
+// time in UTC to copy: a guess at the zone would start it hours off.
+func parseSendAt(s string, now time.Time) (time.Time, error) {
+	if rel, ok := strings.CutPrefix(s, "+"); ok {
+		return sendAtIn(s, rel, now)
+	}
+	if rel, ok := strings.CutPrefix(s, "in "); ok {
+		return sendAtIn(s, strings.TrimSpace(rel), now)
+	}
+	t, err := campaign.ParseSendAt(s)
+	if err == nil {
+		return t, nil
+	}
+	const want = `--send-at: must be an RFC 3339 time such as "2026-01-02T15:04:05Z" or "2026-01-02T17:04:05+02:00", or a duration from now such as "+10m" or "in 2h"`
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04", "2006-01-02 15:04"} {
+		if local, lerr := time.Parse(layout, s); lerr == nil {
+			return time.Time{}, fmt.Errorf(`%s, got %q, which has no time zone: %q if it is UTC`, want, s, local.Format("2006-01-02T15:04:05Z"))
+		}
+	}
+	if d, derr := time.ParseDuration(s); derr == nil && d > 0 {
+		return time.Time{}, fmt.Errorf(`%s, got %q: "+%s" if from now`, want, s, s)
+	}
+	return time.Time{}, fmt.Errorf("%s, got %q", want, s)
+}
+
+// sendAtIn is --send-at given as a duration from now.
+func sendAtIn(s, rel string, now time.Time) (time.Time, error) {
+	d, err := time.ParseDuration(rel)
+	if err != nil || d <= 0 {
+		return time.Time{}, fmt.Errorf(`--send-at: %q is not a duration from now such as "+10m", "in 2h" or "+1h30m"`, s)
+	}
+	return now.Add(d).Truncate(time.Second), nil
 }

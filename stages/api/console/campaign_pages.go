@@ -302,10 +302,11 @@ func (c *Console) rateCampaign(w http.ResponseWriter, r *http.Request, s session
 // a crafted link cannot make the console say anything else.
 func notice(r *http.Request) string {
 	return map[string]string{
-		"created":  "Campaign created.",
-		"canceled": "Campaign canceled.",
-		"rated":    "Rate changed: every deliver process paces the campaign at it within a second.",
-		"retried":  "Dead letter retried: its entry is back in its stream.",
-		"dropped":  "Dead letter dropped.",
+		"created":     "Campaign created.",
+		"canceled":    "Campaign canceled.",
+		"rated":       "Rate changed: every deliver process paces the campaign at it within a second.",
+		"retried":     "Dead letter retried: its entry is back in its stream.",
+		"retried-all": "Dead letters retried: their entries are back in their streams. A letter dead-lettered again (its receiver or provider still failing) is listed anew.",
+		"dropped":     "Dead letter dropped.",
 	}[r.URL.Query().Get("done")]
 }

@@ -145,6 +145,7 @@ func (c *Console) routes() {
 		"GET /ui/deadletters":             c.deadLettersPage,
 		"GET /ui/deadletters/{id}":        c.deadLetterPage,
 		"POST /ui/deadletters/{id}/retry": c.retryDeadLetter,
+		"POST /ui/deadletters/retry-all":  c.retryAllDeadLetters,
 		"GET /ui/deadletters/{id}/drop":   c.dropPage,
 		"POST /ui/deadletters/{id}/drop":  c.dropDeadLetter,
 	} {

@@ -49,6 +49,15 @@
       var s = document.getElementById("sample");
       if (!s) return;
       var sends = Number(s.dataset.sends), now = Date.now() / 1000;
+      // Scheduled: no points, the chart hidden behind its note; shown,
+      // sized to its now visible box, once a refresh says it started.
+      if (s.dataset.state === "scheduled") { last = { sends: sends, t: now }; return; }
+      var wait = document.getElementById("chart-wait");
+      if (wait) {
+        wait.remove();
+        el.hidden = false;
+        plot.setSize({ width: Math.max(200, el.clientWidth), height: 220 });
+      }
       if (last && now > last.t) {
         xs.push(now);
         ys.push(Math.max(0, (sends - last.sends) / (now - last.t)));

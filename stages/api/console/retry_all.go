@@ -1,0 +1,51 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
+)
+
+// retryAllTimeout bounds a Retry all: as `pushpipe dlq retry --all`'s, a
+// large DLQ takes many round trips, more than a page's requestTimeout.
+const retryAllTimeout = 30 * time.Second
+
+// retryAllDeadLetters retries every dead letter of the list's stream filter
+// (every stream without one), as `pushpipe dlq retry --all [--stream S]`:
+// a receiver's outage left 1,682 letters, and the console offered only a
+// Retry per row, the CLI the only way out.
+func (c *Console) retryAllDeadLetters(w http.ResponseWriter, r *http.Request, s session) {
+	stream := r.PostFormValue("stream")
+	if stream != "" && !slices.Contains(pipeline.StageStreams(), stream) {
+		c.fail(w, r, http.StatusBadRequest, page{Title: "Dead letters", Nav: "deadletters", Session: s,
+			Error: "No stream " + devices.Echo(stream) + ": pick one of the list's."})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), retryAllTimeout)
+	defer cancel()
+	res, err := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys).Retry(ctx, pipeline.DLQFilter{Stream: stream})
+	if err != nil {
+		c.fail(w, r, http.StatusServiceUnavailable, page{Title: "Dead letters", Nav: "deadletters", Session: s,
+			Error: fmt.Sprintf("Retried %d, then stopped: %s. Those left are still listed; try again in a moment. %s",
+				len(res.Done), culprit(err), c.failed(r, err, "console: retry all"))})
+		return
+	}
+	if len(res.Failed) > 0 {
+		// The DLQ's own reasons (malformed entry, retired group): what to
+		// do, said for the first; the rest stay listed beside their own.
+		ids := make([]string, 0, len(res.Failed))
+		for id := range res.Failed {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		c.fail(w, r, http.StatusConflict, page{Title: "Dead letters", Nav: "deadletters", Session: s,
+			Error: fmt.Sprintf("Retried %d; %d left in place, the first (%s): %s", len(res.Done), len(ids), ids[0], res.Failed[ids[0]])})
+		return
+	}
+	http.Redirect(w, r, "/ui/deadletters?done=retried-all", http.StatusSeeOther)
+}
