@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,10 +20,13 @@ import (
 var env *pipelinetest.Env
 
 func TestMain(m *testing.M) {
-	pipelinetest.Main(m, pipelinetest.EnvOptions{Postgres: true}, &env)
+	pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true, Postgres: true}, &env)
 }
 
-// world is a private Redis (the test flushes it) and a fresh database.
+// world is the package's shared Redis under a key prefix of the test's own
+// and a fresh database: a redis-server started per test was most of this
+// package's run on a loaded machine. A test that flushes Redis takes
+// privateWorld.
 func world(t *testing.T) (rueidis.Client, *pgxpool.Pool, pipeline.Keys) {
 	t.Helper()
 	rdb, db, keys, _ := worldAt(t)
@@ -32,8 +36,22 @@ func world(t *testing.T) (rueidis.Client, *pgxpool.Pool, pipeline.Keys) {
 // worldAt is world, and the address of its Redis.
 func worldAt(t testing.TB) (rueidis.Client, *pgxpool.Pool, pipeline.Keys, string) {
 	t.Helper()
-	redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{})
-	rdb, err := pipeline.NewRedis(redis.Addr)
+	rdb, db, _, addr := worldOn(t, env.Redis.Addr)
+	return rdb, db, pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4), addr
+}
+
+// privateWorld is world on a Redis of the test's own, which it may flush.
+func privateWorld(t *testing.T) (rueidis.Client, *pgxpool.Pool, pipeline.Keys) {
+	t.Helper()
+	rdb, db, keys, _ := worldOn(t, pipelinetest.RedisT(t, pipelinetest.RedisOptions{}).Addr)
+	return rdb, db, keys
+}
+
+// worldOn is a client of the Redis at addr, a fresh database, and the key
+// scheme of a private Redis.
+func worldOn(t testing.TB, addr string) (rueidis.Client, *pgxpool.Pool, pipeline.Keys, string) {
+	t.Helper()
+	rdb, err := pipeline.NewRedis(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +64,7 @@ func worldAt(t testing.TB) (rueidis.Client, *pgxpool.Pool, pipeline.Keys, string
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	return rdb, db, pipeline.NewKeys("t", 4), redis.Addr
+	return rdb, db, pipeline.NewKeys("t", 4), addr
 }
 
 func do(t *testing.T, rdb rueidis.Client, cmds ...rueidis.Completed) {
@@ -63,7 +81,7 @@ func do(t *testing.T, rdb rueidis.Client, cmds ...rueidis.Completed) {
 // target was done (not the time of the reading), and the report stays
 // after Redis lost everything.
 func TestDoneIsRecorded(t *testing.T) {
-	rdb, db, keys := world(t)
+	rdb, db, keys := privateWorld(t) // it flushes Redis
 	ctx := t.Context()
 	c, created, err := Create(ctx, rdb, db, keys, Campaign{ID: "c1", App: "a", Channels: []string{"x"}, Title: "t"})
 	if err != nil || !created {
@@ -377,7 +395,7 @@ func TestResplitKeepsTheSchedule(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rdb, db, keys := world(t)
+			rdb, db, keys := privateWorld(t) // it flushes Redis
 			ctx := t.Context()
 			id := "rs" + strconv.Itoa(i)
 			c := Campaign{ID: id, App: "a", Channels: []string{"x"}, Title: "t"}

@@ -79,6 +79,9 @@ func TestSetRate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Side by side: each row is a database copy of its own (the
+			// most of its time, waiting on PostgreSQL) and keys of its own.
+			t.Parallel()
 			rdb, db, keys := world(t)
 			ctx := t.Context()
 			if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c", App: "a", Channels: []string{"x"}, Title: "t", RatePerSecond: created}); err != nil {

@@ -26,6 +26,7 @@ func TestRedisProgressRate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // a database copy and keys of its own, as TestSetRate's rows
 			rdb, db, keys := world(t)
 			ctx := t.Context()
 			if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c", App: "a", Channels: []string{"x"}, Title: "t", RatePerSecond: tt.created}); err != nil {

@@ -45,6 +45,9 @@ type campaignRates struct {
 	keys pipeline.Keys
 	log  zerolog.Logger
 	late prometheus.Counter
+	// idle is campaignIdle, a field so that a test watches a cap let go
+	// in a second or two rather than in 15.
+	idle time.Duration
 
 	mu    sync.Mutex
 	caps  map[capKey]*campaignCap
@@ -84,7 +87,7 @@ func (cr *campaignRates) wait(ctx context.Context, c *campaign, rate int) error 
 	}
 	cc.used = now
 	cc.waiting.Add(1)
-	if now.Sub(cr.swept) >= campaignIdle/4 {
+	if now.Sub(cr.swept) >= cr.idle/4 {
 		cr.sweep(now)
 	}
 	cr.mu.Unlock()
@@ -92,13 +95,13 @@ func (cr *campaignRates) wait(ctx context.Context, c *campaign, rate int) error 
 	return cc.l.permit(ctx, cc.b)
 }
 
-// sweep lets go of the caps not asked for campaignIdle and not waited on;
-// under cr.mu. Every wait may sweep, a quarter of campaignIdle apart: a
-// cap is let go of within 1.25 × campaignIdle of its last wait.
+// sweep lets go of the caps not asked for cr.idle and not waited on; under
+// cr.mu. Every wait may sweep, a quarter of cr.idle apart: a cap is let go
+// of within 1.25 × cr.idle of its last wait.
 func (cr *campaignRates) sweep(now time.Time) {
 	cr.swept = now
 	for k, cc := range cr.caps {
-		if now.Sub(cc.used) >= campaignIdle && cc.waiting.Load() == 0 {
+		if now.Sub(cc.used) >= cr.idle && cc.waiting.Load() == 0 {
 			delete(cr.caps, k)
 		}
 	}

@@ -231,7 +231,7 @@ func TestOutageIsRiddenOut(t *testing.T) {
 		outage = d
 	}
 	f := newFixture(t)
-	const users = 2000
+	const users = 600 // 685 devices, every one refused through the outage
 	devices := f.seedDevices(users, true)
 	f.createCampaign("cout", `{}`)
 	// Before the fake: its outage starts when it does, so no send it

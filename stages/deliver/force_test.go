@@ -34,6 +34,10 @@ func TestForcedRoundRetriesOnlyWhatFailed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Side by side (go test -parallel, 2 on CI), each on a fixture
+			// and fake of its own: mostly waiting on reads, retries and
+			// the quiet second below; nothing in it is timed.
+			t.Parallel()
 			f := newFixture(t)
 			const users = 40
 			var (

@@ -32,7 +32,7 @@ func newLifecycle(rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, log 
 	return &lifecycle{
 		cancels: cancels,
 		current: current,
-		rates:   campaignRates{rdb: rdb, keys: keys, log: log, late: late, caps: map[capKey]*campaignCap{}},
+		rates:   campaignRates{rdb: rdb, keys: keys, log: log, late: late, idle: campaignIdle, caps: map[capKey]*campaignCap{}},
 	}
 }
 

@@ -17,6 +17,10 @@ import (
 // the row it had cached, 80/s, until a progress read (status, a list, the
 // console) wrote the field again: over 300 sends in the window.
 func TestLostRateFollowsTheRecord(t *testing.T) {
+	// Side by side (go test -parallel): 14 s of waiting on the watcher's
+	// poll and a window, on a fixture of its own; its bound is a most,
+	// which a loaded box cannot pass by sending slower.
+	t.Parallel()
 	const users, created, low = 2000, 80, 10
 	// settle is past the watcher's recordPoll (5 s) and its next poll;
 	// window is the time the rate is measured over.
