@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // `pushpipe api` with no credentials exits non-zero at once with a message
@@ -13,7 +15,9 @@ import (
 // given is echoed. --insecure-no-auth starts it, with a warning.
 func TestAPIRefusesToStartWithoutAuth(t *testing.T) {
 	admin, key := secret("adm-"), secret("key-")
-	base := []string{"PUSHPIPE_REDIS_ADDR=" + env.Redis.Addr, "PUSHPIPE_DATABASE_URL=" + env.Postgres.URL}
+	// A migrated database: on the server's bare one the API would refuse to
+	// start for its schema (run pushpipe migrate), whatever its credentials.
+	base := []string{"PUSHPIPE_REDIS_ADDR=" + env.Redis.Addr, "PUSHPIPE_DATABASE_URL=" + pipelinetest.MigratedDatabaseT(t, env.Postgres)}
 	for _, tt := range []struct {
 		name  string
 		extra []string
