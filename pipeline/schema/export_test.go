@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 )
 
@@ -13,22 +11,11 @@ import (
 // sections, as an older release left it: a test that rewinds by hand
 // would have to know every migration after version.
 func DownTo(ctx context.Context, databaseURL string, version int64) error {
-	pool, err := pgxpool.New(ctx, databaseURL)
-	if err != nil {
+	err := withProvider(ctx, databaseURL, func(p *goose.Provider) error {
+		_, err := p.DownTo(ctx, version)
 		return err
-	}
-	defer pool.Close()
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	sub, err := subFS()
+	})
 	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
-	if err != nil {
-		return err
-	}
-	if _, err := p.DownTo(ctx, version); err != nil {
 		return fmt.Errorf("down to %d: %w", version, err)
 	}
 	return nil

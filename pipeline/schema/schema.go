@@ -160,9 +160,23 @@ func (v Versions) Ahead() bool { return v.Database > v.Binary }
 // database as an older release left it, for tests of what a newer one
 // makes of it.
 func MigrateTo(ctx context.Context, databaseURL string, version int64) error {
+	err := withProvider(ctx, databaseURL, func(p *goose.Provider) error {
+		_, err := p.UpTo(ctx, version)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("migrate to %d: %w", version, err)
+	}
+	return nil
+}
+
+// withProvider runs f on a goose provider of the embedded migrations over a
+// pool of its own on databaseURL, without goose's lock: a test's database
+// brought to a version, up (MigrateTo) or down (DownTo in the tests).
+func withProvider(ctx context.Context, databaseURL string, f func(*goose.Provider) error) error {
 	pool, err := pgxpool.New(ctx, databaseURL)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return err
 	}
 	defer pool.Close()
 	db := stdlib.OpenDBFromPool(pool)
@@ -173,10 +187,7 @@ func MigrateTo(ctx context.Context, databaseURL string, version int64) error {
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return err
 	}
-	if _, err := p.UpTo(ctx, version); err != nil {
-		return fmt.Errorf("migrate to %d: %w", version, err)
-	}
-	return nil
+	return f(p)
 }

@@ -153,25 +153,35 @@ func (h *Handler) quietFor(d time.Duration) {
 	asked := d
 	d = min(d, h.cfg.RetryAfterMax)
 	now := time.Now()
-	until := now.Add(d).UnixNano()
+	was, ok := h.extendQuiet(now.Add(d).UnixNano())
+	if !ok {
+		return
+	}
+	h.sharePause(d)
+	if was < now.UnixNano() && asked > h.cfg.RetryMax {
+		if asked > d {
+			h.log.Warn().Str("asked", asked.String()).Str("for", d.String()).
+				Msgf("webhook receiver asked for a pause longer than %s; no POST of this process for that long, then the receiver is asked again",
+					h.cfg.flag("retry-after-max"))
+		} else {
+			h.log.Info().Str("for", d.Round(time.Millisecond).String()).
+				Msg("webhook receiver asked for a pause; no POST of this process until it is over (the batches in hand wait, kept)")
+		}
+	}
+}
+
+// extendQuiet moves the end of this process's pause to until (Unix ns) if
+// that is later, saying what it was before and whether it moved: of two
+// answers racing, the longer pause wins, and only the one that extended it
+// shares and logs it.
+func (h *Handler) extendQuiet(until int64) (was int64, extended bool) {
 	for {
 		cur := h.quiet.Load()
 		if cur >= until {
-			return
+			return cur, false
 		}
 		if h.quiet.CompareAndSwap(cur, until) {
-			h.sharePause(d)
-			if cur < now.UnixNano() && asked > h.cfg.RetryMax {
-				if asked > d {
-					h.log.Warn().Str("asked", asked.String()).Str("for", d.String()).
-						Msgf("webhook receiver asked for a pause longer than %s; no POST of this process for that long, then the receiver is asked again",
-							h.cfg.flag("retry-after-max"))
-				} else {
-					h.log.Info().Str("for", d.Round(time.Millisecond).String()).
-						Msg("webhook receiver asked for a pause; no POST of this process until it is over (the batches in hand wait, kept)")
-				}
-			}
-			return
+			return cur, true
 		}
 	}
 }
@@ -204,19 +214,9 @@ func (h *Handler) waitQuiet(ctx context.Context, b *pipeline.Batch) error {
 // logged, as quietFor logs its own.
 func (h *Handler) joinPause(d time.Duration) {
 	now := time.Now()
-	until := now.Add(d).UnixNano()
-	for {
-		cur := h.quiet.Load()
-		if cur >= until {
-			return
-		}
-		if h.quiet.CompareAndSwap(cur, until) {
-			if cur < now.UnixNano() && d > h.cfg.RetryMax {
-				h.log.Info().Str("for", d.Round(time.Millisecond).String()).
-					Msg("webhook receiver asked another process of the group for a pause; no POST of this process until it is over (the batches in hand wait, kept)")
-			}
-			return
-		}
+	if was, ok := h.extendQuiet(now.Add(d).UnixNano()); ok && was < now.UnixNano() && d > h.cfg.RetryMax {
+		h.log.Info().Str("for", d.Round(time.Millisecond).String()).
+			Msg("webhook receiver asked another process of the group for a pause; no POST of this process until it is over (the batches in hand wait, kept)")
 	}
 }
 
