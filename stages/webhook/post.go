@@ -294,11 +294,18 @@ func (h *Handler) postOnce(ctx context.Context, payload []byte) (code int, retry
 		}
 		return 0, 0, fmt.Errorf("no answer: %w", err)
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
-	resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+		resp.Body.Close()
 		return resp.StatusCode, 0, nil
 	}
+	// A refusal's body is what the receiver says is wrong: kept, its
+	// start, for the error (excerpt). Read as far as the discard went, so
+	// the connection is reused as before.
+	head := make([]byte, 4<<10)
+	n, _ := io.ReadFull(resp.Body, head)
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10-int64(n)))
+	resp.Body.Close()
 	answer := fmt.Sprintf("answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	// Retries of a refusal only fill the DLQ: say what the operator fixes.
 	switch resp.StatusCode {
@@ -310,6 +317,11 @@ func (h *Handler) postOnce(ctx context.Context, payload []byte) (code int, retry
 		answer += ": the receiver takes smaller bodies; lower " + h.cfg.flag("batch") + " (events per POST)"
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		answer += h.redirectHint(req, resp)
+	}
+	// Last: dlq list cuts a long reason in its middle and keeps its end.
+	// Not of a redirect: its body is a link to where redirectHint says.
+	if said := excerpt(head[:n], h.cfg.URL); said != "" && resp.StatusCode/100 != 3 {
+		answer += "; the receiver said: " + said
 	}
 	return resp.StatusCode, httpx.RetryAfter(resp.Header, time.Now()), errors.New(answer)
 }
