@@ -175,11 +175,19 @@ func waitingOn(ctx context.Context, src campaignSource, p progressView, last str
 }
 
 // progressLine is the one-line progress of p: its state, the bar and the
-// people reached (progressView.fraction).
+// people reached (progressView.fraction), then the devices sent. Each
+// figure names what it counts: the bar and its percentage are people done
+// (all their devices settled, counted when deliver's round ends), sent is
+// devices (counted as each request returns), so "0.0%  0 / 3 people
+// sent 3" read as a contradiction while a message's round was still out.
 func progressLine(p progressView, tty bool) string {
 	frac, reached, of := p.fraction()
-	line := fmt.Sprintf("%s %s  %-9s %s %5.1f%%  %s / %s %s  sent %s", kindOf(p), p.ID, p.State,
-		progressBar(frac, 30, tty), 100*frac, reached, of, p.unit(), thousands(p.Sent))
+	who := p.unit() + " done"
+	if soFar(p.State, p.Counts, p.Audience) {
+		who = "people done so far" // the targets found so far, not the done
+	}
+	line := fmt.Sprintf("%s %s  %-9s %s %5.1f%%  %s / %s %s  %s sent", kindOf(p), p.ID, p.State,
+		progressBar(frac, 30, tty), 100*frac, reached, of, who, plural(p.Sent, "device"))
 	if p.State == campaign.StateScheduled && p.SendAt != nil {
 		// `send --send-at T --wait` showed "scheduled ... 0 / 0 people"
 		// until T, without T. The countdown only where the line is

@@ -294,7 +294,7 @@ func TestFollowSaysWhenScheduledStarts(t *testing.T) {
 		{"ahead, log", &ahead, false, "  starts " + ahead.Local().Format(time.DateTime), "(in "},
 		{"ahead, terminal", &ahead, true, "  starts " + ahead.Local().Format(time.DateTime) + " (in ", "due"},
 		{"late", &behind, false, "  due " + behind.Local().Format(time.DateTime) + ", not started", "starts"},
-		{"no send_at", nil, false, "sent 0", "starts"},
+		{"no send_at", nil, false, "0 devices sent", "starts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -371,7 +371,7 @@ func TestProgressSaysTargetsGrowWhileSplitting(t *testing.T) {
 		line, view, not string
 	}{
 		{"splitting", progressView{ID: "c", State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 150}, Done: 100},
-			"100 / 150 people so far", "\n  splitting: 150 targets found so far; the count grows until split has cut every range\n", ""},
+			"100 / 150 people done so far", "\n  splitting: 150 targets found so far; the count grows until split has cut every range\n", ""},
 		{"splitting, audience counted", progressView{ID: "c", State: campaign.StateSplitting, Counts: campaign.Counts{Targets: 150}, Done: 100, Audience: 1000},
 			"100 / ~1,000 people ", "\n  splitting: ~1,000 is the audience counted at the start; 150 targets found so far\n", "so far;"},
 		{"running", progressView{ID: "c", State: campaign.StateRunning, Counts: campaign.Counts{Targets: 150}, Done: 100},

@@ -113,8 +113,17 @@ func xorUsage(root *kong.Node, help string) string {
 	return help
 }
 
+// globalsTitle heads the global flags in a subcommand's help (printHelp).
+const globalsTitle = "Global flags (Redis, PostgreSQL, logging; also by environment):"
+
 // printHelp is kong's help with the global flags a subcommand does not use
-// hidden, and --version shown only at the top.
+// hidden, --version shown only at the top, and the globals a subcommand
+// does use after its own flags, under their own title: kong lists a
+// node's parents' flags first, so `send --help` opened with a screen of
+// Redis and PostgreSQL settings before --app, --channel or --user. kong
+// writes ungrouped flags first (its collectFlagGroups), so the globals
+// are put in a group for the help's duration; at the top, where they are
+// the only flags, they stay "Flags:".
 func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
 	node := ctx.Selected()
 	if node == nil {
@@ -125,17 +134,25 @@ func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
 		top = top.Parent
 	}
 	used, some := globalsUsed[top.Name]
-	var hidden []*kong.Flag
+	globals := &kong.Group{Key: "globals", Title: globalsTitle}
+	var hidden, grouped []*kong.Flag
 	for _, f := range ctx.Model.Flags {
 		hide := f.Name == "version" || some && f.Name != "help" && !slices.Contains(used, f.Name)
 		if hide && !f.Hidden {
 			f.Hidden = true
 			hidden = append(hidden, f)
 		}
+		if f.Name != "help" && f.Group == nil {
+			f.Group = globals
+			grouped = append(grouped, f)
+		}
 	}
 	defer func() {
 		for _, f := range hidden {
 			f.Hidden = false
+		}
+		for _, f := range grouped {
+			f.Group = nil
 		}
 	}()
 	return kong.DefaultHelpPrinter(options, ctx)

@@ -244,7 +244,7 @@ func TestStatusRawTokensMessageCountsTokens(t *testing.T) {
 		t.Run(tt.id, func(t *testing.T) {
 			v, out := progressOf(t, campaignSource{rdb: rdb, keys: keys, db: db}, rdb, keys, "--redis-addr", r.Addr, "--database-url", url, tt.id)
 			line := progressLine(v, false)
-			if !strings.Contains(out, tt.want) || strings.Contains(out, tt.not) || !strings.Contains(line+"\n", strings.TrimSuffix(tt.want, "\n")+"  sent") {
+			if !strings.Contains(out, tt.want) || strings.Contains(out, tt.not) || !strings.Contains(line+"\n", strings.TrimSuffix(tt.want, "\n")+" done  ") {
 				t.Errorf("status %s printed\n%s\nand %q; want %q", tt.id, out, line, tt.want)
 			}
 			if shown := strings.Contains(out, " muted "); shown != (tt.muted != "") || !strings.Contains(out, tt.muted) {

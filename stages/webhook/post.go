@@ -55,7 +55,9 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 		if stopping(b) {
 			return errStopping
 		}
+		still := moving(b)
 		code, retryAfter, err := h.postOnce(ctx, payload)
+		still()
 		h.metrics.posts.WithLabelValues(strconv.Itoa(code)).Inc()
 		if err == nil {
 			return nil
@@ -87,10 +89,41 @@ func (h *Handler) post(ctx context.Context, b *pipeline.Batch, payload []byte, n
 			}
 			return fmt.Errorf("POST %s: %d %s, last: %w", h.safeURL, attempt, tries, last)
 		}
-		if err := sleep(ctx, b, wait); err != nil {
+		still = moving(b)
+		err = sleep(ctx, b, wait)
+		still()
+		if err != nil {
 			return err
 		}
 	}
+}
+
+// moving tells the runner the batch moves (Batch.Progress every
+// pausedProgress) until the returned func is called: while a POST is in
+// flight, up to --timeout, and while a failed one backs off, up to
+// --retry-max. Both are the pace the operator set, as a pause and the rate
+// cap are (waitQuiet, take), but the batch moved only between POSTs: a
+// receiver taking a minute per POST under --timeout 90s, or --retry-max
+// 2m, read stuck past StuckAfter (a minute by default), and an operator
+// restarted a webhook that worked. (The lease is kept by the runner
+// meanwhile, whatever the handler does: only status misread it.) Not
+// while held waits for the lease: a batch whose lease ran out does not
+// move.
+func moving(b *pipeline.Batch) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(pausedProgress)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				b.Progress()
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // take takes n events from the rate cap, waiting no longer than the batch
@@ -294,11 +327,18 @@ func (h *Handler) postOnce(ctx context.Context, payload []byte) (code int, retry
 		}
 		return 0, 0, fmt.Errorf("no answer: %w", err)
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
-	resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+		resp.Body.Close()
 		return resp.StatusCode, 0, nil
 	}
+	// A refusal's body is what the receiver says is wrong: kept, its
+	// start, for the error (excerpt). Read as far as the discard went, so
+	// the connection is reused as before.
+	head := make([]byte, 4<<10)
+	n, _ := io.ReadFull(resp.Body, head)
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10-int64(n)))
+	resp.Body.Close()
 	answer := fmt.Sprintf("answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	// Retries of a refusal only fill the DLQ: say what the operator fixes.
 	switch resp.StatusCode {
@@ -310,6 +350,11 @@ func (h *Handler) postOnce(ctx context.Context, payload []byte) (code int, retry
 		answer += ": the receiver takes smaller bodies; lower " + h.cfg.flag("batch") + " (events per POST)"
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		answer += h.redirectHint(req, resp)
+	}
+	// Last: dlq list cuts a long reason in its middle and keeps its end.
+	// Not of a redirect: its body is a link to where redirectHint says.
+	if said := excerpt(head[:n], h.cfg.URL); said != "" && resp.StatusCode/100 != 3 {
+		answer += "; the receiver said: " + said
 	}
 	return resp.StatusCode, httpx.RetryAfter(resp.Header, time.Now()), errors.New(answer)
 }

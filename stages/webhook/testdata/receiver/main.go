@@ -95,6 +95,9 @@ func main() {
 			time.Sleep(*slow)
 		}
 		w.WriteHeader(l.Status)
+		if *down {
+			io.WriteString(w, "down for maintenance\n") // what a dead letter's reason quotes
+		}
 	})
 	log.Fatal(http.ListenAndServe(*listen, nil))
 }
