@@ -11,11 +11,18 @@ import (
 // DLQReason is how many dead letters one stage gave up on for one reason.
 type DLQReason struct {
 	Stage  string    `json:"stage"`  // the stage, "webhook/<group>" for a receiver of its own
-	Reason string    `json:"reason"` // the dead letter's error (or why it is malformed), as stored
+	Reason string    `json:"reason"` // the dead letter's error (or why it is malformed), as stored, up to ReceiverSaid
+	Said   string    `json:"said,omitempty"` // what the newest letter's receiver answered (after ReceiverSaid)
 	Count  int64     `json:"count"`
 	Oldest time.Time `json:"oldest"`
 	Newest time.Time `json:"newest"` // recent: the cause may still be at work
 }
+
+// ReceiverSaid begins the part of an error that quotes a remote party's
+// answer (stages/webhook: a refusing receiver's body). Summary groups dead
+// letters by the text before it: a receiver's body carries request ids and
+// times, and each letter of one outage was a row of its own.
+const ReceiverSaid = "; the receiver said: "
 
 // DLQSummary is the dead letters matching a filter, counted by stage and
 // reason.
@@ -42,7 +49,8 @@ func (q *DLQ) Summary(ctx context.Context, f DLQFilter, max int) (DLQSummary, er
 			s.Capped = true // one more matched than max
 			return false
 		}
-		k := [2]string{stageLabel(d), strings.Join(strings.Fields(cmp.Or(d.Malformed, d.Error)), " ")}
+		reason, said, _ := strings.Cut(strings.Join(strings.Fields(cmp.Or(d.Malformed, d.Error)), " "), ReceiverSaid)
+		k := [2]string{stageLabel(d), reason}
 		i, ok := at[k]
 		if !ok {
 			i = len(s.Reasons)
@@ -52,6 +60,7 @@ func (q *DLQ) Summary(ctx context.Context, f DLQFilter, max int) (DLQSummary, er
 		r := &s.Reasons[i]
 		r.Count++
 		r.Newest = d.At
+		r.Said = said // oldest first: the newest's stays
 		s.Read++
 		return true
 	})

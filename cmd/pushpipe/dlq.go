@@ -161,6 +161,9 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 		reasons := make([]string, len(sum.Reasons))
 		for i, r := range sum.Reasons {
 			reasons[i] = r.Reason
+			if r.Said != "" {
+				reasons[i] += pipeline.ReceiverSaid + r.Said // the newest letter's
+			}
 		}
 		reasons = clipAll(reasons, 100)
 		for i, r := range sum.Reasons {
@@ -247,12 +250,33 @@ func clip(s string, n int) string {
 	if len(r) <= n {
 		return s
 	}
+	if head, said, ok := strings.Cut(s, pipeline.ReceiverSaid); ok {
+		return clipSaid(head, said, n)
+	}
 	head := (n - 1) * 2 / 3
 	return string(r[:head]) + "…" + string(r[len(r)-(n-1-head):])
 }
 
+// clipSaid clips a webhook reason, head + ReceiverSaid + said, to n runes:
+// a third for the receiver's words, from their start, and the rest for the
+// head's end ("… last: answered 500 Internal Server Error"), since cut in
+// the middle as other reasons are, the status went and the words stayed.
+func clipSaid(head, said string, n int) string {
+	const sep = "; said: "
+	q := []rune(said)
+	k := min(len(q), n/3)
+	if k < len(q) {
+		said = string(q[:k-1]) + "…"
+	}
+	h := []rune(head)
+	if room := n - k - len([]rune(sep)); len(h) > room {
+		head = "…" + string(h[len(h)-(room-1):])
+	}
+	return head + sep + said
+}
+
 // clipAll clips each of reasons to n runes (clip), but leaves whole those
-// that would read the same as another once clipped: cut at 100 runes,
+// that would read the same as another of another cause once clipped: cut at 100 runes,
 // malformed entries whose errors differed past the cut were listed as
 // identical rows, each with its own count.
 func clipAll(reasons []string, n int) []string {
@@ -262,7 +286,10 @@ func clipAll(reasons []string, n int) []string {
 		if by[c] == nil {
 			by[c] = map[string]bool{}
 		}
-		by[c][r] = true
+		// Not what receivers said: their words differ by a request id
+		// and would show every letter of one outage whole.
+		cause, _, _ := strings.Cut(r, pipeline.ReceiverSaid)
+		by[c][cause] = true
 	}
 	out := make([]string, len(reasons))
 	for i, r := range reasons {

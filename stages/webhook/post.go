@@ -354,7 +354,7 @@ func (h *Handler) postOnce(ctx context.Context, payload []byte) (code int, retry
 	// Last: dlq list cuts a long reason in its middle and keeps its end.
 	// Not of a redirect: its body is a link to where redirectHint says.
 	if said := excerpt(head[:n], h.cfg.URL); said != "" && resp.StatusCode/100 != 3 {
-		answer += "; the receiver said: " + said
+		answer += pipeline.ReceiverSaid + said
 	}
 	return resp.StatusCode, httpx.RetryAfter(resp.Header, time.Now()), errors.New(answer)
 }
