@@ -10,8 +10,8 @@ import (
 
 // DLQReason is how many dead letters one stage gave up on for one reason.
 type DLQReason struct {
-	Stage  string    `json:"stage"`  // the stage, "webhook/<group>" for a receiver of its own
-	Reason string    `json:"reason"` // the dead letter's error (or why it is malformed), as stored, up to ReceiverSaid
+	Stage  string    `json:"stage"`          // the stage, "webhook/<group>" for a receiver of its own
+	Reason string    `json:"reason"`         // the dead letter's error (or why it is malformed), as stored, up to ReceiverSaid
 	Said   string    `json:"said,omitempty"` // what the newest letter's receiver answered (after ReceiverSaid)
 	Count  int64     `json:"count"`
 	Oldest time.Time `json:"oldest"`
