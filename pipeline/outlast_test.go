@@ -23,6 +23,7 @@ import (
 // could take the entries the moment Redis is back, still exactly one
 // handler gets them through.
 func TestBatchOutlastsRedisOutage(t *testing.T) {
+	t.Parallel() // mostly waiting out an outage, each case on a Redis of its own
 	tests := []struct {
 		name      string
 		claimIdle time.Duration
@@ -33,6 +34,7 @@ func TestBatchOutlastsRedisOutage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{AOF: true})
 			// Every write on disk before its answer: the read and the keeps
 			// survive the kill whatever the disk's pace (everysec could
@@ -120,6 +122,7 @@ func mustInt(m rueidis.RedisMessage) int64 {
 // the client's timeout rather than fail at once, and must not hold up the
 // other masters'.
 func TestBatchOutlastsMasterOutage(t *testing.T) {
+	t.Parallel() // mostly waiting out an outage, each case on a cluster of its own
 	for _, tt := range []struct {
 		name   string
 		frozen bool // SIGSTOP and SIGCONT: nothing answers, where a killed master refuses
@@ -128,6 +131,7 @@ func TestBatchOutlastsMasterOutage(t *testing.T) {
 		{"frozen", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			cluster := pipelinetest.ClusterWithT(t, pipelinetest.RedisOptions{AOF: true})
 			c := client(t, cluster.Addrs...)
 			for addr, node := range c.Nodes() {
