@@ -18,7 +18,6 @@ import (
 // runner of the group never claims it away, so every entry is handled exactly
 // once. Entries left pending by a consumer that died are still claimed.
 func TestSlowBatchStaysClaimedDeadConsumersDoNot(t *testing.T) {
-	t.Parallel() // mostly waiting (a slow handler, claim-idle), on keys of its own; its bound is exactly once
 	c := client(t, env.Redis.Addr)
 	keys := pipeline.NewKeys("t"+strconv.FormatUint(rand.Uint64(), 36), 4)
 	ctx := context.Background()

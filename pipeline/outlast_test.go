@@ -23,7 +23,6 @@ import (
 // could take the entries the moment Redis is back, still exactly one
 // handler gets them through.
 func TestBatchOutlastsRedisOutage(t *testing.T) {
-	t.Parallel() // mostly waiting out an outage, each case on a Redis of its own
 	tests := []struct {
 		name      string
 		claimIdle time.Duration
@@ -34,7 +33,6 @@ func TestBatchOutlastsRedisOutage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
 			redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{AOF: true})
 			// Every write on disk before its answer: the read and the keeps
 			// survive the kill whatever the disk's pace (everysec could
