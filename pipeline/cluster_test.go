@@ -16,6 +16,7 @@ import (
 // land on all three masters, and two hops run without CROSSSLOT or MOVED
 // errors (any such error fails a commit and would show as a missing output).
 func TestRunnerOnCluster(t *testing.T) {
+	t.Parallel() // keys of its own on the shared cluster, which no parallel test stops
 	ctx := context.Background()
 	c := client(t, env.Cluster.Addrs...)
 	keys := testKeys()

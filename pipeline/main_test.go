@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -28,6 +29,18 @@ var env *pipelinetest.Env
 func TestMain(m *testing.M) {
 	if role := os.Getenv("PIPELINE_WORKER"); role != "" {
 		os.Exit(runWorker(role))
+	}
+	// The parallel tests here mostly wait out outages, restarts and
+	// claim-idle, each on servers or keys of its own: the package used a
+	// fifth of a core over its run. Four at a time, then, not GOMAXPROCS's
+	// two on CI's 2-core box; a -parallel given on the command line wins.
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		if err := flag.Set("test.parallel", "4"); err != nil {
+			panic(err)
+		}
 	}
 	pipelinetest.Main(m, pipelinetest.EnvOptions{Redis: true, Cluster: true}, &env)
 }

@@ -22,6 +22,7 @@ import (
 // per retry: a 10 s Redis restart wrote ~1,300 warnings per deliver
 // process (read failed, claim failed, could not keep the batch claimed).
 func TestRedisOutageLogsOnce(t *testing.T) {
+	t.Parallel() // mostly waiting out an outage, on a Redis of its own
 	redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{AOF: true})
 	c, err := pipeline.NewRedis(redis.Addr)
 	if err != nil {
@@ -95,6 +96,7 @@ func TestHandlerDialErrorIsNotARedisOutage(t *testing.T) {
 // logged when the failures start and when batches succeed again, not at
 // every batch's every retry: ~300 warnings a minute per deliver process.
 func TestFailingBatchesLogQuietly(t *testing.T) {
+	t.Parallel() // mostly waiting on retries, on keys and a log of its own
 	c := client(t, env.Redis.Addr)
 	keys := testKeys()
 	var failing atomic.Bool

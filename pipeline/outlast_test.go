@@ -120,6 +120,7 @@ func mustInt(m rueidis.RedisMessage) int64 {
 // the client's timeout rather than fail at once, and must not hold up the
 // other masters'.
 func TestBatchOutlastsMasterOutage(t *testing.T) {
+	t.Parallel() // mostly waiting out an outage, each case on a cluster of its own
 	for _, tt := range []struct {
 		name   string
 		frozen bool // SIGSTOP and SIGCONT: nothing answers, where a killed master refuses
@@ -128,6 +129,7 @@ func TestBatchOutlastsMasterOutage(t *testing.T) {
 		{"frozen", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			cluster := pipelinetest.ClusterWithT(t, pipelinetest.RedisOptions{AOF: true})
 			c := client(t, cluster.Addrs...)
 			for addr, node := range c.Nodes() {

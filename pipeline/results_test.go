@@ -452,6 +452,7 @@ func TestResultsOfFollowsARetry(t *testing.T) {
 // event once. Before, the tail failed or waited for as long as the outage
 // lasted, saying nothing.
 func TestTailResultsAcrossARedisRestart(t *testing.T) {
+	t.Parallel() // mostly waiting out a restart, on a Redis of its own
 	redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{AOF: true})
 	c, err := pipeline.NewRedis(redis.Addr)
 	if err != nil {

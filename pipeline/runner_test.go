@@ -51,6 +51,7 @@ func (w *worker) kill() { w.cmd.Process.Signal(syscall.SIGKILL); <-w.done; w.don
 // 100k the -race workers took over a minute; 30k still outlast the eight
 // kills, each a worker with batches in hand.)
 func TestTwoHopsExactlyOnceUnderKills(t *testing.T) {
+	t.Parallel() // worker processes killed and started on keys of its own; its bound is exactly once
 	c := client(t, env.Redis.Addr)
 	keys := testKeys()
 	const count = 30_000

@@ -145,6 +145,7 @@ func TestForcedRoundRedeliveredSendsOnce(t *testing.T) {
 // at most the killed one's --in-flight requests, as for any entry (it
 // repeated every device the forced round had reached).
 func TestForcedRoundSIGKILLRepeatsInFlightOnly(t *testing.T) {
+	t.Parallel() // mostly waiting (20 ms a send, claim-idle); its bound is a count (--in-flight), on fakes and keys of its own
 	const users, inFlight = 120, 4
 	f := newFixture(t)
 	// Latency keeps requests in flight at the moment of the kill.

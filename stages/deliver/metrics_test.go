@@ -19,6 +19,7 @@ import (
 // and counts the result events written per outcome, each matching what
 // the provider and the results streams saw.
 func TestMetricsOfARun(t *testing.T) {
+	t.Parallel() // counts on a registry, fixture and fake of its own
 	f := newFixture(t)
 	fake := fakeprovider.Start(t, fakeprovider.Options{UnregisteredRate: 0.2})
 	const users = 300

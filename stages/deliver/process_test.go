@@ -387,6 +387,7 @@ func TestSIGKILLMidRun(t *testing.T) {
 // stop counts no delivery for the entries it left (pipeline.ErrStopping):
 // else every rolling restart walked healthy entries toward --max-deliveries.
 func TestSIGTERMRepeatsNothing(t *testing.T) {
+	t.Parallel() // mostly waiting (500 a second, claim-idle); its bounds are counts, on fakes and keys of its own
 	// 1,500 users (1,714 devices, in four entries over two partitions)
 	// are over 3 s at the cap: d1 stops with entries in hand.
 	const users, tps = 1500, 500

@@ -26,6 +26,9 @@ import (
 // done. (At 3,000 users the test then waited 15 s more for the big one's
 // end, which proves nothing the readings did not.)
 func TestQueuedBehindIsNotStalled(t *testing.T) {
+	// Among the parallel tests, not alone with its two cases: the killed one
+	// is done half-way through the other's wait, and its slot is another's.
+	t.Parallel()
 	const (
 		small, big = 40, 2200
 		tps        = 100

@@ -52,6 +52,7 @@ func (f *fixture) emitTokens(campaign string, tokens []pipeline.RawToken, force 
 // the registry's, sends no invalidation to ingest; tokens out of attempts
 // go to the DLQ as a raw-token entry that can be put back.
 func TestRawTokens(t *testing.T) {
+	t.Parallel() // mostly waiting on retries; its bounds are counts, each case on a fixture and fake of its own
 	tests := []struct {
 		name        string
 		fake        fakeprovider.Options

@@ -20,6 +20,7 @@ import (
 // second) stays above that for minutes, so it never promises as late.
 // (TestExpectedFinish has the arithmetic.)
 func TestExpectedFinishFollowsAProviderSlowingDown(t *testing.T) {
+	t.Parallel() // mostly waiting (2 in flight at 500 ms, the pace's readings), on a fixture and fake of its own
 	const (
 		users    = 4000
 		inFlight = 2

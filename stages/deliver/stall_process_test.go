@@ -21,6 +21,7 @@ import (
 // trip, against the round trip of the marks that free its slots, so its
 // excess was a few sends at most, or none: measured, not asserted apart.)
 func TestSIGSTOPPastClaimIdle(t *testing.T) {
+	t.Parallel() // mostly waiting (50 ms a send, claim-idle); its bound is a count (--in-flight), on fakes and keys of its own
 	// 4,000 users (4,571 devices, eight entries): d2 still claims
 	// hundreds of d1's sends, which it would repeat with d1's marks
 	// unread, far past inFlight.
