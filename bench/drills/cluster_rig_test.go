@@ -18,7 +18,7 @@ func newClusterRig(t *testing.T, opts rigOptions, c *localserver.Cluster) *rig {
 	t.Helper()
 	r := &rig{t: t, dir: t.TempDir(), opts: opts, ops: map[string]string{}, token: "drill-admin-token-0123456789abcdef"}
 	r.pg = env.Postgres
-	r.dbURL = migratedDatabase(t)
+	r.dbURL, r.migrated = migratedDatabase(t), true
 	r.keys = pipeline.NewKeys("pp", drillPartition)
 	addr := strings.Join(c.Addrs, ",")
 	var err error

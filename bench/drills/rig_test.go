@@ -107,6 +107,10 @@ type rig struct {
 	procs   []*proc
 	ops     map[string]string // process name → ops address
 	tokens  map[string]int64  // device token → user
+
+	// migrated: dbURL is a copy of the migrated template (migratedDatabase),
+	// which the processes can start on before `pushpipe migrate` has run.
+	migrated bool
 }
 
 type proc struct {
@@ -139,7 +143,7 @@ func newRig(t testing.TB, opts rigOptions) *rig {
 		r.dbURL = pipelinetest.DatabaseT(t, r.pg)
 	default:
 		r.pg = env.Postgres
-		r.dbURL = migratedDatabase(t)
+		r.dbURL, r.migrated = migratedDatabase(t), true
 	}
 	r.keys = pipeline.NewKeys("pp", drillPartition)
 	c := r.redis.Client
@@ -174,12 +178,25 @@ func (r *rig) launch(redisEnv ...string) {
 
 	// The fake provider needs neither Redis nor the database: it starts
 	// while the schema is checked and the users are seeded, and is waited
-	// for only before the stages, whose deliver must trust its certificate.
+	// for only before deliver, which must trust its certificate. On a copy
+	// of the migrated template the API and the other stages start (seconds
+	// of a loaded machine, each) while migrate runs (it finds nothing to
+	// apply, and still has to succeed) and the users are seeded, which no
+	// process reads before a campaign; an unmigrated database (an older
+	// release's, or a server of the drill's own) is migrated first, as the
+	// processes refuse to start on it.
 	r.startFake()
-	r.cliWith(r.pipelineBin(), "migrate")
+	if !r.migrated {
+		r.cliWith(r.pipelineBin(), "migrate")
+	}
+	r.startStages()
+	if r.migrated {
+		r.cliWith(r.pipelineBin(), "migrate")
+	}
 	r.seed()
 	r.waitFake()
-	r.startPipeline()
+	r.startDeliver()
+	r.waitPipeline()
 }
 
 // seed writes the users' devices and subscriptions straight into PostgreSQL.
@@ -253,26 +270,44 @@ func (r *rig) waitFake() {
 
 // startPipeline starts the API and every stage, and waits until all are ready.
 func (r *rig) startPipeline() {
-	key := r.apnsKey()
+	r.startStages()
+	r.startDeliver()
+	r.waitPipeline()
+}
+
+// stageArgs are every stage's flags: claims and shutdowns short, for drills.
+var stageArgs = []string{"--claim-idle", "3s", "--shutdown-timeout", "5s"}
+
+// startStages starts the API and every stage but deliver, without waiting
+// for them.
+func (r *rig) startStages() {
 	r.apiAddr = r.freeAddr()
 	r.ops["api"] = r.freeAddr()
 	r.start("api", "api", "--listen", r.apiAddr, "--http", r.ops["api"])
-	stage := []string{"--claim-idle", "3s", "--shutdown-timeout", "5s"}
-	for _, name := range []string{"ingest", "split", "resolve", "dedupe", "deliver"} {
+	for _, name := range []string{"ingest", "split", "resolve", "dedupe"} {
 		r.ops[name] = r.freeAddr()
-		args := append([]string{name, "--http", r.ops[name], "--consumer", name + "-1"}, stage...)
+		args := append([]string{name, "--http", r.ops[name], "--consumer", name + "-1"}, stageArgs...)
 		if name == "split" {
 			args = append(args, "--range-size", strconv.Itoa(cmp.Or(r.opts.RangeSize, 500)))
 			args = append(args, r.opts.Split...)
 		}
-		if name == "deliver" {
-			args = append(args, "--tps", strconv.Itoa(r.opts.TPS),
-				"--apns-key", key, "--apns-key-id", "DRILLKEY01", "--apns-team-id", "DRILLTEAM1", "--apns-topic", drillApp,
-				"--apns-host", "https://"+r.fake, "--fcm-project", "drill", "--fcm-endpoint", "https://"+r.fake+"/v1")
-			args = append(args, r.opts.Deliver...)
-		}
 		r.start(name, args...)
 	}
+}
+
+// startDeliver starts deliver, sending to the fake provider (started and
+// serving: waitFake), without waiting for it.
+func (r *rig) startDeliver() {
+	r.ops["deliver"] = r.freeAddr()
+	args := append([]string{"deliver", "--http", r.ops["deliver"], "--consumer", "deliver-1"}, stageArgs...)
+	args = append(args, "--tps", strconv.Itoa(r.opts.TPS),
+		"--apns-key", r.apnsKey(), "--apns-key-id", "DRILLKEY01", "--apns-team-id", "DRILLTEAM1", "--apns-topic", drillApp,
+		"--apns-host", "https://"+r.fake, "--fcm-project", "drill", "--fcm-endpoint", "https://"+r.fake+"/v1")
+	r.start("deliver", append(args, r.opts.Deliver...)...)
+}
+
+// waitPipeline waits until the API and every stage are ready.
+func (r *rig) waitPipeline() {
 	for name, addr := range r.ops {
 		r.poll(30*time.Second, name+" /readyz", func() bool {
 			resp, err := http.Get("http://" + addr + "/readyz")

@@ -13,7 +13,7 @@ import (
 // not exist. A path of no page stays 404.
 func TestWrongMethodIs405(t *testing.T) {
 	t.Parallel()
-	b := newBed(t)
+	b := newHTTPBed(t)
 	tests := []struct {
 		method, path string
 		wantStatus   int

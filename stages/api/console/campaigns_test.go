@@ -498,7 +498,7 @@ func TestListPages(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBed(t)
+			b := newHTTPBed(t)
 			var want []string // newest first
 			for i := range tt.n {
 				id := fmt.Sprintf("c%02d", i)
@@ -561,7 +561,7 @@ func TestFormPostedTwiceIsOneCampaign(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBed(t)
+			b := newHTTPBed(t)
 			_, page := b.get("/ui/campaigns/new")
 			form := url.Values{"csrf": {field(page, "csrf")}, "app": {app}, "channels": {"ch0"}, "title": {"Once"},
 				"ttl_seconds": {"86400"}, "when": {"now"}, "allow_empty": {"1"}}
@@ -598,7 +598,7 @@ func TestFormPostedTwiceIsOneCampaign(t *testing.T) {
 // campaign that does not exist.
 func TestFormGivenAMessagesID(t *testing.T) {
 	t.Parallel()
-	b := newBed(t)
+	b := newHTTPBed(t)
 	b.postMessage(`{"id":"chat-7","app":"` + app + `","users":[7],"notification":{"body":"hi"}}`)
 	_, page := b.get("/ui/campaigns/new")
 	csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
@@ -679,7 +679,7 @@ func TestCancelOutcomes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBed(t)
+			b := newHTTPBed(t)
 			tt.setup(b)
 			_, form := b.get("/ui/campaigns/new")
 			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(form)
@@ -712,7 +712,7 @@ func (b *bed) create(id string, sendAt time.Time) {
 // open list.
 func TestListRefreshCost(t *testing.T) {
 	t.Parallel()
-	b := newBed(t)
+	b := newHTTPBed(t)
 	cost := func() (queries, redis int64) {
 		t.Helper()
 		if status, body := b.get("/ui/campaigns/rows"); status != http.StatusOK {
@@ -806,7 +806,7 @@ func TestFinishedCampaignIsNotOfferedACancel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBed(t)
+			b := newHTTPBed(t)
 			b.create("c1", time.Time{})
 			if _, err := b.db.Exec(t.Context(), `UPDATE campaigns SET state = 'done' WHERE id = 'c1'`); err != nil {
 				t.Fatal(err)
@@ -888,7 +888,7 @@ func TestSettledCampaignHasNoEmptyChart(t *testing.T) {
 // that names one still pages.
 func TestListBeforeNothing(t *testing.T) {
 	t.Parallel()
-	b := newBed(t)
+	b := newHTTPBed(t)
 	b.create("c1", time.Time{})
 	tests := []struct {
 		path   string
@@ -1007,7 +1007,7 @@ func TestRateOutcomes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBed(t)
+			b := newHTTPBed(t)
 			tt.setup(b)
 			_, form := b.get("/ui/campaigns/new")
 			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(form)
@@ -1022,7 +1022,7 @@ func TestRateOutcomes(t *testing.T) {
 	}
 	t.Run("no CSRF token", func(t *testing.T) {
 		t.Parallel()
-		b := newBed(t)
+		b := newHTTPBed(t)
 		b.create("c1", time.Time{})
 		b.get("/ui/campaigns/new") // signed in, as above
 		if status, _, _ := b.post("/ui/campaigns/c1/rate", url.Values{"rate_per_second": {"5"}}); status != http.StatusForbidden {

@@ -57,7 +57,7 @@ func TestCountsSayWhatTheyCount(t *testing.T) {
 // own screenshot showed a 30-second run "created 0s ago".
 func TestCreatedIsATime(t *testing.T) {
 	t.Parallel()
-	b := newBed(t)
+	b := newHTTPBed(t)
 	if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
 		t.Fatal(err)
 	}

@@ -114,7 +114,7 @@ func TestDeadLetterRetryAndDrop(t *testing.T) {
 // pages used to offer Retry for it, which could only end in a refusal.
 func TestMalformedDeadLetterOffersNoRetry(t *testing.T) {
 	t.Parallel()
-	b := newBed(t)
+	b := newHTTPBed(t)
 	add := func(stream string) string {
 		t.Helper()
 		id, err := b.rdb.Do(t.Context(), b.rdb.B().Xadd().Key(b.keys.DLQ()).Id("*").FieldValue().
@@ -150,7 +150,7 @@ func TestMalformedDeadLetterOffersNoRetry(t *testing.T) {
 // the console offered Retry as if it would help.
 func TestBadInputDeadLetterSaysARetryFailsAgain(t *testing.T) {
 	t.Parallel()
-	b := newBed(t)
+	b := newHTTPBed(t)
 	add := func(bad bool) string {
 		t.Helper()
 		fv := b.rdb.B().Xadd().Key(b.keys.DLQ()).Id("*").FieldValue().
@@ -194,7 +194,7 @@ func TestBadInputDeadLetterSaysARetryFailsAgain(t *testing.T) {
 // letters.": an empty queue, at a glance, with two waiting.
 func TestDeadLetterFilterSaysWhatItHides(t *testing.T) {
 	t.Parallel()
-	b := newBed(t)
+	b := newHTTPBed(t)
 	b.deadLetters(2) // from deliver
 	tests := []struct {
 		stream string

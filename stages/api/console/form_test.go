@@ -56,7 +56,7 @@ func TestFormRefusesWhatTheAPIRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBed(t)
+			b := newHTTPBed(t)
 			// A real audience: what the form let through was created.
 			if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
 				t.Fatal(err)
@@ -215,7 +215,7 @@ func TestFormSetsTheNotificationObject(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBed(t)
+			b := newHTTPBed(t)
 			_, page := b.get("/ui/campaigns/new")
 			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
 			if csrf == nil {

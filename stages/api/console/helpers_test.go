@@ -140,21 +140,43 @@ func (r *recorder) snapshot() (requests, errors, dialogs []string) {
 // or made a request anywhere but the API.
 func newBed(t *testing.T) *bed {
 	t.Helper()
-	b := &bed{t: t, rec: &recorder{}}
-	// A browser context of its own: no cookie is shared with another test.
-	// It opens (a renderer process of its own, seconds on a loaded
-	// machine) while the database is copied and the API starts.
-	tab, closeTab := chromedp.NewContext(browser, chromedp.WithNewBrowserContext(), chromedp.WithListener(b.record))
-	tab, cancel := context.WithTimeout(tab, 4*time.Minute)
-	b.tab = tab
+	return openBed(t, true)
+}
+
+// newHTTPBed is newBed without a tab, for a test that reads the console's
+// pages and posts its forms over HTTP alone (get, post, do, and its own
+// requests to b.url): a tab it never opens is a renderer process started
+// and closed for nothing, seconds of a loaded machine per bed. Its b.tab is
+// no browser's: a browser action fails the test ("invalid context").
+func newHTTPBed(t *testing.T) *bed {
+	t.Helper()
+	return openBed(t, false)
+}
+
+// openBed is newBed, with a tab or without one (newHTTPBed).
+func openBed(t *testing.T, withTab bool) *bed {
+	t.Helper()
+	b := &bed{t: t, rec: &recorder{}, tab: context.Background()}
 	opened, openErr := make(chan struct{}), error(nil)
-	go func() {
-		defer close(opened)
-		if openErr = enableTab(tab); openErr == nil {
-			// A laptop's viewport, the same for every test's screenshot.
-			openErr = chromedp.Do(tab, chromedp.EmulateViewport(1024, 768))
-		}
-	}()
+	closeTab, cancel := func() {}, context.CancelFunc(func() {})
+	if withTab {
+		// A browser context of its own: no cookie is shared with another
+		// test. It opens (a renderer process of its own, seconds on a
+		// loaded machine) while the database is copied and the API starts.
+		var tab context.Context
+		tab, closeTab = chromedp.NewContext(browser, chromedp.WithNewBrowserContext(), chromedp.WithListener(b.record))
+		tab, cancel = context.WithTimeout(tab, 4*time.Minute)
+		b.tab = tab
+		go func() {
+			defer close(opened)
+			if openErr = enableTab(tab); openErr == nil {
+				// A laptop's viewport, the same for every test's screenshot.
+				openErr = chromedp.Do(tab, chromedp.EmulateViewport(1024, 768))
+			}
+		}()
+	} else {
+		close(opened)
+	}
 	// Closed last, and only once it opened, whatever fails first; the
 	// cleanup below checks the tab before the servers close.
 	t.Cleanup(func() {
@@ -194,7 +216,7 @@ func newBed(t *testing.T) *bed {
 	t.Cleanup(func() {
 		defer closeTab()
 		defer cancel()
-		if keepArtifacts() {
+		if withTab && keepArtifacts() {
 			b.screenshot()
 		}
 		requests, errs, dialogs := b.rec.snapshot()

@@ -252,7 +252,7 @@ func TestFinishedPagesStopPolling(t *testing.T) {
 // that exists.
 func TestIDOpensItsOwnKind(t *testing.T) {
 	t.Parallel()
-	b := newBed(t)
+	b := newHTTPBed(t)
 	if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func newCampaignForm(b *bed, id, channels string) url.Values {
 // list, which a new operator read as brackets to type into the field.
 func TestEmptyChannelsInTheFormsWords(t *testing.T) {
 	t.Parallel()
-	b := newBed(t)
+	b := newHTTPBed(t)
 	if _, err := bench.Seed(t.Context(), b.dbURL, bench.SeedConfig{App: app, Users: 10, Channels: 1}); err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,7 @@ func TestUnreadableIsNotEmpty(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBed(t)
+			b := newHTTPBed(t)
 			tt.fail(b)
 			_, body := b.get(tt.path)
 			if !strings.Contains(body, tt.alert) {
@@ -200,7 +200,7 @@ func TestUnavailableSaysWhatNext(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBed(t)
+			b := newHTTPBed(t)
 			if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "o1", App: app, Channels: []string{"nobody"}, Title: "Outage"}); err != nil {
 				t.Fatal(err)
 			}
@@ -275,7 +275,7 @@ func TestUnavailableHidesTheError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBed(t)
+			b := newHTTPBed(t)
 			tt.setup(b)
 			var body string
 			if tt.method == "POST" {

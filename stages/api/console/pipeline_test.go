@@ -22,7 +22,7 @@ import (
 // beside "the stage has not started", for a webhook nobody had configured.
 func TestOptionalStageSaysSo(t *testing.T) {
 	t.Parallel()
-	b := newBed(t) // no stage has run: no group anywhere
+	b := newHTTPBed(t) // no stage has run: no group anywhere
 	_, body := b.get("/ui/pipeline")
 	tests := []struct {
 		stage string
@@ -198,7 +198,7 @@ func TestPipelineSaysWhichStagesRun(t *testing.T) {
 // through, dedupe and deliver.
 func TestCampaignPageSaysWhatItWaitsOn(t *testing.T) {
 	t.Parallel()
-	b := newBed(t)
+	b := newHTTPBed(t)
 	b.create("c1", time.Time{})
 	b.sendMessage("dm-1", "Your order shipped", []int64{1})
 	tests := []struct {

@@ -222,7 +222,7 @@ func TestSignInSaysWhy(t *testing.T) {
 // still wrong.
 func TestSignInTakesAPastedToken(t *testing.T) {
 	t.Parallel()
-	b := newBed(t)
+	b := newHTTPBed(t)
 	tests := []struct {
 		name, token string
 		status      int
@@ -255,7 +255,7 @@ func TestSignInTakesAPastedToken(t *testing.T) {
 // site.
 func TestSignInLeadsOnlyToConsolePages(t *testing.T) {
 	t.Parallel()
-	b := newBed(t)
+	b := newHTTPBed(t)
 	tests := []struct {
 		next, want string
 	}{
@@ -299,7 +299,7 @@ func TestFormBodyCapped(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBed(t)
+			b := newHTTPBed(t)
 			_, page := b.get("/ui/pipeline")
 			m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
 			if m == nil {
