@@ -14,18 +14,20 @@ func TestDeviceNamesEveryBadField(t *testing.T) {
 	a := newDeviceAPI(t, env.Redis.Addr, Auth{AdminToken: "op"})
 	const bad = `{"app":"","platform":"ios","token":"zz","user_id":0,"locale":"en US"}`
 	tests := []struct {
-		name, path, give string
-		want             []string // each in the error, in this order
+		method, path, give string
+		want               []string // each in the error, in this order
 	}{
-		{"one device", "/v1/devices", bad, []string{"app: ", "; token: ", "; user_id: ", "; locale: "}},
-		{"a batch item", "/v1/devices/batch", `[` + deviceJSON("news", "ios", iosToken, 1, "") + `,` + bad + `]`,
+		{"POST", "/v1/devices", bad, []string{"app: ", "; token: ", "; user_id: ", "; locale: "}},
+		{"POST", "/v1/devices/batch", `[` + deviceJSON("news", "ios", iosToken, 1, "") + `,` + bad + `]`,
 			[]string{"item 1: app: ", "; token: ", "; user_id: ", "; locale: "}},
-		{"no platform: the token checked as any token", "/v1/devices", `{"app":"news","platform":"web","token":"","user_id":1}`,
+		// No platform: the token is checked as any token.
+		{"POST", "/v1/devices", `{"app":"news","platform":"web","token":"","user_id":1}`,
 			[]string{"platform: ", "; token: is required"}},
+		{"DELETE", "/v1/devices/" + strings.Repeat("a", 256) + "/" + strings.Repeat("t", 513), "", []string{"app: ", "; token: "}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := a.do("POST", tt.path, tt.give, "op")
+		t.Run(tt.method+" "+tt.path[:min(len(tt.path), 24)], func(t *testing.T) {
+			r := a.do(tt.method, tt.path, tt.give, "op")
 			if r.status != http.StatusBadRequest || strings.Contains(r.error(), "\n") {
 				t.Fatalf("got %d %s, want one line's 400", r.status, r.body)
 			}

@@ -165,12 +165,8 @@ func (s *Server) postDeviceBatch(w http.ResponseWriter, r *http.Request, body []
 // delete event (the row becomes a tombstone once ingested).
 func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request, _ []byte) {
 	app, token := r.PathValue("app"), r.PathValue("token")
-	if err := devices.ValidateApp(app); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := devices.ValidateAnyToken(token); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	if err := errors.Join(devices.ValidateApp(app), devices.ValidateAnyToken(token)); err != nil {
+		writeError(w, http.StatusBadRequest, problemsLine(err))
 		return
 	}
 	if !allowedApp(r, app) {
