@@ -148,17 +148,43 @@ func (c DeliverFlags) certPasswordBesideFile() string {
 }
 
 // singleAppGiven names the single-app provider flags given (those with no
-// default).
+// default), the password of --apns-cert included: beside --apps it was
+// read by nobody, and the operator believed a certificate's password set.
+// PUSHPIPE_APNS_CERT_PASSWORD counts unless an app of the file names it
+// as its password_env (then it is the file's, not the flag's).
 func (c DeliverFlags) singleAppGiven() []string {
 	var given []string
 	for _, f := range []struct{ name, v string }{{"--apns-key", c.APNsKey}, {"--apns-key-id", c.APNsKeyID},
-		{"--apns-team-id", c.APNsTeamID}, {"--apns-cert", c.APNsCert}, {"--apns-topic", c.APNsTopic},
+		{"--apns-team-id", c.APNsTeamID}, {"--apns-cert", c.APNsCert}, {"--apns-cert-password", c.APNsCertPassword},
+		{"--apns-cert-password-file", c.APNsCertPasswordFile}, {"--apns-topic", c.APNsTopic},
 		{"--fcm-credentials", c.FCMCredentials}, {"--fcm-project", c.FCMProject}} {
 		if f.v != "" {
 			given = append(given, f.name)
 		}
 	}
+	if os.Getenv(envAPNsCertPassword) != "" && !c.appsReadEnv(envAPNsCertPassword) {
+		given = append(given, envAPNsCertPassword)
+	}
 	return given
+}
+
+// appsReadEnv is whether an app of --apps reads the variable name as its
+// APNs password_env; false when there is no file, or it does not load
+// (providers says why).
+func (c DeliverFlags) appsReadEnv(name string) bool {
+	if c.Apps == "" {
+		return false
+	}
+	apps, err := deliver.LoadApps(c.Apps)
+	if err != nil {
+		return false
+	}
+	for _, a := range apps.Apps {
+		if a.APNS != nil && a.APNS.PasswordEnv == name {
+			return true
+		}
+	}
+	return false
 }
 
 // singleAppFlags reports whether credentials were given by the single-app

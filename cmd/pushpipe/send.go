@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -17,7 +15,6 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/stages/api"
-	"github.com/pushpipe/pushpipe/stages/deliver"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -237,8 +234,16 @@ func flagOf(err error) error {
 
 // Run creates the campaign or the message Validate built, and prints its id.
 func (c *SendCmd) Run(g *Globals) error {
-	if err := c.checkApp(); err != nil {
+	known, err := c.knownApps()
+	if err != nil {
 		return err
+	}
+	// Without --id it cannot be a retry: an unknown app is said before
+	// anything is dialled (with --id, only once no record answers it).
+	if c.ID == "" {
+		if err := c.checkApp(known); err != nil {
+			return err
+		}
 	}
 	rdb, err := g.RedisNow()
 	if err != nil {
@@ -251,24 +256,11 @@ func (c *SendCmd) Run(g *Globals) error {
 	}
 	defer db.Close()
 	if len(c.Users) > 0 || len(c.Tokens) > 0 {
-		return c.message(g, rdb, db)
+		return c.message(g, rdb, db, known)
 	}
-	camp := c.camp
 	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
 	defer cancel()
-	if err := c.checkPastSendAt(ctx, db, time.Now()); err != nil {
-		return err
-	}
-	// The API's check: a campaign no device could receive is refused.
-	if err := deliver.CheckCampaign(ctx, db, camp); err != nil {
-		return fmt.Errorf("send: %w", dataFlag(err))
-	}
-	if !c.AllowEmpty {
-		if err := campaign.CheckAudience(ctx, db, camp); err != nil {
-			return fmt.Errorf("send: %w", allowEmptyFlag(err))
-		}
-	}
-	camp, created, err := campaign.Create(ctx, rdb, db, g.Keys(), camp)
+	camp, created, err := campaign.Create(ctx, rdb, db, g.Keys(), c.camp, c.admit(db, known)...)
 	if err != nil {
 		return createError("campaign", camp.ID, err)
 	}
@@ -280,82 +272,11 @@ func (c *SendCmd) Run(g *Globals) error {
 	return c.follow(g, rdb, db, camp.ID)
 }
 
-// checkApp refuses an app the API would answer 422 for, deciding as it
-// does (api.KnownApps) from the same settings: the apps file (--apps),
-// else PUSHPIPE_APP_KEYS. Taken here, a campaign or a message of a
-// misspelt app was created and each of its devices then failed "no
-// credentials". With neither set (a development API), any app is known,
-// as to the API, and the audience checks against PostgreSQL stand in.
-func (c *SendCmd) checkApp() error {
-	var known api.KnownApps
-	if c.Apps != "" {
-		apps, err := deliver.LoadApps(c.Apps)
-		if err != nil {
-			return fmt.Errorf("send: --apps: %w", err)
-		}
-		known.File = apps.Known
-	} else {
-		keys, err := api.ParseAppKeys(os.Getenv("PUSHPIPE_APP_KEYS"))
-		if err != nil {
-			return fmt.Errorf("send: %w", err)
-		}
-		known.Keyed = slices.Sorted(maps.Keys(keys))
-	}
-	switch {
-	case known.Check(c.App) == nil:
-		return nil
-	case c.Apps != "":
-		return fmt.Errorf("send: --app %q is not in the apps file %s, so the API does not know it either: check --app, or add the app to that file (and send the API and deliver SIGHUP)", c.App, c.Apps)
-	}
-	return fmt.Errorf("send: --app %q is not one of the apps the API knows, those of PUSHPIPE_APP_KEYS (%s): check --app, or add the app there (and restart the API), or pass the API's --apps file", c.App, strings.Join(known.Keyed, ", "))
-}
-
-// pastSendAt is how far in the past a --send-at may be for a new campaign:
-// the time it took to type the command.
-const pastSendAt = time.Minute
-
-// checkPastSendAt refuses a --send-at already past for a new campaign, as
-// the console's form does: a past send_at starts it at once (the API's
-// rule, so that a retry after the time compares equal), and a mistyped
-// year or day sent to everyone now what was meant for later. A retry, an
-// --id already stored, goes on to Create, which compares it.
-func (c *SendCmd) checkPastSendAt(ctx context.Context, db *pgxpool.Pool, now time.Time) error {
-	if c.sendAt.IsZero() || now.Sub(c.sendAt) <= pastSendAt {
-		return nil
-	}
-	if c.ID != "" {
-		_, err := campaign.Load(ctx, db, c.ID)
-		if !errors.Is(err, campaign.ErrNotFound) {
-			return err // stored (nil), or PostgreSQL's error
-		}
-	}
-	return fmt.Errorf("send: --send-at %s is %s ago: a campaign whose time is past starts at once; "+
-		"give a time ahead, or leave --send-at out to send now", c.sendAt.UTC().Format(time.RFC3339), now.Sub(c.sendAt).Round(time.Second))
-}
-
 // message sends the direct message Validate built and prints its id.
-func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool) error {
-	m := c.msg
+func (c *SendCmd) message(g *Globals, rdb rueidis.Client, db *pgxpool.Pool, known api.KnownApps) error {
 	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
 	defer cancel()
-	if err := deliver.CheckCampaign(ctx, db, m.Campaign); err != nil {
-		return fmt.Errorf("send: %w", dataFlag(err))
-	}
-	// The API answers 422 for an app it does not know; the CLI reads no
-	// apps file, so it asks PostgreSQL instead: an app without a single
-	// device is a typo in --app (or an app not launched yet), and a message
-	// to it would be accepted and reach nobody. An id already stored is
-	// the idempotent repeat and is let through, as the API does. (Raw
-	// tokens need no registered device: they are the devices.)
-	var ve *campaign.ValidationError
-	if len(m.Tokens) > 0 {
-		// Nothing to check.
-	} else if err := campaign.CheckAudience(ctx, db, m.Campaign); errors.As(err, &ve) {
-		return fmt.Errorf("send: app %q has no registered devices, so nobody would receive this message; check --app", m.App)
-	} else if err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	m, created, err := campaign.CreateMessage(ctx, rdb, db, g.Keys(), m)
+	m, created, err := campaign.CreateMessage(ctx, rdb, db, g.Keys(), c.msg, c.admitMessage(db, known)...)
 	if err != nil {
 		return createError("message", m.ID, err)
 	}
@@ -397,6 +318,9 @@ func allowEmptyFlag(err error) error {
 // different campaign", of a message too, and not that a retry whose content
 // changed was already accepted, so a new --id would send it twice.
 func createError(kind, id string, err error) error {
+	if r := (refusal{}); errors.As(err, &r) {
+		return r.error // an Admit's, said in send's words
+	}
 	if errors.Is(err, campaign.ErrConflict) && !errors.Is(err, campaign.ErrOtherKind) {
 		return fmt.Errorf("send: %s id %q is already used for different content: if this is a retry of that %s, "+
 			"it is already accepted and is not sent again; give another --id only for a different %s", kind, id, kind, kind)

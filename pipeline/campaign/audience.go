@@ -22,21 +22,13 @@ const AllowEmptyAdvice = `send "allow_empty": true`
 // check when the request says "allow_empty": true (a campaign created
 // before its audience, on purpose). The error is a *ValidationError.
 //
-// A campaign already stored under c.ID passes: its retry is Create's to
-// answer (200 for the same campaign, 409 for other content) whatever its
-// audience has become since. People leave a one-off channel and tokens
-// die once it is sent, and a campaign stored but not queued (ErrNotQueued)
-// must stay startable by the retry its 503 asks for.
+// It is an Admit's check (its callers pass it to Create as one): a
+// campaign already stored under c.ID is Create's to answer from its row
+// (200 for the same campaign, 409 for other content) whatever its audience
+// has become since. People leave a one-off channel and tokens die once it
+// is sent, and a campaign stored but not queued (ErrNotQueued) must stay
+// startable by the retry its 503 asks for.
 func CheckAudience(ctx context.Context, db *pgxpool.Pool, c Campaign) error {
-	if c.ID != "" {
-		var stored bool
-		if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1)`, c.ID).Scan(&stored); err != nil {
-			return fmt.Errorf("look up campaign %q: %w", c.ID, err)
-		}
-		if stored {
-			return nil
-		}
-	}
 	hasDevices, empty, err := devices.Audience(ctx, db, c.App, c.Channels)
 	if err != nil {
 		return err

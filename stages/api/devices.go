@@ -77,23 +77,21 @@ type deviceRequest struct {
 	Locale   string `json:"locale"`
 }
 
-// event validates the request field by field and returns it as a put event
-// (not yet stamped).
+// event validates the request and returns it as a put event (not yet
+// stamped), or every bad field at once (errors.Join): a client told of the
+// app alone fixed it, and was told of the token next time.
 func (d *deviceRequest) event() (devices.Event, error) {
-	if err := devices.ValidateApp(d.App); err != nil {
-		return devices.Event{}, err
-	}
+	errs := []error{devices.ValidateApp(d.App)}
 	p, err := devices.ParsePlatform(d.Platform)
-	if err != nil {
-		return devices.Event{}, err
+	if err == nil {
+		errs = append(errs, devices.ValidateRegistration(p, d.Token))
+	} else {
+		// A token's form depends on its platform: without one, only what
+		// every token must be.
+		errs = append(errs, err, devices.ValidateAnyToken(d.Token))
 	}
-	if err := devices.ValidateRegistration(p, d.Token); err != nil {
-		return devices.Event{}, err
-	}
-	if err := devices.ValidateUser(d.UserID); err != nil {
-		return devices.Event{}, err
-	}
-	if err := devices.ValidateLocale(d.Locale); err != nil {
+	errs = append(errs, devices.ValidateUser(d.UserID), devices.ValidateLocale(d.Locale))
+	if err := errors.Join(errs...); err != nil {
 		return devices.Event{}, err
 	}
 	return devices.Event{Op: pipeline.OpPut, App: d.App, Token: d.Token, Platform: p, User: d.UserID, Locale: d.Locale}, nil
@@ -113,7 +111,7 @@ func (s *Server) postDevice(w http.ResponseWriter, r *http.Request, body []byte)
 	}
 	ev, err := req.event()
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, problemsLine(err))
 		return
 	}
 	if !allowedApp(r, ev.App) {
@@ -142,7 +140,7 @@ func (s *Server) postDeviceBatch(w http.ResponseWriter, r *http.Request, body []
 	for i := range reqs {
 		ev, err := reqs[i].event()
 		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("item %d: %v", i, err))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("item %d: %s", i, problemsLine(err)))
 			return
 		}
 		if !allowedApp(r, ev.App) {
@@ -167,12 +165,8 @@ func (s *Server) postDeviceBatch(w http.ResponseWriter, r *http.Request, body []
 // delete event (the row becomes a tombstone once ingested).
 func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request, _ []byte) {
 	app, token := r.PathValue("app"), r.PathValue("token")
-	if err := devices.ValidateApp(app); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := devices.ValidateAnyToken(token); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	if err := errors.Join(devices.ValidateApp(app), devices.ValidateAnyToken(token)); err != nil {
+		writeError(w, http.StatusBadRequest, problemsLine(err))
 		return
 	}
 	if !allowedApp(r, app) {

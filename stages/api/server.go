@@ -302,6 +302,9 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 		}
+		if limit == 0 && rt.scope != scopeConsole && !noBody(w, r, rt.pattern) {
+			return
+		}
 		if limit > 0 && !jsonContentType(r) {
 			writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (UTF-8), got "+quoteHeader(r.Header.Get("Content-Type")))
 			return

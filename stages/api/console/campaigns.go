@@ -137,30 +137,29 @@ func (s sharedCampaigns) Get(ctx context.Context, id string) (Summary, error) {
 // Create is what POST /v1/campaigns does: the payload checked as each
 // provider renders it, the audience checked (campaign.CheckAudience) unless
 // allowEmpty, then stored and queued (or scheduled, for a sendAt ahead).
+// The checks are a new campaign's only (campaign.Admit): the form sent
+// again under its id is answered from the record, whatever they would
+// answer now that a one-off channel was sent and emptied.
 func (s sharedCampaigns) Create(ctx context.Context, c campaign.Campaign, sendAt time.Time, allowEmpty bool) (campaign.Campaign, error) {
 	if s.db == nil {
 		return c, errNoDB
 	}
 	c.SendAt = sendAt
-	if err := c.Normalize(); err != nil {
-		return c, err
-	}
-	if err := deliver.CheckCampaign(ctx, s.db, c); err != nil {
-		return c, err
-	}
+	admit := []campaign.Admit{func(ctx context.Context, c campaign.Campaign) error { return deliver.CheckCampaign(ctx, s.db, c) }}
 	if !allowEmpty {
 		// A wrong app id or "sport" for "sports" would otherwise be
 		// created, sent to nobody and reported done 0/0 as if it worked.
-		if err := campaign.CheckAudience(ctx, s.db, c); err != nil {
+		admit = append(admit, func(ctx context.Context, c campaign.Campaign) error {
+			err := campaign.CheckAudience(ctx, s.db, c)
 			var verr *campaign.ValidationError
 			if errors.As(err, &verr) {
 				// The API's way out is a JSON member; the form's is its box.
-				return c, &campaign.ValidationError{Msg: strings.Replace(verr.Msg, campaign.AllowEmptyAdvice, `tick "`+allowEmptyLabel+`"`, 1)}
+				return &campaign.ValidationError{Msg: strings.Replace(verr.Msg, campaign.AllowEmptyAdvice, `tick "`+allowEmptyLabel+`"`, 1)}
 			}
-			return c, err
-		}
+			return err
+		})
 	}
-	c, _, err := campaign.Create(ctx, s.rdb, s.db, s.keys, c)
+	c, _, err := campaign.Create(ctx, s.rdb, s.db, s.keys, c, admit...)
 	return c, err
 }
 
