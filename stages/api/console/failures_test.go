@@ -196,6 +196,12 @@ func (b *bed) feed(sends []int) chartState {
 	all, _ := json.Marshal(sends)
 	got := js[[]float64](b, `(() => {
 		document.getElementById("live").remove();
+		// A refresh that came before live was removed (a loaded box) left a
+		// point of the real clock's: emptied in place, as u.data holds the
+		// page's own arrays.
+		const u = document.getElementById("chart").uplot;
+		u.data[0].length = 0;
+		u.data[1].length = 0;
 		const s = document.createElement("div");
 		s.id = "sample";
 		document.body.append(s);
@@ -206,7 +212,6 @@ func (b *bed) feed(sends []int) chartState {
 			s.dataset.sends = n;
 			document.body.dispatchEvent(new Event("htmx:afterSettle"));
 		}
-		const u = document.getElementById("chart").uplot;
 		return new Promise(r => requestAnimationFrame(() => r([u.data[0].length, u.scales.x.min, u.scales.x.max, u.scales.y.min, u.scales.y.max, t / 1000])));
 	})()`)
 	return chartState{points: int(got[0]), xMin: got[1], xMax: got[2], yMin: got[3], yMax: got[4], last: got[5]}
