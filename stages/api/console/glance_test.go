@@ -107,9 +107,8 @@ func TestPipelineShowsWebhookReceivers(t *testing.T) {
 
 // TestCampaignFiguresAtAGlance: what the campaign pages say of a campaign
 // at a glance.
-//   - The new-campaign form offers the apps the API knows (it left App
-//     empty, to be typed from memory): the one there is, filled in; of
-//     several, a list to pick from.
+//   - The new-campaign form offers the apps the API knows (a datalist):
+//     its App was an empty field, to be typed from memory.
 //   - A scheduled campaign's "Expected finish" keeps its date and time on
 //     one line: in the list's narrow column, "starts 2026-12-07" was
 //     broken from "15:04:05 UTC".
@@ -121,11 +120,10 @@ func TestCampaignFiguresAtAGlance(t *testing.T) {
 	// The form, of the bed's one app.
 	_, body := b.get("/ui/campaigns/new")
 	input := regexp.MustCompile(`<input id="app"[^>]*>`).FindString(body)
-	if !strings.Contains(input, `value="`+app+`"`) || !strings.Contains(input, `list="apps"`) ||
-		!strings.Contains(body, `<datalist id="apps"><option value="`+app+`"></datalist>`) {
-		t.Errorf("the form's App, of the API's one app %s, is %s, want it filled in and offered", app, input)
+	if !strings.Contains(input, `list="apps"`) || !strings.Contains(body, `<datalist id="apps"><option value="`+app+`"></datalist>`) {
+		t.Errorf("the form's App, of the API's one app %s, is %s, want it offered", app, input)
 	}
-	// Of an API with two apps: both offered, none chosen for the operator.
+	// Of an API with two apps: both offered.
 	two := httptest.NewServer(api.New(api.Config{Redis: b.rdb, DB: b.db, Keys: b.keys, Log: zerolog.Nop(),
 		Auth: api.Auth{AdminToken: adminToken, AppKeys: map[string]string{app: appKey, "com.example.shop": "app-key-of-shop-0123456789"}}}))
 	t.Cleanup(two.Close)
@@ -133,8 +131,8 @@ func TestCampaignFiguresAtAGlance(t *testing.T) {
 	b2.url, b2.session = two.URL, nil
 	_, body = b2.get("/ui/campaigns/new")
 	input = regexp.MustCompile(`<input id="app"[^>]*>`).FindString(body)
-	if !strings.Contains(input, `value=""`) || !strings.Contains(body, `<datalist id="apps"><option value="com.example.news"><option value="com.example.shop"></datalist>`) {
-		t.Errorf("the form's App, of two apps, is %s; want both offered, none filled in:\n%s", input, body)
+	if !strings.Contains(input, `list="apps"`) || !strings.Contains(body, `<datalist id="apps"><option value="com.example.news"><option value="com.example.shop"></datalist>`) {
+		t.Errorf("the form's App, of two apps, is %s; want both offered:\n%s", input, body)
 	}
 
 	// Canceled mid-split: one range of three people out, split not done.

@@ -99,12 +99,9 @@ func (f form) notification() ([]byte, string) {
 }
 
 func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s session) {
+	// The apps offered, not one filled in: the field was empty with no
+	// hint, and the operator had to know the app's id by heart.
 	f := form{When: "now", TTL: "86400", Priority: push.PriorityNormal, Key: campaign.NewID(), Apps: c.apps()}
-	if len(f.Apps) == 1 {
-		// The one app there is: the field was left empty, and the
-		// operator had to know its id by heart.
-		f.App = f.Apps[0]
-	}
 	c.render(w, r, http.StatusOK, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f})
 }
 
