@@ -301,8 +301,13 @@ func printCampaigns(w io.Writer, reps []campaign.Report, now time.Time, tty bool
 			}
 		}
 		targets := thousands(r.Targets)
-		if r.State == campaign.StateSplitting {
+		switch {
+		case r.State == campaign.StateSplitting:
 			targets += " so far" // split still cuts it: the column grows (soFar)
+		case r.SplitStopped:
+			// The people of the ranges cut before the cancel: read bare,
+			// it passed for the campaign's audience.
+			targets = "≥ " + targets + " (split stopped at cancel)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.ID, r.State,
 			bar, targets, thousands(r.Sent), thousands(r.Failed), rate,

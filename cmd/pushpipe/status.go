@@ -171,12 +171,11 @@ func (c *StatusCmd) collect(ctx context.Context, rdb rueidis.Client, keys pipeli
 	if rep.DLQ, err = pipeline.NewDLQ(rdb, keys).Len(ctx); err != nil {
 		return rep, err
 	}
-	if rep.Failing, err = webhook.Failures(ctx, rdb, keys); err != nil {
+	recv, err := webhook.ReadReceivers(ctx, rdb, keys, rep.Streams)
+	if err != nil {
 		return rep, err
 	}
-	if rep.Paused, err = webhook.Pauses(ctx, rdb, keys, resultsGroups(rep.Streams)); err != nil {
-		return rep, err
-	}
+	rep.Failing, rep.Paused = recv.Failing, recv.Paused
 	if rep.RetiredRunning, err = pipeline.RetiredStillRunning(ctx, rdb, keys); err != nil {
 		return rep, err
 	}
@@ -249,7 +248,7 @@ func (c *StatusCmd) print(w io.Writer, rep statusReport, tty bool) {
 		fmt.Fprintf(w, "\n%s retired (pushpipe results retire), but a process of it still runs, reading nothing (a webhook process alone answers 503 on /readyz). "+
 			"Stop it for good (delete its Deployment): restarted, it would create the group anew and POST every event kept.", groupLabel(g))
 	}
-	failing := failingReceivers(rep)
+	failing := webhook.Receivers{Failing: rep.Failing}.FailingNow(rep.Streams)
 	for _, f := range failing {
 		deliveries := thousands(int64(f.Failed)) + " failed deliveries"
 		if f.Failed == 1 {
@@ -341,38 +340,6 @@ func consumerState(groups []pipeline.GroupTotal, group, consumer, key string) st
 		}
 	}
 	return ""
-}
-
-// resultsGroups are the consumer groups of results: the webhook receivers.
-func resultsGroups(streams []pipeline.StreamStatus) []string {
-	var out []string
-	for _, s := range streams {
-		if s.Name != pipeline.StreamResults {
-			continue
-		}
-		for _, g := range s.Groups {
-			out = append(out, g.Name)
-		}
-	}
-	return out
-}
-
-// failingReceivers are the recorded failures of the results groups a
-// process still runs, by group name: a stopped group's record is stale (its
-// process died failing), and its row says it stopped.
-func failingReceivers(rep statusReport) []webhook.Failure {
-	var out []webhook.Failure
-	for _, s := range rep.Streams {
-		if s.Name != pipeline.StreamResults {
-			continue
-		}
-		for _, g := range s.Groups {
-			if f, ok := rep.Failing[g.Name]; ok && g.State != pipeline.StateStopped {
-				out = append(out, f)
-			}
-		}
-	}
-	return out
 }
 
 // troubledGroups are the groups with no running process or a stuck one,

@@ -78,7 +78,7 @@ func (s campaignSource) report(ctx context.Context, id string, rep campaign.Repo
 	if rep.PastExpiry() {
 		v.PastExpiry = &pastExpiry{ExpiresAt: rep.ExpiresAt, FinishAt: time.UnixMilli(rep.ExpectedFinishMs)}
 	}
-	v.RatePerSecond = rep.RatePerSecond
+	v.RatePerSecond, v.SplitStopped = rep.RatePerSecond, rep.SplitStopped
 	if !campaign.Final(rep.State) {
 		v.ExpectedFinishMs, v.StalledSinceMs, v.QueuedSinceMs = rep.ExpectedFinishMs, rep.StalledSinceMs, rep.QueuedSinceMs
 	}

@@ -51,6 +51,16 @@ type progressView struct {
 	// Reasons is why its failed and invalid devices ended so: reason →
 	// devices (withReasons).
 	Reasons map[string]int64 `json:"failure_reasons,omitempty"`
+	// SplitStopped is a campaign canceled while split cut it
+	// (campaign.Report's): its targets are those found by then.
+	SplitStopped bool `json:"split_stopped,omitempty"`
+}
+
+// notStarted is a campaign split has not taken (scheduled) or never took
+// (canceled before its start): it counted nobody, and its "0 / 0 people"
+// read as a campaign that reached no one.
+func (p progressView) notStarted() bool {
+	return p.SendAt != nil && (p.State == campaign.StateScheduled || p.State == campaign.StateCanceled)
 }
 
 // pastExpiry is a campaign's expiry and the later finish its rate gives.
@@ -122,7 +132,17 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 			"Cancel it and send it again with a higher --rate-per-second or a longer --ttl to reach them all\n",
 			x.ExpiresAt.Local().Format(time.DateTime), x.FinishAt.Local().Format(time.DateTime))
 	}
-	fmt.Fprintf(w, "  %s %5.1f%%  %s / %s %s\n", progressBar(frac, 40, tty), 100*frac, reached, of, p.unit())
+	switch {
+	case p.notStarted() && p.State == campaign.StateScheduled:
+		fmt.Fprintf(w, "  nobody counted yet: split counts its channels' subscribers once it takes it\n")
+	case p.notStarted():
+		fmt.Fprintf(w, "  never started: nobody was counted or sent to\n")
+	default:
+		fmt.Fprintf(w, "  %s %5.1f%%  %s / %s %s\n", progressBar(frac, 40, tty), 100*frac, reached, of, p.unit())
+	}
+	if p.SplitStopped {
+		fmt.Fprintf(w, "  canceled while split was cutting it: %s counted until then, not all of its channels' subscribers\n", plural(p.Targets, "target"))
+	}
 	if p.State == campaign.StateSplitting {
 		// Said where the figures are read: the README said it of
 		// capped campaigns alone, and a campaign of millions is cut for
@@ -149,8 +169,10 @@ func printProgressView(w io.Writer, p progressView, tty bool) {
 	if !p.RawTokens {
 		muted = "  muted " + thousands(p.Muted)
 	}
-	fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s%s%s%s\n",
-		thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), muted, dups, none)
+	if !p.notStarted() {
+		fmt.Fprintf(w, "  sent %s  failed %s  invalid tokens %s%s%s%s\n",
+			thousands(p.Sent), thousands(p.Failed), thousands(p.InvalidTokens), muted, dups, none)
+	}
 	io.WriteString(w, reasonsLine(p.Reasons))
 	if p.FirstSendMs > 0 {
 		first, last := time.UnixMilli(p.FirstSendMs), time.UnixMilli(p.LastSendMs)

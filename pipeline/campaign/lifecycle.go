@@ -191,6 +191,7 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 	if next == StateSplitting {
 		rep.Audience = l.Audience
 	}
+	rep.SplitStopped = splitStopped(next, l, r.started != nil)
 	now := time.Now()
 	rep.rates(now, func() bool { return m.moves(ctx, r.c.ID, l.Waits, l.Holds, now) })
 	return rep, nil

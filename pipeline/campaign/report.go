@@ -68,6 +68,19 @@ type Report struct {
 	Done   int64   `json:"-"`
 	DoneMs int64   `json:"-"`
 	Pace   float64 `json:"-"`
+	// SplitStopped is a campaign canceled before split emitted every range
+	// (splitStopped): its targets are the people of the ranges cut by then,
+	// not its channels' subscribers. The list and status showed them as if
+	// they were the audience.
+	SplitStopped bool `json:"split_stopped,omitempty"`
+}
+
+// splitStopped is whether a campaign in state, with Redis's counters l,
+// was canceled while split still cut it. One canceled before its start
+// (started_at, set at creation unless scheduled) counted nobody, and its
+// SendAt says which start was stopped: it is not.
+func splitStopped(state string, l Live, started bool) bool {
+	return state == StateCanceled && l.Known && !l.SplitDone && started
 }
 
 // PastExpiry is whether, at its rate so far, the campaign would still be

@@ -59,6 +59,22 @@ func (s *Server) checkApp(app string) error {
 	return KnownApps{File: st.known, Keyed: st.keyed.apps()}.Check(app)
 }
 
+// appNames are the apps the console's new-campaign form offers: those
+// with an app key that campaigns may name. An apps file's app without a
+// key is known but not listed (the file reaches the API as a predicate),
+// so the form's field still takes any app.
+func (s *Server) appNames() []string {
+	st := s.apps.Load()
+	k := KnownApps{File: st.known, Keyed: st.keyed.apps()}
+	var out []string
+	for _, app := range k.Keyed {
+		if k.Check(app) == nil {
+			out = append(out, app)
+		}
+	}
+	return out
+}
+
 // unknownApp is checkApp's refusal of a new campaign or message, which
 // answerCreated answers 422.
 type unknownApp struct{ error }

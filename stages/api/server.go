@@ -107,7 +107,7 @@ func New(cfg Config) *Server {
 	// The operator token is not in the apps file: a reload never changes it.
 	s.console = console.New(console.Config{Redis: cfg.Redis, DB: cfg.DB, Keys: cfg.Keys, Log: cfg.Log,
 		Operator: func(tok string) bool { return s.apps.Load().auth.operator(tok) }, OperatorTag: cfg.Auth.consoleTag(),
-		KnownApp: s.knownApp, ParseNotification: ParseNotification, Throttle: s.fails})
+		KnownApp: s.knownApp, Apps: s.appNames, ParseNotification: ParseNotification, Throttle: s.fails})
 	routes := s.routes()
 	paths := newPathMethods(routes)
 	for _, rt := range routes {

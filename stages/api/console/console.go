@@ -50,6 +50,10 @@ type Config struct {
 	// KnownApp says which apps a new campaign may name, as the API's 422
 	// does (the apps file, else the app keys); nil: any.
 	KnownApp func(app string) bool
+	// Apps lists the apps the new-campaign form offers (sorted); nil or
+	// none: the field is left to type. It may miss some KnownApp takes
+	// (api.Server.appNames says which), so the field still takes any.
+	Apps func() []string
 	// ParseNotification reads a notification object (JSON) with its
 	// request's priority as POST /v1/campaigns does (api.ParseNotification:
 	// the console cannot import the API), so the new-campaign form accepts

@@ -30,6 +30,8 @@ type form struct {
 	Silent bool
 	// AllowEmpty creates a campaign nobody would receive (allow_empty).
 	AllowEmpty bool
+	// Apps are the apps the App field offers (Config.Apps).
+	Apps []string
 	// Key is the form's own idempotency key, made when the form is
 	// served: the campaign's id when Id is left empty, so the same form
 	// posted twice (a double click, a browser's retry) is one campaign.
@@ -97,8 +99,18 @@ func (f form) notification() ([]byte, string) {
 }
 
 func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s session) {
-	c.render(w, r, http.StatusOK, "new", page{Title: "New campaign", Nav: "new", Session: s,
-		Data: form{When: "now", TTL: "86400", Priority: push.PriorityNormal, Key: campaign.NewID()}})
+	// The apps offered, not one filled in: the field was empty with no
+	// hint, and the operator had to know the app's id by heart.
+	f := form{When: "now", TTL: "86400", Priority: push.PriorityNormal, Key: campaign.NewID(), Apps: c.apps()}
+	c.render(w, r, http.StatusOK, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f})
+}
+
+// apps are the apps the form offers (Config.Apps), none without a list.
+func (c *Console) apps() []string {
+	if c.cfg.Apps == nil {
+		return nil
+	}
+	return c.cfg.Apps()
 }
 
 // createCampaign reads the form into the same campaign.Campaign that POST
@@ -112,6 +124,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		Priority: r.PostFormValue("priority"), Subtitle: r.PostFormValue("subtitle"), Image: r.PostFormValue("image"),
 		Sound: r.PostFormValue("sound"), Badge: r.PostFormValue("badge"), ThreadID: r.PostFormValue("thread_id"),
 		CollapseID: r.PostFormValue("collapse_id"), Silent: r.PostFormValue("silent") == "1", Localized: r.PostFormValue("localized")}
+	f.Apps = c.apps() // offered again on a refusal
 	refuse := func(msg string) {
 		c.render(w, r, http.StatusBadRequest, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f, Error: msg})
 	}

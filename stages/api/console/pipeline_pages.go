@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
+	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
 // dlqCountCap bounds how many dead letters the pipeline page reads to count
@@ -102,6 +104,8 @@ type pipelineData struct {
 	Stopped    []string // the groups with no running process, for the line at the top
 	DLQ        int64
 	DeadCapped bool // more than dlqCountCap dead letters: per-stage counts are of the oldest
+	// Receivers are the webhook groups' receivers (receivers.go).
+	Receivers []receiverRow
 }
 
 func (c *Console) pipelineData(ctx context.Context) (pipelineData, error) {
@@ -119,6 +123,11 @@ func (c *Console) pipelineData(ctx context.Context) (pipelineData, error) {
 		return d, err
 	}
 	d.DeadCapped = d.DLQ > int64(len(dead))
+	recv, err := webhook.ReadReceivers(ctx, c.cfg.Redis, c.cfg.Keys, streams)
+	if err != nil {
+		return d, err
+	}
+	d.Receivers = receiverRows(streams, recv, dead, time.Now())
 	perStream := map[string]int64{}
 	for _, l := range dead {
 		perStream[l.Name]++

@@ -11,6 +11,7 @@ import (
 	"html/template"
 	"math"
 	"net/http"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -280,7 +281,17 @@ var funcs = template.FuncMap{
 	"rate":     rate,
 	"cap":      rateCap,
 	"sends":    func(r campaign.Report) int64 { return r.Sends() },
-	"eta":      func(r campaign.Report) string { return eta(r, time.Now()) },
+	"eta":      func(r campaign.Report) template.HTML { return whole(eta(r, time.Now())) },
+}
+
+// stamp is a date and time as eta and the pages write them.
+var stamp = regexp.MustCompile(`(\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d UTC`)
+
+// whole is text, escaped, with each date and time in it kept on one line
+// (.when): "Expected finish" of a scheduled campaign broke "starts
+// 2026-12-07" from "15:04:05 UTC" in its narrow column, read as two times.
+func whole(text string) template.HTML {
+	return template.HTML(stamp.ReplaceAllString(template.HTMLEscapeString(text), `<span class="when">$0</span>`))
 }
 
 // num writes 1234567 as 1,234,567.
