@@ -121,7 +121,7 @@ func FuzzDeliverEntry(f *testing.F) {
 			names []string
 		}
 		fields := []field{
-			{FieldCampaign, []string{"campaign"}}, {FieldUsers, []string{"users"}}, {FieldTokens, []string{"tokens"}},
+			{FieldCampaign, []string{"campaign"}}, {FieldUsers, []string{"users"}}, {FieldTokens, []string{"tokens", "users"}}, // deleted: read as an entry of users, which it has none of,
 			{FieldForce, nil}, {FieldForceDevices, []string{FieldForceDevices}}, {FieldRounds, []string{FieldRounds}},
 			{FieldSlotMs, []string{FieldSlotMs}}, {FieldSlotRate, []string{FieldSlotRate}},
 		}
