@@ -250,12 +250,18 @@ func FuzzDLQFields(f *testing.F) {
 	f.Add(FieldUsers, EncodeIDs([]int64{1, 1<<62 + 3, 7}), "", "", `[]`)
 	f.Add("", "", "", "", `{"u":"\ufffd"}`)
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, junk string) {
+		_, _ = DecodeDLQFields(junk)
+		if !utf8.ValidString(k1) || !utf8.ValidString(k2) {
+			// A field name is a JSON object's key, kept as text: one not
+			// UTF-8 comes back with U+FFFD. No stage writes or reads such
+			// a name; only the entry's own fault dead-letters it.
+			return
+		}
 		m := map[string]string{k1: v1, k2: v2}
 		got, err := DecodeDLQFields(EncodeDLQFields(m))
 		if err != nil || !reflect.DeepEqual(got, m) {
 			t.Fatalf("%q: dead letter keeps %q, %v", m, got, err)
 		}
-		_, _ = DecodeDLQFields(junk)
 	})
 }
 
