@@ -254,7 +254,7 @@ func FuzzDLQFields(f *testing.F) {
 		if !utf8.ValidString(k1) || !utf8.ValidString(k2) {
 			// A field name is a JSON object's key, kept as text: one not
 			// UTF-8 comes back with U+FFFD. No stage writes or reads such
-			// a name; only the entry's own fault dead-letters it.
+			// a name, so a retry with it mangled is handled the same.
 			return
 		}
 		m := map[string]string{k1: v1, k2: v2}
