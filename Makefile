@@ -82,12 +82,16 @@ dev: build
 # ordinary tests in `make test`.
 FUZZTIME ?= 60s
 FUZZ_TARGETS := \
-	./pipeline/:FuzzDecodeIDs \
+	./pipeline/:FuzzDecodeIDs ./pipeline/:FuzzResultRecords \
+	./pipeline/:FuzzDeliverEntry ./pipeline/:FuzzDecodeTokens ./pipeline/:FuzzRangeEntry \
+	./pipeline/:FuzzDedupeEntry ./pipeline/:FuzzDLQFields \
 	./pipeline/devices/:FuzzParseEvent ./pipeline/devices/:FuzzParsePackedEvent \
 	./stages/dedupe/:FuzzParseEntry \
 	./stages/api/:FuzzDeviceBody ./stages/api/:FuzzDeviceBatchBody ./stages/api/:FuzzPreferencesBody \
 	./stages/api/:FuzzCampaignBody ./stages/api/:FuzzBearer \
-	./stages/deliver/apns/:FuzzProviderAnswer ./stages/deliver/push/:FuzzParseRetryAfter \
+	./stages/api/:FuzzMessageBody ./stages/api/:FuzzSubscribersBody ./stages/api/:FuzzParseNotification \
+	./stages/webhook/:FuzzVerify ./cmd/pushpipe/:FuzzParseSendAt ./cmd/pushpipe/:FuzzWebhookFilter \
+	./stages/deliver/apns/:FuzzProviderAnswer ./pipeline/httpx/:FuzzParseRetryAfter \
 	./stages/deliver/fcm/:FuzzProviderAnswer
 
 fuzz:

@@ -27,6 +27,11 @@ func IDBound(id string) (Bound, error) {
 	if err != nil {
 		return Bound{}, err
 	}
+	// "ms-" is an id cut short, which Redis refuses too: read as ms-0 it
+	// left out the rest of the millisecond a --to meant.
+	if strings.HasSuffix(id, "-") {
+		return Bound{}, fmt.Errorf("bad stream id %q: give ms-seq (1700000000000-0) or ms alone for the whole millisecond", id)
+	}
 	if !strings.Contains(id, "-") {
 		return Bound{id: s, isTime: true, set: true}, nil // "ms" alone: the whole millisecond
 	}
@@ -55,8 +60,10 @@ func ParseBound(s string, now time.Time) (Bound, error) {
 		return TimeBound(t), nil
 	}
 	// "15m ago" is how people say it (and how the README once wrote it).
+	// A "+" is not "ago": time.ParseDuration takes "+15m", which read
+	// as 15m ago a --to that may have meant from now on.
 	ago := strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(s, "-"), "ago"))
-	if d, err := time.ParseDuration(ago); err == nil && d >= 0 {
+	if d, err := time.ParseDuration(ago); err == nil && d >= 0 && !strings.HasPrefix(ago, "+") {
 		return TimeBound(now.Add(-d)), nil
 	}
 	return Bound{}, fmt.Errorf("%q is neither an entry id (1700000000000-0), unix milliseconds, an RFC 3339 time nor a duration ago (15m)", s)

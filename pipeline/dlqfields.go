@@ -12,11 +12,14 @@ import (
 // DLQFields value): a JSON object of strings, except that a value which is not
 // valid UTF-8 — the binary id batches u and m — becomes {"base64": "..."}.
 // Plain json.Marshal would replace its bytes with U+FFFD, and a retried entry
-// would carry other users than it had.
+// would carry other users than it had. A value holding U+FFFD is encoded so
+// too: an id batch can be valid UTF-8 and hold it (EncodeIDs of user
+// 42613989409 is "\x01\xc2\x80\xef\xbf\xbd\x02"), and DecodeDLQFields
+// takes a plain u or m holding it for bytes lost to json.Marshal.
 func EncodeDLQFields(fields map[string]string) string {
 	out := make(map[string]any, len(fields))
 	for f, v := range fields {
-		if utf8.ValidString(v) {
+		if utf8.ValidString(v) && !strings.ContainsRune(v, utf8.RuneError) {
 			out[f] = v
 		} else {
 			out[f] = binaryValue{Base64: base64.StdEncoding.EncodeToString([]byte(v))}

@@ -105,6 +105,11 @@ func ParseDeliverEntry(f map[string]string) (DeliverEntry, error) {
 		if e.SlotRate, err = strconv.Atoi(v); err != nil || e.SlotRate <= 0 {
 			return e, fmt.Errorf("deliver entry slot_rate %q: not a rate", v)
 		}
+		// Fields writes it only with a slot: read alone, it was a rate of
+		// no slot, dropped again by the entry's next Fields.
+		if e.SlotMs == 0 {
+			return e, fmt.Errorf("deliver entry slot_rate %q without slot_ms", v)
+		}
 	}
 	return e, nil
 }
