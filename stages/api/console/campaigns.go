@@ -33,12 +33,14 @@ import (
 // *campaign.ValidationError for a rate out of bounds); Create follows
 // campaign.Create (idempotent by id, a *campaign.ValidationError for a
 // request that can never succeed, an audience of nobody included unless
-// allowEmpty, as POST /v1/campaigns); Failures is most devices first, empty
+// allowEmpty, as POST /v1/campaigns; the caller's own checks as more
+// admits, so that a retry is answered from the record before them);
+// Failures is most devices first, empty
 // when none failed.
 type Campaigns interface {
 	List(ctx context.Context, before string, limit int) (page []Summary, next string, err error)
 	Get(ctx context.Context, id string) (Summary, error)
-	Create(ctx context.Context, c campaign.Campaign, sendAt time.Time, allowEmpty bool) (campaign.Campaign, error)
+	Create(ctx context.Context, c campaign.Campaign, sendAt time.Time, allowEmpty bool, admit ...campaign.Admit) (campaign.Campaign, error)
 	Cancel(ctx context.Context, id string) error
 	SetRate(ctx context.Context, id string, rate int) error
 	Failures(ctx context.Context, id string) ([]Reason, error)
@@ -140,12 +142,12 @@ func (s sharedCampaigns) Get(ctx context.Context, id string) (Summary, error) {
 // The checks are a new campaign's only (campaign.Admit): the form sent
 // again under its id is answered from the record, whatever they would
 // answer now that a one-off channel was sent and emptied.
-func (s sharedCampaigns) Create(ctx context.Context, c campaign.Campaign, sendAt time.Time, allowEmpty bool) (campaign.Campaign, error) {
+func (s sharedCampaigns) Create(ctx context.Context, c campaign.Campaign, sendAt time.Time, allowEmpty bool, admit ...campaign.Admit) (campaign.Campaign, error) {
 	if s.db == nil {
 		return c, errNoDB
 	}
 	c.SendAt = sendAt
-	admit := []campaign.Admit{func(ctx context.Context, c campaign.Campaign) error { return deliver.CheckCampaign(ctx, s.db, c) }}
+	admit = append(admit, func(ctx context.Context, c campaign.Campaign) error { return deliver.CheckCampaign(ctx, s.db, c) })
 	if !allowEmpty {
 		// A wrong app id or "sport" for "sports" would otherwise be
 		// created, sent to nobody and reported done 0/0 as if it worked.

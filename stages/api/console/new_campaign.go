@@ -179,9 +179,18 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		}
 		camp.RatePerSecond = n
 	}
-	if c.cfg.KnownApp != nil && camp.App != "" && !c.cfg.KnownApp(camp.App) {
-		refuse(fmt.Sprintf("App %q is not known to this API: pick one of its apps (the --apps file, else PUSHPIPE_APP_KEYS).", camp.App))
-		return
+	// The app and the time as campaign.Admit checks, run for a new id
+	// only: the form sent again (the same id) after its app left the
+	// apps file, or after its time came, is answered from its record,
+	// not refused for a campaign that was already created.
+	var admit []campaign.Admit
+	if c.cfg.KnownApp != nil && camp.App != "" {
+		admit = append(admit, func(_ context.Context, camp campaign.Campaign) error {
+			if c.cfg.KnownApp(camp.App) {
+				return nil
+			}
+			return &campaign.ValidationError{Msg: fmt.Sprintf("App %q is not known to this API: pick one of its apps (the --apps file, else PUSHPIPE_APP_KEYS).", camp.App)}
+		})
 	}
 	var sendAt time.Time
 	if f.When != "later" && strings.TrimSpace(f.SendAt) != "" {
@@ -200,16 +209,18 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		// The API starts a campaign whose send_at is past at once. From a
 		// form that says "at", a past time is a slip (a local time taken
 		// for UTC, yesterday's date) that would send to everyone now.
-		if now := time.Now(); !t.After(now) {
-			refuse(fmt.Sprintf("Send at: %s is already past (it is %s now); pick a later time, or choose to send now.",
-				t.Format("2006-01-02 15:04 UTC"), now.UTC().Format("2006-01-02 15:04 UTC")))
-			return
-		}
+		admit = append(admit, func(context.Context, campaign.Campaign) error {
+			if now := time.Now(); !t.After(now) {
+				return &campaign.ValidationError{Msg: fmt.Sprintf("Send at: %s is already past (it is %s now); pick a later time, or choose to send now.",
+					t.Format("2006-01-02 15:04 UTC"), now.UTC().Format("2006-01-02 15:04 UTC"))}
+			}
+			return nil
+		})
 		sendAt = t
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	created, err := c.cfg.Campaigns.Create(ctx, camp, sendAt, f.AllowEmpty)
+	created, err := c.cfg.Campaigns.Create(ctx, camp, sendAt, f.AllowEmpty, admit...)
 	var verr *campaign.ValidationError
 	switch {
 	case errors.As(err, &verr):
