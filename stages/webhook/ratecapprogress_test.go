@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -27,18 +28,31 @@ func TestBatchInTheRateCapIsNotStuck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.emitEntries("c1", 1, 5, 1)
+	neverStuck(t, f, h, stuckAfter, func() bool { return rcv.delivered() >= 5 }, func() string {
+		return fmt.Sprintf("with %d of 5 events delivered, its batch waiting in the rate cap", rcv.delivered())
+	})
+	if n := rcv.posts(); n != 5 {
+		t.Errorf("%d POSTs, want 5 of one event (the cap)", n)
+	}
+}
+
+// neverStuck runs h as the webhook stage (status stuck after stuckAfter)
+// until done, failing t if status reads it stuck before (what says where
+// it was) or done takes a minute. The caller emits the entries.
+func neverStuck(t *testing.T, f *fixture, h pipeline.Handler, stuckAfter time.Duration, done func() bool, what func() string) {
+	t.Helper()
 	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
 		Concurrency: 1, Block: 50 * time.Millisecond, AliveEvery: 100 * time.Millisecond, StuckAfter: stuckAfter, NewGroupAt: "0"}, h, zerolog.Nop(), nil)
 	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	stopped := make(chan error, 1)
+	go func() { stopped <- r.Run(ctx) }()
+	defer func() { cancel(); <-stopped }()
 	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
-	f.emitEntries("c1", 1, 5, 1)
 	deadline := time.Now().Add(60 * time.Second)
-	for rcv.delivered() < 5 {
+	for !done() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of 5 events delivered in a minute", rcv.delivered())
+			t.Fatalf("not done in a minute: %s", what())
 		}
 		st, err := pipeline.Status(t.Context(), f.rdb, f.keys, pipeline.StreamResults)
 		if err != nil {
@@ -46,12 +60,9 @@ func TestBatchInTheRateCapIsNotStuck(t *testing.T) {
 		}
 		for _, g := range st[0].Groups {
 			if g.State == pipeline.StateStuck {
-				t.Fatalf("the webhook reads stuck with %d of 5 events delivered, its batch waiting in the rate cap", rcv.delivered())
+				t.Fatalf("the webhook reads stuck %s", what())
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-	if n := rcv.posts(); n != 5 {
-		t.Errorf("%d POSTs, want 5 of one event (the cap)", n)
 	}
 }

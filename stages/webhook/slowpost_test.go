@@ -1,7 +1,7 @@
 package webhook_test
 
 import (
-	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -10,8 +10,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/pushpipe/pushpipe/pipeline"
-	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
@@ -41,28 +39,8 @@ func TestSlowPostsAreNotStuck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := pipeline.NewRunner(f.rdb, f.keys, pipeline.Options{Stage: "webhook", Stream: pipeline.StreamResults, Consumer: "w1",
-		Concurrency: 1, Block: 50 * time.Millisecond, AliveEvery: 100 * time.Millisecond, StuckAfter: stuckAfter, NewGroupAt: "0"}, h, zerolog.Nop(), nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	pipelinetest.Eventually(t, 10*time.Second, "runner ready", r.Ready)
 	f.emitEntries("c1", 1, 1, 1)
-	deadline := time.Now().Add(60 * time.Second)
-	for accepted.Load() < 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no POST accepted in a minute (%d made)", posts.Load())
-		}
-		st, err := pipeline.Status(t.Context(), f.rdb, f.keys, pipeline.StreamResults)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, g := range st[0].Groups {
-			if g.State == pipeline.StateStuck {
-				t.Fatalf("the webhook reads stuck at POST %d, its batch backing off or waiting for a slow receiver", posts.Load())
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	neverStuck(t, f, h, stuckAfter, func() bool { return accepted.Load() >= 1 }, func() string {
+		return fmt.Sprintf("at POST %d, its batch backing off or waiting for a slow receiver", posts.Load())
+	})
 }
