@@ -601,11 +601,8 @@ func TestFormGivenAMessagesID(t *testing.T) {
 	b := newHTTPBed(t)
 	b.postMessage(`{"id":"chat-7","app":"` + app + `","users":[7],"notification":{"body":"hi"}}`)
 	_, page := b.get("/ui/campaigns/new")
-	csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
-	if csrf == nil {
-		t.Fatal("no csrf field in the form")
-	}
-	form := url.Values{"csrf": {html.UnescapeString(csrf[1])}, "id": {"chat-7"}, "app": {app}, "channels": {"ch0"}, "title": {"Hi"},
+	csrf := formCSRF(t, page)
+	form := url.Values{"csrf": {csrf}, "id": {"chat-7"}, "app": {app}, "channels": {"ch0"}, "title": {"Hi"},
 		"ttl_seconds": {"86400"}, "when": {"now"}, "allow_empty": {"1"}}
 	status, _, body := b.post("/ui/campaigns", form)
 	if want := "Campaign id chat-7 is a direct message&#39;s id"; status != http.StatusBadRequest || !strings.Contains(body, want) {
@@ -682,11 +679,8 @@ func TestCancelOutcomes(t *testing.T) {
 			b := newHTTPBed(t)
 			tt.setup(b)
 			_, form := b.get("/ui/campaigns/new")
-			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(form)
-			if csrf == nil {
-				t.Fatalf("no csrf field in\n%s", form)
-			}
-			status, _, body := b.post("/ui/campaigns/"+tt.id+"/cancel", url.Values{"csrf": {csrf[1]}})
+			csrf := formCSRF(t, form)
+			status, _, body := b.post("/ui/campaigns/"+tt.id+"/cancel", url.Values{"csrf": {csrf}})
 			if status != tt.status || !strings.Contains(html.UnescapeString(body), tt.says) {
 				t.Errorf("cancel: %d, want %d saying %q:\n%s", status, tt.status, tt.says, body)
 			}
@@ -812,14 +806,11 @@ func TestFinishedCampaignIsNotOfferedACancel(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, form := b.get("/ui/campaigns/new")
-			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(form)
-			if csrf == nil {
-				t.Fatalf("no csrf field in\n%s", form)
-			}
+			csrf := formCSRF(t, form)
 			var status int
 			var body string
 			if tt.method == http.MethodPost {
-				status, _, body = b.post("/ui/campaigns/c1/cancel", url.Values{"csrf": {csrf[1]}})
+				status, _, body = b.post("/ui/campaigns/c1/cancel", url.Values{"csrf": {csrf}})
 			} else {
 				status, body = b.get("/ui/campaigns/c1/cancel")
 			}
@@ -1010,11 +1001,8 @@ func TestRateOutcomes(t *testing.T) {
 			b := newHTTPBed(t)
 			tt.setup(b)
 			_, form := b.get("/ui/campaigns/new")
-			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(form)
-			if csrf == nil {
-				t.Fatalf("no csrf field in\n%s", form)
-			}
-			status, _, body := b.post("/ui/campaigns/"+tt.id+"/rate", url.Values{"csrf": {csrf[1]}, "rate_per_second": {tt.rate}})
+			csrf := formCSRF(t, form)
+			status, _, body := b.post("/ui/campaigns/"+tt.id+"/rate", url.Values{"csrf": {csrf}, "rate_per_second": {tt.rate}})
 			if status != tt.status || !strings.Contains(html.UnescapeString(body), tt.says) {
 				t.Errorf("rate: %d, want %d saying %q:\n%s", status, tt.status, tt.says, body)
 			}

@@ -62,11 +62,8 @@ func TestFormRefusesWhatTheAPIRefuses(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, page := b.get("/ui/campaigns/new")
-			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
-			if csrf == nil {
-				t.Fatalf("no csrf field in\n%s", page)
-			}
-			form := url.Values{"csrf": {csrf[1]}, "app": {app}, "channels": {"ch0"}, "title": {"Capped"},
+			csrf := formCSRF(t, page)
+			form := url.Values{"csrf": {csrf}, "app": {app}, "channels": {"ch0"}, "title": {"Capped"},
 				"ttl_seconds": {"86400"}, "when": {tt.when}, "id": {"form-case"}}
 			form.Set(tt.field, tt.value)
 			status, _, body := b.post("/ui/campaigns", form)
@@ -217,11 +214,8 @@ func TestFormSetsTheNotificationObject(t *testing.T) {
 			t.Parallel()
 			b := newHTTPBed(t)
 			_, page := b.get("/ui/campaigns/new")
-			csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
-			if csrf == nil {
-				t.Fatalf("no csrf field in\n%s", page)
-			}
-			form := url.Values{"csrf": {html.UnescapeString(csrf[1])}, "app": {app}, "channels": {"ch0"}, "ttl_seconds": {"86400"},
+			csrf := formCSRF(t, page)
+			form := url.Values{"csrf": {csrf}, "app": {app}, "channels": {"ch0"}, "ttl_seconds": {"86400"},
 				"when": {"now"}, "id": {"note"}, "allow_empty": {"1"}}
 			for k, v := range tt.fields {
 				form[k] = v

@@ -4,7 +4,6 @@ import (
 	"html"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -24,12 +23,9 @@ func TestFormSentAgainAfterItsTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, page := b.get("/ui/campaigns/new")
-	csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
-	if csrf == nil {
-		t.Fatalf("no csrf field in\n%s", page)
-	}
+	csrf := formCSRF(t, page)
 	at := time.Now().UTC().Add(2 * time.Second).Truncate(time.Second)
-	form := url.Values{"csrf": {csrf[1]}, "app": {app}, "channels": {"ch0"}, "title": {"Soon"},
+	form := url.Values{"csrf": {csrf}, "app": {app}, "channels": {"ch0"}, "title": {"Soon"},
 		"when": {"later"}, "send_at": {at.Format("2006-01-02T15:04:05")}, "id": {"soon"}}
 	if status, loc, body := b.post("/ui/campaigns", form); status != http.StatusSeeOther || !strings.HasPrefix(loc, "/ui/campaigns/soon") {
 		t.Fatalf("first send: %d to %q, want 303 to the campaign:\n%s", status, loc, body)

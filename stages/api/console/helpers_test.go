@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"html"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -499,3 +501,14 @@ func (b *bed) do(req *http.Request) (int, string) {
 
 // noRedirect shows the console's redirects rather than following them.
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// formCSRF is the csrf field of a console page's form, as a browser sends
+// it back.
+func formCSRF(t testing.TB, page string) string {
+	t.Helper()
+	m := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no csrf field in\n%s", page)
+	}
+	return html.UnescapeString(m[1])
+}

@@ -4,7 +4,6 @@ import (
 	"html"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +18,8 @@ import (
 func newCampaignForm(b *bed, id, channels string) url.Values {
 	b.t.Helper()
 	_, page := b.get("/ui/campaigns/new")
-	csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
-	if csrf == nil {
-		b.t.Fatalf("no csrf field in\n%s", page)
-	}
-	return url.Values{"csrf": {html.UnescapeString(csrf[1])}, "id": {id}, "app": {app}, "channels": {channels},
+	csrf := formCSRF(b.t, page)
+	return url.Values{"csrf": {csrf}, "id": {id}, "app": {app}, "channels": {channels},
 		"title": {"Hello"}, "ttl_seconds": {"86400"}, "when": {"now"}}
 }
 

@@ -280,11 +280,8 @@ func TestUnavailableHidesTheError(t *testing.T) {
 			var body string
 			if tt.method == "POST" {
 				_, form := b.get("/ui/campaigns/new")
-				csrf := regexp.MustCompile(`name="csrf" value="([^"]*)"`).FindStringSubmatch(form)
-				if csrf == nil {
-					t.Fatalf("no csrf field in\n%s", form)
-				}
-				_, _, body = b.post(tt.path, url.Values{"csrf": {csrf[1]}})
+				csrf := formCSRF(t, form)
+				_, _, body = b.post(tt.path, url.Values{"csrf": {csrf}})
 			} else {
 				_, body = b.get(tt.path)
 			}
