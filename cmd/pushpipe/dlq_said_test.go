@@ -2,14 +2,11 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
-	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
 // A webhook letter's reason ends with what the receiver answered
@@ -27,15 +24,7 @@ func TestDLQListGroupsWhatReceiversSaid(t *testing.T) {
 			Fields: []string{"reason", status + pipeline.ReceiverSaid + said}})
 	}
 	msgs = append(msgs, pipeline.Message{Stream: keys.Stream(pipeline.StreamResults, 0), Fields: []string{"reason", "no credentials"}})
-	if _, err := pipeline.Emit(t.Context(), rdb, msgs...); err != nil {
-		t.Fatal(err)
-	}
-	deadLettering(t, rdb, keys, "webhook", pipeline.StreamResults, func(e pipeline.Entry) error { return errors.New(e.Fields["reason"]) })
-	q := pipeline.NewDLQ(rdb, keys)
-	pipelinetest.Eventually(t, 10*time.Second, "every entry dead-lettered", func() bool {
-		n, err := q.Len(t.Context())
-		return err == nil && n == int64(len(msgs))
-	})
+	q := deadLettered(t, rdb, keys, "webhook", pipeline.StreamResults, msgs...)
 	var out bytes.Buffer
 	if err := parse(t, "dlq", "list").DLQ.List.run(t.Context(), q, &out); err != nil {
 		t.Fatal(err)

@@ -45,6 +45,22 @@ func deadLettering(t *testing.T, rdb rueidis.Client, keys pipeline.Keys, stage, 
 	}))
 }
 
+// deadLettered emits msgs and has stage, reading stream, dead-letter each
+// with its "reason" field, then waits for the DLQ to hold them all.
+func deadLettered(t *testing.T, rdb rueidis.Client, keys pipeline.Keys, stage, stream string, msgs ...pipeline.Message) *pipeline.DLQ {
+	t.Helper()
+	if _, err := pipeline.Emit(t.Context(), rdb, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	deadLettering(t, rdb, keys, stage, stream, func(e pipeline.Entry) error { return errors.New(e.Fields["reason"]) })
+	q := pipeline.NewDLQ(rdb, keys)
+	pipelinetest.Eventually(t, 10*time.Second, "every entry dead-lettered", func() bool {
+		n, err := q.Len(t.Context())
+		return err == nil && n == int64(len(msgs))
+	})
+	return q
+}
+
 // running runs, until the test ends, a real runner of stage on stream with
 // the handler h.
 func running(t *testing.T, rdb rueidis.Client, keys pipeline.Keys, stage, stream string, h pipeline.Handler) {
@@ -183,15 +199,8 @@ func TestDLQNamesTheGroupsThereAre(t *testing.T) {
 	if err := rdb.Do(t.Context(), rdb.B().XgroupCreate().Key(keys.Stream(pipeline.StreamResults, 1)).Group("analytics").Id("$").Mkstream().Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pipeline.Emit(t.Context(), rdb, pipeline.Message{Stream: keys.Stream(pipeline.StreamDeliver, 0), Fields: []string{"reason", "no credentials"}}); err != nil {
-		t.Fatal(err)
-	}
-	deadLettering(t, rdb, keys, "deliver", pipeline.StreamDeliver, func(e pipeline.Entry) error { return errors.New(e.Fields["reason"]) })
-	q := pipeline.NewDLQ(rdb, keys)
-	pipelinetest.Eventually(t, 10*time.Second, "the entry dead-lettered", func() bool {
-		n, err := q.Len(t.Context())
-		return err == nil && n == 1
-	})
+	q := deadLettered(t, rdb, keys, "deliver", pipeline.StreamDeliver,
+		pipeline.Message{Stream: keys.Stream(pipeline.StreamDeliver, 0), Fields: []string{"reason", "no credentials"}})
 	unknown := `--group "nosuch": no consumer group of that name, nor dead letters of one; ` +
 		`the groups are the stages' ingest, split, resolve, dedupe, deliver, webhook; webhook receivers' analytics`
 	run := map[string]func(cli *CLI) error{
@@ -334,15 +343,7 @@ func TestDLQListTellsLongReasonsApart(t *testing.T) {
 	for _, tt := range tests {
 		msgs = append(msgs, pipeline.Message{Stream: keys.Stream(pipeline.StreamIngest, 0), Fields: []string{"reason", tt.reason}})
 	}
-	if _, err := pipeline.Emit(t.Context(), rdb, msgs...); err != nil {
-		t.Fatal(err)
-	}
-	deadLettering(t, rdb, keys, "ingest", pipeline.StreamIngest, func(e pipeline.Entry) error { return errors.New(e.Fields["reason"]) })
-	q := pipeline.NewDLQ(rdb, keys)
-	pipelinetest.Eventually(t, 10*time.Second, "every entry dead-lettered", func() bool {
-		n, err := q.Len(t.Context())
-		return err == nil && n == int64(len(msgs))
-	})
+	q := deadLettered(t, rdb, keys, "ingest", pipeline.StreamIngest, msgs...)
 	var out bytes.Buffer
 	if err := parse(t, "dlq", "list").DLQ.List.run(t.Context(), q, &out); err != nil {
 		t.Fatal(err)
