@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"html"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,34 +23,62 @@ import (
 // runner whose handler dead-letters every entry it reads.
 func (b *bed) deadLetters(n int) {
 	b.t.Helper()
-	ctx := b.t.Context()
 	for i := range n {
-		if _, err := pipeline.Emit(ctx, b.rdb, pipeline.Message{Stream: b.keys.Stream(pipeline.StreamDeliver, 0),
+		if _, err := pipeline.Emit(b.t.Context(), b.rdb, pipeline.Message{Stream: b.keys.Stream(pipeline.StreamDeliver, 0),
 			Fields: []string{pipeline.FieldCampaign, "bad", "n", strconv.Itoa(i), pipeline.FieldUsers, pipeline.EncodeIDs([]int64{int64(i)})}}); err != nil {
 			b.t.Fatal(err)
 		}
 	}
+	b.deadLettered(pipeline.Options{Stage: "deliver", Stream: pipeline.StreamDeliver, Consumer: "d1"}, func(pipeline.Entry) bool { return true })
+}
+
+// deadLettered runs a real runner of o over the entries already in its
+// stream until its handler has dead-lettered each one bad picks (and acked
+// the others).
+func (b *bed) deadLettered(o pipeline.Options, bad func(pipeline.Entry) bool) {
+	b.t.Helper()
+	ctx := b.t.Context()
+	q := pipeline.NewDLQ(b.rdb, b.keys)
+	before, err := q.Len(ctx)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var want atomic.Int64
+	want.Store(-1)    // until the runner has read the stream
+	var mu sync.Mutex // the runner's workers share the counts
+	var seen, picked int64
+	total, err := b.rdb.Do(ctx, b.rdb.B().Xlen().Key(b.keys.Stream(o.Stream, 0)).Build()).AsInt64()
+	if err != nil {
+		b.t.Fatal(err)
+	}
 	h := pipeline.HandlerFunc(func(_ context.Context, batch *pipeline.Batch) error {
-		for i := range batch.Entries {
-			batch.DeadLetter(i, errors.New("payload rejected by the provider"))
+		mu.Lock()
+		defer mu.Unlock()
+		for i, e := range batch.Entries {
+			if bad(e) {
+				batch.DeadLetter(i, errors.New("payload rejected by the provider"))
+				picked++
+			}
+			if seen++; seen == total {
+				want.Store(before + picked)
+			}
 		}
 		return nil
 	})
-	r := pipeline.NewRunner(b.rdb, b.keys, pipeline.Options{Stage: "deliver", Stream: pipeline.StreamDeliver,
-		Consumer: "d1", Block: 50 * time.Millisecond, BatchSize: 1}, h, zerolog.Nop(), nil)
+	o.Block, o.BatchSize = 50*time.Millisecond, 1
+	r := pipeline.NewRunner(b.rdb, b.keys, o, h, zerolog.Nop(), nil)
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(rctx) })
 	defer wg.Wait()
 	defer cancel()
-	q := pipeline.NewDLQ(b.rdb, b.keys)
 	for deadline := time.Now().Add(time.Minute); ; {
 		l, err := q.Len(ctx)
-		if err == nil && l == int64(n) {
+		if w := want.Load(); err == nil && w >= 0 && l == w {
 			return
 		}
 		if time.Now().After(deadline) {
-			b.t.Fatalf("%d dead letters after a minute, want %d (%v)", l, n, err)
+			b.t.Fatalf("%d dead letters after a minute, want %d (%v)", l, want.Load(), err)
 		}
 		select { // the runner is another goroutine: wait for its commits
 		case <-ctx.Done():
@@ -220,5 +250,66 @@ func TestDeadLetterFilterSaysWhatItHides(t *testing.T) {
 		if strings.Contains(text, tt.not) {
 			t.Errorf("stream %q: the page says %q:\n%s", tt.stream, tt.not, text)
 		}
+	}
+}
+
+// TestDeadLettersOfOneReceiver: two webhook receivers' groups read results;
+// the pipeline page links each one's dead letters to the list filtered by
+// its group, and Retry all there retries that group's alone. Filtered by
+// stream only, crm's link listed analytics' letters too, and Retry all sent
+// both back.
+func TestDeadLettersOfOneReceiver(t *testing.T) {
+	t.Parallel()
+	b := newHTTPBed(t)
+	for i := range 2 {
+		c := "c" + strconv.Itoa(i+1)
+		ev := pipeline.ResultEvent{ID: pipeline.ResultID(c, "", int64(i+1), pipeline.OutcomeSent), Campaign: c, App: app, UserID: int64(i + 1),
+			Platform: "ios", Token: "ab", Outcome: pipeline.OutcomeSent, AtMs: time.Now().UnixMilli()}
+		if _, err := pipeline.Emit(t.Context(), b.rdb, pipeline.Message{Stream: b.keys.Stream(pipeline.StreamResults, 0), Fields: pipeline.ResultFields(ev)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hook := func(group string) pipeline.Options {
+		return pipeline.Options{Stage: "webhook", Group: group, Stream: pipeline.StreamResults, Consumer: group + "-1"}
+	}
+	b.deadLettered(hook("crm"), func(pipeline.Entry) bool { return true })                                             // both
+	b.deadLettered(hook("analytics"), func(e pipeline.Entry) bool { return e.Fields[pipeline.FieldCampaign] == "c1" }) // one
+	text := func(body string) string {
+		main := html.UnescapeString(body[strings.Index(body, "<main"):])
+		return strings.Join(strings.Fields(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(main, " ")), " ")
+	}
+	rows := func(body string) int { return strings.Count(body, "<tr data-letter=") }
+	tests := []struct {
+		group string
+		rows  int
+		says  string
+	}{
+		{"crm", 2, "3 dead letters in all streams; 2 from results, group crm are shown."},
+		{"analytics", 1, "3 dead letters in all streams; 1 from results, group analytics are shown."},
+		{"", 3, "3 dead letters in all streams; 3 from results are shown."},
+	}
+	for _, tt := range tests {
+		_, body := b.get("/ui/deadletters?stream=results&group=" + tt.group)
+		if rows(body) != tt.rows || !strings.Contains(text(body), tt.says) {
+			t.Errorf("group %q: %d rows, want %d; the page should say %q:\n%s", tt.group, rows(body), tt.rows, tt.says, text(body))
+		}
+		for _, g := range []string{"crm", "analytics"} {
+			if !strings.Contains(body, `<option value="`+g+`"`) {
+				t.Errorf("group %q: the filter offers no receiver group %s", tt.group, g)
+			}
+		}
+	}
+	_, page := b.get("/ui/deadletters?stream=results&group=analytics")
+	if status, loc, body := b.post("/ui/deadletters/retry-all", url.Values{"csrf": {formCSRF(t, page)}, "stream": {"results"}, "group": {"analytics"}}); status != 303 {
+		t.Fatalf("retry all of analytics: %d %s\n%s", status, loc, body)
+	}
+	if _, body := b.get("/ui/deadletters?stream=results&group=crm"); rows(body) != 2 || !strings.Contains(text(body), "2 dead letters in all streams") {
+		t.Errorf("retry all of analytics left crm's 2 letters and nothing else? %s", text(body))
+	}
+	if _, body := b.get("/ui/deadletters?stream=results&group=analytics"); rows(body) != 0 {
+		t.Errorf("analytics' letter still listed after its retry all: %s", text(body))
+	}
+	if status, _, _ := b.post("/ui/deadletters/retry-all", url.Values{"csrf": {formCSRF(t, page)}, "group": {"no such/group"}}); status != 400 {
+		t.Errorf("retry all of a group that cannot be: %d, want 400", status)
 	}
 }

@@ -74,7 +74,7 @@ func TestPipelineShowsWebhookReceivers(t *testing.T) {
 	})
 	pipelinetest.Eventually(t, 30*time.Second, "the page shows crm failing with its dead letter, analytics paused", func() bool {
 		_, body = b.get("/ui/pipeline")
-		return strings.Contains(row(body, "crm"), `<a href="/ui/deadletters?stream=results">1</a>`) &&
+		return strings.Contains(row(body, "crm"), `<a href="/ui/deadletters?stream=results&amp;group=crm">1</a>`) &&
 			strings.Contains(row(body, "crm"), `data-state="failing"`) && strings.Contains(row(body, "analytics"), `paused"`)
 	})
 	crm, analytics := html.UnescapeString(row(body, "crm")), html.UnescapeString(row(body, "analytics"))

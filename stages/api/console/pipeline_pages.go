@@ -224,19 +224,42 @@ type deadLettersData struct {
 	Total   int64
 	Stream  string
 	Streams []string
-	Limit   int // the most the list shows (deadLetterPage)
+	// Group filters by the consumer group that gave up (a webhook
+	// receiver's: the pipeline page links each receiver's letters here).
+	// Filtered by stream alone, one receiver's row led to every
+	// receiver's letters, and Retry all sent them all back.
+	Group     string
+	Receivers []string // the webhook groups to pick from (and Group)
+	Limit     int      // the most the list shows (deadLetterPage)
+}
+
+// From says what the filter keeps, as the page's sentences put it: "results",
+// "group crm", "results, group crm"; "" for every letter.
+func (d deadLettersData) From() string {
+	from := d.Stream
+	if d.Group != "" {
+		from = strings.TrimPrefix(from+", group "+d.Group, ", ")
+	}
+	return from
 }
 
 func (c *Console) deadLettersPage(w http.ResponseWriter, r *http.Request, s session) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	q := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys)
-	d := deadLettersData{Stream: r.URL.Query().Get("stream"), Limit: deadLetterPage}
+	d := deadLettersData{Stream: r.URL.Query().Get("stream"), Group: r.URL.Query().Get("group"), Limit: deadLetterPage}
 	d.Streams = pipeline.StageStreams()
 	p := page{Title: "Dead letters", Nav: "deadletters", Session: s, Notice: notice(r)}
 	var err error
 	if d.Total, err = q.Len(ctx); err == nil {
-		d.Letters, err = q.List(ctx, pipeline.DLQFilter{Stream: d.Stream, Limit: deadLetterPage})
+		d.Letters, err = q.List(ctx, pipeline.DLQFilter{Stream: d.Stream, Group: d.Group, Limit: deadLetterPage})
+	}
+	if err == nil {
+		_, d.Receivers, err = q.Groups(ctx)
+		if d.Group != "" && !slices.Contains(d.Receivers, d.Group) {
+			// A stage's, or a retired receiver's whose letters stay.
+			d.Receivers = append(d.Receivers, d.Group)
+		}
 	}
 	if err != nil {
 		p.Error = c.unavailable(r, "The dead letters are", err, false)

@@ -9,14 +9,16 @@ import (
 
 	"github.com/pushpipe/pushpipe/pipeline"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
+	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
 // retryAllTimeout bounds a Retry all: as `pushpipe dlq retry --all`'s, a
 // large DLQ takes many round trips, more than a page's requestTimeout.
 const retryAllTimeout = 30 * time.Second
 
-// retryAllDeadLetters retries every dead letter of the list's stream filter
-// (every stream without one), as `pushpipe dlq retry --all [--stream S]`:
+// retryAllDeadLetters retries every dead letter of the list's stream and
+// group filter (every one without), as `pushpipe dlq retry --all [--stream
+// S] [--group G]`:
 // a receiver's outage left 1,682 letters, and the console offered only a
 // Retry per row, the CLI the only way out.
 func (c *Console) retryAllDeadLetters(w http.ResponseWriter, r *http.Request, s session) {
@@ -26,9 +28,15 @@ func (c *Console) retryAllDeadLetters(w http.ResponseWriter, r *http.Request, s 
 			Error: "No stream " + devices.Echo(stream) + ": pick one of the list's."})
 		return
 	}
+	group := r.PostFormValue("group")
+	if group != "" && !webhook.ValidGroupName(group) {
+		c.fail(w, r, http.StatusBadRequest, page{Title: "Dead letters", Nav: "deadletters", Session: s,
+			Error: "No group " + devices.Echo(group) + ": pick one of the list's."})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), retryAllTimeout)
 	defer cancel()
-	res, err := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys).Retry(ctx, pipeline.DLQFilter{Stream: stream})
+	res, err := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys).Retry(ctx, pipeline.DLQFilter{Stream: stream, Group: group})
 	if err != nil {
 		c.fail(w, r, http.StatusServiceUnavailable, page{Title: "Dead letters", Nav: "deadletters", Session: s,
 			Error: fmt.Sprintf("Retried %d, then stopped: %s. Those left are still listed; try again in a moment. %s",
