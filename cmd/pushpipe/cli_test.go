@@ -251,6 +251,9 @@ func TestUsageErrors(t *testing.T) {
 		// Another tool's word for a command: "unexpected argument throttle" alone.
 		{[]string{"campaigns", "throttle", "c1", "5"}, `pushpipe: unexpected argument throttle: did you mean pushpipe campaigns rate? (see pushpipe campaigns --help)`},
 		{[]string{"campaigns", "cancel"}, `pushpipe: ID: is required (see pushpipe campaigns cancel --help)`},
+		// Both missing: kong's raw `expected "<id> <n>"`.
+		{[]string{"campaigns", "rate"}, `pushpipe: ID, N: are required (see pushpipe campaigns rate --help)`},
+		{[]string{"campaigns", "rate", "c1"}, `pushpipe: N: is required (see pushpipe campaigns rate --help)`},
 		{[]string{"dlq", "show"}, `pushpipe: ID: is required (see pushpipe dlq show --help)`},
 		{[]string{"results", "retire"}, `pushpipe: GROUP: is required (see pushpipe results retire --help)`},
 		{[]string{"results", "unretire", "a", "b"}, `unexpected argument b`},

@@ -363,6 +363,9 @@ func argNames(msg string) string {
 		for _, a := range kongArg.FindAllString(m[1]+m[2], -1) {
 			names = append(names, upper(a))
 		}
+		if len(names) > 1 {
+			return strings.Join(names, ", ") + ": are required"
+		}
 		return strings.Join(names, ", ") + ": is required"
 	}
 	if m := kongArgPrefix.FindStringSubmatchIndex(msg); m != nil {
@@ -376,8 +379,11 @@ var (
 	kongArg = regexp.MustCompile(`\[?<[a-z][a-z0-9_-]*>(?: \.\.\.)?\]?`)
 	// kongArgPrefix is an argument's value refused: "<id>: expected ...".
 	kongArgPrefix = regexp.MustCompile(`^(` + kongArg.String() + `):`)
-	// kongMissingArgs is kong's two ways of saying arguments are missing.
-	kongMissingArgs = regexp.MustCompile(`^(?:expected "(` + kongArg.String() + `)"|missing positional arguments ((?:` + kongArg.String() + ` ?)+))$`)
+	// kongMissingArgs is kong's two ways of saying arguments are missing:
+	// `expected "<id> <n>"` names every one (campaigns rate without
+	// arguments said that, raw, where its one missing said "N: is
+	// required").
+	kongMissingArgs = regexp.MustCompile(`^(?:expected "((?:` + kongArg.String() + ` ?)+)"|missing positional arguments ((?:` + kongArg.String() + ` ?)+))$`)
 )
 
 // kongWords rewrite kong's type errors in the words of the flags' own
