@@ -273,7 +273,7 @@ func TestUsageErrors(t *testing.T) {
 		// Under all they are named as all has them: there --batch is
 		// every stage's entries per read, and --secret-file no flag.
 		{slices.Concat(allHook, []string{"--webhook-batch=-2"}), "webhook: --webhook-batch must be at least 1 event per POST, got -2"},
-		{[]string{"all", "--webhook-url", "https://h.example/x"}, "webhook: no secret file: give --webhook-secret-file ("},
+		{[]string{"all", "--webhook-url", "https://h.example/x"}, "webhook: no secret file: give --webhook-secret-file, a file holding the secret"},
 		{slices.Concat(allHook, []string{"--webhook-retry-base", "1m"}), "--webhook-retry-max (30s) is shorter than --webhook-retry-base (1m0s)"},
 		{[]string{"all", "--webhook-url", "ftp://h.example/x", "--webhook-secret-file", secrets}, "(check --webhook-url or PUSHPIPE_WEBHOOK_URL; not repeated here"},
 		{slices.Concat(hook, []string{"--rate=-5"}), "--rate must not be negative (0 caps nothing), got -5"},
