@@ -250,6 +250,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"campaigns", "rate", "c1", "abc"}, `pushpipe: campaigns rate: the rate N: must be a whole number of sends per second from 0 (no cap of its own) to 1000000, got "abc" (see pushpipe campaigns rate --help)`},
 		// Another tool's word for a command: "unexpected argument throttle" alone.
 		{[]string{"campaigns", "throttle", "c1", "5"}, `pushpipe: unexpected argument throttle: did you mean pushpipe campaigns rate? (see pushpipe campaigns --help)`},
+		{[]string{"version"}, `pushpipe: unexpected argument version: did you mean pushpipe --version? (see pushpipe --help)`},
 		{[]string{"campaigns", "cancel"}, `pushpipe: ID: is required (see pushpipe campaigns cancel --help)`},
 		// Both missing: kong's raw `expected "<id> <n>"`.
 		{[]string{"campaigns", "rate"}, `pushpipe: ID, N: are required (see pushpipe campaigns rate --help)`},

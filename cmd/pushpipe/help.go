@@ -336,6 +336,7 @@ var kongUnexpected = regexp.MustCompile(`^unexpected argument (\S+)$`)
 var otherNames = map[string]string{
 	"campaigns throttle": "campaigns rate",
 	"campaigns stop":     "campaigns cancel",
+	"pushpipe version":   "--version", // kubectl's and docker's word; at the top, sub is the command itself
 }
 
 // argWords rewrite, for one command, kong's type error of its positional
