@@ -250,7 +250,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"campaigns", "rate", "c1", "abc"}, `pushpipe: campaigns rate: the rate N: must be a whole number of sends per second from 0 (no cap of its own) to 1000000, got "abc" (see pushpipe campaigns rate --help)`},
 		// Another tool's word for a command: "unexpected argument throttle" alone.
 		{[]string{"campaigns", "throttle", "c1", "5"}, `pushpipe: unexpected argument throttle: did you mean pushpipe campaigns rate? (see pushpipe campaigns --help)`},
+		{[]string{"version"}, `pushpipe: unexpected argument version: did you mean pushpipe --version? (see pushpipe --help)`},
 		{[]string{"campaigns", "cancel"}, `pushpipe: ID: is required (see pushpipe campaigns cancel --help)`},
+		// Both missing: kong's raw `expected "<id> <n>"`.
+		{[]string{"campaigns", "rate"}, `pushpipe: ID, N: are required (see pushpipe campaigns rate --help)`},
+		{[]string{"campaigns", "rate", "c1"}, `pushpipe: N: is required (see pushpipe campaigns rate --help)`},
 		{[]string{"dlq", "show"}, `pushpipe: ID: is required (see pushpipe dlq show --help)`},
 		{[]string{"results", "retire"}, `pushpipe: GROUP: is required (see pushpipe results retire --help)`},
 		{[]string{"results", "unretire", "a", "b"}, `unexpected argument b`},
@@ -270,7 +274,7 @@ func TestUsageErrors(t *testing.T) {
 		// Under all they are named as all has them: there --batch is
 		// every stage's entries per read, and --secret-file no flag.
 		{slices.Concat(allHook, []string{"--webhook-batch=-2"}), "webhook: --webhook-batch must be at least 1 event per POST, got -2"},
-		{[]string{"all", "--webhook-url", "https://h.example/x"}, "webhook: no secret file: give --webhook-secret-file ("},
+		{[]string{"all", "--webhook-url", "https://h.example/x"}, "webhook: no secret file: give --webhook-secret-file, a file holding the secret"},
 		{slices.Concat(allHook, []string{"--webhook-retry-base", "1m"}), "--webhook-retry-max (30s) is shorter than --webhook-retry-base (1m0s)"},
 		{[]string{"all", "--webhook-url", "ftp://h.example/x", "--webhook-secret-file", secrets}, "(check --webhook-url or PUSHPIPE_WEBHOOK_URL; not repeated here"},
 		{slices.Concat(hook, []string{"--rate=-5"}), "--rate must not be negative (0 caps nothing), got -5"},

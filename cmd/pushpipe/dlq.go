@@ -259,8 +259,9 @@ func clip(s string, n int) string {
 
 // clipSaid clips a webhook reason, head + ReceiverSaid + said, to n runes:
 // a third for the receiver's words, from their start, and the rest for the
-// head's end ("… last: answered 500 Internal Server Error"), since cut in
-// the middle as other reasons are, the status went and the words stayed.
+// head's end ("… last: answered 500 Internal Server Error"), or from its
+// status on when the end is advice after it, since cut in the middle as
+// other reasons are, the status went and the words stayed.
 func clipSaid(head, said string, n int) string {
 	const sep = "; said: "
 	q := []rune(said)
@@ -269,10 +270,24 @@ func clipSaid(head, said string, n int) string {
 		said = string(q[:k-1]) + "…"
 	}
 	h := []rune(head)
-	if room := n - k - len([]rune(sep)); len(h) > room {
-		head = "…" + string(h[len(h)-(room-1):])
+	room := n - k - len([]rune(sep))
+	if len(h) <= room {
+		return head + sep + said
 	}
-	return head + sep + said
+	end := string(h[len(h)-(room-1):])
+	i := strings.LastIndex(head, "answered ")
+	if i < 0 || strings.Contains(end, "answered ") {
+		return "…" + end + sep + said
+	}
+	// From the status on, cut at its end: a 401's or 413's advice follows
+	// its status ("answered 401 Unauthorized: the receiver refused the
+	// request; check that ..."), and the head's end alone kept the advice
+	// and dropped the status it is about.
+	s := []rune(head[i:])
+	if len(s) > room-1 {
+		s = append(s[:room-2], '…')
+	}
+	return "…" + string(s) + sep + said
 }
 
 // clipAll clips each of reasons to n runes (clip), but leaves whole those

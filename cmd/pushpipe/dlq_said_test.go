@@ -43,3 +43,48 @@ func TestDLQListGroupsWhatReceiversSaid(t *testing.T) {
 		}
 	}
 }
+
+// A 401's or 413's reason has the webhook's advice after the status, and
+// dlq list kept the head's end: the walk's 401 read "…ost's clock is
+// within its tolerance of the receiver's (t= is this host's time); said:
+// bad signature", the status it is about gone. The status stays, and the
+// advice follows it as far as the column allows.
+func TestDLQReasonKeepsTheStatus(t *testing.T) {
+	t.Parallel()
+	const post = "delivered 3 times (max 2); last error: POST http://127.0.0.1:18791/…(sha256:6fc2d051): 2 attempts, last: "
+	tests := []struct {
+		name string
+		give string
+		want []string // in the clipped reason, in this order
+	}{
+		{"401 with its advice", post + "answered 401 Unauthorized: the receiver refused the request; check that it verifies " +
+			"Pushpipe-Signature with a line of --secret-file, the credentials it wants in the URL, and that this host's clock is " +
+			"within its tolerance of the receiver's (t= is this host's time)" + pipeline.ReceiverSaid + "bad signature",
+			[]string{"…answered 401 Unauthorized: the receiver refused", "…; said: bad signature"}},
+		{"413 with its advice", post + "answered 413 Request Entity Too Large: the receiver takes smaller bodies; lower --batch " +
+			"(events per POST)" + pipeline.ReceiverSaid + "body over 10 MiB",
+			[]string{"…answered 413 Request Entity Too Large: the receiver takes smaller bodies", "; said: body over 10 MiB"}},
+		{"500, the status last", post + "answered 500 Internal Server Error" + pipeline.ReceiverSaid +
+			`{"error":"database is down","request_id":"` + strings.Repeat("z", 80) + `"}`,
+			[]string{"…", "last: answered 500 Internal Server Error; said: {\"error\":\"database is down\""}},
+		{"no status", strings.Repeat("connection refused, ", 8) + "dial tcp 127.0.0.1:18791" + pipeline.ReceiverSaid + "nothing",
+			[]string{"…", "dial tcp 127.0.0.1:18791; said: nothing"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := clip(tt.give, 100)
+			if n := len([]rune(got)); n > 100 {
+				t.Errorf("clip: %d runes, want at most 100: %q", n, got)
+			}
+			rest := got
+			for _, w := range tt.want {
+				_, after, ok := strings.Cut(rest, w)
+				if !ok {
+					t.Errorf("clip: %q\nwant %q in it (after %q)", got, w, tt.want)
+					break
+				}
+				rest = after
+			}
+		})
+	}
+}

@@ -336,6 +336,7 @@ var kongUnexpected = regexp.MustCompile(`^unexpected argument (\S+)$`)
 var otherNames = map[string]string{
 	"campaigns throttle": "campaigns rate",
 	"campaigns stop":     "campaigns cancel",
+	"pushpipe version":   "--version", // kubectl's and docker's word; at the top, sub is the command itself
 }
 
 // argWords rewrite, for one command, kong's type error of its positional
@@ -363,6 +364,9 @@ func argNames(msg string) string {
 		for _, a := range kongArg.FindAllString(m[1]+m[2], -1) {
 			names = append(names, upper(a))
 		}
+		if len(names) > 1 {
+			return strings.Join(names, ", ") + ": are required"
+		}
 		return strings.Join(names, ", ") + ": is required"
 	}
 	if m := kongArgPrefix.FindStringSubmatchIndex(msg); m != nil {
@@ -376,8 +380,11 @@ var (
 	kongArg = regexp.MustCompile(`\[?<[a-z][a-z0-9_-]*>(?: \.\.\.)?\]?`)
 	// kongArgPrefix is an argument's value refused: "<id>: expected ...".
 	kongArgPrefix = regexp.MustCompile(`^(` + kongArg.String() + `):`)
-	// kongMissingArgs is kong's two ways of saying arguments are missing.
-	kongMissingArgs = regexp.MustCompile(`^(?:expected "(` + kongArg.String() + `)"|missing positional arguments ((?:` + kongArg.String() + ` ?)+))$`)
+	// kongMissingArgs is kong's two ways of saying arguments are missing:
+	// `expected "<id> <n>"` names every one (campaigns rate without
+	// arguments said that, raw, where its one missing said "N: is
+	// required").
+	kongMissingArgs = regexp.MustCompile(`^(?:expected "((?:` + kongArg.String() + ` ?)+)"|missing positional arguments ((?:` + kongArg.String() + ` ?)+))$`)
 )
 
 // kongWords rewrite kong's type errors in the words of the flags' own

@@ -23,11 +23,16 @@ import (
 // StatusCmd shows every stage stream (length, lag and pending per group,
 // consumers, and whether the group's processes run, idle, are stuck or
 // stopped), the dead letters and, given a campaign id, its progress.
+//
+// --wait follows one campaign or message as send --wait does: one created
+// through the API (or by another shell) had no way to be waited for, and
+// status answered --wait with "unknown flag --wait" and no suggestion.
 type StatusCmd struct {
 	Campaign   string        `arg:"" optional:"" name:"id" help:"Also show this campaign's or direct message's progress."`
 	JSON       bool          `name:"json" help:"Print JSON (one object per refresh with --watch) for scripts. With --watch, a refresh that failed is a line of its own with the keys at and error, and the next one retries."`
 	Watch      bool          `help:"Refresh until Ctrl-C."`
-	Interval   time.Duration `default:"1s" help:"Refresh interval with --watch."`
+	Wait       bool          `help:"Follow the campaign or direct message ID to its end, as send --wait does (one created through the API, or by another shell): its progress, the summary, and send --wait's exit status: 0 when it is done, 1 when it failed or was canceled, 3 when it is done but every device it tried failed, 4 when it is done but people had no device of its app. Ctrl-C stops the following (exit 0)."`
+	Interval   time.Duration `default:"1s" help:"Refresh interval with --watch or --wait."`
 	Detail     bool          `short:"d" help:"Show every partition and its consumers, not only the per-stream totals."`
 	RemoveIdle time.Duration `name:"remove-idle" help:"First remove consumers idle this long that hold no pending entries (e.g. 1h)."`
 }
@@ -71,6 +76,12 @@ func (c *StatusCmd) Validate() error {
 	if c.Campaign != "" {
 		errs = append(errs, validID("ID", c.Campaign))
 	}
+	if c.Wait && c.Campaign == "" {
+		errs = append(errs, errors.New("--wait: give the id of the campaign or direct message to follow (pushpipe status ID --wait)"))
+	}
+	if c.Wait && (c.Watch || c.JSON) {
+		errs = append(errs, errors.New("--wait follows one campaign or message to its end, with an exit status; --watch and --json refresh the whole status: give one or the other"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -88,7 +99,28 @@ func (c *StatusCmd) Run(g *Globals) error {
 	if src.db != nil {
 		defer src.db.Close()
 	}
+	if c.Wait {
+		return c.wait(ctx, src, out, tty)
+	}
 	return c.refresh(ctx, rdb, keys, src, out, tty)
+}
+
+// wait follows the campaign or message to its end (--wait), as send --wait
+// does, and returns what send --wait's exit status is made of.
+func (c *StatusCmd) wait(ctx context.Context, src campaignSource, out io.Writer, tty bool) error {
+	err := follow(ctx, src, c.Campaign, out, tty, c.Interval)
+	if errors.Is(err, campaign.ErrNotFound) {
+		return unknownID(c.Campaign)
+	}
+	return err
+}
+
+// unknownID is status's answer to an id that names no campaign or message.
+// Said once, with where to look: the wrapped form read `campaign x:
+// campaign "x": campaign not found`. Both lists: a message's id, looked
+// for in campaigns list, was not there.
+func unknownID(id string) error {
+	return fmt.Errorf("no campaign or direct message %s: check the id (pushpipe campaigns list shows the campaigns, pushpipe messages list the direct messages)", id)
 }
 
 // source is where the campaign's progress is read: Redis, and PostgreSQL
@@ -182,10 +214,7 @@ func (c *StatusCmd) collect(ctx context.Context, rdb rueidis.Client, keys pipeli
 	if c.Campaign != "" {
 		p, err := src.Progress(ctx, c.Campaign)
 		if errors.Is(err, campaign.ErrNotFound) {
-			// Said once, with where to look: the wrapped form read
-			// `campaign x: campaign "x": campaign not found`. Both lists:
-			// a message's id, looked for in campaigns list, was not there.
-			return rep, fmt.Errorf("no campaign or direct message %s: check the id (pushpipe campaigns list shows the campaigns, pushpipe messages list the direct messages)", c.Campaign)
+			return rep, unknownID(c.Campaign)
 		}
 		if err != nil {
 			return rep, fmt.Errorf("campaign %s: %w", c.Campaign, err)

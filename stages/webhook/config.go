@@ -259,7 +259,10 @@ func SafeURL(raw string) string {
 // Several lines are the secrets of a rotation: every one signs each POST.
 func LoadSecrets(path string) ([][]byte, error) {
 	if path == "" {
-		return nil, errors.New("no secret file: give --secret-file")
+		// What to put in it, as the receiver needs the same: "give
+		// --secret-file" alone left a newcomer to guess a format and a length.
+		return nil, errors.New("no secret file: give --secret-file, a file holding the secret your receiver verifies signatures with " +
+			"(make one: openssl rand -hex 32 > secret.txt)")
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -276,7 +279,7 @@ func LoadSecrets(path string) ([][]byte, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("secret file %s holds no secret: write one a line", path)
+		return nil, fmt.Errorf("secret file %s holds no secret: write one a line (openssl rand -hex 32 >> %s)", path, path)
 	}
 	return out, nil
 }

@@ -59,9 +59,9 @@ func TestLoadSecretsRefusals(t *testing.T) {
 	tests := []struct {
 		name, path, want string
 	}{
-		{"none given", "", "no secret file: give --secret-file"},
+		{"none given", "", "no secret file: give --secret-file, a file holding the secret your receiver verifies signatures with (make one: openssl rand -hex 32 > secret.txt)"},
 		{"missing", dir + "/missing", "--secret-file: open " + dir + "/missing: no such file or directory: give a file holding the secret your receiver verifies signatures with, one a line"},
-		{"empty", empty, "holds no secret: write one a line"},
+		{"empty", empty, "holds no secret: write one a line (openssl rand -hex 32 >> " + empty + ")"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,8 +18,8 @@ import (
 	"github.com/pushpipe/pushpipe/stages/webhook"
 )
 
-// The README's receiver example, verbatim between the markers (the test
-// below checks the README shows exactly this).
+// The README's receiver example's verify, verbatim between the markers
+// (the test below checks the README shows exactly this).
 
 // README-EXAMPLE-START
 // errTooLarge is a body over verify's limit: answer it 413, and
@@ -120,7 +120,9 @@ func TestReceiverExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "```go\n"+example+"```") {
+	// The README's block is a whole program (TestReadmeReceiverRuns builds
+	// it) ending with this.
+	if !strings.Contains(string(readme), "\n\n"+example+"```") {
 		t.Errorf("the README's receiver example is not the code tested here; paste it:\n%s", example)
 	}
 }
