@@ -68,7 +68,7 @@ func TestChannelTags(t *testing.T) {
 	// back with it.
 	b.within(30*time.Second, clickJS(`#channel-chips li[data-channel="nobody"] button[aria-label="Remove nobody"]`),
 		waitJS(`document.querySelectorAll("#channel-chips li").length === 2`),
-		chromedp.SendKeys(chromedp.ID("app"), app),
+		fillApp(app),
 		chromedp.SendKeys(chromedp.ID("cid"), "tags"),
 		clickJS("#create"),
 		waitJS(`document.querySelector(".error[role=alert]") !== null && document.querySelectorAll("#channel-chips li").length === 2`))
