@@ -124,7 +124,9 @@ func Dev(ctx context.Context, cfg DevConfig) error {
 	}
 	defer run.Stop()
 	api, err := run.Fleet.Add("api", "api", true,
-		[]string{"PUSHPIPE_ADMIN_TOKEN=" + adminToken, "PUSHPIPE_APP_KEYS=" + seed.App + "=" + appKey},
+		// PUSHPIPE_DEV: the API's 422 of an unknown app names the app
+		// seeded, not PUSHPIPE_APP_KEYS, which dev sets here itself.
+		[]string{"PUSHPIPE_ADMIN_TOKEN=" + adminToken, "PUSHPIPE_APP_KEYS=" + seed.App + "=" + appKey, "PUSHPIPE_DEV=1"},
 		"--listen", cfg.Listen)
 	if err != nil {
 		return err

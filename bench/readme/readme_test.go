@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,6 +181,26 @@ func TestReadmeCommands(t *testing.T) {
 	for _, v := range []string{"PUSHPIPE_REDIS_ADDR", "PUSHPIPE_DATABASE_URL", "PUSHPIPE_ADMIN_TOKEN", "PUSHPIPE_APP_KEY", "PUSHPIPE_API"} {
 		if !bytes.Contains(env1, []byte("export "+v+"=")) {
 			t.Errorf("%s exports no %s:\n%s", envFile, v, env1)
+		}
+	}
+	// Its API's 422 for an app it does not serve names dev's app: dev sets
+	// PUSHPIPE_APP_KEYS itself, and "add it to PUSHPIPE_APP_KEYS and
+	// restart" could not be followed.
+	if m := regexp.MustCompile(`(?m)^export PUSHPIPE_ADMIN_TOKEN=(\S+)$`).FindSubmatch(env1); m == nil {
+		t.Errorf("%s exports no admin token to call the API with", envFile)
+	} else {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+listen+"/v1/campaigns",
+			strings.NewReader(`{"app":"com.example.other","channels":["news"],"notification":{"title":"t"}}`))
+		req.Header.Set("Authorization", "Bearer "+string(m[1]))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := `pushpipe dev serves only the app it seeded (\"demo\"): use it`; resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), want) {
+			t.Errorf("a campaign of an app dev does not serve: %d %s, want 422 saying %s", resp.StatusCode, body, want)
 		}
 	}
 

@@ -139,10 +139,10 @@ func (c *AllCmd) Run(g *Globals) error {
 		return err
 	}
 	auth := api.Auth{AdminToken: os.Getenv("PUSHPIPE_ADMIN_TOKEN"), AppKeys: appKeys, Insecure: c.InsecureNoAuth}
-	var known func(string) bool
+	var file *api.AppsFile
 	appsFile := c.deliver().Apps
 	if appsFile != "" {
-		if auth.FileKeys, known, err = loadAPIApps(appsFile); err != nil {
+		if auth.FileKeys, file, err = loadAPIApps(appsFile); err != nil {
 			return err
 		}
 	}
@@ -155,7 +155,7 @@ func (c *AllCmd) Run(g *Globals) error {
 	}
 	// The API shares the stages' clients and pool.
 	srv := sidecar{dbConns: c.APIDBConns, build: func(d *deps) func(context.Context) error {
-		cfg.Redis, cfg.DB, cfg.Keys, cfg.Log, cfg.Auth, cfg.KnownApp, cfg.Metrics = d.rdb, d.db, d.keys, d.log, auth, known, d.reg
+		cfg.Redis, cfg.DB, cfg.Keys, cfg.Log, cfg.Auth, cfg.AppsFile, cfg.Metrics = d.rdb, d.db, d.keys, d.log, auth, file, d.reg
 		h := api.New(c.RetentionFlags.config(cfg))
 		listen := func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, h, d.log) }
 		serve := func(ctx context.Context) error { return pipeline.RunGroup(ctx, listen, h.PurgeMessages) }

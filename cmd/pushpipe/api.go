@@ -70,9 +70,9 @@ func (c *APICmd) Run(g *Globals) error {
 		return err
 	}
 	auth := api.Auth{AdminToken: os.Getenv("PUSHPIPE_ADMIN_TOKEN"), AppKeys: appKeys, Insecure: c.InsecureNoAuth}
-	var known func(string) bool
+	var file *api.AppsFile
 	if c.Apps != "" {
-		if auth.FileKeys, known, err = loadAPIApps(c.Apps); err != nil {
+		if auth.FileKeys, file, err = loadAPIApps(c.Apps); err != nil {
 			return err
 		}
 	}
@@ -97,7 +97,10 @@ func (c *APICmd) Run(g *Globals) error {
 		return err
 	}
 	defer db.Close()
-	cfg.Redis, cfg.DB, cfg.Keys, cfg.Log, cfg.Auth, cfg.KnownApp, cfg.Metrics = rdb, db, g.Keys(), log, auth, known, g.Registry()
+	cfg.Redis, cfg.DB, cfg.Keys, cfg.Log, cfg.Auth, cfg.AppsFile, cfg.Metrics = rdb, db, g.Keys(), log, auth, file, g.Registry()
+	// Set by pushpipe dev (bench.Dev), which sets PUSHPIPE_APP_KEYS too:
+	// the 422 of an unknown app then names dev's app, not a variable.
+	cfg.Dev = os.Getenv("PUSHPIPE_DEV") != ""
 	srv := api.New(c.RetentionFlags.config(cfg))
 	ready := pipeline.RedisReady(rdb)
 	runners := []func(context.Context) error{srv.PurgeMessages}

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -43,9 +45,9 @@ func reloadAppsOnHUP(path string, log zerolog.Logger, apply func(context.Context
 	}
 }
 
-// loadAPIApps is the API's part of the apps file at path: which apps exist
-// and their app keys (keys_env read here: deliver does not need them).
-func loadAPIApps(path string) (map[string][]string, func(string) bool, error) {
+// loadAPIApps is the API's part of the apps file at path: its apps and
+// their app keys (keys_env read here: deliver does not need them).
+func loadAPIApps(path string) (map[string][]string, *api.AppsFile, error) {
 	apps, err := deliver.LoadApps(path)
 	if err != nil {
 		return nil, nil, err
@@ -54,18 +56,21 @@ func loadAPIApps(path string) (map[string][]string, func(string) bool, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("apps file %s: %w", path, err)
 	}
-	return keys, apps.Known, nil
+	return keys, &api.AppsFile{Path: path, Apps: appIDs(apps)}, nil
 }
+
+// appIDs are the apps of an apps file, sorted.
+func appIDs(apps deliver.Apps) []string { return slices.Sorted(maps.Keys(apps.Apps)) }
 
 // applyAPIApps hands a reloaded apps file's apps and keys to reload
 // (api.Server.ReloadApps).
-func applyAPIApps(reload func(known func(string) bool, keys map[string][]string) error) func(context.Context, deliver.Apps) error {
+func applyAPIApps(reload func(apps []string, keys map[string][]string) error) func(context.Context, deliver.Apps) error {
 	return func(_ context.Context, apps deliver.Apps) error {
 		keys, err := apps.AppKeys()
 		if err != nil {
 			return err
 		}
-		return reload(apps.Known, keys)
+		return reload(appIDs(apps), keys)
 	}
 }
 

@@ -144,7 +144,7 @@ func TestAllReloadsAPIAndDeliverTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := api.New(api.Config{Redis: rdb, Keys: pipeline.NewKeys("pp", pipeline.DefaultPartitions), Log: zerolog.Nop(),
-		Auth: api.Auth{AdminToken: admin, FileKeys: keys}, KnownApp: good.Known})
+		Auth: api.Auth{AdminToken: admin, FileKeys: keys}, AppsFile: &api.AppsFile{Path: "apps.toml", Apps: appIDs(good)}})
 	senders, err := deliver.NewAppSenders(t.Context(), good, deliver.SenderOptions{RootCAs: fake.CertPool()}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

@@ -94,7 +94,7 @@ func (c *SendCmd) knownApps() (api.KnownApps, error) {
 		if err != nil {
 			return known, fmt.Errorf("send: --apps: %w", err)
 		}
-		known.File = apps.Known
+		known.File = &api.AppsFile{Path: c.Apps, Apps: appIDs(apps)}
 		return known, nil
 	}
 	keys, err := api.ParseAppKeys(os.Getenv("PUSHPIPE_APP_KEYS"))

@@ -120,6 +120,7 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 		l.Unsent += intAt(vals, 14)
 	}
 	l.Pace = recentPace(parts, l.DoneMs)
+	l.SplitBegan = len(resolved) > 0 || rangesTotal > 0 || l.Cut
 	l.Waits = waitsOn(l.SplitDone, int64(len(resolved)) >= rangesTotal, in >= emitted)
 	l.Holds = holdsOf(l.SplitDone, int64(len(resolved)) >= rangesTotal, in >= emitted, l.UsersDone >= l.Targets)
 	switch {

@@ -131,6 +131,12 @@ func RedisProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, 
 	if rep.State == StateSplitting {
 		rep.Audience = l.Audience
 	}
+	// As Progress says it: a cancel that stopped split leaves a partial
+	// count, and a report from Redis alone left it unsaid, so the list
+	// and status showed the targets cut by then as the whole audience.
+	// Without started_at (the record's), split having cut any of it says
+	// it had started.
+	rep.SplitStopped = splitStopped(rep.State, l, l.SplitBegan)
 	// Queued needs PostgreSQL's list of the campaigns sending
 	// (motion.lastProgress): without it, a stage not running says
 	// stalled, and a campaign whose stages all run is neither.

@@ -57,7 +57,11 @@ type Live struct {
 	// audience then, before it requeues the campaign): an entry of it
 	// waiting in the campaigns stream's delayed set is then split's next
 	// call, not a scheduled start.
-	Cut        bool
+	Cut bool
+	// SplitBegan is whether split cut any of it: a range resolved, its
+	// ranges totalled or its audience counted. Redis holds no started_at;
+	// this stands in for it when PostgreSQL is down (RedisProgress).
+	SplitBegan bool
 	UsersDone  int64   // targets that reached a terminal state
 	DoneMs     int64   // when the last of them did (pipeline.StatDoneMs), 0 before any
 	Pace       float64 // targets done a second lately (recentPace), 0 when unknown

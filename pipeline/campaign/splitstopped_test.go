@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 // reports SplitStopped: its targets are the people of the ranges cut by
 // then, which the list and status showed as if they were its audience.
 // One whose split was done, and one canceled before its start, do not.
+// A report from Redis alone (PostgreSQL down) says the same.
 func TestCanceledMidSplitSaysSo(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -53,6 +55,15 @@ func TestCanceledMidSplitSaysSo(t *testing.T) {
 			}
 			if rep.SplitStopped != tt.want {
 				t.Errorf("SplitStopped %v, want %v (targets %d)", rep.SplitStopped, tt.want, rep.Targets)
+			}
+			// The same from Redis alone (PostgreSQL down): it was never
+			// set there, and a partial count read as the whole audience.
+			rep, err = RedisProgress(ctx, rdb, keys, "c", errors.New("PostgreSQL down"))
+			if !errors.Is(err, ErrPartial) || rep.State != StateCanceled {
+				t.Fatalf("RedisProgress: %+v %v, want canceled, ErrPartial", rep, err)
+			}
+			if rep.SplitStopped != tt.want {
+				t.Errorf("from Redis alone: SplitStopped %v, want %v (targets %d)", rep.SplitStopped, tt.want, rep.Targets)
 			}
 		})
 	}

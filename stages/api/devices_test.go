@@ -435,7 +435,7 @@ func TestRedisDownIs503AndWritesNothing(t *testing.T) {
 // device is taken as before.
 func TestDeviceOfUnknownAppIs422(t *testing.T) {
 	t.Parallel()
-	a := newDeviceAPIConfig(t, env.Redis.Addr, Config{Auth: Auth{Insecure: true}, KnownApp: func(app string) bool { return app == "news" }})
+	a := newDeviceAPIConfig(t, env.Redis.Addr, Config{Auth: Auth{Insecure: true}, AppsFile: &AppsFile{Path: "apps.toml", Apps: []string{"news"}}})
 	typo := validBatch(5)
 	typo[3].App = "nwes"
 	tests := []struct {
@@ -443,9 +443,9 @@ func TestDeviceOfUnknownAppIs422(t *testing.T) {
 		status                   int
 		want                     string
 	}{
-		{"one device", "POST", "/v1/devices", deviceJSON("nwes", "ios", iosToken, 1, ""), 422, `app "nwes" is not known to this API: add it to the --apps file`},
+		{"one device", "POST", "/v1/devices", deviceJSON("nwes", "ios", iosToken, 1, ""), 422, `app "nwes" is not known to this API: its apps are those of the apps file apps.toml ("news")`},
 		{"item 3 of a batch", "POST", "/v1/devices/batch", batchJSON(typo), 422, `item 3: app "nwes" is not known`},
-		{"a delete", "DELETE", "/v1/devices/nwes/" + iosToken, "", 422, `app "nwes" is not known to this API: add it to the --apps file`},
+		{"a delete", "DELETE", "/v1/devices/nwes/" + iosToken, "", 422, `app "nwes" is not known to this API: its apps are those of the apps file apps.toml ("news")`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

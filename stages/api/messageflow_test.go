@@ -52,7 +52,7 @@ func newMessageFlow(t *testing.T, redisAddr string) *messageFlow {
 func newIdleMessageFlow(t *testing.T, redisAddr string) *messageFlow {
 	t.Helper()
 	f := &messageFlow{
-		deviceAPI: newDeviceAPIConfig(t, redisAddr, Config{Auth: Auth{AdminToken: "op"}, KnownApp: func(app string) bool { return app == flowApp }}),
+		deviceAPI: newDeviceAPIConfig(t, redisAddr, Config{Auth: Auth{AdminToken: "op"}, AppsFile: &AppsFile{Path: "apps.toml", Apps: []string{flowApp}}}),
 		fake:      fakeprovider.Start(t, fakeprovider.Options{KeepRequests: true}),
 	}
 	rdb, db, keys := f.rdb, f.db, f.keys

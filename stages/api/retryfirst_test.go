@@ -48,7 +48,7 @@ func TestRetryAnsweredFromTheRecord(t *testing.T) {
 			k.store(t, a, k.body("r-old", "b", "Old", reserved))
 			// What the checks read changes: "a" leaves the apps file,
 			// channel x loses its subscribers.
-			if err := a.srv.ReloadApps(func(app string) bool { return app == "b" }, nil); err != nil {
+			if err := a.srv.ReloadApps([]string{"b"}, nil); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := a.db.Exec(t.Context(), `DELETE FROM subscriptions WHERE channel = 'x'`); err != nil {

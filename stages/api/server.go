@@ -30,9 +30,13 @@ type Config struct {
 	Keys  pipeline.Keys
 	Log   zerolog.Logger
 	Auth  Auth
-	// KnownApp, if set, says which apps campaigns and messages may name
-	// (the --apps file, reloaded on SIGHUP); nil: those of Auth.AppKeys.
-	KnownApp func(app string) bool
+	// AppsFile, if set, is the --apps file: its apps are the only ones
+	// campaigns and messages may name (ReloadApps on SIGHUP); nil: those
+	// of Auth.AppKeys (KnownApps).
+	AppsFile *AppsFile
+	// Dev is an API `pushpipe dev` started (PUSHPIPE_DEV): it set the app
+	// keys itself, and the 422 of an unknown app says so (KnownApps.Dev).
+	Dev bool
 	// MaxBodyBytes caps the device batch's body (413 past it) and is the
 	// ceiling of every other route's own, smaller cap (routes); default
 	// DefaultMaxBodyBytes.
@@ -98,7 +102,7 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Metrics),
 		bodies: semaphore.NewWeighted(cfg.MaxBodyMemory), streams: cfg.Keys.Streams(pipeline.StreamIngest),
 		partialLog: cfg.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})}
-	s.apps.Store(s.newAppsState(cfg.Auth, cfg.KnownApp))
+	s.apps.Store(s.newAppsState(cfg.Auth, cfg.AppsFile))
 	registerProgress(cfg)
 	if !cfg.Auth.Insecure {
 		s.fails = newAuthThrottle(cmp.Or(cfg.AuthFailRate, DefaultAuthFailRate), cmp.Or(cfg.AuthFailBurst, DefaultAuthFailBurst),
@@ -107,7 +111,7 @@ func New(cfg Config) *Server {
 	// The operator token is not in the apps file: a reload never changes it.
 	s.console = console.New(console.Config{Redis: cfg.Redis, DB: cfg.DB, Keys: cfg.Keys, Log: cfg.Log,
 		Operator: func(tok string) bool { return s.apps.Load().auth.operator(tok) }, OperatorTag: cfg.Auth.consoleTag(),
-		KnownApp: s.knownApp, Apps: s.appNames, ParseNotification: ParseNotification, Throttle: s.fails})
+		CheckApp: s.checkApp, Apps: s.appNames, ParseNotification: ParseNotification, Throttle: s.fails})
 	routes := s.routes()
 	paths := newPathMethods(routes)
 	for _, rt := range routes {

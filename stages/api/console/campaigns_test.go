@@ -87,7 +87,7 @@ func TestNewCampaignRunsToDone(t *testing.T) {
 	}
 	inList(chromedp.Navigate(b.url + "/ui/campaigns"))
 	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
-		chromedp.SendKeys(chromedp.ID("app"), app),
+		fillApp(app),
 		chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
 		chromedp.SendKeys(chromedp.ID("title"), "Launch day"),
 		chromedp.SendKeys(chromedp.ID("body"), "It is out"),
@@ -187,7 +187,7 @@ func TestTitleIsText(t *testing.T) {
 	const evil = `<img src=x onerror=alert(1)>`
 	b.signIn()
 	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
-		chromedp.SendKeys(chromedp.ID("app"), app),
+		fillApp(app),
 		chromedp.SendKeys(chromedp.ID("channels"), "nobody"),
 		chromedp.SendKeys(chromedp.ID("title"), evil),
 		chromedp.SendKeys(chromedp.ID("cid"), "xss"),
@@ -235,7 +235,7 @@ func TestScheduleAndCancel(t *testing.T) {
 	b.signIn()
 	at := time.Now().UTC().Add(time.Hour).Format("2006-01-02T15:04")
 	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
-		chromedp.SendKeys(chromedp.ID("app"), app),
+		fillApp(app),
 		chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
 		chromedp.SendKeys(chromedp.ID("title"), "Later"),
 		chromedp.SendKeys(chromedp.ID("cid"), "c1"),
@@ -349,22 +349,27 @@ func (b *bed) measure(list context.Context) {
 }
 
 // TestUnknownAppRefused: the form refuses an app the API does not know, as
-// POST /v1/campaigns does (422), naming it; nothing is stored.
+// POST /v1/campaigns does (422), in its words; nothing is stored. Typed
+// over the app the form fills in (fillApp).
 func TestUnknownAppRefused(t *testing.T) {
 	t.Parallel()
 	b := newBed(t)
 	b.expect("status of 400") // the refused form, answered 400 with its error
 	b.signIn()
 	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
-		chromedp.SendKeys(chromedp.ID("app"), "com.example.unknown"),
+		fillApp("com.example.unknown"),
 		chromedp.SendKeys(chromedp.ID("channels"), "nobody"),
 		chromedp.SendKeys(chromedp.ID("title"), "Hello"),
 		chromedp.SendKeys(chromedp.ID("cid"), "unknown-app"),
 		clickJS("#create"),
 		waitJS(`document.querySelector(".error[role=alert]") !== null`),
 	)
-	if got := b.text(".error[role=alert]"); !strings.Contains(got, `"com.example.unknown" is not known`) {
-		t.Errorf("the form says %q, want it to name the unknown app", got)
+	// The API's words: the apps' source, and its apps when few.
+	if got, want := b.text(".error[role=alert]"), `App "com.example.unknown" is not known to this API: its apps are those of PUSHPIPE_APP_KEYS ("com.example.news")`; !strings.Contains(got, want) {
+		t.Errorf("the form says %q, want %q", got, want)
+	}
+	if keepArtifacts() {
+		b.screenshotAs("unknown-app.png")
 	}
 	var n int
 	if err := b.db.QueryRow(t.Context(), `SELECT count(*) FROM campaigns`).Scan(&n); err != nil || n != 0 {
@@ -394,7 +399,7 @@ func TestPastSendAtRefused(t *testing.T) {
 			b.signIn()
 			at := time.Now().UTC().Add(-tt.ago).Format("2006-01-02T15:04")
 			b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
-				chromedp.SendKeys(chromedp.ID("app"), app),
+				fillApp(app),
 				chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
 				chromedp.SendKeys(chromedp.ID("title"), "Too late"),
 				chromedp.SendKeys(chromedp.ID("cid"), "past"),
@@ -450,7 +455,7 @@ func TestEmptyAudienceRefused(t *testing.T) {
 			}
 			b.signIn()
 			b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
-				chromedp.SendKeys(chromedp.ID("app"), app),
+				fillApp(app),
 				chromedp.SendKeys(chromedp.ID("channels"), tt.channels),
 				chromedp.SendKeys(chromedp.ID("title"), "Hello"),
 				chromedp.SendKeys(chromedp.ID("cid"), "aud"))

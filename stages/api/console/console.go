@@ -47,12 +47,13 @@ type Config struct {
 	// the console sessions signed in with it, which outlive any restart in
 	// Redis.
 	OperatorTag string
-	// KnownApp says which apps a new campaign may name, as the API's 422
-	// does (the apps file, else the app keys); nil: any.
-	KnownApp func(app string) bool
-	// Apps lists the apps the new-campaign form offers (sorted); nil or
-	// none: the field is left to type. It may miss some KnownApp takes
-	// (api.Server.appNames says which), so the field still takes any.
+	// CheckApp is nil for an app a new campaign may name, else the API's
+	// 422 for it (api.KnownApps.Check), which says where the apps come
+	// from and the fix that works there; nil: any app.
+	CheckApp func(app string) error
+	// Apps lists the apps the new-campaign form offers (sorted), exactly
+	// those CheckApp takes; nil or none: the field is left to type. With
+	// one, the form fills it in.
 	Apps func() []string
 	// ParseNotification reads a notification object (JSON) with its
 	// request's priority as POST /v1/campaigns does (api.ParseNotification:

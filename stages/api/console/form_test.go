@@ -3,6 +3,7 @@ package console_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html"
 	"net/http"
 	"net/url"
@@ -98,7 +99,7 @@ func TestPickingATimeChoosesAt(t *testing.T) {
 	b.signIn()
 	at := time.Now().UTC().Add(3 * time.Hour).Truncate(time.Minute)
 	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
-		chromedp.SendKeys(chromedp.ID("app"), app),
+		fillApp(app),
 		chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
 		chromedp.SendKeys(chromedp.ID("title"), "Tonight"),
 		chromedp.SendKeys(chromedp.ID("cid"), "tonight"),
@@ -209,20 +210,24 @@ func TestFormSetsTheNotificationObject(t *testing.T) {
 			says:   "Collapse id: must be at most 64 printable bytes",
 		},
 	}
-	for _, tt := range tests {
+	// One bed for every case, each its own campaign id: a bed each was a
+	// database and an API started per case, most of the test's time.
+	bed := newHTTPBed(t)
+	_, page := bed.get("/ui/campaigns/new")
+	csrf := formCSRF(t, page)
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newHTTPBed(t)
-			_, page := b.get("/ui/campaigns/new")
-			csrf := formCSRF(t, page)
+			b := bed.on(t)
+			id := fmt.Sprintf("note-%d", i)
 			form := url.Values{"csrf": {csrf}, "app": {app}, "channels": {"ch0"}, "ttl_seconds": {"86400"},
-				"when": {"now"}, "id": {"note"}, "allow_empty": {"1"}}
+				"when": {"now"}, "id": {id}, "allow_empty": {"1"}}
 			for k, v := range tt.fields {
 				form[k] = v
 			}
 			status, _, body := b.post("/ui/campaigns", form)
 			body = html.UnescapeString(body)
-			stored, err := campaign.Load(t.Context(), b.db, "note")
+			stored, err := campaign.Load(t.Context(), b.db, id)
 			if tt.says != "" {
 				if status != http.StatusBadRequest || !strings.Contains(body, tt.says) {
 					t.Errorf("%d, want 400 saying %q:\n%s", status, tt.says, body)
@@ -279,7 +284,7 @@ func TestFormSendsANotificationFromTheBrowser(t *testing.T) {
 	b.run(chromedp.Navigate(b.url + "/ui/campaigns/new"))
 	// Within a bound: the old form had none of these fields.
 	b.within(30*time.Second,
-		chromedp.SendKeys(chromedp.ID("app"), app),
+		fillApp(app),
 		chromedp.SendKeys(chromedp.ID("channels"), "ch0"),
 		chromedp.SendKeys(chromedp.ID("title"), "Breaking"),
 		chromedp.SendKeys(chromedp.ID("body"), "Results are in"),

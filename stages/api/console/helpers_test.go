@@ -155,6 +155,29 @@ func newHTTPBed(t *testing.T) *bed {
 	return openBed(t, false)
 }
 
+// on is b for subtest t: its requests and failures are t's, its servers
+// and session b's. The rows of a table share one bed (b signed in before
+// them), each a database and an API started spared.
+func (b *bed) on(t *testing.T) *bed {
+	c := *b
+	c.t = t
+	return &c
+}
+
+// withAPI is b.on(t) served by an API of its own on b's Redis, database
+// and keys, its config changed by tune (its apps, say): another config
+// without another bed's database to start. No tab: HTTP alone.
+func (b *bed) withAPI(t *testing.T, tune func(*api.Config)) *bed {
+	cfg := api.Config{Redis: b.rdb, DB: b.db, Keys: b.keys, Log: zerolog.Nop(),
+		Auth: api.Auth{AdminToken: adminToken, AppKeys: map[string]string{app: appKey}}}
+	tune(&cfg)
+	srv := httptest.NewServer(api.New(cfg))
+	t.Cleanup(srv.Close)
+	c := b.on(t)
+	c.url, c.session, c.tab = srv.URL, nil, context.Background()
+	return c
+}
+
 // openBed is newBed, with a tab or without one (newHTTPBed).
 func openBed(t *testing.T, withTab bool) *bed {
 	t.Helper()
@@ -449,6 +472,11 @@ func clickJS(sel string) chromedp.Action[chromedp.Void] {
 func setJS(sel, value string) chromedp.Action[chromedp.Void] {
 	return waitJS(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.value = %q; return e.value === %q })()`, sel, value, value))
 }
+
+// fillApp sets the new-campaign form's App field to app, whatever it
+// held: the form fills it in when the API has one app, and keys typed
+// into it (chromedp.SendKeys) were added to that, "com.example.news" twice.
+func fillApp(app string) chromedp.Action[chromedp.Void] { return setJS("#app", app) }
 
 // get is a console page as a signed-in browser fetches it, without the
 // browser: its status and its body.

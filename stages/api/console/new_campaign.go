@@ -99,9 +99,13 @@ func (f form) notification() ([]byte, string) {
 }
 
 func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s session) {
-	// The apps offered, not one filled in: the field was empty with no
-	// hint, and the operator had to know the app's id by heart.
+	// The apps offered: the field was empty with no hint, and the
+	// operator had to know the app's id by heart. The only one filled in:
+	// an API of one app left it to be typed, or picked, every time.
 	f := form{When: "now", TTL: "86400", Priority: push.PriorityNormal, Key: campaign.NewID(), Apps: c.apps()}
+	if len(f.Apps) == 1 {
+		f.App = f.Apps[0]
+	}
 	c.render(w, r, http.StatusOK, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f})
 }
 
@@ -184,12 +188,19 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	// apps file, or after its time came, is answered from its record,
 	// not refused for a campaign that was already created.
 	var admit []campaign.Admit
-	if c.cfg.KnownApp != nil && camp.App != "" {
+	if c.cfg.CheckApp != nil && camp.App != "" {
 		admit = append(admit, func(_ context.Context, camp campaign.Campaign) error {
-			if c.cfg.KnownApp(camp.App) {
-				return nil
+			// The API's own words (api.KnownApps.Check): they name the
+			// apps file, or PUSHPIPE_APP_KEYS, or pushpipe dev's app,
+			// whichever this API's apps came from, and the apps when few.
+			if err := c.cfg.CheckApp(camp.App); err != nil {
+				msg := err.Error()
+				if rest, ok := strings.CutPrefix(msg, "app "); ok {
+					msg = "App " + rest
+				}
+				return &campaign.ValidationError{Msg: msg + "."}
 			}
-			return &campaign.ValidationError{Msg: fmt.Sprintf("App %q is not known to this API: pick one of its apps (the --apps file, else PUSHPIPE_APP_KEYS).", camp.App)}
+			return nil
 		})
 	}
 	var sendAt time.Time

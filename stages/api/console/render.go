@@ -273,15 +273,34 @@ var funcs = template.FuncMap{
 		}
 		return string(r[:8]) + "…" + string(r[len(r)-4:])
 	},
-	"utc":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"ago":      ago,
-	"since":    func(t time.Time) string { return ago(t.UnixMilli()) },
-	"dur":      func(d time.Duration) string { return d.Round(time.Millisecond).String() },
-	"fraction": fraction,
-	"rate":     rate,
-	"cap":      rateCap,
-	"sends":    func(r campaign.Report) int64 { return r.Sends() },
-	"eta":      func(r campaign.Report) template.HTML { return whole(eta(r, time.Now())) },
+	"utc":       func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"ago":       ago,
+	"since":     func(t time.Time) string { return ago(t.UnixMilli()) },
+	"dur":       func(d time.Duration) string { return d.Round(time.Millisecond).String() },
+	"fraction":  fraction,
+	"rate":      rate,
+	"cap":       rateCap,
+	"sends":     func(r campaign.Report) int64 { return r.Sends() },
+	"eta":       func(r campaign.Report) template.HTML { return whole(eta(r, time.Now())) },
+	"unstarted": unstarted,
+}
+
+// unstarted is what a campaign split has not taken (scheduled) or never
+// took (canceled before its start) says in place of its counts, as
+// `pushpipe status ID` says it (cmd/pushpipe/status_view.go); "" for any
+// other. Its Targets and Sent read 0, as if it had reached nobody.
+func unstarted(r campaign.Report) template.HTML {
+	switch {
+	case r.SendAt == nil:
+		return ""
+	case r.State == campaign.StateScheduled:
+		return whole("Scheduled for " + r.SendAt.UTC().Format("2006-01-02 15:04:05 UTC") +
+			": nobody counted yet; split counts its channels' subscribers once it takes it.")
+	case r.State == campaign.StateCanceled && r.StartedAt == nil:
+		return whole("Canceled before its start, " + r.SendAt.UTC().Format("2006-01-02 15:04:05 UTC") +
+			": never started; nobody was counted or sent to.")
+	}
+	return ""
 }
 
 // stamp is a date and time as eta and the pages write them.
