@@ -15,6 +15,10 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/bench/localserver"
+	"github.com/pushpipe/pushpipe/stages/deliver"
+	"github.com/pushpipe/pushpipe/stages/deliver/apns"
+	"github.com/pushpipe/pushpipe/stages/deliver/fcm"
+	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
 // FakeProvider is a `pushpipe fakeprovider` process and what deliver needs
@@ -66,12 +70,48 @@ func StartFake(ctx context.Context, f *Fleet, dir string, extra ...string) (*Fak
 	}
 }
 
+// The made-up credentials deliver is given for the fake (it accepts any):
+// one place, so that the floor's provider clients (Senders) are built from
+// what deliver's are.
+const (
+	fakeAPNsKeyID  = "BENCHKEY01"
+	fakeAPNsTeamID = "BENCHTEAM1"
+	fakeFCMProject = "bench"
+)
+
 // DeliverArgs are the deliver flags that point both providers at the fake.
 func (fp *FakeProvider) DeliverArgs(app string) []string {
 	return []string{
-		"--apns-host", fp.URL, "--apns-key", fp.KeyFile, "--apns-key-id", "BENCHKEY01", "--apns-team-id", "BENCHTEAM1",
-		"--apns-topic", app, "--fcm-project", "bench", "--fcm-endpoint", fp.URL + "/v1",
+		"--apns-host", fp.URL, "--apns-key", fp.KeyFile, "--apns-key-id", fakeAPNsKeyID, "--apns-team-id", fakeAPNsTeamID,
+		"--apns-topic", app, "--fcm-project", fakeFCMProject, "--fcm-endpoint", fp.URL + "/v1",
 	}
+}
+
+// Senders are the provider clients DeliverArgs make deliver build (its
+// single-app flags: apns.New and fcm.New at their defaults, behind
+// deliver.OnlyApp), in this process, trusting the fake's certificate as
+// Env makes deliver do: the floor of the messages bench sends through them.
+// close closes both.
+func (fp *FakeProvider) Senders(ctx context.Context, app string) (senders map[push.Platform]push.Sender, close func(), err error) {
+	pem, err := os.ReadFile(fp.CertFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fake provider certificate: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, nil, fmt.Errorf("fake provider certificate %s: no PEM certificate", fp.CertFile)
+	}
+	a, err := apns.New(apns.Config{KeyFile: fp.KeyFile, KeyID: fakeAPNsKeyID, TeamID: fakeAPNsTeamID, Topic: app,
+		Host: fp.URL, RootCAs: roots})
+	if err != nil {
+		return nil, nil, fmt.Errorf("floor apns: %w", err)
+	}
+	f, err := fcm.New(ctx, fcm.Config{Project: fakeFCMProject, Endpoint: fp.URL + "/v1", RootCAs: roots})
+	if err != nil {
+		a.Close()
+		return nil, nil, fmt.Errorf("floor fcm: %w", err)
+	}
+	return deliver.OnlyApp(app, map[push.Platform]push.Sender{push.IOS: a, push.Android: f}), func() { a.Close(); f.Close() }, nil
 }
 
 // Env makes deliver trust the fake's certificate.

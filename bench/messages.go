@@ -33,6 +33,9 @@ type MessagesConfig struct {
 	WithCampaign bool          // send a campaign to every seeded user first
 	Baseline     time.Duration // measure the campaign alone this long before the messages
 	Warmup       time.Duration // first send messages at Rate this long, not counted
+	// FloorFor is how long the floor (RunFloor) sends the same shape
+	// after the messages, with the pipeline stopped; 0 skips it.
+	FloorFor time.Duration
 }
 
 // MessagesResult is what the messages benchmark reports. Latencies are per
@@ -65,6 +68,13 @@ type MessagesResult struct {
 	// same window (messages and campaign alike): CPU over Sends is each
 	// process's CPU per send, the budget two cores have to share.
 	Sends float64 `json:"provider_sends_per_s"`
+	// Floor is the same messages sent by the provider clients alone to
+	// the same fake at the same rate (RunFloor); nil when skipped. The
+	// ratios are the messages' p99 and CPU-µs a send (every process's)
+	// over the floor's (the bench process's and the fake's).
+	Floor             *FloorResult `json:"floor,omitempty"`
+	P99ToFloor        float64      `json:"p99_ratio_to_floor,omitempty"`
+	CPUPerSendToFloor float64      `json:"cpu_per_send_ratio_to_floor,omitempty"`
 }
 
 // bucketMs is a histogram bucket bound in ms; -1 for past the last one.
@@ -213,7 +223,47 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 		}
 		logf("chart: %s", path)
 	}
+	if m.FloorFor > 0 {
+		// Every stage process stops first, the fake stays: the floor is
+		// the provider clients and the fake alone on the box, with no
+		// campaign (--with-campaign) still going out beside it.
+		run.StopStages()
+		logf("floor: the provider clients alone, %d messages/s of %d recipients for %v to the same fake", m.Rate, m.Recipients, m.FloorFor)
+		fl, err := RunFloor(ctx, run.Fake, FloorConfig{Rate: m.Rate, Recipients: m.Recipients, Duration: m.FloorFor,
+			InFlight: run.InFlight, Seed: cfg.Seed})
+		if err != nil {
+			return nil, fmt.Errorf("floor: %w", err)
+		}
+		res.setFloor(fl)
+	}
 	return res, nil
+}
+
+// setFloor sets the floor and the ratios to it. The floor's p99 counts as
+// at least 1 ms, the receipts' resolution, so that a floor quicker than
+// the clock still gives a ratio.
+func (r *MessagesResult) setFloor(fl *FloorResult) {
+	r.Floor = fl
+	if fl.Receipts > 0 {
+		r.P99ToFloor = float64(r.P99) / float64(max(fl.P99, 1))
+	}
+	floorCPU := fl.CPUPerSend["bench"] + fl.CPUPerSend["fakeprovider"]
+	if total := r.cpuPerSend(); total > 0 && floorCPU > 0 {
+		r.CPUPerSendToFloor = total / floorCPU
+	}
+}
+
+// cpuPerSend is every process's CPU-µs a provider send while sending (0
+// when unknown).
+func (r *MessagesResult) cpuPerSend() float64 {
+	if r.Sends <= 0 {
+		return 0
+	}
+	total := 0.0
+	for _, p := range r.CPU {
+		total += p
+	}
+	return total / 100 / r.Sends * 1e6
 }
 
 // sendMessages creates m.Rate messages a second (ids prefix + a counter)
@@ -243,7 +293,7 @@ func sendMessages(ctx context.Context, run *Running, cfg Config, m MessagesConfi
 			}
 		}
 		wg.Go(func() {
-			msg := campaign.Message{Campaign: campaign.Campaign{ID: prefix + strconv.Itoa(i), App: cfg.Seed.App, Title: "Chat", Body: "hi"}}
+			msg := campaign.Message{Campaign: chatMessage(cfg.Seed.App, prefix+strconv.Itoa(i))}
 			for range m.Recipients {
 				msg.Users = append(msg.Users, 1+rand.Int64N(cfg.Seed.Users))
 			}
@@ -259,6 +309,12 @@ func sendMessages(ctx context.Context, run *Running, cfg Config, m MessagesConfi
 	}
 	wg.Wait()
 	return accepted, failed
+}
+
+// chatMessage is the benchmark's message id of app, as it is created: the
+// messages and their floor (RunFloor) send the same notification.
+func chatMessage(app, id string) campaign.Campaign {
+	return campaign.Campaign{ID: id, App: app, Title: "Chat", Body: "hi"}
 }
 
 // waitMessages waits up to timeout for the messages to be done and
@@ -373,6 +429,14 @@ func (r *MessagesResult) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
 	fmt.Fprintf(w, "| %d (%d failed) | %d | %d | %d | %d | %d | %.0f | %.0f |\n", r.Messages, r.Failed, r.Receipts,
 		r.P50, r.P90, r.P99, r.Max, r.CampaignOff, r.CampaignOn)
+	if f := r.Floor; f != nil {
+		fmt.Fprintf(w, "| floor: the provider clients alone, same fake, same rate: %d (%d of %d sends failed) | %d | %d | %d | %d | %d | - | - |\n",
+			f.Messages, f.Failed, f.Sends, f.Receipts, f.P50, f.P90, f.P99, f.Max)
+		fmt.Fprintf(w, "\n| floor (%.0f s) | sends/s asked / done | iOS / Android sends | CPU µs a send: bench / fake / both | messages ÷ floor: p99 / CPU µs a send |\n|---|---:|---:|---:|---:|\n", f.Seconds)
+		fmt.Fprintf(w, "| the same messages through deliver's apns and fcm clients, no pipeline | %.0f / %.0f | %d / %d | %.1f / %.1f / %.1f | %.2f / %.2f |\n",
+			f.AskedPerS, f.PerS, f.IOS, f.Android, f.CPUPerSend["bench"], f.CPUPerSend["fakeprovider"],
+			f.CPUPerSend["bench"]+f.CPUPerSend["fakeprovider"], r.P99ToFloor, r.CPUPerSendToFloor)
+	}
 	if len(r.Hops) > 0 {
 		fmt.Fprintf(w, "\n| hop | p50 ms | p99 ms |\n|---|---|---|\n")
 		for _, h := range r.Hops {

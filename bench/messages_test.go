@@ -19,7 +19,8 @@ func TestMessagesBench(t *testing.T) {
 		Bin:    bin,
 		Seed:   SeedConfig{Users: 20_000, Channels: 1, TwoDevices: 0.2},
 		OutDir: t.TempDir(),
-	}, MessagesConfig{Rate: rate, Recipients: recipients, Duration: seconds * time.Second, Warmup: time.Second})
+	}, MessagesConfig{Rate: rate, Recipients: recipients, Duration: seconds * time.Second, Warmup: time.Second,
+		FloorFor: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,5 +50,69 @@ func TestMessagesBench(t *testing.T) {
 	}
 	if len(res.ServerTime.Redis) == 0 || !strings.Contains(md.String(), "FROM devices") {
 		t.Errorf("the report lacks Redis's commands or the token lookup:\n%s", md.String())
+	}
+	// Then the floor: the same messages for 2 s through the provider
+	// clients alone (TestMessagesFloor checks what it measures), as its
+	// own row, with the messages' ratios to it.
+	if fl := res.Floor; fl == nil || fl.Messages != rate*2 || fl.Receipts != fl.Sends || fl.Failed != 0 {
+		t.Fatalf("floor %+v: want %d messages, each send received", fl, rate*2)
+	}
+	if res.P99ToFloor <= 0 || res.CPUPerSendToFloor <= 0 {
+		t.Errorf("ratios to the floor: p99 %v, CPU a send %v", res.P99ToFloor, res.CPUPerSendToFloor)
+	}
+	if !strings.Contains(md.String(), "| floor: the provider clients alone, same fake, same rate: 40 (0 of ") {
+		t.Errorf("the report lacks the floor's row:\n%s", md.String())
+	}
+}
+
+// The floor alone, against a fake provider and nothing else: every send of
+// the messages' shape (seeded devices of both platforms, the messages'
+// notification) reaches the fake through deliver's clients, is timed from
+// its message's due time to the fake's receipt, and has its CPU counted.
+func TestMessagesFloor(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fleet := &Fleet{Bin: pipelinetest.Binary(t), LogDir: dir}
+	t.Cleanup(func() { fleet.StopAll(15 * time.Second) })
+	fp, err := StartFake(t.Context(), fleet, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rate, recipients, seconds = 20, 10, 2
+	fl, err := RunFloor(t.Context(), fp, FloorConfig{Rate: rate, Recipients: recipients, Duration: seconds * time.Second,
+		InFlight: 8, Seed: SeedConfig{Users: 20_000, TwoDevices: 0.2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", *fl)
+	// Each message sent to its users' devices, late if need be.
+	if fl.Messages != rate*seconds || fl.Sends < fl.Messages || fl.Sends > fl.Messages*recipients*2 {
+		t.Errorf("%d messages, %d sends; want %d messages of 1 to %d sends each", fl.Messages, fl.Sends, rate*seconds, recipients*2)
+	}
+	// Seeded 45 % iOS: 400-odd sends have both platforms.
+	if fl.IOS == 0 || fl.Android == 0 || fl.IOS+fl.Android != fl.Sends {
+		t.Errorf("%d iOS and %d Android of %d sends: want both platforms", fl.IOS, fl.Android, fl.Sends)
+	}
+	// Every send accepted, and a receipt for each: its collapse id is its
+	// message's, its token a seeded one.
+	sum, err := fp.Summary(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl.Failed != 0 || fl.Receipts != fl.Sends || sum.Duplicates != 0 {
+		t.Errorf("%d of %d sends failed, %d receipts, %d duplicates at the fake", fl.Failed, fl.Sends, fl.Receipts, sum.Duplicates)
+	}
+	if fl.P50 < 0 || fl.P50 > fl.P90 || fl.P90 > fl.P99 || fl.P99 > fl.Max {
+		t.Errorf("latencies p50 %d, p90 %d, p99 %d, max %d ms: not in order", fl.P50, fl.P90, fl.P99, fl.Max)
+	}
+	// The rate done is what was sent over the window; the asked one, the
+	// sends over the schedule's length.
+	if fl.PerS <= 0 || fl.PerS > fl.AskedPerS || fl.AskedPerS != float64(fl.Sends)/seconds {
+		t.Errorf("%.1f sends/s done, %.1f asked, for %d sends in %d s", fl.PerS, fl.AskedPerS, fl.Sends, seconds)
+	}
+	for _, role := range []string{"bench", "fakeprovider"} {
+		if fl.CPUPerSend[role] <= 0 {
+			t.Errorf("no CPU a send for %s: %v", role, fl.CPUPerSend)
+		}
 	}
 }

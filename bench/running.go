@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -28,6 +29,17 @@ func (r *Running) StopProcs() {
 	if r.Fleet != nil {
 		r.Fleet.StopAll(15 * time.Second)
 	}
+}
+
+// StopStages stops every process but the fake provider, all at once.
+func (r *Running) StopStages() {
+	var wg sync.WaitGroup
+	for _, p := range r.Fleet.Procs() {
+		if p.Role != "fakeprovider" {
+			wg.Go(func() { p.Stop(15 * time.Second) })
+		}
+	}
+	wg.Wait()
 }
 
 // Stop stops every process and closes the clients.

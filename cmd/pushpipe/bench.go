@@ -44,6 +44,7 @@ type BenchCmd struct {
 	Recipients   int           `default:"50" help:"With --messages: users per message."`
 	MessagesFor  time.Duration `name:"messages-for" default:"60s" help:"With --messages: how long to send them."`
 	Warmup       time.Duration `default:"5s" help:"With --messages: first send messages at --rate this long, not counted (fresh processes' connections and first sends)."`
+	FloorFor     time.Duration `name:"floor-for" default:"20s" help:"With --messages: afterwards, with the stages stopped, send the same messages at the same rate straight to the same fake through deliver's provider clients this long, and report that floor and the messages' ratios to it (0 skips it)."`
 	WithCampaign int64         `name:"with-campaign" placeholder:"USERS" help:"With --messages: seed USERS users and send them a campaign beside the messages; its sends/s are measured alone for 10 s first."`
 
 	Out      string `placeholder:"DIR" help:"Directory for process logs, profiles and the chart (default: a new temp dir)."`
@@ -85,7 +86,7 @@ func (c *BenchCmd) Validate() error {
 		zeroOK   bool
 		zeroMean string
 	}{{"--timeout", c.Timeout, false, ""}, {"--chaos-every", c.ChaosEvery, false, ""}, {"--messages-for", c.MessagesFor, false, ""},
-		{"--claim-idle", c.ClaimIdle, true, "the default"}, {"--warmup", c.Warmup, true, "none"}} {
+		{"--claim-idle", c.ClaimIdle, true, "the default"}, {"--warmup", c.Warmup, true, "none"}, {"--floor-for", c.FloorFor, true, "no floor"}} {
 		if d.v < 0 || d.v == 0 && !d.zeroOK {
 			zero := ""
 			if d.zeroOK {
@@ -148,7 +149,8 @@ func (c *BenchCmd) Run(g *Globals) error {
 			cfg.Seed.Users = c.WithCampaign
 		}
 		mres, err := bench.RunMessages(g.Context(), cfg, bench.MessagesConfig{Rate: c.Rate, Recipients: c.Recipients,
-			Duration: c.MessagesFor, WithCampaign: c.WithCampaign > 0, Baseline: 10 * time.Second, Warmup: c.Warmup})
+			Duration: c.MessagesFor, WithCampaign: c.WithCampaign > 0, Baseline: 10 * time.Second, Warmup: c.Warmup,
+			FloorFor: c.FloorFor})
 		if err != nil {
 			return err
 		}

@@ -339,6 +339,7 @@ func TestUsageErrors(t *testing.T) {
 		// or not at all (a --timeout of -1s gave up at once, after seeding).
 		{[]string{"bench", "--timeout=-1s", "--warmup=-1s", "--replicas", "deliver"},
 			`--timeout: must be a positive duration such as 30s, got -1s; --warmup: must be a positive duration such as 30s (or 0 for none), got -1s; --replicas "deliver"`},
+		{[]string{"bench", "--messages", "--floor-for=-1s"}, "--floor-for: must be a positive duration such as 30s (or 0 for no floor), got -1s"},
 		// Checked once the servers had started, or never: an empty --data put
 		// their files in the current directory.
 		{[]string{"dev", "--users=-1", "--data="}, "--users: must be at least 1 demo user, got -1; --data: must name a directory"},
