@@ -100,7 +100,7 @@ func (s campaignSource) message(ctx context.Context, id string) (progressView, e
 	if err != nil && !errors.Is(err, campaign.ErrPartial) {
 		return progressView{ID: id, Kind: "message"}, err
 	}
-	v := progressView{ID: id, Kind: "message", State: m.State, Done: m.UsersDone, RawTokens: m.RawTokens, Note: m.RecordUnavailable}
+	v := progressView{ID: id, Kind: "message", State: m.State, Done: m.UsersDone, RawTokens: m.RawTokens, Note: m.RecordUnavailable, Audience: m.Counting}
 	v.Targets, v.Muted, v.Sent, v.Failed, v.InvalidTokens, v.NoDevices = m.Targets, m.Muted, m.Sent, m.Failed, m.InvalidTokens, m.NoDevices
 	v.FirstSendMs, v.LastSendMs = m.FirstSendMs, m.LastSendMs
 	return v, nil

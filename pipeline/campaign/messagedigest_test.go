@@ -53,6 +53,12 @@ func TestMessageRowKeepsADigest(t *testing.T) {
 			if err != nil || rep.RawTokens != tt.raw {
 				t.Errorf("progress says raw tokens %v (%v), want %v", rep.RawTokens, err, tt.raw)
 			}
+			// No dedupe runs here: every listed user is still to be
+			// counted, and the progress says how many (not "0 / 0"); raw
+			// tokens are their targets from the start.
+			if users, tokens := int64(len(tt.give.Users)), int64(len(tt.give.Tokens)); rep.Counting != users || rep.Targets != tokens {
+				t.Errorf("before dedupe read it: counting %d, targets %d; want %d and %d", rep.Counting, rep.Targets, users, tokens)
+			}
 		})
 	}
 }

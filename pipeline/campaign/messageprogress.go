@@ -43,6 +43,11 @@ type MessageReport struct {
 	// RawTokens: the message lists raw tokens, so its targets count
 	// tokens, not people; not in DESIGN's object.
 	RawTokens bool `json:"-"`
+	// Counting is how many users (or tokens) it lists while dedupe has
+	// not read them all yet, 0 once it has: Targets are then only those
+	// found so far. `send --user 1,2,3 --wait` opened on "0 / 0 people"
+	// when its first read came before dedupe's. Not in DESIGN's object.
+	Counting int64 `json:"-"`
 }
 
 // MessageProgress reports a message's state and counters, read from the
@@ -132,6 +137,9 @@ func messageReport(id string, res []rueidis.RedisResult) (MessageReport, error) 
 		}
 		rep.LastSendMs = max(rep.LastSendMs, intAt(vals, 9))
 		rep.NoDevices += intAt(vals, 12)
+	}
+	if in < listed {
+		rep.Counting = listed
 	}
 	if listed > 0 && in >= listed && rep.UsersDone >= rep.Targets {
 		rep.State = MessageDone

@@ -109,9 +109,11 @@ func (r Report) Reached() (reached, of int64) { return Reached(r.State, r.Counts
 // muted person or a suppressed repeat as its range is read, so muted people
 // and repeats count as reached beside the targets done. Counted against
 // the targets done alone, a campaign to two channels, or one with people
-// who muted it, crawled until split was done and then jumped.
+// who muted it, crawled until split was done and then jumped. A direct
+// message still being read by dedupe (MessageReport.Counting, state
+// MessageSending) is counted the same way against the people it lists.
 func Reached(state string, c Counts, done, audience int64) (reached, of int64) {
-	if state == StateSplitting && audience > c.Targets {
+	if (state == StateSplitting || state == MessageSending) && audience > c.Targets {
 		return done + c.Muted + c.DuplicatesSuppressed, audience
 	}
 	return done, c.Targets
