@@ -42,13 +42,13 @@ type MessagesConfig struct {
 // device, from CreateMessage's return (the API's 202) to the fake
 // provider's receipt, in ms.
 type MessagesResult struct {
-	Messages    int     `json:"messages"`
-	Failed      int     `json:"failed_to_create"`
+	Messages int `json:"messages"`
+	Failed   int `json:"failed_to_create"`
 	// Unfinished counts the messages not done when the bench stopped
 	// waiting (waitMessages): their late receipts are missing, so the
 	// percentiles are then lower bounds. A loaded box's tail took up to
 	// 100 s, and a minute's wait reported a p99 below the truth.
-	Unfinished int `json:"unfinished,omitempty"`
+	Unfinished  int     `json:"unfinished,omitempty"`
 	Receipts    int     `json:"receipts"`
 	P50         int64   `json:"p50_ms"`
 	P90         int64   `json:"p90_ms"`
