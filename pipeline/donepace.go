@@ -22,18 +22,28 @@ type DoneReading struct{ Ms, Done int64 }
 // taken). ok is false for a value it cannot read, or none: a deliver
 // before the readings, or no target done yet.
 func ParseDonePace(v string) (older DoneReading, two, ok bool) {
+	_, older, two, ok = ParseDoneReadings(v)
+	return older, two, ok
+}
+
+// ParseDoneReadings is ParseDonePace with the newer reading too (the
+// only one, as older, when there is one).
+func ParseDoneReadings(v string) (newer, older DoneReading, two, ok bool) {
 	f := strings.Split(v, ",")
 	if len(f) != 2 && len(f) != 4 {
-		return DoneReading{}, false, false
+		return DoneReading{}, DoneReading{}, false, false
 	}
-	two = len(f) == 4
-	if two {
-		f = f[2:]
+	var r [2]DoneReading
+	for i := range len(f) / 2 {
+		ms, err1 := strconv.ParseInt(f[2*i], 10, 64)
+		done, err2 := strconv.ParseInt(f[2*i+1], 10, 64)
+		if err1 != nil || err2 != nil {
+			return DoneReading{}, DoneReading{}, false, false
+		}
+		r[i] = DoneReading{Ms: ms, Done: done}
 	}
-	ms, err1 := strconv.ParseInt(f[0], 10, 64)
-	done, err2 := strconv.ParseInt(f[1], 10, 64)
-	if err1 != nil || err2 != nil {
-		return DoneReading{}, false, false
+	if len(f) == 2 {
+		return r[0], r[0], false, true
 	}
-	return DoneReading{Ms: ms, Done: done}, two, true
+	return r[0], r[1], true, true
 }

@@ -23,8 +23,11 @@ func TestSlowBatchStaysClaimedDeadConsumersDoNot(t *testing.T) {
 	ctx := context.Background()
 	// ClaimIdle of a second: the keep-alive (every third of it) must miss
 	// a whole idle time for the batch to be claimed away, and a stall of
-	// 200 ms (GC under -race on a loaded machine) is not that.
-	const count, idle = 40, time.Second
+	// 200 ms (GC under -race on a loaded machine) is not that. 24 entries,
+	// 6 a partition, half of them the dead consumer's: two batches of each
+	// partition, eight for two workers, which wait their turn longer than
+	// ClaimIdle too (40 took six turns of 3 s, not four).
+	const count, idle = 24, time.Second
 	produce(t, c, keys, "slow", count)
 
 	// A consumer reads 3 entries of every partition, then dies.

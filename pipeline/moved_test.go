@@ -52,6 +52,9 @@ func TestMotions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Side by side: each waits a couple of seconds of beats, on a
+			// Redis server of its own.
+			t.Parallel()
 			c, keys := opsRedis(t)
 			ctx := t.Context()
 			if tt.older {

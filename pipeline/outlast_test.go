@@ -33,6 +33,9 @@ func TestBatchOutlastsRedisOutage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Side by side: each waits out an outage of 4 s, of a Redis of
+			// its own; its bound (10 s) is half the claim idle.
+			t.Parallel()
 			redis := pipelinetest.RedisT(t, pipelinetest.RedisOptions{AOF: true})
 			// Every write on disk before its answer: the read and the keeps
 			// survive the kill whatever the disk's pace (everysec could

@@ -101,7 +101,7 @@ func readCounters(id string, res []rueidis.RedisResult) (Live, error) {
 	parts := make([]partPace, 0, len(res)-3)
 	for _, r := range res[3:] {
 		vals, _ := r.ToArray()
-		parts = append(parts, partPace{pace: strAt(vals, 13), firstMs: intAt(vals, 8), done: intAt(vals, 4)})
+		parts = append(parts, partPace{pace: strAt(vals, 13), firstMs: intAt(vals, 8), lastMs: intAt(vals, 10), done: intAt(vals, 4)})
 		in += intAt(vals, 0)
 		inReadings += intAt(vals, 11)
 		l.Targets += intAt(vals, 1)

@@ -1,10 +1,6 @@
 package campaign
 
-import (
-	"time"
-
-	"github.com/pushpipe/pushpipe/pipeline"
-)
+import "time"
 
 // staleDone is how long after the last target done the expected finish is
 // still counted from it: deliver counts targets done at least every second
@@ -22,17 +18,18 @@ const staleDone = 5 * time.Second
 // Muted people and repeats, reached while a campaign is cut, are taken to
 // come at the pace targets are done, in the proportion they did so far.
 //
-// A campaign that made no progress for pipeline.DownAfter has no finish:
+// A campaign that made no progress for downAfter (Reader.DownAfter) has
+// no finish:
 // it is queued when moves says the pipeline moves other work meanwhile,
 // stalled when not. moves is asked only then (it reads Redis and
 // PostgreSQL: motion.moves).
-func (rep *Report) rates(now time.Time, moves func() bool) {
+func (rep *Report) rates(now time.Time, downAfter time.Duration, moves func() bool) {
 	if rep.LastSendMs > rep.FirstSendMs && rep.FirstSendMs > 0 {
 		secs := float64(rep.LastSendMs-rep.FirstSendMs) / 1000
 		rep.SendRate = float64(rep.Sends()) / secs
 		reached, of := rep.Reached()
 		if (rep.State == StateRunning || rep.State == StateSplitting) && rep.Done > 0 && of > reached {
-			if last := time.UnixMilli(max(rep.DoneMs, rep.LastSendMs)); now.Sub(last) >= pipeline.DownAfter {
+			if last := time.UnixMilli(max(rep.DoneMs, rep.LastSendMs)); now.Sub(last) >= downAfter {
 				if moves() {
 					rep.QueuedSinceMs = last.UnixMilli()
 				} else {

@@ -85,9 +85,9 @@ func loadCampaign(ctx context.Context, db *pgxpool.Pool, id string) (row, error)
 
 // progress is the row's report, with Redis's counters when Redis has them;
 // it records in PostgreSQL what the counters say happened since.
-func (r row) progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) (Report, error) {
+func (r row) progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, rd Reader) (Report, error) {
 	l, err := Counters(ctx, rdb, keys, r.c.ID) // a scheduled one's too: its cancel flag
-	return r.progressFrom(ctx, rdb, db, keys, l, err, newMotion(rdb, db, keys))
+	return r.progressFrom(ctx, rdb, db, keys, l, err, newMotion(rdb, db, keys, rd.downAfter()))
 }
 
 // progressFrom is progress from Redis's counters already read, l or why
@@ -181,7 +181,7 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			// Someone moved it meanwhile (a cancel): report what is stored.
-			return Progress(ctx, rdb, db, keys, r.c.ID)
+			return Reader{DownAfter: m.downAfter}.Progress(ctx, rdb, db, keys, r.c.ID)
 		case err != nil:
 			return rep, fmt.Errorf("record state of campaign %q: %w", r.c.ID, err)
 		}
@@ -193,7 +193,7 @@ func (r row) progressFrom(ctx context.Context, rdb rueidis.Client, db *pgxpool.P
 	}
 	rep.SplitStopped = splitStopped(next, l, r.started != nil)
 	now := time.Now()
-	rep.rates(now, func() bool { return m.moves(ctx, r.c.ID, l.Waits, l.Holds, now) })
+	rep.rates(now, m.downAfter, func() bool { return m.moves(ctx, r.c.ID, l.Waits, l.Holds, now) })
 	return rep, nil
 }
 
@@ -270,7 +270,7 @@ func Cancel(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipe
 	if err != nil {
 		return Report{ID: id}, err
 	}
-	rep, err := r.progress(ctx, rdb, db, keys)
+	rep, err := r.progress(ctx, rdb, db, keys, Reader{})
 	switch {
 	case err != nil:
 		return rep, err

@@ -54,6 +54,11 @@ func (q *ListQuery) Validate() error {
 // table, done by the counters) is reported, and filtered, by its new state.
 // ErrNotFound when Before names no campaign.
 func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, q ListQuery) ([]Report, string, error) {
+	return Reader{}.List(ctx, rdb, db, keys, q)
+}
+
+// List is the package's List under rd's settings.
+func (rd Reader) List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, q ListQuery) ([]Report, string, error) {
 	if err := q.Validate(); err != nil {
 		return nil, "", err
 	}
@@ -80,7 +85,7 @@ func List(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeli
 	out := make([]Report, 0, q.Limit)
 	before := q.Before
 	more := false // a campaign the next page lists follows out's last
-	m := newMotion(rdb, db, keys)
+	m := newMotion(rdb, db, keys, rd.downAfter())
 	for !more {
 		rows, err := db.Query(ctx, `
 			SELECT `+rowColumns+` FROM campaigns

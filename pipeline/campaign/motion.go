@@ -38,9 +38,10 @@ import (
 // last progress of the campaigns splitting or running. A list of twenty
 // idle campaigns costs one read of each, not twenty.
 type motion struct {
-	rdb  rueidis.Client
-	db   *pgxpool.Pool
-	keys pipeline.Keys
+	rdb       rueidis.Client
+	db        *pgxpool.Pool
+	keys      pipeline.Keys
+	downAfter time.Duration // Reader.DownAfter: how recent a move counts
 
 	stages    map[string]pipeline.Motion // the campaign stages'; nil until read
 	stagesErr error                      // why stages could not be read
@@ -48,8 +49,8 @@ type motion struct {
 	err       error                      // why moved could not be read
 }
 
-func newMotion(rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys) *motion {
-	return &motion{rdb: rdb, db: db, keys: keys}
+func newMotion(rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, downAfter time.Duration) *motion {
+	return &motion{rdb: rdb, db: db, keys: keys, downAfter: downAfter}
 }
 
 // moves reports whether the pipeline moves without campaign id, whose work
@@ -101,7 +102,7 @@ func (m *motion) aheadMoves(holds []string) bool {
 		if s == "deliver" {
 			return false
 		}
-		if moved, _ := m.stages[s].MovedWithin(pipeline.DownAfter); !moved {
+		if moved, _ := m.stages[s].MovedWithin(m.downAfter); !moved {
 			return false
 		}
 	}
@@ -115,7 +116,7 @@ func (m *motion) othersProgressed(ctx context.Context, id string, now time.Time)
 		m.moved, m.err = m.lastProgress(ctx)
 	}
 	for other, ms := range m.moved {
-		if other != id && now.Sub(time.UnixMilli(ms)) < pipeline.DownAfter {
+		if other != id && now.Sub(time.UnixMilli(ms)) < m.downAfter {
 			return true
 		}
 	}

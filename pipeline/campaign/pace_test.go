@@ -5,9 +5,10 @@ import (
 	"testing"
 )
 
-// TestRecentPace: the targets done a second since each partition's older
-// reading, summed; unknown (0) where a partition done by an older deliver
-// has no reading, or the span is too short to say.
+// TestRecentPace: the targets done a second since the latest of the
+// partitions' older readings (each partition's own, summed, until none has
+// two); unknown (0) where a partition done by an older deliver has no
+// reading, or the span is too short to say.
 func TestRecentPace(t *testing.T) {
 	const latest = 1_000_060_000 // the last target done, ms
 	tests := []struct {
@@ -29,11 +30,27 @@ func TestRecentPace(t *testing.T) {
 			{pace: "1000050000,300,1000040000,260", firstMs: 1_000_000_000, done: 360},
 			{},
 		}, 5},
-		// Its share over 40 s ago: it adds less and less.
+		// Its share over 40 s ago: it adds nothing (it added 1 a second,
+		// its 50 since its older reading over 50 s, less and less).
 		{"a partition done early", []partPace{
-			{pace: "1000050000,300,1000040000,260", firstMs: 1_000_000_000, done: 360},
-			{pace: "1000020000,100,1000010000,50", firstMs: 1_000_000_000, done: 100},
-		}, 6},
+			{pace: "1000050000,300,1000040000,260", firstMs: 1_000_000_000, lastMs: latest, done: 360},
+			{pace: "1000020000,100,1000010000,50", firstMs: 1_000_000_000, lastMs: 1_000_020_000, done: 100},
+		}, 5},
+		// A provider slowed down 2 s ago: the partition sending does 2.5
+		// a second (5 since its older reading), and the one whose entries
+		// wait for a slot did 100 in the second before its last reading,
+		// 15 s ago. The pace is 2.5: summed per partition it read 8.75
+		// (100 over the 16 s since that partition's older reading), and
+		// came down only as the clock moved on.
+		{"a partition idle since a burst", []partPace{
+			{pace: "1000059000,510,1000058000,506", firstMs: 1_000_000_000, lastMs: latest, done: 511},
+			{pace: "1000045000,400,1000044000,300", firstMs: 1_000_000_000, lastMs: 1_000_045_000, done: 400},
+		}, 2.5},
+		// Targets done after the newer reading count, up to the last.
+		{"done since the newer reading", []partPace{
+			{pace: "1000050000,300,1000040000,260", firstMs: 1_000_000_000, lastMs: 1_000_055_000, done: 360},
+			{pace: "1000045000,120,1000030000,60", firstMs: 1_000_000_000, lastMs: 1_000_050_000, done: 160},
+		}, 5 + (160-100)/20.0},
 		{"no reading (an older deliver)", []partPace{
 			{pace: "1000050000,300,1000040000,260", firstMs: 1_000_000_000, done: 360},
 			{firstMs: 1_000_000_000, done: 40},

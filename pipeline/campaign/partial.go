@@ -106,6 +106,10 @@ func readRecord(ctx context.Context, read func(ctx context.Context) error) error
 // time its last target was done. Its rate is the hash's (HashRatePerSecond),
 // the one deliver paces by; 0 when the hash has none.
 func RedisProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string, pgErr error) (Report, error) {
+	return Reader{}.redisProgress(ctx, rdb, keys, id, pgErr)
+}
+
+func (rd Reader) redisProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, id string, pgErr error) (Report, error) {
 	rep := Report{ID: id}
 	l, err := Counters(ctx, rdb, keys, id)
 	switch {
@@ -141,7 +145,7 @@ func RedisProgress(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, 
 	// (motion.lastProgress): without it, a stage not running says
 	// stalled, and a campaign whose stages all run is neither.
 	unsure := false
-	rep.rates(time.Now(), func() bool {
+	rep.rates(time.Now(), rd.downAfter(), func() bool {
 		working, err := pipeline.Working(ctx, rdb, keys, l.Waits...)
 		unsure = len(l.Waits) > 0 && working && err == nil
 		return unsure

@@ -26,18 +26,7 @@ import (
 // campaign Redis holds is reported from Redis alone, with ErrPartial
 // (RedisProgress).
 func Progress(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pipeline.Keys, id string) (Report, error) {
-	var r row
-	err := readRecord(ctx, func(ctx context.Context) (err error) {
-		r, err = loadCampaign(ctx, db, id)
-		return err
-	})
-	if outage(ctx, err) {
-		return RedisProgress(ctx, rdb, keys, id, err)
-	}
-	if err != nil {
-		return Report{ID: id}, err
-	}
-	return r.progress(ctx, rdb, db, keys)
+	return Reader{}.Progress(ctx, rdb, db, keys, id)
 }
 
 // Live is what Redis holds of a campaign's progress.

@@ -36,7 +36,7 @@ func SetRate(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, keys pip
 	if err != nil {
 		return Report{ID: id}, err
 	}
-	rep, err := r.progress(ctx, rdb, db, keys) // records a done or a cancel first
+	rep, err := r.progress(ctx, rdb, db, keys, Reader{}) // records a done or a cancel first
 	switch {
 	case err != nil:
 		return rep, err

@@ -70,7 +70,7 @@ func TestExpectedFinish(t *testing.T) {
 			last := now.Add(-tt.idle).UnixMilli()
 			r.Sent, r.FirstSendMs, r.LastSendMs, r.DoneMs = r.Done, first-tt.idle.Milliseconds(), last, last
 			asked := false
-			r.rates(now, func() bool { asked = true; return tt.moves })
+			r.rates(now, pipeline.DownAfter, func() bool { asked = true; return tt.moves })
 			if idle := tt.idle >= pipeline.DownAfter; asked != idle {
 				t.Errorf("asked whether the pipeline moves: %v; want %v (only of a campaign idle for DownAfter)", asked, idle)
 			}
@@ -136,7 +136,7 @@ func TestSendRate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := Report{State: StateDone, Counts: tt.give}
 			r.FirstSendMs, r.LastSendMs = 1_000_000, 1_005_000
-			r.rates(time.UnixMilli(1_010_000), func() bool { return false })
+			r.rates(time.UnixMilli(1_010_000), pipeline.DownAfter, func() bool { return false })
 			if r.SendRate != tt.want {
 				t.Errorf("SendRate = %v, want %v", r.SendRate, tt.want)
 			}
