@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -313,5 +314,19 @@ func TestMessageHeadedByItsTitle(t *testing.T) {
 		if got := b.text("#page-id"); got != tt.wantID {
 			t.Errorf("%s: the id beside the heading reads %q, want %q", tt.id, got, tt.wantID)
 		}
+	}
+}
+
+// A message dedupe has not read yet says how many it lists: its page read
+// "Targets 0", as if it went to nobody, until dedupe counted them (no
+// stage runs in this bed, so it stays there).
+func TestMessageBeingCountedSaysHowManyItLists(t *testing.T) {
+	t.Parallel()
+	b := newHTTPBed(t)
+	b.sendMessage("m-counting", "Hello", []int64{1, 2, 3})
+	status, body := b.get("/ui/messages/m-counting")
+	if m := regexp.MustCompile(`(?s)<dd class="targets">(.*?)</dd>`).FindStringSubmatch(body); status != 200 || m == nil ||
+		!strings.Contains(m[1], "of 3 listed, still being counted") {
+		t.Errorf("message page %d, targets %q; want them said of 3 listed", status, m)
 	}
 }
