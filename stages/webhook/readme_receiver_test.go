@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,7 +46,7 @@ func TestReadmeReceiverRuns(t *testing.T) {
 	secret := "0123456789abcdef0123456789abcdef"
 	secrets := f.writeSecrets(secret)
 	addr := freeAddr(t)
-	stored := &lockedBuffer{}
+	stored := &pipelinetest.Logs{} // the receiver's output, read while it runs
 	rcv := exec.Command(filepath.Join(f.dir, "receiver"), "-listen", addr, "-secret-file", secrets)
 	rcv.Stdout, rcv.Stderr = stored, pipelinetest.LineLogger(t, "receiver: ")
 	if err := rcv.Start(); err != nil {
@@ -114,7 +113,7 @@ func TestReadmeReceiverRuns(t *testing.T) {
 
 // storedIDs are the event ids the receiver printed, sorted: the first
 // word of each line.
-func storedIDs(b *lockedBuffer) []string {
+func storedIDs(b *pipelinetest.Logs) []string {
 	var ids []string
 	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
 		if id, _, _ := strings.Cut(l, " "); id != "" {
@@ -123,22 +122,4 @@ func storedIDs(b *lockedBuffer) []string {
 	}
 	slices.Sort(ids)
 	return ids
-}
-
-// lockedBuffer is a process's output, read while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
