@@ -16,7 +16,7 @@ import (
 // words, where the middle cut kept only the words.
 func TestDLQListGroupsWhatReceiversSaid(t *testing.T) {
 	rdb, keys := dlqRedis(t, "dlqsaid")
-	const status = "delivered 5 times (max 5); last error: POST http://127.0.0.1:9/…: 3 attempts, last: answered 500 Internal Server Error"
+	const status = "claimed for delivery 6, past --max-deliveries 5; last error: POST http://127.0.0.1:9/…: 3 attempts, last: answered 500 Internal Server Error"
 	var msgs []pipeline.Message
 	for i := range 4 {
 		said := fmt.Sprintf(`{"error":"database is down","request_id":"req-%d-%s"}`, i, strings.Repeat("z", 40))
@@ -51,7 +51,7 @@ func TestDLQListGroupsWhatReceiversSaid(t *testing.T) {
 // advice follows it as far as the column allows.
 func TestDLQReasonKeepsTheStatus(t *testing.T) {
 	t.Parallel()
-	const post = "delivered 3 times (max 2); last error: POST http://127.0.0.1:18791/…(sha256:6fc2d051): 2 attempts, last: "
+	const post = "claimed for delivery 3, past --max-deliveries 2; last error: POST http://127.0.0.1:18791/…(sha256:6fc2d051): 2 attempts, last: "
 	tests := []struct {
 		name string
 		give string
