@@ -29,11 +29,12 @@ func TestDLQListGroupsWhatReceiversSaid(t *testing.T) {
 	if err := parse(t, "dlq", "list").DLQ.List.run(t.Context(), q, &out); err != nil {
 		t.Fatal(err)
 	}
-	summary, list, ok := strings.Cut(out.String(), "\n\nID ")
+	list, summary, ok := strings.Cut(out.String(), "\n\nDead letters by stage and reason:\n")
 	if !ok {
-		t.Fatalf("no summary before the list:\n%s", out.String())
+		t.Fatalf("no summary after the list:\n%s", out.String())
 	}
-	rows := strings.Split(strings.TrimSpace(summary), "\n")[2:]
+	summary, _, _ = strings.Cut(summary, "\n\n")
+	rows := strings.Split(summary, "\n")[1:]
 	if len(rows) != 2 || !strings.HasPrefix(rows[0], "4 ") || !strings.Contains(rows[0], `; said: {"error":"database is down"`) {
 		t.Errorf("summary rows %q: want the 4 letters of the 500 as one row with what the receiver said", rows)
 	}
