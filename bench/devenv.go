@@ -102,6 +102,9 @@ func (e devEnv) write(dir string) (string, error) {
 		{"PUSHPIPE_APP_KEYS", e.App + "=" + e.State.AppKey},
 		{"PUSHPIPE_APP_KEY", e.State.AppKey}, // the demo app's key alone, for curl
 		{"PUSHPIPE_API", e.API},
+		// As on dev's API: pushpipe send, refusing an app the API does
+		// not know, names dev's app, not PUSHPIPE_APP_KEYS to edit.
+		{"PUSHPIPE_DEV", "1"},
 	}...) {
 		fmt.Fprintf(&b, "export %s=%s\n", kv[0], shellQuote(kv[1]))
 	}

@@ -48,6 +48,8 @@ func TestDevStateKeepsPortsAndTokens(t *testing.T) {
 }
 
 // The env file is what sh reads back: every value, quoted where needed.
+// PUSHPIPE_DEV too, as dev's API has it: send in that shell refused an
+// unknown app with advice to edit PUSHPIPE_APP_KEYS, which dev sets.
 func TestDevEnvIsWhatTheShellReads(t *testing.T) {
 	dir := t.TempDir()
 	e := devEnv{Redis: []string{"PUSHPIPE_REDIS_ADDR=127.0.0.1:6390", "PUSHPIPE_REDIS_PASSWORD=pa ss'word"}, DatabaseURL: "postgres://postgres@127.0.0.1:5440/pushpipe?sslmode=disable&x=it's",
@@ -60,11 +62,11 @@ func TestDevEnvIsWhatTheShellReads(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("env file: %v %v, want 0600", fi.Mode(), err)
 	}
-	out, err := exec.Command("sh", "-c", `. "$0" && printf '%s|%s|%s|%s|%s|%s|%s' "$PUSHPIPE_REDIS_ADDR" "$PUSHPIPE_REDIS_PASSWORD" "$PUSHPIPE_DATABASE_URL" "$PUSHPIPE_ADMIN_TOKEN" "$PUSHPIPE_APP_KEYS" "$PUSHPIPE_PARTITIONS" "$PUSHPIPE_API"`, path).Output()
+	out, err := exec.Command("sh", "-c", `. "$0" && printf '%s|%s|%s|%s|%s|%s|%s|%s' "$PUSHPIPE_REDIS_ADDR" "$PUSHPIPE_REDIS_PASSWORD" "$PUSHPIPE_DATABASE_URL" "$PUSHPIPE_ADMIN_TOKEN" "$PUSHPIPE_APP_KEYS" "$PUSHPIPE_PARTITIONS" "$PUSHPIPE_API" "$PUSHPIPE_DEV"`, path).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := strings.Join([]string{"127.0.0.1:6390", "pa ss'word", e.DatabaseURL, "adm1n", "demo=k3y", "16", e.API}, "|")
+	want := strings.Join([]string{"127.0.0.1:6390", "pa ss'word", e.DatabaseURL, "adm1n", "demo=k3y", "16", e.API, "1"}, "|")
 	if string(out) != want {
 		t.Fatalf("sourced:\n%s\nwant:\n%s", out, want)
 	}

@@ -192,7 +192,7 @@ func (r *Runner) dropExhausted(ctx context.Context, stream string, entries []Ent
 	var dead []deadEntry
 	for _, e := range entries {
 		if n := counts[e.ID]; n > r.opts.MaxDeliveries {
-			dead = append(dead, deadEntry{Entry: e, Reason: fmt.Sprintf("delivered %d times (max %d)", n, r.opts.MaxDeliveries), Deliveries: n})
+			dead = append(dead, deadEntry{Entry: e, Reason: exhausted(n, r.opts.MaxDeliveries), Deliveries: n})
 			continue
 		}
 		live = append(live, e)
@@ -216,6 +216,15 @@ func (r *Runner) dropExhausted(ctx context.Context, stream string, entries []Ent
 	}
 	r.noteErrors(ctx, stream, nil, ids)
 	return live, nil
+}
+
+// exhausted is the reason of an entry dead-lettered by the claim that
+// delivered it the n-th time, past limit: the claim hands it to no
+// handler, so handlers had the n-1 before (limit, unless it was lowered
+// since). "delivered 3 times (max 2)" was true, and read as a stage that
+// broke its own limit by one.
+func exhausted(n, limit int64) string {
+	return fmt.Sprintf("claimed for delivery %d, past --max-deliveries %d", n, limit)
 }
 
 // lastErrors are the last handler errors of dead's entries ("" if none is

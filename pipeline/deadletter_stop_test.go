@@ -62,7 +62,7 @@ func TestDeadLetterOutlastsAStop(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- r.deadLetter(rctx, stream, []deadEntry{{Entry: Entry{ID: id, Fields: map[string]string{"n": "poison"}},
-			Reason: "delivered 3 times (max 2)", Deliveries: 3}}, "")
+			Reason: "claimed for delivery 3, past --max-deliveries 2", Deliveries: 3}}, "")
 	}()
 	pipelinetest.Eventually(t, 10*time.Second, "the dead letter written, its reply held", func() bool {
 		n, err := c.Do(ctx, c.B().Xlen().Key(keys.DLQ()).Build()).AsInt64()

@@ -37,8 +37,8 @@ type DLQSummary struct {
 // first (0: all). A reason is the error text the runner stored
 // (DeadLetter.Error), grouped as it is: a dead letter carries no reason
 // code, and guessing which part of a message is an id would merge causes
-// that differ. The runner's own reasons ("delivered 11 times (max 10);
-// last error: ...") and the errors stages return for a whole class of
+// that differ. The runner's own reasons ("claimed for delivery 11, past
+// --max-deliveries 10; last error: ...") and the errors stages return for a whole class of
 // input already read the same for every entry of that cause.
 func (q *DLQ) Summary(ctx context.Context, f DLQFilter, max int) (DLQSummary, error) {
 	var s DLQSummary

@@ -286,7 +286,10 @@ func parseLines(head ResultEvent, lines string, skip map[int64]bool) ([]ResultEv
 			continue
 		}
 		e := head
-		e.ID = prefix + part[0] + resultIDSuffix(part[3])
+		// The id as ResultID makes it, not as the line has it: "+41" or
+		// "041" is device 41 (skip reads it so), and gave its event
+		// another id, which a receiver deduping by id takes for another.
+		e.ID = prefix + strconv.FormatInt(device, 10) + resultIDSuffix(part[3])
 		if e.UserID, err = strconv.ParseInt(part[1], 10, 64); err != nil {
 			return nil, fmt.Errorf("results entry: line %d: user id %q", n, part[1])
 		}

@@ -160,6 +160,13 @@ func TestResultLinesStillRead(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("lines read as\n%+v\nwant\n%+v", got, want)
 	}
+	// A device id written another way ("041", "+42") is the same device,
+	// so the same event id: it was the id as written, another event to a
+	// receiver deduping by id.
+	f[pipeline.FieldEvents] = "041\t7\tios\tsent\t0a1b\t\n+42\t7\tandroid\tinvalid\tx:APA91b\tUnregistered\n"
+	if got, err := pipeline.ParseResults(f); err != nil || len(got) != 2 || got[0].ID != want[0].ID || got[1].ID != want[1].ID {
+		t.Errorf("041 and +42 read as %+v, %v; want the ids %q and %q", got, err, want[0].ID, want[1].ID)
+	}
 }
 
 // fieldMap is an entry's fields as readers get them.

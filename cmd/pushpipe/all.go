@@ -62,7 +62,7 @@ func (c *AllCmd) deliver() *DeliverFlags { return c.own["deliver"].(*DeliverFlag
 
 // Help is shown by `pushpipe all --help`: its API reads the same
 // credentials from the environment as `pushpipe api`.
-func (c *AllCmd) Help() string { return apiEnvironment }
+func (c *AllCmd) Help() string { return fmt.Sprintf(apiEnvironment, "") }
 
 // Validate checks the flags of every stage all runs (kong checks
 // StageFlags itself), and refuses an Optional stage's flags given without

@@ -48,18 +48,25 @@ func (f RetentionFlags) config(cfg api.Config) api.Config {
 
 // Help is shown by `pushpipe api --help`: the settings that come only from
 // the environment are listed nowhere else.
-func (c *APICmd) Help() string { return apiEnvironment }
+func (c *APICmd) Help() string { return fmt.Sprintf(apiEnvironment, apiDev) }
 
 // apiEnvironment is the help of every command that serves the API (api,
-// all): what it reads from the environment only.
+// all): what it reads from the environment only, with %s for what only
+// one of them reads.
 const apiEnvironment = `Environment (credentials come only from it, so they never show in process listings):
   PUSHPIPE_ADMIN_TOKEN   the operator's bearer token: every endpoint (at least 16 characters)
   PUSHPIPE_APP_KEYS      app=key[,app=key...]: keys shipped inside apps, good for /v1/devices* of their app
-  PUSHPIPE_REDIS_PASSWORD
+%s  PUSHPIPE_REDIS_PASSWORD
                          Redis's password (or the file of --redis-password-file)
   PUSHPIPE_REDIS_ADDR, PUSHPIPE_DATABASE_URL, PUSHPIPE_PARTITIONS, PUSHPIPE_PREFIX, PUSHPIPE_LOG_LEVEL
                          the same as --redis-addr, --database-url, --partitions, --prefix, --log-level
 The API's reference: GET /v1/openapi.json (any valid token); docs/API.md in the repository.`
+
+// apiDev is PUSHPIPE_DEV's line of api's help: set by pushpipe dev, which
+// starts the API as a process of its own (never all).
+const apiDev = `  PUSHPIPE_DEV           set by pushpipe dev (not for production): the 422 of an unknown app names dev's app,
+                         not PUSHPIPE_APP_KEYS, which dev sets itself
+`
 
 // Run serves until SIGTERM. Credentials come only from the environment
 // (PUSHPIPE_ADMIN_TOKEN, PUSHPIPE_APP_KEYS), never from flags, so they do not

@@ -19,7 +19,7 @@ import (
 // DLQCmd inspects and requeues dead letters: entries a stage gave up on, with
 // the reason, their origin and their original fields.
 type DLQCmd struct {
-	List  DLQListCmd  `cmd:"" help:"Count dead letters by stage and reason, then list them, oldest first."`
+	List  DLQListCmd  `cmd:"" help:"List dead letters, oldest first, then count them by stage and reason."`
 	Show  DLQShowCmd  `cmd:"" help:"Show one dead letter in full, original fields included."`
 	Retry DLQRetryCmd `cmd:"" help:"Re-inject dead letters into their original stream partition, then delete them."`
 	Drop  DLQDropCmd  `cmd:"" help:"Delete dead letters for good."`
@@ -110,14 +110,17 @@ func (c *DLQListCmd) Run(g *Globals) error {
 	return c.run(g.Context(), pipeline.NewDLQ(rdb, g.Keys()), os.Stdout)
 }
 
-// run prints the dead letters counted by stage and reason first, then the
-// oldest --limit of them one by one. After an outage the DLQ holds
-// thousands of letters of a handful of causes: what an on-call engineer
-// needs first is those causes and how many each, which page after page of
-// letters hid; the letters below give ids for show, retry and drop. The
-// summary is always there (no --summary to remember): the listing is
-// already bounded by --limit. --json stays one dead letter a line, for
-// the scripts that read it.
+// run prints the oldest --limit dead letters one by one, then the dead
+// letters counted by stage and reason, then how many were shown. After an
+// outage the DLQ holds thousands of letters of a handful of causes: what
+// an on-call engineer needs is those causes and how many each, which page
+// after page of letters hid; the letters give ids for show, retry and
+// drop. The counts come last, where a terminal leaves them in view (first,
+// a --limit of 100 scrolled them away), and so that the first row under
+// the header is a letter, as under kubectl's or docker's: a script that
+// took it got "COUNT". The summary is always there (no --summary to
+// remember): the listing is already bounded by --limit. --json stays one
+// dead letter a line, for the scripts that read it.
 func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) error {
 	f := pipeline.DLQFilter{Stream: c.Stream, Campaign: c.Campaign, Group: c.Group, Limit: c.Limit}
 	// Bounded as status is: with the DLQ's master down the client retries
@@ -149,29 +152,8 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Both read before a line is written: an error prints no half list.
 	now := time.Now()
-	if len(sum.Reasons) > 0 {
-		counted := "by stage and reason"
-		if sum.Capped {
-			counted += ", of the oldest " + thousands(sum.Read)
-		}
-		fmt.Fprintf(w, "Dead letters %s:\n", counted)
-		tw := newTable(w, 0)
-		fmt.Fprintln(tw, "COUNT\tSTAGE\tLATEST\tREASON")
-		reasons := make([]string, len(sum.Reasons))
-		for i, r := range sum.Reasons {
-			reasons[i] = r.Reason
-			if r.Said != "" {
-				reasons[i] += pipeline.ReceiverSaid + r.Said // the newest letter's
-			}
-		}
-		reasons = clipAll(reasons, 100)
-		for i, r := range sum.Reasons {
-			fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\n", thousands(r.Count), r.Stage, now.Sub(r.Newest).Round(time.Second), reasons[i])
-		}
-		tw.Flush()
-		fmt.Fprintln(w)
-	}
 	tw := newTable(w, 0)
 	fmt.Fprintln(tw, "ID\tAGE\tSTREAM\tORIGINAL ID\tDELIVERIES\tCAMPAIGN\tREASON")
 	reasons := make([]string, len(letters))
@@ -195,6 +177,28 @@ func (c *DLQListCmd) run(ctx context.Context, q *pipeline.DLQ, w io.Writer) erro
 			d.Deliveries, firstNonEmpty(d.Campaign(), "-"), reasons[i])
 	}
 	tw.Flush()
+	if len(sum.Reasons) > 0 {
+		counted := "by stage and reason"
+		if sum.Capped {
+			counted += ", of the oldest " + thousands(sum.Read)
+		}
+		fmt.Fprintf(w, "\nDead letters %s:\n", counted)
+		tw := newTable(w, 0)
+		fmt.Fprintln(tw, "COUNT\tSTAGE\tLATEST\tREASON")
+		reasons := make([]string, len(sum.Reasons))
+		for i, r := range sum.Reasons {
+			reasons[i] = r.Reason
+			if r.Said != "" {
+				reasons[i] += pipeline.ReceiverSaid + r.Said // the newest letter's
+			}
+		}
+		reasons = clipAll(reasons, 100)
+		for i, r := range sum.Reasons {
+			fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\n", thousands(r.Count), r.Stage, now.Sub(r.Newest).Round(time.Second), reasons[i])
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, shownLine(len(letters), c.Stream != "" || c.Campaign != "" || c.Group != "", sum, total))
 	if bad > 0 {
 		it, is := "them", "are"

@@ -16,7 +16,7 @@ import (
 // words, where the middle cut kept only the words.
 func TestDLQListGroupsWhatReceiversSaid(t *testing.T) {
 	rdb, keys := dlqRedis(t, "dlqsaid")
-	const status = "delivered 5 times (max 5); last error: POST http://127.0.0.1:9/…: 3 attempts, last: answered 500 Internal Server Error"
+	const status = "claimed for delivery 6, past --max-deliveries 5; last error: POST http://127.0.0.1:9/…: 3 attempts, last: answered 500 Internal Server Error"
 	var msgs []pipeline.Message
 	for i := range 4 {
 		said := fmt.Sprintf(`{"error":"database is down","request_id":"req-%d-%s"}`, i, strings.Repeat("z", 40))
@@ -29,11 +29,12 @@ func TestDLQListGroupsWhatReceiversSaid(t *testing.T) {
 	if err := parse(t, "dlq", "list").DLQ.List.run(t.Context(), q, &out); err != nil {
 		t.Fatal(err)
 	}
-	summary, list, ok := strings.Cut(out.String(), "\n\nID ")
+	list, summary, ok := strings.Cut(out.String(), "\n\nDead letters by stage and reason:\n")
 	if !ok {
-		t.Fatalf("no summary before the list:\n%s", out.String())
+		t.Fatalf("no summary after the list:\n%s", out.String())
 	}
-	rows := strings.Split(strings.TrimSpace(summary), "\n")[2:]
+	summary, _, _ = strings.Cut(summary, "\n\n")
+	rows := strings.Split(summary, "\n")[1:]
 	if len(rows) != 2 || !strings.HasPrefix(rows[0], "4 ") || !strings.Contains(rows[0], `; said: {"error":"database is down"`) {
 		t.Errorf("summary rows %q: want the 4 letters of the 500 as one row with what the receiver said", rows)
 	}
@@ -51,7 +52,7 @@ func TestDLQListGroupsWhatReceiversSaid(t *testing.T) {
 // advice follows it as far as the column allows.
 func TestDLQReasonKeepsTheStatus(t *testing.T) {
 	t.Parallel()
-	const post = "delivered 3 times (max 2); last error: POST http://127.0.0.1:18791/…(sha256:6fc2d051): 2 attempts, last: "
+	const post = "claimed for delivery 3, past --max-deliveries 2; last error: POST http://127.0.0.1:18791/…(sha256:6fc2d051): 2 attempts, last: "
 	tests := []struct {
 		name string
 		give string

@@ -73,13 +73,16 @@ func running(t *testing.T, rdb rueidis.Client, keys pipeline.Keys, stage, stream
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-// `pushpipe dlq list` counts the dead letters by stage and reason before
+// `pushpipe dlq list` counts the dead letters by stage and reason after
 // it lists them: after an outage the list was thousands of lines of a few
-// causes, one by one, and the count of each was what on-call needed first.
-// The counts are of every matching letter, not of the --limit listed.
-// The last line says how many were shown, and under a filter how many
-// match beside how many the DLQ holds: it said only the DLQ's total, read
-// as that many letters of the campaign asked for.
+// causes, one by one, and the count of each was what on-call needed. The
+// counts are of every matching letter, not of the --limit listed. They
+// come after the letters: first, a script that took the first row under
+// the header got the summary's "COUNT" header, and a terminal scrolled
+// them away under a --limit of letters. The last line says how many were
+// shown, and under a filter how many match beside how many the DLQ holds:
+// it said only the DLQ's total, read as that many letters of the campaign
+// asked for.
 func TestDLQListSummarisesByReason(t *testing.T) {
 	rdb, keys := dlqRedis(t, "dlqsum")
 	// Real runners dead-letter each entry with the reason it carries.
@@ -115,27 +118,28 @@ func TestDLQListSummarisesByReason(t *testing.T) {
 		give  []string
 		want  []string // the summary's rows, COUNT STAGE and REASON, in order
 		shown string   // the last line
+		rows  int      // letters listed
 	}{
 		{"all", []string{"--limit", "2"}, []string{
 			"5 deliver no credentials",
 			"3 deliver payload renders to 5000 bytes, over 4096",
 			"2 dedupe no credentials",
-		}, "2 shown, 10 dead letters in total"},
+		}, "2 shown, 10 dead letters in total", 2},
 		{"one stream", []string{"--stream", "deliver"}, []string{
 			"5 deliver no credentials",
 			"3 deliver payload renders to 5000 bytes, over 4096",
-		}, "8 shown of 8 matching, 10 dead letters in total"},
+		}, "8 shown of 8 matching, 10 dead letters in total", 8},
 		{"one stream, limited", []string{"--stream", "deliver", "--limit", "3"}, []string{
 			"5 deliver no credentials",
 			"3 deliver payload renders to 5000 bytes, over 4096",
-		}, "3 shown of 8 matching, 10 dead letters in total"},
+		}, "3 shown of 8 matching, 10 dead letters in total", 3},
 		{"one campaign, limited", []string{"--campaign", "c1", "--limit", "4"}, []string{
 			"5 deliver no credentials",
 			"2 dedupe no credentials",
-		}, "4 shown of 7 matching, 10 dead letters in total"},
+		}, "4 shown of 7 matching, 10 dead letters in total", 4},
 		{"one stream and campaign", []string{"--stream", "dedupe", "--campaign", "c1"}, []string{
 			"2 dedupe no credentials",
-		}, "2 shown of 2 matching, 10 dead letters in total"},
+		}, "2 shown of 2 matching, 10 dead letters in total", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,13 +148,26 @@ func TestDLQListSummarisesByReason(t *testing.T) {
 			if err := cli.DLQ.List.run(t.Context(), q, &out); err != nil {
 				t.Fatal(err)
 			}
-			summary, _, ok := strings.Cut(out.String(), "\n\nID ")
-			if !ok || !strings.HasPrefix(summary, "Dead letters by stage and reason:\nCOUNT") {
-				t.Fatalf("no summary before the list:\n%s", out.String())
+			list, summary, ok := strings.Cut(out.String(), "\n\nDead letters by stage and reason:\nCOUNT ")
+			summary, _, _ = strings.Cut(summary, "\n\n")
+			if !ok {
+				t.Fatalf("no summary after the list:\n%s", out.String())
+			}
+			// The header, then a letter a line: the first row is the
+			// oldest letter's.
+			letter := regexp.MustCompile(`^\d+-\d+ +\S+ +(deliver|dedupe)/p\d `)
+			lines := strings.Split(list, "\n")
+			if !strings.HasPrefix(lines[0], "ID ") || len(lines) != 1+tt.rows {
+				t.Fatalf("list: want the header and %d letters before the summary:\n%s", tt.rows, out.String())
+			}
+			for _, l := range lines[1:] {
+				if !letter.MatchString(l) {
+					t.Fatalf("row %q is not a dead letter:\n%s", l, out.String())
+				}
 			}
 			var got []string
 			row := regexp.MustCompile(`^(\S+)\s+(\S+)\s+\S+ ago\s+(.*)$`)
-			for _, l := range strings.Split(summary, "\n")[2:] {
+			for _, l := range strings.Split(summary, "\n")[1:] {
 				m := row.FindStringSubmatch(l)
 				if m == nil {
 					t.Fatalf("summary row %q is not COUNT STAGE LATEST REASON:\n%s", l, out.String())
@@ -348,10 +365,10 @@ func TestDLQListTellsLongReasonsApart(t *testing.T) {
 	if err := parse(t, "dlq", "list").DLQ.List.run(t.Context(), q, &out); err != nil {
 		t.Fatal(err)
 	}
-	summary, list, _ := strings.Cut(out.String(), "\n\nID ")
+	list, summary, _ := strings.Cut(out.String(), "\n\nDead letters by stage and reason:\n")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, part := range []string{summary + "\n", list} {
+			for _, part := range []string{list + "\n", summary} {
 				if n := strings.Count(part, "  "+tt.want+"\n"); n != 1 {
 					t.Errorf("%d rows end %q, want 1:\n%s", n, tt.want, out.String())
 				}

@@ -28,7 +28,7 @@ func TestDLQRetryWarnsOfAFailingReceiver(t *testing.T) {
 		if err := rdb.Do(t.Context(), rdb.B().Xadd().Key(keys.DLQ()).Id("*").FieldValue().
 			FieldValue(pipeline.DLQStream, keys.Stream(pipeline.StreamResults, 1)).FieldValue(pipeline.DLQID, "1-0").
 			FieldValue(pipeline.DLQGroup, group).FieldValue(pipeline.DLQConsumer, "vm-1").FieldValue(pipeline.DLQDeliveries, "3").
-			FieldValue(pipeline.DLQError, "delivered 3 times (max 2); last error: answered 500").
+			FieldValue(pipeline.DLQError, "claimed for delivery 3, past --max-deliveries 2; last error: answered 500").
 			FieldValue(pipeline.DLQFields, pipeline.EncodeDLQFields(map[string]string{pipeline.FieldMessage: "m1"})).Build()).Error(); err != nil {
 			t.Fatal(err)
 		}

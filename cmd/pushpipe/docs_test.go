@@ -422,3 +422,71 @@ func TestDocsNameEnvironmentTheCodeReads(t *testing.T) {
 		t.Errorf("read %d PUSHPIPE_ variables in %v, want over 20: is docSnippets still reading them?", seen, quotingDocs)
 	}
 }
+
+// envRead is a read of the environment by name in the commands' code:
+// os.Getenv or os.LookupEnv of a literal, or of a constant holding one.
+var (
+	envRead  = regexp.MustCompile(`os\.(?:Getenv|LookupEnv)\(("PUSHPIPE_[A-Z0-9_]+"|\w+)\)`)
+	envConst = regexp.MustCompile(`(\w+)\s*=\s*"(PUSHPIPE_[A-Z0-9_]+)"`)
+)
+
+// TestDocsNameEveryVariableTheCommandsRead: the converse of
+// TestDocsNameEnvironmentTheCodeReads for the variables no flag reads
+// (kong's env: shows in --help): each one the commands read by name is in
+// a day-one document, and each the API reads is in `pushpipe api --help`,
+// which lists the API's environment. PUSHPIPE_DEV, which pushpipe dev
+// sets to change what the API's 422 says, was in neither.
+func TestDocsNameEveryVariableTheCommandsRead(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	consts := map[string]string{}
+	reads := map[string][]string{} // file → names
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range envConst.FindAllStringSubmatch(string(b), -1) {
+			consts[m[1]] = m[2]
+		}
+		for _, m := range envRead.FindAllStringSubmatch(string(b), -1) {
+			reads[f] = append(reads[f], m[1])
+		}
+	}
+	documented := map[string]bool{}
+	for _, doc := range quotingDocs {
+		for _, s := range docSnippets(t, doc) {
+			for _, name := range envName.FindAllString(s.text, -1) {
+				documented[name] = true
+			}
+		}
+	}
+	help := (&APICmd{}).Help()
+	seen := 0
+	for f, names := range reads {
+		for _, n := range names {
+			name, err := strconv.Unquote(n)
+			if err != nil {
+				if name = consts[n]; name == "" {
+					continue // not a PUSHPIPE_ variable
+				}
+			}
+			seen++
+			if !documented[name] {
+				t.Errorf("%s reads %s, which no day-one document names (%v): say what it does beside the settings of README's Configuration", f, name, quotingDocs)
+			}
+			if f == "api.go" && !strings.Contains(help, name) {
+				t.Errorf("api.go reads %s, which `pushpipe api --help` does not list:\n%s", name, help)
+			}
+		}
+	}
+	if seen < 5 {
+		t.Errorf("read %d PUSHPIPE_ variables in the commands' code, want 5 or more: is envRead still finding them?", seen)
+	}
+}

@@ -21,7 +21,9 @@ import (
 // ctx ends first (Ctrl-C: the sending goes on). A refresh that fails (Redis
 // or PostgreSQL away for a moment) is shown and retried: an outage is when
 // the operator most wants to keep watching.
-func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty bool, interval time.Duration) error {
+//
+// by is the command following, whose words the advice at the end uses.
+func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty bool, interval time.Duration, by follower) error {
 	var (
 		lastDone    int64 = -1
 		lastPrinted time.Time
@@ -51,7 +53,7 @@ func follow(ctx context.Context, src campaignSource, id string, w io.Writer, tty
 				io.WriteString(w, "\r\x1b[K")
 			}
 			printProgressView(w, p, tty)
-			return ended(p)
+			return ended(p, by)
 		case tty:
 			waiting = waitingOn(ctx, src, p, waiting)
 			fmt.Fprintf(w, "\r\x1b[K%s%s", progressLine(p, tty), waiting)
@@ -87,6 +89,17 @@ const exitNothingSent = 3
 // scripting it took "nobody could get it" for "sent".
 const exitNoDevices = 4
 
+// follower is the command that follows a campaign or message to its end
+// (follow): advice names what its user typed. `status ID --wait` of a
+// message that reached nobody said "Check --app", a flag status does not
+// take, for an app its user may not have chosen (the API's caller did).
+type follower int
+
+const (
+	bySend   follower = iota // send --wait: its user gave --app
+	byStatus                 // status ID --wait: it was sent elsewhere
+)
+
 // exitError ends the process with its own status (main), not 1.
 type exitError struct {
 	code int
@@ -121,8 +134,8 @@ func exitCode(err error) int {
 // --allow-empty) is 0 too: send refuses an empty audience unless told to
 // take it. People without a device are another matter: registering one
 // (or fixing --app or --user) is what makes the send reach them, so a
-// script must hear it.
-func ended(p progressView) error {
+// script must hear it. The fix is said in the words of by.
+func ended(p progressView, by follower) error {
 	switch {
 	case p.State != campaign.StateDone:
 		return fmt.Errorf("%s %s was %s", kindOf(p), p.ID, p.State)
@@ -136,10 +149,15 @@ func ended(p progressView) error {
 		if p.NoDevices == 1 {
 			who = "1 person has"
 		}
+		check := "Check --app and the ids (pushpipe users show ID lists a user's devices)"
+		if by == byStatus {
+			check = "Check the app it was sent to (pushpipe messages list shows a message's) and the user ids " +
+				"(pushpipe users show ID lists a user's devices and their apps)"
+		}
 		return exitError{exitNoDevices, fmt.Errorf("%s %s is done but sent nothing: %s no device of its app (an unknown user id, or one of another app). "+
-			"Check --app and the ids (pushpipe users show ID lists a user's devices); a device is registered by the app with "+
+			"%s; a device is registered by the app with "+
 			`POST /v1/devices {"app":...,"platform":...,"token":...,"user_id":ID} (README, "The same through the HTTP API"), then send again`,
-			kindOf(p), p.ID, who)}
+			kindOf(p), p.ID, who, check)}
 	}
 	return nil
 }

@@ -51,7 +51,7 @@ func TestFollow(t *testing.T) {
 			defer stop()
 			out := &lockedBuffer{}
 			done := make(chan error, 1)
-			go func() { done <- follow(ctx, src, c.ID, out, false, 10*time.Millisecond) }()
+			go func() { done <- follow(ctx, src, c.ID, out, false, 10*time.Millisecond, bySend) }()
 			pipelinetest.Eventually(t, 10*time.Second, "the scheduled state shown", func() bool {
 				return strings.Contains(out.String(), "campaign "+c.ID+"  scheduled")
 			})
@@ -103,7 +103,7 @@ func TestFollowSaysWhichStageIsDown(t *testing.T) {
 			out := &lockedBuffer{}
 			done := make(chan error, 1)
 			go func() {
-				done <- follow(ctx, campaignSource{rdb: rdb, keys: keys, db: db}, c.ID, out, false, 10*time.Millisecond)
+				done <- follow(ctx, campaignSource{rdb: rdb, keys: keys, db: db}, c.ID, out, false, 10*time.Millisecond, bySend)
 			}()
 			pipelinetest.Eventually(t, 10*time.Second, "a progress line", func() bool { return strings.Contains(out.String(), "campaign w ") })
 			stop()
@@ -145,7 +145,7 @@ func TestFollowSaysAStageDownOnce(t *testing.T) {
 			ctx, stop := context.WithTimeout(t.Context(), 2500*time.Millisecond) // the age passes two seconds
 			defer stop()
 			out := &lockedBuffer{}
-			if err := follow(ctx, campaignSource{rdb: rdb, keys: keys, db: db}, m.ID, out, false, 10*time.Millisecond); err != nil {
+			if err := follow(ctx, campaignSource{rdb: rdb, keys: keys, db: db}, m.ID, out, false, 10*time.Millisecond, bySend); err != nil {
 				t.Fatal(err)
 			}
 			lines := strings.Count(out.String(), "message m ")
@@ -352,9 +352,35 @@ func TestWaitExitStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ended(tt.give)
+			err := ended(tt.give, bySend)
 			if got := exitCode(err); got != tt.want || err != nil && !strings.Contains(err.Error(), tt.says) {
 				t.Errorf("exit status %d (%v), want %d saying %q", got, err, tt.want, tt.says)
+			}
+		})
+	}
+}
+
+// Who reached nobody for want of a device is told to check what the
+// command that follows took: send's --app, or, under `status ID --wait`,
+// the app the campaign or message was sent to. status said "Check --app",
+// a flag it does not take.
+func TestNoDeviceAdviceFitsTheCommand(t *testing.T) {
+	nobody := progressView{ID: "m", Kind: "message", State: campaign.StateDone, Counts: campaign.Counts{Targets: 1, NoDevices: 1}}
+	tests := []struct {
+		name    string
+		by      follower
+		says    string
+		saysNot string
+	}{
+		{"send --wait", bySend, "Check --app and the ids (pushpipe users show ID lists a user's devices); ", ""},
+		{"status --wait", byStatus, "Check the app it was sent to (pushpipe messages list shows a message's) and the user ids " +
+			"(pushpipe users show ID lists a user's devices and their apps); ", "--app"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ended(nobody, tt.by)
+			if exitCode(err) != exitNoDevices || !strings.Contains(err.Error(), tt.says) || tt.saysNot != "" && strings.Contains(err.Error(), tt.saysNot) {
+				t.Errorf("%v (exit %d); want exit %d saying %q, not %q", err, exitCode(err), exitNoDevices, tt.says, tt.saysNot)
 			}
 		})
 	}

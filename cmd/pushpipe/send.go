@@ -343,7 +343,7 @@ func (c *SendCmd) follow(g *Globals, rdb rueidis.Client, db *pgxpool.Pool, id st
 		return nil
 	}
 	return follow(g.Context(), campaignSource{rdb: rdb, keys: g.Keys(), db: db}, id, os.Stderr,
-		isatty.IsTerminal(os.Stderr.Fd()), time.Second)
+		isatty.IsTerminal(os.Stderr.Fd()), time.Second, bySend)
 }
 
 // parseSendAt reads --send-at: an RFC 3339 time as the API reads send_at,

@@ -85,8 +85,10 @@ func payloadAdmit(db *pgxpool.Pool) campaign.Admit {
 }
 
 // knownApps are the apps the API knows, decided as it does from the same
-// settings: the apps file (--apps), else PUSHPIPE_APP_KEYS. Read before
-// anything is dialled: a file that does not load is said first.
+// settings: the apps file (--apps), else PUSHPIPE_APP_KEYS, and
+// PUSHPIPE_DEV, which `pushpipe dev` sets on its API and in the env file
+// its second shell sources. Read before anything is dialled: a file that
+// does not load is said first.
 func (c *SendCmd) knownApps() (api.KnownApps, error) {
 	var known api.KnownApps
 	if c.Apps != "" {
@@ -102,22 +104,34 @@ func (c *SendCmd) knownApps() (api.KnownApps, error) {
 		return known, fmt.Errorf("send: %w", err)
 	}
 	known.Keyed = slices.Sorted(maps.Keys(keys))
+	known.Dev = os.Getenv("PUSHPIPE_DEV") != ""
 	return known, nil
 }
 
-// checkApp refuses an app the API would answer 422 for (api.KnownApps).
-// Taken here, a campaign or a message of a misspelt app was created and
-// each of its devices then failed "no credentials". With neither setting
-// (a development API), any app is known, as to the API, and the audience
-// checks against PostgreSQL stand in.
+// checkApp refuses an app the API would answer 422 for, in the API's words
+// (api.KnownApps.Check: where its apps come from, the fix that works
+// there, the apps when few), said of --app. Taken here, a campaign or a
+// message of a misspelt app was created and each of its devices then
+// failed "no credentials". With neither setting (a development API), any
+// app is known, as to the API, and the audience checks against PostgreSQL
+// stand in.
 func (c *SendCmd) checkApp(known api.KnownApps) error {
-	switch {
-	case known.Check(c.App) == nil:
+	err := known.Check(c.App)
+	if err == nil {
 		return nil
-	case c.Apps != "":
-		return refusal{fmt.Errorf("send: --app %q is not in the apps file %s, so the API does not know it either: check --app, or add the app to that file (and send the API and deliver SIGHUP)", c.App, c.Apps)}
 	}
-	return refusal{fmt.Errorf("send: --app %q is not one of the apps the API knows, those of PUSHPIPE_APP_KEYS (%s): check --app, or add the app there (and restart the API), or pass the API's --apps file", c.App, strings.Join(known.Keyed, ", "))}
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "app "); ok {
+		msg = "--app " + rest
+	}
+	// Only here does send know less than the API: it read the apps of
+	// PUSHPIPE_APP_KEYS in this shell, and an API run with an apps file
+	// knows that file's. (Given --apps, it read the same file; under
+	// pushpipe dev, the API has no file.)
+	if known.File == nil && !known.Dev {
+		msg += "; if the API runs with --apps FILE, give send the same --apps FILE"
+	}
+	return refusal{errors.New("send: " + msg)}
 }
 
 // pastSendAt is how far in the past a --send-at may be for a new campaign:

@@ -271,14 +271,15 @@ func TestSendNamesItsFlags(t *testing.T) {
 			"", `send: app "a" has no registered devices and channels ["x"] have no subscribers: nobody would receive this campaign; ` +
 				"check the names, or give --allow-empty to create it anyway"},
 		// An app the API does not know (its apps file, else
-		// PUSHPIPE_APP_KEYS) is refused as the API refuses it with a 422:
-		// it was sent, and each device failed "no credentials".
+		// PUSHPIPE_APP_KEYS) is refused as the API refuses it with a 422,
+		// in its words (TestSendRefusesAnUnknownAppAsTheAPIDoes): it was
+		// sent, and each device failed "no credentials".
 		{"raw token, app not among the app keys", []string{"--token", "android:abc", "--title", "t"}, "b=" + strings.Repeat("k", 32),
-			`send: --app "a" is not one of the apps the API knows, those of PUSHPIPE_APP_KEYS (b): check --app`},
+			`send: --app "a" is not known to this API: its apps are those of PUSHPIPE_APP_KEYS ("b"): use one of them`},
 		{"campaign, app not among the app keys", []string{"--channel", "x", "--title", "t"}, "b=" + strings.Repeat("k", 32) + ",c=" + strings.Repeat("j", 32),
-			`send: --app "a" is not one of the apps the API knows, those of PUSHPIPE_APP_KEYS (b, c)`},
+			`send: --app "a" is not known to this API: its apps are those of PUSHPIPE_APP_KEYS ("b", "c")`},
 		{"message, app not in the apps file", []string{"--user", "1", "--title", "t", "--apps", appsFile}, "a=" + strings.Repeat("k", 32),
-			`send: --app "a" is not in the apps file ` + appsFile + `, so the API does not know it either`},
+			`send: --app "a" is not known to this API: its apps are those of the apps file ` + appsFile + ` ("b")`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -52,8 +52,8 @@ func TestSendRetryIsAnsweredFromTheRecord(t *testing.T) {
 		{"campaign of data refused since, retried", []string{"--channel", "once", "--id", "old", "--data", `{"aps":1}`}, "", "campaign already exists"},
 		{"campaign retried with other content", []string{"--channel", "once", "--id", "c1", "--body", "b"},
 			`send: campaign id "c1" is already used for different content`, ""},
-		{"a new campaign", []string{"--channel", "once", "--id", "c2"}, `send: --app "a" is not one of the apps the API knows`, ""},
-		{"a new message", []string{"--user", "1", "--id", "m2"}, `send: --app "a" is not one of the apps the API knows`, ""},
+		{"a new campaign", []string{"--channel", "once", "--id", "c2"}, `send: --app "a" is not known to this API`, ""},
+		{"a new message", []string{"--user", "1", "--id", "m2"}, `send: --app "a" is not known to this API`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

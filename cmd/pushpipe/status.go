@@ -108,7 +108,7 @@ func (c *StatusCmd) Run(g *Globals) error {
 // wait follows the campaign or message to its end (--wait), as send --wait
 // does, and returns what send --wait's exit status is made of.
 func (c *StatusCmd) wait(ctx context.Context, src campaignSource, out io.Writer, tty bool) error {
-	err := follow(ctx, src, c.Campaign, out, tty, c.Interval)
+	err := follow(ctx, src, c.Campaign, out, tty, c.Interval, byStatus)
 	if errors.Is(err, campaign.ErrNotFound) {
 		return unknownID(c.Campaign)
 	}

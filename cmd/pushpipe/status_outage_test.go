@@ -85,7 +85,7 @@ func TestStatusDuringMasterOutage(t *testing.T) {
 			defer cancel()
 			var out lockedBuffer
 			done := make(chan error, 1)
-			go func() { done <- follow(ctx, src, c.ID, &out, false, 100*time.Millisecond) }()
+			go func() { done <- follow(ctx, src, c.ID, &out, false, 100*time.Millisecond, bySend) }()
 			if !waitFor(25*time.Second, func() bool { return strings.Contains(out.String(), "progress unavailable") }) {
 				return "", fmt.Errorf("no failure line in 25s:\n%s", out.String())
 			}

@@ -38,17 +38,19 @@ func verify(r *http.Request, secret []byte) ([]byte, error) {
 	}
 	var ts string
 	var sigs []string
+	times := 0
 	for _, kv := range strings.Split(r.Header.Get("Pushpipe-Signature"), ",") {
 		k, v, _ := strings.Cut(kv, "=")
 		if k == "t" {
-			ts = v
+			ts, times = v, times+1
 		} else if k == "v1" {
 			sigs = append(sigs, v)
 		}
 	}
+	// One t, written as pushpipe writes it: digits, no "+" or leading 0.
 	t, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || time.Since(time.Unix(t, 0)).Abs() > 5*time.Minute {
-		return nil, errors.New("stale or missing timestamp")
+	if times != 1 || err != nil || strconv.FormatInt(t, 10) != ts || time.Since(time.Unix(t, 0)).Abs() > 5*time.Minute {
+		return nil, errors.New("stale, missing or ambiguous timestamp")
 	}
 	mac := hmac.New(sha256.New, secret)
 	mac.Write([]byte(ts + "."))
@@ -65,7 +67,8 @@ func verify(r *http.Request, secret []byte) ([]byte, error) {
 // README-EXAMPLE-END
 
 // The example accepts what Sign signs, with any secret of a rotation, and
-// refuses a wrong secret, a changed body and an old timestamp; the README
+// refuses a wrong secret, a changed body, an old timestamp and a header
+// with two or a non-canonical one, as webhook.Verify does; the README
 // shows it verbatim.
 func TestReceiverExample(t *testing.T) {
 	body := []byte(`{"events":[{"id":"c:1:2"}]}`)
@@ -106,6 +109,39 @@ func TestReceiverExample(t *testing.T) {
 			}
 			if err := webhook.Verify(r.Header.Get(webhook.SignatureHeader), []byte(tt.secret), tt.body, time.Now(), 5*time.Minute); (err == nil) != tt.ok {
 				t.Errorf("webhook.Verify: %v; want ok %v", err, tt.ok)
+			}
+		})
+	}
+
+	// A header pushpipe would not send is refused by both, whatever its
+	// v1: one with two t=, or a t written another way ("+", a leading
+	// 0), each signed as written. Both read the last t, and a number.
+	now := time.Now()
+	ts := strconv.FormatInt(now.Unix(), 10)
+	old := strconv.FormatInt(now.Add(-time.Hour).Unix(), 10)
+	signed := func(t string) string { return "t=" + t + ",v1=" + hmacHex([]byte("new"), t, body) }
+	headers := []struct {
+		name, give string
+		ok         bool
+	}{
+		{"as Sign writes it", signed(ts), true},
+		{"v1 first", "v1=" + hmacHex([]byte("new"), ts, body) + ",t=" + ts, true},
+		{"another scheme beside v1", signed(ts) + ",v0=abc", true},
+		{"two t, the same", "t=" + ts + "," + signed(ts), false},
+		{"two t, the last signed", "t=" + old + "," + signed(ts), false},
+		{"t with a plus", signed("+" + ts), false},
+		{"t with a leading zero", signed("0" + ts), false},
+		{"t of nothing", signed(""), false},
+	}
+	for _, tt := range headers {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/hook", bytes.NewReader(body))
+			r.Header.Set(webhook.SignatureHeader, tt.give)
+			if _, err := verify(r, []byte("new")); (err == nil) != tt.ok {
+				t.Errorf("verify of %q: %v; want ok %v", tt.give, err, tt.ok)
+			}
+			if err := webhook.Verify(tt.give, []byte("new"), body, now, 5*time.Minute); (err == nil) != tt.ok {
+				t.Errorf("webhook.Verify of %q: %v; want ok %v", tt.give, err, tt.ok)
 			}
 		})
 	}

@@ -38,21 +38,33 @@ func sign(secret []byte, ts string, body []byte) string {
 // Verify checks a Pushpipe-Signature header against body with one secret:
 // some v1 must match, and t must be within tolerance of now (a replayed POST
 // is refused). It is what a Go receiver calls (the README's example).
+//
+// The header holds one t, as Sign writes it: decimal digits, no sign or
+// leading zero. Two t= were read as the last, and "+5" or "05" as 5: no
+// forgery (the HMAC covers t as written), but a header that says two
+// times, or one two ways, is not what pushpipe sends, so it is refused
+// rather than read one way here and another by a receiver in another
+// language. Parts other than t and v1 are skipped: a later scheme may
+// add its own beside v1.
 func Verify(header string, secret, body []byte, now time.Time, tolerance time.Duration) error {
 	var ts string
 	var sigs []string
+	times := 0
 	for _, part := range strings.Split(header, ",") {
 		k, v, _ := strings.Cut(part, "=")
 		switch k {
 		case "t":
-			ts = v
+			ts, times = v, times+1
 		case "v1":
 			sigs = append(sigs, v)
 		}
 	}
+	if times > 1 {
+		return fmt.Errorf("signature header has %d timestamps t=, want one", times)
+	}
 	t, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return fmt.Errorf("signature header has no timestamp t=")
+	if err != nil || strconv.FormatInt(t, 10) != ts {
+		return fmt.Errorf("signature header has no timestamp t= of decimal digits")
 	}
 	if d := now.Sub(time.Unix(t, 0)); d > tolerance || d < -tolerance {
 		return fmt.Errorf("signature timestamp is %s away from now, more than %s", d.Round(time.Second), tolerance)

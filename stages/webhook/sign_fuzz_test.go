@@ -56,7 +56,8 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
-// lastT is the header's t as Verify reads it: the last t= part.
+// lastT is the header's t: its last t= part, its only one in a header
+// Verify accepts.
 func lastT(header string) string {
 	var ts string
 	for _, part := range strings.Split(header, ",") {
