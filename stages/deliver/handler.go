@@ -174,6 +174,7 @@ func (h *Handler) parseAll(ctx context.Context, b *pipeline.Batch, ok []parsed) 
 	good := make([]bool, len(b.Entries))
 	var missing []string
 	users := map[string][]int64{} // of the missing campaigns' entries
+	cached := map[string]bool{}
 	for i, e := range b.Entries {
 		de, err := parseEntry(e)
 		if err != nil {
@@ -181,10 +182,16 @@ func (h *Handler) parseAll(ctx context.Context, b *pipeline.Batch, ok []parsed) 
 			continue
 		}
 		entries[i], good[i] = de, true
-		if h.campaigns.cached(de.Campaign) != nil {
+		// Decided once per campaign: its tokens are read for every entry
+		// of it or for none, whatever the cache does between two of them.
+		if cached[de.Campaign] {
 			continue
 		}
 		if _, seen := users[de.Campaign]; !seen {
+			if h.campaigns.cached(de.Campaign) != nil {
+				cached[de.Campaign] = true
+				continue
+			}
 			missing = append(missing, de.Campaign)
 		}
 		users[de.Campaign] = append(users[de.Campaign], de.Users...)
