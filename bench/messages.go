@@ -211,13 +211,14 @@ func RunMessages(ctx context.Context, cfg Config, m MessagesConfig) (*MessagesRe
 			res.Hops = append(res.Hops, Hop{Name: h.name, P50: quantile(h.ms, 0.5), P99: quantile(h.ms, 0.99)})
 		}
 	}
-	// Of deliver's hop, the wait for a round to take the entry (deliver's
-	// queue), per round, from deliver's own histogram: the rest is the
-	// sends. Bucket bounds (1, 2, 4... ms), not exact times.
+	// Of deliver's hop, the time before a round's first send (its read,
+	// the wait for a handler, the row, tokens and marks lookups), per
+	// round, from deliver's own histogram: the rest is the sends. Bucket
+	// bounds (1, 2, 4... ms), not exact times.
 	if wait != nil && wait0 != nil {
 		w := wait.since(wait0)
 		if p50, p99 := w.quantile(0.5), w.quantile(0.99); !math.IsNaN(p50) {
-			res.Hops = append(res.Hops, Hop{Name: "of which: waiting for a deliver round (per round, ≤ bucket bound)",
+			res.Hops = append(res.Hops, Hop{Name: "of which: before its deliver round (read, handler, row, tokens, marks; per round, ≤ bucket bound)",
 				P50: bucketMs(p50), P99: bucketMs(p99)})
 		}
 	}

@@ -274,6 +274,25 @@ func Load(ctx context.Context, db *pgxpool.Pool, id string) (Campaign, error) {
 	return c, nil
 }
 
+// QueueLoad is Load queued on b, for a caller that reads the row in the
+// same round trip as queries that need it (deliver: a message's tokens of
+// its app). Once b's results are read, done gets the campaign, or
+// ErrNotFound; any other error is the batch's (pgx.BatchResults.Close).
+func QueueLoad(b *pgx.Batch, id string, done func(Campaign, error)) {
+	b.Queue(`SELECT `+campaignColumns+` FROM campaigns WHERE id = $1`, id).QueryRow(func(row pgx.Row) error {
+		c, err := scanCampaign(row)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			done(Campaign{ID: id}, fmt.Errorf("campaign %q: %w", id, ErrNotFound))
+		case err != nil:
+			return fmt.Errorf("load campaign %q: %w", id, err)
+		default:
+			done(c, nil)
+		}
+		return nil
+	})
+}
+
 // LoadAll is Load of many campaigns in one query, by id; an id with no
 // campaign is not in the map. A page of campaigns costs one query, not one
 // per campaign (the console's list refreshes every second).

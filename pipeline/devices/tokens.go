@@ -37,6 +37,31 @@ type Querier interface {
 const validTokensSQL = `SELECT user_id, platform, token, id, locale FROM devices
 WHERE app = $1 AND state = 0 AND user_id IN (SELECT unnest($2::bigint[]))`
 
+// validTokensOfCampaignSQL is validTokensSQL for the app of campaign $1:
+// the app comes from the campaign's row, read in the same round trip.
+const validTokensOfCampaignSQL = `SELECT user_id, platform, token, id, locale FROM devices
+WHERE app = (SELECT app FROM campaigns WHERE id = $1) AND state = 0 AND user_id IN (SELECT unnest($2::bigint[]))`
+
+// QueueValidTokensOfCampaign queues on b what ValidTokens returns for the
+// app of campaign: for a caller that knows the app only from the campaign's
+// row and reads the row in the same round trip (campaign.QueueLoad), where
+// ValidTokens would be a second one after it. No row: no devices. done gets
+// them once b's results are read; an error is the batch's
+// (pgx.BatchResults.Close).
+func QueueValidTokensOfCampaign(b *pgx.Batch, campaign string, users []int64, done func([]Device)) {
+	sorted := slices.Clone(users)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	b.Queue(validTokensOfCampaignSQL, campaign, sorted).Query(func(rows pgx.Rows) error {
+		c := newCollector(len(sorted) + len(sorted)/4)
+		if err := c.add(rows, nil); err != nil {
+			return fmt.Errorf("valid tokens of %d users of campaign %q: %w", len(users), campaign, err)
+		}
+		done(c.devices())
+		return nil
+	})
+}
+
 // validTokensRangeSQL reads every valid device of a span of user ids: one
 // descent of the covering index and a walk along its leaves, instead of a
 // descent per user. A batch of deliver is a few runs of neighbouring users

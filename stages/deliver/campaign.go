@@ -7,9 +7,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	campaignrow "github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -63,28 +65,38 @@ func newCampaigns(db *pgxpool.Pool) *campaigns {
 // get returns the campaign, from the cache or the database. A missing row is
 // errNoCampaign and is not cached.
 func (cs *campaigns) get(ctx context.Context, id string) (*campaign, error) {
-	cs.mu.Lock()
-	c := cs.byID[id]
-	cs.mu.Unlock()
-	if c != nil {
+	if c := cs.cached(id); c != nil {
 		return c, nil
 	}
 	c, err := cs.load(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	return cs.put(c), nil
+}
+
+// cached is the campaign if the cache holds it, else nil.
+func (cs *campaigns) cached(id string) *campaign {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if cached := cs.byID[id]; cached != nil {
-		return cached, nil
+	return cs.byID[id]
+}
+
+// put caches c and returns the cached campaign of its id: c, or the one
+// another handler cached first.
+func (cs *campaigns) put(c *campaign) *campaign {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cached := cs.byID[c.ID]; cached != nil {
+		return cached
 	}
 	if len(cs.order) >= maxCachedCampaigns {
 		delete(cs.byID, cs.order[0])
 		cs.order = cs.order[1:]
 	}
-	cs.byID[id] = c
-	cs.order = append(cs.order, id)
-	return c, nil
+	cs.byID[c.ID] = c
+	cs.order = append(cs.order, c.ID)
+	return c
 }
 
 // load reads the campaign's row through the campaign package (the one
@@ -98,6 +110,59 @@ func (cs *campaigns) load(ctx context.Context, id string) (*campaign, error) {
 	if err != nil {
 		return nil, err
 	}
+	return fromRow(id, row)
+}
+
+// loadWithTokens reads the rows of ids, which the cache does not hold, and
+// caches them, and with them the valid tokens of users[id] of each one's
+// app, sorted by user: all in one PostgreSQL round trip. A campaign's first
+// batch in this process, which is every batch of a direct message (each
+// message is a campaign of its own), knows the app only from the row: read
+// one after the other, the row and the tokens were two round trips before
+// its first send, on a busy machine two waits for PostgreSQL's turn on the
+// cores. failed holds, per id, the permanent error of a row missing or that
+// cannot be rendered (its tokens are left out); err is the round trip's.
+func (cs *campaigns) loadWithTokens(ctx context.Context, ids []string, users map[string][]int64) (tokens map[string][]device, failed map[string]error, err error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	b := &pgx.Batch{}
+	rows := make(map[string]campaignrow.Campaign, len(ids))
+	tokens, failed = map[string][]device{}, map[string]error{}
+	for _, id := range ids {
+		campaignrow.QueueLoad(b, id, func(row campaignrow.Campaign, err error) {
+			if err != nil { // ErrNotFound: QueueLoad's other errors are the batch's
+				failed[id] = permanent(fmt.Errorf("campaign %q: %w", id, errNoCampaign))
+				return
+			}
+			rows[id] = row
+		})
+		if us := users[id]; len(us) > 0 {
+			devices.QueueValidTokensOfCampaign(b, id, us, func(ds []devices.Device) { tokens[id] = fromRows(ds) })
+		}
+	}
+	if err := cs.db.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, err
+	}
+	for _, id := range ids {
+		row, ok := rows[id]
+		if !ok {
+			delete(tokens, id)
+			continue
+		}
+		c, err := fromRow(id, row)
+		if err != nil {
+			failed[id] = err
+			delete(tokens, id)
+			continue
+		}
+		cs.put(c)
+	}
+	return tokens, failed, nil
+}
+
+// fromRow renders a campaign's row for the senders.
+func fromRow(id string, row campaignrow.Campaign) (*campaign, error) {
 	content, notes, err := Render(row)
 	if err != nil {
 		// Only a row the API did not write fails here (it stores the

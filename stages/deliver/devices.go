@@ -39,6 +39,11 @@ func loadDevices(ctx context.Context, db *pgxpool.Pool, app string, users []int6
 	if err != nil {
 		return nil, err
 	}
+	return fromRows(rows), nil
+}
+
+// fromRows are devices of rows, sorted by user.
+func fromRows(rows []devices.Device) []device {
 	// Rows come grouped by user when the lookup walks spans of users.
 	if !slices.IsSortedFunc(rows, byUser) {
 		slices.SortFunc(rows, byUser)
@@ -47,7 +52,7 @@ func loadDevices(ctx context.Context, db *pgxpool.Pool, app string, users []int6
 	for i, r := range rows {
 		out[i] = device{user: r.UserID, platform: platformOf(r.Platform), token: r.Token, id: r.ID, locale: r.Locale}
 	}
-	return out, nil
+	return out
 }
 
 func byUser(a, b devices.Device) int { return cmp.Compare(a.UserID, b.UserID) }

@@ -107,21 +107,14 @@ func New(cfg Config) (*Handler, error) {
 // the sends end (marks.go, countSettled), so a redelivered batch sends to
 // nobody twice and counts nothing twice.
 func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
-	var (
-		ok = make([]parsed, len(b.Entries))
-		n  int
-	)
-	for i, e := range b.Entries {
-		c, de, err := h.parse(ctx, e)
-		switch {
-		case isPermanent(err):
-			b.DeadLetter(i, err)
-			continue
-		case err != nil:
-			return err
-		}
-		ok[i] = parsed{c, de}
-		n += len(de.Users) + len(de.Tokens)
+	ok := make([]parsed, len(b.Entries))
+	fetched, err := h.parseAll(ctx, b, ok)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, p := range ok {
+		n += len(p.e.Users) + len(p.e.Tokens)
 	}
 	targets := make([]target, 0, n)
 	var held holders // repeats.go: a copy of an entry is sent once
@@ -146,7 +139,7 @@ func (h *Handler) Handle(ctx context.Context, b *pipeline.Batch) error {
 	// The runner keeps the batch claimed while it is handled, so a batch
 	// slowed down by the rate limit is not taken over by another consumer.
 	away := h.awayFrom(b)
-	results, err := h.deliverTargets(ctx, b, targets)
+	results, err := h.deliverTargets(ctx, b, targets, fetched)
 	if err != nil {
 		return err
 	}
@@ -168,29 +161,91 @@ type parsed struct {
 	e pipeline.DeliverEntry
 }
 
-// parse reads one deliver entry. Errors wrapped with permanent cannot be
-// fixed by a retry; those of the entry's own fields are pipeline.BadInput
-// too, so `dlq retry` says they will be back (a campaign row gone may be
-// restored).
-func (h *Handler) parse(ctx context.Context, e pipeline.Entry) (*campaign, pipeline.DeliverEntry, error) {
+// parseAll reads the batch's entries into ok (the zero value for one
+// dead-lettered) and their campaigns. The rows of campaigns not cached yet
+// come with their entries' users' tokens, in one round trip
+// (campaigns.loadWithTokens): those tokens are returned by campaign, for
+// devicesOf. Errors wrapped with permanent cannot be fixed by a retry:
+// their entries are dead-lettered; those of the entry's own fields are
+// pipeline.BadInput too, so `dlq retry` says they will be back (a campaign
+// row gone may be restored). Any other error is the batch's.
+func (h *Handler) parseAll(ctx context.Context, b *pipeline.Batch, ok []parsed) (map[*campaign][]device, error) {
+	entries := make([]pipeline.DeliverEntry, len(b.Entries))
+	good := make([]bool, len(b.Entries))
+	var missing []string
+	users := map[string][]int64{} // of the missing campaigns' entries
+	cached := map[string]bool{}
+	for i, e := range b.Entries {
+		de, err := parseEntry(e)
+		if err != nil {
+			b.DeadLetter(i, err)
+			continue
+		}
+		entries[i], good[i] = de, true
+		// Decided once per campaign: its tokens are read for every entry
+		// of it or for none, whatever the cache does between two of them.
+		if cached[de.Campaign] {
+			continue
+		}
+		if _, seen := users[de.Campaign]; !seen {
+			if h.campaigns.cached(de.Campaign) != nil {
+				cached[de.Campaign] = true
+				continue
+			}
+			missing = append(missing, de.Campaign)
+		}
+		users[de.Campaign] = append(users[de.Campaign], de.Users...)
+	}
+	tokens, failed, err := h.campaigns.loadWithTokens(ctx, missing, users)
+	if err != nil {
+		return nil, err
+	}
+	var fetched map[*campaign][]device
+	for i, de := range entries {
+		if !good[i] {
+			continue
+		}
+		if err := failed[de.Campaign]; err != nil {
+			b.DeadLetter(i, err)
+			continue
+		}
+		// Cached now (or by another handler meanwhile); loaded again only
+		// if the cache let it go in between.
+		c, err := h.campaigns.get(ctx, de.Campaign)
+		switch {
+		case errors.Is(err, errNoCampaign):
+			b.DeadLetter(i, permanent(err))
+			continue
+		case isPermanent(err):
+			b.DeadLetter(i, err)
+			continue
+		case err != nil:
+			return nil, err
+		}
+		ok[i] = parsed{c, de}
+		if ds, found := tokens[de.Campaign]; found {
+			if fetched == nil {
+				fetched = map[*campaign][]device{}
+			}
+			fetched[c] = ds
+		}
+	}
+	return fetched, nil
+}
+
+// parseEntry reads one deliver entry's fields.
+func parseEntry(e pipeline.Entry) (pipeline.DeliverEntry, error) {
 	de, err := pipeline.ParseDeliverEntry(e.Fields)
 	if err != nil {
-		return nil, de, permanent(pipeline.BadInput(err))
+		return de, permanent(pipeline.BadInput(err))
 	}
 	// An id no campaign can have is refused here, as dedupe does: looked up,
 	// it is PostgreSQL's error (not UTF-8: 22021), which fails the whole
 	// batch, good entries with it, until the batch is dead-lettered entire.
 	if err := campaignrow.ValidateID(de.Campaign); err != nil {
-		return nil, de, permanent(pipeline.BadInput(fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err)))
+		return de, permanent(pipeline.BadInput(fmt.Errorf("field %s: %w", pipeline.FieldCampaign, err)))
 	}
-	c, err := h.campaigns.get(ctx, de.Campaign)
-	if errors.Is(err, errNoCampaign) {
-		return nil, de, permanent(err)
-	}
-	if err != nil {
-		return nil, de, err
-	}
-	return c, de, nil
+	return de, nil
 }
 
 // settlement is how a round of targets ends: per target, whether the user

@@ -64,9 +64,9 @@ type userResult struct {
 // An error means Redis or PostgreSQL failed, the batch was lost (b.Lost) or
 // the process is stopping (b.Stopping): it starts no more sends then;
 // whatever was marked stays.
-func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets []target) ([]userResult, error) {
+func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets []target, fetched map[*campaign][]device) ([]userResult, error) {
 	p := b.Partition
-	devs, err := h.devicesOf(ctx, targets)
+	devs, err := h.devicesOf(ctx, targets, fetched)
 	if err != nil {
 		return nil, err
 	}
@@ -176,14 +176,21 @@ var errStopping = fmt.Errorf("deliver: %w", pipeline.ErrStopping)
 // consumer's (pipeline.Batch.Lost): their new owner sends what is unsent.
 var errBatchLost = errors.New("batch no longer ours; left to its new owner")
 
-// devicesOf loads the valid tokens of every target, one query per app: the
-// devices of targets[i] are the window out[i].
-func (h *Handler) devicesOf(ctx context.Context, targets []target) ([][]device, error) {
+// devicesOf loads the valid tokens of every target, one query per app, but
+// for the targets whose campaign's tokens came with its row (fetched, by
+// campaign, sorted by user: parseAll): the devices of targets[i] are the
+// window out[i].
+func (h *Handler) devicesOf(ctx context.Context, targets []target, fetched map[*campaign][]device) ([][]device, error) {
 	users := map[string][]int64{}
 	out := make([][]device, len(targets))
+	next := map[*campaign]int{}
 	for i, t := range targets {
 		if t.raw != nil {
 			out[i] = []device{*t.raw}
+			continue
+		}
+		if ds, ok := fetched[t.c]; ok {
+			out[i], next[t.c] = devicesOfUser(ds, t.user, next[t.c])
 			continue
 		}
 		users[t.c.App] = append(users[t.c.App], t.user)
@@ -195,7 +202,7 @@ func (h *Handler) devicesOf(ctx context.Context, targets []target) ([][]device, 
 		}
 		next := 0
 		for i, t := range targets {
-			if t.c.App == app && t.raw == nil {
+			if _, ok := fetched[t.c]; t.c.App == app && t.raw == nil && !ok {
 				out[i], next = devicesOfUser(ds, t.user, next)
 			}
 		}
