@@ -51,13 +51,17 @@ type Cancels struct {
 	// (NewCancels: a minute). Set it before the first question.
 	Forget time.Duration
 	// DB, if set, is where the watcher reads the records of the campaigns
-	// it watches, every recordPoll: one canceled whose flag Redis lost (a
+	// it watches, every RecordPoll: one canceled whose flag Redis lost (a
 	// failover, the AOF's last second) gets its flag again (KeepCanceled)
 	// and is answered canceled. The stages after split read the flag
 	// alone, and would otherwise send the rest of it until a reader of the
 	// campaign (the console, a list) set the flag again. Set it before the
 	// first question.
 	DB *pgxpool.Pool
+	// RecordPoll is how often the records are read (DB); zero: every
+	// recordPoll (5 s). A test sets less, so as not to wait it out. Set it
+	// before the first question.
+	RecordPoll time.Duration
 
 	watched watchSet[*cancelWatch]
 }
@@ -118,7 +122,7 @@ func (cs *Cancels) Watching() int { return cs.watched.len() }
 func (cs *Cancels) poll() {
 	t := time.NewTicker(CancelPoll)
 	defer t.Stop()
-	var records recordCheck
+	records := recordCheck{every: cs.RecordPoll}
 	for range t.C {
 		forget := time.Now().Add(-cs.Forget).UnixNano()
 		ids, ws, ok := cs.watched.sweep(forget, func(w *cancelWatch) bool { return !w.canceled.Load() })
@@ -154,7 +158,7 @@ func (cs *Cancels) poll() {
 // readRecords reads the records of campaigns ids (watched as ws, not
 // canceled when their flags were read): those that say canceled get their
 // flag again and are answered canceled. A failed read changes nothing;
-// the next is a recordPoll later.
+// the next is a RecordPoll later.
 func (cs *Cancels) readRecords(ids []string, ws []*cancelWatch) {
 	ctx, cancel := context.WithTimeout(context.Background(), cancelRead)
 	defer cancel()

@@ -36,7 +36,7 @@ type Rates struct {
 	// (NewRates: a minute). Set it before the first question.
 	Forget time.Duration
 	// DB, if set, is where the watcher reads the records of the campaigns
-	// it watches, every recordPoll: one whose hash lost its rate, or holds
+	// it watches, every RecordPoll: one whose hash lost its rate, or holds
 	// an older one than the record's (a failover, a restart without
 	// persistence, the AOF's last second), gets the record's again
 	// (keepRate), which the next poll reads. Without it the process paces
@@ -44,6 +44,10 @@ type Rates struct {
 	// (status, a list, the console) writes the field again. Set it before
 	// the first question.
 	DB *pgxpool.Pool
+	// RecordPoll is how often the records are read (DB); zero: every
+	// recordPoll (5 s). A test sets less, so as not to wait it out. Set it
+	// before the first question.
+	RecordPoll time.Duration
 
 	watched watchSet[*rateWatch]
 }
@@ -125,7 +129,7 @@ func (rs *Rates) Watching() int { return rs.watched.len() }
 func (rs *Rates) poll() {
 	t := time.NewTicker(RatePoll)
 	defer t.Stop()
-	var records recordCheck
+	records := recordCheck{every: rs.RecordPoll}
 	for range t.C {
 		forget := time.Now().Add(-rs.Forget).UnixNano()
 		ids, ws, ok := rs.watched.sweep(forget, func(*rateWatch) bool { return true })
@@ -160,7 +164,7 @@ func (rs *Rates) poll() {
 // those it differs from (keepRate, a compare and set against the rate seen,
 // read before the record: a SetRate in between is not undone). The next
 // poll reads it. A failed read or write changes nothing; the next is a
-// recordPoll later.
+// RecordPoll later.
 func (rs *Rates) readRecords(seen map[string]int64) {
 	if len(seen) == 0 {
 		return

@@ -14,6 +14,9 @@ import (
 // the database goes on answering what the hash says.
 func TestRatesFollowTheRecord(t *testing.T) {
 	const created, set = 40, 10
+	// poll stands for recordPoll (5 s), which each case would otherwise
+	// wait out (Rates.RecordPoll).
+	const poll = 500 * time.Millisecond
 	tests := []struct {
 		name  string
 		stale string // the field's value after the loss; "": deleted
@@ -28,13 +31,14 @@ func TestRatesFollowTheRecord(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel() // each waits out recordPoll, on a Redis and database of its own
+			t.Parallel() // each waits out its RecordPoll, on a Redis and database of its own
 			rdb, db, keys := world(t)
 			ctx := t.Context()
 			if _, _, err := Create(ctx, rdb, db, keys, Campaign{ID: "c", App: "a", Channels: []string{"x"}, Title: "t", RatePerSecond: created}); err != nil {
 				t.Fatal(err)
 			}
 			rs := NewRates(rdb, keys)
+			rs.RecordPoll = poll
 			if tt.db {
 				rs.DB = db
 			}
@@ -53,14 +57,14 @@ func TestRatesFollowTheRecord(t *testing.T) {
 			} else {
 				do(t, rdb, rdb.B().Hset().Key(keys.Campaign("c")).FieldValue().FieldValue(HashRatePerSecond, tt.stale).Build())
 			}
-			// Past a poll, the loss is seen; past recordPoll and a poll
+			// Past a poll, the loss is seen; past RecordPoll and a poll
 			// more, the record's rate is back.
 			// A rate written back is waited for (patience: a loaded box
 			// stretches the polls); one that must not come back is watched
 			// until the deadline.
 			lost := time.Now()
 			time.Sleep(2 * RatePoll)
-			deadline := time.Now().Add(recordPoll + time.Second + 4*RatePoll)
+			deadline := time.Now().Add(poll + time.Second + 4*RatePoll)
 			if tt.want == set {
 				deadline = time.Now().Add(30 * time.Second)
 			}

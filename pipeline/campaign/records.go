@@ -18,21 +18,26 @@ import (
 // what Redis lost.
 
 // recordPoll is how often a watcher with a database (Cancels.DB, Rates.DB)
-// reads the records of the campaigns it watches: what Redis lost is
-// noticed within it, where it had gone unseen until someone read the
-// campaign. One query for all of them.
+// reads the records of the campaigns it watches, unless its RecordPoll
+// says otherwise: what Redis lost is noticed within it, where it had gone
+// unseen until someone read the campaign. One query for all of them.
 const recordPoll = 5 * time.Second
 
 // recordCheck times one watcher's reads of the records; its poller's own
 // (one goroutine: no lock).
 type recordCheck struct {
-	last time.Time
+	every time.Duration // the watcher's RecordPoll; zero: recordPoll
+	last  time.Time
 }
 
 // due reports whether the records are to be read now (a database is set,
-// and the last read was recordPoll ago or never), and counts it as done.
+// and the last read was every ago or never), and counts it as done.
 func (rc *recordCheck) due(db *pgxpool.Pool) bool {
-	if db == nil || time.Since(rc.last) < recordPoll {
+	every := rc.every
+	if every <= 0 {
+		every = recordPoll
+	}
+	if db == nil || time.Since(rc.last) < every {
 		return false
 	}
 	rc.last = time.Now()

@@ -90,6 +90,9 @@ type Config struct {
 	// cancelForget, when set, is the cancel watcher's Forget: tests
 	// shorten the minute to forget campaigns while they send.
 	cancelForget time.Duration
+	// recordPoll, when set, is the campaign watchers' RecordPoll (cancels
+	// and rates): tests shorten the 5 s they read the records at.
+	recordPoll time.Duration
 	// maxPutOff, when set, is pace.go's maxPutOff: tests shorten it.
 	maxPutOff time.Duration
 	// donePaceEvery is how often the readings of the pace are taken

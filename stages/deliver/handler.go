@@ -87,6 +87,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.cancelForget > 0 {
 		h.life.cancels.Forget = cfg.cancelForget
 	}
+	h.life.cancels.RecordPoll, h.life.current.RecordPoll = cfg.recordPoll, cfg.recordPoll // zero: the default
 	if cfg.AppTPS != nil {
 		// An app's cap is the provider's for the app, over both lanes: it
 		// is split between them as TPS is. Given to the bulk lane alone,

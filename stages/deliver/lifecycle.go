@@ -51,7 +51,7 @@ func (lc *lifecycle) canceled(ctx context.Context, c *campaign) (bool, error) {
 // rate is c's own cap now (0: none): the campaign hash's, which SetRate
 // writes, or the row's when the hash has none (a campaign from before the
 // field; Redis lost it, until the watcher's read of the records writes it
-// again, within campaign's recordPoll, or a progress read does). A direct
+// again, within its RecordPoll, or a progress read does). A direct
 // message has no cap of its own, and is not watched.
 func (lc *lifecycle) rate(ctx context.Context, c *campaign) (int, error) {
 	if c.message {

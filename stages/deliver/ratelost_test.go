@@ -13,18 +13,23 @@ import (
 // 10/s (campaign.SetRate) whose hash then loses the rate field (a Redis
 // restart without persistence, a failover) goes on at 10/s with nobody
 // reading its progress: the rate watcher reads the records every
-// recordPoll (5 s) and writes the field back. Before, deliver paced it by
-// the row it had cached, 80/s, until a progress read (status, a list, the
-// console) wrote the field again: over 300 sends in the window.
+// RecordPoll (5 s; recordPoll here) and writes the field back. Before,
+// deliver paced it by the row it had cached, 80/s, until a progress read
+// (status, a list, the console) wrote the field again: over 300 sends in
+// the window.
 func TestLostRateFollowsTheRecord(t *testing.T) {
-	// Side by side (go test -parallel): 14 s of waiting on the watcher's
+	// Side by side (go test -parallel): 10 s of waiting on the watcher's
 	// poll and a window, on a fixture of its own; its bound is a most,
 	// which a loaded box cannot pass by sending slower.
 	t.Parallel()
 	const users, created, low = 2000, 80, 10
-	// settle is past the watcher's recordPoll (5 s) and its next poll;
-	// window is the time the rate is measured over.
-	const settle, window = 8 * time.Second, 4 * time.Second
+	// recordPoll stands for the watcher's 5 s (Config.recordPoll), which
+	// the test would otherwise wait out. settle is past it and the rate
+	// watcher's next poll (RatePoll), with the 3 s to spare it had past the
+	// 5 s: a loaded box stretches the polls. window is the time the rate is
+	// measured over.
+	const recordPoll, window = 500 * time.Millisecond, 4 * time.Second
+	const settle = recordPoll + 3*time.Second
 	f := newFixture(t)
 	f.seedDevices(users, false)
 	f.createCampaign("c1", `{}`)
@@ -33,7 +38,7 @@ func TestLostRateFollowsTheRecord(t *testing.T) {
 	}
 	f.campaignHash("c1")
 	s := &latentTimedSender{latency: 2 * time.Millisecond}
-	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: s}}, "d1", 30*time.Second)
+	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: s}, recordPoll: recordPoll}, "d1", 30*time.Second)
 	f.emitEvery("c1", userRange(users), 10)
 	pipelinetest.Eventually(t, 30*time.Second, "a second of sends at the cap", func() bool { return len(s.started()) >= created })
 
