@@ -31,15 +31,19 @@ func TestCappedCampaignCountsUsersAsTheyFinish(t *testing.T) {
 	s := latentSender{2 * time.Millisecond}
 	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: s}}, "d1", 30*time.Second)
 	f.emitUsers("c1", userRange(users))
-	var at80 map[string]int64
-	pipelinetest.Eventually(t, 30*time.Second, "80% of the devices sent", func() bool {
-		at80 = f.stats("c1")
-		return at80[pipeline.StatSent] >= devices*8/10
+	// The first users counted come while most devices are still to send:
+	// counted at the round's end, none would be before the last send. Read
+	// at the first count rather than at a share of the sends, a loaded box
+	// that stalls the process and then sends a burst of permits cannot leave
+	// the ticks behind the check (at 80% of the sends, a run at load 23 saw
+	// 13 users done for 40 wanted).
+	var first map[string]int64
+	pipelinetest.Eventually(t, 30*time.Second, "some users done", func() bool {
+		first = f.stats("c1")
+		return first[pipeline.StatUsersDone] > 0
 	})
-	// At 40/s the sends before 80% took over 4 s: users finished by then were
-	// counted at the round's ticks.
-	if done := at80[pipeline.StatUsersDone]; done < users/5 || at80[pipeline.StatUsersDone] == users {
-		t.Errorf("with %d of %d devices sent, %d users done; want at least %d and not all", at80[pipeline.StatSent], devices, done, users/5)
+	if sent := first[pipeline.StatSent]; sent >= devices*9/10 || first[pipeline.StatUsersDone] == users {
+		t.Errorf("first users counted done (%d of %d) with %d of %d devices sent; want them before 90%% of the sends", first[pipeline.StatUsersDone], users, sent, devices)
 	}
 	f.waitDone("c1", users, 30*time.Second)
 	time.Sleep(2 * doneEarlyEvery) // any late count would land by now
