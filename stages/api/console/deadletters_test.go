@@ -313,3 +313,46 @@ func TestDeadLettersOfOneReceiver(t *testing.T) {
 		t.Errorf("retry all of a group that cannot be: %d, want 400", status)
 	}
 }
+
+// TestDeadLettersOfOneCampaign: a campaign's page links its own dead
+// letters, the list filtered by it, and Retry all there retries that
+// campaign's alone and comes back to its list. The console had no way to
+// list one campaign's letters: an operator whose receiver failed during a
+// launch read every campaign's letters by their ids.
+func TestDeadLettersOfOneCampaign(t *testing.T) {
+	t.Parallel()
+	b := newHTTPBed(t)
+	b.create("c1", time.Time{})
+	for i, c := range []string{"c1", "c2", "c1"} {
+		ev := pipeline.ResultEvent{ID: pipeline.ResultID(c, "", int64(i+1), pipeline.OutcomeSent), Campaign: c, App: app, UserID: int64(i + 1),
+			Platform: "ios", Token: "ab", Outcome: pipeline.OutcomeSent, AtMs: time.Now().UnixMilli()}
+		if _, err := pipeline.Emit(t.Context(), b.rdb, pipeline.Message{Stream: b.keys.Stream(pipeline.StreamResults, 0), Fields: pipeline.ResultFields(ev)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.deadLettered(pipeline.Options{Stage: "webhook", Group: "crm", Stream: pipeline.StreamResults, Consumer: "crm-1"}, func(pipeline.Entry) bool { return true })
+	text := func(body string) string {
+		main := html.UnescapeString(body[strings.Index(body, "<main"):])
+		return strings.Join(strings.Fields(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(main, " ")), " ")
+	}
+	rows := func(body string) int { return strings.Count(body, "<tr data-letter=") }
+	_, page := b.get("/ui/campaigns/c1")
+	link := regexp.MustCompile(`<a href="([^"]*)" id="dead-letters-of">`).FindStringSubmatch(page)
+	if link == nil {
+		t.Fatalf("the campaign's page links no dead letters of its own:\n%s", page)
+	}
+	_, list := b.get(html.UnescapeString(link[1]))
+	if rows(list) != 2 || !strings.Contains(text(list), "3 dead letters in all streams; 2 from campaign c1 are shown.") {
+		t.Errorf("%s: %d rows, want c1's 2, saying so:\n%s", link[1], rows(list), text(list))
+	}
+	status, loc, body := b.post("/ui/deadletters/retry-all", url.Values{"csrf": {formCSRF(t, list)}, "campaign": {"c1"}})
+	if status != 303 || loc != "/ui/deadletters?campaign=c1&done=retried-all" {
+		t.Fatalf("retry all of c1: %d %s, want 303 to c1's list\n%s", status, loc, body)
+	}
+	if _, body := b.get("/ui/deadletters"); rows(body) != 1 || !strings.Contains(body, `<a href="/ui/campaigns/c2">`) {
+		t.Errorf("retry all of c1 left c2's letter and nothing else? %s", text(body))
+	}
+	if status, _, _ := b.post("/ui/deadletters/retry-all", url.Values{"csrf": {formCSRF(t, list)}, "campaign": {"no such/id"}}); status != 400 {
+		t.Errorf("retry all of a campaign id that cannot be: %d, want 400", status)
+	}
+}
