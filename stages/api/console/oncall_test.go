@@ -36,3 +36,20 @@ func TestErrorLeadsBackToItsSection(t *testing.T) {
 		}
 	}
 }
+// TestCappedDeadCountsSayMore: past the oldest 1,000 dead letters the
+// pipeline page counts per stage and receiver, each count is a floor and
+// says so ("1,000+"); under it, each is exact. "1,000" stood beside a
+// total of 8,695 as if exact.
+func TestCappedDeadCountsSayMore(t *testing.T) {
+	for _, capped := range []bool{false, true} {
+		d := pipelineData{DLQ: 8695, DeadCapped: capped,
+			Stages:    []stageRow{{Stage: "webhook", Dead: 1000}},
+			Receivers: []receiverRow{{Group: "crm", Dead: 1000}}}
+		got := rendered(t, "pipeline", "live", page{Data: d})
+		for _, want := range []string{`<td class="n dead">1,000+</td>`, `>1,000+</a></td>`, `Dead letters from this stage: 1,000+`} {
+			if said := strings.Contains(got, want); said != capped {
+				t.Errorf("capped %v: says %s: %v, want %v", capped, want, said, capped)
+			}
+		}
+	}
+}
