@@ -2,8 +2,12 @@ package console
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // rendered is page p of template name, its block, as text without tags.
@@ -49,6 +53,32 @@ func TestCappedDeadCountsSayMore(t *testing.T) {
 		for _, want := range []string{`<td class="n dead">1,000+</td>`, `>1,000+</a></td>`, `Dead letters from this stage: 1,000+`} {
 			if said := strings.Contains(got, want); said != capped {
 				t.Errorf("capped %v: says %s: %v, want %v", capped, want, said, capped)
+			}
+		}
+	}
+}
+
+// TestUnstartedCountsNothing: a campaign not started (scheduled, or
+// canceled before its start) shows no count at all, on the list and on its
+// page. Targets and Sent read "—" while Failed, Muted and Invalid read 0,
+// as if it had gone out without a failure.
+func TestUnstartedCountsNothing(t *testing.T) {
+	at := time.Date(2026, 12, 7, 21, 12, 0, 0, time.UTC)
+	for _, state := range []string{campaign.StateScheduled, campaign.StateCanceled} {
+		sum := Summary{Campaign: campaign.Campaign{ID: "c1", Title: "Evening"}, Progress: campaign.Report{State: state, SendAt: &at}}
+		for _, tt := range []struct {
+			name, block string
+			data        any
+		}{
+			{"campaigns", "rows", listData{Campaigns: []Summary{sum}}},
+			{"campaign", "live", campaignData{Summary: sum}},
+		} {
+			got := rendered(t, tt.name, tt.block, page{Data: tt.data})
+			for _, count := range []string{"targets", "sent", "failed", "muted", "invalid"} {
+				m := regexp.MustCompile(`<dd class="` + count + `">([^<]*)</dd>`).FindStringSubmatch(got)
+				if m == nil || m[1] != "—" {
+					t.Errorf("%s %s: %s is %q, want —", state, tt.name, count, m)
+				}
 			}
 		}
 	}
