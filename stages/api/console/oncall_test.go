@@ -40,6 +40,7 @@ func TestErrorLeadsBackToItsSection(t *testing.T) {
 		}
 	}
 }
+
 // TestCappedDeadCountsSayMore: past the oldest 1,000 dead letters the
 // pipeline page counts per stage and receiver, each count is a floor and
 // says so ("1,000+"); under it, each is exact. "1,000" stood beside a
