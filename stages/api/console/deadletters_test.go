@@ -358,3 +358,23 @@ func TestDeadLettersOfOneCampaign(t *testing.T) {
 		t.Errorf("retry all of a campaign id that cannot be: %d, want 400", status)
 	}
 }
+
+// TestNotFoundIsNoOutage: a dead letter retried or dropped already, or a
+// message id mistyped, is a 404 that says so, and nothing in the API's
+// log: each was logged as a warning, "Dead letter 123-0 is unavailable",
+// an outage to whoever read the log.
+func TestNotFoundIsNoOutage(t *testing.T) {
+	t.Parallel()
+	b := newHTTPBed(t)
+	for _, tt := range []struct{ path, says string }{
+		{"/ui/deadletters/123-0", "There is no dead letter 123-0 (retried or dropped already?)."},
+		{"/ui/messages/nosuch", "There is no direct message nosuch."},
+	} {
+		if status, body := b.get(tt.path); status != 404 || !strings.Contains(body, tt.says) {
+			t.Errorf("%s: %d, want 404 saying %q", tt.path, status, tt.says)
+		}
+	}
+	if logged := b.logs.String(); strings.Contains(logged, "unavailable") {
+		t.Errorf("a page not found was logged as an outage:\n%s", logged)
+	}
+}

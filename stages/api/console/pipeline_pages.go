@@ -290,10 +290,12 @@ func (c *Console) letter(w http.ResponseWriter, r *http.Request, s session) (pip
 	d, err := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys).Show(ctx, id)
 	if err != nil {
 		say := devices.Echo(id) // as typed, cut
-		status := http.StatusServiceUnavailable
-		msg := c.unavailable(r, "Dead letter "+say+" is", err, false)
-		if errors.Is(err, pipeline.ErrNoDeadLetter) {
-			status, msg = http.StatusNotFound, "There is no dead letter "+say+" (retried or dropped already?)."
+		// A letter retried or dropped is no outage: it was logged as
+		// "Dead letter … is unavailable", a warning for each click on an
+		// old link.
+		status, msg := http.StatusNotFound, "There is no dead letter "+say+" (retried or dropped already?)."
+		if !errors.Is(err, pipeline.ErrNoDeadLetter) {
+			status, msg = http.StatusServiceUnavailable, c.unavailable(r, "Dead letter "+say+" is", err, false)
 		}
 		c.fail(w, r, status, page{Title: "Dead letter", Nav: "deadletters", Session: s, Error: msg})
 		return d, false
