@@ -348,8 +348,13 @@ func TestDeadLettersOfOneCampaign(t *testing.T) {
 		t.Errorf("%s: %d rows, want c1's 2, saying so:\n%s", link[1], rows(list), text(list))
 	}
 	status, loc, body := b.post("/ui/deadletters/retry-all", url.Values{"csrf": {formCSRF(t, list)}, "campaign": {"c1"}})
-	if status != 303 || loc != "/ui/deadletters?campaign=c1&done=retried-all" {
+	if status != 303 || loc != "/ui/deadletters?campaign=c1&done=retried-all&n=2" {
 		t.Fatalf("retry all of c1: %d %s, want 303 to c1's list\n%s", status, loc, body)
+	}
+	// Saying how many: "Dead letters retried" did not say whether it
+	// took them all.
+	if _, body := b.get(loc); !strings.Contains(text(body), "2 dead letters retried: their entries are back in their streams.") {
+		t.Errorf("after retry all: %s", text(body))
 	}
 	if _, body := b.get("/ui/deadletters"); rows(body) != 1 || !strings.Contains(body, `<a href="/ui/campaigns/c2">`) {
 		t.Errorf("retry all of c1 left c2's letter and nothing else? %s", text(body))

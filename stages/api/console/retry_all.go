@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,7 +67,7 @@ func (c *Console) retryAllDeadLetters(w http.ResponseWriter, r *http.Request, s 
 	}
 	// Back to the list as it was filtered: a campaign's letters retried
 	// from its own list led to every letter of every campaign.
-	q := url.Values{"done": {"retried-all"}}
+	q := url.Values{"done": {"retried-all"}, "n": {strconv.Itoa(len(res.Done))}}
 	for k, v := range map[string]string{"stream": stream, "group": group, "campaign": id} {
 		if v != "" {
 			q.Set(k, v)
