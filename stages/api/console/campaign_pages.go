@@ -301,6 +301,13 @@ func (c *Console) rateCampaign(w http.ResponseWriter, r *http.Request, s session
 // notice turns a redirect's ?done= into its sentence: fixed texts only, so
 // a crafted link cannot make the console say anything else.
 func notice(r *http.Request) string {
+	done := r.URL.Query().Get("done")
+	if n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64); done == "retried-all" && err == nil && n > 0 {
+		// How many, a number and nothing else: "Dead letters retried"
+		// after a Retry all of 34,665 did not say whether it took them all.
+		return num(n) + " dead " + map[bool]string{true: "letter", false: "letters"}[n == 1] + " retried: their entries are back in their streams. " +
+			"A letter dead-lettered again (its receiver or provider still failing) is listed anew."
+	}
 	return map[string]string{
 		"created":     "Campaign created.",
 		"canceled":    "Campaign canceled.",
@@ -308,5 +315,5 @@ func notice(r *http.Request) string {
 		"retried":     "Dead letter retried: its entry is back in its stream.",
 		"retried-all": "Dead letters retried: their entries are back in their streams. A letter dead-lettered again (its receiver or provider still failing) is listed anew.",
 		"dropped":     "Dead letter dropped.",
-	}[r.URL.Query().Get("done")]
+	}[done]
 }

@@ -17,6 +17,7 @@ import (
 // user 42 get the launch, and if not, why?", on the campaign's page.
 type userOutcomes struct {
 	Campaign string
+	Name     string // the campaign's name (Summary.Name), for the link back
 	UserID   int64
 	Events   []pipeline.ResultEvent // the user's devices, by platform and token
 	Read     int                    // the campaign's events read
@@ -67,6 +68,14 @@ func (c *Console) campaignUserPage(w http.ResponseWriter, r *http.Request, s ses
 	slices.SortStableFunc(u.Events, func(a, b pipeline.ResultEvent) int {
 		return cmp.Or(cmp.Compare(a.Platform, b.Platform), cmp.Compare(a.Token, b.Token))
 	})
-	p.Title, p.Data = fmt.Sprintf("User %d in campaign %s", user, id), u
+	// Headed by the campaign's name, its id beside, as its own page is:
+	// "User 1001 in campaign 1a2522af885-a90d…" was not the "Launch day"
+	// support had just clicked.
+	u.Name = d.Name()
+	p.Title, p.ID = d.head(fmt.Sprintf("User %d in ", user))
+	if p.ID == "" {
+		p.Title = fmt.Sprintf("User %d in campaign %s", user, d.Name())
+	}
+	p.Data = u
 	c.render(w, r, http.StatusOK, "campaignuser", p)
 }

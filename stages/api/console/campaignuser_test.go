@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 )
 
 // TestCampaignUserLookup: a campaign's page answers support's first
@@ -89,5 +90,24 @@ func TestCampaignUserLookup(t *testing.T) {
 	}
 	if status, body := b.get("/ui/campaigns/nothing/user?user_id=42"); status != http.StatusNotFound || !strings.Contains(body, "There is no campaign nothing.") {
 		t.Errorf("an unknown campaign: %d\n%s", status, body)
+	}
+}
+
+// TestCampaignUserLookupNamesTheCampaign: the lookup's page is headed by
+// the campaign's name, its id beside, as the campaign's own page is, and
+// its link back says the name. It said "User 42 in campaign 1a2522af885-…",
+// an id made by the form, under a campaign support knew as "Launch day".
+func TestCampaignUserLookupNamesTheCampaign(t *testing.T) {
+	t.Parallel()
+	b := newHTTPBed(t)
+	if _, _, err := campaign.Create(t.Context(), b.rdb, b.db, b.keys, campaign.Campaign{ID: "1a2522af885-a90d", App: app, Channels: []string{"nobody"}, Title: "Launch day"}); err != nil {
+		t.Fatal(err)
+	}
+	status, body := b.get("/ui/campaigns/1a2522af885-a90d/user?user_id=42")
+	for _, want := range []string{`<h1>User 42 in Launch day</h1>`, `id="page-id" title="its id: a click selects it">1a2522af885-a90d</code>`,
+		`<a href="/ui/campaigns/1a2522af885-a90d" id="back">Launch day</a>`} {
+		if status != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("%d, no %s in\n%s", status, want, body)
+		}
 	}
 }

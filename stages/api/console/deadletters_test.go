@@ -313,3 +313,73 @@ func TestDeadLettersOfOneReceiver(t *testing.T) {
 		t.Errorf("retry all of a group that cannot be: %d, want 400", status)
 	}
 }
+
+// TestDeadLettersOfOneCampaign: a campaign's page links its own dead
+// letters, the list filtered by it, and Retry all there retries that
+// campaign's alone and comes back to its list. The console had no way to
+// list one campaign's letters: an operator whose receiver failed during a
+// launch read every campaign's letters by their ids.
+func TestDeadLettersOfOneCampaign(t *testing.T) {
+	t.Parallel()
+	b := newHTTPBed(t)
+	b.create("c1", time.Time{})
+	for i, c := range []string{"c1", "c2", "c1"} {
+		ev := pipeline.ResultEvent{ID: pipeline.ResultID(c, "", int64(i+1), pipeline.OutcomeSent), Campaign: c, App: app, UserID: int64(i + 1),
+			Platform: "ios", Token: "ab", Outcome: pipeline.OutcomeSent, AtMs: time.Now().UnixMilli()}
+		if _, err := pipeline.Emit(t.Context(), b.rdb, pipeline.Message{Stream: b.keys.Stream(pipeline.StreamResults, 0), Fields: pipeline.ResultFields(ev)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.deadLettered(pipeline.Options{Stage: "webhook", Group: "crm", Stream: pipeline.StreamResults, Consumer: "crm-1"}, func(pipeline.Entry) bool { return true })
+	text := func(body string) string {
+		main := html.UnescapeString(body[strings.Index(body, "<main"):])
+		return strings.Join(strings.Fields(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(main, " ")), " ")
+	}
+	rows := func(body string) int { return strings.Count(body, "<tr data-letter=") }
+	_, page := b.get("/ui/campaigns/c1")
+	link := regexp.MustCompile(`<a href="([^"]*)" id="dead-letters-of">`).FindStringSubmatch(page)
+	if link == nil {
+		t.Fatalf("the campaign's page links no dead letters of its own:\n%s", page)
+	}
+	_, list := b.get(html.UnescapeString(link[1]))
+	// Its way back names what it shows: "Show every stream" read as
+	// the streams, not the campaigns, it filtered out.
+	if rows(list) != 2 || !strings.Contains(text(list), "3 dead letters in all streams; 2 from campaign c1 are shown. Show every dead letter") {
+		t.Errorf("%s: %d rows, want c1's 2, saying so:\n%s", link[1], rows(list), text(list))
+	}
+	status, loc, body := b.post("/ui/deadletters/retry-all", url.Values{"csrf": {formCSRF(t, list)}, "campaign": {"c1"}})
+	if status != 303 || loc != "/ui/deadletters?campaign=c1&done=retried-all&n=2" {
+		t.Fatalf("retry all of c1: %d %s, want 303 to c1's list\n%s", status, loc, body)
+	}
+	// Saying how many: "Dead letters retried" did not say whether it
+	// took them all.
+	if _, body := b.get(loc); !strings.Contains(text(body), "2 dead letters retried: their entries are back in their streams.") {
+		t.Errorf("after retry all: %s", text(body))
+	}
+	if _, body := b.get("/ui/deadletters"); rows(body) != 1 || !strings.Contains(body, `<a href="/ui/campaigns/c2">`) {
+		t.Errorf("retry all of c1 left c2's letter and nothing else? %s", text(body))
+	}
+	if status, _, _ := b.post("/ui/deadletters/retry-all", url.Values{"csrf": {formCSRF(t, list)}, "campaign": {"no such/id"}}); status != 400 {
+		t.Errorf("retry all of a campaign id that cannot be: %d, want 400", status)
+	}
+}
+
+// TestNotFoundIsNoOutage: a dead letter retried or dropped already, or a
+// message id mistyped, is a 404 that says so, and nothing in the API's
+// log: each was logged as a warning, "Dead letter 123-0 is unavailable",
+// an outage to whoever read the log.
+func TestNotFoundIsNoOutage(t *testing.T) {
+	t.Parallel()
+	b := newHTTPBed(t)
+	for _, tt := range []struct{ path, says string }{
+		{"/ui/deadletters/123-0", "There is no dead letter 123-0 (retried or dropped already?)."},
+		{"/ui/messages/nosuch", "There is no direct message nosuch."},
+	} {
+		if status, body := b.get(tt.path); status != 404 || !strings.Contains(body, tt.says) {
+			t.Errorf("%s: %d, want 404 saying %q", tt.path, status, tt.says)
+		}
+	}
+	if logged := b.logs.String(); strings.Contains(logged, "unavailable") {
+		t.Errorf("a page not found was logged as an outage:\n%s", logged)
+	}
+}

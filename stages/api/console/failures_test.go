@@ -148,9 +148,22 @@ func TestChartFromZero(t *testing.T) {
 	b := chartBed(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := b.chartPage(t).feed(tt.sent)
+			page := b.chartPage(t)
+			got := page.feed(tt.sent)
 			if got.points != len(tt.sent)-1 || got.yMin != 0 || math.Abs(got.yMax-tt.max) > 1e-9 {
 				t.Errorf("%d points, y from %v to %v; want %d points, y from 0 to %v", got.points, got.yMin, got.yMax, len(tt.sent)-1, tt.max)
+			}
+			// Its time axis ticks whole seconds, on a laptop's 1280 px
+			// (a chart 1,120 px wide) as here: it ticked every half second
+			// of its first ten, ":01.000 :01.500 …", one label crowding
+			// the next.
+			ticks := js[[]float64](page, `(() => {
+				const u = document.getElementById("chart").uplot;
+				u.setSize({width: 1120, height: 220});
+				return new Promise(r => requestAnimationFrame(() => r(u.axes[0]._splits)));
+			})()`)
+			if slices.ContainsFunc(ticks, func(s float64) bool { return s != math.Trunc(s) }) {
+				t.Errorf("the time axis ticks between seconds: %v, labelled %v", ticks, js[[]string](page, `document.getElementById("chart").uplot.axes[0]._values`))
 			}
 		})
 	}

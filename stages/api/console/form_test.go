@@ -205,6 +205,20 @@ func TestFormSetsTheNotificationObject(t *testing.T) {
 			says:   "Localized: must be a JSON object of texts by language tag",
 		},
 		{
+			// Said in the API's parser's words, Go's: "cannot unmarshal
+			// JSON string into Go api.textRequest", under "Title and body".
+			name:   "a language's text that is no object",
+			fields: url.Values{"title": {"Breaking"}, "localized": {`{"ko": "속보"}`}},
+			says:   `Localized: "ko" must be an object of its title, subtitle and body, e.g. {"ko": {"title": "…", "body": "…"}}; got "속보"`,
+		},
+		{
+			// By its name, as typed: "Channels[1]: has only …" had the
+			// operator count the list from 0.
+			name:   "a channel name the model refuses",
+			fields: url.Values{"title": {"Breaking"}, "channels": {"ch0, sport news"}},
+			says:   `Channel "sport news": has only A-Z a-z 0-9 _ . : - characters; character 6 is ' '`,
+		},
+		{
 			name:   "a collapse id too long",
 			fields: url.Values{"title": {"Once"}, "collapse_id": {strings.Repeat("c", 65)}},
 			says:   "Collapse id: must be at most 64 printable bytes",

@@ -133,9 +133,11 @@ func (c *Console) loadMessage(r *http.Request) (messageData, error) {
 // messageFailed answers a message that could not be read with why.
 func (c *Console) messageFailed(w http.ResponseWriter, r *http.Request, s session, err error) {
 	id := devices.Echo(r.PathValue("id")) // as typed, cut
-	status, msg := http.StatusServiceUnavailable, c.unavailable(r, "Message "+id+" is", err, polled(r))
-	if errors.Is(err, campaign.ErrNotFound) {
-		status, msg = http.StatusNotFound, "There is no direct message "+id+"."
+	// No such message is no outage: it was logged as "Message … is
+	// unavailable", a warning for each mistyped id.
+	status, msg := http.StatusNotFound, "There is no direct message "+id+"."
+	if !errors.Is(err, campaign.ErrNotFound) {
+		status, msg = http.StatusServiceUnavailable, c.unavailable(r, "Message "+id+" is", err, polled(r))
 	}
 	c.fail(w, r, status, page{Title: "Direct message", Nav: "messages", Session: s, Error: msg})
 }

@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
 
@@ -88,6 +92,18 @@ func (f form) notification() ([]byte, string) {
 	if l := strings.TrimSpace(f.Localized); l != "" {
 		if !json.Valid([]byte(l)) || !strings.HasPrefix(l, "{") {
 			return nil, `Localized: must be a JSON object of texts by language tag, e.g. {"ko": {"title": "속보", "body": "…"}}`
+		}
+		// Each language's text an object too: the API's parser refused
+		// {"ko": "속보"} in Go's words ("cannot unmarshal JSON string into
+		// Go api.textRequest"), under "Title and body".
+		var langs map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(l), &langs); err == nil {
+			for _, tag := range slices.Sorted(maps.Keys(langs)) {
+				if v := strings.TrimSpace(string(langs[tag])); !strings.HasPrefix(v, "{") {
+					return nil, fmt.Sprintf(`Localized: %q must be an object of its title, subtitle and body, e.g. {%q: {"title": "…", "body": "…"}}; got %s`,
+						devices.Echo(tag), devices.Echo(tag), devices.Echo(v))
+				}
+			}
 		}
 		obj["localized"] = json.RawMessage(l)
 	}
@@ -235,7 +251,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	var verr *campaign.ValidationError
 	switch {
 	case errors.As(err, &verr):
-		refuse(formSays(err.Error()))
+		refuse(formSays(channelNamed(err.Error(), camp.Channels)))
 	case errors.Is(err, campaign.ErrConflict) && strings.TrimSpace(f.ID) == "":
 		// The form's own key: this form was sent before, with other
 		// content, and that campaign exists.
@@ -292,6 +308,25 @@ func formSays(msg string) string {
 	return strings.NewReplacer(`e.g. ["breaking-news"]`, "e.g. breaking-news, sport",
 		`set "silent": false`, `untick "Silent"`,
 		"a title or a body is required", `a title or a body is required (or tick "Silent" for a background push of data only)`).Replace(msg)
+}
+
+// channelIndex is the model's name of one channel of the list.
+var channelIndex = regexp.MustCompile(`^channels\[(\d+)\]`)
+
+// channelNamed writes the model's "channels[1]: has only A-Z …" by the
+// channel's name, as the form has it: `Channel "sport news": …`. The form
+// takes names, commas between, and "Channels[1]" sent an operator counting
+// (from 0) through what they had typed.
+func channelNamed(msg string, channels []string) string {
+	m := channelIndex.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	i, err := strconv.Atoi(m[1])
+	if err != nil || i >= len(channels) {
+		return msg
+	}
+	return fmt.Sprintf("Channel %q", devices.Echo(channels[i])) + msg[len(m[0]):]
 }
 
 // emptyChannelsSays writes the model's `channels ["a" "b"] have no

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -230,29 +231,42 @@ type deadLettersData struct {
 	// receiver's letters, and Retry all sent them all back.
 	Group     string
 	Receivers []string // the webhook groups to pick from (and Group)
-	Limit     int      // the most the list shows (deadLetterPage)
+	// Campaign filters by the campaign or direct message the entry was
+	// for: a campaign's page (and a message's) links its own letters here.
+	// Without it, an operator looking at a campaign whose receiver failed
+	// found its letters among every other campaign's, by reading ids.
+	Campaign string
+	Limit    int // the most the list shows (deadLetterPage)
 }
 
 // From says what the filter keeps, as the page's sentences put it: "results",
-// "group crm", "results, group crm"; "" for every letter.
+// "group crm", "results, group crm, campaign launch-1"; "" for every letter.
 func (d deadLettersData) From() string {
 	from := d.Stream
 	if d.Group != "" {
 		from = strings.TrimPrefix(from+", group "+d.Group, ", ")
 	}
+	if d.Campaign != "" {
+		from = strings.TrimPrefix(from+", campaign "+d.Campaign, ", ")
+	}
 	return from
 }
+
+// deadLettersOf is the dead letters page of campaign (or message) id: the
+// link from its page.
+func deadLettersOf(id string) string { return "/ui/deadletters?campaign=" + url.QueryEscape(id) }
 
 func (c *Console) deadLettersPage(w http.ResponseWriter, r *http.Request, s session) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	q := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys)
-	d := deadLettersData{Stream: r.URL.Query().Get("stream"), Group: r.URL.Query().Get("group"), Limit: deadLetterPage}
+	d := deadLettersData{Stream: r.URL.Query().Get("stream"), Group: r.URL.Query().Get("group"),
+		Campaign: strings.TrimSpace(r.URL.Query().Get("campaign")), Limit: deadLetterPage}
 	d.Streams = pipeline.StageStreams()
 	p := page{Title: "Dead letters", Nav: "deadletters", Session: s, Notice: notice(r)}
 	var err error
 	if d.Total, err = q.Len(ctx); err == nil {
-		d.Letters, err = q.List(ctx, pipeline.DLQFilter{Stream: d.Stream, Group: d.Group, Limit: deadLetterPage})
+		d.Letters, err = q.List(ctx, pipeline.DLQFilter{Stream: d.Stream, Group: d.Group, Campaign: d.Campaign, Limit: deadLetterPage})
 	}
 	if err == nil {
 		_, d.Receivers, err = q.Groups(ctx)
@@ -276,10 +290,12 @@ func (c *Console) letter(w http.ResponseWriter, r *http.Request, s session) (pip
 	d, err := pipeline.NewDLQ(c.cfg.Redis, c.cfg.Keys).Show(ctx, id)
 	if err != nil {
 		say := devices.Echo(id) // as typed, cut
-		status := http.StatusServiceUnavailable
-		msg := c.unavailable(r, "Dead letter "+say+" is", err, false)
-		if errors.Is(err, pipeline.ErrNoDeadLetter) {
-			status, msg = http.StatusNotFound, "There is no dead letter "+say+" (retried or dropped already?)."
+		// A letter retried or dropped is no outage: it was logged as
+		// "Dead letter … is unavailable", a warning for each click on an
+		// old link.
+		status, msg := http.StatusNotFound, "There is no dead letter "+say+" (retried or dropped already?)."
+		if !errors.Is(err, pipeline.ErrNoDeadLetter) {
+			status, msg = http.StatusServiceUnavailable, c.unavailable(r, "Dead letter "+say+" is", err, false)
 		}
 		c.fail(w, r, status, page{Title: "Dead letter", Nav: "deadletters", Session: s, Error: msg})
 		return d, false

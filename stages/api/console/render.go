@@ -283,6 +283,29 @@ var funcs = template.FuncMap{
 	"sends":     func(r campaign.Report) int64 { return r.Sends() },
 	"eta":       func(r campaign.Report) template.HTML { return whole(eta(r, time.Now())) },
 	"unstarted": unstarted,
+	// deadLettersOf links a campaign's or a message's own dead letters.
+	"deadLettersOf": deadLettersOf,
+	"backTo":        func(nav string) string { return sections[sectionOf(nav)][0] },
+	"backName":      func(nav string) string { return sections[sectionOf(nav)][1] },
+}
+
+// sections are the navigation's sections (page.Nav) an error page leads
+// back to: its path and its name in "Back to the …".
+var sections = map[string][2]string{
+	"campaigns":   {"/ui/campaigns", "campaigns"},
+	"new":         {"/ui/campaigns/new", "new-campaign form"},
+	"messages":    {"/ui/messages", "direct messages"},
+	"channels":    {"/ui/channels", "channels"},
+	"pipeline":    {"/ui/pipeline", "pipeline"},
+	"deadletters": {"/ui/deadletters", "dead letters"},
+}
+
+// sectionOf is nav, or the campaigns for a page of no section.
+func sectionOf(nav string) string {
+	if _, ok := sections[nav]; ok {
+		return nav
+	}
+	return "campaigns"
 }
 
 // unstarted is what a campaign split has not taken (scheduled) or never

@@ -16,7 +16,11 @@
       width: Math.max(200, el.clientWidth),
       height: 220,
       series: [{ value: "{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}" }, { label: "sends/s", stroke: "#0b57d0", fill: "rgba(11,87,208,0.12)" }],
-      axes: [{}, { size: 60 }],
+      // Whole seconds and up between the time axis's ticks: uPlot's own
+      // steps go down to milliseconds, and a run's first seconds (its
+      // ten-second window) read ":01.000 :01.500 :02.000 …", a label
+      // every half second, crowded into each other.
+      axes: [{ incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400] }, { size: 60 }],
       // From zero: uPlot's own range hugs the data, so a steady 20/s that
       // wavers between 19 and 21 filled the chart from bottom to top, a
       // stall and a surge to the eye.
