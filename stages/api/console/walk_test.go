@@ -30,7 +30,7 @@ func TestDayOneOperatorPages(t *testing.T) {
 	for i := 0; i+1 < len(pairs); i += 2 {
 		fields[pairs[i]] = pairs[i+1]
 	}
-	reason := "delivered 3 times (max 2); last error: POST http://127.0.0.1:18777/…(sha256:6fc2d051): 2 attempts, last: answered 500 Internal Server Error"
+	reason := "claimed for delivery 3, past --max-deliveries 2; last error: POST http://127.0.0.1:18777/…(sha256:6fc2d051): 2 attempts, last: answered 500 Internal Server Error"
 	id, err := b.rdb.Do(t.Context(), b.rdb.B().Xadd().Key(b.keys.DLQ()).Id("*").FieldValue().
 		FieldValue(pipeline.DLQStream, b.keys.Stream(pipeline.StreamResults, 3)).FieldValue(pipeline.DLQID, "1-0").
 		FieldValue(pipeline.DLQGroup, "webhook").FieldValue(pipeline.DLQConsumer, "vm-1").FieldValue(pipeline.DLQDeliveries, "3").
