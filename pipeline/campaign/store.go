@@ -15,6 +15,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
 
 // Create stores a campaign and appends it to the campaigns stream. It is
@@ -291,6 +292,16 @@ func QueueLoad(b *pgx.Batch, id string, done func(Campaign, error)) {
 		}
 		return nil
 	})
+}
+
+// QueueTokens queues on b the valid tokens of users of the app of campaign
+// id (devices.ValidTokens), for a caller that reads the row with QueueLoad
+// in the same round trip and would otherwise learn the app from it first:
+// deliver's first batch of a campaign, every batch of a direct message.
+// No row, no devices. The app's expression is here, with every other
+// query of the campaigns table.
+func QueueTokens(b *pgx.Batch, id string, users []int64, done func([]devices.Device)) {
+	devices.QueueValidTokensOfApp(b, `(SELECT app FROM campaigns WHERE id = $1)`, id, users, done)
 }
 
 // LoadAll is Load of many campaigns in one query, by id; an id with no

@@ -37,25 +37,29 @@ type Querier interface {
 const validTokensSQL = `SELECT user_id, platform, token, id, locale FROM devices
 WHERE app = $1 AND state = 0 AND user_id IN (SELECT unnest($2::bigint[]))`
 
-// validTokensOfCampaignSQL is validTokensSQL for the app of campaign $1:
-// the app comes from the campaign's row, read in the same round trip.
-const validTokensOfCampaignSQL = `SELECT user_id, platform, token, id, locale FROM devices
-WHERE app = (SELECT app FROM campaigns WHERE id = $1) AND state = 0 AND user_id IN (SELECT unnest($2::bigint[]))`
+// validTokensOfAppSQL is validTokensSQL for the app the SQL expression app
+// gives from $1: a row of another table, read in the same round trip.
+func validTokensOfAppSQL(app string) string {
+	return `SELECT user_id, platform, token, id, locale FROM devices
+WHERE app = ` + app + ` AND state = 0 AND user_id IN (SELECT unnest($2::bigint[]))`
+}
 
-// QueueValidTokensOfCampaign queues on b what ValidTokens returns for the
-// app of campaign: for a caller that knows the app only from the campaign's
-// row and reads the row in the same round trip (campaign.QueueLoad), where
-// ValidTokens would be a second one after it. No row: no devices. done gets
+// QueueValidTokensOfApp queues on b what ValidTokens returns for the app
+// that the SQL expression app gives from its parameter $1, appArg: for a
+// caller that knows the app only from a row it reads in the same round
+// trip (campaign.QueueTokens, beside campaign.QueueLoad), where ValidTokens
+// would be a second one after it. The expression is its owner's (the
+// table it reads is not this package's); no app, no devices. done gets
 // them once b's results are read; an error is the batch's
 // (pgx.BatchResults.Close).
-func QueueValidTokensOfCampaign(b *pgx.Batch, campaign string, users []int64, done func([]Device)) {
+func QueueValidTokensOfApp(b *pgx.Batch, app string, appArg any, users []int64, done func([]Device)) {
 	sorted := slices.Clone(users)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
-	b.Queue(validTokensOfCampaignSQL, campaign, sorted).Query(func(rows pgx.Rows) error {
+	b.Queue(validTokensOfAppSQL(app), appArg, sorted).Query(func(rows pgx.Rows) error {
 		c := newCollector(len(sorted) + len(sorted)/4)
 		if err := c.add(rows, nil); err != nil {
-			return fmt.Errorf("valid tokens of %d users of campaign %q: %w", len(users), campaign, err)
+			return fmt.Errorf("valid tokens of %d users of the app of %v: %w", len(users), appArg, err)
 		}
 		done(c.devices())
 		return nil

@@ -138,7 +138,7 @@ func (cs *campaigns) loadWithTokens(ctx context.Context, ids []string, users map
 			rows[id] = row
 		})
 		if us := users[id]; len(us) > 0 {
-			devices.QueueValidTokensOfCampaign(b, id, us, func(ds []devices.Device) { tokens[id] = fromRows(ds) })
+			campaignrow.QueueTokens(b, id, us, func(ds []devices.Device) { tokens[id] = fromRows(ds) })
 		}
 	}
 	if err := cs.db.SendBatch(ctx, b).Close(); err != nil {
