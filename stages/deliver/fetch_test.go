@@ -125,18 +125,5 @@ func TestMessageRowAndTokensInOneRoundTrip(t *testing.T) {
 // was read and acked.
 func (f *fixture) waitExpressDrained() {
 	f.t.Helper()
-	pipelinetest.Eventually(f.t, 30*time.Second, "every express entry read and acked", func() bool {
-		groups, err := pipeline.StreamGroups(f.ctx, f.rdb, f.keys.Streams(pipeline.StreamDeliverExpress))
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		for _, gs := range groups {
-			for _, g := range gs {
-				if g.Pending != 0 || g.Lag != 0 {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	f.waitStreamDrained(pipeline.StreamDeliverExpress)
 }

@@ -245,10 +245,14 @@ func (f *fixture) waitDone(campaign string, users int, timeout time.Duration) ma
 
 // waitDrained waits until the deliver stream's every entry was read and
 // acked.
-func (f *fixture) waitDrained() {
+func (f *fixture) waitDrained() { f.t.Helper(); f.waitStreamDrained(pipeline.StreamDeliver) }
+
+// waitStreamDrained waits until every entry of stream's partitions was
+// read and acked.
+func (f *fixture) waitStreamDrained(stream string) {
 	f.t.Helper()
-	pipelinetest.Eventually(f.t, 30*time.Second, "every entry read and acked", func() bool {
-		groups, err := pipeline.StreamGroups(f.ctx, f.rdb, f.keys.Streams(pipeline.StreamDeliver))
+	pipelinetest.Eventually(f.t, 30*time.Second, "every entry of "+stream+" read and acked", func() bool {
+		groups, err := pipeline.StreamGroups(f.ctx, f.rdb, f.keys.Streams(stream))
 		if err != nil {
 			f.t.Fatal(err)
 		}
