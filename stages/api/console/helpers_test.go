@@ -412,10 +412,15 @@ func (b *bed) signIn() {
 	b.waitCampaigns()
 }
 
-// waitCampaigns waits for the campaigns page, where a sign-in leads.
+// waitCampaigns waits for the campaigns page, where a sign-in leads, with
+// its scripts run: they are deferred, htmx first, console.js last, and a
+// click between the two (htmx defined, the rows there) was a click before
+// console.js took a row's Cancel, which followed the plain link. On a busy
+// box that window is wide enough for a test's click: TestListCancelsInPlace
+// then waited 3 minutes on the cancel page for the question in the list.
 func (b *bed) waitCampaigns() {
 	b.t.Helper()
-	b.run(waitJS(`location.pathname === "/ui/campaigns" && document.getElementById("campaign-list") !== null`))
+	b.run(waitJS(`location.pathname === "/ui/campaigns" && document.getElementById("campaign-list") !== null && document.readyState === "complete"`))
 }
 
 // insertText puts text into the focused element in one input event, as a
