@@ -274,11 +274,6 @@ func TestDeadLettersOfOneReceiver(t *testing.T) {
 	}
 	b.deadLettered(hook("crm"), func(pipeline.Entry) bool { return true })                                             // both
 	b.deadLettered(hook("analytics"), func(e pipeline.Entry) bool { return e.Fields[pipeline.FieldCampaign] == "c1" }) // one
-	text := func(body string) string {
-		main := html.UnescapeString(body[strings.Index(body, "<main"):])
-		return strings.Join(strings.Fields(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(main, " ")), " ")
-	}
-	rows := func(body string) int { return strings.Count(body, "<tr data-letter=") }
 	tests := []struct {
 		group string
 		rows  int
@@ -290,8 +285,8 @@ func TestDeadLettersOfOneReceiver(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, body := b.get("/ui/deadletters?stream=results&group=" + tt.group)
-		if rows(body) != tt.rows || !strings.Contains(text(body), tt.says) {
-			t.Errorf("group %q: %d rows, want %d; the page should say %q:\n%s", tt.group, rows(body), tt.rows, tt.says, text(body))
+		if letterRows(body) != tt.rows || !strings.Contains(mainText(body), tt.says) {
+			t.Errorf("group %q: %d rows, want %d; the page should say %q:\n%s", tt.group, letterRows(body), tt.rows, tt.says, mainText(body))
 		}
 		for _, g := range []string{"crm", "analytics"} {
 			if !strings.Contains(body, `<option value="`+g+`"`) {
@@ -303,11 +298,11 @@ func TestDeadLettersOfOneReceiver(t *testing.T) {
 	if status, loc, body := b.post("/ui/deadletters/retry-all", url.Values{"csrf": {formCSRF(t, page)}, "stream": {"results"}, "group": {"analytics"}}); status != 303 {
 		t.Fatalf("retry all of analytics: %d %s\n%s", status, loc, body)
 	}
-	if _, body := b.get("/ui/deadletters?stream=results&group=crm"); rows(body) != 2 || !strings.Contains(text(body), "2 dead letters in all streams") {
-		t.Errorf("retry all of analytics left crm's 2 letters and nothing else? %s", text(body))
+	if _, body := b.get("/ui/deadletters?stream=results&group=crm"); letterRows(body) != 2 || !strings.Contains(mainText(body), "2 dead letters in all streams") {
+		t.Errorf("retry all of analytics left crm's 2 letters and nothing else? %s", mainText(body))
 	}
-	if _, body := b.get("/ui/deadletters?stream=results&group=analytics"); rows(body) != 0 {
-		t.Errorf("analytics' letter still listed after its retry all: %s", text(body))
+	if _, body := b.get("/ui/deadletters?stream=results&group=analytics"); letterRows(body) != 0 {
+		t.Errorf("analytics' letter still listed after its retry all: %s", mainText(body))
 	}
 	if status, _, _ := b.post("/ui/deadletters/retry-all", url.Values{"csrf": {formCSRF(t, page)}, "group": {"no such/group"}}); status != 400 {
 		t.Errorf("retry all of a group that cannot be: %d, want 400", status)
@@ -331,11 +326,6 @@ func TestDeadLettersOfOneCampaign(t *testing.T) {
 		}
 	}
 	b.deadLettered(pipeline.Options{Stage: "webhook", Group: "crm", Stream: pipeline.StreamResults, Consumer: "crm-1"}, func(pipeline.Entry) bool { return true })
-	text := func(body string) string {
-		main := html.UnescapeString(body[strings.Index(body, "<main"):])
-		return strings.Join(strings.Fields(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(main, " ")), " ")
-	}
-	rows := func(body string) int { return strings.Count(body, "<tr data-letter=") }
 	_, page := b.get("/ui/campaigns/c1")
 	link := regexp.MustCompile(`<a href="([^"]*)" id="dead-letters-of">`).FindStringSubmatch(page)
 	if link == nil {
@@ -344,8 +334,8 @@ func TestDeadLettersOfOneCampaign(t *testing.T) {
 	_, list := b.get(html.UnescapeString(link[1]))
 	// Its way back names what it shows: "Show every stream" read as
 	// the streams, not the campaigns, it filtered out.
-	if rows(list) != 2 || !strings.Contains(text(list), "3 dead letters in all streams; 2 from campaign c1 are shown. Show every dead letter") {
-		t.Errorf("%s: %d rows, want c1's 2, saying so:\n%s", link[1], rows(list), text(list))
+	if letterRows(list) != 2 || !strings.Contains(mainText(list), "3 dead letters in all streams; 2 from campaign c1 are shown. Show every dead letter") {
+		t.Errorf("%s: %d rows, want c1's 2, saying so:\n%s", link[1], letterRows(list), mainText(list))
 	}
 	status, loc, body := b.post("/ui/deadletters/retry-all", url.Values{"csrf": {formCSRF(t, list)}, "campaign": {"c1"}})
 	if status != 303 || loc != "/ui/deadletters?campaign=c1&done=retried-all&n=2" {
@@ -353,11 +343,11 @@ func TestDeadLettersOfOneCampaign(t *testing.T) {
 	}
 	// Saying how many: "Dead letters retried" did not say whether it
 	// took them all.
-	if _, body := b.get(loc); !strings.Contains(text(body), "2 dead letters retried: their entries are back in their streams.") {
-		t.Errorf("after retry all: %s", text(body))
+	if _, body := b.get(loc); !strings.Contains(mainText(body), "2 dead letters retried: their entries are back in their streams.") {
+		t.Errorf("after retry all: %s", mainText(body))
 	}
-	if _, body := b.get("/ui/deadletters"); rows(body) != 1 || !strings.Contains(body, `<a href="/ui/campaigns/c2">`) {
-		t.Errorf("retry all of c1 left c2's letter and nothing else? %s", text(body))
+	if _, body := b.get("/ui/deadletters"); letterRows(body) != 1 || !strings.Contains(body, `<a href="/ui/campaigns/c2">`) {
+		t.Errorf("retry all of c1 left c2's letter and nothing else? %s", mainText(body))
 	}
 	if status, _, _ := b.post("/ui/deadletters/retry-all", url.Values{"csrf": {formCSRF(t, list)}, "campaign": {"no such/id"}}); status != 400 {
 		t.Errorf("retry all of a campaign id that cannot be: %d, want 400", status)
@@ -383,3 +373,13 @@ func TestNotFoundIsNoOutage(t *testing.T) {
 		t.Errorf("a page not found was logged as an outage:\n%s", logged)
 	}
 }
+
+// mainText is the words of a page's main part, tags dropped and spaces
+// collapsed: what a reader of the dead letters list sees.
+func mainText(body string) string {
+	main := html.UnescapeString(body[strings.Index(body, "<main"):])
+	return strings.Join(strings.Fields(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(main, " ")), " ")
+}
+
+// letterRows is how many dead letters a list page shows.
+func letterRows(body string) int { return strings.Count(body, "<tr data-letter=") }
