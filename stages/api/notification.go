@@ -61,7 +61,11 @@ const (
 func ParseNotification(raw []byte, priority, def string) (push.Content, error) {
 	var n notificationRequest
 	if err := jsonv2.Unmarshal(raw, &n, strict); err != nil {
-		return push.Content{}, fmt.Errorf("notification: %w", err)
+		// In the API's words for the same object in a body (jsonProblem),
+		// not the decoder's: "json: cannot unmarshal JSON string into Go
+		// api.textRequest" reached the console's form and said nothing a
+		// user could act on.
+		return push.Content{}, fmt.Errorf("notification: %s", jsonProblem(err, 0))
 	}
 	return parseNotification(&n, priority, def)
 }

@@ -228,3 +228,24 @@ func TestLargestNotificationFits(t *testing.T) {
 		}
 	}
 }
+
+// ParseNotification, which `pushpipe send` and the console's form call,
+// words a malformed object as the API words it in a body: naming the field
+// and what it takes, never the decoder's Go types. It said "json: cannot
+// unmarshal JSON string into Go api.textRequest".
+func TestParseNotificationSaysWhatIsWrong(t *testing.T) {
+	tests := []struct{ name, give, want string }{
+		{"localized text not an object", `{"title":"t","localized":{"ko":"속보"}}`, `notification: field "localized.ko": expected a JSON object, got string`},
+		{"badge not an integer", `{"title":"t","badge":"3"}`, `notification: field "badge": expected an integer, got string`},
+		{"an unknown field", `{"title":"t","colour":"red"}`, `"colour"`},
+		{"not JSON", `{"title":`, `notification: bad JSON`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseNotification([]byte(tt.give), "", push.PriorityNormal)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "Go ") || strings.Contains(err.Error(), "json:") {
+				t.Errorf("ParseNotification(%s): %v, want it to say %q in the API's words", tt.give, err, tt.want)
+			}
+		})
+	}
+}
