@@ -40,5 +40,12 @@ func lockDevDir(dir string) (release func(), err error) {
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return func() { f.Close() }, nil
+	// Unlock before closing: a close drops the lock only when no other
+	// descriptor shares f's open file, and a fork of this process (any
+	// exec.Cmd, by a stage or by a test beside it) holds a copy until its
+	// exec, so a next dev could be refused for a moment after this returned.
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
