@@ -34,11 +34,12 @@ func recordsArg(records []byte) string {
 }
 
 // recordBufs keeps the buffers of a marker's records (resultRecords) from
-// one mark call to the next. A call's records are ~27 KB for ~440 devices,
-// in a buffer sized for the longest (~65 KB): made new for every call, that
-// was 1.7 GB of garbage over a 12M-device campaign, each buffer zeroed,
-// then collected. A buffer comes back (put) only once the call that sent it
-// has its answer: the client has written it then, and reads it no more.
+// one mark call to the next. A call of the 10M bench's is ~27 KB of records
+// for ~440 devices, in a buffer sized for the longest (~57 KB): made new for
+// every call, that was 1.6 GB of garbage over its 12M devices, each buffer
+// zeroed, then collected (BenchmarkMarkRecords). A buffer comes back (put)
+// only once the call that sent it has its answer: the client has written it
+// then, and reads it no more.
 type recordBufs struct{ pool sync.Pool }
 
 // get is a buffer to build records in: empty, of any capacity (nil when
