@@ -35,6 +35,9 @@ type marker struct {
 	// shrunk it while idle: copying stacks was a tenth of deliver's CPU in
 	// the 3M-user campaign's profile.
 	chunks sync.Pool
+	// records holds the buffers its mark calls build their result events'
+	// records in (results.go).
+	records recordBufs
 }
 
 // chunkMarks is an empty buffer for a chunk's marks, for markChunk.
@@ -206,7 +209,7 @@ func (m *marker) flush(reqs []markReq) error {
 	// copy into groups was ~440 bytes of garbage a send). execMarks keeps
 	// their order, which flushLoop reads the rounds back in.
 	if !slices.ContainsFunc(reqs, func(r markReq) bool { return r.p != reqs[0].p || r.c != reqs[0].c }) {
-		return m.h.execMarks(ctx, reqs[0].p, reqs[0].c, reqs)
+		return m.h.execMarksIn(ctx, reqs[0].p, reqs[0].c, reqs, &m.records)
 	}
 	// Else one copy of reqs, each group a window of it: appending to a
 	// slice per group grew each one by doubling. Requests come in runs of
@@ -259,7 +262,7 @@ func (m *marker) flush(reqs []markReq) error {
 					mu.Unlock()
 				}
 			}()
-			if err := m.h.execMarks(ctx, g.p, g.c, g.marks); err != nil {
+			if err := m.h.execMarksIn(ctx, g.p, g.c, g.marks, &m.records); err != nil {
 				mu.Lock()
 				first = cmp.Or(first, err)
 				mu.Unlock()

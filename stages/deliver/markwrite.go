@@ -36,13 +36,21 @@ func (h *Handler) markUnsent(ctx context.Context, p int, c *campaign, reason str
 // execMarks runs markScript for devices of one campaign, grouped by counter
 // and reason, with their result events when results are on.
 func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []markReq) error {
+	return h.execMarksIn(ctx, p, c, marks, nil)
+}
+
+// execMarksIn is execMarks building the events' records in a buffer of bufs
+// (nil: a new one), which it gives back once the script has answered.
+func (h *Handler) execMarksIn(ctx context.Context, p int, c *campaign, marks []markReq, bufs *recordBufs) error {
 	keys := newScriptKeys(h.keys.Stats(p, c.ID), h.settledKey(p, c.ID), h.keys.Stream(pipeline.StreamResults, p), h.keys.Reasons(p, c.ID))
 	sent := h.sentMarks(p, c)
 	now := time.Now().UnixMilli()
 	args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), strconv.FormatInt(now, 10), "0"}
+	var records []byte
 	if !h.cfg.NoResults {
+		records = resultRecords(marks, bufs.get())
 		args = append(args, c.resultHeader(now)...)
-		args = append(args, pipeline.FieldEvents, resultRecords(marks))
+		args = append(args, pipeline.FieldEvents, recordsArg(records))
 		args[2] = strconv.Itoa(len(args) - 3)
 	}
 	groups, forced := groupMarks(marks)
@@ -66,6 +74,12 @@ func (h *Handler) execMarks(ctx context.Context, p int, c *campaign, marks []mar
 		args[at] = strconv.Itoa(n)
 	}
 	news, err := markScript.Exec(ctx, h.rdb, keys.keys, args).AsIntSlice()
+	if err == nil {
+		// Answered: the client has written the records. After an error it
+		// may not have (a canceled call can still be queued), and the
+		// buffer is left to the garbage collector.
+		bufs.put(records)
+	}
 	if err != nil {
 		if mayPass(err) {
 			h.outages.seen(p) // marks written before may be lost: marksgone.go

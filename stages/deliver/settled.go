@@ -63,7 +63,7 @@ func (h *Handler) countSettled(ctx context.Context, p int, targets []target, s s
 		args := []string{strconv.FormatInt(int64(marksTTL(c)/time.Second), 10), "", "", "0", strconv.FormatInt(paceEvery, 10)}
 		if !h.cfg.NoResults && len(set.failed) > 0 {
 			args = append(args, c.resultHeader(time.Now().UnixMilli())...)
-			args = append(args, pipeline.FieldEvents, resultRecords(set.failed))
+			args = append(args, pipeline.FieldEvents, recordsArg(resultRecords(set.failed, nil)))
 			args[3] = strconv.Itoa(len(args) - 5)
 		}
 		var groups int
