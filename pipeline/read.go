@@ -88,9 +88,11 @@ func (r *Runner) linger(ctx context.Context, stream string, entries []Entry) []E
 // answer instead would hold each stop up to Block.)
 //
 // They are the entries pending for this consumer newer than last,
-// delivered once since the read was sent (idle no longer than that), and
-// not in hand. Only a claimed entry whose delivery was given back before
-// (at another stop) and that its handler failed in that same instant could
+// delivered once since the read was sent (idle no longer than that), not
+// in hand, and not given back at this stop already (a claimed entry let go
+// has its count before the claim, often 1, and a fresh idle time). Only a
+// claimed entry whose delivery was given back before (at another
+// process's stop) and that its handler failed in that same instant could
 // look the same; it gets one try more. Best effort, like releaseAtStop.
 func (r *Runner) giveBackCutRead(ctx context.Context, stream string, sent time.Time, last string) {
 	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
@@ -110,7 +112,10 @@ func (r *Runner) giveBackCutRead(ctx context.Context, stream string, sent time.T
 	}
 	var ids []string
 	for _, row := range pendingRows(rows) {
-		if _, busy := r.inHand.Load(stream + "/" + row.id); row.count == 1 && row.idle <= since && !busy {
+		key := stream + "/" + row.id
+		_, busy := r.inHand.Load(key)
+		_, gone := r.letGo.Load(key)
+		if row.count == 1 && row.idle <= since && !busy && !gone {
 			ids = append(ids, row.id)
 		}
 	}

@@ -82,6 +82,11 @@ return n
 // because the runner stops (ErrStopping). Best effort: an entry it misses
 // counts one delivery more, as before.
 func (r *Runner) releaseAtStop(ctx context.Context, stream string, ids []string) {
+	// Noted first, while they are still in hand: giveBackCutRead must
+	// never take them for entries of a cut read.
+	for _, id := range ids {
+		r.letGo.Store(stream+"/"+id, struct{}{})
+	}
 	if err := r.giveBack(ctx, stream, ids); err != nil {
 		r.log.Warn().Err(err).Int("entries", len(ids)).
 			Msg("could not give back the deliveries of entries left pending at the stop; their next claim counts one more")
