@@ -324,20 +324,15 @@ func TestDrillCampaignOutlastsItsTTL(t *testing.T) {
 // mark does not count: before split paced itself, the whole campaign (here
 // 100 s of sends) sat in Redis within a second of its start, as a 100M-user
 // campaign at 500/s would have for two days. A cancel then stops it.
-//
-// ahead is short, for CI's time (the drill runs alone): the cancel waits
-// for the entries deliver holds for their slots, up to ahead away, and
-// the watch lasts ahead, two cuts. 4 s is still 800 users a cut (over a
-// range of 500), and 20,000 users would sit cut at once without pacing.
 func TestDrillCappedCampaignCutAhead(t *testing.T) {
-	const users, rate, ahead = 20000, 200, 4 * time.Second
+	const users, rate, ahead = 20000, 200, 8 * time.Second
 	r := newRig(t, rigOptions{Users: users, TPS: 5000, Split: []string{"--paced-ahead", ahead.String()}})
 	if code, b := r.call("POST", "/v1/campaigns", campaignBody("big", `,"rate_per_second":`+strconv.Itoa(rate))); code != 201 {
 		t.Fatalf("create: %d %s", code, b)
 	}
 	r.poll(30*time.Second, "sends under way", func() bool { return r.lifecycle("big").Sent >= rate })
 	var mostAhead, mostHeld, mostBehind int64
-	for end := time.Now().Add(ahead); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
 		cut, held := r.cutOf("big"), r.delayedDeliver()
 		l := r.lifecycle("big")
 		// Split paces by deliver's schedule, which reserves a slot a send
@@ -347,7 +342,7 @@ func TestDrillCappedCampaignCutAhead(t *testing.T) {
 		behind := max(0, rate*time.Since(time.UnixMilli(l.FirstSendMs)).Milliseconds()/1000-l.Sent)
 		mostAhead, mostHeld, mostBehind = max(mostAhead, cut-l.Sent-behind), max(mostHeld, held), max(mostBehind, behind)
 	}
-	// An allowance is rate×ahead users (800, two ranges of 500), cut once
+	// An allowance is rate×ahead users (1,600, four ranges of 500), cut once
 	// the schedule is within ahead/2 of now; the call after a cut comes
 	// ahead/2 later, when resolve and dedupe have passed the allowance on
 	// to deliver's schedule unless they take longer than that: about two
