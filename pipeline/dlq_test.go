@@ -302,7 +302,10 @@ func TestDLQFieldsKeepBinaryValues(t *testing.T) {
 	if utf8.ValidString(u) {
 		t.Fatal("test ids encode to valid UTF-8; pick larger ones")
 	}
-	give := map[string]string{pipeline.FieldCampaign: "c-ü", pipeline.FieldUsers: u, "empty": ""}
+	// Names too: one not UTF-8 (an entry from another producer), one
+	// holding U+FFFD, and one that looks like an encoded name.
+	give := map[string]string{pipeline.FieldCampaign: "c-ü", pipeline.FieldUsers: u, "empty": "",
+		"\xffname\x80": "binary name", "n\uFFFD": "name with U+FFFD", "\uFFFD/w==": "looks encoded"}
 	got, err := pipeline.DecodeDLQFields(pipeline.EncodeDLQFields(give))
 	if err != nil || !maps.Equal(got, give) {
 		t.Fatalf("round trip: %q, %v; want %q", got, err, give)

@@ -14,6 +14,7 @@ import (
 func (r *Runner) readLoop(ctx context.Context, l Lane, p int, work chan<- *Batch) {
 	stream := r.stream(l, p)
 	backoff := newBackoff(50*time.Millisecond, 5*time.Second)
+	last := "" // the newest entry this loop read: a read cut at the stop delivered only newer ones
 	for ctx.Err() == nil {
 		cmd := r.rdb.B().Xreadgroup().Group(r.opts.Group, r.opts.Consumer).Count(int64(r.opts.BatchSize)).
 			Block(r.opts.Block.Milliseconds()).Streams().Key(stream).Id(">").Build()
@@ -24,7 +25,11 @@ func (r *Runner) readLoop(ctx context.Context, l Lane, p int, work chan<- *Batch
 			r.unretired()
 		}
 		if err != nil {
-			if rueidis.IsRedisNil(err) || ctx.Err() != nil {
+			if rueidis.IsRedisNil(err) {
+				continue
+			}
+			if ctx.Err() != nil {
+				r.giveBackCutRead(ctx, stream, sent, last)
 				continue
 			}
 			r.onReadError(ctx, stream, err, backoff)
@@ -37,6 +42,7 @@ func (r *Runner) readLoop(ctx context.Context, l Lane, p int, work chan<- *Batch
 		if len(entries) < r.opts.BatchSize && r.opts.Linger > 0 {
 			entries = r.linger(ctx, stream, entries)
 		}
+		last = entries[len(entries)-1].ID
 		r.metrics.read(r.series(l, p), len(entries))
 		if !r.handOff(ctx, work, &Batch{Stream: stream, Partition: p, Lane: l, Entries: entries, lease: newLease(sent, r.opts.ClaimIdle)}) {
 			return // read but never acked: they stay pending and are claimed later
@@ -63,7 +69,7 @@ func (r *Runner) linger(ctx context.Context, stream string, entries []Entry) []E
 	// had still delivered its entries to this consumer, a delivery nobody
 	// gave back. Not blocking, it answers at once; handOff gives back what
 	// the stop leaves. (The blocking read, readLoop's, is cut: waiting for
-	// it would hold each stop up to Block.)
+	// it would hold each stop up to Block; giveBackCutRead follows it.)
 	rctx, settled := outliving(ctx)
 	defer settled()
 	more, err := xreadEntries(r.rdb.Do(rctx, cmd))
@@ -71,6 +77,49 @@ func (r *Runner) linger(ctx context.Context, stream string, entries []Entry) []E
 		return entries
 	}
 	return append(entries, more...)
+}
+
+// giveBackCutRead gives back the deliveries of a blocking read the stop
+// cut (sent at sent, after the entry last, "" if none): rueidis closes the
+// read's connection at the cut, but Redis may have served the read first,
+// and its entries are then pending for this consumer, delivered once, with
+// nobody to hand them on. Their claim counted a second delivery: with
+// --max-deliveries 1 they went to the DLQ never handled. (Letting the read
+// answer instead would hold each stop up to Block.)
+//
+// They are the entries pending for this consumer newer than last,
+// delivered once since the read was sent (idle no longer than that), not
+// in hand, and not given back at this stop already (a claimed entry let go
+// has its count before the claim, often 1, and a fresh idle time). Only a
+// claimed entry whose delivery was given back before (at another
+// process's stop) and that its handler failed in that same instant could
+// look the same; it gets one try more. Best effort, like releaseAtStop.
+func (r *Runner) giveBackCutRead(ctx context.Context, stream string, sent time.Time, last string) {
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	start := "-"
+	if last != "" {
+		start = "(" + last
+	}
+	cmd := r.rdb.B().Xpending().Key(stream).Group(r.opts.Group).Start(start).End("+").
+		Count(int64(2*r.opts.BatchSize + 64)).Consumer(r.opts.Consumer).Build()
+	rows, err := r.rdb.Do(gctx, cmd).ToArray()
+	since := time.Since(sent).Milliseconds()
+	if err != nil {
+		r.log.Warn().Err(err).Str("stream", stream).
+			Msg("could not look for entries a read cut at the stop delivered; their next claim counts one more")
+		return
+	}
+	var ids []string
+	for _, row := range pendingRows(rows) {
+		key := stream + "/" + row.id
+		_, busy := r.inHand.Load(key)
+		_, gone := r.letGo.Load(key)
+		if row.count == 1 && row.idle <= since && !busy && !gone {
+			ids = append(ids, row.id)
+		}
+	}
+	r.releaseAtStop(ctx, stream, ids)
 }
 
 func (r *Runner) onReadError(ctx context.Context, stream string, err error, b *backoff) {

@@ -121,7 +121,11 @@ func (cfg RedisConfig) Options() (rueidis.ClientOption, error) {
 	opt.ShuffleInit = true
 	opt.DisableCache = true
 	opt.BlockingPoolSize = 256
-	opt.ConnWriteTimeout = 10 * time.Second
+	if opt.ConnWriteTimeout == 0 {
+		// A redis:// URL's write_timeout (rueidis.ParseURL) is kept: it
+		// was overwritten, unlike its other settings.
+		opt.ConnWriteTimeout = 10 * time.Second
+	}
 	opt.ClusterOption = rueidis.ClusterOption{ShardsRefreshInterval: 10 * time.Second}
 	return opt, nil
 }

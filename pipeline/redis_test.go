@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -97,6 +98,28 @@ func TestReadsAreNotRecycled(t *testing.T) {
 			}
 			if got := len(tt.give.Commands()) > 0; got != tt.intact {
 				t.Errorf("after the call, the command holds %q: intact %v, want %v", tt.give.Commands(), got, tt.intact)
+			}
+		})
+	}
+}
+
+// The clients' write timeout is 10 s, unless a redis:// URL says
+// otherwise (write_timeout): it was overwritten, so a drill that freezes
+// Redis past the timeout could not shorten it.
+func TestRedisURLKeepsItsWriteTimeout(t *testing.T) {
+	tests := []struct {
+		give string
+		want time.Duration
+	}{
+		{"127.0.0.1:6379", 10 * time.Second},
+		{"redis://127.0.0.1:6379", 10 * time.Second},
+		{"redis://127.0.0.1:6379?write_timeout=3s", 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			opt, err := pipeline.RedisConfig{Addr: tt.give}.Options()
+			if err != nil || opt.ConnWriteTimeout != tt.want {
+				t.Errorf("write timeout %v, %v; want %v", opt.ConnWriteTimeout, err, tt.want)
 			}
 		})
 	}

@@ -23,10 +23,11 @@ import (
 // that does not block, which the stop comes in the middle of is let finish
 // (claimStep, resumeChunk, linger): Redis counted its delivery whether or
 // not its reply came, and handOff gives back what the stop leaves. The
-// blocking read (readLoop) is still cut: rueidis closes its connection at
-// the cut, and a read Redis answered in that instant counts a delivery
-// nobody gives back. Waiting for its reply instead would hold every stop
-// up to Block (2 s by default).
+// blocking read (readLoop) is still cut, as waiting for its reply would
+// hold every stop up to Block (2 s by default): rueidis closes its
+// connection at the cut, and Redis may have served it first. The read
+// loop then gives back the deliveries of what it finds so delivered
+// (giveBackCutRead).
 
 // ErrStopping is what a handler returns, or marks entries with (Batch.Fail),
 // when it leaves them because the process is stopping (Batch.Stopping), not
@@ -81,6 +82,11 @@ return n
 // because the runner stops (ErrStopping). Best effort: an entry it misses
 // counts one delivery more, as before.
 func (r *Runner) releaseAtStop(ctx context.Context, stream string, ids []string) {
+	// Noted first, while they are still in hand: giveBackCutRead must
+	// never take them for entries of a cut read.
+	for _, id := range ids {
+		r.letGo.Store(stream+"/"+id, struct{}{})
+	}
 	if err := r.giveBack(ctx, stream, ids); err != nil {
 		r.log.Warn().Err(err).Int("entries", len(ids)).
 			Msg("could not give back the deliveries of entries left pending at the stop; their next claim counts one more")

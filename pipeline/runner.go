@@ -27,6 +27,7 @@ type Runner struct {
 	ready   atomic.Bool
 	lastErr sync.Map // stream + "/" + entry id → lastError, for dead-letter reasons (noteErrors)
 	inHand  sync.Map // stream + "/" + id of the entries handed to a worker and not done
+	letGo   sync.Map // stream + "/" + id of the entries given back at the stop (releaseAtStop)
 	held    heldBatches
 	moved   atomic.Int64 // unix ns of the last commit that acked entries (moved.go)
 

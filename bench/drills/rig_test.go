@@ -86,6 +86,9 @@ type rigOptions struct {
 	// SecurityTLS); default PUSHPIPE_TEST_REDIS, so the whole suite runs
 	// against a Redis with a password or over TLS with it set.
 	Security string
+	// RedisWriteTimeout is the processes' Redis write timeout (through a
+	// redis:// URL's write_timeout); default pipeline.NewRedisConfig's.
+	RedisWriteTimeout time.Duration
 }
 
 // rig is one pipeline: Redis (AOF everysec), PostgreSQL, the fake provider,
@@ -152,7 +155,11 @@ func newRig(t testing.TB, opts rigOptions) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.rdb.Close)
-	r.launch(r.redis.Env()...)
+	redisEnv := r.redis.Env()
+	if opts.RedisWriteTimeout > 0 { // the last PUSHPIPE_REDIS_ADDR is the one a process sees
+		redisEnv = append(redisEnv, "PUSHPIPE_REDIS_ADDR=redis://"+r.redis.Addr+"?write_timeout="+opts.RedisWriteTimeout.String())
+	}
+	r.launch(redisEnv...)
 	return r
 }
 

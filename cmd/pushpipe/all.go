@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -62,7 +61,7 @@ func (c *AllCmd) deliver() *DeliverFlags { return c.own["deliver"].(*DeliverFlag
 
 // Help is shown by `pushpipe all --help`: its API reads the same
 // credentials from the environment as `pushpipe api`.
-func (c *AllCmd) Help() string { return fmt.Sprintf(apiEnvironment, "") }
+func (c *AllCmd) Help() string { return fmt.Sprintf(apiEnvironment, apiDev) }
 
 // Validate checks the flags of every stage all runs (kong checks
 // StageFlags itself), and refuses an Optional stage's flags given without
@@ -134,18 +133,12 @@ func unconfigured(kctx *kong.Context, stage, by string) error {
 
 // Run serves until SIGTERM.
 func (c *AllCmd) Run(g *Globals) error {
-	appKeys, err := api.ParseAppKeys(os.Getenv("PUSHPIPE_APP_KEYS"))
+	appsFile := c.deliver().Apps
+	env, err := readAPIEnv(c.InsecureNoAuth, appsFile)
 	if err != nil {
 		return err
 	}
-	auth := api.Auth{AdminToken: os.Getenv("PUSHPIPE_ADMIN_TOKEN"), AppKeys: appKeys, Insecure: c.InsecureNoAuth}
-	var file *api.AppsFile
-	appsFile := c.deliver().Apps
-	if appsFile != "" {
-		if auth.FileKeys, file, err = loadAPIApps(appsFile); err != nil {
-			return err
-		}
-	}
+	auth, file := env.auth, env.file
 	if err := auth.Validate(); err != nil {
 		return fmt.Errorf("all: %w", err)
 	}
@@ -156,6 +149,7 @@ func (c *AllCmd) Run(g *Globals) error {
 	// The API shares the stages' clients and pool.
 	srv := sidecar{dbConns: c.APIDBConns, build: func(d *deps) func(context.Context) error {
 		cfg.Redis, cfg.DB, cfg.Keys, cfg.Log, cfg.Auth, cfg.AppsFile, cfg.Metrics = d.rdb, d.db, d.keys, d.log, auth, file, d.reg
+		cfg.Dev = env.dev
 		h := api.New(c.RetentionFlags.config(cfg))
 		listen := func(ctx context.Context) error { return c.ListenFlags.serve(ctx, c.Listen, h, d.log) }
 		serve := func(ctx context.Context) error { return pipeline.RunGroup(ctx, listen, h.PurgeMessages) }

@@ -62,8 +62,7 @@ const apiEnvironment = `Environment (credentials come only from it, so they neve
                          the same as --redis-addr, --database-url, --partitions, --prefix, --log-level
 The API's reference: GET /v1/openapi.json (any valid token); docs/API.md in the repository.`
 
-// apiDev is PUSHPIPE_DEV's line of api's help: set by pushpipe dev, which
-// starts the API as a process of its own (never all).
+// apiDev is PUSHPIPE_DEV's line of the API's help (api's and all's).
 const apiDev = `  PUSHPIPE_DEV           set by pushpipe dev (not for production): the 422 of an unknown app names dev's app,
                          not PUSHPIPE_APP_KEYS, which dev sets itself
 `
@@ -72,17 +71,11 @@ const apiDev = `  PUSHPIPE_DEV           set by pushpipe dev (not for production
 // (PUSHPIPE_ADMIN_TOKEN, PUSHPIPE_APP_KEYS), never from flags, so they do not
 // show up in process listings.
 func (c *APICmd) Run(g *Globals) error {
-	appKeys, err := api.ParseAppKeys(os.Getenv("PUSHPIPE_APP_KEYS"))
+	env, err := readAPIEnv(c.InsecureNoAuth, c.Apps)
 	if err != nil {
 		return err
 	}
-	auth := api.Auth{AdminToken: os.Getenv("PUSHPIPE_ADMIN_TOKEN"), AppKeys: appKeys, Insecure: c.InsecureNoAuth}
-	var file *api.AppsFile
-	if c.Apps != "" {
-		if auth.FileKeys, file, err = loadAPIApps(c.Apps); err != nil {
-			return err
-		}
-	}
+	auth, file := env.auth, env.file
 	if err := auth.Validate(); err != nil {
 		return err
 	}
@@ -105,9 +98,7 @@ func (c *APICmd) Run(g *Globals) error {
 	}
 	defer db.Close()
 	cfg.Redis, cfg.DB, cfg.Keys, cfg.Log, cfg.Auth, cfg.AppsFile, cfg.Metrics = rdb, db, g.Keys(), log, auth, file, g.Registry()
-	// Set by pushpipe dev (bench.Dev), which sets PUSHPIPE_APP_KEYS too:
-	// the 422 of an unknown app then names dev's app, not a variable.
-	cfg.Dev = os.Getenv("PUSHPIPE_DEV") != ""
+	cfg.Dev = env.dev
 	srv := api.New(c.RetentionFlags.config(cfg))
 	ready := pipeline.RedisReady(rdb)
 	runners := []func(context.Context) error{srv.PurgeMessages}
@@ -120,4 +111,36 @@ func (c *APICmd) Run(g *Globals) error {
 			return pipeline.Serve(ctx, c.HTTP, pipeline.OpsHandler(g.Registry(), ready, log), log)
 		})...,
 	)
+}
+
+// apiEnv is what the API reads from the environment: its credentials
+// (PUSHPIPE_ADMIN_TOKEN, PUSHPIPE_APP_KEYS, and the keys of the apps
+// file, if any) and PUSHPIPE_DEV.
+type apiEnv struct {
+	auth api.Auth
+	file *api.AppsFile
+	// Set by pushpipe dev (bench.Dev), which sets PUSHPIPE_APP_KEYS too:
+	// the 422 of an unknown app then names dev's app, not a variable.
+	dev bool
+}
+
+// readAPIEnv is the one reader of the API's environment, for api and for
+// all, which serves the same API in its process: all read the credentials
+// alone, and in the shell of pushpipe dev's env file (PUSHPIPE_DEV set)
+// its 422 of an unknown app advised editing the PUSHPIPE_APP_KEYS dev
+// wrote, where api's named dev's app. The auth is not validated: each
+// command says its refusal in its own words.
+func readAPIEnv(insecure bool, appsFile string) (apiEnv, error) {
+	appKeys, err := api.ParseAppKeys(os.Getenv("PUSHPIPE_APP_KEYS"))
+	if err != nil {
+		return apiEnv{}, err
+	}
+	env := apiEnv{auth: api.Auth{AdminToken: os.Getenv("PUSHPIPE_ADMIN_TOKEN"), AppKeys: appKeys, Insecure: insecure},
+		dev: os.Getenv("PUSHPIPE_DEV") != ""}
+	if appsFile != "" {
+		if env.auth.FileKeys, env.file, err = loadAPIApps(appsFile); err != nil {
+			return apiEnv{}, err
+		}
+	}
+	return env, nil
 }
