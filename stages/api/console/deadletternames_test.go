@@ -31,7 +31,7 @@ func TestDeadLettersNameTheirCampaigns(t *testing.T) {
 	}{
 		{"a campaign, by its title", `<a href="/ui/campaigns/spring" class="subject">Spring sale</a>`},
 		{"a direct message, by its title, to its page", `<a href="/ui/messages/dm-1" class="subject">Your order shipped</a><br><span class="hint">direct message</span>`},
-		{"an id with no record, by its id", `<a href="/ui/campaigns/gone-1" class="subject">gone-1</a>`},
+		{"an id with no record, by its id", `<a href="/ui/campaigns/gone-1" class="subject">gone-1</a></td>`},
 	}
 	for _, tt := range tests {
 		if !strings.Contains(page, tt.want) {
