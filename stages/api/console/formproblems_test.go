@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"fmt"
 	"html"
 	"net/http"
 	"net/url"
@@ -30,6 +31,11 @@ func TestFormSaysEveryProblemAtItsField(t *testing.T) {
 	b := newHTTPBed(t)
 	_, page := b.get("/ui/campaigns/new")
 	csrf := formCSRF(t, page)
+	// The browser's own check of required fields stops at the first
+	// (App), a bubble at a time: the server's answer says them all.
+	if !strings.Contains(page, `<form method="post" action="/ui/campaigns" class="stack" id="new-campaign" novalidate>`) {
+		t.Error("the form is checked by the browser first, one field at a time")
+	}
 	tests := []struct {
 		name string
 		give url.Values
@@ -60,6 +66,11 @@ func TestFormSaysEveryProblemAtItsField(t *testing.T) {
 				if !strings.Contains(body, `id="`+id+`"`) || !regexp.MustCompile(`id="`+id+`"[^>]*aria-invalid="true" aria-describedby="`+id+`-problem"`).MatchString(body) {
 					t.Errorf("field %s is not marked invalid, described by its problem", id)
 				}
+			}
+			// Above the form: how many, and where (each said at its field).
+			if top := regexp.MustCompile(`<p class="error" role="alert">([^<]*)</p>`).FindStringSubmatch(body); top == nil ||
+				!strings.HasPrefix(html.UnescapeString(top[1]), fmt.Sprintf("Not created: %d problems. Each is said at its field: ", len(tt.want))) {
+				t.Errorf("above the form: %q, want how many problems and their fields", top)
 			}
 			if n := strings.Count(body, `class="error field-problem"`); n != len(tt.want) {
 				t.Errorf("%d problems at fields, want %d", n, len(tt.want))

@@ -49,6 +49,29 @@ type form struct {
 	Now string
 }
 
+// summary is what the refused form says above it: its one problem, or how
+// many it has and where, with those of no field in full (each of a field
+// is said there).
+func (f form) summary() string {
+	if len(f.Problems) == 1 {
+		return f.Problems[0].Msg
+	}
+	var at, whole []string
+	for _, p := range f.Problems {
+		if p.Field == "" {
+			whole = append(whole, p.Msg)
+		} else {
+			label, _, _ := strings.Cut(p.Msg, ":")
+			at = append(at, label)
+		}
+	}
+	s := fmt.Sprintf("Not created: %d problems.", len(f.Problems))
+	if len(at) > 0 {
+		s += " Each is said at its field: " + strings.Join(at, ", ") + "."
+	}
+	return strings.Join(append([]string{s}, whole...), " ")
+}
+
 // problem is one problem of a refused form: the field it is at (its id in
 // new.html, "" for the form as a whole) and what it says.
 type problem struct{ Field, Msg string }
@@ -207,7 +230,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		for _, m := range msgs {
 			f.Problems = append(f.Problems, problemOf(m))
 		}
-		c.render(w, r, http.StatusBadRequest, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f, Error: strings.Join(msgs, "; ")})
+		c.render(w, r, http.StatusBadRequest, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f, Error: f.summary()})
 	}
 	// Every problem of the form at once, each at its field: an empty form
 	// was refused for its title and body alone, then, filled in, for its
@@ -222,7 +245,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	// What the model would refuse first, said here with the rest (the
 	// model's own check stays, in its words, for what gets past).
 	if camp.App == "" {
-		says = append(says, "App: required, e.g. com.example.news.")
+		says = append(says, "App: required, the app's id, e.g. com.example.news")
 	}
 	if len(camp.Channels) == 0 {
 		says = append(says, formSays(`channels: at least one channel is required, e.g. ["breaking-news"]`))
