@@ -8,7 +8,8 @@ import (
 
 // TestMessagesOutcomeOnAPhone: at 390 px the direct messages list shows each
 // message's outcome (targets, sent, failed) and its state without a
-// sideways scroll. It showed Message, State and Targets, and Sent and
+// sideways scroll, and the pipeline page its stages' lag, pending and dead
+// letters. It showed Message, State and Targets, and Sent and
 // Failed were behind a scroll a phone user did not know was there.
 func TestMessagesOutcomeOnAPhone(t *testing.T) {
 	t.Parallel()
@@ -43,5 +44,17 @@ func TestMessagesOutcomeOnAPhone(t *testing.T) {
 	}
 	if w := js[[]int](b, `(e => [e.scrollWidth, e.clientWidth])(document.querySelector("#rows .scroll"))`); w[0] > w[1] {
 		t.Errorf("the list scrolls sideways: %d px in %d", w[0], w[1])
+	}
+	// The pipeline page's glance at its stages, the same: Lag, Pending
+	// and Dead letters were behind a sideways scroll.
+	b.run(chromedp.Navigate(b.url+"/ui/pipeline"), waitJS(`document.querySelector('[data-stage-summary="deliver"]') !== null && document.readyState === "complete"`))
+	for _, col := range []string{"lag", "pending", "dead"} {
+		if !js[bool](b, `(() => { const w = document.documentElement.clientWidth, r = document.querySelector('[data-stage-summary="deliver"] .`+col+`').getBoundingClientRect();
+			return r.width > 0 && r.right <= w; })()`) {
+			t.Errorf("the pipeline's %s column is not in view at 390 px", col)
+		}
+	}
+	if w := js[[]int](b, `(e => [e.scrollWidth, e.clientWidth])(document.querySelector("#stage-summary").parentElement)`); w[0] > w[1] {
+		t.Errorf("the pipeline's stages scroll sideways: %d px in %d", w[0], w[1])
 	}
 }
