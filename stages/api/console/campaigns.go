@@ -36,7 +36,7 @@ import (
 // allowEmpty, as POST /v1/campaigns; the caller's own checks as more
 // admits, so that a retry is answered from the record before them);
 // Failures is most devices first, empty
-// when none failed.
+// when none failed; Records leaves out the ids it has no record of.
 type Campaigns interface {
 	List(ctx context.Context, before string, limit int) (page []Summary, next string, err error)
 	Get(ctx context.Context, id string) (Summary, error)
@@ -46,6 +46,9 @@ type Campaigns interface {
 	Failures(ctx context.Context, id string) ([]Reason, error)
 	Messages(ctx context.Context, before string, limit int) (page []campaign.MessageSummary, next string, err error)
 	Message(ctx context.Context, id string) (campaign.MessageSummary, error)
+	// Records are the records of the campaigns and messages of ids that
+	// exist (their Kind says which), in one read, without progress.
+	Records(ctx context.Context, ids []string) (map[string]campaign.Campaign, error)
 }
 
 // Summary is a campaign and its progress.
@@ -223,6 +226,13 @@ func (s sharedCampaigns) Message(ctx context.Context, id string) (campaign.Messa
 	}
 	c, err := campaign.Load(ctx, s.db, id)
 	return campaign.MessageSummary{Report: rep, App: c.App, Title: c.Title, Body: c.Body, Priority: c.Priority, CreatedAt: c.CreatedAt}, err
+}
+
+func (s sharedCampaigns) Records(ctx context.Context, ids []string) (map[string]campaign.Campaign, error) {
+	if s.db == nil {
+		return nil, errNoDB
+	}
+	return campaign.LoadAll(ctx, s.db, ids)
 }
 
 // allowEmptyLabel is the new-campaign form's box for allow_empty.

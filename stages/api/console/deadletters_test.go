@@ -346,7 +346,7 @@ func TestDeadLettersOfOneCampaign(t *testing.T) {
 	if _, body := b.get(loc); !strings.Contains(mainText(body), "2 dead letters retried: their entries are back in their streams.") {
 		t.Errorf("after retry all: %s", mainText(body))
 	}
-	if _, body := b.get("/ui/deadletters"); letterRows(body) != 1 || !strings.Contains(body, `<a href="/ui/campaigns/c2">`) {
+	if _, body := b.get("/ui/deadletters"); letterRows(body) != 1 || !strings.Contains(body, `<a href="/ui/campaigns/c2" class="subject">c2</a>`) {
 		t.Errorf("retry all of c1 left c2's letter and nothing else? %s", mainText(body))
 	}
 	if status, _, _ := b.post("/ui/deadletters/retry-all", url.Values{"csrf": {formCSRF(t, list)}, "campaign": {"no such/id"}}); status != 400 {

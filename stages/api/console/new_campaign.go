@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"maps"
 	"net/http"
 	"regexp"
@@ -40,6 +41,84 @@ type form struct {
 	// served: the campaign's id when Id is left empty, so the same form
 	// posted twice (a double click, a browser's retry) is one campaign.
 	Key string
+	// Problems are a refused form's problems, each said at its field
+	// (At) and all of them above the form.
+	Problems []problem
+	// Now is the time the form was served, as the send time is typed:
+	// the operator's own clock is in another zone.
+	Now string
+}
+
+// summary is what the refused form says above it: its one problem, or how
+// many it has and where, with those of no field in full (each of a field
+// is said there).
+func (f form) summary() string {
+	if len(f.Problems) == 1 {
+		return f.Problems[0].Msg
+	}
+	var at, whole []string
+	for _, p := range f.Problems {
+		if p.Field == "" {
+			whole = append(whole, p.Msg)
+		} else {
+			label, _, _ := strings.Cut(p.Msg, ":")
+			at = append(at, label)
+		}
+	}
+	s := fmt.Sprintf("Not created: %d problems.", len(f.Problems))
+	if len(at) > 0 {
+		s += " Each is said at its field: " + strings.Join(at, ", ") + "."
+	}
+	return strings.Join(append([]string{s}, whole...), " ")
+}
+
+// problem is one problem of a refused form: the field it is at (its id in
+// new.html, "" for the form as a whole) and what it says.
+type problem struct{ Field, Msg string }
+
+// At is the problem of the form's field id, if any: the template shows it
+// under the field, which it describes (aria-describedby).
+func (f form) At(id string) problem {
+	for _, p := range f.Problems {
+		if p.Field == id {
+			return p
+		}
+	}
+	return problem{}
+}
+
+// Invalid marks the form's field id as invalid, described by its problem
+// (At), when it has one.
+func (f form) Invalid(id string) template.HTMLAttr {
+	if f.At(id).Msg == "" {
+		return ""
+	}
+	return template.HTMLAttr(`aria-invalid="true" aria-describedby="` + template.HTMLEscapeString(id) + `-problem"`)
+}
+
+// formFields are the form's labels (formSays's) and the ids of their
+// fields in new.html: a problem said by its label is shown at its field.
+var formFields = map[string]string{
+	"App": "app", "Channels": "channels", "Channel": "channels", "Category": "category", "Title": "title",
+	"Title and body": "title", "Body": "body", "Data": "data", "Subtitle": "subtitle", "Image URL": "image",
+	"Sound": "sound", "Badge": "badge", "Thread id": "thread-id", "Collapse id": "collapse-id",
+	"Localized": "localized", "Time to live": "ttl", "Rate": "rate", "Id": "cid", "Priority": "priority",
+	"Send": "send-at", "Send at": "send-at", "Campaign id": "cid",
+}
+
+// problemOf is msg as a problem at the field its label names.
+func problemOf(msg string) problem {
+	label, _, _ := strings.Cut(msg, ":")
+	if i := strings.IndexAny(label, "[."); i >= 0 {
+		label = label[:i] // "Data.url", "Localized[ko]"
+	}
+	if f, ok := formFields[label]; ok {
+		return problem{Field: f, Msg: msg}
+	}
+	if strings.HasPrefix(msg, "Channel ") { // `Channel "sport news": …`
+		return problem{Field: "channels", Msg: msg}
+	}
+	return problem{Msg: msg}
 }
 
 // AllowEmptyLabel is the text of the form's allow_empty box.
@@ -118,7 +197,8 @@ func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s sess
 	// The apps offered: the field was empty with no hint, and the
 	// operator had to know the app's id by heart. The only one filled in:
 	// an API of one app left it to be typed, or picked, every time.
-	f := form{When: "now", TTL: "86400", Priority: push.PriorityNormal, Key: campaign.NewID(), Apps: c.apps()}
+	f := form{When: "now", TTL: "86400", Priority: push.PriorityNormal, Key: campaign.NewID(), Apps: c.apps(),
+		Now: time.Now().UTC().Format(sendAtLayout)}
 	if len(f.Apps) == 1 {
 		f.App = f.Apps[0]
 	}
@@ -144,38 +224,48 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		Priority: r.PostFormValue("priority"), Subtitle: r.PostFormValue("subtitle"), Image: r.PostFormValue("image"),
 		Sound: r.PostFormValue("sound"), Badge: r.PostFormValue("badge"), ThreadID: r.PostFormValue("thread_id"),
 		CollapseID: r.PostFormValue("collapse_id"), Silent: r.PostFormValue("silent") == "1", Localized: r.PostFormValue("localized")}
-	f.Apps = c.apps() // offered again on a refusal
-	refuse := func(msg string) {
-		c.render(w, r, http.StatusBadRequest, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f, Error: msg})
+	f.Apps, f.Now = c.apps(), time.Now().UTC().Format(sendAtLayout) // offered again on a refusal
+	refuse := func(msgs ...string) {
+		f.Problems = f.Problems[:0]
+		for _, m := range msgs {
+			f.Problems = append(f.Problems, problemOf(m))
+		}
+		c.render(w, r, http.StatusBadRequest, "new", page{Title: "New campaign", Nav: "new", Session: s, Data: f, Error: f.summary()})
 	}
+	// Every problem of the form at once, each at its field: an empty form
+	// was refused for its title and body alone, then, filled in, for its
+	// channels, then for its app, one post at a time.
+	var says []string
 	camp := campaign.Campaign{ID: cmp.Or(strings.TrimSpace(f.ID), f.Key), App: strings.TrimSpace(f.App), Category: strings.TrimSpace(f.Category)}
 	for ch := range strings.SplitSeq(f.Channels, ",") {
 		if ch = strings.TrimSpace(ch); ch != "" {
 			camp.Channels = append(camp.Channels, ch)
 		}
 	}
+	// What the model would refuse first, said here with the rest (the
+	// model's own check stays, in its words, for what gets past).
+	if camp.App == "" {
+		says = append(says, "App: required, the app's id, e.g. com.example.news")
+	}
+	if len(camp.Channels) == 0 {
+		says = append(says, formSays(`channels: at least one channel is required, e.g. ["breaking-news"]`))
+	}
 	// The notification object, read by the API's own parser: the form
 	// accepts what POST /v1/campaigns accepts, and stores what it stores.
 	raw, msg := f.notification()
-	if msg != "" {
-		refuse(msg)
-		return
-	}
-	content, err := c.cfg.ParseNotification(raw, f.Priority, push.PriorityNormal)
-	if err != nil {
-		// Every problem of the form, one line each from the parser
-		// (errors.Join), each said by its field's label.
-		says := strings.Split(err.Error(), "\n")
-		for i, msg := range says {
-			says[i] = formSays(msg)
+	var content push.Content
+	var err error
+	switch {
+	case msg != "":
+		says = append(says, msg)
+	default:
+		if content, err = c.cfg.ParseNotification(raw, f.Priority, push.PriorityNormal); err != nil {
+			// One line each from the parser (errors.Join), each said by
+			// its field's label.
+			for msg := range strings.SplitSeq(err.Error(), "\n") {
+				says = append(says, formSays(msg))
+			}
 		}
-		refuse(strings.Join(says, "; "))
-		return
-	}
-	camp.Title, camp.Body, camp.Data, camp.Priority = content.Title, content.Body, content.Data, content.Priority
-	if camp.Notification, err = json.Marshal(content); err != nil {
-		refuse("Not created: " + err.Error() + ".")
-		return
 	}
 	if t := strings.TrimSpace(f.TTL); t != "" {
 		// Bounded here, before it becomes a Duration: 99999999999 s
@@ -184,8 +274,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		// form that shows the field cannot mean.
 		n, err := strconv.ParseInt(t, 10, 64)
 		if max := int64(campaign.MaxTTL / time.Second); err != nil || n < 1 || n > max {
-			refuse(fmt.Sprintf("Time to live: a whole number of seconds from 1 to %s (28 days), e.g. 86400 for a day.", num(max)))
-			return
+			says = append(says, fmt.Sprintf("Time to live: a whole number of seconds from 1 to %s (28 days), e.g. 86400 for a day.", num(max)))
 		}
 		camp.TTL = time.Duration(n) * time.Second
 	}
@@ -194,8 +283,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		// campaign went out at full speed, the opposite of a cap.
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > campaign.MaxRatePerSecond {
-			refuse(fmt.Sprintf("Rate: a whole number of sends per second from 1 to %s, or empty for no cap of its own.", num(campaign.MaxRatePerSecond)))
-			return
+			says = append(says, fmt.Sprintf("Rate: a whole number of sends per second from 1 to %s, or empty for no cap of its own.", num(campaign.MaxRatePerSecond)))
 		}
 		camp.RatePerSecond = n
 	}
@@ -224,14 +312,13 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		// A time picked with "now" still chosen (the radio is easy to
 		// miss) was ignored: a campaign meant for tonight went out at
 		// once. Which one was meant is the operator's to say.
-		refuse("Send: a time is filled in but \"now\" is chosen; choose \"at\" to send at that time, or clear the time to send now.")
-		return
+		says = append(says, "Send: a time is filled in but \"now\" is chosen; choose \"at\" to send at that time, or clear the time to send now.")
 	}
 	if f.When == "later" {
 		t, err := parseSendAt(f.SendAt)
 		if err != nil {
-			refuse("Send at: pick a date and time (UTC).")
-			return
+			says = append(says, "Send at: a date and time in UTC, written as the console writes times, e.g. "+
+				time.Now().UTC().Add(time.Hour).Format(sendAtLayout)+" (year-month-day hours:minutes, 24-hour).")
 		}
 		// The API starts a campaign whose send_at is past at once. From a
 		// form that says "at", a past time is a slip (a local time taken
@@ -239,11 +326,20 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 		admit = append(admit, func(context.Context, campaign.Campaign) error {
 			if now := time.Now(); !t.After(now) {
 				return &campaign.ValidationError{Msg: fmt.Sprintf("Send at: %s is already past (it is %s now); pick a later time, or choose to send now.",
-					t.Format("2006-01-02 15:04 UTC"), now.UTC().Format("2006-01-02 15:04 UTC"))}
+					t.Format(sendAtLayout+" UTC"), now.UTC().Format(sendAtLayout+" UTC"))}
 			}
 			return nil
 		})
 		sendAt = t
+	}
+	if len(says) > 0 {
+		refuse(says...)
+		return
+	}
+	camp.Title, camp.Body, camp.Data, camp.Priority = content.Title, content.Body, content.Data, content.Priority
+	if camp.Notification, err = json.Marshal(content); err != nil {
+		refuse("Not created: " + err.Error() + ".")
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
@@ -268,14 +364,26 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s sessi
 	}
 }
 
-// parseSendAt reads the form's send_at: datetime-local has no zone, and the
-// form says it is UTC; a browser sends seconds when the value has them.
+// sendAtLayout is how the form's send time is typed: as the console writes
+// times ("2026-12-07 15:04:05 UTC"), to the minute. The field was a
+// datetime-local, which the browser writes in its locale (12/07/2026,
+// 03:04 PM) beside pages that say 2026-12-07 15:04:05 UTC.
+const sendAtLayout = "2006-01-02 15:04"
+
+// parseSendAt reads the form's send_at, in UTC, as the form says: the
+// console's own way of writing a time, with or without seconds and " UTC"
+// (a time copied from a page of the console), or a datetime-local's value
+// (a form served before, a script that posts it).
 func parseSendAt(v string) (time.Time, error) {
-	t, err := time.ParseInLocation("2006-01-02T15:04", v, time.UTC)
-	if err != nil {
-		t, err = time.ParseInLocation("2006-01-02T15:04:05", v, time.UTC)
+	v = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "UTC"))
+	var err error
+	for _, layout := range []string{sendAtLayout, sendAtLayout + ":05", "2006-01-02T15:04", "2006-01-02T15:04:05"} {
+		var t time.Time
+		if t, err = time.ParseInLocation(layout, v, time.UTC); err == nil {
+			return t, nil
+		}
 	}
-	return t, err
+	return time.Time{}, err
 }
 
 // formLabels are the API's names of the form's fields, as the model's and
@@ -305,10 +413,22 @@ func formSays(msg string) string {
 		}
 	}
 	msg = emptyChannelsSays(msg)
+	msg = rfc3339.ReplaceAllStringFunc(msg, func(s string) string {
+		t, err := campaign.ParseSendAt(s)
+		if err != nil {
+			return s
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	})
 	return strings.NewReplacer(`e.g. ["breaking-news"]`, "e.g. breaking-news, sport",
 		`set "silent": false`, `untick "Silent"`,
 		"a title or a body is required", `a title or a body is required (or tick "Silent" for a background push of data only)`).Replace(msg)
 }
+
+// rfc3339 is a time as the model writes it in a refusal ("send_at: at most
+// 90 days ahead (until 2027-03-07T15:04:05Z)"): the API takes and says
+// RFC 3339, the console writes times as 2027-03-07 15:04:05 UTC.
+var rfc3339 = regexp.MustCompile(`\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
 
 // channelIndex is the model's name of one channel of the list.
 var channelIndex = regexp.MustCompile(`^channels\[(\d+)\]`)

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pushpipe/pushpipe/pipeline"
+	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 	"github.com/pushpipe/pushpipe/stages/webhook"
 )
@@ -237,6 +239,36 @@ type deadLettersData struct {
 	// found its letters among every other campaign's, by reading ids.
 	Campaign string
 	Limit    int // the most the list shows (deadLetterPage)
+	// Records are the campaigns and messages the letters are of, by id,
+	// to name and link each as the rest of the console does; none while
+	// PostgreSQL is down (the letters are Redis's, and still listed).
+	Records map[string]campaign.Campaign
+}
+
+// subject is a dead letter's campaign or message as the list names it.
+type subject struct {
+	Name, Href string
+	Message    bool
+}
+
+// Subject is the campaign or direct message letter d is of: named by its
+// title, else its body, else its id, and linked to its own page. The
+// list named it by its id, and linked a message's to /ui/campaigns/, a
+// page that has no direct messages.
+func (d deadLettersData) Subject(l pipeline.DeadLetter) subject {
+	id := l.Campaign()
+	if id == "" {
+		return subject{}
+	}
+	rec, ok := d.Records[id]
+	// Without its record (purged, or PostgreSQL down), a results entry
+	// still says which kind it is of.
+	msg := rec.Kind == campaign.KindMessage || !ok && l.Fields[pipeline.FieldMessage] != ""
+	s := subject{Name: devices.Echo(cmp.Or(rec.Title, rec.Body, id)), Href: "/ui/campaigns/" + url.PathEscape(id), Message: msg}
+	if msg {
+		s.Href = "/ui/messages/" + url.PathEscape(id)
+	}
+	return s
 }
 
 // From says what the filter keeps, as the page's sentences put it: "results",
@@ -277,9 +309,23 @@ func (c *Console) deadLettersPage(w http.ResponseWriter, r *http.Request, s sess
 	}
 	if err != nil {
 		p.Error = c.unavailable(r, "The dead letters are", err, false)
+	} else if ids := letterSubjects(d.Letters); len(ids) > 0 {
+		// Without the names the list still serves: ids, as before.
+		d.Records, _ = c.cfg.Campaigns.Records(ctx, ids)
 	}
 	p.Data = d
 	c.render(w, r, http.StatusOK, "deadletters", p)
+}
+
+// letterSubjects are the campaign and message ids of letters, once each.
+func letterSubjects(letters []pipeline.DeadLetter) []string {
+	var ids []string
+	for _, l := range letters {
+		if id := l.Campaign(); id != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // letter loads the dead letter of the path, or renders why not.

@@ -132,12 +132,24 @@ func (c *Console) unavailable(r *http.Request, whatIs string, err error, polled 
 // reference and is not logged again: every open page polls once a second,
 // and an outage logged a line per page per second.
 func (c *Console) failed(r *http.Request, err error, msg string) string {
+	if gone(r) {
+		// The browser canceled the request (a page left mid-load, a poll
+		// cut short): nothing failed, and nobody reads the answer. It was
+		// logged as "… unavailable: context canceled", a warning that sent
+		// on-call looking for an outage.
+		c.cfg.Log.Debug().Err(err).Str("path", r.URL.Path).Msg("console: request canceled by the browser")
+		return "The request was canceled."
+	}
 	ref, at, fresh := c.fails.ref(msg+": "+err.Error(), time.Now())
 	if fresh {
 		c.cfg.Log.Warn().Err(err).Str("ref", ref).Str("path", r.URL.Path).Msg(msg)
 	}
 	return "If it persists, the API's log has the error under ref " + ref + " (" + at.UTC().Format("2006-01-02 15:04:05 UTC") + ")."
 }
+
+// gone is whether r's client went away (its context canceled): what failed
+// under it failed because of that.
+func gone(r *http.Request) bool { return r.Context().Err() != nil }
 
 // failureRefFor is how long a failure keeps its reference.
 const failureRefFor = time.Minute

@@ -122,6 +122,10 @@ func (c *Console) signedIn(h sessionHandler) http.Handler {
 		defer cancel()
 		s, ok, err := c.lookup(ctx, r)
 		switch {
+		case err != nil && gone(r):
+			// Canceled by the browser, not failed: no warning (failed).
+			c.cfg.Log.Debug().Err(err).Str("path", r.URL.Path).Msg("console: request canceled by the browser")
+			return
 		case err != nil:
 			c.cfg.Log.Warn().Err(err).Msg("console: session lookup failed")
 			c.fail(w, r, http.StatusServiceUnavailable, page{Title: "Unavailable",

@@ -119,26 +119,44 @@
       set("body", silent ? "(silent: nothing is shown; the app gets the data)" : body);
       // A silent push is aps.content-available alone; a shown one has
       // its alert, badge, sound and, with an image, mutable-content and
-      // the custom key "image" (stages/deliver/apns render).
-      var alert = { title: title };
+      // the custom key "image" (stages/deliver/apns render). What is left
+      // empty is left out, as the renderers leave it (omitempty): the
+      // preview showed "title": "" for a body alone, a payload other
+      // than the one sent.
+      var alert = {};
+      if (title) alert.title = title;
       if (subtitle) alert.subtitle = subtitle;
-      alert.body = body;
+      if (body) alert.body = body;
       var aps = silent ? { "content-available": 1 } : { alert: alert };
       if (!silent && /^-?[0-9]+$/.test(badge)) aps.badge = Number(badge);
       if (!silent && sound) aps.sound = sound;
       if (!silent && image) aps["mutable-content"] = 1;
+      // The campaign's category is the APNs category too (push.Content
+      // Render), silent or not.
+      var category = val("category").trim();
+      if (category) aps.category = category;
       if (thread) aps["thread-id"] = thread;
       var apns = { aps: aps };
       if (!silent && image) apns.image = image;
       Object.keys(data).forEach(function (k) { apns[k] = data[k]; });
       var strData = {};
       Object.keys(data).forEach(function (k) { strData[k] = typeof data[k] === "string" ? data[k] : data[k] === null ? "" : JSON.stringify(data[k]); });
+      // The collapse id left empty is the campaign's id (push.Content
+      // Render), the form's own key when Id is empty; a longer one than
+      // APNs takes becomes its digest, not shown here.
+      var id = val("id").trim() || val("key");
+      if (!collapse && id.length <= 64) collapse = id;
       var android = { priority: high ? "HIGH" : "NORMAL", ttl: (val("ttl_seconds") || "86400") + "s" };
       if (collapse) android.collapse_key = collapse;
-      var message = { data: strData, android: android };
+      var message = {};
+      if (Object.keys(strData).length) message.data = strData;
+      message.android = android;
       if (!silent) {
-        message.notification = { title: title, body: body };
-        if (image) message.notification.image = image;
+        var note = {};
+        if (title) note.title = title;
+        if (body) note.body = body;
+        if (image) note.image = image;
+        message.notification = note;
         var shown = {};
         if (collapse) shown.tag = collapse;
         if (sound) shown.sound = sound;
