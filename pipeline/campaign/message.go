@@ -218,7 +218,9 @@ func enqueueMessage(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys,
 		}
 		e := byPart[p]
 		if e == nil {
-			e = &pipeline.DedupeEntry{Campaign: m.ID, Range: pipeline.MessageRange}
+			// The expiry rides along: dedupe need not read it back from
+			// the hash written above before the message's commit.
+			e = &pipeline.DedupeEntry{Campaign: m.ID, Range: pipeline.MessageRange, ExpiresMs: exp}
 			byPart[p] = e
 			parts = append(parts, p)
 		}
