@@ -203,6 +203,12 @@ type DedupeEntry struct {
 	Users, Muted    []int64
 	UsersRaw        string // FieldUsers as read (ParseDedupeEntry)
 	Force           bool
+	// ExpiresMs (FieldExpires) is the campaign's expiry, unix ms, when the
+	// writer knows it (the API, for a message), else 0. Dedupe needs it
+	// before its commit script, and a message is a campaign dedupe has never
+	// seen: carried here, it costs no read of the campaign's hash, a round
+	// trip before the message's first send (#15).
+	ExpiresMs int64
 }
 
 // MessageRange is the Range of a direct message's dedupe entries: it has no
@@ -228,6 +234,9 @@ func (e DedupeEntry) Fields() []string {
 	if e.Force {
 		f = append(f, FieldForce, "1")
 	}
+	if e.ExpiresMs > 0 {
+		f = append(f, FieldExpires, strconv.FormatInt(e.ExpiresMs, 10))
+	}
 	return f
 }
 
@@ -249,6 +258,11 @@ func ParseDedupeEntry(f map[string]string) (DedupeEntry, error) {
 	}
 	if len(e.Users) == 0 && len(e.Muted) == 0 {
 		return e, fmt.Errorf("no user ids in %s or %s", FieldUsers, FieldMuted)
+	}
+	if v, ok := f[FieldExpires]; ok {
+		if e.ExpiresMs, err = strconv.ParseInt(v, 10, 64); err != nil || e.ExpiresMs <= 0 {
+			return e, fmt.Errorf("field %s %q: not a time", FieldExpires, v)
+		}
 	}
 	return e, nil
 }

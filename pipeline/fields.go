@@ -5,7 +5,7 @@ package pipeline
 //	ingest     ev, or op, app, token, platform, user, locale, at  partition: HashPartition(app+"/"+token)
 //	campaigns  campaign                                       partition: HashPartition(campaign)
 //	ranges     campaign, channel, range, lo, hi              partition: HashPartition(campaign+"/"+range)
-//	dedupe     campaign, u (reached ids), m (muted ids), range, rd  partition: UserPartition of every id (a message of at most campaign.WholeMessageUsers: HashPartition(message))
+//	dedupe     campaign, u (reached ids), m (muted ids), range, rd, exp_ms  partition: UserPartition of every id (a message of at most campaign.WholeMessageUsers: HashPartition(message))
 //	deliver    campaign, u, force, force_devices, rounds, slot_ms  partition: dedupe's
 //	results    campaign or message, app, at_ms, events, skip (ResultHeader, ResultRecords)  partition: deliver's
 //
@@ -32,6 +32,7 @@ const (
 	FieldReading  = "rd"        // dedupe: resolve's tag of the reading of the range the ids come from (RangeRecord)
 	FieldSlotMs   = "slot_ms"   // deliver: a capped campaign's entry sent later: the start of its reserved slot, unix ms
 	FieldSlotRate = "slot_rate" // deliver: the campaign's rate its slot was reserved at (absent: not known)
+	FieldExpires  = "exp_ms"    // dedupe: a message's expiry, unix ms, as its campaign hash holds it (absent: read from there)
 
 	FieldMessage = "message" // results: direct message id (instead of campaign)
 	FieldAtMs    = "at_ms"   // results: when the outcomes were recorded, unix ms

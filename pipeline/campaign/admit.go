@@ -30,20 +30,20 @@ func (r admitRefusal) Unwrap() error { return r.err }
 
 // storedOr answers a create from the row already stored under c's id (same:
 // whether it is queued, or why it is not the same record), else runs admit
-// and insert. An insert that finds the id taken (pgx.ErrNoRows: a request
-// with the same id stored it meanwhile) is answered from that row too. With
-// no admit the insert goes first, its ON CONFLICT being the lookup: one
-// query for a new id.
+// and insert. The insert goes first when admit passes, its ON CONFLICT
+// being the lookup: one query for a new id, the common case (a lookup
+// before it was a PostgreSQL round trip more for every new message). An
+// insert that finds the id taken (pgx.ErrNoRows: stored before, or by a
+// request with the same id meanwhile) is answered from that row, and so is
+// an admit that refuses a stored id: only a new one must pass it.
 func storedOr(ctx context.Context, c Campaign, admit []Admit, same func() (queued bool, err error), insert func() error) (bool, error) {
-	if len(admit) > 0 {
-		queued, err := same()
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return queued, err
-		}
-		for _, a := range admit {
-			if err := a(ctx, c); err != nil {
+	for _, a := range admit {
+		if err := a(ctx, c); err != nil {
+			queued, serr := same()
+			if errors.Is(serr, pgx.ErrNoRows) {
 				return false, admitRefusal{err}
 			}
+			return queued, serr
 		}
 	}
 	if err := insert(); !errors.Is(err, pgx.ErrNoRows) {

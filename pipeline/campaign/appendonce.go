@@ -9,7 +9,7 @@ import (
 )
 
 // statQueued, in a message's counters of a partition (keys.Stats), says the
-// partition's share of the message is in its stream. queueOnce runs the
+// partition's share of the message is in its stream. queueMessage runs the
 // appends again when they did not all succeed, or when PostgreSQL failed to
 // mark the row queued after them (a master down for some partitions, a
 // failover), and a share appended twice is read twice: a raw token's entry

@@ -134,11 +134,30 @@ func CreateMessage(ctx context.Context, rdb rueidis.Client, db *pgxpool.Pool, ke
 	case queued:
 		return m, false, nil
 	}
-	created, err := queueOnce(ctx, db, m.ID, func() error { return enqueueMessage(ctx, rdb, keys, m) })
+	created, err := queueMessage(ctx, db, m.ID, func() error { return enqueueMessage(ctx, rdb, keys, m) })
 	if err != nil {
 		return m, false, fmt.Errorf("%w: %w", ErrNotQueued, err)
 	}
 	return m, created, nil
+}
+
+// queueMessage is queueOnce for a message, without its transaction: the
+// row's lock kept requests with the same id at once from appending the
+// message twice, and cost four PostgreSQL round trips per message (BEGIN,
+// SELECT ... FOR UPDATE, UPDATE, COMMIT) where one does. A message's
+// appends are idempotent on their own (appendOnce: each partition's share
+// is appended once, whoever tries; the counts before them are HSETs of the
+// same values), so racing requests may each run enqueue, and the UPDATE of
+// a row not queued yet tells the one that queued it (created) from the rest.
+func queueMessage(ctx context.Context, db *pgxpool.Pool, id string, enqueue func() error) (bool, error) {
+	if err := enqueue(); err != nil {
+		return false, err
+	}
+	tag, err := db.Exec(ctx, `UPDATE campaigns SET queued_at = now() WHERE id = $1 AND queued_at IS NULL`, id)
+	if err != nil {
+		return false, fmt.Errorf("mark %q queued: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // sameMessage reads the row that holds m's id: whether it is queued, or
@@ -184,7 +203,7 @@ const WholeMessageUsers = 1000
 // enqueueMessage publishes the message's expiry and user count, reads its
 // users' mutes of its category, then appends its dedupe entries (one, or one
 // per user partition: WholeMessageUsers) to the lane's stream in one
-// pipelined call; queueOnce marks the row queued. A retry after a failure
+// pipelined call; queueMessage marks the row queued. A retry after a failure
 // between the appends and the mark appends only the partitions whose share
 // is not in yet (appendOnce): dedupe would forward each user once anyway,
 // but count a repeated share in again, and read the message done early.
@@ -218,7 +237,9 @@ func enqueueMessage(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys,
 		}
 		e := byPart[p]
 		if e == nil {
-			e = &pipeline.DedupeEntry{Campaign: m.ID, Range: pipeline.MessageRange}
+			// The expiry rides along: dedupe need not read it back from
+			// the hash written above before the message's commit.
+			e = &pipeline.DedupeEntry{Campaign: m.ID, Range: pipeline.MessageRange, ExpiresMs: exp}
 			byPart[p] = e
 			parts = append(parts, p)
 		}

@@ -33,6 +33,11 @@ func (a *deviceAPI) dedupeEntries(l pipeline.Lane) (entries, users int) {
 			if err != nil {
 				a.t.Fatalf("entry %s of %s: %v", x.ID, s, err)
 			}
+			// Its expiry rides along, so dedupe need not read the hash.
+			exp, err := a.rdb.Do(context.Background(), a.rdb.B().Hget().Key(a.keys.Campaign(e.Campaign)).Field(campaign.HashExpiresMs).Build()).AsInt64()
+			if err != nil || e.ExpiresMs != exp {
+				a.t.Errorf("entry %s of message %s carries expiry %d, its hash %d (%v)", x.ID, e.Campaign, e.ExpiresMs, exp, err)
+			}
 			all = append(all, read{s, e})
 			total[e.Campaign] += len(e.Users) + len(e.Muted)
 		}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -543,4 +544,72 @@ func TestForceForwardsAgain(t *testing.T) {
 	if s := stats(t, c, keys, "f"); s[pipeline.StatTargets] != 3 || s[pipeline.StatDups] != 3 {
 		t.Fatalf("stats %v", s)
 	}
+}
+
+// TestMessageExpiryRidesItsEntry: a message is a campaign dedupe meets
+// once, so reading its expiry from the campaign's hash was a Redis round
+// trip before every message's commit (#15). The API writes the expiry into
+// the message's entries and dedupe takes it from there: an entry carrying
+// it is forwarded, its marks and counters expiring by it, without its hash
+// being read at all (here it does not exist). An entry without it is read
+// as before: a campaign unknown in Redis is dead-lettered.
+func TestMessageExpiryRidesItsEntry(t *testing.T) {
+	t.Parallel()
+	servers(t, func(t *testing.T, c rueidis.Client) {
+		keys := newKeys()
+		exp := time.Now().Add(2 * time.Hour).UnixMilli()
+		tests := []struct {
+			give     pipeline.DedupeEntry
+			wantSent int // users forwarded
+		}{
+			{give: pipeline.DedupeEntry{Campaign: "m-carried", Range: pipeline.MessageRange, Users: []int64{3, 70_000}, ExpiresMs: exp}, wantSent: 2},
+			{give: pipeline.DedupeEntry{Campaign: "m-bare", Range: pipeline.MessageRange, Users: []int64{4}}, wantSent: 0},
+		}
+		for _, tt := range tests {
+			p := keys.HashPartition(tt.give.Campaign)
+			if _, err := pipeline.Emit(t.Context(), c, pipeline.Message{Stream: keys.Stream(pipeline.StreamDedupe, p), Fields: tt.give.Fields()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runStage(t, c, keys, "d1")
+		drained(t, c, keys)
+		for _, tt := range tests {
+			id := tt.give.Campaign
+			n := 0
+			xs, err := c.Do(t.Context(), c.B().Xrange().Key(keys.Stream(pipeline.StreamDeliver, keys.HashPartition(id))).Start("-").End("+").Build()).AsXRange()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range xs {
+				if e, err := pipeline.ParseDeliverEntry(x.FieldValues); err == nil && e.Campaign == id {
+					n += len(e.Users)
+				}
+			}
+			if n != tt.wantSent {
+				t.Errorf("%s: %d users forwarded, want %d", id, n, tt.wantSent)
+			}
+		}
+		// The carried expiry sets the marks' and counters' (to the
+		// second: PEXPIRETIME is exact, the clocks are the same).
+		p := keys.HashPartition("m-carried")
+		for _, tt := range []struct {
+			key  string
+			want int64
+		}{
+			{keys.Seen(p, "m-carried"), campaign.MarksExpireMs(exp)},
+			{keys.Stats(p, "m-carried"), campaign.MessageCountersExpireMs(exp)},
+		} {
+			got, err := c.Do(t.Context(), c.B().Pexpiretime().Key(tt.key).Build()).AsInt64()
+			if err != nil || got != tt.want {
+				t.Errorf("%s expires at %d (%v), want %d (the entry's expiry)", tt.key, got, err, tt.want)
+			}
+		}
+		letters, err := pipeline.NewDLQ(c, keys).List(t.Context(), pipeline.DLQFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(letters) != 1 || letters[0].Fields[pipeline.FieldCampaign] != "m-bare" || !strings.Contains(letters[0].Error, "unknown in Redis") {
+			t.Errorf("dead letters %+v, want m-bare's alone (unknown in Redis)", letters)
+		}
+	})
 }

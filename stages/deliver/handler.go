@@ -170,7 +170,7 @@ type parsed struct {
 // their entries are dead-lettered; those of the entry's own fields are
 // pipeline.BadInput too, so `dlq retry` says they will be back (a campaign
 // row gone may be restored). Any other error is the batch's.
-func (h *Handler) parseAll(ctx context.Context, b *pipeline.Batch, ok []parsed) (map[*campaign][]device, error) {
+func (h *Handler) parseAll(ctx context.Context, b *pipeline.Batch, ok []parsed) (*fetched, error) {
 	entries := make([]pipeline.DeliverEntry, len(b.Entries))
 	good := make([]bool, len(b.Entries))
 	var missing []string
@@ -197,11 +197,22 @@ func (h *Handler) parseAll(ctx context.Context, b *pipeline.Batch, ok []parsed) 
 		}
 		users[de.Campaign] = append(users[de.Campaign], de.Users...)
 	}
+	// The Redis state skipDone needs of them is read meanwhile (readEarly).
+	var early map[string]earlyState
+	var earlyErr error
+	var reading sync.WaitGroup
+	if len(missing) > 0 {
+		reading.Go(func() { early, earlyErr = h.readEarly(ctx, b.Partition, missing) })
+	}
 	tokens, failed, err := h.campaigns.loadWithTokens(ctx, missing, users)
+	reading.Wait()
 	if err != nil {
 		return nil, err
 	}
-	var fetched map[*campaign][]device
+	if earlyErr != nil {
+		return nil, earlyErr
+	}
+	f := &fetched{early: early}
 	for i, de := range entries {
 		if !good[i] {
 			continue
@@ -225,13 +236,13 @@ func (h *Handler) parseAll(ctx context.Context, b *pipeline.Batch, ok []parsed) 
 		}
 		ok[i] = parsed{c, de}
 		if ds, found := tokens[de.Campaign]; found {
-			if fetched == nil {
-				fetched = map[*campaign][]device{}
+			if f.tokens == nil {
+				f.tokens = map[*campaign][]device{}
 			}
-			fetched[c] = ds
+			f.tokens[c] = ds
 		}
 	}
-	return fetched, nil
+	return f, nil
 }
 
 // parseEntry reads one deliver entry's fields.

@@ -64,13 +64,13 @@ type userResult struct {
 // An error means Redis or PostgreSQL failed, the batch was lost (b.Lost) or
 // the process is stopping (b.Stopping): it starts no more sends then;
 // whatever was marked stays.
-func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets []target, fetched map[*campaign][]device) ([]userResult, error) {
+func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets []target, fetched *fetched) ([]userResult, error) {
 	p := b.Partition
 	devs, err := h.devicesOf(ctx, targets, fetched)
 	if err != nil {
 		return nil, err
 	}
-	pending, err := h.skipDone(ctx, p, targets, devs)
+	pending, err := h.skipDone(ctx, p, targets, devs, fetched)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ var errBatchLost = errors.New("batch no longer ours; left to its new owner")
 // for the targets whose campaign's tokens came with its row (fetched, by
 // campaign, sorted by user: parseAll): the devices of targets[i] are the
 // window out[i].
-func (h *Handler) devicesOf(ctx context.Context, targets []target, fetched map[*campaign][]device) ([][]device, error) {
+func (h *Handler) devicesOf(ctx context.Context, targets []target, fetched *fetched) ([][]device, error) {
 	users := map[string][]int64{}
 	out := make([][]device, len(targets))
 	next := map[*campaign]int{}
@@ -189,7 +189,7 @@ func (h *Handler) devicesOf(ctx context.Context, targets []target, fetched map[*
 			out[i] = []device{*t.raw}
 			continue
 		}
-		if ds, ok := fetched[t.c]; ok {
+		if ds, ok := fetched.tokensOf(t.c); ok {
 			out[i], next[t.c] = devicesOfUser(ds, t.user, next[t.c])
 			continue
 		}
@@ -202,7 +202,7 @@ func (h *Handler) devicesOf(ctx context.Context, targets []target, fetched map[*
 		}
 		next := 0
 		for i, t := range targets {
-			if _, ok := fetched[t.c]; t.c.App == app && t.raw == nil && !ok {
+			if _, ok := fetched.tokensOf(t.c); t.c.App == app && t.raw == nil && !ok {
 				out[i], next = devicesOfUser(ds, t.user, next)
 			}
 		}

@@ -13,8 +13,11 @@ import (
 // skipDone drops devices already marked for their campaign, and refreshes
 // which campaigns have failed, in one pipelined call: a GETRANGE of the
 // bytes of each sent-marks chunk the devices' bits fall in (for a message,
-// whose devices are a hash field apiece, one HMGET of its fields).
-func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs [][]device) ([][]device, error) {
+// whose devices are a hash field apiece, one HMGET of its fields). What
+// was read beside the campaigns' rows (fetched.early: a new message's
+// marks and failed reason) is not read again, so a message's first batch
+// makes no call here but for forced entries.
+func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs [][]device, f *fetched) ([][]device, error) {
 	type span struct {
 		c           *campaign
 		m           markSet
@@ -65,10 +68,15 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 	cmds := make(rueidis.Commands, 0, len(spans)+len(campaigns))
 	fields := map[string][]*span{} // a hash key's spans, read by one HMGET
 	var hashKeys []string
+	bits := make(map[spanKey]string, len(spans))
 	for _, s := range spans {
 		key, field := s.m.ref(s.chunk)
 		if field != "" {
 			s.first = 0 // a hash field is read whole: a few bytes
+			if early, ok := f.earlyOf(s.c.ID); ok {
+				bits[spanKey{s.c, s.chunk}] = early.marks[field]
+				continue
+			}
 			if fields[key] == nil {
 				hashKeys = append(hashKeys, key)
 			}
@@ -85,12 +93,22 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 		}
 		cmds = append(cmds, h.rdb.B().Hmget().Key(key).Field(names...).Build())
 	}
+	var asked []*campaign // the campaigns whose failed reason is read here
 	for _, c := range campaigns {
+		if early, ok := f.earlyOf(c.ID); ok {
+			if early.failed != "" {
+				h.failed.Store(c.ID, early.failed)
+			}
+			continue
+		}
+		asked = append(asked, c)
 		cmds = append(cmds, h.rdb.B().Hget().Key(h.keys.Campaign(c.ID)).Field(pipeline.CampaignFailed).Build())
 	}
 	cmds = h.readForcedSent(cmds, sentBy)
-	bits := make(map[spanKey]string, len(spans))
-	res := h.rdb.DoMulti(ctx, cmds...)
+	var res []rueidis.RedisResult
+	if len(cmds) > 0 {
+		res = h.rdb.DoMulti(ctx, cmds...)
+	}
 	for i, s := range order {
 		b, err := res[i].ToString()
 		if err != nil && !rueidis.IsRedisNil(err) {
@@ -111,7 +129,7 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 			bits[spanKey{s.c, s.chunk}] = b
 		}
 	}
-	for i, c := range campaigns {
+	for i, c := range asked {
 		reason, err := res[len(order)+len(hashKeys)+i].ToString()
 		if err != nil && !rueidis.IsRedisNil(err) {
 			return nil, fmt.Errorf("read campaign %s state: %w", c.ID, err)
@@ -120,7 +138,7 @@ func (h *Handler) skipDone(ctx context.Context, p int, targets []target, devs []
 			h.failed.Store(c.ID, reason)
 		}
 	}
-	sent, err := parseForcedSent(res[len(order)+len(hashKeys)+len(campaigns):], sentBy)
+	sent, err := parseForcedSent(res[len(order)+len(hashKeys)+len(asked):], sentBy)
 	if err != nil {
 		return nil, err
 	}
