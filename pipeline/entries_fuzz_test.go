@@ -200,19 +200,24 @@ func FuzzRangeEntry(f *testing.F) {
 	})
 }
 
-// FuzzDedupeEntry: a dedupe entry (reached and muted ids) survives Fields
-// and ParseDedupeEntry, u as read being the canonical encoding of what was
-// checked; any one field replaced is read consistently or refused naming it.
+// FuzzDedupeEntry: a dedupe entry (reached and muted ids, a message's
+// expiry) survives Fields and ParseDedupeEntry, u as read being the
+// canonical encoding of what was checked; any one field replaced is read
+// consistently or refused naming it.
 func FuzzDedupeEntry(f *testing.F) {
 	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
-	f.Add("c1", "r0", "rd1", one, []byte{}, false, uint8(0), "")
-	f.Add("m1", MessageRange, "", one, one, true, uint8(2), EncodeIDs([]int64{2, 1}))
-	f.Add("c1", "r0", "", []byte{}, one, false, uint8(3), "")
-	f.Add("c1", "r0", "", one, []byte{}, false, uint8(4), "\x01\x00")
-	f.Add("c1", "r0", "", one, []byte{}, false, uint8(2), "\x01\x80")
-	f.Fuzz(func(t *testing.T, campaign, rng, reading string, users, muted []byte, force bool, which uint8, junk string) {
+	f.Add("c1", "r0", "rd1", one, []byte{}, false, int64(0), uint8(0), "")
+	f.Add("m1", MessageRange, "", one, one, true, int64(1765000000000), uint8(2), EncodeIDs([]int64{2, 1}))
+	f.Add("c1", "r0", "", []byte{}, one, false, int64(0), uint8(3), "")
+	f.Add("c1", "r0", "", one, []byte{}, false, int64(0), uint8(4), "\x01\x00")
+	f.Add("c1", "r0", "", one, []byte{}, false, int64(0), uint8(2), "\x01\x80")
+	f.Add("m1", MessageRange, "", one, []byte{}, false, int64(1765000000000), uint8(10), "0")
+	f.Add("m1", MessageRange, "", one, []byte{}, false, int64(1765000000000), uint8(10), "1e3")
+	f.Fuzz(func(t *testing.T, campaign, rng, reading string, users, muted []byte, force bool, expires int64, which uint8, junk string) {
+		// A message's entries carry its expiry (exp_ms); 0 is none, and
+		// none is written.
 		e := DedupeEntry{Campaign: campaign, Range: rng, Reading: reading, Users: ascending(idsOf(users)),
-			Muted: ascending(idsOf(muted)), Force: force}
+			Muted: ascending(idsOf(muted)), Force: force, ExpiresMs: max(expires, 0)}
 		if len(e.Users) > 0 {
 			e.UsersRaw = EncodeIDs(e.Users)
 		}
@@ -231,7 +236,7 @@ func FuzzDedupeEntry(f *testing.F) {
 			names []string
 		}{
 			{FieldUsers, []string{"field " + FieldUsers, "no user ids"}}, {FieldMuted, []string{"field " + FieldMuted, "no user ids"}},
-			{FieldRange, nil}, {FieldReading, nil}, {FieldForce, nil},
+			{FieldRange, nil}, {FieldReading, nil}, {FieldForce, nil}, {FieldExpires, []string{"field " + FieldExpires}},
 		}
 		c := fields[int(which/2)%len(fields)]
 		corrupt(t, e.Fields(), c.name, junk, which%2 == 1, c.names, ParseDedupeEntry,
