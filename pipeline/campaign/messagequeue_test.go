@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 
@@ -14,31 +13,11 @@ import (
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
 )
 
-// pgCalls counts the round trips a pool made to PostgreSQL: each query
-// (BEGIN and COMMIT too).
-type pgCalls struct{ n atomic.Int64 }
-
-func (c *pgCalls) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-func (c *pgCalls) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
 // tracedDB is a fresh database whose pool counts its calls.
-func tracedDB(t *testing.T) (*pgxpool.Pool, *pgCalls) {
+func tracedDB(t *testing.T) (*pgxpool.Pool, *pipelinetest.RoundTrips) {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(pipelinetest.MigratedDatabaseT(t, env.Postgres))
-	if err != nil {
-		t.Fatal(err)
-	}
-	calls := &pgCalls{}
-	cfg.ConnConfig.Tracer = calls
-	db, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	return db, calls
+	calls := &pipelinetest.RoundTrips{}
+	return pipelinetest.TracedPool(t, pipelinetest.MigratedDatabaseT(t, env.Postgres), calls), calls
 }
 
 // usersIn counts the users (or raw tokens) of message id appended to the
@@ -100,11 +79,11 @@ func TestMessageQueuedInTwoRoundTrips(t *testing.T) {
 	// finds it taken, or a check refuses it.
 	admit := func(context.Context, Campaign) error { return nil }
 	for _, tt := range tests {
-		before := calls.n.Load()
+		before := calls.N.Load()
 		if _, created, err := CreateMessage(t.Context(), rdb, db, keys, tt.give, admit); err != nil || !created {
 			t.Fatalf("%s: created %v, %v", tt.name, created, err)
 		}
-		if got := calls.n.Load() - before; got != 2 {
+		if got := calls.N.Load() - before; got != 2 {
 			t.Errorf("%s: a new message cost %d PostgreSQL round trips, want 2 (its row, then queued)", tt.name, got)
 		}
 		if got, want := usersIn(t, rdb, keys, tt.stream, tt.give.ID), len(tt.give.Users)+len(tt.give.Tokens); got != want {

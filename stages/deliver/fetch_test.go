@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/pushpipe/pushpipe/pipeline"
@@ -20,22 +19,6 @@ import (
 	"github.com/pushpipe/pushpipe/stages/deliver/fakeprovider"
 	"github.com/pushpipe/pushpipe/stages/deliver/push"
 )
-
-// pgCalls counts the calls a pool made to PostgreSQL: each query, and each
-// batch of queries (pgx.Batch: one round trip for all of them).
-type pgCalls struct{ n atomic.Int64 }
-
-func (c *pgCalls) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-func (c *pgCalls) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-func (c *pgCalls) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-func (c *pgCalls) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (c *pgCalls) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
 // A direct message is a campaign of its own, so deliver meets every
 // message's row for the first time with its batch, and learns the app
@@ -50,22 +33,10 @@ func TestMessageRowAndTokensInOneRoundTrip(t *testing.T) {
 	f := newFixture(t)
 	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	devs := f.seedDevices(20, true) // 22 devices of both platforms
-	f.createCampaign("msg-1", "{}")
-	if _, err := f.db.Exec(f.ctx, `UPDATE campaigns SET kind = 'message', priority = 'high' WHERE id = 'msg-1'`); err != nil {
-		t.Fatal(err)
-	}
+	f.createMessage("msg-1")
 
-	calls := &pgCalls{}
-	pcfg, err := pgxpool.ParseConfig(f.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcfg.ConnConfig.Tracer = calls
-	db, err := pgxpool.NewWithConfig(f.ctx, pcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	calls := &pipelinetest.RoundTrips{}
+	db := pipelinetest.TracedPool(t, f.dbURL, calls)
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)
 	h, err := New(Config{Redis: f.rdb, DB: db, Keys: f.keys, Log: log,
 		Senders: map[push.Platform]push.Sender{push.IOS: apnsSender(t, fake), push.Android: fcmSender(t, fake)}})
@@ -94,7 +65,7 @@ func TestMessageRowAndTokensInOneRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		// One entry, in one partition, as the API writes a message of a
 		// few users (campaign.WholeMessageUsers).
-		before := calls.n.Load()
+		before := calls.N.Load()
 		_, err := pipeline.Emit(f.ctx, f.rdb, pipeline.Message{Stream: f.keys.Stream(pipeline.StreamDeliverExpress, 3),
 			Fields: pipeline.DeliverEntry{Campaign: tt.give, Users: userRange(20)}.Fields()})
 		if err != nil {
@@ -105,7 +76,7 @@ func TestMessageRowAndTokensInOneRoundTrip(t *testing.T) {
 			return len(fake.Receipts()) >= sent && len(f.dlq()) >= dead
 		})
 		f.waitExpressDrained()
-		if got := calls.n.Load() - before; got != tt.wantCalls {
+		if got := calls.N.Load() - before; got != tt.wantCalls {
 			t.Errorf("%s: %d calls to PostgreSQL, want %d (the row and its tokens in one round trip)", tt.name, got, tt.wantCalls)
 		}
 		if got := len(fake.Receipts()); got != sent {
@@ -170,7 +141,7 @@ func monitorKey(t *testing.T, addr, key string) <-chan struct{} {
 // batchGate holds PostgreSQL batches at their start until open is closed
 // (at most 10 s), and counts those that started before it was.
 type batchGate struct {
-	pgCalls
+	pipelinetest.RoundTrips
 	open         <-chan struct{}
 	before, held atomic.Int64
 }
@@ -182,7 +153,7 @@ func (g *batchGate) TraceBatchStart(ctx context.Context, c *pgx.Conn, d pgx.Trac
 	case <-time.After(10 * time.Second):
 		g.before.Add(1)
 	}
-	return g.pgCalls.TraceBatchStart(ctx, c, d)
+	return g.RoundTrips.TraceBatchStart(ctx, c, d)
 }
 
 // A message's first batch reads its row and tokens from PostgreSQL, and
@@ -198,22 +169,10 @@ func TestMessageMarksReadBesideItsRow(t *testing.T) {
 	f := newFixture(t)
 	fake := fakeprovider.Start(t, fakeprovider.Options{})
 	devs := f.seedDevices(12, true)
-	f.createCampaign("msg-2", "{}")
-	if _, err := f.db.Exec(f.ctx, `UPDATE campaigns SET kind = 'message', priority = 'high' WHERE id = 'msg-2'`); err != nil {
-		t.Fatal(err)
-	}
+	f.createMessage("msg-2")
 	const p = 5
 	gate := &batchGate{}
-	pcfg, err := pgxpool.ParseConfig(f.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcfg.ConnConfig.Tracer = gate
-	db, err := pgxpool.NewWithConfig(f.ctx, pcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db := pipelinetest.TracedPool(t, f.dbURL, gate)
 	// The first device, by id, was sent before: its mark is in.
 	var first int64
 	if err := db.QueryRow(f.ctx, `SELECT min(id) FROM devices`).Scan(&first); err != nil {
@@ -276,5 +235,15 @@ func TestMessageMarksReadBesideItsRow(t *testing.T) {
 		if got[d.token] != wantN {
 			t.Errorf("device %s of user %d got the message %d times, want %d", d.token, d.user, got[d.token], wantN)
 		}
+	}
+}
+
+// createMessage stores a direct message's row: a campaign's, of kind
+// message and priority high, as the API writes it.
+func (f *fixture) createMessage(id string) {
+	f.t.Helper()
+	f.createCampaign(id, "{}")
+	if _, err := f.db.Exec(f.ctx, `UPDATE campaigns SET kind = 'message', priority = 'high' WHERE id = $1`, id); err != nil {
+		f.t.Fatal(err)
 	}
 }
