@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -243,6 +244,10 @@ type deadLettersData struct {
 	// to name and link each as the rest of the console does; none while
 	// PostgreSQL is down (the letters are Redis's, and still listed).
 	Records map[string]campaign.Campaign
+	// NamesUnavailable says why the letters are named by id (Records
+	// could not be read), so an operator reads ids as an outage, not as
+	// campaigns without titles.
+	NamesUnavailable string
 }
 
 // subject is a dead letter's campaign or message as the list names it.
@@ -310,12 +315,31 @@ func (c *Console) deadLettersPage(w http.ResponseWriter, r *http.Request, s sess
 	if err != nil {
 		p.Error = c.unavailable(r, "The dead letters are", err, false)
 	} else if ids := letterSubjects(d.Letters); len(ids) > 0 {
-		// Without the names the list still serves: ids, as before.
-		d.Records, _ = c.cfg.Campaigns.Records(ctx, ids)
+		// Without the names the list still serves: ids, as before. Waited
+		// for briefly: the letters are Redis's, and a PostgreSQL that hangs
+		// (a failover) held this page for the whole requestTimeout, at the
+		// time on-call needs it most.
+		nctx, ncancel := context.WithTimeout(ctx, namesPatience)
+		d.Records, err = c.cfg.Campaigns.Records(nctx, ids)
+		ncancel()
+		if err != nil {
+			say := "PostgreSQL failed"
+			if errors.Is(err, context.DeadlineExceeded) {
+				say = fmt.Sprintf("PostgreSQL did not answer within %s", namesPatience)
+			} else if u, ok := campaign.Unreachable(err); ok {
+				say = u
+			}
+			d.NamesUnavailable = "The campaigns' and messages' names are unavailable (" + say + "): the letters are named by their ids. " +
+				c.failed(r, err, "console: dead letters' names unavailable")
+		}
 	}
 	p.Data = d
 	c.render(w, r, http.StatusOK, "deadletters", p)
 }
+
+// namesPatience bounds the dead letters list's read of their campaigns'
+// names: a read by primary key answers in milliseconds.
+const namesPatience = time.Second
 
 // letterSubjects are the campaign and message ids of letters, once each.
 func letterSubjects(letters []pipeline.DeadLetter) []string {
