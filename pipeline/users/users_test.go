@@ -1,13 +1,10 @@
 package users
 
 import (
-	"context"
 	"encoding/json"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pushpipe/pushpipe/pipeline/pipelinetest"
@@ -19,42 +16,13 @@ func TestMain(m *testing.M) {
 	pipelinetest.Main(m, pipelinetest.EnvOptions{Postgres: true}, &env)
 }
 
-// roundTrips counts what a pool sends PostgreSQL: each statement on its
-// own, and each batch (its statements go together), is a round trip.
-type roundTrips struct{ n atomic.Int64 }
-
-func (c *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-
-func (c *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-func (c *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-
-func (c *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (c *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
-
 // tracedDB is a fresh migrated database, through a pool that counts its
 // round trips.
-func tracedDB(t *testing.T) (*pgxpool.Pool, *roundTrips) {
+func tracedDB(t *testing.T) (*pgxpool.Pool, *pipelinetest.RoundTrips) {
 	t.Helper()
 	url, _ := pipelinetest.MigratedT(t, env.Postgres)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trips := &roundTrips{}
-	cfg.ConnConfig.Tracer = trips
-	db, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	return db, trips
+	trips := &pipelinetest.RoundTrips{}
+	return pipelinetest.TracedPool(t, url, trips), trips
 }
 
 // exec runs one statement of a test's setup.
@@ -146,12 +114,12 @@ func TestShow(t *testing.T) {
 func TestShowOneRoundTrip(t *testing.T) {
 	db, trips := tracedDB(t)
 	for _, user := range []int64{1, 2} { // the first call on a connection prepares the statements; count the second
-		trips.n.Store(0)
+		trips.N.Store(0)
 		if _, err := Show(t.Context(), db, user); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := trips.n.Load(); n != 1 {
+	if n := trips.N.Load(); n != 1 {
 		t.Errorf("Show made %d round trips to PostgreSQL, want 1", n)
 	}
 }
