@@ -23,12 +23,14 @@ func TestReplayForcesEachEntryOnce(t *testing.T) {
 		force      bool
 		together   bool   // the two replays run at once
 		to         string // the window's end, "" open: then the second reads the first's copies
+		dry        bool   // the second is a dry run: it counts what it would inject
 		wantCopies int    // copies of each user in the stream after both
 		wantBefore int64  // entries the second left out (both, run together)
 	}{
-		{"forced, one after the other", true, false, "", 1, 2 * entries},
-		{"forced, at once", true, true, "1039-0", 1, entries},
-		{"unforced, one after the other", false, false, "", 3, 0},
+		{"forced, one after the other", true, false, "", false, 1, 2 * entries},
+		{"forced, then a dry run", true, false, "", true, 1, 2 * entries},
+		{"forced, at once", true, true, "1039-0", false, 1, entries},
+		{"unforced, one after the other", false, false, "", false, 3, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,7 +50,9 @@ func TestReplayForcesEachEntryOnce(t *testing.T) {
 			errs := make([]error, 2)
 			var wg sync.WaitGroup
 			for i := range results {
-				run := func() { results[i], errs[i] = pipeline.Replay(t.Context(), c, keys, opts) }
+				o := opts
+				o.DryRun = i == 1 && tt.dry
+				run := func() { results[i], errs[i] = pipeline.Replay(t.Context(), c, keys, o) }
 				if !tt.together {
 					run()
 					continue
