@@ -16,7 +16,7 @@ import (
 // unforced replays, which send nothing already sent, stay free to re-drive
 // a window as often as asked.
 func TestReplayForcesEachEntryOnce(t *testing.T) {
-	c, _ := opsRedis(t)
+	standalone, _ := opsRedis(t)
 	const entries = 40 // two partitions of 20, pages of 7
 	tests := []struct {
 		name       string
@@ -24,18 +24,23 @@ func TestReplayForcesEachEntryOnce(t *testing.T) {
 		together   bool   // the two replays run at once
 		to         string // the window's end, "" open: then the second reads the first's copies
 		dry        bool   // the second is a dry run: it counts what it would inject
+		cluster    bool   // on the 3-master cluster: the marks share the copies' slot
 		wantCopies int    // copies of each user in the stream after both
 		wantBefore int64  // entries the second left out (both, run together)
 	}{
-		{"forced, one after the other", true, false, "", false, 1, 2 * entries},
-		{"forced, then a dry run", true, false, "", true, 1, 2 * entries},
-		{"forced, at once", true, true, "1039-0", false, 1, entries},
-		{"unforced, one after the other", false, false, "", false, 3, 0},
+		{"forced, one after the other", true, false, "", false, false, 1, 2 * entries},
+		{"forced, then a dry run", true, false, "", true, false, 1, 2 * entries},
+		{"forced, at once", true, true, "1039-0", false, false, 1, entries},
+		{"forced, at once, on the cluster", true, true, "1039-0", false, true, 1, entries},
+		{"unforced, one after the other", false, false, "", false, false, 3, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			keys := opsKeys()
+			keys, c := opsKeys(), standalone
+			if tt.cluster {
+				c = client(t, env.Cluster.Addrs...)
+			}
 			for i := range entries {
 				p := i % 2
 				opsAdd(t, c, keys.Stream(pipeline.StreamDeliver, p), fmt.Sprintf("%d-0", 1000+i),
