@@ -98,6 +98,14 @@ func DelayedKey(stream string) string { return stream + ":delayed" }
 // written in the same call as the devices' sent marks.
 func (k Keys) ForcedSent(stream, id string) string { return stream + ":forced:" + id }
 
+// Replayed is the hash of partition p's entries a forced replay
+// re-injected, and of the copies it wrote (fields "stream/id"): a second
+// forced replay of the same window, run at once by another operator or
+// again later, skips them instead of sending their users again
+// (pipeline/replay_forced.go). The partition's tag: written in the same
+// script as the copies' XADDs.
+func (k Keys) Replayed(p int) string { return k.Prefix + ":" + k.Tag(p) + ":replayed" }
+
 // errorsKey is the hash of the last handler error of the entries of stream
 // left pending (Runner.noteErrors), by entry id: for the dead letter's
 // reason, whoever writes it. It shares the stream's hash tag.

@@ -35,10 +35,14 @@ type ReplayOptions struct {
 
 // ReplayResult counts what a replay did.
 type ReplayResult struct {
-	Scanned  int64         // entries read in the window
-	Injected int64         // entries re-injected (on a dry run: that would have been)
-	Repeats  int64         // forced: users (or raw tokens) left out, re-injected already from an earlier entry
-	ByPart   map[int]int64 // injected per partition
+	Scanned  int64 // entries read in the window
+	Injected int64 // entries re-injected (on a dry run: that would have been)
+	Repeats  int64 // forced: users (or raw tokens) left out, re-injected already from an earlier entry
+	// ForcedBefore counts, forced, the entries left out because a forced
+	// replay re-injected them (or wrote them) already: this one's users went
+	// out again then (replay_forced.go).
+	ForcedBefore int64
+	ByPart       map[int]int64 // injected per partition
 	// Unfinished counts the entries of the window (of Campaign, if set)
 	// left to their stage, not re-injected: pending in its group or not
 	// read yet, so the stage handles them itself (replay_unfinished.go).
@@ -172,7 +176,10 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 		if err != nil {
 			return err
 		}
-		var msgs []Message
+		var (
+			fvs   []map[string]string // the window's finished entries
+			marks []string            // theirs in Keys.Replayed, forced
+		)
 		for _, e := range page {
 			if opts.Campaign != "" && e.FieldValues[FieldCampaign] != opts.Campaign && e.FieldValues[FieldMessage] != opts.Campaign {
 				continue
@@ -182,15 +189,33 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 				res.UnfinishedByPart[p]++
 				continue
 			}
-			fv := e.FieldValues
+			fvs = append(fvs, e.FieldValues)
+			if opts.Force {
+				marks = append(marks, forcedMark(opts.Stream, e.ID))
+			}
+		}
+		before, err := forcedBefore(ctx, c, keys.Replayed(p), marks)
+		if err != nil {
+			return err
+		}
+		var msgs []Message
+		var msgMarks []string
+		for i, fv := range fvs {
 			if once != nil {
 				var n int64
 				var keep bool
 				fv, n, keep = once.filter(fv)
+				if before[i] {
+					// Its users went out again with the replay that forced
+					// it: they are this one's repeats too, left out.
+					res.ForcedBefore++
+					continue
+				}
 				res.Repeats += n
 				if !keep {
 					continue
 				}
+				msgMarks = append(msgMarks, marks[i])
 			}
 			if !opts.Force {
 				delete(fv, FieldForceDevices) // part of the force it drops (FieldForceDevices)
@@ -201,7 +226,15 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 			if err := bp.Wait(ctx); err != nil {
 				return fmt.Errorf("replay: %w", err)
 			}
-			ids, err := Emit(ctx, c, msgs...)
+			var ids []string
+			if opts.Force {
+				if ids, err = emitForced(ctx, c, keys.Replayed(p), opts.Into, msgMarks, msgs); err == nil {
+					ids = slices.DeleteFunc(ids, func(id string) bool { return id == "" })
+					res.ForcedBefore += int64(len(msgs) - len(ids)) // another replay forced them meanwhile
+				}
+			} else {
+				ids, err = Emit(ctx, c, msgs...)
+			}
 			res.Injected += int64(len(ids))
 			res.ByPart[p] += int64(len(ids))
 			if err != nil {

@@ -26,7 +26,7 @@ type ReplayCmd struct {
 	To        string `help:"Window end, inclusive (same forms; a time includes its whole millisecond). Default: the stream's last entry when the replay starts."`
 	Campaign  string `help:"Only entries of this campaign (or, of results, this direct message)."`
 	Group     string `help:"Of results only: the webhook receiver (its --group) to POST the entries again; the other receivers skip them. Without it every receiver gets them again."`
-	Force     bool   `help:"Resend even what was already sent: marks the entries force=1, which dedupe and deliver honour by bypassing their seen/sent marks; each user once, however many copies of it the window holds (deliver's retries, dlq retries, earlier replays), and each device once: what the provider fails in the resend is retried alone. Entries their stage has not finished are left to it, unforced. Only for --stream/--into dedupe or deliver."`
+	Force     bool   `help:"Resend even what was already sent: marks the entries force=1, which dedupe and deliver honour by bypassing their seen/sent marks; each user once, however many copies of it the window holds (deliver's retries, dlq retries, earlier replays), and each device once: what the provider fails in the resend is retried alone; and each entry once: a second forced replay (at once, or run again) leaves out the entries a forced replay re-injected or wrote. Entries their stage has not finished are left to it, unforced. Only for --stream/--into dedupe or deliver."`
 	Into      string `help:"Stream to write to (default: the replayed stream itself). dedupe and deliver may be replayed into each other; entries keep their partition."`
 	Partition []int  `help:"Only these partitions (repeatable; default all)."`
 	DryRun    bool   `help:"Count what would be re-injected (with --resplit: check the campaign exists); write nothing."`
@@ -152,7 +152,7 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 		out := map[string]any{
 			"stream": c.Stream, "into": firstNonEmpty(c.Into, c.Stream), "from": from.String(), "to": to.String(),
 			"campaign": c.Campaign, "group": c.Group, "force": c.Force, "dry_run": c.DryRun,
-			"scanned": res.Scanned, "injected": res.Injected, "repeats_left_out": res.Repeats, "by_partition": res.ByPart,
+			"scanned": res.Scanned, "injected": res.Injected, "repeats_left_out": res.Repeats, "forced_before_left_out": res.ForcedBefore, "by_partition": res.ByPart,
 			"unfinished_left_to_stage": res.Unfinished, "unfinished_by_partition": res.UnfinishedByPart,
 		}
 		if trimmed {
@@ -169,6 +169,9 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 			mode = "forced: dedupe/deliver bypass their marks, these entries are sent again"
 			if res.Repeats > 0 {
 				mode += fmt.Sprintf(", each user once: %s repeats left out", thousands(res.Repeats))
+			}
+			if res.ForcedBefore > 0 {
+				mode += fmt.Sprintf(", each entry once: %s forced by an earlier replay left out", thousands(res.ForcedBefore))
 			}
 		}
 		if firstNonEmpty(c.Into, c.Stream) == pipeline.StreamResults {

@@ -15,7 +15,7 @@ import (
 const campaignTimeout = 5 * time.Second
 
 type campaignRequest struct {
-	ID           *string              `json:"id"` // optional; "" is refused (idempotencyKey)
+	ID           recordID             `json:"id"` // optional; "" and null are refused (idempotencyKey)
 	App          string               `json:"app"`
 	Channels     channelNames         `json:"channels"`
 	Category     string               `json:"category"`

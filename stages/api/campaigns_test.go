@@ -146,6 +146,7 @@ func TestMalformedCampaign(t *testing.T) {
 		{`{"id":"` + strings.Repeat("i", 129) + `",` + ok + `}`, "id: must be 1–128 characters"},
 		// An empty key is no key: it made a new campaign at every retry.
 		{`{"id":"",` + ok + `}`, `id: is empty: give the campaign's idempotency key`},
+		{`{"id":null,` + ok + `}`, `id: is null: give the campaign's idempotency key`},
 		// "." and ".." are path steps: GET /v1/campaigns/.. could never
 		// fetch them.
 		{`{"id":".",` + ok + `}`, `id: "." is a path step`},

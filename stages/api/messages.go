@@ -13,7 +13,7 @@ import (
 )
 
 type messageRequest struct {
-	ID           *string              `json:"id"` // optional; "" is refused (idempotencyKey)
+	ID           recordID             `json:"id"` // optional; "" and null are refused (idempotencyKey)
 	App          string               `json:"app"`
 	Users        []int64              `json:"users"`
 	Tokens       []tokenRequest       `json:"tokens"`

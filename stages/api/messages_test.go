@@ -164,6 +164,10 @@ func TestMessageValidation(t *testing.T) {
 		{"no app", `{"users":[1],` + note + `}`, 400, "app"},
 		{"bad id", `{"id":"a b","app":"com.example.chat","users":[1],` + note + `}`, 400, "id"},
 		{"empty id", `{"id":"","app":"com.example.chat","users":[1],` + note + `}`, 400, "id: is empty: give the message's idempotency key"},
+		// A key serialized from an unset variable: taken as no key, each
+		// retry was a new message, sent again.
+		{"null id", `{"id":null,"app":"com.example.chat","users":[1],` + note + `}`, 400, "id: is null: give the message's idempotency key"},
+		{"number id", `{"id":7,"app":"com.example.chat","users":[1],` + note + `}`, 400, "id: must be a string, the idempotency key"},
 		{"unknown field", `{"app":"com.example.chat","users":[1],"chanels":["x"],` + note + `}`, 400, `unknown field \"chanels\"`},
 		// A campaign's fields say what a message is instead.
 		{"channels", `{"app":"com.example.chat","users":[1],"channels":["x"],` + note + `}`, 400, `lists \"users\" or \"tokens\"; a campaign`},

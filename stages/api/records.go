@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/pushpipe/pushpipe/pipeline/campaign"
 	"github.com/pushpipe/pushpipe/pipeline/devices"
 )
@@ -16,22 +18,47 @@ import (
 // routes answer the same way. kind ("campaign", "message") names the record
 // in what the client reads and in the logs.
 
+// recordID is a create's "id" as the body gave it: left out (the zero
+// value: the field's UnmarshalJSON is not called), null, or a string.
+type recordID struct {
+	given, null bool
+	key         string
+}
+
+// UnmarshalJSON takes a string or null; anything else is refused naming
+// the field.
+func (r *recordID) UnmarshalJSON(b []byte) error {
+	r.given = true
+	if string(b) == "null" {
+		r.null = true
+		return nil
+	}
+	if len(b) == 0 || b[0] != '"' {
+		return &valueError{fmt.Sprintf("id: must be a string, the idempotency key (1–128 of A-Z a-z 0-9 . _ -), got %.40s", b)}
+	}
+	return jsonv2.Unmarshal(b, &r.key, strict)
+}
+
 // idempotencyKey reads a create's "id": left out, "" (a new id is made
-// for the record); given, the key itself. An empty string is refused (400,
-// answered here): openapi.json says an id is 1 to 128 characters, and a
-// client whose key came out empty (a variable unset, a nil serialized)
-// believed its retries safe while each one made a new record and sent it
-// to everyone again.
-func idempotencyKey(w http.ResponseWriter, id *string, kind string) (string, bool) {
+// for the record); given, the key itself. An empty string or null is
+// refused (400, answered here): openapi.json says an id is a string of 1
+// to 128 characters, and a client whose key came out empty or null (a
+// variable unset, a nil serialized) believed its retries safe while each
+// one made a new record and sent it to everyone again.
+func idempotencyKey(w http.ResponseWriter, id recordID, kind string) (string, bool) {
+	const give = `give the %s's idempotency key (1–128 of A-Z a-z 0-9 . _ -), ` +
+		`the same on every retry, or leave "id" out to have one made (a retry without it is a new %s, sent again)`
 	switch {
-	case id == nil:
+	case !id.given:
 		return "", true
-	case *id == "":
-		writeError(w, http.StatusBadRequest, fmt.Sprintf(`id: is empty: give the %s's idempotency key (1–128 of A-Z a-z 0-9 . _ -), `+
-			`the same on every retry, or leave "id" out to have one made (a retry without it is a new %s, sent again)`, kind, kind))
+	case id.null:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf(`id: is null: `+give, kind, kind))
+		return "", false
+	case id.key == "":
+		writeError(w, http.StatusBadRequest, fmt.Sprintf(`id: is empty: `+give, kind, kind))
 		return "", false
 	}
-	return *id, true
+	return id.key, true
 }
 
 // answerCreated answers a create of a record: 422 for an app the API does

@@ -92,7 +92,7 @@ func storeCampaignUnchecked(t *testing.T, a *deviceAPI, body string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := campaign.Campaign{ID: *req.ID, App: req.App, Channels: req.Channels,
+	c := campaign.Campaign{ID: req.ID.key, App: req.App, Channels: req.Channels,
 		Title: content.Title, Body: content.Body, Data: content.Data}
 	if err := req.apply(&c); err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func storeMessageUnchecked(t *testing.T, a *deviceAPI, body string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := campaign.Message{Campaign: campaign.Campaign{ID: *req.ID, App: req.App,
+	m := campaign.Message{Campaign: campaign.Campaign{ID: req.ID.key, App: req.App,
 		Title: content.Title, Body: content.Body, Data: content.Data, Priority: req.Priority}, Users: req.Users}
 	if m.Notification, err = json.Marshal(content); err != nil {
 		t.Fatal(err)
