@@ -24,8 +24,12 @@ type ReplayOptions struct {
 	// Group, for results only, is the one consumer group (a webhook
 	// receiver) to handle the re-injected entries (FieldGroup): the others
 	// ack them unsent. Without it every receiver gets them again.
-	Group      string
-	Force      bool   // set FieldForce=1 so dedupe/deliver bypass their marks (see FieldForce)
+	Group string
+	Force bool // set FieldForce=1 so dedupe/deliver bypass their marks (see FieldForce)
+	// Again, with Force, forces also the entries an earlier forced replay
+	// re-injected or wrote, which Force alone leaves out (replay_forced.go):
+	// a second resend meant as one.
+	Again      bool
 	Into       string // logical stream to write to, default Stream; an entry keeps its partition
 	Partitions []int  // partitions to replay, default all
 	DryRun     bool   // count what would be re-injected, write nothing
@@ -69,6 +73,9 @@ func (o ReplayOptions) Check() error {
 	}
 	if o.Force && !userPartitioned(o.Into) {
 		return fmt.Errorf("--force applies to dedupe and deliver only: %s is idempotent by itself and has no marks to bypass", o.Into)
+	}
+	if o.Again && !o.Force {
+		return errors.New("--again applies to --force only: it forces again what an earlier forced replay resent")
 	}
 	if o.Group != "" && o.Into != StreamResults {
 		return fmt.Errorf("--group applies to results only (a webhook receiver's group), not %s: its stage has one group", o.Into)
@@ -194,7 +201,10 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 				marks = append(marks, forcedMark(opts.Stream, e.ID))
 			}
 		}
-		before, err := forcedBefore(ctx, c, keys.Replayed(p), marks)
+		before := make([]bool, len(marks))
+		if !opts.Again {
+			before, err = forcedBefore(ctx, c, keys.Replayed(p), marks)
+		}
 		if err != nil {
 			return err
 		}
@@ -228,7 +238,7 @@ func replayPartition(ctx context.Context, c rueidis.Client, keys Keys, p int, op
 			}
 			var ids []string
 			if opts.Force {
-				if ids, err = emitForced(ctx, c, keys.Replayed(p), opts.Into, msgMarks, msgs); err == nil {
+				if ids, err = emitForced(ctx, c, keys.Replayed(p), opts.Into, opts.Again, msgMarks, msgs); err == nil {
 					ids = slices.DeleteFunc(ids, func(id string) bool { return id == "" })
 					res.ForcedBefore += int64(len(msgs) - len(ids)) // another replay forced them meanwhile
 				}

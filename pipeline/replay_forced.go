@@ -19,7 +19,9 @@ import (
 // skips an entry marked already; the copy is marked too, as a replay into
 // the same stream would otherwise find it in its window and force it again.
 // An unforced replay marks nothing: its copies send nothing already sent,
-// and it must stay free to re-drive the same window again.
+// and it must stay free to re-drive the same window again. A second resend
+// meant as one (the first went to a provider still failing) says so:
+// ReplayOptions.Again forces the marked entries too, and marks its copies.
 //
 // The marks go forcedKeep after the partition's last forced replay: longer
 // than the stages' default --retention (24 h), past which the entries they
@@ -28,15 +30,16 @@ import (
 const forcedKeep = 48 * time.Hour
 
 // forcedOnceScript XADDs to stream KEYS[2] each copy whose source entry is
-// not marked in hash KEYS[1], marking both the source and the copy. ARGV:
-// the hash's expiry (unix ms), the copies' stream name (for their marks),
-// then per copy: its source's mark, its field count, its fields. It returns
-// per copy the new entry's id, or "" when the source was forced before.
+// not marked in hash KEYS[1] (every copy, with again), marking both the
+// source and the copy. ARGV: the hash's expiry (unix ms), the copies'
+// stream name (for their marks), again ("1" or "0"), then per copy: its
+// source's mark, its field count, its fields. It returns per copy the new
+// entry's id, or "" when the source was forced before.
 var forcedOnceScript = rueidis.NewLuaScript(`
-local out, i = {}, 3
+local out, i, again = {}, 4, ARGV[3] == '1'
 while i <= #ARGV do
   local mark, n = ARGV[i], tonumber(ARGV[i + 1])
-  if redis.call('HSETNX', KEYS[1], mark, 1) == 1 then
+  if redis.call('HSETNX', KEYS[1], mark, 1) == 1 or again then
     local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, i + 2, i + 1 + n))
     redis.call('HSET', KEYS[1], ARGV[2] .. '/' .. id, 1)
     out[#out + 1] = id
@@ -70,10 +73,13 @@ func forcedBefore(ctx context.Context, c rueidis.Client, key string, marks []str
 }
 
 // emitForced writes msgs (all to one stream, into) in one script call,
-// each unless its source, marks[i], was forced before, and returns the new
-// ids, "" for those skipped.
-func emitForced(ctx context.Context, c rueidis.Client, key, into string, marks []string, msgs []Message) ([]string, error) {
-	args := []string{strconv.FormatInt(time.Now().Add(forcedKeep).UnixMilli(), 10), into}
+// each unless its source, marks[i], was forced before (unless again), and
+// returns the new ids, "" for those skipped.
+func emitForced(ctx context.Context, c rueidis.Client, key, into string, again bool, marks []string, msgs []Message) ([]string, error) {
+	args := []string{strconv.FormatInt(time.Now().Add(forcedKeep).UnixMilli(), 10), into, "0"}
+	if again {
+		args[2] = "1"
+	}
 	for i, m := range msgs {
 		args = append(args, marks[i], strconv.Itoa(len(m.Fields)))
 		args = append(args, m.Fields...)

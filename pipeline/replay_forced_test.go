@@ -24,15 +24,17 @@ func TestReplayForcesEachEntryOnce(t *testing.T) {
 		together   bool   // the two replays run at once
 		to         string // the window's end, "" open: then the second reads the first's copies
 		dry        bool   // the second is a dry run: it counts what it would inject
+		again      bool   // the second is forced again (ReplayOptions.Again)
 		cluster    bool   // on the 3-master cluster: the marks share the copies' slot
 		wantCopies int    // copies of each user in the stream after both
 		wantBefore int64  // entries the second left out (both, run together)
 	}{
-		{"forced, one after the other", true, false, "", false, false, 1, 2 * entries},
-		{"forced, then a dry run", true, false, "", true, false, 1, 2 * entries},
-		{"forced, at once", true, true, "1039-0", false, false, 1, entries},
-		{"forced, at once, on the cluster", true, true, "1039-0", false, true, 1, entries},
-		{"unforced, one after the other", false, false, "", false, false, 3, 0},
+		{"forced, one after the other", true, false, "", false, false, false, 1, 2 * entries},
+		{"forced, then a dry run", true, false, "", true, false, false, 1, 2 * entries},
+		{"forced, then forced again", true, false, "", false, true, false, 2, 0},
+		{"forced, at once", true, true, "1039-0", false, false, false, 1, entries},
+		{"forced, at once, on the cluster", true, true, "1039-0", false, false, true, 1, entries},
+		{"unforced, one after the other", false, false, "", false, false, false, 3, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,6 +59,7 @@ func TestReplayForcesEachEntryOnce(t *testing.T) {
 			for i := range results {
 				o := opts
 				o.DryRun = i == 1 && tt.dry
+				o.Again = i == 1 && tt.again
 				run := func() { results[i], errs[i] = pipeline.Replay(t.Context(), c, keys, o) }
 				if !tt.together {
 					run()

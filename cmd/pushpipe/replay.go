@@ -26,7 +26,8 @@ type ReplayCmd struct {
 	To        string `help:"Window end, inclusive (same forms; a time includes its whole millisecond). Default: the stream's last entry when the replay starts."`
 	Campaign  string `help:"Only entries of this campaign (or, of results, this direct message)."`
 	Group     string `help:"Of results only: the webhook receiver (its --group) to POST the entries again; the other receivers skip them. Without it every receiver gets them again."`
-	Force     bool   `help:"Resend even what was already sent: marks the entries force=1, which dedupe and deliver honour by bypassing their seen/sent marks; each user once, however many copies of it the window holds (deliver's retries, dlq retries, earlier replays), and each device once: what the provider fails in the resend is retried alone; and each entry once: a second forced replay (at once, or run again) leaves out the entries a forced replay re-injected or wrote. Entries their stage has not finished are left to it, unforced. Only for --stream/--into dedupe or deliver."`
+	Force     bool   `help:"Resend even what was already sent: marks the entries force=1, which dedupe and deliver honour by bypassing their seen/sent marks; each user once, however many copies of it the window holds (deliver's retries, dlq retries, earlier replays), and each device once: what the provider fails in the resend is retried alone; and each entry once: a second forced replay (at once, or run again) leaves out the entries a forced replay re-injected or wrote (--again resends them too). Entries their stage has not finished are left to it, unforced. Only for --stream/--into dedupe or deliver."`
+	Again     bool   `help:"With --force: resend also the entries an earlier forced replay resent (a second resend meant as one, e.g. the first went to a provider still failing)."`
 	Into      string `help:"Stream to write to (default: the replayed stream itself). dedupe and deliver may be replayed into each other; entries keep their partition."`
 	Partition []int  `help:"Only these partitions (repeatable; default all)."`
 	DryRun    bool   `help:"Count what would be re-injected (with --resplit: check the campaign exists); write nothing."`
@@ -123,7 +124,7 @@ func (c *ReplayCmd) validWindow() error {
 	}
 	if c.Stream != "" && len(errs) == 0 {
 		errs = append(errs, pipeline.ReplayOptions{Stream: c.Stream, From: from, To: to, Campaign: c.Campaign, Force: c.Force,
-			Into: c.Into, Group: c.Group}.Check())
+			Again: c.Again, Into: c.Into, Group: c.Group}.Check())
 	}
 	return errors.Join(errs...)
 }
@@ -135,7 +136,7 @@ func (c *ReplayCmd) validWindow() error {
 // not a "re-injected 0 of 0" that reads as a replay that ran.
 func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipeline.Keys, from, to pipeline.Bound, w io.Writer) error {
 	opts := pipeline.ReplayOptions{
-		Stream: c.Stream, From: from, To: to, Campaign: c.Campaign, Force: c.Force, Into: c.Into, Group: c.Group,
+		Stream: c.Stream, From: from, To: to, Campaign: c.Campaign, Force: c.Force, Again: c.Again, Into: c.Into, Group: c.Group,
 		Partitions: c.Partition, DryRun: c.DryRun, HighWater: c.HighWater,
 	}
 	res, err := pipeline.Replay(ctx, rdb, keys, opts)
@@ -171,7 +172,7 @@ func (c *ReplayCmd) replay(ctx context.Context, rdb rueidis.Client, keys pipelin
 				mode += fmt.Sprintf(", each user once: %s repeats left out", thousands(res.Repeats))
 			}
 			if res.ForcedBefore > 0 {
-				mode += fmt.Sprintf(", each entry once: %s forced by an earlier replay left out", thousands(res.ForcedBefore))
+				mode += fmt.Sprintf(", each entry once: %s forced by an earlier replay left out (--again resends them too)", thousands(res.ForcedBefore))
 			}
 		}
 		if firstNonEmpty(c.Into, c.Stream) == pipeline.StreamResults {
