@@ -242,6 +242,38 @@
     if (!form || !form.elements["send_at"]) return;
     var at = form.elements["send_at"], later = form.querySelector('input[name="when"][value="later"]');
     at.addEventListener("input", function () { if (at.value && later) later.checked = true; });
+    // The time typed, in UTC, said in the browser's zone as it is typed:
+    // the field is UTC (as every time of the console), and a launch meant
+    // for 09:00 in Seoul typed as 09:00 went out at 18:00 there. It reads
+    // what the server reads (parseSendAt): the console's way of writing a
+    // time, with or without seconds and " UTC", or with a "T".
+    var local = document.getElementById("send-at-local");
+    if (!local) return;
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    function hint() {
+      var m = /^\s*(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d))?\s*(?:UTC)?\s*$/.exec(at.value), t;
+      if (m) {
+        t = new Date(Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0)));
+        // 2026-02-30 rolls over to March: no such time, as Go says.
+        if (t.getUTCMonth() !== m[2] - 1 || t.getUTCDate() !== +m[3] || t.getUTCHours() !== +m[4] || t.getUTCMinutes() !== +m[5]) m = null;
+      }
+      if (!m) {
+        local.textContent = at.value.trim() ? "Not a time yet: YYYY-MM-DD HH:MM, in UTC." : "";
+        return;
+      }
+      var off = -t.getTimezoneOffset(), zone = "";
+      try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone = ""; }
+      var sign = off < 0 ? "-" : "+", abs = Math.abs(off);
+      var mins = Math.round((t.getTime() - Date.now()) / 60000), when;
+      if (mins <= 0) when = "already past: the form refuses it";
+      else if (mins < 60) when = "in " + mins + " min";
+      else if (mins < 48 * 60) when = "in " + Math.floor(mins / 60) + " h " + (mins % 60) + " min";
+      else when = "in " + Math.round(mins / (24 * 60)) + " days";
+      local.textContent = "That is " + t.getFullYear() + "-" + two(t.getMonth() + 1) + "-" + two(t.getDate()) + " " + two(t.getHours()) + ":" + two(t.getMinutes()) +
+        " your time (" + (zone ? zone + ", " : "") + "UTC" + sign + two(Math.floor(abs / 60)) + ":" + two(abs % 60) + "), " + when + ".";
+    }
+    at.addEventListener("input", hint);
+    hint(); // a refused form's time, as the server kept it
   }
 
   // The channels field as tags: a datalist suggests for the field's whole
