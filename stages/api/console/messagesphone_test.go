@@ -57,4 +57,16 @@ func TestMessagesOutcomeOnAPhone(t *testing.T) {
 	if w := js[[]int](b, `(e => [e.scrollWidth, e.clientWidth])(document.querySelector("#stage-summary").parentElement)`); w[0] > w[1] {
 		t.Errorf("the pipeline's stages scroll sideways: %d px in %d", w[0], w[1])
 	}
+	// A stage's partitions, opened (a stuck stage's open by
+	// themselves): their figures and consumers without a sideways scroll.
+	// They scrolled, the consumers (who holds what is pending) out of view.
+	// Opened and measured in one evaluation: the page's refresh puts the
+	// server's folds back every second.
+	parts := js[[]int](b, `(() => { const w = document.documentElement.clientWidth, ds = [...document.querySelectorAll("details.partitions")];
+		ds.forEach(d => d.open = true);
+		return [ds.length, ds.filter(d => { const e = d.querySelector(".scroll"); return e.scrollWidth > e.clientWidth }).length,
+			[...document.querySelectorAll("details.partitions tr > :last-child")].filter(e => { const r = e.getBoundingClientRect(); return r.width === 0 || r.right > w; }).length] })()`)
+	if parts[0] == 0 || parts[1] != 0 || parts[2] != 0 {
+		t.Errorf("at 390 px of %d partition tables %d scroll sideways, and %d partitions' consumers are out of view", parts[0], parts[1], parts[2])
+	}
 }
