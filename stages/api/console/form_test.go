@@ -331,7 +331,7 @@ func TestFormSendsANotificationFromTheBrowser(t *testing.T) {
 		waitJS(`document.querySelector('.ios [data-preview="subtitle"]').textContent === "Election night" &&
 			JSON.parse(document.querySelector('[data-preview="apns"]').textContent).image === "https://cdn.example.com/map.png" &&
 			JSON.parse(document.querySelector('[data-preview="apns"]').textContent).aps.badge === 3 &&
-			JSON.parse(document.querySelector('[data-preview="fcm"]').textContent).message.android.priority === "HIGH" &&
+			JSON.parse(document.querySelector('[data-preview="fcm"]').textContent).message.android.priority === "high" &&
 			document.querySelector('[data-preview="languages"]').textContent.includes("Devices in de get their own")`),
 	)
 	b.run(clickJS("#create"), waitJS(`location.pathname === "/ui/campaigns/breaking-1" && document.querySelector("p.notice") !== null`))
