@@ -126,6 +126,10 @@ func TestNewCampaignRunsToDone(t *testing.T) {
 	}
 	b.run(waitJS(`document.getElementById("state").textContent === "done" && document.querySelector("#chart canvas") !== null &&
 		document.querySelector("#failures tr[data-reason]") !== null`))
+	// Its send times each on a line: "UTC" wrapped under them.
+	if lines := js[[]int](b, `[...document.querySelectorAll("#live dt")].filter(d => /^(First|Last) send$/.test(d.textContent)).map(d => d.nextElementSibling).map(e => Math.round(e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)))`); !slices.Equal(lines, []int{1, 1}) {
+		t.Errorf("First and Last send take %v lines, want one each", lines)
+	}
 	inList(waitJS(fmt.Sprintf(`(() => { const c = %s;
 			return c && c.dataset.state === "done" && c.querySelector("progress").value === 1000 })()`, card)))
 	listSent, err := chromedp.Run(list, chromedp.Evaluate[string](card+`.querySelector(".sent").textContent`))

@@ -6,6 +6,7 @@ import (
 	"html"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,8 +114,27 @@ func TestDeadLetterRetryAndDrop(t *testing.T) {
 		t.Fatalf("dead letters %v, %v", letters, err)
 	}
 	first, second := letters[0].ID, letters[1].ID
-	b.run(chromedp.Navigate(b.url+"/ui/deadletters"),
-		waitJS(`document.querySelectorAll("#dead-letters tr[data-letter]").length === 2`),
+	// On a phone, as an on-call engineer reads them: each letter's id,
+	// error, Retry and Drop in view without a sideways scroll, a letter
+	// no taller than half the screen. At 390 px the error and the actions
+	// were behind a scroll, each row a screen tall.
+	b.run(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulatePortrait),
+		chromedp.Navigate(b.url+"/ui/deadletters"),
+		waitJS(`document.querySelectorAll("#dead-letters tr[data-letter]").length === 2 && document.readyState === "complete"`))
+	if w := js[[]int](b, `(e => [e.scrollWidth, e.clientWidth])(document.querySelector("#dead-letters").parentElement)`); w[0] > w[1] {
+		t.Errorf("at 390 px the dead letters scroll sideways: %d px in %d", w[0], w[1])
+	}
+	for _, part := range []string{`a[href^="/ui/deadletters/"]`, ".wrap", `button[type="submit"]`, "a.button"} {
+		out := js[int](b, `(() => { const w = document.documentElement.clientWidth; return [...document.querySelectorAll("#dead-letters tr[data-letter]")].filter(tr => {
+			const e = tr.querySelector(`+"`"+part+"`"+`), r = e && e.getBoundingClientRect(); return !r || r.width === 0 || r.left < 0 || r.right > w; }).length })()`)
+		if out != 0 {
+			t.Errorf("at 390 px %d letters' %s out of view", out, part)
+		}
+	}
+	if h := js[[]int](b, `[...document.querySelectorAll("#dead-letters tr[data-letter]")].map(tr => Math.round(tr.getBoundingClientRect().height))`); slices.Max(h) > 844/2 {
+		t.Errorf("at 390 px letters %v px tall, in a screen of 844", h)
+	}
+	b.run(
 		clickJS(`a[href="/ui/deadletters/`+first+`"]`),
 		waitJS(`document.getElementById("retry") !== null`),
 		clickJS("#retry"),

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/pushpipe/pushpipe/bench"
@@ -97,6 +100,10 @@ func TestPickingATimeChoosesAt(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.signIn()
+	b.run(func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Seoul"})
+		return chromedp.Void{}, err
+	})
 	at := time.Now().UTC().Add(3 * time.Hour).Truncate(time.Minute)
 	b.run(chromedp.Navigate(b.url+"/ui/campaigns/new"),
 		fillApp(app),
@@ -108,6 +115,13 @@ func TestPickingATimeChoosesAt(t *testing.T) {
 			e.dispatchEvent(new Event("input", {bubbles: true})); return true })()`))
 	if !js[bool](b, `document.querySelector('input[name="when"][value="later"]').checked`) {
 		t.Error(`a send time was picked and "at" is not chosen`)
+	}
+	// Beside it, the time typed (UTC) in the browser's zone, Seoul's here:
+	// nothing said what 09:00 UTC was where the operator sat.
+	seoul := at.In(time.FixedZone("KST", 9*3600)).Format("2006-01-02 15:04")
+	// (How long until then is not checked: it depends on the clock.)
+	if got, want := b.text("#send-at-local"), "That is "+seoul+" your time (Asia/Seoul, UTC+09:00), in "; !strings.HasPrefix(got, want) {
+		t.Errorf("beside the send time: %q, want it to start %q", got, want)
 	}
 	b.run(clickJS("#create"))
 	b.within(30*time.Second, waitJS(`location.pathname === "/ui/campaigns/tonight"`))
@@ -317,7 +331,7 @@ func TestFormSendsANotificationFromTheBrowser(t *testing.T) {
 		waitJS(`document.querySelector('.ios [data-preview="subtitle"]').textContent === "Election night" &&
 			JSON.parse(document.querySelector('[data-preview="apns"]').textContent).image === "https://cdn.example.com/map.png" &&
 			JSON.parse(document.querySelector('[data-preview="apns"]').textContent).aps.badge === 3 &&
-			JSON.parse(document.querySelector('[data-preview="fcm"]').textContent).message.android.priority === "HIGH" &&
+			JSON.parse(document.querySelector('[data-preview="fcm"]').textContent).message.android.priority === "high" &&
 			document.querySelector('[data-preview="languages"]').textContent.includes("Devices in de get their own")`),
 	)
 	b.run(clickJS("#create"), waitJS(`location.pathname === "/ui/campaigns/breaking-1" && document.querySelector("p.notice") !== null`))

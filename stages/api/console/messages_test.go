@@ -132,6 +132,23 @@ func TestDirectMessages(t *testing.T) {
 	if n := js[int](b, `document.querySelectorAll("#devices-missing, #devices-more").length`); n != 0 {
 		t.Errorf("the devices table says %d notes of devices missing or not shown, want none", n)
 	}
+	// On a phone: the devices table without a sideways scroll, each
+	// device's outcome in view, and a send time on one line. At 390 px the
+	// table scrolled (Reason out of view) and "UTC" wrapped under First
+	// and Last send.
+	b.run(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulatePortrait),
+		waitJS(`document.documentElement.clientWidth === 390`))
+	if w := js[[]int](b, `(e => [e.scrollWidth, e.clientWidth])(document.querySelector("#devices").parentElement)`); w[0] > w[1] {
+		t.Errorf("at 390 px the devices table scrolls sideways: %d px in %d", w[0], w[1])
+	}
+	if n := js[int](b, `(() => { const w = document.documentElement.clientWidth; return [...document.querySelectorAll("#devices tbody .state")].filter(e => {
+		const r = e.getBoundingClientRect(); return r.width === 0 || r.right > w; }).length })()`); n != 0 {
+		t.Errorf("at 390 px %d devices' outcomes are out of view", n)
+	}
+	if lines := js[[]int](b, `[...document.querySelectorAll("#outcome dt")].filter(d => /^(First|Last) send$/.test(d.textContent)).map(d => d.nextElementSibling).map(e => Math.round(e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)))`); !slices.Equal(lines, []int{1, 1}) {
+		t.Errorf("at 390 px First and Last send take %v lines, want one each", lines)
+	}
+	b.run(chromedp.EmulateViewport(1024, 768))
 	// A message to raw tokens counts tokens, and has no one to mute it
 	// nor anyone without devices: it read "Targets (people)" and "Muted 0".
 	b.sendMessage("dm-3", "Raw", []map[string]string{{"platform": "ios", "token": strings.Repeat("ab", 32)},

@@ -57,4 +57,22 @@ func TestMessagesOutcomeOnAPhone(t *testing.T) {
 	if w := js[[]int](b, `(e => [e.scrollWidth, e.clientWidth])(document.querySelector("#stage-summary").parentElement)`); w[0] > w[1] {
 		t.Errorf("the pipeline's stages scroll sideways: %d px in %d", w[0], w[1])
 	}
+	// A stage's partitions, opened (a stuck stage's open by
+	// themselves): their figures and consumers without a sideways scroll.
+	// They scrolled, the consumers (who holds what is pending) out of view.
+	// Opened and measured in one evaluation: the page's refresh puts the
+	// server's folds back every second.
+	parts := js[[]int](b, `(() => { const w = document.documentElement.clientWidth, ds = [...document.querySelectorAll("details.partitions")];
+		ds.forEach(d => d.open = true);
+		return [ds.length, ds.filter(d => { const e = d.querySelector(".scroll"); return e.scrollWidth > e.clientWidth }).length,
+			[...document.querySelectorAll("details.partitions tr > :last-child")].filter(e => { const r = e.getBoundingClientRect(); return r.width === 0 || r.right > w; }).length,
+			[...document.querySelectorAll("details.partitions th")].filter(e => e.scrollWidth > e.clientWidth ||
+				Math.round(e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)) > 1).length] })()`)
+	if parts[0] == 0 || parts[1] != 0 || parts[2] != 0 {
+		t.Errorf("at 390 px of %d partition tables %d scroll sideways, and %d partitions' consumers are out of view", parts[0], parts[1], parts[2])
+	}
+	// Each heading a whole word on a line: "Delaye d", "Pendin g".
+	if parts[3] != 0 {
+		t.Errorf("at 390 px %d headings of the partition tables are broken or cut", parts[3])
+	}
 }

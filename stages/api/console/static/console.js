@@ -95,6 +95,45 @@
     });
   }
 
+  // utf8Len is the length of s in UTF-8 bytes, as Go's len counts them.
+  function utf8Len(s) { return new TextEncoder().encode(s).length; }
+
+  // sha256Hex is the SHA-256 digest of s's UTF-8 bytes in hex (FIPS 180-4),
+  // here and synchronous: crypto.subtle is only there on HTTPS or
+  // localhost, and it answers with a promise, after the preview is drawn.
+  function sha256Hex(s) {
+    var K = [], H = [], i, j;
+    function frac(x) { return ((x - Math.floor(x)) * 0x100000000) | 0; }
+    for (var n = 2, found = 0; found < 64; n++) {
+      for (j = 2; j * j <= n && n % j; j++);
+      if (j * j > n) {
+        if (found < 8) H[found] = frac(Math.pow(n, 1 / 2));
+        K[found++] = frac(Math.pow(n, 1 / 3));
+      }
+    }
+    var bytes = Array.from(new TextEncoder().encode(s)), bits = bytes.length * 8;
+    bytes.push(0x80);
+    while (bytes.length % 64 !== 56) bytes.push(0);
+    for (i = 7; i >= 0; i--) bytes.push(i >= 4 ? 0 : (bits >>> (i * 8)) & 0xff);
+    function rotr(x, r) { return (x >>> r) | (x << (32 - r)); }
+    var w = new Array(64);
+    for (i = 0; i < bytes.length; i += 64) {
+      for (j = 0; j < 16; j++) w[j] = (bytes[i + 4 * j] << 24) | (bytes[i + 4 * j + 1] << 16) | (bytes[i + 4 * j + 2] << 8) | bytes[i + 4 * j + 3];
+      for (j = 16; j < 64; j++) {
+        var s0 = rotr(w[j - 15], 7) ^ rotr(w[j - 15], 18) ^ (w[j - 15] >>> 3), s1 = rotr(w[j - 2], 17) ^ rotr(w[j - 2], 19) ^ (w[j - 2] >>> 10);
+        w[j] = (w[j - 16] + s0 + w[j - 7] + s1) | 0;
+      }
+      var a = H[0], b = H[1], c = H[2], d = H[3], e = H[4], f = H[5], g = H[6], h = H[7];
+      for (j = 0; j < 64; j++) {
+        var t1 = (h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[j] + w[j]) | 0,
+          t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+        h = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
+      }
+      H = [H[0] + a, H[1] + b, H[2] + c, H[3] + d, H[4] + e, H[5] + f, H[6] + g, H[7] + h].map(function (x) { return x | 0; });
+    }
+    return H.map(function (x) { return ("0000000" + (x >>> 0).toString(16)).slice(-8); }).join("");
+  }
+
   function preview() {
     var form = document.getElementById("new-campaign");
     if (!form) return;
@@ -139,18 +178,34 @@
       var apns = { aps: aps };
       if (!silent && image) apns.image = image;
       Object.keys(data).forEach(function (k) { apns[k] = data[k]; });
+      // FCM's data values are strings (push DataStrings): a string as it
+      // is, null as "", anything else as its JSON text.
       var strData = {};
       Object.keys(data).forEach(function (k) { strData[k] = typeof data[k] === "string" ? data[k] : data[k] === null ? "" : JSON.stringify(data[k]); });
       // The collapse id left empty is the campaign's id (push.Content
-      // Render), the form's own key when Id is empty; a longer one than
-      // APNs takes becomes its digest, not shown here.
-      var id = val("id").trim() || val("key");
-      if (!collapse && id.length <= 64) collapse = id;
-      var android = { priority: high ? "HIGH" : "NORMAL", ttl: (val("ttl_seconds") || "86400") + "s" };
-      if (collapse) android.collapse_key = collapse;
+      // Render), the form's own key when Id is empty, and an id longer than
+      // APNs's 64 bytes goes as its SHA-256 digest (push.CollapseID): the
+      // preview showed no collapse key at all for one, and the phone saw
+      // a digest it was never told of. A collapse id typed that long is
+      // refused, as the API refuses it: said here as it is typed.
+      var id = val("id").trim() || val("key"), collapseNote = "";
+      if (!collapse) {
+        collapse = utf8Len(id) <= 64 ? id : sha256Hex(id);
+        if (collapse !== id) collapseNote = "The collapse id is the campaign id's SHA-256 digest: APNs takes at most 64 bytes, and the id is " + utf8Len(id) + ".";
+      } else if (utf8Len(collapse) > 64) {
+        collapseNote = "Collapse id: must be at most 64 bytes (APNs's limit); this one is " + utf8Len(collapse) + ", and the campaign would be refused.";
+      }
+      set("collapse", collapseNote);
+      // The android block as the firebase SDK writes it (stages/deliver/fcm
+      // message): its priority "high" or "normal" in lower case (it showed
+      // "HIGH"), the TTL in seconds as "3600s" (what is left of it at each
+      // send: all of it at the first), the collapse key.
+      var android = { collapse_key: collapse, priority: high ? "high" : "normal" };
+      var ttl = val("ttl_seconds").trim();
+      if (!ttl) ttl = "86400";
+      if (/^[0-9]+$/.test(ttl)) android.ttl = String(Number(ttl)) + "s";
       var message = {};
       if (Object.keys(strData).length) message.data = strData;
-      message.android = android;
       if (!silent) {
         var note = {};
         if (title) note.title = title;
@@ -163,6 +218,7 @@
         if (aps.badge !== undefined) shown.notification_count = aps.badge;
         if (Object.keys(shown).length) android.notification = shown;
       }
+      message.android = android;
       // The preview is the default text; devices of a language in
       // "localized" get theirs (deliver picks by tag, then language).
       var langs = [];
@@ -186,6 +242,38 @@
     if (!form || !form.elements["send_at"]) return;
     var at = form.elements["send_at"], later = form.querySelector('input[name="when"][value="later"]');
     at.addEventListener("input", function () { if (at.value && later) later.checked = true; });
+    // The time typed, in UTC, said in the browser's zone as it is typed:
+    // the field is UTC (as every time of the console), and a launch meant
+    // for 09:00 in Seoul typed as 09:00 went out at 18:00 there. It reads
+    // what the server reads (parseSendAt): the console's way of writing a
+    // time, with or without seconds and " UTC", or with a "T".
+    var local = document.getElementById("send-at-local");
+    if (!local) return;
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    function hint() {
+      var m = /^\s*(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d))?\s*(?:UTC)?\s*$/.exec(at.value), t;
+      if (m) {
+        t = new Date(Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0)));
+        // 2026-02-30 rolls over to March: no such time, as Go says.
+        if (t.getUTCMonth() !== m[2] - 1 || t.getUTCDate() !== +m[3] || t.getUTCHours() !== +m[4] || t.getUTCMinutes() !== +m[5]) m = null;
+      }
+      if (!m) {
+        local.textContent = at.value.trim() ? "Not a time yet: YYYY-MM-DD HH:MM, in UTC." : "";
+        return;
+      }
+      var off = -t.getTimezoneOffset(), zone = "";
+      try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone = ""; }
+      var sign = off < 0 ? "-" : "+", abs = Math.abs(off);
+      var mins = Math.round((t.getTime() - Date.now()) / 60000), when;
+      if (mins <= 0) when = "already past: the form refuses it";
+      else if (mins < 60) when = "in " + mins + " min";
+      else if (mins < 48 * 60) when = "in " + Math.floor(mins / 60) + " h " + (mins % 60) + " min";
+      else when = "in " + Math.round(mins / (24 * 60)) + " days";
+      local.textContent = "That is " + t.getFullYear() + "-" + two(t.getMonth() + 1) + "-" + two(t.getDate()) + " " + two(t.getHours()) + ":" + two(t.getMinutes()) +
+        " your time (" + (zone ? zone + ", " : "") + "UTC" + sign + two(Math.floor(abs / 60)) + ":" + two(abs % 60) + "), " + when + ".";
+    }
+    at.addEventListener("input", hint);
+    hint(); // a refused form's time, as the server kept it
   }
 
   // The channels field as tags: a datalist suggests for the field's whole
