@@ -172,15 +172,22 @@ func (r *Runner) handOff(ctx context.Context, work chan<- *Batch, b *Batch) bool
 			r.inHand.Delete(b.Stream + "/" + e.ID)
 		}
 	}
-	select {
-	case work <- b:
-		return true
-	case <-ctx.Done():
-		// Never handled: the stop, not the entries, left them pending.
-		r.releaseAtStop(ctx, b.Stream, b.allIDs())
-		b.release()
-		return false
+	// The stop first: a select with a free worker and the stop both ready
+	// draws one at random, and a claim answered after the stop (it
+	// outlives it: claimStep) handed its batch to a handler that could only
+	// leave it, or, past ShutdownTimeout, to a worker that never called
+	// the handler nor gave back the delivery.
+	if ctx.Err() == nil {
+		select {
+		case work <- b:
+			return true
+		case <-ctx.Done():
+		}
 	}
+	// Never handled: the stop, not the entries, left them pending.
+	r.releaseAtStop(ctx, b.Stream, b.allIDs())
+	b.release()
+	return false
 }
 
 // dropOthers acks the entries addressed to another group (FieldGroup) and

@@ -19,6 +19,16 @@ func (r *Runner) process(ctx context.Context, b *Batch) {
 		defer b.release()
 	}
 	defer r.held.hold(b)()
+	if ctx.Err() != nil {
+		// Handed over as ShutdownTimeout ran out (a worker slow to start
+		// on it): never handled, so the stop, not the entries, left them,
+		// and their delivery goes back as a batch's never handed out does.
+		// Returning without it left a claimed entry's count one higher.
+		if stopping(b) {
+			r.releaseAtStop(ctx, b.Stream, b.allIDs())
+		}
+		return
+	}
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	deadline := time.Now().Add(r.opts.RetryFor)
 	for attempt := 1; ctx.Err() == nil; attempt++ {
