@@ -230,6 +230,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "[1]"}, `--data: must be a JSON object`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "null"}, `--data: must be a JSON object`},
 		{[]string{"send", "--app", "a", "--user=-5"}, "--user: user ids are positive, got -5"},
+		// --user "$ids" with $ids empty: kong counted the flag as given, and
+		// the command went on as a campaign to no channel ("channels: at
+		// least one channel is required", exit 1), which says nothing of
+		// --user.
+		{[]string{"send", "--app", "a", "--user", "", "--title", "t"}, `pushpipe: send: --user: given no value, so nobody to send to (an empty shell variable?); give at least one, e.g. --user 1,2,3`},
+		{[]string{"send", "--app", "a", "--user=", "--title", "t", "--wait"}, "--user: given no value"},
 		// Every problem of the notification's own flags, not the first
 		// the API's parser met.
 		{[]string{"send", "--app", "a", "--channel", "x", "--title", "t", "--badge=-1", "--sound", "a/b"},
