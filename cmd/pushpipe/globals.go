@@ -152,6 +152,7 @@ func (g *Globals) connectRedis(patience time.Duration, long bool) (rueidis.Clien
 		return nil, err // a bad URL or TLS file: waiting will not fix it
 	}
 	deadline := time.Now().Add(patience)
+	warned := false
 	for {
 		c, err := pipeline.NewRedisConfig(cfg)
 		if err == nil {
@@ -187,6 +188,15 @@ func (g *Globals) connectRedis(patience time.Duration, long bool) (rueidis.Clien
 			// check a setting that was fine.
 			return nil, fmt.Errorf("no Redis at %s after %s: is it down, or elsewhere? (if elsewhere, set PUSHPIPE_REDIS_ADDR or --redis-addr, and the PUSHPIPE_REDIS_* credentials%s): %w",
 				cfg.Where(), waited, devEnvHint(), err)
+		}
+		if long && !warned {
+			// Said once, at the first failure: a server started without
+			// Redis printed nothing for the 30 s of its wait, and a
+			// newcomer's `pushpipe api` looked hung.
+			warned = true
+			log := g.Logger()
+			log.Warn().Err(err).Str("redis", cfg.Where()).
+				Msgf("Redis does not answer yet: waiting up to %s for it (if it is elsewhere, set PUSHPIPE_REDIS_ADDR or --redis-addr%s)", patience, devEnvHint())
 		}
 		select {
 		case <-time.After(min(time.Second, patience/4)):
