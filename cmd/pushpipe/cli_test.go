@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -91,8 +92,13 @@ func TestHelpShowsTheGlobalsUsed(t *testing.T) {
 }
 
 // No help shows kong's type-named placeholders: "--max-deliveries=INT-64"
-// and "--error-rate=FLOAT-64" name a Go type, not what to write.
+// and "--error-rate=FLOAT-64" name a Go type, not what to write. A flag
+// naming a file shows FILE, as --apps=FILE and --secret-file=FILE do: the
+// global --redis-password-file and --redis-tls-*-file showed =STRING in
+// every subcommand's help, and --database-url=STRING and
+// --log-level=STRING said no more.
 func TestHelpPlaceholdersReadable(t *testing.T) {
+	fileFlag := regexp.MustCompile(`--[a-z0-9-]+-file=(\S+)`)
 	k, err := kong.New(&CLI{}, options()...)
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +110,16 @@ func TestHelpPlaceholdersReadable(t *testing.T) {
 		for _, bad := range []string{"INT-", "FLOAT-", "UINT-"} {
 			if strings.Contains(out, bad) {
 				t.Errorf("pushpipe %s --help shows a type for a placeholder (%s...):\n%s", strings.Join(path, " "), bad, out)
+			}
+		}
+		for _, m := range fileFlag.FindAllStringSubmatch(out, -1) {
+			if m[1] != "FILE" {
+				t.Errorf("pushpipe %s --help shows %s, want =FILE", strings.Join(path, " "), m[0])
+			}
+		}
+		for _, bad := range []string{"--database-url=STRING", "--log-level=STRING", "--redis-username=STRING"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("pushpipe %s --help shows %s, which says nothing of what to write", strings.Join(path, " "), bad)
 			}
 		}
 		for _, c := range n.Children {

@@ -26,10 +26,10 @@ import (
 type Globals struct {
 	RedisAddr   string `name:"redis-addr" env:"PUSHPIPE_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis host:port, several comma-separated for a cluster, or a URL: redis://user:password@host:port, rediss:// for TLS."`
 	RedisAuth   `embed:"" prefix:"redis-"`
-	DatabaseURL string `name:"database-url" env:"PUSHPIPE_DATABASE_URL" help:"PostgreSQL URL: postgres://user:password@host:port/db."`
+	DatabaseURL string `name:"database-url" placeholder:"URL" env:"PUSHPIPE_DATABASE_URL" help:"PostgreSQL URL: postgres://user:password@host:port/db."`
 	Partitions  int    `env:"PUSHPIPE_PARTITIONS" default:"16" help:"Partitions per stream (deploy-time constant), 1 to ${max_partitions}."`
 	Prefix      string `env:"PUSHPIPE_PREFIX" default:"pp" help:"Redis key prefix."`
-	LogLevel    string `env:"PUSHPIPE_LOG_LEVEL" help:"debug, info, warn or error (default info)."`
+	LogLevel    string `placeholder:"LEVEL" env:"PUSHPIPE_LOG_LEVEL" help:"debug, info, warn or error (default info)."`
 
 	ctx  context.Context
 	once sync.Once
@@ -41,11 +41,11 @@ type Globals struct {
 // from the environment or a file, never a flag, so it stays out of process
 // listings.
 type RedisAuth struct {
-	Username     string `env:"PUSHPIPE_REDIS_USERNAME" help:"Redis ACL user (the password is PUSHPIPE_REDIS_PASSWORD or the file of --redis-password-file)."`
-	PasswordFile string `type:"path" env:"PUSHPIPE_REDIS_PASSWORD_FILE" help:"File holding the Redis password (instead of PUSHPIPE_REDIS_PASSWORD)."`
-	TLSCAFile    string `name:"tls-ca-file" type:"path" env:"PUSHPIPE_REDIS_TLS_CA_FILE" help:"PEM CA that signed Redis's certificate; turns TLS on (default CAs: the system's, with a rediss:// address)."`
-	TLSCertFile  string `name:"tls-cert-file" type:"path" env:"PUSHPIPE_REDIS_TLS_CERT_FILE" help:"PEM client certificate, for a Redis with tls-auth-clients."`
-	TLSKeyFile   string `name:"tls-key-file" type:"path" env:"PUSHPIPE_REDIS_TLS_KEY_FILE" help:"PEM key of the client certificate."`
+	Username     string `placeholder:"USER" env:"PUSHPIPE_REDIS_USERNAME" help:"Redis ACL user (the password is PUSHPIPE_REDIS_PASSWORD or the file of --redis-password-file)."`
+	PasswordFile string `type:"path" placeholder:"FILE" env:"PUSHPIPE_REDIS_PASSWORD_FILE" help:"File holding the Redis password (instead of PUSHPIPE_REDIS_PASSWORD)."`
+	TLSCAFile    string `name:"tls-ca-file" type:"path" placeholder:"FILE" env:"PUSHPIPE_REDIS_TLS_CA_FILE" help:"PEM CA that signed Redis's certificate; turns TLS on (default CAs: the system's, with a rediss:// address)."`
+	TLSCertFile  string `name:"tls-cert-file" type:"path" placeholder:"FILE" env:"PUSHPIPE_REDIS_TLS_CERT_FILE" help:"PEM client certificate, for a Redis with tls-auth-clients."`
+	TLSKeyFile   string `name:"tls-key-file" type:"path" placeholder:"FILE" env:"PUSHPIPE_REDIS_TLS_KEY_FILE" help:"PEM key of the client certificate."`
 }
 
 // RedisConfig is where Redis is and how to sign in.
