@@ -367,8 +367,8 @@ func (e onceErr) Error() string {
 // applies to every stage.
 type StageFlags struct {
 	Consumer           string `help:"Consumer name (default host-pid)."`
-	Concurrency        int    `help:"Handlers running at once (default: the stage's own, see pipeline.Stages)."`
-	ExpressConcurrency int    `name:"express-concurrency" help:"Handlers that take express batches only, on top of --concurrency, in the stages with an express lane (default: the stage's own, see pipeline.Stages)."`
+	Concurrency        int    `help:"Handlers running at once (default: each stage's own, which pushpipe STAGE --help shows)."`
+	ExpressConcurrency int    `name:"express-concurrency" help:"Handlers that take express batches only, on top of --concurrency, in the stages with an express lane (default: each stage's own, which pushpipe STAGE --help shows)."`
 	// ReadBatch is --batch. Kong finds it through the command's plugins
 	// (stageCmd, AllCmd), not here: `pushpipe webhook` leaves it out, its
 	// own --batch being events per POST (DESIGN).
@@ -382,7 +382,7 @@ type StageFlags struct {
 
 // ReadBatch is the stage flag --batch: entries per XREADGROUP.
 type ReadBatch struct {
-	Batch int `help:"Entries read per XREADGROUP (default: the stage's own, see pipeline.Stages)."`
+	Batch int `help:"Entries read per XREADGROUP (default: each stage's own, which pushpipe STAGE --help shows)."`
 }
 
 // Validate refuses settings the runner would quietly replace by its defaults
