@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -91,8 +92,13 @@ func TestHelpShowsTheGlobalsUsed(t *testing.T) {
 }
 
 // No help shows kong's type-named placeholders: "--max-deliveries=INT-64"
-// and "--error-rate=FLOAT-64" name a Go type, not what to write.
+// and "--error-rate=FLOAT-64" name a Go type, not what to write. A flag
+// naming a file shows FILE, as --apps=FILE and --secret-file=FILE do: the
+// global --redis-password-file and --redis-tls-*-file showed =STRING in
+// every subcommand's help, and --database-url=STRING and
+// --log-level=STRING said no more.
 func TestHelpPlaceholdersReadable(t *testing.T) {
+	fileFlag := regexp.MustCompile(`--[a-z0-9-]+-file=(\S+)`)
 	k, err := kong.New(&CLI{}, options()...)
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +110,16 @@ func TestHelpPlaceholdersReadable(t *testing.T) {
 		for _, bad := range []string{"INT-", "FLOAT-", "UINT-"} {
 			if strings.Contains(out, bad) {
 				t.Errorf("pushpipe %s --help shows a type for a placeholder (%s...):\n%s", strings.Join(path, " "), bad, out)
+			}
+		}
+		for _, m := range fileFlag.FindAllStringSubmatch(out, -1) {
+			if m[1] != "FILE" {
+				t.Errorf("pushpipe %s --help shows %s, want =FILE", strings.Join(path, " "), m[0])
+			}
+		}
+		for _, bad := range []string{"--database-url=STRING", "--log-level=STRING", "--redis-username=STRING"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("pushpipe %s --help shows %s, which says nothing of what to write", strings.Join(path, " "), bad)
 			}
 		}
 		for _, c := range n.Children {
@@ -230,6 +246,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "[1]"}, `--data: must be a JSON object`},
 		{[]string{"send", "--app", "a", "--channel", "x", "--data", "null"}, `--data: must be a JSON object`},
 		{[]string{"send", "--app", "a", "--user=-5"}, "--user: user ids are positive, got -5"},
+		// --user "$ids" with $ids empty: kong counted the flag as given, and
+		// the command went on as a campaign to no channel ("channels: at
+		// least one channel is required", exit 1), which says nothing of
+		// --user.
+		{[]string{"send", "--app", "a", "--user", "", "--title", "t"}, `pushpipe: send: --user: given no value, so nobody to send to (an empty shell variable?); give at least one, e.g. --user 1,2,3`},
+		{[]string{"send", "--app", "a", "--user=", "--title", "t", "--wait"}, "--user: given no value"},
 		// Every problem of the notification's own flags, not the first
 		// the API's parser met.
 		{[]string{"send", "--app", "a", "--channel", "x", "--title", "t", "--badge=-1", "--sound", "a/b"},

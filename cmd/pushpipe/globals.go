@@ -26,10 +26,10 @@ import (
 type Globals struct {
 	RedisAddr   string `name:"redis-addr" env:"PUSHPIPE_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis host:port, several comma-separated for a cluster, or a URL: redis://user:password@host:port, rediss:// for TLS."`
 	RedisAuth   `embed:"" prefix:"redis-"`
-	DatabaseURL string `name:"database-url" env:"PUSHPIPE_DATABASE_URL" help:"PostgreSQL URL: postgres://user:password@host:port/db."`
+	DatabaseURL string `name:"database-url" placeholder:"URL" env:"PUSHPIPE_DATABASE_URL" help:"PostgreSQL URL: postgres://user:password@host:port/db."`
 	Partitions  int    `env:"PUSHPIPE_PARTITIONS" default:"16" help:"Partitions per stream (deploy-time constant), 1 to ${max_partitions}."`
 	Prefix      string `env:"PUSHPIPE_PREFIX" default:"pp" help:"Redis key prefix."`
-	LogLevel    string `env:"PUSHPIPE_LOG_LEVEL" help:"debug, info, warn or error (default info)."`
+	LogLevel    string `placeholder:"LEVEL" env:"PUSHPIPE_LOG_LEVEL" help:"debug, info, warn or error (default info)."`
 
 	ctx  context.Context
 	once sync.Once
@@ -41,11 +41,11 @@ type Globals struct {
 // from the environment or a file, never a flag, so it stays out of process
 // listings.
 type RedisAuth struct {
-	Username     string `env:"PUSHPIPE_REDIS_USERNAME" help:"Redis ACL user (the password is PUSHPIPE_REDIS_PASSWORD or the file of --redis-password-file)."`
-	PasswordFile string `type:"path" env:"PUSHPIPE_REDIS_PASSWORD_FILE" help:"File holding the Redis password (instead of PUSHPIPE_REDIS_PASSWORD)."`
-	TLSCAFile    string `name:"tls-ca-file" type:"path" env:"PUSHPIPE_REDIS_TLS_CA_FILE" help:"PEM CA that signed Redis's certificate; turns TLS on (default CAs: the system's, with a rediss:// address)."`
-	TLSCertFile  string `name:"tls-cert-file" type:"path" env:"PUSHPIPE_REDIS_TLS_CERT_FILE" help:"PEM client certificate, for a Redis with tls-auth-clients."`
-	TLSKeyFile   string `name:"tls-key-file" type:"path" env:"PUSHPIPE_REDIS_TLS_KEY_FILE" help:"PEM key of the client certificate."`
+	Username     string `placeholder:"USER" env:"PUSHPIPE_REDIS_USERNAME" help:"Redis ACL user (the password is PUSHPIPE_REDIS_PASSWORD or the file of --redis-password-file)."`
+	PasswordFile string `type:"path" placeholder:"FILE" env:"PUSHPIPE_REDIS_PASSWORD_FILE" help:"File holding the Redis password (instead of PUSHPIPE_REDIS_PASSWORD)."`
+	TLSCAFile    string `name:"tls-ca-file" type:"path" placeholder:"FILE" env:"PUSHPIPE_REDIS_TLS_CA_FILE" help:"PEM CA that signed Redis's certificate; turns TLS on (default CAs: the system's, with a rediss:// address)."`
+	TLSCertFile  string `name:"tls-cert-file" type:"path" placeholder:"FILE" env:"PUSHPIPE_REDIS_TLS_CERT_FILE" help:"PEM client certificate, for a Redis with tls-auth-clients."`
+	TLSKeyFile   string `name:"tls-key-file" type:"path" placeholder:"FILE" env:"PUSHPIPE_REDIS_TLS_KEY_FILE" help:"PEM key of the client certificate."`
 }
 
 // RedisConfig is where Redis is and how to sign in.
@@ -152,6 +152,7 @@ func (g *Globals) connectRedis(patience time.Duration, long bool) (rueidis.Clien
 		return nil, err // a bad URL or TLS file: waiting will not fix it
 	}
 	deadline := time.Now().Add(patience)
+	warned := false
 	for {
 		c, err := pipeline.NewRedisConfig(cfg)
 		if err == nil {
@@ -187,6 +188,15 @@ func (g *Globals) connectRedis(patience time.Duration, long bool) (rueidis.Clien
 			// check a setting that was fine.
 			return nil, fmt.Errorf("no Redis at %s after %s: is it down, or elsewhere? (if elsewhere, set PUSHPIPE_REDIS_ADDR or --redis-addr, and the PUSHPIPE_REDIS_* credentials%s): %w",
 				cfg.Where(), waited, devEnvHint(), err)
+		}
+		if long && !warned {
+			// Said once, at the first failure: a server started without
+			// Redis printed nothing for the 30 s of its wait, and a
+			// newcomer's `pushpipe api` looked hung.
+			warned = true
+			log := g.Logger()
+			log.Warn().Err(err).Str("redis", cfg.Where()).
+				Msgf("Redis does not answer yet: waiting up to %s for it (if it is elsewhere, set PUSHPIPE_REDIS_ADDR or --redis-addr%s)", patience, devEnvHint())
 		}
 		select {
 		case <-time.After(min(time.Second, patience/4)):
@@ -357,8 +367,8 @@ func (e onceErr) Error() string {
 // applies to every stage.
 type StageFlags struct {
 	Consumer           string `help:"Consumer name (default host-pid)."`
-	Concurrency        int    `help:"Handlers running at once (default: the stage's own, see pipeline.Stages)."`
-	ExpressConcurrency int    `name:"express-concurrency" help:"Handlers that take express batches only, on top of --concurrency, in the stages with an express lane (default: the stage's own, see pipeline.Stages)."`
+	Concurrency        int    `help:"Handlers running at once (default: each stage's own, which pushpipe STAGE --help shows)."`
+	ExpressConcurrency int    `name:"express-concurrency" help:"Handlers that take express batches only, on top of --concurrency, in the stages with an express lane (default: each stage's own, which pushpipe STAGE --help shows)."`
 	// ReadBatch is --batch. Kong finds it through the command's plugins
 	// (stageCmd, AllCmd), not here: `pushpipe webhook` leaves it out, its
 	// own --batch being events per POST (DESIGN).
@@ -372,7 +382,7 @@ type StageFlags struct {
 
 // ReadBatch is the stage flag --batch: entries per XREADGROUP.
 type ReadBatch struct {
-	Batch int `help:"Entries read per XREADGROUP (default: the stage's own, see pipeline.Stages)."`
+	Batch int `help:"Entries read per XREADGROUP (default: each stage's own, which pushpipe STAGE --help shows)."`
 }
 
 // Validate refuses settings the runner would quietly replace by its defaults

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/alecthomas/kong"
 
@@ -156,8 +157,39 @@ func stageCommands() []kong.Option {
 		opts = append(opts, kong.DynamicCommand(def.Name, w.help, groupPipeline, c))
 	}
 	opts = append(opts, kong.DynamicCommand("all", "Run the API and every stage in one process.", groupPipeline, newAllCmd()),
-		kong.PostBuild(orderCommands))
+		kong.PostBuild(orderCommands), kong.PostBuild(stageDefaultsInHelp))
 	return opts
+}
+
+// stageDefaultsInHelp writes each stage command's own defaults of the
+// flags StageFlags shares into its help: `pushpipe split --help` said
+// "(default: the stage's own, see pipeline.Stages)", a Go identifier where
+// a newcomer looks for a number. Under all a value given applies to every
+// stage, and its help keeps saying so.
+func stageDefaultsInHelp(k *kong.Kong) error {
+	for _, n := range k.Model.Node.Children {
+		def, ok := pipeline.StageNamed(n.Name)
+		if !ok {
+			continue
+		}
+		express := def.ExpressConcurrency
+		if express <= 0 {
+			express = max(1, def.Concurrency/2) // pipeline.Options' default
+		}
+		for _, f := range n.Flags {
+			switch {
+			case f.Name == "concurrency":
+				f.Help = fmt.Sprintf("Handlers running at once (default %d).", def.Concurrency)
+			case f.Name == "express-concurrency" && def.Express:
+				f.Help = fmt.Sprintf("Handlers that take express batches only, on top of --concurrency (default %d).", express)
+			case f.Name == "express-concurrency":
+				f.Help = fmt.Sprintf("Unused: %s has no express lane.", def.Name)
+			case f.Name == "batch" && strings.HasPrefix(f.Help, "Entries read per XREADGROUP"):
+				f.Help = fmt.Sprintf("Entries read per XREADGROUP (default %d).", def.Batch)
+			}
+		}
+	}
+	return nil
 }
 
 // orderCommands lists the commands by group (the operator's, then the

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mattn/go-isatty"
 	"github.com/redis/rueidis"
@@ -67,7 +68,7 @@ type SendCmd struct {
 // --send-at is read here, as the API reads send_at: kong's own time flag
 // answered "parsing time "tomorrow" as "2006-01-02T15:04:05Z07:00": cannot
 // parse "tomorrow" as "2006"", which shows no time to copy.
-func (c *SendCmd) Validate() error {
+func (c *SendCmd) Validate(kctx *kong.Context) error {
 	errs := c.flagErrors()
 	// The notification is read only with a recipient given: kong says a
 	// missing --channel, --user or --token after the validators, and
@@ -78,6 +79,9 @@ func (c *SendCmd) Validate() error {
 		if n > 0 {
 			kinds++
 		}
+	}
+	if kinds == 0 {
+		errs = append(errs, emptyRecipients(kctx))
 	}
 	if kinds != 1 {
 		return errors.Join(errs...)
@@ -90,6 +94,25 @@ func (c *SendCmd) Validate() error {
 	// Normalize checks again what the flags' checks said first, in the
 	// API's words: only a command line they passed is built.
 	return c.build(content, note)
+}
+
+// emptyRecipients is the refusal of a recipient flag given an empty value:
+// --user "$ids" with $ids empty satisfied kong's "one of --channel, --user
+// or --token" with no user in it, and the command went on as a campaign to
+// no channel ("channels: at least one channel is required", exit 1). Left
+// out altogether, kong says so itself after the validators.
+func emptyRecipients(kctx *kong.Context) error {
+	for _, p := range kctx.Path {
+		if p.Flag == nil {
+			continue
+		}
+		switch p.Flag.Name {
+		case "user", "channel", "token":
+			return fmt.Errorf("--%s: given no value, so nobody to send to (an empty shell variable?); give at least one, e.g. %s",
+				p.Flag.Name, map[string]string{"user": "--user 1,2,3", "channel": "--channel news", "token": "--token ios:HEX"}[p.Flag.Name])
+		}
+	}
+	return nil
 }
 
 // flagErrors are the problems of single flags, each said of its flag.
