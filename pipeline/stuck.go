@@ -212,6 +212,18 @@ func (t GroupTotal) plainStuck() string {
 	p, stuck := t.Stuck()
 	if stuck == 0 && t.Unclaimed != nil {
 		u := t.Unclaimed
+		if busy := t.allBusy(); busy > 0 {
+			// A claim waits for a free handler (handOff), so a running
+			// process's claims do hang while every handler it has is
+			// held, and restarting it only lets go of that work. Each
+			// beat says one held batch at most: all of them holding one
+			// is as near to "every handler busy" as status can see.
+			return fmt.Sprintf("stuck: entry %s of partition %d (%s) has been pending for %s %s, and no running process claims it, "+
+				"but every running process (%d) holds a batch that moves: a claim waits for a free handler, so this one may only "+
+				"wait behind slow work (sends at the provider's pace, or a capped campaign's). If it lasts, check the processes' logs "+
+				"(pushpipe status -d shows what each holds); if %s is gone and none serves partition %d, start one that does",
+				u.ID, u.Partition, u.Stream, u.Consumer, Ago(u.Idle), busy, u.Consumer, u.Partition)
+		}
 		return fmt.Sprintf("stuck: entry %s of partition %d (%s) has been pending for %s %s, and no running process claims it "+
 			"(none serves that partition, or its claim loop hangs). If %s is gone, start a process that serves partition %d; "+
 			"if it runs, check its logs and restart it",
@@ -233,6 +245,22 @@ func (t GroupTotal) plainStuck() string {
 		"the process is alive but its handler hangs (a slow dependency or a deadlock). Check that process's logs and restart it: "+
 		"once it is gone, another consumer claims the entries after --claim-idle",
 		p.Consumer, others, n, h.Partition, h.Stream, h.Entry, Ago(h.Held), Ago(h.StuckAfter))
+}
+
+// allBusy is how many processes of the group run, when each of them holds
+// a batch (none stuck: Stuck is said first); 0 when one holds none.
+func (t GroupTotal) allBusy() int {
+	n := 0
+	for _, p := range t.Processes {
+		if !p.Running {
+			continue
+		}
+		if p.Holding == nil {
+			return 0
+		}
+		n++
+	}
+	return n
 }
 
 // streamGroup names a group on a logical stream.

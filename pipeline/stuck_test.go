@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -184,6 +185,44 @@ func TestWorking(t *testing.T) {
 			}
 			if got := working(); got != tt.want {
 				t.Errorf("Working(%v) = %v, want %v", tt.groups, got, tt.want)
+			}
+		})
+	}
+}
+
+// An entry nobody claimed for StuckAfter while every running process holds
+// a batch that moves is not proof of a process to restart: a claim waits
+// for a free handler, and with every handler busy (deliver at the
+// provider's pace, or held by a capped campaign's entries) the claims wait
+// too. The verdict says so then, and names the restart only when some
+// process holds nothing: a consumer of the same name, restarted, found its
+// leftovers reported as "nobody claims it, restart it" while its handlers
+// were all busy.
+func TestUnclaimedVerdictWhileEveryHandlerIsBusy(t *testing.T) {
+	t.Parallel()
+	held := &pipeline.HeldBatch{Stream: "pp:{p3}:deliver", Partition: 3, Entry: "1-0", Entries: 1, Held: time.Second, StuckAfter: time.Minute}
+	u := &pipeline.UnclaimedEntry{Stream: "pp:{p5}:deliver", Partition: 5, ID: "2-0", Consumer: "deliver-2", Idle: 3 * time.Minute}
+	tests := []struct {
+		name string
+		give []pipeline.ProcessStatus
+		want string // in the verdict
+		not  string // not in it
+	}{
+		{"every process busy", []pipeline.ProcessStatus{
+			{Consumer: "deliver-1", Running: true, Holding: held},
+			{Consumer: "deliver-2", Running: true, Holding: held},
+			{Consumer: "deliver-9", Holding: held}, // not running: says nothing
+		}, "every running process (2) holds a batch that moves: a claim waits for a free handler", "restart it"},
+		{"one process free", []pipeline.ProcessStatus{
+			{Consumer: "deliver-1", Running: true, Holding: held},
+			{Consumer: "deliver-2", Running: true},
+		}, "no running process claims it (none serves that partition, or its claim loop hangs)", "a free handler"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := pipeline.GroupTotal{Name: "deliver", State: pipeline.StateStuck, Processes: tt.give, Unclaimed: u}.Plain("")
+			if !strings.Contains(got, tt.want) || strings.Contains(got, tt.not) {
+				t.Errorf("verdict %q: want %q in it, and not %q", got, tt.want, tt.not)
 			}
 		})
 	}
