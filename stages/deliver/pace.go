@@ -51,21 +51,25 @@ const paceAhead = 500 * time.Millisecond
 
 const maxPutOff = time.Minute
 
-// An entry put off comes back paceAhead before its slot. One that comes
-// back later than paceAhead after it, its slot lapsed (deliver was down,
-// or every handler busy, while the slot went by), is slotted anew as if
-// read the first time. Sent at once, as the slot said, a restart of
-// deliver 25 s long brought back 25 s of a 50/s campaign's entries at
-// once: each held a handler until the cap let its sends go, every bulk
-// handler was held, and the other campaigns behind them waited for the
-// capped one (the demo campaign stood at 73 % for 26 s, and the claims
-// waited for a handler too, so a restarted consumer's leftovers aged
-// unclaimed until status said nobody claimed them). Slotted anew, the
-// lapsed entries go on at the cap after the schedule's end, the campaign
-// again holds a handler or two, and a slot's time lost to the lapse is a
-// gap in the schedule, never an overlap. Late by less than paceAhead, an
-// entry is sent as its slot says: no more than paceAhead of the
-// campaign's sending is held that way, as at any time.
+// An entry put off comes back paceAhead before its slot: the runner of its
+// stream releases it then (pipeline.EmitAt), and the entry's id says when.
+// One released more than paceAhead after its slot, its slot lapsed while
+// nobody released it (deliver was down), is slotted anew, as if read the
+// first time. Sent at once, as the slot said, a restart of deliver 25 s
+// long brought back 25 s of a 50/s campaign's entries at once: each held a
+// handler until the cap let its sends go, every bulk handler was held, and
+// the other campaigns behind them waited for the capped one (the demo
+// campaign stood at 73 % for 26 s, and the claims waited for a handler too,
+// so a restarted consumer's leftovers aged unclaimed until status said
+// nobody claimed them). Slotted anew, the lapsed entries go on at the cap
+// after the schedule's end, and the campaign again holds a handler or two.
+//
+// The release's time, not the read's: an entry released on time but read
+// late (a big campaign's backlog ahead of it in the stream) keeps its slot
+// and is sent as it says. Judged by the read, every entry of a capped
+// campaign read more than paceAhead late was put at the schedule's end,
+// came back behind the same backlog, late again: the capped campaign sent
+// nothing while the big one had a backlog.
 
 // A campaign's rate may change while it goes out (campaign.SetRate; each
 // round paces by the rate it reads then, Handler.ratesOf). Its schedule
@@ -95,9 +99,7 @@ const maxPutOff = time.Minute
 // when the rate changed, and returns {slot start, now}, unix ms of Redis's
 // clock, one schedule for every deliver process. Given a slot already
 // reserved (ARGV[6] > 0) at rate ARGV[7], it reserves nothing and returns
-// that slot, scaled if it was reserved at another rate, unless the slot
-// lapsed more than ARGV[8] ms ago by Redis's clock: then it reserves anew
-// (lapsed, below). A campaign whose
+// that slot, scaled if it was reserved at another rate. A campaign whose
 // hash is gone (expired) is not paced: nothing would expire the fields. A
 // third value is 1 when this call raised the schedule's rate.
 var paceScript = rueidis.NewLuaScript(`
@@ -120,8 +122,7 @@ if prate ~= rate then
 end
 if slot > 0 then
   if srate > 0 and srate ~= rate and slot > at then slot = at + math.ceil((slot - at) * srate / rate) end
-  if slot + tonumber(ARGV[8]) >= now then return {slot, now, raised} end
-  -- lapsed: reserved anew below, as an entry read the first time
+  return {slot, now, raised}
 end
 local start = math.max(paced, now)
 redis.call('HSET', KEYS[1], ARGV[1], start + tonumber(ARGV[5]))
@@ -159,7 +160,7 @@ func (h *Handler) ratesOf(ctx context.Context, targets []target) (map[*campaign]
 // in the entries' order, at their campaigns' rates now, and returns those
 // put off by entry index. Their targets' devices are dropped from pending:
 // this round sends none.
-func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device, rates map[*campaign]int) (map[int]putOff, error) {
+func (h *Handler) pace(ctx context.Context, entries []pipeline.Entry, targets []target, pending [][]device, rates map[*campaign]int) (map[int]putOff, error) {
 	devices := map[int]int{} // entry → its devices to send
 	campaigns := map[int]*campaign{}
 	slots := map[int]int64{} // entry → the slot it came back with
@@ -175,15 +176,15 @@ func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device
 	if len(devices) == 0 {
 		return nil, nil
 	}
-	entries := make([]int, 0, len(devices))
+	paced := make([]int, 0, len(devices))
 	for e, n := range devices {
 		if n > 0 {
-			entries = append(entries, e)
+			paced = append(paced, e)
 		}
 	}
-	slices.Sort(entries)
+	slices.Sort(paced)
 	var out map[int]putOff
-	for _, e := range entries {
+	for _, e := range paced {
 		c := campaigns[e]
 		canceled, err := h.life.canceled(ctx, c)
 		if err != nil {
@@ -194,15 +195,16 @@ func (h *Handler) pace(ctx context.Context, targets []target, pending [][]device
 		}
 		rate := rates[c]
 		slot, now := slots[e], time.Now().UnixMilli()
-		if slot == 0 || slotRates[e] > 0 && slotRates[e] != rate || now-slot > paceAhead.Milliseconds() {
+		if slot > 0 && entries[e].Written().UnixMilli()-slot > paceAhead.Milliseconds() {
+			slot = 0 // lapsed before its release: slotted anew (above); both times are Redis's
+		}
+		if slot == 0 || slotRates[e] > 0 && slotRates[e] != rate {
 			// A slot reserved at the rate it has now (or before the
-			// rate was kept with it) stands as it is, with no call,
-			// unless it looks lapsed: the script decides that on
-			// Redis's clock (a skew here costs a call, no more).
+			// rate was kept with it) stands as it is, with no call.
 			cost := (int64(devices[e])*1000 + int64(rate) - 1) / int64(rate)
 			res, err := paceScript.Exec(ctx, h.rdb, []string{h.keys.Campaign(c.ID)},
 				[]string{pipeline.CampaignPacedMs, pipeline.CampaignPacedRate, pipeline.CampaignPacedAtMs,
-					strconv.Itoa(rate), strconv.FormatInt(cost, 10), strconv.FormatInt(slot, 10), strconv.Itoa(slotRates[e]), strconv.FormatInt(paceAhead.Milliseconds(), 10)}).AsIntSlice()
+					strconv.Itoa(rate), strconv.FormatInt(cost, 10), strconv.FormatInt(slot, 10), strconv.Itoa(slotRates[e])}).AsIntSlice()
 			if err != nil {
 				return nil, fmt.Errorf("pace campaign %s: %w", c.ID, err)
 			}

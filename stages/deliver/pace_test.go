@@ -145,3 +145,45 @@ func TestLapsedSlotsDoNotHoldEveryHandler(t *testing.T) {
 		t.Logf("the uncapped campaign done after %d of the capped one's %d users", done, capped)
 	}
 }
+
+// TestSlotReleasedOnTimeStandsThoughReadLate: an entry of a capped campaign
+// released at its slot (the stream's runner released it on time: its id
+// says so) but read late, behind another campaign's backlog in the stream,
+// keeps its slot: nothing is reserved anew. Judged by the read, every
+// entry of a capped campaign read late went to the schedule's end, came
+// back behind the same backlog, late again, and the capped campaign sent
+// nothing while a big one kept deliver's stream full. Here the "backlog"
+// is deliver started 1.5 s after the entries' slots; the schedule's end
+// (pipeline.CampaignPacedMs), never written, says no slot was reserved.
+func TestSlotReleasedOnTimeStandsThoughReadLate(t *testing.T) {
+	t.Parallel()
+	const entries, per, rate = 2, 2, 4
+	f := newFixture(t)
+	f.seedDevices(entries*per, false)
+	f.createCampaign("c1", `{}`)
+	if _, err := f.db.Exec(f.ctx, `UPDATE campaigns SET rate_per_second = $1 WHERE id = 'c1'`, rate); err != nil {
+		t.Fatal(err)
+	}
+	f.campaignHash("c1")
+	users := userRange(entries * per)
+	var msgs []pipeline.Message
+	for i := range entries {
+		chunk := users[i*per : (i+1)*per]
+		stream := f.keys.Stream(pipeline.StreamDeliver, f.keys.UserPartition(chunk[0]))
+		slot := time.Now().Add(time.Duration(i) * 500 * time.Millisecond) // released as due: at most paceAhead before
+		msgs = append(msgs, pipeline.Message{Stream: stream, Fields: []string{pipeline.FieldCampaign, "c1",
+			pipeline.FieldUsers, pipeline.EncodeIDs(chunk), pipeline.FieldSlotMs, strconv.FormatInt(slot.UnixMilli(), 10),
+			pipeline.FieldSlotRate, strconv.Itoa(rate)}})
+	}
+	if _, err := pipeline.Emit(f.ctx, f.rdb, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // read late: a longer wait (a loaded box) only makes it later
+	f.startStage(Config{Senders: map[push.Platform]push.Sender{push.IOS: &timedSender{}}}, "d1", 30*time.Second)
+	pipelinetest.Eventually(t, 30*time.Second, "the capped campaign done", func() bool {
+		return f.stats("c1")[pipeline.StatUsersDone] == entries*per
+	})
+	if paced := f.hashInt(f.keys.Campaign("c1"), pipeline.CampaignPacedMs); paced != 0 {
+		t.Errorf("entries released at their slots and read late were slotted anew (the schedule ends at %d): behind a backlog, a capped campaign would never be sent", paced)
+	}
+}

@@ -78,7 +78,7 @@ func (h *Handler) deliverTargets(ctx context.Context, b *pipeline.Batch, targets
 	if err != nil {
 		return nil, err
 	}
-	later, err := h.pace(ctx, targets, pending, rates)
+	later, err := h.pace(ctx, b.Entries, targets, pending, rates)
 	if err != nil {
 		return nil, err
 	}
