@@ -357,8 +357,13 @@ func (b *bed) run(actions ...chromedp.Action[chromedp.Void]) {
 //
 // An expression that throws counts as false: between a click and the page
 // it leads to, the old page is still there, without the new one's elements.
+//
+// It holds only once the page is parsed whole: a page arrives in pieces,
+// and the browser shows what came. A table's first rows made "rows > 0"
+// true while the last row had its first cell and not its second, and the
+// test's next look at every row's second cell threw (TestChannelsPage, CI).
 func waitJS(expr string) chromedp.Action[chromedp.Void] {
-	safe := "(() => { try { return (" + expr + "); } catch (e) { return false; } })()"
+	safe := "(() => { try { return document.readyState !== \"loading\" && (" + expr + "); } catch (e) { return false; } })()"
 	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 		deadline := time.Now().Add(3 * time.Minute)
 		for {
